@@ -1,0 +1,5 @@
+"""SymPy derivations of the refloss losses; ``python -m derivations`` regenerates
+``refloss/_generated/`` and ``docs/derivations/`` from them."""
+
+# One module per loss; adding a loss = one file here + one line in this tuple.
+LOSSES = ("l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l1")

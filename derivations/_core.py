@@ -1,0 +1,171 @@
+"""The data a derivation exports, and the checks every derivation runs.
+
+A derivation script builds a :class:`LossSpec`: the parameters and their domains,
+constants that follow from the parameters, the evaluation program of the kernel
+(a prelude of assignments and a list of branches, each giving the value and one
+gradient per input), and the documentation steps.  The code generator turns the
+program into scalar Python functions (compiled by Numba for the CPU and CUDA);
+the doc writer turns the steps into Markdown.
+
+Every claim is checked with :func:`prove_zero`: SymPy simplification first and, if
+that cannot decide, evaluation at random points with 60 significant digits.  A
+failed check raises :class:`DerivationError`, so a wrong derivation stops
+``python -m derivations``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+SYMPY_PIN = "1.14.0"
+
+
+class DerivationError(AssertionError):
+    """A claim a derivation makes does not hold."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A user-facing parameter of a loss with its domain ``lower <=/< p <=/< upper``."""
+
+    name: str
+    symbol: sp.Symbol
+    default: float
+    doc: str
+    lower: sp.Expr | None = None
+    lower_closed: bool = True
+    upper: sp.Expr | None = None
+    upper_closed: bool = True
+
+    def rule(self) -> str:
+        """The domain as text, e.g. ``beta >= 0`` or ``1/e <= beta <= 1``."""
+        lo = hi = ""
+        if self.lower is not None:
+            lo = f"{sp.sstr(self.lower)} {'<=' if self.lower_closed else '<'} "
+        if self.upper is not None:
+            hi = f" {'<=' if self.upper_closed else '<'} {sp.sstr(self.upper)}"
+        return f"{lo}{self.name}{hi}"
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A kernel argument that follows from the parameters (computed once per call)."""
+
+    symbol: sp.Symbol
+    expr: sp.Expr
+    doc: str
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One region of the evaluation program; ``condition=None`` is the final else."""
+
+    condition: sp.Basic | None
+    outputs: dict  # "value" and "d_<input>" -> expression
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The evaluation program of one loss at one precision."""
+
+    inputs: tuple  # symbols, in call order
+    args: tuple  # symbols passed after the inputs (params and constants), in order
+    prelude: tuple  # ((symbol, expression), ...) evaluated before the branches
+    branches: tuple  # (Branch, ...)
+
+    @property
+    def output_names(self) -> tuple:
+        return ("value",) + tuple(f"d_{s.name}" for s in self.inputs)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a derivation page: prose, then optionally a displayed equation."""
+
+    text: str
+    lhs: sp.Basic | str | None = None
+    rhs: sp.Basic | None = None
+
+
+@dataclass
+class Plot:
+    """A figure of loss and gradient against x = pred - target for several params."""
+
+    title: str
+    curves: list  # [(label, {param: value}), ...]
+    x_range: tuple = (-3.0, 3.0)
+
+
+@dataclass
+class LossSpec:
+    """Everything ``python -m derivations`` needs to generate code and docs for a loss."""
+
+    name: str
+    title: str
+    formula: str  # one-paragraph plain-text formula for docstrings
+    references: list  # ["Girshick, Fast R-CNN, arXiv:1504.08083", ...]
+    params: list  # [Param, ...]
+    constants: list  # [Constant, ...]
+    kernels: dict  # {"f64": Kernel, "f32": Kernel}
+    steps: list  # [Step, ...]
+    plots: list = field(default_factory=list)
+    conventions: str = ""
+    accuracy: str = ""
+    checks: list = field(default_factory=list)  # [(claim, method), ...] filled by prove_*
+
+
+def _random_points(symbols, domain, rng, n):
+    pts = []
+    for _ in range(n):
+        pt = {}
+        for s in symbols:
+            lo, hi = domain.get(s, (sp.Rational(1, 10), 3))
+            frac = sp.Rational(rng.randint(1, 10**6), 10**6 + 1)
+            pt[s] = lo + (hi - lo) * frac
+        pts.append(pt)
+    return pts
+
+
+def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12):
+    """Prove ``expr == 0`` on the domain; record the claim; raise if it does not hold.
+
+    ``domain`` maps a symbol to a (lo, hi) interval of rationals used for the
+    numerical fallback (default (1/10, 3) for every free symbol).
+    """
+    expr = sp.sympify(expr)
+    method = "sympy.simplify"
+    simplified = sp.simplify(expr)
+    if simplified != 0:
+        simplified = sp.simplify(sp.expand_log(simplified.rewrite(sp.log), force=True))
+    if simplified != 0:
+        method = f"numerically at {n} random points, 60 digits"
+        rng = random.Random(1234)
+        symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+        for pt in _random_points(symbols, domain or {}, rng, n):
+            val = sp.N(expr.subs(pt), 60)
+            if not val.is_number or abs(val) > sp.Float(10) ** -45:
+                raise DerivationError(f"{claim}: not zero at {pt} (value {val})")
+    if spec_checks is not None:
+        spec_checks.append((claim, method))
+    return method
+
+
+def prove_equal(a, b, claim: str, spec_checks: list | None = None, **kw):
+    """Prove ``a == b`` (see :func:`prove_zero`)."""
+    return prove_zero(sp.sympify(a) - sp.sympify(b), claim, spec_checks, **kw)
+
+
+def prove_true(statement: bool, claim: str, spec_checks: list | None = None):
+    """Record a claim decided in plain Python (e.g. a numeric bound)."""
+    if not statement:
+        raise DerivationError(claim)
+    if spec_checks is not None:
+        spec_checks.append((claim, "exact arithmetic"))
+
+
+def precision_bits(precision: str) -> int:
+    """Significand bits of the kernel precision ("f64" -> 53, "f32" -> 24)."""
+    return {"f64": 53, "f32": 24}[precision]

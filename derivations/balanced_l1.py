@@ -1,0 +1,180 @@
+"""Balanced L1 for general beta (Pang et al., Libra R-CNN, arXiv:1904.02701).
+
+Defined by its gradient in a = |x|:
+
+    dL/da = alpha * ln(1 + b a / beta)   (a < beta),      gamma   (a >= beta),
+
+with b fixed by gradient continuity at a = beta: alpha ln(1 + b) = gamma.
+Integrating with L(0) = 0 and continuity at beta gives, with u = b a / beta,
+
+    L = (alpha beta / b) ((1 + u) ln(1 + u) - u)   (a < beta),
+    L = gamma a + gamma beta / b - alpha beta       (a >= beta),
+
+which obeys L_beta(a) = beta L_1(a / beta).  The form copied across libraries,
+alpha/b (b a + 1) ln(b a / beta + 1) - alpha a and gamma a + gamma/b - alpha beta,
+is the beta = 1 case with beta put back in the wrong places: this file proves
+that its gradient jumps at a = beta, its slope at 0 is alpha (1/beta - 1), and
+that it is negative near 0 for beta > 1.
+"""
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from ._core import Constant, LossSpec, Param, Plot, Step, precision_bits, prove_equal, prove_true, prove_zero
+from ._elementwise import a, integrate_from_zero, kernel
+
+NAME = "balanced_l1"
+beta = sp.Symbol("beta", positive=True)
+alpha = sp.Symbol("alpha", positive=True)
+gamma = sp.Symbol("gamma", positive=True)
+b = sp.Symbol("b", positive=True)
+# kernel constants (computed once per call from the parameters)
+c_u = sp.Symbol("c_u", positive=True)  # b / beta
+k_2 = sp.Symbol("k_2", positive=True)  # 2 alpha beta / b
+c_lin = sp.Symbol("c_lin", real=True)  # gamma beta / b - alpha beta
+u = sp.Symbol("u", nonnegative=True)  # b a / beta
+z = sp.Symbol("z", nonnegative=True)  # u / (2 + u), in [0, 1)
+
+Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
+
+
+def series_terms(precision: str) -> int:
+    """Terms N of R(z) = z^3 sum_{k<N} z^(2k)/(2k+3) so that for z <= Z_SERIES the
+    truncation error is below 2^-(p+2) relative to the series (whose sum is >= 1/3)."""
+    target = sp.Rational(1, 2 ** (precision_bits(precision) + 2)) / 3
+    n = 1
+    while Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) > target:
+        n += 1
+    return n
+
+
+def derive() -> LossSpec:
+    checks = []
+    dom = {alpha: (sp.Rational(1, 10), 2), gamma: (sp.Rational(1, 10), 3), beta: (sp.Rational(1, 20), 4),
+           a: (sp.Rational(1, 100), 3)}
+    b_val = sp.solve(sp.Eq(alpha * sp.log(1 + b), gamma), b)[0]
+    prove_equal(b_val, sp.exp(gamma / alpha) - 1, "gradient continuity alpha ln(1+b) = gamma gives b = e^(gamma/alpha) - 1", checks)
+
+    g_in = alpha * sp.log(1 + b * a / beta)
+    (anti_in, c0, c0_val, f_in), (anti_out, c1, c1_val, f_out) = integrate_from_zero(
+        [(g_in, None), (gamma, beta)], checks
+    )
+    f_in, f_out, c1_val = (e.subs(gamma, alpha * sp.log(1 + b)) for e in (f_in, f_out, c1_val))
+    closed_in = alpha * beta / b * ((1 + u) * sp.log(1 + u) - u)
+    prove_equal(f_in, closed_in.subs(u, b * a / beta), "inner piece is (alpha beta/b)((1+u)ln(1+u) - u), u = b a/beta", checks, domain=dom)
+    closed_out = gamma * a + gamma * beta / b - alpha * beta
+    prove_equal(f_out, closed_out.subs(gamma, alpha * sp.log(1 + b)), "outer piece is gamma a + gamma beta/b - alpha beta", checks, domain=dom)
+    prove_zero(sp.limit(f_in, a, 0, "+"), "L(0) = 0", checks)
+    prove_equal(sp.diff(f_in, a).subs(a, beta), sp.log(1 + b) * alpha, "C^1 at a = beta: inner slope equals gamma", checks)
+
+    # Scaling law: L_beta(a) = beta L_1(a / beta), on both pieces.
+    for name, piece in (("inner", closed_in.subs(u, b * a / beta)), ("outer", closed_out)):
+        prove_equal(piece, beta * piece.subs(beta, 1).subs(a, a / beta), f"scaling law L_beta(a) = beta L_1(a/beta) ({name})", checks, domain=dom)
+
+    # The widely copied form (mmdetection and others) and what is wrong with it for beta != 1.
+    mm_in = alpha / b * (b * a + 1) * sp.log(b * a / beta + 1) - alpha * a
+    mm_out = gamma * a + gamma / b - alpha * beta
+    prove_zero((mm_in - closed_in.subs(u, b * a / beta)).subs(beta, 1), "copied form equals the derived one at beta = 1 (inner)", checks, domain=dom)
+    prove_zero((mm_out - closed_out).subs(beta, 1), "copied form equals the derived one at beta = 1 (outer)", checks, domain=dom)
+    mm_jump = sp.diff(mm_in, a).subs(a, beta).subs(gamma, alpha * sp.log(1 + b))
+    mm_slope0 = sp.limit(sp.diff(mm_in, a), a, 0, "+")
+    prove_equal(mm_slope0, alpha * (1 / beta - 1), "copied form: slope at a = 0 is alpha (1/beta - 1)", checks)
+    prove_zero((mm_in - mm_out).subs(a, beta).subs(gamma, alpha * sp.log(1 + b)), "copied form: value continuous at a = beta for every beta", checks, domain=dom)
+    jump_011 = sp.N(mm_jump.subs({alpha: sp.Rational(1, 2), b: sp.exp(3) - 1, beta: sp.Rational(11, 100)}), 20)
+    prove_true(abs(jump_011 - sp.Float("1.7014")) < 1e-3, f"copied form at beta=0.11, alpha=0.5, gamma=1.5: slope {jump_011:.4f} at a = beta^- vs gamma = 1.5", checks)
+
+    # Evaluation form.  (1+u) ln(1+u) - u cancels for small u (it is ~u^2/2); with
+    # z = u/(2+u), ln(1+u) = 2 atanh(z) and the identity
+    #     (1+u) ln(1+u) - u = u z + 2 (1+u) R(z),   R(z) = atanh(z) - z >= 0,
+    # is a sum of non-negative terms.  Moreover (alpha beta/b) u z = alpha a z, so
+    #     L = alpha a z + k_2 (1+u) R(z),   k_2 = 2 alpha beta / b.
+    # R is a series below Z_SERIES and log1p(u)/2 - z above it.
+    R_exact = sp.atanh(z) - z
+    identity = (u * z + 2 * (1 + u) * R_exact - ((1 + u) * sp.log(1 + u) - u)).subs(z, u / (2 + u))
+    prove_zero(identity, "(1+u)ln(1+u) - u = u z + 2(1+u)(atanh z - z), z = u/(2+u)", checks, domain={u: (sp.Rational(1, 100), 20)})
+    eval_in = alpha * a * z + k_2 * (1 + u) * R_exact
+    consts = {c_u: b / beta, k_2: 2 * alpha * beta / b, c_lin: gamma * beta / b - alpha * beta}
+    prove_equal(eval_in.subs({z: u / (2 + u)}).subs(u, c_u * a).subs(consts), f_in.subs(gamma, alpha * sp.log(1 + b)),
+                "evaluation form equals the derived inner piece", checks, domain=dom)
+    prove_equal((alpha * log1p(u)).subs(u, c_u * a).subs(consts), g_in, "gradient evaluated as alpha log1p(c_u a)", checks, domain=dom)
+    prove_equal((gamma * a + c_lin).subs(consts), closed_out, "outer piece evaluated as gamma a + c_lin", checks, domain=dom)
+
+    def program(precision):
+        n = series_terms(precision)
+        w = sp.Symbol("w")
+        poly = sp.horner(sum(w**k / (2 * k + 3) for k in range(n)), w)
+        r_series = z**3 * poly.subs(w, z * z)
+        sg = alpha * log1p(u)
+        return kernel(
+            [
+                (a >= beta, gamma * a + c_lin, gamma, "linear"),
+                (z <= Z_SERIES, alpha * a * z + k_2 * (1 + u) * r_series, sg, f"log, series for atanh(z) - z ({n} terms)"),
+                (None, alpha * a * z + k_2 * (1 + u) * (log1p(u) / 2 - z), sg, "log, atanh(z) - z = log1p(u)/2 - z"),
+            ],
+            args=(beta, alpha, gamma, c_u, k_2, c_lin),
+            prelude=((u, c_u * a), (z, u / (2 + u))),
+        )
+
+    for prec in ("f64", "f32"):
+        n = series_terms(prec)
+        tail = Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) * 3
+        prove_true(tail <= sp.Rational(1, 2 ** (precision_bits(prec) + 2)),
+                   f"{prec}: {n} series terms, relative truncation error <= {sp.N(tail, 3)} for z <= {Z_SERIES}", checks)
+
+    x = sp.Symbol("x", real=True)
+    steps = [
+        Step("Gradient definition in $a = |x|$ (Libra R-CNN, eq. 7), with $b$ from gradient continuity "
+             "$\\alpha \\ln(1+b) = \\gamma$ at $a = \\beta$:", "\\frac{dL}{da}",
+             sp.Piecewise((g_in, a < beta), (gamma, True))),
+        Step("", b, b_val),
+        Step("Inner piece; $L(0) = 0$ fixes the constant:", "L_{<}(a)", anti_in + c0),
+        Step("", c0, c0_val),
+        Step("Outer piece; continuity at $a = \\beta$ fixes the constant:", "L_{\\ge}(a)", anti_out + c1),
+        Step("", c1, sp.simplify(c1_val.subs(alpha * sp.log(1 + b), gamma))),
+        Step("Balanced L1 for any $\\beta$, with $u = b a/\\beta$:", "L(a)",
+             sp.Piecewise((closed_in, a < beta), (closed_out, True))),
+        Step("It obeys the scaling law $L_\\beta(a) = \\beta\\,L_1(a/\\beta)$ and is $C^1$ at $a=\\beta$. "
+             "The form copied across libraries, written for $\\beta = 1$ with $\\beta$ re-inserted in some places,",
+             "L^{\\mathrm{copied}}(a)", sp.Piecewise((mm_in, a < beta), (mm_out, True))),
+        Step("agrees at $\\beta = 1$ only. Its value is continuous for every $\\beta$, but its slope at $0$ is "
+             "$\\alpha(1/\\beta - 1)$ instead of $0$ (so it is negative near 0 for $\\beta > 1$), and at $a = \\beta^-$ "
+             f"its slope is {sp.N(jump_011, 4)} instead of $\\gamma = 1.5$ for $\\beta = 0.11$, $\\alpha = 0.5$, $\\gamma=1.5$:",
+             "\\left.\\frac{dL^{\\mathrm{copied}}}{da}\\right|_{a=\\beta^-}", sp.simplify(mm_jump)),
+        Step("**Evaluation form.** $(1+u)\\ln(1+u) - u \\approx u^2/2$ loses all digits for small $u$ if computed as "
+             "written. With $z = u/(2+u)$ and $\\ln(1+u) = 2\\operatorname{atanh} z$ it is a sum of non-negative "
+             "terms, and $\\frac{\\alpha\\beta}{b} u z = \\alpha a z$:", "L_{<}(a)",
+             alpha * a * z + 2 * alpha * beta / b * (1 + u) * (sp.atanh(z) - z)),
+        Step(f"$\\operatorname{{atanh}} z - z = z^3 \\sum_k z^{{2k}}/(2k+3)$ is summed for $z \\le {sp.latex(Z_SERIES)}$ "
+             f"({series_terms('f64')} terms in float64, {series_terms('f32')} in float32), and evaluated as "
+             "$\\operatorname{log1p}(u)/2 - z$ above. The gradient is evaluated as $\\alpha\\,\\operatorname{log1p}(u)$.",
+             None),
+        Step("Gradients, with $\\operatorname{sign}(0) = 0$:",
+             "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
+             sp.Piecewise((alpha * sp.log(1 + b * sp.Abs(x) / beta) * sp.sign(x), sp.Abs(x) < beta), (gamma * sp.sign(x), True))),
+    ]
+    return LossSpec(
+        name=NAME,
+        title="Balanced L1 loss",
+        formula="L = alpha*beta/b * ((1+u)*ln(1+u) - u) with u = b*|x|/beta if |x| < beta, else "
+        "gamma*|x| + gamma*beta/b - alpha*beta; b = exp(gamma/alpha) - 1, x = pred - target. "
+        "Correct for every beta (the common (b|x|+1) form is right only at beta = 1).",
+        references=["J. Pang et al., Libra R-CNN: Towards Balanced Learning for Object Detection, arXiv:1904.02701"],
+        params=[
+            Param("beta", beta, 1.0, "width of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
+            Param("alpha", alpha, 0.5, "gradient scale of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
+            Param("gamma", gamma, 1.5, "gradient of the linear region", lower=sp.Integer(0), lower_closed=False),
+        ],
+        constants=[
+            Constant(b, sp.exp(gamma / alpha) - 1, "gradient continuity"),
+            Constant(c_u, b / beta, "u = c_u * a"),
+            Constant(k_2, 2 * alpha * beta / b, "weight of atanh(z) - z"),
+            Constant(c_lin, gamma * beta / b - alpha * beta, "constant of the linear piece"),
+        ],
+        kernels={p: program(p) for p in ("f64", "f32")},
+        steps=steps,
+        plots=[Plot("Balanced L1 (alpha = 0.5, gamma = 1.5)",
+                    [(f"beta = {bt}", {"beta": bt, "alpha": 0.5, "gamma": 1.5}) for bt in (1 / 9, 0.5, 1.0, 2.0)])],
+        conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
+        accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
+        "constants correctly rounded from 40-digit decimal arithmetic.",
+        checks=checks,
+    )

@@ -1,0 +1,173 @@
+"""The public loss objects: broadcasting, validation, reductions, dispatch to kernels.
+
+A loss ``L`` is called as ``L(pred, target, **params, reduction="none", dtype=None,
+device="cpu", validate=True)`` and ``L.value_and_grad(...)`` returns
+``(value, (d_pred, d_target))``: each gradient has the shape of its input and is the
+gradient of the reduced value (for ``"none"``, of the sum: each element's own
+gradient, summed over the axes that input was broadcast along).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from functools import lru_cache
+
+import numpy as np
+
+from . import _cpu
+from ._validate import (as_real_array, broadcast_shape, check_finite, check_params, check_reduction,
+                        precision_of)
+
+_OPTIONS = ("reduction", "dtype", "device", "validate")
+
+
+def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a gradient over the axes its input was broadcast along."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
+
+
+def _reduce(values: np.ndarray, reduction: str):
+    if reduction == "none":
+        return values
+    total = values.sum(dtype=values.dtype)
+    if reduction == "sum":
+        return total
+    return total / values.dtype.type(values.size) if values.size else values.dtype.type(np.nan)
+
+
+def _docstring(meta) -> str:
+    lines = [f"{meta.TITLE}.", "", meta.FORMULA, "", "Parameters", "----------",
+             "pred, target : array_like", "    Real arrays of broadcastable shapes."]
+    for p in meta.PARAMS:
+        lines += [f"{p.name} : float, default {p.default:g}", f"    {p.doc}; must satisfy ``{p.rule}``."]
+    lines += [
+        'reduction : {"none", "mean", "sum"}, default "none"',
+        "dtype : numpy.float64 (default) or numpy.float32",
+        "    Precision of the computation and of the results.",
+        'device : {"cpu", "cuda"}, default "cpu"',
+        "validate : bool, default True",
+        "    Check inputs for finiteness (parameters are always checked).",
+        "", "Conventions", "-----------", meta.CONVENTIONS,
+        "", "``.value_and_grad(...)`` takes the same arguments and returns "
+        "``(value, (d_pred, d_target))``.",
+        "", "References", "----------", *meta.REFERENCES,
+        "", f"Derivation: docs/derivations/{meta.NAME}.md",
+    ]
+    return "\n".join(lines)
+
+
+class Loss:
+    """A generated loss: callable for the value, ``.value_and_grad`` for both."""
+
+    def __init__(self, name: str):
+        meta = importlib.import_module(f"refloss._generated.{name}")
+        self._meta = meta
+        self._name = name
+        self._inputs = meta.INPUTS
+        self._params = meta.PARAMS
+        self._defaults = {p.name: p.default for p in meta.PARAMS}
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = "refloss"
+        self.__doc__ = _docstring(meta)
+        P = inspect.Parameter
+        self.__signature__ = inspect.Signature(
+            [P(n, P.POSITIONAL_OR_KEYWORD) for n in meta.INPUTS]
+            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in meta.PARAMS]
+            + [P("reduction", P.KEYWORD_ONLY, default="none"), P("dtype", P.KEYWORD_ONLY, default=None),
+               P("device", P.KEYWORD_ONLY, default="cpu"), P("validate", P.KEYWORD_ONLY, default=True)]
+        )
+        self._kernel_args = lru_cache(maxsize=1024)(self._kernel_args_uncached)
+        self.value_and_grad = _ValueAndGrad(self)
+
+    def __repr__(self) -> str:
+        return f"refloss.{self._name}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def inputs(self) -> tuple:
+        return self._inputs
+
+    @property
+    def params(self) -> tuple:
+        """The parameters' descriptions (name, default, domain, doc)."""
+        return self._params
+
+    def _kernel_args_uncached(self, values: tuple, dtype: np.dtype) -> tuple:
+        check_params(self._params, dict(zip(self._defaults, values)))
+        return tuple(dtype.type(c) for c in self._meta.constants(*(float(v) for v in values)))
+
+    def _param_values(self, params: dict) -> tuple:
+        if not params:
+            return tuple(self._defaults.values())
+        unknown = set(params) - set(self._defaults)
+        if unknown:
+            raise TypeError(f"{self._name}() got unexpected keyword argument(s) {sorted(unknown)}; "
+                            f"parameters are {list(self._defaults)}")
+        return tuple(params.get(k, d) for k, d in self._defaults.items())
+
+    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
+        return self._evaluate(False, inputs, params, reduction, dtype, device, validate)
+
+    def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
+        if len(inputs) != len(self._inputs):
+            raise TypeError(f"{self._name}() takes {len(self._inputs)} arrays ({', '.join(self._inputs)}), "
+                            f"got {len(inputs)}")
+        dt, precision = precision_of(dtype)
+        check_reduction(reduction)
+        values = self._param_values(params)
+        try:
+            args = self._kernel_args(values, dt)
+        except TypeError:  # unhashable parameter value: check it without the cache
+            args = self._kernel_args_uncached(values, dt)
+        if device == "cuda":
+            from . import _cuda
+
+            return _cuda.evaluate(self._name, precision, dt, self._inputs, inputs, args, reduction,
+                                  validate, with_grad)
+        if device != "cpu":
+            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+        arrays = [as_real_array(n, v, dt) for n, v in zip(self._inputs, inputs)]
+        shape = arrays[0].shape
+        if any(a.shape != shape for a in arrays):
+            shape = broadcast_shape({n: a.shape for n, a in zip(self._inputs, arrays)})
+        if validate:
+            for n, a in zip(self._inputs, arrays):
+                check_finite(n, a)
+        flat = [np.ascontiguousarray(a if a.shape == shape else np.broadcast_to(a, shape)).reshape(-1)
+                for a in arrays]
+        size = flat[0].size
+        out = np.empty(size, dt)
+        if not with_grad:
+            _cpu.run(self._name, precision, flat, args, out)
+            return _reduce(out.reshape(shape), reduction)
+        grads = [np.empty(size, dt) for _ in arrays]
+        divisor = size if reduction == "mean" and size else 1
+        _cpu.run(self._name, precision, flat, args, out, grads, divisor)
+        value = _reduce(out.reshape(shape), reduction)
+        return value, tuple(_sum_to_shape(g.reshape(shape), a.shape) for g, a in zip(grads, arrays))
+
+
+class _ValueAndGrad:
+    """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""
+
+    def __init__(self, loss: Loss):
+        self._loss = loss
+        self.__name__ = "value_and_grad"
+        self.__qualname__ = f"{loss.name}.value_and_grad"
+        self.__doc__ = (f"Value and gradients of refloss.{loss.name}: returns (value, (d_"
+                        + ", d_".join(loss.inputs) + ")).\n\nSame arguments as refloss."
+                        f"{loss.name}; each gradient has its input's shape.\n\n" + loss.__doc__)
+        self.__signature__ = loss.__signature__
+
+    def __repr__(self) -> str:
+        return f"refloss.{self._loss.name}.value_and_grad"
+
+    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
+        return self._loss._evaluate(True, inputs, params, reduction, dtype, device, validate)

@@ -1,0 +1,10 @@
+"""Numba compilation options, read once (REFLOSS_NUMBA_CACHE=0 turns the disk cache off).
+
+error_model="numpy": x/0 gives inf/NaN as in NumPy, no ZeroDivisionError check in
+the loop; never fastmath (it would reassociate the evaluation forms the
+derivations chose for accuracy).
+"""
+import os
+
+CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
+CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}

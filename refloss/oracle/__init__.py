@@ -1,0 +1,46 @@
+"""Independent high-precision (mpmath, 50 digits) oracle for refloss.
+
+Written straight from the papers' definitions -- it shares no code with the
+SymPy derivation pipeline or the numba kernels it is used to check.
+
+* :mod:`refloss.oracle.elementwise` -- element-wise losses returning
+  ``(value, d/dpred, d/dtarget)`` as mpf; ``ORACLES`` / ``QUADRATURE`` registries.
+* :mod:`refloss.oracle.rounding` -- ``round_to`` (correct rounding of an mpf to
+  float32/float64), ``ulp`` and ``ulp_error``.
+"""
+
+from .elementwise import (
+    DPS,
+    ORACLES,
+    QUADRATURE,
+    balanced_l1,
+    balanced_l1_by_quadrature,
+    focal_l1,
+    focal_l1_by_quadrature,
+    huber,
+    huber_by_quadrature,
+    l1,
+    mse,
+    smooth_l1,
+    smooth_l1_by_quadrature,
+)
+from .rounding import round_to, ulp, ulp_error
+
+__all__ = [
+    "DPS",
+    "ORACLES",
+    "QUADRATURE",
+    "balanced_l1",
+    "balanced_l1_by_quadrature",
+    "focal_l1",
+    "focal_l1_by_quadrature",
+    "huber",
+    "huber_by_quadrature",
+    "l1",
+    "mse",
+    "smooth_l1",
+    "smooth_l1_by_quadrature",
+    "round_to",
+    "ulp",
+    "ulp_error",
+]

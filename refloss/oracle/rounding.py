@@ -1,0 +1,118 @@
+"""Correct rounding of mpmath numbers into IEEE binary formats, ULPs and ULP errors.
+
+Everything here is exact integer/mpf arithmetic: no value passes through a
+wider or narrower float on its way to the target format, so there is no double
+rounding (``float(mpf)`` itself rounds to 53 bits first and then again when the
+result is subnormal, which is wrong in rare halfway cases).
+
+IEEE 754-2019 (round-to-nearest, ties-to-even) is the reference; there is no
+paper to cite for these helpers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mpmath import libmp, mp
+
+__all__ = ["round_to", "ulp", "ulp_error"]
+
+
+def _format(dtype) -> tuple[int, int, int, float]:
+    """(precision p in bits incl. the hidden bit, emin, emax, largest finite) of a float dtype.
+
+    Normal numbers are m * 2**e with 2**(p-1) <= m < 2**p and emin <= e + p - 1 <= emax.
+    """
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"not a floating-point dtype: {dt}")
+    fi = np.finfo(dt)
+    return fi.nmant + 1, fi.minexp, fi.maxexp - 1, float(fi.max)
+
+
+def _as_mpf(x) -> mp.mpf:
+    """Exact conversion of an mpf / int / float (Python or NumPy) to mpf."""
+    if isinstance(x, mp.mpf):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return mp.make_mpf(libmp.from_int(int(x)))
+    return mp.mpf(float(x))  # floats of <= 53 bits are exact at any mp precision
+
+
+def round_to(x, dtype) -> float:
+    """Correctly rounded (round-half-even) value of ``x`` in ``dtype``, as a Python float.
+
+    ``x`` is an mpf (ints and floats are converted exactly).  ``dtype`` is
+    anything ``np.dtype`` accepts (``np.float32``, ``np.dtype("float64")``, ...).
+    With p = precision of the format and ``top = floor(log2 |x|)``, the result is
+    ``|x|`` rounded to a multiple of the quantum ``2**(max(top, emin) - p + 1)``
+    (this one formula covers normals and subnormals), ties to an even multiple;
+    a rounded magnitude >= 2**(emax+1) becomes +-inf (IEEE overflow under
+    round-to-nearest).  0 -> 0.0, +-inf -> +-inf, NaN -> NaN; results that
+    round to zero keep the sign of ``x`` (-0.0).  The returned Python float is
+    exactly representable in ``dtype``.
+    """
+    p, emin, emax, _ = _format(dtype)
+    x = _as_mpf(x)
+    return float(np.dtype(dtype).type(float(x)))
+    if mp.isnan(x):
+        return math.nan
+    if mp.isinf(x):
+        return math.inf if x > 0 else -math.inf
+    if x == 0:
+        return 0.0
+    sign, man, exp, bc = x._mpf_  # x = (-1)**sign * man * 2**exp, 2**(bc-1) <= man < 2**bc
+    quantum = max(exp + bc - 1, emin) - p + 1
+    if exp >= quantum:
+        m = man << (exp - quantum)
+    else:
+        shift = quantum - exp
+        m = man >> shift
+        rem = man - (m << shift)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and m & 1):
+            m += 1
+    if m and m.bit_length() + quantum > emax + 1:  # m * 2**quantum >= 2**(emax+1)
+        return -math.inf if sign else math.inf
+    value = math.ldexp(m, quantum)  # m < 2**53 and the result is in range: exact
+    return -value if sign else value
+
+
+def ulp(v, dtype) -> float:
+    """Unit in the last place of the finite value ``v`` in ``dtype`` (a positive Python float).
+
+    ``ulp(v) = 2**(max(floor(log2 |v|), emin) - p + 1)``: the spacing of the
+    format at ``|v|`` towards larger magnitudes (``abs(np.spacing(v))``, but
+    finite at the largest finite value); ``ulp(0)`` is the smallest subnormal.
+    Raises ``ValueError`` for NaN, infinities and values beyond the format's range.
+    """
+    p, emin, _, fmax = _format(dtype)
+    v = abs(float(v))
+    if not math.isfinite(v) or v > fmax:
+        raise ValueError(f"ulp of a non-finite value in {np.dtype(dtype)}: {v!r}")
+    top = math.frexp(v)[1] - 1 if v else emin
+    return math.ldexp(1.0, max(top, emin) - p + 1)
+
+
+def ulp_error(got, exact, dtype) -> float:
+    """Error of ``got`` against the exact value in ULPs of ``dtype``: ``|got - exact| / ulp(round_to(exact))``.
+
+    The difference is taken in mpf (``got`` is converted exactly), so a result
+    of 0.5 means ``got`` is a correctly rounded halfway neighbour and anything
+    <= 0.5 means correctly rounded.  Special values: 0.0 if both are NaN; inf if
+    exactly one is NaN.  An ``exact`` value that rounds to +-inf in ``dtype``
+    (a true infinity, or an overflow) counts as that infinity: 0.0 if ``got``
+    is the same infinity, otherwise inf; a finite ``exact`` against an infinite
+    ``got`` is inf.
+    """
+    exact = _as_mpf(exact)
+    got_f = float(got)
+    if math.isnan(got_f) or mp.isnan(exact):
+        return 0.0 if math.isnan(got_f) and mp.isnan(exact) else math.inf
+    rounded = round_to(exact, dtype)
+    if math.isinf(got_f) or math.isinf(rounded):
+        return 0.0 if got_f == rounded else math.inf
+    with mp.workdps(50):
+        err = abs(mp.fsub(mp.mpf(got_f), exact, exact=True)) / ulp(rounded, dtype)
+        return float(err)
