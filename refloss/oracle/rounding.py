@@ -55,7 +55,6 @@ def round_to(x, dtype) -> float:
     """
     p, emin, emax, _ = _format(dtype)
     x = _as_mpf(x)
-    return float(np.dtype(dtype).type(float(x)))
     if mp.isnan(x):
         return math.nan
     if mp.isinf(x):

@@ -1,0 +1,187 @@
+"""``refloss verify``: every kernel against the 50-digit oracle and finite differences.
+
+For each loss, parameter set, backend (CPU; CUDA when a GPU or the simulator is
+present) and dtype, the built-in battery (``refloss.cases``) is evaluated by the
+kernel and by the mpmath oracle (``refloss.oracle``); the error of the value and
+of every gradient component is measured in ULPs of the dtype against the
+correctly rounded exact result.  Float64 gradients are also compared with
+Richardson-extrapolated central differences of the kernel's own value away from
+kinks.  Imports mpmath; never imported by ``import refloss``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from . import cases as _cases
+from ._registry import ELEMENTWISE_LOSSES
+
+MAX_ULP = 4.0  # the bar for values and gradients, float64 and float32
+FD_RTOL = 1e-8  # analytic vs extrapolated finite-difference gradient (float64)
+
+PARAM_SETS = {
+    "l1": [{}],
+    "mse": [{}],
+    "smooth_l1": [{"beta": 1.0}, {"beta": 1 / 9}, {"beta": 0.0}, {"beta": 2.5}],
+    "huber": [{"delta": 1.0}, {"delta": 0.5}, {"delta": 3.0}],
+    "balanced_l1": [
+        {"beta": 1.0, "alpha": 0.5, "gamma": 1.5},
+        {"beta": 1 / 9, "alpha": 0.5, "gamma": 1.5},
+        {"beta": 0.11, "alpha": 0.5, "gamma": 1.5},
+        {"beta": 2.0, "alpha": 1.0, "gamma": 1.0},
+    ],
+    "focal_l1": [{"beta": 0.8}, {"beta": 0.5}, {"beta": 1.0}, {"beta": 0.37}],
+}
+EXTRA_KINKS = {"focal_l1": (1.0,)}  # kinks not given by a beta/delta parameter
+
+
+@dataclass
+class Row:
+    loss: str
+    params: dict
+    backend: str
+    dtype: str
+    points: int
+    ulp_value: float
+    ulp_grad: float
+    worst: str
+    fd_rel: float | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        fd_ok = self.fd_rel is None or self.fd_rel <= FD_RTOL
+        return self.ulp_value <= MAX_ULP and self.ulp_grad <= MAX_ULP and fd_ok
+
+
+def kinks(loss: str, params: dict) -> tuple:
+    if loss == "focal_l1":
+        return EXTRA_KINKS[loss]
+    return _cases.kinks_from_params(params, EXTRA_KINKS.get(loss, ()))
+
+
+def battery(loss: str, params: dict, dtype, n_random: int = 200):
+    """(group name per point, pred, target) of the built-in battery, concatenated."""
+    groups = _cases.elementwise_cases(params, dtype, n_random=n_random, kinks=kinks(loss, params))
+    names = np.concatenate([np.full(len(p), g, dtype=object) for g, p, _ in groups])
+    pred = np.concatenate([p for _, p, _ in groups])
+    target = np.concatenate([t for _, _, t in groups])
+    return names, pred, target
+
+
+@lru_cache(maxsize=None)
+def _exact(loss: str, params_key: tuple, dtype_name: str, n_random: int):
+    from .oracle import ORACLES
+
+    params = dict(params_key)
+    names, pred, target = battery(loss, params, np.dtype(dtype_name), n_random)
+    oracle = ORACLES[loss]
+    exact = [oracle(float(p), float(t), **params) for p, t in zip(pred, target)]
+    return names, pred, target, exact
+
+
+def oracle_errors(loss: str, params: dict, dtype, backend: str = "cpu", n_random: int = 200):
+    """Per-point ULP errors: (names, pred, target, ulp[value], ulp[d_pred], ulp[d_target], got)."""
+    from .oracle import ulp_error
+    import refloss
+
+    dt = np.dtype(dtype)
+    names, pred, target, exact = _exact(loss, tuple(sorted(params.items())), dt.name, n_random)
+    fn = getattr(refloss, loss)
+    value, (gp, gt) = fn.value_and_grad(pred, target, dtype=dt, device=backend, **params)
+    got = (np.asarray(value), np.asarray(gp), np.asarray(gt))
+    errs = np.array([[ulp_error(got[c][i], exact[i][c], dt) for c in range(3)] for i in range(len(pred))])
+    return names, pred, target, errs, got
+
+
+def fd_errors(loss: str, params: dict, names, pred, target, grad_pred, grad_target):
+    """Relative error of float64 gradients vs Richardson-extrapolated central differences."""
+    import refloss
+
+    fn = getattr(refloss, loss)
+    x = pred - target
+    mask = np.array([g not in _cases.KINK_GROUPS for g in names]) & (np.abs(x) > 0)
+    mask &= ~_cases.near_kink(x, kinks(loss, params) + (0.0,), rel=1e-2)
+    # the step is 1e-3 |x|; rounding pred +- h perturbs the step by ~eps*|pred|, a relative
+    # error eps*|pred|/h in the difference quotient: keep points where that is far below the bar
+    scale = np.maximum(np.abs(pred), np.abs(target))
+    mask &= 2.2e-16 * scale / (1e-3 * np.abs(x) + 1e-300) <= FD_RTOL / 100
+    h = 1e-3 * np.abs(x[mask])
+
+    def d(f_plus, f_minus, h):
+        return (f_plus - f_minus) / (2 * h)
+
+    rel = []
+    for which, g in (("pred", grad_pred), ("target", grad_target)):
+        p, t = pred[mask], target[mask]
+
+        def f(shift):
+            return fn(p + shift, t, **params) if which == "pred" else fn(p, t + shift, **params)
+
+        d1 = d(f(h), f(-h), h)
+        d2 = d(f(h / 2), f(-h / 2), h / 2)
+        fd = (4 * d2 - d1) / 3
+        gm = g[mask]
+        scale = np.maximum(np.abs(gm), np.abs(fd))
+        rel.append(np.where(scale > 0, np.abs(fd - gm) / np.where(scale > 0, scale, 1), 0.0))
+    return float(max((r.max() if r.size else 0.0) for r in rel))
+
+
+def backends() -> list:
+    """"cpu", plus "cuda" when a GPU or the CUDA simulator is available."""
+    out = ["cpu"]
+    try:
+        from numba import cuda
+
+        if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or cuda.is_available():
+            out.append("cuda")
+    except Exception:  # numba-cuda not installed or no driver
+        pass
+    return out
+
+
+def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int = 200, progress=None) -> list:
+    rows = []
+    for loss in losses or ELEMENTWISE_LOSSES:
+        for params in PARAM_SETS[loss]:
+            for backend in devices or backends():
+                for dtype in dtypes:
+                    names, pred, target, errs, got = oracle_errors(loss, params, dtype, backend, n_random)
+                    worst_i = int(np.argmax(errs.max(axis=1)))
+                    worst = (f"{names[worst_i]}: pred={pred[worst_i]!r}, target={target[worst_i]!r}, "
+                             f"ulp(value, d_pred, d_target)={tuple(round(e, 2) for e in errs[worst_i])}")
+                    fd = None
+                    if dtype == "float64" and backend == "cpu":
+                        fd = fd_errors(loss, params, names, pred, target, got[1], got[2])
+                    row = Row(loss, params, backend, dtype, len(pred), float(errs[:, 0].max()),
+                              float(errs[:, 1:].max()), worst, fd)
+                    rows.append(row)
+                    if progress:
+                        progress(row)
+    return rows
+
+
+def format_params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.6g}" for k, v in params.items()) or "-"
+
+
+def format_table(rows) -> str:
+    head = f"{'loss':<12} {'params':<32} {'backend':<7} {'dtype':<8} {'points':>6} " \
+           f"{'ulp value':>9} {'ulp grad':>9} {'fd rel':>9}  result"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fd = "-" if r.fd_rel is None else f"{r.fd_rel:.1e}"
+        lines.append(f"{r.loss:<12} {format_params(r.params):<32} {r.backend:<7} {r.dtype:<8} {r.points:>6} "
+                     f"{r.ulp_value:>9.2f} {r.ulp_grad:>9.2f} {fd:>9}  {'pass' if r.ok else 'FAIL'}")
+    bad = [r for r in rows if not r.ok]
+    lines.append("")
+    lines.append(f"bar: values and gradients within {MAX_ULP:g} ULP of the correctly rounded 50-digit result; "
+                 f"float64 gradients within {FD_RTOL:g} of extrapolated finite differences away from kinks")
+    for r in bad:
+        lines.append(f"FAIL {r.loss} ({format_params(r.params)}, {r.backend}, {r.dtype}): worst at {r.worst}")
+    lines.append(f"{len(rows) - len(bad)} passed, {len(bad)} failed")
+    return "\n".join(lines)

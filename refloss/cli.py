@@ -1,0 +1,52 @@
+"""The ``refloss`` command.
+
+``refloss verify``: check every kernel (CPU, and CUDA when a GPU or the
+simulator is present) against the 50-digit oracle and finite differences and
+print a table; exit status 1 on any failure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _verify(args) -> int:
+    try:
+        import mpmath  # noqa: F401
+    except ImportError:
+        print("refloss verify needs mpmath: pip install 'refloss[verify]'", file=sys.stderr)
+        return 2
+    from . import _verify
+    from ._registry import ELEMENTWISE_LOSSES
+
+    unknown = set(args.loss or ()) - set(ELEMENTWISE_LOSSES)
+    if unknown:
+        print(f"unknown loss(es) {sorted(unknown)}; known: {', '.join(ELEMENTWISE_LOSSES)}", file=sys.stderr)
+        return 2
+    devices = args.device or None
+    print(f"refloss verify: backends {devices or _verify.backends()}, dtypes {args.dtype}", flush=True)
+    rows = _verify.run(args.loss or None, tuple(args.dtype), devices, args.random,
+                       progress=(lambda r: print(".", end="", flush=True)) if not args.quiet else None)
+    print()
+    print(_verify.format_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="refloss", description="refloss: reference detection losses")
+    sub = ap.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="check every kernel against the oracle and finite differences")
+    v.add_argument("--loss", action="append", help="only this loss (repeatable)")
+    v.add_argument("--dtype", action="append", choices=("float64", "float32"), default=None)
+    v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
+    v.add_argument("--random", type=int, default=200, help="random points per battery (default 200)")
+    v.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.command == "verify":
+        args.dtype = args.dtype or ["float64", "float32"]
+        return _verify(args)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
