@@ -280,14 +280,24 @@ def _driver_signature(kernel: Kernel, with_grad: bool) -> str:
     return ", ".join(names + [s.name for s in kernel.args])
 
 
+def _non_finite(kernel: Kernel) -> str:
+    """1 if any input at i is NaN or infinite (v - v is NaN exactly then), else 0."""
+    return " or ".join(f"{s.name}[i] - {s.name}[i] != 0" for s in kernel.inputs)
+
+
 def cpu_module(spec: LossSpec, source: str) -> str:
     lines = [
         banner(source),
         "# ruff: noqa",
-        f'"""{spec.title}: Numba CPU kernels (parallel, one fused pass per call)."""',
+        f'"""{spec.title}: Numba CPU kernels.',
+        "",
+        "Each driver makes one fused pass that writes the value (and the gradients) and",
+        "returns the number of elements with a non-finite input, so validation costs no",
+        "extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling",
+        'thread (no thread-pool launch)."""',
         "from numba import njit, prange",
         "",
-        "from refloss._numba_options import CPU_OPTIONS",
+        "from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW",
         f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]
@@ -297,10 +307,24 @@ def cpu_module(spec: LossSpec, source: str) -> str:
     for prec in PRECISIONS:
         kernel = spec.kernels[prec]
         for fn, with_grad in (("value", False), ("value_and_grad", True)):
+            sig = _driver_signature(kernel, with_grad)
+            lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
+            lines.append(f"def _{fn}_step_{prec}(i, {sig}):")
+            lines += [f"    {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
+            lines.append(f"    return 1 if {_non_finite(kernel)} else 0")
             lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
-            lines.append(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):")
-            lines.append("    for i in prange(out.shape[0]):")
-            lines += [f"        {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
+            lines.append(f"def {fn}_{prec}({sig}):")
+            lines += [
+                "    n = out.shape[0]",
+                "    bad = 0",
+                "    if n < SERIAL_BELOW:",
+                "        for i in range(n):",
+                f"            bad += _{fn}_step_{prec}(i, {sig})",
+                "    else:",
+                "        for i in prange(n):",
+                f"            bad += _{fn}_step_{prec}(i, {sig})",
+                "    return bad",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -11,10 +11,7 @@ def drivers(name: str):
     return importlib.import_module(f"refloss._generated.{name}_cpu")
 
 
-def run(name, precision, flat_inputs, args, out, grads=None, divisor=1.0):
-    """Fill ``out`` (and ``grads``, divided by ``divisor``) with one fused parallel pass."""
-    mod = drivers(name)
-    if grads is None:
-        getattr(mod, f"value_{precision}")(*flat_inputs, out, *args)
-    else:
-        getattr(mod, f"value_and_grad_{precision}")(*flat_inputs, out, *grads, out.dtype.type(divisor), *args)
+@lru_cache(maxsize=None)
+def driver(name: str, kind: str, precision: str):
+    """The driver ``<kind>_<precision>`` (kind "value" or "value_and_grad") of a loss."""
+    return getattr(drivers(name), f"{kind}_{precision}")

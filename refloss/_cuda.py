@@ -37,6 +37,15 @@ def _first_non_finite(x, found):
             cuda.atomic.min(found, 0, i)
 
 
+def _is_device_array(v) -> bool:
+    # the simulator's FakeCUDAArray has no __cuda_array_interface__
+    return hasattr(v, "__cuda_array_interface__") or type(v).__name__ == "FakeCUDAArray"
+
+
+def _as_device_array(v):
+    return v if type(v).__name__ == "FakeCUDAArray" else cuda.as_cuda_array(v)
+
+
 def _blocks(n: int) -> int:
     return max(1, min(math.ceil(n / THREADS), 65535))
 
@@ -55,9 +64,9 @@ def _check_finite_device(name: str, arr) -> None:
 
 
 def evaluate(name, precision, dt, input_names, inputs, args, reduction, validate, with_grad):
-    on_device = all(hasattr(v, "__cuda_array_interface__") for v in inputs)
+    on_device = all(_is_device_array(v) for v in inputs)
     if on_device:
-        arrays = [cuda.as_cuda_array(v) for v in inputs]
+        arrays = [_as_device_array(v) for v in inputs]
         for n, a in zip(input_names, arrays):
             if a.dtype != dt:
                 raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (pass dtype= to match)")

@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import _cpu
-from ._validate import (as_real_array, broadcast_shape, check_finite, check_params, check_reduction,
-                        precision_of)
+from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_finite, check_params,
+                        check_reduction, precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
 
@@ -28,6 +28,15 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
     return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
+
+
+def _flat(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """``a`` broadcast to ``shape`` as a 1-D C-contiguous array (a view when possible)."""
+    if a.shape != shape:
+        return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
+    if a.ndim == 1 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a).reshape(-1)
 
 
 def _reduce(values: np.ndarray, reduction: str):
@@ -70,6 +79,7 @@ class Loss:
         self._inputs = meta.INPUTS
         self._params = meta.PARAMS
         self._defaults = {p.name: p.default for p in meta.PARAMS}
+        self._default_values = tuple(self._defaults.values())
         self.__name__ = self.__qualname__ = name
         self.__module__ = "refloss"
         self.__doc__ = _docstring(meta)
@@ -99,13 +109,13 @@ class Loss:
         """The parameters' descriptions (name, default, domain, doc)."""
         return self._params
 
-    def _kernel_args_uncached(self, values: tuple, dtype: np.dtype) -> tuple:
+    def _kernel_args_uncached(self, values: tuple, precision: str) -> tuple:
+        """Kernel arguments after the inputs: float for f64 (fastest to pass), float32 for f32."""
         check_params(self._params, dict(zip(self._defaults, values)))
-        return tuple(dtype.type(c) for c in self._meta.constants(*(float(v) for v in values)))
+        constants = self._meta.constants(*(float(v) for v in values))
+        return tuple(np.float32(c) for c in constants) if precision == "f32" else constants
 
     def _param_values(self, params: dict) -> tuple:
-        if not params:
-            return tuple(self._defaults.values())
         unknown = set(params) - set(self._defaults)
         if unknown:
             raise TypeError(f"{self._name}() got unexpected keyword argument(s) {sorted(unknown)}; "
@@ -116,43 +126,53 @@ class Loss:
         return self._evaluate(False, inputs, params, reduction, dtype, device, validate)
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
+        # This is the per-call fixed cost (a few microseconds): keep it lean.
         if len(inputs) != len(self._inputs):
             raise TypeError(f"{self._name}() takes {len(self._inputs)} arrays ({', '.join(self._inputs)}), "
                             f"got {len(inputs)}")
         dt, precision = precision_of(dtype)
-        check_reduction(reduction)
-        values = self._param_values(params)
+        if reduction not in REDUCTIONS:
+            check_reduction(reduction)
+        values = self._param_values(params) if params else self._default_values
         try:
-            args = self._kernel_args(values, dt)
+            args = self._kernel_args(values, precision)
         except TypeError:  # unhashable parameter value: check it without the cache
-            args = self._kernel_args_uncached(values, dt)
-        if device == "cuda":
-            from . import _cuda
-
-            return _cuda.evaluate(self._name, precision, dt, self._inputs, inputs, args, reduction,
-                                  validate, with_grad)
+            args = self._kernel_args_uncached(values, precision)
         if device != "cpu":
-            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+            return self._evaluate_elsewhere(with_grad, inputs, args, reduction, dt, precision, device, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(self._inputs, inputs)]
         shape = arrays[0].shape
-        if any(a.shape != shape for a in arrays):
-            shape = broadcast_shape({n: a.shape for n, a in zip(self._inputs, arrays)})
-        if validate:
-            for n, a in zip(self._inputs, arrays):
-                check_finite(n, a)
-        flat = [np.ascontiguousarray(a if a.shape == shape else np.broadcast_to(a, shape)).reshape(-1)
-                for a in arrays]
-        size = flat[0].size
+        for a in arrays:
+            if a.shape != shape:
+                shape = broadcast_shape({n: a.shape for n, a in zip(self._inputs, arrays)})
+                break
+        flat = [_flat(a, shape) for a in arrays]
+        size = flat[0].shape[0]
         out = np.empty(size, dt)
         if not with_grad:
-            _cpu.run(self._name, precision, flat, args, out)
+            bad = _cpu.driver(self._name, "value", precision)(*flat, out, *args)
+            if bad and validate:
+                self._raise_non_finite(arrays)
             return _reduce(out.reshape(shape), reduction)
-        grads = [np.empty(size, dt) for _ in arrays]
-        divisor = size if reduction == "mean" and size else 1
-        _cpu.run(self._name, precision, flat, args, out, grads, divisor)
+        grads = [np.empty(size, dt) for _ in flat]
+        divisor = dt.type(size if reduction == "mean" and size else 1)
+        bad = _cpu.driver(self._name, "value_and_grad", precision)(*flat, out, *grads, divisor, *args)
+        if bad and validate:
+            self._raise_non_finite(arrays)
         value = _reduce(out.reshape(shape), reduction)
         return value, tuple(_sum_to_shape(g.reshape(shape), a.shape) for g, a in zip(grads, arrays))
 
+    def _evaluate_elsewhere(self, with_grad, inputs, args, reduction, dt, precision, device, validate):
+        if device != "cuda":
+            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+        from . import _cuda
+
+        return _cuda.evaluate(self._name, precision, dt, self._inputs, inputs, args, reduction, validate, with_grad)
+
+    def _raise_non_finite(self, arrays) -> None:
+        """The kernels count non-finite inputs as they go; only then look for the first one."""
+        for n, a in zip(self._inputs, arrays):
+            check_finite(n, a)
 
 class _ValueAndGrad:
     """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""

@@ -8,3 +8,7 @@ import os
 
 CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
 CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
+
+# below this many elements a driver loops on the calling thread: launching the
+# thread pool costs a few microseconds, more than the work on small arrays
+SERIAL_BELOW = 16384

@@ -7,9 +7,17 @@ REDUCTIONS = ("none", "mean", "sum")
 DTYPES = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
 
 
+_PRECISION = {None: (np.dtype(np.float64), "f64"), np.float64: (np.dtype(np.float64), "f64"),
+              np.float32: (np.dtype(np.float32), "f32")}
+
+
 def precision_of(dtype) -> tuple[np.dtype, str]:
     """(numpy dtype, "f64"|"f32") of the requested computation dtype (None -> float64)."""
-    dt = np.dtype(np.float64 if dtype is None else dtype)
+    try:
+        return _PRECISION[dtype]
+    except (KeyError, TypeError):
+        pass
+    dt = np.dtype(dtype)
     if dt not in DTYPES:
         raise ValueError(f"dtype: must be float64 or float32, got {dt}")
     return dt, DTYPES[dt]

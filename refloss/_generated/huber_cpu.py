@@ -4,10 +4,15 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-"""Huber loss: Numba CPU kernels (parallel, one fused pass per call)."""
+"""Huber loss: Numba CPU kernels.
+
+Each driver makes one fused pass that writes the value (and the gradients) and
+returns the number of elements with a non-finite input, so validation costs no
+extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
+thread (no thread-pool launch)."""
 from numba import njit, prange
 
-from refloss._numba_options import CPU_OPTIONS
+from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import huber as _scalar
 
 _value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
@@ -16,31 +21,83 @@ _value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
 _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
+@njit(inline='always', **CPU_OPTIONS)
+def _value_step_f64(i, pred, target, out, delta):
+    out[i] = _value_f64(pred[i], target[i], delta)
+    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+
+
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, delta):
-    for i in prange(out.shape[0]):
-        out[i] = _value_f64(pred[i], target[i], delta)
+    n = out.shape[0]
+    bad = 0
+    if n < SERIAL_BELOW:
+        for i in range(n):
+            bad += _value_step_f64(i, pred, target, out, delta)
+    else:
+        for i in prange(n):
+            bad += _value_step_f64(i, pred, target, out, delta)
+    return bad
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, delta):
+    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], delta)
+    out[i] = v
+    d_pred[i] = g_pred / divisor
+    d_target[i] = g_target / divisor
+    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, delta):
-    for i in prange(out.shape[0]):
-        v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], delta)
-        out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+    n = out.shape[0]
+    bad = 0
+    if n < SERIAL_BELOW:
+        for i in range(n):
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, delta)
+    else:
+        for i in prange(n):
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, delta)
+    return bad
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_step_f32(i, pred, target, out, delta):
+    out[i] = _value_f32(pred[i], target[i], delta)
+    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, delta):
-    for i in prange(out.shape[0]):
-        out[i] = _value_f32(pred[i], target[i], delta)
+    n = out.shape[0]
+    bad = 0
+    if n < SERIAL_BELOW:
+        for i in range(n):
+            bad += _value_step_f32(i, pred, target, out, delta)
+    else:
+        for i in prange(n):
+            bad += _value_step_f32(i, pred, target, out, delta)
+    return bad
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, delta):
+    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], delta)
+    out[i] = v
+    d_pred[i] = g_pred / divisor
+    d_target[i] = g_target / divisor
+    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, delta):
-    for i in prange(out.shape[0]):
-        v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], delta)
-        out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+    n = out.shape[0]
+    bad = 0
+    if n < SERIAL_BELOW:
+        for i in range(n):
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, delta)
+    else:
+        for i in prange(n):
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, delta)
+    return bad

@@ -1,0 +1,80 @@
+"""CUDA kernels (simulator in CI, real GPU with REFLOSS_TEST_REAL_GPU=1) equal the CPU kernels."""
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss import _verify
+
+pytest.importorskip("numba.cuda")
+
+CASES = [(loss, params, dtype) for loss, sets in _verify.PARAM_SETS.items() for params in sets[:2]
+         for dtype in ("float64", "float32")]
+
+
+def _inputs(dtype, n=64):
+    rng = np.random.default_rng(3)
+    x = 10.0 ** rng.uniform(-6, 2, n) * rng.choice([-1, 1], n)
+    x[:4] = [0.0, 1.0, -1 / 9, 0.5]
+    t = rng.uniform(-2, 2, n)
+    return (t + x).astype(dtype), t.astype(dtype)
+
+
+@pytest.mark.parametrize("loss,params,dtype", CASES, ids=repr)
+def test_cuda_equals_cpu(loss, params, dtype):
+    fn = getattr(rl, loss)
+    p, t = _inputs(dtype)
+    v_cpu, g_cpu = fn.value_and_grad(p, t, dtype=dtype, **params)
+    v_gpu, g_gpu = fn.value_and_grad(p, t, dtype=dtype, device="cuda", **params)
+    # the same generated operations; libm (simulator, CPU) and libdevice (GPU) log/log1p may
+    # differ by an ULP, and the simulator runs float32 math functions in double precision
+    kw = dict(rtol=4 * np.finfo(dtype).eps, atol=1e-300 if dtype == "float64" else 1e-37)
+    np.testing.assert_allclose(v_gpu, v_cpu, **kw)
+    for a, b in zip(g_gpu, g_cpu):
+        np.testing.assert_allclose(a, b, **kw)
+    np.testing.assert_allclose(fn(p, t, dtype=dtype, device="cuda", **params), v_cpu, **kw)
+
+
+def test_cuda_reductions_and_broadcasting():
+    p = np.linspace(-2, 2, 12).reshape(3, 4)
+    t = np.array([0.1, -0.2, 0.3, 0.0])
+    for reduction in ("mean", "sum"):
+        v_cpu, (gp_cpu, gt_cpu) = rl.smooth_l1.value_and_grad(p, t, beta=0.5, reduction=reduction)
+        v_gpu, (gp_gpu, gt_gpu) = rl.smooth_l1.value_and_grad(p, t, beta=0.5, reduction=reduction, device="cuda")
+        assert v_gpu == pytest.approx(v_cpu, rel=1e-15)
+        np.testing.assert_allclose(gp_gpu, gp_cpu, rtol=1e-15)
+        np.testing.assert_allclose(gt_gpu, gt_cpu, rtol=1e-15)
+        assert gt_gpu.shape == t.shape
+
+
+def test_cuda_device_arrays_stay_on_device():
+    from numba import cuda
+
+    p = cuda.to_device(np.array([0.5, -2.0, 0.0]))
+    t = cuda.to_device(np.zeros(3))
+    v, (gp, gt) = rl.smooth_l1.value_and_grad(p, t, device="cuda")
+    from refloss._cuda import _is_device_array
+
+    assert _is_device_array(v) and _is_device_array(gp)
+    np.testing.assert_array_equal(v.copy_to_host(), [0.125, 1.5, 0.0])
+    np.testing.assert_array_equal(gp.copy_to_host(), [0.5, -1.0, 0.0])
+
+
+def test_cuda_validation_names_the_index():
+    from numba import cuda
+
+    p = cuda.to_device(np.array([0.5, np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"pred: must be finite; pred\[1\]"):
+        rl.l1(p, cuda.to_device(np.zeros(3)), device="cuda")
+    with pytest.raises(ValueError, match="shapes must be equal"):
+        rl.l1(p, cuda.to_device(np.zeros(2)), device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
+@pytest.mark.parametrize("loss", _verify.PARAM_SETS)
+def test_real_gpu_oracle_at_scale(loss):
+    """On a real GPU: the CUDA kernels pass the oracle battery (run with REFLOSS_TEST_REAL_GPU=1)."""
+    for params in _verify.PARAM_SETS[loss]:
+        for dtype in ("float64", "float32"):
+            _, _, _, errs, _ = _verify.oracle_errors(loss, params, dtype, "cuda")
+            assert errs.max() <= _verify.MAX_ULP

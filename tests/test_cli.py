@@ -1,0 +1,27 @@
+"""`refloss verify` prints the table and signals failures through its exit status."""
+import subprocess
+import sys
+
+from refloss import _verify, cli
+
+
+def test_verify_one_loss_passes(capsys):
+    assert cli.main(["verify", "--loss", "huber", "--device", "cpu", "--random", "20", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "huber" in out and "pass" in out and "FAIL" not in out
+    assert "ulp value" in out
+
+
+def test_verify_exits_1_on_failure(monkeypatch, capsys):
+    monkeypatch.setattr(_verify, "MAX_ULP", -1.0)  # nothing can pass this bar
+    assert cli.main(["verify", "--loss", "l1", "--device", "cpu", "--dtype", "float64", "--random", "5", "-q"]) == 1
+    assert "FAIL l1" in capsys.readouterr().out
+
+
+def test_verify_rejects_unknown_loss(capsys):
+    assert cli.main(["verify", "--loss", "nope"]) == 2
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "refloss.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "verify" in out.stdout
