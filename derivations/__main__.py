@@ -18,7 +18,7 @@ import sympy
 from . import LOSSES
 from ._codegen import cpu_module, cuda_module, scalar_module
 from ._core import SYMPY_PIN
-from ._docs import figure, markdown
+from ._docs import figure_name, figures, markdown
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,9 +34,8 @@ def generate(name: str) -> dict:
         f"refloss/_generated/{name}_cuda.py": cuda_module(spec, source),
         f"docs/derivations/{name}.md": markdown(spec, source),
     }
-    svg = figure(spec, scalar)
-    if svg is not None:
-        files[f"docs/img/{name}.svg"] = svg
+    for k, svg in enumerate(figures(spec, scalar)):
+        files[f"docs/img/{figure_name(spec, k)}"] = svg
     return files
 
 

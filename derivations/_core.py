@@ -95,8 +95,9 @@ class Plot:
     """A figure of loss and gradient against x = pred - target for several params."""
 
     title: str
-    curves: list  # [(label, {param: value}), ...]
+    curves: list  # [(label, {param: value}) or (label, callable x -> (value, gradient)), ...]
     x_range: tuple = (-3.0, 3.0)
+    caption: str = ""
 
 
 @dataclass

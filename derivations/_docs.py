@@ -41,26 +41,38 @@ def markdown(spec: LossSpec, source: str) -> str:
               "`python -m derivations` stops if any of these fails:", ""]
     lines += [f"- {claim} ({method})" for claim, method in spec.checks]
     if spec.plots:
-        lines += ["", "## Figure", "", f"![{spec.title}: loss and gradient](../img/{spec.name}.svg)"]
+        lines += ["", "## Figures"]
+        for k, plot in enumerate(spec.plots):
+            lines += ["", f"![{plot.title}: loss and gradient](../img/{figure_name(spec, k)})"]
+            if plot.caption:
+                lines += ["", plot.caption]
     lines += ["", "## References", ""] + [f"- {r}" for r in spec.references]
     return "\n".join(lines) + "\n"
 
 
-def figure(spec: LossSpec, scalar_source: str) -> str | None:
-    """Loss and gradient curves, computed with the generated float64 scalar kernel."""
-    if not spec.plots:
-        return None
+def figures(spec: LossSpec, scalar_source: str) -> list:
+    """SVG texts of the loss-and-gradient figures, computed with the generated float64
+    kernel (curves given as parameter dicts) or with a callable x -> (value, gradient)."""
     ns: dict = {}
     exec(compile(scalar_source, f"<generated {spec.name}>", "exec"), ns)
-    plot = spec.plots[0]
-    n = 241
-    lo, hi = plot.x_range
-    xs = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
-    values, grads, labels = [], [], []
-    for label, params in plot.curves:
-        args = ns["constants"](**params)
-        vg = [ns["value_and_grad_f64"](x, 0.0, *args) for x in xs]
-        values.append([v for v, _, _ in vg])
-        grads.append([g for _, g, _ in vg])
-        labels.append(label)
-    return line_plots(plot.title, xs, values, grads, labels)
+    out = []
+    for plot in spec.plots:
+        n = 241
+        lo, hi = plot.x_range
+        xs = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
+        values, grads, labels = [], [], []
+        for label, curve in plot.curves:
+            if callable(curve):
+                vg = [curve(x) for x in xs]
+            else:
+                args = ns["constants"](**curve)
+                vg = [ns["value_and_grad_f64"](x, 0.0, *args)[:2] for x in xs]
+            values.append([v for v, _ in vg])
+            grads.append([g for _, g in vg])
+            labels.append(label)
+        out.append(line_plots(plot.title, xs, values, grads, labels))
+    return out
+
+
+def figure_name(spec: LossSpec, k: int) -> str:
+    return f"{spec.name}.svg" if k == 0 else f"{spec.name}_{k + 1}.svg"

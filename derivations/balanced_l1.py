@@ -16,6 +16,8 @@ is the beta = 1 case with beta put back in the wrong places: this file proves
 that its gradient jumps at a = beta, its slope at 0 is alpha (1/beta - 1), and
 that it is negative near 0 for beta > 1.
 """
+import math
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -45,6 +47,33 @@ def series_terms(precision: str) -> int:
     while Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) > target:
         n += 1
     return n
+
+
+def _copied_form_plot(beta_value: float, x_range: tuple) -> Plot:
+    """The derived loss against the widely copied (b|x|+1) form at one beta."""
+    al, ga = 0.5, 1.5
+    bb = math.expm1(ga / al)
+
+    def derived(x):
+        a_ = abs(x)
+        if a_ >= beta_value:
+            return ga * a_ + ga * beta_value / bb - al * beta_value, math.copysign(ga, x)
+        u_ = bb * a_ / beta_value
+        return al * beta_value / bb * ((1 + u_) * math.log1p(u_) - u_), math.copysign(al * math.log1p(u_), x)
+
+    def copied(x):
+        a_ = abs(x)
+        if a_ >= beta_value:
+            return ga * a_ + ga / bb - al * beta_value, math.copysign(ga, x)
+        v = al / bb * (bb * a_ + 1) * math.log1p(bb * a_ / beta_value) - al * a_
+        g = al * math.log1p(bb * a_ / beta_value) + al / bb * (bb * a_ + 1) * (bb / beta_value) / (bb * a_ / beta_value + 1) - al
+        return v, math.copysign(g, x)
+
+    return Plot(f"beta = {beta_value:g}: derived vs copied form", [("derived (refloss)", derived), ("copied (b|x|+1) form", copied)],
+                x_range=x_range,
+                caption=f"At beta = {beta_value:g} the copied form (red) keeps a continuous value but its gradient jumps at "
+                        f"|x| = beta and its slope at 0 is alpha (1/beta - 1) = {al * (1 / beta_value - 1):.3g} instead of 0"
+                        + (" (so the loss is negative near 0)." if beta_value > 1 else "."))
 
 
 def derive() -> LossSpec:
@@ -172,7 +201,8 @@ def derive() -> LossSpec:
         kernels={p: program(p) for p in ("f64", "f32")},
         steps=steps,
         plots=[Plot("Balanced L1 (alpha = 0.5, gamma = 1.5)",
-                    [(f"beta = {bt}", {"beta": bt, "alpha": 0.5, "gamma": 1.5}) for bt in (1 / 9, 0.5, 1.0, 2.0)])],
+                    [(f"beta = {bt:.3g}", {"beta": bt, "alpha": 0.5, "gamma": 1.5}) for bt in (1 / 9, 0.5, 1.0, 2.0)]),
+               _copied_form_plot(0.11, (-0.3, 0.3)), _copied_form_plot(2.0, (-4.0, 4.0))],
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
         "constants correctly rounded from 40-digit decimal arithmetic.",

@@ -60,7 +60,7 @@ def derive() -> LossSpec:
         constants=[],
         kernels={p: program(p) for p in ("f64", "f32")},
         steps=steps,
-        plots=[Plot("Smooth L1", [(f"beta = {b}", {"beta": b}) for b in (0.0, 1 / 9, 0.5, 1.0, 2.0)])],
+        plots=[Plot("Smooth L1", [(f"beta = {b:.3g}", {"beta": b}) for b in (0.0, 1 / 9, 0.5, 1.0, 2.0)])],
         conventions="At |x| = beta the linear branch is used (PyTorch's |x| < beta test); the gradient is "
         "continuous there. At x = 0 with beta = 0 the gradient is 0 (sign(0) = 0, as PyTorch autograd).",
         accuracy="Both branches are the derived expressions: x = pred - target is rounded once, then at most "

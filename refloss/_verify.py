@@ -170,12 +170,12 @@ def format_params(params: dict) -> str:
 
 
 def format_table(rows) -> str:
-    head = f"{'loss':<12} {'params':<32} {'backend':<7} {'dtype':<8} {'points':>6} " \
+    head = f"{'loss':<12} {'params':<36} {'backend':<7} {'dtype':<8} {'points':>6} " \
            f"{'ulp value':>9} {'ulp grad':>9} {'fd rel':>9}  result"
     lines = [head, "-" * len(head)]
     for r in rows:
         fd = "-" if r.fd_rel is None else f"{r.fd_rel:.1e}"
-        lines.append(f"{r.loss:<12} {format_params(r.params):<32} {r.backend:<7} {r.dtype:<8} {r.points:>6} "
+        lines.append(f"{r.loss:<12} {format_params(r.params):<36} {r.backend:<7} {r.dtype:<8} {r.points:>6} "
                      f"{r.ulp_value:>9.2f} {r.ulp_grad:>9.2f} {fd:>9}  {'pass' if r.ok else 'FAIL'}")
     bad = [r for r in rows if not r.ok]
     lines.append("")
