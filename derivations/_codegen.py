@@ -93,6 +93,32 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_Heaviside(self, expr):
+        arg, h0 = expr.args if len(expr.args) == 2 else (expr.args[0], sp.Rational(1, 2))
+        v, one, zero = self._print(arg), self._literal(1), self._literal(0)
+        return f"({one} if {v} > {zero} else ({self._literal(h0)} if {v} == {zero} else {zero}))"
+
+    def _print_TMax(self, expr):
+        return f"max({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_TMin(self, expr):
+        return f"min({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Clamp0(self, expr):
+        return f"max({self._print(expr.args[0])}, {self._literal(0)})"
+
+    def _print_Detach(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_Step(self, expr):
+        return f"({self._literal(1)} if {self._print(expr.args[0])} > {self._literal(0)} else {self._literal(0)})"
+
+    def _print_AtanRatio(self, expr):
+        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_atan2(self, expr):
+        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_Piecewise(self, expr):  # not used: branches are explicit
         raise NotImplementedError("write branches as Branch objects, not Piecewise")
 
@@ -217,16 +243,21 @@ def _meta(spec: LossSpec, args: tuple) -> str:
     def num(e):
         return "None" if e is None else repr(float(e))
 
+    def default(p):
+        return repr(p.default) if p.kind != "real" else repr(float(p.default))
+
     params = "".join(
-        f"    Param({p.name!r}, {float(p.default)!r}, {num(p.lower)}, {p.lower_closed}, "
-        f"{num(p.upper)}, {p.upper_closed}, {p.rule()!r}, {p.doc!r}),\n"
+        f"    Param({p.name!r}, {default(p)}, {num(p.lower)}, {p.lower_closed}, "
+        f"{num(p.upper)}, {p.upper_closed}, {p.rule()!r}, {p.doc!r}"
+        + (f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "") + "),\n"
         for p in spec.params
     )
     refs = "".join(f"    {r!r},\n" for r in spec.references)
     return (
         f"NAME = {spec.name!r}\n"
         f"TITLE = {spec.title!r}\n"
-        f"INPUTS = {tuple(s.name for s in spec.kernels['f64'].inputs)!r}\n"
+        f"INPUTS = {tuple(name for name, _, _ in spec.kernels['f64'].arrays)!r}\n"
+        f"WIDTHS = {tuple(width for _, width, _ in spec.kernels['f64'].arrays)!r}\n"
         f"PARAMS = (\n{params})\n"
         f"ARGS = {tuple(s.name for s in args)!r}\n"
         f"FORMULA = {spec.formula!r}\n"
@@ -262,27 +293,38 @@ def scalar_module(spec: LossSpec, source: str) -> str:
     return "\n".join(parts)
 
 
+def _element(name: str, width: int, k: int) -> str:
+    return f"{name}[i]" if width == 1 else f"{name}[i, {k}]"
+
+
 def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
     args = ", ".join(s.name for s in kernel.args)
-    inputs = ", ".join(f"{s.name}[i]" for s in kernel.inputs)
+    inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
     if not with_grad:
         return [f"out[i] = {call}({inputs}, {args})"]
     grads = [f"g_{s.name}" for s in kernel.inputs]
     body = [f"v, {', '.join(grads)} = {call}({inputs}, {args})", "out[i] = v"]
-    body += [f"d_{s.name}[i] = g_{s.name} / divisor" for s in kernel.inputs]
+    body += [f"{_element('d_' + n, w, k)} = g_{s.name} / divisor"
+             for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
     return body
 
 
 def _driver_signature(kernel: Kernel, with_grad: bool) -> str:
-    names = [s.name for s in kernel.inputs] + ["out"]
+    names = [n for n, _, _ in kernel.arrays] + ["out"]
     if with_grad:
-        names += [f"d_{s.name}" for s in kernel.inputs] + ["divisor"]
+        names += [f"d_{n}" for n, _, _ in kernel.arrays] + ["divisor"]
     return ", ".join(names + [s.name for s in kernel.args])
 
 
-def _non_finite(kernel: Kernel) -> str:
-    """1 if any input at i is NaN or infinite (v - v is NaN exactly then), else 0."""
-    return " or ".join(f"{s.name}[i] - {s.name}[i] != 0" for s in kernel.inputs)
+def _bad_element(kernel: Kernel, precision: str) -> str:
+    """1 if any input at i is NaN or infinite (v - v is NaN exactly then) or the
+    element is invalid (the kernel's ``invalid`` condition on its inputs), else 0."""
+    elems = [_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms))]
+    checks = [f"{e} - {e} != 0" for e in elems]
+    if kernel.invalid is not None:
+        subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
+        checks.append(f"({KernelPrinter(precision).doprint(kernel.invalid.xreplace(subs))})")
+    return " or ".join(checks)
 
 
 def cpu_module(spec: LossSpec, source: str) -> str:
@@ -292,7 +334,7 @@ def cpu_module(spec: LossSpec, source: str) -> str:
         f'"""{spec.title}: Numba CPU kernels.',
         "",
         "Each driver makes one fused pass that writes the value (and the gradients) and",
-        "returns the number of elements with a non-finite input, so validation costs no",
+        "returns the number of elements with a non-finite or invalid input, so validation costs no",
         "extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling",
         'thread (no thread-pool launch)."""',
         "from numba import njit, prange",
@@ -311,7 +353,7 @@ def cpu_module(spec: LossSpec, source: str) -> str:
             lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
             lines.append(f"def _{fn}_step_{prec}(i, {sig}):")
             lines += [f"    {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
-            lines.append(f"    return 1 if {_non_finite(kernel)} else 0")
+            lines.append(f"    return 1 if {_bad_element(kernel, prec)} else 0")
             lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
             lines.append(f"def {fn}_{prec}({sig}):")
             lines += [

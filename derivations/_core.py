@@ -38,15 +38,20 @@ class Param:
     lower_closed: bool = True
     upper: sp.Expr | None = None
     upper_closed: bool = True
+    kind: str = "real"  # "real"; "bool" (passed to kernels as 0.0/1.0); "optional" (None -> none_value)
+    none_value: float = 0.0
 
     def rule(self) -> str:
         """The domain as text, e.g. ``beta >= 0`` or ``1/e <= beta <= 1``."""
+        if self.kind == "bool":
+            return f"{self.name} is True or False"
         lo = hi = ""
         if self.lower is not None:
             lo = f"{sp.sstr(self.lower)} {'<=' if self.lower_closed else '<'} "
         if self.upper is not None:
             hi = f" {'<=' if self.upper_closed else '<'} {sp.sstr(self.upper)}"
-        return f"{lo}{self.name}{hi}"
+        rule = f"{lo}{self.name}{hi}"
+        return f"{self.name} is None or {rule}" if self.kind == "optional" else rule
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,24 @@ class Branch:
 
 @dataclass(frozen=True)
 class Kernel:
-    """The evaluation program of one loss at one precision."""
+    """The evaluation program of one loss at one precision.
 
-    inputs: tuple  # symbols, in call order
+    ``arrays`` are the array inputs as ``(name, width, symbols)``: width 1 for an
+    element-wise input, 4 for an xyxy box whose coordinates are ``symbols``.  The
+    scalar kernel takes the symbols of all arrays in order, then ``args``.
+    ``invalid`` (optional) is a condition on the inputs that makes an element invalid
+    (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
+    """
+
+    arrays: tuple  # ((name, width, (symbols...)), ...)
     args: tuple  # symbols passed after the inputs (params and constants), in order
     prelude: tuple  # ((symbol, expression), ...) evaluated before the branches
     branches: tuple  # (Branch, ...)
+    invalid: sp.Basic | None = None
+
+    @property
+    def inputs(self) -> tuple:
+        return tuple(s for _, _, syms in self.arrays for s in syms)
 
     @property
     def output_names(self) -> tuple:

@@ -17,7 +17,8 @@ def markdown(spec: LossSpec, source: str) -> str:
              f"`refloss.{spec.name}`: {spec.formula}", ""]
     if spec.params:
         lines += ["| parameter | default | domain | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{p.name}` | {p.default:g} | `{p.rule()}` | {p.doc} |" for p in spec.params]
+        lines += [f"| `{p.name}` | {p.default if p.kind != 'real' else format(p.default, 'g')} | `{p.rule()}` | {p.doc} |"
+                  for p in spec.params]
         lines.append("")
     lines += ["## Derivation", ""]
     for step in spec.steps:

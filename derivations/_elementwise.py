@@ -29,7 +29,8 @@ def kernel(pieces, args, prelude=()) -> Kernel:
         Branch(cond, {"value": f, "d_pred": g * sgn, "d_target": -g * sgn}, label)
         for cond, f, g, label in pieces
     )
-    return Kernel(inputs=(pred, target), args=tuple(args), prelude=PRELUDE + tuple(prelude), branches=branches)
+    arrays = (("pred", 1, (pred,)), ("target", 1, (target,)))
+    return Kernel(arrays=arrays, args=tuple(args), prelude=PRELUDE + tuple(prelude), branches=branches)
 
 
 def check_gradient(f, g, where: str, checks, **kw):

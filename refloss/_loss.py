@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import _cpu
-from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_finite, check_params,
-                        check_reduction, precision_of)
+from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_reduction, param_floats,
+                        precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
 
@@ -30,13 +30,32 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
 
 
-def _flat(a: np.ndarray, shape: tuple) -> np.ndarray:
-    """``a`` broadcast to ``shape`` as a 1-D C-contiguous array (a view when possible)."""
-    if a.shape != shape:
-        return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
-    if a.ndim == 1 and a.flags.c_contiguous:
-        return a
-    return np.ascontiguousarray(a).reshape(-1)
+def _lead_shape(names, widths, arrays) -> tuple:
+    """The broadcast shape of the elements (for boxes: of all but the last axis of size 4)."""
+    shapes = {}
+    for n, w, a in zip(names, widths, arrays):
+        if w == 1:
+            shapes[n] = a.shape
+        elif a.ndim == 0 or a.shape[-1] != w:
+            raise ValueError(f"{n}: last dimension must be {w} (x1, y1, x2, y2), got shape {a.shape}")
+        else:
+            shapes[n] = a.shape[:-1]
+    first = next(iter(shapes.values()))
+    for v in shapes.values():
+        if v != first:
+            return broadcast_shape(shapes)
+    return first
+
+
+def _flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
+    """``a`` broadcast to ``shape`` (+ (width,) for boxes) as a C-contiguous (n,) or
+    (n, width) array, a view when possible."""
+    full = shape if width == 1 else shape + (width,)
+    if a.shape != full:
+        a = np.broadcast_to(a, full)
+    if width == 1:
+        return a if a.ndim == 1 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+    return a if a.ndim == 2 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1, width)
 
 
 def _reduce(values: np.ndarray, reduction: str):
@@ -52,7 +71,8 @@ def _docstring(meta) -> str:
     lines = [f"{meta.TITLE}.", "", meta.FORMULA, "", "Parameters", "----------",
              "pred, target : array_like", "    Real arrays of broadcastable shapes."]
     for p in meta.PARAMS:
-        lines += [f"{p.name} : float, default {p.default:g}", f"    {p.doc}; must satisfy ``{p.rule}``."]
+        kind = {"bool": "bool", "optional": "float or None"}.get(p.kind, "float")
+        lines += [f"{p.name} : {kind}, default {p.default!r}", f"    {p.doc}; ``{p.rule}``."]
     lines += [
         'reduction : {"none", "mean", "sum"}, default "none"',
         "dtype : numpy.float64 (default) or numpy.float32",
@@ -77,6 +97,7 @@ class Loss:
         self._meta = meta
         self._name = name
         self._inputs = meta.INPUTS
+        self._widths = meta.WIDTHS
         self._params = meta.PARAMS
         self._defaults = {p.name: p.default for p in meta.PARAMS}
         self._default_values = tuple(self._defaults.values())
@@ -111,8 +132,7 @@ class Loss:
 
     def _kernel_args_uncached(self, values: tuple, precision: str) -> tuple:
         """Kernel arguments after the inputs: float for f64 (fastest to pass), float32 for f32."""
-        check_params(self._params, dict(zip(self._defaults, values)))
-        constants = self._meta.constants(*(float(v) for v in values))
+        constants = self._meta.constants(*param_floats(self._params, values))
         return tuple(np.float32(c) for c in constants) if precision == "f32" else constants
 
     def _param_values(self, params: dict) -> tuple:
@@ -141,38 +161,37 @@ class Loss:
         if device != "cpu":
             return self._evaluate_elsewhere(with_grad, inputs, args, reduction, dt, precision, device, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(self._inputs, inputs)]
-        shape = arrays[0].shape
-        for a in arrays:
-            if a.shape != shape:
-                shape = broadcast_shape({n: a.shape for n, a in zip(self._inputs, arrays)})
-                break
-        flat = [_flat(a, shape) for a in arrays]
+        shape = _lead_shape(self._inputs, self._widths, arrays)
+        flat = [_flat(a, shape, w) for a, w in zip(arrays, self._widths)]
         size = flat[0].shape[0]
         out = np.empty(size, dt)
         if not with_grad:
             bad = _cpu.driver(self._name, "value", precision)(*flat, out, *args)
             if bad and validate:
-                self._raise_non_finite(arrays)
+                self._raise_bad_input(arrays)
             return _reduce(out.reshape(shape), reduction)
-        grads = [np.empty(size, dt) for _ in flat]
+        grads = [np.empty(f.shape, dt) for f in flat]
         divisor = dt.type(size if reduction == "mean" and size else 1)
         bad = _cpu.driver(self._name, "value_and_grad", precision)(*flat, out, *grads, divisor, *args)
         if bad and validate:
-            self._raise_non_finite(arrays)
+            self._raise_bad_input(arrays)
         value = _reduce(out.reshape(shape), reduction)
-        return value, tuple(_sum_to_shape(g.reshape(shape), a.shape) for g, a in zip(grads, arrays))
+        return value, tuple(_sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape) for g, a in zip(grads, arrays))
 
     def _evaluate_elsewhere(self, with_grad, inputs, args, reduction, dt, precision, device, validate):
         if device != "cuda":
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         from . import _cuda
 
-        return _cuda.evaluate(self._name, precision, dt, self._inputs, inputs, args, reduction, validate, with_grad)
+        return _cuda.evaluate(self._name, precision, dt, self._inputs, self._widths, inputs, args, reduction, validate,
+                              with_grad)
 
-    def _raise_non_finite(self, arrays) -> None:
-        """The kernels count non-finite inputs as they go; only then look for the first one."""
-        for n, a in zip(self._inputs, arrays):
+    def _raise_bad_input(self, arrays) -> None:
+        """The kernels count bad elements as they go; only then look for the first one."""
+        for n, a, w in zip(self._inputs, arrays, self._widths):
             check_finite(n, a)
+            if w == 4:
+                check_boxes(n, a)
 
 class _ValueAndGrad:
     """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""

@@ -1,5 +1,12 @@
 """Description of a loss parameter (used by generated metadata and validation)."""
+from numbers import Real
 from typing import NamedTuple, Optional
+
+import numpy as np
+
+
+def _is_real_scalar(value) -> bool:
+    return isinstance(value, Real) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu")
 
 
 class Param(NamedTuple):
@@ -13,6 +20,23 @@ class Param(NamedTuple):
     upper_closed: bool
     rule: str
     doc: str
+    kind: str = "real"  # "real", "bool" (kernels get 0.0/1.0), "optional" (None -> none_value)
+    none_value: float = 0.0
+
+    def to_float(self, value) -> float:
+        """The kernel's float for a user value (ValueError/TypeError if not admitted)."""
+        if self.kind == "bool":
+            if value not in (True, False) or isinstance(value, float):
+                raise TypeError(f"{self.name}: must be True or False, got {value!r}")
+            return 1.0 if value else 0.0
+        if self.kind == "optional" and value is None:
+            return self.none_value
+        if isinstance(value, (bool, str, bytes)) or not _is_real_scalar(value):
+            raise TypeError(f"{self.name}: must be a real scalar, got {value!r}")
+        v = float(value)
+        if not self.admits(v):
+            raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
+        return v
 
     def admits(self, value: float) -> bool:
         """Whether ``value`` lies in the domain (NaN never does)."""

@@ -41,19 +41,23 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         raise ValueError(f"{name}: must be finite; {name}[{', '.join(map(str, index))}] = {arr[index]!r}")
 
 
+def check_boxes(name: str, arr: np.ndarray) -> None:
+    """ValueError naming the first box with x2 < x1 or y2 < y1."""
+    bad = (arr[..., 2] < arr[..., 0]) | (arr[..., 3] < arr[..., 1])
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: boxes must have x2 >= x1 and y2 >= y1; "
+                         f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
+
+
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def check_params(params_meta, values: dict) -> None:
-    """ValueError naming the parameter and its domain."""
-    for p in params_meta:
-        v = values[p.name]
-        if isinstance(v, (complex, np.complexfloating)) or not np.isscalar(v) and np.ndim(v) != 0:
-            raise TypeError(f"{p.name}: must be a real scalar, got {v!r}")
-        if not p.admits(float(v)):
-            raise ValueError(f"{p.name}: must satisfy {p.rule}, got {v!r}")
+def param_floats(params_meta, values: tuple) -> tuple:
+    """The parameters as the kernels' floats; errors name the parameter and its rule."""
+    return tuple(p.to_float(v) for p, v in zip(params_meta, values))
 
 
 def broadcast_shape(shapes: dict) -> tuple:

@@ -7,7 +7,7 @@
 """Balanced L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
-returns the number of elements with a non-finite input, so validation costs no
+returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
 thread (no thread-pool launch)."""
 from numba import njit, prange

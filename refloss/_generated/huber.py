@@ -16,6 +16,7 @@ from refloss._param import Param
 NAME = 'huber'
 TITLE = 'Huber loss'
 INPUTS = ('pred', 'target')
+WIDTHS = (1, 1)
 PARAMS = (
     Param('delta', 1.0, 0.0, False, None, True, '0 < delta', 'threshold between the quadratic and linear regions'),
 )

@@ -16,6 +16,7 @@ from refloss._param import Param
 NAME = 'l1'
 TITLE = 'L1 loss'
 INPUTS = ('pred', 'target')
+WIDTHS = (1, 1)
 PARAMS = (
 )
 ARGS = ()

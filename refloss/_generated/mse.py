@@ -16,6 +16,7 @@ from refloss._param import Param
 NAME = 'mse'
 TITLE = 'Squared error (MSE)'
 INPUTS = ('pred', 'target')
+WIDTHS = (1, 1)
 PARAMS = (
 )
 ARGS = ()

@@ -16,6 +16,7 @@ from refloss._param import Param
 NAME = 'smooth_l1'
 TITLE = 'Smooth L1 loss'
 INPUTS = ('pred', 'target')
+WIDTHS = (1, 1)
 PARAMS = (
     Param('beta', 1.0, 0.0, True, None, True, '0 <= beta', 'width of the quadratic region; 0 gives L1'),
 )

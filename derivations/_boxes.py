@@ -1,0 +1,82 @@
+"""Shared geometry of the IoU family on xyxy boxes, with PyTorch's conventions.
+
+pred = (px1, py1, px2, py2), target = (tx1, ty1, tx2, ty2).  The intersection and
+the enclosing box use ``TMin``/``TMax`` (ties split the gradient 0.5/0.5, as
+torch.minimum/maximum) and ``Clamp0`` (gradient passes at 0, as clamp(min=0)); see
+``derivations/_functions.py``.  Gradients w.r.t. all eight coordinates are
+``sympy.diff`` of a differentiation form, which may differ from the evaluation form of
+the value only by detached factors (``Detach``) and is proved equal to it in value.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ._core import Branch, Kernel, Step as DocStep, prove_equal
+from ._functions import Clamp0, TMax, TMin, plain
+
+px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
+tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
+PRED = (px1, py1, px2, py2)
+TARGET = (tx1, ty1, tx2, ty2)
+ARRAYS = (("pred", 4, PRED), ("target", 4, TARGET))
+eps = sp.Symbol("eps", nonnegative=True)
+
+wp, hp = px2 - px1, py2 - py1
+wt, ht = tx2 - tx1, ty2 - ty1
+iw = Clamp0(TMin(px2, tx2) - TMax(px1, tx1))
+ih = Clamp0(TMin(py2, ty2) - TMax(py1, ty1))
+inter = iw * ih
+union = wp * hp + wt * ht - inter
+iou = inter / (union + eps)
+# 1 - IoU as one fraction: no rounding of IoU near 1 before the subtraction
+one_minus_iou = (union - inter + eps) / (union + eps)
+cw = TMax(px2, tx2) - TMin(px1, tx1)
+ch = TMax(py2, ty2) - TMin(py1, ty1)
+enclose = cw * ch
+# centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
+dx = ((px1 - tx1) + (px2 - tx2)) / 2
+dy = ((py1 - ty1) + (py2 - ty2)) / 2
+rho2 = dx**2 + dy**2
+c2 = cw**2 + ch**2 + eps
+
+INVALID = sp.Or(px2 < px1, py2 < py1, tx2 < tx1, ty2 < ty1)
+
+EPS_PARAM_DOC = "stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula"
+
+GEOMETRY_STEPS = [
+    DocStep("Boxes are $(x_1, y_1, x_2, y_2)$; $w = x_2 - x_1$, $h = y_2 - y_1$. Intersection, with "
+            "$\\max/\\min$ as `torch.maximum/minimum` (a tie splits the gradient 0.5/0.5) and "
+            "$[\\cdot]_+$ as `clamp(min=0)` (the gradient passes at 0):",
+            "I", sp.Symbol("i_w") * sp.Symbol("i_h")),
+    DocStep("", "i_w", sp.Max(sp.Min(px2, tx2) - sp.Max(px1, tx1), 0)),
+    DocStep("Union and IoU ($\\epsilon = 0$ by default: the exact, scale-invariant formula):",
+            "U", plain(union).subs(inter, sp.Symbol("I"))),
+    DocStep("", "\\mathrm{IoU}", sp.Symbol("I") / (sp.Symbol("U") + eps)),
+    DocStep("$1 - \\mathrm{IoU}$ is evaluated as one fraction, so that nothing is rounded near 1 before the "
+            "subtraction:", "1 - \\mathrm{IoU}", (sp.Symbol("U") - sp.Symbol("I") + eps) / (sp.Symbol("U") + eps)),
+]
+
+
+def box_kernel(branches, args, prelude=(), checks=None) -> Kernel:
+    """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``.
+
+    The gradient outputs are the derivatives of the differentiation form w.r.t. the
+    eight coordinates; each branch's value form is proved equal to its
+    differentiation form (with detached factors as identities).
+    """
+    out = []
+    for cond, value, diff_form, label in branches:
+        if checks is not None:
+            prove_equal(plain(value), plain(diff_form), f"evaluation form equals the definition ({label or 'all'})",
+                        checks, domain=_POSITIVE_BOXES)
+        grads = {f"d_{s.name}": sp.diff(diff_form, s) for s in PRED + TARGET}
+        for sym, expr in prelude:
+            grads = {k: g.xreplace({expr: sym}) for k, g in grads.items()}
+        out.append(Branch(cond, {"value": value, **grads}, label))
+    return Kernel(arrays=ARRAYS, args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=INVALID)
+
+
+# overlapping boxes with all coordinates distinct (for numerical proofs of identities)
+_POSITIVE_BOXES = {px1: (0, 1), py1: (0, 1), px2: (2, 3), py2: (2, 3), tx1: (sp.Rational(1, 2), sp.Rational(3, 2)),
+                   ty1: (sp.Rational(1, 2), sp.Rational(3, 2)), tx2: (sp.Rational(5, 2), 4), ty2: (sp.Rational(5, 2), 4),
+                   eps: (0, sp.Rational(1, 10))}

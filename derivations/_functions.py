@@ -1,0 +1,78 @@
+"""SymPy functions with the derivative conventions refloss generates code for.
+
+PyTorch autograd's conventions at non-differentiable points (the default, so that
+the reference and the most common peers agree there):
+
+- ``TMax(a, b)``, ``TMin(a, b)``: ``torch.maximum``/``torch.minimum``; at a tie the
+  gradient is split 0.5/0.5.
+- ``Clamp0(x)``: ``x.clamp(min=0)``; at x = 0 the gradient passes (factor 1).
+
+And two devices for conventions peers use in their backward passes:
+
+- ``Detach(x)``: value x, derivative 0 (a quantity computed under ``no_grad``).
+- ``Step(x)``: 1 if x > 0 else 0, derivative 0 (a gate).
+- ``AtanRatio(w, h, d)``: atan2(w, h) = arctan(w/h) for h > 0, with a gradient finite at
+  h = 0; ``d`` = 1 multiplies its gradient by w^2 + h^2 (the DIoU paper's darknet
+  simplification of CIoU's dv/dw, dv/dh), d = 0 is the exact derivative.
+"""
+import sympy as sp
+
+HALF = sp.Rational(1, 2)
+
+
+class TMax(sp.Function):
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sp.Heaviside(a - b, HALF) if argindex == 1 else sp.Heaviside(b - a, HALF)
+
+
+class TMin(sp.Function):
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sp.Heaviside(b - a, HALF) if argindex == 1 else sp.Heaviside(a - b, HALF)
+
+
+class Clamp0(sp.Function):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Heaviside(self.args[0], 1)
+
+
+class Detach(sp.Function):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+
+class Step(sp.Function):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+
+class AtanRatio(sp.Function):
+    nargs = 3
+
+    def fdiff(self, argindex=1):
+        w, h, d = self.args
+        scale = (1 - d) / (w**2 + h**2) + d
+        if argindex == 1:
+            return h * scale
+        if argindex == 2:
+            return -w * scale
+        return sp.Integer(0)
+
+
+def plain(expr):
+    """The same expression with the convention functions replaced by ordinary SymPy
+    (Max, Min, atan2, identity) -- for proving identities and for the docs."""
+    return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
+        .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
+        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h))
