@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ._core import Branch, Kernel, Step as DocStep, prove_equal
-from ._functions import Clamp0, TMax, TMin, plain
+from ._functions import Clamp0, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
 tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
@@ -34,8 +34,8 @@ cw = TMax(px2, tx2) - TMin(px1, tx1)
 ch = TMax(py2, ty2) - TMin(py1, ty1)
 enclose = cw * ch
 # centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
-dx = ((px1 - tx1) + (px2 - tx2)) / 2
-dy = ((py1 - ty1) + (py2 - ty2)) / 2
+dx = (Sub(px1, tx1) + Sub(px2, tx2)) / 2
+dy = (Sub(py1, ty1) + Sub(py2, ty2)) / 2
 rho2 = dx**2 + dy**2
 c2 = cw**2 + ch**2 + eps
 
@@ -66,13 +66,15 @@ def box_kernel(branches, args, prelude=(), checks=None) -> Kernel:
     """
     out = []
     for cond, value, diff_form, label in branches:
-        if checks is not None:
+        if checks is not None and value.is_finite is not False and not value.has(sp.nan):
             prove_equal(plain(value), plain(diff_form), f"evaluation form equals the definition ({label or 'all'})",
                         checks, domain=_POSITIVE_BOXES)
-        grads = {f"d_{s.name}": sp.diff(diff_form, s) for s in PRED + TARGET}
-        for sym, expr in prelude:
-            grads = {k: g.xreplace({expr: sym}) for k, g in grads.items()}
-        out.append(Branch(cond, {"value": value, **grads}, label))
+        grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s)) for s in PRED + TARGET}
+        outputs = {"value": value, **grads}
+        for sym, expr in prelude:  # reuse the prelude's values inside the branches
+            outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}
+            cond = cond.xreplace({expr: sym}) if cond is not None else None
+        out.append(Branch(cond, outputs, label))
     return Kernel(arrays=ARRAYS, args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=INVALID)
 
 
@@ -80,3 +82,40 @@ def box_kernel(branches, args, prelude=(), checks=None) -> Kernel:
 _POSITIVE_BOXES = {px1: (0, 1), py1: (0, 1), px2: (2, 3), py2: (2, 3), tx1: (sp.Rational(1, 2), sp.Rational(3, 2)),
                    ty1: (sp.Rational(1, 2), sp.Rational(3, 2)), tx2: (sp.Rational(5, 2), 4), ty2: (sp.Rational(5, 2), 4),
                    eps: (0, sp.Rational(1, 10))}
+
+
+def slide_path(dy: float):
+    """A unit square sliding along x past a unit-square target, offset dy in y:
+    x -> (pred, target, tangent of the path in the 8 coordinates)."""
+    def path(x):
+        return (x, dy, x + 1.0, dy + 1.0, 0.0, 0.0, 1.0, 1.0), (1.0, 0.0, 1.0, 0.0, 0, 0, 0, 0)
+    return path
+
+
+def slide_plot(title: str, params: dict | None = None):
+    """Loss and its derivative along the slide, for three vertical offsets."""
+    from ._core import Plot
+
+    params = params or {}
+    return Plot(f"{title}: unit square sliding past a unit square",
+                [(f"dy = {dy:g}", {"params": params, "path": slide_path(dy)}) for dy in (0.0, 0.5, 1.5)],
+                x_range=(-4.0, 4.0),
+                caption="x is the horizontal offset of the predicted unit square from the target unit square, dy "
+                        "its vertical offset; right: the derivative of the loss along the slide.")
+
+
+def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
+             constants=()):
+    from ._core import LossSpec
+
+    return LossSpec(name=name, title=title, formula=formula, references=references, params=params,
+                    constants=list(constants), kernels=kernels, steps=GEOMETRY_STEPS + steps, plots=plots,
+                    conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks)
+
+
+CONVENTIONS = ("Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and "
+               "clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes "
+               "(zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid "
+               "boxes (zero union, zero enclosing diagonal) the value is NaN.")
+ACCURACY = ("1 - IoU is one fraction (U - I + eps)/(U + eps); centre offsets are sums of coordinate differences, "
+            "which are exact for nearby coordinates, so small boxes far from the origin keep their digits.")

@@ -17,6 +17,8 @@ float64 in Numba and would promote the whole kernel to double precision.
 """
 from __future__ import annotations
 
+import hashlib
+
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -74,8 +76,8 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.as_base_exp()
         b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
-        if exp.is_Integer and 1 <= int(exp) <= 4:
-            return "*".join([b] * int(exp))
+        if exp.is_Integer and 1 <= int(exp) <= 4:  # parenthesized: the Mul printer may put it after a '/'
+            return "(" + "*".join([b] * int(exp)) + ")"
         if exp.is_Integer and -4 <= int(exp) <= -1:
             return f"{self._literal(1)}/({'*'.join([b] * -int(exp))})"
         if exp == sp.Rational(1, 2):
@@ -105,7 +107,19 @@ class KernelPrinter(PythonCodePrinter):
         return f"min({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_Clamp0(self, expr):
-        return f"max({self._print(expr.args[0])}, {self._literal(0)})"
+        # max(x, x - x): the zero has x's type, so pure-Python runs (CUDA simulator, doc
+        # figures) keep NumPy semantics (x/0 -> inf) instead of raising ZeroDivisionError
+        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Add"])
+        return f"max({x}, {x} - {x})"
+
+    def _print_Sub(self, expr):
+        return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
+
+    def _print_Infinity(self, expr):
+        return self._literal(float("inf")).replace("inf", "math.inf") if self.precision == "f64" else "_f32(math.inf)"
+
+    def _print_NaN(self, expr):
+        return "math.nan" if self.precision == "f64" else "_f32(math.nan)"
 
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
@@ -327,10 +341,17 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
     return " or ".join(checks)
 
 
+def _scalar_hash(spec: LossSpec, source: str) -> str:
+    """Fingerprint of the scalar module: a driver file must change whenever the kernels it
+    inlines change, or Numba's on-disk cache (keyed on the driver file) would serve stale code."""
+    return hashlib.sha256(scalar_module(spec, source).encode()).hexdigest()[:16]
+
+
 def cpu_module(spec: LossSpec, source: str) -> str:
     lines = [
         banner(source),
         "# ruff: noqa",
+        f"# scalar kernels: sha256 {_scalar_hash(spec, source)}",
         f'"""{spec.title}: Numba CPU kernels.',
         "",
         "Each driver makes one fused pass that writes the value (and the gradients) and",
@@ -374,6 +395,7 @@ def cuda_module(spec: LossSpec, source: str) -> str:
     lines = [
         banner(source),
         "# ruff: noqa",
+        f"# scalar kernels: sha256 {_scalar_hash(spec, source)}",
         f'"""{spec.title}: numba.cuda device functions and fused grid-stride kernels."""',
         "from numba import cuda",
         "",

@@ -1,10 +1,12 @@
 """Derivation pages: ``docs/derivations/<loss>.md`` and ``docs/img/<loss>.svg``."""
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from ._codegen import banner
 from ._core import LossSpec
+from ._functions import plain
 from ._svg import line_plots
 
 
@@ -33,11 +35,12 @@ def markdown(spec: LossSpec, source: str) -> str:
                   "arithmetic and rounded once to the kernel's precision:", ""]
         lines += [f"- ${sp.latex(c.symbol)} = {sp.latex(c.expr)}$ ({c.doc})" for c in spec.constants]
         lines.append("")
-    lines += ["## Evaluation and accuracy", "", spec.accuracy, "",
-              "Generated kernel branches (float64):", ""]
-    for b in spec.kernels["f64"].branches:
-        cond = "otherwise" if b.condition is None else f"${sp.latex(b.condition)}$"
-        lines.append(f"- {cond}: {b.label}" if b.label else f"- {cond}")
+    lines += ["## Evaluation and accuracy", "", spec.accuracy, ""]
+    if len(spec.kernels["f64"].branches) > 1:
+        lines += ["Generated kernel branches (float64):", ""]
+        for b in spec.kernels["f64"].branches:
+            cond = "otherwise" if b.condition is None else f"${sp.latex(plain(b.condition))}$"
+            lines.append(f"- {cond}: {b.label}" if b.label else f"- {cond}")
     lines += ["", "## Conventions", "", spec.conventions, "", "## Claims checked when generating", "",
               "`python -m derivations` stops if any of these fails:", ""]
     lines += [f"- {claim} ({method})" for claim, method in spec.checks]
@@ -49,6 +52,17 @@ def markdown(spec: LossSpec, source: str) -> str:
                 lines += ["", plot.caption]
     lines += ["", "## References", ""] + [f"- {r}" for r in spec.references]
     return "\n".join(lines) + "\n"
+
+
+def _kernel_defaults(spec: LossSpec) -> dict:
+    """Parameter defaults as the kernels' floats (bool -> 0/1, None -> its stand-in)."""
+    out = {}
+    for p in spec.params:
+        if p.kind == "optional" and p.default is None:
+            out[p.name] = float(p.none_value)
+        else:
+            out[p.name] = float(p.default)
+    return out
 
 
 def figures(spec: LossSpec, scalar_source: str) -> list:
@@ -65,6 +79,15 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
         for label, curve in plot.curves:
             if callable(curve):
                 vg = [curve(x) for x in xs]
+            elif "path" in curve:  # boxes: evaluate along a path, derivative along its tangent
+                args = ns["constants"](**{**_kernel_defaults(spec), **curve["params"]})
+                vg = []
+                for x in xs:
+                    point, tangent = curve["path"](x)
+                    with np.errstate(all="ignore"):  # numpy scalars: x/0 -> inf as in the compiled kernels
+                        v, *g = ns["value_and_grad_f64"](*map(np.float64, point), *args)
+                    v, g = float(v), [float(gi) for gi in g]
+                    vg.append((v, sum(gi * ti for gi, ti in zip(g, tangent))))
             else:
                 args = ns["constants"](**curve)
                 vg = [ns["value_and_grad_f64"](x, 0.0, *args)[:2] for x in xs]

@@ -43,6 +43,16 @@ class Clamp0(sp.Function):
         return sp.Heaviside(self.args[0], 1)
 
 
+class Sub(sp.Function):
+    """a - b kept as one operation (SymPy would flatten (a - b) + (c - d) into a + c - b - d,
+    which loses every digit of a small difference of large coordinates)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1) if argindex == 1 else sp.Integer(-1)
+
+
 class Detach(sp.Function):
     nargs = 1
 
@@ -75,4 +85,4 @@ def plain(expr):
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
-        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h))
+        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b)

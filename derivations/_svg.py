@@ -27,7 +27,7 @@ def _fmt(v: float) -> str:
 
 
 def _panel(x0: float, title: str, xs: list, series: list, xlabel: str) -> list:
-    ys = [y for _, ysr in series for y in ysr if math.isfinite(y)]
+    ys = [y for _, ysr in series for y in ysr if math.isfinite(y)] or [0.0]
     ylo, yhi = min(ys), max(ys)
     if yhi - ylo < 1e-12:
         ylo, yhi = ylo - 1, yhi + 1

@@ -11,8 +11,10 @@ kernels with analytic gradients (``refloss/_generated/``), and checked against a
 Importing refloss imports NumPy only; Numba is imported and kernels compile (with
 an on-disk cache) on first use.
 """
+from ._boxes import box_convert
+from ._focal_eiou import FocalEIoULoss
 from ._loss import Loss
-from ._registry import ALL_LOSSES, ELEMENTWISE_LOSSES
+from ._registry import ALL_LOSSES, BOX_LOSSES, ELEMENTWISE_LOSSES, METRICS
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,18 @@ huber = Loss("huber")
 balanced_l1 = Loss("balanced_l1")
 focal_l1 = Loss("focal_l1")
 
-__all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l1"]
+iou_loss = Loss("iou_loss")
+log_iou_loss = Loss("log_iou_loss")
+giou_loss = Loss("giou_loss")
+diou_loss = Loss("diou_loss")
+ciou_loss = Loss("ciou_loss")
+eiou_loss = Loss("eiou_loss")
+focal_eiou_loss = FocalEIoULoss("focal_eiou_loss")
+
+iou = Loss("iou")
+giou = Loss("giou")
+diou = Loss("diou")
+ciou = Loss("ciou")
+
+__all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "box_convert",
+           *ALL_LOSSES]

@@ -1,4 +1,6 @@
 """Which generated losses exist; one line per loss (its derivation is derivations/<name>.py)."""
 
 ELEMENTWISE_LOSSES = ("l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l1")
-ALL_LOSSES = ELEMENTWISE_LOSSES
+BOX_LOSSES = ("iou_loss", "log_iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss")
+METRICS = ("iou", "giou", "diou", "ciou")
+ALL_LOSSES = ELEMENTWISE_LOSSES + BOX_LOSSES + METRICS

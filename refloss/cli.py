@@ -17,11 +17,10 @@ def _verify(args) -> int:
         print("refloss verify needs mpmath: pip install 'refloss[verify]'", file=sys.stderr)
         return 2
     from . import _verify
-    from ._registry import ELEMENTWISE_LOSSES
-
-    unknown = set(args.loss or ()) - set(ELEMENTWISE_LOSSES)
+    known = tuple(_verify.PARAM_SETS) + tuple(_verify.BOX_PARAM_SETS)
+    unknown = set(args.loss or ()) - set(known)
     if unknown:
-        print(f"unknown loss(es) {sorted(unknown)}; known: {', '.join(ELEMENTWISE_LOSSES)}", file=sys.stderr)
+        print(f"unknown loss(es) {sorted(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     devices = args.device or None
     print(f"refloss verify: backends {devices or _verify.backends()}, dtypes {args.dtype}", flush=True)

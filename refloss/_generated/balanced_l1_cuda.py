@@ -4,6 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
+# scalar kernels: sha256 bfafdcc897c4efe5
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

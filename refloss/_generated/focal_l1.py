@@ -50,7 +50,7 @@ def value_f64(pred, target, alpha, ln_b, q, s, c_lin):
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         return 0.0
     elif (a <= 1.0):  # logarithmic
-        return a*a*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        return (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
     else:  # linear
         return a*s + c_lin
 
@@ -64,7 +64,7 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
     elif (a <= 1.0):  # logarithmic
         _t0 = math.log(a)
         _t1 = a*alpha*sgn*(_t0 + ln_b)
-        return a*a*q*(-2.0*_t0 - 2.0*ln_b + 1.0), -_t1, _t1
+        return (a*a)*q*(-2.0*_t0 - 2.0*ln_b + 1.0), -_t1, _t1
     else:  # linear
         _t0 = s*sgn
         return a*s + c_lin, _t0, -_t0
@@ -76,7 +76,7 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin):
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         return _f32(0.0)
     elif (a <= _f32(1.0)):  # logarithmic
-        return a*a*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        return (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
     else:  # linear
         return a*s + c_lin
 
@@ -90,7 +90,7 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
     elif (a <= _f32(1.0)):  # logarithmic
         _t0 = math.log(a)
         _t1 = a*alpha*sgn*(_t0 + ln_b)
-        return a*a*q*(-_f32(2.0)*_t0 - _f32(2.0)*ln_b + _f32(1.0)), -_t1, _t1
+        return (a*a)*q*(-_f32(2.0)*_t0 - _f32(2.0)*ln_b + _f32(1.0)), -_t1, _t1
     else:  # linear
         _t0 = s*sgn
         return a*s + c_lin, _t0, -_t0

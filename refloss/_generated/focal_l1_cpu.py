@@ -4,6 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
+# scalar kernels: sha256 48ab0a503f1141df
 """Focal-L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

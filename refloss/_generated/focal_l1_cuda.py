@@ -4,6 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
+# scalar kernels: sha256 48ab0a503f1141df
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,6 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
+# scalar kernels: sha256 c163ff4673043bb8
 """Huber loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,6 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
+# scalar kernels: sha256 6e65713754401985
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -40,7 +40,7 @@ def constants():
 def value_f64(pred, target):
     x = pred - target
     a = abs(x)
-    return a*a
+    return (a*a)
 
 
 def value_and_grad_f64(pred, target):
@@ -48,13 +48,13 @@ def value_and_grad_f64(pred, target):
     a = abs(x)
     sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
     _t0 = 2.0*a*sgn
-    return a*a, _t0, -_t0
+    return (a*a), _t0, -_t0
 
 
 def value_f32(pred, target):
     x = pred - target
     a = abs(x)
-    return a*a
+    return (a*a)
 
 
 def value_and_grad_f32(pred, target):
@@ -62,4 +62,4 @@ def value_and_grad_f32(pred, target):
     a = abs(x)
     sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
     _t0 = _f32(2.0)*a*sgn
-    return a*a, _t0, -_t0
+    return (a*a), _t0, -_t0

@@ -44,3 +44,34 @@ __all__ = [
     "ulp",
     "ulp_error",
 ]
+
+# IoU-family box losses (refloss.oracle.boxes): (value, grad_pred[4], grad_target[4]) as mpf
+from .boxes import (  # noqa: E402
+    BOX_ORACLES,
+    ciou,
+    ciou_loss,
+    diou,
+    diou_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    giou,
+    giou_loss,
+    iou,
+    iou_loss,
+    log_iou_loss,
+)
+
+__all__ += [
+    "BOX_ORACLES",
+    "ciou",
+    "ciou_loss",
+    "diou",
+    "diou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "giou",
+    "giou_loss",
+    "iou",
+    "iou_loss",
+    "log_iou_loss",
+]

@@ -1,0 +1,79 @@
+"""Complete-IoU loss (Zheng et al., arXiv:1911.08287) with the conventions peers use.
+
+v = (4/pi^2) (arctan(w_t/h_t) - arctan(w_p/h_p))^2, alpha = v / ((1 - IoU) + v),
+L = 1 - IoU + rho^2/c^2 + alpha v.  Options, each a kernel argument:
+- alpha_grad: False (default) treats alpha as a constant in the gradient, as the
+  official code (alpha under no_grad) and most peers; True is the exact derivative;
+- alpha_gate: None, or t: alpha is 0 unless IoU > t (YOLACT, mmdetection: t = 0.5);
+- darknet: the DIoU paper's simplification of dv/dw, dv/dh that drops 1/(w^2 + h^2).
+arctan(w/h) is atan2(w, h): finite value and gradient at h = 0.
+"""
+import sympy as sp
+
+from . import _boxes as B
+from ._core import Param, Step
+from ._functions import AtanRatio, Detach, Step as Gate
+from .diou_loss import distance
+from .iou_loss import EPS
+
+NAME = "ciou_loss"
+g = sp.Symbol("alpha_grad", nonnegative=True)
+gate = sp.Symbol("alpha_gate", real=True)
+dk = sp.Symbol("darknet", nonnegative=True)
+d_atan = sp.Symbol("d_atan", real=True)
+
+D = AtanRatio(B.wt, B.ht, 0) - AtanRatio(B.wp, B.hp, dk)
+v = 4 / sp.pi**2 * D**2
+alpha = v / ((1 - B.iou) + v)
+alpha_eff = Gate(B.iou - gate) * (g * alpha + (1 - g) * Detach(alpha))
+aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v)  # alpha v without 0/0 at identical boxes
+
+PARAMS = [
+    EPS,
+    Param("alpha_grad", g, False, "differentiate alpha (True) or treat it as a constant (False, as the official "
+          "code and most peers)", kind="bool"),
+    Param("alpha_gate", gate, None, "alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)",
+          lower=sp.Integer(0), upper=sp.Integer(1), upper_closed=False, kind="optional", none_value=-1.0),
+    Param("darknet", dk, False, "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind="bool"),
+]
+ARGS = (B.eps, g, gate, dk)
+CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when "
+               "v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite "
+               "gradient.")
+
+
+def kernel(sign, checks):
+    """CIoU loss (sign = 1) or the CIoU metric 1 - loss (sign = -1)."""
+    base_value = (B.one_minus_iou + distance) if sign == 1 else (B.iou - distance)
+    base_diff = (1 - B.iou + distance) if sign == 1 else (B.iou - distance)
+    return B.box_kernel(
+        [
+            (sp.Eq(d_atan, 0), base_value, base_diff, "equal aspect ratios: v = 0, no aspect term"),
+            (None, base_value + sign * aspect_value, base_diff + sign * alpha_eff * v, "aspect term alpha v"),
+        ],
+        args=ARGS, prelude=((d_atan, D),), checks=checks)
+
+
+def derive():
+    checks = []
+    k = kernel(1, checks)
+    return B.box_spec(
+        NAME, "CIoU loss", "L = 1 - IoU + rho^2/(c^2 + eps) + alpha*v, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, "
+        "alpha = v / (1 - IoU + v).", ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287",
+                                        "Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572"],
+        PARAMS, {p: k for p in ("f64", "f32")},
+        [Step("Aspect-ratio term and its weight (arctan(w/h) evaluated as atan2(w, h)):", "v",
+              4 / sp.pi**2 * (sp.atan(sp.Symbol("w_t") / sp.Symbol("h_t")) - sp.atan(sp.Symbol("w") / sp.Symbol("h"))) ** 2),
+         Step("", "\\alpha", sp.Symbol("v") / (1 - sp.Symbol("IoU") + sp.Symbol("v"))),
+         Step("The loss, with $\\alpha v$ evaluated as $v^2/((1 - \\mathrm{IoU}) + v)$ (0 at identical boxes):",
+              "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps)
+              + sp.Symbol("\\alpha") * sp.Symbol("v")),
+         Step("Gradient conventions: with `alpha_grad=False` (default) $\\alpha$ is a constant, "
+              "$\\partial(\\alpha v) = \\alpha\\,\\partial v$; with `alpha_grad=True` the exact derivative "
+              "$\\partial(\\alpha v) = \\alpha\\,\\partial v + v\\,\\partial\\alpha$. `alpha_gate=t` multiplies "
+              "$\\alpha$ by $[\\mathrm{IoU} > t]$. `darknet=True` replaces the exact")
+         , Step("", "\\frac{\\partial v}{\\partial w}", -8 / sp.pi**2 * sp.Symbol("D") * sp.Symbol("h")
+                / (sp.Symbol("w") ** 2 + sp.Symbol("h") ** 2)),
+         Step("by $-\\frac{8}{\\pi^2} D h$ (and $\\partial v/\\partial h$ likewise by $\\frac{8}{\\pi^2} D w$) for the "
+              "predicted box, $D = \\arctan(w_t/h_t) - \\arctan(w/h)$.")],
+        [B.slide_plot("CIoU loss")], CONVENTIONS, "", checks)

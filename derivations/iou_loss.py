@@ -1,0 +1,19 @@
+"""IoU loss 1 - IoU on xyxy boxes (e.g. Yu et al., UnitBox, arXiv:1608.01471)."""
+import sympy as sp
+
+from . import _boxes as B
+from ._core import Param, Step
+
+NAME = "iou_loss"
+EPS = Param("eps", B.eps, 0.0, B.EPS_PARAM_DOC, lower=sp.Integer(0))
+
+
+def derive():
+    checks = []
+    kernel = B.box_kernel([(None, B.one_minus_iou, 1 - B.iou, "")], args=(B.eps,), checks=checks)
+    return B.box_spec(
+        NAME, "IoU loss", "L = 1 - IoU = (U - I + eps) / (U + eps) for xyxy boxes pred, target (..., 4).",
+        ["J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471"], [EPS],
+        {p: kernel for p in ("f64", "f32")},
+        [Step("The loss; its gradient vanishes wherever the boxes do not overlap (I = 0):", "L", 1 - sp.Symbol("IoU"))],
+        [B.slide_plot("IoU loss")], "", "", checks)

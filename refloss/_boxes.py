@@ -1,0 +1,34 @@
+"""Box format conversion between xyxy, xywh and cxcywh (last axis of size 4)."""
+from __future__ import annotations
+
+import numpy as np
+
+FORMATS = ("xyxy", "xywh", "cxcywh")
+
+
+def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
+    """Convert boxes (..., 4) between "xyxy" (corners), "xywh" (corner, size) and
+    "cxcywh" (centre, size), as torchvision.ops.box_convert does.
+
+    >>> box_convert([0.0, 0.0, 2.0, 4.0], "xyxy", "cxcywh").tolist()
+    [1.0, 2.0, 2.0, 4.0]
+    """
+    for name, fmt in (("in_fmt", in_fmt), ("out_fmt", out_fmt)):
+        if fmt not in FORMATS:
+            raise ValueError(f"{name}: must be one of {FORMATS}, got {fmt!r}")
+    b = np.asarray(boxes)
+    if b.dtype.kind not in "fiu":
+        raise TypeError(f"boxes: must be a real numeric array, got {b.dtype}")
+    b = b.astype(np.result_type(b.dtype, np.float32), copy=False)
+    if b.ndim == 0 or b.shape[-1] != 4:
+        raise ValueError(f"boxes: last dimension must be 4, got shape {b.shape}")
+    a0, a1, a2, a3 = np.moveaxis(b, -1, 0)
+    if in_fmt == "xywh":
+        a2, a3 = a0 + a2, a1 + a3
+    elif in_fmt == "cxcywh":
+        a0, a1, a2, a3 = a0 - a2 / 2, a1 - a3 / 2, a0 + a2 / 2, a1 + a3 / 2
+    if out_fmt == "xywh":
+        a2, a3 = a2 - a0, a3 - a1
+    elif out_fmt == "cxcywh":
+        a0, a1, a2, a3 = (a0 + a2) / 2, (a1 + a3) / 2, a2 - a0, a3 - a1
+    return np.stack([a0, a1, a2, a3], axis=-1)

@@ -1,0 +1,504 @@
+"""50-digit mpmath oracle for the IoU family of box losses, written from the papers.
+
+Boxes are xyxy: ``pred = (px1, py1, px2, py2)``, ``target = (tx1, ty1, tx2, ty2)``
+(any length-4 sequence of Python/NumPy floats, converted exactly with
+``mp.mpf(float(v))``; mpf coordinates are used as they are).  A box must be
+finite with ``x2 >= x1`` and ``y2 >= y1`` (else ``ValueError``).  Every public
+function returns ``(value, grad_pred, grad_target)``: an mpf and two 4-tuples of
+mpf, ``d value / d coordinate``, all rounded to ``DPS`` = 50 significant digits.
+
+Gradients come from forward-mode automatic differentiation: a small dual number
+(:class:`_Dual`, a value plus the 8-vector of partials w.r.t. the 8 coordinates)
+carries every formula, so each loss is written exactly once.  Internally the
+work is done at ``DPS + _GUARD_DPS`` digits and the *values* of sums,
+differences and products are formed exactly (``exact=True``), so widths,
+heights, I, U, C, rho2 and c2 are exact; only quotients, transcendental
+functions and the partials round (at 80 digits).  The losses use
+``1 - IoU = (U + eps - I) / (U + eps)`` (one rounding, no cancellation as
+IoU -> 1) and every loss is a sum of non-negative terms, so each loss value
+keeps its 50 digits however close the boxes are (the CIoU aspect difference
+``atan2(wt, ht) - atan2(wp, hp)`` is the one cancellation left; it has 80 - k
+correct digits when the two aspect angles agree to k digits); identical boxes
+give exactly 0.  The metrics (``iou``, ``giou``, ``diou``, ``ciou``) are
+differences and are accurate to 80 digits absolute.  Only the returned numbers
+are rounded to 50 digits.
+
+The non-differentiable primitives follow PyTorch autograd:
+
+* ``maximum(a, b)`` / ``minimum(a, b)`` (``torch.maximum`` / ``torch.minimum``):
+  the derivative of the selected argument; on a tie ``a == b`` each argument
+  gets half: ``0.5 da + 0.5 db``.
+* ``clamp_min0(x)`` (``torch.clamp(x, min=0)``): derivative 1 for ``x >= 0``
+  (including ``x == 0``), 0 for ``x < 0``.
+* ``atan2(w, h)``: ``d = (h dw - w dh) / (w**2 + h**2)``; finite at ``h == 0``
+  for ``w != 0``; NaN at ``w == h == 0`` (torch gives 0/0 there too).
+* ``x ** gamma`` (Focal-EIoU weight): torch's ``pow`` backward -- derivative
+  0 for ``gamma == 0``; at ``x == 0`` the factor ``gamma x**(gamma-1)`` is
+  ``+inf`` for ``0 < gamma < 1`` and then every partial that chains through it
+  is NaN (reverse-mode autograd also ends in NaN there: ``inf * 0`` in the
+  union's adjoint); 1 for ``gamma == 1`` and 0 for ``gamma > 1``.
+* ``log(x)`` at ``x == 0``: value ``-inf``, derivative NaN.
+
+Undefined quantities are NaN, never exceptions: a division whose denominator
+is 0 (zero union ``U + eps == 0``, zero enclosing diagonal ``c2 == 0``, ...)
+makes the value and every partial NaN, and NaN propagates.
+
+Definitions (``w = x2 - x1``, ``h = y2 - y1`` of each box, ``eps >= 0``):
+
+* ``iw = clamp_min0(minimum(px2, tx2) - maximum(px1, tx1))``, ``ih`` likewise,
+  ``I = iw ih``, ``U = wp hp + wt ht - I``, ``IoU = I / (U + eps)``;
+* enclosing box ``cx1 = minimum(px1, tx1)``, ``cy1 = minimum(py1, ty1)``,
+  ``cx2 = maximum(px2, tx2)``, ``cy2 = maximum(py2, ty2)``,
+  ``cw = cx2 - cx1``, ``ch = cy2 - cy1``, ``C = cw ch``;
+* ``rho2 = ((px1 + px2 - tx1 - tx2)/2)**2 + ((py1 + py2 - ty1 - ty2)/2)**2``,
+  ``c2 = cw**2 + ch**2 + eps``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Callable
+
+from mpmath import libmp, mp
+
+from .elementwise import DPS
+
+__all__ = [
+    "iou",
+    "iou_loss",
+    "log_iou_loss",
+    "giou",
+    "giou_loss",
+    "diou",
+    "diou_loss",
+    "ciou",
+    "ciou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "BOX_ORACLES",
+]
+
+_GUARD_DPS = 30  # extra working digits; results are rounded to DPS
+
+Box = tuple  # 4 coordinates
+Result = tuple  # (value, (4 x d/dpred), (4 x d/dtarget)), all mpf
+
+_N = 8  # partials: pred x1, y1, x2, y2, target x1, y1, x2, y2
+
+
+# ------------------------------------------------------------- dual numbers
+
+
+class _Dual:
+    """``v + sum_i d[i] e_i``: a value and its 8 partial derivatives (mpf)."""
+
+    __slots__ = ("v", "d")
+
+    def __init__(self, v, d=None):
+        self.v = v
+        self.d = d if d is not None else (mp.zero,) * _N
+
+    # -- helpers
+    @staticmethod
+    def _lift(x) -> "_Dual":
+        return x if isinstance(x, _Dual) else _Dual(mp.mpf(x) if not isinstance(x, mp.mpf) else x)
+
+    @staticmethod
+    def nan() -> "_Dual":
+        return _Dual(mp.nan, (mp.nan,) * _N)
+
+    def __repr__(self):  # pragma: no cover - debugging aid
+        return f"_Dual({self.v}, {self.d})"
+
+    # -- arithmetic (values of sums and products are exact; quotients and partials are rounded)
+    def __add__(self, other):
+        o = _Dual._lift(other)
+        return _Dual(mp.fadd(self.v, o.v, exact=True), tuple(a + b for a, b in zip(self.d, o.d)))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        o = _Dual._lift(other)
+        return _Dual(mp.fsub(self.v, o.v, exact=True), tuple(a - b for a, b in zip(self.d, o.d)))
+
+    def __rsub__(self, other):
+        return _Dual._lift(other) - self
+
+    def __neg__(self):
+        return _Dual(-self.v, tuple(-a for a in self.d))
+
+    def __mul__(self, other):
+        o = _Dual._lift(other)
+        a, b = self.v, o.v
+        return _Dual(mp.fmul(a, b, exact=True), tuple(a * db + b * da for da, db in zip(self.d, o.d)))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        o = _Dual._lift(other)
+        if o.v == 0 or mp.isnan(o.v) or mp.isnan(self.v):
+            return _Dual.nan()  # undefined: 0/0, x/0
+        q = self.v / o.v
+        return _Dual(q, tuple((da - q * db) / o.v for da, db in zip(self.d, o.d)))
+
+    def __rtruediv__(self, other):
+        return _Dual._lift(other) / self
+
+    def square(self):
+        return self * self
+
+
+def _const(x: _Dual) -> _Dual:
+    """Stop-gradient: same value, zero partials (torch ``.detach()``)."""
+    return _Dual(x.v)
+
+
+def _maximum(a: _Dual, b: _Dual) -> _Dual:
+    """torch.maximum: the larger argument's derivative; 0.5/0.5 on a tie."""
+    if a.v > b.v:
+        return a
+    if a.v < b.v:
+        return b
+    if a.v == b.v:
+        return _Dual(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
+    return _Dual.nan()
+
+
+def _minimum(a: _Dual, b: _Dual) -> _Dual:
+    """torch.minimum: the smaller argument's derivative; 0.5/0.5 on a tie."""
+    if a.v < b.v:
+        return a
+    if a.v > b.v:
+        return b
+    if a.v == b.v:
+        return _Dual(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
+    return _Dual.nan()
+
+
+def _clamp_min0(x: _Dual) -> _Dual:
+    """torch.clamp(x, min=0): derivative passes for x >= 0 (x == 0 included), 0 below."""
+    if x.v >= 0:
+        return x
+    if x.v < 0:
+        return _Dual(mp.zero)
+    return _Dual.nan()
+
+
+def _atan2(w: _Dual, h: _Dual, *, drop_norm: bool = False) -> _Dual:
+    """atan2(w, h) (= arctan(w/h) for h > 0); ``d = (h dw - w dh) / (w**2 + h**2)``.
+
+    ``drop_norm=True`` omits the ``1/(w**2 + h**2)`` factor (the DIoU paper's /
+    darknet's simplified aspect-ratio gradient); the value is unchanged.
+    """
+    value = mp.atan2(w.v, h.v)
+    if drop_norm:
+        k = mp.one
+    else:
+        r = w.v * w.v + h.v * h.v
+        k = 1 / r if r != 0 else mp.nan
+    return _Dual(value, tuple(k * (h.v * dw - w.v * dh) for dw, dh in zip(w.d, h.d)))
+
+
+def _log(x: _Dual) -> _Dual:
+    """Natural log; at x == 0 the value is -inf and the partials NaN."""
+    if mp.isnan(x.v) or x.v < 0:
+        return _Dual.nan()
+    if x.v == 0:
+        return _Dual(mp.ninf, (mp.nan,) * _N)
+    return _Dual(mp.log(x.v), tuple(da / x.v for da in x.d))
+
+
+def _log1p(x: _Dual) -> _Dual:
+    """ln(1 + x); at x == -1 the value is -inf and the partials NaN."""
+    if mp.isnan(x.v) or x.v < -1:
+        return _Dual.nan()
+    if x.v == -1:
+        return _Dual(mp.ninf, (mp.nan,) * _N)
+    return _Dual(mp.log1p(x.v), tuple(da / (1 + x.v) for da in x.d))
+
+
+def _power(x: _Dual, gamma) -> _Dual:
+    """x ** gamma (x >= 0, gamma >= 0 constant), with torch's pow-backward conventions."""
+    if mp.isnan(x.v) or x.v < 0:
+        return _Dual.nan()
+    if gamma == 0:
+        return _Dual(mp.one)  # 0**0 = 1, derivative 0
+    if x.v == 0:
+        if gamma < 1:  # infinite derivative: every chained partial is NaN (as autograd's inf*0 / inf-inf)
+            return _Dual(mp.zero, (mp.nan,) * _N)
+        return _Dual(mp.zero, tuple((da if gamma == 1 else mp.zero) for da in x.d))
+    else:
+        value = mp.power(x.v, gamma)
+        k = gamma * value / x.v
+    return _Dual(value, tuple(k * da for da in x.d))
+
+
+# ------------------------------------------------------------ conversions
+
+
+def _to_mpf(v):
+    """Exact conversion of an mpf / integer / float (Python or NumPy) to mpf."""
+    if isinstance(v, mp.mpf):
+        return v
+    if isinstance(v, numbers.Integral):
+        return mp.make_mpf(libmp.from_int(int(v)))
+    return mp.mpf(float(v))  # floats of <= 53 bits are exact at any precision
+
+
+def _box(coords, name: str) -> tuple:
+    c = tuple(coords)
+    if len(c) != 4:
+        raise ValueError(f"{name} must have 4 coordinates (x1, y1, x2, y2), got {len(c)}")
+    x1, y1, x2, y2 = (_to_mpf(v) for v in c)
+    if not all(mp.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise ValueError(f"{name} coordinates must be finite, got {c}")
+    if x2 < x1 or y2 < y1:
+        raise ValueError(f"{name} must satisfy x2 >= x1 and y2 >= y1, got {c}")
+    return x1, y1, x2, y2
+
+
+def _nonnegative(value, name: str):
+    v = _to_mpf(value)
+    if not (mp.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return v
+
+
+def _gate(value):
+    if value is None:
+        return None
+    v = _to_mpf(value)
+    if not mp.isfinite(v):
+        raise ValueError(f"alpha_gate must be a finite number or None, got {value!r}")
+    return v
+
+
+def _seed(pred, target) -> tuple[list, list]:
+    """The 8 coordinates as dual numbers with unit partials."""
+    p = _box(pred, "pred")
+    t = _box(target, "target")
+    duals = []
+    for i, v in enumerate(p + t):
+        d = [mp.zero] * _N
+        d[i] = mp.one
+        duals.append(_Dual(v, tuple(d)))
+    return duals[:4], duals[4:]
+
+
+def _run(body: Callable, pred, target) -> Result:
+    """Evaluate ``body(p, t)`` (p, t: 4 duals each) at DPS + guard digits; round to DPS."""
+    with mp.workdps(DPS + _GUARD_DPS):
+        p, t = _seed(pred, target)
+        out = body(p, t)
+    with mp.workdps(DPS):
+        d = [+g for g in out.d]
+        return +out.v, tuple(d[:4]), tuple(d[4:])
+
+
+# ------------------------------------------------------------- geometry
+
+
+class _Geometry:
+    """Every shared quantity of the IoU family for one (pred, target) pair."""
+
+    def __init__(self, p, t, eps):
+        px1, py1, px2, py2 = p
+        tx1, ty1, tx2, ty2 = t
+        self.wp, self.hp = px2 - px1, py2 - py1
+        self.wt, self.ht = tx2 - tx1, ty2 - ty1
+        iw = _clamp_min0(_minimum(px2, tx2) - _maximum(px1, tx1))
+        ih = _clamp_min0(_minimum(py2, ty2) - _maximum(py1, ty1))
+        self.inter = iw * ih
+        self.union = self.wp * self.hp + self.wt * self.ht - self.inter
+        self.iou = self.inter / (self.union + eps)
+        # 1 - IoU as one quotient of exact quantities: no cancellation when IoU -> 1
+        self.one_minus_iou = (self.union + eps - self.inter) / (self.union + eps)
+        self.cw = _maximum(px2, tx2) - _minimum(px1, tx1)
+        self.ch = _maximum(py2, ty2) - _minimum(py1, ty1)
+        self.enclosing = self.cw * self.ch
+        half = mp.mpf(0.5)
+        dx = (px1 + px2 - tx1 - tx2) * half
+        dy = (py1 + py2 - ty1 - ty2) * half
+        self.rho2 = dx.square() + dy.square()
+        self.c2 = self.cw.square() + self.ch.square() + eps
+        self.eps = eps
+
+    def giou_penalty(self) -> _Dual:
+        return (self.enclosing - self.union) / (self.enclosing + self.eps)
+
+    def giou(self) -> _Dual:
+        return self.iou - self.giou_penalty()
+
+    def neg_log_iou(self) -> _Dual:
+        if self.iou.v < 0.5:
+            return -_log(self.iou)
+        return -_log1p(-self.one_minus_iou)  # accurate for IoU -> 1
+
+    def distance_penalty(self) -> _Dual:
+        return self.rho2 / self.c2
+
+    def diou(self) -> _Dual:
+        return self.iou - self.distance_penalty()
+
+    def aspect_v(self, darknet: bool) -> _Dual:
+        """v = (4/pi**2) (atan2(wt, ht) - atan2(wp, hp))**2; darknet: pred side without 1/(w^2+h^2)."""
+        diff = _atan2(self.wt, self.ht) - _atan2(self.wp, self.hp, drop_norm=darknet)
+        return diff.square() * (4 / mp.pi**2)
+
+    def alpha_v(self, alpha_grad: bool, alpha_gate, darknet: bool) -> _Dual:
+        """alpha * v = v**2 / ((1 - IoU) + v); 0 (value and gradient) when v == 0 or gated off."""
+        if alpha_gate is not None and not (self.iou.v > alpha_gate):
+            return _Dual(mp.zero)
+        v = self.aspect_v(darknet)
+        if v.v == 0:
+            return _Dual(mp.zero)
+        denom = self.one_minus_iou + v
+        if alpha_grad:
+            return v.square() / denom
+        if mp.isnan(denom.v) or denom.v == 0:
+            return _Dual.nan()
+        alpha = v.v / denom.v  # a constant in the gradient
+        return _Dual(v.v * v.v / denom.v, tuple(alpha * dv for dv in v.d))
+
+    def eiou_loss(self) -> _Dual:
+        return (self.one_minus_iou + self.distance_penalty()
+                + (self.wp - self.wt).square() / (self.cw.square() + self.eps)
+                + (self.hp - self.ht).square() / (self.ch.square() + self.eps))
+
+
+def _geometry_run(pred, target, eps, body: Callable[[_Geometry], _Dual]) -> Result:
+    eps = _nonnegative(eps, "eps")
+    return _run(lambda p, t: body(_Geometry(p, t, eps)), pred, target)
+
+
+# ------------------------------------------------------------ public API
+
+
+def iou(pred, target, eps=0.0) -> Result:
+    """Metric IoU ``I / (U + eps)`` (no paper; the Jaccard index of the two boxes)."""
+    return _geometry_run(pred, target, eps, lambda g: g.iou)
+
+
+def iou_loss(pred, target, eps=0.0) -> Result:
+    """IoU loss ``1 - IoU`` (as in UnitBox, arXiv 1608.01471, and mmdet ``IoULoss(mode='linear')``)."""
+    return _geometry_run(pred, target, eps, lambda g: g.one_minus_iou)
+
+
+def log_iou_loss(pred, target, eps=0.0) -> Result:
+    """UnitBox loss ``-ln(IoU)`` (Yu et al., arXiv 1608.01471).
+
+    ``+inf`` when IoU = 0 (disjoint or touching boxes), and then every partial is NaN.
+    """
+    return _geometry_run(pred, target, eps, lambda g: g.neg_log_iou())
+
+
+def giou(pred, target, eps=0.0) -> Result:
+    """Generalized IoU ``IoU - (C - U) / (C + eps)`` (Rezatofighi et al., arXiv 1902.09630),
+
+    C = area of the smallest enclosing axis-aligned box.
+    """
+    return _geometry_run(pred, target, eps, lambda g: g.giou())
+
+
+def giou_loss(pred, target, eps=0.0) -> Result:
+    """GIoU loss ``1 - GIoU`` (arXiv 1902.09630)."""
+    return _geometry_run(pred, target, eps, lambda g: g.one_minus_iou + g.giou_penalty())
+
+
+def diou(pred, target, eps=0.0) -> Result:
+    """Distance IoU ``IoU - rho2 / c2`` (Zheng et al., arXiv 1911.08287).
+
+    rho2 = squared distance of the box centres, c2 = cw**2 + ch**2 + eps the
+    squared diagonal of the enclosing box.
+    """
+    return _geometry_run(pred, target, eps, lambda g: g.diou())
+
+
+def diou_loss(pred, target, eps=0.0) -> Result:
+    """DIoU loss ``1 - IoU + rho2 / c2`` (arXiv 1911.08287)."""
+    return _geometry_run(pred, target, eps, lambda g: g.one_minus_iou + g.distance_penalty())
+
+
+def ciou(pred, target, eps=0.0, *, alpha_grad: bool = False, alpha_gate=None,
+         darknet: bool = False) -> Result:
+    """Complete IoU ``DIoU - alpha v`` (Zheng et al., arXiv 1911.08287).
+
+    ``v = (4/pi**2) (atan2(wt, ht) - atan2(wp, hp))**2``,
+    ``alpha = v / ((1 - IoU) + v)``; ``alpha v`` is evaluated as
+    ``v**2 / ((1 - IoU) + v)`` and is exactly 0 (value and gradient) when
+    ``v == 0`` (equal aspect ratios, identical boxes included).
+
+    * ``alpha_grad=False`` (default): alpha is a constant in the gradient
+      (``d(alpha v) = alpha dv``, as the paper's code and most libraries);
+      ``True``: the exact total derivative of ``v**2 / ((1 - IoU) + v)``.
+    * ``alpha_gate=t`` (float) replaces alpha by 0 unless ``IoU > t``, in the
+      value too (mmdetection / YOLACT use t = 0.5); ``None`` (default): no gate.
+    * ``darknet=True``: the paper's simplified ``dv/dwp``, ``dv/dhp`` without the
+      ``1/(wp**2 + hp**2)`` factor, i.e. with ``D = atan2(wt,ht) - atan2(wp,hp)``
+      ``dv/dwp = -(8/pi**2) D hp`` and ``dv/dhp = +(8/pi**2) D wp`` (true:
+      both divided by ``wp**2 + hp**2``).  Target-side partials keep the exact
+      form; the value is unchanged.
+    """
+    gate = _gate(alpha_gate)
+    return _geometry_run(
+        pred, target, eps, lambda g: g.diou() - g.alpha_v(bool(alpha_grad), gate, bool(darknet)))
+
+
+def ciou_loss(pred, target, eps=0.0, *, alpha_grad: bool = False, alpha_gate=None,
+              darknet: bool = False) -> Result:
+    """CIoU loss ``1 - CIoU = 1 - IoU + rho2 / c2 + alpha v`` (arXiv 1911.08287).
+
+    Options as :func:`ciou`; 0 (not NaN) for identical boxes.
+    """
+    gate = _gate(alpha_gate)
+    return _geometry_run(
+        pred, target, eps,
+        lambda g: g.one_minus_iou + g.distance_penalty() + g.alpha_v(bool(alpha_grad), gate, bool(darknet)))
+
+
+def eiou_loss(pred, target, eps=0.0) -> Result:
+    """EIoU loss (Zhang et al., "Focal and Efficient IOU Loss", arXiv 2101.08158):
+
+    ``1 - IoU + rho2 / c2 + (wp - wt)**2 / (cw**2 + eps) + (hp - ht)**2 / (ch**2 + eps)``.
+    """
+    return _geometry_run(pred, target, eps, lambda g: g.eiou_loss())
+
+
+def focal_eiou_loss(pred, target, gamma=0.5, eps=0.0, weight_grad: bool = False) -> Result:
+    """Focal-EIoU (arXiv 2101.08158, v2), per element: ``IoU**gamma * eiou_loss``.
+
+    ``weight_grad=False`` (default): the weight ``IoU**gamma`` is a constant in
+    the gradient (``IoU**gamma * d eiou_loss``); ``True``: the full product
+    rule.  Where the boxes do not overlap (I = 0) the value and every partial are
+    0: the weight is 0 there and, for disjoint boxes, identically 0 nearby (torch
+    autograd gives NaN for weight_grad=True there, from 0 * inf; refloss's convention
+    is the limit).  Normalising a batch by the sum of the weights is the caller's
+    business.  ``gamma >= 0``.
+    """
+    gamma = _nonnegative(gamma, "gamma")
+
+    def body(g: _Geometry) -> _Dual:
+        if g.inter.v == 0 and g.union.v + eps > 0:
+            return _const(g.inter)  # value 0, partials 0 (zero union stays NaN below)
+        weight = _power(g.iou, gamma)
+        loss = g.eiou_loss()
+        if weight_grad:
+            return weight * loss
+        return _const(weight) * loss
+
+    return _geometry_run(pred, target, eps, body)
+
+
+BOX_ORACLES = {
+    "iou": iou,
+    "iou_loss": iou_loss,
+    "log_iou_loss": log_iou_loss,
+    "giou": giou,
+    "giou_loss": giou_loss,
+    "diou": diou,
+    "diou_loss": diou_loss,
+    "ciou": ciou,
+    "ciou_loss": ciou_loss,
+    "eiou_loss": eiou_loss,
+    "focal_eiou_loss": focal_eiou_loss,
+}

@@ -1,0 +1,208 @@
+"""IoU-family kernels: oracle battery, invariances, finite differences, broadcasting,
+variants, CUDA simulator, bad input."""
+import numpy as np
+import pytest
+from scipy.differentiate import derivative
+
+import refloss as rl
+from refloss import _verify, box_cases
+
+CASES = [(loss, params, dtype) for loss, sets in _verify.BOX_PARAM_SETS.items() for params in sets
+         for dtype in ("float64", "float32")]
+
+
+@pytest.mark.parametrize("loss,params,dtype", CASES, ids=repr)
+def test_box_kernel_matches_oracle(loss, params, dtype):
+    names, pred, target, verr, gerr = _verify.box_errors(loss, params, dtype)
+    vbar, gbar = _verify.BOX_VALUE_ATOL[dtype], _verify.BOX_GRAD_RTOL[dtype]
+    for err, bar, what in ((verr, vbar, "value abs"), (gerr, gbar, "gradient rel")):
+        i = int(np.argmax(err))
+        assert err[i] <= bar, (f"{loss}({_verify.format_params(params)}) {dtype}: {what} error {err[i]:.3g} > {bar:g} "
+                               f"at {names[i]} pred={pred[i].tolist()} target={target[i].tolist()}")
+
+
+def _generic(n=40, seed=5):
+    groups = box_cases.box_cases(np.float64, n_random=n, seed=seed)
+    p = np.concatenate([g[1] for g in groups if g[0] == "generic"])
+    t = np.concatenate([g[2] for g in groups if g[0] == "generic"])
+    return p, t
+
+
+LOSSES = [getattr(rl, n) for n in rl.BOX_LOSSES + rl.METRICS]
+
+
+def _dyadic(n=40, seed=3):
+    """Overlapping boxes on a 2^-8 grid: translations and scalings by powers of two are exact."""
+    rng = np.random.default_rng(seed)
+    xy = rng.integers(0, 256, (n, 2))
+    wh = rng.integers(1, 256, (n, 2))
+    off = rng.integers(-64, 64, (n, 2))
+    dwh = rng.integers(-32, 32, (n, 2))
+    p = np.concatenate([xy, xy + wh], axis=1) / 256.0
+    t = np.concatenate([xy + off, xy + off + np.maximum(wh + dwh, 1)], axis=1) / 256.0
+    return p, t
+
+
+@pytest.mark.parametrize("fn", LOSSES, ids=repr)
+def test_translation_and_scale_invariance(fn):
+    p, t = _dyadic()
+    v, (gp, gt) = fn.value_and_grad(p, t)
+    shift = np.array([3.25, -1.5, 3.25, -1.5])
+    v2 = fn(p + shift, t + shift)
+    np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-13)
+    s = 8.0  # a power of two: scaling is exact
+    v3, (gp3, gt3) = fn.value_and_grad(p * s, t * s)
+    np.testing.assert_allclose(v3, v, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(gp3, gp / s, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gt3, gt / s, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", LOSSES, ids=repr)
+def test_symmetry_in_pred_and_target(fn):
+    p, t = _generic()
+    v, (gp, gt) = fn.value_and_grad(p, t)
+    v2, (gp2, gt2) = fn.value_and_grad(t, p)
+    np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-14)
+    if fn.name not in ("ciou_loss", "ciou"):  # alpha is held constant: its gradient is not symmetric
+        np.testing.assert_allclose(gp2, gt, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", rl.BOX_LOSSES)
+def test_zero_loss_and_gradient_at_identical_boxes(name):
+    p, _ = _generic()
+    v, (gp, gt) = getattr(rl, name).value_and_grad(p, p.copy())
+    assert np.all(v == 0), v
+    size = np.maximum(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1])[:, None]
+    assert np.all(np.abs(gp) * size <= 1e-14) and np.all(np.abs(gt) * size <= 1e-14)  # ~45 eps of 1/size
+
+
+def _true_derivative(loss, params) -> bool:
+    """False for the conventions whose gradient is by design not the derivative of the value
+    (CIoU's constant alpha, gate, darknet; Focal-EIoU's constant weight): the oracle checks those."""
+    if loss in ("ciou", "ciou_loss"):
+        return bool(params.get("alpha_grad")) and not params.get("darknet") and params.get("alpha_gate") is None
+    if loss == "focal_eiou_loss":
+        return bool(params.get("weight_grad"))
+    return True
+
+
+FD_CASES = [(l, p) for l, s in _verify.BOX_PARAM_SETS.items() for p in s if _true_derivative(l, p)]
+FD_CASES.append(("ciou", {"alpha_grad": True}))
+
+
+@pytest.mark.parametrize("loss,params", FD_CASES, ids=repr)
+def test_gradients_match_finite_differences(loss, params):
+    """Every coordinate's gradient vs Richardson-extrapolated central differences
+    (away from ties and touching boxes: the generic group has none)."""
+    fn = getattr(rl, loss)
+    p, t = _generic(24, seed=9)
+    _, (gp, gt) = fn.value_and_grad(p, t, **params)
+    size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
+                      np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
+    for which, g in (("pred", gp), ("target", gt)):
+        for k in range(4):
+            def f(h):
+                a, b = p.copy(), t.copy()
+                (a if which == "pred" else b)[:, k] += h
+                return fn(a, b, **params)
+
+            h = 1e-4 * size
+            d1 = (f(h) - f(-h)) / (2 * h)
+            d2 = (f(h / 2) - f(-h / 2)) / h
+            fd = (4 * d2 - d1) / 3
+            scale = np.maximum(np.abs(g).max(axis=1), 1 / size)
+            err = np.abs(fd - g[:, k]) / scale
+            i = int(np.argmax(err))
+            assert err[i] < 1e-6, f"{loss} {params} d/d{which}[{k}] at {p[i]} {t[i]}: fd {fd[i]} vs {g[i, k]}"
+
+
+def test_pairwise_broadcasting():
+    p, t = _generic(12)
+    v, (gp, gt) = rl.giou_loss.value_and_grad(p[:, None], t[None, :6])
+    assert v.shape == (len(p), 6) and gp.shape == (len(p), 1, 4) and gt.shape == (1, 6, 4)
+    for i in (0, 3):
+        for j in (0, 5):
+            np.testing.assert_allclose(v[i, j], rl.giou_loss(p[i], t[j]), rtol=1e-15)
+    full = rl.giou_loss.value_and_grad(np.repeat(p[:, None], 6, 1), np.repeat(t[None, :6], len(p), 0))[1]
+    np.testing.assert_allclose(gt[0], full[1].sum(axis=0), rtol=1e-13)
+
+
+def test_ciou_variants():
+    p, t = _generic()
+    iou = rl.iou(p, t)
+    base = rl.ciou_loss.value_and_grad(p, t)
+    exact = rl.ciou_loss.value_and_grad(p, t, alpha_grad=True)
+    np.testing.assert_array_equal(exact[0], base[0])  # same value, different gradient
+    assert np.abs(exact[1][0] - base[1][0]).max() > 1e-6
+    gated = rl.ciou_loss(p, t, alpha_gate=0.5)
+    low = iou <= 0.5
+    assert low.any() and (~low).any()
+    np.testing.assert_allclose(gated[low], rl.diou_loss(p[low], t[low]), rtol=1e-14)
+    np.testing.assert_allclose(gated[~low], base[0][~low], rtol=1e-14)
+    dark = rl.ciou_loss.value_and_grad(p, t, darknet=True)
+    np.testing.assert_array_equal(dark[0], base[0])
+    np.testing.assert_allclose(dark[1][1], base[1][1], rtol=1e-14)  # target side keeps the exact dv
+    assert np.abs(dark[1][0] - base[1][0]).max() > 1e-6
+
+
+def test_ciou_is_zero_not_nan_for_identical_boxes_and_finite_at_zero_height():
+    b = np.array([[0.0, 0.0, 2.0, 1.0], [1.0, 1.0, 3.0, 1.0]])
+    v, (gp, gt) = rl.ciou_loss.value_and_grad(b, b)
+    assert v[0] == 0.0 and np.isnan(v[1])  # zero-height identical boxes: zero union -> NaN
+    v, (gp, gt) = rl.ciou_loss.value_and_grad(np.array([0.0, 0.0, 2.0, 0.0]), np.array([0.0, 0.0, 2.0, 1.0]))
+    assert np.isfinite(v) and np.all(np.isfinite(gp)) and np.all(np.isfinite(gt))
+
+
+def test_focal_eiou_mean_normalises_by_the_weights():
+    p, t = _generic()
+    per = rl.focal_eiou_loss(p, t)
+    w = rl.iou(p, t) ** 0.5
+    assert rl.focal_eiou_loss(p, t, reduction="mean") == pytest.approx(per.sum() / w.sum(), rel=1e-14)
+    np.testing.assert_allclose(per, w * rl.eiou_loss(p, t), rtol=1e-13)
+    _, (gp, _) = rl.focal_eiou_loss.value_and_grad(p, t, reduction="mean")
+    _, (gp_sum, _) = rl.focal_eiou_loss.value_and_grad(p, t, reduction="sum")
+    np.testing.assert_allclose(gp, gp_sum / w.sum(), rtol=1e-14)
+    # weight_grad=True: the gradient of sum(w L)/sum(w) with everything differentiated, vs finite differences
+    k, h = 3, 1e-7
+    f = lambda q: rl.focal_eiou_loss(q, t, reduction="mean", weight_grad=True)  # noqa: E731
+    _, (g, _) = rl.focal_eiou_loss.value_and_grad(p, t, reduction="mean", weight_grad=True)
+    dp = np.zeros_like(p)
+    dp[k, 2] = h
+    assert g[k, 2] == pytest.approx((f(p + dp) - f(p - dp)) / (2 * h), rel=1e-6)
+
+
+def test_box_validation():
+    with pytest.raises(ValueError, match=r"pred: boxes must have x2 >= x1 and y2 >= y1; pred\[1\]"):
+        rl.giou_loss(np.array([[0.0, 0, 1, 1], [2.0, 0, 1, 1]]), np.zeros((2, 4)) + [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"target: last dimension must be 4 \(x1, y1, x2, y2\), got shape \(2, 3\)"):
+        rl.iou_loss(np.zeros((2, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"eps: must satisfy 0 <= eps"):
+        rl.diou_loss(np.zeros(4), np.zeros(4), eps=-1.0)
+    with pytest.raises(TypeError, match="alpha_grad: must be True or False"):
+        rl.ciou_loss(np.zeros(4), np.zeros(4), alpha_grad="yes")
+    with pytest.raises(ValueError, match="alpha_gate: must satisfy"):
+        rl.ciou_loss(np.zeros(4), np.zeros(4), alpha_gate=1.5)
+    v = rl.iou_loss(np.array([2.0, 0, 1, 1]), np.array([0.0, 0, 1, 1]), validate=False)
+    assert np.isfinite(v) or np.isnan(v)
+
+
+@pytest.mark.parametrize("name", ["iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "log_iou_loss"])
+def test_cuda_simulator_equals_cpu(name):
+    p, t = _generic(16)
+    for dtype in (np.float64, np.float32):
+        v, g = getattr(rl, name).value_and_grad(p, t, dtype=dtype)
+        vc, gc = getattr(rl, name).value_and_grad(p, t, dtype=dtype, device="cuda")
+        tol = 8 * np.finfo(dtype).eps
+        np.testing.assert_allclose(vc, v, rtol=tol, atol=tol)
+        for a, b in zip(gc, g):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+def test_box_convert_round_trips():
+    b = np.array([[1.0, 2.0, 4.0, 8.0]])
+    np.testing.assert_array_equal(rl.box_convert(b, "xyxy", "xywh"), [[1, 2, 3, 6]])
+    np.testing.assert_array_equal(rl.box_convert(b, "xyxy", "cxcywh"), [[2.5, 5, 3, 6]])
+    for fmt in ("xywh", "cxcywh"):
+        np.testing.assert_allclose(rl.box_convert(rl.box_convert(b, "xyxy", fmt), fmt, "xyxy"), b)
+    with pytest.raises(ValueError, match="in_fmt: must be one of"):
+        rl.box_convert(b, "yxyx", "xyxy")
