@@ -24,9 +24,9 @@ d_atan = sp.Symbol("d_atan", real=True)
 
 D = AtanRatio(B.wt, B.ht, 0) - AtanRatio(B.wp, B.hp, dk)
 v = 4 / sp.pi**2 * D**2
-alpha = v / ((1 - B.iou) + v)
+alpha = v / ((1 - B.iou) + v + B.eps)  # eps where torchvision puts it (0 by default: the exact formula)
 alpha_eff = Gate(B.iou - gate) * (g * alpha + (1 - g) * Detach(alpha))
-aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v)  # alpha v without 0/0 at identical boxes
+aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v + B.eps)  # alpha v without 0/0 at identical boxes
 
 PARAMS = [
     EPS,
@@ -59,12 +59,12 @@ def derive():
     k = kernel(1, checks)
     return B.box_spec(
         NAME, "CIoU loss", "L = 1 - IoU + rho^2/(c^2 + eps) + alpha*v, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, "
-        "alpha = v / (1 - IoU + v).", ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287",
+        "alpha = v / (1 - IoU + v + eps).", ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287",
                                         "Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572"],
         PARAMS, {p: k for p in ("f64", "f32")},
         [Step("Aspect-ratio term and its weight (arctan(w/h) evaluated as atan2(w, h)):", "v",
               4 / sp.pi**2 * (sp.atan(sp.Symbol("w_t") / sp.Symbol("h_t")) - sp.atan(sp.Symbol("w") / sp.Symbol("h"))) ** 2),
-         Step("", "\\alpha", sp.Symbol("v") / (1 - sp.Symbol("IoU") + sp.Symbol("v"))),
+         Step("", "\\alpha", sp.Symbol("v") / (1 - sp.Symbol("IoU") + sp.Symbol("v") + B.eps)),
          Step("The loss, with $\\alpha v$ evaluated as $v^2/((1 - \\mathrm{IoU}) + v)$ (0 at identical boxes):",
               "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps)
               + sp.Symbol("\\alpha") * sp.Symbol("v")),

@@ -9,7 +9,6 @@ gradient, summed over the axes that input was broadcast along).
 from __future__ import annotations
 
 import importlib
-import inspect
 from functools import lru_cache
 
 import numpy as np
@@ -19,6 +18,7 @@ from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes,
                         precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
+_META_ATTRS = ("_meta", "_inputs", "_widths", "_params", "_defaults", "_default_values")
 
 
 def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -93,26 +93,46 @@ class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
 
     def __init__(self, name: str):
-        meta = importlib.import_module(f"refloss._generated.{name}")
-        self._meta = meta
+        # Nothing is imported here: the generated module (metadata, constants, scalar
+        # kernels) loads on first use, so `import refloss` stays light.
         self._name = name
-        self._inputs = meta.INPUTS
-        self._widths = meta.WIDTHS
-        self._params = meta.PARAMS
-        self._defaults = {p.name: p.default for p in meta.PARAMS}
-        self._default_values = tuple(self._defaults.values())
         self.__name__ = self.__qualname__ = name
         self.__module__ = "refloss"
-        self.__doc__ = _docstring(meta)
+        self._kernel_args = lru_cache(maxsize=1024)(self._kernel_args_uncached)
+        self.value_and_grad = _ValueAndGrad(self)
+
+    def __getattr__(self, attr):
+        """Load the generated metadata on first access of any of its attributes."""
+        if attr in _META_ATTRS:
+            self._load_meta()
+            return self.__dict__[attr]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    def _load_meta(self) -> None:
+        meta = importlib.import_module(f"refloss._generated.{self._name}")
+        d = self.__dict__
+        d["_meta"] = meta
+        d["_inputs"] = meta.INPUTS
+        d["_widths"] = meta.WIDTHS
+        d["_params"] = meta.PARAMS
+        d["_defaults"] = {p.name: p.default for p in meta.PARAMS}
+        d["_default_values"] = tuple(d["_defaults"].values())
+
+    @property
+    def __doc__(self):  # noqa: D105 - built from the generated metadata on demand
+        return _docstring(self._meta)
+
+    @property
+    def __signature__(self):
+        import inspect
+
         P = inspect.Parameter
-        self.__signature__ = inspect.Signature(
-            [P(n, P.POSITIONAL_OR_KEYWORD) for n in meta.INPUTS]
-            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in meta.PARAMS]
+        return inspect.Signature(
+            [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._inputs]
+            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._params]
             + [P("reduction", P.KEYWORD_ONLY, default="none"), P("dtype", P.KEYWORD_ONLY, default=None),
                P("device", P.KEYWORD_ONLY, default="cpu"), P("validate", P.KEYWORD_ONLY, default=True)]
         )
-        self._kernel_args = lru_cache(maxsize=1024)(self._kernel_args_uncached)
-        self.value_and_grad = _ValueAndGrad(self)
 
     def __repr__(self) -> str:
         return f"refloss.{self._name}"
@@ -200,10 +220,17 @@ class _ValueAndGrad:
         self._loss = loss
         self.__name__ = "value_and_grad"
         self.__qualname__ = f"{loss.name}.value_and_grad"
-        self.__doc__ = (f"Value and gradients of refloss.{loss.name}: returns (value, (d_"
-                        + ", d_".join(loss.inputs) + ")).\n\nSame arguments as refloss."
-                        f"{loss.name}; each gradient has its input's shape.\n\n" + loss.__doc__)
-        self.__signature__ = loss.__signature__
+
+    @property
+    def __doc__(self):
+        loss = self._loss
+        return (f"Value and gradients of refloss.{loss.name}: returns (value, (d_" + ", d_".join(loss.inputs)
+                + f")).\n\nSame arguments as refloss.{loss.name}; each gradient has its input's shape.\n\n"
+                + loss.__doc__)
+
+    @property
+    def __signature__(self):
+        return self._loss.__signature__
 
     def __repr__(self) -> str:
         return f"refloss.{self._loss.name}.value_and_grad"

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6a47808dfd5655d1
+# scalar kernels: sha256 f9ff541ffee583fe
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

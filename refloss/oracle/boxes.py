@@ -346,13 +346,14 @@ class _Geometry:
         return diff.square() * (4 / mp.pi**2)
 
     def alpha_v(self, alpha_grad: bool, alpha_gate, darknet: bool) -> _Dual:
-        """alpha * v = v**2 / ((1 - IoU) + v); 0 (value and gradient) when v == 0 or gated off."""
+        """alpha * v = v**2 / ((1 - IoU) + v + eps) (eps where torchvision puts it); 0 (value and
+        gradient) when v == 0 or gated off."""
         if alpha_gate is not None and not (self.iou.v > alpha_gate):
             return _Dual(mp.zero)
         v = self.aspect_v(darknet)
         if v.v == 0:
             return _Dual(mp.zero)
-        denom = self.one_minus_iou + v
+        denom = self.one_minus_iou + v + self.eps
         if alpha_grad:
             return v.square() / denom
         if mp.isnan(denom.v) or denom.v == 0:
@@ -424,8 +425,8 @@ def ciou(pred, target, eps=0.0, *, alpha_grad: bool = False, alpha_gate=None,
     """Complete IoU ``DIoU - alpha v`` (Zheng et al., arXiv 1911.08287).
 
     ``v = (4/pi**2) (atan2(wt, ht) - atan2(wp, hp))**2``,
-    ``alpha = v / ((1 - IoU) + v)``; ``alpha v`` is evaluated as
-    ``v**2 / ((1 - IoU) + v)`` and is exactly 0 (value and gradient) when
+    ``alpha = v / ((1 - IoU) + v + eps)`` (eps as torchvision); ``alpha v`` is evaluated as
+    ``v**2 / ((1 - IoU) + v + eps)`` and is exactly 0 (value and gradient) when
     ``v == 0`` (equal aspect ratios, identical boxes included).
 
     * ``alpha_grad=False`` (default): alpha is a constant in the gradient
