@@ -347,6 +347,18 @@ def _scalar_hash(spec: LossSpec, source: str) -> str:
     return hashlib.sha256(scalar_module(spec, source).encode()).hexdigest()[:16]
 
 
+def _compiled_scalars(wrapper: str) -> list:
+    """``_value_f64 = <wrapper>(_scalar.value_f64)`` etc. for every scalar kernel."""
+    return [f"_{fn}_{prec} = {wrapper}(_scalar.{fn}_{prec})" for prec in PRECISIONS for fn in ("value", "value_and_grad")]
+
+
+def _drivers(spec: LossSpec):
+    """(precision, kernel, driver name, with_grad) of every driver a module defines."""
+    for prec in PRECISIONS:
+        for fn, with_grad in (("value", False), ("value_and_grad", True)):
+            yield prec, spec.kernels[prec], fn, with_grad
+
+
 def cpu_module(spec: LossSpec, source: str) -> str:
     lines = [
         banner(source),
@@ -364,30 +376,26 @@ def cpu_module(spec: LossSpec, source: str) -> str:
         f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]
-    for prec in PRECISIONS:
-        for fn in ("value", "value_and_grad"):
-            lines.append(f"_{fn}_{prec} = njit(**CPU_OPTIONS)(_scalar.{fn}_{prec})")
-    for prec in PRECISIONS:
-        kernel = spec.kernels[prec]
-        for fn, with_grad in (("value", False), ("value_and_grad", True)):
-            sig = _driver_signature(kernel, with_grad)
-            lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
-            lines.append(f"def _{fn}_step_{prec}(i, {sig}):")
-            lines += [f"    {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
-            lines.append(f"    return 1 if {_bad_element(kernel, prec)} else 0")
-            lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
-            lines.append(f"def {fn}_{prec}({sig}):")
-            lines += [
-                "    n = out.shape[0]",
-                "    bad = 0",
-                "    if n < SERIAL_BELOW:",
-                "        for i in range(n):",
-                f"            bad += _{fn}_step_{prec}(i, {sig})",
-                "    else:",
-                "        for i in prange(n):",
-                f"            bad += _{fn}_step_{prec}(i, {sig})",
-                "    return bad",
-            ]
+    lines += _compiled_scalars("njit(**CPU_OPTIONS)")
+    for prec, kernel, fn, with_grad in _drivers(spec):
+        sig = _driver_signature(kernel, with_grad)
+        lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
+        lines.append(f"def _{fn}_step_{prec}(i, {sig}):")
+        lines += [f"    {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
+        lines.append(f"    return 1 if {_bad_element(kernel, prec)} else 0")
+        lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
+        lines.append(f"def {fn}_{prec}({sig}):")
+        lines += [
+            "    n = out.shape[0]",
+            "    bad = 0",
+            "    if n < SERIAL_BELOW:",
+            "        for i in range(n):",
+            f"            bad += _{fn}_step_{prec}(i, {sig})",
+            "    else:",
+            "        for i in prange(n):",
+            f"            bad += _{fn}_step_{prec}(i, {sig})",
+            "    return bad",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -402,14 +410,10 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]
-    for prec in PRECISIONS:
-        for fn in ("value", "value_and_grad"):
-            lines.append(f"_{fn}_{prec} = cuda.jit(device=True)(_scalar.{fn}_{prec})")
-    for prec in PRECISIONS:
-        kernel = spec.kernels[prec]
-        for fn, with_grad in (("value", False), ("value_and_grad", True)):
-            lines += ["", "", "@cuda.jit"]
-            lines.append(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):")
-            lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
-            lines += [f"        {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
+    lines += _compiled_scalars("cuda.jit(device=True)")
+    for prec, kernel, fn, with_grad in _drivers(spec):
+        lines += ["", "", "@cuda.jit"]
+        lines.append(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):")
+        lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
+        lines += [f"        {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
     return "\n".join(lines) + "\n"
