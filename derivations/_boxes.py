@@ -97,17 +97,40 @@ def slide_plot(title: str, params: dict | None = None):
     from ._core import Plot
 
     params = params or {}
-    return Plot(f"{title}: unit square sliding past a unit square",
+    return Plot(f"{title}: sliding past the target",
                 [(f"dy = {dy:g}", {"params": params, "path": slide_path(dy)}) for dy in (0.0, 0.5, 1.5)],
-                x_range=(-4.0, 4.0),
-                caption="x is the horizontal offset of the predicted unit square from the target unit square, dy "
-                        "its vertical offset; right: the derivative of the loss along the slide.")
+                x_range=(-4.0, 4.0), xlabel="horizontal offset of the predicted unit square",
+                grad_title="derivative along the slide",
+                caption="A predicted unit square slides horizontally past the target unit square at vertical offsets "
+                        "dy; where the boxes do not overlap, IoU's gradient is 0 and the other losses keep pulling.")
+
+
+def aspect_path(height: float):
+    """A box of height ``height`` centred on the target unit square, its width x growing:
+    x -> (pred, target, tangent)."""
+    def path(x):
+        y0 = 0.5 - height / 2
+        return (0.5 - x / 2, y0, 0.5 + x / 2, y0 + height, 0.0, 0.0, 1.0, 1.0), (-0.5, 0.0, 0.5, 0.0, 0, 0, 0, 0)
+    return path
+
+
+def aspect_plot(title: str):
+    """Loss and its derivative as the predicted box's width changes at fixed centre."""
+    from ._core import Plot
+
+    return Plot(f"{title}: changing the aspect ratio",
+                [(f"height = {h:g}", {"params": {}, "path": aspect_path(h)}) for h in (0.5, 1.0, 2.0)],
+                x_range=(0.05, 4.0), xlabel="width of the predicted box (target: unit square, same centre)",
+                grad_title="derivative w.r.t. the width",
+                caption="The predicted box shares the target's centre; its width changes at fixed height. DIoU "
+                        "cannot see the aspect ratio here (equal centres), CIoU's v and EIoU's width term can.")
 
 
 def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
              constants=()):
     from ._core import LossSpec
 
+    plots = list(plots) + [aspect_plot(title)]
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params,
                     constants=list(constants), kernels=kernels, steps=GEOMETRY_STEPS + steps, plots=plots,
                     conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks)

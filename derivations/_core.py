@@ -115,6 +115,8 @@ class Plot:
     curves: list  # [(label, {param: value}) or (label, callable x -> (value, gradient)), ...]
     x_range: tuple = (-3.0, 3.0)
     caption: str = ""
+    xlabel: str = "x = pred - target"
+    grad_title: str = "gradient dL/dpred"
 
 
 @dataclass

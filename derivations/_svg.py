@@ -57,10 +57,11 @@ def _panel(x0: float, title: str, xs: list, series: list, xlabel: str) -> list:
     return out
 
 
-def line_plots(title: str, xs: list, values: list, grads: list, labels: list) -> str:
+def line_plots(title: str, xs: list, values: list, grads: list, labels: list,
+               xlabel: str = "x = pred - target", grad_title: str = "gradient dL/dpred") -> str:
     """Two panels, loss and gradient against x, one curve per label; returns SVG text."""
-    body = _panel(0, f"{title}: loss", xs, list(zip(labels, values)), "x = pred - target")
-    body += _panel(W, "gradient dL/dpred", xs, list(zip(labels, grads)), "x = pred - target")
+    body = _panel(0, f"{title}: loss", xs, list(zip(labels, values)), xlabel)
+    body += _panel(W, grad_title, xs, list(zip(labels, grads)), xlabel)
     legend_y = H + 6
     for k, label in enumerate(labels):
         lx = 20 + k * (2 * W - 20) / max(len(labels), 1)
