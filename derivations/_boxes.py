@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._core import Branch, Kernel, Step as DocStep, prove_equal
+from ._autodiff import kernel_from_forms
+from ._core import Kernel, Step as DocStep
 from ._functions import Clamp0, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
@@ -58,24 +59,9 @@ GEOMETRY_STEPS = [
 
 
 def box_kernel(branches, args, prelude=(), checks=None) -> Kernel:
-    """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``.
-
-    The gradient outputs are the derivatives of the differentiation form w.r.t. the
-    eight coordinates; each branch's value form is proved equal to its
-    differentiation form (with detached factors as identities).
-    """
-    out = []
-    for cond, value, diff_form, label in branches:
-        if checks is not None and value.is_finite is not False and not value.has(sp.nan):
-            prove_equal(plain(value), plain(diff_form), f"evaluation form equals the definition ({label or 'all'})",
-                        checks, domain=_POSITIVE_BOXES)
-        grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s)) for s in PRED + TARGET}
-        outputs = {"value": value, **grads}
-        for sym, expr in prelude:  # reuse the prelude's values inside the branches
-            outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}
-            cond = cond.xreplace({expr: sym}) if cond is not None else None
-        out.append(Branch(cond, outputs, label))
-    return Kernel(arrays=ARRAYS, args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=INVALID)
+    """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``:
+    gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes."""
+    return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES)
 
 
 # overlapping boxes with all coordinates distinct (for numerical proofs of identities)

@@ -23,6 +23,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ._core import SYMPY_PIN, Kernel, LossSpec
+from ._functions import Sigmoid, Softplus
 
 PRECISIONS = ("f64", "f32")
 
@@ -120,6 +121,37 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_NaN(self, expr):
         return "math.nan" if self.precision == "f64" else "_f32(math.nan)"
+
+    def _print_Sigmoid(self, expr):
+        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Mul"])
+        one, zero = self._literal(1), self._literal(0)
+        return (f"({one}/({one} + math.exp(-{x})) if {x} >= {zero} "
+                f"else math.exp({x})/({one} + math.exp({x})))")
+
+    def _print_Softplus(self, expr):
+        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Mul"])
+        return f"(max({x}, {self._literal(0)}) + math.log1p(math.exp(-abs({x}))))"
+
+    def _print_LogitCE(self, expr):
+        x, y = expr.args
+        sp_pos = self._print(Softplus(x))
+        sp_neg = self._print(Softplus(-x))
+        return f"({self._print(y)}*{sp_neg} + ({self._literal(1)} - {self._print(y)})*{sp_pos})"
+
+    def _print_OneMinusPt(self, expr):
+        x, y = expr.args
+        ys = self._print(y)
+        return f"({ys}*{self._print(Sigmoid(-x))} + ({self._literal(1)} - {ys})*{self._print(Sigmoid(x))})"
+
+    def _print_tanh(self, expr):
+        return f"math.tanh({self._print(expr.args[0])})"
+
+    def _print_PowG(self, expr):
+        return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_PowGm1(self, expr):
+        m, g = (self._print(a) for a in expr.args)
+        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {self._literal(0)} else {self._literal(0)})"
 
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
@@ -272,6 +304,7 @@ def _meta(spec: LossSpec, args: tuple) -> str:
         f"TITLE = {spec.title!r}\n"
         f"INPUTS = {tuple(name for name, _, _ in spec.kernels['f64'].arrays)!r}\n"
         f"WIDTHS = {tuple(width for _, width, _ in spec.kernels['f64'].arrays)!r}\n"
+        f"INPUT_RANGES = {spec.input_ranges!r}\n"
         f"PARAMS = (\n{params})\n"
         f"ARGS = {tuple(s.name for s in args)!r}\n"
         f"FORMULA = {spec.formula!r}\n"
@@ -371,6 +404,7 @@ def cpu_module(spec: LossSpec, source: str) -> str:
         "extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling",
         'thread (no thread-pool launch)."""',
         "from numba import njit, prange",
+        "from numpy import float32 as _f32",
         "",
         "from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW",
         f"from refloss._generated import {spec.name} as _scalar",

@@ -135,6 +135,7 @@ class LossSpec:
     conventions: str = ""
     accuracy: str = ""
     checks: list = field(default_factory=list)  # [(claim, method), ...] filled by prove_*
+    input_ranges: dict = field(default_factory=dict)  # {array name: (lo, hi)}: values outside are invalid
 
 
 def _random_points(symbols, domain, rng, n):

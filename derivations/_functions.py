@@ -85,4 +85,77 @@ def plain(expr):
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
-        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b)
+        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b) \
+        .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
+        .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
+        .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \
+        .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x)))
+
+
+class Sigmoid(sp.Function):
+    """1 / (1 + exp(-x)), evaluated without overflow for any x."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return Sigmoid(x) * Sigmoid(-x)
+
+
+class Softplus(sp.Function):
+    """ln(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), finite for any x."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+
+class LogitCE(sp.Function):
+    """Binary cross-entropy of sigmoid(x) against y, -[y ln p + (1-y) ln(1-p)].
+
+    Evaluated as y softplus(-x) + (1 - y) softplus(x) (non-negative terms: no cancellation
+    for confident logits), with derivatives in the forms that keep their digits:
+    d/dx = (1 - y) sigma(x) - y sigma(-x), d/dy = -x (softplus(-x) - softplus(x) would
+    cancel for small x)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return (1 - y) * Sigmoid(x) - y * Sigmoid(-x)
+        return -x
+
+
+class PowG(sp.Function):
+    """m**g for m >= 0 whose derivative g m**(g-1) is taken as 0 where m == 0 (m is then an
+    underflowed 1 - p_t whose own derivative is 0 too: the limit of the product)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        m, g = self.args
+        if argindex == 1:
+            return g * PowGm1(m, g)
+        return PowG(m, g) * sp.log(m)
+
+
+class PowGm1(sp.Function):
+    """m**(g-1), 0 where m == 0 (see PowG)."""
+
+    nargs = 2
+
+
+class OneMinusPt(sp.Function):
+    """1 - p_t = y sigma(-x) + (1 - y) sigma(x) for p = sigma(x): non-negative terms, with
+    d/dx = sigma(x) sigma(-x) (1 - 2y) and d/dy = sigma(-x) - sigma(x) = -tanh(x/2) (the
+    difference would cancel for small x)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return Sigmoid(x) * Sigmoid(-x) * (1 - 2 * y)
+        return -sp.tanh(x / 2)

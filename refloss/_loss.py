@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _cpu
-from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_reduction, param_floats,
+from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_range, check_reduction, param_floats,
                         precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
@@ -212,6 +212,8 @@ class Loss:
             check_finite(n, a)
             if w == 4:
                 check_boxes(n, a)
+            if n in self._meta.INPUT_RANGES:
+                check_range(n, a, *self._meta.INPUT_RANGES[n])
 
 class _ValueAndGrad:
     """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""

@@ -3,4 +3,5 @@
 ELEMENTWISE_LOSSES = ("l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l1")
 BOX_LOSSES = ("iou_loss", "log_iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss")
 METRICS = ("iou", "giou", "diou", "ciou")
-ALL_LOSSES = ELEMENTWISE_LOSSES + BOX_LOSSES + METRICS
+CLASSIFICATION_LOSSES = ("bce_with_logits", "sigmoid_focal_loss")
+ALL_LOSSES = ELEMENTWISE_LOSSES + BOX_LOSSES + METRICS + CLASSIFICATION_LOSSES

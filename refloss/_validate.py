@@ -50,6 +50,14 @@ def check_boxes(name: str, arr: np.ndarray) -> None:
                          f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
 
 
+def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
+    """ValueError naming the first element outside [lo, hi]."""
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{', '.join(map(str, index))}] = {arr[index]!r}")
+
+
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {reduction!r}")

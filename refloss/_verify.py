@@ -21,6 +21,8 @@ from . import cases as _cases
 from ._registry import ELEMENTWISE_LOSSES
 
 MAX_ULP = 4.0  # the bar for values and gradients, float64 and float32
+# focal loss is a product of up to five correctly rounded factors (alpha_t, CE, (1-p_t)^gamma, ...)
+CLASSIFICATION_MAX_ULP = 8.0
 FD_RTOL = 1e-8  # analytic vs extrapolated finite-difference gradient (float64)
 
 PARAM_SETS = {
@@ -37,6 +39,13 @@ PARAM_SETS = {
     "focal_l1": [{"beta": 0.8}, {"beta": 0.5}, {"beta": 1.0}, {"beta": 0.37}],
 }
 EXTRA_KINKS = {"focal_l1": (1.0,)}  # kinks not given by a beta/delta parameter
+
+# classification losses on (logits, targets): same ULP bar, battery of logits_cases()
+CLASSIFICATION_PARAM_SETS = {
+    "bce_with_logits": [{}],
+    "sigmoid_focal_loss": [{"alpha": 0.25, "gamma": 2.0}, {"alpha": None, "gamma": 2.0},
+                           {"alpha": 0.5, "gamma": 0.5}, {"alpha": 0.25, "gamma": 0.0}],
+}
 
 BOX_PARAM_SETS = {
     "iou": [{}, {"eps": 1e-7}],
@@ -76,6 +85,8 @@ class Row:
 
     @property
     def ok(self) -> bool:
+        if self.loss in CLASSIFICATION_PARAM_SETS:
+            return self.ulp_value <= CLASSIFICATION_MAX_ULP and self.ulp_grad <= CLASSIFICATION_MAX_ULP
         if self.boxes:
             return self.ulp_value <= BOX_VALUE_ATOL[self.dtype] and self.ulp_grad <= BOX_GRAD_RTOL[self.dtype]
         fd_ok = self.fd_rel is None or self.fd_rel <= FD_RTOL
@@ -97,11 +108,33 @@ def battery(loss: str, params: dict, dtype, n_random: int = 200):
     return names, pred, target
 
 
+def logits_cases(dtype, n_random: int = 200, seed: int = 0):
+    """(group per point, logits, targets): logits from 1e-8 to the dtype's stability bound
+    (1e4 float64, 80 float32) both signs, against hard targets 0 and 1 and soft targets."""
+    dt = np.dtype(dtype)
+    top = 4 if dt == np.float64 else np.log10(80.0)
+    mags = np.logspace(-8, top, 49)
+    logits = np.concatenate([mags, -mags, [0.0]]).astype(dt)
+    rng = np.random.default_rng(seed)
+    groups = []
+    for y in (0.0, 1.0, 0.3, 0.9):
+        groups.append(("hard" if y in (0.0, 1.0) else "soft", logits, np.full(logits.shape, y, dt)))
+    x = (rng.uniform(-1, 1, n_random) * 10.0 ** rng.uniform(-3, top, n_random)).astype(dt)
+    groups.append(("random", x, rng.uniform(0, 1, n_random).astype(dt)))
+    names = np.concatenate([np.full(len(a), g, dtype=object) for g, a, _ in groups])
+    return names, np.concatenate([a for _, a, _ in groups]), np.concatenate([b for _, _, b in groups])
+
+
 @lru_cache(maxsize=None)
 def _exact(loss: str, params_key: tuple, dtype_name: str, n_random: int):
     from .oracle import ORACLES
+    from .oracle.classification import CLASSIFICATION_ORACLES
 
     params = dict(params_key)
+    if loss in CLASSIFICATION_ORACLES:
+        names, pred, target = logits_cases(dtype_name, n_random)
+        exact = [CLASSIFICATION_ORACLES[loss](float(p), float(t), **params) for p, t in zip(pred, target)]
+        return names, pred, target, exact
     names, pred, target = battery(loss, params, np.dtype(dtype_name), n_random)
     oracle = ORACLES[loss]
     exact = [oracle(float(p), float(t), **params) for p, t in zip(pred, target)]
@@ -119,7 +152,43 @@ def oracle_errors(loss: str, params: dict, dtype, backend: str = "cpu", n_random
     value, (gp, gt) = fn.value_and_grad(pred, target, dtype=dt, device=backend, **params)
     got = (np.asarray(value), np.asarray(gp), np.asarray(gt))
     errs = np.array([[ulp_error(got[c][i], exact[i][c], dt) for c in range(3)] for i in range(len(pred))])
+    if loss in CLASSIFICATION_PARAM_SETS:
+        errs[:, 1:] = _conditioned_grad_errors(loss, params, pred, target, exact, got, dt)
     return names, pred, target, errs, got
+
+
+def _one_minus_pt(x: float, y: float) -> float:
+    from mpmath import mp
+
+    with mp.workdps(30):
+        x, y = mp.mpf(x), mp.mpf(y)
+        return float(y / (1 + mp.exp(x)) + (1 - y) / (1 + mp.exp(-x)))
+
+
+def _conditioned_grad_errors(loss, params, pred, target, exact, got, dt):
+    """Gradient errors in ULPs of max(|exact|, scale of the cancelling terms) (see
+    refloss.oracle.classification.gradient_scale): near the optimum sigma(x) = y of a soft
+    target the gradient is a difference of nearly equal terms."""
+    from mpmath import mp
+
+    from .oracle.classification import gradient_scale
+    from .oracle.rounding import round_to, ulp
+
+    out = np.zeros((len(pred), 2))
+    tiny = float(np.finfo(dt).tiny)
+    for i in range(len(pred)):
+        if params.get("gamma", 1.0) < 1 and _one_minus_pt(float(pred[i]), float(target[i])) < tiny:
+            continue  # documented limit: 1 - p_t underflows, its gamma-1 < 0 power is taken as 0
+        scales = gradient_scale(loss, float(pred[i]), float(target[i]), **params)
+        for c in (1, 2):
+            ref = max(abs(exact[i][c]), scales[c - 1])
+            g = float(got[c][i])
+            if not np.isfinite(g) or mp.isnan(exact[i][c]):
+                out[i, c - 1] = 0.0 if (np.isnan(g) and mp.isnan(exact[i][c])) else np.inf
+                continue
+            with mp.workdps(50):
+                out[i, c - 1] = float(abs(mp.mpf(g) - exact[i][c]) / ulp(round_to(ref, dt), dt))
+    return out
 
 
 def fd_errors(loss: str, params: dict, names, pred, target, grad_pred, grad_target):
@@ -219,11 +288,11 @@ def backends() -> list:
 
 def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int = 200, progress=None) -> list:
     rows = []
-    for loss in losses or ELEMENTWISE_LOSSES + tuple(BOX_PARAM_SETS):
+    for loss in losses or ELEMENTWISE_LOSSES + tuple(BOX_PARAM_SETS) + tuple(CLASSIFICATION_PARAM_SETS):
         if loss in BOX_PARAM_SETS:
             rows += _run_boxes(loss, dtypes, devices, progress)
             continue
-        for params in PARAM_SETS[loss]:
+        for params in {**PARAM_SETS, **CLASSIFICATION_PARAM_SETS}[loss]:
             for backend in devices or backends():
                 for dtype in dtypes:
                     names, pred, target, errs, got = oracle_errors(loss, params, dtype, backend, n_random)
@@ -231,7 +300,7 @@ def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int 
                     worst = (f"{names[worst_i]}: pred={pred[worst_i]!r}, target={target[worst_i]!r}, "
                              f"ulp(value, d_pred, d_target)={tuple(round(e, 2) for e in errs[worst_i])}")
                     fd = None
-                    if dtype == "float64" and backend == "cpu":
+                    if dtype == "float64" and backend == "cpu" and loss in PARAM_SETS:
                         fd = fd_errors(loss, params, names, pred, target, got[1], got[2])
                     row = Row(loss, params, backend, dtype, len(pred), float(errs[:, 0].max()),
                               float(errs[:, 1:].max()), worst, fd)
@@ -278,6 +347,9 @@ def format_table(rows) -> str:
     lines.append("")
     lines.append(f"bar: values and gradients within {MAX_ULP:g} ULP of the correctly rounded 50-digit result; "
                  f"float64 gradients within {FD_RTOL:g} of extrapolated finite differences away from kinks")
+    if any(r.loss in CLASSIFICATION_PARAM_SETS for r in rows):
+        lines.append(f"classification losses: bar {CLASSIFICATION_MAX_ULP:g} ULP; gradients in ULPs of max(|exact|, "
+                     "magnitude of the terms that cancel near sigma(x) = y)")
     if any(r.boxes for r in rows):
         lines.append("box losses: columns are the value's absolute error and the gradient's error relative to the "
                      f"pair's largest component; bar {BOX_VALUE_ATOL['float64']:g} / {BOX_GRAD_RTOL['float64']:g} "

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 19b194ec29a1f7aa
+# scalar kernels: sha256 b768d8945b893ee9
 """CIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -12,6 +12,7 @@ returns the number of elements with a non-finite or invalid input, so validation
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
 thread (no thread-pool launch)."""
 from numba import njit, prange
+from numpy import float32 as _f32
 
 from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import ciou as _scalar

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 19b194ec29a1f7aa
+# scalar kernels: sha256 b768d8945b893ee9
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

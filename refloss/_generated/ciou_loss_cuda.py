@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f9ff541ffee583fe
+# scalar kernels: sha256 77c7001861056150
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

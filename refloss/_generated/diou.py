@@ -17,6 +17,7 @@ NAME = 'diou'
 TITLE = 'DIoU (metric)'
 INPUTS = ('pred', 'target')
 WIDTHS = (4, 4)
+INPUT_RANGES = {}
 PARAMS = (
     Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
 )

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7072fe6e2723b247
+# scalar kernels: sha256 67cc885c6a5e5a07
 """DIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e5caf8323eec8a91
+# scalar kernels: sha256 ef95c3d448f3ffff
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c8ce05195e27001b
+# scalar kernels: sha256 ccffa43aaf9157c8
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -17,6 +17,7 @@ NAME = 'focal_l1'
 TITLE = 'Focal-L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
+INPUT_RANGES = {}
 PARAMS = (
     Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
 )

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fd09f119de9194c7
+# scalar kernels: sha256 143f1b36f17ca11c
 """GIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

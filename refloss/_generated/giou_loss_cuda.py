@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 752293f42a0c959d
+# scalar kernels: sha256 f4a4e6dcf7eca600
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

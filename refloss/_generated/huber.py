@@ -17,6 +17,7 @@ NAME = 'huber'
 TITLE = 'Huber loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
+INPUT_RANGES = {}
 PARAMS = (
     Param('delta', 1.0, 0.0, False, None, True, '0 < delta', 'threshold between the quadratic and linear regions'),
 )

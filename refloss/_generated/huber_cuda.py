@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c163ff4673043bb8
+# scalar kernels: sha256 13125effe563489d
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c85a7b2488829d3e
+# scalar kernels: sha256 d60c676d0ac18c35
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1f7790263ed4877e
+# scalar kernels: sha256 e4bfeaa1847f660e
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -17,6 +17,7 @@ NAME = 'l1'
 TITLE = 'L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
+INPUT_RANGES = {}
 PARAMS = (
 )
 ARGS = ()

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6e65713754401985
+# scalar kernels: sha256 4b7517b244a9519a
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

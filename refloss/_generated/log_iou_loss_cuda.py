@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c77e8c8c0b250748
+# scalar kernels: sha256 f4406a96b622e6df
 """-ln IoU loss (UnitBox): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -17,6 +17,7 @@ NAME = 'mse'
 TITLE = 'Squared error (MSE)'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
+INPUT_RANGES = {}
 PARAMS = (
 )
 ARGS = ()

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ef0bc0a7b86701d0
+# scalar kernels: sha256 c36145fa6133aa1b
 """Squared error (MSE): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

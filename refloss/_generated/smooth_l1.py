@@ -17,6 +17,7 @@ NAME = 'smooth_l1'
 TITLE = 'Smooth L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
+INPUT_RANGES = {}
 PARAMS = (
     Param('beta', 1.0, 0.0, True, None, True, '0 <= beta', 'width of the quadratic region; 0 gives L1'),
 )

@@ -1,0 +1,30 @@
+"""Kernel programs whose gradients are ``sympy.diff`` of a differentiation form.
+
+Each branch gives an evaluation form of the value (what the kernel computes, chosen for
+accuracy) and a differentiation form (the definition, possibly with ``Detach``-ed
+factors for peers' backward conventions); the value forms are proved equal to the
+differentiation forms with the convention functions replaced by plain SymPy.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ._core import Branch, Kernel, prove_equal
+from ._functions import plain
+
+
+def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None) -> Kernel:
+    """``branches = [(condition or None, value form, differentiation form, label)]``."""
+    inputs = tuple(s for _, _, syms in arrays for s in syms)
+    out = []
+    for cond, value, diff_form, label in branches:
+        if checks is not None and value.is_finite is not False and not value.has(sp.nan):
+            prove_equal(plain(value), plain(diff_form), f"evaluation form equals the definition ({label or 'all'})",
+                        checks, domain=domain)
+        grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s)) for s in inputs}
+        outputs = {"value": value, **grads}
+        for sym, expr in prelude:  # reuse the prelude's values inside the branches
+            outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}
+            cond = cond.xreplace({expr: sym}) if cond is not None else None
+        out.append(Branch(cond, outputs, label))
+    return Kernel(arrays=tuple(arrays), args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=invalid)

@@ -1,0 +1,38 @@
+"""Shared shape of the classification losses on (logits, targets), element-wise.
+
+Targets may be soft, in [0, 1].  ``Sigmoid`` and ``Softplus`` (derivations/_functions.py)
+are printed in forms that never overflow: logits of any magnitude give finite values.
+"""
+import math
+
+import sympy as sp
+
+from ._autodiff import kernel_from_forms
+from ._core import Plot
+
+x = sp.Symbol("logits", real=True)
+y = sp.Symbol("targets", real=True)
+ARRAYS = (("logits", 1, (x,)), ("targets", 1, (y,)))
+INVALID = sp.Or(y < 0, y > 1)
+INPUT_RANGES = {"targets": (0.0, 1.0)}
+DOMAIN = {x: (-4, 4), y: (0, 1)}
+
+
+def logits_kernel(branches, args, checks):
+    return kernel_from_forms(ARRAYS, branches, args, invalid=INVALID, checks=checks, domain=DOMAIN)
+
+
+def p_t_path(target: float):
+    """p_t in (0, 1) -> (logit giving that p_t for this hard target, tangent d logit/d p_t)."""
+    def path(pt):
+        logit = math.log(pt / (1 - pt))
+        sign = 1.0 if target == 1.0 else -1.0
+        return (sign * logit, target), (sign / (pt * (1 - pt)), 0.0)
+    return path
+
+
+def p_t_plot(title: str, curves) -> Plot:
+    return Plot(title, [(label, {"params": params, "path": p_t_path(1.0)}) for label, params in curves],
+                x_range=(0.02, 0.98), xlabel="p_t (probability of the true class)", grad_title="derivative dL/dp_t",
+                caption="Hard target 1; p_t = sigmoid(logit). Larger gamma flattens the loss of well-classified "
+                        "examples (p_t near 1).")
