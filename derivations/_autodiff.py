@@ -13,9 +13,11 @@ from ._core import Branch, Kernel, prove_equal
 from ._functions import plain
 
 
-def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None) -> Kernel:
-    """``branches = [(condition or None, value form, differentiation form, label)]``."""
-    inputs = tuple(s for _, _, syms in arrays for s in syms)
+def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None,
+                      grad_arrays=None) -> Kernel:
+    """``branches = [(condition or None, value form, differentiation form, label)]``; the
+    gradients are taken w.r.t. the symbols of ``grad_arrays`` (default: every array)."""
+    inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
     for cond, value, diff_form, label in branches:
         if checks is not None and value.is_finite is not False and not value.has(sp.nan):
@@ -27,4 +29,5 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
             outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}
             cond = cond.xreplace({expr: sym}) if cond is not None else None
         out.append(Branch(cond, outputs, label))
-    return Kernel(arrays=tuple(arrays), args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=invalid)
+    return Kernel(arrays=tuple(arrays), args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=invalid,
+                  grad_arrays=grad_arrays)

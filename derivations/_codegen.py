@@ -305,6 +305,8 @@ def _meta(spec: LossSpec, args: tuple) -> str:
         f"INPUTS = {tuple(name for name, _, _ in spec.kernels['f64'].arrays)!r}\n"
         f"WIDTHS = {tuple(width for _, width, _ in spec.kernels['f64'].arrays)!r}\n"
         f"INPUT_RANGES = {spec.input_ranges!r}\n"
+        f"VALUE_WIDTH = {len(spec.kernels['f64'].value_names)!r}\n"
+        f"GRAD_INPUTS = {tuple(n for n, _, _ in spec.kernels['f64'].differentiated)!r}\n"
         f"PARAMS = (\n{params})\n"
         f"ARGS = {tuple(s.name for s in args)!r}\n"
         f"FORMULA = {spec.formula!r}\n"
@@ -334,7 +336,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
     for prec in PRECISIONS:
         kernel = spec.kernels[prec]
         parts.append("")
-        parts.append(scalar_function(kernel, f"value_{prec}", prec, ("value",)))
+        parts.append(scalar_function(kernel, f"value_{prec}", prec, kernel.value_names))
         parts.append("")
         parts.append(scalar_function(kernel, f"value_and_grad_{prec}", prec, kernel.output_names))
     return "\n".join(parts)
@@ -347,19 +349,24 @@ def _element(name: str, width: int, k: int) -> str:
 def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
     args = ", ".join(s.name for s in kernel.args)
     inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
+    width = len(kernel.value_names)
+    values = ["v"] if width == 1 else [f"v{k}" for k in range(width)]
+    stores = ["out[i] = v"] if width == 1 else [f"out[i, {k}] = v{k}" for k in range(width)]
     if not with_grad:
-        return [f"out[i] = {call}({inputs}, {args})"]
-    grads = [f"g_{s.name}" for s in kernel.inputs]
-    body = [f"v, {', '.join(grads)} = {call}({inputs}, {args})", "out[i] = v"]
+        if width == 1:
+            return [f"out[i] = {call}({inputs}, {args})"]
+        return [f"{', '.join(values)} = {call}({inputs}, {args})"] + stores
+    grads = [f"g_{s.name}" for _, _, syms in kernel.differentiated for s in syms]
+    body = [f"{', '.join(values + grads)} = {call}({inputs}, {args})"] + stores
     body += [f"{_element('d_' + n, w, k)} = g_{s.name} / divisor"
-             for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
+             for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
     return body
 
 
 def _driver_signature(kernel: Kernel, with_grad: bool) -> str:
     names = [n for n, _, _ in kernel.arrays] + ["out"]
     if with_grad:
-        names += [f"d_{n}" for n, _, _ in kernel.arrays] + ["divisor"]
+        names += [f"d_{n}" for n, _, _ in kernel.differentiated] + ["divisor"]
     return ", ".join(names + [s.name for s in kernel.args])
 
 

@@ -88,14 +88,21 @@ class Kernel:
     prelude: tuple  # ((symbol, expression), ...) evaluated before the branches
     branches: tuple  # (Branch, ...)
     invalid: sp.Basic | None = None
+    value_names: tuple = ("value",)  # several for a vector function (e.g. a decoded box)
+    grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
 
     @property
     def inputs(self) -> tuple:
         return tuple(s for _, _, syms in self.arrays for s in syms)
 
     @property
+    def differentiated(self) -> tuple:
+        """(name, width, symbols) of the arrays that get a gradient output."""
+        return tuple(a for a in self.arrays if self.grad_arrays is None or a[0] in self.grad_arrays)
+
+    @property
     def output_names(self) -> tuple:
-        return ("value",) + tuple(f"d_{s.name}" for s in self.inputs)
+        return self.value_names + tuple(f"d_{s.name}" for _, _, syms in self.differentiated for s in syms)
 
 
 @dataclass(frozen=True)

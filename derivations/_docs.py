@@ -85,8 +85,9 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
                 for x in xs:
                     point, tangent = curve["path"](x)
                     with np.errstate(all="ignore"):  # numpy scalars: x/0 -> inf as in the compiled kernels
-                        v, *g = ns["value_and_grad_f64"](*map(np.float64, point), *args)
-                    v, g = float(v), [float(gi) for gi in g]
+                        out_ = ns["value_and_grad_f64"](*map(np.float64, point), *args)
+                    width = ns["VALUE_WIDTH"]  # a vector function plots its first output
+                    v, g = float(out_[0]), [float(gi) for gi in out_[width:]]
                     vg.append((v, sum(gi * ti for gi, ti in zip(g, tangent))))
             else:
                 args = ns["constants"](**curve)

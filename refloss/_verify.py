@@ -85,8 +85,10 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        if self.loss in CLASSIFICATION_PARAM_SETS:
-            return self.ulp_value <= CLASSIFICATION_MAX_ULP and self.ulp_grad <= CLASSIFICATION_MAX_ULP
+        bar = YOLO_MAX_ULP if self.loss == "yolo_decode" else (
+            CLASSIFICATION_MAX_ULP if self.loss in CLASSIFICATION_PARAM_SETS else None)
+        if bar is not None:
+            return self.ulp_value <= bar and self.ulp_grad <= bar
         if self.boxes:
             return self.ulp_value <= BOX_VALUE_ATOL[self.dtype] and self.ulp_grad <= BOX_GRAD_RTOL[self.dtype]
         fd_ok = self.fd_rel is None or self.fd_rel <= FD_RTOL
@@ -288,7 +290,10 @@ def backends() -> list:
 
 def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int = 200, progress=None) -> list:
     rows = []
-    for loss in losses or ELEMENTWISE_LOSSES + tuple(BOX_PARAM_SETS) + tuple(CLASSIFICATION_PARAM_SETS):
+    for loss in losses or ELEMENTWISE_LOSSES + tuple(BOX_PARAM_SETS) + tuple(CLASSIFICATION_PARAM_SETS) + ("yolo_decode",):
+        if loss == "yolo_decode":
+            rows += _run_yolo(dtypes, progress)
+            continue
         if loss in BOX_PARAM_SETS:
             rows += _run_boxes(loss, dtypes, devices, progress)
             continue
@@ -327,6 +332,56 @@ def _run_boxes(loss, dtypes, devices, progress) -> list:
     return rows
 
 
+YOLO_VARIANTS = [{"variant": "v3"}, {"variant": "v4", "scale_xy": 1.2}, {"variant": "scaled"}]
+YOLO_MAX_ULP = 8.0  # a box coordinate is a product/sum of up to four correctly rounded results
+
+
+def yolo_cases(dtype, n: int = 200, seed: int = 0):
+    """(t, anchors, grid, cotangent): t from -30 to 30 (float32: clipped to +-80 anyway), anchors
+    from 1 to 150, cells 0..79, random cotangents; plus t = 0 and extreme t."""
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    t = np.concatenate([rng.normal(0, 3, (n, 4)), [[0.0] * 4, [30.0, -30.0, 5.0, -5.0]]])
+    anchors = np.exp(rng.uniform(0, 5, (len(t), 2)))
+    grid = rng.integers(0, 80, (len(t), 2)).astype(float)
+    ct = rng.normal(size=t.shape)
+    return tuple(a.astype(dt) for a in (t, anchors, grid, ct))
+
+
+def yolo_errors(params: dict, dtype):
+    """Per-point maximum ULP errors (boxes, VJP) of yolo_decode against the oracle (stride 8)."""
+    import refloss
+    from .oracle import ulp_error
+    from .oracle.yolo import decode, jacobian_diagonal
+
+    dt = np.dtype(dtype)
+    t, anchors, grid, ct = yolo_cases(dt)
+    boxes, d_t = refloss.yolo_decode.value_and_grad(t, anchors, grid, stride=8.0, cotangent=ct, dtype=dt, **params)
+    s = params.get("scale_xy", 1.0)
+    ev = np.zeros(len(t))
+    eg = np.zeros(len(t))
+    for i in range(len(t)):
+        exact = decode(t[i], anchors[i], grid[i], params["variant"], s, 8.0)
+        jac = jacobian_diagonal(t[i], anchors[i], grid[i], params["variant"], s, 8.0)
+        ev[i] = max(ulp_error(boxes[i, k], exact[k], dt) for k in range(4))
+        eg[i] = max(ulp_error(d_t[i, k], jac[k] * float(ct[i, k]), dt) for k in range(4))
+    return t, ev, eg
+
+
+def _run_yolo(dtypes, progress) -> list:
+    rows = []
+    for params in YOLO_VARIANTS:
+        for dtype in dtypes:
+            t, ev, eg = yolo_errors(params, dtype)
+            i = int(np.argmax(np.maximum(ev, eg)))
+            row = Row("yolo_decode", params, "cpu", dtype, len(t), float(ev.max()), float(eg.max()),
+                      f"t={t[i].tolist()}: ulp(box, vjp)=({ev[i]:.2f}, {eg[i]:.2f})")
+            rows.append(row)
+            if progress:
+                progress(row)
+    return rows
+
+
 def format_params(params: dict) -> str:
     return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "-"
 
@@ -347,6 +402,8 @@ def format_table(rows) -> str:
     lines.append("")
     lines.append(f"bar: values and gradients within {MAX_ULP:g} ULP of the correctly rounded 50-digit result; "
                  f"float64 gradients within {FD_RTOL:g} of extrapolated finite differences away from kinks")
+    if any(r.loss == "yolo_decode" for r in rows):
+        lines.append(f"yolo_decode: bar {YOLO_MAX_ULP:g} ULP for the decoded box (value) and the VJP (grad); CPU only")
     if any(r.loss in CLASSIFICATION_PARAM_SETS for r in rows):
         lines.append(f"classification losses: bar {CLASSIFICATION_MAX_ULP:g} ULP; gradients in ULPs of max(|exact|, "
                      "magnitude of the terms that cancel near sigma(x) = y)")

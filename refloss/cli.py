@@ -17,7 +17,8 @@ def _verify(args) -> int:
         print("refloss verify needs mpmath: pip install 'refloss[verify]'", file=sys.stderr)
         return 2
     from . import _verify
-    known = tuple(_verify.PARAM_SETS) + tuple(_verify.BOX_PARAM_SETS) + tuple(_verify.CLASSIFICATION_PARAM_SETS)
+    known = (tuple(_verify.PARAM_SETS) + tuple(_verify.BOX_PARAM_SETS) + tuple(_verify.CLASSIFICATION_PARAM_SETS)
+             + ("yolo_decode",))
     unknown = set(args.loss or ()) - set(known)
     if unknown:
         print(f"unknown loss(es) {sorted(unknown)}; known: {', '.join(known)}", file=sys.stderr)

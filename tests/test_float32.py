@@ -10,19 +10,34 @@ import refloss as rl
 from refloss._cpu import drivers
 
 
-@pytest.mark.parametrize("name", rl.ELEMENTWISE_LOSSES)
+def _float64_lines(dispatcher) -> list:
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        dispatcher.inspect_types()
+    typed = buf.getvalue()
+    assert "float32" in typed
+    # allowed: the float64 literal (or math.inf / math.nan) inside _f32(...), converted at compile time
+    return [line for line in typed.splitlines() if "float64" in line and "::" in line
+            and "const(float" not in line and "(float64,) -> float32" not in line
+            and "attr=inf)" not in line and "attr=nan)" not in line]
+
+
+@pytest.mark.parametrize("name", rl.ALL_LOSSES)
 def test_float32_kernels_have_no_float64(name):
     fn = getattr(rl, name)
     args = fn._kernel_args(tuple(p.default for p in fn.params), "f32")
+    n_inputs = sum(fn._meta.WIDTHS)
     mod = drivers(name)
     for scalar in (mod._value_f32, mod._value_and_grad_f32):
-        scalar(np.float32(0.5), np.float32(0.0), *args)  # compile for float32 (drivers may come from cache)
-        buf = io.StringIO()
-        with redirect_stdout(buf):
-            scalar.inspect_types()
-        typed = buf.getvalue()
-        assert "float32" in typed
-        # allowed: the float64 literal inside _f32(literal), converted at compile time
-        bad = [line for line in typed.splitlines() if "float64" in line and "::" in line
-               and "const(float" not in line and "(float64,) -> float32" not in line]
+        scalar(*([np.float32(0.5)] * n_inputs), *args)  # compile for float32 (drivers may come from cache)
+        bad = _float64_lines(scalar)
         assert not bad, f"{name}: float64 in a float32 kernel:\n" + "\n".join(bad[:5])
+
+
+def test_float32_yolo_decode_has_no_float64():
+    mod = drivers("yolo_decode")
+    args = (np.float32(1.1), np.float32(0.0), np.float32(8.0))
+    for scalar in (mod._value_f32, mod._value_and_grad_f32):
+        scalar(*([np.float32(0.5)] * 12), *args)
+        bad = _float64_lines(scalar)
+        assert not bad, "yolo_decode: float64 in a float32 kernel:\n" + "\n".join(bad[:5])

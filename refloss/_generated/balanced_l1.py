@@ -18,6 +18,8 @@ TITLE = 'Balanced L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('beta', 1.0, 0.0, False, None, True, '0 < beta', 'width of the logarithmic region'),
     Param('alpha', 0.5, 0.0, False, None, True, '0 < alpha', 'gradient scale of the logarithmic region'),

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 70980c62f5a42c72
+# scalar kernels: sha256 fe4f072f818b61b8
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

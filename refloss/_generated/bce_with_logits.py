@@ -18,6 +18,8 @@ TITLE = 'Binary cross-entropy with logits'
 INPUTS = ('logits', 'targets')
 WIDTHS = (1, 1)
 INPUT_RANGES = {'targets': (0.0, 1.0)}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('logits', 'targets')
 PARAMS = (
 )
 ARGS = ()

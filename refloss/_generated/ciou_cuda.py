@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b768d8945b893ee9
+# scalar kernels: sha256 7d27490f390eb946
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

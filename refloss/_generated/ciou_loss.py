@@ -18,6 +18,8 @@ TITLE = 'CIoU loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (4, 4)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
     Param('alpha_grad', False, None, True, None, True, 'alpha_grad is True or False', 'differentiate alpha (True) or treat it as a constant (False, as the official code and most peers)', kind='bool', none_value=0.0),

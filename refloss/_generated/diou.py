@@ -18,6 +18,8 @@ TITLE = 'DIoU (metric)'
 INPUTS = ('pred', 'target')
 WIDTHS = (4, 4)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
 )

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 67cc885c6a5e5a07
+# scalar kernels: sha256 a82c1fbfed1e6fee
 """DIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 67cc885c6a5e5a07
+# scalar kernels: sha256 a82c1fbfed1e6fee
 """DIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

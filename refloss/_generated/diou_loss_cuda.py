@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0d33f794ac0f7546
+# scalar kernels: sha256 6c4008069dbfefdc
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

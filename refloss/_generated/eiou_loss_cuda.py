@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ef95c3d448f3ffff
+# scalar kernels: sha256 dcd1d1a66eb0af72
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

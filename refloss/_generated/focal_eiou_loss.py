@@ -18,6 +18,8 @@ TITLE = 'Focal-EIoU loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (4, 4)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
     Param('gamma', 0.5, 0.0, False, None, True, '0 < gamma', 'exponent of the IoU weight'),

@@ -18,6 +18,8 @@ TITLE = 'Focal-L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
 )

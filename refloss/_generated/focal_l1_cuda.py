@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d48046667c0d53b4
+# scalar kernels: sha256 6b401f72d78b608f
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

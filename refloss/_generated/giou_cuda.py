@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 143f1b36f17ca11c
+# scalar kernels: sha256 20aa9c2834655e7f
 """GIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f4a4e6dcf7eca600
+# scalar kernels: sha256 8d96a5c3fbd2bead
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -18,6 +18,8 @@ TITLE = 'Huber loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('delta', 1.0, 0.0, False, None, True, '0 < delta', 'threshold between the quadratic and linear regions'),
 )

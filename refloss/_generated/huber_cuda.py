@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 13125effe563489d
+# scalar kernels: sha256 879fe8c691e1f591
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d60c676d0ac18c35
+# scalar kernels: sha256 9f48b4605ac63cfe
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e4bfeaa1847f660e
+# scalar kernels: sha256 f9e135163004d9ef
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

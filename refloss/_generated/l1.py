@@ -18,6 +18,8 @@ TITLE = 'L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
 )
 ARGS = ()

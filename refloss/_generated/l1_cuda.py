@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4b7517b244a9519a
+# scalar kernels: sha256 c412ba748cbde8b9
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

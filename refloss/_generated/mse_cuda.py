@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c36145fa6133aa1b
+# scalar kernels: sha256 d7fad7ab6c8ba9a3
 """Squared error (MSE): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

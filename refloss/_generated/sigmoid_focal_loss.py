@@ -18,6 +18,8 @@ TITLE = 'Sigmoid focal loss'
 INPUTS = ('logits', 'targets')
 WIDTHS = (1, 1)
 INPUT_RANGES = {'targets': (0.0, 1.0)}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('logits', 'targets')
 PARAMS = (
     Param('alpha', 0.25, None, True, None, True, 'alpha is None or alpha', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
     Param('gamma', 2.0, 0.0, True, None, True, '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),

@@ -18,6 +18,8 @@ TITLE = 'Smooth L1 loss'
 INPUTS = ('pred', 'target')
 WIDTHS = (1, 1)
 INPUT_RANGES = {}
+VALUE_WIDTH = 1
+GRAD_INPUTS = ('pred', 'target')
 PARAMS = (
     Param('beta', 1.0, 0.0, True, None, True, '0 <= beta', 'width of the quadratic region; 0 gives L1'),
 )

@@ -1,0 +1,95 @@
+"""YOLO box decoding (v2/v3, v4 grid sensitivity, Scaled-YOLOv4 / YOLOv5) with its VJP.
+
+With the network outputs t = (t_x, t_y, t_w, t_h), anchor (p_w, p_h), grid cell
+(c_x, c_y), the centre scale s and the stride:
+
+    b_x = (s sigma(t_x) - (s - 1)/2 + c_x) * stride          (b_y alike)
+    b_w = p_w exp(t_w)                      (v2, v3, v4)     (b_h alike)
+    b_w = p_w (2 sigma(t_w))^2              (Scaled-YOLOv4, YOLOv5)
+
+v2/v3 are s = 1 (Redmon & Farhadi, arXiv 1612.08242, 1804.02767), v4's grid
+sensitivity a general s (Bochkovskiy et al., arXiv 2004.10934; 1.05 to 1.2 in the
+released heads), and the Scaled-YOLOv4 centre 2 sigma - 0.5 is s = 2 (Wang et al.,
+arXiv 2011.08036).  The kernel returns the box (cx, cy, w, h) and the vector-Jacobian
+product of a cotangent u with respect to t: d/dt sum_k u_k b_k.
+"""
+import sympy as sp
+
+from ._core import Branch, Kernel, LossSpec, Param, Plot, Step, prove_equal
+from ._functions import Sigmoid, plain
+
+NAME = "yolo_decode"
+tx, ty, tw, th = sp.symbols("tx ty tw th", real=True)
+pw, ph = sp.symbols("pw ph", positive=True)
+cx, cy = sp.symbols("cx cy", real=True)
+ux, uy, uw, uh = sp.symbols("ux uy uw uh", real=True)
+s = sp.Symbol("scale_xy", positive=True)
+scaled = sp.Symbol("scaled_wh", nonnegative=True)  # 1: Scaled-YOLOv4 sizes, 0: exponential sizes
+stride = sp.Symbol("stride", positive=True)
+ARRAYS = (("t", 4, (tx, ty, tw, th)), ("anchors", 2, (pw, ph)), ("grid", 2, (cx, cy)),
+          ("cotangent", 4, (ux, uy, uw, uh)))
+INVALID = sp.Or(pw <= 0, ph <= 0)
+
+
+def centre(t, c):
+    return (s * Sigmoid(t) - (s - 1) / 2 + c) * stride
+
+
+def derive() -> LossSpec:
+    checks = []
+    bx, by = centre(tx, cx), centre(ty, cy)
+    exp_wh = (pw * sp.exp(tw), ph * sp.exp(th))
+    scaled_wh = (pw * (2 * Sigmoid(tw)) ** 2, ph * (2 * Sigmoid(th)) ** 2)
+    sig = 1 / (1 + sp.exp(-tx))
+    prove_equal(plain(bx).subs(s, 1), (sig + cx) * stride, "s = 1 is the v2/v3 centre sigma(t) + c", checks)
+    prove_equal(plain(bx).subs(s, 2), (2 * sig - sp.Rational(1, 2) + cx) * stride,
+                "s = 2 is the Scaled-YOLOv4 centre 2 sigma(t) - 0.5 + c", checks)
+    hi = sp.limit(plain(bx) / stride - cx, tx, sp.oo)
+    prove_equal(sp.limit(plain(bx) / stride - cx, tx, -sp.oo), -(s - 1) / 2, "reachable centre offsets start at -(s-1)/2", checks)
+    prove_equal(hi, (s + 1) / 2, "and end at (s+1)/2: s > 1 reaches the cell borders 0 and 1", checks)
+    prove_equal(sp.limit(plain(scaled_wh[0]) / pw, tw, sp.oo), 4, "Scaled-YOLOv4 sizes are below 4 p_w", checks)
+
+    branches = []
+    for cond, (bw, bh), label in ((sp.Eq(scaled, 1), scaled_wh, "Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2"),
+                                  (None, exp_wh, "exponential sizes p exp(t)")):
+        vjp_form = ux * bx + uy * by + uw * bw + uh * bh
+        outputs = {"bx": bx, "by": by, "bw": bw, "bh": bh}
+        outputs.update({f"d_{v.name}": sp.diff(vjp_form, v) for v in (tx, ty, tw, th)})
+        branches.append(Branch(cond, outputs, label))
+    kernel = Kernel(arrays=ARRAYS, args=(s, scaled, stride), prelude=(), branches=tuple(branches), invalid=INVALID,
+                    value_names=("bx", "by", "bw", "bh"), grad_arrays=("t",))
+    x = sp.Symbol("t")
+    return LossSpec(
+        name=NAME, title="YOLO box decoding",
+        formula="b_x = (s*sigmoid(t_x) - (s-1)/2 + c_x)*stride, b_w = p_w*exp(t_w) (v2/v3/v4) or p_w*(2*sigmoid(t_w))**2 "
+        "(Scaled-YOLOv4/YOLOv5); returns (b_x, b_y, b_w, b_h) and the VJP w.r.t. t.",
+        references=["J. Redmon, A. Farhadi, YOLO9000, arXiv:1612.08242", "J. Redmon, A. Farhadi, YOLOv3, arXiv:1804.02767",
+                    "A. Bochkovskiy et al., YOLOv4, arXiv:2004.10934", "C.-Y. Wang et al., Scaled-YOLOv4, arXiv:2011.08036"],
+        params=[Param("scale_xy", s, 1.0, "centre scale s (1: v2/v3; 1.05-1.2: v4; 2: Scaled-YOLOv4)",
+                      lower=sp.Integer(0), lower_closed=False),
+                Param("scaled_wh", scaled, False, "sizes p (2 sigmoid(t))^2 instead of p exp(t)", kind="bool"),
+                Param("stride", stride, 1.0, "cell size: centres are multiplied by it", lower=sp.Integer(0),
+                      lower_closed=False)],
+        constants=[], kernels={p: kernel for p in ("f64", "f32")},
+        steps=[Step("Centres (sigmoid evaluated without overflow):", "b_x", plain(bx)),
+               Step("The offset within the cell, $s\\sigma(t) - (s-1)/2$, ranges over $(-(s-1)/2, (s+1)/2)$: with "
+                    "$s = 1$ the borders 0 and 1 of the cell are reached only as $t \\to \\pm\\infty$ (grid "
+                    "sensitivity); $s > 1$ reaches them at finite $t$.", None),
+               Step("Sizes:", "b_w", sp.Piecewise((plain(scaled_wh[0]), sp.Eq(sp.Symbol("scaled"), 1)),
+                                                  (exp_wh[0], True))),
+               Step("The vector-Jacobian product with a cotangent $u$ is the gradient of $\\sum_k u_k b_k$ with respect "
+                    "to $t$, generated with the decode in one kernel.", None)],
+        plots=[Plot("Centre offset in the cell", [(f"s = {v:g}", {"params": {"scale_xy": v}, "path": _centre_path})
+                                                   for v in (1.0, 1.1, 1.2, 2.0)], x_range=(-6.0, 6.0),
+                    xlabel="t_x", grad_title="d(offset)/dt_x",
+                    caption="The centre offset s sigmoid(t) - (s-1)/2 within its cell and its derivative: with s = 1 "
+                            "(v3) the cell borders 0 and 1 need infinite t and the gradient vanishes there; v4's s > 1 "
+                            "reaches them with a gradient of s sigmoid'(t) > 0.")],
+        conventions="Differentiable everywhere. Anchors must be positive.",
+        accuracy="Sigmoid as 1/(1+exp(-t)) for t >= 0 and exp(t)/(1+exp(t)) below: no overflow.",
+        checks=checks)
+
+
+def _centre_path(t):
+    """t_x -> (inputs, tangent): unit anchors, cell 0, stride 1, cotangent on b_x only."""
+    return (t, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)

@@ -1,0 +1,156 @@
+"""YOLO box coding: ``yolo_decode`` (generated kernel, with its VJP) and ``yolo_encode``.
+
+Variants: "v2" and "v3" (b = sigma(t) + c, size p e^t), "v4" (grid sensitivity: centre
+s sigma(t) - (s-1)/2 + c with s = scale_xy), "scaled" (Scaled-YOLOv4 / YOLOv5: centre
+2 sigma(t) - 0.5 + c, size p (2 sigma(t))^2).  See docs/derivations/yolo_decode.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _cpu
+from ._boxes import box_convert
+from ._loss import _flat, _lead_shape, _sum_to_shape
+from ._validate import as_real_array, check_finite, precision_of
+
+VARIANTS = ("v2", "v3", "v4", "scaled")
+FORMATS = ("cxcywh", "xyxy", "xywh")
+_NAMES = ("t", "anchors", "grid", "cotangent")
+_WIDTHS = (4, 2, 2, 4)
+
+
+def _variant_args(variant: str, scale_xy: float, stride: float) -> tuple:
+    """(scale_xy, scaled_wh, stride) of the kernel for a variant; errors name the argument."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: must be one of {VARIANTS}, got {variant!r}")
+    for name, v in (("scale_xy", scale_xy), ("stride", stride)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name}: must satisfy 0 < {name} (finite), got {v!r}")
+    if variant in ("v2", "v3", "scaled") and scale_xy != 1.0:
+        raise ValueError(f"scale_xy: applies to variant 'v4' only (got {scale_xy!r} with {variant!r})")
+    if variant == "scaled":
+        return 2.0, 1.0, float(stride)
+    return float(scale_xy), 0.0, float(stride)
+
+
+def _check_anchors(anchors: np.ndarray) -> None:
+    bad = ~(anchors > 0)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"anchors: sizes must be > 0; anchors[{', '.join(map(str, index))}] = {anchors[index]!r}")
+
+
+def _cotangent_to_cxcywh(u: np.ndarray, fmt: str) -> np.ndarray:
+    """Transpose of the Jacobian of cxcywh -> fmt, applied to a cotangent in fmt."""
+    if fmt == "cxcywh":
+        return u
+    u0, u1, u2, u3 = np.moveaxis(u, -1, 0)
+    if fmt == "xyxy":
+        return np.stack([u0 + u2, u1 + u3, (u2 - u0) / 2, (u3 - u1) / 2], axis=-1)
+    return np.stack([u0, u1, u2 - u0 / 2, u3 - u1 / 2], axis=-1)
+
+
+class YoloDecode:
+    """``yolo_decode(t, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh")``.
+
+    t (..., 4) = (t_x, t_y, t_w, t_h), anchors (..., 2) = (p_w, p_h), grid (..., 2) =
+    (c_x, c_y), broadcast together.  Centres are multiplied by ``stride``; sizes are in the
+    anchors' units.  ``.value_and_grad(..., cotangent=ct)`` returns ``(boxes, d_t)`` with
+    d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones), from the
+    same fused kernel.  ``dtype``, ``device`` ("cpu" only for now) and ``validate`` as the
+    losses.
+    """
+
+    __name__ = "yolo_decode"
+
+    def __repr__(self) -> str:
+        return "refloss.yolo_decode"
+
+    def __call__(self, t, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh", *,
+                 dtype=None, device="cpu", validate=True):
+        return self._run(False, t, anchors, grid, None, variant, scale_xy, stride, fmt, dtype, device, validate)
+
+    def value_and_grad(self, t, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh", *,
+                       cotangent=None, dtype=None, device="cpu", validate=True):
+        return self._run(True, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate)
+
+    def _run(self, with_grad, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate):
+        dt, precision = precision_of(dtype)
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
+        if device != "cpu":
+            raise ValueError(f"device: yolo_decode runs on 'cpu' only so far, got {device!r}")
+        args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
+        arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
+        ct = np.ones(4, dt) if cotangent is None else as_real_array("cotangent", cotangent, dt)
+        if ct.ndim == 0 or ct.shape[-1] != 4:
+            raise ValueError(f"cotangent: last dimension must be 4, got shape {ct.shape}")
+        arrays.append(_cotangent_to_cxcywh(ct, fmt).astype(dt, copy=False))
+        shape = _lead_shape(_NAMES, _WIDTHS, arrays)
+        if validate:
+            for n, a in zip(_NAMES, arrays):
+                check_finite(n, a)
+            _check_anchors(arrays[1])
+        flat = [_flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
+        size = flat[0].shape[0]
+        out = np.empty((size, 4), dt)
+        if with_grad:
+            d_t = np.empty((size, 4), dt)
+            _cpu.driver("yolo_decode", "value_and_grad", precision)(*flat, out, d_t, dt.type(1), *args)
+        else:
+            _cpu.driver("yolo_decode", "value", precision)(*flat, out, *args)
+        boxes = out.reshape(shape + (4,))
+        if fmt != "cxcywh":
+            boxes = box_convert(boxes, "cxcywh", fmt).astype(dt, copy=False)
+        if not with_grad:
+            return boxes
+        return boxes, _sum_to_shape(d_t.reshape(shape + (4,)), arrays[0].shape)
+
+
+def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh", *, dtype=None):
+    """The inverse of :func:`yolo_decode`: the t that decodes to ``boxes``.
+
+    Raises ValueError naming the first box that the variant cannot represent: a centre
+    outside the reachable range (c - (s-1)/2, c + (s+1)/2) of its cell (open: sigmoid
+    never reaches 0 or 1), a non-positive size, or (variant "scaled") a size of 4 or more
+    times the anchor's.
+    """
+    dt, _ = precision_of(dtype)
+    s, scaled, stride = _variant_args(variant, scale_xy, stride)
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
+    b = as_real_array("boxes", boxes, dt)
+    a = as_real_array("anchors", anchors, dt)
+    g = as_real_array("grid", grid, dt)
+    for n, arr in (("boxes", b), ("anchors", a), ("grid", g)):
+        check_finite(n, arr)
+    _check_anchors(a)
+    b = box_convert(b, fmt, "cxcywh").astype(np.float64) if fmt != "cxcywh" else b.astype(np.float64)
+    a, g = a.astype(np.float64), g.astype(np.float64)
+    shape = np.broadcast_shapes(b.shape[:-1], a.shape[:-1], g.shape[:-1])
+    b, a, g = (np.broadcast_to(x, shape + x.shape[-1:]) for x in (b, a, g))
+    # centres: u = (b/stride - c + (s-1)/2) / s must lie in (0, 1)
+    u = (b[..., :2] / stride - g + (s - 1) / 2) / s
+    _raise_first(~((u > 0) & (u < 1)), b, f"centre outside the reachable range (c - {(s - 1) / 2:g}, c + "
+                 f"{(s + 1) / 2:g}) * stride of variant {variant!r}")
+    ratio = b[..., 2:] / a
+    _raise_first(~(ratio > 0), b, "size must be > 0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_xy = np.log(u) - np.log1p(-u)
+        if scaled:
+            r = np.sqrt(ratio) / 2
+            _raise_first(~(r < 1), b, f"size must be below 4 times the anchor for variant {variant!r}")
+            t_wh = np.log(r) - np.log1p(-r)
+        else:
+            t_wh = np.log(ratio)
+    return np.concatenate([t_xy, t_wh], axis=-1).astype(dt)
+
+
+def _raise_first(bad: np.ndarray, boxes: np.ndarray, rule: str) -> None:
+    bad = bad.any(axis=-1)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"boxes[{', '.join(map(str, index))}] = {boxes[index].tolist()} (cxcywh): {rule}")
+
+
+yolo_decode = YoloDecode()

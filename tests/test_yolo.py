@@ -1,0 +1,142 @@
+"""YOLO decoding/encoding: oracle, VJP vs finite differences, variants, round trips, errors."""
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss.oracle.rounding import ulp_error
+from refloss.oracle.yolo import decode, jacobian_diagonal
+
+VARIANTS = [("v3", {}), ("v2", {}), ("v4", {"scale_xy": 1.1}), ("v4", {"scale_xy": 1.2}), ("scaled", {})]
+
+
+def _inputs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.concatenate([rng.normal(0, 2, (n, 4)), [[0, 0, 0, 0], [30.0, -30.0, 5.0, -5.0], [-700.0, 700.0, 0.1, 2.0]]])
+    anchors = np.exp(rng.uniform(0, 5, (len(t), 2)))
+    grid = rng.integers(0, 80, (len(t), 2)).astype(float)
+    return t, anchors, grid
+
+
+@pytest.mark.parametrize("variant,kw", VARIANTS, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_decode_and_vjp_match_oracle(variant, kw, dtype):
+    t, anchors, grid = _inputs()
+    if dtype == np.float32:
+        t = np.clip(t, -80, 80)
+    t, anchors, grid = (a.astype(dtype) for a in (t, anchors, grid))
+    ct = np.random.default_rng(1).normal(size=t.shape).astype(dtype)
+    boxes, d_t = rl.yolo_decode.value_and_grad(t, anchors, grid, variant=variant, stride=8.0, cotangent=ct,
+                                               dtype=dtype, **kw)
+    worst = 0.0
+    for i in range(len(t)):
+        exact = decode(t[i], anchors[i], grid[i], variant, kw.get("scale_xy", 1.0), 8.0)
+        jac = jacobian_diagonal(t[i], anchors[i], grid[i], variant, kw.get("scale_xy", 1.0), 8.0)
+        for k in range(4):
+            worst = max(worst, ulp_error(boxes[i, k], exact[k], dtype),
+                        ulp_error(d_t[i, k], jac[k] * float(ct[i, k]), dtype))
+    assert worst <= 8, f"{variant} {kw} {np.dtype(dtype).name}: {worst:.2f} ULP"
+
+
+def test_vjp_matches_finite_differences():
+    t, anchors, grid = _inputs(20)
+    t = t[:20]
+    anchors, grid = anchors[:20], grid[:20]
+    ct = np.random.default_rng(2).normal(size=t.shape)
+    for variant, kw in VARIANTS:
+        _, d_t = rl.yolo_decode.value_and_grad(t, anchors, grid, variant=variant, cotangent=ct, **kw)
+        h = 1e-6
+        for k in range(4):
+            dt = np.zeros_like(t)
+            dt[:, k] = h
+            fd = ((rl.yolo_decode(t + dt, anchors, grid, variant=variant, **kw)
+                   - rl.yolo_decode(t - dt, anchors, grid, variant=variant, **kw)) * ct).sum(axis=1) / (2 * h)
+            np.testing.assert_allclose(d_t[:, k], fd, rtol=1e-6, atol=1e-8, err_msg=f"{variant} d/dt[{k}]")
+
+
+def test_v4_with_scale_1_is_v3_and_scaled_centres_are_v4_with_scale_2():
+    t, anchors, grid = _inputs()
+    np.testing.assert_array_equal(rl.yolo_decode(t, anchors, grid, variant="v4", scale_xy=1.0),
+                                  rl.yolo_decode(t, anchors, grid, variant="v3"))
+    np.testing.assert_array_equal(rl.yolo_decode(t, anchors, grid, variant="v2"),
+                                  rl.yolo_decode(t, anchors, grid, variant="v3"))
+    np.testing.assert_array_equal(rl.yolo_decode(t, anchors, grid, variant="scaled")[:, :2],
+                                  rl.yolo_decode(t, anchors, grid, variant="v4", scale_xy=2.0)[:, :2])
+
+
+ROUND_TRIP_CASES = [pytest.param(v, kw, marks=pytest.mark.xfail(
+    strict=True, reason="issue target 4 ULP not met: 6 ULP measured for Scaled-YOLOv4 sizes p (2 sigmoid(t))^2 "
+    "(sigmoid, square and the encoder's sqrt and logit each round)")) if v == "scaled" else (v, kw) for v, kw in VARIANTS]
+
+
+@pytest.mark.parametrize("variant,kw", ROUND_TRIP_CASES, ids=repr)
+def test_round_trips(variant, kw):
+    """Well conditioned: cell 0, stride a power of two, moderate t."""
+    rng = np.random.default_rng(3)
+    t = rng.uniform(-3, 3, (200, 4))
+    anchors = np.exp(rng.uniform(-1, 3, (200, 2)))
+    grid = np.zeros((200, 2))
+    b = rl.yolo_decode(t, anchors, grid, variant=variant, stride=4.0, **kw)
+    t2 = rl.yolo_encode(b, anchors, grid, variant=variant, stride=4.0, **kw)
+    b2 = rl.yolo_decode(t2, anchors, grid, variant=variant, stride=4.0, **kw)
+    # encode -> decode: sizes to 4 ULP; a centre s sigma - (s-1)/2 near 0 cancels, so its error is
+    # measured against the scale of its terms (stride) rather than its own size
+    scale = np.concatenate([np.maximum(np.abs(b[:, :2]), 4.0), np.abs(b[:, 2:])], axis=1)
+    assert np.max(np.abs(b2 - b) / np.spacing(scale)) <= 4
+    # decode -> encode: the condition of the logit, 1/(sigma(1 - sigma)), scales the error of the rounded box
+    cond = 1 / (1 / (1 + np.exp(-t)) * (1 / (1 + np.exp(t))))
+    assert np.all(np.abs(t2 - t) <= 4 * np.spacing(np.maximum(np.abs(t), 1)) * cond)
+
+
+def test_formats_and_cotangent_conversion():
+    t, anchors, grid = _inputs(10)
+    c = rl.yolo_decode(t, anchors, grid)
+    np.testing.assert_allclose(rl.yolo_decode(t, anchors, grid, fmt="xyxy"), rl.box_convert(c, "cxcywh", "xyxy"))
+    u = np.random.default_rng(4).normal(size=t.shape)
+    for fmt in ("xyxy", "xywh"):
+        _, d = rl.yolo_decode.value_and_grad(t, anchors, grid, fmt=fmt, cotangent=u)
+        h = 1e-6
+        for k in range(4):
+            dt = np.zeros_like(t)
+            dt[:, k] = h
+            fd = ((rl.yolo_decode(t + dt, anchors, grid, fmt=fmt) - rl.yolo_decode(t - dt, anchors, grid, fmt=fmt))
+                  * u).sum(axis=1) / (2 * h)
+            np.testing.assert_allclose(d[:, k], fd, rtol=1e-6, atol=1e-8)
+
+
+def test_bad_input():
+    t, anchors, grid = np.zeros((2, 4)), np.array([[1.0, 2.0], [0.0, 1.0]]), np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"anchors: sizes must be > 0; anchors\[1, 0\]"):
+        rl.yolo_decode(t, anchors, grid)
+    with pytest.raises(ValueError, match="variant: must be one of"):
+        rl.yolo_decode(t, np.ones(2), grid, variant="v9")
+    with pytest.raises(ValueError, match="scale_xy: applies to variant 'v4' only"):
+        rl.yolo_decode(t, np.ones(2), grid, variant="v3", scale_xy=1.1)
+    with pytest.raises(ValueError, match="shapes not broadcastable"):
+        rl.yolo_decode(np.zeros((3, 4)), np.ones(2), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"boxes\[1\] = .*centre outside the reachable range"):
+        rl.yolo_encode(np.array([[0.5, 0.5, 1, 1], [1.0, 0.5, 1, 1]]), np.ones(2), np.zeros(2))
+    with pytest.raises(ValueError, match=r"boxes\[0\] = .*below 4 times the anchor"):
+        rl.yolo_encode(np.array([[0.5, 0.5, 4.5, 1]]), np.ones(2), np.zeros(2), variant="scaled")
+    with pytest.raises(ValueError, match=r"boxes\[0\] = .*size must be > 0"):
+        rl.yolo_encode(np.array([[0.5, 0.5, 0.0, 1]]), np.ones(2), np.zeros(2))
+    # v4 reaches the cell border that v3 cannot
+    rl.yolo_encode(np.array([[0.0, 0.02, 1, 1]]), np.ones(2), np.zeros(2), variant="v4", scale_xy=1.1)
+
+
+def test_generated_cuda_kernel_equals_cpu_in_the_simulator():
+    """The CUDA module is generated with the CPU one; the API runs decode on the CPU so far,
+    so launch the generated kernel directly (under NUMBA_ENABLE_CUDASIM in the tests)."""
+    from numba import cuda
+
+    from refloss._cuda import kernels
+
+    t, anchors, grid = _inputs(8)
+    ct = np.ones_like(t)
+    n = len(t)
+    out, d_t = cuda.device_array((n, 4)), cuda.device_array((n, 4))
+    kernels("yolo_decode").value_and_grad_f64[1, 32](cuda.to_device(t), cuda.to_device(anchors),
+                                                     cuda.to_device(grid), cuda.to_device(ct), out, d_t, 1.0,
+                                                     1.1, 0.0, 8.0)
+    boxes, grad = rl.yolo_decode.value_and_grad(t, anchors, grid, variant="v4", scale_xy=1.1, stride=8.0)
+    np.testing.assert_allclose(out.copy_to_host(), boxes, rtol=4e-16)
+    np.testing.assert_allclose(d_t.copy_to_host(), grad, rtol=4e-16, atol=1e-300)
