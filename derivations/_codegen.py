@@ -146,6 +146,10 @@ class KernelPrinter(PythonCodePrinter):
     def _print_tanh(self, expr):
         return f"math.tanh({self._print(expr.args[0])})"
 
+    def _print_SqrtDiff2(self, expr):
+        a, b = (self._print(v) for v in expr.args)
+        return f"(({a} - {b})*({a} - {b})/((math.sqrt({a}) + math.sqrt({b}))*(math.sqrt({a}) + math.sqrt({b}))))"
+
     def _print_PowG(self, expr):
         return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 

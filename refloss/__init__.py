@@ -14,7 +14,7 @@ an on-disk cache) on first use.
 from ._boxes import box_convert
 from ._focal_eiou import FocalEIoULoss
 from ._loss import Loss
-from ._yolo import yolo_decode, yolo_encode
+from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
 from ._registry import ALL_LOSSES, BOX_LOSSES, CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, METRICS
 
 __version__ = "0.1.0"
@@ -42,5 +42,7 @@ ciou = Loss("ciou")
 bce_with_logits = Loss("bce_with_logits")
 sigmoid_focal_loss = Loss("sigmoid_focal_loss")
 
+yolov1_box_loss = Loss("yolov1_box_loss")
+
 __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES", "box_convert",
-           "yolo_decode", "yolo_encode", *ALL_LOSSES]
+           "yolo_decode", "yolo_encode", "yolo_ignore_mask", *ALL_LOSSES]

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _cpu
-from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_range, check_reduction, param_floats,
+from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_range, check_reduction, check_sizes, param_floats,
                         precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
@@ -208,9 +208,13 @@ class Loss:
 
     def _raise_bad_input(self, arrays) -> None:
         """The kernels count bad elements as they go; only then look for the first one."""
+        from ._registry import XYWH_LOSSES
+
         for n, a, w in zip(self._inputs, arrays, self._widths):
             check_finite(n, a)
-            if w == 4:
+            if w == 4 and self._name in XYWH_LOSSES:
+                check_sizes(n, a)
+            elif w == 4:
                 check_boxes(n, a)
             if n in self._meta.INPUT_RANGES:
                 check_range(n, a, *self._meta.INPUT_RANGES[n])

@@ -4,4 +4,6 @@ ELEMENTWISE_LOSSES = ("l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l
 BOX_LOSSES = ("iou_loss", "log_iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss")
 METRICS = ("iou", "giou", "diou", "ciou")
 CLASSIFICATION_LOSSES = ("bce_with_logits", "sigmoid_focal_loss")
-ALL_LOSSES = ELEMENTWISE_LOSSES + BOX_LOSSES + METRICS + CLASSIFICATION_LOSSES
+YOLO_LOSSES = ("yolov1_box_loss",)
+ALL_LOSSES = ELEMENTWISE_LOSSES + BOX_LOSSES + METRICS + CLASSIFICATION_LOSSES + YOLO_LOSSES
+XYWH_LOSSES = YOLO_LOSSES  # box inputs as (x, y, w, h) rather than xyxy

@@ -50,6 +50,15 @@ def check_boxes(name: str, arr: np.ndarray) -> None:
                          f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
 
 
+def check_sizes(name: str, arr: np.ndarray) -> None:
+    """ValueError naming the first (x, y, w, h) box with w < 0 or h < 0."""
+    bad = (arr[..., 2] < 0) | (arr[..., 3] < 0)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: sizes must be >= 0 (boxes are x, y, w, h); "
+                         f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
+
+
 def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
     """ValueError naming the first element outside [lo, hi]."""
     bad = (arr < lo) | (arr > hi)

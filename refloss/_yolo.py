@@ -57,8 +57,8 @@ class YoloDecode:
     (c_x, c_y), broadcast together.  Centres are multiplied by ``stride``; sizes are in the
     anchors' units.  ``.value_and_grad(..., cotangent=ct)`` returns ``(boxes, d_t)`` with
     d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones), from the
-    same fused kernel.  ``dtype``, ``device`` ("cpu" only for now) and ``validate`` as the
-    losses.
+    same fused kernel.  ``dtype``, ``device`` ("cpu" or "cuda"; NumPy arrays in and out) and
+    ``validate`` as the losses.
     """
 
     __name__ = "yolo_decode"
@@ -78,8 +78,8 @@ class YoloDecode:
         dt, precision = precision_of(dtype)
         if fmt not in FORMATS:
             raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
-        if device != "cpu":
-            raise ValueError(f"device: yolo_decode runs on 'cpu' only so far, got {device!r}")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
         arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
         ct = np.ones(4, dt) if cotangent is None else as_real_array("cotangent", cotangent, dt)
@@ -94,8 +94,10 @@ class YoloDecode:
         flat = [_flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
         size = flat[0].shape[0]
         out = np.empty((size, 4), dt)
-        if with_grad:
-            d_t = np.empty((size, 4), dt)
+        d_t = np.empty((size, 4), dt) if with_grad else None
+        if device == "cuda":
+            _run_cuda(precision, flat, out, d_t, args)
+        elif with_grad:
             _cpu.driver("yolo_decode", "value_and_grad", precision)(*flat, out, d_t, dt.type(1), *args)
         else:
             _cpu.driver("yolo_decode", "value", precision)(*flat, out, *args)
@@ -105,6 +107,25 @@ class YoloDecode:
         if not with_grad:
             return boxes
         return boxes, _sum_to_shape(d_t.reshape(shape + (4,)), arrays[0].shape)
+
+
+def _run_cuda(precision, flat, out, d_t, args) -> None:
+    """The generated fused CUDA kernel on host arrays (copied in and out)."""
+    from numba import cuda
+
+    from ._cuda import THREADS, _blocks, kernels
+
+    mod = kernels("yolo_decode")
+    dev = [cuda.to_device(a) for a in flat]
+    d_out = cuda.device_array(out.shape, out.dtype)
+    grid = (_blocks(out.shape[0]), THREADS)
+    if d_t is None:
+        getattr(mod, f"value_{precision}")[grid](*dev, d_out, *args)
+    else:
+        d_grad = cuda.device_array(d_t.shape, d_t.dtype)
+        getattr(mod, f"value_and_grad_{precision}")[grid](*dev, d_out, d_grad, out.dtype.type(1), *args)
+        d_grad.copy_to_host(d_t)
+    d_out.copy_to_host(out)
 
 
 def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh", *, dtype=None):
@@ -154,3 +175,25 @@ def _raise_first(bad: np.ndarray, boxes: np.ndarray, rule: str) -> None:
 
 
 yolo_decode = YoloDecode()
+
+
+def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "xyxy") -> np.ndarray:
+    """The YOLOv3 ignore rule: True for predictions (anchors) whose best IoU with any ground
+    truth exceeds ``threshold``; their objectness is then neither positive nor negative.
+
+    ``threshold`` is 0.5 in the YOLOv3 paper (arXiv:1804.02767) and 0.7 in the released darknet
+    configs (``ignore_thresh``).  pred_boxes (..., N, 4), gt_boxes (..., M, 4); returns (..., N)
+    booleans (all False when M = 0).
+    """
+    import refloss
+
+    if not 0 <= threshold <= 1 or threshold != threshold:
+        raise ValueError(f"threshold: must satisfy 0 <= threshold <= 1, got {threshold!r}")
+    p = np.asarray(pred_boxes, dtype=np.float64)
+    g = np.asarray(gt_boxes, dtype=np.float64)
+    if fmt != "xyxy":
+        p, g = box_convert(p, fmt, "xyxy"), box_convert(g, fmt, "xyxy")
+    if g.shape[-2] == 0:
+        return np.zeros(p.shape[:-1], dtype=bool)
+    ious = refloss.iou(p[..., :, None, :], g[..., None, :, :])
+    return np.nanmax(ious, axis=-1) > threshold

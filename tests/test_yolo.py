@@ -140,3 +140,53 @@ def test_generated_cuda_kernel_equals_cpu_in_the_simulator():
     boxes, grad = rl.yolo_decode.value_and_grad(t, anchors, grid, variant="v4", scale_xy=1.1, stride=8.0)
     np.testing.assert_allclose(out.copy_to_host(), boxes, rtol=4e-16)
     np.testing.assert_allclose(d_t.copy_to_host(), grad, rtol=4e-16, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_yolov1_box_loss_matches_oracle(dtype):
+    from refloss.oracle.yolo import yolov1_box_loss
+
+    rng = np.random.default_rng(6)
+    p = np.concatenate([rng.uniform(0, 1, (100, 2)), rng.uniform(0.01, 1, (100, 2))], axis=1).astype(dtype)
+    t = np.concatenate([rng.uniform(0, 1, (100, 2)), rng.uniform(0.01, 1, (100, 2))], axis=1).astype(dtype)
+    t[:10, 2:] = p[:10, 2:] * (1 + rng.uniform(-1e-6, 1e-6, (10, 2))).astype(dtype)  # w ~ w^: no cancellation
+    v, (gp, gt) = rl.yolov1_box_loss.value_and_grad(p, t, dtype=dtype)
+    worst = 0.0
+    for i in range(len(p)):
+        ev, ep, et = yolov1_box_loss(p[i], t[i])
+        worst = max(worst, ulp_error(v[i], ev, dtype), *(ulp_error(gp[i, k], ep[k], dtype) for k in range(4)),
+                    *(ulp_error(gt[i, k], et[k], dtype) for k in range(4)))
+    assert worst <= 8, worst
+
+
+def test_yolov1_small_boxes_cost_more_and_bad_sizes_are_rejected():
+    big = rl.yolov1_box_loss(np.array([0, 0, 1.1, 1.0]), np.array([0, 0, 1.0, 1.0]), lambda_coord=1.0)
+    small = rl.yolov1_box_loss(np.array([0, 0, 0.2, 1.0]), np.array([0, 0, 0.1, 1.0]), lambda_coord=1.0)
+    assert small > big  # the same 0.1 width error
+    with pytest.raises(ValueError, match=r"pred: sizes must be >= 0 \(boxes are x, y, w, h\); pred\[1\]"):
+        rl.yolov1_box_loss(np.array([[0.5, 0.5, 0.2, 0.2], [0, 0, -1.0, 1.0]]), np.array([0, 0, 1.0, 1.0]))
+    assert np.isfinite(rl.yolov1_box_loss(np.array([0.5, 0.5, 0.2, 0.2]), np.array([0.4, 0.4, 0.3, 0.1])))
+
+
+def test_yolo_ignore_mask():
+    gt = np.array([[0.0, 0.0, 1.0, 1.0], [5.0, 5.0, 7.0, 7.0]])
+    pred = np.array([[0.0, 0.0, 1.0, 1.2],      # IoU 0.833 with gt 0
+                     [0.0, 0.0, 1.0, 1.6],      # IoU 0.625
+                     [5.5, 5.5, 7.0, 7.0],      # IoU 0.5625 with gt 1
+                     [20.0, 20.0, 21.0, 21.0]])  # no overlap
+    np.testing.assert_array_equal(rl.yolo_ignore_mask(pred, gt, threshold=0.5), [True, True, True, False])
+    np.testing.assert_array_equal(rl.yolo_ignore_mask(pred, gt, threshold=0.7), [True, False, False, False])
+    assert not rl.yolo_ignore_mask(pred, np.zeros((0, 4))).any()
+    with pytest.raises(ValueError, match="threshold"):
+        rl.yolo_ignore_mask(pred, gt, threshold=1.5)
+
+
+def test_decode_on_cuda_equals_cpu():
+    t, anchors, grid = _inputs(16)
+    for dtype in (np.float64, np.float32):
+        for variant, kw in VARIANTS:
+            b, d = rl.yolo_decode.value_and_grad(t, anchors, grid, variant=variant, dtype=dtype, **kw)
+            bc, dc = rl.yolo_decode.value_and_grad(t, anchors, grid, variant=variant, dtype=dtype, device="cuda", **kw)
+            tol = 8 * np.finfo(dtype).eps
+            np.testing.assert_allclose(bc, b, rtol=tol)
+            np.testing.assert_allclose(dc, d, rtol=tol, atol=tol * np.abs(d).max())

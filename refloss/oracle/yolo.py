@@ -54,3 +54,21 @@ def jacobian_diagonal(t, anchor, grid, variant="v3", scale_xy=1.0, stride=1.0):
         for tt, p in ((tw, pw), (th, ph)):
             out.append(8 * p * _sig(tt) ** 2 * _sig(-tt) if scaled else p * mp.exp(tt))
         return tuple(out)
+
+
+def yolov1_box_loss(pred, target, lambda_coord=5.0):
+    """YOLOv1 coordinate term (arXiv 1506.02640) for boxes (x, y, w, h):
+    lambda [(x-x^)^2 + (y-y^)^2 + (sqrt w - sqrt w^)^2 + (sqrt h - sqrt h^)^2];
+    returns (value, grad_pred 4-tuple, grad_target 4-tuple), written out by hand."""
+    with mp.workdps(DPS):
+        lam = mp.mpf(float(lambda_coord))
+        x, y, w, h = (mp.mpf(float(v)) for v in pred)
+        xt, yt, wt, ht = (mp.mpf(float(v)) for v in target)
+        value = lam * ((x - xt) ** 2 + (y - yt) ** 2 + (mp.sqrt(w) - mp.sqrt(wt)) ** 2 + (mp.sqrt(h) - mp.sqrt(ht)) ** 2)
+        gw = lam * (mp.sqrt(w) - mp.sqrt(wt)) / mp.sqrt(w)
+        gh = lam * (mp.sqrt(h) - mp.sqrt(ht)) / mp.sqrt(h)
+        gwt = -lam * (mp.sqrt(w) - mp.sqrt(wt)) / mp.sqrt(wt)
+        ght = -lam * (mp.sqrt(h) - mp.sqrt(ht)) / mp.sqrt(ht)
+        gp = (2 * lam * (x - xt), 2 * lam * (y - yt), gw, gh)
+        gt = (-gp[0], -gp[1], gwt, ght)
+        return value, gp, gt
