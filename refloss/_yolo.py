@@ -146,12 +146,15 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     for n, arr in (("boxes", b), ("anchors", a), ("grid", g)):
         check_finite(n, arr)
     _check_anchors(a)
-    b = box_convert(b, fmt, "cxcywh").astype(np.float64) if fmt != "cxcywh" else b.astype(np.float64)
-    a, g = a.astype(np.float64), g.astype(np.float64)
+    # the inverse is evaluated in extended precision where the platform has it (x86: 64-bit
+    # significand), so that the logit and square root add no float64 rounding of their own
+    ext = np.longdouble
+    b = box_convert(b, fmt, "cxcywh").astype(ext) if fmt != "cxcywh" else b.astype(ext)
+    a, g = a.astype(ext), g.astype(ext)
     shape = np.broadcast_shapes(b.shape[:-1], a.shape[:-1], g.shape[:-1])
     b, a, g = (np.broadcast_to(x, shape + x.shape[-1:]) for x in (b, a, g))
     # centres: u = (b/stride - c + (s-1)/2) / s must lie in (0, 1)
-    u = (b[..., :2] / stride - g + (s - 1) / 2) / s
+    u = (b[..., :2] / ext(stride) - g + (ext(s) - 1) / 2) / ext(s)
     _raise_first(~((u > 0) & (u < 1)), b, f"centre outside the reachable range (c - {(s - 1) / 2:g}, c + "
                  f"{(s + 1) / 2:g}) * stride of variant {variant!r}")
     ratio = b[..., 2:] / a
@@ -159,7 +162,7 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     with np.errstate(divide="ignore", invalid="ignore"):
         t_xy = np.log(u) - np.log1p(-u)
         if scaled:
-            r = np.sqrt(ratio) / 2
+            r = np.sqrt(ratio) / ext(2)
             _raise_first(~(r < 1), b, f"size must be below 4 times the anchor for variant {variant!r}")
             t_wh = np.log(r) - np.log1p(-r)
         else:

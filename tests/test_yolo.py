@@ -64,17 +64,21 @@ def test_v4_with_scale_1_is_v3_and_scaled_centres_are_v4_with_scale_2():
 
 
 ROUND_TRIP_CASES = [pytest.param(v, kw, marks=pytest.mark.xfail(
-    strict=True, reason="issue target 4 ULP not met: 6 ULP measured for Scaled-YOLOv4 sizes p (2 sigmoid(t))^2 "
-    "(sigmoid, square and the encoder's sqrt and logit each round)")) if v == "scaled" else (v, kw) for v, kw in VARIANTS]
+    strict=True, reason="issue target 4 ULP not met for Scaled-YOLOv4 sizes p (2 sigmoid(t))^2: 5 ULP measured "
+    "over these 5000 boxes (encode in extended precision; 6 ULP in float64): decode's sigmoid, square and "
+    "product round on their own")) if v == "scaled" else (v, kw) for v, kw in VARIANTS]
 
 
 @pytest.mark.parametrize("variant,kw", ROUND_TRIP_CASES, ids=repr)
 def test_round_trips(variant, kw):
     """Well conditioned: cell 0, stride a power of two, moderate t."""
-    rng = np.random.default_rng(3)
-    t = rng.uniform(-3, 3, (200, 4))
-    anchors = np.exp(rng.uniform(-1, 3, (200, 2)))
-    grid = np.zeros((200, 2))
+    rngs = [np.random.default_rng(seed) for seed in range(10)]
+    t = np.concatenate([r.uniform(-3, 3, (500, 4)) for r in rngs])
+    rngs = [np.random.default_rng(seed) for seed in range(10)]
+    for r in rngs:
+        r.uniform(-3, 3, (500, 4))
+    anchors = np.concatenate([np.exp(r.uniform(-1, 3, (500, 2))) for r in rngs])
+    grid = np.zeros((5000, 2))
     b = rl.yolo_decode(t, anchors, grid, variant=variant, stride=4.0, **kw)
     t2 = rl.yolo_encode(b, anchors, grid, variant=variant, stride=4.0, **kw)
     b2 = rl.yolo_decode(t2, anchors, grid, variant=variant, stride=4.0, **kw)
