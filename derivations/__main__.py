@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 import warnings
 from pathlib import Path
 
@@ -57,8 +59,10 @@ def main(argv=None) -> int:
         warnings.warn(f"SymPy {sympy.__version__} is not the pinned {SYMPY_PIN}: output may differ", stacklevel=1)
     names = args.only or list(LOSSES)
     files = {}
-    for name in names:
-        files.update(generate(name))
+    # derivations are independent: derive them in parallel (output is the same, in name order)
+    with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
+        for generated in pool.map(generate, names):
+            files.update(generated)
     if args.only is None:
         files["docs/derivations/README.md"] = index(LOSSES)
     for rel, text in files.items():
