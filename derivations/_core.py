@@ -124,6 +124,7 @@ class Plot:
     caption: str = ""
     xlabel: str = "x = pred - target"
     grad_title: str = "gradient dL/dpred"
+    value_title: str = "loss"
 
 
 @dataclass

@@ -95,7 +95,7 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
             values.append([v for v, _ in vg])
             grads.append([g for _, g in vg])
             labels.append(label)
-        out.append(line_plots(plot.title, xs, values, grads, labels, plot.xlabel, plot.grad_title))
+        out.append(line_plots(plot.title, xs, values, grads, labels, plot.xlabel, plot.grad_title, plot.value_title))
     return out
 
 

@@ -58,9 +58,10 @@ def _panel(x0: float, title: str, xs: list, series: list, xlabel: str) -> list:
 
 
 def line_plots(title: str, xs: list, values: list, grads: list, labels: list,
-               xlabel: str = "x = pred - target", grad_title: str = "gradient dL/dpred") -> str:
+               xlabel: str = "x = pred - target", grad_title: str = "gradient dL/dpred",
+               value_title: str = "loss") -> str:
     """Two panels, loss and gradient against x, one curve per label; returns SVG text."""
-    body = _panel(0, f"{title}: loss", xs, list(zip(labels, values)), xlabel)
+    body = _panel(0, f"{title}: {value_title}", xs, list(zip(labels, values)), xlabel)
     body += _panel(W, grad_title, xs, list(zip(labels, grads)), xlabel)
     legend_y = H + 6
     for k, label in enumerate(labels):

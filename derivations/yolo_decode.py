@@ -81,7 +81,7 @@ def derive() -> LossSpec:
                     "to $t$, generated with the decode in one kernel.", None)],
         plots=[Plot("Centre offset in the cell", [(f"s = {v:g}", {"params": {"scale_xy": v}, "path": _centre_path})
                                                    for v in (1.0, 1.1, 1.2, 2.0)], x_range=(-6.0, 6.0),
-                    xlabel="t_x", grad_title="d(offset)/dt_x",
+                    xlabel="t_x", grad_title="d(offset)/dt_x", value_title="s sigmoid(t_x) - (s-1)/2",
                     caption="The centre offset s sigmoid(t) - (s-1)/2 within its cell and its derivative: with s = 1 "
                             "(v3) the cell borders 0 and 1 need infinite t and the gradient vanishes there; v4's s > 1 "
                             "reaches them with a gradient of s sigmoid'(t) > 0.")],
