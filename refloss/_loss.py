@@ -32,6 +32,9 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _lead_shape(names, widths, arrays) -> tuple:
     """The broadcast shape of the elements (for boxes: of all but the last axis of size 4)."""
+    first = arrays[0].shape
+    if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
+        return first  # the common case, without building anything
     shapes = {}
     for n, w, a in zip(names, widths, arrays):
         if w == 1:
@@ -196,7 +199,7 @@ class Loss:
         if bad and validate:
             self._raise_bad_input(arrays)
         value = _reduce(out.reshape(shape), reduction)
-        return value, tuple(_sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape) for g, a in zip(grads, arrays))
+        return value, tuple([_sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape) for g, a in zip(grads, arrays)])
 
     def _evaluate_elsewhere(self, with_grad, inputs, args, reduction, dt, precision, device, validate):
         if device != "cuda":
