@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 
 import refloss as rl
-
-
-def best_ms(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+from _timing import best_ms
 
 
 def numpy_smooth_l1(p, t, beta):
