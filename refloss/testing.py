@@ -39,6 +39,8 @@ import numpy as np
 
 import refloss
 
+from . import _battery, _registry
+
 __all__ = ["check_loss", "assert_loss_matches", "Report", "Failure"]
 
 TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
@@ -55,7 +57,8 @@ class Failure:
     component: str
     got: float
     expected: float
-    rel: float
+    rel: float  # |got - expected| / max(1, |expected|) for values; / the element's largest component for gradients
+    ulp: float  # |got - expected| in units in the last place of expected, in the checked dtype
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Report:
     dtype: str
     params: dict
     points: int
+    inputs: tuple = ()  # the loss's input names
     failures: list = field(default_factory=list)
     diagnosis: str = ""
 
@@ -88,46 +92,30 @@ class Report:
         by_component: dict = {}
         for f in self.failures:
             by_component.setdefault(f.component, []).append(f)
-        lines = [head + f": {len(self.failures)} failures"]
+        lines = [head + f": {len(self.failures)} failures", "",
+                 f"  {'component':<14} {'bad':>5}  {'max rel':>9}  {'max ULP':>9}  worst at"]
         for comp, fs in by_component.items():
             w = max(fs, key=lambda f: f.rel)
-            lines.append(f"  {comp}: {len(fs)} bad; max rel {w.rel:.3g} at {w.case}[{w.index}]")
-        for f in sorted(self.failures, key=lambda f: -f.rel)[:20]:
-            lines.append(f"  {f.case}[{f.index}] {f.inputs} {f.component}: got {f.got:.17g} != want {f.expected:.17g} "
-                         f"(rel {f.rel:.3g})")
-        if len(self.failures) > 20:
-            lines.append(f"  ... and {len(self.failures) - 20} more")
+            lines.append(f"  {comp:<14} {len(fs):>5}  {w.rel:9.3g}  {_fmt_ulp(max(f.ulp for f in fs)):>9}  "
+                         f"{w.case}[{w.index}]")
+        shown = sorted(self.failures, key=lambda f: -f.rel)[:_SHOWN]
+        lines += ["", f"  {'case[index]':<30} {'component':<14} {'got':>24} {'expected':>24} {'ULP':>9} {'rel':>9}"]
+        for f in shown:
+            lines.append(f"  {f'{f.case}[{f.index}]':<30} {f.component:<14} {f.got:>24.17g} {f.expected:>24.17g} "
+                         f"{_fmt_ulp(f.ulp):>9} {f.rel:9.3g}")
+        if len(self.failures) > _SHOWN:
+            lines.append(f"  ... and {len(self.failures) - _SHOWN} more (report.failures has them all)")
+        lines += ["", "  inputs of the worst: " + ", ".join(f"{n}={v}" for n, v in zip(self.inputs, self.worst.inputs))]
         if self.diagnosis:
             lines.append(f"  diagnosis: {self.diagnosis}")
         return "\n".join(lines)
 
 
-def _battery(loss: str, cases):
-    """(names, inputs tuple) of the loss's standard battery, or the user's own arrays."""
-    from . import _verify, box_cases
+_SHOWN = 20
 
-    if not isinstance(cases, str):
-        arrays = tuple(np.asarray(c, dtype=np.float64) for c in cases)
-        return np.array(["user"] * len(arrays[0]), dtype=object), arrays
-    if loss in refloss.BOX_LOSSES + refloss.METRICS:
-        groups = box_cases.box_cases(np.float64, n_random=40)
-        if cases == "standard":
-            groups = [g for g in groups if g[0] not in box_cases.KINK_GROUPS]
-        elif cases == "edge":
-            groups = [g for g in groups if g[0] in box_cases.KINK_GROUPS]
-        names = np.concatenate([np.full(len(p), n, dtype=object) for n, p, _ in groups])
-        return names, (np.concatenate([g[1] for g in groups]), np.concatenate([g[2] for g in groups]))
-    if loss in refloss.CLASSIFICATION_LOSSES:
-        names, x, y = _verify.logits_cases("float64", 60)
-        keep = np.abs(x) <= 30 if cases == "standard" else np.ones(len(x), bool)
-        return names[keep], (x[keep], y[keep])
-    names, p, t = _verify.battery(loss, {}, np.float64, 60)
-    keep = np.abs(p - t) <= 1e4
-    if cases == "standard":
-        keep &= np.array([n != "zero" for n in names])
-    elif cases == "edge":
-        keep &= np.array([n in ("kink", "zero") for n in names])
-    return names[keep], (p[keep], t[keep])
+
+def _fmt_ulp(u: float) -> str:
+    return "inf" if not np.isfinite(u) else (f"{u:.3g}" if u < 1e6 else f"{u:.1e}")
 
 
 def _detect(impl, inputs) -> str:
@@ -151,7 +139,7 @@ def _detect(impl, inputs) -> str:
     return "numpy"
 
 
-def _evaluate(impl, framework, inputs, dtype, grad):
+def _evaluate(impl, framework, inputs, dtype, grad, xywh=False):
     """(values, grads or None) of the implementation, as float64 numpy arrays."""
     if framework == "torch":
         import torch
@@ -176,7 +164,8 @@ def _evaluate(impl, framework, inputs, dtype, grad):
     v = np.asarray(impl(*xs), dtype=np.float64)
     if not grad:
         return v, None
-    fds = [_fd_gradient(impl, xs, k) for k in range(len(xs))]
+    scale = _fd_scale(xs, xywh)
+    fds = [_fd_gradient(impl, xs, k, scale) for k in range(len(xs))]
     return v, ([g for g, _ in fds], [e for _, e in fds])
 
 
@@ -191,33 +180,43 @@ def _unresolved(names, estimates):
     return out
 
 
-def _fd_gradient(impl, xs, k):
+def _fd_scale(xs, xywh: bool) -> np.ndarray:
+    """Per element, the length the finite-difference step is a fraction of: the smallest box
+    extent for boxes (a step must not cross a thin box), else the largest input magnitude."""
+    if xs[0].ndim == 2 and xs[0].shape[1] == 4:
+        ext = [b[:, 2:] if xywh else b[:, 2:] - b[:, :2] for b in (x.astype(np.float64) for x in xs)]
+        ext = np.concatenate(ext, axis=1)
+        return np.where(ext > 0, ext, np.inf).min(axis=1)
+    return np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0)
+
+
+def _fd_gradient(impl, xs, k, scale):
     """Richardson-extrapolated central differences of impl w.r.t. input k (element-wise), and
-    their error estimate (the extrapolation's correction, large where a step crosses a kink).
-    The step is 1e-6 of the element's largest input magnitude."""
+    their error estimate (the extrapolation's correction, large where a step crosses a kink,
+    plus the rounding noise of the differences, from the dtype's epsilon).  The step is 1e-6
+    (float64) or 2e-3 (float32) of ``scale``, taken as the difference of the rounded inputs."""
+    dt = xs[k].dtype
     a = xs[k].astype(np.float64)
-    mags = [np.abs(x.astype(np.float64)).reshape(len(a), -1).max(axis=1) for x in xs]
-    base = np.maximum(np.max(mags, axis=0), 1e-3)
     g, est = np.zeros_like(a), np.zeros_like(a)
     coords = [(slice(None),)] if a.ndim == 1 else [(slice(None), j) for j in range(a.shape[-1])]
-    h = 1e-6 * base
+    h = (1e-6 if dt == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     for c in coords:
         def f(step):
             b = a.copy()
-            b[c] = b[c] + step
+            b[c] = (b[c] + step).astype(dt)
             args = list(xs)
-            args[k] = b.astype(xs[k].dtype)
-            return np.asarray(impl(*args), dtype=np.float64)
+            args[k] = b.astype(dt)
+            return np.asarray(impl(*args), dtype=np.float64), b[c] - a[c]  # the step actually taken
 
-        fp, fm, fp2, fm2 = f(h), f(-h), f(h / 2), f(-h / 2)
-        d1 = (fp - fm) / (2 * h)
-        d2 = (fp2 - fm2) / h
-        g[c] = (4 * d2 - d1) / 3
-        # truncation (the extrapolation's correction) + rounding of the differences: an
-        # implementation that loses digits in its value (a textbook formula) is not blamed
-        # for the noise that puts into the quotient
-        noise = 64 * np.finfo(np.float64).eps * np.maximum(np.abs(fp), np.abs(fm)) / h
-        est[c] = np.abs(d2 - d1) + noise
+        (fp, hp), (fm, hm), (fp2, hp2), (fm2, hm2) = f(h), f(-h), f(h / 2), f(-h / 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d1 = (fp - fm) / (hp - hm)
+            d2 = (fp2 - fm2) / (hp2 - hm2)
+            g[c] = (4 * d2 - d1) / 3
+            # an implementation that loses digits in its value (a textbook formula) is not
+            # blamed for the noise that puts into the quotient
+            noise = 64 * np.finfo(dt).eps * np.maximum(np.abs(fp), np.abs(fm)) / np.abs(hp2 - hm2)
+            est[c] = np.where(np.isfinite(d1) & np.isfinite(d2), np.abs(d2 - d1) + noise, np.inf)
     return g, est
 
 
@@ -243,25 +242,40 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
     dt = np.dtype(dtype or np.float64).name
     if dt not in TOLERANCES:
         raise ValueError(f"dtype: must be float64 or float32, got {dt}")
-    names, inputs = _battery(loss, cases)
+    if isinstance(cases, str):
+        names, inputs, _ = _battery.battery(loss, cases, params)
+    else:  # the user's own arrays
+        inputs = tuple(np.asarray(c, dtype=np.float64) for c in cases)
+        names = np.array(["user"] * len(inputs[0]), dtype=object)
     inputs = tuple(a.astype(dt).astype(np.float64) for a in inputs)  # the inputs the implementation sees
     fw = _detect(impl, inputs) if framework == "auto" else framework
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
     vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol else TOLERANCES[dt])
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad)
+    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES)
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)
-    report = Report(loss, getattr(impl, "__qualname__", repr(impl)), fw, dt, dict(params), len(names))
+    report = Report(loss, getattr(impl, "__qualname__", repr(impl)), fw, dt, dict(params), len(names), ref.inputs)
     report.failures = _compare(names, inputs, ref.inputs, got_v, got_g, want_v, want_g, vtol, gtol,
-                               fd=(fw == "numpy"))
+                               fd=(fw == "numpy"), dtype=dt)
     if report.failures:
         report.diagnosis = _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt)
     return report
 
 
-def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gtol, fd=False):
+def _ulps(got, want, dtype) -> float:
+    """|got - want| in ULPs of want in ``dtype`` (inf where one is NaN and the other is not)."""
+    if np.isnan(got) and np.isnan(want):
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = np.asarray(want).astype(dtype)
+        spacing = float(np.spacing(np.abs(w))) if np.isfinite(w) else np.inf
+        d = abs(float(got) - float(want))
+    return 0.0 if d == 0 else (d / spacing if np.isfinite(d) and spacing > 0 else np.inf)
+
+
+def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gtol, fd=False, dtype="float64"):
     failures = []
     estimates = [None] * len(input_names)
     if isinstance(got_g, tuple):  # finite differences: (gradients, their error estimates)
@@ -269,7 +283,7 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
 
     def add(i, comp, g, w, rel):
         failures.append(Failure(str(names[i]), int(i), [np.asarray(a[i]).tolist() for a in inputs], comp,
-                                float(g), float(w), float(rel)))
+                                float(g), float(w), float(rel), _ulps(g, w, dtype)))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         both_nan = np.isnan(got_v) & np.isnan(want_v)
@@ -294,21 +308,24 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
 
 
 def _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt) -> str:
+    """The first refloss variant the implementation agrees with (values and gradients at the
+    same tolerances), else "matches no variant refloss implements"."""
     ref = getattr(refloss, loss)
-    candidates = _variants(loss, params)
-    if dt == "float64":
-        candidates.append(("refloss in float32 (float32 accumulation)", {**params, "dtype": np.float32}))
+    candidates = [(desc, variant, vtol, gtol) for desc, variant in _variants(loss, params)]
     if loss == "balanced_l1":
-        candidates.append(("the copied (b|x|+1) Balanced L1 form, right only at beta = 1", "copied"))
-    for desc, variant in candidates:
+        candidates.append(("the copied (b|x|+1) Balanced L1 form, right only at beta = 1", "copied", vtol, None))
+    if dt == "float64":  # values that agree with float32 arithmetic, not with float64: float32 inside
+        candidates.append(("float32 arithmetic inside (values agree with refloss's float32 kernel at float32 "
+                           "tolerance)", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
+    for desc, variant, v_tol, g_tol in candidates:
         if variant == "copied":
-            v = _copied_balanced_l1(*inputs, **params)
-            g = None
+            v, g = _copied_balanced_l1(*inputs, **params), None
         else:
             v, g = ref.value_and_grad(*inputs, **variant)
+        if g_tol is None:
+            g = None
         if not _compare(names, inputs, ref.inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
-                        g, vtol * (10 if "float32" in desc else 1), gtol * (10 if "float32" in desc else 1),
-                        fd=(fw == "numpy")):
+                        g, v_tol, g_tol, fd=(fw == "numpy")):
             return f"agrees with refloss's {loss} with {desc}"
     return "matches no variant refloss implements"
 
