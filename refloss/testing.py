@@ -182,12 +182,15 @@ def _unresolved(names, estimates):
 
 def _fd_scale(xs, xywh: bool) -> np.ndarray:
     """Per element, the length the finite-difference step is a fraction of: the smallest box
-    extent for boxes (a step must not cross a thin box), else the largest input magnitude."""
+    extent for boxes (a step must not cross a thin box), else the largest input magnitude but
+    at least 1e-3 (a textbook formula's rounding noise is relative to its intermediates, not to
+    a tiny loss value: a step far below unit scale would turn that noise into false failures)."""
     if xs[0].ndim == 2 and xs[0].shape[1] == 4:
         ext = [b[:, 2:] if xywh else b[:, 2:] - b[:, :2] for b in (x.astype(np.float64) for x in xs)]
         ext = np.concatenate(ext, axis=1)
         return np.where(ext > 0, ext, np.inf).min(axis=1)
-    return np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0)
+    return np.maximum(np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0),
+                      1e-3)
 
 
 def _fd_gradient(impl, xs, k, scale):

@@ -38,7 +38,7 @@ def test_correct_numpy_implementations_pass():
 def test_planted_faults_fail_where_they_are():
     r = rt.check_loss(smooth_l1_discontinuous, "smooth_l1", beta=0.5)
     assert not r.ok and any(f.component == "value" for f in r.failures)
-    assert "value:" in str(r) and r.worst.rel > 0.01
+    assert "\n  value " in str(r) and r.worst.rel > 0.01 and r.worst.ulp > 1e10
     r = rt.check_loss(partial(giou_np, enclosing=False), "giou_loss")
     assert not r.ok and {f.case for f in r.failures} >= {"disjoint_x", "far_apart"}
 
