@@ -47,6 +47,9 @@ TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
 # box groups whose geometry is finer than a finite-difference step (boxes 1e-9 apart, or
 # 1e-6 boxes at coordinate 1): numpy implementations get no gradient check there
 FD_UNRESOLVED_GROUPS = frozenset({"near_identical", "small_far_from_origin"})
+# box groups float32 cannot resolve (sizes ~1e-6 of the coordinates, or 1e-5: rounding the
+# inputs' sums and differences alone moves the loss by percents): left out of float32 checks
+FLOAT32_UNRESOLVED_GROUPS = frozenset({"small_far_from_origin", "far_apart"})
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Report:
     inputs: tuple = ()  # the loss's input names
     failures: list = field(default_factory=list)
     diagnosis: str = ""
+    convention_only: bool = False  # every failure is a gradient at a convention point (values agree)
 
     @property
     def ok(self) -> bool:
@@ -156,6 +160,7 @@ def _evaluate(impl, framework, inputs, dtype, grad, xywh=False):
         import jax
         import jax.numpy as jnp
 
+        jax.config.update("jax_enable_x64", True)  # else JAX silently computes float64 inputs in float32
         js = [jnp.asarray(a.astype(dtype)) for a in inputs]
         v, vjp = jax.vjp(impl, *js)
         grads = vjp(jnp.ones_like(v)) if grad else None
@@ -246,11 +251,19 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
     if dt not in TOLERANCES:
         raise ValueError(f"dtype: must be float64 or float32, got {dt}")
     if isinstance(cases, str):
-        names, inputs, _ = _battery.battery(loss, cases, params)
+        names, inputs, convention = _battery.battery(loss, cases, params)
+        if dt == "float32":  # groups float32 arithmetic cannot resolve: no float32 formula is fair there
+            keep = np.array([n not in FLOAT32_UNRESOLVED_GROUPS for n in names], bool)
+            names, inputs, convention = names[keep], tuple(a[keep] for a in inputs), convention[keep]
     else:  # the user's own arrays
         inputs = tuple(np.asarray(c, dtype=np.float64) for c in cases)
         names = np.array(["user"] * len(inputs[0]), dtype=object)
+        convention = np.zeros(len(names), bool)
     inputs = tuple(a.astype(dt).astype(np.float64) for a in inputs)  # the inputs the implementation sees
+    report = Report(loss, getattr(impl, "__qualname__", repr(impl)), framework, dt, dict(params), len(names),
+                    ref.inputs)
+    if not len(names):
+        return report  # nothing to check (e.g. the convention points of a smooth loss)
     fw = _detect(impl, inputs) if framework == "auto" else framework
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
@@ -259,11 +272,17 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)
-    report = Report(loss, getattr(impl, "__qualname__", repr(impl)), fw, dt, dict(params), len(names), ref.inputs)
+    report.framework = fw
     report.failures = _compare(names, inputs, ref.inputs, got_v, got_g, want_v, want_g, vtol, gtol,
                                fd=(fw == "numpy"), dtype=dt)
     if report.failures:
         report.diagnosis = _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt)
+        at = sorted({f.case for f in report.failures})
+        report.convention_only = all(f.component != "value" and convention[f.index] for f in report.failures)
+        if report.diagnosis.startswith("matches no") and report.convention_only:
+            report.diagnosis = (f"only gradients at convention points differ ({', '.join(at)}), values agree: "
+                                "another one-sided derivative there, not an error (refloss's choice: "
+                                "docs/derivations)")
     return report
 
 
@@ -320,7 +339,11 @@ def _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt) -> 
     if dt == "float64":  # values that agree with float32 arithmetic, not with float64: float32 inside
         candidates.append(("float32 arithmetic inside (values agree with refloss's float32 kernel at float32 "
                            "tolerance)", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
+    value_failures = bool(_compare(names, inputs, ref.inputs, got_v, None, *ref.value_and_grad(*inputs, **params),
+                                   vtol, gtol))
     for desc, variant, v_tol, g_tol in candidates:
+        if g_tol is None and not value_failures:
+            continue  # a values-only explanation for gradient-only differences explains nothing
         if variant == "copied":
             v, g = _copied_balanced_l1(*inputs, **params), None
         else:

@@ -1,0 +1,168 @@
+"""Built-in adapters for other libraries' losses, and the conformance matrix.
+
+>>> from refloss import peers
+>>> "torchvision" in peers.PEERS and "mmdetection" in peers.NOT_INSTALLABLE
+True
+
+Each peer module (``refloss.peers._<peer>``) lists its :class:`PeerCheck` entries: a peer
+function, called so that it returns per-element losses in refloss's input convention, and
+the refloss loss with the parameters the peer's documentation promises.  Nothing is imported
+until a peer is asked for; a peer that is not installed reports so.
+
+``run(peer)`` runs :func:`refloss.testing.check_loss` on every entry, three ways: float64 and
+float32 on the standard battery (values and gradients), and float64 on the convention points
+(ties, touching and degenerate boxes, kinks).  ``refloss verify PEER`` prints the result;
+``refloss conformance -o docs/conformance.md`` writes the matrix for every installed peer.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["PEERS", "NOT_INSTALLABLE", "PeerCheck", "PeerResult", "available", "version", "checks", "run"]
+
+# peer name -> (adapter module, distribution whose version is reported, what to pip install)
+PEERS = {
+    "torch": ("refloss.peers._torch", "torch", "torch"),
+    "torchvision": ("refloss.peers._torchvision", "torchvision", "torch torchvision"),
+    "fvcore": ("refloss.peers._fvcore", "fvcore", "torch fvcore"),
+    "optax": ("refloss.peers._optax", "optax", "jax optax"),
+}
+
+# tried and not installable on a CPU-only machine from the package index (see docs/conformance.md)
+NOT_INSTALLABLE: dict[str, str] = {}
+
+
+@dataclass
+class PeerCheck:
+    peer: str
+    function: str  # the peer call, as a user would write it
+    loss: str  # the refloss loss it should equal
+    params: dict  # refloss parameters of that loss
+    make: Callable  # () -> the implementation (imports the peer)
+    framework: str = "torch"
+    note: str = ""  # what the peer's documentation promises, where it is not obvious
+    known: str = ""  # the explanation of a known discrepancy (docs/peers.md), where there is one
+
+
+@dataclass
+class PeerResult:
+    check: PeerCheck
+    reports: dict = field(default_factory=dict)  # "float64" / "float32" / "edge" -> Report
+    error: str = ""  # the peer raised
+
+    def status(self, key: str) -> str:
+        """For one run: "agrees", "convention" (only gradients at convention points differ),
+        "differs", "error" (the peer raised) or "-" (nothing to check)."""
+        if self.error:
+            return "error"
+        r = self.reports.get(key)
+        if r is None or not r.points:
+            return "-"
+        return "agrees" if r.ok else ("convention" if r.convention_only else "differs")
+
+    @property
+    def ok(self) -> bool:
+        """Agrees everywhere but, at most, in the one-sided derivative at convention points."""
+        return all(self.status(key) in ("agrees", "convention", "-") for key, _, _ in RUNS)
+
+    @property
+    def diagnosis(self) -> str:
+        """The diagnosis of the first run that differs (else of a convention difference)."""
+        order = sorted(self.reports.values(), key=lambda r: r.convention_only)
+        return next((r.diagnosis for r in order if not r.ok and r.diagnosis), "")
+
+
+def _module(peer: str):
+    if peer not in PEERS:
+        known = ", ".join(PEERS)
+        raise ValueError(f"peer: unknown {peer!r}; built-in peers: {known} (or give module:function --loss NAME)")
+    return importlib.import_module(PEERS[peer][0])
+
+
+def available(peer: str) -> bool:
+    """Whether the peer's packages import."""
+    try:
+        _module(peer).require()
+        return True
+    except ImportError:
+        return False
+
+
+def version(peer: str) -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
+    try:
+        return _version(PEERS[peer][1])
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def checks(peer: str) -> list:
+    """The peer's :class:`PeerCheck` entries (does not import the peer)."""
+    return list(_module(peer).CHECKS)
+
+
+RUNS = (("float64", "standard", "float64"), ("float32", "standard", "float32"), ("edge", "edge", "float64"))
+
+
+def run(peer: str, only=None, progress=None) -> list:
+    """Check every entry of ``peer`` (or those whose loss or function is in ``only``)."""
+    from .. import testing
+
+    mod = _module(peer)
+    mod.require()  # ImportError with the install hint if absent
+    results = []
+    for c in mod.CHECKS:
+        if only and c.loss not in only and c.function not in only:
+            continue
+        res = PeerResult(c)
+        try:
+            impl = c.make()
+            for key, cases, dtype in RUNS:
+                res.reports[key] = testing.check_loss(impl, c.loss, framework=c.framework, cases=cases, dtype=dtype,
+                                                      **c.params)
+        except Exception as e:  # noqa: BLE001 - a peer that raises is a result, not a crash
+            res.error = f"{type(e).__name__}: {e}"
+        results.append(res)
+        if progress:
+            progress(res)
+    return results
+
+
+def summary(res: PeerResult) -> str:
+    """One cell per run: "agrees" or "differs (worst rel ..., at case)"."""
+    return " | ".join(_cell(res, key) for key, _, _ in RUNS)
+
+
+def _cell(res: PeerResult, key: str) -> str:
+    status = res.status(key)
+    if status in ("agrees", "error", "-"):
+        return status
+    r = res.reports[key]
+    w = r.worst
+    at = ", ".join(sorted({f.case for f in r.failures}))
+    if status == "convention":
+        return f"gradient convention at {at}"
+    bad = len({f.index for f in r.failures})
+    return f"differs at {bad} of {r.points} points, worst {w.component} at {w.case} (rel {w.rel:.2g})"
+
+
+def format_results(peer: str, results: list) -> str:
+    """The text ``refloss verify PEER`` prints."""
+    lines = [f"refloss verify {peer} ({PEERS[peer][1]} {version(peer)}): {len(results)} functions; "
+             "columns: float64 | float32 | float64 at convention points (ties, touching, kinks)"]
+    width = max((len(r.check.function) for r in results), default=10)
+    for r in results:
+        target = f"refloss.{r.check.loss}({', '.join(f'{k}={v!r}' for k, v in r.check.params.items())})"
+        lines.append(f"  {'ok  ' if r.ok else 'DIFF'} {r.check.function:<{width}}  vs {target}")
+        lines.append(f"       {r.error or summary(r)}")
+        if r.diagnosis and not r.ok:
+            lines.append(f"       diagnosis: {r.diagnosis}")
+        if r.check.known:
+            lines.append(f"       known: {r.check.known}")
+    bad = sum(not r.ok for r in results)
+    lines.append(f"{len(results) - bad} agree, {bad} differ")
+    return "\n".join(lines)

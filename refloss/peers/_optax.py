@@ -1,0 +1,44 @@
+"""optax.losses (JAX): huber_loss, squared_error, sigmoid_binary_cross_entropy, sigmoid_focal_loss."""
+from __future__ import annotations
+
+from functools import partial
+
+from . import PeerCheck
+
+
+def require():
+    try:
+        import optax  # noqa: F401
+    except ImportError as e:
+        raise ImportError("peer optax: pip install jax optax") from e
+
+
+def _f(name, **kw):
+    def make():
+        import optax
+
+        return partial(getattr(optax.losses, name), **kw)
+
+    return make
+
+
+def _check(function, loss, params, make, note="", known=""):
+    return PeerCheck("optax", function, loss, params, make, framework="jax", note=note, known=known)
+
+
+HARD_LABELS = ("the gradient with respect to hard labels (exactly 0 or 1) is wrong: log(1 - p_t) is a logsumexp "
+               "with weights (1 - y, y), and JAX's logsumexp masks a zero weight, dropping its derivative "
+               "(logit 2, label 1: jax.grad gives -0.0248, optax's own finite difference and refloss -0.0515); "
+               "values, logit gradients and soft labels agree")
+
+
+CHECKS = (
+    _check("losses.squared_error", "mse", {}, _f("squared_error")),
+    _check("losses.huber_loss(delta=1)", "huber", {"delta": 1.0}, _f("huber_loss", delta=1.0)),
+    _check("losses.huber_loss(delta=2.5)", "huber", {"delta": 2.5}, _f("huber_loss", delta=2.5)),
+    _check("losses.sigmoid_binary_cross_entropy", "bce_with_logits", {}, _f("sigmoid_binary_cross_entropy")),
+    _check("losses.sigmoid_focal_loss(alpha=0.25)", "sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0},
+           _f("sigmoid_focal_loss", alpha=0.25, gamma=2.0), known=HARD_LABELS),
+    _check("losses.sigmoid_focal_loss (alpha=None)", "sigmoid_focal_loss", {"alpha": None, "gamma": 2.0},
+           _f("sigmoid_focal_loss"), known=HARD_LABELS),
+)

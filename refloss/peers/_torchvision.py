@@ -1,0 +1,73 @@
+"""torchvision.ops: the box IoU losses, the pairwise IoU functions (their diagonal) and sigmoid_focal_loss."""
+from __future__ import annotations
+
+from functools import partial
+
+from . import PeerCheck
+
+
+def require():
+    try:
+        import torchvision.ops  # noqa: F401
+    except ImportError as e:
+        raise ImportError("peer torchvision: pip install torch torchvision") from e
+
+
+def _loss(name, **kw):
+    def make():
+        import torchvision.ops as ops
+
+        return partial(getattr(ops, name), reduction="none", **kw)
+
+    return make
+
+
+def _pairwise(name, **kw):
+    """ops.<name>(a, b) is the N x M matrix of pairs: its diagonal is refloss's element-wise metric."""
+    def make():
+        import torchvision.ops as ops
+
+        fn = getattr(ops, name)
+
+        def diagonal(p, t):
+            return fn(p, t, **kw).diagonal()
+
+        diagonal.__qualname__ = f"torchvision.ops.{name}(...).diagonal()"
+        return diagonal
+
+    return make
+
+
+def _check(function, loss, params, make, note="", known=""):
+    return PeerCheck("torchvision", function, loss, params, make, note=note, known=known)
+
+
+TOUCHING = ("touching edges: torchvision masks the intersection with x2 > x1 (strict), so its gradient there is "
+            "the one-sided limit from the separated side; refloss follows clamp(min=0), which passes it")
+ZERO_AREA = "zero-area boxes: 0/0 gives NaN in the IoU (pytorch/vision#3404), and refloss with eps=0 agrees"
+EPS_C2 = ("eps is added to the enclosing diagonal c^2 but not to the union (box_iou has no eps), so no refloss eps "
+          "reproduces it and the result depends on the boxes' scale: below sizes ~1e-2 the eps term shows")
+
+
+CHECKS = (
+    _check("ops.generalized_box_iou_loss", "giou_loss", {"eps": 1e-7}, _loss("generalized_box_iou_loss"),
+           known=TOUCHING + "; two identical zero-area boxes give 1 (pytorch/vision#7746), as refloss with eps=1e-7"),
+    _check("ops.distance_box_iou_loss", "diou_loss", {"eps": 1e-7}, _loss("distance_box_iou_loss"), known=TOUCHING),
+    _check("ops.complete_box_iou_loss", "ciou_loss", {"eps": 1e-7}, _loss("complete_box_iou_loss"),
+           "alpha constant (no_grad), as the official CIoU code: refloss's default", known=TOUCHING),
+    _check("ops.complete_box_iou_loss(eps=0)", "ciou_loss", {"eps": 0.0}, _loss("complete_box_iou_loss", eps=0.0),
+           "eps=0 asks for the exact, scale-invariant CIoU",
+           known="the IoU/DIoU part ignores eps and always uses 1e-7, so the loss depends on the boxes' scale: "
+                 "wrong for boxes below ~1e-2 (for sizes ~1e-4 by more than 0.05), right at unit scale"),
+    _check("ops.box_iou(...).diagonal()", "iou", {}, _pairwise("box_iou"), known=TOUCHING + "; " + ZERO_AREA),
+    _check("ops.generalized_box_iou(...).diagonal()", "giou", {}, _pairwise("generalized_box_iou"),
+           known=TOUCHING + "; " + ZERO_AREA),
+    _check("ops.distance_box_iou(...).diagonal()", "diou", {}, _pairwise("distance_box_iou"),
+           "default eps=1e-7", known=EPS_C2),
+    _check("ops.complete_box_iou(...).diagonal()", "ciou", {}, _pairwise("complete_box_iou"),
+           "default eps=1e-7", known=EPS_C2),
+    _check("ops.sigmoid_focal_loss", "sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0},
+           _loss("sigmoid_focal_loss")),
+    _check("ops.sigmoid_focal_loss(alpha=-1, gamma=1.5)", "sigmoid_focal_loss", {"alpha": None, "gamma": 1.5},
+           _loss("sigmoid_focal_loss", alpha=-1, gamma=1.5)),
+)
