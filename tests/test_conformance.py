@@ -1,0 +1,136 @@
+"""The conformance matrix of the built-in peers, pinned: agreements must agree, and every
+documented discrepancy must still be detected, with the same diagnosis (docs/conformance.md,
+docs/peers.md).  A peer that is not installed is skipped; CI installs torch, torchvision,
+fvcore, jax and optax (.ci/run)."""
+import pytest
+
+from refloss import cli, peers
+
+A, C, D, N = "agrees", "convention", "differs", "-"
+
+# (peer, function) -> (float64, float32, convention points), and for the differences the
+# diagnosis they must carry and the cases the worst float64 point may lie in
+EXPECTED = {
+    "torch": {
+        "F.l1_loss": (A, A, A), "F.mse_loss": (A, A, A), "F.smooth_l1_loss(beta=1)": (A, A, A),
+        "F.smooth_l1_loss(beta=1/9)": (A, A, A), "F.smooth_l1_loss(beta=0)": (A, A, A),
+        "F.huber_loss(delta=1)": (A, A, A), "F.huber_loss(delta=2.5)": (A, A, A),
+        "F.binary_cross_entropy_with_logits": (A, A, N),
+    },
+    "torchvision": {
+        # touching edges: the strict intersection mask blocks the gradient (a convention)
+        "ops.generalized_box_iou_loss": (A, A, C), "ops.distance_box_iou_loss": (A, A, C),
+        "ops.complete_box_iou_loss": (A, A, C),
+        # eps ignored in the IoU/DIoU part: wrong for small boxes
+        "ops.complete_box_iou_loss(eps=0)": (D, D, D),
+        "ops.box_iou(...).diagonal()": (A, A, C), "ops.generalized_box_iou(...).diagonal()": (A, A, C),
+        # eps in c^2 only
+        "ops.distance_box_iou(...).diagonal()": (D, D, D), "ops.complete_box_iou(...).diagonal()": (D, D, D),
+        "ops.sigmoid_focal_loss": (A, A, N), "ops.sigmoid_focal_loss(alpha=-1, gamma=1.5)": (A, A, N),
+    },
+    "fvcore": {
+        "nn.smooth_l1_loss(beta=1)": (A, A, A), "nn.smooth_l1_loss(beta=1/9)": (A, A, A),
+        "nn.smooth_l1_loss(beta=0)": (A, A, A), "nn.giou_loss": (A, A, C),
+        # computes in float32 whatever the input dtype
+        "nn.sigmoid_focal_loss(alpha=0.25)": (D, A, N), "nn.sigmoid_focal_loss (alpha=-1)": (D, A, N),
+    },
+    "optax": {
+        "losses.squared_error": (A, A, A), "losses.huber_loss(delta=1)": (A, A, A),
+        "losses.huber_loss(delta=2.5)": (A, A, A), "losses.sigmoid_binary_cross_entropy": (A, A, N),
+        # the gradient w.r.t. hard labels drops a term
+        "losses.sigmoid_focal_loss(alpha=0.25)": (D, D, N), "losses.sigmoid_focal_loss (alpha=None)": (D, D, N),
+    },
+}
+
+DIAGNOSES = {
+    "nn.sigmoid_focal_loss(alpha=0.25)": "float32 arithmetic inside",
+    "nn.sigmoid_focal_loss (alpha=-1)": "float32 arithmetic inside",
+}
+# where the float64 differences must lie
+DIFFERENCE_CASES = {
+    "ops.complete_box_iou_loss(eps=0)": {"small_far_from_origin", "disjoint_x", "disjoint_y", "disjoint_xy", "generic",
+                                         "near_identical", "thin_tall", "contained_pred_in_target",
+                                         "contained_target_in_pred", "far_apart"},
+    "losses.sigmoid_focal_loss(alpha=0.25)": {"hard"},
+    "losses.sigmoid_focal_loss (alpha=None)": {"hard"},
+}
+
+
+@pytest.fixture(scope="module", params=list(EXPECTED))
+def peer_results(request):
+    peer = request.param
+    if not peers.available(peer):
+        pytest.skip(f"{peer} not installed")
+    return peer, {r.check.function: r for r in peers.run(peer)}
+
+
+def test_every_function_is_pinned(peer_results):
+    peer, results = peer_results
+    assert set(results) == set(EXPECTED[peer])
+
+
+def test_statuses_are_as_documented(peer_results):
+    peer, results = peer_results
+    got = {f: tuple(r.status(k) for k, _, _ in peers.RUNS) for f, r in results.items()}
+    assert got == EXPECTED[peer]
+
+
+def test_differences_keep_their_diagnosis_and_place(peer_results):
+    peer, results = peer_results
+    for function, res in results.items():
+        if function in DIAGNOSES:
+            assert DIAGNOSES[function] in res.diagnosis, function
+        if function in DIFFERENCE_CASES:
+            cases = {f.case for f in res.reports["float64"].failures}
+            assert cases and cases <= DIFFERENCE_CASES[function], (function, cases)
+        if res.status("edge") == C:  # convention-only differences are gradients at convention points
+            assert all(f.component != "value" for f in res.reports["edge"].failures)
+        if not res.ok:
+            assert res.check.known, f"{function}: a difference without a documented explanation"
+
+
+def test_optax_hard_label_gradient_is_the_wrong_one():
+    """The difference is optax's: its own finite differences agree with refloss."""
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    import numpy as np
+
+    import refloss
+
+    jax.config.update("jax_enable_x64", True)
+
+    def f(y):
+        return optax.losses.sigmoid_focal_loss(jax.numpy.float64(2.0), y)
+
+    h = 1e-6
+    fd = (f(1.0 + h) - f(1.0 - h)) / (2 * h)
+    ours = refloss.sigmoid_focal_loss.value_and_grad(np.array([2.0]), np.array([1.0]), alpha=None)[1][1][0]
+    assert abs(fd - ours) < 1e-8 * abs(ours)
+    assert abs(jax.grad(f)(jax.numpy.float64(1.0)) - ours) > 0.1 * abs(ours)
+
+
+def test_cli_verify_peer_and_user_function(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert cli.main(["verify", "torch", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "F.smooth_l1_loss(beta=1/9)" in out and "8 agree, 0 differ" in out
+    mod = tmp_path / "mylosses.py"
+    mod.write_text("import numpy as np\n"
+                   "def good(p, t):\n    x = np.abs(p - t)\n    return np.where(x < 0.5, x * x, x - 0.25)\n"
+                   "def bad(p, t):\n    x = np.abs(p - t)\n    return np.where(x < 0.5, 0.5 * x * x, x - 0.25)\n")
+    assert cli.main(["verify", f"{mod}:good", "--loss", "smooth_l1", "--param", "beta=0.5"]) == 0
+    assert ": OK" in capsys.readouterr().out
+    assert cli.main(["verify", f"{mod}:bad", "--loss", "smooth_l1", "--param", "beta=0.5"]) == 1
+    assert "failures" in capsys.readouterr().out
+    assert cli.main(["verify", f"{mod}:good"]) == 2  # no --loss
+    assert cli.main(["verify", "nopeer"]) == 2
+    assert cli.main(["verify", "json:nope", "--loss", "l1"]) == 2
+
+
+def test_conformance_page(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "c.md"
+    assert cli.main(["conformance", "torch", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "| `F.smooth_l1_loss(beta=1/9)` | `smooth_l1(beta=0.1111111111111111)` | agrees | agrees | agrees |" in text
+    assert text.startswith("# Conformance")
