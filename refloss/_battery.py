@@ -27,6 +27,13 @@ def _elementwise_params(loss: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if k in ("beta", "delta") and isinstance(v, (int, float))}
 
 
+def kinks(loss: str, params: dict) -> tuple:
+    """|x| where the element-wise loss ``loss`` is not smooth (besides 0), for these params."""
+    from . import _verify
+
+    return _verify.kinks(loss, _elementwise_params(loss, params))
+
+
 def battery(loss: str, cases: str = "standard", params: dict | None = None, n_random: int = 60):
     """(names, inputs, convention) of ``loss``'s built-in battery; see the module docstring.
 
@@ -59,8 +66,8 @@ def battery(loss: str, cases: str = "standard", params: dict | None = None, n_ra
         keep = np.abs(p - t) <= _ELEMENTWISE_BOUND
         names, p, t = names[keep], p[keep], t[keep]
         x = np.abs(p - t)
-        kinks = np.array(_verify.kinks(loss, _elementwise_params(loss, params)) + (0.0,))
-        convention = (x[:, None] == kinks[None, :]).any(axis=1)
+        at = np.array(kinks(loss, params) + (0.0,))
+        convention = (x[:, None] == at[None, :]).any(axis=1)
         inputs = (p, t)
     if cases == "standard":
         keep = ~convention & np.array([n not in _cases.KINK_GROUPS or n == "kink" for n in names])

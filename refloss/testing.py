@@ -47,9 +47,10 @@ TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
 # box groups whose geometry is finer than a finite-difference step (boxes 1e-9 apart, or
 # 1e-6 boxes at coordinate 1): numpy implementations get no gradient check there
 FD_UNRESOLVED_GROUPS = frozenset({"near_identical", "small_far_from_origin"})
-# box groups float32 cannot resolve (sizes ~1e-6 of the coordinates, or 1e-5: rounding the
-# inputs' sums and differences alone moves the loss by percents): left out of float32 checks
-FLOAT32_UNRESOLVED_GROUPS = frozenset({"small_far_from_origin", "far_apart"})
+# box groups float32 cannot resolve, left out of float32 checks: sizes ~1e-6 or 1e-5 of the
+# coordinates (rounding the inputs' sums and differences alone moves the loss by percents), and
+# boxes 1e-9 apart (in float32 they become identical or tied: convention points)
+FLOAT32_UNRESOLVED_GROUPS = frozenset({"small_far_from_origin", "far_apart", "near_identical"})
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _detect(impl, inputs) -> str:
     return "numpy"
 
 
-def _evaluate(impl, framework, inputs, dtype, grad, xywh=False):
+def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None):
     """(values, grads or None) of the implementation, as float64 numpy arrays."""
     if framework == "torch":
         import torch
@@ -170,7 +171,11 @@ def _evaluate(impl, framework, inputs, dtype, grad, xywh=False):
     if not grad:
         return v, None
     scale = _fd_scale(xs, xywh)
-    fds = [_fd_gradient(impl, xs, k, scale) for k in range(len(xs))]
+    limit = None
+    if kinks is not None:  # element-wise: stay a quarter of the way to the nearest kink (|x| = 0 included)
+        x = np.abs(inputs[0] - inputs[1])
+        limit = np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4
+    fds = [_fd_gradient(impl, xs, k, scale, limit) for k in range(len(xs))]
     return v, ([g for g, _ in fds], [e for _, e in fds])
 
 
@@ -198,16 +203,20 @@ def _fd_scale(xs, xywh: bool) -> np.ndarray:
                       1e-3)
 
 
-def _fd_gradient(impl, xs, k, scale):
+def _fd_gradient(impl, xs, k, scale, limit=None):
     """Richardson-extrapolated central differences of impl w.r.t. input k (element-wise), and
     their error estimate (the extrapolation's correction, large where a step crosses a kink,
     plus the rounding noise of the differences, from the dtype's epsilon).  The step is 1e-6
-    (float64) or 2e-3 (float32) of ``scale``, taken as the difference of the rounded inputs."""
+    (float64) or 2e-3 (float32) of ``scale``, at most ``limit`` (a quarter of the distance to the
+    nearest kink, so that no step crosses one), taken as the difference of the rounded inputs;
+    where that difference is zero the point is not checked."""
     dt = xs[k].dtype
     a = xs[k].astype(np.float64)
     g, est = np.zeros_like(a), np.zeros_like(a)
     coords = [(slice(None),)] if a.ndim == 1 else [(slice(None), j) for j in range(a.shape[-1])]
     h = (1e-6 if dt == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    if limit is not None:
+        h = np.minimum(h, limit)
     for c in coords:
         def f(step):
             b = a.copy()
@@ -224,7 +233,7 @@ def _fd_gradient(impl, xs, k, scale):
             # an implementation that loses digits in its value (a textbook formula) is not
             # blamed for the noise that puts into the quotient
             noise = 64 * np.finfo(dt).eps * np.maximum(np.abs(fp), np.abs(fm)) / np.abs(hp2 - hm2)
-            est[c] = np.where(np.isfinite(d1) & np.isfinite(d2), np.abs(d2 - d1) + noise, np.inf)
+            est[c] = np.where(np.isfinite(d1) & np.isfinite(d2) & (hp2 != hm2), np.abs(d2 - d1) + noise, np.inf)
     return g, est
 
 
@@ -268,7 +277,8 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
     vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol else TOLERANCES[dt])
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES)
+    kinks = _battery.kinks(loss, params) if loss in _registry.ELEMENTWISE_LOSSES else None
+    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES, kinks=kinks)
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)
