@@ -25,10 +25,19 @@ float32     2e-4 x max(1, |expected|)              2e-3 x (same)
 ==========  =====================================  ==========================================
 
 With finite differences ("numpy") the gradient tolerance is ten times larger, plus the
-differences' own error estimate.  They are fair to a straightforward textbook formula (which may lose digits where the
-loss cancels, e.g. GIoU near IoU = 1) and still catch real faults.  Where a disagreement
-matches a variant refloss implements (CIoU's alpha conventions, an eps placement, the
-copied Balanced L1 form, float32 rounding), the report names it.
+differences' own error estimate; steps never cross a kink (a quarter of the distance to the
+nearest one) nor a thin box (a fraction of the smallest box extent).  The tolerances are fair
+to a straightforward textbook formula (which may lose digits where the loss cancels, e.g.
+GIoU near IoU = 1) and still catch real faults.  float32 checks leave out the box groups
+float32 cannot resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
+
+The report (:class:`Report`) lists every failing point: case, index, inputs, component
+("value", "d/dpred[k]", ...), got, expected, relative error and error in ULPs of the checked
+dtype; ``str(report)`` is a table.  Where a disagreement matches a variant refloss implements
+(CIoU's alpha conventions, an eps, the copied Balanced L1 form, float32 arithmetic inside),
+``report.diagnosis`` names it; where only gradients at convention points (kinks, ties,
+touching or degenerate boxes) differ, ``report.convention_only`` is set: another one-sided
+derivative, not an error.  Built-in adapters for peer libraries: :mod:`refloss.peers`.
 """
 from __future__ import annotations
 
