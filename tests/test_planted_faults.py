@@ -58,55 +58,42 @@ def ciou_loss(xp, p, t, atan, no_grad, drop_av=False):
     return 1 - iou + rho2 / c2 + (0 if drop_av else alpha * v)
 
 
-# ------------------------------------------------------------------ NumPy
+# ------------------------------------------------------------------ the same formulas in each framework
 
 
-def np_impls():
+def impls(xp, atan, no_grad, as_float32):
+    """Every correct and faulty implementation in the array module ``xp``."""
     return {
-        "smooth_l1": lambda p, t: smooth_l1(np, p, t, 0.5),
-        "smooth_l1_discontinuous": lambda p, t: smooth_l1(np, p, t, 0.5, fault=True),
-        "balanced_l1": lambda p, t: balanced_l1(np, p, t, 1 / 9),
-        "balanced_l1_copied": lambda p, t: balanced_l1(np, p, t, 1 / 9, copied=True),
-        "giou": lambda p, t: giou_loss(np, p, t),
-        "giou_union": lambda p, t: giou_loss(np, p, t, union_for_enclosing=True),
-        "ciou": lambda p, t: ciou_loss(np, p, t, np.arctan, lambda a: a),
-        "ciou_no_av": lambda p, t: ciou_loss(np, p, t, np.arctan, lambda a: a, drop_av=True),
-        "giou_float32_inside": lambda p, t: giou_loss(np, p.astype(np.float32), t.astype(np.float32)).astype(p.dtype),
+        "smooth_l1": lambda p, t: smooth_l1(xp, p, t, 0.5),
+        "smooth_l1_discontinuous": lambda p, t: smooth_l1(xp, p, t, 0.5, fault=True),
+        "balanced_l1": lambda p, t: balanced_l1(xp, p, t, 1 / 9),
+        "balanced_l1_copied": lambda p, t: balanced_l1(xp, p, t, 1 / 9, copied=True),
+        "giou": lambda p, t: giou_loss(xp, p, t),
+        "giou_union": lambda p, t: giou_loss(xp, p, t, union_for_enclosing=True),
+        "ciou": lambda p, t: ciou_loss(xp, p, t, atan, no_grad),
+        "ciou_no_av": lambda p, t: ciou_loss(xp, p, t, atan, no_grad, drop_av=True),
+        "giou_float32_inside": lambda p, t: giou_loss(xp, as_float32(p), as_float32(t)).astype(p.dtype)
+        if xp is np else giou_loss(xp, as_float32(p), as_float32(t)).to(p.dtype),
     }
+
+
+def np_impls():  # NumPy has no no_grad: its CIoU is the exact derivative (alpha_grad=True)
+    return impls(np, np.arctan, lambda a: a, lambda a: a.astype(np.float32))
 
 
 def torch_impls():
     torch = pytest.importorskip("torch")
 
     def wrong_sign_giou(p, t):  # value right, d/dtarget[0] of the wrong sign
-        t = torch.cat([(2 * t[:, :1].detach() - t[:, :1]), t[:, 1:]], dim=1)
-        flip = t[:, :1]
+        flip = 2 * t[:, :1].detach() - t[:, :1]
         return giou_loss(torch, p, torch.cat([flip, t[:, 1:]], dim=1))
 
-    return {
-        "smooth_l1": lambda p, t: smooth_l1(torch, p, t, 0.5),
-        "smooth_l1_discontinuous": lambda p, t: smooth_l1(torch, p, t, 0.5, fault=True),
-        "balanced_l1": lambda p, t: balanced_l1(torch, p, t, 1 / 9),
-        "balanced_l1_copied": lambda p, t: balanced_l1(torch, p, t, 1 / 9, copied=True),
-        "giou": lambda p, t: giou_loss(torch, p, t),
-        "giou_union": lambda p, t: giou_loss(torch, p, t, union_for_enclosing=True),
-        "giou_wrong_sign": wrong_sign_giou,
-        "ciou": lambda p, t: ciou_loss(torch, p, t, torch.atan, lambda a: a.detach()),
-        "ciou_no_av": lambda p, t: ciou_loss(torch, p, t, torch.atan, lambda a: a.detach(), drop_av=True),
-        "giou_float32_inside": lambda p, t: giou_loss(torch, p.float(), t.float()).to(p.dtype),
-    }
+    return {**impls(torch, torch.atan, lambda a: a.detach(), lambda a: a.float()), "giou_wrong_sign": wrong_sign_giou}
 
 
 def jax_impls():
     jax = pytest.importorskip("jax")
-    jnp = jax.numpy
-    return {
-        "smooth_l1": lambda p, t: smooth_l1(jnp, p, t, 0.5),
-        "smooth_l1_discontinuous": lambda p, t: smooth_l1(jnp, p, t, 0.5, fault=True),
-        "giou": lambda p, t: giou_loss(jnp, p, t),
-        "giou_union": lambda p, t: giou_loss(jnp, p, t, union_for_enclosing=True),
-        "ciou": lambda p, t: ciou_loss(jnp, p, t, jnp.arctan, jax.lax.stop_gradient),
-    }
+    return impls(jax.numpy, jax.numpy.arctan, jax.lax.stop_gradient, None)
 
 
 FRAMEWORKS = {"numpy": np_impls, "torch": torch_impls, "jax": jax_impls}

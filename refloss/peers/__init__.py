@@ -87,6 +87,27 @@ class PeerResult:
         return next((r.diagnosis for r in order if not r.ok and r.diagnosis), "")
 
 
+def requirement(import_name: str, pip: str):
+    """A peer module's ``require()``: import ``import_name`` or raise ImportError with the pip command."""
+    def require():
+        try:
+            importlib.import_module(import_name)
+        except ImportError as e:
+            raise ImportError(f"peer {import_name.split('.')[0]}: pip install {pip}") from e
+
+    return require
+
+
+def function_of(module: str, name: str, **kwargs):
+    """A PeerCheck ``make``: imports ``module`` when called, returns ``module.name`` with ``kwargs`` bound."""
+    def make():
+        from functools import partial
+
+        return partial(getattr(importlib.import_module(module), name), **kwargs)
+
+    return make
+
+
 def _module(peer: str):
     if peer not in PEERS:
         known = ", ".join(PEERS)

@@ -1,25 +1,14 @@
 """fvcore.nn: smooth_l1_loss, giou_loss, sigmoid_focal_loss (detectron2's losses)."""
 from __future__ import annotations
 
-from functools import partial
-
-from . import PeerCheck
+from . import PeerCheck, function_of, requirement
 
 
-def require():
-    try:
-        import fvcore.nn  # noqa: F401
-    except ImportError as e:
-        raise ImportError("peer fvcore: pip install torch fvcore") from e
+require = requirement("fvcore.nn", "torch fvcore")
 
 
 def _f(name, **kw):
-    def make():
-        import fvcore.nn
-
-        return partial(getattr(fvcore.nn, name), reduction="none", **kw)
-
-    return make
+    return function_of("fvcore.nn", name, reduction="none", **kw)
 
 
 def _check(function, loss, params, make, note="", known=""):

@@ -1,25 +1,14 @@
 """optax.losses (JAX): huber_loss, squared_error, sigmoid_binary_cross_entropy, sigmoid_focal_loss."""
 from __future__ import annotations
 
-from functools import partial
-
-from . import PeerCheck
+from . import PeerCheck, function_of, requirement
 
 
-def require():
-    try:
-        import optax  # noqa: F401
-    except ImportError as e:
-        raise ImportError("peer optax: pip install jax optax") from e
+require = requirement("optax", "jax optax")
 
 
 def _f(name, **kw):
-    def make():
-        import optax
-
-        return partial(getattr(optax.losses, name), **kw)
-
-    return make
+    return function_of("optax.losses", name, **kw)
 
 
 def _check(function, loss, params, make, note="", known=""):

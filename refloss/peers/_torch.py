@@ -1,25 +1,14 @@
 """torch.nn.functional: l1_loss, mse_loss, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits."""
 from __future__ import annotations
 
-from functools import partial
-
-from . import PeerCheck
+from . import PeerCheck, function_of, requirement
 
 
-def require():
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise ImportError("peer torch: pip install torch") from e
+require = requirement("torch", "torch")
 
 
 def _f(name, **kw):
-    def make():
-        import torch.nn.functional as F
-
-        return partial(getattr(F, name), reduction="none", **kw)
-
-    return make
+    return function_of("torch.nn.functional", name, reduction="none", **kw)
 
 
 def _check(function, loss, params, name, **kw):

@@ -1,25 +1,14 @@
 """torchvision.ops: the box IoU losses, the pairwise IoU functions (their diagonal) and sigmoid_focal_loss."""
 from __future__ import annotations
 
-from functools import partial
-
-from . import PeerCheck
+from . import PeerCheck, function_of, requirement
 
 
-def require():
-    try:
-        import torchvision.ops  # noqa: F401
-    except ImportError as e:
-        raise ImportError("peer torchvision: pip install torch torchvision") from e
+require = requirement("torchvision.ops", "torch torchvision")
 
 
 def _loss(name, **kw):
-    def make():
-        import torchvision.ops as ops
-
-        return partial(getattr(ops, name), reduction="none", **kw)
-
-    return make
+    return function_of("torchvision.ops", name, reduction="none", **kw)
 
 
 def _pairwise(name, **kw):

@@ -1,14 +1,10 @@
 """ultralytics (YOLOv8 and later): utils.metrics.bbox_iou with its IoU / GIoU / DIoU / CIoU flags, as losses."""
 from __future__ import annotations
 
-from . import PeerCheck
+from . import PeerCheck, requirement
 
 
-def require():
-    try:
-        import ultralytics.utils.metrics  # noqa: F401
-    except ImportError as e:
-        raise ImportError("peer ultralytics: pip install torch ultralytics") from e
+require = requirement("ultralytics.utils.metrics", "torch ultralytics")
 
 
 def _loss(flag=None):
