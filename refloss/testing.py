@@ -153,19 +153,19 @@ def _detect(impl, inputs) -> str:
     return "numpy"
 
 
-def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None):
+def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None, device=None):
     """(values, grads or None) of the implementation, as float64 numpy arrays."""
     if framework == "torch":
         import torch
 
         tdt = torch.float64 if dtype == "float64" else torch.float32
-        ts = [torch.tensor(a, dtype=tdt, requires_grad=grad) for a in inputs]
+        ts = [torch.tensor(a, dtype=tdt, device=device or "cpu", requires_grad=grad) for a in inputs]
         v = impl(*ts)
+        values = v.detach().double().cpu().numpy()
         if not grad:
-            return v.detach().double().numpy(), None
+            return values, None
         v.sum().backward()
-        return v.detach().double().numpy(), [t.grad.double().numpy() if t.grad is not None else np.zeros(t.shape)
-                                             for t in ts]
+        return values, [t.grad.double().cpu().numpy() if t.grad is not None else np.zeros(t.shape) for t in ts]
     if framework == "jax":
         import jax
         import jax.numpy as jnp
@@ -260,8 +260,12 @@ def _variants(loss: str, params: dict) -> list:
 
 
 def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dtype=None, grad: bool = True,
-               rtol=None, **params) -> Report:
-    """Compare ``impl`` with ``refloss.<loss>`` on the loss's battery; see the module docstring."""
+               rtol=None, device=None, **params) -> Report:
+    """Compare ``impl`` with ``refloss.<loss>`` on the loss's battery; see the module docstring.
+
+    ``device``: for "torch", where the input tensors are made ("cpu" by default, "cuda" for a
+    CUDA implementation; the comparison itself runs on the host).
+    """
     if loss not in refloss.ALL_LOSSES:
         raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(refloss.ALL_LOSSES)}")
     ref = getattr(refloss, loss)
@@ -287,7 +291,10 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
     vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol else TOLERANCES[dt])
     kinks = _battery.kinks(loss, params) if loss in _registry.ELEMENTWISE_LOSSES else None
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES, kinks=kinks)
+    if device not in (None, "cpu") and fw != "torch":
+        raise ValueError(f"device: only the torch adapter places inputs on a device, got {device!r} with {fw!r}")
+    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES, kinks=kinks,
+                             device=device)
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)

@@ -97,3 +97,38 @@ def test_docstring_example_runs():
     import refloss.testing
 
     assert doctest.testmod(refloss.testing).failed == 0
+
+
+def test_user_arrays_and_device_argument():
+    p = np.array([0.1, 0.7, -3.0])
+    t = np.zeros(3)
+    r = rt.check_loss(smooth_l1_np, "smooth_l1", cases=(p, t), beta=0.5)
+    assert r.ok and r.points == 3
+    r = rt.check_loss(smooth_l1_discontinuous, "smooth_l1", cases=(p, t), beta=0.5)
+    assert {f.case for f in r.failures} == {"user"} and {f.index for f in r.failures} == {0}  # only |x| < beta
+    with pytest.raises(ValueError, match="device: only the torch adapter"):
+        rt.check_loss(smooth_l1_np, "smooth_l1", framework="numpy", device="cuda")
+    torch = pytest.importorskip("torch")
+    assert rt.check_loss(partial(torch.nn.functional.l1_loss, reduction="none"), "l1", device="cpu").ok
+
+
+def test_peer_check_and_vectors_need_no_mpmath_sympy_or_scipy():
+    """A fresh `pip install refloss` (NumPy and Numba only) runs `refloss verify PEER` and
+    `refloss vectors`: only `refloss verify` (the oracle) needs mpmath."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('mpmath', 'sympy', 'scipy'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np, refloss.testing as rt, refloss.vectors as rv\n"
+        "def f(p, t): return np.abs(p - t)\n"
+        "assert rt.check_loss(f, 'l1').ok\n"
+        "assert rv.golden_vectors('giou_loss')['meta']['points'] > 100\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
