@@ -14,16 +14,25 @@ from ._functions import plain
 
 
 def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None,
-                      grad_arrays=None) -> Kernel:
+                      grad_arrays=None, numeric_proof=False, in_gradients=(), proved=()) -> Kernel:
     """``branches = [(condition or None, value form, differentiation form, label)]``; the
-    gradients are taken w.r.t. the symbols of ``grad_arrays`` (default: every array)."""
+    gradients are taken w.r.t. the symbols of ``grad_arrays`` (default: every array).
+    ``numeric_proof=True``: prove the forms equal at 60 digits only (no ``sympy.simplify``).
+    ``in_gradients = ((expr, sym), ...)``: after differentiating, ``expr`` (a differentiation
+    form) is replaced by ``sym`` (a prelude symbol holding its accurate evaluation form, proved
+    equal to it) wherever it appears undifferentiated in the gradients, e.g. the argument of an
+    outer function applied to an inner loss.  ``proved = ((expr, equal), ...)``: identities
+    proved elsewhere (and recorded there), applied to the value form before its proof, so that
+    an accurate evaluation of a subexpression does not make the proof harder."""
     inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
     for cond, value, diff_form, label in branches:
         if checks is not None and value.is_finite is not False and not value.has(sp.nan):
-            prove_equal(plain(value), plain(diff_form), f"evaluation form equals the definition ({label or 'all'})",
-                        checks, domain=domain)
-        grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s)) for s in inputs}
+            prove_equal(plain(value.xreplace(dict(proved))), plain(diff_form),
+                        f"evaluation form equals the definition ({label or 'all'})",
+                        checks, domain=domain, numeric=numeric_proof)
+        grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s).xreplace(dict(in_gradients)))
+                 for s in inputs}
         outputs = {"value": value, **grads}
         for sym, expr in prelude:  # reuse the prelude's values inside the branches
             outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}

@@ -9,10 +9,12 @@ the value only by detached factors (``Detach``) and is proved equal to it in val
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from ._autodiff import kernel_from_forms
-from ._core import Kernel, Step as DocStep
+from ._core import Kernel, Step as DocStep, prove_equal
 from ._functions import Clamp0, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
@@ -29,8 +31,20 @@ ih = Clamp0(TMin(py2, ty2) - TMax(py1, ty1))
 inter = iw * ih
 union = wp * hp + wt * ht - inter
 iou = inter / (union + eps)
-# 1 - IoU as one fraction: no rounding of IoU near 1 before the subtraction
-one_minus_iou = (union - inter + eps) / (union + eps)
+# U - I = (Ap - I) + (At - I), each part from coordinate differences: with the parts of a box's
+# width and height outside the intersection, wp - iw = min(wp, [px2 - tx2]+ + [tx1 - px1]+),
+# Ap - I = (wp - iw) hp + iw (hp - ih), exact for every pair (disjoint ones included) and
+# free of the cancellation of wp hp - iw ih when the boxes nearly coincide
+out_wp = TMin(wp, Clamp0(Sub(px2, tx2)) + Clamp0(Sub(tx1, px1)))
+out_hp = TMin(hp, Clamp0(Sub(py2, ty2)) + Clamp0(Sub(ty1, py1)))
+out_wt = TMin(wt, Clamp0(Sub(tx2, px2)) + Clamp0(Sub(px1, tx1)))
+out_ht = TMin(ht, Clamp0(Sub(ty2, py2)) + Clamp0(Sub(py1, ty1)))
+union_minus_inter = (out_wp * hp + iw * out_hp) + (out_wt * ht + iw * out_ht)
+# 1 - IoU as one fraction: no rounding of IoU near 1 before the subtraction, and U - I accurate
+union_minus_inter_eps = union_minus_inter + eps
+one_minus_iou = union_minus_inter_eps / (union + eps)
+# what the proofs of the value forms see (the identity is proved once, in box_kernel)
+_PROVED = ((one_minus_iou, (union - inter + eps) / (union + eps)), (union_minus_inter_eps, union - inter + eps))
 cw = TMax(px2, tx2) - TMin(px1, tx1)
 ch = TMax(py2, ty2) - TMin(py1, ty1)
 enclose = cw * ch
@@ -55,15 +69,46 @@ GEOMETRY_STEPS = [
     DocStep("", "\\mathrm{IoU}", sp.Symbol("I") / (sp.Symbol("U") + eps)),
     DocStep("$1 - \\mathrm{IoU}$ is evaluated as one fraction, so that nothing is rounded near 1 before the "
             "subtraction:", "1 - \\mathrm{IoU}", (sp.Symbol("U") - sp.Symbol("I") + eps) / (sp.Symbol("U") + eps)),
+    DocStep("and $U - I = (A_p - I) + (A_t - I)$ without subtracting nearly equal areas: with the part of the "
+            "predicted width outside the intersection, $w_p - i_w = \\min(w_p, [x_2^p - x_2^t]_+ + [x_1^t - x_1^p]_+)$ "
+            "(likewise for heights and the target),", "A_p - I",
+            sp.Symbol("(w_p - i_w)") * sp.Symbol("h_p") + sp.Symbol("i_w") * sp.Symbol("(h_p - i_h)")),
 ]
 
 
-def box_kernel(branches, args, prelude=(), checks=None) -> Kernel:
+def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_gradients=()) -> Kernel:
     """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``:
-    gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes."""
-    return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES)
+    gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes (with
+    the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes)."""
+    if checks is not None:
+        checks.extend(_accurate_union_minus_inter())
+    return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES,
+                             numeric_proof=numeric_proof, in_gradients=in_gradients,
+                             proved=_PROVED)
 
 
+@lru_cache(maxsize=None)
+def _accurate_union_minus_inter() -> tuple:
+    """The claims (proved once per process) that the accurate U - I equals U - I."""
+    checks = []
+    for name, domain in {"overlapping": _POSITIVE_BOXES, **_IDENTITY_DOMAINS}.items():
+        prove_equal(plain(union_minus_inter), plain(union - inter),
+                    f"U - I from the parts outside the intersection equals U - I ({name})", checks, domain=domain,
+                    numeric=True)
+    return tuple(checks)
+
+
+# overlapping, x-disjoint, y-disjoint and nested boxes, for the accurate U - I (numerically)
+_IDENTITY_DOMAINS = {
+    "disjoint in x": {px1: (0, 1), px2: (1, 2), tx1: (3, 4), tx2: (4, 5), py1: (0, 1), py2: (2, 3), ty1: (1, 2),
+                      ty2: (2, 4)},
+    "disjoint in y": {py1: (0, 1), py2: (1, 2), ty1: (3, 4), ty2: (4, 5), px1: (0, 1), px2: (2, 3), tx1: (1, 2),
+                      tx2: (2, 4)},
+    "disjoint in both": {px1: (3, 4), px2: (4, 5), tx1: (0, 1), tx2: (1, 2), py1: (0, 1), py2: (1, 2), ty1: (3, 4),
+                         ty2: (4, 5)},
+    "target inside pred": {px1: (0, 1), px2: (5, 6), tx1: (2, 3), tx2: (3, 4), py1: (0, 1), py2: (5, 6),
+                           ty1: (2, 3), ty2: (3, 4)},
+}
 # overlapping boxes with all coordinates distinct (for numerical proofs of identities)
 _POSITIVE_BOXES = {px1: (0, 1), py1: (0, 1), px2: (2, 3), py2: (2, 3), tx1: (sp.Rational(1, 2), sp.Rational(3, 2)),
                    ty1: (sp.Rational(1, 2), sp.Rational(3, 2)), tx2: (sp.Rational(5, 2), 4), ty2: (sp.Rational(5, 2), 4),

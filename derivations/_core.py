@@ -158,23 +158,46 @@ def _random_points(symbols, domain, rng, n):
     return pts
 
 
-def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12):
+def _evaluator(expr, symbols):
+    """pt -> expr at the rational point pt, to 60 digits: mpmath through lambdify (fast), or
+    SymPy's subs and N where lambdify cannot translate the expression."""
+    try:
+        import mpmath
+
+        f = sp.lambdify(symbols, expr, "mpmath")
+
+        def evaluate(pt):
+            try:
+                with mpmath.workdps(80):
+                    v = f(*[mpmath.mpf(int(pt[s].p)) / int(pt[s].q) for s in symbols])
+            except Exception:  # noqa: BLE001 - a function lambdify translated but mpmath rejects
+                v = None
+            return sp.Float(v, 60) if isinstance(v, (mpmath.mpf, int, float)) else sp.N(expr.subs(pt), 60)
+
+        return evaluate
+    except Exception:  # noqa: BLE001 - lambdify does not know every function: fall back to SymPy
+        return lambda pt: sp.N(expr.subs(pt), 60)
+
+
+def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12, numeric=False):
     """Prove ``expr == 0`` on the domain; record the claim; raise if it does not hold.
 
     ``domain`` maps a symbol to a (lo, hi) interval of rationals used for the
-    numerical fallback (default (1/10, 3) for every free symbol).
+    numerical fallback (default (1/10, 3) for every free symbol).  ``numeric=True`` goes
+    straight to it (for compositions too large for ``sympy.simplify`` to finish).
     """
     expr = sp.sympify(expr)
     method = "sympy.simplify"
-    simplified = sp.simplify(expr)
-    if simplified != 0:
+    simplified = sp.Integer(1) if numeric else sp.simplify(expr)
+    if simplified != 0 and not numeric:
         simplified = sp.simplify(sp.expand_log(simplified.rewrite(sp.log), force=True))
     if simplified != 0:
         method = f"numerically at {n} random points, 60 digits"
         rng = random.Random(1234)
         symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+        evaluate = _evaluator(expr, symbols)
         for pt in _random_points(symbols, domain or {}, rng, n):
-            val = sp.N(expr.subs(pt), 60)
+            val = evaluate(pt)
             if not val.is_number or abs(val) > sp.Float(10) ** -45:
                 raise DerivationError(f"{claim}: not zero at {pt} (value {val})")
     if spec_checks is not None:

@@ -25,6 +25,16 @@ q = sp.Symbol("q", positive=True)  # alpha / 4
 s = sp.Symbol("s", nonnegative=True)  # -alpha ln(beta), the gradient for a > 1
 c_lin = sp.Symbol("c_lin", real=True)  # C
 
+# beta and the constants it fixes (shared with focal_l1_eiou_loss, Focal-L1 applied to the EIoU loss)
+PARAM = Param("beta", beta, 0.8, "shape of the gradient curve; alpha = e*beta", lower=sp.exp(-1), upper=sp.Integer(1))
+CONSTANTS = [
+    Constant(alpha, sp.E * beta, "alpha = e beta (gradient peak 1)"),
+    Constant(ln_b, sp.log(beta), "ln(beta)"),
+    Constant(q, sp.E * beta / 4, "alpha / 4"),
+    Constant(s, -sp.E * beta * sp.log(beta), "gradient for a > 1"),
+    Constant(c_lin, sp.E * beta * (2 * sp.log(beta) + 1) / 4, "C"),
+]
+
 
 def derive() -> LossSpec:
     checks = []
@@ -99,14 +109,8 @@ def derive() -> LossSpec:
         formula="With a = |pred - target| and alpha = e*beta: L = alpha*a**2*(1 - 2*ln(beta*a))/4 for a <= 1, "
         "else -alpha*ln(beta)*a + C with C = alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1.",
         references=["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158"],
-        params=[Param("beta", beta, 0.8, "shape of the gradient curve; alpha = e*beta", lower=sp.exp(-1), upper=sp.Integer(1))],
-        constants=[
-            Constant(alpha, sp.E * beta, "alpha = e beta (gradient peak 1)"),
-            Constant(ln_b, sp.log(beta), "ln(beta)"),
-            Constant(q, sp.E * beta / 4, "alpha / 4"),
-            Constant(s, -sp.E * beta * sp.log(beta), "gradient for a > 1"),
-            Constant(c_lin, sp.E * beta * (2 * sp.log(beta) + 1) / 4, "C"),
-        ],
+        params=[PARAM],
+        constants=CONSTANTS,
         kernels={p: program(p) for p in ("f64", "f32")},
         steps=steps,
         plots=[Plot("Focal-L1", [(f"beta = {bt:.3g}", {"beta": bt}) for bt in (0.3679, 0.5, 0.8, 1.0)], x_range=(-2.0, 2.0))],

@@ -11,8 +11,9 @@ NAME = "log_iou_loss"
 
 def derive():
     checks = []
-    # -ln(I/(U+eps)) = log1p((U - I + eps)/I): accurate as IoU -> 1, +inf when I = 0
-    value = log1p((B.union - B.inter + B.eps) / B.inter)
+    # -ln(I/(U+eps)) = log1p((U - I + eps)/I): accurate as IoU -> 1 (U - I from coordinate
+    # differences, see _boxes), +inf when I = 0
+    value = log1p(B.union_minus_inter_eps / B.inter)
     i_sym = sp.Symbol("inter", nonnegative=True)
     kernel = B.box_kernel(
         [(sp.Eq(i_sym, 0), sp.oo, sp.nan, "no overlap: +inf, gradient undefined (NaN)"),

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6700faaf92213f90
+# scalar kernels: sha256 96f99bc9a8207681
 """CIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

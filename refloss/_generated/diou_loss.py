@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 1107
+# ops: 1134
 """DIoU loss: metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -43,114 +43,142 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    return (-2.0*_t0 + _t1)/(-_t0 + _t1) + ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    _t0 = (px1 - tx1)
+    _t1 = (px2 - tx2)
+    _t2 = (py1 - ty1)
+    _t3 = (py2 - ty2)
+    _t4 = -px1 + px2
+    _t5 = -py1 + py2
+    _t6 = -tx1 + tx2
+    _t7 = -ty1 + ty2
+    _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+    return ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max(px2, tx2) - min(px1, tx1)
     _t1 = max(py2, ty2) - min(py1, ty1)
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-    _t5 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
-    _t6 = (_t4*_t4) + (_t5*_t5)
-    _t7 = -max(px1, tx1) + min(px2, tx2)
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = -max(py1, ty1) + min(py2, ty2)
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = _t10*_t8
-    _t12 = px1 - px2
+    _t4 = (px1 - tx1)
+    _t5 = (px2 - tx2)
+    _t6 = (0.5)*_t4 + (0.5)*_t5
+    _t7 = (py1 - ty1)
+    _t8 = (py2 - ty2)
+    _t9 = (0.5)*_t7 + (0.5)*_t8
+    _t10 = (_t6*_t6) + (_t9*_t9)
+    _t11 = px1 - px2
+    _t12 = -_t11
     _t13 = py1 - py2
-    _t14 = -tx2
-    _t15 = _t14 + tx1
-    _t16 = -ty2
-    _t17 = _t16 + ty1
-    _t18 = _t12*_t13 + _t15*_t17 + eps
-    _t19 = -_t11 + _t18
-    _t21 = px1 - tx1
-    _t22 = (1.0 if -_t21 > 0.0 else (0.5 if -_t21 == 0.0 else 0.0))
-    _t23 = 2.0*_t6/(_t2*_t2)
-    _t24 = _t0*_t23
-    _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-    _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
-    _t27 = _t25*_t26
-    _t28 = _t11/(_t19*_t19)
-    _t29 = py1 - ty1
-    _t30 = (1.0 if -_t29 > 0.0 else (0.5 if -_t29 == 0.0 else 0.0))
-    _t31 = _t1*_t23
-    _t32 = (1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0))
-    _t33 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+    _t14 = -_t13
+    _t15 = -tx2
+    _t16 = _t15 + tx1
+    _t17 = -_t16
+    _t18 = -ty2
+    _t19 = _t18 + ty1
+    _t20 = -_t19
+    _t21 = -max(px1, tx1) + min(px2, tx2)
+    _t22 = max(_t21, _t21 - _t21)
+    _t23 = -max(py1, ty1) + min(py2, ty2)
+    _t24 = max(_t23, _t23 - _t23)
+    _t25 = _t22*_t24
+    _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
+    _t28 = px1 - tx1
+    _t29 = (1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
+    _t30 = 2.0*_t10/(_t2*_t2)
+    _t31 = _t0*_t30
+    _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
+    _t33 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
     _t34 = _t32*_t33
-    _t35 = _t14 + px2
-    _t36 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-    _t37 = (1.0 if -_t35 > 0.0 else (0.5 if -_t35 == 0.0 else 0.0))
-    _t38 = _t26*_t37
-    _t39 = _t16 + py2
-    _t40 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
-    _t41 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
-    _t42 = _t33*_t41
-    _t43 = -_t4
-    _t44 = _t22*_t26
-    _t45 = -_t5
-    _t46 = _t30*_t33
-    _t47 = _t26*_t36
-    _t48 = _t33*_t40
-    return _t6/_t2 + (-2.0*_t11 + _t18)/_t19, _t22*_t24 - _t28*(-_t13 - _t27) + _t4/_t2 + _t27/_t19, -_t28*(-_t12 - _t34) + _t30*_t31 + _t5/_t2 + _t34/_t19, -_t24*_t36 - _t28*(_t13 + _t38) + _t4/_t2 - _t38/_t19, -_t28*(_t12 + _t42) - _t31*_t40 + _t5/_t2 - _t42/_t19, _t24*_t25 - _t28*(-_t17 - _t44) + _t43/_t2 + _t44/_t19, -_t28*(-_t15 - _t46) + _t31*_t32 + _t45/_t2 + _t46/_t19, -_t24*_t37 - _t28*(_t17 + _t47) + _t43/_t2 - _t47/_t19, -_t28*(_t15 + _t48) - _t31*_t41 + _t45/_t2 - _t48/_t19
+    _t35 = _t25/(_t26*_t26)
+    _t36 = py1 - ty1
+    _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
+    _t38 = _t1*_t30
+    _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
+    _t40 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+    _t41 = _t39*_t40
+    _t42 = _t15 + px2
+    _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
+    _t44 = (1.0 if -_t42 > 0.0 else (0.5 if -_t42 == 0.0 else 0.0))
+    _t45 = _t33*_t44
+    _t46 = _t18 + py2
+    _t47 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+    _t48 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
+    _t49 = _t40*_t48
+    _t50 = -_t6
+    _t51 = _t29*_t33
+    _t52 = -_t9
+    _t53 = _t37*_t40
+    _t54 = _t33*_t43
+    _t55 = _t40*_t47
+    return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    return (-_f32(2.0)*_t0 + _t1)/(-_t0 + _t1) + ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    _t0 = (px1 - tx1)
+    _t1 = (px2 - tx2)
+    _t2 = (py1 - ty1)
+    _t3 = (py2 - ty2)
+    _t4 = -px1 + px2
+    _t5 = -py1 + py2
+    _t6 = -tx1 + tx2
+    _t7 = -ty1 + ty2
+    _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+    return ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max(px2, tx2) - min(px1, tx1)
     _t1 = max(py2, ty2) - min(py1, ty1)
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-    _t5 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
-    _t6 = (_t4*_t4) + (_t5*_t5)
-    _t7 = -max(px1, tx1) + min(px2, tx2)
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = -max(py1, ty1) + min(py2, ty2)
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = _t10*_t8
-    _t12 = px1 - px2
+    _t4 = (px1 - tx1)
+    _t5 = (px2 - tx2)
+    _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
+    _t7 = (py1 - ty1)
+    _t8 = (py2 - ty2)
+    _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
+    _t10 = (_t6*_t6) + (_t9*_t9)
+    _t11 = px1 - px2
+    _t12 = -_t11
     _t13 = py1 - py2
-    _t14 = -tx2
-    _t15 = _t14 + tx1
-    _t16 = -ty2
-    _t17 = _t16 + ty1
-    _t18 = _t12*_t13 + _t15*_t17 + eps
-    _t19 = -_t11 + _t18
-    _t21 = px1 - tx1
-    _t22 = (_f32(1.0) if -_t21 > _f32(0.0) else (_f32(0.5) if -_t21 == _f32(0.0) else _f32(0.0)))
-    _t23 = _f32(2.0)*_t6/(_t2*_t2)
-    _t24 = _t0*_t23
-    _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-    _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t25*_t26
-    _t28 = _t11/(_t19*_t19)
-    _t29 = py1 - ty1
-    _t30 = (_f32(1.0) if -_t29 > _f32(0.0) else (_f32(0.5) if -_t29 == _f32(0.0) else _f32(0.0)))
-    _t31 = _t1*_t23
-    _t32 = (_f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+    _t14 = -_t13
+    _t15 = -tx2
+    _t16 = _t15 + tx1
+    _t17 = -_t16
+    _t18 = -ty2
+    _t19 = _t18 + ty1
+    _t20 = -_t19
+    _t21 = -max(px1, tx1) + min(px2, tx2)
+    _t22 = max(_t21, _t21 - _t21)
+    _t23 = -max(py1, ty1) + min(py2, ty2)
+    _t24 = max(_t23, _t23 - _t23)
+    _t25 = _t22*_t24
+    _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
+    _t28 = px1 - tx1
+    _t29 = (_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
+    _t30 = _f32(2.0)*_t10/(_t2*_t2)
+    _t31 = _t0*_t30
+    _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
+    _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
     _t34 = _t32*_t33
-    _t35 = _t14 + px2
-    _t36 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-    _t37 = (_f32(1.0) if -_t35 > _f32(0.0) else (_f32(0.5) if -_t35 == _f32(0.0) else _f32(0.0)))
-    _t38 = _t26*_t37
-    _t39 = _t16 + py2
-    _t40 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
-    _t41 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))
-    _t42 = _t33*_t41
-    _t43 = -_t4
-    _t44 = _t22*_t26
-    _t45 = -_t5
-    _t46 = _t30*_t33
-    _t47 = _t26*_t36
-    _t48 = _t33*_t40
-    return _t6/_t2 + (-_f32(2.0)*_t11 + _t18)/_t19, _t22*_t24 - _t28*(-_t13 - _t27) + _t4/_t2 + _t27/_t19, -_t28*(-_t12 - _t34) + _t30*_t31 + _t5/_t2 + _t34/_t19, -_t24*_t36 - _t28*(_t13 + _t38) + _t4/_t2 - _t38/_t19, -_t28*(_t12 + _t42) - _t31*_t40 + _t5/_t2 - _t42/_t19, _t24*_t25 - _t28*(-_t17 - _t44) + _t43/_t2 + _t44/_t19, -_t28*(-_t15 - _t46) + _t31*_t32 + _t45/_t2 + _t46/_t19, -_t24*_t37 - _t28*(_t17 + _t47) + _t43/_t2 - _t47/_t19, -_t28*(_t15 + _t48) - _t31*_t41 + _t45/_t2 - _t48/_t19
+    _t35 = _t25/(_t26*_t26)
+    _t36 = py1 - ty1
+    _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
+    _t38 = _t1*_t30
+    _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
+    _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+    _t41 = _t39*_t40
+    _t42 = _t15 + px2
+    _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
+    _t44 = (_f32(1.0) if -_t42 > _f32(0.0) else (_f32(0.5) if -_t42 == _f32(0.0) else _f32(0.0)))
+    _t45 = _t33*_t44
+    _t46 = _t18 + py2
+    _t47 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+    _t48 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
+    _t49 = _t40*_t48
+    _t50 = -_t6
+    _t51 = _t29*_t33
+    _t52 = -_t9
+    _t53 = _t37*_t40
+    _t54 = _t33*_t43
+    _t55 = _t40*_t47
+    return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2

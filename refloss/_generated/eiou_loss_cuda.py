@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 dcd1d1a66eb0af72
+# scalar kernels: sha256 c05ed52e0b3ecd43
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

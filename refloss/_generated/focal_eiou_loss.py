@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 3687
+# ops: 3714
 """Focal-EIoU loss: metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -51,15 +51,19 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
     if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
         return 0.0
     else:  # IoU^gamma * EIoU
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-        _t3 = (px1 - tx1)
-        _t4 = (px2 - tx2)
-        _t5 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-        _t6 = (py1 - ty1)
-        _t7 = (py2 - ty2)
-        _t8 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t0/(-_t0 + _t1), gamma)*((-2.0*_t0 + _t1)/(-_t0 + _t1) + ((-_t6 + _t7)*(-_t6 + _t7))/(_t8 + eps) + ((((0.5)*_t3 + (0.5)*_t4)*((0.5)*_t3 + (0.5)*_t4)) + (((0.5)*_t6 + (0.5)*_t7)*((0.5)*_t6 + (0.5)*_t7)))/(_t5 + _t8) + ((-_t3 + _t4)*(-_t3 + _t4))/_t5)
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+        _t5 = _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t7 = (px1 - tx1)
+        _t8 = (px2 - tx2)
+        _t9 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
+        _t10 = (py1 - ty1)
+        _t11 = (py2 - ty2)
+        _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
+        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((0.5)*_t10 + (0.5)*_t11)*((0.5)*_t10 + (0.5)*_t11)) + (((0.5)*_t7 + (0.5)*_t8)*((0.5)*_t7 + (0.5)*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
@@ -67,97 +71,100 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
     if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     else:  # IoU^gamma * EIoU
-        _t0 = -max(px1, tx1) + min(px2, tx2)
-        _t1 = max(_t0, _t0 - _t0)
-        _t2 = -max(py1, ty1) + min(py2, ty2)
-        _t3 = max(_t2, _t2 - _t2)
-        _t4 = _t1*_t3
-        _t5 = px1 - px2
-        _t6 = py1 - py2
-        _t7 = -tx2
-        _t8 = _t7 + tx1
-        _t9 = -ty2
-        _t10 = _t9 + ty1
-        _t11 = _t10*_t8 + _t5*_t6 + eps
-        _t12 = _t11 - _t4
-        _t14 = _t4/_t12
-        _t15 = math.pow(_t14, gamma)
-        _t16 = (px1 - tx1)
-        _t17 = (px2 - tx2)
-        _t18 = max(px2, tx2) - min(px1, tx1)
-        _t19 = (_t18*_t18) + eps
-        _t21 = (py1 - ty1)
-        _t22 = (py2 - ty2)
-        _t23 = max(py2, ty2) - min(py1, ty1)
-        _t24 = (_t23*_t23)
-        _t25 = _t24 + eps
-        _t27 = _t19 + _t24
-        _t29 = (0.5)*_t16 + (0.5)*_t17
-        _t30 = (0.5)*_t21 + (0.5)*_t22
-        _t31 = (_t29*_t29) + (_t30*_t30)
-        _t32 = _t31/_t27
-        _t33 = -tx1
-        _t34 = _t33 + px1
-        _t35 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t36 = _t3*(1.0 if _t0 > 0.0 else (1.0 if _t0 == 0.0 else 0.0))
-        _t37 = _t35*_t36
-        _t38 = _t37/_t12
-        _t39 = _t4/(_t12*_t12)
-        _t40 = _t39*(-_t37 - _t6)
-        _t41 = ((-_t33 - _t5 - tx2)*(-_t33 - _t5 - tx2))
-        _t42 = -ty1
-        _t43 = ((-_t42 - _t6 - ty2)*(-_t42 - _t6 - ty2))
-        _t44 = _t15*weight_grad
-        _t45 = _t12*_t44*gamma*(-_t14 + _t32 + 1.0 + _t43/_t25 + _t41/_t19)/(_t1*_t3)
-        _t46 = _t44 + (1.0 - weight_grad)*_t15
-        _t47 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
-        _t48 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
-        _t49 = 2.0*_t18
-        _t50 = _t48*_t49
-        _t51 = _t41/(_t19*_t19)
-        _t52 = _t31/(_t27*_t27)
-        _t53 = _t42 + py1
-        _t54 = (1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
-        _t55 = _t1*(1.0 if _t2 > 0.0 else (1.0 if _t2 == 0.0 else 0.0))
-        _t56 = _t54*_t55
-        _t57 = _t56/_t12
-        _t58 = _t39*(-_t5 - _t56)
-        _t59 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
-        _t60 = (1.0 if -_t53 > 0.0 else (0.5 if -_t53 == 0.0 else 0.0))
-        _t61 = 2.0*_t23
-        _t62 = _t60*_t61
-        _t63 = _t43/(_t25*_t25)
-        _t64 = _t7 + px2
-        _t65 = (1.0 if -_t64 > 0.0 else (0.5 if -_t64 == 0.0 else 0.0))
-        _t66 = _t36*_t65
-        _t67 = _t39*(_t6 + _t66) + _t66/_t12
-        _t68 = -_t47
-        _t69 = (1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))
-        _t70 = _t49*_t69
-        _t71 = _t9 + py2
-        _t72 = (1.0 if -_t71 > 0.0 else (0.5 if -_t71 == 0.0 else 0.0))
-        _t73 = _t55*_t72
-        _t74 = _t39*(_t5 + _t73) + _t73/_t12
-        _t75 = -_t59
-        _t76 = (1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-        _t77 = _t61*_t76
-        _t78 = _t36*_t48
-        _t79 = _t78/_t12
-        _t80 = _t39*(-_t10 - _t78)
-        _t81 = -_t29
-        _t82 = _t35*_t49
-        _t83 = _t55*_t60
-        _t84 = _t83/_t12
-        _t85 = _t39*(-_t8 - _t83)
-        _t86 = -_t30
-        _t87 = _t54*_t61
-        _t88 = _t36*_t69
-        _t89 = _t39*(_t10 + _t88) + _t88/_t12
-        _t90 = _t49*_t65
-        _t91 = _t55*_t76
-        _t92 = _t39*(_t8 + _t91) + _t91/_t12
-        _t93 = _t61*_t72
-        return _t15*(_t32 + ((-_t21 + _t22)*(-_t21 + _t22))/_t25 + ((-_t16 + _t17)*(-_t16 + _t17))/_t19 + (_t11 - 2.0*_t4)/_t12), _t45*(-_t38 + _t40) + _t46*(_t38 - _t40 + _t50*_t51 + _t50*_t52 + _t29/_t27 + _t47/_t19), _t45*(-_t57 + _t58) + _t46*(_t52*_t62 + _t57 - _t58 + _t62*_t63 + _t30/_t27 + _t59/_t25), _t45*_t67 + _t46*(-_t51*_t70 - _t52*_t70 - _t67 + _t29/_t27 + _t68/_t19), _t45*_t74 + _t46*(-_t52*_t77 - _t63*_t77 - _t74 + _t30/_t27 + _t75/_t25), _t45*(-_t79 + _t80) + _t46*(_t51*_t82 + _t52*_t82 + _t79 - _t80 + _t81/_t27 + _t68/_t19), _t45*(-_t84 + _t85) + _t46*(_t52*_t87 + _t63*_t87 + _t84 - _t85 + _t86/_t27 + _t75/_t25), _t45*_t89 + _t46*(-_t51*_t90 - _t52*_t90 - _t89 + _t81/_t27 + _t47/_t19), _t45*_t92 + _t46*(-_t52*_t93 - _t63*_t93 - _t92 + _t86/_t27 + _t59/_t25)
+        _t0 = px1 - px2
+        _t1 = -_t0
+        _t2 = py1 - py2
+        _t3 = -_t2
+        _t4 = -tx2
+        _t5 = _t4 + tx1
+        _t6 = -_t5
+        _t7 = -ty2
+        _t8 = _t7 + ty1
+        _t9 = -_t8
+        _t10 = -max(px1, tx1) + min(px2, tx2)
+        _t11 = max(_t10, _t10 - _t10)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = _t11*_t13
+        _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
+        _t17 = _t14/_t15
+        _t18 = math.pow(_t17, gamma)
+        _t19 = (px1 - tx1)
+        _t20 = (px2 - tx2)
+        _t21 = max(px2, tx2) - min(px1, tx1)
+        _t22 = (_t21*_t21) + eps
+        _t24 = (py1 - ty1)
+        _t25 = (py2 - ty2)
+        _t26 = max(py2, ty2) - min(py1, ty1)
+        _t27 = (_t26*_t26)
+        _t28 = _t27 + eps
+        _t30 = _t22 + _t27
+        _t32 = (0.5)*_t19 + (0.5)*_t20
+        _t33 = (0.5)*_t24 + (0.5)*_t25
+        _t34 = (_t32*_t32) + (_t33*_t33)
+        _t35 = _t34/_t30
+        _t36 = -tx1
+        _t37 = _t36 + px1
+        _t38 = (1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0))
+        _t39 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t40 = _t38*_t39
+        _t41 = _t40/_t15
+        _t42 = _t14/(_t15*_t15)
+        _t43 = _t42*(-_t2 - _t40)
+        _t44 = ((-_t0 - _t36 - tx2)*(-_t0 - _t36 - tx2))
+        _t45 = -ty1
+        _t46 = ((-_t2 - _t45 - ty2)*(-_t2 - _t45 - ty2))
+        _t47 = _t18*weight_grad
+        _t48 = _t15*_t47*gamma*(-_t17 + _t35 + 1.0 + _t46/_t28 + _t44/_t22)/(_t11*_t13)
+        _t49 = _t47 + (1.0 - weight_grad)*_t18
+        _t50 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
+        _t51 = (1.0 if -_t37 > 0.0 else (0.5 if -_t37 == 0.0 else 0.0))
+        _t52 = 2.0*_t21
+        _t53 = _t51*_t52
+        _t54 = _t44/(_t22*_t22)
+        _t55 = _t34/(_t30*_t30)
+        _t56 = _t45 + py1
+        _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+        _t58 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t59 = _t57*_t58
+        _t60 = _t59/_t15
+        _t61 = _t42*(-_t0 - _t59)
+        _t62 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
+        _t63 = (1.0 if -_t56 > 0.0 else (0.5 if -_t56 == 0.0 else 0.0))
+        _t64 = 2.0*_t26
+        _t65 = _t63*_t64
+        _t66 = _t46/(_t28*_t28)
+        _t67 = _t4 + px2
+        _t68 = (1.0 if -_t67 > 0.0 else (0.5 if -_t67 == 0.0 else 0.0))
+        _t69 = _t39*_t68
+        _t70 = _t42*(_t2 + _t69) + _t69/_t15
+        _t71 = -_t50
+        _t72 = (1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
+        _t73 = _t52*_t72
+        _t74 = _t7 + py2
+        _t75 = (1.0 if -_t74 > 0.0 else (0.5 if -_t74 == 0.0 else 0.0))
+        _t76 = _t58*_t75
+        _t77 = _t42*(_t0 + _t76) + _t76/_t15
+        _t78 = -_t62
+        _t79 = (1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
+        _t80 = _t64*_t79
+        _t81 = _t39*_t51
+        _t82 = _t81/_t15
+        _t83 = _t42*(-_t8 - _t81)
+        _t84 = -_t32
+        _t85 = _t38*_t52
+        _t86 = _t58*_t63
+        _t87 = _t86/_t15
+        _t88 = _t42*(-_t5 - _t86)
+        _t89 = -_t33
+        _t90 = _t57*_t64
+        _t91 = _t39*_t72
+        _t92 = _t42*(_t8 + _t91) + _t91/_t15
+        _t93 = _t52*_t68
+        _t94 = _t58*_t79
+        _t95 = _t42*(_t5 + _t94) + _t94/_t15
+        _t96 = _t64*_t75
+        return _t18*(_t35 + ((-_t24 + _t25)*(-_t24 + _t25))/_t28 + ((-_t19 + _t20)*(-_t19 + _t20))/_t22 + (_t11*min(_t3, max(_t25, _t25 - _t25) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(_t24, _t24 - _t24) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(_t20, _t20 - _t20) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(_t19, _t19 - _t19) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15), _t48*(-_t41 + _t43) + _t49*(_t41 - _t43 + _t53*_t54 + _t53*_t55 + _t32/_t30 + _t50/_t22), _t48*(-_t60 + _t61) + _t49*(_t55*_t65 + _t60 - _t61 + _t65*_t66 + _t33/_t30 + _t62/_t28), _t48*_t70 + _t49*(-_t54*_t73 - _t55*_t73 - _t70 + _t32/_t30 + _t71/_t22), _t48*_t77 + _t49*(-_t55*_t80 - _t66*_t80 - _t77 + _t33/_t30 + _t78/_t28), _t48*(-_t82 + _t83) + _t49*(_t54*_t85 + _t55*_t85 + _t82 - _t83 + _t84/_t30 + _t71/_t22), _t48*(-_t87 + _t88) + _t49*(_t55*_t90 + _t66*_t90 + _t87 - _t88 + _t89/_t30 + _t78/_t28), _t48*_t92 + _t49*(-_t54*_t93 - _t55*_t93 - _t92 + _t84/_t30 + _t50/_t22), _t48*_t95 + _t49*(-_t55*_t96 - _t66*_t96 - _t95 + _t89/_t30 + _t62/_t28)
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
@@ -165,15 +172,19 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
     if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
         return _f32(0.0)
     else:  # IoU^gamma * EIoU
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-        _t3 = (px1 - tx1)
-        _t4 = (px2 - tx2)
-        _t5 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-        _t6 = (py1 - ty1)
-        _t7 = (py2 - ty2)
-        _t8 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t0/(-_t0 + _t1), gamma)*((-_f32(2.0)*_t0 + _t1)/(-_t0 + _t1) + ((-_t6 + _t7)*(-_t6 + _t7))/(_t8 + eps) + ((((_f32(0.5))*_t3 + (_f32(0.5))*_t4)*((_f32(0.5))*_t3 + (_f32(0.5))*_t4)) + (((_f32(0.5))*_t6 + (_f32(0.5))*_t7)*((_f32(0.5))*_t6 + (_f32(0.5))*_t7)))/(_t5 + _t8) + ((-_t3 + _t4)*(-_t3 + _t4))/_t5)
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+        _t5 = _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t7 = (px1 - tx1)
+        _t8 = (px2 - tx2)
+        _t9 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
+        _t10 = (py1 - ty1)
+        _t11 = (py2 - ty2)
+        _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
+        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((_f32(0.5))*_t10 + (_f32(0.5))*_t11)*((_f32(0.5))*_t10 + (_f32(0.5))*_t11)) + (((_f32(0.5))*_t7 + (_f32(0.5))*_t8)*((_f32(0.5))*_t7 + (_f32(0.5))*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
@@ -181,94 +192,97 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
     if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
         return _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0)
     else:  # IoU^gamma * EIoU
-        _t0 = -max(px1, tx1) + min(px2, tx2)
-        _t1 = max(_t0, _t0 - _t0)
-        _t2 = -max(py1, ty1) + min(py2, ty2)
-        _t3 = max(_t2, _t2 - _t2)
-        _t4 = _t1*_t3
-        _t5 = px1 - px2
-        _t6 = py1 - py2
-        _t7 = -tx2
-        _t8 = _t7 + tx1
-        _t9 = -ty2
-        _t10 = _t9 + ty1
-        _t11 = _t10*_t8 + _t5*_t6 + eps
-        _t12 = _t11 - _t4
-        _t14 = _t4/_t12
-        _t15 = math.pow(_t14, gamma)
-        _t16 = (px1 - tx1)
-        _t17 = (px2 - tx2)
-        _t18 = max(px2, tx2) - min(px1, tx1)
-        _t19 = (_t18*_t18) + eps
-        _t21 = (py1 - ty1)
-        _t22 = (py2 - ty2)
-        _t23 = max(py2, ty2) - min(py1, ty1)
-        _t24 = (_t23*_t23)
-        _t25 = _t24 + eps
-        _t27 = _t19 + _t24
-        _t29 = (_f32(0.5))*_t16 + (_f32(0.5))*_t17
-        _t30 = (_f32(0.5))*_t21 + (_f32(0.5))*_t22
-        _t31 = (_t29*_t29) + (_t30*_t30)
-        _t32 = _t31/_t27
-        _t33 = -tx1
-        _t34 = _t33 + px1
-        _t35 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t36 = _t3*(_f32(1.0) if _t0 > _f32(0.0) else (_f32(1.0) if _t0 == _f32(0.0) else _f32(0.0)))
-        _t37 = _t35*_t36
-        _t38 = _t37/_t12
-        _t39 = _t4/(_t12*_t12)
-        _t40 = _t39*(-_t37 - _t6)
-        _t41 = ((-_t33 - _t5 - tx2)*(-_t33 - _t5 - tx2))
-        _t42 = -ty1
-        _t43 = ((-_t42 - _t6 - ty2)*(-_t42 - _t6 - ty2))
-        _t44 = _t15*weight_grad
-        _t45 = _t12*_t44*gamma*(-_t14 + _t32 + _f32(1.0) + _t43/_t25 + _t41/_t19)/(_t1*_t3)
-        _t46 = _t44 + (_f32(1.0) - weight_grad)*_t15
-        _t47 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
-        _t48 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
-        _t49 = _f32(2.0)*_t18
-        _t50 = _t48*_t49
-        _t51 = _t41/(_t19*_t19)
-        _t52 = _t31/(_t27*_t27)
-        _t53 = _t42 + py1
-        _t54 = (_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-        _t55 = _t1*(_f32(1.0) if _t2 > _f32(0.0) else (_f32(1.0) if _t2 == _f32(0.0) else _f32(0.0)))
-        _t56 = _t54*_t55
-        _t57 = _t56/_t12
-        _t58 = _t39*(-_t5 - _t56)
-        _t59 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
-        _t60 = (_f32(1.0) if -_t53 > _f32(0.0) else (_f32(0.5) if -_t53 == _f32(0.0) else _f32(0.0)))
-        _t61 = _f32(2.0)*_t23
-        _t62 = _t60*_t61
-        _t63 = _t43/(_t25*_t25)
-        _t64 = _t7 + px2
-        _t65 = (_f32(1.0) if -_t64 > _f32(0.0) else (_f32(0.5) if -_t64 == _f32(0.0) else _f32(0.0)))
-        _t66 = _t36*_t65
-        _t67 = _t39*(_t6 + _t66) + _t66/_t12
-        _t68 = -_t47
-        _t69 = (_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-        _t70 = _t49*_t69
-        _t71 = _t9 + py2
-        _t72 = (_f32(1.0) if -_t71 > _f32(0.0) else (_f32(0.5) if -_t71 == _f32(0.0) else _f32(0.0)))
-        _t73 = _t55*_t72
-        _t74 = _t39*(_t5 + _t73) + _t73/_t12
-        _t75 = -_t59
-        _t76 = (_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-        _t77 = _t61*_t76
-        _t78 = _t36*_t48
-        _t79 = _t78/_t12
-        _t80 = _t39*(-_t10 - _t78)
-        _t81 = -_t29
-        _t82 = _t35*_t49
-        _t83 = _t55*_t60
-        _t84 = _t83/_t12
-        _t85 = _t39*(-_t8 - _t83)
-        _t86 = -_t30
-        _t87 = _t54*_t61
-        _t88 = _t36*_t69
-        _t89 = _t39*(_t10 + _t88) + _t88/_t12
-        _t90 = _t49*_t65
-        _t91 = _t55*_t76
-        _t92 = _t39*(_t8 + _t91) + _t91/_t12
-        _t93 = _t61*_t72
-        return _t15*(_t32 + ((-_t21 + _t22)*(-_t21 + _t22))/_t25 + ((-_t16 + _t17)*(-_t16 + _t17))/_t19 + (_t11 - _f32(2.0)*_t4)/_t12), _t45*(-_t38 + _t40) + _t46*(_t38 - _t40 + _t50*_t51 + _t50*_t52 + _t29/_t27 + _t47/_t19), _t45*(-_t57 + _t58) + _t46*(_t52*_t62 + _t57 - _t58 + _t62*_t63 + _t30/_t27 + _t59/_t25), _t45*_t67 + _t46*(-_t51*_t70 - _t52*_t70 - _t67 + _t29/_t27 + _t68/_t19), _t45*_t74 + _t46*(-_t52*_t77 - _t63*_t77 - _t74 + _t30/_t27 + _t75/_t25), _t45*(-_t79 + _t80) + _t46*(_t51*_t82 + _t52*_t82 + _t79 - _t80 + _t81/_t27 + _t68/_t19), _t45*(-_t84 + _t85) + _t46*(_t52*_t87 + _t63*_t87 + _t84 - _t85 + _t86/_t27 + _t75/_t25), _t45*_t89 + _t46*(-_t51*_t90 - _t52*_t90 - _t89 + _t81/_t27 + _t47/_t19), _t45*_t92 + _t46*(-_t52*_t93 - _t63*_t93 - _t92 + _t86/_t27 + _t59/_t25)
+        _t0 = px1 - px2
+        _t1 = -_t0
+        _t2 = py1 - py2
+        _t3 = -_t2
+        _t4 = -tx2
+        _t5 = _t4 + tx1
+        _t6 = -_t5
+        _t7 = -ty2
+        _t8 = _t7 + ty1
+        _t9 = -_t8
+        _t10 = -max(px1, tx1) + min(px2, tx2)
+        _t11 = max(_t10, _t10 - _t10)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = _t11*_t13
+        _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
+        _t17 = _t14/_t15
+        _t18 = math.pow(_t17, gamma)
+        _t19 = (px1 - tx1)
+        _t20 = (px2 - tx2)
+        _t21 = max(px2, tx2) - min(px1, tx1)
+        _t22 = (_t21*_t21) + eps
+        _t24 = (py1 - ty1)
+        _t25 = (py2 - ty2)
+        _t26 = max(py2, ty2) - min(py1, ty1)
+        _t27 = (_t26*_t26)
+        _t28 = _t27 + eps
+        _t30 = _t22 + _t27
+        _t32 = (_f32(0.5))*_t19 + (_f32(0.5))*_t20
+        _t33 = (_f32(0.5))*_t24 + (_f32(0.5))*_t25
+        _t34 = (_t32*_t32) + (_t33*_t33)
+        _t35 = _t34/_t30
+        _t36 = -tx1
+        _t37 = _t36 + px1
+        _t38 = (_f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0)))
+        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t40 = _t38*_t39
+        _t41 = _t40/_t15
+        _t42 = _t14/(_t15*_t15)
+        _t43 = _t42*(-_t2 - _t40)
+        _t44 = ((-_t0 - _t36 - tx2)*(-_t0 - _t36 - tx2))
+        _t45 = -ty1
+        _t46 = ((-_t2 - _t45 - ty2)*(-_t2 - _t45 - ty2))
+        _t47 = _t18*weight_grad
+        _t48 = _t15*_t47*gamma*(-_t17 + _t35 + _f32(1.0) + _t46/_t28 + _t44/_t22)/(_t11*_t13)
+        _t49 = _t47 + (_f32(1.0) - weight_grad)*_t18
+        _t50 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
+        _t51 = (_f32(1.0) if -_t37 > _f32(0.0) else (_f32(0.5) if -_t37 == _f32(0.0) else _f32(0.0)))
+        _t52 = _f32(2.0)*_t21
+        _t53 = _t51*_t52
+        _t54 = _t44/(_t22*_t22)
+        _t55 = _t34/(_t30*_t30)
+        _t56 = _t45 + py1
+        _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t59 = _t57*_t58
+        _t60 = _t59/_t15
+        _t61 = _t42*(-_t0 - _t59)
+        _t62 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
+        _t63 = (_f32(1.0) if -_t56 > _f32(0.0) else (_f32(0.5) if -_t56 == _f32(0.0) else _f32(0.0)))
+        _t64 = _f32(2.0)*_t26
+        _t65 = _t63*_t64
+        _t66 = _t46/(_t28*_t28)
+        _t67 = _t4 + px2
+        _t68 = (_f32(1.0) if -_t67 > _f32(0.0) else (_f32(0.5) if -_t67 == _f32(0.0) else _f32(0.0)))
+        _t69 = _t39*_t68
+        _t70 = _t42*(_t2 + _t69) + _t69/_t15
+        _t71 = -_t50
+        _t72 = (_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
+        _t73 = _t52*_t72
+        _t74 = _t7 + py2
+        _t75 = (_f32(1.0) if -_t74 > _f32(0.0) else (_f32(0.5) if -_t74 == _f32(0.0) else _f32(0.0)))
+        _t76 = _t58*_t75
+        _t77 = _t42*(_t0 + _t76) + _t76/_t15
+        _t78 = -_t62
+        _t79 = (_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+        _t80 = _t64*_t79
+        _t81 = _t39*_t51
+        _t82 = _t81/_t15
+        _t83 = _t42*(-_t8 - _t81)
+        _t84 = -_t32
+        _t85 = _t38*_t52
+        _t86 = _t58*_t63
+        _t87 = _t86/_t15
+        _t88 = _t42*(-_t5 - _t86)
+        _t89 = -_t33
+        _t90 = _t57*_t64
+        _t91 = _t39*_t72
+        _t92 = _t42*(_t8 + _t91) + _t91/_t15
+        _t93 = _t52*_t68
+        _t94 = _t58*_t79
+        _t95 = _t42*(_t5 + _t94) + _t94/_t15
+        _t96 = _t64*_t75
+        return _t18*(_t35 + ((-_t24 + _t25)*(-_t24 + _t25))/_t28 + ((-_t19 + _t20)*(-_t19 + _t20))/_t22 + (_t11*min(_t3, max(_t25, _t25 - _t25) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(_t24, _t24 - _t24) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(_t20, _t20 - _t20) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(_t19, _t19 - _t19) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15), _t48*(-_t41 + _t43) + _t49*(_t41 - _t43 + _t53*_t54 + _t53*_t55 + _t32/_t30 + _t50/_t22), _t48*(-_t60 + _t61) + _t49*(_t55*_t65 + _t60 - _t61 + _t65*_t66 + _t33/_t30 + _t62/_t28), _t48*_t70 + _t49*(-_t54*_t73 - _t55*_t73 - _t70 + _t32/_t30 + _t71/_t22), _t48*_t77 + _t49*(-_t55*_t80 - _t66*_t80 - _t77 + _t33/_t30 + _t78/_t28), _t48*(-_t82 + _t83) + _t49*(_t54*_t85 + _t55*_t85 + _t82 - _t83 + _t84/_t30 + _t71/_t22), _t48*(-_t87 + _t88) + _t49*(_t55*_t90 + _t66*_t90 + _t87 - _t88 + _t89/_t30 + _t78/_t28), _t48*_t92 + _t49*(-_t54*_t93 - _t55*_t93 - _t92 + _t84/_t30 + _t50/_t22), _t48*_t95 + _t49*(-_t55*_t96 - _t66*_t96 - _t95 + _t89/_t30 + _t62/_t28)

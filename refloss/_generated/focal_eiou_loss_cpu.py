@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d7a7cf49c6101327
+# scalar kernels: sha256 dffb31f5d5641a74
 """Focal-EIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

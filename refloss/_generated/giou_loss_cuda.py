@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8d96a5c3fbd2bead
+# scalar kernels: sha256 f9ccc6dcb1d39874
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

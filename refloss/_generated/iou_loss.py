@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 666
+# ops: 693
 """IoU loss: metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -43,80 +43,92 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    return (-2.0*_t0 + _t1)/(-_t0 + _t1)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+    return (_t1*min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = -max(px1, tx1) + min(px2, tx2)
-    _t1 = max(_t0, _t0 - _t0)
-    _t2 = -max(py1, ty1) + min(py2, ty2)
-    _t3 = max(_t2, _t2 - _t2)
-    _t4 = _t1*_t3
-    _t5 = px1 - px2
-    _t6 = py1 - py2
-    _t7 = -tx2
-    _t8 = _t7 + tx1
-    _t9 = -ty2
-    _t10 = _t9 + ty1
-    _t11 = _t10*_t8 + _t5*_t6 + eps
-    _t12 = _t11 - _t4
-    _t14 = px1 - tx1
-    _t15 = (1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-    _t16 = (1.0 if _t0 > 0.0 else (1.0 if _t0 == 0.0 else 0.0))
-    _t17 = _t16*_t3
-    _t18 = _t4/(_t12*_t12)
-    _t19 = py1 - ty1
-    _t20 = (1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0))
-    _t21 = (1.0 if _t2 > 0.0 else (1.0 if _t2 == 0.0 else 0.0))
-    _t22 = _t1*_t21
-    _t23 = _t7 + px2
-    _t24 = _t17*(1.0 if -_t23 > 0.0 else (0.5 if -_t23 == 0.0 else 0.0))
-    _t25 = _t9 + py2
-    _t26 = _t22*(1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
-    _t27 = (1.0 if -_t14 > 0.0 else (0.5 if -_t14 == 0.0 else 0.0))
-    _t28 = (1.0 if -_t19 > 0.0 else (0.5 if -_t19 == 0.0 else 0.0))
-    _t29 = _t17*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
-    _t30 = _t22*(1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
-    return (_t11 - 2.0*_t4)/_t12, -_t18*(-_t15*_t17 - _t6) + _t15*_t16*_t3/_t12, _t1*_t20*_t21/_t12 - _t18*(-_t20*_t22 - _t5), -_t18*(_t24 + _t6) - _t24/_t12, -_t18*(_t26 + _t5) - _t26/_t12, -_t18*(-_t10 - _t17*_t27) + _t16*_t27*_t3/_t12, _t1*_t21*_t28/_t12 - _t18*(-_t22*_t28 - _t8), -_t18*(_t10 + _t29) - _t29/_t12, -_t18*(_t30 + _t8) - _t30/_t12
+    _t0 = px1 - px2
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = -max(px1, tx1) + min(px2, tx2)
+    _t11 = max(_t10, _t10 - _t10)
+    _t12 = -max(py1, ty1) + min(py2, ty2)
+    _t13 = max(_t12, _t12 - _t12)
+    _t14 = _t11*_t13
+    _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
+    _t17 = px1 - tx1
+    _t18 = (1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
+    _t19 = (1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+    _t20 = _t13*_t19
+    _t21 = _t14/(_t15*_t15)
+    _t22 = py1 - ty1
+    _t23 = (1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
+    _t24 = (1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+    _t25 = _t11*_t24
+    _t26 = _t4 + px2
+    _t27 = _t20*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
+    _t28 = _t7 + py2
+    _t29 = _t25*(1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
+    _t30 = (1.0 if -_t17 > 0.0 else (0.5 if -_t17 == 0.0 else 0.0))
+    _t31 = (1.0 if -_t22 > 0.0 else (0.5 if -_t22 == 0.0 else 0.0))
+    _t32 = _t20*(1.0 if _t26 > 0.0 else (0.5 if _t26 == 0.0 else 0.0))
+    _t33 = _t25*(1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
+    return (_t11*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15, _t13*_t18*_t19/_t15 - _t21*(-_t18*_t20 - _t2), _t11*_t23*_t24/_t15 - _t21*(-_t0 - _t23*_t25), -_t21*(_t2 + _t27) - _t27/_t15, -_t21*(_t0 + _t29) - _t29/_t15, _t13*_t19*_t30/_t15 - _t21*(-_t20*_t30 - _t8), _t11*_t24*_t31/_t15 - _t21*(-_t25*_t31 - _t5), -_t21*(_t32 + _t8) - _t32/_t15, -_t21*(_t33 + _t5) - _t33/_t15
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    return (-_f32(2.0)*_t0 + _t1)/(-_t0 + _t1)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+    return (_t1*min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = -max(px1, tx1) + min(px2, tx2)
-    _t1 = max(_t0, _t0 - _t0)
-    _t2 = -max(py1, ty1) + min(py2, ty2)
-    _t3 = max(_t2, _t2 - _t2)
-    _t4 = _t1*_t3
-    _t5 = px1 - px2
-    _t6 = py1 - py2
-    _t7 = -tx2
-    _t8 = _t7 + tx1
-    _t9 = -ty2
-    _t10 = _t9 + ty1
-    _t11 = _t10*_t8 + _t5*_t6 + eps
-    _t12 = _t11 - _t4
-    _t14 = px1 - tx1
-    _t15 = (_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-    _t16 = (_f32(1.0) if _t0 > _f32(0.0) else (_f32(1.0) if _t0 == _f32(0.0) else _f32(0.0)))
-    _t17 = _t16*_t3
-    _t18 = _t4/(_t12*_t12)
-    _t19 = py1 - ty1
-    _t20 = (_f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0)))
-    _t21 = (_f32(1.0) if _t2 > _f32(0.0) else (_f32(1.0) if _t2 == _f32(0.0) else _f32(0.0)))
-    _t22 = _t1*_t21
-    _t23 = _t7 + px2
-    _t24 = _t17*(_f32(1.0) if -_t23 > _f32(0.0) else (_f32(0.5) if -_t23 == _f32(0.0) else _f32(0.0)))
-    _t25 = _t9 + py2
-    _t26 = _t22*(_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
-    _t27 = (_f32(1.0) if -_t14 > _f32(0.0) else (_f32(0.5) if -_t14 == _f32(0.0) else _f32(0.0)))
-    _t28 = (_f32(1.0) if -_t19 > _f32(0.0) else (_f32(0.5) if -_t19 == _f32(0.0) else _f32(0.0)))
-    _t29 = _t17*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-    _t30 = _t22*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
-    return (_t11 - _f32(2.0)*_t4)/_t12, -_t18*(-_t15*_t17 - _t6) + _t15*_t16*_t3/_t12, _t1*_t20*_t21/_t12 - _t18*(-_t20*_t22 - _t5), -_t18*(_t24 + _t6) - _t24/_t12, -_t18*(_t26 + _t5) - _t26/_t12, -_t18*(-_t10 - _t17*_t27) + _t16*_t27*_t3/_t12, _t1*_t21*_t28/_t12 - _t18*(-_t22*_t28 - _t8), -_t18*(_t10 + _t29) - _t29/_t12, -_t18*(_t30 + _t8) - _t30/_t12
+    _t0 = px1 - px2
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = -max(px1, tx1) + min(px2, tx2)
+    _t11 = max(_t10, _t10 - _t10)
+    _t12 = -max(py1, ty1) + min(py2, ty2)
+    _t13 = max(_t12, _t12 - _t12)
+    _t14 = _t11*_t13
+    _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
+    _t17 = px1 - tx1
+    _t18 = (_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
+    _t19 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+    _t20 = _t13*_t19
+    _t21 = _t14/(_t15*_t15)
+    _t22 = py1 - ty1
+    _t23 = (_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
+    _t24 = (_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+    _t25 = _t11*_t24
+    _t26 = _t4 + px2
+    _t27 = _t20*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))
+    _t28 = _t7 + py2
+    _t29 = _t25*(_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
+    _t30 = (_f32(1.0) if -_t17 > _f32(0.0) else (_f32(0.5) if -_t17 == _f32(0.0) else _f32(0.0)))
+    _t31 = (_f32(1.0) if -_t22 > _f32(0.0) else (_f32(0.5) if -_t22 == _f32(0.0) else _f32(0.0)))
+    _t32 = _t20*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(0.5) if _t26 == _f32(0.0) else _f32(0.0)))
+    _t33 = _t25*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
+    return (_t11*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15, _t13*_t18*_t19/_t15 - _t21*(-_t18*_t20 - _t2), _t11*_t23*_t24/_t15 - _t21*(-_t0 - _t23*_t25), -_t21*(_t2 + _t27) - _t27/_t15, -_t21*(_t0 + _t29) - _t29/_t15, _t13*_t19*_t30/_t15 - _t21*(-_t20*_t30 - _t8), _t11*_t24*_t31/_t15 - _t21*(-_t25*_t31 - _t5), -_t21*(_t32 + _t8) - _t32/_t15, -_t21*(_t33 + _t5) - _t33/_t15

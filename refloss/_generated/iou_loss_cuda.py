@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f9e135163004d9ef
+# scalar kernels: sha256 94502f9160a9eb0b
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 894
+# ops: 921
 """-ln IoU loss (UnitBox): metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -48,8 +48,9 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         return math.inf
     else:  # overlap
         _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return math.log1p((-2.0*_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))/(_t0*_t1))
+        _t1 = -py1 + py2
+        _t2 = -ty1 + ty2
+        return math.log1p((_t0*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t0*min(_t2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t1*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t2*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(_t0*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))))
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -57,37 +58,40 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
         return math.inf, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
     else:  # overlap
-        _t0 = -max(px1, tx1) + min(px2, tx2)
-        _t1 = max(_t0, _t0 - _t0)
-        _t2 = -max(py1, ty1) + min(py2, ty2)
-        _t3 = max(_t2, _t2 - _t2)
-        _t4 = _t1*_t3
-        _t5 = px1 - px2
-        _t6 = py1 - py2
+        _t0 = py1 - py2
+        _t1 = -_t0
+        _t2 = px1 - px2
+        _t3 = -_t2
+        _t4 = -ty2
+        _t5 = _t4 + ty1
+        _t6 = -_t5
         _t7 = -tx2
         _t8 = _t7 + tx1
-        _t9 = -ty2
-        _t10 = _t9 + ty1
-        _t11 = _t10*_t8 + _t5*_t6 + eps
-        _t12 = 1.0/(_t1*_t3)
-        _t13 = _t11 - _t4
-        _t15 = px1 - tx1
-        _t16 = _t3*(1.0 if _t0 > 0.0 else (1.0 if _t0 == 0.0 else 0.0))
-        _t17 = _t16*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
-        _t18 = _t4/(_t13*_t13)
-        _t19 = _t12*_t13
-        _t20 = py1 - ty1
-        _t21 = _t1*(1.0 if _t2 > 0.0 else (1.0 if _t2 == 0.0 else 0.0))
-        _t22 = _t21*(1.0 if _t20 > 0.0 else (0.5 if _t20 == 0.0 else 0.0))
-        _t23 = _t7 + px2
-        _t24 = _t16*(1.0 if -_t23 > 0.0 else (0.5 if -_t23 == 0.0 else 0.0))
-        _t25 = _t9 + py2
-        _t26 = _t21*(1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
-        _t27 = _t16*(1.0 if -_t15 > 0.0 else (0.5 if -_t15 == 0.0 else 0.0))
-        _t28 = _t21*(1.0 if -_t20 > 0.0 else (0.5 if -_t20 == 0.0 else 0.0))
-        _t29 = _t16*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
-        _t30 = _t21*(1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
-        return math.log1p(_t12*(_t11 - 2.0*_t4)), -_t19*(_t18*(-_t17 - _t6) - _t17/_t13), -_t19*(_t18*(-_t22 - _t5) - _t22/_t13), -_t19*(_t18*(_t24 + _t6) + _t24/_t13), -_t19*(_t18*(_t26 + _t5) + _t26/_t13), -_t19*(_t18*(-_t10 - _t27) - _t27/_t13), -_t19*(_t18*(-_t28 - _t8) - _t28/_t13), -_t19*(_t18*(_t10 + _t29) + _t29/_t13), -_t19*(_t18*(_t30 + _t8) + _t30/_t13)
+        _t9 = -_t8
+        _t10 = -max(px1, tx1) + min(px2, tx2)
+        _t11 = max(_t10, _t10 - _t10)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = 1.0/(_t11*_t13)
+        _t15 = _t11*_t13
+        _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
+        _t18 = px1 - tx1
+        _t19 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t20 = _t19*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
+        _t21 = _t15/(_t16*_t16)
+        _t22 = _t14*_t16
+        _t23 = py1 - ty1
+        _t24 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t25 = _t24*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
+        _t26 = _t7 + px2
+        _t27 = _t19*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
+        _t28 = _t4 + py2
+        _t29 = _t24*(1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
+        _t30 = _t19*(1.0 if -_t18 > 0.0 else (0.5 if -_t18 == 0.0 else 0.0))
+        _t31 = _t24*(1.0 if -_t23 > 0.0 else (0.5 if -_t23 == 0.0 else 0.0))
+        _t32 = _t19*(1.0 if _t26 > 0.0 else (0.5 if _t26 == 0.0 else 0.0))
+        _t33 = _t24*(1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
+        return math.log1p(_t14*(_t1*min(_t3, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t11*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t6, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t6*min(_t9, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)), -_t22*(_t21*(-_t0 - _t20) - _t20/_t16), -_t22*(_t21*(-_t2 - _t25) - _t25/_t16), -_t22*(_t21*(_t0 + _t27) + _t27/_t16), -_t22*(_t21*(_t2 + _t29) + _t29/_t16), -_t22*(_t21*(-_t30 - _t5) - _t30/_t16), -_t22*(_t21*(-_t31 - _t8) - _t31/_t16), -_t22*(_t21*(_t32 + _t5) + _t32/_t16), -_t22*(_t21*(_t33 + _t8) + _t33/_t16)
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -96,8 +100,9 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         return _f32(math.inf)
     else:  # overlap
         _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return math.log1p((-_f32(2.0)*_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))/(_t0*_t1))
+        _t1 = -py1 + py2
+        _t2 = -ty1 + ty2
+        return math.log1p((_t0*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t0*min(_t2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t1*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t2*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(_t0*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))))
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -105,34 +110,37 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
         return _f32(math.inf), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan)
     else:  # overlap
-        _t0 = -max(px1, tx1) + min(px2, tx2)
-        _t1 = max(_t0, _t0 - _t0)
-        _t2 = -max(py1, ty1) + min(py2, ty2)
-        _t3 = max(_t2, _t2 - _t2)
-        _t4 = _t1*_t3
-        _t5 = px1 - px2
-        _t6 = py1 - py2
+        _t0 = py1 - py2
+        _t1 = -_t0
+        _t2 = px1 - px2
+        _t3 = -_t2
+        _t4 = -ty2
+        _t5 = _t4 + ty1
+        _t6 = -_t5
         _t7 = -tx2
         _t8 = _t7 + tx1
-        _t9 = -ty2
-        _t10 = _t9 + ty1
-        _t11 = _t10*_t8 + _t5*_t6 + eps
-        _t12 = _f32(1.0)/(_t1*_t3)
-        _t13 = _t11 - _t4
-        _t15 = px1 - tx1
-        _t16 = _t3*(_f32(1.0) if _t0 > _f32(0.0) else (_f32(1.0) if _t0 == _f32(0.0) else _f32(0.0)))
-        _t17 = _t16*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
-        _t18 = _t4/(_t13*_t13)
-        _t19 = _t12*_t13
-        _t20 = py1 - ty1
-        _t21 = _t1*(_f32(1.0) if _t2 > _f32(0.0) else (_f32(1.0) if _t2 == _f32(0.0) else _f32(0.0)))
-        _t22 = _t21*(_f32(1.0) if _t20 > _f32(0.0) else (_f32(0.5) if _t20 == _f32(0.0) else _f32(0.0)))
-        _t23 = _t7 + px2
-        _t24 = _t16*(_f32(1.0) if -_t23 > _f32(0.0) else (_f32(0.5) if -_t23 == _f32(0.0) else _f32(0.0)))
-        _t25 = _t9 + py2
-        _t26 = _t21*(_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
-        _t27 = _t16*(_f32(1.0) if -_t15 > _f32(0.0) else (_f32(0.5) if -_t15 == _f32(0.0) else _f32(0.0)))
-        _t28 = _t21*(_f32(1.0) if -_t20 > _f32(0.0) else (_f32(0.5) if -_t20 == _f32(0.0) else _f32(0.0)))
-        _t29 = _t16*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-        _t30 = _t21*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
-        return math.log1p(_t12*(_t11 - _f32(2.0)*_t4)), -_t19*(_t18*(-_t17 - _t6) - _t17/_t13), -_t19*(_t18*(-_t22 - _t5) - _t22/_t13), -_t19*(_t18*(_t24 + _t6) + _t24/_t13), -_t19*(_t18*(_t26 + _t5) + _t26/_t13), -_t19*(_t18*(-_t10 - _t27) - _t27/_t13), -_t19*(_t18*(-_t28 - _t8) - _t28/_t13), -_t19*(_t18*(_t10 + _t29) + _t29/_t13), -_t19*(_t18*(_t30 + _t8) + _t30/_t13)
+        _t9 = -_t8
+        _t10 = -max(px1, tx1) + min(px2, tx2)
+        _t11 = max(_t10, _t10 - _t10)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = _f32(1.0)/(_t11*_t13)
+        _t15 = _t11*_t13
+        _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
+        _t18 = px1 - tx1
+        _t19 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t20 = _t19*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
+        _t21 = _t15/(_t16*_t16)
+        _t22 = _t14*_t16
+        _t23 = py1 - ty1
+        _t24 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t25 = _t24*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t7 + px2
+        _t27 = _t19*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))
+        _t28 = _t4 + py2
+        _t29 = _t24*(_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
+        _t30 = _t19*(_f32(1.0) if -_t18 > _f32(0.0) else (_f32(0.5) if -_t18 == _f32(0.0) else _f32(0.0)))
+        _t31 = _t24*(_f32(1.0) if -_t23 > _f32(0.0) else (_f32(0.5) if -_t23 == _f32(0.0) else _f32(0.0)))
+        _t32 = _t19*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(0.5) if _t26 == _f32(0.0) else _f32(0.0)))
+        _t33 = _t24*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
+        return math.log1p(_t14*(_t1*min(_t3, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t11*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t6, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t6*min(_t9, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)), -_t22*(_t21*(-_t0 - _t20) - _t20/_t16), -_t22*(_t21*(-_t2 - _t25) - _t25/_t16), -_t22*(_t21*(_t0 + _t27) + _t27/_t16), -_t22*(_t21*(_t2 + _t29) + _t29/_t16), -_t22*(_t21*(-_t30 - _t5) - _t30/_t16), -_t22*(_t21*(-_t31 - _t8) - _t31/_t16), -_t22*(_t21*(_t32 + _t5) + _t32/_t16), -_t22*(_t21*(_t33 + _t8) + _t33/_t16)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 62ec4af2e397956e
+# scalar kernels: sha256 0ed44013314ee4ff
 """-ln IoU loss (UnitBox): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
