@@ -33,6 +33,7 @@ diou_loss = Loss("diou_loss")
 ciou_loss = Loss("ciou_loss")
 eiou_loss = Loss("eiou_loss")
 focal_eiou_loss = FocalEIoULoss("focal_eiou_loss")
+focal_l1_eiou_loss = Loss("focal_l1_eiou_loss")  # Focal-EIoU v1: Focal-L1 of the EIoU loss
 
 iou = Loss("iou")
 giou = Loss("giou")

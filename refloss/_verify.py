@@ -59,6 +59,7 @@ BOX_PARAM_SETS = {
     "ciou_loss": [{}, {"alpha_grad": True}, {"alpha_gate": 0.5}, {"darknet": True}],
     "eiou_loss": [{}],
     "focal_eiou_loss": [{}, {"weight_grad": True}],
+    "focal_l1_eiou_loss": [{}, {"beta": 0.5}, {"beta": 1.0}],
 }
 # the box bar (issue 4): float64 value error <= 1e-14 absolute, gradient error <= 1e-13
 # relative to the pair's largest exact component; float32 the same number of float32 epsilons

@@ -206,3 +206,35 @@ def test_box_convert_round_trips():
         np.testing.assert_allclose(rl.box_convert(rl.box_convert(b, "xyxy", fmt), fmt, "xyxy"), b)
     with pytest.raises(ValueError, match="in_fmt: must be one of"):
         rl.box_convert(b, "yxyx", "xyxy")
+
+
+@pytest.mark.parametrize("name", ["iou_loss", "log_iou_loss", "diou_loss", "eiou_loss", "focal_l1_eiou_loss", "ciou_loss"])
+def test_values_keep_their_relative_accuracy_as_iou_tends_to_1(name):
+    """Boxes 1e-9 apart: 1 - IoU is ~1e-9, a difference of areas ~1e9 apart in size.  U - I from
+    coordinate differences keeps every digit (the plain U - I lost ~7: relative errors ~5e-7).
+    (GIoU's (C - U)/C still subtracts areas: its value is accurate to 1e-16 absolute only.)"""
+    from refloss.oracle.boxes import BOX_ORACLES
+
+    groups = {n: (p, t) for n, p, t in box_cases.box_cases(np.float64, n_random=100)}
+    p, t = groups["near_identical"]
+    got = getattr(rl, name)(p, t)
+    exact = np.array([float(BOX_ORACLES[name](tuple(a), tuple(b))[0]) for a, b in zip(p, t)])
+    assert np.all(exact > 0)
+    assert np.max(np.abs(got - exact) / exact) <= 64 * np.finfo(np.float64).eps
+
+
+def test_focal_l1_eiou_is_focal_l1_of_the_eiou_loss():
+    """Focal-EIoU v1: the value is Focal-L1 at x = L_EIoU and the gradient the chain rule, on
+    both sides of Focal-L1's branch point x = 1 (disjoint boxes give L_EIoU > 1)."""
+    p, t = _generic(30, seed=11)
+    far = p + np.array([5.0, 0.0, 5.0, 0.0]) * (p[:, 2:3] - p[:, 0:1])  # moved past the target: L_EIoU > 1
+    for beta in (0.5, 0.8, 1.0):
+        for q in (p, far):
+            e, (ge, _) = rl.eiou_loss.value_and_grad(q, t)
+            v, (gv, _) = rl.focal_l1_eiou_loss.value_and_grad(q, t, beta=beta)
+            f, (df, _) = rl.focal_l1.value_and_grad(e, np.zeros_like(e), beta=beta)
+            np.testing.assert_allclose(v, f, rtol=1e-14, atol=1e-300)
+            np.testing.assert_allclose(gv, df[:, None] * ge, rtol=1e-12, atol=1e-300)
+    assert (rl.eiou_loss(far, t) > 1).all() and (rl.eiou_loss(p, t) < 1).any()
+    with pytest.raises(ValueError, match="beta"):
+        rl.focal_l1_eiou_loss(p, t, beta=0.2)

@@ -480,7 +480,22 @@ def test_inputs_are_converted_exactly():
     assert v == mp.mpf(float(F32(0.1)))
     assert iou(np.array([0, 0, 1, 1]), [0, 0, 2, 2]) == iou((0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 2.0, 2.0))
     assert set(BOX_ORACLES) == {"iou", "iou_loss", "log_iou_loss", "giou", "giou_loss", "diou", "diou_loss",
-                                "ciou", "ciou_loss", "eiou_loss", "focal_eiou_loss"}
+                                "ciou", "ciou_loss", "eiou_loss", "focal_eiou_loss", "focal_l1_eiou_loss"}
+
+
+def test_focal_l1_eiou_oracle_is_the_elementwise_focal_l1_of_the_eiou_oracle():
+    """Two independent oracles composed: Focal-L1's (from its gradient definition) at x = L_EIoU."""
+    from refloss.oracle import focal_l1 as focal_l1_oracle
+    from refloss.oracle.boxes import focal_l1_eiou_loss
+
+    for pred, target in [((0, 0, 2, 1), (0.5, 0.25, 2.5, 1.5)), ((0, 0, 1, 1), (3, 4, 5, 7)),
+                         ((0, 0, 1, 1), (0, 0, 1, 1))]:
+        e, ep, et = eiou_loss(pred, target)
+        for beta in (0.5, 0.8, 1.0):
+            v, gp, gt = focal_l1_eiou_loss(pred, target, beta=beta)
+            fv, fslope, _ = focal_l1_oracle(e, mp.zero, beta)
+            assert _close(v, fv)
+            assert all(_close(a, fslope * b) for a, b in zip(gp + gt, ep + et))
 
 
 # ----------------------------------------------------------------- cases

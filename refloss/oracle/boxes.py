@@ -75,6 +75,7 @@ __all__ = [
     "ciou_loss",
     "eiou_loss",
     "focal_eiou_loss",
+    "focal_l1_eiou_loss",
     "BOX_ORACLES",
 ]
 
@@ -490,6 +491,24 @@ def focal_eiou_loss(pred, target, gamma=0.5, eps=0.0, weight_grad: bool = False)
     return _geometry_run(pred, target, eps, body)
 
 
+def focal_l1_eiou_loss(pred, target, beta=0.8, eps=0.0) -> Result:
+    """Focal-L1 applied to the EIoU loss (arXiv 2101.08158 v1): ``L_f(eiou_loss)``, the
+    partials by the chain rule ``L_f'(eiou_loss) * d eiou_loss``, with the Focal-L1 profile of
+    :func:`refloss.oracle.elementwise.focal_l1` (``alpha = e beta``; value and slope 0 at 0)."""
+    from .elementwise import _focal_l1_profile
+
+    profile = _focal_l1_profile(beta)
+
+    def body(g: _Geometry) -> _Dual:
+        e = g.eiou_loss()
+        if mp.isnan(e.v):
+            return _Dual.nan()
+        k = profile.slope(e.v)
+        return _Dual(profile.value(e.v), tuple(k * d for d in e.d))
+
+    return _geometry_run(pred, target, eps, body)
+
+
 BOX_ORACLES = {
     "iou": iou,
     "iou_loss": iou_loss,
@@ -502,4 +521,5 @@ BOX_ORACLES = {
     "ciou_loss": ciou_loss,
     "eiou_loss": eiou_loss,
     "focal_eiou_loss": focal_eiou_loss,
+    "focal_l1_eiou_loss": focal_l1_eiou_loss,
 }

@@ -1,0 +1,59 @@
+"""Focal-L1 applied to the EIoU loss: Focal-EIoU as the first version of the paper combined
+them (Zhang et al., arXiv:2101.08158 v1), L = L_f(L_EIoU).
+
+The Focal-L1 profile L_f (derivations/focal_l1.py, alpha = e beta, 1/e <= beta <= 1) takes
+the EIoU loss value as its argument x >= 0; the gradient is the chain rule
+L_f'(L_EIoU) * grad L_EIoU, with L_f'(x) = -alpha x ln(beta x) for x <= 1 and -alpha ln(beta)
+beyond.  The paper's v2 replaced this by the IoU^gamma weight (focal_eiou_loss), noting that
+near x = 0 both L_EIoU and L_f' are small and their product starves the gradient of the
+high-quality boxes; v1 is offered so that its users can reproduce it.
+"""
+import sympy as sp
+
+from . import _boxes as B
+from . import eiou_loss as E
+from . import focal_l1 as F
+from ._core import Step
+from .iou_loss import EPS
+
+NAME = "focal_l1_eiou_loss"
+x_e = sp.Symbol("x_e", nonnegative=True)  # the EIoU loss value, computed once
+
+
+def _focal(x, log_x):
+    """L_f(x) for 0 < x <= 1 and x > 1, in the constants of focal_l1 (ln(beta x) = ln_b + ln x)."""
+    return F.q * x * x * (1 - 2 * (F.ln_b + log_x)), F.s * x + F.c_lin
+
+
+def derive():
+    checks = []
+    inner_v, outer_v = _focal(E.value, sp.log(E.value))
+    inner_d, outer_d = _focal(E.diff_form, sp.log(E.diff_form))
+    k = B.box_kernel(
+        [(sp.Eq(x_e, 0), sp.Integer(0), sp.Integer(0),
+          "identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient"),
+         (x_e <= 1, inner_v, inner_d, "logarithmic: L_EIoU <= 1"),
+         (None, outer_v, outer_d, "linear: L_EIoU > 1")],
+        args=(B.eps, F.ln_b, F.q, F.s, F.c_lin), prelude=((x_e, E.value),), checks=checks,
+        numeric_proof=True,  # simplify does not finish on the composition; eiou_loss proves its own forms
+        in_gradients=((E.diff_form, x_e),))  # L_f'(x) at the accurate x (1 - IoU not by subtraction)
+    x = sp.Symbol("x", nonnegative=True)
+    return B.box_spec(
+        NAME, "Focal-L1 EIoU loss (Focal-EIoU v1)",
+        "L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - 2*ln(beta*x))/4 for "
+        "x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1. The first version of "
+        "Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead.",
+        ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)"],
+        [EPS, F.PARAM], {p: k for p in ("f64", "f32")},
+        [Step("With the EIoU loss above as the argument of Focal-L1 (derivations/focal_l1.md, "
+              "$\\alpha = e\\beta$):", "L", sp.Piecewise(
+                  (F.alpha * x**2 * (1 - 2 * sp.log(F.beta * x)) / 4, x <= 1),
+                  (-F.alpha * sp.log(F.beta) * x + F.alpha * (2 * sp.log(F.beta) + 1) / 4, True)).subs(
+                  x, sp.Symbol("L_{EIoU}"))),
+         Step("and its gradient by the chain rule:", "\\nabla L",
+              sp.Symbol("L_f'(L_{EIoU})") * sp.Symbol("\\nabla L_{EIoU}"))],
+        [B.slide_plot("Focal-L1 EIoU loss")],
+        B.CONVENTIONS + " At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic "
+        "branch is used (Focal-L1's convention; the gradient is continuous there).",
+        "ln(beta x) = ln(beta) + ln(x), both non-positive for x <= 1; constants correctly rounded.", checks,
+        constants=F.CONSTANTS)
