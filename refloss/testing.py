@@ -362,6 +362,8 @@ def _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt) -> 
     candidates = [(desc, variant, vtol, gtol) for desc, variant in _variants(loss, params)]
     if loss == "balanced_l1":
         candidates.append(("the copied (b|x|+1) Balanced L1 form, right only at beta = 1", "copied", vtol, None))
+    for other, desc in _OTHER_LOSSES.get(loss, ()):  # another refloss loss the peer may have implemented
+        candidates.append((desc, ("other loss", other), vtol, gtol))
     if dt == "float64":  # values that agree with float32 arithmetic, not with float64: float32 inside
         candidates.append(("float32 arithmetic inside (values agree with refloss's float32 kernel at float32 "
                            "tolerance)", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
@@ -372,14 +374,27 @@ def _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt) -> 
             continue  # a values-only explanation for gradient-only differences explains nothing
         if variant == "copied":
             v, g = _copied_balanced_l1(*inputs, **params), None
+        elif isinstance(variant, tuple):  # ("other loss", name), with the same eps
+            v, g = getattr(refloss, variant[1]).value_and_grad(*inputs, **{k: params[k] for k in ("eps",) if k in params})
         else:
             v, g = ref.value_and_grad(*inputs, **variant)
         if g_tol is None:
             g = None
         if not _compare(names, inputs, ref.inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
                         g, v_tol, g_tol, fd=(fw == "numpy")):
+            if isinstance(variant, tuple):
+                return f"agrees with refloss.{variant[1]} instead: {desc}"
             return f"agrees with refloss's {loss} with {desc}"
     return "matches no variant refloss implements"
+
+
+# loss -> ((another refloss loss, what it means), ...): whole-formula variants, tried with the same eps
+_OTHER_LOSSES = {
+    "focal_eiou_loss": (("focal_l1_eiou_loss", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)"),),
+    "focal_l1_eiou_loss": (("focal_eiou_loss", "the paper's v2, the IoU^0.5-weighted EIoU loss"),),
+    "diou_loss": (("giou_loss", "GIoU, not DIoU"),),
+    "ciou_loss": (("diou_loss", "DIoU: the alpha*v term is missing"),),
+}
 
 
 def _copied_balanced_l1(p, t, beta=1.0, alpha=0.5, gamma=1.5):

@@ -88,7 +88,18 @@ def test_torch_adapter_faults_and_diagnoses():
     def ciou_without_av(p, t):
         return tv.distance_box_iou_loss(p, t, eps=1e-7)
 
-    assert not rt.check_loss(ciou_without_av, "ciou_loss", eps=1e-7).ok
+    r = rt.check_loss(ciou_without_av, "ciou_loss", eps=1e-7)
+    assert not r.ok and "refloss.diou_loss instead" in r.diagnosis
+
+
+def test_focal_eiou_versions_are_told_apart():
+    import refloss
+
+    def v1(p, t):  # a Focal-EIoU implemented as the paper's first version
+        return refloss.focal_l1_eiou_loss(p, t)
+
+    r = rt.check_loss(v1, "focal_eiou_loss", framework="numpy")
+    assert r.diagnosis.startswith("agrees with refloss.focal_l1_eiou_loss instead")
 
 
 def test_docstring_example_runs():
