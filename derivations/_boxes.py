@@ -45,9 +45,16 @@ union_minus_inter_eps = union_minus_inter + eps
 one_minus_iou = union_minus_inter_eps / (union + eps)
 # what the proofs of the value forms see (the identity is proved once, in box_kernel)
 _PROVED = ((one_minus_iou, (union - inter + eps) / (union + eps)), (union_minus_inter_eps, union - inter + eps))
+# (completed below, once C - U is defined)
 cw = TMax(px2, tx2) - TMin(px1, tx1)
 ch = TMax(py2, ty2) - TMin(py1, ty1)
 enclose = cw * ch
+# C - U likewise, without subtracting areas: with the gaps between the boxes along x and y
+# (0 where they overlap), C - U = out_wp out_ht + out_wt out_hp + gap_y cw + gap_x ch - gap_x gap_y
+gap_x = Clamp0(TMax(px1, tx1) - TMin(px2, tx2))
+gap_y = Clamp0(TMax(py1, ty1) - TMin(py2, ty2))
+enclose_minus_union = out_wp * out_ht + out_wt * out_hp + gap_y * cw + gap_x * ch - gap_x * gap_y
+_PROVED += ((enclose_minus_union, enclose - union),)
 # centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
 dx = (Sub(px1, tx1) + Sub(px2, tx2)) / 2
 dy = (Sub(py1, ty1) + Sub(py2, ty2)) / 2
@@ -95,6 +102,9 @@ def _accurate_union_minus_inter() -> tuple:
         prove_equal(plain(union_minus_inter), plain(union - inter),
                     f"U - I from the parts outside the intersection equals U - I ({name})", checks, domain=domain,
                     numeric=True)
+        prove_equal(plain(enclose_minus_union), plain(enclose - union),
+                    f"C - U from the parts outside the intersection and the gaps equals C - U ({name})", checks,
+                    domain=domain, numeric=True)
     return tuple(checks)
 
 

@@ -6,7 +6,8 @@ from ._core import Step
 from .iou_loss import EPS
 
 NAME = "giou_loss"
-penalty = (B.enclose - B.union) / (B.enclose + B.eps)
+# C - U from coordinate differences (see _boxes): accurate where C and U nearly coincide
+penalty = B.enclose_minus_union / (B.enclose + B.eps)
 # differentiated as 1 - (U + eps)/(C + eps): the form (C - U)/(C + eps) differentiates into
 # dC/(C+eps) - (C-U) dC/(C+eps)^2, two large terms that cancel when C >> U (boxes far apart)
 penalty_diff = 1 - (B.union + B.eps) / (B.enclose + B.eps)

@@ -208,11 +208,12 @@ def test_box_convert_round_trips():
         rl.box_convert(b, "yxyx", "xyxy")
 
 
-@pytest.mark.parametrize("name", ["iou_loss", "log_iou_loss", "diou_loss", "eiou_loss", "focal_l1_eiou_loss", "ciou_loss"])
+@pytest.mark.parametrize("name", ["iou_loss", "log_iou_loss", "giou_loss", "diou_loss", "eiou_loss", "focal_l1_eiou_loss",
+                                  "ciou_loss"])
 def test_values_keep_their_relative_accuracy_as_iou_tends_to_1(name):
     """Boxes 1e-9 apart: 1 - IoU is ~1e-9, a difference of areas ~1e9 apart in size.  U - I from
-    coordinate differences keeps every digit (the plain U - I lost ~7: relative errors ~5e-7).
-    (GIoU's (C - U)/C still subtracts areas: its value is accurate to 1e-16 absolute only.)"""
+    coordinate differences keeps every digit (the plain U - I lost ~7: relative errors ~5e-7),
+    and so does GIoU's C - U from the parts outside the intersection and the gaps."""
     from refloss.oracle.boxes import BOX_ORACLES
 
     groups = {n: (p, t) for n, p, t in box_cases.box_cases(np.float64, n_random=100)}

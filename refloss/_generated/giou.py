@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 1183
+# ops: 1217
 """GIoU (metric): metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -43,124 +43,152 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = -_t0 + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    _t2 = max(px2, tx2) - min(px1, tx1)
-    _t3 = max(py2, ty2) - min(py1, ty1)
-    return _t0/(_t1 + eps) - (-_t1 + _t2*_t3)/(_t2*_t3 + eps)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _t6 = max((-_t4), (-_t4) - (-_t4))*max((-_t5), (-_t5) - (-_t5))
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
+    return _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - (_t10*_t8 - _t10*_t9 + _t7*_t9 + min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/(_t7*_t8 + eps)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = px1 - px2
-    _t1 = py1 - py2
-    _t2 = -tx2
-    _t3 = _t2 + tx1
-    _t4 = -ty2
-    _t5 = _t4 + ty1
-    _t6 = -max(px1, tx1) + min(px2, tx2)
-    _t7 = max(_t6, _t6 - _t6)
-    _t8 = -max(py1, ty1) + min(py2, ty2)
-    _t9 = max(_t8, _t8 - _t8)
-    _t10 = _t7*_t9
-    _t11 = _t0*_t1 - _t10 + _t3*_t5
-    _t12 = _t11 + eps
-    _t14 = max(px2, tx2) - min(px1, tx1)
-    _t15 = max(py2, ty2) - min(py1, ty1)
-    _t16 = _t14*_t15 + eps
-    _t18 = px1 - tx1
-    _t19 = (1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
-    _t20 = _t9*(1.0 if _t6 > 0.0 else (1.0 if _t6 == 0.0 else 0.0))
-    _t21 = _t19*_t20
-    _t22 = _t1 + _t21
-    _t23 = (1.0 if -_t18 > 0.0 else (0.5 if -_t18 == 0.0 else 0.0))
-    _t24 = _t12/(_t16*_t16)
-    _t25 = _t15*_t24
-    _t26 = _t10/(_t12*_t12)
-    _t27 = py1 - ty1
-    _t28 = (1.0 if _t27 > 0.0 else (0.5 if _t27 == 0.0 else 0.0))
-    _t29 = _t7*(1.0 if _t8 > 0.0 else (1.0 if _t8 == 0.0 else 0.0))
-    _t30 = _t28*_t29
-    _t31 = _t0 + _t30
-    _t32 = (1.0 if -_t27 > 0.0 else (0.5 if -_t27 == 0.0 else 0.0))
-    _t33 = _t14*_t24
-    _t34 = _t2 + px2
-    _t35 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
-    _t36 = _t20*_t35
-    _t37 = _t1 + _t36
-    _t38 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-    _t39 = _t4 + py2
-    _t40 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
-    _t41 = _t29*_t40
-    _t42 = _t0 + _t41
-    _t43 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
-    _t44 = _t20*_t23
-    _t45 = _t44 + _t5
-    _t46 = _t29*_t32
-    _t47 = _t3 + _t46
-    _t48 = _t20*_t38
-    _t49 = _t48 + _t5
-    _t50 = _t29*_t43
-    _t51 = _t3 + _t50
-    return _t10/_t12 - (-_t11 + _t14*_t15)/_t16, -_t22*_t26 + _t23*_t25 + _t22/_t16 - _t21/_t12, -_t26*_t31 + _t32*_t33 + _t31/_t16 - _t30/_t12, -_t25*_t38 + _t26*_t37 - _t37/_t16 + _t36/_t12, _t26*_t42 - _t33*_t43 - _t42/_t16 + _t41/_t12, _t19*_t25 - _t26*_t45 + _t45/_t16 - _t44/_t12, -_t26*_t47 + _t28*_t33 + _t47/_t16 - _t46/_t12, -_t25*_t35 + _t26*_t49 - _t49/_t16 + _t48/_t12, _t26*_t51 - _t33*_t40 - _t51/_t16 + _t50/_t12
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = max(px1, tx1) - min(px2, tx2)
+    _t11 = -_t10
+    _t12 = max(_t11, _t11 - _t11)
+    _t13 = max(py1, ty1) - min(py2, ty2)
+    _t14 = -_t13
+    _t15 = max(_t14, _t14 - _t14)
+    _t16 = _t12*_t15
+    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
+    _t19 = max(px2, tx2) - min(px1, tx1)
+    _t20 = max(py2, ty2) - min(py1, ty1)
+    _t21 = _t19*_t20 + eps
+    _t23 = max(_t13, _t13 - _t13)
+    _t24 = max(_t10, _t10 - _t10)
+    _t25 = px1 - tx1
+    _t26 = (1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
+    _t27 = _t15*(1.0 if _t11 > 0.0 else (1.0 if _t11 == 0.0 else 0.0))
+    _t28 = _t26*_t27
+    _t29 = _t2 + _t28
+    _t30 = (1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
+    _t31 = _t17/(_t21*_t21)
+    _t32 = _t20*_t31
+    _t33 = _t16/(_t17*_t17)
+    _t34 = py1 - ty1
+    _t35 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
+    _t36 = _t12*(1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
+    _t37 = _t35*_t36
+    _t38 = _t0 + _t37
+    _t39 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
+    _t40 = _t19*_t31
+    _t41 = _t4 + px2
+    _t42 = (1.0 if -_t41 > 0.0 else (0.5 if -_t41 == 0.0 else 0.0))
+    _t43 = _t27*_t42
+    _t44 = _t2 + _t43
+    _t45 = (1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
+    _t46 = _t7 + py2
+    _t47 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
+    _t48 = _t36*_t47
+    _t49 = _t0 + _t48
+    _t50 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+    _t51 = _t27*_t30
+    _t52 = _t51 + _t8
+    _t53 = _t36*_t39
+    _t54 = _t5 + _t53
+    _t55 = _t27*_t45
+    _t56 = _t55 + _t8
+    _t57 = _t36*_t50
+    _t58 = _t5 + _t57
+    return _t16/_t17 - (_t19*_t23 + _t20*_t24 - _t23*_t24 + min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/_t21, -_t29*_t33 + _t30*_t32 + _t29/_t21 - _t28/_t17, -_t33*_t38 + _t39*_t40 + _t38/_t21 - _t37/_t17, -_t32*_t45 + _t33*_t44 - _t44/_t21 + _t43/_t17, _t33*_t49 - _t40*_t50 - _t49/_t21 + _t48/_t17, _t26*_t32 - _t33*_t52 + _t52/_t21 - _t51/_t17, -_t33*_t54 + _t35*_t40 + _t54/_t21 - _t53/_t17, -_t32*_t42 + _t33*_t56 - _t56/_t21 + _t55/_t17, _t33*_t58 - _t40*_t47 - _t58/_t21 + _t57/_t17
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    _t1 = -_t0 + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)
-    _t2 = max(px2, tx2) - min(px1, tx1)
-    _t3 = max(py2, ty2) - min(py1, ty1)
-    return _t0/(_t1 + eps) - (-_t1 + _t2*_t3)/(_t2*_t3 + eps)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _t6 = max((-_t4), (-_t4) - (-_t4))*max((-_t5), (-_t5) - (-_t5))
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
+    return _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - (_t10*_t8 - _t10*_t9 + _t7*_t9 + min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/(_t7*_t8 + eps)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = px1 - px2
-    _t1 = py1 - py2
-    _t2 = -tx2
-    _t3 = _t2 + tx1
-    _t4 = -ty2
-    _t5 = _t4 + ty1
-    _t6 = -max(px1, tx1) + min(px2, tx2)
-    _t7 = max(_t6, _t6 - _t6)
-    _t8 = -max(py1, ty1) + min(py2, ty2)
-    _t9 = max(_t8, _t8 - _t8)
-    _t10 = _t7*_t9
-    _t11 = _t0*_t1 - _t10 + _t3*_t5
-    _t12 = _t11 + eps
-    _t14 = max(px2, tx2) - min(px1, tx1)
-    _t15 = max(py2, ty2) - min(py1, ty1)
-    _t16 = _t14*_t15 + eps
-    _t18 = px1 - tx1
-    _t19 = (_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
-    _t20 = _t9*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(1.0) if _t6 == _f32(0.0) else _f32(0.0)))
-    _t21 = _t19*_t20
-    _t22 = _t1 + _t21
-    _t23 = (_f32(1.0) if -_t18 > _f32(0.0) else (_f32(0.5) if -_t18 == _f32(0.0) else _f32(0.0)))
-    _t24 = _t12/(_t16*_t16)
-    _t25 = _t15*_t24
-    _t26 = _t10/(_t12*_t12)
-    _t27 = py1 - ty1
-    _t28 = (_f32(1.0) if _t27 > _f32(0.0) else (_f32(0.5) if _t27 == _f32(0.0) else _f32(0.0)))
-    _t29 = _t7*(_f32(1.0) if _t8 > _f32(0.0) else (_f32(1.0) if _t8 == _f32(0.0) else _f32(0.0)))
-    _t30 = _t28*_t29
-    _t31 = _t0 + _t30
-    _t32 = (_f32(1.0) if -_t27 > _f32(0.0) else (_f32(0.5) if -_t27 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t14*_t24
-    _t34 = _t2 + px2
-    _t35 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
-    _t36 = _t20*_t35
-    _t37 = _t1 + _t36
-    _t38 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-    _t39 = _t4 + py2
-    _t40 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))
-    _t41 = _t29*_t40
-    _t42 = _t0 + _t41
-    _t43 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
-    _t44 = _t20*_t23
-    _t45 = _t44 + _t5
-    _t46 = _t29*_t32
-    _t47 = _t3 + _t46
-    _t48 = _t20*_t38
-    _t49 = _t48 + _t5
-    _t50 = _t29*_t43
-    _t51 = _t3 + _t50
-    return _t10/_t12 - (-_t11 + _t14*_t15)/_t16, -_t22*_t26 + _t23*_t25 + _t22/_t16 - _t21/_t12, -_t26*_t31 + _t32*_t33 + _t31/_t16 - _t30/_t12, -_t25*_t38 + _t26*_t37 - _t37/_t16 + _t36/_t12, _t26*_t42 - _t33*_t43 - _t42/_t16 + _t41/_t12, _t19*_t25 - _t26*_t45 + _t45/_t16 - _t44/_t12, -_t26*_t47 + _t28*_t33 + _t47/_t16 - _t46/_t12, -_t25*_t35 + _t26*_t49 - _t49/_t16 + _t48/_t12, _t26*_t51 - _t33*_t40 - _t51/_t16 + _t50/_t12
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = max(px1, tx1) - min(px2, tx2)
+    _t11 = -_t10
+    _t12 = max(_t11, _t11 - _t11)
+    _t13 = max(py1, ty1) - min(py2, ty2)
+    _t14 = -_t13
+    _t15 = max(_t14, _t14 - _t14)
+    _t16 = _t12*_t15
+    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
+    _t19 = max(px2, tx2) - min(px1, tx1)
+    _t20 = max(py2, ty2) - min(py1, ty1)
+    _t21 = _t19*_t20 + eps
+    _t23 = max(_t13, _t13 - _t13)
+    _t24 = max(_t10, _t10 - _t10)
+    _t25 = px1 - tx1
+    _t26 = (_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
+    _t27 = _t15*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(1.0) if _t11 == _f32(0.0) else _f32(0.0)))
+    _t28 = _t26*_t27
+    _t29 = _t2 + _t28
+    _t30 = (_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
+    _t31 = _t17/(_t21*_t21)
+    _t32 = _t20*_t31
+    _t33 = _t16/(_t17*_t17)
+    _t34 = py1 - ty1
+    _t35 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
+    _t36 = _t12*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t37 = _t35*_t36
+    _t38 = _t0 + _t37
+    _t39 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
+    _t40 = _t19*_t31
+    _t41 = _t4 + px2
+    _t42 = (_f32(1.0) if -_t41 > _f32(0.0) else (_f32(0.5) if -_t41 == _f32(0.0) else _f32(0.0)))
+    _t43 = _t27*_t42
+    _t44 = _t2 + _t43
+    _t45 = (_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
+    _t46 = _t7 + py2
+    _t47 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
+    _t48 = _t36*_t47
+    _t49 = _t0 + _t48
+    _t50 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+    _t51 = _t27*_t30
+    _t52 = _t51 + _t8
+    _t53 = _t36*_t39
+    _t54 = _t5 + _t53
+    _t55 = _t27*_t45
+    _t56 = _t55 + _t8
+    _t57 = _t36*_t50
+    _t58 = _t5 + _t57
+    return _t16/_t17 - (_t19*_t23 + _t20*_t24 - _t23*_t24 + min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/_t21, -_t29*_t33 + _t30*_t32 + _t29/_t21 - _t28/_t17, -_t33*_t38 + _t39*_t40 + _t38/_t21 - _t37/_t17, -_t32*_t45 + _t33*_t44 - _t44/_t21 + _t43/_t17, _t33*_t49 - _t40*_t50 - _t49/_t21 + _t48/_t17, _t26*_t32 - _t33*_t52 + _t52/_t21 - _t51/_t17, -_t33*_t54 + _t35*_t40 + _t54/_t21 - _t53/_t17, -_t32*_t42 + _t33*_t56 - _t56/_t21 + _t55/_t17, _t33*_t58 - _t40*_t47 - _t58/_t21 + _t57/_t17

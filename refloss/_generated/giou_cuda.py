@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 20aa9c2834655e7f
+# scalar kernels: sha256 3d59aa2ce73ff823
 """GIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

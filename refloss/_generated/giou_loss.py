@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 1220
+# ops: 1254
 """GIoU loss: metadata, constants and scalar kernels (plain Python math)."""
 import math
 from decimal import Decimal, localcontext
@@ -43,136 +43,164 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = -px1 + px2
-    _t3 = -py1 + py2
-    _t4 = -tx1 + tx2
-    _t5 = -ty1 + ty2
-    _t6 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    _t7 = _t2*_t3 + _t4*_t5 - _t6*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return (_t0*_t1 - _t7)/(_t0*_t1 + eps) + (_t3*min(_t2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t5*min(_t4, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t6*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t6*min(_t5, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t7 + eps)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max((-_t4), (-_t4) - (-_t4))
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _t7 = min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
+    _t8 = min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
+    _t9 = min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
+    _t10 = min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    return (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/(_t0*_t1 + _t2*_t3 - _t5*max((-_t6), (-_t6) - (-_t6)) + eps) + (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = _t0*_t1 + eps
-    _t4 = px1 - px2
-    _t5 = -_t4
-    _t6 = py1 - py2
-    _t7 = -_t6
-    _t8 = -tx2
-    _t9 = _t8 + tx1
-    _t10 = -_t9
-    _t11 = -ty2
-    _t12 = _t11 + ty1
-    _t13 = -_t12
-    _t14 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = px1 - px2
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = max(px1, tx1) - min(px2, tx2)
+    _t11 = -_t10
+    _t12 = max(_t11, _t11 - _t11)
+    _t13 = max(py1, ty1) - min(py2, ty2)
+    _t14 = -_t13
     _t15 = max(_t14, _t14 - _t14)
-    _t16 = -max(py1, ty1) + min(py2, ty2)
-    _t17 = max(_t16, _t16 - _t16)
-    _t18 = _t15*_t17
-    _t19 = _t10*_t13 - _t18 + _t5*_t7
-    _t20 = _t19 + eps
-    _t22 = px1 - tx1
-    _t23 = (1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
-    _t24 = (1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
-    _t25 = _t17*_t24
-    _t26 = _t23*_t25 + _t6
-    _t27 = (1.0 if -_t22 > 0.0 else (0.5 if -_t22 == 0.0 else 0.0))
-    _t29 = _t20/(_t2*_t2)
-    _t30 = _t1*_t29
-    _t31 = _t18/(_t20*_t20)
-    _t32 = py1 - ty1
-    _t33 = (1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0))
-    _t34 = (1.0 if _t16 > 0.0 else (1.0 if _t16 == 0.0 else 0.0))
-    _t35 = _t15*_t34
-    _t36 = _t33*_t35 + _t4
-    _t37 = (1.0 if -_t32 > 0.0 else (0.5 if -_t32 == 0.0 else 0.0))
-    _t38 = _t0*_t29
-    _t39 = _t8 + px2
-    _t40 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
-    _t41 = _t25*_t40
-    _t42 = _t41 + _t6
-    _t43 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
-    _t44 = _t11 + py2
-    _t45 = (1.0 if -_t44 > 0.0 else (0.5 if -_t44 == 0.0 else 0.0))
-    _t46 = _t35*_t45
-    _t47 = _t4 + _t46
-    _t48 = (1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0))
-    _t49 = _t12 + _t25*_t27
-    _t50 = _t35*_t37 + _t9
-    _t51 = _t25*_t43
-    _t52 = _t12 + _t51
-    _t53 = _t35*_t48
-    _t54 = _t53 + _t9
-    return (_t13*min(_t10, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t15*min(_t13, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t15*min(_t7, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t7*min(_t5, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + eps)/_t20 + (_t0*_t1 - _t19)/_t2, _t17*_t23*_t24/_t20 + _t26*_t31 - _t27*_t30 - _t26/_t2, _t15*_t33*_t34/_t20 + _t31*_t36 - _t37*_t38 - _t36/_t2, _t1*_t20*_t43/(_t2*_t2) - _t31*_t42 - _t41/_t20 + _t42/_t2, _t0*_t20*_t48/(_t2*_t2) - _t31*_t47 - _t46/_t20 + _t47/_t2, _t17*_t24*_t27/_t20 - _t23*_t30 + _t31*_t49 - _t49/_t2, _t15*_t34*_t37/_t20 + _t31*_t50 - _t33*_t38 - _t50/_t2, _t1*_t20*_t40/(_t2*_t2) - _t31*_t52 - _t51/_t20 + _t52/_t2, _t0*_t20*_t45/(_t2*_t2) - _t31*_t54 - _t53/_t20 + _t54/_t2
+    _t16 = _t12*_t15
+    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
+    _t19 = min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
+    _t20 = min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
+    _t21 = min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
+    _t22 = min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _t23 = max(px2, tx2) - min(px1, tx1)
+    _t24 = max(py2, ty2) - min(py1, ty1)
+    _t25 = _t23*_t24 + eps
+    _t27 = max(_t13, _t13 - _t13)
+    _t28 = max(_t10, _t10 - _t10)
+    _t29 = px1 - tx1
+    _t30 = (1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0))
+    _t31 = (1.0 if _t11 > 0.0 else (1.0 if _t11 == 0.0 else 0.0))
+    _t32 = _t15*_t31
+    _t33 = _t2 + _t30*_t32
+    _t34 = (1.0 if -_t29 > 0.0 else (0.5 if -_t29 == 0.0 else 0.0))
+    _t36 = _t17/(_t25*_t25)
+    _t37 = _t24*_t36
+    _t38 = _t16/(_t17*_t17)
+    _t39 = py1 - ty1
+    _t40 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
+    _t41 = (1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
+    _t42 = _t12*_t41
+    _t43 = _t0 + _t40*_t42
+    _t44 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
+    _t45 = _t23*_t36
+    _t46 = _t4 + px2
+    _t47 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
+    _t48 = _t32*_t47
+    _t49 = _t2 + _t48
+    _t50 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+    _t51 = _t7 + py2
+    _t52 = (1.0 if -_t51 > 0.0 else (0.5 if -_t51 == 0.0 else 0.0))
+    _t53 = _t42*_t52
+    _t54 = _t0 + _t53
+    _t55 = (1.0 if _t51 > 0.0 else (0.5 if _t51 == 0.0 else 0.0))
+    _t56 = _t32*_t34 + _t8
+    _t57 = _t42*_t44 + _t5
+    _t58 = _t32*_t50
+    _t59 = _t58 + _t8
+    _t60 = _t42*_t55
+    _t61 = _t5 + _t60
+    return (_t19*_t22 + _t20*_t21 + _t23*_t27 + _t24*_t28 - _t27*_t28)/_t25 + (_t12*_t21 + _t12*_t22 + _t19*_t3 + _t20*_t9 + eps)/_t17, _t15*_t30*_t31/_t17 + _t33*_t38 - _t34*_t37 - _t33/_t25, _t12*_t40*_t41/_t17 + _t38*_t43 - _t44*_t45 - _t43/_t25, _t17*_t24*_t50/(_t25*_t25) - _t38*_t49 + _t49/_t25 - _t48/_t17, _t17*_t23*_t55/(_t25*_t25) - _t38*_t54 + _t54/_t25 - _t53/_t17, _t15*_t31*_t34/_t17 - _t30*_t37 + _t38*_t56 - _t56/_t25, _t12*_t41*_t44/_t17 + _t38*_t57 - _t40*_t45 - _t57/_t25, _t17*_t24*_t47/(_t25*_t25) - _t38*_t59 + _t59/_t25 - _t58/_t17, _t17*_t23*_t52/(_t25*_t25) - _t38*_t61 + _t61/_t25 - _t60/_t17
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = -px1 + px2
-    _t3 = -py1 + py2
-    _t4 = -tx1 + tx2
-    _t5 = -ty1 + ty2
-    _t6 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    _t7 = _t2*_t3 + _t4*_t5 - _t6*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return (_t0*_t1 - _t7)/(_t0*_t1 + eps) + (_t3*min(_t2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t5*min(_t4, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t6*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t6*min(_t5, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t7 + eps)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max((-_t4), (-_t4) - (-_t4))
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _t7 = min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
+    _t8 = min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
+    _t9 = min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
+    _t10 = min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    return (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/(_t0*_t1 + _t2*_t3 - _t5*max((-_t6), (-_t6) - (-_t6)) + eps) + (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = _t0*_t1 + eps
-    _t4 = px1 - px2
-    _t5 = -_t4
-    _t6 = py1 - py2
-    _t7 = -_t6
-    _t8 = -tx2
-    _t9 = _t8 + tx1
-    _t10 = -_t9
-    _t11 = -ty2
-    _t12 = _t11 + ty1
-    _t13 = -_t12
-    _t14 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = px1 - px2
+    _t1 = -_t0
+    _t2 = py1 - py2
+    _t3 = -_t2
+    _t4 = -tx2
+    _t5 = _t4 + tx1
+    _t6 = -_t5
+    _t7 = -ty2
+    _t8 = _t7 + ty1
+    _t9 = -_t8
+    _t10 = max(px1, tx1) - min(px2, tx2)
+    _t11 = -_t10
+    _t12 = max(_t11, _t11 - _t11)
+    _t13 = max(py1, ty1) - min(py2, ty2)
+    _t14 = -_t13
     _t15 = max(_t14, _t14 - _t14)
-    _t16 = -max(py1, ty1) + min(py2, ty2)
-    _t17 = max(_t16, _t16 - _t16)
-    _t18 = _t15*_t17
-    _t19 = _t10*_t13 - _t18 + _t5*_t7
-    _t20 = _t19 + eps
-    _t22 = px1 - tx1
-    _t23 = (_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-    _t24 = (_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
-    _t25 = _t17*_t24
-    _t26 = _t23*_t25 + _t6
-    _t27 = (_f32(1.0) if -_t22 > _f32(0.0) else (_f32(0.5) if -_t22 == _f32(0.0) else _f32(0.0)))
-    _t29 = _t20/(_t2*_t2)
-    _t30 = _t1*_t29
-    _t31 = _t18/(_t20*_t20)
-    _t32 = py1 - ty1
-    _t33 = (_f32(1.0) if _t32 > _f32(0.0) else (_f32(0.5) if _t32 == _f32(0.0) else _f32(0.0)))
-    _t34 = (_f32(1.0) if _t16 > _f32(0.0) else (_f32(1.0) if _t16 == _f32(0.0) else _f32(0.0)))
-    _t35 = _t15*_t34
-    _t36 = _t33*_t35 + _t4
-    _t37 = (_f32(1.0) if -_t32 > _f32(0.0) else (_f32(0.5) if -_t32 == _f32(0.0) else _f32(0.0)))
-    _t38 = _t0*_t29
-    _t39 = _t8 + px2
-    _t40 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))
-    _t41 = _t25*_t40
-    _t42 = _t41 + _t6
-    _t43 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
-    _t44 = _t11 + py2
-    _t45 = (_f32(1.0) if -_t44 > _f32(0.0) else (_f32(0.5) if -_t44 == _f32(0.0) else _f32(0.0)))
-    _t46 = _t35*_t45
-    _t47 = _t4 + _t46
-    _t48 = (_f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0)))
-    _t49 = _t12 + _t25*_t27
-    _t50 = _t35*_t37 + _t9
-    _t51 = _t25*_t43
-    _t52 = _t12 + _t51
-    _t53 = _t35*_t48
-    _t54 = _t53 + _t9
-    return (_t13*min(_t10, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t15*min(_t13, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t15*min(_t7, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t7*min(_t5, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + eps)/_t20 + (_t0*_t1 - _t19)/_t2, _t17*_t23*_t24/_t20 + _t26*_t31 - _t27*_t30 - _t26/_t2, _t15*_t33*_t34/_t20 + _t31*_t36 - _t37*_t38 - _t36/_t2, _t1*_t20*_t43/(_t2*_t2) - _t31*_t42 - _t41/_t20 + _t42/_t2, _t0*_t20*_t48/(_t2*_t2) - _t31*_t47 - _t46/_t20 + _t47/_t2, _t17*_t24*_t27/_t20 - _t23*_t30 + _t31*_t49 - _t49/_t2, _t15*_t34*_t37/_t20 + _t31*_t50 - _t33*_t38 - _t50/_t2, _t1*_t20*_t40/(_t2*_t2) - _t31*_t52 - _t51/_t20 + _t52/_t2, _t0*_t20*_t45/(_t2*_t2) - _t31*_t54 - _t53/_t20 + _t54/_t2
+    _t16 = _t12*_t15
+    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
+    _t19 = min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
+    _t20 = min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
+    _t21 = min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
+    _t22 = min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _t23 = max(px2, tx2) - min(px1, tx1)
+    _t24 = max(py2, ty2) - min(py1, ty1)
+    _t25 = _t23*_t24 + eps
+    _t27 = max(_t13, _t13 - _t13)
+    _t28 = max(_t10, _t10 - _t10)
+    _t29 = px1 - tx1
+    _t30 = (_f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0)))
+    _t31 = (_f32(1.0) if _t11 > _f32(0.0) else (_f32(1.0) if _t11 == _f32(0.0) else _f32(0.0)))
+    _t32 = _t15*_t31
+    _t33 = _t2 + _t30*_t32
+    _t34 = (_f32(1.0) if -_t29 > _f32(0.0) else (_f32(0.5) if -_t29 == _f32(0.0) else _f32(0.0)))
+    _t36 = _t17/(_t25*_t25)
+    _t37 = _t24*_t36
+    _t38 = _t16/(_t17*_t17)
+    _t39 = py1 - ty1
+    _t40 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
+    _t41 = (_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t42 = _t12*_t41
+    _t43 = _t0 + _t40*_t42
+    _t44 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))
+    _t45 = _t23*_t36
+    _t46 = _t4 + px2
+    _t47 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
+    _t48 = _t32*_t47
+    _t49 = _t2 + _t48
+    _t50 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+    _t51 = _t7 + py2
+    _t52 = (_f32(1.0) if -_t51 > _f32(0.0) else (_f32(0.5) if -_t51 == _f32(0.0) else _f32(0.0)))
+    _t53 = _t42*_t52
+    _t54 = _t0 + _t53
+    _t55 = (_f32(1.0) if _t51 > _f32(0.0) else (_f32(0.5) if _t51 == _f32(0.0) else _f32(0.0)))
+    _t56 = _t32*_t34 + _t8
+    _t57 = _t42*_t44 + _t5
+    _t58 = _t32*_t50
+    _t59 = _t58 + _t8
+    _t60 = _t42*_t55
+    _t61 = _t5 + _t60
+    return (_t19*_t22 + _t20*_t21 + _t23*_t27 + _t24*_t28 - _t27*_t28)/_t25 + (_t12*_t21 + _t12*_t22 + _t19*_t3 + _t20*_t9 + eps)/_t17, _t15*_t30*_t31/_t17 + _t33*_t38 - _t34*_t37 - _t33/_t25, _t12*_t40*_t41/_t17 + _t38*_t43 - _t44*_t45 - _t43/_t25, _t17*_t24*_t50/(_t25*_t25) - _t38*_t49 + _t49/_t25 - _t48/_t17, _t17*_t23*_t55/(_t25*_t25) - _t38*_t54 + _t54/_t25 - _t53/_t17, _t15*_t31*_t34/_t17 - _t30*_t37 + _t38*_t56 - _t56/_t25, _t12*_t41*_t44/_t17 + _t38*_t57 - _t40*_t45 - _t57/_t25, _t17*_t24*_t47/(_t25*_t25) - _t38*_t59 + _t59/_t25 - _t58/_t17, _t17*_t23*_t52/(_t25*_t25) - _t38*_t61 + _t61/_t25 - _t60/_t17

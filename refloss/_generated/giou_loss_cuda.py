@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f9ccc6dcb1d39874
+# scalar kernels: sha256 13389165ef3a6716
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
