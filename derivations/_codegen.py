@@ -37,11 +37,36 @@ def banner(source: str, comment: str = "#") -> str:
 
 
 class KernelPrinter(PythonCodePrinter):
-    """SymPy -> Python source for Numba (CPU and CUDA), typed for one precision."""
+    """SymPy -> Python source for Numba (CPU and CUDA), typed for one precision.
+
+    Most functions print as one expression.  A function whose accurate evaluation needs
+    named intermediate values (compensated arithmetic) appends assignments to
+    ``statements`` and prints as an expression of those names; whoever prints a line
+    emits :meth:`take_statements` before it.  The statements run unconditionally, even when
+    the expression sits in an untaken arm of a conditional, so they must be finite for
+    every input.
+    """
 
     def __init__(self, precision: str):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
         self.precision = precision
+        self.statements: list[str] = []
+        self._names = 0
+
+    def fresh(self, stem: str) -> str:
+        """A new local name, unique within the function being printed."""
+        self._names += 1
+        return f"_{stem}{self._names}"
+
+    def assign(self, stem: str, code: str) -> str:
+        """Append ``name = code`` to the pending statements; return the name."""
+        name = self.fresh(stem)
+        self.statements.append(f"{name} = {code}")
+        return name
+
+    def take_statements(self) -> list[str]:
+        out, self.statements = self.statements, []
+        return out
 
     def _literal(self, value) -> str:
         text = repr(float(value))
@@ -249,19 +274,27 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     exprs = [b.condition for b in kernel.branches if b.condition is not None]
     exprs += [b.outputs[o] for b in kernel.branches for o in outputs]
     lines = [f"def {name}({params}):"]
+
+    def emit(indent: str, line: str) -> None:
+        """``line``, after the statements its printing asked for."""
+        lines.extend(indent + s for s in printer.take_statements())
+        lines.append(indent + line)
+
     for sym, value in _used_prelude(kernel, exprs):
-        lines.append(f"    {sym.name} = {printer.doprint(value)}")
+        emit("    ", f"{sym.name} = {printer.doprint(value)}")
     for k, branch in enumerate(kernel.branches):
         if branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "
         else:
             head, indent = f"{'if' if k == 0 else 'elif'} {printer.doprint(branch.condition)}:", "        "
+            if printer.statements:
+                raise ValueError(f"{name}: a branch condition cannot use a function that prints as statements")
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
         subs, reduced = _cse(sp.Tuple(*[branch.outputs[o] for o in outputs]))
         for sym, value in subs:
-            lines.append(f"{indent}{sym.name} = {printer.doprint(value)}")
-        lines.append(f"{indent}return {', '.join(printer.doprint(e) for e in reduced)}")
+            emit(indent, f"{sym.name} = {printer.doprint(value)}")
+        emit(indent, f"return {', '.join(printer.doprint(e) for e in reduced)}")
     return "\n".join(lines) + "\n"
 
 
@@ -381,7 +414,10 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
     checks = [f"{e} - {e} != 0" for e in elems]
     if kernel.invalid is not None:
         subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
-        checks.append(f"({KernelPrinter(precision).doprint(kernel.invalid.xreplace(subs))})")
+        printer = KernelPrinter(precision)
+        checks.append(f"({printer.doprint(kernel.invalid.xreplace(subs))})")
+        if printer.statements:
+            raise ValueError("a kernel's invalid condition cannot use a function that prints as statements")
     return " or ".join(checks)
 
 
