@@ -168,6 +168,15 @@ class KernelPrinter(PythonCodePrinter):
         ys = self._print(y)
         return f"({ys}*{self._print(Sigmoid(-x))} + ({self._literal(1)} - {ys})*{self._print(Sigmoid(x))})"
 
+    def _print_SigmoidSize(self, expr):
+        p, x = (self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in expr.args)
+        lit = self._literal
+        e = self.assign("e", f"math.exp(-abs({x}))")
+        d = self.assign("d", f"{lit(1)} + {e}")
+        dl = self.assign("dl", f"{e} - ({d} - {lit(1)})")  # the rounding error of d, exact
+        q = self.assign("q", f"{lit(4)}*{p}*({lit(1)} if {x} >= {lit(0)} else math.exp({lit(2)}*{x}))/({d}*{d})")
+        return f"({q} - {q}*({lit(2)}*{dl}/{d}))"
+
     def _print_tanh(self, expr):
         return f"math.tanh({self._print(expr.args[0])})"
 

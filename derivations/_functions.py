@@ -89,7 +89,8 @@ def plain(expr):
         .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \
-        .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x)))
+        .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))) \
+        .replace(SigmoidSize, lambda p, x: p * (2 / (1 + sp.exp(-x))) ** 2)
 
 
 class Sigmoid(sp.Function):
@@ -159,3 +160,20 @@ class OneMinusPt(sp.Function):
         if argindex == 1:
             return Sigmoid(x) * Sigmoid(-x) * (1 - 2 * y)
         return -sp.tanh(x / 2)
+
+
+class SigmoidSize(sp.Function):
+    """p (2 sigma(x))^2, the Scaled-YOLOv4 / YOLOv5 box size, with d/dx = 2 p (2 sigma(x))^2 sigma(-x).
+
+    Evaluated as 4 p n / d^2 with d = 1 + e^{-|x|} and n = 1 (x >= 0) or e^{2x} (x < 0), times
+    (1 - 2 d_l / d) where d_l, the rounding error of d, is exact (Fast2Sum): squaring d would
+    otherwise double its rounding error.  No error-free products, so an FMA contraction by
+    the compiler (NVVM's default) cannot break it."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        p, x = self.args
+        if argindex == 1:
+            return SigmoidSize(1, x)
+        return 2 * SigmoidSize(p, x) * Sigmoid(-x)

@@ -37,6 +37,21 @@ def test_decode_and_vjp_match_oracle(variant, kw, dtype):
     assert worst <= 8, f"{variant} {kw} {np.dtype(dtype).name}: {worst:.2f} ULP"
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_sizes_within_3_5_ulp(dtype):
+    """p (2 sigma(t))^2 with the rounding error of 1 + e^{-|t|} compensated: the plain
+    4 p sigma^2 is off by up to 4.7 ULP (float64), this form by at most 3.0 measured."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    t = rng.uniform(-12, 12, (n, 4)).astype(dtype)
+    anchors = np.exp(rng.uniform(-2, 5, (n, 2))).astype(dtype)
+    grid = np.zeros((n, 2), dtype)
+    b = rl.yolo_decode(t, anchors, grid, variant="scaled", dtype=dtype)
+    worst = max(ulp_error(b[i, 2 + k], decode(t[i], anchors[i], grid[i], "scaled", 1.0, 1.0)[2 + k], dtype)
+                for i in range(n) for k in range(2))
+    assert worst <= 3.5, f"{np.dtype(dtype).name}: {worst:.2f} ULP"
+
+
 def test_vjp_matches_finite_differences():
     t, anchors, grid = _inputs(20)
     t = t[:20]
@@ -63,13 +78,7 @@ def test_v4_with_scale_1_is_v3_and_scaled_centres_are_v4_with_scale_2():
                                   rl.yolo_decode(t, anchors, grid, variant="v4", scale_xy=2.0)[:, :2])
 
 
-ROUND_TRIP_CASES = [pytest.param(v, kw, marks=pytest.mark.xfail(
-    strict=True, reason="issue target 4 ULP not met for Scaled-YOLOv4 sizes p (2 sigmoid(t))^2: 5 ULP measured "
-    "over these 5000 boxes (encode in extended precision; 6 ULP in float64): decode's sigmoid, square and "
-    "product round on their own")) if v == "scaled" else (v, kw) for v, kw in VARIANTS]
-
-
-@pytest.mark.parametrize("variant,kw", ROUND_TRIP_CASES, ids=repr)
+@pytest.mark.parametrize("variant,kw", VARIANTS, ids=repr)
 def test_round_trips(variant, kw):
     """Well conditioned: cell 0, stride a power of two, moderate t."""
     rngs = [np.random.default_rng(seed) for seed in range(10)]
