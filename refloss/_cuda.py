@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda
 
 from ._loss import _flat, _lead_shape, _reduce, _sum_to_shape
-from ._validate import as_real_array, check_boxes, check_finite
+from ._validate import as_real_array, check_input
 
 THREADS = 256
 
@@ -38,9 +38,30 @@ def _first_non_finite(x, found):
 
 
 @cuda.jit
+def _first_non_positive(x, found):
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        if not (x[i] > 0):
+            cuda.atomic.min(found, 0, i)
+
+
+@cuda.jit
 def _first_invalid_box(b, found):
     for i in range(cuda.grid(1), b.shape[0], cuda.gridsize(1)):
         if b[i, 2] < b[i, 0] or b[i, 3] < b[i, 1]:
+            cuda.atomic.min(found, 0, i)
+
+
+@cuda.jit
+def _first_negative_size(b, found):
+    for i in range(cuda.grid(1), b.shape[0], cuda.gridsize(1)):
+        if b[i, 2] < 0 or b[i, 3] < 0:
+            cuda.atomic.min(found, 0, i)
+
+
+@cuda.jit
+def _first_outside(x, lo, hi, found):
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        if x[i] < lo or x[i] > hi:
             cuda.atomic.min(found, 0, i)
 
 
@@ -57,56 +78,89 @@ def _blocks(n: int) -> int:
     return max(1, min(math.ceil(n / THREADS), 65535))
 
 
-def _first_flagged(kernel, arr, size) -> int:
+def _first_flagged(kernel, arr, size, *args) -> int:
+    """The first index the kernel flags (``size`` if none)."""
     found = cuda.to_device(np.array([size], dtype=np.int64))
-    kernel[_blocks(size), THREADS](arr, found)
+    kernel[_blocks(size), THREADS](arr, *args, found)
     return int(found.copy_to_host()[0])
 
 
-def _check_device(name: str, arr, width: int) -> None:
-    """ValueError naming the first non-finite value (or invalid box) of a device array."""
+def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | None = None) -> None:
+    """ValueError naming the first bad element of a device array, with the rules and messages
+    of :func:`refloss._validate.check_input`: non-finite, a box that breaks its layout's rule,
+    a value outside ``bounds``."""
     flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
     if flat.size == 0:
         return
+
+    def where(i, shape):
+        return ", ".join(map(str, np.unravel_index(i, shape)))
+
     i = _first_flagged(_first_non_finite, flat, flat.size)
+    if i < flat.size:
+        raise ValueError(f"{name}: must be finite; {name}[{where(i, arr.shape)}] = {float(flat[i:i + 1].copy_to_host()[0])!r}")
+    if layout is not None:
+        boxes = arr.reshape(arr.size // 4, 4)
+        kernel, rule = ((_first_invalid_box, "boxes must have x2 >= x1 and y2 >= y1") if layout == "xyxy" else
+                        (_first_negative_size, "sizes must be >= 0 (boxes are x, y, w, h)"))
+        i = _first_flagged(kernel, boxes, boxes.shape[0])
+        if i < boxes.shape[0]:
+            raise ValueError(f"{name}: {rule}; {name}[{where(i, tuple(arr.shape)[:-1])}] = "
+                             f"{boxes[i].copy_to_host().tolist()}")
+    if bounds is not None:
+        lo, hi = bounds
+        i = _first_flagged(_first_outside, flat, flat.size, arr.dtype.type(lo), arr.dtype.type(hi))
+        if i < flat.size:
+            raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{where(i, arr.shape)}] = "
+                             f"{float(flat[i:i + 1].copy_to_host()[0])!r}")
+
+
+def check_positive_device(name: str, arr, what: str) -> None:
+    """ValueError naming the first element of a device array that is not > 0."""
+    flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
+    i = _first_flagged(_first_non_positive, flat, flat.size) if flat.size else 0
     if i < flat.size:
         index = np.unravel_index(i, arr.shape)
         value = flat[i : i + 1].copy_to_host()[0]
-        raise ValueError(f"{name}: must be finite; {name}[{', '.join(map(str, index))}] = {value!r}")
-    if width == 4:
-        boxes = arr.reshape(arr.size // 4, 4)
-        i = _first_flagged(_first_invalid_box, boxes, boxes.shape[0])
-        if i < boxes.shape[0]:
-            index = np.unravel_index(i, arr.shape[:-1])
-            raise ValueError(f"{name}: boxes must have x2 >= x1 and y2 >= y1; "
-                             f"{name}[{', '.join(map(str, index))}] = {boxes[i].copy_to_host().tolist()}")
+        raise ValueError(f"{name}: {what} must be > 0; {name}[{', '.join(map(str, index))}] = {float(value)!r}")
 
 
-def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, validate, with_grad):
+def device_inputs(names, arrays, dt, validate: bool) -> list:
+    """The inputs as Numba device arrays, all of dtype ``dt`` (TypeError otherwise), checked finite
+    when ``validate``."""
+    arrays = [_as_device_array(v) for v in arrays]
+    for n, a in zip(names, arrays):
+        if a.dtype != dt:
+            raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (pass dtype= to match)")
+    if validate:
+        for n, a in zip(names, arrays):
+            _check_device(n, a)
+    return arrays
+
+
+def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, rules, validate, with_grad):
+    """The loss ``name`` on the GPU.  ``rules``: per input (box layout, bounds) as
+    :func:`refloss._validate.check_input` takes them."""
+    layouts = tuple(layout for layout, _ in rules)
     on_device = all(_is_device_array(v) for v in inputs)
     if on_device:
-        arrays = [_as_device_array(v) for v in inputs]
-        for n, a in zip(input_names, arrays):
-            if a.dtype != dt:
-                raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (pass dtype= to match)")
+        arrays = device_inputs(input_names, inputs, dt, False)
         full = arrays[0].shape
         if any(a.shape != full for a in arrays):
             raise ValueError("shapes must be equal on the CUDA path for device arrays: "
                              + ", ".join(f"{n} {a.shape}" for n, a in zip(input_names, arrays)))
-        shape = _lead_shape(input_names, widths, arrays)
+        shape = _lead_shape(input_names, widths, arrays, layouts)
         if validate:
-            for n, a, w in zip(input_names, arrays, widths):
-                _check_device(n, a, w)
+            for n, a, (layout, bounds) in zip(input_names, arrays, rules):
+                _check_device(n, a, layout, bounds)
         size = int(np.prod(shape, dtype=np.int64))
         flat = [a.reshape(size) if w == 1 else a.reshape(size, w) for a, w in zip(arrays, widths)]
     else:
         host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]
-        shape = _lead_shape(input_names, widths, host)
+        shape = _lead_shape(input_names, widths, host, layouts)
         if validate:
-            for n, a, w in zip(input_names, host, widths):
-                check_finite(n, a)
-                if w == 4:
-                    check_boxes(n, a)
+            for n, a, (layout, bounds) in zip(input_names, host, rules):
+                check_input(n, a, layout, bounds)
         flat = [cuda.to_device(_flat(a, shape, w)) for a, w in zip(host, widths)]
         size = flat[0].shape[0]
     mod = kernels(name)

@@ -14,11 +14,11 @@ from functools import lru_cache
 import numpy as np
 
 from . import _cpu
-from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_boxes, check_finite, check_range, check_reduction, check_sizes, param_floats,
-                        precision_of)
+from ._registry import XYWH_LOSSES
+from ._validate import REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats, precision_of
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
-_META_ATTRS = ("_meta", "_inputs", "_widths", "_params", "_defaults", "_default_values")
+_META_ATTRS = ("_meta", "_inputs", "_widths", "_params", "_defaults", "_default_values", "_input_rules", "_layouts")
 
 
 def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -30,19 +30,25 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
 
 
-def _lead_shape(names, widths, arrays) -> tuple:
-    """The broadcast shape of the elements (for boxes: of all but the last axis of size 4)."""
-    first = arrays[0].shape
+_COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)"}
+
+
+def _lead_shape(names, widths, arrays, layouts=None) -> tuple:
+    """The broadcast shape of the elements (for boxes: of all but the last axis of size 4).
+    ``layouts`` (per input "xyxy", "xywh" or None) names the coordinates in errors."""
+    first = tuple(arrays[0].shape)  # (a tuple: the CUDA simulator's shapes take no negative index)
     if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
         return first  # the common case, without building anything
     shapes = {}
-    for n, w, a in zip(names, widths, arrays):
+    for k, (n, w, a) in enumerate(zip(names, widths, arrays)):
+        shape = tuple(a.shape)
         if w == 1:
-            shapes[n] = a.shape
-        elif a.ndim == 0 or a.shape[-1] != w:
-            raise ValueError(f"{n}: last dimension must be {w} (x1, y1, x2, y2), got shape {a.shape}")
+            shapes[n] = shape
+        elif not shape or shape[-1] != w:
+            coords = _COORDINATES.get(layouts[k], "") if layouts else ""
+            raise ValueError(f"{n}: last dimension must be {w}{coords}, got shape {shape}")
         else:
-            shapes[n] = a.shape[:-1]
+            shapes[n] = shape[:-1]
     first = next(iter(shapes.values()))
     for v in shapes.values():
         if v != first:
@@ -120,6 +126,11 @@ class Loss:
         d["_params"] = meta.PARAMS
         d["_defaults"] = {p.name: p.default for p in meta.PARAMS}
         d["_default_values"] = tuple(d["_defaults"].values())
+        layout = "xywh" if self._name in XYWH_LOSSES else "xyxy"
+        # per input: (box layout "xyxy", "xywh" or None, (lo, hi) range or None)
+        d["_input_rules"] = tuple((layout if w == 4 else None, meta.INPUT_RANGES.get(n))
+                                  for n, w in zip(meta.INPUTS, meta.WIDTHS))
+        d["_layouts"] = tuple(layout for layout, _ in d["_input_rules"])
 
     @property
     def __doc__(self):  # noqa: D105 - built from the generated metadata on demand
@@ -184,7 +195,7 @@ class Loss:
         if device != "cpu":
             return self._evaluate_elsewhere(with_grad, inputs, args, reduction, dt, precision, device, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(self._inputs, inputs)]
-        shape = _lead_shape(self._inputs, self._widths, arrays)
+        shape = _lead_shape(self._inputs, self._widths, arrays, self._layouts)
         flat = [_flat(a, shape, w) for a, w in zip(arrays, self._widths)]
         size = flat[0].shape[0]
         out = np.empty(size, dt)
@@ -206,21 +217,13 @@ class Loss:
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         from . import _cuda
 
-        return _cuda.evaluate(self._name, precision, dt, self._inputs, self._widths, inputs, args, reduction, validate,
-                              with_grad)
+        return _cuda.evaluate(self._name, precision, dt, self._inputs, self._widths, inputs, args, reduction,
+                              self._input_rules, validate, with_grad)
 
     def _raise_bad_input(self, arrays) -> None:
         """The kernels count bad elements as they go; only then look for the first one."""
-        from ._registry import XYWH_LOSSES
-
-        for n, a, w in zip(self._inputs, arrays, self._widths):
-            check_finite(n, a)
-            if w == 4 and self._name in XYWH_LOSSES:
-                check_sizes(n, a)
-            elif w == 4:
-                check_boxes(n, a)
-            if n in self._meta.INPUT_RANGES:
-                check_range(n, a, *self._meta.INPUT_RANGES[n])
+        for n, a, (layout, bounds) in zip(self._inputs, arrays, self._input_rules):
+            check_input(n, a, layout, bounds)
 
 class _ValueAndGrad:
     """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""

@@ -38,7 +38,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
     if arr.size and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         index = tuple(int(i) for i in bad)
-        raise ValueError(f"{name}: must be finite; {name}[{', '.join(map(str, index))}] = {arr[index]!r}")
+        raise ValueError(f"{name}: must be finite; {name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
 
 
 def check_boxes(name: str, arr: np.ndarray) -> None:
@@ -64,7 +64,7 @@ def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
     bad = (arr < lo) | (arr > hi)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{', '.join(map(str, index))}] = {arr[index]!r}")
+        raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
 
 
 def check_reduction(reduction: str) -> None:
@@ -84,3 +84,15 @@ def broadcast_shape(shapes: dict) -> tuple:
     except ValueError:
         described = ", ".join(f"{k} {v}" for k, v in shapes.items())
         raise ValueError(f"shapes not broadcastable: {described}") from None
+
+
+def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | None) -> None:
+    """ValueError naming the first bad element: non-finite, a box that breaks its layout's
+    rule ("xyxy": x2 >= x1, y2 >= y1; "xywh": w, h >= 0), or a value outside ``bounds``."""
+    check_finite(name, arr)
+    if layout == "xyxy":
+        check_boxes(name, arr)
+    elif layout == "xywh":
+        check_sizes(name, arr)
+    if bounds is not None:
+        check_range(name, arr, *bounds)

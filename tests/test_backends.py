@@ -69,6 +69,45 @@ def test_cuda_validation_names_the_index():
         rl.l1(p, cuda.to_device(np.zeros(2)), device="cuda")
 
 
+@pytest.mark.parametrize("on_device", [False, True], ids=["numpy", "device"])
+def test_cuda_validation_follows_each_input_rule(on_device):
+    """The CUDA path checks what the CPU path checks, with the same messages: target ranges
+    (bce: targets in [0, 1]), xyxy boxes and YOLOv1's (x, y, w, h) sizes."""
+    from numba import cuda
+
+    put = cuda.to_device if on_device else np.asarray
+    logits, targets = np.array([1.0, 2.0, 0.5]), np.array([0.5, 1.5, 0.0])
+    with pytest.raises(ValueError, match=r"targets: must lie in \[0, 1\]; targets\[1\] = 1.5"):
+        rl.bce_with_logits(put(logits), put(targets), device="cuda")
+    xywh = np.array([[0.5, 0.5, 0.2, 0.2], [0.1, 0.1, -0.1, 0.3]])
+    ok = np.array([[0.5, 0.5, 0.3, 0.2]] * 2)
+    with pytest.raises(ValueError, match=r"pred: sizes must be >= 0 \(boxes are x, y, w, h\); pred\[1\]"):
+        rl.yolov1_box_loss(put(xywh), put(ok), device="cuda")
+    xyxy = np.array([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"target: boxes must have x2 >= x1 and y2 >= y1; target\[1\]"):
+        rl.giou_loss(put(xyxy[:1].repeat(2, 0)), put(xyxy), device="cuda")
+
+
+def test_box_and_yolov1_losses_on_device_arrays_equal_cpu():
+    """Width-4 inputs on the device path: (x, y, w, h) boxes with x > w are valid for YOLOv1
+    (they were checked as xyxy before), and box losses keep their shapes."""
+    from numba import cuda
+
+    rng = np.random.default_rng(4)
+    xywh_p = np.concatenate([rng.uniform(0, 1, (2, 3, 2)), rng.uniform(0.01, 1, (2, 3, 2))], axis=-1)
+    xywh_t = np.concatenate([rng.uniform(0, 1, (2, 3, 2)), rng.uniform(0.01, 1, (2, 3, 2))], axis=-1)
+    lo = rng.uniform(0, 1, (2, 3, 2))
+    xyxy_p = np.concatenate([lo, lo + rng.uniform(0.1, 1, (2, 3, 2))], axis=-1)
+    xyxy_t = np.concatenate([lo + 0.05, lo + rng.uniform(0.1, 1, (2, 3, 2))], axis=-1)
+    for fn, p, t in ((rl.yolov1_box_loss, xywh_p, xywh_t), (rl.giou_loss, xyxy_p, xyxy_t)):
+        v, (gp, gt) = fn.value_and_grad(p, t)
+        vd, (gpd, gtd) = fn.value_and_grad(cuda.to_device(p), cuda.to_device(t), device="cuda")
+        assert tuple(vd.shape) == (2, 3) and tuple(gpd.shape) == (2, 3, 4)
+        np.testing.assert_allclose(vd.copy_to_host(), v, rtol=1e-14)
+        np.testing.assert_allclose(gpd.copy_to_host(), gp, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(gtd.copy_to_host(), gt, rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
 @pytest.mark.parametrize("loss", _verify.PARAM_SETS)
@@ -78,3 +117,22 @@ def test_real_gpu_oracle_at_scale(loss):
         for dtype in ("float64", "float32"):
             _, _, _, errs, _ = _verify.oracle_errors(loss, params, dtype, "cuda")
             assert errs.max() <= _verify.MAX_ULP
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
+@pytest.mark.parametrize("loss", tuple(_verify.BOX_PARAM_SETS) + tuple(_verify.CLASSIFICATION_PARAM_SETS)
+                         + ("yolo_decode",))
+def test_real_gpu_verify_rows_pass(loss):
+    """On a real GPU: the box, classification and YOLO rows of `refloss verify --device cuda`."""
+    rows = _verify.run([loss], devices=["cuda"])
+    assert rows and all(r.backend == "cuda" for r in rows)
+    assert all(r.ok for r in rows), [(r.loss, r.params, r.dtype, r.worst) for r in rows if not r.ok]
+
+
+def test_yolo_rows_of_verify_run_on_the_cuda_backend():
+    """`refloss verify --device cuda` checks yolo_decode and yolov1_box_loss on the device too
+    (here the simulator)."""
+    rows = _verify.run(["yolo_decode"], dtypes=("float64",), devices=["cuda"])
+    assert [(r.loss, r.backend) for r in rows] == [("yolov1_box_loss", "cuda")] + [("yolo_decode", "cuda")] * 3
+    assert all(r.ok for r in rows), [r.worst for r in rows if not r.ok]
