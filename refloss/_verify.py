@@ -293,7 +293,7 @@ def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int 
     rows = []
     for loss in losses or ELEMENTWISE_LOSSES + tuple(BOX_PARAM_SETS) + tuple(CLASSIFICATION_PARAM_SETS) + ("yolo_decode",):
         if loss == "yolo_decode":
-            rows += _run_yolo(dtypes, progress)
+            rows += _run_yolo(dtypes, devices, progress)
             continue
         if loss in BOX_PARAM_SETS:
             rows += _run_boxes(loss, dtypes, devices, progress)
@@ -349,7 +349,7 @@ def yolo_cases(dtype, n: int = 200, seed: int = 0):
     return tuple(a.astype(dt) for a in (t, anchors, grid, ct))
 
 
-def yolo_errors(params: dict, dtype):
+def yolo_errors(params: dict, dtype, backend: str = "cpu"):
     """Per-point maximum ULP errors (boxes, VJP) of yolo_decode against the oracle (stride 8)."""
     import refloss
     from .oracle import ulp_error
@@ -357,7 +357,8 @@ def yolo_errors(params: dict, dtype):
 
     dt = np.dtype(dtype)
     t, anchors, grid, ct = yolo_cases(dt)
-    boxes, d_t = refloss.yolo_decode.value_and_grad(t, anchors, grid, stride=8.0, cotangent=ct, dtype=dt, **params)
+    boxes, d_t = refloss.yolo_decode.value_and_grad(t, anchors, grid, stride=8.0, cotangent=ct, dtype=dt,
+                                                    device=backend, **params)
     s = params.get("scale_xy", 1.0)
     ev = np.zeros(len(t))
     eg = np.zeros(len(t))
@@ -369,7 +370,7 @@ def yolo_errors(params: dict, dtype):
     return t, ev, eg
 
 
-def yolov1_errors(dtype, n: int = 200, seed: int = 0):
+def yolov1_errors(dtype, n: int = 200, seed: int = 0, backend: str = "cpu"):
     """Per-box maximum ULP errors (value, gradients) of yolov1_box_loss against the oracle."""
     import refloss
     from .oracle import ulp_error
@@ -380,7 +381,7 @@ def yolov1_errors(dtype, n: int = 200, seed: int = 0):
     p = np.concatenate([rng.uniform(0, 1, (n, 2)), 10.0 ** rng.uniform(-3, 0, (n, 2))], axis=1).astype(dt)
     t = np.concatenate([rng.uniform(0, 1, (n, 2)), 10.0 ** rng.uniform(-3, 0, (n, 2))], axis=1).astype(dt)
     t[: n // 4, 2:] = (p[: n // 4, 2:] * (1 + rng.uniform(-1e-6, 1e-6, (n // 4, 2)))).astype(dt)  # w ~ w^
-    v, (gp, gt) = refloss.yolov1_box_loss.value_and_grad(p, t, dtype=dt)
+    v, (gp, gt) = refloss.yolov1_box_loss.value_and_grad(p, t, dtype=dt, device=backend)
     ev, eg = np.zeros(n), np.zeros(n)
     for i in range(n):
         e, ep, et = yolov1_box_loss(p[i], t[i])
@@ -389,24 +390,25 @@ def yolov1_errors(dtype, n: int = 200, seed: int = 0):
     return p, ev, eg
 
 
-def _run_yolo(dtypes, progress) -> list:
+def _run_yolo(dtypes, devices, progress) -> list:
     rows = []
-    for dtype in dtypes:
-        p, ev, eg = yolov1_errors(dtype)
-        i = int(np.argmax(np.maximum(ev, eg)))
-        rows.append(Row("yolov1_box_loss", {}, "cpu", dtype, len(p), float(ev.max()), float(eg.max()),
-                        f"pred={p[i].tolist()}: ulp(value, grad)=({ev[i]:.2f}, {eg[i]:.2f})"))
-        if progress:
-            progress(rows[-1])
-    for params in YOLO_VARIANTS:
+    for backend in devices or backends():
         for dtype in dtypes:
-            t, ev, eg = yolo_errors(params, dtype)
+            p, ev, eg = yolov1_errors(dtype, backend=backend)
             i = int(np.argmax(np.maximum(ev, eg)))
-            row = Row("yolo_decode", params, "cpu", dtype, len(t), float(ev.max()), float(eg.max()),
-                      f"t={t[i].tolist()}: ulp(box, vjp)=({ev[i]:.2f}, {eg[i]:.2f})")
-            rows.append(row)
+            rows.append(Row("yolov1_box_loss", {}, backend, dtype, len(p), float(ev.max()), float(eg.max()),
+                            f"pred={p[i].tolist()}: ulp(value, grad)=({ev[i]:.2f}, {eg[i]:.2f})"))
             if progress:
-                progress(row)
+                progress(rows[-1])
+    for params in YOLO_VARIANTS:
+        for backend in devices or backends():
+            for dtype in dtypes:
+                t, ev, eg = yolo_errors(params, dtype, backend)
+                i = int(np.argmax(np.maximum(ev, eg)))
+                rows.append(Row("yolo_decode", params, backend, dtype, len(t), float(ev.max()), float(eg.max()),
+                                f"t={t[i].tolist()}: ulp(box, vjp)=({ev[i]:.2f}, {eg[i]:.2f})"))
+                if progress:
+                    progress(rows[-1])
     return rows
 
 

@@ -37,7 +37,7 @@ def _check_anchors(anchors: np.ndarray) -> None:
     bad = ~(anchors > 0)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"anchors: sizes must be > 0; anchors[{', '.join(map(str, index))}] = {anchors[index]!r}")
+        raise ValueError(f"anchors: sizes must be > 0; anchors[{', '.join(map(str, index))}] = {float(anchors[index])!r}")
 
 
 def _cotangent_to_cxcywh(u: np.ndarray, fmt: str) -> np.ndarray:
@@ -57,8 +57,11 @@ class YoloDecode:
     (c_x, c_y), broadcast together.  Centres are multiplied by ``stride``; sizes are in the
     anchors' units.  ``.value_and_grad(..., cotangent=ct)`` returns ``(boxes, d_t)`` with
     d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones), from the
-    same fused kernel.  ``dtype``, ``device`` ("cpu" or "cuda"; NumPy arrays in and out) and
-    ``validate`` as the losses.
+    same fused kernel.  ``dtype`` and ``validate`` as the losses.  ``device="cuda"`` runs the
+    generated CUDA kernel: NumPy inputs are copied to the GPU and the results come back as
+    NumPy; inputs that all have ``__cuda_array_interface__`` (PyTorch, CuPy, Numba) are used
+    in place, must share one leading shape and ``fmt="cxcywh"``, and the results are Numba
+    device arrays.
     """
 
     __name__ = "yolo_decode"
@@ -81,6 +84,12 @@ class YoloDecode:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
+        if device == "cuda":
+            from ._cuda import _is_device_array
+
+            given = (t, anchors, grid) + (() if cotangent is None else (cotangent,))
+            if all(_is_device_array(v) for v in given):
+                return _run_on_device(with_grad, given, precision, dt, args, fmt, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
         ct = np.ones(4, dt) if cotangent is None else as_real_array("cotangent", cotangent, dt)
         if ct.ndim == 0 or ct.shape[-1] != 4:
@@ -109,23 +118,65 @@ class YoloDecode:
         return boxes, _sum_to_shape(d_t.reshape(shape + (4,)), arrays[0].shape)
 
 
-def _run_cuda(precision, flat, out, d_t, args) -> None:
-    """The generated fused CUDA kernel on host arrays (copied in and out)."""
+def _launch(precision, flat, with_grad, args):
+    """The generated fused CUDA kernel on flat device arrays (t, anchors, grid, cotangent);
+    returns the device arrays (boxes, d_t or None).  The value kernel reads no cotangent."""
     from numba import cuda
 
     from ._cuda import THREADS, _blocks, kernels
 
     mod = kernels("yolo_decode")
-    dev = [cuda.to_device(a) for a in flat]
-    d_out = cuda.device_array(out.shape, out.dtype)
-    grid = (_blocks(out.shape[0]), THREADS)
-    if d_t is None:
-        getattr(mod, f"value_{precision}")[grid](*dev, d_out, *args)
-    else:
-        d_grad = cuda.device_array(d_t.shape, d_t.dtype)
-        getattr(mod, f"value_and_grad_{precision}")[grid](*dev, d_out, d_grad, out.dtype.type(1), *args)
+    size, dt = flat[0].shape[0], flat[0].dtype
+    out = cuda.device_array((size, 4), dt)
+    launch = (_blocks(size), THREADS)
+    if not with_grad:
+        getattr(mod, f"value_{precision}")[launch](*flat, out, *args)
+        return out, None
+    d_t = cuda.device_array((size, 4), dt)
+    getattr(mod, f"value_and_grad_{precision}")[launch](*flat, out, d_t, dt.type(1), *args)
+    return out, d_t
+
+
+def _run_cuda(precision, flat, out, d_t, args) -> None:
+    """The CUDA kernel on host arrays (copied in and out)."""
+    from numba import cuda
+
+    d_out, d_grad = _launch(precision, [cuda.to_device(a) for a in flat], d_t is not None, args)
+    if d_grad is not None:
         d_grad.copy_to_host(d_t)
     d_out.copy_to_host(out)
+
+
+def _run_on_device(with_grad, given, precision, dt, args, fmt, validate):
+    """The CUDA kernel on device arrays, in place (no copies); returns device arrays."""
+    from numba import cuda
+
+    from ._cuda import check_positive_device, device_inputs
+
+    if fmt != "cxcywh":
+        raise ValueError(f"fmt: device arrays are decoded to 'cxcywh' only, got {fmt!r} (convert the result, "
+                         "or pass NumPy arrays)")
+    arrays = device_inputs(_NAMES[:len(given)], given, dt, validate)
+    shapes = [tuple(a.shape) for a in arrays]  # (the simulator's shapes take no negative index)
+    for name, full, width in zip(_NAMES, shapes, _WIDTHS):
+        if not full or full[-1] != width:
+            raise ValueError(f"{name}: last dimension must be {width}, got shape {full}")
+    shape = shapes[0][:-1]
+    if any(full[:-1] != shape for full in shapes):
+        raise ValueError("leading shapes must be equal on the CUDA path for device arrays: "
+                         + ", ".join(f"{n} {full}" for n, full in zip(_NAMES, shapes)))
+    if validate:
+        check_positive_device("anchors", arrays[1], "sizes")
+    size = int(np.prod(shape, dtype=np.int64))
+    flat = [a.reshape(size, w) for a, w in zip(arrays, _WIDTHS)]
+    if len(flat) == 3:  # no cotangent: ones for the VJP; t stands in for the value kernel
+        ones = flat[0] if not with_grad else cuda.device_array((size, 4), dt)
+        if with_grad:
+            ones[:] = 1
+        flat.append(ones)
+    out, d_t = _launch(precision, flat, with_grad, args)
+    boxes = out.reshape(shape + (4,))
+    return (boxes, d_t.reshape(shape + (4,))) if with_grad else boxes
 
 
 def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fmt="cxcywh", *, dtype=None):

@@ -137,8 +137,8 @@ def test_bad_input():
 
 
 def test_generated_cuda_kernel_equals_cpu_in_the_simulator():
-    """The CUDA module is generated with the CPU one; the API runs decode on the CPU so far,
-    so launch the generated kernel directly (under NUMBA_ENABLE_CUDASIM in the tests)."""
+    """The CUDA module is generated with the CPU one: launch it directly (under
+    NUMBA_ENABLE_CUDASIM in the tests) with v4's arguments."""
     from numba import cuda
 
     from refloss._cuda import kernels
@@ -203,3 +203,52 @@ def test_decode_on_cuda_equals_cpu():
             tol = 8 * np.finfo(dtype).eps
             np.testing.assert_allclose(bc, b, rtol=tol)
             np.testing.assert_allclose(dc, d, rtol=tol, atol=tol * np.abs(d).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_decode_of_device_arrays_is_in_place_and_equals_cpu(dtype):
+    """Device arrays in, device arrays out, any leading shape; without a cotangent the VJP is
+    that of ones.  The simulator runs the generated kernel in Python: the same operations as
+    the CPU kernel, so the results agree to rounding."""
+    from numba import cuda
+
+    t, anchors, grid = (a.astype(dtype).reshape(3, -1, a.shape[-1]) for a in _inputs(18))
+    ct = np.random.default_rng(3).normal(size=t.shape).astype(dtype)
+    dev = [cuda.to_device(a) for a in (t, anchors, grid)]
+    tol = 8 * np.finfo(dtype).eps
+    for variant, kw in VARIANTS:
+        b = rl.yolo_decode(t, anchors, grid, variant=variant, stride=8.0, dtype=dtype, **kw)
+        bd = rl.yolo_decode(*dev, variant=variant, stride=8.0, dtype=dtype, device="cuda", **kw)
+        assert not isinstance(bd, np.ndarray) and tuple(bd.shape) == t.shape
+        np.testing.assert_allclose(bd.copy_to_host(), b, rtol=tol)
+        for cotangent in (None, ct):
+            b, d = rl.yolo_decode.value_and_grad(t, anchors, grid, variant=variant, cotangent=cotangent, dtype=dtype,
+                                                 **kw)
+            ct_dev = None if cotangent is None else cuda.to_device(cotangent)
+            bd, dd = rl.yolo_decode.value_and_grad(*dev, variant=variant, cotangent=ct_dev, dtype=dtype,
+                                                   device="cuda", **kw)
+            np.testing.assert_allclose(bd.copy_to_host(), b, rtol=tol)
+            np.testing.assert_allclose(dd.copy_to_host(), d, rtol=tol, atol=tol * np.abs(d).max())
+
+
+def test_decode_of_device_arrays_rejects_bad_input():
+    from numba import cuda
+
+    t, anchors, grid = _inputs(6)
+    bad = anchors.copy()
+    bad[4, 1] = -1.0
+    with pytest.raises(ValueError, match=r"anchors: sizes must be > 0; anchors\[4, 1\] = -1.0"):
+        rl.yolo_decode(cuda.to_device(t), cuda.to_device(bad), cuda.to_device(grid), device="cuda")
+    t_nan = t.copy()
+    t_nan[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"t: must be finite; t\[2, 3\] = nan"):
+        rl.yolo_decode(cuda.to_device(t_nan), cuda.to_device(anchors), cuda.to_device(grid), device="cuda")
+    with pytest.raises(ValueError, match="leading shapes must be equal"):
+        rl.yolo_decode(cuda.to_device(t), cuda.to_device(anchors[:1]), cuda.to_device(grid), device="cuda")
+    with pytest.raises(ValueError, match="fmt: device arrays are decoded to 'cxcywh' only"):
+        rl.yolo_decode(cuda.to_device(t), cuda.to_device(anchors), cuda.to_device(grid), fmt="xyxy", device="cuda")
+    with pytest.raises(TypeError, match="anchors: device array has dtype float32, expected float64"):
+        rl.yolo_decode(cuda.to_device(t), cuda.to_device(anchors.astype(np.float32)), cuda.to_device(grid),
+                       device="cuda")
+    with pytest.raises(ValueError, match="grid: last dimension must be 2"):
+        rl.yolo_decode(cuda.to_device(t), cuda.to_device(anchors), cuda.to_device(t), device="cuda")
