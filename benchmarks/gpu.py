@@ -17,6 +17,7 @@ import numpy as np
 
 import refloss as rl
 from _timing import best_ms
+from boxes import boxes
 
 
 def _torch():
@@ -29,15 +30,11 @@ def _torch():
 
 
 def inputs(n, rng, dtype):
-    xy = rng.uniform(0, 100, (n, 2))
-    wh = rng.uniform(1, 50, (n, 2))
-    p = np.concatenate([xy, xy + wh], axis=1)
-    t = p + rng.normal(0, 5, (n, 4))
-    t[:, 2:] = np.maximum(t[:, 2:], t[:, :2] + 0.5)
+    p, t = boxes(n, rng, dtype)
     return {
         "x": rng.normal(size=n).astype(dtype), "y": rng.normal(size=n).astype(dtype),
         "logits": rng.normal(0, 3, n).astype(dtype), "targets": (rng.uniform(size=n) < 0.1).astype(dtype),
-        "p": p.astype(dtype), "t": t.astype(dtype),
+        "p": p, "t": t,
         "tt": rng.normal(0, 2, (n, 4)).astype(dtype), "anchors": np.exp(rng.uniform(0, 5, (n, 2))).astype(dtype),
         "grid": rng.integers(0, 80, (n, 2)).astype(dtype),
     }
