@@ -85,6 +85,14 @@ def _first_flagged(kernel, arr, size, *args) -> int:
     return int(found.copy_to_host()[0])
 
 
+def _where(i: int, shape) -> str:
+    return ", ".join(map(str, np.unravel_index(i, tuple(shape))))
+
+
+def _element(flat, i: int) -> float:
+    return float(flat[i : i + 1].copy_to_host()[0])
+
+
 def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | None = None) -> None:
     """ValueError naming the first bad element of a device array, with the rules and messages
     of :func:`refloss._validate.check_input`: non-finite, a box that breaks its layout's rule,
@@ -92,27 +100,23 @@ def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | Non
     flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
     if flat.size == 0:
         return
-
-    def where(i, shape):
-        return ", ".join(map(str, np.unravel_index(i, shape)))
-
     i = _first_flagged(_first_non_finite, flat, flat.size)
     if i < flat.size:
-        raise ValueError(f"{name}: must be finite; {name}[{where(i, arr.shape)}] = {float(flat[i:i + 1].copy_to_host()[0])!r}")
+        raise ValueError(f"{name}: must be finite; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
     if layout is not None:
         boxes = arr.reshape(arr.size // 4, 4)
         kernel, rule = ((_first_invalid_box, "boxes must have x2 >= x1 and y2 >= y1") if layout == "xyxy" else
                         (_first_negative_size, "sizes must be >= 0 (boxes are x, y, w, h)"))
         i = _first_flagged(kernel, boxes, boxes.shape[0])
         if i < boxes.shape[0]:
-            raise ValueError(f"{name}: {rule}; {name}[{where(i, tuple(arr.shape)[:-1])}] = "
+            raise ValueError(f"{name}: {rule}; {name}[{_where(i, tuple(arr.shape)[:-1])}] = "
                              f"{boxes[i].copy_to_host().tolist()}")
     if bounds is not None:
         lo, hi = bounds
         i = _first_flagged(_first_outside, flat, flat.size, arr.dtype.type(lo), arr.dtype.type(hi))
         if i < flat.size:
-            raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{where(i, arr.shape)}] = "
-                             f"{float(flat[i:i + 1].copy_to_host()[0])!r}")
+            raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{_where(i, arr.shape)}] = "
+                             f"{_element(flat, i)!r}")
 
 
 def check_positive_device(name: str, arr, what: str) -> None:
@@ -120,9 +124,7 @@ def check_positive_device(name: str, arr, what: str) -> None:
     flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
     i = _first_flagged(_first_non_positive, flat, flat.size) if flat.size else 0
     if i < flat.size:
-        index = np.unravel_index(i, arr.shape)
-        value = flat[i : i + 1].copy_to_host()[0]
-        raise ValueError(f"{name}: {what} must be > 0; {name}[{', '.join(map(str, index))}] = {float(value)!r}")
+        raise ValueError(f"{name}: {what} must be > 0; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
 
 
 def device_inputs(names, arrays, dt, validate: bool) -> list:

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import _cpu
 from ._registry import XYWH_LOSSES
-from ._validate import REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats, precision_of
+from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats,
+                        precision_of)
 
 _OPTIONS = ("reduction", "dtype", "device", "validate")
 _META_ATTRS = ("_meta", "_inputs", "_widths", "_params", "_defaults", "_default_values", "_input_rules", "_layouts")

@@ -64,7 +64,8 @@ def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
     bad = (arr < lo) | (arr > hi)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
+        raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; "
+                         f"{name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
 
 
 def check_reduction(reduction: str) -> None:

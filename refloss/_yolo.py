@@ -37,7 +37,8 @@ def _check_anchors(anchors: np.ndarray) -> None:
     bad = ~(anchors > 0)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"anchors: sizes must be > 0; anchors[{', '.join(map(str, index))}] = {float(anchors[index])!r}")
+        raise ValueError(f"anchors: sizes must be > 0; "
+                         f"anchors[{', '.join(map(str, index))}] = {float(anchors[index])!r}")
 
 
 def _cotangent_to_cxcywh(u: np.ndarray, fmt: str) -> np.ndarray:
