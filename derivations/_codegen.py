@@ -422,6 +422,9 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
     elems = [_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms))]
     checks = [f"{e} - {e} != 0" for e in elems]
     if kernel.invalid is not None:
+        if kernel.invalid in (sp.false, False):
+            raise ValueError("the kernel's invalid condition simplified to False: its symbols carry assumptions "
+                             "(e.g. positive=True) that decide it; declare them real")
         subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
         printer = KernelPrinter(precision)
         checks.append(f"({printer.doprint(kernel.invalid.xreplace(subs))})")

@@ -20,7 +20,7 @@ from ._functions import Sigmoid, SigmoidSize, plain
 
 NAME = "yolo_decode"
 tx, ty, tw, th = sp.symbols("tx ty tw th", real=True)
-pw, ph = sp.symbols("pw ph", positive=True)
+pw, ph = sp.symbols("pw ph", real=True)  # not positive: INVALID would simplify to False
 cx, cy = sp.symbols("cx cy", real=True)
 ux, uy, uw, uh = sp.symbols("ux uy uw uh", real=True)
 s = sp.Symbol("scale_xy", positive=True)

@@ -59,3 +59,19 @@ def test_a_false_claim_stops_generation():
     with pytest.raises(DerivationError):
         prove_equal(sympy.atan(x), x / (1 + x**2), "wrong")
     assert prove_equal(sympy.sin(x) ** 2 + sympy.cos(x) ** 2, 1, "pythagoras") == "sympy.simplify"
+
+
+def test_an_invalid_condition_decided_by_assumptions_is_refused():
+    """yolo_decode's anchors were declared positive, so "p <= 0" simplified to False and the
+    drivers never counted a bad anchor: generation now stops on such a condition."""
+    from derivations._codegen import _bad_element
+    from derivations._core import Branch, Kernel
+
+    p = sympy.Symbol("p", positive=True)
+    kernel = Kernel(arrays=(("p", 1, (p,)),), args=(), prelude=(), branches=(Branch(None, {"value": p}, ""),),
+                    invalid=p <= 0)
+    with pytest.raises(ValueError, match="simplified to False"):
+        _bad_element(kernel, "f64")
+    q = sympy.Symbol("p", real=True)
+    assert "p[i] <= 0.0" in _bad_element(Kernel(arrays=(("p", 1, (q,)),), args=(), prelude=(),
+                                                branches=(Branch(None, {"value": q}, ""),), invalid=q <= 0), "f64")

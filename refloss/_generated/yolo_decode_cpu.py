@@ -30,7 +30,7 @@ def _value_step_f64(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, st
     out[i, 1] = v1
     out[i, 2] = v2
     out[i, 3] = v3
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or (False) else 0
+    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= 0.0) or (anchors[i, 1] <= 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -57,7 +57,7 @@ def _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, 
     d_t[i, 1] = g_ty / divisor
     d_t[i, 2] = g_tw / divisor
     d_t[i, 3] = g_th / divisor
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or (False) else 0
+    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= 0.0) or (anchors[i, 1] <= 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -80,7 +80,7 @@ def _value_step_f32(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, st
     out[i, 1] = v1
     out[i, 2] = v2
     out[i, 3] = v3
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or (False) else 0
+    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= _f32(0.0)) or (anchors[i, 1] <= _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -107,7 +107,7 @@ def _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, 
     d_t[i, 1] = g_ty / divisor
     d_t[i, 2] = g_tw / divisor
     d_t[i, 3] = g_th / divisor
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or (False) else 0
+    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= _f32(0.0)) or (anchors[i, 1] <= _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
