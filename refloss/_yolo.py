@@ -41,6 +41,13 @@ def _check_anchors(anchors: np.ndarray) -> None:
                          f"anchors[{', '.join(map(str, index))}] = {float(anchors[index])!r}")
 
 
+def _raise_bad_input(arrays) -> None:
+    """ValueError naming the first non-finite input or non-positive anchor size."""
+    for n, a in zip(_NAMES, arrays):
+        check_finite(n, a)
+    _check_anchors(arrays[1])
+
+
 def _cotangent_to_cxcywh(u: np.ndarray, fmt: str) -> np.ndarray:
     """Transpose of the Jacobian of cxcywh -> fmt, applied to a cotangent in fmt."""
     if fmt == "cxcywh":
@@ -92,25 +99,29 @@ class YoloDecode:
             if all(_is_device_array(v) for v in given):
                 return _run_on_device(with_grad, given, precision, dt, args, fmt, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
-        ct = np.ones(4, dt) if cotangent is None else as_real_array("cotangent", cotangent, dt)
-        if ct.ndim == 0 or ct.shape[-1] != 4:
-            raise ValueError(f"cotangent: last dimension must be 4, got shape {ct.shape}")
-        arrays.append(_cotangent_to_cxcywh(ct, fmt).astype(dt, copy=False))
-        shape = _lead_shape(_NAMES, _WIDTHS, arrays)
-        if validate:
-            for n, a in zip(_NAMES, arrays):
-                check_finite(n, a)
-            _check_anchors(arrays[1])
+        if with_grad:
+            ct = np.ones(4, dt) if cotangent is None else as_real_array("cotangent", cotangent, dt)
+            if ct.ndim == 0 or ct.shape[-1] != 4:
+                raise ValueError(f"cotangent: last dimension must be 4, got shape {ct.shape}")
+            arrays.append(_cotangent_to_cxcywh(ct, fmt).astype(dt, copy=False))
+        shape = _lead_shape(_NAMES[:len(arrays)], _WIDTHS[:len(arrays)], arrays)
         flat = [_flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
+        if not with_grad:
+            flat.append(flat[0])  # the value kernel reads no cotangent: t stands in for it
         size = flat[0].shape[0]
         out = np.empty((size, 4), dt)
         d_t = np.empty((size, 4), dt) if with_grad else None
         if device == "cuda":
+            if validate:
+                _raise_bad_input(arrays)
             _run_cuda(precision, flat, out, d_t, args)
-        elif with_grad:
-            _cpu.driver("yolo_decode", "value_and_grad", precision)(*flat, out, d_t, dt.type(1), *args)
         else:
-            _cpu.driver("yolo_decode", "value", precision)(*flat, out, *args)
+            if with_grad:
+                bad = _cpu.driver("yolo_decode", "value_and_grad", precision)(*flat, out, d_t, dt.type(1), *args)
+            else:
+                bad = _cpu.driver("yolo_decode", "value", precision)(*flat, out, *args)
+            if bad and validate:  # the driver counts non-finite inputs and non-positive anchors
+                _raise_bad_input(arrays)
         boxes = out.reshape(shape + (4,))
         if fmt != "cxcywh":
             boxes = box_convert(boxes, "cxcywh", fmt).astype(dt, copy=False)
