@@ -174,8 +174,9 @@ class KernelPrinter(PythonCodePrinter):
         e = self.assign("e", f"math.exp(-abs({x}))")
         d = self.assign("d", f"{lit(1)} + {e}")
         dl = self.assign("dl", f"{e} - ({d} - {lit(1)})")  # the rounding error of d, exact
-        q = self.assign("q", f"{lit(4)}*{p}*({lit(1)} if {x} >= {lit(0)} else math.exp({lit(2)}*{x}))/({d}*{d})")
-        return f"({q} - {q}*({lit(2)}*{dl}/{d}))"
+        # the exact factor 4 last: 4 p could overflow where the size does not
+        q = self.assign("q", f"{p}*({lit(1)} if {x} >= {lit(0)} else math.exp({lit(2)}*{x}))/({d}*{d})")
+        return f"({lit(4)}*({q} - {q}*({lit(2)}*{dl}/{d})))"
 
     def _print_tanh(self, expr):
         return f"math.tanh({self._print(expr.args[0])})"
@@ -422,9 +423,10 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
     elems = [_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms))]
     checks = [f"{e} - {e} != 0" for e in elems]
     if kernel.invalid is not None:
-        if kernel.invalid in (sp.false, False):
-            raise ValueError("the kernel's invalid condition simplified to False: its symbols carry assumptions "
-                             "(e.g. positive=True) that decide it; declare them real")
+        signed = [s.name for s in kernel.inputs if s.is_positive is not None or s.is_nonnegative is not None]
+        if signed or kernel.invalid in (sp.false, False):
+            raise ValueError(f"the kernel's invalid condition may have simplified to False: inputs {signed} carry "
+                             "sign assumptions (e.g. positive=True) that decide comparisons; declare them real")
         subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
         printer = KernelPrinter(precision)
         checks.append(f"({printer.doprint(kernel.invalid.xreplace(subs))})")

@@ -63,14 +63,21 @@ def test_a_false_claim_stops_generation():
 
 def test_an_invalid_condition_decided_by_assumptions_is_refused():
     """yolo_decode's anchors were declared positive, so "p <= 0" simplified to False and the
-    drivers never counted a bad anchor: generation now stops on such a condition."""
+    drivers never counted a bad anchor: generation now stops when an input of a kernel with an
+    invalid condition carries a sign assumption (even if only part of an Or was lost)."""
     from derivations._codegen import _bad_element
     from derivations._core import Branch, Kernel
 
     p = sympy.Symbol("p", positive=True)
     kernel = Kernel(arrays=(("p", 1, (p,)),), args=(), prelude=(), branches=(Branch(None, {"value": p}, ""),),
                     invalid=p <= 0)
-    with pytest.raises(ValueError, match="simplified to False"):
+    with pytest.raises(ValueError, match="may have simplified to False"):
+        _bad_element(kernel, "f64")
+    r = sympy.Symbol("r", real=True)
+    kernel = Kernel(arrays=(("p", 1, (p,)), ("r", 1, (r,))), args=(), prelude=(),
+                    branches=(Branch(None, {"value": p * r}, ""),), invalid=sympy.Or(p <= 0, r < 0))
+    assert kernel.invalid == (r < 0)  # p <= 0 was dropped
+    with pytest.raises(ValueError, match=r"inputs \['p'\] carry sign assumptions"):
         _bad_element(kernel, "f64")
     q = sympy.Symbol("p", real=True)
     assert "p[i] <= 0.0" in _bad_element(Kernel(arrays=(("p", 1, (q,)),), args=(), prelude=(),

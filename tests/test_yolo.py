@@ -52,6 +52,19 @@ def test_scaled_sizes_within_3_5_ulp(dtype):
     assert worst <= 3.5, f"{np.dtype(dtype).name}: {worst:.2f} ULP"
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e308), (np.float32, 1e38)])
+def test_scaled_sizes_near_overflow(dtype, big):
+    """p (2 sigma(t))^2 <= 4p: sizes that fit stay finite and right (4 p alone would overflow,
+    and the compensation then gave inf - inf = NaN); a size beyond the range is inf, not NaN."""
+    t = np.array([[0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 3.0, 0.0]], dtype)
+    anchors = np.array([[big, big], [big, 1.0]], dtype)
+    b = rl.yolo_decode(t, anchors, np.zeros((2, 2), dtype), variant="scaled", dtype=dtype)
+    for i, k in ((0, 2), (0, 3), (1, 3)):
+        exact = decode(t[i], anchors[i], np.zeros(2), "scaled", 1.0, 1.0)[k]
+        assert ulp_error(b[i, k], exact, dtype) <= 3.5, (i, k, b[i, k], exact)
+    assert b[1, 2] == np.inf  # 1e308 (2 sigma(3))^2 = 3.6e308
+
+
 def test_vjp_matches_finite_differences():
     t, anchors, grid = _inputs(20)
     t = t[:20]

@@ -55,12 +55,12 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _e1 = math.exp(-abs(tw))
         _d2 = 1.0 + _e1
         _dl3 = _e1 - (_d2 - 1.0)
-        _q4 = 4.0*pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
+        _q4 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
         _e5 = math.exp(-abs(th))
         _d6 = 1.0 + _e5
         _dl7 = _e5 - (_d6 - 1.0)
-        _q8 = 4.0*ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
-        return stride*(_t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))), (_q4 - _q4*(2.0*_dl3/_d2)), (_q8 - _q8*(2.0*_dl7/_d6))
+        _q8 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
+        return stride*(_t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))), (4.0*(_q4 - _q4*(2.0*_dl3/_d2))), (4.0*(_q8 - _q8*(2.0*_dl7/_d6)))
     else:  # exponential sizes p exp(t)
         _t0 = 0.5 - 0.5*scale_xy
         return stride*(_t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))), pw*math.exp(tw), ph*math.exp(th)
@@ -74,13 +74,13 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _e1 = math.exp(-abs(tw))
         _d2 = 1.0 + _e1
         _dl3 = _e1 - (_d2 - 1.0)
-        _q4 = 4.0*pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
-        _t3 = (_q4 - _q4*(2.0*_dl3/_d2))
+        _q4 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
+        _t3 = (4.0*(_q4 - _q4*(2.0*_dl3/_d2)))
         _e5 = math.exp(-abs(th))
         _d6 = 1.0 + _e5
         _dl7 = _e5 - (_d6 - 1.0)
-        _q8 = 4.0*ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
-        _t4 = (_q8 - _q8*(2.0*_dl7/_d6))
+        _q8 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
+        _t4 = (4.0*(_q8 - _q8*(2.0*_dl7/_d6)))
         return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(1.0/(1.0 + math.exp(-(-tx))) if (-tx) >= 0.0 else math.exp((-tx))/(1.0 + math.exp((-tx)))), _t2*stride*uy*(1.0/(1.0 + math.exp(-(-ty))) if (-ty) >= 0.0 else math.exp((-ty))/(1.0 + math.exp((-ty)))), 2.0*_t3*uw*(1.0/(1.0 + math.exp(-(-tw))) if (-tw) >= 0.0 else math.exp((-tw))/(1.0 + math.exp((-tw)))), 2.0*_t4*uh*(1.0/(1.0 + math.exp(-(-th))) if (-th) >= 0.0 else math.exp((-th))/(1.0 + math.exp((-th))))
     else:  # exponential sizes p exp(t)
         _t0 = scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
@@ -97,12 +97,12 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _e1 = math.exp(-abs(tw))
         _d2 = _f32(1.0) + _e1
         _dl3 = _e1 - (_d2 - _f32(1.0))
-        _q4 = _f32(4.0)*pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
+        _q4 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
         _e5 = math.exp(-abs(th))
         _d6 = _f32(1.0) + _e5
         _dl7 = _e5 - (_d6 - _f32(1.0))
-        _q8 = _f32(4.0)*ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
-        return stride*(_t0 + cx + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))), (_q4 - _q4*(_f32(2.0)*_dl3/_d2)), (_q8 - _q8*(_f32(2.0)*_dl7/_d6))
+        _q8 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
+        return stride*(_t0 + cx + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))), (_f32(4.0)*(_q4 - _q4*(_f32(2.0)*_dl3/_d2))), (_f32(4.0)*(_q8 - _q8*(_f32(2.0)*_dl7/_d6)))
     else:  # exponential sizes p exp(t)
         _t0 = _f32(0.5) - _f32(0.5)*scale_xy
         return stride*(_t0 + cx + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))), pw*math.exp(tw), ph*math.exp(th)
@@ -116,13 +116,13 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _e1 = math.exp(-abs(tw))
         _d2 = _f32(1.0) + _e1
         _dl3 = _e1 - (_d2 - _f32(1.0))
-        _q4 = _f32(4.0)*pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
-        _t3 = (_q4 - _q4*(_f32(2.0)*_dl3/_d2))
+        _q4 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
+        _t3 = (_f32(4.0)*(_q4 - _q4*(_f32(2.0)*_dl3/_d2)))
         _e5 = math.exp(-abs(th))
         _d6 = _f32(1.0) + _e5
         _dl7 = _e5 - (_d6 - _f32(1.0))
-        _q8 = _f32(4.0)*ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
-        _t4 = (_q8 - _q8*(_f32(2.0)*_dl7/_d6))
+        _q8 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
+        _t4 = (_f32(4.0)*(_q8 - _q8*(_f32(2.0)*_dl7/_d6)))
         return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(_f32(1.0)/(_f32(1.0) + math.exp(-(-tx))) if (-tx) >= _f32(0.0) else math.exp((-tx))/(_f32(1.0) + math.exp((-tx)))), _t2*stride*uy*(_f32(1.0)/(_f32(1.0) + math.exp(-(-ty))) if (-ty) >= _f32(0.0) else math.exp((-ty))/(_f32(1.0) + math.exp((-ty)))), _f32(2.0)*_t3*uw*(_f32(1.0)/(_f32(1.0) + math.exp(-(-tw))) if (-tw) >= _f32(0.0) else math.exp((-tw))/(_f32(1.0) + math.exp((-tw)))), _f32(2.0)*_t4*uh*(_f32(1.0)/(_f32(1.0) + math.exp(-(-th))) if (-th) >= _f32(0.0) else math.exp((-th))/(_f32(1.0) + math.exp((-th))))
     else:  # exponential sizes p exp(t)
         _t0 = scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4e5b64ec8fa8a153
+# scalar kernels: sha256 e529df25e0aae722
 """YOLO box decoding: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
