@@ -127,13 +127,25 @@ def check_positive_device(name: str, arr, what: str) -> None:
         raise ValueError(f"{name}: {what} must be > 0; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
 
 
+def on_device(names, inputs) -> bool:
+    """True if every input is a device array, False if none is; ValueError for a mix."""
+    flags = [_is_device_array(v) for v in inputs]
+    if any(flags) and not all(flags):
+        where = ", ".join(f"{n} {'device' if f else 'host'}" for n, f in zip(names, flags))
+        raise ValueError(f"device='cuda' takes all arrays on the device or all on the host, got {where}")
+    return all(flags)
+
+
 def device_inputs(names, arrays, dt, validate: bool) -> list:
-    """The inputs as Numba device arrays, all of dtype ``dt`` (TypeError otherwise), checked finite
-    when ``validate``."""
+    """The inputs as Numba device arrays, all of dtype ``dt`` (TypeError otherwise) and
+    C-contiguous (ValueError: a strided view would need a copy), checked finite when ``validate``."""
     arrays = [_as_device_array(v) for v in arrays]
     for n, a in zip(names, arrays):
         if a.dtype != dt:
             raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (pass dtype= to match)")
+        if not a.is_c_contiguous():
+            raise ValueError(f"{n}: device arrays must be C-contiguous, got shape {tuple(a.shape)} with strides "
+                             f"{tuple(a.strides)} (make it contiguous first, e.g. tensor.contiguous())")
     if validate:
         for n, a in zip(names, arrays):
             _check_device(n, a)
@@ -144,8 +156,8 @@ def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, 
     """The loss ``name`` on the GPU.  ``rules``: per input (box layout, bounds) as
     :func:`refloss._validate.check_input` takes them."""
     layouts = tuple(layout for layout, _ in rules)
-    on_device = all(_is_device_array(v) for v in inputs)
-    if on_device:
+    device_in = on_device(input_names, inputs)
+    if device_in:
         arrays = device_inputs(input_names, inputs, dt, False)
         full = arrays[0].shape
         if any(a.shape != full for a in arrays):
@@ -174,7 +186,7 @@ def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, 
         getattr(mod, f"value_and_grad_{precision}")[grid](*flat, out, *grads, divisor, *args)
     else:
         getattr(mod, f"value_{precision}")[grid](*flat, out, *args)
-    if on_device:
+    if device_in:
         value = out.reshape(shape) if reduction == "none" else _reduce(out.copy_to_host(), reduction)
         if not with_grad:
             return value

@@ -93,10 +93,10 @@ class YoloDecode:
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
         if device == "cuda":
-            from ._cuda import _is_device_array
+            from ._cuda import on_device
 
-            given = (t, anchors, grid) + (() if cotangent is None else (cotangent,))
-            if all(_is_device_array(v) for v in given):
+            given = (t, anchors, grid) + (() if cotangent is None or not with_grad else (cotangent,))
+            if on_device(_NAMES, given):
                 return _run_on_device(with_grad, given, precision, dt, args, fmt, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
         if with_grad:
@@ -153,7 +153,11 @@ def _run_cuda(precision, flat, out, d_t, args) -> None:
     """The CUDA kernel on host arrays (copied in and out)."""
     from numba import cuda
 
-    d_out, d_grad = _launch(precision, [cuda.to_device(a) for a in flat], d_t is not None, args)
+    copies = {}  # an array passed twice (t standing in for the cotangent) is copied once
+    for a in flat:
+        if id(a) not in copies:
+            copies[id(a)] = cuda.to_device(a)
+    d_out, d_grad = _launch(precision, [copies[id(a)] for a in flat], d_t is not None, args)
     if d_grad is not None:
         d_grad.copy_to_host(d_t)
     d_out.copy_to_host(out)

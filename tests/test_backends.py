@@ -67,6 +67,10 @@ def test_cuda_validation_names_the_index():
         rl.l1(p, cuda.to_device(np.zeros(3)), device="cuda")
     with pytest.raises(ValueError, match="shapes must be equal"):
         rl.l1(p, cuda.to_device(np.zeros(2)), device="cuda")
+    with pytest.raises(ValueError, match="target: device arrays must be C-contiguous"):
+        rl.l1(p, cuda.to_device(np.zeros(6))[::2], device="cuda")
+    with pytest.raises(ValueError, match="all arrays on the device or all on the host, got pred device, target host"):
+        rl.l1(p, np.zeros(3), device="cuda")
 
 
 @pytest.mark.parametrize("on_device", [False, True], ids=["numpy", "device"])
