@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The device checks in one run, for a session that is lent a GPU (docs/development.md,
-# "Checking on a GPU"): `refloss verify --device cuda` (every CUDA kernel against the
-# oracle), the CUDA tests on the real device, and benchmarks/gpu.py.  From the repo root:
+# "Checking on a GPU").  From the repo root:
 #
-#     bash benchmarks/gpu_check.sh          # writes verify.txt, pytest.txt, gpu.txt to $OUT (or .)
+#     bash benchmarks/gpu_check.sh [smoke] [verify] [tests] [bench]    # default: all four
 #
-# numba-cuda 0.30 calls np.row_stack, which NumPy 2.5 removed: wheels in .whl (a NumPy
-# 2.4 cp312 wheel) are installed first into /tmp/site and put on PYTHONPATH.
+# smoke: one CUDA kernel compiles and runs (fails fast); verify: `refloss verify --device
+# cuda`, every CUDA kernel against the oracle; tests: the CUDA tests on the device; bench:
+# benchmarks/gpu.py against PyTorch.  Each stage has its own time limit (the four fit in
+# 570 s) and writes <stage>.txt to $OUT (or .).  numba-cuda 0.30 calls np.row_stack, which
+# NumPy 2.5 removed: wheels in .whl (a NumPy 2.4 cp312 wheel) go first into /tmp/site.
 set -u
 out="${OUT:-.}"
+stages="${*:-smoke verify tests bench}"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
@@ -18,14 +21,27 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c "import numpy, numba, numba_cuda; print('numpy', numpy.__version__, 'numba', numba.__version__,
 'numba-cuda', numba_cuda.__version__)" || exit 1
+
 status=0
-time python3 -c "import sys; from refloss.cli import main; sys.exit(main(sys.argv[1:]))" verify --device cuda \
-  >"$out/verify.txt" 2>&1 || status=1
-tail -n 8 "$out/verify.txt"
-# the oracle rows ran above; here the CUDA-vs-CPU, device-array and validation tests on the device
-time env REFLOSS_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider -k "not real_gpu" \
-  tests/test_backends.py tests/test_yolo.py >"$out/pytest.txt" 2>&1 || status=1
-tail -n 15 "$out/pytest.txt"
-(cd benchmarks && time python3 gpu.py --n 4000000 --repeat 20) >"$out/gpu.txt" 2>&1 || status=1
-cat "$out/gpu.txt"
+run() {  # run STAGE LIMIT COMMAND...: the command's output to $out/STAGE.txt, its tail here
+  local stage=$1 limit=$2
+  shift 2
+  case " $stages " in *" $stage "*) ;; *) return ;; esac
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$out/$stage.txt" 2>&1
+  local rc=$?
+  echo "== $stage: exit $rc in $((SECONDS - start)) s"
+  tail -n 20 "$out/$stage.txt"
+  [ "$rc" -eq 0 ] || status=1
+}
+cli='import sys; from refloss.cli import main; sys.exit(main(sys.argv[1:]))'
+run smoke 90 python3 -c 'import numpy as np, refloss as rl
+v, (g, _) = rl.smooth_l1.value_and_grad(np.array([0.05, 2.0]), np.zeros(2), beta=0.1, device="cuda")
+assert np.allclose(v, [0.0125, 1.95]) and np.allclose(g, [0.5, 1.0]), (v, g); print("cuda ok", v, g)'
+[ "$status" -eq 0 ] || exit 1
+run verify 240 python3 -c "$cli" verify --device cuda
+# the oracle rows ran in verify; here the CUDA-vs-CPU, device-array and validation tests
+run tests 150 env REFLOSS_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider -k "not real_gpu" \
+  tests/test_backends.py tests/test_yolo.py
+run bench 90 bash -c "cd benchmarks && python3 gpu.py --n 4000000 --repeat 20"
 exit $status
