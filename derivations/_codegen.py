@@ -502,12 +502,13 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         f'"""{spec.title}: numba.cuda device functions and fused grid-stride kernels."""',
         "from numba import cuda",
         "",
+        "from refloss._numba_options import CACHE",
         f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]
     lines += _compiled_scalars("cuda.jit(device=True)")
     for prec, kernel, fn, with_grad in _drivers(spec):
-        lines += ["", "", "@cuda.jit"]
+        lines += ["", "", "@cuda.jit(cache=CACHE)"]
         lines.append(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
         lines += [f"        {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
+from ._numba_options import CACHE
 from ._loss import _flat, _lead_shape, _reduce, _sum_to_shape
 from ._validate import as_real_array, check_input
 
@@ -29,7 +30,7 @@ def kernels(name: str):
     return importlib.import_module(f"refloss._generated.{name}_cuda")
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def _first_non_finite(x, found):
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         v = x[i]
@@ -37,28 +38,28 @@ def _first_non_finite(x, found):
             cuda.atomic.min(found, 0, i)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def _first_non_positive(x, found):
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         if not (x[i] > 0):
             cuda.atomic.min(found, 0, i)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def _first_invalid_box(b, found):
     for i in range(cuda.grid(1), b.shape[0], cuda.gridsize(1)):
         if b[i, 2] < b[i, 0] or b[i, 3] < b[i, 1]:
             cuda.atomic.min(found, 0, i)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def _first_negative_size(b, found):
     for i in range(cuda.grid(1), b.shape[0], cuda.gridsize(1)):
         if b[i, 2] < 0 or b[i, 3] < 0:
             cuda.atomic.min(found, 0, i)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def _first_outside(x, lo, hi, found):
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         if x[i] < lo or x[i] > hi:

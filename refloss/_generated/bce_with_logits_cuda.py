@@ -8,6 +8,7 @@
 """Binary cross-entropy with logits: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
+from refloss._numba_options import CACHE
 from refloss._generated import bce_with_logits as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)
@@ -16,13 +17,13 @@ _value_f32 = cuda.jit(device=True)(_scalar.value_f32)
 _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f64(logits, targets, out):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f64(logits[i], targets[i], )
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], )
@@ -31,13 +32,13 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
         d_targets[i] = g_targets / divisor
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f32(logits, targets, out):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f32(logits[i], targets[i], )
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], )

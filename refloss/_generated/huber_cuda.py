@@ -8,6 +8,7 @@
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
+from refloss._numba_options import CACHE
 from refloss._generated import huber as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)
@@ -16,13 +17,13 @@ _value_f32 = cuda.jit(device=True)(_scalar.value_f32)
 _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f64(pred, target, out, delta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f64(pred[i], target[i], delta)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, delta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], delta)
@@ -31,13 +32,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, delta):
         d_target[i] = g_target / divisor
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f32(pred, target, out, delta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f32(pred[i], target[i], delta)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, delta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], delta)

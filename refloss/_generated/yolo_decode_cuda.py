@@ -8,6 +8,7 @@
 """YOLO box decoding: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
+from refloss._numba_options import CACHE
 from refloss._generated import yolo_decode as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)
@@ -16,7 +17,7 @@ _value_f32 = cuda.jit(device=True)(_scalar.value_f32)
 _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
@@ -26,7 +27,7 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
         out[i, 3] = v3
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
@@ -40,7 +41,7 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
         d_t[i, 3] = g_th / divisor
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
@@ -50,7 +51,7 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
         out[i, 3] = v3
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)

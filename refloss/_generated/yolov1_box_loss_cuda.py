@@ -8,6 +8,7 @@
 """YOLOv1 coordinate loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
+from refloss._numba_options import CACHE
 from refloss._generated import yolov1_box_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)
@@ -16,13 +17,13 @@ _value_f32 = cuda.jit(device=True)(_scalar.value_f32)
 _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f64(pred, target, out, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
@@ -37,13 +38,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coor
         d_target[i, 3] = g_ht / divisor
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_f32(pred, target, out, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
 
 
-@cuda.jit
+@cuda.jit(cache=CACHE)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
