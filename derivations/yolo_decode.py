@@ -47,6 +47,10 @@ def derive() -> LossSpec:
         prove_equal((4 * pw * n / d**2).subs(tw, t_sign), plain(scaled_wh[0]).subs(tw, t_sign),
                     f"the evaluation form 4 p n/(1 + e^(-|t|))^2 is p (2 sigma(t))^2 for t {'>' if sign > 0 else '<'} 0",
                     checks)
+    dh, dl = sp.symbols("d_h d_l", positive=True)
+    prove_equal(sp.series(1 / (dh + dl) ** 2, dl, 0, 2).removeO(), (1 - 2 * dl / dh) / dh**2,
+                "1/(d_h + d_l)^2 = (1 - 2 d_l/d_h)/d_h^2 + O(d_l^2): the correction for the rounding error d_l of d",
+                checks)
     prove_equal(sp.diff(plain(scaled_wh[0]), tw), plain(SigmoidSize(pw, tw).diff(tw)),
                 "d/dt p (2 sigma(t))^2 = 2 p (2 sigma(t))^2 sigma(-t)", checks)
     prove_equal(plain(bx).subs(s, 1), (sig + cx) * stride, "s = 1 is the v2/v3 centre sigma(t) + c", checks)
@@ -97,8 +101,8 @@ def derive() -> LossSpec:
         accuracy="Sigmoid as 1/(1+exp(-t)) for t >= 0 and exp(t)/(1+exp(t)) below: no overflow. Scaled-YOLOv4 "
                  "sizes as 4 p n/d^2 with d = 1 + e^(-|t|), n = 1 (t >= 0) or e^(2t) (t < 0), corrected by the "
                  "factor 1 - 2 d_l/d for the rounding error d_l of d, which Fast2Sum gives exactly: squaring d "
-                 "would double its rounding error. The plain form 4 p sigma(t)^2 is off by up to 4.7 ULP over "
-                 "t in [-8, 8]; this form by up to 3.04 ULP (float64, 20000 points against mpmath). It uses "
+                 "would double its rounding error; the exact factor 4 comes last (4 p alone could overflow). "
+                 "The plain form 4 p sigma(t)^2 is off by up to 4.7 ULP over t in [-8, 8]; this form by up to 3.04 ULP (float64, 20000 points against mpmath). It uses "
                  "no error-free product, so a compiler's FMA contraction cannot break it.",
         checks=checks)
 
