@@ -18,9 +18,9 @@ from pathlib import Path
 import sympy
 
 from . import LOSSES
-from ._codegen import cpu_module, cuda_module, scalar_module
-from ._core import SYMPY_PIN
-from ._docs import figure_name, figures, markdown
+from refloss._derive.codegen import cpu_module, cuda_module, scalar_module
+from refloss._derive.core import SYMPY_PIN
+from refloss._derive.docs import figure_name, figures, markdown
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 pred = (px1, py1, px2, py2), target = (tx1, ty1, tx2, ty2).  The intersection and
 the enclosing box use ``TMin``/``TMax`` (ties split the gradient 0.5/0.5, as
 torch.minimum/maximum) and ``Clamp0`` (gradient passes at 0, as clamp(min=0)); see
-``derivations/_functions.py``.  Gradients w.r.t. all eight coordinates are
+``refloss/_derive/functions.py``.  Gradients w.r.t. all eight coordinates are
 ``sympy.diff`` of a differentiation form, which may differ from the evaluation form of
 the value only by detached factors (``Detach``) and is proved equal to it in value.
 """
@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import sympy as sp
 
-from ._autodiff import kernel_from_forms
-from ._core import Kernel, Step as DocStep, prove_equal
-from ._functions import Clamp0, Sub, TMax, TMin, plain
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import Kernel, Step as DocStep, prove_equal
+from refloss._derive.functions import Clamp0, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
 tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
@@ -135,7 +135,7 @@ def slide_path(dy: float):
 
 def slide_plot(title: str, params: dict | None = None):
     """Loss and its derivative along the slide, for three vertical offsets."""
-    from ._core import Plot
+    from refloss._derive.core import Plot
 
     params = params or {}
     return Plot(f"{title}: sliding past the target",
@@ -157,7 +157,7 @@ def aspect_path(height: float):
 
 def aspect_plot(title: str):
     """Loss and its derivative as the predicted box's width changes at fixed centre."""
-    from ._core import Plot
+    from refloss._derive.core import Plot
 
     return Plot(f"{title}: changing the aspect ratio",
                 [(f"height = {h:g}", {"params": {}, "path": aspect_path(h)}) for h in (0.5, 1.0, 2.0)],
@@ -169,7 +169,7 @@ def aspect_plot(title: str):
 
 def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
              constants=()):
-    from ._core import LossSpec
+    from refloss._derive.core import LossSpec
 
     plots = list(plots) + [aspect_plot(title)]
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params,

@@ -1,14 +1,14 @@
 """Shared shape of the classification losses on (logits, targets), element-wise.
 
-Targets may be soft, in [0, 1].  ``Sigmoid`` and ``Softplus`` (derivations/_functions.py)
+Targets may be soft, in [0, 1].  ``Sigmoid`` and ``Softplus`` (refloss/_derive/functions.py)
 are printed in forms that never overflow: logits of any magnitude give finite values.
 """
 import math
 
 import sympy as sp
 
-from ._autodiff import kernel_from_forms
-from ._core import Plot
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import Plot
 
 x = sp.Symbol("logits", real=True)
 y = sp.Symbol("targets", real=True)

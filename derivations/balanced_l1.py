@@ -21,8 +21,8 @@ import math
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from ._core import Constant, LossSpec, Param, Plot, Step, precision_bits, prove_equal, prove_true, prove_zero
-from ._elementwise import a, integrate_from_zero, kernel
+from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, precision_bits, prove_equal, prove_true, prove_zero
+from refloss._derive.elementwise import a, integrate_from_zero, kernel
 
 NAME = "balanced_l1"
 beta = sp.Symbol("beta", positive=True)

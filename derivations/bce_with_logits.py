@@ -7,8 +7,8 @@ dL/dx = sigma(x) - y, dL/dy = -x.
 import sympy as sp
 
 from . import _logits as C
-from ._core import LossSpec, Step, prove_equal
-from ._functions import LogitCE, plain
+from refloss._derive.core import LossSpec, Step, prove_equal
+from refloss._derive.functions import LogitCE, plain
 
 NAME = "bce_with_logits"
 

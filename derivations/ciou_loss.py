@@ -11,8 +11,8 @@ arctan(w/h) is atan2(w, h): finite value and gradient at h = 0.
 import sympy as sp
 
 from . import _boxes as B
-from ._core import Param, Step
-from ._functions import AtanRatio, Detach, Step as Gate
+from refloss._derive.core import Param, Step
+from refloss._derive.functions import AtanRatio, Detach, Step as Gate
 from .diou_loss import distance
 from .iou_loss import EPS
 

@@ -2,7 +2,7 @@
 import sympy as sp
 
 from . import _boxes as B
-from ._core import Step
+from refloss._derive.core import Step
 from .iou_loss import EPS
 
 NAME = "diou_loss"

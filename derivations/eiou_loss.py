@@ -2,8 +2,8 @@
 import sympy as sp
 
 from . import _boxes as B
-from ._core import Step
-from ._functions import Sub
+from refloss._derive.core import Step
+from refloss._derive.functions import Sub
 from .diou_loss import distance
 from .iou_loss import EPS
 

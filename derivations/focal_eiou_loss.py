@@ -9,8 +9,8 @@ import sympy as sp
 
 from . import _boxes as B
 from . import eiou_loss as E
-from ._core import Param, Step
-from ._functions import Detach
+from refloss._derive.core import Param, Step
+from refloss._derive.functions import Detach
 from .iou_loss import EPS
 
 NAME = "focal_eiou_loss"

@@ -14,8 +14,8 @@ continuity at a = 1:
 """
 import sympy as sp
 
-from ._core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
-from ._elementwise import a, integrate_from_zero, kernel
+from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
+from refloss._derive.elementwise import a, integrate_from_zero, kernel
 
 NAME = "focal_l1"
 beta = sp.Symbol("beta", positive=True)

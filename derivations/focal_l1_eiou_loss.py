@@ -13,7 +13,7 @@ import sympy as sp
 from . import _boxes as B
 from . import eiou_loss as E
 from . import focal_l1 as F
-from ._core import Step
+from refloss._derive.core import Step
 from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"

@@ -6,8 +6,8 @@ delta * smooth_l1(beta=delta), which the derivation proves.
 import sympy as sp
 
 from . import smooth_l1
-from ._core import LossSpec, Param, Plot, Step, prove_equal
-from ._elementwise import a, integrate_from_zero, kernel
+from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
+from refloss._derive.elementwise import a, integrate_from_zero, kernel
 
 NAME = "huber"
 delta = sp.Symbol("delta", positive=True)

@@ -2,7 +2,7 @@
 import sympy as sp
 
 from . import _boxes as B
-from ._core import Param, Step
+from refloss._derive.core import Param, Step
 
 NAME = "iou_loss"
 EPS = Param("eps", B.eps, 0.0, B.EPS_PARAM_DOC, lower=sp.Integer(0))

@@ -3,7 +3,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from . import _boxes as B
-from ._core import Step
+from refloss._derive.core import Step
 from .iou_loss import EPS
 
 NAME = "log_iou_loss"

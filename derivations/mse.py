@@ -1,8 +1,8 @@
 """Squared error (pred - target)^2 (PyTorch ``mse_loss``), for completeness."""
 import sympy as sp
 
-from ._core import LossSpec, Plot, Step, prove_equal
-from ._elementwise import a, kernel
+from refloss._derive.core import LossSpec, Plot, Step, prove_equal
+from refloss._derive.elementwise import a, kernel
 
 NAME = "mse"
 

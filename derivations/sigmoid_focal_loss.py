@@ -8,8 +8,8 @@ alpha = None (or negative, as torchvision) disables the alpha_t weighting.
 import sympy as sp
 
 from . import _logits as C
-from ._core import LossSpec, Param, Step, prove_equal
-from ._functions import LogitCE, OneMinusPt, PowG, plain
+from refloss._derive.core import LossSpec, Param, Step, prove_equal
+from refloss._derive.functions import LogitCE, OneMinusPt, PowG, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)

@@ -6,8 +6,8 @@ L = a^2/(2 beta) (a < beta), a - beta/2 (a >= beta); beta -> 0 is L1.
 """
 import sympy as sp
 
-from ._core import LossSpec, Param, Plot, Step, prove_equal, prove_zero
-from ._elementwise import a, integrate_from_zero, kernel
+from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal, prove_zero
+from refloss._derive.elementwise import a, integrate_from_zero, kernel
 
 NAME = "smooth_l1"
 beta = sp.Symbol("beta", positive=True)

@@ -15,8 +15,8 @@ product of a cotangent u with respect to t: d/dt sum_k u_k b_k.
 """
 import sympy as sp
 
-from ._core import Branch, Kernel, LossSpec, Param, Plot, Step, prove_equal
-from ._functions import Sigmoid, SigmoidSize, plain
+from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, prove_equal
+from refloss._derive.functions import Sigmoid, SigmoidSize, plain
 
 NAME = "yolo_decode"
 tx, ty, tw, th = sp.symbols("tx ty tw th", real=True)

@@ -11,8 +11,8 @@ digits when w ~ w^; its derivative (sqrt(w) - sqrt(w^))/sqrt(w) as
 """
 import sympy as sp
 
-from ._autodiff import kernel_from_forms
-from ._core import LossSpec, Param, Plot, Step, prove_equal
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
 
 NAME = "yolov1_box_loss"
 x, y, w, h = sp.symbols("x y w h", real=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sympy = pytest.importorskip("sympy")
-from derivations._core import SYMPY_PIN  # noqa: E402
+from refloss._derive.core import SYMPY_PIN  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED_DIRS = ("refloss/_generated", "docs/derivations", "docs/img")
@@ -51,7 +51,7 @@ def test_generated_files_carry_the_banner():
 
 
 def test_a_false_claim_stops_generation():
-    from derivations._core import DerivationError, prove_equal, prove_zero
+    from refloss._derive.core import DerivationError, prove_equal, prove_zero
 
     x = sympy.Symbol("x", positive=True)
     with pytest.raises(DerivationError):
@@ -65,8 +65,8 @@ def test_an_invalid_condition_decided_by_assumptions_is_refused():
     """yolo_decode's anchors were declared positive, so "p <= 0" simplified to False and the
     drivers never counted a bad anchor: generation now stops when an input of a kernel with an
     invalid condition carries a sign assumption (even if only part of an Or was lost)."""
-    from derivations._codegen import _bad_element
-    from derivations._core import Branch, Kernel
+    from refloss._derive.codegen import _bad_element
+    from refloss._derive.core import Branch, Kernel
 
     p = sympy.Symbol("p", positive=True)
     kernel = Kernel(arrays=(("p", 1, (p,)),), args=(), prelude=(), branches=(Branch(None, {"value": p}, ""),),

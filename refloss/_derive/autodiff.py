@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._core import Branch, Kernel, prove_equal
-from ._functions import plain
+from .core import Branch, Kernel, prove_equal
+from .functions import plain
 
 
 def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ._codegen import banner
-from ._core import LossSpec
-from ._functions import plain
-from ._svg import line_plots
+from .codegen import banner
+from .core import LossSpec
+from .functions import plain
+from .svg import line_plots
 
 
 def _tex(e) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._core import Branch, Kernel, prove_equal
+from .core import Branch, Kernel, prove_equal
 
 pred, target = sp.symbols("pred target", real=True)
 x = sp.Symbol("x", real=True)  # residual pred - target

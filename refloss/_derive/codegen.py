@@ -1,4 +1,4 @@
-"""Code generation: a :class:`~derivations._core.LossSpec` -> Python modules.
+"""Code generation: a :class:`~refloss._derive.core.LossSpec` -> Python modules.
 
 Three modules per loss land in ``refloss/_generated/``:
 
@@ -22,8 +22,8 @@ import hashlib
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ._core import SYMPY_PIN, Kernel, LossSpec
-from ._functions import Sigmoid, Softplus
+from .core import SYMPY_PIN, Kernel, LossSpec
+from .functions import Sigmoid, Softplus
 
 PRECISIONS = ("f64", "f32")
 
