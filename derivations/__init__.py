@@ -1,9 +1,14 @@
 """SymPy derivations of the refloss losses; ``python -m derivations`` regenerates
-``refloss/_generated/`` and ``docs/derivations/`` from them."""
+``refloss/_generated/`` and ``docs/derivations/`` from them.
 
-# One module per loss; adding a loss = one file here + one line in this tuple.
-LOSSES = ("l1", "mse", "smooth_l1", "huber", "balanced_l1", "focal_l1",
-          "iou", "iou_loss", "log_iou_loss", "giou", "giou_loss", "diou", "diou_loss", "ciou", "ciou_loss",
-          "eiou_loss", "focal_eiou_loss", "focal_l1_eiou_loss",
-          "bce_with_logits", "sigmoid_focal_loss", "yolo_decode",
-          "yolov1_box_loss")
+One module per loss, ``derivations/<name>.py`` with ``derive() -> LossSpec``; nothing else
+lists the losses: :func:`names` finds them (files starting with ``_`` are shared helpers).
+"""
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def names() -> list:
+    """Every derivation module's name, sorted."""
+    return sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_"))

@@ -168,13 +168,24 @@ def aspect_plot(title: str):
 
 
 def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
-             constants=()):
-    from refloss._derive.core import LossSpec
+             constants=(), kind="loss", variants=(), mean_weight=None):
+    """The LossSpec of a box loss (``kind="metric"`` for a metric); a loss with an ``eps``
+    parameter gets the eps placements peers use as variants for diagnoses."""
+    from refloss._derive.core import LossSpec, Variant
 
     plots = list(plots) + [aspect_plot(title)]
+    variants = list(variants)
+    if any(p.name == "eps" for p in params):
+        variants += [Variant("eps", f"eps={e:g}", params={"eps": e}) for e in EPS_VARIANTS]
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params,
                     constants=list(constants), kernels=kernels, steps=GEOMETRY_STEPS + steps, plots=plots,
-                    conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks)
+                    conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks,
+                    family="box", kind=kind, layouts={"pred": "xyxy", "target": "xyxy"}, variants=variants,
+                    mean_weight=mean_weight)
+
+
+# the eps values peers use (torchvision 1e-7, mmdetection 1e-6, ...): variants a diagnosis tries
+EPS_VARIANTS = (0.0, 1e-7, 1e-9, 1e-6)
 
 
 CONVENTIONS = ("Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and "

@@ -21,7 +21,8 @@ import math
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, precision_bits, prove_equal, prove_true, prove_zero
+from refloss._derive.core import (Constant, LossSpec, Param, Plot, Step, Variant, precision_bits, prove_equal, prove_true,
+                                  prove_zero)
 from refloss._derive.elementwise import a, integrate_from_zero, kernel
 
 NAME = "balanced_l1"
@@ -143,6 +144,14 @@ def derive() -> LossSpec:
             prelude=((u, c_u * a), (z, u / (2 + u))),
         )
 
+    # the copied form as a kernel of its own, for diagnoses (b = c_u beta); written as copied
+    copied_in = (alpha / (c_u * beta) * (c_u * beta * a + 1) * log1p(c_u * a) - alpha * a)
+    copied_out = gamma * a + gamma / (c_u * beta) - alpha * beta
+    prove_equal(copied_in.subs(consts), mm_in, "copied form as evaluated (inner)", checks, domain=dom)
+    prove_equal(copied_out.subs(consts), mm_out, "copied form as evaluated (outer)", checks, domain=dom)
+    copied = kernel([(a < beta, copied_in, sp.diff(copied_in, a), "copied form, inner"),
+                     (None, copied_out, gamma, "copied form, outer")], args=(beta, alpha, gamma, c_u, k_2, c_lin))
+
     for prec in ("f64", "f32"):
         n = series_terms(prec)
         tail = Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) * 3
@@ -207,4 +216,7 @@ def derive() -> LossSpec:
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
         "constants correctly rounded from 40-digit decimal arithmetic.",
         checks=checks,
+        family="elementwise",
+        variants=[Variant("copied_form", "the copied (b|x|+1) Balanced L1 form, right only at beta = 1",
+                          program={"f64": copied, "f32": copied})],
     )

@@ -41,4 +41,4 @@ def derive() -> LossSpec:
         conventions="Differentiable everywhere. Targets outside [0, 1] are invalid input.",
         accuracy="softplus as max(x, 0) + log1p(exp(-|x|)); sigmoid as 1/(1 + exp(-x)) for x >= 0 and "
         "exp(x)/(1 + exp(x)) below, so nothing overflows.",
-        checks=checks, input_ranges=C.INPUT_RANGES)
+        checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

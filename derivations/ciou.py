@@ -10,4 +10,4 @@ def derive():
     k = C.kernel(-1, checks)
     return B.box_spec(NAME, "CIoU (metric)", "CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).",
                       ["Z. Zheng et al., arXiv:1911.08287"], C.PARAMS, {p: k for p in ("f64", "f32")}, [],
-                      [B.slide_plot("CIoU")], C.CONVENTIONS, "", checks)
+                      [B.slide_plot("CIoU")], C.CONVENTIONS, "", checks, kind="metric", variants=C.VARIANTS)

@@ -11,7 +11,7 @@ arctan(w/h) is atan2(w, h): finite value and gradient at h = 0.
 import sympy as sp
 
 from . import _boxes as B
-from refloss._derive.core import Param, Step
+from refloss._derive.core import Param, Step, Variant
 from refloss._derive.functions import AtanRatio, Detach, Step as Gate
 from .diou_loss import distance
 from .iou_loss import EPS
@@ -37,6 +37,13 @@ PARAMS = [
     Param("darknet", dk, False, "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind="bool"),
 ]
 ARGS = (B.eps, g, gate, dk)
+# the alpha conventions peers use, for diagnoses (shared with the metric, derivations/ciou.py)
+VARIANTS = [
+    Variant("alpha_grad", "alpha_grad=True (the exact derivative)", params={"alpha_grad": True}),
+    Variant("alpha_constant", "alpha_grad=False (alpha constant, as the official code)", params={"alpha_grad": False}),
+    Variant("alpha_gate", "alpha_gate=0.5 (mmdetection, YOLACT)", params={"alpha_gate": 0.5}),
+    Variant("darknet", "darknet=True (the paper's simplified dv/dw)", params={"darknet": True}),
+]
 CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when "
                "v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite "
                "gradient.")
@@ -76,4 +83,5 @@ def derive():
                 / (sp.Symbol("w") ** 2 + sp.Symbol("h") ** 2)),
          Step("by $-\\frac{8}{\\pi^2} D h$ (and $\\partial v/\\partial h$ likewise by $\\frac{8}{\\pi^2} D w$) for the "
               "predicted box, $D = \\arctan(w_t/h_t) - \\arctan(w/h)$.")],
-        [B.slide_plot("CIoU loss")], CONVENTIONS, "", checks)
+        [B.slide_plot("CIoU loss")], CONVENTIONS, "", checks,
+        variants=VARIANTS + [Variant("no_aspect_term", "DIoU: the alpha*v term is missing", loss="diou_loss")])

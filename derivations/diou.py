@@ -11,4 +11,4 @@ def derive():
     kernel = B.box_kernel([(None, B.iou - distance, B.iou - distance, "")], args=(B.eps,), checks=checks)
     return B.box_spec(NAME, "DIoU (metric)", "DIoU = IoU - rho^2 / (c^2 + eps).",
                       ["Z. Zheng et al., arXiv:1911.08287"], [EPS], {p: kernel for p in ("f64", "f32")},
-                      [], [B.slide_plot("DIoU")], "", "", checks)
+                      [], [B.slide_plot("DIoU")], "", "", checks, kind="metric")

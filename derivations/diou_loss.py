@@ -2,7 +2,7 @@
 import sympy as sp
 
 from . import _boxes as B
-from refloss._derive.core import Step
+from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
 
 NAME = "diou_loss"
@@ -19,4 +19,5 @@ def derive():
         [Step("Centre offset, evaluated as sums of coordinate differences:", "\\rho_x",
               ((sp.Symbol("p_{x1}") - sp.Symbol("t_{x1}")) + (sp.Symbol("p_{x2}") - sp.Symbol("t_{x2}"))) / 2),
          Step("", "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps))],
-        [B.slide_plot("DIoU loss")], "", "", checks)
+        [B.slide_plot("DIoU loss")], "", "", checks,
+        variants=[Variant("giou_not_diou", "GIoU, not DIoU", loss="giou_loss")])

@@ -9,7 +9,7 @@ import sympy as sp
 
 from . import _boxes as B
 from . import eiou_loss as E
-from refloss._derive.core import Param, Step
+from refloss._derive.core import Param, Step, Variant
 from refloss._derive.functions import Detach
 from .iou_loss import EPS
 
@@ -42,4 +42,7 @@ def derive():
               "\\bar L", sp.Symbol("\\sum_i IoU_i^{\\gamma} L_{EIoU,i}") / sp.Symbol("\\sum_i IoU_i^{\\gamma}"))],
         [B.slide_plot("Focal-EIoU loss")],
         B.CONVENTIONS + " With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and "
-        "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.", "", checks)
+        "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.", "", checks,
+        variants=[Variant("focal_eiou_v1", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
+                          loss="focal_l1_eiou_loss")],
+        mean_weight=("iou", "gamma", "weight_grad", ("eps",)))

@@ -118,4 +118,5 @@ def derive() -> LossSpec:
         "At x = 0 value and gradient are 0.",
         accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; constants correctly rounded.",
         checks=checks,
+        family="elementwise",
     )

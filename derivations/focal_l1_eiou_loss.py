@@ -13,7 +13,7 @@ import sympy as sp
 from . import _boxes as B
 from . import eiou_loss as E
 from . import focal_l1 as F
-from refloss._derive.core import Step
+from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"
@@ -56,4 +56,5 @@ def derive():
         B.CONVENTIONS + " At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic "
         "branch is used (Focal-L1's convention; the gradient is continuous there).",
         "ln(beta x) = ln(beta) + ln(x), both non-positive for x <= 1; constants correctly rounded.", checks,
-        constants=F.CONSTANTS)
+        constants=F.CONSTANTS,
+        variants=[Variant("focal_eiou_v2", "the paper's v2, the IoU^0.5-weighted EIoU loss", loss="focal_eiou_loss")])

@@ -60,4 +60,5 @@ def derive() -> LossSpec:
         conventions="At |x| = delta the linear branch is used (PyTorch); the gradient is continuous there.",
         accuracy="The derived expressions, at most three correctly rounded operations after x = pred - target.",
         checks=checks,
+        family="elementwise",
     )

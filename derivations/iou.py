@@ -12,4 +12,4 @@ def derive():
     kernel = B.box_kernel([(None, B.iou, B.iou, "")], args=(B.eps,), checks=checks)
     return B.box_spec(NAME, "IoU (metric)", "IoU = I / (U + eps) for xyxy boxes pred, target (..., 4).",
                       ["J. Yu et al., UnitBox, arXiv:1608.01471"], [EPS], {p: kernel for p in ("f64", "f32")},
-                      [], [B.slide_plot("IoU")], "", "", checks)
+                      [], [B.slide_plot("IoU")], "", "", checks, kind="metric")

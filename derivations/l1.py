@@ -26,4 +26,5 @@ def derive() -> LossSpec:
         conventions="The gradient at x = 0 is 0 (sign(0) = 0, as PyTorch autograd).",
         accuracy="Exact up to the rounding of x = pred - target.",
         checks=checks,
+        family="elementwise",
     )

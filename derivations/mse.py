@@ -25,4 +25,5 @@ def derive() -> LossSpec:
         conventions="Differentiable everywhere.",
         accuracy="x*x and 2x: one rounding after x = pred - target.",
         checks=checks,
+        family="elementwise",
     )

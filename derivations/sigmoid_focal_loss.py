@@ -55,4 +55,4 @@ def derive() -> LossSpec:
         conventions="Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where "
         "1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.",
         accuracy="1 - p_t without cancellation; cross-entropy and sigmoid without overflow.",
-        checks=checks, input_ranges=C.INPUT_RANGES)
+        checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -67,4 +67,5 @@ def derive() -> LossSpec:
         "three correctly rounded operations; no cancellation except a - beta/2 for a just above beta, where "
         "the result is at least beta/2.",
         checks=checks,
+        family="elementwise",
     )

@@ -104,7 +104,7 @@ def derive() -> LossSpec:
                  "would double its rounding error; the exact factor 4 comes last (4 p alone could overflow). "
                  "The plain form 4 p sigma(t)^2 is off by up to 4.7 ULP over t in [-8, 8]; this form by up to 3.04 ULP (float64, 20000 points against mpmath). It uses "
                  "no error-free product, so a compiler's FMA contraction cannot break it.",
-        checks=checks)
+        checks=checks, family="coding", kind="coding")
 
 
 def _centre_path(t):

@@ -61,7 +61,7 @@ def derive() -> LossSpec:
                     grad_title="dL/dw", caption="The same absolute width error costs more for a small target box.")],
         conventions="Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).",
         accuracy="Square-root differences as (a - b)/(sqrt a + sqrt b): no cancellation for w close to w^.",
-        checks=checks)
+        checks=checks, family="yolo", layouts={"pred": "xywh", "target": "xywh"})
 
 
 def _size_path(target_w):

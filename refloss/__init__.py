@@ -9,41 +9,40 @@ kernels with analytic gradients (``refloss/_generated/``), and checked against a
 0.125
 
 Importing refloss imports NumPy only; Numba is imported and kernels compile (with
-an on-disk cache) on first use.
+an on-disk cache) on first use.  The losses below are made from the generated index
+(``refloss/_generated/_index.py``, one entry per ``derivations/<loss>.py``).
 """
 from ._boxes import box_convert
-from ._focal_eiou import FocalEIoULoss
-from ._loss import Loss
+from ._loss import Loss, loss_named
 from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
-from ._registry import ALL_LOSSES, BOX_LOSSES, CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, METRICS
 
 __version__ = "0.1.0"
 
-l1 = Loss("l1")
-mse = Loss("mse")
-smooth_l1 = Loss("smooth_l1")
-huber = Loss("huber")
-balanced_l1 = Loss("balanced_l1")
-focal_l1 = Loss("focal_l1")
+try:
+    from ._generated._index import LOSSES as _INDEX
+except ModuleNotFoundError as _e:  # only a checkout whose generated files were deleted: let
+    if _e.name != "refloss._generated._index":  # `python -m derivations` (which imports refloss) rebuild them
+        raise
+    import warnings
 
-iou_loss = Loss("iou_loss")
-log_iou_loss = Loss("log_iou_loss")
-giou_loss = Loss("giou_loss")
-diou_loss = Loss("diou_loss")
-ciou_loss = Loss("ciou_loss")
-eiou_loss = Loss("eiou_loss")
-focal_eiou_loss = FocalEIoULoss("focal_eiou_loss")
-focal_l1_eiou_loss = Loss("focal_l1_eiou_loss")  # Focal-EIoU v1: Focal-L1 of the EIoU loss
+    warnings.warn("refloss/_generated/_index.py is missing: no losses are defined; run `python -m derivations`",
+                  stacklevel=2)
+    _INDEX = {}
 
-iou = Loss("iou")
-giou = Loss("giou")
-diou = Loss("diou")
-ciou = Loss("ciou")
 
-bce_with_logits = Loss("bce_with_logits")
-sigmoid_focal_loss = Loss("sigmoid_focal_loss")
+def _names(family=None, kind=None) -> tuple:
+    return tuple(n for n, i in _INDEX.items() if (family is None or i.family == family)
+                 and (kind is None or i.kind == kind) and i.kind != "coding")
 
-yolov1_box_loss = Loss("yolov1_box_loss")
 
-__all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES", "box_convert",
-           "yolo_decode", "yolo_encode", "yolo_ignore_mask", *ALL_LOSSES]
+# every generated loss and metric as refloss.<name> (yolo_decode, a "coding", has its own API above)
+ALL_LOSSES = _names()
+globals().update({_name: loss_named(_name) for _name in ALL_LOSSES})
+ELEMENTWISE_LOSSES = _names("elementwise")
+BOX_LOSSES = _names("box", "loss")
+METRICS = _names("box", "metric")
+CLASSIFICATION_LOSSES = _names("classification")
+YOLO_LOSSES = _names("yolo")
+
+__all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES",
+           "YOLO_LOSSES", "box_convert", "yolo_decode", "yolo_encode", "yolo_ignore_mask", *ALL_LOSSES]

@@ -1,17 +1,13 @@
-"""CPU execution: lazily import the generated Numba module and call its drivers."""
+"""CPU execution: the generated Numba drivers (``refloss._generated.<loss>_cpu``).
+
+The interface, as :mod:`refloss._cuda` has its own: :func:`launch` runs one fused driver
+over flat C-contiguous arrays and returns the number of elements with a non-finite or
+invalid input (validation costs no extra pass over memory).
+"""
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
 
-
-@lru_cache(maxsize=None)
-def drivers(name: str):
-    """The generated ``refloss._generated.<name>_cpu`` module (imports numba on first use)."""
-    return importlib.import_module(f"refloss._generated.{name}_cpu")
-
-
-@lru_cache(maxsize=None)
-def driver(name: str, kind: str, precision: str):
-    """The driver ``<kind>_<precision>`` (kind "value" or "value_and_grad") of a loss."""
-    return getattr(drivers(name), f"{kind}_{precision}")
+def launch(module, fn: str, flat, outputs, args) -> int:
+    """``module.<fn>`` (a generated driver: "value_f64", "value_and_grad_f32", ...) over the
+    flat arrays ``flat``, writing ``outputs``; returns the count of bad input elements."""
+    return getattr(module, fn)(*flat, *outputs, *args)

@@ -7,27 +7,23 @@ copying, e.g. ``torch.as_tensor(out, device="cuda")``).  On the device path all
 array inputs must be device arrays, C-contiguous, of the same shape (broadcast them first); ``validate=True``
 checks finiteness with a small device kernel; reductions return host scalars.
 Imported only when ``device="cuda"`` is asked for.
+
+The interface for the rest of refloss: :func:`launch`
+(one fused kernel over flat device arrays), :func:`evaluate` (a loss, from host or device
+inputs), :func:`device_inputs`, :func:`to_device` and :func:`check_positive_device`.
 """
 from __future__ import annotations
 
-import importlib
 import math
-from functools import lru_cache
 
 import numpy as np
 from numba import cuda
 
+from ._arrays import flat as _flat, lead_shape, on_device, reduce, sum_to_shape
 from ._numba_options import CACHE
-from ._loss import _flat, _lead_shape, _reduce, _sum_to_shape
 from ._validate import as_real_array, check_input
 
 THREADS = 256
-
-
-@lru_cache(maxsize=None)
-def kernels(name: str):
-    """The generated ``refloss._generated.<name>_cuda`` module."""
-    return importlib.import_module(f"refloss._generated.{name}_cuda")
 
 
 @cuda.jit(cache=CACHE)
@@ -64,11 +60,6 @@ def _first_outside(x, lo, hi, found):
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         if x[i] < lo or x[i] > hi:
             cuda.atomic.min(found, 0, i)
-
-
-def _is_device_array(v) -> bool:
-    # the simulator's FakeCUDAArray has no __cuda_array_interface__
-    return hasattr(v, "__cuda_array_interface__") or type(v).__name__ == "FakeCUDAArray"
 
 
 def _as_device_array(v):
@@ -128,15 +119,6 @@ def check_positive_device(name: str, arr, what: str) -> None:
         raise ValueError(f"{name}: {what} must be > 0; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
 
 
-def on_device(names, inputs) -> bool:
-    """True if every input is a device array, False if none is; ValueError for a mix."""
-    flags = [_is_device_array(v) for v in inputs]
-    if any(flags) and not all(flags):
-        where = ", ".join(f"{n} {'device' if f else 'host'}" for n, f in zip(names, flags))
-        raise ValueError(f"device='cuda' takes all arrays on the device or all on the host, got {where}")
-    return all(flags)
-
-
 def device_inputs(names, arrays, dt, validate: bool) -> list:
     """The inputs as Numba device arrays, all of dtype ``dt`` (TypeError otherwise) and
     C-contiguous (ValueError: a strided view would need a copy), checked finite when ``validate``."""
@@ -153,9 +135,25 @@ def device_inputs(names, arrays, dt, validate: bool) -> list:
     return arrays
 
 
-def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, rules, validate, with_grad):
-    """The loss ``name`` on the GPU.  ``rules``: per input (box layout, bounds) as
-    :func:`refloss._validate.check_input` takes them."""
+def to_device(arrays) -> list:
+    """Host arrays copied to the device (an array given twice is copied once)."""
+    copies = {}
+    for a in arrays:
+        if id(a) not in copies:
+            copies[id(a)] = cuda.to_device(a)
+    return [copies[id(a)] for a in arrays]
+
+
+def launch(module, fn: str, flat, outputs, args) -> None:
+    """``module.<fn>`` (a generated fused kernel) over the flat device arrays ``flat`` (one
+    thread per element, grid-stride), writing ``outputs``."""
+    size = flat[0].shape[0]
+    getattr(module, fn)[_blocks(size), THREADS](*flat, *outputs, *args)
+
+
+def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction, rules, validate, with_grad):
+    """A loss on the GPU: ``module`` is its generated CUDA module.  ``rules``: per input (box
+    layout, bounds) as :func:`refloss._validate.check_input` takes them."""
     layouts = tuple(layout for layout, _ in rules)
     device_in = on_device(input_names, inputs)
     if device_in:
@@ -164,7 +162,7 @@ def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, 
         if any(a.shape != full for a in arrays):
             raise ValueError("shapes must be equal on the CUDA path for device arrays: "
                              + ", ".join(f"{n} {a.shape}" for n, a in zip(input_names, arrays)))
-        shape = _lead_shape(input_names, widths, arrays, layouts)
+        shape = lead_shape(input_names, widths, arrays, layouts)
         if validate:
             for n, a, (layout, bounds) in zip(input_names, arrays, rules):
                 _check_device(n, a, layout, bounds)
@@ -172,28 +170,26 @@ def evaluate(name, precision, dt, input_names, widths, inputs, args, reduction, 
         flat = [a.reshape(size) if w == 1 else a.reshape(size, w) for a, w in zip(arrays, widths)]
     else:
         host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]
-        shape = _lead_shape(input_names, widths, host, layouts)
+        shape = lead_shape(input_names, widths, host, layouts)
         if validate:
             for n, a, (layout, bounds) in zip(input_names, host, rules):
                 check_input(n, a, layout, bounds)
-        flat = [cuda.to_device(_flat(a, shape, w)) for a, w in zip(host, widths)]
+        flat = to_device([_flat(a, shape, w) for a, w in zip(host, widths)])
         size = flat[0].shape[0]
-    mod = kernels(name)
     out = cuda.device_array(size, dtype=dt)
-    grid = (_blocks(size), THREADS)
     if with_grad:
         grads = [cuda.device_array(f.shape, dtype=dt) for f in flat]
         divisor = dt.type(size if reduction == "mean" and size else 1)
-        getattr(mod, f"value_and_grad_{precision}")[grid](*flat, out, *grads, divisor, *args)
+        launch(module, f"value_and_grad_{precision}", flat, [out, *grads, divisor], args)
     else:
-        getattr(mod, f"value_{precision}")[grid](*flat, out, *args)
+        launch(module, f"value_{precision}", flat, [out], args)
     if device_in:
-        value = out.reshape(shape) if reduction == "none" else _reduce(out.copy_to_host(), reduction)
+        value = out.reshape(shape) if reduction == "none" else reduce(out.copy_to_host(), reduction)
         if not with_grad:
             return value
         return value, tuple(g.reshape(shape + g.shape[1:]) for g in grads)
-    value = _reduce(out.copy_to_host().reshape(shape), reduction)
+    value = reduce(out.copy_to_host().reshape(shape), reduction)
     if not with_grad:
         return value
-    return value, tuple(_sum_to_shape(g.copy_to_host().reshape(shape + g.shape[1:]), a.shape)
+    return value, tuple(sum_to_shape(g.copy_to_host().reshape(shape + g.shape[1:]), a.shape)
                         for g, a in zip(grads, host))

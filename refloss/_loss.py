@@ -5,6 +5,10 @@ device="cpu", validate=True)`` and ``L.value_and_grad(...)`` returns
 ``(value, (d_pred, d_target))``: each gradient has the shape of its input and is the
 gradient of the reduced value (for ``"none"``, of the sum: each element's own
 gradient, summed over the axes that input was broadcast along).
+
+Everything a loss object knows about its loss comes from its :class:`refloss._info.LossInfo`
+(generated from the derivation); its kernels come from :meth:`Loss._module`, which a loss
+whose modules are not in ``refloss._generated`` (``refloss.design``) overrides.
 """
 from __future__ import annotations
 
@@ -13,74 +17,21 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import _cpu
-from ._registry import XYWH_LOSSES
-from ._validate import (REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats,
-                        precision_of)
+from . import _arrays, _cpu
+from ._info import LossInfo
+from ._validate import REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, precision_of
 
-_OPTIONS = ("reduction", "dtype", "device", "validate")
-_META_ATTRS = ("_meta", "_inputs", "_widths", "_params", "_defaults", "_default_values", "_input_rules", "_layouts")
+_MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
 
-def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum a gradient over the axes its input was broadcast along."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
-
-
-_COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)"}
-
-
-def _lead_shape(names, widths, arrays, layouts=None) -> tuple:
-    """The broadcast shape of the elements (for boxes: of all but the last axis of size 4).
-    ``layouts`` (per input "xyxy", "xywh" or None) names the coordinates in errors."""
-    first = tuple(arrays[0].shape)  # (a tuple: the CUDA simulator's shapes take no negative index)
-    if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
-        return first  # the common case, without building anything
-    shapes = {}
-    for k, (n, w, a) in enumerate(zip(names, widths, arrays)):
-        shape = tuple(a.shape)
-        if w == 1:
-            shapes[n] = shape
-        elif not shape or shape[-1] != w:
-            coords = _COORDINATES.get(layouts[k], "") if layouts else ""
-            raise ValueError(f"{n}: last dimension must be {w}{coords}, got shape {shape}")
-        else:
-            shapes[n] = shape[:-1]
-    first = next(iter(shapes.values()))
-    for v in shapes.values():
-        if v != first:
-            return broadcast_shape(shapes)
-    return first
-
-
-def _flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
-    """``a`` broadcast to ``shape`` (+ (width,) for boxes) as a C-contiguous (n,) or
-    (n, width) array, a view when possible."""
-    full = shape if width == 1 else shape + (width,)
-    if a.shape != full:
-        a = np.broadcast_to(a, full)
-    if width == 1:
-        return a if a.ndim == 1 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
-    return a if a.ndim == 2 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1, width)
-
-
-def _reduce(values: np.ndarray, reduction: str):
-    if reduction == "none":
-        return values
-    total = values.sum(dtype=values.dtype)
-    if reduction == "sum":
-        return total
-    return total / values.dtype.type(values.size) if values.size else values.dtype.type(np.nan)
-
-
-def _docstring(meta) -> str:
-    lines = [f"{meta.TITLE}.", "", meta.FORMULA, "", "Parameters", "----------",
-             "pred, target : array_like", "    Real arrays of broadcastable shapes."]
-    for p in meta.PARAMS:
+def _docstring(info: LossInfo) -> str:
+    lines = [f"{info.title}.", "", info.formula, "", "Parameters", "----------"]
+    lines += [f"{', '.join(info.inputs)} : array_like",
+              "    Real arrays of broadcastable shapes" + (
+                  " (boxes: last axis of size " + ", ".join(
+                      f"{w} ({n}, {layout or 'values'})" for n, w, layout in zip(info.inputs, info.widths, info.layouts)
+                      if w > 1) + ")" if any(w > 1 for w in info.widths) else "") + "."]
+    for p in info.params:
         kind = {"bool": "bool", "optional": "float or None"}.get(p.kind, "float")
         lines += [f"{p.name} : {kind}, default {p.default!r}", f"    {p.doc}; ``{p.rule}``."]
     lines += [
@@ -90,11 +41,11 @@ def _docstring(meta) -> str:
         'device : {"cpu", "cuda"}, default "cpu"',
         "validate : bool, default True",
         "    Check inputs for finiteness (parameters are always checked).",
-        "", "Conventions", "-----------", meta.CONVENTIONS,
+        "", "Conventions", "-----------", info.conventions,
         "", "``.value_and_grad(...)`` takes the same arguments and returns "
-        "``(value, (d_pred, d_target))``.",
-        "", "References", "----------", *meta.REFERENCES,
-        "", f"Derivation: docs/derivations/{meta.NAME}.md",
+        f"``(value, (d_{', d_'.join(info.inputs)}))``.",
+        "", "References", "----------", *info.references,
+        "", f"Derivation: docs/derivations/{info.name}.md",
     ]
     return "\n".join(lines)
 
@@ -102,40 +53,32 @@ def _docstring(meta) -> str:
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
 
-    def __init__(self, name: str):
-        # Nothing is imported here: the generated module (metadata, constants, scalar
-        # kernels) loads on first use, so `import refloss` stays light.
-        self._name = name
-        self.__name__ = self.__qualname__ = name
+    def __init__(self, info: LossInfo):
+        # Nothing is imported here: the generated modules (constants, scalar kernels,
+        # drivers) load on first use, so `import refloss` stays light.
+        self._info = info
+        self._name = info.name
+        self.__name__ = self.__qualname__ = info.name
         self.__module__ = "refloss"
+        self._defaults = {p.name: p.default for p in info.params}
+        self._default_values = tuple(self._defaults.values())
+        # per input: (box layout "xyxy", "xywh" or None, (lo, hi) range or None)
+        self._input_rules = tuple((layout, info.ranges.get(n)) for n, layout in zip(info.inputs, info.layouts))
+        self._modules = {}
         self._kernel_args = lru_cache(maxsize=1024)(self._kernel_args_uncached)
         self.value_and_grad = _ValueAndGrad(self)
 
-    def __getattr__(self, attr):
-        """Load the generated metadata on first access of any of its attributes."""
-        if attr in _META_ATTRS:
-            self._load_meta()
-            return self.__dict__[attr]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
-
-    def _load_meta(self) -> None:
-        meta = importlib.import_module(f"refloss._generated.{self._name}")
-        d = self.__dict__
-        d["_meta"] = meta
-        d["_inputs"] = meta.INPUTS
-        d["_widths"] = meta.WIDTHS
-        d["_params"] = meta.PARAMS
-        d["_defaults"] = {p.name: p.default for p in meta.PARAMS}
-        d["_default_values"] = tuple(d["_defaults"].values())
-        layout = "xywh" if self._name in XYWH_LOSSES else "xyxy"
-        # per input: (box layout "xyxy", "xywh" or None, (lo, hi) range or None)
-        d["_input_rules"] = tuple((layout if w == 4 else None, meta.INPUT_RANGES.get(n))
-                                  for n, w in zip(meta.INPUTS, meta.WIDTHS))
-        d["_layouts"] = tuple(layout for layout, _ in d["_input_rules"])
+    def _module(self, which: str):
+        """The generated module: "scalar" (constants, plain-Python kernels), "cpu" or "cuda" (drivers)."""
+        mod = self._modules.get(which)
+        if mod is None:
+            mod = self._modules[which] = importlib.import_module(
+                f"refloss._generated.{self._name}{_MODULE_SUFFIX[which]}")
+        return mod
 
     @property
     def __doc__(self):  # noqa: D105 - built from the generated metadata on demand
-        return _docstring(self._meta)
+        return _docstring(self._info)
 
     @property
     def __signature__(self):
@@ -143,8 +86,8 @@ class Loss:
 
         P = inspect.Parameter
         return inspect.Signature(
-            [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._inputs]
-            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._params]
+            [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._info.inputs]
+            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._info.params]
             + [P("reduction", P.KEYWORD_ONLY, default="none"), P("dtype", P.KEYWORD_ONLY, default=None),
                P("device", P.KEYWORD_ONLY, default="cpu"), P("validate", P.KEYWORD_ONLY, default=True)]
         )
@@ -157,18 +100,28 @@ class Loss:
         return self._name
 
     @property
+    def info(self) -> LossInfo:
+        """What refloss knows about the loss (family, inputs, parameters, kinks, variants)."""
+        return self._info
+
+    @property
     def inputs(self) -> tuple:
-        return self._inputs
+        return self._info.inputs
 
     @property
     def params(self) -> tuple:
         """The parameters' descriptions (name, default, domain, doc)."""
-        return self._params
+        return self._info.params
 
     def _kernel_args_uncached(self, values: tuple, precision: str) -> tuple:
         """Kernel arguments after the inputs: float for f64 (fastest to pass), float32 for f32."""
-        constants = self._meta.constants(*param_floats(self._params, values))
+        constants = self._module("scalar").constants(*param_floats(self._info.params, values))
         return tuple(np.float32(c) for c in constants) if precision == "f32" else constants
+
+    def kernel_args(self, params: dict, precision: str = "f64") -> tuple:
+        """The scalar kernels' arguments after the inputs for these parameters (defaults for
+        the rest), as floats of ``precision`` ("f64" or "f32")."""
+        return self._kernel_args_uncached(self._param_values(params), precision)
 
     def _param_values(self, params: dict) -> tuple:
         unknown = set(params) - set(self._defaults)
@@ -182,49 +135,84 @@ class Loss:
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
         # This is the per-call fixed cost (a few microseconds): keep it lean.
-        if len(inputs) != len(self._inputs):
-            raise TypeError(f"{self._name}() takes {len(self._inputs)} arrays ({', '.join(self._inputs)}), "
+        info = self._info
+        if len(inputs) != len(info.inputs):
+            raise TypeError(f"{self._name}() takes {len(info.inputs)} arrays ({', '.join(info.inputs)}), "
                             f"got {len(inputs)}")
         dt, precision = precision_of(dtype)
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
         values = self._param_values(params) if params else self._default_values
+        if reduction == "mean" and info.mean_weight is not None:
+            return self._weighted_mean(with_grad, inputs, values, dtype, device, validate)
         try:
             args = self._kernel_args(values, precision)
         except TypeError:  # unhashable parameter value: check it without the cache
             args = self._kernel_args_uncached(values, precision)
         if device != "cpu":
-            return self._evaluate_elsewhere(with_grad, inputs, args, reduction, dt, precision, device, validate)
-        arrays = [as_real_array(n, v, dt) for n, v in zip(self._inputs, inputs)]
-        shape = _lead_shape(self._inputs, self._widths, arrays, self._layouts)
-        flat = [_flat(a, shape, w) for a, w in zip(arrays, self._widths)]
+            if device != "cuda":
+                raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+            from . import _cuda
+
+            return _cuda.evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs, args,
+                                  reduction, self._input_rules, validate, with_grad)
+        arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
+        shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
+        flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
         size = flat[0].shape[0]
         out = np.empty(size, dt)
+        drivers = self._module("cpu")
         if not with_grad:
-            bad = _cpu.driver(self._name, "value", precision)(*flat, out, *args)
+            bad = _cpu.launch(drivers, f"value_{precision}", flat, [out], args)
             if bad and validate:
                 self._raise_bad_input(arrays)
-            return _reduce(out.reshape(shape), reduction)
+            return _arrays.reduce(out.reshape(shape), reduction)
         grads = [np.empty(f.shape, dt) for f in flat]
         divisor = dt.type(size if reduction == "mean" and size else 1)
-        bad = _cpu.driver(self._name, "value_and_grad", precision)(*flat, out, *grads, divisor, *args)
+        bad = _cpu.launch(drivers, f"value_and_grad_{precision}", flat, [out, *grads, divisor], args)
         if bad and validate:
             self._raise_bad_input(arrays)
-        value = _reduce(out.reshape(shape), reduction)
-        return value, tuple([_sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape) for g, a in zip(grads, arrays)])
+        value = _arrays.reduce(out.reshape(shape), reduction)
+        return value, tuple([_arrays.sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape)
+                             for g, a in zip(grads, arrays)])
 
-    def _evaluate_elsewhere(self, with_grad, inputs, args, reduction, dt, precision, device, validate):
-        if device != "cuda":
-            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
-        from . import _cuda
-
-        return _cuda.evaluate(self._name, precision, dt, self._inputs, self._widths, inputs, args, reduction,
-                              self._input_rules, validate, with_grad)
+    def _weighted_mean(self, with_grad, inputs, values, dtype, device, validate):
+        """reduction="mean" for a loss that weights its elements (``LossInfo.mean_weight``):
+        the sum divided by the sum of the weights w = metric**exponent; the weights carry a
+        gradient (through the metric's kernel) when the ``differentiate`` parameter is set."""
+        mw = self._info.mean_weight
+        params = dict(zip(self._defaults, values))
+        metric = loss_named(mw.metric)
+        shared = {k: params[k] for k in mw.shared}
+        common = dict(dtype=dtype, device=device, validate=validate)
+        differentiate = bool(params[mw.differentiate]) and with_grad
+        result = self._evaluate(with_grad, inputs, params, "sum", dtype, device, validate)
+        if differentiate:
+            # the metric's gradient per element (inputs broadcast first), weighted, then summed to each input
+            full = np.broadcast_arrays(*(np.asarray(a) for a in inputs))
+            m, dm = metric.value_and_grad(*full, **shared, **common)
+            m, dm = np.asarray(m), tuple(np.asarray(d) for d in dm)
+        else:
+            m = np.asarray(metric(*inputs, **shared, **common))
+        exponent = m.dtype.type(params[mw.exponent])
+        weights = m**exponent
+        norm = weights.sum(dtype=weights.dtype)
+        if not with_grad:
+            return result / norm
+        total, grads = result
+        value = total / norm
+        grads = tuple(np.asarray(g) / norm for g in grads)
+        if differentiate:
+            with np.errstate(divide="ignore", invalid="ignore"):  # d(m^e)/dm, 0 where m = 0
+                dw = np.where(m > 0, exponent * m ** (exponent - 1), 0)[..., None]
+            grads = tuple(g - value / norm * _arrays.sum_to_shape(dw * d, g.shape) for g, d in zip(grads, dm))
+        return value, grads
 
     def _raise_bad_input(self, arrays) -> None:
         """The kernels count bad elements as they go; only then look for the first one."""
-        for n, a, (layout, bounds) in zip(self._inputs, arrays, self._input_rules):
+        for n, a, (layout, bounds) in zip(self._info.inputs, arrays, self._input_rules):
             check_input(n, a, layout, bounds)
+
 
 class _ValueAndGrad:
     """``loss.value_and_grad(...)``: value and the gradient w.r.t. every array input."""
@@ -250,3 +238,11 @@ class _ValueAndGrad:
 
     def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
         return self._loss._evaluate(True, inputs, params, reduction, dtype, device, validate)
+
+
+@lru_cache(maxsize=None)
+def loss_named(name: str) -> Loss:
+    """The loss object of a generated loss (the one ``refloss.<name>`` is)."""
+    from ._generated._index import LOSSES
+
+    return Loss(LOSSES[name])

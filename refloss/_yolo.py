@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _cpu
+from . import _arrays, _cpu
 from ._boxes import box_convert
-from ._loss import _flat, _lead_shape, _sum_to_shape
+from ._loss import loss_named
 from ._validate import as_real_array, check_finite, precision_of
 
 VARIANTS = ("v2", "v3", "v4", "scaled")
@@ -93,10 +93,8 @@ class YoloDecode:
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
         if device == "cuda":
-            from ._cuda import on_device
-
             given = (t, anchors, grid) + (() if cotangent is None or not with_grad else (cotangent,))
-            if on_device(_NAMES, given):
+            if _arrays.on_device(_NAMES, given):
                 return _run_on_device(with_grad, given, precision, dt, args, fmt, validate)
         arrays = [as_real_array(n, v, dt) for n, v in zip(_NAMES[:3], (t, anchors, grid))]
         if with_grad:
@@ -104,8 +102,8 @@ class YoloDecode:
             if ct.ndim == 0 or ct.shape[-1] != 4:
                 raise ValueError(f"cotangent: last dimension must be 4, got shape {ct.shape}")
             arrays.append(_cotangent_to_cxcywh(ct, fmt).astype(dt, copy=False))
-        shape = _lead_shape(_NAMES[:len(arrays)], _WIDTHS[:len(arrays)], arrays)
-        flat = [_flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
+        shape = _arrays.lead_shape(_NAMES[:len(arrays)], _WIDTHS[:len(arrays)], arrays)
+        flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
         if not with_grad:
             flat.append(flat[0])  # the value kernel reads no cotangent: t stands in for it
         size = flat[0].shape[0]
@@ -116,10 +114,11 @@ class YoloDecode:
                 _raise_bad_input(arrays)
             _run_cuda(precision, flat, out, d_t, args)
         else:
+            drivers = _module("cpu")
             if with_grad:
-                bad = _cpu.driver("yolo_decode", "value_and_grad", precision)(*flat, out, d_t, dt.type(1), *args)
+                bad = _cpu.launch(drivers, f"value_and_grad_{precision}", flat, [out, d_t, dt.type(1)], args)
             else:
-                bad = _cpu.driver("yolo_decode", "value", precision)(*flat, out, *args)
+                bad = _cpu.launch(drivers, f"value_{precision}", flat, [out], args)
             if bad and validate:  # the driver counts non-finite inputs and non-positive anchors
                 _raise_bad_input(arrays)
         boxes = out.reshape(shape + (4,))
@@ -127,7 +126,12 @@ class YoloDecode:
             boxes = box_convert(boxes, "cxcywh", fmt).astype(dt, copy=False)
         if not with_grad:
             return boxes
-        return boxes, _sum_to_shape(d_t.reshape(shape + (4,)), arrays[0].shape)
+        return boxes, _arrays.sum_to_shape(d_t.reshape(shape + (4,)), arrays[0].shape)
+
+
+def _module(which: str):
+    """The generated yolo_decode module "cpu" or "cuda" (found through its index entry)."""
+    return loss_named("yolo_decode")._module(which)
 
 
 def _launch(precision, flat, with_grad, args):
@@ -135,29 +139,24 @@ def _launch(precision, flat, with_grad, args):
     returns the device arrays (boxes, d_t or None).  The value kernel reads no cotangent."""
     from numba import cuda
 
-    from ._cuda import THREADS, _blocks, kernels
+    from . import _cuda
 
-    mod = kernels("yolo_decode")
+    mod = _module("cuda")
     size, dt = flat[0].shape[0], flat[0].dtype
     out = cuda.device_array((size, 4), dt)
-    launch = (_blocks(size), THREADS)
     if not with_grad:
-        getattr(mod, f"value_{precision}")[launch](*flat, out, *args)
+        _cuda.launch(mod, f"value_{precision}", flat, [out], args)
         return out, None
     d_t = cuda.device_array((size, 4), dt)
-    getattr(mod, f"value_and_grad_{precision}")[launch](*flat, out, d_t, dt.type(1), *args)
+    _cuda.launch(mod, f"value_and_grad_{precision}", flat, [out, d_t, dt.type(1)], args)
     return out, d_t
 
 
 def _run_cuda(precision, flat, out, d_t, args) -> None:
-    """The CUDA kernel on host arrays (copied in and out)."""
-    from numba import cuda
+    """The CUDA kernel on host arrays (copied in and out; t standing in for the cotangent is copied once)."""
+    from . import _cuda
 
-    copies = {}  # an array passed twice (t standing in for the cotangent) is copied once
-    for a in flat:
-        if id(a) not in copies:
-            copies[id(a)] = cuda.to_device(a)
-    d_out, d_grad = _launch(precision, [copies[id(a)] for a in flat], d_t is not None, args)
+    d_out, d_grad = _launch(precision, _cuda.to_device(flat), d_t is not None, args)
     if d_grad is not None:
         d_grad.copy_to_host(d_t)
     d_out.copy_to_host(out)
@@ -255,8 +254,6 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
     configs (``ignore_thresh``).  pred_boxes (..., N, 4), gt_boxes (..., M, 4); returns (..., N)
     booleans (all False when M = 0).
     """
-    import refloss
-
     if not 0 <= threshold <= 1 or threshold != threshold:
         raise ValueError(f"threshold: must satisfy 0 <= threshold <= 1, got {threshold!r}")
     p = np.asarray(pred_boxes, dtype=np.float64)
@@ -265,5 +262,5 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
         p, g = box_convert(p, fmt, "xyxy"), box_convert(g, fmt, "xyxy")
     if g.shape[-2] == 0:
         return np.zeros(p.shape[:-1], dtype=bool)
-    ious = refloss.iou(p[..., :, None, :], g[..., None, :, :])
+    ious = loss_named("iou")(p[..., :, None, :], g[..., None, :, :])
     return np.nanmax(ious, axis=-1) > threshold

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GROUPS", "KINK_GROUPS", "box_cases", "box_ties"]
+__all__ = ["GROUPS", "KINK_GROUPS", "box_battery", "box_cases", "box_ties"]
 
 GROUPS = (
     "generic",
@@ -431,3 +431,10 @@ def box_cases(dtype, *, n_random: int = 100, seed: int = 0) -> list[tuple[str, n
         if name not in KINK_GROUPS:
             assert not box_ties(pred, target).any(), name
     return groups
+
+
+def box_battery(dtype, n_random: int = 100, seed: int = 0):
+    """(group name per pair, pred, target): the groups of :func:`box_cases` concatenated."""
+    groups = box_cases(dtype, n_random=n_random, seed=seed)
+    names = np.concatenate([np.full(len(p), g, dtype=object) for g, p, _ in groups])
+    return names, np.concatenate([p for _, p, _ in groups]), np.concatenate([t for _, _, t in groups])

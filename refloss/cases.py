@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINK_GROUPS", "elementwise_cases", "kinks_from_params", "near_kink"]
+__all__ = ["KINK_GROUPS", "elementwise_battery", "elementwise_cases", "kinks_from_params", "near_kink"]
 
 KINK_GROUPS = frozenset({"kink", "zero"})  # groups sitting on non-smooth points
 
@@ -125,6 +125,14 @@ def elementwise_cases(
         assert pred.dtype == dt and target.dtype == dt and pred.shape == target.shape, name
         assert np.isfinite(pred).all() and np.isfinite(target).all(), name
     return groups
+
+
+def elementwise_battery(dtype, kinks=(), n_random: int = 200, seed: int = 0):
+    """(group name per point, pred, target): the groups of :func:`elementwise_cases` (with these
+    kinks, besides 0) concatenated."""
+    groups = elementwise_cases({}, dtype, kinks=kinks, n_random=n_random, seed=seed)
+    names = np.concatenate([np.full(len(p), g, dtype=object) for g, p, _ in groups])
+    return names, np.concatenate([p for _, p, _ in groups]), np.concatenate([t for _, _, t in groups])
 
 
 def near_kink(x, kinks, rel: float = 1e-6) -> np.ndarray:

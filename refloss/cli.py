@@ -97,25 +97,67 @@ def _conformance(args) -> int:
 def _verify(args) -> int:
     if args.target:
         return _verify_target(args)
-    try:
-        import mpmath  # noqa: F401
-    except ImportError:
-        print("refloss verify needs mpmath: pip install 'refloss[verify]'", file=sys.stderr)
-        return 2
-    from . import _verify
-    known = (tuple(_verify.PARAM_SETS) + tuple(_verify.BOX_PARAM_SETS) + tuple(_verify.CLASSIFICATION_PARAM_SETS)
-             + ("yolo_decode",))
-    unknown = set(args.loss or ()) - set(known)
+    from . import _stored, _verify
+
+    live = args.live or args.random != _stored.N_RANDOM
+    if live:
+        try:
+            import mpmath  # noqa: F401
+        except ImportError:
+            print("refloss verify --live (or --random) recomputes the references with mpmath: "
+                  "pip install 'refloss[verify]'", file=sys.stderr)
+            return 2
+    known = _verify.names()
+    unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
-        print(f"unknown loss(es) {sorted(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        print(f"refloss verify: unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     devices = args.device or None
-    print(f"refloss verify: backends {devices or _verify.backends()}, dtypes {args.dtype}", flush=True)
-    rows = _verify.run(args.loss or None, tuple(args.dtype), devices, args.random,
-                       progress=(lambda r: print(".", end="", flush=True)) if not args.quiet else None)
-    print()
+    losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
+    print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
+          f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
+    progress = _progress(losses, args.quiet)
+    try:
+        rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress)
+    except _stored.Stale as e:
+        print(f"refloss verify: {e}", file=sys.stderr)
+        return 2
+    finally:
+        progress.close()
     print(_verify.format_table(rows))
     return 0 if all(r.ok for r in rows) else 1
+
+
+class _progress:
+    """Says which loss is being checked (on a first run: compiled, about a second per kernel):
+    a tqdm bar on a terminal when tqdm is installed, else a line per loss; nothing with --quiet."""
+
+    def __init__(self, losses, quiet: bool):
+        self.losses, self.quiet, self.bar = list(losses), quiet, None
+        if quiet:
+            return
+        try:
+            if sys.stderr.isatty():
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=len(self.losses), unit="loss", file=sys.stderr, leave=False)
+        except ImportError:
+            pass
+
+    def __call__(self, name: str) -> None:
+        """Called before each loss."""
+        if self.quiet:
+            return
+        k = self.losses.index(name) if name in self.losses else 0
+        if self.bar is not None:
+            self.bar.n = k
+            self.bar.set_description(f"{name} (first run: compiling)")
+        else:
+            print(f"  [{k + 1}/{len(self.losses)}] {name}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _parse_params(items) -> dict:
@@ -164,7 +206,10 @@ def main(argv=None) -> int:
                    help="with module:function: which battery")
     v.add_argument("--dtype", action="append", choices=("float64", "float32"), default=None)
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
-    v.add_argument("--random", type=int, default=200, help="random points per battery (default 200)")
+    v.add_argument("--random", type=int, default=200, help="random points per battery (default 200; another number "
+                                                           "recomputes the references with mpmath)")
+    v.add_argument("--live", action="store_true", help="recompute the exact references with the 50-digit oracle "
+                                                       "(mpmath) instead of reading the stored ones")
     v.add_argument("-q", "--quiet", action="store_true")
     g = sub.add_parser("vectors", help="write golden vectors (inputs, values, gradients, tolerances) for other languages")
     g.add_argument("loss")

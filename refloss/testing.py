@@ -34,8 +34,8 @@ float32 cannot resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
 The report (:class:`Report`) lists every failing point: case, index, inputs, component
 ("value", "d/dpred[k]", ...), got, expected, relative error and error in ULPs of the checked
 dtype; ``str(report)`` is a table.  Where a disagreement matches a variant refloss implements
-(CIoU's alpha conventions, an eps, the copied Balanced L1 form, float32 arithmetic inside),
-``report.diagnosis`` names it; where only gradients at convention points (kinks, ties,
+(the variants its derivation declares: CIoU's alpha conventions, an eps, the copied Balanced L1
+form, another loss of the family; and float32 arithmetic inside), ``report.diagnosis`` names it; where only gradients at convention points (kinks, ties,
 touching or degenerate boxes) differ, ``report.convention_only`` is set: another one-sided
 derivative, not an error.  Built-in adapters for peer libraries: :mod:`refloss.peers`.
 """
@@ -46,9 +46,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import refloss
-
-from . import _battery, _registry
+from . import _battery, _fd, _measures
+from ._loss import Loss, loss_named
 
 __all__ = ["check_loss", "assert_loss_matches", "Report", "Failure"]
 
@@ -180,11 +179,13 @@ def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None, devi
     if not grad:
         return v, None
     scale = _fd_scale(xs, xywh)
-    limit = None
-    if kinks is not None:  # element-wise: stay a quarter of the way to the nearest kink (|x| = 0 included)
+    # the step: 1e-6 (float64) or 2e-3 (float32) of the scale, and for element-wise losses at most a
+    # quarter of the distance to the nearest kink (|x| = 0 included), so that no step crosses one
+    h = (1e-6 if np.dtype(dtype) == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    if kinks is not None:
         x = np.abs(inputs[0] - inputs[1])
-        limit = np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4
-    fds = [_fd_gradient(impl, xs, k, scale, limit) for k in range(len(xs))]
+        h = np.minimum(h, np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4)
+    fds = [_fd.gradient(impl, xs, k, h) for k in range(len(xs))]
     return v, ([g for g, _ in fds], [e for _, e in fds])
 
 
@@ -212,68 +213,54 @@ def _fd_scale(xs, xywh: bool) -> np.ndarray:
                       1e-3)
 
 
-def _fd_gradient(impl, xs, k, scale, limit=None):
-    """Richardson-extrapolated central differences of impl w.r.t. input k (element-wise), and
-    their error estimate (the extrapolation's correction, large where a step crosses a kink,
-    plus the rounding noise of the differences, from the dtype's epsilon).  The step is 1e-6
-    (float64) or 2e-3 (float32) of ``scale``, at most ``limit`` (a quarter of the distance to the
-    nearest kink, so that no step crosses one), taken as the difference of the rounded inputs;
-    where that difference is zero the point is not checked."""
-    dt = xs[k].dtype
-    a = xs[k].astype(np.float64)
-    g, est = np.zeros_like(a), np.zeros_like(a)
-    coords = [(slice(None),)] if a.ndim == 1 else [(slice(None), j) for j in range(a.shape[-1])]
-    h = (1e-6 if dt == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    if limit is not None:
-        h = np.minimum(h, limit)
-    for c in coords:
-        def f(step):
-            b = a.copy()
-            b[c] = (b[c] + step).astype(dt)
-            args = list(xs)
-            args[k] = b.astype(dt)
-            return np.asarray(impl(*args), dtype=np.float64), b[c] - a[c]  # the step actually taken
-
-        (fp, hp), (fm, hm), (fp2, hp2), (fm2, hm2) = f(h), f(-h), f(h / 2), f(-h / 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d1 = (fp - fm) / (hp - hm)
-            d2 = (fp2 - fm2) / (hp2 - hm2)
-            g[c] = (4 * d2 - d1) / 3
-            # an implementation that loses digits in its value (a textbook formula) is not
-            # blamed for the noise that puts into the quotient
-            noise = 64 * np.finfo(dt).eps * np.maximum(np.abs(fp), np.abs(fm)) / np.abs(hp2 - hm2)
-            est[c] = np.where(np.isfinite(d1) & np.isfinite(d2) & (hp2 != hm2), np.abs(d2 - d1) + noise, np.inf)
-    return g, est
-
-
-def _variants(loss: str, params: dict) -> list:
-    """(description, params) of refloss variants a peer may have implemented instead."""
+def _variants(ref: Loss, params: dict) -> list:
+    """(description, kind, what) of the variants a peer may have implemented instead: those the
+    loss's derivation declares (other parameters first, then formulas, then other losses)."""
+    order = {"params": 0, "kernel": 1, "loss": 2}
     out = []
-    if loss in ("ciou_loss", "ciou"):
-        out += [("alpha_grad=True (the exact derivative)", {**params, "alpha_grad": True}),
-                ("alpha_grad=False (alpha constant, as the official code)", {**params, "alpha_grad": False}),
-                ("alpha_gate=0.5 (mmdetection, YOLACT)", {**params, "alpha_gate": 0.5}),
-                ("darknet=True (the paper's simplified dv/dw)", {**params, "darknet": True})]
-    if "eps" in {p.name for p in getattr(refloss, loss).params}:
-        out += [(f"eps={e:g}", {**params, "eps": e}) for e in (0.0, 1e-7, 1e-9, 1e-6) if params.get("eps") != e]
-    return out
+    for v in ref.info.variants:
+        if v.params is not None:
+            if all(params.get(k, _MISSING) == val for k, val in v.params.items()):
+                continue  # the parameters checked already
+            out.append((v.text, "params", {**params, **v.params}))
+        elif v.kernel is not None:
+            out.append((v.text, "kernel", v.kernel))
+        else:
+            out.append((v.text, "loss", v.loss))
+    return sorted(out, key=lambda c: order[c[1]])
 
 
-def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dtype=None, grad: bool = True,
+_MISSING = object()
+
+
+def reference_loss(loss) -> Loss:
+    """The refloss loss ``loss`` names (a loss object, e.g. a ``refloss.design`` loss, is used as
+    it is); ValueError for an unknown name."""
+    if isinstance(loss, Loss):
+        return loss
+    from ._generated._index import LOSSES
+
+    known = [n for n, i in LOSSES.items() if i.kind != "coding"]
+    if loss not in known:
+        raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(known)}")
+    return loss_named(loss)
+
+
+def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=None, grad: bool = True,
                rtol=None, device=None, **params) -> Report:
-    """Compare ``impl`` with ``refloss.<loss>`` on the loss's battery; see the module docstring.
+    """Compare ``impl`` with the refloss loss ``loss`` (a name such as "giou_loss", or a loss
+    object, e.g. ``refloss.design``'s) on the loss's battery; see the module docstring.
 
     ``device``: for "torch", where the input tensors are made ("cpu" by default, "cuda" for a
     CUDA implementation; the comparison itself runs on the host).
     """
-    if loss not in refloss.ALL_LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(refloss.ALL_LOSSES)}")
-    ref = getattr(refloss, loss)
+    ref = reference_loss(loss)
+    loss = ref.name
     dt = np.dtype(dtype or np.float64).name
     if dt not in TOLERANCES:
         raise ValueError(f"dtype: must be float64 or float32, got {dt}")
     if isinstance(cases, str):
-        names, inputs, convention = _battery.battery(loss, cases, params)
+        names, inputs, convention = _battery.battery(ref, cases, params)
         if dt == "float32":  # groups float32 arithmetic cannot resolve: no float32 formula is fair there
             keep = np.array([n not in FLOAT32_UNRESOLVED_GROUPS for n in names], bool)
             names, inputs, convention = names[keep], tuple(a[keep] for a in inputs), convention[keep]
@@ -290,10 +277,10 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
     vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol else TOLERANCES[dt])
-    kinks = _battery.kinks(loss, params) if loss in _registry.ELEMENTWISE_LOSSES else None
+    kinks = _battery.kinks(ref, params) if ref.info.family == "elementwise" else None
     if device not in (None, "cpu") and fw != "torch":
         raise ValueError(f"device: only the torch adapter places inputs on a device, got {device!r} with {fw!r}")
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh=loss in _registry.XYWH_LOSSES, kinks=kinks,
+    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh="xywh" in ref.info.layouts, kinks=kinks,
                              device=device)
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
@@ -303,7 +290,7 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
                                fd=(fw == "numpy"), dtype=dt)
     if report.failures:
         value_failures = any(f.component == "value" for f in report.failures)
-        report.diagnosis = _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures)
+        report.diagnosis = _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures)
         at = sorted({f.case for f in report.failures})
         report.convention_only = all(f.component != "value" and convention[f.index] for f in report.failures)
         if report.diagnosis.startswith("matches no") and report.convention_only:
@@ -314,14 +301,8 @@ def check_loss(impl, loss: str, *, framework: str = "auto", cases="standard", dt
 
 
 def _ulps(got, want, dtype) -> float:
-    """|got - want| in ULPs of want in ``dtype`` (inf where one is NaN and the other is not)."""
-    if np.isnan(got) and np.isnan(want):
-        return 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        w = np.asarray(want).astype(dtype)
-        spacing = float(np.spacing(np.abs(w))) if np.isfinite(w) else np.inf
-        d = abs(float(got) - float(want))
-    return 0.0 if d == 0 else (d / spacing if np.isfinite(d) and spacing > 0 else np.inf)
+    """|got - want| in ULPs of want in ``dtype`` (the project's one ULP measure, want taken as exact)."""
+    return float(_measures.ulp_error(float(got), float(want), 0.0, dtype))
 
 
 def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gtol, fd=False, dtype="float64"):
@@ -356,51 +337,43 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
     return failures
 
 
-def _diagnose(loss, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures) -> str:
+def _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures) -> str:
     """The first refloss variant the implementation agrees with (values and gradients at the
     same tolerances), else "matches no variant refloss implements"."""
-    ref = getattr(refloss, loss)
-    candidates = [(desc, variant, vtol, gtol) for desc, variant in _variants(loss, params)]
-    if loss == "balanced_l1":
-        candidates.append(("the copied (b|x|+1) Balanced L1 form, right only at beta = 1", "copied", vtol, None))
-    for other, desc in _OTHER_LOSSES.get(loss, ()):  # another refloss loss the peer may have implemented
-        candidates.append((desc, ("other loss", other), vtol, gtol))
+    candidates = [(desc, kind, what, vtol, gtol if kind != "kernel" else None)
+                  for desc, kind, what in _variants(ref, params)]
     if dt == "float64":  # values that agree with float32 arithmetic, not with float64: float32 inside
         candidates.append(("float32 arithmetic inside (values agree with refloss's float32 kernel at float32 "
-                           "tolerance)", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
-    for desc, variant, v_tol, g_tol in candidates:
+                           "tolerance)", "params", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
+    for desc, kind, what, v_tol, g_tol in candidates:
         if g_tol is None and not value_failures:
             continue  # a values-only explanation for gradient-only differences explains nothing
-        if variant == "copied":
-            v, g = _copied_balanced_l1(*inputs, **params), None
-        elif isinstance(variant, tuple):  # ("other loss", name), with the same eps
-            v, g = getattr(refloss, variant[1]).value_and_grad(*inputs, **{k: params[k] for k in ("eps",) if k in params})
+        if kind == "kernel":
+            v, g = _variant_values(ref, what, inputs, params), None
+        elif kind == "loss":  # another refloss loss, with the parameters the two share
+            other = loss_named(what)
+            shared = {p.name for p in other.params}
+            v, g = other.value_and_grad(*inputs, **{k: val for k, val in params.items() if k in shared})
         else:
-            v, g = ref.value_and_grad(*inputs, **variant)
+            v, g = ref.value_and_grad(*inputs, **what)
         if g_tol is None:
             g = None
         if not _compare(names, inputs, ref.inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
                         g, v_tol, g_tol, fd=(fw == "numpy")):
-            if isinstance(variant, tuple):
-                return f"agrees with refloss.{variant[1]} instead: {desc}"
-            return f"agrees with refloss's {loss} with {desc}"
+            if kind == "loss":
+                return f"agrees with refloss.{what} instead: {desc}"
+            return f"agrees with refloss's {ref.name} with {desc}"
     return "matches no variant refloss implements"
 
 
-# loss -> ((another refloss loss, what it means), ...): whole-formula variants, tried with the same eps
-_OTHER_LOSSES = {
-    "focal_eiou_loss": (("focal_l1_eiou_loss", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)"),),
-    "focal_l1_eiou_loss": (("focal_eiou_loss", "the paper's v2, the IoU^0.5-weighted EIoU loss"),),
-    "diou_loss": (("giou_loss", "GIoU, not DIoU"),),
-    "ciou_loss": (("diou_loss", "DIoU: the alpha*v term is missing"),),
-}
-
-
-def _copied_balanced_l1(p, t, beta=1.0, alpha=0.5, gamma=1.5):
-    x = np.abs(p - t)
-    b = np.expm1(gamma / alpha)
-    return np.where(x < beta, alpha / b * (b * x + 1) * np.log(b * x / beta + 1) - alpha * x,
-                    gamma * x + gamma / b - alpha * beta)
+def _variant_values(ref: Loss, code: str, inputs, params) -> np.ndarray:
+    """The values of the variant formula ``code`` the derivation generated next to the loss
+    (plain Python, float64), point by point."""
+    fn = getattr(ref._module("scalar"), f"variant_{code}_f64")
+    args = ref.kernel_args(params)
+    with np.errstate(all="ignore"):  # NumPy scalars: x/0 -> inf as in the compiled kernels
+        return np.array([float(fn(*(v for a in inputs for v in np.atleast_1d(np.float64(a[i]))), *args))
+                         for i in range(len(inputs[0]))])
 
 
 def assert_loss_matches(impl, loss: str, **kwargs) -> None:

@@ -4,10 +4,11 @@ import pytest
 
 import refloss as rl
 from refloss import _verify
+from refloss._reference import REFERENCES
 
 pytest.importorskip("numba.cuda")
 
-CASES = [(loss, params, dtype) for loss, sets in _verify.PARAM_SETS.items() for params in sets[:2]
+CASES = [(loss, params, dtype) for loss in rl.ELEMENTWISE_LOSSES for params in REFERENCES[loss].param_sets[:2]
          for dtype in ("float64", "float32")]
 
 
@@ -52,7 +53,7 @@ def test_cuda_device_arrays_stay_on_device():
     p = cuda.to_device(np.array([0.5, -2.0, 0.0]))
     t = cuda.to_device(np.zeros(3))
     v, (gp, gt) = rl.smooth_l1.value_and_grad(p, t, device="cuda")
-    from refloss._cuda import _is_device_array
+    from refloss._arrays import is_device_array as _is_device_array
 
     assert _is_device_array(v) and _is_device_array(gp)
     np.testing.assert_array_equal(v.copy_to_host(), [0.125, 1.5, 0.0])
@@ -114,21 +115,9 @@ def test_box_and_yolov1_losses_on_device_arrays_equal_cpu():
 
 @pytest.mark.gpu
 @pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
-@pytest.mark.parametrize("loss", _verify.PARAM_SETS)
-def test_real_gpu_oracle_at_scale(loss):
-    """On a real GPU: the CUDA kernels pass the oracle battery (run with REFLOSS_TEST_REAL_GPU=1)."""
-    for params in _verify.PARAM_SETS[loss]:
-        for dtype in ("float64", "float32"):
-            _, _, _, errs, _ = _verify.oracle_errors(loss, params, dtype, "cuda")
-            assert errs.max() <= _verify.MAX_ULP
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
-@pytest.mark.parametrize("loss", tuple(_verify.BOX_PARAM_SETS) + tuple(_verify.CLASSIFICATION_PARAM_SETS)
-                         + ("yolo_decode",))
+@pytest.mark.parametrize("loss", _verify.names())
 def test_real_gpu_verify_rows_pass(loss):
-    """On a real GPU: the box, classification and YOLO rows of `refloss verify --device cuda`."""
+    """On a real GPU: every row of `refloss verify --device cuda` (run with REFLOSS_TEST_REAL_GPU=1)."""
     rows = _verify.run([loss], devices=["cuda"])
     assert rows and all(r.backend == "cuda" for r in rows)
     assert all(r.ok for r in rows), [(r.loss, r.params, r.dtype, r.worst) for r in rows if not r.ok]
@@ -137,6 +126,6 @@ def test_real_gpu_verify_rows_pass(loss):
 def test_yolo_rows_of_verify_run_on_the_cuda_backend():
     """`refloss verify --device cuda` checks yolo_decode and yolov1_box_loss on the device too
     (here the simulator)."""
-    rows = _verify.run(["yolo_decode"], dtypes=("float64",), devices=["cuda"])
+    rows = _verify.run(["yolov1_box_loss", "yolo_decode"], dtypes=("float64",), devices=["cuda"])
     assert [(r.loss, r.backend) for r in rows] == [("yolov1_box_loss", "cuda")] + [("yolo_decode", "cuda")] * 3
     assert all(r.ok for r in rows), [r.worst for r in rows if not r.ok]

@@ -1,24 +1,13 @@
-"""IoU-family kernels: oracle battery, invariances, finite differences, broadcasting,
-variants, CUDA simulator, bad input."""
+"""IoU-family kernels: invariances, finite differences, broadcasting, variants, CUDA simulator,
+bad input (the oracle battery: tests/test_oracle.py, every row of the table)."""
 import numpy as np
 import pytest
 from scipy.differentiate import derivative
 
 import refloss as rl
-from refloss import _verify, box_cases
-
-CASES = [(loss, params, dtype) for loss, sets in _verify.BOX_PARAM_SETS.items() for params in sets
-         for dtype in ("float64", "float32")]
-
-
-@pytest.mark.parametrize("loss,params,dtype", CASES, ids=repr)
-def test_box_kernel_matches_oracle(loss, params, dtype):
-    names, pred, target, verr, gerr = _verify.box_errors(loss, params, dtype)
-    vbar, gbar = _verify.BOX_VALUE_ATOL[dtype], _verify.BOX_GRAD_RTOL[dtype]
-    for err, bar, what in ((verr, vbar, "value abs"), (gerr, gbar, "gradient rel")):
-        i = int(np.argmax(err))
-        assert err[i] <= bar, (f"{loss}({_verify.format_params(params)}) {dtype}: {what} error {err[i]:.3g} > {bar:g} "
-                               f"at {names[i]} pred={pred[i].tolist()} target={target[i].tolist()}")
+from refloss import _fd, box_cases
+from refloss._reference import REFERENCES
+from refloss.oracle import oracle
 
 
 def _generic(n=40, seed=5):
@@ -86,7 +75,7 @@ def _true_derivative(loss, params) -> bool:
     return True
 
 
-FD_CASES = [(l, p) for l, s in _verify.BOX_PARAM_SETS.items() for p in s if _true_derivative(l, p)]
+FD_CASES = [(l, p) for l in rl.BOX_LOSSES + rl.METRICS for p in REFERENCES[l].param_sets if _true_derivative(l, p)]
 FD_CASES.append(("ciou", {"alpha_grad": True}))
 
 
@@ -99,21 +88,12 @@ def test_gradients_match_finite_differences(loss, params):
     _, (gp, gt) = fn.value_and_grad(p, t, **params)
     size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
                       np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
-    for which, g in (("pred", gp), ("target", gt)):
-        for k in range(4):
-            def f(h):
-                a, b = p.copy(), t.copy()
-                (a if which == "pred" else b)[:, k] += h
-                return fn(a, b, **params)
-
-            h = 1e-4 * size
-            d1 = (f(h) - f(-h)) / (2 * h)
-            d2 = (f(h / 2) - f(-h / 2)) / h
-            fd = (4 * d2 - d1) / 3
-            scale = np.maximum(np.abs(g).max(axis=1), 1 / size)
-            err = np.abs(fd - g[:, k]) / scale
-            i = int(np.argmax(err))
-            assert err[i] < 1e-6, f"{loss} {params} d/d{which}[{k}] at {p[i]} {t[i]}: fd {fd[i]} vs {g[i, k]}"
+    for which, g in ((0, gp), (1, gt)):
+        fd, _ = _fd.gradient(lambda a, b: fn(a, b, **params), (p, t), which, 1e-4 * size)
+        scale = np.maximum(np.abs(g).max(axis=1), 1 / size)
+        err = np.abs(fd - g) / scale[:, None]
+        i, k = np.unravel_index(int(np.argmax(err)), err.shape)
+        assert err[i, k] < 1e-6, f"{loss} {params} d/d{('pred', 'target')[which]}[{k}] at {p[i]} {t[i]}: fd {fd[i, k]} vs {g[i, k]}"
 
 
 def test_pairwise_broadcasting():
@@ -214,12 +194,10 @@ def test_values_keep_their_relative_accuracy_as_iou_tends_to_1(name):
     """Boxes 1e-9 apart: 1 - IoU is ~1e-9, a difference of areas ~1e9 apart in size.  U - I from
     coordinate differences keeps every digit (the plain U - I lost ~7: relative errors ~5e-7),
     and so does GIoU's C - U from the parts outside the intersection and the gaps."""
-    from refloss.oracle.boxes import BOX_ORACLES
-
     groups = {n: (p, t) for n, p, t in box_cases.box_cases(np.float64, n_random=100)}
     p, t = groups["near_identical"]
     got = getattr(rl, name)(p, t)
-    exact = np.array([float(BOX_ORACLES[name](tuple(a), tuple(b))[0]) for a, b in zip(p, t)])
+    exact = np.array([float(oracle(name)(tuple(a), tuple(b))[0]) for a, b in zip(p, t)])
     assert np.all(exact > 0)
     assert np.max(np.abs(got - exact) / exact) <= 64 * np.finfo(np.float64).eps
 

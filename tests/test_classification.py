@@ -1,24 +1,14 @@
-"""sigmoid_focal_loss and bce_with_logits: oracle, finite differences, stability, torchvision."""
+"""sigmoid_focal_loss and bce_with_logits: finite differences, stability, torchvision (the oracle:
+tests/test_oracle.py, every row of the table)."""
 import numpy as np
 import pytest
 from scipy.differentiate import derivative
 
 import refloss as rl
-from refloss import _verify
-
-CASES = [(loss, params, dtype) for loss, sets in _verify.CLASSIFICATION_PARAM_SETS.items() for params in sets
-         for dtype in ("float64", "float32")]
+from refloss._reference import REFERENCES
 
 
-@pytest.mark.parametrize("loss,params,dtype", CASES, ids=repr)
-def test_matches_oracle(loss, params, dtype):
-    names, x, y, errs, got = _verify.oracle_errors(loss, params, dtype, "cpu")
-    i = int(np.argmax(errs.max(axis=1)))
-    assert errs.max() <= _verify.CLASSIFICATION_MAX_ULP, (
-        f"{loss} {params} {dtype}: {errs.max():.2f} ULP at {names[i]} logit={x[i]!r} target={y[i]!r}: {errs[i]}")
-
-
-@pytest.mark.parametrize("loss,params", [(l, p) for l, s in _verify.CLASSIFICATION_PARAM_SETS.items() for p in s],
+@pytest.mark.parametrize("loss,params", [(l, p) for l in rl.CLASSIFICATION_LOSSES for p in REFERENCES[l].param_sets],
                          ids=repr)
 def test_gradients_match_finite_differences(loss, params):
     fn = getattr(rl, loss)

@@ -2,19 +2,21 @@
 import subprocess
 import sys
 
-from refloss import _verify, cli
+from refloss import cli
 
 
 def test_verify_one_loss_passes(capsys):
     assert cli.main(["verify", "--loss", "huber", "--device", "cpu", "--random", "20", "-q"]) == 0
     out = capsys.readouterr().out
     assert "huber" in out and "pass" in out and "FAIL" not in out
-    assert "ulp value" in out
+    assert "value err" in out and "ulp" in out
 
 
 def test_verify_exits_1_on_failure(monkeypatch, capsys):
-    monkeypatch.setattr(_verify, "MAX_ULP", -1.0)  # nothing can pass this bar
-    assert cli.main(["verify", "--loss", "l1", "--device", "cpu", "--dtype", "float64", "--random", "5", "-q"]) == 1
+    from refloss._reference import REFERENCES, Bar
+
+    monkeypatch.setitem(REFERENCES, "l1", REFERENCES["l1"]._replace(bar=Bar(-1.0, -1.0)))  # nothing passes this bar
+    assert cli.main(["verify", "--loss", "l1", "--device", "cpu", "--dtype", "float64", "-q"]) == 1
     assert "FAIL l1" in capsys.readouterr().out
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import refloss as rl
-from refloss._cpu import drivers
 
 
 def _float64_lines(dispatcher) -> list:
@@ -25,9 +24,9 @@ def _float64_lines(dispatcher) -> list:
 @pytest.mark.parametrize("name", rl.ALL_LOSSES)
 def test_float32_kernels_have_no_float64(name):
     fn = getattr(rl, name)
-    args = fn._kernel_args(tuple(p.default for p in fn.params), "f32")
-    n_inputs = sum(fn._meta.WIDTHS)
-    mod = drivers(name)
+    args = fn.kernel_args({}, "f32")
+    n_inputs = sum(fn.info.widths)
+    mod = fn._module("cpu")
     for scalar in (mod._value_f32, mod._value_and_grad_f32):
         scalar(*([np.float32(0.5)] * n_inputs), *args)  # compile for float32 (drivers may come from cache)
         bad = _float64_lines(scalar)
@@ -35,7 +34,7 @@ def test_float32_kernels_have_no_float64(name):
 
 
 def test_float32_yolo_decode_has_no_float64():
-    mod = drivers("yolo_decode")
+    mod = rl.loss_named("yolo_decode")._module("cpu")
     args = (np.float32(1.1), np.float32(0.0), np.float32(8.0))
     for scalar in (mod._value_f32, mod._value_and_grad_f32):
         scalar(*([np.float32(0.5)] * 12), *args)

@@ -161,13 +161,11 @@ def test_generated_cuda_kernel_equals_cpu_in_the_simulator():
     NUMBA_ENABLE_CUDASIM in the tests) with v4's arguments."""
     from numba import cuda
 
-    from refloss._cuda import kernels
-
     t, anchors, grid = _inputs(8)
     ct = np.ones_like(t)
     n = len(t)
     out, d_t = cuda.device_array((n, 4)), cuda.device_array((n, 4))
-    kernels("yolo_decode").value_and_grad_f64[1, 32](cuda.to_device(t), cuda.to_device(anchors),
+    rl.loss_named("yolo_decode")._module("cuda").value_and_grad_f64[1, 32](cuda.to_device(t), cuda.to_device(anchors),
                                                      cuda.to_device(grid), cuda.to_device(ct), out, d_t, 1.0,
                                                      1.1, 0.0, 8.0)
     boxes, grad = rl.yolo_decode.value_and_grad(t, anchors, grid, variant="v4", scale_xy=1.1, stride=8.0)

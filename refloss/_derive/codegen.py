@@ -332,34 +332,89 @@ def _constants_function(spec: LossSpec, args: tuple) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _meta(spec: LossSpec, args: tuple) -> str:
+def _param_source(p) -> str:
     def num(e):
         return "None" if e is None else repr(float(e))
 
-    def default(p):
-        return repr(p.default) if p.kind != "real" else repr(float(p.default))
+    default = repr(p.default) if p.kind != "real" else repr(float(p.default))
+    return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(p.upper)}, {p.upper_closed}, "
+            f"{p.rule()!r}, {p.doc!r}" + (f", kind={p.kind!r}, none_value={float(p.none_value)!r}"
+                                          if p.kind != "real" else "") + ")")
 
-    params = "".join(
-        f"    Param({p.name!r}, {default(p)}, {num(p.lower)}, {p.lower_closed}, "
-        f"{num(p.upper)}, {p.upper_closed}, {p.rule()!r}, {p.doc!r}"
-        + (f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "") + "),\n"
-        for p in spec.params
-    )
-    refs = "".join(f"    {r!r},\n" for r in spec.references)
-    return (
-        f"NAME = {spec.name!r}\n"
-        f"TITLE = {spec.title!r}\n"
-        f"INPUTS = {tuple(name for name, _, _ in spec.kernels['f64'].arrays)!r}\n"
-        f"WIDTHS = {tuple(width for _, width, _ in spec.kernels['f64'].arrays)!r}\n"
-        f"INPUT_RANGES = {spec.input_ranges!r}\n"
-        f"VALUE_WIDTH = {len(spec.kernels['f64'].value_names)!r}\n"
-        f"GRAD_INPUTS = {tuple(n for n, _, _ in spec.kernels['f64'].differentiated)!r}\n"
-        f"PARAMS = (\n{params})\n"
-        f"ARGS = {tuple(s.name for s in args)!r}\n"
-        f"FORMULA = {spec.formula!r}\n"
-        f"CONVENTIONS = {spec.conventions!r}\n"
-        f"REFERENCES = (\n{refs})\n"
-    )
+
+def _variant_source(v) -> str:
+    what = (f"params={v.params!r}" if v.params is not None else f"loss={v.loss!r}" if v.loss is not None
+            else f"kernel={v.code!r}")
+    return f"Variant({v.code!r}, {v.text!r}, {what})"
+
+
+def kink_expressions(spec: LossSpec) -> tuple | None:
+    """|x| of every branch condition of an element-wise kernel that compares a = |x| with an
+    expression of the parameters (constants replaced by their definitions), in branch order;
+    None for other families (their convention points are the family's geometry)."""
+    from .elementwise import a
+
+    if spec.family != "elementwise":
+        return None
+    defs = {c.symbol: c.expr for c in spec.constants}
+    out = []
+    for b in spec.kernels["f64"].branches:
+        cond = b.condition
+        if not isinstance(cond, sp.core.relational.Relational):
+            continue
+        for side, other in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
+            if side == a and a not in other.free_symbols:
+                k = other
+                for _ in range(len(defs) + 1):  # constants may be defined through each other
+                    k = k.xreplace(defs)
+                if k not in out and k != 0:  # x = 0 is a convention point of every element-wise loss
+                    out.append(k)
+    return tuple(out)
+
+
+def info_block(spec: LossSpec, source: str) -> str:
+    """Source of the index entry of a loss: ``LOSSES[name] = LossInfo(...)`` (and its kinks function)."""
+    kernel = spec.kernels["f64"]
+    pnames = ", ".join(p.name for p in spec.params)
+    lines = []
+    kinks = kink_expressions(spec)
+    kinks_ref = "None"
+    if kinks is not None:
+        printer = PythonCodePrinter({"standard": "python3", "fully_qualified_modules": True})
+        body = "".join(f"{repr(float(k)) if k.is_number else printer.doprint(k)}, " for k in kinks)
+        kinks_ref = f"_kinks_{spec.name}"
+        lines += [f"def {kinks_ref}({pnames}):", f'    """|x| where {spec.name} is not smooth, besides 0."""',
+                  f"    return ({body.rstrip()})", "", ""]
+    inputs = tuple(name for name, _, _ in kernel.arrays)
+    layouts = tuple(spec.layouts.get(n) for n in inputs)
+    params = "".join(f"        {_param_source(p)},\n" for p in spec.params)
+    variants = "".join(f"        {_variant_source(v)},\n" for v in spec.variants)
+    mean_weight = "None" if spec.mean_weight is None else f"MeanWeight{tuple(spec.mean_weight)!r}"
+    refs = "".join(f"        {r!r},\n" for r in spec.references)
+    lines += [
+        f"LOSSES[{spec.name!r}] = LossInfo(",
+        f"    name={spec.name!r},",
+        f"    title={spec.title!r},",
+        f"    family={spec.family!r},",
+        f"    kind={spec.kind!r},",
+        f"    inputs={inputs!r},",
+        f"    widths={tuple(width for _, width, _ in kernel.arrays)!r},",
+        f"    layouts={layouts!r},",
+        f"    ranges={spec.input_ranges!r},",
+        f"    value_width={len(kernel.value_names)!r},",
+        f"    grad_inputs={tuple(n for n, _, _ in kernel.differentiated)!r},",
+        f"    params=(\n{params}    ),",
+        f"    args={tuple(s.name for s in kernel.args)!r},",
+        f"    kinks={kinks_ref},",
+        f"    variants=(\n{variants}    )," if spec.variants else "    variants=(),",
+        f"    mean_weight={mean_weight},",
+        f"    formula={spec.formula!r},",
+        f"    conventions={spec.conventions!r},",
+        f"    references=(\n{refs}    ),",
+        f"    derivation={source!r},",
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def scalar_module(spec: LossSpec, source: str) -> str:
@@ -368,15 +423,13 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         banner(source),
         "# ruff: noqa",
         f"# ops: {count_ops(spec.kernels['f64'])}",
-        f'"""{spec.title}: metadata, constants and scalar kernels (plain Python math)."""',
+        f'"""{spec.title}: constants and scalar kernels (plain Python math); what generic code needs to know',
+        'about the loss is its entry in refloss/_generated/_index.py."""',
         "import math",
         "from decimal import Decimal, localcontext",
         "",
         "from numpy import float32 as _f32",
         "",
-        "from refloss._param import Param",
-        "",
-        _meta(spec, args),
         "",
         _constants_function(spec, args),
     ]
@@ -386,6 +439,15 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         parts.append(scalar_function(kernel, f"value_{prec}", prec, kernel.value_names))
         parts.append("")
         parts.append(scalar_function(kernel, f"value_and_grad_{prec}", prec, kernel.output_names))
+    for v in spec.variants:
+        if v.program is None:
+            continue
+        for prec in PRECISIONS:  # a variant's value only, for diagnoses (plain Python, never compiled)
+            kernel = v.program[prec]
+            if kernel.args != spec.kernels[prec].args:
+                raise ValueError(f"variant {v.code}: its kernel must take the loss's arguments {spec.kernels[prec].args}")
+            parts.append("")
+            parts.append(scalar_function(kernel, f"variant_{v.code}_{prec}", prec, kernel.value_names))
     return "\n".join(parts)
 
 

@@ -127,9 +127,27 @@ class Plot:
     value_title: str = "loss"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A variant of the loss that peers implement, for diagnoses (see ``refloss._info.Variant``):
+    this loss with other ``params``, another refloss ``loss``, or a formula given as its own
+    kernel ``program`` (same inputs and arguments as the loss; generated next to it)."""
+
+    code: str
+    text: str
+    params: dict | None = None
+    loss: str | None = None
+    program: dict | None = None  # {"f64": Kernel, "f32": Kernel}
+
+
 @dataclass
 class LossSpec:
-    """Everything ``python -m derivations`` needs to generate code and docs for a loss."""
+    """Everything ``python -m derivations`` needs to generate code and docs for a loss.
+
+    ``family`` says which battery, error measure and bar check it (``refloss._info.FAMILIES``);
+    ``kind`` is "loss", "metric" or "coding" (a vector function with a hand-written API);
+    ``layouts`` gives box inputs' coordinate layout ("xyxy", "xywh"); element-wise kinks come
+    from the kernel's branch conditions."""
 
     name: str
     title: str
@@ -144,6 +162,11 @@ class LossSpec:
     accuracy: str = ""
     checks: list = field(default_factory=list)  # [(claim, method), ...] filled by prove_*
     input_ranges: dict = field(default_factory=dict)  # {array name: (lo, hi)}: values outside are invalid
+    family: str = ""
+    kind: str = "loss"
+    layouts: dict = field(default_factory=dict)  # {array name: "xyxy" | "xywh"}
+    variants: list = field(default_factory=list)  # [Variant, ...]
+    mean_weight: tuple | None = None  # (metric, exponent param, differentiate param, shared params)
 
 
 def _random_points(symbols, domain, rng, n):

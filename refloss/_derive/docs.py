@@ -86,7 +86,7 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
                     point, tangent = curve["path"](x)
                     with np.errstate(all="ignore"):  # numpy scalars: x/0 -> inf as in the compiled kernels
                         out_ = ns["value_and_grad_f64"](*map(np.float64, point), *args)
-                    width = ns["VALUE_WIDTH"]  # a vector function plots its first output
+                    width = len(spec.kernels["f64"].value_names)  # a vector function plots its first output
                     v, g = float(out_[0]), [float(gi) for gi in out_[width:]]
                     vg.append((v, sum(gi * ti for gi, ti in zip(g, tangent))))
             else:

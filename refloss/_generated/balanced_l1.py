@@ -5,32 +5,12 @@
 
 # ruff: noqa
 # ops: 136
-"""Balanced L1 loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Balanced L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'balanced_l1'
-TITLE = 'Balanced L1 loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('beta', 1.0, 0.0, False, None, True, '0 < beta', 'width of the logarithmic region'),
-    Param('alpha', 0.5, 0.0, False, None, True, '0 < alpha', 'gradient scale of the logarithmic region'),
-    Param('gamma', 1.5, 0.0, False, None, True, '0 < gamma', 'gradient of the linear region'),
-)
-ARGS = ('beta', 'alpha', 'gamma', 'c_u', 'k_2', 'c_lin')
-FORMULA = 'L = alpha*beta/b * ((1+u)*ln(1+u) - u) with u = b*|x|/beta if |x| < beta, else gamma*|x| + gamma*beta/b - alpha*beta; b = exp(gamma/alpha) - 1, x = pred - target. Correct for every beta (the common (b|x|+1) form is right only at beta = 1).'
-CONVENTIONS = 'At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).'
-REFERENCES = (
-    'J. Pang et al., Libra R-CNN: Towards Balanced Learning for Object Detection, arXiv:1904.02701',
-)
 
 
 def constants(beta, alpha, gamma):
@@ -114,3 +94,23 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         _t0 = math.log1p(u)
         _t1 = _t0*alpha*sgn
         return a*alpha*z + k_2*((_f32(0.5))*_t0 - z)*(u + _f32(1.0)), _t1, -_t1
+
+
+def variant_copied_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+    x = pred - target
+    a = abs(x)
+    if (a < beta):  # copied form, inner
+        _t0 = a*c_u
+        return -a*alpha + alpha*(_t0*beta + 1.0)*math.log1p(_t0)/(beta*c_u)
+    else:  # copied form, outer
+        return a*gamma - alpha*beta + gamma/(beta*c_u)
+
+
+def variant_copied_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+    x = pred - target
+    a = abs(x)
+    if (a < beta):  # copied form, inner
+        _t0 = a*c_u
+        return -a*alpha + alpha*(_t0*beta + _f32(1.0))*math.log1p(_t0)/(beta*c_u)
+    else:  # copied form, outer
+        return a*gamma - alpha*beta + gamma/(beta*c_u)

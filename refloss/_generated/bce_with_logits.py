@@ -5,29 +5,12 @@
 
 # ruff: noqa
 # ops: 9
-"""Binary cross-entropy with logits: metadata, constants and scalar kernels (plain Python math)."""
+"""Binary cross-entropy with logits: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'bce_with_logits'
-TITLE = 'Binary cross-entropy with logits'
-INPUTS = ('logits', 'targets')
-WIDTHS = (1, 1)
-INPUT_RANGES = {'targets': (0.0, 1.0)}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('logits', 'targets')
-PARAMS = (
-)
-ARGS = ()
-FORMULA = 'L = y*softplus(-x) + (1-y)*softplus(x) = -[y ln sigmoid(x) + (1-y) ln(1-sigmoid(x))] for logits x and (soft) targets y in [0, 1].'
-CONVENTIONS = 'Differentiable everywhere. Targets outside [0, 1] are invalid input.'
-REFERENCES = (
-    'PyTorch torch.nn.functional.binary_cross_entropy_with_logits',
-)
 
 
 def constants():

@@ -5,33 +5,12 @@
 
 # ruff: noqa
 # ops: 5122
-"""CIoU (metric): metadata, constants and scalar kernels (plain Python math)."""
+"""CIoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'ciou'
-TITLE = 'CIoU (metric)'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-    Param('alpha_grad', False, None, True, None, True, 'alpha_grad is True or False', 'differentiate alpha (True) or treat it as a constant (False, as the official code and most peers)', kind='bool', none_value=0.0),
-    Param('alpha_gate', None, 0.0, True, 1.0, False, 'alpha_gate is None or 0 <= alpha_gate < 1', 'alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)', kind='optional', none_value=-1.0),
-    Param('darknet', False, None, True, None, True, 'darknet is True or False', "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind='bool', none_value=0.0),
-)
-ARGS = ('eps', 'alpha_grad', 'alpha_gate', 'darknet')
-FORMULA = 'CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.'
-REFERENCES = (
-    'Z. Zheng et al., arXiv:1911.08287',
-)
 
 
 def constants(eps, alpha_grad, alpha_gate, darknet):

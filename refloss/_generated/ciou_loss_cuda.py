@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 96f99bc9a8207681
+# scalar kernels: sha256 51fe6b71cb246103
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -5,30 +5,12 @@
 
 # ruff: noqa
 # ops: 1134
-"""DIoU loss: metadata, constants and scalar kernels (plain Python math)."""
+"""DIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'diou_loss'
-TITLE = 'DIoU loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-)
-ARGS = ('eps',)
-FORMULA = 'L = 1 - IoU + rho^2 / (c^2 + eps): rho the distance of the centres, c the diagonal of the enclosing box. NaN when c = 0 and eps = 0 (both boxes the same point).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
-REFERENCES = (
-    'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
-)
 
 
 def constants(eps):

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c05ed52e0b3ecd43
+# scalar kernels: sha256 8d2c27fad2efd1bd
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

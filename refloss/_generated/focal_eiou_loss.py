@@ -5,32 +5,12 @@
 
 # ruff: noqa
 # ops: 3714
-"""Focal-EIoU loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Focal-EIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'focal_eiou_loss'
-TITLE = 'Focal-EIoU loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-    Param('gamma', 0.5, 0.0, False, None, True, '0 < gamma', 'exponent of the IoU weight'),
-    Param('weight_grad', False, None, True, None, True, 'weight_grad is True or False', 'differentiate the weight IoU^gamma (True) or treat it as a constant', kind='bool', none_value=0.0),
-)
-ARGS = ('eps', 'gamma', 'weight_grad')
-FORMULA = "L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of the weights IoU^gamma (the paper's normalisation)."
-CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated."
-REFERENCES = (
-    'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)',
-)
 
 
 def constants(eps, gamma, weight_grad):

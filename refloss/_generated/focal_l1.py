@@ -5,30 +5,12 @@
 
 # ruff: noqa
 # ops: 24
-"""Focal-L1 loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Focal-L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'focal_l1'
-TITLE = 'Focal-L1 loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
-)
-ARGS = ('alpha', 'ln_b', 'q', 's', 'c_lin')
-FORMULA = 'With a = |pred - target| and alpha = e*beta: L = alpha*a**2*(1 - 2*ln(beta*a))/4 for a <= 1, else -alpha*ln(beta)*a + C with C = alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1.'
-CONVENTIONS = "At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is continuous. At x = 0 value and gradient are 0."
-REFERENCES = (
-    'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158',
-)
 
 
 def constants(beta):

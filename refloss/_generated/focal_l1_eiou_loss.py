@@ -5,31 +5,12 @@
 
 # ruff: noqa
 # ops: 4086
-"""Focal-L1 EIoU loss (Focal-EIoU v1): metadata, constants and scalar kernels (plain Python math)."""
+"""Focal-L1 EIoU loss (Focal-EIoU v1): constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'focal_l1_eiou_loss'
-TITLE = 'Focal-L1 EIoU loss (Focal-EIoU v1)'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-    Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
-)
-ARGS = ('eps', 'ln_b', 'q', 's', 'c_lin')
-FORMULA = "L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - 2*ln(beta*x))/4 for x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1. The first version of Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead."
-CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there)."
-REFERENCES = (
-    'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)',
-)
 
 
 def constants(eps, beta):

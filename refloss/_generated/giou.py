@@ -5,30 +5,12 @@
 
 # ruff: noqa
 # ops: 1217
-"""GIoU (metric): metadata, constants and scalar kernels (plain Python math)."""
+"""GIoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'giou'
-TITLE = 'GIoU (metric)'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-)
-ARGS = ('eps',)
-FORMULA = 'GIoU = IoU - (C - U) / (C + eps).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
-REFERENCES = (
-    'H. Rezatofighi et al., arXiv:1902.09630',
-)
 
 
 def constants(eps):

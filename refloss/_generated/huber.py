@@ -5,31 +5,12 @@
 
 # ruff: noqa
 # ops: 11
-"""Huber loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Huber loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'huber'
-TITLE = 'Huber loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('delta', 1.0, 0.0, False, None, True, '0 < delta', 'threshold between the quadratic and linear regions'),
-)
-ARGS = ('delta',)
-FORMULA = 'L = 0.5 * x**2 if |x| < delta else delta * (|x| - 0.5 * delta), x = pred - target.'
-CONVENTIONS = 'At |x| = delta the linear branch is used (PyTorch); the gradient is continuous there.'
-REFERENCES = (
-    'P. J. Huber, Robust Estimation of a Location Parameter, Ann. Math. Statist. 35 (1964)',
-    'PyTorch torch.nn.functional.huber_loss (delta)',
-)
 
 
 def constants(delta):

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 879fe8c691e1f591
+# scalar kernels: sha256 5067bc51f88a3d4c
 """Huber loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

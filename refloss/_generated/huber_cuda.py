@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 879fe8c691e1f591
+# scalar kernels: sha256 5067bc51f88a3d4c
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

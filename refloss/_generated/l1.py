@@ -5,29 +5,12 @@
 
 # ruff: noqa
 # ops: 1
-"""L1 loss: metadata, constants and scalar kernels (plain Python math)."""
+"""L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'l1'
-TITLE = 'L1 loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-)
-ARGS = ()
-FORMULA = 'L = |x|, x = pred - target.'
-CONVENTIONS = 'The gradient at x = 0 is 0 (sign(0) = 0, as PyTorch autograd).'
-REFERENCES = (
-    'PyTorch torch.nn.functional.l1_loss',
-)
 
 
 def constants():

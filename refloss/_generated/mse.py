@@ -5,29 +5,12 @@
 
 # ruff: noqa
 # ops: 6
-"""Squared error (MSE): metadata, constants and scalar kernels (plain Python math)."""
+"""Squared error (MSE): constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'mse'
-TITLE = 'Squared error (MSE)'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-)
-ARGS = ()
-FORMULA = 'L = x**2, x = pred - target (PyTorch mse_loss; no 1/2 factor).'
-CONVENTIONS = 'Differentiable everywhere.'
-REFERENCES = (
-    'PyTorch torch.nn.functional.mse_loss',
-)
 
 
 def constants():

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d7fad7ab6c8ba9a3
+# scalar kernels: sha256 b5a750aecb80f711
 """Squared error (MSE): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

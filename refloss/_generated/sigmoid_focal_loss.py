@@ -5,32 +5,12 @@
 
 # ruff: noqa
 # ops: 119
-"""Sigmoid focal loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Sigmoid focal loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'sigmoid_focal_loss'
-TITLE = 'Sigmoid focal loss'
-INPUTS = ('logits', 'targets')
-WIDTHS = (1, 1)
-INPUT_RANGES = {'targets': (0.0, 1.0)}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('logits', 'targets')
-PARAMS = (
-    Param('alpha', 0.25, None, True, None, True, 'alpha is None or alpha', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
-    Param('gamma', 2.0, 0.0, True, None, True, '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),
-)
-ARGS = ('alpha', 'gamma')
-FORMULA = 'L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as torchvision).'
-CONVENTIONS = 'Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where 1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.'
-REFERENCES = (
-    'T.-Y. Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002',
-    'torchvision.ops.sigmoid_focal_loss',
-)
 
 
 def constants(alpha, gamma):

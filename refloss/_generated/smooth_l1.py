@@ -5,31 +5,12 @@
 
 # ruff: noqa
 # ops: 11
-"""Smooth L1 loss: metadata, constants and scalar kernels (plain Python math)."""
+"""Smooth L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'smooth_l1'
-TITLE = 'Smooth L1 loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (1, 1)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('beta', 1.0, 0.0, True, None, True, '0 <= beta', 'width of the quadratic region; 0 gives L1'),
-)
-ARGS = ('beta',)
-FORMULA = 'L = 0.5 * x**2 / beta if |x| < beta else |x| - 0.5 * beta, x = pred - target; beta = 0 gives |x|.'
-CONVENTIONS = "At |x| = beta the linear branch is used (PyTorch's |x| < beta test); the gradient is continuous there. At x = 0 with beta = 0 the gradient is 0 (sign(0) = 0, as PyTorch autograd)."
-REFERENCES = (
-    'R. Girshick, Fast R-CNN, arXiv:1504.08083',
-    'PyTorch torch.nn.functional.smooth_l1_loss (beta)',
-)
 
 
 def constants(beta):

@@ -5,35 +5,12 @@
 
 # ruff: noqa
 # ops: 84
-"""YOLO box decoding: metadata, constants and scalar kernels (plain Python math)."""
+"""YOLO box decoding: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'yolo_decode'
-TITLE = 'YOLO box decoding'
-INPUTS = ('t', 'anchors', 'grid', 'cotangent')
-WIDTHS = (4, 2, 2, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 4
-GRAD_INPUTS = ('t',)
-PARAMS = (
-    Param('scale_xy', 1.0, 0.0, False, None, True, '0 < scale_xy', 'centre scale s (1: v2/v3; 1.05-1.2: v4; 2: Scaled-YOLOv4)'),
-    Param('scaled_wh', False, None, True, None, True, 'scaled_wh is True or False', 'sizes p (2 sigmoid(t))^2 instead of p exp(t)', kind='bool', none_value=0.0),
-    Param('stride', 1.0, 0.0, False, None, True, '0 < stride', 'cell size: centres are multiplied by it'),
-)
-ARGS = ('scale_xy', 'scaled_wh', 'stride')
-FORMULA = 'b_x = (s*sigmoid(t_x) - (s-1)/2 + c_x)*stride, b_w = p_w*exp(t_w) (v2/v3/v4) or p_w*(2*sigmoid(t_w))**2 (Scaled-YOLOv4/YOLOv5); returns (b_x, b_y, b_w, b_h) and the VJP w.r.t. t.'
-CONVENTIONS = 'Differentiable everywhere. Anchors must be positive.'
-REFERENCES = (
-    'J. Redmon, A. Farhadi, YOLO9000, arXiv:1612.08242',
-    'J. Redmon, A. Farhadi, YOLOv3, arXiv:1804.02767',
-    'A. Bochkovskiy et al., YOLOv4, arXiv:2004.10934',
-    'C.-Y. Wang et al., Scaled-YOLOv4, arXiv:2011.08036',
-)
 
 
 def constants(scale_xy, scaled_wh, stride):

@@ -5,30 +5,12 @@
 
 # ruff: noqa
 # ops: 72
-"""YOLOv1 coordinate loss: metadata, constants and scalar kernels (plain Python math)."""
+"""YOLOv1 coordinate loss: constants and scalar kernels (plain Python math); what generic code needs to know
+about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import Decimal, localcontext
 
 from numpy import float32 as _f32
-
-from refloss._param import Param
-
-NAME = 'yolov1_box_loss'
-TITLE = 'YOLOv1 coordinate loss'
-INPUTS = ('pred', 'target')
-WIDTHS = (4, 4)
-INPUT_RANGES = {}
-VALUE_WIDTH = 1
-GRAD_INPUTS = ('pred', 'target')
-PARAMS = (
-    Param('lambda_coord', 5.0, 0.0, False, None, True, '0 < lambda_coord', 'weight of the coordinate term (5 in the paper)'),
-)
-ARGS = ('lambda_coord',)
-FORMULA = 'L = lambda_coord*((x - xt)**2 + (y - yt)**2 + (sqrt(w) - sqrt(wt))**2 + (sqrt(h) - sqrt(ht))**2) for boxes (x, y, w, h) (centre, size); sizes must be >= 0.'
-CONVENTIONS = 'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).'
-REFERENCES = (
-    'J. Redmon et al., You Only Look Once: Unified, Real-Time Object Detection, arXiv:1506.02640',
-)
 
 
 def constants(lambda_coord):

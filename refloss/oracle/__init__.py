@@ -4,14 +4,17 @@ Written straight from the papers' definitions -- it shares no code with the
 SymPy derivation pipeline or the numba kernels it is used to check.
 
 * :mod:`refloss.oracle.elementwise` -- element-wise losses returning
-  ``(value, d/dpred, d/dtarget)`` as mpf; ``ORACLES`` / ``QUADRATURE`` registries.
+  ``(value, d/dpred, d/dtarget)`` as mpf (and ``QUADRATURE`` twins of the gradient-defined ones).
+* :mod:`refloss.oracle.boxes`, :mod:`refloss.oracle.classification`, :mod:`refloss.oracle.yolo`.
+
+Which oracle checks which kernel, with which parameters and bar, is the hand-written table
+:data:`refloss._reference.REFERENCES`; :func:`oracle` looks one up.
 * :mod:`refloss.oracle.rounding` -- ``round_to`` (correct rounding of an mpf to
   float32/float64), ``ulp`` and ``ulp_error``.
 """
 
 from .elementwise import (
     DPS,
-    ORACLES,
     QUADRATURE,
     balanced_l1,
     balanced_l1_by_quadrature,
@@ -28,7 +31,6 @@ from .rounding import round_to, ulp, ulp_error
 
 __all__ = [
     "DPS",
-    "ORACLES",
     "QUADRATURE",
     "balanced_l1",
     "balanced_l1_by_quadrature",
@@ -47,7 +49,6 @@ __all__ = [
 
 # IoU-family box losses (refloss.oracle.boxes): (value, grad_pred[4], grad_target[4]) as mpf
 from .boxes import (  # noqa: E402
-    BOX_ORACLES,
     ciou,
     ciou_loss,
     diou,
@@ -62,7 +63,6 @@ from .boxes import (  # noqa: E402
 )
 
 __all__ += [
-    "BOX_ORACLES",
     "ciou",
     "ciou_loss",
     "diou",
@@ -75,3 +75,14 @@ __all__ += [
     "iou_loss",
     "log_iou_loss",
 ]
+
+
+def oracle(name: str):
+    """The oracle function of the loss ``name`` (its row in refloss/_reference.py)."""
+    from .._families import oracle_function
+    from .._reference import REFERENCES
+
+    return oracle_function(REFERENCES[name].oracle)
+
+
+__all__ += ["oracle"]

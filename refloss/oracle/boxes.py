@@ -76,7 +76,6 @@ __all__ = [
     "eiou_loss",
     "focal_eiou_loss",
     "focal_l1_eiou_loss",
-    "BOX_ORACLES",
 ]
 
 _GUARD_DPS = 30  # extra working digits; results are rounded to DPS
@@ -507,19 +506,3 @@ def focal_l1_eiou_loss(pred, target, beta=0.8, eps=0.0) -> Result:
         return _Dual(profile.value(e.v), tuple(k * d for d in e.d))
 
     return _geometry_run(pred, target, eps, body)
-
-
-BOX_ORACLES = {
-    "iou": iou,
-    "iou_loss": iou_loss,
-    "log_iou_loss": log_iou_loss,
-    "giou": giou,
-    "giou_loss": giou_loss,
-    "diou": diou,
-    "diou_loss": diou_loss,
-    "ciou": ciou,
-    "ciou_loss": ciou_loss,
-    "eiou_loss": eiou_loss,
-    "focal_eiou_loss": focal_eiou_loss,
-    "focal_l1_eiou_loss": focal_l1_eiou_loss,
-}

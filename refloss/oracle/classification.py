@@ -56,27 +56,40 @@ def sigmoid_focal_loss(logit, target, alpha=0.25, gamma=2.0):
         return value, d_x, d_y
 
 
-CLASSIFICATION_ORACLES = {"bce_with_logits": bce_with_logits, "sigmoid_focal_loss": sigmoid_focal_loss}
+def _scales(x, y, gamma, alpha):
+    """(scale_dx, scale_dy) of the focal loss (gamma None: plain BCE) at mpf x, y."""
+    p, q = _sigmoid(x), _sigmoid(-x)
+    dce_scale = (1 - y) * p + y * q
+    if gamma is None:
+        return dce_scale, abs(x)
+    g = mp.mpf(float(gamma))
+    ce = y * mp.log1p(mp.exp(-x)) + (1 - y) * mp.log1p(mp.exp(x))
+    m = y * q + (1 - y) * p
+    mg = m**g
+    dmg = g * m ** (g - 1) if g != 0 and m > 0 else mp.zero
+    at = mp.one if alpha is None or alpha < 0 else mp.mpf(float(alpha)) * y + (1 - mp.mpf(float(alpha))) * (1 - y)
+    dat = mp.zero if alpha is None or alpha < 0 else abs(2 * mp.mpf(float(alpha)) - 1)
+    sx = at * (dmg * p * q * abs(1 - 2 * y) * ce + mg * dce_scale)
+    sy = dat * mg * ce + at * (dmg * abs(mp.tanh(x / 2)) * ce + mg * abs(x))
+    return sx, sy
 
 
-def gradient_scale(loss, logit, target, **params):
-    """Magnitudes of the terms each gradient is a signed sum of, (scale_dx, scale_dy): where the
-    terms cancel (a soft target near the optimum sigma(x) = y), no float evaluation can match the
-    result relative to itself, only relative to this scale."""
+def bce_gradient_scale(logit, target, dtype):
+    """Magnitudes of the terms each gradient of :func:`bce_with_logits` is a signed sum of,
+    (scale_dx, scale_dy): where the terms cancel (a soft target near the optimum sigma(x) = y),
+    no float evaluation can match the result relative to itself, only relative to this scale."""
+    with mp.workdps(DPS):
+        return _scales(mp.mpf(float(logit)), mp.mpf(float(target)), None, None)
+
+
+def focal_gradient_scale(logit, target, dtype, alpha=0.25, gamma=2.0):
+    """As :func:`bce_gradient_scale`, for :func:`sigmoid_focal_loss`; inf (the point is not
+    measured) at the documented limit gamma < 1 where 1 - p_t underflows in ``dtype`` (its
+    gamma - 1 < 0 power is then taken as 0)."""
+    import numpy as np
+
     with mp.workdps(DPS):
         x, y = mp.mpf(float(logit)), mp.mpf(float(target))
-        p, q = _sigmoid(x), _sigmoid(-x)
-        dce_scale = (1 - y) * p + y * q
-        if loss == "bce_with_logits":
-            return dce_scale, abs(x)
-        g = mp.mpf(float(params.get("gamma", 2.0)))
-        alpha = params.get("alpha", 0.25)
-        ce = y * mp.log1p(mp.exp(-x)) + (1 - y) * mp.log1p(mp.exp(x))
-        m = y * q + (1 - y) * p
-        mg = m**g
-        dmg = g * m ** (g - 1) if g != 0 and m > 0 else mp.zero
-        at = mp.one if alpha is None or alpha < 0 else mp.mpf(float(alpha)) * y + (1 - mp.mpf(float(alpha))) * (1 - y)
-        dat = mp.zero if alpha is None or alpha < 0 else abs(2 * mp.mpf(float(alpha)) - 1)
-        sx = at * (dmg * p * q * abs(1 - 2 * y) * ce + mg * dce_scale)
-        sy = dat * mg * ce + at * (dmg * abs(mp.tanh(x / 2)) * ce + mg * abs(x))
-        return sx, sy
+        if gamma < 1 and y / (1 + mp.exp(x)) + (1 - y) / (1 + mp.exp(-x)) < float(np.finfo(dtype).tiny):
+            return mp.inf, mp.inf
+        return _scales(x, y, gamma, alpha)

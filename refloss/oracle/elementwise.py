@@ -35,7 +35,6 @@ __all__ = [
     "huber_by_quadrature",
     "balanced_l1_by_quadrature",
     "focal_l1_by_quadrature",
-    "ORACLES",
     "QUADRATURE",
 ]
 
@@ -245,15 +244,8 @@ def focal_l1_by_quadrature(pred, target, beta) -> Triple:
     return _evaluate(pred, target, _focal_l1_profile, beta, quadrature=True)
 
 
-ORACLES = {
-    "l1": l1,
-    "mse": mse,
-    "smooth_l1": smooth_l1,
-    "huber": huber,
-    "balanced_l1": balanced_l1,
-    "focal_l1": focal_l1,
-}
-
+# the quadrature twins of the losses defined by their gradient (a cross-check of the closed
+# forms; which oracle checks which kernel is refloss/_reference.py)
 QUADRATURE = {
     "smooth_l1": smooth_l1_by_quadrature,
     "huber": huber_by_quadrature,

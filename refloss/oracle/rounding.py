@@ -16,7 +16,9 @@ import math
 import numpy as np
 from mpmath import libmp, mp
 
-__all__ = ["round_to", "ulp", "ulp_error"]
+from .. import _measures
+
+__all__ = ["round_to", "split", "ulp", "ulp_error"]
 
 
 def _format(dtype) -> tuple[int, int, int, float]:
@@ -78,40 +80,34 @@ def round_to(x, dtype) -> float:
     return -value if sign else value
 
 
-def ulp(v, dtype) -> float:
-    """Unit in the last place of the finite value ``v`` in ``dtype`` (a positive Python float).
+def split(x) -> tuple[float, float]:
+    """``(hi, lo)``: ``hi`` = x correctly rounded to float64, ``lo`` = (x - hi) correctly rounded:
+    x to about 106 bits as two floats, the form the error measures (:mod:`refloss._measures`)
+    and the stored references take."""
+    x = _as_mpf(x)
+    hi = round_to(x, np.float64)
+    if not math.isfinite(hi):
+        return hi, 0.0
+    with mp.workdps(60):
+        return hi, round_to(mp.fsub(x, mp.mpf(hi), exact=True), np.float64)
 
-    ``ulp(v) = 2**(max(floor(log2 |v|), emin) - p + 1)``: the spacing of the
-    format at ``|v|`` towards larger magnitudes (``abs(np.spacing(v))``, but
-    finite at the largest finite value); ``ulp(0)`` is the smallest subnormal.
-    Raises ``ValueError`` for NaN, infinities and values beyond the format's range.
-    """
-    p, emin, _, fmax = _format(dtype)
+
+def ulp(v, dtype) -> float:
+    """Unit in the last place of the finite value ``v`` in ``dtype`` (a positive Python float):
+    :func:`refloss._measures.ulp`, which see.  Raises ``ValueError`` for NaN, infinities and
+    values beyond the format's range."""
+    _, _, _, fmax = _format(dtype)
     v = abs(float(v))
     if not math.isfinite(v) or v > fmax:
         raise ValueError(f"ulp of a non-finite value in {np.dtype(dtype)}: {v!r}")
-    top = math.frexp(v)[1] - 1 if v else emin
-    return math.ldexp(1.0, max(top, emin) - p + 1)
+    return float(_measures.ulp(v, dtype))
 
 
 def ulp_error(got, exact, dtype) -> float:
-    """Error of ``got`` against the exact value in ULPs of ``dtype``: ``|got - exact| / ulp(round_to(exact))``.
-
-    The difference is taken in mpf (``got`` is converted exactly), so a result
-    of 0.5 means ``got`` is a correctly rounded halfway neighbour and anything
-    <= 0.5 means correctly rounded.  Special values: 0.0 if both are NaN; inf if
-    exactly one is NaN.  An ``exact`` value that rounds to +-inf in ``dtype``
-    (a true infinity, or an overflow) counts as that infinity: 0.0 if ``got``
-    is the same infinity, otherwise inf; a finite ``exact`` against an infinite
-    ``got`` is inf.
-    """
-    exact = _as_mpf(exact)
-    got_f = float(got)
-    if math.isnan(got_f) or mp.isnan(exact):
-        return 0.0 if math.isnan(got_f) and mp.isnan(exact) else math.inf
-    rounded = round_to(exact, dtype)
-    if math.isinf(got_f) or math.isinf(rounded):
-        return 0.0 if got_f == rounded else math.inf
-    with mp.workdps(50):
-        err = abs(mp.fsub(mp.mpf(got_f), exact, exact=True)) / ulp(rounded, dtype)
-        return float(err)
+    """Error of ``got`` against the exact value in ULPs of ``dtype``: ``|got - exact| / ulp(round_to(exact))``
+    (:func:`refloss._measures.ulp_error` of :func:`split` ``(exact)``; the one ULP measure of
+    the project).  0.5 or less means correctly rounded.  Special values: 0.0 if both are NaN;
+    inf if exactly one is NaN; an ``exact`` that rounds to +-inf in ``dtype`` counts as that
+    infinity."""
+    hi, lo = split(exact)
+    return float(_measures.ulp_error(float(got), hi, lo, dtype))

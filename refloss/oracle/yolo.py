@@ -56,6 +56,14 @@ def jacobian_diagonal(t, anchor, grid, variant="v3", scale_xy=1.0, stride=1.0):
         return tuple(out)
 
 
+def decode_vjp(t, anchor, grid, cotangent, variant="v3", scale_xy=1.0, stride=1.0):
+    """The decoded box and the vector-Jacobian product cotangent^T (d box / d t): 8 mpf."""
+    box = decode(t, anchor, grid, variant, scale_xy, stride)
+    jac = jacobian_diagonal(t, anchor, grid, variant, scale_xy, stride)
+    with mp.workdps(DPS):
+        return tuple(box) + tuple(j * mp.mpf(float(c)) for j, c in zip(jac, cotangent))
+
+
 def yolov1_box_loss(pred, target, lambda_coord=5.0):
     """YOLOv1 coordinate term (arXiv 1506.02640) for boxes (x, y, w, h):
     lambda [(x-x^)^2 + (y-y^)^2 + (sqrt w - sqrt w^)^2 + (sqrt h - sqrt h^)^2];

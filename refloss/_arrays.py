@@ -1,0 +1,87 @@
+"""The array layer below the API and the backends: shapes, flattening, reductions,
+gradients summed back to their inputs' shapes, and which arrays live on a device.
+
+Used by the losses (:mod:`refloss._loss`), ``yolo_decode`` and the CUDA backend; imports
+nothing of refloss but :mod:`refloss._validate`, and never imports a backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import broadcast_shape
+
+_COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)"}
+
+
+def lead_shape(names, widths, arrays, layouts=None) -> tuple:
+    """The broadcast shape of the elements (for an input of width w > 1: of all but its last
+    axis, which must be w).  ``layouts`` (per input "xyxy", "xywh" or None) names the
+    coordinates in errors."""
+    first = tuple(arrays[0].shape)  # (a tuple: the CUDA simulator's shapes take no negative index)
+    if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
+        return first  # the common case, without building anything
+    shapes = {}
+    for k, (n, w, a) in enumerate(zip(names, widths, arrays)):
+        shape = tuple(a.shape)
+        if w == 1:
+            shapes[n] = shape
+        elif not shape or shape[-1] != w:
+            coords = _COORDINATES.get(layouts[k], "") if layouts else ""
+            raise ValueError(f"{n}: last dimension must be {w}{coords}, got shape {shape}")
+        else:
+            shapes[n] = shape[:-1]
+    first = next(iter(shapes.values()))
+    for v in shapes.values():
+        if v != first:
+            return broadcast_shape(shapes)
+    return first
+
+
+def flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
+    """``a`` broadcast to ``shape`` (+ (width,) for width > 1) as a C-contiguous (n,) or
+    (n, width) array, a view when possible."""
+    full = shape if width == 1 else shape + (width,)
+    if a.shape != full:
+        a = np.broadcast_to(a, full)
+    if width == 1:
+        return a if a.ndim == 1 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+    return a if a.ndim == 2 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1, width)
+
+
+def reduce(values: np.ndarray, reduction: str, weights_sum=None):
+    """``values`` reduced: "none" (as they are), "sum", or "mean" (by the count, or by
+    ``weights_sum`` where the loss weights its elements)."""
+    if reduction == "none":
+        return values
+    total = values.sum(dtype=values.dtype)
+    if reduction == "sum":
+        return total
+    if weights_sum is not None:
+        return total / weights_sum
+    return total / values.dtype.type(values.size) if values.size else values.dtype.type(np.nan)
+
+
+def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a gradient over the axes its input was broadcast along."""
+    if g.shape == shape:
+        return g
+    if g.ndim < len(shape):  # a gradient computed at a smaller broadcast shape
+        g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
+
+
+def is_device_array(v) -> bool:
+    """Whether ``v`` lives on a CUDA device (``__cuda_array_interface__``; the simulator's
+    FakeCUDAArray has none, so it is recognised by name)."""
+    return hasattr(v, "__cuda_array_interface__") or type(v).__name__ == "FakeCUDAArray"
+
+
+def on_device(names, inputs) -> bool:
+    """True if every input is a device array, False if none is; ValueError for a mix."""
+    flags = [is_device_array(v) for v in inputs]
+    if any(flags) and not all(flags):
+        where = ", ".join(f"{n} {'device' if f else 'host'}" for n, f in zip(names, flags))
+        raise ValueError(f"device='cuda' takes all arrays on the device or all on the host, got {where}")
+    return all(flags)

@@ -1,0 +1,40 @@
+"""The stored reference values (refloss/reference_values/) are what the 50-digit oracle gives:
+every row of the table is recomputed live (mpmath) and compared with the stored one — the
+drift test of `python -m refloss._stored`."""
+import numpy as np
+import pytest
+
+from refloss import _stored
+from refloss._reference import REFERENCES
+
+
+@pytest.fixture(scope="module")
+def live():
+    return _stored.compute(list(REFERENCES))
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_stored_references_equal_live_ones(name, live):
+    for (index, dtype), row in live[name].items():
+        stored = _stored.stored_row(name, index, dtype)
+        assert sorted(stored) == sorted(row), f"{name} #{index} {dtype}: fields differ"
+        where = f"{name} #{index} {dtype}: run `python -m refloss._stored --only {name}`"
+        np.testing.assert_array_equal(stored["groups"], row["groups"], err_msg=where)
+        np.testing.assert_array_equal(stored["group"], row["group"], err_msg=where)
+        for a, b in zip(_stored.inputs_of(stored), _stored.inputs_of(row)):
+            np.testing.assert_array_equal(a, b, err_msg=where + " (the battery changed)")
+        np.testing.assert_array_equal(stored["hi"], row["hi"], err_msg=where)
+        for key in ("lo", "floor"):
+            if key in row:
+                np.testing.assert_array_equal(stored[key], row[key], err_msg=where)
+
+
+def test_a_changed_parameter_set_is_reported_stale(monkeypatch):
+    """Stored values made for other parameter sets are refused with the command that fixes them."""
+    monkeypatch.setitem(REFERENCES, "l1", REFERENCES["l1"]._replace(param_sets=({}, {})))
+    _stored._load.cache_clear()
+    try:
+        with pytest.raises(_stored.Stale, match="python -m refloss._stored --only l1"):
+            _stored.stored_row("l1", 0, "float64")
+    finally:
+        _stored._load.cache_clear()
