@@ -28,7 +28,7 @@ PARAMS = (
 )
 ARGS = ('eps', 'alpha_grad', 'alpha_gate', 'darknet')
 FORMULA = 'CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient."
 REFERENCES = (
     'Z. Zheng et al., arXiv:1911.08287',
 )
@@ -96,14 +96,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = 2.0*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-        _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
+        _t26 = _t10*(1.0 if _t7 > 0.0 else 0.0)
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
         _t32 = _t1*_t23
         _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-        _t34 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+        _t34 = _t8*(1.0 if _t9 > 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
@@ -164,7 +164,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t47 = (1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t47 = (1.0 if _t21 > 0.0 else 0.0)
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -180,7 +180,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
-        _t64 = (1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t64 = (1.0 if _t23 > 0.0 else 0.0)
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
@@ -266,14 +266,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = _f32(2.0)*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
         _t32 = _t1*_t23
         _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
@@ -334,7 +334,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -350,7 +350,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26

@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = 'DIoU = IoU - rho^2 / (c^2 + eps).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'Z. Zheng et al., arXiv:1911.08287',
 )
@@ -73,14 +73,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t23 = 2.0*_t6/(_t2*_t2)
     _t24 = _t0*_t23
     _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-    _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
+    _t26 = _t10*(1.0 if _t7 > 0.0 else 0.0)
     _t27 = _t25*_t26
     _t29 = _t5/_t2
     _t30 = py1 - ty1
     _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
     _t32 = _t1*_t23
     _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-    _t34 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+    _t34 = _t8*(1.0 if _t9 > 0.0 else 0.0)
     _t35 = _t33*_t34
     _t36 = _t13 + px2
     _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
@@ -131,14 +131,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t23 = _f32(2.0)*_t6/(_t2*_t2)
     _t24 = _t0*_t23
     _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-    _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
+    _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
     _t27 = _t25*_t26
     _t29 = _t5/_t2
     _t30 = py1 - ty1
     _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
     _t32 = _t1*_t23
     _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-    _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+    _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
     _t35 = _t33*_t34
     _t36 = _t13 + px2
     _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))

@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = 'L = 1 - IoU + rho^2 / (c^2 + eps): rho the distance of the centres, c the diagonal of the enclosing box. NaN when c = 0 and eps = 0 (both boxes the same point).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
 )
@@ -87,14 +87,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t30 = 2.0*_t10/(_t2*_t2)
     _t31 = _t0*_t30
     _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-    _t33 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+    _t33 = _t24*(1.0 if _t21 > 0.0 else 0.0)
     _t34 = _t32*_t33
     _t35 = _t25/(_t26*_t26)
     _t36 = py1 - ty1
     _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
     _t38 = _t1*_t30
     _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-    _t40 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+    _t40 = _t22*(1.0 if _t23 > 0.0 else 0.0)
     _t41 = _t39*_t40
     _t42 = _t15 + px2
     _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
@@ -158,14 +158,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t30 = _f32(2.0)*_t10/(_t2*_t2)
     _t31 = _t0*_t30
     _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+    _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
     _t34 = _t32*_t33
     _t35 = _t25/(_t26*_t26)
     _t36 = py1 - ty1
     _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
     _t38 = _t1*_t30
     _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-    _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+    _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
     _t41 = _t39*_t40
     _t42 = _t15 + px2
     _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))

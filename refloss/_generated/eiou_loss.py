@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = "L = 1 - IoU + rho^2/(c^2 + eps) + (wp - wt)^2/(cw^2 + eps) + (hp - ht)^2/(ch^2 + eps), cw, ch the enclosing box's width and height."
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158',
 )
@@ -96,7 +96,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
     _t41 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-    _t42 = _t29*(1.0 if _t26 > 0.0 else (1.0 if _t26 == 0.0 else 0.0))
+    _t42 = _t29*(1.0 if _t26 > 0.0 else 0.0)
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
@@ -107,7 +107,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t50 = _t48*_t49
     _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
     _t52 = (1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))
-    _t53 = _t27*(1.0 if _t28 > 0.0 else (1.0 if _t28 == 0.0 else 0.0))
+    _t53 = _t27*(1.0 if _t28 > 0.0 else 0.0)
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2
@@ -188,7 +188,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
     _t41 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-    _t42 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(1.0) if _t26 == _f32(0.0) else _f32(0.0)))
+    _t42 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
@@ -199,7 +199,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t50 = _t48*_t49
     _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
     _t52 = (_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-    _t53 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(1.0) if _t28 == _f32(0.0) else _f32(0.0)))
+    _t53 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else _f32(0.0))
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2

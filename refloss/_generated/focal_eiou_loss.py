@@ -27,7 +27,7 @@ PARAMS = (
 )
 ARGS = ('eps', 'gamma', 'weight_grad')
 FORMULA = "L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of the weights IoU^gamma (the paper's normalisation)."
-CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated."
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated."
 REFERENCES = (
     'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)',
 )
@@ -106,7 +106,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0))
-        _t39 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t39 = _t13*(1.0 if _t10 > 0.0 else 0.0)
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -125,7 +125,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t58 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t58 = _t11*(1.0 if _t12 > 0.0 else 0.0)
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)
@@ -227,7 +227,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (_f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0)))
-        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -246,7 +246,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)

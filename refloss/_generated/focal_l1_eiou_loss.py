@@ -26,7 +26,7 @@ PARAMS = (
 )
 ARGS = ('eps', 'ln_b', 'q', 's', 'c_lin')
 FORMULA = "L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - 2*ln(beta*x))/4 for x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1. The first version of Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead."
-CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there)."
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there)."
 REFERENCES = (
     'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)',
 )
@@ -95,7 +95,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-        _t34 = _t29*(1.0 if _t26 > 0.0 else (1.0 if _t26 == 0.0 else 0.0))
+        _t34 = _t29*(1.0 if _t26 > 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -114,7 +114,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = 2.0*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))
-        _t54 = _t27*(1.0 if _t28 > 0.0 else (1.0 if _t28 == 0.0 else 0.0))
+        _t54 = _t27*(1.0 if _t28 > 0.0 else 0.0)
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -199,7 +199,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))
-        _t31 = _t26*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t31 = _t26*(1.0 if _t23 > 0.0 else 0.0)
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
@@ -211,7 +211,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0))
-        _t44 = _t24*(1.0 if _t25 > 0.0 else (1.0 if _t25 == 0.0 else 0.0))
+        _t44 = _t24*(1.0 if _t25 > 0.0 else 0.0)
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2
@@ -284,7 +284,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(1.0) if _t26 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -303,7 +303,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = _f32(2.0)*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(1.0) if _t28 == _f32(0.0) else _f32(0.0)))
+        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else _f32(0.0))
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -388,7 +388,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
@@ -400,7 +400,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (_f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0)))
-        _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(1.0) if _t25 == _f32(0.0) else _f32(0.0)))
+        _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2

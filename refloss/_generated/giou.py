@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = 'GIoU = IoU - (C - U) / (C + eps).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'H. Rezatofighi et al., arXiv:1902.09630',
 )
@@ -83,7 +83,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t24 = max(_t10, _t10 - _t10)
     _t25 = px1 - tx1
     _t26 = (1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
-    _t27 = _t15*(1.0 if _t11 > 0.0 else (1.0 if _t11 == 0.0 else 0.0))
+    _t27 = _t15*(1.0 if _t11 > 0.0 else 0.0)
     _t28 = _t26*_t27
     _t29 = _t2 + _t28
     _t30 = (1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
@@ -92,7 +92,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = _t16/(_t17*_t17)
     _t34 = py1 - ty1
     _t35 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-    _t36 = _t12*(1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
+    _t36 = _t12*(1.0 if _t14 > 0.0 else 0.0)
     _t37 = _t35*_t36
     _t38 = _t0 + _t37
     _t39 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
@@ -159,7 +159,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t24 = max(_t10, _t10 - _t10)
     _t25 = px1 - tx1
     _t26 = (_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t15*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(1.0) if _t11 == _f32(0.0) else _f32(0.0)))
+    _t27 = _t15*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
     _t28 = _t26*_t27
     _t29 = _t2 + _t28
     _t30 = (_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
@@ -168,7 +168,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = _t16/(_t17*_t17)
     _t34 = py1 - ty1
     _t35 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-    _t36 = _t12*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t36 = _t12*(_f32(1.0) if _t14 > _f32(0.0) else _f32(0.0))
     _t37 = _t35*_t36
     _t38 = _t0 + _t37
     _t39 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))

@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = 'IoU = I / (U + eps) for xyxy boxes pred, target (..., 4).'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'J. Yu et al., UnitBox, arXiv:1608.01471',
 )
@@ -61,11 +61,11 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t10 = _t7*_t9
     _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
     _t13 = px1 - tx1
-    _t14 = _t9*(1.0 if _t6 > 0.0 else (1.0 if _t6 == 0.0 else 0.0))
+    _t14 = _t9*(1.0 if _t6 > 0.0 else 0.0)
     _t15 = _t14*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
     _t16 = _t10/(_t11*_t11)
     _t17 = py1 - ty1
-    _t18 = _t7*(1.0 if _t8 > 0.0 else (1.0 if _t8 == 0.0 else 0.0))
+    _t18 = _t7*(1.0 if _t8 > 0.0 else 0.0)
     _t19 = _t18*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
     _t20 = _t2 + px2
     _t21 = _t14*(1.0 if -_t20 > 0.0 else (0.5 if -_t20 == 0.0 else 0.0))
@@ -97,11 +97,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t10 = _t7*_t9
     _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
     _t13 = px1 - tx1
-    _t14 = _t9*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(1.0) if _t6 == _f32(0.0) else _f32(0.0)))
+    _t14 = _t9*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
     _t15 = _t14*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
     _t16 = _t10/(_t11*_t11)
     _t17 = py1 - ty1
-    _t18 = _t7*(_f32(1.0) if _t8 > _f32(0.0) else (_f32(1.0) if _t8 == _f32(0.0) else _f32(0.0)))
+    _t18 = _t7*(_f32(1.0) if _t8 > _f32(0.0) else _f32(0.0))
     _t19 = _t18*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
     _t20 = _t2 + px2
     _t21 = _t14*(_f32(1.0) if -_t20 > _f32(0.0) else (_f32(0.5) if -_t20 == _f32(0.0) else _f32(0.0)))

@@ -25,7 +25,7 @@ PARAMS = (
 )
 ARGS = ('eps',)
 FORMULA = 'L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not overlap.'
-CONVENTIONS = 'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.'
+CONVENTIONS = "Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN."
 REFERENCES = (
     'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
 )
@@ -76,12 +76,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t15 = _t11*_t13
         _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
         _t18 = px1 - tx1
-        _t19 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t19 = _t13*(1.0 if _t10 > 0.0 else 0.0)
         _t20 = _t19*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
         _t21 = _t15/(_t16*_t16)
         _t22 = _t14*_t16
         _t23 = py1 - ty1
-        _t24 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t24 = _t11*(1.0 if _t12 > 0.0 else 0.0)
         _t25 = _t24*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
         _t26 = _t7 + px2
         _t27 = _t19*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
@@ -128,12 +128,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t15 = _t11*_t13
         _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
         _t18 = px1 - tx1
-        _t19 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t19 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
         _t20 = _t19*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
         _t21 = _t15/(_t16*_t16)
         _t22 = _t14*_t16
         _t23 = py1 - ty1
-        _t24 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t24 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
         _t25 = _t24*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
         _t26 = _t7 + px2
         _t27 = _t19*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))
