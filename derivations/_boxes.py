@@ -2,7 +2,7 @@
 
 pred = (px1, py1, px2, py2), target = (tx1, ty1, tx2, ty2).  The intersection and
 the enclosing box use ``TMin``/``TMax`` (ties split the gradient 0.5/0.5, as
-torch.minimum/maximum) and ``Clamp0`` (gradient passes at 0, as clamp(min=0)); see
+torch.minimum/maximum) and ``Clamp0`` (gradient 0 at 0, as clamp(min=0) in torch 2.14.1); see
 ``refloss/_derive/functions.py``.  Gradients w.r.t. all eight coordinates are
 ``sympy.diff`` of a differentiation form, which may differ from the evaluation form of
 the value only by detached factors (``Detach``) and is proved equal to it in value.
@@ -68,7 +68,7 @@ EPS_PARAM_DOC = "stabiliser added where torchvision adds it (union, enclosing ar
 GEOMETRY_STEPS = [
     DocStep("Boxes are $(x_1, y_1, x_2, y_2)$; $w = x_2 - x_1$, $h = y_2 - y_1$. Intersection, with "
             "$\\max/\\min$ as `torch.maximum/minimum` (a tie splits the gradient 0.5/0.5) and "
-            "$[\\cdot]_+$ as `clamp(min=0)` (the gradient passes at 0):",
+            "$[\\cdot]_+$ as `clamp(min=0)` (gradient 0 at 0, as in torch 2.14.1):",
             "I", sp.Symbol("i_w") * sp.Symbol("i_h")),
     DocStep("", "i_w", sp.Max(sp.Min(px2, tx2) - sp.Max(px1, tx1), 0)),
     DocStep("Union and IoU ($\\epsilon = 0$ by default: the exact, scale-invariant formula):",
@@ -189,8 +189,9 @@ EPS_VARIANTS = (0.0, 1e-7, 1e-9, 1e-6)
 
 
 CONVENTIONS = ("Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and "
-               "clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes "
-               "(zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid "
-               "boxes (zero union, zero enclosing diagonal) the value is NaN.")
+               "clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at "
+               "touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection "
+               "contributes no gradient there (as torchvision's strict intersection mask). Where the formula is "
+               "undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.")
 ACCURACY = ("1 - IoU is one fraction (U - I + eps)/(U + eps); centre offsets are sums of coordinate differences, "
             "which are exact for nearby coordinates, so small boxes far from the origin keep their digits.")

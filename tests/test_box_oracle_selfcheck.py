@@ -355,18 +355,42 @@ def test_tie_gradient_is_mean_of_one_sided_limits(cfg):
         _assert_grad_matches(at, mean, tol=1e-20, what=(name, pred, target))
 
 
-def test_clamp_at_zero_passes_the_gradient():
-    # edge touching, px2 == tx1: iw = 0 and d iw / d px2 = 1 (not 0, not 0.5); ih = 0.5, U = 2
+def test_clamp_at_zero_blocks_the_gradient():
+    """clamp(min=0) at 0 has derivative 0 (torch 2.14.1): at touching boxes I's gradient is 0."""
+    # edge touching, px2 == tx1: iw = 0 and d iw / d px2 = 0 (not 1, not 0.5); ih = 0.5, U = 2,
+    # so dI = ih diw + iw dih = 0 and dIoU = dI / U - I dU / U^2 = 0
     pred, target = (0.0, 0.0, 1.0, 1.0), (1.0, 0.5, 2.0, 1.5)
     v, gp, gt = iou(pred, target)
     assert v == 0
-    assert gp == (0, 0, 0.25, 0) and gt == (-0.25, 0, 0, 0)
-    assert _grads(iou_loss(pred, target)) == [0, 0, -0.25, 0, 0.25, 0, 0, 0]
-    # corner touching: iw = ih = 0, so dI = iw dih + ih diw = 0
+    assert gp == (0, 0, 0, 0) and gt == (0, 0, 0, 0)
+    assert _grads(iou_loss(pred, target)) == [0] * 8
+    # the overlapping side's limit would be d iw / d px2 = 1: dIoU/dpx2 = ih / U = 0.25
+    inside = _grads(iou((0, 0, 1 + _m(10) ** -30, 1), target))
+    assert _close(inside[2], _m(0.25), tol=1e-25)
+    # corner touching: iw = ih = 0, so dI = 0 either way
     assert all(g == 0 for g in _grads(iou((0, 0, 1, 1), (1, 1, 2, 2))))
-    # zero-area box inside a normal one: I = 0 but ih passes
+    # zero-area box inside a normal one: ih = 0, so I = 0 and (now) dI = iw dih = 0
     v, gp, gt = iou((0.25, 0.5, 0.75, 0.5), (0, 0, 1, 1))
-    assert v == 0 and gp[3] == 0.5 and gp[1] == -0.5
+    assert v == 0 and gp == (0, 0, 0, 0) and gt == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=_cfg_id)
+def test_touching_gradient_is_the_separated_sides_limit(cfg):
+    """At a shared edge (or corner) every loss's gradient is the limit from the side where the
+    boxes are apart: clamp(min=0)'s derivative is 0 at 0, as on the negative side."""
+    name, params = cfg
+    f = oracle(name)
+    if _undefined_at_zero_iou(name, params):
+        pytest.skip("NaN partials at IoU = 0 by definition, on both sides")
+    delta = _m(10) ** -30
+    for pred, target in [((0.0, 0.0, 2.0, 1.0), (2.0, 0.5, 3.0, 3.0)),    # px2 == tx1, y overlapping
+                         ((0.0, 0.0, 1.0, 1.0), (0.25, 1.0, 0.5, 2.0)),   # py2 == ty1, x contained
+                         ((0.0, 0.0, 1.0, 1.0), (1.0, 1.0, 3.0, 2.0))]:   # corner
+        at = _grads(f(pred, target, **params))
+        apart = [_m(c) for c in pred]
+        apart[2] -= delta  # move the pred's x2 edge away from the target (also apart in y for the 2nd)
+        apart[3] -= delta
+        _assert_grad_matches(at, _grads(f(apart, target, **params)), tol=1e-20, what=(name, pred, target))
 
 
 # ------------------------------------------------------------ invariance

@@ -1,11 +1,13 @@
 """SymPy functions with the derivative conventions refloss generates code for.
 
-PyTorch autograd's conventions at non-differentiable points (the default, so that
-the reference and the most common peers agree there):
+PyTorch autograd's conventions at non-differentiable points, as of torch 2.14.1 (the
+default, so that the reference and the most common peers agree there):
 
 - ``TMax(a, b)``, ``TMin(a, b)``: ``torch.maximum``/``torch.minimum``; at a tie the
   gradient is split 0.5/0.5.
-- ``Clamp0(x)``: ``x.clamp(min=0)``; at x = 0 the gradient passes (factor 1).
+- ``Clamp0(x)``: ``x.clamp(min=0)`` (= ``clamp_min(0)``, ``relu``); at x = 0 the gradient
+  is 0 (factor 0: only x > 0 passes it).  Older torch releases passed it at 0; torch
+  2.14.1 does not, and neither does a strict mask ``x > 0`` (torchvision's intersection).
 
 And two devices for conventions peers use in their backward passes:
 
@@ -40,7 +42,7 @@ class Clamp0(sp.Function):
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return sp.Heaviside(self.args[0], 1)
+        return Step(self.args[0])  # 1 if x > 0 else 0: torch 2.14.1's clamp(min=0) gives 0 at x = 0
 
 
 class Sub(sp.Function):

@@ -245,7 +245,7 @@ LOSSES['ciou'] = LossInfo(
     ),
     mean_weight=None,
     formula='CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.",
     references=(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
@@ -286,7 +286,7 @@ LOSSES['ciou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = 1 - IoU + rho^2/(c^2 + eps) + alpha*v, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, alpha = v / (1 - IoU + v + eps).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.",
     references=(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
         'Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572',
@@ -320,7 +320,7 @@ LOSSES['diou'] = LossInfo(
     ),
     mean_weight=None,
     formula='DIoU = IoU - rho^2 / (c^2 + eps).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
@@ -354,7 +354,7 @@ LOSSES['diou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = 1 - IoU + rho^2 / (c^2 + eps): rho the distance of the centres, c the diagonal of the enclosing box. NaN when c = 0 and eps = 0 (both boxes the same point).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
     ),
@@ -387,7 +387,7 @@ LOSSES['eiou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula="L = 1 - IoU + rho^2/(c^2 + eps) + (wp - wt)^2/(cw^2 + eps) + (hp - ht)^2/(ch^2 + eps), cw, ch the enclosing box's width and height.",
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158',
     ),
@@ -423,7 +423,7 @@ LOSSES['focal_eiou_loss'] = LossInfo(
     ),
     mean_weight=MeanWeight('iou', 'gamma', 'weight_grad', ('eps',)),
     formula="L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of the weights IoU^gamma (the paper's normalisation).",
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.",
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.",
     references=(
         'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)',
     ),
@@ -458,7 +458,7 @@ LOSSES['focal_l1_eiou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula="L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - 2*ln(beta*x))/4 for x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1. The first version of Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead.",
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there).",
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there).",
     references=(
         'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)',
     ),
@@ -491,7 +491,7 @@ LOSSES['giou'] = LossInfo(
     ),
     mean_weight=None,
     formula='GIoU = IoU - (C - U) / (C + eps).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'H. Rezatofighi et al., arXiv:1902.09630',
     ),
@@ -524,7 +524,7 @@ LOSSES['giou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = 1 - GIoU = 1 - IoU + (C - U) / (C + eps), C the area of the smallest enclosing box.',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'H. Rezatofighi et al., Generalized Intersection over Union, arXiv:1902.09630',
     ),
@@ -557,7 +557,7 @@ LOSSES['iou'] = LossInfo(
     ),
     mean_weight=None,
     formula='IoU = I / (U + eps) for xyxy boxes pred, target (..., 4).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'J. Yu et al., UnitBox, arXiv:1608.01471',
     ),
@@ -590,7 +590,7 @@ LOSSES['iou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = 1 - IoU = (U - I + eps) / (U + eps) for xyxy boxes pred, target (..., 4).',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
     ),
@@ -623,7 +623,7 @@ LOSSES['log_iou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not overlap.',
-    conventions='Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width) the clamp passes the gradient. Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.',
+    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
     references=(
         'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
     ),

@@ -75,14 +75,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = 2.0*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-        _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
+        _t26 = _t10*(1.0 if _t7 > 0.0 else 0.0)
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
         _t32 = _t1*_t23
         _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-        _t34 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+        _t34 = _t8*(1.0 if _t9 > 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
@@ -143,7 +143,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t47 = (1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t47 = (1.0 if _t21 > 0.0 else 0.0)
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -159,7 +159,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
-        _t64 = (1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t64 = (1.0 if _t23 > 0.0 else 0.0)
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
@@ -245,14 +245,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = _f32(2.0)*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
         _t32 = _t1*_t23
         _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
@@ -313,7 +313,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -329,7 +329,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26

@@ -89,14 +89,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t30 = 2.0*_t10/(_t2*_t2)
         _t31 = _t0*_t30
         _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-        _t33 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t33 = _t24*(1.0 if _t21 > 0.0 else 0.0)
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
         _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
         _t38 = _t1*_t30
         _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-        _t40 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t40 = _t22*(1.0 if _t23 > 0.0 else 0.0)
         _t41 = _t39*_t40
         _t42 = _t15 + px2
         _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
@@ -157,7 +157,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-        _t47 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t47 = _t24*(1.0 if _t21 > 0.0 else 0.0)
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
         _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
@@ -172,7 +172,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t59 = _t11*_t40
         _t60 = _t44*_t59
         _t61 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t62 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t62 = _t22*(1.0 if _t23 > 0.0 else 0.0)
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59
@@ -272,14 +272,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t30 = _f32(2.0)*_t10/(_t2*_t2)
         _t31 = _t0*_t30
         _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-        _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
         _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
         _t38 = _t1*_t30
         _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-        _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t41 = _t39*_t40
         _t42 = _t15 + px2
         _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
@@ -340,7 +340,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-        _t47 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t47 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
         _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
@@ -355,7 +355,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t59 = _t11*_t40
         _t60 = _t44*_t59
         _t61 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t62 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t62 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 51fe6b71cb246103
+# scalar kernels: sha256 0ab3bc8be87df62f
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8d2c27fad2efd1bd
+# scalar kernels: sha256 978928cdcbc302f3
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -86,7 +86,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0))
-        _t39 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t39 = _t13*(1.0 if _t10 > 0.0 else 0.0)
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -105,7 +105,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t58 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t58 = _t11*(1.0 if _t12 > 0.0 else 0.0)
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)
@@ -207,7 +207,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (_f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0)))
-        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -226,7 +226,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)

@@ -76,7 +76,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-        _t34 = _t29*(1.0 if _t26 > 0.0 else (1.0 if _t26 == 0.0 else 0.0))
+        _t34 = _t29*(1.0 if _t26 > 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -95,7 +95,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = 2.0*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))
-        _t54 = _t27*(1.0 if _t28 > 0.0 else (1.0 if _t28 == 0.0 else 0.0))
+        _t54 = _t27*(1.0 if _t28 > 0.0 else 0.0)
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -180,7 +180,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))
-        _t31 = _t26*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t31 = _t26*(1.0 if _t23 > 0.0 else 0.0)
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
@@ -192,7 +192,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0))
-        _t44 = _t24*(1.0 if _t25 > 0.0 else (1.0 if _t25 == 0.0 else 0.0))
+        _t44 = _t24*(1.0 if _t25 > 0.0 else 0.0)
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2
@@ -265,7 +265,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(1.0) if _t26 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -284,7 +284,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = _f32(2.0)*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(1.0) if _t28 == _f32(0.0) else _f32(0.0)))
+        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else _f32(0.0))
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -369,7 +369,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
@@ -381,7 +381,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (_f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0)))
-        _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(1.0) if _t25 == _f32(0.0) else _f32(0.0)))
+        _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 13e712a08abdb9b3
+# scalar kernels: sha256 7bd0d8646c19eac1
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

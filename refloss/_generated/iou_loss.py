@@ -52,12 +52,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
     _t17 = px1 - tx1
     _t18 = (1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
-    _t19 = (1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+    _t19 = (1.0 if _t10 > 0.0 else 0.0)
     _t20 = _t13*_t19
     _t21 = _t14/(_t15*_t15)
     _t22 = py1 - ty1
     _t23 = (1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
-    _t24 = (1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+    _t24 = (1.0 if _t12 > 0.0 else 0.0)
     _t25 = _t11*_t24
     _t26 = _t4 + px2
     _t27 = _t20*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
@@ -98,12 +98,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
     _t17 = px1 - tx1
     _t18 = (_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
-    _t19 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+    _t19 = (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
     _t20 = _t13*_t19
     _t21 = _t14/(_t15*_t15)
     _t22 = py1 - ty1
     _t23 = (_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-    _t24 = (_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+    _t24 = (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
     _t25 = _t11*_t24
     _t26 = _t4 + px2
     _t27 = _t20*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0328385777f032da
+# scalar kernels: sha256 b6c2a33c270b875f
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

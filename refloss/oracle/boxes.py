@@ -23,13 +23,16 @@ give exactly 0.  The metrics (``iou``, ``giou``, ``diou``, ``ciou``) are
 differences and are accurate to 80 digits absolute.  Only the returned numbers
 are rounded to 50 digits.
 
-The non-differentiable primitives follow PyTorch autograd:
+The non-differentiable primitives follow PyTorch autograd (torch 2.14.1):
 
 * ``maximum(a, b)`` / ``minimum(a, b)`` (``torch.maximum`` / ``torch.minimum``):
   the derivative of the selected argument; on a tie ``a == b`` each argument
   gets half: ``0.5 da + 0.5 db``.
-* ``clamp_min0(x)`` (``torch.clamp(x, min=0)``): derivative 1 for ``x >= 0``
-  (including ``x == 0``), 0 for ``x < 0``.
+* ``clamp_min0(x)`` (``torch.clamp(x, min=0)``): derivative 1 for ``x > 0``,
+  0 for ``x <= 0`` (at ``x == 0`` too, as torch 2.14.1's ``clamp(min=0)``,
+  ``clamp_min(0)`` and ``relu``; older torch passed the derivative at 0).  So at
+  touching boxes (``iw == 0`` or ``ih == 0``) the intersection ``I = iw ih`` has
+  derivative 0.
 * ``atan2(w, h)``: ``d = (h dw - w dh) / (w**2 + h**2)``; finite at ``h == 0``
   for ``w != 0``; NaN at ``w == h == 0`` (torch gives 0/0 there too).
 * ``x ** gamma`` (Focal-EIoU weight): torch's ``pow`` backward -- derivative
@@ -176,11 +179,11 @@ def _minimum(a: _Dual, b: _Dual) -> _Dual:
 
 
 def _clamp_min0(x: _Dual) -> _Dual:
-    """torch.clamp(x, min=0): derivative passes for x >= 0 (x == 0 included), 0 below."""
-    if x.v >= 0:
+    """torch.clamp(x, min=0) (torch 2.14.1): derivative passes for x > 0 only; 0 at x == 0 and below."""
+    if x.v > 0:
         return x
-    if x.v < 0:
-        return _Dual(mp.zero)
+    if x.v <= 0:
+        return _Dual(mp.zero)  # value 0, derivative 0
     return _Dual.nan()
 
 

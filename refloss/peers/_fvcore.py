@@ -16,8 +16,8 @@ def _check(function, loss, params, make, note="", known=""):
 
 
 FLOAT32 = "casts its inputs to float32 (inputs.float()), whatever their dtype: float64 callers get float32 accuracy"
-TOUCHING = ("touching edges: the intersection is masked with x2 > x1 (strict), so the gradient there is the "
-            "one-sided limit from the separated side; refloss follows clamp(min=0)")
+TOUCHING = ("touching edges: the intersection is masked with x2 > x1 (strict), so its gradient there is 0, as "
+            "refloss's (clamp(min=0) in torch 2.14.1): they agree")
 
 
 CHECKS = (

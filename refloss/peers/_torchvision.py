@@ -31,9 +31,15 @@ def _check(function, loss, params, make, note="", known=""):
     return PeerCheck("torchvision", function, loss, params, make, note=note, known=known)
 
 
-TOUCHING = ("touching edges: torchvision masks the intersection with x2 > x1 (strict), so its gradient there is "
-            "the one-sided limit from the separated side; refloss follows clamp(min=0), which passes it")
-ZERO_AREA = "zero-area boxes: 0/0 gives NaN in the IoU (pytorch/vision#3404), and refloss with eps=0 agrees"
+TOUCHING = ("touching edges: the losses mask the intersection with x2 > x1 (strict), the pairwise functions "
+            "clamp(min=0) it; either way its gradient there is 0, as refloss's (clamp(min=0) in torch 2.14.1): they "
+            "agree")
+ZERO_AREA = ("zero-area boxes: 0/0 gives NaN in the IoU (pytorch/vision#3404), and refloss with eps=0 agrees; the "
+             "N x N matrix whose diagonal is compared holds such 0/0 entries (two zero-area boxes), whose NaN "
+             "reaches the zero-area boxes' gradients in backward (0 * NaN): NaN where refloss's, and torchvision's "
+             "for the pair alone, are finite")
+ZERO_HEIGHT = ("zero-height boxes: the aspect term atan(w / h) is differentiated through w / h = inf, so that box's "
+               "gradient is NaN (0 * inf); refloss's atan2 is finite there")
 EPS_C2 = ("eps is added to the enclosing diagonal c^2 but not to the union (box_iou has no eps), so no refloss eps "
           "reproduces it and the result depends on the boxes' scale: below sizes ~1e-2 the eps term shows")
 
@@ -43,7 +49,8 @@ CHECKS = (
            known=TOUCHING + "; two identical zero-area boxes give 1 (pytorch/vision#7746), as refloss with eps=1e-7"),
     _check("ops.distance_box_iou_loss", "diou_loss", {"eps": 1e-7}, _loss("distance_box_iou_loss"), known=TOUCHING),
     _check("ops.complete_box_iou_loss", "ciou_loss", {"eps": 1e-7}, _loss("complete_box_iou_loss"),
-           "alpha constant (no_grad), as the official CIoU code: refloss's default", known=TOUCHING),
+           "alpha constant (no_grad), as the official CIoU code: refloss's default",
+           known=TOUCHING + "; " + ZERO_HEIGHT),
     _check("ops.complete_box_iou_loss(eps=0)", "ciou_loss", {"eps": 0.0}, _loss("complete_box_iou_loss", eps=0.0),
            "eps=0 asks for the exact, scale-invariant CIoU",
            known="the IoU/DIoU part ignores eps and always uses 1e-7, so the loss depends on the boxes' scale: "
