@@ -16,7 +16,7 @@ from ._boxes import box_convert
 from ._loss import Loss, loss_named
 from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 try:
     from ._generated._index import LOSSES as _INDEX

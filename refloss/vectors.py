@@ -39,7 +39,7 @@ def golden_vectors(loss: str, *, dtype="float64", cases: str = "all", n_random: 
     gradients: ``{"meta": {...}, "case": [...], "convention": bool array, "inputs": {name: array},
     "value": array, "grad": {name: array}}`` (arrays are NumPy float64; inputs are rounded to
     ``dtype`` first)."""
-    from . import __version__
+    from ._version import __version__
     from .testing import TOLERANCES, reference_loss
 
     ref = reference_loss(loss)
