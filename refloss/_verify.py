@@ -105,21 +105,44 @@ def check(name: str, index: int, dtype: str, backend: str = "cpu", n_random: int
     return row, verr, gerr, names_, inputs, got
 
 
+def _rows_of(name, dtypes, devices, n_random, live) -> list:
+    """Every row of one loss (a unit of work for a worker process)."""
+    return [check(name, index, dtype, backend, n_random, live)[0]
+            for index in range(len(REFERENCES[name].param_sets))
+            for backend in devices or backends() for dtype in dtypes]
+
+
 def run(losses=None, dtypes=("float64", "float32"), devices=None, n_random: int = _stored.N_RANDOM, live=False,
-        progress=None, starting=None) -> list:
-    """Every row of the table (or of ``losses``) on every backend and dtype; ``starting(name)``
-    is called before each loss, ``progress(row)`` after each row."""
-    rows = []
-    for name in losses or names():
-        if starting:
-            starting(name)
-        for index in range(len(REFERENCES[name].param_sets)):
-            for backend in devices or backends():
-                for dtype in dtypes:
-                    row = check(name, index, dtype, backend, n_random, live)[0]
-                    rows.append(row)
-                    if progress:
-                        progress(row)
+        progress=None, starting=None, workers: int = 1) -> list:
+    """Every row of the table (or of ``losses``) on every backend and dtype, in table order.
+
+    ``workers`` > 1 checks the losses in that many processes (a first run is dominated by
+    compiling the kernels, one process per core compiles them in parallel; each process caches
+    what it compiles on disk).  ``starting(name)`` is called before a loss is checked (in
+    order; with workers, when it is handed out), ``progress(row)`` after each row."""
+    names_ = list(losses or names())
+    if workers <= 1 or len(names_) <= 1:
+        results = []
+        for name in names_:
+            if starting:
+                starting(name)
+            results.append(_rows_of(name, dtypes, devices, n_random, live))
+            for row in results[-1] if progress else ():
+                progress(row)
+        return [row for rows in results for row in rows]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may have started Numba's threads
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_rows_of, name, dtypes, devices, n_random, live) for name in names_]
+        rows = []
+        for name, future in zip(names_, futures):
+            if starting:
+                starting(name)
+            rows += future.result()
+            for row in future.result() if progress else ():
+                progress(row)
     return rows
 
 

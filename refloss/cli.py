@@ -14,6 +14,7 @@ own function. Exit status 0 when everything agrees, 1 otherwise, 2 on a usage er
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from fractions import Fraction
 
@@ -118,7 +119,8 @@ def _verify(args) -> int:
           f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
     progress = _progress(losses, args.quiet)
     try:
-        rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress)
+        rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
+                           workers=args.jobs)
     except _stored.Stale as e:
         print(f"refloss verify: {e}", file=sys.stderr)
         return 2
@@ -208,6 +210,9 @@ def main(argv=None) -> int:
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
     v.add_argument("--random", type=int, default=200, help="random points per battery (default 200; another number "
                                                            "recomputes the references with mpmath)")
+    v.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes checking losses in parallel (default: one per core; the first run compiles "
+                        "every kernel, which this divides)")
     v.add_argument("--live", action="store_true", help="recompute the exact references with the 50-digit oracle "
                                                        "(mpmath) instead of reading the stored ones")
     v.add_argument("-q", "--quiet", action="store_true")
