@@ -20,12 +20,55 @@ from __future__ import annotations
 import hashlib
 
 import sympy as sp
+from mpmath import libmp
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from .core import SYMPY_PIN, Kernel, LossSpec
 from .functions import Sigmoid, Softplus
 
 PRECISIONS = ("f64", "f32")
+
+
+_BITS = {"f64": 53, "f32": 24}
+_F32_MAX, _F32_TINY = float.fromhex("0x1.fffffep127"), 2.0**-126
+
+
+def rounded(value, precision: str) -> float:
+    """``value`` (a SymPy number without free symbols: an integer, a rational, a Float, or
+    an expression of pi, E, ... such as 4/pi**2) correctly rounded to the kernel precision
+    (round to nearest, ties to even), as the Python float that holds it exactly.
+
+    Exact numbers are rounded once from their exact value; others from two evaluations at
+    60 and 90 digits, which must round alike (otherwise the value lies too close to a
+    rounding boundary to decide).  float32 rounds straight to 24 bits: no double rounding
+    through float64."""
+    value = sp.sympify(value)
+    bits, rnd = _BITS[precision], libmp.round_nearest
+    if value.is_Integer:
+        mpf = libmp.from_int(int(value), bits, rnd)
+    elif value.is_Rational:
+        mpf = libmp.from_rational(int(value.p), int(value.q), bits, rnd)
+    elif value.is_Float:
+        mpf = libmp.mpf_pos(value._mpf_, bits, rnd)
+    else:
+        approx = [value.evalf(n) for n in (60, 90)]
+        if not all(a.is_Float for a in approx):
+            raise ValueError(f"{value}: not a real number")
+        mpf, check = (libmp.mpf_pos(a._mpf_, bits, rnd) for a in approx)
+        if mpf != check:
+            raise ValueError(f"{value}: cannot decide its rounding to {bits} bits")
+    out = libmp.to_float(mpf)
+    if precision == "f32" and out != 0 and not _F32_TINY <= abs(out) <= _F32_MAX:
+        raise ValueError(f"{value}: outside float32's normal range")
+    return out
+
+
+def _foldable(expr) -> bool:
+    """A real numeric constant the printer writes as one literal: no free symbols, finite,
+    and evaluable (pi, E, rationals and their sums, products and powers, log(2), ...)."""
+    return (isinstance(expr, sp.Expr) and expr.is_number and not expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan)
+            and not expr.atoms(sp.core.function.AppliedUndef))
 
 
 def banner(source: str, comment: str = "#") -> str:
@@ -69,35 +112,77 @@ class KernelPrinter(PythonCodePrinter):
         return out
 
     def _literal(self, value) -> str:
-        text = repr(float(value))
-        return text if self.precision == "f64" else f"_f32({text})"
+        """A number as a literal of the kernel precision, correctly rounded; a negative one
+        as ``-<literal>``."""
+        v = rounded(value, self.precision)
+        text = repr(abs(v)) if self.precision == "f64" else f"_f32({abs(v)!r})"
+        return "-" + text if v < 0 else text
 
-    def _print_Integer(self, expr):
-        return self._literal(int(expr))
+    def _print(self, expr, **kwargs):
+        if not kwargs and _foldable(expr):
+            return self._literal(expr)
+        return super()._print(expr, **kwargs)
 
-    def _print_Rational(self, expr):
-        return self._literal(sp.Float(expr, 30))
+    def _print_Mul(self, expr):
+        """As SymPy's code printer, with every numeric factor (a rational coefficient, a power
+        of pi, ...) folded into one correctly rounded literal, printed first."""
+        numbers = [f for f in expr.args if _foldable(f)]
+        c = sp.Mul(*numbers)
+        sign = ""
+        if c.is_extended_negative:
+            sign, c = "-", -c
+        a, b, pow_paren = [], [], []  # numerator, denominator, bases to parenthesize (as SymPy)
+        for item in expr.as_ordered_factors():
+            if _foldable(item):
+                continue
+            if item.is_commutative and item.is_Pow and item.exp.is_Rational and item.exp.is_negative:
+                if item.exp != -1:
+                    b.append(sp.Pow(item.base, -item.exp, evaluate=False))
+                else:
+                    if len(item.args[0].args) != 1 and isinstance(item.base, sp.Mul):
+                        pow_paren.append(item)
+                    b.append(sp.Pow(item.base, -item.exp))
+            else:
+                a.append(item)
+        prec = precedence(expr)
+        a_str = [self._literal(c)] if c != 1 or not a else []
+        if not a_str and len(a) == 1 and sign:
+            a_str = [self.parenthesize(a[0], 0.5 * (PRECEDENCE["Pow"] + PRECEDENCE["Mul"]))]
+        else:
+            a_str += [self.parenthesize(x, prec) for x in a]
+        b_str = [self.parenthesize(x, prec) for x in b]
+        for item in pow_paren:
+            if item.base in b:
+                b_str[b.index(item.base)] = "(%s)" % b_str[b.index(item.base)]
+        if not b:
+            return sign + "*".join(a_str)
+        if len(b) == 1:
+            return sign + "*".join(a_str) + "/" + b_str[0]
+        return sign + "*".join(a_str) + "/(%s)" % "*".join(b_str)
 
-    def _print_Float(self, expr):
-        return self._literal(expr)
-
-    def _print_Half(self, expr):
-        return self._literal(0.5)
-
-    def _print_One(self, expr):
-        return self._literal(1)
-
-    def _print_NegativeOne(self, expr):
-        return self._literal(-1)
-
-    def _print_Zero(self, expr):
-        return self._literal(0)
-
-    def _print_Exp1(self, expr):
-        return self._literal(sp.E.evalf(30))
-
-    def _print_Pi(self, expr):
-        return self._literal(sp.pi.evalf(30))
+    def _print_Add(self, expr, order=None):
+        """As SymPy's printer, with the numeric terms (if more than one) folded into one
+        correctly rounded literal, in the place of the first."""
+        terms = self._as_ordered_terms(expr, order=order)
+        numbers = [t for t in terms if _foldable(t)]
+        if len(numbers) > 1:
+            first = terms.index(numbers[0])
+            terms = [t for t in terms if not _foldable(t)]
+            terms.insert(first, sp.Add(*numbers))
+        prec = precedence(expr)
+        parts = []
+        for term in terms:
+            t = self._print(term)
+            if t.startswith("-") and not term.is_Add:
+                sign, t = "-", t[1:]
+            else:
+                sign = "+"
+            if precedence(term) < prec or term.is_Add:
+                parts.extend([sign, "(%s)" % t])
+            else:
+                parts.extend([sign, t])
+        sign = parts.pop(0)
+        return ("" if sign == "+" else sign) + " ".join(parts)
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.as_base_exp()
@@ -124,6 +209,10 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Heaviside(self, expr):
         arg, h0 = expr.args if len(expr.args) == 2 else (expr.args[0], sp.Rational(1, 2))
         v, one, zero = self._print(arg), self._literal(1), self._literal(0)
+        if h0 == 1:  # NaN compares False: 0, as before
+            return f"({one} if {v} >= {zero} else {zero})"
+        if h0 == 0:
+            return f"({one} if {v} > {zero} else {zero})"
         return f"({one} if {v} > {zero} else ({self._literal(h0)} if {v} == {zero} else {zero}))"
 
     def _print_TMax(self, expr):
@@ -142,7 +231,10 @@ class KernelPrinter(PythonCodePrinter):
         return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
 
     def _print_Infinity(self, expr):
-        return self._literal(float("inf")).replace("inf", "math.inf") if self.precision == "f64" else "_f32(math.inf)"
+        return "math.inf" if self.precision == "f64" else "_f32(math.inf)"
+
+    def _print_NegativeInfinity(self, expr):
+        return "-" + self._print_Infinity(-expr)
 
     def _print_NaN(self, expr):
         return "math.nan" if self.precision == "f64" else "_f32(math.nan)"

@@ -53,7 +53,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
         _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
         _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))*(0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))) + ((0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))*(0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
     else:  # aspect term alpha v
         _t0 = (px1 - tx1)
         _t1 = (px2 - tx2)
@@ -66,7 +66,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - 16.0*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps))) - ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return -_t11 - 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/(0.4052847345693511*(d_atan*d_atan) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)) - (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -75,8 +75,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-        _t5 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
+        _t4 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _t5 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
         _t6 = (_t4*_t4) + (_t5*_t5)
         _t7 = -max(px1, tx1) + min(px2, tx2)
         _t8 = max(_t7, _t7 - _t7)
@@ -96,14 +96,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = 2.0*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-        _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
+        _t26 = _t10*(1.0 if _t7 >= 0.0 else 0.0)
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
         _t32 = _t1*_t23
         _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-        _t34 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+        _t34 = _t8*(1.0 if _t9 >= 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
@@ -127,10 +127,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
+        _t6 = 0.5*_t4 + 0.5*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
+        _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -150,21 +150,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = -_t25/_t26
         _t29 = (1.0 if -_t28 - alpha_gate > 0.0 else 0.0)
-        _t31 = 4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793)
+        _t31 = 0.4052847345693511*(d_atan*d_atan)
         _t32 = _t31 + eps
         _t33 = _t6/_t2
         _t34 = px1 - tx1
         _t35 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
         _t37 = 2.0*_t10/(_t2*_t2)
         _t38 = _t0*_t37
-        _t39 = 8.0*d_atan/(3.141592653589793*3.141592653589793)
+        _t39 = 0.8105694691387022*d_atan
         _t40 = _t39*(darknet + (1.0 - darknet)/((_t12*_t12) + (_t14*_t14)))
         _t41 = _t14*_t40
         _t42 = _t28 + _t32 + 1.0
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t47 = (1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t47 = (1.0 if _t21 >= 0.0 else 0.0)
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -180,7 +180,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
-        _t64 = (1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t64 = (1.0 if _t23 >= 0.0 else 0.0)
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
@@ -215,7 +215,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t96 = _t19 + _t95
         _t97 = _t65*_t79
         _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - 16.0*_t29*(d_atan*d_atan*d_atan*d_atan)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26)), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, 2.0*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, 2.0*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
+        return -_t10/_t2 - _t28 - 0.16425571607494938*_t29*(d_atan*d_atan*d_atan*d_atan)/(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, 2.0*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, 2.0*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -223,7 +223,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
         _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
         _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))*(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))) + ((_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))*(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
     else:  # aspect term alpha v
         _t0 = (px1 - tx1)
         _t1 = (px2 - tx2)
@@ -236,7 +236,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - _f32(16.0)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0))/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793)) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps))) - ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return -_t11 - _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0))/(_f32(0.40528473258018494)*(d_atan*d_atan) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)) - (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -245,8 +245,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-        _t5 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
+        _t4 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _t5 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
         _t6 = (_t4*_t4) + (_t5*_t5)
         _t7 = -max(px1, tx1) + min(px2, tx2)
         _t8 = max(_t7, _t7 - _t7)
@@ -266,14 +266,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = _f32(2.0)*_t6/(_t2*_t2)
         _t24 = _t0*_t23
         _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t10*(_f32(1.0) if _t7 >= _f32(0.0) else _f32(0.0))
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
         _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
         _t32 = _t1*_t23
         _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t8*(_f32(1.0) if _t9 >= _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t13 + px2
         _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
@@ -297,10 +297,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
+        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
+        _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -320,21 +320,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = -_t25/_t26
         _t29 = (_f32(1.0) if -_t28 - alpha_gate > _f32(0.0) else _f32(0.0))
-        _t31 = _f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793))
+        _t31 = _f32(0.40528473258018494)*(d_atan*d_atan)
         _t32 = _t31 + eps
         _t33 = _t6/_t2
         _t34 = px1 - tx1
         _t35 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
         _t37 = _f32(2.0)*_t10/(_t2*_t2)
         _t38 = _t0*_t37
-        _t39 = _f32(8.0)*d_atan/(_f32(3.141592653589793)*_f32(3.141592653589793))
+        _t39 = _f32(0.8105694651603699)*d_atan
         _t40 = _t39*(darknet + (_f32(1.0) - darknet)/((_t12*_t12) + (_t14*_t14)))
         _t41 = _t14*_t40
         _t42 = _t28 + _t32 + _f32(1.0)
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t47 = (_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -350,7 +350,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t61 = _t11*_t40
         _t62 = _t44*_t61
         _t63 = (_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t64 = (_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
@@ -385,4 +385,4 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t96 = _t19 + _t95
         _t97 = _t65*_t79
         _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - _f32(16.0)*_t29*(d_atan*d_atan*d_atan*d_atan)/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26)), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, _f32(2.0)*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, _f32(2.0)*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
+        return -_t10/_t2 - _t28 - _f32(0.16425572335720062)*_t29*(d_atan*d_atan*d_atan*d_atan)/(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, _f32(2.0)*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, _f32(2.0)*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93

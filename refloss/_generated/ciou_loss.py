@@ -61,7 +61,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
         _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        return (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
     else:  # aspect term alpha v
         _t0 = (px1 - tx1)
         _t1 = (px2 - tx2)
@@ -74,7 +74,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
         _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
         _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + 16.0*(d_atan*d_atan*d_atan*d_atan)*(1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t11 + 4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793) + eps)) + ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0)/(_t11 + 0.4052847345693511*(d_atan*d_atan) + eps) + (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -85,10 +85,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
+        _t6 = 0.5*_t4 + 0.5*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
+        _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -111,14 +111,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t30 = 2.0*_t10/(_t2*_t2)
         _t31 = _t0*_t30
         _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-        _t33 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t33 = _t24*(1.0 if _t21 >= 0.0 else 0.0)
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
         _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
         _t38 = _t1*_t30
         _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-        _t40 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t40 = _t22*(1.0 if _t23 >= 0.0 else 0.0)
         _t41 = _t39*_t40
         _t42 = _t15 + px2
         _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
@@ -141,10 +141,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
+        _t6 = 0.5*_t4 + 0.5*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
+        _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -166,20 +166,20 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t29 = -_t25/_t26
         _t30 = (1.0 if -_t29 - alpha_gate > 0.0 else 0.0)
         _t32 = (d_atan*d_atan)
-        _t33 = 4.0*_t32/(3.141592653589793*3.141592653589793)
+        _t33 = 0.4052847345693511*_t32
         _t34 = _t33 + eps
         _t35 = px1 - tx1
         _t36 = (1.0 if -_t35 > 0.0 else (0.5 if -_t35 == 0.0 else 0.0))
         _t37 = 2.0*_t10/(_t2*_t2)
         _t38 = _t0*_t37
-        _t39 = 8.0*d_atan/(3.141592653589793*3.141592653589793)
+        _t39 = 0.8105694691387022*d_atan
         _t40 = _t39*(darknet + (1.0 - darknet)/((_t12*_t12) + (_t14*_t14)))
         _t41 = _t14*_t40
         _t42 = _t29 + _t34 + 1.0
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-        _t47 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+        _t47 = _t24*(1.0 if _t21 >= 0.0 else 0.0)
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
         _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
@@ -194,7 +194,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t59 = _t11*_t40
         _t60 = _t44*_t59
         _t61 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t62 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t62 = _t22*(1.0 if _t23 >= 0.0 else 0.0)
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59
@@ -229,7 +229,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t94 = _t62*_t75
         _t95 = _t94/_t26
         _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + 16.0*_t30*(d_atan*d_atan*d_atan*d_atan)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t28 + _t34)), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, 4.0*_t30*_t32*(-_t45 + _t51*(_t41 + _t69))/(3.141592653589793*3.141592653589793) - _t38*_t70 - _t55 - _t69 + _t6/_t2, 4.0*_t30*_t32*(_t51*(_t59 + _t74) - _t60)/(3.141592653589793*3.141592653589793) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        return _t10/_t2 + _t28 + 0.16425571607494938*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, 0.4052847345693511*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, 0.4052847345693511*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -244,7 +244,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
         _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        return (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
     else:  # aspect term alpha v
         _t0 = (px1 - tx1)
         _t1 = (px2 - tx2)
@@ -257,7 +257,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
         _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
         _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + _f32(16.0)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0))/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t11 + _f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793)) + eps)) + ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        return _t11 + _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0))/(_t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps) + (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -268,10 +268,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
+        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
+        _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -294,14 +294,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t30 = _f32(2.0)*_t10/(_t2*_t2)
         _t31 = _t0*_t30
         _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-        _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t33 = _t24*(_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
         _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
         _t38 = _t1*_t30
         _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-        _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t40 = _t22*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t41 = _t39*_t40
         _t42 = _t15 + px2
         _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
@@ -324,10 +324,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
         _t4 = (px1 - tx1)
         _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
+        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
         _t7 = (py1 - ty1)
         _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
+        _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
         _t12 = -_t11
@@ -349,20 +349,20 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t29 = -_t25/_t26
         _t30 = (_f32(1.0) if -_t29 - alpha_gate > _f32(0.0) else _f32(0.0))
         _t32 = (d_atan*d_atan)
-        _t33 = _f32(4.0)*_t32/(_f32(3.141592653589793)*_f32(3.141592653589793))
+        _t33 = _f32(0.40528473258018494)*_t32
         _t34 = _t33 + eps
         _t35 = px1 - tx1
         _t36 = (_f32(1.0) if -_t35 > _f32(0.0) else (_f32(0.5) if -_t35 == _f32(0.0) else _f32(0.0)))
         _t37 = _f32(2.0)*_t10/(_t2*_t2)
         _t38 = _t0*_t37
-        _t39 = _f32(8.0)*d_atan/(_f32(3.141592653589793)*_f32(3.141592653589793))
+        _t39 = _f32(0.8105694651603699)*d_atan
         _t40 = _t39*(darknet + (_f32(1.0) - darknet)/((_t12*_t12) + (_t14*_t14)))
         _t41 = _t14*_t40
         _t42 = _t29 + _t34 + _f32(1.0)
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
         _t46 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-        _t47 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t47 = _t24*(_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
         _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
@@ -377,7 +377,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t59 = _t11*_t40
         _t60 = _t44*_t59
         _t61 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t62 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t62 = _t22*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59
@@ -412,4 +412,4 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t94 = _t62*_t75
         _t95 = _t94/_t26
         _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + _f32(16.0)*_t30*(d_atan*d_atan*d_atan*d_atan)/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t28 + _t34)), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, _f32(4.0)*_t30*_t32*(-_t45 + _t51*(_t41 + _t69))/(_f32(3.141592653589793)*_f32(3.141592653589793)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, _f32(4.0)*_t30*_t32*(_t51*(_t59 + _t74) - _t60)/(_f32(3.141592653589793)*_f32(3.141592653589793)) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        return _t10/_t2 + _t28 + _f32(0.16425572335720062)*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, _f32(0.40528473258018494)*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, _f32(0.40528473258018494)*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96

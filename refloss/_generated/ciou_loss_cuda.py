@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 96f99bc9a8207681
+# scalar kernels: sha256 b35d6a6a76fd0000
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -45,15 +45,15 @@ def constants(eps):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
     _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))*(0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))) + ((0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))*(0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max(px2, tx2) - min(px1, tx1)
     _t1 = max(py2, ty2) - min(py1, ty1)
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-    _t5 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
+    _t4 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+    _t5 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
     _t6 = (_t4*_t4) + (_t5*_t5)
     _t7 = -max(px1, tx1) + min(px2, tx2)
     _t8 = max(_t7, _t7 - _t7)
@@ -73,14 +73,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t23 = 2.0*_t6/(_t2*_t2)
     _t24 = _t0*_t23
     _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-    _t26 = _t10*(1.0 if _t7 > 0.0 else (1.0 if _t7 == 0.0 else 0.0))
+    _t26 = _t10*(1.0 if _t7 >= 0.0 else 0.0)
     _t27 = _t25*_t26
     _t29 = _t5/_t2
     _t30 = py1 - ty1
     _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
     _t32 = _t1*_t23
     _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-    _t34 = _t8*(1.0 if _t9 > 0.0 else (1.0 if _t9 == 0.0 else 0.0))
+    _t34 = _t8*(1.0 if _t9 >= 0.0 else 0.0)
     _t35 = _t33*_t34
     _t36 = _t13 + px2
     _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
@@ -103,15 +103,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
     _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))*(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))) + ((_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))*(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t0 = max(px2, tx2) - min(px1, tx1)
     _t1 = max(py2, ty2) - min(py1, ty1)
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-    _t5 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
+    _t4 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+    _t5 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
     _t6 = (_t4*_t4) + (_t5*_t5)
     _t7 = -max(px1, tx1) + min(px2, tx2)
     _t8 = max(_t7, _t7 - _t7)
@@ -131,14 +131,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t23 = _f32(2.0)*_t6/(_t2*_t2)
     _t24 = _t0*_t23
     _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-    _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(1.0) if _t7 == _f32(0.0) else _f32(0.0)))
+    _t26 = _t10*(_f32(1.0) if _t7 >= _f32(0.0) else _f32(0.0))
     _t27 = _t25*_t26
     _t29 = _t5/_t2
     _t30 = py1 - ty1
     _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
     _t32 = _t1*_t23
     _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-    _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(1.0) if _t9 == _f32(0.0) else _f32(0.0)))
+    _t34 = _t8*(_f32(1.0) if _t9 >= _f32(0.0) else _f32(0.0))
     _t35 = _t33*_t34
     _t36 = _t13 + px2
     _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))

@@ -52,7 +52,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t6 = -tx1 + tx2
     _t7 = -ty1 + ty2
     _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    return (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -61,10 +61,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
     _t4 = (px1 - tx1)
     _t5 = (px2 - tx2)
-    _t6 = (0.5)*_t4 + (0.5)*_t5
+    _t6 = 0.5*_t4 + 0.5*_t5
     _t7 = (py1 - ty1)
     _t8 = (py2 - ty2)
-    _t9 = (0.5)*_t7 + (0.5)*_t8
+    _t9 = 0.5*_t7 + 0.5*_t8
     _t10 = (_t6*_t6) + (_t9*_t9)
     _t11 = px1 - px2
     _t12 = -_t11
@@ -87,14 +87,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t30 = 2.0*_t10/(_t2*_t2)
     _t31 = _t0*_t30
     _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-    _t33 = _t24*(1.0 if _t21 > 0.0 else (1.0 if _t21 == 0.0 else 0.0))
+    _t33 = _t24*(1.0 if _t21 >= 0.0 else 0.0)
     _t34 = _t32*_t33
     _t35 = _t25/(_t26*_t26)
     _t36 = py1 - ty1
     _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
     _t38 = _t1*_t30
     _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-    _t40 = _t22*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+    _t40 = _t22*(1.0 if _t23 >= 0.0 else 0.0)
     _t41 = _t39*_t40
     _t42 = _t15 + px2
     _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
@@ -123,7 +123,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t6 = -tx1 + tx2
     _t7 = -ty1 + ty2
     _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    return (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -132,10 +132,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t2 = (_t0*_t0) + (_t1*_t1) + eps
     _t4 = (px1 - tx1)
     _t5 = (px2 - tx2)
-    _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
+    _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
     _t7 = (py1 - ty1)
     _t8 = (py2 - ty2)
-    _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
+    _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
     _t10 = (_t6*_t6) + (_t9*_t9)
     _t11 = px1 - px2
     _t12 = -_t11
@@ -158,14 +158,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t30 = _f32(2.0)*_t10/(_t2*_t2)
     _t31 = _t0*_t30
     _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(1.0) if _t21 == _f32(0.0) else _f32(0.0)))
+    _t33 = _t24*(_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
     _t34 = _t32*_t33
     _t35 = _t25/(_t26*_t26)
     _t36 = py1 - ty1
     _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
     _t38 = _t1*_t30
     _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-    _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+    _t40 = _t22*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
     _t41 = _t39*_t40
     _t42 = _t15 + px2
     _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))

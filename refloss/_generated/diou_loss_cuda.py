@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 77e9a0951929ede2
+# scalar kernels: sha256 67c231cedefca5d8
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -54,7 +54,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t8 = -tx1 + tx2
     _t9 = -ty1 + ty2
     _t10 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t3 + (0.5)*_t4)*((0.5)*_t3 + (0.5)*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
+    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t3 + 0.5*_t4)*(0.5*_t3 + 0.5*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -68,8 +68,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t8 = (_t7*_t7)
     _t9 = _t8 + eps
     _t11 = _t3 + _t8
-    _t13 = (0.5)*_t0 + (0.5)*_t1
-    _t14 = (0.5)*_t5 + (0.5)*_t6
+    _t13 = 0.5*_t0 + 0.5*_t1
+    _t14 = 0.5*_t5 + 0.5*_t6
     _t15 = (_t13*_t13) + (_t14*_t14)
     _t16 = px1 - px2
     _t17 = -_t16
@@ -96,7 +96,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
     _t41 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-    _t42 = _t29*(1.0 if _t26 > 0.0 else (1.0 if _t26 == 0.0 else 0.0))
+    _t42 = _t29*(1.0 if _t26 >= 0.0 else 0.0)
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
@@ -107,7 +107,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t50 = _t48*_t49
     _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
     _t52 = (1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))
-    _t53 = _t27*(1.0 if _t28 > 0.0 else (1.0 if _t28 == 0.0 else 0.0))
+    _t53 = _t27*(1.0 if _t28 >= 0.0 else 0.0)
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2
@@ -146,7 +146,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t8 = -tx1 + tx2
     _t9 = -ty1 + ty2
     _t10 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t3 + (_f32(0.5))*_t4)*((_f32(0.5))*_t3 + (_f32(0.5))*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
+    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t3 + _f32(0.5)*_t4)*(_f32(0.5)*_t3 + _f32(0.5)*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -160,8 +160,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t8 = (_t7*_t7)
     _t9 = _t8 + eps
     _t11 = _t3 + _t8
-    _t13 = (_f32(0.5))*_t0 + (_f32(0.5))*_t1
-    _t14 = (_f32(0.5))*_t5 + (_f32(0.5))*_t6
+    _t13 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _t14 = _f32(0.5)*_t5 + _f32(0.5)*_t6
     _t15 = (_t13*_t13) + (_t14*_t14)
     _t16 = px1 - px2
     _t17 = -_t16
@@ -188,7 +188,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
     _t41 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-    _t42 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(1.0) if _t26 == _f32(0.0) else _f32(0.0)))
+    _t42 = _t29*(_f32(1.0) if _t26 >= _f32(0.0) else _f32(0.0))
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
@@ -199,7 +199,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t50 = _t48*_t49
     _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
     _t52 = (_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-    _t53 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(1.0) if _t28 == _f32(0.0) else _f32(0.0)))
+    _t53 = _t27*(_f32(1.0) if _t28 >= _f32(0.0) else _f32(0.0))
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c05ed52e0b3ecd43
+# scalar kernels: sha256 71acc4985a1437d6
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

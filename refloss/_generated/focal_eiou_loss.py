@@ -63,7 +63,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _t10 = (py1 - ty1)
         _t11 = (py2 - ty2)
         _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((0.5)*_t10 + (0.5)*_t11)*((0.5)*_t10 + (0.5)*_t11)) + (((0.5)*_t7 + (0.5)*_t8)*((0.5)*_t7 + (0.5)*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
+        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (((0.5*_t10 + 0.5*_t11)*(0.5*_t10 + 0.5*_t11)) + ((0.5*_t7 + 0.5*_t8)*(0.5*_t7 + 0.5*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
@@ -99,14 +99,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t27 = (_t26*_t26)
         _t28 = _t27 + eps
         _t30 = _t22 + _t27
-        _t32 = (0.5)*_t19 + (0.5)*_t20
-        _t33 = (0.5)*_t24 + (0.5)*_t25
+        _t32 = 0.5*_t19 + 0.5*_t20
+        _t33 = 0.5*_t24 + 0.5*_t25
         _t34 = (_t32*_t32) + (_t33*_t33)
         _t35 = _t34/_t30
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0))
-        _t39 = _t13*(1.0 if _t10 > 0.0 else (1.0 if _t10 == 0.0 else 0.0))
+        _t39 = _t13*(1.0 if _t10 >= 0.0 else 0.0)
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -125,7 +125,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t58 = _t11*(1.0 if _t12 > 0.0 else (1.0 if _t12 == 0.0 else 0.0))
+        _t58 = _t11*(1.0 if _t12 >= 0.0 else 0.0)
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)
@@ -184,7 +184,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _t10 = (py1 - ty1)
         _t11 = (py2 - ty2)
         _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((_f32(0.5))*_t10 + (_f32(0.5))*_t11)*((_f32(0.5))*_t10 + (_f32(0.5))*_t11)) + (((_f32(0.5))*_t7 + (_f32(0.5))*_t8)*((_f32(0.5))*_t7 + (_f32(0.5))*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
+        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (((_f32(0.5)*_t10 + _f32(0.5)*_t11)*(_f32(0.5)*_t10 + _f32(0.5)*_t11)) + ((_f32(0.5)*_t7 + _f32(0.5)*_t8)*(_f32(0.5)*_t7 + _f32(0.5)*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
@@ -220,14 +220,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t27 = (_t26*_t26)
         _t28 = _t27 + eps
         _t30 = _t22 + _t27
-        _t32 = (_f32(0.5))*_t19 + (_f32(0.5))*_t20
-        _t33 = (_f32(0.5))*_t24 + (_f32(0.5))*_t25
+        _t32 = _f32(0.5)*_t19 + _f32(0.5)*_t20
+        _t33 = _f32(0.5)*_t24 + _f32(0.5)*_t25
         _t34 = (_t32*_t32) + (_t33*_t33)
         _t35 = _t34/_t30
         _t36 = -tx1
         _t37 = _t36 + px1
         _t38 = (_f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0)))
-        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(1.0) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t39 = _t13*(_f32(1.0) if _t10 >= _f32(0.0) else _f32(0.0))
         _t40 = _t38*_t39
         _t41 = _t40/_t15
         _t42 = _t14/(_t15*_t15)
@@ -246,7 +246,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t55 = _t34/(_t30*_t30)
         _t56 = _t45 + py1
         _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(1.0) if _t12 == _f32(0.0) else _f32(0.0)))
+        _t58 = _t11*(_f32(1.0) if _t12 >= _f32(0.0) else _f32(0.0))
         _t59 = _t57*_t58
         _t60 = _t59/_t15
         _t61 = _t42*(-_t0 - _t59)

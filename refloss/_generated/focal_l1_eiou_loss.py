@@ -50,7 +50,7 @@ def constants(eps, beta):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    x_e = (((0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))*(0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))) + ((0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))*(0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         return 0.0
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
@@ -60,7 +60,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    x_e = (((0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))*(0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))) + ((0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))*(0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
@@ -69,7 +69,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t2 = max(px2, tx2) - min(px1, tx1)
         _t3 = (_t2*_t2) + eps
         _t5 = _t1/_t3
-        _t6 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
+        _t6 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
         _t7 = max(py2, ty2) - min(py1, ty1)
         _t8 = (_t7*_t7)
         _t9 = _t3 + _t8
@@ -81,7 +81,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t16 = 2.0*_t15
         _t17 = px1 - px2
         _t18 = ((-_t12 - _t17 - tx2)*(-_t12 - _t17 - tx2))/(_t3*_t3)
-        _t19 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
+        _t19 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
         _t20 = ((_t19*_t19) + (_t6*_t6))/(_t9*_t9)
         _t21 = py1 - py2
         _t22 = -tx2
@@ -95,7 +95,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-        _t34 = _t29*(1.0 if _t26 > 0.0 else (1.0 if _t26 == 0.0 else 0.0))
+        _t34 = _t29*(1.0 if _t26 >= 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -114,7 +114,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = 2.0*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))
-        _t54 = _t27*(1.0 if _t28 > 0.0 else (1.0 if _t28 == 0.0 else 0.0))
+        _t54 = _t27*(1.0 if _t28 >= 0.0 else 0.0)
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -174,7 +174,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t0 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
         _t1 = max(px2, tx2) - min(px1, tx1)
         _t2 = (_t1*_t1) + eps
-        _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
+        _t4 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
         _t5 = max(py2, ty2) - min(py1, ty1)
         _t6 = (_t5*_t5)
         _t7 = _t2 + _t6
@@ -185,7 +185,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t13 = _t11*_t12
         _t14 = px1 - px2
         _t15 = ((-_t14 - _t9 - tx2)*(-_t14 - _t9 - tx2))/(_t2*_t2)
-        _t16 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
+        _t16 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
         _t17 = ((_t16*_t16) + (_t4*_t4))/(_t7*_t7)
         _t18 = py1 - py2
         _t19 = -tx2
@@ -199,7 +199,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))
-        _t31 = _t26*(1.0 if _t23 > 0.0 else (1.0 if _t23 == 0.0 else 0.0))
+        _t31 = _t26*(1.0 if _t23 >= 0.0 else 0.0)
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
@@ -211,7 +211,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0))
-        _t44 = _t24*(1.0 if _t25 > 0.0 else (1.0 if _t25 == 0.0 else 0.0))
+        _t44 = _t24*(1.0 if _t25 >= 0.0 else 0.0)
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2
@@ -239,7 +239,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    x_e = (((_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))*(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))) + ((_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))*(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         return _f32(0.0)
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
@@ -249,7 +249,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    x_e = (((_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))*(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))) + ((_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))*(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         return _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0)
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
@@ -258,7 +258,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t2 = max(px2, tx2) - min(px1, tx1)
         _t3 = (_t2*_t2) + eps
         _t5 = _t1/_t3
-        _t6 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
+        _t6 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
         _t7 = max(py2, ty2) - min(py1, ty1)
         _t8 = (_t7*_t7)
         _t9 = _t3 + _t8
@@ -270,7 +270,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t16 = _f32(2.0)*_t15
         _t17 = px1 - px2
         _t18 = ((-_t12 - _t17 - tx2)*(-_t12 - _t17 - tx2))/(_t3*_t3)
-        _t19 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
+        _t19 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
         _t20 = ((_t19*_t19) + (_t6*_t6))/(_t9*_t9)
         _t21 = py1 - py2
         _t22 = -tx2
@@ -284,7 +284,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t30 = _t27*_t29
         _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
         _t33 = (_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(1.0) if _t26 == _f32(0.0) else _f32(0.0)))
+        _t34 = _t29*(_f32(1.0) if _t26 >= _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t35/_t31
         _t37 = _t30/(_t31*_t31)
@@ -303,7 +303,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t51 = _f32(2.0)*_t50
         _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
         _t53 = (_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(1.0) if _t28 == _f32(0.0) else _f32(0.0)))
+        _t54 = _t27*(_f32(1.0) if _t28 >= _f32(0.0) else _f32(0.0))
         _t55 = _t53*_t54
         _t56 = _t55/_t31
         _t57 = _t37*(-_t17 - _t55)
@@ -363,7 +363,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t0 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
         _t1 = max(px2, tx2) - min(px1, tx1)
         _t2 = (_t1*_t1) + eps
-        _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
+        _t4 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
         _t5 = max(py2, ty2) - min(py1, ty1)
         _t6 = (_t5*_t5)
         _t7 = _t2 + _t6
@@ -374,7 +374,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t13 = _t11*_t12
         _t14 = px1 - px2
         _t15 = ((-_t14 - _t9 - tx2)*(-_t14 - _t9 - tx2))/(_t2*_t2)
-        _t16 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
+        _t16 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
         _t17 = ((_t16*_t16) + (_t4*_t4))/(_t7*_t7)
         _t18 = py1 - py2
         _t19 = -tx2
@@ -388,7 +388,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
         _t30 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(1.0) if _t23 == _f32(0.0) else _f32(0.0)))
+        _t31 = _t26*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
         _t34 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
@@ -400,7 +400,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t41 = _t39*_t40
         _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
         _t43 = (_f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0)))
-        _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(1.0) if _t25 == _f32(0.0) else _f32(0.0)))
+        _t44 = _t24*(_f32(1.0) if _t25 >= _f32(0.0) else _f32(0.0))
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2

@@ -83,7 +83,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t24 = max(_t10, _t10 - _t10)
     _t25 = px1 - tx1
     _t26 = (1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
-    _t27 = _t15*(1.0 if _t11 > 0.0 else (1.0 if _t11 == 0.0 else 0.0))
+    _t27 = _t15*(1.0 if _t11 >= 0.0 else 0.0)
     _t28 = _t26*_t27
     _t29 = _t2 + _t28
     _t30 = (1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
@@ -92,7 +92,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = _t16/(_t17*_t17)
     _t34 = py1 - ty1
     _t35 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-    _t36 = _t12*(1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
+    _t36 = _t12*(1.0 if _t14 >= 0.0 else 0.0)
     _t37 = _t35*_t36
     _t38 = _t0 + _t37
     _t39 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
@@ -159,7 +159,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t24 = max(_t10, _t10 - _t10)
     _t25 = px1 - tx1
     _t26 = (_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t15*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(1.0) if _t11 == _f32(0.0) else _f32(0.0)))
+    _t27 = _t15*(_f32(1.0) if _t11 >= _f32(0.0) else _f32(0.0))
     _t28 = _t26*_t27
     _t29 = _t2 + _t28
     _t30 = (_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
@@ -168,7 +168,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = _t16/(_t17*_t17)
     _t34 = py1 - ty1
     _t35 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-    _t36 = _t12*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t36 = _t12*(_f32(1.0) if _t14 >= _f32(0.0) else _f32(0.0))
     _t37 = _t35*_t36
     _t38 = _t0 + _t37
     _t39 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))

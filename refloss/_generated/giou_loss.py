@@ -91,7 +91,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t28 = max(_t10, _t10 - _t10)
     _t29 = px1 - tx1
     _t30 = (1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0))
-    _t31 = (1.0 if _t11 > 0.0 else (1.0 if _t11 == 0.0 else 0.0))
+    _t31 = (1.0 if _t11 >= 0.0 else 0.0)
     _t32 = _t15*_t31
     _t33 = _t2 + _t30*_t32
     _t34 = (1.0 if -_t29 > 0.0 else (0.5 if -_t29 == 0.0 else 0.0))
@@ -100,7 +100,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t38 = _t16/(_t17*_t17)
     _t39 = py1 - ty1
     _t40 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
-    _t41 = (1.0 if _t14 > 0.0 else (1.0 if _t14 == 0.0 else 0.0))
+    _t41 = (1.0 if _t14 >= 0.0 else 0.0)
     _t42 = _t12*_t41
     _t43 = _t0 + _t40*_t42
     _t44 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
@@ -173,7 +173,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t28 = max(_t10, _t10 - _t10)
     _t29 = px1 - tx1
     _t30 = (_f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0)))
-    _t31 = (_f32(1.0) if _t11 > _f32(0.0) else (_f32(1.0) if _t11 == _f32(0.0) else _f32(0.0)))
+    _t31 = (_f32(1.0) if _t11 >= _f32(0.0) else _f32(0.0))
     _t32 = _t15*_t31
     _t33 = _t2 + _t30*_t32
     _t34 = (_f32(1.0) if -_t29 > _f32(0.0) else (_f32(0.5) if -_t29 == _f32(0.0) else _f32(0.0)))
@@ -182,7 +182,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t38 = _t16/(_t17*_t17)
     _t39 = py1 - ty1
     _t40 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
-    _t41 = (_f32(1.0) if _t14 > _f32(0.0) else (_f32(1.0) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t41 = (_f32(1.0) if _t14 >= _f32(0.0) else _f32(0.0))
     _t42 = _t12*_t41
     _t43 = _t0 + _t40*_t42
     _t44 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 13389165ef3a6716
+# scalar kernels: sha256 298d42853d2e7c7b
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -47,7 +47,7 @@ def value_f64(pred, target, delta):
     x = pred - target
     a = abs(x)
     if (a < delta):  # quadratic
-        return (0.5)*(a*a)
+        return 0.5*(a*a)
     else:  # linear
         return delta*(a - 0.5*delta)
 
@@ -58,7 +58,7 @@ def value_and_grad_f64(pred, target, delta):
     sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
     if (a < delta):  # quadratic
         _t0 = a*sgn
-        return (0.5)*(a*a), _t0, -_t0
+        return 0.5*(a*a), _t0, -_t0
     else:  # linear
         _t0 = delta*sgn
         return delta*(a - 0.5*delta), _t0, -_t0
@@ -68,7 +68,7 @@ def value_f32(pred, target, delta):
     x = pred - target
     a = abs(x)
     if (a < delta):  # quadratic
-        return (_f32(0.5))*(a*a)
+        return _f32(0.5)*(a*a)
     else:  # linear
         return delta*(a - _f32(0.5)*delta)
 
@@ -79,7 +79,7 @@ def value_and_grad_f32(pred, target, delta):
     sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
     if (a < delta):  # quadratic
         _t0 = a*sgn
-        return (_f32(0.5))*(a*a), _t0, -_t0
+        return _f32(0.5)*(a*a), _t0, -_t0
     else:  # linear
         _t0 = delta*sgn
         return delta*(a - _f32(0.5)*delta), _t0, -_t0

@@ -61,11 +61,11 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t10 = _t7*_t9
     _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
     _t13 = px1 - tx1
-    _t14 = _t9*(1.0 if _t6 > 0.0 else (1.0 if _t6 == 0.0 else 0.0))
+    _t14 = _t9*(1.0 if _t6 >= 0.0 else 0.0)
     _t15 = _t14*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
     _t16 = _t10/(_t11*_t11)
     _t17 = py1 - ty1
-    _t18 = _t7*(1.0 if _t8 > 0.0 else (1.0 if _t8 == 0.0 else 0.0))
+    _t18 = _t7*(1.0 if _t8 >= 0.0 else 0.0)
     _t19 = _t18*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
     _t20 = _t2 + px2
     _t21 = _t14*(1.0 if -_t20 > 0.0 else (0.5 if -_t20 == 0.0 else 0.0))
@@ -97,11 +97,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t10 = _t7*_t9
     _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
     _t13 = px1 - tx1
-    _t14 = _t9*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(1.0) if _t6 == _f32(0.0) else _f32(0.0)))
+    _t14 = _t9*(_f32(1.0) if _t6 >= _f32(0.0) else _f32(0.0))
     _t15 = _t14*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
     _t16 = _t10/(_t11*_t11)
     _t17 = py1 - ty1
-    _t18 = _t7*(_f32(1.0) if _t8 > _f32(0.0) else (_f32(1.0) if _t8 == _f32(0.0) else _f32(0.0)))
+    _t18 = _t7*(_f32(1.0) if _t8 >= _f32(0.0) else _f32(0.0))
     _t19 = _t18*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
     _t20 = _t2 + px2
     _t21 = _t14*(_f32(1.0) if -_t20 > _f32(0.0) else (_f32(0.5) if -_t20 == _f32(0.0) else _f32(0.0)))

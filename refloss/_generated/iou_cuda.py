@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 9f48b4605ac63cfe
+# scalar kernels: sha256 982c4b314ad6570a
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 94502f9160a9eb0b
+# scalar kernels: sha256 627293f1ca261c57
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

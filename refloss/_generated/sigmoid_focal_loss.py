@@ -60,7 +60,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t3 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
         _t4 = (1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits))))
         _t5 = _t0*gamma*(math.pow(_t1, gamma - 1.0) if _t1 > 0.0 else 0.0)
-        return _t0*_t2, _t2*(_t3*(1.0 - targets) - _t4*targets) + _t3*_t4*_t5*(1.0 - 2.0*targets), -_t2*logits - _t5*math.tanh((0.5)*logits)
+        return _t0*_t2, _t2*(_t3*(1.0 - targets) - _t4*targets) + _t3*_t4*_t5*(1.0 - 2.0*targets), -_t2*logits - _t5*math.tanh(0.5*logits)
     else:  # alpha_t weighting
         _t0 = (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))
         _t1 = 1.0 - targets
@@ -71,7 +71,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t6 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
         _t7 = (1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits))))
         _t8 = _t0*_t2*gamma*(math.pow(_t3, gamma - 1.0) if _t3 > 0.0 else 0.0)
-        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(1.0 - 2.0*targets), _t0*_t4*(2.0*alpha - 1.0) - _t5*logits - _t8*math.tanh((0.5)*logits)
+        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(1.0 - 2.0*targets), _t0*_t4*(2.0*alpha - 1.0) - _t5*logits - _t8*math.tanh(0.5*logits)
 
 
 def value_f32(logits, targets, alpha, gamma):
@@ -89,7 +89,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _t3 = (_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))
         _t4 = (_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits))))
         _t5 = _t0*gamma*(math.pow(_t1, gamma - _f32(1.0)) if _t1 > _f32(0.0) else _f32(0.0))
-        return _t0*_t2, _t2*(_t3*(_f32(1.0) - targets) - _t4*targets) + _t3*_t4*_t5*(_f32(1.0) - _f32(2.0)*targets), -_t2*logits - _t5*math.tanh((_f32(0.5))*logits)
+        return _t0*_t2, _t2*(_t3*(_f32(1.0) - targets) - _t4*targets) + _t3*_t4*_t5*(_f32(1.0) - _f32(2.0)*targets), -_t2*logits - _t5*math.tanh(_f32(0.5)*logits)
     else:  # alpha_t weighting
         _t0 = (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))
         _t1 = _f32(1.0) - targets
@@ -100,4 +100,4 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _t6 = (_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))
         _t7 = (_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits))))
         _t8 = _t0*_t2*gamma*(math.pow(_t3, gamma - _f32(1.0)) if _t3 > _f32(0.0) else _f32(0.0))
-        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(_f32(1.0) - _f32(2.0)*targets), _t0*_t4*(_f32(2.0)*alpha + _f32(-1.0)) - _t5*logits - _t8*math.tanh((_f32(0.5))*logits)
+        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(_f32(1.0) - _f32(2.0)*targets), _t0*_t4*(_f32(2.0)*alpha - _f32(1.0)) - _t5*logits - _t8*math.tanh(_f32(0.5)*logits)

@@ -47,7 +47,7 @@ def value_f64(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        return (0.5)*(a*a)/beta
+        return 0.5*(a*a)/beta
     else:  # linear
         return a - 0.5*beta
 
@@ -58,7 +58,7 @@ def value_and_grad_f64(pred, target, beta):
     sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
     if (a < beta):  # quadratic
         _t1 = a*sgn/beta
-        return (0.5)*(a*a)/beta, _t1, -_t1
+        return 0.5*(a*a)/beta, _t1, -_t1
     else:  # linear
         return a - 0.5*beta, sgn, -sgn
 
@@ -67,7 +67,7 @@ def value_f32(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        return (_f32(0.5))*(a*a)/beta
+        return _f32(0.5)*(a*a)/beta
     else:  # linear
         return a - _f32(0.5)*beta
 
@@ -78,6 +78,6 @@ def value_and_grad_f32(pred, target, beta):
     sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
     if (a < beta):  # quadratic
         _t1 = a*sgn/beta
-        return (_f32(0.5))*(a*a)/beta, _t1, -_t1
+        return _f32(0.5)*(a*a)/beta, _t1, -_t1
     else:  # linear
         return a - _f32(0.5)*beta, sgn, -sgn

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 51db393943debba7
+# scalar kernels: sha256 41c335d8ffff8d9c
 """Smooth L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
