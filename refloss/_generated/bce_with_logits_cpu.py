@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c93ba26a695fbcf2
+# scalar kernels: sha256 66fb67c99366ac6b
 """Binary cross-entropy with logits: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -51,22 +51,47 @@ def constants(eps, alpha_grad, alpha_gate, darknet):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))*(0.5*((px1 - tx1)) + 0.5*((px2 - tx2)))) + ((0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))*(0.5*((py1 - ty1)) + 0.5*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s8 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s8, _s8 - _s8)
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s9, _s9 - _s9)
         _t6 = -px1 + px2
         _t7 = -py1 + py2
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/(0.4052847345693511*(d_atan*d_atan) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)) - (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s10 = ty1 - py1
+        _s11 = ty2 - py2
+        _s12 = tx1 - px1
+        _s13 = tx2 - px2
+        _s14 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s10, _s10 - _s10))
+        _s15 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s11, _s11 - _s11))
+        _s16 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+        _s17 = _s14 + _s15 + _s16 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)) + eps
+        _s18 = 0.4052847345693511*(d_atan*d_atan) + eps + _s17/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s19 = 0.5*_t0 + 0.5*_t1
+        _s20 = 0.5*_t2 + 0.5*_t3
+        _s21 = max(px2, tx2) - min(px1, tx1)
+        _s22 = max(py2, ty2) - min(py1, ty1)
+        _s23 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/_s18
+        value = -_t11 + _s23 - ((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22))
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -92,27 +117,31 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
         _t20 = _t4/_t2
         _t21 = px1 - tx1
-        _t22 = (1.0 if -_t21 > 0.0 else (0.5 if -_t21 == 0.0 else 0.0))
+        _s1 = -_t21
+        _t22 = 1.0 if _s1 > 0.0 else (0.5 if _s1 == 0.0 else 0.0)
         _t23 = 2.0*_t6/(_t2*_t2)
         _t24 = _t0*_t23
-        _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
+        _t25 = 1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0)
         _t26 = _t10*(1.0 if _t7 >= 0.0 else 0.0)
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
-        _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
+        _s2 = -_t30
+        _t31 = 1.0 if _s2 > 0.0 else (0.5 if _s2 == 0.0 else 0.0)
         _t32 = _t1*_t23
-        _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
+        _t33 = 1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0)
         _t34 = _t8*(1.0 if _t9 >= 0.0 else 0.0)
         _t35 = _t33*_t34
         _t36 = _t13 + px2
-        _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-        _t38 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
+        _t37 = 1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0)
+        _s3 = -_t36
+        _t38 = 1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0)
         _t39 = _t26*_t38
         _t40 = _t17/(_t18*_t18)
         _t41 = _t15 + py2
-        _t42 = (1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
-        _t43 = (1.0 if -_t41 > 0.0 else (0.5 if -_t41 == 0.0 else 0.0))
+        _t42 = 1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0)
+        _s4 = -_t41
+        _t43 = 1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0)
         _t44 = _t34*_t43
         _t45 = -_t4/_t2
         _t46 = _t22*_t26
@@ -120,16 +149,25 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t48 = _t31*_t34
         _t49 = _t26*_t37
         _t50 = _t34*_t42
-        return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        value = _t10*_t8/_t18 - _t6/_t2
+        d_px1 = _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18
+        d_py1 = _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18
+        d_px2 = -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18
+        d_py2 = -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18
+        d_tx1 = _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18
+        d_ty1 = _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18
+        d_tx2 = _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18
+        d_ty2 = _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -149,12 +187,13 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = -_t25/_t26
-        _t29 = (1.0 if -_t28 - alpha_gate > 0.0 else 0.0)
+        _t29 = 1.0 if -_t28 - alpha_gate > 0.0 else 0.0
         _t31 = 0.4052847345693511*(d_atan*d_atan)
         _t32 = _t31 + eps
         _t33 = _t6/_t2
         _t34 = px1 - tx1
-        _t35 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
+        _s5 = -_t34
+        _t35 = 1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0)
         _t37 = 2.0*_t10/(_t2*_t2)
         _t38 = _t0*_t37
         _t39 = 0.8105694691387022*d_atan
@@ -163,8 +202,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t42 = _t28 + _t32 + 1.0
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
-        _t46 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t47 = (1.0 if _t21 >= 0.0 else 0.0)
+        _t46 = 1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0)
+        _t47 = 1.0 if _t21 >= 0.0 else 0.0
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -175,27 +214,30 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t56 = _t41*_t55
         _t57 = _t9/_t2
         _t58 = py1 - ty1
-        _t59 = (1.0 if -_t58 > 0.0 else (0.5 if -_t58 == 0.0 else 0.0))
+        _s6 = -_t58
+        _t59 = 1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0)
         _t60 = _t1*_t37
         _t61 = _t11*_t40
         _t62 = _t44*_t61
-        _t63 = (1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
-        _t64 = (1.0 if _t23 >= 0.0 else 0.0)
+        _t63 = 1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0)
+        _t64 = 1.0 if _t23 >= 0.0 else 0.0
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
         _t68 = _t55*_t61
         _t69 = _t15 + px2
-        _t70 = (1.0 if -_t69 > 0.0 else (0.5 if -_t69 == 0.0 else 0.0))
+        _s7 = -_t69
+        _t70 = 1.0 if _s7 > 0.0 else (0.5 if _s7 == 0.0 else 0.0)
         _t71 = _t48*_t70
         _t72 = _t25/(_t26*_t26)
         _t73 = _t72*(_t13 + _t71) + _t71/_t26
-        _t74 = (1.0 if _t69 > 0.0 else (0.5 if _t69 == 0.0 else 0.0))
+        _t74 = 1.0 if _t69 > 0.0 else (0.5 if _t69 == 0.0 else 0.0)
         _t75 = _t18 + py2
-        _t76 = (1.0 if -_t75 > 0.0 else (0.5 if -_t75 == 0.0 else 0.0))
+        _s8 = -_t75
+        _t76 = 1.0 if _s8 > 0.0 else (0.5 if _s8 == 0.0 else 0.0)
         _t77 = _t65*_t76
         _t78 = _t72*(_t11 + _t77) + _t77/_t26
-        _t79 = (1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))
+        _t79 = 1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0)
         _t80 = -_t6/_t2
         _t81 = _t35*_t48
         _t82 = _t81/_t26
@@ -215,28 +257,75 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t96 = _t19 + _t95
         _t97 = _t65*_t79
         _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - 0.16425571607494938*_t29*(d_atan*d_atan*d_atan*d_atan)/(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, 2.0*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, 2.0*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
+        _s9 = tx1 - px1
+        _s10 = tx2 - px2
+        _s11 = ty1 - py1
+        _s12 = ty2 - py2
+        _s13 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s10, _s10 - _s10))
+        _s14 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
+        _s15 = _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s12, _s12 - _s12))
+        _s16 = _t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(_s9, _s9 - _s9)) + _s13 + _s14 + _s15 + eps)/_t26
+        value = -_t10/_t2 - _t28 - 0.16425571607494938*_t29*(d_atan*d_atan*d_atan*d_atan)/_s16
+        d_px1 = -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56
+        d_py1 = -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68
+        d_px2 = -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73
+        d_py2 = -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78
+        _s17 = -_t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87)
+        d_tx1 = _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 + _s17 - _t80 - _t82 + _t86
+        _s18 = -_t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94)
+        d_ty1 = _t22*_t24*_t91/(_t26*_t26) + _s18 - _t60*_t63 - _t88 - _t90 + _t93
+        _s19 = -_t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87)
+        d_tx2 = 2.0*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 + _s19 - _t80 - _t86
+        _s20 = -_t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94)
+        d_ty2 = 2.0*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 + _s20 - _t88 - _t93
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - (((_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))*(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))) + ((_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))*(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s8 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s8, _s8 - _s8)
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s9, _s9 - _s9)
         _t6 = -px1 + px2
         _t7 = -py1 + py2
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0))/(_f32(0.40528473258018494)*(d_atan*d_atan) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)) - (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s10 = ty1 - py1
+        _s11 = ty2 - py2
+        _s12 = tx1 - px1
+        _s13 = tx2 - px2
+        _s14 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s10, _s10 - _s10))
+        _s15 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s11, _s11 - _s11))
+        _s16 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+        _s17 = _s14 + _s15 + _s16 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)) + eps
+        _s18 = _f32(0.40528473258018494)*(d_atan*d_atan) + eps + _s17/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s19 = _f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s20 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s21 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s22 = max(px2, tx2) - min(px1, tx1)
+        _s23 = max(py2, ty2) - min(py1, ty1)
+        _s24 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s19/_s18
+        value = -_t11 + _s24 - ((_s20*_s20) + (_s21*_s21))/(eps + (_s22*_s22) + (_s23*_s23))
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -262,27 +351,31 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
         _t20 = _t4/_t2
         _t21 = px1 - tx1
-        _t22 = (_f32(1.0) if -_t21 > _f32(0.0) else (_f32(0.5) if -_t21 == _f32(0.0) else _f32(0.0)))
+        _s1 = -_t21
+        _t22 = _f32(1.0) if _s1 > _f32(0.0) else (_f32(0.5) if _s1 == _f32(0.0) else _f32(0.0))
         _t23 = _f32(2.0)*_t6/(_t2*_t2)
         _t24 = _t0*_t23
-        _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
+        _t25 = _f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0))
         _t26 = _t10*(_f32(1.0) if _t7 >= _f32(0.0) else _f32(0.0))
         _t27 = _t25*_t26
         _t29 = _t5/_t2
         _t30 = py1 - ty1
-        _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
+        _s2 = -_t30
+        _t31 = _f32(1.0) if _s2 > _f32(0.0) else (_f32(0.5) if _s2 == _f32(0.0) else _f32(0.0))
         _t32 = _t1*_t23
-        _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
+        _t33 = _f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0))
         _t34 = _t8*(_f32(1.0) if _t9 >= _f32(0.0) else _f32(0.0))
         _t35 = _t33*_t34
         _t36 = _t13 + px2
-        _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-        _t38 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
+        _t37 = _f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0))
+        _s3 = -_t36
+        _t38 = _f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0))
         _t39 = _t26*_t38
         _t40 = _t17/(_t18*_t18)
         _t41 = _t15 + py2
-        _t42 = (_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
-        _t43 = (_f32(1.0) if -_t41 > _f32(0.0) else (_f32(0.5) if -_t41 == _f32(0.0) else _f32(0.0)))
+        _t42 = _f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0))
+        _s4 = -_t41
+        _t43 = _f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0))
         _t44 = _t34*_t43
         _t45 = -_t4/_t2
         _t46 = _t22*_t26
@@ -290,16 +383,25 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t48 = _t31*_t34
         _t49 = _t26*_t37
         _t50 = _t34*_t42
-        return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        value = _t10*_t8/_t18 - _t6/_t2
+        d_px1 = _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18
+        d_py1 = _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18
+        d_px2 = -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18
+        d_py2 = -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18
+        d_tx1 = _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18
+        d_ty1 = _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18
+        d_tx2 = _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18
+        d_ty2 = _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -319,12 +421,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = -_t25/_t26
-        _t29 = (_f32(1.0) if -_t28 - alpha_gate > _f32(0.0) else _f32(0.0))
+        _t29 = _f32(1.0) if -_t28 - alpha_gate > _f32(0.0) else _f32(0.0)
         _t31 = _f32(0.40528473258018494)*(d_atan*d_atan)
         _t32 = _t31 + eps
         _t33 = _t6/_t2
         _t34 = px1 - tx1
-        _t35 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
+        _s5 = -_t34
+        _t35 = _f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0))
         _t37 = _f32(2.0)*_t10/(_t2*_t2)
         _t38 = _t0*_t37
         _t39 = _f32(0.8105694651603699)*d_atan
@@ -333,8 +436,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t42 = _t28 + _t32 + _f32(1.0)
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
-        _t46 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t47 = (_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
+        _t46 = _f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0))
+        _t47 = _f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0)
         _t48 = _t24*_t47
         _t49 = _t46*_t48
         _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
@@ -345,27 +448,30 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t56 = _t41*_t55
         _t57 = _t9/_t2
         _t58 = py1 - ty1
-        _t59 = (_f32(1.0) if -_t58 > _f32(0.0) else (_f32(0.5) if -_t58 == _f32(0.0) else _f32(0.0)))
+        _s6 = -_t58
+        _t59 = _f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0))
         _t60 = _t1*_t37
         _t61 = _t11*_t40
         _t62 = _t44*_t61
-        _t63 = (_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        _t64 = (_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
+        _t63 = _f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0))
+        _t64 = _f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0)
         _t65 = _t22*_t64
         _t66 = _t63*_t65
         _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
         _t68 = _t55*_t61
         _t69 = _t15 + px2
-        _t70 = (_f32(1.0) if -_t69 > _f32(0.0) else (_f32(0.5) if -_t69 == _f32(0.0) else _f32(0.0)))
+        _s7 = -_t69
+        _t70 = _f32(1.0) if _s7 > _f32(0.0) else (_f32(0.5) if _s7 == _f32(0.0) else _f32(0.0))
         _t71 = _t48*_t70
         _t72 = _t25/(_t26*_t26)
         _t73 = _t72*(_t13 + _t71) + _t71/_t26
-        _t74 = (_f32(1.0) if _t69 > _f32(0.0) else (_f32(0.5) if _t69 == _f32(0.0) else _f32(0.0)))
+        _t74 = _f32(1.0) if _t69 > _f32(0.0) else (_f32(0.5) if _t69 == _f32(0.0) else _f32(0.0))
         _t75 = _t18 + py2
-        _t76 = (_f32(1.0) if -_t75 > _f32(0.0) else (_f32(0.5) if -_t75 == _f32(0.0) else _f32(0.0)))
+        _s8 = -_t75
+        _t76 = _f32(1.0) if _s8 > _f32(0.0) else (_f32(0.5) if _s8 == _f32(0.0) else _f32(0.0))
         _t77 = _t65*_t76
         _t78 = _t72*(_t11 + _t77) + _t77/_t26
-        _t79 = (_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        _t79 = _f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0))
         _t80 = -_t6/_t2
         _t81 = _t35*_t48
         _t82 = _t81/_t26
@@ -385,4 +491,27 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t96 = _t19 + _t95
         _t97 = _t65*_t79
         _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - _f32(0.16425572335720062)*_t29*(d_atan*d_atan*d_atan*d_atan)/(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, _f32(2.0)*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, _f32(2.0)*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
+        _s9 = tx1 - px1
+        _s10 = tx2 - px2
+        _s11 = ty1 - py1
+        _s12 = ty2 - py2
+        _s13 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s10, _s10 - _s10))
+        _s14 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
+        _s15 = _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s12, _s12 - _s12))
+        _s16 = _t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(_s9, _s9 - _s9)) + _s13 + _s14 + _s15 + eps)/_t26
+        value = -_t10/_t2 - _t28 - _f32(0.16425572335720062)*_t29*(d_atan*d_atan*d_atan*d_atan)/_s16
+        d_px1 = -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56
+        d_py1 = -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68
+        d_px2 = -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73
+        d_py2 = -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78
+        _s17 = -_t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87)
+        d_tx1 = _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 + _s17 - _t80 - _t82 + _t86
+        _s18 = -_t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94)
+        d_ty1 = _t22*_t24*_t91/(_t26*_t26) + _s18 - _t60*_t63 - _t88 - _t90 + _t93
+        _s19 = -_t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87)
+        _s20 = _f32(2.0)*_t0*_t10*_t70/(_t2*_t2)
+        d_tx2 = _s20 + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 + _s19 - _t80 - _t86
+        _s21 = -_t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94)
+        _s22 = _f32(2.0)*_t1*_t10*_t76/(_t2*_t2)
+        d_ty2 = _s22 + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 + _s21 - _t88 - _t93
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -52,29 +52,63 @@ def constants(eps, alpha_grad, alpha_gate, darknet):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = 0.5*_t0 + 0.5*_t1
+        _s3 = 0.5*_t2 + 0.5*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0)/(_t11 + 0.4052847345693511*(d_atan*d_atan) + eps) + (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t2 + 0.5*_t3)*(0.5*_t2 + 0.5*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s16, _s16 - _s16)
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s17, _s17 - _s17)
+        _s18 = tx1 - px1
+        _s19 = tx2 - px2
+        _s20 = ty1 - py1
+        _s21 = ty2 - py2
+        _s22 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s18, _s18 - _s18))
+        _s23 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s19, _s19 - _s19))
+        _s24 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s20, _s20 - _s20))
+        _s25 = _s22 + _s23 + _s24 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s21, _s21 - _s21)) + eps
+        _t11 = _s25/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s26 = 1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0
+        _s27 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+        _s28 = 0.5*_t0 + 0.5*_t1
+        _s29 = 0.5*_t2 + 0.5*_t3
+        _s30 = max(px2, tx2) - min(px1, tx1)
+        _s31 = max(py2, ty2) - min(py1, ty1)
+        _s32 = ((_s28*_s28) + (_s29*_s29))/(eps + (_s30*_s30) + (_s31*_s31))
+        value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s26/_s27 + _s32
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -83,11 +117,11 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -107,26 +141,30 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = px1 - tx1
-        _t29 = (1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
+        _s1 = -_t28
+        _t29 = 1.0 if _s1 > 0.0 else (0.5 if _s1 == 0.0 else 0.0)
         _t30 = 2.0*_t10/(_t2*_t2)
         _t31 = _t0*_t30
-        _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
+        _t32 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
         _t33 = _t24*(1.0 if _t21 >= 0.0 else 0.0)
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
-        _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
+        _s2 = -_t36
+        _t37 = 1.0 if _s2 > 0.0 else (0.5 if _s2 == 0.0 else 0.0)
         _t38 = _t1*_t30
-        _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
+        _t39 = 1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0)
         _t40 = _t22*(1.0 if _t23 >= 0.0 else 0.0)
         _t41 = _t39*_t40
         _t42 = _t15 + px2
-        _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
-        _t44 = (1.0 if -_t42 > 0.0 else (0.5 if -_t42 == 0.0 else 0.0))
+        _t43 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
+        _s3 = -_t42
+        _t44 = 1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0)
         _t45 = _t33*_t44
         _t46 = _t18 + py2
-        _t47 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-        _t48 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
+        _t47 = 1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0)
+        _s4 = -_t46
+        _t48 = 1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0)
         _t49 = _t40*_t48
         _t50 = -_t6
         _t51 = _t29*_t33
@@ -134,16 +172,33 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t53 = _t37*_t40
         _t54 = _t33*_t43
         _t55 = _t40*_t47
-        return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        _s5 = tx1 - px1
+        _s6 = tx2 - px2
+        _s7 = ty1 - py1
+        _s8 = ty2 - py2
+        _s9 = _t14*min(_t12, max(_t5, _t5 - _t5) + max(_s5, _s5 - _s5))
+        _s10 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s6, _s6 - _s6))
+        _s11 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s7, _s7 - _s7))
+        _s12 = (_s9 + _s10 + _s11 + _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s8, _s8 - _s8)) + eps)/_t26
+        value = _t10/_t2 + _s12
+        d_px1 = _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2
+        d_py1 = -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2
+        d_px2 = -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2
+        d_py2 = -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2
+        d_tx1 = _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2
+        d_ty1 = -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2
+        d_tx2 = -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2
+        d_ty2 = -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -162,14 +217,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t24 = max(_t23, _t23 - _t23)
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26
+        _s13 = tx1 - px1
+        _s14 = tx2 - px2
+        _s15 = ty1 - py1
+        _s16 = ty2 - py2
+        _s17 = _t14*min(_t12, max(_t5, _t5 - _t5) + max(_s13, _s13 - _s13))
+        _s18 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s14, _s14 - _s14))
+        _s19 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s15, _s15 - _s15))
+        _t28 = (_s17 + _s18 + _s19 + _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s16, _s16 - _s16)) + eps)/_t26
         _t29 = -_t25/_t26
-        _t30 = (1.0 if -_t29 - alpha_gate > 0.0 else 0.0)
-        _t32 = (d_atan*d_atan)
+        _t30 = 1.0 if -_t29 - alpha_gate > 0.0 else 0.0
+        _t32 = d_atan*d_atan
         _t33 = 0.4052847345693511*_t32
         _t34 = _t33 + eps
         _t35 = px1 - tx1
-        _t36 = (1.0 if -_t35 > 0.0 else (0.5 if -_t35 == 0.0 else 0.0))
+        _s20 = -_t35
+        _t36 = 1.0 if _s20 > 0.0 else (0.5 if _s20 == 0.0 else 0.0)
         _t37 = 2.0*_t10/(_t2*_t2)
         _t38 = _t0*_t37
         _t39 = 0.8105694691387022*d_atan
@@ -178,7 +241,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t42 = _t29 + _t34 + 1.0
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
-        _t46 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
+        _t46 = 1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0)
         _t47 = _t24*(1.0 if _t21 >= 0.0 else 0.0)
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
@@ -189,25 +252,28 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t54 = _t30*(_t53*alpha_grad + (1.0 - alpha_grad)*_t53)
         _t55 = _t41*_t54
         _t56 = py1 - ty1
-        _t57 = (1.0 if -_t56 > 0.0 else (0.5 if -_t56 == 0.0 else 0.0))
+        _s21 = -_t56
+        _t57 = 1.0 if _s21 > 0.0 else (0.5 if _s21 == 0.0 else 0.0)
         _t58 = _t1*_t37
         _t59 = _t11*_t40
         _t60 = _t44*_t59
-        _t61 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+        _t61 = 1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0)
         _t62 = _t22*(1.0 if _t23 >= 0.0 else 0.0)
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59
         _t66 = _t15 + px2
-        _t67 = (1.0 if -_t66 > 0.0 else (0.5 if -_t66 == 0.0 else 0.0))
+        _s22 = -_t66
+        _t67 = 1.0 if _s22 > 0.0 else (0.5 if _s22 == 0.0 else 0.0)
         _t68 = _t47*_t67
         _t69 = _t49*(_t13 + _t68) + _t68/_t26
-        _t70 = (1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))
+        _t70 = 1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0)
         _t71 = _t18 + py2
-        _t72 = (1.0 if -_t71 > 0.0 else (0.5 if -_t71 == 0.0 else 0.0))
+        _s23 = -_t71
+        _t72 = 1.0 if _s23 > 0.0 else (0.5 if _s23 == 0.0 else 0.0)
         _t73 = _t62*_t72
         _t74 = _t49*(_t11 + _t73) + _t73/_t26
-        _t75 = (1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
+        _t75 = 1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0)
         _t76 = -_t6/_t2
         _t77 = _t36*_t47
         _t78 = _t77/_t26
@@ -229,35 +295,78 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t94 = _t62*_t75
         _t95 = _t94/_t26
         _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + 0.16425571607494938*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, 0.4052847345693511*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, 0.4052847345693511*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        value = _t10/_t2 + _t28 + 0.16425571607494938*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34)
+        d_px1 = _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2
+        d_py1 = _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2
+        d_px2 = 0.4052847345693511*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2
+        d_py2 = 0.4052847345693511*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2
+        d_tx1 = _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82
+        d_ty1 = _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89
+        d_tx2 = -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93
+        d_ty2 = _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s3 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0))/(_t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps) + (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t2 + _f32(0.5)*_t3)*(_f32(0.5)*_t2 + _f32(0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s16, _s16 - _s16)
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s17, _s17 - _s17)
+        _s18 = tx1 - px1
+        _s19 = tx2 - px2
+        _s20 = ty1 - py1
+        _s21 = ty2 - py2
+        _s22 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s18, _s18 - _s18))
+        _s23 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s19, _s19 - _s19))
+        _s24 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s20, _s20 - _s20))
+        _s25 = _s22 + _s23 + _s24 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s21, _s21 - _s21)) + eps
+        _t11 = _s25/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s26 = _f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s27 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+        _s28 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s29 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s30 = max(px2, tx2) - min(px1, tx1)
+        _s31 = max(py2, ty2) - min(py1, ty1)
+        _s32 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s26/_s27
+        value = _t11 + _s32 + ((_s28*_s28) + (_s29*_s29))/(eps + (_s30*_s30) + (_s31*_s31))
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
@@ -266,11 +375,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -290,26 +399,30 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
         _t28 = px1 - tx1
-        _t29 = (_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
+        _s1 = -_t28
+        _t29 = _f32(1.0) if _s1 > _f32(0.0) else (_f32(0.5) if _s1 == _f32(0.0) else _f32(0.0))
         _t30 = _f32(2.0)*_t10/(_t2*_t2)
         _t31 = _t0*_t30
-        _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
+        _t32 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
         _t33 = _t24*(_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
         _t34 = _t32*_t33
         _t35 = _t25/(_t26*_t26)
         _t36 = py1 - ty1
-        _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
+        _s2 = -_t36
+        _t37 = _f32(1.0) if _s2 > _f32(0.0) else (_f32(0.5) if _s2 == _f32(0.0) else _f32(0.0))
         _t38 = _t1*_t30
-        _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
+        _t39 = _f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0))
         _t40 = _t22*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t41 = _t39*_t40
         _t42 = _t15 + px2
-        _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-        _t44 = (_f32(1.0) if -_t42 > _f32(0.0) else (_f32(0.5) if -_t42 == _f32(0.0) else _f32(0.0)))
+        _t43 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
+        _s3 = -_t42
+        _t44 = _f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0))
         _t45 = _t33*_t44
         _t46 = _t18 + py2
-        _t47 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-        _t48 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
+        _t47 = _f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0))
+        _s4 = -_t46
+        _t48 = _f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0))
         _t49 = _t40*_t48
         _t50 = -_t6
         _t51 = _t29*_t33
@@ -317,16 +430,33 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t53 = _t37*_t40
         _t54 = _t33*_t43
         _t55 = _t40*_t47
-        return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        _s5 = tx1 - px1
+        _s6 = tx2 - px2
+        _s7 = ty1 - py1
+        _s8 = ty2 - py2
+        _s9 = _t14*min(_t12, max(_t5, _t5 - _t5) + max(_s5, _s5 - _s5))
+        _s10 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s6, _s6 - _s6))
+        _s11 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s7, _s7 - _s7))
+        _s12 = (_s9 + _s10 + _s11 + _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s8, _s8 - _s8)) + eps)/_t26
+        value = _t10/_t2 + _s12
+        d_px1 = _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2
+        d_py1 = -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2
+        d_px2 = -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2
+        d_py2 = -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2
+        d_tx1 = _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2
+        d_ty1 = -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2
+        d_tx2 = -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2
+        d_ty2 = -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
         _t0 = max(px2, tx2) - min(px1, tx1)
         _t1 = max(py2, ty2) - min(py1, ty1)
         _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
+        _t4 = px1 - tx1
+        _t5 = px2 - tx2
         _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
+        _t7 = py1 - ty1
+        _t8 = py2 - ty2
         _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = (_t6*_t6) + (_t9*_t9)
         _t11 = px1 - px2
@@ -345,14 +475,22 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t24 = max(_t23, _t23 - _t23)
         _t25 = _t22*_t24
         _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26
+        _s13 = tx1 - px1
+        _s14 = tx2 - px2
+        _s15 = ty1 - py1
+        _s16 = ty2 - py2
+        _s17 = _t14*min(_t12, max(_t5, _t5 - _t5) + max(_s13, _s13 - _s13))
+        _s18 = _t20*min(_t17, max(_t4, _t4 - _t4) + max(_s14, _s14 - _s14))
+        _s19 = _t22*min(_t14, max(_t8, _t8 - _t8) + max(_s15, _s15 - _s15))
+        _t28 = (_s17 + _s18 + _s19 + _t22*min(_t20, max(_t7, _t7 - _t7) + max(_s16, _s16 - _s16)) + eps)/_t26
         _t29 = -_t25/_t26
-        _t30 = (_f32(1.0) if -_t29 - alpha_gate > _f32(0.0) else _f32(0.0))
-        _t32 = (d_atan*d_atan)
+        _t30 = _f32(1.0) if -_t29 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _t32 = d_atan*d_atan
         _t33 = _f32(0.40528473258018494)*_t32
         _t34 = _t33 + eps
         _t35 = px1 - tx1
-        _t36 = (_f32(1.0) if -_t35 > _f32(0.0) else (_f32(0.5) if -_t35 == _f32(0.0) else _f32(0.0)))
+        _s20 = -_t35
+        _t36 = _f32(1.0) if _s20 > _f32(0.0) else (_f32(0.5) if _s20 == _f32(0.0) else _f32(0.0))
         _t37 = _f32(2.0)*_t10/(_t2*_t2)
         _t38 = _t0*_t37
         _t39 = _f32(0.8105694651603699)*d_atan
@@ -361,7 +499,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t42 = _t29 + _t34 + _f32(1.0)
         _t44 = alpha_grad/_t42
         _t45 = _t41*_t44
-        _t46 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
+        _t46 = _f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0))
         _t47 = _t24*(_f32(1.0) if _t21 >= _f32(0.0) else _f32(0.0))
         _t48 = _t46*_t47
         _t49 = _t25/(_t26*_t26)
@@ -372,25 +510,28 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t54 = _t30*(_t53*alpha_grad + (_f32(1.0) - alpha_grad)*_t53)
         _t55 = _t41*_t54
         _t56 = py1 - ty1
-        _t57 = (_f32(1.0) if -_t56 > _f32(0.0) else (_f32(0.5) if -_t56 == _f32(0.0) else _f32(0.0)))
+        _s21 = -_t56
+        _t57 = _f32(1.0) if _s21 > _f32(0.0) else (_f32(0.5) if _s21 == _f32(0.0) else _f32(0.0))
         _t58 = _t1*_t37
         _t59 = _t11*_t40
         _t60 = _t44*_t59
-        _t61 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+        _t61 = _f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0))
         _t62 = _t22*(_f32(1.0) if _t23 >= _f32(0.0) else _f32(0.0))
         _t63 = _t61*_t62
         _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
         _t65 = _t54*_t59
         _t66 = _t15 + px2
-        _t67 = (_f32(1.0) if -_t66 > _f32(0.0) else (_f32(0.5) if -_t66 == _f32(0.0) else _f32(0.0)))
+        _s22 = -_t66
+        _t67 = _f32(1.0) if _s22 > _f32(0.0) else (_f32(0.5) if _s22 == _f32(0.0) else _f32(0.0))
         _t68 = _t47*_t67
         _t69 = _t49*(_t13 + _t68) + _t68/_t26
-        _t70 = (_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
+        _t70 = _f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0))
         _t71 = _t18 + py2
-        _t72 = (_f32(1.0) if -_t71 > _f32(0.0) else (_f32(0.5) if -_t71 == _f32(0.0) else _f32(0.0)))
+        _s23 = -_t71
+        _t72 = _f32(1.0) if _s23 > _f32(0.0) else (_f32(0.5) if _s23 == _f32(0.0) else _f32(0.0))
         _t73 = _t62*_t72
         _t74 = _t49*(_t11 + _t73) + _t73/_t26
-        _t75 = (_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
+        _t75 = _f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0))
         _t76 = -_t6/_t2
         _t77 = _t36*_t47
         _t78 = _t77/_t26
@@ -412,4 +553,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t94 = _t62*_t75
         _t95 = _t94/_t26
         _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + _f32(0.16425572335720062)*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, _f32(0.40528473258018494)*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, _f32(0.40528473258018494)*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        value = _t10/_t2 + _t28 + _f32(0.16425572335720062)*_t30*(d_atan*d_atan*d_atan*d_atan)/(_t28 + _t34)
+        d_px1 = _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2
+        d_py1 = _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2
+        d_px2 = _f32(0.40528473258018494)*_t30*_t32*(-_t45 + _t51*(_t41 + _t69)) - _t38*_t70 - _t55 - _t69 + _t6/_t2
+        d_py2 = _f32(0.40528473258018494)*_t30*_t32*(_t51*(_t59 + _t74) - _t60) - _t58*_t75 - _t65 - _t74 + _t9/_t2
+        d_tx1 = _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82
+        d_ty1 = _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89
+        d_tx2 = -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93
+        d_ty2 = _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

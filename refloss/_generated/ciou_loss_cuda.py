@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b35d6a6a76fd0000
+# scalar kernels: sha256 e0b772414206a48d
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

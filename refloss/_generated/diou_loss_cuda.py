@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 67c231cedefca5d8
+# scalar kernels: sha256 1aa3dfa16c8b4a4b
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -43,29 +43,47 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
-    _t2 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-    _t3 = (py1 - ty1)
-    _t4 = (py2 - ty2)
-    _t5 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _s1 = max(px2, tx2) - min(px1, tx1)
+    _t2 = eps + (_s1*_s1)
+    _t3 = py1 - ty1
+    _t4 = py2 - ty2
+    _s2 = max(py2, ty2) - min(py1, ty1)
+    _t5 = _s2*_s2
     _t6 = -px1 + px2
     _t7 = -py1 + py2
     _t8 = -tx1 + tx2
     _t9 = -ty1 + ty2
-    _t10 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + (((0.5*_t0 + 0.5*_t1)*(0.5*_t0 + 0.5*_t1)) + ((0.5*_t3 + 0.5*_t4)*(0.5*_t3 + 0.5*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
+    _s3 = -max(px1, tx1) + min(px2, tx2)
+    _t10 = max(_s3, _s3 - _s3)
+    _s4 = -_t3 + _t4
+    _s5 = ty1 - py1
+    _s6 = ty2 - py2
+    _s7 = tx1 - px1
+    _s8 = tx2 - px2
+    _s9 = _t10*min(_t7, max(_t4, _t4 - _t4) + max(_s5, _s5 - _s5))
+    _s10 = _t10*min(_t9, max(_t3, _t3 - _t3) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s7, _s7 - _s7))
+    _s12 = -max(py1, ty1) + min(py2, ty2)
+    _s13 = _s9 + _s10 + _s11 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s8, _s8 - _s8)) + eps
+    _s14 = 0.5*_t0 + 0.5*_t1
+    _s15 = 0.5*_t3 + 0.5*_t4
+    _s16 = -_t0 + _t1
+    _s17 = _s13/(-_t10*max(_s12, _s12 - _s12) + _t6*_t7 + _t8*_t9 + eps)
+    value = (_s4*_s4)/(_t5 + eps) + _s17 + ((_s14*_s14) + (_s15*_s15))/(_t2 + _t5) + (_s16*_s16)/_t2
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
     _t2 = max(px2, tx2) - min(px1, tx1)
     _t3 = (_t2*_t2) + eps
-    _t5 = (py1 - ty1)
-    _t6 = (py2 - ty2)
+    _t5 = py1 - ty1
+    _t6 = py2 - ty2
     _t7 = max(py2, ty2) - min(py1, ty1)
-    _t8 = (_t7*_t7)
+    _t8 = _t7*_t7
     _t9 = _t8 + eps
     _t11 = _t3 + _t8
     _t13 = 0.5*_t0 + 0.5*_t1
@@ -90,36 +108,42 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
     _t34 = -tx1
     _t35 = _t34 + px1
-    _t36 = (1.0 if -_t35 > 0.0 else (0.5 if -_t35 == 0.0 else 0.0))
+    _s1 = -_t35
+    _t36 = 1.0 if _s1 > 0.0 else (0.5 if _s1 == 0.0 else 0.0)
     _t37 = 2.0*_t2
     _t38 = _t36*_t37
-    _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
+    _s2 = -_t16 - _t34 - tx2
+    _t39 = (_s2*_s2)/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
-    _t41 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
+    _t41 = 1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0)
     _t42 = _t29*(1.0 if _t26 >= 0.0 else 0.0)
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
     _t46 = -ty1
     _t47 = _t46 + py1
-    _t48 = (1.0 if -_t47 > 0.0 else (0.5 if -_t47 == 0.0 else 0.0))
+    _s3 = -_t47
+    _t48 = 1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0)
     _t49 = 2.0*_t7
     _t50 = _t48*_t49
-    _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
-    _t52 = (1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))
+    _s4 = -_t18 - _t46 - ty2
+    _t51 = (_s4*_s4)/(_t9*_t9)
+    _t52 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
     _t53 = _t27*(1.0 if _t28 >= 0.0 else 0.0)
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2
-    _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+    _t57 = 1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0)
     _t58 = _t37*_t57
-    _t59 = (1.0 if -_t56 > 0.0 else (0.5 if -_t56 == 0.0 else 0.0))
+    _s5 = -_t56
+    _t59 = 1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0)
     _t60 = _t42*_t59
     _t61 = -_t45
     _t62 = _t23 + py2
-    _t63 = (1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))
+    _t63 = 1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0)
     _t64 = _t49*_t63
-    _t65 = (1.0 if -_t62 > 0.0 else (0.5 if -_t62 == 0.0 else 0.0))
+    _s6 = -_t62
+    _t65 = 1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0)
     _t66 = _t53*_t65
     _t67 = -_t13
     _t68 = _t37*_t41
@@ -131,33 +155,70 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t74 = _t42*_t57
     _t75 = _t49*_t65
     _t76 = _t53*_t63
-    return ((-_t5 + _t6)*(-_t5 + _t6))/_t9 + (_t19*min(_t17, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t25*min(_t22, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t27*min(_t19, max(_t6, _t6 - _t6) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t27*min(_t25, max(_t5, _t5 - _t5) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t31 + ((-_t0 + _t1)*(-_t0 + _t1))/_t3 + _t15/_t11, _t38*_t39 + _t38*_t40 - _t44*(-_t18 - _t43) + _t43/_t31 + _t33/_t3 + _t13/_t11, _t40*_t50 - _t44*(-_t16 - _t54) + _t45/_t9 + _t50*_t51 + _t54/_t31 + _t14/_t11, -_t39*_t58 - _t40*_t58 - _t44*(_t18 + _t60) - _t60/_t31 + _t55/_t3 + _t13/_t11, -_t40*_t64 - _t44*(_t16 + _t66) - _t51*_t64 + _t61/_t9 - _t66/_t31 + _t14/_t11, _t39*_t68 + _t40*_t68 - _t44*(-_t24 - _t69) + _t69/_t31 + _t55/_t3 + _t67/_t11, _t40*_t71 - _t44*(-_t21 - _t72) + _t51*_t71 + _t61/_t9 + _t72/_t31 + _t70/_t11, -_t39*_t73 - _t40*_t73 - _t44*(_t24 + _t74) - _t74/_t31 + _t33/_t3 + _t67/_t11, -_t40*_t75 - _t44*(_t21 + _t76) + _t45/_t9 - _t51*_t75 - _t76/_t31 + _t70/_t11
+    _s7 = -_t5 + _t6
+    _s8 = tx1 - px1
+    _s9 = tx2 - px2
+    _s10 = ty1 - py1
+    _s11 = ty2 - py2
+    _s12 = _t27*min(_t19, max(_t6, _t6 - _t6) + max(_s10, _s10 - _s10))
+    _s13 = _t27*min(_t25, max(_t5, _t5 - _t5) + max(_s11, _s11 - _s11))
+    _s14 = _t19*min(_t17, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+    _s15 = -_t0 + _t1
+    _s16 = (_s14 + _t25*min(_t22, max(_t0, _t0 - _t0) + max(_s9, _s9 - _s9)) + _s12 + _s13 + eps)/_t31
+    value = (_s7*_s7)/_t9 + _s16 + (_s15*_s15)/_t3 + _t15/_t11
+    d_px1 = _t38*_t39 + _t38*_t40 - _t44*(-_t18 - _t43) + _t43/_t31 + _t33/_t3 + _t13/_t11
+    d_py1 = _t40*_t50 - _t44*(-_t16 - _t54) + _t45/_t9 + _t50*_t51 + _t54/_t31 + _t14/_t11
+    d_px2 = -_t39*_t58 - _t40*_t58 - _t44*(_t18 + _t60) - _t60/_t31 + _t55/_t3 + _t13/_t11
+    d_py2 = -_t40*_t64 - _t44*(_t16 + _t66) - _t51*_t64 + _t61/_t9 - _t66/_t31 + _t14/_t11
+    d_tx1 = _t39*_t68 + _t40*_t68 - _t44*(-_t24 - _t69) + _t69/_t31 + _t55/_t3 + _t67/_t11
+    d_ty1 = _t40*_t71 - _t44*(-_t21 - _t72) + _t51*_t71 + _t61/_t9 + _t72/_t31 + _t70/_t11
+    d_tx2 = -_t39*_t73 - _t40*_t73 - _t44*(_t24 + _t74) - _t74/_t31 + _t33/_t3 + _t67/_t11
+    d_ty2 = -_t40*_t75 - _t44*(_t21 + _t76) + _t45/_t9 - _t51*_t75 - _t76/_t31 + _t70/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
-    _t2 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-    _t3 = (py1 - ty1)
-    _t4 = (py2 - ty2)
-    _t5 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _s1 = max(px2, tx2) - min(px1, tx1)
+    _t2 = eps + (_s1*_s1)
+    _t3 = py1 - ty1
+    _t4 = py2 - ty2
+    _s2 = max(py2, ty2) - min(py1, ty1)
+    _t5 = _s2*_s2
     _t6 = -px1 + px2
     _t7 = -py1 + py2
     _t8 = -tx1 + tx2
     _t9 = -ty1 + ty2
-    _t10 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((-_t3 + _t4)*(-_t3 + _t4))/(_t5 + eps) + (_t10*min(_t7, max(_t4, _t4 - _t4) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t10*min(_t9, max(_t3, _t3 - _t3) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t10*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + _t6*_t7 + _t8*_t9 + eps) + (((_f32(0.5)*_t0 + _f32(0.5)*_t1)*(_f32(0.5)*_t0 + _f32(0.5)*_t1)) + ((_f32(0.5)*_t3 + _f32(0.5)*_t4)*(_f32(0.5)*_t3 + _f32(0.5)*_t4)))/(_t2 + _t5) + ((-_t0 + _t1)*(-_t0 + _t1))/_t2
+    _s3 = -max(px1, tx1) + min(px2, tx2)
+    _t10 = max(_s3, _s3 - _s3)
+    _s4 = -_t3 + _t4
+    _s5 = ty1 - py1
+    _s6 = ty2 - py2
+    _s7 = tx1 - px1
+    _s8 = tx2 - px2
+    _s9 = _t10*min(_t7, max(_t4, _t4 - _t4) + max(_s5, _s5 - _s5))
+    _s10 = _t10*min(_t9, max(_t3, _t3 - _t3) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s7, _s7 - _s7))
+    _s12 = -max(py1, ty1) + min(py2, ty2)
+    _s13 = _s9 + _s10 + _s11 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s8, _s8 - _s8)) + eps
+    _s14 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s15 = _f32(0.5)*_t3 + _f32(0.5)*_t4
+    _s16 = -_t0 + _t1
+    _s17 = _s13/(-_t10*max(_s12, _s12 - _s12) + _t6*_t7 + _t8*_t9 + eps)
+    value = (_s4*_s4)/(_t5 + eps) + _s17 + ((_s14*_s14) + (_s15*_s15))/(_t2 + _t5) + (_s16*_s16)/_t2
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
     _t2 = max(px2, tx2) - min(px1, tx1)
     _t3 = (_t2*_t2) + eps
-    _t5 = (py1 - ty1)
-    _t6 = (py2 - ty2)
+    _t5 = py1 - ty1
+    _t6 = py2 - ty2
     _t7 = max(py2, ty2) - min(py1, ty1)
-    _t8 = (_t7*_t7)
+    _t8 = _t7*_t7
     _t9 = _t8 + eps
     _t11 = _t3 + _t8
     _t13 = _f32(0.5)*_t0 + _f32(0.5)*_t1
@@ -182,36 +243,42 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t33 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
     _t34 = -tx1
     _t35 = _t34 + px1
-    _t36 = (_f32(1.0) if -_t35 > _f32(0.0) else (_f32(0.5) if -_t35 == _f32(0.0) else _f32(0.0)))
+    _s1 = -_t35
+    _t36 = _f32(1.0) if _s1 > _f32(0.0) else (_f32(0.5) if _s1 == _f32(0.0) else _f32(0.0))
     _t37 = _f32(2.0)*_t2
     _t38 = _t36*_t37
-    _t39 = ((-_t16 - _t34 - tx2)*(-_t16 - _t34 - tx2))/(_t3*_t3)
+    _s2 = -_t16 - _t34 - tx2
+    _t39 = (_s2*_s2)/(_t3*_t3)
     _t40 = _t15/(_t11*_t11)
-    _t41 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
+    _t41 = _f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0))
     _t42 = _t29*(_f32(1.0) if _t26 >= _f32(0.0) else _f32(0.0))
     _t43 = _t41*_t42
     _t44 = _t30/(_t31*_t31)
     _t45 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
     _t46 = -ty1
     _t47 = _t46 + py1
-    _t48 = (_f32(1.0) if -_t47 > _f32(0.0) else (_f32(0.5) if -_t47 == _f32(0.0) else _f32(0.0)))
+    _s3 = -_t47
+    _t48 = _f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0))
     _t49 = _f32(2.0)*_t7
     _t50 = _t48*_t49
-    _t51 = ((-_t18 - _t46 - ty2)*(-_t18 - _t46 - ty2))/(_t9*_t9)
-    _t52 = (_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
+    _s4 = -_t18 - _t46 - ty2
+    _t51 = (_s4*_s4)/(_t9*_t9)
+    _t52 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
     _t53 = _t27*(_f32(1.0) if _t28 >= _f32(0.0) else _f32(0.0))
     _t54 = _t52*_t53
     _t55 = -_t33
     _t56 = _t20 + px2
-    _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+    _t57 = _f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0))
     _t58 = _t37*_t57
-    _t59 = (_f32(1.0) if -_t56 > _f32(0.0) else (_f32(0.5) if -_t56 == _f32(0.0) else _f32(0.0)))
+    _s5 = -_t56
+    _t59 = _f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0))
     _t60 = _t42*_t59
     _t61 = -_t45
     _t62 = _t23 + py2
-    _t63 = (_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
+    _t63 = _f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0))
     _t64 = _t49*_t63
-    _t65 = (_f32(1.0) if -_t62 > _f32(0.0) else (_f32(0.5) if -_t62 == _f32(0.0) else _f32(0.0)))
+    _s6 = -_t62
+    _t65 = _f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0))
     _t66 = _t53*_t65
     _t67 = -_t13
     _t68 = _t37*_t41
@@ -223,4 +290,23 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t74 = _t42*_t57
     _t75 = _t49*_t65
     _t76 = _t53*_t63
-    return ((-_t5 + _t6)*(-_t5 + _t6))/_t9 + (_t19*min(_t17, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t25*min(_t22, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t27*min(_t19, max(_t6, _t6 - _t6) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t27*min(_t25, max(_t5, _t5 - _t5) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t31 + ((-_t0 + _t1)*(-_t0 + _t1))/_t3 + _t15/_t11, _t38*_t39 + _t38*_t40 - _t44*(-_t18 - _t43) + _t43/_t31 + _t33/_t3 + _t13/_t11, _t40*_t50 - _t44*(-_t16 - _t54) + _t45/_t9 + _t50*_t51 + _t54/_t31 + _t14/_t11, -_t39*_t58 - _t40*_t58 - _t44*(_t18 + _t60) - _t60/_t31 + _t55/_t3 + _t13/_t11, -_t40*_t64 - _t44*(_t16 + _t66) - _t51*_t64 + _t61/_t9 - _t66/_t31 + _t14/_t11, _t39*_t68 + _t40*_t68 - _t44*(-_t24 - _t69) + _t69/_t31 + _t55/_t3 + _t67/_t11, _t40*_t71 - _t44*(-_t21 - _t72) + _t51*_t71 + _t61/_t9 + _t72/_t31 + _t70/_t11, -_t39*_t73 - _t40*_t73 - _t44*(_t24 + _t74) - _t74/_t31 + _t33/_t3 + _t67/_t11, -_t40*_t75 - _t44*(_t21 + _t76) + _t45/_t9 - _t51*_t75 - _t76/_t31 + _t70/_t11
+    _s7 = -_t5 + _t6
+    _s8 = tx1 - px1
+    _s9 = tx2 - px2
+    _s10 = ty1 - py1
+    _s11 = ty2 - py2
+    _s12 = _t27*min(_t19, max(_t6, _t6 - _t6) + max(_s10, _s10 - _s10))
+    _s13 = _t27*min(_t25, max(_t5, _t5 - _t5) + max(_s11, _s11 - _s11))
+    _s14 = _t19*min(_t17, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+    _s15 = -_t0 + _t1
+    _s16 = (_s14 + _t25*min(_t22, max(_t0, _t0 - _t0) + max(_s9, _s9 - _s9)) + _s12 + _s13 + eps)/_t31
+    value = (_s7*_s7)/_t9 + _s16 + (_s15*_s15)/_t3 + _t15/_t11
+    d_px1 = _t38*_t39 + _t38*_t40 - _t44*(-_t18 - _t43) + _t43/_t31 + _t33/_t3 + _t13/_t11
+    d_py1 = _t40*_t50 - _t44*(-_t16 - _t54) + _t45/_t9 + _t50*_t51 + _t54/_t31 + _t14/_t11
+    d_px2 = -_t39*_t58 - _t40*_t58 - _t44*(_t18 + _t60) - _t60/_t31 + _t55/_t3 + _t13/_t11
+    d_py2 = -_t40*_t64 - _t44*(_t16 + _t66) - _t51*_t64 + _t61/_t9 - _t66/_t31 + _t14/_t11
+    d_tx1 = _t39*_t68 + _t40*_t68 - _t44*(-_t24 - _t69) + _t69/_t31 + _t55/_t3 + _t67/_t11
+    d_ty1 = _t40*_t71 - _t44*(-_t21 - _t72) + _t51*_t71 + _t61/_t9 + _t72/_t31 + _t70/_t11
+    d_tx2 = -_t39*_t73 - _t40*_t73 - _t44*(_t24 + _t74) - _t74/_t31 + _t33/_t3 + _t67/_t11
+    d_ty2 = -_t40*_t75 - _t44*(_t21 + _t76) + _t45/_t9 - _t51*_t75 - _t76/_t31 + _t70/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 71acc4985a1437d6
+# scalar kernels: sha256 95a9e9ae7bda92e8
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 dc242cc01445cf19
+# scalar kernels: sha256 4afe4739dd4cd61f
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

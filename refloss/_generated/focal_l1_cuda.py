@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6b401f72d78b608f
+# scalar kernels: sha256 2083921a16013a0d
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 956481e63e4946f1
+# scalar kernels: sha256 068e845cf59005bd
 """Focal-L1 EIoU loss (Focal-EIoU v1): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

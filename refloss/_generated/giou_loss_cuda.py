@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 298d42853d2e7c7b
+# scalar kernels: sha256 959df309ec33c5b1
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 77a1108d59c6c2a1
+# scalar kernels: sha256 ee55c7d17e7cc454
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 982c4b314ad6570a
+# scalar kernels: sha256 fa36aecd136d9fd5
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

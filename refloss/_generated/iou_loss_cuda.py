@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 627293f1ca261c57
+# scalar kernels: sha256 2cd96832fdcab149
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c412ba748cbde8b9
+# scalar kernels: sha256 74f912cb65a60c54
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c6233e4857e9d71f
+# scalar kernels: sha256 10f446c3de5189cb
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

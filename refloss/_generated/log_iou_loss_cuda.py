@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c6233e4857e9d71f
+# scalar kernels: sha256 10f446c3de5189cb
 """-ln IoU loss (UnitBox): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

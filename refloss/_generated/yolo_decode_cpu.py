@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e529df25e0aae722
+# scalar kernels: sha256 e1405e3ad9704fd4
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
