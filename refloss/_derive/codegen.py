@@ -68,9 +68,10 @@ def rounded(value, precision: str) -> float:
 
 def _foldable(expr) -> bool:
     """A real numeric constant the printer writes as one literal: no free symbols, finite,
-    and evaluable (pi, E, rationals and their sums, products and powers, log(2), ...)."""
+    and made of numbers, pi, E, ... with arithmetic and SymPy's own functions (4/pi**2,
+    log(2)), not of refloss's convention functions (Clamp0(0) prints as code)."""
     return (isinstance(expr, sp.Expr) and expr.is_number and not expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan)
-            and not expr.atoms(sp.core.function.AppliedUndef))
+            and all(type(f).__module__.startswith("sympy.") for f in expr.atoms(sp.Function)))
 
 
 LINE_WIDTH = 120  # generated kernel lines stay within this where a temporary can make them
@@ -521,10 +522,11 @@ def _used_prelude(kernel: Kernel, exprs) -> list:
     return out[::-1]
 
 
-def _cse(exprs):
-    """Common subexpressions, except reciprocals: ``x/beta`` stays a division
-    (one rounding) instead of becoming ``x*(1/beta)`` (two)."""
-    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
+def _cse(exprs, start: int = 0):
+    """Common subexpressions as ``_t<start>``, ``_t<start+1>``, ..., except reciprocals:
+    ``x/beta`` stays a division (one rounding) instead of becoming ``x*(1/beta)`` (two).
+    Returns (kept substitutions, reduced expressions, the next free index)."""
+    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t", start=start))
     kept, inline = [], {}
     for sym, value in subs:
         value = value.xreplace(inline)
@@ -532,7 +534,21 @@ def _cse(exprs):
             inline[sym] = value
         else:
             kept.append((sym, value))
-    return kept, [e.xreplace(inline) for e in reduced]
+    return kept, [e.xreplace(inline) for e in reduced], start + len(subs)
+
+
+def _known(subs, values: dict) -> dict:
+    """{subtree: symbol} of what the value program computed: each kept temporary's subtree
+    written out in the inputs, and each value output's expression (as its local)."""
+    full, known = {}, {}
+    for sym, value in subs:
+        full[sym] = value.xreplace(full)
+        if not full[sym].is_Atom:
+            known.setdefault(full[sym], sym)
+    for name, expr in values.items():
+        if not expr.is_Atom:
+            known.setdefault(expr, sp.Symbol(name))
+    return known
 
 
 def _check_output_names(kernel: Kernel, outputs) -> None:
@@ -546,8 +562,19 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     """Source of ``def name(inputs..., args...)`` returning the named outputs.
 
     Each output is assigned to a local of its name (``value``, ``d_px1``, ...) before the
-    ``return``; long expressions are split into temporaries by the printer."""
+    ``return``; long expressions are split into temporaries by the printer.
+
+    The value outputs come first, from one common-subexpression pass over the values alone,
+    whatever else the function returns: ``value_and_grad_<p>`` computes the value by exactly
+    the statements of ``value_<p>`` (a pass over values and gradients together would group
+    and order the value's operations differently, and change its last bits).  The gradients
+    follow, from their own pass, in which a subtree the value program already computed is
+    its temporary."""
     _check_output_names(kernel, outputs)
+    values = [o for o in outputs if o in kernel.value_names]
+    grads = [o for o in outputs if o not in kernel.value_names]
+    if values != list(kernel.value_names):
+        raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     printer = KernelPrinter(precision, width=_EXPR_WIDTH)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     exprs = [b.condition for b in kernel.branches if b.condition is not None]
@@ -582,11 +609,19 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
             head, indent = f"{'if' if k == 0 else 'elif'} {condition}:", "        "
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
-        subs, reduced = _cse(sp.Tuple(*[branch.outputs[o] for o in outputs]))
+        # the value program: the same statements in value_<p> and value_and_grad_<p>
+        subs, reduced, start = _cse([branch.outputs[o] for o in values])
         for sym, value in subs:
             emit(indent, sym.name, value)
-        for output, expr in zip(outputs, reduced):
+        for output, expr in zip(values, reduced):
             emit(indent, output, expr)
+        if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
+            known = _known(subs, {o: branch.outputs[o] for o in values})
+            subs, reduced, _ = _cse([branch.outputs[o].xreplace(known) for o in grads], start)
+            for sym, value in subs:
+                emit(indent, sym.name, value)
+            for output, expr in zip(grads, reduced):
+                emit(indent, output, expr)
         lines.append(f"{indent}return {', '.join(outputs)}")
     return "\n".join(lines) + "\n"
 

@@ -82,14 +82,13 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     u = a*c_u
     z = u/(u + 2.0)
     if (a >= beta):  # linear
-        _t0 = gamma*sgn
         value = a*gamma + c_lin
+        _t0 = gamma*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
     elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
         _t0 = z*z
-        _t1 = alpha*sgn*math.log1p(u)
         _s1 = _t0*(_t0*(0.018867924528301886*_t0 + 0.0196078431372549) + 0.02040816326530612)
         _s2 = _t0*(_t0*(_t0*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
         _s3 = _t0*(_t0*(_t0*(_s2 + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703)
@@ -99,15 +98,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         _s7 = _t0*(_t0*(_t0*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
         _s8 = _t0*(_t0*(_t0*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
         value = a*alpha*z + k_2*(z*z*z)*(u + 1.0)*_s8
+        _t1 = alpha*sgn*math.log1p(u)
         d_pred = _t1
         d_target = -_t1
         return value, d_pred, d_target
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        _t0 = math.log1p(u)
-        _t1 = _t0*alpha*sgn
-        value = a*alpha*z + k_2*(0.5*_t0 - z)*(u + 1.0)
-        d_pred = _t1
-        d_target = -_t1
+        value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+        _t0 = alpha*sgn*math.log1p(u)
+        d_pred = _t0
+        d_target = -_t0
         return value, d_pred, d_target
 
 
@@ -139,26 +138,25 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     u = a*c_u
     z = u/(u + _f32(2.0))
     if (a >= beta):  # linear
-        _t0 = gamma*sgn
         value = a*gamma + c_lin
+        _t0 = gamma*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
     elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
         _t0 = z*z
-        _t1 = alpha*sgn*math.log1p(u)
         _s1 = _t0*(_t0*(_f32(0.03999999910593033)*_t0 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
         _s2 = _t0*(_t0*(_s1 + _f32(0.05263157933950424)) + _f32(0.05882352963089943)) + _f32(0.06666667014360428)
         _s3 = _t0*(_t0*(_t0*_s2 + _f32(0.07692307978868484)) + _f32(0.09090909361839294))
         _s4 = _t0*(_t0*(_s3 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
         value = a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*_s4 + _f32(0.3333333432674408))
+        _t1 = alpha*sgn*math.log1p(u)
         d_pred = _t1
         d_target = -_t1
         return value, d_pred, d_target
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        _t0 = math.log1p(u)
-        _t1 = _t0*alpha*sgn
-        value = a*alpha*z + k_2*(_f32(0.5)*_t0 - z)*(u + _f32(1.0))
-        d_pred = _t1
-        d_target = -_t1
+        value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+        _t0 = alpha*sgn*math.log1p(u)
+        d_pred = _t0
+        d_target = -_t0
         return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c90f35ab5148a5c2
+# scalar kernels: sha256 64e54f0a58d7c902
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

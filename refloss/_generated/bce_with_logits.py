@@ -48,10 +48,10 @@ def value_f64(logits, targets):
 
 
 def value_and_grad_f64(logits, targets):
-    _t0 = -logits
     _s1 = -logits
     _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
     value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+    _t0 = _s1
     _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
     _s4 = -targets*(1.0/(1.0 + math.exp(-_t0)) if _t0 >= 0.0 else math.exp(_t0)/(1.0 + math.exp(_t0)))
     d_logits = _s4 + (1.0 - targets)*_s3
@@ -67,10 +67,10 @@ def value_f32(logits, targets):
 
 
 def value_and_grad_f32(logits, targets):
-    _t0 = -logits
     _s1 = -logits
     _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
     value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+    _t0 = _s1
     _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-_t0)) if _t0 >= _f32(0.0) else math.exp(_t0)/(_f32(1.0) + math.exp(_t0))
     _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
     d_logits = -targets*_s3 + (_f32(1.0) - targets)*_s4

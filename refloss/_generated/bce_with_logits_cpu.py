@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 66fb67c99366ac6b
+# scalar kernels: sha256 894038d9fb3628a9
 """Binary cross-entropy with logits: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 66fb67c99366ac6b
+# scalar kernels: sha256 894038d9fb3628a9
 """Binary cross-entropy with logits: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 185956225579ec7b
+# scalar kernels: sha256 d669988c24d649fb
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

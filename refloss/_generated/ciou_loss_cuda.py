@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e0b772414206a48d
+# scalar kernels: sha256 d91efc4b073023b9
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2fb2394d4800b6ef
+# scalar kernels: sha256 ad3be956b6f37d7f
 """DIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 95a9e9ae7bda92e8
+# scalar kernels: sha256 f47c41dfc92d12db
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

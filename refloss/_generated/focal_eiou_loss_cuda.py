@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4afe4739dd4cd61f
+# scalar kernels: sha256 9f99e6ee52f38e4a
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

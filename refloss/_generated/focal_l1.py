@@ -71,15 +71,14 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = 0.0
         return value, d_pred, d_target
     elif (a <= 1.0):  # logarithmic
-        _t0 = math.log(a)
-        _t1 = a*alpha*sgn*(_t0 + ln_b)
-        value = (a*a)*q*(-2.0*_t0 - 2.0*ln_b + 1.0)
-        d_pred = -_t1
-        d_target = _t1
+        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        d_pred = -_t0
+        d_target = _t0
         return value, d_pred, d_target
     else:  # linear
-        _t0 = s*sgn
         value = a*s + c_lin
+        _t0 = s*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
@@ -109,15 +108,14 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = _f32(0.0)
         return value, d_pred, d_target
     elif (a <= _f32(1.0)):  # logarithmic
-        _t0 = math.log(a)
-        _t1 = a*alpha*sgn*(_t0 + ln_b)
-        value = (a*a)*q*(-_f32(2.0)*_t0 - _f32(2.0)*ln_b + _f32(1.0))
-        d_pred = -_t1
-        d_target = _t1
+        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        d_pred = -_t0
+        d_target = _t0
         return value, d_pred, d_target
     else:  # linear
-        _t0 = s*sgn
         value = a*s + c_lin
+        _t0 = s*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2083921a16013a0d
+# scalar kernels: sha256 2696c5cffa3e3805
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

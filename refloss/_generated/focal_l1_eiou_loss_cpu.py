@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 068e845cf59005bd
+# scalar kernels: sha256 fda0b0f0850e5f15
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

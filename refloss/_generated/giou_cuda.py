@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 29802fe1ef2d3daf
+# scalar kernels: sha256 1f6cbe56f78af5de
 """GIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 959df309ec33c5b1
+# scalar kernels: sha256 317fa84ad8513ac4
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

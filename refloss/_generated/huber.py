@@ -59,14 +59,14 @@ def value_and_grad_f64(pred, target, delta):
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < delta):  # quadratic
-        _t0 = a*sgn
         value = 0.5*(a*a)
+        _t0 = a*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
     else:  # linear
-        _t0 = delta*sgn
         value = delta*(a - 0.5*delta)
+        _t0 = delta*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
@@ -88,14 +88,14 @@ def value_and_grad_f32(pred, target, delta):
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < delta):  # quadratic
-        _t0 = a*sgn
         value = _f32(0.5)*(a*a)
+        _t0 = a*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
     else:  # linear
-        _t0 = delta*sgn
         value = delta*(a - _f32(0.5)*delta)
+        _t0 = delta*sgn
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target

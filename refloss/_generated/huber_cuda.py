@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ee55c7d17e7cc454
+# scalar kernels: sha256 d3f42985351e8b64
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

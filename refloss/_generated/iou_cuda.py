@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fa36aecd136d9fd5
+# scalar kernels: sha256 84515bb6cefc0b62
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

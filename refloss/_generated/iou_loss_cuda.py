@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2cd96832fdcab149
+# scalar kernels: sha256 2f2fd041295b1c95
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

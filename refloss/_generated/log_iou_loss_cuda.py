@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 10f446c3de5189cb
+# scalar kernels: sha256 0363908977b58233
 """-ln IoU loss (UnitBox): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -51,8 +51,8 @@ def value_and_grad_f64(pred, target):
     x = pred - target
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
-    _t0 = 2.0*a*sgn
     value = a*a
+    _t0 = 2.0*a*sgn
     d_pred = _t0
     d_target = -_t0
     return value, d_pred, d_target
@@ -69,8 +69,8 @@ def value_and_grad_f32(pred, target):
     x = pred - target
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
-    _t0 = _f32(2.0)*a*sgn
     value = a*a
+    _t0 = _f32(2.0)*a*sgn
     d_pred = _t0
     d_target = -_t0
     return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6a2ee7ebc0bb01a0
+# scalar kernels: sha256 f7c972eb884c89b4
 """Squared error (MSE): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

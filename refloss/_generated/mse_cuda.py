@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6a2ee7ebc0bb01a0
+# scalar kernels: sha256 f7c972eb884c89b4
 """Squared error (MSE): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

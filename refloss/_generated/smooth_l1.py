@@ -59,10 +59,10 @@ def value_and_grad_f64(pred, target, beta):
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < beta):  # quadratic
-        _t1 = a*sgn/beta
         value = 0.5*(a*a)/beta
-        d_pred = _t1
-        d_target = -_t1
+        _t0 = a*sgn/beta
+        d_pred = _t0
+        d_target = -_t0
         return value, d_pred, d_target
     else:  # linear
         value = a - 0.5*beta
@@ -87,10 +87,10 @@ def value_and_grad_f32(pred, target, beta):
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < beta):  # quadratic
-        _t1 = a*sgn/beta
         value = _f32(0.5)*(a*a)/beta
-        d_pred = _t1
-        d_target = -_t1
+        _t0 = a*sgn/beta
+        d_pred = _t0
+        d_target = -_t0
         return value, d_pred, d_target
     else:  # linear
         value = a - _f32(0.5)*beta

@@ -52,6 +52,11 @@ def value_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
 
 
 def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     _t0 = 2.0*x - 2.0*xt
     _t1 = 2.0*y - 2.0*yt
     _t2 = math.sqrt(w)
@@ -60,11 +65,6 @@ def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _t5 = math.sqrt(h)
     _t6 = math.sqrt(ht)
     _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
-    _s1 = x - xt
-    _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     d_x = _t0*lambda_coord
     d_y = _t1*lambda_coord
     d_w = _t4/_t2
@@ -86,6 +86,11 @@ def value_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
 
 
 def value_and_grad_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     _t0 = _f32(2.0)*x - _f32(2.0)*xt
     _t1 = _f32(2.0)*y - _f32(2.0)*yt
     _t2 = math.sqrt(w)
@@ -94,11 +99,6 @@ def value_and_grad_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _t5 = math.sqrt(h)
     _t6 = math.sqrt(ht)
     _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
-    _s1 = x - xt
-    _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     d_x = _t0*lambda_coord
     d_y = _t1*lambda_coord
     d_w = _t4/_t2

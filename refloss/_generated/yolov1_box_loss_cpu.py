@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8c2d4d6f39504d72
+# scalar kernels: sha256 496e4fa8d877fcf2
 """YOLOv1 coordinate loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
