@@ -18,14 +18,79 @@ float64 in Numba and would promote the whole kernel to double precision.
 from __future__ import annotations
 
 import hashlib
+import re
+from contextlib import contextmanager
 
 import sympy as sp
+from mpmath import libmp
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from .core import SYMPY_PIN, Kernel, LossSpec
 from .functions import Sigmoid, Softplus
 
 PRECISIONS = ("f64", "f32")
+
+
+_BITS = {"f64": 53, "f32": 24}
+_F32_MAX, _F32_TINY = float.fromhex("0x1.fffffep127"), 2.0**-126
+
+
+def rounded(value, precision: str) -> float:
+    """``value`` (a SymPy number without free symbols: an integer, a rational, a Float, or
+    an expression of pi, E, ... such as 4/pi**2) correctly rounded to the kernel precision
+    (round to nearest, ties to even), as the Python float that holds it exactly.
+
+    Exact numbers are rounded once from their exact value; others from two evaluations at
+    60 and 90 digits, which must round alike (otherwise the value lies too close to a
+    rounding boundary to decide).  float32 rounds straight to 24 bits: no double rounding
+    through float64."""
+    value = sp.sympify(value)
+    bits, rnd = _BITS[precision], libmp.round_nearest
+    if value.is_Integer:
+        mpf = libmp.from_int(int(value), bits, rnd)
+    elif value.is_Rational:
+        mpf = libmp.from_rational(int(value.p), int(value.q), bits, rnd)
+    elif value.is_Float:
+        mpf = libmp.mpf_pos(value._mpf_, bits, rnd)
+    else:
+        approx = [value.evalf(n) for n in (60, 90)]
+        if not all(a.is_Float for a in approx):
+            raise ValueError(f"{value}: not a real number")
+        mpf, check = (libmp.mpf_pos(a._mpf_, bits, rnd) for a in approx)
+        if mpf != check:
+            raise ValueError(f"{value}: cannot decide its rounding to {bits} bits")
+    out = libmp.to_float(mpf)
+    if precision == "f32" and out != 0 and not _F32_TINY <= abs(out) <= _F32_MAX:
+        raise ValueError(f"{value}: outside float32's normal range")
+    return out
+
+
+def _foldable(expr) -> bool:
+    """A real numeric constant the printer writes as one literal: no free symbols, finite,
+    and made of numbers, pi, E, ... with arithmetic and SymPy's own functions (4/pi**2,
+    log(2)), not of refloss's convention functions (Clamp0(0) prints as code)."""
+    return (isinstance(expr, sp.Expr) and expr.is_number and not expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan)
+            and all(type(f).__module__.startswith("sympy.") for f in expr.atoms(sp.Function)))
+
+
+LINE_WIDTH = 120  # generated kernel lines stay within this where a temporary can make them
+_EXPR_WIDTH = LINE_WIDTH - 20  # an expression's text: room for the indent and "name = "
+_SHORT = 24  # a subexpression shorter than this is not worth a line of its own
+# text that needs no parentheses and no temporary: a name, a literal, _f32(literal), math.inf
+_ATOMIC = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_.]*|[0-9][0-9.e+-]*|_f32\([A-Za-z0-9_.+-]*\))$")
+
+
+def _unwrap(text: str) -> str:
+    """``text`` without parentheses around all of it."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(text) - 1:
+            return text  # the first parenthesis closes before the end: (a) + (b)
+    return text[1:-1]
 
 
 def banner(source: str, comment: str = "#") -> str:
@@ -45,13 +110,33 @@ class KernelPrinter(PythonCodePrinter):
     emits :meth:`take_statements` before it.  The statements run unconditionally, even when
     the expression sits in an untaken arm of a conditional, so they must be finite for
     every input.
+
+    With a ``width``, the printer also keeps lines readable, without changing a single
+    floating-point operation: an argument a function prints several times (the x of
+    ``max(x, x - x)``, the base of ``b*b``) goes to a temporary first; a subexpression whose
+    text would make a line longer than ``width`` goes to a temporary (the longest direct
+    subexpressions first); a sum or product with too many short terms is split into
+    left-to-right prefixes (``_s1 = a + b + c``, then ``_s1 + d + e``: the same additions in
+    the same order, as Python evaluates left to right).  A temporary only names the value
+    of a subtree the expression evaluates anyway -- no SymPy expression is rebuilt, so no term
+    is reordered.  Temporaries are assigned unconditionally before the line: only subtrees
+    that the printed expression evaluates unconditionally are named (an argument printed
+    only inside an arm of a conditional expression, as PowGm1's exponent, is printed whole).
+    Within a scope (:meth:`snapshot`, :meth:`restore`) a subtree printed again prints as its
+    temporary, and an identical right-hand side is assigned once.
     """
 
-    def __init__(self, precision: str):
+    def __init__(self, precision: str, width: int | None = None):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
         self.precision = precision
+        self.width = width
         self.statements: list[str] = []
         self._names = 0
+        self._inline = 0 if width else 1  # > 0: print expressions whole, no temporaries
+        self._memo: dict = {}  # subtree -> its text (a temporary's name once named)
+        self._codes: dict = {}  # right-hand side -> the temporary assigned to it
+        self._children: list | None = None  # subtrees printed directly by the one being printed
+        self._chunk = None  # the Add or Mul to print split into prefixes
 
     def fresh(self, stem: str) -> str:
         """A new local name, unique within the function being printed."""
@@ -59,8 +144,11 @@ class KernelPrinter(PythonCodePrinter):
         return f"_{stem}{self._names}"
 
     def assign(self, stem: str, code: str) -> str:
-        """Append ``name = code`` to the pending statements; return the name."""
-        name = self.fresh(stem)
+        """Append ``name = code`` to the pending statements; return the name (the existing
+        one if the same code was assigned before in this scope)."""
+        if code in self._codes:
+            return self._codes[code]
+        name = self._codes[code] = self.fresh(stem)
         self.statements.append(f"{name} = {code}")
         return name
 
@@ -68,43 +156,187 @@ class KernelPrinter(PythonCodePrinter):
         out, self.statements = self.statements, []
         return out
 
+    def snapshot(self):
+        """The current scope (named subtrees, assigned right-hand sides), for :meth:`restore`."""
+        return dict(self._memo), dict(self._codes)
+
+    def restore(self, scope) -> None:
+        """Back to a scope from :meth:`snapshot`: what was named since is forgotten (e.g. at the
+        start of another branch, where the temporaries of the previous one do not exist)."""
+        self._memo, self._codes = dict(scope[0]), dict(scope[1])
+
+    @contextmanager
+    def inline(self):
+        """Print whole expressions, without temporaries (a branch condition, an argument
+        evaluated conditionally); what is named meanwhile is forgotten afterwards."""
+        scope = self.snapshot()
+        self._inline += 1
+        try:
+            yield
+        finally:
+            self._inline -= 1
+            self.restore(scope)
+
     def _literal(self, value) -> str:
-        text = repr(float(value))
-        return text if self.precision == "f64" else f"_f32({text})"
+        """A number as a literal of the kernel precision, correctly rounded; a negative one
+        as ``-<literal>``."""
+        v = rounded(value, self.precision)
+        text = repr(abs(v)) if self.precision == "f64" else f"_f32({abs(v)!r})"
+        return "-" + text if v < 0 else text
 
-    def _print_Integer(self, expr):
-        return self._literal(int(expr))
+    def _print(self, expr, **kwargs):
+        if self._children is not None:
+            self._children.append(expr)
+        if kwargs or not isinstance(expr, sp.Basic):
+            return super()._print(expr, **kwargs)
+        if _foldable(expr):
+            return self._literal(expr)
+        if expr.is_Atom:
+            return super()._print(expr)
+        text = self._memo.get(expr)
+        if text is None:
+            text = self._memo[expr] = self._render(expr)
+        return text
 
-    def _print_Rational(self, expr):
-        return self._literal(sp.Float(expr, 30))
+    def _render(self, expr) -> str:
+        """The text of ``expr`` within ``width``: its longest direct subexpressions named
+        first, then (a sum or product) split into prefixes."""
+        outer, self._children = self._children, []
+        try:
+            text = super()._print(expr)
+            if self._inline or len(text) <= self.width:
+                return text
+            while len(text) > self.width:
+                named = [c for c in dict.fromkeys(self._children)
+                         if len(self._memo.get(c, "")) >= _SHORT and not _ATOMIC.match(self._memo[c])]
+                if not named:
+                    break
+                self._name(max(named, key=lambda c: len(self._memo[c])))
+                self._children = []
+                text = super()._print(expr)
+            if len(text) > self.width and isinstance(expr, (sp.Add, sp.Mul)):
+                self._chunk, self._children = expr, []
+                text = super()._print(expr)
+                self._chunk = None
+            return text
+        finally:
+            self._children = outer
 
-    def _print_Float(self, expr):
-        return self._literal(expr)
+    def _name(self, expr) -> str:
+        """Assign the (already printed) subtree to a temporary; it prints as the name from now on."""
+        name = self._memo[expr] = self.assign("s", _unwrap(self._memo[expr]))
+        return name
 
-    def _print_Half(self, expr):
-        return self._literal(0.5)
+    def _once(self, expr, level=None) -> str:
+        """``expr`` for a function that prints it several times: a temporary unless atomic
+        (parenthesized for ``level`` when printed whole)."""
+        text = self._print(expr)
+        if _ATOMIC.match(text):
+            return text
+        if self._inline:
+            return self.parenthesize(expr, level) if level is not None else text
+        return self._name(expr)
 
-    def _print_One(self, expr):
-        return self._literal(1)
+    def parenthesize(self, item, level, strict=False):
+        text = self._print(item)
+        if _ATOMIC.match(text):
+            return text
+        prec = precedence(item)
+        return f"({text})" if prec < level or (not strict and prec <= level) else text
 
-    def _print_NegativeOne(self, expr):
-        return self._literal(-1)
+    def _chain(self, head: str, pieces: list) -> str:
+        """``head`` followed by ``pieces`` (each with its operator), evaluated left to right; a
+        prefix that would make the text longer than ``width`` is assigned to a temporary first."""
+        out = head
+        for piece in pieces:
+            if len(out) + len(piece) > self.width and not _ATOMIC.match(out):
+                out = self.assign("s", out)
+            out += piece
+        return out
 
-    def _print_Zero(self, expr):
-        return self._literal(0)
+    def _print_Mul(self, expr):
+        """As SymPy's code printer, with every numeric factor (a rational coefficient, a power
+        of pi, ...) folded into one correctly rounded literal, printed first."""
+        numbers = [f for f in expr.args if _foldable(f)]
+        c = sp.Mul(*numbers)
+        sign = ""
+        if c.is_extended_negative:
+            sign, c = "-", -c
+        a, b, pow_paren = [], [], []  # numerator, denominator, bases to parenthesize (as SymPy)
+        for item in expr.as_ordered_factors():
+            if _foldable(item):
+                continue
+            if item.is_commutative and item.is_Pow and item.exp.is_Rational and item.exp.is_negative:
+                if item.exp != -1:
+                    b.append(sp.Pow(item.base, -item.exp, evaluate=False))
+                else:
+                    if len(item.args[0].args) != 1 and isinstance(item.base, sp.Mul):
+                        pow_paren.append(item)
+                    b.append(sp.Pow(item.base, -item.exp))
+            else:
+                a.append(item)
+        prec = precedence(expr)
+        a_str = [self._literal(c)] if c != 1 or not a else []
+        if not a_str and len(a) == 1 and sign:
+            a_str = [self.parenthesize(a[0], 0.5 * (PRECEDENCE["Pow"] + PRECEDENCE["Mul"]))]
+        else:
+            a_str += [self.parenthesize(x, prec) for x in a]
+        b_str = [self.parenthesize(x, prec) for x in b]
+        for item in pow_paren:
+            if item.base in b and not _ATOMIC.match(b_str[b.index(item.base)]):
+                b_str[b.index(item.base)] = "(%s)" % b_str[b.index(item.base)]
+        if self._chunk is not expr:
+            if not b:
+                return sign + "*".join(a_str)
+            if len(b) == 1:
+                return sign + "*".join(a_str) + "/" + b_str[0]
+            return sign + "*".join(a_str) + "/(%s)" % "*".join(b_str)
+        # split: numerator and denominator products in prefixes, then each whole if needed
+        num = self._chain(sign + a_str[0], ["*" + t for t in a_str[1:]])
+        if not b:
+            return num
+        den = self._chain(b_str[0], ["*" + t for t in b_str[1:]])
+        if len(b) > 1 and not _ATOMIC.match(den):
+            den = f"({den})"
+        if len(num) + len(den) + 1 > self.width and not _ATOMIC.match(den):
+            den = self.assign("s", _unwrap(den))
+        if len(num) + len(den) + 1 > self.width and not _ATOMIC.match(num):
+            num = self.assign("s", num)
+        return f"{num}/{den}"
 
-    def _print_Exp1(self, expr):
-        return self._literal(sp.E.evalf(30))
-
-    def _print_Pi(self, expr):
-        return self._literal(sp.pi.evalf(30))
+    def _print_Add(self, expr, order=None):
+        """As SymPy's printer, with the numeric terms (if more than one) folded into one
+        correctly rounded literal, in the place of the first."""
+        terms = self._as_ordered_terms(expr, order=order)
+        numbers = [t for t in terms if _foldable(t)]
+        if len(numbers) > 1:
+            first = terms.index(numbers[0])
+            terms = [t for t in terms if not _foldable(t)]
+            terms.insert(first, sp.Add(*numbers))
+        prec = precedence(expr)
+        parts = []
+        for term in terms:
+            t = self._print(term)
+            if t.startswith("-") and not term.is_Add:
+                sign, t = "-", t[1:]
+            else:
+                sign = "+"
+            if (precedence(term) < prec or term.is_Add) and not _ATOMIC.match(t):
+                parts.append((sign, "(%s)" % t))
+            else:
+                parts.append((sign, t))
+        head = ("" if parts[0][0] == "+" else "-") + parts[0][1]
+        pieces = [f" {sign} {t}" for sign, t in parts[1:]]
+        if self._chunk is expr:
+            return self._chain(head, pieces)
+        return head + "".join(pieces)
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.as_base_exp()
-        b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
-        if exp.is_Integer and 1 <= int(exp) <= 4:  # parenthesized: the Mul printer may put it after a '/'
-            return "(" + "*".join([b] * int(exp)) + ")"
-        if exp.is_Integer and -4 <= int(exp) <= -1:
+        if exp.is_Integer and 1 <= abs(int(exp)) <= 4:
+            b = self._once(base, PRECEDENCE["Pow"])
+            if exp > 0:  # parenthesized: the Mul printer may put it after a '/'
+                return "(" + "*".join([b] * int(exp)) + ")"
             return f"{self._literal(1)}/({'*'.join([b] * -int(exp))})"
         if exp == sp.Rational(1, 2):
             return f"math.sqrt({self._print(base)})"
@@ -113,8 +345,7 @@ class KernelPrinter(PythonCodePrinter):
         return f"math.pow({self._print(base)}, {self._print(exp)})"
 
     def _print_sign(self, expr):
-        (arg,) = expr.args
-        v = self._print(arg)
+        v = self._once(expr.args[0])
         one, zero = self._literal(1), self._literal(0)
         return f"({one} if {v} > {zero} else (-{one} if {v} < {zero} else {zero}))"
 
@@ -123,7 +354,12 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_Heaviside(self, expr):
         arg, h0 = expr.args if len(expr.args) == 2 else (expr.args[0], sp.Rational(1, 2))
-        v, one, zero = self._print(arg), self._literal(1), self._literal(0)
+        one, zero = self._literal(1), self._literal(0)
+        if h0 == 1:  # NaN compares False: 0, as before
+            return f"({one} if {self._print(arg)} >= {zero} else {zero})"
+        if h0 == 0:
+            return f"({one} if {self._print(arg)} > {zero} else {zero})"
+        v = self._once(arg)
         return f"({one} if {v} > {zero} else ({self._literal(h0)} if {v} == {zero} else {zero}))"
 
     def _print_TMax(self, expr):
@@ -135,41 +371,62 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Clamp0(self, expr):
         # max(x, x - x): the zero has x's type, so pure-Python runs (CUDA simulator, doc
         # figures) keep NumPy semantics (x/0 -> inf) instead of raising ZeroDivisionError
-        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Add"])
+        x = self._once(expr.args[0], PRECEDENCE["Add"])
         return f"max({x}, {x} - {x})"
+
+    def _print_And(self, expr):
+        return self._print_bool_op(expr, "and")
+
+    def _print_Or(self, expr):
+        return self._print_bool_op(expr, "or")
+
+    def _print_bool_op(self, expr, op: str) -> str:
+        """As SymPy (arguments in SymPy's sort order); Python evaluates an argument after the
+        first only if the first does not decide: those are printed whole, no temporaries."""
+        args = sorted(expr.args, key=sp.default_sort_key)
+        prec = precedence(expr)
+        texts = [self.parenthesize(args[0], prec)]
+        with self.inline():
+            texts += [self.parenthesize(a, prec) for a in args[1:]]
+        return f" {op} ".join(texts)
 
     def _print_Sub(self, expr):
         return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
 
     def _print_Infinity(self, expr):
-        return self._literal(float("inf")).replace("inf", "math.inf") if self.precision == "f64" else "_f32(math.inf)"
+        return "math.inf" if self.precision == "f64" else "_f32(math.inf)"
+
+    def _print_NegativeInfinity(self, expr):
+        return "-" + self._print_Infinity(-expr)
 
     def _print_NaN(self, expr):
         return "math.nan" if self.precision == "f64" else "_f32(math.nan)"
 
     def _print_Sigmoid(self, expr):
-        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Mul"])
+        x = self._once(expr.args[0], PRECEDENCE["Mul"])
         one, zero = self._literal(1), self._literal(0)
         return (f"({one}/({one} + math.exp(-{x})) if {x} >= {zero} "
                 f"else math.exp({x})/({one} + math.exp({x})))")
 
     def _print_Softplus(self, expr):
-        x = self.parenthesize(expr.args[0], sp.printing.precedence.PRECEDENCE["Mul"])
+        x = self._once(expr.args[0], PRECEDENCE["Mul"])
         return f"(max({x}, {self._literal(0)}) + math.log1p(math.exp(-abs({x}))))"
 
     def _print_LogitCE(self, expr):
         x, y = expr.args
         sp_pos = self._print(Softplus(x))
         sp_neg = self._print(Softplus(-x))
-        return f"({self._print(y)}*{sp_neg} + ({self._literal(1)} - {self._print(y)})*{sp_pos})"
+        ys = self._once(y)
+        return f"({ys}*{sp_neg} + ({self._literal(1)} - {ys})*{sp_pos})"
 
     def _print_OneMinusPt(self, expr):
         x, y = expr.args
-        ys = self._print(y)
+        ys = self._once(y)
         return f"({ys}*{self._print(Sigmoid(-x))} + ({self._literal(1)} - {ys})*{self._print(Sigmoid(x))})"
 
     def _print_SigmoidSize(self, expr):
-        p, x = (self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in expr.args)
+        p = self.parenthesize(expr.args[0], PRECEDENCE["Mul"])
+        x = self._once(expr.args[1], PRECEDENCE["Mul"])
         lit = self._literal
         e = self.assign("e", f"math.exp(-abs({x}))")
         d = self.assign("d", f"{lit(1)} + {e}")
@@ -182,14 +439,16 @@ class KernelPrinter(PythonCodePrinter):
         return f"math.tanh({self._print(expr.args[0])})"
 
     def _print_SqrtDiff2(self, expr):
-        a, b = (self._print(v) for v in expr.args)
+        a, b = (self._once(v) for v in expr.args)
         return f"(({a} - {b})*({a} - {b})/((math.sqrt({a}) + math.sqrt({b}))*(math.sqrt({a}) + math.sqrt({b}))))"
 
     def _print_PowG(self, expr):
         return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_PowGm1(self, expr):
-        m, g = (self._print(a) for a in expr.args)
+        m = self._once(expr.args[0])
+        with self.inline():  # the exponent is evaluated only where m > 0: no temporaries
+            g = self._print(expr.args[1])
         return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {self._literal(0)} else {self._literal(0)})"
 
     def _print_Detach(self, expr):
@@ -263,10 +522,11 @@ def _used_prelude(kernel: Kernel, exprs) -> list:
     return out[::-1]
 
 
-def _cse(exprs):
-    """Common subexpressions, except reciprocals: ``x/beta`` stays a division
-    (one rounding) instead of becoming ``x*(1/beta)`` (two)."""
-    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
+def _cse(exprs, start: int = 0):
+    """Common subexpressions as ``_t<start>``, ``_t<start+1>``, ..., except reciprocals:
+    ``x/beta`` stays a division (one rounding) instead of becoming ``x*(1/beta)`` (two).
+    Returns (kept substitutions, reduced expressions, the next free index)."""
+    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t", start=start))
     kept, inline = [], {}
     for sym, value in subs:
         value = value.xreplace(inline)
@@ -274,37 +534,95 @@ def _cse(exprs):
             inline[sym] = value
         else:
             kept.append((sym, value))
-    return kept, [e.xreplace(inline) for e in reduced]
+    return kept, [e.xreplace(inline) for e in reduced], start + len(subs)
+
+
+def _known(subs, values: dict) -> dict:
+    """{subtree: symbol} of what the value program computed: each kept temporary's subtree
+    written out in the inputs, and each value output's expression (as its local)."""
+    full, known = {}, {}
+    for sym, value in subs:
+        full[sym] = value.xreplace(full)
+        if not full[sym].is_Atom:
+            known.setdefault(full[sym], sym)
+    for name, expr in values.items():
+        if not expr.is_Atom:
+            known.setdefault(expr, sp.Symbol(name))
+    return known
+
+
+def _check_output_names(kernel: Kernel, outputs) -> None:
+    taken = {s.name for s in kernel.inputs + kernel.args} | {sym.name for sym, _ in kernel.prelude}
+    clash = [o for o in outputs if o in taken or not o.isidentifier() or o.startswith("_")]
+    if clash:
+        raise ValueError(f"output names {clash} clash with the kernel's inputs, arguments or prelude")
 
 
 def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -> str:
-    """Source of ``def name(inputs..., args...)`` returning the named outputs."""
-    printer = KernelPrinter(precision)
+    """Source of ``def name(inputs..., args...)`` returning the named outputs.
+
+    Each output is assigned to a local of its name (``value``, ``d_px1``, ...) before the
+    ``return``; long expressions are split into temporaries by the printer.
+
+    The value outputs come first, from one common-subexpression pass over the values alone,
+    whatever else the function returns: ``value_and_grad_<p>`` computes the value by exactly
+    the statements of ``value_<p>`` (a pass over values and gradients together would group
+    and order the value's operations differently, and change its last bits).  The gradients
+    follow, from their own pass, in which a subtree the value program already computed is
+    its temporary."""
+    _check_output_names(kernel, outputs)
+    values = [o for o in outputs if o in kernel.value_names]
+    grads = [o for o in outputs if o not in kernel.value_names]
+    if values != list(kernel.value_names):
+        raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
+    printer = KernelPrinter(precision, width=_EXPR_WIDTH)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     exprs = [b.condition for b in kernel.branches if b.condition is not None]
     exprs += [b.outputs[o] for b in kernel.branches for o in outputs]
     lines = [f"def {name}({params}):"]
 
-    def emit(indent: str, line: str) -> None:
-        """``line``, after the statements its printing asked for."""
+    def emit(indent: str, target: str, expr) -> None:
+        """``target = expr``, after the statements its printing asked for."""
+        code = _unwrap(printer.doprint(expr))
         lines.extend(indent + s for s in printer.take_statements())
-        lines.append(indent + line)
+        lines.append(f"{indent}{target} = {code}")
 
     for sym, value in _used_prelude(kernel, exprs):
-        emit("    ", f"{sym.name} = {printer.doprint(value)}")
+        emit("    ", sym.name, value)
+    first = kernel.branches[0].condition
+    if first is not None:  # evaluated unconditionally: its temporaries can precede the if
+        first = printer.doprint(first)
+        lines.extend("    " + s for s in printer.take_statements())
+    top = printer.snapshot()
     for k, branch in enumerate(kernel.branches):
+        printer.restore(top)  # the previous branch's temporaries do not exist here
         if branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "
         else:
-            head, indent = f"{'if' if k == 0 else 'elif'} {printer.doprint(branch.condition)}:", "        "
-            if printer.statements:
-                raise ValueError(f"{name}: a branch condition cannot use a function that prints as statements")
+            if k == 0:
+                condition = first
+            else:  # evaluated only if the previous conditions are false: printed whole
+                with printer.inline():
+                    condition = printer.doprint(branch.condition)
+                if printer.statements:
+                    raise ValueError(f"{name}: a branch condition cannot use a function that prints as statements")
+            head, indent = f"{'if' if k == 0 else 'elif'} {condition}:", "        "
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
-        subs, reduced = _cse(sp.Tuple(*[branch.outputs[o] for o in outputs]))
+        # the value program: the same statements in value_<p> and value_and_grad_<p>
+        subs, reduced, start = _cse([branch.outputs[o] for o in values])
         for sym, value in subs:
-            emit(indent, f"{sym.name} = {printer.doprint(value)}")
-        emit(indent, f"return {', '.join(printer.doprint(e) for e in reduced)}")
+            emit(indent, sym.name, value)
+        for output, expr in zip(values, reduced):
+            emit(indent, output, expr)
+        if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
+            known = _known(subs, {o: branch.outputs[o] for o in values})
+            subs, reduced, _ = _cse([branch.outputs[o].xreplace(known) for o in grads], start)
+            for sym, value in subs:
+                emit(indent, sym.name, value)
+            for output, expr in zip(grads, reduced):
+                emit(indent, output, expr)
+        lines.append(f"{indent}return {', '.join(outputs)}")
     return "\n".join(lines) + "\n"
 
 

@@ -36,31 +36,58 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     u = a*c_u
     z = u/(u + 2.0)
     if (a >= beta):  # linear
-        return a*gamma + c_lin
+        value = a*gamma + c_lin
+        return value
     elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
-        _t0 = (z*z)
-        return a*alpha*z + k_2*(z*z*z)*(u + 1.0)*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*((0.018867924528301886)*_t0 + 0.0196078431372549) + 0.02040816326530612) + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372) + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703) + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903) + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216) + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705) + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091) + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333)
+        _t0 = z*z
+        _s1 = _t0*(_t0*(0.018867924528301886*_t0 + 0.0196078431372549) + 0.02040816326530612)
+        _s2 = _t0*(_t0*(_t0*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
+        _s3 = _t0*(_t0*(_t0*(_s2 + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703)
+        _s4 = _t0*(_t0*(_t0*(_s3 + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903)
+        _s5 = _t0*(_t0*(_t0*(_s4 + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216
+        _s6 = _t0*(_t0*(_t0*(_t0*_s5 + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705)
+        _s7 = _t0*(_t0*(_t0*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
+        _s8 = _t0*(_t0*(_t0*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
+        value = a*alpha*z + k_2*(z*z*z)*(u + 1.0)*_s8
+        return value
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        return a*alpha*z + k_2*(u + 1.0)*(-z + (0.5)*math.log1p(u))
+        value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+        return value
 
 
 def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     u = a*c_u
     z = u/(u + 2.0)
     if (a >= beta):  # linear
+        value = a*gamma + c_lin
         _t0 = gamma*sgn
-        return a*gamma + c_lin, _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
-        _t0 = (z*z)
+        _t0 = z*z
+        _s1 = _t0*(_t0*(0.018867924528301886*_t0 + 0.0196078431372549) + 0.02040816326530612)
+        _s2 = _t0*(_t0*(_t0*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
+        _s3 = _t0*(_t0*(_t0*(_s2 + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703)
+        _s4 = _t0*(_t0*(_t0*(_s3 + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903)
+        _s5 = _t0*(_t0*(_t0*(_s4 + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216
+        _s6 = _t0*(_t0*(_t0*(_t0*_s5 + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705)
+        _s7 = _t0*(_t0*(_t0*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
+        _s8 = _t0*(_t0*(_t0*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
+        value = a*alpha*z + k_2*(z*z*z)*(u + 1.0)*_s8
         _t1 = alpha*sgn*math.log1p(u)
-        return a*alpha*z + k_2*(z*z*z)*(u + 1.0)*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*((0.018867924528301886)*_t0 + 0.0196078431372549) + 0.02040816326530612) + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372) + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703) + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903) + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216) + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705) + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091) + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333), _t1, -_t1
+        d_pred = _t1
+        d_target = -_t1
+        return value, d_pred, d_target
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        _t0 = math.log1p(u)
-        _t1 = _t0*alpha*sgn
-        return a*alpha*z + k_2*((0.5)*_t0 - z)*(u + 1.0), _t1, -_t1
+        value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+        _t0 = alpha*sgn*math.log1p(u)
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
 
 
 def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
@@ -69,31 +96,50 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     u = a*c_u
     z = u/(u + _f32(2.0))
     if (a >= beta):  # linear
-        return a*gamma + c_lin
+        value = a*gamma + c_lin
+        return value
     elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
-        _t0 = (z*z)
-        return a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*((_f32(0.04))*_t0 + _f32(0.043478260869565216)) + _f32(0.047619047619047616)) + _f32(0.05263157894736842)) + _f32(0.058823529411764705)) + _f32(0.06666666666666667)) + _f32(0.07692307692307693)) + _f32(0.09090909090909091)) + _f32(0.1111111111111111)) + _f32(0.14285714285714285)) + _f32(0.2)) + _f32(0.3333333333333333))
+        _t0 = z*z
+        _s1 = _t0*(_t0*(_f32(0.03999999910593033)*_t0 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+        _s2 = _t0*(_t0*(_s1 + _f32(0.05263157933950424)) + _f32(0.05882352963089943)) + _f32(0.06666667014360428)
+        _s3 = _t0*(_t0*(_t0*_s2 + _f32(0.07692307978868484)) + _f32(0.09090909361839294))
+        _s4 = _t0*(_t0*(_s3 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
+        value = a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*_s4 + _f32(0.3333333432674408))
+        return value
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        return a*alpha*z + k_2*(u + _f32(1.0))*(-z + (_f32(0.5))*math.log1p(u))
+        value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+        return value
 
 
 def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     u = a*c_u
     z = u/(u + _f32(2.0))
     if (a >= beta):  # linear
+        value = a*gamma + c_lin
         _t0 = gamma*sgn
-        return a*gamma + c_lin, _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
-        _t0 = (z*z)
+        _t0 = z*z
+        _s1 = _t0*(_t0*(_f32(0.03999999910593033)*_t0 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+        _s2 = _t0*(_t0*(_s1 + _f32(0.05263157933950424)) + _f32(0.05882352963089943)) + _f32(0.06666667014360428)
+        _s3 = _t0*(_t0*(_t0*_s2 + _f32(0.07692307978868484)) + _f32(0.09090909361839294))
+        _s4 = _t0*(_t0*(_s3 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
+        value = a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*_s4 + _f32(0.3333333432674408))
         _t1 = alpha*sgn*math.log1p(u)
-        return a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*(_t0*((_f32(0.04))*_t0 + _f32(0.043478260869565216)) + _f32(0.047619047619047616)) + _f32(0.05263157894736842)) + _f32(0.058823529411764705)) + _f32(0.06666666666666667)) + _f32(0.07692307692307693)) + _f32(0.09090909090909091)) + _f32(0.1111111111111111)) + _f32(0.14285714285714285)) + _f32(0.2)) + _f32(0.3333333333333333)), _t1, -_t1
+        d_pred = _t1
+        d_target = -_t1
+        return value, d_pred, d_target
     else:  # log, atanh(z) - z = log1p(u)/2 - z
-        _t0 = math.log1p(u)
-        _t1 = _t0*alpha*sgn
-        return a*alpha*z + k_2*((_f32(0.5))*_t0 - z)*(u + _f32(1.0)), _t1, -_t1
+        value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+        _t0 = alpha*sgn*math.log1p(u)
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
 
 
 def variant_copied_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
@@ -101,9 +147,11 @@ def variant_copied_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     a = abs(x)
     if (a < beta):  # copied form, inner
         _t0 = a*c_u
-        return -a*alpha + alpha*(_t0*beta + 1.0)*math.log1p(_t0)/(beta*c_u)
+        value = -a*alpha + alpha*(_t0*beta + 1.0)*math.log1p(_t0)/(beta*c_u)
+        return value
     else:  # copied form, outer
-        return a*gamma - alpha*beta + gamma/(beta*c_u)
+        value = a*gamma - alpha*beta + gamma/(beta*c_u)
+        return value
 
 
 def variant_copied_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
@@ -111,6 +159,8 @@ def variant_copied_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     a = abs(x)
     if (a < beta):  # copied form, inner
         _t0 = a*c_u
-        return -a*alpha + alpha*(_t0*beta + _f32(1.0))*math.log1p(_t0)/(beta*c_u)
+        value = -a*alpha + alpha*(_t0*beta + _f32(1.0))*math.log1p(_t0)/(beta*c_u)
+        return value
     else:  # copied form, outer
-        return a*gamma - alpha*beta + gamma/(beta*c_u)
+        value = a*gamma - alpha*beta + gamma/(beta*c_u)
+        return value

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b4171b891b599135
+# scalar kernels: sha256 8e60c2dc71417e27
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

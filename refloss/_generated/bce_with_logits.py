@@ -24,18 +24,38 @@ def constants():
 
 
 def value_f64(logits, targets):
-    return (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))
+    _s1 = -logits
+    _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+    value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+    return value
 
 
 def value_and_grad_f64(logits, targets):
-    _t0 = -logits
-    return (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits))))), -targets*(1.0/(1.0 + math.exp(-_t0)) if _t0 >= 0.0 else math.exp(_t0)/(1.0 + math.exp(_t0))) + (1.0 - targets)*(1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))), _t0
+    _s1 = -logits
+    _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+    value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+    _t0 = _s1
+    _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+    _s4 = -targets*(1.0/(1.0 + math.exp(-_t0)) if _t0 >= 0.0 else math.exp(_t0)/(1.0 + math.exp(_t0)))
+    d_logits = _s4 + (1.0 - targets)*_s3
+    d_targets = _t0
+    return value, d_logits, d_targets
 
 
 def value_f32(logits, targets):
-    return (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))
+    _s1 = -logits
+    _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+    value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+    return value
 
 
 def value_and_grad_f32(logits, targets):
-    _t0 = -logits
-    return (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits))))), -targets*(_f32(1.0)/(_f32(1.0) + math.exp(-_t0)) if _t0 >= _f32(0.0) else math.exp(_t0)/(_f32(1.0) + math.exp(_t0))) + (_f32(1.0) - targets)*(_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))), _t0
+    _s1 = -logits
+    _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+    value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+    _t0 = _s1
+    _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-_t0)) if _t0 >= _f32(0.0) else math.exp(_t0)/(_f32(1.0) + math.exp(_t0))
+    _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+    d_logits = -targets*_s3 + (_f32(1.0) - targets)*_s4
+    d_targets = _t0
+    return value, d_logits, d_targets

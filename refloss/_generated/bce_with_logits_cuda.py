@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 010f5647c79f92c6
+# scalar kernels: sha256 0251c0e0a16e44fd
 """Binary cross-entropy with logits: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -30,338 +30,478 @@ def constants(eps, alpha_grad, alpha_gate, darknet):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s8 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s8, _s8 - _s8)
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s9, _s9 - _s9)
         _t6 = -px1 + px2
         _t7 = -py1 + py2
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - 16.0*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps))) - ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s10 = ty1 - py1
+        _s11 = ty2 - py2
+        _s12 = tx1 - px1
+        _s13 = tx2 - px2
+        _s14 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s10, _s10 - _s10))
+        _s15 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s11, _s11 - _s11))
+        _s16 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+        _s17 = _s14 + _s15 + _s16 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)) + eps
+        _s18 = 0.4052847345693511*(d_atan*d_atan) + eps + _s17/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s19 = 0.5*_t0 + 0.5*_t1
+        _s20 = 0.5*_t2 + 0.5*_t3
+        _s21 = max(px2, tx2) - min(px1, tx1)
+        _s22 = max(py2, ty2) - min(py1, ty1)
+        _s23 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/_s18
+        value = -_t11 + _s23 - ((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22))
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-        _t5 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
-        _t6 = (_t4*_t4) + (_t5*_t5)
-        _t7 = -max(px1, tx1) + min(px2, tx2)
-        _t8 = max(_t7, _t7 - _t7)
-        _t9 = -max(py1, ty1) + min(py2, ty2)
-        _t10 = max(_t9, _t9 - _t9)
-        _t11 = px1 - px2
-        _t12 = py1 - py2
-        _t13 = -tx2
-        _t14 = _t13 + tx1
-        _t15 = -ty2
-        _t16 = _t15 + ty1
-        _t17 = _t10*_t8
-        _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
-        _t20 = _t4/_t2
-        _t21 = px1 - tx1
-        _t22 = (1.0 if -_t21 > 0.0 else (0.5 if -_t21 == 0.0 else 0.0))
-        _t23 = 2.0*_t6/(_t2*_t2)
-        _t24 = _t0*_t23
-        _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-        _t26 = _t10*(1.0 if _t7 > 0.0 else 0.0)
-        _t27 = _t25*_t26
-        _t29 = _t5/_t2
-        _t30 = py1 - ty1
-        _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
-        _t32 = _t1*_t23
-        _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-        _t34 = _t8*(1.0 if _t9 > 0.0 else 0.0)
-        _t35 = _t33*_t34
-        _t36 = _t13 + px2
-        _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-        _t38 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
-        _t39 = _t26*_t38
-        _t40 = _t17/(_t18*_t18)
-        _t41 = _t15 + py2
-        _t42 = (1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
-        _t43 = (1.0 if -_t41 > 0.0 else (0.5 if -_t41 == 0.0 else 0.0))
-        _t44 = _t34*_t43
-        _t45 = -_t4/_t2
-        _t46 = _t22*_t26
-        _t47 = -_t5/_t2
-        _t48 = _t31*_t34
-        _t49 = _t26*_t37
-        _t50 = _t34*_t42
-        return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        _t2 = _s3
+        _t3 = _s5
+        _t4 = _s6
+        _t5 = (_t3*_t3) + (_t4*_t4) + eps
+        _t7 = _t2/_t5
+        _t8 = _t0*_t1
+        _t9 = px1 - px2
+        _t10 = py1 - py2
+        _t11 = -tx2
+        _t12 = _t11 + tx1
+        _t13 = -ty2
+        _t14 = _t13 + ty1
+        _t15 = _t10*_t9 + _t12*_t14 - _t8 + eps
+        _t17 = px1 - tx1
+        _t18 = 1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0)
+        _t19 = _t1*(1.0 if _s1 > 0.0 else 0.0)
+        _t20 = _t18*_t19
+        _s8 = -_t17
+        _t22 = 1.0 if _s8 > 0.0 else (0.5 if _s8 == 0.0 else 0.0)
+        _t23 = _s4
+        _t24 = 2.0*((_t2*_t2) + (_t23*_t23))/(_t5*_t5)
+        _t25 = _t24*_t3
+        _t26 = _t23/_t5
+        _t27 = py1 - ty1
+        _t28 = 1.0 if _t27 > 0.0 else (0.5 if _t27 == 0.0 else 0.0)
+        _t29 = _t0*(1.0 if _s2 > 0.0 else 0.0)
+        _t30 = _t28*_t29
+        _s9 = -_t27
+        _t31 = 1.0 if _s9 > 0.0 else (0.5 if _s9 == 0.0 else 0.0)
+        _t32 = _t24*_t4
+        _t33 = _t11 + px2
+        _s10 = -_t33
+        _t34 = 1.0 if _s10 > 0.0 else (0.5 if _s10 == 0.0 else 0.0)
+        _t35 = _t19*_t34
+        _t36 = _t8/(_t15*_t15)
+        _t37 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+        _t38 = _t13 + py2
+        _s11 = -_t38
+        _t39 = 1.0 if _s11 > 0.0 else (0.5 if _s11 == 0.0 else 0.0)
+        _t40 = _t29*_t39
+        _t41 = 1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0)
+        _t42 = -_t2/_t5
+        _t43 = _t19*_t22
+        _t44 = -_t23/_t5
+        _t45 = _t29*_t31
+        _t46 = _t19*_t37
+        _t47 = _t29*_t41
+        d_px1 = _t0*_t1*(-_t10 - _t20)/(_t15*_t15) - _t22*_t25 - _t7 - _t20/_t15
+        d_py1 = _t0*_t1*(-_t30 - _t9)/(_t15*_t15) - _t26 - _t31*_t32 - _t30/_t15
+        d_px2 = _t25*_t37 + _t36*(_t10 + _t35) - _t7 + _t35/_t15
+        d_py2 = -_t26 + _t32*_t41 + _t36*(_t40 + _t9) + _t40/_t15
+        d_tx1 = _t0*_t1*(-_t14 - _t43)/(_t15*_t15) - _t18*_t25 - _t42 - _t43/_t15
+        d_ty1 = _t0*_t1*(-_t12 - _t45)/(_t15*_t15) - _t28*_t32 - _t44 - _t45/_t15
+        d_tx2 = _t25*_t34 + _t36*(_t14 + _t46) - _t42 + _t46/_t15
+        d_ty2 = _t32*_t39 + _t36*(_t12 + _t47) - _t44 + _t47/_t15
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = -_t25/_t26
-        _t29 = (1.0 if -_t28 - alpha_gate > 0.0 else 0.0)
-        _t31 = 4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793)
-        _t32 = _t31 + eps
-        _t33 = _t6/_t2
-        _t34 = px1 - tx1
-        _t35 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
-        _t37 = 2.0*_t10/(_t2*_t2)
-        _t38 = _t0*_t37
-        _t39 = 8.0*d_atan/(3.141592653589793*3.141592653589793)
-        _t40 = _t39*(darknet + (1.0 - darknet)/((_t12*_t12) + (_t14*_t14)))
-        _t41 = _t14*_t40
-        _t42 = _t28 + _t32 + 1.0
-        _t44 = alpha_grad/_t42
-        _t45 = _t41*_t44
-        _t46 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-        _t47 = (1.0 if _t21 > 0.0 else 0.0)
-        _t48 = _t24*_t47
-        _t49 = _t46*_t48
-        _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
-        _t52 = _t31*alpha_grad/(_t42*_t42)
-        _t53 = _t29*_t31
-        _t54 = _t31/_t42
-        _t55 = _t29*(_t54*alpha_grad + (1.0 - alpha_grad)*_t54)
-        _t56 = _t41*_t55
-        _t57 = _t9/_t2
-        _t58 = py1 - ty1
-        _t59 = (1.0 if -_t58 > 0.0 else (0.5 if -_t58 == 0.0 else 0.0))
-        _t60 = _t1*_t37
-        _t61 = _t11*_t40
-        _t62 = _t44*_t61
-        _t63 = (1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
-        _t64 = (1.0 if _t23 > 0.0 else 0.0)
-        _t65 = _t22*_t64
-        _t66 = _t63*_t65
-        _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
-        _t68 = _t55*_t61
-        _t69 = _t15 + px2
-        _t70 = (1.0 if -_t69 > 0.0 else (0.5 if -_t69 == 0.0 else 0.0))
-        _t71 = _t48*_t70
-        _t72 = _t25/(_t26*_t26)
-        _t73 = _t72*(_t13 + _t71) + _t71/_t26
-        _t74 = (1.0 if _t69 > 0.0 else (0.5 if _t69 == 0.0 else 0.0))
-        _t75 = _t18 + py2
-        _t76 = (1.0 if -_t75 > 0.0 else (0.5 if -_t75 == 0.0 else 0.0))
-        _t77 = _t65*_t76
-        _t78 = _t72*(_t11 + _t77) + _t77/_t26
-        _t79 = (1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))
-        _t80 = -_t6/_t2
-        _t81 = _t35*_t48
-        _t82 = _t81/_t26
-        _t83 = -_t19 - _t81
-        _t84 = _t39/((_t17*_t17) + (_t20*_t20))
-        _t85 = _t20*_t84
-        _t86 = _t55*_t85
-        _t87 = _t44*_t85
-        _t88 = -_t9/_t2
-        _t89 = _t59*_t65
-        _t90 = _t89/_t26
-        _t91 = -_t16 - _t89
-        _t92 = _t16*_t84
-        _t93 = _t55*_t92
-        _t94 = _t44*_t92
-        _t95 = _t48*_t74
-        _t96 = _t19 + _t95
-        _t97 = _t65*_t79
-        _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - 16.0*_t29*(d_atan*d_atan*d_atan*d_atan)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26)), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, 2.0*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, 2.0*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
-
-
-def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
-    d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
-    if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
-    else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s12 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s12, _s12 - _s12)
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s13, _s13 - _s13)
         _t6 = -px1 + px2
         _t7 = -py1 + py2
         _t8 = -tx1 + tx2
         _t9 = -ty1 + ty2
         _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
-        return -_t11 - _f32(16.0)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0))/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793)) + eps + (_t4*min(_t7, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t9, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t7*min(_t6, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t8, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps))) - ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s14 = ty1 - py1
+        _s15 = ty2 - py2
+        _s16 = tx1 - px1
+        _s17 = tx2 - px2
+        _s18 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s14, _s14 - _s14))
+        _s19 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s15, _s15 - _s15))
+        _s20 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s16, _s16 - _s16))
+        _s21 = _s18 + _s19 + _s20 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s17, _s17 - _s17)) + eps
+        _s22 = 0.4052847345693511*(d_atan*d_atan) + eps + _s21/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s23 = 0.5*_t0 + 0.5*_t1
+        _s24 = 0.5*_t2 + 0.5*_t3
+        _s25 = max(px2, tx2) - min(px1, tx1)
+        _s26 = max(py2, ty2) - min(py1, ty1)
+        _s27 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/_s22
+        value = -_t11 + _s27 - ((_s23*_s23) + (_s24*_s24))/(eps + (_s25*_s25) + (_s26*_s26))
+        _t12 = _s23
+        _t13 = _s25
+        _t14 = _s26
+        _t15 = (_t13*_t13) + (_t14*_t14) + eps
+        _t17 = _t12/_t15
+        _t18 = px1 - tx1
+        _s28 = -_t18
+        _t19 = 1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0)
+        _t20 = _s24
+        _t21 = 2.0*((_t12*_t12) + (_t20*_t20))/(_t15*_t15)
+        _t22 = _t13*_t21
+        _t24 = 0.8105694691387022*d_atan
+        _t25 = _t24*(darknet + (1.0 - darknet)/((_t6*_t6) + (_t7*_t7)))
+        _t26 = _t25*_t7
+        _t27 = d_atan*d_atan
+        _t28 = 0.4052847345693511*_t27
+        _t29 = _t11 + _t28 + eps + 1.0
+        _t31 = alpha_grad/_t29
+        _t32 = _t26*_t31
+        _t33 = _t4*_t5
+        _t34 = -_t33 + _t6*_t7 + _t8*_t9 + eps
+        _t36 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
+        _t37 = _t5*(1.0 if _s12 > 0.0 else 0.0)
+        _t38 = _t36*_t37
+        _t40 = py1 - py2
+        _t41 = _t38/_t34 - _t4*_t5*(-_t38 - _t40)/(_t34*_t34)
+        _t43 = _t28*alpha_grad/(_t29*_t29)
+        _t44 = 1.0 if _t33/_t34 - alpha_gate > 0.0 else 0.0
+        _t45 = _t28*_t44
+        _t46 = _t28/_t29
+        _t47 = _t44*(_t46*alpha_grad + (1.0 - alpha_grad)*_t46)
+        _t48 = _t26*_t47
+        _t49 = _t20/_t15
+        _t50 = py1 - ty1
+        _s29 = -_t50
+        _t51 = 1.0 if _s29 > 0.0 else (0.5 if _s29 == 0.0 else 0.0)
+        _t52 = _t14*_t21
+        _t53 = px1 - px2
+        _t54 = _t25*_t53
+        _t55 = _t31*_t54
+        _t56 = 1.0 if _t50 > 0.0 else (0.5 if _t50 == 0.0 else 0.0)
+        _t57 = _t4*(1.0 if _s13 > 0.0 else 0.0)
+        _t58 = _t56*_t57
+        _t59 = _t58/_t34 - _t4*_t5*(-_t53 - _t58)/(_t34*_t34)
+        _t60 = _t47*_t54
+        _t61 = -tx2
+        _t62 = _t61 + px2
+        _s30 = -_t62
+        _t63 = 1.0 if _s30 > 0.0 else (0.5 if _s30 == 0.0 else 0.0)
+        _t64 = _t37*_t63
+        _t65 = _t33/(_t34*_t34)
+        _t66 = _t65*(_t40 + _t64) + _t64/_t34
+        _t67 = 1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0)
+        _t68 = -ty2
+        _t69 = _t68 + py2
+        _s31 = -_t69
+        _t70 = 1.0 if _s31 > 0.0 else (0.5 if _s31 == 0.0 else 0.0)
+        _t71 = _t57*_t70
+        _t72 = _t65*(_t53 + _t71) + _t71/_t34
+        _t73 = 1.0 if _t69 > 0.0 else (0.5 if _t69 == 0.0 else 0.0)
+        _t74 = _t19*_t37
+        _t75 = _t74/_t34
+        _t76 = -_t12/_t15
+        _t77 = _t68 + ty1
+        _t78 = -_t74 - _t77
+        _t79 = _t24/((_t8*_t8) + (_t9*_t9))
+        _t80 = _t79*_t9
+        _t81 = -_t47*_t80
+        _t82 = _t31*_t80
+        _t83 = _t51*_t57
+        _t84 = _t83/_t34
+        _t85 = -_t20/_t15
+        _t86 = _t61 + tx1
+        _t87 = -_t83 - _t86
+        _t88 = _t79*_t86
+        _t89 = -_t47*_t88
+        _t90 = _t31*_t88
+        _t91 = _t37*_t67
+        _t92 = _t65*(_t77 + _t91) + _t91/_t34
+        _t93 = _t57*_t73
+        _t94 = _t65*(_t86 + _t93) + _t93/_t34
+        d_px1 = -_t17 - _t19*_t22 - _t41 - _t45*(_t32 + _t43*(-_t26 - _t41)) - _t48
+        d_py1 = -_t45*(_t43*(-_t54 - _t59) + _t55) - _t49 - _t51*_t52 - _t59 - _t60
+        _s32 = -_t45*(0.4052847345693511*_t27*alpha_grad*(_t26 + _t66)/(_t29*_t29) - _t32)
+        d_px2 = -_t17 + _t22*_t67 + _s32 + _t48 + _t66
+        d_py2 = -_t45*(_t43*(_t54 + _t72) - _t55) - _t49 + _t52*_t73 + _t60 + _t72
+        _s33 = -_t45*(0.4052847345693511*_t27*alpha_grad*(_t65*_t78 - _t75 + _t80)/(_t29*_t29) - _t82)
+        d_tx1 = -_t22*_t36 + _s33 - _t75 - _t76 - _t81 + _t4*_t5*_t78/(_t34*_t34)
+        _s34 = -_t45*(_t43*(_t65*_t87 - _t84 + _t88) - _t90)
+        d_ty1 = _s34 - _t52*_t56 - _t84 - _t85 - _t89 + _t4*_t5*_t87/(_t34*_t34)
+        d_tx2 = _t22*_t63 - _t45*(_t43*(-_t80 + _t92) + _t82) - _t76 + _t81 + _t92
+        d_ty2 = -_t45*(_t43*(-_t88 + _t94) + _t90) + _t52*_t70 - _t85 + _t89 + _t94
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+
+
+def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
+    d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+    if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        return value
+    else:  # aspect term alpha v
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s8 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s8, _s8 - _s8)
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s9, _s9 - _s9)
+        _t6 = -px1 + px2
+        _t7 = -py1 + py2
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s10 = ty1 - py1
+        _s11 = ty2 - py2
+        _s12 = tx1 - px1
+        _s13 = tx2 - px2
+        _s14 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s10, _s10 - _s10))
+        _s15 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s11, _s11 - _s11))
+        _s16 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+        _s17 = _s14 + _s15 + _s16 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)) + eps
+        _s18 = _f32(0.40528473258018494)*(d_atan*d_atan) + eps + _s17/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s19 = _f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s20 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s21 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s22 = max(px2, tx2) - min(px1, tx1)
+        _s23 = max(py2, ty2) - min(py1, ty1)
+        _s24 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s19/_s18
+        value = -_t11 + _s24 - ((_s20*_s20) + (_s21*_s21))/(eps + (_s22*_s22) + (_s23*_s23))
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-        _t5 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
-        _t6 = (_t4*_t4) + (_t5*_t5)
-        _t7 = -max(px1, tx1) + min(px2, tx2)
-        _t8 = max(_t7, _t7 - _t7)
-        _t9 = -max(py1, ty1) + min(py2, ty2)
-        _t10 = max(_t9, _t9 - _t9)
-        _t11 = px1 - px2
-        _t12 = py1 - py2
-        _t13 = -tx2
-        _t14 = _t13 + tx1
-        _t15 = -ty2
-        _t16 = _t15 + ty1
-        _t17 = _t10*_t8
-        _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
-        _t20 = _t4/_t2
-        _t21 = px1 - tx1
-        _t22 = (_f32(1.0) if -_t21 > _f32(0.0) else (_f32(0.5) if -_t21 == _f32(0.0) else _f32(0.0)))
-        _t23 = _f32(2.0)*_t6/(_t2*_t2)
-        _t24 = _t0*_t23
-        _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
-        _t27 = _t25*_t26
-        _t29 = _t5/_t2
-        _t30 = py1 - ty1
-        _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
-        _t32 = _t1*_t23
-        _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-        _t35 = _t33*_t34
-        _t36 = _t13 + px2
-        _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-        _t38 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
-        _t39 = _t26*_t38
-        _t40 = _t17/(_t18*_t18)
-        _t41 = _t15 + py2
-        _t42 = (_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
-        _t43 = (_f32(1.0) if -_t41 > _f32(0.0) else (_f32(0.5) if -_t41 == _f32(0.0) else _f32(0.0)))
-        _t44 = _t34*_t43
-        _t45 = -_t4/_t2
-        _t46 = _t22*_t26
-        _t47 = -_t5/_t2
-        _t48 = _t31*_t34
-        _t49 = _t26*_t37
-        _t50 = _t34*_t42
-        return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t0 = max(_s1, _s1 - _s1)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t1 = max(_s2, _s2 - _s2)
+        _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+        _t2 = _s3
+        _t3 = _s5
+        _t4 = _s6
+        _t5 = (_t3*_t3) + (_t4*_t4) + eps
+        _t7 = _t2/_t5
+        _t8 = _t0*_t1
+        _t9 = px1 - px2
+        _t10 = py1 - py2
+        _t11 = -tx2
+        _t12 = _t11 + tx1
+        _t13 = -ty2
+        _t14 = _t13 + ty1
+        _t15 = _t10*_t9 + _t12*_t14 - _t8 + eps
+        _t17 = px1 - tx1
+        _t18 = _f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0))
+        _t19 = _t1*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t20 = _t18*_t19
+        _s8 = -_t17
+        _t22 = _f32(1.0) if _s8 > _f32(0.0) else (_f32(0.5) if _s8 == _f32(0.0) else _f32(0.0))
+        _t23 = _s4
+        _t24 = _f32(2.0)*((_t2*_t2) + (_t23*_t23))/(_t5*_t5)
+        _t25 = _t24*_t3
+        _t26 = _t23/_t5
+        _t27 = py1 - ty1
+        _t28 = _f32(1.0) if _t27 > _f32(0.0) else (_f32(0.5) if _t27 == _f32(0.0) else _f32(0.0))
+        _t29 = _t0*(_f32(1.0) if _s2 > _f32(0.0) else _f32(0.0))
+        _t30 = _t28*_t29
+        _s9 = -_t27
+        _t31 = _f32(1.0) if _s9 > _f32(0.0) else (_f32(0.5) if _s9 == _f32(0.0) else _f32(0.0))
+        _t32 = _t24*_t4
+        _t33 = _t11 + px2
+        _s10 = -_t33
+        _t34 = _f32(1.0) if _s10 > _f32(0.0) else (_f32(0.5) if _s10 == _f32(0.0) else _f32(0.0))
+        _t35 = _t19*_t34
+        _t36 = _t8/(_t15*_t15)
+        _t37 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
+        _t38 = _t13 + py2
+        _s11 = -_t38
+        _t39 = _f32(1.0) if _s11 > _f32(0.0) else (_f32(0.5) if _s11 == _f32(0.0) else _f32(0.0))
+        _t40 = _t29*_t39
+        _t41 = _f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0))
+        _t42 = -_t2/_t5
+        _t43 = _t19*_t22
+        _t44 = -_t23/_t5
+        _t45 = _t29*_t31
+        _t46 = _t19*_t37
+        _t47 = _t29*_t41
+        d_px1 = _t0*_t1*(-_t10 - _t20)/(_t15*_t15) - _t22*_t25 - _t7 - _t20/_t15
+        d_py1 = _t0*_t1*(-_t30 - _t9)/(_t15*_t15) - _t26 - _t31*_t32 - _t30/_t15
+        d_px2 = _t25*_t37 + _t36*(_t10 + _t35) - _t7 + _t35/_t15
+        d_py2 = -_t26 + _t32*_t41 + _t36*(_t40 + _t9) + _t40/_t15
+        d_tx1 = _t0*_t1*(-_t14 - _t43)/(_t15*_t15) - _t18*_t25 - _t42 - _t43/_t15
+        d_ty1 = _t0*_t1*(-_t12 - _t45)/(_t15*_t15) - _t28*_t32 - _t44 - _t45/_t15
+        d_tx2 = _t25*_t34 + _t36*(_t14 + _t46) - _t42 + _t46/_t15
+        d_ty2 = _t32*_t39 + _t36*(_t12 + _t47) - _t44 + _t47/_t15
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = -_t25/_t26
-        _t29 = (_f32(1.0) if -_t28 - alpha_gate > _f32(0.0) else _f32(0.0))
-        _t31 = _f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793))
-        _t32 = _t31 + eps
-        _t33 = _t6/_t2
-        _t34 = px1 - tx1
-        _t35 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
-        _t37 = _f32(2.0)*_t10/(_t2*_t2)
-        _t38 = _t0*_t37
-        _t39 = _f32(8.0)*d_atan/(_f32(3.141592653589793)*_f32(3.141592653589793))
-        _t40 = _t39*(darknet + (_f32(1.0) - darknet)/((_t12*_t12) + (_t14*_t14)))
-        _t41 = _t14*_t40
-        _t42 = _t28 + _t32 + _f32(1.0)
-        _t44 = alpha_grad/_t42
-        _t45 = _t41*_t44
-        _t46 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-        _t47 = (_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
-        _t48 = _t24*_t47
-        _t49 = _t46*_t48
-        _t51 = -_t22*_t24*(-_t13 - _t49)/(_t26*_t26) + _t49/_t26
-        _t52 = _t31*alpha_grad/(_t42*_t42)
-        _t53 = _t29*_t31
-        _t54 = _t31/_t42
-        _t55 = _t29*(_t54*alpha_grad + (_f32(1.0) - alpha_grad)*_t54)
-        _t56 = _t41*_t55
-        _t57 = _t9/_t2
-        _t58 = py1 - ty1
-        _t59 = (_f32(1.0) if -_t58 > _f32(0.0) else (_f32(0.5) if -_t58 == _f32(0.0) else _f32(0.0)))
-        _t60 = _t1*_t37
-        _t61 = _t11*_t40
-        _t62 = _t44*_t61
-        _t63 = (_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        _t64 = (_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
-        _t65 = _t22*_t64
-        _t66 = _t63*_t65
-        _t67 = -_t22*_t24*(-_t11 - _t66)/(_t26*_t26) + _t66/_t26
-        _t68 = _t55*_t61
-        _t69 = _t15 + px2
-        _t70 = (_f32(1.0) if -_t69 > _f32(0.0) else (_f32(0.5) if -_t69 == _f32(0.0) else _f32(0.0)))
-        _t71 = _t48*_t70
-        _t72 = _t25/(_t26*_t26)
-        _t73 = _t72*(_t13 + _t71) + _t71/_t26
-        _t74 = (_f32(1.0) if _t69 > _f32(0.0) else (_f32(0.5) if _t69 == _f32(0.0) else _f32(0.0)))
-        _t75 = _t18 + py2
-        _t76 = (_f32(1.0) if -_t75 > _f32(0.0) else (_f32(0.5) if -_t75 == _f32(0.0) else _f32(0.0)))
-        _t77 = _t65*_t76
-        _t78 = _t72*(_t11 + _t77) + _t77/_t26
-        _t79 = (_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
-        _t80 = -_t6/_t2
-        _t81 = _t35*_t48
-        _t82 = _t81/_t26
-        _t83 = -_t19 - _t81
-        _t84 = _t39/((_t17*_t17) + (_t20*_t20))
-        _t85 = _t20*_t84
-        _t86 = _t55*_t85
-        _t87 = _t44*_t85
-        _t88 = -_t9/_t2
-        _t89 = _t59*_t65
-        _t90 = _t89/_t26
-        _t91 = -_t16 - _t89
-        _t92 = _t16*_t84
-        _t93 = _t55*_t92
-        _t94 = _t44*_t92
-        _t95 = _t48*_t74
-        _t96 = _t19 + _t95
-        _t97 = _t65*_t79
-        _t98 = _t16 + _t97
-        return -_t10/_t2 - _t28 - _f32(16.0)*_t29*(d_atan*d_atan*d_atan*d_atan)/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t32 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26)), -_t33 - _t35*_t38 - _t51 - _t53*(_t45 + _t52*(-_t41 - _t51)) - _t56, -_t53*(_t52*(-_t61 - _t67) + _t62) - _t57 - _t59*_t60 - _t67 - _t68, -_t33 + _t38*_t74 - _t53*(-_t45 + _t52*(_t41 + _t73)) + _t56 + _t73, -_t53*(_t52*(_t61 + _t78) - _t62) - _t57 + _t60*_t79 + _t68 + _t78, _t22*_t24*_t83/(_t26*_t26) - _t38*_t46 - _t53*(_t52*(_t72*_t83 - _t82 + _t85) - _t87) - _t80 - _t82 + _t86, _t22*_t24*_t91/(_t26*_t26) - _t53*(_t52*(_t72*_t91 - _t90 + _t92) - _t94) - _t60*_t63 - _t88 - _t90 + _t93, _f32(2.0)*_t0*_t10*_t70/(_t2*_t2) + _t22*_t24*_t96/(_t26*_t26) + _t24*_t47*_t74/_t26 - _t53*(_t52*(_t72*_t96 - _t85 + _t95/_t26) + _t87) - _t80 - _t86, _f32(2.0)*_t1*_t10*_t76/(_t2*_t2) + _t22*_t24*_t98/(_t26*_t26) + _t22*_t64*_t79/_t26 - _t53*(_t52*(_t72*_t98 - _t92 + _t97/_t26) + _t94) - _t88 - _t93
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _s12 = -max(px1, tx1) + min(px2, tx2)
+        _t4 = max(_s12, _s12 - _s12)
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _t5 = max(_s13, _s13 - _s13)
+        _t6 = -px1 + px2
+        _t7 = -py1 + py2
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t11 = -_t4*_t5/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s14 = ty1 - py1
+        _s15 = ty2 - py2
+        _s16 = tx1 - px1
+        _s17 = tx2 - px2
+        _s18 = _t4*min(_t7, max(_t3, _t3 - _t3) + max(_s14, _s14 - _s14))
+        _s19 = _t4*min(_t9, max(_t2, _t2 - _t2) + max(_s15, _s15 - _s15))
+        _s20 = _t7*min(_t6, max(_t1, _t1 - _t1) + max(_s16, _s16 - _s16))
+        _s21 = _s18 + _s19 + _s20 + _t9*min(_t8, max(_t0, _t0 - _t0) + max(_s17, _s17 - _s17)) + eps
+        _s22 = _f32(0.40528473258018494)*(d_atan*d_atan) + eps + _s21/(-_t4*_t5 + _t6*_t7 + _t8*_t9 + eps)
+        _s23 = _f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s24 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s25 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s26 = max(px2, tx2) - min(px1, tx1)
+        _s27 = max(py2, ty2) - min(py1, ty1)
+        _s28 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s23/_s22
+        value = -_t11 + _s28 - ((_s24*_s24) + (_s25*_s25))/(eps + (_s26*_s26) + (_s27*_s27))
+        _t12 = _s24
+        _t13 = _s26
+        _t14 = _s27
+        _t15 = (_t13*_t13) + (_t14*_t14) + eps
+        _t17 = _t12/_t15
+        _t18 = px1 - tx1
+        _s29 = -_t18
+        _t19 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
+        _t20 = _s25
+        _t21 = _f32(2.0)*((_t12*_t12) + (_t20*_t20))/(_t15*_t15)
+        _t22 = _t13*_t21
+        _t24 = _f32(0.8105694651603699)*d_atan
+        _t25 = _t24*(darknet + (_f32(1.0) - darknet)/((_t6*_t6) + (_t7*_t7)))
+        _t26 = _t25*_t7
+        _t27 = d_atan*d_atan
+        _t28 = _f32(0.40528473258018494)*_t27
+        _t29 = _t11 + _t28 + eps + _f32(1.0)
+        _t31 = alpha_grad/_t29
+        _t32 = _t26*_t31
+        _t33 = _t4*_t5
+        _t34 = -_t33 + _t6*_t7 + _t8*_t9 + eps
+        _t36 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
+        _t37 = _t5*(_f32(1.0) if _s12 > _f32(0.0) else _f32(0.0))
+        _t38 = _t36*_t37
+        _t40 = py1 - py2
+        _t41 = _t38/_t34 - _t4*_t5*(-_t38 - _t40)/(_t34*_t34)
+        _t43 = _t28*alpha_grad/(_t29*_t29)
+        _t44 = _f32(1.0) if _t33/_t34 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _t45 = _t28*_t44
+        _t46 = _t28/_t29
+        _t47 = _t44*(_t46*alpha_grad + (_f32(1.0) - alpha_grad)*_t46)
+        _t48 = _t26*_t47
+        _t49 = _t20/_t15
+        _t50 = py1 - ty1
+        _s30 = -_t50
+        _t51 = _f32(1.0) if _s30 > _f32(0.0) else (_f32(0.5) if _s30 == _f32(0.0) else _f32(0.0))
+        _t52 = _t14*_t21
+        _t53 = px1 - px2
+        _t54 = _t25*_t53
+        _t55 = _t31*_t54
+        _t56 = _f32(1.0) if _t50 > _f32(0.0) else (_f32(0.5) if _t50 == _f32(0.0) else _f32(0.0))
+        _t57 = _t4*(_f32(1.0) if _s13 > _f32(0.0) else _f32(0.0))
+        _t58 = _t56*_t57
+        _t59 = _t58/_t34 - _t4*_t5*(-_t53 - _t58)/(_t34*_t34)
+        _t60 = _t47*_t54
+        _t61 = -tx2
+        _t62 = _t61 + px2
+        _s31 = -_t62
+        _t63 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
+        _t64 = _t37*_t63
+        _t65 = _t33/(_t34*_t34)
+        _t66 = _t65*(_t40 + _t64) + _t64/_t34
+        _t67 = _f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0))
+        _t68 = -ty2
+        _t69 = _t68 + py2
+        _s32 = -_t69
+        _t70 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
+        _t71 = _t57*_t70
+        _t72 = _t65*(_t53 + _t71) + _t71/_t34
+        _t73 = _f32(1.0) if _t69 > _f32(0.0) else (_f32(0.5) if _t69 == _f32(0.0) else _f32(0.0))
+        _t74 = _t19*_t37
+        _t75 = _t74/_t34
+        _t76 = -_t12/_t15
+        _t77 = _t68 + ty1
+        _t78 = -_t74 - _t77
+        _t79 = _t24/((_t8*_t8) + (_t9*_t9))
+        _t80 = _t79*_t9
+        _t81 = -_t47*_t80
+        _t82 = _t31*_t80
+        _t83 = _t51*_t57
+        _t84 = _t83/_t34
+        _t85 = -_t20/_t15
+        _t86 = _t61 + tx1
+        _t87 = -_t83 - _t86
+        _t88 = _t79*_t86
+        _t89 = -_t47*_t88
+        _t90 = _t31*_t88
+        _t91 = _t37*_t67
+        _t92 = _t65*(_t77 + _t91) + _t91/_t34
+        _t93 = _t57*_t73
+        _t94 = _t65*(_t86 + _t93) + _t93/_t34
+        d_px1 = -_t17 - _t19*_t22 - _t41 - _t45*(_t32 + _t43*(-_t26 - _t41)) - _t48
+        d_py1 = -_t45*(_t43*(-_t54 - _t59) + _t55) - _t49 - _t51*_t52 - _t59 - _t60
+        _s33 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t26 + _t66)/(_t29*_t29) - _t32)
+        d_px2 = -_t17 + _t22*_t67 + _s33 + _t48 + _t66
+        d_py2 = -_t45*(_t43*(_t54 + _t72) - _t55) - _t49 + _t52*_t73 + _t60 + _t72
+        _s34 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t65*_t78 - _t75 + _t80)/(_t29*_t29) - _t82)
+        d_tx1 = -_t22*_t36 + _s34 - _t75 - _t76 - _t81 + _t4*_t5*_t78/(_t34*_t34)
+        _s35 = -_t45*(_t43*(_t65*_t87 - _t84 + _t88) - _t90)
+        d_ty1 = _s35 - _t52*_t56 - _t84 - _t85 - _t89 + _t4*_t5*_t87/(_t34*_t34)
+        d_tx2 = _t22*_t63 - _t45*(_t43*(-_t80 + _t92) + _t82) - _t76 + _t81 + _t92
+        d_ty2 = -_t45*(_t43*(-_t88 + _t94) + _t90) + _t52*_t70 - _t85 + _t89 + _t94
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

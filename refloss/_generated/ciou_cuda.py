@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a00a56d9c94a666f
+# scalar kernels: sha256 b2a1600c706158d6
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

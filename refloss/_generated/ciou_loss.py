@@ -30,364 +30,540 @@ def constants(eps, alpha_grad, alpha_gate, darknet):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = 0.5*_t0 + 0.5*_t1
+        _s3 = 0.5*_t2 + 0.5*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + 16.0*(d_atan*d_atan*d_atan*d_atan)*(1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t11 + 4.0*(d_atan*d_atan)/(3.141592653589793*3.141592653589793) + eps)) + ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s16, _s16 - _s16)
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s17, _s17 - _s17)
+        _s18 = tx1 - px1
+        _s19 = tx2 - px2
+        _s20 = ty1 - py1
+        _s21 = ty2 - py2
+        _s22 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s18, _s18 - _s18))
+        _s23 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s19, _s19 - _s19))
+        _s24 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s20, _s20 - _s20))
+        _s25 = _s22 + _s23 + _s24 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s21, _s21 - _s21)) + eps
+        _t11 = _s25/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s26 = 1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0
+        _s27 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+        _s28 = 0.5*_t0 + 0.5*_t1
+        _s29 = 0.5*_t2 + 0.5*_t3
+        _s30 = max(px2, tx2) - min(px1, tx1)
+        _s31 = max(py2, ty2) - min(py1, ty1)
+        _s32 = ((_s28*_s28) + (_s29*_s29))/(eps + (_s30*_s30) + (_s31*_s31))
+        value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s26/_s27 + _s32
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = px1 - tx1
-        _t29 = (1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
-        _t30 = 2.0*_t10/(_t2*_t2)
-        _t31 = _t0*_t30
-        _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-        _t33 = _t24*(1.0 if _t21 > 0.0 else 0.0)
-        _t34 = _t32*_t33
-        _t35 = _t25/(_t26*_t26)
-        _t36 = py1 - ty1
-        _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
-        _t38 = _t1*_t30
-        _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-        _t40 = _t22*(1.0 if _t23 > 0.0 else 0.0)
-        _t41 = _t39*_t40
-        _t42 = _t15 + px2
-        _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
-        _t44 = (1.0 if -_t42 > 0.0 else (0.5 if -_t42 == 0.0 else 0.0))
-        _t45 = _t33*_t44
-        _t46 = _t18 + py2
-        _t47 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-        _t48 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
-        _t49 = _t40*_t48
-        _t50 = -_t6
-        _t51 = _t29*_t33
-        _t52 = -_t9
-        _t53 = _t37*_t40
-        _t54 = _t33*_t43
-        _t55 = _t40*_t47
-        return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -px1 + px2
+        _t5 = -py1 + py2
+        _t6 = -tx1 + tx2
+        _t7 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = 0.5*_t0 + 0.5*_t1
+        _s3 = 0.5*_t2 + 0.5*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        _t9 = _s2
+        _t10 = _s4
+        _t11 = _s5
+        _t12 = (_t10*_t10) + (_t11*_t11) + eps
+        _t14 = _s13
+        _t15 = max(_t14, _t14 - _t14)
+        _t16 = _t15*_t8
+        _t17 = -_t16 + _t4*_t5 + _t6*_t7 + eps
+        _t19 = px1 - tx1
+        _t20 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+        _t21 = _t15*(1.0 if _s1 > 0.0 else 0.0)
+        _t22 = _t20*_t21
+        _s16 = -_t19
+        _t23 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+        _t24 = _s3
+        _t25 = 2.0*((_t24*_t24) + (_t9*_t9))/(_t12*_t12)
+        _t26 = _t10*_t25
+        _t27 = py1 - py2
+        _t28 = _t16/(_t17*_t17)
+        _t29 = py1 - ty1
+        _t30 = 1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0)
+        _t31 = _t8*(1.0 if _t14 > 0.0 else 0.0)
+        _t32 = _t30*_t31
+        _t33 = px1 - px2
+        _s17 = -_t29
+        _t34 = 1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0)
+        _t35 = _t11*_t25
+        _t36 = -tx2
+        _t37 = _t36 + px2
+        _s18 = -_t37
+        _t38 = 1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0)
+        _t39 = _t21*_t38
+        _t40 = 1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0)
+        _t41 = -ty2
+        _t42 = _t41 + py2
+        _s19 = -_t42
+        _t43 = 1.0 if _s19 > 0.0 else (0.5 if _s19 == 0.0 else 0.0)
+        _t44 = _t31*_t43
+        _t45 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
+        _t46 = -_t9
+        _t47 = _t21*_t23
+        _t48 = _t41 + ty1
+        _t49 = -_t24
+        _t50 = _t31*_t34
+        _t51 = _t36 + tx1
+        _t52 = _t21*_t40
+        _t53 = _t31*_t45
+        d_px1 = _t23*_t26 - _t28*(-_t22 - _t27) + _t22/_t17 + _t9/_t12
+        d_py1 = -_t28*(-_t32 - _t33) + _t34*_t35 + _t32/_t17 + _t24/_t12
+        d_px2 = -_t26*_t40 - _t28*(_t27 + _t39) - _t39/_t17 + _t9/_t12
+        d_py2 = -_t28*(_t33 + _t44) - _t35*_t45 - _t44/_t17 + _t24/_t12
+        d_tx1 = _t20*_t26 - _t28*(-_t47 - _t48) + _t47/_t17 + _t46/_t12
+        d_ty1 = -_t28*(-_t50 - _t51) + _t30*_t35 + _t50/_t17 + _t49/_t12
+        d_tx2 = -_t26*_t38 - _t28*(_t48 + _t52) - _t52/_t17 + _t46/_t12
+        d_ty2 = -_t28*(_t51 + _t53) - _t35*_t43 - _t53/_t17 + _t49/_t12
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (0.5)*_t4 + (0.5)*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (0.5)*_t7 + (0.5)*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26
-        _t29 = -_t25/_t26
-        _t30 = (1.0 if -_t29 - alpha_gate > 0.0 else 0.0)
-        _t32 = (d_atan*d_atan)
-        _t33 = 4.0*_t32/(3.141592653589793*3.141592653589793)
-        _t34 = _t33 + eps
-        _t35 = px1 - tx1
-        _t36 = (1.0 if -_t35 > 0.0 else (0.5 if -_t35 == 0.0 else 0.0))
-        _t37 = 2.0*_t10/(_t2*_t2)
-        _t38 = _t0*_t37
-        _t39 = 8.0*d_atan/(3.141592653589793*3.141592653589793)
-        _t40 = _t39*(darknet + (1.0 - darknet)/((_t12*_t12) + (_t14*_t14)))
-        _t41 = _t14*_t40
-        _t42 = _t29 + _t34 + 1.0
-        _t44 = alpha_grad/_t42
-        _t45 = _t41*_t44
-        _t46 = (1.0 if _t35 > 0.0 else (0.5 if _t35 == 0.0 else 0.0))
-        _t47 = _t24*(1.0 if _t21 > 0.0 else 0.0)
-        _t48 = _t46*_t47
-        _t49 = _t25/(_t26*_t26)
-        _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
-        _t51 = _t33*alpha_grad/(_t42*_t42)
-        _t52 = _t30*_t33
-        _t53 = _t33/_t42
-        _t54 = _t30*(_t53*alpha_grad + (1.0 - alpha_grad)*_t53)
-        _t55 = _t41*_t54
-        _t56 = py1 - ty1
-        _t57 = (1.0 if -_t56 > 0.0 else (0.5 if -_t56 == 0.0 else 0.0))
-        _t58 = _t1*_t37
-        _t59 = _t11*_t40
-        _t60 = _t44*_t59
-        _t61 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t62 = _t22*(1.0 if _t23 > 0.0 else 0.0)
-        _t63 = _t61*_t62
-        _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
-        _t65 = _t54*_t59
-        _t66 = _t15 + px2
-        _t67 = (1.0 if -_t66 > 0.0 else (0.5 if -_t66 == 0.0 else 0.0))
-        _t68 = _t47*_t67
-        _t69 = _t49*(_t13 + _t68) + _t68/_t26
-        _t70 = (1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))
-        _t71 = _t18 + py2
-        _t72 = (1.0 if -_t71 > 0.0 else (0.5 if -_t71 == 0.0 else 0.0))
-        _t73 = _t62*_t72
-        _t74 = _t49*(_t11 + _t73) + _t73/_t26
-        _t75 = (1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-        _t76 = -_t6/_t2
-        _t77 = _t36*_t47
-        _t78 = _t77/_t26
-        _t79 = _t49*(-_t19 - _t77)
-        _t80 = _t39/((_t17*_t17) + (_t20*_t20))
-        _t81 = _t20*_t80
-        _t82 = _t54*_t81
-        _t83 = _t44*_t81
-        _t84 = -_t9/_t2
-        _t85 = _t57*_t62
-        _t86 = _t85/_t26
-        _t87 = _t49*(-_t16 - _t85)
-        _t88 = _t16*_t80
-        _t89 = _t54*_t88
-        _t90 = _t44*_t88
-        _t91 = _t47*_t70
-        _t92 = _t91/_t26
-        _t93 = _t49*(_t19 + _t91)
-        _t94 = _t62*_t75
-        _t95 = _t94/_t26
-        _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + 16.0*_t30*(d_atan*d_atan*d_atan*d_atan)/((3.141592653589793*3.141592653589793*3.141592653589793*3.141592653589793)*(_t28 + _t34)), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, 4.0*_t30*_t32*(-_t45 + _t51*(_t41 + _t69))/(3.141592653589793*3.141592653589793) - _t38*_t70 - _t55 - _t69 + _t6/_t2, 4.0*_t30*_t32*(_t51*(_t59 + _t74) - _t60)/(3.141592653589793*3.141592653589793) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -px1 + px2
+        _t5 = -py1 + py2
+        _t6 = -tx1 + tx2
+        _t7 = -ty1 + ty2
+        _s20 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s20, _s20 - _s20)
+        _s21 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s21, _s21 - _s21)
+        _s22 = tx1 - px1
+        _s23 = tx2 - px2
+        _s24 = ty1 - py1
+        _s25 = ty2 - py2
+        _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+        _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+        _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+        _s29 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+        _t11 = _s29/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s30 = 1.0 if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > 0.0 else 0.0
+        _s31 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+        _s32 = 0.5*_t0 + 0.5*_t1
+        _s33 = 0.5*_t2 + 0.5*_t3
+        _s34 = max(px2, tx2) - min(px1, tx1)
+        _s35 = max(py2, ty2) - min(py1, ty1)
+        _s36 = ((_s32*_s32) + (_s33*_s33))/(eps + (_s34*_s34) + (_s35*_s35))
+        value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s30/_s31 + _s36
+        _t12 = _s32
+        _t13 = _s34
+        _t14 = _s35
+        _t15 = (_t13*_t13) + (_t14*_t14) + eps
+        _t17 = px1 - tx1
+        _s37 = -_t17
+        _t18 = 1.0 if _s37 > 0.0 else (0.5 if _s37 == 0.0 else 0.0)
+        _t19 = _s33
+        _t20 = 2.0*((_t12*_t12) + (_t19*_t19))/(_t15*_t15)
+        _t21 = _t13*_t20
+        _t23 = 0.8105694691387022*d_atan
+        _t24 = _t23*(darknet + (1.0 - darknet)/((_t4*_t4) + (_t5*_t5)))
+        _t25 = _t24*_t5
+        _t26 = d_atan*d_atan
+        _t27 = 0.4052847345693511*_t26
+        _t28 = _t8*_t9
+        _t29 = -_t28 + _t4*_t5 + _t6*_t7 + eps
+        _t31 = _t28/_t29
+        _t32 = _t27 - _t31 + eps + 1.0
+        _t34 = alpha_grad/_t32
+        _t35 = _t25*_t34
+        _t36 = 1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0)
+        _t37 = _t9*(1.0 if _s20 > 0.0 else 0.0)
+        _t38 = _t36*_t37
+        _t39 = py1 - py2
+        _t40 = _t28/(_t29*_t29)
+        _t41 = -_t40*(-_t38 - _t39) + _t38/_t29
+        _t43 = _t27*alpha_grad/(_t32*_t32)
+        _t44 = 1.0 if _t31 - alpha_gate > 0.0 else 0.0
+        _t45 = _t27*_t44
+        _t46 = _t27/_t32
+        _t47 = _t44*(_t46*alpha_grad + (1.0 - alpha_grad)*_t46)
+        _t48 = _t25*_t47
+        _t49 = py1 - ty1
+        _s38 = -_t49
+        _t50 = 1.0 if _s38 > 0.0 else (0.5 if _s38 == 0.0 else 0.0)
+        _t51 = _t14*_t20
+        _t52 = px1 - px2
+        _t53 = _t24*_t52
+        _t54 = _t34*_t53
+        _t55 = 1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0)
+        _t56 = _t8*(1.0 if _s21 > 0.0 else 0.0)
+        _t57 = _t55*_t56
+        _t58 = -_t40*(-_t52 - _t57) + _t57/_t29
+        _t59 = _t47*_t53
+        _t60 = -tx2
+        _t61 = _t60 + px2
+        _s39 = -_t61
+        _t62 = 1.0 if _s39 > 0.0 else (0.5 if _s39 == 0.0 else 0.0)
+        _t63 = _t37*_t62
+        _t64 = _t40*(_t39 + _t63) + _t63/_t29
+        _t65 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
+        _t66 = -ty2
+        _t67 = _t66 + py2
+        _s40 = -_t67
+        _t68 = 1.0 if _s40 > 0.0 else (0.5 if _s40 == 0.0 else 0.0)
+        _t69 = _t56*_t68
+        _t70 = _t40*(_t52 + _t69) + _t69/_t29
+        _t71 = 1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0)
+        _t72 = _t18*_t37
+        _t73 = _t72/_t29
+        _t74 = -_t12/_t15
+        _t75 = _t66 + ty1
+        _t76 = _t40*(-_t72 - _t75)
+        _t77 = _t23/((_t6*_t6) + (_t7*_t7))
+        _t78 = _t7*_t77
+        _t79 = _t47*_t78
+        _t80 = _t34*_t78
+        _t81 = _t50*_t56
+        _t82 = _t81/_t29
+        _t83 = -_t19
+        _t84 = _t60 + tx1
+        _t85 = _t40*(-_t81 - _t84)
+        _t86 = _t77*_t84
+        _t87 = -_t47*_t86
+        _t88 = _t34*_t86
+        _t89 = _t37*_t65
+        _t90 = _t89/_t29
+        _t91 = _t40*(_t75 + _t89)
+        _t92 = _t56*_t71
+        _t93 = _t40*(_t84 + _t92) + _t92/_t29
+        d_px1 = _t12/_t15 + _t18*_t21 + _t41 + _t45*(_t35 + _t43*(-_t25 - _t41)) + _t48
+        d_py1 = _t45*(_t43*(-_t53 - _t58) + _t54) + _t50*_t51 + _t58 + _t59 + _t19/_t15
+        _s41 = 0.4052847345693511*_t26*_t44*(0.4052847345693511*_t26*alpha_grad*(_t25 + _t64)/(_t32*_t32) - _t35)
+        d_px2 = _t12/_t15 - _t21*_t65 + _s41 - _t48 - _t64
+        d_py2 = 0.4052847345693511*_t26*_t44*(_t43*(_t53 + _t70) - _t54) - _t51*_t71 - _t59 - _t70 + _t19/_t15
+        _s42 = _t45*(0.4052847345693511*_t26*alpha_grad*(-_t73 + _t76 + _t78)/(_t32*_t32) - _t80)
+        d_tx1 = _t21*_t36 + _s42 + _t73 + _t74 - _t76 - _t79
+        d_ty1 = _t45*(_t43*(-_t82 + _t85 + _t86) - _t88) + _t51*_t55 + _t82 - _t85 + _t87 + _t83/_t15
+        d_tx2 = -_t21*_t62 + _t45*(_t43*(-_t78 + _t90 + _t91) + _t80) + _t74 + _t79 - _t90 - _t91
+        d_ty2 = 0.4052847345693511*_t26*_t44*(_t43*(-_t86 + _t93) + _t88) - _t51*_t68 - _t87 - _t93 + _t83/_t15
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        return ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s3 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        return value
     else:  # aspect term alpha v
-        _t0 = (px1 - tx1)
-        _t1 = (px2 - tx2)
-        _t2 = (py1 - ty1)
-        _t3 = (py2 - ty2)
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
         _t4 = -px1 + px2
         _t5 = -py1 + py2
         _t6 = -tx1 + tx2
         _t7 = -ty1 + ty2
-        _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t9 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t11 = (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
-        return _t11 + _f32(16.0)*(d_atan*d_atan*d_atan*d_atan)*(_f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0))/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t11 + _f32(4.0)*(d_atan*d_atan)/(_f32(3.141592653589793)*_f32(3.141592653589793)) + eps)) + ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s16, _s16 - _s16)
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s17, _s17 - _s17)
+        _s18 = tx1 - px1
+        _s19 = tx2 - px2
+        _s20 = ty1 - py1
+        _s21 = ty2 - py2
+        _s22 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s18, _s18 - _s18))
+        _s23 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s19, _s19 - _s19))
+        _s24 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s20, _s20 - _s20))
+        _s25 = _s22 + _s23 + _s24 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s21, _s21 - _s21)) + eps
+        _t11 = _s25/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s26 = _f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s27 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+        _s28 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s29 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s30 = max(px2, tx2) - min(px1, tx1)
+        _s31 = max(py2, ty2) - min(py1, ty1)
+        _s32 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s26/_s27
+        value = _t11 + _s32 + ((_s28*_s28) + (_s29*_s29))/(eps + (_s30*_s30) + (_s31*_s31))
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):
     d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
     if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = px1 - tx1
-        _t29 = (_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
-        _t30 = _f32(2.0)*_t10/(_t2*_t2)
-        _t31 = _t0*_t30
-        _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-        _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
-        _t34 = _t32*_t33
-        _t35 = _t25/(_t26*_t26)
-        _t36 = py1 - ty1
-        _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
-        _t38 = _t1*_t30
-        _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-        _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
-        _t41 = _t39*_t40
-        _t42 = _t15 + px2
-        _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-        _t44 = (_f32(1.0) if -_t42 > _f32(0.0) else (_f32(0.5) if -_t42 == _f32(0.0) else _f32(0.0)))
-        _t45 = _t33*_t44
-        _t46 = _t18 + py2
-        _t47 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-        _t48 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
-        _t49 = _t40*_t48
-        _t50 = -_t6
-        _t51 = _t29*_t33
-        _t52 = -_t9
-        _t53 = _t37*_t40
-        _t54 = _t33*_t43
-        _t55 = _t40*_t47
-        return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -px1 + px2
+        _t5 = -py1 + py2
+        _t6 = -tx1 + tx2
+        _t7 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s1, _s1 - _s1)
+        _s2 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s3 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s4 = max(px2, tx2) - min(px1, tx1)
+        _s5 = max(py2, ty2) - min(py1, ty1)
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+        _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+        _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+        _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+        value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+        _t9 = _s2
+        _t10 = _s4
+        _t11 = _s5
+        _t12 = (_t10*_t10) + (_t11*_t11) + eps
+        _t14 = _s13
+        _t15 = max(_t14, _t14 - _t14)
+        _t16 = _t15*_t8
+        _t17 = -_t16 + _t4*_t5 + _t6*_t7 + eps
+        _t19 = px1 - tx1
+        _t20 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+        _t21 = _t15*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t22 = _t20*_t21
+        _s16 = -_t19
+        _t23 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+        _t24 = _s3
+        _t25 = _f32(2.0)*((_t24*_t24) + (_t9*_t9))/(_t12*_t12)
+        _t26 = _t10*_t25
+        _t27 = py1 - py2
+        _t28 = _t16/(_t17*_t17)
+        _t29 = py1 - ty1
+        _t30 = _f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0))
+        _t31 = _t8*(_f32(1.0) if _t14 > _f32(0.0) else _f32(0.0))
+        _t32 = _t30*_t31
+        _t33 = px1 - px2
+        _s17 = -_t29
+        _t34 = _f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0))
+        _t35 = _t11*_t25
+        _t36 = -tx2
+        _t37 = _t36 + px2
+        _s18 = -_t37
+        _t38 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+        _t39 = _t21*_t38
+        _t40 = _f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0))
+        _t41 = -ty2
+        _t42 = _t41 + py2
+        _s19 = -_t42
+        _t43 = _f32(1.0) if _s19 > _f32(0.0) else (_f32(0.5) if _s19 == _f32(0.0) else _f32(0.0))
+        _t44 = _t31*_t43
+        _t45 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
+        _t46 = -_t9
+        _t47 = _t21*_t23
+        _t48 = _t41 + ty1
+        _t49 = -_t24
+        _t50 = _t31*_t34
+        _t51 = _t36 + tx1
+        _t52 = _t21*_t40
+        _t53 = _t31*_t45
+        d_px1 = _t23*_t26 - _t28*(-_t22 - _t27) + _t22/_t17 + _t9/_t12
+        d_py1 = -_t28*(-_t32 - _t33) + _t34*_t35 + _t32/_t17 + _t24/_t12
+        d_px2 = -_t26*_t40 - _t28*(_t27 + _t39) - _t39/_t17 + _t9/_t12
+        d_py2 = -_t28*(_t33 + _t44) - _t35*_t45 - _t44/_t17 + _t24/_t12
+        d_tx1 = _t20*_t26 - _t28*(-_t47 - _t48) + _t47/_t17 + _t46/_t12
+        d_ty1 = -_t28*(-_t50 - _t51) + _t30*_t35 + _t50/_t17 + _t49/_t12
+        d_tx2 = -_t26*_t38 - _t28*(_t48 + _t52) - _t52/_t17 + _t46/_t12
+        d_ty2 = -_t28*(_t51 + _t53) - _t35*_t43 - _t53/_t17 + _t49/_t12
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # aspect term alpha v
-        _t0 = max(px2, tx2) - min(px1, tx1)
-        _t1 = max(py2, ty2) - min(py1, ty1)
-        _t2 = (_t0*_t0) + (_t1*_t1) + eps
-        _t4 = (px1 - tx1)
-        _t5 = (px2 - tx2)
-        _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
-        _t7 = (py1 - ty1)
-        _t8 = (py2 - ty2)
-        _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
-        _t10 = (_t6*_t6) + (_t9*_t9)
-        _t11 = px1 - px2
-        _t12 = -_t11
-        _t13 = py1 - py2
-        _t14 = -_t13
-        _t15 = -tx2
-        _t16 = _t15 + tx1
-        _t17 = -_t16
-        _t18 = -ty2
-        _t19 = _t18 + ty1
-        _t20 = -_t19
-        _t21 = -max(px1, tx1) + min(px2, tx2)
-        _t22 = max(_t21, _t21 - _t21)
-        _t23 = -max(py1, ty1) + min(py2, ty2)
-        _t24 = max(_t23, _t23 - _t23)
-        _t25 = _t22*_t24
-        _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-        _t28 = (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26
-        _t29 = -_t25/_t26
-        _t30 = (_f32(1.0) if -_t29 - alpha_gate > _f32(0.0) else _f32(0.0))
-        _t32 = (d_atan*d_atan)
-        _t33 = _f32(4.0)*_t32/(_f32(3.141592653589793)*_f32(3.141592653589793))
-        _t34 = _t33 + eps
-        _t35 = px1 - tx1
-        _t36 = (_f32(1.0) if -_t35 > _f32(0.0) else (_f32(0.5) if -_t35 == _f32(0.0) else _f32(0.0)))
-        _t37 = _f32(2.0)*_t10/(_t2*_t2)
-        _t38 = _t0*_t37
-        _t39 = _f32(8.0)*d_atan/(_f32(3.141592653589793)*_f32(3.141592653589793))
-        _t40 = _t39*(darknet + (_f32(1.0) - darknet)/((_t12*_t12) + (_t14*_t14)))
-        _t41 = _t14*_t40
-        _t42 = _t29 + _t34 + _f32(1.0)
-        _t44 = alpha_grad/_t42
-        _t45 = _t41*_t44
-        _t46 = (_f32(1.0) if _t35 > _f32(0.0) else (_f32(0.5) if _t35 == _f32(0.0) else _f32(0.0)))
-        _t47 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
-        _t48 = _t46*_t47
-        _t49 = _t25/(_t26*_t26)
-        _t50 = -_t49*(-_t13 - _t48) + _t48/_t26
-        _t51 = _t33*alpha_grad/(_t42*_t42)
-        _t52 = _t30*_t33
-        _t53 = _t33/_t42
-        _t54 = _t30*(_t53*alpha_grad + (_f32(1.0) - alpha_grad)*_t53)
-        _t55 = _t41*_t54
-        _t56 = py1 - ty1
-        _t57 = (_f32(1.0) if -_t56 > _f32(0.0) else (_f32(0.5) if -_t56 == _f32(0.0) else _f32(0.0)))
-        _t58 = _t1*_t37
-        _t59 = _t11*_t40
-        _t60 = _t44*_t59
-        _t61 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t62 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
-        _t63 = _t61*_t62
-        _t64 = -_t49*(-_t11 - _t63) + _t63/_t26
-        _t65 = _t54*_t59
-        _t66 = _t15 + px2
-        _t67 = (_f32(1.0) if -_t66 > _f32(0.0) else (_f32(0.5) if -_t66 == _f32(0.0) else _f32(0.0)))
-        _t68 = _t47*_t67
-        _t69 = _t49*(_t13 + _t68) + _t68/_t26
-        _t70 = (_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
-        _t71 = _t18 + py2
-        _t72 = (_f32(1.0) if -_t71 > _f32(0.0) else (_f32(0.5) if -_t71 == _f32(0.0) else _f32(0.0)))
-        _t73 = _t62*_t72
-        _t74 = _t49*(_t11 + _t73) + _t73/_t26
-        _t75 = (_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-        _t76 = -_t6/_t2
-        _t77 = _t36*_t47
-        _t78 = _t77/_t26
-        _t79 = _t49*(-_t19 - _t77)
-        _t80 = _t39/((_t17*_t17) + (_t20*_t20))
-        _t81 = _t20*_t80
-        _t82 = _t54*_t81
-        _t83 = _t44*_t81
-        _t84 = -_t9/_t2
-        _t85 = _t57*_t62
-        _t86 = _t85/_t26
-        _t87 = _t49*(-_t16 - _t85)
-        _t88 = _t16*_t80
-        _t89 = _t54*_t88
-        _t90 = _t44*_t88
-        _t91 = _t47*_t70
-        _t92 = _t91/_t26
-        _t93 = _t49*(_t19 + _t91)
-        _t94 = _t62*_t75
-        _t95 = _t94/_t26
-        _t96 = _t49*(_t16 + _t94)
-        return _t10/_t2 + _t28 + _f32(16.0)*_t30*(d_atan*d_atan*d_atan*d_atan)/((_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793)*_f32(3.141592653589793))*(_t28 + _t34)), _t36*_t38 + _t50 + _t52*(_t45 + _t51*(-_t41 - _t50)) + _t55 + _t6/_t2, _t52*(_t51*(-_t59 - _t64) + _t60) + _t57*_t58 + _t64 + _t65 + _t9/_t2, _f32(4.0)*_t30*_t32*(-_t45 + _t51*(_t41 + _t69))/(_f32(3.141592653589793)*_f32(3.141592653589793)) - _t38*_t70 - _t55 - _t69 + _t6/_t2, _f32(4.0)*_t30*_t32*(_t51*(_t59 + _t74) - _t60)/(_f32(3.141592653589793)*_f32(3.141592653589793)) - _t58*_t75 - _t65 - _t74 + _t9/_t2, _t38*_t46 + _t52*(_t51*(-_t78 + _t79 + _t81) - _t83) + _t76 + _t78 - _t79 - _t82, _t52*(_t51*(-_t86 + _t87 + _t88) - _t90) + _t58*_t61 + _t84 + _t86 - _t87 - _t89, -_t38*_t67 + _t52*(_t51*(-_t81 + _t92 + _t93) + _t83) + _t76 + _t82 - _t92 - _t93, _t52*(_t51*(-_t88 + _t95 + _t96) + _t90) - _t58*_t72 + _t84 + _t89 - _t95 - _t96
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -px1 + px2
+        _t5 = -py1 + py2
+        _t6 = -tx1 + tx2
+        _t7 = -ty1 + ty2
+        _s20 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s20, _s20 - _s20)
+        _s21 = -max(py1, ty1) + min(py2, ty2)
+        _t9 = max(_s21, _s21 - _s21)
+        _s22 = tx1 - px1
+        _s23 = tx2 - px2
+        _s24 = ty1 - py1
+        _s25 = ty2 - py2
+        _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+        _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+        _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+        _s29 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+        _t11 = _s29/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps)
+        _s30 = _f32(1.0) if _t8*_t9/(_t4*_t5 + _t6*_t7 - _t8*_t9 + eps) - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s31 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+        _s32 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s33 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s34 = max(px2, tx2) - min(px1, tx1)
+        _s35 = max(py2, ty2) - min(py1, ty1)
+        _s36 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s30/_s31
+        value = _t11 + _s36 + ((_s32*_s32) + (_s33*_s33))/(eps + (_s34*_s34) + (_s35*_s35))
+        _t12 = _s32
+        _t13 = _s34
+        _t14 = _s35
+        _t15 = (_t13*_t13) + (_t14*_t14) + eps
+        _t17 = px1 - tx1
+        _s37 = -_t17
+        _t18 = _f32(1.0) if _s37 > _f32(0.0) else (_f32(0.5) if _s37 == _f32(0.0) else _f32(0.0))
+        _t19 = _s33
+        _t20 = _f32(2.0)*((_t12*_t12) + (_t19*_t19))/(_t15*_t15)
+        _t21 = _t13*_t20
+        _t23 = _f32(0.8105694651603699)*d_atan
+        _t24 = _t23*(darknet + (_f32(1.0) - darknet)/((_t4*_t4) + (_t5*_t5)))
+        _t25 = _t24*_t5
+        _t26 = d_atan*d_atan
+        _t27 = _f32(0.40528473258018494)*_t26
+        _t28 = _t8*_t9
+        _t29 = -_t28 + _t4*_t5 + _t6*_t7 + eps
+        _t31 = _t28/_t29
+        _t32 = _t27 - _t31 + eps + _f32(1.0)
+        _t34 = alpha_grad/_t32
+        _t35 = _t25*_t34
+        _t36 = _f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0))
+        _t37 = _t9*(_f32(1.0) if _s20 > _f32(0.0) else _f32(0.0))
+        _t38 = _t36*_t37
+        _t39 = py1 - py2
+        _t40 = _t28/(_t29*_t29)
+        _t41 = -_t40*(-_t38 - _t39) + _t38/_t29
+        _t43 = _t27*alpha_grad/(_t32*_t32)
+        _t44 = _f32(1.0) if _t31 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _t45 = _t27*_t44
+        _t46 = _t27/_t32
+        _t47 = _t44*(_t46*alpha_grad + (_f32(1.0) - alpha_grad)*_t46)
+        _t48 = _t25*_t47
+        _t49 = py1 - ty1
+        _s38 = -_t49
+        _t50 = _f32(1.0) if _s38 > _f32(0.0) else (_f32(0.5) if _s38 == _f32(0.0) else _f32(0.0))
+        _t51 = _t14*_t20
+        _t52 = px1 - px2
+        _t53 = _t24*_t52
+        _t54 = _t34*_t53
+        _t55 = _f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0))
+        _t56 = _t8*(_f32(1.0) if _s21 > _f32(0.0) else _f32(0.0))
+        _t57 = _t55*_t56
+        _t58 = -_t40*(-_t52 - _t57) + _t57/_t29
+        _t59 = _t47*_t53
+        _t60 = -tx2
+        _t61 = _t60 + px2
+        _s39 = -_t61
+        _t62 = _f32(1.0) if _s39 > _f32(0.0) else (_f32(0.5) if _s39 == _f32(0.0) else _f32(0.0))
+        _t63 = _t37*_t62
+        _t64 = _t40*(_t39 + _t63) + _t63/_t29
+        _t65 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
+        _t66 = -ty2
+        _t67 = _t66 + py2
+        _s40 = -_t67
+        _t68 = _f32(1.0) if _s40 > _f32(0.0) else (_f32(0.5) if _s40 == _f32(0.0) else _f32(0.0))
+        _t69 = _t56*_t68
+        _t70 = _t40*(_t52 + _t69) + _t69/_t29
+        _t71 = _f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0))
+        _t72 = _t18*_t37
+        _t73 = _t72/_t29
+        _t74 = -_t12/_t15
+        _t75 = _t66 + ty1
+        _t76 = _t40*(-_t72 - _t75)
+        _t77 = _t23/((_t6*_t6) + (_t7*_t7))
+        _t78 = _t7*_t77
+        _t79 = _t47*_t78
+        _t80 = _t34*_t78
+        _t81 = _t50*_t56
+        _t82 = _t81/_t29
+        _t83 = -_t19
+        _t84 = _t60 + tx1
+        _t85 = _t40*(-_t81 - _t84)
+        _t86 = _t77*_t84
+        _t87 = -_t47*_t86
+        _t88 = _t34*_t86
+        _t89 = _t37*_t65
+        _t90 = _t89/_t29
+        _t91 = _t40*(_t75 + _t89)
+        _t92 = _t56*_t71
+        _t93 = _t40*(_t84 + _t92) + _t92/_t29
+        d_px1 = _t12/_t15 + _t18*_t21 + _t41 + _t45*(_t35 + _t43*(-_t25 - _t41)) + _t48
+        d_py1 = _t45*(_t43*(-_t53 - _t58) + _t54) + _t50*_t51 + _t58 + _t59 + _t19/_t15
+        _s41 = _f32(0.40528473258018494)*_t26*alpha_grad*(_t25 + _t64)/(_t32*_t32) - _t35
+        d_px2 = _t12/_t15 - _t21*_t65 + _f32(0.40528473258018494)*_t26*_t44*_s41 - _t48 - _t64
+        _s42 = _f32(0.40528473258018494)*_t26*_t44*(_t43*(_t53 + _t70) - _t54)
+        d_py2 = _s42 - _t51*_t71 - _t59 - _t70 + _t19/_t15
+        _s43 = _t45*(_f32(0.40528473258018494)*_t26*alpha_grad*(-_t73 + _t76 + _t78)/(_t32*_t32) - _t80)
+        d_tx1 = _t21*_t36 + _s43 + _t73 + _t74 - _t76 - _t79
+        d_ty1 = _t45*(_t43*(-_t82 + _t85 + _t86) - _t88) + _t51*_t55 + _t82 - _t85 + _t87 + _t83/_t15
+        d_tx2 = -_t21*_t62 + _t45*(_t43*(-_t78 + _t90 + _t91) + _t80) + _t74 + _t79 - _t90 - _t91
+        _s44 = _f32(0.40528473258018494)*_t26*_t44*(_t43*(-_t86 + _t93) + _t88)
+        d_ty2 = _s44 - _t51*_t68 - _t87 - _t93 + _t83/_t15
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0ab3bc8be87df62f
+# scalar kernels: sha256 a8c95a000ae4165e
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

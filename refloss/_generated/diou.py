@@ -25,116 +25,166 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = max(_s1, _s1 - _s1)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t1 = max(_s2, _s2 - _s2)
+    _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+    _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+    _s5 = max(px2, tx2) - min(px1, tx1)
+    _s6 = max(py2, ty2) - min(py1, ty1)
+    _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-    _t5 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
-    _t6 = (_t4*_t4) + (_t5*_t5)
-    _t7 = -max(px1, tx1) + min(px2, tx2)
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = -max(py1, ty1) + min(py2, ty2)
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = px1 - px2
-    _t12 = py1 - py2
-    _t13 = -tx2
-    _t14 = _t13 + tx1
-    _t15 = -ty2
-    _t16 = _t15 + ty1
-    _t17 = _t10*_t8
-    _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
-    _t20 = _t4/_t2
-    _t21 = px1 - tx1
-    _t22 = (1.0 if -_t21 > 0.0 else (0.5 if -_t21 == 0.0 else 0.0))
-    _t23 = 2.0*_t6/(_t2*_t2)
-    _t24 = _t0*_t23
-    _t25 = (1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-    _t26 = _t10*(1.0 if _t7 > 0.0 else 0.0)
-    _t27 = _t25*_t26
-    _t29 = _t5/_t2
-    _t30 = py1 - ty1
-    _t31 = (1.0 if -_t30 > 0.0 else (0.5 if -_t30 == 0.0 else 0.0))
-    _t32 = _t1*_t23
-    _t33 = (1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0))
-    _t34 = _t8*(1.0 if _t9 > 0.0 else 0.0)
-    _t35 = _t33*_t34
-    _t36 = _t13 + px2
-    _t37 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-    _t38 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
-    _t39 = _t26*_t38
-    _t40 = _t17/(_t18*_t18)
-    _t41 = _t15 + py2
-    _t42 = (1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
-    _t43 = (1.0 if -_t41 > 0.0 else (0.5 if -_t41 == 0.0 else 0.0))
-    _t44 = _t34*_t43
-    _t45 = -_t4/_t2
-    _t46 = _t22*_t26
-    _t47 = -_t5/_t2
-    _t48 = _t31*_t34
-    _t49 = _t26*_t37
-    _t50 = _t34*_t42
-    return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = max(_s1, _s1 - _s1)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t1 = max(_s2, _s2 - _s2)
+    _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+    _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+    _s5 = max(px2, tx2) - min(px1, tx1)
+    _s6 = max(py2, ty2) - min(py1, ty1)
+    _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+    _t2 = _s3
+    _t3 = _s5
+    _t4 = _s6
+    _t5 = (_t3*_t3) + (_t4*_t4) + eps
+    _t7 = _t2/_t5
+    _t8 = _t0*_t1
+    _t9 = px1 - px2
+    _t10 = py1 - py2
+    _t11 = -tx2
+    _t12 = _t11 + tx1
+    _t13 = -ty2
+    _t14 = _t13 + ty1
+    _t15 = _t10*_t9 + _t12*_t14 - _t8 + eps
+    _t17 = px1 - tx1
+    _t18 = 1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0)
+    _t19 = _t1*(1.0 if _s1 > 0.0 else 0.0)
+    _t20 = _t18*_t19
+    _s8 = -_t17
+    _t22 = 1.0 if _s8 > 0.0 else (0.5 if _s8 == 0.0 else 0.0)
+    _t23 = _s4
+    _t24 = 2.0*((_t2*_t2) + (_t23*_t23))/(_t5*_t5)
+    _t25 = _t24*_t3
+    _t26 = _t23/_t5
+    _t27 = py1 - ty1
+    _t28 = 1.0 if _t27 > 0.0 else (0.5 if _t27 == 0.0 else 0.0)
+    _t29 = _t0*(1.0 if _s2 > 0.0 else 0.0)
+    _t30 = _t28*_t29
+    _s9 = -_t27
+    _t31 = 1.0 if _s9 > 0.0 else (0.5 if _s9 == 0.0 else 0.0)
+    _t32 = _t24*_t4
+    _t33 = _t11 + px2
+    _s10 = -_t33
+    _t34 = 1.0 if _s10 > 0.0 else (0.5 if _s10 == 0.0 else 0.0)
+    _t35 = _t19*_t34
+    _t36 = _t8/(_t15*_t15)
+    _t37 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+    _t38 = _t13 + py2
+    _s11 = -_t38
+    _t39 = 1.0 if _s11 > 0.0 else (0.5 if _s11 == 0.0 else 0.0)
+    _t40 = _t29*_t39
+    _t41 = 1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0)
+    _t42 = -_t2/_t5
+    _t43 = _t19*_t22
+    _t44 = -_t23/_t5
+    _t45 = _t29*_t31
+    _t46 = _t19*_t37
+    _t47 = _t29*_t41
+    d_px1 = _t0*_t1*(-_t10 - _t20)/(_t15*_t15) - _t22*_t25 - _t7 - _t20/_t15
+    d_py1 = _t0*_t1*(-_t30 - _t9)/(_t15*_t15) - _t26 - _t31*_t32 - _t30/_t15
+    d_px2 = _t25*_t37 + _t36*(_t10 + _t35) - _t7 + _t35/_t15
+    d_py2 = -_t26 + _t32*_t41 + _t36*(_t40 + _t9) + _t40/_t15
+    d_tx1 = _t0*_t1*(-_t14 - _t43)/(_t15*_t15) - _t18*_t25 - _t42 - _t43/_t15
+    d_ty1 = _t0*_t1*(-_t12 - _t45)/(_t15*_t15) - _t28*_t32 - _t44 - _t45/_t15
+    d_tx2 = _t25*_t34 + _t36*(_t14 + _t46) - _t42 + _t46/_t15
+    d_ty2 = _t32*_t39 + _t36*(_t12 + _t47) - _t44 + _t47/_t15
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    _t1 = max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2)) - ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1))))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = max(_s1, _s1 - _s1)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t1 = max(_s2, _s2 - _s2)
+    _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+    _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+    _s5 = max(px2, tx2) - min(px1, tx1)
+    _s6 = max(py2, ty2) - min(py1, ty1)
+    _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-    _t5 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
-    _t6 = (_t4*_t4) + (_t5*_t5)
-    _t7 = -max(px1, tx1) + min(px2, tx2)
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = -max(py1, ty1) + min(py2, ty2)
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = px1 - px2
-    _t12 = py1 - py2
-    _t13 = -tx2
-    _t14 = _t13 + tx1
-    _t15 = -ty2
-    _t16 = _t15 + ty1
-    _t17 = _t10*_t8
-    _t18 = _t11*_t12 + _t14*_t16 - _t17 + eps
-    _t20 = _t4/_t2
-    _t21 = px1 - tx1
-    _t22 = (_f32(1.0) if -_t21 > _f32(0.0) else (_f32(0.5) if -_t21 == _f32(0.0) else _f32(0.0)))
-    _t23 = _f32(2.0)*_t6/(_t2*_t2)
-    _t24 = _t0*_t23
-    _t25 = (_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-    _t26 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
-    _t27 = _t25*_t26
-    _t29 = _t5/_t2
-    _t30 = py1 - ty1
-    _t31 = (_f32(1.0) if -_t30 > _f32(0.0) else (_f32(0.5) if -_t30 == _f32(0.0) else _f32(0.0)))
-    _t32 = _t1*_t23
-    _t33 = (_f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0)))
-    _t34 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-    _t35 = _t33*_t34
-    _t36 = _t13 + px2
-    _t37 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-    _t38 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
-    _t39 = _t26*_t38
-    _t40 = _t17/(_t18*_t18)
-    _t41 = _t15 + py2
-    _t42 = (_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
-    _t43 = (_f32(1.0) if -_t41 > _f32(0.0) else (_f32(0.5) if -_t41 == _f32(0.0) else _f32(0.0)))
-    _t44 = _t34*_t43
-    _t45 = -_t4/_t2
-    _t46 = _t22*_t26
-    _t47 = -_t5/_t2
-    _t48 = _t31*_t34
-    _t49 = _t26*_t37
-    _t50 = _t34*_t42
-    return _t10*_t8/_t18 - _t6/_t2, _t10*_t8*(-_t12 - _t27)/(_t18*_t18) - _t20 - _t22*_t24 - _t27/_t18, _t10*_t8*(-_t11 - _t35)/(_t18*_t18) - _t29 - _t31*_t32 - _t35/_t18, -_t20 + _t24*_t37 + _t40*(_t12 + _t39) + _t39/_t18, -_t29 + _t32*_t42 + _t40*(_t11 + _t44) + _t44/_t18, _t10*_t8*(-_t16 - _t46)/(_t18*_t18) - _t24*_t25 - _t45 - _t46/_t18, _t10*_t8*(-_t14 - _t48)/(_t18*_t18) - _t32*_t33 - _t47 - _t48/_t18, _t24*_t38 + _t40*(_t16 + _t49) - _t45 + _t49/_t18, _t32*_t43 + _t40*(_t14 + _t50) - _t47 + _t50/_t18
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t0 = max(_s1, _s1 - _s1)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t1 = max(_s2, _s2 - _s2)
+    _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+    _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+    _s5 = max(px2, tx2) - min(px1, tx1)
+    _s6 = max(py2, ty2) - min(py1, ty1)
+    _s7 = _t0*_t1/(-_t0*_t1 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    value = _s7 - ((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6))
+    _t2 = _s3
+    _t3 = _s5
+    _t4 = _s6
+    _t5 = (_t3*_t3) + (_t4*_t4) + eps
+    _t7 = _t2/_t5
+    _t8 = _t0*_t1
+    _t9 = px1 - px2
+    _t10 = py1 - py2
+    _t11 = -tx2
+    _t12 = _t11 + tx1
+    _t13 = -ty2
+    _t14 = _t13 + ty1
+    _t15 = _t10*_t9 + _t12*_t14 - _t8 + eps
+    _t17 = px1 - tx1
+    _t18 = _f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0))
+    _t19 = _t1*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+    _t20 = _t18*_t19
+    _s8 = -_t17
+    _t22 = _f32(1.0) if _s8 > _f32(0.0) else (_f32(0.5) if _s8 == _f32(0.0) else _f32(0.0))
+    _t23 = _s4
+    _t24 = _f32(2.0)*((_t2*_t2) + (_t23*_t23))/(_t5*_t5)
+    _t25 = _t24*_t3
+    _t26 = _t23/_t5
+    _t27 = py1 - ty1
+    _t28 = _f32(1.0) if _t27 > _f32(0.0) else (_f32(0.5) if _t27 == _f32(0.0) else _f32(0.0))
+    _t29 = _t0*(_f32(1.0) if _s2 > _f32(0.0) else _f32(0.0))
+    _t30 = _t28*_t29
+    _s9 = -_t27
+    _t31 = _f32(1.0) if _s9 > _f32(0.0) else (_f32(0.5) if _s9 == _f32(0.0) else _f32(0.0))
+    _t32 = _t24*_t4
+    _t33 = _t11 + px2
+    _s10 = -_t33
+    _t34 = _f32(1.0) if _s10 > _f32(0.0) else (_f32(0.5) if _s10 == _f32(0.0) else _f32(0.0))
+    _t35 = _t19*_t34
+    _t36 = _t8/(_t15*_t15)
+    _t37 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
+    _t38 = _t13 + py2
+    _s11 = -_t38
+    _t39 = _f32(1.0) if _s11 > _f32(0.0) else (_f32(0.5) if _s11 == _f32(0.0) else _f32(0.0))
+    _t40 = _t29*_t39
+    _t41 = _f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0))
+    _t42 = -_t2/_t5
+    _t43 = _t19*_t22
+    _t44 = -_t23/_t5
+    _t45 = _t29*_t31
+    _t46 = _t19*_t37
+    _t47 = _t29*_t41
+    d_px1 = _t0*_t1*(-_t10 - _t20)/(_t15*_t15) - _t22*_t25 - _t7 - _t20/_t15
+    d_py1 = _t0*_t1*(-_t30 - _t9)/(_t15*_t15) - _t26 - _t31*_t32 - _t30/_t15
+    d_px2 = _t25*_t37 + _t36*(_t10 + _t35) - _t7 + _t35/_t15
+    d_py2 = -_t26 + _t32*_t41 + _t36*(_t40 + _t9) + _t40/_t15
+    d_tx1 = _t0*_t1*(-_t14 - _t43)/(_t15*_t15) - _t18*_t25 - _t42 - _t43/_t15
+    d_ty1 = _t0*_t1*(-_t12 - _t45)/(_t15*_t15) - _t28*_t32 - _t44 - _t45/_t15
+    d_tx2 = _t25*_t34 + _t36*(_t14 + _t46) - _t42 + _t46/_t15
+    d_ty2 = _t32*_t39 + _t36*(_t12 + _t47) - _t44 + _t47/_t15
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e7924a157823aeaa
+# scalar kernels: sha256 5b2307b2beabb532
 """DIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

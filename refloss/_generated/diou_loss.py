@@ -25,142 +25,226 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
-    _t2 = (py1 - ty1)
-    _t3 = (py2 - ty2)
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _t2 = py1 - ty1
+    _t3 = py2 - ty2
     _t4 = -px1 + px2
     _t5 = -py1 + py2
     _t6 = -tx1 + tx2
     _t7 = -ty1 + ty2
-    _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((((0.5)*_t0 + (0.5)*_t1)*((0.5)*_t0 + (0.5)*_t1)) + (((0.5)*_t2 + (0.5)*_t3)*((0.5)*_t2 + (0.5)*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t8 = max(_s1, _s1 - _s1)
+    _s2 = 0.5*_t0 + 0.5*_t1
+    _s3 = 0.5*_t2 + 0.5*_t3
+    _s4 = max(px2, tx2) - min(px1, tx1)
+    _s5 = max(py2, ty2) - min(py1, ty1)
+    _s6 = tx1 - px1
+    _s7 = tx2 - px2
+    _s8 = ty1 - py1
+    _s9 = ty2 - py2
+    _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+    _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+    _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+    value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (px1 - tx1)
-    _t5 = (px2 - tx2)
-    _t6 = (0.5)*_t4 + (0.5)*_t5
-    _t7 = (py1 - ty1)
-    _t8 = (py2 - ty2)
-    _t9 = (0.5)*_t7 + (0.5)*_t8
-    _t10 = (_t6*_t6) + (_t9*_t9)
-    _t11 = px1 - px2
-    _t12 = -_t11
-    _t13 = py1 - py2
-    _t14 = -_t13
-    _t15 = -tx2
-    _t16 = _t15 + tx1
-    _t17 = -_t16
-    _t18 = -ty2
-    _t19 = _t18 + ty1
-    _t20 = -_t19
-    _t21 = -max(px1, tx1) + min(px2, tx2)
-    _t22 = max(_t21, _t21 - _t21)
-    _t23 = -max(py1, ty1) + min(py2, ty2)
-    _t24 = max(_t23, _t23 - _t23)
-    _t25 = _t22*_t24
-    _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-    _t28 = px1 - tx1
-    _t29 = (1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
-    _t30 = 2.0*_t10/(_t2*_t2)
-    _t31 = _t0*_t30
-    _t32 = (1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-    _t33 = _t24*(1.0 if _t21 > 0.0 else 0.0)
-    _t34 = _t32*_t33
-    _t35 = _t25/(_t26*_t26)
-    _t36 = py1 - ty1
-    _t37 = (1.0 if -_t36 > 0.0 else (0.5 if -_t36 == 0.0 else 0.0))
-    _t38 = _t1*_t30
-    _t39 = (1.0 if _t36 > 0.0 else (0.5 if _t36 == 0.0 else 0.0))
-    _t40 = _t22*(1.0 if _t23 > 0.0 else 0.0)
-    _t41 = _t39*_t40
-    _t42 = _t15 + px2
-    _t43 = (1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))
-    _t44 = (1.0 if -_t42 > 0.0 else (0.5 if -_t42 == 0.0 else 0.0))
-    _t45 = _t33*_t44
-    _t46 = _t18 + py2
-    _t47 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-    _t48 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
-    _t49 = _t40*_t48
-    _t50 = -_t6
-    _t51 = _t29*_t33
-    _t52 = -_t9
-    _t53 = _t37*_t40
-    _t54 = _t33*_t43
-    _t55 = _t40*_t47
-    return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
-
-
-def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = (px1 - tx1)
-    _t1 = (px2 - tx2)
-    _t2 = (py1 - ty1)
-    _t3 = (py2 - ty2)
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _t2 = py1 - ty1
+    _t3 = py2 - ty2
     _t4 = -px1 + px2
     _t5 = -py1 + py2
     _t6 = -tx1 + tx2
     _t7 = -ty1 + ty2
-    _t8 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return ((((_f32(0.5))*_t0 + (_f32(0.5))*_t1)*((_f32(0.5))*_t0 + (_f32(0.5))*_t1)) + (((_f32(0.5))*_t2 + (_f32(0.5))*_t3)*((_f32(0.5))*_t2 + (_f32(0.5))*_t3)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (_t5*min(_t4, max(_t1, _t1 - _t1) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t7*min(_t6, max(_t0, _t0 - _t0) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t8*min(_t5, max(_t3, _t3 - _t3) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t8*min(_t7, max(_t2, _t2 - _t2) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t4*_t5 + _t6*_t7 - _t8*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t8 = max(_s1, _s1 - _s1)
+    _s2 = 0.5*_t0 + 0.5*_t1
+    _s3 = 0.5*_t2 + 0.5*_t3
+    _s4 = max(px2, tx2) - min(px1, tx1)
+    _s5 = max(py2, ty2) - min(py1, ty1)
+    _s6 = tx1 - px1
+    _s7 = tx2 - px2
+    _s8 = ty1 - py1
+    _s9 = ty2 - py2
+    _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+    _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+    _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+    value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+    _t9 = _s2
+    _t10 = _s4
+    _t11 = _s5
+    _t12 = (_t10*_t10) + (_t11*_t11) + eps
+    _t14 = _s13
+    _t15 = max(_t14, _t14 - _t14)
+    _t16 = _t15*_t8
+    _t17 = -_t16 + _t4*_t5 + _t6*_t7 + eps
+    _t19 = px1 - tx1
+    _t20 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+    _t21 = _t15*(1.0 if _s1 > 0.0 else 0.0)
+    _t22 = _t20*_t21
+    _s16 = -_t19
+    _t23 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+    _t24 = _s3
+    _t25 = 2.0*((_t24*_t24) + (_t9*_t9))/(_t12*_t12)
+    _t26 = _t10*_t25
+    _t27 = py1 - py2
+    _t28 = _t16/(_t17*_t17)
+    _t29 = py1 - ty1
+    _t30 = 1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0)
+    _t31 = _t8*(1.0 if _t14 > 0.0 else 0.0)
+    _t32 = _t30*_t31
+    _t33 = px1 - px2
+    _s17 = -_t29
+    _t34 = 1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0)
+    _t35 = _t11*_t25
+    _t36 = -tx2
+    _t37 = _t36 + px2
+    _s18 = -_t37
+    _t38 = 1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0)
+    _t39 = _t21*_t38
+    _t40 = 1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0)
+    _t41 = -ty2
+    _t42 = _t41 + py2
+    _s19 = -_t42
+    _t43 = 1.0 if _s19 > 0.0 else (0.5 if _s19 == 0.0 else 0.0)
+    _t44 = _t31*_t43
+    _t45 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
+    _t46 = -_t9
+    _t47 = _t21*_t23
+    _t48 = _t41 + ty1
+    _t49 = -_t24
+    _t50 = _t31*_t34
+    _t51 = _t36 + tx1
+    _t52 = _t21*_t40
+    _t53 = _t31*_t45
+    d_px1 = _t23*_t26 - _t28*(-_t22 - _t27) + _t22/_t17 + _t9/_t12
+    d_py1 = -_t28*(-_t32 - _t33) + _t34*_t35 + _t32/_t17 + _t24/_t12
+    d_px2 = -_t26*_t40 - _t28*(_t27 + _t39) - _t39/_t17 + _t9/_t12
+    d_py2 = -_t28*(_t33 + _t44) - _t35*_t45 - _t44/_t17 + _t24/_t12
+    d_tx1 = _t20*_t26 - _t28*(-_t47 - _t48) + _t47/_t17 + _t46/_t12
+    d_ty1 = -_t28*(-_t50 - _t51) + _t30*_t35 + _t50/_t17 + _t49/_t12
+    d_tx2 = -_t26*_t38 - _t28*(_t48 + _t52) - _t52/_t17 + _t46/_t12
+    d_ty2 = -_t28*(_t51 + _t53) - _t35*_t43 - _t53/_t17 + _t49/_t12
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+
+
+def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _t2 = py1 - ty1
+    _t3 = py2 - ty2
+    _t4 = -px1 + px2
+    _t5 = -py1 + py2
+    _t6 = -tx1 + tx2
+    _t7 = -ty1 + ty2
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t8 = max(_s1, _s1 - _s1)
+    _s2 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s3 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s4 = max(px2, tx2) - min(px1, tx1)
+    _s5 = max(py2, ty2) - min(py1, ty1)
+    _s6 = tx1 - px1
+    _s7 = tx2 - px2
+    _s8 = ty1 - py1
+    _s9 = ty2 - py2
+    _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+    _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+    _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+    value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max(px2, tx2) - min(px1, tx1)
-    _t1 = max(py2, ty2) - min(py1, ty1)
-    _t2 = (_t0*_t0) + (_t1*_t1) + eps
-    _t4 = (px1 - tx1)
-    _t5 = (px2 - tx2)
-    _t6 = (_f32(0.5))*_t4 + (_f32(0.5))*_t5
-    _t7 = (py1 - ty1)
-    _t8 = (py2 - ty2)
-    _t9 = (_f32(0.5))*_t7 + (_f32(0.5))*_t8
-    _t10 = (_t6*_t6) + (_t9*_t9)
-    _t11 = px1 - px2
-    _t12 = -_t11
-    _t13 = py1 - py2
-    _t14 = -_t13
-    _t15 = -tx2
-    _t16 = _t15 + tx1
-    _t17 = -_t16
-    _t18 = -ty2
-    _t19 = _t18 + ty1
-    _t20 = -_t19
-    _t21 = -max(px1, tx1) + min(px2, tx2)
-    _t22 = max(_t21, _t21 - _t21)
-    _t23 = -max(py1, ty1) + min(py2, ty2)
-    _t24 = max(_t23, _t23 - _t23)
-    _t25 = _t22*_t24
-    _t26 = _t12*_t14 + _t17*_t20 - _t25 + eps
-    _t28 = px1 - tx1
-    _t29 = (_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
-    _t30 = _f32(2.0)*_t10/(_t2*_t2)
-    _t31 = _t0*_t30
-    _t32 = (_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t24*(_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0))
-    _t34 = _t32*_t33
-    _t35 = _t25/(_t26*_t26)
-    _t36 = py1 - ty1
-    _t37 = (_f32(1.0) if -_t36 > _f32(0.0) else (_f32(0.5) if -_t36 == _f32(0.0) else _f32(0.0)))
-    _t38 = _t1*_t30
-    _t39 = (_f32(1.0) if _t36 > _f32(0.0) else (_f32(0.5) if _t36 == _f32(0.0) else _f32(0.0)))
-    _t40 = _t22*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
-    _t41 = _t39*_t40
-    _t42 = _t15 + px2
-    _t43 = (_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-    _t44 = (_f32(1.0) if -_t42 > _f32(0.0) else (_f32(0.5) if -_t42 == _f32(0.0) else _f32(0.0)))
-    _t45 = _t33*_t44
-    _t46 = _t18 + py2
-    _t47 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-    _t48 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
-    _t49 = _t40*_t48
-    _t50 = -_t6
-    _t51 = _t29*_t33
-    _t52 = -_t9
-    _t53 = _t37*_t40
-    _t54 = _t33*_t43
-    _t55 = _t40*_t47
-    return _t10/_t2 + (_t14*min(_t12, max(_t5, _t5 - _t5) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t20*min(_t17, max(_t4, _t4 - _t4) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t22*min(_t14, max(_t8, _t8 - _t8) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t22*min(_t20, max(_t7, _t7 - _t7) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/_t26, _t29*_t31 - _t35*(-_t13 - _t34) + _t34/_t26 + _t6/_t2, -_t35*(-_t11 - _t41) + _t37*_t38 + _t41/_t26 + _t9/_t2, -_t31*_t43 - _t35*(_t13 + _t45) - _t45/_t26 + _t6/_t2, -_t35*(_t11 + _t49) - _t38*_t47 - _t49/_t26 + _t9/_t2, _t31*_t32 - _t35*(-_t19 - _t51) + _t51/_t26 + _t50/_t2, -_t35*(-_t16 - _t53) + _t38*_t39 + _t53/_t26 + _t52/_t2, -_t31*_t44 - _t35*(_t19 + _t54) - _t54/_t26 + _t50/_t2, -_t35*(_t16 + _t55) - _t38*_t48 - _t55/_t26 + _t52/_t2
+    _t0 = px1 - tx1
+    _t1 = px2 - tx2
+    _t2 = py1 - ty1
+    _t3 = py2 - ty2
+    _t4 = -px1 + px2
+    _t5 = -py1 + py2
+    _t6 = -tx1 + tx2
+    _t7 = -ty1 + ty2
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t8 = max(_s1, _s1 - _s1)
+    _s2 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s3 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s4 = max(px2, tx2) - min(px1, tx1)
+    _s5 = max(py2, ty2) - min(py1, ty1)
+    _s6 = tx1 - px1
+    _s7 = tx2 - px2
+    _s8 = ty1 - py1
+    _s9 = ty2 - py2
+    _s10 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
+    _s11 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s7, _s7 - _s7))
+    _s12 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s8, _s8 - _s8))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+    _s15 = _s14/(_t4*_t5 + _t6*_t7 - _t8*max(_s13, _s13 - _s13) + eps)
+    value = ((_s2*_s2) + (_s3*_s3))/(eps + (_s4*_s4) + (_s5*_s5)) + _s15
+    _t9 = _s2
+    _t10 = _s4
+    _t11 = _s5
+    _t12 = (_t10*_t10) + (_t11*_t11) + eps
+    _t14 = _s13
+    _t15 = max(_t14, _t14 - _t14)
+    _t16 = _t15*_t8
+    _t17 = -_t16 + _t4*_t5 + _t6*_t7 + eps
+    _t19 = px1 - tx1
+    _t20 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+    _t21 = _t15*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+    _t22 = _t20*_t21
+    _s16 = -_t19
+    _t23 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+    _t24 = _s3
+    _t25 = _f32(2.0)*((_t24*_t24) + (_t9*_t9))/(_t12*_t12)
+    _t26 = _t10*_t25
+    _t27 = py1 - py2
+    _t28 = _t16/(_t17*_t17)
+    _t29 = py1 - ty1
+    _t30 = _f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0))
+    _t31 = _t8*(_f32(1.0) if _t14 > _f32(0.0) else _f32(0.0))
+    _t32 = _t30*_t31
+    _t33 = px1 - px2
+    _s17 = -_t29
+    _t34 = _f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0))
+    _t35 = _t11*_t25
+    _t36 = -tx2
+    _t37 = _t36 + px2
+    _s18 = -_t37
+    _t38 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+    _t39 = _t21*_t38
+    _t40 = _f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0))
+    _t41 = -ty2
+    _t42 = _t41 + py2
+    _s19 = -_t42
+    _t43 = _f32(1.0) if _s19 > _f32(0.0) else (_f32(0.5) if _s19 == _f32(0.0) else _f32(0.0))
+    _t44 = _t31*_t43
+    _t45 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
+    _t46 = -_t9
+    _t47 = _t21*_t23
+    _t48 = _t41 + ty1
+    _t49 = -_t24
+    _t50 = _t31*_t34
+    _t51 = _t36 + tx1
+    _t52 = _t21*_t40
+    _t53 = _t31*_t45
+    d_px1 = _t23*_t26 - _t28*(-_t22 - _t27) + _t22/_t17 + _t9/_t12
+    d_py1 = -_t28*(-_t32 - _t33) + _t34*_t35 + _t32/_t17 + _t24/_t12
+    d_px2 = -_t26*_t40 - _t28*(_t27 + _t39) - _t39/_t17 + _t9/_t12
+    d_py2 = -_t28*(_t33 + _t44) - _t35*_t45 - _t44/_t17 + _t24/_t12
+    d_tx1 = _t20*_t26 - _t28*(-_t47 - _t48) + _t47/_t17 + _t46/_t12
+    d_ty1 = -_t28*(-_t50 - _t51) + _t30*_t35 + _t50/_t17 + _t49/_t12
+    d_tx2 = -_t26*_t38 - _t28*(_t48 + _t52) - _t52/_t17 + _t46/_t12
+    d_ty2 = -_t28*(_t51 + _t53) - _t35*_t43 - _t53/_t17 + _t49/_t12
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 cec4afa53d0676c9
+# scalar kernels: sha256 eb597064565ea2f2
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

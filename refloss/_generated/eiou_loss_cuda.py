@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 978928cdcbc302f3
+# scalar kernels: sha256 23b1be9abe0ea3dd
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

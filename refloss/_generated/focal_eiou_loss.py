@@ -27,242 +27,362 @@ def constants(eps, gamma, weight_grad):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-        return 0.0
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+        value = 0.0
+        return value
     else:  # IoU^gamma * EIoU
         _t0 = -px1 + px2
         _t1 = -py1 + py2
         _t2 = -tx1 + tx2
         _t3 = -ty1 + ty2
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t7 = (px1 - tx1)
-        _t8 = (px2 - tx2)
-        _t9 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-        _t10 = (py1 - ty1)
-        _t11 = (py2 - ty2)
-        _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((0.5)*_t10 + (0.5)*_t11)*((0.5)*_t10 + (0.5)*_t11)) + (((0.5)*_t7 + (0.5)*_t8)*((0.5)*_t7 + (0.5)*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
+        _t4 = max(_s1, _s1 - _s1)
+        _t5 = _t4*max(_s2, _s2 - _s2)
+        _t7 = px1 - tx1
+        _t8 = px2 - tx2
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _t9 = eps + (_s3*_s3)
+        _t10 = py1 - ty1
+        _t11 = py2 - ty2
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _t12 = _s4*_s4
+        _s5 = -_t10 + _t11
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+        _s11 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s9, _s9 - _s9))
+        _s12 = _t1*min(_t0, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+        _s13 = _s12 + _t3*min(_t2, max(_t7, _t7 - _t7) + max(_s7, _s7 - _s7)) + _s10 + _s11 + eps
+        _s14 = 0.5*_t10 + 0.5*_t11
+        _s15 = 0.5*_t7 + 0.5*_t8
+        _s16 = -_t7 + _t8
+        _s17 = ((_s14*_s14) + (_s15*_s15))/(_t12 + _t9)
+        _s18 = (_s5*_s5)/(_t12 + eps) + _s13/(_t0*_t1 + _t2*_t3 - _t5 + eps) + _s17 + (_s16*_s16)/_t9
+        value = math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*_s18
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    else:  # IoU^gamma * EIoU
-        _t0 = px1 - px2
-        _t1 = -_t0
-        _t2 = py1 - py2
-        _t3 = -_t2
-        _t4 = -tx2
-        _t5 = _t4 + tx1
-        _t6 = -_t5
-        _t7 = -ty2
-        _t8 = _t7 + ty1
-        _t9 = -_t8
-        _t10 = -max(px1, tx1) + min(px2, tx2)
-        _t11 = max(_t10, _t10 - _t10)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = _t11*_t13
-        _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
-        _t17 = _t14/_t15
-        _t18 = math.pow(_t17, gamma)
-        _t19 = (px1 - tx1)
-        _t20 = (px2 - tx2)
-        _t21 = max(px2, tx2) - min(px1, tx1)
-        _t22 = (_t21*_t21) + eps
-        _t24 = (py1 - ty1)
-        _t25 = (py2 - ty2)
-        _t26 = max(py2, ty2) - min(py1, ty1)
-        _t27 = (_t26*_t26)
-        _t28 = _t27 + eps
-        _t30 = _t22 + _t27
-        _t32 = (0.5)*_t19 + (0.5)*_t20
-        _t33 = (0.5)*_t24 + (0.5)*_t25
-        _t34 = (_t32*_t32) + (_t33*_t33)
-        _t35 = _t34/_t30
-        _t36 = -tx1
-        _t37 = _t36 + px1
-        _t38 = (1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0))
-        _t39 = _t13*(1.0 if _t10 > 0.0 else 0.0)
-        _t40 = _t38*_t39
-        _t41 = _t40/_t15
-        _t42 = _t14/(_t15*_t15)
-        _t43 = _t42*(-_t2 - _t40)
-        _t44 = ((-_t0 - _t36 - tx2)*(-_t0 - _t36 - tx2))
-        _t45 = -ty1
-        _t46 = ((-_t2 - _t45 - ty2)*(-_t2 - _t45 - ty2))
-        _t47 = _t18*weight_grad
-        _t48 = _t15*_t47*gamma*(-_t17 + _t35 + 1.0 + _t46/_t28 + _t44/_t22)/(_t11*_t13)
-        _t49 = _t47 + (1.0 - weight_grad)*_t18
-        _t50 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
-        _t51 = (1.0 if -_t37 > 0.0 else (0.5 if -_t37 == 0.0 else 0.0))
-        _t52 = 2.0*_t21
-        _t53 = _t51*_t52
-        _t54 = _t44/(_t22*_t22)
-        _t55 = _t34/(_t30*_t30)
-        _t56 = _t45 + py1
-        _t57 = (1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-        _t58 = _t11*(1.0 if _t12 > 0.0 else 0.0)
-        _t59 = _t57*_t58
-        _t60 = _t59/_t15
-        _t61 = _t42*(-_t0 - _t59)
-        _t62 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
-        _t63 = (1.0 if -_t56 > 0.0 else (0.5 if -_t56 == 0.0 else 0.0))
-        _t64 = 2.0*_t26
-        _t65 = _t63*_t64
-        _t66 = _t46/(_t28*_t28)
-        _t67 = _t4 + px2
-        _t68 = (1.0 if -_t67 > 0.0 else (0.5 if -_t67 == 0.0 else 0.0))
-        _t69 = _t39*_t68
-        _t70 = _t42*(_t2 + _t69) + _t69/_t15
-        _t71 = -_t50
-        _t72 = (1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
-        _t73 = _t52*_t72
-        _t74 = _t7 + py2
-        _t75 = (1.0 if -_t74 > 0.0 else (0.5 if -_t74 == 0.0 else 0.0))
-        _t76 = _t58*_t75
-        _t77 = _t42*(_t0 + _t76) + _t76/_t15
-        _t78 = -_t62
-        _t79 = (1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
-        _t80 = _t64*_t79
-        _t81 = _t39*_t51
-        _t82 = _t81/_t15
-        _t83 = _t42*(-_t8 - _t81)
-        _t84 = -_t32
-        _t85 = _t38*_t52
-        _t86 = _t58*_t63
-        _t87 = _t86/_t15
-        _t88 = _t42*(-_t5 - _t86)
-        _t89 = -_t33
-        _t90 = _t57*_t64
-        _t91 = _t39*_t72
-        _t92 = _t42*(_t8 + _t91) + _t91/_t15
-        _t93 = _t52*_t68
-        _t94 = _t58*_t79
-        _t95 = _t42*(_t5 + _t94) + _t94/_t15
-        _t96 = _t64*_t75
-        return _t18*(_t35 + ((-_t24 + _t25)*(-_t24 + _t25))/_t28 + ((-_t19 + _t20)*(-_t19 + _t20))/_t22 + (_t11*min(_t3, max(_t25, _t25 - _t25) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(_t24, _t24 - _t24) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(_t20, _t20 - _t20) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(_t19, _t19 - _t19) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15), _t48*(-_t41 + _t43) + _t49*(_t41 - _t43 + _t53*_t54 + _t53*_t55 + _t32/_t30 + _t50/_t22), _t48*(-_t60 + _t61) + _t49*(_t55*_t65 + _t60 - _t61 + _t65*_t66 + _t33/_t30 + _t62/_t28), _t48*_t70 + _t49*(-_t54*_t73 - _t55*_t73 - _t70 + _t32/_t30 + _t71/_t22), _t48*_t77 + _t49*(-_t55*_t80 - _t66*_t80 - _t77 + _t33/_t30 + _t78/_t28), _t48*(-_t82 + _t83) + _t49*(_t54*_t85 + _t55*_t85 + _t82 - _t83 + _t84/_t30 + _t71/_t22), _t48*(-_t87 + _t88) + _t49*(_t55*_t90 + _t66*_t90 + _t87 - _t88 + _t89/_t30 + _t78/_t28), _t48*_t92 + _t49*(-_t54*_t93 - _t55*_t93 - _t92 + _t84/_t30 + _t50/_t22), _t48*_t95 + _t49*(-_t55*_t96 - _t66*_t96 - _t95 + _t89/_t30 + _t62/_t28)
-
-
-def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-        return _f32(0.0)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+        value = 0.0
+        d_px1 = 0.0
+        d_py1 = 0.0
+        d_px2 = 0.0
+        d_py2 = 0.0
+        d_tx1 = 0.0
+        d_ty1 = 0.0
+        d_tx2 = 0.0
+        d_ty2 = 0.0
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # IoU^gamma * EIoU
         _t0 = -px1 + px2
         _t1 = -py1 + py2
         _t2 = -tx1 + tx2
         _t3 = -ty1 + ty2
-        _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-        _t5 = _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-        _t7 = (px1 - tx1)
-        _t8 = (px2 - tx2)
-        _t9 = eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1)))
-        _t10 = (py1 - ty1)
-        _t11 = (py2 - ty2)
-        _t12 = ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))
-        return math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*(((-_t10 + _t11)*(-_t10 + _t11))/(_t12 + eps) + (_t1*min(_t0, max(_t8, _t8 - _t8) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(_t7, _t7 - _t7) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(_t11, _t11 - _t11) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(_t10, _t10 - _t10) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t5 + eps) + ((((_f32(0.5))*_t10 + (_f32(0.5))*_t11)*((_f32(0.5))*_t10 + (_f32(0.5))*_t11)) + (((_f32(0.5))*_t7 + (_f32(0.5))*_t8)*((_f32(0.5))*_t7 + (_f32(0.5))*_t8)))/(_t12 + _t9) + ((-_t7 + _t8)*(-_t7 + _t8))/_t9)
+        _t4 = max(_s1, _s1 - _s1)
+        _t5 = _t4*max(_s2, _s2 - _s2)
+        _t7 = px1 - tx1
+        _t8 = px2 - tx2
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _t9 = eps + (_s3*_s3)
+        _t10 = py1 - ty1
+        _t11 = py2 - ty2
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _t12 = _s4*_s4
+        _s5 = -_t10 + _t11
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+        _s11 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s9, _s9 - _s9))
+        _s12 = _t1*min(_t0, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+        _s13 = _s12 + _t3*min(_t2, max(_t7, _t7 - _t7) + max(_s7, _s7 - _s7)) + _s10 + _s11 + eps
+        _s14 = 0.5*_t10 + 0.5*_t11
+        _s15 = 0.5*_t7 + 0.5*_t8
+        _s16 = -_t7 + _t8
+        _s17 = ((_s14*_s14) + (_s15*_s15))/(_t12 + _t9)
+        _s18 = (_s5*_s5)/(_t12 + eps) + _s13/(_t0*_t1 + _t2*_t3 - _t5 + eps) + _s17 + (_s16*_s16)/_t9
+        value = math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*_s18
+        _t13 = _s2
+        _t14 = max(_t13, _t13 - _t13)
+        _t15 = _t14*_t4
+        _t16 = _t0*_t1 - _t15 + _t2*_t3 + eps
+        _t18 = px1 - tx1
+        _t19 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
+        _t20 = _t14*(1.0 if _s1 > 0.0 else 0.0)
+        _t21 = _t19*_t20
+        _t22 = _t21/_t16
+        _t23 = -py2
+        _t24 = _t23 + py1
+        _t25 = _t15/(_t16*_t16)
+        _t26 = _t25*(-_t21 - _t24)
+        _t28 = -px2
+        _s19 = -_t18 - _t28 - tx2
+        _t29 = _s19*_s19
+        _t30 = _t12 + eps
+        _t32 = py1 - ty1
+        _s20 = -_t23 - _t32 - ty2
+        _t33 = _s20*_s20
+        _t34 = _s3
+        _t35 = _t30 + (_t34*_t34)
+        _t37 = _s14
+        _t38 = _s15
+        _t39 = (_t37*_t37) + (_t38*_t38)
+        _t40 = _t15/_t16
+        _t41 = math.pow(_t40, gamma)
+        _t42 = _t41*weight_grad
+        _t43 = _t16*_t42*gamma*(_t29/_t9 - _t40 + 1.0 + _t39/_t35 + _t33/_t30)/(_t14*_t4)
+        _t44 = _t42 + (1.0 - weight_grad)*_t41
+        _t45 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
+        _s21 = -_t18
+        _t46 = 1.0 if _s21 > 0.0 else (0.5 if _s21 == 0.0 else 0.0)
+        _t47 = 2.0*_t34
+        _t48 = _t46*_t47
+        _t49 = _t29/(_t9*_t9)
+        _t50 = _t39/(_t35*_t35)
+        _t51 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
+        _t52 = _t4*(1.0 if _t13 > 0.0 else 0.0)
+        _t53 = _t51*_t52
+        _t54 = _t53/_t16
+        _t55 = _t28 + px1
+        _t56 = _t25*(-_t53 - _t55)
+        _t57 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
+        _s22 = -_t32
+        _t58 = 1.0 if _s22 > 0.0 else (0.5 if _s22 == 0.0 else 0.0)
+        _t59 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
+        _t60 = _t58*_t59
+        _t61 = _t33/(_t30*_t30)
+        _t62 = -tx2
+        _t63 = _t62 + px2
+        _s23 = -_t63
+        _t64 = 1.0 if _s23 > 0.0 else (0.5 if _s23 == 0.0 else 0.0)
+        _t65 = _t20*_t64
+        _t66 = _t25*(_t24 + _t65) + _t65/_t16
+        _t67 = -_t45
+        _t68 = 1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0)
+        _t69 = _t47*_t68
+        _t70 = -ty2
+        _t71 = _t70 + py2
+        _s24 = -_t71
+        _t72 = 1.0 if _s24 > 0.0 else (0.5 if _s24 == 0.0 else 0.0)
+        _t73 = _t52*_t72
+        _t74 = _t25*(_t55 + _t73) + _t73/_t16
+        _t75 = -_t57
+        _t76 = 1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0)
+        _t77 = _t59*_t76
+        _t78 = _t20*_t46
+        _t79 = _t78/_t16
+        _t80 = _t70 + ty1
+        _t81 = _t25*(-_t78 - _t80)
+        _t82 = -_t38
+        _t83 = _t19*_t47
+        _t84 = _t52*_t58
+        _t85 = _t84/_t16
+        _t86 = _t62 + tx1
+        _t87 = _t25*(-_t84 - _t86)
+        _t88 = -_t37
+        _t89 = _t51*_t59
+        _t90 = _t20*_t68
+        _t91 = _t25*(_t80 + _t90) + _t90/_t16
+        _t92 = _t47*_t64
+        _t93 = _t52*_t76
+        _t94 = _t25*(_t86 + _t93) + _t93/_t16
+        _t95 = _t59*_t72
+        d_px1 = _t43*(-_t22 + _t26) + _t44*(_t22 - _t26 + _t45/_t9 + _t48*_t49 + _t48*_t50 + _t38/_t35)
+        d_py1 = _t43*(-_t54 + _t56) + _t44*(_t50*_t60 + _t54 - _t56 + _t60*_t61 + _t37/_t35 + _t57/_t30)
+        d_px2 = _t43*_t66 + _t44*(-_t49*_t69 - _t50*_t69 - _t66 + _t67/_t9 + _t38/_t35)
+        d_py2 = _t43*_t74 + _t44*(-_t50*_t77 - _t61*_t77 - _t74 + _t37/_t35 + _t75/_t30)
+        d_tx1 = _t43*(-_t79 + _t81) + _t44*(_t49*_t83 + _t50*_t83 + _t67/_t9 + _t79 - _t81 + _t82/_t35)
+        d_ty1 = _t43*(-_t85 + _t87) + _t44*(_t50*_t89 + _t61*_t89 + _t85 - _t87 + _t88/_t35 + _t75/_t30)
+        d_tx2 = _t43*_t91 + _t44*(_t45/_t9 - _t49*_t92 - _t50*_t92 - _t91 + _t82/_t35)
+        d_ty2 = _t43*_t94 + _t44*(-_t50*_t95 - _t61*_t95 - _t94 + _t88/_t35 + _t57/_t30)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+
+
+def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+        value = _f32(0.0)
+        return value
+    else:  # IoU^gamma * EIoU
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(_s1, _s1 - _s1)
+        _t5 = _t4*max(_s2, _s2 - _s2)
+        _t7 = px1 - tx1
+        _t8 = px2 - tx2
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _t9 = eps + (_s3*_s3)
+        _t10 = py1 - ty1
+        _t11 = py2 - ty2
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _t12 = _s4*_s4
+        _s5 = -_t10 + _t11
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+        _s11 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s9, _s9 - _s9))
+        _s12 = _t1*min(_t0, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+        _s13 = _s12 + _t3*min(_t2, max(_t7, _t7 - _t7) + max(_s7, _s7 - _s7)) + _s10 + _s11 + eps
+        _s14 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+        _s15 = _f32(0.5)*_t7 + _f32(0.5)*_t8
+        _s16 = -_t7 + _t8
+        _s17 = ((_s14*_s14) + (_s15*_s15))/(_t12 + _t9)
+        _s18 = (_s5*_s5)/(_t12 + eps) + _s13/(_t0*_t1 + _t2*_t3 - _t5 + eps) + _s17 + (_s16*_s16)/_t9
+        value = math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*_s18
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-        return _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+        value = _f32(0.0)
+        d_px1 = _f32(0.0)
+        d_py1 = _f32(0.0)
+        d_px2 = _f32(0.0)
+        d_py2 = _f32(0.0)
+        d_tx1 = _f32(0.0)
+        d_ty1 = _f32(0.0)
+        d_tx2 = _f32(0.0)
+        d_ty2 = _f32(0.0)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # IoU^gamma * EIoU
-        _t0 = px1 - px2
-        _t1 = -_t0
-        _t2 = py1 - py2
-        _t3 = -_t2
-        _t4 = -tx2
-        _t5 = _t4 + tx1
-        _t6 = -_t5
-        _t7 = -ty2
-        _t8 = _t7 + ty1
-        _t9 = -_t8
-        _t10 = -max(px1, tx1) + min(px2, tx2)
-        _t11 = max(_t10, _t10 - _t10)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = _t11*_t13
-        _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
-        _t17 = _t14/_t15
-        _t18 = math.pow(_t17, gamma)
-        _t19 = (px1 - tx1)
-        _t20 = (px2 - tx2)
-        _t21 = max(px2, tx2) - min(px1, tx1)
-        _t22 = (_t21*_t21) + eps
-        _t24 = (py1 - ty1)
-        _t25 = (py2 - ty2)
-        _t26 = max(py2, ty2) - min(py1, ty1)
-        _t27 = (_t26*_t26)
-        _t28 = _t27 + eps
-        _t30 = _t22 + _t27
-        _t32 = (_f32(0.5))*_t19 + (_f32(0.5))*_t20
-        _t33 = (_f32(0.5))*_t24 + (_f32(0.5))*_t25
-        _t34 = (_t32*_t32) + (_t33*_t33)
-        _t35 = _t34/_t30
-        _t36 = -tx1
-        _t37 = _t36 + px1
-        _t38 = (_f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0)))
-        _t39 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
-        _t40 = _t38*_t39
-        _t41 = _t40/_t15
-        _t42 = _t14/(_t15*_t15)
-        _t43 = _t42*(-_t2 - _t40)
-        _t44 = ((-_t0 - _t36 - tx2)*(-_t0 - _t36 - tx2))
-        _t45 = -ty1
-        _t46 = ((-_t2 - _t45 - ty2)*(-_t2 - _t45 - ty2))
-        _t47 = _t18*weight_grad
-        _t48 = _t15*_t47*gamma*(-_t17 + _t35 + _f32(1.0) + _t46/_t28 + _t44/_t22)/(_t11*_t13)
-        _t49 = _t47 + (_f32(1.0) - weight_grad)*_t18
-        _t50 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
-        _t51 = (_f32(1.0) if -_t37 > _f32(0.0) else (_f32(0.5) if -_t37 == _f32(0.0) else _f32(0.0)))
-        _t52 = _f32(2.0)*_t21
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(_s1, _s1 - _s1)
+        _t5 = _t4*max(_s2, _s2 - _s2)
+        _t7 = px1 - tx1
+        _t8 = px2 - tx2
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _t9 = eps + (_s3*_s3)
+        _t10 = py1 - ty1
+        _t11 = py2 - ty2
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _t12 = _s4*_s4
+        _s5 = -_t10 + _t11
+        _s6 = tx1 - px1
+        _s7 = tx2 - px2
+        _s8 = ty1 - py1
+        _s9 = ty2 - py2
+        _s10 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+        _s11 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s9, _s9 - _s9))
+        _s12 = _t1*min(_t0, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+        _s13 = _s12 + _t3*min(_t2, max(_t7, _t7 - _t7) + max(_s7, _s7 - _s7)) + _s10 + _s11 + eps
+        _s14 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+        _s15 = _f32(0.5)*_t7 + _f32(0.5)*_t8
+        _s16 = -_t7 + _t8
+        _s17 = ((_s14*_s14) + (_s15*_s15))/(_t12 + _t9)
+        _s18 = (_s5*_s5)/(_t12 + eps) + _s13/(_t0*_t1 + _t2*_t3 - _t5 + eps) + _s17 + (_s16*_s16)/_t9
+        value = math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)*_s18
+        _t13 = _s2
+        _t14 = max(_t13, _t13 - _t13)
+        _t15 = _t14*_t4
+        _t16 = _t0*_t1 - _t15 + _t2*_t3 + eps
+        _t18 = px1 - tx1
+        _t19 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
+        _t20 = _t14*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t21 = _t19*_t20
+        _t22 = _t21/_t16
+        _t23 = -py2
+        _t24 = _t23 + py1
+        _t25 = _t15/(_t16*_t16)
+        _t26 = _t25*(-_t21 - _t24)
+        _t28 = -px2
+        _s19 = -_t18 - _t28 - tx2
+        _t29 = _s19*_s19
+        _t30 = _t12 + eps
+        _t32 = py1 - ty1
+        _s20 = -_t23 - _t32 - ty2
+        _t33 = _s20*_s20
+        _t34 = _s3
+        _t35 = _t30 + (_t34*_t34)
+        _t37 = _s14
+        _t38 = _s15
+        _t39 = (_t37*_t37) + (_t38*_t38)
+        _t40 = _t15/_t16
+        _t41 = math.pow(_t40, gamma)
+        _t42 = _t41*weight_grad
+        _t43 = _t16*_t42*gamma*(_t29/_t9 - _t40 + _f32(1.0) + _t39/_t35 + _t33/_t30)/(_t14*_t4)
+        _t44 = _t42 + (_f32(1.0) - weight_grad)*_t41
+        _t45 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
+        _s21 = -_t18
+        _t46 = _f32(1.0) if _s21 > _f32(0.0) else (_f32(0.5) if _s21 == _f32(0.0) else _f32(0.0))
+        _t47 = _f32(2.0)*_t34
+        _t48 = _t46*_t47
+        _t49 = _t29/(_t9*_t9)
+        _t50 = _t39/(_t35*_t35)
+        _t51 = _f32(1.0) if _t32 > _f32(0.0) else (_f32(0.5) if _t32 == _f32(0.0) else _f32(0.0))
+        _t52 = _t4*(_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0))
         _t53 = _t51*_t52
-        _t54 = _t44/(_t22*_t22)
-        _t55 = _t34/(_t30*_t30)
-        _t56 = _t45 + py1
-        _t57 = (_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _t58 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-        _t59 = _t57*_t58
-        _t60 = _t59/_t15
-        _t61 = _t42*(-_t0 - _t59)
-        _t62 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
-        _t63 = (_f32(1.0) if -_t56 > _f32(0.0) else (_f32(0.5) if -_t56 == _f32(0.0) else _f32(0.0)))
-        _t64 = _f32(2.0)*_t26
-        _t65 = _t63*_t64
-        _t66 = _t46/(_t28*_t28)
-        _t67 = _t4 + px2
-        _t68 = (_f32(1.0) if -_t67 > _f32(0.0) else (_f32(0.5) if -_t67 == _f32(0.0) else _f32(0.0)))
-        _t69 = _t39*_t68
-        _t70 = _t42*(_t2 + _t69) + _t69/_t15
-        _t71 = -_t50
-        _t72 = (_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
+        _t54 = _t53/_t16
+        _t55 = _t28 + px1
+        _t56 = _t25*(-_t53 - _t55)
+        _t57 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
+        _s22 = -_t32
+        _t58 = _f32(1.0) if _s22 > _f32(0.0) else (_f32(0.5) if _s22 == _f32(0.0) else _f32(0.0))
+        _t59 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
+        _t60 = _t58*_t59
+        _t61 = _t33/(_t30*_t30)
+        _t62 = -tx2
+        _t63 = _t62 + px2
+        _s23 = -_t63
+        _t64 = _f32(1.0) if _s23 > _f32(0.0) else (_f32(0.5) if _s23 == _f32(0.0) else _f32(0.0))
+        _t65 = _t20*_t64
+        _t66 = _t25*(_t24 + _t65) + _t65/_t16
+        _t67 = -_t45
+        _t68 = _f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0))
+        _t69 = _t47*_t68
+        _t70 = -ty2
+        _t71 = _t70 + py2
+        _s24 = -_t71
+        _t72 = _f32(1.0) if _s24 > _f32(0.0) else (_f32(0.5) if _s24 == _f32(0.0) else _f32(0.0))
         _t73 = _t52*_t72
-        _t74 = _t7 + py2
-        _t75 = (_f32(1.0) if -_t74 > _f32(0.0) else (_f32(0.5) if -_t74 == _f32(0.0) else _f32(0.0)))
-        _t76 = _t58*_t75
-        _t77 = _t42*(_t0 + _t76) + _t76/_t15
-        _t78 = -_t62
-        _t79 = (_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-        _t80 = _t64*_t79
-        _t81 = _t39*_t51
-        _t82 = _t81/_t15
-        _t83 = _t42*(-_t8 - _t81)
-        _t84 = -_t32
-        _t85 = _t38*_t52
-        _t86 = _t58*_t63
-        _t87 = _t86/_t15
-        _t88 = _t42*(-_t5 - _t86)
-        _t89 = -_t33
-        _t90 = _t57*_t64
-        _t91 = _t39*_t72
-        _t92 = _t42*(_t8 + _t91) + _t91/_t15
-        _t93 = _t52*_t68
-        _t94 = _t58*_t79
-        _t95 = _t42*(_t5 + _t94) + _t94/_t15
-        _t96 = _t64*_t75
-        return _t18*(_t35 + ((-_t24 + _t25)*(-_t24 + _t25))/_t28 + ((-_t19 + _t20)*(-_t19 + _t20))/_t22 + (_t11*min(_t3, max(_t25, _t25 - _t25) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(_t24, _t24 - _t24) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(_t20, _t20 - _t20) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(_t19, _t19 - _t19) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15), _t48*(-_t41 + _t43) + _t49*(_t41 - _t43 + _t53*_t54 + _t53*_t55 + _t32/_t30 + _t50/_t22), _t48*(-_t60 + _t61) + _t49*(_t55*_t65 + _t60 - _t61 + _t65*_t66 + _t33/_t30 + _t62/_t28), _t48*_t70 + _t49*(-_t54*_t73 - _t55*_t73 - _t70 + _t32/_t30 + _t71/_t22), _t48*_t77 + _t49*(-_t55*_t80 - _t66*_t80 - _t77 + _t33/_t30 + _t78/_t28), _t48*(-_t82 + _t83) + _t49*(_t54*_t85 + _t55*_t85 + _t82 - _t83 + _t84/_t30 + _t71/_t22), _t48*(-_t87 + _t88) + _t49*(_t55*_t90 + _t66*_t90 + _t87 - _t88 + _t89/_t30 + _t78/_t28), _t48*_t92 + _t49*(-_t54*_t93 - _t55*_t93 - _t92 + _t84/_t30 + _t50/_t22), _t48*_t95 + _t49*(-_t55*_t96 - _t66*_t96 - _t95 + _t89/_t30 + _t62/_t28)
+        _t74 = _t25*(_t55 + _t73) + _t73/_t16
+        _t75 = -_t57
+        _t76 = _f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0))
+        _t77 = _t59*_t76
+        _t78 = _t20*_t46
+        _t79 = _t78/_t16
+        _t80 = _t70 + ty1
+        _t81 = _t25*(-_t78 - _t80)
+        _t82 = -_t38
+        _t83 = _t19*_t47
+        _t84 = _t52*_t58
+        _t85 = _t84/_t16
+        _t86 = _t62 + tx1
+        _t87 = _t25*(-_t84 - _t86)
+        _t88 = -_t37
+        _t89 = _t51*_t59
+        _t90 = _t20*_t68
+        _t91 = _t25*(_t80 + _t90) + _t90/_t16
+        _t92 = _t47*_t64
+        _t93 = _t52*_t76
+        _t94 = _t25*(_t86 + _t93) + _t93/_t16
+        _t95 = _t59*_t72
+        d_px1 = _t43*(-_t22 + _t26) + _t44*(_t22 - _t26 + _t45/_t9 + _t48*_t49 + _t48*_t50 + _t38/_t35)
+        d_py1 = _t43*(-_t54 + _t56) + _t44*(_t50*_t60 + _t54 - _t56 + _t60*_t61 + _t37/_t35 + _t57/_t30)
+        d_px2 = _t43*_t66 + _t44*(-_t49*_t69 - _t50*_t69 - _t66 + _t67/_t9 + _t38/_t35)
+        d_py2 = _t43*_t74 + _t44*(-_t50*_t77 - _t61*_t77 - _t74 + _t37/_t35 + _t75/_t30)
+        d_tx1 = _t43*(-_t79 + _t81) + _t44*(_t49*_t83 + _t50*_t83 + _t67/_t9 + _t79 - _t81 + _t82/_t35)
+        d_ty1 = _t43*(-_t85 + _t87) + _t44*(_t50*_t89 + _t61*_t89 + _t85 - _t87 + _t88/_t35 + _t75/_t30)
+        d_tx2 = _t43*_t91 + _t44*(_t45/_t9 - _t49*_t92 - _t50*_t92 - _t91 + _t82/_t35)
+        d_ty2 = _t43*_t94 + _t44*(-_t50*_t95 - _t61*_t95 - _t94 + _t88/_t35 + _t57/_t30)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

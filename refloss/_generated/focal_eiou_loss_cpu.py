@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 141494dc93d3cc82
+# scalar kernels: sha256 b4cd9f8ddc17d27b
 """Focal-EIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -33,49 +33,71 @@ def value_f64(pred, target, alpha, ln_b, q, s, c_lin):
     x = pred - target
     a = abs(x)
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
-        return 0.0
+        value = 0.0
+        return value
     elif (a <= 1.0):  # logarithmic
-        return (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        return value
     else:  # linear
-        return a*s + c_lin
+        value = a*s + c_lin
+        return value
 
 
 def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
-        return 0.0, 0.0, 0.0
+        value = 0.0
+        d_pred = 0.0
+        d_target = 0.0
+        return value, d_pred, d_target
     elif (a <= 1.0):  # logarithmic
-        _t0 = math.log(a)
-        _t1 = a*alpha*sgn*(_t0 + ln_b)
-        return (a*a)*q*(-2.0*_t0 - 2.0*ln_b + 1.0), -_t1, _t1
+        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        d_pred = -_t0
+        d_target = _t0
+        return value, d_pred, d_target
     else:  # linear
+        value = a*s + c_lin
         _t0 = s*sgn
-        return a*s + c_lin, _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
 
 
 def value_f32(pred, target, alpha, ln_b, q, s, c_lin):
     x = pred - target
     a = abs(x)
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
-        return _f32(0.0)
+        value = _f32(0.0)
+        return value
     elif (a <= _f32(1.0)):  # logarithmic
-        return (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        return value
     else:  # linear
-        return a*s + c_lin
+        value = a*s + c_lin
+        return value
 
 
 def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
-        return _f32(0.0), _f32(0.0), _f32(0.0)
+        value = _f32(0.0)
+        d_pred = _f32(0.0)
+        d_target = _f32(0.0)
+        return value, d_pred, d_target
     elif (a <= _f32(1.0)):  # logarithmic
-        _t0 = math.log(a)
-        _t1 = a*alpha*sgn*(_t0 + ln_b)
-        return (a*a)*q*(-_f32(2.0)*_t0 - _f32(2.0)*ln_b + _f32(1.0)), -_t1, _t1
+        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        d_pred = -_t0
+        d_target = _t0
+        return value, d_pred, d_target
     else:  # linear
+        value = a*s + c_lin
         _t0 = s*sgn
-        return a*s + c_lin, _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target

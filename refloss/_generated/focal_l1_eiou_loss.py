@@ -31,155 +31,239 @@ def constants(eps, beta):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+    _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+    _s3 = max(px2, tx2) - min(px1, tx1)
+    _s4 = max(py2, ty2) - min(py1, ty1)
+    _s5 = px2 - tx2
+    _s6 = tx1 - px1
+    _s7 = px1 - tx1
+    _s8 = tx2 - px2
+    _s9 = -max(px1, tx1) + min(px2, tx2)
+    _s10 = py2 - ty2
+    _s11 = ty1 - py1
+    _s12 = py1 - ty1
+    _s13 = ty2 - py2
+    _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+    _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+    _s17 = -max(py1, ty1) + min(py2, ty2)
+    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+    _s20 = -_s12 + _s10
+    _s21 = -_s7 + _s5
+    _s22 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s23 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s23 + _s22 + (_s20*_s20)/(eps + (_s4*_s4)) + (_s21*_s21)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-        return 0.0
+        value = 0.0
+        return value
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
-        return q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+        value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+        return value
     else:  # linear: L_EIoU > 1
-        return c_lin + s*x_e
+        value = c_lin + s*x_e
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))*((0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2)))) + (((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))*((0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+    _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+    _s3 = max(px2, tx2) - min(px1, tx1)
+    _s4 = max(py2, ty2) - min(py1, ty1)
+    _s5 = px2 - tx2
+    _s6 = tx1 - px1
+    _s7 = px1 - tx1
+    _s8 = tx2 - px2
+    _s9 = -max(px1, tx1) + min(px2, tx2)
+    _s10 = py2 - ty2
+    _s11 = ty1 - py1
+    _s12 = py1 - ty1
+    _s13 = ty2 - py2
+    _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+    _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+    _s17 = -max(py1, ty1) + min(py2, ty2)
+    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+    _s20 = -_s12 + _s10
+    _s21 = -_s7 + _s5
+    _s22 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s23 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s23 + _s22 + (_s20*_s20)/(eps + (_s4*_s4)) + (_s21*_s21)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        value = 0.0
+        d_px1 = 0.0
+        d_py1 = 0.0
+        d_px2 = 0.0
+        d_py2 = 0.0
+        d_tx1 = 0.0
+        d_ty1 = 0.0
+        d_tx2 = 0.0
+        d_ty2 = 0.0
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
-        _t0 = q*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
-        _t1 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
-        _t2 = max(px2, tx2) - min(px1, tx1)
-        _t3 = (_t2*_t2) + eps
-        _t5 = _t1/_t3
-        _t6 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-        _t7 = max(py2, ty2) - min(py1, ty1)
-        _t8 = (_t7*_t7)
-        _t9 = _t3 + _t8
-        _t11 = _t6/_t9
-        _t12 = -tx1
-        _t13 = _t12 + px1
-        _t14 = (1.0 if -_t13 > 0.0 else (0.5 if -_t13 == 0.0 else 0.0))
-        _t15 = _t14*_t2
-        _t16 = 2.0*_t15
-        _t17 = px1 - px2
-        _t18 = ((-_t12 - _t17 - tx2)*(-_t12 - _t17 - tx2))/(_t3*_t3)
-        _t19 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
-        _t20 = ((_t19*_t19) + (_t6*_t6))/(_t9*_t9)
-        _t21 = py1 - py2
-        _t22 = -tx2
-        _t23 = _t22 + tx1
-        _t24 = -ty2
-        _t25 = _t24 + ty1
-        _t26 = -max(px1, tx1) + min(px2, tx2)
-        _t27 = max(_t26, _t26 - _t26)
-        _t28 = -max(py1, ty1) + min(py2, ty2)
-        _t29 = max(_t28, _t28 - _t28)
-        _t30 = _t27*_t29
-        _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
-        _t33 = (1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-        _t34 = _t29*(1.0 if _t26 > 0.0 else 0.0)
-        _t35 = _t33*_t34
-        _t36 = _t35/_t31
-        _t37 = _t30/(_t31*_t31)
-        _t38 = _t37*(-_t21 - _t35)
-        _t39 = 2.0*q*x_e
-        _t40 = 4.0*_t15
-        _t41 = _t0*x_e
+        value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+        _t0 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
+        _t1 = _s3
+        _t2 = (_t1*_t1) + eps
+        _t4 = _t0/_t2
+        _t5 = _s1
+        _t6 = _s4
+        _t7 = _t6*_t6
+        _t8 = _t2 + _t7
+        _t10 = _t5/_t8
+        _t11 = -tx1
+        _t12 = _t11 + px1
+        _s24 = -_t12
+        _t13 = 1.0 if _s24 > 0.0 else (0.5 if _s24 == 0.0 else 0.0)
+        _t14 = _t1*_t13
+        _t15 = 2.0*_t14
+        _t16 = px1 - px2
+        _s25 = -_t11 - _t16 - tx2
+        _t17 = (_s25*_s25)/(_t2*_t2)
+        _t18 = _s2
+        _t19 = ((_t18*_t18) + (_t5*_t5))/(_t8*_t8)
+        _t20 = py1 - py2
+        _t21 = -tx2
+        _t22 = _t21 + tx1
+        _t23 = -ty2
+        _t24 = _t23 + ty1
+        _t25 = _s9
+        _t26 = max(_t25, _t25 - _t25)
+        _t27 = _s17
+        _t28 = max(_t27, _t27 - _t27)
+        _t29 = _t26*_t28
+        _t30 = _t16*_t20 + _t22*_t24 - _t29 + eps
+        _t32 = 1.0 if _t12 > 0.0 else (0.5 if _t12 == 0.0 else 0.0)
+        _t33 = _t28*(1.0 if _t25 > 0.0 else 0.0)
+        _t34 = _t32*_t33
+        _t35 = _t34/_t30
+        _t36 = _t29/(_t30*_t30)
+        _t37 = _t36*(-_t20 - _t34)
+        _t38 = q*x_e
+        _t39 = 2.0*_t38
+        _t40 = 4.0*_t14
+        _t41 = _t38*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
         _t42 = 2.0*py1 - 2.0*py2 - 2.0*ty1 + 2.0*ty2
-        _t43 = _t8 + eps
+        _t43 = _t7 + eps
         _t45 = _t42/_t43
-        _t46 = _t19/_t9
+        _t46 = _t18/_t8
         _t47 = -ty1
         _t48 = _t47 + py1
-        _t49 = (1.0 if -_t48 > 0.0 else (0.5 if -_t48 == 0.0 else 0.0))
-        _t50 = _t49*_t7
+        _s26 = -_t48
+        _t49 = 1.0 if _s26 > 0.0 else (0.5 if _s26 == 0.0 else 0.0)
+        _t50 = _t49*_t6
         _t51 = 2.0*_t50
-        _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
-        _t53 = (1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))
-        _t54 = _t27*(1.0 if _t28 > 0.0 else 0.0)
+        _s27 = -_t20 - _t47 - ty2
+        _t52 = (_s27*_s27)/(_t43*_t43)
+        _t53 = 1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0)
+        _t54 = _t26*(1.0 if _t27 > 0.0 else 0.0)
         _t55 = _t53*_t54
-        _t56 = _t55/_t31
-        _t57 = _t37*(-_t17 - _t55)
+        _t56 = _t55/_t30
+        _t57 = _t36*(-_t16 - _t55)
         _t58 = 4.0*_t50
-        _t59 = -_t1
-        _t60 = _t22 + px2
-        _t61 = (1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))
-        _t62 = _t2*_t61
+        _t59 = -_t0
+        _t60 = _t21 + px2
+        _t61 = 1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0)
+        _t62 = _t1*_t61
         _t63 = 2.0*_t62
-        _t64 = (1.0 if -_t60 > 0.0 else (0.5 if -_t60 == 0.0 else 0.0))
-        _t65 = _t34*_t64
-        _t66 = _t65/_t31
-        _t67 = _t37*(_t21 + _t65)
+        _s28 = -_t60
+        _t64 = 1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0)
+        _t65 = _t33*_t64
+        _t66 = _t65/_t30
+        _t67 = _t36*(_t20 + _t65)
         _t68 = 4.0*_t62
         _t69 = -_t42
-        _t70 = _t24 + py2
-        _t71 = (1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
-        _t72 = _t7*_t71
+        _t70 = _t23 + py2
+        _t71 = 1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0)
+        _t72 = _t6*_t71
         _t73 = 2.0*_t72
-        _t74 = (1.0 if -_t70 > 0.0 else (0.5 if -_t70 == 0.0 else 0.0))
+        _s29 = -_t70
+        _t74 = 1.0 if _s29 > 0.0 else (0.5 if _s29 == 0.0 else 0.0)
         _t75 = _t54*_t74
-        _t76 = _t75/_t31
-        _t77 = _t37*(_t17 + _t75)
+        _t76 = _t75/_t30
+        _t77 = _t36*(_t16 + _t75)
         _t78 = 4.0*_t72
-        _t79 = _t59/_t3
-        _t80 = -_t6
-        _t81 = _t80/_t9
-        _t82 = _t2*_t33
+        _t79 = _t59/_t2
+        _t80 = -_t5
+        _t81 = _t80/_t8
+        _t82 = _t1*_t32
         _t83 = 2.0*_t82
-        _t84 = _t14*_t34
-        _t85 = _t84/_t31
-        _t86 = _t37*(-_t25 - _t84)
+        _t84 = _t13*_t33
+        _t85 = _t84/_t30
+        _t86 = _t36*(-_t24 - _t84)
         _t87 = 4.0*_t82
         _t88 = _t69/_t43
-        _t89 = -_t19
-        _t90 = _t89/_t9
-        _t91 = _t53*_t7
+        _t89 = -_t18
+        _t90 = _t89/_t8
+        _t91 = _t53*_t6
         _t92 = 2.0*_t91
         _t93 = _t49*_t54
-        _t94 = _t93/_t31
-        _t95 = _t37*(-_t23 - _t93)
+        _t94 = _t93/_t30
+        _t95 = _t36*(-_t22 - _t93)
         _t96 = 4.0*_t91
-        _t97 = _t2*_t64
+        _t97 = _t1*_t64
         _t98 = 2.0*_t97
-        _t99 = _t34*_t61
-        _t100 = _t99/_t31
-        _t101 = _t37*(_t25 + _t99)
+        _t99 = _t33*_t61
+        _t100 = _t99/_t30
+        _t101 = _t36*(_t24 + _t99)
         _t102 = 4.0*_t97
-        _t103 = _t7*_t74
+        _t103 = _t6*_t74
         _t104 = 2.0*_t103
         _t105 = _t54*_t71
-        _t106 = _t105/_t31
-        _t107 = _t37*(_t105 + _t23)
+        _t106 = _t105/_t30
+        _t107 = _t36*(_t105 + _t22)
         _t108 = 4.0*_t103
-        return _t0*(x_e*x_e), -_t39*(_t11 + _t16*_t18 + _t16*_t20 + _t36 - _t38 + _t5) + _t41*(2.0*_t11 + _t18*_t40 + _t20*_t40 + 2.0*_t36 - 2.0*_t38 + 2.0*_t5), -_t39*(_t20*_t51 + _t45 + _t46 + _t51*_t52 + _t56 - _t57) + _t41*(_t20*_t58 + 2.0*_t45 + 2.0*_t46 + _t52*_t58 + 2.0*_t56 - 2.0*_t57), -_t39*(-_t18*_t63 - _t20*_t63 + _t6/_t9 - _t66 - _t67 + _t59/_t3) + _t41*(-_t18*_t68 - _t20*_t68 + 2.0*_t6/_t9 - 2.0*_t66 - 2.0*_t67 + 2.0*_t59/_t3), -_t39*(_t19/_t9 - _t20*_t73 - _t52*_t73 - _t76 - _t77 + _t69/_t43) + _t41*(2.0*_t19/_t9 - _t20*_t78 - _t52*_t78 - 2.0*_t76 - 2.0*_t77 + 2.0*_t69/_t43), -_t39*(_t18*_t83 + _t20*_t83 + _t79 + _t81 + _t85 - _t86) + _t41*(_t18*_t87 + _t20*_t87 + 2.0*_t79 + 2.0*_t81 + 2.0*_t85 - 2.0*_t86), -_t39*(_t20*_t92 + _t52*_t92 + _t88 + _t90 + _t94 - _t95) + _t41*(_t20*_t96 + _t52*_t96 + 2.0*_t88 + 2.0*_t90 + 2.0*_t94 - 2.0*_t95), -_t39*(_t1/_t3 - _t100 - _t101 - _t18*_t98 - _t20*_t98 + _t80/_t9) + _t41*(2.0*_t1/_t3 - 2.0*_t100 - 2.0*_t101 - _t102*_t18 - _t102*_t20 + 2.0*_t80/_t9), -_t39*(-_t104*_t20 - _t104*_t52 - _t106 - _t107 + _t42/_t43 + _t89/_t9) + _t41*(-2.0*_t106 - 2.0*_t107 - _t108*_t20 - _t108*_t52 + 2.0*_t42/_t43 + 2.0*_t89/_t9)
+        _s30 = _t41*(2.0*_t10 + _t17*_t40 + _t19*_t40 + 2.0*_t35 - 2.0*_t37 + 2.0*_t4)
+        d_px1 = -_t39*(_t10 + _t15*_t17 + _t15*_t19 + _t35 - _t37 + _t4) + _s30
+        _s31 = _t41*(_t19*_t58 + 2.0*_t45 + 2.0*_t46 + _t52*_t58 + 2.0*_t56 - 2.0*_t57)
+        d_py1 = -_t39*(_t19*_t51 + _t45 + _t46 + _t51*_t52 + _t56 - _t57) + _s31
+        _s32 = _t41*(-_t17*_t68 - _t19*_t68 + 2.0*_t5/_t8 - 2.0*_t66 - 2.0*_t67 + 2.0*_t59/_t2)
+        d_px2 = -_t39*(-_t17*_t63 - _t19*_t63 + _t5/_t8 - _t66 - _t67 + _t59/_t2) + _s32
+        _s33 = _t41*(2.0*_t18/_t8 - _t19*_t78 - _t52*_t78 - 2.0*_t76 - 2.0*_t77 + 2.0*_t69/_t43)
+        d_py2 = -_t39*(_t18/_t8 - _t19*_t73 - _t52*_t73 - _t76 - _t77 + _t69/_t43) + _s33
+        _s34 = _t41*(_t17*_t87 + _t19*_t87 + 2.0*_t79 + 2.0*_t81 + 2.0*_t85 - 2.0*_t86)
+        d_tx1 = -_t39*(_t17*_t83 + _t19*_t83 + _t79 + _t81 + _t85 - _t86) + _s34
+        _s35 = _t41*(_t19*_t96 + _t52*_t96 + 2.0*_t88 + 2.0*_t90 + 2.0*_t94 - 2.0*_t95)
+        d_ty1 = -_t39*(_t19*_t92 + _t52*_t92 + _t88 + _t90 + _t94 - _t95) + _s35
+        _s36 = _t41*(2.0*_t0/_t2 - 2.0*_t100 - 2.0*_t101 - _t102*_t17 - _t102*_t19 + 2.0*_t80/_t8)
+        d_tx2 = -_t39*(_t0/_t2 - _t100 - _t101 - _t17*_t98 - _t19*_t98 + _t80/_t8) + _s36
+        _s37 = _t41*(-2.0*_t106 - 2.0*_t107 - _t108*_t19 - _t108*_t52 + 2.0*_t42/_t43 + 2.0*_t89/_t8)
+        d_ty2 = -_t39*(-_t104*_t19 - _t104*_t52 - _t106 - _t107 + _t42/_t43 + _t89/_t8) + _s37
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # linear: L_EIoU > 1
+        value = c_lin + s*x_e
         _t0 = 2.0*px1 - 2.0*px2 - 2.0*tx1 + 2.0*tx2
-        _t1 = max(px2, tx2) - min(px1, tx1)
+        _t1 = _s3
         _t2 = (_t1*_t1) + eps
-        _t4 = (0.5)*((px1 - tx1)) + (0.5)*((px2 - tx2))
-        _t5 = max(py2, ty2) - min(py1, ty1)
-        _t6 = (_t5*_t5)
+        _t4 = _s1
+        _t5 = _s4
+        _t6 = _t5*_t5
         _t7 = _t2 + _t6
         _t9 = -tx1
         _t10 = _t9 + px1
-        _t11 = (1.0 if -_t10 > 0.0 else (0.5 if -_t10 == 0.0 else 0.0))
+        _s38 = -_t10
+        _t11 = 1.0 if _s38 > 0.0 else (0.5 if _s38 == 0.0 else 0.0)
         _t12 = 2.0*_t1
         _t13 = _t11*_t12
         _t14 = px1 - px2
-        _t15 = ((-_t14 - _t9 - tx2)*(-_t14 - _t9 - tx2))/(_t2*_t2)
-        _t16 = (0.5)*((py1 - ty1)) + (0.5)*((py2 - ty2))
+        _s39 = -_t14 - _t9 - tx2
+        _t15 = (_s39*_s39)/(_t2*_t2)
+        _t16 = _s2
         _t17 = ((_t16*_t16) + (_t4*_t4))/(_t7*_t7)
         _t18 = py1 - py2
         _t19 = -tx2
         _t20 = _t19 + tx1
         _t21 = -ty2
         _t22 = _t21 + ty1
-        _t23 = -max(px1, tx1) + min(px2, tx2)
+        _t23 = _s9
         _t24 = max(_t23, _t23 - _t23)
-        _t25 = -max(py1, ty1) + min(py2, ty2)
+        _t25 = _s17
         _t26 = max(_t25, _t25 - _t25)
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
-        _t30 = (1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))
+        _t30 = 1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0)
         _t31 = _t26*(1.0 if _t23 > 0.0 else 0.0)
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
@@ -187,24 +271,28 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t35 = _t6 + eps
         _t37 = -ty1
         _t38 = _t37 + py1
-        _t39 = (1.0 if -_t38 > 0.0 else (0.5 if -_t38 == 0.0 else 0.0))
+        _s40 = -_t38
+        _t39 = 1.0 if _s40 > 0.0 else (0.5 if _s40 == 0.0 else 0.0)
         _t40 = 2.0*_t5
         _t41 = _t39*_t40
-        _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
-        _t43 = (1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0))
+        _s41 = -_t18 - _t37 - ty2
+        _t42 = (_s41*_s41)/(_t35*_t35)
+        _t43 = 1.0 if _t38 > 0.0 else (0.5 if _t38 == 0.0 else 0.0)
         _t44 = _t24*(1.0 if _t25 > 0.0 else 0.0)
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2
-        _t48 = (1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))
+        _t48 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
         _t49 = _t12*_t48
-        _t50 = (1.0 if -_t47 > 0.0 else (0.5 if -_t47 == 0.0 else 0.0))
+        _s42 = -_t47
+        _t50 = 1.0 if _s42 > 0.0 else (0.5 if _s42 == 0.0 else 0.0)
         _t51 = _t31*_t50
         _t52 = -_t34
         _t53 = _t21 + py2
-        _t54 = (1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
+        _t54 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
         _t55 = _t40*_t54
-        _t56 = (1.0 if -_t53 > 0.0 else (0.5 if -_t53 == 0.0 else 0.0))
+        _s43 = -_t53
+        _t56 = 1.0 if _s43 > 0.0 else (0.5 if _s43 == 0.0 else 0.0)
         _t57 = _t44*_t56
         _t58 = -_t4
         _t59 = _t12*_t30
@@ -216,159 +304,252 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t65 = _t31*_t48
         _t66 = _t40*_t56
         _t67 = _t44*_t54
-        return c_lin + s*x_e, s*(_t0/_t2 + _t13*_t15 + _t13*_t17 - _t33*(-_t18 - _t32) + _t4/_t7 + _t32/_t28), s*(_t16/_t7 + _t17*_t41 - _t33*(-_t14 - _t45) + _t34/_t35 + _t41*_t42 + _t45/_t28), s*(-_t15*_t49 - _t17*_t49 - _t33*(_t18 + _t51) + _t4/_t7 - _t51/_t28 + _t46/_t2), s*(_t16/_t7 - _t17*_t55 - _t33*(_t14 + _t57) - _t42*_t55 + _t52/_t35 - _t57/_t28), s*(_t15*_t59 + _t17*_t59 - _t33*(-_t22 - _t60) + _t58/_t7 + _t60/_t28 + _t46/_t2), s*(_t17*_t62 - _t33*(-_t20 - _t63) + _t42*_t62 + _t61/_t7 + _t52/_t35 + _t63/_t28), s*(_t0/_t2 - _t15*_t64 - _t17*_t64 - _t33*(_t22 + _t65) + _t58/_t7 - _t65/_t28), s*(-_t17*_t66 - _t33*(_t20 + _t67) + _t34/_t35 - _t42*_t66 + _t61/_t7 - _t67/_t28)
+        d_px1 = s*(_t0/_t2 + _t13*_t15 + _t13*_t17 - _t33*(-_t18 - _t32) + _t4/_t7 + _t32/_t28)
+        d_py1 = s*(_t16/_t7 + _t17*_t41 - _t33*(-_t14 - _t45) + _t34/_t35 + _t41*_t42 + _t45/_t28)
+        d_px2 = s*(-_t15*_t49 - _t17*_t49 - _t33*(_t18 + _t51) + _t4/_t7 - _t51/_t28 + _t46/_t2)
+        d_py2 = s*(_t16/_t7 - _t17*_t55 - _t33*(_t14 + _t57) - _t42*_t55 + _t52/_t35 - _t57/_t28)
+        d_tx1 = s*(_t15*_t59 + _t17*_t59 - _t33*(-_t22 - _t60) + _t58/_t7 + _t60/_t28 + _t46/_t2)
+        d_ty1 = s*(_t17*_t62 - _t33*(-_t20 - _t63) + _t42*_t62 + _t61/_t7 + _t52/_t35 + _t63/_t28)
+        d_tx2 = s*(_t0/_t2 - _t15*_t64 - _t17*_t64 - _t33*(_t22 + _t65) + _t58/_t7 - _t65/_t28)
+        d_ty2 = s*(-_t17*_t66 - _t33*(_t20 + _t67) + _t34/_t35 - _t42*_t66 + _t61/_t7 - _t67/_t28)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+    _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+    _s3 = max(px2, tx2) - min(px1, tx1)
+    _s4 = max(py2, ty2) - min(py1, ty1)
+    _s5 = px2 - tx2
+    _s6 = tx1 - px1
+    _s7 = px1 - tx1
+    _s8 = tx2 - px2
+    _s9 = -max(px1, tx1) + min(px2, tx2)
+    _s10 = py2 - ty2
+    _s11 = ty1 - py1
+    _s12 = py1 - ty1
+    _s13 = ty2 - py2
+    _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+    _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+    _s17 = -max(py1, ty1) + min(py2, ty2)
+    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+    _s20 = -_s12 + _s10
+    _s21 = -_s7 + _s5
+    _s22 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s23 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s23 + _s22 + (_s20*_s20)/(eps + (_s4*_s4)) + (_s21*_s21)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-        return _f32(0.0)
+        value = _f32(0.0)
+        return value
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
-        return q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+        value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+        return value
     else:  # linear: L_EIoU > 1
-        return c_lin + s*x_e
+        value = c_lin + s*x_e
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
-    x_e = ((((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))*((_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2)))) + (((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))*((_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2)))))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))) + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + (eps + (-py1 + py2)*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + (-ty1 + ty2)*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-py1 + py2, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*min(-ty1 + ty2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))))/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))) + ((-((py1 - ty1)) + (py2 - ty2))*(-((py1 - ty1)) + (py2 - ty2)))/(eps + ((max(py2, ty2) - min(py1, ty1))*(max(py2, ty2) - min(py1, ty1)))) + ((-((px1 - tx1)) + (px2 - tx2))*(-((px1 - tx1)) + (px2 - tx2)))/(eps + ((max(px2, tx2) - min(px1, tx1))*(max(px2, tx2) - min(px1, tx1))))
+    _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+    _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+    _s3 = max(px2, tx2) - min(px1, tx1)
+    _s4 = max(py2, ty2) - min(py1, ty1)
+    _s5 = px2 - tx2
+    _s6 = tx1 - px1
+    _s7 = px1 - tx1
+    _s8 = tx2 - px2
+    _s9 = -max(px1, tx1) + min(px2, tx2)
+    _s10 = py2 - ty2
+    _s11 = ty1 - py1
+    _s12 = py1 - ty1
+    _s13 = ty2 - py2
+    _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+    _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+    _s17 = -max(py1, ty1) + min(py2, ty2)
+    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+    _s20 = -_s12 + _s10
+    _s21 = -_s7 + _s5
+    _s22 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s23 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s23 + _s22 + (_s20*_s20)/(eps + (_s4*_s4)) + (_s21*_s21)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-        return _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0), _f32(0.0)
+        value = _f32(0.0)
+        d_px1 = _f32(0.0)
+        d_py1 = _f32(0.0)
+        d_px2 = _f32(0.0)
+        d_py2 = _f32(0.0)
+        d_tx1 = _f32(0.0)
+        d_ty1 = _f32(0.0)
+        d_tx2 = _f32(0.0)
+        d_ty2 = _f32(0.0)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
-        _t0 = q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
-        _t1 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
-        _t2 = max(px2, tx2) - min(px1, tx1)
-        _t3 = (_t2*_t2) + eps
-        _t5 = _t1/_t3
-        _t6 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-        _t7 = max(py2, ty2) - min(py1, ty1)
-        _t8 = (_t7*_t7)
-        _t9 = _t3 + _t8
-        _t11 = _t6/_t9
-        _t12 = -tx1
-        _t13 = _t12 + px1
-        _t14 = (_f32(1.0) if -_t13 > _f32(0.0) else (_f32(0.5) if -_t13 == _f32(0.0) else _f32(0.0)))
-        _t15 = _t14*_t2
-        _t16 = _f32(2.0)*_t15
-        _t17 = px1 - px2
-        _t18 = ((-_t12 - _t17 - tx2)*(-_t12 - _t17 - tx2))/(_t3*_t3)
-        _t19 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
-        _t20 = ((_t19*_t19) + (_t6*_t6))/(_t9*_t9)
-        _t21 = py1 - py2
-        _t22 = -tx2
-        _t23 = _t22 + tx1
-        _t24 = -ty2
-        _t25 = _t24 + ty1
-        _t26 = -max(px1, tx1) + min(px2, tx2)
-        _t27 = max(_t26, _t26 - _t26)
-        _t28 = -max(py1, ty1) + min(py2, ty2)
-        _t29 = max(_t28, _t28 - _t28)
-        _t30 = _t27*_t29
-        _t31 = _t17*_t21 + _t23*_t25 - _t30 + eps
-        _t33 = (_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-        _t34 = _t29*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
-        _t35 = _t33*_t34
-        _t36 = _t35/_t31
-        _t37 = _t30/(_t31*_t31)
-        _t38 = _t37*(-_t21 - _t35)
-        _t39 = _f32(2.0)*q*x_e
-        _t40 = _f32(4.0)*_t15
-        _t41 = _t0*x_e
+        value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+        _t0 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
+        _t1 = _s3
+        _t2 = (_t1*_t1) + eps
+        _t4 = _t0/_t2
+        _t5 = _s1
+        _t6 = _s4
+        _t7 = _t6*_t6
+        _t8 = _t2 + _t7
+        _t10 = _t5/_t8
+        _t11 = -tx1
+        _t12 = _t11 + px1
+        _s24 = -_t12
+        _t13 = _f32(1.0) if _s24 > _f32(0.0) else (_f32(0.5) if _s24 == _f32(0.0) else _f32(0.0))
+        _t14 = _t1*_t13
+        _t15 = _f32(2.0)*_t14
+        _t16 = px1 - px2
+        _s25 = -_t11 - _t16 - tx2
+        _t17 = (_s25*_s25)/(_t2*_t2)
+        _t18 = _s2
+        _t19 = ((_t18*_t18) + (_t5*_t5))/(_t8*_t8)
+        _t20 = py1 - py2
+        _t21 = -tx2
+        _t22 = _t21 + tx1
+        _t23 = -ty2
+        _t24 = _t23 + ty1
+        _t25 = _s9
+        _t26 = max(_t25, _t25 - _t25)
+        _t27 = _s17
+        _t28 = max(_t27, _t27 - _t27)
+        _t29 = _t26*_t28
+        _t30 = _t16*_t20 + _t22*_t24 - _t29 + eps
+        _t32 = _f32(1.0) if _t12 > _f32(0.0) else (_f32(0.5) if _t12 == _f32(0.0) else _f32(0.0))
+        _t33 = _t28*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
+        _t34 = _t32*_t33
+        _t35 = _t34/_t30
+        _t36 = _t29/(_t30*_t30)
+        _t37 = _t36*(-_t20 - _t34)
+        _t38 = q*x_e
+        _t39 = _f32(2.0)*_t38
+        _t40 = _f32(4.0)*_t14
+        _t41 = _t38*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
         _t42 = _f32(2.0)*py1 - _f32(2.0)*py2 - _f32(2.0)*ty1 + _f32(2.0)*ty2
-        _t43 = _t8 + eps
+        _t43 = _t7 + eps
         _t45 = _t42/_t43
-        _t46 = _t19/_t9
+        _t46 = _t18/_t8
         _t47 = -ty1
         _t48 = _t47 + py1
-        _t49 = (_f32(1.0) if -_t48 > _f32(0.0) else (_f32(0.5) if -_t48 == _f32(0.0) else _f32(0.0)))
-        _t50 = _t49*_t7
+        _s26 = -_t48
+        _t49 = _f32(1.0) if _s26 > _f32(0.0) else (_f32(0.5) if _s26 == _f32(0.0) else _f32(0.0))
+        _t50 = _t49*_t6
         _t51 = _f32(2.0)*_t50
-        _t52 = ((-_t21 - _t47 - ty2)*(-_t21 - _t47 - ty2))/(_t43*_t43)
-        _t53 = (_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-        _t54 = _t27*(_f32(1.0) if _t28 > _f32(0.0) else _f32(0.0))
+        _s27 = -_t20 - _t47 - ty2
+        _t52 = (_s27*_s27)/(_t43*_t43)
+        _t53 = _f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0))
+        _t54 = _t26*(_f32(1.0) if _t27 > _f32(0.0) else _f32(0.0))
         _t55 = _t53*_t54
-        _t56 = _t55/_t31
-        _t57 = _t37*(-_t17 - _t55)
+        _t56 = _t55/_t30
+        _t57 = _t36*(-_t16 - _t55)
         _t58 = _f32(4.0)*_t50
-        _t59 = -_t1
-        _t60 = _t22 + px2
-        _t61 = (_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-        _t62 = _t2*_t61
+        _t59 = -_t0
+        _t60 = _t21 + px2
+        _t61 = _f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0))
+        _t62 = _t1*_t61
         _t63 = _f32(2.0)*_t62
-        _t64 = (_f32(1.0) if -_t60 > _f32(0.0) else (_f32(0.5) if -_t60 == _f32(0.0) else _f32(0.0)))
-        _t65 = _t34*_t64
-        _t66 = _t65/_t31
-        _t67 = _t37*(_t21 + _t65)
+        _s28 = -_t60
+        _t64 = _f32(1.0) if _s28 > _f32(0.0) else (_f32(0.5) if _s28 == _f32(0.0) else _f32(0.0))
+        _t65 = _t33*_t64
+        _t66 = _t65/_t30
+        _t67 = _t36*(_t20 + _t65)
         _t68 = _f32(4.0)*_t62
         _t69 = -_t42
-        _t70 = _t24 + py2
-        _t71 = (_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
-        _t72 = _t7*_t71
+        _t70 = _t23 + py2
+        _t71 = _f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0))
+        _t72 = _t6*_t71
         _t73 = _f32(2.0)*_t72
-        _t74 = (_f32(1.0) if -_t70 > _f32(0.0) else (_f32(0.5) if -_t70 == _f32(0.0) else _f32(0.0)))
+        _s29 = -_t70
+        _t74 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
         _t75 = _t54*_t74
-        _t76 = _t75/_t31
-        _t77 = _t37*(_t17 + _t75)
+        _t76 = _t75/_t30
+        _t77 = _t36*(_t16 + _t75)
         _t78 = _f32(4.0)*_t72
-        _t79 = _t59/_t3
-        _t80 = -_t6
-        _t81 = _t80/_t9
-        _t82 = _t2*_t33
+        _t79 = _t59/_t2
+        _t80 = -_t5
+        _t81 = _t80/_t8
+        _t82 = _t1*_t32
         _t83 = _f32(2.0)*_t82
-        _t84 = _t14*_t34
-        _t85 = _t84/_t31
-        _t86 = _t37*(-_t25 - _t84)
+        _t84 = _t13*_t33
+        _t85 = _t84/_t30
+        _t86 = _t36*(-_t24 - _t84)
         _t87 = _f32(4.0)*_t82
         _t88 = _t69/_t43
-        _t89 = -_t19
-        _t90 = _t89/_t9
-        _t91 = _t53*_t7
+        _t89 = -_t18
+        _t90 = _t89/_t8
+        _t91 = _t53*_t6
         _t92 = _f32(2.0)*_t91
         _t93 = _t49*_t54
-        _t94 = _t93/_t31
-        _t95 = _t37*(-_t23 - _t93)
+        _t94 = _t93/_t30
+        _t95 = _t36*(-_t22 - _t93)
         _t96 = _f32(4.0)*_t91
-        _t97 = _t2*_t64
+        _t97 = _t1*_t64
         _t98 = _f32(2.0)*_t97
-        _t99 = _t34*_t61
-        _t100 = _t99/_t31
-        _t101 = _t37*(_t25 + _t99)
+        _t99 = _t33*_t61
+        _t100 = _t99/_t30
+        _t101 = _t36*(_t24 + _t99)
         _t102 = _f32(4.0)*_t97
-        _t103 = _t7*_t74
+        _t103 = _t6*_t74
         _t104 = _f32(2.0)*_t103
         _t105 = _t54*_t71
-        _t106 = _t105/_t31
-        _t107 = _t37*(_t105 + _t23)
+        _t106 = _t105/_t30
+        _t107 = _t36*(_t105 + _t22)
         _t108 = _f32(4.0)*_t103
-        return _t0*(x_e*x_e), -_t39*(_t11 + _t16*_t18 + _t16*_t20 + _t36 - _t38 + _t5) + _t41*(_f32(2.0)*_t11 + _t18*_t40 + _t20*_t40 + _f32(2.0)*_t36 - _f32(2.0)*_t38 + _f32(2.0)*_t5), -_t39*(_t20*_t51 + _t45 + _t46 + _t51*_t52 + _t56 - _t57) + _t41*(_t20*_t58 + _f32(2.0)*_t45 + _f32(2.0)*_t46 + _t52*_t58 + _f32(2.0)*_t56 - _f32(2.0)*_t57), -_t39*(-_t18*_t63 - _t20*_t63 + _t6/_t9 - _t66 - _t67 + _t59/_t3) + _t41*(-_t18*_t68 - _t20*_t68 + _f32(2.0)*_t6/_t9 - _f32(2.0)*_t66 - _f32(2.0)*_t67 + _f32(2.0)*_t59/_t3), -_t39*(_t19/_t9 - _t20*_t73 - _t52*_t73 - _t76 - _t77 + _t69/_t43) + _t41*(_f32(2.0)*_t19/_t9 - _t20*_t78 - _t52*_t78 - _f32(2.0)*_t76 - _f32(2.0)*_t77 + _f32(2.0)*_t69/_t43), -_t39*(_t18*_t83 + _t20*_t83 + _t79 + _t81 + _t85 - _t86) + _t41*(_t18*_t87 + _t20*_t87 + _f32(2.0)*_t79 + _f32(2.0)*_t81 + _f32(2.0)*_t85 - _f32(2.0)*_t86), -_t39*(_t20*_t92 + _t52*_t92 + _t88 + _t90 + _t94 - _t95) + _t41*(_t20*_t96 + _t52*_t96 + _f32(2.0)*_t88 + _f32(2.0)*_t90 + _f32(2.0)*_t94 - _f32(2.0)*_t95), -_t39*(_t1/_t3 - _t100 - _t101 - _t18*_t98 - _t20*_t98 + _t80/_t9) + _t41*(_f32(2.0)*_t1/_t3 - _f32(2.0)*_t100 - _f32(2.0)*_t101 - _t102*_t18 - _t102*_t20 + _f32(2.0)*_t80/_t9), -_t39*(-_t104*_t20 - _t104*_t52 - _t106 - _t107 + _t42/_t43 + _t89/_t9) + _t41*(-_f32(2.0)*_t106 - _f32(2.0)*_t107 - _t108*_t20 - _t108*_t52 + _f32(2.0)*_t42/_t43 + _f32(2.0)*_t89/_t9)
+        _s30 = _t41*(_f32(2.0)*_t10 + _t17*_t40 + _t19*_t40 + _f32(2.0)*_t35 - _f32(2.0)*_t37 + _f32(2.0)*_t4)
+        d_px1 = -_t39*(_t10 + _t15*_t17 + _t15*_t19 + _t35 - _t37 + _t4) + _s30
+        _s31 = _t41*(_t19*_t58 + _f32(2.0)*_t45 + _f32(2.0)*_t46 + _t52*_t58 + _f32(2.0)*_t56 - _f32(2.0)*_t57)
+        d_py1 = -_t39*(_t19*_t51 + _t45 + _t46 + _t51*_t52 + _t56 - _t57) + _s31
+        _s32 = -_t17*_t68 - _t19*_t68 + _f32(2.0)*_t5/_t8 - _f32(2.0)*_t66 - _f32(2.0)*_t67 + _f32(2.0)*_t59/_t2
+        d_px2 = -_t39*(-_t17*_t63 - _t19*_t63 + _t5/_t8 - _t66 - _t67 + _t59/_t2) + _t41*_s32
+        _s33 = _f32(2.0)*_t18/_t8 - _t19*_t78 - _t52*_t78 - _f32(2.0)*_t76 - _f32(2.0)*_t77 + _f32(2.0)*_t69/_t43
+        d_py2 = -_t39*(_t18/_t8 - _t19*_t73 - _t52*_t73 - _t76 - _t77 + _t69/_t43) + _t41*_s33
+        _s34 = _t41*(_t17*_t87 + _t19*_t87 + _f32(2.0)*_t79 + _f32(2.0)*_t81 + _f32(2.0)*_t85 - _f32(2.0)*_t86)
+        d_tx1 = -_t39*(_t17*_t83 + _t19*_t83 + _t79 + _t81 + _t85 - _t86) + _s34
+        _s35 = _t41*(_t19*_t96 + _t52*_t96 + _f32(2.0)*_t88 + _f32(2.0)*_t90 + _f32(2.0)*_t94 - _f32(2.0)*_t95)
+        d_ty1 = -_t39*(_t19*_t92 + _t52*_t92 + _t88 + _t90 + _t94 - _t95) + _s35
+        _s36 = _f32(2.0)*_t0/_t2 - _f32(2.0)*_t100 - _f32(2.0)*_t101 - _t102*_t17 - _t102*_t19 + _f32(2.0)*_t80/_t8
+        d_tx2 = -_t39*(_t0/_t2 - _t100 - _t101 - _t17*_t98 - _t19*_t98 + _t80/_t8) + _t41*_s36
+        _s37 = -_f32(2.0)*_t106 - _f32(2.0)*_t107 - _t108*_t19 - _t108*_t52 + _f32(2.0)*_t42/_t43
+        _s38 = -_t39*(-_t104*_t19 - _t104*_t52 - _t106 - _t107 + _t42/_t43 + _t89/_t8)
+        d_ty2 = _s38 + _t41*(_s37 + _f32(2.0)*_t89/_t8)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # linear: L_EIoU > 1
+        value = c_lin + s*x_e
         _t0 = _f32(2.0)*px1 - _f32(2.0)*px2 - _f32(2.0)*tx1 + _f32(2.0)*tx2
-        _t1 = max(px2, tx2) - min(px1, tx1)
+        _t1 = _s3
         _t2 = (_t1*_t1) + eps
-        _t4 = (_f32(0.5))*((px1 - tx1)) + (_f32(0.5))*((px2 - tx2))
-        _t5 = max(py2, ty2) - min(py1, ty1)
-        _t6 = (_t5*_t5)
+        _t4 = _s1
+        _t5 = _s4
+        _t6 = _t5*_t5
         _t7 = _t2 + _t6
         _t9 = -tx1
         _t10 = _t9 + px1
-        _t11 = (_f32(1.0) if -_t10 > _f32(0.0) else (_f32(0.5) if -_t10 == _f32(0.0) else _f32(0.0)))
+        _s39 = -_t10
+        _t11 = _f32(1.0) if _s39 > _f32(0.0) else (_f32(0.5) if _s39 == _f32(0.0) else _f32(0.0))
         _t12 = _f32(2.0)*_t1
         _t13 = _t11*_t12
         _t14 = px1 - px2
-        _t15 = ((-_t14 - _t9 - tx2)*(-_t14 - _t9 - tx2))/(_t2*_t2)
-        _t16 = (_f32(0.5))*((py1 - ty1)) + (_f32(0.5))*((py2 - ty2))
+        _s40 = -_t14 - _t9 - tx2
+        _t15 = (_s40*_s40)/(_t2*_t2)
+        _t16 = _s2
         _t17 = ((_t16*_t16) + (_t4*_t4))/(_t7*_t7)
         _t18 = py1 - py2
         _t19 = -tx2
         _t20 = _t19 + tx1
         _t21 = -ty2
         _t22 = _t21 + ty1
-        _t23 = -max(px1, tx1) + min(px2, tx2)
+        _t23 = _s9
         _t24 = max(_t23, _t23 - _t23)
-        _t25 = -max(py1, ty1) + min(py2, ty2)
+        _t25 = _s17
         _t26 = max(_t25, _t25 - _t25)
         _t27 = _t24*_t26
         _t28 = _t14*_t18 + _t20*_t22 - _t27 + eps
-        _t30 = (_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+        _t30 = _f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0))
         _t31 = _t26*(_f32(1.0) if _t23 > _f32(0.0) else _f32(0.0))
         _t32 = _t30*_t31
         _t33 = _t27/(_t28*_t28)
@@ -376,24 +557,28 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t35 = _t6 + eps
         _t37 = -ty1
         _t38 = _t37 + py1
-        _t39 = (_f32(1.0) if -_t38 > _f32(0.0) else (_f32(0.5) if -_t38 == _f32(0.0) else _f32(0.0)))
+        _s41 = -_t38
+        _t39 = _f32(1.0) if _s41 > _f32(0.0) else (_f32(0.5) if _s41 == _f32(0.0) else _f32(0.0))
         _t40 = _f32(2.0)*_t5
         _t41 = _t39*_t40
-        _t42 = ((-_t18 - _t37 - ty2)*(-_t18 - _t37 - ty2))/(_t35*_t35)
-        _t43 = (_f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0)))
+        _s42 = -_t18 - _t37 - ty2
+        _t42 = (_s42*_s42)/(_t35*_t35)
+        _t43 = _f32(1.0) if _t38 > _f32(0.0) else (_f32(0.5) if _t38 == _f32(0.0) else _f32(0.0))
         _t44 = _t24*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
         _t45 = _t43*_t44
         _t46 = -_t0
         _t47 = _t19 + px2
-        _t48 = (_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
+        _t48 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
         _t49 = _t12*_t48
-        _t50 = (_f32(1.0) if -_t47 > _f32(0.0) else (_f32(0.5) if -_t47 == _f32(0.0) else _f32(0.0)))
+        _s43 = -_t47
+        _t50 = _f32(1.0) if _s43 > _f32(0.0) else (_f32(0.5) if _s43 == _f32(0.0) else _f32(0.0))
         _t51 = _t31*_t50
         _t52 = -_t34
         _t53 = _t21 + py2
-        _t54 = (_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+        _t54 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
         _t55 = _t40*_t54
-        _t56 = (_f32(1.0) if -_t53 > _f32(0.0) else (_f32(0.5) if -_t53 == _f32(0.0) else _f32(0.0)))
+        _s44 = -_t53
+        _t56 = _f32(1.0) if _s44 > _f32(0.0) else (_f32(0.5) if _s44 == _f32(0.0) else _f32(0.0))
         _t57 = _t44*_t56
         _t58 = -_t4
         _t59 = _t12*_t30
@@ -405,4 +590,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t65 = _t31*_t48
         _t66 = _t40*_t56
         _t67 = _t44*_t54
-        return c_lin + s*x_e, s*(_t0/_t2 + _t13*_t15 + _t13*_t17 - _t33*(-_t18 - _t32) + _t4/_t7 + _t32/_t28), s*(_t16/_t7 + _t17*_t41 - _t33*(-_t14 - _t45) + _t34/_t35 + _t41*_t42 + _t45/_t28), s*(-_t15*_t49 - _t17*_t49 - _t33*(_t18 + _t51) + _t4/_t7 - _t51/_t28 + _t46/_t2), s*(_t16/_t7 - _t17*_t55 - _t33*(_t14 + _t57) - _t42*_t55 + _t52/_t35 - _t57/_t28), s*(_t15*_t59 + _t17*_t59 - _t33*(-_t22 - _t60) + _t58/_t7 + _t60/_t28 + _t46/_t2), s*(_t17*_t62 - _t33*(-_t20 - _t63) + _t42*_t62 + _t61/_t7 + _t52/_t35 + _t63/_t28), s*(_t0/_t2 - _t15*_t64 - _t17*_t64 - _t33*(_t22 + _t65) + _t58/_t7 - _t65/_t28), s*(-_t17*_t66 - _t33*(_t20 + _t67) + _t34/_t35 - _t42*_t66 + _t61/_t7 - _t67/_t28)
+        d_px1 = s*(_t0/_t2 + _t13*_t15 + _t13*_t17 - _t33*(-_t18 - _t32) + _t4/_t7 + _t32/_t28)
+        d_py1 = s*(_t16/_t7 + _t17*_t41 - _t33*(-_t14 - _t45) + _t34/_t35 + _t41*_t42 + _t45/_t28)
+        d_px2 = s*(-_t15*_t49 - _t17*_t49 - _t33*(_t18 + _t51) + _t4/_t7 - _t51/_t28 + _t46/_t2)
+        d_py2 = s*(_t16/_t7 - _t17*_t55 - _t33*(_t14 + _t57) - _t42*_t55 + _t52/_t35 - _t57/_t28)
+        d_tx1 = s*(_t15*_t59 + _t17*_t59 - _t33*(-_t22 - _t60) + _t58/_t7 + _t60/_t28 + _t46/_t2)
+        d_ty1 = s*(_t17*_t62 - _t33*(-_t20 - _t63) + _t42*_t62 + _t61/_t7 + _t52/_t35 + _t63/_t28)
+        d_tx2 = s*(_t0/_t2 - _t15*_t64 - _t17*_t64 - _t33*(_t22 + _t65) + _t58/_t7 - _t65/_t28)
+        d_ty2 = s*(-_t17*_t66 - _t33*(_t20 + _t67) + _t34/_t35 - _t42*_t66 + _t61/_t7 - _t67/_t28)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

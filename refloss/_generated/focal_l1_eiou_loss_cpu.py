@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0283c95d125ddcee
+# scalar kernels: sha256 13240dc1f2ca073e
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

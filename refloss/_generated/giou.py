@@ -31,73 +31,116 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t3 = -ty1 + ty2
     _t4 = max(px1, tx1) - min(px2, tx2)
     _t5 = max(py1, ty1) - min(py2, ty2)
-    _t6 = max((-_t4), (-_t4) - (-_t4))*max((-_t5), (-_t5) - (-_t5))
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     _t7 = max(px2, tx2) - min(px1, tx1)
     _t8 = max(py2, ty2) - min(py1, ty1)
     _t9 = max(_t5, _t5 - _t5)
     _t10 = max(_t4, _t4 - _t4)
-    return _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - (_t10*_t8 - _t10*_t9 + _t7*_t9 + min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/(_t7*_t8 + eps)
+    _s3 = px2 - tx2
+    _s4 = tx1 - px1
+    _s5 = py1 - ty1
+    _s6 = ty2 - py2
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s8 = py2 - ty2
+    _s9 = ty1 - py1
+    _s10 = px1 - tx1
+    _s11 = tx2 - px2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = max(px1, tx1) - min(px2, tx2)
-    _t11 = -_t10
-    _t12 = max(_t11, _t11 - _t11)
-    _t13 = max(py1, ty1) - min(py2, ty2)
-    _t14 = -_t13
-    _t15 = max(_t14, _t14 - _t14)
-    _t16 = _t12*_t15
-    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
-    _t19 = max(px2, tx2) - min(px1, tx1)
-    _t20 = max(py2, ty2) - min(py1, ty1)
-    _t21 = _t19*_t20 + eps
-    _t23 = max(_t13, _t13 - _t13)
-    _t24 = max(_t10, _t10 - _t10)
-    _t25 = px1 - tx1
-    _t26 = (1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
-    _t27 = _t15*(1.0 if _t11 > 0.0 else 0.0)
-    _t28 = _t26*_t27
-    _t29 = _t2 + _t28
-    _t30 = (1.0 if -_t25 > 0.0 else (0.5 if -_t25 == 0.0 else 0.0))
-    _t31 = _t17/(_t21*_t21)
-    _t32 = _t20*_t31
-    _t33 = _t16/(_t17*_t17)
-    _t34 = py1 - ty1
-    _t35 = (1.0 if _t34 > 0.0 else (0.5 if _t34 == 0.0 else 0.0))
-    _t36 = _t12*(1.0 if _t14 > 0.0 else 0.0)
-    _t37 = _t35*_t36
-    _t38 = _t0 + _t37
-    _t39 = (1.0 if -_t34 > 0.0 else (0.5 if -_t34 == 0.0 else 0.0))
-    _t40 = _t19*_t31
-    _t41 = _t4 + px2
-    _t42 = (1.0 if -_t41 > 0.0 else (0.5 if -_t41 == 0.0 else 0.0))
-    _t43 = _t27*_t42
-    _t44 = _t2 + _t43
-    _t45 = (1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
-    _t46 = _t7 + py2
-    _t47 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
-    _t48 = _t36*_t47
-    _t49 = _t0 + _t48
-    _t50 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-    _t51 = _t27*_t30
-    _t52 = _t51 + _t8
-    _t53 = _t36*_t39
-    _t54 = _t5 + _t53
-    _t55 = _t27*_t45
-    _t56 = _t55 + _t8
-    _t57 = _t36*_t50
-    _t58 = _t5 + _t57
-    return _t16/_t17 - (_t19*_t23 + _t20*_t24 - _t23*_t24 + min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/_t21, -_t29*_t33 + _t30*_t32 + _t29/_t21 - _t28/_t17, -_t33*_t38 + _t39*_t40 + _t38/_t21 - _t37/_t17, -_t32*_t45 + _t33*_t44 - _t44/_t21 + _t43/_t17, _t33*_t49 - _t40*_t50 - _t49/_t21 + _t48/_t17, _t26*_t32 - _t33*_t52 + _t52/_t21 - _t51/_t17, -_t33*_t54 + _t35*_t40 + _t54/_t21 - _t53/_t17, -_t32*_t42 + _t33*_t56 - _t56/_t21 + _t55/_t17, _t33*_t58 - _t40*_t47 - _t58/_t21 + _t57/_t17
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
+    _s3 = px2 - tx2
+    _s4 = tx1 - px1
+    _s5 = py1 - ty1
+    _s6 = ty2 - py2
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s8 = py2 - ty2
+    _s9 = ty1 - py1
+    _s10 = px1 - tx1
+    _s11 = tx2 - px2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    _t11 = _t7*_t8 + eps
+    _t13 = px1 - tx1
+    _t14 = 1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0)
+    _t15 = -max(py1, ty1) + min(py2, ty2)
+    _t16 = max(_t15, _t15 - _t15)
+    _t17 = -max(px1, tx1) + min(px2, tx2)
+    _t18 = _t16*(1.0 if _t17 > 0.0 else 0.0)
+    _t19 = _t14*_t18
+    _t20 = py1 - py2
+    _t21 = _t19 + _t20
+    _s15 = -_t13
+    _t22 = 1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0)
+    _t23 = max(_t17, _t17 - _t17)
+    _t24 = _t16*_t23
+    _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
+    _t26 = _t25/(_t11*_t11)
+    _t27 = _t26*_t8
+    _t29 = _t24/(_t25*_t25)
+    _t30 = py1 - ty1
+    _t31 = 1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0)
+    _t32 = _t23*(1.0 if _t15 > 0.0 else 0.0)
+    _t33 = _t31*_t32
+    _t34 = px1 - px2
+    _t35 = _t33 + _t34
+    _s16 = -_t30
+    _t36 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+    _t37 = _t26*_t7
+    _t38 = -tx2
+    _t39 = _t38 + px2
+    _s17 = -_t39
+    _t40 = 1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0)
+    _t41 = _t18*_t40
+    _t42 = _t20 + _t41
+    _t43 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
+    _t44 = -ty2
+    _t45 = _t44 + py2
+    _s18 = -_t45
+    _t46 = 1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0)
+    _t47 = _t32*_t46
+    _t48 = _t34 + _t47
+    _t49 = 1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0)
+    _t50 = _t18*_t22
+    _t51 = _t44 + ty1
+    _t52 = _t50 + _t51
+    _t53 = _t32*_t36
+    _t54 = _t38 + tx1
+    _t55 = _t53 + _t54
+    _t56 = _t18*_t43
+    _t57 = _t51 + _t56
+    _t58 = _t32*_t49
+    _t59 = _t54 + _t58
+    d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
+    d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
+    d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
+    d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
+    d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
+    d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
+    d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
+    d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -107,70 +150,113 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t3 = -ty1 + ty2
     _t4 = max(px1, tx1) - min(px2, tx2)
     _t5 = max(py1, ty1) - min(py2, ty2)
-    _t6 = max((-_t4), (-_t4) - (-_t4))*max((-_t5), (-_t5) - (-_t5))
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     _t7 = max(px2, tx2) - min(px1, tx1)
     _t8 = max(py2, ty2) - min(py1, ty1)
     _t9 = max(_t5, _t5 - _t5)
     _t10 = max(_t4, _t4 - _t4)
-    return _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - (_t10*_t8 - _t10*_t9 + _t7*_t9 + min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/(_t7*_t8 + eps)
+    _s3 = px2 - tx2
+    _s4 = tx1 - px1
+    _s5 = py1 - ty1
+    _s6 = ty2 - py2
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s8 = py2 - ty2
+    _s9 = ty1 - py1
+    _s10 = px1 - tx1
+    _s11 = tx2 - px2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = max(px1, tx1) - min(px2, tx2)
-    _t11 = -_t10
-    _t12 = max(_t11, _t11 - _t11)
-    _t13 = max(py1, ty1) - min(py2, ty2)
-    _t14 = -_t13
-    _t15 = max(_t14, _t14 - _t14)
-    _t16 = _t12*_t15
-    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
-    _t19 = max(px2, tx2) - min(px1, tx1)
-    _t20 = max(py2, ty2) - min(py1, ty1)
-    _t21 = _t19*_t20 + eps
-    _t23 = max(_t13, _t13 - _t13)
-    _t24 = max(_t10, _t10 - _t10)
-    _t25 = px1 - tx1
-    _t26 = (_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t15*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-    _t28 = _t26*_t27
-    _t29 = _t2 + _t28
-    _t30 = (_f32(1.0) if -_t25 > _f32(0.0) else (_f32(0.5) if -_t25 == _f32(0.0) else _f32(0.0)))
-    _t31 = _t17/(_t21*_t21)
-    _t32 = _t20*_t31
-    _t33 = _t16/(_t17*_t17)
-    _t34 = py1 - ty1
-    _t35 = (_f32(1.0) if _t34 > _f32(0.0) else (_f32(0.5) if _t34 == _f32(0.0) else _f32(0.0)))
-    _t36 = _t12*(_f32(1.0) if _t14 > _f32(0.0) else _f32(0.0))
-    _t37 = _t35*_t36
-    _t38 = _t0 + _t37
-    _t39 = (_f32(1.0) if -_t34 > _f32(0.0) else (_f32(0.5) if -_t34 == _f32(0.0) else _f32(0.0)))
-    _t40 = _t19*_t31
-    _t41 = _t4 + px2
-    _t42 = (_f32(1.0) if -_t41 > _f32(0.0) else (_f32(0.5) if -_t41 == _f32(0.0) else _f32(0.0)))
-    _t43 = _t27*_t42
-    _t44 = _t2 + _t43
-    _t45 = (_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
-    _t46 = _t7 + py2
-    _t47 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
-    _t48 = _t36*_t47
-    _t49 = _t0 + _t48
-    _t50 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-    _t51 = _t27*_t30
-    _t52 = _t51 + _t8
-    _t53 = _t36*_t39
-    _t54 = _t5 + _t53
-    _t55 = _t27*_t45
-    _t56 = _t55 + _t8
-    _t57 = _t36*_t50
-    _t58 = _t5 + _t57
-    return _t16/_t17 - (_t19*_t23 + _t20*_t24 - _t23*_t24 + min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))))/_t21, -_t29*_t33 + _t30*_t32 + _t29/_t21 - _t28/_t17, -_t33*_t38 + _t39*_t40 + _t38/_t21 - _t37/_t17, -_t32*_t45 + _t33*_t44 - _t44/_t21 + _t43/_t17, _t33*_t49 - _t40*_t50 - _t49/_t21 + _t48/_t17, _t26*_t32 - _t33*_t52 + _t52/_t21 - _t51/_t17, -_t33*_t54 + _t35*_t40 + _t54/_t21 - _t53/_t17, -_t32*_t42 + _t33*_t56 - _t56/_t21 + _t55/_t17, _t33*_t58 - _t40*_t47 - _t58/_t21 + _t57/_t17
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
+    _s3 = px2 - tx2
+    _s4 = tx1 - px1
+    _s5 = py1 - ty1
+    _s6 = ty2 - py2
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s8 = py2 - ty2
+    _s9 = ty1 - py1
+    _s10 = px1 - tx1
+    _s11 = tx2 - px2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    _t11 = _t7*_t8 + eps
+    _t13 = px1 - tx1
+    _t14 = _f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0))
+    _t15 = -max(py1, ty1) + min(py2, ty2)
+    _t16 = max(_t15, _t15 - _t15)
+    _t17 = -max(px1, tx1) + min(px2, tx2)
+    _t18 = _t16*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
+    _t19 = _t14*_t18
+    _t20 = py1 - py2
+    _t21 = _t19 + _t20
+    _s15 = -_t13
+    _t22 = _f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0))
+    _t23 = max(_t17, _t17 - _t17)
+    _t24 = _t16*_t23
+    _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
+    _t26 = _t25/(_t11*_t11)
+    _t27 = _t26*_t8
+    _t29 = _t24/(_t25*_t25)
+    _t30 = py1 - ty1
+    _t31 = _f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0))
+    _t32 = _t23*(_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0))
+    _t33 = _t31*_t32
+    _t34 = px1 - px2
+    _t35 = _t33 + _t34
+    _s16 = -_t30
+    _t36 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+    _t37 = _t26*_t7
+    _t38 = -tx2
+    _t39 = _t38 + px2
+    _s17 = -_t39
+    _t40 = _f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0))
+    _t41 = _t18*_t40
+    _t42 = _t20 + _t41
+    _t43 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
+    _t44 = -ty2
+    _t45 = _t44 + py2
+    _s18 = -_t45
+    _t46 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+    _t47 = _t32*_t46
+    _t48 = _t34 + _t47
+    _t49 = _f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0))
+    _t50 = _t18*_t22
+    _t51 = _t44 + ty1
+    _t52 = _t50 + _t51
+    _t53 = _t32*_t36
+    _t54 = _t38 + tx1
+    _t55 = _t53 + _t54
+    _t56 = _t18*_t43
+    _t57 = _t51 + _t56
+    _t58 = _t32*_t49
+    _t59 = _t54 + _t58
+    d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
+    d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
+    d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
+    d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
+    d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
+    d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
+    d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
+    d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

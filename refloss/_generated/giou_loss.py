@@ -30,80 +30,117 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t2 = -tx1 + tx2
     _t3 = -ty1 + ty2
     _t4 = max(px1, tx1) - min(px2, tx2)
-    _t5 = max((-_t4), (-_t4) - (-_t4))
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
     _t6 = max(py1, ty1) - min(py2, ty2)
-    _t7 = min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
-    _t8 = min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
-    _t9 = min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
-    _t10 = min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
     _t11 = max(px2, tx2) - min(px1, tx1)
     _t12 = max(py2, ty2) - min(py1, ty1)
     _t13 = max(_t6, _t6 - _t6)
     _t14 = max(_t4, _t4 - _t4)
-    return (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/(_t0*_t1 + _t2*_t3 - _t5*max((-_t6), (-_t6) - (-_t6)) + eps) + (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = max(px1, tx1) - min(px2, tx2)
-    _t11 = -_t10
-    _t12 = max(_t11, _t11 - _t11)
-    _t13 = max(py1, ty1) - min(py2, ty2)
-    _t14 = -_t13
-    _t15 = max(_t14, _t14 - _t14)
-    _t16 = _t12*_t15
-    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
-    _t19 = min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
-    _t20 = min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
-    _t21 = min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
-    _t22 = min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
-    _t23 = max(px2, tx2) - min(px1, tx1)
-    _t24 = max(py2, ty2) - min(py1, ty1)
-    _t25 = _t23*_t24 + eps
-    _t27 = max(_t13, _t13 - _t13)
-    _t28 = max(_t10, _t10 - _t10)
-    _t29 = px1 - tx1
-    _t30 = (1.0 if _t29 > 0.0 else (0.5 if _t29 == 0.0 else 0.0))
-    _t31 = (1.0 if _t11 > 0.0 else 0.0)
-    _t32 = _t15*_t31
-    _t33 = _t2 + _t30*_t32
-    _t34 = (1.0 if -_t29 > 0.0 else (0.5 if -_t29 == 0.0 else 0.0))
-    _t36 = _t17/(_t25*_t25)
-    _t37 = _t24*_t36
-    _t38 = _t16/(_t17*_t17)
-    _t39 = py1 - ty1
-    _t40 = (1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0))
-    _t41 = (1.0 if _t14 > 0.0 else 0.0)
-    _t42 = _t12*_t41
-    _t43 = _t0 + _t40*_t42
-    _t44 = (1.0 if -_t39 > 0.0 else (0.5 if -_t39 == 0.0 else 0.0))
-    _t45 = _t23*_t36
-    _t46 = _t4 + px2
-    _t47 = (1.0 if -_t46 > 0.0 else (0.5 if -_t46 == 0.0 else 0.0))
-    _t48 = _t32*_t47
-    _t49 = _t2 + _t48
-    _t50 = (1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-    _t51 = _t7 + py2
-    _t52 = (1.0 if -_t51 > 0.0 else (0.5 if -_t51 == 0.0 else 0.0))
-    _t53 = _t42*_t52
-    _t54 = _t0 + _t53
-    _t55 = (1.0 if _t51 > 0.0 else (0.5 if _t51 == 0.0 else 0.0))
-    _t56 = _t32*_t34 + _t8
-    _t57 = _t42*_t44 + _t5
-    _t58 = _t32*_t50
-    _t59 = _t58 + _t8
-    _t60 = _t42*_t55
-    _t61 = _t5 + _t60
-    return (_t19*_t22 + _t20*_t21 + _t23*_t27 + _t24*_t28 - _t27*_t28)/_t25 + (_t12*_t21 + _t12*_t22 + _t19*_t3 + _t20*_t9 + eps)/_t17, _t15*_t30*_t31/_t17 + _t33*_t38 - _t34*_t37 - _t33/_t25, _t12*_t40*_t41/_t17 + _t38*_t43 - _t44*_t45 - _t43/_t25, _t17*_t24*_t50/(_t25*_t25) - _t38*_t49 + _t49/_t25 - _t48/_t17, _t17*_t23*_t55/(_t25*_t25) - _t38*_t54 + _t54/_t25 - _t53/_t17, _t15*_t31*_t34/_t17 - _t30*_t37 + _t38*_t56 - _t56/_t25, _t12*_t41*_t44/_t17 + _t38*_t57 - _t40*_t45 - _t57/_t25, _t17*_t24*_t47/(_t25*_t25) - _t38*_t59 + _t59/_t25 - _t58/_t17, _t17*_t23*_t52/(_t25*_t25) - _t38*_t61 + _t61/_t25 - _t60/_t17
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    _t15 = px1 - tx1
+    _s13 = -_t15
+    _t16 = 1.0 if _s13 > 0.0 else (0.5 if _s13 == 0.0 else 0.0)
+    _t17 = _t11*_t12 + eps
+    _t19 = -max(py1, ty1) + min(py2, ty2)
+    _t20 = max(_t19, _t19 - _t19)
+    _t21 = _t20*_t5
+    _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
+    _t23 = _t22/(_t17*_t17)
+    _t24 = _t12*_t23
+    _t26 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+    _t27 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
+    _t28 = _t20*_t27
+    _t29 = py1 - py2
+    _t30 = _t26*_t28 + _t29
+    _t32 = _t21/(_t22*_t22)
+    _t33 = py1 - ty1
+    _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+    _t35 = 1.0 if _t19 > 0.0 else 0.0
+    _t36 = _t35*_t5
+    _t37 = px1 - px2
+    _t38 = _t34*_t36 + _t37
+    _s14 = -_t33
+    _t39 = 1.0 if _s14 > 0.0 else (0.5 if _s14 == 0.0 else 0.0)
+    _t40 = _t11*_t23
+    _t41 = -tx2
+    _t42 = _t41 + px2
+    _t43 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
+    _s15 = -_t42
+    _t44 = 1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0)
+    _t45 = _t28*_t44
+    _t46 = _t29 + _t45
+    _t47 = -ty2
+    _t48 = _t47 + py2
+    _s16 = -_t48
+    _t49 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+    _t50 = _t36*_t49
+    _t51 = _t37 + _t50
+    _t52 = 1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0)
+    _t53 = _t47 + ty1
+    _t54 = _t16*_t28 + _t53
+    _t55 = _t41 + tx1
+    _t56 = _t36*_t39 + _t55
+    _t57 = _t28*_t43
+    _t58 = _t53 + _t57
+    _t59 = _t36*_t52
+    _t60 = _t55 + _t59
+    d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
+    d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
+    d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
+    d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
+    d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
+    d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
+    d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
+    d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -112,77 +149,114 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t2 = -tx1 + tx2
     _t3 = -ty1 + ty2
     _t4 = max(px1, tx1) - min(px2, tx2)
-    _t5 = max((-_t4), (-_t4) - (-_t4))
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
     _t6 = max(py1, ty1) - min(py2, ty2)
-    _t7 = min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
-    _t8 = min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
-    _t9 = min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
-    _t10 = min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
     _t11 = max(px2, tx2) - min(px1, tx1)
     _t12 = max(py2, ty2) - min(py1, ty1)
     _t13 = max(_t6, _t6 - _t6)
     _t14 = max(_t4, _t4 - _t4)
-    return (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/(_t0*_t1 + _t2*_t3 - _t5*max((-_t6), (-_t6) - (-_t6)) + eps) + (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = max(px1, tx1) - min(px2, tx2)
-    _t11 = -_t10
-    _t12 = max(_t11, _t11 - _t11)
-    _t13 = max(py1, ty1) - min(py2, ty2)
-    _t14 = -_t13
-    _t15 = max(_t14, _t14 - _t14)
-    _t16 = _t12*_t15
-    _t17 = _t1*_t3 - _t16 + _t6*_t9 + eps
-    _t19 = min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1))))
-    _t20 = min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2))))
-    _t21 = min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1))))
-    _t22 = min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2))))
-    _t23 = max(px2, tx2) - min(px1, tx1)
-    _t24 = max(py2, ty2) - min(py1, ty1)
-    _t25 = _t23*_t24 + eps
-    _t27 = max(_t13, _t13 - _t13)
-    _t28 = max(_t10, _t10 - _t10)
-    _t29 = px1 - tx1
-    _t30 = (_f32(1.0) if _t29 > _f32(0.0) else (_f32(0.5) if _t29 == _f32(0.0) else _f32(0.0)))
-    _t31 = (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-    _t32 = _t15*_t31
-    _t33 = _t2 + _t30*_t32
-    _t34 = (_f32(1.0) if -_t29 > _f32(0.0) else (_f32(0.5) if -_t29 == _f32(0.0) else _f32(0.0)))
-    _t36 = _t17/(_t25*_t25)
-    _t37 = _t24*_t36
-    _t38 = _t16/(_t17*_t17)
-    _t39 = py1 - ty1
-    _t40 = (_f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0)))
-    _t41 = (_f32(1.0) if _t14 > _f32(0.0) else _f32(0.0))
-    _t42 = _t12*_t41
-    _t43 = _t0 + _t40*_t42
-    _t44 = (_f32(1.0) if -_t39 > _f32(0.0) else (_f32(0.5) if -_t39 == _f32(0.0) else _f32(0.0)))
-    _t45 = _t23*_t36
-    _t46 = _t4 + px2
-    _t47 = (_f32(1.0) if -_t46 > _f32(0.0) else (_f32(0.5) if -_t46 == _f32(0.0) else _f32(0.0)))
-    _t48 = _t32*_t47
-    _t49 = _t2 + _t48
-    _t50 = (_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-    _t51 = _t7 + py2
-    _t52 = (_f32(1.0) if -_t51 > _f32(0.0) else (_f32(0.5) if -_t51 == _f32(0.0) else _f32(0.0)))
-    _t53 = _t42*_t52
-    _t54 = _t0 + _t53
-    _t55 = (_f32(1.0) if _t51 > _f32(0.0) else (_f32(0.5) if _t51 == _f32(0.0) else _f32(0.0)))
-    _t56 = _t32*_t34 + _t8
-    _t57 = _t42*_t44 + _t5
-    _t58 = _t32*_t50
-    _t59 = _t58 + _t8
-    _t60 = _t42*_t55
-    _t61 = _t5 + _t60
-    return (_t19*_t22 + _t20*_t21 + _t23*_t27 + _t24*_t28 - _t27*_t28)/_t25 + (_t12*_t21 + _t12*_t22 + _t19*_t3 + _t20*_t9 + eps)/_t17, _t15*_t30*_t31/_t17 + _t33*_t38 - _t34*_t37 - _t33/_t25, _t12*_t40*_t41/_t17 + _t38*_t43 - _t44*_t45 - _t43/_t25, _t17*_t24*_t50/(_t25*_t25) - _t38*_t49 + _t49/_t25 - _t48/_t17, _t17*_t23*_t55/(_t25*_t25) - _t38*_t54 + _t54/_t25 - _t53/_t17, _t15*_t31*_t34/_t17 - _t30*_t37 + _t38*_t56 - _t56/_t25, _t12*_t41*_t44/_t17 + _t38*_t57 - _t40*_t45 - _t57/_t25, _t17*_t24*_t47/(_t25*_t25) - _t38*_t59 + _t59/_t25 - _t58/_t17, _t17*_t23*_t52/(_t25*_t25) - _t38*_t61 + _t61/_t25 - _t60/_t17
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    _t15 = px1 - tx1
+    _s13 = -_t15
+    _t16 = _f32(1.0) if _s13 > _f32(0.0) else (_f32(0.5) if _s13 == _f32(0.0) else _f32(0.0))
+    _t17 = _t11*_t12 + eps
+    _t19 = -max(py1, ty1) + min(py2, ty2)
+    _t20 = max(_t19, _t19 - _t19)
+    _t21 = _t20*_t5
+    _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
+    _t23 = _t22/(_t17*_t17)
+    _t24 = _t12*_t23
+    _t26 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+    _t27 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
+    _t28 = _t20*_t27
+    _t29 = py1 - py2
+    _t30 = _t26*_t28 + _t29
+    _t32 = _t21/(_t22*_t22)
+    _t33 = py1 - ty1
+    _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
+    _t35 = _f32(1.0) if _t19 > _f32(0.0) else _f32(0.0)
+    _t36 = _t35*_t5
+    _t37 = px1 - px2
+    _t38 = _t34*_t36 + _t37
+    _s14 = -_t33
+    _t39 = _f32(1.0) if _s14 > _f32(0.0) else (_f32(0.5) if _s14 == _f32(0.0) else _f32(0.0))
+    _t40 = _t11*_t23
+    _t41 = -tx2
+    _t42 = _t41 + px2
+    _t43 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
+    _s15 = -_t42
+    _t44 = _f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0))
+    _t45 = _t28*_t44
+    _t46 = _t29 + _t45
+    _t47 = -ty2
+    _t48 = _t47 + py2
+    _s16 = -_t48
+    _t49 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+    _t50 = _t36*_t49
+    _t51 = _t37 + _t50
+    _t52 = _f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0))
+    _t53 = _t47 + ty1
+    _t54 = _t16*_t28 + _t53
+    _t55 = _t41 + tx1
+    _t56 = _t36*_t39 + _t55
+    _t57 = _t28*_t43
+    _t58 = _t53 + _t57
+    _t59 = _t36*_t52
+    _t60 = _t55 + _t59
+    d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
+    d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
+    d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
+    d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
+    d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
+    d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
+    d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
+    d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 86b4237252e523c6
+# scalar kernels: sha256 7c3fe9843bebd801
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -28,39 +28,55 @@ def value_f64(pred, target, delta):
     x = pred - target
     a = abs(x)
     if (a < delta):  # quadratic
-        return (0.5)*(a*a)
+        value = 0.5*(a*a)
+        return value
     else:  # linear
-        return delta*(a - 0.5*delta)
+        value = delta*(a - 0.5*delta)
+        return value
 
 
 def value_and_grad_f64(pred, target, delta):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < delta):  # quadratic
+        value = 0.5*(a*a)
         _t0 = a*sgn
-        return (0.5)*(a*a), _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     else:  # linear
+        value = delta*(a - 0.5*delta)
         _t0 = delta*sgn
-        return delta*(a - 0.5*delta), _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
 
 
 def value_f32(pred, target, delta):
     x = pred - target
     a = abs(x)
     if (a < delta):  # quadratic
-        return (_f32(0.5))*(a*a)
+        value = _f32(0.5)*(a*a)
+        return value
     else:  # linear
-        return delta*(a - _f32(0.5)*delta)
+        value = delta*(a - _f32(0.5)*delta)
+        return value
 
 
 def value_and_grad_f32(pred, target, delta):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < delta):  # quadratic
+        value = _f32(0.5)*(a*a)
         _t0 = a*sgn
-        return (_f32(0.5))*(a*a), _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     else:  # linear
+        value = delta*(a - _f32(0.5)*delta)
         _t0 = delta*sgn
-        return delta*(a - _f32(0.5)*delta), _t0, -_t0
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target

@@ -25,72 +25,110 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = py1 - py2
-    _t2 = -tx2
-    _t3 = _t2 + tx1
-    _t4 = -ty2
-    _t5 = _t4 + ty1
-    _t6 = -max(px1, tx1) + min(px2, tx2)
-    _t7 = max(_t6, _t6 - _t6)
-    _t8 = -max(py1, ty1) + min(py2, ty2)
-    _t9 = max(_t8, _t8 - _t8)
-    _t10 = _t7*_t9
-    _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
-    _t13 = px1 - tx1
-    _t14 = _t9*(1.0 if _t6 > 0.0 else 0.0)
-    _t15 = _t14*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-    _t16 = _t10/(_t11*_t11)
-    _t17 = py1 - ty1
-    _t18 = _t7*(1.0 if _t8 > 0.0 else 0.0)
-    _t19 = _t18*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
-    _t20 = _t2 + px2
-    _t21 = _t14*(1.0 if -_t20 > 0.0 else (0.5 if -_t20 == 0.0 else 0.0))
-    _t22 = _t4 + py2
-    _t23 = _t18*(1.0 if -_t22 > 0.0 else (0.5 if -_t22 == 0.0 else 0.0))
-    _t24 = _t14*(1.0 if -_t13 > 0.0 else (0.5 if -_t13 == 0.0 else 0.0))
-    _t25 = _t18*(1.0 if -_t17 > 0.0 else (0.5 if -_t17 == 0.0 else 0.0))
-    _t26 = _t14*(1.0 if _t20 > 0.0 else (0.5 if _t20 == 0.0 else 0.0))
-    _t27 = _t18*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
-    return _t10/_t11, _t16*(-_t1 - _t15) - _t15/_t11, _t16*(-_t0 - _t19) - _t19/_t11, _t16*(_t1 + _t21) + _t21/_t11, _t16*(_t0 + _t23) + _t23/_t11, _t16*(-_t24 - _t5) - _t24/_t11, _t16*(-_t25 - _t3) - _t25/_t11, _t16*(_t26 + _t5) + _t26/_t11, _t16*(_t27 + _t3) + _t27/_t11
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    _t1 = px1 - px2
+    _t2 = py1 - py2
+    _t3 = -tx2
+    _t4 = _t3 + tx1
+    _t5 = -ty2
+    _t6 = _t5 + ty1
+    _t7 = _s1
+    _t8 = max(_t7, _t7 - _t7)
+    _t9 = _s2
+    _t10 = max(_t9, _t9 - _t9)
+    _t11 = _t10*_t8
+    _t12 = _t1*_t2 - _t11 + _t4*_t6 + eps
+    _t14 = px1 - tx1
+    _t15 = _t10*(1.0 if _t7 > 0.0 else 0.0)
+    _t16 = _t15*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
+    _t17 = _t11/(_t12*_t12)
+    _t18 = py1 - ty1
+    _t19 = _t8*(1.0 if _t9 > 0.0 else 0.0)
+    _t20 = _t19*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
+    _t21 = _t3 + px2
+    _s3 = -_t21
+    _t22 = _t15*(1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0))
+    _t23 = _t5 + py2
+    _s4 = -_t23
+    _t24 = _t19*(1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0))
+    _s5 = -_t14
+    _t25 = _t15*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
+    _s6 = -_t18
+    _t26 = _t19*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
+    _t27 = _t15*(1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
+    _t28 = _t19*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
+    d_px1 = _t17*(-_t16 - _t2) - _t16/_t12
+    d_py1 = _t17*(-_t1 - _t20) - _t20/_t12
+    d_px2 = _t17*(_t2 + _t22) + _t22/_t12
+    d_py2 = _t17*(_t1 + _t24) + _t24/_t12
+    d_tx1 = _t17*(-_t25 - _t6) - _t25/_t12
+    d_ty1 = _t17*(-_t26 - _t4) - _t26/_t12
+    d_tx2 = _t17*(_t27 + _t6) + _t27/_t12
+    d_ty2 = _t17*(_t28 + _t4) + _t28/_t12
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
-    return _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = py1 - py2
-    _t2 = -tx2
-    _t3 = _t2 + tx1
-    _t4 = -ty2
-    _t5 = _t4 + ty1
-    _t6 = -max(px1, tx1) + min(px2, tx2)
-    _t7 = max(_t6, _t6 - _t6)
-    _t8 = -max(py1, ty1) + min(py2, ty2)
-    _t9 = max(_t8, _t8 - _t8)
-    _t10 = _t7*_t9
-    _t11 = _t0*_t1 - _t10 + _t3*_t5 + eps
-    _t13 = px1 - tx1
-    _t14 = _t9*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-    _t15 = _t14*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-    _t16 = _t10/(_t11*_t11)
-    _t17 = py1 - ty1
-    _t18 = _t7*(_f32(1.0) if _t8 > _f32(0.0) else _f32(0.0))
-    _t19 = _t18*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
-    _t20 = _t2 + px2
-    _t21 = _t14*(_f32(1.0) if -_t20 > _f32(0.0) else (_f32(0.5) if -_t20 == _f32(0.0) else _f32(0.0)))
-    _t22 = _t4 + py2
-    _t23 = _t18*(_f32(1.0) if -_t22 > _f32(0.0) else (_f32(0.5) if -_t22 == _f32(0.0) else _f32(0.0)))
-    _t24 = _t14*(_f32(1.0) if -_t13 > _f32(0.0) else (_f32(0.5) if -_t13 == _f32(0.0) else _f32(0.0)))
-    _t25 = _t18*(_f32(1.0) if -_t17 > _f32(0.0) else (_f32(0.5) if -_t17 == _f32(0.0) else _f32(0.0)))
-    _t26 = _t14*(_f32(1.0) if _t20 > _f32(0.0) else (_f32(0.5) if _t20 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t18*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-    return _t10/_t11, _t16*(-_t1 - _t15) - _t15/_t11, _t16*(-_t0 - _t19) - _t19/_t11, _t16*(_t1 + _t21) + _t21/_t11, _t16*(_t0 + _t23) + _t23/_t11, _t16*(-_t24 - _t5) - _t24/_t11, _t16*(-_t25 - _t3) - _t25/_t11, _t16*(_t26 + _t5) + _t26/_t11, _t16*(_t27 + _t3) + _t27/_t11
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+    _t1 = px1 - px2
+    _t2 = py1 - py2
+    _t3 = -tx2
+    _t4 = _t3 + tx1
+    _t5 = -ty2
+    _t6 = _t5 + ty1
+    _t7 = _s1
+    _t8 = max(_t7, _t7 - _t7)
+    _t9 = _s2
+    _t10 = max(_t9, _t9 - _t9)
+    _t11 = _t10*_t8
+    _t12 = _t1*_t2 - _t11 + _t4*_t6 + eps
+    _t14 = px1 - tx1
+    _t15 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
+    _t16 = _t15*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+    _t17 = _t11/(_t12*_t12)
+    _t18 = py1 - ty1
+    _t19 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
+    _t20 = _t19*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
+    _t21 = _t3 + px2
+    _s3 = -_t21
+    _t22 = _t15*(_f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0)))
+    _t23 = _t5 + py2
+    _s4 = -_t23
+    _t24 = _t19*(_f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0)))
+    _s5 = -_t14
+    _t25 = _t15*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
+    _s6 = -_t18
+    _t26 = _t19*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
+    _t27 = _t15*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
+    _t28 = _t19*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
+    d_px1 = _t17*(-_t16 - _t2) - _t16/_t12
+    d_py1 = _t17*(-_t1 - _t20) - _t20/_t12
+    d_px2 = _t17*(_t2 + _t22) + _t22/_t12
+    d_py2 = _t17*(_t1 + _t24) + _t24/_t12
+    d_tx1 = _t17*(-_t25 - _t6) - _t25/_t12
+    d_ty1 = _t17*(-_t26 - _t4) - _t26/_t12
+    d_tx2 = _t17*(_t27 + _t6) + _t27/_t12
+    d_ty2 = _t17*(_t28 + _t4) + _t28/_t12
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7bd0d8646c19eac1
+# scalar kernels: sha256 e7e8052f790c3ef6
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

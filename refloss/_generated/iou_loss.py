@@ -29,45 +29,86 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t1 = -py1 + py2
     _t2 = -tx1 + tx2
     _t3 = -ty1 + ty2
-    _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return (_t1*min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t4 = max(_s1, _s1 - _s1)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _s10 = _t1*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s11 = _t3*min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s12 = _t4*min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+    value = _s14/(_t0*_t1 + _t2*_t3 - _t4*max(_s13, _s13 - _s13) + eps)
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = -max(px1, tx1) + min(px2, tx2)
-    _t11 = max(_t10, _t10 - _t10)
-    _t12 = -max(py1, ty1) + min(py2, ty2)
-    _t13 = max(_t12, _t12 - _t12)
-    _t14 = _t11*_t13
-    _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
-    _t17 = px1 - tx1
-    _t18 = (1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
-    _t19 = (1.0 if _t10 > 0.0 else 0.0)
-    _t20 = _t13*_t19
-    _t21 = _t14/(_t15*_t15)
-    _t22 = py1 - ty1
-    _t23 = (1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
-    _t24 = (1.0 if _t12 > 0.0 else 0.0)
-    _t25 = _t11*_t24
-    _t26 = _t4 + px2
-    _t27 = _t20*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
-    _t28 = _t7 + py2
-    _t29 = _t25*(1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
-    _t30 = (1.0 if -_t17 > 0.0 else (0.5 if -_t17 == 0.0 else 0.0))
-    _t31 = (1.0 if -_t22 > 0.0 else (0.5 if -_t22 == 0.0 else 0.0))
-    _t32 = _t20*(1.0 if _t26 > 0.0 else (0.5 if _t26 == 0.0 else 0.0))
-    _t33 = _t25*(1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-    return (_t11*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15, _t13*_t18*_t19/_t15 - _t21*(-_t18*_t20 - _t2), _t11*_t23*_t24/_t15 - _t21*(-_t0 - _t23*_t25), -_t21*(_t2 + _t27) - _t27/_t15, -_t21*(_t0 + _t29) - _t29/_t15, _t13*_t19*_t30/_t15 - _t21*(-_t20*_t30 - _t8), _t11*_t24*_t31/_t15 - _t21*(-_t25*_t31 - _t5), -_t21*(_t32 + _t8) - _t32/_t15, -_t21*(_t33 + _t5) - _t33/_t15
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t4 = max(_s1, _s1 - _s1)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _s10 = _t1*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s11 = _t3*min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s12 = _t4*min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+    value = _s14/(_t0*_t1 + _t2*_t3 - _t4*max(_s13, _s13 - _s13) + eps)
+    _t5 = px1 - tx1
+    _t6 = 1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0)
+    _t7 = _s13
+    _t8 = max(_t7, _t7 - _t7)
+    _t9 = 1.0 if _s1 > 0.0 else 0.0
+    _t10 = _t4*_t8
+    _t11 = _t0*_t1 - _t10 + _t2*_t3 + eps
+    _t13 = _t8*_t9
+    _t14 = py1 - py2
+    _t15 = _t10/(_t11*_t11)
+    _t16 = py1 - ty1
+    _t17 = 1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0)
+    _t18 = 1.0 if _t7 > 0.0 else 0.0
+    _t19 = _t18*_t4
+    _t20 = px1 - px2
+    _t21 = -tx2
+    _t22 = _t21 + px2
+    _s15 = -_t22
+    _t23 = _t13*(1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0))
+    _t24 = -ty2
+    _t25 = _t24 + py2
+    _s16 = -_t25
+    _t26 = _t19*(1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0))
+    _s17 = -_t5
+    _t27 = 1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0)
+    _t28 = _t24 + ty1
+    _s18 = -_t16
+    _t29 = 1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0)
+    _t30 = _t21 + tx1
+    _t31 = _t13*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))
+    _t32 = _t19*(1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
+    d_px1 = -_t15*(-_t13*_t6 - _t14) + _t6*_t8*_t9/_t11
+    d_py1 = -_t15*(-_t17*_t19 - _t20) + _t17*_t18*_t4/_t11
+    d_px2 = -_t15*(_t14 + _t23) - _t23/_t11
+    d_py2 = -_t15*(_t20 + _t26) - _t26/_t11
+    d_tx1 = -_t15*(-_t13*_t27 - _t28) + _t27*_t8*_t9/_t11
+    d_ty1 = -_t15*(-_t19*_t29 - _t30) + _t18*_t29*_t4/_t11
+    d_tx2 = -_t15*(_t28 + _t31) - _t31/_t11
+    d_ty2 = -_t15*(_t30 + _t32) - _t32/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
@@ -75,42 +116,83 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _t1 = -py1 + py2
     _t2 = -tx1 + tx2
     _t3 = -ty1 + ty2
-    _t4 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
-    return (_t1*min(_t0, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t3*min(_t2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + _t4*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t4*min(_t3, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + eps)/(_t0*_t1 + _t2*_t3 - _t4*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2))) + eps)
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t4 = max(_s1, _s1 - _s1)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _s10 = _t1*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s11 = _t3*min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s12 = _t4*min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+    value = _s14/(_t0*_t1 + _t2*_t3 - _t4*max(_s13, _s13 - _s13) + eps)
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _t0 = px1 - px2
-    _t1 = -_t0
-    _t2 = py1 - py2
-    _t3 = -_t2
-    _t4 = -tx2
-    _t5 = _t4 + tx1
-    _t6 = -_t5
-    _t7 = -ty2
-    _t8 = _t7 + ty1
-    _t9 = -_t8
-    _t10 = -max(px1, tx1) + min(px2, tx2)
-    _t11 = max(_t10, _t10 - _t10)
-    _t12 = -max(py1, ty1) + min(py2, ty2)
-    _t13 = max(_t12, _t12 - _t12)
-    _t14 = _t11*_t13
-    _t15 = _t1*_t3 - _t14 + _t6*_t9 + eps
-    _t17 = px1 - tx1
-    _t18 = (_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
-    _t19 = (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
-    _t20 = _t13*_t19
-    _t21 = _t14/(_t15*_t15)
-    _t22 = py1 - ty1
-    _t23 = (_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-    _t24 = (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-    _t25 = _t11*_t24
-    _t26 = _t4 + px2
-    _t27 = _t20*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))
-    _t28 = _t7 + py2
-    _t29 = _t25*(_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
-    _t30 = (_f32(1.0) if -_t17 > _f32(0.0) else (_f32(0.5) if -_t17 == _f32(0.0) else _f32(0.0)))
-    _t31 = (_f32(1.0) if -_t22 > _f32(0.0) else (_f32(0.5) if -_t22 == _f32(0.0) else _f32(0.0)))
-    _t32 = _t20*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(0.5) if _t26 == _f32(0.0) else _f32(0.0)))
-    _t33 = _t25*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-    return (_t11*min(_t3, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t9, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t3*min(_t1, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t9*min(_t6, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/_t15, _t13*_t18*_t19/_t15 - _t21*(-_t18*_t20 - _t2), _t11*_t23*_t24/_t15 - _t21*(-_t0 - _t23*_t25), -_t21*(_t2 + _t27) - _t27/_t15, -_t21*(_t0 + _t29) - _t29/_t15, _t13*_t19*_t30/_t15 - _t21*(-_t20*_t30 - _t8), _t11*_t24*_t31/_t15 - _t21*(-_t25*_t31 - _t5), -_t21*(_t32 + _t8) - _t32/_t15, -_t21*(_t33 + _t5) - _t33/_t15
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _t4 = max(_s1, _s1 - _s1)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _s10 = _t1*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s11 = _t3*min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s12 = _t4*min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s13 = -max(py1, ty1) + min(py2, ty2)
+    _s14 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+    value = _s14/(_t0*_t1 + _t2*_t3 - _t4*max(_s13, _s13 - _s13) + eps)
+    _t5 = px1 - tx1
+    _t6 = _f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0))
+    _t7 = _s13
+    _t8 = max(_t7, _t7 - _t7)
+    _t9 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+    _t10 = _t4*_t8
+    _t11 = _t0*_t1 - _t10 + _t2*_t3 + eps
+    _t13 = _t8*_t9
+    _t14 = py1 - py2
+    _t15 = _t10/(_t11*_t11)
+    _t16 = py1 - ty1
+    _t17 = _f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0))
+    _t18 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
+    _t19 = _t18*_t4
+    _t20 = px1 - px2
+    _t21 = -tx2
+    _t22 = _t21 + px2
+    _s15 = -_t22
+    _t23 = _t13*(_f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0)))
+    _t24 = -ty2
+    _t25 = _t24 + py2
+    _s16 = -_t25
+    _t26 = _t19*(_f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0)))
+    _s17 = -_t5
+    _t27 = _f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0))
+    _t28 = _t24 + ty1
+    _s18 = -_t16
+    _t29 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+    _t30 = _t21 + tx1
+    _t31 = _t13*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
+    _t32 = _t19*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
+    d_px1 = -_t15*(-_t13*_t6 - _t14) + _t6*_t8*_t9/_t11
+    d_py1 = -_t15*(-_t17*_t19 - _t20) + _t17*_t18*_t4/_t11
+    d_px2 = -_t15*(_t14 + _t23) - _t23/_t11
+    d_py2 = -_t15*(_t20 + _t26) - _t26/_t11
+    d_tx1 = -_t15*(-_t13*_t27 - _t28) + _t27*_t8*_t9/_t11
+    d_ty1 = -_t15*(-_t19*_t29 - _t30) + _t18*_t29*_t4/_t11
+    d_tx2 = -_t15*(_t28 + _t31) - _t31/_t11
+    d_ty2 = -_t15*(_t30 + _t32) - _t32/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

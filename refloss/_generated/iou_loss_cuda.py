@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b6c2a33c270b875f
+# scalar kernels: sha256 9a5d0f0168915e86
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

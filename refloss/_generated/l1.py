@@ -26,24 +26,32 @@ def constants():
 def value_f64(pred, target):
     x = pred - target
     a = abs(x)
-    return a
+    value = a
+    return value
 
 
 def value_and_grad_f64(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
-    return a, sgn, -sgn
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    value = a
+    d_pred = sgn
+    d_target = -sgn
+    return value, d_pred, d_target
 
 
 def value_f32(pred, target):
     x = pred - target
     a = abs(x)
-    return a
+    value = a
+    return value
 
 
 def value_and_grad_f32(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
-    return a, sgn, -sgn
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    value = a
+    d_pred = sgn
+    d_target = -sgn
+    return value, d_pred, d_target

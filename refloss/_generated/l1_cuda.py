@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d38f1a935294d726
+# scalar kernels: sha256 0666cd652f088958
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

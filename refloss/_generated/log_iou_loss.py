@@ -25,104 +25,200 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
-        return math.inf
+        value = math.inf
+        return value
     else:  # overlap
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+        _t0 = max(_s1, _s1 - _s1)
         _t1 = -py1 + py2
         _t2 = -ty1 + ty2
-        return math.log1p((_t0*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t0*min(_t2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t1*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t2*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(_t0*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))))
+        _s3 = py2 - ty2
+        _s4 = ty1 - py1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _s9 = px1 - tx1
+        _s10 = tx2 - px2
+        _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+        value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
-        return math.inf, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
+        value = math.inf
+        d_px1 = math.nan
+        d_py1 = math.nan
+        d_px2 = math.nan
+        d_py2 = math.nan
+        d_tx1 = math.nan
+        d_ty1 = math.nan
+        d_tx2 = math.nan
+        d_ty2 = math.nan
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # overlap
-        _t0 = py1 - py2
-        _t1 = -_t0
-        _t2 = px1 - px2
-        _t3 = -_t2
-        _t4 = -ty2
-        _t5 = _t4 + ty1
-        _t6 = -_t5
-        _t7 = -tx2
-        _t8 = _t7 + tx1
-        _t9 = -_t8
-        _t10 = -max(px1, tx1) + min(px2, tx2)
-        _t11 = max(_t10, _t10 - _t10)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = 1.0/(_t11*_t13)
-        _t15 = _t11*_t13
-        _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
-        _t18 = px1 - tx1
-        _t19 = _t13*(1.0 if _t10 > 0.0 else 0.0)
-        _t20 = _t19*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
-        _t21 = _t15/(_t16*_t16)
-        _t22 = _t14*_t16
-        _t23 = py1 - ty1
-        _t24 = _t11*(1.0 if _t12 > 0.0 else 0.0)
-        _t25 = _t24*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
-        _t26 = _t7 + px2
-        _t27 = _t19*(1.0 if -_t26 > 0.0 else (0.5 if -_t26 == 0.0 else 0.0))
-        _t28 = _t4 + py2
-        _t29 = _t24*(1.0 if -_t28 > 0.0 else (0.5 if -_t28 == 0.0 else 0.0))
-        _t30 = _t19*(1.0 if -_t18 > 0.0 else (0.5 if -_t18 == 0.0 else 0.0))
-        _t31 = _t24*(1.0 if -_t23 > 0.0 else (0.5 if -_t23 == 0.0 else 0.0))
-        _t32 = _t19*(1.0 if _t26 > 0.0 else (0.5 if _t26 == 0.0 else 0.0))
-        _t33 = _t24*(1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0))
-        return math.log1p(_t14*(_t1*min(_t3, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t11*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t6, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t6*min(_t9, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)), -_t22*(_t21*(-_t0 - _t20) - _t20/_t16), -_t22*(_t21*(-_t2 - _t25) - _t25/_t16), -_t22*(_t21*(_t0 + _t27) + _t27/_t16), -_t22*(_t21*(_t2 + _t29) + _t29/_t16), -_t22*(_t21*(-_t30 - _t5) - _t30/_t16), -_t22*(_t21*(-_t31 - _t8) - _t31/_t16), -_t22*(_t21*(_t32 + _t5) + _t32/_t16), -_t22*(_t21*(_t33 + _t8) + _t33/_t16)
+        _t0 = max(_s1, _s1 - _s1)
+        _t1 = -py1 + py2
+        _t2 = -ty1 + ty2
+        _s3 = py2 - ty2
+        _s4 = ty1 - py1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _s9 = px1 - tx1
+        _s10 = tx2 - px2
+        _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+        value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        _t3 = px1 - px2
+        _t4 = -tx2
+        _t5 = _t4 + tx1
+        _t6 = _s2
+        _t7 = max(_t6, _t6 - _t6)
+        _t8 = _t0*_t7
+        _t9 = -_t1*_t3 - _t2*_t5 - _t8 + eps
+        _t11 = px1 - tx1
+        _t12 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+        _t13 = _t12*(1.0 if _t11 > 0.0 else (0.5 if _t11 == 0.0 else 0.0))
+        _t14 = py1 - py2
+        _t15 = _t8/(_t9*_t9)
+        _t16 = _t9/(_t0*_t7)
+        _t17 = py1 - ty1
+        _t18 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+        _t19 = _t18*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
+        _t20 = _t4 + px2
+        _s15 = -_t20
+        _t21 = _t12*(1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0))
+        _t22 = -ty2
+        _t23 = _t22 + py2
+        _s16 = -_t23
+        _t24 = _t18*(1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0))
+        _s17 = -_t11
+        _t25 = _t12*(1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0))
+        _t26 = _t22 + ty1
+        _s18 = -_t17
+        _t27 = _t18*(1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0))
+        _t28 = _t12*(1.0 if _t20 > 0.0 else (0.5 if _t20 == 0.0 else 0.0))
+        _t29 = _t18*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
+        d_px1 = -_t16*(-_t13/_t9 + _t15*(-_t13 - _t14))
+        d_py1 = -_t16*(_t15*(-_t19 - _t3) - _t19/_t9)
+        d_px2 = -_t16*(_t15*(_t14 + _t21) + _t21/_t9)
+        d_py2 = -_t16*(_t15*(_t24 + _t3) + _t24/_t9)
+        d_tx1 = -_t16*(_t15*(-_t25 - _t26) - _t25/_t9)
+        d_ty1 = -_t16*(_t15*(-_t27 - _t5) - _t27/_t9)
+        d_tx2 = -_t16*(_t15*(_t26 + _t28) + _t28/_t9)
+        d_ty2 = -_t16*(_t15*(_t29 + _t5) + _t29/_t9)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
-        return _f32(math.inf)
+        value = _f32(math.inf)
+        return value
     else:  # overlap
-        _t0 = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))
+        _t0 = max(_s1, _s1 - _s1)
         _t1 = -py1 + py2
         _t2 = -ty1 + ty2
-        return math.log1p((_t0*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t0*min(_t2, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t1*min(-px1 + px2, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t2*min(-tx1 + tx2, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)/(_t0*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))))
+        _s3 = py2 - ty2
+        _s4 = ty1 - py1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _s9 = px1 - tx1
+        _s10 = tx2 - px2
+        _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+        value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    inter = max((-max(px1, tx1) + min(px2, tx2)), (-max(px1, tx1) + min(px2, tx2)) - (-max(px1, tx1) + min(px2, tx2)))*max((-max(py1, ty1) + min(py2, ty2)), (-max(py1, ty1) + min(py2, ty2)) - (-max(py1, ty1) + min(py2, ty2)))
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
-        return _f32(math.inf), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan), _f32(math.nan)
+        value = _f32(math.inf)
+        d_px1 = _f32(math.nan)
+        d_py1 = _f32(math.nan)
+        d_px2 = _f32(math.nan)
+        d_py2 = _f32(math.nan)
+        d_tx1 = _f32(math.nan)
+        d_ty1 = _f32(math.nan)
+        d_tx2 = _f32(math.nan)
+        d_ty2 = _f32(math.nan)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # overlap
-        _t0 = py1 - py2
-        _t1 = -_t0
-        _t2 = px1 - px2
-        _t3 = -_t2
-        _t4 = -ty2
-        _t5 = _t4 + ty1
-        _t6 = -_t5
-        _t7 = -tx2
-        _t8 = _t7 + tx1
-        _t9 = -_t8
-        _t10 = -max(px1, tx1) + min(px2, tx2)
-        _t11 = max(_t10, _t10 - _t10)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = _f32(1.0)/(_t11*_t13)
-        _t15 = _t11*_t13
-        _t16 = _t1*_t3 - _t15 + _t6*_t9 + eps
-        _t18 = px1 - tx1
-        _t19 = _t13*(_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))
-        _t20 = _t19*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
-        _t21 = _t15/(_t16*_t16)
-        _t22 = _t14*_t16
-        _t23 = py1 - ty1
-        _t24 = _t11*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-        _t25 = _t24*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t7 + px2
-        _t27 = _t19*(_f32(1.0) if -_t26 > _f32(0.0) else (_f32(0.5) if -_t26 == _f32(0.0) else _f32(0.0)))
-        _t28 = _t4 + py2
-        _t29 = _t24*(_f32(1.0) if -_t28 > _f32(0.0) else (_f32(0.5) if -_t28 == _f32(0.0) else _f32(0.0)))
-        _t30 = _t19*(_f32(1.0) if -_t18 > _f32(0.0) else (_f32(0.5) if -_t18 == _f32(0.0) else _f32(0.0)))
-        _t31 = _t24*(_f32(1.0) if -_t23 > _f32(0.0) else (_f32(0.5) if -_t23 == _f32(0.0) else _f32(0.0)))
-        _t32 = _t19*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(0.5) if _t26 == _f32(0.0) else _f32(0.0)))
-        _t33 = _t24*(_f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0)))
-        return math.log1p(_t14*(_t1*min(_t3, max(((px2 - tx2)), ((px2 - tx2)) - ((px2 - tx2))) + max(((tx1 - px1)), ((tx1 - px1)) - ((tx1 - px1)))) + _t11*min(_t1, max(((py2 - ty2)), ((py2 - ty2)) - ((py2 - ty2))) + max(((ty1 - py1)), ((ty1 - py1)) - ((ty1 - py1)))) + _t11*min(_t6, max(((py1 - ty1)), ((py1 - ty1)) - ((py1 - ty1))) + max(((ty2 - py2)), ((ty2 - py2)) - ((ty2 - py2)))) + _t6*min(_t9, max(((px1 - tx1)), ((px1 - tx1)) - ((px1 - tx1))) + max(((tx2 - px2)), ((tx2 - px2)) - ((tx2 - px2)))) + eps)), -_t22*(_t21*(-_t0 - _t20) - _t20/_t16), -_t22*(_t21*(-_t2 - _t25) - _t25/_t16), -_t22*(_t21*(_t0 + _t27) + _t27/_t16), -_t22*(_t21*(_t2 + _t29) + _t29/_t16), -_t22*(_t21*(-_t30 - _t5) - _t30/_t16), -_t22*(_t21*(-_t31 - _t8) - _t31/_t16), -_t22*(_t21*(_t32 + _t5) + _t32/_t16), -_t22*(_t21*(_t33 + _t8) + _t33/_t16)
+        _t0 = max(_s1, _s1 - _s1)
+        _t1 = -py1 + py2
+        _t2 = -ty1 + ty2
+        _s3 = py2 - ty2
+        _s4 = ty1 - py1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _s9 = px1 - tx1
+        _s10 = tx2 - px2
+        _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+        value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        _t3 = px1 - px2
+        _t4 = -tx2
+        _t5 = _t4 + tx1
+        _t6 = _s2
+        _t7 = max(_t6, _t6 - _t6)
+        _t8 = _t0*_t7
+        _t9 = -_t1*_t3 - _t2*_t5 - _t8 + eps
+        _t11 = px1 - tx1
+        _t12 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t13 = _t12*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
+        _t14 = py1 - py2
+        _t15 = _t8/(_t9*_t9)
+        _t16 = _t9/(_t0*_t7)
+        _t17 = py1 - ty1
+        _t18 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+        _t19 = _t18*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
+        _t20 = _t4 + px2
+        _s15 = -_t20
+        _t21 = _t12*(_f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0)))
+        _t22 = -ty2
+        _t23 = _t22 + py2
+        _s16 = -_t23
+        _t24 = _t18*(_f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0)))
+        _s17 = -_t11
+        _t25 = _t12*(_f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t22 + ty1
+        _s18 = -_t17
+        _t27 = _t18*(_f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0)))
+        _t28 = _t12*(_f32(1.0) if _t20 > _f32(0.0) else (_f32(0.5) if _t20 == _f32(0.0) else _f32(0.0)))
+        _t29 = _t18*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -_t16*(-_t13/_t9 + _t15*(-_t13 - _t14))
+        d_py1 = -_t16*(_t15*(-_t19 - _t3) - _t19/_t9)
+        d_px2 = -_t16*(_t15*(_t14 + _t21) + _t21/_t9)
+        d_py2 = -_t16*(_t15*(_t24 + _t3) + _t24/_t9)
+        d_tx1 = -_t16*(_t15*(-_t25 - _t26) - _t25/_t9)
+        d_ty1 = -_t16*(_t15*(-_t27 - _t5) - _t27/_t9)
+        d_tx2 = -_t16*(_t15*(_t26 + _t28) + _t28/_t9)
+        d_ty2 = -_t16*(_t15*(_t29 + _t5) + _t29/_t9)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -26,26 +26,34 @@ def constants():
 def value_f64(pred, target):
     x = pred - target
     a = abs(x)
-    return (a*a)
+    value = a*a
+    return value
 
 
 def value_and_grad_f64(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    value = a*a
     _t0 = 2.0*a*sgn
-    return (a*a), _t0, -_t0
+    d_pred = _t0
+    d_target = -_t0
+    return value, d_pred, d_target
 
 
 def value_f32(pred, target):
     x = pred - target
     a = abs(x)
-    return (a*a)
+    value = a*a
+    return value
 
 
 def value_and_grad_f32(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    value = a*a
     _t0 = _f32(2.0)*a*sgn
-    return (a*a), _t0, -_t0
+    d_pred = _t0
+    d_target = -_t0
+    return value, d_pred, d_target

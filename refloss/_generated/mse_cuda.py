@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b5a750aecb80f711
+# scalar kernels: sha256 0641884c93794082
 """Squared error (MSE): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -27,57 +27,115 @@ def constants(alpha, gamma):
 
 def value_f64(logits, targets, alpha, gamma):
     if (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
-        return (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))*math.pow((targets*(1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits)))) + (1.0 - targets)*(1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))), gamma)
+        _s1 = -logits
+        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s4 = 1.0/(1.0 + math.exp(-_s1)) if _s1 >= 0.0 else math.exp(_s1)/(1.0 + math.exp(_s1))
+        _s5 = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+        value = _s5*math.pow((targets*_s4 + (1.0 - targets)*_s3), gamma)
+        return value
     else:  # alpha_t weighting
-        return (alpha*targets + (1.0 - alpha)*(1.0 - targets))*(targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))*math.pow((targets*(1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits)))) + (1.0 - targets)*(1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))), gamma)
+        _s6 = -logits
+        _s7 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s8 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s9 = 1.0/(1.0 + math.exp(-_s6)) if _s6 >= 0.0 else math.exp(_s6)/(1.0 + math.exp(_s6))
+        _s10 = targets*(max(_s6, 0.0) + math.log1p(math.exp(-abs(_s6)))) + (1.0 - targets)*_s7
+        _s11 = math.pow((targets*_s9 + (1.0 - targets)*_s8), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s10*_s11
+        return value
 
 
 def value_and_grad_f64(logits, targets, alpha, gamma):
     if (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
-        _t0 = (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))
-        _t1 = (targets*(1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits)))) + (1.0 - targets)*(1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))))
-        _t2 = math.pow(_t1, gamma)
-        _t3 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
-        _t4 = (1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits))))
-        _t5 = _t0*gamma*(math.pow(_t1, gamma - 1.0) if _t1 > 0.0 else 0.0)
-        return _t0*_t2, _t2*(_t3*(1.0 - targets) - _t4*targets) + _t3*_t4*_t5*(1.0 - 2.0*targets), -_t2*logits - _t5*math.tanh((0.5)*logits)
+        _s1 = -logits
+        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s4 = 1.0/(1.0 + math.exp(-_s1)) if _s1 >= 0.0 else math.exp(_s1)/(1.0 + math.exp(_s1))
+        _s5 = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+        value = _s5*math.pow((targets*_s4 + (1.0 - targets)*_s3), gamma)
+        _t0 = _s3
+        _t1 = _s4
+        _t2 = targets*_s4 + (1.0 - targets)*_s3
+        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 else 0.0)
+        _t4 = math.pow(_t2, gamma)
+        d_logits = _t0*_t1*_t3*(1.0 - 2.0*targets) + _t4*(_t0*(1.0 - targets) - _t1*targets)
+        d_targets = -_t3*math.tanh(0.5*logits) - _t4*logits
+        return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _t0 = (targets*(max((-logits), 0.0) + math.log1p(math.exp(-abs((-logits))))) + (1.0 - targets)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))
-        _t1 = 1.0 - targets
-        _t2 = _t1*(1.0 - alpha) + alpha*targets
-        _t3 = (targets*(1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits)))) + (1.0 - targets)*(1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))))
-        _t4 = math.pow(_t3, gamma)
-        _t5 = _t2*_t4
-        _t6 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
-        _t7 = (1.0/(1.0 + math.exp(-(-logits))) if (-logits) >= 0.0 else math.exp((-logits))/(1.0 + math.exp((-logits))))
-        _t8 = _t0*_t2*gamma*(math.pow(_t3, gamma - 1.0) if _t3 > 0.0 else 0.0)
-        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(1.0 - 2.0*targets), _t0*_t4*(2.0*alpha - 1.0) - _t5*logits - _t8*math.tanh((0.5)*logits)
+        _s6 = -logits
+        _s7 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s8 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s9 = 1.0/(1.0 + math.exp(-_s6)) if _s6 >= 0.0 else math.exp(_s6)/(1.0 + math.exp(_s6))
+        _s10 = targets*(max(_s6, 0.0) + math.log1p(math.exp(-abs(_s6)))) + (1.0 - targets)*_s7
+        _s11 = math.pow((targets*_s9 + (1.0 - targets)*_s8), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s10*_s11
+        _t0 = _s8
+        _t1 = _s9
+        _t2 = 1.0 - targets
+        _t3 = _t2*(1.0 - alpha) + alpha*targets
+        _t4 = _s10
+        _t5 = targets*_s9 + (1.0 - targets)*_s8
+        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 else 0.0)
+        _t7 = math.pow(_t5, gamma)
+        _t8 = _t3*_t7
+        d_logits = _t0*_t1*_t6*(1.0 - 2.0*targets) + _t8*(_t0*_t2 - _t1*targets)
+        d_targets = _t4*_t7*(2.0*alpha - 1.0) - _t6*math.tanh(0.5*logits) - _t8*logits
+        return value, d_logits, d_targets
 
 
 def value_f32(logits, targets, alpha, gamma):
     if (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
-        return (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))*math.pow((targets*(_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits)))) + (_f32(1.0) - targets)*(_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))), gamma)
+        _s1 = -logits
+        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-_s1)) if _s1 >= _f32(0.0) else math.exp(_s1)/(_f32(1.0) + math.exp(_s1))
+        _s5 = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+        value = _s5*math.pow((targets*_s4 + (_f32(1.0) - targets)*_s3), gamma)
+        return value
     else:  # alpha_t weighting
-        return (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*(targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))*math.pow((targets*(_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits)))) + (_f32(1.0) - targets)*(_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))), gamma)
+        _s6 = -logits
+        _s7 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s8 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-_s6)) if _s6 >= _f32(0.0) else math.exp(_s6)/(_f32(1.0) + math.exp(_s6))
+        _s10 = targets*(max(_s6, _f32(0.0)) + math.log1p(math.exp(-abs(_s6)))) + (_f32(1.0) - targets)*_s7
+        _s11 = math.pow((targets*_s9 + (_f32(1.0) - targets)*_s8), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s10*_s11
+        return value
 
 
 def value_and_grad_f32(logits, targets, alpha, gamma):
     if (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
-        _t0 = (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))
-        _t1 = (targets*(_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits)))) + (_f32(1.0) - targets)*(_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))))
-        _t2 = math.pow(_t1, gamma)
-        _t3 = (_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))
-        _t4 = (_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits))))
-        _t5 = _t0*gamma*(math.pow(_t1, gamma - _f32(1.0)) if _t1 > _f32(0.0) else _f32(0.0))
-        return _t0*_t2, _t2*(_t3*(_f32(1.0) - targets) - _t4*targets) + _t3*_t4*_t5*(_f32(1.0) - _f32(2.0)*targets), -_t2*logits - _t5*math.tanh((_f32(0.5))*logits)
+        _s1 = -logits
+        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-_s1)) if _s1 >= _f32(0.0) else math.exp(_s1)/(_f32(1.0) + math.exp(_s1))
+        _s5 = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+        value = _s5*math.pow((targets*_s4 + (_f32(1.0) - targets)*_s3), gamma)
+        _t0 = _s3
+        _t1 = _s4
+        _t2 = targets*_s4 + (_f32(1.0) - targets)*_s3
+        _t3 = gamma*_s5*(math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) else _f32(0.0))
+        _t4 = math.pow(_t2, gamma)
+        d_logits = _t0*_t1*_t3*(_f32(1.0) - _f32(2.0)*targets) + _t4*(_t0*(_f32(1.0) - targets) - _t1*targets)
+        d_targets = -_t3*math.tanh(_f32(0.5)*logits) - _t4*logits
+        return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _t0 = (targets*(max((-logits), _f32(0.0)) + math.log1p(math.exp(-abs((-logits))))) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))))
-        _t1 = _f32(1.0) - targets
-        _t2 = _t1*(_f32(1.0) - alpha) + alpha*targets
-        _t3 = (targets*(_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits)))) + (_f32(1.0) - targets)*(_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))))
-        _t4 = math.pow(_t3, gamma)
-        _t5 = _t2*_t4
-        _t6 = (_f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits)))
-        _t7 = (_f32(1.0)/(_f32(1.0) + math.exp(-(-logits))) if (-logits) >= _f32(0.0) else math.exp((-logits))/(_f32(1.0) + math.exp((-logits))))
-        _t8 = _t0*_t2*gamma*(math.pow(_t3, gamma - _f32(1.0)) if _t3 > _f32(0.0) else _f32(0.0))
-        return _t0*_t5, _t5*(_t1*_t6 - _t7*targets) + _t6*_t7*_t8*(_f32(1.0) - _f32(2.0)*targets), _t0*_t4*(_f32(2.0)*alpha + _f32(-1.0)) - _t5*logits - _t8*math.tanh((_f32(0.5))*logits)
+        _s6 = -logits
+        _s7 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s8 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-_s6)) if _s6 >= _f32(0.0) else math.exp(_s6)/(_f32(1.0) + math.exp(_s6))
+        _s10 = targets*(max(_s6, _f32(0.0)) + math.log1p(math.exp(-abs(_s6)))) + (_f32(1.0) - targets)*_s7
+        _s11 = math.pow((targets*_s9 + (_f32(1.0) - targets)*_s8), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s10*_s11
+        _t0 = _s8
+        _t1 = _s9
+        _t2 = _f32(1.0) - targets
+        _t3 = _t2*(_f32(1.0) - alpha) + alpha*targets
+        _t4 = _s10
+        _t5 = targets*_s9 + (_f32(1.0) - targets)*_s8
+        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) else _f32(0.0))
+        _t7 = math.pow(_t5, gamma)
+        _t8 = _t3*_t7
+        d_logits = _t0*_t1*_t6*(_f32(1.0) - _f32(2.0)*targets) + _t8*(_t0*_t2 - _t1*targets)
+        d_targets = _t4*_t7*(_f32(2.0)*alpha - _f32(1.0)) - _t6*math.tanh(_f32(0.5)*logits) - _t8*logits
+        return value, d_logits, d_targets

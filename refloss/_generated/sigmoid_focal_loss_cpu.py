@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 52b72d429c160513
+# scalar kernels: sha256 cdd89b8e87ffae8a
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

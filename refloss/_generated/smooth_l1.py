@@ -28,37 +28,53 @@ def value_f64(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        return (0.5)*(a*a)/beta
+        value = 0.5*(a*a)/beta
+        return value
     else:  # linear
-        return a - 0.5*beta
+        value = a - 0.5*beta
+        return value
 
 
 def value_and_grad_f64(pred, target, beta):
     x = pred - target
     a = abs(x)
-    sgn = (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < beta):  # quadratic
-        _t1 = a*sgn/beta
-        return (0.5)*(a*a)/beta, _t1, -_t1
+        value = 0.5*(a*a)/beta
+        _t0 = a*sgn/beta
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     else:  # linear
-        return a - 0.5*beta, sgn, -sgn
+        value = a - 0.5*beta
+        d_pred = sgn
+        d_target = -sgn
+        return value, d_pred, d_target
 
 
 def value_f32(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        return (_f32(0.5))*(a*a)/beta
+        value = _f32(0.5)*(a*a)/beta
+        return value
     else:  # linear
-        return a - _f32(0.5)*beta
+        value = a - _f32(0.5)*beta
+        return value
 
 
 def value_and_grad_f32(pred, target, beta):
     x = pred - target
     a = abs(x)
-    sgn = (_f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0)))
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < beta):  # quadratic
-        _t1 = a*sgn/beta
-        return (_f32(0.5))*(a*a)/beta, _t1, -_t1
+        value = _f32(0.5)*(a*a)/beta
+        _t0 = a*sgn/beta
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
     else:  # linear
-        return a - _f32(0.5)*beta, sgn, -sgn
+        value = a - _f32(0.5)*beta
+        d_pred = sgn
+        d_target = -sgn
+        return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fca89891e752074e
+# scalar kernels: sha256 f7b156fbacb512ed
 """Smooth L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -29,82 +29,156 @@ def constants(scale_xy, scaled_wh, stride):
 def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_wh, stride):
     if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
         _t0 = 0.5 - 0.5*scale_xy
-        _e1 = math.exp(-abs(tw))
-        _d2 = 1.0 + _e1
-        _dl3 = _e1 - (_d2 - 1.0)
-        _q4 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
-        _e5 = math.exp(-abs(th))
-        _d6 = 1.0 + _e5
-        _dl7 = _e5 - (_d6 - 1.0)
-        _q8 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
-        return stride*(_t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))), (4.0*(_q4 - _q4*(2.0*_dl3/_d2))), (4.0*(_q8 - _q8*(2.0*_dl7/_d6)))
+        _s1 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        bx = stride*_s1
+        _s2 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        by = stride*_s2
+        _e3 = math.exp(-abs(tw))
+        _d4 = 1.0 + _e3
+        _dl5 = _e3 - (_d4 - 1.0)
+        _q6 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d4*_d4)
+        bw = 4.0*(_q6 - _q6*(2.0*_dl5/_d4))
+        _e7 = math.exp(-abs(th))
+        _d8 = 1.0 + _e7
+        _dl9 = _e7 - (_d8 - 1.0)
+        _q10 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d8*_d8)
+        bh = 4.0*(_q10 - _q10*(2.0*_dl9/_d8))
+        return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
         _t0 = 0.5 - 0.5*scale_xy
-        return stride*(_t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))), pw*math.exp(tw), ph*math.exp(th)
+        _s11 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        bx = stride*_s11
+        _s12 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        by = stride*_s12
+        bw = pw*math.exp(tw)
+        bh = ph*math.exp(th)
+        return bx, by, bw, bh
 
 
 def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_wh, stride):
     if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-        _t0 = scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
-        _t1 = 0.5 - 0.5*scale_xy
-        _t2 = scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
-        _e1 = math.exp(-abs(tw))
-        _d2 = 1.0 + _e1
-        _dl3 = _e1 - (_d2 - 1.0)
-        _q4 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d2*_d2)
-        _t3 = (4.0*(_q4 - _q4*(2.0*_dl3/_d2)))
-        _e5 = math.exp(-abs(th))
-        _d6 = 1.0 + _e5
-        _dl7 = _e5 - (_d6 - 1.0)
-        _q8 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d6*_d6)
-        _t4 = (4.0*(_q8 - _q8*(2.0*_dl7/_d6)))
-        return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(1.0/(1.0 + math.exp(-(-tx))) if (-tx) >= 0.0 else math.exp((-tx))/(1.0 + math.exp((-tx)))), _t2*stride*uy*(1.0/(1.0 + math.exp(-(-ty))) if (-ty) >= 0.0 else math.exp((-ty))/(1.0 + math.exp((-ty)))), 2.0*_t3*uw*(1.0/(1.0 + math.exp(-(-tw))) if (-tw) >= 0.0 else math.exp((-tw))/(1.0 + math.exp((-tw)))), 2.0*_t4*uh*(1.0/(1.0 + math.exp(-(-th))) if (-th) >= 0.0 else math.exp((-th))/(1.0 + math.exp((-th))))
+        _t0 = 0.5 - 0.5*scale_xy
+        _s1 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        bx = stride*_s1
+        _s2 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        by = stride*_s2
+        _e3 = math.exp(-abs(tw))
+        _d4 = 1.0 + _e3
+        _dl5 = _e3 - (_d4 - 1.0)
+        _q6 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d4*_d4)
+        bw = 4.0*(_q6 - _q6*(2.0*_dl5/_d4))
+        _e7 = math.exp(-abs(th))
+        _d8 = 1.0 + _e7
+        _dl9 = _e7 - (_d8 - 1.0)
+        _q10 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d8*_d8)
+        bh = 4.0*(_q10 - _q10*(2.0*_dl9/_d8))
+        _t1 = scale_xy*stride
+        _s11 = -tx
+        _s12 = 1.0/(1.0 + math.exp(-_s11)) if _s11 >= 0.0 else math.exp(_s11)/(1.0 + math.exp(_s11))
+        d_tx = _t1*ux*_s12*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        _s13 = -ty
+        _s14 = 1.0/(1.0 + math.exp(-_s13)) if _s13 >= 0.0 else math.exp(_s13)/(1.0 + math.exp(_s13))
+        d_ty = _t1*uy*_s14*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        _s15 = -tw
+        d_tw = 2.0*bw*uw*(1.0/(1.0 + math.exp(-_s15)) if _s15 >= 0.0 else math.exp(_s15)/(1.0 + math.exp(_s15)))
+        _s16 = -th
+        d_th = 2.0*bh*uh*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
+        return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
-        _t0 = scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
-        _t1 = 0.5 - 0.5*scale_xy
-        _t2 = scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
-        _t3 = pw*math.exp(tw)
-        _t4 = ph*math.exp(th)
-        return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(1.0/(1.0 + math.exp(-(-tx))) if (-tx) >= 0.0 else math.exp((-tx))/(1.0 + math.exp((-tx)))), _t2*stride*uy*(1.0/(1.0 + math.exp(-(-ty))) if (-ty) >= 0.0 else math.exp((-ty))/(1.0 + math.exp((-ty)))), _t3*uw, _t4*uh
+        _t0 = 0.5 - 0.5*scale_xy
+        _s17 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        bx = stride*_s17
+        _s18 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        by = stride*_s18
+        bw = pw*math.exp(tw)
+        bh = ph*math.exp(th)
+        _t1 = scale_xy*stride
+        _s19 = -tx
+        _s20 = 1.0/(1.0 + math.exp(-_s19)) if _s19 >= 0.0 else math.exp(_s19)/(1.0 + math.exp(_s19))
+        d_tx = _t1*ux*_s20*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+        _s21 = -ty
+        _s22 = 1.0/(1.0 + math.exp(-_s21)) if _s21 >= 0.0 else math.exp(_s21)/(1.0 + math.exp(_s21))
+        d_ty = _t1*uy*_s22*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+        d_tw = pw*uw*math.exp(tw)
+        d_th = ph*uh*math.exp(th)
+        return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
 
 
 def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_wh, stride):
     if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
         _t0 = _f32(0.5) - _f32(0.5)*scale_xy
-        _e1 = math.exp(-abs(tw))
-        _d2 = _f32(1.0) + _e1
-        _dl3 = _e1 - (_d2 - _f32(1.0))
-        _q4 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
-        _e5 = math.exp(-abs(th))
-        _d6 = _f32(1.0) + _e5
-        _dl7 = _e5 - (_d6 - _f32(1.0))
-        _q8 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
-        return stride*(_t0 + cx + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))), (_f32(4.0)*(_q4 - _q4*(_f32(2.0)*_dl3/_d2))), (_f32(4.0)*(_q8 - _q8*(_f32(2.0)*_dl7/_d6)))
+        _s1 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+        bx = stride*(_t0 + cx + scale_xy*_s1)
+        _s2 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+        by = stride*(_t0 + cy + scale_xy*_s2)
+        _e3 = math.exp(-abs(tw))
+        _d4 = _f32(1.0) + _e3
+        _dl5 = _e3 - (_d4 - _f32(1.0))
+        _q6 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d4*_d4)
+        bw = _f32(4.0)*(_q6 - _q6*(_f32(2.0)*_dl5/_d4))
+        _e7 = math.exp(-abs(th))
+        _d8 = _f32(1.0) + _e7
+        _dl9 = _e7 - (_d8 - _f32(1.0))
+        _q10 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d8*_d8)
+        bh = _f32(4.0)*(_q10 - _q10*(_f32(2.0)*_dl9/_d8))
+        return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
         _t0 = _f32(0.5) - _f32(0.5)*scale_xy
-        return stride*(_t0 + cx + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))), stride*(_t0 + cy + scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))), pw*math.exp(tw), ph*math.exp(th)
+        _s11 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+        bx = stride*(_t0 + cx + scale_xy*_s11)
+        _s12 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+        by = stride*(_t0 + cy + scale_xy*_s12)
+        bw = pw*math.exp(tw)
+        bh = ph*math.exp(th)
+        return bx, by, bw, bh
 
 
 def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_wh, stride):
     if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-        _t0 = scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))
-        _t1 = _f32(0.5) - _f32(0.5)*scale_xy
-        _t2 = scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))
-        _e1 = math.exp(-abs(tw))
-        _d2 = _f32(1.0) + _e1
-        _dl3 = _e1 - (_d2 - _f32(1.0))
-        _q4 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d2*_d2)
-        _t3 = (_f32(4.0)*(_q4 - _q4*(_f32(2.0)*_dl3/_d2)))
-        _e5 = math.exp(-abs(th))
-        _d6 = _f32(1.0) + _e5
-        _dl7 = _e5 - (_d6 - _f32(1.0))
-        _q8 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d6*_d6)
-        _t4 = (_f32(4.0)*(_q8 - _q8*(_f32(2.0)*_dl7/_d6)))
-        return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(_f32(1.0)/(_f32(1.0) + math.exp(-(-tx))) if (-tx) >= _f32(0.0) else math.exp((-tx))/(_f32(1.0) + math.exp((-tx)))), _t2*stride*uy*(_f32(1.0)/(_f32(1.0) + math.exp(-(-ty))) if (-ty) >= _f32(0.0) else math.exp((-ty))/(_f32(1.0) + math.exp((-ty)))), _f32(2.0)*_t3*uw*(_f32(1.0)/(_f32(1.0) + math.exp(-(-tw))) if (-tw) >= _f32(0.0) else math.exp((-tw))/(_f32(1.0) + math.exp((-tw)))), _f32(2.0)*_t4*uh*(_f32(1.0)/(_f32(1.0) + math.exp(-(-th))) if (-th) >= _f32(0.0) else math.exp((-th))/(_f32(1.0) + math.exp((-th))))
+        _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+        _s1 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+        bx = stride*(_t0 + cx + scale_xy*_s1)
+        _s2 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+        by = stride*(_t0 + cy + scale_xy*_s2)
+        _e3 = math.exp(-abs(tw))
+        _d4 = _f32(1.0) + _e3
+        _dl5 = _e3 - (_d4 - _f32(1.0))
+        _q6 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d4*_d4)
+        bw = _f32(4.0)*(_q6 - _q6*(_f32(2.0)*_dl5/_d4))
+        _e7 = math.exp(-abs(th))
+        _d8 = _f32(1.0) + _e7
+        _dl9 = _e7 - (_d8 - _f32(1.0))
+        _q10 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d8*_d8)
+        bh = _f32(4.0)*(_q10 - _q10*(_f32(2.0)*_dl9/_d8))
+        _t1 = scale_xy*stride
+        _s11 = -tx
+        _s12 = _f32(1.0)/(_f32(1.0) + math.exp(-_s11)) if _s11 >= _f32(0.0) else math.exp(_s11)/(_f32(1.0) + math.exp(_s11))
+        d_tx = _t1*ux*_s12*_s1
+        _s13 = -ty
+        _s14 = _f32(1.0)/(_f32(1.0) + math.exp(-_s13)) if _s13 >= _f32(0.0) else math.exp(_s13)/(_f32(1.0) + math.exp(_s13))
+        d_ty = _t1*uy*_s14*_s2
+        _s15 = -tw
+        _s16 = _f32(1.0)/(_f32(1.0) + math.exp(-_s15)) if _s15 >= _f32(0.0) else math.exp(_s15)/(_f32(1.0) + math.exp(_s15))
+        d_tw = _f32(2.0)*bw*uw*_s16
+        _s17 = -th
+        _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s17)) if _s17 >= _f32(0.0) else math.exp(_s17)/(_f32(1.0) + math.exp(_s17))
+        d_th = _f32(2.0)*bh*uh*_s18
+        return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
-        _t0 = scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx)))
-        _t1 = _f32(0.5) - _f32(0.5)*scale_xy
-        _t2 = scale_xy*(_f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty)))
-        _t3 = pw*math.exp(tw)
-        _t4 = ph*math.exp(th)
-        return stride*(_t0 + _t1 + cx), stride*(_t1 + _t2 + cy), _t3, _t4, _t0*stride*ux*(_f32(1.0)/(_f32(1.0) + math.exp(-(-tx))) if (-tx) >= _f32(0.0) else math.exp((-tx))/(_f32(1.0) + math.exp((-tx)))), _t2*stride*uy*(_f32(1.0)/(_f32(1.0) + math.exp(-(-ty))) if (-ty) >= _f32(0.0) else math.exp((-ty))/(_f32(1.0) + math.exp((-ty)))), _t3*uw, _t4*uh
+        _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+        _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+        bx = stride*(_t0 + cx + scale_xy*_s19)
+        _s20 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+        by = stride*(_t0 + cy + scale_xy*_s20)
+        bw = pw*math.exp(tw)
+        bh = ph*math.exp(th)
+        _t1 = scale_xy*stride
+        _s21 = -tx
+        _s22 = _f32(1.0)/(_f32(1.0) + math.exp(-_s21)) if _s21 >= _f32(0.0) else math.exp(_s21)/(_f32(1.0) + math.exp(_s21))
+        d_tx = _t1*ux*_s22*_s19
+        _s23 = -ty
+        _s24 = _f32(1.0)/(_f32(1.0) + math.exp(-_s23)) if _s23 >= _f32(0.0) else math.exp(_s23)/(_f32(1.0) + math.exp(_s23))
+        d_ty = _t1*uy*_s24*_s20
+        d_tw = pw*uw*math.exp(tw)
+        d_th = ph*uh*math.exp(th)
+        return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d93e1b19d7316671
+# scalar kernels: sha256 f48460aee1e647f1
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -25,10 +25,20 @@ def constants(lambda_coord):
 
 
 def value_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
-    return lambda_coord*(((x - xt)*(x - xt)) + ((y - yt)*(y - yt)) + ((h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))) + ((w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))))
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    return value
 
 
 def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     _t0 = 2.0*x - 2.0*xt
     _t1 = 2.0*y - 2.0*yt
     _t2 = math.sqrt(w)
@@ -37,14 +47,32 @@ def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _t5 = math.sqrt(h)
     _t6 = math.sqrt(ht)
     _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
-    return lambda_coord*(((x - xt)*(x - xt)) + ((y - yt)*(y - yt)) + ((h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))) + ((w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt))))), _t0*lambda_coord, _t1*lambda_coord, _t4/_t2, _t7/_t5, -_t0*lambda_coord, -_t1*lambda_coord, -_t4/_t3, -_t7/_t6
+    d_x = _t0*lambda_coord
+    d_y = _t1*lambda_coord
+    d_w = _t4/_t2
+    d_h = _t7/_t5
+    d_xt = -_t0*lambda_coord
+    d_yt = -_t1*lambda_coord
+    d_wt = -_t4/_t3
+    d_ht = -_t7/_t6
+    return value, d_x, d_y, d_w, d_h, d_xt, d_yt, d_wt, d_ht
 
 
 def value_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
-    return lambda_coord*(((x - xt)*(x - xt)) + ((y - yt)*(y - yt)) + ((h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))) + ((w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))))
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    return value
 
 
 def value_and_grad_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
+    _s1 = x - xt
+    _s2 = y - yt
+    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
+    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
     _t0 = _f32(2.0)*x - _f32(2.0)*xt
     _t1 = _f32(2.0)*y - _f32(2.0)*yt
     _t2 = math.sqrt(w)
@@ -53,4 +81,12 @@ def value_and_grad_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _t5 = math.sqrt(h)
     _t6 = math.sqrt(ht)
     _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
-    return lambda_coord*(((x - xt)*(x - xt)) + ((y - yt)*(y - yt)) + ((h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))) + ((w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt))))), _t0*lambda_coord, _t1*lambda_coord, _t4/_t2, _t7/_t5, -_t0*lambda_coord, -_t1*lambda_coord, -_t4/_t3, -_t7/_t6
+    d_x = _t0*lambda_coord
+    d_y = _t1*lambda_coord
+    d_w = _t4/_t2
+    d_h = _t7/_t5
+    d_xt = -_t0*lambda_coord
+    d_yt = -_t1*lambda_coord
+    d_wt = -_t4/_t3
+    d_ht = -_t7/_t6
+    return value, d_x, d_y, d_w, d_h, d_xt, d_yt, d_wt, d_ht
