@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import refloss as rl
-from refloss import _registry, _verify
 from refloss._battery import battery
+from refloss._reference import REFERENCES
 
 DTYPES = ("float64", "float32")
 N_RANDOM = 3000
@@ -17,20 +17,20 @@ YOLO_VARIANTS = [{"variant": "v2"}, {"variant": "v3"}, {"variant": "v4", "scale_
 
 
 def _param_sets(loss: str) -> list:
-    sets = {**_verify.PARAM_SETS, **_verify.CLASSIFICATION_PARAM_SETS, **_verify.BOX_PARAM_SETS}
-    return sets.get(loss, [{}])
+    return list(REFERENCES[loss].param_sets)
 
 
 def _random_inputs(loss: str, n: int, seed: int = 11) -> tuple:
     """n random input pairs of the loss's kind: residuals over many scales, logits and soft
     targets, boxes from tiny to huge, overlapping or apart."""
     rng = np.random.default_rng(seed)
-    if loss in _registry.ELEMENTWISE_LOSSES:
+    info = getattr(rl, loss).info
+    if info.family == "elementwise":
         t = rng.uniform(-5, 5, n)
         x = 10.0 ** rng.uniform(-7, 3, n) * rng.choice([-1.0, 1.0], n)
         x[: n // 20] = 0.0
         return t + x, t
-    if loss in _registry.CLASSIFICATION_LOSSES:
+    if info.family == "classification":
         x = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-4, 2, n)
         y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))
         return x, y
@@ -45,14 +45,14 @@ def _random_inputs(loss: str, n: int, seed: int = 11) -> tuple:
     near = rng.random((n, 1)) < 0.7  # most pairs overlap, the rest are apart
     shift = np.where(near, rng.normal(0, 0.2, (n, 2)), rng.normal(0, 3, (n, 2))) * scale
     target = boxes(centre + shift, size * np.exp(rng.normal(0, 0.3, (n, 2))))
-    if loss in _registry.XYWH_LOSSES:
+    if "xywh" in info.layouts:
         pred, target = (np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
                         for b in (pred, target))
     return pred, target
 
 
 def _inputs(loss: str, n_random: int = N_RANDOM) -> tuple:
-    _, fixed, _ = battery(loss, "all")
+    _, fixed, _ = battery(getattr(rl, loss), "all")
     return tuple(np.concatenate([a, b]) for a, b in zip(fixed, _random_inputs(loss, n_random)))
 
 
@@ -85,6 +85,12 @@ def test_value_equals_value_and_grad_value(loss, dtype):
             value2, _ = fn.value_and_grad(*inputs, dtype=dtype, validate=False, **params)
         if _differing(value, value2):
             failures.append(_report(f"{loss} {params} {dtype}", value, value2))
+        for reduction in ("sum", "mean"):  # the reductions too (Focal-EIoU's weighted mean included)
+            with np.errstate(all="ignore"):
+                r = fn(*inputs, dtype=dtype, validate=False, reduction=reduction, **params)
+                r2, _ = fn.value_and_grad(*inputs, dtype=dtype, validate=False, reduction=reduction, **params)
+            if _differing(np.asarray(r), np.asarray(r2)):
+                failures.append(f"{loss} {params} {dtype} reduction={reduction}: {r!r} vs {r2!r}")
     assert not failures, "\n".join(failures)
 
 
