@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -88,7 +89,8 @@ def compute(names, workers: int | None = None, progress=None) -> dict:
     tasks = _tasks(names)
     out = {n: {} for n in names}
     workers = workers or min(len(tasks), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the caller may hold threads (Numba's, JAX's in the test suite)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for (n, i, dt), row in zip(tasks, pool.map(compute_row, *zip(*tasks))):
             out[n][(i, dt)] = row
             if progress:
