@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import box_cases, cases as _cases, logit_cases
+from . import box_cases, cases as _cases, logit_cases, yolo_cases
 from ._validate import param_floats
 
 __all__ = ["battery", "kinks", "CASE_SETS"]
@@ -66,6 +66,9 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
         x = np.abs(p - t)
         convention = (x[:, None] == np.array(at + (0.0,))[None, :]).any(axis=1)
         inputs = (p, t)
+    elif info.family == "coding":  # t, anchors, grid (the cotangent of the verify battery is not an input here)
+        names, t, anchors, grid, _ = yolo_cases.decode_cases(np.float64, n_random)
+        inputs, convention = (t, anchors, grid), np.zeros(len(t), bool)
     else:
         raise ValueError(f"{loss.name}: no check_loss battery for the {info.family!r} family")
     if cases == "standard":

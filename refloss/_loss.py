@@ -109,6 +109,11 @@ class Loss:
         return self._info.inputs
 
     @property
+    def grad_inputs(self) -> tuple:
+        """The inputs ``value_and_grad`` gives a gradient for (all of them)."""
+        return self._info.grad_inputs
+
+    @property
     def params(self) -> tuple:
         """The parameters' descriptions (name, default, domain, doc)."""
         return self._info.params

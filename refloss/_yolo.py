@@ -246,6 +246,31 @@ def _raise_first(bad: np.ndarray, boxes: np.ndarray, rule: str) -> None:
 yolo_decode = YoloDecode()
 
 
+class DecodeReference:
+    """``yolo_decode`` as ``check_loss`` and the golden vectors see it (the coding family): the
+    inputs t, anchors, grid; the decoded boxes (cxcywh) as the value; the gradient with respect to
+    t for the cotangent of ones, which is each coordinate's own derivative (the Jacobian is
+    diagonal); the parameters of the API (variant, scale_xy, stride)."""
+
+    inputs = ("t", "anchors", "grid")
+    grad_inputs = ("t",)
+
+    def __init__(self, info):
+        from ._param import Param
+
+        self.info = info
+        self.name = info.name
+        self.params = (Param("variant", "v3", None, True, None, True, f"variant in {VARIANTS}", "box coding"),
+                       *(p for p in info.params if p.name in ("scale_xy", "stride")))
+
+    def __call__(self, t, anchors, grid, **params):
+        return yolo_decode(t, anchors, grid, **params)
+
+    def value_and_grad(self, t, anchors, grid, **params):
+        boxes, d_t = yolo_decode.value_and_grad(t, anchors, grid, **params)
+        return boxes, (d_t,)
+
+
 def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "xyxy") -> np.ndarray:
     """The YOLOv3 ignore rule: True for predictions (anchors) whose best IoU with any ground
     truth exceeds ``threshold``; their objectness is then neither positive nor negative.

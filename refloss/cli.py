@@ -177,8 +177,10 @@ def _parse_params(items) -> dict:
         else:
             try:
                 params[key] = float(Fraction(text.strip()))  # 0.11, 1e-7 and 1/9 alike
-            except (ValueError, ZeroDivisionError):
-                raise SystemExit(f"refloss: --param {key}: not a number, true/false or none: {text!r}") from None
+            except ZeroDivisionError:
+                raise SystemExit(f"refloss: --param {key}: division by zero in {text!r}") from None
+            except ValueError:  # a word (yolo_decode's variant=scaled): the loss checks its own parameters
+                params[key] = text.strip()
     return params
 
 

@@ -152,8 +152,11 @@ def _detect(impl, inputs) -> str:
     return "numpy"
 
 
-def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None, device=None):
-    """(values, grads or None) of the implementation, as float64 numpy arrays."""
+def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, device=None, wrt=None):
+    """(values, grads or None) of the implementation, as float64 numpy arrays: the gradients of
+    the sum of the values (the cotangent of ones) with respect to the inputs numbered ``wrt``
+    (default: all)."""
+    wrt = range(len(inputs)) if wrt is None else wrt
     if framework == "torch":
         import torch
 
@@ -164,7 +167,8 @@ def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None, devi
         if not grad:
             return values, None
         v.sum().backward()
-        return values, [t.grad.double().cpu().numpy() if t.grad is not None else np.zeros(t.shape) for t in ts]
+        return values, [ts[k].grad.double().cpu().numpy() if ts[k].grad is not None else np.zeros(ts[k].shape)
+                        for k in wrt]
     if framework == "jax":
         import jax
         import jax.numpy as jnp
@@ -173,19 +177,20 @@ def _evaluate(impl, framework, inputs, dtype, grad, xywh=False, kinks=None, devi
         js = [jnp.asarray(a.astype(dtype)) for a in inputs]
         v, vjp = jax.vjp(impl, *js)
         grads = vjp(jnp.ones_like(v)) if grad else None
-        return np.asarray(v, np.float64), None if grads is None else [np.asarray(g, np.float64) for g in grads]
+        return np.asarray(v, np.float64), None if grads is None else [np.asarray(grads[k], np.float64) for k in wrt]
     xs = [a.astype(dtype) for a in inputs]
     v = np.asarray(impl(*xs), dtype=np.float64)
     if not grad:
         return v, None
-    scale = _fd_scale(xs, xywh)
+    scale = _fd_scale(xs, layouts)
     # the step: 1e-6 (float64) or 2e-3 (float32) of the scale, and for element-wise losses at most a
     # quarter of the distance to the nearest kink (|x| = 0 included), so that no step crosses one
     h = (1e-6 if np.dtype(dtype) == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     if kinks is not None:
         x = np.abs(inputs[0] - inputs[1])
         h = np.minimum(h, np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4)
-    fds = [_fd.gradient(impl, xs, k, h) for k in range(len(xs))]
+    summed = impl if v.ndim == 1 else (lambda *a: np.sum(np.asarray(impl(*a), np.float64), axis=-1))
+    fds = [_fd.gradient(summed, xs, k, h) for k in wrt]
     return v, ([g for g, _ in fds], [e for _, e in fds])
 
 
@@ -200,14 +205,15 @@ def _unresolved(names, estimates):
     return out
 
 
-def _fd_scale(xs, xywh: bool) -> np.ndarray:
+def _fd_scale(xs, layouts=()) -> np.ndarray:
     """Per element, the length the finite-difference step is a fraction of: the smallest box
-    extent for boxes (a step must not cross a thin box), else the largest input magnitude but
-    at least 1e-3 (a textbook formula's rounding noise is relative to its intermediates, not to
-    a tiny loss value: a step far below unit scale would turn that noise into false failures)."""
-    if xs[0].ndim == 2 and xs[0].shape[1] == 4:
-        ext = [b[:, 2:] if xywh else b[:, 2:] - b[:, :2] for b in (x.astype(np.float64) for x in xs)]
-        ext = np.concatenate(ext, axis=1)
+    extent for boxes (``layouts`` "xyxy" or "xywh": a step must not cross a thin box), else the
+    largest input magnitude but at least 1e-3 (a textbook formula's rounding noise is relative
+    to its intermediates, not to a tiny loss value: a step far below unit scale would turn that
+    noise into false failures)."""
+    boxes = [(x.astype(np.float64), layout) for x, layout in zip(xs, layouts) if layout in ("xyxy", "xywh")]
+    if boxes:
+        ext = np.concatenate([b[:, 2:] if layout == "xywh" else b[:, 2:] - b[:, :2] for b, layout in boxes], axis=1)
         return np.where(ext > 0, ext, np.inf).min(axis=1)
     return np.maximum(np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0),
                       1e-3)
@@ -233,17 +239,20 @@ def _variants(ref: Loss, params: dict) -> list:
 _MISSING = object()
 
 
-def reference_loss(loss) -> Loss:
-    """The refloss loss ``loss`` names (a loss object, e.g. a ``refloss.design`` loss, is used as
-    it is); ValueError for an unknown name."""
-    if isinstance(loss, Loss):
-        return loss
-    from ._generated._index import LOSSES
+def reference_loss(loss):
+    """What an implementation of ``loss`` is compared with: the refloss loss of that name (a
+    loss object, e.g. a ``refloss.design`` loss, as it is), as its family presents it (for
+    ``yolo_decode``: the decoded boxes, and the gradient with respect to t); ValueError for an
+    unknown name."""
+    from ._families import FAMILIES
 
-    known = [n for n, i in LOSSES.items() if i.kind != "coding"]
-    if loss not in known:
-        raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(known)}")
-    return loss_named(loss)
+    if not isinstance(loss, Loss):
+        from ._generated._index import LOSSES
+
+        if loss not in LOSSES:
+            raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(LOSSES)}")
+        loss = loss_named(loss)
+    return FAMILIES[loss.info.family].reference(loss)
 
 
 def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=None, grad: bool = True,
@@ -280,19 +289,21 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     kinks = _battery.kinks(ref, params) if ref.info.family == "elementwise" else None
     if device not in (None, "cpu") and fw != "torch":
         raise ValueError(f"device: only the torch adapter places inputs on a device, got {device!r} with {fw!r}")
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, xywh="xywh" in ref.info.layouts, kinks=kinks,
-                             device=device)
+    wrt = [ref.inputs.index(n) for n in ref.grad_inputs]
+    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, layouts=ref.info.layouts, kinks=kinks, device=device,
+                             wrt=wrt)
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)
     report.framework = fw
-    report.failures = _compare(names, inputs, ref.inputs, got_v, got_g, want_v, want_g, vtol, gtol,
+    report.failures = _compare(names, inputs, ref.grad_inputs, got_v, got_g, want_v, want_g, vtol, gtol,
                                fd=(fw == "numpy"), dtype=dt)
     if report.failures:
-        value_failures = any(f.component == "value" for f in report.failures)
+        value_failures = any(f.component.startswith("value") for f in report.failures)
         report.diagnosis = _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures)
         at = sorted({f.case for f in report.failures})
-        report.convention_only = all(f.component != "value" and convention[f.index] for f in report.failures)
+        report.convention_only = all(not f.component.startswith("value") and convention[f.index]
+                                     for f in report.failures)
         if report.diagnosis.startswith("matches no") and report.convention_only:
             report.diagnosis = (f"only gradients at convention points differ ({', '.join(at)}), values agree: "
                                 "another one-sided derivative there, not an error (refloss's choice: "
@@ -316,11 +327,13 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
                                 float(g), float(w), float(rel), _ulps(g, w, dtype)))
 
     with np.errstate(invalid="ignore", divide="ignore"):
+        got_v = np.asarray(got_v, np.float64).reshape(len(names), -1)  # (n, 1), or (n, k) for a vector value
+        want_v = np.asarray(want_v, np.float64).reshape(len(names), -1)
         both_nan = np.isnan(got_v) & np.isnan(want_v)
         rel = np.abs(got_v - want_v) / np.maximum(1.0, np.abs(want_v))
         rel = np.where(both_nan | (got_v == want_v), 0.0, np.where(np.isnan(rel), np.inf, rel))  # equal infinities agree
-        for i in np.flatnonzero(rel > vtol):
-            add(i, "value", got_v[i], want_v[i], rel[i])
+        for i, k in zip(*np.nonzero(rel > vtol)):
+            add(i, "value" + (f"[{k}]" if want_v.shape[1] > 1 else ""), got_v[i, k], want_v[i, k], rel[i, k])
         if got_g is None:
             return failures
         for name, g, w, est in zip(input_names, got_g, want_g, estimates):
@@ -358,7 +371,7 @@ def _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, valu
             v, g = ref.value_and_grad(*inputs, **what)
         if g_tol is None:
             g = None
-        if not _compare(names, inputs, ref.inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
+        if not _compare(names, inputs, ref.grad_inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
                         g, v_tol, g_tol, fd=(fw == "numpy")):
             if kind == "loss":
                 return f"agrees with refloss.{what} instead: {desc}"

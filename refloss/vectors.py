@@ -61,6 +61,8 @@ def golden_vectors(loss: str, *, dtype="float64", cases: str = "all", n_random: 
         "cases": cases,
         "points": int(len(names)),
         "inputs": [{"name": n, "width": _width(a)} for n, a in zip(ref.inputs, inputs)],
+        "value_width": _width(np.asarray(value)),
+        "grad": list(ref.grad_inputs),
         "reference": "refloss float64 kernels at the stored inputs (docs/accuracy.md for their error)",
         "tolerance": {
             "value_rtol": vtol,
@@ -71,7 +73,7 @@ def golden_vectors(loss: str, *, dtype="float64", cases: str = "all", n_random: 
     }
     return {"meta": meta, "case": [str(n) for n in names], "convention": np.asarray(convention, bool),
             "inputs": dict(zip(ref.inputs, inputs)), "value": np.asarray(value, np.float64),
-            "grad": {n: np.asarray(g, np.float64) for n, g in zip(ref.inputs, grads)}}
+            "grad": {n: np.asarray(g, np.float64) for n, g in zip(ref.grad_inputs, grads)}}
 
 
 def _width(a) -> int:
@@ -100,7 +102,8 @@ def _columns(data) -> list:
     cols = []
     for prefix, arrays in (("", data["inputs"]), (None, None), ("d_", data["grad"])):
         if prefix is None:
-            cols.append(("value", data["value"]))
+            v = data["value"]
+            cols += [("value", v)] if v.ndim == 1 else [(f"value[{k}]", v[:, k]) for k in range(v.shape[1])]
             continue
         for name, a in arrays.items():
             if a.ndim == 1:
@@ -161,7 +164,7 @@ def read_vectors(path, fmt: str | None = None) -> dict:
             names = [i["name"] for i in meta["inputs"]]
             data = {"meta": meta, "case": [str(c) for c in z["case"]], "convention": z["convention"].astype(bool),
                     "inputs": {n: z[f"input_{n}"] for n in names}, "value": z["value"],
-                    "grad": {n: z[f"grad_{n}"] for n in names}}
+                    "grad": {n: z[f"grad_{n}"] for n in meta.get("grad", names)}}
     else:
         lines = path.read_text().splitlines()
         meta = {}
@@ -178,9 +181,10 @@ def read_vectors(path, fmt: str | None = None) -> dict:
             return np.stack([np.array(table[f"{prefix}{name}[{k}]"], dtype=np.float64) for k in range(width)], axis=1)
 
         ins = [(i["name"], i["width"]) for i in meta["inputs"]]
+        grad = meta.get("grad", [n for n, _ in ins])
         data = {"meta": meta, "case": table["case"], "convention": np.array(table["convention"], int).astype(bool),
-                "inputs": {n: gather("", n, w) for n, w in ins}, "value": np.array(table["value"], dtype=np.float64),
-                "grad": {n: gather("d_", n, w) for n, w in ins}}
+                "inputs": {n: gather("", n, w) for n, w in ins}, "value": gather("", "value", meta.get("value_width", 1)),
+                "grad": {n: gather("d_", n, w) for n, w in ins if n in grad}}
     if data["meta"].get("schema") != SCHEMA:
         raise ValueError(f"{path}: not refloss golden vectors (schema {data['meta'].get('schema')!r}, want {SCHEMA!r})")
     return data

@@ -8,14 +8,14 @@ __all__ = ["decode_cases", "xywh_cases"]
 
 def decode_cases(dtype, n: int = 200, seed: int = 0):
     """(group per point, t, anchors, grid, cotangent) for ``yolo_decode``: t ~ N(0, 3) (n rows),
-    then t = 0 and extreme t (±30, ±5); anchors from 1 to 150, cells 0..79, random cotangents."""
+    then t = 0 ("t_zero") and extreme t (±30, ±5); anchors from 1 to 150, cells 0..79, random cotangents."""
     dt = np.dtype(dtype)
     rng = np.random.default_rng(seed)
     t = np.concatenate([rng.normal(0, 3, (n, 4)), [[0.0] * 4, [30.0, -30.0, 5.0, -5.0]]])
     anchors = np.exp(rng.uniform(0, 5, (len(t), 2)))
     grid = rng.integers(0, 80, (len(t), 2)).astype(float)
     ct = rng.normal(size=t.shape)
-    names = np.array(["random"] * n + ["zero", "extreme"], dtype=object)
+    names = np.array(["random"] * n + ["t_zero", "extreme"], dtype=object)
     return (names,) + tuple(a.astype(dt) for a in (t, anchors, grid, ct))
 
 

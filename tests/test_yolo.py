@@ -277,3 +277,32 @@ def test_decode_of_device_arrays_rejects_bad_input():
         rl.yolo_decode(head[:, :4], cuda.to_device(anchors), cuda.to_device(grid), device="cuda")
     with pytest.raises(ValueError, match="all arrays on the device or all on the host, got t device, anchors host"):
         rl.yolo_decode(cuda.to_device(t), anchors, cuda.to_device(grid), device="cuda")
+
+
+def test_check_loss_and_golden_vectors_take_yolo_decode(tmp_path):
+    """A decoder written elsewhere is checked like a loss: boxes as the value, d/dt (cotangent of
+    ones: the Jacobian is diagonal) as the gradient; a wrong variant is caught."""
+    import torch
+
+    from refloss import cli, vectors
+    from refloss.testing import check_loss
+
+    def textbook(t, anchors, grid, stride=8.0):  # YOLOv3 from the paper, NumPy
+        s = 1 / (1 + np.exp(-t))
+        return np.stack([(s[:, 0] + grid[:, 0]) * stride, (s[:, 1] + grid[:, 1]) * stride,
+                         anchors[:, 0] * np.exp(t[:, 2]), anchors[:, 1] * np.exp(t[:, 3])], axis=1)
+
+    def scaled_torch(t, anchors, grid):  # Scaled-YOLOv4 / YOLOv5, PyTorch
+        s = torch.sigmoid(t)
+        return torch.stack([2 * s[:, 0] - 0.5 + grid[:, 0], 2 * s[:, 1] - 0.5 + grid[:, 1],
+                            anchors[:, 0] * (2 * s[:, 2]) ** 2, anchors[:, 1] * (2 * s[:, 3]) ** 2], 1)
+
+    assert check_loss(textbook, "yolo_decode", stride=8.0).ok
+    assert check_loss(scaled_torch, "yolo_decode", variant="scaled").ok
+    wrong = check_loss(textbook, "yolo_decode", stride=8.0, variant="scaled")
+    assert not wrong.ok and {f.component for f in wrong.failures} >= {"value[2]", "d/dt[2]"}
+    data = vectors.golden_vectors("yolo_decode", variant="v4", scale_xy=1.2)
+    assert data["value"].shape[1] == 4 and list(data["grad"]) == ["t"] and data["meta"]["params"]["variant"] == "v4"
+    assert cli.main(["vectors", "yolo_decode", "--param", "variant=scaled", "-o", str(tmp_path / "y.csv")]) == 0
+    back = vectors.read_vectors(tmp_path / "y.csv")
+    np.testing.assert_array_equal(back["value"], vectors.golden_vectors("yolo_decode", variant="scaled")["value"])
