@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +104,20 @@ def check(name: str, index: int, dtype: str, backend: str = "cpu", n_random: int
     row = Row(name, params, backend, dtype, len(verr), float(verr.max(initial=0.0)), float(gerr.max(initial=0.0)),
               worst, fd, family.measure, bar, ref.bar.fd, notes)
     return row, verr, gerr, names_, inputs, got
+
+
+def cached(name: str) -> bool:
+    """Whether the kernels of ``name`` seem to be in Numba's disk cache already (the index file
+    of its float64 value_and_grad driver exists, in the generated folder's __pycache__ or under
+    NUMBA_CACHE_DIR): then checking it compiles nothing and is quicker in this process."""
+    from ._numba_options import CACHE
+
+    if not CACHE:
+        return False
+    where = os.environ.get("NUMBA_CACHE_DIR")
+    folder = Path(where) if where else Path(__file__).resolve().parent / "_generated" / "__pycache__"
+    pattern = f"{name}_cpu.value_and_grad_f64-*.nbi"
+    return any(folder.rglob(pattern) if where else folder.glob(pattern))
 
 
 def _rows_of(name, dtypes, devices, n_random, live) -> list:

@@ -117,10 +117,17 @@ def _verify(args) -> int:
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
     print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
           f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
+    jobs = args.jobs
+    if jobs is None:
+        cold = sum(not _verify.cached(n) for n in losses)
+        jobs = (os.cpu_count() or 1) if cold > 1 else 1
+        if cold > 1 and not args.quiet:
+            print(f"refloss verify: compiling the kernels of {cold} losses (once; cached on disk), "
+                  f"{jobs} processes", flush=True)
     progress = _progress(losses, args.quiet)
     try:
         rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
-                           workers=args.jobs)
+                           workers=jobs)
     except _stored.Stale as e:
         print(f"refloss verify: {e}", file=sys.stderr)
         return 2
@@ -212,9 +219,9 @@ def main(argv=None) -> int:
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
     v.add_argument("--random", type=int, default=200, help="random points per battery (default 200; another number "
                                                            "recomputes the references with mpmath)")
-    v.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
-                   help="processes checking losses in parallel (default: one per core; the first run compiles "
-                        "every kernel, which this divides)")
+    v.add_argument("-j", "--jobs", type=int, default=None,
+                   help="processes checking losses in parallel (default: one per core when kernels must be "
+                        "compiled, as on a first run, else 1)")
     v.add_argument("--live", action="store_true", help="recompute the exact references with the 50-digit oracle "
                                                        "(mpmath) instead of reading the stored ones")
     v.add_argument("-q", "--quiet", action="store_true")

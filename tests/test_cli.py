@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from refloss import cli
+from refloss import _verify, cli
 
 
 def test_verify_one_loss_passes(capsys):
@@ -27,3 +27,15 @@ def test_verify_rejects_unknown_loss(capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "refloss.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "verify" in out.stdout
+
+
+def test_verify_in_worker_processes_gives_the_serial_rows(monkeypatch, tmp_path):
+    """-j: losses checked in spawned processes (a first run compiles there, in parallel) give the
+    same rows, in table order; `cached` tells a first run (nothing in Numba's cache) apart."""
+    serial = _verify.run(["l1", "iou"], dtypes=("float64",), devices=["cpu"])
+    parallel = _verify.run(["l1", "iou"], dtypes=("float64",), devices=["cpu"], workers=2)
+    assert [(r.loss, r.params, r.value_err, r.grad_err) for r in parallel] == \
+        [(r.loss, r.params, r.value_err, r.grad_err) for r in serial]
+    assert _verify.cached("l1")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not _verify.cached("l1")
