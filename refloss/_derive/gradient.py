@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
 
-from .core import Constant, DerivationError, LossSpec, Plot, Step, _random_points, precision_bits, prove_equal, \
-    prove_positive, prove_zero, simplifies_to_zero
-from .elementwise import a, integrate_from_zero, kernel, pred, sgn, target, x
+from .core import (Constant, DerivationError, LossSpec, Plot, Step, _evaluator, _random_points, _rational,
+                   precision_bits, prove_positive, prove_zero, simplifies_to_zero)
+from .elementwise import a, integrate_from_zero, kernel, pred, target
 
 __all__ = ["Piece", "GradientLoss", "integrate_gradient"]
 
@@ -213,8 +213,11 @@ class GradientLoss:
 
     def input_gradient_step(self) -> Step:
         xs = sp.Symbol("x", real=True)
-        rhs = sp.Piecewise(*[(sp.simplify(p.gradient.subs(a, sp.Abs(xs)) * sp.sign(xs)),
-                              p.condition.subs(a, sp.Abs(xs)) if p.condition is not None else True) for p in self.pieces])
+        def term(g):  # g(|x|) sign(x), with |x| sign(x) written x
+            return sp.expand(g.subs(a, sp.Abs(xs)) * sp.sign(xs)).subs(sp.Abs(xs) * sp.sign(xs), xs)
+
+        rhs = sp.Piecewise(*[(term(p.gradient), p.condition.subs(a, sp.Abs(xs)) if p.condition is not None else True)
+                             for p in self.pieces])
         return Step("Gradients with respect to the inputs, with $\\operatorname{sign}(0) = 0$ (PyTorch autograd):",
                     "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
                     rhs)
@@ -264,13 +267,16 @@ class GradientLoss:
 
     def check_kernels(self, kernels: dict, constants: list, checks: list, n_params: int = 2) -> None:
         """Each kernel program (per precision) computes the derived loss and gradient: run with
-        60-digit arithmetic at points inside every piece, on both sides of x = 0 and at the
-        breakpoints, for the defaults and ``n_params`` random parameter points, it agrees to a
-        relative 2^-p (p the precision's significand bits: below one rounding; a deliberate
-        approximation such as a truncated series must stay below it)."""
+        60-digit arithmetic at points inside every piece and at the breakpoints, on both sides of
+        x = 0, for the defaults and ``n_params`` random parameter points, it agrees to a relative
+        2^-p (p the precision's significand bits: below one rounding; a deliberate approximation
+        such as a truncated series must stay below it)."""
         import random
 
         defs = {c.symbol: c.expr for c in constants}
+        syms = [a] + [p.symbol for p in self.params]
+        derived = [(_evaluator(self.expand(p.loss), syms), _evaluator(self.expand(p.gradient), syms))
+                    for p in self.pieces]
         points = [{p.symbol: sp.Rational(str(p.default)) for p in self.params}]
         points += _random_points([p.symbol for p in self.params], {**_sampling_domain(self.params), **self.domain},
                                  random.Random(4321), n_params)
@@ -279,35 +285,43 @@ class GradientLoss:
             n = 0
             for pt in points:
                 values = {s: sp.N(_substitute(s, defs).xreplace(pt), 60) for s in kern.args}
-                for piece, a_val in self._kernel_points(pt):
+                for a_val in self._kernel_points(pt):
+                    piece = self._piece_at(a_val, pt)
+                    want_v, want_g = (f({a: a_val, **pt}) for f in derived[piece.index])
                     for sign in (1, -1):
                         inputs = {pred: a_val, target: sp.Integer(0)} if sign > 0 else {pred: sp.Integer(0), target: a_val}
                         got = _run(kern, {**values, **inputs})
-                        want_v = sp.N(self.expand(piece.loss).xreplace(pt).subs(a, a_val), 60)
-                        want_g = sp.N(self.expand(piece.gradient).xreplace(pt).subs(a, a_val), 60) * sign
-                        for out, want in (("value", want_v), ("d_pred", want_g), ("d_target", -want_g)):
+                        for out, want in (("value", want_v), ("d_pred", sign * want_g), ("d_target", -sign * want_g)):
                             if abs(got[out] - want) > tol * abs(want) + sp.Float(10) ** -50:
                                 raise DerivationError(
-                                    f"{prec} kernel program: {out} at a = {a_val} ({'x > 0' if sign > 0 else 'x < 0'}), "
-                                    f"params {pt}: {got[out]} but the derived loss gives {want} (piece {piece.index})")
+                                    f"{prec} kernel program: {out} at a = {sp.N(a_val, 17)} ({'x > 0' if sign > 0 else 'x < 0'}), "
+                                    f"params {pt}: {sp.N(got[out], 17)} but the derived loss gives {sp.N(want, 17)} "
+                                    f"(piece {piece.index})")
                         n += 1
             checks.append((f"the {prec} kernel program computes the derived loss and gradient at {n} points "
                            f"(60 digits; relative difference below 2^-{precision_bits(prec)})",
                            "numerically, 60 digits"))
 
+    def _piece_at(self, a_val, pt) -> Piece:
+        """The piece whose condition holds first at a = a_val (the kernels' branch order)."""
+        for p in self.pieces:
+            if p.condition is None or bool(p.condition.xreplace({a: a_val}).xreplace(pt)):
+                return p
+        raise AssertionError("the last piece has no condition")
+
     def _kernel_points(self, pt) -> list:
-        """(piece, a) inside every piece and at each breakpoint, for the parameters ``pt``."""
+        """Rational residuals a inside every piece and at each breakpoint, for the parameters ``pt``."""
         out = []
         for p in self.pieces:
-            start = sp.N(self.expand(p.start).xreplace(pt), 60)
+            start = _rational(self.expand(p.start).xreplace(pt))
             if p.end is not None:
-                end = sp.N(self.expand(p.end).xreplace(pt), 60)
-                out += [(p, start + (end - start) * f) for f in (sp.Rational(1, 10**6), sp.Rational(1, 8),
-                                                                 sp.Rational(1, 2), sp.Rational(7, 8))]
-                out.append((p if p.condition.rel_op == "<=" else self.pieces[p.index + 1], end))
+                end = _rational(self.expand(p.end).xreplace(pt))
+                out += [start + (end - start) * f for f in (sp.Rational(1, 10**6), sp.Rational(1, 8),
+                                                            sp.Rational(1, 2), sp.Rational(7, 8))]
+                out.append(end)
             else:
                 scale = max(start, sp.Integer(1))
-                out += [(p, start + scale * f) for f in (sp.Rational(1, 10**6), sp.Rational(1, 2), 2, 16)]
+                out += [start + scale * f for f in (sp.Rational(1, 10**6), sp.Rational(1, 2), 2, 16)]
         return out
 
     # -- the spec ----------------------------------------------------------------------------
@@ -347,6 +361,8 @@ class GradientLoss:
         )
 
     def formula(self) -> str:
+        if len(self.pieces) == 1:
+            return f"L = {sp.sstr(self.pieces[0].loss)}, with a = |pred - target|."
         parts = []
         for p in self.pieces:
             where = "otherwise" if p.condition is None else f"if {sp.sstr(p.condition)}"
@@ -441,9 +457,13 @@ def integrate_gradient(pieces, variable, params, *, constants=(), definitions=No
     dom = {**_sampling_domain(params), **(domain or {})}
     defs = {**definitions, **{c.symbol: c.expr for c in constants}}
     previous = sp.Integer(0)
-    for k, (_, end, _, _) in enumerate(rows[:-1]):
-        prove_positive(_substitute(end - previous, defs), f"breakpoints in increasing order: {sp.sstr(previous)} < {sp.sstr(end)}",
-                       checks, domain=dom)
+    for _, end, _, _ in rows[:-1]:
+        try:
+            prove_positive(_substitute(end - previous, defs),
+                           f"breakpoints in increasing order: {sp.sstr(previous)} < {sp.sstr(end)}", checks, domain=dom)
+        except DerivationError as e:
+            raise DerivationError(f"{e}. The breakpoints must increase for every admitted parameter value: write a "
+                                  "later one as an earlier one plus a positive parameter (e.g. k and k + w)") from None
         previous = end
 
     # antiderivatives SymPy cannot find are taken from the evaluation forms (then checked by differentiation)
@@ -461,7 +481,12 @@ def integrate_gradient(pieces, variable, params, *, constants=(), definitions=No
         k = left.end
         jump = result.expand(left.gradient.subs(a, k) - right.gradient.subs(a, k))
         if c1:
-            prove_zero(jump, f"C^1 at a = {sp.sstr(k)}: the gradient is continuous there", checks, domain=dom)
+            try:
+                prove_zero(jump, f"C^1 at a = {sp.sstr(k)}: the gradient is continuous there", checks, domain=dom)
+            except DerivationError as e:
+                raise DerivationError(f"{e}. C^1 is claimed (c1=True), but the gradient jumps at a = {sp.sstr(k)}: "
+                                      f"{sp.sstr(left.gradient.subs(a, k))} on the left, "
+                                      f"{sp.sstr(right.gradient.subs(a, k))} on the right") from None
             smooth.append(True)
             continue
         try:
