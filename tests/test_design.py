@@ -367,3 +367,20 @@ def test_import_compiles_nothing_and_needs_sympy():
             "try:\n    import refloss.design\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert 'pip install "refloss[derive]"' in out.stdout
+
+
+def test_the_design_page_examples_run(capsys):
+    """docs/design.md's code blocks run as written, in order, in one namespace."""
+    import re
+
+    text = (REPO / "docs" / "design.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    ns: dict = {}
+    for code in blocks:
+        exec(compile(code, "docs/design.md", "exec"), ns)
+    out = capsys.readouterr().out
+    assert "Piecewise((a**2/(2*beta), a < beta), (a - beta/2, True))" in out
+    assert "DerivationError: breakpoints in increasing order" in out
+    assert "DerivationError: evaluation form of piece 0 equals the integrated piece" in out
+    assert "C^1 is claimed (c1=True), but the gradient jumps at a = 1: 2 on the left, 1 on the right" in out
