@@ -384,3 +384,8 @@ def test_the_design_page_examples_run(capsys):
     assert "DerivationError: breakpoints in increasing order" in out
     assert "DerivationError: evaluation form of piece 0 equals the integrated piece" in out
     assert "C^1 is claimed (c1=True), but the gradient jumps at a = 1: 2 on the left, 1 on the right" in out
+
+
+def test_a_gradient_sympy_cannot_integrate_needs_an_evaluation_form(design):
+    with pytest.raises(design.DerivationError, match="SymPy cannot integrate"):
+        design.from_gradient("bad", [(None, sp.exp(a**3))], a, {})

@@ -466,8 +466,11 @@ def integrate_gradient(pieces, variable, params, *, constants=(), definitions=No
                                   "later one as an earlier one plus a positive parameter (e.g. k and k + w)") from None
         previous = end
 
-    # antiderivatives SymPy cannot find are taken from the evaluation forms (then checked by differentiation)
-    fallbacks = [None if form is None else _substitute(_forms(form)[-1][0], definitions) for _, _, _, form in rows]
+    # antiderivatives SymPy cannot find are taken from the evaluation forms (then checked by differentiation;
+    # the last part of a Piecewise form, which holds on the whole piece; not one written with C_k)
+    fallbacks = [None if form is None else _substitute(_forms(form)[-1][0], defs) for _, _, _, form in rows]
+    fallbacks = [f if f is None or not any(s.name.startswith("C_") for s in f.free_symbols) else None
+                 for f in fallbacks]
     starts = [None] + [end for _, end, _, _ in rows[:-1]]
     integrated = integrate_from_zero([(g, s) for (_, _, g, _), s in zip(rows, starts)], checks,
                                      antiderivatives=fallbacks, domain=dom)
