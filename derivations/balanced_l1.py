@@ -15,6 +15,11 @@ alpha/b (b a + 1) ln(b a / beta + 1) - alpha a and gamma a + gamma/b - alpha bet
 is the beta = 1 case with beta put back in the wrong places: this file proves
 that its gradient jumps at a = beta, its slope at 0 is alpha (1/beta - 1), and
 that it is negative near 0 for beta > 1.
+
+The integration, its claims (continuity, C^1, the evaluation forms) and the check of the kernel
+program come from the shared path of losses defined by their gradient (refloss._derive.gradient,
+also behind refloss.design.from_gradient); the kernel program (a series per precision) is this
+file's own.
 """
 import math
 
@@ -23,7 +28,8 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import (Constant, LossSpec, Param, Plot, Step, Variant, precision_bits, prove_equal, prove_true,
                                   prove_zero)
-from refloss._derive.elementwise import a, integrate_from_zero, kernel
+from refloss._derive.elementwise import a, kernel
+from refloss._derive.gradient import integrate_gradient
 
 NAME = "balanced_l1"
 beta = sp.Symbol("beta", positive=True)
@@ -36,6 +42,18 @@ k_2 = sp.Symbol("k_2", positive=True)  # 2 alpha beta / b
 c_lin = sp.Symbol("c_lin", real=True)  # gamma beta / b - alpha beta
 u = sp.Symbol("u", nonnegative=True)  # b a / beta
 z = sp.Symbol("z", nonnegative=True)  # u / (2 + u), in [0, 1)
+
+PARAMS = [
+    Param("beta", beta, 1.0, "width of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
+    Param("alpha", alpha, 0.5, "gradient scale of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
+    Param("gamma", gamma, 1.5, "gradient of the linear region", lower=sp.Integer(0), lower_closed=False),
+]
+CONSTANTS = [
+    Constant(b, sp.exp(gamma / alpha) - 1, "gradient continuity"),
+    Constant(c_u, b / beta, "u = c_u * a"),
+    Constant(k_2, 2 * alpha * beta / b, "weight of atanh(z) - z"),
+    Constant(c_lin, gamma * beta / b - alpha * beta, "constant of the linear piece"),
+]
 
 Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
 
@@ -84,17 +102,26 @@ def derive() -> LossSpec:
     b_val = sp.solve(sp.Eq(alpha * sp.log(1 + b), gamma), b)[0]
     prove_equal(b_val, sp.exp(gamma / alpha) - 1, "gradient continuity alpha ln(1+b) = gamma gives b = e^(gamma/alpha) - 1", checks)
 
+    # Evaluation form.  (1+u) ln(1+u) - u cancels for small u (it is ~u^2/2); with
+    # z = u/(2+u), ln(1+u) = 2 atanh(z) and the identity
+    #     (1+u) ln(1+u) - u = u z + 2 (1+u) R(z),   R(z) = atanh(z) - z >= 0,
+    # is a sum of non-negative terms.  Moreover (alpha beta/b) u z = alpha a z, so
+    #     L = alpha a z + k_2 (1+u) R(z),   k_2 = 2 alpha beta / b.
+    # R is a series below Z_SERIES and log1p(u)/2 - z above it (the kernel program, per precision).
+    R_exact = sp.atanh(z) - z
+    eval_in = alpha * a * z + k_2 * (1 + u) * R_exact
     g_in = alpha * sp.log(1 + b * a / beta)
-    (anti_in, c0, c0_val, f_in), (anti_out, c1, c1_val, f_out) = integrate_from_zero(
-        [(g_in, None), (gamma, beta)], checks
-    )
+    g = integrate_gradient([(a < beta, g_in, eval_in), (None, gamma, gamma * a + c_lin)], a, PARAMS,
+                           constants=CONSTANTS, definitions={z: u / (2 + u), u: c_u * a}, c1=True, checks=checks,
+                           domain=dom)
+    (anti_in, c0, c0_val, f_in), (anti_out, c1, c1_val, f_out) = (
+        (p.antiderivative, p.constant, p.constant_value, p.loss) for p in g.pieces)
     f_in, f_out, c1_val = (e.subs(gamma, alpha * sp.log(1 + b)) for e in (f_in, f_out, c1_val))
     closed_in = alpha * beta / b * ((1 + u) * sp.log(1 + u) - u)
     prove_equal(f_in, closed_in.subs(u, b * a / beta), "inner piece is (alpha beta/b)((1+u)ln(1+u) - u), u = b a/beta", checks, domain=dom)
     closed_out = gamma * a + gamma * beta / b - alpha * beta
     prove_equal(f_out, closed_out.subs(gamma, alpha * sp.log(1 + b)), "outer piece is gamma a + gamma beta/b - alpha beta", checks, domain=dom)
     prove_zero(sp.limit(f_in, a, 0, "+"), "L(0) = 0", checks)
-    prove_equal(sp.diff(f_in, a).subs(a, beta), sp.log(1 + b) * alpha, "C^1 at a = beta: inner slope equals gamma", checks)
 
     # Scaling law: L_beta(a) = beta L_1(a / beta), on both pieces.
     for name, piece in (("inner", closed_in.subs(u, b * a / beta)), ("outer", closed_out)):
@@ -112,21 +139,10 @@ def derive() -> LossSpec:
     jump_011 = sp.N(mm_jump.subs({alpha: sp.Rational(1, 2), b: sp.exp(3) - 1, beta: sp.Rational(11, 100)}), 20)
     prove_true(abs(jump_011 - sp.Float("1.7014")) < 1e-3, f"copied form at beta=0.11, alpha=0.5, gamma=1.5: slope {jump_011:.4f} at a = beta^- vs gamma = 1.5", checks)
 
-    # Evaluation form.  (1+u) ln(1+u) - u cancels for small u (it is ~u^2/2); with
-    # z = u/(2+u), ln(1+u) = 2 atanh(z) and the identity
-    #     (1+u) ln(1+u) - u = u z + 2 (1+u) R(z),   R(z) = atanh(z) - z >= 0,
-    # is a sum of non-negative terms.  Moreover (alpha beta/b) u z = alpha a z, so
-    #     L = alpha a z + k_2 (1+u) R(z),   k_2 = 2 alpha beta / b.
-    # R is a series below Z_SERIES and log1p(u)/2 - z above it.
-    R_exact = sp.atanh(z) - z
     identity = (u * z + 2 * (1 + u) * R_exact - ((1 + u) * sp.log(1 + u) - u)).subs(z, u / (2 + u))
     prove_zero(identity, "(1+u)ln(1+u) - u = u z + 2(1+u)(atanh z - z), z = u/(2+u)", checks, domain={u: (sp.Rational(1, 100), 20)})
-    eval_in = alpha * a * z + k_2 * (1 + u) * R_exact
     consts = {c_u: b / beta, k_2: 2 * alpha * beta / b, c_lin: gamma * beta / b - alpha * beta}
-    prove_equal(eval_in.subs({z: u / (2 + u)}).subs(u, c_u * a).subs(consts), f_in.subs(gamma, alpha * sp.log(1 + b)),
-                "evaluation form equals the derived inner piece", checks, domain=dom)
     prove_equal((alpha * log1p(u)).subs(u, c_u * a).subs(consts), g_in, "gradient evaluated as alpha log1p(c_u a)", checks, domain=dom)
-    prove_equal((gamma * a + c_lin).subs(consts), closed_out, "outer piece evaluated as gamma a + c_lin", checks, domain=dom)
 
     def program(precision):
         n = series_terms(precision)
@@ -160,14 +176,10 @@ def derive() -> LossSpec:
 
     x = sp.Symbol("x", real=True)
     steps = [
-        Step("Gradient definition in $a = |x|$ (Libra R-CNN, eq. 7), with $b$ from gradient continuity "
-             "$\\alpha \\ln(1+b) = \\gamma$ at $a = \\beta$:", "\\frac{dL}{da}",
-             sp.Piecewise((g_in, a < beta), (gamma, True))),
+        g.definition_step("The gradient definition in $a = |x|$ (Libra R-CNN, eq. 7), with $b$ from gradient continuity "
+                          "$\\alpha \\ln(1+b) = \\gamma$ at $a = \\beta$:"),
         Step("", b, b_val),
-        Step("Inner piece; $L(0) = 0$ fixes the constant:", "L_{<}(a)", anti_in + c0),
-        Step("", c0, c0_val),
-        Step("Outer piece; continuity at $a = \\beta$ fixes the constant:", "L_{\\ge}(a)", anti_out + c1),
-        Step("", c1, sp.simplify(c1_val.subs(alpha * sp.log(1 + b), gamma))),
+        *g.integration_steps(show=lambda e: sp.simplify(e.subs(alpha * sp.log(1 + b), gamma))),
         Step("Balanced L1 for any $\\beta$, with $u = b a/\\beta$:", "L(a)",
              sp.Piecewise((closed_in, a < beta), (closed_out, True))),
         Step("It obeys the scaling law $L_\\beta(a) = \\beta\\,L_1(a/\\beta)$ and is $C^1$ at $a=\\beta$. "
@@ -179,7 +191,7 @@ def derive() -> LossSpec:
              "\\left.\\frac{dL^{\\mathrm{copied}}}{da}\\right|_{a=\\beta^-}", sp.simplify(mm_jump)),
         Step("**Evaluation form.** $(1+u)\\ln(1+u) - u \\approx u^2/2$ loses all digits for small $u$ if computed as "
              "written. With $z = u/(2+u)$ and $\\ln(1+u) = 2\\operatorname{atanh} z$ it is a sum of non-negative "
-             "terms, and $\\frac{\\alpha\\beta}{b} u z = \\alpha a z$:", "L_{<}(a)",
+             "terms, and $\\frac{\\alpha\\beta}{b} u z = \\alpha a z$:", "L_{0}(a)",
              alpha * a * z + 2 * alpha * beta / b * (1 + u) * (sp.atanh(z) - z)),
         Step(f"$\\operatorname{{atanh}} z - z = z^3 \\sum_k z^{{2k}}/(2k+3)$ is summed for $z \\le {sp.latex(Z_SERIES)}$ "
              f"({series_terms('f64')} terms in float64, {series_terms('f32')} in float32), and evaluated as "
@@ -189,25 +201,15 @@ def derive() -> LossSpec:
              "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
              sp.Piecewise((alpha * sp.log(1 + b * sp.Abs(x) / beta) * sp.sign(x), sp.Abs(x) < beta), (gamma * sp.sign(x), True))),
     ]
-    return LossSpec(
-        name=NAME,
+    return g.spec(
+        NAME,
         title="Balanced L1 loss",
         formula="L = alpha*beta/b * ((1+u)*ln(1+u) - u) with u = b*|x|/beta if |x| < beta, else "
         "gamma*|x| + gamma*beta/b - alpha*beta; b = exp(gamma/alpha) - 1, x = pred - target. "
         "Correct for every beta (the common (b|x|+1) form is right only at beta = 1).",
         references=["J. Pang et al., Libra R-CNN: Towards Balanced Learning for Object Detection, arXiv:1904.02701"],
-        params=[
-            Param("beta", beta, 1.0, "width of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
-            Param("alpha", alpha, 0.5, "gradient scale of the logarithmic region", lower=sp.Integer(0), lower_closed=False),
-            Param("gamma", gamma, 1.5, "gradient of the linear region", lower=sp.Integer(0), lower_closed=False),
-        ],
-        constants=[
-            Constant(b, sp.exp(gamma / alpha) - 1, "gradient continuity"),
-            Constant(c_u, b / beta, "u = c_u * a"),
-            Constant(k_2, 2 * alpha * beta / b, "weight of atanh(z) - z"),
-            Constant(c_lin, gamma * beta / b - alpha * beta, "constant of the linear piece"),
-        ],
         kernels={p: program(p) for p in ("f64", "f32")},
+        constants=CONSTANTS,
         steps=steps,
         plots=[Plot("Balanced L1 (alpha = 0.5, gamma = 1.5)",
                     [(f"beta = {bt:.3g}", {"beta": bt, "alpha": 0.5, "gamma": 1.5}) for bt in (1 / 9, 0.5, 1.0, 2.0)]),
@@ -215,8 +217,6 @@ def derive() -> LossSpec:
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
         "constants correctly rounded from 40-digit decimal arithmetic.",
-        checks=checks,
-        family="elementwise",
         variants=[Variant("copied_form", "the copied (b|x|+1) Balanced L1 form, right only at beta = 1",
                           program={"f64": copied, "f32": copied})],
     )

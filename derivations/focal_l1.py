@@ -11,11 +11,16 @@ continuity at a = 1:
 
     L = alpha a^2 (1 - 2 ln(beta a)) / 4   (a <= 1),    -alpha ln(beta) a + C   (a > 1),
     C = alpha (2 ln beta + 1) / 4.
+
+The integration, its claims (continuity, C^1, the evaluation forms) and the check of the kernel
+program come from the shared path of losses defined by their gradient (refloss._derive.gradient,
+also behind refloss.design.from_gradient); the kernel program is this file's own.
 """
 import sympy as sp
 
 from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
-from refloss._derive.elementwise import a, integrate_from_zero, kernel
+from refloss._derive.elementwise import a, kernel
+from refloss._derive.gradient import integrate_gradient
 
 NAME = "focal_l1"
 beta = sp.Symbol("beta", positive=True)
@@ -52,23 +57,18 @@ def derive() -> LossSpec:
     prove_true(bool(g_out.subs(beta, 1) == 0 and sp.diff(g_out, beta).is_negative),
                "the outer gradient -alpha ln(beta) is 0 at beta = 1 and decreases with beta: g >= 0 iff beta <= 1", checks)
     prove_zero(sp.limit(g_in, a, 0, "+"), "g(0+) = 0", checks)
-    prove_zero(g_in.subs(a, 1) - g_out, "gradient continuous at a = 1", checks)
 
-    (anti_in, c0, c0_val, f_in), (anti_out, c1, c1_val, f_out) = integrate_from_zero(
-        [(g_in, None), (g_out, sp.Integer(1))], checks
-    )
-    prove_equal(f_in, alpha * a**2 * (1 - 2 * sp.log(beta * a)) / 4, "inner piece alpha a^2 (1 - 2 ln(beta a))/4", checks, domain=dom)
-    prove_equal(c1_val, alpha * (2 * sp.log(beta) + 1) / 4, "C = alpha (2 ln beta + 1)/4", checks, domain=dom)
-
-    # Evaluation form: ln(beta a) = ln_b + ln(a), two non-positive terms (a <= 1, beta <= 1),
+    # Evaluation forms: ln(beta a) = ln_b + ln(a), two non-positive terms (a <= 1, beta <= 1),
     # so 1 - 2 ln(beta a) >= 1 and -ln(beta a) >= 0 are sums without cancellation.
-    consts = {alpha: sp.E * beta, ln_b: sp.log(beta), q: sp.E * beta / 4, s: -sp.E * beta * sp.log(beta),
-              c_lin: sp.E * beta * (2 * sp.log(beta) + 1) / 4}
     ev_val = q * a * a * (1 - 2 * (ln_b + sp.log(a)))
     ev_grad = -alpha * a * (ln_b + sp.log(a))
-    prove_equal(ev_val.subs(consts), f_in.subs(alpha, sp.E * beta), "evaluation form of the inner value", checks, domain=dom)
+    g = integrate_gradient([(a <= 1, g_in, ev_val), (None, g_out, s * a + c_lin)], a, [PARAM], constants=CONSTANTS,
+                           c1=True, checks=checks, domain=dom)
+    f_in, c1_val = g.pieces[0].loss, g.pieces[1].constant_value
+    prove_equal(f_in, alpha * a**2 * (1 - 2 * sp.log(beta * a)) / 4, "inner piece alpha a^2 (1 - 2 ln(beta a))/4", checks, domain=dom)
+    prove_equal(c1_val, alpha * (2 * sp.log(beta) + 1) / 4, "C = alpha (2 ln beta + 1)/4", checks, domain=dom)
+    consts = {alpha: sp.E * beta, ln_b: sp.log(beta)}
     prove_equal(ev_grad.subs(consts), g_in.subs(alpha, sp.E * beta), "evaluation form of the inner gradient", checks, domain=dom)
-    prove_equal((s * a + c_lin).subs(consts), f_out.subs(alpha, sp.E * beta), "evaluation form of the outer piece", checks, domain=dom)
     prove_zero(sp.limit(f_in, a, 0, "+"), "L(0+) = 0: a^2 ln(a) -> 0, so a = 0 is its own branch with value 0", checks)
 
     def program(precision):
@@ -83,40 +83,32 @@ def derive() -> LossSpec:
 
     x = sp.Symbol("x", real=True)
     steps = [
-        Step("The designed gradient in $a = |x|$ (Zhang et al., eq. 8):", "g(a)",
-             sp.Piecewise((g_in, a <= 1), (g_out, True))),
+        g.definition_step("The designed gradient in $a = |x|$ (Zhang et al., eq. 8):"),
         Step("Its maximum on $(0, \\infty)$ is where $g'(a) = -\\alpha(\\ln(\\beta a) + 1) = 0$:", "a^*", peak_at),
         Step("", "g(a^*)", peak),
         Step("Fixing the peak to 1 gives the constraint between $\\alpha$ and $\\beta$:", alpha, alpha_val),
         Step("$g \\ge 0$ on $(0, 1]$ requires $\\beta \\le 1$, and the peak lies in $(0, 1]$ iff $\\beta \\ge 1/e$: "
-             "the admissible range is $1/e \\le \\beta \\le 1$ (the paper uses $\\beta = 0.8$). "
-             "Integrating with $L(0) = 0$:", "L_{\\le}(a)", anti_in + c0),
-        Step("", c0, c0_val),
-        Step("and with continuity at $a = 1$:", "L_{>}(a)", anti_out + c1),
-        Step("", c1, c1_val),
-        Step("Focal-L1 loss (C^1; the gradient is continuous at $a = 1$):", "L(a)",
-             sp.Piecewise((f_in, a <= 1), (f_out, True))),
+             "the admissible range is $1/e \\le \\beta \\le 1$ (the paper uses $\\beta = 0.8$)."),
+        *g.integration_steps(),
+        g.loss_step("Focal-L1 loss (C^1; the gradient is continuous at $a = 1$):"),
         Step("**Evaluation form**: $\\ln(\\beta a) = \\ln\\beta + \\ln a$, two non-positive terms for $a \\le 1$, "
              "so neither value nor gradient cancels; $a = 0$ is a branch of its own (value and gradient 0).",
-             "L_{\\le}(a)", ev_val),
+             "L_{0}(a)", ev_val),
         Step("Gradients, with $\\operatorname{sign}(0) = 0$:",
              "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
              sp.Function("g")(sp.Abs(x)) * sp.sign(x)),
     ]
-    return LossSpec(
-        name=NAME,
+    return g.spec(
+        NAME,
         title="Focal-L1 loss",
         formula="With a = |pred - target| and alpha = e*beta: L = alpha*a**2*(1 - 2*ln(beta*a))/4 for a <= 1, "
         "else -alpha*ln(beta)*a + C with C = alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1.",
         references=["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158"],
-        params=[PARAM],
-        constants=CONSTANTS,
         kernels={p: program(p) for p in ("f64", "f32")},
+        constants=CONSTANTS,
         steps=steps,
         plots=[Plot("Focal-L1", [(f"beta = {bt:.3g}", {"beta": bt}) for bt in (0.3679, 0.5, 0.8, 1.0)], x_range=(-2.0, 2.0))],
         conventions="At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is continuous. "
         "At x = 0 value and gradient are 0.",
         accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; constants correctly rounded.",
-        checks=checks,
-        family="elementwise",
     )

@@ -24,7 +24,7 @@ from ._validate import REDUCTIONS, as_real_array, check_input, check_reduction, 
 _MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
 
-def _docstring(info: LossInfo) -> str:
+def _docstring(info: LossInfo, page: str | None = None) -> str:
     lines = [f"{info.title}.", "", info.formula, "", "Parameters", "----------"]
     lines += [f"{', '.join(info.inputs)} : array_like",
               "    Real arrays of broadcastable shapes" + (
@@ -45,7 +45,7 @@ def _docstring(info: LossInfo) -> str:
         "", "``.value_and_grad(...)`` takes the same arguments and returns "
         f"``(value, (d_{', d_'.join(info.inputs)}))``.",
         "", "References", "----------", *info.references,
-        "", f"Derivation: docs/derivations/{info.name}.md",
+        "", f"Derivation: {page or f'docs/derivations/{info.name}.md'}",
     ]
     return "\n".join(lines)
 
@@ -243,6 +243,39 @@ class _ValueAndGrad:
 
     def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
         return self._loss._evaluate(True, inputs, params, reduction, dtype, device, validate)
+
+
+class ModuleLoss(Loss):
+    """A loss whose generated modules live outside ``refloss._generated``: a ``refloss.design``
+    package, which names its scalar and CPU modules.  It runs on the CPU only (no CUDA module
+    is generated for it)."""
+
+    def __init__(self, info: LossInfo, scalar: str, cpu: str, page: str | None = None):
+        super().__init__(info)
+        self._module_names = {"scalar": scalar, "cpu": cpu}
+        self._page = page
+        self.__module__ = "refloss.design"
+
+    def _module(self, which: str):
+        if which not in self._module_names:
+            raise ValueError(f"device: {self._name} is a refloss.design loss and runs on the CPU only")
+        mod = self._modules.get(which)
+        if mod is None:
+            mod = self._modules[which] = importlib.import_module(self._module_names[which])
+        return mod
+
+    def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
+        if device != "cpu":
+            raise ValueError(f"device: {self._name} is a refloss.design loss and runs on the CPU only "
+                             f"(device='cpu'), got {device!r}")
+        return super()._evaluate(with_grad, inputs, params, reduction, dtype, device, validate)
+
+    @property
+    def __doc__(self):  # noqa: D105
+        return _docstring(self._info, self._page)
+
+    def __repr__(self) -> str:
+        return f"<refloss.design loss {self._name!r} from {self._module_names['scalar'].rpartition('.')[0]}>"
 
 
 @lru_cache(maxsize=None)

@@ -674,6 +674,8 @@ def kink_expressions(spec: LossSpec) -> tuple | None:
 
     if spec.family != "elementwise":
         return None
+    if spec.kinks is not None:  # stated by the derivation (a loss defined by its gradient: its breakpoints)
+        return tuple(spec.kinks)
     defs = {c.symbol: c.expr for c in spec.constants}
     out = []
     for b in spec.kernels["f64"].branches:
@@ -833,7 +835,9 @@ def _drivers(spec: LossSpec):
             yield prec, spec.kernels[prec], fn, with_grad
 
 
-def cpu_module(spec: LossSpec, source: str) -> str:
+def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) -> str:
+    """``scalar_import``: the line that imports the scalar module as ``_scalar`` (default: from
+    ``refloss._generated``; a ``refloss.design`` package imports its own)."""
     lines = [
         banner(source),
         "# ruff: noqa",
@@ -848,7 +852,7 @@ def cpu_module(spec: LossSpec, source: str) -> str:
         "from numpy import float32 as _f32",
         "",
         "from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW",
-        f"from refloss._generated import {spec.name} as _scalar",
+        scalar_import or f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]
     lines += _compiled_scalars("njit(**CPU_OPTIONS)")

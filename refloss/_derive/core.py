@@ -167,6 +167,9 @@ class LossSpec:
     layouts: dict = field(default_factory=dict)  # {array name: "xyxy" | "xywh"}
     variants: list = field(default_factory=list)  # [Variant, ...]
     mean_weight: tuple | None = None  # (metric, exponent param, differentiate param, shared params)
+    # element-wise: |x| where the loss is not smooth, as expressions of the parameters (None: read
+    # from the kernel's branch conditions); a loss defined by its gradient states its breakpoints
+    kinks: tuple | None = None
 
 
 def _random_points(symbols, domain, rng, n):
@@ -202,24 +205,50 @@ def _evaluator(expr, symbols):
         return lambda pt: sp.N(expr.subs(pt), 60)
 
 
-def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12, numeric=False):
+def _rational(value) -> sp.Rational:
+    """A rational within 1e-40 of a real number expression (a sampled point must be exact)."""
+    return sp.Rational(str(sp.N(value, 45)))
+
+
+def _sample(expr, domain, within, n):
+    """(symbols, points): n random rational points of ``expr``'s free symbols (see prove_zero)."""
+    rng = random.Random(1234)
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    points = _random_points(symbols, domain or {}, rng, n)
+    for pt in points:
+        for s, (lo, hi) in (within or {}).items():
+            if s in pt:  # between bounds that depend on the other symbols
+                lo_v = _rational(sp.sympify(lo).xreplace(pt))
+                hi_v = lo_v + 10 if hi is None else _rational(sp.sympify(hi).xreplace(pt))
+                pt[s] = lo_v + (hi_v - lo_v) * sp.Rational(rng.randint(1, 10**6), 10**6 + 1)
+    return symbols, points
+
+
+def simplifies_to_zero(expr) -> bool:
+    """Whether SymPy's ``simplify`` shows ``expr == 0`` (also after rewriting into logarithms)."""
+    simplified = sp.simplify(expr)
+    if simplified != 0:
+        simplified = sp.simplify(sp.expand_log(simplified.rewrite(sp.log), force=True))
+    return simplified == 0
+
+
+def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12, numeric=False, within=None):
     """Prove ``expr == 0`` on the domain; record the claim; raise if it does not hold.
 
     ``domain`` maps a symbol to a (lo, hi) interval of rationals used for the
-    numerical fallback (default (1/10, 3) for every free symbol).  ``numeric=True`` goes
-    straight to it (for compositions too large for ``sympy.simplify`` to finish).
+    numerical fallback (default (1/10, 3) for every free symbol).  ``within`` maps a symbol
+    to bounds ``(lo, hi)`` that are expressions of the other symbols (``hi`` None: lo + 10),
+    e.g. a residual sampled inside the piece of a loss where a claim is made.
+    ``numeric=True`` goes straight to the numerical check (for compositions too large for
+    ``sympy.simplify`` to finish).
     """
     expr = sp.sympify(expr)
     method = "sympy.simplify"
-    simplified = sp.Integer(1) if numeric else sp.simplify(expr)
-    if simplified != 0 and not numeric:
-        simplified = sp.simplify(sp.expand_log(simplified.rewrite(sp.log), force=True))
-    if simplified != 0:
+    if numeric or not simplifies_to_zero(expr):
         method = f"numerically at {n} random points, 60 digits"
-        rng = random.Random(1234)
-        symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+        symbols, points = _sample(expr, domain, within, n)
         evaluate = _evaluator(expr, symbols)
-        for pt in _random_points(symbols, domain or {}, rng, n):
+        for pt in points:
             val = evaluate(pt)
             if not val.is_number or abs(val) > sp.Float(10) ** -45:
                 raise DerivationError(f"{claim}: not zero at {pt} (value {val})")
@@ -231,6 +260,27 @@ def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None
 def prove_equal(a, b, claim: str, spec_checks: list | None = None, **kw):
     """Prove ``a == b`` (see :func:`prove_zero`)."""
     return prove_zero(sp.sympify(a) - sp.sympify(b), claim, spec_checks, **kw)
+
+
+def prove_positive(expr, claim: str, spec_checks: list | None = None, *, domain=None, n=12):
+    """Prove ``expr > 0`` on the domain: from SymPy's assumptions, else numerically at ``n``
+    random points (see :func:`prove_zero`); record the claim; raise if it does not hold."""
+    expr = sp.simplify(sp.sympify(expr))
+    if expr.is_positive:
+        method = "exact arithmetic" if expr.is_number else "SymPy assumptions"
+    elif expr.is_positive is False:
+        raise DerivationError(f"{claim}: false ({sp.sstr(expr)} is not positive)")
+    else:
+        method = f"numerically at {n} random points, 60 digits"
+        symbols, points = _sample(expr, domain, None, n)
+        evaluate = _evaluator(expr, symbols)
+        for pt in points:
+            val = evaluate(pt)
+            if not (val.is_number and val.is_real and val > 0):
+                raise DerivationError(f"{claim}: not positive at {pt} (value {val})")
+    if spec_checks is not None:
+        spec_checks.append((claim, method))
+    return method
 
 
 def prove_true(statement: bool, claim: str, spec_checks: list | None = None):

@@ -14,9 +14,13 @@ def _tex(e) -> str:
     return e if isinstance(e, str) else sp.latex(e)
 
 
-def markdown(spec: LossSpec, source: str) -> str:
+def markdown(spec: LossSpec, source: str, *, image_dir: str = "../img", qualified: str | None = None,
+             generator: str = "`python -m derivations`") -> str:
+    """The derivation page.  ``image_dir``: where the page links its figures (relative to the
+    page); ``qualified``: how the page names the loss (default ``refloss.<name>``);
+    ``generator``: what stops when a claim fails."""
     lines = [banner(source, "<!--").replace("\n<!--", "\n").rstrip("\n") + " -->", "", f"# {spec.title}", "",
-             f"`refloss.{spec.name}`: {spec.formula}", ""]
+             f"`{qualified or 'refloss.' + spec.name}`: {spec.formula}", ""]
     if spec.params:
         lines += ["| parameter | default | domain | meaning |", "|---|---|---|---|"]
         lines += [f"| `{p.name}` | {p.default if p.kind != 'real' else format(p.default, 'g')} | `{p.rule()}` | {p.doc} |"
@@ -42,12 +46,12 @@ def markdown(spec: LossSpec, source: str) -> str:
             cond = "otherwise" if b.condition is None else f"${sp.latex(plain(b.condition))}$"
             lines.append(f"- {cond}: {b.label}" if b.label else f"- {cond}")
     lines += ["", "## Conventions", "", spec.conventions, "", "## Claims checked when generating", "",
-              "`python -m derivations` stops if any of these fails:", ""]
+              f"{generator} stops if any of these fails:", ""]
     lines += [f"- {claim} ({method})" for claim, method in spec.checks]
     if spec.plots:
         lines += ["", "## Figures"]
         for k, plot in enumerate(spec.plots):
-            lines += ["", f"![{plot.title}: loss and gradient](../img/{figure_name(spec, k)})"]
+            lines += ["", f"![{plot.title}: loss and gradient]({image_dir}/{figure_name(spec, k)})"]
             if plot.caption:
                 lines += ["", plot.caption]
     lines += ["", "## References", ""] + [f"- {r}" for r in spec.references]

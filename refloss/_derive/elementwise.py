@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Branch, Kernel, prove_equal
+from .core import Branch, DerivationError, Kernel, prove_equal
 
 pred, target = sp.symbols("pred target", real=True)
 x = sp.Symbol("x", real=True)  # residual pred - target
@@ -40,30 +40,55 @@ def check_gradient(f, g, where: str, checks, **kw):
 
 def check_continuity(f_left, f_right, at, what: str, checks, **kw):
     """The two pieces meet at ``a = at`` (value or slope, as ``what`` says)."""
-    prove_equal(f_left.subs(a, at), f_right.subs(a, at), f"{what} continuous at a = {sp.sstr(at)}", checks, **kw)
+    prove_equal(_at(f_left, at, "-"), _at(f_right, at, "+"), f"{what} continuous at a = {sp.sstr(at)}", checks, **kw)
 
 
-def integrate_from_zero(gradient_pieces, checks):
+def _at(f, point, side: str):
+    """f at a = point, or its one-sided limit there where f cannot be evaluated (e.g. a^2 ln a at 0)."""
+    value = f.subs(a, point)
+    if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        value = sp.limit(f, a, point, side)
+    return value
+
+
+def _integral(g, fallback, k: int):
+    """SymPy's antiderivative of g, or ``fallback`` (an evaluation form of the loss piece, whose
+    derivative is then checked against g) where SymPy returns no usable real expression."""
+    anti = sp.integrate(g, a)
+    if not anti.has(sp.Integral, sp.I, sp.exp_polar):
+        return anti
+    if fallback is None:
+        raise DerivationError(f"piece {k}: SymPy cannot integrate the gradient {sp.sstr(g)} (it gives "
+                              f"{sp.sstr(anti)}); give the loss piece as an evaluation form, whose derivative "
+                              "is then checked against the gradient")
+    return fallback
+
+
+def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain=None):
     """Integrate a piecewise gradient definition with L(0) = 0 and continuity.
 
     ``gradient_pieces = [(g_0, None), (g_1, k_1), (g_2, k_2), ...]``: g_0 holds on
     [0, k_1), g_1 on [k_1, k_2), ...  Each piece is an antiderivative plus an unknown
     constant; the first constant follows from L(0) = 0, each later one from
-    continuity of L at the kink where its piece begins.  Returns
+    continuity of L at the kink where its piece begins.  ``antiderivatives`` (optional, one
+    per piece, None where absent) are used where SymPy cannot integrate a piece; ``domain``
+    is passed to the checks (whose numerical fallback samples a inside each piece).  Returns
     ``[(antiderivative, constant symbol, constant value, L piece), ...]``.
     """
     out = []
+    starts = [sp.Integer(0)] + [start for _, start in gradient_pieces[1:]]
     for k, (g, start) in enumerate(gradient_pieces):
         c = sp.Symbol(f"C_{k}")
-        antiderivative = sp.integrate(g, a)
+        antiderivative = _integral(g, (antiderivatives or [None] * len(gradient_pieces))[k], k)
         if k == 0:
             value = sp.solve(sp.Eq(sp.limit(antiderivative + c, a, 0, "+"), 0), c)[0]
         else:
             previous = out[-1][3]
-            value = sp.solve(sp.Eq((antiderivative + c).subs(a, start), previous.subs(a, start)), c)[0]
+            value = sp.solve(sp.Eq(_at(antiderivative + c, start, "+"), _at(previous, start, "-")), c)[0]
         piece = sp.simplify(antiderivative + value)
-        check_gradient(piece, g, f"piece {k}", checks)
+        within = {a: (starts[k], starts[k + 1] if k + 1 < len(starts) else None)}
+        check_gradient(piece, g, f"piece {k}", checks, domain=domain, within=within)
         if k:
-            check_continuity(out[-1][3], piece, start, "L", checks)
+            check_continuity(out[-1][3], piece, start, "L", checks, domain=domain)
         out.append((antiderivative, c, sp.simplify(value), piece))
     return out

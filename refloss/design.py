@@ -1,0 +1,313 @@
+"""Derive your own element-wise loss from its gradient: ``refloss.design.from_gradient``.
+
+The method refloss uses for Smooth L1, Huber, Balanced L1 and Focal-L1, as a tool: define the
+gradient g(a) = dL/da piecewise in the absolute residual a = |pred - target|, and SymPy
+integrates it with L(0) = 0 and continuity at every breakpoint, checks the claims, and
+generates the loss (value and gradient, float64 and float32, Numba CPU kernels), its
+derivation page and its figure -- through the same code path as the project's own losses
+(``refloss._derive.gradient``).  See docs/design.md.
+
+>>> import numpy as np, sympy as sp
+>>> from refloss.design import from_gradient
+>>> a = sp.Symbol("a", nonnegative=True)
+>>> beta = sp.Symbol("beta", positive=True)
+>>> d = from_gradient("my_smooth_l1", [(a < beta, a / beta), (None, 1)], a, {beta: 1.0})
+>>> d.expr
+Piecewise((a**2/(2*beta), a < beta), (a - beta/2, True))
+>>> float(d.loss(np.array([0.5]), np.array([0.0]), beta=0.5)[0])
+0.25
+
+Needs SymPy (``pip install "refloss[derive]"``); the packages :meth:`Design.write` writes need
+only refloss (NumPy and Numba).  Importing this module compiles nothing; a design's kernels
+compile on first use and are cached on disk (``REFLOSS_DESIGN_CACHE``, default
+``~/.cache/refloss/design``).
+"""
+from __future__ import annotations
+
+try:
+    import sympy as sp
+except ImportError as _e:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError('refloss.design derives losses with SymPy, which is not installed: '
+                      'pip install "refloss[derive]"') from _e
+
+import hashlib
+import importlib.util
+import keyword
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ._derive.codegen import banner, cpu_module, info_block, scalar_module
+from ._derive.core import SYMPY_PIN, DerivationError, Param
+from ._derive.docs import figure_name, figures, markdown
+from ._derive.elementwise import a as _a
+from ._derive.gradient import default_plot, integrate_gradient
+
+__all__ = ["from_gradient", "Design", "DerivationError"]
+
+_REGENERATE = "run `python -m derivations`"
+
+
+def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False, domains: dict | None = None,
+                  title: str | None = None) -> "Design":
+    """A loss L(pred, target) = L(a), a = |pred - target|, from its gradient g(a) = dL/da.
+
+    Parameters
+    ----------
+    name : str
+        The loss's name: a Python identifier (it names the package :meth:`Design.write` writes).
+    pieces : list
+        ``[(condition, gradient), ...]`` in ``variable``: ``variable < k`` or ``variable <= k``
+        with breakpoints k (numbers or expressions of the parameters) in increasing order, the
+        last condition ``None`` ("otherwise").  A piece may carry an evaluation form as a third
+        element, ``(condition, gradient, form)``: the expression the kernel computes for the
+        loss on that piece (chosen for accuracy; it may be a ``sympy.Piecewise`` of several
+        forms, e.g. one for small and one for large residuals, and may use the integration
+        constants ``C_k``), proved equal to the integrated piece.  Without one, the kernel
+        computes SymPy's antiderivative plus its integration constant.
+    variable : sympy.Symbol
+        The absolute residual (declare it ``nonnegative=True``).
+    params : dict
+        ``{symbol: default}`` of the parameters; a parameter's domain follows from the symbol's
+        assumptions (``positive=True``: 0 < p; ``nonnegative``, ``negative``, ``nonpositive``)
+        unless ``domains`` gives it.
+    c1 : bool
+        Claim that the gradient is continuous at every breakpoint (the loss is C^1): generation
+        stops if it is not.  Either way ``Design.smooth`` and the page say where it is.
+    domains : dict, optional
+        ``{symbol: sympy.Interval}``: explicit parameter domains, e.g. ``sp.Interval(sp.exp(-1), 1)``.
+    title : str, optional
+        The page's title.
+
+    Raises
+    ------
+    DerivationError
+        A claim does not hold: breakpoints not increasing, an evaluation form not equal to its
+        piece, the gradient not continuous where ``c1=True`` claims it, ...
+    ValueError, TypeError
+        Malformed pieces, names or parameters.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ValueError(f"name: must be a Python identifier not starting with '_', got {name!r}")
+    if name in sys.stdlib_module_names or name in ("refloss", "numpy", "numba", "sympy"):
+        raise ValueError(f"name: {name!r} would shadow the module of that name; choose another")
+    if not isinstance(params, dict):
+        raise TypeError(f"params: must be a dict {{symbol: default}}, got {type(params).__name__}")
+    domains = dict(domains or {})
+    unknown = set(domains) - set(params)
+    if unknown:
+        raise ValueError(f"domains: {sorted(map(str, unknown))} are not parameters")
+    plist = [_param(sym, default, domains.get(sym)) for sym, default in params.items()]
+    g = integrate_gradient(pieces, variable, plist, c1=c1)
+    defaults = {p.name: p.default for p in plist}
+    spec = g.spec(
+        name,
+        title=title or name,
+        references=["Designed with refloss.design.from_gradient (docs/design.md in refloss)"],
+        plots=[default_plot(title or name, plist, g.breakpoints, defaults)],
+    )
+    return Design(name, variable, g, spec)
+
+
+def _param(sym, default, domain) -> Param:
+    if not isinstance(sym, sp.Symbol):
+        raise TypeError(f"params: keys must be SymPy symbols, got {sym!r}")
+    try:
+        value = float(default)
+    except (TypeError, ValueError):
+        raise TypeError(f"params: the default of {sym.name} must be a real number, got {default!r}") from None
+    lower = upper = None
+    lower_closed = upper_closed = True
+    if domain is None:
+        if sym.is_positive or sym.is_nonnegative:
+            lower, lower_closed = sp.Integer(0), not sym.is_positive
+        if sym.is_negative or sym.is_nonpositive:
+            upper, upper_closed = sp.Integer(0), not sym.is_negative
+    elif isinstance(domain, sp.Interval):
+        if domain.start != -sp.oo:
+            lower, lower_closed = domain.start, not domain.left_open
+        if domain.end != sp.oo:
+            upper, upper_closed = domain.end, not domain.right_open
+    else:
+        raise TypeError(f"domains: the domain of {sym.name} must be a sympy.Interval, got {domain!r}")
+    p = Param(sym.name, sym, value, "a parameter of the gradient definition", lower=lower, lower_closed=lower_closed,
+              upper=upper, upper_closed=upper_closed)
+    lo_ok = lower is None or (value > lower or (lower_closed and value == lower))
+    hi_ok = upper is None or (value < upper or (upper_closed and value == upper))
+    if not (lo_ok and hi_ok):
+        raise ValueError(f"params: the default {sym.name} = {value!r} is outside its domain {p.rule()}")
+    return p
+
+
+class Design:
+    """A loss derived from its gradient by :func:`from_gradient`.
+
+    ``expr`` (L as a Piecewise in the variable), ``gradient`` (the definition), ``constants``
+    (the integration constants and their values), ``smooth`` (per breakpoint: is the gradient
+    continuous there), ``checks`` (the claims checked, with how), ``spec`` (the LossSpec);
+    ``page()`` (the derivation page, Markdown), ``write(folder)`` (an importable package, the
+    page and its figure), ``loss`` (the compiled loss, called like refloss's own losses; CPU).
+    """
+
+    def __init__(self, name: str, variable, derivation, spec):
+        self.name = name
+        self.variable = variable
+        self.spec = spec
+        self._g = derivation
+        self._back = {_a: variable} if variable != _a else {}
+        self._loss = None
+
+    # -- the derivation ----------------------------------------------------------------------
+    @property
+    def expr(self) -> sp.Piecewise:
+        return self._g.expr.xreplace(self._back)
+
+    @property
+    def gradient(self) -> sp.Piecewise:
+        return self._g.gradient.xreplace(self._back)
+
+    @property
+    def constants(self) -> dict:
+        return {c: v.xreplace(self._back) for c, v in self._g.integration_constants.items()}
+
+    @property
+    def smooth(self) -> dict:
+        """``{breakpoint: whether the gradient is continuous there}``."""
+        return dict(zip(self._g.breakpoints, self._g.smooth))
+
+    @property
+    def checks(self) -> list:
+        """``[(claim, method), ...]``: every claim checked while deriving."""
+        return list(self.spec.checks)
+
+    def __repr__(self) -> str:
+        return f"<Design {self.name}: L = {sp.sstr(self.expr)}>"
+
+    # -- generated files ---------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        return f"refloss.design.from_gradient({self.name!r})"
+
+    def _python_files(self) -> dict:
+        spec, source = self.spec, self.source
+        scalar = scalar_module(spec, source).replace(
+            "its entry in refloss/_generated/_index.py", "its LossInfo in the package's __init__.py")
+        return {f"{self.name}/__init__.py": _package_init(spec, source),
+                f"{self.name}/_scalar.py": scalar,
+                f"{self.name}/_cpu.py": cpu_module(spec, source, scalar_import="from . import _scalar")}
+
+    def page(self) -> str:
+        """The derivation page (Markdown; its figures are written next to it by :meth:`write`)."""
+        return _banner(markdown(self.spec, self.source, image_dir=".", qualified=f"{self.name}.loss",
+                                generator="`refloss.design.from_gradient`"))
+
+    def files(self) -> dict:
+        """``{relative path: text}`` of everything :meth:`write` writes."""
+        out = {path: _banner(text) for path, text in self._python_files().items()}
+        out[f"{self.name}.md"] = self.page()
+        for k, svg in enumerate(figures(self.spec, scalar_module(self.spec, self.source))):
+            out[figure_name(self.spec, k)] = svg
+        return out
+
+    def write(self, folder) -> list:
+        """Write the package ``<folder>/<name>/`` (``import <name>; <name>.loss(pred, target)``
+        with ``folder`` on the path; needs refloss, not SymPy), the page ``<name>.md`` and its
+        figure ``<name>.svg``; returns the paths written."""
+        folder = Path(folder)
+        return [_write(folder / rel, text) for rel, text in sorted(self.files().items())]
+
+    # -- the compiled loss -------------------------------------------------------------------
+    @property
+    def loss(self):
+        """The compiled loss, a :class:`refloss._loss.Loss`: ``loss(pred, target, **params,
+        reduction=..., dtype=..., validate=...)`` and ``loss.value_and_grad(...)``, CPU only.
+        Its package is written to a cache folder (named by a hash of its sources) and imported
+        from there; its kernels compile on first call."""
+        if self._loss is None:
+            files = {rel.partition("/")[2]: _banner(text) for rel, text in self._python_files().items()}
+            digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(files.items())).encode()).hexdigest()
+            modname = f"_refloss_design_{self.name}_{digest[:16]}"
+            if modname not in sys.modules:
+                root = _cache_root() / modname
+                for rel, text in files.items():
+                    _write(root / rel, text)
+                spec = importlib.util.spec_from_file_location(modname, root / "__init__.py",
+                                                              submodule_search_locations=[str(root)])
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[modname] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[modname]
+                    raise
+            self._loss = sys.modules[modname].loss
+        return self._loss
+
+
+def _package_init(spec, source: str) -> str:
+    pnames = "".join(f", {p.name}={p.default!r}" for p in spec.params)
+    return "\n".join([
+        banner(source),
+        "# ruff: noqa",
+        f'"""{spec.title}: a loss designed with refloss.design from its gradient.',
+        "",
+        spec.formula,
+        "",
+        f"    import {spec.name}",
+        f"    {spec.name}.loss(pred, target{pnames}, reduction=\"none\")",
+        f"    value, (d_pred, d_target) = {spec.name}.loss.value_and_grad(pred, target{pnames})",
+        "",
+        "CPU only (Numba: compiled on first use, cached on disk).  Needs refloss (NumPy, Numba), not",
+        f'SymPy.  The derivation and the claims checked: {spec.name}.md."""',
+        "from refloss._info import LossInfo, MeanWeight, Variant",
+        "from refloss._loss import ModuleLoss",
+        "from refloss._param import Param",
+        "",
+        "LOSSES = {}",
+        "",
+        "",
+        info_block(spec, source).rstrip("\n"),
+        "",
+        f"info = LOSSES[{spec.name!r}]",
+        f"loss = ModuleLoss(info, __name__ + '._scalar', __name__ + '._cpu', page={spec.name + '.md'!r})",
+        "value_and_grad = loss.value_and_grad",
+        "",
+    ])
+
+
+def _banner(text: str) -> str:
+    """The generated file's banner, made to name how a design is regenerated (and the SymPy used)."""
+    head, sep, rest = text.partition("\n\n")
+    if _REGENERATE not in head:
+        raise AssertionError(f"generated text without the expected banner: {head[:200]!r}")
+    head = head.replace(_REGENERATE, "regenerate it with refloss.design (Design.write)").replace(
+        f"with SymPy {SYMPY_PIN}.", f"with SymPy {sp.__version__}.")
+    return head + sep + rest
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("REFLOSS_DESIGN_CACHE")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(base) / "refloss" / "design")
+    path = Path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, delete=True)
+        probe.close()
+    except OSError:  # not writable: a folder for this process
+        path = Path(tempfile.mkdtemp(prefix="refloss-design-"))
+    return path
+
+
+def _write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` unless it is there already (an unchanged file keeps its time
+    stamp, so Numba's disk cache of it stays valid); atomically, for concurrent processes."""
+    if path.exists() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
