@@ -39,3 +39,12 @@ def test_verify_in_worker_processes_gives_the_serial_rows(monkeypatch, tmp_path)
     assert _verify.cached("l1")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert not _verify.cached("l1")
+
+
+def test_verify_live_without_mpmath_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mpmath", None)  # import mpmath now raises ImportError
+    assert cli.main(["verify", "--live", "--loss", "l1"]) == 2
+    assert "pip install 'refloss[verify]'" in capsys.readouterr().err
+    assert cli.main(["verify", "--loss", "l1", "--device", "cpu", "-q"]) == 0  # the stored references need none
