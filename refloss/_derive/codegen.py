@@ -18,6 +18,7 @@ float64 in Numba and would promote the whole kernel to double precision.
 from __future__ import annotations
 
 import hashlib
+import textwrap
 import re
 from contextlib import contextmanager
 
@@ -650,20 +651,31 @@ def _constants_function(spec: LossSpec, args: tuple) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _text(s: str, indent: str, width: int = 100) -> str:
+    """A string literal for generated source: ``repr`` where it fits, else adjacent literals
+    in parentheses, a line each, broken at spaces."""
+    if len(indent) + len(repr(s)) + 12 <= width:
+        return repr(s)
+    chunks = textwrap.wrap(s, width - len(indent) - 8, drop_whitespace=False, replace_whitespace=False,
+                           break_long_words=False, break_on_hyphens=False)
+    assert "".join(chunks) == s
+    return "(\n" + "".join(f"{indent}    {c!r}\n" for c in chunks) + f"{indent})"
+
+
 def _param_source(p) -> str:
     def num(e):
         return "None" if e is None else repr(float(e))
 
     default = repr(p.default) if p.kind != "real" else repr(float(p.default))
-    return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(p.upper)}, {p.upper_closed}, "
-            f"{p.rule()!r}, {p.doc!r}" + (f", kind={p.kind!r}, none_value={float(p.none_value)!r}"
-                                          if p.kind != "real" else "") + ")")
+    return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(p.upper)}, {p.upper_closed},\n"
+            f"              {p.rule()!r}, {_text(p.doc, ' ' * 14)}" + (
+                f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "") + ")")
 
 
 def _variant_source(v) -> str:
     what = (f"params={v.params!r}" if v.params is not None else f"loss={v.loss!r}" if v.loss is not None
             else f"kernel={v.code!r}")
-    return f"Variant({v.code!r}, {v.text!r}, {what})"
+    return f"Variant({v.code!r}, {_text(v.text, ' ' * 8)}, {what})"
 
 
 def kink_expressions(spec: LossSpec) -> tuple | None:
@@ -710,7 +722,7 @@ def info_block(spec: LossSpec, source: str) -> str:
     params = "".join(f"        {_param_source(p)},\n" for p in spec.params)
     variants = "".join(f"        {_variant_source(v)},\n" for v in spec.variants)
     mean_weight = "None" if spec.mean_weight is None else f"MeanWeight{tuple(spec.mean_weight)!r}"
-    refs = "".join(f"        {r!r},\n" for r in spec.references)
+    refs = "".join(f"        {_text(r, ' ' * 8)},\n" for r in spec.references)
     lines += [
         f"LOSSES[{spec.name!r}] = LossInfo(",
         f"    name={spec.name!r},",
@@ -728,8 +740,8 @@ def info_block(spec: LossSpec, source: str) -> str:
         f"    kinks={kinks_ref},",
         f"    variants=(\n{variants}    )," if spec.variants else "    variants=(),",
         f"    mean_weight={mean_weight},",
-        f"    formula={spec.formula!r},",
-        f"    conventions={spec.conventions!r},",
+        f"    formula={_text(spec.formula, '    ')},",
+        f"    conventions={_text(spec.conventions, '    ')},",
         f"    references=(\n{refs}    ),",
         f"    derivation={source!r},",
         ")",
@@ -792,6 +804,35 @@ def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
     return body
 
 
+def _wrap(line: str, indent: str, width: int = 100) -> list:
+    """``indent + line``, broken where it is longer than ``width`` after the commas and before
+    the ``or`` that stand directly inside its first level of brackets (a call's arguments, a
+    parenthesised condition), continued 8 spaces deeper."""
+    if len(indent) + len(line) <= width:
+        return [indent + line]
+    pieces, depth, start = [], 0, 0
+    for i, ch in enumerate(line):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 1 and line.startswith(", ", i):
+            pieces.append(line[start:i + 2])
+            start = i + 2
+        elif depth == 1 and line.startswith(" or ", i):
+            pieces.append(line[start:i])
+            start = i
+    pieces.append(line[start:])
+    out, current, more = [], indent + pieces[0], indent + " " * 8
+    for piece in pieces[1:]:
+        if len(current) + len(piece.rstrip()) <= width:
+            current += piece
+        else:
+            out.append(current.rstrip())
+            current = more + piece.lstrip()
+    return out + [current]
+
+
 def _driver_signature(kernel: Kernel, with_grad: bool) -> str:
     names = [n for n, _, _ in kernel.arrays] + ["out"]
     if with_grad:
@@ -811,7 +852,10 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
                              "sign assumptions (e.g. positive=True) that decide comparisons; declare them real")
         subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
         printer = KernelPrinter(precision)
-        checks.append(f"({printer.doprint(kernel.invalid.xreplace(subs))})")
+        invalid = kernel.invalid.xreplace(subs)  # an Or: each condition on its own (a line each once wrapped)
+        for c in invalid.args if isinstance(invalid, sp.Or) else (invalid,):
+            code = printer.doprint(c)
+            checks.append(code if code.startswith("(") and code.endswith(")") else f"({code})")
         if printer.statements:
             raise ValueError("a kernel's invalid condition cannot use a function that prints as statements")
     return " or ".join(checks)
@@ -859,22 +903,16 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
     for prec, kernel, fn, with_grad in _drivers(spec):
         sig = _driver_signature(kernel, with_grad)
         lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
-        lines.append(f"def _{fn}_step_{prec}(i, {sig}):")
-        lines += [f"    {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
-        lines.append(f"    return 1 if {_bad_element(kernel, prec)} else 0")
+        lines += _wrap(f"def _{fn}_step_{prec}(i, {sig}):", "")
+        lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, "    ")]
+        lines += _wrap(f"return 1 if ({_bad_element(kernel, prec)}) else 0", "    ")
         lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
-        lines.append(f"def {fn}_{prec}({sig}):")
-        lines += [
-            "    n = out.shape[0]",
-            "    bad = 0",
-            "    if n < SERIAL_BELOW:",
-            "        for i in range(n):",
-            f"            bad += _{fn}_step_{prec}(i, {sig})",
-            "    else:",
-            "        for i in prange(n):",
-            f"            bad += _{fn}_step_{prec}(i, {sig})",
-            "    return bad",
-        ]
+        lines += _wrap(f"def {fn}_{prec}({sig}):", "")
+        lines += ["    n = out.shape[0]", "    bad = 0", "    if n < SERIAL_BELOW:", "        for i in range(n):"]
+        lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 12)
+        lines += ["    else:", "        for i in prange(n):"]
+        lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 12)
+        lines.append("    return bad")
     return "\n".join(lines) + "\n"
 
 
@@ -893,7 +931,7 @@ def cuda_module(spec: LossSpec, source: str) -> str:
     lines += _compiled_scalars("cuda.jit(device=True)")
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += ["", "", "@cuda.jit(cache=CACHE)"]
-        lines.append(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):")
+        lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):", "")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
-        lines += [f"        {s}" for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad)]
+        lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, " " * 8)]
     return "\n".join(lines) + "\n"

@@ -29,9 +29,12 @@ LOSSES['balanced_l1'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('beta', 1.0, 0.0, False, None, True, '0 < beta', 'width of the logarithmic region'),
-        Param('alpha', 0.5, 0.0, False, None, True, '0 < alpha', 'gradient scale of the logarithmic region'),
-        Param('gamma', 1.5, 0.0, False, None, True, '0 < gamma', 'gradient of the linear region'),
+        Param('beta', 1.0, 0.0, False, None, True,
+              '0 < beta', 'width of the logarithmic region'),
+        Param('alpha', 0.5, 0.0, False, None, True,
+              '0 < alpha', 'gradient scale of the logarithmic region'),
+        Param('gamma', 1.5, 0.0, False, None, True,
+              '0 < gamma', 'gradient of the linear region'),
     ),
     args=('beta', 'alpha', 'gamma', 'c_u', 'k_2', 'c_lin'),
     kinks=_kinks_balanced_l1,
@@ -39,10 +42,20 @@ LOSSES['balanced_l1'] = LossInfo(
         Variant('copied_form', 'the copied (b|x|+1) Balanced L1 form, right only at beta = 1', kernel='copied_form'),
     ),
     mean_weight=None,
-    formula='L = alpha*beta/b * ((1+u)*ln(1+u) - u) with u = b*|x|/beta if |x| < beta, else gamma*|x| + gamma*beta/b - alpha*beta; b = exp(gamma/alpha) - 1, x = pred - target. Correct for every beta (the common (b|x|+1) form is right only at beta = 1).',
-    conventions='At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).',
+    formula=(
+        'L = alpha*beta/b * ((1+u)*ln(1+u) - u) with u = b*|x|/beta if |x| < beta, else gamma*|x|'
+        ' + gamma*beta/b - alpha*beta; b = exp(gamma/alpha) - 1, x = pred - target. Correct for '
+        'every beta (the common (b|x|+1) form is right only at beta = 1).'
+    ),
+    conventions=(
+        'At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both'
+        ' sides).'
+    ),
     references=(
-        'J. Pang et al., Libra R-CNN: Towards Balanced Learning for Object Detection, arXiv:1904.02701',
+        (
+            'J. Pang et al., Libra R-CNN: Towards Balanced Learning for Object Detection, '
+            'arXiv:1904.02701'
+        ),
     ),
     derivation='derivations/balanced_l1.py',
 )
@@ -66,16 +79,26 @@ LOSSES['focal_l1'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
+        Param('beta', 0.8, 0.36787944117144233, True, 1.0, True,
+              'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
     ),
     args=('alpha', 'ln_b', 'q', 's', 'c_lin'),
     kinks=_kinks_focal_l1,
     variants=(),
     mean_weight=None,
-    formula='With a = |pred - target| and alpha = e*beta: L = alpha*a**2*(1 - 2*ln(beta*a))/4 for a <= 1, else -alpha*ln(beta)*a + C with C = alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1.',
-    conventions="At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is continuous. At x = 0 value and gradient are 0.",
+    formula=(
+        'With a = |pred - target| and alpha = e*beta: L = alpha*a**2*(1 - 2*ln(beta*a))/4 for a '
+        '<= 1, else -alpha*ln(beta)*a + C with C = alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1.'
+    ),
+    conventions=(
+        "At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is "
+        'continuous. At x = 0 value and gradient are 0.'
+    ),
     references=(
-        'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158',
+        (
+            'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box '
+            'Regression, arXiv:2101.08158'
+        ),
     ),
     derivation='derivations/focal_l1.py',
 )
@@ -99,16 +122,22 @@ LOSSES['huber'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('delta', 1.0, 0.0, False, None, True, '0 < delta', 'threshold between the quadratic and linear regions'),
+        Param('delta', 1.0, 0.0, False, None, True,
+              '0 < delta', 'threshold between the quadratic and linear regions'),
     ),
     args=('delta',),
     kinks=_kinks_huber,
     variants=(),
     mean_weight=None,
     formula='L = 0.5 * x**2 if |x| < delta else delta * (|x| - 0.5 * delta), x = pred - target.',
-    conventions='At |x| = delta the linear branch is used (PyTorch); the gradient is continuous there.',
+    conventions=(
+        'At |x| = delta the linear branch is used (PyTorch); the gradient is continuous there.'
+    ),
     references=(
-        'P. J. Huber, Robust Estimation of a Location Parameter, Ann. Math. Statist. 35 (1964)',
+        (
+            'P. J. Huber, Robust Estimation of a Location Parameter, Ann. Math. Statist. 35 '
+            '(1964)'
+        ),
         'PyTorch torch.nn.functional.huber_loss (delta)',
     ),
     derivation='derivations/huber.py',
@@ -197,14 +226,22 @@ LOSSES['smooth_l1'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('beta', 1.0, 0.0, True, None, True, '0 <= beta', 'width of the quadratic region; 0 gives L1'),
+        Param('beta', 1.0, 0.0, True, None, True,
+              '0 <= beta', 'width of the quadratic region; 0 gives L1'),
     ),
     args=('beta',),
     kinks=_kinks_smooth_l1,
     variants=(),
     mean_weight=None,
-    formula='L = 0.5 * x**2 / beta if |x| < beta else |x| - 0.5 * beta, x = pred - target; beta = 0 gives |x|.',
-    conventions="At |x| = beta the linear branch is used (PyTorch's |x| < beta test); the gradient is continuous there. At x = 0 with beta = 0 the gradient is 0 (sign(0) = 0, as PyTorch autograd).",
+    formula=(
+        'L = 0.5 * x**2 / beta if |x| < beta else |x| - 0.5 * beta, x = pred - target; beta = 0 '
+        'gives |x|.'
+    ),
+    conventions=(
+        "At |x| = beta the linear branch is used (PyTorch's |x| < beta test); the gradient is "
+        'continuous there. At x = 0 with beta = 0 the gradient is 0 (sign(0) = 0, as PyTorch '
+        'autograd).'
+    ),
     references=(
         'R. Girshick, Fast R-CNN, arXiv:1504.08083',
         'PyTorch torch.nn.functional.smooth_l1_loss (beta)',
@@ -226,10 +263,20 @@ LOSSES['ciou'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-        Param('alpha_grad', False, None, True, None, True, 'alpha_grad is True or False', 'differentiate alpha (True) or treat it as a constant (False, as the official code and most peers)', kind='bool', none_value=0.0),
-        Param('alpha_gate', None, 0.0, True, 1.0, False, 'alpha_gate is None or 0 <= alpha_gate < 1', 'alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)', kind='optional', none_value=-1.0),
-        Param('darknet', False, None, True, None, True, 'darknet is True or False', "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind='bool', none_value=0.0),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('alpha_grad', False, None, True, None, True,
+              'alpha_grad is True or False', (
+                  'differentiate alpha (True) or treat it as a constant (False, as the official '
+                  'code and most peers)'
+              ), kind='bool', none_value=0.0),
+        Param('alpha_gate', None, 0.0, True, 1.0, False,
+              'alpha_gate is None or 0 <= alpha_gate < 1', 'alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)', kind='optional', none_value=-1.0),
+        Param('darknet', False, None, True, None, True,
+              'darknet is True or False', "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind='bool', none_value=0.0),
     ),
     args=('eps', 'alpha_grad', 'alpha_gate', 'darknet'),
     kinks=None,
@@ -245,7 +292,16 @@ LOSSES['ciou'] = LossInfo(
     ),
     mean_weight=None,
     formula='CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.",
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 '
+        '- IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0)'
+        ' = pi/2 (atan2), finite with a finite gradient.'
+    ),
     references=(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
@@ -266,10 +322,20 @@ LOSSES['ciou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-        Param('alpha_grad', False, None, True, None, True, 'alpha_grad is True or False', 'differentiate alpha (True) or treat it as a constant (False, as the official code and most peers)', kind='bool', none_value=0.0),
-        Param('alpha_gate', None, 0.0, True, 1.0, False, 'alpha_gate is None or 0 <= alpha_gate < 1', 'alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)', kind='optional', none_value=-1.0),
-        Param('darknet', False, None, True, None, True, 'darknet is True or False', "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind='bool', none_value=0.0),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('alpha_grad', False, None, True, None, True,
+              'alpha_grad is True or False', (
+                  'differentiate alpha (True) or treat it as a constant (False, as the official '
+                  'code and most peers)'
+              ), kind='bool', none_value=0.0),
+        Param('alpha_gate', None, 0.0, True, 1.0, False,
+              'alpha_gate is None or 0 <= alpha_gate < 1', 'alpha = 0 unless IoU > alpha_gate (0.5 in YOLACT and mmdetection)', kind='optional', none_value=-1.0),
+        Param('darknet', False, None, True, None, True,
+              'darknet is True or False', "use the DIoU paper's dv/dw, dv/dh without the 1/(w^2+h^2) factor", kind='bool', none_value=0.0),
     ),
     args=('eps', 'alpha_grad', 'alpha_gate', 'darknet'),
     kinks=None,
@@ -285,8 +351,20 @@ LOSSES['ciou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula='L = 1 - IoU + rho^2/(c^2 + eps) + alpha*v, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, alpha = v / (1 - IoU + v + eps).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite gradient.",
+    formula=(
+        'L = 1 - IoU + rho^2/(c^2 + eps) + alpha*v, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, '
+        'alpha = v / (1 - IoU + v + eps).'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 '
+        '- IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0)'
+        ' = pi/2 (atan2), finite with a finite gradient.'
+    ),
     references=(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
         'Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572',
@@ -308,7 +386,11 @@ LOSSES['diou'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -320,7 +402,14 @@ LOSSES['diou'] = LossInfo(
     ),
     mean_weight=None,
     formula='DIoU = IoU - rho^2 / (c^2 + eps).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
@@ -341,7 +430,11 @@ LOSSES['diou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -353,8 +446,18 @@ LOSSES['diou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula='L = 1 - IoU + rho^2 / (c^2 + eps): rho the distance of the centres, c the diagonal of the enclosing box. NaN when c = 0 and eps = 0 (both boxes the same point).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    formula=(
+        'L = 1 - IoU + rho^2 / (c^2 + eps): rho the distance of the centres, c the diagonal of '
+        'the enclosing box. NaN when c = 0 and eps = 0 (both boxes the same point).'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
     ),
@@ -375,7 +478,11 @@ LOSSES['eiou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -386,10 +493,23 @@ LOSSES['eiou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula="L = 1 - IoU + rho^2/(c^2 + eps) + (wp - wt)^2/(cw^2 + eps) + (hp - ht)^2/(ch^2 + eps), cw, ch the enclosing box's width and height.",
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    formula=(
+        'L = 1 - IoU + rho^2/(c^2 + eps) + (wp - wt)^2/(cw^2 + eps) + (hp - ht)^2/(ch^2 + eps), '
+        "cw, ch the enclosing box's width and height."
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
-        'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158',
+        (
+            'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box '
+            'Regression, arXiv:2101.08158'
+        ),
     ),
     derivation='derivations/eiou_loss.py',
 )
@@ -408,9 +528,15 @@ LOSSES['focal_eiou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-        Param('gamma', 0.5, 0.0, False, None, True, '0 < gamma', 'exponent of the IoU weight'),
-        Param('weight_grad', False, None, True, None, True, 'weight_grad is True or False', 'differentiate the weight IoU^gamma (True) or treat it as a constant', kind='bool', none_value=0.0),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('gamma', 0.5, 0.0, False, None, True,
+              '0 < gamma', 'exponent of the IoU weight'),
+        Param('weight_grad', False, None, True, None, True,
+              'weight_grad is True or False', 'differentiate the weight IoU^gamma (True) or treat it as a constant', kind='bool', none_value=0.0),
     ),
     args=('eps', 'gamma', 'weight_grad'),
     kinks=None,
@@ -422,10 +548,25 @@ LOSSES['focal_eiou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=MeanWeight('iou', 'gamma', 'weight_grad', ('eps',)),
-    formula="L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of the weights IoU^gamma (the paper's normalisation).",
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.",
+    formula=(
+        "L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of the "
+        "weights IoU^gamma (the paper's normalisation)."
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight '
+        "IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; "
+        'with weight_grad=True both are differentiated.'
+    ),
     references=(
-        'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)',
+        (
+            'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box '
+            'Regression, arXiv:2101.08158 (v2)'
+        ),
     ),
     derivation='derivations/focal_eiou_loss.py',
 )
@@ -444,8 +585,13 @@ LOSSES['focal_l1_eiou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
-        Param('beta', 0.8, 0.36787944117144233, True, 1.0, True, 'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('beta', 0.8, 0.36787944117144233, True, 1.0, True,
+              'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
     ),
     args=('eps', 'ln_b', 'q', 's', 'c_lin'),
     kinks=None,
@@ -457,10 +603,27 @@ LOSSES['focal_l1_eiou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula="L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - 2*ln(beta*x))/4 for x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= beta <= 1. The first version of Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead.",
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the gradient is continuous there).",
+    formula=(
+        'L = L_f(L_EIoU): Focal-L1 with x = the EIoU loss, alpha = e*beta: alpha*x**2*(1 - '
+        '2*ln(beta*x))/4 for x <= 1, else -alpha*ln(beta)*x + alpha*(2*ln(beta) + 1)/4; 1/e <= '
+        "beta <= 1. The first version of Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by "
+        'IoU^gamma instead.'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. At L_EIoU = 0 (identical boxes) value and gradient'
+        " are 0; at L_EIoU = 1 the logarithmic branch is used (Focal-L1's convention; the "
+        'gradient is continuous there).'
+    ),
     references=(
-        'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)',
+        (
+            'Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box '
+            'Regression, arXiv:2101.08158 (v1)'
+        ),
     ),
     derivation='derivations/focal_l1_eiou_loss.py',
 )
@@ -479,7 +642,11 @@ LOSSES['giou'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -491,7 +658,14 @@ LOSSES['giou'] = LossInfo(
     ),
     mean_weight=None,
     formula='GIoU = IoU - (C - U) / (C + eps).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'H. Rezatofighi et al., arXiv:1902.09630',
     ),
@@ -512,7 +686,11 @@ LOSSES['giou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -523,8 +701,17 @@ LOSSES['giou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula='L = 1 - GIoU = 1 - IoU + (C - U) / (C + eps), C the area of the smallest enclosing box.',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    formula=(
+        'L = 1 - GIoU = 1 - IoU + (C - U) / (C + eps), C the area of the smallest enclosing box.'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'H. Rezatofighi et al., Generalized Intersection over Union, arXiv:1902.09630',
     ),
@@ -545,7 +732,11 @@ LOSSES['iou'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -557,7 +748,14 @@ LOSSES['iou'] = LossInfo(
     ),
     mean_weight=None,
     formula='IoU = I / (U + eps) for xyxy boxes pred, target (..., 4).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'J. Yu et al., UnitBox, arXiv:1608.01471',
     ),
@@ -578,7 +776,11 @@ LOSSES['iou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -590,7 +792,14 @@ LOSSES['iou_loss'] = LossInfo(
     ),
     mean_weight=None,
     formula='L = 1 - IoU = (U - I + eps) / (U + eps) for xyxy boxes pred, target (..., 4).',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
     ),
@@ -611,7 +820,11 @@ LOSSES['log_iou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('eps', 0.0, 0.0, True, None, True, '0 <= eps', 'stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula'),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
     ),
     args=('eps',),
     kinks=None,
@@ -622,8 +835,18 @@ LOSSES['log_iou_loss'] = LossInfo(
         Variant('eps', 'eps=1e-06', params={'eps': 1e-06}),
     ),
     mean_weight=None,
-    formula='L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not overlap.',
-    conventions="Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient 0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is 0, so the intersection contributes no gradient there (as torchvision's strict intersection mask). Where the formula is undefined for valid boxes (zero union, zero enclosing diagonal) the value is NaN.",
+    formula=(
+        'L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not '
+        'overlap.'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN.'
+    ),
     references=(
         'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
     ),
@@ -649,7 +872,10 @@ LOSSES['bce_with_logits'] = LossInfo(
     kinks=None,
     variants=(),
     mean_weight=None,
-    formula='L = y*softplus(-x) + (1-y)*softplus(x) = -[y ln sigmoid(x) + (1-y) ln(1-sigmoid(x))] for logits x and (soft) targets y in [0, 1].',
+    formula=(
+        'L = y*softplus(-x) + (1-y)*softplus(x) = -[y ln sigmoid(x) + (1-y) ln(1-sigmoid(x))] for'
+        ' logits x and (soft) targets y in [0, 1].'
+    ),
     conventions='Differentiable everywhere. Targets outside [0, 1] are invalid input.',
     references=(
         'PyTorch torch.nn.functional.binary_cross_entropy_with_logits',
@@ -671,15 +897,24 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('logits', 'targets'),
     params=(
-        Param('alpha', 0.25, None, True, None, True, 'alpha is None or alpha', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
-        Param('gamma', 2.0, 0.0, True, None, True, '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),
+        Param('alpha', 0.25, None, True, None, True,
+              'alpha is None or alpha', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
+        Param('gamma', 2.0, 0.0, True, None, True,
+              '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),
     ),
     args=('alpha', 'gamma'),
     kinks=None,
     variants=(),
     mean_weight=None,
-    formula='L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as torchvision).',
-    conventions='Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where 1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.',
+    formula=(
+        'L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), '
+        'alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as '
+        'torchvision).'
+    ),
+    conventions=(
+        'Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite '
+        'where 1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.'
+    ),
     references=(
         'T.-Y. Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002',
         'torchvision.ops.sigmoid_focal_loss',
@@ -701,16 +936,25 @@ LOSSES['yolov1_box_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
-        Param('lambda_coord', 5.0, 0.0, False, None, True, '0 < lambda_coord', 'weight of the coordinate term (5 in the paper)'),
+        Param('lambda_coord', 5.0, 0.0, False, None, True,
+              '0 < lambda_coord', 'weight of the coordinate term (5 in the paper)'),
     ),
     args=('lambda_coord',),
     kinks=None,
     variants=(),
     mean_weight=None,
-    formula='L = lambda_coord*((x - xt)**2 + (y - yt)**2 + (sqrt(w) - sqrt(wt))**2 + (sqrt(h) - sqrt(ht))**2) for boxes (x, y, w, h) (centre, size); sizes must be >= 0.',
-    conventions='Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).',
+    formula=(
+        'L = lambda_coord*((x - xt)**2 + (y - yt)**2 + (sqrt(w) - sqrt(wt))**2 + (sqrt(h) - '
+        'sqrt(ht))**2) for boxes (x, y, w, h) (centre, size); sizes must be >= 0.'
+    ),
+    conventions=(
+        'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).'
+    ),
     references=(
-        'J. Redmon et al., You Only Look Once: Unified, Real-Time Object Detection, arXiv:1506.02640',
+        (
+            'J. Redmon et al., You Only Look Once: Unified, Real-Time Object Detection, '
+            'arXiv:1506.02640'
+        ),
     ),
     derivation='derivations/yolov1_box_loss.py',
 )
@@ -729,15 +973,22 @@ LOSSES['yolo_decode'] = LossInfo(
     value_width=4,
     grad_inputs=('t',),
     params=(
-        Param('scale_xy', 1.0, 0.0, False, None, True, '0 < scale_xy', 'centre scale s (1: v2/v3; 1.05-1.2: v4; 2: Scaled-YOLOv4)'),
-        Param('scaled_wh', False, None, True, None, True, 'scaled_wh is True or False', 'sizes p (2 sigmoid(t))^2 instead of p exp(t)', kind='bool', none_value=0.0),
-        Param('stride', 1.0, 0.0, False, None, True, '0 < stride', 'cell size: centres are multiplied by it'),
+        Param('scale_xy', 1.0, 0.0, False, None, True,
+              '0 < scale_xy', 'centre scale s (1: v2/v3; 1.05-1.2: v4; 2: Scaled-YOLOv4)'),
+        Param('scaled_wh', False, None, True, None, True,
+              'scaled_wh is True or False', 'sizes p (2 sigmoid(t))^2 instead of p exp(t)', kind='bool', none_value=0.0),
+        Param('stride', 1.0, 0.0, False, None, True,
+              '0 < stride', 'cell size: centres are multiplied by it'),
     ),
     args=('scale_xy', 'scaled_wh', 'stride'),
     kinks=None,
     variants=(),
     mean_weight=None,
-    formula='b_x = (s*sigmoid(t_x) - (s-1)/2 + c_x)*stride, b_w = p_w*exp(t_w) (v2/v3/v4) or p_w*(2*sigmoid(t_w))**2 (Scaled-YOLOv4/YOLOv5); returns (b_x, b_y, b_w, b_h) and the VJP w.r.t. t.',
+    formula=(
+        'b_x = (s*sigmoid(t_x) - (s-1)/2 + c_x)*stride, b_w = p_w*exp(t_w) (v2/v3/v4) or '
+        'p_w*(2*sigmoid(t_w))**2 (Scaled-YOLOv4/YOLOv5); returns (b_x, b_y, b_w, b_h) and the VJP'
+        ' w.r.t. t.'
+    ),
     conventions='Differentiable everywhere. Anchors must be positive.',
     references=(
         'J. Redmon, A. Farhadi, YOLO9000, arXiv:1612.08242',

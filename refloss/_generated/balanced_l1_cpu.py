@@ -26,7 +26,7 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
     out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -43,31 +43,36 @@ def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
-    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+        c_u, k_2, c_lin):
+    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
+            c_lin)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
+                    alpha, gamma, c_u, k_2, c_lin)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
+                    alpha, gamma, c_u, k_2, c_lin)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
     out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -84,22 +89,27 @@ def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
-    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+        c_u, k_2, c_lin):
+    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
+            c_lin)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
+                    alpha, gamma, c_u, k_2, c_lin)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
+                    alpha, gamma, c_u, k_2, c_lin)
     return bad

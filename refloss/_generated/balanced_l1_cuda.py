@@ -24,9 +24,11 @@ def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+        v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
+                c_lin)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor
@@ -39,9 +41,11 @@ def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+        v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
+                c_lin)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor

@@ -26,7 +26,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, logits, targets, out):
     out[i] = _value_f64(logits[i], targets[i], )
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > 1.0) or (targets[i] < 0.0)) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
+            or (targets[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -48,7 +49,8 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_targets[i] = g_targets / divisor
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > 1.0) or (targets[i] < 0.0)) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
+            or (targets[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -67,7 +69,8 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, logits, targets, out):
     out[i] = _value_f32(logits[i], targets[i], )
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
+            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -89,7 +92,8 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_targets[i] = g_targets / divisor
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
+            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)

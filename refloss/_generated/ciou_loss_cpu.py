@@ -25,8 +25,14 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1]) or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
+            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
+            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -43,8 +49,11 @@ def value_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
+def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+        alpha_gate, darknet):
+    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
+            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
+            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -54,26 +63,40 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, ep
     d_target[i, 1] = g_ty1 / divisor
     d_target[i, 2] = g_tx2 / divisor
     d_target[i, 3] = g_ty2 / divisor
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1]) or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
+            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
+        darknet):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
+                    alpha_grad, alpha_gate, darknet)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
+                    alpha_grad, alpha_gate, darknet)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1]) or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
+            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
+            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -90,8 +113,11 @@ def value_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
+def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+        alpha_gate, darknet):
+    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
+            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
+            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -101,17 +127,25 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, ep
     d_target[i, 1] = g_ty1 / divisor
     d_target[i, 2] = g_tx2 / divisor
     d_target[i, 3] = g_ty2 / divisor
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1]) or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
+            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
+        darknet):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
+                    alpha_grad, alpha_gate, darknet)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate, darknet)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
+                    alpha_grad, alpha_gate, darknet)
     return bad

@@ -26,7 +26,7 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin):
     out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -43,12 +43,13 @@ def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
+        c_lin):
     v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -57,17 +58,19 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
+                    ln_b, q, s, c_lin)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
+                    ln_b, q, s, c_lin)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin):
     out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -84,12 +87,13 @@ def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
+        c_lin):
     v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -98,8 +102,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
+                    ln_b, q, s, c_lin)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
+                    ln_b, q, s, c_lin)
     return bad

@@ -26,7 +26,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, logits, targets, out, alpha, gamma):
     out[i] = _value_f64(logits[i], targets[i], alpha, gamma)
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > 1.0) or (targets[i] < 0.0)) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
+            or (targets[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -48,7 +49,8 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_targets[i] = g_targets / divisor
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > 1.0) or (targets[i] < 0.0)) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
+            or (targets[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -57,17 +59,20 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma)
+            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                    alpha, gamma)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma)
+            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                    alpha, gamma)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, logits, targets, out, alpha, gamma):
     out[i] = _value_f32(logits[i], targets[i], alpha, gamma)
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
+            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -89,7 +94,8 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_targets[i] = g_targets / divisor
-    return 1 if logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or ((targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
+            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -98,8 +104,10 @@ def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma)
+            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                    alpha, gamma)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma)
+            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                    alpha, gamma)
     return bad

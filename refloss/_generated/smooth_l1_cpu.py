@@ -26,7 +26,7 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, beta):
     out[i] = _value_f64(pred[i], target[i], beta)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -48,7 +48,7 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, be
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -67,7 +67,7 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta):
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, beta):
     out[i] = _value_f32(pred[i], target[i], beta)
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -89,7 +89,7 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, be
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
-    return 1 if pred[i] - pred[i] != 0 or target[i] - target[i] != 0 else 0
+    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)

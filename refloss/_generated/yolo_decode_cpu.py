@@ -25,12 +25,20 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+    v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1],
+            grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2],
+            cotangent[i, 3], scale_xy, scaled_wh, stride)
     out[i, 0] = v0
     out[i, 1] = v1
     out[i, 2] = v2
     out[i, 3] = v3
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= 0.0) or (anchors[i, 1] <= 0.0)) else 0
+    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
+            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
+            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
+            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
+            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
+            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= 0.0)
+            or (anchors[i, 1] <= 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -47,8 +55,11 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+def _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
+        stride):
+    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3],
+            anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
+            cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
     out[i, 0] = v0
     out[i, 1] = v1
     out[i, 2] = v2
@@ -57,7 +68,13 @@ def _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, 
     d_t[i, 1] = g_ty / divisor
     d_t[i, 2] = g_tw / divisor
     d_t[i, 3] = g_th / divisor
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= 0.0) or (anchors[i, 1] <= 0.0)) else 0
+    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
+            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
+            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
+            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
+            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
+            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= 0.0)
+            or (anchors[i, 1] <= 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -66,21 +83,31 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride)
+            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor,
+                    scale_xy, scaled_wh, stride)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride)
+            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor,
+                    scale_xy, scaled_wh, stride)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+    v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1],
+            grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2],
+            cotangent[i, 3], scale_xy, scaled_wh, stride)
     out[i, 0] = v0
     out[i, 1] = v1
     out[i, 2] = v2
     out[i, 3] = v3
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= _f32(0.0)) or (anchors[i, 1] <= _f32(0.0))) else 0
+    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
+            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
+            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
+            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
+            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
+            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= _f32(0.0))
+            or (anchors[i, 1] <= _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -97,8 +124,11 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+def _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
+        stride):
+    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3],
+            anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
+            cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
     out[i, 0] = v0
     out[i, 1] = v1
     out[i, 2] = v2
@@ -107,7 +137,13 @@ def _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, 
     d_t[i, 1] = g_ty / divisor
     d_t[i, 2] = g_tw / divisor
     d_t[i, 3] = g_th / divisor
-    return 1 if t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0 or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0 or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0 or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0 or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0 or cotangent[i, 3] - cotangent[i, 3] != 0 or ((anchors[i, 0] <= _f32(0.0)) or (anchors[i, 1] <= _f32(0.0))) else 0
+    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
+            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
+            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
+            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
+            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
+            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= _f32(0.0))
+            or (anchors[i, 1] <= _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -116,8 +152,10 @@ def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride)
+            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor,
+                    scale_xy, scaled_wh, stride)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride)
+            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor,
+                    scale_xy, scaled_wh, stride)
     return bad

@@ -20,7 +20,9 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 @cuda.jit(cache=CACHE)
 def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+        v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0],
+                anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
+                cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
         out[i, 0] = v0
         out[i, 1] = v1
         out[i, 2] = v2
@@ -30,7 +32,9 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 @cuda.jit(cache=CACHE)
 def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+        v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2],
+                t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0],
+                cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
         out[i, 0] = v0
         out[i, 1] = v1
         out[i, 2] = v2
@@ -44,7 +48,9 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
 @cuda.jit(cache=CACHE)
 def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+        v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0],
+                anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
+                cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
         out[i, 0] = v0
         out[i, 1] = v1
         out[i, 2] = v2
@@ -54,7 +60,9 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 @cuda.jit(cache=CACHE)
 def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
+        v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2],
+                t[i, 3], anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0],
+                cotangent[i, 1], cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
         out[i, 0] = v0
         out[i, 1] = v1
         out[i, 2] = v2

@@ -25,8 +25,14 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, lambda_coord):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0) or (target[i, 3] < 0.0)) else 0
+    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
+            target[i, 2], target[i, 3], lambda_coord)
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
+            or (target[i, 3] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -44,7 +50,9 @@ def value_f64(pred, target, out, lambda_coord):
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lambda_coord):
-    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1],
+            pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
+            lambda_coord)
     out[i] = v
     d_pred[i, 0] = g_x / divisor
     d_pred[i, 1] = g_y / divisor
@@ -54,7 +62,12 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, la
     d_target[i, 1] = g_yt / divisor
     d_target[i, 2] = g_wt / divisor
     d_target[i, 3] = g_ht / divisor
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0) or (target[i, 3] < 0.0)) else 0
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
+            or (target[i, 3] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -63,17 +76,25 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coor
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lambda_coord)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor,
+                    lambda_coord)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lambda_coord)
+            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor,
+                    lambda_coord)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, lambda_coord):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0)) or (target[i, 3] < _f32(0.0))) else 0
+    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
+            target[i, 2], target[i, 3], lambda_coord)
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
+            or (target[i, 3] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -91,7 +112,9 @@ def value_f32(pred, target, out, lambda_coord):
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lambda_coord):
-    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1],
+            pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
+            lambda_coord)
     out[i] = v
     d_pred[i, 0] = g_x / divisor
     d_pred[i, 1] = g_y / divisor
@@ -101,7 +124,12 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, la
     d_target[i, 1] = g_yt / divisor
     d_target[i, 2] = g_wt / divisor
     d_target[i, 3] = g_ht / divisor
-    return 1 if pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0 or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0 or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0 or ((pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0)) or (target[i, 3] < _f32(0.0))) else 0
+    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
+            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
+            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
+            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
+            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
+            or (target[i, 3] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -110,8 +138,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lambda_coor
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lambda_coord)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor,
+                    lambda_coord)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lambda_coord)
+            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor,
+                    lambda_coord)
     return bad

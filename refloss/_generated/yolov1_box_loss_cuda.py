@@ -20,13 +20,16 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 @cuda.jit(cache=CACHE)
 def value_f64(pred, target, out, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+        out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
+                target[i, 1], target[i, 2], target[i, 3], lambda_coord)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+        v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1],
+                pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
+                lambda_coord)
         out[i] = v
         d_pred[i, 0] = g_x / divisor
         d_pred[i, 1] = g_y / divisor
@@ -41,13 +44,16 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coor
 @cuda.jit(cache=CACHE)
 def value_f32(pred, target, out, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+        out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
+                target[i, 1], target[i, 2], target[i, 3], lambda_coord)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3], lambda_coord)
+        v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1],
+                pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
+                lambda_coord)
         out[i] = v
         d_pred[i, 0] = g_x / divisor
         d_pred[i, 1] = g_y / divisor
