@@ -20,9 +20,9 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
     first = tuple(arrays[0].shape)  # (a tuple: the CUDA simulator's shapes take no negative index)
     if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
         return first  # the common case, without building anything
-    shapes = {}
+    shapes, full = {}, {}
     for k, (n, w, a) in enumerate(zip(names, widths, arrays)):
-        shape = tuple(a.shape)
+        shape = full[n] = tuple(a.shape)
         if w == 1:
             shapes[n] = shape
         elif not shape or shape[-1] != w:
@@ -33,7 +33,7 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
     first = next(iter(shapes.values()))
     for v in shapes.values():
         if v != first:
-            return broadcast_shape(shapes)
+            return broadcast_shape(shapes, full)
     return first
 
 

@@ -125,7 +125,8 @@ def device_inputs(names, arrays, dt, validate: bool) -> list:
     arrays = [_as_device_array(v) for v in arrays]
     for n, a in zip(names, arrays):
         if a.dtype != dt:
-            raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (pass dtype= to match)")
+            raise TypeError(f"{n}: device array has dtype {a.dtype}, expected {dt} (device arrays are computed in "
+                            "their own dtype, float32 or float64, all alike; pass dtype= to convert NumPy inputs)")
         if not a.is_c_contiguous():
             raise ValueError(f"{n}: device arrays must be C-contiguous, got shape {tuple(a.shape)} with strides "
                              f"{tuple(a.strides)} (make it contiguous first, e.g. tensor.contiguous())")

@@ -17,27 +17,44 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import _arrays, _cpu
+from . import _arrays, _backends, _cpu
 from ._info import LossInfo
-from ._validate import REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, precision_of
+from ._validate import (REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, reject_autograd,
+                        result_dtypes)
 
 _MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
 
+_LAYOUTS = {"xyxy": "boxes (x1, y1, x2, y2), x2 >= x1 and y2 >= y1",
+            "xywh": "boxes (x, y, w, h): centre and size, w, h >= 0"}
+
+
+def _input_lines(info: LossInfo) -> list:
+    """The numpydoc lines of the array inputs: their shape, layout and range."""
+    groups = {}  # inputs described alike share one entry
+    for n, w, layout in zip(info.inputs, info.widths, info.layouts):
+        text = (f"array_like (..., {w})" if w > 1 else "array_like", _LAYOUTS.get(layout), info.ranges.get(n))
+        groups.setdefault(text, []).append(n)
+    lines = []
+    for (shape, layout, bounds), names in groups.items():
+        what = layout or ("real values" + (f" in [{bounds[0]:g}, {bounds[1]:g}]" if bounds else ""))
+        lines += [f"{', '.join(names)} : {shape}", f"    {what[0].upper() + what[1:]}; broadcast with the other "
+                  + ("inputs over the leading axes." if shape != "array_like" else "inputs.")]
+    return lines
+
+
 def _docstring(info: LossInfo, page: str | None = None) -> str:
     lines = [f"{info.title}.", "", info.formula, "", "Parameters", "----------"]
-    lines += [f"{', '.join(info.inputs)} : array_like",
-              "    Real arrays of broadcastable shapes" + (
-                  " (boxes: last axis of size " + ", ".join(
-                      f"{w} ({n}, {layout or 'values'})" for n, w, layout in zip(info.inputs, info.widths, info.layouts)
-                      if w > 1) + ")" if any(w > 1 for w in info.widths) else "") + "."]
+    lines += _input_lines(info)
     for p in info.params:
         kind = {"bool": "bool", "optional": "float or None"}.get(p.kind, "float")
         lines += [f"{p.name} : {kind}, default {p.default!r}", f"    {p.doc}; ``{p.rule}``."]
     lines += [
         'reduction : {"none", "mean", "sum"}, default "none"',
-        "dtype : numpy.float64 (default) or numpy.float32",
-        "    Precision of the computation and of the results.",
+        "dtype : None, numpy.float64 or numpy.float32",
+        "    Precision of the computation and of the results. None: NumPy's result type of the",
+        "    inputs (Python numbers do not widen arrays; integers give float64; float16 is",
+        "    computed in float32 and returned as float16).",
         'device : {"cpu", "cuda"}, default "cpu"',
         "validate : bool, default True",
         "    Check inputs for finiteness (parameters are always checked).",
@@ -138,18 +155,39 @@ class Loss:
     def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
         return self._evaluate(False, inputs, params, reduction, dtype, device, validate)
 
+    def _bind(self, inputs: tuple, params: dict) -> tuple:
+        """(arrays in order, parameters): arrays may be given by position or by name."""
+        names = self._info.inputs
+        if len(inputs) > len(names):
+            raise TypeError(f"{self._name}() takes {len(names)} arrays ({', '.join(names)}), got {len(inputs)}")
+        given = dict(zip(names, inputs))
+        for n in names[len(inputs):]:
+            if n in params:
+                given[n] = params.pop(n)
+        twice = [n for n in names[:len(inputs)] if n in params]
+        if twice:
+            raise TypeError(f"{self._name}() got multiple values for {', '.join(twice)}")
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise TypeError(f"{self._name}() missing array argument(s) {', '.join(missing)} (it takes "
+                            f"{', '.join(names)})")
+        return tuple(given[n] for n in names), params
+
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
         # This is the per-call fixed cost (a few microseconds): keep it lean.
         info = self._info
-        if len(inputs) != len(info.inputs):
-            raise TypeError(f"{self._name}() takes {len(info.inputs)} arrays ({', '.join(info.inputs)}), "
-                            f"got {len(inputs)}")
-        dt, precision = precision_of(dtype)
+        if len(inputs) != len(info.inputs) or (params and not params.keys().isdisjoint(info.inputs)):
+            inputs, params = self._bind(inputs, dict(params))
+        reject_autograd(info.inputs, inputs)
+        dt, precision, out_dt = result_dtypes(inputs, dtype)
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
         values = self._param_values(params) if params else self._default_values
         if reduction == "mean" and info.mean_weight is not None:
             return self._weighted_mean(with_grad, inputs, values, dtype, device, validate)
+        if out_dt != dt:  # float16: computed in float32, returned as float16 (NumPy's result type)
+            result = self._evaluate(with_grad, inputs, params, reduction, dt, device, validate)
+            return _cast(result, out_dt)
         try:
             args = self._kernel_args(values, precision)
         except TypeError:  # unhashable parameter value: check it without the cache
@@ -157,10 +195,8 @@ class Loss:
         if device != "cpu":
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
-            from . import _cuda
-
-            return _cuda.evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs, args,
-                                  reduction, self._input_rules, validate, with_grad)
+            return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
+                                             args, reduction, self._input_rules, validate, with_grad)
         arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
         shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
@@ -217,6 +253,14 @@ class Loss:
         """The kernels count bad elements as they go; only then look for the first one."""
         for n, a, (layout, bounds) in zip(self._info.inputs, arrays, self._input_rules):
             check_input(n, a, layout, bounds)
+
+
+def _cast(result, dt):
+    """A value, or (value, grads), as ``dt`` (NumPy arrays and scalars)."""
+    if isinstance(result, tuple):
+        value, grads = result
+        return _cast(value, dt), tuple(np.asarray(g).astype(dt) for g in grads)
+    return np.asarray(result).astype(dt)[()] if np.ndim(result) == 0 else np.asarray(result).astype(dt)
 
 
 class _ValueAndGrad:

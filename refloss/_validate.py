@@ -23,6 +23,56 @@ def precision_of(dtype) -> tuple[np.dtype, str]:
     return dt, DTYPES[dt]
 
 
+_WIDER = {np.dtype(np.float16): np.dtype(np.float32)}  # computed in float32, returned as float16
+
+
+def _dtype_of(value):
+    """The NumPy dtype of an input (a torch dtype by its name; bfloat16 as float16), or the
+    value itself for a Python scalar (NumPy's weak scalars: they do not widen an array)."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    dt = getattr(value, "dtype", None)
+    if dt is None:
+        return np.asarray(value).dtype
+    try:
+        return np.dtype(dt)
+    except TypeError:
+        name = str(dt).rpartition(".")[2]  # torch.float32 -> float32
+        try:
+            return np.dtype("float16" if name == "bfloat16" else name)
+        except TypeError:
+            return np.dtype(np.float64)  # not numeric: as_real_array says so with the argument's name
+
+
+def result_dtypes(inputs, dtype) -> tuple:
+    """(computation dtype, "f64"|"f32", result dtype) of a call.  ``dtype=None`` follows NumPy's
+    rule: the result type of the inputs (Python scalars do not widen arrays), integers and
+    booleans give float64, float16 is computed in float32 and returned as float16, and wider
+    floats are computed in float64; ``dtype=`` (float64 or float32) sets both."""
+    if dtype is not None:
+        dt, precision = precision_of(dtype)
+        return dt, precision, dt
+    try:
+        rt = np.result_type(*(_dtype_of(v) for v in inputs))
+    except TypeError:  # e.g. strings: as_real_array names the argument
+        rt = np.dtype(np.float64)
+    if rt in DTYPES:
+        return rt, DTYPES[rt], rt
+    if rt in _WIDER:
+        return _WIDER[rt], "f32", rt
+    return np.dtype(np.float64), "f64", np.dtype(np.float64)
+
+
+def reject_autograd(names, inputs) -> None:
+    """TypeError for a tensor that requires grad: refloss's NumPy API would silently drop its
+    autograd graph (and torch refuses to hand it over)."""
+    for name, v in zip(names, inputs):
+        if getattr(v, "requires_grad", False) is True:
+            raise TypeError(f"{name}: a tensor that requires grad; refloss computes values and gradients itself "
+                            f"and would drop autograd: pass {name}.detach() and take the gradient from "
+                            ".value_and_grad(...)")
+
+
 def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     """``value`` as an array of ``dtype``; TypeError for non-numeric or complex input."""
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
@@ -78,13 +128,15 @@ def param_floats(params_meta, values: tuple) -> tuple:
     return tuple(p.to_float(v) for p, v in zip(params_meta, values))
 
 
-def broadcast_shape(shapes: dict) -> tuple:
-    """np.broadcast_shapes with an error naming the arguments and their shapes."""
+def broadcast_shape(shapes: dict, shown: dict | None = None) -> tuple:
+    """np.broadcast_shapes with an error naming the arguments and their shapes (``shown``: the
+    shapes to name, e.g. boxes' full shapes where their leading axes are broadcast)."""
     try:
         return np.broadcast_shapes(*shapes.values())
     except ValueError:
-        described = ", ".join(f"{k} {v}" for k, v in shapes.items())
-        raise ValueError(f"shapes not broadcastable: {described}") from None
+        described = ", ".join(f"{k} {v}" for k, v in (shown or shapes).items())
+        what = " (the axes before the last)" if shown and shown != shapes else ""
+        raise ValueError(f"shapes not broadcastable{what}: {described}") from None
 
 
 def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | None) -> None:

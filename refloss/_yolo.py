@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _arrays, _cpu
+from . import _arrays, _backends, _cpu
 from ._boxes import box_convert
 from ._loss import loss_named
 from ._validate import as_real_array, check_finite, precision_of
@@ -93,6 +93,7 @@ class YoloDecode:
             raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
         args = tuple(dt.type(a) for a in _variant_args(variant, scale_xy, stride))
         if device == "cuda":
+            _backends.cuda()  # a clear RuntimeError where no GPU (or simulator) is there
             given = (t, anchors, grid) + (() if cotangent is None or not with_grad else (cotangent,))
             if _arrays.on_device(_NAMES, given):
                 return _run_on_device(with_grad, given, precision, dt, args, fmt, validate)
@@ -139,7 +140,7 @@ def _launch(precision, flat, with_grad, args):
     returns the device arrays (boxes, d_t or None).  The value kernel reads no cotangent."""
     from numba import cuda
 
-    from . import _cuda
+    _cuda = _backends.cuda()
 
     mod = _module("cuda")
     size, dt = flat[0].shape[0], flat[0].dtype
@@ -154,7 +155,7 @@ def _launch(precision, flat, with_grad, args):
 
 def _run_cuda(precision, flat, out, d_t, args) -> None:
     """The CUDA kernel on host arrays (copied in and out; t standing in for the cotangent is copied once)."""
-    from . import _cuda
+    _cuda = _backends.cuda()
 
     d_out, d_grad = _launch(precision, _cuda.to_device(flat), d_t is not None, args)
     if d_grad is not None:

@@ -1,12 +1,13 @@
-"""The ``refloss`` command.
+"""The ``refloss`` command (also ``python -m refloss``).
 
 ``refloss verify``: check every kernel (CPU, and CUDA when a GPU or the
-simulator is present) against the 50-digit oracle and finite differences and
-print a table; exit status 1 on any failure.
+simulator is present) against the 50-digit oracle's exact results and finite
+differences and print a table; exit status 1 on any failure.
 
-``refloss verify PEER`` (torch, torchvision, fvcore, optax): check that library's losses
-against refloss; ``refloss verify module:function --loss NAME [--param k=v]``: check your
-own function. Exit status 0 when everything agrees, 1 otherwise, 2 on a usage error.
+``refloss verify PEER`` (torch, torchvision, fvcore, optax, ultralytics): check that library's
+losses against refloss; ``refloss verify module:function --loss NAME [--param k=v]
+[--impl-param k=v]``: check your own function. Exit status 0 when everything agrees, 1
+otherwise, 2 on a usage error (one line on standard error, never a traceback).
 
 ``refloss vectors LOSS -o FILE``: golden vectors for ports in other languages.
 ``refloss conformance -o docs/conformance.md``: the conformance matrix of every installed peer.
@@ -19,21 +20,58 @@ import sys
 from fractions import Fraction
 
 
+class UsageError(Exception):
+    """A mistake in the command line: one line on standard error, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints the whole usage first)
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _load_callable(spec: str):
-    """``package.module:function`` (or ``path/to/file.py:function``) -> the function."""
+    """``package.module:function`` or ``path/to/file.py:function`` -> the function.  The current
+    directory is importable, and a file's own folder (its neighbours import), as with pytest."""
     import importlib
     import importlib.util
+    from pathlib import Path
 
     mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise UsageError(f"{spec!r}: give module:function or file.py:function")
     if mod_name.endswith(".py"):
-        ispec = importlib.util.spec_from_file_location("_refloss_user_module", mod_name)
+        path = Path(mod_name)
+        if not path.is_file():
+            raise UsageError(f"cannot load {spec}: no file {mod_name}")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        ispec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(ispec)
-        ispec.loader.exec_module(module)
+        sys.modules.setdefault(path.stem, module)
+        where = mod_name
+        run = lambda: ispec.loader.exec_module(module)  # noqa: E731
     else:
-        module = importlib.import_module(mod_name)
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        where, module = mod_name, None
+
+        def run():
+            nonlocal module
+            module = importlib.import_module(mod_name)
+    try:
+        run()
+    except ModuleNotFoundError as e:
+        raise UsageError(f"cannot load {spec}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while importing: say so in one line
+        raise UsageError(f"cannot load {spec}: {where} raised {type(e).__name__}: {e}") from None
     obj = module
     for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"cannot load {spec}: {where} has no attribute {part!r}")
         obj = getattr(obj, part)
+    if not callable(obj):
+        raise UsageError(f"{spec} is not a function")
     return obj
 
 
@@ -43,38 +81,39 @@ def _verify_target(args) -> int:
 
     if ":" in args.target:
         if not args.loss or len(args.loss) != 1:
-            print("refloss verify module:function needs exactly one --loss NAME (the refloss loss it should equal)",
-                  file=sys.stderr)
-            return 2
+            raise UsageError("module:function needs exactly one --loss NAME (the refloss loss it should equal)")
+        from functools import partial
+
         from . import testing
 
-        try:
-            impl = _load_callable(args.target)
-        except (ImportError, AttributeError, FileNotFoundError) as e:
-            print(f"refloss verify: cannot load {args.target}: {e}", file=sys.stderr)
-            return 2
-        dtypes = args.dtype or ["float64"]
+        impl = _load_callable(args.target)
+        if args.impl_param:
+            impl = partial(impl, **_parse_params(args.impl_param))
+            impl.__qualname__ = args.target
+        params = _parse_params(args.param)
         ok = True
-        for dt in dtypes:
+        for dt in args.dtype or ["float64"]:
             try:
                 report = testing.check_loss(impl, args.loss[0], framework=args.framework, cases=args.cases, dtype=dt,
-                                            **_parse_params(args.param))
-            except (ValueError, TypeError) as e:
-                print(f"refloss verify: {e}", file=sys.stderr)
-                return 2
+                                            **params)
+            except testing.ImplementationError as e:  # the function under test failed: that is a finding
+                print(f"refloss verify: {args.target}: {e}", file=sys.stderr)
+                return 1
+            except (ValueError, TypeError) as e:  # refloss's arguments (loss, params, dtype)
+                raise UsageError(str(e)) from None
             print(report)
             ok &= report.ok
         return 0 if ok else 1
+    if args.param or args.impl_param:
+        raise UsageError("--param and --impl-param apply to module:function (a peer runs the parameters it documents)")
     if args.target not in peers.PEERS:
-        print(f"refloss verify: unknown peer {args.target!r}; built-in peers: {', '.join(peers.PEERS)}; "
-              "or give module:function --loss NAME", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown peer {args.target!r}; built-in peers: {', '.join(peers.PEERS)}; "
+                         "or give module:function --loss NAME")
     try:
         results = peers.run(args.target, only=args.loss,
                             progress=None if args.quiet else (lambda r: print(".", end="", flush=True)))
     except ImportError as e:
-        print(f"refloss verify: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     print()
     print(peers.format_results(args.target, results))
     return 0 if all(r.ok for r in results) else 1
@@ -84,11 +123,19 @@ def _conformance(args) -> int:
     from . import peers
     from .peers import conformance
 
+    from pathlib import Path
+
     names = args.peer or list(peers.PEERS)
-    text = conformance.markdown(names, progress=lambda p: print(f"  {p}", flush=True))
+    unknown = [n for n in names if n not in peers.PEERS]
+    if unknown:
+        raise UsageError(f"unknown peer(s) {', '.join(unknown)}; built-in peers: {', '.join(peers.PEERS)}")
+    if args.output:  # the folder first: fail before the work, not after it
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    command = "refloss conformance" + "".join(f" {n}" for n in args.peer) + (f" -o {args.output}" if args.output else "")
+    text = conformance.markdown(names, progress=lambda p: print(f"  {p}", file=sys.stderr, flush=True),
+                                command=command)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        Path(args.output).write_text(text)
         print(f"refloss conformance: wrote {args.output}")
     else:
         print(text)
@@ -98,21 +145,28 @@ def _conformance(args) -> int:
 def _verify(args) -> int:
     if args.target:
         return _verify_target(args)
+    if args.param or args.impl_param:
+        raise UsageError("--param and --impl-param apply to module:function; refloss's own kernels run the "
+                         "parameter sets of their table (refloss/_reference.py)")
     from . import _stored, _verify
 
+    if "cuda" in (args.device or ()):
+        from ._backends import cuda_unavailable
+
+        why = cuda_unavailable()
+        if why:
+            raise UsageError(why)
     live = args.live or args.random != _stored.N_RANDOM
     if live:
         try:
             import mpmath  # noqa: F401
         except ImportError:
-            print("refloss verify --live (or --random) recomputes the references with mpmath: "
-                  "pip install 'refloss[verify]'", file=sys.stderr)
-            return 2
+            raise UsageError("refloss verify --live (or --random) recomputes the references with mpmath: "
+                             "pip install 'refloss[verify]'") from None
     known = _verify.names()
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
-        print(f"refloss verify: unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}")
     devices = args.device or None
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
     print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
@@ -129,8 +183,7 @@ def _verify(args) -> int:
         rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
                            workers=jobs)
     except _stored.Stale as e:
-        print(f"refloss verify: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     finally:
         progress.close()
     print(_verify.format_table(rows))
@@ -175,7 +228,7 @@ def _parse_params(items) -> dict:
     for item in items or ():
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"refloss: --param must be NAME=VALUE, got {item!r}")
+            raise UsageError(f"--param must be NAME=VALUE, got {item!r}")
         low = text.strip().lower()
         if low in ("true", "false"):
             params[key] = low == "true"
@@ -185,7 +238,7 @@ def _parse_params(items) -> dict:
             try:
                 params[key] = float(Fraction(text.strip()))  # 0.11, 1e-7 and 1/9 alike
             except ZeroDivisionError:
-                raise SystemExit(f"refloss: --param {key}: division by zero in {text!r}") from None
+                raise UsageError(f"--param {key}: division by zero in {text!r}") from None
             except ValueError:  # a word (yolo_decode's variant=scaled): the loss checks its own parameters
                 params[key] = text.strip()
     return params
@@ -201,16 +254,25 @@ def _vectors(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="refloss", description="refloss: reference detection losses")
-    sub = ap.add_subparsers(dest="command", required=True)
+def _parser() -> argparse.ArgumentParser:
+    from . import peers
+    from ._version import __version__
+
+    peer_names = ", ".join(peers.PEERS)
+    ap = _Parser(prog="refloss", description="refloss: reference losses for object detection, value and gradient")
+    ap.add_argument("--version", action="version", version=f"refloss {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     v = sub.add_parser("verify", help="check every kernel against the oracle and finite differences, or check a "
                                       "peer library or your own function against refloss")
-    v.add_argument("target", nargs="?", help="a built-in peer (torch, torchvision, fvcore, optax) or module:function; "
-                                            "omitted: refloss's own kernels against the oracle")
+    v.add_argument("target", nargs="?", help=f"a built-in peer ({peer_names}) or module:function or "
+                                            "file.py:function; omitted: refloss's own kernels against the oracle")
     v.add_argument("--loss", action="append", help="only this loss (repeatable); with module:function, the refloss "
                                                     "loss it should equal")
-    v.add_argument("--param", action="append", metavar="NAME=VALUE", help="a refloss parameter, with module:function")
+    v.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="with module:function: a parameter of the refloss loss (only refloss's; the function gets "
+                        "its own with --impl-param)")
+    v.add_argument("--impl-param", action="append", metavar="NAME=VALUE",
+                   help="with module:function: a keyword argument passed to your function")
     v.add_argument("--framework", default="auto", choices=("auto", "numpy", "torch", "jax"),
                    help="with module:function: how its gradients are taken")
     v.add_argument("--cases", default="standard", choices=("standard", "edge", "all"),
@@ -233,22 +295,30 @@ def main(argv=None) -> int:
     g.add_argument("--cases", choices=("standard", "edge", "all"), default="all")
     g.add_argument("-o", "--output", required=True, help="output file")
     c = sub.add_parser("conformance", help="check every installed peer and write the conformance matrix (markdown)")
-    c.add_argument("peer", nargs="*", help="peers (default: all built-in)")
+    c.add_argument("peer", nargs="*", help=f"peers (default: all built-in: {peer_names})")
     c.add_argument("-o", "--output", help="file (default: standard output), e.g. docs/conformance.md")
-    args = ap.parse_args(argv)
-    if args.command == "conformance":
-        return _conformance(args)
-    if args.command == "vectors":
-        try:
-            return _vectors(args)
-        except (ValueError, TypeError) as e:
-            print(f"refloss vectors: {e}", file=sys.stderr)
-            return 2
-    if args.command == "verify":
+    return ap
+
+
+def main(argv=None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "conformance":
+            return _conformance(args)
+        if args.command == "vectors":
+            try:
+                return _vectors(args)
+            except (ValueError, TypeError) as e:
+                raise UsageError(str(e)) from None
         if not args.target:
             args.dtype = args.dtype or ["float64", "float32"]
         return _verify(args)
-    return 2
+    except UsageError as e:
+        print(f"refloss: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("refloss: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -49,7 +49,12 @@ import numpy as np
 from . import _battery, _fd, _measures
 from ._loss import Loss, loss_named
 
-__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure"]
+__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure", "ImplementationError"]
+
+
+class ImplementationError(Exception):
+    """The implementation under test raised, or returned what cannot be compared per point (e.g.
+    a reduced loss): a finding about it, not a mistake in check_loss's arguments."""
 
 TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
 # box groups whose geometry is finer than a finite-difference step (boxes 1e-9 apart, or
@@ -290,8 +295,16 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     if device not in (None, "cpu") and fw != "torch":
         raise ValueError(f"device: only the torch adapter places inputs on a device, got {device!r} with {fw!r}")
     wrt = [ref.inputs.index(n) for n in ref.grad_inputs]
-    got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, layouts=ref.info.layouts, kinks=kinks, device=device,
-                             wrt=wrt)
+    try:
+        got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, layouts=ref.info.layouts, kinks=kinks, device=device,
+                                 wrt=wrt)
+    except Exception as e:  # noqa: BLE001 - the implementation's own failure, reported as such
+        raise ImplementationError(f"raised {type(e).__name__}: {e}") from e
+    if np.ndim(got_v) == 0 or np.shape(got_v)[0] != len(names):
+        raise ImplementationError(
+            f"returned shape {np.shape(got_v)} for {len(names)} points: check_loss needs one loss per element, "
+            "not a reduced (mean or sum) loss; pass reduction='none' to it, e.g. functools.partial(fn, "
+            "reduction='none') (the CLI: --impl-param reduction=none)")
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
     want_v, want_g = ref.value_and_grad(*inputs, **params)

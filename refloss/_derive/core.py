@@ -51,7 +51,9 @@ class Param:
         if self.upper is not None:
             hi = f" {'<=' if self.upper_closed else '<'} {sp.sstr(self.upper)}"
         rule = f"{lo}{self.name}{hi}"
-        return f"{self.name} is None or {rule}" if self.kind == "optional" else rule
+        if self.kind == "optional":
+            return f"{self.name} is None or " + (rule if lo or hi else "a real number")
+        return rule
 
 
 @dataclass(frozen=True)

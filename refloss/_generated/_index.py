@@ -898,7 +898,7 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
     grad_inputs=('logits', 'targets'),
     params=(
         Param('alpha', 0.25, None, True, None, True,
-              'alpha is None or alpha', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
+              'alpha is None or a real number', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
         Param('gamma', 2.0, 0.0, True, None, True,
               '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),
     ),
