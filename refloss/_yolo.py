@@ -11,7 +11,7 @@ import numpy as np
 from . import _arrays, _backends, _cpu
 from ._boxes import box_convert
 from ._loss import loss_named
-from ._validate import as_real_array, check_finite, precision_of
+from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
 
 VARIANTS = ("v2", "v3", "v4", "scaled")
 FORMATS = ("cxcywh", "xyxy", "xywh")
@@ -86,7 +86,12 @@ class YoloDecode:
         return self._run(True, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate)
 
     def _run(self, with_grad, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate):
-        dt, precision = precision_of(dtype)
+        reject_autograd(_NAMES, (t, anchors, grid, cotangent))
+        dt, precision, out_dt = result_dtypes((t, anchors, grid), dtype)
+        if out_dt != dt:  # float16: computed in float32, returned as float16
+            result = self._run(with_grad, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dt, device,
+                               validate)
+            return result.astype(out_dt) if not with_grad else tuple(np.asarray(r).astype(out_dt) for r in result)
         if fmt not in FORMATS:
             raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
         if device not in ("cpu", "cuda"):
@@ -203,7 +208,7 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     never reaches 0 or 1), a non-positive size, or (variant "scaled") a size of 4 or more
     times the anchor's.
     """
-    dt, _ = precision_of(dtype)
+    dt = result_dtypes((boxes, anchors, grid), dtype)[2]  # computed in extended precision, returned in it
     s, scaled, stride = _variant_args(variant, scale_xy, stride)
     if fmt not in FORMATS:
         raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
