@@ -9,6 +9,7 @@ the value only by detached factors (``Detach``) and is proved equal to it in val
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import sympy as sp
@@ -65,21 +66,40 @@ INVALID = sp.Or(px2 < px1, py2 < py1, tx2 < tx1, ty2 < ty1)
 
 EPS_PARAM_DOC = "stabiliser added where torchvision adds it (union, enclosing area, diagonal); 0 = exact formula"
 
+# the symbols of the doc steps (names as printed; the kernels use the coordinates above)
+EPS_DOC = sp.Symbol("epsilon", nonnegative=True)  # the parameter eps, printed as \epsilon
+IOU_DOC = sp.Symbol("\\mathrm{IoU}")
+
 GEOMETRY_STEPS = [
-    DocStep("Boxes are $(x_1, y_1, x_2, y_2)$; $w = x_2 - x_1$, $h = y_2 - y_1$. Intersection, with "
+    DocStep("The predicted box is $(px_1, py_1, px_2, py_2)$ and the target $(tx_1, ty_1, tx_2, ty_2)$ (xyxy), "
+            "with widths $w_p = px_2 - px_1$, $w_t = tx_2 - tx_1$, heights $h_p = py_2 - py_1$, $h_t = ty_2 - ty_1$ "
+            "and areas $A_p = w_p h_p$, $A_t = w_t h_t$. The intersection has width $i_w$ and height $i_h$, with "
             "$\\max/\\min$ as `torch.maximum/minimum` (a tie splits the gradient 0.5/0.5) and "
             "$[\\cdot]_+$ as `clamp(min=0)` (gradient 0 at 0, as in torch 2.14.1):",
-            "I", sp.Symbol("i_w") * sp.Symbol("i_h")),
-    DocStep("", "i_w", sp.Max(sp.Min(px2, tx2) - sp.Max(px1, tx1), 0)),
-    DocStep("Union and IoU ($\\epsilon = 0$ by default: the exact, scale-invariant formula):",
-            "U", plain(union).subs(inter, sp.Symbol("I"))),
-    DocStep("", "\\mathrm{IoU}", sp.Symbol("I") / (sp.Symbol("U") + eps)),
+            "I", "i_w\\, i_h"),
+    DocStep("", "i_w", "\\left[\\min(px_2, tx_2) - \\max(px_1, tx_1)\\right]_+, \\qquad "
+            "i_h = \\left[\\min(py_2, ty_2) - \\max(py_1, ty_1)\\right]_+"),
+    DocStep("Union and IoU ($\\epsilon$ is the parameter `eps`, 0 by default: the exact, scale-invariant formula):",
+            "U", "A_p + A_t - I"),
+    DocStep("", IOU_DOC, sp.Symbol("I") / (sp.Symbol("U") + EPS_DOC)),
     DocStep("$1 - \\mathrm{IoU}$ is evaluated as one fraction, so that nothing is rounded near 1 before the "
-            "subtraction:", "1 - \\mathrm{IoU}", (sp.Symbol("U") - sp.Symbol("I") + eps) / (sp.Symbol("U") + eps)),
+            "subtraction:", "1 - \\mathrm{IoU}", "\\frac{U - I + \\epsilon}{U + \\epsilon}"),
     DocStep("and $U - I = (A_p - I) + (A_t - I)$ without subtracting nearly equal areas: with the part of the "
-            "predicted width outside the intersection, $w_p - i_w = \\min(w_p, [x_2^p - x_2^t]_+ + [x_1^t - x_1^p]_+)$ "
-            "(likewise for heights and the target),", "A_p - I",
-            sp.Symbol("(w_p - i_w)") * sp.Symbol("h_p") + sp.Symbol("i_w") * sp.Symbol("(h_p - i_h)")),
+            "predicted width outside the intersection, $w_p - i_w = \\min(w_p, [px_2 - tx_2]_+ + [tx_1 - px_1]_+)$ "
+            "(likewise for heights and the target),", "A_p - I", "(w_p - i_w)\\, h_p + i_w\\, (h_p - i_h)"),
+]
+
+# the enclosing box (GIoU) and the centre distance (DIoU, CIoU, EIoU), for the pages that use them
+ENCLOSING_STEPS = [
+    DocStep("The smallest box enclosing both has width $c_w$ and height $c_h$:", "c_w",
+            "\\max(px_2, tx_2) - \\min(px_1, tx_1), \\qquad c_h = \\max(py_2, ty_2) - \\min(py_1, ty_1)"),
+]
+DISTANCE_STEPS = ENCLOSING_STEPS + [
+    DocStep("$c$ is its diagonal and $\\rho$ the distance between the centres of the two boxes, the centre offsets "
+            "evaluated as sums of coordinate differences (exact for nearby coordinates, so small boxes far from the "
+            "origin keep their digits):", "c^2", "c_w^2 + c_h^2, \\qquad \\rho^2 = \\rho_x^2 + \\rho_y^2"),
+    DocStep("", "\\rho_x", "\\frac{(px_1 - tx_1) + (px_2 - tx_2)}{2}, \\qquad "
+            "\\rho_y = \\frac{(py_1 - ty_1) + (py_2 - ty_2)}{2}"),
 ]
 
 
@@ -133,19 +153,6 @@ def slide_path(dy: float):
     return path
 
 
-def slide_plot(title: str, params: dict | None = None):
-    """Loss and its derivative along the slide, for three vertical offsets."""
-    from refloss._derive.core import Plot
-
-    params = params or {}
-    return Plot(f"{title}: sliding past the target",
-                [(f"dy = {dy:g}", {"params": params, "path": slide_path(dy)}) for dy in (0.0, 0.5, 1.5)],
-                x_range=(-4.0, 4.0), xlabel="horizontal offset of the predicted unit square",
-                grad_title="derivative along the slide",
-                caption="A predicted unit square slides horizontally past the target unit square at vertical offsets "
-                        "dy; where the boxes do not overlap, IoU's gradient is 0 and the other losses keep pulling.")
-
-
 def aspect_path(height: float):
     """A box of height ``height`` centred on the target unit square, its width x growing:
     x -> (pred, target, tangent)."""
@@ -155,25 +162,86 @@ def aspect_path(height: float):
     return path
 
 
-def aspect_plot(title: str):
-    """Loss and its derivative as the predicted box's width changes at fixed centre."""
+def _iou_curve(parts, reference: str):
+    """x -> (IoU or 1 - IoU, its derivative along the path) from x -> (I, dI, U, dU), eps = 0."""
+    def curve(x):
+        inter, d_inter, union, d_union = parts(x)
+        iou, d_iou = inter / union, (d_inter * union - inter * d_union) / union**2
+        return (iou, d_iou) if reference == "IoU" else (1.0 - iou, -d_iou)
+    return curve
+
+
+def slide_iou(dy: float, reference: str = "1 - IoU"):
+    """IoU (or 1 - IoU) of the unit squares of ``slide_path(dy)`` and its derivative along the slide, written
+    out (with torch's conventions: 0 at x = 0, where ties split the gradient, and where the boxes touch)."""
+    def parts(x):
+        i_h = max(0.0, 1.0 - abs(dy))
+        inter = max(0.0, 1.0 - abs(x)) * i_h
+        d_inter = -math.copysign(i_h, x) if 0.0 < abs(x) < 1.0 else 0.0
+        return inter, d_inter, 2.0 - inter, -d_inter
+    return _iou_curve(parts, reference)
+
+
+def aspect_iou(height: float, reference: str = "1 - IoU"):
+    """IoU (or 1 - IoU) of the boxes of ``aspect_path(height)`` and its derivative w.r.t. the width, written out
+    (at width 1 the ties split the gradient: the intersection width grows at rate 1/2)."""
+    def parts(w):
+        i_h = min(height, 1.0)
+        d_iw = 1.0 if w < 1.0 else 0.5 if w == 1.0 else 0.0
+        inter = min(w, 1.0) * i_h
+        return inter, d_iw * i_h, w * height + 1.0 - inter, height - d_iw * i_h
+    return _iou_curve(parts, reference)
+
+
+SLIDE_OFFSETS, ASPECT_HEIGHTS = (0.0, 0.5, 1.5), (0.5, 1.0, 2.0)
+
+
+def slide_plot(title: str, params: dict | None = None, *, note: str = "", reference: str | None = "1 - IoU",
+               value_title: str = "loss", grad_title: str = "derivative along the slide"):
+    """Loss and its derivative along the slide, for three vertical offsets; ``reference`` ("1 - IoU", "IoU" or
+    None) adds that curve at dy = 0.5, dashed, for comparison; ``note`` ends the caption: what the figure shows
+    of this loss."""
     from refloss._derive.core import Plot
 
-    return Plot(f"{title}: changing the aspect ratio",
-                [(f"height = {h:g}", {"params": {}, "path": aspect_path(h)}) for h in (0.5, 1.0, 2.0)],
-                x_range=(0.05, 4.0), xlabel="width of the predicted box (target: unit square, same centre)",
-                grad_title="derivative w.r.t. the width",
-                caption="The predicted box shares the target's centre; its width changes at fixed height. DIoU "
-                        "cannot see the aspect ratio here (equal centres), CIoU's v and EIoU's width term can.")
+    params = params or {}
+    curves = [(f"dy = {dy:g}", {"params": params, "path": slide_path(dy)}) for dy in SLIDE_OFFSETS]
+    caption = ("A predicted unit square slides horizontally past the target unit square at vertical offsets "
+               "dy = 0, 0.5 and 1.5; the boxes overlap only while |x| < 1 and dy < 1 (never at dy = 1.5). The right "
+               "panel is refloss's gradient along the slide.")
+    if reference:
+        curves.append((f"{reference}, dy = 0.5", slide_iou(0.5, reference), "dashed"))
+        caption += (f" Dashed: {reference} at dy = 0.5 for comparison, flat (derivative 0) wherever the boxes do "
+                    "not overlap.")
+    return Plot(f"{title}: sliding past the target", curves, x_range=(-4.0, 4.0),
+                xlabel="horizontal offset x of the predicted unit square", grad_title=grad_title,
+                value_title=value_title, caption=f"{caption} {note}".rstrip())
+
+
+def aspect_plot(title: str, *, note: str = "", reference: str | None = "1 - IoU", value_title: str = "loss",
+                grad_title: str = "derivative w.r.t. the width"):
+    """Loss and its derivative as the predicted box's width changes at fixed centre and height; ``reference``
+    and ``note`` as in :func:`slide_plot` (the reference at height 0.5)."""
+    from refloss._derive.core import Plot
+
+    curves = [(f"height = {h:g}", {"params": {}, "path": aspect_path(h)}) for h in ASPECT_HEIGHTS]
+    caption = ("The predicted box shares the centre of the target unit square; its height is fixed at "
+               "0.5, 1 or 2 while its width changes, and with it its aspect ratio.")
+    if reference:
+        curves.append((f"{reference}, height = 0.5", aspect_iou(0.5, reference), "dashed"))
+        caption += f" Dashed: {reference} at height 0.5 for comparison."
+    return Plot(f"{title}: changing the aspect ratio", curves, x_range=(0.05, 4.0),
+                xlabel="predicted width (same centre as the target)", grad_title=grad_title,
+                value_title=value_title, caption=f"{caption} {note}".rstrip())
 
 
 def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
-             constants=(), kind="loss", variants=(), mean_weight=None):
+             constants=(), kind="loss", variants=(), mean_weight=None, aspect=None):
     """The LossSpec of a box loss (``kind="metric"`` for a metric); a loss with an ``eps``
-    parameter gets the eps placements peers use as variants for diagnoses."""
+    parameter gets the eps placements peers use as variants for diagnoses.  ``aspect``: the
+    keyword arguments of this loss's :func:`aspect_plot` (its caption's ``note``, ...)."""
     from refloss._derive.core import LossSpec, Variant
 
-    plots = list(plots) + [aspect_plot(title)]
+    plots = list(plots) + [aspect_plot(title, **(aspect or {}))]
     variants = list(variants)
     if any(p.name == "eps" for p in params):
         variants += [Variant("eps", f"eps={e:g}", params={"eps": e}) for e in EPS_VARIANTS]

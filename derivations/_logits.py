@@ -18,6 +18,11 @@ INPUT_RANGES = {"targets": (0.0, 1.0)}
 DOMAIN = {x: (-4, 4), y: (0, 1)}
 
 
+def doc(expr):
+    """``expr`` for a doc step: the inputs printed as $x$ (logits) and $y$ (targets), as the pages name them."""
+    return expr.subs({x: sp.Symbol("x", real=True), y: sp.Symbol("y", real=True)})
+
+
 def logits_kernel(branches, args, checks):
     return kernel_from_forms(ARRAYS, branches, args, invalid=INVALID, checks=checks, domain=DOMAIN)
 
@@ -31,8 +36,8 @@ def p_t_path(target: float):
     return path
 
 
-def p_t_plot(title: str, curves) -> Plot:
+def p_t_plot(title: str, curves, note: str = "") -> Plot:
+    """Loss and its derivative against p_t for a hard target 1; ``note`` ends the caption."""
     return Plot(title, [(label, {"params": params, "path": p_t_path(1.0)}) for label, params in curves],
                 x_range=(0.02, 0.98), xlabel="p_t (probability of the true class)", grad_title="derivative dL/dp_t",
-                caption="Hard target 1; p_t = sigmoid(logit). Larger gamma flattens the loss of well-classified "
-                        "examples (p_t near 1).")
+                caption=f"Hard target 1, p_t = sigmoid(logit). {note}".rstrip())

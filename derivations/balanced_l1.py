@@ -88,11 +88,17 @@ def _copied_form_plot(beta_value: float, x_range: tuple) -> Plot:
         g = al * math.log1p(bb * a_ / beta_value) + al / bb * (bb * a_ + 1) * (bb / beta_value) / (bb * a_ / beta_value + 1) - al
         return v, math.copysign(g, x)
 
+    negative = ""
+    if beta_value > 1:  # where the copied form dips below 0, on a grid finer than the figure's
+        grid = [k * beta_value / 20000 for k in range(1, 20001)]
+        low = min(grid, key=lambda a_: copied(a_)[0])
+        negative = (f" (so the loss is negative for |x| < {max(a_ for a_ in grid if copied(a_)[0] < 0):.2g}, down to "
+                    f"{copied(low)[0]:.2g} at |x| = {low:.2g}: too little to see at this scale)")
     return Plot(f"beta = {beta_value:g}: derived vs copied form", [("derived (refloss)", derived), ("copied (b|x|+1) form", copied)],
                 x_range=x_range,
                 caption=f"At beta = {beta_value:g} the copied form (red) keeps a continuous value but its gradient jumps at "
-                        f"|x| = beta and its slope at 0 is alpha (1/beta - 1) = {al * (1 / beta_value - 1):.3g} instead of 0"
-                        + (" (so the loss is negative near 0)." if beta_value > 1 else "."))
+                        f"|x| = beta and its slope at 0 is alpha (1/beta - 1) = {al * (1 / beta_value - 1):.3g} instead of "
+                        f"0{negative}.")
 
 
 def derive() -> LossSpec:

@@ -30,14 +30,17 @@ def derive() -> LossSpec:
         "and (soft) targets y in [0, 1].",
         references=["PyTorch torch.nn.functional.binary_cross_entropy_with_logits"], params=[], constants=[],
         kernels={p: k for p in ("f64", "f32")},
-        steps=[Step("Cross-entropy of $p = \\sigma(x)$ against the target $y$:", "L", textbook),
+        steps=[Step("Cross-entropy of $p = \\sigma(x)$ for the logit $x$ against the target $y$:", "L",
+                    C.doc(textbook)),
                Step("evaluated as a sum of non-negative terms, with softplus(z) = max(z, 0) + log1p(exp(-|z|)) "
                     "(no overflow, no $\\log 0$, no cancellation for confident logits):", "L",
-                    y * sp.Symbol("\\mathrm{softplus}(-x)") + (1 - y) * sp.Symbol("\\mathrm{softplus}(x)")),
+                    C.doc(y * sp.Symbol("\\mathrm{softplus}(-x)") + (1 - y) * sp.Symbol("\\mathrm{softplus}(x)"))),
                Step("Gradients, the first as a difference of two terms of which one vanishes for hard targets:",
-                    "\\frac{\\partial L}{\\partial x}", (1 - y) * sp.Symbol("\\sigma(x)") - y * sp.Symbol("\\sigma(-x)")),
-               Step("", "\\frac{\\partial L}{\\partial y}", -x)],
-        plots=[C.p_t_plot("BCE", [("BCE", {})])],
+                    "\\frac{\\partial L}{\\partial x}",
+                    C.doc((1 - y) * sp.Symbol("\\sigma(x)") - y * sp.Symbol("\\sigma(-x)"))),
+               Step("", "\\frac{\\partial L}{\\partial y}", C.doc(-x))],
+        plots=[C.p_t_plot("BCE", [("BCE", {})], "The loss is -ln p_t, its derivative -1/p_t: steepest for badly "
+                          "classified examples (p_t near 0).")],
         conventions="Differentiable everywhere. Targets outside [0, 1] are invalid input.",
         accuracy="softplus as max(x, 0) + log1p(exp(-|x|)); sigmoid as 1/(1 + exp(-x)) for x >= 0 and "
         "exp(x)/(1 + exp(x)) below, so nothing overflows.",

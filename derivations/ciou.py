@@ -9,5 +9,8 @@ def derive():
     checks = []
     k = C.kernel(-1, checks)
     return B.box_spec(NAME, "CIoU (metric)", "CIoU = IoU - rho^2/(c^2 + eps) - alpha*v (see ciou_loss).",
-                      ["Z. Zheng et al., arXiv:1911.08287"], C.PARAMS, {p: k for p in ("f64", "f32")}, [],
-                      [B.slide_plot("CIoU")], C.CONVENTIONS, "", checks, kind="metric", variants=C.VARIANTS)
+                      ["Z. Zheng et al., arXiv:1911.08287"], C.PARAMS, {p: k for p in ("f64", "f32")},
+                      C.doc_steps(metric=True),
+                      [B.slide_plot("CIoU", reference="IoU", value_title="CIoU", note=C.slide_note(True))],
+                      C.CONVENTIONS, "", checks, kind="metric", variants=C.VARIANTS,
+                      aspect={"reference": "IoU", "value_title": "CIoU", "note": C.aspect_note(True)})

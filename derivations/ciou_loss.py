@@ -49,6 +49,43 @@ CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / (
                "gradient.")
 
 
+def doc_steps(metric: bool) -> list:
+    """The page's steps after the shared geometry: the CIoU loss (metric=False) or the metric."""
+    w_p, h_p = sp.symbols("w_p h_p", positive=True)
+    D = sp.Symbol("D")
+    total = ("\\mathrm{CIoU} = \\mathrm{IoU} - \\frac{\\rho^2}{c^2 + \\epsilon} - \\alpha v" if metric else
+             "L = 1 - \\mathrm{IoU} + \\frac{\\rho^2}{c^2 + \\epsilon} + \\alpha v")
+    return B.DISTANCE_STEPS + [
+        Step("The aspect-ratio term compares the predicted and target aspect ratios through $D$ (`d_atan` in the "
+             "kernel branches below; $\\arctan(w/h)$ is evaluated as atan2(w, h)):", "D",
+             "\\arctan(w_t/h_t) - \\arctan(w_p/h_p)"),
+        Step("", "v", 4 * D**2 / sp.pi**2),
+        Step("with its weight", "\\alpha", "\\frac{v}{1 - \\mathrm{IoU} + v + \\epsilon}"),
+        Step(("CIoU" if metric else "The loss") + ", with $\\alpha v$ evaluated as $v^2/((1 - \\mathrm{IoU}) + v)$ "
+             "(0 at identical boxes):", total),
+        Step("Gradient conventions: with `alpha_grad=False` (default) $\\alpha$ is a constant, "
+             "$\\partial(\\alpha v) = \\alpha\\,\\partial v$; with `alpha_grad=True` the exact derivative "
+             "$\\partial(\\alpha v) = \\alpha\\,\\partial v + v\\,\\partial\\alpha$. `alpha_gate=t` multiplies "
+             "$\\alpha$ by $[\\mathrm{IoU} > t]$. `darknet=True` replaces the exact derivative of $v$ with respect "
+             "to the predicted width,", "\\frac{\\partial v}{\\partial w_p}", -8 / sp.pi**2 * D * h_p / (w_p**2 + h_p**2)),
+        Step("by $-\\frac{8}{\\pi^2} D h_p$ (and $\\partial v/\\partial h_p$ likewise by $\\frac{8}{\\pi^2} D w_p$).")]
+
+
+# what the figures show (shared with the metric, derivations/ciou.py)
+def slide_note(metric: bool) -> str:
+    return (f"Along this slide both boxes are unit squares, so $v = 0$ and the curves are those of DIoU"
+            f"{'' if metric else ' loss'}: the distance term $\\rho^2/c^2$ keeps a non-zero derivative where the boxes "
+            f"do not overlap, and at dy = 1.5 the {'maximum' if metric else 'minimum'} is near |x| = 0.42 (not at 0).")
+
+
+def aspect_note(metric: bool) -> str:
+    name, verb, reference = ("CIoU", "subtracts", "from IoU") if metric else ("CIoU loss", "adds", "to 1 - IoU")
+    return (f"With equal centres $\\rho = 0$, so {name} {verb} only $\\alpha v$ {reference}: "
+            "$v = 0$ where the predicted box is square (width 0.5, 1 and 2 on the three curves), and $\\alpha v$ stays "
+            "below 0.05 on this figure. The gradient holds $\\alpha$ constant (alpha_grad=False, the default), so "
+            "it is not exactly the derivative of the drawn value.")
+
+
 def kernel(sign, checks):
     """CIoU loss (sign = 1) or the CIoU metric 1 - loss (sign = -1)."""
     base_value = (B.one_minus_iou + distance) if sign == 1 else (B.iou - distance)
@@ -69,19 +106,6 @@ def derive():
         "alpha = v / (1 - IoU + v + eps).", ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287",
                                         "Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572"],
         PARAMS, {p: k for p in ("f64", "f32")},
-        [Step("Aspect-ratio term and its weight (arctan(w/h) evaluated as atan2(w, h)):", "v",
-              4 / sp.pi**2 * (sp.atan(sp.Symbol("w_t") / sp.Symbol("h_t")) - sp.atan(sp.Symbol("w") / sp.Symbol("h"))) ** 2),
-         Step("", "\\alpha", sp.Symbol("v") / (1 - sp.Symbol("IoU") + sp.Symbol("v") + B.eps)),
-         Step("The loss, with $\\alpha v$ evaluated as $v^2/((1 - \\mathrm{IoU}) + v)$ (0 at identical boxes):",
-              "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps)
-              + sp.Symbol("\\alpha") * sp.Symbol("v")),
-         Step("Gradient conventions: with `alpha_grad=False` (default) $\\alpha$ is a constant, "
-              "$\\partial(\\alpha v) = \\alpha\\,\\partial v$; with `alpha_grad=True` the exact derivative "
-              "$\\partial(\\alpha v) = \\alpha\\,\\partial v + v\\,\\partial\\alpha$. `alpha_gate=t` multiplies "
-              "$\\alpha$ by $[\\mathrm{IoU} > t]$. `darknet=True` replaces the exact")
-         , Step("", "\\frac{\\partial v}{\\partial w}", -8 / sp.pi**2 * sp.Symbol("D") * sp.Symbol("h")
-                / (sp.Symbol("w") ** 2 + sp.Symbol("h") ** 2)),
-         Step("by $-\\frac{8}{\\pi^2} D h$ (and $\\partial v/\\partial h$ likewise by $\\frac{8}{\\pi^2} D w$) for the "
-              "predicted box, $D = \\arctan(w_t/h_t) - \\arctan(w/h)$.")],
-        [B.slide_plot("CIoU loss")], CONVENTIONS, "", checks,
+        doc_steps(metric=False), [B.slide_plot("CIoU loss", note=slide_note(False))], CONVENTIONS, "", checks,
+        aspect={"note": aspect_note(False)},
         variants=VARIANTS + [Variant("no_aspect_term", "DIoU: the alpha*v term is missing", loss="diou_loss")])

@@ -1,5 +1,4 @@
 """Efficient-IoU loss (Zhang et al., Focal and Efficient IOU Loss, arXiv:2101.08158)."""
-import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Step
@@ -17,6 +16,25 @@ value = B.one_minus_iou + distance + shape_value
 diff_form = 1 - B.iou + distance + shape_diff
 
 
+def doc_steps(lhs: str) -> list:
+    """The EIoU loss after the shared geometry, named ``lhs`` (the focal variants build on it)."""
+    return B.DISTANCE_STEPS + [
+        Step("The EIoU loss adds to DIoU's distance term the differences of the widths and of the heights, each "
+             "relative to the enclosing box (evaluated as $w_p - w_t = (px_2 - tx_2) - (px_1 - tx_1)$, accurate for "
+             "nearby boxes, and likewise $h_p - h_t$):", lhs,
+             "1 - \\mathrm{IoU} + \\frac{\\rho^2}{c^2 + \\epsilon} + \\frac{(w_p - w_t)^2}{c_w^2 + \\epsilon} "
+             "+ \\frac{(h_p - h_t)^2}{c_h^2 + \\epsilon}")]
+
+
+# what the figures show
+SLIDE_NOTE = ("Along this slide both boxes are unit squares, so the width and height terms are 0 and the curves are "
+              "those of DIoU loss: the distance term $\\rho^2/c^2$ keeps a non-zero derivative where the boxes do not "
+              "overlap, and at dy = 1.5 the minimum is near |x| = 0.42 (not at 0).")
+ASPECT_NOTE = ("With equal centres $\\rho = 0$; the width term $(w_p - w_t)^2/c_w^2$ is 0 only at width 1, and the "
+               "height term $(h_p - h_t)^2/c_h^2$, constant along each curve, is 0.25 for heights 0.5 and 2: it lifts "
+               "the height 0.5 curve above the dashed 1 - IoU.")
+
+
 def derive():
     checks = []
     k = B.box_kernel([(None, value, diff_form, "")], args=(B.eps,), checks=checks)
@@ -25,8 +43,4 @@ def derive():
         "cw, ch the enclosing box's width and height.",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158"],
         [EPS], {p: k for p in ("f64", "f32")},
-        [Step("The loss:", "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps)
-              + (sp.Symbol("w") - sp.Symbol("w_t")) ** 2 / (sp.Symbol("c_w") ** 2 + B.eps)
-              + (sp.Symbol("h") - sp.Symbol("h_t")) ** 2 / (sp.Symbol("c_h") ** 2 + B.eps))],
-        [B.slide_plot("EIoU loss")],
-        "", "", checks)
+        doc_steps("L"), [B.slide_plot("EIoU loss", note=SLIDE_NOTE)], "", "", checks, aspect={"note": ASPECT_NOTE})

@@ -20,6 +20,16 @@ i_sym = sp.Symbol("inter", nonnegative=True)
 weight = B.iou**gamma
 weight_eff = wg * weight + (1 - wg) * Detach(weight)
 
+# what the figures show (gamma = 0.5, weight_grad=False: the defaults)
+SLIDE_NOTE = ("The weight $\\mathrm{IoU}^\\gamma$ is 0 wherever the boxes do not overlap, so there the loss and its "
+              "gradient are 0 like the derivative of 1 - IoU: Focal-EIoU does not pull a disjoint box either. With "
+              "weight_grad=False (the default) the gradient treats the weight as a constant: it is "
+              "$\\mathrm{IoU}^\\gamma \\nabla L_{\\mathrm{EIoU}}$ and points toward the target even where the "
+              "drawn loss falls as the overlap shrinks (at dy = 0 beyond |x| = 0.53, at dy = 0.5 almost from x = 0).")
+ASPECT_NOTE = ("$\\mathrm{IoU}^\\gamma L_{\\mathrm{EIoU}}$ falls again as the width goes to 0 (IoU -> 0; below a "
+               "width of 0.26 to 0.41, depending on the height), but with weight_grad=False (the default) the gradient "
+               "treats the weight as a constant and stays negative below width 1, toward the target's width.")
+
 PARAMS = [EPS, Param("gamma", gamma, 0.5, "exponent of the IoU weight", lower=sp.Integer(0), lower_closed=False),
           Param("weight_grad", wg, False, "differentiate the weight IoU^gamma (True) or treat it as a constant",
                 kind="bool")]
@@ -37,12 +47,16 @@ def derive():
         "the weights IoU^gamma (the paper's normalisation).",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)"],
         PARAMS, {p: k for p in ("f64", "f32")},
-        [Step("Per element, with the EIoU loss above:", "L", sp.Symbol("IoU") ** gamma * sp.Symbol("L_{EIoU}")),
-         Step("and with `reduction=\"mean\"` the paper's normalisation by the weights:",
-              "\\bar L", sp.Symbol("\\sum_i IoU_i^{\\gamma} L_{EIoU,i}") / sp.Symbol("\\sum_i IoU_i^{\\gamma}"))],
-        [B.slide_plot("Focal-EIoU loss")],
+        E.doc_steps("L_{\\mathrm{EIoU}}") + [
+            Step("Per element, the EIoU loss weighted by $\\mathrm{IoU}^\\gamma$ (for disjoint boxes, $I = 0$: `inter` "
+                 "in the kernel branches below, value and gradient are 0):", "L",
+                 "\\mathrm{IoU}^\\gamma L_{\\mathrm{EIoU}}"),
+            Step("and with `reduction=\"mean\"` the paper's normalisation by the weights, over the elements $i$:",
+                 "\\bar L", "\\frac{\\sum_i \\mathrm{IoU}_i^\\gamma L_{\\mathrm{EIoU},i}}{\\sum_i \\mathrm{IoU}_i^\\gamma}")],
+        [B.slide_plot("Focal-EIoU loss", note=SLIDE_NOTE, grad_title="gradient (weight constant)")],
         B.CONVENTIONS + " With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and "
         "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.", "", checks,
         variants=[Variant("focal_eiou_v1", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
                           loss="focal_l1_eiou_loss")],
-        mean_weight=("iou", "gamma", "weight_grad", ("eps",)))
+        mean_weight=("iou", "gamma", "weight_grad", ("eps",)),
+        aspect={"note": ASPECT_NOTE, "grad_title": "gradient (weight constant)"})

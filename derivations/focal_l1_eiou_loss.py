@@ -18,6 +18,15 @@ from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"
 x_e = sp.Symbol("x_e", nonnegative=True)  # the EIoU loss value, computed once
+# what the figures show (beta = 0.8, the default)
+SLIDE_NOTE = ("Focal-L1 of the EIoU loss keeps a non-zero derivative where the boxes do not overlap "
+              "($L_{\\mathrm{EIoU}} > 0$ there), while 1 - IoU is flat; as the boxes come to coincide (dy = 0, "
+              "x -> 0) its gradient falls to 0 with $L_{\\mathrm{EIoU}}$, the starving of high-quality boxes that "
+              "the paper's v2 replaced.")
+ASPECT_NOTE = ("The curves have the shape of the EIoU loss's, flattened near 0: at height 1 the gradient passes "
+               "through 0 continuously at width 1 (identical boxes), where the derivative of 1 - IoU jumps; it bends "
+               "where $L_{\\mathrm{EIoU}} = 1$ (near widths 0.4 and 2.6 for height 1), from the logarithmic to the "
+               "linear branch.")
 
 
 def _focal(x, log_x):
@@ -45,16 +54,17 @@ def derive():
         "Focal-EIoU; the paper's v2 (focal_eiou_loss) weights by IoU^gamma instead.",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v1)"],
         [EPS, F.PARAM], {p: k for p in ("f64", "f32")},
-        [Step("With the EIoU loss above as the argument of Focal-L1 (derivations/focal_l1.md, "
-              "$\\alpha = e\\beta$):", "L", sp.Piecewise(
-                  (F.alpha * x**2 * (1 - 2 * sp.log(F.beta * x)) / 4, x <= 1),
-                  (-F.alpha * sp.log(F.beta) * x + F.alpha * (2 * sp.log(F.beta) + 1) / 4, True)).subs(
-                  x, sp.Symbol("L_{EIoU}"))),
-         Step("and its gradient by the chain rule:", "\\nabla L",
-              sp.Symbol("L_f'(L_{EIoU})") * sp.Symbol("\\nabla L_{EIoU}"))],
-        [B.slide_plot("Focal-L1 EIoU loss")],
+        E.doc_steps("L_{\\mathrm{EIoU}}") + [
+            Step("With the EIoU loss as the argument $x$ of Focal-L1 ([focal_l1](focal_l1.md), $\\alpha = e\\beta$; "
+                 "`x_e` in the kernel branches below):", "L_f(x)", sp.Piecewise(
+                     (F.alpha * x**2 * (1 - 2 * sp.log(F.beta * x)) / 4, x <= 1),
+                     (-F.alpha * sp.log(F.beta) * x + F.alpha * (2 * sp.log(F.beta) + 1) / 4, True))),
+            Step("", "L", "L_f(L_{\\mathrm{EIoU}})"),
+            Step("and its gradient by the chain rule, with $L_f'(x) = -\\alpha x \\ln(\\beta x)$ for $x \\le 1$ and "
+                 "$-\\alpha \\ln \\beta$ beyond:", "\\nabla L", "L_f'(L_{\\mathrm{EIoU}})\\, \\nabla L_{\\mathrm{EIoU}}")],
+        [B.slide_plot("Focal-L1 EIoU loss", note=SLIDE_NOTE)],
         B.CONVENTIONS + " At L_EIoU = 0 (identical boxes) value and gradient are 0; at L_EIoU = 1 the logarithmic "
         "branch is used (Focal-L1's convention; the gradient is continuous there).",
         "ln(beta x) = ln(beta) + ln(x), both non-positive for x <= 1; constants correctly rounded.", checks,
-        constants=F.CONSTANTS,
+        constants=F.CONSTANTS, aspect={"note": ASPECT_NOTE},
         variants=[Variant("focal_eiou_v2", "the paper's v2, the IoU^0.5-weighted EIoU loss", loss="focal_eiou_loss")])

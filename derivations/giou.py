@@ -2,8 +2,14 @@
 from . import _boxes as B
 from .giou_loss import penalty, penalty_diff
 from .iou_loss import EPS
+from refloss._derive.core import Step
 
 NAME = "giou"
+NOTE_SLIDE = ("GIoU keeps a non-zero derivative where the boxes do not overlap: moving away enlarges the enclosing box "
+              "$C$ and lowers GIoU, while IoU is flat at 0 there.")
+NOTE_ASPECT = ("GIoU differs from IoU only where the boxes cross (height 0.5 with width > 1, height 2 with width < 1), "
+               "where the enclosing box is larger than the union; elsewhere $C = U$ and GIoU = IoU (the dashed IoU lies "
+               "on the height 0.5 curve up to width 1).")
 
 
 def derive():
@@ -11,4 +17,7 @@ def derive():
     kernel = B.box_kernel([(None, B.iou - penalty, B.iou - penalty_diff, "")], args=(B.eps,), checks=checks)
     return B.box_spec(NAME, "GIoU (metric)", "GIoU = IoU - (C - U) / (C + eps).",
                       ["H. Rezatofighi et al., arXiv:1902.09630"], [EPS], {p: kernel for p in ("f64", "f32")},
-                      [], [B.slide_plot("GIoU")], "", "", checks, kind="metric")
+                      B.ENCLOSING_STEPS + [Step("With $C = c_w c_h$ the area of the enclosing box:", "\\mathrm{GIoU}",
+                            "\\mathrm{IoU} - \\frac{C - U}{C + \\epsilon}")],
+                      [B.slide_plot("GIoU", reference="IoU", value_title="GIoU", note=NOTE_SLIDE)], "", "", checks,
+                      kind="metric", aspect={"reference": "IoU", "value_title": "GIoU", "note": NOTE_ASPECT})

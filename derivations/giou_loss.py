@@ -1,11 +1,15 @@
 """Generalized IoU loss (Rezatofighi et al., arXiv:1902.09630) on xyxy boxes."""
-import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Step
 from .iou_loss import EPS
 
 NAME = "giou_loss"
+NOTE_SLIDE = ("GIoU loss keeps a non-zero derivative where the boxes do not overlap: moving away enlarges the enclosing "
+              "box $C$ and with it the penalty $(C - U)/C$, while 1 - IoU is flat there.")
+NOTE_ASPECT = ("GIoU loss differs from 1 - IoU only where the boxes cross (height 0.5 with width > 1, height 2 with "
+               "width < 1), where the enclosing box is larger than the union; elsewhere $C = U$ (the dashed 1 - IoU lies "
+               "on the height 0.5 curve up to width 1).")
 # C - U from coordinate differences (see _boxes): accurate where C and U nearly coincide
 penalty = B.enclose_minus_union / (B.enclose + B.eps)
 # differentiated as 1 - (U + eps)/(C + eps): the form (C - U)/(C + eps) differentiates into
@@ -21,7 +25,8 @@ def derive():
         NAME, "GIoU loss", "L = 1 - GIoU = 1 - IoU + (C - U) / (C + eps), C the area of the smallest enclosing box.",
         ["H. Rezatofighi et al., Generalized Intersection over Union, arXiv:1902.09630"], [EPS],
         {p: kernel for p in ("f64", "f32")},
-        [Step("With $C$ the area of the smallest box enclosing both (corners by $\\min/\\max$):", "C",
-              sp.Symbol("c_w") * sp.Symbol("c_h")),
-         Step("", "L", 1 - sp.Symbol("IoU") + (sp.Symbol("C") - sp.Symbol("U")) / (sp.Symbol("C") + B.eps))],
-        [B.slide_plot("GIoU loss")], "", "", checks)
+        B.ENCLOSING_STEPS + [
+            Step("With $C$ its area, computed as $C - U$ from coordinate differences in the kernel (accurate where "
+                 "$C$ and $U$ nearly coincide):", "C", "c_w\\, c_h"),
+            Step("", "L", "1 - \\mathrm{IoU} + \\frac{C - U}{C + \\epsilon}")],
+        [B.slide_plot("GIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT})

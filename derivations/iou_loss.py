@@ -5,6 +5,10 @@ from . import _boxes as B
 from refloss._derive.core import Param, Step
 
 NAME = "iou_loss"
+NOTE_SLIDE = ("1 - IoU is 1, and its derivative 0, wherever the boxes do not overlap (|x| >= 1, and all of "
+              "dy = 1.5): nothing pulls a disjoint box toward the target.")
+NOTE_ASPECT = ("1 - IoU is smallest at width 1 for every height: 0 for height 1 (identical boxes), 0.5 for heights "
+               "0.5 and 2; its derivative jumps there.")
 EPS = Param("eps", B.eps, 0.0, B.EPS_PARAM_DOC, lower=sp.Integer(0))
 
 
@@ -15,5 +19,6 @@ def derive():
         NAME, "IoU loss", "L = 1 - IoU = (U - I + eps) / (U + eps) for xyxy boxes pred, target (..., 4).",
         ["J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471"], [EPS],
         {p: kernel for p in ("f64", "f32")},
-        [Step("The loss; its gradient vanishes wherever the boxes do not overlap (I = 0):", "L", 1 - sp.Symbol("IoU"))],
-        [B.slide_plot("IoU loss")], "", "", checks)
+        [Step("The loss; its gradient vanishes wherever the boxes do not overlap ($I = 0$):", "L", "1 - \\mathrm{IoU}")],
+        [B.slide_plot("IoU loss", reference=None, note=NOTE_SLIDE)], "", "", checks,
+        aspect={"reference": None, "note": NOTE_ASPECT})

@@ -7,6 +7,11 @@ from refloss._derive.core import Step
 from .iou_loss import EPS
 
 NAME = "log_iou_loss"
+NOTE_SLIDE = ("-ln IoU is +inf wherever the boxes do not overlap, so its curves stop at |x| = 1 and dy = 1.5 has no "
+              "finite value (its gradient is NaN there); where they overlap it grows much faster than 1 - IoU toward "
+              "the edge.")
+NOTE_ASPECT = ("-ln IoU is smallest at width 1 for every height and grows without bound as the width goes to 0 "
+               "(IoU -> 0), much faster than 1 - IoU.")
 
 
 def derive():
@@ -24,6 +29,6 @@ def derive():
         "do not overlap.", ["J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471"], [EPS],
         {p: kernel for p in ("f64", "f32")},
         [Step("The loss, evaluated as $\\operatorname{log1p}((U - I + \\epsilon)/I)$ so that it keeps its digits as "
-              "IoU approaches 1; for disjoint boxes it is $+\\infty$ and its gradient is undefined (NaN):",
-              "L", -sp.log(sp.Symbol("IoU")))],
-        [B.slide_plot("-ln IoU loss")], "", "", checks)
+              "IoU approaches 1; for disjoint boxes ($I = 0$, `inter` in the kernel branches below) it is $+\\infty$ "
+              "and its gradient is undefined (NaN):", "L", "-\\ln \\mathrm{IoU}")],
+        [B.slide_plot("-ln IoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT})

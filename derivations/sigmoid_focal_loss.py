@@ -42,16 +42,19 @@ def derive() -> LossSpec:
                       kind="optional", none_value=-1.0),
                 Param("gamma", gamma, 2.0, "focusing exponent; 0 gives (weighted) BCE", lower=sp.Integer(0))],
         constants=[], kernels={pr: k for pr in ("f64", "f32")},
-        steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision):", "L",
+        steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
+                    "target $y$:", "L",
                     sp.Symbol("\\alpha_t") * (1 - sp.Symbol("p_t")) ** gamma * sp.Symbol("\\mathrm{CE}")),
-               Step("", "p_t", p_t), Step("", "\\alpha_t", alpha_t),
+               Step("", "p_t", C.doc(p_t)), Step("", "\\alpha_t", C.doc(alpha_t)),
                Step("$1 - p_t$ is evaluated as a sum of non-negative terms, with a sigmoid that never overflows:",
-                    "1 - p_t", y * sp.Symbol("\\sigma(-x)") + (1 - y) * sp.Symbol("\\sigma(x)")),
+                    "1 - p_t", C.doc(y * sp.Symbol("\\sigma(-x)") + (1 - y) * sp.Symbol("\\sigma(x)"))),
                Step("and the cross-entropy as in bce_with_logits. The gradients with respect to logits and targets "
                     "are SymPy derivatives of this form; where 1 - p_t underflows to 0 the factor "
                     "gamma (1 - p_t)^(gamma-1) is taken as 0 (the limit of its product with d(1 - p_t), also 0).")],
         plots=[C.p_t_plot("Focal loss vs BCE", [(f"gamma = {g:g}", {"alpha": -1.0, "gamma": g})
-                                                 for g in (0.0, 0.5, 1.0, 2.0, 5.0)])],
+                                                 for g in (0.0, 0.5, 1.0, 2.0, 5.0)],
+                           "alpha_t is off (alpha = None), so gamma = 0 is BCE; larger gamma flattens the loss of "
+                           "well-classified examples (p_t near 1).")],
         conventions="Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where "
         "1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.",
         accuracy="1 - p_t without cancellation; cross-entropy and sigmoid without overflow.",

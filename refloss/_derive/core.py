@@ -109,19 +109,23 @@ class Kernel:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a derivation page: prose, then optionally a displayed equation."""
+    """One step of a derivation page: prose, then optionally a displayed equation (each side a
+    SymPy expression or LaTeX text)."""
 
     text: str
     lhs: sp.Basic | str | None = None
-    rhs: sp.Basic | None = None
+    rhs: sp.Basic | str | None = None
 
 
 @dataclass
 class Plot:
-    """A figure of loss and gradient against x = pred - target for several params."""
+    """A figure of loss and gradient against x = pred - target for several params: two panels,
+    ``value_title`` and ``grad_title`` their y-axis labels, each with its legend."""
 
     title: str
-    curves: list  # [(label, {param: value}) or (label, callable x -> (value, gradient)), ...]
+    # [(label, {param: value}) or (label, callable x -> (value, gradient)), ...]; a third item
+    # "dashed" draws the curve as a grey reference (e.g. another loss, for comparison)
+    curves: list
     x_range: tuple = (-3.0, 3.0)
     caption: str = ""
     xlabel: str = "x = pred - target"

@@ -31,7 +31,7 @@ def markdown(spec: LossSpec, source: str, *, image_dir: str = "../img", qualifie
         if step.text:
             lines += [step.text, ""]
         if step.rhs is not None:
-            lines += ["$$", f"{_tex(step.lhs)} = {sp.latex(step.rhs)}", "$$", ""]
+            lines += ["$$", f"{_tex(step.lhs)} = {_tex(step.rhs)}", "$$", ""]
         elif step.lhs is not None:
             lines += ["$$", _tex(step.lhs), "$$", ""]
     if spec.constants:
@@ -51,7 +51,7 @@ def markdown(spec: LossSpec, source: str, *, image_dir: str = "../img", qualifie
     if spec.plots:
         lines += ["", "## Figures"]
         for k, plot in enumerate(spec.plots):
-            lines += ["", f"![{plot.title}: loss and gradient]({image_dir}/{figure_name(spec, k)})"]
+            lines += ["", f"![{plot.title}: {plot.value_title} and {plot.grad_title}]({image_dir}/{figure_name(spec, k)})"]
             if plot.caption:
                 lines += ["", plot.caption]
     lines += ["", "## References", ""] + [f"- {r}" for r in spec.references]
@@ -71,7 +71,8 @@ def _kernel_defaults(spec: LossSpec) -> dict:
 
 def figures(spec: LossSpec, scalar_source: str) -> list:
     """SVG texts of the loss-and-gradient figures, computed with the generated float64
-    kernel (curves given as parameter dicts) or with a callable x -> (value, gradient)."""
+    kernel (curves given as parameter dicts) or with a callable x -> (value, gradient); a
+    curve given as ``(label, curve, "dashed")`` is drawn as a grey reference."""
     ns: dict = {}
     exec(compile(scalar_source, f"<generated {spec.name}>", "exec"), ns)
     out = []
@@ -79,8 +80,8 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
         n = 241
         lo, hi = plot.x_range
         xs = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
-        values, grads, labels = [], [], []
-        for label, curve in plot.curves:
+        values, grads, labels, styles = [], [], [], []
+        for label, curve, *style in plot.curves:
             if callable(curve):
                 vg = [curve(x) for x in xs]
             elif "path" in curve:  # boxes: evaluate along a path, derivative along its tangent
@@ -99,7 +100,9 @@ def figures(spec: LossSpec, scalar_source: str) -> list:
             values.append([v for v, _ in vg])
             grads.append([g for _, g in vg])
             labels.append(label)
-        out.append(line_plots(plot.title, xs, values, grads, labels, plot.xlabel, plot.grad_title, plot.value_title))
+            styles.append(style[0] if style else "solid")
+        out.append(line_plots(plot.title, xs, values, grads, labels, plot.xlabel, plot.grad_title, plot.value_title,
+                              styles))
     return out
 
 
