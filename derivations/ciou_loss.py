@@ -39,10 +39,11 @@ PARAMS = [
 ARGS = (B.eps, g, gate, dk)
 # the alpha conventions peers use, for diagnoses (shared with the metric, derivations/ciou.py)
 VARIANTS = [
-    Variant("alpha_grad", "alpha_grad=True (the exact derivative)", params={"alpha_grad": True}),
-    Variant("alpha_constant", "alpha_grad=False (alpha constant, as the official code)", params={"alpha_grad": False}),
-    Variant("alpha_gate", "alpha_gate=0.5 (mmdetection, YOLACT)", params={"alpha_gate": 0.5}),
-    Variant("darknet", "darknet=True (the paper's simplified dv/dw)", params={"darknet": True}),
+    Variant("ciou_alpha_grad", "alpha_grad=True (the exact derivative)", params={"alpha_grad": True}),
+    Variant("ciou_alpha_constant", "alpha_grad=False (alpha constant, as the official code)",
+            params={"alpha_grad": False}),
+    Variant("ciou_alpha_gate", "alpha_gate=0.5 (mmdetection, YOLACT)", params={"alpha_gate": 0.5}),
+    Variant("ciou_darknet_gradient", "darknet=True (the paper's simplified dv/dw)", params={"darknet": True}),
 ]
 CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when "
                "v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite "
@@ -84,4 +85,4 @@ def derive():
          Step("by $-\\frac{8}{\\pi^2} D h$ (and $\\partial v/\\partial h$ likewise by $\\frac{8}{\\pi^2} D w$) for the "
               "predicted box, $D = \\arctan(w_t/h_t) - \\arctan(w/h)$.")],
         [B.slide_plot("CIoU loss")], CONVENTIONS, "", checks,
-        variants=VARIANTS + [Variant("no_aspect_term", "DIoU: the alpha*v term is missing", loss="diou_loss")])
+        variants=VARIANTS + [Variant("ciou_without_alpha_v", "DIoU: the alpha*v term is missing", loss="diou_loss")])

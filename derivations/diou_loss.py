@@ -20,4 +20,4 @@ def derive():
               ((sp.Symbol("p_{x1}") - sp.Symbol("t_{x1}")) + (sp.Symbol("p_{x2}") - sp.Symbol("t_{x2}"))) / 2),
          Step("", "L", 1 - sp.Symbol("IoU") + sp.Symbol("\\rho") ** 2 / (sp.Symbol("c") ** 2 + B.eps))],
         [B.slide_plot("DIoU loss")], "", "", checks,
-        variants=[Variant("giou_not_diou", "GIoU, not DIoU", loss="giou_loss")])
+        variants=[Variant("diou_giou_mixup", "GIoU, not DIoU", loss="giou_loss")])

@@ -2,7 +2,7 @@
 import sympy as sp
 
 from . import _boxes as B
-from refloss._derive.core import Step
+from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
 
 NAME = "giou_loss"
@@ -24,4 +24,5 @@ def derive():
         [Step("With $C$ the area of the smallest box enclosing both (corners by $\\min/\\max$):", "C",
               sp.Symbol("c_w") * sp.Symbol("c_h")),
          Step("", "L", 1 - sp.Symbol("IoU") + (sp.Symbol("C") - sp.Symbol("U")) / (sp.Symbol("C") + B.eps))],
-        [B.slide_plot("GIoU loss")], "", "", checks)
+        [B.slide_plot("GIoU loss")], "", "", checks,
+        variants=[Variant("diou_giou_mixup", "DIoU, not GIoU", loss="diou_loss")])
