@@ -53,6 +53,8 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
         convention = np.array([n in box_cases.KINK_GROUPS for n in names])
     elif info.family == "classification":
         names, x, y = logit_cases.logits_cases("float64", n_random)
+        dense = logit_cases.confident_cases("float64")  # dense where textbook forms lose digits
+        names, x, y = (np.concatenate([a, b]) for a, b in zip((names, x, y), dense))
         inputs = (x, y)
         convention = np.zeros(len(x), bool)
         if cases == "standard":
