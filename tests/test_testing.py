@@ -81,15 +81,16 @@ def test_torch_adapter_faults_and_diagnoses():
     assert not r.ok and {f.component for f in r.failures} == {"d/dtarget"}
     assert rt.check_loss(partial(tv.generalized_box_iou_loss, eps=1e-7), "giou_loss", eps=1e-7).ok
     r = rt.check_loss(tv.generalized_box_iou_loss, "giou_loss", eps=0.0)
-    assert r.diagnosis == "agrees with refloss's giou_loss with eps=1e-07"
+    assert r.diagnosis == "agrees with refloss's giou_loss with eps=1e-07, not with the eps=0.0 checked"
+    assert r.codes == ["eps_ignored"]
     r = rt.check_loss(partial(tv.complete_box_iou_loss, eps=1e-7), "ciou_loss", eps=1e-7, alpha_grad=True)
-    assert "alpha_grad=False" in r.diagnosis
+    assert "alpha_grad=False" in r.diagnosis and r.codes == ["ciou_alpha_constant"]
 
     def ciou_without_av(p, t):
         return tv.distance_box_iou_loss(p, t, eps=1e-7)
 
     r = rt.check_loss(ciou_without_av, "ciou_loss", eps=1e-7)
-    assert not r.ok and "refloss.diou_loss instead" in r.diagnosis
+    assert not r.ok and "refloss.diou_loss instead" in r.diagnosis and r.codes == ["ciou_without_alpha_v"]
 
 
 def test_focal_eiou_versions_are_told_apart():
