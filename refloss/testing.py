@@ -26,18 +26,70 @@ float32     2e-4 x max(1, |expected|)              2e-3 x (same)
 
 With finite differences ("numpy") the gradient tolerance is ten times larger, plus the
 differences' own error estimate; steps never cross a kink (a quarter of the distance to the
-nearest one) nor a thin box (a fraction of the smallest box extent).  The tolerances are fair
-to a straightforward textbook formula (which may lose digits where the loss cancels, e.g.
-GIoU near IoU = 1) and still catch real faults.  float32 checks leave out the box groups
-float32 cannot resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
+nearest one) nor a thin box (a fraction of the smallest box extent), and are whole ULPs of the
+element's largest input magnitude (a step on ``target`` below ``pred``'s ULP would leave
+``pred - target`` unchanged); where no such step exists the component is not checked and
+``report.unchecked`` counts it.  The tolerances are fair to a straightforward textbook formula
+(which may lose digits where the loss cancels, e.g. GIoU near IoU = 1) and still catch real
+faults.  The classification battery is dense (every 0.25) over confident logits 4..30, where
+``-log(sigmoid(x))`` loses digits.  float32 checks leave out the box groups float32 cannot
+resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
 
 The report (:class:`Report`) lists every failing point: case, index, inputs, component
 ("value", "d/dpred[k]", ...), got, expected, relative error and error in ULPs of the checked
-dtype; ``str(report)`` is a table.  Where a disagreement matches a variant refloss implements
-(the variants its derivation declares: CIoU's alpha conventions, an eps, the copied Balanced L1
-form, another loss of the family; and float32 arithmetic inside), ``report.diagnosis`` names it; where only gradients at convention points (kinks, ties,
-touching or degenerate boxes) differ, ``report.convention_only`` is set: another one-sided
-derivative, not an error.  Built-in adapters for peer libraries: :mod:`refloss.peers`.
+dtype (of max(|expected|, the scale the relative error is taken against), so that an expected
+0 is measured against the size of its terms); ``str(report)`` is a table in which mirrored
+failures (the same |got| and |expected| at +x and -x, or as d/dpred and d/dtarget) share a row.
+Where only gradients at convention points (kinks, ties, touching or degenerate boxes) differ,
+``report.convention_only`` is set: another one-sided derivative, not an error.
+
+Diagnoses: ``report.diagnoses`` is a list of ``(code, text)`` (``report.diagnosis`` is the
+first text, ``report.codes`` the codes), in ``report.to_json()`` and ``str(report)``.  Each is
+recognised from the implementation's behaviour on the battery, never from its source: agreement
+with a variant the loss's derivation declares (``Variant(code, ...)`` in ``derivations/``), or a
+recogniser of :mod:`refloss._diagnose` (a pattern of NaN or lost digits, or a small NumPy
+formula of what refloss does not implement).  The codes are stable:
+
+==================================  ==============================================================  =======================================
+code                                meaning                                                         losses
+==================================  ==============================================================  =======================================
+``eps_in_box_size``                 eps added to the boxes' heights (or widths and heights) before  iou, giou, diou, ciou, eiou
+                                    areas and aspect ratios are formed (ultralytics/YOLOv5
+                                    ``bbox_iou``)
+``eps_in_c2_only``                  eps in the enclosing diagonal c^2 but not in the union          diou, ciou
+                                    (torchvision's pairwise ``distance_box_iou``)
+``eps_ignored``                     the eps given is not the one used: agrees with refloss at       box losses with eps
+                                    another eps, or (CIoU) the IoU and distance terms keep a fixed
+                                    eps (torchvision's ``complete_box_iou_loss``)
+``nan_at_identical_boxes``          NaN where refloss is finite, at identical boxes only: a 0/0     box losses
+                                    such as CIoU's alpha = v / (1 - IoU + v)
+``enclosing_area_for_diagonal``     rho^2 divided by the enclosing box's area instead of its        diou, ciou, eiou
+                                    squared diagonal
+``extended_iou_not_efficient_iou``  the Extended-IoU loss (Peng et al.; mmdetection's               eiou_loss
+                                    ``eiou_loss``), not Zhang et al.'s Efficient-IoU: the names
+                                    collide
+``log_sigmoid_overflow``            digits lost (~eps exp(|x|)), inf or NaN at confident logits     bce_with_logits, sigmoid_focal_loss
+                                    only: ``-log(sigmoid(x))`` computed directly
+``nan_gradient_from_where``         NaN gradients where the value is right: a ``where`` whose       every loss (torch, jax)
+                                    untaken branch is NaN (textbook smooth L1 at beta = 0)
+``float32_inside``                  values agree with refloss's float32 kernel, with float32        every loss
+                                    rounding at ordinary points
+``copied_balanced_l1_form``         the copied (b|x|+1) Balanced L1 form, right only at beta = 1    balanced_l1
+``ciou_alpha_grad``                 alpha differentiated (alpha_grad=False was checked)             ciou, ciou_loss
+``ciou_alpha_constant``             alpha a constant, no_grad (alpha_grad=True was checked)         ciou, ciou_loss
+``ciou_alpha_gate``                 alpha = 0 unless IoU > 0.5 (mmdetection, YOLACT)                ciou, ciou_loss
+``ciou_darknet_gradient``           darknet's dv/dw, dv/dh without 1/(w^2 + h^2)                    ciou, ciou_loss
+``ciou_without_alpha_v``            the alpha*v term missing: DIoU                                  ciou_loss
+``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was             diou_loss, giou_loss
+``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU; v2:      focal_eiou_loss, focal_l1_eiou_loss
+                                    IoU^gamma * EIoU)
+``convention_only``                 only gradients at convention points differ: another             every loss
+                                    one-sided derivative, not an error
+``unexplained``                     matches no variant and no recogniser (also: the failures an     every loss
+                                    explanation leaves over)
+==================================  ==============================================================  =======================================
+
+Built-in adapters for peer libraries: :mod:`refloss.peers`.
 """
 from __future__ import annotations
 
@@ -49,9 +101,11 @@ import numpy as np
 from . import _battery, _diagnose, _fd, _measures
 from ._loss import Loss, loss_named
 
-__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure"]
+__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure", "DIAGNOSIS_CODES"]
 
 TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
+# every code report.diagnoses can carry -> (meaning, losses it applies to)
+DIAGNOSIS_CODES = _diagnose.CODES
 # box groups whose geometry is finer than a finite-difference step (boxes 1e-9 apart, or
 # 1e-6 boxes at coordinate 1): numpy implementations get no gradient check there
 FD_UNRESOLVED_GROUPS = frozenset({"near_identical", "small_far_from_origin"})
