@@ -308,6 +308,8 @@ def _explains(ev: Evidence, alt_v, alt_g, vtol, gtol, closer=False, everywhere=F
     of the failing points it leaves over (those it was judged at)."""
     keep = ~ev.claimed if ignore is None else ~ev.claimed & ~ignore
     rows = np.nonzero(keep)[0]
+    if not len(rows):
+        return None
     n = ev.n
     alt_v = np.asarray(alt_v, np.float64).reshape(n, -1)
     if ev.got_g is None:  # values only were checked
