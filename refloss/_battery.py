@@ -63,6 +63,8 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
     elif info.family == "elementwise":
         at = kinks(loss, params)
         names, p, t = _cases.elementwise_battery(np.float64, at, n_random)
+        large = _cases.large_target_cases(np.float64)  # large magnitudes, where expanded forms lose digits
+        names, p, t = (np.concatenate([a, b]) for a, b in zip((names, p, t), large))
         keep = np.abs(p - t) <= _ELEMENTWISE_BOUND
         names, p, t = names[keep], p[keep], t[keep]
         x = np.abs(p - t)

@@ -216,3 +216,31 @@ def test_cli_prints_the_diagnosis_codes(tmp_path, capsys):
                    "    return -(y * np.log(p) + (1 - y) * np.log(1 - p))\n")
     assert cli.main(["verify", f"{mod}:bce", "--loss", "bce_with_logits"]) == 1
     assert "diagnosis [log_sigmoid_overflow]: digits lost for confident logits only" in capsys.readouterr().out
+
+
+def test_batteries_are_dense_where_textbook_forms_lose_digits():
+    """-log(sigmoid(x)) is 1.8e-9 off at x = 20; the logit grid used to jump from 17.8 to 31.6 and
+    stop at 30, and it passed.  p*p - 2*p*t + t*t loses the digits of small values at large
+    targets, which stopped at 1e3."""
+    from refloss import _battery
+    from refloss._loss import loss_named
+
+    names, (x, _), _ = _battery.battery(loss_named("sigmoid_focal_loss"), "standard", {})
+    confident = np.sort(np.abs(x[names == "confident"]))
+    assert np.diff(np.unique(confident)).max() <= 0.25 and confident.max() == 30.0
+
+    def focal_naive(x, y, alpha=0.25, gamma=2.0):
+        p = 1 / (1 + np.exp(-x))
+        ce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        p_t = p * y + (1 - p) * (1 - y)
+        return (alpha * y + (1 - alpha) * (1 - y)) * ce * (1 - p_t) ** gamma
+
+    r = rt.check_loss(focal_naive, "sigmoid_focal_loss")
+    assert "confident" in {f.case for f in r.failures} and min(abs(f.inputs[0]) for f in r.failures) >= 12
+
+    def mse_expanded(p, t):
+        return p * p - 2 * p * t + t * t
+
+    r = rt.check_loss(mse_expanded, "mse", grad=False)
+    assert {f.case for f in r.failures} == {"large"}
+    assert rt.check_loss(lambda p, t: (p - t) ** 2, "mse").ok
