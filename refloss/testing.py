@@ -31,8 +31,9 @@ element's largest input magnitude (a step on ``target`` below ``pred``'s ULP wou
 ``pred - target`` unchanged); where no such step exists the component is not checked and
 ``report.unchecked`` counts it.  The tolerances are fair to a straightforward textbook formula
 (which may lose digits where the loss cancels, e.g. GIoU near IoU = 1) and still catch real
-faults.  The classification battery is dense (every 0.25) over confident logits 4..30, where
-``-log(sigmoid(x))`` loses digits.  float32 checks leave out the box groups float32 cannot
+faults.  The batteries are dense where textbook forms lose digits: confident logits (every 0.25
+over 4..30, where ``-log(sigmoid(x))`` does) and, element-wise, targets up to 2.3e6 (where
+``p*p - 2*p*t + t*t`` does).  float32 checks leave out the box groups float32 cannot
 resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
 
 The report (:class:`Report`) lists every failing point: case, index, inputs, component
