@@ -164,10 +164,13 @@ class Report:
     def __str__(self) -> str:
         head = (f"check_loss: {self.impl} vs refloss.{self.loss}({', '.join(f'{k}={v!r}' for k, v in self.params.items())}) "
                 f"[{self.framework}, {self.dtype}, {self.points} points]")
+        per_input: dict = {}  # d/dpred[0..3] -> d/dpred, at the most points of its components
+        for comp, k in self.unchecked.items():
+            per_input[comp.split("[")[0]] = max(k, per_input.get(comp.split("[")[0], 0))
         unchecked = ("  not checked by finite differences: " + ", ".join(f"{c} at {k} points" for c, k in
-                                                                         self.unchecked.items())
+                                                                         per_input.items())
                      + " (a step below the inputs' resolution or across a kink, or boxes finer than a step)"
-                     if self.unchecked else "")
+                     if per_input else "")
         if self.ok:
             return head + ": OK" + ("\n" + unchecked if unchecked else "")
         by_component: dict = {}
@@ -181,7 +184,7 @@ class Report:
                          f"{w.case}[{w.index}]")
         groups = _mirror_groups(self.failures)
         lines += ["", f"  {'case[index]':<30} {'component':<14} {'got':>24} {'expected':>24} {'ULP':>9} {'rel':>9}"
-                      f"  {'rows':>5}"]
+                      f"  {'n':>5}"]
         for g in groups[:_SHOWN]:
             f = g[0]
             lines.append(f"  {f'{f.case}[{f.index}]':<30} {f.component:<14} {f.got:>24.17g} {f.expected:>24.17g} "
@@ -189,8 +192,8 @@ class Report:
         if len(groups) > _SHOWN:
             lines.append(f"  ... and {len(groups) - _SHOWN} more (report.failures has them all)")
         if len(groups) < len(self.failures):
-            lines.append(f"  ({len(self.failures)} failures in {len(groups)} rows: a row stands for the failures with "
-                         "the same |got| and |expected|, mirrored in sign or between the inputs; it shows the worst)")
+            lines.append(f"  ({len(self.failures)} failures in {len(groups)} rows: a row shows the worst of the n "
+                         "failures with its |got| and |expected|, mirrored in sign (+x, -x) or between the inputs)")
         lines += ["", "  inputs of the worst: " + ", ".join(f"{n}={v}" for n, v in zip(self.inputs, self.worst.inputs))]
         lines += [f"  diagnosis [{code}]: {text}" for code, text in self.diagnoses]
         if not self.diagnoses and self.diagnosis:
