@@ -379,7 +379,7 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
                                      for f in report.failures)
         report.diagnoses = _diagnose.diagnose(_diagnose.Evidence(
             ref, dict(params), inputs, names, convention, got_v, got_g, want_v, want_g, report.failures, vtol, gtol,
-            fw, dt, _compare))
+            fw, dt, _compare, TOLERANCES["float32"][0]))
         report.diagnosis = report.diagnoses[0][1] if report.diagnoses else ""
     return report
 
