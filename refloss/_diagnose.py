@@ -13,15 +13,18 @@ gradients, where they are NaN and what those inputs have in common), never from 
   (``float32_inside``).  An implementation that agrees with one (values and gradients at the
   check's tolerances) is given its code.
 * **recognisers** (:data:`RECOGNISERS`), for what refloss does not implement, each saying which
-  families or box forms it applies to: *patterns* (NaN at identical boxes, NaN gradients with
-  right values, digits lost for confident logits) claim the points whose failures they explain;
-  *formulas* (an eps placement, another loss of the same name) are small NumPy evaluations of
-  the alternative, which must agree with the implementation's values everywhere the patterns
-  left and be clearly closer to them than refloss at every point whose value failed.
+  families or box forms it applies to (a box loss's form, e.g. ("CIoU", "loss"), is found by
+  evaluating the refloss loss on a few probe boxes, not from its name): *patterns* (NaN at
+  identical boxes, NaN gradients with right values, digits lost for confident logits) claim the
+  points whose failures they explain; *formulas* (an eps placement, another loss of the same
+  name) are small NumPy evaluations of the alternative.
 
-The first alternative that explains the failures comes first, then the patterns; failures
-that nothing explains give ``unexplained`` (``convention_only`` where they are all gradients at
-convention points).
+An alternative (variant or formula) explains the failures left by the patterns when, wherever
+it differs from refloss, the implementation agrees with it (formulas: and is clearly closer to
+it than to refloss where values failed); points where it agrees with refloss say nothing about
+it.  Of those that explain, the one leaving fewest failures over comes first, then the
+patterns, then ``unexplained`` for what is left over (``convention_only`` where the failures
+are all gradients at convention points).
 """
 from __future__ import annotations
 
@@ -148,15 +151,31 @@ def _variant_values(ref, code: str, inputs, params) -> np.ndarray:
 
 # ------------------------------------------------------------------ box formulas refloss does not implement
 
-# refloss box loss -> (form, shape): which textbook formula the box recognisers evaluate, and as
-# what ("loss" = 1 - metric, "metric", "log" = -ln IoU); losses not listed get no box formula
-BOX_FORMS = {
-    "iou_loss": ("iou", "loss"), "iou": ("iou", "metric"), "log_iou_loss": ("iou", "log"),
-    "giou_loss": ("giou", "loss"), "giou": ("giou", "metric"),
-    "diou_loss": ("diou", "loss"), "diou": ("diou", "metric"),
-    "ciou_loss": ("ciou", "loss"), "ciou": ("ciou", "metric"),
-    "eiou_loss": ("eiou", "loss"),
-}
+# the textbook formulas the box recognisers evaluate, as (form, shape): "loss" = 1 - metric, "metric",
+# "log" = -ln IoU.  Which one a refloss loss is, is found from its values (:func:`box_form`), not its name
+BOX_FORMS = (("IoU", "loss"), ("IoU", "metric"), ("IoU", "log"), ("GIoU", "loss"), ("GIoU", "metric"),
+             ("DIoU", "loss"), ("DIoU", "metric"), ("CIoU", "loss"), ("CIoU", "metric"), ("EIoU", "loss"))
+# overlapping, not nested, of different sizes and aspect ratios: every form gives other values here
+_PROBE_PRED = np.array([[0.0, 0.0, 2.0, 1.0], [0.3, -0.2, 1.1, 2.5], [-1.0, 0.5, 0.5, 0.9], [2.0, 3.0, 5.5, 3.7]])
+_PROBE_TARGET = np.array([[0.5, 0.2, 1.7, 2.2], [0.1, 0.4, 2.0, 1.0], [-0.4, 0.2, 0.3, 1.6], [2.6, 2.5, 4.0, 4.4]])
+_FORM_OF: dict = {}
+
+
+def box_form(loss) -> tuple:
+    """(form, shape) of BOX_FORMS whose textbook values (at the loss's default eps) are the refloss
+    box loss's own on a few probe pairs, or (None, None) (e.g. Focal-EIoU): found once per loss."""
+    if loss.name not in _FORM_OF:
+        found = (None, None)
+        if loss.info.family == "box" and loss.info.layouts[:2] == ("xyxy", "xyxy"):
+            eps = next((float(p.default) for p in loss.params if p.name == "eps"), 0.0)
+            with np.errstate(all="ignore"):
+                mine = np.asarray(loss.value_and_grad(_PROBE_PRED, _PROBE_TARGET)[0], np.float64)
+            for form, shape in BOX_FORMS:
+                if np.allclose(box_values(_PROBE_PRED, _PROBE_TARGET, form, shape, eps), mine, rtol=1e-12, atol=0):
+                    found = (form, shape)
+                    break
+        _FORM_OF[loss.name] = found
+    return _FORM_OF[loss.name]
 
 
 def box_values(pred, target, form: str, shape: str = "loss", eps: float = 0.0, *, size=(0.0, 0.0), union=None,
@@ -180,16 +199,16 @@ def box_values(pred, target, form: str, shape: str = "loss", eps: float = 0.0, *
         loss = 1 - iou
         cw = np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0])
         ch = np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1])
-        if form == "giou":
+        if form == "GIoU":
             loss = loss + (cw * ch - u) / (cw * ch + area)
-        if form in ("diou", "ciou", "eiou"):
+        if form in ("DIoU", "CIoU", "EIoU"):
             rho2 = ((p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) ** 2 + (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) ** 2) / 4
             d2 = cw * cw + ch * ch if diagonal == "c2" else cw * ch
             loss = loss + rho2 / (d2 + c2)
-        if form == "ciou":
+        if form == "CIoU":
             v = 4 / np.pi**2 * (np.arctan2(wt, ht) - np.arctan2(wp, hp)) ** 2
             loss = loss + np.where(v == 0, 0.0, v * v / (1 - iou + v + alpha))
-        if form == "eiou":
+        if form == "EIoU":
             loss = loss + (wp - wt) ** 2 / (cw * cw + eps) + (hp - ht) ** 2 / (ch * ch + eps)
         if shape == "metric":
             return 1 - loss
@@ -225,7 +244,7 @@ def _eps_values(ev: Evidence) -> list:
 
 
 def _box_form(ev):
-    return BOX_FORMS.get(ev.ref.name, (None, None))
+    return box_form(ev.ref)
 
 
 def _eps_in_box_size(ev):
@@ -452,8 +471,7 @@ class Recogniser:
     applies: str
     recognise: Callable
     families: tuple = ()  # applies to these families (empty: any) ...
-    forms: tuple = ()  # ... and, for box formulas, to the losses of these BOX_FORMS forms
-    losses: tuple = ()  # ... or to these losses only
+    forms: tuple = ()  # ... and, for box formulas, to the losses whose box_form is one of these (form, shape)
     frameworks: tuple = ()  # only for implementations differentiated this way (empty: any)
     dtypes: tuple = ()
 
@@ -462,11 +480,13 @@ class Recogniser:
             return False
         if self.dtypes and ev.dt not in self.dtypes:
             return False
-        if self.losses:
-            return ev.ref.name in self.losses
         if self.forms:
-            return _box_form(ev)[0] in self.forms
+            return _box_form(ev) in self.forms
         return not self.families or ev.ref.info.family in self.families
+
+
+def _forms(*names) -> tuple:
+    return tuple(f for f in BOX_FORMS if f[0] in names)
 
 
 RECOGNISERS = (
@@ -484,21 +504,21 @@ RECOGNISERS = (
     Recogniser("eps_in_box_size", "formula",
                "values of the textbook formula with eps added to the boxes' heights (or widths and heights), as "
                "ultralytics/YOLOv5 bbox_iou", "iou, giou, diou, ciou, eiou (metrics and losses)", _eps_in_box_size,
-               forms=("iou", "giou", "diou", "ciou", "eiou")),
+               forms=BOX_FORMS),
     Recogniser("eps_in_c2_only", "formula",
                "values of DIoU/CIoU with eps in the enclosing diagonal c^2 but not in the union (torchvision's "
                "pairwise distance_box_iou, complete_box_iou)", "diou, ciou (metrics and losses)", _eps_in_c2_only,
-               forms=("diou", "ciou")),
+               forms=_forms("DIoU", "CIoU")),
     Recogniser("eps_ignored", "formula",
                "the eps given is not the one used (also: refloss's variant with another eps); here: the IoU and "
                "distance terms use a fixed eps, alpha the one given (torchvision's complete_box_iou_loss)",
-               "box losses with eps; the partial form: ciou, ciou_loss", _eps_ignored_in_part, forms=("ciou",)),
+               "box losses with eps; the partial form: ciou, ciou_loss", _eps_ignored_in_part, forms=_forms("CIoU")),
     Recogniser("enclosing_area_for_diagonal", "formula",
                "DIoU/CIoU dividing rho^2 by the enclosing box's area where its squared diagonal belongs",
-               "diou, ciou, eiou (metrics and losses)", _area_for_diagonal, forms=("diou", "ciou", "eiou")),
+               "diou, ciou, eiou (metrics and losses)", _area_for_diagonal, forms=_forms("DIoU", "CIoU", "EIoU")),
     Recogniser("extended_iou_not_efficient_iou", "formula",
                "values of the Extended-IoU loss (Peng et al. 2021; mmdetection's eiou_loss), not Zhang et al.'s "
-               "Efficient-IoU: the names collide", "eiou_loss", _extended_iou, losses=("eiou_loss",)),
+               "Efficient-IoU: the names collide", "the EIoU loss", _extended_iou, forms=(("EIoU", "loss"),)),
 )
 
 # every code a diagnosis can carry: code -> (meaning, losses it applies to); the variants' codes are
@@ -516,12 +536,12 @@ CODES = {
     "ciou_alpha_gate": ("alpha = 0 unless IoU > 0.5 (mmdetection, YOLACT)", "ciou, ciou_loss"),
     "ciou_darknet_gradient": ("the DIoU paper's dv/dw, dv/dh without the 1/(w^2 + h^2) factor (darknet)",
                               "ciou, ciou_loss"),
-    "ciou_without_alpha_v": ("the alpha*v term is missing: DIoU", "ciou_loss"),
+    "ciou_without_alpha_v": ("the alpha*v term is missing: DIoU", "the CIoU loss"),
     "diou_giou_mixup": ("GIoU where DIoU was checked, or DIoU where GIoU was", "diou_loss, giou_loss"),
     "focal_eiou_v1_v2": ("the other version of Focal-EIoU: v1 (Focal-L1 of the EIoU loss) or v2 (IoU^gamma * EIoU)",
                          "focal_eiou_loss, focal_l1_eiou_loss"),
     "copied_balanced_l1_form": ("the widely copied (b|x|+1) Balanced L1 form, right only at beta = 1",
-                                "balanced_l1"),
+                                "Balanced L1"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),
