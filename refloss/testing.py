@@ -51,44 +51,47 @@ with a variant the loss's derivation declares (``Variant(code, ...)`` in ``deriv
 recogniser of :mod:`refloss._diagnose` (a pattern of NaN or lost digits, or a small NumPy
 formula of what refloss does not implement).  The codes are stable:
 
-==================================  ==============================================================  =======================================
-code                                meaning                                                         losses
-==================================  ==============================================================  =======================================
-``eps_in_box_size``                 eps added to the boxes' heights (or widths and heights) before  iou, giou, diou, ciou, eiou
-                                    areas and aspect ratios are formed (ultralytics/YOLOv5
-                                    ``bbox_iou``)
-``eps_in_c2_only``                  eps in the enclosing diagonal c^2 but not in the union          diou, ciou
+==================================  ========================================================  ==========================
+code                                meaning                                                   losses
+==================================  ========================================================  ==========================
+``eps_in_box_size``                 eps added to the boxes' heights (or widths and heights)   IoU, GIoU, DIoU, CIoU,
+                                    before areas and aspect ratios are formed                 EIoU
+                                    (ultralytics/YOLOv5 ``bbox_iou``)
+``eps_in_c2_only``                  eps in the enclosing diagonal c^2 but not in the union    DIoU, CIoU
                                     (torchvision's pairwise ``distance_box_iou``)
-``eps_ignored``                     the eps given is not the one used: agrees with refloss at       box losses with eps
-                                    another eps, or (CIoU) the IoU and distance terms keep a fixed
-                                    eps (torchvision's ``complete_box_iou_loss``)
-``nan_at_identical_boxes``          NaN where refloss is finite, at identical boxes only: a 0/0     box losses
-                                    such as CIoU's alpha = v / (1 - IoU + v)
-``enclosing_area_for_diagonal``     rho^2 divided by the enclosing box's area instead of its        diou, ciou, eiou
+``eps_ignored``                     the eps given is not the one used: agrees with refloss    box losses with eps
+                                    at another eps, or (CIoU) the IoU and distance terms
+                                    keep a fixed eps (torchvision's
+                                    ``complete_box_iou_loss``)
+``nan_at_identical_boxes``          NaN where refloss is finite, at identical boxes only: a   box losses
+                                    0/0 such as CIoU's alpha = v / (1 - IoU + v)
+``enclosing_area_for_diagonal``     rho^2 divided by the enclosing box's area instead of its  DIoU, CIoU, EIoU
                                     squared diagonal
-``extended_iou_not_efficient_iou``  the Extended-IoU loss (Peng et al.; mmdetection's               eiou_loss
-                                    ``eiou_loss``), not Zhang et al.'s Efficient-IoU: the names
-                                    collide
-``log_sigmoid_overflow``            digits lost (~eps exp(|x|)), inf or NaN at confident logits     bce_with_logits, sigmoid_focal_loss
-                                    only: ``-log(sigmoid(x))`` computed directly
-``nan_gradient_from_where``         NaN gradients where the value is right: a ``where`` whose       every loss (torch, jax)
-                                    untaken branch is NaN (textbook smooth L1 at beta = 0)
-``float32_inside``                  values agree with refloss's float32 kernel, with float32        every loss
+``extended_iou_not_efficient_iou``  the Extended-IoU loss (Peng et al.; mmdetection's         the EIoU loss
+                                    ``eiou_loss``), not Zhang et al.'s Efficient-IoU: the
+                                    names collide
+``log_sigmoid_overflow``            digits lost (~eps exp(|x|)), inf or NaN at confident      BCE, sigmoid focal loss
+                                    logits only: ``-log(sigmoid(x))`` computed directly
+``nan_gradient_from_where``         NaN gradients where the value is right: a ``where``       every loss (torch, jax)
+                                    whose untaken branch is NaN (textbook smooth L1 at beta
+                                    = 0)
+``float32_inside``                  values agree with refloss's float32 kernel, with float32  every loss
                                     rounding at ordinary points
-``copied_balanced_l1_form``         the copied (b|x|+1) Balanced L1 form, right only at beta = 1    balanced_l1
-``ciou_alpha_grad``                 alpha differentiated (alpha_grad=False was checked)             ciou, ciou_loss
-``ciou_alpha_constant``             alpha a constant, no_grad (alpha_grad=True was checked)         ciou, ciou_loss
-``ciou_alpha_gate``                 alpha = 0 unless IoU > 0.5 (mmdetection, YOLACT)                ciou, ciou_loss
-``ciou_darknet_gradient``           darknet's dv/dw, dv/dh without 1/(w^2 + h^2)                    ciou, ciou_loss
-``ciou_without_alpha_v``            the alpha*v term missing: DIoU                                  ciou_loss
-``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was             diou_loss, giou_loss
-``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU; v2:      focal_eiou_loss, focal_l1_eiou_loss
-                                    IoU^gamma * EIoU)
-``convention_only``                 only gradients at convention points differ: another             every loss
-                                    one-sided derivative, not an error
-``unexplained``                     matches no variant and no recogniser (also: the failures an     every loss
-                                    explanation leaves over)
-==================================  ==============================================================  =======================================
+``copied_balanced_l1_form``         the copied (b|x|+1) Balanced L1 form, right only at beta  Balanced L1
+                                    = 1
+``ciou_alpha_grad``                 alpha differentiated (alpha_grad=False was checked)       CIoU
+``ciou_alpha_constant``             alpha a constant, no_grad (alpha_grad=True was checked)   CIoU
+``ciou_alpha_gate``                 alpha = 0 unless IoU > 0.5 (mmdetection, YOLACT)          CIoU
+``ciou_darknet_gradient``           darknet's dv/dw, dv/dh without 1/(w^2 + h^2)              CIoU
+``ciou_without_alpha_v``            the alpha*v term missing: DIoU                            CIoU loss
+``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was       DIoU, GIoU losses
+``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU;    Focal-EIoU (v1, v2)
+                                    v2: IoU^gamma * EIoU)
+``convention_only``                 only gradients at convention points differ: another one-  every loss
+                                    sided derivative, not an error
+``unexplained``                     matches no variant and no recogniser (also: the failures  every loss
+                                    an explanation leaves over)
+==================================  ========================================================  ==========================
 
 Built-in adapters for peer libraries: :mod:`refloss.peers`.
 """

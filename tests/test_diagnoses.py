@@ -82,7 +82,8 @@ def box_loss(xp, p, t, kind="giou", eps=1e-7, eps_h=0.0, union_eps=None, c2_eps=
     tx1, ty1, tx2, ty2 = xp.cols(t)
     w1, h1 = px2 - px1, py2 - py1 + eps_h
     w2, h2 = tx2 - tx1, ty2 - ty1 + eps_h
-    inter = xp.clamp0(xp.minimum(px2, tx2) - xp.maximum(px1, tx1)) * xp.clamp0(xp.minimum(py2, ty2) - xp.maximum(py1, ty1))
+    inter = (xp.clamp0(xp.minimum(px2, tx2) - xp.maximum(px1, tx1))
+             * xp.clamp0(xp.minimum(py2, ty2) - xp.maximum(py1, ty1)))
     union = w1 * h1 + w2 * h2 - inter + union_eps
     iou = inter / union
     cw = xp.maximum(px2, tx2) - xp.minimum(px1, tx1)
