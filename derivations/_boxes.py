@@ -244,7 +244,7 @@ def box_spec(name, title, formula, references, params, kernels, steps, plots, co
     plots = list(plots) + [aspect_plot(title, **(aspect or {}))]
     variants = list(variants)
     if any(p.name == "eps" for p in params):
-        variants += [Variant("eps", f"eps={e:g}", params={"eps": e}) for e in EPS_VARIANTS]
+        variants += [Variant("eps_ignored", f"eps={e:g}", params={"eps": e}) for e in EPS_VARIANTS]
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params,
                     constants=list(constants), kernels=kernels, steps=GEOMETRY_STEPS + steps, plots=plots,
                     conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks,

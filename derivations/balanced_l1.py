@@ -223,6 +223,6 @@ def derive() -> LossSpec:
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
         "constants correctly rounded from 40-digit decimal arithmetic.",
-        variants=[Variant("copied_form", "the copied (b|x|+1) Balanced L1 form, right only at beta = 1",
+        variants=[Variant("copied_balanced_l1_form", "the copied (b|x|+1) Balanced L1 form, right only at beta = 1",
                           program={"f64": copied, "f32": copied})],
     )

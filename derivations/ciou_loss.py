@@ -39,10 +39,11 @@ PARAMS = [
 ARGS = (B.eps, g, gate, dk)
 # the alpha conventions peers use, for diagnoses (shared with the metric, derivations/ciou.py)
 VARIANTS = [
-    Variant("alpha_grad", "alpha_grad=True (the exact derivative)", params={"alpha_grad": True}),
-    Variant("alpha_constant", "alpha_grad=False (alpha constant, as the official code)", params={"alpha_grad": False}),
-    Variant("alpha_gate", "alpha_gate=0.5 (mmdetection, YOLACT)", params={"alpha_gate": 0.5}),
-    Variant("darknet", "darknet=True (the paper's simplified dv/dw)", params={"darknet": True}),
+    Variant("ciou_alpha_grad", "alpha_grad=True (the exact derivative)", params={"alpha_grad": True}),
+    Variant("ciou_alpha_constant", "alpha_grad=False (alpha constant, as the official code)",
+            params={"alpha_grad": False}),
+    Variant("ciou_alpha_gate", "alpha_gate=0.5 (mmdetection, YOLACT)", params={"alpha_gate": 0.5}),
+    Variant("ciou_darknet_gradient", "darknet=True (the paper's simplified dv/dw)", params={"darknet": True}),
 ]
 CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when "
                "v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite "
@@ -108,4 +109,4 @@ def derive():
         PARAMS, {p: k for p in ("f64", "f32")},
         doc_steps(metric=False), [B.slide_plot("CIoU loss", note=slide_note(False))], CONVENTIONS, "", checks,
         aspect={"note": aspect_note(False)},
-        variants=VARIANTS + [Variant("no_aspect_term", "DIoU: the alpha*v term is missing", loss="diou_loss")])
+        variants=VARIANTS + [Variant("ciou_without_alpha_v", "DIoU: the alpha*v term is missing", loss="diou_loss")])

@@ -24,4 +24,4 @@ def derive():
         ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287"], [EPS], {p: kernel for p in ("f64", "f32")},
         B.DISTANCE_STEPS + [Step("The loss:", "L", "1 - \\mathrm{IoU} + \\frac{\\rho^2}{c^2 + \\epsilon}")],
         [B.slide_plot("DIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT},
-        variants=[Variant("giou_not_diou", "GIoU, not DIoU", loss="giou_loss")])
+        variants=[Variant("diou_giou_mixup", "GIoU, not DIoU", loss="giou_loss")])

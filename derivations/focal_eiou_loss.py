@@ -56,7 +56,7 @@ def derive():
         [B.slide_plot("Focal-EIoU loss", note=SLIDE_NOTE, grad_title="gradient (weight constant)")],
         B.CONVENTIONS + " With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and "
         "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.", "", checks,
-        variants=[Variant("focal_eiou_v1", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
+        variants=[Variant("focal_eiou_v1_v2", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
                           loss="focal_l1_eiou_loss")],
         mean_weight=("iou", "gamma", "weight_grad", ("eps",)),
         aspect={"note": ASPECT_NOTE, "grad_title": "gradient (weight constant)"})

@@ -67,4 +67,4 @@ def derive():
         "branch is used (Focal-L1's convention; the gradient is continuous there).",
         "ln(beta x) = ln(beta) + ln(x), both non-positive for x <= 1; constants correctly rounded.", checks,
         constants=F.CONSTANTS, aspect={"note": ASPECT_NOTE},
-        variants=[Variant("focal_eiou_v2", "the paper's v2, the IoU^0.5-weighted EIoU loss", loss="focal_eiou_loss")])
+        variants=[Variant("focal_eiou_v1_v2", "the paper's v2, the IoU^0.5-weighted EIoU loss", loss="focal_eiou_loss")])

@@ -1,7 +1,7 @@
 """Generalized IoU loss (Rezatofighi et al., arXiv:1902.09630) on xyxy boxes."""
 
 from . import _boxes as B
-from refloss._derive.core import Step
+from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
 
 NAME = "giou_loss"
@@ -29,4 +29,5 @@ def derive():
             Step("With $C$ its area, computed as $C - U$ from coordinate differences in the kernel (accurate where "
                  "$C$ and $U$ nearly coincide):", "C", "c_w\\, c_h"),
             Step("", "L", "1 - \\mathrm{IoU} + \\frac{C - U}{C + \\epsilon}")],
-        [B.slide_plot("GIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT})
+        [B.slide_plot("GIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT},
+        variants=[Variant("diou_giou_mixup", "DIoU, not GIoU", loss="diou_loss")])

@@ -53,6 +53,8 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
         convention = np.array([n in box_cases.KINK_GROUPS for n in names])
     elif info.family == "classification":
         names, x, y = logit_cases.logits_cases("float64", n_random)
+        dense = logit_cases.confident_cases("float64")  # dense where textbook forms lose digits
+        names, x, y = (np.concatenate([a, b]) for a, b in zip((names, x, y), dense))
         inputs = (x, y)
         convention = np.zeros(len(x), bool)
         if cases == "standard":
@@ -61,6 +63,8 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
     elif info.family == "elementwise":
         at = kinks(loss, params)
         names, p, t = _cases.elementwise_battery(np.float64, at, n_random)
+        large = _cases.large_target_cases(np.float64)  # large magnitudes, where expanded forms lose digits
+        names, p, t = (np.concatenate([a, b]) for a, b in zip((names, p, t), large))
         keep = np.abs(p - t) <= _ELEMENTWISE_BOUND
         names, p, t = names[keep], p[keep], t[keep]
         x = np.abs(p - t)

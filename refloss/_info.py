@@ -23,7 +23,7 @@ class Variant(NamedTuple):
     generated next to the loss: ``variant_<kernel>_f64`` in its scalar module, same arguments).
     """
 
-    code: str  # stable short name, e.g. "alpha_grad", "copied_form"
+    code: str  # stable diagnosis code (report.diagnoses), e.g. "ciou_alpha_grad", "copied_balanced_l1_form"
     text: str  # what the diagnosis says
     params: Optional[dict] = None
     loss: Optional[str] = None

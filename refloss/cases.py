@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINK_GROUPS", "elementwise_battery", "elementwise_cases", "kinks_from_params", "near_kink"]
+__all__ = ["KINK_GROUPS", "elementwise_battery", "elementwise_cases", "kinks_from_params", "near_kink",
+           "large_target_cases"]
 
 KINK_GROUPS = frozenset({"kink", "zero"})  # groups sitting on non-smooth points
 
@@ -133,6 +134,19 @@ def elementwise_battery(dtype, kinks=(), n_random: int = 200, seed: int = 0):
     groups = elementwise_cases({}, dtype, kinks=kinks, n_random=n_random, seed=seed)
     names = np.concatenate([np.full(len(p), g, dtype=object) for g, p, _ in groups])
     return names, np.concatenate([p for _, p, _ in groups]), np.concatenate([t for _, _, t in groups])
+
+
+def large_target_cases(dtype):
+    """(group per point, pred, target): the "large" group ``check_loss`` adds to its element-wise
+    battery (``refloss verify`` does not use it): targets of magnitude 1e5..2.3e6 (both signs, not
+    round numbers) with differences x = +-10**(k/2), 1 <= |x| <= 1e4.  There a textbook form that
+    expands the difference (p*p - 2*p*t + t*t) loses the digits of the value (absolute error
+    ~eps * t**2), which targets up to 1e3 leave below the value tolerance.  |x| >= 1 stays nonzero
+    when the inputs are rounded to float32."""
+    dt = _float_dtype(dtype)
+    x = _both_signs(10.0 ** (np.arange(0, 9) / 2))
+    pred, target = _with_targets(x, (123456.789, -98765.4321, 1234567.891, -2345678.9), np.dtype(np.float64))
+    return np.full(len(pred), "large", dtype=object), pred.astype(dt), target.astype(dt)
 
 
 def near_kink(x, kinks, rel: float = 1e-6) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["logits_cases"]
+__all__ = ["logits_cases", "confident_cases"]
 
 
 def logits_cases(dtype, n_random: int = 200, seed: int = 0):
@@ -23,3 +23,19 @@ def logits_cases(dtype, n_random: int = 200, seed: int = 0):
     groups.append(("random", x, rng.uniform(0, 1, n_random).astype(dt)))
     names = np.concatenate([np.full(len(a), g, dtype=object) for g, a, _ in groups])
     return names, np.concatenate([a for _, a, _ in groups]), np.concatenate([b for _, _, b in groups])
+
+
+def confident_cases(dtype, lo: float = 4.0, hi: float = 30.0, step: float = 0.25):
+    """(group per point, logits, targets): the "confident" group ``check_loss`` adds to its
+    battery (``refloss verify`` does not use it): logits every ``step`` over ``lo..hi`` (both
+    signs) against the targets 0, 1, 0.3 and 0.9.  That is where a textbook form loses digits:
+    ``-log(sigmoid(x))`` and ``-log(1 - sigmoid(x))`` form the probability of the other class as
+    ``1 - sigmoid(|x|)``, whose relative error is eps * exp(|x|) (1e-9 of the loss at |x| = 20 in
+    float64, 1e-3 at |x| = 10 in float32), while :func:`logits_cases` has two points a decade there."""
+    dt = np.dtype(dtype)
+    mags = np.arange(lo, hi + step / 2, step)
+    logits = np.concatenate([mags, -mags]).astype(dt)
+    targets = (0.0, 1.0, 0.3, 0.9)
+    x = np.tile(logits, len(targets))
+    y = np.repeat(np.array(targets, dt), len(logits))
+    return np.full(len(x), "confident", dtype=object), x, y

@@ -26,18 +26,74 @@ float32     2e-4 x max(1, |expected|)              2e-3 x (same)
 
 With finite differences ("numpy") the gradient tolerance is ten times larger, plus the
 differences' own error estimate; steps never cross a kink (a quarter of the distance to the
-nearest one) nor a thin box (a fraction of the smallest box extent).  The tolerances are fair
-to a straightforward textbook formula (which may lose digits where the loss cancels, e.g.
-GIoU near IoU = 1) and still catch real faults.  float32 checks leave out the box groups
-float32 cannot resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
+nearest one) nor a thin box (a fraction of the smallest box extent), and are whole ULPs of the
+element's largest input magnitude (a step on ``target`` below ``pred``'s ULP would leave
+``pred - target`` unchanged); where no such step exists the component is not checked and
+``report.unchecked`` counts it.  The tolerances are fair to a straightforward textbook formula
+(which may lose digits where the loss cancels, e.g. GIoU near IoU = 1) and still catch real
+faults.  The batteries are dense where textbook forms lose digits: confident logits (every 0.25
+over 4..30, where ``-log(sigmoid(x))`` does) and, element-wise, targets up to 2.3e6 (where
+``p*p - 2*p*t + t*t`` does).  float32 checks leave out the box groups float32 cannot
+resolve (:data:`FLOAT32_UNRESOLVED_GROUPS`).
 
 The report (:class:`Report`) lists every failing point: case, index, inputs, component
 ("value", "d/dpred[k]", ...), got, expected, relative error and error in ULPs of the checked
-dtype; ``str(report)`` is a table.  Where a disagreement matches a variant refloss implements
-(the variants its derivation declares: CIoU's alpha conventions, an eps, the copied Balanced L1
-form, another loss of the family; and float32 arithmetic inside), ``report.diagnosis`` names it; where only gradients at convention points (kinks, ties,
-touching or degenerate boxes) differ, ``report.convention_only`` is set: another one-sided
-derivative, not an error.  Built-in adapters for peer libraries: :mod:`refloss.peers`.
+dtype (of max(|expected|, the scale the relative error is taken against), so that an expected
+0 is measured against the size of its terms); ``str(report)`` is a table in which mirrored
+failures (the same |got| and |expected| at +x and -x, or as d/dpred and d/dtarget) share a row.
+Where only gradients at convention points (kinks, ties, touching or degenerate boxes) differ,
+``report.convention_only`` is set: another one-sided derivative, not an error.
+
+Diagnoses: ``report.diagnoses`` is a list of ``(code, text)`` (``report.diagnosis`` is the
+first text, ``report.codes`` the codes), in ``report.to_json()`` and ``str(report)``.  Each is
+recognised from the implementation's behaviour on the battery, never from its source: agreement
+with a variant the loss's derivation declares (``Variant(code, ...)`` in ``derivations/``), or a
+recogniser of :mod:`refloss._diagnose` (a pattern of NaN or lost digits, or a small NumPy
+formula of what refloss does not implement).  The codes are stable:
+
+==================================  ========================================================  ==========================
+code                                meaning                                                   losses
+==================================  ========================================================  ==========================
+``eps_in_box_size``                 eps added to the boxes' heights (or widths and heights)   IoU, GIoU, DIoU, CIoU,
+                                    before areas and aspect ratios are formed                 EIoU
+                                    (ultralytics/YOLOv5 ``bbox_iou``)
+``eps_in_c2_only``                  eps in the enclosing diagonal c^2 but not in the union    DIoU, CIoU
+                                    (torchvision's pairwise ``distance_box_iou``)
+``eps_ignored``                     the eps given is not the one used: agrees with refloss    box losses with eps
+                                    at another eps, or (CIoU) the IoU and distance terms
+                                    keep a fixed eps (torchvision's
+                                    ``complete_box_iou_loss``)
+``nan_at_identical_boxes``          NaN where refloss is finite, at identical boxes only: a   box losses
+                                    0/0 such as CIoU's alpha = v / (1 - IoU + v)
+``enclosing_area_for_diagonal``     rho^2 divided by the enclosing box's area instead of its  DIoU, CIoU, EIoU
+                                    squared diagonal
+``extended_iou_not_efficient_iou``  the Extended-IoU loss (Peng et al.; mmdetection's         the EIoU loss
+                                    ``eiou_loss``), not Zhang et al.'s Efficient-IoU: the
+                                    names collide
+``log_sigmoid_overflow``            digits lost (~eps exp(|x|)), inf or NaN at confident      BCE, sigmoid focal loss
+                                    logits only: ``-log(sigmoid(x))`` computed directly
+``nan_gradient_from_where``         NaN gradients where the value is right: a ``where``       every loss (torch, jax)
+                                    whose untaken branch is NaN (textbook smooth L1 at beta
+                                    = 0)
+``float32_inside``                  values agree with refloss's float32 kernel, with float32  every loss
+                                    rounding at ordinary points
+``copied_balanced_l1_form``         the copied (b|x|+1) Balanced L1 form, right only at beta  Balanced L1
+                                    = 1
+``ciou_alpha_grad``                 alpha differentiated (alpha_grad=False was checked)       CIoU
+``ciou_alpha_constant``             alpha a constant, no_grad (alpha_grad=True was checked)   CIoU
+``ciou_alpha_gate``                 alpha = 0 unless IoU > 0.5 (mmdetection, YOLACT)          CIoU
+``ciou_darknet_gradient``           darknet's dv/dw, dv/dh without 1/(w^2 + h^2)              CIoU
+``ciou_without_alpha_v``            the alpha*v term missing: DIoU                            CIoU loss
+``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was       DIoU, GIoU losses
+``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU;    Focal-EIoU (v1, v2)
+                                    v2: IoU^gamma * EIoU)
+``convention_only``                 only gradients at convention points differ: another one-  every loss
+                                    sided derivative, not an error
+``unexplained``                     matches no variant and no recogniser (also: the failures  every loss
+                                    an explanation leaves over)
+==================================  ========================================================  ==========================
+
+Built-in adapters for peer libraries: :mod:`refloss.peers`.
 """
 from __future__ import annotations
 
@@ -46,10 +102,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _battery, _fd, _measures
+from . import _battery, _diagnose, _fd, _measures
 from ._loss import Loss, loss_named
 
-__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure", "ImplementationError"]
+__all__ = ["check_loss", "assert_loss_matches", "Report", "Failure", "ImplementationError", "DIAGNOSIS_CODES"]
 
 
 class ImplementationError(Exception):
@@ -57,6 +113,8 @@ class ImplementationError(Exception):
     a reduced loss): a finding about it, not a mistake in check_loss's arguments."""
 
 TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (2e-4, 2e-3)}
+# every code report.diagnoses can carry -> (meaning, losses it applies to)
+DIAGNOSIS_CODES = _diagnose.CODES
 # box groups whose geometry is finer than a finite-difference step (boxes 1e-9 apart, or
 # 1e-6 boxes at coordinate 1): numpy implementations get no gradient check there
 FD_UNRESOLVED_GROUPS = frozenset({"near_identical", "small_far_from_origin"})
@@ -75,7 +133,7 @@ class Failure:
     got: float
     expected: float
     rel: float  # |got - expected| / max(1, |expected|) for values; / the element's largest component for gradients
-    ulp: float  # |got - expected| in units in the last place of expected, in the checked dtype
+    ulp: float  # |got - expected| in ULPs, in the checked dtype, of max(|expected|, the scale of rel)
 
 
 @dataclass
@@ -88,8 +146,12 @@ class Report:
     points: int
     inputs: tuple = ()  # the loss's input names
     failures: list = field(default_factory=list)
-    diagnosis: str = ""
+    diagnosis: str = ""  # the text of the first diagnosis (kept for compatibility)
     convention_only: bool = False  # every failure is a gradient at a convention point (values agree)
+    diagnoses: list = field(default_factory=list)  # [(code, text)], codes in DIAGNOSIS_CODES
+    # finite differences only: gradient components that could not be checked, per component (a step
+    # below the inputs' resolution or across a kink, or a group finer than any step)
+    unchecked: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -102,11 +164,23 @@ class Report:
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "ok": self.ok}, default=float)
 
+    @property
+    def codes(self) -> list:
+        """The diagnosis codes, in order."""
+        return [code for code, _ in self.diagnoses]
+
     def __str__(self) -> str:
         head = (f"check_loss: {self.impl} vs refloss.{self.loss}({', '.join(f'{k}={v!r}' for k, v in self.params.items())}) "
                 f"[{self.framework}, {self.dtype}, {self.points} points]")
+        per_input: dict = {}  # d/dpred[0..3] -> d/dpred, at the most points of its components
+        for comp, k in self.unchecked.items():
+            per_input[comp.split("[")[0]] = max(k, per_input.get(comp.split("[")[0], 0))
+        unchecked = ("  not checked by finite differences: " + ", ".join(f"{c} at {k} points" for c, k in
+                                                                         per_input.items())
+                     + " (a step below the inputs' resolution or across a kink, or boxes finer than a step)"
+                     if per_input else "")
         if self.ok:
-            return head + ": OK"
+            return head + ": OK" + ("\n" + unchecked if unchecked else "")
         by_component: dict = {}
         for f in self.failures:
             by_component.setdefault(f.component, []).append(f)
@@ -116,20 +190,40 @@ class Report:
             w = max(fs, key=lambda f: f.rel)
             lines.append(f"  {comp:<14} {len(fs):>5}  {w.rel:9.3g}  {_fmt_ulp(max(f.ulp for f in fs)):>9}  "
                          f"{w.case}[{w.index}]")
-        shown = sorted(self.failures, key=lambda f: -f.rel)[:_SHOWN]
-        lines += ["", f"  {'case[index]':<30} {'component':<14} {'got':>24} {'expected':>24} {'ULP':>9} {'rel':>9}"]
-        for f in shown:
+        groups = _mirror_groups(self.failures)
+        lines += ["", f"  {'case[index]':<30} {'component':<14} {'got':>24} {'expected':>24} {'ULP':>9} {'rel':>9}"
+                      f"  {'n':>5}"]
+        for g in groups[:_SHOWN]:
+            f = g[0]
             lines.append(f"  {f'{f.case}[{f.index}]':<30} {f.component:<14} {f.got:>24.17g} {f.expected:>24.17g} "
-                         f"{_fmt_ulp(f.ulp):>9} {f.rel:9.3g}")
-        if len(self.failures) > _SHOWN:
-            lines.append(f"  ... and {len(self.failures) - _SHOWN} more (report.failures has them all)")
+                         f"{_fmt_ulp(f.ulp):>9} {f.rel:9.3g}  {len(g):>5}")
+        if len(groups) > _SHOWN:
+            lines.append(f"  ... and {len(groups) - _SHOWN} more (report.failures has them all)")
+        if len(groups) < len(self.failures):
+            lines.append(f"  ({len(self.failures)} failures in {len(groups)} rows: a row shows the worst of the n "
+                         "failures with its |got| and |expected|, mirrored in sign (+x, -x) or between the inputs)")
         lines += ["", "  inputs of the worst: " + ", ".join(f"{n}={v}" for n, v in zip(self.inputs, self.worst.inputs))]
-        if self.diagnosis:
+        lines += [f"  diagnosis [{code}]: {text}" for code, text in self.diagnoses]
+        if not self.diagnoses and self.diagnosis:
             lines.append(f"  diagnosis: {self.diagnosis}")
+        if unchecked:
+            lines.append(unchecked)
         return "\n".join(lines)
 
 
 _SHOWN = 20
+
+
+def _mirror_groups(failures) -> list:
+    """The failures grouped by (value or gradient, |got|, |expected| to 6 digits): one failure
+    seen at +x and -x, or as d/dpred and d/dtarget, is one group; groups worst first, each with
+    its worst failure first."""
+    groups: dict = {}
+    for f in failures:
+        kind = "value" if f.component.startswith("value") else "gradient"
+        groups.setdefault((kind, f"{abs(f.got):.6g}", f"{abs(f.expected):.6g}"), []).append(f)
+    out = [sorted(g, key=lambda f: -f.rel) for g in groups.values()]
+    return sorted(out, key=lambda g: -g[0].rel)
 
 
 def _fmt_ulp(u: float) -> str:
@@ -195,7 +289,11 @@ def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, devi
         x = np.abs(inputs[0] - inputs[1])
         h = np.minimum(h, np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4)
     summed = impl if v.ndim == 1 else (lambda *a: np.sum(np.asarray(impl(*a), np.float64), axis=-1))
-    fds = [_fd.gradient(summed, xs, k, h) for k in wrt]
+    # steps in whole ULPs of the element's largest input magnitude: a step on target below pred's
+    # ULP would leave pred - target unchanged and measure a derivative of 0 (then: not checked)
+    quantum = _measures.ulp(np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs],
+                                   axis=0), dtype)
+    fds = [_fd.gradient(summed, xs, k, h, quantum=quantum) for k in wrt]
     return v, ([g for g, _ in fds], [e for _, e in fds])
 
 
@@ -222,26 +320,6 @@ def _fd_scale(xs, layouts=()) -> np.ndarray:
         return np.where(ext > 0, ext, np.inf).min(axis=1)
     return np.maximum(np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0),
                       1e-3)
-
-
-def _variants(ref: Loss, params: dict) -> list:
-    """(description, kind, what) of the variants a peer may have implemented instead: those the
-    loss's derivation declares (other parameters first, then formulas, then other losses)."""
-    order = {"params": 0, "kernel": 1, "loss": 2}
-    out = []
-    for v in ref.info.variants:
-        if v.params is not None:
-            if all(params.get(k, _MISSING) == val for k, val in v.params.items()):
-                continue  # the parameters checked already
-            out.append((v.text, "params", {**params, **v.params}))
-        elif v.kernel is not None:
-            out.append((v.text, "kernel", v.kernel))
-        else:
-            out.append((v.text, "loss", v.loss))
-    return sorted(out, key=lambda c: order[c[1]])
-
-
-_MISSING = object()
 
 
 def reference_loss(loss):
@@ -307,26 +385,38 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
             "reduction='none') (the CLI: --impl-param reduction=none)")
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
+        report.unchecked = _unchecked(ref.grad_inputs, got_g[1])
     want_v, want_g = ref.value_and_grad(*inputs, **params)
     report.framework = fw
     report.failures = _compare(names, inputs, ref.grad_inputs, got_v, got_g, want_v, want_g, vtol, gtol,
                                fd=(fw == "numpy"), dtype=dt)
     if report.failures:
-        value_failures = any(f.component.startswith("value") for f in report.failures)
-        report.diagnosis = _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures)
-        at = sorted({f.case for f in report.failures})
         report.convention_only = all(not f.component.startswith("value") and convention[f.index]
                                      for f in report.failures)
-        if report.diagnosis.startswith("matches no") and report.convention_only:
-            report.diagnosis = (f"only gradients at convention points differ ({', '.join(at)}), values agree: "
-                                "another one-sided derivative there, not an error (refloss's choice: "
-                                "docs/derivations)")
+        report.diagnoses = _diagnose.diagnose(_diagnose.Evidence(
+            ref, dict(params), inputs, names, convention, got_v, got_g, want_v, want_g, report.failures, vtol, gtol,
+            fw, dt, _compare, TOLERANCES["float32"][0]))
+        report.diagnosis = report.diagnoses[0][1] if report.diagnoses else ""
     return report
 
 
-def _ulps(got, want, dtype) -> float:
-    """|got - want| in ULPs of want in ``dtype`` (the project's one ULP measure, want taken as exact)."""
-    return float(_measures.ulp_error(float(got), float(want), 0.0, dtype))
+def _unchecked(input_names, estimates) -> dict:
+    """{component: points} of the finite-difference gradients that could not be checked (inf estimate)."""
+    out = {}
+    for name, est in zip(input_names, estimates):
+        e = est.reshape(len(est), -1)
+        for k in range(e.shape[1]):
+            bad = int(np.isinf(e[:, k]).sum())
+            if bad:
+                out[f"d/d{name}" + (f"[{k}]" if e.shape[1] > 1 else "")] = bad
+    return out
+
+
+def _ulps(got, want, dtype, floor) -> float:
+    """|got - want| in ULPs, in ``dtype``, of max(|want|, floor) (the project's one ULP measure, want
+    taken as exact; the floor is the scale the relative error is taken against, so that an expected
+    value near 0 is measured against the size of its terms, as ``refloss verify`` does)."""
+    return float(_measures.ulp_error(float(got), float(want), 0.0, dtype, floor=float(floor)))
 
 
 def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gtol, fd=False, dtype="float64"):
@@ -335,9 +425,9 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
     if isinstance(got_g, tuple):  # finite differences: (gradients, their error estimates)
         got_g, estimates = got_g
 
-    def add(i, comp, g, w, rel):
+    def add(i, comp, g, w, rel, floor):
         failures.append(Failure(str(names[i]), int(i), [np.asarray(a[i]).tolist() for a in inputs], comp,
-                                float(g), float(w), float(rel), _ulps(g, w, dtype)))
+                                float(g), float(w), float(rel), _ulps(g, w, dtype, floor)))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         got_v = np.asarray(got_v, np.float64).reshape(len(names), -1)  # (n, 1), or (n, k) for a vector value
@@ -346,60 +436,21 @@ def _compare(names, inputs, input_names, got_v, got_g, want_v, want_g, vtol, gto
         rel = np.abs(got_v - want_v) / np.maximum(1.0, np.abs(want_v))
         rel = np.where(both_nan | (got_v == want_v), 0.0, np.where(np.isnan(rel), np.inf, rel))  # equal infinities agree
         for i, k in zip(*np.nonzero(rel > vtol)):
-            add(i, "value" + (f"[{k}]" if want_v.shape[1] > 1 else ""), got_v[i, k], want_v[i, k], rel[i, k])
+            add(i, "value" + (f"[{k}]" if want_v.shape[1] > 1 else ""), got_v[i, k], want_v[i, k], rel[i, k], 1.0)
         if got_g is None:
             return failures
         for name, g, w, est in zip(input_names, got_g, want_g, estimates):
             g2 = g.reshape(len(names), -1)
             w2 = np.asarray(w, np.float64).reshape(len(names), -1)
-            scale = np.maximum(np.nanmax(np.abs(w2), axis=1, keepdims=True), 1e-3)
+            scale = np.maximum(np.nanmax(np.abs(w2), axis=1, keepdims=True, initial=0.0), 1e-3)
             # finite differences carry their own error: their estimate is folded into the tolerance
             tol = gtol if est is None else 10 * gtol + 10 * est.reshape(len(names), -1) / scale
             err = np.abs(g2 - w2) / scale
             err = np.where((np.isnan(g2) & np.isnan(w2)) | (g2 == w2), 0.0, np.where(np.isnan(err), np.inf, err))
             for i, k in zip(*np.nonzero(err > tol)):
                 comp = f"d/d{name}" + (f"[{k}]" if w2.shape[1] > 1 else "")
-                add(i, comp, g2[i, k], w2[i, k], err[i, k])
+                add(i, comp, g2[i, k], w2[i, k], err[i, k], scale[i, 0])
     return failures
-
-
-def _diagnose(ref, params, inputs, names, got_v, got_g, vtol, gtol, fw, dt, value_failures) -> str:
-    """The first refloss variant the implementation agrees with (values and gradients at the
-    same tolerances), else "matches no variant refloss implements"."""
-    candidates = [(desc, kind, what, vtol, gtol if kind != "kernel" else None)
-                  for desc, kind, what in _variants(ref, params)]
-    if dt == "float64":  # values that agree with float32 arithmetic, not with float64: float32 inside
-        candidates.append(("float32 arithmetic inside (values agree with refloss's float32 kernel at float32 "
-                           "tolerance)", "params", {**params, "dtype": np.float32}, TOLERANCES["float32"][0], None))
-    for desc, kind, what, v_tol, g_tol in candidates:
-        if g_tol is None and not value_failures:
-            continue  # a values-only explanation for gradient-only differences explains nothing
-        if kind == "kernel":
-            v, g = _variant_values(ref, what, inputs, params), None
-        elif kind == "loss":  # another refloss loss, with the parameters the two share
-            other = loss_named(what)
-            shared = {p.name for p in other.params}
-            v, g = other.value_and_grad(*inputs, **{k: val for k, val in params.items() if k in shared})
-        else:
-            v, g = ref.value_and_grad(*inputs, **what)
-        if g_tol is None:
-            g = None
-        if not _compare(names, inputs, ref.grad_inputs, got_v, got_g if g is not None else None, np.asarray(v, np.float64),
-                        g, v_tol, g_tol, fd=(fw == "numpy")):
-            if kind == "loss":
-                return f"agrees with refloss.{what} instead: {desc}"
-            return f"agrees with refloss's {ref.name} with {desc}"
-    return "matches no variant refloss implements"
-
-
-def _variant_values(ref: Loss, code: str, inputs, params) -> np.ndarray:
-    """The values of the variant formula ``code`` the derivation generated next to the loss
-    (plain Python, float64), point by point."""
-    fn = getattr(ref._module("scalar"), f"variant_{code}_f64")
-    args = ref.kernel_args(params)
-    with np.errstate(all="ignore"):  # NumPy scalars: x/0 -> inf as in the compiled kernels
-        return np.array([float(fn(*(v for a in inputs for v in np.atleast_1d(np.float64(a[i]))), *args))
-                         for i in range(len(inputs[0]))])
 
 
 def assert_loss_matches(impl, loss: str, **kwargs) -> None:

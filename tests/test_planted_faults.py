@@ -141,7 +141,7 @@ def test_planted_faults_fail_at_the_right_points(framework, name):
     elif name == "balanced_l1_copied":  # gradient wrong only for |x| < beta (the value also beyond), and named
         assert all(_abs_x(f) < 1 / 9 for f in r.failures if f.component != "value")
         assert any(_abs_x(f) > 1 / 9 for f in r.failures if f.component == "value")
-        assert "copied (b|x|+1) Balanced L1" in r.diagnosis
+        assert "copied (b|x|+1) Balanced L1" in r.diagnosis and r.codes[0] == "copied_balanced_l1_form"
     elif name == "giou_union":  # the enclosing box is the union only when one box contains the other
         assert {"disjoint_x", "disjoint_y", "disjoint_xy", "generic"} <= cases
         assert not cases & {"contained_pred_in_target", "contained_target_in_pred"}
@@ -151,8 +151,9 @@ def test_planted_faults_fail_at_the_right_points(framework, name):
     elif name == "ciou_no_av":  # the alpha*v term vanishes only for equal aspect ratios
         assert {"generic", "thin_tall", "disjoint_x"} <= cases
         assert r.diagnosis == "agrees with refloss.diou_loss instead: DIoU: the alpha*v term is missing"
+        assert r.codes == ["ciou_without_alpha_v"]
     elif name == "giou_float32_inside":
         assert any(f.component == "value" for f in r.failures)
-        assert "float32 arithmetic inside" in r.diagnosis
+        assert "float32 arithmetic inside" in r.diagnosis and r.codes[0] == "float32_inside"
         # ... and in float32 the same implementation is right
         assert rt.check_loss(_impl(framework, name), loss, framework=framework, dtype="float32", **params).ok

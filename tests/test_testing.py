@@ -81,15 +81,16 @@ def test_torch_adapter_faults_and_diagnoses():
     assert not r.ok and {f.component for f in r.failures} == {"d/dtarget"}
     assert rt.check_loss(partial(tv.generalized_box_iou_loss, eps=1e-7), "giou_loss", eps=1e-7).ok
     r = rt.check_loss(tv.generalized_box_iou_loss, "giou_loss", eps=0.0)
-    assert r.diagnosis == "agrees with refloss's giou_loss with eps=1e-07"
+    assert r.diagnosis == "agrees with refloss's giou_loss with eps=1e-07, not with the eps=0.0 checked"
+    assert r.codes == ["eps_ignored"]
     r = rt.check_loss(partial(tv.complete_box_iou_loss, eps=1e-7), "ciou_loss", eps=1e-7, alpha_grad=True)
-    assert "alpha_grad=False" in r.diagnosis
+    assert "alpha_grad=False" in r.diagnosis and r.codes == ["ciou_alpha_constant"]
 
     def ciou_without_av(p, t):
         return tv.distance_box_iou_loss(p, t, eps=1e-7)
 
     r = rt.check_loss(ciou_without_av, "ciou_loss", eps=1e-7)
-    assert not r.ok and "refloss.diou_loss instead" in r.diagnosis
+    assert not r.ok and "refloss.diou_loss instead" in r.diagnosis and r.codes == ["ciou_without_alpha_v"]
 
 
 def test_focal_eiou_versions_are_told_apart():
@@ -143,3 +144,103 @@ def test_peer_check_and_vectors_need_no_mpmath_sympy_or_scipy():
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_finite_difference_steps_change_the_differences_or_are_not_checked():
+    """A step on target below pred's ULP leaves pred - target as it was: a derivative of 0 where the
+    true one is -1.  Steps are whole ULPs of the larger magnitude, or the point is not checked."""
+    from refloss import _fd, _measures
+
+    def l1(p, t):
+        return np.abs(p - t)
+
+    # |x| one ULP above smooth L1's kink at 0.5, target 0: a step that must not cross the kink is a
+    # quarter ULP of pred, exact on target = 0, lost in pred - target
+    p, t = np.array([np.nextafter(0.5, 1.0), 3.0]), np.array([0.0, 1.0])
+    h = np.array([np.spacing(0.5) / 4, 1e-6])
+    g, est = _fd.gradient(l1, [p, t], 1, h)
+    assert g[0] == 0.0 and np.isfinite(est[0])  # the trap: 0, and an estimate that does not say so
+    g, est = _fd.gradient(l1, [p, t], 1, h, quantum=_measures.ulp(np.maximum(abs(p), abs(t)), np.float64))
+    assert np.isinf(est[0]) and g[1] == pytest.approx(-1.0, rel=1e-9)
+    r = rt.check_loss(smooth_l1_np, "smooth_l1", cases=(p, t), beta=0.5)
+    assert r.ok and r.unchecked == {"d/dpred": 1, "d/dtarget": 1}
+    assert "not checked by finite differences: d/dpred at 1 points, d/dtarget at 1 points" in str(r)
+
+    # target far below pred: its step is taken relative to pred, so pred - target moves and the
+    # derivative is -1; an implementation that drops the target (values right to 1e-33) is caught
+    p, t = np.array([1e3, -2.5, 7.0]), np.array([1e-30, -1e-35, 3e-33])
+    assert rt.check_loss(l1, "l1", cases=(p, t)).ok
+
+    def l1_without_target(p, t):
+        return np.abs(p) + 0 * t
+
+    r = rt.check_loss(l1_without_target, "l1", cases=(p, t))
+    assert {f.component for f in r.failures} == {"d/dtarget"} and all(f.got == 0.0 for f in r.failures)
+    assert not r.unchecked
+
+
+def test_report_groups_mirrored_rows_and_measures_ulps_against_the_scale():
+    from refloss import _measures
+    from refloss.testing import _mirror_groups
+
+    r = rt.check_loss(smooth_l1_discontinuous, "smooth_l1", beta=0.5)
+    groups = _mirror_groups(r.failures)
+    assert len(groups) * 3 <= len(r.failures)  # +-x and pred/target: one failure, several rows
+    assert all(f"{abs(f.got):.6g}" == f"{abs(g[0].got):.6g}" for g in groups for f in g)
+    text = str(r)
+    assert f"({len(r.failures)} failures in {len(groups)} rows" in text
+    shown = [line for line in text.splitlines() if line.startswith("  decades[") or line.startswith("  random[")]
+    assert shown and max(int(line.split()[-1]) for line in shown) >= 4
+
+    pytest.importorskip("torch")
+
+    def mse_off(p, t):  # d/dpred off by 1e-9 everywhere, also where it is 0
+        return (p - t) ** 2 + 1e-9 * p
+
+    p, t = np.array([1.0, 2.0]), np.array([1.0, 0.5])
+    r = rt.check_loss(mse_off, "mse", cases=(p, t), framework="torch")
+    f = next(f for f in r.failures if f.index == 0 and f.component == "d/dpred")
+    assert f.expected == 0.0 and f.got == pytest.approx(1e-9)
+    # against the gradient's scale (max(|component|, 1e-3) = 1e-3), not against ulp(0) = 5e-324
+    assert f.ulp == pytest.approx(1e-9 / _measures.ulp(1e-3, np.float64), rel=1e-6) and f.ulp < 1e10
+    assert f" {rt._fmt_ulp(f.ulp)} " in str(r) and "e+3" not in str(r)  # not 1e-9 / ulp(0) = 2e+314 (inf)
+
+
+def test_cli_prints_the_diagnosis_codes(tmp_path, capsys):
+    from refloss import cli
+
+    mod = tmp_path / "mybce.py"
+    mod.write_text("import numpy as np\n"
+                   "def bce(x, y):\n"
+                   "    p = 1 / (1 + np.exp(-x))\n"
+                   "    return -(y * np.log(p) + (1 - y) * np.log(1 - p))\n")
+    assert cli.main(["verify", f"{mod}:bce", "--loss", "bce_with_logits"]) == 1
+    assert "diagnosis [log_sigmoid_overflow]: digits lost for confident logits only" in capsys.readouterr().out
+
+
+def test_batteries_are_dense_where_textbook_forms_lose_digits():
+    """-log(sigmoid(x)) is 1.8e-9 off at x = 20; the logit grid used to jump from 17.8 to 31.6 and
+    stop at 30, and it passed.  p*p - 2*p*t + t*t loses the digits of small values at large
+    targets, which stopped at 1e3."""
+    from refloss import _battery
+    from refloss._loss import loss_named
+
+    names, (x, _), _ = _battery.battery(loss_named("sigmoid_focal_loss"), "standard", {})
+    confident = np.sort(np.abs(x[names == "confident"]))
+    assert np.diff(np.unique(confident)).max() <= 0.25 and confident.max() == 30.0
+
+    def focal_naive(x, y, alpha=0.25, gamma=2.0):
+        p = 1 / (1 + np.exp(-x))
+        ce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        p_t = p * y + (1 - p) * (1 - y)
+        return (alpha * y + (1 - alpha) * (1 - y)) * ce * (1 - p_t) ** gamma
+
+    r = rt.check_loss(focal_naive, "sigmoid_focal_loss")
+    assert "confident" in {f.case for f in r.failures} and min(abs(f.inputs[0]) for f in r.failures) >= 12
+
+    def mse_expanded(p, t):
+        return p * p - 2 * p * t + t * t
+
+    r = rt.check_loss(mse_expanded, "mse", grad=False)
+    assert {f.case for f in r.failures} == {"large"}
+    assert rt.check_loss(lambda p, t: (p - t) ** 2, "mse").ok

@@ -142,7 +142,7 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         return value, d_pred, d_target
 
 
-def variant_copied_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def variant_copied_balanced_l1_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     x = pred - target
     a = abs(x)
     if (a < beta):  # copied form, inner
@@ -154,7 +154,7 @@ def variant_copied_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         return value
 
 
-def variant_copied_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def variant_copied_balanced_l1_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
     x = pred - target
     a = abs(x)
     if (a < beta):  # copied form, inner

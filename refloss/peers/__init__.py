@@ -81,10 +81,21 @@ class PeerResult:
         return all(self.status(key) in ("agrees", "convention", "-") for key, _, _ in RUNS)
 
     @property
-    def diagnosis(self) -> str:
-        """The diagnosis of the first run that differs (else of a convention difference)."""
+    def diagnoses(self) -> list:
+        """The diagnoses ``[(code, text)]`` of the first run that differs (else of a convention
+        difference)."""
         order = sorted(self.reports.values(), key=lambda r: r.convention_only)
-        return next((r.diagnosis for r in order if not r.ok and r.diagnosis), "")
+        return next((r.diagnoses for r in order if not r.ok and r.diagnoses), [])
+
+    @property
+    def diagnosis(self) -> str:
+        """The text of the first of :attr:`diagnoses` ("" if none)."""
+        return self.diagnoses[0][1] if self.diagnoses else ""
+
+    def codes(self, key: str) -> list:
+        """The diagnosis codes of one run ([] where it agrees)."""
+        r = self.reports.get(key)
+        return [] if r is None or r.ok else list(r.codes)
 
 
 def requirement(import_name: str, pip: str):
@@ -193,8 +204,8 @@ def format_results(peer: str, results: list) -> str:
         target = f"refloss.{r.check.loss}({', '.join(f'{k}={v!r}' for k, v in r.check.params.items())})"
         lines.append(f"  {'ok  ' if r.ok else 'DIFF'} {r.check.function:<{width}}  vs {target}")
         lines.append(f"       {r.error or summary(r)}")
-        if r.diagnosis and not r.ok:
-            lines.append(f"       diagnosis: {r.diagnosis}")
+        if not r.ok:
+            lines += [f"       diagnosis [{code}]: {text}" for code, text in r.diagnoses]
         if r.check.known:
             lines.append(f"       known: {r.check.known}")
     bad = sum(not r.ok for r in results)

@@ -53,8 +53,10 @@ CHECKS = (
            known=TOUCHING + "; " + ZERO_HEIGHT),
     _check("ops.complete_box_iou_loss(eps=0)", "ciou_loss", {"eps": 0.0}, _loss("complete_box_iou_loss", eps=0.0),
            "eps=0 asks for the exact, scale-invariant CIoU",
-           known="the IoU/DIoU part ignores eps and always uses 1e-7, so the loss depends on the boxes' scale: "
-                 "wrong for boxes below ~1e-2 (for sizes ~1e-4 by more than 0.05), right at unit scale"),
+           known="the IoU/DIoU part ignores eps and always uses 1e-7 (_diou_iou_loss is called without eps), so "
+                 "the loss depends on the boxes' scale: wrong for boxes below ~1e-2 (for sizes ~1e-4 by more than "
+                 "0.05), right at unit scale; alpha = v / (1 - iou + v + eps) does take eps=0, and is 0/0 = NaN at "
+                 "identical boxes large enough that U + 1e-7 rounds to U (IoU exactly 1)"),
     _check("ops.box_iou(...).diagonal()", "iou", {}, _pairwise("box_iou"), known=TOUCHING + "; " + ZERO_AREA),
     _check("ops.generalized_box_iou(...).diagonal()", "giou", {}, _pairwise("generalized_box_iou"),
            known=TOUCHING + "; " + ZERO_AREA),

@@ -23,9 +23,9 @@ input convention, against the refloss loss with the parameters the peer document
 `refloss.testing.check_loss` compares values and gradients (the peer's autograd) three ways:
 
 - **float64** and **float32**: the loss's standard battery (element-wise: differences over
-  1e-8..1e4, points within ULPs of every kink; boxes: overlapping, disjoint, nested,
-  near-identical, thin and far-apart pairs at sizes 1e-6..1e6; logits up to ±30 with hard and
-  soft targets) at the tolerances of docs/golden-vectors.md (float64: 1e-9 in value, 1e-7 in
+  1e-8..1e4 at targets up to 2.3e6, points within ULPs of every kink; boxes: overlapping, disjoint, nested,
+  near-identical, thin and far-apart pairs at sizes 1e-6..1e6; logits up to ±30, every 0.25
+  over 4..30, with hard and soft targets) at the tolerances of docs/golden-vectors.md (float64: 1e-9 in value, 1e-7 in
   gradient; float32: 2e-4 and 2e-3). float32 leaves out the box groups float32 cannot
   resolve (boxes 1e-6 of their coordinates in size).
 - **convention points**: kinks, |x| = 0, identical, touching, tied and zero-area boxes. The
@@ -34,9 +34,11 @@ input convention, against the refloss loss with the parameters the peer document
   (docs/derivations).
 
 *agrees*: every point within tolerance. *differs*: the worst point is named, with the
-automatic **diagnosis** (the refloss variant the peer agrees with, when there is one:
-CIoU's α conventions, an ε, float32 arithmetic inside, the copied Balanced L1 form) and the
-**known** explanation where the discrepancy has been traced to the peer's code.
+automatic **diagnosis** and its stable code (recognised from the peer's behaviour: a refloss
+variant it agrees with, such as CIoU's α conventions, another ε, float32 arithmetic inside; or
+what refloss does not implement, such as ε added to box heights or to c² only, NaN at identical
+boxes; table in README, "Checking your own implementation") and the **known** explanation
+where the discrepancy has been traced to the peer's code.
 """
 
 
@@ -83,8 +85,7 @@ def peer_section(peer: str, results: list) -> str:
             body.append(f"raised {res.error}")
         if not res.ok:
             body.append(_worst_line(res))
-            if res.diagnosis:
-                body.append(f"diagnosis: {res.diagnosis}")
+            body += [f"diagnosis [{code}]: {text}" for code, text in res.diagnoses]
         elif any(res.status(k) == "convention" for k, _, _ in RUNS):
             body.append("values agree everywhere; gradients differ only at convention points")
         if c.known:
