@@ -1,26 +1,27 @@
 """Properties of every loss, checked by Hypothesis on drawn inputs (issue 12).
 
 Every test is parametrised over ``rl.ALL_LOSSES`` (a new loss is covered with no edit) and
-decides what applies from the loss's family (``loss.info.family``):
+decides what applies from the loss's family (``loss.info.family``).  One example draws one
+batch of inputs (mostly 8 x 8 = 64 pairs) and checks every property of its test on it:
 
-- invariances: translating both inputs (element-wise: p + c, t + c; boxes: both boxes;
-  YOLOv1: both centres) leaves value and gradients bit for bit unchanged, on a dyadic grid
-  where every coordinate difference is exact; scaling boxes by 2^j leaves values unchanged
-  and scales gradients by 2^-j, bit for bit; swapping pred and target leaves the value
-  unchanged and swaps the gradients (element-wise: and flips their sign, exactly);
-- bounds: each loss >= 0, each metric <= 1, and the ranges derived per loss below; NaN only
-  where the docs say (zero union, eps = 0);
-- pred = target: value 0 (metrics 1) and, element-wise and for YOLOv1, gradient exactly 0;
-  for boxes the gradient is 0 up to rounding (the tie convention, see test_zero_at_pred_equal_target);
-- value_and_grad against Richardson-extrapolated finite differences (``refloss._fd.gradient``)
-  away from kinks and ties;
-- the CUDA kernels (Numba's simulator) equal the CPU kernels;
-- odd input forms equal a contiguous float64 copy; bad input raises a TypeError/ValueError
-  that names the argument, from refloss's own code.
+- test_exact_relations: translation of both inputs leaves value and gradients unchanged bit
+  for bit (a dyadic grid makes every coordinate difference exact); boxes scaled by 2^j keep
+  their values, and their gradients scale by 2^-j, bit for bit; swapping pred and target keeps
+  the value and swaps the gradients; pred = target gives 0 (metrics: 1) and a zero gradient;
+- test_bounds_and_finite_gradients: each loss >= 0, each metric <= 1, the ranges derived per
+  loss (BOX_RANGES); NaN only where the docs say; gradients finite where the value is; the
+  same with parameters anywhere in their documented domain;
+- test_gradient_matches_finite_differences: value_and_grad against Richardson-extrapolated
+  finite differences (``refloss._fd.gradient``) away from kinks and ties;
+- test_input_forms: odd input forms equal a contiguous float64 copy, broadcasting, scalars and
+  empty arrays equal explicit copies, bad input raises a clear TypeError/ValueError, non-finite
+  input names its first index;
+- test_cuda_equals_cpu: the CUDA kernels (Numba's simulator in CI) equal the CPU kernels.
 
-Each example evaluates a batch of points (8 x 8 = 64 pairs for most properties); the example
-counts come from the Hypothesis profile (tests/conftest.py: "ci" 2,000, "long" 100,000).
-docs/testing.md lists every property with its counts and what a run found.
+Example counts come from the Hypothesis profile (tests/conftest.py: "ci" 2,000, "long"
+100,000; the CUDA test a tenth).  Known failures found by these properties are pinned by
+xfail(strict=True) tests at the end and left out of their property only where they occur
+(KNOWN).  docs/testing.md lists every property with its counts and what a run found.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, note, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import refloss as rl
@@ -61,13 +62,8 @@ def _only(families):
     return [n for n in LOSSES if _family(n) in families]
 
 
-def _ints(shape, lo, hi):
-    """An int64 array with every element drawn (no fill value: all points differ in general)."""
-    return hnp.arrays(np.int64, shape, elements=st.integers(lo, hi), fill=st.nothing())
-
-
 def _pairs(a, b):
-    """All N x N ordered pairs of the rows of a and b, as two contiguous arrays."""
+    """All len(a) x len(b) ordered pairs of the rows of a and b, as two contiguous arrays."""
     return np.repeat(a, len(b), axis=0), np.tile(b, (len(a),) + (1,) * (a.ndim - 1))
 
 
@@ -111,51 +107,75 @@ def params_for(name, wide=False, **fixed):
 
 # ------------------------------------------------------------------ inputs
 
-# Dyadic inputs: integers times 2^k.  Element-wise differences of integers below 2^27 (and
-# shifts below 2^28) are exact in float64, and so are all sums of up to four box coordinates
-# below 2^14: the invariance tests can demand equality bit for bit.
+# The numbers of a batch come from one Hypothesis choice, a byte string read by NumPy as
+# uint32 (``_blob``), and the batch's structure (scale, spread, sizes) from a few integer
+# draws: drawing 64 numbers one by one (hnp.arrays) cost ~5 ms an example here, too much for
+# 2,000 examples of ~80 tests.  Hypothesis still explores, replays and shrinks the bytes
+# (towards zeros: every value maps 0 to 0).  Most inputs are dyadic, integers times 2^k:
+# element-wise differences of integers below 2^27 (and shifts below 2^28) are exact in float64,
+# and so are all sums of up to four box coordinates below 2^14, so the exact relations can be
+# demanded bit for bit.
+
+
+def _blob(draw, count):
+    """``count`` uint32 values (as int64) from one drawn byte string."""
+    raw = draw(st.binary(min_size=4 * count, max_size=4 * count))
+    return np.frombuffer(raw, dtype="<u4").astype(np.int64)
+
+
+def _zigzag(u, radius):
+    """uint32 values onto [-radius, radius] as 0, -1, 1, -2, 2, ...: zero bytes give 0."""
+    v = u % (2 * radius + 1)
+    return np.where(v % 2 == 1, -((v + 1) // 2), v // 2)
 
 
 @st.composite
 def elementwise_dyadic(draw, n=N):
+    """n predictions and n targets within +-2^e units of 2^k; all n x n pairs."""
     k = draw(st.integers(-40, 12))
-    a = draw(_ints(n, -2**26, 2**26))
-    b = draw(_ints(n, -2**26, 2**26))
+    e = draw(st.integers(0, 26))
+    a, b = _zigzag(_blob(draw, 2 * n), 2**e).reshape(2, n)
     p, t = _pairs(np.ldexp(a.astype(np.float64), k), np.ldexp(b.astype(np.float64), k))
     return (p, t), k
 
 
 @st.composite
 def box_dyadic(draw, n=N, min_size=0):
-    """n boxes on a grid of 2^k: corners within +-2^e units, sides 0 (or min_size) to 2^s units;
-    all n x n ordered pairs (the n diagonal pairs are identical boxes).  Small spreads give
-    nested and overlapping boxes with many tied coordinates, large ones disjoint boxes."""
+    """n boxes on a grid of 2^k: corners within +-2^e units, sides min_size to 2^s units; all
+    n x n ordered pairs (the n diagonal pairs are identical boxes).  Small spreads give nested
+    and overlapping boxes with many tied coordinates, large ones disjoint boxes."""
     k = draw(st.integers(-40, 40))
     e = draw(st.integers(0, 12))
     s = draw(st.integers(0, 12))
-    xy = draw(_ints((n, 2), -2**e, 2**e))
-    wh = draw(_ints((n, 2), min(min_size, 2**s), 2**s))
+    u = _blob(draw, 4 * n).reshape(n, 4)
+    xy = _zigzag(u[:, :2], 2**e)
+    wh = min_size + u[:, 2:] % (2**s + 1 - min(min_size, 2**s))
     boxes = np.ldexp(np.concatenate([xy, xy + wh], axis=1).astype(np.float64), k)
     return _pairs(boxes, boxes), k
 
 
 @st.composite
 def xywh_dyadic(draw, n=N):
-    """YOLOv1 (x, y, w, h) boxes: centres and sizes (>= 0) on a grid of 2^k; all n x n pairs."""
+    """YOLOv1 (x, y, w, h) boxes: centres within +-2^e, sizes 0 to 2^s units of 2^k; all n x n pairs."""
     k = draw(st.integers(-30, 30))
-    xy = draw(_ints((n, 2), -2**20, 2**20))
-    wh = draw(_ints((n, 2), 0, 2**20))
-    boxes = np.ldexp(np.concatenate([xy, wh], axis=1).astype(np.float64), k)
+    e = draw(st.integers(0, 20))
+    s = draw(st.integers(0, 20))
+    u = _blob(draw, 4 * n).reshape(n, 4)
+    boxes = np.ldexp(np.concatenate([_zigzag(u[:, :2], 2**e), u[:, 2:] % (2**s + 1)], axis=1).astype(np.float64), k)
     return _pairs(boxes, boxes), k
 
 
 @st.composite
 def logits_targets(draw, n=N, bound=1e4, interior=False):
-    """Logits (finite, |x| <= bound: README) and soft targets in [0, 1] (``interior``:
-    in [2^-10, 1 - 2^-10]); all n x n pairs."""
-    x = draw(hnp.arrays(np.float64, n, elements=st.floats(-bound, bound), fill=st.nothing()))
-    lo = 2.0**-10 if interior else 0.0
-    y = draw(hnp.arrays(np.float64, n, elements=st.floats(lo, 1 - lo), fill=st.nothing()))
+    """Logits within +-2^e (at most ``bound``: 1e4 is the README's float64 range) on a grid of
+    2^-j, and targets in [0, 1] on a grid of 2^-m (m = 0: hard targets; ``interior``: within
+    [2^-10, 1 - 2^-10]); all n x n pairs."""
+    e = draw(st.integers(0, 14))
+    j = draw(st.integers(0, 20))
+    m = draw(st.integers(1, 10) if interior else st.integers(0, 20))
+    u = _blob(draw, 2 * n).reshape(2, n)
+    x = np.clip(np.ldexp(_zigzag(u[0], 2 ** (e + j)).astype(np.float64), -j), -bound, bound)
+    y = ((1 + u[1] % (2**m - 1)) if interior else u[1] % (2**m + 1)).astype(np.float64) / 2.0**m
     return _pairs(x, y)
 
 
@@ -165,7 +185,7 @@ def exact_inputs(name):
 
 
 def any_inputs(name, n=N):
-    """Valid inputs of any kind for ``name``: (p, t) of N x N pairs."""
+    """Valid inputs of any kind for ``name``: (p, t) of n x n pairs."""
     fam = _family(name)
     if fam == "classification":
         return logits_targets(n)
@@ -199,11 +219,6 @@ def _worst(got, want, *inputs):
 
 def _assert_same(got, want, what, *inputs):
     assert _eq(got, want), f"{what}: {_worst(got, want, *inputs)}"
-
-
-def _grad_bar(name) -> float:
-    """The documented float64 gradient bar of the loss (refloss/_reference.py, docs/accuracy.md)."""
-    return REFERENCES[name].bar.grad
 
 
 # ------------------------------------------------------------------ known failures
@@ -267,94 +282,7 @@ def _known(prop, name, p, t, params):
     return mask
 
 
-# ================================================================== invariances
-
-
-@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo")))
-@given(data=st.data())
-def test_translation_invariance(name, data):
-    """L(p + c, t + c) = L(p, t) bit for bit, gradients too (element-wise: a shift of both inputs;
-    boxes: a shift (cx, cy) of both boxes; YOLOv1: of both centres).  On the dyadic grid the
-    shifted coordinates and all their differences are exact, so any difference is a kernel that
-    does not compute from coordinate differences alone."""
-    fn = _fn(name)
-    (p, t), k = data.draw(exact_inputs(name), "inputs")
-    params = data.draw(params_for(name), "params")
-    fam = _family(name)
-    if fam == "elementwise":
-        c = np.ldexp(float(data.draw(st.integers(-2**27, 2**27), "c")), k)
-        shift = c
-    else:
-        cx, cy = (np.ldexp(float(data.draw(st.integers(-2**13, 2**13), w)), k) for w in ("cx", "cy"))
-        shift = np.array([cx, cy, cx, cy]) if fam == "box" else np.array([cx, cy, 0.0, 0.0])
-    v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    v2, (gp2, gt2) = fn.value_and_grad(p + shift, t + shift, **params)
-    _assert_same(v2, v, "value", p, t)
-    _assert_same(gp2, gp, "d/dpred", p, t)
-    _assert_same(gt2, gt, "d/dtarget", p, t)
-
-
-@pytest.mark.parametrize("name", _only(("box",)))
-@given(data=st.data())
-def test_box_scale_invariance(name, data):
-    """Boxes scaled by s = 2^j (exact): the value is unchanged and the gradients are divided by s,
-    bit for bit (eps = 0, the scale-invariant formula; other parameters drawn).  Exponents keep
-    every area and squared distance inside float64's normal range."""
-    fn = _fn(name)
-    (p, t), k = data.draw(exact_inputs(name), "inputs")
-    params = data.draw(params_for(name, eps=0.0), "params")
-    j = data.draw(st.integers(-60, 60).filter(lambda j: j != 0), "j")
-    v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **params)
-    _assert_same(v2, v, "value", p, t)
-    if params.get("darknet"):
-        return  # darknet's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU paper's shortcut): not homogeneous
-    _assert_same(gp2, np.ldexp(gp, -j), "d/dpred", p, t)
-    _assert_same(gt2, np.ldexp(gt, -j), "d/dtarget", p, t)
-
-
-@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo")))
-@given(data=st.data())
-def test_symmetry_under_swapping_pred_and_target(name, data):
-    """L(t, p) = L(p, t) bit for bit; the gradients swap: d/dpred at (t, p) is d/dtarget at (p, t).
-    Element-wise (functions of |p - t|) and YOLOv1 (squares of differences) exactly, and
-    d/dtarget = -d/dpred exactly.  Boxes: the kernels round re-associated sums in another order,
-    so the swapped gradients agree within twice the documented gradient bar (each is within the
-    bar of the exact, symmetric gradient: 1e-13 of the pair's largest component, at least
-    1/(enclosing box size)), and so do the values (within twice the value bar, 1e-14: eps > 0
-    adds terms in another order).  The pairs include identical boxes and tied coordinates."""
-    fn = _fn(name)
-    (p, t), _ = data.draw(exact_inputs(name), "inputs")
-    params = data.draw(params_for(name), "params")
-    v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    v2, (gp2, gt2) = fn.value_and_grad(t, p, **params)
-    if _family(name) != "box":
-        _assert_same(v2, v, "value", p, t)
-        _assert_same(gp2, gt, "d/dpred(t, p) vs d/dtarget(p, t)", p, t)
-        _assert_same(gt2, gp, "d/dtarget(t, p) vs d/dpred(p, t)", p, t)
-        if _family(name) == "elementwise":
-            _assert_same(gt, -gp, "d/dtarget vs -d/dpred", p, t)
-        return
-    with np.errstate(invalid="ignore"):
-        verr = np.where((v == v2) | (np.isnan(v) & np.isnan(v2)), 0.0, np.abs(v2 - v))
-    bad = ~(verr <= 2 * REFERENCES[name].bar.value)  # NaN on one side only fails too
-    assert not bad.any(), f"value: {_worst(v2[bad], v[bad], p[bad], t[bad])}"
-    if params.get("darknet"):
-        return  # darknet's simplified dv/dw applies to pred only (the target keeps the exact dv): asymmetric
-    size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
-                      np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.maximum(np.fmax(np.nanmax(np.abs(gp), axis=1, initial=0), np.nanmax(np.abs(gt), axis=1, initial=0)),
-                           1 / size)
-    for a, b, what in ((gp2, gt, "d/dpred(t, p) vs d/dtarget(p, t)"), (gt2, gp, "d/dtarget(t, p) vs d/dpred(p, t)")):
-        with np.errstate(invalid="ignore"):
-            diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
-            err = np.where(diff == 0, 0.0, diff / scale[:, None]).max(axis=1)
-        bad = ~(err <= 2 * _grad_bar(name))
-        assert not bad.any(), f"{what}: {err[bad].max():.3g} of the scale; {_worst(a[bad], b[bad], p[bad], t[bad])}"
-
-
-# ================================================================== bounds
+# ================================================================== bounds: ranges
 
 # [lo, hi] of each box loss and metric, from its formula (eps >= 0 only shrinks the terms):
 # 1 - IoU in [0, 1]; (C - U)/C in [0, 1); rho^2/c^2 in [0, 1) (the centres lie strictly inside
@@ -380,19 +308,155 @@ def _range(name) -> tuple:
     return (-math.inf, 1.0) if _kind(name) == "metric" else (0.0, math.inf)
 
 
-@pytest.mark.parametrize("name", LOSSES)
+def _documented_infinite_gradient(name, p, t, params):
+    """Where the docs say the gradient is infinite or undefined although the value is finite:
+    YOLOv1 at a size of 0 (d sqrt(w)/dw); sigmoid focal loss with 0 < gamma < 1 where 1 - p_t = 0
+    exactly (a hard target and a logit whose sigmoid rounds to it: |x| > 36)."""
+    fam = _family(name)
+    if fam == "yolo":
+        return (p[:, 2:] == 0).any(axis=1) | (t[:, 2:] == 0).any(axis=1)
+    if fam == "classification" and 0 < params.get("gamma", 1.0) < 1:
+        return ((t == 0) | (t == 1)) & (np.abs(p) > 36)
+    return np.zeros(len(p), bool)
+
+
+# ================================================================== exact relations
+
+
+def _box_scale(p, t):
+    """Per pair: the larger side of the enclosing box (the natural length of the gradients)."""
+    return np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
+                      np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
+
+
+def _check_translation(fn, fam, p, t, params, v, gp, gt, k, data):
+    """L(p + c, t + c) = L(p, t) bit for bit, gradients too (element-wise: a shift of both inputs;
+    boxes: a shift (cx, cy) of both boxes; YOLOv1: of both centres).  On the dyadic grid the
+    shifted coordinates and all their differences are exact, so any difference is a kernel that
+    does not compute from coordinate differences alone."""
+    if fam == "elementwise":
+        shift = np.ldexp(float(data.draw(st.integers(-2**27, 2**27), "shift")), k)
+    else:
+        cx, cy = (np.ldexp(float(data.draw(st.integers(-2**13, 2**13), w)), k) for w in ("cx", "cy"))
+        shift = np.array([cx, cy, cx, cy]) if fam == "box" else np.array([cx, cy, 0.0, 0.0])
+    v2, (gp2, gt2) = fn.value_and_grad(p + shift, t + shift, **params)
+    _assert_same(v2, v, "translation: value", p, t)
+    _assert_same(gp2, gp, "translation: d/dpred", p, t)
+    _assert_same(gt2, gt, "translation: d/dtarget", p, t)
+
+
+def _check_scaling(fn, p, t, params, data):
+    """Boxes scaled by s = 2^j (exact): the value is unchanged and the gradients are divided by s,
+    bit for bit, with eps = 0 (the scale-invariant formula; eps is an area and breaks it) and
+    the other parameters as drawn.  Exponents keep every area and squared distance inside
+    float64's normal range.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
+    paper's shortcut): its gradient is not homogeneous, only its value is checked."""
+    params = dict(params, eps=0.0) if "eps" in params else params
+    j = data.draw(st.integers(-60, 60).filter(lambda j: j != 0), "scale 2^j")
+    v, (gp, gt) = fn.value_and_grad(p, t, **params)
+    v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **params)
+    _assert_same(v2, v, "scaling: value", p, t)
+    if not params.get("darknet"):
+        _assert_same(gp2, np.ldexp(gp, -j), "scaling: d/dpred", p, t)
+        _assert_same(gt2, np.ldexp(gt, -j), "scaling: d/dtarget", p, t)
+
+
+def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
+    """L(t, p) = L(p, t); the gradients swap: d/dpred at (t, p) is d/dtarget at (p, t).
+    Element-wise (functions of |p - t|) and YOLOv1 (squares of differences): bit for bit, and
+    element-wise d/dtarget = -d/dpred exactly.  Boxes: the kernels may round re-associated sums
+    in another order (eps > 0), so values agree within twice the documented value bar (1e-14)
+    and gradients within twice the gradient bar (1e-13 of the pair's largest component, at least
+    1/(enclosing size)): each is within its bar of the exact, symmetric result.  darknet=True
+    changes the pred side only: its gradients are not symmetric by design."""
+    v2, (gp2, gt2) = fn.value_and_grad(t, p, **params)
+    if fam != "box":
+        _assert_same(v2, v, "symmetry: value", p, t)
+        _assert_same(gp2, gt, "symmetry: d/dpred(t, p) vs d/dtarget(p, t)", p, t)
+        _assert_same(gt2, gp, "symmetry: d/dtarget(t, p) vs d/dpred(p, t)", p, t)
+        if fam == "elementwise":
+            _assert_same(gt, -gp, "d/dtarget vs -d/dpred", p, t)
+        return
+    bar = REFERENCES[name].bar
+    with np.errstate(invalid="ignore"):
+        verr = np.where((v == v2) | (np.isnan(v) & np.isnan(v2)), 0.0, np.abs(v2 - v))
+    bad = ~(verr <= 2 * bar.value)  # NaN on one side only fails too
+    assert not bad.any(), f"symmetry: value: {_worst(v2[bad], v[bad], p[bad], t[bad])}"
+    if params.get("darknet"):
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.maximum(np.fmax(np.nanmax(np.abs(gp), axis=1, initial=0), np.nanmax(np.abs(gt), axis=1, initial=0)),
+                           1 / _box_scale(p, t))
+    for a, b, what in ((gp2, gt, "d/dpred(t, p) vs d/dtarget(p, t)"), (gt2, gp, "d/dtarget(t, p) vs d/dpred(p, t)")):
+        with np.errstate(invalid="ignore"):
+            diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+            err = np.where(diff == 0, 0.0, diff / scale[:, None]).max(axis=1)
+        bad = ~(err <= 2 * bar.grad)
+        assert not bad.any(), f"symmetry: {what}: {err[bad].max():.3g} of the scale; " \
+                              f"{_worst(a[bad], b[bad], p[bad], t[bad])}"
+
+
+def _check_zero(fn, name, fam, p, params):
+    """L(b, b) = 0 (metrics: 1).  Element-wise (x = 0: the sign(0) = 0 convention where the
+    loss has a kink there) and YOLOv1 (sizes > 0; at 0 its derivative is documented infinite):
+    the gradient is exactly 0.  Boxes: every coordinate is tied, and the documented convention
+    (a tie splits the gradient 0.5/0.5, as torch autograd) makes the exact gradient 0 (the
+    halves of the intersection and of the enclosing box cancel); the kernels round the
+    O(1/side) terms that cancel, so |d/dx| <= 32 eps / w and |d/dy| <= 32 eps / h (w, h: the
+    box's sides; eps = 2^-52), and exactly 0 where the loss's conventions say so
+    (Focal-L1-EIoU: value and gradient 0 at L_EIoU = 0).  Zero-area boxes: NaN (zero union,
+    documented).  eps = 0 (with eps > 0 the value is eps / (A + eps), not 0)."""
+    if "eps" in params:
+        params = dict(params, eps=0.0)
+    if fam == "yolo":
+        p = p[(p[:, 2:] > 0).all(axis=1)]
+    v, (gp, gt) = fn.value_and_grad(p, p.copy(), **params)
+    want = 1.0 if _kind(name) == "metric" else 0.0
+    if fam != "box":
+        _assert_same(v, np.full_like(v, want), "pred = target: value", p)
+        _assert_same(gp, np.zeros_like(gp), "pred = target: d/dpred", p)
+        _assert_same(gt, np.zeros_like(gt), "pred = target: d/dtarget", p)
+        return
+    w, h = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+    area = w * h > 0
+    keep = area | ~_known("nan at zero union", name, p, p, params)
+    _assert_same(np.isnan(v)[keep], ~area[keep], "pred = target: NaN exactly for zero-area boxes", p[keep])
+    _assert_same(v[area], np.full(area.sum(), want), "pred = target: value", p[area])
+    bound = 32 * 2.0**-52 / np.stack([w, h, w, h], axis=1)[area]
+    if "value and gradient are 0" in fn.info.conventions:
+        bound = np.zeros_like(bound)
+    for g, what in ((gp, "d/dpred"), (gt, "d/dtarget")):
+        bad = ~(np.abs(g[area]) <= bound)
+        assert not bad.any(), f"pred = target: {what}: {_worst(g[area][bad], 0 * bound[bad], p[area][bad])}"
+
+
+@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo")))
 @given(data=st.data())
-def test_bounds(name, data):
-    """Every value lies in the loss's range (_range: losses >= 0, metrics <= 1, the box ranges
-    above), in float64 and float32.  Boxes: NaN exactly where the union is 0 with eps = 0 (the
-    documented undefined case) and nowhere else; the other families: never NaN (YOLOv1: sizes
-    >= 0 are valid input).  Element-wise differences up to 2^39 (float32: 2^19) and logits up to
-    1e4 (float32: 80, the README's ranges) give finite values."""
+def test_exact_relations(name, data):
+    """Translation invariance, power-of-two scaling (boxes), symmetry under swapping pred and
+    target, and the zero at pred = target, on one batch of dyadic inputs with parameters drawn
+    from their domains (see the _check_* functions for each property and its tolerance)."""
     fn = _fn(name)
     fam = _family(name)
-    p, t = data.draw(any_inputs(name), "inputs")
+    (p, t), k = data.draw(exact_inputs(name), "inputs")
     params = data.draw(params_for(name), "params")
-    dtype = data.draw(st.sampled_from([np.float64, np.float32]), "dtype")
+    v, (gp, gt) = fn.value_and_grad(p, t, **params)
+    _check_translation(fn, fam, p, t, params, v, gp, gt, k, data)
+    if fam == "box":
+        _check_scaling(fn, p, t, params, data)
+    _check_symmetry(fn, name, fam, p, t, params, v, gp, gt)
+    _check_zero(fn, name, fam, p, params)
+
+
+# ================================================================== bounds and finite gradients
+
+
+def _check_bounds(fn, name, fam, p, t, params, dtype):
+    """Every value lies in the loss's range (_range: losses >= 0, metrics <= 1, BOX_RANGES), in
+    float64 and float32.  Boxes: NaN exactly where the union is 0 with eps = 0 (the documented
+    undefined case) and nowhere else; the other families: never NaN (YOLOv1: sizes >= 0 are
+    valid input).  Element-wise differences up to 2^39 (float32: 2^19) and logits up to 1e4
+    (float32: 80, the README's ranges)."""
     if dtype is np.float32 and fam == "classification":
         p = np.clip(p, -80, 80)
     if dtype is np.float32 and fam == "elementwise":
@@ -415,75 +479,51 @@ def test_bounds(name, data):
         assert np.all(v[ok] < 2.0), f"value 2 reached: {_worst(v[ok], np.minimum(v[ok], 1.5), p[ok], t[ok])}"
 
 
-def _documented_infinite_gradient(name, p, t, params):
-    """Where the docs say the gradient is infinite or undefined although the value is finite:
-    YOLOv1 at a size of 0 (d sqrt(w)/dw); sigmoid focal loss with 0 < gamma < 1 where 1 - p_t = 0
-    exactly (a hard target and a logit whose sigmoid rounds to it: |x| > 36)."""
-    fam = _family(name)
-    if fam == "yolo":
-        return (p[:, 2:] == 0).any(axis=1) | (t[:, 2:] == 0).any(axis=1)
-    if fam == "classification" and 0 < params.get("gamma", 1.0) < 1:
-        return ((t == 0) | (t == 1)) & (np.abs(p) > 36)
-    return np.zeros(len(p), bool)
-
-
-@pytest.mark.parametrize("name", LOSSES)
-@given(data=st.data())
-def test_gradients_finite_where_the_value_is(name, data):
-    """Where a value is finite, its gradient is finite: boxes with zero area, ties and touching
+def _check_finite_gradients(fn, name, p, t, params):
+    """Where a value is finite its gradient is finite: boxes with zero area, ties and touching
     boxes included (the value is NaN only at zero union, eps = 0; log_iou_loss is +inf at
     IoU = 0), logits up to 1e4 with hard and soft targets; except the documented infinite
     derivatives (_documented_infinite_gradient)."""
-    fn = _fn(name)
-    p, t = data.draw(any_inputs(name), "inputs")
-    params = data.draw(params_for(name), "params")
     v, grads = fn.value_and_grad(p, t, **params)
     ok = np.isfinite(v) & ~_known("gradient finite", name, p, t, params)
     ok &= ~_documented_infinite_gradient(name, p, t, params)
     for g, what in zip(grads, fn.inputs):
         bad = ok & ~np.isfinite(g).reshape(len(g), -1).all(axis=1)
-        assert not bad.any(), f"d/d{what} not finite: {_worst(g[bad], np.zeros_like(g[bad]), p[bad], t[bad])}"
+        assert not bad.any(), f"d/d{what} not finite with {params}: {_worst(g[bad], np.zeros_like(g[bad]), p[bad], t[bad])}"
 
 
-# ================================================================== pred = target
+def _check_wide_parameters(fn, name, fam, p, t, params):
+    """Parameters anywhere in their documented domain (``Param``: subnormal positive values, up
+    to 2^20, the closed ends): no exception, values never NaN for valid inputs except where the
+    docs say (boxes: zero union with eps = 0), values within the loss's range, gradients finite
+    where the value is (as _check_finite_gradients)."""
+    if _known("call", name, p, t, params).any():
+        return
+    v = fn(p, t, **params)
+    ok = ~_known("value", name, p, t, params)
+    if fam == "box":
+        ok &= ~(_zero_union(p, t) & (params.get("eps", 0.0) == 0))
+    assert not np.isnan(v[ok]).any(), f"NaN value with {params}: {_worst(v[ok], 0 * v[ok], p[ok], t[ok])}"
+    lo, hi = _range(name)
+    out = ok & ~((v >= lo) & (v <= hi))
+    assert not out.any(), f"outside [{lo}, {hi}] with {params}: {_worst(v[out], np.clip(v[out], lo, hi), p[out], t[out])}"
+    _check_finite_gradients(fn, name, p, t, params)
 
 
-@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo")))
+@pytest.mark.parametrize("name", LOSSES)
 @given(data=st.data())
-def test_zero_at_pred_equal_target(name, data):
-    """L(b, b) = 0 (metrics: 1).  Element-wise (x = 0: the sign(0) = 0 convention where the
-    loss has a kink there) and YOLOv1 (sizes > 0; at 0 its derivative is documented infinite):
-    the gradient is exactly 0.  Boxes: every coordinate is tied, and the documented convention
-    (a tie splits the gradient 0.5/0.5, as torch autograd) makes the exact gradient 0 (the
-    halves of the intersection and of the enclosing box cancel); the kernels round the
-    O(1/side) terms that cancel, so |d/dx| <= 32 eps / w and |d/dy| <= 32 eps / h (w, h: the
-    box's sides; eps = 2^-52), and exactly 0 where the loss's conventions say so
-    (Focal-L1-EIoU: value and gradient 0 at L_EIoU = 0).  Zero-area boxes: NaN (zero union,
-    documented).  eps = 0 (with eps > 0 the value is eps / (A + eps), not 0)."""
+def test_bounds_and_finite_gradients(name, data):
+    """On one batch: the bounds (typical parameters, float64 or float32), finite gradients where
+    the value is finite (float64), and both again with parameters drawn anywhere in their
+    domain (see the _check_* functions)."""
     fn = _fn(name)
     fam = _family(name)
-    (p, _), _ = data.draw(exact_inputs(name), "inputs")
-    params = data.draw(params_for(name, **({"eps": 0.0} if fam == "box" else {})), "params")
-    if fam == "yolo":
-        p = p[(p[:, 2:] > 0).all(axis=1)]
-    v, (gp, gt) = fn.value_and_grad(p, p.copy(), **params)
-    want = 1.0 if _kind(name) == "metric" else 0.0
-    if fam != "box":
-        _assert_same(v, np.full_like(v, want), "value", p)
-        _assert_same(gp, np.zeros_like(gp), "d/dpred", p)
-        _assert_same(gt, np.zeros_like(gt), "d/dtarget", p)
-        return
-    w, h = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
-    area = w * h > 0
-    keep = area | ~_known("nan at zero union", name, p, p, params)
-    _assert_same(np.isnan(v)[keep], ~area[keep], "NaN exactly for zero-area boxes", p[keep])
-    _assert_same(v[area], np.full(area.sum(), want), "value", p[area])
-    bound = 32 * 2.0**-52 / np.stack([w, h, w, h], axis=1)[area]
-    if "value and gradient are 0" in fn.info.conventions:
-        bound = np.zeros_like(bound)
-    for g, what in ((gp, "d/dpred"), (gt, "d/dtarget")):
-        bad = ~(np.abs(g[area]) <= bound)
-        assert not bad.any(), f"{what} at identical boxes: {_worst(g[area][bad], 0 * bound[bad], p[area][bad])}"
+    p, t = data.draw(any_inputs(name), "inputs")
+    params = data.draw(params_for(name), "params")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), "dtype")
+    _check_bounds(fn, name, fam, p, t, params, dtype)
+    _check_finite_gradients(fn, name, p, t, params)
+    _check_wide_parameters(fn, name, fam, p, t, data.draw(params_for(name, wide=True), "parameters (whole domain)"))
 
 
 # ================================================================== finite differences
@@ -495,34 +535,39 @@ TRUE_DERIVATIVE = {"ciou": {"alpha_grad": True, "darknet": False}, "ciou_loss": 
                    "focal_eiou_loss": {"weight_grad": True}}
 
 
-def _fd_check(fn, params, inputs, steps, scale, what):
+def _fd_check(fn, params, inputs, steps, scale, what, floor=0.0):
     """Analytic gradients vs ``_fd.gradient`` (Richardson-extrapolated central differences of the
     kernel's own value, with its error estimate ``est``).  The extrapolated difference's truncation
     error is O(h^4), a factor (h/size)^2 ~ 1e-6 below the correction |d(h/2) - d(h)| that ``est``
-    contains, and its rounding error is below the noise term of ``est`` (64 eps |f| / h, for
-    values accurate to a few ULP): |g - fd| <= 2 est.  ``est`` is inf where no difference can be
-    taken (a non-finite value: log_iou_loss at IoU = 0) and large where a step crosses a kink;
-    it depends on values only, never on the gradient under test.  So that the check keeps its
-    teeth, at least half of the coordinates with a finite estimate must have est <= 1e-6 of
-    their ``scale`` (the gradient's natural size)."""
+    contains; its rounding error is 3 delta / h for values rounded by delta, which ``est`` bounds
+    by 64 eps |f| / h, and for values computed from larger terms that cancel (box losses: sums
+    of O(1) ratios, at most 4; cross-entropy: terms of size |x|) the same with |f| raised to
+    ``floor``.  So |g - fd| <= 2 est + 64 eps floor / h.  ``est`` is inf where no difference
+    can be taken (a non-finite value: log_iou_loss at IoU = 0) and large where a step crosses a
+    kink; it depends on values only, never on the gradient under test.  So that the check keeps
+    its teeth, at least half of the coordinates with a finite estimate must have a tolerance
+    below 1e-4 of their ``scale`` (the gradient's natural size; most are below 1e-8: a wrong
+    term in a gradient is far larger)."""
     _, grads = fn.value_and_grad(*inputs, **params)
     tight = total = 0
     for k, g in enumerate(grads):
         fd, est = _fd.gradient(lambda *a: fn(*a, **params), inputs, k, steps)
         sc = scale if np.ndim(g) == 1 else scale[:, None]
+        noise = _fd.NOISE_EPS * 2.0**-52 * np.asarray(floor, np.float64) / steps
+        tol = 2 * est + (noise if np.ndim(g) == 1 else noise[:, None])
         checked = np.isfinite(est)
         with np.errstate(invalid="ignore"):
-            bad = checked & ~(np.abs(g - fd) <= 2 * est)
+            bad = checked & ~(np.abs(g - fd) <= tol)
         if bad.any():
             rows = bad if bad.ndim == 1 else bad.any(axis=1)
-            i = np.argmax(np.where(bad, np.abs(g - fd) / np.where(checked, est, 1), -1))
+            i = np.argmax(np.where(bad, np.abs(g - fd) / np.where(checked, tol, 1), -1))
             i = np.unravel_index(i, bad.shape)
             raise AssertionError(f"{what} d/d{fn.inputs[k]}{list(i[1:])} at {[x[i[0]].tolist() for x in inputs]}: "
-                                 f"analytic {g[i]!r}, finite differences {fd[i]!r} +- {est[i]:.3g} "
+                                 f"analytic {g[i]!r}, finite differences {fd[i]!r} +- {tol[i]:.3g} "
                                  f"({int(rows.sum())} points fail)")
-        tight += int(np.sum(est[checked] <= 1e-6 * np.broadcast_to(sc, est.shape)[checked]))
+        tight += int(np.sum(tol[checked] <= 1e-4 * np.broadcast_to(sc, tol.shape)[checked]))
         total += int(checked.sum())
-    assert tight >= total / 2, f"{what}: finite differences too coarse ({tight} of {total} coordinates within 1e-6)"
+    assert tight >= total / 2, f"{what}: finite differences too coarse ({tight} of {total} coordinates within 1e-4)"
 
 
 def _elementwise_fd_points(name, params, x, t):
@@ -536,28 +581,37 @@ def _elementwise_fd_points(name, params, x, t):
     return keep
 
 
+@st.composite
+def _fd_residuals(draw, n=N):
+    """n residuals x with |x| = 10^(-6 .. 6) (log-uniform) and random signs, n targets in [-4, 4]."""
+    u = _blob(draw, 3 * n).reshape(3, n)
+    mag = 10.0 ** (-6 + 12 * (u[0] / 2.0**32))
+    sign = np.where(u[1] % 2 == 1, -1.0, 1.0)
+    return mag * sign, (u[2] % 2**23 - 2**22) / 2.0**20
+
+
 @pytest.mark.parametrize("name", LOSSES)
 @given(data=st.data())
 def test_gradient_matches_finite_differences(name, data):
     """value_and_grad's gradients vs finite differences of the value (see _fd_check), at drawn
-    points away from kinks and ties: element-wise |x| at least 1% from 0 and each kink; boxes
-    (generic overlapping, nested and disjoint pairs) whose four x and four y coordinates are
-    all distinct, step 1e-3 of the smallest gap; logits up to 40, targets inside (0, 1); YOLOv1
-    sizes > 0, pairs not identical."""
+    points away from kinks and ties, parameters drawn (with the true derivative: TRUE_DERIVATIVE):
+    element-wise |x| at least 1% from 0 and each kink, step 0.1% of |x|; boxes (generic
+    overlapping, nested and disjoint pairs) whose four x and four y coordinates are all
+    distinct, step 0.1% of the smallest gap; logits up to 40, targets inside (0, 1), step 0.1%
+    of the distance of the target to {0, 1}; YOLOv1 sizes > 0, pairs not identical, step 0.1%
+    of the smallest size."""
     fn = _fn(name)
     fam = _family(name)
     params = data.draw(params_for(name, **TRUE_DERIVATIVE.get(name, {})), "params")
     if fam == "elementwise":
-        mag = data.draw(hnp.arrays(np.float64, N, elements=st.floats(1e-6, 1e6), fill=st.nothing()), "|x|")
-        sign = data.draw(hnp.arrays(np.int8, N, elements=st.sampled_from([-1, 1]), fill=st.nothing()), "sign")
-        t0 = data.draw(hnp.arrays(np.float64, N, elements=st.floats(-4, 4), fill=st.nothing()), "target")
-        x, t = _pairs(mag * sign, t0)
+        x0, t0 = data.draw(_fd_residuals(), "residuals, targets")
+        x, t = _pairs(x0, t0)
         keep = _elementwise_fd_points(name, params, x, t)
         t = t[keep]
         p = t + x[keep]
-        x = p - t  # the difference the kernel sees
         if not p.size:
             return
+        x = p - t  # the difference the kernel sees
         v, (g, _) = fn.value_and_grad(p, t, **params)
         scale = np.maximum(np.abs(g), np.abs(v / x))  # |L(x)/x|: where L is flat (Focal-L1, beta = 1, |x| > 1)
         _fd_check(fn, params, (p, t), 1e-3 * np.abs(x), scale, "element-wise")
@@ -573,28 +627,24 @@ def test_gradient_matches_finite_differences(name, data):
         if not keep.any():
             return
         p, t, gap = p[keep], t[keep], gap[keep]
-        size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
-                          np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
         _, (gp, gt) = fn.value_and_grad(p, t, **params)
-        scale = np.maximum(np.maximum(np.abs(gp).max(axis=1), np.abs(gt).max(axis=1)), 1 / size)
-        _fd_check(fn, params, (p, t), 1e-3 * gap, scale, "boxes")
+        scale = np.maximum(np.maximum(np.abs(gp).max(axis=1), np.abs(gt).max(axis=1)), 1 / _box_scale(p, t))
+        _fd_check(fn, params, (p, t), 1e-3 * gap, scale, "boxes", floor=4.0)
     elif fam == "classification":
         x, y = data.draw(logits_targets(bound=40.0, interior=True), "inputs")
-        # one step for both inputs: 1e-3 of the distance of y to {0, 1} (the targets' range)
-        steps = 1e-3 * np.minimum(y, 1 - y)
-        _, (gx, gy) = fn.value_and_grad(x, y, **params)
-        scale = np.maximum(np.abs(gx), np.abs(gy))
-        _fd_check(fn, params, (x, y), steps, np.maximum(scale, 1e-300), "logits")
+        v, (gx, gy) = fn.value_and_grad(x, y, **params)
+        scale = np.maximum(np.maximum(np.abs(gx), np.abs(gy)), np.abs(v))  # gradients vanish where sigmoid(x) = y
+        _fd_check(fn, params, (x, y), 1e-3 * np.minimum(y, 1 - y), scale, "logits", floor=np.abs(x) + 1)
     else:  # yolo: (x, y, w, h) with w, h > 0
         (p, t), _ = data.draw(xywh_dyadic(), "inputs")
-        keep = (p[:, 2:] > 0).all(axis=1) & (t[:, 2:] > 0).all(axis=1) & (p != t).any(axis=1)  # identical: test_zero_*
+        keep = (p[:, 2:] > 0).all(axis=1) & (t[:, 2:] > 0).all(axis=1) & (p != t).any(axis=1)  # identical: zero test
         p, t = p[keep], t[keep]
         if not p.size:
             return
-        steps = 1e-3 * np.minimum(p[:, 2:].min(axis=1), t[:, 2:].min(axis=1))
         _, (gp, gt) = fn.value_and_grad(p, t, **params)
-        scale = np.maximum(np.abs(gp).max(axis=1), np.abs(gt).max(axis=1))
-        _fd_check(fn, params, (p, t), steps, np.maximum(scale, 1e-300), "xywh")
+        scale = np.maximum(np.maximum(np.abs(gp).max(axis=1), np.abs(gt).max(axis=1)), 1e-300)
+        steps = 1e-3 * np.minimum(p[:, 2:].min(axis=1), t[:, 2:].min(axis=1))
+        _fd_check(fn, params, (p, t), steps, scale, "xywh")
 
 
 # ================================================================== CUDA simulator
@@ -628,7 +678,8 @@ def test_cuda_equals_cpu(name, data):
     reduction (the same generated operations; Python's math and the CPU's libm agreed on every
     drawn point), float32 per element within twice the documented bar (the simulator evaluates
     float32 math functions in double precision, the CPU in float32; each is within the bar of the
-    exact result, and refloss verify checks both).  4 x 4 pairs per example."""
+    exact result, and refloss verify checks both).  4 x 4 pairs per example; a tenth of the
+    profile's examples (the simulator runs each GPU thread as a Python thread)."""
     pytest.importorskip("numba.cuda")
     fn = _fn(name)
     p, t = data.draw(any_inputs(name, n=4), "inputs")
@@ -642,7 +693,7 @@ def test_cuda_equals_cpu(name, data):
             p, t = p / 2.0**20, t / 2.0**20
     kw = dict(dtype=dtype, reduction=reduction, **params)
     v, g = fn.value_and_grad(p, t, **kw)
-    with _simulator_blocks():
+    with _simulator_blocks(), np.errstate(all="ignore"):  # the simulator's NumPy scalars warn at NaN (zero union)
         vc, gc = fn.value_and_grad(p, t, device="cuda", **kw)
         v1 = fn(p, t, device="cuda", **kw)
     check = _assert_same if dtype is np.float64 else lambda a, b, what, p, t: _close_f32(name, a, b, what, p, t)
@@ -673,12 +724,13 @@ def _close_f32(name, got, want, what, p, t):
             else:
                 err = diff
         else:
-            err = diff / np.spacing(np.maximum(np.abs(got), np.abs(want)).astype(np.float32)).astype(np.float64)
+            err = np.where(diff == 0, 0.0,
+                           diff / np.spacing(np.maximum(np.abs(got), np.abs(want)).astype(np.float32)).astype(np.float64))
     bad = ~(err <= lim)
     assert not bad.any(), f"{what} (float32): {np.max(np.where(bad, err, 0))} > {lim}; {_worst(got, want, p, t)}"
 
 
-# ================================================================== odd input forms
+# ================================================================== input forms
 
 REFLOSS_DIR = os.path.dirname(rl.__file__)
 
@@ -753,25 +805,79 @@ FORMS = ("int", "big_endian", "strided", "reversed", "fortran", "broadcast_view"
 KNOWN_FORMS = {"masked": "test_known_masked_array_reaches_numba"}
 
 
-@pytest.mark.parametrize("name", LOSSES)
-@given(data=st.data())
-def test_odd_input_forms_equal_a_contiguous_float64_copy(name, data):
-    """Each input under a drawn set of transformations (FORMS: integer dtypes, big-endian, strided,
-    negative strides, Fortran order, zero-stride broadcast views, read-only, masked arrays,
-    nested lists) gives, for every reduction and dtype, what a C-contiguous float64 copy gives,
-    bit for bit, gradients shaped as the input; or a clear error (_assert_clear_error).
-    64 pairs, as 1-D or 2-D arrays of values (boxes: with a last axis of 4)."""
-    fn = _fn(name)
-    p, t = data.draw(any_inputs(name), "inputs")
+def _known_empty_weighted_mean(fn, full, reduction):
+    """Known failure (test_known_empty_weighted_mean_gradient): a loss whose "mean" divides by a
+    sum of weights (Focal-EIoU) gives NaN gradients to broadcast inputs of an empty batch."""
+    return fn.info.mean_weight is not None and reduction == "mean" and not int(np.prod(full, dtype=np.int64))
+
+
+BAD_KINDS = ("complex", "complex_list", "object", "object_fractions", "none_inside", "str", "str_list", "bytes",
+             "ragged", "datetime", "timedelta", "structured", "none", "dict", "set", "plain_str")
+# known failures (pinned below by xfail(strict=True) tests; drawn again once fixed)
+KNOWN_BAD_KINDS = {"ragged": "test_known_ragged_list_error_names_no_argument"}
+
+
+def _bad_value(kind, valid, width):
+    """A value of ``kind`` (BAD_KINDS) that is not a real array, of the shape of ``valid`` where
+    the kind has one."""
+    x = np.asarray(valid, np.float64)
+    if kind == "complex":
+        return x.astype(np.complex128) + 1j
+    if kind == "complex_list":
+        return (x + 0.5j).tolist()
+    if kind == "object":
+        return x.astype(object)
+    if kind == "object_fractions":
+        return np.array([Fraction(1, 3)] * x.size, dtype=object).reshape(x.shape)
+    if kind == "none_inside":  # the first number replaced by None
+        lst = x.tolist()
+        if width > 1:
+            lst[0][0] = None
+        else:
+            lst[0] = None
+        return lst
+    if kind == "str":
+        return x.astype(str)
+    if kind == "str_list":
+        return [str(v) for v in x.ravel().tolist()]
+    if kind == "bytes":
+        return x.astype("S8")
+    if kind == "ragged":
+        lst = x.tolist()
+        if width > 1:
+            lst[0] = lst[0][:2]
+        else:
+            lst = [lst, lst[:1]]
+        return lst
+    if kind == "datetime":
+        return np.zeros(x.shape, dtype="datetime64[s]")
+    if kind == "timedelta":
+        return np.zeros(x.shape, dtype="timedelta64[s]")
+    if kind == "structured":
+        return np.zeros(x.shape[:1], dtype=[("a", "f8"), ("b", "f8")])
+    if kind == "none":
+        return None
+    if kind == "dict":
+        return {"a": 1.0}
+    if kind == "set":
+        return {1.0, 2.0}
+    return "1.0"
+
+
+def _check_odd_forms(fn, p, t, params, data):
+    """Each input under a drawn set of transformations (FORMS: integer dtypes, big-endian,
+    strided, negative strides, Fortran order, zero-stride broadcast views, read-only, nested
+    lists), as 1-D or 2-D arrays of values (boxes: with a last axis of 4), gives for every
+    reduction and dtype what a C-contiguous float64 copy (made by NumPy) gives, bit for bit,
+    gradients shaped as the input; or a clear error (_assert_clear_error)."""
     shape = data.draw(st.sampled_from([(N * N,), (N, N)]), "shape") + p.shape[1:]
     inputs = [p.reshape(shape), t.reshape(shape)]
-    params = data.draw(params_for(name), "params")
     reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction")
     dtype = data.draw(st.sampled_from([None, np.float64, np.float32]), "dtype")
     drawn = st.sampled_from([f for f in FORMS if f not in KNOWN_FORMS])
     forms = [data.draw(st.sets(drawn, max_size=4), f"forms of {n}") for n in fn.inputs]
     odd = [_transform(x, f) for x, f in zip(inputs, forms)]
-    plain = [np.array(x, dtype=np.float64, order="C") for x in odd]  # NumPy's conversion: the reference
+    plain = [np.array(x, dtype=np.float64, order="C") for x in odd]
     kw = dict(reduction=reduction, dtype=dtype, **params)
     want = _outcome(lambda: fn.value_and_grad(*plain, **kw))
     got = _outcome(lambda: fn.value_and_grad(*odd, **kw))
@@ -791,26 +897,17 @@ def test_odd_input_forms_equal_a_contiguous_float64_copy(name, data):
         _assert_same(g, g0, f"gradient, forms {forms}")
 
 
-def _known_empty_weighted_mean(fn, full, reduction):
-    """Known failure (test_known_empty_weighted_mean_gradient): a loss whose "mean" divides by a
-    sum of weights (Focal-EIoU) gives NaN gradients to broadcast inputs of an empty batch."""
-    return fn.info.mean_weight is not None and reduction == "mean" and not int(np.prod(full, dtype=np.int64))
-
-
-@pytest.mark.parametrize("name", LOSSES)
-@given(data=st.data())
-def test_broadcasting_scalars_and_empty_arrays(name, data):
+def _check_broadcasting(fn, p, t, params, data):
     """Broadcast shapes give what explicitly broadcast contiguous copies give: values bit for
     bit, and each gradient the sum of the full gradient over the axes its input was broadcast
     along (summed by NumPy, in the same order: bit for bit).  Shapes drawn by Hypothesis
     (hnp.mutually_broadcastable_shapes, empty dimensions included, up to 3-D); element-wise
-    inputs may be 0-d arrays or Python floats; widths of 4 stay the last axis."""
-    fn = _fn(name)
+    inputs may be 0-d arrays, Python floats or NumPy scalars; widths of 4 stay the last axis.
+    An empty batch: "sum" is 0, "mean" NaN."""
     width = fn.info.widths[0]
     shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0,
                                                          max_side=4), "shapes")
     full = shapes.result_shape
-    p, t = data.draw(any_inputs(name), "values")
     pool = (p, t)
 
     def fill(k, shape):
@@ -822,7 +919,6 @@ def test_broadcasting_scalars_and_empty_arrays(name, data):
     if width == 1:  # a 0-d input may come as a Python float or a NumPy scalar
         arrays = [data.draw(st.sampled_from([a, float(a), np.float64(a)]), "scalar form") if a.ndim == 0 else a
                   for a in arrays]
-    params = data.draw(params_for(name), "params")
     reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction")
     lead = full + ((width,) if width > 1 else ())
     explicit = [np.array(np.broadcast_to(np.asarray(a, np.float64), lead), order="C") for a in arrays]
@@ -832,88 +928,29 @@ def test_broadcasting_scalars_and_empty_arrays(name, data):
     _assert_same(fn(*arrays, reduction=reduction, **params), v0, "value (value only)")
     if reduction == "none":
         assert np.shape(v) == full
+    if not int(np.prod(full, dtype=np.int64)):
+        assert reduction != "sum" or v == 0.0
+        assert reduction != "mean" or np.isnan(v)
     if _known_empty_weighted_mean(fn, full, reduction):
         return
     for g, g0, a in zip(grads, grads0, arrays):
         a_shape = np.shape(a)
         assert g.shape == a_shape, (g.shape, a_shape)
         lead_axes = len(lead) - len(a_shape)
-        axes = tuple(range(lead_axes)) + tuple(lead_axes + i for i, n in enumerate(a_shape) if n == 1 and lead[lead_axes + i] != 1)
+        axes = tuple(range(lead_axes)) + tuple(lead_axes + i for i, n in enumerate(a_shape)
+                                               if n == 1 and lead[lead_axes + i] != 1)
         want = g0.sum(axis=axes, keepdims=True).reshape(a_shape) if axes else g0
         _assert_same(g, want, f"gradient of shape {a_shape} from {lead}")
-    if not int(np.prod(full, dtype=np.int64)):
-        assert reduction != "sum" or v == 0.0
-        assert reduction != "mean" or np.isnan(v)
 
 
-# ================================================================== bad input
-
-
-BAD_KINDS = ("complex", "complex_list", "object", "object_fractions", "none_inside", "str", "str_list", "bytes",
-             "ragged", "datetime", "timedelta", "structured", "none", "dict", "set", "plain_str")
-# known failures (pinned below by xfail(strict=True) tests; drawn again once fixed)
-KNOWN_BAD_KINDS = {"ragged": "test_known_ragged_list_error_names_no_argument"}
-
-
-def _bad_values(draw, valid, width):
-    """A value that is not a real array: complex, object, string, bytes, ragged, datetime,
-    structured, None, a dict or set; of the input's shape where the kind has one."""
-    kind = draw(st.sampled_from([k for k in BAD_KINDS if k not in KNOWN_BAD_KINDS]))
-    x = np.asarray(valid, np.float64)
-    if kind == "complex":
-        return kind, x.astype(draw(st.sampled_from([np.complex64, np.complex128]))) + 1j
-    if kind == "complex_list":
-        return kind, (x + 0.5j).tolist()
-    if kind == "object":
-        return kind, x.astype(object)
-    if kind == "object_fractions":
-        return kind, np.array([Fraction(1, 3)] * x.size, dtype=object).reshape(x.shape)
-    if kind == "none_inside":  # the first number replaced by None
-        lst = x.tolist()
-        if width > 1:
-            lst[0][0] = None
-        else:
-            lst[0] = None
-        return kind, lst
-    if kind == "str":
-        return kind, x.astype(str)
-    if kind == "str_list":
-        return kind, [str(v) for v in x.ravel().tolist()]
-    if kind == "bytes":
-        return kind, x.astype("S8")
-    if kind == "ragged":
-        lst = x.tolist()
-        if width > 1:
-            lst[0] = lst[0][:2]
-        else:
-            lst = [lst, lst[:1]]
-        return kind, lst
-    if kind == "datetime":
-        return kind, np.zeros(x.shape, dtype="datetime64[s]")
-    if kind == "timedelta":
-        return kind, np.zeros(x.shape, dtype="timedelta64[s]")
-    if kind == "structured":
-        return kind, np.zeros(x.shape[:1], dtype=[("a", "f8"), ("b", "f8")])
-    if kind == "none":
-        return kind, None
-    if kind == "dict":
-        return kind, {"a": 1.0}
-    if kind == "set":
-        return kind, {1.0, 2.0}
-    return kind, "1.0"
-
-
-@pytest.mark.parametrize("name", LOSSES)
-@given(data=st.data())
-def test_bad_input_raises_a_clear_error(name, data):
-    """A non-real input (complex, object arrays, strings, bytes, ragged lists, datetimes,
-    structured arrays, None, dicts, sets) raises TypeError or ValueError naming the argument,
-    from refloss's own code (never an error from inside NumPy or Numba), on both devices, for
-    the value and value_and_grad alike."""
-    fn = _fn(name)
-    p, t = data.draw(any_inputs(name, n=2), "valid inputs")
-    k = data.draw(st.integers(0, 1), "which input")
-    kind, bad = _bad_values(data.draw, (p, t)[k], fn.info.widths[k])
+def _check_bad_input(fn, p, t, data):
+    """A non-real input (BAD_KINDS: complex, object arrays, strings, bytes, ragged lists,
+    datetimes, structured arrays, None, dicts, sets) raises TypeError or ValueError naming the
+    argument, from refloss's own code (never an error from inside NumPy or Numba), on both
+    devices, for the value and value_and_grad alike."""
+    k = data.draw(st.integers(0, 1), "bad input")
+    kind = data.draw(st.sampled_from([b for b in BAD_KINDS if b not in KNOWN_BAD_KINDS]), "kind")
+    bad = _bad_value(kind, (p, t)[k][:2], fn.info.widths[k])
     inputs = [p, t]
     inputs[k] = bad
     device = data.draw(st.sampled_from(["cpu", "cuda"]), "device")
@@ -923,16 +960,12 @@ def test_bad_input_raises_a_clear_error(name, data):
     _assert_clear_error(outcome[1], fn.inputs, f"{kind} {fn.inputs[k]} on {device}")
 
 
-@pytest.mark.parametrize("name", LOSSES)
-@given(data=st.data())
-def test_non_finite_input_names_the_first_bad_index(name, data):
+def _check_non_finite(fn, p, t, data):
     """NaN or +-inf anywhere in an input: a ValueError naming the argument and the first bad
-    index in C order of the input's own shape (also for a strided or Fortran-ordered input)."""
-    fn = _fn(name)
-    p, t = data.draw(any_inputs(name), "valid inputs")
+    index in C order of the input's own shape (also for a Fortran-ordered input)."""
     shape = (N, N) + p.shape[1:]
     inputs = [p.reshape(shape).copy(), t.reshape(shape).copy()]
-    k = data.draw(st.integers(0, 1), "which input")
+    k = data.draw(st.integers(0, 1), "non-finite input")
     flat = inputs[k].reshape(-1)
     where = data.draw(st.sets(st.integers(0, flat.size - 1), min_size=1, max_size=3), "positions")
     flat[list(where)] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]), "value")
@@ -945,36 +978,18 @@ def test_non_finite_input_names_the_first_bad_index(name, data):
         fn.value_and_grad(*inputs)
 
 
-# ================================================================== the parameters' whole domains
-
-
 @pytest.mark.parametrize("name", LOSSES)
 @given(data=st.data())
-def test_parameters_anywhere_in_their_domain(name, data):
-    """Parameters drawn anywhere in their documented domain (``Param``: subnormal positive values,
-    bounds up to 2^20, the closed ends): values and gradients are never NaN for valid inputs,
-    except where the docs say (boxes: zero union with eps = 0; log_iou_loss: IoU = 0; CIoU: see
-    KNOWN), and values keep the loss's bounds."""
+def test_input_forms(name, data):
+    """On one batch: odd input forms, broadcasting with scalars and empty arrays, bad input and
+    non-finite input (see the _check_* functions)."""
     fn = _fn(name)
-    fam = _family(name)
-    p, t = data.draw(any_inputs(name, n=4), "inputs")
-    params = data.draw(params_for(name, wide=True), "params")
-    if _known("call", name, p, t, params).any():
-        return
-    v, grads = fn.value_and_grad(p, t, **params)
-    ok = np.ones(len(p), bool)
-    if fam == "box":
-        ok &= ~(_zero_union(p, t) & (params.get("eps", 0.0) == 0))
-    ok &= ~_known("value", name, p, t, params)
-    assert not np.isnan(v[ok]).any(), f"NaN value with {params}: {_worst(v[ok], 0 * v[ok], p[ok], t[ok])}"
-    lo, hi = _range(name)
-    out = ok & ~((v >= lo) & (v <= hi))
-    assert not out.any(), f"outside [{lo}, {hi}] with {params}: {_worst(v[out], np.clip(v[out], lo, hi), p[out], t[out])}"
-    ok &= np.isfinite(v) & ~_known("gradient finite", name, p, t, params)
-    ok &= ~_documented_infinite_gradient(name, p, t, params)
-    for g, what in zip(grads, fn.inputs):
-        bad = ok & np.isnan(g).reshape(len(g), -1).any(axis=1)
-        assert not bad.any(), f"NaN d/d{what} with {params}: {_worst(g[bad], 0 * g[bad], p[bad], t[bad])}"
+    p, t = data.draw(any_inputs(name), "inputs")
+    params = data.draw(params_for(name), "params")
+    _check_odd_forms(fn, p, t, params, data)
+    _check_broadcasting(fn, p, t, params, data)
+    _check_bad_input(fn, p, t, data)
+    _check_non_finite(fn, p, t, data)
 
 
 # ================================================================== known failures, pinned
