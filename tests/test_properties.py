@@ -445,7 +445,7 @@ def test_exact_relations(name, data):
     if fam == "box":
         _check_scaling(fn, p, t, params, data)
     _check_symmetry(fn, name, fam, p, t, params, v, gp, gt)
-    _check_zero(fn, name, fam, p, params)
+    _check_zero(fn, name, fam, p[::N], params)  # the N distinct values (boxes) of the batch
 
 
 # ================================================================== bounds and finite gradients
