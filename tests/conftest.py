@@ -3,6 +3,11 @@
 CUDA kernels run under Numba's simulator (NUMBA_ENABLE_CUDASIM=1) unless
 REFLOSS_TEST_REAL_GPU=1 is set on a machine with a GPU.  The variable must be set
 before numba is first imported, hence here.
+
+Hypothesis profiles (tests/test_properties.py, docs/testing.md): "ci" (the default: 2,000
+examples per property, derandomized, so every run draws the same examples) and "long"
+(100,000 examples, a fresh random seed each run), chosen with HYPOTHESIS_PROFILE=long or
+``pytest --hypothesis-profile=long``; "quick" (50 examples) for editing the tests.
 """
 import os
 
@@ -10,6 +15,19 @@ if os.environ.get("REFLOSS_TEST_REAL_GPU") != "1":
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_COMMON = dict(
+    deadline=None,  # Numba compiles a kernel on its first call: seconds, not a slow example
+    database=None,  # nothing written to .hypothesis/; a failure prints its reproduction blob
+    print_blob=True,
+    # each example draws whole arrays and evaluates batches of points: slower than Hypothesis expects
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", max_examples=2_000, derandomize=True, **_COMMON)
+settings.register_profile("long", max_examples=100_000, derandomize=False, **_COMMON)
+settings.register_profile("quick", max_examples=50, derandomize=True, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser):
