@@ -25,6 +25,7 @@ xfail(strict=True) tests at the end and left out of their property only where th
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import traceback
@@ -67,6 +68,27 @@ def _pairs(a, b):
     return np.repeat(a, len(b), axis=0), np.tile(b, (len(a),) + (1,) * (a.ndim - 1))
 
 
+# Strategies are built once and reused: Hypothesis validates a strategy object on its first draw,
+# and validating fresh strategy objects in every example cost more than the checks themselves.
+@functools.lru_cache(maxsize=None)
+def _ints(lo, hi):
+    return st.integers(lo, hi)
+
+
+@functools.lru_cache(maxsize=None)
+def _choice(*options):
+    return st.sampled_from(options)
+
+
+@functools.lru_cache(maxsize=None)
+def _bytes(size):
+    return st.binary(min_size=size, max_size=size)
+
+
+_BOOLS = st.booleans()
+_NONZERO_SCALE = st.integers(-60, 60).filter(lambda j: j != 0)
+
+
 # ------------------------------------------------------------------ parameters
 
 
@@ -98,6 +120,7 @@ def _param_strategy(p, wide=False):
     return st.none() | real if p.kind == "optional" else real
 
 
+@functools.lru_cache(maxsize=None)
 def params_for(name, wide=False, **fixed):
     """Keyword parameters of ``name`` drawn from their domains; ``fixed`` ones as given."""
     fn = _fn(name)
@@ -119,7 +142,7 @@ def params_for(name, wide=False, **fixed):
 
 def _blob(draw, count):
     """``count`` uint32 values (as int64) from one drawn byte string."""
-    raw = draw(st.binary(min_size=4 * count, max_size=4 * count))
+    raw = draw(_bytes(4 * count))
     return np.frombuffer(raw, dtype="<u4").astype(np.int64)
 
 
@@ -129,24 +152,26 @@ def _zigzag(u, radius):
     return np.where(v % 2 == 1, -((v + 1) // 2), v // 2)
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def elementwise_dyadic(draw, n=N):
     """n predictions and n targets within +-2^e units of 2^k; all n x n pairs."""
-    k = draw(st.integers(-40, 12))
-    e = draw(st.integers(0, 26))
+    k = draw(_ints(-40, 12))
+    e = draw(_ints(0, 26))
     a, b = _zigzag(_blob(draw, 2 * n), 2**e).reshape(2, n)
     p, t = _pairs(np.ldexp(a.astype(np.float64), k), np.ldexp(b.astype(np.float64), k))
     return (p, t), k
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def box_dyadic(draw, n=N, min_size=0):
     """n boxes on a grid of 2^k: corners within +-2^e units, sides min_size to 2^s units; all
     n x n ordered pairs (the n diagonal pairs are identical boxes).  Small spreads give nested
     and overlapping boxes with many tied coordinates, large ones disjoint boxes."""
-    k = draw(st.integers(-40, 40))
-    e = draw(st.integers(0, 12))
-    s = draw(st.integers(0, 12))
+    k = draw(_ints(-40, 40))
+    e = draw(_ints(0, 12))
+    s = draw(_ints(0, 12))
     u = _blob(draw, 4 * n).reshape(n, 4)
     xy = _zigzag(u[:, :2], 2**e)
     wh = min_size + u[:, 2:] % (2**s + 1 - min(min_size, 2**s))
@@ -154,36 +179,40 @@ def box_dyadic(draw, n=N, min_size=0):
     return _pairs(boxes, boxes), k
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def xywh_dyadic(draw, n=N):
     """YOLOv1 (x, y, w, h) boxes: centres within +-2^e, sizes 0 to 2^s units of 2^k; all n x n pairs."""
-    k = draw(st.integers(-30, 30))
-    e = draw(st.integers(0, 20))
-    s = draw(st.integers(0, 20))
+    k = draw(_ints(-30, 30))
+    e = draw(_ints(0, 20))
+    s = draw(_ints(0, 20))
     u = _blob(draw, 4 * n).reshape(n, 4)
     boxes = np.ldexp(np.concatenate([_zigzag(u[:, :2], 2**e), u[:, 2:] % (2**s + 1)], axis=1).astype(np.float64), k)
     return _pairs(boxes, boxes), k
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def logits_targets(draw, n=N, bound=1e4, interior=False):
     """Logits within +-2^e (at most ``bound``: 1e4 is the README's float64 range) on a grid of
     2^-j, and targets in [0, 1] on a grid of 2^-m (m = 0: hard targets; ``interior``: within
     [2^-10, 1 - 2^-10]); all n x n pairs."""
-    e = draw(st.integers(0, 14))
-    j = draw(st.integers(0, 20))
-    m = draw(st.integers(1, 10) if interior else st.integers(0, 20))
+    e = draw(_ints(0, 14))
+    j = draw(_ints(0, 20))
+    m = draw(_ints(1, 10) if interior else _ints(0, 20))
     u = _blob(draw, 2 * n).reshape(2, n)
     x = np.clip(np.ldexp(_zigzag(u[0], 2 ** (e + j)).astype(np.float64), -j), -bound, bound)
     y = ((1 + u[1] % (2**m - 1)) if interior else u[1] % (2**m + 1)).astype(np.float64) / 2.0**m
     return _pairs(x, y)
 
 
+@functools.lru_cache(maxsize=None)
 def exact_inputs(name):
     """Dyadic inputs for the family of ``name`` (element-wise, box, yolo): ((p, t), k)."""
     return {"elementwise": elementwise_dyadic(), "box": box_dyadic(), "yolo": xywh_dyadic()}[_family(name)]
 
 
+@functools.lru_cache(maxsize=None)
 def any_inputs(name, n=N):
     """Valid inputs of any kind for ``name``: (p, t) of n x n pairs."""
     fam = _family(name)
@@ -335,9 +364,9 @@ def _check_translation(fn, fam, p, t, params, v, gp, gt, k, data):
     shifted coordinates and all their differences are exact, so any difference is a kernel that
     does not compute from coordinate differences alone."""
     if fam == "elementwise":
-        shift = np.ldexp(float(data.draw(st.integers(-2**27, 2**27), "shift")), k)
+        shift = np.ldexp(float(data.draw(_ints(-2**27, 2**27), "shift")), k)
     else:
-        cx, cy = (np.ldexp(float(data.draw(st.integers(-2**13, 2**13), w)), k) for w in ("cx", "cy"))
+        cx, cy = (np.ldexp(float(data.draw(_ints(-2**13, 2**13), w)), k) for w in ("cx", "cy"))
         shift = np.array([cx, cy, cx, cy]) if fam == "box" else np.array([cx, cy, 0.0, 0.0])
     v2, (gp2, gt2) = fn.value_and_grad(p + shift, t + shift, **params)
     _assert_same(v2, v, "translation: value", p, t)
@@ -352,7 +381,7 @@ def _check_scaling(fn, p, t, params, data):
     float64's normal range.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
     paper's shortcut): its gradient is not homogeneous, only its value is checked."""
     params = dict(params, eps=0.0) if "eps" in params else params
-    j = data.draw(st.integers(-60, 60).filter(lambda j: j != 0), "scale 2^j")
+    j = data.draw(_NONZERO_SCALE, "scale 2^j")
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
     v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **params)
     _assert_same(v2, v, "scaling: value", p, t)
@@ -520,7 +549,7 @@ def test_bounds_and_finite_gradients(name, data):
     fam = _family(name)
     p, t = data.draw(any_inputs(name), "inputs")
     params = data.draw(params_for(name), "params")
-    dtype = data.draw(st.sampled_from([np.float64, np.float32]), "dtype")
+    dtype = data.draw(_choice(np.float64, np.float32), "dtype")
     _check_bounds(fn, name, fam, p, t, params, dtype)
     _check_finite_gradients(fn, name, p, t, params)
     _check_wide_parameters(fn, name, fam, p, t, data.draw(params_for(name, wide=True), "parameters (whole domain)"))
@@ -581,6 +610,7 @@ def _elementwise_fd_points(name, params, x, t):
     return keep
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def _fd_residuals(draw, n=N):
     """n residuals x with |x| = 10^(-6 .. 6) (log-uniform) and random signs, n targets in [-4, 4]."""
@@ -684,8 +714,8 @@ def test_cuda_equals_cpu(name, data):
     fn = _fn(name)
     p, t = data.draw(any_inputs(name, n=4), "inputs")
     params = data.draw(params_for(name), "params")
-    dtype = data.draw(st.sampled_from([np.float64, np.float32]), "dtype")
-    reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction") if dtype is np.float64 else "none"
+    dtype = data.draw(_choice(np.float64, np.float32), "dtype")
+    reduction = data.draw(_choice("none", "sum", "mean"), "reduction") if dtype is np.float64 else "none"
     if dtype is np.float32:
         if _family(name) == "classification":
             p = np.clip(p, -80, 80)
@@ -864,18 +894,21 @@ def _bad_value(kind, valid, width):
     return "1.0"
 
 
+_FORM_SETS = st.sets(st.sampled_from([f for f in FORMS if f not in KNOWN_FORMS]), max_size=4)
+_SHAPES = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=4)
+
+
 def _check_odd_forms(fn, p, t, params, data):
     """Each input under a drawn set of transformations (FORMS: integer dtypes, big-endian,
     strided, negative strides, Fortran order, zero-stride broadcast views, read-only, nested
     lists), as 1-D or 2-D arrays of values (boxes: with a last axis of 4), gives for every
     reduction and dtype what a C-contiguous float64 copy (made by NumPy) gives, bit for bit,
     gradients shaped as the input; or a clear error (_assert_clear_error)."""
-    shape = data.draw(st.sampled_from([(N * N,), (N, N)]), "shape") + p.shape[1:]
+    shape = data.draw(_choice((N * N,), (N, N)), "shape") + p.shape[1:]
     inputs = [p.reshape(shape), t.reshape(shape)]
-    reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction")
-    dtype = data.draw(st.sampled_from([None, np.float64, np.float32]), "dtype")
-    drawn = st.sampled_from([f for f in FORMS if f not in KNOWN_FORMS])
-    forms = [data.draw(st.sets(drawn, max_size=4), f"forms of {n}") for n in fn.inputs]
+    reduction = data.draw(_choice("none", "sum", "mean"), "reduction")
+    dtype = data.draw(_choice(None, np.float64, np.float32), "dtype")
+    forms = [data.draw(_FORM_SETS, f"forms of {n}") for n in fn.inputs]
     odd = [_transform(x, f) for x, f in zip(inputs, forms)]
     plain = [np.array(x, dtype=np.float64, order="C") for x in odd]
     kw = dict(reduction=reduction, dtype=dtype, **params)
@@ -905,8 +938,7 @@ def _check_broadcasting(fn, p, t, params, data):
     inputs may be 0-d arrays, Python floats or NumPy scalars; widths of 4 stay the last axis.
     An empty batch: "sum" is 0, "mean" NaN."""
     width = fn.info.widths[0]
-    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0,
-                                                         max_side=4), "shapes")
+    shapes = data.draw(_SHAPES, "shapes")
     full = shapes.result_shape
     pool = (p, t)
 
@@ -917,9 +949,9 @@ def _check_broadcasting(fn, p, t, params, data):
 
     arrays = [fill(k, s) for k, s in enumerate(shapes.input_shapes)]
     if width == 1:  # a 0-d input may come as a Python float or a NumPy scalar
-        arrays = [data.draw(st.sampled_from([a, float(a), np.float64(a)]), "scalar form") if a.ndim == 0 else a
+        arrays = [(a, float(a), np.float64(a))[data.draw(_ints(0, 2), "scalar form")] if a.ndim == 0 else a
                   for a in arrays]
-    reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction")
+    reduction = data.draw(_choice("none", "sum", "mean"), "reduction")
     lead = full + ((width,) if width > 1 else ())
     explicit = [np.array(np.broadcast_to(np.asarray(a, np.float64), lead), order="C") for a in arrays]
     v, grads = fn.value_and_grad(*arrays, reduction=reduction, **params)
@@ -948,13 +980,13 @@ def _check_bad_input(fn, p, t, data):
     datetimes, structured arrays, None, dicts, sets) raises TypeError or ValueError naming the
     argument, from refloss's own code (never an error from inside NumPy or Numba), on both
     devices, for the value and value_and_grad alike."""
-    k = data.draw(st.integers(0, 1), "bad input")
-    kind = data.draw(st.sampled_from([b for b in BAD_KINDS if b not in KNOWN_BAD_KINDS]), "kind")
+    k = data.draw(_ints(0, 1), "bad input")
+    kind = data.draw(_choice(*[b for b in BAD_KINDS if b not in KNOWN_BAD_KINDS]), "kind")
     bad = _bad_value(kind, (p, t)[k][:2], fn.info.widths[k])
     inputs = [p, t]
     inputs[k] = bad
-    device = data.draw(st.sampled_from(["cpu", "cuda"]), "device")
-    call = data.draw(st.sampled_from([fn, fn.value_and_grad]), "call")
+    device = data.draw(_choice("cpu", "cuda"), "device")
+    call = data.draw(_choice(fn, fn.value_and_grad), "call")
     outcome = _outcome(lambda: call(*inputs, device=device))
     assert outcome[0] == "error", f"{kind} {fn.inputs[k]} accepted: {outcome[1]}"
     _assert_clear_error(outcome[1], fn.inputs, f"{kind} {fn.inputs[k]} on {device}")
@@ -965,12 +997,12 @@ def _check_non_finite(fn, p, t, data):
     index in C order of the input's own shape (also for a Fortran-ordered input)."""
     shape = (N, N) + p.shape[1:]
     inputs = [p.reshape(shape).copy(), t.reshape(shape).copy()]
-    k = data.draw(st.integers(0, 1), "non-finite input")
+    k = data.draw(_ints(0, 1), "non-finite input")
     flat = inputs[k].reshape(-1)
-    where = data.draw(st.sets(st.integers(0, flat.size - 1), min_size=1, max_size=3), "positions")
-    flat[list(where)] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]), "value")
+    where = data.draw(st.sets(_ints(0, flat.size - 1), min_size=1, max_size=3), "positions")
+    flat[list(where)] = data.draw(_choice(np.nan, np.inf, -np.inf), "value")
     first = np.unravel_index(min(where), inputs[k].shape)
-    if data.draw(st.booleans(), "Fortran order"):
+    if data.draw(_BOOLS, "Fortran order"):
         inputs[k] = np.asfortranarray(inputs[k])
     n = fn.inputs[k]
     index = ", ".join(map(str, first))
