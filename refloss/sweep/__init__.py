@@ -63,7 +63,7 @@ class Result:
     failures: int
     bar: dict
     max_ulp: dict  # component -> largest error in ULPs (None: not measured)
-    worst: list  # entries, largest error first
+    worst: list  # {component, column, ulp, inputs, got, expected, reference, case}, largest error first
     reference: str
     oracle_points: int
     near_boundary: int
@@ -95,7 +95,7 @@ class Result:
         names = self.inputs
         seen, out = set(), {n: [] for n in names}
         for e in self.worst:
-            k = tuple(e["key"]) + tuple(_merge.key(e)[2])
+            k = repr([e["inputs"][n] for n in names])  # (repr tells -0.0 from 0.0)
             if k in seen:
                 continue
             seen.add(k)
@@ -108,9 +108,7 @@ class Result:
             "schema": SCHEMA, "loss": self.loss, "params": self.params, "dtype": self.dtype, "impl": self.impl,
             "space": self.space, "points": self.points, "measured": self.measured, "failures": self.failures,
             "bar": self.bar, "max_ulp": self.max_ulp,
-            "worst": [{"component": e["component"], "column": e["column"], "ulp": e["err"], "inputs": e["inputs"],
-                       "got": e["got"], "expected": e["expected"], "reference": e["reference"], "case": e["case"]}
-                      for e in self.worst],
+            "worst": self.worst,
             "cases": self._case_lists(), "reference": self.reference, "oracle_points": self.oracle_points,
             "near_boundary": self.near_boundary, "near_rechecked": self.near_rechecked,
             "oracle_delta": self.oracle_delta, "chunks": self.chunks, "elapsed_s": round(self.elapsed_s, 3),
@@ -131,7 +129,7 @@ class Result:
                  f"  max ULP: {comp}"]
         for e in self.worst[:10]:
             ins = ", ".join(f"{k}={v!r}" for k, v in e["inputs"].items())
-            lines.append(f"  {e['column']:<12} {_fmt(e['err']):>10} ULP at {ins}: got {e['got']!r}, expected "
+            lines.append(f"  {e['column']:<12} {_fmt(e['ulp']):>10} ULP at {ins}: got {e['got']!r}, expected "
                          f"{e['expected']!r} ({e['reference']})")
         lines.append(f"  reference: {self.reference}")
         return "\n".join(lines)
@@ -294,7 +292,10 @@ def _result(header: dict, total: dict, elapsed: float) -> Result:
 
     loss = loss_named(header["loss"])
     full = dict(zip((p.name for p in loss.params), loss._param_values(header["params"])))
-    worst = sorted(({**e, "component": g} for g, es in total["worst"].items() for e in es), key=_merge.key)
+    worst = [{"component": g, "column": e["column"], "ulp": e["err"], "inputs": e["inputs"], "got": e["got"],
+              "expected": e["expected"], "reference": e["reference"], "case": e["case"]}
+             for g, e in sorted(((g, e) for g, es in total["worst"].items() for e in es),
+                                key=lambda ge: (_merge.key(ge[1]), list(total["worst"]).index(ge[0])))]
     vbar, gbar = bars(header["loss"], header["dtype"])
     return Result(
         loss=header["loss"], params=full, dtype=header["dtype"], impl=header["impl"], space=header["space"],
