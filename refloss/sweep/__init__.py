@@ -79,7 +79,7 @@ class Result:
 
     @property
     def inputs(self) -> tuple:
-        from .. import loss_named
+        from .._loss import loss_named
 
         return loss_named(self.loss).inputs
 
@@ -164,7 +164,7 @@ def _impl_name(impl) -> str | None:
 
 def plan(loss: str, params: dict, dtype: str, exhaustive: bool, bits, target, samples, space, seed, chunk) -> tuple:
     """(space description, chunk dicts without the common fields); ValueError on a bad request."""
-    from .. import loss_named
+    from .._loss import loss_named
     from ._chunk import FAMILIES
 
     sp = _space_module()
@@ -287,7 +287,7 @@ def run(loss: str, params: dict | None = None, *, dtype: str = "float32", exhaus
 
 
 def _result(header: dict, total: dict, elapsed: float) -> Result:
-    from .. import loss_named
+    from .._loss import loss_named
     from ._chunk import bars
 
     loss = loss_named(header["loss"])

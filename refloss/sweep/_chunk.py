@@ -95,9 +95,9 @@ def _load_impl(spec, impl_params: dict):
     if spec is None:
         return None
     if isinstance(spec, str):
-        from ..cli import _load_callable
+        from .._impl import load_callable
 
-        fn = _load_callable(spec)
+        fn = load_callable(spec)
     else:
         fn = spec
     return partial(fn, **impl_params) if impl_params else fn
