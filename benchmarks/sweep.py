@@ -7,7 +7,8 @@ For each worker count: one warm-up chunk (Numba's disk cache, the workers' start
 sweep of ``2**log2`` patterns from ``start`` (value and every gradient, float32, against the
 float64 kernel with the oracle re-checks on), in a fresh process pool (``workers`` > 1) or
 in this process (1).  Prints points per second and the extrapolation to the 2**32 - 2**24
-finite patterns.  The default slice, 0x3C000000.., covers |x| from 2**-7 to 2**25: both
+finite patterns, and the CPU time (this process and the pool's workers): on a machine shared
+with other jobs the wall time says little, the points per CPU-second say what idle cores do.  The default slice, 0x3C000000.., covers |x| from 2**-7 to 2**25: both
 branches of smooth_l1 and the binades where its float32 results round.
 """
 from __future__ import annotations
@@ -15,10 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import time
 
 from refloss import sweep
 from refloss.sweep import _spaces
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (a pool's workers, once joined)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -37,12 +45,14 @@ def main() -> None:
           f"(2**{args.log2}), chunks of 2**{args.chunk_log2}")
     for w in args.workers:
         sweep.run(args.loss, exhaustive=True, bits=(bits[0], bits[0] + chunk), chunk=chunk, workers=1)  # warm
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_seconds()
         r = sweep.run(args.loss, exhaustive=True, bits=bits, chunk=chunk, workers=w)
-        dt = time.perf_counter() - t
+        dt, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
         rate = r.points / dt
-        print(f"  workers {w}: {r.points} points in {dt:.1f} s = {rate / 1e6:.1f} M points/s; all 2**32 "
-              f"({total} finite) extrapolated: {total / rate:.0f} s; max ULP {r.max_ulp}")
+        print(f"  workers {w}: {r.points} points in {dt:.1f} s = {rate / 1e6:.1f} M points/s "
+              f"(load average now {os.getloadavg()[0]:.1f}); all 2**32 ({total} finite) extrapolated: "
+              f"{total / rate:.0f} s; CPU time {cpu:.1f} s = {r.points / cpu / 1e6:.1f} M points per CPU-second "
+              f"(all 2**32 on {w} idle core(s): {total / (r.points / cpu) / w:.0f} s); max ULP {r.max_ulp}")
 
 
 if __name__ == "__main__":
