@@ -93,15 +93,24 @@ def test_merge_is_exact_in_any_order_and_any_chunking():
 
 # ---------------------------------------------------------------- execution
 
-def test_local_cluster_gives_the_in_process_result():
+def test_local_cluster_gives_the_in_process_result(tmp_path):
+    """A dask LocalCluster of two worker processes: the API with client=, and the command line
+    with --scheduler ADDRESS, give the in-process result."""
     distributed = pytest.importorskip("distributed")
+    from refloss import cli
+
     bits = (ONE - 2**21, ONE + 2**21)
     here = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=bits, chunk=2**20, workers=1)
+    small = sweep.run("huber", exhaustive=True, bits=(ONE, ONE + 2**16), workers=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         there = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=bits, chunk=2**20, client=client)
+        out = tmp_path / "h.json"
+        assert cli.main(["sweep", "huber", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**16}", "--scheduler",
+                         cluster.scheduler_address, "-q", "-o", str(out)]) == 0
     assert there.points == 2**22 and there.chunks == 4
     _same(here, there)
+    assert json.loads(out.read_text())["worst"] == small.to_json()["worst"]
 
 
 def test_process_pool_gives_the_in_process_result():
