@@ -292,10 +292,11 @@ def _mirror(c, measured, got, ref, floors, vbar, gbar):
             return None
         if (d == 0) != (c == 0) or floors[d] is not floors[c]:
             continue
-        with np.errstate(invalid="ignore"):
-            if (np.array_equal(got[c], -got[d], equal_nan=True)
-                    and np.array_equal(ref[c], -np.asarray(ref[d]), equal_nan=True)):
-                return d
+        from ._fast import is_negation
+
+        a, b = np.ascontiguousarray(got[c]), np.ascontiguousarray(got[d])
+        if a.dtype == b.dtype and is_negation(a, b) and is_negation(ref[c], ref[d]):
+            return d
     return None
 
 

@@ -113,3 +113,15 @@ def kth_largest(err, k):
                     at = j
             low = buf[at]
     return low if count == k else 0.0
+
+
+@njit(**_OPTIONS)
+def is_negation(a, b):
+    """Whether a[i] == -b[i] for every i (NaN matching NaN); stops at the first difference."""
+    if a.shape[0] != b.shape[0]:
+        return False
+    for i in range(a.shape[0]):
+        x, y = a[i], b[i]
+        if x != -y and not (x != x and y != y):
+            return False
+    return True
