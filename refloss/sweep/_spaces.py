@@ -66,7 +66,7 @@ def inputs(task: dict, s) -> tuple:
     """(labels, code per point, input arrays in the sweep's dtype) of one chunk."""
     dt = s.dtype
     if task["kind"] == "bits":
-        x = np.arange(task["lo"], task["hi"], dtype=np.uint64).astype(np.uint32).view(np.float32)
+        x = (np.arange(task["hi"] - task["lo"], dtype=np.uint32) + np.uint32(task["lo"])).view(np.float32)
         t = np.full(len(x), task.get("target", 0.0), np.float32)
         return ["bits"], np.zeros(len(x), np.uint8), (x, t)
     rng = np.random.default_rng([int(task["seed"]), int(task["index"])])
