@@ -287,3 +287,18 @@ def test_python_m_refloss_sweep_runs():
     res = _cli("mse", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**12}", "--workers", "1")
     assert res.returncode == 0, res.stderr
     assert "4096 points" in res.stdout and "max ULP" in res.stdout
+
+
+def test_torch_function_gradients_are_measured():
+    """A PyTorch function's gradients come from autograd: torch's own smooth_l1_loss in float32
+    on [0.5, 1.0078) (both branches, the kink at 1) is within half an ULP of the exact result,
+    gradients included (torch takes the linear branch at |x| = beta, as refloss does)."""
+    torch = pytest.importorskip("torch")
+
+    def torch_smooth_l1(p, t):
+        return torch.nn.functional.smooth_l1_loss(p, t, beta=1.0, reduction="none")
+
+    r = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=(0x3F000000, ONE + 2**16), chunk=2**23,
+                  impl=torch_smooth_l1, workers=1)
+    assert set(r.max_ulp) == {"value", "d_pred", "d_target"} and None not in r.max_ulp.values()
+    assert r.max_ulp["value"] <= 0.5 and r.max_ulp["d_pred"] <= 0.5 and r.failures == 0
