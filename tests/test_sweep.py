@@ -214,6 +214,25 @@ def test_float64_self_sweep_is_measured_by_the_oracle():
     assert r.max_ulp["value"] <= 4 and r.max_ulp["d_pred"] <= 4 and r.failures == 0
 
 
+def bce_naive(logits, targets):
+    """-log(sigmoid(x)) computed directly: inf and NaN at confident logits."""
+    p = 1 / (1 + np.exp(-logits))
+    return -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+
+
+def test_logits_space_to_the_float32_limit():
+    """Logits up to 3.4e38: refloss's kernel stays within its bar (the oracle's exact gradient
+    there, about e**-1e38, rounds to 0), the textbook form does not."""
+    ok = sweep.run("bce_with_logits", samples=4000, workers=1, seed=1)
+    assert ok.failures == 0 and ok.max_ulp["value"] <= 8 and ok.max_ulp["d_logits"] <= 8
+    assert max(abs(x) for x in ok.cases[0]) < 3.5e38
+    with np.errstate(all="ignore"):
+        bad = sweep.run("bce_with_logits", samples=4000, workers=1, seed=1, impl=bce_naive)
+    assert bad.max_ulp["value"] == np.inf and bad.points == ok.points
+    worst = bad.worst[0]
+    assert worst["reference"] == "oracle" and abs(worst["inputs"]["logits"]) > 1e37 and not np.isfinite(worst["got"])
+
+
 def test_classification_exhaustive_at_a_hard_target():
     r = sweep.run("bce_with_logits", exhaustive=True, bits=(0xC1A00000, 0xC1A00000 + 2**18), target=1.0, workers=1)
     assert r.points == 2**18 and r.space["target"] == 1.0  # logits -20 .. -20.5 against target 1

@@ -279,8 +279,23 @@ def _exact(s: Setup, inputs: tuple, i: int) -> tuple:
     flat = []
     for v in values:
         flat.extend(v if isinstance(v, (tuple, list)) else [v])
-    pairs = [split(v) for v in flat[:len(s.columns)]]
+    pairs = [_split(split, v) for v in flat[:len(s.columns)]]
     return np.array([h for h, _ in pairs]), np.array([lo for _, lo in pairs])
+
+
+def _split(split, v) -> tuple:
+    """refloss.oracle.rounding.split, also for numbers far outside float64's range (the oracle's
+    exact gradient at a logit of 1e38 is about e**-1e38), which it cannot round: those are
+    0 or +-inf in float64 (exactly as in float32), with no remainder to speak of."""
+    from mpmath import mp
+
+    if mp.isfinite(v) and v != 0:
+        e = int(mp.floor(mp.log(abs(v), 2)))
+        if e < -1200:
+            return (-0.0 if v < 0 else 0.0), 0.0
+        if e > 1100:
+            return (-np.inf if v < 0 else np.inf), 0.0
+    return split(v)
 
 
 def _mirror(c, measured, got, ref, floors, vbar, gbar):
