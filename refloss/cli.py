@@ -10,6 +10,9 @@ losses against refloss; ``refloss verify module:function --loss NAME [--param k=
 otherwise, 2 on a usage error (one line on standard error, never a traceback).
 
 ``refloss vectors LOSS -o FILE``: golden vectors for ports in other languages.
+``refloss sweep LOSS --exhaustive | --samples N [-o result.json]``: the largest error of a kernel,
+or of your function (``--impl``), over every float32 bit pattern or a sampled space (exit status
+1 when a point is over the loss's bar; docs/sweep.md).
 ``refloss conformance -o docs/conformance.md``: the conformance matrix of every installed peer.
 """
 from __future__ import annotations
@@ -30,49 +33,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_callable(spec: str):
-    """``package.module:function`` or ``path/to/file.py:function`` -> the function.  The current
-    directory is importable, and a file's own folder (its neighbours import), as with pytest."""
-    import importlib
-    import importlib.util
-    from pathlib import Path
+    """``package.module:function`` or ``path/to/file.py:function`` -> the function (refloss._impl)."""
+    from ._impl import LoadError, load_callable
 
-    mod_name, _, attr = spec.partition(":")
-    if not mod_name or not attr:
-        raise UsageError(f"{spec!r}: give module:function or file.py:function")
-    if mod_name.endswith(".py"):
-        path = Path(mod_name)
-        if not path.is_file():
-            raise UsageError(f"cannot load {spec}: no file {mod_name}")
-        folder = str(path.resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        ispec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(ispec)
-        sys.modules.setdefault(path.stem, module)
-        where = mod_name
-        run = lambda: ispec.loader.exec_module(module)  # noqa: E731
-    else:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        where, module = mod_name, None
-
-        def run():
-            nonlocal module
-            module = importlib.import_module(mod_name)
     try:
-        run()
-    except ModuleNotFoundError as e:
-        raise UsageError(f"cannot load {spec}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - the user's module failed while importing: say so in one line
-        raise UsageError(f"cannot load {spec}: {where} raised {type(e).__name__}: {e}") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"cannot load {spec}: {where} has no attribute {part!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise UsageError(f"{spec} is not a function")
-    return obj
+        return load_callable(spec)
+    except LoadError as e:
+        raise UsageError(str(e)) from None
 
 
 def _verify_target(args) -> int:
@@ -254,6 +221,72 @@ def _vectors(args) -> int:
     return 0
 
 
+def _bits(text: str) -> tuple:
+    """``LO:HI`` (integers, 0x.. hex allowed) -> (lo, hi)."""
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(lo, 0), int(hi, 0)
+    except ValueError:
+        raise UsageError(f"--bits must be LO:HI (e.g. 0:0x1000000), got {text!r}") from None
+
+
+def _sweep(args) -> int:
+    from . import sweep
+
+    params = _parse_params(args.param)
+    if args.bits is not None and not args.exhaustive:
+        raise UsageError("--bits applies to --exhaustive")
+    if args.exhaustive == (args.samples is not None):
+        raise UsageError("give --exhaustive or --samples N")
+    if args.space and args.exhaustive:
+        raise UsageError("--space applies to --samples")
+    if args.target is not None and not args.exhaustive:
+        raise UsageError("--target applies to --exhaustive (the fixed target of the residual or logit)")
+    if args.impl_param and not args.impl:
+        raise UsageError("--impl-param applies to --impl")
+    if args.workers is not None and args.scheduler:
+        raise UsageError("give --workers or --scheduler, not both")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    impl = args.impl
+    if impl is not None:
+        _load_callable(impl)  # a bad --impl is a usage error here, before any worker starts
+    kwargs = dict(dtype=args.dtype, exhaustive=args.exhaustive, bits=_bits(args.bits) if args.bits else None,
+                  target=args.target if args.target is not None else 0.0, samples=args.samples, space=args.space,
+                  seed=args.seed, impl=impl, impl_params=_parse_params(args.impl_param), framework=args.framework,
+                  workers=args.workers, scheduler=args.scheduler, chunk=args.chunk, top_k=args.top,
+                  output=args.output, resume=not args.no_resume)
+    try:
+        space, chunks = sweep.plan(args.loss, params, args.dtype, args.exhaustive, kwargs["bits"], kwargs["target"],
+                                   args.samples, args.space, args.seed, args.chunk) if _known(args.loss) else (None, [])
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    progress = None if args.quiet else sweep.print_progress(len(chunks))
+    from .sweep._chunk import ImplementationError
+
+    try:
+        result = sweep.run(args.loss, params, progress=progress, **kwargs)
+    except ImplementationError as e:  # the function under test failed: that is a finding
+        print(f"refloss sweep: {args.impl}: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    print(result)
+    if args.output:
+        print(f"refloss sweep: wrote {args.output}")
+    return 0 if result.ok else 1
+
+
+def _known(loss: str) -> bool:
+    from ._generated._index import LOSSES
+
+    if loss not in LOSSES:
+        raise UsageError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    return True
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import peers
     from ._version import __version__
@@ -294,6 +327,31 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="inputs rounded to this dtype")
     g.add_argument("--cases", choices=("standard", "edge", "all"), default="all")
     g.add_argument("-o", "--output", required=True, help="output file")
+    w = sub.add_parser("sweep", help="the largest error of a kernel (or of your function) over every float32 bit "
+                                     "pattern or millions of samples, on this machine's cores or a dask cluster")
+    w.add_argument("loss")
+    w.add_argument("--param", action="append", metavar="NAME=VALUE", help="a loss parameter (repeatable)")
+    w.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    w.add_argument("--exhaustive", action="store_true",
+                   help="every finite float32 bit pattern as the residual (element-wise) or logit (classification)")
+    w.add_argument("--bits", metavar="LO:HI", help="with --exhaustive: only the bit patterns LO..HI-1 (default all 2**32)")
+    w.add_argument("--target", type=float, default=None,
+                   help="with --exhaustive: the fixed target (default 0; classification: e.g. 0 or 1)")
+    w.add_argument("--samples", type=int, metavar="N", help="N points drawn from --space")
+    w.add_argument("--space", help="residuals (element-wise), boxes, logits (default: the loss family's)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--impl", metavar="MODULE:FUNCTION", help="sweep your function instead of refloss's kernel "
+                                                             "(module:function or file.py:function)")
+    w.add_argument("--impl-param", action="append", metavar="NAME=VALUE", help="a keyword argument for --impl")
+    w.add_argument("--framework", default="auto", choices=("auto", "numpy", "torch", "jax"),
+                   help="with --impl: torch and jax give gradients by autograd; numpy: values only")
+    w.add_argument("--workers", type=int, help="local processes (default: one per core)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="a dask.distributed scheduler, e.g. tcp://host:8786")
+    w.add_argument("--chunk", type=int, help="points per chunk (default 2**22 exhaustive, 2**18 samples)")
+    w.add_argument("--top", type=int, default=8, help="worst points kept per component (default 8)")
+    w.add_argument("--no-resume", action="store_true", help="ignore the chunks recorded in OUTPUT.chunks.jsonl")
+    w.add_argument("-o", "--output", help="result JSON (finished chunks go to OUTPUT.chunks.jsonl as they finish)")
+    w.add_argument("-q", "--quiet", action="store_true")
     c = sub.add_parser("conformance", help="check every installed peer and write the conformance matrix (markdown)")
     c.add_argument("peer", nargs="*", help=f"peers (default: all built-in: {peer_names})")
     c.add_argument("-o", "--output", help="file (default: standard output), e.g. docs/conformance.md")
@@ -305,6 +363,8 @@ def main(argv=None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "conformance":
             return _conformance(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "vectors":
             try:
                 return _vectors(args)

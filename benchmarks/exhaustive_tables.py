@@ -1,0 +1,94 @@
+"""Fill docs/exhaustive.md's tables: every element-wise and classification loss, at each
+parameter set of refloss/_reference.py (the default and the documented ones), over float32
+bit patterns (all 2**32 by default), float32 kernel against the float64 kernel with the
+oracle re-checks (refloss sweep --exhaustive).
+
+    python benchmarks/exhaustive_tables.py [--bits LO:HI] [--workers N | --scheduler ADDRESS]
+                                           [--only LOSS ...] [-o table.md] [--results DIR]
+
+Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
+``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
+``sweep-results/``); the markdown table goes to ``-o`` (default: standard output).  The
+losses and their parameter sets come from the loss index and the reference table: no loss
+name is written here.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from refloss import CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, sweep
+from refloss._reference import REFERENCES
+
+
+def _bits(text: str) -> tuple:
+    lo, _, hi = text.partition(":")
+    return int(lo, 0), int(hi, 0)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return "inf" if v == float("inf") else f"{v:.3g}"
+
+
+def _params(p: dict) -> str:
+    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items()) or "-"
+
+
+def runs(only=None) -> list:
+    """(loss, params, target) of every table row."""
+    out = []
+    for loss in ELEMENTWISE_LOSSES + CLASSIFICATION_LOSSES:
+        if (only and loss not in only) or loss not in REFERENCES:
+            continue
+        targets = (0.0, 1.0) if loss in CLASSIFICATION_LOSSES else (0.0,)
+        for params in REFERENCES[loss].param_sets:
+            for t in targets:
+                out.append((loss, dict(params), t))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bits", type=_bits, default=(0, 2**32), metavar="LO:HI")
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--scheduler")
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("-o", "--output")
+    ap.add_argument("--results", default="sweep-results")
+    args = ap.parse_args(argv)
+    rows = []
+    start = time.perf_counter()
+    folder = Path(args.results)
+    for k, (loss, params, target) in enumerate(runs(args.only)):
+        name = f"{loss}-{k}-t{target:g}-{args.bits[0]:08x}-{args.bits[1]:08x}.json"
+        print(f"[{k + 1}] {loss} ({_params(params)}), target {target:g}", file=sys.stderr, flush=True)
+        r = sweep.run(loss, params, exhaustive=True, bits=args.bits, target=target, workers=args.workers,
+                      scheduler=args.scheduler, output=folder / name)
+        grads = [g for g in r.max_ulp if g != "value"]
+        worst = next((e for e in r.worst), None)
+        where = "-" if worst is None else (f"{worst['column']} at {next(iter(worst['inputs'].values()))!r}")
+        rows.append(f"| {loss} | {_params(r.params)} | {target:g} | {r.points} | {_fmt(r.max_ulp['value'])} | "
+                    + " / ".join(_fmt(r.max_ulp[g]) for g in grads) + f" | {where} | {r.failures} | "
+                    f"{r.bar['value']:g} / {r.bar['grad']:g} |")
+    lo, hi = args.bits
+    head = [f"float32 bit patterns {lo:#010x}..{hi - 1:#010x} ({hi - lo} patterns, NaN and infinities left out); "
+            f"`python benchmarks/exhaustive_tables.py --bits {lo:#x}:{hi:#x}`, {time.perf_counter() - start:.0f} s.",
+            "",
+            "| loss | parameters | target | points | max ULP value | max ULP gradients (per input: d_pred / d_target, d_logits / d_targets) | "
+            "worst point | over the bar | bar (value / grad) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    text = "\n".join(head + rows) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

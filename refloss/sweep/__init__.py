@@ -1,0 +1,426 @@
+"""``refloss sweep``: the largest error of a kernel, or of your implementation, over a whole
+input space: every float32 bit pattern, or millions of samples of a named space.
+
+>>> from refloss import sweep
+>>> r = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=(0x3F000000, 0x3F000000 + 2**16),
+...               workers=1)                                                     # doctest: +SKIP
+>>> r.points, r.failures, r.max_ulp["value"] <= 4                                # doctest: +SKIP
+(65536, 0, True)
+
+The space is cut into chunks (independent tasks); each returns only a summary (its largest
+errors, its counts, its few worst inputs; :mod:`refloss.sweep._merge`), and the summaries
+are reduced exactly, in any order.  Chunks run in a local process pool (``workers``), or on a
+dask.distributed cluster (``client=`` or ``scheduler="tcp://..."``; dask is imported only
+then).  With ``output=`` every finished chunk is appended to ``<output>.chunks.jsonl``, and
+a sweep started again with the same arguments resumes from there.
+
+The reference (docs/sweep.md says why it is good enough): for float32 results, refloss's
+float64 kernel (within 4 ULP64 of the exact result, ``refloss verify``), so that errors are
+exact to ~1e-8 ULP32; the worst points of every chunk, and the points whose float64 result
+sits within a hair of a float32 rounding boundary, are re-checked with the 50-digit mpmath
+oracle.  For float64 results of your implementation, the float64 kernel screens and the
+oracle measures the worst; for float64 results of refloss's own kernels, the oracle measures
+the points a finite-difference screen flags and an even sample of every chunk.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _merge
+
+__all__ = ["run", "Result", "SPACES", "DEFAULT_CHUNK_BITS"]
+
+DEFAULT_CHUNK_BITS = 22  # 2**22 float32 patterns per exhaustive chunk
+DEFAULT_SAMPLE_CHUNK = 2**18
+SCHEMA = "refloss-sweep/1"
+
+
+def _space_module():
+    from . import _spaces as module
+
+    return module
+
+
+SPACES = ("residuals", "boxes", "logits")
+
+
+@dataclass
+class Result:
+    """The outcome of a sweep; :meth:`to_json` is what ``refloss sweep -o`` writes."""
+
+    loss: str
+    params: dict
+    dtype: str
+    impl: str | None
+    space: dict
+    points: int
+    measured: int
+    failures: int
+    bar: dict
+    max_ulp: dict  # component -> largest error in ULPs (None: not measured)
+    worst: list  # {component, column, ulp, inputs, got, expected, reference, case}, largest error first
+    reference: str
+    oracle_points: int
+    near_boundary: int
+    near_rechecked: int
+    oracle_delta: float
+    chunks: int
+    elapsed_s: float = 0.0
+    summary: dict = field(default_factory=dict, repr=False)  # the merged chunk summaries
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0
+
+    @property
+    def inputs(self) -> tuple:
+        from .._loss import loss_named
+
+        return loss_named(self.loss).inputs
+
+    @property
+    def cases(self) -> tuple:
+        """The worst inputs (each point once, worst first) as arrays, one per input, ready for
+        ``refloss.testing.check_loss(fn, loss, cases=result.cases, dtype=...)``."""
+        import numpy as np
+
+        return tuple(np.array(v) for v in self._case_lists().values())
+
+    def _case_lists(self) -> dict:
+        names = self.inputs
+        seen, out = set(), {n: [] for n in names}
+        for e in self.worst:
+            k = repr([e["inputs"][n] for n in names])  # (repr tells -0.0 from 0.0)
+            if k in seen:
+                continue
+            seen.add(k)
+            for n in names:
+                out[n].append(e["inputs"][n])
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "schema": SCHEMA, "loss": self.loss, "params": self.params, "dtype": self.dtype, "impl": self.impl,
+            "space": self.space, "points": self.points, "measured": self.measured, "failures": self.failures,
+            "bar": self.bar, "max_ulp": self.max_ulp,
+            "worst": self.worst,
+            "cases": self._case_lists(), "reference": self.reference, "oracle_points": self.oracle_points,
+            "near_boundary": self.near_boundary, "near_rechecked": self.near_rechecked,
+            "oracle_delta": self.oracle_delta, "chunks": self.chunks, "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def write(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_merge.dumps(self.to_json(), indent=1) + "\n")
+        return path
+
+    def __str__(self) -> str:
+        comp = ", ".join(f"{g} {_fmt(v)}" for g, v in self.max_ulp.items())
+        lines = [f"refloss sweep {self.loss}{_fmt_params(self.params)} [{self.dtype}"
+                 + (f", {self.impl}" if self.impl else ", refloss kernel") + f"]: {self.points} points"
+                 + (f" ({self.measured} measured by the oracle)" if self.measured != self.points else "")
+                 + f", {self.failures} over the bar ({_fmt(self.bar['value'])} / {_fmt(self.bar['grad'])} ULP)",
+                 f"  max ULP: {comp}"]
+        for e in self.worst[:10]:
+            ins = ", ".join(f"{k}={v!r}" for k, v in e["inputs"].items())
+            lines.append(f"  {e['column']:<12} {_fmt(e['ulp']):>10} ULP at {ins}: got {e['got']!r}, expected "
+                         f"{e['expected']!r} ({e['reference']})")
+        lines.append(f"  reference: {self.reference}")
+        return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if v < 1e6 else f"{v:.2e}"
+
+
+def _fmt_params(params: dict) -> str:
+    return "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")" if params else ""
+
+
+def _reference_text(dtype: str, impl, oracle: bool) -> str:
+    o = "the 50-digit mpmath oracle" if oracle else "nothing (oracle off: mpmath not installed or oracle=False)"
+    if dtype == "float32":
+        return ("refloss's float64 kernel (its result's error is ~1e-8 ULP32); the worst points of every chunk and "
+                f"the points within a hair of a float32 rounding boundary re-checked with {o}")
+    if impl is not None:
+        return f"refloss's float64 kernel (within 4 ULP64) as a screen; the worst points of every chunk measured by {o}"
+    return (f"{o} at the points a finite-difference screen flags and an even sample of every chunk (float64 "
+            "self-sweep: only those points are measured)")
+
+
+def _impl_name(impl) -> str | None:
+    if impl is None or isinstance(impl, str):
+        return impl
+    return f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
+
+
+def plan(loss: str, params: dict, dtype: str, exhaustive: bool, bits, target, samples, space, seed, chunk) -> tuple:
+    """(space description, chunk dicts without the common fields); ValueError on a bad request."""
+    from .._loss import loss_named
+    from ._chunk import FAMILIES
+
+    sp = _space_module()
+    family = loss_named(loss).info.family
+    if family not in FAMILIES:
+        raise ValueError(f"{loss}: refloss sweep covers element-wise, box and classification losses, not the "
+                         f"{family!r} family")
+    if exhaustive == (samples is not None):
+        raise ValueError("give exactly one of exhaustive=True (--exhaustive) or samples=N (--samples N)")
+    if exhaustive:
+        if dtype != "float32":
+            raise ValueError("--exhaustive walks float32 bit patterns: it needs --dtype float32")
+        if family == "box":
+            raise ValueError(f"{loss}: --exhaustive covers element-wise and classification losses (one input "
+                             "varies); sweep box losses with --samples N --space boxes")
+        lo, hi = bits if bits is not None else (0, 2**32)
+        if not (0 <= lo < hi <= 2**32):
+            raise ValueError(f"bits: need 0 <= LO < HI <= 2**32, got {lo}:{hi}")
+        size = chunk or 2**DEFAULT_CHUNK_BITS
+        chunks = [{"kind": "bits", "lo": a, "hi": b, "target": float(target), "id": f"bits:{a:08x}:{b:08x}"}
+                  for a, b in sp.bit_chunks(lo, hi, size)]
+        return {"kind": "exhaustive", "bits": [lo, hi], "target": float(target), "chunk": size}, chunks
+    if bits is not None:
+        raise ValueError("bits (--bits) applies to --exhaustive")
+    space = space or sp.DEFAULT_SPACE[family]
+    if space not in sp.SPACES:
+        raise ValueError(f"space: unknown {space!r}; spaces: {', '.join(sp.SPACES)}")
+    if sp.SPACES[space] != family:
+        raise ValueError(f"space {space!r} is for {sp.SPACES[space]} losses; {loss} is {family} (space "
+                         f"{sp.DEFAULT_SPACE[family]!r})")
+    samples = int(samples)
+    if samples <= 0:
+        raise ValueError(f"samples: must be positive, got {samples}")
+    size = chunk or min(samples, DEFAULT_SAMPLE_CHUNK)
+    chunks = [{"kind": "samples", "space": space, "seed": int(seed), "index": i, "n": min(size, samples - i * size),
+               "id": f"samples:{space}:{seed}:{i}"} for i in range(-(-samples // size))]
+    return {"kind": "samples", "space": space, "samples": samples, "seed": int(seed), "chunk": size}, chunks
+
+
+def run(loss: str, params: dict | None = None, *, dtype: str = "float32", exhaustive: bool = False, bits=None,
+        target: float = 0.0, samples: int | None = None, space: str | None = None, seed: int = 0, impl=None,
+        impl_params: dict | None = None, framework: str = "auto", workers: int | None = None, client=None,
+        scheduler: str | None = None, chunk: int | None = None, top_k: int = 8, oracle: bool | None = None,
+        recheck_top: int = 2, recheck_cap: int = 2, output=None, resume: bool = True, progress=None) -> Result:
+    """Sweep ``loss`` (refloss's kernel of ``dtype``, or ``impl``) over a space; see the module
+    docstring and docs/sweep.md.
+
+    exhaustive/bits/target: every finite float32 bit pattern in ``bits = (lo, hi)`` (default
+    all 2**32) as the residual (element-wise; ``target`` fixed) or the logit (classification,
+    at ``target``).  samples/space/seed: ``samples`` points of a named space
+    (:data:`SPACES`; default the loss family's).  impl: a function (or ``"module:function"``)
+    taking the loss's arrays and returning per-element values; ``impl_params`` are bound to it;
+    its gradients are measured when it is a PyTorch or JAX function (autograd).
+    workers: processes (default ``os.cpu_count()``; 1: in this process); client/scheduler: a
+    dask.distributed Client or a scheduler address instead.  chunk: points per chunk.
+    top_k: worst points kept per component; oracle (default: when mpmath is installed): re-check
+    with the 50-digit oracle the ``recheck_top`` worst points per component of every chunk and
+    up to ``recheck_cap`` of its near-boundary points (float32).
+    output: write the result JSON there, and record finished chunks in
+    ``<output>.chunks.jsonl`` (``resume``: skip the chunks recorded there).
+    progress(done, total, running_max): called after every chunk.
+    """
+    from ._chunk import check_task
+
+    params = dict(params or {})
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: must be float32 or float64, got {dtype!r}")
+    if framework not in ("auto", "numpy", "torch", "jax"):
+        raise ValueError(f"framework: must be auto, numpy, torch or jax, got {framework!r}")
+    from .._generated._index import LOSSES
+
+    if loss not in LOSSES:
+        raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(LOSSES)}")
+    space_desc, chunks = plan(loss, params, dtype, exhaustive, bits, target, samples, space, seed, chunk)
+    if oracle is None:
+        try:
+            import mpmath  # noqa: F401
+
+            oracle = True
+        except ImportError:
+            oracle = False
+    common = {"loss": loss, "params": params, "dtype": dtype, "impl": impl, "impl_params": dict(impl_params or {}),
+              "framework": framework, "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
+              "recheck_cap": int(recheck_cap)}
+    check_task(common)
+    tasks = [{**common, **c} for c in chunks]
+    header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
+              "impl_params": common["impl_params"], "framework": framework, "space": space_desc, "top_k": int(top_k),
+              "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap)}
+    start = time.perf_counter()
+    done = {}
+    sidecar = Path(str(output) + ".chunks.jsonl") if output else None
+    if sidecar is not None:
+        done = _read_sidecar(sidecar, header) if resume else {}
+        _write_header(sidecar, header, keep=bool(done))
+    wanted = {t["id"] for t in tasks}
+    done = {k: v for k, v in done.items() if k in wanted}
+    todo = [t for t in tasks if t["id"] not in done]
+    total = _merge.merge_all(done.values(), int(top_k))
+
+    def finished(summary):
+        nonlocal total
+        if sidecar is not None:
+            with open(sidecar, "a") as f:
+                f.write(_merge.dumps(summary) + "\n")
+        total = _merge.merge(total, summary, int(top_k))
+        if progress is not None:
+            progress(total["chunks"], len(tasks), max([v for v in total["max"].values() if v is not None],
+                                                      default=0.0))
+
+    if todo:
+        if client is not None or scheduler is not None:
+            _run_dask(todo, client, scheduler, finished)
+        else:
+            _run_local(todo, workers, finished)
+    result = _result(header, total, time.perf_counter() - start)
+    if output:
+        result.write(output)
+    return result
+
+
+def _result(header: dict, total: dict, elapsed: float) -> Result:
+    from .._loss import loss_named
+    from ._chunk import bars
+
+    loss = loss_named(header["loss"])
+    full = dict(zip((p.name for p in loss.params), loss._param_values(header["params"])))
+    worst = [{"component": g, "column": e["column"], "ulp": e["err"], "inputs": e["inputs"], "got": e["got"],
+              "expected": e["expected"], "reference": e["reference"], "case": e["case"]}
+             for g, e in sorted(((g, e) for g, es in total["worst"].items() for e in es),
+                                key=lambda ge: (_merge.key(ge[1]), list(total["worst"]).index(ge[0])))]
+    vbar, gbar = bars(header["loss"], header["dtype"])
+    return Result(
+        loss=header["loss"], params=full, dtype=header["dtype"], impl=header["impl"], space=header["space"],
+        points=total["points"], measured=total["measured"], failures=total["failures"],
+        bar={"value": vbar, "grad": gbar}, max_ulp=dict(total["max"]), worst=worst,
+        reference=_reference_text(header["dtype"], header["impl"], header["oracle"]),
+        oracle_points=total["oracle"], near_boundary=total["near_boundary"], near_rechecked=total["near_rechecked"],
+        oracle_delta=total["oracle_delta"], chunks=total["chunks"], elapsed_s=elapsed, summary=total)
+
+
+def _read_sidecar(path: Path, header: dict) -> dict:
+    """{chunk id: summary} recorded in the sidecar of an earlier run of the same sweep (a last
+    line cut short by the interruption is ignored); ValueError if it is another sweep's."""
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    if not lines:
+        return {}
+    try:
+        first = _merge.loads(lines[0])
+    except json.JSONDecodeError:
+        first = None
+    if not isinstance(first, dict) or first.get("sweep") != json.loads(_merge.dumps(header)):
+        raise ValueError(f"{path} records another sweep (other loss, parameters, space or options): remove it, "
+                         "or pass resume=False (--no-resume) to start over")
+    done = {}
+    for line in lines[1:]:
+        try:
+            s = _merge.loads(line)
+        except json.JSONDecodeError:
+            continue  # cut short
+        done[s["id"]] = s
+    return done
+
+
+def _write_header(path: Path, header: dict, keep: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if keep:
+        return
+    path.write_text(_merge.dumps({"sweep": header}) + "\n")
+
+
+def _worker_init():
+    """A worker process is one core: the drivers run serially in blocks anyway."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+
+def _run_local(tasks, workers, finished) -> None:
+    from ._chunk import run_chunk
+
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers <= 1 or len(tasks) == 1:
+        for t in tasks:
+            finished(run_chunk(t))
+        return
+    import multiprocessing
+    import pickle
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    impl = tasks[0].get("impl")
+    if impl is not None and not isinstance(impl, str):
+        try:
+            pickle.dumps(impl)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"impl cannot be sent to worker processes ({e}): define it at module level, give "
+                             "'module:function', or pass workers=1") from None
+    # spawn, not fork: this process may hold Numba's threads
+    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    try:
+        # at most 2 tasks per worker in flight: an interrupted sweep has little work in the air
+        pending, queue = set(), list(tasks)
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                pending.add(pool.submit(run_chunk, queue.pop(0)))
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(ready, key=id):
+                finished(fut.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(tasks, client, scheduler, finished) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("a dask cluster needs dask.distributed: pip install 'dask[distributed]'") from None
+    from ._chunk import run_chunk
+
+    own = client is None
+    if own:
+        client = Client(scheduler)
+    futures = [client.submit(run_chunk, t, key=f"refloss-sweep-{t['id']}-{os.getpid()}-{time.time_ns()}",
+                             pure=False) for t in tasks]
+    try:
+        for fut in as_completed(futures):
+            finished(fut.result())
+    finally:
+        client.cancel(futures)
+        if own:
+            client.close()
+
+
+def print_progress(total_chunks: int, file=None):
+    """A progress callback for the command line: a tqdm bar on a terminal when tqdm is
+    installed, else a line every ~5% of the chunks (and at the end)."""
+    file = file or sys.stderr
+    bar = None
+    try:
+        if file.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_chunks, unit="chunk", file=file, leave=False)
+    except ImportError:
+        pass
+    step = max(1, total_chunks // 20)
+
+    def progress(done, total, running_max):
+        if bar is not None:
+            bar.n = done
+            bar.set_postfix_str(f"max {_fmt(running_max)} ULP")
+            bar.refresh()
+            if done >= total:
+                bar.close()
+        elif done % step == 0 or done >= total:
+            print(f"  chunks {done}/{total}, max {_fmt(running_max)} ULP", file=file, flush=True)
+
+    return progress

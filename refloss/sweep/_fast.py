@@ -1,0 +1,127 @@
+"""The one per-point pass of a sweep chunk, compiled with Numba (imported only by a worker).
+
+:func:`ulp_errors` is :func:`refloss._measures.ulp_error` with ``lo = 0`` (the reference is
+one float64 number: the float64 kernel's result) in one loop instead of some twenty NumPy
+passes, and it flags the points whose reference lies within ``hair`` float64 ULPs of a
+rounding boundary of ``dtype`` (there the float64 result rounded to float32 may not be the
+correctly rounded exact result).  ``tests/test_sweep.py`` holds the two measures equal.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .._numba_options import CACHE
+
+_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
+
+
+_POW2 = np.ldexp(1.0, np.arange(-1074, 1024))  # 2.0**k at index k + 1074 (a constant of the compiled code)
+
+
+@njit(**_OPTIONS)
+def _pow2(k):
+    """2.0**k for an integer -1074 <= k <= 1023 (a table look-up, no libm call)."""
+    return _POW2[k + 1074]
+
+
+@njit(**_OPTIONS)
+def _ulp(v, p, emin, scratch, bits):
+    """ulp of the finite v >= 0 (refloss._measures.ulp): 2**(max(floor(log2 v), emin) - p + 1);
+    ``scratch`` a float64 array of one element and ``bits`` its uint64 view."""
+    scratch[0] = v
+    e = int((bits[0] >> np.uint64(52)) & np.uint64(0x7FF)) - 1023  # floor(log2 v) for normal v
+    top = e if (v > 0 and e > emin) else emin  # (float64 subnormals lie below every emin here)
+    return _pow2(top - p + 1)
+
+
+@njit(**_OPTIONS)
+def _round(h, single):
+    return float(np.float32(h)) if single else h
+
+
+@njit(**_OPTIONS)
+def ulp_errors(got, ref, floor, single, hair, err, near, bar, fail):
+    """err[i] = |got[i] - ref[i]| in ULPs (float32 if ``single`` else float64) of
+    max(|ref rounded|, floor[i] rounded), with refloss._measures.ulp_error's special values;
+    near[i] |= the reference is within ``hair`` float64 ULPs of a rounding boundary of float32
+    (``single`` only); fail[i] |= err[i] > bar.  ``floor`` may have length 1 (one floor for
+    every point).  Returns the largest error."""
+    p, emin = (24, -126) if single else (53, -1022)
+    nf = floor.shape[0]
+    scratch = np.empty(1, np.float64)
+    bits = scratch.view(np.uint64)
+    top = 0.0
+    for i in range(got.shape[0]):
+        g = float(got[i])
+        h = ref[i]
+        f = floor[i if nf > 1 else 0]
+        r = _round(h, single)
+        mag = abs(r)
+        if f > 0:
+            mag = max(mag, _round(f, single))
+        if math.isnan(g) or math.isnan(h):
+            e = 0.0 if (math.isnan(g) and math.isnan(h)) else math.inf
+        elif math.isinf(f):
+            e = 0.0
+        elif math.isinf(g) or math.isinf(r):
+            e = 0.0 if g == r else math.inf
+        else:
+            diff = abs(g - h)
+            e = 0.0 if diff == 0 else diff / _ulp(mag if math.isfinite(mag) else 0.0, p, emin, scratch, bits)
+        err[i] = e
+        top = max(top, e)
+        if e > bar:
+            fail[i] = True
+        if single and math.isfinite(h) and math.isfinite(r):
+            # the float32 midpoint nearest h: half a float32 spacing from r on h's side (below a
+            # power of two r the spacing is the lower binade's); exact in float64
+            half = _ulp(min(abs(r), abs(h)), 24, -126, scratch, bits) / 2
+            if half - abs(h - r) <= hair * _ulp(abs(h), 53, -1022, scratch, bits):
+                near[i] = True
+    return top
+
+
+@njit(**_OPTIONS)
+def kth_largest(err, k):
+    """The k-th largest positive value of ``err`` (counting repeats), 0.0 if fewer than k are
+    positive: one pass keeping the k largest in a small buffer."""
+    buf = np.empty(k, np.float64)
+    count = 0
+    low = 0.0  # the smallest value in the full buffer
+    at = 0
+    for i in range(err.shape[0]):
+        e = err[i]
+        if not e > 0:
+            continue
+        if count < k:
+            buf[count] = e
+            count += 1
+            if count == k:
+                at = 0
+                for j in range(1, k):
+                    if buf[j] < buf[at]:
+                        at = j
+                low = buf[at]
+        elif e > low:
+            buf[at] = e
+            at = 0
+            for j in range(1, k):
+                if buf[j] < buf[at]:
+                    at = j
+            low = buf[at]
+    return low if count == k else 0.0
+
+
+@njit(**_OPTIONS)
+def is_negation(a, b):
+    """Whether a[i] == -b[i] for every i (NaN matching NaN); stops at the first difference."""
+    if a.shape[0] != b.shape[0]:
+        return False
+    for i in range(a.shape[0]):
+        x, y = a[i], b[i]
+        if x != -y and not (x != x and y != y):
+            return False
+    return True

@@ -1,0 +1,323 @@
+"""refloss sweep: exact, order-independent reduction of chunks; the same result on a dask
+LocalCluster, after an interruption, and for any chunking; planted faults found with their
+worst input; the float64 reference against the 50-digit oracle; the command line."""
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from refloss import _measures, sweep
+from refloss.sweep import _chunk, _merge, _spaces
+
+ONE = 0x3F800000  # the bit pattern of 1.0f
+BIG = 0x5F800000  # 2**64: x*x overflows float32 from about here
+
+
+# ---------------------------------------------------------------- planted faults (float32 NumPy)
+
+def smooth_l1_overflowing(pred, target, beta=1.0):
+    """Smooth L1 as 0.5 (x^2 - relu(x - beta)^2) / beta: right in exact arithmetic, but x*x
+    cancels and then overflows float32 (inf - inf = NaN) for |x| >= ~2**64."""
+    x = np.abs(pred - target)
+    return 0.5 * (x * x - np.maximum(x - beta, 0) ** 2) / beta
+
+
+def smooth_l1_off_at_beta(pred, target, beta=1.0):
+    """Textbook float32 Smooth L1 whose |x| == beta branch is one ULP high."""
+    x = np.abs(pred - target)
+    b = x.dtype.type(beta)
+    lin = x - 0.5 * b
+    return np.where(x < b, 0.5 * x * x / b, np.where(x == b, np.nextafter(lin, np.inf), lin))
+
+
+def _same(a: sweep.Result, b: sweep.Result) -> None:
+    """The two results agree exactly: counts, maxima and the worst lists, bit for bit."""
+    assert a.summary == b.summary
+    assert a.to_json()["worst"] == b.to_json()["worst"]
+
+
+# ---------------------------------------------------------------- the measure and the ranking
+
+def test_compiled_ulp_errors_equal_refloss_measure():
+    """The compiled per-point pass is refloss._measures.ulp_error (lo = 0), special values,
+    subnormals, overflow and floors included."""
+    from refloss.sweep._fast import ulp_errors
+
+    rng = np.random.default_rng(7)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-320, 5e-324, 3.5e38, 3.4028235e38, 1.4e-45, 2.0**-150, 1.0]
+    for dt in (np.float32, np.float64):
+        ref = np.concatenate([rng.standard_normal(4000) * 10.0 ** rng.uniform(-47, 40, 4000), special])
+        got = (ref * (1 + rng.standard_normal(len(ref)) * 1e-6)).astype(dt)
+        got[::5] = ref[::5].astype(dt)
+        got[3], got[-1] = np.nan, np.inf
+        for floor in (np.zeros(1), np.abs(rng.standard_normal(len(ref))) * 10.0 ** rng.uniform(-40, 3, len(ref))):
+            err, near, fail = np.zeros(len(ref)), np.zeros(len(ref), bool), np.zeros(len(ref), bool)
+            with np.errstate(all="ignore"):
+                top = ulp_errors(got, ref, floor, dt == np.float32, 8.0, err, near, 4.0, fail)
+                want = _measures.ulp_error(got, ref, 0.0, dt, floor=None if len(floor) == 1 else floor)
+            np.testing.assert_array_equal(err, want)
+            assert top == want.max() and np.array_equal(fail, want > 4.0)
+
+
+def test_top_indices_break_ties_by_inputs():
+    err = np.array([1.0, 3.0, 3.0, 0.0, 3.0, 2.0, 3.0])
+    x = np.array([5.0, 2.0, -0.0, 9.0, 0.0, 1.0, -7.0])
+    top = _chunk.top_indices(err, lambda idx: x[idx][:, None], 3)
+    assert top.tolist() == [6, 2, 4]  # the 3-ULP points by input: -7, -0.0, then 0.0
+    assert _chunk.top_indices(np.zeros(4), lambda idx: x[idx][:, None], 3).tolist() == []  # 0 error: not "worst"
+
+
+def test_merge_is_exact_in_any_order_and_any_chunking():
+    """Summaries reduce to the same result in any order and grouping, and cutting the same
+    bits into other chunks changes nothing (oracle off: its re-checks follow the chunks)."""
+    bits = (ONE - 2**19, ONE + 2**19)
+    coarse = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=bits, chunk=2**20, workers=1, oracle=False)
+    parts = [_chunk.run_chunk({**t, "loss": "smooth_l1", "params": {"beta": 1.0}, "dtype": "float32", "top_k": 8,
+                               "oracle": False})
+             for t in sweep.plan("smooth_l1", {}, "float32", True, bits, 0.0, None, None, 0, 2**17)[1]]
+    assert len(parts) == 8 and sum(p["points"] for p in parts) == coarse.points == 2**20
+    orders = [_merge.merge_all(parts, 8)]
+    for seed in range(3):
+        shuffled = parts[:]
+        random.Random(seed).shuffle(shuffled)
+        orders.append(_merge.merge_all(shuffled, 8))
+    halves = _merge.merge(_merge.merge_all(parts[:3], 8), _merge.merge_all(parts[3:], 8), 8)
+    for total in orders[1:] + [halves]:
+        assert total == orders[0]
+    for key in ("points", "failures", "max", "worst"):
+        assert orders[0][key] == coarse.summary[key]
+
+
+# ---------------------------------------------------------------- execution
+
+def test_local_cluster_gives_the_in_process_result(tmp_path):
+    """A dask LocalCluster of two worker processes: the API with client=, and the command line
+    with --scheduler ADDRESS, give the in-process result."""
+    distributed = pytest.importorskip("distributed")
+    from refloss import cli
+
+    bits = (ONE - 2**21, ONE + 2**21)
+    here = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=bits, chunk=2**20, workers=1)
+    small = sweep.run("huber", exhaustive=True, bits=(ONE, ONE + 2**16), workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        there = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=bits, chunk=2**20, client=client)
+        out = tmp_path / "h.json"
+        assert cli.main(["sweep", "huber", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**16}", "--scheduler",
+                         cluster.scheduler_address, "-q", "-o", str(out)]) == 0
+    assert there.points == 2**22 and there.chunks == 4
+    _same(here, there)
+    assert json.loads(out.read_text())["worst"] == small.to_json()["worst"]
+
+
+def test_process_pool_gives_the_in_process_result():
+    bits = (0xBF000000, 0xBF000000 + 2**20)  # -0.5 .. -0.75: the quadratic branch at negative x
+    here = sweep.run("huber", {"delta": 0.5}, exhaustive=True, bits=bits, chunk=2**18, workers=1)
+    pool = sweep.run("huber", {"delta": 0.5}, exhaustive=True, bits=bits, chunk=2**18, workers=2)
+    _same(here, pool)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_result(tmp_path):
+    bits = (ONE - 2**20, ONE + 2**20)
+    kw = dict(exhaustive=True, bits=bits, chunk=2**18, workers=1)
+    whole = sweep.run("smooth_l1", {"beta": 1.0}, **kw)
+    out = tmp_path / "r.json"
+
+    def stop_after_3(done, total, running_max):
+        if done == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        sweep.run("smooth_l1", {"beta": 1.0}, output=out, progress=stop_after_3, **kw)
+    side = tmp_path / "r.json.chunks.jsonl"
+    assert len(side.read_text().splitlines()) == 1 + 3 and not out.exists()
+    with open(side, "a") as f:
+        f.write('{"id": "bits:3f8')  # a line cut short by the interruption
+    seen = []
+    resumed = sweep.run("smooth_l1", {"beta": 1.0}, output=out, progress=lambda d, t, m: seen.append(d), **kw)
+    assert seen == [4, 5, 6, 7, 8]  # only the five missing chunks ran
+    _same(whole, resumed)
+    assert json.loads(out.read_text())["points"] == 2**21
+    with pytest.raises(ValueError, match="another sweep"):
+        sweep.run("smooth_l1", {"beta": 0.5}, output=out, **kw)
+
+
+# ---------------------------------------------------------------- planted faults
+
+def test_overflowing_square_is_found_with_its_first_input():
+    r = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=(BIG - 2**21, BIG + 2**21),
+                  impl=smooth_l1_overflowing, workers=1)
+    assert r.max_ulp["value"] == np.inf and r.max_ulp["d_pred"] is None  # NumPy function: values only
+    worst = r.worst[0]
+    x = np.float32(worst["inputs"]["pred"])
+    with np.errstate(over="ignore"):
+        assert np.isinf(x * x) and np.isfinite(np.nextafter(x, np.float32(0)) ** 2)  # the first overflowing x
+    assert np.isnan(worst["got"]) and worst["expected"] == pytest.approx(float(x) - 0.5)
+    # below the overflow x*x - (x-1)^2 cancels to 0 in float32: failures on both sides
+    assert r.failures == r.points == 2**22
+    # the worst inputs are a check_loss case list that reproduces the fault
+    from refloss.testing import check_loss
+
+    report = check_loss(smooth_l1_overflowing, "smooth_l1", cases=r.cases, dtype="float32", grad=False, beta=1.0)
+    assert not report.ok and len(r.cases) == 2 and len(r.cases[0]) >= 1
+
+
+def test_one_ulp_branch_at_beta_is_the_worst_point():
+    r = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=(ONE - 2**21, ONE + 2**21),
+                  impl=smooth_l1_off_at_beta, workers=1, chunk=2**20)
+    assert r.max_ulp["value"] == 1.0  # one ULP of 0.5, measured against the oracle's exact 0.5
+    assert r.worst[0]["inputs"] == {"pred": 1.0, "target": 0.0} and r.worst[0]["reference"] == "oracle"
+    assert all(e["ulp"] <= 0.5 for e in r.worst[1:])  # every other point correctly rounded
+    assert r.failures == 0  # one ULP is within the 4-ULP bar: found as the worst, not a failure
+
+
+# ---------------------------------------------------------------- the reference
+
+def test_box_samples_against_the_oracle():
+    """giou_loss on 200 sampled box pairs (every class of the boxes space) in float32: the
+    maxima against the float64 kernel equal those against the 50-digit oracle."""
+    from refloss.oracle import giou_loss as oracle_giou
+    from refloss.oracle.rounding import split
+
+    r = sweep.run("giou_loss", samples=200, workers=1, seed=3)
+    task = {"loss": "giou_loss", "params": {}, "dtype": "float32", "kind": "samples", "space": "boxes", "seed": 3,
+            "index": 0, "n": 200, "id": "x"}
+    s = _chunk.setup(task)
+    labels, codes, (pred, target) = _spaces.inputs(task, s)
+    assert r.points == len(pred) > 150 and {labels[c] for c in codes} >= {"nested_pred_in_target", "far_apart",
+                                                                          "near_identical", "disjoint_xy"}
+    got = np.stack(_chunk.kernel(s, (pred, target), "f32"), axis=1).astype(np.float64)
+    exact = []
+    for p, t in zip(pred.astype(np.float64), target.astype(np.float64)):
+        v, gp, gt = oracle_giou(tuple(p), tuple(t))
+        exact.append([split(z) for z in [v, *gp, *gt]])
+    hi, lo = np.array(exact)[..., 0], np.array(exact)[..., 1]
+    floors = _chunk.box_floors(s, (pred, target), list(hi.T))
+    errs = [_measures.ulp_error(got[:, c], hi[:, c], lo[:, c], np.float32, floor=np.broadcast_to(floors[c], len(pred)))
+            for c in range(9)]
+    want = {"value": errs[0].max(), "d_pred": np.max(errs[1:5]), "d_target": np.max(errs[5:9])}
+    for g, w in want.items():
+        assert r.max_ulp[g] == pytest.approx(w, rel=1e-6, abs=1e-6), g
+
+
+def test_float64_self_sweep_is_measured_by_the_oracle():
+    r = sweep.run("balanced_l1", {"beta": 1 / 9}, dtype="float64", samples=2000, chunk=1000, workers=1, top_k=4)
+    assert r.points == 2000 and 0 < r.measured == r.oracle_points <= 2 * 2 * 4
+    assert all(e["reference"] == "oracle" for e in r.worst)
+    assert r.max_ulp["value"] <= 4 and r.max_ulp["d_pred"] <= 4 and r.failures == 0
+
+
+def bce_naive(logits, targets):
+    """-log(sigmoid(x)) computed directly: inf and NaN at confident logits."""
+    p = 1 / (1 + np.exp(-logits))
+    return -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+
+
+def test_logits_space_to_the_float32_limit():
+    """Logits up to 3.4e38: refloss's kernel stays within its bar (the oracle's exact gradient
+    there, about e**-1e38, rounds to 0), the textbook form does not."""
+    ok = sweep.run("bce_with_logits", samples=4000, workers=1, seed=1)
+    assert ok.failures == 0 and ok.max_ulp["value"] <= 8 and ok.max_ulp["d_logits"] <= 8
+    assert max(abs(x) for x in ok.cases[0]) < 3.5e38
+    with np.errstate(all="ignore"):
+        bad = sweep.run("bce_with_logits", samples=4000, workers=1, seed=1, impl=bce_naive)
+    assert bad.max_ulp["value"] == np.inf and bad.points == ok.points
+    worst = bad.worst[0]
+    assert worst["reference"] == "oracle" and abs(worst["inputs"]["logits"]) > 1e37 and not np.isfinite(worst["got"])
+
+
+def test_classification_exhaustive_at_a_hard_target():
+    r = sweep.run("bce_with_logits", exhaustive=True, bits=(0xC1A00000, 0xC1A00000 + 2**18), target=1.0, workers=1)
+    assert r.points == 2**18 and r.space["target"] == 1.0  # logits -20 .. -20.5 against target 1
+    assert r.failures == 0 and 0 < r.max_ulp["value"] <= 8 and 0 < r.max_ulp["d_logits"] <= 8
+
+
+def test_bit_chunks_skip_nan_and_inf_and_align():
+    assert _spaces.bit_chunks(0x7F7FFFF0, 0x80000010, 2**4) == [(0x7F7FFFF0, 0x7F800000), (0x80000000, 0x80000010)]
+    assert _spaces.finite_count(0, 2**32) == 2**32 - 2 * 2**23
+    assert _spaces.bit_chunks(5, 40, 16) == [(5, 16), (16, 32), (32, 40)]
+
+
+# ---------------------------------------------------------------- command line
+
+def _cli(*args, cwd=None):
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's refloss, from any folder
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "refloss", "sweep", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env)
+
+
+def test_cli_writes_the_result_json(tmp_path):
+    from refloss import cli
+
+    out = tmp_path / "r.json"
+    assert cli.main(["sweep", "l1", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**16}", "--workers", "1", "-q",
+                     "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {"loss", "params", "dtype", "points", "failures", "max_ulp", "worst", "cases"} <= set(data)
+    assert data["points"] == 2**16 and data["max_ulp"] == {"value": 0.0, "d_pred": 0.0, "d_target": 0.0}
+    assert (tmp_path / "r.json.chunks.jsonl").exists()
+
+
+def test_cli_impl_over_the_bar_exits_1(tmp_path):
+    (tmp_path / "mine.py").write_text("import numpy as np\n"
+                                      "def sl1(p, t, beta=1.0):\n"
+                                      "    x = np.abs(p - t)\n"
+                                      "    return 0.5 * (x * x - np.maximum(x - beta, 0) ** 2) / beta\n")
+    res = _cli("smooth_l1", "--exhaustive", "--bits", f"{BIG}:{BIG + 2**16}", "--impl", "mine.py:sl1",
+               "--impl-param", "beta=1", "--workers", "1", "-q", "-o", "out.json", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["failures"] == 2**16 and data["max_ulp"]["value"] == "inf" and data["impl"] == "mine.py:sl1"
+    assert data["cases"]["pred"][0] == 2.0**64
+
+
+@pytest.mark.parametrize("args, says", [
+    (["smooth_l1"], "give --exhaustive or --samples"),
+    (["smooth_l1", "--exhaustive", "--dtype", "float64"], "needs --dtype float32"),
+    (["giou_loss", "--exhaustive"], "--samples N --space boxes"),
+    (["giou_loss", "--samples", "10", "--space", "logits"], "space 'logits' is for classification"),
+    (["nope", "--samples", "10"], "unknown loss"),
+    (["smooth_l1", "--exhaustive", "--bits", "1:x"], "--bits must be LO:HI"),
+    (["smooth_l1", "--samples", "10", "--bits", "0:4"], "--bits applies to --exhaustive"),
+    (["smooth_l1", "--exhaustive", "--param", "beta=-1"], "beta"),
+    (["smooth_l1", "--exhaustive", "--impl", "no_such_module:f"], "cannot load"),
+    (["yolo_decode", "--samples", "10"], "family"),
+])
+def test_cli_usage_errors_are_one_line(args, says, capsys):
+    from refloss import cli
+
+    assert cli.main(["sweep", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_python_m_refloss_sweep_runs():
+    res = _cli("mse", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**12}", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    assert "4096 points" in res.stdout and "max ULP" in res.stdout
+
+
+def test_torch_function_gradients_are_measured():
+    """A PyTorch function's gradients come from autograd: torch's own smooth_l1_loss in float32
+    on [0.5, 1.0078) (both branches, the kink at 1) is within half an ULP of the exact result,
+    gradients included (torch takes the linear branch at |x| = beta, as refloss does)."""
+    torch = pytest.importorskip("torch")
+
+    def torch_smooth_l1(p, t):
+        return torch.nn.functional.smooth_l1_loss(p, t, beta=1.0, reduction="none")
+
+    r = sweep.run("smooth_l1", {"beta": 1.0}, exhaustive=True, bits=(0x3F000000, ONE + 2**16), chunk=2**23,
+                  impl=torch_smooth_l1, workers=1)
+    assert set(r.max_ulp) == {"value", "d_pred", "d_target"} and None not in r.max_ulp.values()
+    assert r.max_ulp["value"] <= 0.5 and r.max_ulp["d_pred"] <= 0.5 and r.failures == 0
