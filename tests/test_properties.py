@@ -802,19 +802,13 @@ def _transform(x, forms):
 
 FORMS = ("int", "big_endian", "strided", "reversed", "fortran", "broadcast_view", "readonly", "masked", "list")
 # known failures (pinned below by xfail(strict=True) tests; drawn again once fixed)
-KNOWN_FORMS = {"masked": "test_known_masked_array_reaches_numba"}
-
-
-def _known_empty_weighted_mean(fn, full, reduction):
-    """Known failure (test_known_empty_weighted_mean_gradient): a loss whose "mean" divides by a
-    sum of weights (Focal-EIoU) gives NaN gradients to broadcast inputs of an empty batch."""
-    return fn.info.mean_weight is not None and reduction == "mean" and not int(np.prod(full, dtype=np.int64))
+KNOWN_FORMS = {}
 
 
 BAD_KINDS = ("complex", "complex_list", "object", "object_fractions", "none_inside", "str", "str_list", "bytes",
              "ragged", "datetime", "timedelta", "structured", "none", "dict", "set", "plain_str")
 # known failures (pinned below by xfail(strict=True) tests; drawn again once fixed)
-KNOWN_BAD_KINDS = {"ragged": "test_known_ragged_list_error_names_no_argument"}
+KNOWN_BAD_KINDS = {}
 
 
 def _bad_value(kind, valid, width):
@@ -869,7 +863,8 @@ def _check_odd_forms(fn, p, t, params, data):
     strided, negative strides, Fortran order, zero-stride broadcast views, read-only, nested
     lists), as 1-D or 2-D arrays of values (boxes: with a last axis of 4), gives for every
     reduction and dtype what a C-contiguous float64 copy (made by NumPy) gives, bit for bit,
-    gradients shaped as the input; or a clear error (_assert_clear_error)."""
+    gradients shaped as the input; or a clear error (_assert_clear_error).  A masked array is
+    refused (a TypeError naming it and .filled()): refloss would ignore its mask."""
     shape = data.draw(st.sampled_from([(N * N,), (N, N)]), "shape") + p.shape[1:]
     inputs = [p.reshape(shape), t.reshape(shape)]
     reduction = data.draw(st.sampled_from(["none", "sum", "mean"]), "reduction")
@@ -877,6 +872,14 @@ def _check_odd_forms(fn, p, t, params, data):
     drawn = st.sampled_from([f for f in FORMS if f not in KNOWN_FORMS])
     forms = [data.draw(st.sets(drawn, max_size=4), f"forms of {n}") for n in fn.inputs]
     odd = [_transform(x, f) for x, f in zip(inputs, forms)]
+    masked = [n for n, x in zip(fn.inputs, odd) if isinstance(x, np.ma.MaskedArray)]
+    if masked:  # refused (its mask would be ignored): a TypeError naming the first one and .filled()
+        for call in (fn, fn.value_and_grad):
+            e = _outcome(lambda: call(*odd, reduction=reduction, dtype=dtype, **params))[1]
+            _assert_clear_error(e, fn.inputs, f"forms {forms}")
+            assert isinstance(e, TypeError) and str(e).startswith(f"{masked[0]}: a masked array") \
+                and f"{masked[0]}.filled(" in str(e), (forms, e)
+        return
     plain = [np.array(x, dtype=np.float64, order="C") for x in odd]
     kw = dict(reduction=reduction, dtype=dtype, **params)
     want = _outcome(lambda: fn.value_and_grad(*plain, **kw))
@@ -931,8 +934,6 @@ def _check_broadcasting(fn, p, t, params, data):
     if not int(np.prod(full, dtype=np.int64)):
         assert reduction != "sum" or v == 0.0
         assert reduction != "mean" or np.isnan(v)
-    if _known_empty_weighted_mean(fn, full, reduction):
-        return
     for g, g0, a in zip(grads, grads0, arrays):
         a_shape = np.shape(a)
         assert g.shape == a_shape, (g.shape, a_shape)
@@ -1097,39 +1098,44 @@ def test_known_tiny_eps_nan_gradient_at_zero_union():
     np.testing.assert_array_equal(gt, 0.0)
 
 
-@_xfail("a ragged nested list raises NumPy's 'setting an array element with a sequence' ValueError, which does "
-        "not name the argument")
 def test_known_ragged_list_error_names_no_argument():
+    """Fixed: a ragged nested list raised NumPy's 'setting an array element with a sequence'
+    ValueError, which did not name the argument."""
     with pytest.raises((TypeError, ValueError), match=r"^pred: "):
         rl.l1([[1.0, 2.0], [3.0]], 0.0)
 
 
-@_xfail("a masked array passed first in a process, C-contiguous and of the broadcast shape, reaches Numba as it "
-        "is and fails inside Numba's typeof (NumbaTypeError: Unsupported array type: numpy.ma.MaskedArray, not a "
-        "TypeError); once the driver has run on a plain array, Numba's dispatcher accepts it and the mask is "
-        "silently ignored, as it is for the shapes refloss copies")
 def test_known_masked_array_reaches_numba():
+    """Fixed: a masked array passed first in a process, C-contiguous and of the broadcast shape,
+    reached Numba as it was and failed inside Numba's typeof (NumbaTypeError, not a TypeError);
+    once the driver had run on a plain array, the mask was silently ignored.  Now a TypeError
+    naming the argument and the way out (.filled()), first call or not."""
     import subprocess
     import sys
 
     # a fresh interpreter: the outcome depends on what the process has called before
     code = ("import numpy as np, refloss as rl\n"
             "b = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])\n"
-            "try:\n"
-            "    v = rl.giou_loss(np.ma.masked_array(b), b)\n"
-            "    print('ok', float(abs(v - rl.giou_loss(b, b)).max()))\n"
-            "except (TypeError, ValueError) as e:\n"
-            "    print('clear' if str(e).startswith('pred:') else 'unclear', type(e).__name__, e)\n"
-            "except Exception as e:\n"
-            "    print('unclear', type(e).__name__, e)\n")
+            "def attempt():\n"
+            "    try:\n"
+            "        rl.giou_loss(np.ma.masked_array(b), b)\n"
+            "        print('accepted')\n"
+            "    except Exception as e:\n"
+            "        print(type(e).__name__, e)\n"
+            "attempt()\n"
+            "rl.giou_loss(b, b)\n"  # the driver has now run on plain arrays
+            "attempt()\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(REFLOSS_DIR), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600).stdout
-    assert out.startswith("ok 0.0") or out.startswith("clear"), out  # got "unclear NumbaTypeError ..."
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1], out  # was "NumbaTypeError ...", then "accepted"
+    assert lines[0].startswith("TypeError pred: a masked array") and "pred.filled(" in lines[0], out
 
 
-@_xfail("focal_eiou_loss with reduction='mean' on an empty batch gives NaN gradients to broadcast inputs (0/0: "
-        "the sum of the IoU weights is 0); every other loss gives them 0, a sum over no elements")
 def test_known_empty_weighted_mean_gradient():
+    """Fixed: focal_eiou_loss with reduction='mean' on an empty batch gave NaN gradients to
+    broadcast inputs (0/0: the sum of the IoU weights is 0); every other loss gives them 0, a
+    sum over no elements."""
     empty, box = np.zeros((0, 4)), np.array([0.0, 0.0, 1.0, 1.0])
     _, (_, g_other) = rl.eiou_loss.value_and_grad(empty, box, reduction="mean")
     np.testing.assert_array_equal(g_other, 0.0)
