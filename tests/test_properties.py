@@ -255,9 +255,6 @@ KNOWN = [
      "test_known_ciou_gradient_at_a_point_box"),
     ({"nan at zero union"}, {"log_iou_loss"}, lambda p, t, kw: _zero_union(p, t) & (kw.get("eps", 0.0) == 0),
      "test_known_log_iou_loss_at_zero_union"),
-    ({"value", "gradient finite"}, {"yolov1_box_loss"},
-     lambda p, t, kw: ((p[:, 2] == 0) & (t[:, 2] == 0)) | ((p[:, 3] == 0) & (t[:, 3] == 0)),
-     "test_known_yolov1_value_at_zero_sizes"),
     ({"gradient finite"}, {"sigmoid_focal_loss"},
      lambda p, t, kw: (kw.get("gamma") == 0) & (np.abs(p) > 700), "test_known_focal_loss_gamma_0_at_large_logits"),
     ({"value", "gradient finite"}, {"balanced_l1"}, lambda p, t, kw: _all(p, t, kw) & _balanced_l1_c_u_overflows(kw),
@@ -1004,12 +1001,23 @@ def _xfail(reason):
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-@_xfail("yolov1_box_loss evaluates (sqrt w - sqrt wt)^2 as (w - wt)^2/(sqrt w + sqrt wt)^2: 0/0 = NaN when "
-        "both widths (or heights) are 0, a valid input (sizes >= 0)")
 def test_known_yolov1_value_at_zero_sizes():
+    """Fixed: yolov1_box_loss evaluated (sqrt w - sqrt wt)^2 as (w - wt)^2/(sqrt w + sqrt wt)^2:
+    0/0 = NaN when both widths (or heights) are 0, a valid input (sizes >= 0), and 0 where
+    (w - wt)^2 underflows (sizes below ~1e-154).  Now ((w - wt)/(sqrt w + sqrt wt))^2, 0 at w = wt."""
+    import mpmath as mp
+
     # L = 5 ((1 - 0)^2 + (2 - 0)^2 + (sqrt 0 - sqrt 0)^2 + (sqrt 1 - sqrt 4)^2) = 5 (1 + 4 + 0 + 1) = 30
     assert rl.yolov1_box_loss(np.array([1.0, 2.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 4.0])) == 30.0
-    assert rl.yolov1_box_loss(np.array([0.0, 0.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 1.0])) == 0.0  # got NaN
+    for dtype in (np.float64, np.float32):
+        zero = np.array([0.0, 0.0, 0.0, 1.0])
+        assert rl.yolov1_box_loss(zero, zero, dtype=dtype) == 0.0  # got NaN
+    # tiny sizes: the paper's formula at 60 digits (the old form gave 0 and 0/0 here)
+    for p, t in (([0.0, 0.0, 2e-200, 1e-300], [0.0, 0.0, 1e-200, 0.0]), ([0.0, 0.0, 0.0, 1e-320], [0.0, 0.0, 0.0, 0.0])):
+        with mp.workdps(60):
+            exact = 5 * sum((mp.sqrt(mp.mpf(a)) - mp.sqrt(mp.mpf(b))) ** 2 for a, b in zip(p[2:], t[2:]))
+        got = rl.yolov1_box_loss(np.array(p), np.array(t))
+        assert got == pytest.approx(float(exact), rel=4 * 2.0**-52, abs=8 * 2.0**-1074)
 
 
 @_xfail("log_iou_loss gives +inf at zero union (eps = 0) where the docs (and iou, iou_loss) give NaN")

@@ -949,7 +949,8 @@ LOSSES['yolov1_box_loss'] = LossInfo(
         'sqrt(ht))**2) for boxes (x, y, w, h) (centre, size); sizes must be >= 0.'
     ),
     conventions=(
-        'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).'
+        'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there); the'
+        ' value is defined everywhere (0 for the size term at w = w^ = 0).'
     ),
     references=(
         (
