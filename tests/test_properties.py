@@ -253,8 +253,6 @@ def _balanced_l1_c_u_overflows(params) -> bool:
 KNOWN = [
     ({"gradient finite"}, {"ciou", "ciou_loss"}, lambda p, t, kw: _point(p) | _point(t),
      "test_known_ciou_gradient_at_a_point_box"),
-    ({"nan at zero union"}, {"log_iou_loss"}, lambda p, t, kw: _zero_union(p, t) & (kw.get("eps", 0.0) == 0),
-     "test_known_log_iou_loss_at_zero_union"),
     ({"gradient finite"}, {"sigmoid_focal_loss"},
      lambda p, t, kw: (kw.get("gamma") == 0) & (np.abs(p) > 700), "test_known_focal_loss_gamma_0_at_large_logits"),
     ({"value", "gradient finite"}, {"balanced_l1"}, lambda p, t, kw: _all(p, t, kw) & _balanced_l1_c_u_overflows(kw),
@@ -1020,11 +1018,17 @@ def test_known_yolov1_value_at_zero_sizes():
         assert got == pytest.approx(float(exact), rel=4 * 2.0**-52, abs=8 * 2.0**-1074)
 
 
-@_xfail("log_iou_loss gives +inf at zero union (eps = 0) where the docs (and iou, iou_loss) give NaN")
 def test_known_log_iou_loss_at_zero_union():
+    """Fixed: log_iou_loss gave +inf at zero union (eps = 0) where the docs (and iou, iou_loss)
+    give NaN; disjoint boxes with a positive union (or eps > 0) stay +inf."""
     b = np.array([0.0, 0.0, 1.0, 0.0])  # zero area: the union of b and b is 0
     assert np.isnan(rl.iou(b, b)) and np.isnan(rl.iou_loss(b, b))
-    assert np.isnan(rl.log_iou_loss(b, b))  # got inf
+    for dtype in (np.float64, np.float32):
+        v, grads = rl.log_iou_loss.value_and_grad(b, b, dtype=dtype)
+        assert np.isnan(v) and np.isnan(rl.log_iou_loss(b, b, dtype=dtype))  # got inf
+        assert np.isnan(grads).all()
+        assert rl.log_iou_loss(b, b, eps=1e-7, dtype=dtype) == np.inf  # IoU = 0/eps = 0
+        assert rl.log_iou_loss(b, np.array([2.0, 0.0, 3.0, 1.0]), dtype=dtype) == np.inf  # disjoint, U = 1
 
 
 @_xfail("CIoU: a point box (w = h = 0) has a finite value (atan2(0, 0) = 0) but NaN gradients (the derivative of "

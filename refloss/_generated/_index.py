@@ -838,7 +838,7 @@ LOSSES['log_iou_loss'] = LossInfo(
     mean_weight=None,
     formula=(
         'L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not '
-        'overlap.'
+        'overlap; NaN at zero union (U + eps = 0), as IoU.'
     ),
     conventions=(
         'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'

@@ -28,7 +28,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = math.nan
+        return value
+    elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
         value = math.inf
         return value
     else:  # overlap
@@ -55,7 +58,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = math.nan
+        d_px1 = math.nan
+        d_py1 = math.nan
+        d_px2 = math.nan
+        d_py2 = math.nan
+        d_tx1 = math.nan
+        d_ty1 = math.nan
+        d_tx2 = math.nan
+        d_ty2 = math.nan
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
         value = math.inf
         d_px1 = math.nan
         d_py1 = math.nan
@@ -128,7 +142,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = _f32(math.nan)
+        return value
+    elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
         value = _f32(math.inf)
         return value
     else:  # overlap
@@ -155,7 +172,18 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = _f32(math.nan)
+        d_px1 = _f32(math.nan)
+        d_py1 = _f32(math.nan)
+        d_px2 = _f32(math.nan)
+        d_py2 = _f32(math.nan)
+        d_tx1 = _f32(math.nan)
+        d_ty1 = _f32(math.nan)
+        d_tx2 = _f32(math.nan)
+        d_ty2 = _f32(math.nan)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
         value = _f32(math.inf)
         d_px1 = _f32(math.nan)
         d_py1 = _f32(math.nan)
