@@ -251,8 +251,6 @@ def _balanced_l1_c_u_overflows(params) -> bool:
 
 # (properties, losses, where(p, t, params) -> mask of the pairs left out, the pinning test)
 KNOWN = [
-    ({"gradient finite"}, {"ciou", "ciou_loss"}, lambda p, t, kw: _point(p) | _point(t),
-     "test_known_ciou_gradient_at_a_point_box"),
     ({"gradient finite"}, {"sigmoid_focal_loss"},
      lambda p, t, kw: (kw.get("gamma") == 0) & (np.abs(p) > 700), "test_known_focal_loss_gamma_0_at_large_logits"),
     ({"value", "gradient finite"}, {"balanced_l1"}, lambda p, t, kw: _all(p, t, kw) & _balanced_l1_c_u_overflows(kw),
@@ -1031,16 +1029,25 @@ def test_known_log_iou_loss_at_zero_union():
         assert rl.log_iou_loss(b, np.array([2.0, 0.0, 3.0, 1.0]), dtype=dtype) == np.inf  # disjoint, U = 1
 
 
-@_xfail("CIoU: a point box (w = h = 0) has a finite value (atan2(0, 0) = 0) but NaN gradients (the derivative of "
-        "atan2(w, h) is (h, -w) / (w^2 + h^2) = 0/0); the conventions cover zero-height boxes only")
 def test_known_ciou_gradient_at_a_point_box():
+    """Fixed: a point box (w = h = 0) had a finite value (atan2(0, 0) = 0) but NaN gradients (the
+    derivative of atan2(w, h) is (h, -w) / (w^2 + h^2) = 0/0).  The convention (ciou_loss's
+    page): atan2 passes no gradient at a point, as clamp's at its kink; the oracle follows it."""
+    from refloss.oracle import boxes as oracle
+
     p, t = np.array([0.5, 0.5, 0.5, 0.5]), np.array([0.0, 0.0, 1.0, 1.0])
     for fn in (rl.ciou_loss, rl.ciou):
-        v, (gp, gt) = fn.value_and_grad(p, t)
-        # IoU = 0, rho = 0, v = 4/pi^2 (pi/4 - 0)^2 = 1/4, alpha v = v^2 / (1 + v) = 0.05
-        assert v == pytest.approx(1.05 if fn is rl.ciou_loss else -0.05, rel=1e-15)
-        assert np.isfinite(gt).all()
-        assert np.isfinite(gp).all()  # got [nan, nan, nan, nan]
+        for kw in ({}, {"alpha_grad": True}, {"darknet": True}):
+            for a, b in ((p, t), (t, p)):
+                v, (ga, gb) = fn.value_and_grad(a, b, **kw)
+                # IoU = 0, rho = 0, v = 4/pi^2 (pi/4 - 0)^2 = 1/4, alpha v = v^2 / (1 + v) = 0.05
+                assert v == pytest.approx(1.05 if fn is rl.ciou_loss else -0.05, rel=1e-15)
+                assert np.isfinite(ga).all() and np.isfinite(gb).all()  # got [nan, nan, nan, nan]
+                exact = oracle.ciou_loss(a, b, **kw) if fn is rl.ciou_loss else oracle.ciou(a, b, **kw)
+                np.testing.assert_allclose(np.r_[ga, gb], np.array(exact[1] + exact[2], np.float64),
+                                           rtol=1e-15, atol=1e-16)
+                point = ga if a is p else gb
+                np.testing.assert_array_equal(point, 0.0)  # no IoU, distance or aspect gradient reaches the point
 
 
 @_xfail("sigmoid_focal_loss with gamma = 0 (weighted BCE, a documented setting) gives NaN gradients for |logit| "

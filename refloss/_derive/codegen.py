@@ -464,6 +464,11 @@ class KernelPrinter(PythonCodePrinter):
     def _print_AtanRatio(self, expr):
         return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    def _print_AtanNorm(self, expr):
+        w, h = (self._once(a, PRECEDENCE["Mul"]) for a in expr.args)
+        zero = self._literal(0)
+        return f"({self._literal(1)}/({w}*{w} + {h}*{h}) if {w} != {zero} or {h} != {zero} else {zero})"
+
     def _print_atan2(self, expr):
         return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 5122
+# ops: 5074
 """CIoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -183,7 +183,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t21 = 2.0*((_t12*_t12) + (_t20*_t20))/(_t15*_t15)
         _t22 = _t13*_t21
         _t24 = 0.8105694691387022*d_atan
-        _t25 = _t24*(darknet + (1.0 - darknet)/((_t6*_t6) + (_t7*_t7)))
+        _t25 = _t24*(darknet + (1.0 - darknet)*(1.0/(_t6*_t6 + _t7*_t7) if _t6 != 0.0 or _t7 != 0.0 else 0.0))
         _t26 = _t25*_t7
         _t27 = d_atan*d_atan
         _t28 = 0.4052847345693511*_t27
@@ -236,7 +236,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t76 = -_t12/_t15
         _t77 = _t68 + ty1
         _t78 = -_t74 - _t77
-        _t79 = _t24/((_t8*_t8) + (_t9*_t9))
+        _t79 = _t24*(1.0/(_t8*_t8 + _t9*_t9) if _t8 != 0.0 or _t9 != 0.0 else 0.0)
         _t80 = _t79*_t9
         _t81 = -_t47*_t80
         _t82 = _t31*_t80
@@ -424,7 +424,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t21 = _f32(2.0)*((_t12*_t12) + (_t20*_t20))/(_t15*_t15)
         _t22 = _t13*_t21
         _t24 = _f32(0.8105694651603699)*d_atan
-        _t25 = _t24*(darknet + (_f32(1.0) - darknet)/((_t6*_t6) + (_t7*_t7)))
+        _s30 = _f32(1.0)/(_t6*_t6 + _t7*_t7) if _t6 != _f32(0.0) or _t7 != _f32(0.0) else _f32(0.0)
+        _t25 = _t24*(darknet + (_f32(1.0) - darknet)*_s30)
         _t26 = _t25*_t7
         _t27 = d_atan*d_atan
         _t28 = _f32(0.40528473258018494)*_t27
@@ -446,8 +447,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t48 = _t26*_t47
         _t49 = _t20/_t15
         _t50 = py1 - ty1
-        _s30 = -_t50
-        _t51 = _f32(1.0) if _s30 > _f32(0.0) else (_f32(0.5) if _s30 == _f32(0.0) else _f32(0.0))
+        _s31 = -_t50
+        _t51 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
         _t52 = _t14*_t21
         _t53 = px1 - px2
         _t54 = _t25*_t53
@@ -459,16 +460,16 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t60 = _t47*_t54
         _t61 = -tx2
         _t62 = _t61 + px2
-        _s31 = -_t62
-        _t63 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
+        _s32 = -_t62
+        _t63 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
         _t64 = _t37*_t63
         _t65 = _t33/(_t34*_t34)
         _t66 = _t65*(_t40 + _t64) + _t64/_t34
         _t67 = _f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0))
         _t68 = -ty2
         _t69 = _t68 + py2
-        _s32 = -_t69
-        _t70 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
+        _s33 = -_t69
+        _t70 = _f32(1.0) if _s33 > _f32(0.0) else (_f32(0.5) if _s33 == _f32(0.0) else _f32(0.0))
         _t71 = _t57*_t70
         _t72 = _t65*(_t53 + _t71) + _t71/_t34
         _t73 = _f32(1.0) if _t69 > _f32(0.0) else (_f32(0.5) if _t69 == _f32(0.0) else _f32(0.0))
@@ -477,7 +478,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t76 = -_t12/_t15
         _t77 = _t68 + ty1
         _t78 = -_t74 - _t77
-        _t79 = _t24/((_t8*_t8) + (_t9*_t9))
+        _t79 = _t24*(_f32(1.0)/(_t8*_t8 + _t9*_t9) if _t8 != _f32(0.0) or _t9 != _f32(0.0) else _f32(0.0))
         _t80 = _t79*_t9
         _t81 = -_t47*_t80
         _t82 = _t31*_t80
@@ -495,13 +496,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t94 = _t65*(_t86 + _t93) + _t93/_t34
         d_px1 = -_t17 - _t19*_t22 - _t41 - _t45*(_t32 + _t43*(-_t26 - _t41)) - _t48
         d_py1 = -_t45*(_t43*(-_t54 - _t59) + _t55) - _t49 - _t51*_t52 - _t59 - _t60
-        _s33 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t26 + _t66)/(_t29*_t29) - _t32)
-        d_px2 = -_t17 + _t22*_t67 + _s33 + _t48 + _t66
+        _s34 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t26 + _t66)/(_t29*_t29) - _t32)
+        d_px2 = -_t17 + _t22*_t67 + _s34 + _t48 + _t66
         d_py2 = -_t45*(_t43*(_t54 + _t72) - _t55) - _t49 + _t52*_t73 + _t60 + _t72
-        _s34 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t65*_t78 - _t75 + _t80)/(_t29*_t29) - _t82)
-        d_tx1 = -_t22*_t36 + _s34 - _t75 - _t76 - _t81 + _t4*_t5*_t78/(_t34*_t34)
-        _s35 = -_t45*(_t43*(_t65*_t87 - _t84 + _t88) - _t90)
-        d_ty1 = _s35 - _t52*_t56 - _t84 - _t85 - _t89 + _t4*_t5*_t87/(_t34*_t34)
+        _s35 = -_t45*(_f32(0.40528473258018494)*_t27*alpha_grad*(_t65*_t78 - _t75 + _t80)/(_t29*_t29) - _t82)
+        d_tx1 = -_t22*_t36 + _s35 - _t75 - _t76 - _t81 + _t4*_t5*_t78/(_t34*_t34)
+        _s36 = -_t45*(_t43*(_t65*_t87 - _t84 + _t88) - _t90)
+        d_ty1 = _s36 - _t52*_t56 - _t84 - _t85 - _t89 + _t4*_t5*_t87/(_t34*_t34)
         d_tx2 = _t22*_t63 - _t45*(_t43*(-_t80 + _t92) + _t82) - _t76 + _t81 + _t92
         d_ty2 = -_t45*(_t43*(-_t88 + _t94) + _t90) + _t52*_t70 - _t85 + _t89 + _t94
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
