@@ -260,9 +260,6 @@ KNOWN = [
     ({"call", "value", "gradient finite"}, {"balanced_l1"},
      lambda p, t, kw: _all(p, t, kw) & (kw["gamma"] / kw["alpha"] < 1e-12),
      "test_known_balanced_l1_small_gamma_over_alpha"),
-    ({"gradient finite"}, {n for n in LOSSES if _family(n) == "box"},
-     lambda p, t, kw: _zero_union(p, t) & (0 < kw.get("eps", 0.0)) & (kw.get("eps", 0.0) < 1e-150),
-     "test_known_tiny_eps_nan_gradient_at_zero_union"),
 ]
 
 
@@ -304,8 +301,15 @@ def _range(name) -> tuple:
 def _documented_infinite_gradient(name, p, t, params):
     """Where the docs say the gradient is infinite or undefined although the value is finite:
     YOLOv1 at a size of 0 (d sqrt(w)/dw); sigmoid focal loss with 0 < gamma < 1 where 1 - p_t = 0
-    exactly (a hard target and a logit whose sigmoid rounds to it: |x| > 36)."""
+    exactly (a hard target and a logit whose sigmoid rounds to it: |x| > 36); box losses at zero
+    union with eps > 0, where the exact gradient is of order side/eps (GIoU of collinear
+    segments, whose enclosing box has area 0) and exceeds float64's range once side/eps does."""
     fam = _family(name)
+    if fam == "box":
+        eps = params.get("eps", 0.0)
+        side = np.abs(np.concatenate([p, t], axis=1)).max(axis=1, initial=0.0) + 1.0
+        with np.errstate(divide="ignore", over="ignore"):
+            return _zero_union(p, t) & (eps > 0) & (side / eps > np.finfo(np.float64).max / 64)
     if fam == "yolo":
         return (p[:, 2:] == 0).any(axis=1) | (t[:, 2:] == 0).any(axis=1)
     if fam == "classification" and 0 < params.get("gamma", 1.0) < 1:
@@ -1106,15 +1110,32 @@ def test_known_balanced_l1_small_gamma_over_alpha():
     assert rl.balanced_l1(1.0, 0.0, beta=1.0, alpha=1.0, gamma=1e-300) > 0  # raised decimal.DivisionByZero
 
 
-@_xfail("box losses with 0 < eps < ~1e-154 at zero union: the value is finite (eps makes it defined) but the "
-        "gradients are NaN, as (U + eps)^2 underflows to 0 (0 * inf)")
 def test_known_tiny_eps_nan_gradient_at_zero_union():
+    """Fixed: box losses with 0 < eps < ~1e-154 at zero union had a finite value (eps makes it
+    defined) but NaN gradients, as (U + eps)^2 underflowed to 0 (0 * inf).  Quotients by a
+    stabilised denominator are now differentiated as (da - (a/b) db)/b."""
+    from refloss.oracle import boxes as oracle
+
     p, t = np.array([0.0, 0.0, 0.0, 1.0]), np.array([1.0, 0.0, 1.0, 1.0])  # two vertical segments, 1 apart
     v, (gp, gt) = rl.iou_loss.value_and_grad(p, t, eps=1e-200)
     assert v == 1.0  # (U - I + eps) / (U + eps) with U = I = 0
     # L = 1 - I/(U + eps) with I = 0 and the clamp's gradient 0 at negative overlaps: dL = 0
     np.testing.assert_array_equal(gp, 0.0)  # got nan
     np.testing.assert_array_equal(gt, 0.0)
+    # every box loss on zero-union pairs (segments apart, collinear, a point) against the oracle:
+    # gradients of order 1/eps (GIoU of collinear segments: C = 0) or 0, all finite here
+    segments = [(p, t), (p, p), (p, np.array([0.0, 0.0, 0.0, 2.0])), (np.array([0.0, 0.0, 1.0, 0.0]), np.zeros(4))]
+    for name in (n for n in LOSSES if _family(n) == "box" and n != "log_iou_loss"):  # -ln 0 = inf there
+        for eps in (1e-200, 1e-300):
+            for a, b in segments:
+                v, grads = _fn(name).value_and_grad(a, b, eps=eps)
+                exact = getattr(oracle, name)(a, b, eps=eps)
+                want = np.array(exact[1] + exact[2], np.float64)
+                got = np.concatenate(grads)
+                assert np.isfinite(got).all(), (name, eps, a, b, got)
+                np.testing.assert_allclose(v, float(exact[0]), rtol=1e-15, atol=1e-15, err_msg=f"{name} {a} {b}")
+                scale = np.abs(want).max()
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * scale, err_msg=f"{name} {eps} {a} {b}")
 
 
 def test_known_ragged_list_error_names_no_argument():

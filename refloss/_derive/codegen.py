@@ -464,6 +464,10 @@ class KernelPrinter(PythonCodePrinter):
     def _print_AtanRatio(self, expr):
         return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    def _print_Quot(self, expr):
+        a, b = expr.args
+        return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}/{self.parenthesize(b, PRECEDENCE['Mul'])})"
+
     def _print_AtanNorm(self, expr):
         w, h = (self._once(a, PRECEDENCE["Mul"]) for a in expr.args)
         zero = self._literal(0)

@@ -17,6 +17,8 @@ And two devices for conventions peers use in their backward passes:
   h = 0; ``d`` = 1 multiplies its gradient by w^2 + h^2 (the DIoU paper's darknet
   simplification of CIoU's dv/dw, dv/dh), d = 0 is the exact derivative.  At w = h = 0 (a
   point), where atan2 has no derivative (no limit either), the gradient is 0 (``AtanNorm``).
+- ``Quot(a, b)``: a/b, differentiated as (da - (a/b) db)/b: no b^2, which underflows for a
+  tiny stabiliser b = eps (0 < eps < ~1e-154 at zero union: 0/0 where the gradient is 0).
 """
 import sympy as sp
 
@@ -90,13 +92,27 @@ class AtanNorm(sp.Function):
     nargs = 2
 
 
+class Quot(sp.Function):
+    """a/b whose derivative is (da - Quot(a, b) db)/b, one quotient by b (never b^2)."""
+
+    nargs = 2
+
+    def _eval_derivative(self, s):
+        a, b = self.args
+        da, db = a.diff(s), b.diff(s)
+        if db == 0:
+            return Quot(da, b)
+        # one subtraction: da keeps its own terms (an Add flattened with q db would be reordered)
+        return Quot(Sub(da, Quot(a, b) * db), b)
+
+
 def plain(expr):
     """The same expression with the convention functions replaced by ordinary SymPy
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b) \
-        .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)) \
+        .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 cceef6f7ae3a0e90
+# scalar kernels: sha256 c2b26ea73204c6be
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
