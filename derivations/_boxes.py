@@ -16,7 +16,7 @@ import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Kernel, Step as DocStep, prove_equal
-from refloss._derive.functions import Clamp0, Sub, TMax, TMin, plain
+from refloss._derive.functions import Clamp0, Quot, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
 tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
@@ -106,12 +106,33 @@ DISTANCE_STEPS = ENCLOSING_STEPS + [
 def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_gradients=()) -> Kernel:
     """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``:
     gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes (with
-    the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes)."""
+    the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes).
+    Every quotient by a stabilised denominator (one holding eps) in a differentiation form is
+    differentiated as (da - (a/b) db)/b (``Quot``): with 0 < eps < ~1e-154 at zero union, b^2
+    would underflow and the gradient be 0/0."""
     if checks is not None:
         checks.extend(_accurate_union_minus_inter())
+    branches = [(c, v, d if d is sp.nan else stabilised_quotients(d), label) for c, v, d, label in branches]
+    in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)
     return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES,
                              numeric_proof=numeric_proof, in_gradients=in_gradients,
                              proved=_PROVED)
+
+
+def stabilised_quotients(expr):
+    """``expr`` with each product holding 1/b, where b holds eps, as ``Quot(rest, b)``."""
+    def stabilised(f):
+        return f.is_Pow and f.exp == -1 and f.base.has(eps)
+
+    def query(e):
+        return e.is_Mul and any(stabilised(f) for f in e.args)
+
+    def value(e):
+        k = next(i for i, f in enumerate(e.args) if stabilised(f))
+        rest = sp.Mul(*e.args[:k], *e.args[k + 1:])
+        return Quot(value(rest) if query(rest) else rest, e.args[k].base)
+
+    return expr.replace(query, value)
 
 
 @lru_cache(maxsize=None)

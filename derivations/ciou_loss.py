@@ -6,7 +6,8 @@ L = 1 - IoU + rho^2/c^2 + alpha v.  Options, each a kernel argument:
   official code (alpha under no_grad) and most peers; True is the exact derivative;
 - alpha_gate: None, or t: alpha is 0 unless IoU > t (YOLACT, mmdetection: t = 0.5);
 - darknet: the DIoU paper's simplification of dv/dw, dv/dh that drops 1/(w^2 + h^2).
-arctan(w/h) is atan2(w, h): finite value and gradient at h = 0.
+arctan(w/h) is atan2(w, h): finite value and gradient at h = 0; at a point box (w = h = 0)
+atan2(0, 0) = 0 and, as atan2 has no derivative there, its gradient is taken as 0.
 """
 import sympy as sp
 
@@ -47,7 +48,8 @@ VARIANTS = [
 ]
 CONVENTIONS = (B.CONVENTIONS + " CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 - IoU) + v) and is 0 when "
                "v = 0 (equal aspect ratios). A zero-height box has arctan(w/0) = pi/2 (atan2), finite with a finite "
-               "gradient.")
+               "gradient. A point box (w = h = 0) has arctan = atan2(0, 0) = 0, and as atan2 has no derivative (nor "
+               "a limit) there, the aspect term passes it no gradient (0, as clamp's at its kink); the value is finite.")
 
 
 def doc_steps(metric: bool) -> list:

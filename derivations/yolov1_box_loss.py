@@ -5,8 +5,9 @@ Per box, with pred = (x, y, w, h) and target (x^, y^, w^, h^) (centre and size):
     L = lambda_coord [ (x - x^)^2 + (y - y^)^2 + (sqrt(w) - sqrt(w^))^2 + (sqrt(h) - sqrt(h^))^2 ]
 
 The square roots make an error matter more for a small box than for a large one.
-(sqrt(w) - sqrt(w^))^2 is evaluated as (w - w^)^2 / (sqrt(w) + sqrt(w^))^2, which keeps its
-digits when w ~ w^; its derivative (sqrt(w) - sqrt(w^))/sqrt(w) as
+(sqrt(w) - sqrt(w^))^2 is evaluated as ((w - w^) / (sqrt(w) + sqrt(w^)))^2, which keeps its
+digits when w ~ w^ (and does not underflow for tiny sizes), and as 0 where w = w^ (at
+w = w^ = 0 the quotient is 0/0); its derivative (sqrt(w) - sqrt(w^))/sqrt(w) as
 (w - w^) / ((sqrt(w) + sqrt(w^)) sqrt(w)).  At w = 0 the derivative is infinite.
 """
 import sympy as sp
@@ -23,7 +24,7 @@ INVALID = sp.Or(w < 0, h < 0, wt < 0, ht < 0)
 
 
 class SqrtDiff2(sp.Function):
-    """(sqrt(a) - sqrt(b))^2, evaluated as (a - b)^2 / (sqrt(a) + sqrt(b))^2."""
+    """(sqrt(a) - sqrt(b))^2, evaluated as ((a - b) / (sqrt(a) + sqrt(b)))^2, 0 where a = b."""
 
     nargs = 2
 
@@ -53,14 +54,17 @@ def derive() -> LossSpec:
         steps=[Step("The coordinate term of the YOLOv1 loss for one responsible box:", "L",
                     lam * ((x - xt) ** 2 + (y - yt) ** 2 + (sp.sqrt(w) - sp.sqrt(wt)) ** 2
                            + (sp.sqrt(h) - sp.sqrt(ht)) ** 2)),
-               Step("Evaluated without cancellation as $w \\to \\hat w$:", "(\\sqrt{w} - \\sqrt{\\hat w})^2",
-                    (w - wt) ** 2 / (sp.sqrt(w) + sp.sqrt(wt)) ** 2),
+               Step("Evaluated without cancellation as $w \\to \\hat w$ (and as 0 where $w = \\hat w$, "
+                    "so also at $w = \\hat w = 0$, where the quotient is 0/0):", "(\\sqrt{w} - \\sqrt{\\hat w})^2",
+                    sp.Pow((w - wt) / (sp.sqrt(w) + sp.sqrt(wt)), 2, evaluate=False)),
                Step("", "\\frac{\\partial L}{\\partial w}", lam * (w - wt) / ((sp.sqrt(w) + sp.sqrt(wt)) * sp.sqrt(w)))],
         plots=[Plot("YOLOv1 size term", [(f"target w = {v:g}", {"params": {}, "path": _size_path(v)})
                                          for v in (0.1, 0.5, 1.0)], x_range=(0.01, 1.5), xlabel="predicted width w",
                     grad_title="dL/dw", caption="The same absolute width error costs more for a small target box.")],
-        conventions="Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).",
-        accuracy="Square-root differences as (a - b)/(sqrt a + sqrt b): no cancellation for w close to w^.",
+        conventions="Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there); "
+        "the value is defined everywhere (0 for the size term at w = w^ = 0).",
+        accuracy="Square-root differences as (a - b)/(sqrt a + sqrt b): no cancellation for w close to w^, no "
+        "underflow for tiny sizes.",
         checks=checks, family="yolo", layouts={"pred": "xywh", "target": "xywh"})
 
 

@@ -238,6 +238,9 @@ class Loss:
         exponent = m.dtype.type(params[mw.exponent])
         weights = m**exponent
         norm = weights.sum(dtype=weights.dtype)
+        if not weights.size:  # an empty batch: NaN, as every mean of nothing; gradients: sums over nothing (0)
+            nan = norm.dtype.type(np.nan)
+            return (nan, result[1]) if with_grad else nan
         if not with_grad:
             return result / norm
         total, grads = result

@@ -33,7 +33,10 @@ def _dtype_of(value):
         return value
     dt = getattr(value, "dtype", None)
     if dt is None:
-        return np.asarray(value).dtype
+        try:
+            return np.asarray(value).dtype
+        except ValueError:  # e.g. a ragged nested list: as_real_array says so with the argument's name
+            return np.dtype(np.float64)
     try:
         return np.dtype(dt)
     except TypeError:
@@ -74,8 +77,19 @@ def reject_autograd(names, inputs) -> None:
 
 
 def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
-    """``value`` as an array of ``dtype``; TypeError for non-numeric or complex input."""
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    """``value`` as an array of ``dtype``; TypeError for non-numeric or complex input and for a
+    masked array (its mask would be ignored), ValueError for a ragged nested sequence."""
+    if isinstance(value, np.ndarray):
+        if type(value) is not np.ndarray and isinstance(value, np.ma.MaskedArray):
+            raise TypeError(f"{name}: a masked array (numpy.ma.MaskedArray), whose mask refloss would ignore: "
+                            f"pass {name}.filled(fill_value) to compute every element, or a plain array of the "
+                            "unmasked elements")
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except ValueError as e:  # NumPy's "setting an array element with a sequence" names no argument
+            raise ValueError(f"{name}: not a regular array (a ragged nested sequence?): {e}") from None
     kind = arr.dtype.kind
     if kind not in "fiub":
         what = "complex" if kind == "c" else f"non-numeric ({arr.dtype})"

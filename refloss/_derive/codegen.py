@@ -440,8 +440,11 @@ class KernelPrinter(PythonCodePrinter):
         return f"math.tanh({self._print(expr.args[0])})"
 
     def _print_SqrtDiff2(self, expr):
+        # q = sqrt a - sqrt b = (a - b)/(sqrt a + sqrt b), squared: no cancellation for a ~ b, no
+        # underflow of (a - b)^2 or (sqrt a + sqrt b)^2 (tiny sizes), and 0 at a = b (0/0 at a = b = 0)
         a, b = (self._once(v) for v in expr.args)
-        return f"(({a} - {b})*({a} - {b})/((math.sqrt({a}) + math.sqrt({b}))*(math.sqrt({a}) + math.sqrt({b}))))"
+        q = self.assign("q", f"(({a} - {b})/(math.sqrt({a}) + math.sqrt({b})) if {a} != {b} else {self._literal(0)})")
+        return f"({q}*{q})"
 
     def _print_PowG(self, expr):
         return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -460,6 +463,15 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_AtanRatio(self, expr):
         return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Quot(self, expr):
+        a, b = expr.args
+        return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}/{self.parenthesize(b, PRECEDENCE['Mul'])})"
+
+    def _print_AtanNorm(self, expr):
+        w, h = (self._once(a, PRECEDENCE["Mul"]) for a in expr.args)
+        zero = self._literal(0)
+        return f"({self._literal(1)}/({w}*{w} + {h}*{h}) if {w} != {zero} or {h} != {zero} else {zero})"
 
     def _print_atan2(self, expr):
         return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"

@@ -15,7 +15,10 @@ And two devices for conventions peers use in their backward passes:
 - ``Step(x)``: 1 if x > 0 else 0, derivative 0 (a gate).
 - ``AtanRatio(w, h, d)``: atan2(w, h) = arctan(w/h) for h > 0, with a gradient finite at
   h = 0; ``d`` = 1 multiplies its gradient by w^2 + h^2 (the DIoU paper's darknet
-  simplification of CIoU's dv/dw, dv/dh), d = 0 is the exact derivative.
+  simplification of CIoU's dv/dw, dv/dh), d = 0 is the exact derivative.  At w = h = 0 (a
+  point), where atan2 has no derivative (no limit either), the gradient is 0 (``AtanNorm``).
+- ``Quot(a, b)``: a/b, differentiated as (da - (a/b) db)/b: no b^2, which underflows for a
+  tiny stabiliser b = eps (0 < eps < ~1e-154 at zero union: 0/0 where the gradient is 0).
 """
 import sympy as sp
 
@@ -74,12 +77,33 @@ class AtanRatio(sp.Function):
 
     def fdiff(self, argindex=1):
         w, h, d = self.args
-        scale = (1 - d) / (w**2 + h**2) + d
+        scale = (1 - d) * AtanNorm(w, h) + d
         if argindex == 1:
             return h * scale
         if argindex == 2:
             return -w * scale
         return sp.Integer(0)
+
+
+class AtanNorm(sp.Function):
+    """1/(w^2 + h^2), the factor of atan2's gradient; 0 at w = h = 0, where atan2 has no
+    derivative (the convention: a point contributes no gradient through atan2)."""
+
+    nargs = 2
+
+
+class Quot(sp.Function):
+    """a/b whose derivative is (da - Quot(a, b) db)/b, one quotient by b (never b^2)."""
+
+    nargs = 2
+
+    def _eval_derivative(self, s):
+        a, b = self.args
+        da, db = a.diff(s), b.diff(s)
+        if db == 0:
+            return Quot(da, b)
+        # one subtraction: da keeps its own terms (an Add flattened with q db would be reordered)
+        return Quot(Sub(da, Quot(a, b) * db), b)
 
 
 def plain(expr):
@@ -88,6 +112,7 @@ def plain(expr):
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b) \
+        .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \

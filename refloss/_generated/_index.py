@@ -300,7 +300,9 @@ LOSSES['ciou'] = LossInfo(
         'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
         'enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 '
         '- IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0)'
-        ' = pi/2 (atan2), finite with a finite gradient.'
+        ' = pi/2 (atan2), finite with a finite gradient. A point box (w = h = 0) has arctan = '
+        'atan2(0, 0) = 0, and as atan2 has no derivative (nor a limit) there, the aspect term '
+        "passes it no gradient (0, as clamp's at its kink); the value is finite."
     ),
     references=(
         'Z. Zheng et al., arXiv:1911.08287',
@@ -363,7 +365,9 @@ LOSSES['ciou_loss'] = LossInfo(
         'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
         'enclosing diagonal) the value is NaN. CIoU(b, b) = 0: alpha v is evaluated as v^2 / ((1 '
         '- IoU) + v) and is 0 when v = 0 (equal aspect ratios). A zero-height box has arctan(w/0)'
-        ' = pi/2 (atan2), finite with a finite gradient.'
+        ' = pi/2 (atan2), finite with a finite gradient. A point box (w = h = 0) has arctan = '
+        'atan2(0, 0) = 0, and as atan2 has no derivative (nor a limit) there, the aspect term '
+        "passes it no gradient (0, as clamp's at its kink); the value is finite."
     ),
     references=(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
@@ -838,7 +842,7 @@ LOSSES['log_iou_loss'] = LossInfo(
     mean_weight=None,
     formula=(
         'L = -ln IoU = log1p((U - I + eps) / I); +inf (gradient NaN) when the boxes do not '
-        'overlap.'
+        'overlap; NaN at zero union (U + eps = 0), as IoU.'
     ),
     conventions=(
         'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
@@ -949,7 +953,8 @@ LOSSES['yolov1_box_loss'] = LossInfo(
         'sqrt(ht))**2) for boxes (x, y, w, h) (centre, size); sizes must be >= 0.'
     ),
     conventions=(
-        'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there).'
+        'Differentiable for w, h > 0; the derivative is infinite at w = 0 (inf or NaN there); the'
+        ' value is defined everywhere (0 for the size term at w = w^ = 0).'
     ),
     references=(
         (

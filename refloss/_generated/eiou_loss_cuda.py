@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 23b1be9abe0ea3dd
+# scalar kernels: sha256 3ae734b8c43d7e40
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

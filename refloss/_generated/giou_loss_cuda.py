@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7c3fe9843bebd801
+# scalar kernels: sha256 3b1d3732212b5a37
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

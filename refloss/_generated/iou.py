@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 652
+# ops: 648
 """IoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -37,45 +37,44 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s2 = -max(py1, ty1) + min(py2, ty2)
     _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-    _t1 = px1 - px2
-    _t2 = py1 - py2
-    _t3 = -tx2
-    _t4 = _t3 + tx1
-    _t5 = -ty2
-    _t6 = _t5 + ty1
-    _t7 = _s1
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = _s2
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = _t10*_t8
-    _t12 = _t1*_t2 - _t11 + _t4*_t6 + eps
-    _t14 = px1 - tx1
-    _t15 = _t10*(1.0 if _t7 > 0.0 else 0.0)
-    _t16 = _t15*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-    _t17 = _t11/(_t12*_t12)
-    _t18 = py1 - ty1
-    _t19 = _t8*(1.0 if _t9 > 0.0 else 0.0)
-    _t20 = _t19*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
-    _t21 = _t3 + px2
-    _s3 = -_t21
-    _t22 = _t15*(1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0))
-    _t23 = _t5 + py2
-    _s4 = -_t23
-    _t24 = _t19*(1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0))
-    _s5 = -_t14
-    _t25 = _t15*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
-    _s6 = -_t18
-    _t26 = _t19*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
-    _t27 = _t15*(1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
-    _t28 = _t19*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
-    d_px1 = _t17*(-_t16 - _t2) - _t16/_t12
-    d_py1 = _t17*(-_t1 - _t20) - _t20/_t12
-    d_px2 = _t17*(_t2 + _t22) + _t22/_t12
-    d_py2 = _t17*(_t1 + _t24) + _t24/_t12
-    d_tx1 = _t17*(-_t25 - _t6) - _t25/_t12
-    d_ty1 = _t17*(-_t26 - _t4) - _t26/_t12
-    d_tx2 = _t17*(_t27 + _t6) + _t27/_t12
-    d_ty2 = _t17*(_t28 + _t4) + _t28/_t12
+    _t1 = px1 - tx1
+    _t2 = _s2
+    _t3 = max(_t2, _t2 - _t2)
+    _t4 = _s1
+    _t5 = _t3*(1.0 if _t4 > 0.0 else 0.0)
+    _t6 = _t5*(1.0 if _t1 > 0.0 else (0.5 if _t1 == 0.0 else 0.0))
+    _t7 = py1 - py2
+    _t8 = px1 - px2
+    _t9 = -tx2
+    _t10 = _t9 + tx1
+    _t11 = -ty2
+    _t12 = _t11 + ty1
+    _t13 = max(_t4, _t4 - _t4)
+    _t14 = _t10*_t12 - _t13*_t3 + _t7*_t8 + eps
+    _t15 = _t0/_t14
+    _t16 = py1 - ty1
+    _t17 = _t13*(1.0 if _t2 > 0.0 else 0.0)
+    _t18 = _t17*(1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0))
+    _t19 = _t9 + px2
+    _s3 = -_t19
+    _t20 = _t5*(1.0 if _s3 > 0.0 else (0.5 if _s3 == 0.0 else 0.0))
+    _t21 = _t11 + py2
+    _s4 = -_t21
+    _t22 = _t17*(1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0))
+    _s5 = -_t1
+    _t23 = _t5*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
+    _s6 = -_t16
+    _t24 = _t17*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
+    _t25 = _t5*(1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0))
+    _t26 = _t17*(1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
+    d_px1 = ((-_t6 - _t15*(_t6 + _t7)))/_t14
+    d_py1 = ((-_t18 - _t15*(_t18 + _t8)))/_t14
+    d_px2 = ((_t20 - _t15*(-_t20 - _t7)))/_t14
+    d_py2 = ((_t22 - _t15*(-_t22 - _t8)))/_t14
+    d_tx1 = ((-_t23 - _t15*(_t12 + _t23)))/_t14
+    d_ty1 = ((-_t24 - _t15*(_t10 + _t24)))/_t14
+    d_tx2 = ((_t25 - _t15*(-_t12 - _t25)))/_t14
+    d_ty2 = ((_t26 - _t15*(-_t10 - _t26)))/_t14
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -92,43 +91,42 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s2 = -max(py1, ty1) + min(py2, ty2)
     _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
     value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-    _t1 = px1 - px2
-    _t2 = py1 - py2
-    _t3 = -tx2
-    _t4 = _t3 + tx1
-    _t5 = -ty2
-    _t6 = _t5 + ty1
-    _t7 = _s1
-    _t8 = max(_t7, _t7 - _t7)
-    _t9 = _s2
-    _t10 = max(_t9, _t9 - _t9)
-    _t11 = _t10*_t8
-    _t12 = _t1*_t2 - _t11 + _t4*_t6 + eps
-    _t14 = px1 - tx1
-    _t15 = _t10*(_f32(1.0) if _t7 > _f32(0.0) else _f32(0.0))
-    _t16 = _t15*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-    _t17 = _t11/(_t12*_t12)
-    _t18 = py1 - ty1
-    _t19 = _t8*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-    _t20 = _t19*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
-    _t21 = _t3 + px2
-    _s3 = -_t21
-    _t22 = _t15*(_f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0)))
-    _t23 = _t5 + py2
-    _s4 = -_t23
-    _t24 = _t19*(_f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0)))
-    _s5 = -_t14
-    _t25 = _t15*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
-    _s6 = -_t18
-    _t26 = _t19*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
-    _t27 = _t15*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
-    _t28 = _t19*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-    d_px1 = _t17*(-_t16 - _t2) - _t16/_t12
-    d_py1 = _t17*(-_t1 - _t20) - _t20/_t12
-    d_px2 = _t17*(_t2 + _t22) + _t22/_t12
-    d_py2 = _t17*(_t1 + _t24) + _t24/_t12
-    d_tx1 = _t17*(-_t25 - _t6) - _t25/_t12
-    d_ty1 = _t17*(-_t26 - _t4) - _t26/_t12
-    d_tx2 = _t17*(_t27 + _t6) + _t27/_t12
-    d_ty2 = _t17*(_t28 + _t4) + _t28/_t12
+    _t1 = px1 - tx1
+    _t2 = _s2
+    _t3 = max(_t2, _t2 - _t2)
+    _t4 = _s1
+    _t5 = _t3*(_f32(1.0) if _t4 > _f32(0.0) else _f32(0.0))
+    _t6 = _t5*(_f32(1.0) if _t1 > _f32(0.0) else (_f32(0.5) if _t1 == _f32(0.0) else _f32(0.0)))
+    _t7 = py1 - py2
+    _t8 = px1 - px2
+    _t9 = -tx2
+    _t10 = _t9 + tx1
+    _t11 = -ty2
+    _t12 = _t11 + ty1
+    _t13 = max(_t4, _t4 - _t4)
+    _t14 = _t10*_t12 - _t13*_t3 + _t7*_t8 + eps
+    _t15 = _t0/_t14
+    _t16 = py1 - ty1
+    _t17 = _t13*(_f32(1.0) if _t2 > _f32(0.0) else _f32(0.0))
+    _t18 = _t17*(_f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0)))
+    _t19 = _t9 + px2
+    _s3 = -_t19
+    _t20 = _t5*(_f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0)))
+    _t21 = _t11 + py2
+    _s4 = -_t21
+    _t22 = _t17*(_f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0)))
+    _s5 = -_t1
+    _t23 = _t5*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
+    _s6 = -_t16
+    _t24 = _t17*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
+    _t25 = _t5*(_f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0)))
+    _t26 = _t17*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
+    d_px1 = ((-_t6 - _t15*(_t6 + _t7)))/_t14
+    d_py1 = ((-_t18 - _t15*(_t18 + _t8)))/_t14
+    d_px2 = ((_t20 - _t15*(-_t20 - _t7)))/_t14
+    d_py2 = ((_t22 - _t15*(-_t22 - _t8)))/_t14
+    d_tx1 = ((-_t23 - _t15*(_t12 + _t23)))/_t14
+    d_ty1 = ((-_t24 - _t15*(_t10 + _t24)))/_t14
+    d_tx2 = ((_t25 - _t15*(-_t12 - _t25)))/_t14
+    d_ty2 = ((_t26 - _t15*(-_t10 - _t26)))/_t14
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e7e8052f790c3ef6
+# scalar kernels: sha256 0a94abf61450b8c5
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

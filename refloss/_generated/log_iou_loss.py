@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 921
+# ops: 773
 """-ln IoU loss (UnitBox): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -28,7 +28,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = math.nan
+        return value
+    elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
         value = math.inf
         return value
     else:  # overlap
@@ -55,7 +58,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = math.nan
+        d_px1 = math.nan
+        d_py1 = math.nan
+        d_px2 = math.nan
+        d_py2 = math.nan
+        d_tx1 = math.nan
+        d_ty1 = math.nan
+        d_tx2 = math.nan
+        d_ty2 = math.nan
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
         value = math.inf
         d_px1 = math.nan
         d_py1 = math.nan
@@ -88,39 +102,37 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t5 = _t4 + tx1
         _t6 = _s2
         _t7 = max(_t6, _t6 - _t6)
-        _t8 = _t0*_t7
-        _t9 = -_t1*_t3 - _t2*_t5 - _t8 + eps
+        _t8 = -_t0*_t7 - _t1*_t3 - _t2*_t5 + eps
+        _t9 = inter/_t8
         _t11 = px1 - tx1
         _t12 = _t7*(1.0 if _s1 > 0.0 else 0.0)
         _t13 = _t12*(1.0 if _t11 > 0.0 else (0.5 if _t11 == 0.0 else 0.0))
         _t14 = py1 - py2
-        _t15 = _t8/(_t9*_t9)
-        _t16 = _t9/(_t0*_t7)
-        _t17 = py1 - ty1
-        _t18 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-        _t19 = _t18*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
-        _t20 = _t4 + px2
-        _s15 = -_t20
-        _t21 = _t12*(1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0))
-        _t22 = -ty2
-        _t23 = _t22 + py2
-        _s16 = -_t23
-        _t24 = _t18*(1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0))
+        _t15 = py1 - ty1
+        _t16 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+        _t17 = _t16*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
+        _t18 = _t4 + px2
+        _s15 = -_t18
+        _t19 = _t12*(1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0))
+        _t20 = -ty2
+        _t21 = _t20 + py2
+        _s16 = -_t21
+        _t22 = _t16*(1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0))
         _s17 = -_t11
-        _t25 = _t12*(1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0))
-        _t26 = _t22 + ty1
-        _s18 = -_t17
-        _t27 = _t18*(1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0))
-        _t28 = _t12*(1.0 if _t20 > 0.0 else (0.5 if _t20 == 0.0 else 0.0))
-        _t29 = _t18*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))
-        d_px1 = -_t16*(-_t13/_t9 + _t15*(-_t13 - _t14))
-        d_py1 = -_t16*(_t15*(-_t19 - _t3) - _t19/_t9)
-        d_px2 = -_t16*(_t15*(_t14 + _t21) + _t21/_t9)
-        d_py2 = -_t16*(_t15*(_t24 + _t3) + _t24/_t9)
-        d_tx1 = -_t16*(_t15*(-_t25 - _t26) - _t25/_t9)
-        d_ty1 = -_t16*(_t15*(-_t27 - _t5) - _t27/_t9)
-        d_tx2 = -_t16*(_t15*(_t26 + _t28) + _t28/_t9)
-        d_ty2 = -_t16*(_t15*(_t29 + _t5) + _t29/_t9)
+        _t23 = _t12*(1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0))
+        _t24 = _t20 + ty1
+        _s18 = -_t15
+        _t25 = _t16*(1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0))
+        _t26 = _t12*(1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0))
+        _t27 = _t16*(1.0 if _t21 > 0.0 else (0.5 if _t21 == 0.0 else 0.0))
+        d_px1 = -(((-_t13 - _t9*(_t13 + _t14)))/_t8)/_t9
+        d_py1 = -(((-_t17 - _t9*(_t17 + _t3)))/_t8)/_t9
+        d_px2 = -(((_t19 - _t9*(-_t14 - _t19)))/_t8)/_t9
+        d_py2 = -(((_t22 - _t9*(-_t22 - _t3)))/_t8)/_t9
+        d_tx1 = -(((-_t23 - _t9*(_t23 + _t24)))/_t8)/_t9
+        d_ty1 = -(((-_t25 - _t9*(_t25 + _t5)))/_t8)/_t9
+        d_tx2 = -(((_t26 - _t9*(-_t24 - _t26)))/_t8)/_t9
+        d_ty2 = -(((_t27 - _t9*(-_t27 - _t5)))/_t8)/_t9
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -128,7 +140,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = _f32(math.nan)
+        return value
+    elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
         value = _f32(math.inf)
         return value
     else:  # overlap
@@ -155,7 +170,18 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    if (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+    if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+        value = _f32(math.nan)
+        d_px1 = _f32(math.nan)
+        d_py1 = _f32(math.nan)
+        d_px2 = _f32(math.nan)
+        d_py2 = _f32(math.nan)
+        d_tx1 = _f32(math.nan)
+        d_ty1 = _f32(math.nan)
+        d_tx2 = _f32(math.nan)
+        d_ty2 = _f32(math.nan)
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
         value = _f32(math.inf)
         d_px1 = _f32(math.nan)
         d_py1 = _f32(math.nan)
@@ -188,37 +214,35 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t5 = _t4 + tx1
         _t6 = _s2
         _t7 = max(_t6, _t6 - _t6)
-        _t8 = _t0*_t7
-        _t9 = -_t1*_t3 - _t2*_t5 - _t8 + eps
+        _t8 = -_t0*_t7 - _t1*_t3 - _t2*_t5 + eps
+        _t9 = inter/_t8
         _t11 = px1 - tx1
         _t12 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
         _t13 = _t12*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
         _t14 = py1 - py2
-        _t15 = _t8/(_t9*_t9)
-        _t16 = _t9/(_t0*_t7)
-        _t17 = py1 - ty1
-        _t18 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-        _t19 = _t18*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
-        _t20 = _t4 + px2
-        _s15 = -_t20
-        _t21 = _t12*(_f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0)))
-        _t22 = -ty2
-        _t23 = _t22 + py2
-        _s16 = -_t23
-        _t24 = _t18*(_f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0)))
+        _t15 = py1 - ty1
+        _t16 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+        _t17 = _t16*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _t18 = _t4 + px2
+        _s15 = -_t18
+        _t19 = _t12*(_f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0)))
+        _t20 = -ty2
+        _t21 = _t20 + py2
+        _s16 = -_t21
+        _t22 = _t16*(_f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0)))
         _s17 = -_t11
-        _t25 = _t12*(_f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0)))
-        _t26 = _t22 + ty1
-        _s18 = -_t17
-        _t27 = _t18*(_f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0)))
-        _t28 = _t12*(_f32(1.0) if _t20 > _f32(0.0) else (_f32(0.5) if _t20 == _f32(0.0) else _f32(0.0)))
-        _t29 = _t18*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t16*(-_t13/_t9 + _t15*(-_t13 - _t14))
-        d_py1 = -_t16*(_t15*(-_t19 - _t3) - _t19/_t9)
-        d_px2 = -_t16*(_t15*(_t14 + _t21) + _t21/_t9)
-        d_py2 = -_t16*(_t15*(_t24 + _t3) + _t24/_t9)
-        d_tx1 = -_t16*(_t15*(-_t25 - _t26) - _t25/_t9)
-        d_ty1 = -_t16*(_t15*(-_t27 - _t5) - _t27/_t9)
-        d_tx2 = -_t16*(_t15*(_t26 + _t28) + _t28/_t9)
-        d_ty2 = -_t16*(_t15*(_t29 + _t5) + _t29/_t9)
+        _t23 = _t12*(_f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0)))
+        _t24 = _t20 + ty1
+        _s18 = -_t15
+        _t25 = _t16*(_f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0)))
+        _t26 = _t12*(_f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0)))
+        _t27 = _t16*(_f32(1.0) if _t21 > _f32(0.0) else (_f32(0.5) if _t21 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -(((-_t13 - _t9*(_t13 + _t14)))/_t8)/_t9
+        d_py1 = -(((-_t17 - _t9*(_t17 + _t3)))/_t8)/_t9
+        d_px2 = -(((_t19 - _t9*(-_t14 - _t19)))/_t8)/_t9
+        d_py2 = -(((_t22 - _t9*(-_t22 - _t3)))/_t8)/_t9
+        d_tx1 = -(((-_t23 - _t9*(_t23 + _t24)))/_t8)/_t9
+        d_ty1 = -(((-_t25 - _t9*(_t25 + _t5)))/_t8)/_t9
+        d_tx2 = -(((_t26 - _t9*(-_t24 - _t26)))/_t8)/_t9
+        d_ty2 = -(((_t27 - _t9*(-_t27 - _t5)))/_t8)/_t9
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -27,18 +27,18 @@ def constants(lambda_coord):
 def value_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _s1 = x - xt
     _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
+    _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
     return value
 
 
 def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _s1 = x - xt
     _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
+    _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
     _t0 = 2.0*x - 2.0*xt
     _t1 = 2.0*y - 2.0*yt
     _t2 = math.sqrt(w)
@@ -61,18 +61,18 @@ def value_and_grad_f64(x, y, w, h, xt, yt, wt, ht, lambda_coord):
 def value_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _s1 = x - xt
     _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
+    _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
     return value
 
 
 def value_and_grad_f32(x, y, w, h, xt, yt, wt, ht, lambda_coord):
     _s1 = x - xt
     _s2 = y - yt
-    _s3 = (h - ht)*(h - ht)/((math.sqrt(h) + math.sqrt(ht))*(math.sqrt(h) + math.sqrt(ht)))
-    _s4 = (w - wt)*(w - wt)/((math.sqrt(w) + math.sqrt(wt))*(math.sqrt(w) + math.sqrt(wt)))
-    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + _s3 + _s4)
+    _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
+    _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+    value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
     _t0 = _f32(2.0)*x - _f32(2.0)*xt
     _t1 = _f32(2.0)*y - _f32(2.0)*yt
     _t2 = math.sqrt(w)

@@ -191,14 +191,16 @@ def _atan2(w: _Dual, h: _Dual, *, drop_norm: bool = False) -> _Dual:
     """atan2(w, h) (= arctan(w/h) for h > 0); ``d = (h dw - w dh) / (w**2 + h**2)``.
 
     ``drop_norm=True`` omits the ``1/(w**2 + h**2)`` factor (the DIoU paper's /
-    darknet's simplified aspect-ratio gradient); the value is unchanged.
+    darknet's simplified aspect-ratio gradient); the value is unchanged.  At a point
+    (w = h = 0) atan2 has no derivative (nor a limit of it): refloss's convention is a
+    gradient of 0 there (the factor is 0; with drop_norm, h dw - w dh is 0 anyway).
     """
     value = mp.atan2(w.v, h.v)
     if drop_norm:
         k = mp.one
     else:
         r = w.v * w.v + h.v * h.v
-        k = 1 / r if r != 0 else mp.nan
+        k = 1 / r if r != 0 else mp.zero
     return _Dual(value, tuple(k * (h.v * dw - w.v * dh) for dw, dh in zip(w.d, h.d)))
 
 
