@@ -20,6 +20,7 @@ import sympy as sp
 
 from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
 from refloss._derive.elementwise import a, kernel
+from refloss._derive.functions import Group
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "focal_l1"
@@ -60,8 +61,13 @@ def derive() -> LossSpec:
 
     # Evaluation forms: ln(beta a) = ln_b + ln(a), two non-positive terms (a <= 1, beta <= 1),
     # so 1 - 2 ln(beta a) >= 1 and -ln(beta a) >= 0 are sums without cancellation.
-    ev_val = q * a * a * (1 - 2 * (ln_b + sp.log(a)))
-    ev_grad = -alpha * a * (ln_b + sp.log(a))
+    # The factor a is applied last, to a product formed without it (Group keeps SymPy from merging
+    # a*a into a**2): a*a, or alpha*a, below 2^-126 (|x| < 1.1e-19, or < 4e-39) is subnormal and keeps few
+    # bits, which the factor 1 - 2 ln(beta a) (up to ~200) then magnified: 72 ULP in float32 values at
+    # |x| ~ 1e-22 and 49 ULP in gradients at |x| ~ 6e-44 with a*a*q*(...) and a*alpha*(...).  This way a
+    # subnormal result is rounded once, at the end.
+    ev_val = a * Group(q * a * (1 - 2 * (ln_b + sp.log(a))))
+    ev_grad = -a * Group(alpha * (ln_b + sp.log(a)))
     g = integrate_gradient([(a <= 1, g_in, ev_val), (None, g_out, s * a + c_lin)], a, [PARAM], constants=CONSTANTS,
                            c1=True, checks=checks, domain=dom)
     f_in, c1_val = g.pieces[0].loss, g.pieces[1].constant_value
@@ -110,5 +116,7 @@ def derive() -> LossSpec:
         plots=[Plot("Focal-L1", [(f"beta = {bt:.3g}", {"beta": bt}) for bt in (0.3679, 0.5, 0.8, 1.0)], x_range=(-2.0, 2.0))],
         conventions="At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is continuous. "
         "At x = 0 value and gradient are 0.",
-        accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; constants correctly rounded.",
+        accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; the factor a is applied last "
+        "(a*((a*q)*(1 - 2 ln_b - 2 ln a)) and a*(alpha*(ln_b + ln a))), so a subnormal result is rounded once; "
+        "constants correctly rounded.",
     )

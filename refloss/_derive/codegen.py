@@ -394,6 +394,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Sub(self, expr):
         return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
 
+    def _print_Group(self, expr):
+        return f"({self._print(expr.args[0])})"
+
     def _print_Infinity(self, expr):
         return "math.inf" if self.precision == "f64" else "_f32(math.inf)"
 
@@ -450,7 +453,8 @@ class KernelPrinter(PythonCodePrinter):
         m = self._once(expr.args[0])
         with self.inline():  # the exponent is evaluated only where m > 0: no temporaries
             g = self._print(expr.args[1])
-        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {self._literal(0)} else {self._literal(0)})"
+        zero = self._literal(0)
+        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {zero} and {g} != {zero} else {zero})"
 
     def _print_Detach(self, expr):
         return self._print(expr.args[0])

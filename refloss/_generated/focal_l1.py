@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 24
+# ops: 27
 """Focal-L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -36,7 +36,7 @@ def value_f64(pred, target, alpha, ln_b, q, s, c_lin):
         value = 0.0
         return value
     elif (a <= 1.0):  # logarithmic
-        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        value = a*(a*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0))
         return value
     else:  # linear
         value = a*s + c_lin
@@ -53,8 +53,8 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = 0.0
         return value, d_pred, d_target
     elif (a <= 1.0):  # logarithmic
-        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
-        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        value = a*(a*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0))
+        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
         d_pred = -_t0
         d_target = _t0
         return value, d_pred, d_target
@@ -73,7 +73,7 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin):
         value = _f32(0.0)
         return value
     elif (a <= _f32(1.0)):  # logarithmic
-        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        value = a*(a*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0)))
         return value
     else:  # linear
         value = a*s + c_lin
@@ -90,8 +90,8 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = _f32(0.0)
         return value, d_pred, d_target
     elif (a <= _f32(1.0)):  # logarithmic
-        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
-        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        value = a*(a*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0)))
+        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
         d_pred = -_t0
         d_target = _t0
         return value, d_pred, d_target

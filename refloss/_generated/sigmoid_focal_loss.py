@@ -56,7 +56,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t0 = _s3
         _t1 = _s4
         _t2 = targets*_s4 + (1.0 - targets)*_s3
-        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 else 0.0)
+        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 and gamma != 0.0 else 0.0)
         _t4 = math.pow(_t2, gamma)
         d_logits = _t0*_t1*_t3*(1.0 - 2.0*targets) + _t4*(_t0*(1.0 - targets) - _t1*targets)
         d_targets = -_t3*math.tanh(0.5*logits) - _t4*logits
@@ -75,7 +75,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t3 = _t2*(1.0 - alpha) + alpha*targets
         _t4 = _s10
         _t5 = targets*_s9 + (1.0 - targets)*_s8
-        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 else 0.0)
+        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 and gamma != 0.0 else 0.0)
         _t7 = math.pow(_t5, gamma)
         _t8 = _t3*_t7
         d_logits = _t0*_t1*_t6*(1.0 - 2.0*targets) + _t8*(_t0*_t2 - _t1*targets)
@@ -114,26 +114,28 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _t0 = _s3
         _t1 = _s4
         _t2 = targets*_s4 + (_f32(1.0) - targets)*_s3
-        _t3 = gamma*_s5*(math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) else _f32(0.0))
+        _s6 = math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _t3 = gamma*_s5*_s6
         _t4 = math.pow(_t2, gamma)
         d_logits = _t0*_t1*_t3*(_f32(1.0) - _f32(2.0)*targets) + _t4*(_t0*(_f32(1.0) - targets) - _t1*targets)
         d_targets = -_t3*math.tanh(_f32(0.5)*logits) - _t4*logits
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s6 = -logits
-        _s7 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s8 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-_s6)) if _s6 >= _f32(0.0) else math.exp(_s6)/(_f32(1.0) + math.exp(_s6))
-        _s10 = targets*(max(_s6, _f32(0.0)) + math.log1p(math.exp(-abs(_s6)))) + (_f32(1.0) - targets)*_s7
-        _s11 = math.pow((targets*_s9 + (_f32(1.0) - targets)*_s8), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s10*_s11
-        _t0 = _s8
-        _t1 = _s9
+        _s7 = -logits
+        _s8 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s10 = _f32(1.0)/(_f32(1.0) + math.exp(-_s7)) if _s7 >= _f32(0.0) else math.exp(_s7)/(_f32(1.0) + math.exp(_s7))
+        _s11 = targets*(max(_s7, _f32(0.0)) + math.log1p(math.exp(-abs(_s7)))) + (_f32(1.0) - targets)*_s8
+        _s12 = math.pow((targets*_s10 + (_f32(1.0) - targets)*_s9), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s11*_s12
+        _t0 = _s9
+        _t1 = _s10
         _t2 = _f32(1.0) - targets
         _t3 = _t2*(_f32(1.0) - alpha) + alpha*targets
-        _t4 = _s10
-        _t5 = targets*_s9 + (_f32(1.0) - targets)*_s8
-        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) else _f32(0.0))
+        _t4 = _s11
+        _t5 = targets*_s10 + (_f32(1.0) - targets)*_s9
+        _s13 = math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _t6 = _t3*_t4*gamma*_s13
         _t7 = math.pow(_t5, gamma)
         _t8 = _t3*_t7
         d_logits = _t0*_t1*_t6*(_f32(1.0) - _f32(2.0)*targets) + _t8*(_t0*_t2 - _t1*targets)

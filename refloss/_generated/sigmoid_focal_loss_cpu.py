@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 cdd89b8e87ffae8a
+# scalar kernels: sha256 c257e72b2e232eac
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

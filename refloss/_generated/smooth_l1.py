@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 11
+# ops: 12
 """Smooth L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -28,7 +28,7 @@ def value_f64(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        value = 0.5*(a*a)/beta
+        value = 0.5*a*(a/beta)
         return value
     else:  # linear
         value = a - 0.5*beta
@@ -40,7 +40,7 @@ def value_and_grad_f64(pred, target, beta):
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < beta):  # quadratic
-        value = 0.5*(a*a)/beta
+        value = 0.5*a*(a/beta)
         _t0 = a*sgn/beta
         d_pred = _t0
         d_target = -_t0
@@ -56,7 +56,7 @@ def value_f32(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        value = _f32(0.5)*(a*a)/beta
+        value = _f32(0.5)*a*(a/beta)
         return value
     else:  # linear
         value = a - _f32(0.5)*beta
@@ -68,7 +68,7 @@ def value_and_grad_f32(pred, target, beta):
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < beta):  # quadratic
-        value = _f32(0.5)*(a*a)/beta
+        value = _f32(0.5)*a*(a/beta)
         _t0 = a*sgn/beta
         d_pred = _t0
         d_target = -_t0
