@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3baca7cf229a16c0
+# scalar kernels: sha256 162673b8ca67a6a4
 """GIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7c3fe9843bebd801
+# scalar kernels: sha256 ea1e3589a2db4c2d
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
