@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a8c95a000ae4165e
+# scalar kernels: sha256 ac92f1efd9e6880b
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5b2307b2beabb532
+# scalar kernels: sha256 ba9a458af4f2169a
 """DIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eb597064565ea2f2
+# scalar kernels: sha256 3c50e9003b26b34a
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

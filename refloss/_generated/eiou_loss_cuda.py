@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 23b1be9abe0ea3dd
+# scalar kernels: sha256 13e48e8869d03b60
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

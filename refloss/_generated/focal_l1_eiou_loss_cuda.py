@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 13240dc1f2ca073e
+# scalar kernels: sha256 1343f6c3661c16b3
 """Focal-L1 EIoU loss (Focal-EIoU v1): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

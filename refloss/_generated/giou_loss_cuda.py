@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ea1e3589a2db4c2d
+# scalar kernels: sha256 0f7a52d683efeb7e
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

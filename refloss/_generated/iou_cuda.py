@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e7e8052f790c3ef6
+# scalar kernels: sha256 f0be301bc0cf3b6b
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

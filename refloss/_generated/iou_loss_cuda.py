@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 9a5d0f0168915e86
+# scalar kernels: sha256 81d079417a16cfbb
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

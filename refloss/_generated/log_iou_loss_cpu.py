@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 90e62dfdeba45907
+# scalar kernels: sha256 4c0b724558df22ae
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 82f40daeb98b6643
+# scalar kernels: sha256 d4653273a9b8c8f1
 """YOLOv1 coordinate loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
