@@ -15,19 +15,12 @@ penalty = B.enclose_minus_union / (B.enclose + B.eps)
 # differentiated as 1 - (U + eps)/(C + eps): the form (C - U)/(C + eps) differentiates into
 # dC/(C+eps) - (C-U) dC/(C+eps)^2, two large terms that cancel when C >> U (boxes far apart)
 penalty_diff = 1 - (B.union + B.eps) / (B.enclose + B.eps)
-# ... but where C - U vanishes (one box inside the other) that form cancels instead: -dU/(C+eps) +
-# (U+eps) dC/(C+eps)^2 is two terms of size 1/(box size) whose difference is 0 (nested: U = C = A_p), and
-# its rounding was left in the gradient (7e-9 relative for a target 3e-8 the size of the prediction, in
-# float64; 1.5e-3 in float32).  C - U from coordinate differences has a gradient that is exactly 0 there, so
-# where C - U <= U the penalty is differentiated as written; each form is used where its terms are small.
-PENALTY_BRANCHES = ((B.enclose_minus_union <= B.union, penalty, "C - U <= U: (C - U)/(C + eps) differentiated"),
-                    (None, penalty_diff, "C - U > U: 1 - (U + eps)/(C + eps) differentiated"))
 
 
 def derive():
     checks = []
-    kernel = B.box_kernel([(cond, B.one_minus_iou + penalty, 1 - (B.iou - diff), label)
-                           for cond, diff, label in PENALTY_BRANCHES], args=(B.eps,), checks=checks)
+    kernel = B.box_kernel([(None, B.one_minus_iou + penalty, 1 - (B.iou - penalty_diff), "")], args=(B.eps,),
+                          checks=checks)
     return B.box_spec(
         NAME, "GIoU loss", "L = 1 - GIoU = 1 - IoU + (C - U) / (C + eps), C the area of the smallest enclosing box.",
         ["H. Rezatofighi et al., Generalized Intersection over Union, arXiv:1902.09630"], [EPS],

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 3342
+# ops: 1217
 """GIoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -41,592 +41,238 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
     _s3 = px2 - tx2
     _s4 = tx1 - px1
     _s5 = py1 - ty1
     _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s8 = py2 - ty2
     _s9 = ty1 - py1
     _s10 = px1 - tx1
     _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s21 = -_t4
-        _s22 = -_t5
-        _t6 = max(_s21, _s21 - _s21)*max(_s22, _s22 - _s22)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s23 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s24 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s25 = _s23*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s26 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s25 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s24
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s26/(_t7*_t8 + eps)
-        return value
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s27 = -_t4
-        _s28 = -_t5
-        _t6 = max(_s27, _s27 - _s27)*max(_s28, _s28 - _s28)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s29 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s30 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s31 = _s29*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s32 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s31 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s30
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s32/(_t7*_t8 + eps)
-        return value
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
     _s3 = px2 - tx2
     _s4 = tx1 - px1
     _s5 = py1 - ty1
     _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s8 = py2 - ty2
     _s9 = ty1 - py1
     _s10 = px1 - tx1
     _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s21 = -_t4
-        _s22 = -_t5
-        _t6 = max(_s21, _s21 - _s21)*max(_s22, _s22 - _s22)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s23 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s24 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s25 = _s23*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s26 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s25 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s24
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s26/(_t7*_t8 + eps)
-        _t11 = _s17
-        _t12 = max(_t11, _t11 - _t11)
-        _t13 = _s18
-        _t14 = max(_t13, _t13 - _t13)
-        _t15 = _t12*_t14
-        _t16 = _t0*_t1 - _t15 + _t2*_t3 + eps
-        _t18 = px1 - tx1
-        _t19 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
-        _t20 = _t14*(1.0 if _t11 > 0.0 else 0.0)
-        _t21 = _t19*_t20
-        _s27 = -_t18
-        _t22 = 1.0 if _s27 > 0.0 else (0.5 if _s27 == 0.0 else 0.0)
-        _t23 = _t7*_t8 + eps
-        _t24 = _s3
-        _t25 = _s4
-        _t26 = max(_t24, _t24 - _t24) + max(_t25, _t25 - _t25)
-        _t27 = min(_t0, _t26)
-        _t28 = _s5
-        _t29 = _s6
-        _t30 = max(_t28, _t28 - _t28) + max(_t29, _t29 - _t29)
-        _t31 = min(_t3, _t30)
-        _t32 = _s8
-        _t33 = _s9
-        _t34 = max(_t32, _t32 - _t32) + max(_t33, _t33 - _t33)
-        _t35 = min(_t1, _t34)
-        _t36 = _s10
-        _t37 = _s11
-        _t38 = max(_t36, _t36 - _t36) + max(_t37, _t37 - _t37)
-        _t39 = min(_t2, _t38)
-        _t40 = (_t10*_t8 - _t10*_t9 + _t27*_t31 + _t35*_t39 + _t7*_t9)/(_t23*_t23)
-        _t41 = _t40*_t8
-        _t43 = py1 - py2
-        _t45 = _t22*_t9
-        _t46 = 1.0 if _t4 > 0.0 else 0.0
-        _t47 = _t46*_t8
-        _t48 = _t19*_t9
-        _t49 = -tx2
-        _t50 = _t49 + tx1
-        _t51 = _t38 + _t50
-        _s28 = -_t51
-        _t52 = 1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0)
-        _t53 = _t52*(1.0 if _t36 > 0.0 else 0.0)
-        _t54 = px1 - px2
-        _t55 = _t26 + _t54
-        _t56 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
-        _s29 = -_t55
-        _t57 = 1.0 if _s29 > 0.0 else (0.5 if _s29 == 0.0 else 0.0)
-        _t58 = _t57*(1.0 if _t25 > 0.0 else 0.0)
-        _t59 = py1 - ty1
-        _t60 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
-        _t61 = _t12*(1.0 if _t13 > 0.0 else 0.0)
-        _t62 = _t60*_t61
-        _s30 = -_t59
-        _t63 = 1.0 if _s30 > 0.0 else (0.5 if _s30 == 0.0 else 0.0)
-        _t64 = _t40*_t7
-        _t65 = _t10*_t63
-        _t66 = 1.0 if _t5 > 0.0 else 0.0
-        _t67 = _t66*_t7
-        _t68 = _t10*_t60
-        _t69 = -ty2
-        _t70 = _t69 + ty1
-        _t71 = _t30 + _t70
-        _s31 = -_t71
-        _t72 = 1.0 if _s31 > 0.0 else (0.5 if _s31 == 0.0 else 0.0)
-        _t73 = _t72*(1.0 if _t28 > 0.0 else 0.0)
-        _t74 = _t34 + _t43
-        _t75 = 1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0)
-        _s32 = -_t74
-        _t76 = 1.0 if _s32 > 0.0 else (0.5 if _s32 == 0.0 else 0.0)
-        _t77 = _t76*(1.0 if _t33 > 0.0 else 0.0)
-        _t78 = _t49 + px2
-        _s33 = -_t78
-        _t79 = 1.0 if _s33 > 0.0 else (0.5 if _s33 == 0.0 else 0.0)
-        _t80 = _t20*_t79
-        _t81 = 1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0)
-        _t82 = _t15/(_t16*_t16)
-        _t83 = _t81*_t9
-        _t84 = _t79*_t9
-        _t85 = _t52*(1.0 if _t37 > 0.0 else 0.0)
-        _t86 = _t57*(1.0 if _t24 > 0.0 else 0.0)
-        _t87 = _t69 + py2
-        _s34 = -_t87
-        _t88 = 1.0 if _s34 > 0.0 else (0.5 if _s34 == 0.0 else 0.0)
-        _t89 = _t61*_t88
-        _t90 = 1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0)
-        _t91 = _t10*_t90
-        _t92 = _t10*_t88
-        _t93 = _t72*(1.0 if _t29 > 0.0 else 0.0)
-        _t94 = _t76*(1.0 if _t32 > 0.0 else 0.0)
-        _t95 = _t20*_t22
-        _t96 = 1.0 if _t51 > 0.0 else (0.5 if _t51 == 0.0 else 0.0)
-        _t97 = _t61*_t63
-        _t98 = 1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0)
-        _t99 = _t20*_t81
-        _t100 = _t61*_t90
-        _s35 = -(_t19*_t47 + _t31*(-_t56 - _t58) + _t35*_t53 - _t45 - _t46*_t48)/_t23
-        d_px1 = _t12*_t14*(-_t21 - _t43)/(_t16*_t16) - _t22*_t41 + _s35 - _t21/_t16
-        _s36 = -(_t27*_t73 + _t39*(-_t75 - _t77) + _t60*_t67 - _t65 - _t66*_t68)/_t23
-        d_py1 = _t12*_t14*(-_t54 - _t62)/(_t16*_t16) - _t63*_t64 + _s36 - _t62/_t16
-        _s37 = -(_t31*(_t56 + _t86) - _t35*_t85 + _t46*_t84 - _t47*_t79 + _t83)/_t23
-        d_px2 = _t41*_t81 + _t82*(_t43 + _t80) + _s37 + _t80/_t16
-        _s38 = -(-_t27*_t93 + _t39*(_t75 + _t94) + _t66*_t92 - _t67*_t88 + _t91)/_t23
-        d_py2 = _t64*_t90 + _t82*(_t54 + _t89) + _s38 + _t89/_t16
-        _s39 = -(_t22*_t47 + _t31*_t58 + _t35*(-_t53 - _t96) - _t45*_t46 - _t48)/_t23
-        d_tx1 = _t12*_t14*(-_t70 - _t95)/(_t16*_t16) - _t19*_t41 + _s39 - _t95/_t16
-        _s40 = -(_t27*(-_t73 - _t98) + _t39*_t77 + _t63*_t67 - _t65*_t66 - _t68)/_t23
-        d_ty1 = _t12*_t14*(-_t50 - _t97)/(_t16*_t16) - _t60*_t64 + _s40 - _t97/_t16
-        _s41 = -(-_t31*_t86 + _t35*(_t85 + _t96) + _t46*_t83 - _t47*_t81 + _t84)/_t23
-        d_tx2 = _t41*_t79 + _t82*(_t70 + _t99) + _s41 + _t99/_t16
-        _s42 = -(_t27*(_t93 + _t98) - _t39*_t94 + _t66*_t91 - _t67*_t90 + _t92)/_t23
-        d_ty2 = _t100/_t16 + _t64*_t88 + _t82*(_t100 + _t50) + _s42
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s43 = -_t4
-        _s44 = -_t5
-        _t6 = max(_s43, _s43 - _s43)*max(_s44, _s44 - _s44)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s45 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s46 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s47 = _s45*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s48 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s47 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s46
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s48/(_t7*_t8 + eps)
-        _t11 = _t7*_t8 + eps
-        _t13 = px1 - tx1
-        _t14 = 1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0)
-        _t15 = _s18
-        _t16 = max(_t15, _t15 - _t15)
-        _t17 = _s17
-        _t18 = _t16*(1.0 if _t17 > 0.0 else 0.0)
-        _t19 = _t14*_t18
-        _t20 = py1 - py2
-        _t21 = _t19 + _t20
-        _s49 = -_t13
-        _t22 = 1.0 if _s49 > 0.0 else (0.5 if _s49 == 0.0 else 0.0)
-        _t23 = max(_t17, _t17 - _t17)
-        _t24 = _t16*_t23
-        _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
-        _t26 = _t25/(_t11*_t11)
-        _t27 = _t26*_t8
-        _t29 = _t24/(_t25*_t25)
-        _t30 = py1 - ty1
-        _t31 = 1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0)
-        _t32 = _t23*(1.0 if _t15 > 0.0 else 0.0)
-        _t33 = _t31*_t32
-        _t34 = px1 - px2
-        _t35 = _t33 + _t34
-        _s50 = -_t30
-        _t36 = 1.0 if _s50 > 0.0 else (0.5 if _s50 == 0.0 else 0.0)
-        _t37 = _t26*_t7
-        _t38 = -tx2
-        _t39 = _t38 + px2
-        _s51 = -_t39
-        _t40 = 1.0 if _s51 > 0.0 else (0.5 if _s51 == 0.0 else 0.0)
-        _t41 = _t18*_t40
-        _t42 = _t20 + _t41
-        _t43 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
-        _t44 = -ty2
-        _t45 = _t44 + py2
-        _s52 = -_t45
-        _t46 = 1.0 if _s52 > 0.0 else (0.5 if _s52 == 0.0 else 0.0)
-        _t47 = _t32*_t46
-        _t48 = _t34 + _t47
-        _t49 = 1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0)
-        _t50 = _t18*_t22
-        _t51 = _t44 + ty1
-        _t52 = _t50 + _t51
-        _t53 = _t32*_t36
-        _t54 = _t38 + tx1
-        _t55 = _t53 + _t54
-        _t56 = _t18*_t43
-        _t57 = _t51 + _t56
-        _t58 = _t32*_t49
-        _t59 = _t54 + _t58
-        d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
-        d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
-        d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
-        d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
-        d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
-        d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
-        d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
-        d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    _t11 = _t7*_t8 + eps
+    _t13 = px1 - tx1
+    _t14 = 1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0)
+    _t15 = -max(py1, ty1) + min(py2, ty2)
+    _t16 = max(_t15, _t15 - _t15)
+    _t17 = -max(px1, tx1) + min(px2, tx2)
+    _t18 = _t16*(1.0 if _t17 > 0.0 else 0.0)
+    _t19 = _t14*_t18
+    _t20 = py1 - py2
+    _t21 = _t19 + _t20
+    _s15 = -_t13
+    _t22 = 1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0)
+    _t23 = max(_t17, _t17 - _t17)
+    _t24 = _t16*_t23
+    _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
+    _t26 = _t25/(_t11*_t11)
+    _t27 = _t26*_t8
+    _t29 = _t24/(_t25*_t25)
+    _t30 = py1 - ty1
+    _t31 = 1.0 if _t30 > 0.0 else (0.5 if _t30 == 0.0 else 0.0)
+    _t32 = _t23*(1.0 if _t15 > 0.0 else 0.0)
+    _t33 = _t31*_t32
+    _t34 = px1 - px2
+    _t35 = _t33 + _t34
+    _s16 = -_t30
+    _t36 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+    _t37 = _t26*_t7
+    _t38 = -tx2
+    _t39 = _t38 + px2
+    _s17 = -_t39
+    _t40 = 1.0 if _s17 > 0.0 else (0.5 if _s17 == 0.0 else 0.0)
+    _t41 = _t18*_t40
+    _t42 = _t20 + _t41
+    _t43 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
+    _t44 = -ty2
+    _t45 = _t44 + py2
+    _s18 = -_t45
+    _t46 = 1.0 if _s18 > 0.0 else (0.5 if _s18 == 0.0 else 0.0)
+    _t47 = _t32*_t46
+    _t48 = _t34 + _t47
+    _t49 = 1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0)
+    _t50 = _t18*_t22
+    _t51 = _t44 + ty1
+    _t52 = _t50 + _t51
+    _t53 = _t32*_t36
+    _t54 = _t38 + tx1
+    _t55 = _t53 + _t54
+    _t56 = _t18*_t43
+    _t57 = _t51 + _t56
+    _t58 = _t32*_t49
+    _t59 = _t54 + _t58
+    d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
+    d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
+    d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
+    d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
+    d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
+    d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
+    d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
+    d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
     _s3 = px2 - tx2
     _s4 = tx1 - px1
     _s5 = py1 - ty1
     _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s8 = py2 - ty2
     _s9 = ty1 - py1
     _s10 = px1 - tx1
     _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s21 = -_t4
-        _s22 = -_t5
-        _t6 = max(_s21, _s21 - _s21)*max(_s22, _s22 - _s22)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s23 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s24 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s25 = _s23*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s26 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s25 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s24
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s26/(_t7*_t8 + eps)
-        return value
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s27 = -_t4
-        _s28 = -_t5
-        _t6 = max(_s27, _s27 - _s27)*max(_s28, _s28 - _s28)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s29 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s30 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s31 = _s29*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s32 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s31 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s30
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s32/(_t7*_t8 + eps)
-        return value
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _t5 = max(py1, ty1) - min(py2, ty2)
+    _s1 = -_t4
+    _s2 = -_t5
+    _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _t7 = max(px2, tx2) - min(px1, tx1)
+    _t8 = max(py2, ty2) - min(py1, ty1)
+    _t9 = max(_t5, _t5 - _t5)
+    _t10 = max(_t4, _t4 - _t4)
     _s3 = px2 - tx2
     _s4 = tx1 - px1
     _s5 = py1 - ty1
     _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+    _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s8 = py2 - ty2
     _s9 = ty1 - py1
     _s10 = px1 - tx1
     _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s21 = -_t4
-        _s22 = -_t5
-        _t6 = max(_s21, _s21 - _s21)*max(_s22, _s22 - _s22)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s23 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s24 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s25 = _s23*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s26 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s25 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s24
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s26/(_t7*_t8 + eps)
-        _t11 = _s17
-        _t12 = max(_t11, _t11 - _t11)
-        _t13 = _s18
-        _t14 = max(_t13, _t13 - _t13)
-        _t15 = _t12*_t14
-        _t16 = _t0*_t1 - _t15 + _t2*_t3 + eps
-        _t18 = px1 - tx1
-        _t19 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
-        _t20 = _t14*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-        _t21 = _t19*_t20
-        _s27 = -_t18
-        _t22 = _f32(1.0) if _s27 > _f32(0.0) else (_f32(0.5) if _s27 == _f32(0.0) else _f32(0.0))
-        _t23 = _t7*_t8 + eps
-        _t24 = _s3
-        _t25 = _s4
-        _t26 = max(_t24, _t24 - _t24) + max(_t25, _t25 - _t25)
-        _t27 = min(_t0, _t26)
-        _t28 = _s5
-        _t29 = _s6
-        _t30 = max(_t28, _t28 - _t28) + max(_t29, _t29 - _t29)
-        _t31 = min(_t3, _t30)
-        _t32 = _s8
-        _t33 = _s9
-        _t34 = max(_t32, _t32 - _t32) + max(_t33, _t33 - _t33)
-        _t35 = min(_t1, _t34)
-        _t36 = _s10
-        _t37 = _s11
-        _t38 = max(_t36, _t36 - _t36) + max(_t37, _t37 - _t37)
-        _t39 = min(_t2, _t38)
-        _t40 = (_t10*_t8 - _t10*_t9 + _t27*_t31 + _t35*_t39 + _t7*_t9)/(_t23*_t23)
-        _t41 = _t40*_t8
-        _t43 = py1 - py2
-        _t45 = _t22*_t9
-        _t46 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
-        _t47 = _t46*_t8
-        _t48 = _t19*_t9
-        _t49 = -tx2
-        _t50 = _t49 + tx1
-        _t51 = _t38 + _t50
-        _s28 = -_t51
-        _t52 = _f32(1.0) if _s28 > _f32(0.0) else (_f32(0.5) if _s28 == _f32(0.0) else _f32(0.0))
-        _t53 = _t52*(_f32(1.0) if _t36 > _f32(0.0) else _f32(0.0))
-        _t54 = px1 - px2
-        _t55 = _t26 + _t54
-        _t56 = _f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0))
-        _s29 = -_t55
-        _t57 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
-        _t58 = _t57*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
-        _t59 = py1 - ty1
-        _t60 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
-        _t61 = _t12*(_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0))
-        _t62 = _t60*_t61
-        _s30 = -_t59
-        _t63 = _f32(1.0) if _s30 > _f32(0.0) else (_f32(0.5) if _s30 == _f32(0.0) else _f32(0.0))
-        _t64 = _t40*_t7
-        _t65 = _t10*_t63
-        _t66 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-        _t67 = _t66*_t7
-        _t68 = _t10*_t60
-        _t69 = -ty2
-        _t70 = _t69 + ty1
-        _t71 = _t30 + _t70
-        _s31 = -_t71
-        _t72 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
-        _t73 = _t72*(_f32(1.0) if _t28 > _f32(0.0) else _f32(0.0))
-        _t74 = _t34 + _t43
-        _t75 = _f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0))
-        _s32 = -_t74
-        _t76 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
-        _t77 = _t76*(_f32(1.0) if _t33 > _f32(0.0) else _f32(0.0))
-        _t78 = _t49 + px2
-        _s33 = -_t78
-        _t79 = _f32(1.0) if _s33 > _f32(0.0) else (_f32(0.5) if _s33 == _f32(0.0) else _f32(0.0))
-        _t80 = _t20*_t79
-        _t81 = _f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0))
-        _t82 = _t15/(_t16*_t16)
-        _t83 = _t81*_t9
-        _t84 = _t79*_t9
-        _t85 = _t52*(_f32(1.0) if _t37 > _f32(0.0) else _f32(0.0))
-        _t86 = _t57*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-        _t87 = _t69 + py2
-        _s34 = -_t87
-        _t88 = _f32(1.0) if _s34 > _f32(0.0) else (_f32(0.5) if _s34 == _f32(0.0) else _f32(0.0))
-        _t89 = _t61*_t88
-        _t90 = _f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0))
-        _t91 = _t10*_t90
-        _t92 = _t10*_t88
-        _t93 = _t72*(_f32(1.0) if _t29 > _f32(0.0) else _f32(0.0))
-        _t94 = _t76*(_f32(1.0) if _t32 > _f32(0.0) else _f32(0.0))
-        _t95 = _t20*_t22
-        _t96 = _f32(1.0) if _t51 > _f32(0.0) else (_f32(0.5) if _t51 == _f32(0.0) else _f32(0.0))
-        _t97 = _t61*_t63
-        _t98 = _f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0))
-        _t99 = _t20*_t81
-        _t100 = _t61*_t90
-        _s35 = -(_t19*_t47 + _t31*(-_t56 - _t58) + _t35*_t53 - _t45 - _t46*_t48)/_t23
-        d_px1 = _t12*_t14*(-_t21 - _t43)/(_t16*_t16) - _t22*_t41 + _s35 - _t21/_t16
-        _s36 = -(_t27*_t73 + _t39*(-_t75 - _t77) + _t60*_t67 - _t65 - _t66*_t68)/_t23
-        d_py1 = _t12*_t14*(-_t54 - _t62)/(_t16*_t16) - _t63*_t64 + _s36 - _t62/_t16
-        _s37 = -(_t31*(_t56 + _t86) - _t35*_t85 + _t46*_t84 - _t47*_t79 + _t83)/_t23
-        d_px2 = _t41*_t81 + _t82*(_t43 + _t80) + _s37 + _t80/_t16
-        _s38 = -(-_t27*_t93 + _t39*(_t75 + _t94) + _t66*_t92 - _t67*_t88 + _t91)/_t23
-        d_py2 = _t64*_t90 + _t82*(_t54 + _t89) + _s38 + _t89/_t16
-        _s39 = -(_t22*_t47 + _t31*_t58 + _t35*(-_t53 - _t96) - _t45*_t46 - _t48)/_t23
-        d_tx1 = _t12*_t14*(-_t70 - _t95)/(_t16*_t16) - _t19*_t41 + _s39 - _t95/_t16
-        _s40 = -(_t27*(-_t73 - _t98) + _t39*_t77 + _t63*_t67 - _t65*_t66 - _t68)/_t23
-        d_ty1 = _t12*_t14*(-_t50 - _t97)/(_t16*_t16) - _t60*_t64 + _s40 - _t97/_t16
-        _s41 = -(-_t31*_t86 + _t35*(_t85 + _t96) + _t46*_t83 - _t47*_t81 + _t84)/_t23
-        d_tx2 = _t41*_t79 + _t82*(_t70 + _t99) + _s41 + _t99/_t16
-        _s42 = -(_t27*(_t93 + _t98) - _t39*_t94 + _t66*_t91 - _t67*_t90 + _t92)/_t23
-        d_ty2 = _t100/_t16 + _t64*_t88 + _t82*(_t100 + _t50) + _s42
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _t5 = _s1
-        _s43 = -_t4
-        _s44 = -_t5
-        _t6 = max(_s43, _s43 - _s43)*max(_s44, _s44 - _s44)
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t8 = max(py2, ty2) - min(py1, ty1)
-        _t9 = max(_t5, _t5 - _t5)
-        _t10 = max(_t4, _t4 - _t4)
-        _s45 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s46 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _s47 = _s45*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _s48 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s47 + min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s46
-        value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s48/(_t7*_t8 + eps)
-        _t11 = _t7*_t8 + eps
-        _t13 = px1 - tx1
-        _t14 = _f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0))
-        _t15 = _s18
-        _t16 = max(_t15, _t15 - _t15)
-        _t17 = _s17
-        _t18 = _t16*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
-        _t19 = _t14*_t18
-        _t20 = py1 - py2
-        _t21 = _t19 + _t20
-        _s49 = -_t13
-        _t22 = _f32(1.0) if _s49 > _f32(0.0) else (_f32(0.5) if _s49 == _f32(0.0) else _f32(0.0))
-        _t23 = max(_t17, _t17 - _t17)
-        _t24 = _t16*_t23
-        _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
-        _t26 = _t25/(_t11*_t11)
-        _t27 = _t26*_t8
-        _t29 = _t24/(_t25*_t25)
-        _t30 = py1 - ty1
-        _t31 = _f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0))
-        _t32 = _t23*(_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0))
-        _t33 = _t31*_t32
-        _t34 = px1 - px2
-        _t35 = _t33 + _t34
-        _s50 = -_t30
-        _t36 = _f32(1.0) if _s50 > _f32(0.0) else (_f32(0.5) if _s50 == _f32(0.0) else _f32(0.0))
-        _t37 = _t26*_t7
-        _t38 = -tx2
-        _t39 = _t38 + px2
-        _s51 = -_t39
-        _t40 = _f32(1.0) if _s51 > _f32(0.0) else (_f32(0.5) if _s51 == _f32(0.0) else _f32(0.0))
-        _t41 = _t18*_t40
-        _t42 = _t20 + _t41
-        _t43 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
-        _t44 = -ty2
-        _t45 = _t44 + py2
-        _s52 = -_t45
-        _t46 = _f32(1.0) if _s52 > _f32(0.0) else (_f32(0.5) if _s52 == _f32(0.0) else _f32(0.0))
-        _t47 = _t32*_t46
-        _t48 = _t34 + _t47
-        _t49 = _f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0))
-        _t50 = _t18*_t22
-        _t51 = _t44 + ty1
-        _t52 = _t50 + _t51
-        _t53 = _t32*_t36
-        _t54 = _t38 + tx1
-        _t55 = _t53 + _t54
-        _t56 = _t18*_t43
-        _t57 = _t51 + _t56
-        _t58 = _t32*_t49
-        _t59 = _t54 + _t58
-        d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
-        d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
-        d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
-        d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
-        d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
-        d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
-        d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
-        d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+    _s14 = _t10*_t8 - _t10*_t9 + _t7*_t9 + _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s13
+    value = _t6/(_t0*_t1 + _t2*_t3 - _t6 + eps) - _s14/(_t7*_t8 + eps)
+    _t11 = _t7*_t8 + eps
+    _t13 = px1 - tx1
+    _t14 = _f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0))
+    _t15 = -max(py1, ty1) + min(py2, ty2)
+    _t16 = max(_t15, _t15 - _t15)
+    _t17 = -max(px1, tx1) + min(px2, tx2)
+    _t18 = _t16*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
+    _t19 = _t14*_t18
+    _t20 = py1 - py2
+    _t21 = _t19 + _t20
+    _s15 = -_t13
+    _t22 = _f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0))
+    _t23 = max(_t17, _t17 - _t17)
+    _t24 = _t16*_t23
+    _t25 = _t0*_t1 + _t2*_t3 - _t24 + eps
+    _t26 = _t25/(_t11*_t11)
+    _t27 = _t26*_t8
+    _t29 = _t24/(_t25*_t25)
+    _t30 = py1 - ty1
+    _t31 = _f32(1.0) if _t30 > _f32(0.0) else (_f32(0.5) if _t30 == _f32(0.0) else _f32(0.0))
+    _t32 = _t23*(_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0))
+    _t33 = _t31*_t32
+    _t34 = px1 - px2
+    _t35 = _t33 + _t34
+    _s16 = -_t30
+    _t36 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+    _t37 = _t26*_t7
+    _t38 = -tx2
+    _t39 = _t38 + px2
+    _s17 = -_t39
+    _t40 = _f32(1.0) if _s17 > _f32(0.0) else (_f32(0.5) if _s17 == _f32(0.0) else _f32(0.0))
+    _t41 = _t18*_t40
+    _t42 = _t20 + _t41
+    _t43 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
+    _t44 = -ty2
+    _t45 = _t44 + py2
+    _s18 = -_t45
+    _t46 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+    _t47 = _t32*_t46
+    _t48 = _t34 + _t47
+    _t49 = _f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0))
+    _t50 = _t18*_t22
+    _t51 = _t44 + ty1
+    _t52 = _t50 + _t51
+    _t53 = _t32*_t36
+    _t54 = _t38 + tx1
+    _t55 = _t53 + _t54
+    _t56 = _t18*_t43
+    _t57 = _t51 + _t56
+    _t58 = _t32*_t49
+    _t59 = _t54 + _t58
+    d_px1 = -_t19/_t25 - _t21*_t29 + _t22*_t27 + _t21/_t11
+    d_py1 = -_t29*_t35 + _t36*_t37 - _t33/_t25 + _t35/_t11
+    d_px2 = -_t27*_t43 + _t29*_t42 + _t41/_t25 - _t42/_t11
+    d_py2 = _t29*_t48 - _t37*_t49 + _t47/_t25 - _t48/_t11
+    d_tx1 = _t14*_t27 - _t29*_t52 - _t50/_t25 + _t52/_t11
+    d_ty1 = -_t29*_t55 + _t31*_t37 - _t53/_t25 + _t55/_t11
+    d_tx2 = -_t27*_t40 + _t29*_t57 + _t56/_t25 - _t57/_t11
+    d_ty2 = _t29*_t59 - _t37*_t46 + _t58/_t25 - _t59/_t11
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

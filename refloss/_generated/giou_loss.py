@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 3416
+# ops: 1254
 """GIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -41,580 +41,238 @@ def constants(eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
-    _s3 = px2 - tx2
-    _s4 = tx1 - px1
-    _s5 = py1 - ty1
-    _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-    _s8 = py2 - ty2
-    _s9 = ty1 - py1
-    _s10 = px1 - tx1
-    _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s21 = -_t4
-        _t5 = max(_s21, _s21 - _s21)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s22 = -_t6
-        _s23 = _t0*_t1 + _t2*_t3 - _t5*max(_s22, _s22 - _s22) + eps
-        _s24 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s23 + _s24
-        return value
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s25 = -_t4
-        _t5 = max(_s25, _s25 - _s25)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s26 = -_t6
-        _s27 = _t0*_t1 + _t2*_t3 - _t5*max(_s26, _s26 - _s26) + eps
-        _s28 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s27 + _s28
-        return value
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
-    _s3 = px2 - tx2
-    _s4 = tx1 - px1
-    _s5 = py1 - ty1
-    _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-    _s8 = py2 - ty2
-    _s9 = ty1 - py1
-    _s10 = px1 - tx1
-    _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s21 = -_t4
-        _t5 = max(_s21, _s21 - _s21)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s22 = -_t6
-        _s23 = _t0*_t1 + _t2*_t3 - _t5*max(_s22, _s22 - _s22) + eps
-        _s24 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s23 + _s24
-        _t15 = px1 - tx1
-        _s25 = -_t15
-        _t16 = 1.0 if _s25 > 0.0 else (0.5 if _s25 == 0.0 else 0.0)
-        _t17 = _t11*_t12 + eps
-        _t18 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t17*_t17)
-        _t19 = _t12*_t18
-        _t20 = _s18
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t5
-        _t23 = _t0*_t1 + _t2*_t3 - _t22 + eps
-        _t25 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
-        _t26 = _t21*(1.0 if _s17 > 0.0 else 0.0)
-        _t27 = _t25*_t26
-        _t28 = py1 - py2
-        _t29 = _t22/(_t23*_t23)
-        _t31 = _t13*_t16
-        _t32 = 1.0 if _t4 > 0.0 else 0.0
-        _t33 = _t12*_t32
-        _t34 = _t13*_t25
-        _t35 = _s10
-        _t36 = _s11
-        _t37 = -tx2
-        _t38 = _t37 + tx1
-        _t39 = _t38 + max(_t35, _t35 - _t35) + max(_t36, _t36 - _t36)
-        _s26 = -_t39
-        _t40 = 1.0 if _s26 > 0.0 else (0.5 if _s26 == 0.0 else 0.0)
-        _t41 = _t40*(1.0 if _t35 > 0.0 else 0.0)
-        _t42 = _s3
-        _t43 = _s4
-        _t44 = px1 - px2
-        _t45 = _t44 + max(_t42, _t42 - _t42) + max(_t43, _t43 - _t43)
-        _t46 = 1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0)
-        _s27 = -_t45
-        _t47 = 1.0 if _s27 > 0.0 else (0.5 if _s27 == 0.0 else 0.0)
-        _t48 = _t47*(1.0 if _t43 > 0.0 else 0.0)
-        _t49 = py1 - ty1
-        _s28 = -_t49
-        _t50 = 1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0)
-        _t51 = _t11*_t18
-        _t52 = 1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0)
-        _t53 = _t5*(1.0 if _t20 > 0.0 else 0.0)
-        _t54 = _t52*_t53
-        _t55 = _t14*_t50
-        _t56 = 1.0 if _t6 > 0.0 else 0.0
-        _t57 = _t11*_t56
-        _t58 = _t14*_t52
-        _t59 = _s5
-        _t60 = _s6
-        _t61 = -ty2
-        _t62 = _t61 + ty1
-        _t63 = _t62 + max(_t59, _t59 - _t59) + max(_t60, _t60 - _t60)
-        _s29 = -_t63
-        _t64 = 1.0 if _s29 > 0.0 else (0.5 if _s29 == 0.0 else 0.0)
-        _t65 = _t64*(1.0 if _t59 > 0.0 else 0.0)
-        _t66 = _s8
-        _t67 = _s9
-        _t68 = _t28 + max(_t66, _t66 - _t66) + max(_t67, _t67 - _t67)
-        _t69 = 1.0 if _t68 > 0.0 else (0.5 if _t68 == 0.0 else 0.0)
-        _s30 = -_t68
-        _t70 = 1.0 if _s30 > 0.0 else (0.5 if _s30 == 0.0 else 0.0)
-        _t71 = _t70*(1.0 if _t67 > 0.0 else 0.0)
-        _t72 = _t37 + px2
-        _t73 = 1.0 if _t72 > 0.0 else (0.5 if _t72 == 0.0 else 0.0)
-        _s31 = -_t72
-        _t74 = 1.0 if _s31 > 0.0 else (0.5 if _s31 == 0.0 else 0.0)
-        _t75 = _t26*_t74
-        _t76 = _t13*_t73
-        _t77 = _t13*_t74
-        _t78 = _t40*(1.0 if _t36 > 0.0 else 0.0)
-        _t79 = _t47*(1.0 if _t42 > 0.0 else 0.0)
-        _t80 = _t61 + py2
-        _t81 = 1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0)
-        _s32 = -_t80
-        _t82 = 1.0 if _s32 > 0.0 else (0.5 if _s32 == 0.0 else 0.0)
-        _t83 = _t53*_t82
-        _t84 = _t14*_t81
-        _t85 = _t14*_t82
-        _t86 = _t64*(1.0 if _t60 > 0.0 else 0.0)
-        _t87 = _t70*(1.0 if _t66 > 0.0 else 0.0)
-        _t88 = _t16*_t26
-        _t89 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
-        _t90 = _t50*_t53
-        _t91 = 1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0)
-        _t92 = _t26*_t73
-        _t93 = _t53*_t81
-        _s33 = (_t10*(-_t46 - _t48) + _t25*_t33 - _t31 - _t32*_t34 + _t41*_t9)/_t17
-        d_px1 = _t16*_t19 - _t29*(-_t27 - _t28) + _t27/_t23 + _s33
-        _s34 = (_t52*_t57 - _t55 - _t56*_t58 + _t65*_t7 + _t8*(-_t69 - _t71))/_t17
-        d_py1 = -_t29*(-_t44 - _t54) + _t50*_t51 + _t54/_t23 + _s34
-        _s35 = (_t10*(_t46 + _t79) + _t32*_t77 - _t33*_t74 + _t76 - _t78*_t9)/_t17
-        d_px2 = -_t19*_t73 - _t29*(_t28 + _t75) - _t75/_t23 + _s35
-        _s36 = (_t56*_t85 - _t57*_t82 - _t7*_t86 + _t8*(_t69 + _t87) + _t84)/_t17
-        d_py2 = -_t29*(_t44 + _t83) - _t51*_t81 - _t83/_t23 + _s36
-        _s37 = (_t10*_t48 + _t16*_t33 - _t31*_t32 - _t34 + _t9*(-_t41 - _t89))/_t17
-        d_tx1 = _t19*_t25 - _t29*(-_t62 - _t88) + _t88/_t23 + _s37
-        _s38 = (_t50*_t57 - _t55*_t56 - _t58 + _t7*(-_t65 - _t91) + _t71*_t8)/_t17
-        d_ty1 = -_t29*(-_t38 - _t90) + _t51*_t52 + _t90/_t23 + _s38
-        _s39 = (-_t10*_t79 + _t32*_t76 - _t33*_t73 + _t77 + _t9*(_t78 + _t89))/_t17
-        d_tx2 = -_t19*_t74 - _t29*(_t62 + _t92) - _t92/_t23 + _s39
-        _s40 = (_t56*_t84 - _t57*_t81 + _t7*(_t86 + _t91) - _t8*_t87 + _t85)/_t17
-        d_ty2 = -_t29*(_t38 + _t93) - _t51*_t82 - _t93/_t23 + _s40
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s41 = -_t4
-        _t5 = max(_s41, _s41 - _s41)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s42 = -_t6
-        _s43 = _t0*_t1 + _t2*_t3 - _t5*max(_s42, _s42 - _s42) + eps
-        _s44 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s43 + _s44
-        _t15 = px1 - tx1
-        _s45 = -_t15
-        _t16 = 1.0 if _s45 > 0.0 else (0.5 if _s45 == 0.0 else 0.0)
-        _t17 = _t11*_t12 + eps
-        _t19 = _s18
-        _t20 = max(_t19, _t19 - _t19)
-        _t21 = _t20*_t5
-        _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
-        _t23 = _t22/(_t17*_t17)
-        _t24 = _t12*_t23
-        _t26 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
-        _t27 = 1.0 if _s17 > 0.0 else 0.0
-        _t28 = _t20*_t27
-        _t29 = py1 - py2
-        _t30 = _t26*_t28 + _t29
-        _t32 = _t21/(_t22*_t22)
-        _t33 = py1 - ty1
-        _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
-        _t35 = 1.0 if _t19 > 0.0 else 0.0
-        _t36 = _t35*_t5
-        _t37 = px1 - px2
-        _t38 = _t34*_t36 + _t37
-        _s46 = -_t33
-        _t39 = 1.0 if _s46 > 0.0 else (0.5 if _s46 == 0.0 else 0.0)
-        _t40 = _t11*_t23
-        _t41 = -tx2
-        _t42 = _t41 + px2
-        _t43 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
-        _s47 = -_t42
-        _t44 = 1.0 if _s47 > 0.0 else (0.5 if _s47 == 0.0 else 0.0)
-        _t45 = _t28*_t44
-        _t46 = _t29 + _t45
-        _t47 = -ty2
-        _t48 = _t47 + py2
-        _s48 = -_t48
-        _t49 = 1.0 if _s48 > 0.0 else (0.5 if _s48 == 0.0 else 0.0)
-        _t50 = _t36*_t49
-        _t51 = _t37 + _t50
-        _t52 = 1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0)
-        _t53 = _t47 + ty1
-        _t54 = _t16*_t28 + _t53
-        _t55 = _t41 + tx1
-        _t56 = _t36*_t39 + _t55
-        _t57 = _t28*_t43
-        _t58 = _t53 + _t57
-        _t59 = _t36*_t52
-        _t60 = _t55 + _t59
-        d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
-        d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
-        d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
-        d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
-        d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
-        d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
-        d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
-        d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    _t15 = px1 - tx1
+    _s13 = -_t15
+    _t16 = 1.0 if _s13 > 0.0 else (0.5 if _s13 == 0.0 else 0.0)
+    _t17 = _t11*_t12 + eps
+    _t19 = -max(py1, ty1) + min(py2, ty2)
+    _t20 = max(_t19, _t19 - _t19)
+    _t21 = _t20*_t5
+    _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
+    _t23 = _t22/(_t17*_t17)
+    _t24 = _t12*_t23
+    _t26 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+    _t27 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
+    _t28 = _t20*_t27
+    _t29 = py1 - py2
+    _t30 = _t26*_t28 + _t29
+    _t32 = _t21/(_t22*_t22)
+    _t33 = py1 - ty1
+    _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+    _t35 = 1.0 if _t19 > 0.0 else 0.0
+    _t36 = _t35*_t5
+    _t37 = px1 - px2
+    _t38 = _t34*_t36 + _t37
+    _s14 = -_t33
+    _t39 = 1.0 if _s14 > 0.0 else (0.5 if _s14 == 0.0 else 0.0)
+    _t40 = _t11*_t23
+    _t41 = -tx2
+    _t42 = _t41 + px2
+    _t43 = 1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0)
+    _s15 = -_t42
+    _t44 = 1.0 if _s15 > 0.0 else (0.5 if _s15 == 0.0 else 0.0)
+    _t45 = _t28*_t44
+    _t46 = _t29 + _t45
+    _t47 = -ty2
+    _t48 = _t47 + py2
+    _s16 = -_t48
+    _t49 = 1.0 if _s16 > 0.0 else (0.5 if _s16 == 0.0 else 0.0)
+    _t50 = _t36*_t49
+    _t51 = _t37 + _t50
+    _t52 = 1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0)
+    _t53 = _t47 + ty1
+    _t54 = _t16*_t28 + _t53
+    _t55 = _t41 + tx1
+    _t56 = _t36*_t39 + _t55
+    _t57 = _t28*_t43
+    _t58 = _t53 + _t57
+    _t59 = _t36*_t52
+    _t60 = _t55 + _t59
+    d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
+    d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
+    d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
+    d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
+    d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
+    d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
+    d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
+    d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
-    _s3 = px2 - tx2
-    _s4 = tx1 - px1
-    _s5 = py1 - ty1
-    _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-    _s8 = py2 - ty2
-    _s9 = ty1 - py1
-    _s10 = px1 - tx1
-    _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s21 = -_t4
-        _t5 = max(_s21, _s21 - _s21)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s22 = -_t6
-        _s23 = _t0*_t1 + _t2*_t3 - _t5*max(_s22, _s22 - _s22) + eps
-        _s24 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s23 + _s24
-        return value
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s25 = -_t4
-        _t5 = max(_s25, _s25 - _s25)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s26 = -_t6
-        _s27 = _t0*_t1 + _t2*_t3 - _t5*max(_s26, _s26 - _s26) + eps
-        _s28 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s27 + _s28
-        return value
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
-    _s1 = max(py1, ty1) - min(py2, ty2)
-    _s2 = max(px1, tx1) - min(px2, tx2)
-    _s3 = px2 - tx2
-    _s4 = tx1 - px1
-    _s5 = py1 - ty1
-    _s6 = ty2 - py2
-    _s7 = min(-px1 + px2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-    _s8 = py2 - ty2
-    _s9 = ty1 - py1
-    _s10 = px1 - tx1
-    _s11 = tx2 - px2
-    _s12 = min(-tx1 + tx2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s13 = min(-py1 + py2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
-    _s14 = _s7*min(-ty1 + ty2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s15 = (max(px2, tx2) - min(px1, tx1))*max(_s1, _s1 - _s1)
-    _s16 = (max(py2, ty2) - min(py1, ty1))*max(_s2, _s2 - _s2)
-    _s17 = -max(px1, tx1) + min(px2, tx2)
-    _s18 = -max(py1, ty1) + min(py2, ty2)
-    _s19 = -max(_s17, _s17 - _s17)*max(_s18, _s18 - _s18)
-    _s20 = _s15 + _s16 - max(_s2, _s2 - _s2)*max(_s1, _s1 - _s1) + _s14 + _s13
-    if (_s20 <= (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s19):  # C - U <= U: (C - U)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s21 = -_t4
-        _t5 = max(_s21, _s21 - _s21)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s22 = -_t6
-        _s23 = _t0*_t1 + _t2*_t3 - _t5*max(_s22, _s22 - _s22) + eps
-        _s24 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s23 + _s24
-        _t15 = px1 - tx1
-        _s25 = -_t15
-        _t16 = _f32(1.0) if _s25 > _f32(0.0) else (_f32(0.5) if _s25 == _f32(0.0) else _f32(0.0))
-        _t17 = _t11*_t12 + eps
-        _t18 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t17*_t17)
-        _t19 = _t12*_t18
-        _t20 = _s18
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t5
-        _t23 = _t0*_t1 + _t2*_t3 - _t22 + eps
-        _t25 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
-        _t26 = _t21*(_f32(1.0) if _s17 > _f32(0.0) else _f32(0.0))
-        _t27 = _t25*_t26
-        _t28 = py1 - py2
-        _t29 = _t22/(_t23*_t23)
-        _t31 = _t13*_t16
-        _t32 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
-        _t33 = _t12*_t32
-        _t34 = _t13*_t25
-        _t35 = _s10
-        _t36 = _s11
-        _t37 = -tx2
-        _t38 = _t37 + tx1
-        _t39 = _t38 + max(_t35, _t35 - _t35) + max(_t36, _t36 - _t36)
-        _s26 = -_t39
-        _t40 = _f32(1.0) if _s26 > _f32(0.0) else (_f32(0.5) if _s26 == _f32(0.0) else _f32(0.0))
-        _t41 = _t40*(_f32(1.0) if _t35 > _f32(0.0) else _f32(0.0))
-        _t42 = _s3
-        _t43 = _s4
-        _t44 = px1 - px2
-        _t45 = _t44 + max(_t42, _t42 - _t42) + max(_t43, _t43 - _t43)
-        _t46 = _f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0))
-        _s27 = -_t45
-        _t47 = _f32(1.0) if _s27 > _f32(0.0) else (_f32(0.5) if _s27 == _f32(0.0) else _f32(0.0))
-        _t48 = _t47*(_f32(1.0) if _t43 > _f32(0.0) else _f32(0.0))
-        _t49 = py1 - ty1
-        _s28 = -_t49
-        _t50 = _f32(1.0) if _s28 > _f32(0.0) else (_f32(0.5) if _s28 == _f32(0.0) else _f32(0.0))
-        _t51 = _t11*_t18
-        _t52 = _f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0))
-        _t53 = _t5*(_f32(1.0) if _t20 > _f32(0.0) else _f32(0.0))
-        _t54 = _t52*_t53
-        _t55 = _t14*_t50
-        _t56 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-        _t57 = _t11*_t56
-        _t58 = _t14*_t52
-        _t59 = _s5
-        _t60 = _s6
-        _t61 = -ty2
-        _t62 = _t61 + ty1
-        _t63 = _t62 + max(_t59, _t59 - _t59) + max(_t60, _t60 - _t60)
-        _s29 = -_t63
-        _t64 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
-        _t65 = _t64*(_f32(1.0) if _t59 > _f32(0.0) else _f32(0.0))
-        _t66 = _s8
-        _t67 = _s9
-        _t68 = _t28 + max(_t66, _t66 - _t66) + max(_t67, _t67 - _t67)
-        _t69 = _f32(1.0) if _t68 > _f32(0.0) else (_f32(0.5) if _t68 == _f32(0.0) else _f32(0.0))
-        _s30 = -_t68
-        _t70 = _f32(1.0) if _s30 > _f32(0.0) else (_f32(0.5) if _s30 == _f32(0.0) else _f32(0.0))
-        _t71 = _t70*(_f32(1.0) if _t67 > _f32(0.0) else _f32(0.0))
-        _t72 = _t37 + px2
-        _t73 = _f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0))
-        _s31 = -_t72
-        _t74 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
-        _t75 = _t26*_t74
-        _t76 = _t13*_t73
-        _t77 = _t13*_t74
-        _t78 = _t40*(_f32(1.0) if _t36 > _f32(0.0) else _f32(0.0))
-        _t79 = _t47*(_f32(1.0) if _t42 > _f32(0.0) else _f32(0.0))
-        _t80 = _t61 + py2
-        _t81 = _f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0))
-        _s32 = -_t80
-        _t82 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
-        _t83 = _t53*_t82
-        _t84 = _t14*_t81
-        _t85 = _t14*_t82
-        _t86 = _t64*(_f32(1.0) if _t60 > _f32(0.0) else _f32(0.0))
-        _t87 = _t70*(_f32(1.0) if _t66 > _f32(0.0) else _f32(0.0))
-        _t88 = _t16*_t26
-        _t89 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
-        _t90 = _t50*_t53
-        _t91 = _f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0))
-        _t92 = _t26*_t73
-        _t93 = _t53*_t81
-        _s33 = (_t10*(-_t46 - _t48) + _t25*_t33 - _t31 - _t32*_t34 + _t41*_t9)/_t17
-        d_px1 = _t16*_t19 - _t29*(-_t27 - _t28) + _t27/_t23 + _s33
-        _s34 = (_t52*_t57 - _t55 - _t56*_t58 + _t65*_t7 + _t8*(-_t69 - _t71))/_t17
-        d_py1 = -_t29*(-_t44 - _t54) + _t50*_t51 + _t54/_t23 + _s34
-        _s35 = (_t10*(_t46 + _t79) + _t32*_t77 - _t33*_t74 + _t76 - _t78*_t9)/_t17
-        d_px2 = -_t19*_t73 - _t29*(_t28 + _t75) - _t75/_t23 + _s35
-        _s36 = (_t56*_t85 - _t57*_t82 - _t7*_t86 + _t8*(_t69 + _t87) + _t84)/_t17
-        d_py2 = -_t29*(_t44 + _t83) - _t51*_t81 - _t83/_t23 + _s36
-        _s37 = (_t10*_t48 + _t16*_t33 - _t31*_t32 - _t34 + _t9*(-_t41 - _t89))/_t17
-        d_tx1 = _t19*_t25 - _t29*(-_t62 - _t88) + _t88/_t23 + _s37
-        _s38 = (_t50*_t57 - _t55*_t56 - _t58 + _t7*(-_t65 - _t91) + _t71*_t8)/_t17
-        d_ty1 = -_t29*(-_t38 - _t90) + _t51*_t52 + _t90/_t23 + _s38
-        _s39 = (-_t10*_t79 + _t32*_t76 - _t33*_t73 + _t77 + _t9*(_t78 + _t89))/_t17
-        d_tx2 = -_t19*_t74 - _t29*(_t62 + _t92) - _t92/_t23 + _s39
-        _s40 = (_t56*_t84 - _t57*_t81 + _t7*(_t86 + _t91) - _t8*_t87 + _t85)/_t17
-        d_ty2 = -_t29*(_t38 + _t93) - _t51*_t82 - _t93/_t23 + _s40
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # C - U > U: 1 - (U + eps)/(C + eps) differentiated
-        _t0 = -px1 + px2
-        _t1 = -py1 + py2
-        _t2 = -tx1 + tx2
-        _t3 = -ty1 + ty2
-        _t4 = _s2
-        _s41 = -_t4
-        _t5 = max(_s41, _s41 - _s41)
-        _t6 = _s1
-        _t7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t8 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-        _t9 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t10 = min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t11 = max(px2, tx2) - min(px1, tx1)
-        _t12 = max(py2, ty2) - min(py1, ty1)
-        _t13 = max(_t6, _t6 - _t6)
-        _t14 = max(_t4, _t4 - _t4)
-        _s42 = -_t6
-        _s43 = _t0*_t1 + _t2*_t3 - _t5*max(_s42, _s42 - _s42) + eps
-        _s44 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
-        value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s43 + _s44
-        _t15 = px1 - tx1
-        _s45 = -_t15
-        _t16 = _f32(1.0) if _s45 > _f32(0.0) else (_f32(0.5) if _s45 == _f32(0.0) else _f32(0.0))
-        _t17 = _t11*_t12 + eps
-        _t19 = _s18
-        _t20 = max(_t19, _t19 - _t19)
-        _t21 = _t20*_t5
-        _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
-        _t23 = _t22/(_t17*_t17)
-        _t24 = _t12*_t23
-        _t26 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
-        _t27 = _f32(1.0) if _s17 > _f32(0.0) else _f32(0.0)
-        _t28 = _t20*_t27
-        _t29 = py1 - py2
-        _t30 = _t26*_t28 + _t29
-        _t32 = _t21/(_t22*_t22)
-        _t33 = py1 - ty1
-        _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
-        _t35 = _f32(1.0) if _t19 > _f32(0.0) else _f32(0.0)
-        _t36 = _t35*_t5
-        _t37 = px1 - px2
-        _t38 = _t34*_t36 + _t37
-        _s46 = -_t33
-        _t39 = _f32(1.0) if _s46 > _f32(0.0) else (_f32(0.5) if _s46 == _f32(0.0) else _f32(0.0))
-        _t40 = _t11*_t23
-        _t41 = -tx2
-        _t42 = _t41 + px2
-        _t43 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
-        _s47 = -_t42
-        _t44 = _f32(1.0) if _s47 > _f32(0.0) else (_f32(0.5) if _s47 == _f32(0.0) else _f32(0.0))
-        _t45 = _t28*_t44
-        _t46 = _t29 + _t45
-        _t47 = -ty2
-        _t48 = _t47 + py2
-        _s48 = -_t48
-        _t49 = _f32(1.0) if _s48 > _f32(0.0) else (_f32(0.5) if _s48 == _f32(0.0) else _f32(0.0))
-        _t50 = _t36*_t49
-        _t51 = _t37 + _t50
-        _t52 = _f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0))
-        _t53 = _t47 + ty1
-        _t54 = _t16*_t28 + _t53
-        _t55 = _t41 + tx1
-        _t56 = _t36*_t39 + _t55
-        _t57 = _t28*_t43
-        _t58 = _t53 + _t57
-        _t59 = _t36*_t52
-        _t60 = _t55 + _t59
-        d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
-        d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
-        d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
-        d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
-        d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
-        d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
-        d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
-        d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    _t0 = -px1 + px2
+    _t1 = -py1 + py2
+    _t2 = -tx1 + tx2
+    _t3 = -ty1 + ty2
+    _t4 = max(px1, tx1) - min(px2, tx2)
+    _s1 = -_t4
+    _t5 = max(_s1, _s1 - _s1)
+    _t6 = max(py1, ty1) - min(py2, ty2)
+    _s2 = px2 - tx2
+    _s3 = tx1 - px1
+    _t7 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+    _s4 = px1 - tx1
+    _s5 = tx2 - px2
+    _t8 = min(_t2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+    _s6 = py2 - ty2
+    _s7 = ty1 - py1
+    _t9 = min(_t1, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+    _s8 = py1 - ty1
+    _s9 = ty2 - py2
+    _t10 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+    _t11 = max(px2, tx2) - min(px1, tx1)
+    _t12 = max(py2, ty2) - min(py1, ty1)
+    _t13 = max(_t6, _t6 - _t6)
+    _t14 = max(_t4, _t4 - _t4)
+    _s10 = -_t6
+    _s11 = _t0*_t1 + _t2*_t3 - _t5*max(_s10, _s10 - _s10) + eps
+    _s12 = (_t10*_t7 + _t11*_t13 + _t12*_t14 - _t13*_t14 + _t8*_t9)/(_t11*_t12 + eps)
+    value = (_t1*_t7 + _t10*_t5 + _t3*_t8 + _t5*_t9 + eps)/_s11 + _s12
+    _t15 = px1 - tx1
+    _s13 = -_t15
+    _t16 = _f32(1.0) if _s13 > _f32(0.0) else (_f32(0.5) if _s13 == _f32(0.0) else _f32(0.0))
+    _t17 = _t11*_t12 + eps
+    _t19 = -max(py1, ty1) + min(py2, ty2)
+    _t20 = max(_t19, _t19 - _t19)
+    _t21 = _t20*_t5
+    _t22 = _t0*_t1 + _t2*_t3 - _t21 + eps
+    _t23 = _t22/(_t17*_t17)
+    _t24 = _t12*_t23
+    _t26 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+    _t27 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
+    _t28 = _t20*_t27
+    _t29 = py1 - py2
+    _t30 = _t26*_t28 + _t29
+    _t32 = _t21/(_t22*_t22)
+    _t33 = py1 - ty1
+    _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
+    _t35 = _f32(1.0) if _t19 > _f32(0.0) else _f32(0.0)
+    _t36 = _t35*_t5
+    _t37 = px1 - px2
+    _t38 = _t34*_t36 + _t37
+    _s14 = -_t33
+    _t39 = _f32(1.0) if _s14 > _f32(0.0) else (_f32(0.5) if _s14 == _f32(0.0) else _f32(0.0))
+    _t40 = _t11*_t23
+    _t41 = -tx2
+    _t42 = _t41 + px2
+    _t43 = _f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0))
+    _s15 = -_t42
+    _t44 = _f32(1.0) if _s15 > _f32(0.0) else (_f32(0.5) if _s15 == _f32(0.0) else _f32(0.0))
+    _t45 = _t28*_t44
+    _t46 = _t29 + _t45
+    _t47 = -ty2
+    _t48 = _t47 + py2
+    _s16 = -_t48
+    _t49 = _f32(1.0) if _s16 > _f32(0.0) else (_f32(0.5) if _s16 == _f32(0.0) else _f32(0.0))
+    _t50 = _t36*_t49
+    _t51 = _t37 + _t50
+    _t52 = _f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0))
+    _t53 = _t47 + ty1
+    _t54 = _t16*_t28 + _t53
+    _t55 = _t41 + tx1
+    _t56 = _t36*_t39 + _t55
+    _t57 = _t28*_t43
+    _t58 = _t53 + _t57
+    _t59 = _t36*_t52
+    _t60 = _t55 + _t59
+    d_px1 = -_t16*_t24 + _t20*_t26*_t27/_t22 + _t30*_t32 - _t30/_t17
+    d_py1 = _t32*_t38 - _t39*_t40 + _t34*_t35*_t5/_t22 - _t38/_t17
+    d_px2 = _t12*_t22*_t43/(_t17*_t17) - _t32*_t46 - _t45/_t22 + _t46/_t17
+    d_py2 = _t11*_t22*_t52/(_t17*_t17) - _t32*_t51 - _t50/_t22 + _t51/_t17
+    d_tx1 = _t16*_t20*_t27/_t22 - _t24*_t26 + _t32*_t54 - _t54/_t17
+    d_ty1 = _t32*_t56 - _t34*_t40 + _t35*_t39*_t5/_t22 - _t56/_t17
+    d_tx2 = _t12*_t22*_t44/(_t17*_t17) - _t32*_t58 - _t57/_t22 + _t58/_t17
+    d_ty2 = _t11*_t22*_t49/(_t17*_t17) - _t32*_t60 - _t59/_t22 + _t60/_t17
+    return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
