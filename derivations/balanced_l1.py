@@ -40,6 +40,7 @@ b = sp.Symbol("b", positive=True)
 c_u = sp.Symbol("c_u", positive=True)  # b / beta
 k_2 = sp.Symbol("k_2", positive=True)  # 2 alpha beta / b
 c_lin = sp.Symbol("c_lin", real=True)  # gamma beta / b - alpha beta
+l_cu = sp.Symbol("l_cu", real=True)  # alpha ln(c_u), finite where c_u overflows
 u = sp.Symbol("u", nonnegative=True)  # b a / beta
 z = sp.Symbol("z", nonnegative=True)  # u / (2 + u), in [0, 1)
 
@@ -53,7 +54,14 @@ CONSTANTS = [
     Constant(c_u, b / beta, "u = c_u * a"),
     Constant(k_2, 2 * alpha * beta / b, "weight of atanh(z) - z"),
     Constant(c_lin, gamma * beta / b - alpha * beta, "constant of the linear piece"),
+    # alpha ln(b / beta) without forming b, which overflows for gamma/alpha above ~709.8 (nor gamma/alpha)
+    Constant(l_cu, gamma + alpha * sp.log(1 - sp.exp(-gamma / alpha)) - alpha * sp.log(beta), "alpha ln(c_u)"),
 ]
+
+# above U_BIG, (1 + 1/u) ln(1 + u) - 1 = ln(u) - 1 and log1p(u) = ln(u) to the precision (the claims
+# below): the branches for u = c_u a beyond it, where c_u (or u) may be inf
+U_BIG = {"f64": sp.Integer(2) ** 60, "f32": sp.Integer(2) ** 30}
+F_MAX = {"f64": sp.Float(1.7976931348623157e308, 30), "f32": sp.Float(3.4028234663852886e38, 30)}
 
 Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
 
@@ -159,12 +167,34 @@ def derive() -> LossSpec:
         return kernel(
             [
                 (a >= beta, gamma * a + c_lin, gamma, "linear"),
+                (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0 (u = 0 * inf = NaN where c_u overflows)"),
                 (z <= Z_SERIES, alpha * a * z + k_2 * (1 + u) * r_series, sg, f"log, series for atanh(z) - z ({n} terms)"),
-                (None, alpha * a * z + k_2 * (1 + u) * (log1p(u) / 2 - z), sg, "log, atanh(z) - z = log1p(u)/2 - z"),
+                (u <= U_BIG[precision], alpha * a * z + k_2 * (1 + u) * (log1p(u) / 2 - z), sg,
+                 "log, atanh(z) - z = log1p(u)/2 - z"),
+                (u <= F_MAX[precision], alpha * a * (sp.log(u) - 1), alpha * sp.log(u),
+                 "log, u > U_BIG: L = alpha a (ln u - 1)"),
+                (None, a * (l_cu + alpha * (sp.log(a) - 1)), l_cu + alpha * sp.log(a),
+                 "log, c_u a overflows: alpha ln u = l_cu + alpha ln a"),
             ],
-            args=(beta, alpha, gamma, c_u, k_2, c_lin),
+            args=(beta, alpha, gamma, c_u, k_2, c_lin, l_cu),
             prelude=((u, c_u * a), (z, u / (2 + u))),
         )
+
+    # the large-u branches: L = (alpha beta/b)((1+u) ln(1+u) - u) = alpha a ((1 + 1/u) ln(1+u) - 1), and
+    # (1 + 1/u) ln(1+u) - 1 - (ln u - 1) = ln(1 + 1/u) + ln(1+u)/u <= (1 + ln(1+u))/u, below 2^-(p+2) of ln u - 1
+    # for u > U_BIG (it decreases with u); likewise log1p(u) - ln u = ln(1 + 1/u) <= 1/u
+    prove_equal((alpha * a * ((1 + 1 / u) * sp.log(1 + u) - 1)).subs(a, u * beta / b),
+                alpha * beta / b * ((1 + u) * sp.log(1 + u) - u), "inner piece is alpha a ((1 + 1/u) ln(1+u) - 1), u = b a / beta", checks,
+        domain={**dom, u: (sp.Rational(1, 10), 50), b: (1, 20)})
+    for prec, big in U_BIG.items():
+        bound = (1 + sp.log(1 + big)) / big / (sp.log(big) - 1)
+        prove_true(bool(bound < sp.Rational(1, 2 ** (precision_bits(prec) + 2))),
+                   f"{prec}: for u > {big}, ln(u) - 1 is (1 + 1/u) ln(1+u) - 1 and ln(u) is log1p(u) within "
+                   f"{sp.N(bound, 3)} relative", checks)
+    prove_equal(alpha * sp.log(b * a / beta), (l_cu + alpha * sp.log(a)).subs(
+        l_cu, gamma + alpha * sp.log(1 - sp.exp(-gamma / alpha)) - alpha * sp.log(beta)).subs(gamma, alpha * sp.log(1 + b)),
+        "alpha ln(u) = l_cu + alpha ln(a), l_cu = gamma + alpha ln(1 - e^(-gamma/alpha)) - alpha ln(beta)", checks,
+        domain=dom)
 
     # the copied form as a kernel of its own, for diagnoses (b = c_u beta); written as copied
     copied_in = (alpha / (c_u * beta) * (c_u * beta * a + 1) * log1p(c_u * a) - alpha * a)
@@ -172,7 +202,7 @@ def derive() -> LossSpec:
     prove_equal(copied_in.subs(consts), mm_in, "copied form as evaluated (inner)", checks, domain=dom)
     prove_equal(copied_out.subs(consts), mm_out, "copied form as evaluated (outer)", checks, domain=dom)
     copied = kernel([(a < beta, copied_in, sp.diff(copied_in, a), "copied form, inner"),
-                     (None, copied_out, gamma, "copied form, outer")], args=(beta, alpha, gamma, c_u, k_2, c_lin))
+                     (None, copied_out, gamma, "copied form, outer")], args=(beta, alpha, gamma, c_u, k_2, c_lin, l_cu))
 
     for prec in ("f64", "f32"):
         n = series_terms(prec)
@@ -222,7 +252,9 @@ def derive() -> LossSpec:
                _copied_form_plot(0.11, (-0.3, 0.3)), _copied_form_plot(2.0, (-4.0, 4.0))],
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
-        "constants correctly rounded from 40-digit decimal arithmetic.",
+        "for u = c_u a above 2^60 (float32: 2^30) as alpha*a*(ln u - 1), with alpha ln u = l_cu + alpha ln a where c_u a "
+        "overflows (gamma/alpha above ~709.8 + ln beta makes c_u itself inf); constants correctly rounded from "
+        "decimal arithmetic at 40 digits or more (exp(gamma/alpha) - 1 loses digits for small gamma/alpha).",
         variants=[Variant("copied_balanced_l1_form", "the copied (b|x|+1) Balanced L1 form, right only at beta = 1",
                           program={"f64": copied, "f32": copied})],
     )

@@ -20,6 +20,7 @@ import sympy as sp
 
 from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
 from refloss._derive.elementwise import a, kernel
+from refloss._derive.functions import Group
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "focal_l1"
@@ -29,6 +30,7 @@ ln_b = sp.Symbol("ln_b", nonpositive=True)  # ln(beta)
 q = sp.Symbol("q", positive=True)  # alpha / 4
 s = sp.Symbol("s", nonnegative=True)  # -alpha ln(beta), the gradient for a > 1
 c_lin = sp.Symbol("c_lin", real=True)  # C
+c_v = sp.Symbol("c_v", positive=True)  # 1 - 2 ln(beta) >= 1
 
 # beta and the constants it fixes (shared with focal_l1_eiou_loss, Focal-L1 applied to the EIoU loss)
 PARAM = Param("beta", beta, 0.8, "shape of the gradient curve; alpha = e*beta", lower=sp.exp(-1), upper=sp.Integer(1))
@@ -38,6 +40,7 @@ CONSTANTS = [
     Constant(q, sp.E * beta / 4, "alpha / 4"),
     Constant(s, -sp.E * beta * sp.log(beta), "gradient for a > 1"),
     Constant(c_lin, sp.E * beta * (2 * sp.log(beta) + 1) / 4, "C"),
+    Constant(c_v, 1 - 2 * sp.log(beta), "1 - 2 ln(beta), rounded once"),
 ]
 
 
@@ -60,14 +63,21 @@ def derive() -> LossSpec:
 
     # Evaluation forms: ln(beta a) = ln_b + ln(a), two non-positive terms (a <= 1, beta <= 1),
     # so 1 - 2 ln(beta a) >= 1 and -ln(beta a) >= 0 are sums without cancellation.
-    ev_val = q * a * a * (1 - 2 * (ln_b + sp.log(a)))
-    ev_grad = -alpha * a * (ln_b + sp.log(a))
+    # The factor a is applied last, to a product formed without it (Group keeps SymPy from merging
+    # a*a into a**2): a*a, or alpha*a, below 2^-126 (|x| < 1.1e-19, or < 4e-39) is subnormal and keeps few
+    # bits, which the factor 1 - 2 ln(beta a) (up to ~200) then magnified: 72 ULP in float32 values at
+    # |x| ~ 1e-22 and 49 ULP in gradients at |x| ~ 6e-44 with a*a*q*(...) and a*alpha*(...).  This way a
+    # subnormal result is rounded once, at the end.
+    # 1 - 2 ln(beta a) as c_v - 2 ln(a), c_v = 1 - 2 ln(beta) >= 1 a constant: one addition of
+    # non-negative terms (the exhaustive float32 check gave 4.66 ULP with 1 - 2 ln_b - 2 ln a, two).
+    ev_val = a * Group(q * a * (c_v - 2 * sp.log(a)))
+    ev_grad = -a * Group(alpha * (ln_b + sp.log(a)))
     g = integrate_gradient([(a <= 1, g_in, ev_val), (None, g_out, s * a + c_lin)], a, [PARAM], constants=CONSTANTS,
                            c1=True, checks=checks, domain=dom)
     f_in, c1_val = g.pieces[0].loss, g.pieces[1].constant_value
     prove_equal(f_in, alpha * a**2 * (1 - 2 * sp.log(beta * a)) / 4, "inner piece alpha a^2 (1 - 2 ln(beta a))/4", checks, domain=dom)
     prove_equal(c1_val, alpha * (2 * sp.log(beta) + 1) / 4, "C = alpha (2 ln beta + 1)/4", checks, domain=dom)
-    consts = {alpha: sp.E * beta, ln_b: sp.log(beta)}
+    consts = {alpha: sp.E * beta, ln_b: sp.log(beta), c_v: 1 - 2 * sp.log(beta), q: sp.E * beta / 4}
     prove_equal(ev_grad.subs(consts), g_in.subs(alpha, sp.E * beta), "evaluation form of the inner gradient", checks, domain=dom)
     prove_zero(sp.limit(f_in, a, 0, "+"), "L(0+) = 0: a^2 ln(a) -> 0, so a = 0 is its own branch with value 0", checks)
 
@@ -78,7 +88,7 @@ def derive() -> LossSpec:
                 (a <= 1, ev_val, ev_grad, "logarithmic"),
                 (None, s * a + c_lin, s, "linear"),
             ],
-            args=(alpha, ln_b, q, s, c_lin),
+            args=(alpha, ln_b, q, s, c_lin, c_v),
         )
 
     x = sp.Symbol("x", real=True)
@@ -110,5 +120,8 @@ def derive() -> LossSpec:
         plots=[Plot("Focal-L1", [(f"beta = {bt:.3g}", {"beta": bt}) for bt in (0.3679, 0.5, 0.8, 1.0)], x_range=(-2.0, 2.0))],
         conventions="At a = 1 the logarithmic branch is used (the paper's 0 < x <= 1); the gradient is continuous. "
         "At x = 0 value and gradient are 0.",
-        accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; constants correctly rounded.",
+        accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; the factor a is applied last "
+        "(a*((a*q)*(c_v - 2 ln a)) with c_v = 1 - 2 ln(beta), and a*(alpha*(ln_b + ln a))), so a subnormal result "
+        "is rounded once; "
+        "constants correctly rounded.",
     )

@@ -10,6 +10,7 @@ import sympy as sp
 
 from refloss._derive.core import LossSpec, Param, Plot, Step, prove_zero
 from refloss._derive.elementwise import a
+from refloss._derive.functions import Group
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "smooth_l1"
@@ -21,7 +22,11 @@ def derive() -> LossSpec:
     # Evaluation forms: the derived expressions, (a*a) * 0.5 / beta and a - 0.5*beta.
     # beta = 0 is allowed in the kernel: the condition a < 0 is never true, so the
     # L1 branch is taken and no division by beta happens.
-    g = integrate_gradient([(a < beta, a / beta, a * a / (2 * beta)), (None, 1, a - beta / 2)], a,
+    # Evaluation form of the quadratic piece: a * (a/beta) / 2, evaluated as (a/2) * (a/beta): a/2 is exact
+    # (for a normal a) and a/beta is rounded once, so a result in float32's subnormal range is rounded
+    # once at the end.  The textbook a*a/(2 beta) rounds a*a first: a*a below 2^-126 keeps few bits, and
+    # dividing that by beta < 1 magnified its rounding error (6.75 ULP at beta = 1/9, |x| = 2.7e-21).
+    g = integrate_gradient([(a < beta, a / beta, a * Group(a / beta) / 2), (None, 1, a - beta / 2)], a,
                            [Param("beta", beta, 1.0, "width of the quadratic region; 0 gives L1", lower=sp.Integer(0))],
                            c1=True, checks=checks)
     f_out = g.pieces[1].loss
@@ -50,7 +55,8 @@ def derive() -> LossSpec:
         plots=[Plot("Smooth L1", [(f"beta = {b:.3g}", {"beta": b}) for b in (0.0, 1 / 9, 0.5, 1.0, 2.0)])],
         conventions="At |x| = beta the linear branch is used (PyTorch's |x| < beta test); the gradient is "
         "continuous there. At x = 0 with beta = 0 the gradient is 0 (sign(0) = 0, as PyTorch autograd).",
-        accuracy="Both branches are the derived expressions: x = pred - target is rounded once, then at most "
-        "three correctly rounded operations; no cancellation except a - beta/2 for a just above beta, where "
+        accuracy="x = pred - target is rounded once; the quadratic piece is evaluated as (a/2)*(a/beta) (a/2 exact, "
+        "a/beta rounded once, then the product: a subnormal result is rounded once, where a*a/(2 beta) rounded a*a "
+        "first), the linear piece as a - beta/2; no cancellation except a - beta/2 for a just above beta, where "
         "the result is at least beta/2.",
     )

@@ -3,8 +3,8 @@
 Three modules per loss land in ``refloss/_generated/``:
 
 ``<loss>.py``
-    metadata, ``constants(**params)`` (40-digit ``decimal`` arithmetic, each constant
-    rounded once to float64) and the scalar functions ``value_<p>`` and
+    metadata, ``constants(**params)`` (``decimal`` arithmetic at 40 digits and more until two
+    precisions agree, each constant rounded once to float64) and the scalar functions ``value_<p>`` and
     ``value_and_grad_<p>`` for p in f64, f32 — plain ``math`` code that imports no
     Numba, so ``import refloss`` stays light.
 ``<loss>_cpu.py``
@@ -394,6 +394,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Sub(self, expr):
         return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
 
+    def _print_Group(self, expr):
+        return f"({self._print(expr.args[0])})"
+
     def _print_Infinity(self, expr):
         return "math.inf" if self.precision == "f64" else "_f32(math.inf)"
 
@@ -453,7 +456,8 @@ class KernelPrinter(PythonCodePrinter):
         m = self._once(expr.args[0])
         with self.inline():  # the exponent is evaluated only where m > 0: no temporaries
             g = self._print(expr.args[1])
-        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {self._literal(0)} else {self._literal(0)})"
+        zero = self._literal(0)
+        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {zero} and {g} != {zero} else {zero})"
 
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
@@ -481,7 +485,7 @@ class KernelPrinter(PythonCodePrinter):
 
 
 class DecimalPrinter(PythonCodePrinter):
-    """SymPy -> Python ``decimal`` code (constants from parameters, 40 digits)."""
+    """SymPy -> Python ``decimal`` code (constants from parameters; the precision is the caller's)."""
 
     def __init__(self):
         super().__init__({"standard": "python3"})
@@ -643,23 +647,47 @@ def count_ops(kernel: Kernel) -> int:
     return sum(sp.count_ops(e) for b in kernel.branches for e in b.outputs.values())
 
 
+# decimal precisions tried in turn: a constant that cancels (e.g. gamma beta/b - alpha beta with b = e^r - 1,
+# which loses 2 log10(1/r) digits for small r) is accepted once two precisions give the same floats
+CONSTANT_PRECISIONS = (40, 80, 160, 320, 640, 1280, 2560)
+
+
 def _constants_function(spec: LossSpec, args: tuple) -> str:
     printer = DecimalPrinter()
     pnames = [p.name for p in spec.params]
+    plist = ", ".join(pnames)
     lines = [
-        f"def constants({', '.join(pnames)}):",
-        '    """Kernel arguments after the inputs: ' + ", ".join(s.name for s in args) + ".",
-        "",
-        "    Computed with 40-digit decimal arithmetic and rounded once to float64, so",
-        '    each constant is correctly rounded (up to double rounding for float32)."""',
+        f"def _constants(prec, {plist}):" if pnames else "def _constants(prec):",
         "    with localcontext() as ctx:",
-        "        ctx.prec = 40",
+        "        ctx.prec = prec",
+        "        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN",
+        "        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)",
     ]
     for p in spec.params:
         lines.append(f"        {p.name} = Decimal({p.name})")
     for c in spec.constants:
         lines.append(f"        {c.symbol.name} = {printer.doprint(c.expr)}  # {c.doc}")
     lines.append(f"        return ({''.join(f'float({s.name}), ' for s in args)})")
+    lines += [
+        "",
+        "",
+        f"def constants({plist}):",
+        '    """Kernel arguments after the inputs: ' + ", ".join(s.name for s in args) + ".",
+        "",
+        "    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions",
+        "    give the same floats (a constant that cancels keeps its digits), and rounded once to",
+        '    float64, so each constant is correctly rounded (up to double rounding for float32)."""',
+        "    last = None",
+        f"    for prec in {CONSTANT_PRECISIONS[:-1]!r}:",
+        "        try:",
+        f"            got = _constants(prec{', ' + plist if pnames else ''})",
+        "        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits",
+        "            continue",
+        "        if got == last:",
+        "            return got",
+        "        last = got",
+        f"    return _constants({CONSTANT_PRECISIONS[-1]}{', ' + plist if pnames else ''})",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -770,7 +798,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         f'"""{spec.title}: constants and scalar kernels (plain Python math); what generic code needs to know',
         'about the loss is its entry in refloss/_generated/_index.py."""',
         "import math",
-        "from decimal import Decimal, localcontext",
+        "from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext",
         "",
         "from numpy import float32 as _f32",
         "",

@@ -35,8 +35,8 @@ def markdown(spec: LossSpec, source: str, *, image_dir: str = "../img", qualifie
         elif step.lhs is not None:
             lines += ["$$", _tex(step.lhs), "$$", ""]
     if spec.constants:
-        lines += ["## Constants", "", "Computed once per call from the parameters with 40-digit decimal "
-                  "arithmetic and rounded once to the kernel's precision:", ""]
+        lines += ["## Constants", "", "Computed once per call from the parameters in decimal arithmetic (40 digits, "
+                  "more until two precisions agree) and rounded once to the kernel's precision:", ""]
         lines += [f"- ${sp.latex(c.symbol)} = {sp.latex(c.expr)}$ ({c.doc})" for c in spec.constants]
         lines.append("")
     lines += ["## Evaluation and accuracy", "", spec.accuracy, ""]

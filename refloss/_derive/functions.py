@@ -58,6 +58,29 @@ class Sub(sp.Function):
         return sp.Integer(1) if argindex == 1 else sp.Integer(-1)
 
 
+class Group(sp.Function):
+    """x evaluated on its own, then used as one factor: ``a*Group(a/b)`` prints ``a*(a/b)``
+    (SymPy would make it ``a**2/b``, which the printer evaluates as ``(a*a)/b``: a different
+    rounding).  Its value and derivative are those of x; a number is returned as it is."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number or x.is_Atom:
+            return x
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
+
+    def _latex(self, printer):
+        return r"\left(" + printer._print(self.args[0]) + r"\right)"
+
+    def _eval_simplify(self, **kwargs):
+        return self.args[0]
+
+
 class Detach(sp.Function):
     nargs = 1
 
@@ -111,7 +134,7 @@ def plain(expr):
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
-        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b) \
+        .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
@@ -170,7 +193,9 @@ class PowG(sp.Function):
 
 
 class PowGm1(sp.Function):
-    """m**(g-1), 0 where m == 0 (see PowG)."""
+    """m**(g-1), 0 where m == 0 (see PowG) or g == 0.  It appears only in PowG's derivative
+    g m**(g-1), which is 0 at g = 0 (m**0 = 1 for every m): without the second rule an underflowed
+    1 - p_t (|logit| ~ 709..745) made it 0 * inf = NaN for gamma = 0."""
 
     nargs = 2
 

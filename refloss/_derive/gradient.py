@@ -40,7 +40,8 @@ __all__ = ["Piece", "GradientLoss", "integrate_gradient"]
 # names a parameter or constant cannot take: the kernels' own variables and the loss call's keywords
 RESERVED = frozenset({"x", "a", "sgn", "pred", "target", "out", "i", "n", "v", "bad", "divisor", "d_pred",
                       "d_target", "g_pred", "g_target", "ctx", "math", "Decimal", "localcontext", "njit",
-                      "prange", "reduction", "dtype", "device", "validate"})
+                      "prange", "reduction", "dtype", "device", "validate", "prec", "last", "got", "MAX_EMAX",
+                      "MIN_EMIN", "DivisionByZero", "InvalidOperation", "Overflow"})
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ LOSSES['balanced_l1'] = LossInfo(
         Param('gamma', 1.5, 0.0, False, None, True,
               '0 < gamma', 'gradient of the linear region'),
     ),
-    args=('beta', 'alpha', 'gamma', 'c_u', 'k_2', 'c_lin'),
+    args=('beta', 'alpha', 'gamma', 'c_u', 'k_2', 'c_lin', 'l_cu'),
     kinks=_kinks_balanced_l1,
     variants=(
         Variant('copied_balanced_l1_form', 'the copied (b|x|+1) Balanced L1 form, right only at beta = 1', kernel='copied_balanced_l1_form'),
@@ -82,7 +82,7 @@ LOSSES['focal_l1'] = LossInfo(
         Param('beta', 0.8, 0.36787944117144233, True, 1.0, True,
               'exp(-1) <= beta <= 1', 'shape of the gradient curve; alpha = e*beta'),
     ),
-    args=('alpha', 'ln_b', 'q', 's', 'c_lin'),
+    args=('alpha', 'ln_b', 'q', 's', 'c_lin', 'c_v'),
     kinks=_kinks_focal_l1,
     variants=(),
     mean_weight=None,

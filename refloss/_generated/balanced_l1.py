@@ -4,22 +4,20 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 136
+# ops: 161
 """Balanced L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
 
 
-def constants(beta, alpha, gamma):
-    """Kernel arguments after the inputs: beta, alpha, gamma, c_u, k_2, c_lin.
-
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
+def _constants(prec, beta, alpha, gamma):
     with localcontext() as ctx:
-        ctx.prec = 40
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
         beta = Decimal(beta)
         alpha = Decimal(alpha)
         gamma = Decimal(gamma)
@@ -27,16 +25,38 @@ def constants(beta, alpha, gamma):
         c_u = b/beta  # u = c_u * a
         k_2 = Decimal(2)*alpha*beta/b  # weight of atanh(z) - z
         c_lin = -alpha*beta + beta*gamma/b  # constant of the linear piece
-        return (float(beta), float(alpha), float(gamma), float(c_u), float(k_2), float(c_lin), )
+        l_cu = -alpha*(beta).ln() + alpha*(Decimal(1) - (-gamma/alpha).exp()).ln() + gamma  # alpha ln(c_u)
+        return (float(beta), float(alpha), float(gamma), float(c_u), float(k_2), float(c_lin), float(l_cu), )
 
 
-def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def constants(beta, alpha, gamma):
+    """Kernel arguments after the inputs: beta, alpha, gamma, c_u, k_2, c_lin, l_cu.
+
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, beta, alpha, gamma)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, beta, alpha, gamma)
+
+
+def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     u = a*c_u
     z = u/(u + 2.0)
     if (a >= beta):  # linear
         value = a*gamma + c_lin
+        return value
+    elif (a == 0.0):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+        value = 0.0
         return value
     elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
         _t0 = z*z
@@ -50,12 +70,18 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         _s8 = _t0*(_t0*(_t0*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
         value = a*alpha*z + k_2*(z*z*z)*(u + 1.0)*_s8
         return value
-    else:  # log, atanh(z) - z = log1p(u)/2 - z
+    elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
         value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+        return value
+    elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
+        value = a*alpha*(math.log(u) - 1.0)
+        return value
+    else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+        value = a*(alpha*(math.log(a) - 1.0) + l_cu)
         return value
 
 
-def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
@@ -67,6 +93,11 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
+    elif (a == 0.0):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+        value = 0.0
+        d_pred = 0.0
+        d_target = 0.0
+        return value, d_pred, d_target
     elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
         _t0 = z*z
         _s1 = _t0*(_t0*(0.018867924528301886*_t0 + 0.0196078431372549) + 0.02040816326530612)
@@ -82,21 +113,36 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         d_pred = _t1
         d_target = -_t1
         return value, d_pred, d_target
-    else:  # log, atanh(z) - z = log1p(u)/2 - z
+    elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
         value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
         _t0 = alpha*sgn*math.log1p(u)
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
+    elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
+        value = a*alpha*(math.log(u) - 1.0)
+        _t0 = alpha*sgn*math.log(u)
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
+    else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+        value = a*(alpha*(math.log(a) - 1.0) + l_cu)
+        _t0 = alpha*math.log(a) + l_cu
+        d_pred = _t0*sgn
+        d_target = -_t0*sgn
+        return value, d_pred, d_target
 
 
-def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     u = a*c_u
     z = u/(u + _f32(2.0))
     if (a >= beta):  # linear
         value = a*gamma + c_lin
+        return value
+    elif (a == _f32(0.0)):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+        value = _f32(0.0)
         return value
     elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
         _t0 = z*z
@@ -106,12 +152,18 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         _s4 = _t0*(_t0*(_s3 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
         value = a*alpha*z + k_2*(z*z*z)*(u + _f32(1.0))*(_t0*_s4 + _f32(0.3333333432674408))
         return value
-    else:  # log, atanh(z) - z = log1p(u)/2 - z
+    elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
         value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+        return value
+    elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
+        value = a*alpha*(math.log(u) - _f32(1.0))
+        return value
+    else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+        value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
         return value
 
 
-def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
@@ -122,6 +174,11 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         _t0 = gamma*sgn
         d_pred = _t0
         d_target = -_t0
+        return value, d_pred, d_target
+    elif (a == _f32(0.0)):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+        value = _f32(0.0)
+        d_pred = _f32(0.0)
+        d_target = _f32(0.0)
         return value, d_pred, d_target
     elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
         _t0 = z*z
@@ -134,15 +191,27 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
         d_pred = _t1
         d_target = -_t1
         return value, d_pred, d_target
-    else:  # log, atanh(z) - z = log1p(u)/2 - z
+    elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
         value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
         _t0 = alpha*sgn*math.log1p(u)
         d_pred = _t0
         d_target = -_t0
         return value, d_pred, d_target
+    elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
+        value = a*alpha*(math.log(u) - _f32(1.0))
+        _t0 = alpha*sgn*math.log(u)
+        d_pred = _t0
+        d_target = -_t0
+        return value, d_pred, d_target
+    else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+        value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
+        _t0 = alpha*math.log(a) + l_cu
+        d_pred = _t0*sgn
+        d_target = -_t0*sgn
+        return value, d_pred, d_target
 
 
-def variant_copied_balanced_l1_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def variant_copied_balanced_l1_form_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     if (a < beta):  # copied form, inner
@@ -154,7 +223,7 @@ def variant_copied_balanced_l1_form_f64(pred, target, beta, alpha, gamma, c_u, k
         return value
 
 
-def variant_copied_balanced_l1_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin):
+def variant_copied_balanced_l1_form_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
     if (a < beta):  # copied form, inner

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3219727be3116932
+# scalar kernels: sha256 1609f7fb926fe677
 """Balanced L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,29 +24,29 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
-    out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+def _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
-        c_u, k_2, c_lin):
+        c_u, k_2, c_lin, l_cu):
     v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-            c_lin)
+            c_lin, l_cu)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
@@ -55,44 +55,44 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, be
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin):
+        c_lin, l_cu):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin)
+                    alpha, gamma, c_u, k_2, c_lin, l_cu)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin)
+                    alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
-    out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+def _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin)
+            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
-        c_u, k_2, c_lin):
+        c_u, k_2, c_lin, l_cu):
     v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-            c_lin)
+            c_lin, l_cu)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
@@ -101,15 +101,15 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, be
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin):
+        c_lin, l_cu):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin)
+                    alpha, gamma, c_u, k_2, c_lin, l_cu)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin)
+                    alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3219727be3116932
+# scalar kernels: sha256 1609f7fb926fe677
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,34 +18,34 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+        out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin):
+        c_lin, l_cu):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-                c_lin)
+                c_lin, l_cu)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin):
+def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin)
+        out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin):
+        c_lin, l_cu):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-                c_lin)
+                c_lin, l_cu)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor

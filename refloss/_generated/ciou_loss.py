@@ -8,23 +8,39 @@
 """CIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
 
 
-def constants(eps, alpha_grad, alpha_gate, darknet):
-    """Kernel arguments after the inputs: eps, alpha_grad, alpha_gate, darknet.
-
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
+def _constants(prec, eps, alpha_grad, alpha_gate, darknet):
     with localcontext() as ctx:
-        ctx.prec = 40
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
         eps = Decimal(eps)
         alpha_grad = Decimal(alpha_grad)
         alpha_gate = Decimal(alpha_gate)
         darknet = Decimal(darknet)
         return (float(eps), float(alpha_grad), float(alpha_gate), float(darknet), )
+
+
+def constants(eps, alpha_grad, alpha_gate, darknet):
+    """Kernel arguments after the inputs: eps, alpha_grad, alpha_gate, darknet.
+
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, eps, alpha_grad, alpha_gate, darknet)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, eps, alpha_grad, alpha_gate, darknet)
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gate, darknet):

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c2b26ea73204c6be
+# scalar kernels: sha256 88fc8134f55b75f7
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

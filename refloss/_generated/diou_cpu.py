@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bbdd0f4fbfd95eeb
+# scalar kernels: sha256 d2d4f061b8d5cc48
 """DIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 154bb2d10f44a581
+# scalar kernels: sha256 a88272dd06edbbf4
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3ae734b8c43d7e40
+# scalar kernels: sha256 5c0ee2ad011c203a
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,46 +4,63 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 24
+# ops: 25
 """Focal-L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
 
 
-def constants(beta):
-    """Kernel arguments after the inputs: alpha, ln_b, q, s, c_lin.
-
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
+def _constants(prec, beta):
     with localcontext() as ctx:
-        ctx.prec = 40
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
         beta = Decimal(beta)
         alpha = Decimal(1).exp()*beta  # alpha = e beta (gradient peak 1)
         ln_b = (beta).ln()  # ln(beta)
         q = ((Decimal(1) / Decimal(4)))*Decimal(1).exp()*beta  # alpha / 4
         s = -Decimal(1).exp()*beta*(beta).ln()  # gradient for a > 1
         c_lin = ((Decimal(1) / Decimal(4)))*Decimal(1).exp()*beta*(Decimal(2)*(beta).ln() + Decimal(1))  # C
-        return (float(alpha), float(ln_b), float(q), float(s), float(c_lin), )
+        c_v = Decimal(1) - Decimal(2)*(beta).ln()  # 1 - 2 ln(beta), rounded once
+        return (float(alpha), float(ln_b), float(q), float(s), float(c_lin), float(c_v), )
 
 
-def value_f64(pred, target, alpha, ln_b, q, s, c_lin):
+def constants(beta):
+    """Kernel arguments after the inputs: alpha, ln_b, q, s, c_lin, c_v.
+
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, beta)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, beta)
+
+
+def value_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = 0.0
         return value
     elif (a <= 1.0):  # logarithmic
-        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
+        value = a*(a*q*(c_v - 2.0*math.log(a)))
         return value
     else:  # linear
         value = a*s + c_lin
         return value
 
 
-def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
@@ -53,8 +70,8 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = 0.0
         return value, d_pred, d_target
     elif (a <= 1.0):  # logarithmic
-        value = (a*a)*q*(-2.0*ln_b - 2.0*math.log(a) + 1.0)
-        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        value = a*(a*q*(c_v - 2.0*math.log(a)))
+        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
         d_pred = -_t0
         d_target = _t0
         return value, d_pred, d_target
@@ -66,21 +83,21 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin):
         return value, d_pred, d_target
 
 
-def value_f32(pred, target, alpha, ln_b, q, s, c_lin):
+def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = _f32(0.0)
         return value
     elif (a <= _f32(1.0)):  # logarithmic
-        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
+        value = a*(a*q*(c_v - _f32(2.0)*math.log(a)))
         return value
     else:  # linear
         value = a*s + c_lin
         return value
 
 
-def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
@@ -90,8 +107,8 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin):
         d_target = _f32(0.0)
         return value, d_pred, d_target
     elif (a <= _f32(1.0)):  # logarithmic
-        value = (a*a)*q*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(a) + _f32(1.0))
-        _t0 = a*alpha*sgn*(ln_b + math.log(a))
+        value = a*(a*q*(c_v - _f32(2.0)*math.log(a)))
+        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
         d_pred = -_t0
         d_target = _t0
         return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 05660cdb42657b77
+# scalar kernels: sha256 d17350bcd6001a92
 """Focal-L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,28 +24,28 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin):
-    out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+def _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
+    out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
     return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin):
+def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin)
+            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin)
+            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
-        c_lin):
-    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        c_lin, c_v):
+    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
@@ -53,43 +53,43 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, al
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin)
+                    ln_b, q, s, c_lin, c_v)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin)
+                    ln_b, q, s, c_lin, c_v)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin):
-    out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+def _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
+    out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
     return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin):
+def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin)
+            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin)
+            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
-        c_lin):
-    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        c_lin, c_v):
+    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
     out[i] = v
     d_pred[i] = g_pred / divisor
     d_target[i] = g_target / divisor
@@ -97,15 +97,15 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, al
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin)
+                    ln_b, q, s, c_lin, c_v)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin)
+                    ln_b, q, s, c_lin, c_v)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 05660cdb42657b77
+# scalar kernels: sha256 d17350bcd6001a92
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,30 +18,30 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin):
+def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin):
+def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin)
+        v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
         out[i] = v
         d_pred[i] = g_pred / divisor
         d_target[i] = g_target / divisor

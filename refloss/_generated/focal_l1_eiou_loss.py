@@ -8,18 +8,16 @@
 """Focal-L1 EIoU loss (Focal-EIoU v1): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
 
 
-def constants(eps, beta):
-    """Kernel arguments after the inputs: eps, ln_b, q, s, c_lin.
-
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
+def _constants(prec, eps, beta):
     with localcontext() as ctx:
-        ctx.prec = 40
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
         eps = Decimal(eps)
         beta = Decimal(beta)
         alpha = Decimal(1).exp()*beta  # alpha = e beta (gradient peak 1)
@@ -27,7 +25,26 @@ def constants(eps, beta):
         q = ((Decimal(1) / Decimal(4)))*Decimal(1).exp()*beta  # alpha / 4
         s = -Decimal(1).exp()*beta*(beta).ln()  # gradient for a > 1
         c_lin = ((Decimal(1) / Decimal(4)))*Decimal(1).exp()*beta*(Decimal(2)*(beta).ln() + Decimal(1))  # C
+        c_v = Decimal(1) - Decimal(2)*(beta).ln()  # 1 - 2 ln(beta), rounded once
         return (float(eps), float(ln_b), float(q), float(s), float(c_lin), )
+
+
+def constants(eps, beta):
+    """Kernel arguments after the inputs: eps, ln_b, q, s, c_lin.
+
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, eps, beta)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, eps, beta)
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3b1d3732212b5a37
+# scalar kernels: sha256 f823fd03d79e7f8d
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e8c9a83d3915f741
+# scalar kernels: sha256 c34acf7311992235
 """Huber loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e8c9a83d3915f741
+# scalar kernels: sha256 c34acf7311992235
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0a94abf61450b8c5
+# scalar kernels: sha256 d9c131c9339e8248
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

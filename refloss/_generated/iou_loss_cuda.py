@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 220e700a8e9ac774
+# scalar kernels: sha256 e0c2b16ab39168fe
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0666cd652f088958
+# scalar kernels: sha256 6f26b994339f98b3
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0641884c93794082
+# scalar kernels: sha256 f82f83040535a2bc
 """Squared error (MSE): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -8,21 +8,37 @@
 """Sigmoid focal loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
+
+
+def _constants(prec, alpha, gamma):
+    with localcontext() as ctx:
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
+        alpha = Decimal(alpha)
+        gamma = Decimal(gamma)
+        return (float(alpha), float(gamma), )
 
 
 def constants(alpha, gamma):
     """Kernel arguments after the inputs: alpha, gamma.
 
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
-    with localcontext() as ctx:
-        ctx.prec = 40
-        alpha = Decimal(alpha)
-        gamma = Decimal(gamma)
-        return (float(alpha), float(gamma), )
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, alpha, gamma)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, alpha, gamma)
 
 
 def value_f64(logits, targets, alpha, gamma):
@@ -56,7 +72,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t0 = _s3
         _t1 = _s4
         _t2 = targets*_s4 + (1.0 - targets)*_s3
-        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 else 0.0)
+        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 and gamma != 0.0 else 0.0)
         _t4 = math.pow(_t2, gamma)
         d_logits = _t0*_t1*_t3*(1.0 - 2.0*targets) + _t4*(_t0*(1.0 - targets) - _t1*targets)
         d_targets = -_t3*math.tanh(0.5*logits) - _t4*logits
@@ -75,7 +91,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _t3 = _t2*(1.0 - alpha) + alpha*targets
         _t4 = _s10
         _t5 = targets*_s9 + (1.0 - targets)*_s8
-        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 else 0.0)
+        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 and gamma != 0.0 else 0.0)
         _t7 = math.pow(_t5, gamma)
         _t8 = _t3*_t7
         d_logits = _t0*_t1*_t6*(1.0 - 2.0*targets) + _t8*(_t0*_t2 - _t1*targets)
@@ -114,26 +130,28 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _t0 = _s3
         _t1 = _s4
         _t2 = targets*_s4 + (_f32(1.0) - targets)*_s3
-        _t3 = gamma*_s5*(math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) else _f32(0.0))
+        _s6 = math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _t3 = gamma*_s5*_s6
         _t4 = math.pow(_t2, gamma)
         d_logits = _t0*_t1*_t3*(_f32(1.0) - _f32(2.0)*targets) + _t4*(_t0*(_f32(1.0) - targets) - _t1*targets)
         d_targets = -_t3*math.tanh(_f32(0.5)*logits) - _t4*logits
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s6 = -logits
-        _s7 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s8 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-_s6)) if _s6 >= _f32(0.0) else math.exp(_s6)/(_f32(1.0) + math.exp(_s6))
-        _s10 = targets*(max(_s6, _f32(0.0)) + math.log1p(math.exp(-abs(_s6)))) + (_f32(1.0) - targets)*_s7
-        _s11 = math.pow((targets*_s9 + (_f32(1.0) - targets)*_s8), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s10*_s11
-        _t0 = _s8
-        _t1 = _s9
+        _s7 = -logits
+        _s8 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s10 = _f32(1.0)/(_f32(1.0) + math.exp(-_s7)) if _s7 >= _f32(0.0) else math.exp(_s7)/(_f32(1.0) + math.exp(_s7))
+        _s11 = targets*(max(_s7, _f32(0.0)) + math.log1p(math.exp(-abs(_s7)))) + (_f32(1.0) - targets)*_s8
+        _s12 = math.pow((targets*_s10 + (_f32(1.0) - targets)*_s9), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s11*_s12
+        _t0 = _s9
+        _t1 = _s10
         _t2 = _f32(1.0) - targets
         _t3 = _t2*(_f32(1.0) - alpha) + alpha*targets
-        _t4 = _s10
-        _t5 = targets*_s9 + (_f32(1.0) - targets)*_s8
-        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) else _f32(0.0))
+        _t4 = _s11
+        _t5 = targets*_s10 + (_f32(1.0) - targets)*_s9
+        _s13 = math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _t6 = _t3*_t4*gamma*_s13
         _t7 = math.pow(_t5, gamma)
         _t8 = _t3*_t7
         d_logits = _t0*_t1*_t6*(_f32(1.0) - _f32(2.0)*targets) + _t8*(_t0*_t2 - _t1*targets)

@@ -4,31 +4,47 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 11
+# ops: 12
 """Smooth L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
+
+
+def _constants(prec, beta):
+    with localcontext() as ctx:
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
+        beta = Decimal(beta)
+        return (float(beta), )
 
 
 def constants(beta):
     """Kernel arguments after the inputs: beta.
 
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
-    with localcontext() as ctx:
-        ctx.prec = 40
-        beta = Decimal(beta)
-        return (float(beta), )
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, beta)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, beta)
 
 
 def value_f64(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        value = 0.5*(a*a)/beta
+        value = 0.5*a*(a/beta)
         return value
     else:  # linear
         value = a - 0.5*beta
@@ -40,7 +56,7 @@ def value_and_grad_f64(pred, target, beta):
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if (a < beta):  # quadratic
-        value = 0.5*(a*a)/beta
+        value = 0.5*a*(a/beta)
         _t0 = a*sgn/beta
         d_pred = _t0
         d_target = -_t0
@@ -56,7 +72,7 @@ def value_f32(pred, target, beta):
     x = pred - target
     a = abs(x)
     if (a < beta):  # quadratic
-        value = _f32(0.5)*(a*a)/beta
+        value = _f32(0.5)*a*(a/beta)
         return value
     else:  # linear
         value = a - _f32(0.5)*beta
@@ -68,7 +84,7 @@ def value_and_grad_f32(pred, target, beta):
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
     if (a < beta):  # quadratic
-        value = _f32(0.5)*(a*a)/beta
+        value = _f32(0.5)*a*(a/beta)
         _t0 = a*sgn/beta
         d_pred = _t0
         d_target = -_t0

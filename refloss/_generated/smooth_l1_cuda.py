@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f7b156fbacb512ed
+# scalar kernels: sha256 737306ac18817c8b
 """Smooth L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -8,22 +8,38 @@
 """YOLO box decoding: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from numpy import float32 as _f32
+
+
+def _constants(prec, scale_xy, scaled_wh, stride):
+    with localcontext() as ctx:
+        ctx.prec = prec
+        ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
+        ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
+        scale_xy = Decimal(scale_xy)
+        scaled_wh = Decimal(scaled_wh)
+        stride = Decimal(stride)
+        return (float(scale_xy), float(scaled_wh), float(stride), )
 
 
 def constants(scale_xy, scaled_wh, stride):
     """Kernel arguments after the inputs: scale_xy, scaled_wh, stride.
 
-    Computed with 40-digit decimal arithmetic and rounded once to float64, so
-    each constant is correctly rounded (up to double rounding for float32)."""
-    with localcontext() as ctx:
-        ctx.prec = 40
-        scale_xy = Decimal(scale_xy)
-        scaled_wh = Decimal(scaled_wh)
-        stride = Decimal(stride)
-        return (float(scale_xy), float(scaled_wh), float(stride), )
+    Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
+    give the same floats (a constant that cancels keeps its digits), and rounded once to
+    float64, so each constant is correctly rounded (up to double rounding for float32)."""
+    last = None
+    for prec in (40, 80, 160, 320, 640, 1280):
+        try:
+            got = _constants(prec, scale_xy, scaled_wh, stride)
+        except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
+            continue
+        if got == last:
+            return got
+        last = got
+    return _constants(2560, scale_xy, scaled_wh, stride)
 
 
 def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_wh, stride):

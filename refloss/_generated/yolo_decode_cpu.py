@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f48460aee1e647f1
+# scalar kernels: sha256 2a5840149300d928
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 09f2d0354b349f82
+# scalar kernels: sha256 6f7e03faed7199c3
 """YOLOv1 coordinate loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
