@@ -156,6 +156,9 @@ def derive() -> LossSpec:
     identity = (u * z + 2 * (1 + u) * R_exact - ((1 + u) * sp.log(1 + u) - u)).subs(z, u / (2 + u))
     prove_zero(identity, "(1+u)ln(1+u) - u = u z + 2(1+u)(atanh z - z), z = u/(2+u)", checks, domain={u: (sp.Rational(1, 100), 20)})
     consts = {c_u: b / beta, k_2: 2 * alpha * beta / b, c_lin: gamma * beta / b - alpha * beta}
+    prove_equal((k_2 * z).subs(z, u / (2 + u)).subs(u, c_u * a).subs(consts), 2 * alpha * a / (2 + b * a / beta),
+                "k_2 z = 2 alpha a / (2 + u): the series branch needs no k_2 (which overflows for subnormal b)", checks,
+                domain=dom)
     prove_equal((alpha * log1p(u)).subs(u, c_u * a).subs(consts), g_in, "gradient evaluated as alpha log1p(c_u a)", checks, domain=dom)
 
     def program(precision):
@@ -168,7 +171,10 @@ def derive() -> LossSpec:
             [
                 (a >= beta, gamma * a + c_lin, gamma, "linear"),
                 (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0 (u = 0 * inf = NaN where c_u overflows)"),
-                (z <= Z_SERIES, alpha * a * z + k_2 * (1 + u) * r_series, sg, f"log, series for atanh(z) - z ({n} terms)"),
+                # k_2 z = 2 alpha a / (2 + u) (k_2 c_u = 2 alpha): no k_2 here, which overflows where b is
+                # subnormal (gamma/alpha below ~2.2e-308; float32 ~1e-38) while z^3 underflows: inf * 0
+                (z <= Z_SERIES, alpha * a * z + 2 * alpha * a * (1 + u) / (2 + u) * r_series / z, sg,
+                 f"log, series for atanh(z) - z ({n} terms)"),
                 (u <= U_BIG[precision], alpha * a * z + k_2 * (1 + u) * (log1p(u) / 2 - z), sg,
                  "log, atanh(z) - z = log1p(u)/2 - z"),
                 (u <= F_MAX[precision], alpha * a * (sp.log(u) - 1), alpha * sp.log(u),

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1609f7fb926fe677
+# scalar kernels: sha256 fc64653517438d3d
 """Balanced L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

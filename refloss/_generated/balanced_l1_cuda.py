@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1609f7fb926fe677
+# scalar kernels: sha256 fc64653517438d3d
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
