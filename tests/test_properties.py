@@ -35,7 +35,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from hypothesis.extra import numpy as hnp
 
 import refloss as rl
 from refloss import _fd
@@ -85,8 +84,6 @@ def _bytes(size):
     return st.binary(min_size=size, max_size=size)
 
 
-_BOOLS = st.booleans()
-_NONZERO_SCALE = st.integers(-60, 60).filter(lambda j: j != 0)
 
 
 # ------------------------------------------------------------------ parameters
@@ -130,10 +127,10 @@ def params_for(name, wide=False, **fixed):
 
 # ------------------------------------------------------------------ inputs
 
-# The numbers of a batch come from one Hypothesis choice, a byte string read by NumPy as
-# uint32 (``_blob``), and the batch's structure (scale, spread, sizes) from a few integer
-# draws: drawing 64 numbers one by one (hnp.arrays) cost ~5 ms an example here, too much for
-# 2,000 examples of ~80 tests.  Hypothesis still explores, replays and shrinks the bytes
+# The numbers of a batch and its structure (scale, spread, sizes) come from one Hypothesis
+# choice, a byte string read by NumPy as uint32 (``_blob``; the structure decoded by ``_span``):
+# drawing 64 numbers one by one (hnp.arrays) cost ~5 ms an example here, and each further draw
+# ~0.2 ms, too much for 2,000 examples of ~100 tests.  Hypothesis still explores, replays and shrinks the bytes
 # (towards zeros: every value maps 0 to 0).  Most inputs are dyadic, integers times 2^k:
 # element-wise differences of integers below 2^27 (and shifts below 2^28) are exact in float64,
 # and so are all sums of up to four box coordinates below 2^14, so the exact relations can be
@@ -153,12 +150,83 @@ def _zigzag(u, radius):
 
 
 @functools.lru_cache(maxsize=None)
+def _simplest_first(lo, hi):
+    """The integers of [lo, hi] ordered from the simplest: 0, -1, 1, -2, 2, ... where the range
+    holds 0, else lo, lo + 1, ... (the order in which Hypothesis shrinks integers)."""
+    values = range(lo, hi + 1)
+    return tuple(sorted(values, key=lambda z: (abs(z), z > 0))) if lo <= 0 <= hi else tuple(values)
+
+
+def _span(u, lo, hi):
+    """A uint32 value onto [lo, hi], 0 onto the simplest integer (_simplest_first)."""
+    order = _simplest_first(lo, hi) if hi - lo < 4096 else None
+    v = int(u) % (hi - lo + 1)
+    if order is not None:
+        return order[v]
+    if lo <= 0 <= hi:  # wide ranges (shifts): the same zigzag, computed
+        z = -((v + 1) // 2) if v % 2 else v // 2
+        return z if lo <= z <= hi else (lo + v if lo + v <= hi else hi)
+    return lo + v
+
+
+class _Picks:
+    """The discrete choices of one example (shapes, forms, reductions, dtypes, shifts), decoded in
+    order from one drawn byte string, four bytes a choice.  One Hypothesis draw instead of one
+    per choice: each draw costs ~0.2 ms of Hypothesis bookkeeping, and an example of
+    test_input_forms made about thirty of them, more than its checks cost.  Hypothesis still
+    replays and shrinks the bytes; zero bytes decode to the first option, the integer nearest 0
+    (or the lower bound), False and the empty set, so a shrunk failure shows the simplest
+    choices.  Past the end of the bytes every choice is that simplest one."""
+
+    SIZE = 4 * 48
+
+    def __init__(self, raw: bytes):
+        self._u = np.frombuffer(raw, dtype="<u4").tolist()
+        self._i = 0
+
+    def _next(self) -> int:
+        i = self._i
+        self._i += 1
+        return self._u[i] if i < len(self._u) else 0
+
+    def int(self, lo: int, hi: int) -> int:
+        return _span(self._next(), lo, hi)
+
+    def choice(self, *options):
+        return options[self._next() % len(options)]
+
+    def bool(self) -> bool:
+        return self._next() % 2 == 1
+
+    def subset(self, options, max_size):
+        """Up to ``max_size`` of ``options`` (a bit mask; the first set bits kept), in their order."""
+        mask = self._next()
+        return {o for i, o in enumerate(options) if mask >> i & 1 and bin(mask & ((1 << i) - 1)).count("1") < max_size}
+
+    def broadcastable_shapes(self, count=2, max_dims=3, max_side=4):
+        """``count`` shapes that broadcast together (0 to ``max_dims`` dimensions, sides 0 to
+        ``max_side``, each input taking the trailing dimensions of a full shape with some set to
+        1) and the shape they broadcast to."""
+        full = [self.int(0, max_side) for _ in range(self.int(0, max_dims))]
+        shapes = []
+        for _ in range(count):
+            d = self.int(0, len(full))
+            shapes.append(tuple(1 if self.bool() else n for n in full[len(full) - d:]))
+        return shapes, np.broadcast_shapes(*shapes)
+
+
+def _picks(data, label="choices"):
+    """A _Picks of the example (one draw)."""
+    return _Picks(data.draw(_bytes(_Picks.SIZE), label))
+
+
+@functools.lru_cache(maxsize=None)
 @st.composite
 def elementwise_dyadic(draw, n=N):
     """n predictions and n targets within +-2^e units of 2^k; all n x n pairs."""
-    k = draw(_ints(-40, 12))
-    e = draw(_ints(0, 26))
-    a, b = _zigzag(_blob(draw, 2 * n), 2**e).reshape(2, n)
+    u = _blob(draw, 2 + 2 * n)
+    k, e = _span(u[0], -40, 12), _span(u[1], 0, 26)
+    a, b = _zigzag(u[2:], 2**e).reshape(2, n)
     p, t = _pairs(np.ldexp(a.astype(np.float64), k), np.ldexp(b.astype(np.float64), k))
     return (p, t), k
 
@@ -169,10 +237,9 @@ def box_dyadic(draw, n=N, min_size=0):
     """n boxes on a grid of 2^k: corners within +-2^e units, sides min_size to 2^s units; all
     n x n ordered pairs (the n diagonal pairs are identical boxes).  Small spreads give nested
     and overlapping boxes with many tied coordinates, large ones disjoint boxes."""
-    k = draw(_ints(-40, 40))
-    e = draw(_ints(0, 12))
-    s = draw(_ints(0, 12))
-    u = _blob(draw, 4 * n).reshape(n, 4)
+    head = _blob(draw, 3 + 4 * n)
+    k, e, s = _span(head[0], -40, 40), _span(head[1], 0, 12), _span(head[2], 0, 12)
+    u = head[3:].reshape(n, 4)
     xy = _zigzag(u[:, :2], 2**e)
     wh = min_size + u[:, 2:] % (2**s + 1 - min(min_size, 2**s))
     boxes = np.ldexp(np.concatenate([xy, xy + wh], axis=1).astype(np.float64), k)
@@ -183,10 +250,9 @@ def box_dyadic(draw, n=N, min_size=0):
 @st.composite
 def xywh_dyadic(draw, n=N):
     """YOLOv1 (x, y, w, h) boxes: centres within +-2^e, sizes 0 to 2^s units of 2^k; all n x n pairs."""
-    k = draw(_ints(-30, 30))
-    e = draw(_ints(0, 20))
-    s = draw(_ints(0, 20))
-    u = _blob(draw, 4 * n).reshape(n, 4)
+    head = _blob(draw, 3 + 4 * n)
+    k, e, s = _span(head[0], -30, 30), _span(head[1], 0, 20), _span(head[2], 0, 20)
+    u = head[3:].reshape(n, 4)
     boxes = np.ldexp(np.concatenate([_zigzag(u[:, :2], 2**e), u[:, 2:] % (2**s + 1)], axis=1).astype(np.float64), k)
     return _pairs(boxes, boxes), k
 
@@ -197,10 +263,9 @@ def logits_targets(draw, n=N, bound=1e4, interior=False):
     """Logits within +-2^e (at most ``bound``: 1e4 is the README's float64 range) on a grid of
     2^-j, and targets in [0, 1] on a grid of 2^-m (m = 0: hard targets; ``interior``: within
     [2^-10, 1 - 2^-10]); all n x n pairs."""
-    e = draw(_ints(0, 14))
-    j = draw(_ints(0, 20))
-    m = draw(_ints(1, 10) if interior else _ints(0, 20))
-    u = _blob(draw, 2 * n).reshape(2, n)
+    head = _blob(draw, 3 + 2 * n)
+    e, j, m = _span(head[0], 0, 14), _span(head[1], 0, 20), (_span(head[2], 1, 10) if interior else _span(head[2], 0, 20))
+    u = head[3:].reshape(2, n)
     x = np.clip(np.ldexp(_zigzag(u[0], 2 ** (e + j)).astype(np.float64), -j), -bound, bound)
     y = ((1 + u[1] % (2**m - 1)) if interior else u[1] % (2**m + 1)).astype(np.float64) / 2.0**m
     return _pairs(x, y)
@@ -330,15 +395,15 @@ def _box_scale(p, t):
                       np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
 
 
-def _check_translation(fn, fam, p, t, params, v, gp, gt, k, data):
+def _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks):
     """L(p + c, t + c) = L(p, t) bit for bit, gradients too (element-wise: a shift of both inputs;
     boxes: a shift (cx, cy) of both boxes; YOLOv1: of both centres).  On the dyadic grid the
     shifted coordinates and all their differences are exact, so any difference is a kernel that
     does not compute from coordinate differences alone."""
     if fam == "elementwise":
-        shift = np.ldexp(float(data.draw(_ints(-2**27, 2**27), "shift")), k)
+        shift = np.ldexp(float(picks.int(-2**27, 2**27)), k)
     else:
-        cx, cy = (np.ldexp(float(data.draw(_ints(-2**13, 2**13), w)), k) for w in ("cx", "cy"))
+        cx, cy = (np.ldexp(float(picks.int(-2**13, 2**13)), k) for _ in range(2))
         shift = np.array([cx, cy, cx, cy]) if fam == "box" else np.array([cx, cy, 0.0, 0.0])
     v2, (gp2, gt2) = fn.value_and_grad(p + shift, t + shift, **params)
     _assert_same(v2, v, "translation: value", p, t)
@@ -346,14 +411,14 @@ def _check_translation(fn, fam, p, t, params, v, gp, gt, k, data):
     _assert_same(gt2, gt, "translation: d/dtarget", p, t)
 
 
-def _check_scaling(fn, p, t, params, data):
+def _check_scaling(fn, p, t, params, picks):
     """Boxes scaled by s = 2^j (exact): the value is unchanged and the gradients are divided by s,
     bit for bit, with eps = 0 (the scale-invariant formula; eps is an area and breaks it) and
     the other parameters as drawn.  Exponents keep every area and squared distance inside
     float64's normal range.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
     paper's shortcut): its gradient is not homogeneous, only its value is checked."""
     params = dict(params, eps=0.0) if "eps" in params else params
-    j = data.draw(_NONZERO_SCALE, "scale 2^j")
+    j = picks.int(1, 60) * (-1 if picks.bool() else 1)
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
     v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **params)
     _assert_same(v2, v, "scaling: value", p, t)
@@ -441,10 +506,11 @@ def test_exact_relations(name, data):
     fam = _family(name)
     (p, t), k = data.draw(exact_inputs(name), "inputs")
     params = data.draw(params_for(name), "params")
+    picks = _picks(data)
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    _check_translation(fn, fam, p, t, params, v, gp, gt, k, data)
+    _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks)
     if fam == "box":
-        _check_scaling(fn, p, t, params, data)
+        _check_scaling(fn, p, t, params, picks)
     _check_symmetry(fn, name, fam, p, t, params, v, gp, gt)
     _check_zero(fn, name, fam, p[::N], params)  # the N distinct values (boxes) of the batch
 
@@ -866,22 +932,21 @@ def _bad_value(kind, valid, width):
     return "1.0"
 
 
-_FORM_SETS = st.sets(st.sampled_from([f for f in FORMS if f not in KNOWN_FORMS]), max_size=4)
-_SHAPES = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=4)
+_DRAWN_FORMS = [f for f in FORMS if f not in KNOWN_FORMS]
 
 
-def _check_odd_forms(fn, p, t, params, data):
+def _check_odd_forms(fn, p, t, params, picks):
     """Each input under a drawn set of transformations (FORMS: integer dtypes, big-endian,
     strided, negative strides, Fortran order, zero-stride broadcast views, read-only, nested
     lists), as 1-D or 2-D arrays of values (boxes: with a last axis of 4), gives for every
     reduction and dtype what a C-contiguous float64 copy (made by NumPy) gives, bit for bit,
     gradients shaped as the input; or a clear error (_assert_clear_error).  A masked array is
     refused (a TypeError naming it and .filled()): refloss would ignore its mask."""
-    shape = data.draw(_choice((N * N,), (N, N)), "shape") + p.shape[1:]
+    shape = picks.choice((N * N,), (N, N)) + p.shape[1:]
     inputs = [p.reshape(shape), t.reshape(shape)]
-    reduction = data.draw(_choice("none", "sum", "mean"), "reduction")
-    dtype = data.draw(_choice(None, np.float64, np.float32), "dtype")
-    forms = [data.draw(_FORM_SETS, f"forms of {n}") for n in fn.inputs]
+    reduction = picks.choice("none", "sum", "mean")
+    dtype = picks.choice(None, np.float64, np.float32)
+    forms = [picks.subset(_DRAWN_FORMS, 4) for _ in fn.inputs]
     odd = [_transform(x, f) for x, f in zip(inputs, forms)]
     masked = [n for n, x in zip(fn.inputs, odd) if isinstance(x, np.ma.MaskedArray)]
     if masked:  # refused (its mask would be ignored): a TypeError naming the first one and .filled()
@@ -911,16 +976,15 @@ def _check_odd_forms(fn, p, t, params, data):
         _assert_same(g, g0, f"gradient, forms {forms}")
 
 
-def _check_broadcasting(fn, p, t, params, data):
+def _check_broadcasting(fn, p, t, params, picks):
     """Broadcast shapes give what explicitly broadcast contiguous copies give: values bit for
     bit, and each gradient the sum of the full gradient over the axes its input was broadcast
-    along (summed by NumPy, in the same order: bit for bit).  Shapes drawn by Hypothesis
-    (hnp.mutually_broadcastable_shapes, empty dimensions included, up to 3-D); element-wise
+    along (summed by NumPy, in the same order: bit for bit).  Shapes decoded from the example's
+    choices (_Picks.broadcastable_shapes: empty dimensions included, up to 3-D); element-wise
     inputs may be 0-d arrays, Python floats or NumPy scalars; widths of 4 stay the last axis.
     An empty batch: "sum" is 0, "mean" NaN."""
     width = fn.info.widths[0]
-    shapes = data.draw(_SHAPES, "shapes")
-    full = shapes.result_shape
+    input_shapes, full = picks.broadcastable_shapes()
     pool = (p, t)
 
     def fill(k, shape):
@@ -928,16 +992,16 @@ def _check_broadcasting(fn, p, t, params, data):
         src = pool[k][np.arange(size) % len(pool[k])]
         return src.reshape(shape + ((width,) if width > 1 else ()))
 
-    arrays = [fill(k, s) for k, s in enumerate(shapes.input_shapes)]
+    arrays = [fill(k, s) for k, s in enumerate(input_shapes)]
     if width == 1:  # a 0-d input may come as a Python float or a NumPy scalar
-        arrays = [(a, float(a), np.float64(a))[data.draw(_ints(0, 2), "scalar form")] if a.ndim == 0 else a
+        arrays = [picks.choice(a, float(a), np.float64(a)) if a.ndim == 0 else a
                   for a in arrays]
-    reduction = data.draw(_choice("none", "sum", "mean"), "reduction")
+    reduction = picks.choice("none", "sum", "mean")
     lead = full + ((width,) if width > 1 else ())
     explicit = [np.array(np.broadcast_to(np.asarray(a, np.float64), lead), order="C") for a in arrays]
     v, grads = fn.value_and_grad(*arrays, reduction=reduction, **params)
     v0, grads0 = fn.value_and_grad(*explicit, reduction=reduction, **params)
-    _assert_same(v, v0, f"value, shapes {shapes.input_shapes}")
+    _assert_same(v, v0, f"value, shapes {input_shapes}")
     _assert_same(fn(*arrays, reduction=reduction, **params), v0, "value (value only)")
     if reduction == "none":
         assert np.shape(v) == full
@@ -974,34 +1038,34 @@ def _check_broadcasting(fn, p, t, params, data):
         _assert_same(g, want, f"gradient of shape {a_shape} from {lead}")
 
 
-def _check_bad_input(fn, p, t, data):
+def _check_bad_input(fn, p, t, picks):
     """A non-real input (BAD_KINDS: complex, object arrays, strings, bytes, ragged lists,
     datetimes, structured arrays, None, dicts, sets) raises TypeError or ValueError naming the
     argument, from refloss's own code (never an error from inside NumPy or Numba), on both
     devices, for the value and value_and_grad alike."""
-    k = data.draw(_ints(0, 1), "bad input")
-    kind = data.draw(_choice(*[b for b in BAD_KINDS if b not in KNOWN_BAD_KINDS]), "kind")
+    k = picks.int(0, 1)
+    kind = picks.choice(*[b for b in BAD_KINDS if b not in KNOWN_BAD_KINDS])
     bad = _bad_value(kind, (p, t)[k][:2], fn.info.widths[k])
     inputs = [p, t]
     inputs[k] = bad
-    device = data.draw(_choice("cpu", "cuda"), "device")
-    call = data.draw(_choice(fn, fn.value_and_grad), "call")
+    device = picks.choice("cpu", "cuda")
+    call = picks.choice(fn, fn.value_and_grad)
     outcome = _outcome(lambda: call(*inputs, device=device))
     assert outcome[0] == "error", f"{kind} {fn.inputs[k]} accepted: {outcome[1]}"
     _assert_clear_error(outcome[1], fn.inputs, f"{kind} {fn.inputs[k]} on {device}")
 
 
-def _check_non_finite(fn, p, t, data):
+def _check_non_finite(fn, p, t, picks):
     """NaN or +-inf anywhere in an input: a ValueError naming the argument and the first bad
     index in C order of the input's own shape (also for a Fortran-ordered input)."""
     shape = (N, N) + p.shape[1:]
     inputs = [p.reshape(shape).copy(), t.reshape(shape).copy()]
-    k = data.draw(_ints(0, 1), "non-finite input")
+    k = picks.int(0, 1)
     flat = inputs[k].reshape(-1)
-    where = data.draw(st.sets(_ints(0, flat.size - 1), min_size=1, max_size=3), "positions")
-    flat[list(where)] = data.draw(_choice(np.nan, np.inf, -np.inf), "value")
+    where = {picks.int(0, flat.size - 1) for _ in range(picks.int(1, 3))}
+    flat[list(where)] = picks.choice(np.nan, np.inf, -np.inf)
     first = np.unravel_index(min(where), inputs[k].shape)
-    if data.draw(_BOOLS, "Fortran order"):
+    if picks.bool():  # Fortran order
         inputs[k] = np.asfortranarray(inputs[k])
     n = fn.inputs[k]
     index = ", ".join(map(str, first))
@@ -1017,10 +1081,11 @@ def test_input_forms(name, data):
     fn = _fn(name)
     p, t = data.draw(any_inputs(name), "inputs")
     params = data.draw(params_for(name), "params")
-    _check_odd_forms(fn, p, t, params, data)
-    _check_broadcasting(fn, p, t, params, data)
-    _check_bad_input(fn, p, t, data)
-    _check_non_finite(fn, p, t, data)
+    picks = _picks(data)
+    _check_odd_forms(fn, p, t, params, picks)
+    _check_broadcasting(fn, p, t, params, picks)
+    _check_bad_input(fn, p, t, picks)
+    _check_non_finite(fn, p, t, picks)
 
 
 # ================================================================== known failures, pinned
