@@ -5,15 +5,45 @@ L = alpha_t (1 - p_t)^gamma CE(x, y), CE = softplus(x) - x y.  1 - p_t is evalua
 y sigma(-x) + (1 - y) sigma(x), a sum of non-negative terms (no cancellation as p_t -> 1).
 alpha = None (or negative, as torchvision) disables the alpha_t weighting.
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _logits as C
 from refloss._derive.core import LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import LogitCE, OneMinusPt, PowG, plain
+from refloss._derive.functions import FocalCE, LogitCE, OneMinusPt, PowG, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
 gamma = sp.Symbol("gamma", nonnegative=True)
+
+
+def _prove_hard_forms(checks):
+    """The hard-target forms FocalCE and its derivatives print (with a = 1; a is a factor),
+    in the signed logit z = x (y = 0) or -x (y = 1), t = |z|, e = exp(-t), d = 1 + e, l = log1p(e),
+    proved against the derivatives of the general form at that target."""
+    x, y, g = C.x, C.y, gamma
+    general = plain(LogitCE(x, y) * PowG(OneMinusPt(x, y), g))
+    for v in (0, 1):
+        s = 1 - 2 * v
+        z = s * x
+        for side, dom in (("z < 0", (-4, 0)), ("z > 0", (0, 4))):
+            t = -z if side == "z < 0" else z
+            e = sp.exp(-t)
+            d = 1 + e
+            lg = sp.log(1 + e)
+            om = 1 - e
+            if side == "z < 0":
+                value, dz, r = lg * e**g * d**-g, e**g * d**-(g + 1) * (e + g * lg), -(t + g * (lg / e) * om)
+                pw = e**g * d**-g
+            else:
+                value, dz, r = (z + lg) * d**-g, d**-(g + 1) * (1 + g * (z + lg) * e), z + g * (z + lg) * om
+                pw = d**-g
+            forms = ((value, general.subs(y, v), "the value"), (s * dz, sp.diff(general, x).subs(y, v), "d/dx"),
+                     (-s * pw * r, sp.diff(general, y).subs(y, v), "d/dy"))
+            xdom = {x: dom if s > 0 else (-dom[1], -dom[0]), g: (0, 5)}
+            for a, b, what in forms:
+                prove_equal(a, b, f"hard target {v}, {side}: {what} form of FocalCE", checks, domain=xdom, numeric=True)
 
 
 def derive() -> LossSpec:
@@ -28,10 +58,27 @@ def derive() -> LossSpec:
     for arg, name in ((x, "x"), (y, "y")):
         prove_equal(plain(sp.diff(m, arg)), sp.diff(1 - p_t, arg), f"the evaluated d(1 - p_t)/d{name} is the derivative",
                     checks, domain=C.DOMAIN)
-    weighted = alpha_t * ce * PowG(m, gamma)
-    unweighted = ce * PowG(m, gamma)
-    k = C.logits_kernel([(alpha < 0, unweighted, unweighted, "alpha None or negative: no alpha_t weighting"),
-                         (None, weighted, weighted, "alpha_t weighting")], args=(alpha, gamma), checks=checks)
+    prove_equal(plain(FocalCE(x, y, alpha_t, gamma)), plain(alpha_t * ce * PowG(m, gamma)),
+                "FocalCE(x, y, alpha_t, gamma) is alpha_t CE (1 - p_t)^gamma", checks, domain=C.DOMAIN)
+    _prove_hard_forms(checks)
+    weighted = FocalCE(x, y, alpha_t, gamma)
+    unweighted = FocalCE(x, y, 1, gamma)
+    # the hard targets 0 and 1 get branches of their own, where y is substituted after
+    # differentiating (d/dy is the derivative of the general form there): FocalCE then prints the
+    # hard-target forms in the signed logit (refloss/_derive/functions.py)
+    hard = {0: "hard target 0", 1: "hard target 1"}
+    branches = []
+    for cond, form, label in ((alpha < 0, unweighted, "alpha None or negative: no alpha_t weighting"),
+                              (None, weighted, "alpha_t weighting")):
+        for v, name in hard.items():
+            both = sp.Eq(y, v) if cond is None else sp.And(cond, sp.Eq(y, v))
+            branches.append((both, form, form, f"{label}, {name}"))
+        branches.append((cond, form, form, label))
+    k = C.logits_kernel(branches, args=(alpha, gamma), checks=checks)
+    k = dataclasses.replace(k, branches=tuple(
+        dataclasses.replace(b, outputs={o: v.xreplace({y: sp.Integer(1 if "target 1" in b.label else 0)})
+                                        for o, v in b.outputs.items()})
+        if "hard target" in b.label else b for b in k.branches))
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
