@@ -5,15 +5,45 @@ L = alpha_t (1 - p_t)^gamma CE(x, y), CE = softplus(x) - x y.  1 - p_t is evalua
 y sigma(-x) + (1 - y) sigma(x), a sum of non-negative terms (no cancellation as p_t -> 1).
 alpha = None (or negative, as torchvision) disables the alpha_t weighting.
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _logits as C
 from refloss._derive.core import LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import LogitCE, OneMinusPt, PowG, plain
+from refloss._derive.functions import FocalCE, LogitCE, OneMinusPt, PowG, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
 gamma = sp.Symbol("gamma", nonnegative=True)
+
+
+def _prove_hard_forms(checks):
+    """The hard-target forms FocalCE and its derivatives print (with a = 1; a is a factor),
+    in the signed logit z = x (y = 0) or -x (y = 1), t = |z|, e = exp(-t), d = 1 + e, l = log1p(e),
+    proved against the derivatives of the general form at that target."""
+    x, y, g = C.x, C.y, gamma
+    general = plain(LogitCE(x, y) * PowG(OneMinusPt(x, y), g))
+    for v in (0, 1):
+        s = 1 - 2 * v
+        z = s * x
+        for side, dom in (("z < 0", (-4, 0)), ("z > 0", (0, 4))):
+            t = -z if side == "z < 0" else z
+            e = sp.exp(-t)
+            d = 1 + e
+            lg = sp.log(1 + e)
+            om = 1 - e
+            if side == "z < 0":
+                value, dz, r = lg * e**g * d**-g, e**g * d**-(g + 1) * (e + g * lg), -(t + g * (lg / e) * om)
+                pw = e**g * d**-g
+            else:
+                value, dz, r = (z + lg) * d**-g, d**-(g + 1) * (1 + g * (z + lg) * e), z + g * (z + lg) * om
+                pw = d**-g
+            forms = ((value, general.subs(y, v), "the value"), (s * dz, sp.diff(general, x).subs(y, v), "d/dx"),
+                     (-s * pw * r, sp.diff(general, y).subs(y, v), "d/dy"))
+            xdom = {x: dom if s > 0 else (-dom[1], -dom[0]), g: (0, 5)}
+            for a, b, what in forms:
+                prove_equal(a, b, f"hard target {v}, {side}: {what} form of FocalCE", checks, domain=xdom, numeric=True)
 
 
 def derive() -> LossSpec:
@@ -28,10 +58,27 @@ def derive() -> LossSpec:
     for arg, name in ((x, "x"), (y, "y")):
         prove_equal(plain(sp.diff(m, arg)), sp.diff(1 - p_t, arg), f"the evaluated d(1 - p_t)/d{name} is the derivative",
                     checks, domain=C.DOMAIN)
-    weighted = alpha_t * ce * PowG(m, gamma)
-    unweighted = ce * PowG(m, gamma)
-    k = C.logits_kernel([(alpha < 0, unweighted, unweighted, "alpha None or negative: no alpha_t weighting"),
-                         (None, weighted, weighted, "alpha_t weighting")], args=(alpha, gamma), checks=checks)
+    prove_equal(plain(FocalCE(x, y, alpha_t, gamma)), plain(alpha_t * ce * PowG(m, gamma)),
+                "FocalCE(x, y, alpha_t, gamma) is alpha_t CE (1 - p_t)^gamma", checks, domain=C.DOMAIN)
+    _prove_hard_forms(checks)
+    weighted = FocalCE(x, y, alpha_t, gamma)
+    unweighted = FocalCE(x, y, 1, gamma)
+    # the hard targets 0 and 1 get branches of their own, where y is substituted after
+    # differentiating (d/dy is the derivative of the general form there): FocalCE then prints the
+    # hard-target forms in the signed logit (refloss/_derive/functions.py)
+    hard = {0: "hard target 0", 1: "hard target 1"}
+    branches = []
+    for cond, form, label in ((alpha < 0, unweighted, "alpha None or negative: no alpha_t weighting"),
+                              (None, weighted, "alpha_t weighting")):
+        for v, name in hard.items():
+            both = sp.Eq(y, v) if cond is None else sp.And(cond, sp.Eq(y, v))
+            branches.append((both, form, form, f"{label}, {name}"))
+        branches.append((cond, form, form, label))
+    k = C.logits_kernel(branches, args=(alpha, gamma), checks=checks)
+    k = dataclasses.replace(k, branches=tuple(
+        dataclasses.replace(b, outputs={o: v.xreplace({y: sp.Integer(1 if "target 1" in b.label else 0)})
+                                        for o, v in b.outputs.items()})
+        if "hard target" in b.label else b for b in k.branches))
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
@@ -48,6 +95,14 @@ def derive() -> LossSpec:
                Step("", "p_t", C.doc(p_t)), Step("", "\\alpha_t", C.doc(alpha_t)),
                Step("$1 - p_t$ is evaluated as a sum of non-negative terms, with a sigmoid that never overflows:",
                     "1 - p_t", C.doc(y * sp.Symbol("\\sigma(-x)") + (1 - y) * sp.Symbol("\\sigma(x)"))),
+               Step("At the hard targets y = 0 and y = 1 (branches of their own) the kernels use the signed logit "
+                    "$z = x$ or $-x$, $t = |z|$, $e = e^{-t}$, $d = 1 + e$, $l = \\log(1 + e)$: the loss is a product of "
+                    "factors each rounded once, and its derivatives sums of non-negative terms (SymPy-checked against "
+                    "the derivatives of the general form):", "L",
+                    sp.Piecewise((sp.Symbol("\\alpha_t") * sp.Symbol("l") * sp.Symbol("e") ** gamma
+                                  * sp.Symbol("d") ** -gamma, sp.Symbol("z") < 0),
+                                 (sp.Symbol("\\alpha_t") * (sp.Symbol("z") + sp.Symbol("l")) * sp.Symbol("d") ** -gamma,
+                                  True))),
                Step("and the cross-entropy as in bce_with_logits. The gradients with respect to logits and targets "
                     "are SymPy derivatives of this form; where 1 - p_t underflows to 0 the factor "
                     "gamma (1 - p_t)^(gamma-1) is taken as 0 (the limit of its product with d(1 - p_t), also 0).")],
@@ -57,5 +112,10 @@ def derive() -> LossSpec:
                            "well-classified examples (p_t near 1).")],
         conventions="Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where "
         "1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.",
-        accuracy="1 - p_t without cancellation; cross-entropy and sigmoid without overflow.",
+        accuracy="1 - p_t without cancellation; cross-entropy and sigmoid without overflow. At the hard targets "
+        "0 and 1 (their own branches) the loss and its gradients are evaluated in the signed logit z = x or -x "
+        "as a l e^g d^-g (z < 0) or a (z + l) d^-g (z >= 0), e = exp(-|z|), d = 1 + e, l = log1p(e), with d^-g "
+        "corrected by the exact rounding error of d (Fast2Sum): float32 within 6.6 ULP of value and d/dlogit "
+        "(alpha 0.25, gamma 2) where the general form, which rounds sigma(x) and raises its error to the power "
+        "gamma, gave 9.6 (docs/exhaustive-f32-fixes.md).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -50,7 +50,7 @@ def test_elementwise_float32_worst_points_within_4_ulp(name, params, x):
     assert max(errs) <= 4.0, f"{name} {params} at x = {x!r}: value/gradient errors {errs} ULP (bar 4)"
 
 
-# balanced_l1 and sigmoid_focal_loss: the worst points of the exhaustive check, still above the bar
+# balanced_l1 and focal_l1: the worst points of the exhaustive check, still above the bar
 # (docs/exhaustive-f32-fixes.md); strict xfail so that a fix shows up.
 NOT_YET = [
     # focal_l1's value after the fix: five roundings (ln a, c_v - 2 ln a, a q, the two products), 4.66 ULP
@@ -71,20 +71,23 @@ def test_float32_values_still_above_the_bar(name, params, x, bar):
     assert ulp_error(v[0], exact[0], np.float32) <= bar
 
 
+# sigmoid_focal_loss (alpha 0.25, gamma 2): issue 13's worst points (8.22 / 9.52 ULP at y = 0, 7.11 / 9.62
+# at y = 1, value / d/dlogit, before the hard-target forms of FocalCE), and the worst points of the sweep
+# after them (docs/exhaustive-f32-fixes.md)
 FOCAL = [(-10.313036, 0.0, "value"), (-15.057869, 0.0, "gradient"), (6.0132551, 1.0, "value"),
-         (4.7558203, 1.0, "gradient")]
+         (4.7558203, 1.0, "gradient"), (1.8176, 1.0, "gradient"),
+         # after: the maxima over every float32 logit with |x| in [2^-30, 2^7) (6.50, 6.57, 6.02, 6.49 ULP)
+         (-6.147419, 0.0, "value"), (-1.9974833, 0.0, "gradient"), (4.8480473, 1.0, "value"),
+         (7.542524, 1.0, "gradient")]
 
 
-@pytest.mark.xfail(strict=True, reason="sigmoid_focal_loss float32 (alpha 0.25, gamma 2): 8.22 / 9.52 ULP (y = 0) "
-                   "and 7.11 / 9.62 ULP (y = 1) exhaustive, above the 8-ULP bar; not fixed yet")
-def test_sigmoid_focal_loss_float32_worst_points():
-    errs = []
-    for x, y, what in FOCAL:
-        v, (gx, _) = rl.sigmoid_focal_loss.value_and_grad(np.array([F32(x)]), np.array([F32(y)]), alpha=0.25, gamma=2.0)
-        exact = cls_oracle.sigmoid_focal_loss(float(F32(x)), y, alpha=0.25, gamma=2.0)
-        errs.append(ulp_error(v[0] if what == "value" else gx[0], exact[0] if what == "value" else exact[1],
-                              np.float32))
-    assert max(errs) <= 8.0, errs
+@pytest.mark.parametrize("x, y, what", FOCAL)
+def test_sigmoid_focal_loss_float32_worst_points_within_8_ulp(x, y, what):
+    v, (gx, _) = rl.sigmoid_focal_loss.value_and_grad(np.array([F32(x)]), np.array([F32(y)]), alpha=0.25, gamma=2.0)
+    assert v.dtype == np.float32
+    exact = cls_oracle.sigmoid_focal_loss(float(F32(x)), y, alpha=0.25, gamma=2.0)
+    err = ulp_error(v[0] if what == "value" else gx[0], exact[0] if what == "value" else exact[1], np.float32)
+    assert err <= 8.0, f"sigmoid_focal_loss float32 {what} at x = {x!r}, y = {y}: {err} ULP (bar 8)"
 
 
 def _box_grad_error(loss, p, t, dtype):

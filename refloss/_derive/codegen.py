@@ -28,7 +28,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from .core import SYMPY_PIN, Kernel, LossSpec
-from .functions import Sigmoid, Softplus
+from .functions import FocalCE, LogitCE, OneMinusPt, PowG, Sigmoid, Softplus
 
 PRECISIONS = ("f64", "f32")
 
@@ -438,6 +438,70 @@ class KernelPrinter(PythonCodePrinter):
         # the exact factor 4 last: 4 p could overflow where the size does not
         q = self.assign("q", f"{p}*({lit(1)} if {x} >= {lit(0)} else math.exp({lit(2)}*{x}))/({d}*{d})")
         return f"({lit(4)}*({q} - {q}*({lit(2)}*{dl}/{d})))"
+
+    def _focal_hard(self, expr) -> dict:
+        """The shared temporaries of FocalCE and its derivatives at a hard target (see
+        refloss/_derive/functions.py): names of z, t, e, d, c = d_l/d, l, g, a and the weighted,
+        corrected power aP = a e^g d^-g (z < 0) or a d^-g (z >= 0)."""
+        x, y, a, g = expr.args
+        lit = self._literal
+        xs = self._once(x, PRECEDENCE["Mul"])
+        n = {"g": self._once(g, PRECEDENCE["Mul"]), "a": self._once(a, PRECEDENCE["Mul"])}
+        n["z"] = xs if y == 0 else self.assign("z", f"-{xs}")
+        n["t"] = t = self.assign("t", f"abs({xs})")
+        n["e"] = e = self.assign("e", f"math.exp(-{t})")
+        n["d"] = d = self.assign("d", f"{lit(1)} + {e}")
+        n["c"] = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)
+        n["l"] = self.assign("l", f"math.log1p({e})")
+        n["neg"] = f"{n['z']} < {lit(0)}"
+        # d^-g, not 1/d^g: no overflow for large g
+        p0 = self.assign("p", f"(math.pow({e}, {n['g']}) if {n['neg']} else {lit(1)})*math.pow({d}, -{n['g']})")
+        corrected = f"{p0} - {p0}*({n['g']}*{n['c']})"
+        n["aP"] = self.assign("ap", corrected if a == 1 else f"{n['a']}*({corrected})")
+        return n
+
+    def _focal_general(self, expr, argindex=0):
+        x, y, a, g = expr.args
+        form = a * LogitCE(x, y) * PowG(OneMinusPt(x, y), g)
+        return self._print(form if argindex == 0 else sp.diff(form, expr.args[argindex - 1]))
+
+    def _print_FocalCE(self, expr):
+        if expr.args[1] not in (0, 1):
+            return self._focal_general(expr)
+        n = self._focal_hard(expr)
+        return f"(({n['l']} if {n['neg']} else {n['z']} + {n['l']})*{n['aP']})"
+
+    def _print_FocalCEDx(self, expr):
+        if expr.args[1] not in (0, 1):
+            return self._focal_general(expr, 1)
+        n, lit = self._focal_hard(expr), self._literal
+        # a e^g d^-(g+1) (z < 0) or a d^-(g+1), with one correction (1 - (g+1) d_l/d): three
+        # roundings fewer than aP/d corrected again
+        g1 = self.assign("g1", f"{n['g']} + {lit(1)}")
+        p1 = self.assign("p", f"(math.pow({n['e']}, {n['g']}) if {n['neg']} else {lit(1)})*math.pow({n['d']}, -{g1})")
+        corrected = f"{p1} - {p1}*({g1}*{n['c']})"
+        q = self.assign("q", corrected if expr.args[2] == 1 else f"{n['a']}*({corrected})")
+        w = (f"({n['e']} + {n['g']}*{n['l']} if {n['neg']} "
+             f"else {lit(1)} + {n['g']}*(({n['z']} + {n['l']})*{n['e']}))")
+        return f"({'' if expr.args[1] == 0 else '-'}{w}*{q})"
+
+    def _print_FocalCEDy(self, expr):
+        if expr.args[1] not in (0, 1):
+            return self._focal_general(expr, 2)
+        n, lit = self._focal_hard(expr), self._literal
+        e, g, t, l, ap, z = n["e"], n["g"], n["t"], n["l"], n["aP"], n["z"]
+        om = self.assign("om", f"-math.expm1(-{t})")
+        # z < 0: R = -rn, rn = t + g (l/e)(1 - e) > 0 (l/e -> 1 as e -> 0)
+        rn = self.assign("rn", f"{t} + {g}*(({l}/{e} if {e} > {lit(0)} else {lit(1)})*{om})")
+        tiny = lit(2.0**-126 if self.precision == "f32" else 2.0**-1022)
+        # where e^g is subnormal: (e (a d^-g rn)^(1/g))^g, one rounding of the small result
+        pd = f"({lit(1)} - {g}*{n['c']})*math.pow({n['d']}, -{g})"
+        sub = f"math.pow({e}*math.pow({'' if expr.args[2] == 1 else n['a'] + '*'}{pd}*{rn}, {lit(1)}/{g}), {g})"
+        neg = f"(-{sub} if {e} > {lit(0)} and math.pow({e}, {g}) < {tiny} else -{ap}*{rn})"
+        pos = f"{ap}*{z} + {g}*({ap}*(({z} + {l})*{om}))"
+        r = f"({neg} if {n['neg']} else {pos})"
+        # dF/dy = -s a sigma(z)^g R
+        return f"(-{r})" if expr.args[1] == 0 else r
 
     def _print_tanh(self, expr):
         return f"math.tanh({self._print(expr.args[0])})"

@@ -132,6 +132,7 @@ class Quot(sp.Function):
 def plain(expr):
     """The same expression with the convention functions replaced by ordinary SymPy
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
+    expr = focal_plain(expr)
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
@@ -229,3 +230,67 @@ class SigmoidSize(sp.Function):
         if argindex == 1:
             return SigmoidSize(1, x)
         return 2 * SigmoidSize(p, x) * Sigmoid(-x)
+
+
+def _focal_plain(x, y, a, g):
+    return a * (y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
+        * (y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))) ** g
+
+
+def _focal_plain_diff(x, y, a, g, argindex):
+    u = sp.Dummy("u", real=True)
+    args = [x, y]
+    args[argindex - 1] = u
+    return sp.diff(_focal_plain(*args, a, g), u).subs(u, [x, y][argindex - 1])
+
+
+class FocalCE(sp.Function):
+    """a CE(x, y) (1 - p_t)^g, the sigmoid focal loss of the logit x against the target y with
+    the weight a held fixed (alpha_t, or 1).  A literal target 0 or 1 prints the hard-target
+    forms in the signed logit z = x (y = 0) or -x (y = 1), with t = |z|, e = exp(-t), d = 1 + e
+    and l = log1p(e) (so softplus(z) = max(z, 0) + l and sigma(z) = e/d or 1/d):
+
+        L = a l e^g d^-g (z < 0),  a (z + l) d^-g (z >= 0),
+
+    products of correctly rounded factors, each applied once (the textbook product rounds
+    sigma(x) and raises its error to the power g, then multiplies by a separately rounded
+    softplus and a_t).  d^-g is corrected by (1 - g d_l/d), d_l = e - (d - 1) the rounding error
+    of d (exact, Fast2Sum; no error-free product, so an FMA contraction cannot break it).
+    Any other target prints the general form a CE(x, y) PowG(OneMinusPt(x, y), g)."""
+
+    nargs = 4
+
+    def fdiff(self, argindex=1):
+        x, y, a, g = self.args
+        if argindex == 1:
+            return FocalCEDx(x, y, a, g)
+        if argindex == 2:
+            return FocalCEDy(x, y, a, g)
+        if argindex == 3:
+            return FocalCE(x, y, 1, g)
+        return FocalCE(x, y, a, g) * sp.log(OneMinusPt(x, y))
+
+
+class FocalCEDx(sp.Function):
+    """d FocalCE / dx.  Hard targets: s a sigma(z)^g (sigma(z) + g softplus(z) sigma(-z)), s = 1 - 2y,
+    a sum of non-negative terms: a e^g d^-(g+1) (e + g l) (z < 0), a d^-(g+1) (1 + g (z + l) e)
+    (z >= 0)."""
+
+    nargs = 4
+
+
+class FocalCEDy(sp.Function):
+    """d FocalCE / dy at fixed a.  Hard targets: -s a sigma(z)^g R with R = z + g softplus(z)
+    tanh(z/2)/sigma(z), two terms of one sign: R = -(t + g (l/e)(1 - e)) (z < 0),
+    z + g (z + l)(1 - e) (z >= 0), 1 - e = -expm1(-t).  Where e^g is subnormal the product is
+    formed as (e (a d^-g |R|)^(1/g))^g, rounded once, so that the factor |R| (up to ~100) does
+    not magnify a subnormal rounding."""
+
+    nargs = 4
+
+
+def focal_plain(expr):
+    """``expr`` with FocalCE and its derivatives replaced by plain SymPy."""
+    return expr.replace(FocalCEDx, lambda x, y, a, g: _focal_plain_diff(x, y, a, g, 1)) \
+        .replace(FocalCEDy, lambda x, y, a, g: _focal_plain_diff(x, y, a, g, 2)) \
+        .replace(FocalCE, _focal_plain)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 119
+# ops: 51
 """Sigmoid focal loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -42,118 +42,344 @@ def constants(alpha, gamma):
 
 
 def value_f64(logits, targets, alpha, gamma):
-    if (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
-        _s1 = -logits
-        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s4 = 1.0/(1.0 + math.exp(-_s1)) if _s1 >= 0.0 else math.exp(_s1)/(1.0 + math.exp(_s1))
-        _s5 = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
-        value = _s5*math.pow((targets*_s4 + (1.0 - targets)*_s3), gamma)
+    if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+        _t1 = abs(logits)
+        _e2 = math.exp(-_t1)
+        _d3 = 1.0 + _e2
+        _c4 = (_e2 - (_d3 - 1.0))/_d3
+        _l5 = math.log1p(_e2)
+        _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+        _ap7 = _p6 - _p6*(gamma*_c4)
+        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        return value
+    elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
+        _z8 = -logits
+        _t9 = abs(logits)
+        _e10 = math.exp(-_t9)
+        _d11 = 1.0 + _e10
+        _c12 = (_e10 - (_d11 - 1.0))/_d11
+        _l13 = math.log1p(_e10)
+        _p14 = (math.pow(_e10, gamma) if _z8 < 0.0 else 1.0)*math.pow(_d11, -gamma)
+        _ap15 = _p14 - _p14*(gamma*_c12)
+        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        return value
+    elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
+        _s16 = -logits
+        _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s19 = 1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16))
+        _s20 = targets*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - targets)*_s17
+        value = _s20*math.pow((targets*_s19 + (1.0 - targets)*_s18), gamma)
+        return value
+    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+        _s21 = 1.0 - alpha
+        _t22 = abs(logits)
+        _e23 = math.exp(-_t22)
+        _d24 = 1.0 + _e23
+        _c25 = (_e23 - (_d24 - 1.0))/_d24
+        _l26 = math.log1p(_e23)
+        _p27 = (math.pow(_e23, gamma) if logits < 0.0 else 1.0)*math.pow(_d24, -gamma)
+        _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
+        value = (_l26 if logits < 0.0 else logits + _l26)*_ap28
+        return value
+    elif (targets == 1.0):  # alpha_t weighting, hard target 1
+        _z29 = -logits
+        _t30 = abs(logits)
+        _e31 = math.exp(-_t30)
+        _d32 = 1.0 + _e31
+        _c33 = (_e31 - (_d32 - 1.0))/_d32
+        _l34 = math.log1p(_e31)
+        _p35 = (math.pow(_e31, gamma) if _z29 < 0.0 else 1.0)*math.pow(_d32, -gamma)
+        _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
+        value = (_l34 if _z29 < 0.0 else _z29 + _l34)*_ap36
         return value
     else:  # alpha_t weighting
-        _s6 = -logits
-        _s7 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s8 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s9 = 1.0/(1.0 + math.exp(-_s6)) if _s6 >= 0.0 else math.exp(_s6)/(1.0 + math.exp(_s6))
-        _s10 = targets*(max(_s6, 0.0) + math.log1p(math.exp(-abs(_s6)))) + (1.0 - targets)*_s7
-        _s11 = math.pow((targets*_s9 + (1.0 - targets)*_s8), gamma)
-        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s10*_s11
+        _s37 = -logits
+        _s38 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s39 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s40 = 1.0/(1.0 + math.exp(-_s37)) if _s37 >= 0.0 else math.exp(_s37)/(1.0 + math.exp(_s37))
+        _s41 = targets*(max(_s37, 0.0) + math.log1p(math.exp(-abs(_s37)))) + (1.0 - targets)*_s38
+        _s42 = math.pow((targets*_s40 + (1.0 - targets)*_s39), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s41*_s42
         return value
 
 
 def value_and_grad_f64(logits, targets, alpha, gamma):
-    if (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
-        _s1 = -logits
-        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s4 = 1.0/(1.0 + math.exp(-_s1)) if _s1 >= 0.0 else math.exp(_s1)/(1.0 + math.exp(_s1))
-        _s5 = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
-        value = _s5*math.pow((targets*_s4 + (1.0 - targets)*_s3), gamma)
-        _t0 = _s3
-        _t1 = _s4
-        _t2 = targets*_s4 + (1.0 - targets)*_s3
-        _t3 = gamma*_s5*(math.pow(_t2, gamma - 1.0) if _t2 > 0.0 and gamma != 0.0 else 0.0)
-        _t4 = math.pow(_t2, gamma)
-        d_logits = _t0*_t1*_t3*(1.0 - 2.0*targets) + _t4*(_t0*(1.0 - targets) - _t1*targets)
-        d_targets = -_t3*math.tanh(0.5*logits) - _t4*logits
+    if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+        _t1 = abs(logits)
+        _e2 = math.exp(-_t1)
+        _d3 = 1.0 + _e2
+        _c4 = (_e2 - (_d3 - 1.0))/_d3
+        _l5 = math.log1p(_e2)
+        _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+        _ap7 = _p6 - _p6*(gamma*_c4)
+        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        _g18 = gamma + 1.0
+        _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
+        _q10 = _p9 - _p9*(_g18*_c4)
+        d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10
+        _om11 = -math.expm1(-_t1)
+        _rn12 = _t1 + gamma*((_l5/_e2 if _e2 > 0.0 else 1.0)*_om11)
+        d_targets = -((-math.pow(_e2*math.pow((1.0 - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, 1.0/gamma), gamma) if _e2 > 0.0 and math.pow(_e2, gamma) < 2.2250738585072014e-308 else -_ap7*_rn12) if logits < 0.0 else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+        return value, d_logits, d_targets
+    elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
+        _z13 = -logits
+        _t14 = abs(logits)
+        _e15 = math.exp(-_t14)
+        _d16 = 1.0 + _e15
+        _c17 = (_e15 - (_d16 - 1.0))/_d16
+        _l18 = math.log1p(_e15)
+        _p19 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -gamma)
+        _ap20 = _p19 - _p19*(gamma*_c17)
+        value = (_l18 if _z13 < 0.0 else _z13 + _l18)*_ap20
+        _g121 = gamma + 1.0
+        _p22 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -_g121)
+        _q23 = _p22 - _p22*(_g121*_c17)
+        d_logits = -(_e15 + gamma*_l18 if _z13 < 0.0 else 1.0 + gamma*((_z13 + _l18)*_e15))*_q23
+        _om24 = -math.expm1(-_t14)
+        _rn25 = _t14 + gamma*((_l18/_e15 if _e15 > 0.0 else 1.0)*_om24)
+        d_targets = (-math.pow(_e15*math.pow((1.0 - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, 1.0/gamma), gamma) if _e15 > 0.0 and math.pow(_e15, gamma) < 2.2250738585072014e-308 else -_ap20*_rn25) if _z13 < 0.0 else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+        return value, d_logits, d_targets
+    elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
+        _s26 = -logits
+        _s27 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s28 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s29 = 1.0/(1.0 + math.exp(-_s26)) if _s26 >= 0.0 else math.exp(_s26)/(1.0 + math.exp(_s26))
+        _s30 = targets*(max(_s26, 0.0) + math.log1p(math.exp(-abs(_s26)))) + (1.0 - targets)*_s27
+        value = _s30*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+        _s31 = targets*_s29 + (1.0 - targets)*_s28
+        _s32 = math.pow(_s31, gamma - 1.0) if _s31 > 0.0 and gamma != 0.0 else 0.0
+        _s33 = (-targets*_s29 + (1.0 - targets)*_s28)*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+        d_logits = gamma*(1.0 - 2.0*targets)*_s30*_s32*_s29*_s28 + _s33
+        _s34 = -logits*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+        d_targets = -gamma*math.tanh(0.5*logits)*_s30*_s32 + _s34
+        return value, d_logits, d_targets
+    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+        _s35 = 1.0 - alpha
+        _t36 = abs(logits)
+        _e37 = math.exp(-_t36)
+        _d38 = 1.0 + _e37
+        _c39 = (_e37 - (_d38 - 1.0))/_d38
+        _l40 = math.log1p(_e37)
+        _p41 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -gamma)
+        _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
+        value = (_l40 if logits < 0.0 else logits + _l40)*_ap42
+        _t0 = _s35
+        _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
+        _g144 = gamma + 1.0
+        _p45 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -_g144)
+        _q46 = _t0*(_p45 - _p45*(_g144*_c39))
+        d_logits = (_e37 + gamma*_l40 if logits < 0.0 else 1.0 + gamma*((logits + _l40)*_e37))*_q46
+        _ap47 = _p41 - _p41*(gamma*_c39)
+        _om48 = -math.expm1(-_t36)
+        _rn49 = _t36 + gamma*((_l40/_e37 if _e37 > 0.0 else 1.0)*_om48)
+        _s50 = -((-math.pow(_e37*math.pow(_t0*(1.0 - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, 1.0/gamma), gamma) if _e37 > 0.0 and math.pow(_e37, gamma) < 2.2250738585072014e-308 else -_ap43*_rn49) if logits < 0.0 else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
+        d_targets = (2.0*alpha - 1.0)*((_l40 if logits < 0.0 else logits + _l40)*_ap47) + _s50
+        return value, d_logits, d_targets
+    elif (targets == 1.0):  # alpha_t weighting, hard target 1
+        _z51 = -logits
+        _t52 = abs(logits)
+        _e53 = math.exp(-_t52)
+        _d54 = 1.0 + _e53
+        _c55 = (_e53 - (_d54 - 1.0))/_d54
+        _l56 = math.log1p(_e53)
+        _p57 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -gamma)
+        _ap58 = alpha*(_p57 - _p57*(gamma*_c55))
+        value = (_l56 if _z51 < 0.0 else _z51 + _l56)*_ap58
+        _g159 = gamma + 1.0
+        _p60 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -_g159)
+        _q61 = alpha*(_p60 - _p60*(_g159*_c55))
+        d_logits = -(_e53 + gamma*_l56 if _z51 < 0.0 else 1.0 + gamma*((_z51 + _l56)*_e53))*_q61
+        _ap62 = _p57 - _p57*(gamma*_c55)
+        _om63 = -math.expm1(-_t52)
+        _rn64 = _t52 + gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om63)
+        _s65 = (-math.pow(_e53*math.pow(alpha*(1.0 - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, 1.0/gamma), gamma) if _e53 > 0.0 and math.pow(_e53, gamma) < 2.2250738585072014e-308 else -_ap58*_rn64) if _z51 < 0.0 else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
+        d_targets = (2.0*alpha - 1.0)*((_l56 if _z51 < 0.0 else _z51 + _l56)*_ap62) + _s65
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s6 = -logits
-        _s7 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s8 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s9 = 1.0/(1.0 + math.exp(-_s6)) if _s6 >= 0.0 else math.exp(_s6)/(1.0 + math.exp(_s6))
-        _s10 = targets*(max(_s6, 0.0) + math.log1p(math.exp(-abs(_s6)))) + (1.0 - targets)*_s7
-        _s11 = math.pow((targets*_s9 + (1.0 - targets)*_s8), gamma)
-        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s10*_s11
-        _t0 = _s8
-        _t1 = _s9
-        _t2 = 1.0 - targets
-        _t3 = _t2*(1.0 - alpha) + alpha*targets
-        _t4 = _s10
-        _t5 = targets*_s9 + (1.0 - targets)*_s8
-        _t6 = _t3*_t4*gamma*(math.pow(_t5, gamma - 1.0) if _t5 > 0.0 and gamma != 0.0 else 0.0)
-        _t7 = math.pow(_t5, gamma)
-        _t8 = _t3*_t7
-        d_logits = _t0*_t1*_t6*(1.0 - 2.0*targets) + _t8*(_t0*_t2 - _t1*targets)
-        d_targets = _t4*_t7*(2.0*alpha - 1.0) - _t6*math.tanh(0.5*logits) - _t8*logits
+        _s66 = -logits
+        _s67 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s68 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s69 = 1.0/(1.0 + math.exp(-_s66)) if _s66 >= 0.0 else math.exp(_s66)/(1.0 + math.exp(_s66))
+        _s70 = targets*(max(_s66, 0.0) + math.log1p(math.exp(-abs(_s66)))) + (1.0 - targets)*_s67
+        _s71 = math.pow((targets*_s69 + (1.0 - targets)*_s68), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s70*_s71
+        _t0 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
+        _s72 = targets*_s69 + (1.0 - targets)*_s68
+        _s73 = math.pow(_s72, gamma - 1.0) if _s72 > 0.0 and gamma != 0.0 else 0.0
+        d_logits = _t0*gamma*(1.0 - 2.0*targets)*_s70*_s73*_s69*_s68 + _t0*(-targets*_s69 + (1.0 - targets)*_s68)*_s71
+        d_targets = (2.0*alpha - 1.0)*_s70*_s71 - _t0*gamma*math.tanh(0.5*logits)*_s70*_s73 - _t0*logits*_s71
         return value, d_logits, d_targets
 
 
 def value_f32(logits, targets, alpha, gamma):
-    if (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
-        _s1 = -logits
-        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-_s1)) if _s1 >= _f32(0.0) else math.exp(_s1)/(_f32(1.0) + math.exp(_s1))
-        _s5 = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
-        value = _s5*math.pow((targets*_s4 + (_f32(1.0) - targets)*_s3), gamma)
+    if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+        _t1 = abs(logits)
+        _e2 = math.exp(-_t1)
+        _d3 = _f32(1.0) + _e2
+        _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+        _l5 = math.log1p(_e2)
+        _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+        _ap7 = _p6 - _p6*(gamma*_c4)
+        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        return value
+    elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
+        _z8 = -logits
+        _t9 = abs(logits)
+        _e10 = math.exp(-_t9)
+        _d11 = _f32(1.0) + _e10
+        _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
+        _l13 = math.log1p(_e10)
+        _p14 = (math.pow(_e10, gamma) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -gamma)
+        _ap15 = _p14 - _p14*(gamma*_c12)
+        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        return value
+    elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
+        _s16 = -logits
+        _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
+        _s20 = targets*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - targets)*_s17
+        value = _s20*math.pow((targets*_s19 + (_f32(1.0) - targets)*_s18), gamma)
+        return value
+    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+        _s21 = _f32(1.0) - alpha
+        _t22 = abs(logits)
+        _e23 = math.exp(-_t22)
+        _d24 = _f32(1.0) + _e23
+        _c25 = (_e23 - (_d24 - _f32(1.0)))/_d24
+        _l26 = math.log1p(_e23)
+        _p27 = (math.pow(_e23, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d24, -gamma)
+        _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
+        value = (_l26 if logits < _f32(0.0) else logits + _l26)*_ap28
+        return value
+    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+        _z29 = -logits
+        _t30 = abs(logits)
+        _e31 = math.exp(-_t30)
+        _d32 = _f32(1.0) + _e31
+        _c33 = (_e31 - (_d32 - _f32(1.0)))/_d32
+        _l34 = math.log1p(_e31)
+        _p35 = (math.pow(_e31, gamma) if _z29 < _f32(0.0) else _f32(1.0))*math.pow(_d32, -gamma)
+        _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
+        value = (_l34 if _z29 < _f32(0.0) else _z29 + _l34)*_ap36
         return value
     else:  # alpha_t weighting
-        _s6 = -logits
-        _s7 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s8 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-_s6)) if _s6 >= _f32(0.0) else math.exp(_s6)/(_f32(1.0) + math.exp(_s6))
-        _s10 = targets*(max(_s6, _f32(0.0)) + math.log1p(math.exp(-abs(_s6)))) + (_f32(1.0) - targets)*_s7
-        _s11 = math.pow((targets*_s9 + (_f32(1.0) - targets)*_s8), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s10*_s11
+        _s37 = -logits
+        _s38 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s39 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s40 = _f32(1.0)/(_f32(1.0) + math.exp(-_s37)) if _s37 >= _f32(0.0) else math.exp(_s37)/(_f32(1.0) + math.exp(_s37))
+        _s41 = targets*(max(_s37, _f32(0.0)) + math.log1p(math.exp(-abs(_s37)))) + (_f32(1.0) - targets)*_s38
+        _s42 = math.pow((targets*_s40 + (_f32(1.0) - targets)*_s39), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s41*_s42
         return value
 
 
 def value_and_grad_f32(logits, targets, alpha, gamma):
-    if (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
-        _s1 = -logits
-        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-_s1)) if _s1 >= _f32(0.0) else math.exp(_s1)/(_f32(1.0) + math.exp(_s1))
-        _s5 = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
-        value = _s5*math.pow((targets*_s4 + (_f32(1.0) - targets)*_s3), gamma)
-        _t0 = _s3
-        _t1 = _s4
-        _t2 = targets*_s4 + (_f32(1.0) - targets)*_s3
-        _s6 = math.pow(_t2, gamma - _f32(1.0)) if _t2 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-        _t3 = gamma*_s5*_s6
-        _t4 = math.pow(_t2, gamma)
-        d_logits = _t0*_t1*_t3*(_f32(1.0) - _f32(2.0)*targets) + _t4*(_t0*(_f32(1.0) - targets) - _t1*targets)
-        d_targets = -_t3*math.tanh(_f32(0.5)*logits) - _t4*logits
+    if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+        _t1 = abs(logits)
+        _e2 = math.exp(-_t1)
+        _d3 = _f32(1.0) + _e2
+        _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+        _l5 = math.log1p(_e2)
+        _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+        _ap7 = _p6 - _p6*(gamma*_c4)
+        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        _g18 = gamma + _f32(1.0)
+        _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
+        _q10 = _p9 - _p9*(_g18*_c4)
+        d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
+        _om11 = -math.expm1(-_t1)
+        _rn12 = _t1 + gamma*((_l5/_e2 if _e2 > _f32(0.0) else _f32(1.0))*_om11)
+        d_targets = -((-math.pow(_e2*math.pow((_f32(1.0) - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, _f32(1.0)/gamma), gamma) if _e2 > _f32(0.0) and math.pow(_e2, gamma) < _f32(1.1754943508222875e-38) else -_ap7*_rn12) if logits < _f32(0.0) else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+        return value, d_logits, d_targets
+    elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
+        _z13 = -logits
+        _t14 = abs(logits)
+        _e15 = math.exp(-_t14)
+        _d16 = _f32(1.0) + _e15
+        _c17 = (_e15 - (_d16 - _f32(1.0)))/_d16
+        _l18 = math.log1p(_e15)
+        _p19 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -gamma)
+        _ap20 = _p19 - _p19*(gamma*_c17)
+        value = (_l18 if _z13 < _f32(0.0) else _z13 + _l18)*_ap20
+        _g121 = gamma + _f32(1.0)
+        _p22 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -_g121)
+        _q23 = _p22 - _p22*(_g121*_c17)
+        d_logits = -(_e15 + gamma*_l18 if _z13 < _f32(0.0) else _f32(1.0) + gamma*((_z13 + _l18)*_e15))*_q23
+        _om24 = -math.expm1(-_t14)
+        _rn25 = _t14 + gamma*((_l18/_e15 if _e15 > _f32(0.0) else _f32(1.0))*_om24)
+        d_targets = (-math.pow(_e15*math.pow((_f32(1.0) - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, _f32(1.0)/gamma), gamma) if _e15 > _f32(0.0) and math.pow(_e15, gamma) < _f32(1.1754943508222875e-38) else -_ap20*_rn25) if _z13 < _f32(0.0) else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+        return value, d_logits, d_targets
+    elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
+        _s26 = -logits
+        _s27 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s28 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s29 = _f32(1.0)/(_f32(1.0) + math.exp(-_s26)) if _s26 >= _f32(0.0) else math.exp(_s26)/(_f32(1.0) + math.exp(_s26))
+        _s30 = targets*(max(_s26, _f32(0.0)) + math.log1p(math.exp(-abs(_s26)))) + (_f32(1.0) - targets)*_s27
+        value = _s30*math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
+        _s31 = targets*_s29 + (_f32(1.0) - targets)*_s28
+        _s32 = math.pow(_s31, gamma - _f32(1.0)) if _s31 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _s33 = math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
+        _s34 = gamma*(_f32(1.0) - _f32(2.0)*targets)*_s30*_s32*_s29*_s28
+        d_logits = _s34 + (-targets*_s29 + (_f32(1.0) - targets)*_s28)*_s33
+        d_targets = -gamma*math.tanh(_f32(0.5)*logits)*_s30*_s32 - logits*_s33
+        return value, d_logits, d_targets
+    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+        _s35 = _f32(1.0) - alpha
+        _t36 = abs(logits)
+        _e37 = math.exp(-_t36)
+        _d38 = _f32(1.0) + _e37
+        _c39 = (_e37 - (_d38 - _f32(1.0)))/_d38
+        _l40 = math.log1p(_e37)
+        _p41 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -gamma)
+        _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
+        value = (_l40 if logits < _f32(0.0) else logits + _l40)*_ap42
+        _t0 = _s35
+        _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
+        _g144 = gamma + _f32(1.0)
+        _p45 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -_g144)
+        _q46 = _t0*(_p45 - _p45*(_g144*_c39))
+        d_logits = (_e37 + gamma*_l40 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l40)*_e37))*_q46
+        _ap47 = _p41 - _p41*(gamma*_c39)
+        _om48 = -math.expm1(-_t36)
+        _rn49 = _t36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om48)
+        _s50 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn49) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
+        d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap47) + _s50
+        return value, d_logits, d_targets
+    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+        _z51 = -logits
+        _t52 = abs(logits)
+        _e53 = math.exp(-_t52)
+        _d54 = _f32(1.0) + _e53
+        _c55 = (_e53 - (_d54 - _f32(1.0)))/_d54
+        _l56 = math.log1p(_e53)
+        _p57 = (math.pow(_e53, gamma) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -gamma)
+        _ap58 = alpha*(_p57 - _p57*(gamma*_c55))
+        value = (_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap58
+        _g159 = gamma + _f32(1.0)
+        _p60 = (math.pow(_e53, gamma) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -_g159)
+        _q61 = alpha*(_p60 - _p60*(_g159*_c55))
+        d_logits = -(_e53 + gamma*_l56 if _z51 < _f32(0.0) else _f32(1.0) + gamma*((_z51 + _l56)*_e53))*_q61
+        _ap62 = _p57 - _p57*(gamma*_c55)
+        _om63 = -math.expm1(-_t52)
+        _rn64 = _t52 + gamma*((_l56/_e53 if _e53 > _f32(0.0) else _f32(1.0))*_om63)
+        _s65 = (-math.pow(_e53*math.pow(alpha*(_f32(1.0) - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e53 > _f32(0.0) and math.pow(_e53, gamma) < _f32(1.1754943508222875e-38) else -_ap58*_rn64) if _z51 < _f32(0.0) else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
+        d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap62) + _s65
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s7 = -logits
-        _s8 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s9 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s10 = _f32(1.0)/(_f32(1.0) + math.exp(-_s7)) if _s7 >= _f32(0.0) else math.exp(_s7)/(_f32(1.0) + math.exp(_s7))
-        _s11 = targets*(max(_s7, _f32(0.0)) + math.log1p(math.exp(-abs(_s7)))) + (_f32(1.0) - targets)*_s8
-        _s12 = math.pow((targets*_s10 + (_f32(1.0) - targets)*_s9), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s11*_s12
-        _t0 = _s9
-        _t1 = _s10
-        _t2 = _f32(1.0) - targets
-        _t3 = _t2*(_f32(1.0) - alpha) + alpha*targets
-        _t4 = _s11
-        _t5 = targets*_s10 + (_f32(1.0) - targets)*_s9
-        _s13 = math.pow(_t5, gamma - _f32(1.0)) if _t5 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-        _t6 = _t3*_t4*gamma*_s13
-        _t7 = math.pow(_t5, gamma)
-        _t8 = _t3*_t7
-        d_logits = _t0*_t1*_t6*(_f32(1.0) - _f32(2.0)*targets) + _t8*(_t0*_t2 - _t1*targets)
-        d_targets = _t4*_t7*(_f32(2.0)*alpha - _f32(1.0)) - _t6*math.tanh(_f32(0.5)*logits) - _t8*logits
+        _s66 = -logits
+        _s67 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s68 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s69 = _f32(1.0)/(_f32(1.0) + math.exp(-_s66)) if _s66 >= _f32(0.0) else math.exp(_s66)/(_f32(1.0) + math.exp(_s66))
+        _s70 = targets*(max(_s66, _f32(0.0)) + math.log1p(math.exp(-abs(_s66)))) + (_f32(1.0) - targets)*_s67
+        _s71 = math.pow((targets*_s69 + (_f32(1.0) - targets)*_s68), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s70*_s71
+        _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
+        _s72 = targets*_s69 + (_f32(1.0) - targets)*_s68
+        _s73 = math.pow(_s72, gamma - _f32(1.0)) if _s72 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _s74 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s70*_s73*_s69*_s68
+        d_logits = _s74 + _t0*(-targets*_s69 + (_f32(1.0) - targets)*_s68)*_s71
+        _s75 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s70*_s73 - _t0*logits*_s71
+        d_targets = (_f32(2.0)*alpha - _f32(1.0))*_s70*_s71 + _s75
         return value, d_logits, d_targets
