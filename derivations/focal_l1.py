@@ -20,7 +20,7 @@ import sympy as sp
 
 from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
 from refloss._derive.elementwise import a, kernel
-from refloss._derive.functions import Group
+from refloss._derive.functions import Group, TwoProd, TwoSum, plain
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "focal_l1"
@@ -81,11 +81,23 @@ def derive() -> LossSpec:
     prove_equal(ev_grad.subs(consts), g_in.subs(alpha, sp.E * beta), "evaluation form of the inner gradient", checks, domain=dom)
     prove_zero(sp.limit(f_in, a, 0, "+"), "L(0+) = 0: a^2 ln(a) -> 0, so a = 0 is its own branch with value 0", checks)
 
+    # float32: the value above is a product of five correctly rounded results (ln a, c_v - 2 ln a,
+    # a q and two products) and q's rounding, all of one sign: up to 4.66 ULP (exhaustive).  There
+    # a q = m + m_l, c_v - 2 ln a = t + t_l and m t = P + P_l are error-free (TwoProd, TwoSum), and
+    # a*(P + (P_l + (m_l t + m t_l))) leaves ln a, the constants and the last two roundings.
+    m_h, m_l = TwoProd(a, q, 0), TwoProd(a, q, 1)
+    t_h, t_l = TwoSum(c_v, -2 * sp.log(a), 0), TwoSum(c_v, -2 * sp.log(a), 1)
+    p_h, p_l = TwoProd(m_h, t_h, 0), TwoProd(m_h, t_h, 1)
+    ev_val_f32 = a * Group(p_h + Group(p_l + Group(m_l * t_h + m_h * t_l)))
+    prove_equal(plain(ev_val_f32), plain(ev_val), "float32 value: with its error terms 0 (exact arithmetic) the "
+                "evaluation form above", checks, domain=dom)
+
     def program(precision):
         return kernel(
             [
                 (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0: the limit (a^2 ln a would be 0 * -inf)"),
-                (a <= 1, ev_val, ev_grad, "logarithmic"),
+                (a <= 1, ev_val if precision == "f64" else ev_val_f32, ev_grad,
+                 "logarithmic" if precision == "f64" else "logarithmic (a q, the log factor and their product error-free)"),
                 (None, s * a + c_lin, s, "linear"),
             ],
             args=(alpha, ln_b, q, s, c_lin, c_v),
