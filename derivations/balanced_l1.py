@@ -309,6 +309,16 @@ def derive() -> LossSpec:
              f"({series_terms('f64')} terms in float64, {series_terms('f32')} in float32), and evaluated as "
              "$\\operatorname{log1p}(u)/2 - z$ above. The gradient is evaluated as $\\alpha\\,\\operatorname{log1p}(u)$.",
              None),
+        Step("**Float32.** There the chain of roundings (of $u = c_u a$, of $z$, of the series, or of "
+             "$\\operatorname{log1p}$, amplified 2.5-fold just above $z = 1/2$ by the cancellation in "
+             "$(1 + 1/u)\\,l - 1$) cost up to 7.49 ULP. The float32 kernel evaluates "
+             "$L = \\alpha a\\, f(u)$, $f(u) = (1 + 1/u)\\ln(1+u) - 1 = z\\,(1 + (1+z)\\,z\\,S(z^2))$, "
+             "$S(w) = \\sum_k w^k/(2k+3)$, with float32 pairs (high and low word) where a rounding would count: "
+             "$u = c_u a$ and $\\alpha a$ error-free (Veltkamp/Dekker), $z$ with the residual of its division, "
+             f"the series up to $z = {sp.latex(Z_SERIES_F32)}$ ({series_terms('f32', Z_SERIES_F32)} terms above "
+             "$z = 1/2$), $(l - 1) + l/u$ with $l = \\operatorname{log1p}(u)$ and its low word above, and the "
+             "last product error-free. Operands beyond $2^{100}$ (outside the split's range) use the plain forms.",
+             None),
         Step("Gradients, with $\\operatorname{sign}(0) = 0$:",
              "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
              sp.Piecewise((alpha * sp.log(1 + b * sp.Abs(x) / beta) * sp.sign(x), sp.Abs(x) < beta), (gamma * sp.sign(x), True))),
@@ -328,6 +338,8 @@ def derive() -> LossSpec:
                _copied_form_plot(0.11, (-0.3, 0.3)), _copied_form_plot(2.0, (-4.0, 4.0))],
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
+        "float32: alpha*a*f(u) with f = z*(1 + (1+z)*z*S(z^2)) (series up to z = 3/4) or (l - 1) + l/u, carried as "
+        "float32 pairs (error-free u = c_u*a, alpha*a and last product; z with its division's residual); "
         "for u = c_u a above 2^60 (float32: 2^30) as alpha*a*(ln u - 1), with alpha ln u = l_cu + alpha ln a where c_u a "
         "overflows (gamma/alpha above ~709.8 + ln beta makes c_u itself inf); constants correctly rounded from "
         "decimal arithmetic at 40 digits or more (exp(gamma/alpha) - 1 loses digits for small gamma/alpha).",
