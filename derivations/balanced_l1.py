@@ -29,6 +29,7 @@ from sympy.codegen.cfunctions import log1p
 from refloss._derive.core import (Constant, LossSpec, Param, Plot, Step, Variant, precision_bits, prove_equal, prove_true,
                                   prove_zero)
 from refloss._derive.elementwise import a, kernel
+from refloss._derive.functions import Group, TwoProd, TwoSum, plain
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "balanced_l1"
@@ -64,16 +65,53 @@ U_BIG = {"f64": sp.Integer(2) ** 60, "f32": sp.Integer(2) ** 30}
 F_MAX = {"f64": sp.Float(1.7976931348623157e308, 30), "f32": sp.Float(3.4028234663852886e38, 30)}
 
 Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
+# float32 only: the series also for 1/2 < z <= Z_SERIES_F32 (more terms), where the log form
+# l + l/u - 1 (l = log1p u) would amplify log1p's rounding up to 2.5-fold (at z = 1/2)
+Z_SERIES_F32 = sp.Rational(3, 4)
+# float32 only: the error-free forms split operands up to this size (Veltkamp's split of x
+# computes 4097 x, which overflows above ~2^115); beyond it the plain forms are used
+SPLIT_MAX_F32 = sp.Integer(2) ** 100
 
 
-def series_terms(precision: str) -> int:
-    """Terms N of R(z) = z^3 sum_{k<N} z^(2k)/(2k+3) so that for z <= Z_SERIES the
+def series_terms(precision: str, z_max=Z_SERIES) -> int:
+    """Terms N of R(z) = z^3 sum_{k<N} z^(2k)/(2k+3) so that for z <= z_max the
     truncation error is below 2^-(p+2) relative to the series (whose sum is >= 1/3)."""
     target = sp.Rational(1, 2 ** (precision_bits(precision) + 2)) / 3
     n = 1
-    while Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) > target:
+    while z_max ** (2 * n) / ((2 * n + 3) * (1 - z_max**2)) > target:
         n += 1
     return n
+
+
+def _f32_forms(n_terms: int):
+    """float32 evaluation forms of the inner piece, L = alpha a f(u) with
+    f(u) = (1 + 1/u) ln(1+u) - 1 = z (1 + (1+z) z S(z^2)) (z = u/(2+u), S(w) = sum w^k/(2k+3)),
+    carried as a float32 pair (high, low) where a rounding would count: u = c_u a and alpha a
+    error-free (TwoProd), z = u/(2+u) with its division's residual, and the last product
+    error-free.  Returns (series form with n_terms terms, log form l + l/u - 1, l = log1p u)."""
+    u_h, u_l = TwoProd(a, c_u, 0), TwoProd(a, c_u, 1)
+    a_h, a_l = TwoProd(alpha, a, 0), TwoProd(alpha, a, 1)
+
+    def times_alpha_a(f_h, f_l):
+        l_h, l_l = TwoProd(a_h, f_h, 0), TwoProd(a_h, f_h, 1)
+        return l_h + Group(l_l + Group(a_h * f_l + a_l * f_h))
+
+    # series: z = z_h + z_l, z_l from the exact residual u - z_h (2 + u)
+    d_h, d_l = TwoSum(2, u_h, 0), Group(TwoSum(2, u_h, 1) + u_l)
+    z_h = Group(u_h / d_h)
+    r_h, r_l = TwoProd(z_h, d_h, 0), TwoProd(z_h, d_h, 1)
+    z_l = Group(Group(Group(u_h - r_h) - r_l) + Group(u_l - z_h * d_l)) / d_h
+    w = sp.Symbol("w")
+    poly = sp.horner(sum(w**k / (2 * k + 3) for k in range(n_terms)), w)
+    cc = Group(Group(1 + z_h) * Group(z_h * poly.subs(w, z_h * z_h)))  # (1+z) z S(z^2) <= 0.53 (z <= 3/4)
+    g = Group(z_h * cc)
+    series = times_alpha_a(TwoSum(z_h, g, 0), Group(TwoSum(z_h, g, 1) + z_l * Group(1 + cc)))
+    # log: l = log1p(u_h) + u_l/(1 + u_h); l - 1 is exact for l <= 2
+    l_h = log1p(u_h)
+    l_l = u_l / Group(1 + u_h)
+    q = l_h / u_h
+    logf = times_alpha_a(TwoSum(l_h - 1, q, 0), Group(TwoSum(l_h - 1, q, 1) + Group(l_l + Group(l_l - q * u_l) / u_h)))
+    return series, logf
 
 
 def _copied_form_plot(beta_value: float, x_range: tuple) -> Plot:
@@ -167,10 +205,25 @@ def derive() -> LossSpec:
         poly = sp.horner(sum(w**k / (2 * k + 3) for k in range(n)), w)
         r_series = z**3 * poly.subs(w, z * z)
         sg = alpha * log1p(u)
+        f32 = []
+        if precision == "f32":
+            # float32: the plain forms below chain the roundings of u, z and the series, or amplify
+            # log1p's just above z = 1/2 (7.49 ULP exhaustive at beta = 1/9); these carry the
+            # roundings that count as float32 pairs
+            n2 = series_terms(precision, Z_SERIES_F32)
+            small, logf = _f32_forms(n)
+            mid, _ = _f32_forms(n2)
+            fits = sp.And(a <= SPLIT_MAX_F32, c_u <= SPLIT_MAX_F32, alpha <= SPLIT_MAX_F32)
+            f32 = [
+                (sp.And(z <= Z_SERIES, fits), small, sg, f"log, series ({n} terms), float32 pairs"),
+                (sp.And(z <= Z_SERIES_F32, fits), mid, sg, f"log, series ({n2} terms), float32 pairs"),
+                (sp.And(u <= U_BIG[precision], fits), logf, sg, "log, l + l/u - 1 with l = log1p(u), float32 pairs"),
+            ]
         return kernel(
             [
                 (a >= beta, gamma * a + c_lin, gamma, "linear"),
                 (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0 (u = 0 * inf = NaN where c_u overflows)"),
+                *f32,
                 # k_2 z = 2 alpha a / (2 + u) (k_2 c_u = 2 alpha): no k_2 here, which overflows where b is
                 # subnormal (gamma/alpha below ~2.2e-308; float32 ~1e-38) while z^3 underflows: inf * 0
                 (z <= Z_SERIES, alpha * a * z + 2 * alpha * a * (1 + u) / (2 + u) * r_series / z, sg,
@@ -210,11 +263,28 @@ def derive() -> LossSpec:
     copied = kernel([(a < beta, copied_in, sp.diff(copied_in, a), "copied form, inner"),
                      (None, copied_out, gamma, "copied form, outer")], args=(beta, alpha, gamma, c_u, k_2, c_lin, l_cu))
 
+    f_u = (1 + 1 / u) * sp.log(1 + u) - 1
+    series_f, log_f = _f32_forms(3)
+    ex = {c_u: u / a}
+    prove_equal(plain(log_f).subs(ex), alpha * a * f_u, "float32 log form: alpha a (l + l/u - 1), l = ln(1+u), "
+                "with the error terms 0", checks, domain={alpha: (sp.Rational(1, 10), 2), a: (sp.Rational(1, 100), 3),
+                                                          u: (sp.Rational(1, 10), 50)})
+    prove_equal(plain(series_f).subs(ex), (alpha * a * z * (1 + (1 + z) * z * (sp.Rational(1, 3) + z**2 / 5 + z**4 / 7))).subs(z, u / (2 + u)),
+                "float32 series form: alpha a z (1 + (1+z) z S(z^2)) with the error terms 0", checks,
+                domain={alpha: (sp.Rational(1, 10), 2), a: (sp.Rational(1, 100), 3), u: (sp.Rational(1, 10), 50)})
+    zz = sp.Symbol("zz", positive=True)
+    prove_equal((zz * (1 + (1 + zz) * (sp.atanh(zz) - zz) / zz**2)).subs(zz, u / (2 + u)), f_u,
+                "f(u) = (1 + 1/u) ln(1+u) - 1 = z (1 + (1+z) R(z)/z^2), z = u/(2+u)", checks,
+                domain={u: (sp.Rational(1, 100), 20)})
     for prec in ("f64", "f32"):
         n = series_terms(prec)
         tail = Z_SERIES ** (2 * n) / ((2 * n + 3) * (1 - Z_SERIES**2)) * 3
         prove_true(tail <= sp.Rational(1, 2 ** (precision_bits(prec) + 2)),
                    f"{prec}: {n} series terms, relative truncation error <= {sp.N(tail, 3)} for z <= {Z_SERIES}", checks)
+    n2 = series_terms("f32", Z_SERIES_F32)
+    tail = Z_SERIES_F32 ** (2 * n2) / ((2 * n2 + 3) * (1 - Z_SERIES_F32**2)) * 3
+    prove_true(tail <= sp.Rational(1, 2 ** (precision_bits("f32") + 2)),
+               f"f32: {n2} series terms, relative truncation error <= {sp.N(tail, 3)} for z <= {Z_SERIES_F32}", checks)
 
     x = sp.Symbol("x", real=True)
     steps = [
@@ -239,6 +309,16 @@ def derive() -> LossSpec:
              f"({series_terms('f64')} terms in float64, {series_terms('f32')} in float32), and evaluated as "
              "$\\operatorname{log1p}(u)/2 - z$ above. The gradient is evaluated as $\\alpha\\,\\operatorname{log1p}(u)$.",
              None),
+        Step("**Float32.** There the chain of roundings (of $u = c_u a$, of $z$, of the series, or of "
+             "$\\operatorname{log1p}$, amplified 2.5-fold just above $z = 1/2$ by the cancellation in "
+             "$(1 + 1/u)\\,l - 1$) cost up to 7.49 ULP. The float32 kernel evaluates "
+             "$L = \\alpha a\\, f(u)$, $f(u) = (1 + 1/u)\\ln(1+u) - 1 = z\\,(1 + (1+z)\\,z\\,S(z^2))$, "
+             "$S(w) = \\sum_k w^k/(2k+3)$, with float32 pairs (high and low word) where a rounding would count: "
+             "$u = c_u a$ and $\\alpha a$ error-free (Veltkamp/Dekker), $z$ with the residual of its division, "
+             f"the series up to $z = {sp.latex(Z_SERIES_F32)}$ ({series_terms('f32', Z_SERIES_F32)} terms above "
+             "$z = 1/2$), $(l - 1) + l/u$ with $l = \\operatorname{log1p}(u)$ and its low word above, and the "
+             "last product error-free. Operands beyond $2^{100}$ (outside the split's range) use the plain forms.",
+             None),
         Step("Gradients, with $\\operatorname{sign}(0) = 0$:",
              "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
              sp.Piecewise((alpha * sp.log(1 + b * sp.Abs(x) / beta) * sp.sign(x), sp.Abs(x) < beta), (gamma * sp.sign(x), True))),
@@ -258,6 +338,8 @@ def derive() -> LossSpec:
                _copied_form_plot(0.11, (-0.3, 0.3)), _copied_form_plot(2.0, (-4.0, 4.0))],
         conventions="At |x| = beta the linear branch is used; the gradient is continuous there (gamma on both sides).",
         accuracy="Inner piece as alpha*a*z + k_2*(1+u)*R(z), a sum of non-negative terms (no cancellation); "
+        "float32: alpha*a*f(u) with f = z*(1 + (1+z)*z*S(z^2)) (series up to z = 3/4) or (l - 1) + l/u, carried as "
+        "float32 pairs (error-free u = c_u*a, alpha*a and last product; z with its division's residual); "
         "for u = c_u a above 2^60 (float32: 2^30) as alpha*a*(ln u - 1), with alpha ln u = l_cu + alpha ln a where c_u a "
         "overflows (gamma/alpha above ~709.8 + ln beta makes c_u itself inf); constants correctly rounded from "
         "decimal arithmetic at 40 digits or more (exp(gamma/alpha) - 1 loses digits for small gamma/alpha).",

@@ -20,7 +20,7 @@ import sympy as sp
 
 from refloss._derive.core import Constant, LossSpec, Param, Plot, Step, prove_equal, prove_true, prove_zero
 from refloss._derive.elementwise import a, kernel
-from refloss._derive.functions import Group
+from refloss._derive.functions import Group, TwoProd, TwoSum, plain
 from refloss._derive.gradient import integrate_gradient
 
 NAME = "focal_l1"
@@ -81,11 +81,23 @@ def derive() -> LossSpec:
     prove_equal(ev_grad.subs(consts), g_in.subs(alpha, sp.E * beta), "evaluation form of the inner gradient", checks, domain=dom)
     prove_zero(sp.limit(f_in, a, 0, "+"), "L(0+) = 0: a^2 ln(a) -> 0, so a = 0 is its own branch with value 0", checks)
 
+    # float32: the value above is a product of five correctly rounded results (ln a, c_v - 2 ln a,
+    # a q and two products) and q's rounding, all of one sign: up to 4.66 ULP (exhaustive).  There
+    # a q = m + m_l, c_v - 2 ln a = t + t_l and m t = P + P_l are error-free (TwoProd, TwoSum), and
+    # a*(P + (P_l + (m_l t + m t_l))) leaves ln a, the constants and the last two roundings.
+    m_h, m_l = TwoProd(a, q, 0), TwoProd(a, q, 1)
+    t_h, t_l = TwoSum(c_v, -2 * sp.log(a), 0), TwoSum(c_v, -2 * sp.log(a), 1)
+    p_h, p_l = TwoProd(m_h, t_h, 0), TwoProd(m_h, t_h, 1)
+    ev_val_f32 = a * Group(p_h + Group(p_l + Group(m_l * t_h + m_h * t_l)))
+    prove_equal(plain(ev_val_f32), plain(ev_val), "float32 value: with its error terms 0 (exact arithmetic) the "
+                "evaluation form above", checks, domain=dom)
+
     def program(precision):
         return kernel(
             [
                 (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0: the limit (a^2 ln a would be 0 * -inf)"),
-                (a <= 1, ev_val, ev_grad, "logarithmic"),
+                (a <= 1, ev_val if precision == "f64" else ev_val_f32, ev_grad,
+                 "logarithmic" if precision == "f64" else "logarithmic (a q, the log factor and their product error-free)"),
                 (None, s * a + c_lin, s, "linear"),
             ],
             args=(alpha, ln_b, q, s, c_lin, c_v),
@@ -104,6 +116,10 @@ def derive() -> LossSpec:
         Step("**Evaluation form**: $\\ln(\\beta a) = \\ln\\beta + \\ln a$, two non-positive terms for $a \\le 1$, "
              "so neither value nor gradient cancels; $a = 0$ is a branch of its own (value and gradient 0).",
              "L_{0}(a)", ev_val),
+        Step("**Float32.** There the value above is a product of five correctly rounded results and $q$'s "
+             "rounding, all of one sign (up to 4.66 ULP over every float32 residual). The float32 kernel forms "
+             "$a q = m + m_l$, $c_v - 2\\ln a = t + t_l$ and $m t = P + P_l$ error-free (Veltkamp/Dekker's product "
+             "from split halves, Knuth's TwoSum) and computes $a\\,(P + (P_l + (m_l t + m t_l)))$.", None),
         Step("Gradients, with $\\operatorname{sign}(0) = 0$:",
              "\\frac{\\partial L}{\\partial \\mathrm{pred}} = -\\frac{\\partial L}{\\partial \\mathrm{target}}",
              sp.Function("g")(sp.Abs(x)) * sp.sign(x)),
@@ -122,6 +138,7 @@ def derive() -> LossSpec:
         "At x = 0 value and gradient are 0.",
         accuracy="ln(beta a) = ln(beta) + ln(a) with both terms non-positive; the factor a is applied last "
         "(a*((a*q)*(c_v - 2 ln a)) with c_v = 1 - 2 ln(beta), and a*(alpha*(ln_b + ln a))), so a subnormal result "
-        "is rounded once; "
+        "is rounded once; float32: a*q, c_v - 2 ln a and their product error-free (TwoProd, TwoSum), "
+        "so besides ln a and the constants only the value's last two operations round; "
         "constants correctly rounded.",
     )

@@ -31,6 +31,19 @@ ELEMENTWISE = [
     # the maxima after the fixes (exhaustive over x >= 0): smooth_l1 1.56 ULP; focal_l1's gradient 3.79 ULP
     ("smooth_l1", {"beta": 1 / 9}, 1.02194656e-19),
     ("focal_l1", {"beta": 0.8}, 1.0744768e-07),
+    # focal_l1's value after that fix, five roundings of one sign (ln a, c_v - 2 ln a, a q, two
+    # products): 4.66 ULP; with a q, the log factor and their product error-free, below 3
+    ("focal_l1", {"beta": 0.8}, 1.1066725e-07),
+    # balanced_l1: the roundings of u = c_u a, z = u/(2+u) and the series chained, or log1p's
+    # amplified just above z = 1/2: 7.49 (beta = 1/9) and 5.36, 5.12 ULP (beta = 1); float32 pairs now
+    ("balanced_l1", {"beta": 1 / 9, "alpha": 0.5, "gamma": 1.5}, 0.011649204),
+    ("balanced_l1", {"beta": 1.0, "alpha": 0.5, "gamma": 1.5}, 0.15051219),
+    ("balanced_l1", {"beta": 1.0, "alpha": 0.5, "gamma": 1.5}, 0.1439319),
+    # the maxima after those fixes (exhaustive over x >= 0): balanced_l1 at beta = 1/9, value 2.79 ULP
+    # (series up to z = 3/4) and gradient 1.89; focal_l1 at beta = 0.8, value 2.84
+    ("balanced_l1", {"beta": 1 / 9, "alpha": 0.5, "gamma": 1.5}, 0.027732918),
+    ("balanced_l1", {"beta": 1 / 9, "alpha": 0.5, "gamma": 1.5}, 5.6880135e-06),
+    ("focal_l1", {"beta": 0.8}, 6.651245e-15),
 ]
 
 
@@ -48,27 +61,6 @@ def test_elementwise_float32_worst_points_within_4_ulp(name, params, x):
     errs = (ulp_error(v[0], exact[0], np.float32), ulp_error(gp[0], exact[1], np.float32),
             ulp_error(gt[0], exact[2], np.float32))
     assert max(errs) <= 4.0, f"{name} {params} at x = {x!r}: value/gradient errors {errs} ULP (bar 4)"
-
-
-# balanced_l1 and focal_l1: the worst points of the exhaustive check, still above the bar
-# (docs/exhaustive-f32-fixes.md); strict xfail so that a fix shows up.
-NOT_YET = [
-    # focal_l1's value after the fix: five roundings (ln a, c_v - 2 ln a, a q, the two products), 4.66 ULP
-    ("focal_l1", {"beta": 0.8}, 1.1066725e-07, 4.0),
-    ("balanced_l1", {"beta": 1 / 9, "alpha": 0.5, "gamma": 1.5}, 0.011649204, 4.0),
-    ("balanced_l1", {"beta": 1.0, "alpha": 0.5, "gamma": 1.5}, 0.15051219, 4.0),
-]
-
-
-@pytest.mark.xfail(strict=True, reason="float32 values still above the 4-ULP bar: balanced_l1 (the chain of roundings "
-                   "of u = c_u a, z = u/(2+u) and the series, or log1p above z = 1/2: 7.49 and 5.36 ULP exhaustive) "
-                   "and focal_l1 after its fix (4.66 ULP: five roundings); not fixed yet")
-@pytest.mark.parametrize("name, params, x, bar", NOT_YET)
-def test_float32_values_still_above_the_bar(name, params, x, bar):
-    x = F32(x)
-    v, (gp, _) = getattr(rl, name).value_and_grad(np.array([x]), np.array([F32(0.0)]), **params)
-    exact = _oracle(name)(float(x), 0.0, **params)
-    assert ulp_error(v[0], exact[0], np.float32) <= bar
 
 
 # sigmoid_focal_loss (alpha 0.25, gamma 2): issue 13's worst points (8.22 / 9.52 ULP at y = 0, 7.11 / 9.62

@@ -397,6 +397,34 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Group(self, expr):
         return f"({self._print(expr.args[0])})"
 
+    def _split(self, x: str):
+        """Veltkamp's split of the printed operand x: (high, low) halves whose products are exact.
+        x*2^s + x is x*(2^s + 1) rounded once, also when contracted into an FMA."""
+        lit = self._literal
+        c = self.assign("c", f"{x}*{lit(2 ** (27 if self.precision == 'f64' else 12))} + {x}")
+        h = self.assign("h", f"{c} - ({c} - {x})")
+        return h, self.assign("l", f"{x} - {h}")
+
+    def _print_TwoProd(self, expr):
+        x, y, part = expr.args
+        (xh, xl), (yh, yl) = self._split(self._once(x)), self._split(self._once(y))
+        p1 = self.assign("p", f"{xh}*{yh}")
+        p2 = self.assign("p", f"{xh}*{yl} + {xl}*{yh}")
+        hi = self.assign("p", f"{p1} + {p2}")
+        if part == 0:
+            return hi
+        # Fast2Sum error of p1 + p2 (|p1| >= |p2|), plus the last partial product
+        return f"(({p2} - ({hi} - {p1})) + {xl}*{yl})"
+
+    def _print_TwoSum(self, expr):
+        x, y, part = expr.args
+        xs, ys = self._once(x), self._once(y)
+        s = self.assign("t", f"{xs} + {ys}")
+        if part == 0:
+            return s
+        v = self.assign("t", f"{s} - {xs}")
+        return f"(({xs} - ({s} - {v})) + ({ys} - {v}))"
+
     def _print_Infinity(self, expr):
         return "math.inf" if self.precision == "f64" else "_f32(math.inf)"
 

@@ -81,6 +81,56 @@ class Group(sp.Function):
         return self.args[0]
 
 
+class TwoProd(sp.Function):
+    """The error-free product of x and y, part 0 the high word (x*y rounded, up to the last bit)
+    and part 1 the low word, so that x*y = hi + lo to twice the precision (Veltkamp split,
+    Dekker's product).  In exact arithmetic (SymPy, the 60-digit checks) hi = x*y and lo = 0.
+
+    The printed code forms the product from the split halves only (each partial product is
+    exact), never fl(x*y) itself: an FMA contraction by the compiler (NVVM's default on CUDA)
+    then gives the same result, and the split is x*2^s + x, an exact product added once.  The
+    split overflows for |x| above ~2^115 (float32): the caller guards the branch."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x, y, part):
+        if x.is_number and y.is_number:
+            return x * y if part == 0 else sp.Integer(0)
+        return None
+
+    def fdiff(self, argindex=1):
+        x, y, part = self.args
+        if part != 0 or argindex == 3:
+            return sp.Integer(0)
+        return y if argindex == 1 else x
+
+    def _eval_simplify(self, **kwargs):
+        x, y, part = self.args
+        return x * y if part == 0 else sp.Integer(0)
+
+
+class TwoSum(sp.Function):
+    """The error-free sum of x and y (Knuth's TwoSum, additions only), part 0 x + y rounded and
+    part 1 its rounding error.  In exact arithmetic hi = x + y and lo = 0."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x, y, part):
+        if x.is_number and y.is_number:
+            return x + y if part == 0 else sp.Integer(0)
+        return None
+
+    def fdiff(self, argindex=1):
+        x, y, part = self.args
+        return sp.Integer(1) if part == 0 and argindex in (1, 2) else sp.Integer(0)
+
+    def _eval_simplify(self, **kwargs):
+        x, y, part = self.args
+        return x + y if part == 0 else sp.Integer(0)
+
+
 class Detach(sp.Function):
     nargs = 1
 
@@ -136,6 +186,7 @@ def plain(expr):
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
+        .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \

@@ -89,8 +89,32 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = _f32(0.0)
         return value
-    elif (a <= _f32(1.0)):  # logarithmic
-        value = a*(a*q*(c_v - _f32(2.0)*math.log(a)))
+    elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+        _c1 = a*_f32(4096.0) + a
+        _h2 = _c1 - (_c1 - a)
+        _l3 = a - _h2
+        _c4 = q*_f32(4096.0) + q
+        _h5 = _c4 - (_c4 - q)
+        _l6 = q - _h5
+        _p7 = _h2*_h5
+        _p8 = _h2*_l6 + _l3*_h5
+        _p9 = _p7 + _p8
+        _t0 = _p9
+        _t1 = -_f32(2.0)*math.log(a)
+        _t10 = c_v + _t1
+        _t2 = _t10
+        _t11 = _t10 - c_v
+        _c12 = _t0*_f32(4096.0) + _t0
+        _h13 = _c12 - (_c12 - _t0)
+        _l14 = _t0 - _h13
+        _c15 = _t2*_f32(4096.0) + _t2
+        _h16 = _c15 - (_c15 - _t2)
+        _l17 = _t2 - _h16
+        _p18 = _h13*_h16
+        _p19 = _h13*_l17 + _l14*_h16
+        _p20 = _p18 + _p19
+        _s21 = _t0*((c_v - (_t10 - _t11)) + (_t1 - _t11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+        value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
         return value
     else:  # linear
         value = a*s + c_lin
@@ -106,11 +130,35 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         d_pred = _f32(0.0)
         d_target = _f32(0.0)
         return value, d_pred, d_target
-    elif (a <= _f32(1.0)):  # logarithmic
-        value = a*(a*q*(c_v - _f32(2.0)*math.log(a)))
-        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
-        d_pred = -_t0
-        d_target = _t0
+    elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+        _c1 = a*_f32(4096.0) + a
+        _h2 = _c1 - (_c1 - a)
+        _l3 = a - _h2
+        _c4 = q*_f32(4096.0) + q
+        _h5 = _c4 - (_c4 - q)
+        _l6 = q - _h5
+        _p7 = _h2*_h5
+        _p8 = _h2*_l6 + _l3*_h5
+        _p9 = _p7 + _p8
+        _t0 = _p9
+        _t1 = -_f32(2.0)*math.log(a)
+        _t10 = c_v + _t1
+        _t2 = _t10
+        _t11 = _t10 - c_v
+        _c12 = _t0*_f32(4096.0) + _t0
+        _h13 = _c12 - (_c12 - _t0)
+        _l14 = _t0 - _h13
+        _c15 = _t2*_f32(4096.0) + _t2
+        _h16 = _c15 - (_c15 - _t2)
+        _l17 = _t2 - _h16
+        _p18 = _h13*_h16
+        _p19 = _h13*_l17 + _l14*_h16
+        _p20 = _p18 + _p19
+        _s21 = _t0*((c_v - (_t10 - _t11)) + (_t1 - _t11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+        value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
+        _t3 = a*sgn*(alpha*(ln_b + math.log(a)))
+        d_pred = -_t3
+        d_target = _t3
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin
