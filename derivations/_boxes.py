@@ -16,7 +16,7 @@ import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Kernel, Step as DocStep, prove_equal
-from refloss._derive.functions import Clamp0, Quot, Sub, TMax, TMin, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, HandDiff, Quot, Step, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
 tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
@@ -56,6 +56,84 @@ gap_x = Clamp0(TMax(px1, tx1) - TMin(px2, tx2))
 gap_y = Clamp0(TMax(py1, ty1) - TMin(py2, ty2))
 enclose_minus_union = out_wp * out_ht + out_wt * out_hp + gap_y * cw + gap_x * ch - gap_x * gap_y
 _PROVED += ((enclose_minus_union, enclose - union),)
+
+
+def _ratio_derivative(s):
+    """d/ds (U + eps)/(C + eps) (GIoU's 1 - penalty) without the cancellation of dU/(C + eps) and
+    (U + eps) dC/(C + eps)^2.  For a coordinate s of box B along one axis, with O the other box, h_B
+    B's size and i_o the intersection's along the other axis, c_o the enclosing box's, sigma = -1
+    for a lower and +1 for an upper coordinate: dU/ds = sigma (h_B - a m i_o), dC/ds = sigma b c_o
+    (a, b: s's share of the intersection's and of the enclosing box's bound, a + b = 1, 0.5 each at
+    a tie; m = [intersection's extent > 0]), so with U = h_B w_B + (A_O - I) and c_w = w_B + e_B
+    (e_B: the enclosing extent beyond B, from coordinate differences),
+    (C + eps) dR/ds = sigma [a (h_B - m i_o) + b (h_B - R c_o)]
+                    = sigma [a (out_B + (1 - m) i_o) - b (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/(C + eps)]
+    with out_B = h_B - i_o from coordinate differences: the terms of size 1/box that cancelled
+    (boxes far apart, one box inside the other) are gone.  Checked against sympy.diff in exact
+    arithmetic at generation time (``ratio_rule_checks``)."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]  # the intersection's extent before the clamp
+    i_other = (iw, ih)[other]
+    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff(c_own, s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    out_B = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B][other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
+    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    den = enclose + eps
+    n = a * (out_B + (1 - m) * i_other) - b * Quot(c_other * (o_minus_i - h_B * e_own) + eps * e_other, den)
+    return Quot(sigma * n, den)
+
+
+HAND_RULES[1] = _ratio_derivative
+# (U + eps)/(C + eps), differentiated by _ratio_derivative
+union_over_enclose = HandDiff((union + eps) / (enclose + eps), sp.Integer(1))
+
+
+@lru_cache(maxsize=None)
+def ratio_rule_checks() -> tuple:
+    """The claim that _ratio_derivative equals sympy.diff of (U + eps)/(C + eps) with the
+    conventions (ties 0.5/0.5, clamp gradient 0 at 0), for each coordinate, in exact arithmetic at
+    every pair of boxes with integer coordinates in 0..3 drawn at random (ties, touching, nested,
+    disjoint and zero-width boxes among them), eps = 0 and 1/3."""
+    import random
+
+    import mpmath
+
+    ratio = (union + eps) / (enclose + eps)
+    syms = PRED + TARGET + (eps,)
+
+    def heaviside(x, h0=0):
+        return 1 if x > 0 else (h0 if x == 0 else 0)
+
+    mods = [{"Heaviside": heaviside, "Max": max, "Min": min}, "mpmath"]
+    pairs = [(plain(_ratio_derivative(s)), plain(sp.diff(ratio, s))) for s in PRED + TARGET]
+    fns = [(sp.lambdify(syms, h, modules=mods), sp.lambdify(syms, d, modules=mods)) for h, d in pairs]
+    rng = random.Random(1)
+    n = 0
+    with mpmath.workdps(40):
+        for _ in range(400):
+            p1, p2 = sorted(rng.randint(0, 3) for _ in range(2)), sorted(rng.randint(0, 3) for _ in range(2))
+            t1, t2 = sorted(rng.randint(0, 3) for _ in range(2)), sorted(rng.randint(0, 3) for _ in range(2))
+            for e in (mpmath.mpf(0), mpmath.mpf(1) / 3):
+                args = [mpmath.mpf(v) for v in (p1[0], p2[0], p1[1], p2[1], t1[0], t2[0], t1[1], t2[1])] + [e]
+                if (max(args[2], args[6]) - min(args[0], args[4])) * (max(args[3], args[7]) - min(args[1], args[5])) \
+                        + e == 0:
+                    continue
+                for (fh, fd), s in zip(fns, PRED + TARGET):
+                    h, d = fh(*args), fd(*args)
+                    if abs(h - d) > mpmath.mpf(10) ** -30:
+                        raise AssertionError(f"d/d{s} of (U + eps)/(C + eps) by the rule: {h}, sympy.diff: {d} at {args}")
+                n += 1
+    return (("the hand-written derivative of (U + eps)/(C + eps) equals sympy.diff of it with the conventions "
+             f"(each coordinate, {n} integer box pairs with ties, touching, nested and zero-width boxes, eps = 0, 1/3)",
+             "exact arithmetic (40 digits, integer coordinates)"),)
 # centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
 dx = (Sub(px1, tx1) + Sub(px2, tx2)) / 2
 dy = (Sub(py1, ty1) + Sub(py2, ty2)) / 2

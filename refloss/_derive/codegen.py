@@ -459,6 +459,15 @@ class KernelPrinter(PythonCodePrinter):
         zero = self._literal(0)
         return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {zero} and {g} != {zero} else {zero})"
 
+    def _print_DiffOfDiffs(self, expr):
+        p1, p2, t1, t2 = (self._once(a) for a in expr.args)
+        wp, wt = self.assign("w", f"{p2} - {p1}"), self.assign("w", f"{t2} - {t1}")
+        u, v = self.assign("u", f"{p2} - {t2}"), self.assign("u", f"{p1} - {t1}")
+        return f"(({wp} - {wt}) if abs({wp}) + abs({wt}) <= abs({u}) + abs({v}) else ({u} - {v}))"
+
+    def _print_HandDiff(self, expr):
+        return self._print(expr.args[0])
+
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f823fd03d79e7f8d
+# scalar kernels: sha256 eed0d9c67279ec3a
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
