@@ -31,7 +31,7 @@ iw = Clamp0(TMin(px2, tx2) - TMax(px1, tx1))
 ih = Clamp0(TMin(py2, ty2) - TMax(py1, ty1))
 inter = iw * ih
 union = wp * hp + wt * ht - inter
-iou = inter / (union + eps)
+iou_plain = inter / (union + eps)  # IoU; ``iou`` below is the same, differentiated by _iou_derivative
 # U - I = (Ap - I) + (At - I), each part from coordinate differences: with the parts of a box's
 # width and height outside the intersection, wp - iw = min(wp, [px2 - tx2]+ + [tx1 - px1]+),
 # Ap - I = (wp - iw) hp + iw (hp - ih), exact for every pair (disjoint ones included) and
@@ -96,24 +96,73 @@ HAND_RULES[1] = _ratio_derivative
 union_over_enclose = HandDiff((union + eps) / (enclose + eps), sp.Integer(1))
 
 
+def _tie_split(a, b, x, y, z):
+    """a x - b y for a = Heaviside(t, 1/2), b = Heaviside(-t, 1/2) (s's shares of two bounds), with z = x - y
+    formed without cancellation used at the tie t = 0, where a x - b y = (x - y)/2 would cancel."""
+    t = a.args[0]
+    assert a == sp.Heaviside(t, sp.Rational(1, 2)) and b == sp.Heaviside(-t, sp.Rational(1, 2)), (a, b)
+    pos, neg = sp.Heaviside(t, 0), sp.Heaviside(-t, 0)
+    return pos * x - neg * y + (1 - pos - neg) * z / 2
+
+
+def _iou_derivative(s):
+    """d/ds I/(U + eps) without the cancellation of dI/(U + eps) and I dU/(U + eps)^2.  With the notation of
+    _ratio_derivative (s along one axis of box B, the other axis o; i_s, i_o the intersection's extents;
+    dI/ds = sigma a m i_o, dU/ds = sigma (h_B - a m i_o), a + b = 1):
+    (U + eps) dIoU/ds = sigma [a m i_o (1 + IoU) - IoU h_B] = sigma [a m i_o P/(U + eps) - b IoU h_B]
+    with P = U + eps - i_s out_B = I + h_B out_s,B + (A_O - I) + eps, a sum of non-negative terms
+    (A_B - I = h_B out_s,B + i_s out_B, out_B = h_B - i_o, out_s,B B's extent outside the intersection
+    along s's axis); at a tie (a = b = 1/2) the two terms cancel for nearly equal boxes, so there it is
+    m i_o Q/(U + eps)/2 with Q = P - i_s h_B = h_B out_s,B + (A_O - I) + eps - i_s out_B."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]
+    i_own, i_other = (iw, ih)[axis], (iw, ih)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff((cw, ch)[axis], s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
+    out_s, out_B = outs[axis], outs[other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    den = union + eps
+    p = inter + h_B * out_s + o_minus_i + eps
+    q = h_B * out_s + o_minus_i + eps - i_own * out_B
+    n = _tie_split(a, b, m * i_other * Quot(p, den), Quot(inter, den) * h_B, m * i_other * Quot(q, den))
+    return Quot(sigma * n, den)
+
+
+HAND_RULES[2] = _iou_derivative
+# IoU = I/(U + eps), differentiated by _iou_derivative
+iou = HandDiff(iou_plain, sp.Integer(2))
+
+
 @lru_cache(maxsize=None)
 def ratio_rule_checks() -> tuple:
-    """The claim that _ratio_derivative equals sympy.diff of (U + eps)/(C + eps) with the
-    conventions (ties 0.5/0.5, clamp gradient 0 at 0), for each coordinate, in exact arithmetic at
-    every pair of boxes with integer coordinates in 0..3 drawn at random (ties, touching, nested,
-    disjoint and zero-width boxes among them), eps = 0 and 1/3."""
+    """The claims that the hand-written derivatives (_ratio_derivative of (U + eps)/(C + eps),
+    _iou_derivative of I/(U + eps)) equal sympy.diff with the conventions (ties 0.5/0.5, clamp
+    gradient 0 at 0), for each coordinate, in exact arithmetic at pairs of boxes with integer
+    coordinates in 0..3 drawn at random (ties, touching, nested, disjoint and zero-width boxes
+    among them), eps = 0 and 1/3."""
+    return (_rule_check(_ratio_derivative, (union + eps) / (enclose + eps), "(U + eps)/(C + eps)", enclose + eps),
+            _rule_check(_iou_derivative, iou_plain, "IoU = I/(U + eps)", union + eps))
+
+
+def _rule_check(rule, ratio, name, den):
     import random
 
     import mpmath
 
-    ratio = (union + eps) / (enclose + eps)
     syms = PRED + TARGET + (eps,)
+    den_f = sp.lambdify(syms, plain(den), modules=[{"Max": max, "Min": min}, "mpmath"])
 
     def heaviside(x, h0=0):
         return 1 if x > 0 else (h0 if x == 0 else 0)
 
     mods = [{"Heaviside": heaviside, "Max": max, "Min": min}, "mpmath"]
-    pairs = [(plain(_ratio_derivative(s)), plain(sp.diff(ratio, s))) for s in PRED + TARGET]
+    pairs = [(plain(rule(s)), plain(sp.diff(ratio, s))) for s in PRED + TARGET]
     fns = [(sp.lambdify(syms, h, modules=mods), sp.lambdify(syms, d, modules=mods)) for h, d in pairs]
     rng = random.Random(1)
     n = 0
@@ -123,17 +172,16 @@ def ratio_rule_checks() -> tuple:
             t1, t2 = sorted(rng.randint(0, 3) for _ in range(2)), sorted(rng.randint(0, 3) for _ in range(2))
             for e in (mpmath.mpf(0), mpmath.mpf(1) / 3):
                 args = [mpmath.mpf(v) for v in (p1[0], p2[0], p1[1], p2[1], t1[0], t2[0], t1[1], t2[1])] + [e]
-                if (max(args[2], args[6]) - min(args[0], args[4])) * (max(args[3], args[7]) - min(args[1], args[5])) \
-                        + e == 0:
+                if den_f(*args) == 0:
                     continue
                 for (fh, fd), s in zip(fns, PRED + TARGET):
                     h, d = fh(*args), fd(*args)
                     if abs(h - d) > mpmath.mpf(10) ** -30:
-                        raise AssertionError(f"d/d{s} of (U + eps)/(C + eps) by the rule: {h}, sympy.diff: {d} at {args}")
+                        raise AssertionError(f"d/d{s} of {name} by the rule: {h}, sympy.diff: {d} at {args}")
                 n += 1
-    return (("the hand-written derivative of (U + eps)/(C + eps) equals sympy.diff of it with the conventions "
-             f"(each coordinate, {n} integer box pairs with ties, touching, nested and zero-width boxes, eps = 0, 1/3)",
-             "exact arithmetic (40 digits, integer coordinates)"),)
+    return (f"the hand-written derivative of {name} equals sympy.diff of it with the conventions "
+            f"(each coordinate, {n} integer box pairs with ties, touching, nested and zero-width boxes, eps = 0, 1/3)",
+            "exact arithmetic (40 digits, integer coordinates)")
 # centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
 dx = (Sub(px1, tx1) + Sub(px2, tx2)) / 2
 dy = (Sub(py1, ty1) + Sub(py2, ty2)) / 2
@@ -187,8 +235,11 @@ def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_
     the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes).
     Every quotient by a stabilised denominator (one holding eps) in a differentiation form is
     differentiated as (da - (a/b) db)/b (``Quot``): with 0 < eps < ~1e-154 at zero union, b^2
-    would underflow and the gradient be 0/0."""
+    would underflow and the gradient be 0/0.  IoU and (U + eps)/(C + eps) are differentiated by
+    hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used."""
     if checks is not None:
+        rules = {int(h.args[1]) for _, _, d, _ in branches if d is not sp.nan for h in d.atoms(HandDiff)}
+        checks.extend(c for k, c in zip((1, 2), ratio_rule_checks()) if k in rules)
         checks.extend(_accurate_union_minus_inter())
     branches = [(c, v, d if d is sp.nan else stabilised_quotients(d), label) for c, v, d, label in branches]
     in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)

@@ -13,7 +13,7 @@ NOTE_ASPECT = ("GIoU differs from IoU only where the boxes cross (height 0.5 wit
 
 
 def derive():
-    checks = list(B.ratio_rule_checks())
+    checks = []
     kernel = B.box_kernel([(None, B.iou - penalty, B.iou - penalty_diff, "")], args=(B.eps,), checks=checks)
     return B.box_spec(NAME, "GIoU (metric)", "GIoU = IoU - (C - U) / (C + eps).",
                       ["H. Rezatofighi et al., arXiv:1902.09630"], [EPS], {p: kernel for p in ("f64", "f32")},

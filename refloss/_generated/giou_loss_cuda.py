@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eed0d9c67279ec3a
+# scalar kernels: sha256 ff938827983786f4
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
