@@ -139,6 +139,48 @@ HAND_RULES[2] = _iou_derivative
 iou = HandDiff(iou_plain, sp.Integer(2))
 
 
+def _giou_sum_derivative(s):
+    """d/ds [I/(U + eps) + (U + eps)/(C + eps)], the part of GIoU (and of its loss) that depends on the
+    boxes, differentiated as one: the two rules above, summed at a tie, leave a difference of
+    out_B/(C + eps) (from the ratio) and I out_B/(U + eps)^2 (from IoU), nearly equal where the
+    enclosing box nearly equals the union (one box inside the other along one axis, tied along the
+    other: 1.3e-4 of the largest component in float32).  With U' = U + eps, C' = C + eps, E = C - U:
+    sigma dS/ds = a A - b B, A = m i_o P/U'^2 + (out_B + (1 - m) i_o)/C' (non-negative terms),
+    B = IoU h_B/U' + (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/C'^2, and at a tie (A - B)/2 with
+    A - B = m i_o (h_B out_s,B + (A_O - I) + eps)/U'^2 + out_B (U' (U' - I) - I E)/(C' U'^2)
+            + (1 - m) i_o/C' - (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/C'^2."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]
+    i_other = (iw, ih)[other]
+    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff(c_own, s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
+    out_s, out_B = outs[axis], outs[other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
+    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    du, dc = union + eps, enclose + eps
+    y_num = c_other * (o_minus_i - h_B * e_own) + eps * e_other
+    big_a = Quot(Quot(m * i_other * (inter + h_B * out_s + o_minus_i + eps), du), du) \
+        + Quot(out_B + (1 - m) * i_other, dc)
+    big_b = Quot(Quot(inter * h_B, du), du) + Quot(Quot(y_num, dc), dc)
+    z = Quot(Quot(m * i_other * (h_B * out_s + o_minus_i + eps), du), du) \
+        + Quot(Quot(Quot(out_B * (du * union_minus_inter_eps - inter * enclose_minus_union), dc), du), du) \
+        + Quot((1 - m) * i_other, dc) - Quot(Quot(y_num, dc), dc)
+    return sigma * _tie_split(a, b, big_a, big_b, z)
+
+
+HAND_RULES[3] = _giou_sum_derivative
+# IoU + (U + eps)/(C + eps), differentiated by _giou_sum_derivative
+iou_plus_union_over_enclose = HandDiff(iou_plain + (union + eps) / (enclose + eps), sp.Integer(3))
+
+
 @lru_cache(maxsize=None)
 def ratio_rule_checks() -> tuple:
     """The claims that the hand-written derivatives (_ratio_derivative of (U + eps)/(C + eps),
@@ -147,7 +189,9 @@ def ratio_rule_checks() -> tuple:
     coordinates in 0..3 drawn at random (ties, touching, nested, disjoint and zero-width boxes
     among them), eps = 0 and 1/3."""
     return (_rule_check(_ratio_derivative, (union + eps) / (enclose + eps), "(U + eps)/(C + eps)", enclose + eps),
-            _rule_check(_iou_derivative, iou_plain, "IoU = I/(U + eps)", union + eps))
+            _rule_check(_iou_derivative, iou_plain, "IoU = I/(U + eps)", union + eps),
+            _rule_check(_giou_sum_derivative, iou_plain + (union + eps) / (enclose + eps),
+                        "I/(U + eps) + (U + eps)/(C + eps)", (union + eps) * (enclose + eps)))
 
 
 def _rule_check(rule, ratio, name, den):
@@ -239,7 +283,7 @@ def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_
     hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used."""
     if checks is not None:
         rules = {int(h.args[1]) for _, _, d, _ in branches if d is not sp.nan for h in d.atoms(HandDiff)}
-        checks.extend(c for k, c in zip((1, 2), ratio_rule_checks()) if k in rules)
+        checks.extend(c for k, c in zip((1, 2, 3), ratio_rule_checks()) if k in rules)
         checks.extend(_accurate_union_minus_inter())
     branches = [(c, v, d if d is sp.nan else stabilised_quotients(d), label) for c, v, d, label in branches]
     in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ff938827983786f4
+# scalar kernels: sha256 bb82772cd08ae7d4
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
