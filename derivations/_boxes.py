@@ -147,8 +147,9 @@ def _giou_sum_derivative(s):
     other: 1.3e-4 of the largest component in float32).  With U' = U + eps, C' = C + eps, E = C - U:
     sigma dS/ds = a A - b B, A = m i_o P/U'^2 + (out_B + (1 - m) i_o)/C' (non-negative terms),
     B = IoU h_B/U' + (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/C'^2, and at a tie (A - B)/2 with
-    A - B = m i_o (h_B out_s,B + (A_O - I) + eps)/U'^2 + out_B (U' (U' - I) - I E)/(C' U'^2)
-            + (1 - m) i_o/C' - (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/C'^2."""
+    A - B = m i_o (h_B out_s,B + eps)/U'^2 + out_B (U' (U' - I) - I E)/(C' U'^2) + (1 - m) i_o/C'
+            + (c_o h_B e_B - eps (c_o - h_B))/C'^2 + (A_O - I) (m i_o/U'^2 - c_o/C'^2),
+    the last factor formed from E and the extents outside the intersection (see below)."""
     i = PRED.index(s) if s in PRED else TARGET.index(s)
     B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
     axis, sigma = i % 2, (-1 if i < 2 else 1)
@@ -170,9 +171,13 @@ def _giou_sum_derivative(s):
     big_a = Quot(Quot(m * i_other * (inter + h_B * out_s + o_minus_i + eps), du), du) \
         + Quot(out_B + (1 - m) * i_other, dc)
     big_b = Quot(Quot(inter * h_B, du), du) + Quot(Quot(y_num, dc), dc)
-    z = Quot(Quot(m * i_other * (h_B * out_s + o_minus_i + eps), du), du) \
+    # (A_O - I) (m i_o/U'^2 - c_o/C'^2) as one term: with m = 1, c_o - i_o = e_o + out_B and C' - U' = E,
+    # m i_o/U'^2 - c_o/C'^2 = (i_o E (C' + U') - (e_o + out_B) U'^2)/(U'^2 C'^2)
+    gap = Quot(Quot(m * Quot(Quot(i_other * enclose_minus_union * (dc + du), du), du) - m * (e_other + out_B)
+                    - (1 - m) * c_other, dc), dc)
+    z = Quot(Quot(m * i_other * (h_B * out_s + eps), du), du) \
         + Quot(Quot(Quot(out_B * (du * union_minus_inter_eps - inter * enclose_minus_union), dc), du), du) \
-        + Quot((1 - m) * i_other, dc) - Quot(Quot(y_num, dc), dc)
+        + Quot((1 - m) * i_other, dc) + Quot(Quot(c_other * h_B * e_own - eps * e_other, dc), dc) + o_minus_i * gap
     return sigma * _tie_split(a, b, big_a, big_b, z)
 
 

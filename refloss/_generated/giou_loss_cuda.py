@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bb82772cd08ae7d4
+# scalar kernels: sha256 36c112ff5ace9544
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
