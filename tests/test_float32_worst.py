@@ -115,7 +115,7 @@ def test_giou_gradient_with_one_box_inside_the_other(loss, r, swap):
 
 
 # float32 pairs from a sampled check (docs/exhaustive-f32-fixes.md, 10^6 pairs a class), the worst of their loss
-# before the fix, with the gradient error (relative to the largest component) the kernel had then
+# before a fix, with the gradient error (relative to the largest component) the float32 kernel had then
 FAR_APART = [
     # far apart in y, the target spanning the enclosing box in x: dU/(C+eps) and (U+eps) dC/(C+eps)^2 cancel, 2.8e-3
     # (float64: 3.1e-12)
@@ -133,13 +133,28 @@ FAR_APART = [
     # far apart, nearly equal heights: the offsets again, 2.8e-4
     ("eiou_loss", [-2.1150171756744385, -0.45024749636650085, 2.086681365966797, -0.44671958684921265],
      [-1486495.375, -182.96145629882812, -1486118.75, -182.95693969726562]),
+    # nearly equal heights near each other: the offsets round (py1 - ty1 of opposite signs), and so do the heights
+    # (6.5e-5 with whichever difference subtracts the smaller numbers; TwoSum since)
+    ("eiou_loss", [-151.93519592285156, -0.0006314027705229819, 132.24790954589844, 0.001257198629900813],
+     [4.785554885864258, 0.00039866389124654233, 4.786865711212158, 0.002287706360220909]),
+    # tied y coordinates of thin, nearly equal boxes: IoU's dI/(U+eps) and I dU/(U+eps)^2 cancel, 1.1e-1 (2.7e-11 in
+    # float64), and GIoU's (U+eps)/(C+eps) with IoU, 4.8e-2
+    ("eiou_loss", [-464.8186950683594, -76.66574096679688, 442.8304443359375, -76.66460418701172],
+     [-464.8191833496094, -76.66574096679688, 442.82916259765625, -76.66460418701172]),
+    ("iou_loss", [-464.8186950683594, -76.66574096679688, 442.8304443359375, -76.66460418701172],
+     [-464.8191833496094, -76.66574096679688, 442.82916259765625, -76.66460418701172]),
+    ("giou_loss", [-470.07061767578125, -388.2904357910156, 471.58489990234375, -388.2892761230469],
+     [-469.166259765625, -388.2904357910156, 471.3189392089844, -388.2892761230469]),
+    # tied along x, crossing along y: (A_O - I)(i_o/U'^2 - c_o/C'^2) cancelled, 9.7e-5
+    ("giou_loss", [-118.11920928955078, -440.2572021484375, -118.11690521240234, 440.33416748046875],
+     [-118.11920928955078, -439.220458984375, -118.11690521240234, 440.4500732421875]),
     ("focal_l1_eiou_loss", [0.05535118281841278, -459.3480224609375, 0.05887167155742645, 463.5456848144531],
      [-0.08323772251605988, 21.75839614868164, -0.07972951978445053, 42.37715530395508]),
 ]
 
 
 @pytest.mark.parametrize("loss, p, t", FAR_APART)
-def test_box_gradients_of_far_apart_and_equal_sized_pairs(loss, p, t):
+def test_box_gradients_of_far_apart_nested_and_tied_pairs(loss, p, t):
     _, g64 = _box_grad_error(loss, p, t, np.float64)
     assert g64 <= 1e-13
     _, g32 = _box_grad_error(loss, p, t, np.float32)

@@ -133,10 +133,9 @@ class Quot(sp.Function):
 
 
 class DiffOfDiffs(sp.Function):
-    """(p2 - p1) - (t2 - t1) = (p2 - t2) - (p1 - t1), evaluated the way whose two differences are the
-    smaller in magnitude (each difference of two floats is rounded once, to a relative error of half
-    an ulp): the widths for boxes of nearly equal size far apart, the coordinate offsets for large
-    boxes near each other.  Its error is then at most ~2 ulp of min(|w_p| + |w_t|, |offsets|)."""
+    """(p2 - p1) - (t2 - t1) = (p2 - t2) - (p1 - t1), evaluated as the difference of the offsets plus
+    their rounding errors (TwoSum, additions only): accurate to a few ulp of the result however much
+    the widths or the offsets cancel (boxes of nearly equal size, near each other or far apart)."""
 
     nargs = 4
 

@@ -72,21 +72,27 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _s10 = _t4*min(_t1, max(_t12, _t12 - _t12) + max(_s7, _s7 - _s7))
         _s11 = _t4*min(_t3, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
         _s12 = _s9 + _t3*min(_t2, max(_t9, _t9 - _t9) + max(_s6, _s6 - _s6)) + _s10 + _s11 + eps
-        _w13 = py2 - py1
-        _w14 = ty2 - ty1
-        _u15 = py2 - ty2
-        _u16 = py1 - ty1
-        _s17 = (_w13 - _w14) if abs(_w13) + abs(_w14) <= abs(_u15) + abs(_u16) else (_u15 - _u16)
-        _s18 = 0.5*_t10 + 0.5*_t9
-        _s19 = 0.5*_t11 + 0.5*_t12
-        _w20 = px2 - px1
-        _w21 = tx2 - tx1
-        _u22 = px2 - tx2
-        _u23 = px1 - tx1
-        _s24 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_u22) + abs(_u23) else (_u22 - _u23)
-        _s25 = ((_s18*_s18) + (_s19*_s19))/(_t7 + _t8)
-        _s26 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s17*_s17)/(_t8 + eps) + _s25 + (_s24*_s24)/_t7
-        value = _s26*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _u13 = py2 - ty2
+        _u14 = py1 - ty1
+        _b15 = _u13 - py2
+        _b16 = _u14 - py1
+        _e17 = (py2 - (_u13 - _b15)) - (ty2 + _b15)
+        _e18 = (py1 - (_u14 - _b16)) - (ty1 + _b16)
+        _c19 = _e17 - _e18
+        _s20 = (_u13 - _u14) + _c19 if _c19 == _c19 else _u13 - _u14
+        _s21 = 0.5*_t10 + 0.5*_t9
+        _s22 = 0.5*_t11 + 0.5*_t12
+        _u23 = px2 - tx2
+        _u24 = px1 - tx1
+        _b25 = _u23 - px2
+        _b26 = _u24 - px1
+        _e27 = (px2 - (_u23 - _b25)) - (tx2 + _b25)
+        _e28 = (px1 - (_u24 - _b26)) - (tx1 + _b26)
+        _c29 = _e27 - _e28
+        _s30 = (_u23 - _u24) + _c29 if _c29 == _c29 else _u23 - _u24
+        _s31 = ((_s21*_s21) + (_s22*_s22))/(_t7 + _t8)
+        _s32 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s20*_s20)/(_t8 + eps) + _s31 + (_s30*_s30)/_t7
+        value = _s32*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         return value
 
 
@@ -128,21 +134,27 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _s10 = _t4*min(_t1, max(_t12, _t12 - _t12) + max(_s7, _s7 - _s7))
         _s11 = _t4*min(_t3, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
         _s12 = _s9 + _t3*min(_t2, max(_t9, _t9 - _t9) + max(_s6, _s6 - _s6)) + _s10 + _s11 + eps
-        _w13 = py2 - py1
-        _w14 = ty2 - ty1
-        _u15 = py2 - ty2
-        _u16 = py1 - ty1
-        _s17 = (_w13 - _w14) if abs(_w13) + abs(_w14) <= abs(_u15) + abs(_u16) else (_u15 - _u16)
-        _s18 = 0.5*_t10 + 0.5*_t9
-        _s19 = 0.5*_t11 + 0.5*_t12
-        _w20 = px2 - px1
-        _w21 = tx2 - tx1
-        _u22 = px2 - tx2
-        _u23 = px1 - tx1
-        _s24 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_u22) + abs(_u23) else (_u22 - _u23)
-        _s25 = ((_s18*_s18) + (_s19*_s19))/(_t7 + _t8)
-        _s26 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s17*_s17)/(_t8 + eps) + _s25 + (_s24*_s24)/_t7
-        value = _s26*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _u13 = py2 - ty2
+        _u14 = py1 - ty1
+        _b15 = _u13 - py2
+        _b16 = _u14 - py1
+        _e17 = (py2 - (_u13 - _b15)) - (ty2 + _b15)
+        _e18 = (py1 - (_u14 - _b16)) - (ty1 + _b16)
+        _c19 = _e17 - _e18
+        _s20 = (_u13 - _u14) + _c19 if _c19 == _c19 else _u13 - _u14
+        _s21 = 0.5*_t10 + 0.5*_t9
+        _s22 = 0.5*_t11 + 0.5*_t12
+        _u23 = px2 - tx2
+        _u24 = px1 - tx1
+        _b25 = _u23 - px2
+        _b26 = _u24 - px1
+        _e27 = (px2 - (_u23 - _b25)) - (tx2 + _b25)
+        _e28 = (px1 - (_u24 - _b26)) - (tx1 + _b26)
+        _c29 = _e27 - _e28
+        _s30 = (_u23 - _u24) + _c29 if _c29 == _c29 else _u23 - _u24
+        _s31 = ((_s21*_s21) + (_s22*_s22))/(_t7 + _t8)
+        _s32 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s20*_s20)/(_t8 + eps) + _s31 + (_s30*_s30)/_t7
+        value = _s32*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _t13 = px1 - tx1
         _t14 = -_t13
         _t15 = 1.0 if _t14 > 0.0 else 0.0
@@ -168,13 +180,13 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
         _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
         _t37 = _t19
-        _t38 = _s24
+        _t38 = _s30
         _t39 = (_t38*_t38)/_t7
-        _t40 = _s17
+        _t40 = _s20
         _t41 = _t8 + eps
         _t42 = (_t40*_t40)/_t41
-        _t43 = _s18
-        _t44 = _s19
+        _t43 = _s21
+        _t44 = _s22
         _t45 = _s3
         _t46 = _t41 + (_t45*_t45)
         _t47 = ((_t43*_t43) + (_t44*_t44))/_t46
@@ -272,21 +284,27 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _s10 = _t4*min(_t1, max(_t12, _t12 - _t12) + max(_s7, _s7 - _s7))
         _s11 = _t4*min(_t3, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
         _s12 = _s9 + _t3*min(_t2, max(_t9, _t9 - _t9) + max(_s6, _s6 - _s6)) + _s10 + _s11 + eps
-        _w13 = py2 - py1
-        _w14 = ty2 - ty1
-        _u15 = py2 - ty2
-        _u16 = py1 - ty1
-        _s17 = (_w13 - _w14) if abs(_w13) + abs(_w14) <= abs(_u15) + abs(_u16) else (_u15 - _u16)
-        _s18 = _f32(0.5)*_t10 + _f32(0.5)*_t9
-        _s19 = _f32(0.5)*_t11 + _f32(0.5)*_t12
-        _w20 = px2 - px1
-        _w21 = tx2 - tx1
-        _u22 = px2 - tx2
-        _u23 = px1 - tx1
-        _s24 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_u22) + abs(_u23) else (_u22 - _u23)
-        _s25 = ((_s18*_s18) + (_s19*_s19))/(_t7 + _t8)
-        _s26 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s17*_s17)/(_t8 + eps) + _s25 + (_s24*_s24)/_t7
-        value = _s26*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _u13 = py2 - ty2
+        _u14 = py1 - ty1
+        _b15 = _u13 - py2
+        _b16 = _u14 - py1
+        _e17 = (py2 - (_u13 - _b15)) - (ty2 + _b15)
+        _e18 = (py1 - (_u14 - _b16)) - (ty1 + _b16)
+        _c19 = _e17 - _e18
+        _s20 = (_u13 - _u14) + _c19 if _c19 == _c19 else _u13 - _u14
+        _s21 = _f32(0.5)*_t10 + _f32(0.5)*_t9
+        _s22 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+        _u23 = px2 - tx2
+        _u24 = px1 - tx1
+        _b25 = _u23 - px2
+        _b26 = _u24 - px1
+        _e27 = (px2 - (_u23 - _b25)) - (tx2 + _b25)
+        _e28 = (px1 - (_u24 - _b26)) - (tx1 + _b26)
+        _c29 = _e27 - _e28
+        _s30 = (_u23 - _u24) + _c29 if _c29 == _c29 else _u23 - _u24
+        _s31 = ((_s21*_s21) + (_s22*_s22))/(_t7 + _t8)
+        _s32 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s20*_s20)/(_t8 + eps) + _s31 + (_s30*_s30)/_t7
+        value = _s32*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         return value
 
 
@@ -328,21 +346,27 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _s10 = _t4*min(_t1, max(_t12, _t12 - _t12) + max(_s7, _s7 - _s7))
         _s11 = _t4*min(_t3, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
         _s12 = _s9 + _t3*min(_t2, max(_t9, _t9 - _t9) + max(_s6, _s6 - _s6)) + _s10 + _s11 + eps
-        _w13 = py2 - py1
-        _w14 = ty2 - ty1
-        _u15 = py2 - ty2
-        _u16 = py1 - ty1
-        _s17 = (_w13 - _w14) if abs(_w13) + abs(_w14) <= abs(_u15) + abs(_u16) else (_u15 - _u16)
-        _s18 = _f32(0.5)*_t10 + _f32(0.5)*_t9
-        _s19 = _f32(0.5)*_t11 + _f32(0.5)*_t12
-        _w20 = px2 - px1
-        _w21 = tx2 - tx1
-        _u22 = px2 - tx2
-        _u23 = px1 - tx1
-        _s24 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_u22) + abs(_u23) else (_u22 - _u23)
-        _s25 = ((_s18*_s18) + (_s19*_s19))/(_t7 + _t8)
-        _s26 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s17*_s17)/(_t8 + eps) + _s25 + (_s24*_s24)/_t7
-        value = _s26*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _u13 = py2 - ty2
+        _u14 = py1 - ty1
+        _b15 = _u13 - py2
+        _b16 = _u14 - py1
+        _e17 = (py2 - (_u13 - _b15)) - (ty2 + _b15)
+        _e18 = (py1 - (_u14 - _b16)) - (ty1 + _b16)
+        _c19 = _e17 - _e18
+        _s20 = (_u13 - _u14) + _c19 if _c19 == _c19 else _u13 - _u14
+        _s21 = _f32(0.5)*_t10 + _f32(0.5)*_t9
+        _s22 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+        _u23 = px2 - tx2
+        _u24 = px1 - tx1
+        _b25 = _u23 - px2
+        _b26 = _u24 - px1
+        _e27 = (px2 - (_u23 - _b25)) - (tx2 + _b25)
+        _e28 = (px1 - (_u24 - _b26)) - (tx1 + _b26)
+        _c29 = _e27 - _e28
+        _s30 = (_u23 - _u24) + _c29 if _c29 == _c29 else _u23 - _u24
+        _s31 = ((_s21*_s21) + (_s22*_s22))/(_t7 + _t8)
+        _s32 = _s12/(_t0*_t1 + _t2*_t3 - _t5 + eps) + (_s20*_s20)/(_t8 + eps) + _s31 + (_s30*_s30)/_t7
+        value = _s32*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _t13 = px1 - tx1
         _t14 = -_t13
         _t15 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
@@ -368,13 +392,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
         _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
         _t37 = _t19
-        _t38 = _s24
+        _t38 = _s30
         _t39 = (_t38*_t38)/_t7
-        _t40 = _s17
+        _t40 = _s20
         _t41 = _t8 + eps
         _t42 = (_t40*_t40)/_t41
-        _t43 = _s18
-        _t44 = _s19
+        _t43 = _s21
+        _t44 = _s22
         _t45 = _s3
         _t46 = _t41 + (_t45*_t45)
         _t47 = ((_t43*_t43) + (_t44*_t44))/_t46

@@ -67,15 +67,21 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _s17 = -max(py1, ty1) + min(py2, ty2)
     _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-    _w20 = py2 - py1
-    _w21 = ty2 - ty1
-    _s22 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_s10) + abs(_s12) else (_s10 - _s12)
-    _w23 = px2 - px1
-    _w24 = tx2 - tx1
-    _s25 = (_w23 - _w24) if abs(_w23) + abs(_w24) <= abs(_s5) + abs(_s7) else (_s5 - _s7)
-    _s26 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
-    _s27 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-    x_e = _s27 + _s26 + (_s22*_s22)/(eps + (_s4*_s4)) + (_s25*_s25)/(eps + (_s3*_s3))
+    _b20 = _s10 - py2
+    _b21 = _s12 - py1
+    _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+    _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+    _c24 = _e22 - _e23
+    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _b26 = _s5 - px2
+    _b27 = _s7 - px1
+    _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+    _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+    _c30 = _e28 - _e29
+    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         value = 0.0
         return value
@@ -107,15 +113,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _s17 = -max(py1, ty1) + min(py2, ty2)
     _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-    _w20 = py2 - py1
-    _w21 = ty2 - ty1
-    _s22 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_s10) + abs(_s12) else (_s10 - _s12)
-    _w23 = px2 - px1
-    _w24 = tx2 - tx1
-    _s25 = (_w23 - _w24) if abs(_w23) + abs(_w24) <= abs(_s5) + abs(_s7) else (_s5 - _s7)
-    _s26 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
-    _s27 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-    x_e = _s27 + _s26 + (_s22*_s22)/(eps + (_s4*_s4)) + (_s25*_s25)/(eps + (_s3*_s3))
+    _b20 = _s10 - py2
+    _b21 = _s12 - py1
+    _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+    _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+    _c24 = _e22 - _e23
+    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _b26 = _s5 - px2
+    _b27 = _s7 - px1
+    _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+    _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+    _c30 = _e28 - _e29
+    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         value = 0.0
         d_px1 = 0.0
@@ -129,7 +141,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
         value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
-        _t0 = _s25
+        _t0 = _s31
         _t1 = 2.0*_t0
         _t2 = -_t1
         _t3 = _s3
@@ -185,7 +197,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t53 = q*x_e
         _t54 = 2.0*_t53
         _t55 = _t53*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
-        _t56 = _s22
+        _t56 = _s25
         _t57 = 2.0*_t56
         _t58 = -_t57
         _t59 = _t18 + eps
@@ -258,7 +270,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # linear: L_EIoU > 1
         value = c_lin + s*x_e
-        _t0 = _s25
+        _t0 = _s31
         _t1 = 2.0*_t0
         _t2 = -_t1
         _t3 = _s3
@@ -308,7 +320,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t47 = _t23*_t46
         _t48 = 0.5*_t43
         _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
-        _t50 = _s22
+        _t50 = _s25
         _t51 = 2.0*_t50
         _t52 = -_t51
         _t53 = _t17 + eps
@@ -349,22 +361,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
         _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
         _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-        _s28 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
-        d_px1 = s*(_s28 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
-        _s29 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
-        d_py1 = s*(_s29 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
-        _s30 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
-        d_px2 = s*(_s30 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
-        _s31 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
-        d_py2 = s*(_s31 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
-        _s32 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
-        d_tx1 = s*(_s32 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
-        _s33 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
-        d_ty1 = s*(_s33 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
-        _s34 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
-        d_tx2 = s*(_s34 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
-        _s35 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
-        d_ty2 = s*(_s35 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+        _s34 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
+        d_px1 = s*(_s34 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
+        _s35 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
+        d_py1 = s*(_s35 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
+        _s36 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
+        d_px2 = s*(_s36 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
+        _s37 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
+        d_py2 = s*(_s37 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
+        _s38 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
+        d_tx1 = s*(_s38 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
+        _s39 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
+        d_ty1 = s*(_s39 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
+        _s40 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
+        d_tx2 = s*(_s40 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
+        _s41 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
+        d_ty2 = s*(_s41 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -388,15 +400,21 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _s17 = -max(py1, ty1) + min(py2, ty2)
     _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-    _w20 = py2 - py1
-    _w21 = ty2 - ty1
-    _s22 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_s10) + abs(_s12) else (_s10 - _s12)
-    _w23 = px2 - px1
-    _w24 = tx2 - tx1
-    _s25 = (_w23 - _w24) if abs(_w23) + abs(_w24) <= abs(_s5) + abs(_s7) else (_s5 - _s7)
-    _s26 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
-    _s27 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-    x_e = _s27 + _s26 + (_s22*_s22)/(eps + (_s4*_s4)) + (_s25*_s25)/(eps + (_s3*_s3))
+    _b20 = _s10 - py2
+    _b21 = _s12 - py1
+    _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+    _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+    _c24 = _e22 - _e23
+    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _b26 = _s5 - px2
+    _b27 = _s7 - px1
+    _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+    _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+    _c30 = _e28 - _e29
+    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         value = _f32(0.0)
         return value
@@ -428,15 +446,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _s17 = -max(py1, ty1) + min(py2, ty2)
     _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-    _w20 = py2 - py1
-    _w21 = ty2 - ty1
-    _s22 = (_w20 - _w21) if abs(_w20) + abs(_w21) <= abs(_s10) + abs(_s12) else (_s10 - _s12)
-    _w23 = px2 - px1
-    _w24 = tx2 - tx1
-    _s25 = (_w23 - _w24) if abs(_w23) + abs(_w24) <= abs(_s5) + abs(_s7) else (_s5 - _s7)
-    _s26 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
-    _s27 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-    x_e = _s27 + _s26 + (_s22*_s22)/(eps + (_s4*_s4)) + (_s25*_s25)/(eps + (_s3*_s3))
+    _b20 = _s10 - py2
+    _b21 = _s12 - py1
+    _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+    _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+    _c24 = _e22 - _e23
+    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _b26 = _s5 - px2
+    _b27 = _s7 - px1
+    _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+    _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+    _c30 = _e28 - _e29
+    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+    x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         value = _f32(0.0)
         d_px1 = _f32(0.0)
@@ -450,7 +474,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
         value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
-        _t0 = _s25
+        _t0 = _s31
         _t1 = _f32(2.0)*_t0
         _t2 = -_t1
         _t3 = _s3
@@ -506,7 +530,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t53 = q*x_e
         _t54 = _f32(2.0)*_t53
         _t55 = _t53*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
-        _t56 = _s22
+        _t56 = _s25
         _t57 = _f32(2.0)*_t56
         _t58 = -_t57
         _t59 = _t18 + eps
@@ -579,7 +603,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # linear: L_EIoU > 1
         value = c_lin + s*x_e
-        _t0 = _s25
+        _t0 = _s31
         _t1 = _f32(2.0)*_t0
         _t2 = -_t1
         _t3 = _s3
@@ -629,7 +653,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t47 = _t23*_t46
         _t48 = _f32(0.5)*_t43
         _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
-        _t50 = _s22
+        _t50 = _s25
         _t51 = _f32(2.0)*_t50
         _t52 = -_t51
         _t53 = _t17 + eps
@@ -670,20 +694,20 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
         _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
         _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-        _s28 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
-        d_px1 = s*(_s28 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
-        _s29 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
-        d_py1 = s*(_s29 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
-        _s30 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
-        d_px2 = s*(_s30 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
-        _s31 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
-        d_py2 = s*(_s31 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
-        _s32 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
-        d_tx1 = s*(_s32 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
-        _s33 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
-        d_ty1 = s*(_s33 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
-        _s34 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
-        d_tx2 = s*(_s34 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
-        _s35 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
-        d_ty2 = s*(_s35 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+        _s34 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
+        d_px1 = s*(_s34 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
+        _s35 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
+        d_py1 = s*(_s35 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
+        _s36 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
+        d_px2 = s*(_s36 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
+        _s37 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
+        d_py2 = s*(_s37 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
+        _s38 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
+        d_tx1 = s*(_s38 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
+        _s39 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
+        d_ty1 = s*(_s39 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
+        _s40 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
+        d_tx2 = s*(_s40 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
+        _s41 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
+        d_ty2 = s*(_s41 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
