@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 36c112ff5ace9544
+# scalar kernels: sha256 e8f10d6ee204a736
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
