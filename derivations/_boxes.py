@@ -169,16 +169,17 @@ def _giou_sum_derivative(s):
     e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
     e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
     du, dc = union + eps, enclose + eps
-    # each product of lengths is divided by an area before the next length multiplies it (a length cubed, or
-    # to the fourth, overflows float32 for coordinates ~1e10 far apart, and 0 * inf at the other branches is NaN)
+    # no product of four lengths before a division by an area (it overflows float32 for coordinates ~1e10 far
+    # apart, and 0 * inf at the unused branches is NaN)
     y = c_other * Quot(o_minus_i - h_B * e_own, dc) + eps * Quot(e_other, dc)
-    big_a = Quot(m * i_other * Quot(inter + h_B * out_s + o_minus_i + eps, du), du) \
+    big_a = Quot(Quot(m * i_other * (inter + h_B * out_s + o_minus_i + eps), du), du) \
         + Quot(out_B + (1 - m) * i_other, dc)
     big_b = Quot(Quot(inter, du) * h_B, du) + Quot(y, dc)
     # (A_O - I) (m i_o/U'^2 - c_o/C'^2) as one term: with m = 1, c_o - i_o = e_o + out_B and C' - U' = E,
     # m i_o/U'^2 - c_o/C'^2 = (i_o E (C' + U') - (e_o + out_B) U'^2)/(U'^2 C'^2)
-    gap = m * i_other * Quot(enclose_minus_union, du) * Quot(dc + du, du) - m * (e_other + out_B) - (1 - m) * c_other
-    z = Quot(m * i_other * Quot(h_B * out_s + eps, du), du) \
+    # (m i_o E formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny)
+    gap = Quot(Quot(m * i_other * enclose_minus_union, du) * (dc + du), du) - m * (e_other + out_B) - (1 - m) * c_other
+    z = Quot(Quot(m * i_other * (h_B * out_s + eps), du), du) \
         + Quot(out_B * (Quot(union_minus_inter_eps, du) - Quot(inter, du) * Quot(enclose_minus_union, du)), dc) \
         + Quot((1 - m) * i_other, dc) + Quot(c_other * Quot(h_B * e_own, dc) - eps * Quot(e_other, dc), dc) \
         + Quot(Quot(o_minus_i, dc) * gap, dc)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e8f10d6ee204a736
+# scalar kernels: sha256 9c5abc7daca40ba6
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
