@@ -16,7 +16,7 @@ import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Kernel, Step as DocStep, prove_equal
-from refloss._derive.functions import Clamp0, Quot, Sub, TMax, TMin, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, HandDiff, Quot, Step, Sub, TMax, TMin, plain
 
 px1, py1, px2, py2 = sp.symbols("px1 py1 px2 py2", real=True)
 tx1, ty1, tx2, ty2 = sp.symbols("tx1 ty1 tx2 ty2", real=True)
@@ -31,7 +31,7 @@ iw = Clamp0(TMin(px2, tx2) - TMax(px1, tx1))
 ih = Clamp0(TMin(py2, ty2) - TMax(py1, ty1))
 inter = iw * ih
 union = wp * hp + wt * ht - inter
-iou = inter / (union + eps)
+iou_plain = inter / (union + eps)  # IoU; ``iou`` below is the same, differentiated by _iou_derivative
 # U - I = (Ap - I) + (At - I), each part from coordinate differences: with the parts of a box's
 # width and height outside the intersection, wp - iw = min(wp, [px2 - tx2]+ + [tx1 - px1]+),
 # Ap - I = (wp - iw) hp + iw (hp - ih), exact for every pair (disjoint ones included) and
@@ -56,6 +56,186 @@ gap_x = Clamp0(TMax(px1, tx1) - TMin(px2, tx2))
 gap_y = Clamp0(TMax(py1, ty1) - TMin(py2, ty2))
 enclose_minus_union = out_wp * out_ht + out_wt * out_hp + gap_y * cw + gap_x * ch - gap_x * gap_y
 _PROVED += ((enclose_minus_union, enclose - union),)
+
+
+def _ratio_derivative(s):
+    """d/ds (U + eps)/(C + eps) (GIoU's 1 - penalty) without the cancellation of dU/(C + eps) and
+    (U + eps) dC/(C + eps)^2.  For a coordinate s of box B along one axis, with O the other box, h_B
+    B's size and i_o the intersection's along the other axis, c_o the enclosing box's, sigma = -1
+    for a lower and +1 for an upper coordinate: dU/ds = sigma (h_B - a m i_o), dC/ds = sigma b c_o
+    (a, b: s's share of the intersection's and of the enclosing box's bound, a + b = 1, 0.5 each at
+    a tie; m = [intersection's extent > 0]), so with U = h_B w_B + (A_O - I) and c_w = w_B + e_B
+    (e_B: the enclosing extent beyond B, from coordinate differences),
+    (C + eps) dR/ds = sigma [a (h_B - m i_o) + b (h_B - R c_o)]
+                    = sigma [a (out_B + (1 - m) i_o) - b (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/(C + eps)]
+    with out_B = h_B - i_o from coordinate differences: the terms of size 1/box that cancelled
+    (boxes far apart, one box inside the other) are gone.  Checked against sympy.diff in exact
+    arithmetic at generation time (``ratio_rule_checks``)."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]  # the intersection's extent before the clamp
+    i_other = (iw, ih)[other]
+    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff(c_own, s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    out_B = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B][other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
+    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    den = enclose + eps
+    # (each product of lengths divided by an area before the next length multiplies it: no cube of a length,
+    # which would overflow float32 for coordinates ~1e10 far apart)
+    n = a * (out_B + (1 - m) * i_other) - b * (c_other * Quot(o_minus_i - h_B * e_own, den) + eps * Quot(e_other, den))
+    return Quot(sigma * n, den)
+
+
+HAND_RULES[1] = _ratio_derivative
+# (U + eps)/(C + eps), differentiated by _ratio_derivative
+union_over_enclose = HandDiff((union + eps) / (enclose + eps), sp.Integer(1))
+
+
+def _tie_split(a, b, x, y, z):
+    """a x - b y for a = Heaviside(t, 1/2), b = Heaviside(-t, 1/2) (s's shares of two bounds), with z = x - y
+    formed without cancellation used at the tie t = 0, where a x - b y = (x - y)/2 would cancel."""
+    t = a.args[0]
+    assert a == sp.Heaviside(t, sp.Rational(1, 2)) and b == sp.Heaviside(-t, sp.Rational(1, 2)), (a, b)
+    pos, neg = sp.Heaviside(t, 0), sp.Heaviside(-t, 0)
+    return pos * x - neg * y + (1 - pos - neg) * z / 2
+
+
+def _iou_derivative(s):
+    """d/ds I/(U + eps) without the cancellation of dI/(U + eps) and I dU/(U + eps)^2.  With the notation of
+    _ratio_derivative (s along one axis of box B, the other axis o; i_s, i_o the intersection's extents;
+    dI/ds = sigma a m i_o, dU/ds = sigma (h_B - a m i_o), a + b = 1):
+    (U + eps) dIoU/ds = sigma [a m i_o (1 + IoU) - IoU h_B] = sigma [a m i_o P/(U + eps) - b IoU h_B]
+    with P = U + eps - i_s out_B = I + h_B out_s,B + (A_O - I) + eps, a sum of non-negative terms
+    (A_B - I = h_B out_s,B + i_s out_B, out_B = h_B - i_o, out_s,B B's extent outside the intersection
+    along s's axis); at a tie (a = b = 1/2) the two terms cancel for nearly equal boxes, so there it is
+    m i_o Q/(U + eps)/2 with Q = P - i_s h_B = h_B out_s,B + (A_O - I) + eps - i_s out_B."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]
+    i_own, i_other = (iw, ih)[axis], (iw, ih)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff((cw, ch)[axis], s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
+    out_s, out_B = outs[axis], outs[other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    den = union + eps
+    p = inter + h_B * out_s + o_minus_i + eps
+    q = h_B * out_s + o_minus_i + eps - i_own * out_B
+    n = _tie_split(a, b, m * i_other * Quot(p, den), Quot(inter, den) * h_B, m * i_other * Quot(q, den))
+    return Quot(sigma * n, den)
+
+
+HAND_RULES[2] = _iou_derivative
+# IoU = I/(U + eps), differentiated by _iou_derivative
+iou = HandDiff(iou_plain, sp.Integer(2))
+
+
+def _giou_sum_derivative(s):
+    """d/ds [I/(U + eps) + (U + eps)/(C + eps)], the part of GIoU (and of its loss) that depends on the
+    boxes, differentiated as one: the two rules above, summed at a tie, leave a difference of
+    out_B/(C + eps) (from the ratio) and I out_B/(U + eps)^2 (from IoU), nearly equal where the
+    enclosing box nearly equals the union (one box inside the other along one axis, tied along the
+    other: 1.3e-4 of the largest component in float32).  With U' = U + eps, C' = C + eps, E = C - U:
+    sigma dS/ds = a A - b B, A = m i_o P/U'^2 + (out_B + (1 - m) i_o)/C' (non-negative terms),
+    B = IoU h_B/U' + (c_o ((A_O - I) - h_B e_B) + eps (c_o - h_B))/C'^2, and at a tie (A - B)/2 with
+    A - B = m i_o (h_B out_s,B + eps)/U'^2 + out_B (U' (U' - I) - I E)/(C' U'^2) + (1 - m) i_o/C'
+            + (c_o h_B e_B - eps (c_o - h_B))/C'^2 + (A_O - I) (m i_o/U'^2 - c_o/C'^2),
+    the last factor formed from E and the extents outside the intersection (see below)."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]
+    i_other = (iw, ih)[other]
+    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff(c_own, s)
+    m = Step(raw_own)
+    h_B = B[other + 2] - B[other]
+    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
+    out_s, out_B = outs[axis], outs[other]
+    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
+    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    du, dc = union + eps, enclose + eps
+    # no product of four lengths before a division by an area (it overflows float32 for coordinates ~1e10 far
+    # apart, and 0 * inf at the unused branches is NaN)
+    y = c_other * Quot(o_minus_i - h_B * e_own, dc) + eps * Quot(e_other, dc)
+    big_a = Quot(Quot(m * i_other * (inter + h_B * out_s + o_minus_i + eps), du), du) \
+        + Quot(out_B + (1 - m) * i_other, dc)
+    big_b = Quot(Quot(inter, du) * h_B, du) + Quot(y, dc)
+    # (A_O - I) (m i_o/U'^2 - c_o/C'^2) as one term: with m = 1, c_o - i_o = e_o + out_B and C' - U' = E,
+    # m i_o/U'^2 - c_o/C'^2 = (i_o E (C' + U') - (e_o + out_B) U'^2)/(U'^2 C'^2)
+    # (m i_o E formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny)
+    gap = Quot(Quot(m * i_other * enclose_minus_union, du) * (dc + du), du) - m * (e_other + out_B) - (1 - m) * c_other
+    z = Quot(Quot(m * i_other * (h_B * out_s + eps), du), du) \
+        + Quot(out_B * (Quot(union_minus_inter_eps, du) - Quot(inter, du) * Quot(enclose_minus_union, du)), dc) \
+        + Quot((1 - m) * i_other, dc) + Quot(c_other * Quot(h_B * e_own, dc) - eps * Quot(e_other, dc), dc) \
+        + Quot(Quot(o_minus_i, dc) * gap, dc)
+    return sigma * _tie_split(a, b, big_a, big_b, z)
+
+
+HAND_RULES[3] = _giou_sum_derivative
+# IoU + (U + eps)/(C + eps), differentiated by _giou_sum_derivative
+iou_plus_union_over_enclose = HandDiff(iou_plain + (union + eps) / (enclose + eps), sp.Integer(3))
+
+
+@lru_cache(maxsize=None)
+def ratio_rule_checks() -> tuple:
+    """The claims that the hand-written derivatives (_ratio_derivative of (U + eps)/(C + eps),
+    _iou_derivative of I/(U + eps)) equal sympy.diff with the conventions (ties 0.5/0.5, clamp
+    gradient 0 at 0), for each coordinate, in exact arithmetic at pairs of boxes with integer
+    coordinates in 0..3 drawn at random (ties, touching, nested, disjoint and zero-width boxes
+    among them), eps = 0 and 1/3."""
+    return (_rule_check(_ratio_derivative, (union + eps) / (enclose + eps), "(U + eps)/(C + eps)", enclose + eps),
+            _rule_check(_iou_derivative, iou_plain, "IoU = I/(U + eps)", union + eps),
+            _rule_check(_giou_sum_derivative, iou_plain + (union + eps) / (enclose + eps),
+                        "I/(U + eps) + (U + eps)/(C + eps)", (union + eps) * (enclose + eps)))
+
+
+def _rule_check(rule, ratio, name, den):
+    import random
+
+    import mpmath
+
+    syms = PRED + TARGET + (eps,)
+    den_f = sp.lambdify(syms, plain(den), modules=[{"Max": max, "Min": min}, "mpmath"])
+
+    def heaviside(x, h0=0):
+        return 1 if x > 0 else (h0 if x == 0 else 0)
+
+    mods = [{"Heaviside": heaviside, "Max": max, "Min": min}, "mpmath"]
+    pairs = [(plain(rule(s)), plain(sp.diff(ratio, s))) for s in PRED + TARGET]
+    fns = [(sp.lambdify(syms, h, modules=mods), sp.lambdify(syms, d, modules=mods)) for h, d in pairs]
+    rng = random.Random(1)
+    n = 0
+    with mpmath.workdps(40):
+        for _ in range(400):
+            p1, p2 = sorted(rng.randint(0, 3) for _ in range(2)), sorted(rng.randint(0, 3) for _ in range(2))
+            t1, t2 = sorted(rng.randint(0, 3) for _ in range(2)), sorted(rng.randint(0, 3) for _ in range(2))
+            for e in (mpmath.mpf(0), mpmath.mpf(1) / 3):
+                args = [mpmath.mpf(v) for v in (p1[0], p2[0], p1[1], p2[1], t1[0], t2[0], t1[1], t2[1])] + [e]
+                if den_f(*args) == 0:
+                    continue
+                for (fh, fd), s in zip(fns, PRED + TARGET):
+                    h, d = fh(*args), fd(*args)
+                    if abs(h - d) > mpmath.mpf(10) ** -30:
+                        raise AssertionError(f"d/d{s} of {name} by the rule: {h}, sympy.diff: {d} at {args}")
+                n += 1
+    return (f"the hand-written derivative of {name} equals sympy.diff of it with the conventions "
+            f"(each coordinate, {n} integer box pairs with ties, touching, nested and zero-width boxes, eps = 0, 1/3)",
+            "exact arithmetic (40 digits, integer coordinates)")
 # centre offsets as sums of coordinate differences: exact-ish for small boxes far from 0
 dx = (Sub(px1, tx1) + Sub(px2, tx2)) / 2
 dy = (Sub(py1, ty1) + Sub(py2, ty2)) / 2
@@ -109,8 +289,11 @@ def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_
     the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes).
     Every quotient by a stabilised denominator (one holding eps) in a differentiation form is
     differentiated as (da - (a/b) db)/b (``Quot``): with 0 < eps < ~1e-154 at zero union, b^2
-    would underflow and the gradient be 0/0."""
+    would underflow and the gradient be 0/0.  IoU and (U + eps)/(C + eps) are differentiated by
+    hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used."""
     if checks is not None:
+        rules = {int(h.args[1]) for _, _, d, _ in branches if d is not sp.nan for h in d.atoms(HandDiff)}
+        checks.extend(c for k, c in zip((1, 2, 3), ratio_rule_checks()) if k in rules)
         checks.extend(_accurate_union_minus_inter())
     branches = [(c, v, d if d is sp.nan else stabilised_quotients(d), label) for c, v, d, label in branches]
     in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)

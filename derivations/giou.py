@@ -1,6 +1,6 @@
 """The GIoU metric (Rezatofighi et al., arXiv:1902.09630), with gradients."""
 from . import _boxes as B
-from .giou_loss import penalty, penalty_diff
+from .giou_loss import penalty
 from .iou_loss import EPS
 from refloss._derive.core import Step
 
@@ -14,7 +14,7 @@ NOTE_ASPECT = ("GIoU differs from IoU only where the boxes cross (height 0.5 wit
 
 def derive():
     checks = []
-    kernel = B.box_kernel([(None, B.iou - penalty, B.iou - penalty_diff, "")], args=(B.eps,), checks=checks)
+    kernel = B.box_kernel([(None, B.iou - penalty, B.iou_plus_union_over_enclose - 1, "")], args=(B.eps,), checks=checks)
     return B.box_spec(NAME, "GIoU (metric)", "GIoU = IoU - (C - U) / (C + eps).",
                       ["H. Rezatofighi et al., arXiv:1902.09630"], [EPS], {p: kernel for p in ("f64", "f32")},
                       B.ENCLOSING_STEPS + [Step("With $C = c_w c_h$ the area of the enclosing box:", "\\mathrm{GIoU}",

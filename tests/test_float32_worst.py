@@ -92,19 +92,14 @@ def _box_grad_error(loss, p, t, dtype):
     return abs(float(v) - float(ev)), float(np.abs(got - exact).max() / np.abs(exact).max())
 
 
-_GIOU_LOSS_NESTED_1E4 = pytest.mark.xfail(
-    strict=True, reason="giou_loss, float64, a target 1e-4 the size of the prediction: 1.1e-12 of the largest "
-    "component (bar 1e-13); giou (the metric) is exact there and both are exact at 3e-8 since quotients by stabilised "
-    "denominators are differentiated as (da - (a/b) db)/b (Quot)")
-
-
-@pytest.mark.parametrize("loss, r", [("giou_loss", 3e-8), pytest.param("giou_loss", 1e-4, marks=_GIOU_LOSS_NESTED_1E4),
-                                     ("giou", 3e-8), ("giou", 1e-4)])
+@pytest.mark.parametrize("loss, r", [("giou_loss", 3e-8), ("giou_loss", 1e-4), ("giou", 3e-8), ("giou", 1e-4)])
 @pytest.mark.parametrize("swap", [False, True])
 def test_giou_gradient_with_one_box_inside_the_other(loss, r, swap):
     # target of relative size r inside a unit prediction (and swapped): C = U, so the penalty's gradient is 0;
     # 1 - (U+eps)/(C+eps) differentiated gave two terms of size 1 that cancel, leaving 7e-9 (float64) and
-    # 1.5e-3 (float32) relative to the largest component (the IoU part, of size r)
+    # 1.5e-3 (float32) relative to the largest component (the IoU part, of size r); with quotients as Quot,
+    # giou_loss still had 1.1e-12 in float64 at r = 1e-4, until the hand-written derivative of (U+eps)/(C+eps)
+    # (derivations/_boxes.py, _ratio_derivative)
     p, t = [0.0, 0.0, 1.0, 1.0], [0.3, 0.4, 0.3 + r, 0.4 + r]
     if swap:
         p, t = t, p
@@ -112,3 +107,50 @@ def test_giou_gradient_with_one_box_inside_the_other(loss, r, swap):
     assert g64 <= 1e-13
     _, g32 = _box_grad_error(loss, p, t, np.float32)
     assert g32 <= 2.0**-23 * 1e-13 / 2.0**-52  # the float32 bar: the same number of its epsilons (5.4e-5)
+
+
+# float32 pairs from a sampled check (docs/exhaustive-f32-fixes.md, 10^6 pairs a class), the worst of their loss
+# before a fix, with the gradient error (relative to the largest component) the float32 kernel had then
+FAR_APART = [
+    # far apart in y, the target spanning the enclosing box in x: dU/(C+eps) and (U+eps) dC/(C+eps)^2 cancel, 2.8e-3
+    # (float64: 3.1e-12)
+    ("giou_loss", [-0.001603923854418099, -465.02008056640625, 0.0025776312686502934, -465.0182800292969],
+     [-0.0022365425247699022, -250.49830627441406, 0.0049461242742836475, 250.4751739501953]),
+    ("giou", [-0.001603923854418099, -465.02008056640625, 0.0025776312686502934, -465.0182800292969],
+     [-0.0022365425247699022, -250.49830627441406, 0.0049461242742836475, 250.4751739501953]),
+    # nearly equal heights: h_p - h_t from the rounded heights in the gradient, 2.0e-3
+    ("eiou_loss", [0.054586563259363174, 0.49181047081947327, 0.29416099190711975, 0.4941132068634033],
+     [-225.17208862304688, 0.5591314435005188, 125.04023742675781, 0.5614479780197144]),
+    # nearly equal widths 0.14 apart: (px2 - tx2) - (px1 - tx1) subtracts the offsets, 3.4e-4 (with that form in the
+    # gradient too, before DiffOfDiffs chose between it and the widths' difference)
+    ("eiou_loss", [0.05535118281841278, -459.3480224609375, 0.05887167155742645, 463.5456848144531],
+     [-0.08323772251605988, 21.75839614868164, -0.07972951978445053, 42.37715530395508]),
+    # far apart, nearly equal heights: the offsets again, 2.8e-4
+    ("eiou_loss", [-2.1150171756744385, -0.45024749636650085, 2.086681365966797, -0.44671958684921265],
+     [-1486495.375, -182.96145629882812, -1486118.75, -182.95693969726562]),
+    # nearly equal heights near each other: the offsets round (py1 - ty1 of opposite signs), and so do the heights
+    # (6.5e-5 with whichever difference subtracts the smaller numbers; TwoSum since)
+    ("eiou_loss", [-151.93519592285156, -0.0006314027705229819, 132.24790954589844, 0.001257198629900813],
+     [4.785554885864258, 0.00039866389124654233, 4.786865711212158, 0.002287706360220909]),
+    # tied y coordinates of thin, nearly equal boxes: IoU's dI/(U+eps) and I dU/(U+eps)^2 cancel, 1.1e-1 (2.7e-11 in
+    # float64), and GIoU's (U+eps)/(C+eps) with IoU, 4.8e-2
+    ("eiou_loss", [-464.8186950683594, -76.66574096679688, 442.8304443359375, -76.66460418701172],
+     [-464.8191833496094, -76.66574096679688, 442.82916259765625, -76.66460418701172]),
+    ("iou_loss", [-464.8186950683594, -76.66574096679688, 442.8304443359375, -76.66460418701172],
+     [-464.8191833496094, -76.66574096679688, 442.82916259765625, -76.66460418701172]),
+    ("giou_loss", [-470.07061767578125, -388.2904357910156, 471.58489990234375, -388.2892761230469],
+     [-469.166259765625, -388.2904357910156, 471.3189392089844, -388.2892761230469]),
+    # tied along x, crossing along y: (A_O - I)(i_o/U'^2 - c_o/C'^2) cancelled, 9.7e-5
+    ("giou_loss", [-118.11920928955078, -440.2572021484375, -118.11690521240234, 440.33416748046875],
+     [-118.11920928955078, -439.220458984375, -118.11690521240234, 440.4500732421875]),
+    ("focal_l1_eiou_loss", [0.05535118281841278, -459.3480224609375, 0.05887167155742645, 463.5456848144531],
+     [-0.08323772251605988, 21.75839614868164, -0.07972951978445053, 42.37715530395508]),
+]
+
+
+@pytest.mark.parametrize("loss, p, t", FAR_APART)
+def test_box_gradients_of_far_apart_nested_and_tied_pairs(loss, p, t):
+    _, g64 = _box_grad_error(loss, p, t, np.float64)
+    assert g64 <= 1e-13
+    _, g32 = _box_grad_error(loss, p, t, np.float32)
+    assert g32 <= 2.0**-23 * 1e-13 / 2.0**-52

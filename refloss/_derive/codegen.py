@@ -551,6 +551,21 @@ class KernelPrinter(PythonCodePrinter):
         zero = self._literal(0)
         return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {zero} and {g} != {zero} else {zero})"
 
+    def _print_DiffOfDiffs(self, expr):
+        # (p2 - t2) - (p1 - t1) with the rounding errors of both offsets (TwoSum, additions only: no FMA
+        # contraction can change it) added back: accurate to a few ulp of the result however much the
+        # offsets cancel; where an offset overflows the correction is NaN and is left out
+        p1, p2, t1, t2 = (self._once(a) for a in expr.args)
+        u, v = self.assign("u", f"{p2} - {t2}"), self.assign("u", f"{p1} - {t1}")
+        bu, bv = self.assign("b", f"{u} - {p2}"), self.assign("b", f"{v} - {p1}")
+        eu = self.assign("e", f"({p2} - ({u} - {bu})) - ({t2} + {bu})")
+        ev = self.assign("e", f"({p1} - ({v} - {bv})) - ({t1} + {bv})")
+        c = self.assign("c", f"{eu} - {ev}")
+        return f"(({u} - {v}) + {c} if {c} == {c} else {u} - {v})"
+
+    def _print_HandDiff(self, expr):
+        return self._print(expr.args[0])
+
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
 

@@ -19,6 +19,9 @@ And two devices for conventions peers use in their backward passes:
   point), where atan2 has no derivative (no limit either), the gradient is 0 (``AtanNorm``).
 - ``Quot(a, b)``: a/b, differentiated as (da - (a/b) db)/b: no b^2, which underflows for a
   tiny stabiliser b = eps (0 < eps < ~1e-154 at zero union: 0/0 where the gradient is 0).
+- ``HandDiff(x, key)``: x, differentiated by the rule registered as ``HAND_RULES[key]`` (s ->
+  d x/ds, an evaluation form of the derivative chosen for accuracy); whoever registers a rule
+  checks it against ``sympy.diff`` of x (e.g. ``derivations/_boxes.py``, in exact arithmetic).
 """
 import sympy as sp
 
@@ -179,12 +182,38 @@ class Quot(sp.Function):
         return Quot(Sub(da, Quot(a, b) * db), b)
 
 
+class DiffOfDiffs(sp.Function):
+    """(p2 - p1) - (t2 - t1) = (p2 - t2) - (p1 - t1), evaluated as the difference of the offsets plus
+    their rounding errors (TwoSum, additions only): accurate to a few ulp of the result however much
+    the widths or the offsets cancel (boxes of nearly equal size, near each other or far apart)."""
+
+    nargs = 4
+
+    def fdiff(self, argindex=1):
+        return sp.Integer((-1, 1, 1, -1)[argindex - 1])
+
+
+HAND_RULES = {}
+
+
+class HandDiff(sp.Function):
+    """x whose derivative w.r.t. s is ``HAND_RULES[key](s)`` (key a SymPy Integer)."""
+
+    nargs = 2
+
+    def _eval_derivative(self, s):
+        x, key = self.args
+        if not x.has(s):
+            return sp.Integer(0)
+        return HAND_RULES[int(key)](s)
+
+
 def plain(expr):
     """The same expression with the convention functions replaced by ordinary SymPy
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     expr = focal_plain(expr)
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
-        .replace(Detach, lambda x: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
+        .replace(Detach, lambda x: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \

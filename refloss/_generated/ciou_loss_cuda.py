@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 88fc8134f55b75f7
+# scalar kernels: sha256 78bccf2674439116
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

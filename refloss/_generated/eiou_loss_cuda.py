@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5c0ee2ad011c203a
+# scalar kernels: sha256 a022d49db19e12a3
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f823fd03d79e7f8d
+# scalar kernels: sha256 9c5abc7daca40ba6
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d9c131c9339e8248
+# scalar kernels: sha256 07888feff1b77c3a
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
