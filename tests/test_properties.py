@@ -1283,3 +1283,19 @@ def test_known_balanced_l1_subnormal_gamma_over_alpha():
     got = rl.balanced_l1(np.array([1.0]), np.array([0.0]), beta=2.0, alpha=1.0, gamma=1e-308)
     assert got[0] == pytest.approx(2.5e-309, rel=1e-12)  # was nan
     assert rl.balanced_l1(np.array([1.0]), np.array([0.0]), beta=2.0, alpha=1.0, gamma=1e-300, dtype=np.float32)[0] == 0.0
+
+
+def test_known_giou_float32_far_apart_point_box_in_range():
+    """Fixed: a unit box and a point box ~6e3 away gave a float32 GIoU of -1.0000001 (giou_loss 2.0000002),
+    outside [-1, 1]: (C - U) and c_w c_h were rounded apart and their ratio exceeded 1.  Found by the
+    bounds property on 2,000 examples; the penalty's denominator is now (C - U) + U + eps.  The exact
+    value, -1 + 1/33772...: -0.99999997039 (the oracle), rounds to -1.0 in float32."""
+    from refloss.oracle import boxes as box_oracle
+
+    p, t = np.array([[3073.0, 1535.0, 3074.0, 1536.0]]), np.array([[-3201.0, -3846.0, -3201.0, -3846.0]])
+    exact = float(box_oracle.giou(p[0].tolist(), t[0].tolist())[0])
+    for name, lo, hi, want in (("giou", -1.0, 1.0, exact), ("giou_loss", 0.0, 2.0, 1.0 - exact)):
+        for dtype in (np.float32, np.float64):
+            v = getattr(rl, name)(p.astype(dtype), t.astype(dtype))[0]
+            assert lo <= v <= hi, (name, dtype, v)
+            assert abs(float(v) - want) <= REFERENCES[name].bar.at("float32" if dtype is np.float32 else "float64")[0]
