@@ -41,9 +41,12 @@ out_hp = TMin(hp, Clamp0(Sub(py2, ty2)) + Clamp0(Sub(ty1, py1)))
 out_wt = TMin(wt, Clamp0(Sub(tx2, px2)) + Clamp0(Sub(px1, tx1)))
 out_ht = TMin(ht, Clamp0(Sub(ty2, py2)) + Clamp0(Sub(py1, ty1)))
 union_minus_inter = (out_wp * hp + iw * out_hp) + (out_wt * ht + iw * out_ht)
-# 1 - IoU as one fraction: no rounding of IoU near 1 before the subtraction, and U - I accurate
+# 1 - IoU as one fraction: no rounding of IoU near 1 before the subtraction, and U - I accurate; the
+# denominator U + eps formed as (U - I + eps) + I, so that the rounded ratio never exceeds 1 (with U
+# computed apart as A_p + A_t - I, disjoint float32 boxes gave 1 - IoU = 1.0000001; found by the
+# bounds property)
 union_minus_inter_eps = union_minus_inter + eps
-one_minus_iou = union_minus_inter_eps / (union + eps)
+one_minus_iou = union_minus_inter_eps / (union_minus_inter_eps + inter)
 # what the proofs of the value forms see (the identity is proved once, in box_kernel)
 _PROVED = ((one_minus_iou, (union - inter + eps) / (union + eps)), (union_minus_inter_eps, union - inter + eps))
 # (completed below, once C - U is defined)

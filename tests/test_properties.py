@@ -1285,17 +1285,27 @@ def test_known_balanced_l1_subnormal_gamma_over_alpha():
     assert rl.balanced_l1(np.array([1.0]), np.array([0.0]), beta=2.0, alpha=1.0, gamma=1e-300, dtype=np.float32)[0] == 0.0
 
 
-def test_known_giou_float32_far_apart_point_box_in_range():
-    """Fixed: a unit box and a point box ~6e3 away gave a float32 GIoU of -1.0000001 (giou_loss 2.0000002),
-    outside [-1, 1]: (C - U) and c_w c_h were rounded apart and their ratio exceeded 1.  Found by the
-    bounds property on 2,000 examples; the penalty's denominator is now (C - U) + U + eps.  The exact
-    value, -1 + 1/33772...: -0.99999997039 (the oracle), rounds to -1.0 in float32."""
+# (loss, pred, target, range, oracle function, how the oracle's value maps to the loss)
+_RANGE_CASES = [
+    # a unit box and a point box ~6e3 apart: float32 GIoU -1.0000001, giou_loss 2.0000002 ((C - U) and c_w c_h
+    # rounded apart, their ratio above 1); the exact GIoU, -0.99999997039, rounds to -1.0 in float32
+    ("giou", [3073.0, 1535.0, 3074.0, 1536.0], [-3201.0, -3846.0, -3201.0, -3846.0], (-1.0, 1.0), "giou", 1.0, 0.0),
+    ("giou_loss", [3073.0, 1535.0, 3074.0, 1536.0], [-3201.0, -3846.0, -3201.0, -3846.0], (0.0, 2.0), "giou", -1.0, 1.0),
+    # disjoint boxes: float32 1 - IoU was 1.0000001 (U - I from the parts outside the intersection, U as
+    # A_p + A_t - I: rounded apart); exactly 1
+    ("iou_loss", [-1025.0, -4093.0, 3056.0, -11.0], [2049.0, 0.0, 6133.0, 257.0], (0.0, 1.0), "iou", -1.0, 1.0),
+]
+
+
+@pytest.mark.parametrize("name, p, t, bounds, metric, sign, shift", _RANGE_CASES)
+def test_known_box_values_in_range_in_float32(name, p, t, bounds, metric, sign, shift):
+    """Fixed: values just outside the loss's range in float32, found by the bounds property on 2,000
+    examples: a ratio of two separately rounded areas above 1.  The denominators are now formed from the
+    numerator plus the rest ((C - U) + U + eps; (U - I + eps) + I), so the ratio cannot exceed 1."""
     from refloss.oracle import boxes as box_oracle
 
-    p, t = np.array([[3073.0, 1535.0, 3074.0, 1536.0]]), np.array([[-3201.0, -3846.0, -3201.0, -3846.0]])
-    exact = float(box_oracle.giou(p[0].tolist(), t[0].tolist())[0])
-    for name, lo, hi, want in (("giou", -1.0, 1.0, exact), ("giou_loss", 0.0, 2.0, 1.0 - exact)):
-        for dtype in (np.float32, np.float64):
-            v = getattr(rl, name)(p.astype(dtype), t.astype(dtype))[0]
-            assert lo <= v <= hi, (name, dtype, v)
-            assert abs(float(v) - want) <= REFERENCES[name].bar.at("float32" if dtype is np.float32 else "float64")[0]
+    exact = sign * float(getattr(box_oracle, metric)(p, t)[0]) + shift
+    for dtype in (np.float32, np.float64):
+        v = getattr(rl, name)(np.array([p], dtype), np.array([t], dtype))[0]
+        assert bounds[0] <= v <= bounds[1], (name, dtype, v)
+        assert abs(float(v) - exact) <= REFERENCES[name].bar.at("float32" if dtype is np.float32 else "float64")[0]

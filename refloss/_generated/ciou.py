@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 8349
+# ops: 8387
 """CIoU (metric): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -69,7 +69,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = max(_s8, _s8 - _s8)
         _s9 = -max(py1, ty1) + min(py2, ty2)
         _t9 = _t8*max(_s9, _s9 - _s9)
-        _t11 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+        _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
         _s10 = tx1 - px1
         _s11 = tx2 - px2
         _s12 = ty1 - py1
@@ -77,14 +77,14 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _s14 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
         _s15 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s11, _s11 - _s11))
         _s16 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s12, _s12 - _s12))
-        _s17 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
-        _s18 = 0.4052847345693511*(d_atan*d_atan) + eps + _s17/(_t4*_t5 + _t6*_t7 - _t9 + eps)
-        _s19 = 0.5*_t0 + 0.5*_t1
-        _s20 = 0.5*_t2 + 0.5*_t3
-        _s21 = max(px2, tx2) - min(px1, tx1)
-        _s22 = max(py2, ty2) - min(py1, ty1)
-        _s23 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/_s18
-        value = -_t11 + _s23 - ((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22))
+        _t11 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
+        _s17 = _t11/(_t11 + _t9) + 0.4052847345693511*(d_atan*d_atan) + eps
+        _s18 = 0.5*_t0 + 0.5*_t1
+        _s19 = 0.5*_t2 + 0.5*_t3
+        _s20 = max(px2, tx2) - min(px1, tx1)
+        _s21 = max(py2, ty2) - min(py1, ty1)
+        _s22 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s17
+        value = -_t10 + _s22 - ((_s18*_s18) + (_s19*_s19))/(eps + (_s20*_s20) + (_s21*_s21))
         return value
 
 
@@ -205,7 +205,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t8 = max(_s20, _s20 - _s20)
         _s21 = -max(py1, ty1) + min(py2, ty2)
         _t9 = _t8*max(_s21, _s21 - _s21)
-        _t11 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+        _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
         _s22 = tx1 - px1
         _s23 = tx2 - px2
         _s24 = ty1 - py1
@@ -213,21 +213,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
         _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
         _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
-        _s29 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
-        _s30 = 0.4052847345693511*(d_atan*d_atan) + eps + _s29/(_t4*_t5 + _t6*_t7 - _t9 + eps)
-        _s31 = 0.5*_t0 + 0.5*_t1
-        _s32 = 0.5*_t2 + 0.5*_t3
-        _s33 = max(px2, tx2) - min(px1, tx1)
-        _s34 = max(py2, ty2) - min(py1, ty1)
-        _s35 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t11 - alpha_gate > 0.0 else 0.0)/_s30
-        value = -_t11 + _s35 - ((_s31*_s31) + (_s32*_s32))/(eps + (_s33*_s33) + (_s34*_s34))
-        _t12 = _s31
+        _t11 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+        _s29 = _t11/(_t11 + _t9) + 0.4052847345693511*(d_atan*d_atan) + eps
+        _s30 = 0.5*_t0 + 0.5*_t1
+        _s31 = 0.5*_t2 + 0.5*_t3
+        _s32 = max(px2, tx2) - min(px1, tx1)
+        _s33 = max(py2, ty2) - min(py1, ty1)
+        _s34 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s29
+        value = -_t10 + _s34 - ((_s30*_s30) + (_s31*_s31))/(eps + (_s32*_s32) + (_s33*_s33))
+        _t12 = _s30
         _t13 = -_t12
         _t14 = px1 - tx1
         _t15 = -_t14
-        _t16 = _s33
-        _t17 = _s32
-        _t18 = _s34
+        _t16 = _s32
+        _t17 = _s31
+        _t18 = _s33
         _t19 = (_t16*_t16) + (_t18*_t18) + eps
         _t20 = 2.0*((-(_t12*_t12) - (_t17*_t17))/_t19)
         _t21 = _t16*_t20
@@ -311,22 +311,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100 = _t94*alpha_grad
         _t101 = -((-_t29*_t7*_t77 + _t75*_t90 + _t78*_t91)/_t28)
         _t102 = -((-_t29*_t6*_t83 + _t81*_t97 + _t84*_t98)/_t28)
-        _s36 = ((_t13 - -_t21*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))/_t19
-        d_px1 = -_t36 - _t54 - _t56*(((_t55 - _t34*(_t25 + _t54)))/_t33) + _s36
-        _s37 = ((_t57 - -_t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t19
-        d_py1 = -_t56*(((_t72 - _t34*(_t61 + _t71)))/_t33) - _t62 - _t71 + _s37
-        _s38 = ((_t13 - _t21*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))/_t19
-        d_px2 = _t36 - _t56*(((-_t55 - _t34*(-_t25 - _t79)))/_t33) + _t79 + _s38
-        _s39 = ((_t57 - _t60*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))))/_t19
-        d_py2 = -_t56*(((-_t72 - _t34*(-_t61 - _t85)))/_t33) + _t62 + _t85 + _s39
-        _s40 = ((_t12 - -_t21*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t19
-        d_tx1 = -_t56*(((-_t93 - _t34*(-_t87 - _t92)))/_t33) + _t88 + _t92 + _s40
-        _s41 = ((_t17 - -_t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t19
-        d_ty1 = -_t56*(((-_t100 - _t34*(-_t94 - _t99)))/_t33) + _t95 + _t99 + _s41
-        _s42 = ((_t12 - _t21*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))/_t19
-        d_tx2 = -_t101 - _t56*(((_t93 - _t34*(_t101 + _t87)))/_t33) - _t88 + _s42
-        _s43 = ((_t17 - _t60*(1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0))))/_t19
-        d_ty2 = -_t102 - _t56*(((_t100 - _t34*(_t102 + _t94)))/_t33) - _t95 + _s43
+        _s35 = ((_t13 - -_t21*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))/_t19
+        d_px1 = -_t36 - _t54 - _t56*(((_t55 - _t34*(_t25 + _t54)))/_t33) + _s35
+        _s36 = ((_t57 - -_t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t19
+        d_py1 = -_t56*(((_t72 - _t34*(_t61 + _t71)))/_t33) - _t62 - _t71 + _s36
+        _s37 = ((_t13 - _t21*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))/_t19
+        d_px2 = _t36 - _t56*(((-_t55 - _t34*(-_t25 - _t79)))/_t33) + _t79 + _s37
+        _s38 = ((_t57 - _t60*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))))/_t19
+        d_py2 = -_t56*(((-_t72 - _t34*(-_t61 - _t85)))/_t33) + _t62 + _t85 + _s38
+        _s39 = ((_t12 - -_t21*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t19
+        d_tx1 = -_t56*(((-_t93 - _t34*(-_t87 - _t92)))/_t33) + _t88 + _t92 + _s39
+        _s40 = ((_t17 - -_t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t19
+        d_ty1 = -_t56*(((-_t100 - _t34*(-_t94 - _t99)))/_t33) + _t95 + _t99 + _s40
+        _s41 = ((_t12 - _t21*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))/_t19
+        d_tx2 = -_t101 - _t56*(((_t93 - _t34*(_t101 + _t87)))/_t33) - _t88 + _s41
+        _s42 = ((_t17 - _t60*(1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0))))/_t19
+        d_ty2 = -_t102 - _t56*(((_t100 - _t34*(_t102 + _t94)))/_t33) - _t95 + _s42
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -356,7 +356,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _t8 = max(_s8, _s8 - _s8)
         _s9 = -max(py1, ty1) + min(py2, ty2)
         _t9 = _t8*max(_s9, _s9 - _s9)
-        _t11 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+        _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
         _s10 = tx1 - px1
         _s11 = tx2 - px2
         _s12 = ty1 - py1
@@ -364,15 +364,15 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _s14 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
         _s15 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s11, _s11 - _s11))
         _s16 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s12, _s12 - _s12))
-        _s17 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
-        _s18 = _f32(0.40528473258018494)*(d_atan*d_atan) + eps + _s17/(_t4*_t5 + _t6*_t7 - _t9 + eps)
-        _s19 = _f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0)
-        _s20 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s21 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s22 = max(px2, tx2) - min(px1, tx1)
-        _s23 = max(py2, ty2) - min(py1, ty1)
-        _s24 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s19/_s18
-        value = -_t11 + _s24 - ((_s20*_s20) + (_s21*_s21))/(eps + (_s22*_s22) + (_s23*_s23))
+        _t11 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
+        _s17 = _t11/(_t11 + _t9) + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+        _s18 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s19 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s21 = max(px2, tx2) - min(px1, tx1)
+        _s22 = max(py2, ty2) - min(py1, ty1)
+        _s23 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s18/_s17
+        value = -_t10 + _s23 - ((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22))
         return value
 
 
@@ -493,7 +493,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t8 = max(_s20, _s20 - _s20)
         _s21 = -max(py1, ty1) + min(py2, ty2)
         _t9 = _t8*max(_s21, _s21 - _s21)
-        _t11 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+        _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
         _s22 = tx1 - px1
         _s23 = tx2 - px2
         _s24 = ty1 - py1
@@ -501,28 +501,28 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
         _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
         _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
-        _s29 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
-        _s30 = _f32(0.40528473258018494)*(d_atan*d_atan) + eps + _s29/(_t4*_t5 + _t6*_t7 - _t9 + eps)
-        _s31 = _f32(1.0) if -_t11 - alpha_gate > _f32(0.0) else _f32(0.0)
-        _s32 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s33 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s34 = max(px2, tx2) - min(px1, tx1)
-        _s35 = max(py2, ty2) - min(py1, ty1)
-        _s36 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s31/_s30
-        value = -_t11 + _s36 - ((_s32*_s32) + (_s33*_s33))/(eps + (_s34*_s34) + (_s35*_s35))
-        _t12 = _s32
+        _t11 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+        _s29 = _t11/(_t11 + _t9) + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+        _s30 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s31 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s32 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s33 = max(px2, tx2) - min(px1, tx1)
+        _s34 = max(py2, ty2) - min(py1, ty1)
+        _s35 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s30/_s29
+        value = -_t10 + _s35 - ((_s31*_s31) + (_s32*_s32))/(eps + (_s33*_s33) + (_s34*_s34))
+        _t12 = _s31
         _t13 = -_t12
         _t14 = px1 - tx1
         _t15 = -_t14
-        _t16 = _s34
-        _t17 = _s33
-        _t18 = _s35
+        _t16 = _s33
+        _t17 = _s32
+        _t18 = _s34
         _t19 = (_t16*_t16) + (_t18*_t18) + eps
         _t20 = _f32(2.0)*((-(_t12*_t12) - (_t17*_t17))/_t19)
         _t21 = _t16*_t20
         _t23 = _f32(0.8105694651603699)*d_atan
-        _s37 = _f32(1.0)/(_t4*_t4 + _t5*_t5) if _t4 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
-        _t24 = _t23*(darknet + (_f32(1.0) - darknet)*_s37)
+        _s36 = _f32(1.0)/(_t4*_t4 + _t5*_t5) if _t4 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
+        _t24 = _t23*(darknet + (_f32(1.0) - darknet)*_s36)
         _t25 = _t24*_t5
         _t26 = _s21
         _t27 = max(_t26, _t26 - _t26)
@@ -601,20 +601,20 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100 = _t94*alpha_grad
         _t101 = -((-_t29*_t7*_t77 + _t75*_t90 + _t78*_t91)/_t28)
         _t102 = -((-_t29*_t6*_t83 + _t81*_t97 + _t84*_t98)/_t28)
-        _s38 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t36 - _t54 - _t56*(((_t55 - _t34*(_t25 + _t54)))/_t33) + (_s38/_t19)
-        _s39 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t56*(((_t72 - _t34*(_t61 + _t71)))/_t33) - _t62 - _t71 + (_s39/_t19)
-        _s40 = _t13 - _t21*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-        d_px2 = _t36 - _t56*(((-_t55 - _t34*(-_t25 - _t79)))/_t33) + _t79 + (_s40/_t19)
-        _s41 = _t57 - _t60*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t56*(((-_t72 - _t34*(-_t61 - _t85)))/_t33) + _t62 + _t85 + (_s41/_t19)
-        _s42 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t56*(((-_t93 - _t34*(-_t87 - _t92)))/_t33) + _t88 + _t92 + (_s42/_t19)
-        _s43 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t56*(((-_t100 - _t34*(-_t94 - _t99)))/_t33) + _t95 + _t99 + (_s43/_t19)
-        _s44 = _t12 - _t21*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t101 - _t56*(((_t93 - _t34*(_t101 + _t87)))/_t33) - _t88 + (_s44/_t19)
-        _s45 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t102 - _t56*(((_t100 - _t34*(_t102 + _t94)))/_t33) - _t95 + (_s45/_t19)
+        _s37 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -_t36 - _t54 - _t56*(((_t55 - _t34*(_t25 + _t54)))/_t33) + (_s37/_t19)
+        _s38 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        d_py1 = -_t56*(((_t72 - _t34*(_t61 + _t71)))/_t33) - _t62 - _t71 + (_s38/_t19)
+        _s39 = _t13 - _t21*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+        d_px2 = _t36 - _t56*(((-_t55 - _t34*(-_t25 - _t79)))/_t33) + _t79 + (_s39/_t19)
+        _s40 = _t57 - _t60*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
+        d_py2 = -_t56*(((-_t72 - _t34*(-_t61 - _t85)))/_t33) + _t62 + _t85 + (_s40/_t19)
+        _s41 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = -_t56*(((-_t93 - _t34*(-_t87 - _t92)))/_t33) + _t88 + _t92 + (_s41/_t19)
+        _s42 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = -_t56*(((-_t100 - _t34*(-_t94 - _t99)))/_t33) + _t95 + _t99 + (_s42/_t19)
+        _s43 = _t12 - _t21*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = -_t101 - _t56*(((_t93 - _t34*(_t101 + _t87)))/_t33) - _t88 + (_s43/_t19)
+        _s44 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = -_t102 - _t56*(((_t100 - _t34*(_t102 + _t94)))/_t33) - _t95 + (_s44/_t19)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eb96c422e0a5838f
+# scalar kernels: sha256 9fdfce40cdd8c081
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

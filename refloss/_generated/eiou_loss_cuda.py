@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a022d49db19e12a3
+# scalar kernels: sha256 b769a68972b579f6
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

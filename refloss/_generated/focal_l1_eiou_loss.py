@@ -65,7 +65,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
     _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
     _s17 = -max(py1, ty1) + min(py2, ty2)
-    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
     _b20 = _s10 - py2
     _b21 = _s12 - py1
@@ -79,7 +79,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
     _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
@@ -111,7 +111,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
     _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
     _s17 = -max(py1, ty1) + min(py2, ty2)
-    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
     _b20 = _s10 - py2
     _b21 = _s12 - py1
@@ -125,7 +125,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
     _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
@@ -398,7 +398,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
     _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
     _s17 = -max(py1, ty1) + min(py2, ty2)
-    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
     _b20 = _s10 - py2
     _b21 = _s12 - py1
@@ -412,7 +412,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
     _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
@@ -444,7 +444,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
     _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
     _s17 = -max(py1, ty1) + min(py2, ty2)
-    _s18 = -max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17)
+    _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
     _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
     _b20 = _s10 - py2
     _b21 = _s12 - py1
@@ -458,7 +458,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
     _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-    _s32 = _s19/(eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) + _s18)
+    _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient

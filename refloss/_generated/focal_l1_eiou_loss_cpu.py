@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 90edf26e20f45464
+# scalar kernels: sha256 22efb3b2f9ef0265
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
