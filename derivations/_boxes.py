@@ -61,6 +61,28 @@ enclose_minus_union = out_wp * out_ht + out_wt * out_hp + gap_y * cw + gap_x * c
 _PROVED += ((enclose_minus_union, enclose - union),)
 
 
+def _coordinate(s):
+    """What the hand-written box rules need of a coordinate s of box B (O the other box): sigma (-1
+    for a lower, +1 for an upper coordinate), s's shares a, b of the intersection's and of the
+    enclosing box's bound along its axis (a + b = 1), m = [the intersection's extent > 0] along that
+    axis, the intersection's extents along s's axis and the other one (i_own, i_other), the enclosing
+    box's along the other (c_other), B's size along the other axis (h_B), B's extents outside the
+    intersection along s's axis and the other (out_s, out_B), A_O - I (o_minus_i), and the enclosing
+    extents beyond B along both axes (e_own, e_other), all from coordinate differences."""
+    i = PRED.index(s) if s in PRED else TARGET.index(s)
+    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
+    axis, sigma = i % 2, (-1 if i < 2 else 1)
+    other = 1 - axis
+    raw_own = (iw, ih)[axis].args[0]  # the intersection's extent before the clamp
+    a = sigma * sp.diff(raw_own, s)
+    b = sigma * sp.diff((cw, ch)[axis], s)
+    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
+    return (sigma, a, b, Step(raw_own), (iw, ih)[axis], (iw, ih)[other], (cw, ch)[other], B[other + 2] - B[other],
+            outs[axis], outs[other], {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O],
+            Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis])),
+            Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other])))
+
+
 def _ratio_derivative(s):
     """d/ds (U + eps)/(C + eps) (GIoU's 1 - penalty) without the cancellation of dU/(C + eps) and
     (U + eps) dC/(C + eps)^2.  For a coordinate s of box B along one axis, with O the other box, h_B
@@ -74,21 +96,7 @@ def _ratio_derivative(s):
     with out_B = h_B - i_o from coordinate differences: the terms of size 1/box that cancelled
     (boxes far apart, one box inside the other) are gone.  Checked against sympy.diff in exact
     arithmetic at generation time (``ratio_rule_checks``)."""
-    i = PRED.index(s) if s in PRED else TARGET.index(s)
-    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
-    axis, sigma = i % 2, (-1 if i < 2 else 1)
-    other = 1 - axis
-    raw_own = (iw, ih)[axis].args[0]  # the intersection's extent before the clamp
-    i_other = (iw, ih)[other]
-    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
-    a = sigma * sp.diff(raw_own, s)
-    b = sigma * sp.diff(c_own, s)
-    m = Step(raw_own)
-    h_B = B[other + 2] - B[other]
-    out_B = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B][other]
-    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
-    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
-    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    sigma, a, b, m, i_own, i_other, c_other, h_B, out_s, out_B, o_minus_i, e_own, e_other = _coordinate(s)
     den = enclose + eps
     # (each product of lengths divided by an area before the next length multiplies it: no cube of a length,
     # which would overflow float32 for coordinates ~1e10 far apart)
@@ -119,19 +127,7 @@ def _iou_derivative(s):
     (A_B - I = h_B out_s,B + i_s out_B, out_B = h_B - i_o, out_s,B B's extent outside the intersection
     along s's axis); at a tie (a = b = 1/2) the two terms cancel for nearly equal boxes, so there it is
     m i_o Q/(U + eps)/2 with Q = P - i_s h_B = h_B out_s,B + (A_O - I) + eps - i_s out_B."""
-    i = PRED.index(s) if s in PRED else TARGET.index(s)
-    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
-    axis, sigma = i % 2, (-1 if i < 2 else 1)
-    other = 1 - axis
-    raw_own = (iw, ih)[axis].args[0]
-    i_own, i_other = (iw, ih)[axis], (iw, ih)[other]
-    a = sigma * sp.diff(raw_own, s)
-    b = sigma * sp.diff((cw, ch)[axis], s)
-    m = Step(raw_own)
-    h_B = B[other + 2] - B[other]
-    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
-    out_s, out_B = outs[axis], outs[other]
-    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
+    sigma, a, b, m, i_own, i_other, c_other, h_B, out_s, out_B, o_minus_i, e_own, e_other = _coordinate(s)
     den = union + eps
     p = inter + h_B * out_s + o_minus_i + eps
     q = h_B * out_s + o_minus_i + eps - i_own * out_B
@@ -155,22 +151,7 @@ def _giou_sum_derivative(s):
     A - B = m i_o (h_B out_s,B + eps)/U'^2 + out_B (U' (U' - I) - I E)/(C' U'^2) + (1 - m) i_o/C'
             + (c_o h_B e_B - eps (c_o - h_B))/C'^2 + (A_O - I) (m i_o/U'^2 - c_o/C'^2),
     the last factor formed from E and the extents outside the intersection (see below)."""
-    i = PRED.index(s) if s in PRED else TARGET.index(s)
-    B, O = (PRED, TARGET) if s in PRED else (TARGET, PRED)
-    axis, sigma = i % 2, (-1 if i < 2 else 1)
-    other = 1 - axis
-    raw_own = (iw, ih)[axis].args[0]
-    i_other = (iw, ih)[other]
-    c_own, c_other = (cw, ch)[axis], (cw, ch)[other]
-    a = sigma * sp.diff(raw_own, s)
-    b = sigma * sp.diff(c_own, s)
-    m = Step(raw_own)
-    h_B = B[other + 2] - B[other]
-    outs = {PRED: (out_wp, out_hp), TARGET: (out_wt, out_ht)}[B]
-    out_s, out_B = outs[axis], outs[other]
-    o_minus_i = {PRED: out_wp * hp + iw * out_hp, TARGET: out_wt * ht + iw * out_ht}[O]
-    e_own = Clamp0(Sub(O[axis + 2], B[axis + 2])) + Clamp0(Sub(B[axis], O[axis]))
-    e_other = Clamp0(Sub(O[other + 2], B[other + 2])) + Clamp0(Sub(B[other], O[other]))
+    sigma, a, b, m, i_own, i_other, c_other, h_B, out_s, out_B, o_minus_i, e_own, e_other = _coordinate(s)
     du, dc = union + eps, enclose + eps
     # no product of four lengths before a division by an area (it overflows float32 for coordinates ~1e10 far
     # apart, and 0 * inf at the unused branches is NaN)
