@@ -15,6 +15,7 @@ an on-disk cache) on first use.  The losses below are made from the generated in
 from ._boxes import box_convert
 from ._loss import Loss, loss_named
 from ._matching import match_by_iou
+from ._retinanet_ssd import retinanet_loss, ssd_loss
 from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
 
 from ._version import __version__
@@ -46,4 +47,4 @@ CLASSIFICATION_LOSSES = _names("classification")
 YOLO_LOSSES = _names("yolo")
 
 __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES",
-           "YOLO_LOSSES", "box_convert", "match_by_iou", "yolo_decode", "yolo_encode", "yolo_ignore_mask", *ALL_LOSSES]
+           "YOLO_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask", *ALL_LOSSES]
