@@ -141,6 +141,29 @@ def test_retinanet_matching_from_thresholds_as_torchvision():
         assert rel(result.parts[k], parts[k].item()) <= 1e-12
 
 
+def test_a_box_no_anchor_overlaps_enough_gets_its_best_anchor():
+    """The low-quality rule (RetinaNet) and SSDMatcher's best-anchor rule: a ground truth whose best
+    IoU (0.3 with anchor 1) is below both thresholds still gets that anchor, as in torchvision."""
+    anchors = [np.array([[0, 0, 2, 2], [4, 4, 6, 6], [8, 8, 10, 10]], float)]
+    targets = [{"boxes": np.array([[4.0, 4.0, 7.0, 8.0]]), "labels": np.array([1])}]
+    head = {"cls_logits": np.array([[[0.5, -0.5], [0.25, 1.0], [-1.0, 0.0]]]), "bbox_regression": np.zeros((1, 3, 4))}
+    assert np.asarray(rl.iou(targets[0]["boxes"], anchors[0][1])).item() == pytest.approx(4 / 12)
+    result = rl.retinanet_loss(targets, head, anchors, None)
+    assert result.details["matched_idxs"][0].tolist() == [-1, 0, -1]
+    from torchvision.models.detection.retinanet import RetinaNet
+
+    net = SimpleNamespace(proposal_matcher=RETINA_MATCHER, head=RetinaNetHead(1, 1, 2))
+    t, h, a, _ = torch_inputs(targets, head, anchors, [np.zeros(0)])
+    want = RetinaNet.compute_loss(net, t, h, a)
+    for k in want:
+        assert rel(result.parts[k], want[k].item()) <= 1e-12
+    assert rs.ssd_match(np.array([[0.0, 1 / 3, 0.0]])).tolist() == [-1, 0, -1]
+    assert det_utils.SSDMatcher(0.5)(torch.tensor([[0.0, 1 / 3, 0.0]])).tolist() == [-1, 0, -1]
+    # two ground truths whose best anchor is the same: the later one keeps it, as torch's index assignment
+    shared = [[0.7, 0.1, 0.0], [0.6, 0.2, 0.0]]
+    assert rs.ssd_match(np.array(shared)).tolist() == det_utils.SSDMatcher(0.5)(torch.tensor(shared)).tolist() == [1, -1, -1]
+
+
 def test_retinanet_float32_matches_torchvision_float32():
     targets, head, anchors = make_batch(4)
     matched = tv_matches(targets, anchors, RETINA_MATCHER)
