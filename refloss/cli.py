@@ -130,13 +130,19 @@ def _verify(args) -> int:
         except ImportError:
             raise UsageError("refloss verify --live (or --random) recomputes the references with mpmath: "
                              "pip install 'refloss[verify]'") from None
-    known = _verify.names()
+    from . import _verify_detection
+
+    detectors = _verify_detection.available()
+    known = _verify.names() + detectors
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
         raise UsageError(f"unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}")
     devices = args.device or None
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
-    print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
+    # the whole detector losses (CPU compositions) are checked after the kernels, against mpmath live
+    detectors = tuple(n for n in losses if n in detectors) if "cpu" in (devices or ("cpu",)) else ()
+    losses = tuple(n for n in losses if n not in _verify_detection.NAMES)
+    print(f"refloss verify: {len(losses) + len(detectors)} losses, backends {devices or _verify.backends()}, dtypes "
           f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
     jobs = args.jobs
     if jobs is None:
@@ -148,11 +154,19 @@ def _verify(args) -> int:
     progress = _progress(losses, args.quiet)
     try:
         rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
-                           workers=jobs)
+                           workers=jobs) if losses else []
     except _stored.Stale as e:
         raise UsageError(str(e)) from None
     finally:
         progress.close()
+    if detectors:
+        try:
+            import mpmath  # noqa: F401
+        except ImportError:
+            print(f"refloss verify: {', '.join(detectors)} not checked: their reference is computed with mpmath "
+                  "(pip install 'refloss[verify]')", flush=True)
+        else:
+            rows += _verify_detection.rows(detectors, tuple(args.dtype))
     print(_verify.format_table(rows))
     return 0 if all(r.ok for r in rows) else 1
 

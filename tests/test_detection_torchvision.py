@@ -520,3 +520,16 @@ def test_bad_input_is_named():
     with pytest.raises(TypeError, match="requires grad"):
         rl.retinanet_loss(targets, {**head, "cls_logits": torch.tensor(head["cls_logits"], requires_grad=True)},
                           anchors, matched)
+
+
+# --- refloss verify rows --------------------------------------------------------------------------
+
+def test_verify_rows_pass_and_catch_a_planted_fault():
+    from refloss import _verify_detection as vd
+
+    row = vd.check("retinanet_loss", {"bbox_reg_loss_type": "giou"}, "float64")
+    assert row.ok and row.points == 3 and row.value_err <= 1e-15, row
+    # the loss given alpha = 0.3 against the oracle's paper value 0.25: the row fails
+    bad = vd.check("retinanet_loss", {"alpha": 0.3}, "float64")
+    assert not bad.ok and bad.value_err > 1e-3
+    assert ("ssd_loss" in vd.available()) == HAS_CE
