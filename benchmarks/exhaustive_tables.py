@@ -5,6 +5,11 @@ oracle re-checks (refloss sweep --exhaustive).
 
     python benchmarks/exhaustive_tables.py [--bits LO:HI] [--workers N | --scheduler ADDRESS]
                                            [--only LOSS ...] [-o table.md] [--results DIR]
+    python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [-o boxes.md] ...
+
+``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
+overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
+against the float64 kernel with the oracle re-checks (refloss sweep --samples N).
 
 Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
@@ -19,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from refloss import CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, sweep
+from refloss import BOX_LOSSES, CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, METRICS, sweep
 from refloss._reference import REFERENCES
 
 
@@ -51,6 +56,32 @@ def runs(only=None) -> list:
     return out
 
 
+def box_runs(only=None) -> list:
+    """(loss, params) of every row of the box table."""
+    return [(loss, dict(params)) for loss in BOX_LOSSES + METRICS
+            if (not only or loss in only) and loss in REFERENCES for params in REFERENCES[loss].param_sets]
+
+
+def box_table(args) -> list:
+    rows, folder = [], Path(args.results)
+    start = time.perf_counter()
+    for k, (loss, params) in enumerate(box_runs(args.only)):
+        print(f"[{k + 1}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        r = sweep.run(loss, params, samples=args.boxes, space="boxes", workers=args.workers,
+                      scheduler=args.scheduler, output=folder / f"{loss}-{k}-boxes-{args.boxes}.json")
+        grads = [g for g in r.max_ulp if g != "value"]
+        worst = next((e for e in r.worst), None)
+        where = "-" if worst is None else f"{worst['column']}"
+        rows.append(f"| {loss} | {_params(r.params)} | {r.points} | {_fmt(r.max_ulp['value'])} | "
+                    + " / ".join(_fmt(r.max_ulp[g]) for g in grads) + f" | {where} | {r.failures} | "
+                    f"{time.perf_counter() - t:.0f} s |")
+    return [f"{args.boxes} points of the `boxes` space per row; `python benchmarks/exhaustive_tables.py "
+            f"--boxes {args.boxes}`, {time.perf_counter() - start:.0f} s in all.", "",
+            "| loss | parameters | points | max ULP value | max ULP gradients (d_pred / d_target) | worst | "
+            "over the bar | time |", "|---|---|---|---|---|---|---|---|", *rows]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bits", type=_bits, default=(0, 2**32), metavar="LO:HI")
@@ -59,7 +90,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("-o", "--output")
     ap.add_argument("--results", default="sweep-results")
+    ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
     args = ap.parse_args(argv)
+    if args.boxes:
+        text = "\n".join(box_table(args)) + "\n"
+        if args.output:
+            Path(args.output).write_text(text)
+        print(text)
+        return 0
     rows = []
     start = time.perf_counter()
     folder = Path(args.results)
