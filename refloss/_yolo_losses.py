@@ -426,6 +426,19 @@ def _heads(version, head_outputs, anchors, dtype):
     return heads, anchor_list, dt, c
 
 
+def _check_inside(offsets, images, gts, scale_xy):
+    """ValueError for a ground-truth centre where the t-space target is infinite: offset u in the
+    cell with (u + (s - 1)/2)/s not in (0, 1) (s = scale_xy; for s = 1 a centre on a cell border)."""
+    u = (offsets + (scale_xy - 1) / 2) / scale_xy
+    bad = np.argwhere(~((u > 0) & (u < 1)))
+    if bad.size:
+        p = int(bad[0, 0])
+        raise ValueError(f"gt_boxes[{int(images[p])}][{int(gts[p])}]: its centre lies on a cell border (offset "
+                         f"{float(offsets[p, bad[0, 1]])!r} in its cell), where the paper's target t^ = "
+                         "logit(offset) is infinite; use xy_loss='sigmoid' (darknet's squared error on "
+                         "sigma(t)), which is finite there")
+
+
 def _grid(h: int, w: int, dt) -> np.ndarray:
     """(H, W, 1, 2) cell corners (c_x, c_y) = (col, row)."""
     cols, rows = np.meshgrid(np.arange(w, dtype=dt), np.arange(h, dtype=dt))
@@ -493,7 +506,12 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
                                                   cotangent=g_box / norm[k], **kw[k])[1]
         else:
             gt_grid = gt * norm[k]  # cxcywh in grid units
-            target_t = yolo_encode(gt_grid, anch_p, grid_p, variant=variant, dtype=dt, **kw[k]) if len(ni) \
+            if xy_loss == "t":
+                _check_inside(gt_grid[:, :2] - grid_p, ni, gi, kw[k].get("scale_xy", 1.0))
+                enc = gt_grid
+            else:  # only the size targets are used: the centre is put in the cell's middle
+                enc = np.concatenate([grid_p + dt.type(0.5), gt_grid[:, 2:]], axis=1)
+            target_t = yolo_encode(enc, anch_p, grid_p, variant=variant, dtype=dt, **kw[k]) if len(ni) \
                 else np.zeros((0, 4), dt)
             lam = dt.type(lambda_coord) * wts[:, None]
             if xy_loss == "t":  # the YOLOv3 paper: t* - t on all four coordinates

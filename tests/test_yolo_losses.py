@@ -1,0 +1,429 @@
+"""rl.yolov1_loss .. rl.yolov4_loss: an independent 50-digit mpmath composition written from the
+papers' formulas (its own assignment loops, IoU, CIoU, sigmoid, BCE; nothing from refloss), finite
+differences of the gradients, float32, the edge cases, and the worked example of
+docs/yolo-losses.md."""
+import math
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import refloss as rl
+
+REPO = Path(__file__).resolve().parent.parent
+mp.mp.dps = 50
+
+
+# ---------------------------------------------------------------------------------------------
+# the oracle: plain Python and mpmath, from the papers
+# ---------------------------------------------------------------------------------------------
+
+def _m(v):
+    return mp.mpf(float(v))
+
+
+def _iou(a, b):
+    """IoU of two cxcywh boxes (mpf tuples)."""
+    ax1, ax2, ay1, ay2 = a[0] - a[2] / 2, a[0] + a[2] / 2, a[1] - a[3] / 2, a[1] + a[3] / 2
+    bx1, bx2, by1, by2 = b[0] - b[2] / 2, b[0] + b[2] / 2, b[1] - b[3] / 2, b[1] + b[3] / 2
+    iw = max(mp.mpf(0), min(ax2, bx2) - max(ax1, bx1))
+    ih = max(mp.mpf(0), min(ay2, by2) - max(ay1, by1))
+    inter = iw * ih
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _ciou_loss(a, b):
+    """1 - CIoU (Zheng et al., arXiv:1911.08287, eqs. 9-11) of cxcywh boxes."""
+    iou = _iou(a, b)
+    rho2 = (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
+    cw = max(a[0] + a[2] / 2, b[0] + b[2] / 2) - min(a[0] - a[2] / 2, b[0] - b[2] / 2)
+    ch = max(a[1] + a[3] / 2, b[1] + b[3] / 2) - min(a[1] - a[3] / 2, b[1] - b[3] / 2)
+    v = 4 / mp.pi ** 2 * (mp.atan(b[2] / b[3]) - mp.atan(a[2] / a[3])) ** 2
+    alpha = v / ((1 - iou) + v) if v else mp.mpf(0)
+    return 1 - iou + rho2 / (cw ** 2 + ch ** 2) + alpha * v
+
+
+def _sig(x):
+    return 1 / (1 + mp.exp(-x))
+
+
+def _bce(x, y):
+    return y * mp.log(1 + mp.exp(-x)) + (1 - y) * mp.log(1 + mp.exp(x))
+
+
+def _cellof(c, size):
+    return min(int(mp.floor(_m(c) * size)), size - 1)
+
+
+def oracle_v1(head, boxes, labels, B=2, lc=5, ln=0.5, obj_target="iou", size_output="w", normalize="batch"):
+    """YOLOv1, eq. (3) of arXiv:1506.02640, summed over the images, divided by N."""
+    N, S, _, D = head.shape
+    C = D - 5 * B
+    parts = dict(coord=mp.mpf(0), obj=mp.mpf(0), noobj=mp.mpf(0), cls=mp.mpf(0))
+    for n in range(N):
+        owner = {}
+        for g in range(len(boxes[n])):
+            cell = (_cellof(boxes[n][g][1], S), _cellof(boxes[n][g][0], S))
+            owner.setdefault(cell, g)
+        for r in range(S):
+            for c in range(S):
+                v = [_m(x) for x in head[n, r, c]]
+                preds = [v[5 * j:5 * j + 5] for j in range(B)]
+                resp = -1
+                if (r, c) in owner:
+                    gt = [_m(x) for x in boxes[n][owner[(r, c)]]]
+                    best = None
+                    for j, (x, y, w, h, _) in enumerate(preds):
+                        if size_output == "sqrt":
+                            w, h = w * w, h * h
+                        iou = _iou(((c + x) / S, (r + y) / S, w, h), gt)
+                        if best is None or iou > best:
+                            best, resp = iou, j
+                    x, y, w, h, conf = preds[resp]
+                    xt, yt = gt[0] * S - c, gt[1] * S - r
+                    if size_output == "sqrt":
+                        size = (w - mp.sqrt(gt[2])) ** 2 + (h - mp.sqrt(gt[3])) ** 2
+                    else:
+                        size = (mp.sqrt(w) - mp.sqrt(gt[2])) ** 2 + (mp.sqrt(h) - mp.sqrt(gt[3])) ** 2
+                    parts["coord"] += lc * ((x - xt) ** 2 + (y - yt) ** 2 + size)
+                    target = best if obj_target == "iou" else 1
+                    parts["obj"] += (conf - target) ** 2
+                    label = labels[n][owner[(r, c)]]
+                    parts["cls"] += sum((v[5 * B + k] - (1 if k == label else 0)) ** 2 for k in range(C))
+                for j in range(B):
+                    if j != resp:
+                        parts["noobj"] += ln * preds[j][4] ** 2
+    return _normalised(parts, N, normalize)
+
+
+def _normalised(parts, N, normalize):
+    scale = mp.mpf(1) / N if normalize == "batch" else 1
+    parts = {k: v * scale for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def oracle_anchor(version, heads, anchors, boxes, labels, lc=None, ln=0.5, ignore=None, pos_thr=None,
+                  xy_loss=None, scale_xy=1.1, obj_target="iou"):
+    """YOLOv2 (per-anchor sums of squares), YOLOv3 (arXiv:1804.02767: t-space squares, BCE),
+    YOLOv4 (arXiv:2004.10934: CIoU box term), divided by N."""
+    lc = (5 if version == "v2" else 1) if lc is None else lc
+    ignore = (0.6 if version == "v2" else 0.5) if ignore is None else ignore
+    xy_loss = xy_loss or ("sigmoid" if version == "v2" else "t")
+    N = heads[0].shape[0]
+    C = heads[0].shape[-1] - 5
+    flat = [(k, a, _m(anchors[k][a][0]), _m(anchors[k][a][1])) for k in range(len(heads))
+            for a in range(len(anchors[k]))]
+    parts = dict(coord=mp.mpf(0), obj=mp.mpf(0), noobj=mp.mpf(0), cls=mp.mpf(0))
+    for n in range(N):
+        gts = [[_m(x) for x in b] for b in boxes[n]]
+        owner = {}  # (k, r, c, a) -> g
+        claims = []
+        for g, gt in enumerate(gts):
+            shape = [_iou((0, 0, gt[2], gt[3]), (0, 0, pw, ph)) for _, _, pw, ph in flat]
+            best = max(range(len(flat)), key=lambda i: (shape[i], -i))
+            claims.append((0, g, best))
+            if pos_thr is not None:
+                claims += [(1, g, i) for i in range(len(flat)) if i != best and shape[i] > pos_thr]
+        for step in (0, 1):
+            for s_, g, i in claims:
+                if s_ != step:
+                    continue
+                k, a = flat[i][:2]
+                H, W = heads[k].shape[1:3]
+                key = (k, _cellof(boxes[n][g][1], H), _cellof(boxes[n][g][0], W), a)
+                owner.setdefault(key, g)
+        for k, head in enumerate(heads):
+            H, W, A = head.shape[1:4]
+            s = _m(scale_xy) if version == "v4" else mp.mpf(1)
+            for r in range(H):
+                for c in range(W):
+                    for a in range(A):
+                        t = [_m(x) for x in head[n, r, c, a]]
+                        pw, ph = _m(anchors[k][a][0]), _m(anchors[k][a][1])
+                        box = ((s * _sig(t[0]) - (s - 1) / 2 + c) / W, (s * _sig(t[1]) - (s - 1) / 2 + r) / H,
+                               pw * mp.exp(t[2]), ph * mp.exp(t[3]))
+                        g = owner.get((k, r, c, a))
+                        if g is None:
+                            if any(_iou(box, gt) > ignore for gt in gts):
+                                continue  # ignored
+                            parts["noobj"] += ln * (_sig(t[4]) ** 2 if version == "v2" else _bce(t[4], 0))
+                            continue
+                        gt = gts[g]
+                        ox, oy = gt[0] * W - c, gt[1] * H - r  # centre offsets in the cell
+                        tw, th = mp.log(gt[2] / pw), mp.log(gt[3] / ph)
+                        if version == "v4":
+                            parts["coord"] += lc * _ciou_loss(box, gt)
+                        else:
+                            if xy_loss == "t":
+                                ux, uy = (ox + (s - 1) / 2) / s, (oy + (s - 1) / 2) / s
+                                xy = (t[0] - mp.log(ux / (1 - ux))) ** 2 + (t[1] - mp.log(uy / (1 - uy))) ** 2
+                            else:
+                                xy = (_sig(t[0]) - ox) ** 2 + (_sig(t[1]) - oy) ** 2
+                            parts["coord"] += lc * (xy + (t[2] - tw) ** 2 + (t[3] - th) ** 2)
+                        label = labels[n][g]
+                        if version == "v2":
+                            target = _iou(box, gt) if obj_target == "iou" else 1
+                            parts["obj"] += (_sig(t[4]) - target) ** 2
+                            e = [mp.exp(z) for z in t[5:]]
+                            parts["cls"] += sum((e[q] / sum(e) - (1 if q == label else 0)) ** 2 for q in range(C))
+                        else:
+                            parts["obj"] += _bce(t[4], 1)
+                            parts["cls"] += sum(_bce(t[5 + q], 1 if q == label else 0) for q in range(C))
+    return _normalised(parts, N, "batch")
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+# ---------------------------------------------------------------------------------------------
+
+GT = [np.array([[0.31, 0.27, 0.42, 0.5], [0.74, 0.61, 0.5, 0.3], [0.36, 0.22, 0.2, 0.2]]),
+      np.zeros((0, 4)),
+      np.array([[0.52, 0.88, 0.9, 0.2]])]
+LABELS = [np.array([0, 2, 1]), np.array([], np.int64), np.array([1])]
+ANCHORS = [np.array([[0.5, 0.45], [0.9, 0.3]]), np.array([[0.15, 0.2], [0.3, 0.4], [0.45, 0.5]])]
+
+
+def v1_head(seed=0, dt=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.95, (3, 3, 3, 2 * 5 + 3)).astype(dt)
+
+
+def anchor_heads(seed=0, dt=np.float64):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 1, (3, 2, 2, 2, 8)).astype(dt), rng.normal(0, 1, (3, 4, 4, 3, 8)).astype(dt)]
+
+
+def _compare(result, oracle, rtol=1e-13):
+    names = {"box": "coord", "class": "cls"}
+    for key, value in list(result.parts.items()) + [("total", result.total)]:
+        want = oracle[names.get(key, key)]
+        err = abs(mp.mpf(float(value)) - want) / max(abs(want), mp.mpf(1e-300))
+        assert err <= rtol, f"{key}: got {float(value)!r}, oracle {mp.nstr(want, 20)} (rel {mp.nstr(err, 3)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# values against the oracle
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{}, {"obj_target": "one"}, {"size_output": "sqrt"},
+                                {"lambda_coord": 2.0, "lambda_noobj": 0.25}], ids=repr)
+def test_yolov1_matches_oracle(kw):
+    head = v1_head()
+    res = rl.yolov1_loss(head, GT, LABELS, **kw)
+    ok = {"lc": kw.get("lambda_coord", 5), "ln": kw.get("lambda_noobj", 0.5),
+          "obj_target": kw.get("obj_target", "iou"), "size_output": kw.get("size_output", "w")}
+    _compare(res, oracle_v1(head, GT, LABELS, **ok))
+    assert res.details["responsible"].sum() == 4  # four boxes in four cells (the 2nd image has none)
+
+
+@pytest.mark.parametrize("version,kw", [
+    ("v2", {}), ("v2", {"obj_target": "one", "pos_iou_threshold": None, "xy_loss": "t"}),
+    ("v3", {}), ("v3", {"xy_loss": "sigmoid", "ignore_threshold": 0.3}), ("v3", {"pos_iou_threshold": 0.3}),
+    ("v4", {}), ("v4", {"scale_xy": 1.0})], ids=repr)
+def test_anchor_yolos_match_oracle(version, kw):
+    heads = anchor_heads()
+    anchors = ANCHORS
+    if version == "v2":  # one scale
+        heads, anchors = heads[1:], ANCHORS[1:]
+    loss = {"v2": rl.yolov2_loss, "v3": rl.yolov3_loss, "v4": rl.yolov4_loss}[version]
+    res = loss(heads[0] if version == "v2" else heads, anchors[0] if version == "v2" else anchors, GT, LABELS, **kw)
+    ok = dict(ignore=kw.get("ignore_threshold"), xy_loss=kw.get("xy_loss"), scale_xy=kw.get("scale_xy", 1.1),
+              obj_target=kw.get("obj_target", "iou"),
+              pos_thr=kw.get("pos_iou_threshold", 0.3 if version == "v2" else None))
+    _compare(res, oracle_anchor(version, heads, anchors, GT, LABELS, **ok))
+    n_pos = sum(int(p.sum()) for p in res.details["positive"])
+    assert n_pos >= 4 and sum(int(i.sum()) for i in res.details["ignore"]) >= 0
+
+
+def test_v2_accepts_darknet_channel_layout():
+    head = anchor_heads()[1]
+    flat = head.reshape(3, 4, 4, 24)
+    a, ga = rl.yolov2_loss.value_and_grad(head, ANCHORS[1], GT, LABELS)
+    b, gb = rl.yolov2_loss.value_and_grad(flat, ANCHORS[1], GT, LABELS)
+    assert a.total == b.total and gb.shape == flat.shape and np.array_equal(gb.reshape(head.shape), ga)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients: central differences in float64 with the assignment held fixed
+# ---------------------------------------------------------------------------------------------
+
+def _fd_check(f, x, grad, h=1e-6, tol=2e-7):
+    """Every element's central difference of f at x against grad (relative to the largest)."""
+    worst = 0.0
+    scale = max(np.abs(grad).max(), 1e-3)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        fd = (f(xp) - f(xm)) / (2 * h)
+        worst = max(worst, abs(fd - grad[idx]) / scale)
+    assert worst <= tol, f"finite differences: worst relative error {worst:.3g}"
+    return worst
+
+
+@pytest.mark.parametrize("kw", [{}, {"size_output": "sqrt"}], ids=repr)
+def test_yolov1_gradient_matches_finite_differences(kw):
+    head = v1_head(1)
+    res, grad = rl.yolov1_loss.value_and_grad(head, GT, LABELS, **kw)
+    fixed = res.details["assignment"]  # the responsible boxes and the IoU targets held constant
+    _fd_check(lambda x: rl.yolov1_loss(x, GT, LABELS, assignment=fixed, **kw).total, head, grad)
+
+
+@pytest.mark.parametrize("version,kw", [("v2", {"obj_target": "one"}), ("v3", {}), ("v3", {"xy_loss": "sigmoid",
+                                        "size_weight": True}), ("v4", {"box_params": {"alpha_grad": True}})],
+                         ids=repr)
+def test_anchor_gradients_match_finite_differences(version, kw):
+    heads = anchor_heads(2)
+    if version == "v2":
+        args = (heads[1][:2, :3, :3], ANCHORS[1], GT[:2], LABELS[:2])
+        res, grad = rl.yolov2_loss.value_and_grad(*args, **kw)
+        fixed = res.details["assignment"]
+        _fd_check(lambda x: rl.yolov2_loss(x, *args[1:], assignment=fixed, **kw).total, args[0], grad)
+        return
+    loss = rl.yolov3_loss if version == "v3" else rl.yolov4_loss
+    heads = [h[:2] for h in heads]
+    res, grads = loss.value_and_grad(heads, ANCHORS, GT[:2], LABELS[:2], **kw)
+    fixed = res.details["assignment"]
+    for k in range(2):
+        def f(x, k=k):
+            hs = list(heads)
+            hs[k] = x
+            return loss(hs, ANCHORS, GT[:2], LABELS[:2], assignment=fixed, **kw).total
+        _fd_check(f, heads[k], grads[k])
+
+
+# ---------------------------------------------------------------------------------------------
+# float32, edge cases, errors
+# ---------------------------------------------------------------------------------------------
+
+def test_float32_in_float32_out_close_to_float64():
+    h64 = v1_head(3)
+    r32, g32 = rl.yolov1_loss.value_and_grad(h64.astype(np.float32), GT, LABELS)
+    r64, g64 = rl.yolov1_loss.value_and_grad(h64.astype(np.float32).astype(np.float64), GT, LABELS)
+    assert isinstance(r32.total, np.float32) and g32.dtype == np.float32
+    assert abs(r32.total - r64.total) <= 1e-6 * r64.total
+    np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-6)
+    heads = [h.astype(np.float32) for h in anchor_heads(3)]
+    for loss in (rl.yolov3_loss, rl.yolov4_loss):
+        r32, g32 = loss.value_and_grad(heads, ANCHORS, GT, LABELS)
+        r64, g64 = loss.value_and_grad([h.astype(np.float64) for h in heads], ANCHORS, GT, LABELS)
+        assert r32.total.dtype == np.float32 and all(g.dtype == np.float32 for g in g32)
+        assert abs(r32.total - r64.total) <= 1e-5 * r64.total
+        for a, b in zip(g32, g64):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_images_without_boxes_have_only_noobj():
+    head = v1_head()
+    empty = [np.zeros((0, 4))] * 3
+    no_labels = [np.array([], np.int64)] * 3
+    res, grad = rl.yolov1_loss.value_and_grad(head, empty, no_labels)
+    assert res.parts["coord"] == res.parts["obj"] == res.parts["class"] == 0
+    assert res.total == pytest.approx(0.5 * (head[..., [4, 9]] ** 2).sum() / 3, rel=1e-14)
+    assert np.all(grad[..., [0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12]] == 0)
+    heads = anchor_heads()
+    res = rl.yolov3_loss(heads, ANCHORS, empty, no_labels)
+    assert res.parts["coord"] == res.parts["obj"] == res.parts["class"] == 0 and res.parts["noobj"] > 0
+
+
+def test_two_boxes_in_one_cell_first_keeps_it():
+    head = v1_head()
+    gt = [np.array([[0.1, 0.1, 0.2, 0.2], [0.2, 0.2, 0.3, 0.3]]), np.zeros((0, 4)), np.zeros((0, 4))]
+    lab = [np.array([0, 1]), np.array([], int), np.array([], int)]
+    a = rl.yolov1_assign(head, gt, lab)
+    assert a.cell_gt[0, 0, 0] == 0 and a.dropped == [(0, 1)]
+
+
+def test_v1_tie_goes_to_the_lower_predictor():
+    head = np.full((1, 2, 2, 12), 0.5)  # both predictors of a cell identical: equal IoU
+    a = rl.yolov1_assign(head, [np.array([[0.3, 0.3, 0.4, 0.4]])], [np.array([1])])
+    assert a.responsible[0, 0, 0].tolist() == [True, False]
+
+
+def test_best_anchor_tie_goes_to_the_lowest_index():
+    anchors = [np.array([[0.2, 0.2]]), np.array([[0.2, 0.2], [0.1, 0.1]])]
+    a = rl.yolo_assign([(2, 2), (4, 4)], anchors, [np.array([[0.3, 0.3, 0.2, 0.2]])])
+    assert a.matched[0][0, 0, 0, 0] == 0 and not a.positive[1].any()
+
+
+@pytest.mark.parametrize("boxes,match", [
+    ([[0.5, 0.5, 0.0, 0.2]], r"gt_boxes\[0\]\[0\].*degenerate"),
+    ([[0.5, 0.5, 0.2, -0.1]], r"gt_boxes\[0\]\[0\].*degenerate"),
+    ([[1.5, 0.5, 0.2, 0.1]], r"gt_boxes\[0\]\[0\].*centre"),
+    ([[0.5, np.nan, 0.2, 0.1]], r"gt_boxes\[0\].*finite"),
+    ([[0.5, 0.5, 0.2]], r"gt_boxes\[0\].*shape")])
+def test_bad_ground_truth_is_a_clear_value_error(boxes, match):
+    gt = [np.array(boxes), np.zeros((0, 4)), np.zeros((0, 4))]
+    lab = [np.zeros(len(boxes), int), np.array([], int), np.array([], int)]
+    for call in (lambda: rl.yolov1_loss(v1_head(), gt, lab),
+                 lambda: rl.yolov3_loss(anchor_heads(), ANCHORS, gt, lab),
+                 lambda: rl.yolov4_loss(anchor_heads(), ANCHORS, gt, lab)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_other_bad_input():
+    with pytest.raises(ValueError, match=r"gt_labels\[0\]\[2\] = 3"):
+        rl.yolov1_loss(v1_head(), GT, [np.array([0, 1, 3]), LABELS[1], LABELS[2]])
+    with pytest.raises(ValueError, match="gt_boxes: must be a list of 3"):
+        rl.yolov1_loss(v1_head(), GT[:2], LABELS[:2])
+    bad = v1_head()
+    bad[0, 1, 2, 7] = -0.1
+    with pytest.raises(ValueError, match=r"head_outputs\[0, 1, 2, 7\].*w < 0"):
+        rl.yolov1_loss(bad, GT, LABELS)
+    with pytest.raises(ValueError, match="anchors: must be a list of 2"):
+        rl.yolov3_loss(anchor_heads(), ANCHORS[:1], GT, LABELS)
+    with pytest.raises(ValueError, match=r"head_outputs\[1\]: must have shape"):
+        rl.yolov3_loss([anchor_heads()[0], anchor_heads()[1][..., :2, :]], ANCHORS, GT, LABELS)
+    with pytest.raises(ValueError, match="normalize"):
+        rl.yolov3_loss(anchor_heads(), ANCHORS, GT, LABELS, normalize="positives")
+    with pytest.raises(ValueError, match="cell border"):  # the paper's t-space target is infinite there
+        rl.yolov3_loss(anchor_heads(), ANCHORS, [np.array([[0.5, 0.3, 0.2, 0.2]]), GT[1], GT[2]],
+                       [np.array([0]), LABELS[1], LABELS[2]])
+
+
+def test_normalize_sum_is_n_times_batch():
+    heads = anchor_heads()
+    a = rl.yolov3_loss(heads, ANCHORS, GT, LABELS)
+    b = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, normalize="sum")
+    assert b.total == pytest.approx(3 * a.total, rel=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# the worked example of docs/yolo-losses.md
+# ---------------------------------------------------------------------------------------------
+
+def worked_example():
+    """2 images, a 2 x 2 grid; image 0 has two boxes, image 1 none (docs/yolo-losses.md)."""
+    gt = [np.array([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.5, 0.3]]), np.zeros((0, 4))]
+    labels = [np.array([0, 1]), np.array([], np.int64)]
+    v1 = np.zeros((2, 2, 2, 12))
+    v1[..., 0:5] = [0.5, 0.5, 0.5, 0.5, 0.5]   # predictor 0 of every cell
+    v1[..., 5:10] = [0.4, 0.6, 0.2, 0.3, 0.2]  # predictor 1
+    v1[..., 10:12] = [0.7, 0.3]                # class probabilities
+    heads = [np.zeros((2, 2, 2, 2, 7))]        # t = 0 everywhere: each box is its anchor, centred in its cell
+    anchors = [np.array([[0.3, 0.4], [0.6, 0.4]])]
+    return gt, labels, v1, heads, anchors
+
+
+WORKED = {  # the numbers printed in docs/yolo-losses.md (17 significant digits)
+    "v1": None, "v2": None, "v3": None, "v4": None,
+}
+
+
+def test_worked_example_matches_oracle_and_docs():
+    gt, labels, v1, heads, anchors = worked_example()
+    page = (REPO / "docs" / "yolo-losses.md").read_text()
+    results = {"v1": (rl.yolov1_loss(v1, gt, labels), oracle_v1(v1, gt, labels)),
+               "v2": (rl.yolov2_loss(heads[0], anchors[0], gt, labels),
+                      oracle_anchor("v2", heads, anchors, gt, labels, pos_thr=0.3)),
+               "v3": (rl.yolov3_loss(heads, anchors, gt, labels), oracle_anchor("v3", heads, anchors, gt, labels)),
+               "v4": (rl.yolov4_loss(heads, anchors, gt, labels), oracle_anchor("v4", heads, anchors, gt, labels))}
+    for version, (res, oracle) in results.items():
+        _compare(res, oracle)
+        for key, value in list(res.parts.items()) + [("total", res.total)]:
+            want = WORKED[version][key]
+            assert float(value) == pytest.approx(want, rel=1e-14), (version, key)
+            assert f"{want:.12g}" in page, f"docs/yolo-losses.md lacks {version} {key} = {want:.12g}"
