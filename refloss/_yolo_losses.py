@@ -47,21 +47,7 @@ def _targets(boxes, labels, n_images: int, num_classes: int, dt) -> tuple[list, 
     out_b, out_l = [], []
     for i, (b, lab) in enumerate(zip(boxes, labels)):
         name = f"gt_boxes[{i}]"
-        b = as_real_array(name, b, dt)
-        if b.size == 0:
-            b = b.reshape(0, 4)
-        if b.ndim != 2 or b.shape[1] != 4:
-            raise ValueError(f"{name}: must have shape (G, 4) (cx, cy, w, h normalised), got shape {b.shape}")
-        check_finite(name, b)
-        bad = np.argwhere((b[:, 0] < 0) | (b[:, 0] > 1) | (b[:, 1] < 0) | (b[:, 1] > 1))
-        if bad.size:
-            g = int(bad[0, 0])
-            raise ValueError(f"{name}[{g}] = {b[g].tolist()}: the centre (cx, cy) must lie in [0, 1] (boxes are "
-                             "cx, cy, w, h normalised by the image size)")
-        bad = np.argwhere(~((b[:, 2] > 0) & (b[:, 3] > 0)))
-        if bad.size:
-            g = int(bad[0, 0])
-            raise ValueError(f"{name}[{g}] = {b[g].tolist()}: a degenerate box, w and h must be > 0")
+        b = _gt_array(name, b, dt)
         lname = f"gt_labels[{i}]"
         lab = np.asarray(lab)
         if lab.size == 0:
@@ -77,6 +63,27 @@ def _targets(boxes, labels, n_images: int, num_classes: int, dt) -> tuple[list, 
         out_b.append(b)
         out_l.append(lab.astype(np.int64))
     return out_b, out_l
+
+
+def _gt_array(name: str, b, dt) -> np.ndarray:
+    """One image's ground-truth boxes as a (G, 4) array; ValueError naming the box for a wrong
+    shape, a non-finite value, a centre outside [0, 1] or a degenerate size (w <= 0 or h <= 0)."""
+    b = as_real_array(name, b, dt)
+    if b.size == 0:
+        b = b.reshape(0, 4)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name}: must have shape (G, 4) (cx, cy, w, h normalised), got shape {b.shape}")
+    check_finite(name, b)
+    bad = np.argwhere((b[:, 0] < 0) | (b[:, 0] > 1) | (b[:, 1] < 0) | (b[:, 1] > 1))
+    if bad.size:
+        g = int(bad[0, 0])
+        raise ValueError(f"{name}[{g}] = {b[g].tolist()}: the centre (cx, cy) must lie in [0, 1] (boxes are "
+                         "cx, cy, w, h normalised by the image size)")
+    bad = np.argwhere(~((b[:, 2] > 0) & (b[:, 3] > 0)))
+    if bad.size:
+        g = int(bad[0, 0])
+        raise ValueError(f"{name}[{g}] = {b[g].tolist()}: a degenerate box, w and h must be > 0")
+    return b
 
 
 def _head(name: str, value, dt, ndim: int, what: str) -> np.ndarray:
@@ -344,12 +351,21 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
         raise ValueError(f"ignore_threshold: must satisfy 0 <= ignore_threshold <= 1, got {ignore_threshold!r}")
     if pos_iou_threshold is not None and not 0 <= pos_iou_threshold <= 1:
         raise ValueError(f"pos_iou_threshold: must be None or in [0, 1], got {pos_iou_threshold!r}")
+    if not isinstance(gt_boxes, (list, tuple)):
+        raise ValueError(f"gt_boxes: must be a list of (G_i, 4) arrays, one per image, got {type(gt_boxes).__name__}")
+    gt_boxes = [_gt_array(f"gt_boxes[{i}]", b, np.dtype(np.float64)) for i, b in enumerate(gt_boxes)]
+    if len(grid_shapes) != len(anchors):
+        raise ValueError(f"anchors: one (B_k, 2) array per scale of grid_shapes ({len(grid_shapes)}), "
+                         f"got {len(anchors)}")
+    anchors = [np.asarray(a, np.float64) for a in anchors]
+    for k, a in enumerate(anchors):
+        if a.ndim != 2 or a.shape[1] != 2 or not (a > 0).all():
+            raise ValueError(f"anchors[{k}]: must be a (B, 2) array of sizes > 0, got {a.tolist()}")
     n = len(gt_boxes)
-    flat = np.concatenate([np.asarray(a, np.float64) for a in anchors])
+    flat = np.concatenate(anchors)
     owner = np.concatenate([np.full(len(a), k) for k, a in enumerate(anchors)])
     local = np.concatenate([np.arange(len(a)) for a in anchors])
     matched = [np.full((n, h, w, len(a)), -1, np.int64) for (h, w), a in zip(grid_shapes, anchors)]
-    dropped = []
     claims = []  # (step, image, gt, flat anchor)
     for i, b in enumerate(gt_boxes):
         if len(b) == 0:
@@ -465,13 +481,12 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
         raise ValueError(f"scale_xy: one value or one per scale ({len(heads)}), got {len(scales)}")
     kw = [{"scale_xy": float(s)} if variant == "v4" else {} for s in scales]
     # decoded boxes per scale, in grid units (anchors scaled to the grid) and normalised xyxy
-    grids, anchors_grid, norm, decoded = [], [], [], []
+    anchors_grid, norm, decoded = [], [], []
     for k, (h, a) in enumerate(zip(heads, anchor_list)):
         rows, cols = h.shape[1], h.shape[2]
         g = _grid(rows, cols, dt)
         ag = a * np.array([cols, rows], dt)
         b = yolo_decode(h[..., :4], ag, g, variant=variant, dtype=dt, **kw[k])
-        grids.append(g)
         anchors_grid.append(ag)
         norm.append(np.array([cols, rows, cols, rows], dt))
         decoded.append(_xyxy(b) / norm[-1])

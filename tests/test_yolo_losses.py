@@ -322,6 +322,10 @@ def test_float32_in_float32_out_close_to_float64():
         assert abs(r32.total - r64.total) <= 1e-5 * r64.total
         for a, b in zip(g32, g64):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    r32, g32 = rl.yolov2_loss.value_and_grad(heads[1], ANCHORS[1], GT, LABELS)
+    r64, g64 = rl.yolov2_loss.value_and_grad(heads[1].astype(np.float64), ANCHORS[1], GT, LABELS)
+    assert r32.total.dtype == g32.dtype == np.float32 and abs(r32.total - r64.total) <= 1e-5 * r64.total
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
 
 
 def test_images_without_boxes_have_only_noobj():
@@ -443,3 +447,19 @@ def test_worked_example_matches_oracle_and_docs():
             want = WORKED[version][key]
             assert float(value) == pytest.approx(want, rel=1e-14), (version, key)
             assert f"{want:.12g}" in page, f"docs/yolo-losses.md lacks {version} {key} = {want:.12g}"
+
+
+def test_given_assignment_is_used_and_checked():
+    heads = anchor_heads()
+    res = rl.yolov3_loss(heads, ANCHORS, GT, LABELS)
+    again = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=res.details["assignment"])
+    assert again.total == res.total
+    none = rl.yolo_assign([h.shape[1:3] for h in heads], ANCHORS, [np.zeros((0, 4))] * 3)
+    bare = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=none)  # every anchor negative
+    assert bare.parts["coord"] == bare.parts["obj"] == bare.parts["class"] == 0
+    with pytest.raises(ValueError, match="assignment: must be a YoloAssignment"):
+        rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=rl.yolo_assign([(2, 2)], ANCHORS[:1], GT))
+    with pytest.raises(ValueError, match="assignment: must be a YoloV1Assignment"):
+        rl.yolov1_loss(v1_head(), GT, LABELS, assignment=none)
+    with pytest.raises(ValueError, match=r"gt_boxes\[1\]\[0\].*degenerate"):
+        rl.yolo_assign([(2, 2)], ANCHORS[:1], [np.zeros((0, 4)), np.array([[0.5, 0.5, 0.1, 0.0]])])
