@@ -9,6 +9,7 @@ and in the loss's own module, never as a copy of a kernel.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +46,9 @@ class DetectionLoss:
         self._name = name
         self._compute = compute
         self.__doc__ = doc
-        self.__wrapped__ = compute  # inspect.signature and help() show the arguments
+        self.__wrapped__ = compute  # inspect.signature and help() show the arguments,
+        sig = inspect.signature(compute)  # without compute's leading with_grad
+        self.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
 
     @property
     def name(self) -> str:

@@ -463,3 +463,12 @@ def test_given_assignment_is_used_and_checked():
         rl.yolov1_loss(v1_head(), GT, LABELS, assignment=none)
     with pytest.raises(ValueError, match=r"gt_boxes\[1\]\[0\].*degenerate"):
         rl.yolo_assign([(2, 2)], ANCHORS[:1], [np.zeros((0, 4)), np.array([[0.5, 0.5, 0.1, 0.0]])])
+
+
+def test_signatures_show_the_arguments_not_with_grad():
+    import inspect
+
+    for loss in (rl.yolov1_loss, rl.yolov2_loss, rl.yolov3_loss, rl.yolov4_loss):
+        params = list(inspect.signature(loss).parameters)
+        assert params[0] == "head_outputs" and "with_grad" not in params, params
+        assert "arXiv" in loss.__doc__ and "normalize" in loss.__doc__
