@@ -351,3 +351,35 @@ def test_signatures_show_the_arguments_not_with_grad():
         params = list(inspect.signature(loss).parameters)
         assert params[0] == "head_outputs" and "with_grad" not in params, params
         assert "arXiv" in loss.__doc__ and "normalize" in loss.__doc__
+
+
+# ---------------------------------------------------------------------------------------------
+# refloss verify's rows (refloss/_verify_detection.py)
+# ---------------------------------------------------------------------------------------------
+
+def test_verify_rows_pass_and_the_stored_values_are_the_oracles(capsys):
+    from refloss import _verify_detection, cli
+
+    assert cli.main(["verify", "--loss", "yolov1_loss", "--loss", "yolov4_loss", "--device", "cpu", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("yolov1_loss ") >= 4 and "yolov4_loss" in out and "FAIL" not in out
+    for (name, params), stored in zip(_verify_detection.CASES, _verify_detection.stored()):
+        fresh = _verify_detection.exact(name, params, with_grad=name == "yolov1_loss")  # v1's gradient is cheap
+        assert fresh["parts"] == stored["parts"], name
+        if fresh["grads"]:
+            assert fresh["grads"] == stored["grads"], name
+
+
+def test_verify_rows_catch_a_wrong_gradient(monkeypatch):
+    from refloss import _verify_detection
+
+    real = rl.yolov3_loss.value_and_grad
+
+    def off(*args, **kw):
+        res, grads = real(*args, **kw)
+        grads[0][0, 0, 0, 0, 4] *= 1 + 1e-12
+        return res, grads
+
+    monkeypatch.setattr(rl.yolov3_loss, "value_and_grad", off)
+    rows = _verify_detection.rows(["yolov3_loss"], ("float64",))
+    assert rows and not any(r.ok for r in rows) and "entry (0, 0, 0, 0, 4)" in rows[0].worst
