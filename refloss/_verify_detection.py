@@ -96,9 +96,9 @@ def stored() -> list:
 
 
 def _call(name: str, params: dict, data: dict, dt):
-    import refloss as rl
+    from . import _yolo_losses
 
-    loss = getattr(rl, name)
+    loss = getattr(_yolo_losses, name)
     heads = [h.astype(dt) for h in data["heads"]]
     gt = [g.astype(dt) for g in data["gt"]]
     if name == "yolov1_loss":

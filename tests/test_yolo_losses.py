@@ -380,6 +380,6 @@ def test_verify_rows_catch_a_wrong_gradient(monkeypatch):
         grads[0][0, 0, 0, 0, 4] *= 1 + 1e-12
         return res, grads
 
-    monkeypatch.setattr(rl.yolov3_loss, "value_and_grad", off)
+    monkeypatch.setattr(rl.yolov3_loss, "value_and_grad", off)  # the same object as _yolo_losses.yolov3_loss
     rows = _verify_detection.rows(["yolov3_loss"], ("float64",))
     assert rows and not any(r.ok for r in rows) and "entry (0, 0, 0, 0, 4)" in rows[0].worst
