@@ -36,7 +36,8 @@ class DetectionResult:
 class DetectionLoss:
     """A whole detector loss: ``loss(...)`` gives a :class:`DetectionResult`;
     ``loss.value_and_grad(...)`` gives ``(result, grads)``, the gradients of ``result.total``
-    with respect to the head outputs (a dict keyed like the head outputs, each of their shape).
+    with respect to the head outputs, in their structure: a dict keyed like them, a list over
+    scales, or one array, each of its head output's shape.
 
     ``compute(with_grad, *args, **kwargs)`` does the work: it returns the result, and with
     ``with_grad`` the pair.

@@ -190,7 +190,8 @@ def yolov1_assign(head_outputs, gt_boxes, gt_labels, num_boxes=2, size_output="w
     Cell: (row, col) = (floor(cy S), floor(cx S)), a centre at 1 in the last cell.  Ties: two
     predictors with the same IoU -> the lower index j; two ground truths in one cell -> the
     first (lower index) keeps the cell and the others are listed in ``dropped`` (the paper's
-    cells hold one object; darknet's label map keeps the last one written).  Predicted boxes:
+    cells hold one object; darknet's fill_truth_region also keeps the first, of the boxes in a
+    shuffled order).  Predicted boxes:
     centre ((col + x)/S, (row + y)/S), size (w, h) (size_output="w") or (s_w^2, s_h^2)
     (size_output="sqrt").  Returns a :class:`YoloV1Assignment`.
     """
@@ -340,7 +341,7 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
        (scale, anchor) index (YOLOv3, arXiv:1804.02767 section 2.1: "one bounding box prior for
        each ground truth object"); it is positive in cell (floor(cy H_k), floor(cx W_k)) of its
        scale (a centre at 1 in the last cell).  An anchor already taken stays with the earlier
-       ground truth (darknet overwrites: the last one wins).
+       ground truth (darknet's layers write the later ground truth's targets over it).
     2. With ``pos_iou_threshold`` t: every further anchor with shape IoU > t also takes the
        ground truth in its scale's centre cell, if still free (after all step-1 claims).
     3. Ignore: an anchor that is not positive and whose decoded box has IoU > ignore_threshold
