@@ -243,7 +243,7 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     cls = np.array([labels[i][g] for i, g in zip(ni, gi)], np.int64)
     target = np.concatenate([gt[:, :1] * s - ci[:, None], gt[:, 1:2] * s - ri[:, None], gt[:, 2:]], axis=1).astype(dt)
     pred = p[ni, ri, ci, ji, :4]
-    parts, grads = {}, {}
+    parts = {}
     if size_output == "w":  # the paper's coordinate term, the generated kernel
         parts["coord"], g_coord = _term(loss_named("yolov1_box_loss"), (pred, target), dt.type(1), with_grad,
                                         dt, lambda_coord=lambda_coord)
