@@ -130,26 +130,33 @@ def _verify(args) -> int:
         except ImportError:
             raise UsageError("refloss verify --live (or --random) recomputes the references with mpmath: "
                              "pip install 'refloss[verify]'") from None
-    known = _verify.names()
+    from . import _verify_detection
+
+    kernels = _verify.names()
+    wholes = _verify_detection.names()  # whole detector losses: CPU rows against the oracle's composition
+    known = kernels + wholes
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
         raise UsageError(f"unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}")
     devices = args.device or None
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
+    wholes = tuple(n for n in losses if n in wholes) if devices is None or "cpu" in devices else ()
+    kernels = tuple(n for n in losses if n in kernels)
     print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
           f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
     jobs = args.jobs
     if jobs is None:
-        cold = sum(not _verify.cached(n) for n in losses)
+        cold = sum(not _verify.cached(n) for n in kernels)
         jobs = (os.cpu_count() or 1) if cold > 1 else 1
         if cold > 1 and not args.quiet:
             print(f"refloss verify: compiling the kernels of {cold} losses (once; cached on disk), "
                   f"{jobs} processes", flush=True)
     progress = _progress(losses, args.quiet)
     try:
-        rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
-                           workers=jobs)
-    except _stored.Stale as e:
+        rows = _verify.run(kernels, tuple(args.dtype), devices, args.random, live=live, starting=progress,
+                           workers=jobs) if kernels else []
+        rows += _verify_detection.rows(wholes, tuple(args.dtype), live=live, starting=progress) if wholes else []
+    except (_stored.Stale, _verify_detection.Stale) as e:
         raise UsageError(str(e)) from None
     finally:
         progress.close()
