@@ -4,22 +4,31 @@ bit patterns (all 2**32 by default), float32 kernel against the float64 kernel w
 oracle re-checks (refloss sweep --exhaustive).
 
     python benchmarks/exhaustive_tables.py [--bits LO:HI] [--workers N | --scheduler ADDRESS]
-                                           [--only LOSS ...] [-o table.md] [--results DIR]
+                                           [--only LOSS ...] [--rows K,K,...] [--report] [-o table.md]
+                                           [--results DIR]
+    python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [-o boxes.md] ...
+
+``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
+overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
+against the float64 kernel with the oracle re-checks (refloss sweep --samples N).
 
 Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
-``sweep-results/``); the markdown table goes to ``-o`` (default: standard output).  The
+``sweep-results/``); the markdown table goes to ``-o`` (default: standard output), a row "pending" until its sweep
+has finished (``--report``: only the table, from the results already there; ``--rows``: sweep only
+these rows, e.g. to spread the table over several sessions or machines).  The
 losses and their parameter sets come from the loss index and the reference table: no loss
 name is written here.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-from refloss import CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, sweep
+from refloss import BOX_LOSSES, CLASSIFICATION_LOSSES, ELEMENTWISE_LOSSES, METRICS, sweep
 from refloss._reference import REFERENCES
 
 
@@ -38,17 +47,47 @@ def _params(p: dict) -> str:
     return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items()) or "-"
 
 
-def runs(only=None) -> list:
-    """(loss, params, target) of every table row."""
+def runs() -> list:
+    """(loss, params, target) of every table row, in a fixed order: a row's index names its results."""
     out = []
     for loss in ELEMENTWISE_LOSSES + CLASSIFICATION_LOSSES:
-        if (only and loss not in only) or loss not in REFERENCES:
+        if loss not in REFERENCES:
             continue
         targets = (0.0, 1.0) if loss in CLASSIFICATION_LOSSES else (0.0,)
         for params in REFERENCES[loss].param_sets:
             for t in targets:
                 out.append((loss, dict(params), t))
     return out
+
+
+def _result_name(k: int, loss: str, target: float, bits: tuple) -> str:
+    return f"{loss}-{k}-t{target:g}-{bits[0]:08x}-{bits[1]:08x}.json"
+
+
+def box_runs(only=None) -> list:
+    """(loss, params) of every row of the box table."""
+    return [(loss, dict(params)) for loss in BOX_LOSSES + METRICS
+            if (not only or loss in only) and loss in REFERENCES for params in REFERENCES[loss].param_sets]
+
+
+def box_table(args) -> list:
+    rows, folder = [], Path(args.results)
+    start = time.perf_counter()
+    for k, (loss, params) in enumerate(box_runs(args.only)):
+        print(f"[{k + 1}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        r = sweep.run(loss, params, samples=args.boxes, space="boxes", workers=args.workers,
+                      scheduler=args.scheduler, output=folder / f"{loss}-{k}-boxes-{args.boxes}.json")
+        grads = [g for g in r.max_ulp if g != "value"]
+        worst = next((e for e in r.worst), None)
+        where = "-" if worst is None else f"{worst['column']}"
+        rows.append(f"| {loss} | {_params(r.params)} | {r.points} | {_fmt(r.max_ulp['value'])} | "
+                    + " / ".join(_fmt(r.max_ulp[g]) for g in grads) + f" | {where} | {r.failures} | "
+                    f"{time.perf_counter() - t:.0f} s |")
+    return [f"{args.boxes} points of the `boxes` space per row; `python benchmarks/exhaustive_tables.py "
+            f"--boxes {args.boxes}`, {time.perf_counter() - start:.0f} s in all.", "",
+            "| loss | parameters | points | max ULP value | max ULP gradients (d_pred / d_target) | worst | "
+            "over the bar | time |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def main(argv=None) -> int:
@@ -59,28 +98,45 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("-o", "--output")
     ap.add_argument("--results", default="sweep-results")
+    ap.add_argument("--rows", type=lambda t: {int(v) for v in t.split(",")}, metavar="K,K,...",
+                    help="only these rows (their indices in the table)")
+    ap.add_argument("--report", action="store_true", help="sweep nothing: the table of the results already there")
+    ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
     args = ap.parse_args(argv)
-    rows = []
-    start = time.perf_counter()
+    if args.boxes:
+        text = "\n".join(box_table(args)) + "\n"
+        if args.output:
+            Path(args.output).write_text(text)
+        print(text)
+        return 0
     folder = Path(args.results)
-    for k, (loss, params, target) in enumerate(runs(args.only)):
-        name = f"{loss}-{k}-t{target:g}-{args.bits[0]:08x}-{args.bits[1]:08x}.json"
-        print(f"[{k + 1}] {loss} ({_params(params)}), target {target:g}", file=sys.stderr, flush=True)
-        r = sweep.run(loss, params, exhaustive=True, bits=args.bits, target=target, workers=args.workers,
-                      scheduler=args.scheduler, output=folder / name)
-        grads = [g for g in r.max_ulp if g != "value"]
-        worst = next((e for e in r.worst), None)
-        where = "-" if worst is None else (f"{worst['column']} at {next(iter(worst['inputs'].values()))!r}")
-        rows.append(f"| {loss} | {_params(r.params)} | {target:g} | {r.points} | {_fmt(r.max_ulp['value'])} | "
-                    + " / ".join(_fmt(r.max_ulp[g]) for g in grads) + f" | {where} | {r.failures} | "
-                    f"{r.bar['value']:g} / {r.bar['grad']:g} |")
     lo, hi = args.bits
+    todo = [(k, row) for k, row in enumerate(runs()) if (not args.only or row[0] in args.only)
+            and (args.rows is None or k in args.rows)]
+    for k, (loss, params, target) in todo if not args.report else ():
+        print(f"[{k}] {loss} ({_params(params)}), target {target:g}", file=sys.stderr, flush=True)
+        sweep.run(loss, params, exhaustive=True, bits=args.bits, target=target, workers=args.workers,
+                  scheduler=args.scheduler, output=folder / _result_name(k, loss, target, args.bits))
+    rows, done = [], 0
+    for k, (loss, params, target) in todo:
+        path = folder / _result_name(k, loss, target, args.bits)
+        if not path.exists():
+            rows.append(f"| {k} | {loss} | {_params(params)} | {target:g} | pending | | | | | |")
+            continue
+        r = json.loads(path.read_text())
+        done += 1
+        grads = [g for g in r["max_ulp"] if g != "value"]
+        worst = max(r["worst"], key=lambda e: e["ulp"], default=None)
+        where = "-" if worst is None else (f"{worst['column']} at {next(iter(worst['inputs'].values()))!r}")
+        rows.append(f"| {k} | {loss} | {_params(r['params'])} | {target:g} | {r['points']} | {_fmt(r['max_ulp']['value'])} | "
+                    + " / ".join(_fmt(r["max_ulp"][g]) for g in grads) + f" | {where} | {r['failures']} | "
+                    f"{r['bar']['value']:g} / {r['bar']['grad']:g} | {r['elapsed_s']:.0f} s |")
     head = [f"float32 bit patterns {lo:#010x}..{hi - 1:#010x} ({hi - lo} patterns, NaN and infinities left out); "
-            f"`python benchmarks/exhaustive_tables.py --bits {lo:#x}:{hi:#x}`, {time.perf_counter() - start:.0f} s.",
+            f"{done} of {len(todo)} rows swept; `python benchmarks/exhaustive_tables.py --bits {lo:#x}:{hi:#x}`.",
             "",
-            "| loss | parameters | target | points | max ULP value | max ULP gradients (per input: d_pred / d_target, d_logits / d_targets) | "
-            "worst point | over the bar | bar (value / grad) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| row | loss | parameters | target | points | max ULP value | max ULP gradients (per input: d_pred / d_target, "
+            "d_logits / d_targets) | worst point | over the bar | bar (value / grad) | time |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + rows) + "\n"
     if args.output:
         Path(args.output).write_text(text)

@@ -9,6 +9,7 @@ and in the loss's own module, never as a copy of a kernel.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,8 @@ class DetectionResult:
 class DetectionLoss:
     """A whole detector loss: ``loss(...)`` gives a :class:`DetectionResult`;
     ``loss.value_and_grad(...)`` gives ``(result, grads)``, the gradients of ``result.total``
-    with respect to the head outputs (a dict keyed like the head outputs, each of their shape).
+    with respect to the head outputs, in their structure: a dict keyed like them, a list over
+    scales, or one array, each of its head output's shape.
 
     ``compute(with_grad, *args, **kwargs)`` does the work: it returns the result, and with
     ``with_grad`` the pair.
@@ -45,7 +47,9 @@ class DetectionLoss:
         self._name = name
         self._compute = compute
         self.__doc__ = doc
-        self.__wrapped__ = compute  # inspect.signature and help() show the arguments
+        self.__wrapped__ = compute  # inspect.signature and help() show the arguments,
+        sig = inspect.signature(compute)  # without compute's leading with_grad
+        self.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
 
     @property
     def name(self) -> str:

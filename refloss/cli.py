@@ -130,45 +130,56 @@ def _verify(args) -> int:
         except ImportError:
             raise UsageError("refloss verify --live (or --random) recomputes the references with mpmath: "
                              "pip install 'refloss[verify]'") from None
-    from . import _verify_detection
+    from . import _verify_detection, _verify_retinanet_ssd
 
-    detectors = _verify_detection.available()
-    known = _verify.names() + detectors
+    kernels = _verify.names()
+    yolo_wholes = _verify_detection.names()  # whole detector losses: CPU rows against the oracle's composition
+    wholes = yolo_wholes + _verify_retinanet_ssd.names()
+    known = kernels + wholes
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
         raise UsageError(f"unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}")
     devices = args.device or None
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
-    # the whole detector losses (CPU compositions) are checked after the kernels, against mpmath live
-    detectors = tuple(n for n in losses if n in detectors) if "cpu" in (devices or ("cpu",)) else ()
-    losses = tuple(n for n in losses if n not in _verify_detection.NAMES)
-    print(f"refloss verify: {len(losses) + len(detectors)} losses, backends {devices or _verify.backends()}, dtypes "
+    wholes = tuple(n for n in losses if n in wholes) if devices is None or "cpu" in devices else ()
+    kernels = tuple(n for n in losses if n in kernels)
+    print(f"refloss verify: {len(losses)} losses, backends {devices or _verify.backends()}, dtypes "
           f"{', '.join(args.dtype)}, references {'recomputed with mpmath (--live)' if live else 'stored'}", flush=True)
     jobs = args.jobs
     if jobs is None:
-        cold = sum(not _verify.cached(n) for n in losses)
+        cold = sum(not _verify.cached(n) for n in kernels)
         jobs = (os.cpu_count() or 1) if cold > 1 else 1
         if cold > 1 and not args.quiet:
             print(f"refloss verify: compiling the kernels of {cold} losses (once; cached on disk), "
                   f"{jobs} processes", flush=True)
     progress = _progress(losses, args.quiet)
     try:
-        rows = _verify.run(losses, tuple(args.dtype), devices, args.random, live=live, starting=progress,
-                           workers=jobs) if losses else []
-    except _stored.Stale as e:
+        rows = _verify.run(kernels, tuple(args.dtype), devices, args.random, live=live, starting=progress,
+                           workers=jobs) if kernels else []
+        yolo = tuple(n for n in wholes if n in yolo_wholes)
+        rows += _verify_detection.rows(yolo, tuple(args.dtype), live=live, starting=progress) if yolo else []
+        rows += _retinanet_ssd_rows(tuple(n for n in wholes if n not in yolo_wholes), args.dtype, progress)
+    except (_stored.Stale, _verify_detection.Stale) as e:
         raise UsageError(str(e)) from None
     finally:
         progress.close()
-    if detectors:
-        try:
-            import mpmath  # noqa: F401
-        except ImportError:
-            print(f"refloss verify: {', '.join(detectors)} not checked: their reference is computed with mpmath "
-                  "(pip install 'refloss[verify]')", flush=True)
-        else:
-            rows += _verify_detection.rows(detectors, tuple(args.dtype))
     print(_verify.format_table(rows))
     return 0 if all(r.ok for r in rows) else 1
+
+
+def _retinanet_ssd_rows(losses, dtypes, progress) -> list:
+    """retinanet_loss's and ssd_loss's rows: their references are computed with mpmath (the verify extra)."""
+    if not losses:
+        return []
+    from . import _verify_retinanet_ssd
+
+    try:
+        import mpmath  # noqa: F401
+    except ImportError:
+        print(f"refloss verify: {', '.join(losses)} not checked: their references are computed with mpmath "
+              "(pip install 'refloss[verify]')", flush=True)
+        return []
+    return _verify_retinanet_ssd.rows(losses, tuple(dtypes), starting=progress)
 
 
 class _progress:

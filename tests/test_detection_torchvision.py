@@ -525,11 +525,11 @@ def test_bad_input_is_named():
 # --- refloss verify rows --------------------------------------------------------------------------
 
 def test_verify_rows_pass_and_catch_a_planted_fault():
-    from refloss import _verify_detection as vd
+    from refloss import _verify_retinanet_ssd as vd
 
     row = vd.check("retinanet_loss", {"bbox_reg_loss_type": "giou"}, "float64")
     assert row.ok and row.points == 3 and row.value_err <= 1e-15, row
     # the loss given alpha = 0.3 against the oracle's paper value 0.25: the row fails
     bad = vd.check("retinanet_loss", {"alpha": 0.3}, "float64")
     assert not bad.ok and bad.value_err > 1e-3
-    assert ("ssd_loss" in vd.available()) == HAS_CE
+    assert ("ssd_loss" in vd.names()) == HAS_CE

@@ -1,0 +1,385 @@
+"""rl.yolov1_loss .. rl.yolov4_loss: an independent 50-digit mpmath composition written from the
+papers' formulas (refloss/oracle/yolo_losses.py: its own assignment loops, IoU, CIoU, sigmoid,
+BCE; no refloss kernel), finite
+differences of the gradients, float32, the edge cases, and the worked example of
+docs/yolo-losses.md."""
+import math
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss.oracle.yolo_losses import gradient, oracle_anchor, oracle_v1
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+# ---------------------------------------------------------------------------------------------
+
+GT = [np.array([[0.31, 0.27, 0.42, 0.5], [0.74, 0.61, 0.5, 0.3], [0.36, 0.22, 0.2, 0.2]]),
+      np.zeros((0, 4)),
+      np.array([[0.52, 0.88, 0.9, 0.2]])]
+LABELS = [np.array([0, 2, 1]), np.array([], np.int64), np.array([1])]
+ANCHORS = [np.array([[0.5, 0.45], [0.9, 0.3]]), np.array([[0.15, 0.2], [0.3, 0.4], [0.45, 0.5]])]
+
+
+def v1_head(seed=0, dt=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.95, (3, 3, 3, 2 * 5 + 3)).astype(dt)
+
+
+def anchor_heads(seed=0, dt=np.float64):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 1, (3, 2, 2, 2, 8)).astype(dt), rng.normal(0, 1, (3, 4, 4, 3, 8)).astype(dt)]
+
+
+def _compare(result, oracle, rtol=1e-14):
+    names = {"box": "coord", "class": "cls"}
+    for key, value in list(result.parts.items()) + [("total", result.total)]:
+        want = oracle[names.get(key, key)]
+        with mp.workdps(50):
+            err = abs(mp.mpf(float(value)) - want) / max(abs(want), mp.mpf(1e-300))
+        assert err <= rtol, f"{key}: got {float(value)!r}, oracle {mp.nstr(want, 20)} (rel {mp.nstr(err, 3)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# values against the oracle
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{}, {"obj_target": "one"}, {"size_output": "sqrt"},
+                                {"lambda_coord": 2.0, "lambda_noobj": 0.25}], ids=repr)
+def test_yolov1_matches_oracle(kw):
+    head = v1_head()
+    res = rl.yolov1_loss(head, GT, LABELS, **kw)
+    ok = {"lc": kw.get("lambda_coord", 5), "ln": kw.get("lambda_noobj", 0.5),
+          "obj_target": kw.get("obj_target", "iou"), "size_output": kw.get("size_output", "w")}
+    _compare(res, oracle_v1(head, GT, LABELS, **ok))
+    assert res.details["responsible"].sum() == 4  # four boxes in four cells (the 2nd image has none)
+
+
+@pytest.mark.parametrize("version,kw", [
+    ("v2", {}), ("v2", {"obj_target": "one", "pos_iou_threshold": None, "xy_loss": "t"}),
+    ("v3", {}), ("v3", {"xy_loss": "sigmoid", "ignore_threshold": 0.3}), ("v3", {"pos_iou_threshold": 0.3}),
+    ("v4", {}), ("v4", {"scale_xy": 1.0})], ids=repr)
+def test_anchor_yolos_match_oracle(version, kw):
+    heads = anchor_heads()
+    anchors = ANCHORS
+    if version == "v2":  # one scale
+        heads, anchors = heads[1:], ANCHORS[1:]
+    loss = {"v2": rl.yolov2_loss, "v3": rl.yolov3_loss, "v4": rl.yolov4_loss}[version]
+    res = loss(heads[0] if version == "v2" else heads, anchors[0] if version == "v2" else anchors, GT, LABELS, **kw)
+    ok = dict(ignore=kw.get("ignore_threshold"), xy_loss=kw.get("xy_loss"), scale_xy=kw.get("scale_xy", 1.1),
+              obj_target=kw.get("obj_target", "iou"),
+              pos_thr=kw.get("pos_iou_threshold", 0.3 if version == "v2" else None))
+    _compare(res, oracle_anchor(version, heads, anchors, GT, LABELS, **ok))
+    n_pos = sum(int(p.sum()) for p in res.details["positive"])
+    assert n_pos >= 4 and sum(int(i.sum()) for i in res.details["ignore"]) >= 0
+
+
+def test_v2_accepts_darknet_channel_layout():
+    head = anchor_heads()[1]
+    flat = head.reshape(3, 4, 4, 24)
+    a, ga = rl.yolov2_loss.value_and_grad(head, ANCHORS[1], GT, LABELS)
+    b, gb = rl.yolov2_loss.value_and_grad(flat, ANCHORS[1], GT, LABELS)
+    assert a.total == b.total and gb.shape == flat.shape and np.array_equal(gb.reshape(head.shape), ga)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients: central differences in float64 with the assignment held fixed
+# ---------------------------------------------------------------------------------------------
+
+def _fd_check(f, x, grad, h=1e-6, tol=3e-8, positive=None, n_random=40):
+    """Central differences of f at x against grad (relative to the largest gradient): every
+    element, or with ``positive`` (a mask of the anchors, x.shape[:-1]) every channel of those
+    anchors and ``n_random`` further elements drawn at random."""
+    worst = 0.0
+    scale = max(np.abs(grad).max(), 1e-3)
+    indices = list(np.ndindex(x.shape))
+    if positive is not None:
+        rng = np.random.default_rng(7)
+        chosen = {i for i in indices if positive[i[:-1]]}
+        chosen |= {indices[j] for j in rng.choice(len(indices), n_random, replace=False)}
+        indices = sorted(chosen)
+    for idx in indices:
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        fd = (f(xp) - f(xm)) / (2 * h)
+        worst = max(worst, abs(fd - grad[idx]) / scale)
+    assert worst <= tol, f"finite differences: worst relative error {worst:.3g}"
+    return worst
+
+
+@pytest.mark.parametrize("kw", [{}, {"size_output": "sqrt"}], ids=repr)
+def test_yolov1_gradient_matches_finite_differences(kw):
+    head = v1_head(1)
+    res, grad = rl.yolov1_loss.value_and_grad(head, GT, LABELS, **kw)
+    fixed = res.details["assignment"]  # the responsible boxes and the IoU targets held constant
+    _fd_check(lambda x: rl.yolov1_loss(x, GT, LABELS, assignment=fixed, **kw).total, head, grad)
+
+
+@pytest.mark.parametrize("version,kw", [("v2", {"obj_target": "one"}), ("v3", {}), ("v3", {"xy_loss": "sigmoid",
+                                        "size_weight": True}), ("v4", {"box_params": {"alpha_grad": True}})],
+                         ids=repr)
+def test_anchor_gradients_match_finite_differences(version, kw):
+    heads = anchor_heads(2)
+    if version == "v2":
+        args = (heads[1][:2, :3, :3], ANCHORS[1], GT[:2], LABELS[:2])
+        res, grad = rl.yolov2_loss.value_and_grad(*args, **kw)
+        fixed = res.details["assignment"]
+        _fd_check(lambda x: rl.yolov2_loss(x, *args[1:], assignment=fixed, **kw).total, args[0], grad,
+                  positive=fixed.matched[0] >= 0)
+        return
+    loss = rl.yolov3_loss if version == "v3" else rl.yolov4_loss
+    heads = [h[:2] for h in heads]
+    res, grads = loss.value_and_grad(heads, ANCHORS, GT[:2], LABELS[:2], **kw)
+    fixed = res.details["assignment"]
+    for k in range(2):
+        def f(x, k=k):
+            hs = list(heads)
+            hs[k] = x
+            return loss(hs, ANCHORS, GT[:2], LABELS[:2], assignment=fixed, **kw).total
+        _fd_check(f, heads[k], grads[k], positive=fixed.matched[k] >= 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients: against the oracle's own (mpmath.diff at 50 digits, its decisions held)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4"])
+def test_gradients_match_the_oracle(version):
+    """The worked example's heads moved off their round values, image 0 (the one with boxes):
+    every entry's derivative within 1e-14 of the largest (measured: at most 2.6e-16)."""
+    gt, labels, v1, heads, anchors = worked_example()
+    rng = np.random.default_rng(4)
+    if version == "v1":
+        head = v1 + rng.uniform(-0.05, 0.05, v1.shape)
+        res, got = rl.yolov1_loss.value_and_grad(head, gt, labels)
+        base = oracle_v1(head, gt, labels)
+        want = gradient(lambda hs: oracle_v1(hs[0], gt, labels, frozen=base["_decisions"])["total"], [head],
+                        images=(0,))[0]
+        got = [got]
+    else:
+        heads = [heads[0] + rng.normal(0, 0.5, heads[0].shape)]
+        kw = {"box_params": {"alpha_grad": True}} if version == "v4" else {}  # the oracle differentiates alpha
+        loss = {"v2": rl.yolov2_loss, "v3": rl.yolov3_loss, "v4": rl.yolov4_loss}[version]
+        if version == "v2":
+            res, got = loss.value_and_grad(heads[0], anchors[0], gt, labels)
+            got = [got]
+        else:
+            res, got = loss.value_and_grad(heads, anchors, gt, labels, **kw)
+        ok = {"pos_thr": 0.3} if version == "v2" else {}
+        base = oracle_anchor(version, heads, anchors, gt, labels, **ok)
+        _compare(res, base)
+        want = gradient(lambda hs: oracle_anchor(version, hs, anchors, gt, labels, frozen=base["_decisions"],
+                                                 **ok)["total"], heads, images=(0,))[0]
+    got = got[0][0]
+    want = np.array(want[0], dtype=float)
+    assert np.abs(got - want).max() <= 1e-14 * np.abs(want).max(), np.abs(got - want).max()
+
+
+# ---------------------------------------------------------------------------------------------
+# float32, edge cases, errors
+# ---------------------------------------------------------------------------------------------
+
+def test_float32_in_float32_out_close_to_float64():
+    h64 = v1_head(3)
+    r32, g32 = rl.yolov1_loss.value_and_grad(h64.astype(np.float32), GT, LABELS)
+    r64, g64 = rl.yolov1_loss.value_and_grad(h64.astype(np.float32).astype(np.float64), GT, LABELS)
+    assert isinstance(r32.total, np.float32) and g32.dtype == np.float32
+    assert abs(r32.total - r64.total) <= 1e-6 * r64.total
+    np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-6)
+    heads = [h.astype(np.float32) for h in anchor_heads(3)]
+    for loss in (rl.yolov3_loss, rl.yolov4_loss):
+        r32, g32 = loss.value_and_grad(heads, ANCHORS, GT, LABELS)
+        r64, g64 = loss.value_and_grad([h.astype(np.float64) for h in heads], ANCHORS, GT, LABELS)
+        assert r32.total.dtype == np.float32 and all(g.dtype == np.float32 for g in g32)
+        assert abs(r32.total - r64.total) <= 1e-5 * r64.total
+        for a, b in zip(g32, g64):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    r32, g32 = rl.yolov2_loss.value_and_grad(heads[1], ANCHORS[1], GT, LABELS)
+    r64, g64 = rl.yolov2_loss.value_and_grad(heads[1].astype(np.float64), ANCHORS[1], GT, LABELS)
+    assert r32.total.dtype == g32.dtype == np.float32 and abs(r32.total - r64.total) <= 1e-5 * r64.total
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
+
+
+def test_images_without_boxes_have_only_noobj():
+    head = v1_head()
+    empty = [np.zeros((0, 4))] * 3
+    no_labels = [np.array([], np.int64)] * 3
+    res, grad = rl.yolov1_loss.value_and_grad(head, empty, no_labels)
+    assert res.parts["coord"] == res.parts["obj"] == res.parts["class"] == 0
+    assert res.total == pytest.approx(0.5 * (head[..., [4, 9]] ** 2).sum() / 3, rel=1e-14)
+    assert np.all(grad[..., [0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12]] == 0)
+    heads = anchor_heads()
+    res = rl.yolov3_loss(heads, ANCHORS, empty, no_labels)
+    assert res.parts["coord"] == res.parts["obj"] == res.parts["class"] == 0 and res.parts["noobj"] > 0
+
+
+def test_two_boxes_in_one_cell_first_keeps_it():
+    head = v1_head()
+    gt = [np.array([[0.1, 0.1, 0.2, 0.2], [0.2, 0.2, 0.3, 0.3]]), np.zeros((0, 4)), np.zeros((0, 4))]
+    lab = [np.array([0, 1]), np.array([], int), np.array([], int)]
+    a = rl.yolov1_assign(head, gt, lab)
+    assert a.cell_gt[0, 0, 0] == 0 and a.dropped == [(0, 1)]
+
+
+def test_v1_tie_goes_to_the_lower_predictor():
+    head = np.full((1, 2, 2, 12), 0.5)  # both predictors of a cell identical: equal IoU
+    a = rl.yolov1_assign(head, [np.array([[0.3, 0.3, 0.4, 0.4]])], [np.array([1])])
+    assert a.responsible[0, 0, 0].tolist() == [True, False]
+
+
+def test_best_anchor_tie_goes_to_the_lowest_index():
+    anchors = [np.array([[0.2, 0.2]]), np.array([[0.2, 0.2], [0.1, 0.1]])]
+    a = rl.yolo_assign([(2, 2), (4, 4)], anchors, [np.array([[0.3, 0.3, 0.2, 0.2]])])
+    assert a.matched[0][0, 0, 0, 0] == 0 and not a.positive[1].any()
+
+
+@pytest.mark.parametrize("boxes,match", [
+    ([[0.5, 0.5, 0.0, 0.2]], r"gt_boxes\[0\]\[0\].*degenerate"),
+    ([[0.5, 0.5, 0.2, -0.1]], r"gt_boxes\[0\]\[0\].*degenerate"),
+    ([[1.5, 0.5, 0.2, 0.1]], r"gt_boxes\[0\]\[0\].*centre"),
+    ([[0.5, np.nan, 0.2, 0.1]], r"gt_boxes\[0\].*finite"),
+    ([[0.5, 0.5, 0.2]], r"gt_boxes\[0\].*shape")])
+def test_bad_ground_truth_is_a_clear_value_error(boxes, match):
+    gt = [np.array(boxes), np.zeros((0, 4)), np.zeros((0, 4))]
+    lab = [np.zeros(len(boxes), int), np.array([], int), np.array([], int)]
+    for call in (lambda: rl.yolov1_loss(v1_head(), gt, lab),
+                 lambda: rl.yolov3_loss(anchor_heads(), ANCHORS, gt, lab),
+                 lambda: rl.yolov4_loss(anchor_heads(), ANCHORS, gt, lab)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_other_bad_input():
+    with pytest.raises(ValueError, match=r"gt_labels\[0\]\[2\] = 3"):
+        rl.yolov1_loss(v1_head(), GT, [np.array([0, 1, 3]), LABELS[1], LABELS[2]])
+    with pytest.raises(ValueError, match="gt_boxes: must be a list of 3"):
+        rl.yolov1_loss(v1_head(), GT[:2], LABELS[:2])
+    bad = v1_head()
+    bad[0, 1, 2, 7] = -0.1
+    with pytest.raises(ValueError, match=r"head_outputs\[0, 1, 2, 7\].*w < 0"):
+        rl.yolov1_loss(bad, GT, LABELS)
+    with pytest.raises(ValueError, match="anchors: must be a list of 2"):
+        rl.yolov3_loss(anchor_heads(), ANCHORS[:1], GT, LABELS)
+    with pytest.raises(ValueError, match=r"head_outputs\[1\]: must have shape"):
+        rl.yolov3_loss([anchor_heads()[0], anchor_heads()[1][..., :2, :]], ANCHORS, GT, LABELS)
+    with pytest.raises(ValueError, match="normalize"):
+        rl.yolov3_loss(anchor_heads(), ANCHORS, GT, LABELS, normalize="positives")
+    with pytest.raises(ValueError, match="cell border"):  # the paper's t-space target is infinite there
+        rl.yolov3_loss(anchor_heads(), ANCHORS, [np.array([[0.5, 0.3, 0.2, 0.2]]), GT[1], GT[2]],
+                       [np.array([0]), LABELS[1], LABELS[2]])
+
+
+def test_normalize_sum_is_n_times_batch():
+    heads = anchor_heads()
+    a = rl.yolov3_loss(heads, ANCHORS, GT, LABELS)
+    b = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, normalize="sum")
+    assert b.total == pytest.approx(3 * a.total, rel=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# the worked example of docs/yolo-losses.md
+# ---------------------------------------------------------------------------------------------
+
+def worked_example():
+    """2 images, a 2 x 2 grid; image 0 has two boxes, image 1 none (docs/yolo-losses.md)."""
+    gt = [np.array([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.5, 0.3]]), np.zeros((0, 4))]
+    labels = [np.array([0, 1]), np.array([], np.int64)]
+    v1 = np.zeros((2, 2, 2, 12))
+    v1[..., 0:5] = [0.5, 0.5, 0.5, 0.5, 0.5]   # predictor 0 of every cell
+    v1[..., 5:10] = [0.4, 0.6, 0.2, 0.3, 0.2]  # predictor 1
+    v1[..., 10:12] = [0.7, 0.3]                # class probabilities
+    heads = [np.zeros((2, 2, 2, 2, 7))]        # t = 0 everywhere: each box is its anchor, centred in its cell
+    anchors = [np.array([[0.3, 0.4], [0.6, 0.4]])]
+    return gt, labels, v1, heads, anchors
+
+
+WORKED = {  # the numbers printed in docs/yolo-losses.md (there to 12 significant digits)
+    "v1": {"coord": 0.37744034939650195, "obj": 0.019796261289645057, "noobj": 0.455, "class": 0.58,
+           "total": 1.432236610686147},
+    "v2": {"coord": 2.6161373381938504, "obj": 0.042549443082821756, "noobj": 0.75, "class": 1.0,
+           "total": 4.408686781276672},
+    "v3": {"coord": 1.3317870307687474, "obj": math.log(2), "noobj": 3.25 * math.log(2), "class": 2 * math.log(2),
+           "total": 5.663956909268405},
+    "v4": {"box": 0.5541764082200182, "obj": math.log(2), "noobj": 3.25 * math.log(2), "class": 2 * math.log(2),
+           "total": 4.886346286719676},
+}
+
+
+def test_worked_example_matches_oracle_and_docs():
+    gt, labels, v1, heads, anchors = worked_example()
+    page = (REPO / "docs" / "yolo-losses.md").read_text()
+    results = {"v1": (rl.yolov1_loss(v1, gt, labels), oracle_v1(v1, gt, labels)),
+               "v2": (rl.yolov2_loss(heads[0], anchors[0], gt, labels),
+                      oracle_anchor("v2", heads, anchors, gt, labels, pos_thr=0.3)),
+               "v3": (rl.yolov3_loss(heads, anchors, gt, labels), oracle_anchor("v3", heads, anchors, gt, labels)),
+               "v4": (rl.yolov4_loss(heads, anchors, gt, labels), oracle_anchor("v4", heads, anchors, gt, labels))}
+    for version, (res, oracle) in results.items():
+        _compare(res, oracle)
+        for key, value in list(res.parts.items()) + [("total", res.total)]:
+            want = WORKED[version][key]
+            assert float(value) == pytest.approx(want, rel=1e-14), (version, key)
+            assert f"{want:.12g}" in page, f"docs/yolo-losses.md lacks {version} {key} = {want:.12g}"
+
+
+def test_given_assignment_is_used_and_checked():
+    heads = anchor_heads()
+    res = rl.yolov3_loss(heads, ANCHORS, GT, LABELS)
+    again = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=res.details["assignment"])
+    assert again.total == res.total
+    none = rl.yolo_assign([h.shape[1:3] for h in heads], ANCHORS, [np.zeros((0, 4))] * 3)
+    bare = rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=none)  # every anchor negative
+    assert bare.parts["coord"] == bare.parts["obj"] == bare.parts["class"] == 0
+    with pytest.raises(ValueError, match="assignment: must be a YoloAssignment"):
+        rl.yolov3_loss(heads, ANCHORS, GT, LABELS, assignment=rl.yolo_assign([(2, 2)], ANCHORS[:1], GT))
+    with pytest.raises(ValueError, match="assignment: must be a YoloV1Assignment"):
+        rl.yolov1_loss(v1_head(), GT, LABELS, assignment=none)
+    with pytest.raises(ValueError, match=r"gt_boxes\[1\]\[0\].*degenerate"):
+        rl.yolo_assign([(2, 2)], ANCHORS[:1], [np.zeros((0, 4)), np.array([[0.5, 0.5, 0.1, 0.0]])])
+
+
+def test_signatures_show_the_arguments_not_with_grad():
+    import inspect
+
+    for loss in (rl.yolov1_loss, rl.yolov2_loss, rl.yolov3_loss, rl.yolov4_loss):
+        params = list(inspect.signature(loss).parameters)
+        assert params[0] == "head_outputs" and "with_grad" not in params, params
+        assert "arXiv" in loss.__doc__ and "normalize" in loss.__doc__
+
+
+# ---------------------------------------------------------------------------------------------
+# refloss verify's rows (refloss/_verify_detection.py)
+# ---------------------------------------------------------------------------------------------
+
+def test_verify_rows_pass_and_the_stored_values_are_the_oracles(capsys):
+    from refloss import _verify_detection, cli
+
+    assert cli.main(["verify", "--loss", "yolov1_loss", "--loss", "yolov4_loss", "--device", "cpu", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("yolov1_loss ") >= 4 and "yolov4_loss" in out and "FAIL" not in out
+    for (name, params), stored in zip(_verify_detection.CASES, _verify_detection.stored()):
+        fresh = _verify_detection.exact(name, params, with_grad=name == "yolov1_loss")  # v1's gradient is cheap
+        assert fresh["parts"] == stored["parts"], name
+        if fresh["grads"]:
+            assert fresh["grads"] == stored["grads"], name
+
+
+def test_verify_rows_catch_a_wrong_gradient(monkeypatch):
+    from refloss import _verify_detection
+
+    real = rl.yolov3_loss.value_and_grad
+
+    def off(*args, **kw):
+        res, grads = real(*args, **kw)
+        grads[0][0, 0, 0, 0, 4] *= 1 + 1e-12
+        return res, grads
+
+    monkeypatch.setattr(rl.yolov3_loss, "value_and_grad", off)  # the same object as _yolo_losses.yolov3_loss
+    rows = _verify_detection.rows(["yolov3_loss"], ("float64",))
+    assert rows and not any(r.ok for r in rows) and "entry (0, 0, 0, 0, 4)" in rows[0].worst
