@@ -16,11 +16,12 @@ from refloss.oracle.rounding import ulp_error
 SCE = rl.softmax_cross_entropy
 
 
+@pytest.mark.parametrize("index", [0, 1], ids=["plain", "label_smoothing"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_verify_battery_within_bar(dtype):
-    """refloss verify's row: the stored 50-digit results of the battery (hard, huge +-1e30,
+def test_verify_battery_within_bar(dtype, index):
+    """refloss verify's rows: the stored 50-digit results of the battery (hard, huge +-1e30,
     bound +-1e4 / +-80, ties, confident, near-equal and random soft rows) within 8 ULP."""
-    row = _verify.check("softmax_cross_entropy", 0, dtype, "cpu")[0]
+    row = _verify.check("softmax_cross_entropy", index, dtype, "cpu")[0]
     assert row.ok, row.worst
     assert row.points > 200
 
@@ -60,10 +61,12 @@ def test_finite_differences():
             np.testing.assert_allclose(g[:, j], fd, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-def test_torch_cross_entropy_class_indices_and_probabilities(reduction):
+def test_torch_cross_entropy_class_indices_and_probabilities(reduction, smoothing):
     """torch.nn.functional.cross_entropy on (N, C) and (N, C, d) (class axis 1 there, last here),
-    with class indices and with probabilities; values and autograd gradients."""
+    with class indices and with probabilities, with and without label smoothing; values and
+    autograd gradients."""
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(2)
@@ -73,9 +76,9 @@ def test_torch_cross_entropy_class_indices_and_probabilities(reduction):
         probs = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
         for targets, torch_targets in ((labels, torch.tensor(labels)), (probs, torch.tensor(probs).movedim(-1, 1))):
             zt = torch.tensor(z, requires_grad=True)
-            ref = F.cross_entropy(zt.movedim(-1, 1), torch_targets, reduction=reduction)
+            ref = F.cross_entropy(zt.movedim(-1, 1), torch_targets, reduction=reduction, label_smoothing=smoothing)
             ref.sum().backward()
-            v, (gz, gy) = SCE.value_and_grad(z, targets, reduction=reduction)
+            v, (gz, gy) = SCE.value_and_grad(z, targets, reduction=reduction, label_smoothing=smoothing)
             np.testing.assert_allclose(v, ref.detach().numpy(), rtol=1e-13, atol=1e-15)
             np.testing.assert_allclose(gz, zt.grad.numpy(), rtol=1e-11, atol=1e-15)
             if targets is labels:
@@ -115,6 +118,8 @@ def test_bad_input():
         SCE(np.zeros((3, 0)), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"logits: needs a last axis"):
         SCE(np.float64(1.0), np.float64(1.0))
+    with pytest.raises(ValueError, match=r"label_smoothing"):
+        SCE(z, np.zeros(3, np.int64), label_smoothing=1.5)
 
 
 def test_cuda_simulator_equals_cpu():

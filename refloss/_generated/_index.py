@@ -941,15 +941,21 @@ LOSSES['softmax_cross_entropy'] = LossInfo(
     value_width=1,
     grad_inputs=('logits', 'targets'),
     params=(
+        Param('label_smoothing', 0.0, 0.0, True, 1.0, True,
+              '0 <= label_smoothing <= 1', (
+                  "torch's label smoothing: the targets become (1 - label_smoothing) y + "
+                  'label_smoothing / C'
+              )),
     ),
-    args=(),
+    args=('label_smoothing',),
     kinks=None,
     variants=(),
     mean_weight=None,
     formula=(
         'L = -sum_j y_j log softmax_j(z) = sum_j y_j (lse(z) - z_j), lse(z) = log sum_j exp(z_j),'
         ' over the LAST axis of logits z (C classes) with (soft) targets y in [0, 1] of the same '
-        'shape, or an integer class index k per row (then L = lse(z) - z_k).'
+        'shape, or an integer class index k per row (then L = lse(z) - z_k); label_smoothing e '
+        'replaces y_j by (1 - e) y_j + e/C as torch does.'
     ),
     conventions=(
         'The class axis is the LAST axis of logits (torch.nn.functional.cross_entropy uses dim 1:'

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 15
+# ops: 25
 """Softmax cross-entropy: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -13,16 +13,17 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 from numpy import float32 as _f32
 
 
-def _constants(prec):
+def _constants(prec, label_smoothing):
     with localcontext() as ctx:
         ctx.prec = prec
         ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
         ctx.traps[Overflow] = False  # a constant beyond float64 is inf (a kernel branch may handle it)
-        return ()
+        label_smoothing = Decimal(label_smoothing)
+        return (float(label_smoothing), )
 
 
-def constants():
-    """Kernel arguments after the inputs: .
+def constants(label_smoothing):
+    """Kernel arguments after the inputs: label_smoothing.
 
     Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
     give the same floats (a constant that cancels keeps its digits), and rounded once to
@@ -30,20 +31,22 @@ def constants():
     last = None
     for prec in (40, 80, 160, 320, 640, 1280):
         try:
-            got = _constants(prec)
+            got = _constants(prec, label_smoothing)
         except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
             continue
         if got == last:
             return got
         last = got
-    return _constants(2560)
+    return _constants(2560, label_smoothing)
 
 
-def value_f64(logits, targets):
+def value_f64(logits, targets, label_smoothing):
     m = -math.inf
+    C = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
+        C += 1.0
     s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
@@ -59,17 +62,19 @@ def value_f64(logits, targets):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += y*(l + (m - z))
+        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
     return value
 
 
-def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor):
+def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoothing):
     m = -math.inf
+    C = 0.0
     Y = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
+        C += 1.0
         Y += y
     s_1 = 0.0
     n = 0.0
@@ -83,24 +88,28 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor):
     t = n - 1.0
     l = math.log1p(s_1 + t)
     s = n + s_1
+    w = Y*(1.0 - label_smoothing) + label_smoothing
     value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += y*(l + (m - z))
-        _t0 = -m
-        _t4 = z + _t0
+        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _t0 = 1.0 - label_smoothing
+        _t1 = -m
+        _t4 = z + _t1
         _t5 = _t4 - z
-        d_logits[j] = (Y*(((z - (_t4 - _t5)) + (_t0 - _t5)) + 1.0)*math.exp(_t4)/s - y)/divisor
-        d_targets[j] = (l + (m - z))/divisor
+        d_logits[j] = (-_t0*y + w*(((z - (_t4 - _t5)) + (_t1 - _t5)) + 1.0)*math.exp(_t4)/s - label_smoothing/C)/divisor
+        d_targets[j] = _t0*(l + (m - z))/divisor
     return value
 
 
-def value_f32(logits, targets):
+def value_f32(logits, targets, label_smoothing):
     m = -_f32(math.inf)
+    C = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
+        C += _f32(1.0)
     s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
@@ -117,17 +126,19 @@ def value_f32(logits, targets):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += y*(l + (m - z))
+        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
     return value
 
 
-def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor):
+def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoothing):
     m = -_f32(math.inf)
+    C = _f32(0.0)
     Y = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
+        C += _f32(1.0)
         Y += y
     s_1 = _f32(0.0)
     n = _f32(0.0)
@@ -142,14 +153,17 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor):
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
+    w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
     value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += y*(l + (m - z))
-        _t0 = -m
-        _t5 = z + _t0
+        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _t0 = _f32(1.0) - label_smoothing
+        _t1 = -m
+        _t5 = z + _t1
         _t6 = _t5 - z
-        d_logits[j] = (Y*(((z - (_t5 - _t6)) + (_t0 - _t6)) + _f32(1.0))*math.exp(_t5)/s - y)/divisor
-        d_targets[j] = (l + (m - z))/divisor
+        _s7 = -_t0*y + w*(((z - (_t5 - _t6)) + (_t1 - _t6)) + _f32(1.0))*math.exp(_t5)/s - label_smoothing/C
+        d_logits[j] = _s7/divisor
+        d_targets[j] = _t0*(l + (m - z))/divisor
     return value

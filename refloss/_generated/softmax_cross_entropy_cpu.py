@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6edd58d91342ca60
+# scalar kernels: sha256 289dededaa7098df
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,8 +24,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, targets, out):
-    out[i] = _value_f64(logits[i], targets[i])
+def _value_step_f64(i, logits, targets, out, label_smoothing):
+    out[i] = _value_f64(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
                 j] != 0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
@@ -34,21 +34,23 @@ def _value_step_f64(i, logits, targets, out):
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, targets, out):
+def value_f64(logits, targets, out, label_smoothing):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, logits, targets, out)
+            bad += _value_step_f64(i, logits, targets, out, label_smoothing)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, logits, targets, out)
+            bad += _value_step_f64(i, logits, targets, out, label_smoothing)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor):
-    out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor)
+def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+        label_smoothing):
+    out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
+            label_smoothing)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
                 j] != 0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
@@ -57,21 +59,23 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
+def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor)
+            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor)
+            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, targets, out):
-    out[i] = _value_f32(logits[i], targets[i])
+def _value_step_f32(i, logits, targets, out, label_smoothing):
+    out[i] = _value_f32(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
                 j] != 0 or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
@@ -80,21 +84,23 @@ def _value_step_f32(i, logits, targets, out):
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, targets, out):
+def value_f32(logits, targets, out, label_smoothing):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, logits, targets, out)
+            bad += _value_step_f32(i, logits, targets, out, label_smoothing)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, logits, targets, out)
+            bad += _value_step_f32(i, logits, targets, out, label_smoothing)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor):
-    out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor)
+def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+        label_smoothing):
+    out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
+            label_smoothing)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
                 j] != 0 or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
@@ -103,13 +109,15 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
+def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor)
+            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor)
+            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6edd58d91342ca60
+# scalar kernels: sha256 289dededaa7098df
 """Softmax cross-entropy: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,24 +18,26 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(logits, targets, out):
+def value_f64(logits, targets, out, label_smoothing):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(logits[i], targets[i])
+        out[i] = _value_f64(logits[i], targets[i], label_smoothing)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
+def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor)
+        out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
+                label_smoothing)
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(logits, targets, out):
+def value_f32(logits, targets, out, label_smoothing):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(logits[i], targets[i])
+        out[i] = _value_f32(logits[i], targets[i], label_smoothing)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
+def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor)
+        out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
+                label_smoothing)
