@@ -97,9 +97,9 @@ def derive() -> LossSpec:
                Step("with $\\operatorname{softmax}_j(z) = e^{z_j} / \\sum_i e^{z_i}$, i.e.", "L",
                     sp.Sum(yj * (lse - zj), (sp.Symbol("j"), 1, sp.Symbol("C")))),
                Step("For a class index $k$ (one-hot targets):", "L", lse - zk),
-               Step("Evaluated with $m = \\max_j z_j$, $s' = \\sum_{z_j < m} e^{z_j - m}$ and $n$ the number of "
-                    "logits equal to $m$ (so $\\sum_j e^{z_j - m} = s' + n \\ge 1$): no exponential overflows, "
-                    "and the maximum's term is $\\log(1 + s' + (n - 1))$ by log1p, accurate however small:",
+               Step("Evaluated with $m = \\max_j z_j$, $s_1 = \\sum_{z_j < m} e^{z_j - m}$ and $n$ the number of "
+                    "logits equal to $m$ (so $s = \\sum_j e^{z_j - m} = s_1 + n \\ge 1$): no exponential overflows, "
+                    "and the maximum's term is $\\log(1 + s_1 + (n - 1))$ by log1p, accurate however small:",
                     lse - zj, (m - zj) + log1p(s1 + (n - 1))),
                Step("Label smoothing $\\varepsilon$ (torch's label_smoothing) uses the targets "
                     "$y'_j = (1 - \\varepsilon) y_j + \\varepsilon / C$ in place of $y_j$ (exactly $y_j$ at "
