@@ -20,11 +20,20 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
     first = tuple(arrays[0].shape)  # (a tuple: the CUDA simulator's shapes take no negative index)
     if widths[0] == 1 and all(w == 1 and a.shape == first for w, a in zip(widths, arrays)):
         return first  # the common case, without building anything
-    shapes, full = {}, {}
+    shapes, full, row = {}, {}, None
     for k, (n, w, a) in enumerate(zip(names, widths, arrays)):
         shape = full[n] = tuple(a.shape)
         if w == 1:
             shapes[n] = shape
+        elif w is None:  # a row of variable width: the same last axis for every row input
+            if not shape or not shape[-1]:
+                raise ValueError(f"{n}: needs a last axis of at least one element (the row: classes), got shape "
+                                 f"{shape}")
+            if row is not None and shape[-1] != row[1]:
+                raise ValueError(f"{n}: last dimension must be {row[1]} as {row[0]}'s (the row: classes), got "
+                                 f"shape {shape}")
+            row = row or (n, shape[-1])
+            shapes[n] = shape[:-1]
         elif not shape or shape[-1] != w:
             coords = _COORDINATES.get(layouts[k], "") if layouts else ""
             raise ValueError(f"{n}: last dimension must be {w}{coords}, got shape {shape}")
@@ -39,7 +48,9 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
 
 def flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
     """``a`` broadcast to ``shape`` (+ (width,) for width > 1) as a C-contiguous (n,) or
-    (n, width) array, a view when possible."""
+    (n, width) array, a view when possible; width None: a row input, its own last axis."""
+    if width is None:
+        width = a.shape[-1]
     full = shape if width == 1 else shape + (width,)
     if a.shape != full:
         a = np.broadcast_to(a, full)
@@ -59,6 +70,19 @@ def reduce(values: np.ndarray, reduction: str, weights_sum=None):
     if weights_sum is not None:
         return total / weights_sum
     return total / values.dtype.type(values.size) if values.size else values.dtype.type(np.nan)
+
+
+def one_hot(name: str, indices: np.ndarray, width: int, dtype, row_input: str) -> np.ndarray:
+    """Integer class indices as one-hot rows of ``width`` (the last axis of ``row_input``), in
+    ``dtype``; ValueError naming ``name`` and the first index outside [0, width)."""
+    bad = (indices < 0) | (indices >= width)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: class index {int(indices[where])} at {name}[{', '.join(map(str, where))}] is "
+                         f"outside [0, {width}) ({width} classes: the last axis of {row_input})")
+    out = np.zeros(indices.shape + (width,), dtype)
+    np.put_along_axis(out, indices[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:

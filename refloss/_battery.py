@@ -60,6 +60,9 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
         if cases == "standard":
             keep = np.abs(x) <= _STANDARD_LOGIT_BOUND
             names, inputs, convention = names[keep], (x[keep], y[keep]), convention[keep]
+    elif info.family == "softmax":  # rows of 5 classes
+        names, x, y = logit_cases.softmax_cases("float64", n_random)
+        inputs, convention = (x, y), np.zeros(len(x), bool)
     elif info.family == "elementwise":
         at = kinks(loss, params)
         names, p, t = _cases.elementwise_battery(np.float64, at, n_random)

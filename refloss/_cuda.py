@@ -168,7 +168,8 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
             for n, a, (layout, bounds) in zip(input_names, arrays, rules):
                 _check_device(n, a, layout, bounds)
         size = int(np.prod(shape, dtype=np.int64))
-        flat = [a.reshape(size) if w == 1 else a.reshape(size, w) for a, w in zip(arrays, widths)]
+        flat = [a.reshape(size) if w == 1 else a.reshape(size, a.shape[-1] if w is None else w)
+                for a, w in zip(arrays, widths)]
     else:
         host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]
         shape = lead_shape(input_names, widths, host, layouts)

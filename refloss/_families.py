@@ -116,6 +116,17 @@ class Classification(Family):
         names, x, y = logit_cases.logits_cases(dtype, n_random)
         return names, (x, y)
 
+class Softmax(Family):
+    """Softmax cross-entropy: rows of C classes (the last axis), values and gradients per row."""
+
+    name = "softmax"
+    finite_differences = False
+
+    def battery(self, loss, params, dtype, n_random):
+        names, x, y = logit_cases.softmax_cases(dtype, n_random)
+        return names, (x, y)
+
+
 class Boxes(Family):
     name = "box"
     finite_differences = False
@@ -169,4 +180,4 @@ class Coding(Family):
         return DecodeReference(loss.info)
 
 
-FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Yolo(), Coding())}
+FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Softmax(), Yolo(), Coding())}

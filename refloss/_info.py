@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional
 
 # the families: which battery checks a loss, which error measure and bar apply
-FAMILIES = ("elementwise", "box", "classification", "yolo", "coding")
+FAMILIES = ("elementwise", "box", "classification", "softmax", "yolo", "coding")
 
 
 class Variant(NamedTuple):
@@ -47,7 +47,7 @@ class LossInfo(NamedTuple):
     family: str  # one of FAMILIES
     kind: str  # "loss", "metric" or "coding" (a vector function with a hand-written API)
     inputs: tuple  # array input names
-    widths: tuple  # 1 for an element-wise input, else the size of its last axis
+    widths: tuple  # 1 for an element-wise input, else the size of its last axis (None: any, a row of C)
     layouts: tuple  # per input: "xyxy", "xywh" (boxes) or None
     ranges: dict  # input name -> (lo, hi): values outside are invalid
     value_width: int
@@ -61,6 +61,9 @@ class LossInfo(NamedTuple):
     conventions: str = ""
     references: tuple = ()
     derivation: str = ""  # "derivations/<name>.py"
+    # row inputs (width None) that may also be given as integer class indices of the rows' shape:
+    # one-hot rows for the kernel, no gradient (None in value_and_grad's tuple)
+    indices: tuple = ()
 
     def kink_points(self, values: dict) -> tuple:
         """The positive kinks for these parameter values (kernel floats), sorted; () if none."""

@@ -33,11 +33,15 @@ def _input_lines(info: LossInfo) -> list:
     """The numpydoc lines of the array inputs: their shape, layout and range."""
     groups = {}  # inputs described alike share one entry
     for n, w, layout in zip(info.inputs, info.widths, info.layouts):
-        text = (f"array_like (..., {w})" if w > 1 else "array_like", _LAYOUTS.get(layout), info.ranges.get(n))
+        shape = "array_like (..., C)" if w is None else f"array_like (..., {w})" if w > 1 else "array_like"
+        text = (shape, _LAYOUTS.get(layout), info.ranges.get(n))
         groups.setdefault(text, []).append(n)
     lines = []
     for (shape, layout, bounds), names in groups.items():
-        what = layout or ("real values" + (f" in [{bounds[0]:g}, {bounds[1]:g}]" if bounds else ""))
+        what = layout or ("real values" + (f" in [{bounds[0]:g}, {bounds[1]:g}]" if bounds else "")
+                          + (", rows of C along the last axis" if shape.endswith("C)") else "")
+                          + (", or integer class indices in [0, C) of the rows' shape (no gradient: None)"
+                             if set(names) & set(info.indices) else ""))
         lines += [f"{', '.join(names)} : {shape}", f"    {what[0].upper() + what[1:]}; broadcast with the other "
                   + ("inputs over the leading axes." if shape != "array_like" else "inputs.")]
     return lines
@@ -179,6 +183,10 @@ class Loss:
         if len(inputs) != len(info.inputs) or (params and not params.keys().isdisjoint(info.inputs)):
             inputs, params = self._bind(inputs, dict(params))
         reject_autograd(info.inputs, inputs)
+        if info.indices:
+            given = [k for k, n in enumerate(info.inputs) if n in info.indices and _is_integer(n, inputs[k])]
+            if given:
+                return self._from_indices(with_grad, inputs, given, params, reduction, dtype, device, validate)
         dt, precision, out_dt = result_dtypes(inputs, dtype)
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
@@ -216,6 +224,28 @@ class Loss:
         value = _arrays.reduce(out.reshape(shape), reduction)
         return value, tuple([_arrays.sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape)
                              for g, a in zip(grads, arrays)])
+
+    def _from_indices(self, with_grad, inputs, given, params, reduction, dtype, device, validate):
+        """Inputs ``given`` (positions) are integer class indices (``LossInfo.indices``): one-hot rows
+        as wide as the first other row input, in the result dtype of the other inputs; their
+        gradient is None."""
+        info = self._info
+        others = [v for k, v in enumerate(inputs) if k not in given]
+        out_dt = result_dtypes(others, dtype)[2]
+        rows = [k for k, w in enumerate(info.widths) if w is None and k not in given]
+        ref = as_real_array(info.inputs[rows[0]], inputs[rows[0]], out_dt)
+        if ref.ndim == 0 or ref.shape[-1] == 0:
+            raise ValueError(f"{info.inputs[rows[0]]}: needs a last axis of at least one element (the row: "
+                             f"classes), got shape {ref.shape}")
+        inputs = list(inputs)
+        for k in given:
+            inputs[k] = _arrays.one_hot(info.inputs[k], np.asarray(inputs[k]), ref.shape[-1], out_dt,
+                                        info.inputs[rows[0]])
+        result = self._evaluate(with_grad, tuple(inputs), params, reduction, dtype, device, validate)
+        if not with_grad:
+            return result
+        value, grads = result
+        return value, tuple(None if k in given else g for k, g in enumerate(grads))
 
     def _weighted_mean(self, with_grad, inputs, values, dtype, device, validate):
         """reduction="mean" for a loss that weights its elements (``LossInfo.mean_weight``):
@@ -256,6 +286,16 @@ class Loss:
         """The kernels count bad elements as they go; only then look for the first one."""
         for n, a, (layout, bounds) in zip(self._info.inputs, arrays, self._input_rules):
             check_input(n, a, layout, bounds)
+
+
+def _is_integer(name: str, v) -> bool:
+    """Whether ``v`` is an integer array (class indices); TypeError for one on a CUDA device."""
+    if _arrays.is_device_array(v):
+        if np.dtype(v.dtype).kind in "iu":
+            raise TypeError(f"{name}: integer class indices must be a host array (device='cuda' copies them as "
+                            "one-hot rows), or pass one-hot float rows on the device")
+        return False
+    return np.asarray(v).dtype.kind in "iu"
 
 
 def _cast(result, dt):

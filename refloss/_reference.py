@@ -78,6 +78,8 @@ REFERENCES = {
     "sigmoid_focal_loss": Reference("classification.sigmoid_focal_loss", (
         {"alpha": 0.25, "gamma": 2.0}, {"alpha": None, "gamma": 2.0}, {"alpha": 0.5, "gamma": 0.5},
         {"alpha": 0.25, "gamma": 0.0}), ULP8, floor="classification.focal_gradient_scale"),
+    "softmax_cross_entropy": Reference("classification.softmax_cross_entropy", ({}, {"label_smoothing": 0.1}), ULP8,
+                                       floor="classification.softmax_gradient_scale"),
     "yolov1_box_loss": Reference("yolo.yolov1_box_loss", ({},), YOLO_ULP8),
     "yolo_decode": Reference("yolo.decode_vjp", (
         {"variant": "v3", "stride": 8.0}, {"variant": "v4", "scale_xy": 1.2, "stride": 8.0},

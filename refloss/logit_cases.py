@@ -39,3 +39,42 @@ def confident_cases(dtype, lo: float = 4.0, hi: float = 30.0, step: float = 0.25
     x = np.tile(logits, len(targets))
     y = np.repeat(np.array(targets, dt), len(logits))
     return np.full(len(x), "confident", dtype=object), x, y
+
+
+SOFTMAX_CLASSES = 5  # the row width of the softmax battery
+
+
+def softmax_cases(dtype, n_random: int = 200, seed: int = 0):
+    """(group per row, logits (n, 5), targets (n, 5)) in ``dtype`` for softmax cross-entropy:
+    "hard" one-hot rows against logits of every scale up to the dtype's bound (1e4 float64, 80
+    float32); "huge" logits +-1e30 (a spread no exponential can hold); "ties" (the maximum
+    shared); "confident" (the target class ahead by 5..40, where the gradient cancels);
+    "near" (logits within 1e-6 of each other); and "random": logits N(0, s) with s = 10**U(-3, 1)
+    against soft targets (uniform, some rows scaled to sum to 1), seeded."""
+    dt, c = np.dtype(dtype), SOFTMAX_CLASSES
+    rng = np.random.default_rng(seed)
+    bound = 1e4 if dt == np.float64 else 80.0
+    eye = np.eye(c)
+    groups = []
+    scales = np.logspace(-6, np.log10(bound), 12)
+    rows = [rng.uniform(-1, 1, c) * s for s in scales]
+    groups.append(("hard", np.array(rows * 2), np.array([eye[k % c] for k in range(len(rows))] * 2)))
+    groups.append(("bound", np.array([[bound, -bound, 0, bound / 2, -1], [-bound, bound, bound, 0, 1]]),
+                   np.array([eye[1], [0.2, 0.2, 0.2, 0.2, 0.2]])))
+    huge = np.array([[1e30, -1e30, 0, 1, -1], [-1e30, 1e30, 1e30, 0, 5], [1e30, 1e30 * (1 - 2**-20), -1e30, 0, 0]])
+    groups.append(("huge", np.repeat(huge, 2, axis=0), np.array([eye[0], eye[1], eye[2], [0.5, 0, 0.5, 0, 0],
+                                                                  eye[1], [0.1, 0.2, 0.3, 0.2, 0.2]])))
+    groups.append(("ties", np.array([[2.0, 2.0, -1, 0, 1], [0.0] * c, [-3.0, 7.0, 7.0, 7.0, 6.999]]),
+                   np.array([eye[0], eye[3], [0, 0.5, 0.25, 0.25, 0]])))
+    lead = np.arange(5.0, 41.0, 5.0)
+    conf = np.array([[d, 0, -1, 0.5, -2] for d in lead])
+    groups.append(("confident", np.concatenate([conf, conf]), np.array([eye[0]] * len(lead) + [[0.9, 0.1, 0, 0, 0]] * len(lead))))
+    groups.append(("near", 1 + rng.uniform(-1e-6, 1e-6, (4, c)), rng.uniform(0, 1, (4, c))))
+    x = rng.normal(size=(n_random, c)) * 10.0 ** rng.uniform(-3, 1, (n_random, 1))
+    y = rng.uniform(0, 1, (n_random, c))
+    y[::2] /= y[::2].sum(axis=1, keepdims=True)
+    groups.append(("random", x, y))
+    names = np.concatenate([np.full(len(a), g, dtype=object) for g, a, _ in groups])
+    logits = np.concatenate([a for _, a, _ in groups]).astype(dt)
+    targets = np.clip(np.concatenate([b for _, _, b in groups]).astype(dt), 0, 1)
+    return names, logits, targets

@@ -1,6 +1,6 @@
 """Properties of every loss, checked by Hypothesis on drawn inputs (issue 12).
 
-Every test is parametrised over ``rl.ALL_LOSSES`` (a new loss is covered with no edit) and
+Every test is parametrised over ``rl.ALL_LOSSES`` but the row losses (a new loss is covered with no edit) and
 decides what applies from the loss's family (``loss.info.family``).  One example draws one
 batch of inputs (mostly 8 x 8 = 64 pairs) and checks every property of its test on it:
 
@@ -41,7 +41,9 @@ from refloss import _fd
 from refloss._battery import kinks as kink_points
 from refloss._reference import REFERENCES
 
-LOSSES = rl.ALL_LOSSES
+# the losses on rows of variable width (softmax_cross_entropy: the class axis) are not drawn here: no
+# strategy below makes rows; tests/test_softmax_cross_entropy.py checks them
+LOSSES = tuple(n for n in rl.ALL_LOSSES if None not in rl.loss_named(n).info.widths)
 EXAMPLES = settings.default.max_examples  # of the profile loaded (conftest.py)
 N = 8  # values (boxes) drawn per input and example: N x N pairs are evaluated
 

@@ -30,6 +30,9 @@ def _random_inputs(loss: str, n: int, seed: int = 11) -> tuple:
         x = 10.0 ** rng.uniform(-7, 3, n) * rng.choice([-1.0, 1.0], n)
         x[: n // 20] = 0.0
         return t + x, t
+    if info.family == "softmax":  # rows of 5 classes, logits over many scales, soft targets
+        x = rng.normal(0, 1, (n, 5)) * 10.0 ** rng.uniform(-4, 3, (n, 1))
+        return x, rng.random((n, 5))
     if info.family == "classification":
         x = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-4, 2, n)
         y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))

@@ -28,7 +28,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from .core import SYMPY_PIN, Kernel, LossSpec
-from .functions import FocalCE, LogitCE, OneMinusPt, PowG, Sigmoid, Softplus
+from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -750,6 +750,104 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     return "\n".join(lines) + "\n"
 
 
+def _row_needed(kernel: Kernel, exprs) -> set:
+    """The row steps' symbols the expressions need, directly or through other steps."""
+    needed = set()
+    for e in exprs:
+        needed |= sp.sympify(e).free_symbols
+    for step in reversed(kernel.row):
+        if step.symbol in needed:
+            needed |= step.expr.free_symbols
+    return needed
+
+
+def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> str:
+    """Source of a row kernel's scalar function (see :class:`~refloss._derive.core.RowStep`):
+    ``def name(<rows>[, d_<rows>, divisor], args...)`` over 1-D rows of length C, returning
+    the value; with ``with_grad`` it writes each gradient's element j, divided by ``divisor``.
+
+    The row steps run in loops over j, a loop for each run of reductions that do not use one
+    another ("max" starts at -inf, "sum" at 0, accumulated in index order), then the "let"s;
+    the last loop sums the value's terms and writes the gradients.  The value's statements are
+    the same with and without ``with_grad`` (the gradients' steps only add reductions)."""
+    if len(kernel.branches) != 1 or kernel.branches[0].condition is not None:
+        raise ValueError(f"{name}: a row kernel has one branch without a condition")
+    if any(w is not None or len(syms) != 1 for _, w, syms in kernel.arrays):
+        raise ValueError(f"{name}: every input of a row kernel is a row (width None, one element symbol)")
+    outputs = kernel.branches[0].outputs
+    grads = [(n, f"d_{syms[0].name}") for n, _, syms in kernel.differentiated] if with_grad else []
+    element = {syms[0]: n for n, _, syms in kernel.arrays}
+    steps = {st.symbol: st for st in kernel.row}
+    bad = [st.op for st in kernel.row if st.op not in ("max", "sum", "let")]
+    if bad:
+        raise ValueError(f"{name}: row steps are 'max', 'sum' or 'let', got {bad}")
+    finals = [outputs["value"]] + [outputs[g] for _, g in grads]
+    needed = _row_needed(kernel, finals)
+    params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in grads] + ["divisor"] if grads else [])
+    params += [s_.name for s_ in kernel.args]
+    printer = KernelPrinter(precision, width=_EXPR_WIDTH)
+    lines = [f"def {name}({', '.join(params)}):"]
+    first = kernel.arrays[0][0]
+
+    def emit(indent: str, target: str, expr, op: str = "=") -> None:
+        code = _unwrap(printer.doprint(expr))
+        lines.extend(indent + s_ for s_ in printer.take_statements())
+        lines.append(f"{indent}{target} {op} {code}")
+
+    def loop_head(exprs) -> None:
+        lines.append(f"    for j in range({first}.shape[0]):")
+        used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
+        lines.extend(f"        {sym.name} = {n}[j]" for sym, n in element.items() if sym in used)
+
+    available, pending = set(), []
+
+    def flush() -> None:
+        if not pending:
+            return
+        for st in pending:
+            lines.append(f"    {st.symbol.name} = " + (printer.doprint(-sp.oo) if st.op == "max" else printer._literal(0)))
+        scope = printer.snapshot()
+        loop_head([st.expr for st in pending])
+        for st in pending:
+            if st.op == "max":
+                emit("        ", st.symbol.name, TMaxRow(st.symbol, st.expr))
+            else:
+                emit("        ", st.symbol.name, st.expr, "+=")
+        printer.restore(scope)
+        available.update(st.symbol for st in pending)
+        pending.clear()
+
+    for st in kernel.row:
+        if st.symbol not in needed:
+            continue
+        deps = {d for d in st.expr.free_symbols if d in steps}
+        if deps & {p.symbol for p in pending}:
+            flush()
+        if st.op == "let":
+            if st.expr.free_symbols & set(element):
+                raise ValueError(f"{name}: the row step {st.symbol} ('let') cannot use the row's elements")
+            emit("    ", st.symbol.name, st.expr)
+            available.add(st.symbol)
+        else:
+            pending.append(st)
+    flush()
+    lines.append(f"    value = {printer._literal(0)}")
+    loop_head(finals)
+    subs, reduced, start = _cse([outputs["value"]])
+    for sym, val in subs:
+        emit("        ", sym.name, val)
+    emit("        ", "value", reduced[0], "+=")
+    if grads:
+        known = _known(subs, {})
+        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in grads], start)
+        for sym, val in subs:
+            emit("        ", sym.name, val)
+        for (n, _), expr in zip(grads, reduced):
+            emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
+    lines.append("    return value")
+    return "\n".join(lines) + "\n"
+
+
 def count_ops(kernel: Kernel) -> int:
     return sum(sp.count_ops(e) for b in kernel.branches for e in b.outputs.values())
 
@@ -891,6 +989,7 @@ def info_block(spec: LossSpec, source: str) -> str:
         f"    conventions={_text(spec.conventions, '    ')},",
         f"    references=(\n{refs}    ),",
         f"    derivation={source!r},",
+        *([f"    indices={tuple(spec.indices)!r},"] if spec.indices else []),
         ")",
     ]
     return "\n".join(lines) + "\n"
@@ -915,6 +1014,10 @@ def scalar_module(spec: LossSpec, source: str) -> str:
     for prec in PRECISIONS:
         kernel = spec.kernels[prec]
         parts.append("")
+        if kernel.is_row:
+            parts += [row_function(kernel, f"value_{prec}", prec, False), "",
+                      row_function(kernel, f"value_and_grad_{prec}", prec, True)]
+            continue
         parts.append(scalar_function(kernel, f"value_{prec}", prec, kernel.value_names))
         parts.append("")
         parts.append(scalar_function(kernel, f"value_and_grad_{prec}", prec, kernel.output_names))
@@ -930,11 +1033,17 @@ def scalar_module(spec: LossSpec, source: str) -> str:
     return "\n".join(parts)
 
 
-def _element(name: str, width: int, k: int) -> str:
-    return f"{name}[i]" if width == 1 else f"{name}[i, {k}]"
+def _element(name: str, width: int | None, k: int) -> str:
+    """Element k of input ``name`` at index i (of a row input: element j of row i)."""
+    return f"{name}[i]" if width == 1 else f"{name}[i, j]" if width is None else f"{name}[i, {k}]"
 
 
 def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
+    if kernel.is_row:  # the scalar kernel takes whole rows, writes the gradient rows, returns the value
+        rows = [f"{n}[i]" for n, _, _ in kernel.arrays]
+        if with_grad:
+            rows += [f"d_{n}[i]" for n, _, _ in kernel.differentiated] + ["divisor"]
+        return [f"out[i] = {call}({', '.join(rows + [s.name for s in kernel.args])})"]
     args = ", ".join(s.name for s in kernel.args)
     inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
     width = len(kernel.value_names)
@@ -1052,7 +1161,11 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines += ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
         lines += _wrap(f"def _{fn}_step_{prec}(i, {sig}):", "")
         lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, "    ")]
-        lines += _wrap(f"return 1 if ({_bad_element(kernel, prec)}) else 0", "    ")
+        if kernel.is_row:  # a row is bad if any of its elements is
+            lines.append(f"    for j in range({kernel.arrays[0][0]}.shape[1]):")
+            lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
+        else:
+            lines += _wrap(f"return 1 if ({_bad_element(kernel, prec)}) else 0", "    ")
         lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
         lines += _wrap(f"def {fn}_{prec}({sig}):", "")
         lines += ["    n = out.shape[0]", "    bad = 0", "    if n < SERIAL_BELOW:", "        for i in range(n):"]

@@ -75,12 +75,31 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class RowStep:
+    """One quantity of a row kernel (an input of variable width C, the last axis), computed
+    before the outputs: ``op`` "max" or "sum" reduces ``expr`` (in the element symbols and the
+    earlier steps) over the row's elements j; "let" is a row scalar of earlier steps only.
+    The code generator emits one loop over the row for each run of reductions that do not
+    depend on each other, then the "let"s they allow, then one loop for the outputs."""
+
+    symbol: sp.Symbol
+    op: str  # "max", "sum" or "let"
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
 class Kernel:
     """The evaluation program of one loss at one precision.
 
     ``arrays`` are the array inputs as ``(name, width, symbols)``: width 1 for an
     element-wise input, 4 for an xyxy box whose coordinates are ``symbols``.  The
     scalar kernel takes the symbols of all arrays in order, then ``args``.
+
+    Width None is a row of variable width C (the last axis; every row input has the same C),
+    with one symbol: its element j.  Such a kernel has ``row`` steps (:class:`RowStep`) and one
+    branch whose outputs are per element j: "value" is the term the value sums over j, and
+    ``d_<symbol>`` the gradient's element j; its scalar kernels take whole rows (1-D arrays),
+    write the gradient rows and return the value.
     ``invalid`` (optional) is a condition on the inputs that makes an element invalid
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
     """
@@ -92,6 +111,11 @@ class Kernel:
     invalid: sp.Basic | None = None
     value_names: tuple = ("value",)  # several for a vector function (e.g. a decoded box)
     grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
+    row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
+
+    @property
+    def is_row(self) -> bool:
+        return any(w is None for _, w, _ in self.arrays)
 
     @property
     def inputs(self) -> tuple:
@@ -176,6 +200,8 @@ class LossSpec:
     # element-wise: |x| where the loss is not smooth, as expressions of the parameters (None: read
     # from the kernel's branch conditions); a loss defined by its gradient states its breakpoints
     kinks: tuple | None = None
+    # row inputs that may be given as integer class indices instead (refloss._info.LossInfo.indices)
+    indices: tuple = ()
 
 
 def _random_points(symbols, domain, rng, n):
@@ -300,3 +326,25 @@ def prove_true(statement: bool, claim: str, spec_checks: list | None = None):
 def precision_bits(precision: str) -> int:
     """Significand bits of the kernel precision ("f64" -> 53, "f32" -> 24)."""
     return {"f64": 53, "f32": 24}[precision]
+
+
+def expand_row(steps, elements: dict, exprs, plain_fn=lambda e: e) -> list:
+    """``exprs`` (per-element expressions of a row kernel) at a fixed width: ``elements`` maps
+    each element symbol to its C symbols (z -> (z0, z1, z2)); every row step is replaced by its
+    value over those C elements ("max": Max, "sum": the C terms added, "let": its expression),
+    and each expression becomes the list of its C instances.  ``plain_fn`` (e.g.
+    ``functions.plain``) is applied to every term, for proofs."""
+    width = len(next(iter(elements.values())))
+    values = {}
+
+    def at(expr, j):
+        return plain_fn(expr.xreplace(values).xreplace({s: syms[j] for s, syms in elements.items()}))
+
+    for st in steps:
+        if st.op == "max":
+            values[st.symbol] = sp.Max(*(at(st.expr, j) for j in range(width)))
+        elif st.op == "sum":
+            values[st.symbol] = sp.Add(*(at(st.expr, j) for j in range(width)))
+        else:
+            values[st.symbol] = plain_fn(st.expr.xreplace(values))
+    return [[at(e, j) for j in range(width)] for e in exprs]

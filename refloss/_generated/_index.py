@@ -928,6 +928,60 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
 )
 
 
+# ---- softmax_cross_entropy (softmax): Softmax cross-entropy
+LOSSES['softmax_cross_entropy'] = LossInfo(
+    name='softmax_cross_entropy',
+    title='Softmax cross-entropy',
+    family='softmax',
+    kind='loss',
+    inputs=('logits', 'targets'),
+    widths=(None, None),
+    layouts=(None, None),
+    ranges={'targets': (0.0, 1.0)},
+    value_width=1,
+    grad_inputs=('logits', 'targets'),
+    params=(
+        Param('label_smoothing', 0.0, 0.0, True, 1.0, True,
+              '0 <= label_smoothing <= 1', (
+                  "torch's label smoothing: the targets become (1 - label_smoothing) y + "
+                  'label_smoothing / C'
+              )),
+    ),
+    args=('label_smoothing',),
+    kinks=None,
+    variants=(),
+    mean_weight=None,
+    formula=(
+        'L = -sum_j y_j log softmax_j(z) = sum_j y_j (lse(z) - z_j), lse(z) = log sum_j exp(z_j),'
+        ' over the LAST axis of logits z (C classes) with (soft) targets y in [0, 1] of the same '
+        'shape, or an integer class index k per row (then L = lse(z) - z_k); label_smoothing e '
+        'replaces y_j by (1 - e) y_j + e/C as torch does.'
+    ),
+    conventions=(
+        'The class axis is the LAST axis of logits (torch.nn.functional.cross_entropy uses dim 1:'
+        ' move it last, e.g. logits.movedim(1, -1)). Soft targets: the same shape as logits, each'
+        ' in [0, 1] (they need not sum to 1: dL/dz_j = Y softmax_j - y_j with Y their sum). Hard '
+        'targets: an integer array of class indices of shape logits.shape[:-1], each in [0, C); '
+        'they are one-hot rows for the kernel, and value_and_grad returns (d_logits, None): no '
+        "gradient for integer targets. reduction='mean' divides the sum by the number of rows "
+        "(torch's mean for class indices without weights and for probabilities alike). "
+        'Differentiable everywhere.'
+    ),
+    references=(
+        (
+            'PyTorch torch.nn.functional.cross_entropy (class axis dim 1 there, the last axis '
+            'here)'
+        ),
+        (
+            'Liu et al., SSD: Single Shot MultiBox Detector, arXiv:1512.02325 (the confidence '
+            'loss)'
+        ),
+    ),
+    derivation='derivations/softmax_cross_entropy.py',
+    indices=('targets',),
+)
+
+
 # ---- yolov1_box_loss (yolo): YOLOv1 coordinate loss
 LOSSES['yolov1_box_loss'] = LossInfo(
     name='yolov1_box_loss',

@@ -93,3 +93,43 @@ def focal_gradient_scale(logit, target, dtype, alpha=0.25, gamma=2.0):
         if gamma < 1 and y / (1 + mp.exp(x)) + (1 - y) / (1 + mp.exp(-x)) < float(np.finfo(dtype).tiny):
             return mp.inf, mp.inf
         return _scales(x, y, gamma, alpha)
+
+
+def _softmax_ce(logits, targets, label_smoothing=0.0):
+    """(-log softmax_j per class, softmax_j per class, Y, targets) at 50 digits of a row of logits
+    z and targets y: -log softmax_j = log(1 + sum_{i != j} e^(z_i - z_j)), which keeps every digit
+    of a tiny -log softmax_j (lse(z) - z_j formed as a difference would cancel them)."""
+    z = [mp.mpf(float(v)) for v in logits]
+    e = mp.mpf(float(label_smoothing))  # torch: y -> (1 - e) y + e / C
+    y = [(1 - e) * mp.mpf(float(v)) + e / len(z) for v in targets]
+    others = [mp.fsum(mp.exp(zi - zj) for i, zi in enumerate(z) if i != j) for j, zj in enumerate(z)]
+    return [mp.log1p(o) for o in others], [1 / (1 + o) for o in others], mp.fsum(y), y
+
+
+def _flush(v):
+    """0 for a magnitude below 2^-1100 (e.g. e^(-2e30) from logits 1e30 apart), which rounds to 0
+    in float64 and float32 alike but whose exponent is too large for the rounding code."""
+    return mp.zero if abs(v) < mp.mpf(2) ** -1100 else v
+
+
+def softmax_cross_entropy(logits, targets, label_smoothing=0.0):
+    """Softmax cross-entropy of a row: L = -sum_j y_j log softmax_j(z), softmax_j = e^{z_j} / sum_i e^{z_i}
+    (PyTorch cross_entropy with probability targets; SSD's confidence loss, arXiv 1512.02325).
+    Returns (L, (dL/dz_j)_j, (dL/dy_j)_j): dL/dz_j = sum_i y_i softmax_j - y_j (from
+    d log softmax_i / dz_j = [i = j] - softmax_j), dL/dy_j = -log softmax_j; with label_smoothing e
+    (torch's), y_j is (1 - e) y_j + e / C throughout and dL/dy_j has the factor 1 - e."""
+    with mp.workdps(DPS):
+        neg_log_p, p, total, y = _softmax_ce(logits, targets, label_smoothing)
+        keep = 1 - mp.mpf(float(label_smoothing))
+        value = mp.fsum(yj * nl for yj, nl in zip(y, neg_log_p))
+        return (_flush(value), tuple(_flush(total * pj - yj) for pj, yj in zip(p, y)),
+                tuple(_flush(keep * v) for v in neg_log_p))
+
+
+def softmax_gradient_scale(logits, targets, dtype, label_smoothing=0.0):
+    """Per gradient output, the magnitude of the terms it is a difference of: max(Y softmax_j, y_j)
+    for dL/dz_j (cancelling where the prediction matches the target), 0 for dL/dy_j (a sum of
+    non-negative terms, measured relative to itself)."""
+    with mp.workdps(DPS):
+        _, p, total, y = _softmax_ce(logits, targets, label_smoothing)
+        return tuple(_flush(max(total * pj, yj)) for pj, yj in zip(p, y)) + (mp.zero,) * len(y)

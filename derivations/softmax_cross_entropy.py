@@ -1,0 +1,123 @@
+"""Softmax cross-entropy on rows of logits (PyTorch ``cross_entropy``; the SSD classification term).
+
+For a row of C logits z and (soft) targets y, the class axis being the LAST axis:
+L = -sum_j y_j log softmax_j(z) = sum_j y_j (lse(z) - z_j), lse(z) = log sum_j exp(z_j).
+Evaluated stably with m = max_j z_j: lse(z) - z_j = (m - z_j) + log1p(s' + (n - 1)), where s' is
+the sum of exp(z_j - m) over the logits below the maximum and n the number of logits equal to it
+(so s = s' + n >= 1 and nothing overflows or cancels).
+dL/dz_j = Y softmax_j - y_j with Y = sum_j y_j; dL/dy_j = lse(z) - z_j.  label_smoothing e (torch's)
+uses y'_j = (1 - e) y_j + e/C in place of y_j: dL/dz_j = Y' softmax_j - y'_j, dL/dy_j = (1 - e)(lse(z) - z_j).
+"""
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from refloss._derive.core import Branch, Kernel, LossSpec, Param, RowStep, Step, expand_row, prove_equal
+from refloss._derive.functions import Step as Above, Sub, TwoSum, plain
+
+NAME = "softmax_cross_entropy"
+C_PROOF = 3  # the identities are proved for rows of this many classes (and for a tie at the maximum)
+
+z = sp.Symbol("z", real=True)  # element j of the logits row
+y = sp.Symbol("y", real=True)  # element j of the targets row
+m, Y, s1, n, t, l, s, c, w = sp.symbols("m Y s_1 n t l s C w", real=True)
+eps = sp.Symbol("label_smoothing", real=True)  # torch's label_smoothing: y -> (1 - eps) y + eps / C
+
+
+
+def _exp_below(zj):
+    """exp(z_j - m) with the rounding error e of z_j - m put back, exp(d)(1 + e): the difference
+    of two large logits loses no digit of the probability (|z_j - m| eps relative otherwise)."""
+    return sp.exp(TwoSum(zj, -m, 0)) * (1 + TwoSum(zj, -m, 1))
+
+
+ROW = (
+    RowStep(m, "max", z),
+    RowStep(c, "sum", sp.Integer(1)),  # the number of classes C
+    RowStep(Y, "sum", y),
+    RowStep(s1, "sum", Above(m - z) * _exp_below(z)),  # the terms below the maximum
+    RowStep(n, "sum", 1 - Above(m - z)),  # how many logits equal the maximum (>= 1)
+    RowStep(t, "let", n - 1),  # exact: an integer
+    RowStep(l, "let", log1p(s1 + t)),  # log s, s = 1 + (s' + n - 1) >= 1: no cancellation
+    RowStep(s, "let", s1 + n),
+    RowStep(w, "let", (1 - eps) * Y + eps),  # the smoothed targets' sum
+)
+SMOOTHED = (1 - eps) * y + eps / c  # exactly y at label_smoothing = 0
+LSE_MINUS_Z = Sub(m, z) + l  # lse(z) - z_j >= 0, the maximum's term exactly log s
+OUTPUTS = {"value": SMOOTHED * LSE_MINUS_Z, "d_z": w * (_exp_below(z) / s) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
+
+
+def _plain(e):
+    return plain(e).replace(log1p, lambda a: sp.log(1 + a))
+
+
+def _prove(checks):
+    zs, ys = sp.symbols(f"z0:{C_PROOF}", real=True), sp.symbols(f"y0:{C_PROOF}", real=True)
+    lse = sp.log(sp.Add(*(sp.exp(zk) for zk in zs)))
+    smoothed = [(1 - eps) * yk + eps / C_PROOF for yk in ys]
+    textbook = -sp.Add(*(yk * sp.log(sp.exp(zk) / sp.exp(lse)) for yk, zk in zip(smoothed, zs)))
+    domain = {**{zk: (-4, 4) for zk in zs}, **{yk: (0, 1) for yk in ys}, eps: (0, 1)}
+    for tie, label in ((False, ""), (True, ", two logits tied at the maximum")):
+        sub = {zs[1]: zs[0]} if tie else {}
+        value, dz, dy = (rows for rows in expand_row(ROW, {z: zs, y: ys}, list(OUTPUTS.values()), _plain))
+        value = sp.Add(*value).xreplace(sub)
+        ref = textbook.xreplace(sub)
+        prove_equal(value, ref, f"C = {C_PROOF}: sum_j y_j ((m - z_j) + log1p(s' + n - 1)) is "
+                    f"-sum_j y'_j log softmax_j, y' = (1 - label_smoothing) y + label_smoothing / C{label}", checks, domain=domain, numeric=True)
+        for j in range(C_PROOF):
+            if tie and j == 1:
+                continue  # z_1 is z_0 there
+            prove_equal(dz[j].xreplace(sub), sp.diff(textbook, zs[j]).xreplace(sub),
+                        f"C = {C_PROOF}: dL/dz_{j} = Y' softmax_{j} - y'_{j}{label}", checks, domain=domain, numeric=True)
+            prove_equal(dy[j].xreplace(sub), sp.diff(textbook, ys[j]).xreplace(sub),
+                        f"C = {C_PROOF}: dL/dy_{j} = (1 - label_smoothing)(lse(z) - z_{j}){label}", checks, domain=domain, numeric=True)
+
+
+def derive() -> LossSpec:
+    checks = []
+    _prove(checks)
+    arrays = (("logits", None, (z,)), ("targets", None, (y,)))
+    kernel = Kernel(arrays=arrays, args=(eps,), prelude=(), branches=(Branch(None, dict(OUTPUTS)),),
+                    invalid=sp.Or(y < 0, y > 1), row=ROW)
+    zj, yj, zk = sp.Symbol("z_j", real=True), sp.Symbol("y_j", real=True), sp.Symbol("z_k", real=True)
+    lse = sp.Symbol("\\operatorname{lse}(z)")
+    return LossSpec(
+        name=NAME, title="Softmax cross-entropy",
+        formula="L = -sum_j y_j log softmax_j(z) = sum_j y_j (lse(z) - z_j), lse(z) = log sum_j exp(z_j), over "
+        "the LAST axis of logits z (C classes) with (soft) targets y in [0, 1] of the same shape, or an integer "
+        "class index k per row (then L = lse(z) - z_k); label_smoothing e replaces y_j by (1 - e) y_j + e/C as "
+        "torch does.",
+        references=["PyTorch torch.nn.functional.cross_entropy (class axis dim 1 there, the last axis here)",
+                    "Liu et al., SSD: Single Shot MultiBox Detector, arXiv:1512.02325 (the confidence loss)"],
+        params=[Param("label_smoothing", eps, 0.0, "torch's label smoothing: the targets become "
+                      "(1 - label_smoothing) y + label_smoothing / C", lower=sp.Integer(0), upper=sp.Integer(1))],
+        constants=[], kernels={p: kernel for p in ("f64", "f32")},
+        steps=[Step("Cross-entropy of the softmax of a row of logits $z$ (C classes, the last axis) against "
+                    "targets $y_j$ (probabilities, or one-hot for a class index $k$):", "L",
+                    -sp.Sum(yj * sp.log(sp.Symbol("\\operatorname{softmax}_j(z)")), (sp.Symbol("j"), 1, sp.Symbol("C")))),
+               Step("with $\\operatorname{softmax}_j(z) = e^{z_j} / \\sum_i e^{z_i}$, i.e.", "L",
+                    sp.Sum(yj * (lse - zj), (sp.Symbol("j"), 1, sp.Symbol("C")))),
+               Step("For a class index $k$ (one-hot targets):", "L", lse - zk),
+               Step("Evaluated with $m = \\max_j z_j$, $s_1 = \\sum_{z_j < m} e^{z_j - m}$ and $n$ the number of "
+                    "logits equal to $m$ (so $s = \\sum_j e^{z_j - m} = s_1 + n \\ge 1$): no exponential overflows, "
+                    "and the maximum's term is $\\log(1 + s_1 + (n - 1))$ by log1p, accurate however small:",
+                    lse - zj, (m - zj) + log1p(s1 + (n - 1))),
+               Step("Label smoothing $\\varepsilon$ (torch's label_smoothing) uses the targets "
+                    "$y'_j = (1 - \\varepsilon) y_j + \\varepsilon / C$ in place of $y_j$ (exactly $y_j$ at "
+                    "$\\varepsilon = 0$); their sum is $Y' = (1 - \\varepsilon) Y + \\varepsilon$, $Y = \\sum_j y_j$.",
+                    None, None),
+               Step("Two loops over the row compute $m$, $C$ and $Y$, then $s'$ and $n$; a third sums "
+                    "the terms $y'_j (\\operatorname{lse}(z) - z_j)$ and writes the gradients:",
+                    "\\frac{\\partial L}{\\partial z_j}", sp.Symbol("Y'") * sp.exp(zj - m) / s - sp.Symbol("y'_j")),
+               Step("", "\\frac{\\partial L}{\\partial y_j}", (1 - sp.Symbol("\\varepsilon")) * (lse - zj))],
+        conventions="The class axis is the LAST axis of logits (torch.nn.functional.cross_entropy uses dim 1: "
+        "move it last, e.g. logits.movedim(1, -1)). Soft targets: the same shape as logits, each in [0, 1] (they "
+        "need not sum to 1: dL/dz_j = Y softmax_j - y_j with Y their sum). Hard targets: an integer array of "
+        "class indices of shape logits.shape[:-1], each in [0, C); they are one-hot rows for the kernel, and "
+        "value_and_grad returns (d_logits, None): no gradient for integer targets. reduction='mean' divides "
+        "the sum by the number of rows (torch's mean for class indices without weights and for probabilities "
+        "alike). Differentiable everywhere.",
+        accuracy="m = max_j z_j first; exp(z_j - m) with the rounding error e of z_j - m put back "
+        "(exp(d)(1 + e)); lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)): every term of the value is "
+        "non-negative, so logits of any magnitude (1e30, -1e30) give finite, accurate values. "
+        "Sums are accumulated in index order in the kernel's precision.",
+        checks=checks, input_ranges={"targets": (0.0, 1.0)}, family="softmax", indices=("targets",))

@@ -1,0 +1,136 @@
+"""rl.softmax_cross_entropy: a derived row loss (the class axis is the last one).
+
+Checked against the 50-digit oracle (refloss/oracle/classification.py, written from the
+definition), finite differences of its own value, and torch.nn.functional.cross_entropy
+(class indices and probabilities, every reduction); bad input; the CUDA kernels under the
+simulator.
+"""
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss import _verify
+from refloss.oracle.classification import softmax_cross_entropy as oracle
+from refloss.oracle.rounding import ulp_error
+
+SCE = rl.softmax_cross_entropy
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["plain", "label_smoothing"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_verify_battery_within_bar(dtype, index):
+    """refloss verify's rows: the stored 50-digit results of the battery (hard, huge +-1e30,
+    bound +-1e4 / +-80, ties, confident, near-equal and random soft rows) within 8 ULP."""
+    row = _verify.check("softmax_cross_entropy", index, dtype, "cpu")[0]
+    assert row.ok, row.worst
+    assert row.points > 200
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_huge_logits_against_live_oracle(dtype):
+    """Logits of 1e30 and -1e30 (and +-80 in float32): finite values, each within 4 ULP of the
+    oracle, computed here live (not the stored values)."""
+    big = 1e30
+    z = np.array([[big, -big, 0.0], [-big, big, big], [80.0, -80.0, 79.0], [-80.0, -80.0, 80.0]], dtype)
+    y = np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0.5, 0.5], [0.25, 0.25, 0.5]], dtype)
+    v, (gz, gy) = SCE.value_and_grad(z, y)
+    assert v.dtype == dtype and np.isfinite(v).all()
+    for i in range(len(z)):
+        ev, egz, egy = oracle(z[i], y[i])
+        assert ulp_error(v[i], ev, dtype) <= 4, (i, v[i], ev)
+        for j in range(3):
+            assert ulp_error(gy[i, j], egy[j], dtype) <= 4, (i, j)
+            # the gradient's terms Y softmax_j and y_j cancel: errors relative to the larger
+            scale = max(abs(egz[j]), float(np.finfo(dtype).tiny))
+            assert abs(float(gz[i, j]) - float(egz[j])) <= 4 * np.finfo(dtype).eps * max(scale, abs(float(y[i, j]))) \
+                + 4 * np.finfo(dtype).eps * abs(float(egz[j])), (i, j)
+
+
+def test_finite_differences():
+    rng = np.random.default_rng(1)
+    z, y = rng.normal(size=(6, 4)) * 3, rng.uniform(size=(6, 4))
+    v, (gz, gy) = SCE.value_and_grad(z, y)
+    h = 1e-6
+    for which, g in ((0, gz), (1, gy)):
+        for j in range(4):
+            e = np.zeros((6, 4))
+            e[:, j] = h
+            args_p = (z + e, y) if which == 0 else (z, y + e)
+            args_m = (z - e, y) if which == 0 else (z, y - e)
+            fd = (SCE(*args_p) - SCE(*args_m)) / (2 * h)
+            np.testing.assert_allclose(g[:, j], fd, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_torch_cross_entropy_class_indices_and_probabilities(reduction, smoothing):
+    """torch.nn.functional.cross_entropy on (N, C) and (N, C, d) (class axis 1 there, last here),
+    with class indices and with probabilities, with and without label smoothing; values and
+    autograd gradients."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(2)
+    for shape in ((7, 5), (3, 4, 6)):  # (N, C) and (N, d, C) in refloss's layout
+        z = rng.normal(size=shape) * 4
+        labels = rng.integers(0, shape[-1], shape[:-1])
+        probs = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+        for targets, torch_targets in ((labels, torch.tensor(labels)), (probs, torch.tensor(probs).movedim(-1, 1))):
+            zt = torch.tensor(z, requires_grad=True)
+            ref = F.cross_entropy(zt.movedim(-1, 1), torch_targets, reduction=reduction, label_smoothing=smoothing)
+            ref.sum().backward()
+            v, (gz, gy) = SCE.value_and_grad(z, targets, reduction=reduction, label_smoothing=smoothing)
+            np.testing.assert_allclose(v, ref.detach().numpy(), rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(gz, zt.grad.numpy(), rtol=1e-11, atol=1e-15)
+            if targets is labels:
+                assert gy is None
+            else:
+                assert gy.shape == probs.shape
+
+
+def test_hard_targets_are_one_hot_rows_and_keep_float32():
+    """SSD's call: (N, C) float32 logits and int64 labels give float32 (N,) values and an (N, C)
+    gradient, equal to the one-hot call; the label gets no gradient."""
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(10, 4)) * 5).astype(np.float32)
+    labels = rng.integers(0, 4, 10).astype(np.int64)
+    v, g = SCE.value_and_grad(z, labels, reduction="none")
+    assert v.dtype == np.float32 and v.shape == (10,) and g[0].shape == (10, 4) and g[0].dtype == np.float32
+    assert g[1] is None
+    vh, gh = SCE.value_and_grad(z, np.eye(4, dtype=np.float32)[labels])
+    np.testing.assert_array_equal(v, vh)
+    np.testing.assert_array_equal(g[0], gh[0])
+    assert SCE(z, labels, reduction="mean") == pytest.approx(float(v.astype(np.float64).mean()), rel=1e-6)
+
+
+def test_bad_input():
+    z = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"targets: class index 4 at targets\[1\] is outside \[0, 4\)"):
+        SCE(z, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match=r"targets: class index -1 at targets\[2\]"):
+        SCE(z, np.array([0, 1, -1]))
+    with pytest.raises(ValueError, match=r"targets: must lie in \[0, 1\]"):
+        SCE(z, np.full((3, 4), 1.5))
+    with pytest.raises(ValueError, match=r"logits: must be finite"):
+        SCE(np.array([[0.0, np.inf]]), np.array([[1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"targets: last dimension must be 4 as logits's"):
+        SCE(z, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"logits: needs a last axis of at least one element"):
+        SCE(np.zeros((3, 0)), np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match=r"logits: needs a last axis"):
+        SCE(np.float64(1.0), np.float64(1.0))
+    with pytest.raises(ValueError, match=r"label_smoothing"):
+        SCE(z, np.zeros(3, np.int64), label_smoothing=1.5)
+
+
+def test_cuda_simulator_equals_cpu():
+    rng = np.random.default_rng(4)
+    z, y = rng.normal(size=(6, 3)) * 5, rng.uniform(size=(6, 3))
+    labels = rng.integers(0, 3, 6)
+    for dtype in (np.float64, np.float32):
+        for targets in (y, labels):
+            v, g = SCE.value_and_grad(z, targets, dtype=dtype, reduction="mean")
+            vc, gc = SCE.value_and_grad(z, targets, dtype=dtype, reduction="mean", device="cuda")
+            tol = 8 * np.finfo(dtype).eps  # the simulator's math.exp is float64's, rounded
+            np.testing.assert_allclose(vc, v, rtol=tol)
+            np.testing.assert_allclose(gc[0], g[0], rtol=tol, atol=tol * np.abs(g[0]).max())
+            assert (gc[1] is None) == (g[1] is None)
