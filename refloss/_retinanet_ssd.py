@@ -384,10 +384,7 @@ def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to
         if with_grad:
             out, d_reg[i][fg[i]] = out[0], out[1] / norm
         box_sum = box_sum + out
-    try:
-        softmax_ce = _kernel("softmax_cross_entropy")
-    except KeyError:
-        raise NotImplementedError("ssd_loss needs refloss.softmax_cross_entropy, which this checkout lacks") from None
+    softmax_ce = _kernel("softmax_cross_entropy")
     # classification: softmax cross-entropy of every anchor, background (class 0) where not foreground
     cls_target = np.zeros((n, n_anchors), np.int64)
     for i in range(n):

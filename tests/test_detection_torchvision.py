@@ -3,7 +3,6 @@ autograd gradients, float64 to ~1e-12), an independent 50-digit mpmath compositi
 papers' formulas with finite differences, the worked example of docs/retinanet-ssd.md, the edge
 cases (an image without boxes, everything ignored, more positives than negatives) and bad input."""
 import math
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +21,6 @@ from torchvision.models.detection.ssd import SSD  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-HAS_CE = hasattr(rl, "softmax_cross_entropy")
-needs_ce = pytest.mark.skipif(not HAS_CE, reason="rl.softmax_cross_entropy not in this checkout yet")
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -161,7 +158,8 @@ def test_a_box_no_anchor_overlaps_enough_gets_its_best_anchor():
     assert det_utils.SSDMatcher(0.5)(torch.tensor([[0.0, 1 / 3, 0.0]])).tolist() == [-1, 0, -1]
     # two ground truths whose best anchor is the same: the later one keeps it, as torch's index assignment
     shared = [[0.7, 0.1, 0.0], [0.6, 0.2, 0.0]]
-    assert rs.ssd_match(np.array(shared)).tolist() == det_utils.SSDMatcher(0.5)(torch.tensor(shared)).tolist() == [1, -1, -1]
+    want = det_utils.SSDMatcher(0.5)(torch.tensor(shared)).tolist()
+    assert rs.ssd_match(np.array(shared)).tolist() == want == [1, -1, -1]
 
 
 def test_retinanet_float32_matches_torchvision_float32():
@@ -194,7 +192,6 @@ def ssd_tv_matches(targets, anchors):
     return tv_matches(targets, anchors, det_utils.SSDMatcher(0.5))
 
 
-@needs_ce
 def test_ssd_matches_torchvision():
     for seed in (1, 2):
         targets, head, anchors = make_batch(seed, n_classes=3 + seed, ssd=True)
@@ -209,7 +206,6 @@ def test_ssd_matches_torchvision():
         assert rel(result.total, want["total"]) <= 1e-12
 
 
-@needs_ce
 def test_ssd_float32_matches_torchvision_float32():
     targets, head, anchors = make_batch(6, ssd=True, boxes_per_image=(3, 2))
     matched = ssd_tv_matches(targets, anchors)
@@ -220,7 +216,6 @@ def test_ssd_float32_matches_torchvision_float32():
     assert_matches_tv(result, grads, want, want_grads, rtol=2e-6)
 
 
-@needs_ce
 def test_ssd_ignored_anchors_are_background_and_no_boxes_give_no_negatives():
     targets, head, anchors = make_batch(7, ssd=True, boxes_per_image=(2, 0))
     n_anchors = len(anchors[0])
@@ -237,7 +232,6 @@ def test_ssd_ignored_anchors_are_background_and_no_boxes_give_no_negatives():
     assert result.total == 0 == want["total"] and not grads["cls_logits"].any()
 
 
-@needs_ce
 def test_ssd_more_positives_than_negatives_differs_from_torchvision_as_documented():
     """6 of 8 anchors positive: 3 x 6 = 18 negatives wanted, 2 available.  refloss's default (the
     paper) takes the 2; torchvision's rank test also selects the 6 positives' ranks after them, so
@@ -269,7 +263,6 @@ def test_ssd_more_positives_than_negatives_differs_from_torchvision_as_documente
     assert_matches_tv(result, grads, want, want_grads)
 
 
-@needs_ce
 def test_hard_negative_ties_take_the_lower_index_first():
     losses = np.array([0.5, 2.0, 1.0, 2.0, 1.0, 1.0, 3.0])
     negative = np.array([True, True, True, True, False, True, False])
@@ -437,7 +430,6 @@ def test_worked_example_retinanet_against_mpmath_and_the_page():
     assert rel(giou.parts["bbox_regression"], want) <= 1e-15
 
 
-@needs_ce
 def test_worked_example_ssd_against_mpmath_and_the_page():
     targets, head, anchors = tiny_batch()
     result = rl.ssd_loss(targets, head, anchors, None)
@@ -458,8 +450,6 @@ def test_worked_example_ssd_against_mpmath_and_the_page():
 def test_gradients_against_mpmath_central_differences(which):
     """d total / d head outputs against 50-digit central differences of the mpmath composition
     (h = 1e-12: the truncation error, ~h^2, is far below float64's resolution)."""
-    if which == "ssd" and not HAS_CE:
-        pytest.skip("rl.softmax_cross_entropy not in this checkout yet")
     targets, head, anchors = tiny_batch()
     if which == "ssd":
         matched = [np.array([0, -1, 1, -1, -1]), np.full(5, -1)]
@@ -491,15 +481,19 @@ def test_bad_input_is_named():
     matched = [np.array([0, -2, 1, -1, -1]), np.full(5, -1)]
     cases = [
         (TypeError, r"targets: must be a list", dict(targets=targets[0])),
-        (ValueError, r"head_outputs: missing key 'bbox_regression'", dict(head_outputs={"cls_logits": head["cls_logits"]})),
+        (ValueError, r"head_outputs: missing key 'bbox_regression'",
+         dict(head_outputs={"cls_logits": head["cls_logits"]})),
         (ValueError, r"head_outputs\['bbox_regression'\]: must have shape \(N, A, 4\)",
          dict(head_outputs={**head, "bbox_regression": head["bbox_regression"][:, :4]})),
         (ValueError, r"targets\[0\]\['boxes'\]: boxes must have positive width and height .*; "
                      r"targets\[0\]\['boxes'\]\[1\]",
-         dict(targets=[{"boxes": np.array([[0, 0, 1, 1], [2, 2, 2, 3.0]]), "labels": np.array([0, 1])}, targets[1]])),
-        (ValueError, r"targets\[0\]\['labels'\]: must lie in \[0, K - 1\] = \[0, 2\]; targets\[0\]\['labels'\]\[1\] = 3",
+         dict(targets=[{"boxes": np.array([[0, 0, 1, 1], [2, 2, 2, 3.0]]), "labels": np.array([0, 1])},
+                       targets[1]])),
+        (ValueError, r"targets\[0\]\['labels'\]: must lie in \[0, K - 1\] = \[0, 2\]; "
+                     r"targets\[0\]\['labels'\]\[1\] = 3",
          dict(targets=[{"boxes": targets[0]["boxes"], "labels": np.array([1, 3])}, targets[1]])),
-        (ValueError, r"anchors\[1\]: boxes must have positive width", dict(anchors=[anchors[0], anchors[0][:, [2, 1, 0, 3]]])),
+        (ValueError, r"anchors\[1\]: boxes must have positive width",
+         dict(anchors=[anchors[0], anchors[0][:, [2, 1, 0, 3]]])),
         (ValueError, r"matched_idxs\[0\]: must be -2 \(ignored\), -1 \(background\) or a box index in \[0, 1\]; "
                      r"matched_idxs\[0\]\[2\] = 2", dict(matched_idxs=[np.array([0, -2, 2, -1, -1]), matched[1]])),
         (TypeError, r"matched_idxs\[1\]: must be an integer array", dict(matched_idxs=[matched[0], np.zeros(5)])),
@@ -532,4 +526,4 @@ def test_verify_rows_pass_and_catch_a_planted_fault():
     # the loss given alpha = 0.3 against the oracle's paper value 0.25: the row fails
     bad = vd.check("retinanet_loss", {"alpha": 0.3}, "float64")
     assert not bad.ok and bad.value_err > 1e-3
-    assert ("ssd_loss" in vd.names()) == HAS_CE
+    assert vd.names() == ("retinanet_loss", "ssd_loss")
