@@ -30,8 +30,9 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
                 raise ValueError(f"{n}: needs a last axis of at least one element (the row: classes), got shape "
                                  f"{shape}")
             if row is not None and shape[-1] != row[1]:
+                hint = (" (class indices must be an integer array)" if shape == full[row[0]][:-1] else "")
                 raise ValueError(f"{n}: last dimension must be {row[1]} as {row[0]}'s (the row: classes), got "
-                                 f"shape {shape}")
+                                 f"shape {shape}{hint}")
             row = row or (n, shape[-1])
             shapes[n] = shape[:-1]
         elif not shape or shape[-1] != w:

@@ -114,6 +114,8 @@ def test_bad_input():
         SCE(np.array([[0.0, np.inf]]), np.array([[1.0, 0.0]]))
     with pytest.raises(ValueError, match=r"targets: last dimension must be 4 as logits's"):
         SCE(z, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"got shape \(3,\) \(class indices must be an integer array\)"):
+        SCE(z, np.array([0.0, 1.0, 2.0]))  # float class indices: a newcomer's likely slip
     with pytest.raises(ValueError, match=r"logits: needs a last axis of at least one element"):
         SCE(np.zeros((3, 0)), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"logits: needs a last axis"):
