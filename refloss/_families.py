@@ -111,20 +111,18 @@ class Family:
 class Classification(Family):
     name = "classification"
     finite_differences = False
+    cases = staticmethod(logit_cases.logits_cases)  # (dtype, n_random) -> (names, logits, targets)
 
     def battery(self, loss, params, dtype, n_random):
-        names, x, y = logit_cases.logits_cases(dtype, n_random)
+        names, x, y = self.cases(dtype, n_random)
         return names, (x, y)
 
-class Softmax(Family):
+
+class Softmax(Classification):
     """Softmax cross-entropy: rows of C classes (the last axis), values and gradients per row."""
 
     name = "softmax"
-    finite_differences = False
-
-    def battery(self, loss, params, dtype, n_random):
-        names, x, y = logit_cases.softmax_cases(dtype, n_random)
-        return names, (x, y)
+    cases = staticmethod(logit_cases.softmax_cases)
 
 
 class Boxes(Family):
