@@ -241,6 +241,9 @@ KINDS = {"loss": _LossKind, "matcher": _MatcherKind}
 
 @dataclass
 class DetectorPeerCheck:
+    """One peer function of a whole detector loss or of matching, against ``refloss.<loss>(**params)``
+    on the detection battery (the module docstring says what is compared)."""
+
     peer: str
     function: str  # the peer call, as a user would write it
     loss: str  # the refloss function it should equal (refloss.<loss>)
@@ -256,6 +259,8 @@ class DetectorPeerCheck:
 
 @dataclass
 class ItemResult:
+    """One battery item (a batch, or one image's IoU matrix) of a :class:`DetectorResult`."""
+
     name: str
     errors: dict  # component -> relative difference (matcher: 1 where any index differs)
     status: str  # "agrees", "known" (traced), "differs"
@@ -264,6 +269,8 @@ class ItemResult:
 
 @dataclass
 class DetectorResult:
+    """What :func:`run_check` found: one :class:`ItemResult` per battery item."""
+
     check: DetectorPeerCheck
     items: list = field(default_factory=list)
     error: str = ""  # the adapter or refloss raised outside the items
