@@ -5,7 +5,8 @@ simulator is present) against the 50-digit oracle's exact results and finite
 differences and print a table; exit status 1 on any failure.
 
 ``refloss verify PEER`` (torch, torchvision, fvcore, optax, ultralytics): check that library's
-losses against refloss; ``refloss verify module:function --loss NAME [--param k=v]
+losses against refloss (torchvision: also RetinaNet's and SSD's compute_loss and its Matcher, on
+detection batches); ``refloss verify module:function --loss NAME [--param k=v]
 [--impl-param k=v]``: check your own function. Exit status 0 when everything agrees, 1
 otherwise, 2 on a usage error (one line on standard error, never a traceback).
 
@@ -76,14 +77,17 @@ def _verify_target(args) -> int:
     if args.target not in peers.PEERS:
         raise UsageError(f"unknown peer {args.target!r}; built-in peers: {', '.join(peers.PEERS)}; "
                          "or give module:function --loss NAME")
+    dot = None if args.quiet else (lambda r: print(".", end="", flush=True))
     try:
-        results = peers.run(args.target, only=args.loss,
-                            progress=None if args.quiet else (lambda r: print(".", end="", flush=True)))
+        results = peers.run(args.target, only=args.loss, progress=dot)
+        detectors = peers.run_detectors(args.target, only=args.loss, progress=dot)
     except ImportError as e:
         raise UsageError(str(e)) from None
+    if args.loss and not results and not detectors:
+        raise UsageError(f"peer {args.target} has no function for --loss {', '.join(args.loss)}")
     print()
-    print(peers.format_results(args.target, results))
-    return 0 if all(r.ok for r in results) else 1
+    print(peers.format_results(args.target, results, detectors))
+    return 0 if all(r.ok for r in [*results, *detectors]) else 1
 
 
 def _conformance(args) -> int:

@@ -192,3 +192,104 @@ def test_conformance_page(tmp_path):
     text = out.read_text()
     assert "| `F.smooth_l1_loss(beta=1/9)` | `smooth_l1(beta=0.1111111111111111)` | agrees | agrees | agrees |" in text
     assert text.startswith("# Conformance")
+
+
+# --- whole detector losses and matching (DetectorPeerCheck: torchvision.models.detection) ----------
+
+K, DIFF = "known", "differs"
+EMPTY_IMAGES = ["seed 4 K=4 boxes 3+0 / image 1", "seed 10 K=5 boxes 3+0 / image 1",
+                "crowded K=4 6 boxes on 8 anchors / image 1"]
+# function -> (status, the items where the difference is known and traced)
+DETECTOR_EXPECTED = {
+    **{f"RetinaNetHead.compute_loss (_loss_type={t!r})": (A, []) for t in ("l1", "smooth_l1", "giou", "ciou", "diou")},
+    "SSD.compute_loss": (A, []),
+    # more positives than negatives: torchvision counts positives twice; refloss's paper default does not
+    "SSD.compute_loss (vs the paper's mining)": (K, ["crowded K=4 6 boxes on 8 anchors"]),
+    # torchvision's Matcher raises on an image without boxes; refloss gives all -1
+    "det_utils.Matcher(0.5, 0.4)": (K, EMPTY_IMAGES),
+    "det_utils.Matcher(0.5, 0.4, allow_low_quality_matches=True)": (K, EMPTY_IMAGES),
+}
+
+
+@pytest.fixture(scope="module")
+def detector_results():
+    pytest.importorskip("torchvision")
+    return {r.check.function: r for r in peers.run_detectors("torchvision")}
+
+
+def test_detector_checks_are_pinned(detector_results):
+    from refloss.peers._detection import RTOL, battery
+
+    assert len(battery()) == 5
+    got = {f: (r.status, r.names("known")) for f, r in detector_results.items()}
+    assert got == DETECTOR_EXPECTED
+    for f, r in detector_results.items():
+        assert len(r.items) == (10 if r.check.kind == "matcher" else 5)
+        assert all(v <= RTOL for v in r.worst().values()), f  # the batches that agree, to the bar
+        if r.status == K:
+            assert r.check.known
+    # the known SSD difference is a real one (the classification part), and only there
+    ssd = detector_results["SSD.compute_loss (vs the paper's mining)"]
+    crowded = next(i for i in ssd.items if i.status == K)
+    assert crowded.errors["classification"] > 1e-2 and crowded.errors["bbox_regression"] <= RTOL
+    matcher = detector_results["det_utils.Matcher(0.5, 0.4)"]
+    assert all("No ground-truth boxes" in i.raised for i in matcher.items if i.status == K)
+
+
+def _off_by(loss, rel, key):
+    """A refloss detector loss whose total (key None) or gradient ``key`` is off by ``rel``."""
+    class Faulty:
+        def value_and_grad(self, *args, **kwargs):
+            result, grads = loss.value_and_grad(*args, **kwargs)
+            if key is None:
+                result.total = result.total * (1 + rel)
+            else:
+                grads[key] = grads[key] * (1 + rel)
+            return result, grads
+
+    return Faulty()
+
+
+@pytest.mark.parametrize("loss,key", [("ssd_loss", None), ("retinanet_loss", "cls_logits")])
+def test_a_planted_fault_of_1e9_fails_the_detector_check(monkeypatch, loss, key):
+    pytest.importorskip("torchvision")
+    from refloss import _retinanet_ssd
+
+    only = ["SSD.compute_loss (vs the paper's mining)", "SSD.compute_loss"] if loss == "ssd_loss" else \
+        ["RetinaNetHead.compute_loss (_loss_type='giou')"]
+    monkeypatch.setattr(_retinanet_ssd, loss, _off_by(getattr(_retinanet_ssd, loss), 1e-9, key))
+    results = peers.run_detectors("torchvision", only=only)
+    assert [r.status for r in results] == [DIFF] * len(only)  # the known trace does not excuse it either
+    assert all(not r.ok and len(r.names("differs")) == 5 for r in results)
+
+
+def test_a_planted_matcher_fault_fails(monkeypatch):
+    pytest.importorskip("torchvision")
+    from refloss import _matching
+
+    real = _matching.match_by_iou
+
+    def tie_to_the_last(iou, *args, **kwargs):  # ties between ground truths to the highest index
+        flipped = real(iou[::-1], *args, **kwargs)
+        return [m if m < 0 else len(iou) - 1 - m for m in flipped]
+
+    monkeypatch.setattr(_matching, "match_by_iou", tie_to_the_last)
+    res = peers.run_detectors("torchvision", only=["det_utils.Matcher(0.5, 0.4)"])[0]
+    assert res.status == DIFF and res.names("differs") == ["ties K=3 / image 0"]
+
+
+def test_cli_verify_torchvision_detectors_and_the_page(detector_results, capsys):
+    from refloss.peers import conformance
+
+    assert cli.main(["verify", "torchvision", "-q", "--loss", "retinanet_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "ok   RetinaNetHead.compute_loss (_loss_type='ciou')  vs refloss.retinanet_loss(bbox_reg_loss_type='ciou')" in out
+    assert "5 agree, 0 differ" in out
+    assert cli.main(["verify", "torchvision", "-q", "--loss", "ssd_loss"]) == 1  # the paper's mining: known
+    out = capsys.readouterr().out
+    assert "KNOWN SSD.compute_loss (vs the paper's mining)" in out and "(1 of them known and traced)" in out
+    assert cli.main(["verify", "torchvision", "--loss", "nope"]) == 2
+    page = conformance.detector_section(list(detector_results.values()))
+    assert "| `SSD.compute_loss` | `ssd_loss(mining='torchvision')` | 5 of 5 batches |" in page
+    assert "| `det_utils.Matcher(0.5, 0.4)` | `match_by_iou(high_threshold=0.5, low_threshold=0.4, " \
+           "allow_low_quality_matches=False)` | 7 of 10 images equal |" in page

@@ -17,83 +17,13 @@ torch = pytest.importorskip("torch")
 tv_det = pytest.importorskip("torchvision.models.detection")
 from torchvision.models.detection import _utils as det_utils  # noqa: E402
 from torchvision.models.detection.retinanet import RetinaNetHead  # noqa: E402
-from torchvision.models.detection.ssd import SSD  # noqa: E402
-from torchvision.ops import box_iou  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-# --- inputs --------------------------------------------------------------------------------------
+# --- inputs: the batches and torchvision adapters of `refloss verify torchvision` ----------------
 
-def make_batch(seed, n_anchors=20, n_classes=4, boxes_per_image=(3, 0), ssd=False):
-    """Anchors on a 0..16 square; ground truths near some anchors (so that some match above 0.5 and
-    some fall in the 0.4..0.5 band); the second image without boxes by default."""
-    rng = np.random.default_rng(seed)
-    anchors, targets = [], []
-    for g in boxes_per_image:
-        xy = rng.uniform(0, 12, (n_anchors, 2))
-        wh = rng.uniform(1, 4, (n_anchors, 2))
-        a = np.concatenate([xy, xy + wh], axis=1)
-        pick = rng.choice(n_anchors, g, replace=False)
-        jitter = rng.normal(0, 1, (g, 4)) * rng.uniform(0.1, 0.6, (g, 1))
-        b = a[pick] + jitter
-        b[:, 2:] = np.maximum(b[:, 2:], b[:, :2] + 0.5)
-        lo = 1 if ssd else 0
-        targets.append({"boxes": b, "labels": rng.integers(lo, n_classes, g)})
-        anchors.append(a)
-    n = len(boxes_per_image)
-    head = {"cls_logits": rng.normal(0, 1.5, (n, n_anchors, n_classes)),
-            "bbox_regression": rng.normal(0, 0.3, (n, n_anchors, 4))}
-    return targets, head, anchors
-
-
-def torch_inputs(targets, head, anchors, matched, dtype=torch.float64):
-    t = [{"boxes": torch.tensor(d["boxes"], dtype=dtype), "labels": torch.tensor(d["labels"], dtype=torch.int64)}
-         for d in targets]
-    h = {k: torch.tensor(v, dtype=dtype, requires_grad=True) for k, v in head.items()}
-    a = [torch.tensor(x, dtype=dtype) for x in anchors]
-    m = [torch.tensor(x, dtype=torch.int64) for x in matched]
-    return t, h, a, m
-
-
-def tv_matches(targets, anchors, matcher):
-    """matched_idxs as torchvision's models compute them (an image without boxes: all -1)."""
-    out = []
-    for d, a in zip(targets, anchors):
-        if len(d["boxes"]) == 0:
-            out.append(np.full(len(a), -1, np.int64))
-        else:
-            out.append(matcher(box_iou(torch.tensor(d["boxes"]), torch.tensor(a))).numpy())
-    return out
-
-
-def tv_retinanet(targets, head, anchors, matched, loss_type="l1", dtype=torch.float64):
-    """torchvision's RetinaNetHead.compute_loss: (parts as floats, grads as arrays)."""
-    net = RetinaNetHead(1, 1, head["cls_logits"].shape[2])
-    net.regression_head._loss_type = loss_type
-    t, h, a, m = torch_inputs(targets, head, anchors, matched, dtype)
-    parts = net.compute_loss(t, h, a, m)
-    total = parts["classification"] + parts["bbox_regression"]
-    total.backward()
-    return ({k: v.item() for k, v in parts.items()} | {"total": total.item()},
-            {k: v.grad.numpy() for k, v in h.items()})
-
-
-def tv_ssd(targets, head, anchors, matched, dtype=torch.float64):
-    """torchvision's SSD.compute_loss on an object with the attributes it reads."""
-    ssd = SimpleNamespace(box_coder=det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0)), neg_to_pos_ratio=3.0)
-    t, h, a, m = torch_inputs(targets, head, anchors, matched, dtype)
-    parts = SSD.compute_loss(ssd, t, h, a, m)
-    total = parts["classification"] + parts["bbox_regression"]
-    total.backward()
-    return ({k: v.item() for k, v in parts.items()} | {"total": total.item()},
-            {k: v.grad.numpy() for k, v in h.items()})
-
-
-def rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    scale = np.max(np.abs(b)) if b.size else 0.0
-    return float(np.max(np.abs(a - b)) / scale) if scale else float(np.max(np.abs(a - b), initial=0.0))
+from refloss.peers._detection import make_batch, rel, torch_inputs, tv_matches, tv_retinanet, tv_ssd  # noqa: E402
 
 
 def assert_matches_tv(result, grads, want, want_grads, rtol=1e-12):

@@ -11,8 +11,15 @@ until a peer is asked for; a peer that is not installed reports so.
 
 ``run(peer)`` runs :func:`refloss.testing.check_loss` on every entry, three ways: float64 and
 float32 on the standard battery (values and gradients), and float64 on the convention points
-(ties, touching and degenerate boxes, kinks).  ``refloss verify PEER`` prints the result;
-``refloss conformance -o docs/conformance.md`` writes the matrix for every installed peer.
+(ties, touching and degenerate boxes, kinks).
+
+A peer module may also list ``DETECTOR_CHECKS``: :class:`DetectorPeerCheck` entries for whole
+detector losses and anchor matching (torchvision's RetinaNet and SSD ``compute_loss``, its
+``Matcher``), run by ``run_detectors(peer)`` on a battery of detection batches
+(``refloss.peers._detection``): total, parts and gradients, or matched indices.
+
+``refloss verify PEER`` prints both; ``refloss conformance -o docs/conformance.md`` writes the
+matrix for every installed peer.
 """
 from __future__ import annotations
 
@@ -20,7 +27,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["PEERS", "NOT_INSTALLABLE", "PeerCheck", "PeerResult", "available", "version", "checks", "run"]
+from ._detection import DetectorPeerCheck, DetectorResult
+
+__all__ = ["PEERS", "NOT_INSTALLABLE", "PeerCheck", "PeerResult", "DetectorPeerCheck", "DetectorResult", "available",
+           "version", "checks", "detector_checks", "run", "run_detectors"]
 
 # peer name -> (adapter module, distribution whose version is reported, what to pip install)
 PEERS = {
@@ -150,6 +160,15 @@ def checks(peer: str) -> list:
     return list(_module(peer).CHECKS)
 
 
+def detector_checks(peer: str) -> list:
+    """The peer's :class:`DetectorPeerCheck` entries (none for most peers; does not import the peer)."""
+    return list(getattr(_module(peer), "DETECTOR_CHECKS", ()))
+
+
+def _selected(check, only) -> bool:
+    return not only or check.loss in only or check.function in only
+
+
 RUNS = (("float64", "standard", "float64"), ("float32", "standard", "float32"), ("edge", "edge", "float64"))
 
 
@@ -161,7 +180,7 @@ def run(peer: str, only=None, progress=None) -> list:
     mod.require()  # ImportError with the install hint if absent
     results = []
     for c in mod.CHECKS:
-        if only and c.loss not in only and c.function not in only:
+        if not _selected(c, only):
             continue
         res = PeerResult(c)
         try:
@@ -174,6 +193,22 @@ def run(peer: str, only=None, progress=None) -> list:
         results.append(res)
         if progress:
             progress(res)
+    return results
+
+
+def run_detectors(peer: str, only=None, progress=None) -> list:
+    """Run every :class:`DetectorPeerCheck` of ``peer`` (or those whose loss or function is in
+    ``only``) on the detection battery: a list of :class:`DetectorResult`."""
+    from ._detection import run_check
+
+    mod = _module(peer)
+    mod.require()
+    results = []
+    for c in getattr(mod, "DETECTOR_CHECKS", ()):
+        if _selected(c, only):
+            results.append(run_check(c))
+            if progress:
+                progress(results[-1])
     return results
 
 
@@ -195,10 +230,11 @@ def _cell(res: PeerResult, key: str) -> str:
     return f"differs at {bad} of {r.points} points, worst {w.component} at {w.case} (rel {w.rel:.2g})"
 
 
-def format_results(peer: str, results: list) -> str:
-    """The text ``refloss verify PEER`` prints."""
-    lines = [f"refloss verify {peer} ({PEERS[peer][1]} {version(peer)}): {len(results)} functions; "
-             "columns: float64 | float32 | float64 at convention points (ties, touching, kinks)"]
+def format_results(peer: str, results: list, detectors: list = ()) -> str:
+    """The text ``refloss verify PEER`` prints (``detectors``: the :func:`run_detectors` results)."""
+    lines = [f"refloss verify {peer} ({PEERS[peer][1]} {version(peer)}): {len(results) + len(detectors)} functions"]
+    if results:
+        lines[0] += "; columns: float64 | float32 | float64 at convention points (ties, touching, kinks)"
     width = max((len(r.check.function) for r in results), default=10)
     for r in results:
         target = f"refloss.{r.check.loss}({', '.join(f'{k}={v!r}' for k, v in r.check.params.items())})"
@@ -208,6 +244,32 @@ def format_results(peer: str, results: list) -> str:
             lines += [f"       diagnosis [{code}]: {text}" for code, text in r.diagnoses]
         if r.check.known:
             lines.append(f"       known: {r.check.known}")
-    bad = sum(not r.ok for r in results)
-    lines.append(f"{len(results) - bad} agree, {bad} differ")
+    if detectors:
+        lines += format_detectors(detectors)
+    everything = [*results, *detectors]
+    bad = sum(not r.ok for r in everything)
+    known = sum(getattr(r, "status", "") == "known" for r in detectors)
+    lines.append(f"{len(everything) - bad} agree, {bad} differ" + (f" ({known} of them known and traced)" * bool(known)))
     return "\n".join(lines)
+
+
+def format_detectors(results: list) -> list:
+    """``refloss verify PEER``'s lines for the detector checks."""
+    from ._detection import RTOL, summary as detector_summary
+
+    lines = [f"  whole detector losses and matching, float64 on {len(_battery_names())} detection batches "
+             f"(total, parts, gradients; bar rel {RTOL:g}):"]
+    label = {"agrees": "ok  ", "known": "KNOWN", "differs": "DIFF", "error": "DIFF"}
+    for r in results:
+        target = f"refloss.{r.check.loss}({', '.join(f'{k}={v!r}' for k, v in r.check.params.items())})"
+        lines.append(f"  {label[r.status]:<4} {r.check.function}  vs {target}")
+        lines.append(f"       {detector_summary(r)}")
+        if r.check.known and r.status != "agrees":
+            lines.append(f"       known: {r.check.known}")
+    return lines
+
+
+def _battery_names() -> list:
+    from ._detection import battery
+
+    return [b[0] for b in battery()]

@@ -1,7 +1,9 @@
-"""torchvision.ops: the box IoU losses, the pairwise IoU functions (their diagonal) and sigmoid_focal_loss."""
+"""torchvision.ops: the box IoU losses, the pairwise IoU functions (their diagonal) and sigmoid_focal_loss;
+torchvision.models.detection: RetinaNet's and SSD's compute_loss and det_utils.Matcher (DETECTOR_CHECKS)."""
 from __future__ import annotations
 
 from . import PeerCheck, function_of, requirement
+from ._detection import DetectorPeerCheck, tv_matcher
 
 
 require = requirement("torchvision.ops", "torch torchvision")
@@ -68,4 +70,37 @@ CHECKS = (
            _loss("sigmoid_focal_loss")),
     _check("ops.sigmoid_focal_loss(alpha=-1, gamma=1.5)", "sigmoid_focal_loss", {"alpha": None, "gamma": 1.5},
            _loss("sigmoid_focal_loss", alpha=-1, gamma=1.5)),
+)
+
+
+# --- whole detector losses and matching (refloss.peers._detection: batches, not element-wise points) ---
+
+def _adapter(name, **kw):
+    """A DetectorPeerCheck ``make``: refloss.peers._detection.<name> (torchvision's compute_loss) with ``kw``."""
+    return function_of("refloss.peers._detection", name, **kw)
+
+
+SSD_MINING = ("more positives than a third of the anchors (3 |F_i| > A - |F_i|): torchvision's rank test "
+              "`idx.sort(1)[1] < num_negative` also selects positives, ranked after the negatives, and counts their "
+              "cross-entropy twice; refloss's default takes only negatives (SSD, arXiv:1512.02325, 2.2: \"at most "
+              "3:1\"); traced: there rl.ssd_loss(mining='torchvision') agrees (docs/retinanet-ssd.md)")
+MATCHER_EMPTY = ("an image without boxes (G = 0): Matcher raises ValueError('No ground-truth boxes available ...'), "
+                 "rl.match_by_iou returns all -1, what torchvision's RetinaNet and SSD write for such an image "
+                 "(docs/matching.md)")
+
+DETECTOR_CHECKS = (
+    *(DetectorPeerCheck("torchvision", f"RetinaNetHead.compute_loss (_loss_type={t!r})", "retinanet_loss",
+                        {"bbox_reg_loss_type": t}, _adapter("tv_retinanet", loss_type=t),
+                        note="matched_idxs given: Matcher(0.5, 0.4, allow_low_quality_matches=True)")
+      for t in ("l1", "smooth_l1", "giou", "ciou", "diou")),
+    DetectorPeerCheck("torchvision", "SSD.compute_loss", "ssd_loss", {"mining": "torchvision"}, _adapter("tv_ssd"),
+                      matching="ssd", note="matched_idxs given: SSDMatcher(0.5); BoxCoder (10, 10, 5, 5), ratio 3"),
+    DetectorPeerCheck("torchvision", "SSD.compute_loss (vs the paper's mining)", "ssd_loss", {},
+                      _adapter("tv_ssd"), matching="ssd", note="refloss's default mining='paper'", known=SSD_MINING,
+                      known_params={"mining": "torchvision"}),
+    *(DetectorPeerCheck("torchvision", f"det_utils.Matcher(0.5, 0.4{', allow_low_quality_matches=True' * a})",
+                        "match_by_iou", {"high_threshold": 0.5, "low_threshold": 0.4, "allow_low_quality_matches": a},
+                        tv_matcher(0.5, 0.4, a), kind="matcher", known=MATCHER_EMPTY,
+                        known_raises="No ground-truth boxes")
+      for a in (False, True)),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 
-from . import NOT_INSTALLABLE, PEERS, RUNS, available, run, version
+from . import NOT_INSTALLABLE, PEERS, RUNS, available, run, run_detectors, version
 
 _RUN_TITLES = {"float64": "float64", "float32": "float32", "edge": "convention points"}
 
@@ -39,6 +39,17 @@ variant it agrees with, such as CIoU's α conventions, another ε, float32 arith
 what refloss does not implement, such as ε added to box heights or to c² only, NaN at identical
 boxes; table in README, "Checking your own implementation") and the **known** explanation
 where the discrepancy has been traced to the peer's code.
+
+Whole detector losses and matching (torchvision's RetinaNet and SSD `compute_loss`, its
+`Matcher`) are a second kind of row, checked on a battery of detection batches instead of
+points (`refloss.peers._detection`):
+
+{batteries}.
+
+The matched indices are given (the same to both); total, parts and the autograd gradients with respect to the head outputs are compared in
+float64 as max |peer − refloss| / max |peer| (bar {rtol:g}), the matcher's indices one by one
+on each image's IoU matrix. *known difference*: it differs only where its documented trace
+holds there (refloss with another parameter agrees, or the peer raises the documented error).
 """
 
 
@@ -96,6 +107,49 @@ def peer_section(peer: str, results: list) -> str:
     return "\n".join(lines)
 
 
+_DETECTOR_CELLS = {"agrees": "agrees", "known": "known difference (traced)", "differs": "**differs**",
+                   "error": "**error**"}
+
+
+def _worst_cells(res) -> list:
+    if res.check.kind == "matcher":
+        return [f"{len(res.names('agrees'))} of {len(res.items)} images equal"] + ["–"] * 2
+    w = res.worst()
+    parts = max((v for k, v in w.items() if k != "total" and not k.startswith("d ")), default=0.0)
+    grads = max((v for k, v in w.items() if k.startswith("d ")), default=0.0)
+    return [f"{w.get('total', 0.0):.2g}", f"{parts:.2g}", f"{grads:.2g}"]
+
+
+def detector_section(results: list) -> str:
+    """The rows of the whole detector losses and matching (``run_detectors``)."""
+    from ._detection import summary
+
+    lines = ["### Whole detector losses and matching (detection batches, float64)", "",
+             "| function | refloss | batches agreeing | total | parts | gradients | result |",
+             "|---|---|---|---|---|---|---|"]
+    for res in results:
+        c = res.check
+        unit = "images" if c.kind == "matcher" else "batches"
+        cells = _worst_cells(res)
+        if c.kind == "matcher":
+            agree, cells = cells[0], cells[1:] + ["–"]
+        else:
+            agree = f"{len(res.names('agrees'))} of {len(res.items)} {unit}"
+        lines.append(f"| `{c.function}` | `{c.loss}({_fmt_params(c.params)})` | {agree} | "
+                     + " | ".join(cells) + f" | {_DETECTOR_CELLS[res.status]} |")
+    lines += ["", "(total, parts, gradients: the largest relative difference over the batches that agree.)", ""]
+    for res in results:
+        c = res.check
+        if res.ok and not c.note:
+            continue
+        body = [summary(res)] if not res.ok else []
+        if c.known and not res.ok:
+            body.append(f"known: {c.known}")
+        head = f"- `{c.function}`" + (f" ({c.note})" if c.note else "") + ":"
+        lines.append(head + ("\n  " + "\n  ".join(body) if body else " agrees"))
+    return "\n".join(lines)
+
+
 def markdown(peers=None, progress=None, command: str = "refloss conformance -o docs/conformance.md") -> str:
     """The conformance page for ``peers`` (default: every built-in peer); ``command`` is what
     the page says generated it."""
@@ -104,7 +158,11 @@ def markdown(peers=None, progress=None, command: str = "refloss conformance -o d
     from .._version import __version__
 
     peers = list(peers or PEERS)
-    out = [_HEAD.format(command=command, refloss=__version__, python=platform.python_version(), numpy=np.__version__)]
+    from ._detection import RTOL, battery
+
+    names = "; ".join(f"`{b[0]}`" for b in battery())  # one line: the names are long
+    out = [_HEAD.format(command=command, refloss=__version__, python=platform.python_version(), numpy=np.__version__,
+                        batteries=names, rtol=RTOL)]
     summary = ["| peer | version | functions | agree | differ |", "|---|---|---|---|---|"]
     sections, missing = [], []
     for peer in peers:
@@ -115,10 +173,11 @@ def markdown(peers=None, progress=None, command: str = "refloss conformance -o d
         if progress:
             progress(peer)
         results = run(peer)
-        bad = sum(not r.ok for r in results)
+        detectors = run_detectors(peer)
+        bad = sum(not r.ok for r in [*results, *detectors])
         summary.append(f"| [{peer}](#{peer}-{version(peer).replace('.', '').replace('+', '')}) | {version(peer)} | "
-                       f"{len(results)} | {len(results) - bad} | {bad} |")
-        sections.append(peer_section(peer, results))
+                       f"{len(results) + len(detectors)} | {len(results) + len(detectors) - bad} | {bad} |")
+        sections.append(peer_section(peer, results) + ("\n\n" + detector_section(detectors) if detectors else ""))
     out += ["## Summary", "", *summary, ""]
     out += [s + "\n" for s in sections]
     not_checked = missing + [f"- **{name}**: {why}" for name, why in NOT_INSTALLABLE.items()]
