@@ -58,12 +58,22 @@ class DetectionLoss:
     def __repr__(self) -> str:
         return f"<refloss detector loss {self._name}>"
 
+    def _bind(self, args, kwargs) -> None:
+        """A wrong argument is the user's TypeError in this loss's name, not the inner function's."""
+        try:
+            self.__signature__.bind(*args, **kwargs)
+        except TypeError as e:
+            known = [p for p in self.__signature__.parameters]
+            raise TypeError(f"{self._name}(): {e}; its arguments are {known}") from None
+
     def __call__(self, *args, **kwargs) -> DetectionResult:
+        self._bind(args, kwargs)
         return self._compute(False, *args, **kwargs)
 
     def value_and_grad(self, *args, **kwargs):
         """``(result, grads)``: the result as the call gives it and the gradients of
         ``result.total`` with respect to the head outputs."""
+        self._bind(args, kwargs)
         return self._compute(True, *args, **kwargs)
 
 

@@ -383,3 +383,14 @@ def test_verify_rows_catch_a_wrong_gradient(monkeypatch):
     monkeypatch.setattr(rl.yolov3_loss, "value_and_grad", off)  # the same object as _yolo_losses.yolov3_loss
     rows = _verify_detection.rows(["yolov3_loss"], ("float64",))
     assert rows and not any(r.ok for r in rows) and "entry (0, 0, 0, 0, 4)" in rows[0].worst
+
+
+@pytest.mark.parametrize("loss", [rl.yolov1_loss, rl.yolov3_loss, rl.retinanet_loss, rl.ssd_loss],
+                         ids=lambda f: f.name)
+def test_a_misspelt_keyword_names_the_loss_and_its_arguments(loss):
+    """A newcomer's typo: the TypeError names the public loss, not the function inside it."""
+    with pytest.raises(TypeError, match=rf"^{loss.name}\(\): got an unexpected keyword argument 'gama'; its "
+                                        r"arguments are \["):
+        loss([], [], [], [], gama=2.0)
+    with pytest.raises(TypeError, match=rf"^{loss.name}\(\): "):
+        loss.value_and_grad(gama=2.0)
