@@ -7,6 +7,7 @@ oracle re-checks (refloss sweep --exhaustive).
                                            [--only LOSS ...] [--rows K,K,...] [--report] [-o table.md]
                                            [--results DIR]
     python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [-o boxes.md] ...
+    python benchmarks/exhaustive_tables.py --report --doc docs/exhaustive.md   # the page's table, in place
 
 ``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
 overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
@@ -16,7 +17,9 @@ Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with 
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
 ``sweep-results/``); the markdown table goes to ``-o`` (default: standard output), a row "pending" until its sweep
 has finished (``--report``: only the table, from the results already there; ``--rows``: sweep only
-these rows, e.g. to spread the table over several sessions or machines).  The
+these rows, e.g. to spread the table over several sessions or machines; ``--doc PAGE``: write the
+table into PAGE between its ``<!-- exhaustive-table -->`` (``<!-- box-table -->`` with ``--boxes``) and
+``<!-- /... -->`` markers, leaving the rest of the page as it is).  The
 losses and their parameter sets come from the loss index and the reference table: no loss
 name is written here.
 """
@@ -90,6 +93,17 @@ def box_table(args) -> list:
             "over the bar | time |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
+def write_into(page: Path, marker: str, text: str) -> None:
+    """Replace what lies between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``page`` with ``text``."""
+    doc = page.read_text()
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if doc.count(start) != 1 or doc.count(end) != 1 or doc.index(start) > doc.index(end):
+        raise SystemExit(f"{page}: needs exactly one {start} ... {end} pair")
+    a, b = doc.index(start) + len(start), doc.index(end)
+    page.write_text(doc[:a] + "\n" + text.rstrip("\n") + "\n" + doc[b:])
+    print(f"wrote the table into {page}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bits", type=_bits, default=(0, 2**32), metavar="LO:HI")
@@ -102,9 +116,12 @@ def main(argv=None) -> int:
                     help="only these rows (their indices in the table)")
     ap.add_argument("--report", action="store_true", help="sweep nothing: the table of the results already there")
     ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
+    ap.add_argument("--doc", type=Path, metavar="PAGE", help="write the table into PAGE between its markers")
     args = ap.parse_args(argv)
     if args.boxes:
         text = "\n".join(box_table(args)) + "\n"
+        if args.doc:
+            write_into(args.doc, "box-table", text)
         if args.output:
             Path(args.output).write_text(text)
         print(text)
@@ -138,6 +155,8 @@ def main(argv=None) -> int:
             "d_logits / d_targets) | worst point | over the bar | bar (value / grad) | time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + rows) + "\n"
+    if args.doc:
+        write_into(args.doc, "exhaustive-table", text)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
