@@ -1,0 +1,93 @@
+"""Wise-IoU loss (Tong et al., Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing
+Mechanism, arXiv:2301.10051) on xyxy boxes: v1 by default, v2 and v3 as options.
+
+v1: L = R_WIoU L_IoU, L_IoU = 1 - IoU, R_WIoU = exp(rho^2/(W_g^2 + H_g^2)*), the star detaching the
+enclosing box's squared diagonal: it changes the gradient (the diagonal is a constant in it), not
+the value; ``enclosing_grad=True`` differentiates it.  v2 multiplies by (L_IoU*/mean)^gamma, v3 by
+r = beta/(delta alpha^(beta - delta)), beta = L_IoU*/mean; both factors are constants in the
+gradient (the star).  ``iou_mean``, the running mean of L_IoU the paper's reference code keeps as
+hidden training state, is an explicit argument (refloss.wiou_update_mean updates it).
+"""
+import sympy as sp
+
+from . import _boxes as B
+from refloss._derive.core import Param, Step, Variant
+from refloss._derive.functions import Detach, PowG, Step as Gate
+from .iou_loss import EPS
+
+NAME = "wiou_loss"
+version = sp.Symbol("version", positive=True)
+mean = sp.Symbol("iou_mean", positive=True)
+gamma = sp.Symbol("gamma", positive=True)
+alpha = sp.Symbol("alpha", positive=True)
+delta = sp.Symbol("delta", positive=True)
+eg = sp.Symbol("enclosing_grad", nonnegative=True)
+focus = sp.Symbol("focus", nonnegative=True)  # the v2/v3 factor (1 for v1), a constant in the gradient
+
+beta = B.one_minus_iou / mean
+# [version = 1], [version = 2], [version = 3]: one term is the factor, the others exactly 0 (a sum such as
+# (1 - [v >= 2]) + ... would round r - 1 + 1 in float32: 4% of a v3 factor ~1e-7 lost)
+is_v1 = Gate(sp.Rational(3, 2) - version)
+is_v2 = Gate(version - sp.Rational(3, 2)) * Gate(sp.Rational(5, 2) - version)
+is_v3 = Gate(version - sp.Rational(5, 2))
+factor = is_v1 + is_v2 * PowG(beta, gamma) + is_v3 * beta / (delta * alpha ** (beta - delta))
+c2_diff = eg * B.c2 + (1 - eg) * Detach(B.c2)
+
+PARAMS = [
+    EPS,
+    Param("version", version, 1, "1, 2 or 3: WIoU v1 (no focusing), v2 (monotonic focusing (L_IoU/iou_mean)^gamma) "
+          "or v3 (non-monotonic focusing beta/(delta alpha^(beta - delta)))", lower=sp.Integer(1), upper=sp.Integer(3),
+          kind="int"),
+    Param("iou_mean", mean, 1.0, "running mean of L_IoU = 1 - IoU (v2, v3): training state made explicit (update it "
+          "with refloss.wiou_update_mean; the reference code starts it at 1)", lower=sp.Integer(0), lower_closed=False),
+    Param("gamma", gamma, 0.5, "exponent of the v2 focusing factor (the paper: 0.5)", lower=sp.Integer(0),
+          lower_closed=False),
+    Param("alpha", alpha, 1.9, "alpha of the v3 focusing factor (the paper: 1.9)", lower=sp.Integer(0), lower_closed=False),
+    Param("delta", delta, 3.0, "delta of the v3 focusing factor (the paper: 3)", lower=sp.Integer(0), lower_closed=False),
+    Param("enclosing_grad", eg, False, "differentiate the enclosing box's squared diagonal in R_WIoU (True), or treat it "
+          "as a constant as the paper's * (False)", kind="bool"),
+]
+
+CONVENTIONS = (B.CONVENTIONS + " The paper's * (detach) is a constant in the gradient: W_g^2 + H_g^2 in R_WIoU (unless "
+               "enclosing_grad=True) and the v2/v3 focusing factors (functions of L_IoU and iou_mean). "
+               "iou_mean is an argument, not hidden state: the reference code (Instinct323/wiou) and the peers built "
+               "on it keep the running mean in the loss object, updated before the loss of each training batch is "
+               "formed, and a run resumed without it starts again at 1. NaN when both boxes are the same point (zero "
+               "diagonal, eps = 0).")
+
+
+def derive():
+    checks = []
+    value = focus * sp.exp(B.rho2 / B.c2) * B.one_minus_iou
+    diff_form = focus * sp.exp(B.rho2 / c2_diff) * (1 - B.iou)
+    k = B.box_kernel([(None, value, diff_form, "")], args=(B.eps, version, mean, gamma, alpha, delta, eg),
+                     prelude=((focus, factor),), checks=checks, numeric_proof=True)
+    Lv1, R, r, b = sp.symbols("L_{v1} R_{WIoU} r beta")
+    steps = B.DISTANCE_STEPS + [
+        Step("The distance attention, with the enclosing box's squared diagonal detached ($^*$: a constant in the "
+             "gradient, as in the paper; `enclosing_grad=True` differentiates it), and WIoU v1:", R,
+             "\\exp\\left(\\frac{\\rho^2}{\\left(c_w^2 + c_h^2 + \\epsilon\\right)^*}\\right), \\qquad "
+             "L_{v1} = R_{WIoU} \\left(1 - \\mathrm{IoU}\\right)"),
+        Step("The outlier degree, from $L_{IoU} = 1 - \\mathrm{IoU}$ and its running mean $\\overline{L_{IoU}}$ "
+             "(`iou_mean`, an argument), detached:", b, "\\frac{L_{IoU}^*}{\\overline{L_{IoU}}}"),
+        Step("v2 (`version=2`) multiplies $L_{v1}$ by the monotonic focusing factor $\\beta^\\gamma$, v3 (`version=3`) by "
+             "the non-monotonic one ($r = 1$ for v1; `focus` in the kernel; a constant in the gradient):", r,
+             "\\frac{\\beta}{\\delta\\, \\alpha^{\\beta - \\delta}}"),
+        Step("The loss:", "L", "r\\, R_{WIoU} \\left(1 - \\mathrm{IoU}\\right)"),
+    ]
+    return B.box_spec(
+        NAME, "Wise-IoU loss", "L = r * exp(rho^2/(cw^2 + ch^2 + eps)*) * (1 - IoU), * detached (a constant in the "
+        "gradient): r = 1 (v1), (L_IoU*/iou_mean)^gamma (v2), beta/(delta alpha^(beta - delta)) with "
+        "beta = L_IoU*/iou_mean (v3); iou_mean the running mean of L_IoU = 1 - IoU (refloss.wiou_update_mean).",
+        ["Z. Tong et al., Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism, arXiv:2301.10051"],
+        PARAMS, {p: k for p in ("f64", "f32")}, steps,
+        [B.slide_plot("Wise-IoU loss", note=SLIDE_NOTE, grad_title="gradient (diagonal constant)")], CONVENTIONS, "",
+        checks, aspect={"note": ASPECT_NOTE},
+        variants=[Variant("wiou_enclosing_grad", "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as "
+                          "the paper's *)", params={"enclosing_grad": True})])
+
+
+SLIDE_NOTE = ("WIoU v1 is 1 - IoU scaled by exp(rho^2/c^2) (at most e): where the boxes do not overlap 1 - IoU = 1 and "
+              "the loss is exp(rho^2/c^2), which keeps a gradient toward the target. The gradient holds the diagonal c "
+              "constant (the paper's *), so it is not the derivative of the drawn value there.")
+ASPECT_NOTE = "With equal centres R_WIoU = 1 and WIoU v1 equals 1 - IoU (the dashed curve lies on the height 0.5 curve)."
