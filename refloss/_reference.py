@@ -87,6 +87,6 @@ REFERENCES = {
     # issue 15: SIoU (the paper's distance sign and mmdetection's) and Wise-IoU v1/v2/v3
     "siou_loss": Reference("boxes.siou_loss", ({}, {"positive_exponent": True}, {"theta": 2.0, "eps": 1e-7}), BOX),
     "wiou_loss": Reference("boxes.wiou_loss", (
-        {}, {"enclosing_grad": True}, {"version": 2, "iou_mean": 0.6}, {"version": 3, "iou_mean": 0.4},
-        {"version": 3, "iou_mean": 0.8, "alpha": 1.7, "delta": 2.7, "eps": 1e-7}), BOX),
+        {}, {"enclosing_grad": True, "eps": 1e-7}, {"version": 2, "iou_mean": 0.6}, {"version": 3, "iou_mean": 0.4}),
+        BOX),
 }
