@@ -11,8 +11,8 @@ hidden training state, is an explicit argument (refloss.wiou_update_mean updates
 import sympy as sp
 
 from . import _boxes as B
-from refloss._derive.core import Param, Step, Variant
-from refloss._derive.functions import Detach, PowG, Step as Gate
+from refloss._derive.core import Param, Step, Variant, prove_equal
+from refloss._derive.functions import Detach, Group, PowG, plain
 from .iou_loss import EPS
 
 NAME = "wiou_loss"
@@ -22,15 +22,20 @@ gamma = sp.Symbol("gamma", positive=True)
 alpha = sp.Symbol("alpha", positive=True)
 delta = sp.Symbol("delta", positive=True)
 eg = sp.Symbol("enclosing_grad", nonnegative=True)
-focus = sp.Symbol("focus", nonnegative=True)  # the v2/v3 factor (1 for v1), a constant in the gradient
 
-beta = B.one_minus_iou / mean
-# [version = 1], [version = 2], [version = 3]: one term is the factor, the others exactly 0 (a sum such as
-# (1 - [v >= 2]) + ... would round r - 1 + 1 in float32: 4% of a v3 factor ~1e-7 lost)
-is_v1 = Gate(sp.Rational(3, 2) - version)
-is_v2 = Gate(version - sp.Rational(3, 2)) * Gate(sp.Rational(5, 2) - version)
-is_v3 = Gate(version - sp.Rational(5, 2))
-factor = is_v1 + is_v2 * PowG(beta, gamma) + is_v3 * beta / (delta * alpha ** (beta - delta))
+l_iou = sp.Symbol("l_iou", nonnegative=True)  # L_IoU = 1 - IoU, evaluated once (prelude)
+beta = l_iou / mean
+# the focusing factors, one branch per version (a factor selected by multiplying with 0/1 gates gave
+# 0 * inf = NaN where an unused factor overflows, and rounded r - 1 + 1 in float32):
+# v2: beta^gamma (inf where beta overflows, for iou_mean subnormal: the limit);
+# v3: r = beta/(delta alpha^(beta - delta)) as exp(ln L - ln m - ln delta + delta ln alpha - (L ln alpha)/m):
+# beta alpha^(delta - beta) would be inf * 0 or 0 * inf where beta or alpha^(...) overflows, and the
+# logarithms are finite for L > 0 (L = 0 is its own branch: r = 0), the one infinite term (L ln alpha)/m
+# giving the limits 0 (alpha > 1) and inf (alpha < 1), and 0 for alpha = 1
+factor_v2 = PowG(beta, gamma)
+# (Group: SymPy would turn exp(ln L + ...) into L exp(...), the overflowing product again)
+factor_v3 = sp.exp(Group(sp.log(l_iou) - sp.log(mean) - sp.log(delta) + delta * sp.log(alpha)
+                         - l_iou * sp.log(alpha) / mean))
 c2_diff = eg * B.c2 + (1 - eg) * Detach(B.c2)
 
 PARAMS = [
@@ -39,7 +44,8 @@ PARAMS = [
           "or v3 (non-monotonic focusing beta/(delta alpha^(beta - delta)))", lower=sp.Integer(1), upper=sp.Integer(3),
           kind="int"),
     Param("iou_mean", mean, 1.0, "running mean of L_IoU = 1 - IoU (v2, v3): training state made explicit (update it "
-          "with refloss.wiou_update_mean; the reference code starts it at 1)", lower=sp.Integer(0), lower_closed=False),
+          "with refloss.wiou_update_mean; the reference code starts it at 1)", lower=sp.Integer(0), lower_closed=False,
+          upper=sp.Integer(1)),
     Param("gamma", gamma, 0.5, "exponent of the v2 focusing factor (the paper: 0.5)", lower=sp.Integer(0),
           lower_closed=False),
     Param("alpha", alpha, 1.9, "alpha of the v3 focusing factor (the paper: 1.9)", lower=sp.Integer(0), lower_closed=False),
@@ -58,10 +64,22 @@ CONVENTIONS = (B.CONVENTIONS + " The paper's * (detach) is a constant in the gra
 
 def derive():
     checks = []
-    value = focus * sp.exp(B.rho2 / B.c2) * B.one_minus_iou
-    diff_form = focus * sp.exp(B.rho2 / c2_diff) * (1 - B.iou)
-    k = B.box_kernel([(None, value, diff_form, "")], args=(B.eps, version, mean, gamma, alpha, delta, eg),
-                     prelude=((focus, factor),), checks=checks, numeric_proof=True)
+    prove_equal(plain(factor_v3), beta / (delta * alpha ** (beta - delta)),
+                "the evaluation form of v3's factor equals beta/(delta alpha^(beta - delta)) (L > 0)", checks,
+                domain={l_iou: (sp.Rational(1, 100), 1), mean: (sp.Rational(1, 100), 1), alpha: (sp.Rational(1, 2), 3),
+                        delta: (sp.Rational(1, 2), 4)}, numeric=True)
+    v1_value = sp.exp(B.rho2 / B.c2) * B.one_minus_iou
+    # l_iou again in the kernel; Group keeps beta = L/mean one quotient (flattened, the gradient formed
+    # (num/mean)/den, which overflowed for a tiny mean where beta does not)
+    f2, f3 = (f.xreplace({l_iou: Group(B.one_minus_iou)}) for f in (factor_v2, factor_v3))
+    v1_diff = sp.exp(B.rho2 / c2_diff) * (1 - B.iou)
+    k = B.box_kernel(
+        [(sp.Eq(version, 1), v1_value, v1_diff, "v1"),
+         (sp.Eq(l_iou, 0), sp.Integer(0), sp.Integer(0), "v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0"),
+         (sp.Eq(version, 2), f2 * v1_value, Detach(f2) * v1_diff, "v2"),
+         (None, f3 * v1_value, Detach(f3) * v1_diff, "v3")],
+        args=(B.eps, version, mean, gamma, alpha, delta, eg), prelude=((l_iou, B.one_minus_iou),), checks=checks,
+        numeric_proof=True)
     Lv1, R, r, b = sp.symbols("L_{v1} R_{WIoU} r beta")
     steps = B.DISTANCE_STEPS + [
         Step("The distance attention, with the enclosing box's squared diagonal detached ($^*$: a constant in the "
@@ -71,7 +89,11 @@ def derive():
         Step("The outlier degree, from $L_{IoU} = 1 - \\mathrm{IoU}$ and its running mean $\\overline{L_{IoU}}$ "
              "(`iou_mean`, an argument), detached:", b, "\\frac{L_{IoU}^*}{\\overline{L_{IoU}}}"),
         Step("v2 (`version=2`) multiplies $L_{v1}$ by the monotonic focusing factor $\\beta^\\gamma$, v3 (`version=3`) by "
-             "the non-monotonic one ($r = 1$ for v1; `focus` in the kernel; a constant in the gradient):", r,
+             "the non-monotonic one ($r = 1$ for v1; a constant in the gradient; evaluated as "
+             "$\\exp(\\ln L_{IoU} - \\ln \\overline{L_{IoU}} - \\ln\\delta + \\delta\\ln\\alpha - "
+             "L_{IoU}\\ln\\alpha/\\overline{L_{IoU}})$, which has the limits 0 and $\\infty$ where $\\beta$ or "
+             "$\\alpha^{\\beta - \\delta}$ overflows; at $L_{IoU} = 0$ (`l_iou` in the kernel) the v2 and v3 losses "
+             "are 0):", r,
              "\\frac{\\beta}{\\delta\\, \\alpha^{\\beta - \\delta}}"),
         Step("The loss:", "L", "r\\, R_{WIoU} \\left(1 - \\mathrm{IoU}\\right)"),
     ]

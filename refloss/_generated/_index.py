@@ -955,8 +955,8 @@ LOSSES['wiou_loss'] = LossInfo(
                   '(L_IoU/iou_mean)^gamma) or v3 (non-monotonic focusing beta/(delta alpha^(beta '
                   '- delta)))'
               ), kind='int', none_value=0.0),
-        Param('iou_mean', 1.0, 0.0, False, None, True,
-              '0 < iou_mean', (
+        Param('iou_mean', 1.0, 0.0, False, 1.0, True,
+              '0 < iou_mean <= 1', (
                   'running mean of L_IoU = 1 - IoU (v2, v3): training state made explicit (update'
                   ' it with refloss.wiou_update_mean; the reference code starts it at 1)'
               )),

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6a507701f59497bb
+# scalar kernels: sha256 af7243d2ab8ff597
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
