@@ -11,7 +11,7 @@ hidden training state, is an explicit argument (refloss.wiou_update_mean updates
 import sympy as sp
 
 from . import _boxes as B
-from refloss._derive.core import Param, Step, Variant, prove_equal
+from refloss._derive.core import Constant, Param, Step, Variant, prove_equal
 from refloss._derive.functions import Detach, Group, PowG, plain
 from .iou_loss import EPS
 
@@ -25,17 +25,25 @@ eg = sp.Symbol("enclosing_grad", nonnegative=True)
 
 l_iou = sp.Symbol("l_iou", nonnegative=True)  # L_IoU = 1 - IoU, evaluated once (prelude)
 beta = l_iou / mean
-# the focusing factors, one branch per version (a factor selected by multiplying with 0/1 gates gave
-# 0 * inf = NaN where an unused factor overflows, and rounded r - 1 + 1 in float32):
-# v2: beta^gamma (inf where beta overflows, for iou_mean subnormal: the limit);
-# v3: r = beta/(delta alpha^(beta - delta)) as exp(ln L - ln m - ln delta + delta ln alpha - (L ln alpha)/m):
-# beta alpha^(delta - beta) would be inf * 0 or 0 * inf where beta or alpha^(...) overflows, and the
-# logarithms are finite for L > 0 (L = 0 is its own branch: r = 0), the one infinite term (L ln alpha)/m
-# giving the limits 0 (alpha > 1) and inf (alpha < 1), and 0 for alpha = 1
-factor_v2 = PowG(beta, gamma)
-# (Group: SymPy would turn exp(ln L + ...) into L exp(...), the overflowing product again)
-factor_v3 = sp.exp(Group(sp.log(l_iou) - sp.log(mean) - sp.log(delta) + delta * sp.log(alpha)
-                         - l_iou * sp.log(alpha) / mean))
+# The focusing factor of every version as one product, with per-call constants that switch its parts
+# off (exactly: a factor multiplied by a 0/1 gate gave 0 * inf = NaN where the unused part overflows,
+# and a sum of gated parts rounded r - 1 + 1 in float32): r = beta^g2 * exp(s3 ln L + c3 - L la3),
+# g2 = gamma for v2 (else 0: beta^0 = 1 even where beta overflows), and for v3 (else 0) s3 = 1,
+# c3 = delta ln alpha - ln delta - ln m, la3 = ln(alpha)/m, so that
+# exp(ln L + c3 - L la3) = beta/(delta alpha^(beta - delta)) without forming beta alpha^(delta - beta)
+# (inf * 0 where beta or the power overflows): the logarithms are finite for L > 0 (L = 0 is its own
+# branch, where v2, v3 are 0) and the one infinite term L la3 gives the limits 0 (alpha > 1), inf (alpha < 1)
+s1, s3, g2, c3, la3 = sp.symbols("s1 s3 g2 c3 la3", real=True)
+CONSTANTS = [
+    Constant(s1, (2 - version) * (3 - version) / 2, "1 for v1, else 0"),
+    Constant(s3, (version - 1) * (version - 2) / 2, "1 for v3, else 0"),
+    Constant(g2, (version - 1) * (3 - version) * gamma, "gamma for v2, else 0"),
+    Constant(c3, (version - 1) * (version - 2) / 2 * (delta * sp.log(alpha) - sp.log(delta) - sp.log(mean)),
+             "delta ln alpha - ln delta - ln iou_mean for v3, else 0"),
+    Constant(la3, (version - 1) * (version - 2) / 2 * sp.log(alpha) / mean, "ln(alpha)/iou_mean for v3, else 0"),
+]
+# (Group: SymPy would turn exp(s3 ln L + ...) into L^s3 exp(...))
+factor = PowG(beta, g2) * sp.exp(Group(s3 * sp.log(l_iou) + c3 - l_iou * la3))
 c2_diff = eg * B.c2 + (1 - eg) * Detach(B.c2)
 
 PARAMS = [
@@ -64,22 +72,25 @@ CONVENTIONS = (B.CONVENTIONS + " The paper's * (detach) is a constant in the gra
 
 def derive():
     checks = []
-    prove_equal(plain(factor_v3), beta / (delta * alpha ** (beta - delta)),
-                "the evaluation form of v3's factor equals beta/(delta alpha^(beta - delta)) (L > 0)", checks,
-                domain={l_iou: (sp.Rational(1, 100), 1), mean: (sp.Rational(1, 100), 1), alpha: (sp.Rational(1, 2), 3),
-                        delta: (sp.Rational(1, 2), 4)}, numeric=True)
+    v3 = {s3: 1, g2: 0, c3: delta * sp.log(alpha) - sp.log(delta) - sp.log(mean), la3: sp.log(alpha) / mean}
+    prove_equal(plain(factor.xreplace(v3)), beta / (delta * alpha ** (beta - delta)),
+                "the evaluation form of the factor equals v3's beta/(delta alpha^(beta - delta)) with v3's constants "
+                "(L > 0)", checks, domain={l_iou: (sp.Rational(1, 100), 1), mean: (sp.Rational(1, 100), 1),
+                                           alpha: (sp.Rational(1, 2), 3), delta: (sp.Rational(1, 2), 4)}, numeric=True)
+    prove_equal(plain(factor.xreplace({s3: 0, g2: gamma, c3: 0, la3: 0})), beta**gamma,
+                "... and v2's beta^gamma with v2's constants, 1 with v1's", checks,
+                domain={l_iou: (sp.Rational(1, 100), 1), mean: (sp.Rational(1, 100), 1), gamma: (sp.Rational(1, 10), 3)},
+                numeric=True)
     v1_value = sp.exp(B.rho2 / B.c2) * B.one_minus_iou
+    v1_diff = sp.exp(B.rho2 / c2_diff) * (1 - B.iou)
     # l_iou again in the kernel; Group keeps beta = L/mean one quotient (flattened, the gradient formed
     # (num/mean)/den, which overflowed for a tiny mean where beta does not)
-    f2, f3 = (f.xreplace({l_iou: Group(B.one_minus_iou)}) for f in (factor_v2, factor_v3))
-    v1_diff = sp.exp(B.rho2 / c2_diff) * (1 - B.iou)
+    f = factor.xreplace({l_iou: Group(B.one_minus_iou)})
     k = B.box_kernel(
-        [(sp.Eq(version, 1), v1_value, v1_diff, "v1"),
-         (sp.Eq(l_iou, 0), sp.Integer(0), sp.Integer(0), "v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0"),
-         (sp.Eq(version, 2), f2 * v1_value, Detach(f2) * v1_diff, "v2"),
-         (None, f3 * v1_value, Detach(f3) * v1_diff, "v3")],
-        args=(B.eps, version, mean, gamma, alpha, delta, eg), prelude=((l_iou, B.one_minus_iou),), checks=checks,
-        numeric_proof=True)
+        [(sp.Eq(l_iou, 0), s1 * v1_value, s1 * v1_diff, "L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1"),
+         (None, f * v1_value, Detach(f) * v1_diff, "r R_WIoU L_IoU")],
+        args=(B.eps, version, mean, gamma, alpha, delta, eg, s1, s3, g2, c3, la3), prelude=((l_iou, B.one_minus_iou),),
+        checks=checks, numeric_proof=True)
     Lv1, R, r, b = sp.symbols("L_{v1} R_{WIoU} r beta")
     steps = B.DISTANCE_STEPS + [
         Step("The distance attention, with the enclosing box's squared diagonal detached ($^*$: a constant in the "
@@ -92,8 +103,9 @@ def derive():
              "the non-monotonic one ($r = 1$ for v1; a constant in the gradient; evaluated as "
              "$\\exp(\\ln L_{IoU} - \\ln \\overline{L_{IoU}} - \\ln\\delta + \\delta\\ln\\alpha - "
              "L_{IoU}\\ln\\alpha/\\overline{L_{IoU}})$, which has the limits 0 and $\\infty$ where $\\beta$ or "
-             "$\\alpha^{\\beta - \\delta}$ overflows; at $L_{IoU} = 0$ (`l_iou` in the kernel) the v2 and v3 losses "
-             "are 0):", r,
+             "$\\alpha^{\\beta - \\delta}$ overflows; all versions are one product $\\beta^{g_2} e^{\\dots}$ whose "
+             "unused parts per-call constants set to exactly 1; at $L_{IoU} = 0$ (`l_iou` in the kernel) the v2 and v3 "
+             "losses are 0):", r,
              "\\frac{\\beta}{\\delta\\, \\alpha^{\\beta - \\delta}}"),
         Step("The loss:", "L", "r\\, R_{WIoU} \\left(1 - \\mathrm{IoU}\\right)"),
     ]
@@ -104,7 +116,7 @@ def derive():
         ["Z. Tong et al., Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism, arXiv:2301.10051"],
         PARAMS, {p: k for p in ("f64", "f32")}, steps,
         [B.slide_plot("Wise-IoU loss", note=SLIDE_NOTE, grad_title="gradient (diagonal constant)")], CONVENTIONS, "",
-        checks, aspect={"note": ASPECT_NOTE},
+        checks, constants=CONSTANTS, aspect={"note": ASPECT_NOTE},
         variants=[Variant("wiou_enclosing_grad", "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as "
                           "the paper's *)", params={"enclosing_grad": True})])
 

@@ -972,7 +972,7 @@ LOSSES['wiou_loss'] = LossInfo(
                   "it as a constant as the paper's * (False)"
               ), kind='bool', none_value=0.0),
     ),
-    args=('eps', 'version', 'iou_mean', 'gamma', 'alpha', 'delta', 'enclosing_grad'),
+    args=('eps', 'version', 'iou_mean', 'gamma', 'alpha', 'delta', 'enclosing_grad', 's1', 's3', 'g2', 'c3', 'la3'),
     kinks=None,
     variants=(
         Variant('wiou_enclosing_grad', (

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 15509
+# ops: 11998
 """Wise-IoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -25,11 +25,16 @@ def _constants(prec, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad
         alpha = Decimal(alpha)
         delta = Decimal(delta)
         enclosing_grad = Decimal(enclosing_grad)
-        return (float(eps), float(version), float(iou_mean), float(gamma), float(alpha), float(delta), float(enclosing_grad), )
+        s1 = ((Decimal(1) / Decimal(2)))*(Decimal(2) - version)*(Decimal(3) - version)  # 1 for v1, else 0
+        s3 = ((Decimal(1) / Decimal(2)))*(version + Decimal(-2))*(version + Decimal(-1))  # 1 for v3, else 0
+        g2 = gamma*(Decimal(3) - version)*(version + Decimal(-1))  # gamma for v2, else 0
+        c3 = ((Decimal(1) / Decimal(2)))*(version + Decimal(-2))*(version + Decimal(-1))*(delta*(alpha).ln() - (delta).ln() - (iou_mean).ln())  # delta ln alpha - ln delta - ln iou_mean for v3, else 0
+        la3 = ((Decimal(1) / Decimal(2)))*(version + Decimal(-2))*(version + Decimal(-1))*(alpha).ln()/iou_mean  # ln(alpha)/iou_mean for v3, else 0
+        return (float(eps), float(version), float(iou_mean), float(gamma), float(alpha), float(delta), float(enclosing_grad), float(s1), float(s3), float(g2), float(c3), float(la3), )
 
 
 def constants(eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
-    """Kernel arguments after the inputs: eps, version, iou_mean, gamma, alpha, delta, enclosing_grad.
+    """Kernel arguments after the inputs: eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3.
 
     Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
     give the same floats (a constant that cancels keeps its digits), and rounded once to
@@ -46,7 +51,7 @@ def constants(eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
     return _constants(2560, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
 
 
-def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     _s1 = px2 - tx2
     _s2 = tx1 - px1
     _s3 = px1 - tx1
@@ -63,7 +68,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
     _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
     l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-    if (version == 1.0):  # v1
+    if (l_iou == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -80,12 +85,9 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
         _s21 = max(px2, tx2) - min(px1, tx1)
         _s22 = max(py2, ty2) - min(py1, ty1)
         _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-        value = _t7*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         return value
-    elif (l_iou == 0.0):  # v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0
-        value = 0.0
-        return value
-    elif (version == 2.0):  # v2
+    else:  # r R_WIoU L_IoU
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -102,32 +104,12 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
         _s29 = max(px2, tx2) - min(px1, tx1)
         _s30 = max(py2, ty2) - min(py1, ty1)
         _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
-        value = _t7*_s31*math.pow(l_iou/iou_mean, gamma)/(_t6*max(_s13, _s13 - _s13) + _t7)
-        return value
-    else:  # v3
-        _t0 = math.log(alpha)
-        _t1 = _s3
-        _t2 = _s1
-        _t3 = _s8
-        _t4 = _s6
-        _t5 = -py1 + py2
-        _t6 = -ty1 + ty2
-        _t7 = max(_s5, _s5 - _s5)
-        _s32 = _t5*min(-px1 + px2, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _s33 = _t6*min(-tx1 + tx2, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _s34 = _t7*min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t8 = _s32 + _s33 + _s34 + _t7*min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9)) + eps
-        _s35 = 0.5*_t1 + 0.5*_t2
-        _s36 = 0.5*_t3 + 0.5*_t4
-        _s37 = max(px2, tx2) - min(px1, tx1)
-        _s38 = max(py2, ty2) - min(py1, ty1)
-        _s39 = math.exp((_t0*delta - _t0*l_iou/iou_mean - math.log(delta) - math.log(iou_mean) + math.log(l_iou)))
-        _s40 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
-        value = _t8*_s40*_s39/(_t7*max(_s13, _s13 - _s13) + _t8)
+        _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+        value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
         return value
 
 
-def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     _s1 = px2 - tx2
     _s2 = tx1 - px1
     _s3 = px1 - tx1
@@ -144,7 +126,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
     _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
     l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-    if (version == 1.0):  # v1
+    if (l_iou == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -161,7 +143,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _s21 = max(px2, tx2) - min(px1, tx1)
         _s22 = max(py2, ty2) - min(py1, ty1)
         _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-        value = _t7*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         _t8 = _s19
         _t9 = px1 - tx1
         _t10 = -_t9
@@ -173,45 +155,45 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
         _t17 = 2.0*_t16*enclosing_grad
         _t18 = _t11*_t17
-        _t19 = math.exp(_t16)
-        _t20 = _s13
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t6
-        _t23 = -px1 + px2
-        _t24 = -tx2
-        _t25 = -_t24 - tx1
-        _t26 = -_t22 + _t23*_t4 + _t25*_t5 + eps
-        _t27 = _t22/_t26
-        _t28 = _t19*(1.0 - _t27)
+        _t19 = _s13
+        _t20 = max(_t19, _t19 - _t19)
+        _t21 = _t20*_t6
+        _t22 = -px1 + px2
+        _t23 = -tx2
+        _t24 = -_t23 - tx1
+        _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+        _t26 = _t21/_t25
+        _t27 = s1*math.exp(_t16)
+        _t28 = _t27*(1.0 - _t26)
         _t29 = 1.0 if _t10 > 0.0 else 0.0
         _t30 = 1.0 if _t9 > 0.0 else 0.0
-        _t31 = min(_t25, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+        _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
         _t32 = _t31*_t5
         _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
         _t34 = _t33*_t6
         _t35 = _t32 + _t34
-        _t36 = min(_t23, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t37 = _t36*_t4 + eps
-        _t38 = _t22 + _t37
-        _t39 = _t21*(1.0 if _s5 > 0.0 else 0.0)
-        _t40 = _t39*((_t35 + _t38)/_t26)
+        _t38 = _t21 + _t37
+        _t39 = _t20*(1.0 if _s5 > 0.0 else 0.0)
+        _t40 = _t39*((_t35 + _t38)/_t25)
         _t41 = -_t29 - _t30 + 1.0
         _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
         _t43 = _t42*_t6
         _t44 = 0.5*_t39
-        _t45 = _t44*((_t35 + _t37 - _t43)/_t26)
+        _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
         _t46 = py1 - ty1
         _t47 = -_t46
         _t48 = _t13*_t17
         _t49 = 1.0 if _t47 > 0.0 else 0.0
         _t50 = 1.0 if _t46 > 0.0 else 0.0
-        _t51 = _t23*_t42 + _t35 + eps
-        _t52 = _t6*(1.0 if _t20 > 0.0 else 0.0)
-        _t53 = _t52*((_t22 + _t51)/_t26)
+        _t51 = _t22*_t42 + _t35 + eps
+        _t52 = _t6*(1.0 if _t19 > 0.0 else 0.0)
+        _t53 = _t52*((_t21 + _t51)/_t25)
         _t54 = -_t49 - _t50 + 1.0
         _t55 = 0.5*_t52
-        _t56 = _t55*((-_t21*_t36 + _t51)/_t26)
-        _t57 = _t24 + px2
+        _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
+        _t57 = _t23 + px2
         _t58 = 1.0 if _t57 > 0.0 else 0.0
         _t59 = -_t57
         _t60 = 1.0 if _t59 > 0.0 else 0.0
@@ -223,41 +205,30 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t66 = -_t63 - _t65 + 1.0
         _t67 = -_t8
         _t68 = _t32 + _t43
-        _t69 = _t39*((_t38 + _t68)/_t26)
-        _t70 = _t44*((-_t34 + _t37 + _t68)/_t26)
+        _t69 = _t39*((_t38 + _t68)/_t25)
+        _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
         _t71 = -_t12
-        _t72 = _t25*_t33 + _t43
-        _t73 = _t52*((_t38 + _t72)/_t26)
-        _t74 = _t55*((-_t21*_t31 + _t37 + _t72)/_t26)
+        _t72 = _t24*_t33 + _t43
+        _t73 = _t52*((_t38 + _t72)/_t25)
+        _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
         _s24 = _t28*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
-        d_px1 = -_t19*((_t27*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t26) + _s24
+        d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _s24
         _s25 = _t28*(((_t12 - -_t48*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))/_t15)
-        d_py1 = -_t19*((_t23*_t27*_t49 - _t50*_t53 - _t54*_t56)/_t26) + _s25
+        d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _s25
         _s26 = _t28*(((_t8 - _t18*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t15)
-        d_px2 = -_t19*((-_t27*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t26) + _s26
+        d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _s26
         _s27 = _t28*(((_t12 - _t48*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))/_t15)
-        d_py2 = -_t19*((-_t23*_t27*_t63 + _t53*_t65 + _t56*_t66)/_t26) + _s27
+        d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _s27
         _s28 = _t28*(((_t67 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
-        d_tx1 = -_t19*((_t27*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t26) + _s28
+        d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _s28
         _s29 = _t28*(((_t71 - -_t48*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t15)
-        d_ty1 = -_t19*((_t25*_t27*_t50 - _t49*_t73 - _t54*_t74)/_t26) + _s29
+        d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _s29
         _s30 = _t28*(((_t67 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
-        d_tx2 = -_t19*((-_t27*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t26) + _s30
+        d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _s30
         _s31 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
-        d_ty2 = -_t19*((-_t25*_t27*_t65 + _t63*_t73 + _t66*_t74)/_t26) + _s31
+        d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _s31
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    elif (l_iou == 0.0):  # v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0
-        value = 0.0
-        d_px1 = 0.0
-        d_py1 = 0.0
-        d_px2 = 0.0
-        d_py2 = 0.0
-        d_tx1 = 0.0
-        d_ty1 = 0.0
-        d_tx2 = 0.0
-        d_ty2 = 0.0
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    elif (version == 2.0):  # v2
+    else:  # r R_WIoU L_IoU
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -274,7 +245,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _s37 = max(px2, tx2) - min(px1, tx1)
         _s38 = max(py2, ty2) - min(py1, ty1)
         _s39 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
-        value = _t7*_s39*math.pow(l_iou/iou_mean, gamma)/(_t6*max(_s13, _s13 - _s13) + _t7)
+        _s40 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+        value = _t7*_s39*_s40*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
         _t8 = _s35
         _t9 = px1 - tx1
         _t10 = -_t9
@@ -305,171 +277,65 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t35 = _t34*_t4 + eps
         _t36 = _t21 + _t35
         _t37 = _t33 + _t36
-        _t38 = math.exp(_t16)*math.pow(((_t7/(_t28 + _t37)))/iou_mean, gamma)
-        _t39 = _t38*(1.0 - _t26)
-        _t40 = 1.0 if _t10 > 0.0 else 0.0
-        _t41 = 1.0 if _t9 > 0.0 else 0.0
-        _t42 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-        _t43 = _t42*(_t37/_t25)
-        _t44 = -_t40 - _t41 + 1.0
-        _t45 = 0.5*_t42
-        _t46 = _t45*((-_t28 + _t33 + _t35)/_t25)
-        _t47 = py1 - ty1
-        _t48 = -_t47
-        _t49 = _t13*_t17
-        _t50 = 1.0 if _t48 > 0.0 else 0.0
-        _t51 = 1.0 if _t47 > 0.0 else 0.0
-        _t52 = _t22*_t27 + _t33 + eps
-        _t53 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-        _t54 = _t53*((_t21 + _t52)/_t25)
-        _t55 = -_t50 - _t51 + 1.0
-        _t56 = 0.5*_t53
-        _t57 = _t56*((-_t20*_t34 + _t52)/_t25)
-        _t58 = _t23 + px2
-        _t59 = 1.0 if _t58 > 0.0 else 0.0
-        _t60 = -_t58
-        _t61 = 1.0 if _t60 > 0.0 else 0.0
-        _t62 = -_t59 - _t61 + 1.0
-        _t63 = py2 - ty2
-        _t64 = 1.0 if _t63 > 0.0 else 0.0
-        _t65 = -_t63
-        _t66 = 1.0 if _t65 > 0.0 else 0.0
-        _t67 = -_t64 - _t66 + 1.0
-        _t68 = -_t8
-        _t69 = _t28 + _t30
-        _t70 = _t42*((_t36 + _t69)/_t25)
-        _t71 = _t45*((-_t32 + _t35 + _t69)/_t25)
-        _t72 = -_t12
-        _t73 = _t24*_t31 + _t28
-        _t74 = _t53*((_t36 + _t73)/_t25)
-        _t75 = _t56*((-_t20*_t29 + _t35 + _t73)/_t25)
-        _s40 = _t39*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
-        d_px1 = -_t38*((_t26*_t4*_t40 - _t41*_t43 - _t44*_t46)/_t25) + _s40
-        _s41 = _t39*(((_t12 - -_t49*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))/_t15)
-        d_py1 = -_t38*((_t22*_t26*_t50 - _t51*_t54 - _t55*_t57)/_t25) + _s41
-        _s42 = _t39*(((_t8 - _t18*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t15)
-        d_px2 = -_t38*((-_t26*_t4*_t59 + _t43*_t61 + _t46*_t62)/_t25) + _s42
-        _s43 = _t39*(((_t12 - _t49*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t15)
-        d_py2 = -_t38*((-_t22*_t26*_t64 + _t54*_t66 + _t57*_t67)/_t25) + _s43
-        _s44 = _t39*(((_t68 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
-        d_tx1 = -_t38*((_t26*_t41*_t5 - _t40*_t70 - _t44*_t71)/_t25) + _s44
-        _s45 = _t39*(((_t72 - -_t49*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))/_t15)
-        d_ty1 = -_t38*((_t24*_t26*_t51 - _t50*_t74 - _t55*_t75)/_t25) + _s45
-        _s46 = _t39*(((_t68 - _t18*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t15)
-        d_tx2 = -_t38*((-_t26*_t5*_t61 + _t59*_t70 + _t62*_t71)/_t25) + _s46
-        _s47 = _t39*(((_t72 - _t49*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))))/_t15)
-        d_ty2 = -_t38*((-_t24*_t26*_t66 + _t64*_t74 + _t67*_t75)/_t25) + _s47
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # v3
-        _t0 = math.log(alpha)
-        _t1 = _s3
-        _t2 = _s1
-        _t3 = _s8
-        _t4 = _s6
-        _t5 = -py1 + py2
-        _t6 = -ty1 + ty2
-        _t7 = max(_s5, _s5 - _s5)
-        _s48 = _t5*min(-px1 + px2, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _s49 = _t6*min(-tx1 + tx2, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _s50 = _t7*min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t8 = _s48 + _s49 + _s50 + _t7*min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9)) + eps
-        _s51 = 0.5*_t1 + 0.5*_t2
-        _s52 = 0.5*_t3 + 0.5*_t4
-        _s53 = max(px2, tx2) - min(px1, tx1)
-        _s54 = max(py2, ty2) - min(py1, ty1)
-        _s55 = math.exp((_t0*delta - _t0*l_iou/iou_mean - math.log(delta) - math.log(iou_mean) + math.log(l_iou)))
-        _s56 = math.exp(((_s51*_s51) + (_s52*_s52))/(eps + (_s53*_s53) + (_s54*_s54)))
-        value = _t8*_s56*_s55/(_t7*max(_s13, _s13 - _s13) + _t8)
-        _t9 = _s51
-        _t10 = px1 - tx1
-        _t11 = -_t10
-        _t12 = _s53
-        _t13 = _s52
-        _t14 = _s54
-        _t15 = (_t12*_t12) + (_t14*_t14) + eps
-        _t16 = _t15*enclosing_grad + (1.0 - enclosing_grad)*_t15
-        _t17 = ((_t13*_t13) + (_t9*_t9))/_t16
-        _t18 = 2.0*_t17*enclosing_grad
-        _t19 = _t12*_t18
-        _t20 = _s13
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t7
-        _t23 = -px1 + px2
-        _t24 = -tx2
-        _t25 = -_t24 - tx1
-        _t26 = -_t22 + _t23*_t5 + _t25*_t6 + eps
-        _t27 = _t22/_t26
-        _t28 = min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t29 = _t28*_t7
-        _t30 = min(_t25, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _t31 = _t30*_t6
-        _t32 = min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9))
-        _t33 = _t32*_t7
-        _t34 = _t31 + _t33
-        _t35 = min(_t23, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _t36 = _t35*_t5 + eps
-        _t37 = _t22 + _t36
-        _t38 = _t34 + _t37
-        _t39 = (_t8/(_t29 + _t38))
-        _s57 = math.exp((-_t0*_t39/iou_mean + _t0*delta + math.log(_t39) - math.log(delta) - math.log(iou_mean)))
-        _t40 = math.exp(_t17)*_s57
-        _t41 = _t40*(1.0 - _t27)
-        _t42 = 1.0 if _t11 > 0.0 else 0.0
-        _t43 = 1.0 if _t10 > 0.0 else 0.0
-        _t44 = _t21*(1.0 if _s5 > 0.0 else 0.0)
-        _t45 = _t44*(_t38/_t26)
-        _t46 = -_t42 - _t43 + 1.0
-        _t47 = 0.5*_t44
-        _t48 = _t47*((-_t29 + _t34 + _t36)/_t26)
-        _t49 = py1 - ty1
-        _t50 = -_t49
-        _t51 = _t14*_t18
-        _t52 = 1.0 if _t50 > 0.0 else 0.0
-        _t53 = 1.0 if _t49 > 0.0 else 0.0
-        _t54 = _t23*_t28 + _t34 + eps
-        _t55 = _t7*(1.0 if _t20 > 0.0 else 0.0)
-        _t56 = _t55*((_t22 + _t54)/_t26)
-        _t57 = -_t52 - _t53 + 1.0
-        _t58 = 0.5*_t55
-        _t59 = _t58*((-_t21*_t35 + _t54)/_t26)
-        _t60 = _t24 + px2
-        _t61 = 1.0 if _t60 > 0.0 else 0.0
-        _t62 = -_t60
-        _t63 = 1.0 if _t62 > 0.0 else 0.0
-        _t64 = -_t61 - _t63 + 1.0
-        _t65 = py2 - ty2
-        _t66 = 1.0 if _t65 > 0.0 else 0.0
-        _t67 = -_t65
-        _t68 = 1.0 if _t67 > 0.0 else 0.0
-        _t69 = -_t66 - _t68 + 1.0
-        _t70 = -_t9
-        _t71 = _t29 + _t31
-        _t72 = _t44*((_t37 + _t71)/_t26)
-        _t73 = _t47*((-_t33 + _t36 + _t71)/_t26)
-        _t74 = -_t13
-        _t75 = _t25*_t32 + _t29
-        _t76 = _t55*((_t37 + _t75)/_t26)
-        _t77 = _t58*((-_t21*_t30 + _t36 + _t75)/_t26)
-        _s58 = _t41*(((_t9 - -_t19*(1.0 if _t11 > 0.0 else (0.5 if _t11 == 0.0 else 0.0))))/_t16)
-        d_px1 = -_t40*((_t27*_t42*_t5 - _t43*_t45 - _t46*_t48)/_t26) + _s58
-        _s59 = _t41*(((_t13 - -_t51*(1.0 if _t50 > 0.0 else (0.5 if _t50 == 0.0 else 0.0))))/_t16)
-        d_py1 = -_t40*((_t23*_t27*_t52 - _t53*_t56 - _t57*_t59)/_t26) + _s59
-        _s60 = _t41*(((_t9 - _t19*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t16)
-        d_px2 = -_t40*((-_t27*_t5*_t61 + _t45*_t63 + _t48*_t64)/_t26) + _s60
-        _s61 = _t41*(((_t13 - _t51*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))))/_t16)
-        d_py2 = -_t40*((-_t23*_t27*_t66 + _t56*_t68 + _t59*_t69)/_t26) + _s61
-        _s62 = _t41*(((_t70 - -_t19*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t16)
-        d_tx1 = -_t40*((_t27*_t43*_t6 - _t42*_t72 - _t46*_t73)/_t26) + _s62
-        _s63 = _t41*(((_t74 - -_t51*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))/_t16)
-        d_ty1 = -_t40*((_t25*_t27*_t53 - _t52*_t76 - _t57*_t77)/_t26) + _s63
-        _s64 = _t41*(((_t70 - _t19*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))/_t16)
-        d_tx2 = -_t40*((-_t27*_t6*_t63 + _t61*_t72 + _t64*_t73)/_t26) + _s64
-        _s65 = _t41*(((_t74 - _t51*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))))/_t16)
-        d_ty2 = -_t40*((-_t25*_t27*_t68 + _t66*_t76 + _t69*_t77)/_t26) + _s65
+        _t38 = (_t7/(_t28 + _t37))
+        _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
+        _t40 = _t39*(1.0 - _t26)
+        _t41 = 1.0 if _t10 > 0.0 else 0.0
+        _t42 = 1.0 if _t9 > 0.0 else 0.0
+        _t43 = _t20*(1.0 if _s5 > 0.0 else 0.0)
+        _t44 = _t43*(_t37/_t25)
+        _t45 = -_t41 - _t42 + 1.0
+        _t46 = 0.5*_t43
+        _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
+        _t48 = py1 - ty1
+        _t49 = -_t48
+        _t50 = _t13*_t17
+        _t51 = 1.0 if _t49 > 0.0 else 0.0
+        _t52 = 1.0 if _t48 > 0.0 else 0.0
+        _t53 = _t22*_t27 + _t33 + eps
+        _t54 = _t6*(1.0 if _t19 > 0.0 else 0.0)
+        _t55 = _t54*((_t21 + _t53)/_t25)
+        _t56 = -_t51 - _t52 + 1.0
+        _t57 = 0.5*_t54
+        _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
+        _t59 = _t23 + px2
+        _t60 = 1.0 if _t59 > 0.0 else 0.0
+        _t61 = -_t59
+        _t62 = 1.0 if _t61 > 0.0 else 0.0
+        _t63 = -_t60 - _t62 + 1.0
+        _t64 = py2 - ty2
+        _t65 = 1.0 if _t64 > 0.0 else 0.0
+        _t66 = -_t64
+        _t67 = 1.0 if _t66 > 0.0 else 0.0
+        _t68 = -_t65 - _t67 + 1.0
+        _t69 = -_t8
+        _t70 = _t28 + _t30
+        _t71 = _t43*((_t36 + _t70)/_t25)
+        _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
+        _t73 = -_t12
+        _t74 = _t24*_t31 + _t28
+        _t75 = _t54*((_t36 + _t74)/_t25)
+        _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
+        _s41 = _t40*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
+        d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _s41
+        _s42 = _t40*(((_t12 - -_t50*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))/_t15)
+        d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _s42
+        _s43 = _t40*(((_t8 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
+        d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _s43
+        _s44 = _t40*(((_t12 - _t50*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
+        d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _s44
+        _s45 = _t40*(((_t69 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
+        d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _s45
+        _s46 = _t40*(((_t73 - -_t50*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))/_t15)
+        d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _s46
+        _s47 = _t40*(((_t69 - _t18*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t15)
+        d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _s47
+        _s48 = _t40*(((_t73 - _t50*(1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))))/_t15)
+        d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _s48
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
-def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     _s1 = px2 - tx2
     _s2 = tx1 - px1
     _s3 = px1 - tx1
@@ -486,7 +352,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
     _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
     l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-    if (version == _f32(1.0)):  # v1
+    if (l_iou == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -503,12 +369,9 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
         _s21 = max(px2, tx2) - min(px1, tx1)
         _s22 = max(py2, ty2) - min(py1, ty1)
         _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-        value = _t7*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         return value
-    elif (l_iou == _f32(0.0)):  # v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0
-        value = _f32(0.0)
-        return value
-    elif (version == _f32(2.0)):  # v2
+    else:  # r R_WIoU L_IoU
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -525,32 +388,12 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, ga
         _s29 = max(px2, tx2) - min(px1, tx1)
         _s30 = max(py2, ty2) - min(py1, ty1)
         _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
-        value = _t7*_s31*math.pow(l_iou/iou_mean, gamma)/(_t6*max(_s13, _s13 - _s13) + _t7)
-        return value
-    else:  # v3
-        _t0 = math.log(alpha)
-        _t1 = _s3
-        _t2 = _s1
-        _t3 = _s8
-        _t4 = _s6
-        _t5 = -py1 + py2
-        _t6 = -ty1 + ty2
-        _t7 = max(_s5, _s5 - _s5)
-        _s32 = _t5*min(-px1 + px2, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _s33 = _t6*min(-tx1 + tx2, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _s34 = _t7*min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t8 = _s32 + _s33 + _s34 + _t7*min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9)) + eps
-        _s35 = _f32(0.5)*_t1 + _f32(0.5)*_t2
-        _s36 = _f32(0.5)*_t3 + _f32(0.5)*_t4
-        _s37 = max(px2, tx2) - min(px1, tx1)
-        _s38 = max(py2, ty2) - min(py1, ty1)
-        _s39 = math.exp((_t0*delta - _t0*l_iou/iou_mean - math.log(delta) - math.log(iou_mean) + math.log(l_iou)))
-        _s40 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
-        value = _t8*_s40*_s39/(_t7*max(_s13, _s13 - _s13) + _t8)
+        _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+        value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
         return value
 
 
-def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     _s1 = px2 - tx2
     _s2 = tx1 - px1
     _s3 = px1 - tx1
@@ -567,7 +410,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
     _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
     _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
     l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-    if (version == _f32(1.0)):  # v1
+    if (l_iou == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -584,7 +427,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _s21 = max(px2, tx2) - min(px1, tx1)
         _s22 = max(py2, ty2) - min(py1, ty1)
         _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-        value = _t7*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         _t8 = _s19
         _t9 = px1 - tx1
         _t10 = -_t9
@@ -596,45 +439,45 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
         _t17 = _f32(2.0)*_t16*enclosing_grad
         _t18 = _t11*_t17
-        _t19 = math.exp(_t16)
-        _t20 = _s13
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t6
-        _t23 = -px1 + px2
-        _t24 = -tx2
-        _t25 = -_t24 - tx1
-        _t26 = -_t22 + _t23*_t4 + _t25*_t5 + eps
-        _t27 = _t22/_t26
-        _t28 = _t19*(_f32(1.0) - _t27)
+        _t19 = _s13
+        _t20 = max(_t19, _t19 - _t19)
+        _t21 = _t20*_t6
+        _t22 = -px1 + px2
+        _t23 = -tx2
+        _t24 = -_t23 - tx1
+        _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+        _t26 = _t21/_t25
+        _t27 = s1*math.exp(_t16)
+        _t28 = _t27*(_f32(1.0) - _t26)
         _t29 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
         _t30 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-        _t31 = min(_t25, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+        _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
         _t32 = _t31*_t5
         _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
         _t34 = _t33*_t6
         _t35 = _t32 + _t34
-        _t36 = min(_t23, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t37 = _t36*_t4 + eps
-        _t38 = _t22 + _t37
-        _t39 = _t21*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-        _t40 = _t39*((_t35 + _t38)/_t26)
+        _t38 = _t21 + _t37
+        _t39 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+        _t40 = _t39*((_t35 + _t38)/_t25)
         _t41 = -_t29 - _t30 + _f32(1.0)
         _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
         _t43 = _t42*_t6
         _t44 = _f32(0.5)*_t39
-        _t45 = _t44*((_t35 + _t37 - _t43)/_t26)
+        _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
         _t46 = py1 - ty1
         _t47 = -_t46
         _t48 = _t13*_t17
         _t49 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
         _t50 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-        _t51 = _t23*_t42 + _t35 + eps
-        _t52 = _t6*(_f32(1.0) if _t20 > _f32(0.0) else _f32(0.0))
-        _t53 = _t52*((_t22 + _t51)/_t26)
+        _t51 = _t22*_t42 + _t35 + eps
+        _t52 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
+        _t53 = _t52*((_t21 + _t51)/_t25)
         _t54 = -_t49 - _t50 + _f32(1.0)
         _t55 = _f32(0.5)*_t52
-        _t56 = _t55*((-_t21*_t36 + _t51)/_t26)
-        _t57 = _t24 + px2
+        _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
+        _t57 = _t23 + px2
         _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
         _t59 = -_t57
         _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
@@ -646,41 +489,30 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t66 = -_t63 - _t65 + _f32(1.0)
         _t67 = -_t8
         _t68 = _t32 + _t43
-        _t69 = _t39*((_t38 + _t68)/_t26)
-        _t70 = _t44*((-_t34 + _t37 + _t68)/_t26)
+        _t69 = _t39*((_t38 + _t68)/_t25)
+        _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
         _t71 = -_t12
-        _t72 = _t25*_t33 + _t43
-        _t73 = _t52*((_t38 + _t72)/_t26)
-        _t74 = _t55*((-_t21*_t31 + _t37 + _t72)/_t26)
+        _t72 = _t24*_t33 + _t43
+        _t73 = _t52*((_t38 + _t72)/_t25)
+        _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
         _s24 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t19*((_t27*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t26) + _t28*(_s24/_t15)
+        d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _t28*(_s24/_t15)
         _s25 = _t12 - -_t48*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t19*((_t23*_t27*_t49 - _t50*_t53 - _t54*_t56)/_t26) + _t28*(_s25/_t15)
+        d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _t28*(_s25/_t15)
         _s26 = _t8 - _t18*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-        d_px2 = -_t19*((-_t27*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t26) + _t28*(_s26/_t15)
+        d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _t28*(_s26/_t15)
         _s27 = _t12 - _t48*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t19*((-_t23*_t27*_t63 + _t53*_t65 + _t56*_t66)/_t26) + _t28*(_s27/_t15)
+        d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _t28*(_s27/_t15)
         _s28 = _t67 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t19*((_t27*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t26) + _t28*(_s28/_t15)
+        d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _t28*(_s28/_t15)
         _s29 = _t71 - -_t48*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t19*((_t25*_t27*_t50 - _t49*_t73 - _t54*_t74)/_t26) + _t28*(_s29/_t15)
+        d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _t28*(_s29/_t15)
         _s30 = _t67 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t19*((-_t27*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t26) + _t28*(_s30/_t15)
+        d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _t28*(_s30/_t15)
         _s31 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t19*((-_t25*_t27*_t65 + _t63*_t73 + _t66*_t74)/_t26) + _t28*(_s31/_t15)
+        d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _t28*(_s31/_t15)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    elif (l_iou == _f32(0.0)):  # v2, v3 at L_IoU = 0: beta = 0, the factor and the loss 0
-        value = _f32(0.0)
-        d_px1 = _f32(0.0)
-        d_py1 = _f32(0.0)
-        d_px2 = _f32(0.0)
-        d_py2 = _f32(0.0)
-        d_tx1 = _f32(0.0)
-        d_ty1 = _f32(0.0)
-        d_tx2 = _f32(0.0)
-        d_ty2 = _f32(0.0)
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    elif (version == _f32(2.0)):  # v2
+    else:  # r R_WIoU L_IoU
         _t0 = _s3
         _t1 = _s1
         _t2 = _s8
@@ -697,7 +529,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _s37 = max(px2, tx2) - min(px1, tx1)
         _s38 = max(py2, ty2) - min(py1, ty1)
         _s39 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
-        value = _t7*_s39*math.pow(l_iou/iou_mean, gamma)/(_t6*max(_s13, _s13 - _s13) + _t7)
+        _s40 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+        value = _t7*_s39*_s40*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
         _t8 = _s35
         _t9 = px1 - tx1
         _t10 = -_t9
@@ -728,165 +561,59 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou
         _t35 = _t34*_t4 + eps
         _t36 = _t21 + _t35
         _t37 = _t33 + _t36
-        _t38 = math.exp(_t16)*math.pow(((_t7/(_t28 + _t37)))/iou_mean, gamma)
-        _t39 = _t38*(_f32(1.0) - _t26)
-        _t40 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-        _t41 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-        _t42 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-        _t43 = _t42*(_t37/_t25)
-        _t44 = -_t40 - _t41 + _f32(1.0)
-        _t45 = _f32(0.5)*_t42
-        _t46 = _t45*((-_t28 + _t33 + _t35)/_t25)
-        _t47 = py1 - ty1
-        _t48 = -_t47
-        _t49 = _t13*_t17
-        _t50 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-        _t51 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-        _t52 = _t22*_t27 + _t33 + eps
-        _t53 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-        _t54 = _t53*((_t21 + _t52)/_t25)
-        _t55 = -_t50 - _t51 + _f32(1.0)
-        _t56 = _f32(0.5)*_t53
-        _t57 = _t56*((-_t20*_t34 + _t52)/_t25)
-        _t58 = _t23 + px2
-        _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-        _t60 = -_t58
-        _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
-        _t62 = -_t59 - _t61 + _f32(1.0)
-        _t63 = py2 - ty2
-        _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
-        _t65 = -_t63
-        _t66 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
-        _t67 = -_t64 - _t66 + _f32(1.0)
-        _t68 = -_t8
-        _t69 = _t28 + _t30
-        _t70 = _t42*((_t36 + _t69)/_t25)
-        _t71 = _t45*((-_t32 + _t35 + _t69)/_t25)
-        _t72 = -_t12
-        _t73 = _t24*_t31 + _t28
-        _t74 = _t53*((_t36 + _t73)/_t25)
-        _t75 = _t56*((-_t20*_t29 + _t35 + _t73)/_t25)
-        _s40 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t38*((_t26*_t4*_t40 - _t41*_t43 - _t44*_t46)/_t25) + _t39*(_s40/_t15)
-        _s41 = _t12 - -_t49*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t38*((_t22*_t26*_t50 - _t51*_t54 - _t55*_t57)/_t25) + _t39*(_s41/_t15)
-        _s42 = _t8 - _t18*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        d_px2 = -_t38*((-_t26*_t4*_t59 + _t43*_t61 + _t46*_t62)/_t25) + _t39*(_s42/_t15)
-        _s43 = _t12 - _t49*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t38*((-_t22*_t26*_t64 + _t54*_t66 + _t57*_t67)/_t25) + _t39*(_s43/_t15)
-        _s44 = _t68 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t38*((_t26*_t41*_t5 - _t40*_t70 - _t44*_t71)/_t25) + _t39*(_s44/_t15)
-        _s45 = _t72 - -_t49*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t38*((_t24*_t26*_t51 - _t50*_t74 - _t55*_t75)/_t25) + _t39*(_s45/_t15)
-        _s46 = _t68 - _t18*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t38*((-_t26*_t5*_t61 + _t59*_t70 + _t62*_t71)/_t25) + _t39*(_s46/_t15)
-        _s47 = _t72 - _t49*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t38*((-_t24*_t26*_t66 + _t64*_t74 + _t67*_t75)/_t25) + _t39*(_s47/_t15)
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # v3
-        _t0 = math.log(alpha)
-        _t1 = _s3
-        _t2 = _s1
-        _t3 = _s8
-        _t4 = _s6
-        _t5 = -py1 + py2
-        _t6 = -ty1 + ty2
-        _t7 = max(_s5, _s5 - _s5)
-        _s48 = _t5*min(-px1 + px2, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _s49 = _t6*min(-tx1 + tx2, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _s50 = _t7*min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t8 = _s48 + _s49 + _s50 + _t7*min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9)) + eps
-        _s51 = _f32(0.5)*_t1 + _f32(0.5)*_t2
-        _s52 = _f32(0.5)*_t3 + _f32(0.5)*_t4
-        _s53 = max(px2, tx2) - min(px1, tx1)
-        _s54 = max(py2, ty2) - min(py1, ty1)
-        _s55 = math.exp((_t0*delta - _t0*l_iou/iou_mean - math.log(delta) - math.log(iou_mean) + math.log(l_iou)))
-        _s56 = math.exp(((_s51*_s51) + (_s52*_s52))/(eps + (_s53*_s53) + (_s54*_s54)))
-        value = _t8*_s56*_s55/(_t7*max(_s13, _s13 - _s13) + _t8)
-        _t9 = _s51
-        _t10 = px1 - tx1
-        _t11 = -_t10
-        _t12 = _s53
-        _t13 = _s52
-        _t14 = _s54
-        _t15 = (_t12*_t12) + (_t14*_t14) + eps
-        _t16 = _t15*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t15
-        _t17 = ((_t13*_t13) + (_t9*_t9))/_t16
-        _t18 = _f32(2.0)*_t17*enclosing_grad
-        _t19 = _t12*_t18
-        _t20 = _s13
-        _t21 = max(_t20, _t20 - _t20)
-        _t22 = _t21*_t7
-        _t23 = -px1 + px2
-        _t24 = -tx2
-        _t25 = -_t24 - tx1
-        _t26 = -_t22 + _t23*_t5 + _t25*_t6 + eps
-        _t27 = _t22/_t26
-        _t28 = min(_t5, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-        _t29 = _t28*_t7
-        _t30 = min(_t25, max(_t1, _t1 - _t1) + max(_s4, _s4 - _s4))
-        _t31 = _t30*_t6
-        _t32 = min(_t6, max(_t3, _t3 - _t3) + max(_s9, _s9 - _s9))
-        _t33 = _t32*_t7
-        _t34 = _t31 + _t33
-        _t35 = min(_t23, max(_t2, _t2 - _t2) + max(_s2, _s2 - _s2))
-        _t36 = _t35*_t5 + eps
-        _t37 = _t22 + _t36
-        _t38 = _t34 + _t37
-        _t39 = (_t8/(_t29 + _t38))
-        _s57 = math.exp((-_t0*_t39/iou_mean + _t0*delta + math.log(_t39) - math.log(delta) - math.log(iou_mean)))
-        _t40 = math.exp(_t17)*_s57
-        _t41 = _t40*(_f32(1.0) - _t27)
-        _t42 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
-        _t43 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-        _t44 = _t21*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-        _t45 = _t44*(_t38/_t26)
-        _t46 = -_t42 - _t43 + _f32(1.0)
-        _t47 = _f32(0.5)*_t44
-        _t48 = _t47*((-_t29 + _t34 + _t36)/_t26)
-        _t49 = py1 - ty1
-        _t50 = -_t49
-        _t51 = _t14*_t18
-        _t52 = _f32(1.0) if _t50 > _f32(0.0) else _f32(0.0)
-        _t53 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
-        _t54 = _t23*_t28 + _t34 + eps
-        _t55 = _t7*(_f32(1.0) if _t20 > _f32(0.0) else _f32(0.0))
-        _t56 = _t55*((_t22 + _t54)/_t26)
-        _t57 = -_t52 - _t53 + _f32(1.0)
-        _t58 = _f32(0.5)*_t55
-        _t59 = _t58*((-_t21*_t35 + _t54)/_t26)
-        _t60 = _t24 + px2
-        _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
-        _t62 = -_t60
-        _t63 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-        _t64 = -_t61 - _t63 + _f32(1.0)
-        _t65 = py2 - ty2
-        _t66 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
-        _t67 = -_t65
-        _t68 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-        _t69 = -_t66 - _t68 + _f32(1.0)
-        _t70 = -_t9
-        _t71 = _t29 + _t31
-        _t72 = _t44*((_t37 + _t71)/_t26)
-        _t73 = _t47*((-_t33 + _t36 + _t71)/_t26)
-        _t74 = -_t13
-        _t75 = _t25*_t32 + _t29
-        _t76 = _t55*((_t37 + _t75)/_t26)
-        _t77 = _t58*((-_t21*_t30 + _t36 + _t75)/_t26)
-        _s58 = _t9 - -_t19*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t40*((_t27*_t42*_t5 - _t43*_t45 - _t46*_t48)/_t26) + _t41*(_s58/_t16)
-        _s59 = _t13 - -_t51*(_f32(1.0) if _t50 > _f32(0.0) else (_f32(0.5) if _t50 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t40*((_t23*_t27*_t52 - _t53*_t56 - _t57*_t59)/_t26) + _t41*(_s59/_t16)
-        _s60 = _t9 - _t19*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-        d_px2 = -_t40*((-_t27*_t5*_t61 + _t45*_t63 + _t48*_t64)/_t26) + _t41*(_s60/_t16)
-        _s61 = _t13 - _t51*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t40*((-_t23*_t27*_t66 + _t56*_t68 + _t59*_t69)/_t26) + _t41*(_s61/_t16)
-        _s62 = _t70 - -_t19*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t40*((_t27*_t43*_t6 - _t42*_t72 - _t46*_t73)/_t26) + _t41*(_s62/_t16)
-        _s63 = _t74 - -_t51*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t40*((_t25*_t27*_t53 - _t52*_t76 - _t57*_t77)/_t26) + _t41*(_s63/_t16)
-        _s64 = _t70 - _t19*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t40*((-_t27*_t6*_t63 + _t61*_t72 + _t64*_t73)/_t26) + _t41*(_s64/_t16)
-        _s65 = _t74 - _t51*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t40*((-_t25*_t27*_t68 + _t66*_t76 + _t69*_t77)/_t26) + _t41*(_s65/_t16)
+        _t38 = (_t7/(_t28 + _t37))
+        _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
+        _t40 = _t39*(_f32(1.0) - _t26)
+        _t41 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+        _t42 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+        _t43 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+        _t44 = _t43*(_t37/_t25)
+        _t45 = -_t41 - _t42 + _f32(1.0)
+        _t46 = _f32(0.5)*_t43
+        _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
+        _t48 = py1 - ty1
+        _t49 = -_t48
+        _t50 = _t13*_t17
+        _t51 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
+        _t52 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
+        _t53 = _t22*_t27 + _t33 + eps
+        _t54 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
+        _t55 = _t54*((_t21 + _t53)/_t25)
+        _t56 = -_t51 - _t52 + _f32(1.0)
+        _t57 = _f32(0.5)*_t54
+        _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
+        _t59 = _t23 + px2
+        _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
+        _t61 = -_t59
+        _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+        _t63 = -_t60 - _t62 + _f32(1.0)
+        _t64 = py2 - ty2
+        _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
+        _t66 = -_t64
+        _t67 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
+        _t68 = -_t65 - _t67 + _f32(1.0)
+        _t69 = -_t8
+        _t70 = _t28 + _t30
+        _t71 = _t43*((_t36 + _t70)/_t25)
+        _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
+        _t73 = -_t12
+        _t74 = _t24*_t31 + _t28
+        _t75 = _t54*((_t36 + _t74)/_t25)
+        _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
+        _s41 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _t40*(_s41/_t15)
+        _s42 = _t12 - -_t50*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
+        d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _t40*(_s42/_t15)
+        _s43 = _t8 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _t40*(_s43/_t15)
+        _s44 = _t12 - _t50*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+        d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _t40*(_s44/_t15)
+        _s45 = _t69 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _t40*(_s45/_t15)
+        _s46 = _t73 - -_t50*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _t40*(_s46/_t15)
+        _s47 = _t69 - _t18*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _t40*(_s47/_t15)
+        _s48 = _t73 - _t50*(_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _t40*(_s48/_t15)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

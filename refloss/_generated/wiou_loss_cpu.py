@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 af7243d2ab8ff597
+# scalar kernels: sha256 c8cddc777a0317b0
 """Wise-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -25,9 +25,10 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
-        enclosing_grad):
+        enclosing_grad, s1, s3, g2, c3, la3):
     out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad,
+            s1, s3, g2, c3, la3)
     return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
             or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
             or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
@@ -37,26 +38,28 @@ def _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha, 
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad)
+                    delta, enclosing_grad, s1, s3, g2, c3, la3)
     else:
         for i in prange(n):
             bad += _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad)
+                    delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, version,
-        iou_mean, gamma, alpha, delta, enclosing_grad):
+        iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
             pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2,
+            c3, la3)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -76,25 +79,26 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, ep
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad):
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
-        enclosing_grad):
+        enclosing_grad, s1, s3, g2, c3, la3):
     out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad,
+            s1, s3, g2, c3, la3)
     return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
             or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
             or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
@@ -104,26 +108,28 @@ def _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha, 
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad)
+                    delta, enclosing_grad, s1, s3, g2, c3, la3)
     else:
         for i in prange(n):
             bad += _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad)
+                    delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, version,
-        iou_mean, gamma, alpha, delta, enclosing_grad):
+        iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
             pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2,
+            c3, la3)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -143,15 +149,15 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, ep
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad):
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 af7243d2ab8ff597
+# scalar kernels: sha256 c8cddc777a0317b0
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,20 +18,22 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
                 target[i, 1], target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha,
-                delta, enclosing_grad)
+                delta, enclosing_grad, s1, s3, g2, c3, la3)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad):
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3,
+                g2, c3, la3)
         out[i] = v
         d_pred[i, 0] = g_px1 / divisor
         d_pred[i, 1] = g_py1 / divisor
@@ -44,20 +46,22 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, versio
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad):
+def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
                 target[i, 1], target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha,
-                delta, enclosing_grad)
+                delta, enclosing_grad, s1, s3, g2, c3, la3)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad):
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad)
+                target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3,
+                g2, c3, la3)
         out[i] = v
         d_pred[i, 0] = g_px1 / divisor
         d_pred[i, 1] = g_py1 / divisor
