@@ -19,6 +19,8 @@ from ._retinanet_ssd import retinanet_loss, ssd_loss
 from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
 from ._yolo_losses import yolo_assign, yolov1_assign, yolov1_loss, yolov2_loss, yolov3_loss, yolov4_loss
 
+from ._wiou import wiou_momentum, wiou_update_mean
+
 from ._version import __version__
 
 try:
@@ -49,4 +51,5 @@ YOLO_LOSSES = _names("yolo")
 
 __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES",
            "YOLO_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask",
-           "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss", *ALL_LOSSES]
+           "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss",
+           "wiou_update_mean", "wiou_momentum", *ALL_LOSSES]

@@ -542,6 +542,10 @@ CODES = {
                          "focal_eiou_loss, focal_l1_eiou_loss"),
     "copied_balanced_l1_form": ("the widely copied (b|x|+1) Balanced L1 form, right only at beta = 1",
                                 "Balanced L1"),
+    "siou_distance_reward": ("SIoU's distance cost with exp(+gamma rho) (mmdetection's SIoULoss default "
+                             "neg_gamma=False): a reward for moving the centres apart, not the paper's cost",
+                             "siou_loss"),
+    "wiou_enclosing_grad": ("Wise-IoU's W_g^2 + H_g^2 differentiated, where the paper detaches it (*)", "wiou_loss"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),

@@ -51,7 +51,7 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
     lines = [f"{info.title}.", "", info.formula, "", "Parameters", "----------"]
     lines += _input_lines(info)
     for p in info.params:
-        kind = {"bool": "bool", "optional": "float or None"}.get(p.kind, "float")
+        kind = {"bool": "bool", "optional": "float or None", "int": "int"}.get(p.kind, "float")
         lines += [f"{p.name} : {kind}, default {p.default!r}", f"    {p.doc}; ``{p.rule}``."]
     lines += [
         'reduction : {"none", "mean", "sum"}, default "none"',
@@ -86,7 +86,10 @@ class Loss:
         # per input: (box layout "xyxy", "xywh" or None, (lo, hi) range or None)
         self._input_rules = tuple((layout, info.ranges.get(n)) for n, layout in zip(info.inputs, info.layouts))
         self._modules = {}
-        self._kernel_args = lru_cache(maxsize=1024)(self._kernel_args_uncached)
+        # keyed on the values' types too: True == 1 and hash(True) == hash(1), so a key of values alone let
+        # version=True (or beta=True) through unvalidated once version=1 (beta=1) was cached
+        self._kernel_args = lru_cache(maxsize=1024)(lambda values, precision, _types:
+                                                    self._kernel_args_uncached(values, precision))
         self.value_and_grad = _ValueAndGrad(self)
 
     def _module(self, which: str):
@@ -197,7 +200,7 @@ class Loss:
             result = self._evaluate(with_grad, inputs, params, reduction, dt, device, validate)
             return _cast(result, out_dt)
         try:
-            args = self._kernel_args(values, precision)
+            args = self._kernel_args(values, precision, tuple(type(v) for v in values))
         except TypeError:  # unhashable parameter value: check it without the cache
             args = self._kernel_args_uncached(values, precision)
         if device != "cpu":

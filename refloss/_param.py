@@ -20,7 +20,7 @@ class Param(NamedTuple):
     upper_closed: bool
     rule: str
     doc: str
-    kind: str = "real"  # "real", "bool" (kernels get 0.0/1.0), "optional" (None -> none_value)
+    kind: str = "real"  # "real", "bool" (kernels get 0.0/1.0), "optional" (None -> none_value), "int"
     none_value: float = 0.0
 
     def to_float(self, value) -> float:
@@ -34,6 +34,8 @@ class Param(NamedTuple):
         if isinstance(value, (bool, str, bytes)) or not _is_real_scalar(value):
             raise TypeError(f"{self.name}: must be a real scalar, got {value!r}")
         v = float(value)
+        if self.kind == "int" and not v.is_integer():
+            raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
         if not self.admits(v):
             raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
         return v

@@ -84,4 +84,9 @@ REFERENCES = {
     "yolo_decode": Reference("yolo.decode_vjp", (
         {"variant": "v3", "stride": 8.0}, {"variant": "v4", "scale_xy": 1.2, "stride": 8.0},
         {"variant": "scaled", "stride": 8.0}), YOLO_ULP8),
+    # issue 15: SIoU (the paper's distance sign and mmdetection's) and Wise-IoU v1/v2/v3
+    "siou_loss": Reference("boxes.siou_loss", ({}, {"positive_exponent": True}, {"theta": 2.0, "eps": 1e-7}), BOX),
+    "wiou_loss": Reference("boxes.wiou_loss", (
+        {}, {"enclosing_grad": True, "eps": 1e-7}, {"version": 2, "iou_mean": 0.6}, {"version": 3, "iou_mean": 0.4}),
+        BOX),
 }

@@ -87,6 +87,10 @@ code                                meaning                                     
 ``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was       DIoU, GIoU losses
 ``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU;    Focal-EIoU (v1, v2)
                                     v2: IoU^gamma * EIoU)
+``siou_distance_reward``            SIoU's distance cost with exp(+gamma rho) (mmdetection's  SIoU loss
+                                    default neg_gamma=False): a reward, not the paper's cost
+``wiou_enclosing_grad``             Wise-IoU's W_g^2 + H_g^2 differentiated (the paper        Wise-IoU loss
+                                    detaches it)
 ``convention_only``                 only gradients at convention points differ: another one-  every loss
                                     sided derivative, not an error
 ``unexplained``                     matches no variant and no recogniser (also: the failures  every loss

@@ -100,6 +100,8 @@ def _param_strategy(p, wide=False):
     above 1 gives the negative class a negative weight, and the loss may then be negative."""
     if p.kind == "bool":
         return st.booleans()
+    if p.kind == "int":  # e.g. wiou_loss's version: the integers of its (bounded) range
+        return st.integers(int(math.ceil(p.lower)), int(math.floor(p.upper)))
     lo, hi = p.lower, p.upper
     if lo is None and hi is None:
         lo, hi = -1.0, 1.0
@@ -355,6 +357,9 @@ BOX_RANGES = {
     "iou": (0.0, 1.0), "iou_loss": (0.0, 1.0), "log_iou_loss": (0.0, math.inf),
     "giou": (-1.0, 1.0), "giou_loss": (0.0, 2.0), "diou": (-1.0, 1.0), "diou_loss": (0.0, 2.0),
     "ciou": (-2.0, 1.0), "ciou_loss": (0.0, 3.0), "eiou_loss": (0.0, 4.0), "focal_eiou_loss": (0.0, 4.0),
+    # SIoU: 1 - IoU + (Delta + Omega)/2, Omega in [0, 2]; the paper's Delta in [0, 2), mmdetection's
+    # (positive_exponent=True) 2 - e^(gamma rho_x) - e^(gamma rho_y) in (2 - 2e^2, 0] (gamma <= 2, rho_t < 1)
+    "siou_loss": (1.0 - math.e**2, 3.0),
 }
 # Upper bounds that are strict for pairs with a positive union: GIoU's (C - U)/C = 1 - U/C < 1
 # and DIoU's rho^2/c^2 < 1.  On the grid, in units of the grid, U >= 1 and C <= 2^28, and
@@ -601,7 +606,7 @@ def test_bounds_and_finite_gradients(name, data):
 # derivative, by design (docs/derivations): CIoU's constant alpha and darknet's dv, the
 # Focal-EIoU weight held constant.  Their finite-difference checks run with the derivative.
 TRUE_DERIVATIVE = {"ciou": {"alpha_grad": True, "darknet": False}, "ciou_loss": {"alpha_grad": True, "darknet": False},
-                   "focal_eiou_loss": {"weight_grad": True}}
+                   "focal_eiou_loss": {"weight_grad": True}, "wiou_loss": {"enclosing_grad": True, "version": 1}}
 # parameters at which the value jumps as the IoU crosses them (alpha = 0 unless IoU > alpha_gate): pairs
 # whose IoU lies within 5% of one have no derivative a finite difference could see
 GATES = {"ciou": "alpha_gate", "ciou_loss": "alpha_gate"}

@@ -38,7 +38,7 @@ class Param:
     lower_closed: bool = True
     upper: sp.Expr | None = None
     upper_closed: bool = True
-    kind: str = "real"  # "real"; "bool" (passed to kernels as 0.0/1.0); "optional" (None -> none_value)
+    kind: str = "real"  # "real"; "bool" (passed to kernels as 0.0/1.0); "optional" (None -> none_value); "int"
     none_value: float = 0.0
 
     def rule(self) -> str:
@@ -53,6 +53,8 @@ class Param:
         rule = f"{lo}{self.name}{hi}"
         if self.kind == "optional":
             return f"{self.name} is None or " + (rule if lo or hi else "a real number")
+        if self.kind == "int":
+            return f"{self.name} is an integer, {rule}"
         return rule
 
 

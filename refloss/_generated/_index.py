@@ -859,6 +859,161 @@ LOSSES['log_iou_loss'] = LossInfo(
 )
 
 
+# ---- siou_loss (box): SIoU loss
+LOSSES['siou_loss'] = LossInfo(
+    name='siou_loss',
+    title='SIoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('theta', 4.0, 1.0, True, None, True,
+              '1 <= theta', 'exponent of the shape cost (the paper: 4, searched in 2..6)'),
+        Param('positive_exponent', False, None, True, None, True,
+              'positive_exponent is True or False', (
+                  'distance cost 2 - exp(gamma rho_x) - exp(gamma rho_y) with gamma = 2 - Lambda '
+                  "(mmdetection's SIoULoss default neg_gamma=False: a reward, <= 0) instead of "
+                  "the paper's 2 - exp(-gamma rho_x) - exp(-gamma rho_y)"
+              ), kind='bool', none_value=0.0),
+    ),
+    args=('eps', 'theta', 'positive_exponent'),
+    kinks=None,
+    variants=(
+        Variant('siou_distance_reward', (
+            "positive_exponent=True (mmdetection's SIoULoss default neg_gamma=False: exp(+gamma "
+            'rho), the distance cost a reward)'
+        ), params={'positive_exponent': True}),
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - IoU + (Delta + Omega)/2: angle cost Lambda = 1 - 2 sin^2(arcsin(x) - pi/4) = '
+        '2|dx||dy|/(dx^2 + dy^2), distance cost Delta = sum_t (1 - exp(-(2 - Lambda) rho_t)), '
+        'rho_x = (dx/cw)^2, rho_y = (dy/ch)^2, shape cost Omega = sum_t (1 - '
+        'exp(-omega_t))^theta, omega_w = |wp - wt|/max(wp, wt). At coincident centres Delta = 0 '
+        'with gradient 0 (its limit).'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. The angle cost is sin(2 alpha) = 2 |dx| |dy|/(dx^2'
+        ' + dy^2), evaluated as 2t/(1 + t^2) with t = min(|dx|, |dy|)/max(|dx|, |dy|) (no '
+        'underflow of dx^2 + dy^2 for tiny offsets); |.| has gradient sign(x), 0 at 0 '
+        '(torch.abs). At coincident centres (dx = dy = 0) the angle is undefined but the distance'
+        ' cost is 0 whatever it is and its gradient tends to 0: the loss is 1 - IoU + Omega/2 '
+        'there, value and gradient (YOLOv6 and mmdetection add eps to the offsets instead; '
+        'several implementations give NaN there). omega_w = |w_p - w_t|/(max(w_p, w_t) + eps) is '
+        'NaN for two zero-width boxes when eps = 0 (so is IoU).'
+    ),
+    references=(
+        (
+            'Z. Gevorgyan, SIoU Loss: More Powerful Learning for Bounding Box Regression, '
+            'arXiv:2205.12740'
+        ),
+    ),
+    derivation='derivations/siou_loss.py',
+)
+
+
+# ---- wiou_loss (box): Wise-IoU loss
+LOSSES['wiou_loss'] = LossInfo(
+    name='wiou_loss',
+    title='Wise-IoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+        Param('version', 1, 1.0, True, 3.0, True,
+              'version is an integer, 1 <= version <= 3', (
+                  '1, 2 or 3: WIoU v1 (no focusing), v2 (monotonic focusing '
+                  '(L_IoU/iou_mean)^gamma) or v3 (non-monotonic focusing beta/(delta alpha^(beta '
+                  '- delta)))'
+              ), kind='int', none_value=0.0),
+        Param('iou_mean', 1.0, 0.0, False, 1.0, True,
+              '0 < iou_mean <= 1', (
+                  'running mean of L_IoU = 1 - IoU (v2, v3): training state made explicit (update'
+                  ' it with refloss.wiou_update_mean; the reference code starts it at 1)'
+              )),
+        Param('gamma', 0.5, 0.0, False, None, True,
+              '0 < gamma', 'exponent of the v2 focusing factor (the paper: 0.5)'),
+        Param('alpha', 1.9, 0.0, False, None, True,
+              '0 < alpha', 'alpha of the v3 focusing factor (the paper: 1.9)'),
+        Param('delta', 3.0, 0.0, False, None, True,
+              '0 < delta', 'delta of the v3 focusing factor (the paper: 3)'),
+        Param('enclosing_grad', False, None, True, None, True,
+              'enclosing_grad is True or False', (
+                  "differentiate the enclosing box's squared diagonal in R_WIoU (True), or treat "
+                  "it as a constant as the paper's * (False)"
+              ), kind='bool', none_value=0.0),
+    ),
+    args=('eps', 'version', 'iou_mean', 'gamma', 'alpha', 'delta', 'enclosing_grad', 's1', 's3', 'g2', 'c3', 'la3'),
+    kinks=None,
+    variants=(
+        Variant('wiou_enclosing_grad', (
+            "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as the paper's *)"
+        ), params={'enclosing_grad': True}),
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = r * exp(rho^2/(cw^2 + ch^2 + eps)*) * (1 - IoU), * detached (a constant in the '
+        'gradient): r = 1 (v1), (L_IoU*/iou_mean)^gamma (v2), beta/(delta alpha^(beta - delta)) '
+        'with beta = L_IoU*/iou_mean (v3); iou_mean the running mean of L_IoU = 1 - IoU '
+        '(refloss.wiou_update_mean).'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        "enclosing diagonal) the value is NaN. The paper's * (detach) is a constant in the "
+        'gradient: W_g^2 + H_g^2 in R_WIoU (unless enclosing_grad=True) and the v2/v3 focusing '
+        'factors (functions of L_IoU and iou_mean). iou_mean is an argument, not hidden state: '
+        'the reference code (Instinct323/wiou) and the peers built on it keep the running mean in'
+        ' the loss object, updated before the loss of each training batch is formed, and a run '
+        'resumed without it starts again at 1. NaN when both boxes are the same point (zero '
+        'diagonal, eps = 0).'
+    ),
+    references=(
+        (
+            'Z. Tong et al., Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing '
+            'Mechanism, arXiv:2301.10051'
+        ),
+    ),
+    derivation='derivations/wiou_loss.py',
+)
+
+
 # ---- bce_with_logits (classification): Binary cross-entropy with logits
 LOSSES['bce_with_logits'] = LossInfo(
     name='bce_with_logits',

@@ -511,3 +511,127 @@ def focal_l1_eiou_loss(pred, target, beta=0.8, eps=0.0) -> Result:
         return _Dual(profile.value(e.v), tuple(k * d for d in e.d))
 
     return _geometry_run(pred, target, eps, body)
+
+
+# ------------------------------------------- SIoU and Wise-IoU (issue 15)
+
+__all__ += ["siou_loss", "wiou_loss"]
+
+
+def _exp(x: _Dual) -> _Dual:
+    if mp.isnan(x.v):
+        return _Dual.nan()
+    v = mp.exp(x.v)
+    return _Dual(v, tuple(v * da for da in x.d))
+
+
+def _sqrt(x: _Dual) -> _Dual:
+    """sqrt(x) for x > 0 (derivative 1/(2 sqrt x))."""
+    v = mp.sqrt(x.v)
+    return _Dual(v, tuple(da / (2 * v) for da in x.d))
+
+
+def _sin(x: _Dual) -> _Dual:
+    c = mp.cos(x.v)
+    return _Dual(mp.sin(x.v), tuple(c * da for da in x.d))
+
+
+def _asin(x: _Dual) -> _Dual:
+    """arcsin(x) for |x| < 1."""
+    k = 1 / mp.sqrt(1 - x.v * x.v)
+    return _Dual(mp.asin(x.v), tuple(k * da for da in x.d))
+
+
+def _abs(x: _Dual) -> _Dual:
+    """|x| with torch.abs's derivative sign(x), 0 at x == 0."""
+    s = 1 if x.v > 0 else (-1 if x.v < 0 else 0)
+    return _Dual(abs(x.v), tuple(s * da for da in x.d))
+
+
+def siou_loss(pred, target, eps=0.0, theta=4.0, positive_exponent: bool = False) -> Result:
+    """SIoU loss (Gevorgyan, "SIoU Loss: More Powerful Learning for Bounding Box Regression",
+    arXiv 2205.12740), as the paper writes it: ``L = 1 - IoU + (Delta + Omega) / 2``.
+
+    * Angle cost: with the centre offsets ``c_w' = b_cx^gt - b_cx``, ``c_h' = b_cy^gt - b_cy`` and
+      ``sigma = sqrt(c_w'^2 + c_h'^2)``, ``sin(alpha) = |c_h'| / sigma``; the paper minimises alpha
+      when ``alpha <= pi/4`` and ``beta = pi/2 - alpha`` otherwise, so ``x = sin(alpha)`` if that is
+      ``<= sqrt(2)/2``, else ``x = sin(beta) = |c_w'| / sigma``; ``Lambda = 1 - 2 sin^2(arcsin(x) - pi/4)``.
+    * Distance cost: ``gamma = 2 - Lambda``, ``rho_x = c_w'^2 / (c_w^2 + eps)``, ``rho_y = c_h'^2 /
+      (c_h^2 + eps)`` (``c_w``, ``c_h`` the enclosing box's width and height),
+      ``Delta = sum_t (1 - exp(-gamma rho_t))``; ``positive_exponent=True`` (mmdetection's default
+      ``neg_gamma=False``): ``Delta = sum_t (1 - exp(gamma rho_t))``.
+    * Shape cost: ``omega_w = |w - w^gt| / (max(w, w^gt) + eps)``, ``omega_h`` likewise,
+      ``Omega = sum_t (1 - exp(-omega_t))**theta`` (``theta >= 1``; torch's pow conventions).
+
+    At coincident centres (``sigma = 0``) the angle is 0/0; refloss's convention is the limit of
+    the distance cost, 0 with gradient 0 (``|rho_t dgamma| = O(sigma)``).  ``|.|`` has torch's
+    derivative sign(x), 0 at 0.
+    """
+    theta = _to_mpf(theta)
+    if not (mp.isfinite(theta) and theta >= 1):
+        raise ValueError(f"theta must be finite and >= 1, got {theta!r}")
+
+    def body(g: _Geometry, p, t) -> _Dual:
+        half = mp.mpf(0.5)
+        cw_off = (t[0] + t[2] - p[0] - p[2]) * half
+        ch_off = (t[1] + t[3] - p[1] - p[3]) * half
+        if cw_off.v == 0 and ch_off.v == 0:
+            distance = _Dual(mp.zero)
+        else:
+            sigma = _sqrt(cw_off.square() + ch_off.square())
+            sin_alpha = _abs(ch_off) / sigma
+            x = sin_alpha if sin_alpha.v <= mp.sqrt(2) / 2 else _abs(cw_off) / sigma
+            angle = 1 - 2 * _sin(_asin(x) - mp.pi / 4).square()
+            gamma = 2 - angle
+            sign = 1 if positive_exponent else -1
+            distance = _Dual(mp.zero)
+            for off, c in ((cw_off, g.cw), (ch_off, g.ch)):
+                rho = off.square() / (c.square() + g.eps)
+                distance = distance + (1 - _exp(sign * gamma * rho))
+        shape = _Dual(mp.zero)
+        for a, b in ((g.wp, g.wt), (g.hp, g.ht)):
+            omega = _abs(a - b) / (_maximum(a, b) + g.eps)
+            shape = shape + _power(1 - _exp(-omega), theta)
+        return g.one_minus_iou + (distance + shape) * mp.mpf(0.5)
+
+    eps = _nonnegative(eps, "eps")
+    return _run(lambda p, t: body(_Geometry(p, t, eps), p, t), pred, target)
+
+
+def wiou_loss(pred, target, eps=0.0, version=1, iou_mean=1.0, gamma=0.5, alpha=1.9, delta=3.0,
+              enclosing_grad: bool = False) -> Result:
+    """Wise-IoU loss (Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing
+    Mechanism", arXiv 2301.10051).
+
+    * v1: ``L = R * L_IoU``, ``L_IoU = 1 - IoU``, ``R = exp(((x - x_gt)^2 + (y - y_gt)^2) / (W_g^2 + H_g^2)*)``
+      (centres, and the enclosing box's width and height; ``+ eps`` in the denominator as DIoU's);
+      the ``*`` detaches the denominator: a constant in the gradient (``enclosing_grad=True``
+      differentiates it).
+    * v2: ``L = (L_IoU* / iou_mean)**gamma * L_v1``.
+    * v3: ``L = r * L_v1``, ``r = beta / (delta * alpha**(beta - delta))``, ``beta = L_IoU* / iou_mean``.
+
+    ``iou_mean`` is the running mean of L_IoU the paper keeps as training state (``> 0``); the
+    focusing factors are constants in the gradient (``*``).
+    """
+    version = int(version) if version in (1, 2, 3) and not isinstance(version, bool) else None
+    if version is None:
+        raise ValueError("version must be 1, 2 or 3")
+    iou_mean, gamma, alpha, delta = (_to_mpf(v) for v in (iou_mean, gamma, alpha, delta))
+    for name, v in (("iou_mean", iou_mean), ("gamma", gamma), ("alpha", alpha), ("delta", delta)):
+        if not (mp.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+
+    def body(g: _Geometry) -> _Dual:
+        c2 = g.c2 if enclosing_grad else _const(g.c2)
+        l_iou = g.one_minus_iou
+        v1 = _exp(g.rho2 / c2) * l_iou
+        if version == 1 or mp.isnan(l_iou.v):
+            return v1
+        beta = l_iou.v / iou_mean
+        if version == 2:
+            factor = mp.power(beta, gamma)
+        else:
+            factor = beta / (delta * mp.power(alpha, beta - delta))
+        return _Dual(factor * v1.v, tuple(factor * d for d in v1.d))
+
+    return _geometry_run(pred, target, eps, body)

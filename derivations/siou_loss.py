@@ -1,0 +1,125 @@
+"""SCYLLA-IoU loss (Gevorgyan, SIoU Loss: More Powerful Learning for Bounding Box Regression,
+arXiv:2205.12740) on xyxy boxes.
+
+L = 1 - IoU + (Delta + Omega)/2 with
+- the angle cost Lambda = 1 - 2 sin^2(arcsin(x) - pi/4), x = sin(alpha) the sine of the angle
+  between the line joining the centres and the x axis (or the y axis, whichever is smaller: the
+  paper minimises alpha when alpha <= pi/4, else beta = pi/2 - alpha); Lambda = sin(2 alpha), the
+  same for alpha and pi/2 - alpha, evaluated as 2 t/(1 + t^2) with t = min(|dx|, |dy|)/max(|dx|, |dy|)
+  (= tan alpha), proved equal to the paper's form;
+- the distance cost Delta = sum_{x,y} (1 - exp(-gamma rho_t)), gamma = 2 - Lambda,
+  rho_x = (dx/c_w)^2, rho_y = (dy/c_h)^2 (c_w, c_h the enclosing box's width and height);
+- the shape cost Omega = sum_{w,h} (1 - exp(-omega_t))^theta, omega_w = |w_p - w_t|/max(w_p, w_t).
+
+At coincident centres (dx = dy = 0) the angle is undefined (0/0; peers' sigma + eps gives NaN
+gradients or a meaningless angle) but Delta = 0 whatever Lambda is, and its gradient tends to 0
+(|rho_t d gamma| <= sigma^2/c^2 * O(1/sigma)): the loss is 1 - IoU + Omega/2 there, with that
+gradient, its limit.  ``positive_exponent=True`` is mmdetection's SIoULoss default
+(neg_gamma=False): Delta = 2 - exp(gamma rho_x) - exp(gamma rho_y) <= 0, a reward for moving the
+centres apart.
+"""
+import sympy as sp
+
+from . import _boxes as B
+from refloss._derive.core import Param, Step, Variant, prove_equal
+from refloss._derive.functions import DiffOfDiffs, PowG, TMax, TMin, plain
+from .iou_loss import EPS
+
+NAME = "siou_loss"
+theta = sp.Symbol("theta", positive=True)
+pe = sp.Symbol("positive_exponent", nonnegative=True)
+off = sp.Symbol("off", nonnegative=True)  # max(|dx|, |dy|), 0 at coincident centres
+
+
+class Abs(sp.Abs):
+    """|x| of a real x, differentiated as sign(x) dx (sign(0) = 0, torch.abs); SymPy's Abs would bring in
+    re/im for the coordinate functions (Sub, DiffOfDiffs) it cannot tell are real.  Named Abs so that the
+    printers print it as abs (SymPy ignores the print method of a renamed subclass)."""
+
+    def _eval_derivative(self, s):
+        return sp.sign(self.args[0]) * self.args[0].diff(s)
+
+
+ax, ay = Abs(B.dx), Abs(B.dy)
+tan_alpha = TMin(ax, ay) / TMax(ax, ay)
+angle = 2 * tan_alpha / (1 + tan_alpha**2)  # Lambda = sin(2 alpha)
+gamma = 2 - angle
+sgn = 1 - 2 * pe  # +1: the paper's exp(-gamma rho); -1: mmdetection's default exp(+gamma rho)
+rho_x = B.dx**2 / (B.cw**2 + B.eps)
+rho_y = B.dy**2 / (B.ch**2 + B.eps)
+distance = (1 - sp.exp(-sgn * gamma * rho_x)) + (1 - sp.exp(-sgn * gamma * rho_y))
+omega_w = Abs(DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)) / (TMax(B.wp, B.wt) + B.eps)
+omega_h = Abs(DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2)) / (TMax(B.hp, B.ht) + B.eps)
+shape = PowG(1 - sp.exp(-omega_w), theta) + PowG(1 - sp.exp(-omega_h), theta)
+
+PARAMS = [
+    EPS,
+    Param("theta", theta, 4.0, "exponent of the shape cost (the paper: 4, searched in 2..6)", lower=sp.Integer(1)),
+    Param("positive_exponent", pe, False, "distance cost 2 - exp(gamma rho_x) - exp(gamma rho_y) with gamma = 2 - Lambda "
+          "(mmdetection's SIoULoss default neg_gamma=False: a reward, <= 0) instead of the paper's "
+          "2 - exp(-gamma rho_x) - exp(-gamma rho_y)", kind="bool"),
+]
+
+CONVENTIONS = (B.CONVENTIONS + " The angle cost is sin(2 alpha) = 2 |dx| |dy|/(dx^2 + dy^2), evaluated as 2t/(1 + t^2) with "
+               "t = min(|dx|, |dy|)/max(|dx|, |dy|) (no underflow of dx^2 + dy^2 for tiny offsets); |.| has gradient "
+               "sign(x), 0 at 0 (torch.abs). At coincident centres (dx = dy = 0) the angle is undefined but the "
+               "distance cost is 0 whatever it is and its gradient tends to 0: the loss is 1 - IoU + Omega/2 there, "
+               "value and gradient (YOLOv6 and mmdetection add eps to the offsets instead; several implementations "
+               "give NaN there). omega_w = |w_p - w_t|/(max(w_p, w_t) + eps) is NaN for two zero-width boxes when "
+               "eps = 0 (so is IoU).")
+
+
+def derive():
+    checks = []
+    a, b = sp.symbols("a b", positive=True)
+    paper_angle = 1 - 2 * sp.sin(sp.asin(a / sp.sqrt(a**2 + b**2)) - sp.pi / 4) ** 2
+    t = a / b
+    prove_equal(paper_angle, 2 * t / (1 + t**2), "the paper's angle cost 1 - 2 sin^2(arcsin(x) - pi/4), x = a/sigma, "
+                "equals 2t/(1 + t^2), t = a/b (a = min(|dx|, |dy|), b = max(|dx|, |dy|), sigma^2 = a^2 + b^2)",
+                checks, domain={a: (sp.Rational(1, 10), 1), b: (1, 2)}, numeric=True)
+    prove_equal(paper_angle, 2 * a * b / (a**2 + b**2), "... which is sin(2 alpha) = 2 |dx| |dy|/(dx^2 + dy^2), "
+                "symmetric in dx and dy (the paper's choice between alpha and beta = pi/2 - alpha does not change it)",
+                checks, domain={a: (sp.Rational(1, 10), 3), b: (sp.Rational(1, 10), 3)}, numeric=True)
+    base_value, base_diff = B.one_minus_iou + shape / 2, 1 - B.iou + shape / 2
+    k = B.box_kernel(
+        [(sp.Eq(off, 0), base_value, base_diff,
+          "coincident centres: the distance cost and its gradient are 0 (their limit)"),
+         (None, base_value + distance / 2, base_diff + distance / 2, "angle, distance and shape costs")],
+        args=(B.eps, theta, pe), prelude=((off, TMax(ax, ay)),), checks=checks, numeric_proof=True)
+    Lam, gam, rx, ry, D, O = sp.symbols("Lambda gamma rho_x rho_y Delta Omega")
+    steps = B.DISTANCE_STEPS + [
+        Step("The angle cost of the paper, with $x = \\sin\\alpha$ the sine of the smaller angle between the line joining "
+             "the centres and an axis ($\\sigma = \\sqrt{\\rho_x^2 + \\rho_y^2}$ the centres' distance),",
+             Lam, "1 - 2 \\sin^2\\left(\\arcsin x - \\frac{\\pi}{4}\\right) = \\sin 2\\alpha = "
+             "\\frac{2 |\\rho_x| |\\rho_y|}{\\rho_x^2 + \\rho_y^2}"),
+        Step("is evaluated as $2t/(1 + t^2)$, $t = \\min(|\\rho_x|, |\\rho_y|)/\\max(|\\rho_x|, |\\rho_y|) = \\tan\\alpha$ "
+             "(proved equal; no square of a tiny offset). The distance cost, with the enclosing box's width and height "
+             "(`positive_exponent=True` replaces $-\\gamma$ by $+\\gamma$, mmdetection's default):", D,
+             "\\sum_{t = x, y} \\left(1 - e^{-\\gamma r_t}\\right), \\qquad \\gamma = 2 - \\Lambda, \\quad "
+             "r_x = \\frac{\\rho_x^2}{c_w^2 + \\epsilon}, \\quad r_y = \\frac{\\rho_y^2}{c_h^2 + \\epsilon}"),
+        Step("The shape cost ($w_p - w_t$ evaluated as in the EIoU loss, from coordinate differences):", O,
+             "\\sum_{t = w, h} \\left(1 - e^{-\\omega_t}\\right)^\\theta, \\qquad "
+             "\\omega_w = \\frac{|w_p - w_t|}{\\max(w_p, w_t) + \\epsilon}, \\quad "
+             "\\omega_h = \\frac{|h_p - h_t|}{\\max(h_p, h_t) + \\epsilon}"),
+        Step("The loss; at coincident centres ($\\rho_x = \\rho_y = 0$, `off` = 0 in the kernel branches) "
+             "$\\Lambda$ is undefined but $\\Delta = 0$ and its gradient tends to 0, which the loss uses:", "L",
+             "1 - \\mathrm{IoU} + \\frac{\\Delta + \\Omega}{2}"),
+    ]
+    return B.box_spec(
+        NAME, "SIoU loss", "L = 1 - IoU + (Delta + Omega)/2: angle cost Lambda = 1 - 2 sin^2(arcsin(x) - pi/4) = "
+        "2|dx||dy|/(dx^2 + dy^2), distance cost Delta = sum_t (1 - exp(-(2 - Lambda) rho_t)), rho_x = (dx/cw)^2, "
+        "rho_y = (dy/ch)^2, shape cost Omega = sum_t (1 - exp(-omega_t))^theta, omega_w = |wp - wt|/max(wp, wt). "
+        "At coincident centres Delta = 0 with gradient 0 (its limit).",
+        ["Z. Gevorgyan, SIoU Loss: More Powerful Learning for Bounding Box Regression, arXiv:2205.12740"],
+        PARAMS, {p: k for p in ("f64", "f32")}, steps,
+        [B.slide_plot("SIoU loss", note=SLIDE_NOTE)], CONVENTIONS, "", checks, aspect={"note": ASPECT_NOTE},
+        variants=[Variant("siou_distance_reward", "positive_exponent=True (mmdetection's SIoULoss default "
+                          "neg_gamma=False: exp(+gamma rho), the distance cost a reward)",
+                          params={"positive_exponent": True})])
+
+
+SLIDE_NOTE = ("Both boxes are unit squares, so the shape cost is 0. At dy = 0 the centres lie on a horizontal line: "
+              "the angle cost is 0, gamma = 2 and only rho_x counts; at dy = 0.5 the angle grows as the box nears "
+              "the target and the distance cost keeps a gradient where the boxes do not overlap.")
+ASPECT_NOTE = ("With equal centres the distance cost is 0 (its limit, used at coincident centres) and the loss is "
+               "1 - IoU plus half the shape cost (1 - exp(-omega))^4, which is flat near equal widths.")
