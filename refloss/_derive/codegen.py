@@ -353,6 +353,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_RealAbs(self, expr):
+        return f"abs({self._print(expr.args[0])})"
+
     def _print_Heaviside(self, expr):
         arg, h0 = expr.args if len(expr.args) == 2 else (expr.args[0], sp.Rational(1, 2))
         one, zero = self._literal(1), self._literal(0)
