@@ -542,6 +542,10 @@ CODES = {
                          "focal_eiou_loss, focal_l1_eiou_loss"),
     "copied_balanced_l1_form": ("the widely copied (b|x|+1) Balanced L1 form, right only at beta = 1",
                                 "Balanced L1"),
+    "vfl_weight_detached": ("the Varifocal weight (q, alpha p^gamma) held constant in the gradient (RT-DETR, "
+                            "D-FINE), where detach_weight=False was checked", "varifocal_loss"),
+    "vfl_weight_differentiated": ("the Varifocal weight differentiated (the paper's formula; ultralytics, "
+                                  "mmdetection), where detach_weight=True was checked", "varifocal_loss"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),

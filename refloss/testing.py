@@ -87,6 +87,10 @@ code                                meaning                                     
 ``diou_giou_mixup``                 GIoU where DIoU was checked, or DIoU where GIoU was       DIoU, GIoU losses
 ``focal_eiou_v1_v2``                the other version of Focal-EIoU (v1: Focal-L1 of EIoU;    Focal-EIoU (v1, v2)
                                     v2: IoU^gamma * EIoU)
+``vfl_weight_detached``             the Varifocal weight (q, alpha p^gamma) held constant     Varifocal
+                                    (RT-DETR, D-FINE; detach_weight=False was checked)
+``vfl_weight_differentiated``       the Varifocal weight differentiated (ultralytics,         Varifocal
+                                    mmdetection; detach_weight=True was checked)
 ``convention_only``                 only gradients at convention points differ: another one-  every loss
                                     sided derivative, not an error
 ``unexplained``                     matches no variant and no recogniser (also: the failures  every loss

@@ -889,6 +889,49 @@ LOSSES['bce_with_logits'] = LossInfo(
 )
 
 
+# ---- qfl_loss (classification): Quality Focal Loss
+LOSSES['qfl_loss'] = LossInfo(
+    name='qfl_loss',
+    title='Quality Focal Loss',
+    family='classification',
+    kind='loss',
+    inputs=('logits', 'targets'),
+    widths=(1, 1),
+    layouts=(None, None),
+    ranges={'targets': (0.0, 1.0)},
+    value_width=1,
+    grad_inputs=('logits', 'targets'),
+    params=(
+        Param('beta', 2.0, 0.0, True, None, True,
+              '0 <= beta', 'the focusing exponent on |y - sigma| (2 in the paper)'),
+    ),
+    args=('beta',),
+    kinks=None,
+    variants=(),
+    mean_weight=None,
+    formula=(
+        'L = -|y - sigma|**beta * ((1 - y)*log(1 - sigma) + y*log(sigma)), sigma = sigmoid(x), '
+        'for logits x and soft quality targets y in [0, 1] (the IoU of the predicted box with its'
+        ' ground truth, 0 for the background); beta = 2 in the paper.'
+    ),
+    conventions=(
+        "Differentiable everywhere for beta >= 1 (at y = sigma the weight's derivative beta "
+        '|D|^(beta-1) sign(D) is 0 for beta > 1 and sign(0) = 0 for beta = 1); for 0 < beta < 1 '
+        'the derivative is infinite at y = sigma and the kernels give its factor |D|^(beta-1) as '
+        '0 there. Targets outside [0, 1] are invalid input. The gradient with respect to the '
+        'target is the derivative of the formula (peers pass the IoU target detached, so they '
+        'return none).'
+    ),
+    references=(
+        (
+            'X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding '
+            'Boxes for Dense Object Detection, arXiv:2006.04388 (eq. 5)'
+        ),
+    ),
+    derivation='derivations/qfl_loss.py',
+)
+
+
 # ---- sigmoid_focal_loss (classification): Sigmoid focal loss
 LOSSES['sigmoid_focal_loss'] = LossInfo(
     name='sigmoid_focal_loss',
@@ -925,6 +968,68 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
         'torchvision.ops.sigmoid_focal_loss',
     ),
     derivation='derivations/sigmoid_focal_loss.py',
+)
+
+
+# ---- varifocal_loss (classification): Varifocal Loss
+LOSSES['varifocal_loss'] = LossInfo(
+    name='varifocal_loss',
+    title='Varifocal Loss',
+    family='classification',
+    kind='loss',
+    inputs=('logits', 'targets'),
+    widths=(1, 1),
+    layouts=(None, None),
+    ranges={'targets': (0.0, 1.0)},
+    value_width=1,
+    grad_inputs=('logits', 'targets'),
+    params=(
+        Param('alpha', 0.75, 0.0, True, None, True,
+              '0 <= alpha', 'weight of the negatives (q = 0)'),
+        Param('gamma', 2.0, 0.0, True, None, True,
+              '0 <= gamma', 'focusing exponent on p for the negatives'),
+        Param('detach_weight', False, None, True, None, True,
+              'detach_weight is True or False', (
+                  'hold the weight (q on positives, alpha p^gamma on negatives) constant in the '
+                  "gradient, as RT-DETR and D-FINE (False: the paper's formula differentiated, as"
+                  ' ultralytics and mmdetection)'
+              ), kind='bool', none_value=0.0),
+    ),
+    args=('alpha', 'gamma', 'detach_weight'),
+    kinks=None,
+    variants=(
+        Variant('vfl_weight_detached', 'detach_weight=True (the weight under no_grad, RT-DETR, D-FINE)', params={'detach_weight': True}),
+        Variant('vfl_weight_differentiated', (
+            "detach_weight=False (the paper's formula differentiated, ultralytics, mmdetection)"
+        ), params={'detach_weight': False}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, '
+        'p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds'
+        ' the weight (q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do.'
+    ),
+    conventions=(
+        'q > 0 and q = 0 are two formulas: the loss is discontinuous in q at 0 (the limit q -> 0+'
+        ' is 0, the value at q = 0 is alpha p^gamma softplus(x)); d/dq at q = 0 is alpha p^gamma '
+        "dCE/dq = -alpha p^gamma x, what the peers' autograd gives for BCE(x, q) times their "
+        "weight. detach_weight=False (default) differentiates the paper's formula, weights "
+        "included (ultralytics' VarifocalLoss; mmdetection's varifocal_loss, whose alpha |p - "
+        'q|^gamma equals alpha p^gamma on the negatives); detach_weight=True holds the weight '
+        "constant (RT-DETR's and D-FINE's loss_labels_vfl compute it from a detached sigmoid). "
+        'Targets outside [0, 1] are invalid input.'
+    ),
+    references=(
+        (
+            'H. Zhang et al., VarifocalNet: An IoU-aware Dense Object Detector, arXiv:2008.13367 '
+            '(eq. 2)'
+        ),
+        (
+            'RT-DETR (W. Lv et al., arXiv:2304.08069) and D-FINE (Y. Peng et al., '
+            'arXiv:2410.13842) train with it, the weight detached'
+        ),
+    ),
+    derivation='derivations/varifocal_loss.py',
 )
 
 

@@ -133,3 +133,83 @@ def softmax_gradient_scale(logits, targets, dtype, label_smoothing=0.0):
     with mp.workdps(DPS):
         _, p, total, y = _softmax_ce(logits, targets, label_smoothing)
         return tuple(_flush(max(total * pj, yj)) for pj, yj in zip(p, y)) + (mp.zero,) * len(y)
+
+
+# ------------------------------------------------------------------ issue 15: QFL and VFL (arXiv 2006.04388,
+# arXiv 2008.13367), written from the papers' formulas with their derivatives by hand
+
+
+def _qfl_parts(x, y, b):
+    """(L, dL/dx, dL/dy, D, CE) of the Quality Focal Loss -|y - sigma|^b ((1-y) ln(1-sigma) + y ln sigma)."""
+    s, sn = _sigmoid(x), _sigmoid(-x)
+    d = y * sn - (1 - y) * s  # y - sigma, each term exact at 50 digits (no cancellation at y = 0, 1)
+    ce, dce_dx, dce_dy = _bce(x, y)
+    ad = abs(d)
+    w = ad**b if ad > 0 or b > 0 else mp.one
+    # d|D|^b/dD = b |D|^(b-1) sign(D): 0 at D = 0 (the kernels' convention where b < 1 makes it infinite)
+    dw = b * ad ** (b - 1) * mp.sign(d) if ad > 0 and b != 0 else mp.zero
+    dd_dx = -s * sn  # d(y - sigma)/dx
+    return w * ce, dw * dd_dx * ce + w * dce_dx, dw * ce + w * dce_dy, d, ce
+
+
+def qfl_loss(logit, target, beta=2.0):
+    """Quality Focal Loss (Li et al., Generalized Focal Loss, arXiv 2006.04388, eq. 5):
+    QFL(sigma) = -|y - sigma|^beta ((1 - y) log(1 - sigma) + y log(sigma)), sigma = sigmoid(x).
+    dL/dx = beta |D|^(beta-1) sign(D) (-sigma (1 - sigma)) CE + |D|^beta (sigma - y),
+    dL/dy = beta |D|^(beta-1) sign(D) CE - x |D|^beta, with D = y - sigma and CE the bracket's negative."""
+    with mp.workdps(DPS):
+        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        return _qfl_parts(x, y, b)[:3]
+
+
+def qfl_gradient_scale(logit, target, dtype, beta=2.0):
+    """Magnitudes of what the QFL gradients are formed from: y - sigma is a difference of the
+    non-negative terms y sigma(-x) and (1 - y) sigma(x) (near the optimum sigma = y it cancels in
+    any evaluation from the inputs), so the gradients are measured against their value with |D|
+    replaced by the sum T of those terms (and the cross-entropy's own derivatives by their
+    terms' magnitudes, as for BCE).  The value too: its relative error is beta times that of D,
+    eps T/|D|, so it is measured against beta T |D|^(beta-1) CE."""
+    with mp.workdps(DPS):
+        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        s, sn = _sigmoid(x), _sigmoid(-x)
+        t = y * sn + (1 - y) * s
+        ad = abs(y * sn - (1 - y) * s)
+        ce = _bce(x, y)[0]
+        w = t**b
+        dw = b * t ** (b - 1) if b != 0 else mp.zero
+        value = b * t * ad ** (b - 1) * ce if b != 0 and ad > 0 else mp.zero
+        return value, dw * s * sn * ce + w * t, dw * ce + w * abs(x)
+
+
+def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False):
+    """Varifocal Loss (Zhang et al., VarifocalNet, arXiv 2008.13367, eq. 2), p = sigmoid(x):
+    q > 0: -q (q log p + (1 - q) log(1 - p));  q = 0: -alpha p^gamma log(1 - p).
+    Gradients of the formula (detach_weight=False) or with the weight (q, alpha p^gamma) held
+    constant (detach_weight=True: the weight times the cross-entropy's gradient).  At q = 0,
+    dL/dq is the weight times dCE/dq = -x (the peers' BCE(x, q) * weight)."""
+    with mp.workdps(DPS):
+        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
+        a, g = mp.mpf(float(alpha)), mp.mpf(float(gamma))
+        p = _sigmoid(x)
+        ce, dce_dx, dce_dy = _bce(x, q)
+        if q > 0:
+            value = q * ce
+            return value, q * dce_dx, q * dce_dy + (0 if detach_weight else ce)
+        w = a * p**g
+        log1mp = -mp.log1p(mp.exp(x))  # log(1 - p), exact at any magnitude
+        value = -w * log1mp
+        # d/dx of alpha p^g: alpha g p^(g-1) p (1 - p) = g w (1 - p)
+        dw_dx = g * w * _sigmoid(-x)
+        d_x = w * p + (0 if detach_weight else dw_dx * (-log1mp))
+        return value, d_x, w * -x
+
+
+def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach_weight=False):
+    """Magnitudes of the terms the VFL gradients are signed sums of: q (sigma - q) and CE - q x on
+    positives (both cancel near the optimum sigma = q); the negatives' gradients have no cancellation."""
+    with mp.workdps(DPS):
+        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
+        if q == 0:
+            return mp.zero, mp.zero
+        ce = _bce(x, q)[0]
+        return q * ((1 - q) * _sigmoid(x) + q * _sigmoid(-x)), q * abs(x) + (0 if detach_weight else ce)

@@ -1,0 +1,168 @@
+"""Issue 15's classification losses from Generalized Focal Loss (arXiv 2006.04388) and VarifocalNet
+(arXiv 2008.13367): what is each loss's own (the oracle rows, float32, CUDA simulator and finite
+differences are the generic tests'): the papers' special cases, the peers' conventions written
+here in torch the way each peer writes them, the diagnoses they get, and bad input."""
+import numpy as np
+import pytest
+from mpmath import mp
+
+import refloss as rl
+import refloss.testing as rt
+
+QFL, VFL = rl.qfl_loss, rl.varifocal_loss
+
+
+def _points(n=64, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-8, 8, n)
+    y = np.concatenate([rng.uniform(0.01, 0.99, n // 2), np.zeros(n // 4), np.ones(n - n // 2 - n // 4)])
+    return x, y
+
+
+# ------------------------------------------------------------------ QFL
+
+
+def test_qfl_paper_formula_at_50_digits():
+    """eq. 5 of arXiv 2006.04388 typed here, -|y - s|^b ((1 - y) log(1 - s) + y log s), at a few
+    points (the oracle module is not used: the formula is the paper's, as printed)."""
+    pts = [(0.3, 0.7, 2.0), (-2.5, 0.2, 2.0), (4.0, 0.9, 1.0), (-1.0, 0.0, 3.5), (1.5, 1.0, 2.0)]
+    x, y, b = (np.array(c) for c in zip(*pts))
+    got = np.concatenate([QFL(x[i:i + 1], y[i:i + 1], beta=b[i]) for i in range(len(pts))])
+    with mp.workdps(50):
+        for i, (xi, yi, bi) in enumerate(pts):
+            s = 1 / (1 + mp.exp(-mp.mpf(xi)))
+            want = -abs(yi - s) ** bi * ((1 - mp.mpf(yi)) * mp.log(1 - s) + yi * mp.log(s))
+            assert abs(got[i] - float(want)) <= 4e-16 * abs(float(want)), (pts[i], got[i], want)
+
+
+def test_qfl_hard_targets_are_the_focal_loss_and_beta_0_is_bce():
+    """At y in {0, 1} QFL is the sigmoid focal loss with gamma = beta and no alpha_t (value and
+    d/dlogits; d/dtarget differs: QFL's weight |y - sigma|^beta depends on y differently);
+    beta = 0 is BCE, gradients included."""
+    x = np.linspace(-30, 30, 61)
+    for y in (0.0, 1.0):
+        t = np.full_like(x, y)
+        v, (gx, _) = QFL.value_and_grad(x, t, beta=2.0)
+        fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, t, alpha=None, gamma=2.0)
+        np.testing.assert_array_equal(v, fv)  # the same accurate forms
+        np.testing.assert_array_equal(gx, fx)
+    x, y = _points()
+    v, g = QFL.value_and_grad(x, y, beta=0.0)
+    bv, bg = rl.bce_with_logits.value_and_grad(x, y)
+    np.testing.assert_allclose(v, bv, rtol=4e-16, atol=0)
+    for a, b in zip(g, bg):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-300)
+
+
+def test_qfl_is_zero_with_zero_logit_gradient_at_the_optimum():
+    """sigma(x) = y: the loss and (beta > 1) d/dlogits vanish; d/dtarget is then -x |D|^beta + 0 = 0 too."""
+    x = np.array([0.0, np.log(3.0)])
+    y = np.array([0.5, 0.75])  # sigma(0) = 1/2, sigma(log 3) = 3/4 (to rounding)
+    v, (gx, gy) = QFL.value_and_grad(x, y)
+    assert np.all(np.abs(v) < 1e-30) and np.all(np.abs(gx) < 1e-15) and np.all(np.abs(gy) < 1e-15)
+
+
+def test_qfl_torch_peer():
+    """mmdetection's quality_focal_loss as it is written in torch (BCE against the score times
+    |score - sigma|^beta, no detach; mmdet's own splits positives and negatives with index
+    tensors, the same formula): values and autograd gradients."""
+    torch = pytest.importorskip("torch")
+    x, y = _points()
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.tensor(y, requires_grad=True)
+    s = xt.sigmoid()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(xt, yt, reduction="none") * (yt - s).abs().pow(2.0)
+    loss.sum().backward()
+    v, (gx, gy) = QFL.value_and_grad(x, y)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(gy, yt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------------------------ VFL
+
+
+def _vfl_torch(torch, x, q, alpha, gamma, detach):
+    """BCE(x, q) times the peers' weight alpha sigma^gamma (1 - label) + q label, label = q > 0
+    (ultralytics: not detached; RT-DETR, D-FINE: sigma detached, q an IoU under no_grad)."""
+    label = (q > 0).to(x.dtype)
+    s = x.sigmoid().detach() if detach else x.sigmoid()
+    weight = alpha * s.pow(gamma) * (1 - label) + (q.detach() if detach else q) * label
+    return torch.nn.functional.binary_cross_entropy_with_logits(x, q, reduction="none") * weight
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["ultralytics", "rtdetr"])
+def test_vfl_agrees_with_the_peers_torch_forms(detach):
+    """Values and autograd gradients of the peers' form, detach_weight set as each peer does."""
+    torch = pytest.importorskip("torch")
+    x, q = _points()
+    xt = torch.tensor(x, requires_grad=True)
+    qt = torch.tensor(q, requires_grad=True)
+    loss = _vfl_torch(torch, xt, qt, 0.75, 2.0, detach)
+    loss.sum().backward()
+    v, (gx, gq) = VFL.value_and_grad(x, q, detach_weight=detach)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(gq, qt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_vfl_branches_are_bce_and_the_focal_loss():
+    """q > 0: q BCE(x, q) (gradients: weight differentiated, dL/dq = BCE + q dBCE/dq); q = 0: the
+    sigmoid focal loss at target 0 with alpha_t = 1 - a = alpha, i.e. a = 1 - alpha."""
+    x = np.linspace(-40, 40, 81)
+    q = np.full_like(x, 0.6)
+    v, (gx, gq) = VFL.value_and_grad(x, q)
+    bv, (bx, bq) = rl.bce_with_logits.value_and_grad(x, q)
+    np.testing.assert_allclose(v, 0.6 * bv, rtol=4e-16)
+    np.testing.assert_allclose(gx, 0.6 * bx, rtol=4e-16, atol=1e-300)
+    np.testing.assert_allclose(gq, bv + 0.6 * bq, rtol=1e-14, atol=1e-15)
+    z = np.zeros_like(x)
+    v, (gx, gq) = VFL.value_and_grad(x, z, alpha=0.75, gamma=2.0)
+    fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, z, alpha=0.25, gamma=2.0)
+    np.testing.assert_array_equal(v, fv)
+    np.testing.assert_array_equal(gx, fx)
+
+
+def test_vfl_discontinuous_at_q_0_and_its_target_gradient_there():
+    """The limit q -> 0+ is 0, the value at q = 0 alpha sigma^gamma softplus(x); dL/dq at q = 0 is
+    -alpha sigma(x)^gamma x (the peers' BCE(x, q) * weight), finite where sigma(x) underflows."""
+    x = np.array([-2.0, 0.5, 3.0, -800.0, -1e4])
+    v0, (_, gq) = VFL.value_and_grad(x, np.zeros_like(x), gamma=0.5)
+    vs = VFL(x, np.full_like(x, 1e-300), gamma=0.5)
+    assert np.all(vs < 1e-290) and np.all(v0[:3] > 1e-3)
+    with mp.workdps(50):
+        for i, xi in enumerate(x):
+            want = -0.75 * xi * (1 / (1 + mp.exp(-mp.mpf(xi)))) ** 0.5
+            assert abs(gq[i] - float(want)) <= 4e-16 * abs(float(want)), (xi, gq[i], want)
+    assert gq[3] > 1e-172  # sigma(-800) underflows, 600 sigma^0.5 = 600 e^-400 does not
+
+
+def test_vfl_diagnoses_name_the_peers_convention():
+    """RT-DETR's detached weight checked as the default (differentiated) gets vfl_weight_detached;
+    ultralytics' form checked with detach_weight=True gets vfl_weight_differentiated."""
+    torch = pytest.importorskip("torch")
+
+    def peer(detach):
+        def impl(x, q):
+            return _vfl_torch(torch, x, q, 0.75, 2.0, detach)
+        return impl
+
+    r = rt.check_loss(peer(True), "varifocal_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "vfl_weight_detached", str(r)
+    r = rt.check_loss(peer(False), "varifocal_loss", framework="torch", detach_weight=True)
+    assert not r.ok and r.codes[0] == "vfl_weight_differentiated", str(r)
+    assert rt.check_loss(peer(False), "varifocal_loss", framework="torch").ok
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("loss,params", [(QFL, {}), (VFL, {})])
+def test_targets_outside_0_1_and_bad_parameters(loss, params):
+    with pytest.raises(ValueError, match="targets"):
+        loss(np.array([0.0, 1.0]), np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="targets"):
+        loss(np.array([0.0]), np.array([-0.1]))
+    bad = {"beta": -1.0} if loss is QFL else {"gamma": -1.0}
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        loss(np.array([0.0]), np.array([0.5]), **bad)
