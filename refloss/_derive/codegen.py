@@ -652,11 +652,13 @@ def _used_prelude(kernel: Kernel, exprs) -> list:
     return out[::-1]
 
 
-def _cse(exprs, start: int = 0):
+def _cse(exprs, start: int = 0, prefix: str = "_t"):
     """Common subexpressions as ``_t<start>``, ``_t<start+1>``, ..., except reciprocals:
     ``x/beta`` stays a division (one rounding) instead of becoming ``x*(1/beta)`` (two).
-    Returns (kept substitutions, reduced expressions, the next free index)."""
-    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t", start=start))
+    Returns (kept substitutions, reduced expressions, the next free index).  ``prefix``: another
+    stem than the printer's temporaries (``_t<k>`` of TwoSum and the like), which a row kernel
+    needs: its loop prints them after the temporaries are numbered."""
+    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix, start=start))
     kept, inline = [], {}
     for sym, value in subs:
         value = value.xreplace(inline)
@@ -852,13 +854,13 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     lines.append(f"    value = {printer._literal(0)}")
     lines += [f"    acc_{n} = {printer._literal(0)}" for n, _ in scalar_grads]
     loop_head(finals)
-    subs, reduced, start = _cse([outputs["value"]])
+    subs, reduced, start = _cse([outputs["value"]], prefix="_r")
     for sym, val in subs:
         emit("        ", sym.name, val)
     emit("        ", "value", reduced[0], "+=")
     if all_grads:
         known = _known(subs, {})
-        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in all_grads], start)
+        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in all_grads], start, prefix="_r")
         for sym, val in subs:
             emit("        ", sym.name, val)
         for (n, _), expr in zip(all_grads, reduced):
