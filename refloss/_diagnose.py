@@ -546,6 +546,9 @@ CODES = {
                             "D-FINE), where detach_weight=False was checked", "varifocal_loss"),
     "vfl_weight_differentiated": ("the Varifocal weight differentiated (the paper's formula; ultralytics, "
                                   "mmdetection), where detach_weight=True was checked", "varifocal_loss"),
+    "dfl_clamp_ultralytics": ("the DFL target clamped to n_bins - 1.01 (ultralytics' DFLoss: reg_max - 1 - 0.01, "
+                              "reg_max its number of bins)", "dfl_loss"),
+    "dfl_clamp_dfine": ("the DFL target clamped to n_bins - 1.1 (D-FINE: reg_max - 0.1, reg_max + 1 bins)", "dfl_loss"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),

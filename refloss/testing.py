@@ -91,6 +91,9 @@ code                                meaning                                     
                                     (RT-DETR, D-FINE; detach_weight=False was checked)
 ``vfl_weight_differentiated``       the Varifocal weight differentiated (ultralytics,         Varifocal
                                     mmdetection; detach_weight=True was checked)
+``dfl_clamp_ultralytics``           the DFL target clamped to n_bins - 1.01 (ultralytics'     DFL
+                                    DFLoss)
+``dfl_clamp_dfine``                 the DFL target clamped to n_bins - 1.1 (D-FINE)           DFL
 ``convention_only``                 only gradients at convention points differ: another one-  every loss
                                     sided derivative, not an error
 ``unexplained``                     matches no variant and no recogniser (also: the failures  every loss

@@ -166,3 +166,110 @@ def test_targets_outside_0_1_and_bad_parameters(loss, params):
     bad = {"beta": -1.0} if loss is QFL else {"gamma": -1.0}
     with pytest.raises(ValueError, match=next(iter(bad))):
         loss(np.array([0.0]), np.array([0.5]), **bad)
+
+
+# ------------------------------------------------------------------ DFL
+
+DFL = rl.dfl_loss
+
+
+def _dfl_paper(z, y):
+    """eq. 6 of arXiv 2006.04388 typed here at 50 digits: -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}),
+    the bin y_r = n absent at y = n - 1 (its weight y - y_l is 0)."""
+    with mp.workdps(50):
+        zs = [mp.mpf(float(v)) for v in z]
+        lse = mp.log(mp.fsum(mp.exp(v) for v in zs))
+        y = mp.mpf(float(y))
+        yl = int(mp.floor(y))
+        out = -(yl + 1 - y) * (zs[yl] - lse)
+        if yl + 1 < len(zs):
+            out -= (y - yl) * (zs[yl + 1] - lse)
+        return float(out)
+
+
+def test_dfl_paper_formula_at_50_digits_and_integer_targets():
+    """Targets inside a bin pair, at an inner bin (the paper's floor: weight 1 on y_l) and at the last
+    bin (the out-of-range y_r has weight 0), rows of 5 and 17 bins (reg_max 4 and 16)."""
+    rng = np.random.default_rng(7)
+    for nb in (5, 17):
+        z = rng.normal(size=(6, nb)) * 3
+        y = np.array([0.0, 0.3, 1.0, nb - 1.5, nb - 1 - 1e-9, nb - 1.0])
+        got = DFL(z, y)
+        for i in range(len(y)):
+            want = _dfl_paper(z[i], y[i])
+            assert abs(got[i] - want) <= 4e-16 * abs(want), (nb, y[i], got[i], want)
+
+
+def test_dfl_target_gradient_conventions():
+    """dL/dy = z_{y_l} - z_{y_r}: at an integer y < n - 1 the right derivative z_y - z_{y+1} (floor, as
+    the peers' autograd), at y = n - 1 the left one z_{n-2} - z_{n-1}; exact (one subtraction)."""
+    z = np.array([[0.5, -1.25, 3.0, 2.0, -0.75]] * 4)
+    y = np.array([0.0, 2.0, 2.5, 4.0])
+    _, (gz, gy) = DFL.value_and_grad(z, y)
+    np.testing.assert_array_equal(gy, [0.5 + 1.25, 3.0 - 2.0, 3.0 - 2.0, 2.0 + 0.75])
+    # dL/dz = softmax - w: sums to 0, and its two-hot part is the weights
+    p = np.exp(z[2] - z[2].max()) / np.exp(z[2] - z[2].max()).sum()
+    np.testing.assert_allclose(gz[2], p - [0, 0, 0.5, 0.5, 0], rtol=1e-15, atol=1e-16)
+
+
+def _ultralytics_dfl(torch, pred, target, clamp):
+    """ultralytics' DFLoss as it writes it (reg_max there is the number of bins), per row: the target
+    clamped to [0, n_bins - 1 - clamp], then CE to floor(t) and floor(t) + 1 weighted by the distances."""
+    nb = pred.shape[-1]
+    t = target.clamp(0, nb - 1 - clamp)
+    tl = t.long()
+    tr = tl + 1
+    wl = tr - t
+    wr = 1 - wl
+    ce = torch.nn.functional.cross_entropy
+    return ce(pred, tl, reduction="none") * wl + ce(pred, tr.clamp(max=nb - 1), reduction="none") * wr
+
+
+def test_dfl_agrees_with_ultralytics_torch_form_and_diagnosis():
+    """ultralytics' DFLoss (clamp 0.01) written in torch: values and autograd gradients (logits and
+    target) equal dfl_loss(clamp=0.01); checked as the paper's default, check_loss names its clamp."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(40, 16)) * 2
+    y = np.concatenate([rng.uniform(0, 15, 36), [0.0, 3.0, 14.995, 15.0]])
+    zt, yt = torch.tensor(z, requires_grad=True), torch.tensor(y, requires_grad=True)
+    loss = _ultralytics_dfl(torch, zt, yt, 0.01)
+    loss.sum().backward()
+    v, (gz, gy) = DFL.value_and_grad(z, y, clamp=0.01)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(gz, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, yt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    r = rt.check_loss(lambda a, b: _ultralytics_dfl(torch, a, b, 0.01), "dfl_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "dfl_clamp_ultralytics", str(r)
+    r = rt.check_loss(lambda a, b: _ultralytics_dfl(torch, a, b, 0.1), "dfl_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "dfl_clamp_dfine", str(r)
+
+
+def test_dfl_bad_input():
+    z = np.zeros((2, 5))
+    with pytest.raises(ValueError, match=r"target: must lie in \[0, 4\]; target\[1\] = 4.5"):
+        DFL(z, np.array([1.0, 4.5]))
+    with pytest.raises(ValueError, match="target"):
+        DFL(z, np.array([-0.5, 1.0]))
+    with pytest.raises(ValueError, match="target"):  # with a clamp too: the target is a bin index
+        DFL(z, np.array([1.0, 5.0]), clamp=0.01)
+    with pytest.raises(ValueError, match="clamp"):
+        DFL(z, np.array([1.0, 2.0]), clamp=-0.5)
+    with pytest.raises(ValueError, match="target"):  # one target per row, not per bin
+        DFL(z, np.zeros((2, 5)))
+
+
+def test_cuda_simulator_equals_cpu():
+    """The three losses' generated CUDA kernels (numba's simulator in CI) equal the CPU kernels."""
+    pytest.importorskip("numba.cuda")
+    rng = np.random.default_rng(2)
+    x, y = _points(16)
+    z, t = rng.normal(size=(6, 5)) * 3, np.array([0.0, 0.5, 2.0, 3.25, 4.0, 1.0])
+    for fn, args, params in ((QFL, (x, y), {}), (VFL, (x, y), {"detach_weight": True}), (DFL, (z, t), {"clamp": 0.25})):
+        for dtype in ("float64", "float32"):
+            v, g = fn.value_and_grad(*args, dtype=dtype, **params)
+            vc, gc = fn.value_and_grad(*args, dtype=dtype, device="cuda", **params)
+            kw = dict(rtol=4 * np.finfo(dtype).eps, atol=1e-300 if dtype == "float64" else 1e-37)
+            np.testing.assert_allclose(vc, v, **kw)
+            for a, b in zip(gc, g):
+                np.testing.assert_allclose(a, b, **kw)

@@ -1087,6 +1087,62 @@ LOSSES['softmax_cross_entropy'] = LossInfo(
 )
 
 
+# ---- dfl_loss (distribution): Distribution Focal Loss
+LOSSES['dfl_loss'] = LossInfo(
+    name='dfl_loss',
+    title='Distribution Focal Loss',
+    family='distribution',
+    kind='loss',
+    inputs=('logits', 'target'),
+    widths=(None, 1),
+    layouts=(None, None),
+    ranges={'target': (0.0, 'row')},
+    value_width=1,
+    grad_inputs=('logits', 'target'),
+    params=(
+        Param('clamp', None, 0.0, True, None, True,
+              'clamp is None or 0 <= clamp', (
+                  'None (the paper); a number c >= 0: the target is clamped to at most n_bins - 1'
+                  ' - c first (ultralytics 0.01, D-FINE 0.1)'
+              ), kind='optional', none_value=-1.0),
+    ),
+    args=('clamp',),
+    kinks=None,
+    variants=(
+        Variant('dfl_clamp_ultralytics', 'clamp=0.01 (ultralytics: the target clamped to n_bins - 1.01)', params={'clamp': 0.01}),
+        Variant('dfl_clamp_dfine', 'clamp=0.1 (D-FINE: the target clamped to n_bins - 1.1)', params={'clamp': 0.1}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}), S = softmax(logits) over the LAST '
+        'axis (n_bins = reg_max + 1 bins 0..n_bins-1), y_l = floor(y), y_r = y_l + 1, for a '
+        'continuous target y in [0, n_bins - 1] per row; at y = n_bins - 1 the out-of-range bin '
+        'y_r has weight 0. clamp=c clamps y into [0, n_bins - 1 - c] first (ultralytics 0.01, '
+        'D-FINE 0.1).'
+    ),
+    conventions=(
+        'The bin axis is the LAST axis of logits (n_bins = reg_max + 1 bins); target has the '
+        'shape of logits without it (one number per row), in [0, n_bins - 1] (a target outside is'
+        ' invalid input, a ValueError naming it, with or without clamp). clamp=None (default, the'
+        " paper): at y = n_bins - 1 the paper's out-of-range bin y_r = n_bins has weight y - y_l "
+        '= 0, so L = -log S_{n_bins-1}. clamp=c: the target is clamped to at most n_bins - 1 - c '
+        "first, as ultralytics' DFLoss (c = 0.01, reg_max there is the number of bins) and "
+        "D-FINE's bbox2distance (c = 0.1) do, and dL/dtarget is 0 where the clamp is active and "
+        "at its bounds 0 and n_bins - 1 - c (torch 2.14.1's clamp passes no gradient there). "
+        'dL/dy at an integer y is the right derivative z_y - z_{y+1} (floor(y) as the paper and '
+        "the peers' autograd), at y = n_bins - 1 the left one; one bin (n_bins = 1) gives L = 0 "
+        "and dL/dy = 0. reduction='mean' divides by the number of rows."
+    ),
+    references=(
+        (
+            'X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding '
+            'Boxes for Dense Object Detection, arXiv:2006.04388 (eq. 6)'
+        ),
+    ),
+    derivation='derivations/dfl_loss.py',
+)
+
+
 # ---- yolov1_box_loss (yolo): YOLOv1 coordinate loss
 LOSSES['yolov1_box_loss'] = LossInfo(
     name='yolov1_box_loss',

@@ -213,3 +213,42 @@ def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach
             return mp.zero, mp.zero
         ce = _bce(x, q)[0]
         return q * ((1 - q) * _sigmoid(x) + q * _sigmoid(-x)), q * abs(x) + (0 if detach_weight else ce)
+
+
+def dfl_loss(logits, target, clamp=None):
+    """Distribution Focal Loss (Li et al., Generalized Focal Loss, arXiv 2006.04388, eq. 6) of a row of
+    logits z over the bins 0..n-1 and a continuous target y in [0, n - 1]:
+    DFL = -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}), S = softmax(z), y_l = floor(y), y_r = y_l + 1;
+    at y = n - 1 the bin y_r = n does not exist and its weight y - y_l is 0.  clamp=c: y is first
+    clamped to at most n - 1 - c (ultralytics, D-FINE).
+    Returns (L, (dL/dz_k)_k, dL/dy): dL/dz_k = S_k - w_k (w the two weights at their bins);
+    dL/dy = log S_{y_l} - log S_{y_r} on the piece [y_l, y_l + 1] (the right derivative at an
+    integer y, the left one at y = n - 1), 0 where the clamp is active or at its bounds (torch's
+    clamp) or for a single bin."""
+    with mp.workdps(DPS):
+        nb = len(logits)
+        y = mp.mpf(float(target))
+        active = False
+        if clamp is not None:
+            hi = (nb - 1) - mp.mpf(float(clamp))
+            active = y >= hi or y <= 0  # torch 2.14.1's clamp: no gradient at its bounds either
+            y = min(max(y, mp.zero), hi)
+        neg_log_p, p, _, _ = _softmax_ce(logits, [0.0] * nb)
+        yl = int(mp.floor(y))
+        w = [mp.zero] * nb
+        w[yl] += (yl + 1) - y
+        if yl + 1 < nb:
+            w[yl + 1] += y - yl
+        value = sum(wk * nl for wk, nl in zip(w, neg_log_p))
+        lo = min(yl, nb - 2)  # the piece [lo, lo + 1]: the left one at y = n - 1
+        d_y = mp.zero if nb < 2 or active else neg_log_p[lo + 1] - neg_log_p[lo]
+        return _flush(value), [_flush(pk - wk) for pk, wk in zip(p, w)], d_y
+
+
+def dfl_gradient_scale(logits, target, dtype, clamp=None):
+    """Per gradient output the magnitude of the terms it is a difference of: max(S_k, w_k) for
+    dL/dz_k (they cancel where the distribution matches the target's two weights); dL/dy has none."""
+    with mp.workdps(DPS):
+        _, grads, _ = dfl_loss(logits, target, clamp)
+        _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
+        return [_flush(max(pk, abs(pk - g))) for pk, g in zip(p, grads)] + [mp.zero]
