@@ -252,3 +252,14 @@ def dfl_gradient_scale(logits, target, dtype, clamp=None):
         _, grads, _ = dfl_loss(logits, target, clamp)
         _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
         return [_flush(max(pk, abs(pk - g))) for pk, g in zip(p, grads)] + [mp.zero]
+
+
+def dfl_decode(logits, cotangent=1.0):
+    """The expectation sum_i i S_i of S = softmax(z) over the bins 0..n-1 (Generalized Focal Loss,
+    arXiv 2006.04388, sec. 3.3), and its vector-Jacobian product c S_j (j - sum_i i S_i), from
+    dS_i/dz_j = S_i ([i = j] - S_j)."""
+    with mp.workdps(DPS):
+        _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
+        value = mp.fsum(i * pi for i, pi in enumerate(p))
+        c = mp.mpf(float(cotangent))
+        return value, [c * pj * (j - value) for j, pj in enumerate(p)]
