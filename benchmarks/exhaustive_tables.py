@@ -53,7 +53,11 @@ def _params(p: dict) -> str:
 def runs() -> list:
     """(loss, params, target) of every table row, in a fixed order: a row's index names its results."""
     out = []
-    for loss in ELEMENTWISE_LOSSES + CLASSIFICATION_LOSSES:
+    # classification losses in the reference table's order, where new ones are appended: the rows
+    # swept before a loss was added keep their numbers
+    order = list(REFERENCES)
+    classification = sorted(CLASSIFICATION_LOSSES, key=lambda n: order.index(n) if n in order else len(order))
+    for loss in list(ELEMENTWISE_LOSSES) + classification:
         if loss not in REFERENCES:
             continue
         targets = (0.0, 1.0) if loss in CLASSIFICATION_LOSSES else (0.0,)

@@ -13,6 +13,7 @@ an on-disk cache) on first use.  The losses below are made from the generated in
 (``refloss/_generated/_index.py``, one entry per ``derivations/<loss>.py``).
 """
 from ._boxes import box_convert
+from ._dfl import dfl_decode
 from ._loss import Loss, loss_named
 from ._matching import match_by_iou
 from ._retinanet_ssd import retinanet_loss, ssd_loss
@@ -51,5 +52,5 @@ YOLO_LOSSES = _names("yolo")
 
 __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES",
            "YOLO_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask",
-           "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss",
+           "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss", "dfl_decode",
            "wiou_update_mean", "wiou_momentum", *ALL_LOSSES]

@@ -47,6 +47,14 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
     return first
 
 
+def row_width(widths, arrays) -> int | None:
+    """The width C of the rows (the last axis of the first input of width None), None if none."""
+    for w, a in zip(widths, arrays):
+        if w is None and len(a.shape):
+            return int(a.shape[-1])
+    return None
+
+
 def flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
     """``a`` broadcast to ``shape`` (+ (width,) for width > 1) as a C-contiguous (n,) or
     (n, width) array, a view when possible; width None: a row input, its own last axis."""

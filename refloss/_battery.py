@@ -63,6 +63,11 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
     elif info.family == "softmax":  # rows of 5 classes
         names, x, y = logit_cases.softmax_cases("float64", n_random)
         inputs, convention = (x, y), np.zeros(len(x), bool)
+    elif info.family == "distribution":  # rows of 8 bins, one target each
+        names, x, y = logit_cases.dfl_cases("float64", n_random)
+        inputs = (x, y)
+        # targets at a bin (a kink in the target): dL/dtarget is a one-sided derivative there
+        convention = y == np.round(y)
     elif info.family == "elementwise":
         at = kinks(loss, params)
         names, p, t = _cases.elementwise_battery(np.float64, at, n_random)

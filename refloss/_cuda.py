@@ -19,9 +19,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._arrays import flat as _flat, lead_shape, on_device, reduce, sum_to_shape
+from ._arrays import flat as _flat, lead_shape, on_device, reduce, row_width, sum_to_shape
 from ._numba_options import CACHE
-from ._validate import as_real_array, check_input
+from ._validate import as_real_array, check_input, row_bounds
 
 THREADS = 256
 
@@ -165,8 +165,9 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
                              + ", ".join(f"{n} {a.shape}" for n, a in zip(input_names, arrays)))
         shape = lead_shape(input_names, widths, arrays, layouts)
         if validate:
+            row = row_width(widths, arrays)
             for n, a, (layout, bounds) in zip(input_names, arrays, rules):
-                _check_device(n, a, layout, bounds)
+                _check_device(n, a, layout, row_bounds(bounds, row))
         size = int(np.prod(shape, dtype=np.int64))
         flat = [a.reshape(size) if w == 1 else a.reshape(size, a.shape[-1] if w is None else w)
                 for a, w in zip(arrays, widths)]
@@ -174,8 +175,9 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
         host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]
         shape = lead_shape(input_names, widths, host, layouts)
         if validate:
+            row = row_width(widths, host)
             for n, a, (layout, bounds) in zip(input_names, host, rules):
-                check_input(n, a, layout, bounds)
+                check_input(n, a, layout, bounds, row)
         flat = to_device([_flat(a, shape, w) for a, w in zip(host, widths)])
         size = flat[0].shape[0]
     out = cuda.device_array(size, dtype=dt)

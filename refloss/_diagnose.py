@@ -546,6 +546,13 @@ CODES = {
                              "neg_gamma=False): a reward for moving the centres apart, not the paper's cost",
                              "siou_loss"),
     "wiou_enclosing_grad": ("Wise-IoU's W_g^2 + H_g^2 differentiated, where the paper detaches it (*)", "wiou_loss"),
+    "vfl_weight_detached": ("the Varifocal weight (q, alpha p^gamma) held constant in the gradient (RT-DETR, "
+                            "D-FINE), where detach_weight=False was checked", "Varifocal"),
+    "vfl_weight_differentiated": ("the Varifocal weight differentiated (the paper's formula; ultralytics, "
+                                  "mmdetection), where detach_weight=True was checked", "Varifocal"),
+    "dfl_clamp_ultralytics": ("the DFL target clamped to n_bins - 1.01 (ultralytics' DFLoss: reg_max - 1 - 0.01, "
+                              "reg_max its number of bins)", "DFL"),
+    "dfl_clamp_dfine": ("the DFL target clamped to n_bins - 1.1 (D-FINE: reg_max - 0.1, reg_max + 1 bins)", "DFL"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),

@@ -125,6 +125,13 @@ class Softmax(Classification):
     cases = staticmethod(logit_cases.softmax_cases)
 
 
+class Distribution(Classification):
+    """Distribution focal loss: rows of bins (the last axis) and one continuous target per row."""
+
+    name = "distribution"
+    cases = staticmethod(logit_cases.dfl_cases)
+
+
 class Boxes(Family):
     name = "box"
     finite_differences = False
@@ -178,4 +185,4 @@ class Coding(Family):
         return DecodeReference(loss.info)
 
 
-FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Softmax(), Yolo(), Coding())}
+FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Softmax(), Distribution(), Yolo(), Coding())}

@@ -38,7 +38,8 @@ def _input_lines(info: LossInfo) -> list:
         groups.setdefault(text, []).append(n)
     lines = []
     for (shape, layout, bounds), names in groups.items():
-        what = layout or ("real values" + (f" in [{bounds[0]:g}, {bounds[1]:g}]" if bounds else "")
+        hi = "C - 1 (a bin index of the rows)" if bounds and bounds[1] == "row" else f"{bounds[1]:g}" if bounds else ""
+        what = layout or ("real values" + (f" in [{bounds[0]:g}, {hi}]" if bounds else "")
                           + (", rows of C along the last axis" if shape.endswith("C)") else "")
                           + (", or integer class indices in [0, C) of the rows' shape (no gradient: None)"
                              if set(names) & set(info.indices) else ""))
@@ -287,8 +288,9 @@ class Loss:
 
     def _raise_bad_input(self, arrays) -> None:
         """The kernels count bad elements as they go; only then look for the first one."""
+        row = _arrays.row_width(self._info.widths, arrays)
         for n, a, (layout, bounds) in zip(self._info.inputs, arrays, self._input_rules):
-            check_input(n, a, layout, bounds)
+            check_input(n, a, layout, bounds, row)
 
 
 def _is_integer(name: str, v) -> bool:

@@ -43,6 +43,8 @@ class Reference(NamedTuple):
 ULP4 = Bar(4.0, 4.0, fd=1e-8)
 # focal loss is a product of up to five correctly rounded factors (alpha_t, CE, (1-p_t)^gamma, ...)
 ULP8 = Bar(8.0, 8.0)
+# QFL: the focal loss's bar plus beta times the ~1 ULP of y - sigma, for the beta <= 4 it is run at
+QFL_ULP = Bar(12.0, 12.0)
 # a box coordinate is a product/sum of up to four correctly rounded results
 YOLO_ULP8 = Bar(8.0, 8.0)
 # the box bar (issue 4): float64 value error <= 1e-14 absolute, gradient error <= 1e-13 relative to
@@ -89,4 +91,16 @@ REFERENCES = {
     "wiou_loss": Reference("boxes.wiou_loss", (
         {}, {"enclosing_grad": True, "eps": 1e-7}, {"version": 2, "iou_mean": 0.6}, {"version": 3, "iou_mean": 0.4}),
         BOX),
+    # issue 15: products of a few correctly rounded factors, as the focal loss; QFL's |y - sigma|^beta
+    # multiplies the rounding error of y - sigma (~1.5 ULP) by beta: 8.4 ULP measured at beta = 3.5
+    "qfl_loss": Reference("classification.qfl_loss", ({"beta": 2.0}, {"beta": 1.0}, {"beta": 0.0}, {"beta": 3.5}),
+                          QFL_ULP,
+                          floor="classification.qfl_gradient_scale"),
+    "varifocal_loss": Reference("classification.varifocal_loss", (
+        {"alpha": 0.75, "gamma": 2.0}, {"alpha": 0.75, "gamma": 2.0, "detach_weight": True},
+        {"alpha": 0.25, "gamma": 0.5}), ULP8, floor="classification.varifocal_gradient_scale"),
+    # the kernels round the clamp bound (n - 1) - clamp as the peers' code does (ultralytics 0.01, D-FINE
+    # 0.1): verify runs clamps whose bound is exact in float32 and float64, so the oracle's exact bound applies
+    "dfl_loss": Reference("classification.dfl_loss", ({}, {"clamp": 0.25}, {"clamp": 2.0**-7}), ULP8,
+                          floor="classification.dfl_gradient_scale"),
 }

@@ -153,9 +153,19 @@ def broadcast_shape(shapes: dict, shown: dict | None = None) -> tuple:
         raise ValueError(f"shapes not broadcastable{what}: {described}") from None
 
 
-def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | None) -> None:
+def row_bounds(bounds: tuple | None, row: int | None) -> tuple | None:
+    """``bounds`` with an upper bound "row" (the last index of the rows, C - 1: a bin index) made a
+    number for rows of ``row`` elements (None: no upper bound)."""
+    if bounds is None or bounds[1] != "row":
+        return bounds
+    return bounds[0], (float(row - 1) if row is not None else float("inf"))
+
+
+def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | None, row: int | None = None) -> None:
     """ValueError naming the first bad element: non-finite, a box that breaks its layout's
-    rule ("xyxy": x2 >= x1, y2 >= y1; "xywh": w, h >= 0), or a value outside ``bounds``."""
+    rule ("xyxy": x2 >= x1, y2 >= y1; "xywh": w, h >= 0), or a value outside ``bounds`` (an
+    upper bound "row": C - 1 for rows of ``row`` elements, see :func:`row_bounds`)."""
+    bounds = row_bounds(bounds, row)
     check_finite(name, arr)
     if layout == "xyxy":
         check_boxes(name, arr)

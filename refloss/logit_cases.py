@@ -78,3 +78,39 @@ def softmax_cases(dtype, n_random: int = 200, seed: int = 0):
     logits = np.concatenate([a for _, a, _ in groups]).astype(dt)
     targets = np.clip(np.concatenate([b for _, _, b in groups]).astype(dt), 0, 1)
     return names, logits, targets
+
+
+DFL_BINS = 8  # the row width of the distribution focal loss battery (reg_max = 7)
+
+
+def dfl_cases(dtype, n_random: int = 200, seed: int = 0):
+    """(group per row, logits (n, 8), targets (n,)) in ``dtype`` for the distribution focal loss:
+    targets at every bin (the kinks, "bins": 0 and 7 the ends) and just beside them (+-1e-9,
+    "near_bins"), against logits of every scale up to the dtype's bound (1e4 float64, 80
+    float32); "end" targets at the last bin and at 7 - 0.01, 7 - 0.1 (where peers clamp), 7 - 0.25, 7 - 2**-7;
+    "huge" logits +-1e30; "peaked" distributions (the target's bins ahead by 5..40, where the
+    logits' gradient cancels); and "random": logits N(0, s), s = 10**U(-3, 1), targets U(0, 7)."""
+    dt, c = np.dtype(dtype), DFL_BINS
+    rng = np.random.default_rng(seed)
+    bound = 1e4 if dt == np.float64 else 80.0
+    top = c - 1
+    groups = []
+    scales = np.logspace(-6, np.log10(bound), 8)
+    bins = np.arange(c, dtype=np.float64)
+    rows = [rng.uniform(-1, 1, c) * sc for sc in scales for _ in bins]
+    groups.append(("bins", np.array(rows), np.tile(bins, len(scales))))
+    near = np.concatenate([bins[1:] - 1e-9, bins[:-1] + 1e-9])
+    groups.append(("near_bins", rng.normal(size=(len(near), c)) * 3, near))
+    ends = np.array([top, top - 0.01, top - 0.1, top - 0.005, top - 0.05, top - 0.5, top - 0.25, top - 2.0**-7])
+    groups.append(("end", rng.normal(size=(2 * len(ends), c)) * 2, np.concatenate([ends, ends])))
+    huge = np.array([[1e30, -1e30, 0, 1, -1, 0, 2, 3], [-1e30, 1e30, 1e30, 0, 5, 0, 0, 0], [0.0] * c])
+    groups.append(("huge", huge, np.array([0.5, 1.25, 6.5])))
+    lead = np.arange(5.0, 41.0, 5.0)
+    peaked = np.array([[0, -1, d, d - 0.7, -2, 0, 1, 0.5] for d in lead])
+    groups.append(("peaked", peaked, np.full(len(lead), 2.3)))
+    x = rng.normal(size=(n_random, c)) * 10.0 ** rng.uniform(-3, 1, (n_random, 1))
+    groups.append(("random", x, rng.uniform(0, top, n_random)))
+    names = np.concatenate([np.full(len(a), g, dtype=object) for g, a, _ in groups])
+    logits = np.concatenate([a for _, a, _ in groups]).astype(dt)
+    targets = np.concatenate([b for _, _, b in groups]).astype(dt)
+    return names, logits, targets

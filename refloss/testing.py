@@ -91,6 +91,13 @@ code                                meaning                                     
                                     default neg_gamma=False): a reward, not the paper's cost
 ``wiou_enclosing_grad``             Wise-IoU's W_g^2 + H_g^2 differentiated (the paper        Wise-IoU loss
                                     detaches it)
+``vfl_weight_detached``             the Varifocal weight (q, alpha p^gamma) held constant     Varifocal
+                                    (RT-DETR, D-FINE; detach_weight=False was checked)
+``vfl_weight_differentiated``       the Varifocal weight differentiated (ultralytics,         Varifocal
+                                    mmdetection; detach_weight=True was checked)
+``dfl_clamp_ultralytics``           the DFL target clamped to n_bins - 1.01 (ultralytics'     DFL
+                                    DFLoss)
+``dfl_clamp_dfine``                 the DFL target clamped to n_bins - 1.1 (D-FINE)           DFL
 ``convention_only``                 only gradients at convention points differ: another one-  every loss
                                     sided derivative, not an error
 ``unexplained``                     matches no variant and no recogniser (also: the failures  every loss

@@ -11,6 +11,8 @@ from refloss._reference import REFERENCES
 @pytest.mark.parametrize("loss,params", [(l, p) for l in rl.CLASSIFICATION_LOSSES for p in REFERENCES[l].param_sets],
                          ids=repr)
 def test_gradients_match_finite_differences(loss, params):
+    if any(k.startswith("detach") and v for k, v in params.items()):
+        pytest.skip("a weight held constant: the gradient is not the value's derivative (tests/test_dfl_qfl_vfl.py)")
     fn = getattr(rl, loss)
     rng = np.random.default_rng(1)
     x = rng.uniform(-6, 6, 200)
@@ -24,6 +26,9 @@ def test_gradients_match_finite_differences(loss, params):
         res = derivative(f, at, args=(other,), initial_step=step, step_factor=2.0, tolerances=dict(atol=1e-12, rtol=1e-10))
         ok = res.success
         assert ok.mean() > 0.95
+        if which == "targets":  # where the loss jumps in the target (Varifocal at q = 0), d/dy is a convention
+            h = 1e-6
+            ok &= ~(np.abs(f(y, x) - (f(y + h, x) + f(y - h, x)) / 2) > 1e-9 * (1 + np.abs(f(y, x))))
         np.testing.assert_allclose(g[ok], res.df[ok], rtol=1e-7, atol=1e-10, err_msg=f"{loss} {params} d/d{which}")
 
 

@@ -26,10 +26,12 @@ def test_float32_kernels_have_no_float64(name):
     fn = getattr(rl, name)
     args = fn.kernel_args({}, "f32")
     mod = fn._module("cpu")
-    if None in fn.info.widths:  # a row loss: its scalar kernels take rows (and write the gradient rows)
-        rows = [np.full(3, 0.5, np.float32) for _ in fn.info.inputs]
-        calls = ((mod._value_f32, rows), (mod._value_and_grad_f32, rows + [np.empty(3, np.float32) for _ in
-                                                                           fn.info.grad_inputs] + [np.float32(1)]))
+    if None in fn.info.widths:  # a row loss: its scalar kernels take rows (and write the gradient rows); an
+        # input of width 1 is one number per row (its gradient a one-element array)
+        widths = dict(zip(fn.info.inputs, fn.info.widths))
+        rows = [np.full(3, 0.5, np.float32) if w is None else np.float32(0.5) for w in fn.info.widths]
+        grads = [np.empty(3 if widths[n] is None else 1, np.float32) for n in fn.info.grad_inputs]
+        calls = ((mod._value_f32, rows), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
     else:
         scalars = [np.float32(0.5)] * sum(fn.info.widths)
         calls = ((mod._value_f32, scalars), (mod._value_and_grad_f32, scalars))

@@ -33,6 +33,10 @@ def _random_inputs(loss: str, n: int, seed: int = 11) -> tuple:
     if info.family == "softmax":  # rows of 5 classes, logits over many scales, soft targets
         x = rng.normal(0, 1, (n, 5)) * 10.0 ** rng.uniform(-4, 3, (n, 1))
         return x, rng.random((n, 5))
+    if info.family == "distribution":  # rows of 8 bins, logits over many scales, a target in [0, 7] per row
+        x = rng.normal(0, 1, (n, 8)) * 10.0 ** rng.uniform(-4, 3, (n, 1))
+        y = np.where(rng.random(n) < 0.3, rng.integers(0, 8, n).astype(float), rng.uniform(0, 7, n))
+        return x, y
     if info.family == "classification":
         x = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-4, 2, n)
         y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))

@@ -27,7 +27,7 @@ from mpmath import libmp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
-from .core import SYMPY_PIN, Kernel, LossSpec
+from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
@@ -353,6 +353,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_RealAbs(self, expr):
+        return f"abs({self._print(expr.args[0])})"
+
     def _print_Heaviside(self, expr):
         arg, h0 = expr.args if len(expr.args) == 2 else (expr.args[0], sp.Rational(1, 2))
         one, zero = self._literal(1), self._literal(0)
@@ -392,7 +395,10 @@ class KernelPrinter(PythonCodePrinter):
         return f" {op} ".join(texts)
 
     def _print_Sub(self, expr):
-        return f"({self._print(expr.args[0])} - {self._print(expr.args[1])})"
+        b = self._print(expr.args[1])
+        if isinstance(expr.args[1], sp.Add):  # a - (c + d): the sum is the second operand, not "a - c + d"
+            b = f"({b})"
+        return f"({self._print(expr.args[0])} - {b})"
 
     def _print_Group(self, expr):
         return f"({self._print(expr.args[0])})"
@@ -646,11 +652,13 @@ def _used_prelude(kernel: Kernel, exprs) -> list:
     return out[::-1]
 
 
-def _cse(exprs, start: int = 0):
+def _cse(exprs, start: int = 0, prefix: str = "_t"):
     """Common subexpressions as ``_t<start>``, ``_t<start+1>``, ..., except reciprocals:
     ``x/beta`` stays a division (one rounding) instead of becoming ``x*(1/beta)`` (two).
-    Returns (kept substitutions, reduced expressions, the next free index)."""
-    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t", start=start))
+    Returns (kept substitutions, reduced expressions, the next free index).  ``prefix``: another
+    stem than the printer's temporaries (``_t<k>`` of TwoSum and the like), which a row kernel
+    needs: its loop prints them after the temporaries are numbered."""
+    subs, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix, start=start))
     kept, inline = [], {}
     for sym, value in subs:
         value = value.xreplace(inline)
@@ -772,22 +780,32 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     the same with and without ``with_grad`` (the gradients' steps only add reductions)."""
     if len(kernel.branches) != 1 or kernel.branches[0].condition is not None:
         raise ValueError(f"{name}: a row kernel has one branch without a condition")
-    if any(w is not None or len(syms) != 1 for _, w, syms in kernel.arrays):
-        raise ValueError(f"{name}: every input of a row kernel is a row (width None, one element symbol)")
+    if any(w not in (None, 1) or len(syms) != 1 for _, w, syms in kernel.arrays):
+        raise ValueError(f"{name}: every input of a row kernel is a row (width None) or one number per row (width "
+                         "1), with one symbol")
     outputs = kernel.branches[0].outputs
-    grads = [(n, f"d_{syms[0].name}") for n, _, syms in kernel.differentiated] if with_grad else []
-    element = {syms[0]: n for n, _, syms in kernel.arrays}
+    grads = [(n, f"d_{syms[0].name}") for n, w, syms in kernel.differentiated if w is None] if with_grad else []
+    # inputs of width 1: one number per row; their gradient is a sum over j, written after the loop
+    scalar_grads = [(n, f"d_{syms[0].name}") for n, w, syms in kernel.differentiated if w == 1] if with_grad else []
+    element = {syms[0]: n for n, w, syms in kernel.arrays if w is None}
+    scalars = {syms[0]: n for n, w, syms in kernel.arrays if w == 1}
     steps = {st.symbol: st for st in kernel.row}
     bad = [st.op for st in kernel.row if st.op not in ("max", "sum", "let")]
     if bad:
         raise ValueError(f"{name}: row steps are 'max', 'sum' or 'let', got {bad}")
-    finals = [outputs["value"]] + [outputs[g] for _, g in grads]
+    finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads]
     needed = _row_needed(kernel, finals)
-    params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in grads] + ["divisor"] if grads else [])
+    all_grads = grads + scalar_grads
+    params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in all_grads] + ["divisor"] if all_grads else [])
     params += [s_.name for s_ in kernel.args]
     printer = KernelPrinter(precision, width=_EXPR_WIDTH)
     lines = [f"def {name}({', '.join(params)}):"]
-    first = kernel.arrays[0][0]
+    lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
+    first = next(n for n, w, _ in kernel.arrays if w is None)
+    index = "float(j)" if precision == "f64" else "_f32(j)"
+    used_all = set().union(*(sp.sympify(e).free_symbols for e in finals + [st.expr for st in kernel.row]))
+    if ROW_WIDTH in used_all:
+        lines.append(f"    {ROW_WIDTH.name} = {'float' if precision == 'f64' else '_f32'}({first}.shape[0])")
 
     def emit(indent: str, target: str, expr, op: str = "=") -> None:
         code = _unwrap(printer.doprint(expr))
@@ -798,6 +816,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
         lines.append(f"    for j in range({first}.shape[0]):")
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
         lines.extend(f"        {sym.name} = {n}[j]" for sym, n in element.items() if sym in used)
+        if ROW_INDEX in used:
+            lines.append(f"        {ROW_INDEX.name} = {index}")
 
     available, pending = set(), []
 
@@ -832,18 +852,23 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
             pending.append(st)
     flush()
     lines.append(f"    value = {printer._literal(0)}")
+    lines += [f"    acc_{n} = {printer._literal(0)}" for n, _ in scalar_grads]
     loop_head(finals)
-    subs, reduced, start = _cse([outputs["value"]])
+    subs, reduced, start = _cse([outputs["value"]], prefix="_r")
     for sym, val in subs:
         emit("        ", sym.name, val)
     emit("        ", "value", reduced[0], "+=")
-    if grads:
+    if all_grads:
         known = _known(subs, {})
-        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in grads], start)
+        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in all_grads], start, prefix="_r")
         for sym, val in subs:
             emit("        ", sym.name, val)
-        for (n, _), expr in zip(grads, reduced):
-            emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
+        for (n, _), expr in zip(all_grads, reduced):
+            if (n, _) in grads:
+                emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
+            else:
+                emit("        ", f"acc_{n}", expr, "+=")
+    lines += [f"    d_{n}[0] = acc_{n}/divisor" for n, _ in scalar_grads]
     lines.append("    return value")
     return "\n".join(lines) + "\n"
 
@@ -1040,9 +1065,10 @@ def _element(name: str, width: int | None, k: int) -> str:
 
 def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
     if kernel.is_row:  # the scalar kernel takes whole rows, writes the gradient rows, returns the value
-        rows = [f"{n}[i]" for n, _, _ in kernel.arrays]
-        if with_grad:
-            rows += [f"d_{n}[i]" for n, _, _ in kernel.differentiated] + ["divisor"]
+        rows = [f"{n}[i]" for n, _, _ in kernel.arrays]  # (an input of width 1: its number)
+        if with_grad:  # (an input of width 1: a view of its gradient's element, written once)
+            rows += [f"d_{n}[i]" if w is None else f"d_{n}[i:i + 1]" for n, w, _ in kernel.differentiated]
+            rows += ["divisor"]
         return [f"out[i] = {call}({', '.join(rows + [s.name for s in kernel.args])})"]
     args = ", ".join(s.name for s in kernel.args)
     inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
@@ -1107,6 +1133,10 @@ def _bad_element(kernel: Kernel, precision: str) -> str:
             raise ValueError(f"the kernel's invalid condition may have simplified to False: inputs {signed} carry "
                              "sign assumptions (e.g. positive=True) that decide comparisons; declare them real")
         subs = dict(zip(kernel.inputs, (sp.Symbol(e) for e in elems)))
+        if kernel.is_row:  # the row width, as the kernel's float
+            first = next(n for n, w, _ in kernel.arrays if w is None)
+            cast = "float" if precision == "f64" else "_f32"
+            subs[ROW_WIDTH] = sp.Symbol(f"{cast}({first}.shape[1])")
         printer = KernelPrinter(precision)
         invalid = kernel.invalid.xreplace(subs)  # an Or: each condition on its own (a line each once wrapped)
         for c in invalid.args if isinstance(invalid, sp.Or) else (invalid,):
@@ -1162,7 +1192,7 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines += _wrap(f"def _{fn}_step_{prec}(i, {sig}):", "")
         lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, "    ")]
         if kernel.is_row:  # a row is bad if any of its elements is
-            lines.append(f"    for j in range({kernel.arrays[0][0]}.shape[1]):")
+            lines.append(f"    for j in range({next(n for n, w, _ in kernel.arrays if w is None)}.shape[1]):")
             lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
         else:
             lines += _wrap(f"return 1 if ({_bad_element(kernel, prec)}) else 0", "    ")

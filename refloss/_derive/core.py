@@ -89,6 +89,12 @@ class RowStep:
     expr: sp.Expr
 
 
+# the index j of a row kernel's element (0, 1, ..., C - 1), as a float of the kernel's precision
+ROW_INDEX = sp.Symbol("jf", real=True, nonnegative=True)
+# the width C of a row kernel's rows, a float of the kernel's precision (also in ``invalid``)
+ROW_WIDTH = sp.Symbol("C_row", positive=True)
+
+
 @dataclass(frozen=True)
 class Kernel:
     """The evaluation program of one loss at one precision.
@@ -101,7 +107,10 @@ class Kernel:
     with one symbol: its element j.  Such a kernel has ``row`` steps (:class:`RowStep`) and one
     branch whose outputs are per element j: "value" is the term the value sums over j, and
     ``d_<symbol>`` the gradient's element j; its scalar kernels take whole rows (1-D arrays),
-    write the gradient rows and return the value.
+    write the gradient rows and return the value.  A row kernel may also take inputs of width 1,
+    one number per row (e.g. a continuous target): their symbol is that number in every step and
+    output, and their ``d_<symbol>`` is a per-element term summed over j, like the value.
+    :data:`ROW_INDEX` is the element's index j (as a float of the kernel's precision).
     ``invalid`` (optional) is a condition on the inputs that makes an element invalid
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
     """

@@ -217,11 +217,21 @@ def plain(expr):
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
-        .replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
+        .replace(RealAbs, sp.Abs).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \
         .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))) \
         .replace(SigmoidSize, lambda p, x: p * (2 / (1 + sp.exp(-x))) ** 2)
+
+
+class RealAbs(sp.Function):
+    """|u| of a real u, differentiated as sign(u) du (SymPy's Abs, not knowing that a Sigmoid is
+    real, writes re() and im() parts); at u = 0 the factor sign(0) = 0."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.sign(self.args[0])
 
 
 class Sigmoid(sp.Function):

@@ -1044,6 +1044,49 @@ LOSSES['bce_with_logits'] = LossInfo(
 )
 
 
+# ---- qfl_loss (classification): Quality Focal Loss
+LOSSES['qfl_loss'] = LossInfo(
+    name='qfl_loss',
+    title='Quality Focal Loss',
+    family='classification',
+    kind='loss',
+    inputs=('logits', 'targets'),
+    widths=(1, 1),
+    layouts=(None, None),
+    ranges={'targets': (0.0, 1.0)},
+    value_width=1,
+    grad_inputs=('logits', 'targets'),
+    params=(
+        Param('beta', 2.0, 0.0, True, None, True,
+              '0 <= beta', 'the focusing exponent on |y - sigma| (2 in the paper)'),
+    ),
+    args=('beta',),
+    kinks=None,
+    variants=(),
+    mean_weight=None,
+    formula=(
+        'L = -|y - sigma|**beta * ((1 - y)*log(1 - sigma) + y*log(sigma)), sigma = sigmoid(x), '
+        'for logits x and soft quality targets y in [0, 1] (the IoU of the predicted box with its'
+        ' ground truth, 0 for the background); beta = 2 in the paper.'
+    ),
+    conventions=(
+        "Differentiable everywhere for beta >= 1 (at y = sigma the weight's derivative beta "
+        '|D|^(beta-1) sign(D) is 0 for beta > 1 and sign(0) = 0 for beta = 1); for 0 < beta < 1 '
+        'the derivative is infinite at y = sigma and the kernels give its factor |D|^(beta-1) as '
+        '0 there. Targets outside [0, 1] are invalid input. The gradient with respect to the '
+        'target is the derivative of the formula (peers pass the IoU target detached, so they '
+        'return none).'
+    ),
+    references=(
+        (
+            'X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding '
+            'Boxes for Dense Object Detection, arXiv:2006.04388 (eq. 5)'
+        ),
+    ),
+    derivation='derivations/qfl_loss.py',
+)
+
+
 # ---- sigmoid_focal_loss (classification): Sigmoid focal loss
 LOSSES['sigmoid_focal_loss'] = LossInfo(
     name='sigmoid_focal_loss',
@@ -1080,6 +1123,68 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
         'torchvision.ops.sigmoid_focal_loss',
     ),
     derivation='derivations/sigmoid_focal_loss.py',
+)
+
+
+# ---- varifocal_loss (classification): Varifocal Loss
+LOSSES['varifocal_loss'] = LossInfo(
+    name='varifocal_loss',
+    title='Varifocal Loss',
+    family='classification',
+    kind='loss',
+    inputs=('logits', 'targets'),
+    widths=(1, 1),
+    layouts=(None, None),
+    ranges={'targets': (0.0, 1.0)},
+    value_width=1,
+    grad_inputs=('logits', 'targets'),
+    params=(
+        Param('alpha', 0.75, 0.0, True, None, True,
+              '0 <= alpha', 'weight of the negatives (q = 0)'),
+        Param('gamma', 2.0, 0.0, True, None, True,
+              '0 <= gamma', 'focusing exponent on p for the negatives'),
+        Param('detach_weight', False, None, True, None, True,
+              'detach_weight is True or False', (
+                  'hold the weight (q on positives, alpha p^gamma on negatives) constant in the '
+                  "gradient, as RT-DETR and D-FINE (False: the paper's formula differentiated, as"
+                  ' ultralytics and mmdetection)'
+              ), kind='bool', none_value=0.0),
+    ),
+    args=('alpha', 'gamma', 'detach_weight'),
+    kinks=None,
+    variants=(
+        Variant('vfl_weight_detached', 'detach_weight=True (the weight under no_grad, RT-DETR, D-FINE)', params={'detach_weight': True}),
+        Variant('vfl_weight_differentiated', (
+            "detach_weight=False (the paper's formula differentiated, ultralytics, mmdetection)"
+        ), params={'detach_weight': False}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, '
+        'p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds'
+        ' the weight (q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do.'
+    ),
+    conventions=(
+        'q > 0 and q = 0 are two formulas: the loss is discontinuous in q at 0 (the limit q -> 0+'
+        ' is 0, the value at q = 0 is alpha p^gamma softplus(x)); d/dq at q = 0 is alpha p^gamma '
+        "dCE/dq = -alpha p^gamma x, what the peers' autograd gives for BCE(x, q) times their "
+        "weight. detach_weight=False (default) differentiates the paper's formula, weights "
+        "included (ultralytics' VarifocalLoss; mmdetection's varifocal_loss, whose alpha |p - "
+        'q|^gamma equals alpha p^gamma on the negatives); detach_weight=True holds the weight '
+        "constant (RT-DETR's and D-FINE's loss_labels_vfl compute it from a detached sigmoid). "
+        'Targets outside [0, 1] are invalid input.'
+    ),
+    references=(
+        (
+            'H. Zhang et al., VarifocalNet: An IoU-aware Dense Object Detector, arXiv:2008.13367 '
+            '(eq. 2)'
+        ),
+        (
+            'RT-DETR (W. Lv et al., arXiv:2304.08069) and D-FINE (Y. Peng et al., '
+            'arXiv:2410.13842) train with it, the weight detached'
+        ),
+    ),
+    derivation='derivations/varifocal_loss.py',
 )
 
 
@@ -1134,6 +1239,62 @@ LOSSES['softmax_cross_entropy'] = LossInfo(
     ),
     derivation='derivations/softmax_cross_entropy.py',
     indices=('targets',),
+)
+
+
+# ---- dfl_loss (distribution): Distribution Focal Loss
+LOSSES['dfl_loss'] = LossInfo(
+    name='dfl_loss',
+    title='Distribution Focal Loss',
+    family='distribution',
+    kind='loss',
+    inputs=('logits', 'target'),
+    widths=(None, 1),
+    layouts=(None, None),
+    ranges={'target': (0.0, 'row')},
+    value_width=1,
+    grad_inputs=('logits', 'target'),
+    params=(
+        Param('clamp', None, 0.0, True, None, True,
+              'clamp is None or 0 <= clamp', (
+                  'None (the paper); a number c >= 0: the target is clamped to at most n_bins - 1'
+                  ' - c first (ultralytics 0.01, D-FINE 0.1)'
+              ), kind='optional', none_value=-1.0),
+    ),
+    args=('clamp',),
+    kinks=None,
+    variants=(
+        Variant('dfl_clamp_ultralytics', 'clamp=0.01 (ultralytics: the target clamped to n_bins - 1.01)', params={'clamp': 0.01}),
+        Variant('dfl_clamp_dfine', 'clamp=0.1 (D-FINE: the target clamped to n_bins - 1.1)', params={'clamp': 0.1}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}), S = softmax(logits) over the LAST '
+        'axis (n_bins = reg_max + 1 bins 0..n_bins-1), y_l = floor(y), y_r = y_l + 1, for a '
+        'continuous target y in [0, n_bins - 1] per row; at y = n_bins - 1 the out-of-range bin '
+        'y_r has weight 0. clamp=c clamps y into [0, n_bins - 1 - c] first (ultralytics 0.01, '
+        'D-FINE 0.1).'
+    ),
+    conventions=(
+        'The bin axis is the LAST axis of logits (n_bins = reg_max + 1 bins); target has the '
+        'shape of logits without it (one number per row), in [0, n_bins - 1] (a target outside is'
+        ' invalid input, a ValueError naming it, with or without clamp). clamp=None (default, the'
+        " paper): at y = n_bins - 1 the paper's out-of-range bin y_r = n_bins has weight y - y_l "
+        '= 0, so L = -log S_{n_bins-1}. clamp=c: the target is clamped to at most n_bins - 1 - c '
+        "first, as ultralytics' DFLoss (c = 0.01, reg_max there is the number of bins) and "
+        "D-FINE's bbox2distance (c = 0.1) do, and dL/dtarget is 0 where the clamp is active and "
+        "at its bounds 0 and n_bins - 1 - c (torch 2.14.1's clamp passes no gradient there). "
+        'dL/dy at an integer y is the right derivative z_y - z_{y+1} (floor(y) as the paper and '
+        "the peers' autograd), at y = n_bins - 1 the left one; one bin (n_bins = 1) gives L = 0 "
+        "and dL/dy = 0. reduction='mean' divides by the number of rows."
+    ),
+    references=(
+        (
+            'X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding '
+            'Boxes for Dense Object Detection, arXiv:2006.04388 (eq. 6)'
+        ),
+    ),
+    derivation='derivations/dfl_loss.py',
 )
 
 

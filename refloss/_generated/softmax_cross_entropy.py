@@ -94,12 +94,12 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         z = logits[j]
         y = targets[j]
         value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
-        _t0 = 1.0 - label_smoothing
-        _t1 = -m
-        _t4 = z + _t1
+        _r0 = 1.0 - label_smoothing
+        _r1 = -m
+        _t4 = z + _r1
         _t5 = _t4 - z
-        d_logits[j] = (-_t0*y + w*(((z - (_t4 - _t5)) + (_t1 - _t5)) + 1.0)*math.exp(_t4)/s - label_smoothing/C)/divisor
-        d_targets[j] = _t0*(l + (m - z))/divisor
+        d_logits[j] = (-_r0*y + w*(((z - (_t4 - _t5)) + (_r1 - _t5)) + 1.0)*math.exp(_t4)/s - label_smoothing/C)/divisor
+        d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
 
@@ -159,11 +159,11 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         z = logits[j]
         y = targets[j]
         value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
-        _t0 = _f32(1.0) - label_smoothing
-        _t1 = -m
-        _t5 = z + _t1
+        _r0 = _f32(1.0) - label_smoothing
+        _r1 = -m
+        _t5 = z + _r1
         _t6 = _t5 - z
-        _s7 = -_t0*y + w*(((z - (_t5 - _t6)) + (_t1 - _t6)) + _f32(1.0))*math.exp(_t5)/s - label_smoothing/C
+        _s7 = -_r0*y + w*(((z - (_t5 - _t6)) + (_r1 - _t6)) + _f32(1.0))*math.exp(_t5)/s - label_smoothing/C
         d_logits[j] = _s7/divisor
-        d_targets[j] = _t0*(l + (m - z))/divisor
+        d_targets[j] = _r0*(l + (m - z))/divisor
     return value

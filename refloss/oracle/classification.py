@@ -133,3 +133,133 @@ def softmax_gradient_scale(logits, targets, dtype, label_smoothing=0.0):
     with mp.workdps(DPS):
         _, p, total, y = _softmax_ce(logits, targets, label_smoothing)
         return tuple(_flush(max(total * pj, yj)) for pj, yj in zip(p, y)) + (mp.zero,) * len(y)
+
+
+# ------------------------------------------------------------------ issue 15: QFL and VFL (arXiv 2006.04388,
+# arXiv 2008.13367), written from the papers' formulas with their derivatives by hand
+
+
+def _qfl_parts(x, y, b):
+    """(L, dL/dx, dL/dy, D, CE) of the Quality Focal Loss -|y - sigma|^b ((1-y) ln(1-sigma) + y ln sigma)."""
+    s, sn = _sigmoid(x), _sigmoid(-x)
+    d = y * sn - (1 - y) * s  # y - sigma, each term exact at 50 digits (no cancellation at y = 0, 1)
+    ce, dce_dx, dce_dy = _bce(x, y)
+    ad = abs(d)
+    w = ad**b if ad > 0 or b > 0 else mp.one
+    # d|D|^b/dD = b |D|^(b-1) sign(D): 0 at D = 0 (the kernels' convention where b < 1 makes it infinite)
+    dw = b * ad ** (b - 1) * mp.sign(d) if ad > 0 and b != 0 else mp.zero
+    dd_dx = -s * sn  # d(y - sigma)/dx
+    return w * ce, dw * dd_dx * ce + w * dce_dx, dw * ce + w * dce_dy, d, ce
+
+
+def qfl_loss(logit, target, beta=2.0):
+    """Quality Focal Loss (Li et al., Generalized Focal Loss, arXiv 2006.04388, eq. 5):
+    QFL(sigma) = -|y - sigma|^beta ((1 - y) log(1 - sigma) + y log(sigma)), sigma = sigmoid(x).
+    dL/dx = beta |D|^(beta-1) sign(D) (-sigma (1 - sigma)) CE + |D|^beta (sigma - y),
+    dL/dy = beta |D|^(beta-1) sign(D) CE - x |D|^beta, with D = y - sigma and CE the bracket's negative."""
+    with mp.workdps(DPS):
+        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        return _qfl_parts(x, y, b)[:3]
+
+
+def qfl_gradient_scale(logit, target, dtype, beta=2.0):
+    """Magnitudes of what the QFL gradients are formed from: y - sigma is a difference of the
+    non-negative terms y sigma(-x) and (1 - y) sigma(x) (near the optimum sigma = y it cancels in
+    any evaluation from the inputs), so the gradients are measured against their value with |D|
+    replaced by the sum T of those terms (and the cross-entropy's own derivatives by their
+    terms' magnitudes, as for BCE).  The value too: its relative error is beta times that of D,
+    eps T/|D|, so it is measured against beta T |D|^(beta-1) CE."""
+    with mp.workdps(DPS):
+        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        s, sn = _sigmoid(x), _sigmoid(-x)
+        t = y * sn + (1 - y) * s
+        ad = abs(y * sn - (1 - y) * s)
+        ce = _bce(x, y)[0]
+        w = t**b
+        dw = b * t ** (b - 1) if b != 0 else mp.zero
+        value = b * t * ad ** (b - 1) * ce if b != 0 and ad > 0 else mp.zero
+        return value, dw * s * sn * ce + w * t, dw * ce + w * abs(x)
+
+
+def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False):
+    """Varifocal Loss (Zhang et al., VarifocalNet, arXiv 2008.13367, eq. 2), p = sigmoid(x):
+    q > 0: -q (q log p + (1 - q) log(1 - p));  q = 0: -alpha p^gamma log(1 - p).
+    Gradients of the formula (detach_weight=False) or with the weight (q, alpha p^gamma) held
+    constant (detach_weight=True: the weight times the cross-entropy's gradient).  At q = 0,
+    dL/dq is the weight times dCE/dq = -x (the peers' BCE(x, q) * weight)."""
+    with mp.workdps(DPS):
+        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
+        a, g = mp.mpf(float(alpha)), mp.mpf(float(gamma))
+        p = _sigmoid(x)
+        ce, dce_dx, dce_dy = _bce(x, q)
+        if q > 0:
+            value = q * ce
+            return value, q * dce_dx, q * dce_dy + (0 if detach_weight else ce)
+        w = a * p**g
+        log1mp = -mp.log1p(mp.exp(x))  # log(1 - p), exact at any magnitude
+        value = -w * log1mp
+        # d/dx of alpha p^g: alpha g p^(g-1) p (1 - p) = g w (1 - p)
+        dw_dx = g * w * _sigmoid(-x)
+        d_x = w * p + (0 if detach_weight else dw_dx * (-log1mp))
+        return value, d_x, w * -x
+
+
+def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach_weight=False):
+    """Magnitudes of the terms the VFL gradients are signed sums of: q (sigma - q) and CE - q x on
+    positives (both cancel near the optimum sigma = q); the negatives' gradients have no cancellation."""
+    with mp.workdps(DPS):
+        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
+        if q == 0:
+            return mp.zero, mp.zero
+        ce = _bce(x, q)[0]
+        return q * ((1 - q) * _sigmoid(x) + q * _sigmoid(-x)), q * abs(x) + (0 if detach_weight else ce)
+
+
+def dfl_loss(logits, target, clamp=None):
+    """Distribution Focal Loss (Li et al., Generalized Focal Loss, arXiv 2006.04388, eq. 6) of a row of
+    logits z over the bins 0..n-1 and a continuous target y in [0, n - 1]:
+    DFL = -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}), S = softmax(z), y_l = floor(y), y_r = y_l + 1;
+    at y = n - 1 the bin y_r = n does not exist and its weight y - y_l is 0.  clamp=c: y is first
+    clamped to at most n - 1 - c (ultralytics, D-FINE).
+    Returns (L, (dL/dz_k)_k, dL/dy): dL/dz_k = S_k - w_k (w the two weights at their bins);
+    dL/dy = log S_{y_l} - log S_{y_r} on the piece [y_l, y_l + 1] (the right derivative at an
+    integer y, the left one at y = n - 1), 0 where the clamp is active or at its bounds (torch's
+    clamp) or for a single bin."""
+    with mp.workdps(DPS):
+        nb = len(logits)
+        y = mp.mpf(float(target))
+        active = False
+        if clamp is not None:
+            hi = (nb - 1) - mp.mpf(float(clamp))
+            active = y >= hi or y <= 0  # torch 2.14.1's clamp: no gradient at its bounds either
+            y = min(max(y, mp.zero), hi)
+        neg_log_p, p, _, _ = _softmax_ce(logits, [0.0] * nb)
+        yl = int(mp.floor(y))
+        w = [mp.zero] * nb
+        w[yl] += (yl + 1) - y
+        if yl + 1 < nb:
+            w[yl + 1] += y - yl
+        value = sum(wk * nl for wk, nl in zip(w, neg_log_p))
+        lo = min(yl, nb - 2)  # the piece [lo, lo + 1]: the left one at y = n - 1
+        d_y = mp.zero if nb < 2 or active else neg_log_p[lo + 1] - neg_log_p[lo]
+        return _flush(value), [_flush(pk - wk) for pk, wk in zip(p, w)], d_y
+
+
+def dfl_gradient_scale(logits, target, dtype, clamp=None):
+    """Per gradient output the magnitude of the terms it is a difference of: max(S_k, w_k) for
+    dL/dz_k (they cancel where the distribution matches the target's two weights); dL/dy has none."""
+    with mp.workdps(DPS):
+        _, grads, _ = dfl_loss(logits, target, clamp)
+        _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
+        return [_flush(max(pk, abs(pk - g))) for pk, g in zip(p, grads)] + [mp.zero]
+
+
+def dfl_decode(logits, cotangent=1.0):
+    """The expectation sum_i i S_i of S = softmax(z) over the bins 0..n-1 (Generalized Focal Loss,
+    arXiv 2006.04388, sec. 3.3), and its vector-Jacobian product c S_j (j - sum_i i S_i), from
+    dS_i/dz_j = S_i ([i = j] - S_j)."""
+    with mp.workdps(DPS):
+        _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
+        value = mp.fsum(i * pi for i, pi in enumerate(p))
+        c = mp.mpf(float(cotangent))
+        return value, [c * pj * (j - value) for j, pj in enumerate(p)]

@@ -1,0 +1,88 @@
+"""Quality Focal Loss (Li et al., Generalized Focal Loss, arXiv:2006.04388, eq. 5).
+
+With sigma = sigma(x) and a soft quality target y in [0, 1] (the IoU of the box, 0 for the
+background):  L = -|y - sigma|^beta ((1 - y) ln(1 - sigma) + y ln sigma) = |y - sigma|^beta CE(x, y).
+y - sigma is evaluated as y sigma(-x) - (1 - y) sigma(x) (exact at the hard targets, sigma(-x) or
+-sigma(x) however confident the logit); at the hard targets 0 and 1 the loss is the sigmoid
+focal loss without alpha_t (gamma = beta), whose accurate forms (FocalCE) the kernels reuse.
+dL/dx = -|D|^beta D - beta |D|^(beta-1) sign(D) sigma(x) sigma(-x) CE,
+dL/dy = -x |D|^beta + beta |D|^(beta-1) sign(D) CE,   D = y - sigma.
+"""
+import sympy as sp
+
+from . import _logits as C
+from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
+from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, plain
+
+NAME = "qfl_loss"
+beta = sp.Symbol("beta", nonnegative=True)
+
+
+def residual(x, y):
+    """y - sigma(x) as y sigma(-x) - (1 - y) sigma(x): exactly sigma(-x) or -sigma(x) at y = 1, 0."""
+    return y * Sigmoid(-x) - (1 - y) * Sigmoid(x)
+
+
+def derive() -> LossSpec:
+    checks = []
+    x, y = C.x, C.y
+    sig = 1 / (1 + sp.exp(-x))
+    textbook = -sp.Abs(y - sig) ** beta * ((1 - y) * sp.log(1 - sig) + y * sp.log(sig))
+    d = residual(x, y)
+    prove_equal(plain(d), y - sig, "y sigma(-x) - (1 - y) sigma(x) = y - sigma(x)", checks, domain=C.DOMAIN)
+    general = LogitCE(x, y) * PowG(RealAbs(d), beta)
+    dom = {**C.DOMAIN, beta: (1, 4)}
+    prove_equal(plain(general), textbook, "CE(x, y) |y sigma(-x) - (1 - y) sigma(x)|^beta is the paper's QFL", checks,
+                domain=dom, numeric=True)
+    grads = {f"d_{s.name}": sp.diff(general, s) for s in (x, y)}
+    for s in (x, y):  # the derivative of the evaluation form is the derivative of the paper's formula
+        prove_equal(plain(grads[f"d_{s.name}"]), sp.diff(textbook, s), f"dL/d{s.name} of the evaluated form is the "
+                    "derivative of the paper's formula", checks, domain=dom, numeric=True)
+    branches = []
+    for v in (0, 1):  # hard targets: the focal loss without alpha_t (its accurate forms), y substituted
+        hard = FocalCE(x, sp.Integer(v), 1, beta)
+        prove_equal(plain(hard), plain(general.subs(y, v)), f"at y = {v} QFL is the focal loss with gamma = beta "
+                    "and no alpha_t", checks, domain=dom, numeric=True)
+        d_x = sp.diff(FocalCE(x, y, 1, beta), x).subs(y, v)  # FocalCEDx's hard form: d/dx at fixed y is the same
+        prove_equal(plain(d_x), plain(grads["d_logits"].subs(y, v)), f"at y = {v}: dQFL/dx is the focal loss's",
+                    checks, domain=dom, numeric=True)
+        branches.append(Branch(sp.Eq(y, v), {"value": hard, "d_logits": d_x,
+                                             "d_targets": grads["d_targets"].subs(y, v)}, f"hard target {v}"))
+    branches.append(Branch(None, {"value": general, **grads}, "soft target"))
+    k = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
+    xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
+    return LossSpec(
+        name=NAME, title="Quality Focal Loss",
+        formula="L = -|y - sigma|**beta * ((1 - y)*log(1 - sigma) + y*log(sigma)), sigma = sigmoid(x), for logits x "
+        "and soft quality targets y in [0, 1] (the IoU of the predicted box with its ground truth, 0 for "
+        "the background); beta = 2 in the paper.",
+        references=["X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for "
+                    "Dense Object Detection, arXiv:2006.04388 (eq. 5)"],
+        params=[Param("beta", beta, 2.0, "the focusing exponent on |y - sigma| (2 in the paper)", lower=sp.Integer(0))],
+        constants=[], kernels={p: k for p in ("f64", "f32")},
+        steps=[Step("Quality Focal Loss (eq. 5 of the paper) of the logit $x$, $\\sigma = \\sigma(x)$, against the "
+                    "soft target $y \\in [0, 1]$:", "L",
+                    -sp.Abs(ys - sg) ** beta * ((1 - ys) * sp.log(1 - sg) + ys * sp.log(sg))),
+               Step("i.e. the binary cross-entropy weighted by $|y - \\sigma|^\\beta$, with the residual evaluated "
+                    "as a difference of two non-negative terms that is exact at the hard targets:", "y - \\sigma",
+                    ys * sp.Symbol("\\sigma(-x)") - (1 - ys) * sp.Symbol("\\sigma(x)")),
+               Step("At $y = 0$ and $y = 1$ it is the sigmoid focal loss with $\\gamma = \\beta$ and no "
+                    "$\\alpha_t$, evaluated in that loss's accurate forms (sigmoid_focal_loss). Gradients, "
+                    "$D = y - \\sigma$:", "\\frac{\\partial L}{\\partial x}",
+                    C.doc(-sp.Symbol("|D|") ** beta * sp.Symbol("D") - beta * sp.Symbol("|D|") ** (beta - 1)
+                          * sp.sign(sp.Symbol("D")) * sg * (1 - sg) * sp.Symbol("\\mathrm{CE}"))),
+               Step("", "\\frac{\\partial L}{\\partial y}",
+                    -xs * sp.Symbol("|D|") ** beta + beta * sp.Symbol("|D|") ** (beta - 1) * sp.sign(sp.Symbol("D"))
+                    * sp.Symbol("\\mathrm{CE}"))],
+        plots=[C.p_t_plot("Quality Focal Loss, target 1", [(f"beta = {b:g}", {"beta": b}) for b in (0.0, 1.0, 2.0, 4.0)],
+                          "At the hard target 1 QFL is the focal loss with gamma = beta; beta = 0 is BCE.")],
+        conventions="Differentiable everywhere for beta >= 1 (at y = sigma the weight's derivative "
+        "beta |D|^(beta-1) sign(D) is 0 for beta > 1 and sign(0) = 0 for beta = 1); for 0 < beta < 1 the "
+        "derivative is infinite at y = sigma and the kernels give its factor |D|^(beta-1) as 0 there. Targets "
+        "outside [0, 1] are invalid input. The gradient with respect to the target is the derivative of the "
+        "formula (peers pass the IoU target detached, so they return none).",
+        accuracy="y - sigma as y sigma(-x) - (1 - y) sigma(x), exact at the hard targets and without overflow; "
+        "cross-entropy as y softplus(-x) + (1 - y) softplus(x); at y = 0 and 1 the focal loss's forms in the "
+        "signed logit. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
+        "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from the inputs.",
+        checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

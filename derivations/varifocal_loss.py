@@ -1,0 +1,132 @@
+"""Varifocal Loss (Zhang et al., VarifocalNet, arXiv:2008.13367, eq. 2).
+
+With p = sigma(x) and the IoU-aware classification target q in [0, 1] (the IoU of the box with
+its ground truth for the true class, 0 otherwise):
+    q > 0:  L = -q (q ln p + (1 - q) ln(1 - p)) = q CE(x, q),
+    q = 0:  L = -alpha p^gamma ln(1 - p) = alpha sigma(x)^gamma softplus(x).
+Peers write it as BCE(x, q) times a weight w = alpha p^gamma (1 - label) + q label; whether w
+is differentiated is a convention (``detach_weight``): the paper's formula differentiated
+exactly (default; ultralytics, mmdetection) or w held constant (RT-DETR, D-FINE).  The q = 0
+branch is the sigmoid focal loss at the hard target 0 (alpha_t = alpha), whose accurate forms
+(FocalCE) the kernels reuse.  d/dq at q = 0 is that of BCE(x, q) times the negatives' weight,
+-alpha sigma(x)^gamma x (what the peers' autograd gives).
+"""
+import sympy as sp
+
+from . import _logits as C
+from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
+from refloss._derive.functions import FocalCE, LogitCE, PowG, Sigmoid, TwoProd, plain
+
+NAME = "varifocal_loss"
+alpha = sp.Symbol("alpha", real=True)
+gamma = sp.Symbol("gamma", nonnegative=True)
+det = sp.Symbol("detach_weight", nonnegative=True)
+
+
+def derive() -> LossSpec:
+    checks = []
+    x, q = C.x, C.y
+    p = 1 / (1 + sp.exp(-x))
+    ce = -(q * sp.log(p) + (1 - q) * sp.log(1 - p))
+    pos_paper = -q * (q * sp.log(p) + (1 - q) * sp.log(1 - p))
+    neg_paper = -alpha * p**gamma * sp.log(1 - p)
+    dom = {**C.DOMAIN, alpha: (0, 1), gamma: (0, 4)}
+    # positives: q CE(x, q); the weight q detached leaves q dCE/dq
+    pos = q * LogitCE(x, q)
+    prove_equal(plain(pos), pos_paper, "q > 0: q CE(x, q) is the paper's -q (q ln p + (1 - q) ln(1 - p))", checks,
+                domain=dom)
+    d_pos_x = sp.diff(pos, x)
+    d_pos_q = det * q * sp.diff(LogitCE(x, q), q) + (1 - det) * sp.diff(pos, q)
+    prove_equal(plain(d_pos_x), sp.diff(pos_paper, x), "q > 0: dL/dx (the weight q does not depend on x)", checks,
+                domain=dom)
+    prove_equal(plain(d_pos_q.subs(det, 0)), sp.diff(pos_paper, q), "q > 0: dL/dq, weight differentiated", checks,
+                domain=dom)
+    prove_equal(plain(d_pos_q.subs(det, 1)), q * sp.diff(ce, q), "q > 0: dL/dq, weight q held: q dCE/dq", checks,
+                domain=dom)
+    # negatives: the focal loss at the hard target 0 with alpha_t = alpha
+    neg = FocalCE(x, sp.Integer(0), alpha, gamma)
+    prove_equal(plain(neg), neg_paper, "q = 0: FocalCE(x, 0, alpha, gamma) is the paper's -alpha p^gamma ln(1 - p)",
+                checks, domain=dom, numeric=True)
+    weight = alpha * PowG(Sigmoid(x), gamma)
+    d_neg_exact = sp.diff(FocalCE(x, q, alpha, gamma), x).subs(q, 0)  # FocalCEDx's hard form
+    d_neg_held = weight * Sigmoid(x)  # w dCE/dx at q = 0
+    prove_equal(plain(d_neg_exact), sp.diff(neg_paper, x), "q = 0: dL/dx, weight differentiated", checks,
+                domain=dom, numeric=True)
+    prove_equal(plain(d_neg_held), plain(weight) * sp.diff(ce, x).subs(q, 0), "q = 0: dL/dx, weight held: "
+                "alpha sigma^gamma dCE/dx", checks, domain=dom)
+    d_neg_q = -weight * x
+    prove_equal(plain(d_neg_q), (plain(weight) * sp.diff(ce, q)).subs(q, 0), "q = 0: dL/dq = alpha sigma^gamma "
+                "dCE/dq", checks, domain=dom)
+    # where sigma(x) is subnormal or underflows (x < DEEP), sigma^gamma = e^(gamma x) (1 + e^x)^-gamma is
+    # e^(gamma x) to the precision (1 + e^x rounds to 1): formed from gamma x error-free (TwoProd), one
+    # exp rounding; above -2^100 only (the split overflows beyond ~2^115 in float32)
+    deep_weight = alpha * sp.exp(TwoProd(gamma, x, 0)) * (1 + TwoProd(gamma, x, 1))
+    prove_equal(plain(deep_weight) * (1 + sp.exp(x)) ** -gamma, plain(weight), "sigma(x)^gamma = e^(gamma x) "
+                "(1 + e^x)^-gamma", checks, domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)})
+    neg_out = {"value": neg, "d_logits": det * d_neg_held + (1 - det) * d_neg_exact}
+    kernels = {}
+    for prec, deep in (("f64", -708), ("f32", -87)):
+        branches = (
+            Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
+                   {**neg_out, "d_targets": -deep_weight * x}, "negative, sigma(x) subnormal or 0"),
+            Branch(sp.Eq(q, 0), {**neg_out, "d_targets": d_neg_q}, "negative (q = 0)"),
+            Branch(None, {"value": pos, "d_logits": d_pos_x, "d_targets": d_pos_q}, "positive (q > 0)"),
+        )
+        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det), prelude=(), branches=branches,
+                               invalid=C.INVALID)
+    xs, qs, ps = sp.Symbol("x", real=True), sp.Symbol("q", real=True), sp.Symbol("p")
+    return LossSpec(
+        name=NAME, title="Varifocal Loss",
+        formula="L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, "
+        "p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds the weight "
+        "(q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do.",
+        references=["H. Zhang et al., VarifocalNet: An IoU-aware Dense Object Detector, arXiv:2008.13367 (eq. 2)",
+                    "RT-DETR (W. Lv et al., arXiv:2304.08069) and D-FINE (Y. Peng et al., arXiv:2410.13842) train "
+                    "with it, the weight detached"],
+        params=[Param("alpha", alpha, 0.75, "weight of the negatives (q = 0)", lower=sp.Integer(0)),
+                Param("gamma", gamma, 2.0, "focusing exponent on p for the negatives", lower=sp.Integer(0)),
+                Param("detach_weight", det, False, "hold the weight (q on positives, alpha p^gamma on negatives) "
+                      "constant in the gradient, as RT-DETR and D-FINE (False: the paper's formula differentiated, "
+                      "as ultralytics and mmdetection)", kind="bool")],
+        constants=[], kernels=kernels,
+        variants=[Variant("vfl_weight_detached", "detach_weight=True (the weight under no_grad, RT-DETR, D-FINE)",
+                          params={"detach_weight": True}),
+                  Variant("vfl_weight_differentiated", "detach_weight=False (the paper's formula differentiated, "
+                          "ultralytics, mmdetection)", params={"detach_weight": False})],
+        steps=[Step("Varifocal Loss (eq. 2 of the paper) of the logit $x$, $p = \\sigma(x)$, against the IoU-aware "
+                    "target $q \\in [0, 1]$ ($q > 0$ for the ground-truth class of a positive, $q = 0$ otherwise):",
+                    "L", sp.Piecewise((-qs * (qs * sp.log(ps) + (1 - qs) * sp.log(1 - ps)), qs > 0),
+                                      (-alpha * ps**gamma * sp.log(1 - ps), True))),
+               Step("i.e. the binary cross-entropy $\\mathrm{CE}(x, q)$ weighted by $q$ on positives and by "
+                    "$\\alpha p^\\gamma$ on negatives (where it is the sigmoid focal loss at the target 0, evaluated "
+                    "in that loss's accurate forms):", "w",
+                    sp.Piecewise((qs, qs > 0), (alpha * ps**gamma, True))),
+               Step("Gradients with the weight differentiated (the paper's formula, detach_weight = False):",
+                    "\\frac{\\partial L}{\\partial x}",
+                    sp.Piecewise((qs * (ps - qs), qs > 0),
+                                 (alpha * ps**gamma * (ps + gamma * (1 - ps) * sp.Symbol("\\mathrm{softplus}(x)")),
+                                  True))),
+               Step("", "\\frac{\\partial L}{\\partial q}",
+                    sp.Piecewise((sp.Symbol("\\mathrm{CE}(x, q)") - qs * xs, qs > 0), (-alpha * ps**gamma * xs, True))),
+               Step("With the weight held (detach_weight = True, RT-DETR, D-FINE): "
+                    "$\\partial L/\\partial x = w\\,(p - q)$, $\\partial L/\\partial q = -w\\,x$.")],
+        plots=[Plot("Varifocal Loss, negatives (q = 0)",
+                    [(f"gamma = {g:g}", {"params": {"alpha": 0.75, "gamma": g}, "path": C.p_t_path(0.0)})
+                     for g in (0.0, 1.0, 2.0)],
+                    x_range=(0.02, 0.98), xlabel="p_t = 1 - p (probability of the background)",
+                    grad_title="derivative dL/dp_t",
+                    caption="Target q = 0, alpha = 0.75: the negatives' BCE is down-weighted by alpha p^gamma, the "
+                    "more the more confident the background.")],
+        conventions="q > 0 and q = 0 are two formulas: the loss is discontinuous in q at 0 (the limit q -> 0+ is 0, "
+        "the value at q = 0 is alpha p^gamma softplus(x)); d/dq at q = 0 is alpha p^gamma dCE/dq = -alpha p^gamma x, "
+        "what the peers' autograd gives for BCE(x, q) times their weight. detach_weight=False (default) "
+        "differentiates the paper's formula, weights included (ultralytics' VarifocalLoss; mmdetection's "
+        "varifocal_loss, whose alpha |p - q|^gamma equals alpha p^gamma on the negatives); detach_weight=True "
+        "holds the weight constant (RT-DETR's and D-FINE's loss_labels_vfl compute it from a detached "
+        "sigmoid). Targets outside [0, 1] are invalid input.",
+        accuracy="Positives: q (q softplus(-x) + (1 - q) softplus(x)); negatives: alpha l e^g d^-g (x < 0) or "
+        "alpha (x + l) d^-g (x >= 0), e = exp(-|x|), d = 1 + e, l = log1p(e), as the sigmoid focal loss at "
+        "the target 0: no overflow and no cancellation for logits of any magnitude. dL/dq on the negatives, "
+        "-alpha x sigma(x)^gamma, takes sigma(x)^gamma as e^(gamma x) (gamma x error-free) where sigma(x) is subnormal "
+        "(x < -708 in float64, -87 in float32), which it stays representable beyond.",
+        checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -1,0 +1,304 @@
+"""Issue 15's classification losses from Generalized Focal Loss (arXiv 2006.04388) and VarifocalNet
+(arXiv 2008.13367): what is each loss's own (the oracle rows, float32, CUDA simulator and finite
+differences are the generic tests'): the papers' special cases, the peers' conventions written
+here in torch the way each peer writes them, the diagnoses they get, and bad input."""
+import numpy as np
+import pytest
+from mpmath import mp
+
+import refloss as rl
+import refloss.testing as rt
+
+QFL, VFL = rl.qfl_loss, rl.varifocal_loss
+
+
+def _points(n=64, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-8, 8, n)
+    y = np.concatenate([rng.uniform(0.01, 0.99, n // 2), np.zeros(n // 4), np.ones(n - n // 2 - n // 4)])
+    return x, y
+
+
+# ------------------------------------------------------------------ QFL
+
+
+def test_qfl_paper_formula_at_50_digits():
+    """eq. 5 of arXiv 2006.04388 typed here, -|y - s|^b ((1 - y) log(1 - s) + y log s), at a few
+    points (the oracle module is not used: the formula is the paper's, as printed)."""
+    pts = [(0.3, 0.7, 2.0), (-2.5, 0.2, 2.0), (4.0, 0.9, 1.0), (-1.0, 0.0, 3.5), (1.5, 1.0, 2.0)]
+    x, y, b = (np.array(c) for c in zip(*pts))
+    got = np.concatenate([QFL(x[i:i + 1], y[i:i + 1], beta=b[i]) for i in range(len(pts))])
+    with mp.workdps(50):
+        for i, (xi, yi, bi) in enumerate(pts):
+            s = 1 / (1 + mp.exp(-mp.mpf(xi)))
+            want = -abs(yi - s) ** bi * ((1 - mp.mpf(yi)) * mp.log(1 - s) + yi * mp.log(s))
+            assert abs(got[i] - float(want)) <= 4e-16 * abs(float(want)), (pts[i], got[i], want)
+
+
+def test_qfl_hard_targets_are_the_focal_loss_and_beta_0_is_bce():
+    """At y in {0, 1} QFL is the sigmoid focal loss with gamma = beta and no alpha_t (value and
+    d/dlogits; d/dtarget differs: QFL's weight |y - sigma|^beta depends on y differently);
+    beta = 0 is BCE, gradients included."""
+    x = np.linspace(-30, 30, 61)
+    for y in (0.0, 1.0):
+        t = np.full_like(x, y)
+        v, (gx, _) = QFL.value_and_grad(x, t, beta=2.0)
+        fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, t, alpha=None, gamma=2.0)
+        np.testing.assert_array_equal(v, fv)  # the same accurate forms
+        np.testing.assert_array_equal(gx, fx)
+    x, y = _points()
+    v, g = QFL.value_and_grad(x, y, beta=0.0)
+    bv, bg = rl.bce_with_logits.value_and_grad(x, y)
+    np.testing.assert_allclose(v, bv, rtol=4e-16, atol=0)
+    for a, b in zip(g, bg):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-300)
+
+
+def test_qfl_is_zero_with_zero_logit_gradient_at_the_optimum():
+    """sigma(x) = y: the loss and (beta > 1) d/dlogits vanish; d/dtarget is then -x |D|^beta + 0 = 0 too."""
+    x = np.array([0.0, np.log(3.0)])
+    y = np.array([0.5, 0.75])  # sigma(0) = 1/2, sigma(log 3) = 3/4 (to rounding)
+    v, (gx, gy) = QFL.value_and_grad(x, y)
+    assert np.all(np.abs(v) < 1e-30) and np.all(np.abs(gx) < 1e-15) and np.all(np.abs(gy) < 1e-15)
+
+
+def test_qfl_torch_peer():
+    """mmdetection's quality_focal_loss as it is written in torch (BCE against the score times
+    |score - sigma|^beta, no detach; mmdet's own splits positives and negatives with index
+    tensors, the same formula): values and autograd gradients."""
+    torch = pytest.importorskip("torch")
+    x, y = _points()
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.tensor(y, requires_grad=True)
+    s = xt.sigmoid()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(xt, yt, reduction="none") * (yt - s).abs().pow(2.0)
+    loss.sum().backward()
+    v, (gx, gy) = QFL.value_and_grad(x, y)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(gy, yt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------------------------ VFL
+
+
+def _vfl_torch(torch, x, q, alpha, gamma, detach):
+    """BCE(x, q) times the peers' weight alpha sigma^gamma (1 - label) + q label, label = q > 0
+    (ultralytics: not detached; RT-DETR, D-FINE: sigma detached, q an IoU under no_grad)."""
+    label = (q > 0).to(x.dtype)
+    s = x.sigmoid().detach() if detach else x.sigmoid()
+    weight = alpha * s.pow(gamma) * (1 - label) + (q.detach() if detach else q) * label
+    return torch.nn.functional.binary_cross_entropy_with_logits(x, q, reduction="none") * weight
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["ultralytics", "rtdetr"])
+def test_vfl_agrees_with_the_peers_torch_forms(detach):
+    """Values and autograd gradients of the peers' form, detach_weight set as each peer does."""
+    torch = pytest.importorskip("torch")
+    x, q = _points()
+    xt = torch.tensor(x, requires_grad=True)
+    qt = torch.tensor(q, requires_grad=True)
+    loss = _vfl_torch(torch, xt, qt, 0.75, 2.0, detach)
+    loss.sum().backward()
+    v, (gx, gq) = VFL.value_and_grad(x, q, detach_weight=detach)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(gq, qt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_vfl_branches_are_bce_and_the_focal_loss():
+    """q > 0: q BCE(x, q) (gradients: weight differentiated, dL/dq = BCE + q dBCE/dq); q = 0: the
+    sigmoid focal loss at target 0 with alpha_t = 1 - a = alpha, i.e. a = 1 - alpha."""
+    x = np.linspace(-40, 40, 81)
+    q = np.full_like(x, 0.6)
+    v, (gx, gq) = VFL.value_and_grad(x, q)
+    bv, (bx, bq) = rl.bce_with_logits.value_and_grad(x, q)
+    np.testing.assert_allclose(v, 0.6 * bv, rtol=4e-16)
+    np.testing.assert_allclose(gx, 0.6 * bx, rtol=4e-16, atol=1e-300)
+    np.testing.assert_allclose(gq, bv + 0.6 * bq, rtol=1e-14, atol=1e-15)
+    z = np.zeros_like(x)
+    v, (gx, gq) = VFL.value_and_grad(x, z, alpha=0.75, gamma=2.0)
+    fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, z, alpha=0.25, gamma=2.0)
+    np.testing.assert_array_equal(v, fv)
+    np.testing.assert_array_equal(gx, fx)
+
+
+def test_vfl_discontinuous_at_q_0_and_its_target_gradient_there():
+    """The limit q -> 0+ is 0, the value at q = 0 alpha sigma^gamma softplus(x); dL/dq at q = 0 is
+    -alpha sigma(x)^gamma x (the peers' BCE(x, q) * weight), finite where sigma(x) underflows."""
+    x = np.array([-2.0, 0.5, 3.0, -800.0, -1e4])
+    v0, (_, gq) = VFL.value_and_grad(x, np.zeros_like(x), gamma=0.5)
+    vs = VFL(x, np.full_like(x, 1e-300), gamma=0.5)
+    assert np.all(vs < 1e-290) and np.all(v0[:3] > 1e-3)
+    with mp.workdps(50):
+        for i, xi in enumerate(x):
+            want = -0.75 * xi * (1 / (1 + mp.exp(-mp.mpf(xi)))) ** 0.5
+            assert abs(gq[i] - float(want)) <= 4e-16 * abs(float(want)), (xi, gq[i], want)
+    assert gq[3] > 1e-172  # sigma(-800) underflows, 600 sigma^0.5 = 600 e^-400 does not
+
+
+def test_vfl_diagnoses_name_the_peers_convention():
+    """RT-DETR's detached weight checked as the default (differentiated) gets vfl_weight_detached;
+    ultralytics' form checked with detach_weight=True gets vfl_weight_differentiated."""
+    torch = pytest.importorskip("torch")
+
+    def peer(detach):
+        def impl(x, q):
+            return _vfl_torch(torch, x, q, 0.75, 2.0, detach)
+        return impl
+
+    r = rt.check_loss(peer(True), "varifocal_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "vfl_weight_detached", str(r)
+    r = rt.check_loss(peer(False), "varifocal_loss", framework="torch", detach_weight=True)
+    assert not r.ok and r.codes[0] == "vfl_weight_differentiated", str(r)
+    assert rt.check_loss(peer(False), "varifocal_loss", framework="torch").ok
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("loss,params", [(QFL, {}), (VFL, {})])
+def test_targets_outside_0_1_and_bad_parameters(loss, params):
+    with pytest.raises(ValueError, match="targets"):
+        loss(np.array([0.0, 1.0]), np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="targets"):
+        loss(np.array([0.0]), np.array([-0.1]))
+    bad = {"beta": -1.0} if loss is QFL else {"gamma": -1.0}
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        loss(np.array([0.0]), np.array([0.5]), **bad)
+
+
+# ------------------------------------------------------------------ DFL
+
+DFL = rl.dfl_loss
+
+
+def _dfl_paper(z, y):
+    """eq. 6 of arXiv 2006.04388 typed here at 50 digits: -((y_r - y) log S_{y_l} + (y - y_l) log S_{y_r}),
+    the bin y_r = n absent at y = n - 1 (its weight y - y_l is 0)."""
+    with mp.workdps(50):
+        zs = [mp.mpf(float(v)) for v in z]
+        lse = mp.log(mp.fsum(mp.exp(v) for v in zs))
+        y = mp.mpf(float(y))
+        yl = int(mp.floor(y))
+        out = -(yl + 1 - y) * (zs[yl] - lse)
+        if yl + 1 < len(zs):
+            out -= (y - yl) * (zs[yl + 1] - lse)
+        return float(out)
+
+
+def test_dfl_paper_formula_at_50_digits_and_integer_targets():
+    """Targets inside a bin pair, at an inner bin (the paper's floor: weight 1 on y_l) and at the last
+    bin (the out-of-range y_r has weight 0), rows of 5 and 17 bins (reg_max 4 and 16)."""
+    rng = np.random.default_rng(7)
+    for nb in (5, 17):
+        z = rng.normal(size=(6, nb)) * 3
+        y = np.array([0.0, 0.3, 1.0, nb - 1.5, nb - 1 - 1e-9, nb - 1.0])
+        got = DFL(z, y)
+        for i in range(len(y)):
+            want = _dfl_paper(z[i], y[i])
+            assert abs(got[i] - want) <= 4e-16 * abs(want), (nb, y[i], got[i], want)
+
+
+def test_dfl_target_gradient_conventions():
+    """dL/dy = z_{y_l} - z_{y_r}: at an integer y < n - 1 the right derivative z_y - z_{y+1} (floor, as
+    the peers' autograd), at y = n - 1 the left one z_{n-2} - z_{n-1}; exact (one subtraction)."""
+    z = np.array([[0.5, -1.25, 3.0, 2.0, -0.75]] * 4)
+    y = np.array([0.0, 2.0, 2.5, 4.0])
+    _, (gz, gy) = DFL.value_and_grad(z, y)
+    np.testing.assert_array_equal(gy, [0.5 + 1.25, 3.0 - 2.0, 3.0 - 2.0, 2.0 + 0.75])
+    # dL/dz = softmax - w: sums to 0, and its two-hot part is the weights
+    p = np.exp(z[2] - z[2].max()) / np.exp(z[2] - z[2].max()).sum()
+    np.testing.assert_allclose(gz[2], p - [0, 0, 0.5, 0.5, 0], rtol=1e-15, atol=1e-16)
+
+
+def _ultralytics_dfl(torch, pred, target, clamp):
+    """ultralytics' DFLoss as it writes it (reg_max there is the number of bins), per row: the target
+    clamped to [0, n_bins - 1 - clamp], then CE to floor(t) and floor(t) + 1 weighted by the distances."""
+    nb = pred.shape[-1]
+    t = target.clamp(0, nb - 1 - clamp)
+    tl = t.long()
+    tr = tl + 1
+    wl = tr - t
+    wr = 1 - wl
+    ce = torch.nn.functional.cross_entropy
+    return ce(pred, tl, reduction="none") * wl + ce(pred, tr.clamp(max=nb - 1), reduction="none") * wr
+
+
+def test_dfl_agrees_with_ultralytics_torch_form_and_diagnosis():
+    """ultralytics' DFLoss (clamp 0.01) written in torch: values and autograd gradients (logits and
+    target) equal dfl_loss(clamp=0.01); checked as the paper's default, check_loss names its clamp."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(40, 16)) * 2
+    y = np.concatenate([rng.uniform(0, 15, 36), [0.0, 3.0, 14.995, 15.0]])
+    zt, yt = torch.tensor(z, requires_grad=True), torch.tensor(y, requires_grad=True)
+    loss = _ultralytics_dfl(torch, zt, yt, 0.01)
+    loss.sum().backward()
+    v, (gz, gy) = DFL.value_and_grad(z, y, clamp=0.01)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(gz, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, yt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    r = rt.check_loss(lambda a, b: _ultralytics_dfl(torch, a, b, 0.01), "dfl_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "dfl_clamp_ultralytics", str(r)
+    r = rt.check_loss(lambda a, b: _ultralytics_dfl(torch, a, b, 0.1), "dfl_loss", framework="torch")
+    assert not r.ok and r.codes[0] == "dfl_clamp_dfine", str(r)
+
+
+def test_dfl_bad_input():
+    z = np.zeros((2, 5))
+    with pytest.raises(ValueError, match=r"target: must lie in \[0, 4\]; target\[1\] = 4.5"):
+        DFL(z, np.array([1.0, 4.5]))
+    with pytest.raises(ValueError, match="target"):
+        DFL(z, np.array([-0.5, 1.0]))
+    with pytest.raises(ValueError, match="target"):  # with a clamp too: the target is a bin index
+        DFL(z, np.array([1.0, 5.0]), clamp=0.01)
+    with pytest.raises(ValueError, match="clamp"):
+        DFL(z, np.array([1.0, 2.0]), clamp=-0.5)
+    with pytest.raises(ValueError, match="target"):  # one target per row, not per bin
+        DFL(z, np.zeros((2, 5)))
+
+
+def test_cuda_simulator_equals_cpu():
+    """The three losses' generated CUDA kernels (numba's simulator in CI) equal the CPU kernels (both
+    precisions for DFL, whose row kernel writes its target's gradient through a one-element view)."""
+    pytest.importorskip("numba.cuda")
+    rng = np.random.default_rng(2)
+    x, y = _points(16)
+    z, t = rng.normal(size=(6, 5)) * 3, np.array([0.0, 0.5, 2.0, 3.25, 4.0, 1.0])
+    for fn, args, params, dtypes in ((QFL, (x, y), {}, ("float32",)), (VFL, (x, y), {"detach_weight": True}, ("float64",)),
+                                     (DFL, (z, t), {"clamp": 0.25}, ("float64", "float32"))):
+        for dtype in dtypes:
+            v, g = fn.value_and_grad(*args, dtype=dtype, **params)
+            vc, gc = fn.value_and_grad(*args, dtype=dtype, device="cuda", **params)
+            kw = dict(rtol=4 * np.finfo(dtype).eps, atol=1e-300 if dtype == "float64" else 1e-37)
+            np.testing.assert_allclose(vc, v, **kw)
+            for a, b in zip(gc, g):
+                np.testing.assert_allclose(a, b, **kw)
+
+
+def test_dfl_decode_and_its_vjp_against_the_oracle():
+    """rl.dfl_decode: sum_i i softmax_i over the last axis, and its VJP c S_j (j - y_hat), within a few
+    ULP of the 50-digit oracle (refloss/oracle/classification.py), float64 and float32, logits of
+    every scale up to +-1e30; the result has the rows' shape and the inputs' float type."""
+    from refloss.oracle.classification import dfl_decode as oracle
+
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(12, 17)) * 10.0 ** rng.uniform(-3, 2, (12, 1))
+    z[0] = 0.0
+    z[1, [0, 16]] = [1e30, -1e30]
+    c = rng.uniform(-2, 2, 12)
+    for dtype, tol in ((np.float64, 8), (np.float32, 8)):
+        v, g = rl.dfl_decode.value_and_grad(z.astype(dtype), c.astype(dtype))
+        assert v.dtype == dtype and v.shape == (12,) and g.shape == (12, 17)
+        eps = np.finfo(dtype).eps
+        for i in range(len(z)):
+            ev, eg = oracle(z[i].astype(dtype), float(c.astype(dtype)[i]))
+            assert abs(v[i] - float(ev)) <= tol * eps * max(abs(float(ev)), 1.0), (dtype, i, v[i], ev)
+            scale = abs(float(c.astype(dtype)[i])) * 17  # the VJP's terms: |c| S_j |j - y_hat|
+            assert np.all(np.abs(g[i] - np.array([float(e) for e in eg])) <= tol * eps * scale), (dtype, i)
+    np.testing.assert_array_equal(rl.dfl_decode(z), rl.dfl_decode.value_and_grad(z)[0])  # one computation
+    with pytest.raises(ValueError, match="logits"):
+        rl.dfl_decode(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="cotangent"):
+        rl.dfl_decode.value_and_grad(z, np.ones(3))
