@@ -84,4 +84,10 @@ REFERENCES = {
     "yolo_decode": Reference("yolo.decode_vjp", (
         {"variant": "v3", "stride": 8.0}, {"variant": "v4", "scale_xy": 1.2, "stride": 8.0},
         {"variant": "scaled", "stride": 8.0}), YOLO_ULP8),
+    # issue 15: IoU variants
+    "alpha_iou_loss": Reference("boxes.alpha_iou_loss", ({}, {"alpha": 0.5, "form": "giou"}, {"form": "diou"},
+                                                         {"alpha": 1.0, "eps": 1e-7}), BOX),
+    "nwd_loss": Reference("boxes.nwd_loss", ({}, {"c": 1.0}, {"eps": 1e-7}), BOX),
+    "mpdiou_loss": Reference("boxes.mpdiou_loss", ({"image_size": (640, 640)}, {"image_size": (3.0, 2.0), "eps": 1e-7}),
+                             BOX),
 }
