@@ -166,7 +166,9 @@ def box_form(loss) -> tuple:
     box loss's own on a few probe pairs, or (None, None) (e.g. Focal-EIoU): found once per loss."""
     if loss.name not in _FORM_OF:
         found = (None, None)
-        if loss.info.family == "box" and loss.info.layouts[:2] == ("xyxy", "xyxy"):
+        # (a loss with a required parameter, MPDIoU's image_size, has no default values to compare)
+        if loss.info.family == "box" and loss.info.layouts[:2] == ("xyxy", "xyxy") \
+                and not any(p.kind == "size" for p in loss.params):
             eps = next((float(p.default) for p in loss.params if p.name == "eps"), 0.0)
             with np.errstate(all="ignore"):
                 mine = np.asarray(loss.value_and_grad(_PROBE_PRED, _PROBE_TARGET)[0], np.float64)

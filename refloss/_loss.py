@@ -52,7 +52,8 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
     lines = [f"{info.title}.", "", info.formula, "", "Parameters", "----------"]
     lines += _input_lines(info)
     for p in info.params:
-        kind = {"bool": "bool", "optional": "float or None", "int": "int"}.get(p.kind, "float")
+        kind = {"bool": "bool", "optional": "float or None", "int": "int", "choice": "str",
+                "size": "(float, float), required"}.get(p.kind, "float")
         lines += [f"{p.name} : {kind}, default {p.default!r}", f"    {p.doc}; ``{p.rule}``."]
     lines += [
         'reduction : {"none", "mean", "sum"}, default "none"',

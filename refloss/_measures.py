@@ -72,7 +72,7 @@ def ulp_error(got, hi, lo, dtype, floor=None) -> np.ndarray:
 
 
 def box_errors(got_value, got_grads, exact_value, exact_grads, pred, target) -> tuple:
-    """Per pair: (value absolute error, gradient error relative to max(the pair's largest
+    """Per pair: (value absolute error (relative where |exact value| > 1), gradient error relative to max(the pair's largest
     finite exact component, 1 / the enclosing box's larger side)).  NaN where both are NaN
     counts as 0, else inf; equal infinities count as 0.  ``*_grads`` are (n, 8) arrays."""
     value = np.asarray(got_value, np.float64)
@@ -81,6 +81,9 @@ def box_errors(got_value, got_grads, exact_value, exact_grads, pred, target) -> 
     with np.errstate(invalid="ignore"):
         verr = np.where(np.isnan(ev) & np.isnan(value), 0.0, np.abs(value - ev))
         verr = np.where(ev == value, 0.0, verr)  # equal infinities
+        # relative above 1: a loss with an unbounded term (MPDIoU's corner distances over the image's
+        # diagonal) is ~1e14 for boxes 1e10 apart, where no float result is within 1e-14 absolute
+        verr = verr / np.maximum(1.0, np.where(np.isfinite(ev), np.abs(ev), 1.0))
         scale = np.nanmax(np.abs(np.where(np.isfinite(eg), eg, np.nan)), axis=1, initial=0.0)
         # floor: the natural gradient scale 1/(enclosing size). Where the exact gradient cancels to
         # (nearly) 0 (identical boxes, tied coordinates) no float computation of the O(1/size) terms

@@ -20,8 +20,11 @@ class Param(NamedTuple):
     upper_closed: bool
     rule: str
     doc: str
-    kind: str = "real"  # "real", "bool" (kernels get 0.0/1.0), "optional" (None -> none_value), "int"
+    kind: str = "real"  # "real", "bool" (kernels get 0.0/1.0), "optional" (None -> none_value), "int",
+    # "choice" (a string of ``choices``; kernels get its index), "size" (a required (width, height),
+    # both > 0; kernels get width^2 + height^2)
     none_value: float = 0.0
+    choices: tuple = ()
 
     def to_float(self, value) -> float:
         """The kernel's float for a user value (ValueError/TypeError if not admitted)."""
@@ -29,6 +32,14 @@ class Param(NamedTuple):
             if value not in (True, False) or isinstance(value, float):
                 raise TypeError(f"{self.name}: must be True or False, got {value!r}")
             return 1.0 if value else 0.0
+        if self.kind == "size":
+            return self._size_to_float(value)
+        if self.kind == "choice":
+            if not isinstance(value, str):
+                raise TypeError(f"{self.name}: must be one of {self.choices}, got {value!r}")
+            if value not in self.choices:
+                raise ValueError(f"{self.name}: must be one of {self.choices}, got {value!r}")
+            return float(self.choices.index(value))
         if self.kind == "optional" and value is None:
             return self.none_value
         if isinstance(value, (bool, str, bytes)) or not _is_real_scalar(value):
@@ -39,6 +50,18 @@ class Param(NamedTuple):
         if not self.admits(v):
             raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
         return v
+
+    def _size_to_float(self, value) -> float:
+        if value is None:
+            raise TypeError(f"{self.name}: required, the image's (width, height) in the boxes' units, "
+                            f"e.g. {self.name}=(640, 640)")
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2 \
+                or not all(_is_real_scalar(v) and not isinstance(v, bool) for v in value):
+            raise TypeError(f"{self.name}: must be a pair (width, height) of real numbers, got {value!r}")
+        w, h = (float(v) for v in value)
+        if not (0 < w < float("inf") and 0 < h < float("inf")):
+            raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
+        return w * w + h * h
 
     def admits(self, value: float) -> bool:
         """Whether ``value`` lies in the domain (NaN never does)."""

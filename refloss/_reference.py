@@ -103,4 +103,10 @@ REFERENCES = {
     # 0.1): verify runs clamps whose bound is exact in float32 and float64, so the oracle's exact bound applies
     "dfl_loss": Reference("classification.dfl_loss", ({}, {"clamp": 0.25}, {"clamp": 2.0**-7}), ULP8,
                           floor="classification.dfl_gradient_scale"),
+    # issue 15: IoU variants
+    "alpha_iou_loss": Reference("boxes.alpha_iou_loss", ({}, {"alpha": 0.5, "form": "giou"}, {"form": "diou"},
+                                                         {"alpha": 1.0, "eps": 1e-7}), BOX),
+    "nwd_loss": Reference("boxes.nwd_loss", ({}, {"c": 1.0}, {"eps": 1e-7}), BOX),
+    "mpdiou_loss": Reference("boxes.mpdiou_loss", ({"image_size": (640, 640)}, {"image_size": (3.0, 2.0), "eps": 1e-7}),
+                             BOX),
 }

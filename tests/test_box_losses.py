@@ -18,6 +18,15 @@ def _generic(n=40, seed=5):
 
 
 LOSSES = [getattr(rl, n) for n in rl.BOX_LOSSES + rl.METRICS]
+# losses that compare lengths with a length parameter (NWD's C, MPDIoU's image size): not scale invariant
+# (their own tests scale the parameter with the boxes)
+NOT_SCALE_INVARIANT = {"nwd_loss", "mpdiou_loss"}
+
+
+def _params(name) -> dict:
+    """The loss's first parameter set of the reference table (a required parameter, e.g. MPDIoU's
+    image_size, has no default)."""
+    return dict(REFERENCES[name].param_sets[0])
 
 
 def _dyadic(n=40, seed=3):
@@ -35,12 +44,15 @@ def _dyadic(n=40, seed=3):
 @pytest.mark.parametrize("fn", LOSSES, ids=repr)
 def test_translation_and_scale_invariance(fn):
     p, t = _dyadic()
-    v, (gp, gt) = fn.value_and_grad(p, t)
+    kw = _params(fn.name)
+    v, (gp, gt) = fn.value_and_grad(p, t, **kw)
     shift = np.array([3.25, -1.5, 3.25, -1.5])
-    v2 = fn(p + shift, t + shift)
+    v2 = fn(p + shift, t + shift, **kw)
     np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-13)
+    if fn.name in NOT_SCALE_INVARIANT:
+        return
     s = 8.0  # a power of two: scaling is exact
-    v3, (gp3, gt3) = fn.value_and_grad(p * s, t * s)
+    v3, (gp3, gt3) = fn.value_and_grad(p * s, t * s, **kw)
     np.testing.assert_allclose(v3, v, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(gp3, gp / s, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(gt3, gt / s, rtol=1e-12, atol=1e-14)
@@ -49,8 +61,9 @@ def test_translation_and_scale_invariance(fn):
 @pytest.mark.parametrize("fn", LOSSES, ids=repr)
 def test_symmetry_in_pred_and_target(fn):
     p, t = _generic()
-    v, (gp, gt) = fn.value_and_grad(p, t)
-    v2, (gp2, gt2) = fn.value_and_grad(t, p)
+    kw = _params(fn.name)
+    v, (gp, gt) = fn.value_and_grad(p, t, **kw)
+    v2, (gp2, gt2) = fn.value_and_grad(t, p, **kw)
     np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-14)
     if fn.name not in ("ciou_loss", "ciou"):  # alpha is held constant: its gradient is not symmetric
         np.testing.assert_allclose(gp2, gt, rtol=1e-10, atol=1e-14)
@@ -59,7 +72,7 @@ def test_symmetry_in_pred_and_target(fn):
 @pytest.mark.parametrize("name", rl.BOX_LOSSES)
 def test_zero_loss_and_gradient_at_identical_boxes(name):
     p, _ = _generic()
-    v, (gp, gt) = getattr(rl, name).value_and_grad(p, p.copy())
+    v, (gp, gt) = getattr(rl, name).value_and_grad(p, p.copy(), **_params(name))
     assert np.all(v == 0), v
     size = np.maximum(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1])[:, None]
     assert np.all(np.abs(gp) * size <= 1e-14) and np.all(np.abs(gt) * size <= 1e-14)  # ~45 eps of 1/size

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import refloss as rl
+from refloss._reference import REFERENCES
 
 
 def _float64_lines(dispatcher) -> list:
@@ -24,7 +25,8 @@ def _float64_lines(dispatcher) -> list:
 @pytest.mark.parametrize("name", rl.ALL_LOSSES)
 def test_float32_kernels_have_no_float64(name):
     fn = getattr(rl, name)
-    args = fn.kernel_args({}, "f32")
+    # the first parameter set of the reference table (a required parameter, MPDIoU's image_size, has no default)
+    args = fn.kernel_args(dict(REFERENCES[name].param_sets[0]) if name in REFERENCES else {}, "f32")
     mod = fn._module("cpu")
     if None in fn.info.widths:  # a row loss: its scalar kernels take rows (and write the gradient rows); an
         # input of width 1 is one number per row (its gradient a one-element array)

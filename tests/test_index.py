@@ -62,13 +62,15 @@ def test_every_loss_reaches_every_surface(name):
     else:
         fn = getattr(refloss, name)
         assert name in refloss.ALL_LOSSES and fn.info is info
-    data = vectors.golden_vectors(name, n_random=8)
+    # the first parameter set of the reference table (a required parameter, MPDIoU's image_size, has no default)
+    kw = dict(REFERENCES[name].param_sets[0])
+    data = vectors.golden_vectors(name, n_random=8, **kw)
     assert data["meta"]["loss"] == name and data["meta"]["points"] > 0
     # check_loss runs on the loss's battery (its gradient conventions are not all true derivatives:
     # finite differences of the kernel's own values are not a fair check here, values are)
-    report = testing.check_loss(lambda *a: fn(*a), name, framework="numpy", grad=False, cases="all")
+    report = testing.check_loss(lambda *a: fn(*a, **kw), name, framework="numpy", grad=False, cases="all", **kw)
     assert report.ok and report.points > 0, str(report)
-    wrong = testing.check_loss(lambda *a: fn(*a) * (1 + 1e-6), name, framework="numpy", grad=False)
+    wrong = testing.check_loss(lambda *a: fn(*a, **kw) * (1 + 1e-6), name, framework="numpy", grad=False, **kw)
     assert not wrong.ok
 
 

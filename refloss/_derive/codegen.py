@@ -939,7 +939,8 @@ def _param_source(p) -> str:
     default = repr(p.default) if p.kind != "real" else repr(float(p.default))
     return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(p.upper)}, {p.upper_closed},\n"
             f"              {p.rule()!r}, {_text(p.doc, ' ' * 14)}" + (
-                f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "") + ")")
+                f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "")
+            + (f", choices={tuple(p.choices)!r}" if p.kind == "choice" else "") + ")")
 
 
 def _variant_source(v) -> str:

@@ -38,13 +38,20 @@ class Param:
     lower_closed: bool = True
     upper: sp.Expr | None = None
     upper_closed: bool = True
-    kind: str = "real"  # "real"; "bool" (passed to kernels as 0.0/1.0); "optional" (None -> none_value); "int"
+    kind: str = "real"  # "real"; "bool" (passed to kernels as 0.0/1.0); "optional" (None -> none_value); "int";
+    # "choice" (one of ``choices``, passed to kernels as its index 0.0, 1.0, ...); "size" (a required
+    # (width, height) pair, both > 0, passed to kernels as width^2 + height^2; figures use none_value)
     none_value: float = 0.0
+    choices: tuple = ()
 
     def rule(self) -> str:
         """The domain as text, e.g. ``beta >= 0`` or ``1/e <= beta <= 1``."""
         if self.kind == "bool":
             return f"{self.name} is True or False"
+        if self.kind == "choice":
+            return f"{self.name} is one of {', '.join(map(repr, self.choices))}"
+        if self.kind == "size":
+            return f"{self.name} is (width, height) with width > 0 and height > 0"
         lo = hi = ""
         if self.lower is not None:
             lo = f"{sp.sstr(self.lower)} {'<=' if self.lower_closed else '<'} "

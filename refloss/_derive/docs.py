@@ -62,8 +62,10 @@ def _kernel_defaults(spec: LossSpec) -> dict:
     """Parameter defaults as the kernels' floats (bool -> 0/1, None -> its stand-in)."""
     out = {}
     for p in spec.params:
-        if p.kind == "optional" and p.default is None:
+        if p.kind in ("optional", "size") and p.default is None:
             out[p.name] = float(p.none_value)
+        elif p.kind == "choice":
+            out[p.name] = float(p.choices.index(p.default))
         else:
             out[p.name] = float(p.default)
     return out

@@ -250,6 +250,71 @@ LOSSES['smooth_l1'] = LossInfo(
 )
 
 
+# ---- alpha_iou_loss (box): Alpha-IoU loss
+LOSSES['alpha_iou_loss'] = LossInfo(
+    name='alpha_iou_loss',
+    title='Alpha-IoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('alpha', 3.0, 0.0, False, None, True,
+              '0 < alpha', (
+                  "power alpha of IoU and of the penalty (3 in the paper's experiments; 1 gives "
+                  'the base loss)'
+              )),
+        Param('form', 'iou', None, True, None, True,
+              "form is one of 'iou', 'giou', 'diou'", (
+                  "the base loss: 'iou' (1 - IoU^alpha), 'giou' (+ ((C - U)/C)^alpha), 'diou' (+ "
+                  '(rho^2/c^2)^alpha)'
+              ), kind='choice', none_value=0.0, choices=('iou', 'giou', 'diou')),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+    ),
+    args=('alpha', 'form', 'eps'),
+    kinks=None,
+    variants=(
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        "L = 1 - IoU^alpha + P^alpha, P = 0 (form='iou'), (C - U)/(C + eps) ('giou') or "
+        "rho^2/(c^2 + eps) ('diou')."
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. Powers x^alpha of IoU and of the penalties have '
+        'the derivative alpha x^(alpha - 1), taken as 0 where x = 0 (the limit for alpha > 1; for'
+        ' alpha < 1 the derivative is infinite there, and torch autograd gives NaN or inf; also '
+        'for alpha = 1, so where the GIoU penalty is 0 (enclosing box = union) the gradient can '
+        "differ from GIoU loss's one-sided one): so for disjoint boxes the IoU term passes no "
+        'gradient, as in 1 - IoU.'
+    ),
+    references=(
+        (
+            'J. He et al., Alpha-IoU: A Family of Power Intersection over Union Losses for '
+            'Bounding Box Regression, arXiv:2110.13675'
+        ),
+    ),
+    derivation='derivations/alpha_iou_loss.py',
+)
+
+
 # ---- ciou (box): CIoU (metric)
 LOSSES['ciou'] = LossInfo(
     name='ciou',
@@ -863,6 +928,10 @@ LOSSES['log_iou_loss'] = LossInfo(
 LOSSES['siou_loss'] = LossInfo(
     name='siou_loss',
     title='SIoU loss',
+# ---- mpdiou_loss (box): MPDIoU loss
+LOSSES['mpdiou_loss'] = LossInfo(
+    name='mpdiou_loss',
+    title='MPDIoU loss',
     family='box',
     kind='loss',
     inputs=('pred', 'target'),
@@ -872,6 +941,11 @@ LOSSES['siou_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('pred', 'target'),
     params=(
+        Param('image_size', None, None, True, None, True,
+              'image_size is (width, height) with width > 0 and height > 0', (
+                  "the input image's (width, height), in the boxes' units; required (figures: an "
+                  '8 x 8 image)'
+              ), kind='size', none_value=128.0),
         Param('eps', 0.0, 0.0, True, None, True,
               '0 <= eps', (
                   'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
@@ -893,6 +967,10 @@ LOSSES['siou_loss'] = LossInfo(
             "positive_exponent=True (mmdetection's SIoULoss default neg_gamma=False: exp(+gamma "
             'rho), the distance cost a reward)'
         ), params={'positive_exponent': True}),
+    ),
+    args=('image_size', 'eps'),
+    kinks=None,
+    variants=(
         Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
         Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
         Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
@@ -905,6 +983,8 @@ LOSSES['siou_loss'] = LossInfo(
         'rho_x = (dx/cw)^2, rho_y = (dy/ch)^2, shape cost Omega = sum_t (1 - '
         'exp(-omega_t))^theta, omega_w = |wp - wt|/max(wp, wt). At coincident centres Delta = 0 '
         'with gradient 0 (its limit).'
+        'L = 1 - IoU + (d1^2 + d2^2)/(w^2 + h^2): d1, d2 the distances of the top-left and of the'
+        " bottom-right corners, (w, h) = image_size the input image's size (required)."
     ),
     conventions=(
         'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
@@ -935,6 +1015,23 @@ LOSSES['siou_loss'] = LossInfo(
 LOSSES['wiou_loss'] = LossInfo(
     name='wiou_loss',
     title='Wise-IoU loss',
+        'enclosing diagonal) the value is NaN. The corner term is smooth. The loss is translation'
+        ' invariant but not scale invariant: scaling the boxes and not image_size changes it.'
+    ),
+    references=(
+        (
+            'S. Ma, Y. Xu, MPDIoU: A Loss for Efficient and Accurate Bounding Box Regression, '
+            'arXiv:2307.07662'
+        ),
+    ),
+    derivation='derivations/mpdiou_loss.py',
+)
+
+
+# ---- nwd_loss (box): NWD loss
+LOSSES['nwd_loss'] = LossInfo(
+    name='nwd_loss',
+    title='NWD loss',
     family='box',
     kind='loss',
     inputs=('pred', 'target'),
@@ -978,6 +1075,20 @@ LOSSES['wiou_loss'] = LossInfo(
         Variant('wiou_enclosing_grad', (
             "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as the paper's *)"
         ), params={'enclosing_grad': True}),
+        Param('c', 12.8, 0.0, False, None, True,
+              '0 < c', (
+                  'normalising constant C of NWD = exp(-W2/C), dataset-dependent (12.8: the '
+                  "authors' code for AI-TOD)"
+              )),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  "added to W2^2 under the square root (the authors' code: 1e-7); 0 = exact "
+                  'formula'
+              )),
+    ),
+    args=('c', 'eps'),
+    kinks=None,
+    variants=(
         Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
         Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
         Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
@@ -1011,6 +1122,25 @@ LOSSES['wiou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/wiou_loss.py',
+        'L = 1 - exp(-W2 / C), W2^2 = |c_p - c_t|^2 + ((w_p - w_t)/2)^2 + ((h_p - h_t)/2)^2 + '
+        'eps, boxes as Gaussians N((cx, cy), diag(w^2/4, h^2/4)); gradient 0 at W2 = 0 by '
+        'convention.'
+    ),
+    conventions=(
+        'The loss is smooth except where the two Gaussians coincide (equal boxes, W2 = 0 with eps'
+        ' = 0), where sqrt has no derivative: there the value is 0 and the gradient is taken as 0'
+        ' (its minimum; 0 lies in the subdifferential of the norm), where torch autograd of '
+        'sqrt(W2^2) gives NaN. The loss has no kinks elsewhere (no max/min: disjoint boxes have a'
+        ' gradient too). It is translation invariant but not scale invariant: W2 is a length, '
+        'compared with the length C.'
+    ),
+    references=(
+        (
+            'J. Wang et al., A Normalized Gaussian Wasserstein Distance for Tiny Object '
+            'Detection, arXiv:2110.13389'
+        ),
+    ),
+    derivation='derivations/nwd_loss.py',
 )
 
 

@@ -635,3 +635,120 @@ def wiou_loss(pred, target, eps=0.0, version=1, iou_mean=1.0, gamma=0.5, alpha=1
         return _Dual(factor * v1.v, tuple(factor * d for d in v1.d))
 
     return _geometry_run(pred, target, eps, body)
+# ---------------------------------------------- issue 15: IoU variants (Alpha-IoU, Inner-IoU, NWD, MPDIoU)
+
+__all__ += ["alpha_iou_loss", "inner_iou_loss", "nwd_loss", "mpdiou_loss"]
+
+
+def _power0(x: _Dual, alpha) -> _Dual:
+    """x ** alpha (x >= 0, alpha > 0) with derivative alpha x**(alpha - 1), taken as 0 at x == 0 (refloss's
+    convention for the Alpha-IoU powers: the limit for alpha > 1; infinite for alpha < 1)."""
+    if mp.isnan(x.v) or x.v < 0:
+        return _Dual.nan()
+    if x.v == 0:
+        return _Dual(mp.zero)
+    value = mp.power(x.v, alpha)
+    k = alpha * value / x.v
+    return _Dual(value, tuple(k * da for da in x.d))
+
+
+def _positive(value, name: str):
+    v = _to_mpf(value)
+    if not (mp.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
+_ALPHA_FORMS = ("iou", "giou", "diou")
+
+
+def alpha_iou_loss(pred, target, alpha=3.0, form="iou", eps=0.0) -> Result:
+    """Alpha-IoU loss (He et al., arXiv 2110.13675), the paper's power family
+    ``1 - IoU**alpha + P**alpha`` with the base loss's penalty P: none (``form="iou"``, Eq. of
+    L_alpha-IoU), ``(C - U)/(C + eps)`` (alpha-GIoU, |C \\ (B u B_gt)| / |C|) or ``rho2 / c2``
+    (alpha-DIoU, rho^(2 alpha) / c^(2 alpha)).  Powers have derivative 0 where their base is 0."""
+    alpha = _positive(alpha, "alpha")
+    if form not in _ALPHA_FORMS:
+        raise ValueError(f"form must be one of {_ALPHA_FORMS}, got {form!r}")
+
+    def body(g: _Geometry) -> _Dual:
+        # 1 - IoU**alpha as 1 - exp(alpha log(1 - (1 - IoU))) from the exact 1 - IoU
+        omi = g.one_minus_iou
+        if mp.isnan(omi.v):
+            return _Dual.nan()
+        if g.inter.v == 0:
+            loss = _Dual(mp.one)
+        else:
+            iou = 1 - omi
+            lg = mp.log1p(-omi.v)
+            powv = mp.exp(alpha * lg)
+            k = alpha * powv / iou.v
+            loss = _Dual(-mp.expm1(alpha * lg), tuple(-k * d for d in iou.d))
+        if form == "giou":
+            loss = loss + _power0(g.giou_penalty(), alpha)
+        elif form == "diou":
+            loss = loss + _power0(g.distance_penalty(), alpha)
+        return loss
+
+    return _geometry_run(pred, target, eps, body)
+
+
+def inner_iou_loss(pred, target, ratio=0.75, eps=0.0) -> Result:
+    """Inner-IoU loss (Zhang, Xu, Zhang, arXiv 2311.02877): ``1 - IoU^inner``, the IoU of the auxiliary boxes
+    with the centre of each box and its width and height times ``ratio``
+    (b_l = x_c - w ratio/2, b_r = x_c + w ratio/2, ...)."""
+    ratio = _positive(ratio, "ratio")
+    eps = _nonnegative(eps, "eps")
+
+    def body(p, t):
+        def inner(b):
+            x1, y1, x2, y2 = b
+            half = mp.mpf(0.5)
+            cx, cy = (x1 + x2) * half, (y1 + y2) * half
+            hw, hh = (x2 - x1) * (ratio * half), (y2 - y1) * (ratio * half)
+            return cx - hw, cy - hh, cx + hw, cy + hh
+        return _Geometry(inner(p), inner(t), eps).one_minus_iou
+
+    return _run(body, pred, target)
+
+
+def nwd_loss(pred, target, c=12.8, eps=0.0) -> Result:
+    """NWD loss (Wang et al., arXiv 2110.13389): each box the 2-D Gaussian N(mu, Sigma), mu its centre,
+    Sigma = diag(w**2/4, h**2/4); W2**2 = |mu_p - mu_t|**2 + |Sigma_p**(1/2) - Sigma_t**(1/2)|_F**2 (+ eps);
+    NWD = exp(-sqrt(W2**2) / c), loss 1 - NWD.  At W2 = 0 the value is 0 and the partials 0 (refloss's
+    convention: sqrt has no derivative there)."""
+    c = _positive(c, "c")
+    eps = _nonnegative(eps, "eps")
+
+    def body(p, t):
+        half = mp.mpf(0.5)
+
+        def gaussian(b):
+            x1, y1, x2, y2 = b
+            return ((x1 + x2) * half, (y1 + y2) * half), ((x2 - x1) * half, (y2 - y1) * half)
+
+        (mp_, sp_), (mt, st) = gaussian(p), gaussian(t)
+        w2 = eps + sum(((a - b).square() for a, b in zip(mp_ + sp_, mt + st)), _Dual(mp.zero))
+        if w2.v == 0:
+            return _Dual(mp.zero)
+        e = _exp(-_sqrt(w2) / c)
+        return _Dual(-mp.expm1(-mp.sqrt(w2.v) / c), tuple(-d for d in e.d))
+
+    return _run(body, pred, target)
+
+
+def mpdiou_loss(pred, target, image_size=None, eps=0.0) -> Result:
+    """MPDIoU loss (Ma and Xu, arXiv 2307.07662): ``1 - MPDIoU``,
+    ``MPDIoU = IoU - d1**2/(w**2 + h**2) - d2**2/(w**2 + h**2)``, d1 (d2) the distance between the
+    top-left (bottom-right) corners of the boxes, ``(w, h) = image_size`` the input image's size."""
+    if image_size is None or len(image_size) != 2:
+        raise ValueError(f"image_size must be (width, height), got {image_size!r}")
+    w, h = (_positive(v, "image_size") for v in image_size)
+
+    def body(g: _Geometry, p, t) -> _Dual:
+        d1 = (p[0] - t[0]).square() + (p[1] - t[1]).square()
+        d2 = (p[2] - t[2]).square() + (p[3] - t[3]).square()
+        return g.one_minus_iou + (d1 + d2) / (w * w + h * h)
+
+    eps = _nonnegative(eps, "eps")
+    return _run(lambda p, t: body(_Geometry(p, t, eps), p, t), pred, target)

@@ -1,0 +1,168 @@
+"""What is each issue-15 IoU variant's own (Alpha-IoU, NWD, MPDIoU): the papers' special cases and
+worked values, invariances, parameter validation.  Oracle agreement on the battery, float32, CUDA
+simulator, vectors etc. come from the generic tests parametrised over the index."""
+import math
+
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss.oracle import boxes as oracle
+
+RNG = np.random.default_rng(15)
+
+
+def _boxes(n, scale=10.0):
+    xy = RNG.uniform(-scale, scale, (n, 2))
+    wh = RNG.uniform(0.1, scale, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1)
+
+
+P, T = _boxes(6), _boxes(6)
+T[:3] = P[:3] + RNG.uniform(-0.5, 0.5, (3, 4)) * [1, 1, 0, 0]  # overlapping pairs too
+T[:3, 2:] = np.maximum(T[:3, 2:], T[:3, :2] + 0.1)
+
+
+def _close_to_oracle(fn, pred, target, rtol=1e-13, **params):
+    value, (gp, gt) = getattr(rl, fn).value_and_grad(pred, target, **params)
+    for i in range(len(pred)):
+        v, dp, dt = getattr(oracle, fn)(pred[i], target[i], **params)
+        scale = max(1.0, max(abs(float(x)) for x in dp + dt))
+        assert abs(value[i] - float(v)) <= rtol * max(1.0, abs(float(v)))
+        assert np.max(np.abs(np.r_[gp[i], gt[i]] - np.array([float(x) for x in dp + dt], float))) <= rtol * scale
+
+
+# ------------------------------------------------------------------------------------------ Alpha-IoU
+
+@pytest.mark.parametrize("form,base", [("iou", "iou_loss"), ("giou", "giou_loss"), ("diou", "diou_loss")])
+def test_alpha_one_is_the_base_loss(form, base):
+    # the paper: alpha = 1 recovers the base loss (L_IoU, L_GIoU, L_DIoU)
+    got = rl.alpha_iou_loss.value_and_grad(P, T, alpha=1.0, form=form)
+    want = getattr(rl, base).value_and_grad(P, T)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-13, atol=1e-15)
+    # gradients where the penalty is > 0: at P = 0 the power's derivative is 0 by convention (also at alpha = 1)
+    pen = rl.alpha_iou_loss(P, T, alpha=1.0, form=form) - rl.iou_loss(P, T)
+    keep = pen > 0 if form != "iou" else np.ones(len(P), bool)
+    assert keep.sum() >= 3
+    np.testing.assert_allclose(np.c_[got[1]][keep], np.c_[want[1]][keep], rtol=1e-12, atol=1e-14)
+
+
+def test_alpha_power_and_penalty_from_the_paper():
+    # 1 - IoU^alpha + P^alpha with IoU, P written out for two boxes: pred (0,0,2,2), target (1,0,3,2)
+    pred, target = np.array([0.0, 0, 2, 2]), np.array([1.0, 0, 3, 2])
+    iou, giou_p, diou_p = 2 / 6, 0.0, 1 / (9 + 4)  # C = U; rho = 1, c^2 = 3^2 + 2^2
+    for form, pen in (("iou", 0.0), ("giou", giou_p), ("diou", diou_p)):
+        for a in (0.5, 3.0):
+            assert math.isclose(float(rl.alpha_iou_loss(pred, target, alpha=a, form=form)), 1 - iou**a + pen**a,
+                                rel_tol=1e-14)
+
+
+def test_alpha_accurate_near_iou_one():
+    # IoU = 1 - 1e-12: 1 - IoU^3 ~ 3e-12 keeps its digits (1 - IoU**3 formed from IoU would lose ~4 of them)
+    pred = np.array([[0.0, 0.0, 1.0, 1.0]])
+    target = pred + np.array([[0.0, 0.0, 0.0, 1e-12]])
+    _close_to_oracle("alpha_iou_loss", pred, target)
+    _close_to_oracle("alpha_iou_loss", P, T, form="giou", alpha=0.5)
+
+
+def test_alpha_disjoint_boxes():
+    # IoU = 0: the IoU term is 1 with no gradient; the penalties still pull (alpha-GIoU, alpha-DIoU)
+    pred, target = np.array([0.0, 0, 1, 1]), np.array([3.0, 0, 4, 1])
+    v, (gp, _) = rl.alpha_iou_loss.value_and_grad(pred, target)
+    assert v == 1.0 and not gp.any()
+    v, (gp, _) = rl.alpha_iou_loss.value_and_grad(pred, target, form="diou")
+    assert math.isclose(float(v), 1 + (9 / 17) ** 3, rel_tol=1e-14) and gp[0] > 0
+
+
+@pytest.mark.parametrize("form", ["iou", "giou", "diou"])
+def test_alpha_translation_and_scale_invariant(form):
+    base = rl.alpha_iou_loss(P, T, form=form)
+    np.testing.assert_allclose(rl.alpha_iou_loss(P + 3.25, T + 3.25, form=form), base, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(rl.alpha_iou_loss(P * 8.0, T * 8.0, form=form), base, rtol=1e-13, atol=1e-15)
+
+
+def test_alpha_parameters_validated():
+    with pytest.raises(ValueError, match="form"):
+        rl.alpha_iou_loss(P, T, form="ciou")
+    with pytest.raises(TypeError, match="form"):
+        rl.alpha_iou_loss(P, T, form=1)
+    with pytest.raises(ValueError, match="alpha"):
+        rl.alpha_iou_loss(P, T, alpha=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- NWD
+
+def test_nwd_paper_formula():
+    # equal sizes, centres 5 apart: W2 = 5, NWD = exp(-5/C); sizes differing by (2, 4): W2^2 += 1 + 4
+    pred = np.array([[0.0, 0, 2, 2], [0.0, 0, 2, 2]])
+    target = np.array([[3.0, 4, 5, 6], [-1.0, -2, 3, 4]])
+    np.testing.assert_allclose(rl.nwd_loss(pred, target), [1 - math.exp(-5 / 12.8), 1 - math.exp(-math.sqrt(5) / 12.8)],
+                               rtol=1e-15)
+    assert math.isclose(float(rl.nwd_loss(pred[0], target[0], c=2.0)), -math.expm1(-2.5), rel_tol=1e-15)
+
+
+def test_nwd_coincident_boxes_convention():
+    v, (gp, gt) = rl.nwd_loss.value_and_grad(P, P)
+    assert not v.any() and not gp.any() and not gt.any()
+    # eps > 0 (the authors' 1e-7) makes it smooth there: value 1 - exp(-sqrt(eps)/C), gradient 0 by symmetry
+    v = rl.nwd_loss(P[:1], P[:1], eps=1e-6)
+    assert math.isclose(float(v[0]), -math.expm1(-1e-3 / 12.8), rel_tol=1e-14)
+
+
+def test_nwd_translation_invariant_not_scale_invariant():
+    base = rl.nwd_loss(P, T)
+    np.testing.assert_allclose(rl.nwd_loss(P - 7.5, T - 7.5), base, rtol=1e-13)
+    assert not np.allclose(rl.nwd_loss(2 * P, 2 * T), base)
+    # W2 is a length: scaling the boxes and C together leaves it unchanged
+    np.testing.assert_allclose(rl.nwd_loss(2 * P, 2 * T, c=25.6), base, rtol=1e-14)
+
+
+def test_nwd_authors_eps_matches_torch_transcription():
+    # the authors' code adds eps to the squared centre distance and to each width and height (which cancel in the
+    # differences): eps=1e-7 here; written in torch from that description, value and autograd gradient
+    torch = pytest.importorskip("torch")
+    p = torch.tensor(P, requires_grad=True)
+    t = torch.tensor(T, requires_grad=True)
+    centre = ((p[:, :2] + p[:, 2:]) / 2 - (t[:, :2] + t[:, 2:]) / 2).pow(2).sum(1) + 1e-7
+    wh = ((p[:, 2:] - p[:, :2]) - (t[:, 2:] - t[:, :2])).pow(2).sum(1) / 4
+    loss = 1 - torch.exp(-torch.sqrt(centre + wh) / 12.8)
+    loss.sum().backward()
+    v, (gp, gt) = rl.nwd_loss.value_and_grad(P, T, eps=1e-7)
+    np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(np.r_[gp, gt], np.r_[p.grad.numpy(), t.grad.numpy()], rtol=1e-11, atol=1e-15)
+
+
+def test_nwd_c_validated():
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="c"):
+            rl.nwd_loss(P, T, c=bad)
+
+
+# ------------------------------------------------------------------------------------------- MPDIoU
+
+def test_mpdiou_paper_formula():
+    # L = 1 - IoU + d1^2/(w^2 + h^2) + d2^2/(w^2 + h^2) written out
+    pred, target = np.array([0.0, 0, 2, 2]), np.array([1.0, 0, 3, 3])
+    iou = 2 / (4 + 6 - 2)
+    d1, d2 = 1.0, 1.0 + 1.0
+    want = 1 - iou + (d1 + d2) / (640.0**2 + 480.0**2)
+    assert math.isclose(float(rl.mpdiou_loss(pred, target, image_size=(640, 480))), want, rel_tol=1e-15)
+    _close_to_oracle("mpdiou_loss", P, T, image_size=(20.0, 15.0))
+
+
+def test_mpdiou_image_size_required_and_validated():
+    with pytest.raises(TypeError, match="image_size: required"):
+        rl.mpdiou_loss(P, T)
+    for bad in ((0, 480), (640, -1), (640, float("inf")), (640, float("nan"))):
+        with pytest.raises(ValueError, match="image_size"):
+            rl.mpdiou_loss(P, T, image_size=bad)
+    for bad in (640, (640,), "640x480", (640, 480, 3), (True, 2)):
+        with pytest.raises(TypeError, match="image_size"):
+            rl.mpdiou_loss(P, T, image_size=bad)
+
+
+def test_mpdiou_translation_invariant_scale_only_with_the_image():
+    base = rl.mpdiou_loss(P, T, image_size=(64, 48))
+    np.testing.assert_allclose(rl.mpdiou_loss(P + 5.5, T + 5.5, image_size=(64, 48)), base, rtol=1e-13)
+    assert not np.allclose(rl.mpdiou_loss(4 * P, 4 * T, image_size=(64, 48)), base)
+    np.testing.assert_allclose(rl.mpdiou_loss(4 * P, 4 * T, image_size=(256, 192)), base, rtol=1e-14)
