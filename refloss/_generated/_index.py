@@ -924,10 +924,6 @@ LOSSES['log_iou_loss'] = LossInfo(
 )
 
 
-# ---- siou_loss (box): SIoU loss
-LOSSES['siou_loss'] = LossInfo(
-    name='siou_loss',
-    title='SIoU loss',
 # ---- mpdiou_loss (box): MPDIoU loss
 LOSSES['mpdiou_loss'] = LossInfo(
     name='mpdiou_loss',
@@ -951,6 +947,113 @@ LOSSES['mpdiou_loss'] = LossInfo(
                   'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
                   '0 = exact formula'
               )),
+    ),
+    args=('image_size', 'eps'),
+    kinks=None,
+    variants=(
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - IoU + (d1^2 + d2^2)/(w^2 + h^2): d1, d2 the distances of the top-left and of the'
+        " bottom-right corners, (w, h) = image_size the input image's size (required)."
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. The corner term is smooth. The loss is translation'
+        ' invariant but not scale invariant: scaling the boxes and not image_size changes it.'
+    ),
+    references=(
+        (
+            'S. Ma, Y. Xu, MPDIoU: A Loss for Efficient and Accurate Bounding Box Regression, '
+            'arXiv:2307.07662'
+        ),
+    ),
+    derivation='derivations/mpdiou_loss.py',
+)
+
+
+# ---- nwd_loss (box): NWD loss
+LOSSES['nwd_loss'] = LossInfo(
+    name='nwd_loss',
+    title='NWD loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('c', 12.8, 0.0, False, None, True,
+              '0 < c', (
+                  'normalising constant C of NWD = exp(-W2/C), dataset-dependent (12.8: the '
+                  "authors' code for AI-TOD)"
+              )),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  "added to W2^2 under the square root (the authors' code: 1e-7); 0 = exact "
+                  'formula'
+              )),
+    ),
+    args=('c', 'eps'),
+    kinks=None,
+    variants=(
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - exp(-W2 / C), W2^2 = |c_p - c_t|^2 + ((w_p - w_t)/2)^2 + ((h_p - h_t)/2)^2 + '
+        'eps, boxes as Gaussians N((cx, cy), diag(w^2/4, h^2/4)); gradient 0 at W2 = 0 by '
+        'convention.'
+    ),
+    conventions=(
+        'The loss is smooth except where the two Gaussians coincide (equal boxes, W2 = 0 with eps'
+        ' = 0), where sqrt has no derivative: there the value is 0 and the gradient is taken as 0'
+        ' (its minimum; 0 lies in the subdifferential of the norm), where torch autograd of '
+        'sqrt(W2^2) gives NaN. The loss has no kinks elsewhere (no max/min: disjoint boxes have a'
+        ' gradient too). It is translation invariant but not scale invariant: W2 is a length, '
+        'compared with the length C.'
+    ),
+    references=(
+        (
+            'J. Wang et al., A Normalized Gaussian Wasserstein Distance for Tiny Object '
+            'Detection, arXiv:2110.13389'
+        ),
+    ),
+    derivation='derivations/nwd_loss.py',
+)
+
+
+# ---- siou_loss (box): SIoU loss
+LOSSES['siou_loss'] = LossInfo(
+    name='siou_loss',
+    title='SIoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
         Param('theta', 4.0, 1.0, True, None, True,
               '1 <= theta', 'exponent of the shape cost (the paper: 4, searched in 2..6)'),
         Param('positive_exponent', False, None, True, None, True,
@@ -967,10 +1070,6 @@ LOSSES['mpdiou_loss'] = LossInfo(
             "positive_exponent=True (mmdetection's SIoULoss default neg_gamma=False: exp(+gamma "
             'rho), the distance cost a reward)'
         ), params={'positive_exponent': True}),
-    ),
-    args=('image_size', 'eps'),
-    kinks=None,
-    variants=(
         Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
         Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
         Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
@@ -983,8 +1082,6 @@ LOSSES['mpdiou_loss'] = LossInfo(
         'rho_x = (dx/cw)^2, rho_y = (dy/ch)^2, shape cost Omega = sum_t (1 - '
         'exp(-omega_t))^theta, omega_w = |wp - wt|/max(wp, wt). At coincident centres Delta = 0 '
         'with gradient 0 (its limit).'
-        'L = 1 - IoU + (d1^2 + d2^2)/(w^2 + h^2): d1, d2 the distances of the top-left and of the'
-        " bottom-right corners, (w, h) = image_size the input image's size (required)."
     ),
     conventions=(
         'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
@@ -1015,23 +1112,6 @@ LOSSES['mpdiou_loss'] = LossInfo(
 LOSSES['wiou_loss'] = LossInfo(
     name='wiou_loss',
     title='Wise-IoU loss',
-        'enclosing diagonal) the value is NaN. The corner term is smooth. The loss is translation'
-        ' invariant but not scale invariant: scaling the boxes and not image_size changes it.'
-    ),
-    references=(
-        (
-            'S. Ma, Y. Xu, MPDIoU: A Loss for Efficient and Accurate Bounding Box Regression, '
-            'arXiv:2307.07662'
-        ),
-    ),
-    derivation='derivations/mpdiou_loss.py',
-)
-
-
-# ---- nwd_loss (box): NWD loss
-LOSSES['nwd_loss'] = LossInfo(
-    name='nwd_loss',
-    title='NWD loss',
     family='box',
     kind='loss',
     inputs=('pred', 'target'),
@@ -1075,20 +1155,6 @@ LOSSES['nwd_loss'] = LossInfo(
         Variant('wiou_enclosing_grad', (
             "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as the paper's *)"
         ), params={'enclosing_grad': True}),
-        Param('c', 12.8, 0.0, False, None, True,
-              '0 < c', (
-                  'normalising constant C of NWD = exp(-W2/C), dataset-dependent (12.8: the '
-                  "authors' code for AI-TOD)"
-              )),
-        Param('eps', 0.0, 0.0, True, None, True,
-              '0 <= eps', (
-                  "added to W2^2 under the square root (the authors' code: 1e-7); 0 = exact "
-                  'formula'
-              )),
-    ),
-    args=('c', 'eps'),
-    kinks=None,
-    variants=(
         Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
         Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
         Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
@@ -1122,25 +1188,6 @@ LOSSES['nwd_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/wiou_loss.py',
-        'L = 1 - exp(-W2 / C), W2^2 = |c_p - c_t|^2 + ((w_p - w_t)/2)^2 + ((h_p - h_t)/2)^2 + '
-        'eps, boxes as Gaussians N((cx, cy), diag(w^2/4, h^2/4)); gradient 0 at W2 = 0 by '
-        'convention.'
-    ),
-    conventions=(
-        'The loss is smooth except where the two Gaussians coincide (equal boxes, W2 = 0 with eps'
-        ' = 0), where sqrt has no derivative: there the value is 0 and the gradient is taken as 0'
-        ' (its minimum; 0 lies in the subdifferential of the norm), where torch autograd of '
-        'sqrt(W2^2) gives NaN. The loss has no kinks elsewhere (no max/min: disjoint boxes have a'
-        ' gradient too). It is translation invariant but not scale invariant: W2 is a length, '
-        'compared with the length C.'
-    ),
-    references=(
-        (
-            'J. Wang et al., A Normalized Gaussian Wasserstein Distance for Tiny Object '
-            'Detection, arXiv:2110.13389'
-        ),
-    ),
-    derivation='derivations/nwd_loss.py',
 )
 
 
