@@ -138,6 +138,11 @@ def _iou_derivative(s):
 HAND_RULES[2] = _iou_derivative
 # IoU = I/(U + eps), differentiated by _iou_derivative
 iou = HandDiff(iou_plain, sp.Integer(2))
+HAND_RULES[4] = lambda s: -_iou_derivative(s)
+# 1 - IoU as one fraction (one_minus_iou above), differentiated as -dIoU: for a term whose
+# derivative uses 1 - IoU's value (CIoU's alpha), where 1 - I/(U + eps) rounds to 0 or below
+# for nearly equal float32 boxes (found by the box sweep: alpha = v/0, a NaN gradient)
+one_minus_iou_diff = HandDiff(one_minus_iou, sp.Integer(4))
 
 
 def _giou_sum_derivative(s):
@@ -277,17 +282,19 @@ def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_
     hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used."""
     if checks is not None:
         rules = {int(h.args[1]) for _, _, d, _ in branches if d is not sp.nan for h in d.atoms(HandDiff)}
+        rules |= {2} if 4 in rules else set()  # rule 4 is rule 2 negated: its check is rule 2's
         checks.extend(c for k, c in zip((1, 2, 3), ratio_rule_checks()) if k in rules)
         checks.extend(_accurate_union_minus_inter())
     branches = [(c, v, d if d is sp.nan else stabilised_quotients(d), label) for c, v, d, label in branches]
     in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)
     return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES,
                              numeric_proof=numeric_proof, in_gradients=in_gradients,
-                             proved=_PROVED)
+                             proved=_PROVED + tuple((stabilised_quotients(a), b) for a, b in _PROVED))
 
 
 def stabilised_quotients(expr):
-    """``expr`` with each product holding 1/b, where b holds eps, as ``Quot(rest, b)``."""
+    """``expr`` with each product holding 1/b, where b holds eps, as ``Quot(rest, b)`` (also inside a
+    ``HandDiff``'s argument, so ``box_kernel`` hands the proofs the identities of ``_PROVED`` in both forms)."""
     def stabilised(f):
         return f.is_Pow and f.exp == -1 and f.base.has(eps)
 

@@ -25,7 +25,7 @@ d_atan = sp.Symbol("d_atan", real=True)
 
 D = AtanRatio(B.wt, B.ht, 0) - AtanRatio(B.wp, B.hp, dk)
 v = 4 / sp.pi**2 * D**2
-alpha = v / ((1 - B.iou) + v + B.eps)  # eps where torchvision puts it (0 by default: the exact formula)
+alpha = v / (B.one_minus_iou_diff + v + B.eps)  # eps where torchvision puts it (0 by default: the exact formula)
 alpha_eff = Gate(B.iou - gate) * (g * alpha + (1 - g) * Detach(alpha))
 aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v + B.eps)  # alpha v without 0/0 at identical boxes
 

@@ -22,13 +22,14 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
     form) is replaced by ``sym`` (a prelude symbol holding its accurate evaluation form, proved
     equal to it) wherever it appears undifferentiated in the gradients, e.g. the argument of an
     outer function applied to an inner loss.  ``proved = ((expr, equal), ...)``: identities
-    proved elsewhere (and recorded there), applied to the value form before its proof, so that
-    an accurate evaluation of a subexpression does not make the proof harder."""
+    proved elsewhere (and recorded there), applied to both forms before the proof, so that
+    an accurate evaluation of a subexpression (in the value, or evaluated inside the
+    differentiation form, as CIoU's alpha) does not make the proof harder."""
     inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
     for cond, value, diff_form, label in branches:
         if checks is not None and value.is_finite is not False and not value.has(sp.nan):
-            prove_equal(plain(value.xreplace(dict(proved))), plain(diff_form),
+            prove_equal(plain(value.xreplace(dict(proved))), plain(diff_form.xreplace(dict(proved))),
                         f"evaluation form equals the definition ({label or 'all'})",
                         checks, domain=domain, numeric=numeric_proof)
         grads = {f"d_{s.name}": (sp.nan if diff_form is sp.nan else sp.diff(diff_form, s).xreplace(dict(in_gradients)))

@@ -274,8 +274,25 @@ def _sample(expr, domain, within, n):
     return symbols, points
 
 
+_OPAQUE = (sp.Min, sp.Max, sp.Heaviside, sp.atan2, sp.Abs)
+
+
+def _opaque(expr):
+    """``expr`` with each min, max, step, atan2 and abs replaced by a symbol of its own (the same
+    symbol for equal subexpressions)."""
+    names = {}
+    return expr.replace(lambda e: isinstance(e, _OPAQUE),
+                        lambda e: names.setdefault(e, sp.Dummy(f"m{len(names)}", real=True)))
+
+
 def simplifies_to_zero(expr) -> bool:
-    """Whether SymPy's ``simplify`` shows ``expr == 0`` (also after rewriting into logarithms)."""
+    """Whether SymPy's ``simplify`` shows ``expr == 0`` (also after rewriting into logarithms).
+
+    First with every min, max, step, atan2 and abs taken as an opaque real symbol: zero for every
+    value of those symbols is zero for the functions' values, and ``simplify`` is spared their
+    case analysis (which grows fast with the number of nested min/max of a box loss)."""
+    if sp.simplify(_opaque(expr)) == 0:
+        return True
     simplified = sp.simplify(expr)
     if simplified != 0:
         simplified = sp.simplify(sp.expand_log(simplified.rewrite(sp.log), force=True))
