@@ -149,6 +149,15 @@ def test_an_interrupted_sweep_resumes_to_the_same_result(tmp_path):
         sweep.run("smooth_l1", {"beta": 0.5}, output=out, **kw)
 
 
+def test_a_sweep_does_not_resume_from_chunks_of_other_kernels(tmp_path, monkeypatch):
+    """A kernel regenerated between two runs: the chunks measured with the old one are refused."""
+    kw = dict(exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**11, workers=1, output=tmp_path / "r.json")
+    sweep.run("smooth_l1", {"beta": 1.0}, **kw)
+    monkeypatch.setattr(sweep, "_kernels_hash", lambda loss: "0123456789abcdef")
+    with pytest.raises(ValueError, match="kernels regenerated since"):
+        sweep.run("smooth_l1", {"beta": 1.0}, **kw)
+
+
 # ---------------------------------------------------------------- planted faults
 
 def test_overflowing_square_is_found_with_its_first_input():

@@ -24,6 +24,8 @@ the points a finite-difference screen flags and an even sample of every chunk.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -253,7 +255,8 @@ def run(loss: str, params: dict | None = None, *, dtype: str = "float32", exhaus
     tasks = [{**common, **c} for c in chunks]
     header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
               "impl_params": common["impl_params"], "framework": framework, "space": space_desc, "top_k": int(top_k),
-              "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap)}
+              "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap),
+              "kernels": _kernels_hash(loss)}
     start = time.perf_counter()
     done = {}
     sidecar = Path(str(output) + ".chunks.jsonl") if output else None
@@ -306,6 +309,16 @@ def _result(header: dict, total: dict, elapsed: float) -> Result:
         oracle_delta=total["oracle_delta"], chunks=total["chunks"], elapsed_s=elapsed, summary=total)
 
 
+def _kernels_hash(loss: str) -> str:
+    """sha256 (16 hex digits) of the loss's generated scalar kernels: a sweep resumes only from
+    chunks measured with the same kernels (a kernel regenerated since would otherwise be
+    reported with the old kernel's errors)."""
+    spec = importlib.util.find_spec(f"refloss._generated.{loss}")
+    if spec is None or spec.origin is None:
+        return "none"
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+
+
 def _read_sidecar(path: Path, header: dict) -> dict:
     """{chunk id: summary} recorded in the sidecar of an earlier run of the same sweep (a last
     line cut short by the interruption is ignored); ValueError if it is another sweep's."""
@@ -319,7 +332,8 @@ def _read_sidecar(path: Path, header: dict) -> dict:
     except json.JSONDecodeError:
         first = None
     if not isinstance(first, dict) or first.get("sweep") != json.loads(_merge.dumps(header)):
-        raise ValueError(f"{path} records another sweep (other loss, parameters, space or options): remove it, "
+        raise ValueError(f"{path} records another sweep (other loss, parameters, space or options, or "
+                         "kernels regenerated since): remove it, "
                          "or pass resume=False (--no-resume) to start over")
     done = {}
     for line in lines[1:]:
