@@ -546,8 +546,8 @@ CODES = {
                                 "Balanced L1"),
     "siou_distance_reward": ("SIoU's distance cost with exp(+gamma rho) (mmdetection's SIoULoss default "
                              "neg_gamma=False): a reward for moving the centres apart, not the paper's cost",
-                             "siou_loss"),
-    "wiou_enclosing_grad": ("Wise-IoU's W_g^2 + H_g^2 differentiated, where the paper detaches it (*)", "wiou_loss"),
+                             "SIoU"),
+    "wiou_enclosing_grad": ("Wise-IoU's W_g^2 + H_g^2 differentiated, where the paper detaches it (*)", "Wise-IoU"),
     "vfl_weight_detached": ("the Varifocal weight (q, alpha p^gamma) held constant in the gradient (RT-DETR, "
                             "D-FINE), where detach_weight=False was checked", "Varifocal"),
     "vfl_weight_differentiated": ("the Varifocal weight differentiated (the paper's formula; ultralytics, "
