@@ -1213,6 +1213,10 @@ def test_known_balanced_l1_small_gamma_over_alpha():
     assert rl.balanced_l1(1.0, 0.0, beta=1.0, alpha=1.0, gamma=1e-300) > 0  # raised decimal.DivisionByZero
 
 
+# parameters without a default, given where a test calls a loss with its defaults
+_REQUIRED = {"mpdiou_loss": {"image_size": (8.0, 8.0)}}
+
+
 def test_known_tiny_eps_nan_gradient_at_zero_union():
     """Fixed: box losses with 0 < eps < ~1e-154 at zero union had a finite value (eps makes it
     defined) but NaN gradients, as (U + eps)^2 underflowed to 0 (0 * inf).  Quotients by a
@@ -1231,8 +1235,9 @@ def test_known_tiny_eps_nan_gradient_at_zero_union():
     for name in (n for n in LOSSES if _family(n) == "box" and n != "log_iou_loss"):  # -ln 0 = inf there
         for eps in (1e-200, 1e-300):
             for a, b in segments:
-                v, grads = _fn(name).value_and_grad(a, b, eps=eps)
-                exact = getattr(oracle, name)(a, b, eps=eps)
+                kw = {"eps": eps, **_REQUIRED.get(name, {})}
+                v, grads = _fn(name).value_and_grad(a, b, **kw)
+                exact = getattr(oracle, name)(a, b, **kw)
                 want = np.array(exact[1] + exact[2], np.float64)
                 got = np.concatenate(grads)
                 assert np.isfinite(got).all(), (name, eps, a, b, got)
