@@ -1,30 +1,45 @@
-"""Shared shape of the classification losses on (logits, targets), element-wise.
+"""Shared shape of the classification losses on (logits, target(s)), element-wise.
 
 Targets may be soft, in [0, 1].  ``Sigmoid`` and ``Softplus`` (refloss/_derive/functions.py)
 are printed in forms that never overflow: logits of any magnitude give finite values.
 """
 import math
+from typing import NamedTuple
 
 import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Plot
 
-x = sp.Symbol("logits", real=True)
-y = sp.Symbol("targets", real=True)
-ARRAYS = (("logits", 1, (x,)), ("targets", 1, (y,)))
-INVALID = sp.Or(y < 0, y > 1)
-INPUT_RANGES = {"targets": (0.0, 1.0)}
-DOMAIN = {x: (-4, 4), y: (0, 1)}
+class Inputs(NamedTuple):
+    """The logit x and the target y of a loss, under the input names of its public signature."""
+
+    x: sp.Symbol
+    y: sp.Symbol
+    ARRAYS: tuple
+    INVALID: sp.Basic
+    INPUT_RANGES: dict
+    DOMAIN: dict
+
+    def doc(self, expr):
+        """``expr`` for a doc step: the inputs printed as $x$ (logits) and $y$ (target), as the pages name them."""
+        return expr.subs({self.x: sp.Symbol("x", real=True), self.y: sp.Symbol("y", real=True)})
+
+    def kernel(self, branches, args, checks):
+        return kernel_from_forms(self.ARRAYS, branches, args, invalid=self.INVALID, checks=checks, domain=self.DOMAIN)
 
 
-def doc(expr):
-    """``expr`` for a doc step: the inputs printed as $x$ (logits) and $y$ (targets), as the pages name them."""
-    return expr.subs({x: sp.Symbol("x", real=True), y: sp.Symbol("y", real=True)})
+def inputs(target: str) -> Inputs:
+    """(logits, ``target``): ``targets`` for bce_with_logits and sigmoid_focal_loss (PyTorch's and
+    torchvision's names), ``target`` for qfl_loss and varifocal_loss (DESIGN.md's contract)."""
+    x, y = sp.Symbol("logits", real=True), sp.Symbol(target, real=True)
+    return Inputs(x, y, (("logits", 1, (x,)), (target, 1, (y,))), sp.Or(y < 0, y > 1), {target: (0.0, 1.0)},
+                  {x: (-4, 4), y: (0, 1)})
 
 
-def logits_kernel(branches, args, checks):
-    return kernel_from_forms(ARRAYS, branches, args, invalid=INVALID, checks=checks, domain=DOMAIN)
+x, y, ARRAYS, INVALID, INPUT_RANGES, DOMAIN = TARGETS = inputs("targets")
+doc = TARGETS.doc
+logits_kernel = TARGETS.kernel
 
 
 def p_t_path(target: float):

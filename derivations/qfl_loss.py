@@ -10,10 +10,11 @@ dL/dy = -x |D|^beta + beta |D|^(beta-1) sign(D) CE,   D = y - sigma.
 """
 import sympy as sp
 
-from . import _logits as C
+from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
 from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, plain
 
+C = _logits.inputs("target")
 NAME = "qfl_loss"
 beta = sp.Symbol("beta", nonnegative=True)
 
@@ -47,7 +48,7 @@ def derive() -> LossSpec:
         prove_equal(plain(d_x), plain(grads["d_logits"].subs(y, v)), f"at y = {v}: dQFL/dx is the focal loss's",
                     checks, domain=dom, numeric=True)
         branches.append(Branch(sp.Eq(y, v), {"value": hard, "d_logits": d_x,
-                                             "d_targets": grads["d_targets"].subs(y, v)}, f"hard target {v}"))
+                                             "d_target": grads["d_target"].subs(y, v)}, f"hard target {v}"))
     branches.append(Branch(None, {"value": general, **grads}, "soft target"))
     k = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
     xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
@@ -74,8 +75,9 @@ def derive() -> LossSpec:
                Step("", "\\frac{\\partial L}{\\partial y}",
                     -xs * sp.Symbol("|D|") ** beta + beta * sp.Symbol("|D|") ** (beta - 1) * sp.sign(sp.Symbol("D"))
                     * sp.Symbol("\\mathrm{CE}"))],
-        plots=[C.p_t_plot("Quality Focal Loss, target 1", [(f"beta = {b:g}", {"beta": b}) for b in (0.0, 1.0, 2.0, 4.0)],
-                          "At the hard target 1 QFL is the focal loss with gamma = beta; beta = 0 is BCE.")],
+        plots=[_logits.p_t_plot("Quality Focal Loss, target 1",
+                                [(f"beta = {b:g}", {"beta": b}) for b in (0.0, 1.0, 2.0, 4.0)],
+                                "At the hard target 1 QFL is the focal loss with gamma = beta; beta = 0 is BCE.")],
         conventions="Differentiable everywhere for beta >= 1 (at y = sigma the weight's derivative "
         "beta |D|^(beta-1) sign(D) is 0 for beta > 1 and sign(0) = 0 for beta = 1); for 0 < beta < 1 the "
         "derivative is infinite at y = sigma and the kernels give its factor |D|^(beta-1) as 0 there. Targets "

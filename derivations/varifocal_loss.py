@@ -13,10 +13,11 @@ branch is the sigmoid focal loss at the hard target 0 (alpha_t = alpha), whose a
 """
 import sympy as sp
 
-from . import _logits as C
+from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from refloss._derive.functions import FocalCE, LogitCE, PowG, Sigmoid, TwoProd, plain
 
+C = _logits.inputs("target")
 NAME = "varifocal_loss"
 alpha = sp.Symbol("alpha", real=True)
 gamma = sp.Symbol("gamma", nonnegative=True)
@@ -68,9 +69,9 @@ def derive() -> LossSpec:
     for prec, deep in (("f64", -708), ("f32", -87)):
         branches = (
             Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
-                   {**neg_out, "d_targets": -deep_weight * x}, "negative, sigma(x) subnormal or 0"),
-            Branch(sp.Eq(q, 0), {**neg_out, "d_targets": d_neg_q}, "negative (q = 0)"),
-            Branch(None, {"value": pos, "d_logits": d_pos_x, "d_targets": d_pos_q}, "positive (q > 0)"),
+                   {**neg_out, "d_target": -deep_weight * x}, "negative, sigma(x) subnormal or 0"),
+            Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative (q = 0)"),
+            Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
         )
         kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det), prelude=(), branches=branches,
                                invalid=C.INVALID)
@@ -111,7 +112,7 @@ def derive() -> LossSpec:
                Step("With the weight held (detach_weight = True, RT-DETR, D-FINE): "
                     "$\\partial L/\\partial x = w\\,(p - q)$, $\\partial L/\\partial q = -w\\,x$.")],
         plots=[Plot("Varifocal Loss, negatives (q = 0)",
-                    [(f"gamma = {g:g}", {"params": {"alpha": 0.75, "gamma": g}, "path": C.p_t_path(0.0)})
+                    [(f"gamma = {g:g}", {"params": {"alpha": 0.75, "gamma": g}, "path": _logits.p_t_path(0.0)})
                      for g in (0.0, 1.0, 2.0)],
                     x_range=(0.02, 0.98), xlabel="p_t = 1 - p (probability of the background)",
                     grad_title="derivative dL/dp_t",

@@ -23,6 +23,32 @@ def test_names_repr_signature_and_doc():
     assert inspect.signature(rl.focal_l1).parameters["beta"].default == 0.8
 
 
+# The public contract (the project's DESIGN.md): the input names and parameter defaults that
+# outside code relies on, written out here so that a rename in a derivation fails a test.
+CONTRACT = {
+    "sigmoid_focal_loss": ("logits", "targets", {"alpha": 0.25, "gamma": 2.0}),
+    "bce_with_logits": ("logits", "targets", {}),
+    "softmax_cross_entropy": ("logits", "targets", {}),
+    "dfl_loss": ("logits", "target", {}),
+    "qfl_loss": ("logits", "target", {"beta": 2.0}),
+    "varifocal_loss": ("logits", "target", {"alpha": 0.75, "gamma": 2.0}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_the_design_contract_input_names_and_defaults(name):
+    first, second, defaults = CONTRACT[name]
+    params = inspect.signature(getattr(rl, name)).parameters
+    assert list(params)[:2] == [first, second]
+    assert {k: params[k].default for k in defaults} == defaults
+    x, y = np.array([0.3, -1.0]), np.array([0.5, 1.0])
+    if name == "dfl_loss":  # logits over the bins of one side, the target between the bins
+        x, y = np.zeros((2, 4)), np.array([0.5, 2.0])
+    elif name == "softmax_cross_entropy":
+        x, y = np.zeros((2, 3)), np.array([0, 2])
+    np.testing.assert_array_equal(getattr(rl, name)(**{first: x, second: y}), getattr(rl, name)(x, y))
+
+
 def test_pytorch_definitions():
     """Values as torch.nn.functional defines them, written out independently."""
     x = np.array([-3.0, -1.0, -0.25, 0.0, 0.4, 1.0, 2.0])

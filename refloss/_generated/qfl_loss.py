@@ -40,8 +40,8 @@ def constants(beta):
     return _constants(2560, beta)
 
 
-def value_f64(logits, targets, beta):
-    if (targets == 0.0):  # hard target 0
+def value_f64(logits, target, beta):
+    if (target == 0.0):  # hard target 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -51,7 +51,7 @@ def value_f64(logits, targets, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
-    elif (targets == 1.0):  # hard target 1
+    elif (target == 1.0):  # hard target 1
         _z8 = -logits
         _t9 = abs(logits)
         _e10 = math.exp(-_t9)
@@ -66,14 +66,14 @@ def value_f64(logits, targets, beta):
         _s16 = -logits
         _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
         _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s19 = targets*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
-        _s20 = targets*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - targets)*_s17
-        value = _s20*math.pow(abs(_s19 - (1.0 - targets)*_s18), beta)
+        _s19 = target*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
+        _s20 = target*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - target)*_s17
+        value = _s20*math.pow(abs(_s19 - (1.0 - target)*_s18), beta)
         return value
 
 
-def value_and_grad_f64(logits, targets, beta):
-    if (targets == 0.0):  # hard target 0
+def value_and_grad_f64(logits, target, beta):
+    if (target == 0.0):  # hard target 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -94,9 +94,9 @@ def value_and_grad_f64(logits, targets, beta):
         _s14 = 0.0*(max(_s11, 0.0) + math.log1p(math.exp(-abs(_s11)))) + (1.0 - 0.0)*_s12
         _s15 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
         _s16 = -beta*_s13*_s14*_s15*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-        d_targets = _s16 - logits*math.pow(_t1, beta)
-        return value, d_logits, d_targets
-    elif (targets == 1.0):  # hard target 1
+        d_target = _s16 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
+    elif (target == 1.0):  # hard target 1
         _z17 = -logits
         _t18 = abs(logits)
         _e19 = math.exp(-_t18)
@@ -117,31 +117,31 @@ def value_and_grad_f64(logits, targets, beta):
         _s30 = 1.0*(max(_z17, 0.0) + math.log1p(math.exp(-abs(_z17)))) + (1.0 - 1.0)*_s29
         _s31 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
         _s32 = beta*(_t0 + _s28)*_s30*_s31*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-        d_targets = _s32 - logits*math.pow(_t1, beta)
-        return value, d_logits, d_targets
+        d_target = _s32 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
     else:  # soft target
         _s33 = -logits
         _s34 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
         _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s36 = targets*(1.0/(1.0 + math.exp(-_s33)) if _s33 >= 0.0 else math.exp(_s33)/(1.0 + math.exp(_s33)))
-        _s37 = targets*(max(_s33, 0.0) + math.log1p(math.exp(-abs(_s33)))) + (1.0 - targets)*_s34
-        value = _s37*math.pow(abs(_s36 - (1.0 - targets)*_s35), beta)
+        _s36 = target*(1.0/(1.0 + math.exp(-_s33)) if _s33 >= 0.0 else math.exp(_s33)/(1.0 + math.exp(_s33)))
+        _s37 = target*(max(_s33, 0.0) + math.log1p(math.exp(-abs(_s33)))) + (1.0 - target)*_s34
+        value = _s37*math.pow(abs(_s36 - (1.0 - target)*_s35), beta)
         _t0 = 1.0/(1.0 + math.exp(-_s33)) if _s33 >= 0.0 else math.exp(_s33)/(1.0 + math.exp(_s33))
-        _t1 = _t0*targets
+        _t1 = _t0*target
         _t2 = _s35
-        _t3 = 1.0 - targets
+        _t3 = 1.0 - target
         _t4 = _t1 - _t2*_t3
         _t5 = abs(_t4)
         _t6 = math.pow(_t5, beta)
         _s38 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
         _t7 = beta*_s37*_s38*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
         d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
-        d_targets = -_t6*logits + _t7*(_t0 + _t2)
-        return value, d_logits, d_targets
+        d_target = -_t6*logits + _t7*(_t0 + _t2)
+        return value, d_logits, d_target
 
 
-def value_f32(logits, targets, beta):
-    if (targets == _f32(0.0)):  # hard target 0
+def value_f32(logits, target, beta):
+    if (target == _f32(0.0)):  # hard target 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -151,7 +151,7 @@ def value_f32(logits, targets, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
-    elif (targets == _f32(1.0)):  # hard target 1
+    elif (target == _f32(1.0)):  # hard target 1
         _z8 = -logits
         _t9 = abs(logits)
         _e10 = math.exp(-_t9)
@@ -167,13 +167,13 @@ def value_f32(logits, targets, beta):
         _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
         _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
         _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s20 = targets*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - targets)*_s17
-        value = _s20*math.pow(abs(targets*_s18 - (_f32(1.0) - targets)*_s19), beta)
+        _s20 = target*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - target)*_s17
+        value = _s20*math.pow(abs(target*_s18 - (_f32(1.0) - target)*_s19), beta)
         return value
 
 
-def value_and_grad_f32(logits, targets, beta):
-    if (targets == _f32(0.0)):  # hard target 0
+def value_and_grad_f32(logits, target, beta):
+    if (target == _f32(0.0)):  # hard target 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -194,9 +194,9 @@ def value_and_grad_f32(logits, targets, beta):
         _s14 = _f32(0.0)*(max(_s11, _f32(0.0)) + math.log1p(math.exp(-abs(_s11)))) + (_f32(1.0) - _f32(0.0))*_s13
         _s15 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
         _s16 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-        d_targets = -beta*(_t0 + _s12)*_s14*_s15*_s16 - logits*math.pow(_t1, beta)
-        return value, d_logits, d_targets
-    elif (targets == _f32(1.0)):  # hard target 1
+        d_target = -beta*(_t0 + _s12)*_s14*_s15*_s16 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
+    elif (target == _f32(1.0)):  # hard target 1
         _z17 = -logits
         _t18 = abs(logits)
         _e19 = math.exp(-_t18)
@@ -217,24 +217,24 @@ def value_and_grad_f32(logits, targets, beta):
         _s30 = _f32(1.0)*(max(_z17, _f32(0.0)) + math.log1p(math.exp(-abs(_z17)))) + (_f32(1.0) - _f32(1.0))*_s29
         _s31 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
         _s32 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-        d_targets = beta*(_t0 + _s28)*_s30*_s31*_s32 - logits*math.pow(_t1, beta)
-        return value, d_logits, d_targets
+        d_target = beta*(_t0 + _s28)*_s30*_s31*_s32 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
     else:  # soft target
         _s33 = -logits
         _s34 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
         _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s33)) if _s33 >= _f32(0.0) else math.exp(_s33)/(_f32(1.0) + math.exp(_s33))
         _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s37 = targets*(max(_s33, _f32(0.0)) + math.log1p(math.exp(-abs(_s33)))) + (_f32(1.0) - targets)*_s34
-        value = _s37*math.pow(abs(targets*_s35 - (_f32(1.0) - targets)*_s36), beta)
+        _s37 = target*(max(_s33, _f32(0.0)) + math.log1p(math.exp(-abs(_s33)))) + (_f32(1.0) - target)*_s34
+        value = _s37*math.pow(abs(target*_s35 - (_f32(1.0) - target)*_s36), beta)
         _t0 = _s35
-        _t1 = _t0*targets
+        _t1 = _t0*target
         _t2 = _s36
-        _t3 = _f32(1.0) - targets
+        _t3 = _f32(1.0) - target
         _t4 = _t1 - _t2*_t3
         _t5 = abs(_t4)
         _t6 = math.pow(_t5, beta)
         _s38 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
         _t7 = beta*_s37*_s38*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
         d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
-        d_targets = -_t6*logits + _t7*(_t0 + _t2)
-        return value, d_logits, d_targets
+        d_target = -_t6*logits + _t7*(_t0 + _t2)
+        return value, d_logits, d_target

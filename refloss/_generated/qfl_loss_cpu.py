@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4d07627b54feb856
+# scalar kernels: sha256 6096b153bac1b131
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,90 +24,90 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, targets, out, beta):
-    out[i] = _value_f64(logits[i], targets[i], beta)
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+def _value_step_f64(i, logits, target, out, beta):
+    out[i] = _value_f64(logits[i], target[i], beta)
+    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
+            or (target[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, targets, out, beta):
+def value_f64(logits, target, out, beta):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, logits, targets, out, beta)
+            bad += _value_step_f64(i, logits, target, out, beta)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, logits, targets, out, beta)
+            bad += _value_step_f64(i, logits, target, out, beta)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor, beta):
-    v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], beta)
+def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, beta):
+    v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], beta)
     out[i] = v
     d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+    d_target[i] = g_target / divisor
+    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
+            or (target[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, beta):
+def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
                     beta)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
                     beta)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, targets, out, beta):
-    out[i] = _value_f32(logits[i], targets[i], beta)
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+def _value_step_f32(i, logits, target, out, beta):
+    out[i] = _value_f32(logits[i], target[i], beta)
+    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
+            or (target[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, targets, out, beta):
+def value_f32(logits, target, out, beta):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, logits, targets, out, beta)
+            bad += _value_step_f32(i, logits, target, out, beta)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, logits, targets, out, beta)
+            bad += _value_step_f32(i, logits, target, out, beta)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor, beta):
-    v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], beta)
+def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, beta):
+    v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], beta)
     out[i] = v
     d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+    d_target[i] = g_target / divisor
+    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
+            or (target[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, beta):
+def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, beta):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
                     beta)
     else:
         for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
                     beta)
     return bad

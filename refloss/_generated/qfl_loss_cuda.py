@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4d07627b54feb856
+# scalar kernels: sha256 6096b153bac1b131
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,30 +18,30 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(logits, targets, out, beta):
+def value_f64(logits, target, out, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(logits[i], targets[i], beta)
+        out[i] = _value_f64(logits[i], target[i], beta)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, beta):
+def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], beta)
+        v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], beta)
         out[i] = v
         d_logits[i] = g_logits / divisor
-        d_targets[i] = g_targets / divisor
+        d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(logits, targets, out, beta):
+def value_f32(logits, target, out, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(logits[i], targets[i], beta)
+        out[i] = _value_f32(logits[i], target[i], beta)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, beta):
+def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], beta)
+        v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], beta)
         out[i] = v
         d_logits[i] = g_logits / divisor
-        d_targets[i] = g_targets / divisor
+        d_target[i] = g_target / divisor

@@ -42,8 +42,8 @@ def constants(alpha, gamma, detach_weight):
     return _constants(2560, alpha, gamma, detach_weight)
 
 
-def value_f64(logits, targets, alpha, gamma, detach_weight):
-    if (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+def value_f64(logits, target, alpha, gamma, detach_weight):
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -53,7 +53,7 @@ def value_f64(logits, targets, alpha, gamma, detach_weight):
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
-    elif (targets == 0.0):  # negative (q = 0)
+    elif (target == 0.0):  # negative (q = 0)
         _t8 = abs(logits)
         _e9 = math.exp(-_t8)
         _d10 = 1.0 + _e9
@@ -66,12 +66,12 @@ def value_f64(logits, targets, alpha, gamma, detach_weight):
     else:  # positive (q > 0)
         _s15 = -logits
         _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        value = targets*(targets*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - targets)*_s16)
+        value = target*(target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16)
         return value
 
 
-def value_and_grad_f64(logits, targets, alpha, gamma, detach_weight):
-    if (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+def value_and_grad_f64(logits, target, alpha, gamma, detach_weight):
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -95,9 +95,9 @@ def value_and_grad_f64(logits, targets, alpha, gamma, detach_weight):
         _p18 = _h13*_h16
         _p19 = _h13*_l17 + _l14*_h16
         _p20 = _p18 + _p19
-        d_targets = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + 1.0)*math.exp(_p20)
-        return value, d_logits, d_targets
-    elif (targets == 0.0):  # negative (q = 0)
+        d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + 1.0)*math.exp(_p20)
+        return value, d_logits, d_target
+    elif (target == 0.0):  # negative (q = 0)
         _t21 = abs(logits)
         _e22 = math.exp(-_t21)
         _d23 = 1.0 + _e22
@@ -113,23 +113,23 @@ def value_and_grad_f64(logits, targets, alpha, gamma, detach_weight):
         _q30 = alpha*(_p29 - _p29*(_g128*_c24))
         _s31 = (_e22 + gamma*_l25 if logits < 0.0 else 1.0 + gamma*((logits + _l25)*_e22))*_q30
         d_logits = _t0*_t1*detach_weight + (1.0 - detach_weight)*_s31
-        d_targets = -_t1*logits
-        return value, d_logits, d_targets
+        d_target = -_t1*logits
+        return value, d_logits, d_target
     else:  # positive (q > 0)
         _s32 = -logits
         _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        value = targets*(targets*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - targets)*_s33)
-        _t0 = logits*targets
+        value = target*(target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33)
+        _t0 = logits*target
         _s34 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s35 = -targets*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
-        d_logits = targets*(_s35 + (1.0 - targets)*_s34)
-        _s36 = -_t0 + (targets*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - targets)*_s33)
-        d_targets = -_t0*detach_weight + (1.0 - detach_weight)*_s36
-        return value, d_logits, d_targets
+        _s35 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
+        d_logits = target*(_s35 + (1.0 - target)*_s34)
+        _s36 = -_t0 + (target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33)
+        d_target = -_t0*detach_weight + (1.0 - detach_weight)*_s36
+        return value, d_logits, d_target
 
 
-def value_f32(logits, targets, alpha, gamma, detach_weight):
-    if (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+def value_f32(logits, target, alpha, gamma, detach_weight):
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -139,7 +139,7 @@ def value_f32(logits, targets, alpha, gamma, detach_weight):
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
-    elif (targets == _f32(0.0)):  # negative (q = 0)
+    elif (target == _f32(0.0)):  # negative (q = 0)
         _t8 = abs(logits)
         _e9 = math.exp(-_t8)
         _d10 = _f32(1.0) + _e9
@@ -152,13 +152,13 @@ def value_f32(logits, targets, alpha, gamma, detach_weight):
     else:  # positive (q > 0)
         _s15 = -logits
         _s16 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s17 = targets*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - targets)*_s16
-        value = targets*_s17
+        _s17 = target*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - target)*_s16
+        value = target*_s17
         return value
 
 
-def value_and_grad_f32(logits, targets, alpha, gamma, detach_weight):
-    if (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+def value_and_grad_f32(logits, target, alpha, gamma, detach_weight):
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -182,9 +182,9 @@ def value_and_grad_f32(logits, targets, alpha, gamma, detach_weight):
         _p18 = _h13*_h16
         _p19 = _h13*_l17 + _l14*_h16
         _p20 = _p18 + _p19
-        d_targets = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + _f32(1.0))*math.exp(_p20)
-        return value, d_logits, d_targets
-    elif (targets == _f32(0.0)):  # negative (q = 0)
+        d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + _f32(1.0))*math.exp(_p20)
+        return value, d_logits, d_target
+    elif (target == _f32(0.0)):  # negative (q = 0)
         _t21 = abs(logits)
         _e22 = math.exp(-_t21)
         _d23 = _f32(1.0) + _e22
@@ -200,16 +200,16 @@ def value_and_grad_f32(logits, targets, alpha, gamma, detach_weight):
         _q30 = alpha*(_p29 - _p29*(_g128*_c24))
         _s31 = (_e22 + gamma*_l25 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l25)*_e22))*_q30
         d_logits = _t0*_t1*detach_weight + (_f32(1.0) - detach_weight)*_s31
-        d_targets = -_t1*logits
-        return value, d_logits, d_targets
+        d_target = -_t1*logits
+        return value, d_logits, d_target
     else:  # positive (q > 0)
         _s32 = -logits
         _s33 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s34 = targets*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - targets)*_s33
-        value = targets*_s34
-        _t0 = logits*targets
+        _s34 = target*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - target)*_s33
+        value = target*_s34
+        _t0 = logits*target
         _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
         _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        d_logits = targets*(-targets*_s35 + (_f32(1.0) - targets)*_s36)
-        d_targets = -_t0*detach_weight + (_f32(1.0) - detach_weight)*(-_t0 + _s34)
-        return value, d_logits, d_targets
+        d_logits = target*(-target*_s35 + (_f32(1.0) - target)*_s36)
+        d_target = -_t0*detach_weight + (_f32(1.0) - detach_weight)*(-_t0 + _s34)
+        return value, d_logits, d_target
