@@ -93,7 +93,7 @@ def _bytes(size):
 
 def _param_strategy(p, wide=False):
     """A parameter drawn from its documented domain (``Param``): bools, None for optional ones,
-    reals inside the bounds.  Unbounded sides are capped at 2^4 (``wide``: 2^20); an open lower
+    one of its strings for a choice, a (width, height) pair for a size, reals inside the bounds.  Unbounded sides are capped at 2^4 (``wide``: 2^20); an open lower
     bound is kept 2^-4 away, a closed one is drawn itself or 2^-30 above (``wide``: any float
     of the domain, subnormals included).  A parameter unbounded on both sides
     (sigmoid_focal_loss's alpha: "None or negative: no weighting") is drawn in [-1, 1]: a weight
@@ -102,6 +102,11 @@ def _param_strategy(p, wide=False):
         return st.booleans()
     if p.kind == "int":  # e.g. wiou_loss's version: the integers of its (bounded) range
         return st.integers(int(math.ceil(p.lower)), int(math.floor(p.upper)))
+    if p.kind == "choice":  # e.g. alpha_iou_loss's form: one of its strings
+        return _choice(*p.choices)
+    if p.kind == "size":  # e.g. mpdiou_loss's image_size: (width, height), both > 0
+        side = st.floats(2.0**-4, 2.0**20 if wide else 2.0**12)
+        return st.tuples(side, side)
     lo, hi = p.lower, p.upper
     if lo is None and hi is None:
         lo, hi = -1.0, 1.0
@@ -418,16 +423,33 @@ def _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks):
     _assert_same(gt2, gt, "translation: d/dtarget", p, t)
 
 
+# parameters that are lengths in the boxes' units, besides the 'size' kind (MPDIoU's image_size):
+# boxes scaled by 2^j leave the loss unchanged only with these scaled too
+LENGTH_PARAMS = {"nwd_loss": ("c",)}
+
+
+def _scaled_lengths(fn, params, j):
+    """``params`` with its lengths (LENGTH_PARAMS, and 'size' pairs) multiplied by 2^j, exactly."""
+    out = dict(params)
+    for prm in fn.params:
+        if prm.kind == "size":
+            out[prm.name] = tuple(np.ldexp(v, j) for v in params[prm.name])
+        elif prm.name in LENGTH_PARAMS.get(fn.__name__, ()):
+            out[prm.name] = np.ldexp(params[prm.name], j)
+    return out
+
+
 def _check_scaling(fn, p, t, params, picks):
     """Boxes scaled by s = 2^j (exact): the value is unchanged and the gradients are divided by s,
     bit for bit, with eps = 0 (the scale-invariant formula; eps is an area and breaks it) and
     the other parameters as drawn.  Exponents keep every area and squared distance inside
-    float64's normal range.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
+    float64's normal range.  Parameters that are lengths (MPDIoU's image_size, NWD's c) are
+    scaled with the boxes.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
     paper's shortcut): its gradient is not homogeneous, only its value is checked."""
     params = dict(params, eps=0.0) if "eps" in params else params
     j = picks.int(1, 60) * (-1 if picks.bool() else 1)
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **params)
+    v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **_scaled_lengths(fn, params, j))
     _assert_same(v2, v, "scaling: value", p, t)
     if not params.get("darknet"):
         _assert_same(gp2, np.ldexp(gp, -j), "scaling: d/dpred", p, t)
@@ -1051,7 +1073,7 @@ def _check_broadcasting(fn, p, t, params, picks):
         _assert_same(g, want, f"gradient of shape {a_shape} from {lead}")
 
 
-def _check_bad_input(fn, p, t, picks):
+def _check_bad_input(fn, p, t, params, picks):
     """A non-real input (BAD_KINDS: complex, object arrays, strings, bytes, ragged lists,
     datetimes, structured arrays, None, dicts, sets) raises TypeError or ValueError naming the
     argument, from refloss's own code (never an error from inside NumPy or Numba), on both
@@ -1063,12 +1085,12 @@ def _check_bad_input(fn, p, t, picks):
     inputs[k] = bad
     device = picks.choice("cpu", "cuda")
     call = picks.choice(fn, fn.value_and_grad)
-    outcome = _outcome(lambda: call(*inputs, device=device))
+    outcome = _outcome(lambda: call(*inputs, device=device, **params))
     assert outcome[0] == "error", f"{kind} {fn.inputs[k]} accepted: {outcome[1]}"
     _assert_clear_error(outcome[1], fn.inputs, f"{kind} {fn.inputs[k]} on {device}")
 
 
-def _check_non_finite(fn, p, t, picks):
+def _check_non_finite(fn, p, t, params, picks):
     """NaN or +-inf anywhere in an input: a ValueError naming the argument and the first bad
     index in C order of the input's own shape (also for a Fortran-ordered input)."""
     shape = (N, N) + p.shape[1:]
@@ -1083,7 +1105,7 @@ def _check_non_finite(fn, p, t, picks):
     n = fn.inputs[k]
     index = ", ".join(map(str, first))
     with pytest.raises(ValueError, match=rf"{n}: must be finite; {n}\[{index}\] = "):
-        fn.value_and_grad(*inputs)
+        fn.value_and_grad(*inputs, **params)
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -1097,8 +1119,8 @@ def test_input_forms(name, data):
     picks = _picks(data)
     _check_odd_forms(fn, p, t, params, picks)
     _check_broadcasting(fn, p, t, params, picks)
-    _check_bad_input(fn, p, t, picks)
-    _check_non_finite(fn, p, t, picks)
+    _check_bad_input(fn, p, t, params, picks)
+    _check_non_finite(fn, p, t, params, picks)
 
 
 # ================================================================== known failures, pinned
