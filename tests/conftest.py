@@ -49,10 +49,8 @@ def update_generated(request):
 # xfail(strict=True, run=False): reported as xfailed in every run, not executed (2,000 examples
 # each, minutes of CPU); remove an entry once its property is adapted, and the test runs again.
 ISSUE15_PROPERTY_GAPS = {
-    ("test_exact_relations", "nwd_loss"): "assumes NaN at zero-area identical boxes; NWD is 0 there",
     ("test_exact_relations", "wiou_loss"): "an exact relation fails (not yet analysed)",
     ("test_bounds_and_finite_gradients", "qfl_loss"): "not yet analysed",
-    ("test_bounds_and_finite_gradients", "nwd_loss"): "assumes NaN at zero union; NWD is defined there",
     ("test_gradient_matches_finite_differences", "siou_loss"): "not yet analysed",
     ("test_gradient_matches_finite_differences", "qfl_loss"): "not yet analysed",
     ("test_gradient_matches_finite_differences", "varifocal_loss"): "the target jump at q = 0 (a convention) not "

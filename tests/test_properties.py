@@ -337,6 +337,19 @@ def _zero_union(p, t):
     return (((p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])) == 0) & (((t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])) == 0)
 
 
+# box losses that are not quotients by the union: defined (never NaN) at zero union, and 0 with a
+# zero gradient at pred = target whatever the area (NWD: a distance between Gaussians; its
+# conventions take the gradient of sqrt at W2 = 0 as 0)
+DEFINED_AT_ZERO_UNION = ("nwd_loss",)
+
+
+def _undefined(name, p, t, params):
+    """Where a box loss is documented NaN: zero union with eps = 0 (DEFINED_AT_ZERO_UNION: nowhere)."""
+    if name in DEFINED_AT_ZERO_UNION:
+        return np.zeros(len(p), bool)
+    return _zero_union(p, t) & (params.get("eps", 0.0) == 0)
+
+
 # (properties, losses, where(p, t, params) -> mask of the pairs left out, the pinning test)
 KNOWN = []  # none at present
 
@@ -499,8 +512,8 @@ def _check_zero(fn, name, fam, p, params):
     halves of the intersection and of the enclosing box cancel); the kernels round the
     O(1/side) terms that cancel, so |d/dx| <= 32 eps / w and |d/dy| <= 32 eps / h (w, h: the
     box's sides; eps = 2^-52), and exactly 0 where the loss's conventions say so
-    (Focal-L1-EIoU: value and gradient 0 at L_EIoU = 0).  Zero-area boxes: NaN (zero union,
-    documented).  eps = 0 (with eps > 0 the value is eps / (A + eps), not 0)."""
+    (Focal-L1-EIoU: value and gradient 0 at L_EIoU = 0; NWD: 0 at every pair of equal boxes).
+    Zero-area boxes: NaN (zero union, documented), but for DEFINED_AT_ZERO_UNION.  eps = 0 (with eps > 0 the value is eps / (A + eps), not 0)."""
     if "eps" in params:
         params = dict(params, eps=0.0)
     if fam == "yolo":
@@ -513,12 +526,12 @@ def _check_zero(fn, name, fam, p, params):
         _assert_same(gt, np.zeros_like(gt), "pred = target: d/dtarget", p)
         return
     w, h = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
-    area = w * h > 0
+    area = (w * h > 0) | (name in DEFINED_AT_ZERO_UNION)
     keep = area | ~_known("nan at zero union", name, p, p, params)
     _assert_same(np.isnan(v)[keep], ~area[keep], "pred = target: NaN exactly for zero-area boxes", p[keep])
     _assert_same(v[area], np.full(area.sum(), want), "pred = target: value", p[area])
     bound = 32 * 2.0**-52 / np.stack([w, h, w, h], axis=1)[area]
-    if "value and gradient are 0" in fn.info.conventions:
+    if "value and gradient are 0" in fn.info.conventions or name in DEFINED_AT_ZERO_UNION:
         bound = np.zeros_like(bound)
     for g, what in ((gp, "d/dpred"), (gt, "d/dtarget")):
         bad = ~(np.abs(g[area]) <= bound)
@@ -561,7 +574,7 @@ def _check_bounds(fn, name, fam, p, t, params, dtype):
     p, t = p.astype(dtype).astype(np.float64), t.astype(dtype).astype(np.float64)  # what the kernel saw
     keep = ~_known("value", name, p, t, params)
     if fam == "box":
-        undefined = _zero_union(p, t) & (params.get("eps", 0.0) == 0)
+        undefined = _undefined(name, p, t, params)
         keep &= ~(undefined & _known("nan at zero union", name, p, t, params))
         _assert_same(np.isnan(v)[keep], undefined[keep], "NaN exactly where the union is 0 (eps = 0)", p[keep], t[keep])
     else:
@@ -598,7 +611,7 @@ def _check_wide_parameters(fn, name, fam, p, t, params):
     v = fn(p, t, **params)
     ok = ~_known("value", name, p, t, params)
     if fam == "box":
-        ok &= ~(_zero_union(p, t) & (params.get("eps", 0.0) == 0))
+        ok &= ~_undefined(name, p, t, params)
     assert not np.isnan(v[ok]).any(), f"NaN value with {params}: {_worst(v[ok], 0 * v[ok], p[ok], t[ok])}"
     lo, hi = _range(name)
     out = ok & ~((v >= lo) & (v <= hi))

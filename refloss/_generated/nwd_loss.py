@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 302
+# ops: 86
 """NWD loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -89,6 +89,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _c17 = _e15 - _e16
     _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
+    decay = math.exp(-w2/c)/c
     if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = 0.0
         d_px1 = 0.0
@@ -102,31 +103,23 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # W2 > 0
         value = -math.expm1(-w2/c)
-        _t0 = _s10
-        _t1 = 0.25*_t0
-        _t2 = px1 - tx1
-        _t3 = px2 - tx2
-        _t4 = 0.25*_t2 + 0.25*_t3
-        _t5 = -_t1 + _t4
-        _t7 = _s18
-        _t8 = py1 - ty1
-        _t9 = py2 - ty2
-        _s19 = 0.5*_t2 + 0.5*_t3
-        _s20 = 0.5*_t8 + 0.5*_t9
-        _t10 = math.exp(-w2/c)/(c*math.sqrt(0.25*(_t0*_t0) + 0.25*(_t7*_t7) + eps + (_s19*_s19) + (_s20*_s20)))
-        _t11 = 0.25*_t7
-        _t12 = 0.25*_t8 + 0.25*_t9
-        _t13 = -_t11 + _t12
-        _t14 = _t1 + _t4
-        _t15 = _t11 + _t12
-        d_px1 = _t10*_t5
-        d_py1 = _t10*_t13
-        d_px2 = _t10*_t14
-        d_py2 = _t10*_t15
-        d_tx1 = -_t10*_t5
-        d_ty1 = -_t10*_t13
-        d_tx2 = -_t10*_t14
-        d_ty2 = -_t10*_t15
+        _t0 = 0.25*_s10
+        _t1 = 0.25*((px1 - tx1)) + 0.25*((px2 - tx2))
+        _t2 = -_t0 + _t1
+        _t3 = decay/w2
+        _t4 = 0.25*_s18
+        _t5 = 0.25*((py1 - ty1)) + 0.25*((py2 - ty2))
+        _t6 = -_t4 + _t5
+        _t7 = _t0 + _t1
+        _t8 = _t4 + _t5
+        d_px1 = _t2*_t3
+        d_py1 = _t3*_t6
+        d_px2 = _t3*_t7
+        d_py2 = _t3*_t8
+        d_tx1 = -_t2*_t3
+        d_ty1 = -_t3*_t6
+        d_tx2 = -_t3*_t7
+        d_ty2 = -_t3*_t8
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -178,6 +171,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _c17 = _e15 - _e16
     _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
+    decay = math.exp(-w2/c)/c
     if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = _f32(0.0)
         d_px1 = _f32(0.0)
@@ -191,30 +185,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # W2 > 0
         value = -math.expm1(-w2/c)
-        _t0 = _s10
-        _t1 = _f32(0.25)*_t0
-        _t2 = px1 - tx1
-        _t3 = px2 - tx2
-        _t4 = _f32(0.25)*_t2 + _f32(0.25)*_t3
-        _t5 = -_t1 + _t4
-        _t7 = _s18
-        _t8 = py1 - ty1
-        _t9 = py2 - ty2
-        _s19 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s20 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-        _s21 = math.sqrt(_f32(0.25)*(_t0*_t0) + _f32(0.25)*(_t7*_t7) + eps + (_s19*_s19) + (_s20*_s20))
-        _t10 = math.exp(-w2/c)/(c*_s21)
-        _t11 = _f32(0.25)*_t7
-        _t12 = _f32(0.25)*_t8 + _f32(0.25)*_t9
-        _t13 = -_t11 + _t12
-        _t14 = _t1 + _t4
-        _t15 = _t11 + _t12
-        d_px1 = _t10*_t5
-        d_py1 = _t10*_t13
-        d_px2 = _t10*_t14
-        d_py2 = _t10*_t15
-        d_tx1 = -_t10*_t5
-        d_ty1 = -_t10*_t13
-        d_tx2 = -_t10*_t14
-        d_ty2 = -_t10*_t15
+        _t0 = _f32(0.25)*_s10
+        _t1 = _f32(0.25)*((px1 - tx1)) + _f32(0.25)*((px2 - tx2))
+        _t2 = -_t0 + _t1
+        _t3 = decay/w2
+        _t4 = _f32(0.25)*_s18
+        _t5 = _f32(0.25)*((py1 - ty1)) + _f32(0.25)*((py2 - ty2))
+        _t6 = -_t4 + _t5
+        _t7 = _t0 + _t1
+        _t8 = _t4 + _t5
+        d_px1 = _t2*_t3
+        d_py1 = _t3*_t6
+        d_px2 = _t3*_t7
+        d_py2 = _t3*_t8
+        d_tx1 = -_t2*_t3
+        d_ty1 = -_t3*_t6
+        d_tx2 = -_t3*_t7
+        d_ty2 = -_t3*_t8
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

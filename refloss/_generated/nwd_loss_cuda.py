@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 25d237fbada85293
+# scalar kernels: sha256 d716852e9ea3ee93
 """NWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
