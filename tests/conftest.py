@@ -43,27 +43,3 @@ def pytest_addoption(parser):
 def update_generated(request):
     return request.config.getoption("--update-generated")
 
-
-# Property tests (tests/test_properties.py) that fail for the losses issue 15 added: the generic
-# property machinery does not know their parameter kinds or conventions yet.  Each pair is marked
-# xfail(strict=True, run=False): reported as xfailed in every run, not executed (2,000 examples
-# each, minutes of CPU); remove an entry once its property is adapted, and the test runs again.
-ISSUE15_PROPERTY_GAPS = {
-    ("test_exact_relations", "wiou_loss"): "an exact relation fails (not yet analysed)",
-    ("test_bounds_and_finite_gradients", "qfl_loss"): "not yet analysed",
-    ("test_gradient_matches_finite_differences", "siou_loss"): "not yet analysed",
-    ("test_gradient_matches_finite_differences", "qfl_loss"): "not yet analysed",
-    ("test_gradient_matches_finite_differences", "varifocal_loss"): "the target jump at q = 0 (a convention) not "
-                                                                     "known to the property",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if not item.nodeid.startswith("tests/test_properties.py::"):
-            continue
-        func, _, rest = item.name.partition("[")
-        reason = ISSUE15_PROPERTY_GAPS.get((func, rest.rstrip("]")))
-        if reason:
-            item.add_marker(pytest.mark.xfail(strict=True, run=False,
-                                              reason=f"issue 15, property not adapted yet: {reason}"))

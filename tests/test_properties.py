@@ -351,7 +351,13 @@ def _undefined(name, p, t, params):
 
 
 # (properties, losses, where(p, t, params) -> mask of the pairs left out, the pinning test)
-KNOWN = []  # none at present
+KNOWN = [
+    # QFL, 0 < beta < 1, at a hard target with a confident logit: d/dtarget's beta |D|^(beta-1) CE
+    # overflows (|D| = sigma(-|x|) subnormal) where the derivative is -x |D|^beta - beta |D|^beta, tiny
+    ({"gradient finite"}, {"qfl_loss"},
+     lambda p, t, kw: (kw["beta"] < 1) & (((t == 0) & (p < 0)) | ((t == 1) & (p > 0)))
+     & ((1 - kw["beta"]) * np.abs(p) > 700), "test_known_qfl_target_gradient_overflow"),
+]
 
 
 def _known(prop, name, p, t, params):
@@ -441,6 +447,24 @@ def _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks):
 LENGTH_PARAMS = {"nwd_loss": ("c",)}
 
 
+def _nwd_normal_decay(p, t, params, j):
+    """NWD pairs whose intermediates exp(-W2/C), decay = exp(-W2/C)/C and decay/W2 are normal
+    float64 at both scales (1 and 2^j; with a margin of 2^24): where one is subnormal the gradient
+    has lost bits on the way and is not exactly homogeneous (the value is 1 there, the gradient
+    below ~1e-290)."""
+    d = np.stack([p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2], p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3],
+                  (p[:, 2] - p[:, 0]) - (t[:, 2] - t[:, 0]), (p[:, 3] - p[:, 1]) - (t[:, 3] - t[:, 1])]) / 2
+    w2 = np.sqrt((d * d).sum(axis=0) + params.get("eps", 0.0))
+    up = 2.0 ** max(j, 0)  # the larger of the two scales
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        smallest = np.exp(-w2 / params["c"]) / (params["c"] * up) / np.where(w2 > 0, w2 * up, 1.0)
+    return (w2 / params["c"] < 700) & (smallest > 2.0**-998)
+
+
+# where a loss's gradient is exactly homogeneous under scaling, if not everywhere: (p, t, params, j) -> mask
+SCALING_EXACT_WHERE = {"nwd_loss": _nwd_normal_decay}
+
+
 def _scaled_lengths(fn, params, j):
     """``params`` with its lengths (LENGTH_PARAMS, and 'size' pairs) multiplied by 2^j, exactly."""
     out = dict(params)
@@ -456,7 +480,8 @@ def _check_scaling(fn, p, t, params, picks):
     """Boxes scaled by s = 2^j (exact): the value is unchanged and the gradients are divided by s,
     bit for bit, with eps = 0 (the scale-invariant formula; eps is an area and breaks it) and
     the other parameters as drawn.  Exponents keep every area and squared distance inside
-    float64's normal range.  Parameters that are lengths (MPDIoU's image_size, NWD's c) are
+    float64's normal range; gradient components below it lose bits when scaled and are not
+    compared, nor are those computed from a subnormal intermediate (SCALING_EXACT_WHERE: NWD).  Parameters that are lengths (MPDIoU's image_size, NWD's c) are
     scaled with the boxes.  darknet=True's dv/dw omits the factor 1/(w^2 + h^2) (the DIoU
     paper's shortcut): its gradient is not homogeneous, only its value is checked."""
     params = dict(params, eps=0.0) if "eps" in params else params
@@ -465,16 +490,21 @@ def _check_scaling(fn, p, t, params, picks):
     v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **_scaled_lengths(fn, params, j))
     _assert_same(v2, v, "scaling: value", p, t)
     if not params.get("darknet"):
-        _assert_same(gp2, np.ldexp(gp, -j), "scaling: d/dpred", p, t)
-        _assert_same(gt2, np.ldexp(gt, -j), "scaling: d/dtarget", p, t)
+        where = SCALING_EXACT_WHERE.get(fn.__name__)
+        exact = where(p, t, params, j)[:, None] if where else True
+        for g2, g, what in ((gp2, gp, "d/dpred"), (gt2, gt, "d/dtarget")):
+            want = np.ldexp(g, -j)
+            normal = exact & ~(np.minimum(np.abs(g), np.abs(want)) < np.finfo(np.float64).tiny)  # (NaN kept)
+            _assert_same(np.where(normal, g2, 0.0), np.where(normal, want, 0.0), f"scaling: {what}", p, t)
 
 
 def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
     """L(t, p) = L(p, t); the gradients swap: d/dpred at (t, p) is d/dtarget at (p, t).
     Element-wise (functions of |p - t|) and YOLOv1 (squares of differences): bit for bit, and
     element-wise d/dtarget = -d/dpred exactly.  Boxes: the kernels may round re-associated sums
-    in another order (eps > 0), so values agree within twice the documented value bar (1e-14)
-    and gradients within twice the gradient bar (1e-13 of the pair's largest component, at least
+    in another order (eps > 0), so values agree within twice the documented value bar (1e-14,
+    relative above 1: Wise-IoU's focusing factors, with parameters drawn from their domains,
+    reach values of 32, where float64's spacing is 7e-15) and gradients within twice the gradient bar (1e-13 of the pair's largest component, at least
     1/(enclosing size)): each is within its bar of the exact, symmetric result.  darknet=True
     changes the pred side only: its gradients are not symmetric by design."""
     v2, (gp2, gt2) = fn.value_and_grad(t, p, **params)
@@ -488,7 +518,7 @@ def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
     bar = REFERENCES[name].bar
     with np.errstate(invalid="ignore"):
         verr = np.where((v == v2) | (np.isnan(v) & np.isnan(v2)), 0.0, np.abs(v2 - v))
-    bad = ~(verr <= 2 * bar.value)  # NaN on one side only fails too
+    bad = ~(verr <= 2 * bar.value * np.fmax(1.0, np.abs(v)))  # NaN on one side only fails too
     assert not bad.any(), f"symmetry: value: {_worst(v2[bad], v[bad], p[bad], t[bad])}"
     if params.get("darknet"):
         return
@@ -639,9 +669,29 @@ def test_bounds_and_finite_gradients(name, data):
 
 # The default settings of these parameters make the gradient something other than the value's
 # derivative, by design (docs/derivations): CIoU's constant alpha and darknet's dv, the
-# Focal-EIoU weight held constant.  Their finite-difference checks run with the derivative.
+# Focal-EIoU weight and the Varifocal weight held constant.  Their finite-difference checks run with the
+# derivative.
 TRUE_DERIVATIVE = {"ciou": {"alpha_grad": True, "darknet": False}, "ciou_loss": {"alpha_grad": True, "darknet": False},
-                   "focal_eiou_loss": {"weight_grad": True}, "wiou_loss": {"enclosing_grad": True, "version": 1}}
+                   "focal_eiou_loss": {"weight_grad": True}, "wiou_loss": {"enclosing_grad": True, "version": 1},
+                   "varifocal_loss": {"detach_weight": False}}
+
+
+def _siou_smooth(p, t, steps):
+    """Pairs away from SIoU's kinks (by 16 steps): the shape cost's |w_p - w_t|, |h_p - h_t| (and
+    its max(w_p, w_t)) and the angle cost's |dx|, |dy| at 0."""
+    wp, hp, wt, ht = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1], t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+    dx, dy = p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2], p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]
+    return np.all(np.abs([wp - wt, hp - ht, dx, dy]) > 16 * steps, axis=0)
+
+
+def _qfl_smooth(x, y, steps):
+    """Points away from QFL's kink at y = sigmoid(x) (|y - sigma|^beta: a kink for beta = 1, an
+    infinite derivative for beta < 1): |y - sigma| > 0.01, far beyond sigma's change over a step."""
+    return np.abs(y - 1 / (1 + np.exp(-x))) > 0.01
+
+
+# kinks inside the regions the finite-difference test draws from, per loss: (a, b, steps) -> pairs to keep
+FD_SMOOTH = {"siou_loss": _siou_smooth, "qfl_loss": _qfl_smooth}
 # parameters at which the value jumps as the IoU crosses them (alpha = 0 unless IoU > alpha_gate): pairs
 # whose IoU lies within 5% of one have no derivative a finite difference could see
 GATES = {"ciou": "alpha_gate", "ciou_loss": "alpha_gate"}
@@ -712,7 +762,7 @@ def test_gradient_matches_finite_differences(name, data):
     overlapping, nested and disjoint pairs) whose four x and four y coordinates are all
     distinct, step 0.1% of the smallest gap; logits up to 40, targets inside (0, 1), step 0.1%
     of the distance of the target to {0, 1}; YOLOv1 sizes > 0, pairs not identical, step 0.1%
-    of the smallest size."""
+    of the smallest size; away from the kinks of FD_SMOOTH."""
     fn = _fn(name)
     fam = _family(name)
     params = data.draw(params_for(name, **TRUE_DERIVATIVE.get(name, {})), "params")
@@ -740,6 +790,8 @@ def test_gradient_matches_finite_differences(name, data):
         gate = params.get(GATES.get(name))
         if gate is not None:  # e.g. a point box inside one twice its size, IoU 1e-9 at eps = alpha_gate = 1e-9
             keep &= np.abs(rl.iou(p, t, eps=params.get("eps", 0.0)) - gate) > 0.05 * abs(gate)
+        if name in FD_SMOOTH:
+            keep &= FD_SMOOTH[name](p, t, 1e-3 * gap)
         if not keep.any():
             return
         p, t, gap = p[keep], t[keep], gap[keep]
@@ -748,6 +800,11 @@ def test_gradient_matches_finite_differences(name, data):
         _fd_check(fn, params, (p, t), 1e-3 * gap, scale, "boxes", floor=4.0)
     elif fam == "classification":
         x, y = data.draw(logits_targets(bound=40.0, interior=True), "inputs")
+        if name in FD_SMOOTH:
+            keep = FD_SMOOTH[name](x, y, 1e-3 * np.minimum(y, 1 - y))
+            x, y = x[keep], y[keep]
+            if not x.size:
+                return
         v, (gx, gy) = fn.value_and_grad(x, y, **params)
         scale = np.maximum(np.maximum(np.abs(gx), np.abs(gy)), np.abs(v))  # gradients vanish where sigmoid(x) = y
         # the values' rounding: cross-entropy terms of size |x| + 1, times the focal weight where the
@@ -1279,6 +1336,17 @@ def test_known_tiny_eps_nan_gradient_at_zero_union():
                 np.testing.assert_allclose(v, float(exact[0]), rtol=1e-15, atol=1e-15, err_msg=f"{name} {a} {b}")
                 scale = np.abs(want).max()
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * scale, err_msg=f"{name} {eps} {a} {b}")
+
+
+@_xfail("d/dtarget of qfl_loss is -inf at hard targets with beta < 1 and (1 - beta) |x| > ~709: "
+        "beta |D|^(beta-1) overflows before the cross-entropy (about |D|) multiplies it")
+def test_known_qfl_target_gradient_overflow():
+    from refloss.oracle import classification as oracle
+
+    for x, y in ((-733.0, 0.0), (733.0, 1.0)):
+        _, (gx, gy) = rl.qfl_loss.value_and_grad(np.array([x]), np.array([y]), beta=0.03125)
+        exact = float(oracle.qfl_loss(x, y, beta=0.03125)[2])  # +-8.26e-8: -x |D|^beta dominates
+        np.testing.assert_allclose(gy, exact, rtol=1e-13)
 
 
 def test_known_ragged_list_error_names_no_argument():
