@@ -4,9 +4,9 @@ CUDA kernels run under Numba's simulator (NUMBA_ENABLE_CUDASIM=1) unless
 REFLOSS_TEST_REAL_GPU=1 is set on a machine with a GPU.  The variable must be set
 before numba is first imported, hence here.
 
-Hypothesis profiles (tests/test_properties.py, docs/testing.md): "ci" (the default: 2,000
-examples per property, derandomized, so every run draws the same examples), "full" (the same
-2,000 with a fresh random seed each run: new examples) and "long"
+Hypothesis profiles (tests/test_properties.py, docs/testing.md): "ci" (the default: 1,000
+examples per property, derandomized, so every run draws the same examples), "full" (2,000
+with a fresh random seed each run: new examples) and "long"
 (100,000 examples, a fresh random seed each run), chosen with HYPOTHESIS_PROFILE=long or
 ``pytest --hypothesis-profile=long``; "quick" (50 examples) for editing the tests.
 """
@@ -25,9 +25,10 @@ _COMMON = dict(
     # each example draws whole arrays and evaluates batches of points: slower than Hypothesis expects
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# "ci" runs issue 12's 2,000 examples a property: about 18 CPU-minutes for the property file
-# (docs/testing.md has the measured times)
-settings.register_profile("ci", max_examples=2_000, derandomize=True, **_COMMON)
+# "ci" runs 1,000 examples a property (issue 12 ran 2,000; with issue 15's losses, 41 of them, the
+# whole CI run took 37 minutes on 2 cores, over its 30-minute budget); "full" keeps 2,000, fresh
+# examples each run (docs/testing.md has the measured times)
+settings.register_profile("ci", max_examples=1_000, derandomize=True, **_COMMON)
 settings.register_profile("full", max_examples=2_000, derandomize=False, **_COMMON)
 settings.register_profile("long", max_examples=100_000, derandomize=False, **_COMMON)
 settings.register_profile("quick", max_examples=50, derandomize=True, **_COMMON)
