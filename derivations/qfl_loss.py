@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, plain
+from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -22,6 +22,27 @@ beta = sp.Symbol("beta", nonnegative=True)
 def residual(x, y):
     """y - sigma(x) as y sigma(-x) - (1 - y) sigma(x): exactly sigma(-x) or -sigma(x) at y = 1, 0."""
     return y * Sigmoid(-x) - (1 - y) * Sigmoid(x)
+
+
+def _deep_target_gradients(x, d_target, checks):
+    """dL/dy at the hard targets where |D| = sigma(-|x|) is subnormal or 0 (|x| > 708, float32 87).
+    There dL/dy = -x |D|^beta + beta |D|^(beta-1) sign(D) CE with CE/|D| = (1 + e^|x|) ln(1 + e^-|x|)
+    (about 1): the second term's |D|^(beta-1) overflows for beta < 1 (d/dy was -inf where it is
+    about -x |D|^beta), and |D|^beta from a subnormal |D| keeps few digits.  Both factors are
+    formed from the logit: |D|^beta = e^(-beta |x|) (1 + e^-|x|)^-beta, e^(-beta |x|) from beta x
+    split error-free (TwoProd) with one exp rounding, and (1 + e^-|x|)^-beta and CE/|D| round to
+    1 there.  So at y = 0: -e^(beta x) (x + beta); at y = 1: e^(-beta x) (beta - x)."""
+    out = {}
+    for v, s in ((0, 1), (1, -1)):
+        e = sp.exp(TwoProd(beta, s * x, 0)) * (1 + TwoProd(beta, s * x, 1))
+        out[v] = -e * (x + beta) if v == 0 else e * (beta - x)
+        ratio = (1 + sp.exp(-s * x)) * sp.log(1 + sp.exp(s * x))  # CE/|D|, 1 to the precision there
+        exact = -plain(e) * (1 + sp.exp(s * x)) ** -beta * (x + beta * ratio) if v == 0 else \
+            plain(e) * (1 + sp.exp(s * x)) ** -beta * (beta * ratio - x)
+        prove_equal(exact, plain(d_target.subs(C.y, v)), f"at y = {v}: dL/dy = |D|^beta (beta CE/|D| - s x), "
+                    "|D|^beta = e^(-beta |x|) (1 + e^-|x|)^-beta", checks,
+                    domain={x: (-30, -1) if v == 0 else (1, 30), beta: (sp.Rational(1, 20), 4)}, numeric=True)
+    return out
 
 
 def derive() -> LossSpec:
@@ -39,7 +60,7 @@ def derive() -> LossSpec:
     for s in (x, y):  # the derivative of the evaluation form is the derivative of the paper's formula
         prove_equal(plain(grads[f"d_{s.name}"]), sp.diff(textbook, s), f"dL/d{s.name} of the evaluated form is the "
                     "derivative of the paper's formula", checks, domain=dom, numeric=True)
-    branches = []
+    hard_branches = {}
     for v in (0, 1):  # hard targets: the focal loss without alpha_t (its accurate forms), y substituted
         hard = FocalCE(x, sp.Integer(v), 1, beta)
         prove_equal(plain(hard), plain(general.subs(y, v)), f"at y = {v} QFL is the focal loss with gamma = beta "
@@ -47,10 +68,18 @@ def derive() -> LossSpec:
         d_x = sp.diff(FocalCE(x, y, 1, beta), x).subs(y, v)  # FocalCEDx's hard form: d/dx at fixed y is the same
         prove_equal(plain(d_x), plain(grads["d_logits"].subs(y, v)), f"at y = {v}: dQFL/dx is the focal loss's",
                     checks, domain=dom, numeric=True)
-        branches.append(Branch(sp.Eq(y, v), {"value": hard, "d_logits": d_x,
-                                             "d_target": grads["d_target"].subs(y, v)}, f"hard target {v}"))
-    branches.append(Branch(None, {"value": general, **grads}, "soft target"))
-    k = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
+        hard_branches[v] = ({"value": hard, "d_logits": d_x}, grads["d_target"].subs(y, v))
+    deep = _deep_target_gradients(x, grads["d_target"], checks)
+    kernels = {}
+    for prec, limit in (("f64", 708), ("f32", 87)):
+        branches = []
+        for v, s in ((0, 1), (1, -1)):  # s x: the logit's distance on the side where |D| = sigma(-|x|) vanishes
+            outs, d_y = hard_branches[v]
+            branches.append(Branch(sp.And(sp.Eq(y, v), s * x < -limit, s * x > -sp.Integer(2)**100),
+                                   {**outs, "d_target": deep[v]}, f"hard target {v}, |y - sigma| subnormal or 0"))
+            branches.append(Branch(sp.Eq(y, v), {**outs, "d_target": d_y}, f"hard target {v}"))
+        branches.append(Branch(None, {"value": general, **grads}, "soft target"))
+        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
     xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
     return LossSpec(
         name=NAME, title="Quality Focal Loss",
@@ -60,7 +89,7 @@ def derive() -> LossSpec:
         references=["X. Li et al., Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for "
                     "Dense Object Detection, arXiv:2006.04388 (eq. 5)"],
         params=[Param("beta", beta, 2.0, "the focusing exponent on |y - sigma| (2 in the paper)", lower=sp.Integer(0))],
-        constants=[], kernels={p: k for p in ("f64", "f32")},
+        constants=[], kernels=kernels,
         steps=[Step("Quality Focal Loss (eq. 5 of the paper) of the logit $x$, $\\sigma = \\sigma(x)$, against the "
                     "soft target $y \\in [0, 1]$:", "L",
                     -sp.Abs(ys - sg) ** beta * ((1 - ys) * sp.log(1 - sg) + ys * sp.log(sg))),
@@ -85,6 +114,8 @@ def derive() -> LossSpec:
         "formula (peers pass the IoU target detached, so they return none).",
         accuracy="y - sigma as y sigma(-x) - (1 - y) sigma(x), exact at the hard targets and without overflow; "
         "cross-entropy as y softplus(-x) + (1 - y) softplus(x); at y = 0 and 1 the focal loss's forms in the "
-        "signed logit. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
+        "signed logit; where |y - sigma| is subnormal or 0 at a hard target (|x| > 708, float32 87), dL/dy as "
+        "e^(-beta |x|) from beta x split error-free times (beta - |x|), since beta |D|^(beta-1) CE would "
+        "overflow (beta < 1) or |D|^beta keep few digits. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
         "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from the inputs.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 149
+# ops: 170
 """Quality Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -41,7 +41,7 @@ def constants(beta):
 
 
 def value_f64(logits, target, beta):
-    if (target == 0.0):  # hard target 0
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -51,29 +51,50 @@ def value_f64(logits, target, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
+    elif (target == 0.0):  # hard target 0
+        _t8 = abs(logits)
+        _e9 = math.exp(-_t8)
+        _d10 = 1.0 + _e9
+        _c11 = (_e9 - (_d10 - 1.0))/_d10
+        _l12 = math.log1p(_e9)
+        _p13 = (math.pow(_e9, beta) if logits < 0.0 else 1.0)*math.pow(_d10, -beta)
+        _ap14 = _p13 - _p13*(beta*_c11)
+        value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
+        return value
+    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
+        _z15 = -logits
+        _t16 = abs(logits)
+        _e17 = math.exp(-_t16)
+        _d18 = 1.0 + _e17
+        _c19 = (_e17 - (_d18 - 1.0))/_d18
+        _l20 = math.log1p(_e17)
+        _p21 = (math.pow(_e17, beta) if _z15 < 0.0 else 1.0)*math.pow(_d18, -beta)
+        _ap22 = _p21 - _p21*(beta*_c19)
+        value = (_l20 if _z15 < 0.0 else _z15 + _l20)*_ap22
+        return value
     elif (target == 1.0):  # hard target 1
-        _z8 = -logits
-        _t9 = abs(logits)
-        _e10 = math.exp(-_t9)
-        _d11 = 1.0 + _e10
-        _c12 = (_e10 - (_d11 - 1.0))/_d11
-        _l13 = math.log1p(_e10)
-        _p14 = (math.pow(_e10, beta) if _z8 < 0.0 else 1.0)*math.pow(_d11, -beta)
-        _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        _z23 = -logits
+        _t24 = abs(logits)
+        _e25 = math.exp(-_t24)
+        _d26 = 1.0 + _e25
+        _c27 = (_e25 - (_d26 - 1.0))/_d26
+        _l28 = math.log1p(_e25)
+        _p29 = (math.pow(_e25, beta) if _z23 < 0.0 else 1.0)*math.pow(_d26, -beta)
+        _ap30 = _p29 - _p29*(beta*_c27)
+        value = (_l28 if _z23 < 0.0 else _z23 + _l28)*_ap30
         return value
     else:  # soft target
-        _s16 = -logits
-        _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s19 = target*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
-        _s20 = target*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - target)*_s17
-        value = _s20*math.pow(abs(_s19 - (1.0 - target)*_s18), beta)
+        _s31 = -logits
+        _s32 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s33 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s34 = target*(1.0/(1.0 + math.exp(-_s31)) if _s31 >= 0.0 else math.exp(_s31)/(1.0 + math.exp(_s31)))
+        _s35 = target*(max(_s31, 0.0) + math.log1p(math.exp(-abs(_s31)))) + (1.0 - target)*_s32
+        value = _s35*math.pow(abs(_s34 - (1.0 - target)*_s33), beta)
         return value
 
 
 def value_and_grad_f64(logits, target, beta):
-    if (target == 0.0):  # hard target 0
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = 1.0 + _e2
@@ -82,66 +103,116 @@ def value_and_grad_f64(logits, target, beta):
         _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-        _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _t1 = abs(-_t0)
         _g18 = beta + 1.0
         _p9 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
         _q10 = _p9 - _p9*(_g18*_c4)
         d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q10
-        _s11 = -logits
-        _s12 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s13 = _t0 + (1.0/(1.0 + math.exp(-_s11)) if _s11 >= 0.0 else math.exp(_s11)/(1.0 + math.exp(_s11)))
-        _s14 = 0.0*(max(_s11, 0.0) + math.log1p(math.exp(-abs(_s11)))) + (1.0 - 0.0)*_s12
-        _s15 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s16 = -beta*_s13*_s14*_s15*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-        d_target = _s16 - logits*math.pow(_t1, beta)
+        _c11 = beta*134217728.0 + beta
+        _h12 = _c11 - (_c11 - beta)
+        _l13 = beta - _h12
+        _c14 = logits*134217728.0 + logits
+        _h15 = _c14 - (_c14 - logits)
+        _l16 = logits - _h15
+        _p17 = _h12*_h15
+        _p18 = _h12*_l16 + _l13*_h15
+        _p19 = _p17 + _p18
+        d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + 1.0)*math.exp(_p19)
+        return value, d_logits, d_target
+    elif (target == 0.0):  # hard target 0
+        _t20 = abs(logits)
+        _e21 = math.exp(-_t20)
+        _d22 = 1.0 + _e21
+        _c23 = (_e21 - (_d22 - 1.0))/_d22
+        _l24 = math.log1p(_e21)
+        _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
+        _ap26 = _p25 - _p25*(beta*_c23)
+        value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+        _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _t1 = abs(-_t0)
+        _g127 = beta + 1.0
+        _p28 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
+        _q29 = _p28 - _p28*(_g127*_c23)
+        d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q29
+        _s30 = -logits
+        _s31 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s32 = _t0 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
+        _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
+        _s34 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
+        _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+        d_target = _s35 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
+    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
+        _z36 = -logits
+        _t37 = abs(logits)
+        _e38 = math.exp(-_t37)
+        _d39 = 1.0 + _e38
+        _c40 = (_e38 - (_d39 - 1.0))/_d39
+        _l41 = math.log1p(_e38)
+        _p42 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -beta)
+        _ap43 = _p42 - _p42*(beta*_c40)
+        value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
+        _t0 = -logits
+        _g144 = beta + 1.0
+        _p45 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g144)
+        _q46 = _p45 - _p45*(_g144*_c40)
+        d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q46
+        _c47 = beta*134217728.0 + beta
+        _h48 = _c47 - (_c47 - beta)
+        _l49 = beta - _h48
+        _c50 = _t0*134217728.0 + _t0
+        _h51 = _c50 - (_c50 - _t0)
+        _l52 = _t0 - _h51
+        _p53 = _h48*_h51
+        _p54 = _h48*_l52 + _l49*_h51
+        _p55 = _p53 + _p54
+        d_target = (_t0 + beta)*(((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*math.exp(_p55)
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
-        _z17 = -logits
-        _t18 = abs(logits)
-        _e19 = math.exp(-_t18)
-        _d20 = 1.0 + _e19
-        _c21 = (_e19 - (_d20 - 1.0))/_d20
-        _l22 = math.log1p(_e19)
-        _p23 = (math.pow(_e19, beta) if _z17 < 0.0 else 1.0)*math.pow(_d20, -beta)
-        _ap24 = _p23 - _p23*(beta*_c21)
-        value = (_l22 if _z17 < 0.0 else _z17 + _l22)*_ap24
-        _t0 = 1.0/(1.0 + math.exp(-_z17)) if _z17 >= 0.0 else math.exp(_z17)/(1.0 + math.exp(_z17))
+        _z56 = -logits
+        _t57 = abs(logits)
+        _e58 = math.exp(-_t57)
+        _d59 = 1.0 + _e58
+        _c60 = (_e58 - (_d59 - 1.0))/_d59
+        _l61 = math.log1p(_e58)
+        _p62 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -beta)
+        _ap63 = _p62 - _p62*(beta*_c60)
+        value = (_l61 if _z56 < 0.0 else _z56 + _l61)*_ap63
+        _t0 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
         _t1 = abs(_t0)
-        _g125 = beta + 1.0
-        _p26 = (math.pow(_e19, beta) if _z17 < 0.0 else 1.0)*math.pow(_d20, -_g125)
-        _q27 = _p26 - _p26*(_g125*_c21)
-        d_logits = -(_e19 + beta*_l22 if _z17 < 0.0 else 1.0 + beta*((_z17 + _l22)*_e19))*_q27
-        _s28 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s29 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s30 = 1.0*(max(_z17, 0.0) + math.log1p(math.exp(-abs(_z17)))) + (1.0 - 1.0)*_s29
-        _s31 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s32 = beta*(_t0 + _s28)*_s30*_s31*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-        d_target = _s32 - logits*math.pow(_t1, beta)
+        _g164 = beta + 1.0
+        _p65 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -_g164)
+        _q66 = _p65 - _p65*(_g164*_c60)
+        d_logits = -(_e58 + beta*_l61 if _z56 < 0.0 else 1.0 + beta*((_z56 + _l61)*_e58))*_q66
+        _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s68 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s69 = 1.0*(max(_z56, 0.0) + math.log1p(math.exp(-abs(_z56)))) + (1.0 - 1.0)*_s68
+        _s70 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
+        _s71 = beta*(_t0 + _s67)*_s69*_s70*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+        d_target = _s71 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
     else:  # soft target
-        _s33 = -logits
-        _s34 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s36 = target*(1.0/(1.0 + math.exp(-_s33)) if _s33 >= 0.0 else math.exp(_s33)/(1.0 + math.exp(_s33)))
-        _s37 = target*(max(_s33, 0.0) + math.log1p(math.exp(-abs(_s33)))) + (1.0 - target)*_s34
-        value = _s37*math.pow(abs(_s36 - (1.0 - target)*_s35), beta)
-        _t0 = 1.0/(1.0 + math.exp(-_s33)) if _s33 >= 0.0 else math.exp(_s33)/(1.0 + math.exp(_s33))
+        _s72 = -logits
+        _s73 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s74 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s75 = target*(1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72)))
+        _s76 = target*(max(_s72, 0.0) + math.log1p(math.exp(-abs(_s72)))) + (1.0 - target)*_s73
+        value = _s76*math.pow(abs(_s75 - (1.0 - target)*_s74), beta)
+        _t0 = 1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72))
         _t1 = _t0*target
-        _t2 = _s35
+        _t2 = _s74
         _t3 = 1.0 - target
         _t4 = _t1 - _t2*_t3
         _t5 = abs(_t4)
         _t6 = math.pow(_t5, beta)
-        _s38 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
-        _t7 = beta*_s37*_s38*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
+        _s77 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
+        _t7 = beta*_s76*_s77*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
         d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
         d_target = -_t6*logits + _t7*(_t0 + _t2)
         return value, d_logits, d_target
 
 
 def value_f32(logits, target, beta):
-    if (target == _f32(0.0)):  # hard target 0
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -151,29 +222,50 @@ def value_f32(logits, target, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
+    elif (target == _f32(0.0)):  # hard target 0
+        _t8 = abs(logits)
+        _e9 = math.exp(-_t8)
+        _d10 = _f32(1.0) + _e9
+        _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
+        _l12 = math.log1p(_e9)
+        _p13 = (math.pow(_e9, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -beta)
+        _ap14 = _p13 - _p13*(beta*_c11)
+        value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
+        return value
+    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
+        _z15 = -logits
+        _t16 = abs(logits)
+        _e17 = math.exp(-_t16)
+        _d18 = _f32(1.0) + _e17
+        _c19 = (_e17 - (_d18 - _f32(1.0)))/_d18
+        _l20 = math.log1p(_e17)
+        _p21 = (math.pow(_e17, beta) if _z15 < _f32(0.0) else _f32(1.0))*math.pow(_d18, -beta)
+        _ap22 = _p21 - _p21*(beta*_c19)
+        value = (_l20 if _z15 < _f32(0.0) else _z15 + _l20)*_ap22
+        return value
     elif (target == _f32(1.0)):  # hard target 1
-        _z8 = -logits
-        _t9 = abs(logits)
-        _e10 = math.exp(-_t9)
-        _d11 = _f32(1.0) + _e10
-        _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
-        _l13 = math.log1p(_e10)
-        _p14 = (math.pow(_e10, beta) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -beta)
-        _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        _z23 = -logits
+        _t24 = abs(logits)
+        _e25 = math.exp(-_t24)
+        _d26 = _f32(1.0) + _e25
+        _c27 = (_e25 - (_d26 - _f32(1.0)))/_d26
+        _l28 = math.log1p(_e25)
+        _p29 = (math.pow(_e25, beta) if _z23 < _f32(0.0) else _f32(1.0))*math.pow(_d26, -beta)
+        _ap30 = _p29 - _p29*(beta*_c27)
+        value = (_l28 if _z23 < _f32(0.0) else _z23 + _l28)*_ap30
         return value
     else:  # soft target
-        _s16 = -logits
-        _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
-        _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s20 = target*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - target)*_s17
-        value = _s20*math.pow(abs(target*_s18 - (_f32(1.0) - target)*_s19), beta)
+        _s31 = -logits
+        _s32 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s33 = _f32(1.0)/(_f32(1.0) + math.exp(-_s31)) if _s31 >= _f32(0.0) else math.exp(_s31)/(_f32(1.0) + math.exp(_s31))
+        _s34 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s35 = target*(max(_s31, _f32(0.0)) + math.log1p(math.exp(-abs(_s31)))) + (_f32(1.0) - target)*_s32
+        value = _s35*math.pow(abs(target*_s33 - (_f32(1.0) - target)*_s34), beta)
         return value
 
 
 def value_and_grad_f32(logits, target, beta):
-    if (target == _f32(0.0)):  # hard target 0
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
         _d3 = _f32(1.0) + _e2
@@ -182,59 +274,109 @@ def value_and_grad_f32(logits, target, beta):
         _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _t1 = abs(-_t0)
         _g18 = beta + _f32(1.0)
         _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
         _q10 = _p9 - _p9*(_g18*_c4)
         d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
-        _s11 = -logits
-        _s12 = _f32(1.0)/(_f32(1.0) + math.exp(-_s11)) if _s11 >= _f32(0.0) else math.exp(_s11)/(_f32(1.0) + math.exp(_s11))
-        _s13 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s14 = _f32(0.0)*(max(_s11, _f32(0.0)) + math.log1p(math.exp(-abs(_s11)))) + (_f32(1.0) - _f32(0.0))*_s13
-        _s15 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-        _s16 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-        d_target = -beta*(_t0 + _s12)*_s14*_s15*_s16 - logits*math.pow(_t1, beta)
+        _c11 = beta*_f32(4096.0) + beta
+        _h12 = _c11 - (_c11 - beta)
+        _l13 = beta - _h12
+        _c14 = logits*_f32(4096.0) + logits
+        _h15 = _c14 - (_c14 - logits)
+        _l16 = logits - _h15
+        _p17 = _h12*_h15
+        _p18 = _h12*_l16 + _l13*_h15
+        _p19 = _p17 + _p18
+        d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + _f32(1.0))*math.exp(_p19)
+        return value, d_logits, d_target
+    elif (target == _f32(0.0)):  # hard target 0
+        _t20 = abs(logits)
+        _e21 = math.exp(-_t20)
+        _d22 = _f32(1.0) + _e21
+        _c23 = (_e21 - (_d22 - _f32(1.0)))/_d22
+        _l24 = math.log1p(_e21)
+        _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
+        _ap26 = _p25 - _p25*(beta*_c23)
+        value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _t1 = abs(-_t0)
+        _g127 = beta + _f32(1.0)
+        _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
+        _q29 = _p28 - _p28*(_g127*_c23)
+        d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
+        _s30 = -logits
+        _s31 = _f32(1.0)/(_f32(1.0) + math.exp(-_s30)) if _s30 >= _f32(0.0) else math.exp(_s30)/(_f32(1.0) + math.exp(_s30))
+        _s32 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s33 = _f32(0.0)*(max(_s30, _f32(0.0)) + math.log1p(math.exp(-abs(_s30)))) + (_f32(1.0) - _f32(0.0))*_s32
+        _s34 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+        _s35 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+        d_target = -beta*(_t0 + _s31)*_s33*_s34*_s35 - logits*math.pow(_t1, beta)
+        return value, d_logits, d_target
+    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
+        _z36 = -logits
+        _t37 = abs(logits)
+        _e38 = math.exp(-_t37)
+        _d39 = _f32(1.0) + _e38
+        _c40 = (_e38 - (_d39 - _f32(1.0)))/_d39
+        _l41 = math.log1p(_e38)
+        _p42 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -beta)
+        _ap43 = _p42 - _p42*(beta*_c40)
+        value = (_l41 if _z36 < _f32(0.0) else _z36 + _l41)*_ap43
+        _t0 = -logits
+        _g144 = beta + _f32(1.0)
+        _p45 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -_g144)
+        _q46 = _p45 - _p45*(_g144*_c40)
+        d_logits = -(_e38 + beta*_l41 if _z36 < _f32(0.0) else _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
+        _c47 = beta*_f32(4096.0) + beta
+        _h48 = _c47 - (_c47 - beta)
+        _l49 = beta - _h48
+        _c50 = _t0*_f32(4096.0) + _t0
+        _h51 = _c50 - (_c50 - _t0)
+        _l52 = _t0 - _h51
+        _p53 = _h48*_h51
+        _p54 = _h48*_l52 + _l49*_h51
+        _p55 = _p53 + _p54
+        d_target = (_t0 + beta)*(((_p54 - (_p55 - _p53)) + _l49*_l52) + _f32(1.0))*math.exp(_p55)
         return value, d_logits, d_target
     elif (target == _f32(1.0)):  # hard target 1
-        _z17 = -logits
-        _t18 = abs(logits)
-        _e19 = math.exp(-_t18)
-        _d20 = _f32(1.0) + _e19
-        _c21 = (_e19 - (_d20 - _f32(1.0)))/_d20
-        _l22 = math.log1p(_e19)
-        _p23 = (math.pow(_e19, beta) if _z17 < _f32(0.0) else _f32(1.0))*math.pow(_d20, -beta)
-        _ap24 = _p23 - _p23*(beta*_c21)
-        value = (_l22 if _z17 < _f32(0.0) else _z17 + _l22)*_ap24
-        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-_z17)) if _z17 >= _f32(0.0) else math.exp(_z17)/(_f32(1.0) + math.exp(_z17))
+        _z56 = -logits
+        _t57 = abs(logits)
+        _e58 = math.exp(-_t57)
+        _d59 = _f32(1.0) + _e58
+        _c60 = (_e58 - (_d59 - _f32(1.0)))/_d59
+        _l61 = math.log1p(_e58)
+        _p62 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -beta)
+        _ap63 = _p62 - _p62*(beta*_c60)
+        value = (_l61 if _z56 < _f32(0.0) else _z56 + _l61)*_ap63
+        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-_z56)) if _z56 >= _f32(0.0) else math.exp(_z56)/(_f32(1.0) + math.exp(_z56))
         _t1 = abs(_t0)
-        _g125 = beta + _f32(1.0)
-        _p26 = (math.pow(_e19, beta) if _z17 < _f32(0.0) else _f32(1.0))*math.pow(_d20, -_g125)
-        _q27 = _p26 - _p26*(_g125*_c21)
-        d_logits = -(_e19 + beta*_l22 if _z17 < _f32(0.0) else _f32(1.0) + beta*((_z17 + _l22)*_e19))*_q27
-        _s28 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s29 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s30 = _f32(1.0)*(max(_z17, _f32(0.0)) + math.log1p(math.exp(-abs(_z17)))) + (_f32(1.0) - _f32(1.0))*_s29
-        _s31 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-        _s32 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-        d_target = beta*(_t0 + _s28)*_s30*_s31*_s32 - logits*math.pow(_t1, beta)
+        _g164 = beta + _f32(1.0)
+        _p65 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -_g164)
+        _q66 = _p65 - _p65*(_g164*_c60)
+        d_logits = -(_e58 + beta*_l61 if _z56 < _f32(0.0) else _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
+        _s67 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s68 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s69 = _f32(1.0)*(max(_z56, _f32(0.0)) + math.log1p(math.exp(-abs(_z56)))) + (_f32(1.0) - _f32(1.0))*_s68
+        _s70 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+        _s71 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+        d_target = beta*(_t0 + _s67)*_s69*_s70*_s71 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
     else:  # soft target
-        _s33 = -logits
-        _s34 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s33)) if _s33 >= _f32(0.0) else math.exp(_s33)/(_f32(1.0) + math.exp(_s33))
-        _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s37 = target*(max(_s33, _f32(0.0)) + math.log1p(math.exp(-abs(_s33)))) + (_f32(1.0) - target)*_s34
-        value = _s37*math.pow(abs(target*_s35 - (_f32(1.0) - target)*_s36), beta)
-        _t0 = _s35
+        _s72 = -logits
+        _s73 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s74 = _f32(1.0)/(_f32(1.0) + math.exp(-_s72)) if _s72 >= _f32(0.0) else math.exp(_s72)/(_f32(1.0) + math.exp(_s72))
+        _s75 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s76 = target*(max(_s72, _f32(0.0)) + math.log1p(math.exp(-abs(_s72)))) + (_f32(1.0) - target)*_s73
+        value = _s76*math.pow(abs(target*_s74 - (_f32(1.0) - target)*_s75), beta)
+        _t0 = _s74
         _t1 = _t0*target
-        _t2 = _s36
+        _t2 = _s75
         _t3 = _f32(1.0) - target
         _t4 = _t1 - _t2*_t3
         _t5 = abs(_t4)
         _t6 = math.pow(_t5, beta)
-        _s38 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-        _t7 = beta*_s37*_s38*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
+        _s77 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+        _t7 = beta*_s76*_s77*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
         d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
         d_target = -_t6*logits + _t7*(_t0 + _t2)
         return value, d_logits, d_target
