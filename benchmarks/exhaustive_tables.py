@@ -156,7 +156,7 @@ def main(argv=None) -> int:
             f"{done} of {len(todo)} rows swept; `python benchmarks/exhaustive_tables.py --bits {lo:#x}:{hi:#x}`.",
             "",
             "| row | loss | parameters | target | points | max ULP value | max ULP gradients (per input: d_pred / d_target, "
-            "d_logits / d_targets) | worst point | over the bar | bar (value / grad) | time |",
+            "d_logits / d_target(s)) | worst point | over the bar | bar (value / grad) | time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + rows) + "\n"
     if args.doc:

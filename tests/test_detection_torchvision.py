@@ -232,7 +232,12 @@ def test_box_coding_matches_torchvision_and_the_vjp_is_the_autograd_one():
 
 # --- an independent oracle: 50-digit mpmath, straight from the papers ------------------------------
 
-mp.mp.dps = 50
+@pytest.fixture(autouse=True)
+def _fifty_digits():
+    """The oracle below at 50 digits, for this module's tests only (set at import, it was every
+    worker's global mpmath precision, which refloss's oracle must not depend on)."""
+    with mp.workdps(50):
+        yield
 
 
 def mp_focal(x, y, alpha=mp.mpf("0.25"), gamma=2):

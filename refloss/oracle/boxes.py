@@ -2,7 +2,7 @@
 
 Boxes are xyxy: ``pred = (px1, py1, px2, py2)``, ``target = (tx1, ty1, tx2, ty2)``
 (any length-4 sequence of Python/NumPy floats, converted exactly with
-``mp.mpf(float(v))``; mpf coordinates are used as they are).  A box must be
+``exact_mpf(v)``; mpf coordinates are used as they are).  A box must be
 finite with ``x2 >= x1`` and ``y2 >= y1`` (else ``ValueError``).  Every public
 function returns ``(value, grad_pred, grad_target)``: an mpf and two 4-tuples of
 mpf, ``d value / d coordinate``, all rounded to ``DPS`` = 50 significant digits.
@@ -65,6 +65,7 @@ from typing import Callable
 from mpmath import libmp, mp
 
 from .elementwise import DPS
+from .rounding import exact_mpf
 
 __all__ = [
     "iou",
@@ -247,7 +248,7 @@ def _to_mpf(v):
         return v
     if isinstance(v, numbers.Integral):
         return mp.make_mpf(libmp.from_int(int(v)))
-    return mp.mpf(float(v))  # floats of <= 53 bits are exact at any precision
+    return exact_mpf(v)  # not mp.mpf(float): that rounds to the working precision
 
 
 def _box(coords, name: str) -> tuple:
@@ -501,7 +502,8 @@ def focal_l1_eiou_loss(pred, target, beta=0.8, eps=0.0) -> Result:
     :func:`refloss.oracle.elementwise.focal_l1` (``alpha = e beta``; value and slope 0 at 0)."""
     from .elementwise import _focal_l1_profile
 
-    profile = _focal_l1_profile(beta)
+    with mp.workdps(DPS + _GUARD_DPS):  # its constants (alpha = e beta, ln beta) at the working precision
+        profile = _focal_l1_profile(beta)
 
     def body(g: _Geometry) -> _Dual:
         e = g.eiou_loss()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from mpmath import mp
 
 from .elementwise import DPS
+from .rounding import exact_mpf
 
 
 def _sigmoid(x):
@@ -27,7 +28,7 @@ def _bce(x, y):
 def bce_with_logits(logit, target):
     """Binary cross-entropy of sigmoid(x) against y (PyTorch binary_cross_entropy_with_logits)."""
     with mp.workdps(DPS):
-        x, y = mp.mpf(float(logit)), mp.mpf(float(target))
+        x, y = exact_mpf(logit), exact_mpf(target)
         return _bce(x, y)
 
 
@@ -36,8 +37,8 @@ def sigmoid_focal_loss(logit, target, alpha=0.25, gamma=2.0):
     alpha_t (1 - p_t)^gamma CE with p_t = p y + (1 - p)(1 - y),
     alpha_t = alpha y + (1 - alpha)(1 - y); alpha None or negative: alpha_t = 1."""
     with mp.workdps(DPS):
-        x, y = mp.mpf(float(logit)), mp.mpf(float(target))
-        g = mp.mpf(float(gamma))
+        x, y = exact_mpf(logit), exact_mpf(target)
+        g = exact_mpf(gamma)
         p, q = _sigmoid(x), _sigmoid(-x)
         ce, dce_dx, dce_dy = _bce(x, y)
         m = y * q + (1 - y) * p  # 1 - p_t
@@ -48,7 +49,7 @@ def sigmoid_focal_loss(logit, target, alpha=0.25, gamma=2.0):
         if alpha is None or alpha < 0:
             at, dat_dy = mp.one, mp.zero
         else:
-            a = mp.mpf(float(alpha))
+            a = exact_mpf(alpha)
             at, dat_dy = a * y + (1 - a) * (1 - y), 2 * a - 1
         value = at * mg * ce
         d_x = at * (dmg * dm_dx * ce + mg * dce_dx)
@@ -62,13 +63,13 @@ def _scales(x, y, gamma, alpha):
     dce_scale = (1 - y) * p + y * q
     if gamma is None:
         return dce_scale, abs(x)
-    g = mp.mpf(float(gamma))
+    g = exact_mpf(gamma)
     ce = y * mp.log1p(mp.exp(-x)) + (1 - y) * mp.log1p(mp.exp(x))
     m = y * q + (1 - y) * p
     mg = m**g
     dmg = g * m ** (g - 1) if g != 0 and m > 0 else mp.zero
-    at = mp.one if alpha is None or alpha < 0 else mp.mpf(float(alpha)) * y + (1 - mp.mpf(float(alpha))) * (1 - y)
-    dat = mp.zero if alpha is None or alpha < 0 else abs(2 * mp.mpf(float(alpha)) - 1)
+    at = mp.one if alpha is None or alpha < 0 else exact_mpf(alpha) * y + (1 - exact_mpf(alpha)) * (1 - y)
+    dat = mp.zero if alpha is None or alpha < 0 else abs(2 * exact_mpf(alpha) - 1)
     sx = at * (dmg * p * q * abs(1 - 2 * y) * ce + mg * dce_scale)
     sy = dat * mg * ce + at * (dmg * abs(mp.tanh(x / 2)) * ce + mg * abs(x))
     return sx, sy
@@ -79,7 +80,7 @@ def bce_gradient_scale(logit, target, dtype):
     (scale_dx, scale_dy): where the terms cancel (a soft target near the optimum sigma(x) = y),
     no float evaluation can match the result relative to itself, only relative to this scale."""
     with mp.workdps(DPS):
-        return _scales(mp.mpf(float(logit)), mp.mpf(float(target)), None, None)
+        return _scales(exact_mpf(logit), exact_mpf(target), None, None)
 
 
 def focal_gradient_scale(logit, target, dtype, alpha=0.25, gamma=2.0):
@@ -89,7 +90,7 @@ def focal_gradient_scale(logit, target, dtype, alpha=0.25, gamma=2.0):
     import numpy as np
 
     with mp.workdps(DPS):
-        x, y = mp.mpf(float(logit)), mp.mpf(float(target))
+        x, y = exact_mpf(logit), exact_mpf(target)
         if gamma < 1 and y / (1 + mp.exp(x)) + (1 - y) / (1 + mp.exp(-x)) < float(np.finfo(dtype).tiny):
             return mp.inf, mp.inf
         return _scales(x, y, gamma, alpha)
@@ -99,9 +100,9 @@ def _softmax_ce(logits, targets, label_smoothing=0.0):
     """(-log softmax_j per class, softmax_j per class, Y, targets) at 50 digits of a row of logits
     z and targets y: -log softmax_j = log(1 + sum_{i != j} e^(z_i - z_j)), which keeps every digit
     of a tiny -log softmax_j (lse(z) - z_j formed as a difference would cancel them)."""
-    z = [mp.mpf(float(v)) for v in logits]
-    e = mp.mpf(float(label_smoothing))  # torch: y -> (1 - e) y + e / C
-    y = [(1 - e) * mp.mpf(float(v)) + e / len(z) for v in targets]
+    z = [exact_mpf(v) for v in logits]
+    e = exact_mpf(label_smoothing)  # torch: y -> (1 - e) y + e / C
+    y = [(1 - e) * exact_mpf(v) + e / len(z) for v in targets]
     others = [mp.fsum(mp.exp(zi - zj) for i, zi in enumerate(z) if i != j) for j, zj in enumerate(z)]
     return [mp.log1p(o) for o in others], [1 / (1 + o) for o in others], mp.fsum(y), y
 
@@ -120,7 +121,7 @@ def softmax_cross_entropy(logits, targets, label_smoothing=0.0):
     (torch's), y_j is (1 - e) y_j + e / C throughout and dL/dy_j has the factor 1 - e."""
     with mp.workdps(DPS):
         neg_log_p, p, total, y = _softmax_ce(logits, targets, label_smoothing)
-        keep = 1 - mp.mpf(float(label_smoothing))
+        keep = 1 - exact_mpf(label_smoothing)
         value = mp.fsum(yj * nl for yj, nl in zip(y, neg_log_p))
         return (_flush(value), tuple(_flush(total * pj - yj) for pj, yj in zip(p, y)),
                 tuple(_flush(keep * v) for v in neg_log_p))
@@ -158,7 +159,7 @@ def qfl_loss(logit, target, beta=2.0):
     dL/dx = beta |D|^(beta-1) sign(D) (-sigma (1 - sigma)) CE + |D|^beta (sigma - y),
     dL/dy = beta |D|^(beta-1) sign(D) CE - x |D|^beta, with D = y - sigma and CE the bracket's negative."""
     with mp.workdps(DPS):
-        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        x, y, b = exact_mpf(logit), exact_mpf(target), exact_mpf(beta)
         return _qfl_parts(x, y, b)[:3]
 
 
@@ -170,7 +171,7 @@ def qfl_gradient_scale(logit, target, dtype, beta=2.0):
     terms' magnitudes, as for BCE).  The value too: its relative error is beta times that of D,
     eps T/|D|, so it is measured against beta T |D|^(beta-1) CE."""
     with mp.workdps(DPS):
-        x, y, b = mp.mpf(float(logit)), mp.mpf(float(target)), mp.mpf(float(beta))
+        x, y, b = exact_mpf(logit), exact_mpf(target), exact_mpf(beta)
         s, sn = _sigmoid(x), _sigmoid(-x)
         t = y * sn + (1 - y) * s
         ad = abs(y * sn - (1 - y) * s)
@@ -188,8 +189,8 @@ def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False):
     constant (detach_weight=True: the weight times the cross-entropy's gradient).  At q = 0,
     dL/dq is the weight times dCE/dq = -x (the peers' BCE(x, q) * weight)."""
     with mp.workdps(DPS):
-        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
-        a, g = mp.mpf(float(alpha)), mp.mpf(float(gamma))
+        x, q = exact_mpf(logit), exact_mpf(target)
+        a, g = exact_mpf(alpha), exact_mpf(gamma)
         p = _sigmoid(x)
         ce, dce_dx, dce_dy = _bce(x, q)
         if q > 0:
@@ -208,7 +209,7 @@ def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach
     """Magnitudes of the terms the VFL gradients are signed sums of: q (sigma - q) and CE - q x on
     positives (both cancel near the optimum sigma = q); the negatives' gradients have no cancellation."""
     with mp.workdps(DPS):
-        x, q = mp.mpf(float(logit)), mp.mpf(float(target))
+        x, q = exact_mpf(logit), exact_mpf(target)
         if q == 0:
             return mp.zero, mp.zero
         ce = _bce(x, q)[0]
@@ -227,10 +228,10 @@ def dfl_loss(logits, target, clamp=None):
     clamp) or for a single bin."""
     with mp.workdps(DPS):
         nb = len(logits)
-        y = mp.mpf(float(target))
+        y = exact_mpf(target)
         active = False
         if clamp is not None:
-            hi = (nb - 1) - mp.mpf(float(clamp))
+            hi = (nb - 1) - exact_mpf(clamp)
             active = y >= hi or y <= 0  # torch 2.14.1's clamp: no gradient at its bounds either
             y = min(max(y, mp.zero), hi)
         neg_log_p, p, _, _ = _softmax_ce(logits, [0.0] * nb)
@@ -261,5 +262,5 @@ def dfl_decode(logits, cotangent=1.0):
     with mp.workdps(DPS):
         _, p, _, _ = _softmax_ce(logits, [0.0] * len(logits))
         value = mp.fsum(i * pi for i, pi in enumerate(p))
-        c = mp.mpf(float(cotangent))
+        c = exact_mpf(cotangent)
         return value, [c * pj * (j - value) for j, pj in enumerate(p)]

@@ -15,10 +15,11 @@ from mpmath import mp
 from . import boxes as _boxes
 from .classification import sigmoid_focal_loss
 from .elementwise import DPS
+from .rounding import exact_mpf
 
 
 def _f(v):
-    return mp.mpf(float(v))
+    return exact_mpf(v)
 
 
 def _centre_size(b):

@@ -1,7 +1,7 @@
 """50-digit mpmath oracle for element-wise box-regression losses, written from the papers.
 
 Every public loss takes ``pred, target`` (Python/NumPy floats, converted exactly
-with ``mp.mpf(float(v))``; mpf inputs are used as they are) and float
+with ``exact_mpf(v)``; mpf inputs are used as they are) and float
 parameters (also taken at their exact binary value), and returns the mpf triple
 ``(L, dL/dpred, dL/dtarget)`` computed at ``DPS`` = 50 decimal digits.
 
@@ -22,6 +22,9 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from mpmath import mp
+
+from .rounding import exact_mpf
+
 
 __all__ = [
     "DPS",
@@ -52,7 +55,7 @@ class _Profile(NamedTuple):
 
 
 def _to_mpf(v):
-    return v if isinstance(v, mp.mpf) else mp.mpf(float(v))
+    return v if isinstance(v, mp.mpf) else exact_mpf(v)  # exact at any working precision
 
 
 def _positive(**params):

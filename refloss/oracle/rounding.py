@@ -33,13 +33,14 @@ def _format(dtype) -> tuple[int, int, int, float]:
     return fi.nmant + 1, fi.minexp, fi.maxexp - 1, float(fi.max)
 
 
-def _as_mpf(x) -> mp.mpf:
+def exact_mpf(x) -> mp.mpf:
     """Exact conversion of an mpf / int / float (Python or NumPy) to mpf."""
     if isinstance(x, mp.mpf):
         return x
     if isinstance(x, (int, np.integer)):
         return mp.make_mpf(libmp.from_int(int(x)))
-    return mp.mpf(float(x))  # floats of <= 53 bits are exact at any mp precision
+    # exact whatever mpmath's working precision (mp.mpf(float) rounds to it: 27 bits at 8 digits)
+    return mp.make_mpf(libmp.from_float(float(x), 53, libmp.round_nearest))
 
 
 def round_to(x, dtype) -> float:
@@ -56,7 +57,7 @@ def round_to(x, dtype) -> float:
     exactly representable in ``dtype``.
     """
     p, emin, emax, _ = _format(dtype)
-    x = _as_mpf(x)
+    x = exact_mpf(x)
     if mp.isnan(x):
         return math.nan
     if mp.isinf(x):
@@ -67,6 +68,9 @@ def round_to(x, dtype) -> float:
     quantum = max(exp + bc - 1, emin) - p + 1
     if exp >= quantum:
         m = man << (exp - quantum)
+    elif quantum - exp > bc:  # |x| < 2**(quantum - 1), half the smallest step: rounds to zero (without
+        # forming 2**shift, a number of millions of bits for e.g. exp(-1e7))
+        return -0.0 if sign else 0.0
     else:
         shift = quantum - exp
         m = man >> shift
@@ -84,7 +88,7 @@ def split(x) -> tuple[float, float]:
     """``(hi, lo)``: ``hi`` = x correctly rounded to float64, ``lo`` = (x - hi) correctly rounded:
     x to about 106 bits as two floats, the form the error measures (:mod:`refloss._measures`)
     and the stored references take."""
-    x = _as_mpf(x)
+    x = exact_mpf(x)
     hi = round_to(x, np.float64)
     if not math.isfinite(hi):
         return hi, 0.0

@@ -18,10 +18,11 @@ import numpy as np
 from mpmath import mp
 
 from .elementwise import DPS
+from .rounding import exact_mpf
 
 
 def _m(v):
-    return v if isinstance(v, mp.mpf) else mp.mpf(float(v))
+    return v if isinstance(v, mp.mpf) else exact_mpf(v)
 
 
 def _iou(a, b):
