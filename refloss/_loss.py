@@ -73,6 +73,15 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
     return "\n".join(lines)
 
 
+
+def _not_an_argument(name: str, options) -> str:
+    """'is not an argument (did you mean X=?)', the guess the closest of ``options`` (an error path
+    only: difflib is imported here)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(options), 1)
+    return "is not an argument" + (f" (did you mean {close[0]}=?)" if close else "")
+
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
 
@@ -157,8 +166,9 @@ class Loss:
     def _param_values(self, params: dict) -> tuple:
         unknown = set(params) - set(self._defaults)
         if unknown:
+            hints = "".join(f"; {k}= {_not_an_argument(k, self._defaults)}" for k in sorted(unknown))
             raise TypeError(f"{self._name}() got unexpected keyword argument(s) {sorted(unknown)}; "
-                            f"parameters are {list(self._defaults)}")
+                            f"parameters are {list(self._defaults)}{hints}")
         return tuple(params.get(k, d) for k, d in self._defaults.items())
 
     def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
@@ -178,8 +188,10 @@ class Loss:
             raise TypeError(f"{self._name}() got multiple values for {', '.join(twice)}")
         missing = [n for n in names if n not in given]
         if missing:
+            stray = [k for k in params if k not in self._defaults]  # e.g. targets= for target=
+            hint = "".join(f"; {k}= {_not_an_argument(k, names)}" for k in stray)
             raise TypeError(f"{self._name}() missing array argument(s) {', '.join(missing)} (it takes "
-                            f"{', '.join(names)})")
+                            f"{', '.join(names)}){hint}")
         return tuple(given[n] for n in names), params
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):

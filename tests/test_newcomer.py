@@ -209,3 +209,15 @@ def test_check_loss_says_a_reduced_loss_is_not_per_element():
         check_loss(lambda p, t: np.mean(np.abs(p - t)), "l1")
     with pytest.raises(ImplementationError, match="raised KeyError"):
         check_loss(lambda p, t: {}["x"], "l1")
+
+
+def test_a_misspelt_keyword_gets_the_name_it_resembles():
+    """A typo in a keyword (or the classification losses' two spellings, targets= / target=) names
+    the closest argument, not only the list of them."""
+    x, y = np.array([0.3, -1.0]), np.array([0.5, 1.0])
+    with pytest.raises(TypeError, match=r"targets= is not an argument \(did you mean target=\?\)"):
+        rl.qfl_loss(logits=x, targets=y)
+    with pytest.raises(TypeError, match=r"bta= is not an argument \(did you mean beta=\?\)"):
+        rl.qfl_loss(x, y, bta=2.0)
+    with pytest.raises(TypeError, match=r"traget= is not an argument \(did you mean target=\?\)"):
+        rl.giou_loss(pred=np.zeros(4), traget=np.ones(4))
