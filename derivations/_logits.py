@@ -11,6 +11,7 @@ import sympy as sp
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Plot
 
+
 class Inputs(NamedTuple):
     """The logit x and the target y of a loss, under the input names of its public signature."""
 
