@@ -73,7 +73,6 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
     return "\n".join(lines)
 
 
-
 def _not_an_argument(name: str, options) -> str:
     """'is not an argument (did you mean X=?)', the guess the closest of ``options`` (an error path
     only: difflib is imported here)."""
@@ -81,6 +80,7 @@ def _not_an_argument(name: str, options) -> str:
 
     close = difflib.get_close_matches(name, list(options), 1)
     return "is not an argument" + (f" (did you mean {close[0]}=?)" if close else "")
+
 
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
