@@ -1,4 +1,4 @@
-"""What is each issue-15 IoU variant's own (Alpha-IoU, NWD, MPDIoU): the papers' special cases and
+"""What is each issue-15 IoU variant's own (Alpha-IoU, NWD, MPDIoU, Shape-IoU): the papers' special cases and
 worked values, invariances, parameter validation.  Oracle agreement on the battery, float32, CUDA
 simulator, vectors etc. come from the generic tests parametrised over the index."""
 import math
@@ -166,3 +166,96 @@ def test_mpdiou_translation_invariant_scale_only_with_the_image():
     np.testing.assert_allclose(rl.mpdiou_loss(P + 5.5, T + 5.5, image_size=(64, 48)), base, rtol=1e-13)
     assert not np.allclose(rl.mpdiou_loss(4 * P, 4 * T, image_size=(64, 48)), base)
     np.testing.assert_allclose(rl.mpdiou_loss(4 * P, 4 * T, image_size=(256, 192)), base, rtol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------ Shape-IoU
+
+def test_shape_iou_paper_formula_written_out():
+    # pred (0, 0, 2, 1) against target (1, 0, 2, 2): IoU = 1/(2 + 2 - 1), centres (1, 0.5) and (1.5, 1), enclosing
+    # box 2 x 2 (c^2 = 8); target w = 1, h = 2: at scale 1, ww = 2/3, hh = 4/3
+    pred, target = np.array([0.0, 0, 2, 1]), np.array([1.0, 0, 2, 2])
+    for scale, ww, hh in ((0.0, 1.0, 1.0), (1.0, 2 / 3, 4 / 3), (2.0, 2 / 5, 8 / 5)):
+        distance = (hh * 0.5**2 + ww * 0.5**2) / 8
+        omega_w, omega_h = hh * 1 / 2, ww * 1 / 2
+        shape = (1 - math.exp(-omega_w)) ** 4 + (1 - math.exp(-omega_h)) ** 4
+        want = 1 - 1 / 3 + distance + shape / 2
+        assert math.isclose(float(rl.shape_iou_loss(pred, target, scale=scale)), want, rel_tol=1e-15)
+
+
+def test_shape_iou_against_the_oracle_and_a_torch_transcription():
+    # the paper's formula written in torch (value and autograd gradient), weights not detached
+    # (with eps = 1e-7: the authors' shape_iou adds it to the union and to the squared diagonal, where refloss's
+    # eps goes, and nowhere else)
+    torch = pytest.importorskip("torch")
+    for scale, eps in ((0.0, 0.0), (0.5, 0.0), (4.0, 0.0), (0.0, 1e-7), (4.0, 1e-7)):
+        p = torch.tensor(P, requires_grad=True)
+        t = torch.tensor(T, requires_grad=True)
+        wp, hp = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+        wt, ht = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+        iw = (torch.minimum(p[:, 2], t[:, 2]) - torch.maximum(p[:, 0], t[:, 0])).clamp(min=0)
+        ih = (torch.minimum(p[:, 3], t[:, 3]) - torch.maximum(p[:, 1], t[:, 1])).clamp(min=0)
+        inter = iw * ih
+        iou = inter / (wp * hp + wt * ht - inter + eps)
+        ww = 2 * wt.pow(scale) / (wt.pow(scale) + ht.pow(scale))
+        hh = 2 * ht.pow(scale) / (wt.pow(scale) + ht.pow(scale))
+        cw = torch.maximum(p[:, 2], t[:, 2]) - torch.minimum(p[:, 0], t[:, 0])
+        ch = torch.maximum(p[:, 3], t[:, 3]) - torch.minimum(p[:, 1], t[:, 1])
+        dx = (p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) / 2
+        dy = (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) / 2
+        distance = (hh * dx**2 + ww * dy**2) / (cw**2 + ch**2 + eps)
+        shape = (1 - torch.exp(-hh * (wp - wt).abs() / torch.maximum(wp, wt))) ** 4 \
+            + (1 - torch.exp(-ww * (hp - ht).abs() / torch.maximum(hp, ht))) ** 4
+        loss = 1 - iou + distance + shape / 2
+        loss.sum().backward()
+        v, (gp, gt) = rl.shape_iou_loss.value_and_grad(P, T, scale=scale, eps=eps)
+        np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(np.r_[gp, gt], np.r_[p.grad.numpy(), t.grad.numpy()], rtol=1e-11, atol=1e-14)
+        _close_to_oracle("shape_iou_loss", P, T, scale=scale, eps=eps)
+
+
+def test_shape_iou_scale_zero_is_diou_plus_half_the_siou_shape_cost():
+    # ww = hh = 1: the shape distance is DIoU's rho^2/c^2 and the shape cost SIoU's with theta = 4
+    # (at coincident centres SIoU's distance cost is 0, so SIoU there is 1 - IoU + Omega/2)
+    pred = np.array([[0.0, 0, 2, 1], [1.0, 1, 4, 5], [0.0, 0, 3, 3]])
+    target = np.array([[0.5, -0.25, 1.5, 1.25], [1.5, 0, 3.5, 6], [-1.0, -1, 4, 4]])  # equal centres
+    np.testing.assert_allclose(rl.shape_iou_loss(pred, target), rl.siou_loss(pred, target), rtol=1e-15)
+    # any pair: the shape cost depends on the sizes only, so it is SIoU's minus 1 - IoU with pred moved to
+    # the target's centre
+    shift = ((T[:, :2] + T[:, 2:]) - (P[:, :2] + P[:, 2:])) / 2
+    centred = P + np.c_[shift, shift]
+    half_shape = rl.siou_loss(centred, T) - rl.iou_loss(centred, T)
+    np.testing.assert_allclose(rl.shape_iou_loss(P, T) - rl.diou_loss(P, T), half_shape, rtol=1e-12, atol=1e-15)
+    assert np.all(half_shape > 0)
+
+
+def test_shape_iou_translation_and_scale_invariant_weights_from_the_target():
+    for scale in (0.0, 4.0):
+        base = rl.shape_iou_loss(P, T, scale=scale)
+        np.testing.assert_allclose(rl.shape_iou_loss(P + 5.5, T + 5.5, scale=scale), base, rtol=1e-13)
+        np.testing.assert_allclose(rl.shape_iou_loss(8 * P, 8 * T, scale=scale), base, rtol=1e-13)
+    # the weights are the target's: a tall target weights the horizontal offset more (hh > 1) at scale > 0
+    pred, target = np.array([1.0, 0, 2, 4]), np.array([0.0, 0, 1, 4])  # offset along x only
+    assert rl.shape_iou_loss(pred, target, scale=1.0) > rl.shape_iou_loss(pred, target, scale=0.0)
+    pred = np.array([0.0, 1, 1, 5])  # the same target, offset along y only: ww < 1 weights it less
+    assert rl.shape_iou_loss(pred, target, scale=1.0) < rl.shape_iou_loss(pred, target, scale=0.0)
+
+
+def test_shape_iou_degenerate_targets():
+    # zero-height target: finite value and gradient at scale 0 and 4 (d(h^s)/dh taken as 0 at h = 0), equal to
+    # the oracle; a point target: the weights are 0/0 for scale > 0 (NaN, as the authors' code) and 1 at scale 0
+    pred, flat = np.array([[0.0, 0, 2, 1]]), np.array([[0.5, 0.5, 1.5, 0.5]])
+    for scale in (0.0, 4.0):
+        v, (gp, gt) = rl.shape_iou_loss.value_and_grad(pred, flat, scale=scale)
+        assert np.isfinite(v).all() and np.isfinite(gp).all() and np.isfinite(gt).all()
+        _close_to_oracle("shape_iou_loss", pred, flat, scale=scale)
+    point = np.array([[1.0, 0.5, 1.0, 0.5]])
+    assert np.isfinite(rl.shape_iou_loss(pred, point, scale=0.0)).all()
+    _close_to_oracle("shape_iou_loss", pred, point, scale=0.0)
+    assert np.isnan(rl.shape_iou_loss(pred, point, scale=4.0)).all()
+    assert math.isnan(float(oracle.shape_iou_loss(pred[0], point[0], scale=4.0)[0]))
+
+
+def test_shape_iou_scale_validated():
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="scale"):
+            rl.shape_iou_loss(P, T, scale=bad)

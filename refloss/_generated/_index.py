@@ -1036,6 +1036,69 @@ LOSSES['nwd_loss'] = LossInfo(
 )
 
 
+# ---- shape_iou_loss (box): Shape-IoU loss
+LOSSES['shape_iou_loss'] = LossInfo(
+    name='shape_iou_loss',
+    title='Shape-IoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('scale', 0.0, 0.0, True, None, True,
+              '0 <= scale', (
+                  'the scale factor of the shape weights ww = 2 w_t^scale/(w_t^scale + h_t^scale)'
+                  " (0: the authors' code's default, ww = hh = 1)"
+              )),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
+                  '0 = exact formula'
+              )),
+    ),
+    args=('scale', 'eps'),
+    kinks=None,
+    variants=(
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - IoU + (hh rho_x^2 + ww rho_y^2)/c^2 + Omega/2, ww = 2 wt^s/(wt^s + ht^s), hh = 2'
+        ' ht^s/(wt^s + ht^s) (s = scale), Omega = sum_t (1 - exp(-omega_t))^4, omega_w = hh |wp -'
+        ' wt|/max(wp, wt), omega_h = ww |hp - ht|/max(hp, ht).'
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. |w_p - w_t| has gradient sign(w_p - w_t), 0 at 0 '
+        '(torch.abs). The shape weights depend on the target only; their gradient w.r.t. the '
+        "target is kept (the authors' code does not detach them). d(u^scale)/du is taken as 0 at "
+        'u = 0 (a zero-width or zero-height target, scale > 0). A point target (w_t = h_t = 0) '
+        "gives NaN for scale > 0 (0/0, as the authors' code) and weights 1 for scale = 0. omega_w"
+        " = hh |w_p - w_t|/max(w_p, w_t) has no eps (as the authors' code, whose eps = 1e-7 is in"
+        " the union and the diagonal only, where refloss's eps goes): two zero-width (or two "
+        'zero-height) boxes give NaN whatever eps is.'
+    ),
+    references=(
+        (
+            'H. Zhang, S. Zhang, Shape-IoU: More Accurate Metric considering Bounding Box Shape '
+            'and Scale, arXiv:2312.17663'
+        ),
+    ),
+    derivation='derivations/shape_iou_loss.py',
+)
+
+
 # ---- siou_loss (box): SIoU loss
 LOSSES['siou_loss'] = LossInfo(
     name='siou_loss',

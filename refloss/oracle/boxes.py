@@ -639,7 +639,7 @@ def wiou_loss(pred, target, eps=0.0, version=1, iou_mean=1.0, gamma=0.5, alpha=1
     return _geometry_run(pred, target, eps, body)
 # ---------------------------------------------- issue 15: IoU variants (Alpha-IoU, Inner-IoU, NWD, MPDIoU)
 
-__all__ += ["alpha_iou_loss", "inner_iou_loss", "nwd_loss", "mpdiou_loss"]
+__all__ += ["alpha_iou_loss", "inner_iou_loss", "nwd_loss", "mpdiou_loss", "shape_iou_loss"]
 
 
 def _power0(x: _Dual, alpha) -> _Dual:
@@ -751,6 +751,39 @@ def mpdiou_loss(pred, target, image_size=None, eps=0.0) -> Result:
         d1 = (p[0] - t[0]).square() + (p[1] - t[1]).square()
         d2 = (p[2] - t[2]).square() + (p[3] - t[3]).square()
         return g.one_minus_iou + (d1 + d2) / (w * w + h * h)
+
+    eps = _nonnegative(eps, "eps")
+    return _run(lambda p, t: body(_Geometry(p, t, eps), p, t), pred, target)
+
+
+def shape_iou_loss(pred, target, scale=0.0, eps=0.0) -> Result:
+    """Shape-IoU loss (Zhang and Zhang, arXiv 2312.17663), as the paper writes it:
+    ``L = 1 - IoU + distance^shape + 0.5 Omega^shape`` with the target's weights
+    ``ww = 2 w_gt**scale / (w_gt**scale + h_gt**scale)``, ``hh = 2 h_gt**scale / (w_gt**scale + h_gt**scale)``,
+    ``distance^shape = hh (x_c - x_c^gt)**2 / c**2 + ww (y_c - y_c^gt)**2 / c**2`` (c the enclosing box's
+    diagonal, ``c**2 + eps`` as DIoU's), ``Omega^shape = sum_t (1 - exp(-omega_t))**4``,
+    ``omega_w = hh |w - w_gt| / max(w, w_gt)``, ``omega_h = ww |h - h_gt| / max(h, h_gt)`` (no eps there, as
+    the authors' code: NaN for two zero-width boxes).  Powers ``x**scale`` have derivative 0 at x = 0 (refloss's convention);
+    ``x**0 = 1`` for every x."""
+    scale = _to_mpf(scale)
+    if not (mp.isfinite(scale) and scale >= 0):
+        raise ValueError(f"scale must be finite and >= 0, got {scale!r}")
+
+    def body(g: _Geometry, p, t) -> _Dual:
+        if scale == 0:
+            ww = hh = _Dual(mp.one)
+        else:
+            a, b = _power0(g.wt, scale), _power0(g.ht, scale)
+            ww, hh = 2 * a / (a + b), 2 * b / (a + b)
+        half = mp.mpf(0.5)
+        dx = (p[0] + p[2] - t[0] - t[2]) * half
+        dy = (p[1] + p[3] - t[1] - t[3]) * half
+        distance = (hh * dx.square() + ww * dy.square()) / g.c2
+        shape = _Dual(mp.zero)
+        for weight, a, b in ((hh, g.wp, g.wt), (ww, g.hp, g.ht)):
+            omega = weight * _abs(a - b) / _maximum(a, b)
+            shape = shape + _power(1 - _exp(-omega), 4)
+        return g.one_minus_iou + distance + shape * half
 
     eps = _nonnegative(eps, "eps")
     return _run(lambda p, t: body(_Geometry(p, t, eps), p, t), pred, target)

@@ -1,0 +1,102 @@
+"""Shape-IoU loss (Zhang and Zhang, Shape-IoU: More Accurate Metric considering Bounding Box Shape and
+Scale, arXiv:2312.17663) on xyxy boxes.
+
+L = 1 - IoU + distance^shape + Omega^shape/2 with the target's shape weights
+ww = 2 w_t^s/(w_t^s + h_t^s), hh = 2 h_t^s/(w_t^s + h_t^s) (s = ``scale``, 0 by default as in the
+authors' code: ww = hh = 1),
+- distance^shape = (hh rho_x^2 + ww rho_y^2)/c^2 (rho the centre offsets, c the enclosing box's
+  diagonal: hh weights the x offset, as the paper and its code write it);
+- Omega^shape = sum_{t=w,h} (1 - exp(-omega_t))^4, omega_w = hh |w_p - w_t|/max(w_p, w_t),
+  omega_h = ww |h_p - h_t|/max(h_p, h_t) (the paper's theta = 4).
+
+The weights are evaluated from the target's sides divided by the larger one (u = w_t/m, v = h_t/m,
+m = max(w_t, h_t)), so that w_t^s cannot overflow; m is held fixed in the gradient, which is exact:
+ww(w_t, h_t) = 2 u^s/(u^s + v^s) for every m > 0 (the weights are homogeneous of degree 0), so the
+derivative through m is 0.  d(u^s)/du is taken as 0 at u = 0 (PowG: the zero-width target's weight
+has an infinite derivative for s < 1).  At scale = 0 the weights are 1 and the loss is the paper's
+with ww = hh = 1 (also for a point target, where u = v = 0/0).
+"""
+import sympy as sp
+
+from . import _boxes as B
+from refloss._derive.core import Param, Step, prove_equal
+from refloss._derive.functions import DiffOfDiffs, Detach, PowG, TMax
+from .iou_loss import EPS
+from .siou_loss import Abs
+
+NAME = "shape_iou_loss"
+s = sp.Symbol("scale", nonnegative=True)
+
+m = Detach(TMax(B.wt, B.ht))  # the target's larger side: a constant in the gradient (see above)
+wu, hu = PowG(B.wt / m, s), PowG(B.ht / m, s)
+ww, hh = 2 * wu / (wu + hu), 2 * hu / (wu + hu)
+
+
+def shape_terms(ww, hh):
+    """distance^shape + Omega^shape/2 for the weights ww, hh."""
+    distance = (hh * B.dx**2 + ww * B.dy**2) / B.c2
+    omega_w = hh * Abs(DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)) / TMax(B.wp, B.wt)
+    omega_h = ww * Abs(DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2)) / TMax(B.hp, B.ht)
+    shape = (1 - sp.exp(-omega_w))**4 + (1 - sp.exp(-omega_h))**4
+    return distance + shape / 2
+
+
+PARAMS = [
+    Param("scale", s, 0.0, "the scale factor of the shape weights ww = 2 w_t^scale/(w_t^scale + h_t^scale) "
+          "(0: the authors' code's default, ww = hh = 1)", lower=sp.Integer(0)),
+    EPS,
+]
+
+CONVENTIONS = (B.CONVENTIONS + " |w_p - w_t| has gradient sign(w_p - w_t), 0 at 0 (torch.abs). The shape weights "
+               "depend on the target only; their gradient w.r.t. the target is kept (the authors' code does not "
+               "detach them). d(u^scale)/du is taken as 0 at u = 0 (a zero-width or zero-height target, scale > 0). "
+               "A point target (w_t = h_t = 0) gives NaN for scale > 0 (0/0, as the authors' code) and weights 1 "
+               "for scale = 0. omega_w = hh |w_p - w_t|/max(w_p, w_t) has no eps (as the authors' code, whose "
+               "eps = 1e-7 is in the union and the diagonal only, where refloss's eps goes): two zero-width (or "
+               "two zero-height) boxes give NaN whatever eps is.")
+ACCURACY = (B.ACCURACY + " The weights are formed from the target's sides divided by the larger one, so "
+            "w_t^scale cannot overflow.")
+
+
+def derive():
+    checks = []
+    wt_, ht_, m_ = sp.symbols("w_t h_t m", positive=True)
+    paper_ww = 2 * wt_**s / (wt_**s + ht_**s)
+    ours = 2 * (wt_ / m_)**s / ((wt_ / m_)**s + (ht_ / m_)**s)
+    prove_equal(ours, paper_ww, "the weight from the sides divided by any m > 0 equals the paper's "
+                "2 w_t^s/(w_t^s + h_t^s)", checks, domain={wt_: (1, 3), ht_: (1, 3), m_: (1, 3), s: (0, 4)},
+                numeric=True)
+    prove_equal(sp.diff(ours, m_), sp.Integer(0), "... so its derivative w.r.t. m is 0 and m can be held fixed "
+                "in the gradient", checks, domain={wt_: (1, 3), ht_: (1, 3), m_: (1, 3), s: (0, 4)}, numeric=True)
+    base_value, base_diff = B.one_minus_iou, 1 - B.iou
+    k = B.box_kernel(
+        [(sp.Eq(s, 0), base_value + shape_terms(1, 1), base_diff + shape_terms(1, 1), "scale = 0: ww = hh = 1"),
+         (None, base_value + shape_terms(ww, hh), base_diff + shape_terms(ww, hh), "shape weights of the target")],
+        args=(s, B.eps), checks=checks, numeric_proof=True)
+    W, H, D, O = sp.symbols("ww hh D^{shape} \\Omega^{shape}")
+    steps = B.DISTANCE_STEPS + [
+        Step("The target's shape weights, with $s$ the parameter `scale` (0 by default: both weights 1), evaluated "
+             "from $u = w_t/m$, $v = h_t/m$, $m = \\max(w_t, h_t)$ (no overflow of $w_t^s$; the weights do not "
+             "depend on $m$, so it is held fixed in the gradient):", W,
+             "\\frac{2 w_t^s}{w_t^s + h_t^s} = \\frac{2 u^s}{u^s + v^s}, \\qquad hh = \\frac{2 h_t^s}{w_t^s + h_t^s}"),
+        Step("The shape distance (the weight of the height multiplies the horizontal offset):", D,
+             "\\frac{hh\\, \\rho_x^2 + ww\\, \\rho_y^2}{c^2 + \\epsilon}"),
+        Step("The shape cost ($w_p - w_t$ from coordinate differences, as in the EIoU loss):", O,
+             "\\sum_{t = w, h} \\left(1 - e^{-\\omega_t}\\right)^4, \\qquad "
+             "\\omega_w = \\frac{hh\\, |w_p - w_t|}{\\max(w_p, w_t)}, \\quad "
+             "\\omega_h = \\frac{ww\\, |h_p - h_t|}{\\max(h_p, h_t)}"),
+        Step("The loss:", "L", "1 - \\mathrm{IoU} + D^{shape} + \\frac{\\Omega^{shape}}{2}"),
+    ]
+    return B.box_spec(
+        NAME, "Shape-IoU loss", "L = 1 - IoU + (hh rho_x^2 + ww rho_y^2)/c^2 + Omega/2, ww = 2 wt^s/(wt^s + ht^s), "
+        "hh = 2 ht^s/(wt^s + ht^s) (s = scale), Omega = sum_t (1 - exp(-omega_t))^4, omega_w = hh |wp - wt|/max(wp, wt), "
+        "omega_h = ww |hp - ht|/max(hp, ht).",
+        ["H. Zhang, S. Zhang, Shape-IoU: More Accurate Metric considering Bounding Box Shape and Scale, arXiv:2312.17663"],
+        PARAMS, {p: k for p in ("f64", "f32")}, steps,
+        [B.slide_plot("Shape-IoU loss", note=SLIDE_NOTE)], CONVENTIONS, ACCURACY, checks, aspect={"note": ASPECT_NOTE})
+
+
+SLIDE_NOTE = ("Both boxes are unit squares, so the shape cost is 0 and, at scale 0, the loss is the DIoU loss: the "
+              "distance term keeps a gradient where the boxes do not overlap.")
+ASPECT_NOTE = ("With equal centres the shape distance is 0 and the loss is 1 - IoU plus half the shape cost "
+               "(1 - exp(-omega))^4, flat near equal widths.")
