@@ -109,5 +109,6 @@ REFERENCES = {
     "nwd_loss": Reference("boxes.nwd_loss", ({}, {"c": 1.0}, {"eps": 1e-7}), BOX),
     "mpdiou_loss": Reference("boxes.mpdiou_loss", ({"image_size": (640, 640)}, {"image_size": (3.0, 2.0), "eps": 1e-7}),
                              BOX),
+    "inner_iou_loss": Reference("boxes.inner_iou_loss", ({}, {"ratio": 1.25}, {"ratio": 1.0, "eps": 1e-7}), BOX),
     "shape_iou_loss": Reference("boxes.shape_iou_loss", ({}, {"scale": 4.0}, {"scale": 0.5, "eps": 1e-7}), BOX),
 }

@@ -1,4 +1,4 @@
-"""What is each issue-15 IoU variant's own (Alpha-IoU, NWD, MPDIoU, Shape-IoU): the papers' special cases and
+"""What is each issue-15 IoU variant's own (Alpha-IoU, NWD, MPDIoU, Shape-IoU, Inner-IoU): the papers' special cases and
 worked values, invariances, parameter validation.  Oracle agreement on the battery, float32, CUDA
 simulator, vectors etc. come from the generic tests parametrised over the index."""
 import math
@@ -259,3 +259,95 @@ def test_shape_iou_scale_validated():
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="scale"):
             rl.shape_iou_loss(P, T, scale=bad)
+
+
+# ------------------------------------------------------------------------------------------ Inner-IoU
+
+def _inner(b, ratio):
+    c, half = (b[..., :2] + b[..., 2:]) / 2, (b[..., 2:] - b[..., :2]) * ratio / 2
+    return np.concatenate([c - half, c + half], axis=-1)
+
+
+def test_inner_iou_paper_formula_written_out():
+    # pred (0, 0, 4, 2), target (2, 0, 6, 2); at ratio 0.5 the auxiliary boxes are (1, 0.5, 3, 1.5) and
+    # (3, 0.5, 5, 1.5): touching, IoU^inner = 0; at ratio 1.5, (-1, -0.5, 5, 2.5) and (1, -0.5, 7, 2.5):
+    # I = 4 x 3, U = 2 x 18 - 12
+    pred, target = np.array([0.0, 0, 4, 2]), np.array([2.0, 0, 6, 2])
+    assert float(rl.inner_iou_loss(pred, target, ratio=0.5)) == 1.0
+    assert math.isclose(float(rl.inner_iou_loss(pred, target, ratio=1.5)), 1 - 12 / 24, rel_tol=1e-15)
+    assert math.isclose(float(rl.inner_iou_loss(pred, target)), 1 - (1 * 1.5) / (2 * 3 * 1.5 - 1 * 1.5), rel_tol=1e-15)
+
+
+def test_inner_iou_is_the_iou_loss_of_the_auxiliary_boxes():
+    # value and gradient: the iou_loss of the scaled boxes, its gradient pulled back through the scaling
+    # (d/dx1 = (1 + r)/2 d/dx1' + (1 - r)/2 d/dx2'); ratio 1 is the IoU loss
+    for ratio in (0.5, 0.75, 1.0, 1.4):
+        v, (gp, gt) = rl.inner_iou_loss.value_and_grad(P, T, ratio=ratio)
+        vi, (gpi, gti) = rl.iou_loss.value_and_grad(_inner(P, ratio), _inner(T, ratio))
+        a, b = (1 + ratio) / 2, (1 - ratio) / 2
+        pull = np.array([[a, 0, b, 0], [0, a, 0, b], [b, 0, a, 0], [0, b, 0, a]])
+        np.testing.assert_allclose(v, vi, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(np.r_[gp, gt], np.r_[gpi @ pull, gti @ pull], rtol=1e-12, atol=1e-14)
+        _close_to_oracle("inner_iou_loss", P, T, ratio=ratio)
+    np.testing.assert_array_equal(rl.inner_iou_loss(P, T, ratio=1.0), rl.iou_loss(P, T))
+
+
+def test_inner_ciou_of_the_paper_matches_a_torch_transcription():
+    # the authors' inner_ciou returns IoU^inner - (rho^2/c^2 + alpha v) with eps = 1e-7 in both unions and the
+    # diagonal, alpha detached; as a loss, 1 minus it = ciou_loss - iou_loss + inner_iou_loss (L_Inner-CIoU =
+    # L_CIoU + IoU - IoU^inner, the paper), written in torch from that description
+    torch = pytest.importorskip("torch")
+    eps, ratio = 1e-7, 0.75
+    p = torch.tensor(P, requires_grad=True)
+    t = torch.tensor(T, requires_grad=True)
+
+    def inter_union(a, b):
+        w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+        h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+        area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+        return w * h, area(a) + area(b) - w * h + eps
+
+    def inner(b):
+        c, half = (b[:, :2] + b[:, 2:]) / 2, (b[:, 2:] - b[:, :2]) * ratio / 2
+        return torch.cat([c - half, c + half], dim=1)
+
+    i, u = inter_union(p, t)
+    iou = i / u
+    ii, iu = inter_union(inner(p), inner(t))
+    cw = torch.maximum(p[:, 2], t[:, 2]) - torch.minimum(p[:, 0], t[:, 0])
+    ch = torch.maximum(p[:, 3], t[:, 3]) - torch.minimum(p[:, 1], t[:, 1])
+    rho2 = ((p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) ** 2 + (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) ** 2) / 4
+    v = (4 / math.pi**2) * (torch.atan((t[:, 2] - t[:, 0]) / (t[:, 3] - t[:, 1]))
+                            - torch.atan((p[:, 2] - p[:, 0]) / (p[:, 3] - p[:, 1]))) ** 2
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    loss = 1 - (ii / iu - (rho2 / (cw**2 + ch**2 + eps) + v * alpha))
+    loss.sum().backward()
+    parts = [f.value_and_grad(P, T, eps=eps) for f in (rl.ciou_loss, rl.iou_loss)]
+    vin, (gpin, gtin) = rl.inner_iou_loss.value_and_grad(P, T, ratio=ratio, eps=eps)
+    value = parts[0][0] - parts[1][0] + vin
+    gp = parts[0][1][0] - parts[1][1][0] + gpin
+    gt = parts[0][1][1] - parts[1][1][1] + gtin
+    np.testing.assert_allclose(value, loss.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(np.r_[gp, gt], np.r_[p.grad.numpy(), t.grad.numpy()], rtol=1e-9, atol=1e-12)
+
+
+def test_inner_iou_exact_at_nested_and_degenerate_boxes():
+    # a zero-height box inside the other (auxiliary) box: no intersection, gradient 0 (the clamp's at 0), in
+    # both dtypes; identical boxes: value and gradient 0 (exact ties)
+    pred = np.array([[1.0, 1.5, 3.0, 1.5], [0.0, 0.0, 4.0, 4.0]])
+    target = np.array([[0.0, 0.0, 4.0, 4.0], [1.0, 1.5, 3.0, 1.5]])
+    for dtype in (np.float64, np.float32):
+        v, (gp, gt) = rl.inner_iou_loss.value_and_grad(pred, target, dtype=dtype)
+        np.testing.assert_array_equal(v, 1.0)
+        np.testing.assert_array_equal(np.r_[gp, gt], 0.0)
+        v, (gp, gt) = rl.inner_iou_loss.value_and_grad(P, P, dtype=dtype)
+        np.testing.assert_array_equal(v, 0.0)
+        np.testing.assert_array_equal(np.r_[gp, gt], 0.0)
+    _close_to_oracle("inner_iou_loss", pred, target)
+
+
+def test_inner_iou_ratio_validated():
+    for bad in (0.0, -1.0, float("nan"), 0.005, 101.0):  # the domain 1/100..100 (the module's note)
+        with pytest.raises(ValueError, match="ratio"):
+            rl.inner_iou_loss(P, T, ratio=bad)

@@ -692,7 +692,7 @@ TRUE_DERIVATIVE = {"ciou": {"alpha_grad": True, "darknet": False}, "ciou_loss": 
                    "varifocal_loss": {"detach_weight": False}}
 
 
-def _siou_smooth(p, t, steps):
+def _siou_smooth(p, t, steps, params):
     """Pairs away from SIoU's kinks (by 16 steps): the shape cost's |w_p - w_t|, |h_p - h_t| (and
     its max(w_p, w_t)) and the angle cost's |dx|, |dy| at 0."""
     wp, hp, wt, ht = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1], t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
@@ -700,14 +700,31 @@ def _siou_smooth(p, t, steps):
     return np.all(np.abs([wp - wt, hp - ht, dx, dy]) > 16 * steps, axis=0)
 
 
-def _qfl_smooth(x, y, steps):
+def _qfl_smooth(x, y, steps, params):
     """Points away from QFL's kink at y = sigmoid(x) (|y - sigma|^beta: a kink for beta = 1, an
     infinite derivative for beta < 1): |y - sigma| > 0.01, far beyond sigma's change over a step."""
     return np.abs(y - 1 / (1 + np.exp(-x))) > 0.01
 
 
-# kinks inside the regions the finite-difference test draws from, per loss: (a, b, steps) -> pairs to keep
-FD_SMOOTH = {"siou_loss": _siou_smooth, "qfl_loss": _qfl_smooth}
+def _inner_smooth(p, t, steps, params):
+    """Pairs whose auxiliary boxes (scaled by the ratio about their centres) have their four x and four y
+    coordinates apart by 16 steps times max(1, ratio) (a coordinate's step moves an auxiliary one by at most
+    (1 + ratio)/2 of it): the kinks are where auxiliary coordinates meet."""
+    r = params.get("ratio", 0.75)
+    keep = np.ones(len(p), bool)
+    for c in ((0, 2), (1, 3)):
+        aux = []
+        for b in (p, t):
+            centre, half = (b[:, c[0]] + b[:, c[1]]) / 2, (b[:, c[1]] - b[:, c[0]]) * r / 2
+            aux += [centre - half, centre + half]
+        xs = np.stack(aux, axis=1)
+        d = np.abs(xs[:, :, None] - xs[:, None, :]) + np.diag(np.full(4, np.inf))
+        keep &= d.min(axis=(1, 2)) > 16 * steps * max(1.0, r)
+    return keep
+
+
+# kinks inside the regions the finite-difference test draws from, per loss: (a, b, steps, params) -> pairs to keep
+FD_SMOOTH = {"siou_loss": _siou_smooth, "qfl_loss": _qfl_smooth, "inner_iou_loss": _inner_smooth}
 # parameters at which the value jumps as the IoU crosses them (alpha = 0 unless IoU > alpha_gate): pairs
 # whose IoU lies within 5% of one have no derivative a finite difference could see
 GATES = {"ciou": "alpha_gate", "ciou_loss": "alpha_gate"}
@@ -807,7 +824,7 @@ def test_gradient_matches_finite_differences(name, data):
         if gate is not None:  # e.g. a point box inside one twice its size, IoU 1e-9 at eps = alpha_gate = 1e-9
             keep &= np.abs(rl.iou(p, t, eps=params.get("eps", 0.0)) - gate) > 0.05 * abs(gate)
         if name in FD_SMOOTH:
-            keep &= FD_SMOOTH[name](p, t, 1e-3 * gap)
+            keep &= FD_SMOOTH[name](p, t, 1e-3 * gap, params)
         if not keep.any():
             return
         p, t, gap = p[keep], t[keep], gap[keep]
@@ -817,7 +834,7 @@ def test_gradient_matches_finite_differences(name, data):
     elif fam == "classification":
         x, y = data.draw(logits_targets(bound=40.0, interior=True), "inputs")
         if name in FD_SMOOTH:
-            keep = FD_SMOOTH[name](x, y, 1e-3 * np.minimum(y, 1 - y))
+            keep = FD_SMOOTH[name](x, y, 1e-3 * np.minimum(y, 1 - y), params)
             x, y = x[keep], y[keep]
             if not x.size:
                 return

@@ -789,6 +789,64 @@ LOSSES['giou_loss'] = LossInfo(
 )
 
 
+# ---- inner_iou_loss (box): Inner-IoU loss
+LOSSES['inner_iou_loss'] = LossInfo(
+    name='inner_iou_loss',
+    title='Inner-IoU loss',
+    family='box',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(4, 4),
+    layouts=('xyxy', 'xyxy'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('ratio', 0.75, 0.01, True, 100.0, True,
+              '1/100 <= ratio <= 100', (
+                  'scale of the auxiliary boxes about their centres (the paper uses 0.5 to 1.5: <'
+                  " 1 for high-IoU samples, > 1 for low-IoU ones; 1 gives 1 - IoU, the authors' "
+                  "code's default; 1/100 to 100: see the module's note on small ratios)"
+              )),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  "stabiliser added to the auxiliary union (as the authors' code, 1e-7); 0 = "
+                  'exact formula'
+              )),
+    ),
+    args=('ratio', 'eps'),
+    kinks=None,
+    variants=(
+        Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
+        Variant('eps_ignored', 'eps=1e-07', params={'eps': 1e-07}),
+        Variant('eps_ignored', 'eps=1e-09', params={'eps': 1e-09}),
+        Variant('eps_ignored', 'eps=1e-06', params={'eps': 1e-06}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - IoU(inner(pred), inner(target)), inner(b) the box b scaled by ratio about its '
+        "centre; the paper's L_Inner-X = L_X + IoU - IoU^inner combines it with another IoU loss."
+    ),
+    conventions=(
+        'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'
+        ' clamp(min=0) give in torch 2.14.1): a tie between coordinates splits the gradient '
+        "0.5/0.5; at touching boxes (zero intersection width or height) the clamp's gradient is "
+        "0, so the intersection contributes no gradient there (as torchvision's strict "
+        'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
+        'enclosing diagonal) the value is NaN. The conventions apply to the auxiliary boxes (ties'
+        ' and touching among the scaled coordinates, decided from differences of the input '
+        'coordinates).'
+    ),
+    references=(
+        (
+            'H. Zhang, C. Xu, S. Zhang, Inner-IoU: More Effective Intersection over Union Loss '
+            'with Auxiliary Bounding Box, arXiv:2311.02877'
+        ),
+    ),
+    derivation='derivations/inner_iou_loss.py',
+)
+
+
 # ---- iou (box): IoU (metric)
 LOSSES['iou'] = LossInfo(
     name='iou',
