@@ -2,8 +2,9 @@
 
 The paper's power family: L = 1 - IoU^alpha + P^alpha, P the penalty of the base loss:
 form="iou" (default) no penalty, "giou" P = (C - U)/C, "diou" P = rho^2/c^2 (the paper's
-alpha-DIoU writes rho^{2 alpha}/c^{2 alpha}, the same number).  The paper's alpha-CIoU
-((rho^2/c^2)^alpha + (beta v)^alpha) is not implemented here.
+alpha-DIoU writes rho^{2 alpha}/c^{2 alpha}, the same number), "ciou" the paper's alpha-CIoU
+(rho^2/c^2)^alpha + (beta v)^alpha with CIoU's v and beta = v/((1 - IoU) + v), beta a constant in
+the gradient (as ciou_loss's default and the CIoU paper's code; beta_grad=True differentiates it).
 """
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
@@ -12,26 +13,54 @@ from . import _boxes as B
 from . import giou_loss as G
 from refloss._derive.core import Param, Step
 from refloss._derive.functions import PowG
+from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, HandDiff, Step as Above0
+from . import ciou_loss as CI
 from .diou_loss import distance
 from .iou_loss import EPS
 
 NAME = "alpha_iou_loss"
 alpha = sp.Symbol("alpha", positive=True)
-form = sp.Symbol("form", nonnegative=True)  # 0 iou, 1 giou, 2 diou
+form = sp.Symbol("form", nonnegative=True)  # 0 iou, 1 giou, 2 diou, 3 ciou
 i_sym = sp.Symbol("inter", nonnegative=True)
 pg_sym = sp.Symbol("giou_penalty", nonnegative=True)
-FORMS = ("iou", "giou", "diou")
-# the penalty of each form, selected by polynomial indicators of the form's index (exact in floats)
-ind_giou, ind_diou = form * (2 - form), form * (form - 1) / 2
-penalty_value = ind_giou * PowG(G.penalty, alpha) + ind_diou * PowG(distance, alpha)
-penalty_diff = ind_giou * PowG(G.penalty_diff, alpha) + ind_diou * PowG(distance, alpha)
+FORMS = ("iou", "giou", "diou", "ciou")
+# the penalty of each form, selected by the Lagrange indicators of the form's index on 0..3 (exact in floats)
+ind_giou = form * (form - 2) * (form - 3) / 2
+ind_distance = -form * (form - 1) * (form - 3) / 2 + form * (form - 1) * (form - 2) / 6  # diou and ciou
+ind_ciou = form * (form - 1) * (form - 2) / 6
+# CIoU's beta v = v^2/((1 - IoU) + v + eps), 0 where v = 0 (the 1 - [v > 0] in the denominators keeps identical
+# boxes from 0/0; it is 0 wherever v > 0); beta a constant in the gradient
+# CIoU's D = arctan(w_t/h_t) - arctan(w_p/h_p) evaluated as one angle, atan2(w_t h_p - h_t w_p, w_t w_p + h_t h_p),
+# the cross product as w_t (h_p - h_t) - h_t (w_p - w_t) with the size differences from coordinate differences (the
+# rounded sizes' own errors, times each other, left 1e-4 of D for nearly equal boxes): the difference of two arctans keeps only an absolute error of an ulp of pi/2, which
+# (beta v)^alpha's gradient, O(D) for alpha = 1/2, carried to 1.2e-13 of the largest component for nearly equal
+# boxes (float64; 9e-5 in float32).  Differentiated as the difference of the two atan2 (CIoU's rule).
+_D_EXACT = CI.D.xreplace({CI.dk: 0})
+_D_RULE = 16  # (keys 1-4 are _boxes', 15 inner_iou_loss's)
+HAND_RULES[_D_RULE] = lambda s: sp.diff(_D_EXACT, s)
+_cross = B.wt * DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2) - B.ht * DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)
+D = HandDiff(sp.atan2(_cross, B.wt * B.wp + B.ht * B.hp), sp.Integer(_D_RULE))
+v = 4 / sp.pi**2 * D**2
+# (Group: the 0 or 1 is formed before it is added, so that adding it leaves the denominator exact)
+no_aspect = Group(1 - Above0(v))
+aspect_value = v**2 / (B.one_minus_iou + v + B.eps + no_aspect)
+beta = v / (B.one_minus_iou_diff + v + B.eps + no_aspect)
+penalty_value = (ind_giou * PowG(G.penalty, alpha) + ind_distance * PowG(distance, alpha)
+                 + ind_ciou * PowG(aspect_value, alpha))
+bg = sp.Symbol("beta_grad", nonnegative=True)
+beta_eff = bg * beta + (1 - bg) * Detach(beta)
+penalty_diff = (ind_giou * PowG(G.penalty_diff, alpha) + ind_distance * PowG(distance, alpha)
+                + ind_ciou * PowG(beta_eff * v, alpha))
 
 PARAMS = [
     Param("alpha", alpha, 3.0, "power alpha of IoU and of the penalty (3 in the paper's experiments; 1 gives the base "
           "loss)", lower=sp.Integer(0), lower_closed=False),
     Param("form", form, "iou", "the base loss: 'iou' (1 - IoU^alpha), 'giou' (+ ((C - U)/C)^alpha), 'diou' "
-          "(+ (rho^2/c^2)^alpha)", kind="choice", choices=FORMS),
+          "(+ (rho^2/c^2)^alpha), 'ciou' (+ (rho^2/c^2)^alpha + (beta v)^alpha, CIoU's aspect term)", kind="choice",
+          choices=FORMS),
     EPS,
+    Param("beta_grad", bg, False, "form='ciou': differentiate CIoU's beta = v/((1 - IoU) + v) (True) or treat it as a "
+          "constant (False, as ciou_loss's default and the papers' code)", kind="bool"),
 ]
 CONVENTIONS = (B.CONVENTIONS + " Powers x^alpha of IoU and of the penalties have the derivative alpha x^(alpha - 1), "
                "taken as 0 where x = 0 (the limit for alpha > 1; for alpha < 1 the derivative is infinite there, and "
@@ -40,7 +69,12 @@ CONVENTIONS = (B.CONVENTIONS + " Powers x^alpha of IoU and of the penalties have
                "passes no gradient, as in 1 - IoU.")
 ACCURACY = (B.ACCURACY + " 1 - IoU^alpha is evaluated as -expm1(alpha log1p(-(1 - IoU))) for IoU >= 1/2, from the "
             "accurate 1 - IoU, so it keeps its digits as IoU approaches 1, and as 1 - IoU^alpha below; the GIoU "
-            "penalty (C - U)/C is formed from C - U computed from coordinate differences.")
+            "penalty (C - U)/C is formed from C - U computed from coordinate differences. CIoU's D = arctan(w_t/h_t) - "
+            "arctan(w_p/h_p) is one atan2 of the cross product w_t (h_p - h_t) - h_t (w_p - w_t), the size differences from coordinate differences (no cancellation for nearly equal aspect "
+            "ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). Not within the float32 box bar: "
+            "alpha < 1 with eps > 0 on thin crossing boxes, where eps dominates the union and the distance term's "
+            "gradient (d rho^2 - P d c^2)/(c^2 + eps) cancels (1.5e-4 of the largest component measured at "
+            "alpha = 0.5, eps = 1e-7, form 'diou' or 'ciou'; the bar is 5.4e-5).")
 SLIDE_NOTE = ("With alpha = 3, 1 - IoU^3 is flatter than 1 - IoU near a perfect overlap and steeper at low overlap (the "
               "paper's up-weighting of high-IoU objects is the relative gradient |d IoU^alpha|/ IoU^alpha); like "
               "1 - IoU it is 1, with no gradient, wherever the boxes do not overlap (form='iou').")
@@ -57,17 +91,23 @@ def derive():
           1 - PowG(B.iou, alpha) + penalty_diff, "IoU < 1/2: 1 - IoU^alpha"),
          (None, iou_pow_value + penalty_value, 1 - PowG(B.iou, alpha) + penalty_diff,
           "IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))")],
-        args=(alpha, form, B.eps), prelude=((i_sym, B.inter), (pg_sym, G.penalty)), checks=checks,
+        args=(alpha, form, B.eps, bg), prelude=((i_sym, B.inter), (pg_sym, G.penalty)), checks=checks,
         numeric_proof=True, in_gradients=((G.penalty_diff, pg_sym),))
     return B.box_spec(
         NAME, "Alpha-IoU loss", "L = 1 - IoU^alpha + P^alpha, P = 0 (form='iou'), (C - U)/(C + eps) ('giou') or "
-        "rho^2/(c^2 + eps) ('diou').",
+        "rho^2/(c^2 + eps) ('diou'); form='ciou': L = 1 - IoU^alpha + (rho^2/(c^2 + eps))^alpha + (beta v)^alpha, "
+        "v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, beta = v/((1 - IoU) + v + eps) (a constant in the gradient).",
         ["J. He et al., Alpha-IoU: A Family of Power Intersection over Union Losses for Bounding Box Regression, "
          "arXiv:2110.13675"], PARAMS, {p: k for p in ("f64", "f32")},
         B.DISTANCE_STEPS + [
             Step("With $C = c_w c_h$ the enclosing area and $P$ the penalty of the chosen form (0, "
                  "$(C - U)/(C + \\epsilon)$ or $\\rho^2/(c^2 + \\epsilon)$), the power loss of the paper:", "L",
                  "1 - \\mathrm{IoU}^\\alpha + P^\\alpha"),
+            Step("The alpha-CIoU form adds CIoU's aspect term to the alpha-DIoU one, with $v$ and $\\beta$ as in "
+                 "the CIoU loss ($\\beta$ a constant in the gradient):", "L_{\\alpha\\text{-CIoU}}",
+                 "1 - \\mathrm{IoU}^\\alpha + \\left(\\frac{\\rho^2}{c^2 + \\epsilon}\\right)^\\alpha + "
+                 "(\\beta v)^\\alpha, \\qquad v = \\frac{4}{\\pi^2}\\left(\\arctan\\frac{w_t}{h_t} - "
+                 "\\arctan\\frac{w_p}{h_p}\\right)^2, \\quad \\beta = \\frac{v}{1 - \\mathrm{IoU} + v + \\epsilon}"),
             Step("For $\\mathrm{IoU} \\ge 1/2$, $1 - \\mathrm{IoU}^\\alpha$ is evaluated as "
                  "$-\\operatorname{expm1}(\\alpha \\operatorname{log1p}(-(1 - \\mathrm{IoU})))$ from the accurate "
                  "$1 - \\mathrm{IoU}$; a power's derivative $\\alpha x^{\\alpha - 1}$ is 0 where $x = 0$.")],

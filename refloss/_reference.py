@@ -105,7 +105,9 @@ REFERENCES = {
                           floor="classification.dfl_gradient_scale"),
     # issue 15: IoU variants
     "alpha_iou_loss": Reference("boxes.alpha_iou_loss", ({}, {"alpha": 0.5, "form": "giou"}, {"form": "diou"},
-                                                         {"alpha": 1.0, "eps": 1e-7}), BOX),
+                                                         {"alpha": 1.0, "eps": 1e-7}, {"form": "ciou"},
+                                                         {"alpha": 0.5, "form": "ciou"},
+                                                         {"form": "ciou", "beta_grad": True}), BOX),
     "nwd_loss": Reference("boxes.nwd_loss", ({}, {"c": 1.0}, {"eps": 1e-7}), BOX),
     "mpdiou_loss": Reference("boxes.mpdiou_loss", ({"image_size": (640, 640)}, {"image_size": (3.0, 2.0), "eps": 1e-7}),
                              BOX),

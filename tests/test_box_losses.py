@@ -80,11 +80,13 @@ def test_zero_loss_and_gradient_at_identical_boxes(name):
 
 def _true_derivative(loss, params) -> bool:
     """False for the conventions whose gradient is by design not the derivative of the value
-    (CIoU's constant alpha, gate, darknet; Focal-EIoU's constant weight; Wise-IoU's detached diagonal and factors): the oracle checks those."""
+    (CIoU's constant alpha, gate, darknet; Focal-EIoU's constant weight; alpha-CIoU's constant beta; Wise-IoU's detached diagonal and factors): the oracle checks those."""
     if loss in ("ciou", "ciou_loss"):
         return bool(params.get("alpha_grad")) and not params.get("darknet") and params.get("alpha_gate") is None
     if loss == "focal_eiou_loss":
         return bool(params.get("weight_grad"))
+    if loss == "alpha_iou_loss":  # alpha-CIoU's beta, a constant unless beta_grad
+        return params.get("form") != "ciou" or bool(params.get("beta_grad"))
     if loss == "wiou_loss":  # the paper's detached diagonal and focusing factors
         return bool(params.get("enclosing_grad")) and params.get("version", 1) == 1
     return True

@@ -34,9 +34,11 @@ def _close_to_oracle(fn, pred, target, rtol=1e-13, **params):
 
 # ------------------------------------------------------------------------------------------ Alpha-IoU
 
-@pytest.mark.parametrize("form,base", [("iou", "iou_loss"), ("giou", "giou_loss"), ("diou", "diou_loss")])
+@pytest.mark.parametrize("form,base", [("iou", "iou_loss"), ("giou", "giou_loss"), ("diou", "diou_loss"),
+                                       ("ciou", "ciou_loss")])
 def test_alpha_one_is_the_base_loss(form, base):
-    # the paper: alpha = 1 recovers the base loss (L_IoU, L_GIoU, L_DIoU)
+    # the paper: alpha = 1 recovers the base loss (L_IoU, L_GIoU, L_DIoU, L_CIoU with its beta a constant in the
+    # gradient, as ciou_loss's default)
     got = rl.alpha_iou_loss.value_and_grad(P, T, alpha=1.0, form=form)
     want = getattr(rl, base).value_and_grad(P, T)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-13, atol=1e-15)
@@ -55,6 +57,40 @@ def test_alpha_power_and_penalty_from_the_paper():
         for a in (0.5, 3.0):
             assert math.isclose(float(rl.alpha_iou_loss(pred, target, alpha=a, form=form)), 1 - iou**a + pen**a,
                                 rel_tol=1e-14)
+
+
+def test_alpha_ciou_from_the_paper_in_torch():
+    # L = 1 - IoU^alpha + (rho^2/c^2)^alpha + (beta v)^alpha, beta = v/((1 - IoU) + v) under no_grad, written in
+    # torch from the paper; value and autograd gradient at alpha 3 and 1/2
+    torch = pytest.importorskip("torch")
+    for a in (3.0, 0.5):
+        p = torch.tensor(P, requires_grad=True)
+        t = torch.tensor(T, requires_grad=True)
+        wp, hp = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+        wt, ht = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+        iw = (torch.minimum(p[:, 2], t[:, 2]) - torch.maximum(p[:, 0], t[:, 0])).clamp(min=0)
+        ih = (torch.minimum(p[:, 3], t[:, 3]) - torch.maximum(p[:, 1], t[:, 1])).clamp(min=0)
+        iou = iw * ih / (wp * hp + wt * ht - iw * ih)
+        cw = torch.maximum(p[:, 2], t[:, 2]) - torch.minimum(p[:, 0], t[:, 0])
+        ch = torch.maximum(p[:, 3], t[:, 3]) - torch.minimum(p[:, 1], t[:, 1])
+        rho2 = ((p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) ** 2 + (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) ** 2) / 4
+        v = (4 / math.pi**2) * (torch.atan2(wt, ht) - torch.atan2(wp, hp)) ** 2
+        with torch.no_grad():
+            beta = v / ((1 - iou) + v)
+        loss = 1 - iou**a + (rho2 / (cw**2 + ch**2)) ** a + (beta * v) ** a
+        loss.sum().backward()
+        got, (gp, gt) = rl.alpha_iou_loss.value_and_grad(P, T, alpha=a, form="ciou")
+        np.testing.assert_allclose(got, loss.detach().numpy(), rtol=1e-13)
+        # (disjoint pairs at alpha < 1: torch's d(IoU^alpha) at IoU = 0 is inf * 0 = NaN, refloss's convention 0)
+        keep = (iou > 0).numpy() | (a >= 1)
+        assert keep.sum() >= 3
+        np.testing.assert_allclose(np.c_[gp, gt][keep], np.c_[p.grad.numpy(), t.grad.numpy()][keep], rtol=1e-10,
+                                   atol=1e-13)
+        _close_to_oracle("alpha_iou_loss", P, T, alpha=a, form="ciou")
+    # identical boxes: v = 0 and 1 - IoU = 0, so beta = 0/0; the aspect term is 0 with no gradient
+    v, (gp, gt) = rl.alpha_iou_loss.value_and_grad(P, P, alpha=0.5, form="ciou")
+    np.testing.assert_array_equal(v, 0.0)
+    assert np.isfinite(np.r_[gp, gt]).all()
 
 
 def test_alpha_accurate_near_iou_one():
@@ -83,7 +119,7 @@ def test_alpha_translation_and_scale_invariant(form):
 
 def test_alpha_parameters_validated():
     with pytest.raises(ValueError, match="form"):
-        rl.alpha_iou_loss(P, T, form="ciou")
+        rl.alpha_iou_loss(P, T, form="eiou")
     with pytest.raises(TypeError, match="form"):
         rl.alpha_iou_loss(P, T, form=1)
     with pytest.raises(ValueError, match="alpha"):

@@ -689,7 +689,7 @@ def test_bounds_and_finite_gradients(name, data):
 # derivative.
 TRUE_DERIVATIVE = {"ciou": {"alpha_grad": True, "darknet": False}, "ciou_loss": {"alpha_grad": True, "darknet": False},
                    "focal_eiou_loss": {"weight_grad": True}, "wiou_loss": {"enclosing_grad": True, "version": 1},
-                   "varifocal_loss": {"detach_weight": False}}
+                   "varifocal_loss": {"detach_weight": False}, "alpha_iou_loss": {"beta_grad": True}}
 
 
 def _siou_smooth(p, t, steps, params):
@@ -723,8 +723,24 @@ def _inner_smooth(p, t, steps, params):
     return keep
 
 
+def _alpha_smooth(p, t, steps, params):
+    """Alpha-IoU's powers P^alpha have a cusp where their base is 0 (alpha < 1, or alpha-CIoU's (beta v)^alpha ~
+    |D|^(4 alpha) for alpha <= 1/4): pairs whose centres are 16 steps apart (forms 'diou', 'ciou') and, for
+    'ciou', whose aspect ratios differ (|w_t h_p - h_t w_p| above 16 steps times the sizes)."""
+    form = params.get("form", "iou")
+    keep = np.ones(len(p), bool)
+    if form in ("diou", "ciou"):
+        dx, dy = p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2], p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]
+        keep &= np.abs(dx) + np.abs(dy) > 16 * steps
+    if form == "ciou":
+        wp, hp, wt, ht = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1], t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+        keep &= np.abs(wt * hp - ht * wp) > 16 * steps * (wp + hp + wt + ht)
+    return keep
+
+
 # kinks inside the regions the finite-difference test draws from, per loss: (a, b, steps, params) -> pairs to keep
-FD_SMOOTH = {"siou_loss": _siou_smooth, "qfl_loss": _qfl_smooth, "inner_iou_loss": _inner_smooth}
+FD_SMOOTH = {"siou_loss": _siou_smooth, "qfl_loss": _qfl_smooth, "inner_iou_loss": _inner_smooth,
+             "alpha_iou_loss": _alpha_smooth}
 # parameters at which the value jumps as the IoU crosses them (alpha = 0 unless IoU > alpha_gate): pairs
 # whose IoU lies within 5% of one have no derivative a finite difference could see
 GATES = {"ciou": "alpha_gate", "ciou_loss": "alpha_gate"}

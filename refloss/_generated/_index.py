@@ -269,17 +269,23 @@ LOSSES['alpha_iou_loss'] = LossInfo(
                   'the base loss)'
               )),
         Param('form', 'iou', None, True, None, True,
-              "form is one of 'iou', 'giou', 'diou'", (
+              "form is one of 'iou', 'giou', 'diou', 'ciou'", (
                   "the base loss: 'iou' (1 - IoU^alpha), 'giou' (+ ((C - U)/C)^alpha), 'diou' (+ "
-                  '(rho^2/c^2)^alpha)'
-              ), kind='choice', none_value=0.0, choices=('iou', 'giou', 'diou')),
+                  "(rho^2/c^2)^alpha), 'ciou' (+ (rho^2/c^2)^alpha + (beta v)^alpha, CIoU's "
+                  'aspect term)'
+              ), kind='choice', none_value=0.0, choices=('iou', 'giou', 'diou', 'ciou')),
         Param('eps', 0.0, 0.0, True, None, True,
               '0 <= eps', (
                   'stabiliser added where torchvision adds it (union, enclosing area, diagonal); '
                   '0 = exact formula'
               )),
+        Param('beta_grad', False, None, True, None, True,
+              'beta_grad is True or False', (
+                  "form='ciou': differentiate CIoU's beta = v/((1 - IoU) + v) (True) or treat it "
+                  "as a constant (False, as ciou_loss's default and the papers' code)"
+              ), kind='bool', none_value=0.0),
     ),
-    args=('alpha', 'form', 'eps'),
+    args=('alpha', 'form', 'eps', 'beta_grad'),
     kinks=None,
     variants=(
         Variant('eps_ignored', 'eps=0', params={'eps': 0.0}),
@@ -290,7 +296,9 @@ LOSSES['alpha_iou_loss'] = LossInfo(
     mean_weight=None,
     formula=(
         "L = 1 - IoU^alpha + P^alpha, P = 0 (form='iou'), (C - U)/(C + eps) ('giou') or "
-        "rho^2/(c^2 + eps) ('diou')."
+        "rho^2/(c^2 + eps) ('diou'); form='ciou': L = 1 - IoU^alpha + (rho^2/(c^2 + eps))^alpha +"
+        ' (beta v)^alpha, v = 4/pi^2 (atan(wt/ht) - atan(wp/hp))^2, beta = v/((1 - IoU) + v + '
+        'eps) (a constant in the gradient).'
     ),
     conventions=(
         'Non-differentiable points follow PyTorch autograd (what torch.maximum, torch.minimum and'

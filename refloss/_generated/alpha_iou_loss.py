@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 8137
+# ops: 39925
 """Alpha-IoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -13,7 +13,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 from numpy import float32 as _f32
 
 
-def _constants(prec, alpha, form, eps):
+def _constants(prec, alpha, form, eps, beta_grad):
     with localcontext() as ctx:
         ctx.prec = prec
         ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
@@ -21,11 +21,12 @@ def _constants(prec, alpha, form, eps):
         alpha = Decimal(alpha)
         form = Decimal(form)
         eps = Decimal(eps)
-        return (float(alpha), float(form), float(eps), )
+        beta_grad = Decimal(beta_grad)
+        return (float(alpha), float(form), float(eps), float(beta_grad), )
 
 
-def constants(alpha, form, eps):
-    """Kernel arguments after the inputs: alpha, form, eps.
+def constants(alpha, form, eps, beta_grad):
+    """Kernel arguments after the inputs: alpha, form, eps, beta_grad.
 
     Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
     give the same floats (a constant that cancels keeps its digits), and rounded once to
@@ -33,16 +34,16 @@ def constants(alpha, form, eps):
     last = None
     for prec in (40, 80, 160, 320, 640, 1280):
         try:
-            got = _constants(prec, alpha, form, eps)
+            got = _constants(prec, alpha, form, eps, beta_grad)
         except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
             continue
         if got == last:
             return got
         last = got
-    return _constants(2560, alpha, form, eps)
+    return _constants(2560, alpha, form, eps, beta_grad)
 
 
-def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
+def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta_grad):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -68,417 +69,734 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
     _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
     giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
     if (inter == 0.0) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > 0.0):  # no overlap: IoU^alpha = 0 with no gradient
-        _s23 = 0.5*_s12 + 0.5*_s5
-        _s24 = 0.5*_s7 + 0.5*_s10
-        _s25 = max(px2, tx2) - min(px1, tx1)
-        _s26 = max(py2, ty2) - min(py1, ty1)
-        _s27 = 0.5*form*(form - 1.0)*math.pow(((_s23*_s23) + (_s24*_s24))/(eps + (_s25*_s25) + (_s26*_s26)), alpha)
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s27 + 1.0
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = form - 1.0
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t10 = -px1 + px2
+        _t11 = -py1 + py2
+        _b23 = _s10 - py2
+        _b24 = _s7 - py1
+        _e25 = (py2 - (_s10 - _b23)) - (ty2 + _b23)
+        _e26 = (py1 - (_s7 - _b24)) - (ty1 + _b24)
+        _c27 = _e25 - _e26
+        _b28 = _s5 - px2
+        _b29 = _s12 - px1
+        _e30 = (px2 - (_s5 - _b28)) - (tx2 + _b28)
+        _e31 = (px1 - (_s12 - _b29)) - (tx1 + _b29)
+        _c32 = _e30 - _e31
+        _s33 = -_t9*((_s5 - _s12) + _c32 if _c32 == _c32 else _s5 - _s12)
+        _t12 = math.atan2(_t8*((_s10 - _s7) + _c27 if _c27 == _c27 else _s10 - _s7) + _s33, _t10*_t8 + _t11*_t9)
+        _t13 = 0.4052847345693511*(_t12*_t12)
+        _t14 = max(_s1, _s1 - _s1)
+        _s34 = _t14*min(_t11, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s35 = _t9*min(_t8, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s36 = _t11*min(_t10, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t15 = _s36 + _s34 + _t14*min(_t9, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)) + _s35 + eps
+        _s37 = _t13 + _t15/(_t15 + inter) + eps + (1.0 - (1.0 if _t13 > 0.0 else 0.0))
+        _s38 = 0.5*_t4 + 0.5*_t5
+        _s39 = 0.5*_t6 + 0.5*_t7
+        _s40 = max(px2, tx2) - min(px1, tx1)
+        _s41 = max(py2, ty2) - min(py1, ty1)
+        _s42 = math.pow(((_s38*_s38) + (_s39*_s39))/(eps + (_s40*_s40) + (_s41*_s41)), alpha)
+        _s43 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t12*_t12*_t12*_t12)/_s37, alpha)
+        _s44 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s42
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s43 + _s44 + 1.0
         return value
     elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < 0.5):  # IoU < 1/2: 1 - IoU^alpha
-        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        _s28 = 0.5*_s12 + 0.5*_s5
-        _s29 = 0.5*_s7 + 0.5*_s10
-        _s30 = max(px2, tx2) - min(px1, tx1)
-        _s31 = max(py2, ty2) - min(py1, ty1)
-        _s32 = 0.5*form*(form - 1.0)*math.pow(((_s28*_s28) + (_s29*_s29))/(eps + (_s30*_s30) + (_s31*_s31)), alpha)
-        _s33 = -math.pow(_t0/(-_t0 + eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2)), alpha)
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s32 + _s33 + 1.0
-        return value
-    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
-        _t0 = _s12
-        _t1 = _s5
-        _t2 = _s7
-        _t3 = _s10
-        _t4 = -py1 + py2
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = -px1 + px2
+        _t3 = -py1 + py2
+        _t4 = -tx1 + tx2
         _t5 = -ty1 + ty2
         _t6 = max(_s1, _s1 - _s1)
-        _s34 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13))
-        _s35 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
-        _s36 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11))
-        _t7 = _s35 + _s34 + _s36 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)) + eps
-        _s37 = 0.5*_t0 + 0.5*_t1
-        _s38 = 0.5*_t2 + 0.5*_t3
-        _s39 = max(px2, tx2) - min(px1, tx1)
-        _s40 = max(py2, ty2) - min(py1, ty1)
-        _s41 = 0.5*form*(form - 1.0)*math.pow(((_s37*_s37) + (_s38*_s38))/(eps + (_s39*_s39) + (_s40*_s40)), alpha)
-        _s42 = -math.expm1(alpha*math.log1p(-_t7/(_t7 + inter)))
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s41 + _s42
-        return value
-
-
-def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
-    _s1 = -max(px1, tx1) + min(px2, tx2)
-    _s2 = -max(py1, ty1) + min(py2, ty2)
-    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    _s3 = max(py1, ty1) - min(py2, ty2)
-    _s4 = max(px1, tx1) - min(px2, tx2)
-    _s5 = px2 - tx2
-    _s6 = tx1 - px1
-    _s7 = py1 - ty1
-    _s8 = ty2 - py2
-    _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-    _s10 = py2 - ty2
-    _s11 = ty1 - py1
-    _s12 = px1 - tx1
-    _s13 = tx2 - px2
-    _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-    _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
-    _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-    _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
-    _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
-    _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-    _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
-    _s21 = (-px1 + px2)*(-py1 + py2)
-    _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
-    giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
-    if (inter == 0.0) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > 0.0):  # no overlap: IoU^alpha = 0 with no gradient
-        _s23 = 0.5*_s12 + 0.5*_s5
-        _s24 = 0.5*_s7 + 0.5*_s10
-        _s25 = max(px2, tx2) - min(px1, tx1)
-        _s26 = max(py2, ty2) - min(py1, ty1)
-        _s27 = 0.5*form*(form - 1.0)*math.pow(((_s23*_s23) + (_s24*_s24))/(eps + (_s25*_s25) + (_s26*_s26)), alpha)
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s27 + 1.0
-        _t0 = form - 1.0
-        _t1 = _s12
-        _t2 = _s5
-        _t3 = 0.5*_t1 + 0.5*_t2
-        _t4 = _s7
-        _t5 = _s10
-        _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = _s25
-        _t8 = _s26
-        _t9 = (_t7*_t7) + (_t8*_t8) + eps
-        _t10 = ((_t3*_t3) + (_t6*_t6))/_t9
-        _t11 = math.pow(_t10, alpha - 1.0) if _t10 > 0.0 and alpha != 0.0 else 0.0
-        _t12 = px1 - tx1
-        _s28 = -_t12
-        _t13 = 1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0)
-        _t14 = 2.0*_t10
-        _t15 = _t14*_t7
-        _t16 = 1.0 if _t12 > 0.0 else (0.5 if _t12 == 0.0 else 0.0)
-        _t17 = -py1 + py2
-        _t18 = max(_t5, _t5 - _t5) + max(_s11, _s11 - _s11)
-        _t19 = min(_t17, _t18)
-        _t20 = _s2
-        _t21 = _s1
-        _t22 = (1.0 - (1.0 if _t21 > 0.0 else 0.0))*max(_t20, _t20 - _t20)
-        _t23 = _t19 + _t22
-        _t24 = max(_t4, _t4 - _t4) + max(_s8, _s8 - _s8)
-        _t25 = _t7*_t8 + eps
-        _t26 = max(_t1, _t1 - _t1) + max(_s13, _s13 - _s13)
-        _t27 = -ty2
-        _t28 = -_t27 - ty1
-        _t29 = -tx2
-        _t30 = -_t29 - tx1
-        _t31 = min(_t30, _t26)
-        _t32 = max(_t21, _t21 - _t21)
-        _t33 = min(_t28, _t24)
-        _t34 = _t28*_t31 + _t32*_t33
-        _t35 = _t8*((-_t17*_t26 + _t34)/_t25) + eps*(_t24/_t25)
-        _s29 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
-        _t36 = alpha*form*(2.0 - form)*_s29
-        _t37 = py1 - ty1
-        _s30 = -_t37
-        _t38 = 1.0 if _s30 > 0.0 else (0.5 if _s30 == 0.0 else 0.0)
-        _t39 = _t14*_t8
-        _t40 = 1.0 if _t37 > 0.0 else (0.5 if _t37 == 0.0 else 0.0)
-        _t41 = -px1 + px2
-        _t42 = max(_t2, _t2 - _t2) + max(_s6, _s6 - _s6)
-        _t43 = min(_t41, _t42)
-        _t44 = _t32*(1.0 - (1.0 if _t20 > 0.0 else 0.0))
-        _t45 = _t43 + _t44
-        _t46 = _t7*((-_t24*_t41 + _t34)/_t25) + eps*(_t26/_t25)
-        _t47 = _t29 + px2
-        _t48 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
-        _s31 = -_t47
-        _t49 = 1.0 if _s31 > 0.0 else (0.5 if _s31 == 0.0 else 0.0)
-        _t50 = _t27 + py2
-        _t51 = 1.0 if _t50 > 0.0 else (0.5 if _t50 == 0.0 else 0.0)
-        _s32 = -_t50
-        _t52 = 1.0 if _s32 > 0.0 else (0.5 if _s32 == 0.0 else 0.0)
-        _t53 = -_t3
-        _t54 = _t22 + _t33
-        _t55 = _t17*_t43 + _t19*_t32
-        _t56 = _t8*((-_t28*_t42 + _t55)/_t25) + eps*(_t18/_t25)
-        _t57 = -_t6
-        _t58 = _t31 + _t44
-        _t59 = _t7*((-_t18*_t30 + _t55)/_t25) + eps*(_t42/_t25)
-        d_px1 = 0.5*_t0*_t11*alpha*form*(((_t3 - -_t13*_t15))/_t9) - _t36*((_t13*_t35 - _t16*_t23)/_t25)
-        d_py1 = 0.5*_t0*_t11*alpha*form*(((_t6 - -_t38*_t39))/_t9) - _t36*((_t38*_t46 - _t40*_t45)/_t25)
-        d_px2 = 0.5*_t0*_t11*alpha*form*(((_t3 - _t15*_t48))/_t9) - _t36*((_t23*_t49 - _t35*_t48)/_t25)
-        d_py2 = 0.5*_t0*_t11*alpha*form*(((_t6 - _t39*_t51))/_t9) - _t36*((_t45*_t52 - _t46*_t51)/_t25)
-        d_tx1 = 0.5*_t0*_t11*alpha*form*(((_t53 - -_t15*_t16))/_t9) - _t36*((-_t13*_t54 + _t16*_t56)/_t25)
-        d_ty1 = 0.5*_t0*_t11*alpha*form*(((_t57 - -_t39*_t40))/_t9) - _t36*((-_t38*_t58 + _t40*_t59)/_t25)
-        d_tx2 = 0.5*_t0*_t11*alpha*form*(((_t53 - _t15*_t49))/_t9) - _t36*((_t48*_t54 - _t49*_t56)/_t25)
-        d_ty2 = 0.5*_t0*_t11*alpha*form*(((_t57 - _t39*_t52))/_t9) - _t36*((_t51*_t58 - _t52*_t59)/_t25)
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < 0.5):  # IoU < 1/2: 1 - IoU^alpha
-        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        _s33 = 0.5*_s12 + 0.5*_s5
-        _s34 = 0.5*_s7 + 0.5*_s10
-        _s35 = max(px2, tx2) - min(px1, tx1)
-        _s36 = max(py2, ty2) - min(py1, ty1)
-        _s37 = 0.5*form*(form - 1.0)*math.pow(((_s33*_s33) + (_s34*_s34))/(eps + (_s35*_s35) + (_s36*_s36)), alpha)
-        _s38 = -math.pow(_t0/(-_t0 + eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2)), alpha)
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s37 + _s38 + 1.0
-        _t1 = form - 1.0
-        _t2 = _s12
-        _t3 = _s5
-        _t4 = 0.5*_t2 + 0.5*_t3
-        _t5 = _s7
-        _t6 = _s10
-        _t7 = 0.5*_t5 + 0.5*_t6
-        _t8 = _s35
-        _t9 = _s36
-        _t10 = (_t8*_t8) + (_t9*_t9) + eps
-        _t11 = ((_t4*_t4) + (_t7*_t7))/_t10
-        _t12 = math.pow(_t11, alpha - 1.0) if _t11 > 0.0 and alpha != 0.0 else 0.0
-        _t13 = px1 - tx1
-        _t14 = -_t13
-        _t15 = 1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0)
-        _t16 = 2.0*_t11
-        _t17 = _t16*_t8
-        _t18 = 1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0)
-        _t19 = -py1 + py2
-        _t20 = max(_t6, _t6 - _t6) + max(_s11, _s11 - _s11)
-        _t21 = min(_t19, _t20)
-        _t22 = _s2
-        _t23 = max(_t22, _t22 - _t22)
-        _t24 = _s1
-        _t25 = 1.0 if _t24 > 0.0 else 0.0
-        _t26 = _t23*(1.0 - _t25)
-        _t27 = _t21 + _t26
-        _t28 = max(_t5, _t5 - _t5) + max(_s8, _s8 - _s8)
-        _t29 = _t8*_t9 + eps
-        _t30 = max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)
-        _t31 = -ty2
-        _t32 = -_t31 - ty1
-        _t33 = -tx2
-        _t34 = -_t33 - tx1
-        _t35 = min(_t34, _t30)
-        _t36 = _t32*_t35
-        _t37 = max(_t24, _t24 - _t24)
-        _t38 = min(_t32, _t28)
-        _t39 = _t37*_t38
-        _t40 = _t36 + _t39
-        _t41 = _t9*((-_t19*_t30 + _t40)/_t29) + eps*(_t28/_t29)
-        _s39 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
-        _t42 = alpha*form*(2.0 - form)*_s39
-        _t43 = 1.0 if _t14 > 0.0 else 0.0
-        _t44 = -px1 + px2
-        _t45 = _t19*_t44 - _t23*_t37 + _t32*_t34 + eps
-        _t46 = inter/_t45
-        _t47 = 1.0 if _t13 > 0.0 else 0.0
-        _t48 = max(_t3, _t3 - _t3) + max(_s6, _s6 - _s6)
-        _t49 = min(_t44, _t48)
-        _t50 = _t19*_t49
-        _t51 = _t40 + eps
-        _t52 = _t50 + _t51
-        _t53 = _t23*_t25
-        _t54 = _t53*((_t52 + inter)/_t45)
-        _t55 = -_t43 - _t47 + 1.0
-        _t56 = _t21*_t37
-        _t57 = 0.5*_t53
-        _t58 = _t57*((_t52 - _t56)/_t45)
-        _t59 = alpha*(math.pow(_t46, alpha - 1.0) if _t46 > 0.0 and alpha != 0.0 else 0.0)
-        _t60 = py1 - ty1
-        _t61 = -_t60
-        _t62 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
-        _t63 = _t16*_t9
-        _t64 = 1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0)
-        _t65 = 1.0 if _t22 > 0.0 else 0.0
-        _t66 = _t37*(1.0 - _t65)
-        _t67 = _t49 + _t66
-        _t68 = _t8*((-_t28*_t44 + _t40)/_t29) + eps*(_t30/_t29)
-        _t69 = 1.0 if _t61 > 0.0 else 0.0
-        _t70 = 1.0 if _t60 > 0.0 else 0.0
-        _t71 = _t21*_t44 + _t51
-        _t72 = _t37*_t65
-        _t73 = _t72*((_t71 + inter)/_t45)
-        _t74 = -_t69 - _t70 + 1.0
-        _t75 = 0.5*_t72
-        _t76 = _t75*((-_t23*_t49 + _t71)/_t45)
-        _t77 = _t33 + px2
-        _t78 = 1.0 if _t77 > 0.0 else (0.5 if _t77 == 0.0 else 0.0)
-        _t79 = -_t77
-        _t80 = 1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0)
-        _t81 = 1.0 if _t77 > 0.0 else 0.0
-        _t82 = 1.0 if _t79 > 0.0 else 0.0
-        _t83 = -_t81 - _t82 + 1.0
-        _t84 = _t31 + py2
-        _t85 = 1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0)
-        _t86 = -_t84
-        _t87 = 1.0 if _t86 > 0.0 else (0.5 if _t86 == 0.0 else 0.0)
-        _t88 = 1.0 if _t84 > 0.0 else 0.0
-        _t89 = 1.0 if _t86 > 0.0 else 0.0
-        _t90 = -_t88 - _t89 + 1.0
-        _t91 = -_t4
-        _t92 = _t26 + _t38
-        _t93 = _t50 + _t56
-        _t94 = _t9*((-_t32*_t48 + _t93)/_t29) + eps*(_t20/_t29)
-        _t95 = _t93 + eps
-        _t96 = _t36 + _t95
-        _t97 = _t53*((_t96 + inter)/_t45)
-        _t98 = _t57*((-_t39 + _t96)/_t45)
-        _t99 = -_t7
-        _t100 = _t35 + _t66
-        _t101 = _t8*((-_t20*_t34 + _t93)/_t29) + eps*(_t48/_t29)
-        _t102 = _t34*_t38 + _t95
-        _t103 = _t72*((_t102 + inter)/_t45)
-        _t104 = _t75*((_t102 - _t23*_t35)/_t45)
-        _s40 = -_t59*((_t19*_t43*_t46 - _t47*_t54 - _t55*_t58)/_t45)
-        d_px1 = 0.5*_t1*_t12*alpha*form*(((_t4 - -_t15*_t17))/_t10) - _t42*((_t15*_t41 - _t18*_t27)/_t29) + _s40
-        _s41 = -_t59*((_t44*_t46*_t69 - _t70*_t73 - _t74*_t76)/_t45)
-        d_py1 = 0.5*_t1*_t12*alpha*form*(((_t7 - -_t62*_t63))/_t10) - _t42*((_t62*_t68 - _t64*_t67)/_t29) + _s41
-        _s42 = -_t59*((-_t19*_t46*_t81 + _t54*_t82 + _t58*_t83)/_t45)
-        d_px2 = 0.5*_t1*_t12*alpha*form*(((_t4 - _t17*_t78))/_t10) - _t42*((_t27*_t80 - _t41*_t78)/_t29) + _s42
-        _s43 = -_t59*((-_t44*_t46*_t88 + _t73*_t89 + _t76*_t90)/_t45)
-        d_py2 = 0.5*_t1*_t12*alpha*form*(((_t7 - _t63*_t85))/_t10) - _t42*((_t67*_t87 - _t68*_t85)/_t29) + _s43
-        _s44 = -_t59*((_t32*_t46*_t47 - _t43*_t97 - _t55*_t98)/_t45)
-        d_tx1 = 0.5*_t1*_t12*alpha*form*(((_t91 - -_t17*_t18))/_t10) - _t42*((-_t15*_t92 + _t18*_t94)/_t29) + _s44
-        _s45 = -_t59*((-_t103*_t69 - _t104*_t74 + _t34*_t46*_t70)/_t45)
-        d_ty1 = 0.5*_t1*_t12*alpha*form*(((_t99 - -_t63*_t64))/_t10) - _t42*((-_t100*_t62 + _t101*_t64)/_t29) + _s45
-        _s46 = -_t59*((-_t32*_t46*_t82 + _t81*_t97 + _t83*_t98)/_t45)
-        d_tx2 = 0.5*_t1*_t12*alpha*form*(((_t91 - _t17*_t80))/_t10) - _t42*((_t78*_t92 - _t80*_t94)/_t29) + _s46
-        _s47 = -_t59*((_t103*_t88 + _t104*_t90 - _t34*_t46*_t89)/_t45)
-        d_ty2 = 0.5*_t1*_t12*alpha*form*(((_t99 - _t63*_t87))/_t10) - _t42*((_t100*_t85 - _t101*_t87)/_t29) + _s47
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
-        _t0 = _s12
-        _t1 = _s5
-        _t2 = _s7
-        _t3 = _s10
-        _t4 = -py1 + py2
-        _t5 = -ty1 + ty2
-        _t6 = max(_s1, _s1 - _s1)
-        _s48 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13))
-        _s49 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
-        _s50 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11))
-        _t7 = _s49 + _s48 + _s50 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)) + eps
-        _s51 = 0.5*_t0 + 0.5*_t1
-        _s52 = 0.5*_t2 + 0.5*_t3
-        _s53 = max(px2, tx2) - min(px1, tx1)
-        _s54 = max(py2, ty2) - min(py1, ty1)
-        _s55 = 0.5*form*(form - 1.0)*math.pow(((_s51*_s51) + (_s52*_s52))/(eps + (_s53*_s53) + (_s54*_s54)), alpha)
-        _s56 = -math.expm1(alpha*math.log1p(-_t7/(_t7 + inter)))
-        value = form*(2.0 - form)*math.pow(giou_penalty, alpha) + _s55 + _s56
+        _t7 = _t6*max(_s2, _s2 - _s2)
         _t8 = form - 1.0
-        _t9 = _s51
-        _t10 = _s52
-        _t11 = _s53
-        _t12 = _s54
-        _t13 = (_t11*_t11) + (_t12*_t12) + eps
-        _t14 = ((_t10*_t10) + (_t9*_t9))/_t13
-        _t15 = math.pow(_t14, alpha - 1.0) if _t14 > 0.0 and alpha != 0.0 else 0.0
-        _t16 = px1 - tx1
-        _t17 = -_t16
-        _t18 = 1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0)
-        _t19 = 2.0*_t14
-        _t20 = _t11*_t19
-        _t21 = 1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0)
-        _t22 = max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11)
-        _t23 = min(_t4, _t22)
-        _t24 = _s2
-        _t25 = max(_t24, _t24 - _t24)
-        _t26 = 1.0 if _s1 > 0.0 else 0.0
-        _t27 = _t25*(1.0 - _t26)
-        _t28 = _t23 + _t27
-        _t29 = max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)
-        _t30 = _t11*_t12 + eps
-        _t31 = max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)
-        _t32 = -tx2
-        _t33 = -_t32 - tx1
-        _t34 = min(_t33, _t31)
-        _t35 = _t34*_t5
-        _t36 = min(_t5, _t29)
-        _t37 = _t36*_t6
-        _t38 = _t35 + _t37
-        _t39 = _t12*((-_t31*_t4 + _t38)/_t30) + eps*(_t29/_t30)
-        _s57 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
-        _t40 = alpha*form*(2.0 - form)*_s57
-        _t41 = 1.0 if _t17 > 0.0 else 0.0
-        _t42 = -px1 + px2
-        _t43 = -_t25*_t6 + _t33*_t5 + _t4*_t42 + eps
-        _t44 = inter/_t43
-        _t45 = 1.0 if _t16 > 0.0 else 0.0
-        _t46 = max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6)
-        _t47 = min(_t42, _t46)
-        _t48 = _t4*_t47
-        _t49 = _t38 + eps
-        _t50 = _t48 + _t49
-        _t51 = _t25*_t26
-        _t52 = _t51*((_t50 + inter)/_t43)
-        _t53 = -_t41 - _t45 + 1.0
-        _t54 = _t23*_t6
-        _t55 = 0.5*_t51
-        _t56 = _t55*((_t50 - _t54)/_t43)
-        _t57 = alpha*(math.pow(_t44, alpha - 1.0) if _t44 > 0.0 and alpha != 0.0 else 0.0)
-        _t58 = py1 - ty1
-        _t59 = -_t58
-        _t60 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
-        _t61 = _t12*_t19
-        _t62 = 1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0)
-        _t63 = 1.0 if _t24 > 0.0 else 0.0
-        _t64 = _t6*(1.0 - _t63)
-        _t65 = _t47 + _t64
-        _t66 = _t11*((-_t29*_t42 + _t38)/_t30) + eps*(_t31/_t30)
-        _t67 = 1.0 if _t59 > 0.0 else 0.0
-        _t68 = 1.0 if _t58 > 0.0 else 0.0
-        _t69 = _t23*_t42 + _t49
-        _t70 = _t6*_t63
-        _t71 = _t70*((_t69 + inter)/_t43)
-        _t72 = -_t67 - _t68 + 1.0
-        _t73 = 0.5*_t70
-        _t74 = _t73*((-_t25*_t47 + _t69)/_t43)
-        _t75 = _t32 + px2
-        _t76 = 1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0)
-        _t77 = -_t75
-        _t78 = 1.0 if _t77 > 0.0 else (0.5 if _t77 == 0.0 else 0.0)
-        _t79 = 1.0 if _t75 > 0.0 else 0.0
-        _t80 = 1.0 if _t77 > 0.0 else 0.0
-        _t81 = -_t79 - _t80 + 1.0
-        _t82 = py2 - ty2
-        _t83 = 1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0)
-        _t84 = -_t82
+        _t9 = _t8*form
+        _t10 = _s12
+        _t11 = _s5
+        _t12 = _s7
+        _t13 = _s10
+        _b45 = _s10 - py2
+        _b46 = _s7 - py1
+        _e47 = (py2 - (_s10 - _b45)) - (ty2 + _b45)
+        _e48 = (py1 - (_s7 - _b46)) - (ty1 + _b46)
+        _c49 = _e47 - _e48
+        _b50 = _s5 - px2
+        _b51 = _s12 - px1
+        _e52 = (px2 - (_s5 - _b50)) - (tx2 + _b50)
+        _e53 = (px1 - (_s12 - _b51)) - (tx1 + _b51)
+        _c54 = _e52 - _e53
+        _s55 = -_t5*((_s5 - _s12) + _c54 if _c54 == _c54 else _s5 - _s12)
+        _t14 = math.atan2(_t4*((_s10 - _s7) + _c49 if _c49 == _c49 else _s10 - _s7) + _s55, _t2*_t4 + _t3*_t5)
+        _t15 = 0.4052847345693511*(_t14*_t14)
+        _s56 = _t5*min(_t4, max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13))
+        _s57 = _t6*min(_t3, max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11))
+        _s58 = _t3*min(_t2, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+        _t16 = _s58 + _s56 + _s57 + _t6*min(_t5, max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)) + eps
+        _s59 = _t15 + _t16/(_t16 + inter) + eps + (1.0 - (1.0 if _t15 > 0.0 else 0.0))
+        _s60 = 0.5*_t10 + 0.5*_t11
+        _s61 = 0.5*_t12 + 0.5*_t13
+        _s62 = max(px2, tx2) - min(px1, tx1)
+        _s63 = max(py2, ty2) - min(py1, ty1)
+        _s64 = math.pow(((_s60*_s60) + (_s61*_s61))/(eps + (_s62*_s62) + (_s63*_s63)), alpha)
+        _s65 = 0.16666666666666666*_t0*_t9*math.pow(0.16425571607494938*(_t14*_t14*_t14*_t14)/_s59, alpha)
+        _s66 = -math.pow(_t7/(_t2*_t3 + _t4*_t5 - _t7 + eps), alpha)
+        _s67 = (0.16666666666666666*_t0*_t8*form - _t1*_t9)*_s64
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s65 + _s67 + _s66 + 1.0
+        return value
+    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = form - 1.0
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -py1 + py2
+        _t9 = -px1 + px2
+        _t10 = -ty1 + ty2
+        _t11 = -tx1 + tx2
+        _t12 = max(_s1, _s1 - _s1)
+        _s68 = _t10*min(_t11, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s69 = _t12*min(_t8, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s70 = _t12*min(_t10, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8))
+        _t13 = _s68 + _s70 + _s69 + _t8*min(_t9, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)) + eps
+        _t14 = _t13/(_t13 + inter)
+        _b71 = _s5 - px2
+        _b72 = _s12 - px1
+        _e73 = (px2 - (_s5 - _b71)) - (tx2 + _b71)
+        _e74 = (px1 - (_s12 - _b72)) - (tx1 + _b72)
+        _c75 = _e73 - _e74
+        _b76 = _s10 - py2
+        _b77 = _s7 - py1
+        _e78 = (py2 - (_s10 - _b76)) - (ty2 + _b76)
+        _e79 = (py1 - (_s7 - _b77)) - (ty1 + _b77)
+        _c80 = _e78 - _e79
+        _s81 = -_t10*((_s5 - _s12) + _c75 if _c75 == _c75 else _s5 - _s12)
+        _t15 = math.atan2(_s81 + _t11*((_s10 - _s7) + _c80 if _c80 == _c80 else _s10 - _s7), _t10*_t8 + _t11*_t9)
+        _t16 = 0.4052847345693511*(_t15*_t15)
+        _s82 = 0.16425571607494938*(_t15*_t15*_t15*_t15)/(_t14 + _t16 + eps + (1.0 - (1.0 if _t16 > 0.0 else 0.0)))
+        _s83 = 0.5*_t4 + 0.5*_t5
+        _s84 = 0.5*_t6 + 0.5*_t7
+        _s85 = max(px2, tx2) - min(px1, tx1)
+        _s86 = max(py2, ty2) - min(py1, ty1)
+        _s87 = math.pow(((_s83*_s83) + (_s84*_s84))/(eps + (_s85*_s85) + (_s86*_s86)), alpha)
+        _s88 = 0.16666666666666666*_t0*_t3*math.pow(_s82, alpha)
+        _s89 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s87
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s88 + _s89 - math.expm1(alpha*math.log1p(-_t14))
+        return value
+
+
+def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta_grad):
+    _s1 = -max(px1, tx1) + min(px2, tx2)
+    _s2 = -max(py1, ty1) + min(py2, ty2)
+    inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _s3 = max(py1, ty1) - min(py2, ty2)
+    _s4 = max(px1, tx1) - min(px2, tx2)
+    _s5 = px2 - tx2
+    _s6 = tx1 - px1
+    _s7 = py1 - ty1
+    _s8 = ty2 - py2
+    _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+    _s10 = py2 - ty2
+    _s11 = ty1 - py1
+    _s12 = px1 - tx1
+    _s13 = tx2 - px2
+    _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+    _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+    _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+    _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
+    _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
+    _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+    _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
+    _s21 = (-px1 + px2)*(-py1 + py2)
+    _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
+    giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
+    if (inter == 0.0) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > 0.0):  # no overlap: IoU^alpha = 0 with no gradient
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = form - 1.0
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t10 = -px1 + px2
+        _t11 = -py1 + py2
+        _b23 = _s10 - py2
+        _b24 = _s7 - py1
+        _e25 = (py2 - (_s10 - _b23)) - (ty2 + _b23)
+        _e26 = (py1 - (_s7 - _b24)) - (ty1 + _b24)
+        _c27 = _e25 - _e26
+        _b28 = _s5 - px2
+        _b29 = _s12 - px1
+        _e30 = (px2 - (_s5 - _b28)) - (tx2 + _b28)
+        _e31 = (px1 - (_s12 - _b29)) - (tx1 + _b29)
+        _c32 = _e30 - _e31
+        _s33 = -_t9*((_s5 - _s12) + _c32 if _c32 == _c32 else _s5 - _s12)
+        _t12 = math.atan2(_t8*((_s10 - _s7) + _c27 if _c27 == _c27 else _s10 - _s7) + _s33, _t10*_t8 + _t11*_t9)
+        _t13 = 0.4052847345693511*(_t12*_t12)
+        _t14 = max(_s1, _s1 - _s1)
+        _s34 = _t14*min(_t11, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s35 = _t9*min(_t8, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s36 = _t11*min(_t10, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t15 = _s36 + _s34 + _t14*min(_t9, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)) + _s35 + eps
+        _s37 = _t13 + _t15/(_t15 + inter) + eps + (1.0 - (1.0 if _t13 > 0.0 else 0.0))
+        _s38 = 0.5*_t4 + 0.5*_t5
+        _s39 = 0.5*_t6 + 0.5*_t7
+        _s40 = max(px2, tx2) - min(px1, tx1)
+        _s41 = max(py2, ty2) - min(py1, ty1)
+        _s42 = math.pow(((_s38*_s38) + (_s39*_s39))/(eps + (_s40*_s40) + (_s41*_s41)), alpha)
+        _s43 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t12*_t12*_t12*_t12)/_s37, alpha)
+        _s44 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s42
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s43 + _s44 + 1.0
+        _t16 = _s38
+        _t17 = px1 - tx1
+        _t18 = -_t17
+        _t19 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
+        _t20 = _s40
+        _t21 = _s39
+        _t22 = _s41
+        _t23 = (_t20*_t20) + (_t22*_t22) + eps
+        _t24 = ((_t16*_t16) + (_t21*_t21))/_t23
+        _t25 = 2.0*_t24
+        _t26 = _t20*_t25
+        _t27 = _t2*form
+        _t28 = 0.16666666666666666*_t0*_t27
+        _t29 = 0.5*form - 1.5
+        _t30 = alpha*(-_t27*_t29 + _t28)*(math.pow(_t24, alpha - 1.0) if _t24 > 0.0 and alpha != 0.0 else 0.0)
+        _t31 = 1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0)
+        _t32 = max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11)
+        _t33 = min(_t11, _t32)
+        _t34 = _s2
+        _t35 = max(_t34, _t34 - _t34)
+        _t36 = 1.0 if _s1 > 0.0 else 0.0
+        _t37 = _t35*(1.0 - _t36)
+        _t38 = _t33 + _t37
+        _t39 = max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)
+        _t40 = _t20*_t22 + eps
+        _t41 = max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13)
+        _t42 = min(_t9, _t39)
+        _t43 = _t14*_t42
+        _t44 = min(_t8, _t41)
+        _t45 = _t44*_t9
+        _t46 = _t43 + _t45
+        _t47 = _t22*((-_t11*_t41 + _t46)/_t40) + eps*(_t39/_t40)
+        _s45 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+        _t48 = _t0*_t29*alpha*form*_s45
+        _t49 = max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)
+        _t50 = min(_t10, _t49)
+        _t51 = _t11*_t50
+        _t52 = _t14*_t33
+        _t53 = _t51 + _t52
+        _t54 = _t46 + eps
+        _t55 = _t13 + eps + (1.0 - (1.0 if _t13 > 0.0 else 0.0)) + (_t15/(_t53 + _t54 + inter))
+        _t57 = 0.10132118364233778*beta_grad
+        _t58 = _t12*_t12
+        _t59 = 4.0*_t58
+        _t60 = _t57*_t59/_t55
+        _t61 = _t60 + (1.0 - beta_grad)*(_t13/_t55)
+        _t62 = 1.0/(_t10*_t10 + _t11*_t11) if _t10 != 0.0 or _t11 != 0.0 else 0.0
+        _t63 = 8.0*_t12
+        _t64 = 0.10132118364233778*_t63
+        _t65 = _t62*_t64
+        _t66 = _t11*_t65
+        _t67 = _t61*_t66
+        _t68 = _t57*_t63
+        _t69 = _t62*_t68
+        _t70 = _t11*_t69
+        _t71 = 1.0 if _t18 > 0.0 else 0.0
+        _t72 = _t10*_t11 - _t14*_t35 + _t8*_t9 + eps
+        _t73 = inter/_t72
+        _t74 = 1.0 if _t17 > 0.0 else 0.0
+        _t75 = _t51 + _t54
+        _t76 = _t35*_t36
+        _t77 = _t76*((_t75 + inter)/_t72)
+        _t78 = -_t71 - _t74 + 1.0
+        _t79 = 0.5*_t76
+        _t80 = _t79*((-_t52 + _t75)/_t72)
+        _t81 = 0.10132118364233778*_t59
+        _s46 = _t61*_t81
+        _t82 = _t28*alpha*(math.pow(_s46, alpha - 1.0) if _s46 > 0.0 and alpha != 0.0 else 0.0)
+        _t83 = py1 - ty1
+        _t84 = -_t83
         _t85 = 1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0)
-        _t86 = 1.0 if _t82 > 0.0 else 0.0
-        _t87 = 1.0 if _t84 > 0.0 else 0.0
-        _t88 = -_t86 - _t87 + 1.0
-        _t89 = -_t9
-        _t90 = _t27 + _t36
-        _t91 = _t48 + _t54
-        _t92 = _t12*((-_t46*_t5 + _t91)/_t30) + eps*(_t22/_t30)
-        _t93 = _t91 + eps
-        _t94 = _t35 + _t93
-        _t95 = _t51*((_t94 + inter)/_t43)
-        _t96 = _t55*((-_t37 + _t94)/_t43)
-        _t97 = -_t10
-        _t98 = _t34 + _t64
-        _t99 = _t11*((-_t22*_t33 + _t91)/_t30) + eps*(_t46/_t30)
-        _t100 = _t33*_t36 + _t93
-        _t101 = _t70*((_t100 + inter)/_t43)
-        _t102 = _t73*((_t100 - _t25*_t34)/_t43)
-        _s58 = -_t57*((_t4*_t41*_t44 - _t45*_t52 - _t53*_t56)/_t43)
-        d_px1 = 0.5*_t15*_t8*alpha*form*(((_t9 - -_t18*_t20))/_t13) - _t40*((_t18*_t39 - _t21*_t28)/_t30) + _s58
-        _s59 = -_t57*((_t42*_t44*_t67 - _t68*_t71 - _t72*_t74)/_t43)
-        d_py1 = 0.5*_t15*_t8*alpha*form*(((_t10 - -_t60*_t61))/_t13) - _t40*((_t60*_t66 - _t62*_t65)/_t30) + _s59
-        _s60 = -_t57*((-_t4*_t44*_t79 + _t52*_t80 + _t56*_t81)/_t43)
-        d_px2 = 0.5*_t15*_t8*alpha*form*(((_t9 - _t20*_t76))/_t13) - _t40*((_t28*_t78 - _t39*_t76)/_t30) + _s60
-        _s61 = -_t57*((-_t42*_t44*_t86 + _t71*_t87 + _t74*_t88)/_t43)
-        d_py2 = 0.5*_t15*_t8*alpha*form*(((_t10 - _t61*_t83))/_t13) - _t40*((_t65*_t85 - _t66*_t83)/_t30) + _s61
-        _s62 = -_t57*((-_t41*_t95 + _t44*_t45*_t5 - _t53*_t96)/_t43)
-        d_tx1 = 0.5*_t15*_t8*alpha*form*(((_t89 - -_t20*_t21))/_t13) - _t40*((-_t18*_t90 + _t21*_t92)/_t30) + _s62
-        _s63 = -_t57*((-_t101*_t67 - _t102*_t72 + _t33*_t44*_t68)/_t43)
-        d_ty1 = 0.5*_t15*_t8*alpha*form*(((_t97 - -_t61*_t62))/_t13) - _t40*((-_t60*_t98 + _t62*_t99)/_t30) + _s63
-        _s64 = -_t57*((-_t44*_t5*_t80 + _t79*_t95 + _t81*_t96)/_t43)
-        d_tx2 = 0.5*_t15*_t8*alpha*form*(((_t89 - _t20*_t78))/_t13) - _t40*((_t76*_t90 - _t78*_t92)/_t30) + _s64
-        _s65 = -_t57*((_t101*_t86 + _t102*_t88 - _t33*_t44*_t87)/_t43)
-        d_ty2 = 0.5*_t15*_t8*alpha*form*(((_t97 - _t61*_t85))/_t13) - _t40*((_t83*_t98 - _t85*_t99)/_t30) + _s65
+        _t86 = _t22*_t25
+        _t87 = 1.0 if _t83 > 0.0 else (0.5 if _t83 == 0.0 else 0.0)
+        _t88 = 1.0 if _t34 > 0.0 else 0.0
+        _t89 = _t14*(1.0 - _t88)
+        _t90 = _t50 + _t89
+        _t91 = _t20*((-_t10*_t39 + _t46)/_t40) + eps*(_t41/_t40)
+        _t92 = px1 - px2
+        _t93 = _t65*_t92
+        _t94 = _t61*_t93
+        _t95 = _t69*_t92
+        _t96 = 1.0 if _t84 > 0.0 else 0.0
+        _t97 = 1.0 if _t83 > 0.0 else 0.0
+        _t98 = _t10*_t33 + _t54
+        _t99 = _t14*_t88
+        _t100 = _t99*((_t98 + inter)/_t72)
+        _t101 = -_t96 - _t97 + 1.0
+        _t102 = 0.5*_t99
+        _t103 = _t102*((-_t35*_t50 + _t98)/_t72)
+        _t104 = -tx2
+        _t105 = _t104 + px2
+        _t106 = 1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0)
+        _t107 = -_t105
+        _t108 = 1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0)
+        _t109 = 1.0 if _t105 > 0.0 else 0.0
+        _t110 = 1.0 if _t107 > 0.0 else 0.0
+        _t111 = -_t109 - _t110 + 1.0
+        _t112 = py2 - ty2
+        _t113 = 1.0 if _t112 > 0.0 else (0.5 if _t112 == 0.0 else 0.0)
+        _t114 = -_t112
+        _t115 = 1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0)
+        _t116 = 1.0 if _t112 > 0.0 else 0.0
+        _t117 = 1.0 if _t114 > 0.0 else 0.0
+        _t118 = -_t116 - _t117 + 1.0
+        _t119 = -_t16
+        _t120 = _t37 + _t42
+        _t121 = _t22*((-_t49*_t9 + _t53)/_t40) + eps*(_t32/_t40)
+        _t122 = 1.0/(_t8*_t8 + _t9*_t9) if _t8 != 0.0 or _t9 != 0.0 else 0.0
+        _t123 = _t122*_t64
+        _t124 = _t123*_t9
+        _t125 = _t124*_t61
+        _t126 = _t122*_t68
+        _t127 = _t126*_t9
+        _t128 = _t53 + eps
+        _t129 = _t128 + _t45
+        _t130 = _t76*((_t129 + inter)/_t72)
+        _t131 = _t79*((_t129 - _t43)/_t72)
+        _t132 = -_t21
+        _t133 = _t44 + _t89
+        _t134 = _t20*((-_t32*_t8 + _t53)/_t40) + eps*(_t49/_t40)
+        _t135 = _t104 + tx1
+        _t136 = _t123*_t135
+        _t137 = _t136*_t61
+        _t138 = _t126*_t135
+        _t139 = _t128 + _t42*_t8
+        _t140 = _t99*((_t139 + inter)/_t72)
+        _t141 = _t102*((_t139 - _t35*_t44)/_t72)
+        _s47 = _t82*(_t67 + _t81*(((_t70 - _t60*(_t66 - ((_t11*_t71*_t73 - _t74*_t77 - _t78*_t80)/_t72))))/_t55))
+        d_px1 = _t30*(((_t16 - -_t19*_t26))/_t23) - _t48*((_t19*_t47 - _t31*_t38)/_t40) + _s47
+        _s48 = _t81*(((_t95 - _t60*(_t93 - ((_t10*_t73*_t96 - _t100*_t97 - _t101*_t103)/_t72))))/_t55) + _t94
+        d_py1 = _t30*(((_t21 - -_t85*_t86))/_t23) - _t48*((_t85*_t91 - _t87*_t90)/_t40) + _t82*_s48
+        _s49 = ((-_t70 - _t60*(-_t66 - ((-_t109*_t11*_t73 + _t110*_t77 + _t111*_t80)/_t72))))/_t55
+        _s50 = _t82*(0.4052847345693511*_t58*_s49 - _t67)
+        d_px2 = _t30*(((_t16 - _t106*_t26))/_t23) - _t48*((-_t106*_t47 + _t108*_t38)/_t40) + _s50
+        _s51 = _t81*(((-_t95 - _t60*(-_t93 - ((-_t10*_t116*_t73 + _t100*_t117 + _t103*_t118)/_t72))))/_t55) - _t94
+        d_py2 = _t30*(((_t21 - _t113*_t86))/_t23) - _t48*((-_t113*_t91 + _t115*_t90)/_t40) + _t82*_s51
+        _s52 = -_t125 + _t81*(((-_t127 - _t60*(-_t124 - ((-_t130*_t71 - _t131*_t78 + _t73*_t74*_t9)/_t72))))/_t55)
+        d_tx1 = _t30*(((_t119 - -_t26*_t31))/_t23) - _t48*((-_t120*_t19 + _t121*_t31)/_t40) + _t82*_s52
+        _s53 = -_t137 + _t81*(((-_t138 - _t60*(-_t136 - ((-_t101*_t141 - _t140*_t96 + _t73*_t8*_t97)/_t72))))/_t55)
+        d_ty1 = _t30*(((_t132 - -_t86*_t87))/_t23) - _t48*((-_t133*_t85 + _t134*_t87)/_t40) + _t82*_s53
+        _s54 = _t125 + _t81*(((_t127 - _t60*(_t124 - ((_t109*_t130 - _t110*_t73*_t9 + _t111*_t131)/_t72))))/_t55)
+        d_tx2 = _t30*(((_t119 - _t108*_t26))/_t23) - _t48*((_t106*_t120 - _t108*_t121)/_t40) + _t82*_s54
+        _s55 = _t137 + _t81*(((_t138 - _t60*(_t136 - ((_t116*_t140 - _t117*_t73*_t8 + _t118*_t141)/_t72))))/_t55)
+        d_ty2 = _t30*(((_t132 - _t115*_t86))/_t23) - _t48*((_t113*_t133 - _t115*_t134)/_t40) + _t82*_s55
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < 0.5):  # IoU < 1/2: 1 - IoU^alpha
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = -px1 + px2
+        _t3 = -py1 + py2
+        _t4 = -tx1 + tx2
+        _t5 = -ty1 + ty2
+        _t6 = max(_s1, _s1 - _s1)
+        _t7 = _t6*max(_s2, _s2 - _s2)
+        _t8 = form - 1.0
+        _t9 = _t8*form
+        _t10 = _s12
+        _t11 = _s5
+        _t12 = _s7
+        _t13 = _s10
+        _b56 = _s10 - py2
+        _b57 = _s7 - py1
+        _e58 = (py2 - (_s10 - _b56)) - (ty2 + _b56)
+        _e59 = (py1 - (_s7 - _b57)) - (ty1 + _b57)
+        _c60 = _e58 - _e59
+        _b61 = _s5 - px2
+        _b62 = _s12 - px1
+        _e63 = (px2 - (_s5 - _b61)) - (tx2 + _b61)
+        _e64 = (px1 - (_s12 - _b62)) - (tx1 + _b62)
+        _c65 = _e63 - _e64
+        _s66 = -_t5*((_s5 - _s12) + _c65 if _c65 == _c65 else _s5 - _s12)
+        _t14 = math.atan2(_t4*((_s10 - _s7) + _c60 if _c60 == _c60 else _s10 - _s7) + _s66, _t2*_t4 + _t3*_t5)
+        _t15 = 0.4052847345693511*(_t14*_t14)
+        _s67 = _t5*min(_t4, max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13))
+        _s68 = _t6*min(_t3, max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11))
+        _s69 = _t3*min(_t2, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+        _t16 = _s69 + _s67 + _s68 + _t6*min(_t5, max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)) + eps
+        _s70 = _t15 + _t16/(_t16 + inter) + eps + (1.0 - (1.0 if _t15 > 0.0 else 0.0))
+        _s71 = 0.5*_t10 + 0.5*_t11
+        _s72 = 0.5*_t12 + 0.5*_t13
+        _s73 = max(px2, tx2) - min(px1, tx1)
+        _s74 = max(py2, ty2) - min(py1, ty1)
+        _s75 = math.pow(((_s71*_s71) + (_s72*_s72))/(eps + (_s73*_s73) + (_s74*_s74)), alpha)
+        _s76 = 0.16666666666666666*_t0*_t9*math.pow(0.16425571607494938*(_t14*_t14*_t14*_t14)/_s70, alpha)
+        _s77 = -math.pow(_t7/(_t2*_t3 + _t4*_t5 - _t7 + eps), alpha)
+        _s78 = (0.16666666666666666*_t0*_t8*form - _t1*_t9)*_s75
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s76 + _s78 + _s77 + 1.0
+        _t17 = _s71
+        _t18 = px1 - tx1
+        _t19 = -_t18
+        _t20 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+        _t21 = _s73
+        _t22 = _s72
+        _t23 = _s74
+        _t24 = (_t21*_t21) + (_t23*_t23) + eps
+        _t25 = ((_t17*_t17) + (_t22*_t22))/_t24
+        _t26 = 2.0*_t25
+        _t27 = _t21*_t26
+        _t28 = _t8*form
+        _t29 = 0.16666666666666666*_t0*_t28
+        _t30 = 0.5*form - 1.5
+        _t31 = alpha*(-_t28*_t30 + _t29)*(math.pow(_t25, alpha - 1.0) if _t25 > 0.0 and alpha != 0.0 else 0.0)
+        _t32 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
+        _t33 = max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11)
+        _t34 = min(_t3, _t33)
+        _t35 = _s2
+        _t36 = max(_t35, _t35 - _t35)
+        _t37 = 1.0 if _s1 > 0.0 else 0.0
+        _t38 = _t36*(1.0 - _t37)
+        _t39 = _t34 + _t38
+        _t40 = max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)
+        _t41 = _t21*_t23 + eps
+        _t42 = max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13)
+        _t43 = min(_t4, _t42)
+        _t44 = _t43*_t5
+        _t45 = min(_t5, _t40)
+        _t46 = _t45*_t6
+        _t47 = _t44 + _t46
+        _t48 = _t23*((-_t3*_t42 + _t47)/_t41) + eps*(_t40/_t41)
+        _s79 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+        _t49 = _t0*_t30*alpha*form*_s79
+        _t50 = 1.0 if _t19 > 0.0 else 0.0
+        _t51 = _t2*_t3 - _t36*_t6 + _t4*_t5 + eps
+        _t52 = inter/_t51
+        _t53 = 1.0 if _t18 > 0.0 else 0.0
+        _t54 = max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6)
+        _t55 = min(_t2, _t54)
+        _t56 = _t3*_t55
+        _t57 = _t47 + eps
+        _t58 = _t56 + _t57
+        _t59 = _t36*_t37
+        _t60 = _t59*((_t58 + inter)/_t51)
+        _t61 = -_t50 - _t53 + 1.0
+        _t62 = _t34*_t6
+        _t63 = 0.5*_t59
+        _t64 = _t63*((_t58 - _t62)/_t51)
+        _t65 = (_t3*_t50*_t52 - _t53*_t60 - _t61*_t64)/_t51
+        _t66 = alpha*(math.pow(_t52, alpha - 1.0) if _t52 > 0.0 and alpha != 0.0 else 0.0)
+        _t67 = _t56 + _t62
+        _t68 = _t15 + eps + (1.0 - (1.0 if _t15 > 0.0 else 0.0)) + (_t16/(_t57 + _t67 + inter))
+        _t70 = 0.10132118364233778*beta_grad
+        _t71 = 4.0*(_t14*_t14)
+        _t72 = _t70*_t71/_t68
+        _t73 = _t72 + (1.0 - beta_grad)*(_t15/_t68)
+        _t74 = 1.0/(_t2*_t2 + _t3*_t3) if _t2 != 0.0 or _t3 != 0.0 else 0.0
+        _t75 = 8.0*_t14
+        _t76 = 0.10132118364233778*_t75
+        _t77 = _t74*_t76
+        _t78 = _t3*_t77
+        _t79 = _t73*_t78
+        _t80 = _t70*_t75
+        _t81 = _t74*_t80
+        _t82 = _t3*_t81
+        _t83 = 0.10132118364233778*_t71
+        _s80 = _t73*_t83
+        _t84 = _t29*alpha*(math.pow(_s80, alpha - 1.0) if _s80 > 0.0 and alpha != 0.0 else 0.0)
+        _t85 = py1 - ty1
+        _t86 = -_t85
+        _t87 = 1.0 if _t86 > 0.0 else (0.5 if _t86 == 0.0 else 0.0)
+        _t88 = _t23*_t26
+        _t89 = 1.0 if _t85 > 0.0 else (0.5 if _t85 == 0.0 else 0.0)
+        _t90 = 1.0 if _t35 > 0.0 else 0.0
+        _t91 = _t6*(1.0 - _t90)
+        _t92 = _t55 + _t91
+        _t93 = _t21*((-_t2*_t40 + _t47)/_t41) + eps*(_t42/_t41)
+        _t94 = 1.0 if _t86 > 0.0 else 0.0
+        _t95 = 1.0 if _t85 > 0.0 else 0.0
+        _t96 = _t2*_t34 + _t57
+        _t97 = _t6*_t90
+        _t98 = _t97*((_t96 + inter)/_t51)
+        _t99 = -_t94 - _t95 + 1.0
+        _t100 = 0.5*_t97
+        _t101 = _t100*((-_t36*_t55 + _t96)/_t51)
+        _t102 = (-_t101*_t99 + _t2*_t52*_t94 - _t95*_t98)/_t51
+        _t103 = px1 - px2
+        _t104 = _t103*_t77
+        _t105 = _t104*_t73
+        _t106 = _t103*_t81
+        _t107 = -tx2
+        _t108 = _t107 + px2
+        _t109 = 1.0 if _t108 > 0.0 else (0.5 if _t108 == 0.0 else 0.0)
+        _t110 = -_t108
+        _t111 = 1.0 if _t110 > 0.0 else (0.5 if _t110 == 0.0 else 0.0)
+        _t112 = 1.0 if _t108 > 0.0 else 0.0
+        _t113 = 1.0 if _t110 > 0.0 else 0.0
+        _t114 = -_t112 - _t113 + 1.0
+        _t115 = (-_t112*_t3*_t52 + _t113*_t60 + _t114*_t64)/_t51
+        _t116 = py2 - ty2
+        _t117 = 1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0)
+        _t118 = -_t116
+        _t119 = 1.0 if _t118 > 0.0 else (0.5 if _t118 == 0.0 else 0.0)
+        _t120 = 1.0 if _t116 > 0.0 else 0.0
+        _t121 = 1.0 if _t118 > 0.0 else 0.0
+        _t122 = -_t120 - _t121 + 1.0
+        _t123 = (_t101*_t122 - _t120*_t2*_t52 + _t121*_t98)/_t51
+        _t124 = -_t17
+        _t125 = _t38 + _t45
+        _t126 = _t23*((-_t5*_t54 + _t67)/_t41) + eps*(_t33/_t41)
+        _t127 = _t67 + eps
+        _t128 = _t127 + _t44
+        _t129 = _t59*((_t128 + inter)/_t51)
+        _t130 = _t63*((_t128 - _t46)/_t51)
+        _t131 = (-_t129*_t50 - _t130*_t61 + _t5*_t52*_t53)/_t51
+        _t132 = 1.0/(_t4*_t4 + _t5*_t5) if _t4 != 0.0 or _t5 != 0.0 else 0.0
+        _t133 = _t132*_t76
+        _t134 = _t133*_t5
+        _t135 = _t134*_t73
+        _t136 = _t132*_t80
+        _t137 = _t136*_t5
+        _t138 = -_t22
+        _t139 = _t43 + _t91
+        _t140 = _t21*((-_t33*_t4 + _t67)/_t41) + eps*(_t54/_t41)
+        _t141 = _t127 + _t4*_t45
+        _t142 = _t97*((_t141 + inter)/_t51)
+        _t143 = _t100*((_t141 - _t36*_t43)/_t51)
+        _t144 = (-_t142*_t94 - _t143*_t99 + _t4*_t52*_t95)/_t51
+        _t145 = _t107 + tx1
+        _t146 = _t133*_t145
+        _t147 = _t146*_t73
+        _t148 = _t136*_t145
+        _t149 = (_t112*_t129 - _t113*_t5*_t52 + _t114*_t130)/_t51
+        _t150 = (_t120*_t142 - _t121*_t4*_t52 + _t122*_t143)/_t51
+        _s81 = _t84*(_t79 + _t83*(((_t82 - _t72*(-_t65 + _t78)))/_t68))
+        d_px1 = _t31*(((_t17 - -_t20*_t27))/_t24) - _t49*((_t20*_t48 - _t32*_t39)/_t41) - _t65*_t66 + _s81
+        _s82 = _t84*(_t105 + _t83*(((_t106 - _t72*(-_t102 + _t104)))/_t68))
+        d_py1 = -_t102*_t66 + _t31*(((_t22 - -_t87*_t88))/_t24) - _t49*((_t87*_t93 - _t89*_t92)/_t41) + _s82
+        _s83 = _t84*(-_t79 + _t83*(((-_t82 - _t72*(-_t115 - _t78)))/_t68))
+        d_px2 = -_t115*_t66 + _t31*(((_t17 - _t109*_t27))/_t24) - _t49*((-_t109*_t48 + _t111*_t39)/_t41) + _s83
+        _s84 = _t84*(-_t105 + _t83*(((-_t106 - _t72*(-_t104 - _t123)))/_t68))
+        d_py2 = -_t123*_t66 + _t31*(((_t22 - _t117*_t88))/_t24) - _t49*((-_t117*_t93 + _t119*_t92)/_t41) + _s84
+        _s85 = _t84*(-_t135 + _t83*(((-_t137 - _t72*(-_t131 - _t134)))/_t68))
+        d_tx1 = -_t131*_t66 + _t31*(((_t124 - -_t27*_t32))/_t24) - _t49*((-_t125*_t20 + _t126*_t32)/_t41) + _s85
+        _s86 = _t84*(-_t147 + _t83*(((-_t148 - _t72*(-_t144 - _t146)))/_t68))
+        d_ty1 = -_t144*_t66 + _t31*(((_t138 - -_t88*_t89))/_t24) - _t49*((-_t139*_t87 + _t140*_t89)/_t41) + _s86
+        _s87 = _t84*(_t135 + _t83*(((_t137 - _t72*(_t134 - _t149)))/_t68))
+        d_tx2 = -_t149*_t66 + _t31*(((_t124 - _t111*_t27))/_t24) - _t49*((_t109*_t125 - _t111*_t126)/_t41) + _s87
+        _s88 = _t84*(_t147 + _t83*(((_t148 - _t72*(_t146 - _t150)))/_t68))
+        d_ty2 = -_t150*_t66 + _t31*(((_t138 - _t119*_t88))/_t24) - _t49*((_t117*_t139 - _t119*_t140)/_t41) + _s88
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+        _t0 = form - 2.0
+        _t1 = 0.5*form - 1.5
+        _t2 = form - 1.0
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -py1 + py2
+        _t9 = -px1 + px2
+        _t10 = -ty1 + ty2
+        _t11 = -tx1 + tx2
+        _t12 = max(_s1, _s1 - _s1)
+        _s89 = _t10*min(_t11, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s90 = _t12*min(_t8, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s91 = _t12*min(_t10, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8))
+        _t13 = _s89 + _s91 + _s90 + _t8*min(_t9, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)) + eps
+        _t14 = _t13/(_t13 + inter)
+        _b92 = _s5 - px2
+        _b93 = _s12 - px1
+        _e94 = (px2 - (_s5 - _b92)) - (tx2 + _b92)
+        _e95 = (px1 - (_s12 - _b93)) - (tx1 + _b93)
+        _c96 = _e94 - _e95
+        _b97 = _s10 - py2
+        _b98 = _s7 - py1
+        _e99 = (py2 - (_s10 - _b97)) - (ty2 + _b97)
+        _e100 = (py1 - (_s7 - _b98)) - (ty1 + _b98)
+        _c101 = _e99 - _e100
+        _s102 = _t11*((_s10 - _s7) + _c101 if _c101 == _c101 else _s10 - _s7)
+        _t15 = math.atan2(-_t10*((_s5 - _s12) + _c96 if _c96 == _c96 else _s5 - _s12) + _s102, _t10*_t8 + _t11*_t9)
+        _t16 = 0.4052847345693511*(_t15*_t15)
+        _s103 = 0.16425571607494938*(_t15*_t15*_t15*_t15)/(_t14 + _t16 + eps + (1.0 - (1.0 if _t16 > 0.0 else 0.0)))
+        _s104 = 0.5*_t4 + 0.5*_t5
+        _s105 = 0.5*_t6 + 0.5*_t7
+        _s106 = max(px2, tx2) - min(px1, tx1)
+        _s107 = max(py2, ty2) - min(py1, ty1)
+        _s108 = math.pow(((_s104*_s104) + (_s105*_s105))/(eps + (_s106*_s106) + (_s107*_s107)), alpha)
+        _s109 = 0.16666666666666666*_t0*_t3*math.pow(_s103, alpha)
+        _s110 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s108
+        value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s109 + _s110 - math.expm1(alpha*math.log1p(-_t14))
+        _t17 = _s104
+        _t18 = px1 - tx1
+        _t19 = -_t18
+        _t20 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+        _t21 = _s106
+        _t22 = _s105
+        _t23 = _s107
+        _t24 = (_t21*_t21) + (_t23*_t23) + eps
+        _t25 = ((_t17*_t17) + (_t22*_t22))/_t24
+        _t26 = 2.0*_t25
+        _t27 = _t21*_t26
+        _t28 = _t2*form
+        _t29 = 0.16666666666666666*_t0*_t28
+        _t30 = 0.5*form - 1.5
+        _t31 = alpha*(-_t28*_t30 + _t29)*(math.pow(_t25, alpha - 1.0) if _t25 > 0.0 and alpha != 0.0 else 0.0)
+        _t32 = 1.0 if _t18 > 0.0 else (0.5 if _t18 == 0.0 else 0.0)
+        _t33 = max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11)
+        _t34 = min(_t8, _t33)
+        _t35 = _s2
+        _t36 = max(_t35, _t35 - _t35)
+        _t37 = 1.0 if _s1 > 0.0 else 0.0
+        _t38 = _t36*(1.0 - _t37)
+        _t39 = _t34 + _t38
+        _t40 = max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)
+        _t41 = _t21*_t23 + eps
+        _t42 = max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13)
+        _t43 = min(_t11, _t42)
+        _t44 = _t10*_t43
+        _t45 = min(_t10, _t40)
+        _t46 = _t12*_t45
+        _t47 = _t44 + _t46
+        _t48 = _t23*((-_t42*_t8 + _t47)/_t41) + eps*(_t40/_t41)
+        _s111 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+        _t49 = _t0*_t30*alpha*form*_s111
+        _t50 = 1.0 if _t19 > 0.0 else 0.0
+        _t51 = _t10*_t11 - _t12*_t36 + _t8*_t9 + eps
+        _t52 = inter/_t51
+        _t53 = 1.0 if _t18 > 0.0 else 0.0
+        _t54 = max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)
+        _t55 = min(_t9, _t54)
+        _t56 = _t55*_t8
+        _t57 = _t47 + eps
+        _t58 = _t56 + _t57
+        _t59 = _t36*_t37
+        _t60 = _t59*((_t58 + inter)/_t51)
+        _t61 = -_t50 - _t53 + 1.0
+        _t62 = _t12*_t34
+        _t63 = 0.5*_t59
+        _t64 = _t63*((_t58 - _t62)/_t51)
+        _t65 = (_t50*_t52*_t8 - _t53*_t60 - _t61*_t64)/_t51
+        _t66 = alpha*(math.pow(_t52, alpha - 1.0) if _t52 > 0.0 and alpha != 0.0 else 0.0)
+        _t67 = _t56 + _t62
+        _t68 = _t16 + eps + (1.0 - (1.0 if _t16 > 0.0 else 0.0)) + (_t13/(_t57 + _t67 + inter))
+        _t70 = 0.10132118364233778*beta_grad
+        _t71 = _t15*_t15
+        _t72 = 4.0*_t71
+        _t73 = _t70*_t72/_t68
+        _t74 = _t73 + (1.0 - beta_grad)*(_t16/_t68)
+        _t75 = 1.0/(_t9*_t9 + _t8*_t8) if _t9 != 0.0 or _t8 != 0.0 else 0.0
+        _t76 = 8.0*_t15
+        _t77 = 0.10132118364233778*_t76
+        _t78 = _t75*_t77
+        _t79 = _t78*_t8
+        _t80 = _t74*_t79
+        _t81 = _t70*_t76
+        _t82 = _t75*_t81
+        _t83 = _t8*_t82
+        _t84 = 0.10132118364233778*_t72
+        _s112 = _t74*_t84
+        _t85 = _t29*alpha*(math.pow(_s112, alpha - 1.0) if _s112 > 0.0 and alpha != 0.0 else 0.0)
+        _t86 = py1 - ty1
+        _t87 = -_t86
+        _t88 = 1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0)
+        _t89 = _t23*_t26
+        _t90 = 1.0 if _t86 > 0.0 else (0.5 if _t86 == 0.0 else 0.0)
+        _t91 = 1.0 if _t35 > 0.0 else 0.0
+        _t92 = _t12*(1.0 - _t91)
+        _t93 = _t55 + _t92
+        _t94 = _t21*((-_t40*_t9 + _t47)/_t41) + eps*(_t42/_t41)
+        _t95 = 1.0 if _t87 > 0.0 else 0.0
+        _t96 = 1.0 if _t86 > 0.0 else 0.0
+        _t97 = _t34*_t9 + _t57
+        _t98 = _t12*_t91
+        _t99 = _t98*((_t97 + inter)/_t51)
+        _t100 = -_t95 - _t96 + 1.0
+        _t101 = 0.5*_t98
+        _t102 = _t101*((-_t36*_t55 + _t97)/_t51)
+        _t103 = (-_t100*_t102 + _t52*_t9*_t95 - _t96*_t99)/_t51
+        _t104 = px1 - px2
+        _t105 = _t104*_t78
+        _t106 = _t105*_t74
+        _t107 = _t104*_t82
+        _t108 = -tx2
+        _t109 = _t108 + px2
+        _t110 = 1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0)
+        _t111 = -_t109
+        _t112 = 1.0 if _t111 > 0.0 else (0.5 if _t111 == 0.0 else 0.0)
+        _t113 = 1.0 if _t109 > 0.0 else 0.0
+        _t114 = 1.0 if _t111 > 0.0 else 0.0
+        _t115 = -_t113 - _t114 + 1.0
+        _t116 = (-_t113*_t52*_t8 + _t114*_t60 + _t115*_t64)/_t51
+        _t117 = py2 - ty2
+        _t118 = 1.0 if _t117 > 0.0 else (0.5 if _t117 == 0.0 else 0.0)
+        _t119 = -_t117
+        _t120 = 1.0 if _t119 > 0.0 else (0.5 if _t119 == 0.0 else 0.0)
+        _t121 = 1.0 if _t117 > 0.0 else 0.0
+        _t122 = 1.0 if _t119 > 0.0 else 0.0
+        _t123 = -_t121 - _t122 + 1.0
+        _t124 = (_t102*_t123 - _t121*_t52*_t9 + _t122*_t99)/_t51
+        _t125 = -_t17
+        _t126 = _t38 + _t45
+        _t127 = _t23*((-_t10*_t54 + _t67)/_t41) + eps*(_t33/_t41)
+        _t128 = _t67 + eps
+        _t129 = _t128 + _t44
+        _t130 = _t59*((_t129 + inter)/_t51)
+        _t131 = _t63*((_t129 - _t46)/_t51)
+        _t132 = (_t10*_t52*_t53 - _t130*_t50 - _t131*_t61)/_t51
+        _t133 = 1.0/(_t11*_t11 + _t10*_t10) if _t11 != 0.0 or _t10 != 0.0 else 0.0
+        _t134 = _t133*_t77
+        _t135 = _t10*_t134
+        _t136 = _t135*_t74
+        _t137 = _t133*_t81
+        _t138 = _t10*_t137
+        _t139 = -_t22
+        _t140 = _t43 + _t92
+        _t141 = _t21*((-_t11*_t33 + _t67)/_t41) + eps*(_t54/_t41)
+        _t142 = _t11*_t45 + _t128
+        _t143 = _t98*((_t142 + inter)/_t51)
+        _t144 = _t101*((_t142 - _t36*_t43)/_t51)
+        _t145 = (-_t100*_t144 + _t11*_t52*_t96 - _t143*_t95)/_t51
+        _t146 = _t108 + tx1
+        _t147 = _t134*_t146
+        _t148 = _t147*_t74
+        _t149 = _t137*_t146
+        _t150 = (-_t10*_t114*_t52 + _t113*_t130 + _t115*_t131)/_t51
+        _t151 = (-_t11*_t122*_t52 + _t121*_t143 + _t123*_t144)/_t51
+        _s113 = _t85*(_t80 + _t84*(((_t83 - _t73*(-_t65 + _t79)))/_t68))
+        d_px1 = _t31*(((_t17 - -_t20*_t27))/_t24) - _t49*((_t20*_t48 - _t32*_t39)/_t41) - _t65*_t66 + _s113
+        _s114 = _t85*(_t106 + _t84*(((_t107 - _t73*(-_t103 + _t105)))/_t68))
+        d_py1 = -_t103*_t66 + _t31*(((_t22 - -_t88*_t89))/_t24) - _t49*((_t88*_t94 - _t90*_t93)/_t41) + _s114
+        _s115 = _t85*(-_t80 + _t84*(((-_t83 - _t73*(-_t116 - _t79)))/_t68))
+        d_px2 = -_t116*_t66 + _t31*(((_t17 - _t110*_t27))/_t24) - _t49*((-_t110*_t48 + _t112*_t39)/_t41) + _s115
+        _s116 = _t85*(-_t106 + _t84*(((-_t107 - _t73*(-_t105 - _t124)))/_t68))
+        d_py2 = -_t124*_t66 + _t31*(((_t22 - _t118*_t89))/_t24) - _t49*((-_t118*_t94 + _t120*_t93)/_t41) + _s116
+        _s117 = _t85*(-_t136 + 0.4052847345693511*_t71*(((-_t138 - _t73*(-_t132 - _t135)))/_t68))
+        d_tx1 = -_t132*_t66 + _t31*(((_t125 - -_t27*_t32))/_t24) - _t49*((-_t126*_t20 + _t127*_t32)/_t41) + _s117
+        _s118 = _t85*(-_t148 + _t84*(((-_t149 - _t73*(-_t145 - _t147)))/_t68))
+        d_ty1 = -_t145*_t66 + _t31*(((_t139 - -_t89*_t90))/_t24) - _t49*((-_t140*_t88 + _t141*_t90)/_t41) + _s118
+        _s119 = _t85*(_t136 + _t84*(((_t138 - _t73*(_t135 - _t150)))/_t68))
+        d_tx2 = -_t150*_t66 + _t31*(((_t125 - _t112*_t27))/_t24) - _t49*((_t110*_t126 - _t112*_t127)/_t41) + _s119
+        _s120 = _t85*(_t148 + _t84*(((_t149 - _t73*(_t147 - _t151)))/_t68))
+        d_ty2 = -_t151*_t66 + _t31*(((_t139 - _t120*_t89))/_t24) - _t49*((_t118*_t140 - _t120*_t141)/_t41) + _s120
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
-def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
+def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta_grad):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -504,48 +822,137 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
     _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
     giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
     if (inter == _f32(0.0)) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > _f32(0.0)):  # no overlap: IoU^alpha = 0 with no gradient
-        _s23 = _f32(0.5)*_s12 + _f32(0.5)*_s5
-        _s24 = _f32(0.5)*_s7 + _f32(0.5)*_s10
-        _s25 = max(px2, tx2) - min(px1, tx1)
-        _s26 = max(py2, ty2) - min(py1, ty1)
-        _s27 = math.pow(((_s23*_s23) + (_s24*_s24))/(eps + (_s25*_s25) + (_s26*_s26)), alpha)
-        _s28 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s28 + _f32(0.5)*form*(form - _f32(1.0))*_s27 + _f32(1.0)
-        return value
-    elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < _f32(0.5)):  # IoU < 1/2: 1 - IoU^alpha
-        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        _s29 = _f32(0.5)*_s12 + _f32(0.5)*_s5
-        _s30 = _f32(0.5)*_s7 + _f32(0.5)*_s10
-        _s31 = max(px2, tx2) - min(px1, tx1)
-        _s32 = max(py2, ty2) - min(py1, ty1)
-        _s33 = math.pow(((_s29*_s29) + (_s30*_s30))/(eps + (_s31*_s31) + (_s32*_s32)), alpha)
-        _s34 = -math.pow(_t0/(-_t0 + eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2)), alpha)
-        _s35 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s35 + _f32(0.5)*form*(form - _f32(1.0))*_s33 + _s34 + _f32(1.0)
-        return value
-    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
-        _t0 = _s12
-        _t1 = _s5
-        _t2 = _s7
-        _t3 = _s10
-        _t4 = -py1 + py2
-        _t5 = -ty1 + ty2
-        _t6 = max(_s1, _s1 - _s1)
-        _s36 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13))
-        _s37 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
-        _s38 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11))
-        _t7 = _s37 + _s36 + _s38 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)) + eps
-        _s39 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s40 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = form - _f32(1.0)
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t10 = -px1 + px2
+        _t11 = -py1 + py2
+        _b23 = _s10 - py2
+        _b24 = _s7 - py1
+        _e25 = (py2 - (_s10 - _b23)) - (ty2 + _b23)
+        _e26 = (py1 - (_s7 - _b24)) - (ty1 + _b24)
+        _c27 = _e25 - _e26
+        _b28 = _s5 - px2
+        _b29 = _s12 - px1
+        _e30 = (px2 - (_s5 - _b28)) - (tx2 + _b28)
+        _e31 = (px1 - (_s12 - _b29)) - (tx1 + _b29)
+        _c32 = _e30 - _e31
+        _s33 = -_t9*((_s5 - _s12) + _c32 if _c32 == _c32 else _s5 - _s12)
+        _t12 = math.atan2(_t8*((_s10 - _s7) + _c27 if _c27 == _c27 else _s10 - _s7) + _s33, _t10*_t8 + _t11*_t9)
+        _t13 = _f32(0.40528473258018494)*(_t12*_t12)
+        _t14 = max(_s1, _s1 - _s1)
+        _s34 = _t14*min(_t11, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s35 = _t9*min(_t8, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s36 = _t11*min(_t10, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t15 = _s36 + _s34 + _t14*min(_t9, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)) + _s35 + eps
+        _s37 = _t13 + _t15/(_t15 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)))
+        _s38 = math.pow(_f32(0.16425572335720062)*(_t12*_t12*_t12*_t12)/_s37, alpha)
+        _s39 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _s40 = _f32(0.5)*_t6 + _f32(0.5)*_t7
         _s41 = max(px2, tx2) - min(px1, tx1)
         _s42 = max(py2, ty2) - min(py1, ty1)
         _s43 = math.pow(((_s39*_s39) + (_s40*_s40))/(eps + (_s41*_s41) + (_s42*_s42)), alpha)
-        _s44 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s44 + _f32(0.5)*form*(form - _f32(1.0))*_s43 - math.expm1(alpha*math.log1p(-_t7/(_t7 + inter)))
+        _s44 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s43
+        _s45 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s45 + _f32(0.1666666716337204)*_t0*_t3*_s38 + _s44 + _f32(1.0)
+        return value
+    elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < _f32(0.5)):  # IoU < 1/2: 1 - IoU^alpha
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = -px1 + px2
+        _t3 = -py1 + py2
+        _t4 = -tx1 + tx2
+        _t5 = -ty1 + ty2
+        _t6 = max(_s1, _s1 - _s1)
+        _t7 = _t6*max(_s2, _s2 - _s2)
+        _t8 = form - _f32(1.0)
+        _t9 = _t8*form
+        _t10 = _s12
+        _t11 = _s5
+        _t12 = _s7
+        _t13 = _s10
+        _b46 = _s10 - py2
+        _b47 = _s7 - py1
+        _e48 = (py2 - (_s10 - _b46)) - (ty2 + _b46)
+        _e49 = (py1 - (_s7 - _b47)) - (ty1 + _b47)
+        _c50 = _e48 - _e49
+        _b51 = _s5 - px2
+        _b52 = _s12 - px1
+        _e53 = (px2 - (_s5 - _b51)) - (tx2 + _b51)
+        _e54 = (px1 - (_s12 - _b52)) - (tx1 + _b52)
+        _c55 = _e53 - _e54
+        _s56 = -_t5*((_s5 - _s12) + _c55 if _c55 == _c55 else _s5 - _s12)
+        _t14 = math.atan2(_t4*((_s10 - _s7) + _c50 if _c50 == _c50 else _s10 - _s7) + _s56, _t2*_t4 + _t3*_t5)
+        _t15 = _f32(0.40528473258018494)*(_t14*_t14)
+        _s57 = _t5*min(_t4, max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13))
+        _s58 = _t6*min(_t3, max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11))
+        _s59 = _t3*min(_t2, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+        _t16 = _s59 + _s57 + _s58 + _t6*min(_t5, max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)) + eps
+        _s60 = _t15 + _t16/(_t16 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)))
+        _s61 = math.pow(_f32(0.16425572335720062)*(_t14*_t14*_t14*_t14)/_s60, alpha)
+        _s62 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+        _s63 = _f32(0.5)*_t12 + _f32(0.5)*_t13
+        _s64 = max(px2, tx2) - min(px1, tx1)
+        _s65 = max(py2, ty2) - min(py1, ty1)
+        _s66 = math.pow(((_s62*_s62) + (_s63*_s63))/(eps + (_s64*_s64) + (_s65*_s65)), alpha)
+        _s67 = (_f32(0.1666666716337204)*_t0*_t8*form - _t1*_t9)*_s66
+        _s68 = -math.pow(_t7/(_t2*_t3 + _t4*_t5 - _t7 + eps), alpha)
+        _s69 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s69 + _f32(0.1666666716337204)*_t0*_t9*_s61 + _s67 + _s68 + _f32(1.0)
+        return value
+    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = form - _f32(1.0)
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -py1 + py2
+        _t9 = -px1 + px2
+        _t10 = -ty1 + ty2
+        _t11 = -tx1 + tx2
+        _t12 = max(_s1, _s1 - _s1)
+        _s70 = _t10*min(_t11, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s71 = _t12*min(_t8, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s72 = _t12*min(_t10, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8))
+        _t13 = _s70 + _s72 + _s71 + _t8*min(_t9, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)) + eps
+        _t14 = _t13/(_t13 + inter)
+        _b73 = _s5 - px2
+        _b74 = _s12 - px1
+        _e75 = (px2 - (_s5 - _b73)) - (tx2 + _b73)
+        _e76 = (px1 - (_s12 - _b74)) - (tx1 + _b74)
+        _c77 = _e75 - _e76
+        _b78 = _s10 - py2
+        _b79 = _s7 - py1
+        _e80 = (py2 - (_s10 - _b78)) - (ty2 + _b78)
+        _e81 = (py1 - (_s7 - _b79)) - (ty1 + _b79)
+        _c82 = _e80 - _e81
+        _s83 = -_t10*((_s5 - _s12) + _c77 if _c77 == _c77 else _s5 - _s12)
+        _t15 = math.atan2(_s83 + _t11*((_s10 - _s7) + _c82 if _c82 == _c82 else _s10 - _s7), _t10*_t8 + _t11*_t9)
+        _t16 = _f32(0.40528473258018494)*(_t15*_t15)
+        _s84 = _t14 + _t16 + eps + (_f32(1.0) - (_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)))
+        _s85 = math.pow(_f32(0.16425572335720062)*(_t15*_t15*_t15*_t15)/_s84, alpha)
+        _s86 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _s87 = _f32(0.5)*_t6 + _f32(0.5)*_t7
+        _s88 = max(px2, tx2) - min(px1, tx1)
+        _s89 = max(py2, ty2) - min(py1, ty1)
+        _s90 = math.pow(((_s86*_s86) + (_s87*_s87))/(eps + (_s88*_s88) + (_s89*_s89)), alpha)
+        _s91 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s90
+        _s92 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s92 + _f32(0.1666666716337204)*_t0*_t3*_s85 + _s91 - math.expm1(alpha*math.log1p(-_t14))
         return value
 
 
-def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps):
+def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta_grad):
     _s1 = -max(px1, tx1) + min(px2, tx2)
     _s2 = -max(py1, ty1) + min(py2, ty2)
     inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -571,351 +978,588 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps)
     _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
     giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
     if (inter == _f32(0.0)) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > _f32(0.0)):  # no overlap: IoU^alpha = 0 with no gradient
-        _s23 = _f32(0.5)*_s12 + _f32(0.5)*_s5
-        _s24 = _f32(0.5)*_s7 + _f32(0.5)*_s10
-        _s25 = max(px2, tx2) - min(px1, tx1)
-        _s26 = max(py2, ty2) - min(py1, ty1)
-        _s27 = math.pow(((_s23*_s23) + (_s24*_s24))/(eps + (_s25*_s25) + (_s26*_s26)), alpha)
-        _s28 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s28 + _f32(0.5)*form*(form - _f32(1.0))*_s27 + _f32(1.0)
-        _t0 = form - _f32(1.0)
-        _t1 = _s12
-        _t2 = _s5
-        _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
-        _t4 = _s7
-        _t5 = _s10
-        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = _s25
-        _t8 = _s26
-        _t9 = (_t7*_t7) + (_t8*_t8) + eps
-        _t10 = ((_t3*_t3) + (_t6*_t6))/_t9
-        _t11 = math.pow(_t10, alpha - _f32(1.0)) if _t10 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t12 = px1 - tx1
-        _s29 = -_t12
-        _t13 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
-        _t14 = _f32(2.0)*_t10
-        _t15 = _t14*_t7
-        _t16 = _f32(1.0) if _t12 > _f32(0.0) else (_f32(0.5) if _t12 == _f32(0.0) else _f32(0.0))
-        _t17 = -py1 + py2
-        _t18 = max(_t5, _t5 - _t5) + max(_s11, _s11 - _s11)
-        _t19 = min(_t17, _t18)
-        _t20 = _s2
-        _t21 = _s1
-        _t22 = (_f32(1.0) - (_f32(1.0) if _t21 > _f32(0.0) else _f32(0.0)))*max(_t20, _t20 - _t20)
-        _t23 = _t19 + _t22
-        _t24 = max(_t4, _t4 - _t4) + max(_s8, _s8 - _s8)
-        _t25 = _t7*_t8 + eps
-        _t26 = max(_t1, _t1 - _t1) + max(_s13, _s13 - _s13)
-        _t27 = -ty2
-        _t28 = -_t27 - ty1
-        _t29 = -tx2
-        _t30 = -_t29 - tx1
-        _t31 = min(_t30, _t26)
-        _t32 = max(_t21, _t21 - _t21)
-        _t33 = min(_t28, _t24)
-        _t34 = _t28*_t31 + _t32*_t33
-        _t35 = _t8*((-_t17*_t26 + _t34)/_t25) + eps*(_t24/_t25)
-        _s30 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t36 = alpha*form*(_f32(2.0) - form)*_s30
-        _t37 = py1 - ty1
-        _s31 = -_t37
-        _t38 = _f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0))
-        _t39 = _t14*_t8
-        _t40 = _f32(1.0) if _t37 > _f32(0.0) else (_f32(0.5) if _t37 == _f32(0.0) else _f32(0.0))
-        _t41 = -px1 + px2
-        _t42 = max(_t2, _t2 - _t2) + max(_s6, _s6 - _s6)
-        _t43 = min(_t41, _t42)
-        _t44 = _t32*(_f32(1.0) - (_f32(1.0) if _t20 > _f32(0.0) else _f32(0.0)))
-        _t45 = _t43 + _t44
-        _t46 = _t7*((-_t24*_t41 + _t34)/_t25) + eps*(_t26/_t25)
-        _t47 = _t29 + px2
-        _t48 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
-        _s32 = -_t47
-        _t49 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
-        _t50 = _t27 + py2
-        _t51 = _f32(1.0) if _t50 > _f32(0.0) else (_f32(0.5) if _t50 == _f32(0.0) else _f32(0.0))
-        _s33 = -_t50
-        _t52 = _f32(1.0) if _s33 > _f32(0.0) else (_f32(0.5) if _s33 == _f32(0.0) else _f32(0.0))
-        _t53 = -_t3
-        _t54 = _t22 + _t33
-        _t55 = _t17*_t43 + _t19*_t32
-        _t56 = _t8*((-_t28*_t42 + _t55)/_t25) + eps*(_t18/_t25)
-        _t57 = -_t6
-        _t58 = _t31 + _t44
-        _t59 = _t7*((-_t18*_t30 + _t55)/_t25) + eps*(_t42/_t25)
-        d_px1 = _f32(0.5)*_t0*_t11*alpha*form*(((_t3 - -_t13*_t15))/_t9) - _t36*((_t13*_t35 - _t16*_t23)/_t25)
-        d_py1 = _f32(0.5)*_t0*_t11*alpha*form*(((_t6 - -_t38*_t39))/_t9) - _t36*((_t38*_t46 - _t40*_t45)/_t25)
-        d_px2 = _f32(0.5)*_t0*_t11*alpha*form*(((_t3 - _t15*_t48))/_t9) - _t36*((_t23*_t49 - _t35*_t48)/_t25)
-        d_py2 = _f32(0.5)*_t0*_t11*alpha*form*(((_t6 - _t39*_t51))/_t9) - _t36*((_t45*_t52 - _t46*_t51)/_t25)
-        d_tx1 = _f32(0.5)*_t0*_t11*alpha*form*(((_t53 - -_t15*_t16))/_t9) - _t36*((-_t13*_t54 + _t16*_t56)/_t25)
-        d_ty1 = _f32(0.5)*_t0*_t11*alpha*form*(((_t57 - -_t39*_t40))/_t9) - _t36*((-_t38*_t58 + _t40*_t59)/_t25)
-        d_tx2 = _f32(0.5)*_t0*_t11*alpha*form*(((_t53 - _t15*_t49))/_t9) - _t36*((_t48*_t54 - _t49*_t56)/_t25)
-        d_ty2 = _f32(0.5)*_t0*_t11*alpha*form*(((_t57 - _t39*_t52))/_t9) - _t36*((_t51*_t58 - _t52*_t59)/_t25)
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = form - _f32(1.0)
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -tx1 + tx2
+        _t9 = -ty1 + ty2
+        _t10 = -px1 + px2
+        _t11 = -py1 + py2
+        _b23 = _s10 - py2
+        _b24 = _s7 - py1
+        _e25 = (py2 - (_s10 - _b23)) - (ty2 + _b23)
+        _e26 = (py1 - (_s7 - _b24)) - (ty1 + _b24)
+        _c27 = _e25 - _e26
+        _b28 = _s5 - px2
+        _b29 = _s12 - px1
+        _e30 = (px2 - (_s5 - _b28)) - (tx2 + _b28)
+        _e31 = (px1 - (_s12 - _b29)) - (tx1 + _b29)
+        _c32 = _e30 - _e31
+        _s33 = -_t9*((_s5 - _s12) + _c32 if _c32 == _c32 else _s5 - _s12)
+        _t12 = math.atan2(_t8*((_s10 - _s7) + _c27 if _c27 == _c27 else _s10 - _s7) + _s33, _t10*_t8 + _t11*_t9)
+        _t13 = _f32(0.40528473258018494)*(_t12*_t12)
+        _t14 = max(_s1, _s1 - _s1)
+        _s34 = _t14*min(_t11, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s35 = _t9*min(_t8, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s36 = _t11*min(_t10, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t15 = _s36 + _s34 + _t14*min(_t9, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)) + _s35 + eps
+        _s37 = _t13 + _t15/(_t15 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)))
+        _s38 = math.pow(_f32(0.16425572335720062)*(_t12*_t12*_t12*_t12)/_s37, alpha)
+        _s39 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _s40 = _f32(0.5)*_t6 + _f32(0.5)*_t7
+        _s41 = max(px2, tx2) - min(px1, tx1)
+        _s42 = max(py2, ty2) - min(py1, ty1)
+        _s43 = math.pow(((_s39*_s39) + (_s40*_s40))/(eps + (_s41*_s41) + (_s42*_s42)), alpha)
+        _s44 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s43
+        _s45 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s45 + _f32(0.1666666716337204)*_t0*_t3*_s38 + _s44 + _f32(1.0)
+        _t16 = _s39
+        _t17 = px1 - tx1
+        _t18 = -_t17
+        _t19 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
+        _t20 = _s41
+        _t21 = _s40
+        _t22 = _s42
+        _t23 = (_t20*_t20) + (_t22*_t22) + eps
+        _t24 = ((_t16*_t16) + (_t21*_t21))/_t23
+        _t25 = _f32(2.0)*_t24
+        _t26 = _t20*_t25
+        _t27 = _t2*form
+        _t28 = _f32(0.1666666716337204)*_t0*_t27
+        _t29 = _f32(0.5)*form - _f32(1.5)
+        _s46 = math.pow(_t24, alpha - _f32(1.0)) if _t24 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t30 = alpha*(-_t27*_t29 + _t28)*_s46
+        _t31 = _f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0))
+        _t32 = max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11)
+        _t33 = min(_t11, _t32)
+        _t34 = _s2
+        _t35 = max(_t34, _t34 - _t34)
+        _t36 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+        _t37 = _t35*(_f32(1.0) - _t36)
+        _t38 = _t33 + _t37
+        _t39 = max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)
+        _t40 = _t20*_t22 + eps
+        _t41 = max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13)
+        _t42 = min(_t9, _t39)
+        _t43 = _t14*_t42
+        _t44 = min(_t8, _t41)
+        _t45 = _t44*_t9
+        _t46 = _t43 + _t45
+        _t47 = _t22*((-_t11*_t41 + _t46)/_t40) + eps*(_t39/_t40)
+        _s47 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t48 = _t0*_t29*alpha*form*_s47
+        _t49 = max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)
+        _t50 = min(_t10, _t49)
+        _t51 = _t11*_t50
+        _t52 = _t14*_t33
+        _t53 = _t51 + _t52
+        _t54 = _t46 + eps
+        _s48 = _f32(1.0) - (_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0))
+        _t55 = _t13 + eps + _s48 + (_t15/(_t53 + _t54 + inter))
+        _t57 = _f32(0.10132118314504623)*beta_grad
+        _t58 = _t12*_t12
+        _t59 = _f32(4.0)*_t58
+        _t60 = _t57*_t59/_t55
+        _t61 = _t60 + (_f32(1.0) - beta_grad)*(_t13/_t55)
+        _t62 = _f32(1.0)/(_t10*_t10 + _t11*_t11) if _t10 != _f32(0.0) or _t11 != _f32(0.0) else _f32(0.0)
+        _t63 = _f32(8.0)*_t12
+        _t64 = _f32(0.10132118314504623)*_t63
+        _t65 = _t62*_t64
+        _t66 = _t11*_t65
+        _t67 = _t61*_t66
+        _t68 = _t57*_t63
+        _t69 = _t62*_t68
+        _t70 = _t11*_t69
+        _t71 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
+        _t72 = _t10*_t11 - _t14*_t35 + _t8*_t9 + eps
+        _t73 = inter/_t72
+        _t74 = _f32(1.0) if _t17 > _f32(0.0) else _f32(0.0)
+        _t75 = _t51 + _t54
+        _t76 = _t35*_t36
+        _t77 = _t76*((_t75 + inter)/_t72)
+        _t78 = -_t71 - _t74 + _f32(1.0)
+        _t79 = _f32(0.5)*_t76
+        _t80 = _t79*((-_t52 + _t75)/_t72)
+        _t81 = _f32(0.10132118314504623)*_t59
+        _s49 = _t61*_t81
+        _s50 = math.pow(_s49, alpha - _f32(1.0)) if _s49 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t82 = _t28*alpha*_s50
+        _t83 = py1 - ty1
+        _t84 = -_t83
+        _t85 = _f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0))
+        _t86 = _t22*_t25
+        _t87 = _f32(1.0) if _t83 > _f32(0.0) else (_f32(0.5) if _t83 == _f32(0.0) else _f32(0.0))
+        _t88 = _f32(1.0) if _t34 > _f32(0.0) else _f32(0.0)
+        _t89 = _t14*(_f32(1.0) - _t88)
+        _t90 = _t50 + _t89
+        _t91 = _t20*((-_t10*_t39 + _t46)/_t40) + eps*(_t41/_t40)
+        _t92 = px1 - px2
+        _t93 = _t65*_t92
+        _t94 = _t61*_t93
+        _t95 = _t69*_t92
+        _t96 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
+        _t97 = _f32(1.0) if _t83 > _f32(0.0) else _f32(0.0)
+        _t98 = _t10*_t33 + _t54
+        _t99 = _t14*_t88
+        _t100 = _t99*((_t98 + inter)/_t72)
+        _t101 = -_t96 - _t97 + _f32(1.0)
+        _t102 = _f32(0.5)*_t99
+        _t103 = _t102*((-_t35*_t50 + _t98)/_t72)
+        _t104 = -tx2
+        _t105 = _t104 + px2
+        _t106 = _f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0))
+        _t107 = -_t105
+        _t108 = _f32(1.0) if _t107 > _f32(0.0) else (_f32(0.5) if _t107 == _f32(0.0) else _f32(0.0))
+        _t109 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
+        _t110 = _f32(1.0) if _t107 > _f32(0.0) else _f32(0.0)
+        _t111 = -_t109 - _t110 + _f32(1.0)
+        _t112 = py2 - ty2
+        _t113 = _f32(1.0) if _t112 > _f32(0.0) else (_f32(0.5) if _t112 == _f32(0.0) else _f32(0.0))
+        _t114 = -_t112
+        _t115 = _f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0))
+        _t116 = _f32(1.0) if _t112 > _f32(0.0) else _f32(0.0)
+        _t117 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
+        _t118 = -_t116 - _t117 + _f32(1.0)
+        _t119 = -_t16
+        _t120 = _t37 + _t42
+        _t121 = _t22*((-_t49*_t9 + _t53)/_t40) + eps*(_t32/_t40)
+        _t122 = _f32(1.0)/(_t8*_t8 + _t9*_t9) if _t8 != _f32(0.0) or _t9 != _f32(0.0) else _f32(0.0)
+        _t123 = _t122*_t64
+        _t124 = _t123*_t9
+        _t125 = _t124*_t61
+        _t126 = _t122*_t68
+        _t127 = _t126*_t9
+        _t128 = _t53 + eps
+        _t129 = _t128 + _t45
+        _t130 = _t76*((_t129 + inter)/_t72)
+        _t131 = _t79*((_t129 - _t43)/_t72)
+        _t132 = -_t21
+        _t133 = _t44 + _t89
+        _t134 = _t20*((-_t32*_t8 + _t53)/_t40) + eps*(_t49/_t40)
+        _t135 = _t104 + tx1
+        _t136 = _t123*_t135
+        _t137 = _t136*_t61
+        _t138 = _t126*_t135
+        _t139 = _t128 + _t42*_t8
+        _t140 = _t99*((_t139 + inter)/_t72)
+        _t141 = _t102*((_t139 - _t35*_t44)/_t72)
+        _s51 = _t82*(_t67 + _t81*(((_t70 - _t60*(_t66 - ((_t11*_t71*_t73 - _t74*_t77 - _t78*_t80)/_t72))))/_t55))
+        d_px1 = _t30*(((_t16 - -_t19*_t26))/_t23) - _t48*((_t19*_t47 - _t31*_t38)/_t40) + _s51
+        _s52 = _t81*(((_t95 - _t60*(_t93 - ((_t10*_t73*_t96 - _t100*_t97 - _t101*_t103)/_t72))))/_t55) + _t94
+        d_py1 = _t30*(((_t21 - -_t85*_t86))/_t23) - _t48*((_t85*_t91 - _t87*_t90)/_t40) + _t82*_s52
+        _s53 = ((-_t70 - _t60*(-_t66 - ((-_t109*_t11*_t73 + _t110*_t77 + _t111*_t80)/_t72))))/_t55
+        _s54 = _t82*(_f32(0.40528473258018494)*_t58*_s53 - _t67)
+        d_px2 = _t30*(((_t16 - _t106*_t26))/_t23) - _t48*((-_t106*_t47 + _t108*_t38)/_t40) + _s54
+        _s55 = _t81*(((-_t95 - _t60*(-_t93 - ((-_t10*_t116*_t73 + _t100*_t117 + _t103*_t118)/_t72))))/_t55) - _t94
+        d_py2 = _t30*(((_t21 - _t113*_t86))/_t23) - _t48*((-_t113*_t91 + _t115*_t90)/_t40) + _t82*_s55
+        _s56 = -_t125 + _t81*(((-_t127 - _t60*(-_t124 - ((-_t130*_t71 - _t131*_t78 + _t73*_t74*_t9)/_t72))))/_t55)
+        d_tx1 = _t30*(((_t119 - -_t26*_t31))/_t23) - _t48*((-_t120*_t19 + _t121*_t31)/_t40) + _t82*_s56
+        _s57 = -_t137 + _t81*(((-_t138 - _t60*(-_t136 - ((-_t101*_t141 - _t140*_t96 + _t73*_t8*_t97)/_t72))))/_t55)
+        d_ty1 = _t30*(((_t132 - -_t86*_t87))/_t23) - _t48*((-_t133*_t85 + _t134*_t87)/_t40) + _t82*_s57
+        _s58 = _t125 + _t81*(((_t127 - _t60*(_t124 - ((_t109*_t130 - _t110*_t73*_t9 + _t111*_t131)/_t72))))/_t55)
+        d_tx2 = _t30*(((_t119 - _t108*_t26))/_t23) - _t48*((_t106*_t120 - _t108*_t121)/_t40) + _t82*_s58
+        _s59 = _t137 + _t81*(((_t138 - _t60*(_t136 - ((_t116*_t140 - _t117*_t73*_t8 + _t118*_t141)/_t72))))/_t55)
+        d_ty2 = _t30*(((_t132 - _t115*_t86))/_t23) - _t48*((_t113*_t133 - _t115*_t134)/_t40) + _t82*_s59
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < _f32(0.5)):  # IoU < 1/2: 1 - IoU^alpha
-        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        _s34 = _f32(0.5)*_s12 + _f32(0.5)*_s5
-        _s35 = _f32(0.5)*_s7 + _f32(0.5)*_s10
-        _s36 = max(px2, tx2) - min(px1, tx1)
-        _s37 = max(py2, ty2) - min(py1, ty1)
-        _s38 = math.pow(((_s34*_s34) + (_s35*_s35))/(eps + (_s36*_s36) + (_s37*_s37)), alpha)
-        _s39 = -math.pow(_t0/(-_t0 + eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2)), alpha)
-        _s40 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s40 + _f32(0.5)*form*(form - _f32(1.0))*_s38 + _s39 + _f32(1.0)
-        _t1 = form - _f32(1.0)
-        _t2 = _s12
-        _t3 = _s5
-        _t4 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _t5 = _s7
-        _t6 = _s10
-        _t7 = _f32(0.5)*_t5 + _f32(0.5)*_t6
-        _t8 = _s36
-        _t9 = _s37
-        _t10 = (_t8*_t8) + (_t9*_t9) + eps
-        _t11 = ((_t4*_t4) + (_t7*_t7))/_t10
-        _t12 = math.pow(_t11, alpha - _f32(1.0)) if _t11 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t13 = px1 - tx1
-        _t14 = -_t13
-        _t15 = _f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0))
-        _t16 = _f32(2.0)*_t11
-        _t17 = _t16*_t8
-        _t18 = _f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0))
-        _t19 = -py1 + py2
-        _t20 = max(_t6, _t6 - _t6) + max(_s11, _s11 - _s11)
-        _t21 = min(_t19, _t20)
-        _t22 = _s2
-        _t23 = max(_t22, _t22 - _t22)
-        _t24 = _s1
-        _t25 = _f32(1.0) if _t24 > _f32(0.0) else _f32(0.0)
-        _t26 = _t23*(_f32(1.0) - _t25)
-        _t27 = _t21 + _t26
-        _t28 = max(_t5, _t5 - _t5) + max(_s8, _s8 - _s8)
-        _t29 = _t8*_t9 + eps
-        _t30 = max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)
-        _t31 = -ty2
-        _t32 = -_t31 - ty1
-        _t33 = -tx2
-        _t34 = -_t33 - tx1
-        _t35 = min(_t34, _t30)
-        _t36 = _t32*_t35
-        _t37 = max(_t24, _t24 - _t24)
-        _t38 = min(_t32, _t28)
-        _t39 = _t37*_t38
-        _t40 = _t36 + _t39
-        _t41 = _t9*((-_t19*_t30 + _t40)/_t29) + eps*(_t28/_t29)
-        _s41 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t42 = alpha*form*(_f32(2.0) - form)*_s41
-        _t43 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-        _t44 = -px1 + px2
-        _t45 = _t19*_t44 - _t23*_t37 + _t32*_t34 + eps
-        _t46 = inter/_t45
-        _t47 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
-        _t48 = max(_t3, _t3 - _t3) + max(_s6, _s6 - _s6)
-        _t49 = min(_t44, _t48)
-        _t50 = _t19*_t49
-        _t51 = _t40 + eps
-        _t52 = _t50 + _t51
-        _t53 = _t23*_t25
-        _t54 = _t53*((_t52 + inter)/_t45)
-        _t55 = -_t43 - _t47 + _f32(1.0)
-        _t56 = _t21*_t37
-        _t57 = _f32(0.5)*_t53
-        _t58 = _t57*((_t52 - _t56)/_t45)
-        _t59 = alpha*(math.pow(_t46, alpha - _f32(1.0)) if _t46 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
-        _t60 = py1 - ty1
-        _t61 = -_t60
-        _t62 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
-        _t63 = _t16*_t9
-        _t64 = _f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0))
-        _t65 = _f32(1.0) if _t22 > _f32(0.0) else _f32(0.0)
-        _t66 = _t37*(_f32(1.0) - _t65)
-        _t67 = _t49 + _t66
-        _t68 = _t8*((-_t28*_t44 + _t40)/_t29) + eps*(_t30/_t29)
-        _t69 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-        _t70 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
-        _t71 = _t21*_t44 + _t51
-        _t72 = _t37*_t65
-        _t73 = _t72*((_t71 + inter)/_t45)
-        _t74 = -_t69 - _t70 + _f32(1.0)
-        _t75 = _f32(0.5)*_t72
-        _t76 = _t75*((-_t23*_t49 + _t71)/_t45)
-        _t77 = _t33 + px2
-        _t78 = _f32(1.0) if _t77 > _f32(0.0) else (_f32(0.5) if _t77 == _f32(0.0) else _f32(0.0))
-        _t79 = -_t77
-        _t80 = _f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0))
-        _t81 = _f32(1.0) if _t77 > _f32(0.0) else _f32(0.0)
-        _t82 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
-        _t83 = -_t81 - _t82 + _f32(1.0)
-        _t84 = _t31 + py2
-        _t85 = _f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0))
-        _t86 = -_t84
-        _t87 = _f32(1.0) if _t86 > _f32(0.0) else (_f32(0.5) if _t86 == _f32(0.0) else _f32(0.0))
-        _t88 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
-        _t89 = _f32(1.0) if _t86 > _f32(0.0) else _f32(0.0)
-        _t90 = -_t88 - _t89 + _f32(1.0)
-        _t91 = -_t4
-        _t92 = _t26 + _t38
-        _t93 = _t50 + _t56
-        _t94 = _t9*((-_t32*_t48 + _t93)/_t29) + eps*(_t20/_t29)
-        _t95 = _t93 + eps
-        _t96 = _t36 + _t95
-        _t97 = _t53*((_t96 + inter)/_t45)
-        _t98 = _t57*((-_t39 + _t96)/_t45)
-        _t99 = -_t7
-        _t100 = _t35 + _t66
-        _t101 = _t8*((-_t20*_t34 + _t93)/_t29) + eps*(_t48/_t29)
-        _t102 = _t34*_t38 + _t95
-        _t103 = _t72*((_t102 + inter)/_t45)
-        _t104 = _t75*((_t102 - _t23*_t35)/_t45)
-        _s42 = _f32(0.5)*_t1*_t12*alpha*form*(((_t4 - -_t15*_t17))/_t10)
-        d_px1 = _s42 - _t42*((_t15*_t41 - _t18*_t27)/_t29) - _t59*((_t19*_t43*_t46 - _t47*_t54 - _t55*_t58)/_t45)
-        _s43 = _f32(0.5)*_t1*_t12*alpha*form*(((_t7 - -_t62*_t63))/_t10)
-        d_py1 = _s43 - _t42*((_t62*_t68 - _t64*_t67)/_t29) - _t59*((_t44*_t46*_t69 - _t70*_t73 - _t74*_t76)/_t45)
-        _s44 = _f32(0.5)*_t1*_t12*alpha*form*(((_t4 - _t17*_t78))/_t10)
-        d_px2 = _s44 - _t42*((_t27*_t80 - _t41*_t78)/_t29) - _t59*((-_t19*_t46*_t81 + _t54*_t82 + _t58*_t83)/_t45)
-        _s45 = _f32(0.5)*_t1*_t12*alpha*form*(((_t7 - _t63*_t85))/_t10)
-        d_py2 = _s45 - _t42*((_t67*_t87 - _t68*_t85)/_t29) - _t59*((-_t44*_t46*_t88 + _t73*_t89 + _t76*_t90)/_t45)
-        _s46 = _f32(0.5)*_t1*_t12*alpha*form*(((_t91 - -_t17*_t18))/_t10)
-        d_tx1 = _s46 - _t42*((-_t15*_t92 + _t18*_t94)/_t29) - _t59*((_t32*_t46*_t47 - _t43*_t97 - _t55*_t98)/_t45)
-        _s47 = _f32(0.5)*_t1*_t12*alpha*form*(((_t99 - -_t63*_t64))/_t10)
-        _s48 = -_t59*((-_t103*_t69 - _t104*_t74 + _t34*_t46*_t70)/_t45)
-        d_ty1 = _s47 - _t42*((-_t100*_t62 + _t101*_t64)/_t29) + _s48
-        _s49 = _f32(0.5)*_t1*_t12*alpha*form*(((_t91 - _t17*_t80))/_t10)
-        d_tx2 = _s49 - _t42*((_t78*_t92 - _t80*_t94)/_t29) - _t59*((-_t32*_t46*_t82 + _t81*_t97 + _t83*_t98)/_t45)
-        _s50 = _f32(0.5)*_t1*_t12*alpha*form*(((_t99 - _t63*_t87))/_t10)
-        _s51 = -_t59*((_t103*_t88 + _t104*_t90 - _t34*_t46*_t89)/_t45)
-        d_ty2 = _s50 - _t42*((_t100*_t85 - _t101*_t87)/_t29) + _s51
-        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
-    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
-        _t0 = _s12
-        _t1 = _s5
-        _t2 = _s7
-        _t3 = _s10
-        _t4 = -py1 + py2
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = -px1 + px2
+        _t3 = -py1 + py2
+        _t4 = -tx1 + tx2
         _t5 = -ty1 + ty2
         _t6 = max(_s1, _s1 - _s1)
-        _s52 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13))
-        _s53 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6))
-        _s54 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11))
-        _t7 = _s53 + _s52 + _s54 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)) + eps
-        _s55 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s56 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s57 = max(px2, tx2) - min(px1, tx1)
-        _s58 = max(py2, ty2) - min(py1, ty1)
-        _s59 = math.pow(((_s55*_s55) + (_s56*_s56))/(eps + (_s57*_s57) + (_s58*_s58)), alpha)
-        _s60 = form*(_f32(2.0) - form)*math.pow(giou_penalty, alpha)
-        value = _s60 + _f32(0.5)*form*(form - _f32(1.0))*_s59 - math.expm1(alpha*math.log1p(-_t7/(_t7 + inter)))
+        _t7 = _t6*max(_s2, _s2 - _s2)
         _t8 = form - _f32(1.0)
-        _t9 = _s55
-        _t10 = _s56
-        _t11 = _s57
-        _t12 = _s58
-        _t13 = (_t11*_t11) + (_t12*_t12) + eps
-        _t14 = ((_t10*_t10) + (_t9*_t9))/_t13
-        _t15 = math.pow(_t14, alpha - _f32(1.0)) if _t14 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t16 = px1 - tx1
-        _t17 = -_t16
-        _t18 = _f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0))
-        _t19 = _f32(2.0)*_t14
-        _t20 = _t11*_t19
-        _t21 = _f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0))
-        _t22 = max(_t3, _t3 - _t3) + max(_s11, _s11 - _s11)
-        _t23 = min(_t4, _t22)
-        _t24 = _s2
-        _t25 = max(_t24, _t24 - _t24)
-        _t26 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
-        _t27 = _t25*(_f32(1.0) - _t26)
-        _t28 = _t23 + _t27
-        _t29 = max(_t2, _t2 - _t2) + max(_s8, _s8 - _s8)
-        _t30 = _t11*_t12 + eps
-        _t31 = max(_t0, _t0 - _t0) + max(_s13, _s13 - _s13)
-        _t32 = -tx2
-        _t33 = -_t32 - tx1
-        _t34 = min(_t33, _t31)
-        _t35 = _t34*_t5
-        _t36 = min(_t5, _t29)
-        _t37 = _t36*_t6
-        _t38 = _t35 + _t37
-        _t39 = _t12*((-_t31*_t4 + _t38)/_t30) + eps*(_t29/_t30)
-        _s61 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
-        _t40 = alpha*form*(_f32(2.0) - form)*_s61
-        _t41 = _f32(1.0) if _t17 > _f32(0.0) else _f32(0.0)
-        _t42 = -px1 + px2
-        _t43 = -_t25*_t6 + _t33*_t5 + _t4*_t42 + eps
-        _t44 = inter/_t43
-        _t45 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-        _t46 = max(_t1, _t1 - _t1) + max(_s6, _s6 - _s6)
-        _t47 = min(_t42, _t46)
-        _t48 = _t4*_t47
-        _t49 = _t38 + eps
-        _t50 = _t48 + _t49
-        _t51 = _t25*_t26
-        _t52 = _t51*((_t50 + inter)/_t43)
-        _t53 = -_t41 - _t45 + _f32(1.0)
-        _t54 = _t23*_t6
-        _t55 = _f32(0.5)*_t51
-        _t56 = _t55*((_t50 - _t54)/_t43)
-        _t57 = alpha*(math.pow(_t44, alpha - _f32(1.0)) if _t44 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
-        _t58 = py1 - ty1
-        _t59 = -_t58
-        _t60 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
-        _t61 = _t12*_t19
-        _t62 = _f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0))
-        _t63 = _f32(1.0) if _t24 > _f32(0.0) else _f32(0.0)
-        _t64 = _t6*(_f32(1.0) - _t63)
-        _t65 = _t47 + _t64
-        _t66 = _t11*((-_t29*_t42 + _t38)/_t30) + eps*(_t31/_t30)
-        _t67 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-        _t68 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-        _t69 = _t23*_t42 + _t49
-        _t70 = _t6*_t63
-        _t71 = _t70*((_t69 + inter)/_t43)
-        _t72 = -_t67 - _t68 + _f32(1.0)
-        _t73 = _f32(0.5)*_t70
-        _t74 = _t73*((-_t25*_t47 + _t69)/_t43)
-        _t75 = _t32 + px2
-        _t76 = _f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0))
-        _t77 = -_t75
-        _t78 = _f32(1.0) if _t77 > _f32(0.0) else (_f32(0.5) if _t77 == _f32(0.0) else _f32(0.0))
-        _t79 = _f32(1.0) if _t75 > _f32(0.0) else _f32(0.0)
-        _t80 = _f32(1.0) if _t77 > _f32(0.0) else _f32(0.0)
-        _t81 = -_t79 - _t80 + _f32(1.0)
-        _t82 = py2 - ty2
-        _t83 = _f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0))
-        _t84 = -_t82
-        _t85 = _f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0))
-        _t86 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
-        _t87 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
-        _t88 = -_t86 - _t87 + _f32(1.0)
-        _t89 = -_t9
-        _t90 = _t27 + _t36
-        _t91 = _t48 + _t54
-        _t92 = _t12*((-_t46*_t5 + _t91)/_t30) + eps*(_t22/_t30)
-        _t93 = _t91 + eps
-        _t94 = _t35 + _t93
-        _t95 = _t51*((_t94 + inter)/_t43)
-        _t96 = _t55*((-_t37 + _t94)/_t43)
-        _t97 = -_t10
-        _t98 = _t34 + _t64
-        _t99 = _t11*((-_t22*_t33 + _t91)/_t30) + eps*(_t46/_t30)
-        _t100 = _t33*_t36 + _t93
-        _t101 = _t70*((_t100 + inter)/_t43)
-        _t102 = _t73*((_t100 - _t25*_t34)/_t43)
-        _s62 = _f32(0.5)*_t15*_t8*alpha*form*(((_t9 - -_t18*_t20))/_t13)
-        d_px1 = _s62 - _t40*((_t18*_t39 - _t21*_t28)/_t30) - _t57*((_t4*_t41*_t44 - _t45*_t52 - _t53*_t56)/_t43)
-        _s63 = _f32(0.5)*_t15*_t8*alpha*form*(((_t10 - -_t60*_t61))/_t13)
-        d_py1 = _s63 - _t40*((_t60*_t66 - _t62*_t65)/_t30) - _t57*((_t42*_t44*_t67 - _t68*_t71 - _t72*_t74)/_t43)
-        _s64 = _f32(0.5)*_t15*_t8*alpha*form*(((_t9 - _t20*_t76))/_t13)
-        d_px2 = _s64 - _t40*((_t28*_t78 - _t39*_t76)/_t30) - _t57*((-_t4*_t44*_t79 + _t52*_t80 + _t56*_t81)/_t43)
-        _s65 = _f32(0.5)*_t15*_t8*alpha*form*(((_t10 - _t61*_t83))/_t13)
-        d_py2 = _s65 - _t40*((_t65*_t85 - _t66*_t83)/_t30) - _t57*((-_t42*_t44*_t86 + _t71*_t87 + _t74*_t88)/_t43)
-        _s66 = _f32(0.5)*_t15*_t8*alpha*form*(((_t89 - -_t20*_t21))/_t13)
-        d_tx1 = _s66 - _t40*((-_t18*_t90 + _t21*_t92)/_t30) - _t57*((-_t41*_t95 + _t44*_t45*_t5 - _t53*_t96)/_t43)
-        _s67 = _f32(0.5)*_t15*_t8*alpha*form*(((_t97 - -_t61*_t62))/_t13)
-        _s68 = -_t57*((-_t101*_t67 - _t102*_t72 + _t33*_t44*_t68)/_t43)
-        d_ty1 = _s67 - _t40*((-_t60*_t98 + _t62*_t99)/_t30) + _s68
-        _s69 = _f32(0.5)*_t15*_t8*alpha*form*(((_t89 - _t20*_t78))/_t13)
-        d_tx2 = _s69 - _t40*((_t76*_t90 - _t78*_t92)/_t30) - _t57*((-_t44*_t5*_t80 + _t79*_t95 + _t81*_t96)/_t43)
-        _s70 = _f32(0.5)*_t15*_t8*alpha*form*(((_t97 - _t61*_t85))/_t13)
-        d_ty2 = _s70 - _t40*((_t83*_t98 - _t85*_t99)/_t30) - _t57*((_t101*_t86 + _t102*_t88 - _t33*_t44*_t87)/_t43)
+        _t9 = _t8*form
+        _t10 = _s12
+        _t11 = _s5
+        _t12 = _s7
+        _t13 = _s10
+        _b60 = _s10 - py2
+        _b61 = _s7 - py1
+        _e62 = (py2 - (_s10 - _b60)) - (ty2 + _b60)
+        _e63 = (py1 - (_s7 - _b61)) - (ty1 + _b61)
+        _c64 = _e62 - _e63
+        _b65 = _s5 - px2
+        _b66 = _s12 - px1
+        _e67 = (px2 - (_s5 - _b65)) - (tx2 + _b65)
+        _e68 = (px1 - (_s12 - _b66)) - (tx1 + _b66)
+        _c69 = _e67 - _e68
+        _s70 = -_t5*((_s5 - _s12) + _c69 if _c69 == _c69 else _s5 - _s12)
+        _t14 = math.atan2(_t4*((_s10 - _s7) + _c64 if _c64 == _c64 else _s10 - _s7) + _s70, _t2*_t4 + _t3*_t5)
+        _t15 = _f32(0.40528473258018494)*(_t14*_t14)
+        _s71 = _t5*min(_t4, max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13))
+        _s72 = _t6*min(_t3, max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11))
+        _s73 = _t3*min(_t2, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+        _t16 = _s73 + _s71 + _s72 + _t6*min(_t5, max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)) + eps
+        _s74 = _t15 + _t16/(_t16 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)))
+        _s75 = math.pow(_f32(0.16425572335720062)*(_t14*_t14*_t14*_t14)/_s74, alpha)
+        _s76 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+        _s77 = _f32(0.5)*_t12 + _f32(0.5)*_t13
+        _s78 = max(px2, tx2) - min(px1, tx1)
+        _s79 = max(py2, ty2) - min(py1, ty1)
+        _s80 = math.pow(((_s76*_s76) + (_s77*_s77))/(eps + (_s78*_s78) + (_s79*_s79)), alpha)
+        _s81 = (_f32(0.1666666716337204)*_t0*_t8*form - _t1*_t9)*_s80
+        _s82 = -math.pow(_t7/(_t2*_t3 + _t4*_t5 - _t7 + eps), alpha)
+        _s83 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s83 + _f32(0.1666666716337204)*_t0*_t9*_s75 + _s81 + _s82 + _f32(1.0)
+        _t17 = _s76
+        _t18 = px1 - tx1
+        _t19 = -_t18
+        _t20 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+        _t21 = _s78
+        _t22 = _s77
+        _t23 = _s79
+        _t24 = (_t21*_t21) + (_t23*_t23) + eps
+        _t25 = ((_t17*_t17) + (_t22*_t22))/_t24
+        _t26 = _f32(2.0)*_t25
+        _t27 = _t21*_t26
+        _t28 = _t8*form
+        _t29 = _f32(0.1666666716337204)*_t0*_t28
+        _t30 = _f32(0.5)*form - _f32(1.5)
+        _s84 = math.pow(_t25, alpha - _f32(1.0)) if _t25 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t31 = alpha*(-_t28*_t30 + _t29)*_s84
+        _t32 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
+        _t33 = max(_t13, _t13 - _t13) + max(_s11, _s11 - _s11)
+        _t34 = min(_t3, _t33)
+        _t35 = _s2
+        _t36 = max(_t35, _t35 - _t35)
+        _t37 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+        _t38 = _t36*(_f32(1.0) - _t37)
+        _t39 = _t34 + _t38
+        _t40 = max(_t12, _t12 - _t12) + max(_s8, _s8 - _s8)
+        _t41 = _t21*_t23 + eps
+        _t42 = max(_t10, _t10 - _t10) + max(_s13, _s13 - _s13)
+        _t43 = min(_t4, _t42)
+        _t44 = _t43*_t5
+        _t45 = min(_t5, _t40)
+        _t46 = _t45*_t6
+        _t47 = _t44 + _t46
+        _t48 = _t23*((-_t3*_t42 + _t47)/_t41) + eps*(_t40/_t41)
+        _s85 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t49 = _t0*_t30*alpha*form*_s85
+        _t50 = _f32(1.0) if _t19 > _f32(0.0) else _f32(0.0)
+        _t51 = _t2*_t3 - _t36*_t6 + _t4*_t5 + eps
+        _t52 = inter/_t51
+        _t53 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
+        _t54 = max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6)
+        _t55 = min(_t2, _t54)
+        _t56 = _t3*_t55
+        _t57 = _t47 + eps
+        _t58 = _t56 + _t57
+        _t59 = _t36*_t37
+        _t60 = _t59*((_t58 + inter)/_t51)
+        _t61 = -_t50 - _t53 + _f32(1.0)
+        _t62 = _t34*_t6
+        _t63 = _f32(0.5)*_t59
+        _t64 = _t63*((_t58 - _t62)/_t51)
+        _t65 = (_t3*_t50*_t52 - _t53*_t60 - _t61*_t64)/_t51
+        _t66 = alpha*(math.pow(_t52, alpha - _f32(1.0)) if _t52 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
+        _t67 = _t56 + _t62
+        _s86 = _f32(1.0) - (_f32(1.0) if _t15 > _f32(0.0) else _f32(0.0))
+        _t68 = _t15 + eps + _s86 + (_t16/(_t57 + _t67 + inter))
+        _t70 = _f32(0.10132118314504623)*beta_grad
+        _t71 = _f32(4.0)*(_t14*_t14)
+        _t72 = _t70*_t71/_t68
+        _t73 = _t72 + (_f32(1.0) - beta_grad)*(_t15/_t68)
+        _t74 = _f32(1.0)/(_t2*_t2 + _t3*_t3) if _t2 != _f32(0.0) or _t3 != _f32(0.0) else _f32(0.0)
+        _t75 = _f32(8.0)*_t14
+        _t76 = _f32(0.10132118314504623)*_t75
+        _t77 = _t74*_t76
+        _t78 = _t3*_t77
+        _t79 = _t73*_t78
+        _t80 = _t70*_t75
+        _t81 = _t74*_t80
+        _t82 = _t3*_t81
+        _t83 = _f32(0.10132118314504623)*_t71
+        _s87 = _t73*_t83
+        _s88 = math.pow(_s87, alpha - _f32(1.0)) if _s87 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t84 = _t29*alpha*_s88
+        _t85 = py1 - ty1
+        _t86 = -_t85
+        _t87 = _f32(1.0) if _t86 > _f32(0.0) else (_f32(0.5) if _t86 == _f32(0.0) else _f32(0.0))
+        _t88 = _t23*_t26
+        _t89 = _f32(1.0) if _t85 > _f32(0.0) else (_f32(0.5) if _t85 == _f32(0.0) else _f32(0.0))
+        _t90 = _f32(1.0) if _t35 > _f32(0.0) else _f32(0.0)
+        _t91 = _t6*(_f32(1.0) - _t90)
+        _t92 = _t55 + _t91
+        _t93 = _t21*((-_t2*_t40 + _t47)/_t41) + eps*(_t42/_t41)
+        _t94 = _f32(1.0) if _t86 > _f32(0.0) else _f32(0.0)
+        _t95 = _f32(1.0) if _t85 > _f32(0.0) else _f32(0.0)
+        _t96 = _t2*_t34 + _t57
+        _t97 = _t6*_t90
+        _t98 = _t97*((_t96 + inter)/_t51)
+        _t99 = -_t94 - _t95 + _f32(1.0)
+        _t100 = _f32(0.5)*_t97
+        _t101 = _t100*((-_t36*_t55 + _t96)/_t51)
+        _t102 = (-_t101*_t99 + _t2*_t52*_t94 - _t95*_t98)/_t51
+        _t103 = px1 - px2
+        _t104 = _t103*_t77
+        _t105 = _t104*_t73
+        _t106 = _t103*_t81
+        _t107 = -tx2
+        _t108 = _t107 + px2
+        _t109 = _f32(1.0) if _t108 > _f32(0.0) else (_f32(0.5) if _t108 == _f32(0.0) else _f32(0.0))
+        _t110 = -_t108
+        _t111 = _f32(1.0) if _t110 > _f32(0.0) else (_f32(0.5) if _t110 == _f32(0.0) else _f32(0.0))
+        _t112 = _f32(1.0) if _t108 > _f32(0.0) else _f32(0.0)
+        _t113 = _f32(1.0) if _t110 > _f32(0.0) else _f32(0.0)
+        _t114 = -_t112 - _t113 + _f32(1.0)
+        _t115 = (-_t112*_t3*_t52 + _t113*_t60 + _t114*_t64)/_t51
+        _t116 = py2 - ty2
+        _t117 = _f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0))
+        _t118 = -_t116
+        _t119 = _f32(1.0) if _t118 > _f32(0.0) else (_f32(0.5) if _t118 == _f32(0.0) else _f32(0.0))
+        _t120 = _f32(1.0) if _t116 > _f32(0.0) else _f32(0.0)
+        _t121 = _f32(1.0) if _t118 > _f32(0.0) else _f32(0.0)
+        _t122 = -_t120 - _t121 + _f32(1.0)
+        _t123 = (_t101*_t122 - _t120*_t2*_t52 + _t121*_t98)/_t51
+        _t124 = -_t17
+        _t125 = _t38 + _t45
+        _t126 = _t23*((-_t5*_t54 + _t67)/_t41) + eps*(_t33/_t41)
+        _t127 = _t67 + eps
+        _t128 = _t127 + _t44
+        _t129 = _t59*((_t128 + inter)/_t51)
+        _t130 = _t63*((_t128 - _t46)/_t51)
+        _t131 = (-_t129*_t50 - _t130*_t61 + _t5*_t52*_t53)/_t51
+        _t132 = _f32(1.0)/(_t4*_t4 + _t5*_t5) if _t4 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
+        _t133 = _t132*_t76
+        _t134 = _t133*_t5
+        _t135 = _t134*_t73
+        _t136 = _t132*_t80
+        _t137 = _t136*_t5
+        _t138 = -_t22
+        _t139 = _t43 + _t91
+        _t140 = _t21*((-_t33*_t4 + _t67)/_t41) + eps*(_t54/_t41)
+        _t141 = _t127 + _t4*_t45
+        _t142 = _t97*((_t141 + inter)/_t51)
+        _t143 = _t100*((_t141 - _t36*_t43)/_t51)
+        _t144 = (-_t142*_t94 - _t143*_t99 + _t4*_t52*_t95)/_t51
+        _t145 = _t107 + tx1
+        _t146 = _t133*_t145
+        _t147 = _t146*_t73
+        _t148 = _t136*_t145
+        _t149 = (_t112*_t129 - _t113*_t5*_t52 + _t114*_t130)/_t51
+        _t150 = (_t120*_t142 - _t121*_t4*_t52 + _t122*_t143)/_t51
+        _s89 = _t84*(_t79 + _t83*(((_t82 - _t72*(-_t65 + _t78)))/_t68))
+        d_px1 = _t31*(((_t17 - -_t20*_t27))/_t24) - _t49*((_t20*_t48 - _t32*_t39)/_t41) - _t65*_t66 + _s89
+        _s90 = _t84*(_t105 + _t83*(((_t106 - _t72*(-_t102 + _t104)))/_t68))
+        d_py1 = -_t102*_t66 + _t31*(((_t22 - -_t87*_t88))/_t24) - _t49*((_t87*_t93 - _t89*_t92)/_t41) + _s90
+        _s91 = _t84*(-_t79 + _t83*(((-_t82 - _t72*(-_t115 - _t78)))/_t68))
+        d_px2 = -_t115*_t66 + _t31*(((_t17 - _t109*_t27))/_t24) - _t49*((-_t109*_t48 + _t111*_t39)/_t41) + _s91
+        _s92 = _t84*(-_t105 + _t83*(((-_t106 - _t72*(-_t104 - _t123)))/_t68))
+        d_py2 = -_t123*_t66 + _t31*(((_t22 - _t117*_t88))/_t24) - _t49*((-_t117*_t93 + _t119*_t92)/_t41) + _s92
+        _s93 = _t84*(-_t135 + _t83*(((-_t137 - _t72*(-_t131 - _t134)))/_t68))
+        d_tx1 = -_t131*_t66 + _t31*(((_t124 - -_t27*_t32))/_t24) - _t49*((-_t125*_t20 + _t126*_t32)/_t41) + _s93
+        _s94 = _t84*(-_t147 + _t83*(((-_t148 - _t72*(-_t144 - _t146)))/_t68))
+        d_ty1 = -_t144*_t66 + _t31*(((_t138 - -_t88*_t89))/_t24) - _t49*((-_t139*_t87 + _t140*_t89)/_t41) + _s94
+        _s95 = _t84*(_t135 + _t83*(((_t137 - _t72*(_t134 - _t149)))/_t68))
+        d_tx2 = -_t149*_t66 + _t31*(((_t124 - _t111*_t27))/_t24) - _t49*((_t109*_t125 - _t111*_t126)/_t41) + _s95
+        _s96 = _t84*(_t147 + _t83*(((_t148 - _t72*(_t146 - _t150)))/_t68))
+        d_ty2 = -_t150*_t66 + _t31*(((_t138 - _t119*_t88))/_t24) - _t49*((_t117*_t139 - _t119*_t140)/_t41) + _s96
+        return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
+    else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+        _t0 = form - _f32(2.0)
+        _t1 = _f32(0.5)*form - _f32(1.5)
+        _t2 = form - _f32(1.0)
+        _t3 = _t2*form
+        _t4 = _s12
+        _t5 = _s5
+        _t6 = _s7
+        _t7 = _s10
+        _t8 = -py1 + py2
+        _t9 = -px1 + px2
+        _t10 = -ty1 + ty2
+        _t11 = -tx1 + tx2
+        _t12 = max(_s1, _s1 - _s1)
+        _s97 = _t10*min(_t11, max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13))
+        _s98 = _t12*min(_t8, max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11))
+        _s99 = _t12*min(_t10, max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8))
+        _t13 = _s97 + _s99 + _s98 + _t8*min(_t9, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)) + eps
+        _t14 = _t13/(_t13 + inter)
+        _b100 = _s5 - px2
+        _b101 = _s12 - px1
+        _e102 = (px2 - (_s5 - _b100)) - (tx2 + _b100)
+        _e103 = (px1 - (_s12 - _b101)) - (tx1 + _b101)
+        _c104 = _e102 - _e103
+        _b105 = _s10 - py2
+        _b106 = _s7 - py1
+        _e107 = (py2 - (_s10 - _b105)) - (ty2 + _b105)
+        _e108 = (py1 - (_s7 - _b106)) - (ty1 + _b106)
+        _c109 = _e107 - _e108
+        _s110 = -_t10*((_s5 - _s12) + _c104 if _c104 == _c104 else _s5 - _s12)
+        _s111 = _s110 + _t11*((_s10 - _s7) + _c109 if _c109 == _c109 else _s10 - _s7)
+        _t15 = math.atan2(_s111, _t10*_t8 + _t11*_t9)
+        _t16 = _f32(0.40528473258018494)*(_t15*_t15)
+        _s112 = _t14 + _t16 + eps + (_f32(1.0) - (_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)))
+        _s113 = math.pow(_f32(0.16425572335720062)*(_t15*_t15*_t15*_t15)/_s112, alpha)
+        _s114 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _s115 = _f32(0.5)*_t6 + _f32(0.5)*_t7
+        _s116 = max(px2, tx2) - min(px1, tx1)
+        _s117 = max(py2, ty2) - min(py1, ty1)
+        _s118 = math.pow(((_s114*_s114) + (_s115*_s115))/(eps + (_s116*_s116) + (_s117*_s117)), alpha)
+        _s119 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s118
+        _s120 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+        value = _s120 + _f32(0.1666666716337204)*_t0*_t3*_s113 + _s119 - math.expm1(alpha*math.log1p(-_t14))
+        _t17 = _s114
+        _t18 = px1 - tx1
+        _t19 = -_t18
+        _t20 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+        _t21 = _s116
+        _t22 = _s115
+        _t23 = _s117
+        _t24 = (_t21*_t21) + (_t23*_t23) + eps
+        _t25 = ((_t17*_t17) + (_t22*_t22))/_t24
+        _t26 = _f32(2.0)*_t25
+        _t27 = _t21*_t26
+        _t28 = _t2*form
+        _t29 = _f32(0.1666666716337204)*_t0*_t28
+        _t30 = _f32(0.5)*form - _f32(1.5)
+        _s121 = math.pow(_t25, alpha - _f32(1.0)) if _t25 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t31 = alpha*(-_t28*_t30 + _t29)*_s121
+        _t32 = _f32(1.0) if _t18 > _f32(0.0) else (_f32(0.5) if _t18 == _f32(0.0) else _f32(0.0))
+        _t33 = max(_t7, _t7 - _t7) + max(_s11, _s11 - _s11)
+        _t34 = min(_t8, _t33)
+        _t35 = _s2
+        _t36 = max(_t35, _t35 - _t35)
+        _t37 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+        _t38 = _t36*(_f32(1.0) - _t37)
+        _t39 = _t34 + _t38
+        _t40 = max(_t6, _t6 - _t6) + max(_s8, _s8 - _s8)
+        _t41 = _t21*_t23 + eps
+        _t42 = max(_t4, _t4 - _t4) + max(_s13, _s13 - _s13)
+        _t43 = min(_t11, _t42)
+        _t44 = _t10*_t43
+        _t45 = min(_t10, _t40)
+        _t46 = _t12*_t45
+        _t47 = _t44 + _t46
+        _t48 = _t23*((-_t42*_t8 + _t47)/_t41) + eps*(_t40/_t41)
+        _s122 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t49 = _t0*_t30*alpha*form*_s122
+        _t50 = _f32(1.0) if _t19 > _f32(0.0) else _f32(0.0)
+        _t51 = _t10*_t11 - _t12*_t36 + _t8*_t9 + eps
+        _t52 = inter/_t51
+        _t53 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
+        _t54 = max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6)
+        _t55 = min(_t9, _t54)
+        _t56 = _t55*_t8
+        _t57 = _t47 + eps
+        _t58 = _t56 + _t57
+        _t59 = _t36*_t37
+        _t60 = _t59*((_t58 + inter)/_t51)
+        _t61 = -_t50 - _t53 + _f32(1.0)
+        _t62 = _t12*_t34
+        _t63 = _f32(0.5)*_t59
+        _t64 = _t63*((_t58 - _t62)/_t51)
+        _t65 = (_t50*_t52*_t8 - _t53*_t60 - _t61*_t64)/_t51
+        _t66 = alpha*(math.pow(_t52, alpha - _f32(1.0)) if _t52 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
+        _t67 = _t56 + _t62
+        _s123 = _f32(1.0) - (_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0))
+        _t68 = _t16 + eps + _s123 + (_t13/(_t57 + _t67 + inter))
+        _t70 = _f32(0.10132118314504623)*beta_grad
+        _t71 = _t15*_t15
+        _t72 = _f32(4.0)*_t71
+        _t73 = _t70*_t72/_t68
+        _t74 = _t73 + (_f32(1.0) - beta_grad)*(_t16/_t68)
+        _t75 = _f32(1.0)/(_t9*_t9 + _t8*_t8) if _t9 != _f32(0.0) or _t8 != _f32(0.0) else _f32(0.0)
+        _t76 = _f32(8.0)*_t15
+        _t77 = _f32(0.10132118314504623)*_t76
+        _t78 = _t75*_t77
+        _t79 = _t78*_t8
+        _t80 = _t74*_t79
+        _t81 = _t70*_t76
+        _t82 = _t75*_t81
+        _t83 = _t8*_t82
+        _t84 = _f32(0.10132118314504623)*_t72
+        _s124 = _t74*_t84
+        _s125 = math.pow(_s124, alpha - _f32(1.0)) if _s124 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+        _t85 = _t29*alpha*_s125
+        _t86 = py1 - ty1
+        _t87 = -_t86
+        _t88 = _f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0))
+        _t89 = _t23*_t26
+        _t90 = _f32(1.0) if _t86 > _f32(0.0) else (_f32(0.5) if _t86 == _f32(0.0) else _f32(0.0))
+        _t91 = _f32(1.0) if _t35 > _f32(0.0) else _f32(0.0)
+        _t92 = _t12*(_f32(1.0) - _t91)
+        _t93 = _t55 + _t92
+        _t94 = _t21*((-_t40*_t9 + _t47)/_t41) + eps*(_t42/_t41)
+        _t95 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
+        _t96 = _f32(1.0) if _t86 > _f32(0.0) else _f32(0.0)
+        _t97 = _t34*_t9 + _t57
+        _t98 = _t12*_t91
+        _t99 = _t98*((_t97 + inter)/_t51)
+        _t100 = -_t95 - _t96 + _f32(1.0)
+        _t101 = _f32(0.5)*_t98
+        _t102 = _t101*((-_t36*_t55 + _t97)/_t51)
+        _t103 = (-_t100*_t102 + _t52*_t9*_t95 - _t96*_t99)/_t51
+        _t104 = px1 - px2
+        _t105 = _t104*_t78
+        _t106 = _t105*_t74
+        _t107 = _t104*_t82
+        _t108 = -tx2
+        _t109 = _t108 + px2
+        _t110 = _f32(1.0) if _t109 > _f32(0.0) else (_f32(0.5) if _t109 == _f32(0.0) else _f32(0.0))
+        _t111 = -_t109
+        _t112 = _f32(1.0) if _t111 > _f32(0.0) else (_f32(0.5) if _t111 == _f32(0.0) else _f32(0.0))
+        _t113 = _f32(1.0) if _t109 > _f32(0.0) else _f32(0.0)
+        _t114 = _f32(1.0) if _t111 > _f32(0.0) else _f32(0.0)
+        _t115 = -_t113 - _t114 + _f32(1.0)
+        _t116 = (-_t113*_t52*_t8 + _t114*_t60 + _t115*_t64)/_t51
+        _t117 = py2 - ty2
+        _t118 = _f32(1.0) if _t117 > _f32(0.0) else (_f32(0.5) if _t117 == _f32(0.0) else _f32(0.0))
+        _t119 = -_t117
+        _t120 = _f32(1.0) if _t119 > _f32(0.0) else (_f32(0.5) if _t119 == _f32(0.0) else _f32(0.0))
+        _t121 = _f32(1.0) if _t117 > _f32(0.0) else _f32(0.0)
+        _t122 = _f32(1.0) if _t119 > _f32(0.0) else _f32(0.0)
+        _t123 = -_t121 - _t122 + _f32(1.0)
+        _t124 = (_t102*_t123 - _t121*_t52*_t9 + _t122*_t99)/_t51
+        _t125 = -_t17
+        _t126 = _t38 + _t45
+        _t127 = _t23*((-_t10*_t54 + _t67)/_t41) + eps*(_t33/_t41)
+        _t128 = _t67 + eps
+        _t129 = _t128 + _t44
+        _t130 = _t59*((_t129 + inter)/_t51)
+        _t131 = _t63*((_t129 - _t46)/_t51)
+        _t132 = (_t10*_t52*_t53 - _t130*_t50 - _t131*_t61)/_t51
+        _t133 = _f32(1.0)/(_t11*_t11 + _t10*_t10) if _t11 != _f32(0.0) or _t10 != _f32(0.0) else _f32(0.0)
+        _t134 = _t133*_t77
+        _t135 = _t10*_t134
+        _t136 = _t135*_t74
+        _t137 = _t133*_t81
+        _t138 = _t10*_t137
+        _t139 = -_t22
+        _t140 = _t43 + _t92
+        _t141 = _t21*((-_t11*_t33 + _t67)/_t41) + eps*(_t54/_t41)
+        _t142 = _t11*_t45 + _t128
+        _t143 = _t98*((_t142 + inter)/_t51)
+        _t144 = _t101*((_t142 - _t36*_t43)/_t51)
+        _t145 = (-_t100*_t144 + _t11*_t52*_t96 - _t143*_t95)/_t51
+        _t146 = _t108 + tx1
+        _t147 = _t134*_t146
+        _t148 = _t147*_t74
+        _t149 = _t137*_t146
+        _t150 = (-_t10*_t114*_t52 + _t113*_t130 + _t115*_t131)/_t51
+        _t151 = (-_t11*_t122*_t52 + _t121*_t143 + _t123*_t144)/_t51
+        _s126 = _t85*(_t80 + _t84*(((_t83 - _t73*(-_t65 + _t79)))/_t68))
+        d_px1 = _t31*(((_t17 - -_t20*_t27))/_t24) - _t49*((_t20*_t48 - _t32*_t39)/_t41) - _t65*_t66 + _s126
+        _s127 = _t85*(_t106 + _t84*(((_t107 - _t73*(-_t103 + _t105)))/_t68))
+        d_py1 = -_t103*_t66 + _t31*(((_t22 - -_t88*_t89))/_t24) - _t49*((_t88*_t94 - _t90*_t93)/_t41) + _s127
+        _s128 = _t85*(-_t80 + _t84*(((-_t83 - _t73*(-_t116 - _t79)))/_t68))
+        d_px2 = -_t116*_t66 + _t31*(((_t17 - _t110*_t27))/_t24) - _t49*((-_t110*_t48 + _t112*_t39)/_t41) + _s128
+        _s129 = _t85*(-_t106 + _t84*(((-_t107 - _t73*(-_t105 - _t124)))/_t68))
+        d_py2 = -_t124*_t66 + _t31*(((_t22 - _t118*_t89))/_t24) - _t49*((-_t118*_t94 + _t120*_t93)/_t41) + _s129
+        _s130 = _t85*(-_t136 + _f32(0.40528473258018494)*_t71*(((-_t138 - _t73*(-_t132 - _t135)))/_t68))
+        d_tx1 = -_t132*_t66 + _t31*(((_t125 - -_t27*_t32))/_t24) - _t49*((-_t126*_t20 + _t127*_t32)/_t41) + _s130
+        _s131 = _t85*(-_t148 + _t84*(((-_t149 - _t73*(-_t145 - _t147)))/_t68))
+        d_ty1 = -_t145*_t66 + _t31*(((_t139 - -_t89*_t90))/_t24) - _t49*((-_t140*_t88 + _t141*_t90)/_t41) + _s131
+        _s132 = _t85*(_t136 + _t84*(((_t138 - _t73*(_t135 - _t150)))/_t68))
+        d_tx2 = -_t150*_t66 + _t31*(((_t125 - _t112*_t27))/_t24) - _t49*((_t110*_t126 - _t112*_t127)/_t41) + _s132
+        _s133 = _t85*(_t148 + _t84*(((_t149 - _t73*(_t147 - _t151)))/_t68))
+        d_ty2 = -_t151*_t66 + _t31*(((_t139 - _t120*_t89))/_t24) - _t49*((_t118*_t140 - _t120*_t141)/_t41) + _s133
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

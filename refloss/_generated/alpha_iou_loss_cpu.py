@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e6c891b614b06614
+# scalar kernels: sha256 71945740e324aa78
 """Alpha-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,9 +24,9 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, alpha, form, eps):
+def _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad):
     out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], alpha, form, eps)
+            target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
     return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
             or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
             or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
@@ -36,23 +36,24 @@ def _value_step_f64(i, pred, target, out, alpha, form, eps):
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, alpha, form, eps):
+def value_f64(pred, target, out, alpha, form, eps, beta_grad):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, form, eps)
+            bad += _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, form, eps)
+            bad += _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps,
+        beta_grad):
     v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
             pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], alpha, form, eps)
+            target[i, 3], alpha, form, eps, beta_grad)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -71,24 +72,24 @@ def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, al
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps)
+                    form, eps, beta_grad)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps)
+                    form, eps, beta_grad)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, alpha, form, eps):
+def _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad):
     out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], alpha, form, eps)
+            target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
     return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
             or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
             or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
@@ -98,23 +99,24 @@ def _value_step_f32(i, pred, target, out, alpha, form, eps):
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, alpha, form, eps):
+def value_f32(pred, target, out, alpha, form, eps, beta_grad):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, form, eps)
+            bad += _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, form, eps)
+            bad += _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps,
+        beta_grad):
     v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
             pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], alpha, form, eps)
+            target[i, 3], alpha, form, eps, beta_grad)
     out[i] = v
     d_pred[i, 0] = g_px1 / divisor
     d_pred[i, 1] = g_py1 / divisor
@@ -133,15 +135,15 @@ def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, al
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps)
+                    form, eps, beta_grad)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps)
+                    form, eps, beta_grad)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e6c891b614b06614
+# scalar kernels: sha256 71945740e324aa78
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,18 +18,18 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, alpha, form, eps):
+def value_f64(pred, target, out, alpha, form, eps, beta_grad):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], alpha, form, eps)
+                target[i, 1], target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], alpha, form, eps)
+                target[i, 3], alpha, form, eps, beta_grad)
         out[i] = v
         d_pred[i, 0] = g_px1 / divisor
         d_pred[i, 1] = g_py1 / divisor
@@ -42,18 +42,18 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, alpha, form, eps):
+def value_f32(pred, target, out, alpha, form, eps, beta_grad):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], alpha, form, eps)
+                target[i, 1], target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, form, eps):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], alpha, form, eps)
+                target[i, 3], alpha, form, eps, beta_grad)
         out[i] = v
         d_pred[i, 0] = g_px1 / divisor
         d_pred[i, 1] = g_py1 / divisor

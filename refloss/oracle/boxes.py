@@ -661,14 +661,16 @@ def _positive(value, name: str):
     return v
 
 
-_ALPHA_FORMS = ("iou", "giou", "diou")
+_ALPHA_FORMS = ("iou", "giou", "diou", "ciou")
 
 
-def alpha_iou_loss(pred, target, alpha=3.0, form="iou", eps=0.0) -> Result:
+def alpha_iou_loss(pred, target, alpha=3.0, form="iou", eps=0.0, beta_grad: bool = False) -> Result:
     """Alpha-IoU loss (He et al., arXiv 2110.13675), the paper's power family
     ``1 - IoU**alpha + P**alpha`` with the base loss's penalty P: none (``form="iou"``, Eq. of
     L_alpha-IoU), ``(C - U)/(C + eps)`` (alpha-GIoU, |C \\ (B u B_gt)| / |C|) or ``rho2 / c2``
-    (alpha-DIoU, rho^(2 alpha) / c^(2 alpha)).  Powers have derivative 0 where their base is 0."""
+    (alpha-DIoU, rho^(2 alpha) / c^(2 alpha)); ``form="ciou"`` adds ``(beta v)**alpha`` to alpha-DIoU
+    (alpha-CIoU, CIoU's v and beta = v / ((1 - IoU) + v + eps), beta a constant in the gradient unless
+    ``beta_grad``).  Powers have derivative 0 where their base is 0."""
     alpha = _positive(alpha, "alpha")
     if form not in _ALPHA_FORMS:
         raise ValueError(f"form must be one of {_ALPHA_FORMS}, got {form!r}")
@@ -688,8 +690,10 @@ def alpha_iou_loss(pred, target, alpha=3.0, form="iou", eps=0.0) -> Result:
             loss = _Dual(-mp.expm1(alpha * lg), tuple(-k * d for d in iou.d))
         if form == "giou":
             loss = loss + _power0(g.giou_penalty(), alpha)
-        elif form == "diou":
+        elif form in ("diou", "ciou"):
             loss = loss + _power0(g.distance_penalty(), alpha)
+        if form == "ciou":  # (beta v)^alpha, beta = v/((1 - IoU) + v + eps) a constant in the gradient (CIoU's)
+            loss = loss + _power0(g.alpha_v(bool(beta_grad), None, False), alpha)
         return loss
 
     return _geometry_run(pred, target, eps, body)
