@@ -15,13 +15,14 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
-from refloss._derive.functions import FocalCE, LogitCE, PowG, Sigmoid, TwoProd, plain
+from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, Sigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "varifocal_loss"
 alpha = sp.Symbol("alpha", real=True)
 gamma = sp.Symbol("gamma", nonnegative=True)
 det = sp.Symbol("detach_weight", nonnegative=True)
+iw = sp.Symbol("iou_weighted", nonnegative=True)
 
 
 def derive() -> LossSpec:
@@ -32,17 +33,23 @@ def derive() -> LossSpec:
     pos_paper = -q * (q * sp.log(p) + (1 - q) * sp.log(1 - p))
     neg_paper = -alpha * p**gamma * sp.log(1 - p)
     dom = {**C.DOMAIN, alpha: (0, 1), gamma: (0, 4)}
-    # positives: q CE(x, q); the weight q detached leaves q dCE/dq
-    pos = q * LogitCE(x, q)
-    prove_equal(plain(pos), pos_paper, "q > 0: q CE(x, q) is the paper's -q (q ln p + (1 - q) ln(1 - p))", checks,
-                domain=dom)
+    # positives: q CE(x, q) (iou_weighted = 0: mmdetection's iou_weighted=False, weight 1); the weight q detached
+    # leaves q dCE/dq
+    w_pos = iw * q + Group(1 - iw)  # (Group: 1 - iw formed first, 0 or 1, so that q is not added to 1)
+    pos = w_pos * LogitCE(x, q)
+    prove_equal(plain(pos.subs(iw, 1)), pos_paper, "q > 0: q CE(x, q) is the paper's -q (q ln p + (1 - q) ln(1 - p))",
+                checks, domain=dom)
     d_pos_x = sp.diff(pos, x)
-    d_pos_q = det * q * sp.diff(LogitCE(x, q), q) + (1 - det) * sp.diff(pos, q)
-    prove_equal(plain(d_pos_x), sp.diff(pos_paper, x), "q > 0: dL/dx (the weight q does not depend on x)", checks,
+    d_pos_q = det * w_pos * sp.diff(LogitCE(x, q), q) + (1 - det) * sp.diff(pos, q)
+    prove_equal(plain(d_pos_x.subs(iw, 1)), sp.diff(pos_paper, x), "q > 0: dL/dx (the weight q does not depend on "
+                "x)", checks, domain=dom)
+    prove_equal(plain(d_pos_q.subs({det: 0, iw: 1})), sp.diff(pos_paper, q), "q > 0: dL/dq, weight differentiated",
+                checks, domain=dom)
+    prove_equal(plain(d_pos_q.subs({det: 1, iw: 1})), q * sp.diff(ce, q), "q > 0: dL/dq, weight q held: q dCE/dq",
+                checks, domain=dom)
+    prove_equal(plain(pos.subs(iw, 0)), ce, "q > 0, iou_weighted=False: the cross-entropy CE(x, q) (weight 1)", checks,
                 domain=dom)
-    prove_equal(plain(d_pos_q.subs(det, 0)), sp.diff(pos_paper, q), "q > 0: dL/dq, weight differentiated", checks,
-                domain=dom)
-    prove_equal(plain(d_pos_q.subs(det, 1)), q * sp.diff(ce, q), "q > 0: dL/dq, weight q held: q dCE/dq", checks,
+    prove_equal(plain(d_pos_q.subs(iw, 0)), sp.diff(ce, q), "q > 0, iou_weighted=False: dL/dq = dCE/dq", checks,
                 domain=dom)
     # negatives: the focal loss at the hard target 0 with alpha_t = alpha
     neg = FocalCE(x, sp.Integer(0), alpha, gamma)
@@ -73,14 +80,15 @@ def derive() -> LossSpec:
             Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative (q = 0)"),
             Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
         )
-        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det), prelude=(), branches=branches,
+        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det, iw), prelude=(), branches=branches,
                                invalid=C.INVALID)
     xs, qs, ps = sp.Symbol("x", real=True), sp.Symbol("q", real=True), sp.Symbol("p")
     return LossSpec(
         name=NAME, title="Varifocal Loss",
         formula="L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, "
         "p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds the weight "
-        "(q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do.",
+        "(q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do; iou_weighted=False weights the "
+        "positives by 1 (mmdetection's option).",
         references=["H. Zhang et al., VarifocalNet: An IoU-aware Dense Object Detector, arXiv:2008.13367 (eq. 2)",
                     "RT-DETR (W. Lv et al., arXiv:2304.08069) and D-FINE (Y. Peng et al., arXiv:2410.13842) train "
                     "with it, the weight detached"],
@@ -88,7 +96,9 @@ def derive() -> LossSpec:
                 Param("gamma", gamma, 2.0, "focusing exponent on p for the negatives", lower=sp.Integer(0)),
                 Param("detach_weight", det, False, "hold the weight (q on positives, alpha p^gamma on negatives) "
                       "constant in the gradient, as RT-DETR and D-FINE (False: the paper's formula differentiated, "
-                      "as ultralytics and mmdetection)", kind="bool")],
+                      "as ultralytics and mmdetection)", kind="bool"),
+                Param("iou_weighted", iw, True, "weight the positives by q (True, the paper) or by 1 (False, "
+                      "mmdetection's iou_weighted=False: the plain cross-entropy to q)", kind="bool")],
         constants=[], kernels=kernels,
         variants=[Variant("vfl_weight_detached", "detach_weight=True (the weight under no_grad, RT-DETR, D-FINE)",
                           params={"detach_weight": True}),

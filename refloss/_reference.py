@@ -98,7 +98,7 @@ REFERENCES = {
                           floor="classification.qfl_gradient_scale"),
     "varifocal_loss": Reference("classification.varifocal_loss", (
         {"alpha": 0.75, "gamma": 2.0}, {"alpha": 0.75, "gamma": 2.0, "detach_weight": True},
-        {"alpha": 0.25, "gamma": 0.5}), ULP8, floor="classification.varifocal_gradient_scale"),
+        {"alpha": 0.25, "gamma": 0.5}, {"iou_weighted": False}), ULP8, floor="classification.varifocal_gradient_scale"),
     # the kernels round the clamp bound (n - 1) - clamp as the peers' code does (ultralytics 0.01, D-FINE
     # 0.1): verify runs clamps whose bound is exact in float32 and float64, so the oracle's exact bound applies
     "dfl_loss": Reference("classification.dfl_loss", ({}, {"clamp": 0.25}, {"clamp": 2.0**-7}), ULP8,

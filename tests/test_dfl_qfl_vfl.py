@@ -106,6 +106,28 @@ def test_vfl_agrees_with_the_peers_torch_forms(detach):
     np.testing.assert_allclose(gq, qt.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
+def test_vfl_mmdetection_iou_weighted_false():
+    """mmdetection's varifocal_loss written in torch from its docs: BCE(x, q) times
+    q [q > 0] + alpha |sigma - q|^gamma [q <= 0] (iou_weighted=True) or [q > 0] + alpha |sigma - q|^gamma [q <= 0]
+    (iou_weighted=False), nothing detached; refloss's iou_weighted option, value and autograd gradients."""
+    torch = pytest.importorskip("torch")
+    x, q = _points()
+    for weighted in (True, False):
+        xt = torch.tensor(x, requires_grad=True)
+        qt = torch.tensor(q, requires_grad=True)
+        pos = (qt > 0).to(xt.dtype)
+        w = (qt if weighted else 1.0) * pos + 0.75 * (xt.sigmoid() - qt).abs().pow(2.0) * (1 - pos)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(xt, qt, reduction="none") * w
+        loss.sum().backward()
+        v, (gx, gq) = VFL.value_and_grad(x, q, iou_weighted=weighted)
+        np.testing.assert_allclose(v, loss.detach().numpy(), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+        # d/dq on the negatives: mmdetection's |sigma - q|^gamma also depends on q (-gamma alpha sigma^(gamma-1)
+        # times BCE at q = 0); refloss's (and the paper's) weight alpha sigma^gamma does not: compare the positives
+        keep = q > 0
+        np.testing.assert_allclose(gq[keep], qt.grad.numpy()[keep], rtol=1e-10, atol=1e-14)
+
+
 def test_vfl_branches_are_bce_and_the_focal_loss():
     """q > 0: q BCE(x, q) (gradients: weight differentiated, dL/dq = BCE + q dBCE/dq); q = 0: the
     sigmoid focal loss at target 0 with alpha_t = 1 - a = alpha, i.e. a = 1 - alpha."""

@@ -1455,8 +1455,13 @@ LOSSES['varifocal_loss'] = LossInfo(
                   "gradient, as RT-DETR and D-FINE (False: the paper's formula differentiated, as"
                   ' ultralytics and mmdetection)'
               ), kind='bool', none_value=0.0),
+        Param('iou_weighted', True, None, True, None, True,
+              'iou_weighted is True or False', (
+                  "weight the positives by q (True, the paper) or by 1 (False, mmdetection's "
+                  'iou_weighted=False: the plain cross-entropy to q)'
+              ), kind='bool', none_value=0.0),
     ),
-    args=('alpha', 'gamma', 'detach_weight'),
+    args=('alpha', 'gamma', 'detach_weight', 'iou_weighted'),
     kinks=None,
     variants=(
         Variant('vfl_weight_detached', 'detach_weight=True (the weight under no_grad, RT-DETR, D-FINE)', params={'detach_weight': True}),
@@ -1468,7 +1473,8 @@ LOSSES['varifocal_loss'] = LossInfo(
     formula=(
         'L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, '
         'p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds'
-        ' the weight (q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do.'
+        ' the weight (q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do; '
+        "iou_weighted=False weights the positives by 1 (mmdetection's option)."
     ),
     conventions=(
         'q > 0 and q = 0 are two formulas: the loss is discontinuous in q at 0 (the limit q -> 0+'

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 53
+# ops: 70
 """Varifocal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -13,7 +13,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 from numpy import float32 as _f32
 
 
-def _constants(prec, alpha, gamma, detach_weight):
+def _constants(prec, alpha, gamma, detach_weight, iou_weighted):
     with localcontext() as ctx:
         ctx.prec = prec
         ctx.Emax, ctx.Emin = MAX_EMAX, MIN_EMIN
@@ -21,11 +21,12 @@ def _constants(prec, alpha, gamma, detach_weight):
         alpha = Decimal(alpha)
         gamma = Decimal(gamma)
         detach_weight = Decimal(detach_weight)
-        return (float(alpha), float(gamma), float(detach_weight), )
+        iou_weighted = Decimal(iou_weighted)
+        return (float(alpha), float(gamma), float(detach_weight), float(iou_weighted), )
 
 
-def constants(alpha, gamma, detach_weight):
-    """Kernel arguments after the inputs: alpha, gamma, detach_weight.
+def constants(alpha, gamma, detach_weight, iou_weighted):
+    """Kernel arguments after the inputs: alpha, gamma, detach_weight, iou_weighted.
 
     Computed in decimal arithmetic at 40 digits, then at twice as many until two precisions
     give the same floats (a constant that cancels keeps its digits), and rounded once to
@@ -33,16 +34,16 @@ def constants(alpha, gamma, detach_weight):
     last = None
     for prec in (40, 80, 160, 320, 640, 1280):
         try:
-            got = _constants(prec, alpha, gamma, detach_weight)
+            got = _constants(prec, alpha, gamma, detach_weight, iou_weighted)
         except (DivisionByZero, InvalidOperation):  # e.g. e^r - 1 = 0 at this precision: try more digits
             continue
         if got == last:
             return got
         last = got
-    return _constants(2560, alpha, gamma, detach_weight)
+    return _constants(2560, alpha, gamma, detach_weight, iou_weighted)
 
 
-def value_f64(logits, target, alpha, gamma, detach_weight):
+def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
@@ -66,11 +67,12 @@ def value_f64(logits, target, alpha, gamma, detach_weight):
     else:  # positive (q > 0)
         _s15 = -logits
         _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        value = target*(target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16)
+        _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
         return value
 
 
-def value_and_grad_f64(logits, target, alpha, gamma, detach_weight):
+def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
@@ -118,17 +120,18 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight):
     else:  # positive (q > 0)
         _s32 = -logits
         _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        value = target*(target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33)
-        _t0 = logits*target
-        _s34 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s35 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
-        d_logits = target*(_s35 + (1.0 - target)*_s34)
-        _s36 = -_t0 + (target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33)
-        d_target = -_t0*detach_weight + (1.0 - detach_weight)*_s36
+        _s34 = target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s34
+        _t0 = iou_weighted*target + (1.0 - iou_weighted)
+        _t1 = _t0*logits
+        _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s36 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
+        d_logits = _t0*(_s36 + (1.0 - target)*_s35)
+        d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s34)
         return value, d_logits, d_target
 
 
-def value_f32(logits, target, alpha, gamma, detach_weight):
+def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
@@ -153,11 +156,11 @@ def value_f32(logits, target, alpha, gamma, detach_weight):
         _s15 = -logits
         _s16 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
         _s17 = target*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - target)*_s16
-        value = target*_s17
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s17
         return value
 
 
-def value_and_grad_f32(logits, target, alpha, gamma, detach_weight):
+def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
         _t1 = abs(logits)
         _e2 = math.exp(-_t1)
@@ -206,10 +209,11 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight):
         _s32 = -logits
         _s33 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
         _s34 = target*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - target)*_s33
-        value = target*_s34
-        _t0 = logits*target
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s34
+        _t0 = iou_weighted*target + (_f32(1.0) - iou_weighted)
+        _t1 = _t0*logits
         _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
         _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        d_logits = target*(-target*_s35 + (_f32(1.0) - target)*_s36)
-        d_target = -_t0*detach_weight + (_f32(1.0) - detach_weight)*(-_t0 + _s34)
+        d_logits = _t0*(-target*_s35 + (_f32(1.0) - target)*_s36)
+        d_target = -_t1*detach_weight + (_f32(1.0) - detach_weight)*(-_t1 + iou_weighted*_s34)
         return value, d_logits, d_target

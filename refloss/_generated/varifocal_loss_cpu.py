@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 72f9c34ec58c4e12
+# scalar kernels: sha256 8e2033cb0e2b7a48
 """Varifocal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,29 +24,32 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight):
-    out[i] = _value_f64(logits[i], target[i], alpha, gamma, detach_weight)
+def _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight, iou_weighted):
+    out[i] = _value_f64(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
     return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
             or (target[i] < 0.0)) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, target, out, alpha, gamma, detach_weight):
+def value_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight)
+            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight,
+                    iou_weighted)
     else:
         for i in prange(n):
-            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight)
+            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight,
+                    iou_weighted)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
-    v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], alpha, gamma, detach_weight)
+        detach_weight, iou_weighted):
+    v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], alpha, gamma, detach_weight,
+            iou_weighted)
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_target[i] = g_target / divisor
@@ -56,44 +59,47 @@ def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
+        detach_weight, iou_weighted):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight)
+                    alpha, gamma, detach_weight, iou_weighted)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight)
+                    alpha, gamma, detach_weight, iou_weighted)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight):
-    out[i] = _value_f32(logits[i], target[i], alpha, gamma, detach_weight)
+def _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight, iou_weighted):
+    out[i] = _value_f32(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
     return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
             or (target[i] < _f32(0.0))) else 0
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, target, out, alpha, gamma, detach_weight):
+def value_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
-            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight)
+            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight,
+                    iou_weighted)
     else:
         for i in prange(n):
-            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight)
+            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight,
+                    iou_weighted)
     return bad
 
 
 @njit(inline='always', **CPU_OPTIONS)
 def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
-    v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], alpha, gamma, detach_weight)
+        detach_weight, iou_weighted):
+    v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], alpha, gamma, detach_weight,
+            iou_weighted)
     out[i] = v
     d_logits[i] = g_logits / divisor
     d_target[i] = g_target / divisor
@@ -103,15 +109,15 @@ def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
+        detach_weight, iou_weighted):
     n = out.shape[0]
     bad = 0
     if n < SERIAL_BELOW:
         for i in range(n):
             bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight)
+                    alpha, gamma, detach_weight, iou_weighted)
     else:
         for i in prange(n):
             bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight)
+                    alpha, gamma, detach_weight, iou_weighted)
     return bad

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 72f9c34ec58c4e12
+# scalar kernels: sha256 8e2033cb0e2b7a48
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
@@ -18,34 +18,34 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(logits, target, out, alpha, gamma, detach_weight):
+def value_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(logits[i], target[i], alpha, gamma, detach_weight)
+        out[i] = _value_f64(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
+        detach_weight, iou_weighted):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], alpha, gamma,
-                detach_weight)
+                detach_weight, iou_weighted)
         out[i] = v
         d_logits[i] = g_logits / divisor
         d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(logits, target, out, alpha, gamma, detach_weight):
+def value_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(logits[i], target[i], alpha, gamma, detach_weight)
+        out[i] = _value_f32(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
 
 
 @cuda.jit(cache=CACHE)
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
-        detach_weight):
+        detach_weight, iou_weighted):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], alpha, gamma,
-                detach_weight)
+                detach_weight, iou_weighted)
         out[i] = v
         d_logits[i] = g_logits / divisor
         d_target[i] = g_target / divisor

@@ -182,18 +182,21 @@ def qfl_gradient_scale(logit, target, dtype, beta=2.0):
         return value, dw * s * sn * ce + w * t, dw * ce + w * abs(x)
 
 
-def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False):
+def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False, iou_weighted=True):
     """Varifocal Loss (Zhang et al., VarifocalNet, arXiv 2008.13367, eq. 2), p = sigmoid(x):
     q > 0: -q (q log p + (1 - q) log(1 - p));  q = 0: -alpha p^gamma log(1 - p).
     Gradients of the formula (detach_weight=False) or with the weight (q, alpha p^gamma) held
     constant (detach_weight=True: the weight times the cross-entropy's gradient).  At q = 0,
-    dL/dq is the weight times dCE/dq = -x (the peers' BCE(x, q) * weight)."""
+    dL/dq is the weight times dCE/dq = -x (the peers' BCE(x, q) * weight).  iou_weighted=False
+    (mmdetection's option): the positives' weight is 1, L = CE(x, q)."""
     with mp.workdps(DPS):
         x, q = exact_mpf(logit), exact_mpf(target)
         a, g = exact_mpf(alpha), exact_mpf(gamma)
         p = _sigmoid(x)
         ce, dce_dx, dce_dy = _bce(x, q)
         if q > 0:
+            if not iou_weighted:
+                return ce, dce_dx, dce_dy
             value = q * ce
             return value, q * dce_dx, q * dce_dy + (0 if detach_weight else ce)
         w = a * p**g
@@ -205,7 +208,7 @@ def varifocal_loss(logit, target, alpha=0.75, gamma=2.0, detach_weight=False):
         return value, d_x, w * -x
 
 
-def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach_weight=False):
+def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach_weight=False, iou_weighted=True):
     """Magnitudes of the terms the VFL gradients are signed sums of: q (sigma - q) and CE - q x on
     positives (both cancel near the optimum sigma = q); the negatives' gradients have no cancellation."""
     with mp.workdps(DPS):
@@ -213,6 +216,8 @@ def varifocal_gradient_scale(logit, target, dtype, alpha=0.75, gamma=2.0, detach
         if q == 0:
             return mp.zero, mp.zero
         ce = _bce(x, q)[0]
+        if not iou_weighted:
+            return (1 - q) * _sigmoid(x) + q * _sigmoid(-x), abs(x)
         return q * ((1 - q) * _sigmoid(x) + q * _sigmoid(-x)), q * abs(x) + (0 if detach_weight else ce)
 
 
