@@ -20,8 +20,9 @@ import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step, prove_equal
-from refloss._derive.functions import DiffOfDiffs, Detach, PowG, TMax
+from refloss._derive.functions import Detach, PowG, TMax
 from .iou_loss import EPS
+from . import siou_loss as S
 from .siou_loss import Abs
 
 NAME = "shape_iou_loss"
@@ -35,8 +36,8 @@ ww, hh = 2 * wu / (wu + hu), 2 * hu / (wu + hu)
 def shape_terms(ww, hh):
     """distance^shape + Omega^shape/2 for the weights ww, hh."""
     distance = (hh * B.dx**2 + ww * B.dy**2) / B.c2
-    omega_w = hh * Abs(DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)) / TMax(B.wp, B.wt)
-    omega_h = ww * Abs(DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2)) / TMax(B.hp, B.ht)
+    omega_w = hh * Abs(S.dw) / S.larger(B.wt, S.dw)
+    omega_h = ww * Abs(S.dh) / S.larger(B.ht, S.dh)
     shape = (1 - sp.exp(-omega_w))**4 + (1 - sp.exp(-omega_h))**4
     return distance + shape / 2
 

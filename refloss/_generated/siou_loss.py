@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 9893
+# ops: 10069
 """SIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -45,43 +45,58 @@ def constants(eps, theta, positive_exponent):
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
     off = max(abs(0.5*((px1 - tx1)) + 0.5*((px2 - tx2))), abs(0.5*((py1 - ty1)) + 0.5*((py2 - ty2))))
     if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _t0 = -px1 + px2
+        _u1 = px2 - tx2
+        _u2 = px1 - tx1
+        _b3 = _u1 - px2
+        _b4 = _u2 - px1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+        _c7 = _e5 - _e6
+        _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u8 = py2 - ty2
+        _u9 = py1 - ty1
+        _b10 = _u8 - py2
+        _b11 = _u9 - py1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+        _c14 = _e12 - _e13
+        _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
         _t3 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t4 = max(_s1, _s1 - _s1)
-        _s2 = px2 - tx2
-        _s3 = tx1 - px1
-        _s4 = px1 - tx1
-        _s5 = tx2 - px2
-        _s6 = py2 - ty2
-        _s7 = ty1 - py1
-        _s8 = py1 - ty1
-        _s9 = ty2 - py2
-        _s10 = _t2*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
-        _s11 = _t3*min(_t1, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
-        _s12 = _t4*min(_t2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-        _t5 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
-        _s13 = -max(py1, ty1) + min(py2, ty2)
-        _b14 = _s2 - px2
-        _b15 = _s4 - px1
-        _e16 = (px2 - (_s2 - _b14)) - (tx2 + _b14)
-        _e17 = (px1 - (_s4 - _b15)) - (tx1 + _b15)
-        _c18 = _e16 - _e17
-        _s19 = 1.0 - math.exp(-abs(((_s2 - _s4) + _c18 if _c18 == _c18 else _s2 - _s4))/(eps + max(_t0, _t1)))
-        _b20 = _s6 - py2
-        _b21 = _s8 - py1
-        _e22 = (py2 - (_s6 - _b20)) - (ty2 + _b20)
-        _e23 = (py1 - (_s8 - _b21)) - (ty1 + _b21)
-        _c24 = _e22 - _e23
-        _s25 = 1.0 - math.exp(-abs(((_s6 - _s8) + _c24 if _c24 == _c24 else _s6 - _s8))/(eps + max(_t2, _t3)))
-        value = _t5/(_t4*max(_s13, _s13 - _s13) + _t5) + 0.5*math.pow(_s19, theta) + 0.5*math.pow(_s25, theta)
+        _t4 = -py1 + py2
+        _s15 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s15, _s15 - _s15)
+        _s16 = tx2 - px2
+        _s17 = tx1 - px1
+        _s18 = ty2 - py2
+        _s19 = ty1 - py1
+        _s20 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
+        _s21 = _t3*min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
+        _s22 = _t5*min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
+        _t6 = _s21 + _s20 + _s22 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19)) + eps
+        _s23 = -max(py1, ty1) + min(py2, ty2)
+        _s24 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s25 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        value = _t6/(_t5*max(_s23, _s23 - _s23) + _t6) + _s24 + _s25
         return value
     else:  # angle, distance and shape costs
-        _t0 = -px1 + px2
+        _u26 = px2 - tx2
+        _u27 = px1 - tx1
+        _b28 = _u26 - px2
+        _b29 = _u27 - px1
+        _e30 = (px2 - (_u26 - _b28)) - (tx2 + _b28)
+        _e31 = (px1 - (_u27 - _b29)) - (tx1 + _b29)
+        _c32 = _e30 - _e31
+        _t0 = (_u26 - _u27) + _c32 if _c32 == _c32 else _u26 - _u27
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u33 = py2 - ty2
+        _u34 = py1 - ty1
+        _b35 = _u33 - py2
+        _b36 = _u34 - py1
+        _e37 = (py2 - (_u33 - _b35)) - (ty2 + _b35)
+        _e38 = (py1 - (_u34 - _b36)) - (ty1 + _b36)
+        _c39 = _e37 - _e38
+        _t2 = (_u33 - _u34) + _c39 if _c39 == _c39 else _u33 - _u34
         _t3 = -ty1 + ty2
         _t4 = px1 - tx1
         _t5 = px2 - tx2
@@ -91,130 +106,114 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_expon
         _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = min(abs(_t6), abs(_t9))
         _t11 = (2.0*positive_exponent - 1.0)*(-2.0*_t10/(off*((_t10*_t10)/(off*off) + 1.0)) + 2.0)
-        _s26 = -max(px1, tx1) + min(px2, tx2)
-        _t12 = max(_s26, _s26 - _s26)
-        _s27 = ty1 - py1
-        _s28 = ty2 - py2
-        _s29 = tx1 - px1
-        _s30 = tx2 - px2
-        _s31 = _t12*min(_t2, max(_t8, _t8 - _t8) + max(_s27, _s27 - _s27))
-        _s32 = _t12*min(_t3, max(_t7, _t7 - _t7) + max(_s28, _s28 - _s28))
-        _s33 = _t2*min(_t0, max(_t5, _t5 - _t5) + max(_s29, _s29 - _s29))
-        _t13 = _s31 + _s32 + _s33 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s30, _s30 - _s30)) + eps
-        _s34 = -max(py1, ty1) + min(py2, ty2)
-        _s35 = max(px2, tx2) - min(px1, tx1)
-        _s36 = max(py2, ty2) - min(py1, ty1)
-        _u37 = px2 - tx2
-        _u38 = px1 - tx1
-        _b39 = _u37 - px2
-        _b40 = _u38 - px1
-        _e41 = (px2 - (_u37 - _b39)) - (tx2 + _b39)
-        _e42 = (px1 - (_u38 - _b40)) - (tx1 + _b40)
-        _c43 = _e41 - _e42
-        _s44 = 1.0 - math.exp(-abs(((_u37 - _u38) + _c43 if _c43 == _c43 else _u37 - _u38))/(eps + max(_t0, _t1)))
-        _u45 = py2 - ty2
-        _u46 = py1 - ty1
-        _b47 = _u45 - py2
-        _b48 = _u46 - py1
-        _e49 = (py2 - (_u45 - _b47)) - (ty2 + _b47)
-        _e50 = (py1 - (_u46 - _b48)) - (ty1 + _b48)
-        _c51 = _e49 - _e50
-        _s52 = 1.0 - math.exp(-abs(((_u45 - _u46) + _c51 if _c51 == _c51 else _u45 - _u46))/(eps + max(_t2, _t3)))
-        _s53 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s35*_s35)))
-        _s54 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s36*_s36)))
-        _s55 = _t13/(_t12*max(_s34, _s34 - _s34) + _t13)
-        value = _s55 + _s53 + _s54 + 0.5*math.pow(_s44, theta) + 0.5*math.pow(_s52, theta) + 1.0
+        _t12 = -py1 + py2
+        _s40 = -max(px1, tx1) + min(px2, tx2)
+        _t13 = max(_s40, _s40 - _s40)
+        _s41 = tx1 - px1
+        _s42 = ty1 - py1
+        _s43 = ty2 - py2
+        _s44 = tx2 - px2
+        _s45 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s41, _s41 - _s41))
+        _s46 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s42, _s42 - _s42))
+        _s47 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s43, _s43 - _s43))
+        _t14 = _s45 + _s46 + _s47 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s44, _s44 - _s44)) + eps
+        _s48 = -max(py1, ty1) + min(py2, ty2)
+        _s49 = max(px2, tx2) - min(px1, tx1)
+        _s50 = max(py2, ty2) - min(py1, ty1)
+        _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s52 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        _s53 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s49*_s49)))
+        _s54 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s50*_s50)))
+        value = _t14/(_t13*max(_s48, _s48 - _s48) + _t14) + _s53 + _s54 + _s51 + _s52 + 1.0
         return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
     off = max(abs(0.5*((px1 - tx1)) + 0.5*((px2 - tx2))), abs(0.5*((py1 - ty1)) + 0.5*((py2 - ty2))))
     if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _t0 = -px1 + px2
+        _u1 = px2 - tx2
+        _u2 = px1 - tx1
+        _b3 = _u1 - px2
+        _b4 = _u2 - px1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+        _c7 = _e5 - _e6
+        _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u8 = py2 - ty2
+        _u9 = py1 - ty1
+        _b10 = _u8 - py2
+        _b11 = _u9 - py1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+        _c14 = _e12 - _e13
+        _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
         _t3 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t4 = max(_s1, _s1 - _s1)
-        _s2 = px2 - tx2
-        _s3 = tx1 - px1
-        _s4 = px1 - tx1
-        _s5 = tx2 - px2
-        _s6 = py2 - ty2
-        _s7 = ty1 - py1
-        _s8 = py1 - ty1
-        _s9 = ty2 - py2
-        _s10 = _t2*min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
-        _s11 = _t3*min(_t1, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
-        _s12 = _t4*min(_t2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-        _t5 = _s10 + _s11 + _s12 + _t4*min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
-        _s13 = -max(py1, ty1) + min(py2, ty2)
-        _b14 = _s2 - px2
-        _b15 = _s4 - px1
-        _e16 = (px2 - (_s2 - _b14)) - (tx2 + _b14)
-        _e17 = (px1 - (_s4 - _b15)) - (tx1 + _b15)
-        _c18 = _e16 - _e17
-        _s19 = 1.0 - math.exp(-abs(((_s2 - _s4) + _c18 if _c18 == _c18 else _s2 - _s4))/(eps + max(_t0, _t1)))
-        _b20 = _s6 - py2
-        _b21 = _s8 - py1
-        _e22 = (py2 - (_s6 - _b20)) - (ty2 + _b20)
-        _e23 = (py1 - (_s8 - _b21)) - (ty1 + _b21)
-        _c24 = _e22 - _e23
-        _s25 = 1.0 - math.exp(-abs(((_s6 - _s8) + _c24 if _c24 == _c24 else _s6 - _s8))/(eps + max(_t2, _t3)))
-        value = _t5/(_t4*max(_s13, _s13 - _s13) + _t5) + 0.5*math.pow(_s19, theta) + 0.5*math.pow(_s25, theta)
-        _t6 = (_s2 - _s4) + _c18 if _c18 == _c18 else _s2 - _s4
-        _t7 = 1.0 if _t6 > 0.0 else (-1.0 if _t6 < 0.0 else 0.0)
-        _t8 = px1 - tx1
-        _t9 = _t8 - px2 + tx2
-        _t10 = eps + max(_t0, _t1)
-        _t11 = (-abs(_t6))/_t10
-        _s26 = -_t9
-        _t12 = _t11*(1.0 if _s26 > 0.0 else (0.5 if _s26 == 0.0 else 0.0))
-        _t13 = math.exp(_t11)
-        _t14 = 0.5*theta
-        _s27 = 1.0 - _t13
-        _t15 = _t13*_t14*(math.pow(_s27, theta - 1.0) if _s27 > 0.0 and theta != 0.0 else 0.0)
-        _t16 = 1.0 if -_t8 > 0.0 else 0.0
-        _t17 = _s13
+        _t4 = -py1 + py2
+        _s15 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s15, _s15 - _s15)
+        _s16 = tx2 - px2
+        _s17 = tx1 - px1
+        _s18 = ty2 - py2
+        _s19 = ty1 - py1
+        _s20 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
+        _s21 = _t3*min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
+        _s22 = _t5*min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
+        _t6 = _s21 + _s20 + _s22 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19)) + eps
+        _s23 = -max(py1, ty1) + min(py2, ty2)
+        _s24 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s25 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        value = _t6/(_t5*max(_s23, _s23 - _s23) + _t6) + _s24 + _s25
+        _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
+        _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+        _t9 = eps + (_t1 + max(_t0, 0.0))
+        _t10 = (-abs(_t0))/_t9
+        _t11 = _t10*_t8
+        _t12 = math.exp(_t10)
+        _t13 = 0.5*theta
+        _s26 = 1.0 - _t12
+        _t14 = _t12*_t13*(math.pow(_s26, theta - 1.0) if _s26 > 0.0 and theta != 0.0 else 0.0)
+        _t15 = px1 - tx1
+        _t16 = 1.0 if -_t15 > 0.0 else 0.0
+        _t17 = _s23
         _t18 = max(_t17, _t17 - _t17)
-        _t19 = _t18*_t4
-        _t20 = _t0*_t2 + _t1*_t3 - _t19 + eps
-        _t21 = _t19/_t20
-        _t22 = 1.0 if _t8 > 0.0 else 0.0
-        _t23 = min(_t1, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
-        _t24 = _t23*_t3
-        _t25 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-        _t26 = _t25*_t4
-        _t27 = _t24 + _t26
-        _t28 = min(_t0, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
-        _t29 = _t2*_t28 + eps
-        _t30 = _t19 + _t29
-        _t31 = _t18*(1.0 if _s1 > 0.0 else 0.0)
-        _t32 = _t31*((_t27 + _t30)/_t20)
-        _t33 = -_t16 - _t22 + 1.0
-        _t34 = min(_t2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-        _t35 = _t34*_t4
-        _t36 = 0.5*_t31
-        _t37 = _t36*((_t27 + _t29 - _t35)/_t20)
-        _t38 = (_s6 - _s8) + _c24 if _c24 == _c24 else _s6 - _s8
-        _t39 = 1.0 if _t38 > 0.0 else (-1.0 if _t38 < 0.0 else 0.0)
-        _t40 = py1 - ty1
-        _t41 = _t40 - py2 + ty2
-        _t42 = eps + max(_t2, _t3)
-        _t43 = (-abs(_t38))/_t42
-        _s28 = -_t41
-        _t44 = _t43*(1.0 if _s28 > 0.0 else (0.5 if _s28 == 0.0 else 0.0))
-        _t45 = math.exp(_t43)
-        _s29 = 1.0 - _t45
-        _t46 = _t14*_t45*(math.pow(_s29, theta - 1.0) if _s29 > 0.0 and theta != 0.0 else 0.0)
-        _t47 = 1.0 if -_t40 > 0.0 else 0.0
-        _t48 = 1.0 if _t40 > 0.0 else 0.0
-        _t49 = _t0*_t34 + _t27 + eps
-        _t50 = _t4*(1.0 if _t17 > 0.0 else 0.0)
-        _t51 = _t50*((_t19 + _t49)/_t20)
+        _t19 = _t18*_t5
+        _t20 = -px1 + px2
+        _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
+        _t22 = _t19/_t21
+        _t23 = 1.0 if _t15 > 0.0 else 0.0
+        _t24 = min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
+        _t25 = _t24*_t3
+        _t26 = min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
+        _t27 = _t26*_t5
+        _t28 = _t25 + _t27
+        _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
+        _t30 = _t29*_t4 + eps
+        _t31 = _t19 + _t30
+        _t32 = _t18*(1.0 if _s15 > 0.0 else 0.0)
+        _t33 = _t32*((_t28 + _t31)/_t21)
+        _t34 = -_t16 - _t23 + 1.0
+        _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19))
+        _t36 = _t35*_t5
+        _t37 = 0.5*_t32
+        _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
+        _t39 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
+        _t40 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+        _t41 = eps + (_t3 + max(_t2, 0.0))
+        _t42 = (-abs(_t2))/_t41
+        _t43 = _t40*_t42
+        _t44 = math.exp(_t42)
+        _s27 = 1.0 - _t44
+        _t45 = _t13*_t44*(math.pow(_s27, theta - 1.0) if _s27 > 0.0 and theta != 0.0 else 0.0)
+        _t46 = py1 - ty1
+        _t47 = 1.0 if -_t46 > 0.0 else 0.0
+        _t48 = 1.0 if _t46 > 0.0 else 0.0
+        _t49 = _t20*_t35 + _t28 + eps
+        _t50 = _t5*(1.0 if _t17 > 0.0 else 0.0)
+        _t51 = _t50*((_t19 + _t49)/_t21)
         _t52 = -_t47 - _t48 + 1.0
         _t53 = 0.5*_t50
-        _t54 = _t53*((-_t18*_t28 + _t49)/_t20)
+        _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
         _t55 = -_t7
         _t56 = px2 - tx2
         _t57 = 1.0 if _t56 > 0.0 else 0.0
@@ -225,27 +224,41 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t62 = 1.0 if _t61 > 0.0 else 0.0
         _t63 = 1.0 if -_t61 > 0.0 else 0.0
         _t64 = -_t62 - _t63 + 1.0
-        _t65 = _t11*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))
-        _t66 = _t24 + _t35
-        _t67 = _t31*((_t30 + _t66)/_t20)
-        _t68 = _t36*((-_t26 + _t29 + _t66)/_t20)
-        _t69 = _t43*(1.0 if _t41 > 0.0 else (0.5 if _t41 == 0.0 else 0.0))
-        _t70 = _t1*_t25 + _t35
-        _t71 = _t50*((_t30 + _t70)/_t20)
-        _t72 = _t53*((-_t18*_t23 + _t29 + _t70)/_t20)
-        d_px1 = -_t15*(((_t7 - -_t12))/_t10) - ((_t16*_t2*_t21 - _t22*_t32 - _t33*_t37)/_t20)
-        d_py1 = -_t46*(((_t39 - -_t44))/_t42) - ((_t0*_t21*_t47 - _t48*_t51 - _t52*_t54)/_t20)
-        d_px2 = -_t15*(((_t55 - _t12))/_t10) - ((-_t2*_t21*_t57 + _t32*_t58 + _t37*_t59)/_t20)
-        d_py2 = -_t46*(((_t60 - _t44))/_t42) - ((-_t0*_t21*_t62 + _t51*_t63 + _t54*_t64)/_t20)
-        d_tx1 = -_t15*(((_t55 - -_t65))/_t10) - ((-_t16*_t67 + _t21*_t22*_t3 - _t33*_t68)/_t20)
-        d_ty1 = -_t46*(((_t60 - -_t69))/_t42) - ((_t1*_t21*_t48 - _t47*_t71 - _t52*_t72)/_t20)
-        d_tx2 = -_t15*(((_t7 - _t65))/_t10) - ((-_t21*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t20)
-        d_ty2 = -_t46*(((_t39 - _t69))/_t42) - ((-_t1*_t21*_t63 + _t62*_t71 + _t64*_t72)/_t20)
+        _t65 = _t8 - 1.0
+        _t66 = _t25 + _t36
+        _t67 = _t32*((_t31 + _t66)/_t21)
+        _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
+        _t69 = _t40 - 1.0
+        _t70 = _t1*_t26 + _t36
+        _t71 = _t50*((_t31 + _t70)/_t21)
+        _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
+        d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
+        d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
+        d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
+        d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
+        d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
+        d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
+        d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
+        d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # angle, distance and shape costs
-        _t0 = -px1 + px2
+        _u28 = px2 - tx2
+        _u29 = px1 - tx1
+        _b30 = _u28 - px2
+        _b31 = _u29 - px1
+        _e32 = (px2 - (_u28 - _b30)) - (tx2 + _b30)
+        _e33 = (px1 - (_u29 - _b31)) - (tx1 + _b31)
+        _c34 = _e32 - _e33
+        _t0 = (_u28 - _u29) + _c34 if _c34 == _c34 else _u28 - _u29
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u35 = py2 - ty2
+        _u36 = py1 - ty1
+        _b37 = _u35 - py2
+        _b38 = _u36 - py1
+        _e39 = (py2 - (_u35 - _b37)) - (ty2 + _b37)
+        _e40 = (py1 - (_u36 - _b38)) - (ty1 + _b38)
+        _c41 = _e39 - _e40
+        _t2 = (_u35 - _u36) + _c41 if _c41 == _c41 else _u35 - _u36
         _t3 = -ty1 + ty2
         _t4 = px1 - tx1
         _t5 = px2 - tx2
@@ -255,140 +268,123 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t9 = 0.5*_t7 + 0.5*_t8
         _t10 = min(abs(_t6), abs(_t9))
         _t11 = (2.0*positive_exponent - 1.0)*(-2.0*_t10/(off*((_t10*_t10)/(off*off) + 1.0)) + 2.0)
-        _s30 = -max(px1, tx1) + min(px2, tx2)
-        _t12 = max(_s30, _s30 - _s30)
-        _s31 = ty1 - py1
-        _s32 = ty2 - py2
-        _s33 = tx1 - px1
-        _s34 = tx2 - px2
-        _s35 = _t12*min(_t2, max(_t8, _t8 - _t8) + max(_s31, _s31 - _s31))
-        _s36 = _t12*min(_t3, max(_t7, _t7 - _t7) + max(_s32, _s32 - _s32))
-        _s37 = _t2*min(_t0, max(_t5, _t5 - _t5) + max(_s33, _s33 - _s33))
-        _t13 = _s35 + _s36 + _s37 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s34, _s34 - _s34)) + eps
-        _s38 = -max(py1, ty1) + min(py2, ty2)
-        _s39 = max(px2, tx2) - min(px1, tx1)
-        _s40 = max(py2, ty2) - min(py1, ty1)
-        _u41 = px2 - tx2
-        _u42 = px1 - tx1
-        _b43 = _u41 - px2
-        _b44 = _u42 - px1
-        _e45 = (px2 - (_u41 - _b43)) - (tx2 + _b43)
-        _e46 = (px1 - (_u42 - _b44)) - (tx1 + _b44)
-        _c47 = _e45 - _e46
-        _s48 = 1.0 - math.exp(-abs(((_u41 - _u42) + _c47 if _c47 == _c47 else _u41 - _u42))/(eps + max(_t0, _t1)))
-        _u49 = py2 - ty2
-        _u50 = py1 - ty1
-        _b51 = _u49 - py2
-        _b52 = _u50 - py1
-        _e53 = (py2 - (_u49 - _b51)) - (ty2 + _b51)
-        _e54 = (py1 - (_u50 - _b52)) - (ty1 + _b52)
-        _c55 = _e53 - _e54
-        _s56 = 1.0 - math.exp(-abs(((_u49 - _u50) + _c55 if _c55 == _c55 else _u49 - _u50))/(eps + max(_t2, _t3)))
-        _s57 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s39*_s39)))
-        _s58 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s40*_s40)))
-        _s59 = _t13/(_t12*max(_s38, _s38 - _s38) + _t13)
-        value = _s59 + _s57 + _s58 + 0.5*math.pow(_s48, theta) + 0.5*math.pow(_s56, theta) + 1.0
-        _t14 = (_u41 - _u42) + _c47 if _c47 == _c47 else _u41 - _u42
-        _t15 = 1.0 if _t14 > 0.0 else (-1.0 if _t14 < 0.0 else 0.0)
-        _t16 = px1 - tx1
-        _t17 = _t16 - px2 + tx2
-        _t18 = eps + max(_t0, _t1)
-        _t19 = (-abs(_t14))/_t18
-        _s60 = -_t17
-        _t20 = _t19*(1.0 if _s60 > 0.0 else (0.5 if _s60 == 0.0 else 0.0))
-        _t21 = math.exp(_t19)
-        _t22 = 0.5*theta
-        _s61 = 1.0 - _t21
-        _t23 = _t21*_t22*(math.pow(_s61, theta - 1.0) if _s61 > 0.0 and theta != 0.0 else 0.0)
-        _t24 = abs(_t6) - abs(_t9)
-        _s62 = -_t24
-        _t25 = 1.0 if _s62 > 0.0 else (0.5 if _s62 == 0.0 else 0.0)
-        _t26 = 1.0 if _t6 > 0.0 else (-1.0 if _t6 < 0.0 else 0.0)
-        _t27 = _t25*_t26
-        _t29 = _t10*_t10
-        _t31 = _t29/(off*off) + 1.0
-        _t33 = 1.0/(_t31*off)
-        _t34 = _t27*_t33
-        _t35 = 1.0 if _t24 > 0.0 else (0.5 if _t24 == 0.0 else 0.0)
-        _t36 = _t26*_t35
-        _t37 = _t10/(off*off)
-        _t38 = _t37/_t31
-        _t39 = _t36*_t38
-        _t40 = _t29/(off*off*off)
-        _t41 = -_t27*_t37 + _t36*_t40
-        _t42 = 2.0*_t10
-        _t43 = _t42/((_t31*_t31)*off)
-        _t44 = -_t34 + _t39 - _t41*_t43
-        _t45 = 2.0*positive_exponent - 1.0
-        _t46 = _t45*(_t9*_t9)
-        _t47 = _s40
-        _t48 = (_t47*_t47) + eps
-        _t49 = -_t33*_t42 + 2.0
-        _t50 = _t46*_t49/_t48
-        _t51 = 0.5*math.exp(_t50)
-        _t52 = _t51*(_t44*_t46/_t48)
-        _t53 = _t45*_t49
-        _t54 = _t6*_t6
-        _t55 = _t45*_t54
-        _t56 = _t44*_t55 + _t53*_t6
-        _t57 = -_t16
-        _t58 = _s39
+        _t12 = -py1 + py2
+        _s42 = -max(px1, tx1) + min(px2, tx2)
+        _t13 = max(_s42, _s42 - _s42)
+        _s43 = tx1 - px1
+        _s44 = ty1 - py1
+        _s45 = ty2 - py2
+        _s46 = tx2 - px2
+        _s47 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
+        _s48 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
+        _s49 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
+        _t14 = _s47 + _s48 + _s49 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46)) + eps
+        _s50 = -max(py1, ty1) + min(py2, ty2)
+        _s51 = max(px2, tx2) - min(px1, tx1)
+        _s52 = max(py2, ty2) - min(py1, ty1)
+        _s53 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s54 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        _s55 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s51*_s51)))
+        _s56 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s52*_s52)))
+        value = _t14/(_t13*max(_s50, _s50 - _s50) + _t14) + _s55 + _s56 + _s53 + _s54 + 1.0
+        _t15 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
+        _t16 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+        _t17 = eps + (_t1 + max(_t0, 0.0))
+        _t18 = (-abs(_t0))/_t17
+        _t19 = _t16*_t18
+        _t20 = math.exp(_t18)
+        _t21 = 0.5*theta
+        _s57 = 1.0 - _t20
+        _t22 = _t20*_t21*(math.pow(_s57, theta - 1.0) if _s57 > 0.0 and theta != 0.0 else 0.0)
+        _t23 = abs(_t6) - abs(_t9)
+        _s58 = -_t23
+        _t24 = 1.0 if _s58 > 0.0 else (0.5 if _s58 == 0.0 else 0.0)
+        _t25 = 1.0 if _t6 > 0.0 else (-1.0 if _t6 < 0.0 else 0.0)
+        _t26 = _t24*_t25
+        _t28 = _t10*_t10
+        _t30 = _t28/(off*off) + 1.0
+        _t32 = 1.0/(_t30*off)
+        _t33 = _t26*_t32
+        _t34 = 1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0)
+        _t35 = _t25*_t34
+        _t36 = _t10/(off*off)
+        _t37 = _t36/_t30
+        _t38 = _t35*_t37
+        _t39 = _t28/(off*off*off)
+        _t40 = -_t26*_t36 + _t35*_t39
+        _t41 = 2.0*_t10
+        _t42 = _t41/((_t30*_t30)*off)
+        _t43 = -_t33 + _t38 - _t40*_t42
+        _t44 = 2.0*positive_exponent - 1.0
+        _t45 = _t44*(_t9*_t9)
+        _t46 = _s52
+        _t47 = (_t46*_t46) + eps
+        _t48 = -_t32*_t41 + 2.0
+        _t49 = _t45*_t48/_t47
+        _t50 = 0.5*math.exp(_t49)
+        _t51 = _t50*(_t43*_t45/_t47)
+        _t52 = _t44*_t48
+        _t53 = _t6*_t6
+        _t54 = _t44*_t53
+        _t55 = _t43*_t54 + _t52*_t6
+        _t56 = px1 - tx1
+        _t57 = -_t56
+        _t58 = _s51
         _t59 = (_t58*_t58) + eps
-        _t60 = _t53*_t54/_t59
+        _t60 = _t52*_t53/_t59
         _t61 = 2.0*_t58*_t60
         _t62 = 0.5*math.exp(_t60)
         _t63 = 1.0 if _t57 > 0.0 else 0.0
-        _t64 = _s38
+        _t64 = _s50
         _t65 = max(_t64, _t64 - _t64)
-        _t66 = _t12*_t65
-        _t67 = _t0*_t2 + _t1*_t3 - _t66 + eps
-        _t68 = _t66/_t67
-        _t69 = 1.0 if _t16 > 0.0 else 0.0
-        _t70 = min(_t3, max(_t7, _t7 - _t7) + max(_s32, _s32 - _s32))
-        _t71 = _t12*_t70
-        _t72 = min(_t1, max(_t4, _t4 - _t4) + max(_s34, _s34 - _s34))
-        _t73 = _t3*_t72
-        _t74 = _t71 + _t73
-        _t75 = min(_t0, max(_t5, _t5 - _t5) + max(_s33, _s33 - _s33))
-        _t76 = _t2*_t75 + eps
-        _t77 = _t66 + _t76
-        _t78 = _t65*(1.0 if _s30 > 0.0 else 0.0)
-        _t79 = _t78*((_t74 + _t77)/_t67)
-        _t80 = -_t63 - _t69 + 1.0
-        _t81 = min(_t2, max(_t8, _t8 - _t8) + max(_s31, _s31 - _s31))
-        _t82 = _t12*_t81
-        _t83 = 0.5*_t78
-        _t84 = _t83*((_t74 + _t76 - _t82)/_t67)
-        _t85 = (_u49 - _u50) + _c55 if _c55 == _c55 else _u49 - _u50
-        _t86 = 1.0 if _t85 > 0.0 else (-1.0 if _t85 < 0.0 else 0.0)
-        _t87 = py1 - ty1
-        _t88 = _t87 - py2 + ty2
-        _t89 = eps + max(_t2, _t3)
-        _t90 = (-abs(_t85))/_t89
-        _s63 = -_t88
-        _t91 = _t90*(1.0 if _s63 > 0.0 else (0.5 if _s63 == 0.0 else 0.0))
-        _t92 = math.exp(_t90)
-        _s64 = 1.0 - _t92
-        _t93 = _t22*_t92*(math.pow(_s64, theta - 1.0) if _s64 > 0.0 and theta != 0.0 else 0.0)
-        _t94 = 1.0 if _t9 > 0.0 else (-1.0 if _t9 < 0.0 else 0.0)
-        _t95 = _t35*_t94
-        _t96 = _t33*_t95
-        _t97 = _t25*_t94
-        _t98 = _t38*_t97
-        _t99 = -_t37*_t95 + _t40*_t97
-        _t100 = -_t43*_t99 - _t96 + _t98
-        _t101 = _t62*(_t100*_t55/_t59)
-        _t102 = _t100*_t46 + _t53*_t9
-        _t103 = -_t87
-        _t104 = 2.0*_t47*_t50
+        _t66 = _t13*_t65
+        _t67 = -px1 + px2
+        _t68 = _t1*_t3 + _t12*_t67 - _t66 + eps
+        _t69 = _t66/_t68
+        _t70 = 1.0 if _t56 > 0.0 else 0.0
+        _t71 = min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
+        _t72 = _t13*_t71
+        _t73 = min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46))
+        _t74 = _t3*_t73
+        _t75 = _t72 + _t74
+        _t76 = min(_t67, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
+        _t77 = _t12*_t76 + eps
+        _t78 = _t66 + _t77
+        _t79 = _t65*(1.0 if _s42 > 0.0 else 0.0)
+        _t80 = _t79*((_t75 + _t78)/_t68)
+        _t81 = -_t63 - _t70 + 1.0
+        _t82 = min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
+        _t83 = _t13*_t82
+        _t84 = 0.5*_t79
+        _t85 = _t84*((_t75 + _t77 - _t83)/_t68)
+        _t86 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
+        _t87 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+        _t88 = eps + (_t3 + max(_t2, 0.0))
+        _t89 = (-abs(_t2))/_t88
+        _t90 = _t87*_t89
+        _t91 = math.exp(_t89)
+        _s59 = 1.0 - _t91
+        _t92 = _t21*_t91*(math.pow(_s59, theta - 1.0) if _s59 > 0.0 and theta != 0.0 else 0.0)
+        _t93 = 1.0 if _t9 > 0.0 else (-1.0 if _t9 < 0.0 else 0.0)
+        _t94 = _t34*_t93
+        _t95 = _t32*_t94
+        _t96 = _t24*_t93
+        _t97 = _t37*_t96
+        _t98 = -_t36*_t94 + _t39*_t96
+        _t99 = -_t42*_t98 - _t95 + _t97
+        _t100 = _t62*(_t54*_t99/_t59)
+        _t101 = _t45*_t99 + _t52*_t9
+        _t102 = py1 - ty1
+        _t103 = -_t102
+        _t104 = 2.0*_t46*_t49
         _t105 = 1.0 if _t103 > 0.0 else 0.0
-        _t106 = 1.0 if _t87 > 0.0 else 0.0
-        _t107 = _t0*_t81 + _t74 + eps
-        _t108 = _t12*(1.0 if _t64 > 0.0 else 0.0)
-        _t109 = _t108*((_t107 + _t66)/_t67)
+        _t106 = 1.0 if _t102 > 0.0 else 0.0
+        _t107 = _t67*_t82 + _t75 + eps
+        _t108 = _t13*(1.0 if _t64 > 0.0 else 0.0)
+        _t109 = _t108*((_t107 + _t66)/_t68)
         _t110 = -_t105 - _t106 + 1.0
         _t111 = 0.5*_t108
-        _t112 = _t111*((_t107 - _t65*_t75)/_t67)
+        _t112 = _t111*((_t107 - _t65*_t76)/_t68)
         _t113 = -_t15
         _t114 = px2 - tx2
         _t115 = 1.0 if _t114 > 0.0 else 0.0
@@ -401,36 +397,40 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t122 = -_t120
         _t123 = 1.0 if _t122 > 0.0 else 0.0
         _t124 = -_t121 - _t123 + 1.0
-        _t125 = _t19*(1.0 if _t17 > 0.0 else (0.5 if _t17 == 0.0 else 0.0))
-        _t126 = _t34 - _t39 + _t41*_t43
-        _t127 = _t51*(_t126*_t46/_t48)
-        _t128 = _t126*_t55 + _t53*(-0.5*_t4 - 0.5*_t5)
-        _t129 = _t73 + _t82
-        _t130 = _t78*((_t129 + _t77)/_t67)
-        _t131 = _t83*((_t129 - _t71 + _t76)/_t67)
-        _t132 = _t90*(1.0 if _t88 > 0.0 else (0.5 if _t88 == 0.0 else 0.0))
-        _t133 = _t43*_t99 + _t96 - _t98
-        _t134 = _t62*(_t133*_t55/_t59)
-        _t135 = _t1*_t70 + _t82
-        _t136 = _t108*((_t135 + _t77)/_t67)
-        _t137 = _t111*((_t135 - _t65*_t72 + _t76)/_t67)
-        _t138 = _t133*_t46 + _t53*(-0.5*_t7 - 0.5*_t8)
-        _s65 = -_t62*(((_t56 - -_t61*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t59)
-        d_px1 = -_t23*(((_t15 - -_t20))/_t18) - _t52 + _s65 - ((_t2*_t63*_t68 - _t69*_t79 - _t80*_t84)/_t67)
-        _s66 = -_t51*(((_t102 - -_t104*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t48)
-        d_py1 = -_t101 + _s66 - _t93*(((_t86 - -_t91))/_t89) - ((_t0*_t105*_t68 - _t106*_t109 - _t110*_t112)/_t67)
-        _s67 = -_t62*(((_t56 - _t61*(1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0))))/_t59)
-        d_px2 = -_t23*(((_t113 - _t20))/_t18) - _t52 + _s67 - ((-_t115*_t2*_t68 + _t117*_t79 + _t118*_t84)/_t67)
-        _s68 = -_t51*(((_t102 - _t104*(1.0 if _t120 > 0.0 else (0.5 if _t120 == 0.0 else 0.0))))/_t48)
-        d_py2 = -_t101 + _s68 - _t93*(((_t119 - _t91))/_t89) - ((-_t0*_t121*_t68 + _t109*_t123 + _t112*_t124)/_t67)
-        _s69 = -_t62*(((_t128 - -_t61*(1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0))))/_t59)
-        d_tx1 = -_t127 - _t23*(((_t113 - -_t125))/_t18) + _s69 - ((-_t130*_t63 - _t131*_t80 + _t3*_t68*_t69)/_t67)
-        _s70 = -_t51*(((_t138 - -_t104*(1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0))))/_t48)
-        d_ty1 = -_t134 + _s70 - _t93*(((_t119 - -_t132))/_t89) - ((_t1*_t106*_t68 - _t105*_t136 - _t110*_t137)/_t67)
-        _s71 = -_t62*(((_t128 - _t61*(1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0))))/_t59)
-        d_tx2 = -_t127 - _t23*(((_t15 - _t125))/_t18) + _s71 - ((_t115*_t130 - _t117*_t3*_t68 + _t118*_t131)/_t67)
-        _s72 = -_t51*(((_t138 - _t104*(1.0 if _t122 > 0.0 else (0.5 if _t122 == 0.0 else 0.0))))/_t48)
-        d_ty2 = -_t134 + _s72 - _t93*(((_t86 - _t132))/_t89) - ((-_t1*_t123*_t68 + _t121*_t136 + _t124*_t137)/_t67)
+        _t125 = _t16 - 1.0
+        _t126 = _t33 - _t38 + _t40*_t42
+        _t127 = _t50*(_t126*_t45/_t47)
+        _t128 = _t126*_t54 + _t52*(-0.5*_t4 - 0.5*_t5)
+        _t129 = _t74 + _t83
+        _t130 = _t79*((_t129 + _t78)/_t68)
+        _t131 = _t84*((_t129 - _t72 + _t77)/_t68)
+        _t132 = _t87 - 1.0
+        _t133 = _t42*_t98 + _t95 - _t97
+        _t134 = _t62*(_t133*_t54/_t59)
+        _t135 = _t133*_t45 + _t52*(-0.5*_t7 - 0.5*_t8)
+        _t136 = _t1*_t71 + _t83
+        _t137 = _t108*((_t136 + _t78)/_t68)
+        _t138 = _t111*((_t136 - _t65*_t73 + _t77)/_t68)
+        _s60 = -_t62*(((_t55 - -_t61*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t59)
+        d_px1 = -_t22*(((_t15 - -_t19))/_t17) - _t51 + _s60 - ((_t12*_t63*_t69 - _t70*_t80 - _t81*_t85)/_t68)
+        _s61 = -_t50*(((_t101 - -_t104*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t47)
+        d_py1 = -_t100 + _s61 - _t92*(((_t86 - -_t90))/_t88) - ((_t105*_t67*_t69 - _t106*_t109 - _t110*_t112)/_t68)
+        _s62 = -_t62*(((_t55 - _t61*(1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0))))/_t59)
+        d_px2 = -_t22*(((_t113 - _t19))/_t17) - _t51 + _s62 - ((-_t115*_t12*_t69 + _t117*_t80 + _t118*_t85)/_t68)
+        _s63 = -_t50*(((_t101 - _t104*(1.0 if _t120 > 0.0 else (0.5 if _t120 == 0.0 else 0.0))))/_t47)
+        d_py2 = -_t100 + _s63 - _t92*(((_t119 - _t90))/_t88) - ((_t109*_t123 + _t112*_t124 - _t121*_t67*_t69)/_t68)
+        _s64 = -_t62*(((_t128 - -_t61*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t59)
+        _s65 = -((-_t130*_t63 - _t131*_t81 + _t3*_t69*_t70)/_t68)
+        d_tx1 = -_t127 - _t22*(((_t113 - _t125*_t18))/_t17) + _s64 + _s65
+        _s66 = -_t50*(((_t135 - -_t104*(1.0 if _t102 > 0.0 else (0.5 if _t102 == 0.0 else 0.0))))/_t47)
+        _s67 = -((_t1*_t106*_t69 - _t105*_t137 - _t110*_t138)/_t68)
+        d_ty1 = -_t134 + _s66 - _t92*(((_t119 - _t132*_t89))/_t88) + _s67
+        _s68 = -_t62*(((_t128 - _t61*(1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0))))/_t59)
+        _s69 = -((_t115*_t130 - _t117*_t3*_t69 + _t118*_t131)/_t68)
+        d_tx2 = -_t127 - _t22*(((_t15 - -_t125*_t18))/_t17) + _s68 + _s69
+        _s70 = -_t50*(((_t135 - _t104*(1.0 if _t122 > 0.0 else (0.5 if _t122 == 0.0 else 0.0))))/_t47)
+        _s71 = -((-_t1*_t123*_t69 + _t121*_t137 + _t124*_t138)/_t68)
+        d_ty2 = -_t134 + _s70 - _t92*(((_t86 - -_t132*_t89))/_t88) + _s71
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
@@ -438,44 +438,58 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_expon
     _s1 = abs(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))
     off = max(_s1, abs(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))))
     if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _t0 = -px1 + px2
+        _u2 = px2 - tx2
+        _u3 = px1 - tx1
+        _b4 = _u2 - px2
+        _b5 = _u3 - px1
+        _e6 = (px2 - (_u2 - _b4)) - (tx2 + _b4)
+        _e7 = (px1 - (_u3 - _b5)) - (tx1 + _b5)
+        _c8 = _e6 - _e7
+        _t0 = (_u2 - _u3) + _c8 if _c8 == _c8 else _u2 - _u3
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u9 = py2 - ty2
+        _u10 = py1 - ty1
+        _b11 = _u9 - py2
+        _b12 = _u10 - py1
+        _e13 = (py2 - (_u9 - _b11)) - (ty2 + _b11)
+        _e14 = (py1 - (_u10 - _b12)) - (ty1 + _b12)
+        _c15 = _e13 - _e14
+        _t2 = (_u9 - _u10) + _c15 if _c15 == _c15 else _u9 - _u10
         _t3 = -ty1 + ty2
-        _s2 = -max(px1, tx1) + min(px2, tx2)
-        _t4 = max(_s2, _s2 - _s2)
-        _s3 = px2 - tx2
-        _s4 = tx1 - px1
-        _s5 = px1 - tx1
-        _s6 = tx2 - px2
-        _s7 = py2 - ty2
-        _s8 = ty1 - py1
-        _s9 = py1 - ty1
-        _s10 = ty2 - py2
-        _s11 = _t4*min(_t3, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-        _s12 = _t2*min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s13 = _t3*min(_t1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t5 = _s12 + _s13 + _t4*min(_t2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s11 + eps
-        _s14 = -max(py1, ty1) + min(py2, ty2)
-        _b15 = _s3 - px2
-        _b16 = _s5 - px1
-        _e17 = (px2 - (_s3 - _b15)) - (tx2 + _b15)
-        _e18 = (px1 - (_s5 - _b16)) - (tx1 + _b16)
-        _c19 = _e17 - _e18
-        _s20 = -math.exp(-abs(((_s3 - _s5) + _c19 if _c19 == _c19 else _s3 - _s5))/(eps + max(_t0, _t1)))
-        _b21 = _s7 - py2
-        _b22 = _s9 - py1
-        _e23 = (py2 - (_s7 - _b21)) - (ty2 + _b21)
-        _e24 = (py1 - (_s9 - _b22)) - (ty1 + _b22)
-        _c25 = _e23 - _e24
-        _s26 = -math.exp(-abs(((_s7 - _s9) + _c25 if _c25 == _c25 else _s7 - _s9))/(eps + max(_t2, _t3)))
-        _s27 = _f32(0.5)*math.pow(_f32(1.0) + _s20, theta)
-        value = _t5/(_t4*max(_s14, _s14 - _s14) + _t5) + _s27 + _f32(0.5)*math.pow(_f32(1.0) + _s26, theta)
+        _t4 = -py1 + py2
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s16, _s16 - _s16)
+        _s17 = tx2 - px2
+        _s18 = tx1 - px1
+        _s19 = ty2 - py2
+        _s20 = ty1 - py1
+        _s21 = _t4*min(-px1 + px2, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
+        _s22 = _t5*min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
+        _s23 = _t3*min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
+        _t6 = _s23 + _s21 + _s22 + _t5*min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20)) + eps
+        _s24 = -max(py1, ty1) + min(py2, ty2)
+        _s25 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s26 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        value = _t6/(_t5*max(_s24, _s24 - _s24) + _t6) + _s25 + _s26
         return value
     else:  # angle, distance and shape costs
-        _t0 = -px1 + px2
+        _u27 = px2 - tx2
+        _u28 = px1 - tx1
+        _b29 = _u27 - px2
+        _b30 = _u28 - px1
+        _e31 = (px2 - (_u27 - _b29)) - (tx2 + _b29)
+        _e32 = (px1 - (_u28 - _b30)) - (tx1 + _b30)
+        _c33 = _e31 - _e32
+        _t0 = (_u27 - _u28) + _c33 if _c33 == _c33 else _u27 - _u28
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u34 = py2 - ty2
+        _u35 = py1 - ty1
+        _b36 = _u34 - py2
+        _b37 = _u35 - py1
+        _e38 = (py2 - (_u34 - _b36)) - (ty2 + _b36)
+        _e39 = (py1 - (_u35 - _b37)) - (ty1 + _b37)
+        _c40 = _e38 - _e39
+        _t2 = (_u34 - _u35) + _c40 if _c40 == _c40 else _u34 - _u35
         _t3 = -ty1 + ty2
         _t4 = px1 - tx1
         _t5 = px2 - tx2
@@ -484,42 +498,27 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_expon
         _t8 = py2 - ty2
         _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = min(abs(_t6), abs(_t9))
-        _s28 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
-        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s28
-        _s29 = -max(px1, tx1) + min(px2, tx2)
-        _t12 = max(_s29, _s29 - _s29)
-        _s30 = ty1 - py1
-        _s31 = ty2 - py2
-        _s32 = tx1 - px1
-        _s33 = tx2 - px2
-        _s34 = _t12*min(_t2, max(_t8, _t8 - _t8) + max(_s30, _s30 - _s30))
-        _s35 = _t12*min(_t3, max(_t7, _t7 - _t7) + max(_s31, _s31 - _s31))
-        _s36 = _t2*min(_t0, max(_t5, _t5 - _t5) + max(_s32, _s32 - _s32))
-        _t13 = _s34 + _s35 + _s36 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s33, _s33 - _s33)) + eps
-        _s37 = -max(py1, ty1) + min(py2, ty2)
-        _s38 = max(px2, tx2) - min(px1, tx1)
-        _s39 = max(py2, ty2) - min(py1, ty1)
-        _u40 = px2 - tx2
-        _u41 = px1 - tx1
-        _b42 = _u40 - px2
-        _b43 = _u41 - px1
-        _e44 = (px2 - (_u40 - _b42)) - (tx2 + _b42)
-        _e45 = (px1 - (_u41 - _b43)) - (tx1 + _b43)
-        _c46 = _e44 - _e45
-        _s47 = -math.exp(-abs(((_u40 - _u41) + _c46 if _c46 == _c46 else _u40 - _u41))/(eps + max(_t0, _t1)))
-        _u48 = py2 - ty2
-        _u49 = py1 - ty1
-        _b50 = _u48 - py2
-        _b51 = _u49 - py1
-        _e52 = (py2 - (_u48 - _b50)) - (ty2 + _b50)
-        _e53 = (py1 - (_u49 - _b51)) - (ty1 + _b51)
-        _c54 = _e52 - _e53
-        _s55 = -math.exp(-abs(((_u48 - _u49) + _c54 if _c54 == _c54 else _u48 - _u49))/(eps + max(_t2, _t3)))
-        _s56 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s38*_s38)))
-        _s57 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s39*_s39)))
-        _s58 = _f32(0.5)*math.pow(_f32(1.0) + _s47, theta)
-        _s59 = _f32(0.5)*math.pow(_f32(1.0) + _s55, theta)
-        value = _t13/(_t12*max(_s37, _s37 - _s37) + _t13) + _s56 + _s57 + _s58 + _s59 + _f32(1.0)
+        _s41 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
+        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s41
+        _t12 = -py1 + py2
+        _s42 = -max(px1, tx1) + min(px2, tx2)
+        _t13 = max(_s42, _s42 - _s42)
+        _s43 = tx1 - px1
+        _s44 = ty1 - py1
+        _s45 = ty2 - py2
+        _s46 = tx2 - px2
+        _s47 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
+        _s48 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
+        _s49 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
+        _t14 = _s47 + _s48 + _s49 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46)) + eps
+        _s50 = -max(py1, ty1) + min(py2, ty2)
+        _s51 = max(px2, tx2) - min(px1, tx1)
+        _s52 = max(py2, ty2) - min(py1, ty1)
+        _s53 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s54 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        _s55 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s51*_s51)))
+        _s56 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s52*_s52)))
+        value = _t14/(_t13*max(_s50, _s50 - _s50) + _t14) + _s55 + _s56 + _s53 + _s54 + _f32(1.0)
         return value
 
 
@@ -527,94 +526,91 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
     _s1 = abs(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))
     off = max(_s1, abs(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))))
     if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _t0 = -px1 + px2
+        _u2 = px2 - tx2
+        _u3 = px1 - tx1
+        _b4 = _u2 - px2
+        _b5 = _u3 - px1
+        _e6 = (px2 - (_u2 - _b4)) - (tx2 + _b4)
+        _e7 = (px1 - (_u3 - _b5)) - (tx1 + _b5)
+        _c8 = _e6 - _e7
+        _t0 = (_u2 - _u3) + _c8 if _c8 == _c8 else _u2 - _u3
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u9 = py2 - ty2
+        _u10 = py1 - ty1
+        _b11 = _u9 - py2
+        _b12 = _u10 - py1
+        _e13 = (py2 - (_u9 - _b11)) - (ty2 + _b11)
+        _e14 = (py1 - (_u10 - _b12)) - (ty1 + _b12)
+        _c15 = _e13 - _e14
+        _t2 = (_u9 - _u10) + _c15 if _c15 == _c15 else _u9 - _u10
         _t3 = -ty1 + ty2
-        _s2 = -max(px1, tx1) + min(px2, tx2)
-        _t4 = max(_s2, _s2 - _s2)
-        _s3 = px2 - tx2
-        _s4 = tx1 - px1
-        _s5 = px1 - tx1
-        _s6 = tx2 - px2
-        _s7 = py2 - ty2
-        _s8 = ty1 - py1
-        _s9 = py1 - ty1
-        _s10 = ty2 - py2
-        _s11 = _t4*min(_t3, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-        _s12 = _t2*min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _s13 = _t3*min(_t1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t5 = _s12 + _s13 + _t4*min(_t2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s11 + eps
-        _s14 = -max(py1, ty1) + min(py2, ty2)
-        _b15 = _s3 - px2
-        _b16 = _s5 - px1
-        _e17 = (px2 - (_s3 - _b15)) - (tx2 + _b15)
-        _e18 = (px1 - (_s5 - _b16)) - (tx1 + _b16)
-        _c19 = _e17 - _e18
-        _s20 = -math.exp(-abs(((_s3 - _s5) + _c19 if _c19 == _c19 else _s3 - _s5))/(eps + max(_t0, _t1)))
-        _b21 = _s7 - py2
-        _b22 = _s9 - py1
-        _e23 = (py2 - (_s7 - _b21)) - (ty2 + _b21)
-        _e24 = (py1 - (_s9 - _b22)) - (ty1 + _b22)
-        _c25 = _e23 - _e24
-        _s26 = -math.exp(-abs(((_s7 - _s9) + _c25 if _c25 == _c25 else _s7 - _s9))/(eps + max(_t2, _t3)))
-        _s27 = _f32(0.5)*math.pow(_f32(1.0) + _s20, theta)
-        value = _t5/(_t4*max(_s14, _s14 - _s14) + _t5) + _s27 + _f32(0.5)*math.pow(_f32(1.0) + _s26, theta)
-        _t6 = (_s3 - _s5) + _c19 if _c19 == _c19 else _s3 - _s5
-        _t7 = _f32(1.0) if _t6 > _f32(0.0) else (-_f32(1.0) if _t6 < _f32(0.0) else _f32(0.0))
-        _t8 = px1 - tx1
-        _t9 = _t8 - px2 + tx2
-        _t10 = eps + max(_t0, _t1)
-        _t11 = (-abs(_t6))/_t10
-        _s28 = -_t9
-        _t12 = _t11*(_f32(1.0) if _s28 > _f32(0.0) else (_f32(0.5) if _s28 == _f32(0.0) else _f32(0.0)))
-        _t13 = math.exp(_t11)
-        _t14 = _f32(0.5)*theta
-        _s29 = _f32(1.0) - _t13
-        _s30 = math.pow(_s29, theta - _f32(1.0)) if _s29 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t15 = _t13*_t14*_s30
-        _t16 = _f32(1.0) if -_t8 > _f32(0.0) else _f32(0.0)
-        _t17 = _s14
+        _t4 = -py1 + py2
+        _s16 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s16, _s16 - _s16)
+        _s17 = tx2 - px2
+        _s18 = tx1 - px1
+        _s19 = ty2 - py2
+        _s20 = ty1 - py1
+        _s21 = _t4*min(-px1 + px2, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
+        _s22 = _t5*min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
+        _s23 = _t3*min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
+        _t6 = _s23 + _s21 + _s22 + _t5*min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20)) + eps
+        _s24 = -max(py1, ty1) + min(py2, ty2)
+        _s25 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s26 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        value = _t6/(_t5*max(_s24, _s24 - _s24) + _t6) + _s25 + _s26
+        _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+        _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+        _t9 = eps + (_t1 + max(_t0, _f32(0.0)))
+        _t10 = (-abs(_t0))/_t9
+        _t11 = _t10*_t8
+        _t12 = math.exp(_t10)
+        _t13 = _f32(0.5)*theta
+        _s27 = _f32(1.0) - _t12
+        _s28 = math.pow(_s27, theta - _f32(1.0)) if _s27 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t14 = _t12*_t13*_s28
+        _t15 = px1 - tx1
+        _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
+        _t17 = _s24
         _t18 = max(_t17, _t17 - _t17)
-        _t19 = _t18*_t4
-        _t20 = _t0*_t2 + _t1*_t3 - _t19 + eps
-        _t21 = _t19/_t20
-        _t22 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
-        _t23 = min(_t1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-        _t24 = _t23*_t3
-        _t25 = min(_t3, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-        _t26 = _t25*_t4
-        _t27 = _t24 + _t26
-        _t28 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-        _t29 = _t2*_t28 + eps
-        _t30 = _t19 + _t29
-        _t31 = _t18*(_f32(1.0) if _s2 > _f32(0.0) else _f32(0.0))
-        _t32 = _t31*((_t27 + _t30)/_t20)
-        _t33 = -_t16 - _t22 + _f32(1.0)
-        _t34 = min(_t2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-        _t35 = _t34*_t4
-        _t36 = _f32(0.5)*_t31
-        _t37 = _t36*((_t27 + _t29 - _t35)/_t20)
-        _t38 = (_s7 - _s9) + _c25 if _c25 == _c25 else _s7 - _s9
-        _t39 = _f32(1.0) if _t38 > _f32(0.0) else (-_f32(1.0) if _t38 < _f32(0.0) else _f32(0.0))
-        _t40 = py1 - ty1
-        _t41 = _t40 - py2 + ty2
-        _t42 = eps + max(_t2, _t3)
-        _t43 = (-abs(_t38))/_t42
-        _s31 = -_t41
-        _t44 = _t43*(_f32(1.0) if _s31 > _f32(0.0) else (_f32(0.5) if _s31 == _f32(0.0) else _f32(0.0)))
-        _t45 = math.exp(_t43)
-        _s32 = _f32(1.0) - _t45
-        _s33 = math.pow(_s32, theta - _f32(1.0)) if _s32 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t46 = _t14*_t45*_s33
-        _t47 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
-        _t48 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
-        _t49 = _t0*_t34 + _t27 + eps
-        _t50 = _t4*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
-        _t51 = _t50*((_t19 + _t49)/_t20)
+        _t19 = _t18*_t5
+        _t20 = -px1 + px2
+        _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
+        _t22 = _t19/_t21
+        _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t24 = min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
+        _t25 = _t24*_t3
+        _t26 = min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
+        _t27 = _t26*_t5
+        _t28 = _t25 + _t27
+        _t29 = min(_t20, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
+        _t30 = _t29*_t4 + eps
+        _t31 = _t19 + _t30
+        _t32 = _t18*(_f32(1.0) if _s16 > _f32(0.0) else _f32(0.0))
+        _t33 = _t32*((_t28 + _t31)/_t21)
+        _t34 = -_t16 - _t23 + _f32(1.0)
+        _t35 = min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20))
+        _t36 = _t35*_t5
+        _t37 = _f32(0.5)*_t32
+        _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
+        _t39 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
+        _t40 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+        _t41 = eps + (_t3 + max(_t2, _f32(0.0)))
+        _t42 = (-abs(_t2))/_t41
+        _t43 = _t40*_t42
+        _t44 = math.exp(_t42)
+        _s29 = _f32(1.0) - _t44
+        _s30 = math.pow(_s29, theta - _f32(1.0)) if _s29 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t45 = _t13*_t44*_s30
+        _t46 = py1 - ty1
+        _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
+        _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+        _t49 = _t20*_t35 + _t28 + eps
+        _t50 = _t5*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
+        _t51 = _t50*((_t19 + _t49)/_t21)
         _t52 = -_t47 - _t48 + _f32(1.0)
         _t53 = _f32(0.5)*_t50
-        _t54 = _t53*((-_t18*_t28 + _t49)/_t20)
+        _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
         _t55 = -_t7
         _t56 = px2 - tx2
         _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
@@ -625,27 +621,41 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
         _t63 = _f32(1.0) if -_t61 > _f32(0.0) else _f32(0.0)
         _t64 = -_t62 - _t63 + _f32(1.0)
-        _t65 = _t11*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-        _t66 = _t24 + _t35
-        _t67 = _t31*((_t30 + _t66)/_t20)
-        _t68 = _t36*((-_t26 + _t29 + _t66)/_t20)
-        _t69 = _t43*(_f32(1.0) if _t41 > _f32(0.0) else (_f32(0.5) if _t41 == _f32(0.0) else _f32(0.0)))
-        _t70 = _t1*_t25 + _t35
-        _t71 = _t50*((_t30 + _t70)/_t20)
-        _t72 = _t53*((-_t18*_t23 + _t29 + _t70)/_t20)
-        d_px1 = -_t15*(((_t7 - -_t12))/_t10) - ((_t16*_t2*_t21 - _t22*_t32 - _t33*_t37)/_t20)
-        d_py1 = -_t46*(((_t39 - -_t44))/_t42) - ((_t0*_t21*_t47 - _t48*_t51 - _t52*_t54)/_t20)
-        d_px2 = -_t15*(((_t55 - _t12))/_t10) - ((-_t2*_t21*_t57 + _t32*_t58 + _t37*_t59)/_t20)
-        d_py2 = -_t46*(((_t60 - _t44))/_t42) - ((-_t0*_t21*_t62 + _t51*_t63 + _t54*_t64)/_t20)
-        d_tx1 = -_t15*(((_t55 - -_t65))/_t10) - ((-_t16*_t67 + _t21*_t22*_t3 - _t33*_t68)/_t20)
-        d_ty1 = -_t46*(((_t60 - -_t69))/_t42) - ((_t1*_t21*_t48 - _t47*_t71 - _t52*_t72)/_t20)
-        d_tx2 = -_t15*(((_t7 - _t65))/_t10) - ((-_t21*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t20)
-        d_ty2 = -_t46*(((_t39 - _t69))/_t42) - ((-_t1*_t21*_t63 + _t62*_t71 + _t64*_t72)/_t20)
+        _t65 = _t8 - _f32(1.0)
+        _t66 = _t25 + _t36
+        _t67 = _t32*((_t31 + _t66)/_t21)
+        _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
+        _t69 = _t40 - _f32(1.0)
+        _t70 = _t1*_t26 + _t36
+        _t71 = _t50*((_t31 + _t70)/_t21)
+        _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
+        d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
+        d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
+        d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
+        d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
+        d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
+        d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
+        d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
+        d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # angle, distance and shape costs
-        _t0 = -px1 + px2
+        _u31 = px2 - tx2
+        _u32 = px1 - tx1
+        _b33 = _u31 - px2
+        _b34 = _u32 - px1
+        _e35 = (px2 - (_u31 - _b33)) - (tx2 + _b33)
+        _e36 = (px1 - (_u32 - _b34)) - (tx1 + _b34)
+        _c37 = _e35 - _e36
+        _t0 = (_u31 - _u32) + _c37 if _c37 == _c37 else _u31 - _u32
         _t1 = -tx1 + tx2
-        _t2 = -py1 + py2
+        _u38 = py2 - ty2
+        _u39 = py1 - ty1
+        _b40 = _u38 - py2
+        _b41 = _u39 - py1
+        _e42 = (py2 - (_u38 - _b40)) - (ty2 + _b40)
+        _e43 = (py1 - (_u39 - _b41)) - (ty1 + _b41)
+        _c44 = _e42 - _e43
+        _t2 = (_u38 - _u39) + _c44 if _c44 == _c44 else _u38 - _u39
         _t3 = -ty1 + ty2
         _t4 = px1 - tx1
         _t5 = px2 - tx2
@@ -654,145 +664,127 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t8 = py2 - ty2
         _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
         _t10 = min(abs(_t6), abs(_t9))
-        _s34 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
-        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s34
-        _s35 = -max(px1, tx1) + min(px2, tx2)
-        _t12 = max(_s35, _s35 - _s35)
-        _s36 = ty1 - py1
-        _s37 = ty2 - py2
-        _s38 = tx1 - px1
-        _s39 = tx2 - px2
-        _s40 = _t12*min(_t2, max(_t8, _t8 - _t8) + max(_s36, _s36 - _s36))
-        _s41 = _t12*min(_t3, max(_t7, _t7 - _t7) + max(_s37, _s37 - _s37))
-        _s42 = _t2*min(_t0, max(_t5, _t5 - _t5) + max(_s38, _s38 - _s38))
-        _t13 = _s40 + _s41 + _s42 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s39, _s39 - _s39)) + eps
-        _s43 = -max(py1, ty1) + min(py2, ty2)
-        _s44 = max(px2, tx2) - min(px1, tx1)
-        _s45 = max(py2, ty2) - min(py1, ty1)
-        _u46 = px2 - tx2
-        _u47 = px1 - tx1
-        _b48 = _u46 - px2
-        _b49 = _u47 - px1
-        _e50 = (px2 - (_u46 - _b48)) - (tx2 + _b48)
-        _e51 = (px1 - (_u47 - _b49)) - (tx1 + _b49)
-        _c52 = _e50 - _e51
-        _s53 = -math.exp(-abs(((_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47))/(eps + max(_t0, _t1)))
-        _u54 = py2 - ty2
-        _u55 = py1 - ty1
-        _b56 = _u54 - py2
-        _b57 = _u55 - py1
-        _e58 = (py2 - (_u54 - _b56)) - (ty2 + _b56)
-        _e59 = (py1 - (_u55 - _b57)) - (ty1 + _b57)
-        _c60 = _e58 - _e59
-        _s61 = -math.exp(-abs(((_u54 - _u55) + _c60 if _c60 == _c60 else _u54 - _u55))/(eps + max(_t2, _t3)))
-        _s62 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s44*_s44)))
-        _s63 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s45*_s45)))
-        _s64 = _f32(0.5)*math.pow(_f32(1.0) + _s53, theta)
-        _s65 = _f32(0.5)*math.pow(_f32(1.0) + _s61, theta)
-        value = _t13/(_t12*max(_s43, _s43 - _s43) + _t13) + _s62 + _s63 + _s64 + _s65 + _f32(1.0)
-        _t14 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
-        _t15 = _f32(1.0) if _t14 > _f32(0.0) else (-_f32(1.0) if _t14 < _f32(0.0) else _f32(0.0))
-        _t16 = px1 - tx1
-        _t17 = _t16 - px2 + tx2
-        _t18 = eps + max(_t0, _t1)
-        _t19 = (-abs(_t14))/_t18
-        _s66 = -_t17
-        _t20 = _t19*(_f32(1.0) if _s66 > _f32(0.0) else (_f32(0.5) if _s66 == _f32(0.0) else _f32(0.0)))
-        _t21 = math.exp(_t19)
-        _t22 = _f32(0.5)*theta
-        _s67 = _f32(1.0) - _t21
-        _s68 = math.pow(_s67, theta - _f32(1.0)) if _s67 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t23 = _t21*_t22*_s68
-        _t24 = abs(_t6) - abs(_t9)
-        _s69 = -_t24
-        _t25 = _f32(1.0) if _s69 > _f32(0.0) else (_f32(0.5) if _s69 == _f32(0.0) else _f32(0.0))
-        _t26 = _f32(1.0) if _t6 > _f32(0.0) else (-_f32(1.0) if _t6 < _f32(0.0) else _f32(0.0))
-        _t27 = _t25*_t26
-        _t29 = _t10*_t10
-        _t31 = _t29/(off*off) + _f32(1.0)
-        _t33 = _f32(1.0)/(_t31*off)
-        _t34 = _t27*_t33
-        _t35 = _f32(1.0) if _t24 > _f32(0.0) else (_f32(0.5) if _t24 == _f32(0.0) else _f32(0.0))
-        _t36 = _t26*_t35
-        _t37 = _t10/(off*off)
-        _t38 = _t37/_t31
-        _t39 = _t36*_t38
-        _t40 = _t29/(off*off*off)
-        _t41 = -_t27*_t37 + _t36*_t40
-        _t42 = _f32(2.0)*_t10
-        _t43 = _t42/((_t31*_t31)*off)
-        _t44 = -_t34 + _t39 - _t41*_t43
-        _t45 = _f32(2.0)*positive_exponent - _f32(1.0)
-        _t46 = _t45*(_t9*_t9)
-        _t47 = _s45
-        _t48 = (_t47*_t47) + eps
-        _t49 = -_t33*_t42 + _f32(2.0)
-        _t50 = _t46*_t49/_t48
-        _t51 = _f32(0.5)*math.exp(_t50)
-        _t52 = _t51*(_t44*_t46/_t48)
-        _t53 = _t45*_t49
-        _t54 = _t6*_t6
-        _t55 = _t45*_t54
-        _t56 = _t44*_t55 + _t53*_t6
-        _t57 = -_t16
-        _t58 = _s44
+        _s45 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
+        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s45
+        _t12 = -py1 + py2
+        _s46 = -max(px1, tx1) + min(px2, tx2)
+        _t13 = max(_s46, _s46 - _s46)
+        _s47 = tx1 - px1
+        _s48 = ty1 - py1
+        _s49 = ty2 - py2
+        _s50 = tx2 - px2
+        _s51 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s47, _s47 - _s47))
+        _s52 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s48, _s48 - _s48))
+        _s53 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s49, _s49 - _s49))
+        _t14 = _s51 + _s52 + _s53 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s50, _s50 - _s50)) + eps
+        _s54 = -max(py1, ty1) + min(py2, ty2)
+        _s55 = max(px2, tx2) - min(px1, tx1)
+        _s56 = max(py2, ty2) - min(py1, ty1)
+        _s57 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s58 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        _s59 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s55*_s55)))
+        _s60 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s56*_s56)))
+        value = _t14/(_t13*max(_s54, _s54 - _s54) + _t14) + _s59 + _s60 + _s57 + _s58 + _f32(1.0)
+        _t15 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+        _t16 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+        _t17 = eps + (_t1 + max(_t0, _f32(0.0)))
+        _t18 = (-abs(_t0))/_t17
+        _t19 = _t16*_t18
+        _t20 = math.exp(_t18)
+        _t21 = _f32(0.5)*theta
+        _s61 = _f32(1.0) - _t20
+        _s62 = math.pow(_s61, theta - _f32(1.0)) if _s61 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t22 = _t20*_t21*_s62
+        _t23 = abs(_t6) - abs(_t9)
+        _s63 = -_t23
+        _t24 = _f32(1.0) if _s63 > _f32(0.0) else (_f32(0.5) if _s63 == _f32(0.0) else _f32(0.0))
+        _t25 = _f32(1.0) if _t6 > _f32(0.0) else (-_f32(1.0) if _t6 < _f32(0.0) else _f32(0.0))
+        _t26 = _t24*_t25
+        _t28 = _t10*_t10
+        _t30 = _t28/(off*off) + _f32(1.0)
+        _t32 = _f32(1.0)/(_t30*off)
+        _t33 = _t26*_t32
+        _t34 = _f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0))
+        _t35 = _t25*_t34
+        _t36 = _t10/(off*off)
+        _t37 = _t36/_t30
+        _t38 = _t35*_t37
+        _t39 = _t28/(off*off*off)
+        _t40 = -_t26*_t36 + _t35*_t39
+        _t41 = _f32(2.0)*_t10
+        _t42 = _t41/((_t30*_t30)*off)
+        _t43 = -_t33 + _t38 - _t40*_t42
+        _t44 = _f32(2.0)*positive_exponent - _f32(1.0)
+        _t45 = _t44*(_t9*_t9)
+        _t46 = _s56
+        _t47 = (_t46*_t46) + eps
+        _t48 = -_t32*_t41 + _f32(2.0)
+        _t49 = _t45*_t48/_t47
+        _t50 = _f32(0.5)*math.exp(_t49)
+        _t51 = _t50*(_t43*_t45/_t47)
+        _t52 = _t44*_t48
+        _t53 = _t6*_t6
+        _t54 = _t44*_t53
+        _t55 = _t43*_t54 + _t52*_t6
+        _t56 = px1 - tx1
+        _t57 = -_t56
+        _t58 = _s55
         _t59 = (_t58*_t58) + eps
-        _t60 = _t53*_t54/_t59
+        _t60 = _t52*_t53/_t59
         _t61 = _f32(2.0)*_t58*_t60
         _t62 = _f32(0.5)*math.exp(_t60)
         _t63 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-        _t64 = _s43
+        _t64 = _s54
         _t65 = max(_t64, _t64 - _t64)
-        _t66 = _t12*_t65
-        _t67 = _t0*_t2 + _t1*_t3 - _t66 + eps
-        _t68 = _t66/_t67
-        _t69 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-        _t70 = min(_t3, max(_t7, _t7 - _t7) + max(_s37, _s37 - _s37))
-        _t71 = _t12*_t70
-        _t72 = min(_t1, max(_t4, _t4 - _t4) + max(_s39, _s39 - _s39))
-        _t73 = _t3*_t72
-        _t74 = _t71 + _t73
-        _t75 = min(_t0, max(_t5, _t5 - _t5) + max(_s38, _s38 - _s38))
-        _t76 = _t2*_t75 + eps
-        _t77 = _t66 + _t76
-        _t78 = _t65*(_f32(1.0) if _s35 > _f32(0.0) else _f32(0.0))
-        _t79 = _t78*((_t74 + _t77)/_t67)
-        _t80 = -_t63 - _t69 + _f32(1.0)
-        _t81 = min(_t2, max(_t8, _t8 - _t8) + max(_s36, _s36 - _s36))
-        _t82 = _t12*_t81
-        _t83 = _f32(0.5)*_t78
-        _t84 = _t83*((_t74 + _t76 - _t82)/_t67)
-        _t85 = (_u54 - _u55) + _c60 if _c60 == _c60 else _u54 - _u55
-        _t86 = _f32(1.0) if _t85 > _f32(0.0) else (-_f32(1.0) if _t85 < _f32(0.0) else _f32(0.0))
-        _t87 = py1 - ty1
-        _t88 = _t87 - py2 + ty2
-        _t89 = eps + max(_t2, _t3)
-        _t90 = (-abs(_t85))/_t89
-        _s70 = -_t88
-        _t91 = _t90*(_f32(1.0) if _s70 > _f32(0.0) else (_f32(0.5) if _s70 == _f32(0.0) else _f32(0.0)))
-        _t92 = math.exp(_t90)
-        _s71 = _f32(1.0) - _t92
-        _s72 = math.pow(_s71, theta - _f32(1.0)) if _s71 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t93 = _t22*_t92*_s72
-        _t94 = _f32(1.0) if _t9 > _f32(0.0) else (-_f32(1.0) if _t9 < _f32(0.0) else _f32(0.0))
-        _t95 = _t35*_t94
-        _t96 = _t33*_t95
-        _t97 = _t25*_t94
-        _t98 = _t38*_t97
-        _t99 = -_t37*_t95 + _t40*_t97
-        _t100 = -_t43*_t99 - _t96 + _t98
-        _t101 = _t62*(_t100*_t55/_t59)
-        _t102 = _t100*_t46 + _t53*_t9
-        _t103 = -_t87
-        _t104 = _f32(2.0)*_t47*_t50
+        _t66 = _t13*_t65
+        _t67 = -px1 + px2
+        _t68 = _t1*_t3 + _t12*_t67 - _t66 + eps
+        _t69 = _t66/_t68
+        _t70 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+        _t71 = min(_t3, max(_t7, _t7 - _t7) + max(_s49, _s49 - _s49))
+        _t72 = _t13*_t71
+        _t73 = min(_t1, max(_t4, _t4 - _t4) + max(_s50, _s50 - _s50))
+        _t74 = _t3*_t73
+        _t75 = _t72 + _t74
+        _t76 = min(_t67, max(_t5, _t5 - _t5) + max(_s47, _s47 - _s47))
+        _t77 = _t12*_t76 + eps
+        _t78 = _t66 + _t77
+        _t79 = _t65*(_f32(1.0) if _s46 > _f32(0.0) else _f32(0.0))
+        _t80 = _t79*((_t75 + _t78)/_t68)
+        _t81 = -_t63 - _t70 + _f32(1.0)
+        _t82 = min(_t12, max(_t8, _t8 - _t8) + max(_s48, _s48 - _s48))
+        _t83 = _t13*_t82
+        _t84 = _f32(0.5)*_t79
+        _t85 = _t84*((_t75 + _t77 - _t83)/_t68)
+        _t86 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
+        _t87 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+        _t88 = eps + (_t3 + max(_t2, _f32(0.0)))
+        _t89 = (-abs(_t2))/_t88
+        _t90 = _t87*_t89
+        _t91 = math.exp(_t89)
+        _s64 = _f32(1.0) - _t91
+        _s65 = math.pow(_s64, theta - _f32(1.0)) if _s64 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t92 = _t21*_t91*_s65
+        _t93 = _f32(1.0) if _t9 > _f32(0.0) else (-_f32(1.0) if _t9 < _f32(0.0) else _f32(0.0))
+        _t94 = _t34*_t93
+        _t95 = _t32*_t94
+        _t96 = _t24*_t93
+        _t97 = _t37*_t96
+        _t98 = -_t36*_t94 + _t39*_t96
+        _t99 = -_t42*_t98 - _t95 + _t97
+        _t100 = _t62*(_t54*_t99/_t59)
+        _t101 = _t45*_t99 + _t52*_t9
+        _t102 = py1 - ty1
+        _t103 = -_t102
+        _t104 = _f32(2.0)*_t46*_t49
         _t105 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-        _t106 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
-        _t107 = _t0*_t81 + _t74 + eps
-        _t108 = _t12*(_f32(1.0) if _t64 > _f32(0.0) else _f32(0.0))
-        _t109 = _t108*((_t107 + _t66)/_t67)
+        _t106 = _f32(1.0) if _t102 > _f32(0.0) else _f32(0.0)
+        _t107 = _t67*_t82 + _t75 + eps
+        _t108 = _t13*(_f32(1.0) if _t64 > _f32(0.0) else _f32(0.0))
+        _t109 = _t108*((_t107 + _t66)/_t68)
         _t110 = -_t105 - _t106 + _f32(1.0)
         _t111 = _f32(0.5)*_t108
-        _t112 = _t111*((_t107 - _t65*_t75)/_t67)
+        _t112 = _t111*((_t107 - _t65*_t76)/_t68)
         _t113 = -_t15
         _t114 = px2 - tx2
         _t115 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
@@ -805,42 +797,42 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t122 = -_t120
         _t123 = _f32(1.0) if _t122 > _f32(0.0) else _f32(0.0)
         _t124 = -_t121 - _t123 + _f32(1.0)
-        _t125 = _t19*(_f32(1.0) if _t17 > _f32(0.0) else (_f32(0.5) if _t17 == _f32(0.0) else _f32(0.0)))
-        _t126 = _t34 - _t39 + _t41*_t43
-        _t127 = _t51*(_t126*_t46/_t48)
-        _t128 = _t126*_t55 + _t53*(-_f32(0.5)*_t4 - _f32(0.5)*_t5)
-        _t129 = _t73 + _t82
-        _t130 = _t78*((_t129 + _t77)/_t67)
-        _t131 = _t83*((_t129 - _t71 + _t76)/_t67)
-        _t132 = _t90*(_f32(1.0) if _t88 > _f32(0.0) else (_f32(0.5) if _t88 == _f32(0.0) else _f32(0.0)))
-        _t133 = _t43*_t99 + _t96 - _t98
-        _t134 = _t62*(_t133*_t55/_t59)
-        _t135 = _t1*_t70 + _t82
-        _t136 = _t108*((_t135 + _t77)/_t67)
-        _t137 = _t111*((_t135 - _t65*_t72 + _t76)/_t67)
-        _t138 = _t133*_t46 + _t53*(-_f32(0.5)*_t7 - _f32(0.5)*_t8)
-        _s73 = _t56 - -_t61*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-        _s74 = -((_t2*_t63*_t68 - _t69*_t79 - _t80*_t84)/_t67)
-        d_px1 = -_t23*(((_t15 - -_t20))/_t18) - _t52 - _t62*(_s73/_t59) + _s74
-        _s75 = -_t104*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-        _s76 = -((_t0*_t105*_t68 - _t106*_t109 - _t110*_t112)/_t67)
-        d_py1 = -_t101 - _t51*(((_t102 - _s75))/_t48) - _t93*(((_t86 - -_t91))/_t89) + _s76
-        _s77 = _t56 - _t61*(_f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0)))
-        _s78 = -((-_t115*_t2*_t68 + _t117*_t79 + _t118*_t84)/_t67)
-        d_px2 = -_t23*(((_t113 - _t20))/_t18) - _t52 - _t62*(_s77/_t59) + _s78
-        _s79 = _t104*(_f32(1.0) if _t120 > _f32(0.0) else (_f32(0.5) if _t120 == _f32(0.0) else _f32(0.0)))
-        _s80 = -((-_t0*_t121*_t68 + _t109*_t123 + _t112*_t124)/_t67)
-        d_py2 = -_t101 - _t51*(((_t102 - _s79))/_t48) - _t93*(((_t119 - _t91))/_t89) + _s80
-        _s81 = _t128 - -_t61*(_f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0)))
-        _s82 = -((-_t130*_t63 - _t131*_t80 + _t3*_t68*_t69)/_t67)
-        d_tx1 = -_t127 - _t23*(((_t113 - -_t125))/_t18) - _t62*(_s81/_t59) + _s82
-        _s83 = -_t104*(_f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0)))
-        _s84 = -((_t1*_t106*_t68 - _t105*_t136 - _t110*_t137)/_t67)
-        d_ty1 = -_t134 - _t51*(((_t138 - _s83))/_t48) - _t93*(((_t119 - -_t132))/_t89) + _s84
-        _s85 = _t61*(_f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0)))
-        _s86 = -((_t115*_t130 - _t117*_t3*_t68 + _t118*_t131)/_t67)
-        d_tx2 = -_t127 - _t23*(((_t15 - _t125))/_t18) - _t62*(((_t128 - _s85))/_t59) + _s86
-        _s87 = _t104*(_f32(1.0) if _t122 > _f32(0.0) else (_f32(0.5) if _t122 == _f32(0.0) else _f32(0.0)))
-        _s88 = -((-_t1*_t123*_t68 + _t121*_t136 + _t124*_t137)/_t67)
-        d_ty2 = -_t134 - _t51*(((_t138 - _s87))/_t48) - _t93*(((_t86 - _t132))/_t89) + _s88
+        _t125 = _t16 - _f32(1.0)
+        _t126 = _t33 - _t38 + _t40*_t42
+        _t127 = _t50*(_t126*_t45/_t47)
+        _t128 = _t126*_t54 + _t52*(-_f32(0.5)*_t4 - _f32(0.5)*_t5)
+        _t129 = _t74 + _t83
+        _t130 = _t79*((_t129 + _t78)/_t68)
+        _t131 = _t84*((_t129 - _t72 + _t77)/_t68)
+        _t132 = _t87 - _f32(1.0)
+        _t133 = _t42*_t98 + _t95 - _t97
+        _t134 = _t62*(_t133*_t54/_t59)
+        _t135 = _t133*_t45 + _t52*(-_f32(0.5)*_t7 - _f32(0.5)*_t8)
+        _t136 = _t1*_t71 + _t83
+        _t137 = _t108*((_t136 + _t78)/_t68)
+        _t138 = _t111*((_t136 - _t65*_t73 + _t77)/_t68)
+        _s66 = _t55 - -_t61*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+        _s67 = -((_t12*_t63*_t69 - _t70*_t80 - _t81*_t85)/_t68)
+        d_px1 = -_t22*(((_t15 - -_t19))/_t17) - _t51 - _t62*(_s66/_t59) + _s67
+        _s68 = -_t104*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+        _s69 = -((_t105*_t67*_t69 - _t106*_t109 - _t110*_t112)/_t68)
+        d_py1 = -_t100 - _t50*(((_t101 - _s68))/_t47) - _t92*(((_t86 - -_t90))/_t88) + _s69
+        _s70 = _t55 - _t61*(_f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0)))
+        _s71 = -((-_t115*_t12*_t69 + _t117*_t80 + _t118*_t85)/_t68)
+        d_px2 = -_t22*(((_t113 - _t19))/_t17) - _t51 - _t62*(_s70/_t59) + _s71
+        _s72 = _t104*(_f32(1.0) if _t120 > _f32(0.0) else (_f32(0.5) if _t120 == _f32(0.0) else _f32(0.0)))
+        _s73 = -((_t109*_t123 + _t112*_t124 - _t121*_t67*_t69)/_t68)
+        d_py2 = -_t100 - _t50*(((_t101 - _s72))/_t47) - _t92*(((_t119 - _t90))/_t88) + _s73
+        _s74 = _t128 - -_t61*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+        _s75 = -((-_t130*_t63 - _t131*_t81 + _t3*_t69*_t70)/_t68)
+        d_tx1 = -_t127 - _t22*(((_t113 - _t125*_t18))/_t17) - _t62*(_s74/_t59) + _s75
+        _s76 = -_t104*(_f32(1.0) if _t102 > _f32(0.0) else (_f32(0.5) if _t102 == _f32(0.0) else _f32(0.0)))
+        _s77 = -((_t1*_t106*_t69 - _t105*_t137 - _t110*_t138)/_t68)
+        d_ty1 = -_t134 - _t50*(((_t135 - _s76))/_t47) - _t92*(((_t119 - _t132*_t89))/_t88) + _s77
+        _s78 = _t61*(_f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0)))
+        _s79 = -((_t115*_t130 - _t117*_t3*_t69 + _t118*_t131)/_t68)
+        d_tx2 = -_t127 - _t22*(((_t15 - -_t125*_t18))/_t17) - _t62*(((_t128 - _s78))/_t59) + _s79
+        _s80 = _t104*(_f32(1.0) if _t122 > _f32(0.0) else (_f32(0.5) if _t122 == _f32(0.0) else _f32(0.0)))
+        _s81 = -((-_t1*_t123*_t69 + _t121*_t137 + _t124*_t138)/_t68)
+        d_ty2 = -_t134 - _t50*(((_t135 - _s80))/_t47) - _t92*(((_t86 - -_t132*_t89))/_t88) + _s81
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
