@@ -167,3 +167,17 @@ def test_ciou_float32_gradient_of_near_identical_boxes_is_finite(loss):
     _, (g32, _) = fn.value_and_grad(p, t)
     _, (g64, _) = fn.value_and_grad(p.astype(np.float64), t.astype(np.float64))
     assert np.all(np.isfinite(g32)) and np.abs(g32 - g64).max() <= 5.4e-5 * np.abs(g64).max()
+
+
+# found by the 1.3e8-point float32 sweep of shape_iou_loss (877 ULP of the largest component): the shape cost's
+# max(w_p, w_t) chose its side from ((p1 - t1) - p2) + t2, which rounds to an ulp of the coordinates (~2),
+# wrong for widths ~1.4e-6 that differ by 1.2e-7: 4.5% of the shape cost's gradient, 9.5e-5 of the largest
+# component (bar 5.4e-5); siou_loss had the same error (8.7e-5); both now compare w_p - w_t from DiffOfDiffs
+@pytest.mark.parametrize("loss", ["siou_loss", "shape_iou_loss"])
+def test_shape_cost_max_of_nearly_equal_tiny_widths(loss):
+    p = [1.9999990463256836, -1.3812270164489746, 2.000000476837158, -1.3812257051467896]
+    t = [1.9999996423721313, -1.381226658821106, 2.0000009536743164, -1.3812248706817627]
+    _, g64 = _box_grad_error(loss, p, t, np.float64)
+    assert g64 <= 1e-13
+    _, g32 = _box_grad_error(loss, p, t, np.float32)
+    assert g32 <= 5.4e-5
