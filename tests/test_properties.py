@@ -702,8 +702,12 @@ def _siou_smooth(p, t, steps, params):
 
 def _qfl_smooth(x, y, steps, params):
     """Points away from QFL's kink at y = sigmoid(x) (|y - sigma|^beta: a kink for beta = 1, an
-    infinite derivative for beta < 1): |y - sigma| > 0.01, far beyond sigma's change over a step."""
-    return np.abs(y - 1 / (1 + np.exp(-x))) > 0.01
+    infinite derivative for beta < 1): |y - sigma| > 0.01, far beyond sigma's change over a step, and
+    above 20 beta steps, so that |y - sigma|^beta changes by little over a step (sigma' <= 1/4) for large
+    beta (the `full` profile drew beta = 5, 6 and 12 at |y - sigma| ~ 0.01..0.03, where the central
+    differences did not converge)."""
+    d = np.abs(y - 1 / (1 + np.exp(-x)))
+    return (d > 0.01) & (d > 20 * params.get("beta", 2.0) * steps)
 
 
 def _inner_smooth(p, t, steps, params):
