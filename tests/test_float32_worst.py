@@ -181,3 +181,19 @@ def test_shape_cost_max_of_nearly_equal_tiny_widths(loss):
     assert g64 <= 1e-13
     _, g32 = _box_grad_error(loss, p, t, np.float32)
     assert g32 <= 5.4e-5
+
+
+# found by the same sweep of siou_loss after that fix (83 pairs over the bar, up to 10% of the gradient): the centre
+# offset dx = ((px1 - tx1) + (px2 - tx2))/2 summed two rounded differences that cancel (nearly equal x centres), and
+# the angle cost compares |dx| with |dy|; dx now adds both differences' rounding errors back (DiffOfDiffs)
+@pytest.mark.parametrize("p, t", [
+    ([-0.0334763340651989, -0.01569293811917305, 0.06627633422613144, -0.015388330444693565],
+     [0.014632875099778175, -0.019910799339413643, 0.018167123198509216, -0.011313367635011673]),
+    ([0.6249494552612305, 2.8509864807128906, 1.4417781829833984, 3.2140378952026367],
+     [0.21731604635715485, 2.208831310272217, 1.8494116067886353, 3.812446355819702]),
+])
+def test_siou_angle_cost_of_nearly_equal_centres(p, t):
+    _, g64 = _box_grad_error("siou_loss", p, t, np.float64)
+    assert g64 <= 1e-13
+    _, g32 = _box_grad_error("siou_loss", p, t, np.float32)
+    assert g32 <= 5.4e-5

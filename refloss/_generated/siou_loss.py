@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 10069
+# ops: 8197
 """SIoU loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -43,127 +43,129 @@ def constants(eps, theta, positive_exponent):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
-    off = max(abs(0.5*((px1 - tx1)) + 0.5*((px2 - tx2))), abs(0.5*((py1 - ty1)) + 0.5*((py2 - ty2))))
+    _u1 = px2 - tx2
+    _u2 = tx1 - px1
+    _b3 = _u1 - px2
+    _b4 = _u2 - tx1
+    _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+    _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+    _c7 = _e5 - _e6
+    _u8 = py2 - ty2
+    _u9 = ty1 - py1
+    _b10 = _u8 - py2
+    _b11 = _u9 - ty1
+    _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+    _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+    _c14 = _e12 - _e13
+    _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+    off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
     if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _u1 = px2 - tx2
-        _u2 = px1 - tx1
-        _b3 = _u1 - px2
-        _b4 = _u2 - px1
-        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-        _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
-        _c7 = _e5 - _e6
-        _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _u16 = px1 - tx1
+        _b17 = _u16 - px1
+        _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+        _c19 = _e5 - _e18
+        _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
         _t1 = -tx1 + tx2
-        _u8 = py2 - ty2
-        _u9 = py1 - ty1
-        _b10 = _u8 - py2
-        _b11 = _u9 - py1
-        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-        _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
-        _c14 = _e12 - _e13
-        _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _u20 = py1 - ty1
+        _b21 = _u20 - py1
+        _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+        _c23 = _e12 - _e22
+        _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
         _t3 = -ty1 + ty2
         _t4 = -py1 + py2
-        _s15 = -max(px1, tx1) + min(px2, tx2)
-        _t5 = max(_s15, _s15 - _s15)
-        _s16 = tx2 - px2
-        _s17 = tx1 - px1
-        _s18 = ty2 - py2
-        _s19 = ty1 - py1
-        _s20 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
-        _s21 = _t3*min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
-        _s22 = _t5*min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
-        _t6 = _s21 + _s20 + _s22 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19)) + eps
-        _s23 = -max(py1, ty1) + min(py2, ty2)
-        _s24 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-        _s25 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-        value = _t6/(_t5*max(_s23, _s23 - _s23) + _t6) + _s24 + _s25
+        _s24 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s24, _s24 - _s24)
+        _s25 = tx2 - px2
+        _s26 = ty2 - py2
+        _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+        _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+        _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s30 = -max(py1, ty1) + min(py2, ty2)
+        _s31 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s32 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
         return value
     else:  # angle, distance and shape costs
-        _u26 = px2 - tx2
-        _u27 = px1 - tx1
-        _b28 = _u26 - px2
-        _b29 = _u27 - px1
-        _e30 = (px2 - (_u26 - _b28)) - (tx2 + _b28)
-        _e31 = (px1 - (_u27 - _b29)) - (tx1 + _b29)
-        _c32 = _e30 - _e31
-        _t0 = (_u26 - _u27) + _c32 if _c32 == _c32 else _u26 - _u27
+        _u33 = px1 - tx1
+        _b34 = _u33 - px1
+        _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
+        _c36 = _e5 - _e35
+        _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
         _t1 = -tx1 + tx2
-        _u33 = py2 - ty2
-        _u34 = py1 - ty1
-        _b35 = _u33 - py2
-        _b36 = _u34 - py1
-        _e37 = (py2 - (_u33 - _b35)) - (ty2 + _b35)
-        _e38 = (py1 - (_u34 - _b36)) - (ty1 + _b36)
-        _c39 = _e37 - _e38
-        _t2 = (_u33 - _u34) + _c39 if _c39 == _c39 else _u33 - _u34
+        _u37 = py1 - ty1
+        _b38 = _u37 - py1
+        _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
+        _c40 = _e12 - _e39
+        _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
         _t3 = -ty1 + ty2
-        _t4 = px1 - tx1
-        _t5 = px2 - tx2
-        _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = py1 - ty1
-        _t8 = py2 - ty2
-        _t9 = 0.5*_t7 + 0.5*_t8
-        _t10 = min(abs(_t6), abs(_t9))
-        _t11 = (2.0*positive_exponent - 1.0)*(-2.0*_t10/(off*((_t10*_t10)/(off*off) + 1.0)) + 2.0)
-        _t12 = -py1 + py2
-        _s40 = -max(px1, tx1) + min(px2, tx2)
-        _t13 = max(_s40, _s40 - _s40)
-        _s41 = tx1 - px1
-        _s42 = ty1 - py1
+        _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))
+        _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/(off*((_t6*_t6)/(off*off) + 1.0)) + 2.0)
+        _t8 = -py1 + py2
+        _s41 = -max(px1, tx1) + min(px2, tx2)
+        _t9 = max(_s41, _s41 - _s41)
+        _s42 = tx2 - px2
         _s43 = ty2 - py2
-        _s44 = tx2 - px2
-        _s45 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s41, _s41 - _s41))
-        _s46 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s42, _s42 - _s42))
-        _s47 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s43, _s43 - _s43))
-        _t14 = _s45 + _s46 + _s47 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s44, _s44 - _s44)) + eps
-        _s48 = -max(py1, ty1) + min(py2, ty2)
-        _s49 = max(px2, tx2) - min(px1, tx1)
-        _s50 = max(py2, ty2) - min(py1, ty1)
-        _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-        _s52 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-        _s53 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s49*_s49)))
-        _s54 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s50*_s50)))
-        value = _t14/(_t13*max(_s48, _s48 - _s48) + _t14) + _s53 + _s54 + _s51 + _s52 + 1.0
+        _s44 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s45 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s42, _s42 - _s42))
+        _s46 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s43, _s43 - _s43))
+        _t10 = _s45 + _s44 + _s46 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s47 = -max(py1, ty1) + min(py2, ty2)
+        _s48 = max(px2, tx2) - min(px1, tx1)
+        _s49 = max(py2, ty2) - min(py1, ty1)
+        _s50 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        _s52 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s48*_s48)))
+        _s53 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s49*_s49)))
+        value = _t10/(_t10 + _t9*max(_s47, _s47 - _s47)) + _s52 + _s53 + _s50 + _s51 + 1.0
         return value
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
-    off = max(abs(0.5*((px1 - tx1)) + 0.5*((px2 - tx2))), abs(0.5*((py1 - ty1)) + 0.5*((py2 - ty2))))
+    _u1 = px2 - tx2
+    _u2 = tx1 - px1
+    _b3 = _u1 - px2
+    _b4 = _u2 - tx1
+    _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+    _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+    _c7 = _e5 - _e6
+    _u8 = py2 - ty2
+    _u9 = ty1 - py1
+    _b10 = _u8 - py2
+    _b11 = _u9 - ty1
+    _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+    _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+    _c14 = _e12 - _e13
+    _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+    off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
     if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _u1 = px2 - tx2
-        _u2 = px1 - tx1
-        _b3 = _u1 - px2
-        _b4 = _u2 - px1
-        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-        _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
-        _c7 = _e5 - _e6
-        _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _u16 = px1 - tx1
+        _b17 = _u16 - px1
+        _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+        _c19 = _e5 - _e18
+        _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
         _t1 = -tx1 + tx2
-        _u8 = py2 - ty2
-        _u9 = py1 - ty1
-        _b10 = _u8 - py2
-        _b11 = _u9 - py1
-        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-        _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
-        _c14 = _e12 - _e13
-        _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _u20 = py1 - ty1
+        _b21 = _u20 - py1
+        _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+        _c23 = _e12 - _e22
+        _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
         _t3 = -ty1 + ty2
         _t4 = -py1 + py2
-        _s15 = -max(px1, tx1) + min(px2, tx2)
-        _t5 = max(_s15, _s15 - _s15)
-        _s16 = tx2 - px2
-        _s17 = tx1 - px1
-        _s18 = ty2 - py2
-        _s19 = ty1 - py1
-        _s20 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
-        _s21 = _t3*min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
-        _s22 = _t5*min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
-        _t6 = _s21 + _s20 + _s22 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19)) + eps
-        _s23 = -max(py1, ty1) + min(py2, ty2)
-        _s24 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-        _s25 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-        value = _t6/(_t5*max(_s23, _s23 - _s23) + _t6) + _s24 + _s25
+        _s24 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s24, _s24 - _s24)
+        _s25 = tx2 - px2
+        _s26 = ty2 - py2
+        _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+        _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+        _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s30 = -max(py1, ty1) + min(py2, ty2)
+        _s31 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s32 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
         _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
         _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
         _t9 = eps + (_t1 + max(_t0, 0.0))
@@ -171,29 +173,29 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t11 = _t10*_t8
         _t12 = math.exp(_t10)
         _t13 = 0.5*theta
-        _s26 = 1.0 - _t12
-        _t14 = _t12*_t13*(math.pow(_s26, theta - 1.0) if _s26 > 0.0 and theta != 0.0 else 0.0)
+        _s33 = 1.0 - _t12
+        _t14 = _t12*_t13*(math.pow(_s33, theta - 1.0) if _s33 > 0.0 and theta != 0.0 else 0.0)
         _t15 = px1 - tx1
         _t16 = 1.0 if -_t15 > 0.0 else 0.0
-        _t17 = _s23
+        _t17 = _s30
         _t18 = max(_t17, _t17 - _t17)
         _t19 = _t18*_t5
         _t20 = -px1 + px2
         _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
         _t22 = _t19/_t21
         _t23 = 1.0 if _t15 > 0.0 else 0.0
-        _t24 = min(_t1, max(_u2, _u2 - _u2) + max(_s16, _s16 - _s16))
+        _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
         _t25 = _t24*_t3
-        _t26 = min(_t3, max(_u9, _u9 - _u9) + max(_s18, _s18 - _s18))
+        _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
         _t27 = _t26*_t5
         _t28 = _t25 + _t27
-        _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_s17, _s17 - _s17))
+        _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
         _t30 = _t29*_t4 + eps
         _t31 = _t19 + _t30
-        _t32 = _t18*(1.0 if _s15 > 0.0 else 0.0)
+        _t32 = _t18*(1.0 if _s24 > 0.0 else 0.0)
         _t33 = _t32*((_t28 + _t31)/_t21)
         _t34 = -_t16 - _t23 + 1.0
-        _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_s19, _s19 - _s19))
+        _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
         _t36 = _t35*_t5
         _t37 = 0.5*_t32
         _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
@@ -203,8 +205,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t42 = (-abs(_t2))/_t41
         _t43 = _t40*_t42
         _t44 = math.exp(_t42)
-        _s27 = 1.0 - _t44
-        _t45 = _t13*_t44*(math.pow(_s27, theta - 1.0) if _s27 > 0.0 and theta != 0.0 else 0.0)
+        _s34 = 1.0 - _t44
+        _t45 = _t13*_t44*(math.pow(_s34, theta - 1.0) if _s34 > 0.0 and theta != 0.0 else 0.0)
         _t46 = py1 - ty1
         _t47 = 1.0 if -_t46 > 0.0 else 0.0
         _t48 = 1.0 if _t46 > 0.0 else 0.0
@@ -242,323 +244,313 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # angle, distance and shape costs
-        _u28 = px2 - tx2
-        _u29 = px1 - tx1
-        _b30 = _u28 - px2
-        _b31 = _u29 - px1
-        _e32 = (px2 - (_u28 - _b30)) - (tx2 + _b30)
-        _e33 = (px1 - (_u29 - _b31)) - (tx1 + _b31)
-        _c34 = _e32 - _e33
-        _t0 = (_u28 - _u29) + _c34 if _c34 == _c34 else _u28 - _u29
+        _u35 = px1 - tx1
+        _b36 = _u35 - px1
+        _e37 = (px1 - (_u35 - _b36)) - (tx1 + _b36)
+        _c38 = _e5 - _e37
+        _t0 = (_u1 - _u35) + _c38 if _c38 == _c38 else _u1 - _u35
         _t1 = -tx1 + tx2
-        _u35 = py2 - ty2
-        _u36 = py1 - ty1
-        _b37 = _u35 - py2
-        _b38 = _u36 - py1
-        _e39 = (py2 - (_u35 - _b37)) - (ty2 + _b37)
-        _e40 = (py1 - (_u36 - _b38)) - (ty1 + _b38)
-        _c41 = _e39 - _e40
-        _t2 = (_u35 - _u36) + _c41 if _c41 == _c41 else _u35 - _u36
+        _u39 = py1 - ty1
+        _b40 = _u39 - py1
+        _e41 = (py1 - (_u39 - _b40)) - (ty1 + _b40)
+        _c42 = _e12 - _e41
+        _t2 = (_u8 - _u39) + _c42 if _c42 == _c42 else _u8 - _u39
         _t3 = -ty1 + ty2
-        _t4 = px1 - tx1
-        _t5 = px2 - tx2
-        _t6 = 0.5*_t4 + 0.5*_t5
-        _t7 = py1 - ty1
-        _t8 = py2 - ty2
-        _t9 = 0.5*_t7 + 0.5*_t8
-        _t10 = min(abs(_t6), abs(_t9))
-        _t11 = (2.0*positive_exponent - 1.0)*(-2.0*_t10/(off*((_t10*_t10)/(off*off) + 1.0)) + 2.0)
-        _t12 = -py1 + py2
-        _s42 = -max(px1, tx1) + min(px2, tx2)
-        _t13 = max(_s42, _s42 - _s42)
-        _s43 = tx1 - px1
-        _s44 = ty1 - py1
+        _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))
+        _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/(off*((_t6*_t6)/(off*off) + 1.0)) + 2.0)
+        _t8 = -py1 + py2
+        _s43 = -max(px1, tx1) + min(px2, tx2)
+        _t9 = max(_s43, _s43 - _s43)
+        _s44 = tx2 - px2
         _s45 = ty2 - py2
-        _s46 = tx2 - px2
-        _s47 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
-        _s48 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
-        _s49 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
-        _t14 = _s47 + _s48 + _s49 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46)) + eps
-        _s50 = -max(py1, ty1) + min(py2, ty2)
-        _s51 = max(px2, tx2) - min(px1, tx1)
-        _s52 = max(py2, ty2) - min(py1, ty1)
-        _s53 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-        _s54 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-        _s55 = -0.5*math.exp(_t11*(_t6*_t6)/(eps + (_s51*_s51)))
-        _s56 = -0.5*math.exp(_t11*(_t9*_t9)/(eps + (_s52*_s52)))
-        value = _t14/(_t13*max(_s50, _s50 - _s50) + _t14) + _s55 + _s56 + _s53 + _s54 + 1.0
-        _t15 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-        _t16 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-        _t17 = eps + (_t1 + max(_t0, 0.0))
-        _t18 = (-abs(_t0))/_t17
-        _t19 = _t16*_t18
-        _t20 = math.exp(_t18)
-        _t21 = 0.5*theta
-        _s57 = 1.0 - _t20
-        _t22 = _t20*_t21*(math.pow(_s57, theta - 1.0) if _s57 > 0.0 and theta != 0.0 else 0.0)
-        _t23 = abs(_t6) - abs(_t9)
-        _s58 = -_t23
-        _t24 = 1.0 if _s58 > 0.0 else (0.5 if _s58 == 0.0 else 0.0)
-        _t25 = 1.0 if _t6 > 0.0 else (-1.0 if _t6 < 0.0 else 0.0)
-        _t26 = _t24*_t25
-        _t28 = _t10*_t10
-        _t30 = _t28/(off*off) + 1.0
-        _t32 = 1.0/(_t30*off)
-        _t33 = _t26*_t32
-        _t34 = 1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0)
-        _t35 = _t25*_t34
-        _t36 = _t10/(off*off)
-        _t37 = _t36/_t30
-        _t38 = _t35*_t37
-        _t39 = _t28/(off*off*off)
-        _t40 = -_t26*_t36 + _t35*_t39
-        _t41 = 2.0*_t10
-        _t42 = _t41/((_t30*_t30)*off)
-        _t43 = -_t33 + _t38 - _t40*_t42
-        _t44 = 2.0*positive_exponent - 1.0
-        _t45 = _t44*(_t9*_t9)
-        _t46 = _s52
-        _t47 = (_t46*_t46) + eps
-        _t48 = -_t32*_t41 + 2.0
-        _t49 = _t45*_t48/_t47
-        _t50 = 0.5*math.exp(_t49)
-        _t51 = _t50*(_t43*_t45/_t47)
-        _t52 = _t44*_t48
-        _t53 = _t6*_t6
-        _t54 = _t44*_t53
-        _t55 = _t43*_t54 + _t52*_t6
-        _t56 = px1 - tx1
-        _t57 = -_t56
-        _t58 = _s51
-        _t59 = (_t58*_t58) + eps
-        _t60 = _t52*_t53/_t59
-        _t61 = 2.0*_t58*_t60
-        _t62 = 0.5*math.exp(_t60)
-        _t63 = 1.0 if _t57 > 0.0 else 0.0
-        _t64 = _s50
-        _t65 = max(_t64, _t64 - _t64)
-        _t66 = _t13*_t65
-        _t67 = -px1 + px2
-        _t68 = _t1*_t3 + _t12*_t67 - _t66 + eps
-        _t69 = _t66/_t68
-        _t70 = 1.0 if _t56 > 0.0 else 0.0
-        _t71 = min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
-        _t72 = _t13*_t71
-        _t73 = min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46))
-        _t74 = _t3*_t73
-        _t75 = _t72 + _t74
-        _t76 = min(_t67, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
-        _t77 = _t12*_t76 + eps
-        _t78 = _t66 + _t77
-        _t79 = _t65*(1.0 if _s42 > 0.0 else 0.0)
-        _t80 = _t79*((_t75 + _t78)/_t68)
-        _t81 = -_t63 - _t70 + 1.0
-        _t82 = min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
-        _t83 = _t13*_t82
-        _t84 = 0.5*_t79
-        _t85 = _t84*((_t75 + _t77 - _t83)/_t68)
-        _t86 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-        _t87 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-        _t88 = eps + (_t3 + max(_t2, 0.0))
-        _t89 = (-abs(_t2))/_t88
-        _t90 = _t87*_t89
-        _t91 = math.exp(_t89)
-        _s59 = 1.0 - _t91
-        _t92 = _t21*_t91*(math.pow(_s59, theta - 1.0) if _s59 > 0.0 and theta != 0.0 else 0.0)
-        _t93 = 1.0 if _t9 > 0.0 else (-1.0 if _t9 < 0.0 else 0.0)
-        _t94 = _t34*_t93
-        _t95 = _t32*_t94
-        _t96 = _t24*_t93
-        _t97 = _t37*_t96
-        _t98 = -_t36*_t94 + _t39*_t96
-        _t99 = -_t42*_t98 - _t95 + _t97
-        _t100 = _t62*(_t54*_t99/_t59)
-        _t101 = _t45*_t99 + _t52*_t9
-        _t102 = py1 - ty1
-        _t103 = -_t102
-        _t104 = 2.0*_t46*_t49
-        _t105 = 1.0 if _t103 > 0.0 else 0.0
-        _t106 = 1.0 if _t102 > 0.0 else 0.0
-        _t107 = _t67*_t82 + _t75 + eps
-        _t108 = _t13*(1.0 if _t64 > 0.0 else 0.0)
-        _t109 = _t108*((_t107 + _t66)/_t68)
-        _t110 = -_t105 - _t106 + 1.0
-        _t111 = 0.5*_t108
-        _t112 = _t111*((_t107 - _t65*_t76)/_t68)
-        _t113 = -_t15
-        _t114 = px2 - tx2
+        _s46 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s47 = _t3*min(_t1, max(_u35, _u35 - _u35) + max(_s44, _s44 - _s44))
+        _s48 = _t9*min(_t3, max(_u39, _u39 - _u39) + max(_s45, _s45 - _s45))
+        _t10 = _s47 + _s46 + _s48 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s49 = -max(py1, ty1) + min(py2, ty2)
+        _s50 = max(px2, tx2) - min(px1, tx1)
+        _s51 = max(py2, ty2) - min(py1, ty1)
+        _s52 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+        _s53 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+        _s54 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s50*_s50)))
+        _s55 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s51*_s51)))
+        value = _t10/(_t10 + _t9*max(_s49, _s49 - _s49)) + _s54 + _s55 + _s52 + _s53 + 1.0
+        _t11 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
+        _t12 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+        _t13 = eps + (_t1 + max(_t0, 0.0))
+        _t14 = (-abs(_t0))/_t13
+        _t15 = _t12*_t14
+        _t16 = math.exp(_t14)
+        _t17 = 0.5*theta
+        _s56 = 1.0 - _t16
+        _t18 = _t16*_t17*(math.pow(_s56, theta - 1.0) if _s56 > 0.0 and theta != 0.0 else 0.0)
+        _t19 = 0.5*abs(_t4) - 0.5*abs(_t5)
+        _s57 = -_t19
+        _t20 = 1.0 if _s57 > 0.0 else (0.5 if _s57 == 0.0 else 0.0)
+        _t21 = 1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0)
+        _t22 = _t20*_t21
+        _t24 = _t6*_t6
+        _t26 = _t24/(off*off) + 1.0
+        _t28 = 1.0/(_t26*off)
+        _t29 = _t22*_t28
+        _t30 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+        _t31 = _t21*_t30
+        _t32 = _t6/(off*off)
+        _t33 = _t32/_t26
+        _t34 = _t31*_t33
+        _t35 = _t24/(off*off*off)
+        _t36 = -_t22*_t32 + _t31*_t35
+        _t37 = 2.0*_t6
+        _t38 = _t37/((_t26*_t26)*off)
+        _t39 = -_t29 + _t34 - _t36*_t38
+        _t40 = 2.0*positive_exponent - 1.0
+        _t41 = 0.25*_t40
+        _t42 = _t41*(_t5*_t5)
+        _t43 = _s51
+        _t44 = (_t43*_t43) + eps
+        _t45 = -_t28*_t37 + 2.0
+        _t46 = _t42*_t45/_t44
+        _t47 = 0.5*math.exp(_t46)
+        _t48 = _t47*(_t39*_t42/_t44)
+        _t49 = 0.5*_t40*_t45
+        _t50 = _t4*_t49
+        _t51 = (_t4*_t4)*_t41
+        _t52 = _t39*_t51 + _t50
+        _t53 = px1 - tx1
+        _t54 = -_t53
+        _t55 = _s50
+        _t56 = (_t55*_t55) + eps
+        _t57 = _t45*_t51/_t56
+        _t58 = 2.0*_t55*_t57
+        _t59 = 0.5*math.exp(_t57)
+        _t60 = 1.0 if _t54 > 0.0 else 0.0
+        _t61 = _s49
+        _t62 = max(_t61, _t61 - _t61)
+        _t63 = _t62*_t9
+        _t64 = -px1 + px2
+        _t65 = _t1*_t3 - _t63 + _t64*_t8 + eps
+        _t66 = _t63/_t65
+        _t67 = 1.0 if _t53 > 0.0 else 0.0
+        _t68 = min(_t1, max(_u35, _u35 - _u35) + max(_s44, _s44 - _s44))
+        _t69 = _t3*_t68
+        _t70 = min(_t3, max(_u39, _u39 - _u39) + max(_s45, _s45 - _s45))
+        _t71 = _t70*_t9
+        _t72 = _t69 + _t71
+        _t73 = min(_t64, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _t74 = _t73*_t8 + eps
+        _t75 = _t63 + _t74
+        _t76 = _t62*(1.0 if _s43 > 0.0 else 0.0)
+        _t77 = _t76*((_t72 + _t75)/_t65)
+        _t78 = -_t60 - _t67 + 1.0
+        _t79 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+        _t80 = _t79*_t9
+        _t81 = 0.5*_t76
+        _t82 = _t81*((_t72 + _t74 - _t80)/_t65)
+        _t83 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
+        _t84 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+        _t85 = eps + (_t3 + max(_t2, 0.0))
+        _t86 = (-abs(_t2))/_t85
+        _t87 = _t84*_t86
+        _t88 = math.exp(_t86)
+        _s58 = 1.0 - _t88
+        _t89 = _t17*_t88*(math.pow(_s58, theta - 1.0) if _s58 > 0.0 and theta != 0.0 else 0.0)
+        _t90 = 1.0 if _t5 > 0.0 else (-1.0 if _t5 < 0.0 else 0.0)
+        _t91 = _t30*_t90
+        _t92 = _t28*_t91
+        _t93 = _t20*_t90
+        _t94 = _t33*_t93
+        _t95 = -_t32*_t91 + _t35*_t93
+        _t96 = -_t38*_t95 - _t92 + _t94
+        _t97 = _t59*(_t51*_t96/_t56)
+        _t98 = _t49*_t5
+        _t99 = _t42*_t96 + _t98
+        _t100 = py1 - ty1
+        _t101 = -_t100
+        _t102 = 2.0*_t43*_t46
+        _t103 = 1.0 if _t101 > 0.0 else 0.0
+        _t104 = 1.0 if _t100 > 0.0 else 0.0
+        _t105 = _t64*_t79 + _t72 + eps
+        _t106 = _t9*(1.0 if _t61 > 0.0 else 0.0)
+        _t107 = _t106*((_t105 + _t63)/_t65)
+        _t108 = -_t103 - _t104 + 1.0
+        _t109 = 0.5*_t106
+        _t110 = _t109*((_t105 - _t62*_t73)/_t65)
+        _t111 = -_t11
+        _t112 = px2 - tx2
+        _t113 = 1.0 if _t112 > 0.0 else 0.0
+        _t114 = -_t112
         _t115 = 1.0 if _t114 > 0.0 else 0.0
-        _t116 = -_t114
-        _t117 = 1.0 if _t116 > 0.0 else 0.0
-        _t118 = -_t115 - _t117 + 1.0
-        _t119 = -_t86
-        _t120 = py2 - ty2
+        _t116 = -_t113 - _t115 + 1.0
+        _t117 = -_t83
+        _t118 = py2 - ty2
+        _t119 = 1.0 if _t118 > 0.0 else 0.0
+        _t120 = -_t118
         _t121 = 1.0 if _t120 > 0.0 else 0.0
-        _t122 = -_t120
-        _t123 = 1.0 if _t122 > 0.0 else 0.0
-        _t124 = -_t121 - _t123 + 1.0
-        _t125 = _t16 - 1.0
-        _t126 = _t33 - _t38 + _t40*_t42
-        _t127 = _t50*(_t126*_t45/_t47)
-        _t128 = _t126*_t54 + _t52*(-0.5*_t4 - 0.5*_t5)
-        _t129 = _t74 + _t83
-        _t130 = _t79*((_t129 + _t78)/_t68)
-        _t131 = _t84*((_t129 - _t72 + _t77)/_t68)
-        _t132 = _t87 - 1.0
-        _t133 = _t42*_t98 + _t95 - _t97
-        _t134 = _t62*(_t133*_t54/_t59)
-        _t135 = _t133*_t45 + _t52*(-0.5*_t7 - 0.5*_t8)
-        _t136 = _t1*_t71 + _t83
-        _t137 = _t108*((_t136 + _t78)/_t68)
-        _t138 = _t111*((_t136 - _t65*_t73 + _t77)/_t68)
-        _s60 = -_t62*(((_t55 - -_t61*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t59)
-        d_px1 = -_t22*(((_t15 - -_t19))/_t17) - _t51 + _s60 - ((_t12*_t63*_t69 - _t70*_t80 - _t81*_t85)/_t68)
-        _s61 = -_t50*(((_t101 - -_t104*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t47)
-        d_py1 = -_t100 + _s61 - _t92*(((_t86 - -_t90))/_t88) - ((_t105*_t67*_t69 - _t106*_t109 - _t110*_t112)/_t68)
-        _s62 = -_t62*(((_t55 - _t61*(1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0))))/_t59)
-        d_px2 = -_t22*(((_t113 - _t19))/_t17) - _t51 + _s62 - ((-_t115*_t12*_t69 + _t117*_t80 + _t118*_t85)/_t68)
-        _s63 = -_t50*(((_t101 - _t104*(1.0 if _t120 > 0.0 else (0.5 if _t120 == 0.0 else 0.0))))/_t47)
-        d_py2 = -_t100 + _s63 - _t92*(((_t119 - _t90))/_t88) - ((_t109*_t123 + _t112*_t124 - _t121*_t67*_t69)/_t68)
-        _s64 = -_t62*(((_t128 - -_t61*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t59)
-        _s65 = -((-_t130*_t63 - _t131*_t81 + _t3*_t69*_t70)/_t68)
-        d_tx1 = -_t127 - _t22*(((_t113 - _t125*_t18))/_t17) + _s64 + _s65
-        _s66 = -_t50*(((_t135 - -_t104*(1.0 if _t102 > 0.0 else (0.5 if _t102 == 0.0 else 0.0))))/_t47)
-        _s67 = -((_t1*_t106*_t69 - _t105*_t137 - _t110*_t138)/_t68)
-        d_ty1 = -_t134 + _s66 - _t92*(((_t119 - _t132*_t89))/_t88) + _s67
-        _s68 = -_t62*(((_t128 - _t61*(1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0))))/_t59)
-        _s69 = -((_t115*_t130 - _t117*_t3*_t69 + _t118*_t131)/_t68)
-        d_tx2 = -_t127 - _t22*(((_t15 - -_t125*_t18))/_t17) + _s68 + _s69
-        _s70 = -_t50*(((_t135 - _t104*(1.0 if _t122 > 0.0 else (0.5 if _t122 == 0.0 else 0.0))))/_t47)
-        _s71 = -((-_t1*_t123*_t69 + _t121*_t137 + _t124*_t138)/_t68)
-        d_ty2 = -_t134 + _s70 - _t92*(((_t86 - -_t132*_t89))/_t88) + _s71
+        _t122 = -_t119 - _t121 + 1.0
+        _t123 = _t12 - 1.0
+        _t124 = _t29 - _t34 + _t36*_t38
+        _t125 = _t47*(_t124*_t42/_t44)
+        _t126 = _t124*_t51 - _t50
+        _t127 = _t69 + _t80
+        _t128 = _t76*((_t127 + _t75)/_t65)
+        _t129 = _t81*((_t127 - _t71 + _t74)/_t65)
+        _t130 = _t84 - 1.0
+        _t131 = _t38*_t95 + _t92 - _t94
+        _t132 = _t59*(_t131*_t51/_t56)
+        _t133 = _t131*_t42 - _t98
+        _t134 = _t1*_t70 + _t80
+        _t135 = _t106*((_t134 + _t75)/_t65)
+        _t136 = _t109*((_t134 - _t62*_t68 + _t74)/_t65)
+        _s59 = -_t59*(((_t52 - -_t58*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))))/_t56)
+        d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t48 + _s59 - ((_t60*_t66*_t8 - _t67*_t77 - _t78*_t82)/_t65)
+        _s60 = -_t47*(((_t99 - -_t102*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))/_t44)
+        d_py1 = _s60 - _t89*(((_t83 - -_t87))/_t85) - _t97 - ((_t103*_t64*_t66 - _t104*_t107 - _t108*_t110)/_t65)
+        _s61 = -_t59*(((_t52 - _t58*(1.0 if _t112 > 0.0 else (0.5 if _t112 == 0.0 else 0.0))))/_t56)
+        d_px2 = -_t18*(((_t111 - _t15))/_t13) - _t48 + _s61 - ((-_t113*_t66*_t8 + _t115*_t77 + _t116*_t82)/_t65)
+        _s62 = -_t47*(((_t99 - _t102*(1.0 if _t118 > 0.0 else (0.5 if _t118 == 0.0 else 0.0))))/_t44)
+        d_py2 = _s62 - _t89*(((_t117 - _t87))/_t85) - _t97 - ((_t107*_t121 + _t110*_t122 - _t119*_t64*_t66)/_t65)
+        _s63 = -_t59*(((_t126 - -_t58*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t56)
+        _s64 = -((-_t128*_t60 - _t129*_t78 + _t3*_t66*_t67)/_t65)
+        d_tx1 = -_t125 - _t18*(((_t111 - _t123*_t14))/_t13) + _s63 + _s64
+        _s65 = -_t47*(((_t133 - -_t102*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))/_t44)
+        _s66 = -((_t1*_t104*_t66 - _t103*_t135 - _t108*_t136)/_t65)
+        d_ty1 = -_t132 + _s65 - _t89*(((_t117 - _t130*_t86))/_t85) + _s66
+        _s67 = -_t59*(((_t126 - _t58*(1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0))))/_t56)
+        _s68 = -((_t113*_t128 - _t115*_t3*_t66 + _t116*_t129)/_t65)
+        d_tx2 = -_t125 - _t18*(((_t11 - -_t123*_t14))/_t13) + _s67 + _s68
+        _s69 = -_t47*(((_t133 - _t102*(1.0 if _t120 > 0.0 else (0.5 if _t120 == 0.0 else 0.0))))/_t44)
+        _s70 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
+        d_ty2 = -_t132 + _s69 - _t89*(((_t83 - -_t130*_t86))/_t85) + _s70
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
-    _s1 = abs(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))
-    off = max(_s1, abs(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))))
+    _u1 = px2 - tx2
+    _u2 = tx1 - px1
+    _b3 = _u1 - px2
+    _b4 = _u2 - tx1
+    _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+    _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+    _c7 = _e5 - _e6
+    _u8 = py2 - ty2
+    _u9 = ty1 - py1
+    _b10 = _u8 - py2
+    _b11 = _u9 - ty1
+    _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+    _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+    _c14 = _e12 - _e13
+    _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+    off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
     if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _u2 = px2 - tx2
-        _u3 = px1 - tx1
-        _b4 = _u2 - px2
-        _b5 = _u3 - px1
-        _e6 = (px2 - (_u2 - _b4)) - (tx2 + _b4)
-        _e7 = (px1 - (_u3 - _b5)) - (tx1 + _b5)
-        _c8 = _e6 - _e7
-        _t0 = (_u2 - _u3) + _c8 if _c8 == _c8 else _u2 - _u3
+        _u16 = px1 - tx1
+        _b17 = _u16 - px1
+        _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+        _c19 = _e5 - _e18
+        _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
         _t1 = -tx1 + tx2
-        _u9 = py2 - ty2
-        _u10 = py1 - ty1
-        _b11 = _u9 - py2
-        _b12 = _u10 - py1
-        _e13 = (py2 - (_u9 - _b11)) - (ty2 + _b11)
-        _e14 = (py1 - (_u10 - _b12)) - (ty1 + _b12)
-        _c15 = _e13 - _e14
-        _t2 = (_u9 - _u10) + _c15 if _c15 == _c15 else _u9 - _u10
+        _u20 = py1 - ty1
+        _b21 = _u20 - py1
+        _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+        _c23 = _e12 - _e22
+        _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
         _t3 = -ty1 + ty2
         _t4 = -py1 + py2
-        _s16 = -max(px1, tx1) + min(px2, tx2)
-        _t5 = max(_s16, _s16 - _s16)
-        _s17 = tx2 - px2
-        _s18 = tx1 - px1
-        _s19 = ty2 - py2
-        _s20 = ty1 - py1
-        _s21 = _t4*min(-px1 + px2, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
-        _s22 = _t5*min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
-        _s23 = _t3*min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
-        _t6 = _s23 + _s21 + _s22 + _t5*min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20)) + eps
-        _s24 = -max(py1, ty1) + min(py2, ty2)
-        _s25 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-        _s26 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-        value = _t6/(_t5*max(_s24, _s24 - _s24) + _t6) + _s25 + _s26
+        _s24 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s24, _s24 - _s24)
+        _s25 = tx2 - px2
+        _s26 = ty2 - py2
+        _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+        _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+        _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s30 = -max(py1, ty1) + min(py2, ty2)
+        _s31 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s32 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
         return value
     else:  # angle, distance and shape costs
-        _u27 = px2 - tx2
-        _u28 = px1 - tx1
-        _b29 = _u27 - px2
-        _b30 = _u28 - px1
-        _e31 = (px2 - (_u27 - _b29)) - (tx2 + _b29)
-        _e32 = (px1 - (_u28 - _b30)) - (tx1 + _b30)
-        _c33 = _e31 - _e32
-        _t0 = (_u27 - _u28) + _c33 if _c33 == _c33 else _u27 - _u28
+        _u33 = px1 - tx1
+        _b34 = _u33 - px1
+        _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
+        _c36 = _e5 - _e35
+        _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
         _t1 = -tx1 + tx2
-        _u34 = py2 - ty2
-        _u35 = py1 - ty1
-        _b36 = _u34 - py2
-        _b37 = _u35 - py1
-        _e38 = (py2 - (_u34 - _b36)) - (ty2 + _b36)
-        _e39 = (py1 - (_u35 - _b37)) - (ty1 + _b37)
-        _c40 = _e38 - _e39
-        _t2 = (_u34 - _u35) + _c40 if _c40 == _c40 else _u34 - _u35
+        _u37 = py1 - ty1
+        _b38 = _u37 - py1
+        _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
+        _c40 = _e12 - _e39
+        _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
         _t3 = -ty1 + ty2
-        _t4 = px1 - tx1
-        _t5 = px2 - tx2
-        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = py1 - ty1
-        _t8 = py2 - ty2
-        _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
-        _t10 = min(abs(_t6), abs(_t9))
-        _s41 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
-        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s41
-        _t12 = -py1 + py2
+        _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))
+        _s41 = -_f32(2.0)*_t6/(off*((_t6*_t6)/(off*off) + _f32(1.0))) + _f32(2.0)
+        _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s41
+        _t8 = -py1 + py2
         _s42 = -max(px1, tx1) + min(px2, tx2)
-        _t13 = max(_s42, _s42 - _s42)
-        _s43 = tx1 - px1
-        _s44 = ty1 - py1
-        _s45 = ty2 - py2
-        _s46 = tx2 - px2
-        _s47 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s43, _s43 - _s43))
-        _s48 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s44, _s44 - _s44))
-        _s49 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s45, _s45 - _s45))
-        _t14 = _s47 + _s48 + _s49 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s46, _s46 - _s46)) + eps
-        _s50 = -max(py1, ty1) + min(py2, ty2)
-        _s51 = max(px2, tx2) - min(px1, tx1)
-        _s52 = max(py2, ty2) - min(py1, ty1)
-        _s53 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-        _s54 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-        _s55 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s51*_s51)))
-        _s56 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s52*_s52)))
-        value = _t14/(_t13*max(_s50, _s50 - _s50) + _t14) + _s55 + _s56 + _s53 + _s54 + _f32(1.0)
+        _t9 = max(_s42, _s42 - _s42)
+        _s43 = tx2 - px2
+        _s44 = ty2 - py2
+        _s45 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s46 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s43, _s43 - _s43))
+        _s47 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s44, _s44 - _s44))
+        _t10 = _s46 + _s45 + _s47 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s48 = -max(py1, ty1) + min(py2, ty2)
+        _s49 = max(px2, tx2) - min(px1, tx1)
+        _s50 = max(py2, ty2) - min(py1, ty1)
+        _s51 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s52 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        _s53 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s49*_s49)))
+        _s54 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s50*_s50)))
+        value = _t10/(_t10 + _t9*max(_s48, _s48 - _s48)) + _s53 + _s54 + _s51 + _s52 + _f32(1.0)
         return value
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_exponent):
-    _s1 = abs(_f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2)))
-    off = max(_s1, abs(_f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))))
+    _u1 = px2 - tx2
+    _u2 = tx1 - px1
+    _b3 = _u1 - px2
+    _b4 = _u2 - tx1
+    _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+    _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+    _c7 = _e5 - _e6
+    _u8 = py2 - ty2
+    _u9 = ty1 - py1
+    _b10 = _u8 - py2
+    _b11 = _u9 - ty1
+    _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+    _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+    _c14 = _e12 - _e13
+    _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+    off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
     if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-        _u2 = px2 - tx2
-        _u3 = px1 - tx1
-        _b4 = _u2 - px2
-        _b5 = _u3 - px1
-        _e6 = (px2 - (_u2 - _b4)) - (tx2 + _b4)
-        _e7 = (px1 - (_u3 - _b5)) - (tx1 + _b5)
-        _c8 = _e6 - _e7
-        _t0 = (_u2 - _u3) + _c8 if _c8 == _c8 else _u2 - _u3
+        _u16 = px1 - tx1
+        _b17 = _u16 - px1
+        _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+        _c19 = _e5 - _e18
+        _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
         _t1 = -tx1 + tx2
-        _u9 = py2 - ty2
-        _u10 = py1 - ty1
-        _b11 = _u9 - py2
-        _b12 = _u10 - py1
-        _e13 = (py2 - (_u9 - _b11)) - (ty2 + _b11)
-        _e14 = (py1 - (_u10 - _b12)) - (ty1 + _b12)
-        _c15 = _e13 - _e14
-        _t2 = (_u9 - _u10) + _c15 if _c15 == _c15 else _u9 - _u10
+        _u20 = py1 - ty1
+        _b21 = _u20 - py1
+        _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+        _c23 = _e12 - _e22
+        _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
         _t3 = -ty1 + ty2
         _t4 = -py1 + py2
-        _s16 = -max(px1, tx1) + min(px2, tx2)
-        _t5 = max(_s16, _s16 - _s16)
-        _s17 = tx2 - px2
-        _s18 = tx1 - px1
-        _s19 = ty2 - py2
-        _s20 = ty1 - py1
-        _s21 = _t4*min(-px1 + px2, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
-        _s22 = _t5*min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
-        _s23 = _t3*min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
-        _t6 = _s23 + _s21 + _s22 + _t5*min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20)) + eps
-        _s24 = -max(py1, ty1) + min(py2, ty2)
-        _s25 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-        _s26 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-        value = _t6/(_t5*max(_s24, _s24 - _s24) + _t6) + _s25 + _s26
+        _s24 = -max(px1, tx1) + min(px2, tx2)
+        _t5 = max(_s24, _s24 - _s24)
+        _s25 = tx2 - px2
+        _s26 = ty2 - py2
+        _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+        _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+        _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s30 = -max(py1, ty1) + min(py2, ty2)
+        _s31 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s32 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
         _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
         _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
         _t9 = eps + (_t1 + max(_t0, _f32(0.0)))
@@ -566,30 +558,30 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t11 = _t10*_t8
         _t12 = math.exp(_t10)
         _t13 = _f32(0.5)*theta
-        _s27 = _f32(1.0) - _t12
-        _s28 = math.pow(_s27, theta - _f32(1.0)) if _s27 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t14 = _t12*_t13*_s28
+        _s33 = _f32(1.0) - _t12
+        _s34 = math.pow(_s33, theta - _f32(1.0)) if _s33 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t14 = _t12*_t13*_s34
         _t15 = px1 - tx1
         _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
-        _t17 = _s24
+        _t17 = _s30
         _t18 = max(_t17, _t17 - _t17)
         _t19 = _t18*_t5
         _t20 = -px1 + px2
         _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
         _t22 = _t19/_t21
         _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-        _t24 = min(_t1, max(_u3, _u3 - _u3) + max(_s17, _s17 - _s17))
+        _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
         _t25 = _t24*_t3
-        _t26 = min(_t3, max(_u10, _u10 - _u10) + max(_s19, _s19 - _s19))
+        _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
         _t27 = _t26*_t5
         _t28 = _t25 + _t27
-        _t29 = min(_t20, max(_u2, _u2 - _u2) + max(_s18, _s18 - _s18))
+        _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
         _t30 = _t29*_t4 + eps
         _t31 = _t19 + _t30
-        _t32 = _t18*(_f32(1.0) if _s16 > _f32(0.0) else _f32(0.0))
+        _t32 = _t18*(_f32(1.0) if _s24 > _f32(0.0) else _f32(0.0))
         _t33 = _t32*((_t28 + _t31)/_t21)
         _t34 = -_t16 - _t23 + _f32(1.0)
-        _t35 = min(_t4, max(_u9, _u9 - _u9) + max(_s20, _s20 - _s20))
+        _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
         _t36 = _t35*_t5
         _t37 = _f32(0.5)*_t32
         _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
@@ -599,9 +591,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         _t42 = (-abs(_t2))/_t41
         _t43 = _t40*_t42
         _t44 = math.exp(_t42)
-        _s29 = _f32(1.0) - _t44
-        _s30 = math.pow(_s29, theta - _f32(1.0)) if _s29 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t45 = _t13*_t44*_s30
+        _s35 = _f32(1.0) - _t44
+        _s36 = math.pow(_s35, theta - _f32(1.0)) if _s35 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t45 = _t13*_t44*_s36
         _t46 = py1 - ty1
         _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
         _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
@@ -639,200 +631,190 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, posit
         d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # angle, distance and shape costs
-        _u31 = px2 - tx2
-        _u32 = px1 - tx1
-        _b33 = _u31 - px2
-        _b34 = _u32 - px1
-        _e35 = (px2 - (_u31 - _b33)) - (tx2 + _b33)
-        _e36 = (px1 - (_u32 - _b34)) - (tx1 + _b34)
-        _c37 = _e35 - _e36
-        _t0 = (_u31 - _u32) + _c37 if _c37 == _c37 else _u31 - _u32
+        _u37 = px1 - tx1
+        _b38 = _u37 - px1
+        _e39 = (px1 - (_u37 - _b38)) - (tx1 + _b38)
+        _c40 = _e5 - _e39
+        _t0 = (_u1 - _u37) + _c40 if _c40 == _c40 else _u1 - _u37
         _t1 = -tx1 + tx2
-        _u38 = py2 - ty2
-        _u39 = py1 - ty1
-        _b40 = _u38 - py2
-        _b41 = _u39 - py1
-        _e42 = (py2 - (_u38 - _b40)) - (ty2 + _b40)
-        _e43 = (py1 - (_u39 - _b41)) - (ty1 + _b41)
-        _c44 = _e42 - _e43
-        _t2 = (_u38 - _u39) + _c44 if _c44 == _c44 else _u38 - _u39
+        _u41 = py1 - ty1
+        _b42 = _u41 - py1
+        _e43 = (py1 - (_u41 - _b42)) - (ty1 + _b42)
+        _c44 = _e12 - _e43
+        _t2 = (_u8 - _u41) + _c44 if _c44 == _c44 else _u8 - _u41
         _t3 = -ty1 + ty2
-        _t4 = px1 - tx1
-        _t5 = px2 - tx2
-        _t6 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-        _t7 = py1 - ty1
-        _t8 = py2 - ty2
-        _t9 = _f32(0.5)*_t7 + _f32(0.5)*_t8
-        _t10 = min(abs(_t6), abs(_t9))
-        _s45 = -_f32(2.0)*_t10/(off*((_t10*_t10)/(off*off) + _f32(1.0))) + _f32(2.0)
-        _t11 = (_f32(2.0)*positive_exponent - _f32(1.0))*_s45
-        _t12 = -py1 + py2
+        _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+        _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+        _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))
+        _s45 = -_f32(2.0)*_t6/(off*((_t6*_t6)/(off*off) + _f32(1.0))) + _f32(2.0)
+        _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s45
+        _t8 = -py1 + py2
         _s46 = -max(px1, tx1) + min(px2, tx2)
-        _t13 = max(_s46, _s46 - _s46)
-        _s47 = tx1 - px1
-        _s48 = ty1 - py1
-        _s49 = ty2 - py2
-        _s50 = tx2 - px2
-        _s51 = _t12*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s47, _s47 - _s47))
-        _s52 = _t13*min(_t12, max(_t8, _t8 - _t8) + max(_s48, _s48 - _s48))
-        _s53 = _t13*min(_t3, max(_t7, _t7 - _t7) + max(_s49, _s49 - _s49))
-        _t14 = _s51 + _s52 + _s53 + _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s50, _s50 - _s50)) + eps
-        _s54 = -max(py1, ty1) + min(py2, ty2)
-        _s55 = max(px2, tx2) - min(px1, tx1)
-        _s56 = max(py2, ty2) - min(py1, ty1)
-        _s57 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-        _s58 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-        _s59 = -_f32(0.5)*math.exp(_t11*(_t6*_t6)/(eps + (_s55*_s55)))
-        _s60 = -_f32(0.5)*math.exp(_t11*(_t9*_t9)/(eps + (_s56*_s56)))
-        value = _t14/(_t13*max(_s54, _s54 - _s54) + _t14) + _s59 + _s60 + _s57 + _s58 + _f32(1.0)
-        _t15 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-        _t16 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-        _t17 = eps + (_t1 + max(_t0, _f32(0.0)))
-        _t18 = (-abs(_t0))/_t17
-        _t19 = _t16*_t18
-        _t20 = math.exp(_t18)
-        _t21 = _f32(0.5)*theta
-        _s61 = _f32(1.0) - _t20
-        _s62 = math.pow(_s61, theta - _f32(1.0)) if _s61 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t22 = _t20*_t21*_s62
-        _t23 = abs(_t6) - abs(_t9)
-        _s63 = -_t23
-        _t24 = _f32(1.0) if _s63 > _f32(0.0) else (_f32(0.5) if _s63 == _f32(0.0) else _f32(0.0))
-        _t25 = _f32(1.0) if _t6 > _f32(0.0) else (-_f32(1.0) if _t6 < _f32(0.0) else _f32(0.0))
-        _t26 = _t24*_t25
-        _t28 = _t10*_t10
-        _t30 = _t28/(off*off) + _f32(1.0)
-        _t32 = _f32(1.0)/(_t30*off)
-        _t33 = _t26*_t32
-        _t34 = _f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0))
-        _t35 = _t25*_t34
-        _t36 = _t10/(off*off)
-        _t37 = _t36/_t30
-        _t38 = _t35*_t37
-        _t39 = _t28/(off*off*off)
-        _t40 = -_t26*_t36 + _t35*_t39
-        _t41 = _f32(2.0)*_t10
-        _t42 = _t41/((_t30*_t30)*off)
-        _t43 = -_t33 + _t38 - _t40*_t42
-        _t44 = _f32(2.0)*positive_exponent - _f32(1.0)
-        _t45 = _t44*(_t9*_t9)
-        _t46 = _s56
-        _t47 = (_t46*_t46) + eps
-        _t48 = -_t32*_t41 + _f32(2.0)
-        _t49 = _t45*_t48/_t47
-        _t50 = _f32(0.5)*math.exp(_t49)
-        _t51 = _t50*(_t43*_t45/_t47)
-        _t52 = _t44*_t48
-        _t53 = _t6*_t6
-        _t54 = _t44*_t53
-        _t55 = _t43*_t54 + _t52*_t6
-        _t56 = px1 - tx1
-        _t57 = -_t56
-        _t58 = _s55
-        _t59 = (_t58*_t58) + eps
-        _t60 = _t52*_t53/_t59
-        _t61 = _f32(2.0)*_t58*_t60
-        _t62 = _f32(0.5)*math.exp(_t60)
-        _t63 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-        _t64 = _s54
-        _t65 = max(_t64, _t64 - _t64)
-        _t66 = _t13*_t65
-        _t67 = -px1 + px2
-        _t68 = _t1*_t3 + _t12*_t67 - _t66 + eps
-        _t69 = _t66/_t68
-        _t70 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-        _t71 = min(_t3, max(_t7, _t7 - _t7) + max(_s49, _s49 - _s49))
-        _t72 = _t13*_t71
-        _t73 = min(_t1, max(_t4, _t4 - _t4) + max(_s50, _s50 - _s50))
-        _t74 = _t3*_t73
-        _t75 = _t72 + _t74
-        _t76 = min(_t67, max(_t5, _t5 - _t5) + max(_s47, _s47 - _s47))
-        _t77 = _t12*_t76 + eps
-        _t78 = _t66 + _t77
-        _t79 = _t65*(_f32(1.0) if _s46 > _f32(0.0) else _f32(0.0))
-        _t80 = _t79*((_t75 + _t78)/_t68)
-        _t81 = -_t63 - _t70 + _f32(1.0)
-        _t82 = min(_t12, max(_t8, _t8 - _t8) + max(_s48, _s48 - _s48))
-        _t83 = _t13*_t82
-        _t84 = _f32(0.5)*_t79
-        _t85 = _t84*((_t75 + _t77 - _t83)/_t68)
-        _t86 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-        _t87 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-        _t88 = eps + (_t3 + max(_t2, _f32(0.0)))
-        _t89 = (-abs(_t2))/_t88
-        _t90 = _t87*_t89
-        _t91 = math.exp(_t89)
-        _s64 = _f32(1.0) - _t91
-        _s65 = math.pow(_s64, theta - _f32(1.0)) if _s64 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-        _t92 = _t21*_t91*_s65
-        _t93 = _f32(1.0) if _t9 > _f32(0.0) else (-_f32(1.0) if _t9 < _f32(0.0) else _f32(0.0))
-        _t94 = _t34*_t93
-        _t95 = _t32*_t94
-        _t96 = _t24*_t93
-        _t97 = _t37*_t96
-        _t98 = -_t36*_t94 + _t39*_t96
-        _t99 = -_t42*_t98 - _t95 + _t97
-        _t100 = _t62*(_t54*_t99/_t59)
-        _t101 = _t45*_t99 + _t52*_t9
-        _t102 = py1 - ty1
-        _t103 = -_t102
-        _t104 = _f32(2.0)*_t46*_t49
-        _t105 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-        _t106 = _f32(1.0) if _t102 > _f32(0.0) else _f32(0.0)
-        _t107 = _t67*_t82 + _t75 + eps
-        _t108 = _t13*(_f32(1.0) if _t64 > _f32(0.0) else _f32(0.0))
-        _t109 = _t108*((_t107 + _t66)/_t68)
-        _t110 = -_t105 - _t106 + _f32(1.0)
-        _t111 = _f32(0.5)*_t108
-        _t112 = _t111*((_t107 - _t65*_t76)/_t68)
-        _t113 = -_t15
-        _t114 = px2 - tx2
+        _t9 = max(_s46, _s46 - _s46)
+        _s47 = tx2 - px2
+        _s48 = ty2 - py2
+        _s49 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _s50 = _t3*min(_t1, max(_u37, _u37 - _u37) + max(_s47, _s47 - _s47))
+        _s51 = _t9*min(_t3, max(_u41, _u41 - _u41) + max(_s48, _s48 - _s48))
+        _t10 = _s50 + _s49 + _s51 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+        _s52 = -max(py1, ty1) + min(py2, ty2)
+        _s53 = max(px2, tx2) - min(px1, tx1)
+        _s54 = max(py2, ty2) - min(py1, ty1)
+        _s55 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+        _s56 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+        _s57 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s53*_s53)))
+        _s58 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s54*_s54)))
+        value = _t10/(_t10 + _t9*max(_s52, _s52 - _s52)) + _s57 + _s58 + _s55 + _s56 + _f32(1.0)
+        _t11 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+        _t12 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+        _t13 = eps + (_t1 + max(_t0, _f32(0.0)))
+        _t14 = (-abs(_t0))/_t13
+        _t15 = _t12*_t14
+        _t16 = math.exp(_t14)
+        _t17 = _f32(0.5)*theta
+        _s59 = _f32(1.0) - _t16
+        _s60 = math.pow(_s59, theta - _f32(1.0)) if _s59 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t18 = _t16*_t17*_s60
+        _t19 = _f32(0.5)*abs(_t4) - _f32(0.5)*abs(_t5)
+        _s61 = -_t19
+        _t20 = _f32(1.0) if _s61 > _f32(0.0) else (_f32(0.5) if _s61 == _f32(0.0) else _f32(0.0))
+        _t21 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
+        _t22 = _t20*_t21
+        _t24 = _t6*_t6
+        _t26 = _t24/(off*off) + _f32(1.0)
+        _t28 = _f32(1.0)/(_t26*off)
+        _t29 = _t22*_t28
+        _t30 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+        _t31 = _t21*_t30
+        _t32 = _t6/(off*off)
+        _t33 = _t32/_t26
+        _t34 = _t31*_t33
+        _t35 = _t24/(off*off*off)
+        _t36 = -_t22*_t32 + _t31*_t35
+        _t37 = _f32(2.0)*_t6
+        _t38 = _t37/((_t26*_t26)*off)
+        _t39 = -_t29 + _t34 - _t36*_t38
+        _t40 = _f32(2.0)*positive_exponent - _f32(1.0)
+        _t41 = _f32(0.25)*_t40
+        _t42 = _t41*(_t5*_t5)
+        _t43 = _s54
+        _t44 = (_t43*_t43) + eps
+        _t45 = -_t28*_t37 + _f32(2.0)
+        _t46 = _t42*_t45/_t44
+        _t47 = _f32(0.5)*math.exp(_t46)
+        _t48 = _t47*(_t39*_t42/_t44)
+        _t49 = _f32(0.5)*_t40*_t45
+        _t50 = _t4*_t49
+        _t51 = (_t4*_t4)*_t41
+        _t52 = _t39*_t51 + _t50
+        _t53 = px1 - tx1
+        _t54 = -_t53
+        _t55 = _s53
+        _t56 = (_t55*_t55) + eps
+        _t57 = _t45*_t51/_t56
+        _t58 = _f32(2.0)*_t55*_t57
+        _t59 = _f32(0.5)*math.exp(_t57)
+        _t60 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
+        _t61 = _s52
+        _t62 = max(_t61, _t61 - _t61)
+        _t63 = _t62*_t9
+        _t64 = -px1 + px2
+        _t65 = _t1*_t3 - _t63 + _t64*_t8 + eps
+        _t66 = _t63/_t65
+        _t67 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+        _t68 = min(_t1, max(_u37, _u37 - _u37) + max(_s47, _s47 - _s47))
+        _t69 = _t3*_t68
+        _t70 = min(_t3, max(_u41, _u41 - _u41) + max(_s48, _s48 - _s48))
+        _t71 = _t70*_t9
+        _t72 = _t69 + _t71
+        _t73 = min(_t64, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+        _t74 = _t73*_t8 + eps
+        _t75 = _t63 + _t74
+        _t76 = _t62*(_f32(1.0) if _s46 > _f32(0.0) else _f32(0.0))
+        _t77 = _t76*((_t72 + _t75)/_t65)
+        _t78 = -_t60 - _t67 + _f32(1.0)
+        _t79 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+        _t80 = _t79*_t9
+        _t81 = _f32(0.5)*_t76
+        _t82 = _t81*((_t72 + _t74 - _t80)/_t65)
+        _t83 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
+        _t84 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+        _t85 = eps + (_t3 + max(_t2, _f32(0.0)))
+        _t86 = (-abs(_t2))/_t85
+        _t87 = _t84*_t86
+        _t88 = math.exp(_t86)
+        _s62 = _f32(1.0) - _t88
+        _s63 = math.pow(_s62, theta - _f32(1.0)) if _s62 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+        _t89 = _t17*_t88*_s63
+        _t90 = _f32(1.0) if _t5 > _f32(0.0) else (-_f32(1.0) if _t5 < _f32(0.0) else _f32(0.0))
+        _t91 = _t30*_t90
+        _t92 = _t28*_t91
+        _t93 = _t20*_t90
+        _t94 = _t33*_t93
+        _t95 = -_t32*_t91 + _t35*_t93
+        _t96 = -_t38*_t95 - _t92 + _t94
+        _t97 = _t59*(_t51*_t96/_t56)
+        _t98 = _t49*_t5
+        _t99 = _t42*_t96 + _t98
+        _t100 = py1 - ty1
+        _t101 = -_t100
+        _t102 = _f32(2.0)*_t43*_t46
+        _t103 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
+        _t104 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
+        _t105 = _t64*_t79 + _t72 + eps
+        _t106 = _t9*(_f32(1.0) if _t61 > _f32(0.0) else _f32(0.0))
+        _t107 = _t106*((_t105 + _t63)/_t65)
+        _t108 = -_t103 - _t104 + _f32(1.0)
+        _t109 = _f32(0.5)*_t106
+        _t110 = _t109*((_t105 - _t62*_t73)/_t65)
+        _t111 = -_t11
+        _t112 = px2 - tx2
+        _t113 = _f32(1.0) if _t112 > _f32(0.0) else _f32(0.0)
+        _t114 = -_t112
         _t115 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
-        _t116 = -_t114
-        _t117 = _f32(1.0) if _t116 > _f32(0.0) else _f32(0.0)
-        _t118 = -_t115 - _t117 + _f32(1.0)
-        _t119 = -_t86
-        _t120 = py2 - ty2
+        _t116 = -_t113 - _t115 + _f32(1.0)
+        _t117 = -_t83
+        _t118 = py2 - ty2
+        _t119 = _f32(1.0) if _t118 > _f32(0.0) else _f32(0.0)
+        _t120 = -_t118
         _t121 = _f32(1.0) if _t120 > _f32(0.0) else _f32(0.0)
-        _t122 = -_t120
-        _t123 = _f32(1.0) if _t122 > _f32(0.0) else _f32(0.0)
-        _t124 = -_t121 - _t123 + _f32(1.0)
-        _t125 = _t16 - _f32(1.0)
-        _t126 = _t33 - _t38 + _t40*_t42
-        _t127 = _t50*(_t126*_t45/_t47)
-        _t128 = _t126*_t54 + _t52*(-_f32(0.5)*_t4 - _f32(0.5)*_t5)
-        _t129 = _t74 + _t83
-        _t130 = _t79*((_t129 + _t78)/_t68)
-        _t131 = _t84*((_t129 - _t72 + _t77)/_t68)
-        _t132 = _t87 - _f32(1.0)
-        _t133 = _t42*_t98 + _t95 - _t97
-        _t134 = _t62*(_t133*_t54/_t59)
-        _t135 = _t133*_t45 + _t52*(-_f32(0.5)*_t7 - _f32(0.5)*_t8)
-        _t136 = _t1*_t71 + _t83
-        _t137 = _t108*((_t136 + _t78)/_t68)
-        _t138 = _t111*((_t136 - _t65*_t73 + _t77)/_t68)
-        _s66 = _t55 - -_t61*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-        _s67 = -((_t12*_t63*_t69 - _t70*_t80 - _t81*_t85)/_t68)
-        d_px1 = -_t22*(((_t15 - -_t19))/_t17) - _t51 - _t62*(_s66/_t59) + _s67
-        _s68 = -_t104*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-        _s69 = -((_t105*_t67*_t69 - _t106*_t109 - _t110*_t112)/_t68)
-        d_py1 = -_t100 - _t50*(((_t101 - _s68))/_t47) - _t92*(((_t86 - -_t90))/_t88) + _s69
-        _s70 = _t55 - _t61*(_f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0)))
-        _s71 = -((-_t115*_t12*_t69 + _t117*_t80 + _t118*_t85)/_t68)
-        d_px2 = -_t22*(((_t113 - _t19))/_t17) - _t51 - _t62*(_s70/_t59) + _s71
-        _s72 = _t104*(_f32(1.0) if _t120 > _f32(0.0) else (_f32(0.5) if _t120 == _f32(0.0) else _f32(0.0)))
-        _s73 = -((_t109*_t123 + _t112*_t124 - _t121*_t67*_t69)/_t68)
-        d_py2 = -_t100 - _t50*(((_t101 - _s72))/_t47) - _t92*(((_t119 - _t90))/_t88) + _s73
-        _s74 = _t128 - -_t61*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        _s75 = -((-_t130*_t63 - _t131*_t81 + _t3*_t69*_t70)/_t68)
-        d_tx1 = -_t127 - _t22*(((_t113 - _t125*_t18))/_t17) - _t62*(_s74/_t59) + _s75
-        _s76 = -_t104*(_f32(1.0) if _t102 > _f32(0.0) else (_f32(0.5) if _t102 == _f32(0.0) else _f32(0.0)))
-        _s77 = -((_t1*_t106*_t69 - _t105*_t137 - _t110*_t138)/_t68)
-        d_ty1 = -_t134 - _t50*(((_t135 - _s76))/_t47) - _t92*(((_t119 - _t132*_t89))/_t88) + _s77
-        _s78 = _t61*(_f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0)))
-        _s79 = -((_t115*_t130 - _t117*_t3*_t69 + _t118*_t131)/_t68)
-        d_tx2 = -_t127 - _t22*(((_t15 - -_t125*_t18))/_t17) - _t62*(((_t128 - _s78))/_t59) + _s79
-        _s80 = _t104*(_f32(1.0) if _t122 > _f32(0.0) else (_f32(0.5) if _t122 == _f32(0.0) else _f32(0.0)))
-        _s81 = -((-_t1*_t123*_t69 + _t121*_t137 + _t124*_t138)/_t68)
-        d_ty2 = -_t134 - _t50*(((_t135 - _s80))/_t47) - _t92*(((_t86 - -_t132*_t89))/_t88) + _s81
+        _t122 = -_t119 - _t121 + _f32(1.0)
+        _t123 = _t12 - _f32(1.0)
+        _t124 = _t29 - _t34 + _t36*_t38
+        _t125 = _t47*(_t124*_t42/_t44)
+        _t126 = _t124*_t51 - _t50
+        _t127 = _t69 + _t80
+        _t128 = _t76*((_t127 + _t75)/_t65)
+        _t129 = _t81*((_t127 - _t71 + _t74)/_t65)
+        _t130 = _t84 - _f32(1.0)
+        _t131 = _t38*_t95 + _t92 - _t94
+        _t132 = _t59*(_t131*_t51/_t56)
+        _t133 = _t131*_t42 - _t98
+        _t134 = _t1*_t70 + _t80
+        _t135 = _t106*((_t134 + _t75)/_t65)
+        _t136 = _t109*((_t134 - _t62*_t68 + _t74)/_t65)
+        _s64 = _t52 - -_t58*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
+        _s65 = -((_t60*_t66*_t8 - _t67*_t77 - _t78*_t82)/_t65)
+        d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t48 - _t59*(_s64/_t56) + _s65
+        _s66 = -_t102*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
+        _s67 = -((_t103*_t64*_t66 - _t104*_t107 - _t108*_t110)/_t65)
+        d_py1 = -_t47*(((_t99 - _s66))/_t44) - _t89*(((_t83 - -_t87))/_t85) - _t97 + _s67
+        _s68 = _t52 - _t58*(_f32(1.0) if _t112 > _f32(0.0) else (_f32(0.5) if _t112 == _f32(0.0) else _f32(0.0)))
+        _s69 = -((-_t113*_t66*_t8 + _t115*_t77 + _t116*_t82)/_t65)
+        d_px2 = -_t18*(((_t111 - _t15))/_t13) - _t48 - _t59*(_s68/_t56) + _s69
+        _s70 = _t102*(_f32(1.0) if _t118 > _f32(0.0) else (_f32(0.5) if _t118 == _f32(0.0) else _f32(0.0)))
+        _s71 = -((_t107*_t121 + _t110*_t122 - _t119*_t64*_t66)/_t65)
+        d_py2 = -_t47*(((_t99 - _s70))/_t44) - _t89*(((_t117 - _t87))/_t85) - _t97 + _s71
+        _s72 = _t126 - -_t58*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+        _s73 = -((-_t128*_t60 - _t129*_t78 + _t3*_t66*_t67)/_t65)
+        d_tx1 = -_t125 - _t18*(((_t111 - _t123*_t14))/_t13) - _t59*(_s72/_t56) + _s73
+        _s74 = -_t102*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
+        _s75 = -((_t1*_t104*_t66 - _t103*_t135 - _t108*_t136)/_t65)
+        d_ty1 = -_t132 - _t47*(((_t133 - _s74))/_t44) - _t89*(((_t117 - _t130*_t86))/_t85) + _s75
+        _s76 = _t58*(_f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0)))
+        _s77 = -((_t113*_t128 - _t115*_t3*_t66 + _t116*_t129)/_t65)
+        d_tx2 = -_t125 - _t18*(((_t11 - -_t123*_t14))/_t13) - _t59*(((_t126 - _s76))/_t56) + _s77
+        _s78 = _t102*(_f32(1.0) if _t120 > _f32(0.0) else (_f32(0.5) if _t120 == _f32(0.0) else _f32(0.0)))
+        _s79 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
+        d_ty2 = -_t132 - _t47*(((_t133 - _s78))/_t44) - _t89*(((_t83 - -_t130*_t86))/_t85) + _s79
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
