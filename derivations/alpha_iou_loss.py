@@ -72,9 +72,10 @@ ACCURACY = (B.ACCURACY + " 1 - IoU^alpha is evaluated as -expm1(alpha log1p(-(1 
             "penalty (C - U)/C is formed from C - U computed from coordinate differences. CIoU's D = arctan(w_t/h_t) - "
             "arctan(w_p/h_p) is one atan2 of the cross product w_t (h_p - h_t) - h_t (w_p - w_t), the size differences from coordinate differences (no cancellation for nearly equal aspect "
             "ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). Not within the float32 box bar: "
-            "alpha < 1 with eps > 0 on thin crossing boxes, where eps dominates the union and the distance term's "
-            "gradient (d rho^2 - P d c^2)/(c^2 + eps) cancels (1.5e-4 of the largest component measured at "
-            "alpha = 0.5, eps = 1e-7, form 'diou' or 'ciou'; the bar is 5.4e-5).")
+            "alpha < 1 on thin crossing boxes, where the distance term's gradient (d rho^2 - P d c^2)/(c^2 + eps) "
+            "cancels and the power P^(alpha - 1) does not shrink it beside the IoU term's (1.5e-4 of the largest "
+            "component at alpha = 0.5, eps = 1e-7, form 'diou' or 'ciou'; 9.4e-4 at alpha = 0.5, eps = 0, form "
+            "'ciou', boxes ~3e7 long, found by the 1e7-point box sweep of docs/exhaustive.md; the bar is 5.4e-5).")
 SLIDE_NOTE = ("With alpha = 3, 1 - IoU^3 is flatter than 1 - IoU near a perfect overlap and steeper at low overlap (the "
               "paper's up-weighting of high-IoU objects is the relative gradient |d IoU^alpha|/ IoU^alpha); like "
               "1 - IoU it is 1, with no gradient, wherever the boxes do not overlap (form='iou').")
