@@ -49,8 +49,9 @@ BOX_LOSSES = _names("box", "loss")
 METRICS = _names("box", "metric")
 CLASSIFICATION_LOSSES = _names("classification")
 YOLO_LOSSES = _names("yolo")
+ROTATED_LOSSES = _names("rotated")
 
 __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", "CLASSIFICATION_LOSSES",
-           "YOLO_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask",
+           "YOLO_LOSSES", "ROTATED_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask",
            "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss", "dfl_decode",
            "wiou_update_mean", "wiou_momentum", *ALL_LOSSES]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._validate import broadcast_shape
 
-_COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)"}
+_COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)", "xywhr": " (cx, cy, w, h, angle)"}
 
 
 def lead_shape(names, widths, arrays, layouts=None) -> tuple:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import box_cases, cases as _cases, logit_cases, yolo_cases
+from . import box_cases, cases as _cases, logit_cases, rotated_cases, yolo_cases
 from ._validate import param_floats
 
 __all__ = ["battery", "kinks", "CASE_SETS"]
@@ -78,6 +78,10 @@ def battery(loss, cases: str = "standard", params: dict | None = None, n_random:
         x = np.abs(p - t)
         convention = (x[:, None] == np.array(at + (0.0,))[None, :]).any(axis=1)
         inputs = (p, t)
+    elif info.family == "rotated":
+        names, pred, target = rotated_cases.rotated_battery(np.float64, n_random=max(n_random, 16))
+        inputs = (pred, target)
+        convention = np.array([n in rotated_cases.KINK_GROUPS for n in names])
     elif info.family == "coding":  # t, anchors, grid (the cotangent of the verify battery is not an input here)
         names, t, anchors, grid, _ = yolo_cases.decode_cases(np.float64, n_random)
         inputs, convention = (t, anchors, grid), np.zeros(len(t), bool)

@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 
 from . import _fd, _measures
-from . import box_cases, cases, logit_cases, yolo_cases
+from . import box_cases, cases, logit_cases, rotated_cases, yolo_cases
 
 
 def _flatten(result) -> list:
@@ -148,6 +148,23 @@ class Boxes(Family):
     def errors(self, loss, got, hi, lo, floor, inputs, dtype):
         return _measures.box_errors(got[:, 0], got[:, 1:], hi[:, 0], hi[:, 1:], *inputs)
 
+class Rotated(Family):
+    """Rotated boxes (cx, cy, w, h, angle): the box measure, with 1/(the larger of the sides and the
+    centre offset) as the gradient floor."""
+
+    name = "rotated"
+    finite_differences = False
+    measure = "abs/rel"
+
+    def battery(self, loss, params, dtype, n_random):
+        names, pred, target = rotated_cases.rotated_battery(dtype, n_random=n_random // 2)
+        return names, (pred, target)
+
+    def errors(self, loss, got, hi, lo, floor, inputs, dtype):
+        return _measures.box_errors(got[:, 0], got[:, 1:], hi[:, 0], hi[:, 1:], *inputs,
+                                    size=_measures.rotated_extent(*inputs))
+
+
 class Yolo(Family):
     """YOLO box terms on (x, y, w, h) boxes."""
 
@@ -185,4 +202,5 @@ class Coding(Family):
         return DecodeReference(loss.info)
 
 
-FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Softmax(), Distribution(), Yolo(), Coding())}
+FAMILIES = {f.name: f for f in (Family(), Boxes(), Classification(), Softmax(), Distribution(), Yolo(), Coding(),
+                                 Rotated())}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional
 
 # the families: which battery checks a loss, which error measure and bar apply
-FAMILIES = ("elementwise", "box", "classification", "softmax", "distribution", "yolo", "coding")
+FAMILIES = ("elementwise", "box", "classification", "softmax", "distribution", "yolo", "coding", "rotated")
 
 
 class Variant(NamedTuple):

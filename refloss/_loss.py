@@ -26,7 +26,8 @@ _MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
 
 _LAYOUTS = {"xyxy": "boxes (x1, y1, x2, y2), x2 >= x1 and y2 >= y1",
-            "xywh": "boxes (x, y, w, h): centre and size, w, h >= 0"}
+            "xywh": "boxes (x, y, w, h): centre and size, w, h >= 0",
+            "xywhr": "rotated boxes (cx, cy, w, h, angle): centre, size (w, h >= 0) and angle in radians"}
 
 
 def _input_lines(info: LossInfo) -> list:

@@ -71,10 +71,12 @@ def ulp_error(got, hi, lo, dtype, floor=None) -> np.ndarray:
     return err
 
 
-def box_errors(got_value, got_grads, exact_value, exact_grads, pred, target) -> tuple:
+def box_errors(got_value, got_grads, exact_value, exact_grads, pred, target, size=None) -> tuple:
     """Per pair: (value absolute error (relative where |exact value| > 1), gradient error relative to max(the pair's largest
     finite exact component, 1 / the enclosing box's larger side)).  NaN where both are NaN
-    counts as 0, else inf; equal infinities count as 0.  ``*_grads`` are (n, 8) arrays."""
+    counts as 0, else inf; equal infinities count as 0.  ``*_grads`` are (n, 8) arrays.  ``size``
+    (per pair) replaces the enclosing box's larger side of xyxy boxes (rotated boxes:
+    :func:`rotated_extent`)."""
     value = np.asarray(got_value, np.float64)
     grads = np.asarray(got_grads, np.float64)
     ev, eg = np.asarray(exact_value, np.float64), np.asarray(exact_grads, np.float64)
@@ -88,10 +90,20 @@ def box_errors(got_value, got_grads, exact_value, exact_grads, pred, target) -> 
         # floor: the natural gradient scale 1/(enclosing size). Where the exact gradient cancels to
         # (nearly) 0 (identical boxes, tied coordinates) no float computation of the O(1/size) terms
         # can match it relative to itself
-        p64, t64 = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-        size = np.maximum(np.maximum(p64[:, 2], t64[:, 2]) - np.minimum(p64[:, 0], t64[:, 0]),
-                          np.maximum(p64[:, 3], t64[:, 3]) - np.minimum(p64[:, 1], t64[:, 1]))
+        if size is None:
+            p64, t64 = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+            size = np.maximum(np.maximum(p64[:, 2], t64[:, 2]) - np.minimum(p64[:, 0], t64[:, 0]),
+                              np.maximum(p64[:, 3], t64[:, 3]) - np.minimum(p64[:, 1], t64[:, 1]))
         scale = np.maximum(scale, np.where(size > 0, 1.0 / np.where(size > 0, size, 1.0), 0.0))
         diff = np.where(np.isnan(eg) & np.isnan(grads), 0.0, np.abs(grads - eg))
         gerr = np.nanmax(np.where(np.isnan(diff), np.inf, diff), axis=1, initial=0.0) / np.where(scale > 0, scale, 1.0)
     return np.where(np.isnan(verr), np.inf, verr), gerr
+
+
+def rotated_extent(pred, target) -> np.ndarray:
+    """Per pair of rotated boxes (cx, cy, w, h, angle): the length the gradient scale of a box loss
+    is the inverse of, the larger of the boxes' sides and of their centre offset along x and y."""
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.max(np.column_stack([p[:, 2], p[:, 3], t[:, 2], t[:, 3], np.abs(p[:, 0] - t[:, 0]),
+                                       np.abs(p[:, 1] - t[:, 1])]), axis=1)

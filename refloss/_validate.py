@@ -114,12 +114,12 @@ def check_boxes(name: str, arr: np.ndarray) -> None:
                          f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
 
 
-def check_sizes(name: str, arr: np.ndarray) -> None:
-    """ValueError naming the first (x, y, w, h) box with w < 0 or h < 0."""
+def check_sizes(name: str, arr: np.ndarray, layout: str = "x, y, w, h") -> None:
+    """ValueError naming the first (x, y, w, h, ...) box with w < 0 or h < 0."""
     bad = (arr[..., 2] < 0) | (arr[..., 3] < 0)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: sizes must be >= 0 (boxes are x, y, w, h); "
+        raise ValueError(f"{name}: sizes must be >= 0 (boxes are {layout}); "
                          f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
 
 
@@ -163,7 +163,7 @@ def row_bounds(bounds: tuple | None, row: int | None) -> tuple | None:
 
 def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | None, row: int | None = None) -> None:
     """ValueError naming the first bad element: non-finite, a box that breaks its layout's
-    rule ("xyxy": x2 >= x1, y2 >= y1; "xywh": w, h >= 0), or a value outside ``bounds`` (an
+    rule ("xyxy": x2 >= x1, y2 >= y1; "xywh", "xywhr": w, h >= 0), or a value outside ``bounds`` (an
     upper bound "row": C - 1 for rows of ``row`` elements, see :func:`row_bounds`)."""
     bounds = row_bounds(bounds, row)
     check_finite(name, arr)
@@ -171,5 +171,7 @@ def check_input(name: str, arr: np.ndarray, layout: str | None, bounds: tuple | 
         check_boxes(name, arr)
     elif layout == "xywh":
         check_sizes(name, arr)
+    elif layout == "xywhr":
+        check_sizes(name, arr, "cx, cy, w, h, angle in radians")
     if bounds is not None:
         check_range(name, arr, *bounds)

@@ -321,13 +321,13 @@ def _unresolved(names, estimates):
 
 def _fd_scale(xs, layouts=()) -> np.ndarray:
     """Per element, the length the finite-difference step is a fraction of: the smallest box
-    extent for boxes (``layouts`` "xyxy" or "xywh": a step must not cross a thin box), else the
+    extent for boxes (``layouts`` "xyxy", "xywh" or "xywhr": a step must not cross a thin box), else the
     largest input magnitude but at least 1e-3 (a textbook formula's rounding noise is relative
     to its intermediates, not to a tiny loss value: a step far below unit scale would turn that
     noise into false failures)."""
-    boxes = [(x.astype(np.float64), layout) for x, layout in zip(xs, layouts) if layout in ("xyxy", "xywh")]
+    boxes = [(x.astype(np.float64), layout) for x, layout in zip(xs, layouts) if layout in ("xyxy", "xywh", "xywhr")]
     if boxes:
-        ext = np.concatenate([b[:, 2:] if layout == "xywh" else b[:, 2:] - b[:, :2] for b, layout in boxes], axis=1)
+        ext = np.concatenate([b[:, 2:4] if layout != "xyxy" else b[:, 2:] - b[:, :2] for b, layout in boxes], axis=1)
         return np.where(ext > 0, ext, np.inf).min(axis=1)
     return np.maximum(np.max([np.abs(x.astype(np.float64)).reshape(len(x), -1).max(axis=1) for x in xs], axis=0),
                       1e-3)

@@ -24,11 +24,13 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
     outer function applied to an inner loss.  ``proved = ((expr, equal), ...)``: identities
     proved elsewhere (and recorded there), applied to both forms before the proof, so that
     an accurate evaluation of a subexpression (in the value, or evaluated inside the
-    differentiation form, as CIoU's alpha) does not make the proof harder."""
+    differentiation form, as CIoU's alpha) does not make the proof harder.  A differentiation
+    form ``sympy.nan`` makes every gradient of its branch NaN (a point where the loss has a value
+    but no derivative); its value form is then not proved against it."""
     inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
     for cond, value, diff_form, label in branches:
-        if checks is not None and value.is_finite is not False and not value.has(sp.nan):
+        if checks is not None and value.is_finite is not False and not value.has(sp.nan) and diff_form is not sp.nan:
             prove_equal(plain(value.xreplace(dict(proved))), plain(diff_form.xreplace(dict(proved))),
                         f"evaluation form equals the definition ({label or 'all'})",
                         checks, domain=domain, numeric=numeric_proof)

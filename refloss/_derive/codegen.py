@@ -140,7 +140,10 @@ class KernelPrinter(PythonCodePrinter):
         self._chunk = None  # the Add or Mul to print split into prefixes
 
     def fresh(self, stem: str) -> str:
-        """A new local name, unique within the function being printed."""
+        """A new local name, unique within the function being printed (``_t<k>`` are the common
+        subexpressions' names, see :func:`_cse`: a printer's temporary of that stem would overwrite one)."""
+        if stem == "t":
+            raise ValueError("the stem 't' is taken by the common subexpressions (_t<k>)")
         self._names += 1
         return f"_{stem}{self._names}"
 
@@ -425,10 +428,10 @@ class KernelPrinter(PythonCodePrinter):
     def _print_TwoSum(self, expr):
         x, y, part = expr.args
         xs, ys = self._once(x), self._once(y)
-        s = self.assign("t", f"{xs} + {ys}")
+        s = self.assign("e", f"{xs} + {ys}")
         if part == 0:
             return s
-        v = self.assign("t", f"{s} - {xs}")
+        v = self.assign("e", f"{s} - {xs}")
         return f"(({xs} - ({s} - {v})) + ({ys} - {v}))"
 
     def _print_Infinity(self, expr):
@@ -482,7 +485,7 @@ class KernelPrinter(PythonCodePrinter):
         xs = self._once(x, PRECEDENCE["Mul"])
         n = {"g": self._once(g, PRECEDENCE["Mul"]), "a": self._once(a, PRECEDENCE["Mul"])}
         n["z"] = xs if y == 0 else self.assign("z", f"-{xs}")
-        n["t"] = t = self.assign("t", f"abs({xs})")
+        n["t"] = t = self.assign("a", f"abs({xs})")
         n["e"] = e = self.assign("e", f"math.exp(-{t})")
         n["d"] = d = self.assign("d", f"{lit(1)} + {e}")
         n["c"] = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)

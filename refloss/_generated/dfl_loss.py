@@ -53,9 +53,9 @@ def value_f64(logits, target, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + 1.0)*math.exp(_t2)*(1.0 if m - z > 0.0 else 0.0)
+        _e2 = z + _s1
+        _e3 = _e2 - z
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -85,9 +85,9 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + 1.0)*math.exp(_t2)*(1.0 if m - z > 0.0 else 0.0)
+        _e2 = z + _s1
+        _e3 = _e2 - z
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -107,9 +107,9 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _r5 = _r0 + 1.0
         _r6 = 1.0 - _r0
         _s5 = _r2*((t_c - (jf - 1.0))) + _r4*((jf + 1.0 - t_c))
-        _t6 = z + _r1
-        _t7 = _t6 - z
-        d_logits[j] = (-max(_s5, _s5 - _s5) + (((z - (_t6 - _t7)) + (_r1 - _t7)) + 1.0)*math.exp(_t6)/s)/divisor
+        _e6 = z + _r1
+        _e7 = _e6 - z
+        d_logits[j] = (-max(_s5, _s5 - _s5) + (((z - (_e6 - _e7)) + (_r1 - _e7)) + 1.0)*math.exp(_e6)/s)/divisor
         _s8 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r5 >= 0.0 else 0.0)
         _s9 = (1.0 - e_end)*(_r2*(1.0 if _r6 >= 0.0 else 0.0) - _r4*(1.0 if _r5 > 0.0 else 0.0))
         acc_target += -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r6 > 0.0 else 0.0) + _s8) + _s9)
@@ -130,10 +130,10 @@ def value_f32(logits, target, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
+        _e2 = z + _s1
+        _e3 = _e2 - z
         _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + _f32(1.0))*math.exp(_t2)*_s4
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
         n += _f32(1.0) - _s4
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -165,10 +165,10 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s2 = -m
-        _t3 = z + _s2
-        _t4 = _t3 - z
+        _e3 = z + _s2
+        _e4 = _e3 - z
         _s5 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_t3 - _t4)) + (_s2 - _t4)) + _f32(1.0))*math.exp(_t3)*_s5
+        s_1 += (((z - (_e3 - _e4)) + (_s2 - _e4)) + _f32(1.0))*math.exp(_e3)*_s5
         n += _f32(1.0) - _s5
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -189,9 +189,9 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _r5 = _r0 + _f32(1.0)
         _r6 = _f32(1.0) - _r0
         _s8 = _r2*((t_c - (jf - _f32(1.0)))) + _r4*((jf + _f32(1.0) - t_c))
-        _t9 = z + _r1
-        _t10 = _t9 - z
-        d_logits[j] = (-max(_s8, _s8 - _s8) + (((z - (_t9 - _t10)) + (_r1 - _t10)) + _f32(1.0))*math.exp(_t9)/s)/divisor
+        _e9 = z + _r1
+        _e10 = _e9 - z
+        d_logits[j] = (-max(_s8, _s8 - _s8) + (((z - (_e9 - _e10)) + (_r1 - _e10)) + _f32(1.0))*math.exp(_e9)/s)/divisor
         _s11 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r5 >= _f32(0.0) else _f32(0.0))
         _s12 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r6 > _f32(0.0) else _f32(0.0)) + _s11
         _s13 = _r2*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0))

@@ -101,9 +101,9 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p9 = _p7 + _p8
         _t0 = _p9
         _t1 = -_f32(2.0)*math.log(a)
-        _t10 = c_v + _t1
-        _t2 = _t10
-        _t11 = _t10 - c_v
+        _e10 = c_v + _t1
+        _t2 = _e10
+        _e11 = _e10 - c_v
         _c12 = _t0*_f32(4096.0) + _t0
         _h13 = _c12 - (_c12 - _t0)
         _l14 = _t0 - _h13
@@ -113,7 +113,7 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p18 = _h13*_h16
         _p19 = _h13*_l17 + _l14*_h16
         _p20 = _p18 + _p19
-        _s21 = _t0*((c_v - (_t10 - _t11)) + (_t1 - _t11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+        _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
         value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
         return value
     else:  # linear
@@ -142,9 +142,9 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p9 = _p7 + _p8
         _t0 = _p9
         _t1 = -_f32(2.0)*math.log(a)
-        _t10 = c_v + _t1
-        _t2 = _t10
-        _t11 = _t10 - c_v
+        _e10 = c_v + _t1
+        _t2 = _e10
+        _e11 = _e10 - c_v
         _c12 = _t0*_f32(4096.0) + _t0
         _h13 = _c12 - (_c12 - _t0)
         _l14 = _t0 - _h13
@@ -154,7 +154,7 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p18 = _h13*_h16
         _p19 = _h13*_l17 + _l14*_h16
         _p20 = _p18 + _p19
-        _s21 = _t0*((c_v - (_t10 - _t11)) + (_t1 - _t11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+        _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
         value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
         _t3 = a*sgn*(alpha*(ln_b + math.log(a)))
         d_pred = -_t3

@@ -42,8 +42,8 @@ def constants(beta):
 
 def value_f64(logits, target, beta):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -52,8 +52,8 @@ def value_f64(logits, target, beta):
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
     elif (target == 0.0):  # hard target 0
-        _t8 = abs(logits)
-        _e9 = math.exp(-_t8)
+        _a8 = abs(logits)
+        _e9 = math.exp(-_a8)
         _d10 = 1.0 + _e9
         _c11 = (_e9 - (_d10 - 1.0))/_d10
         _l12 = math.log1p(_e9)
@@ -63,8 +63,8 @@ def value_f64(logits, target, beta):
         return value
     elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
         _z15 = -logits
-        _t16 = abs(logits)
-        _e17 = math.exp(-_t16)
+        _a16 = abs(logits)
+        _e17 = math.exp(-_a16)
         _d18 = 1.0 + _e17
         _c19 = (_e17 - (_d18 - 1.0))/_d18
         _l20 = math.log1p(_e17)
@@ -74,8 +74,8 @@ def value_f64(logits, target, beta):
         return value
     elif (target == 1.0):  # hard target 1
         _z23 = -logits
-        _t24 = abs(logits)
-        _e25 = math.exp(-_t24)
+        _a24 = abs(logits)
+        _e25 = math.exp(-_a24)
         _d26 = 1.0 + _e25
         _c27 = (_e25 - (_d26 - 1.0))/_d26
         _l28 = math.log1p(_e25)
@@ -95,8 +95,8 @@ def value_f64(logits, target, beta):
 
 def value_and_grad_f64(logits, target, beta):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -119,8 +119,8 @@ def value_and_grad_f64(logits, target, beta):
         d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + 1.0)*math.exp(_p19)
         return value, d_logits, d_target
     elif (target == 0.0):  # hard target 0
-        _t20 = abs(logits)
-        _e21 = math.exp(-_t20)
+        _a20 = abs(logits)
+        _e21 = math.exp(-_a20)
         _d22 = 1.0 + _e21
         _c23 = (_e21 - (_d22 - 1.0))/_d22
         _l24 = math.log1p(_e21)
@@ -143,8 +143,8 @@ def value_and_grad_f64(logits, target, beta):
         return value, d_logits, d_target
     elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
         _z36 = -logits
-        _t37 = abs(logits)
-        _e38 = math.exp(-_t37)
+        _a37 = abs(logits)
+        _e38 = math.exp(-_a37)
         _d39 = 1.0 + _e38
         _c40 = (_e38 - (_d39 - 1.0))/_d39
         _l41 = math.log1p(_e38)
@@ -169,8 +169,8 @@ def value_and_grad_f64(logits, target, beta):
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
         _z56 = -logits
-        _t57 = abs(logits)
-        _e58 = math.exp(-_t57)
+        _a57 = abs(logits)
+        _e58 = math.exp(-_a57)
         _d59 = 1.0 + _e58
         _c60 = (_e58 - (_d59 - 1.0))/_d59
         _l61 = math.log1p(_e58)
@@ -213,8 +213,8 @@ def value_and_grad_f64(logits, target, beta):
 
 def value_f32(logits, target, beta):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -223,8 +223,8 @@ def value_f32(logits, target, beta):
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
     elif (target == _f32(0.0)):  # hard target 0
-        _t8 = abs(logits)
-        _e9 = math.exp(-_t8)
+        _a8 = abs(logits)
+        _e9 = math.exp(-_a8)
         _d10 = _f32(1.0) + _e9
         _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
         _l12 = math.log1p(_e9)
@@ -234,8 +234,8 @@ def value_f32(logits, target, beta):
         return value
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z15 = -logits
-        _t16 = abs(logits)
-        _e17 = math.exp(-_t16)
+        _a16 = abs(logits)
+        _e17 = math.exp(-_a16)
         _d18 = _f32(1.0) + _e17
         _c19 = (_e17 - (_d18 - _f32(1.0)))/_d18
         _l20 = math.log1p(_e17)
@@ -245,8 +245,8 @@ def value_f32(logits, target, beta):
         return value
     elif (target == _f32(1.0)):  # hard target 1
         _z23 = -logits
-        _t24 = abs(logits)
-        _e25 = math.exp(-_t24)
+        _a24 = abs(logits)
+        _e25 = math.exp(-_a24)
         _d26 = _f32(1.0) + _e25
         _c27 = (_e25 - (_d26 - _f32(1.0)))/_d26
         _l28 = math.log1p(_e25)
@@ -266,8 +266,8 @@ def value_f32(logits, target, beta):
 
 def value_and_grad_f32(logits, target, beta):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -290,8 +290,8 @@ def value_and_grad_f32(logits, target, beta):
         d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + _f32(1.0))*math.exp(_p19)
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # hard target 0
-        _t20 = abs(logits)
-        _e21 = math.exp(-_t20)
+        _a20 = abs(logits)
+        _e21 = math.exp(-_a20)
         _d22 = _f32(1.0) + _e21
         _c23 = (_e21 - (_d22 - _f32(1.0)))/_d22
         _l24 = math.log1p(_e21)
@@ -314,8 +314,8 @@ def value_and_grad_f32(logits, target, beta):
         return value, d_logits, d_target
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z36 = -logits
-        _t37 = abs(logits)
-        _e38 = math.exp(-_t37)
+        _a37 = abs(logits)
+        _e38 = math.exp(-_a37)
         _d39 = _f32(1.0) + _e38
         _c40 = (_e38 - (_d39 - _f32(1.0)))/_d39
         _l41 = math.log1p(_e38)
@@ -340,8 +340,8 @@ def value_and_grad_f32(logits, target, beta):
         return value, d_logits, d_target
     elif (target == _f32(1.0)):  # hard target 1
         _z56 = -logits
-        _t57 = abs(logits)
-        _e58 = math.exp(-_t57)
+        _a57 = abs(logits)
+        _e58 = math.exp(-_a57)
         _d59 = _f32(1.0) + _e58
         _c60 = (_e58 - (_d59 - _f32(1.0)))/_d59
         _l61 = math.log1p(_e58)

@@ -43,8 +43,8 @@ def constants(alpha, gamma):
 
 def value_f64(logits, targets, alpha, gamma):
     if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -54,8 +54,8 @@ def value_f64(logits, targets, alpha, gamma):
         return value
     elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z8 = -logits
-        _t9 = abs(logits)
-        _e10 = math.exp(-_t9)
+        _a9 = abs(logits)
+        _e10 = math.exp(-_a9)
         _d11 = 1.0 + _e10
         _c12 = (_e10 - (_d11 - 1.0))/_d11
         _l13 = math.log1p(_e10)
@@ -73,8 +73,8 @@ def value_f64(logits, targets, alpha, gamma):
         return value
     elif (targets == 0.0):  # alpha_t weighting, hard target 0
         _s21 = 1.0 - alpha
-        _t22 = abs(logits)
-        _e23 = math.exp(-_t22)
+        _a22 = abs(logits)
+        _e23 = math.exp(-_a22)
         _d24 = 1.0 + _e23
         _c25 = (_e23 - (_d24 - 1.0))/_d24
         _l26 = math.log1p(_e23)
@@ -84,8 +84,8 @@ def value_f64(logits, targets, alpha, gamma):
         return value
     elif (targets == 1.0):  # alpha_t weighting, hard target 1
         _z29 = -logits
-        _t30 = abs(logits)
-        _e31 = math.exp(-_t30)
+        _a30 = abs(logits)
+        _e31 = math.exp(-_a30)
         _d32 = 1.0 + _e31
         _c33 = (_e31 - (_d32 - 1.0))/_d32
         _l34 = math.log1p(_e31)
@@ -106,8 +106,8 @@ def value_f64(logits, targets, alpha, gamma):
 
 def value_and_grad_f64(logits, targets, alpha, gamma):
     if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -118,14 +118,14 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
         _q10 = _p9 - _p9*(_g18*_c4)
         d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10
-        _om11 = -math.expm1(-_t1)
-        _rn12 = _t1 + gamma*((_l5/_e2 if _e2 > 0.0 else 1.0)*_om11)
+        _om11 = -math.expm1(-_a1)
+        _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > 0.0 else 1.0)*_om11)
         d_targets = -((-math.pow(_e2*math.pow((1.0 - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, 1.0/gamma), gamma) if _e2 > 0.0 and math.pow(_e2, gamma) < 2.2250738585072014e-308 else -_ap7*_rn12) if logits < 0.0 else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
         return value, d_logits, d_targets
     elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z13 = -logits
-        _t14 = abs(logits)
-        _e15 = math.exp(-_t14)
+        _a14 = abs(logits)
+        _e15 = math.exp(-_a14)
         _d16 = 1.0 + _e15
         _c17 = (_e15 - (_d16 - 1.0))/_d16
         _l18 = math.log1p(_e15)
@@ -136,8 +136,8 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _p22 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -_g121)
         _q23 = _p22 - _p22*(_g121*_c17)
         d_logits = -(_e15 + gamma*_l18 if _z13 < 0.0 else 1.0 + gamma*((_z13 + _l18)*_e15))*_q23
-        _om24 = -math.expm1(-_t14)
-        _rn25 = _t14 + gamma*((_l18/_e15 if _e15 > 0.0 else 1.0)*_om24)
+        _om24 = -math.expm1(-_a14)
+        _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > 0.0 else 1.0)*_om24)
         d_targets = (-math.pow(_e15*math.pow((1.0 - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, 1.0/gamma), gamma) if _e15 > 0.0 and math.pow(_e15, gamma) < 2.2250738585072014e-308 else -_ap20*_rn25) if _z13 < 0.0 else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
         return value, d_logits, d_targets
     elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
@@ -156,8 +156,8 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         return value, d_logits, d_targets
     elif (targets == 0.0):  # alpha_t weighting, hard target 0
         _s35 = 1.0 - alpha
-        _t36 = abs(logits)
-        _e37 = math.exp(-_t36)
+        _a36 = abs(logits)
+        _e37 = math.exp(-_a36)
         _d38 = 1.0 + _e37
         _c39 = (_e37 - (_d38 - 1.0))/_d38
         _l40 = math.log1p(_e37)
@@ -171,15 +171,15 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _q46 = _t0*(_p45 - _p45*(_g144*_c39))
         d_logits = (_e37 + gamma*_l40 if logits < 0.0 else 1.0 + gamma*((logits + _l40)*_e37))*_q46
         _ap47 = _p41 - _p41*(gamma*_c39)
-        _om48 = -math.expm1(-_t36)
-        _rn49 = _t36 + gamma*((_l40/_e37 if _e37 > 0.0 else 1.0)*_om48)
+        _om48 = -math.expm1(-_a36)
+        _rn49 = _a36 + gamma*((_l40/_e37 if _e37 > 0.0 else 1.0)*_om48)
         _s50 = -((-math.pow(_e37*math.pow(_t0*(1.0 - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, 1.0/gamma), gamma) if _e37 > 0.0 and math.pow(_e37, gamma) < 2.2250738585072014e-308 else -_ap43*_rn49) if logits < 0.0 else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
         d_targets = (2.0*alpha - 1.0)*((_l40 if logits < 0.0 else logits + _l40)*_ap47) + _s50
         return value, d_logits, d_targets
     elif (targets == 1.0):  # alpha_t weighting, hard target 1
         _z51 = -logits
-        _t52 = abs(logits)
-        _e53 = math.exp(-_t52)
+        _a52 = abs(logits)
+        _e53 = math.exp(-_a52)
         _d54 = 1.0 + _e53
         _c55 = (_e53 - (_d54 - 1.0))/_d54
         _l56 = math.log1p(_e53)
@@ -191,8 +191,8 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _q61 = alpha*(_p60 - _p60*(_g159*_c55))
         d_logits = -(_e53 + gamma*_l56 if _z51 < 0.0 else 1.0 + gamma*((_z51 + _l56)*_e53))*_q61
         _ap62 = _p57 - _p57*(gamma*_c55)
-        _om63 = -math.expm1(-_t52)
-        _rn64 = _t52 + gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om63)
+        _om63 = -math.expm1(-_a52)
+        _rn64 = _a52 + gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om63)
         _s65 = (-math.pow(_e53*math.pow(alpha*(1.0 - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, 1.0/gamma), gamma) if _e53 > 0.0 and math.pow(_e53, gamma) < 2.2250738585072014e-308 else -_ap58*_rn64) if _z51 < 0.0 else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
         d_targets = (2.0*alpha - 1.0)*((_l56 if _z51 < 0.0 else _z51 + _l56)*_ap62) + _s65
         return value, d_logits, d_targets
@@ -214,8 +214,8 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
 
 def value_f32(logits, targets, alpha, gamma):
     if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -225,8 +225,8 @@ def value_f32(logits, targets, alpha, gamma):
         return value
     elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z8 = -logits
-        _t9 = abs(logits)
-        _e10 = math.exp(-_t9)
+        _a9 = abs(logits)
+        _e10 = math.exp(-_a9)
         _d11 = _f32(1.0) + _e10
         _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
         _l13 = math.log1p(_e10)
@@ -244,8 +244,8 @@ def value_f32(logits, targets, alpha, gamma):
         return value
     elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
         _s21 = _f32(1.0) - alpha
-        _t22 = abs(logits)
-        _e23 = math.exp(-_t22)
+        _a22 = abs(logits)
+        _e23 = math.exp(-_a22)
         _d24 = _f32(1.0) + _e23
         _c25 = (_e23 - (_d24 - _f32(1.0)))/_d24
         _l26 = math.log1p(_e23)
@@ -255,8 +255,8 @@ def value_f32(logits, targets, alpha, gamma):
         return value
     elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
         _z29 = -logits
-        _t30 = abs(logits)
-        _e31 = math.exp(-_t30)
+        _a30 = abs(logits)
+        _e31 = math.exp(-_a30)
         _d32 = _f32(1.0) + _e31
         _c33 = (_e31 - (_d32 - _f32(1.0)))/_d32
         _l34 = math.log1p(_e31)
@@ -277,8 +277,8 @@ def value_f32(logits, targets, alpha, gamma):
 
 def value_and_grad_f32(logits, targets, alpha, gamma):
     if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -289,14 +289,14 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
         _q10 = _p9 - _p9*(_g18*_c4)
         d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
-        _om11 = -math.expm1(-_t1)
-        _rn12 = _t1 + gamma*((_l5/_e2 if _e2 > _f32(0.0) else _f32(1.0))*_om11)
+        _om11 = -math.expm1(-_a1)
+        _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > _f32(0.0) else _f32(1.0))*_om11)
         d_targets = -((-math.pow(_e2*math.pow((_f32(1.0) - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, _f32(1.0)/gamma), gamma) if _e2 > _f32(0.0) and math.pow(_e2, gamma) < _f32(1.1754943508222875e-38) else -_ap7*_rn12) if logits < _f32(0.0) else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z13 = -logits
-        _t14 = abs(logits)
-        _e15 = math.exp(-_t14)
+        _a14 = abs(logits)
+        _e15 = math.exp(-_a14)
         _d16 = _f32(1.0) + _e15
         _c17 = (_e15 - (_d16 - _f32(1.0)))/_d16
         _l18 = math.log1p(_e15)
@@ -307,8 +307,8 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _p22 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -_g121)
         _q23 = _p22 - _p22*(_g121*_c17)
         d_logits = -(_e15 + gamma*_l18 if _z13 < _f32(0.0) else _f32(1.0) + gamma*((_z13 + _l18)*_e15))*_q23
-        _om24 = -math.expm1(-_t14)
-        _rn25 = _t14 + gamma*((_l18/_e15 if _e15 > _f32(0.0) else _f32(1.0))*_om24)
+        _om24 = -math.expm1(-_a14)
+        _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > _f32(0.0) else _f32(1.0))*_om24)
         d_targets = (-math.pow(_e15*math.pow((_f32(1.0) - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, _f32(1.0)/gamma), gamma) if _e15 > _f32(0.0) and math.pow(_e15, gamma) < _f32(1.1754943508222875e-38) else -_ap20*_rn25) if _z13 < _f32(0.0) else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
         return value, d_logits, d_targets
     elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
@@ -327,8 +327,8 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         return value, d_logits, d_targets
     elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
         _s35 = _f32(1.0) - alpha
-        _t36 = abs(logits)
-        _e37 = math.exp(-_t36)
+        _a36 = abs(logits)
+        _e37 = math.exp(-_a36)
         _d38 = _f32(1.0) + _e37
         _c39 = (_e37 - (_d38 - _f32(1.0)))/_d38
         _l40 = math.log1p(_e37)
@@ -342,15 +342,15 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _q46 = _t0*(_p45 - _p45*(_g144*_c39))
         d_logits = (_e37 + gamma*_l40 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l40)*_e37))*_q46
         _ap47 = _p41 - _p41*(gamma*_c39)
-        _om48 = -math.expm1(-_t36)
-        _rn49 = _t36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om48)
+        _om48 = -math.expm1(-_a36)
+        _rn49 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om48)
         _s50 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn49) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
         d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap47) + _s50
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
         _z51 = -logits
-        _t52 = abs(logits)
-        _e53 = math.exp(-_t52)
+        _a52 = abs(logits)
+        _e53 = math.exp(-_a52)
         _d54 = _f32(1.0) + _e53
         _c55 = (_e53 - (_d54 - _f32(1.0)))/_d54
         _l56 = math.log1p(_e53)
@@ -362,8 +362,8 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _q61 = alpha*(_p60 - _p60*(_g159*_c55))
         d_logits = -(_e53 + gamma*_l56 if _z51 < _f32(0.0) else _f32(1.0) + gamma*((_z51 + _l56)*_e53))*_q61
         _ap62 = _p57 - _p57*(gamma*_c55)
-        _om63 = -math.expm1(-_t52)
-        _rn64 = _t52 + gamma*((_l56/_e53 if _e53 > _f32(0.0) else _f32(1.0))*_om63)
+        _om63 = -math.expm1(-_a52)
+        _rn64 = _a52 + gamma*((_l56/_e53 if _e53 > _f32(0.0) else _f32(1.0))*_om63)
         _s65 = (-math.pow(_e53*math.pow(alpha*(_f32(1.0) - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e53 > _f32(0.0) and math.pow(_e53, gamma) < _f32(1.1754943508222875e-38) else -_ap58*_rn64) if _z51 < _f32(0.0) else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
         d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap62) + _s65
         return value, d_logits, d_targets

@@ -52,9 +52,9 @@ def value_f64(logits, targets, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + 1.0)*math.exp(_t2)*(1.0 if m - z > 0.0 else 0.0)
+        _e2 = z + _s1
+        _e3 = _e2 - z
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -81,9 +81,9 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + 1.0)*math.exp(_t2)*(1.0 if m - z > 0.0 else 0.0)
+        _e2 = z + _s1
+        _e3 = _e2 - z
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -96,9 +96,9 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
         _r0 = 1.0 - label_smoothing
         _r1 = -m
-        _t4 = z + _r1
-        _t5 = _t4 - z
-        d_logits[j] = (-_r0*y + w*(((z - (_t4 - _t5)) + (_r1 - _t5)) + 1.0)*math.exp(_t4)/s - label_smoothing/C)/divisor
+        _e4 = z + _r1
+        _e5 = _e4 - z
+        d_logits[j] = (-_r0*y + w*(((z - (_e4 - _e5)) + (_r1 - _e5)) + 1.0)*math.exp(_e4)/s - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -115,10 +115,10 @@ def value_f32(logits, targets, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
+        _e2 = z + _s1
+        _e3 = _e2 - z
         _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + _f32(1.0))*math.exp(_t2)*_s4
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
         n += _f32(1.0) - _s4
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -145,10 +145,10 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
-        _t2 = z + _s1
-        _t3 = _t2 - z
+        _e2 = z + _s1
+        _e3 = _e2 - z
         _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_t2 - _t3)) + (_s1 - _t3)) + _f32(1.0))*math.exp(_t2)*_s4
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
         n += _f32(1.0) - _s4
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -161,9 +161,9 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
         _r0 = _f32(1.0) - label_smoothing
         _r1 = -m
-        _t5 = z + _r1
-        _t6 = _t5 - z
-        _s7 = -_r0*y + w*(((z - (_t5 - _t6)) + (_r1 - _t6)) + _f32(1.0))*math.exp(_t5)/s - label_smoothing/C
+        _e5 = z + _r1
+        _e6 = _e5 - z
+        _s7 = -_r0*y + w*(((z - (_e5 - _e6)) + (_r1 - _e6)) + _f32(1.0))*math.exp(_e5)/s - label_smoothing/C
         d_logits[j] = _s7/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value

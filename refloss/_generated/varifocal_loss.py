@@ -45,8 +45,8 @@ def constants(alpha, gamma, detach_weight, iou_weighted):
 
 def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -55,8 +55,8 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
     elif (target == 0.0):  # negative (q = 0)
-        _t8 = abs(logits)
-        _e9 = math.exp(-_t8)
+        _a8 = abs(logits)
+        _e9 = math.exp(-_a8)
         _d10 = 1.0 + _e9
         _c11 = (_e9 - (_d10 - 1.0))/_d10
         _l12 = math.log1p(_e9)
@@ -74,8 +74,8 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
 
 def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
         _c4 = (_e2 - (_d3 - 1.0))/_d3
         _l5 = math.log1p(_e2)
@@ -100,8 +100,8 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + 1.0)*math.exp(_p20)
         return value, d_logits, d_target
     elif (target == 0.0):  # negative (q = 0)
-        _t21 = abs(logits)
-        _e22 = math.exp(-_t21)
+        _a21 = abs(logits)
+        _e22 = math.exp(-_a21)
         _d23 = 1.0 + _e22
         _c24 = (_e22 - (_d23 - 1.0))/_d23
         _l25 = math.log1p(_e22)
@@ -133,8 +133,8 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
 
 def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -143,8 +143,8 @@ def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
     elif (target == _f32(0.0)):  # negative (q = 0)
-        _t8 = abs(logits)
-        _e9 = math.exp(-_t8)
+        _a8 = abs(logits)
+        _e9 = math.exp(-_a8)
         _d10 = _f32(1.0) + _e9
         _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
         _l12 = math.log1p(_e9)
@@ -162,8 +162,8 @@ def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
 
 def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
-        _t1 = abs(logits)
-        _e2 = math.exp(-_t1)
+        _a1 = abs(logits)
+        _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
         _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
         _l5 = math.log1p(_e2)
@@ -188,8 +188,8 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + _f32(1.0))*math.exp(_p20)
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # negative (q = 0)
-        _t21 = abs(logits)
-        _e22 = math.exp(-_t21)
+        _a21 = abs(logits)
+        _e22 = math.exp(-_a21)
         _d23 = _f32(1.0) + _e22
         _c24 = (_e22 - (_d23 - _f32(1.0)))/_d23
         _l25 = math.log1p(_e22)

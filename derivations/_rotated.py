@@ -1,0 +1,167 @@
+"""Shared geometry of the rotated-box losses: boxes (cx, cy, w, h, angle) as Gaussians.
+
+pred = (px, py, pw, ph, pa), target = (tx, ty, tw, th, ta): centre, size (w, h >= 0) and angle
+in radians (counter-clockwise, the box's w side along (cos a, sin a)).  A box is the Gaussian with
+mean its centre and covariance
+
+    Sigma = R(a) diag(s w^2, s h^2) R(a)^T,   R(a) = [[cos a, -sin a], [sin a, cos a]],
+
+s = 1/12 (the variance of a uniform distribution on the box: ProbIoU) or 1/4 (w/2 and h/2 as the
+standard deviations: KLD and GWD).  Every loss here depends on the angles only through
+cos^2 and sin^2 of the angle difference phi = pa - ta and through the centre offset seen in
+either box's frame, so it is periodic with period pi in each angle and unchanged by swapping w
+and h while adding pi/2 to the angle (the same Gaussian).
+
+The angle difference is formed without losing digits: phi = pa - ta rounded plus its rounding
+error (TwoSum), sin(phi) = sin(hi) + lo cos(hi), cos(phi) = cos(hi) - lo sin(hi); a loss of two
+boxes at angles near 1e3 then keeps the digits of sin^2(phi) that the rounded difference alone
+loses (its error eps |pa| times the loss's derivative w.r.t. phi).
+"""
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from refloss._derive.core import LossSpec, Param, Plot, Step
+from refloss._derive.functions import Group, TwoSum
+
+px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
+tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
+PRED = (px, py, pw, ph, pa)
+TARGET = (tx, ty, tw, th, ta)
+ARRAYS = (("pred", 5, PRED), ("target", 5, TARGET))
+INVALID = sp.Or(pw < 0, ph < 0, tw < 0, th < 0)
+# a box with w h = 0 is a degenerate Gaussian (no density): where a loss is undefined there
+DEGENERATE = sp.Or(sp.Eq(pw, 0), sp.Eq(ph, 0), sp.Eq(tw, 0), sp.Eq(th, 0))
+
+# the centre offset (one rounding: exact for nearby centres)
+dx, dy = px - tx, py - ty
+# phi = pa - ta with its rounding error added back
+_phi_hi, _phi_lo = TwoSum(pa, -ta, 0), TwoSum(pa, -ta, 1)
+sin_phi = sp.sin(_phi_hi) + _phi_lo * sp.cos(_phi_hi)
+cos_phi = sp.cos(_phi_hi) - _phi_lo * sp.sin(_phi_hi)
+
+
+def frame_offsets(angle):
+    """(u, v): the centre offset (dx, dy) in the frame of a box at ``angle`` (R(angle)^T (dx, dy))."""
+    return dx * sp.cos(angle) + dy * sp.sin(angle), -dx * sp.sin(angle) + dy * sp.cos(angle)
+
+
+# -- the definitions, as matrices (for the proofs and the derivation pages)
+
+def covariance(w, h, a, s):
+    """R(a) diag(s w^2, s h^2) R(a)^T as a SymPy Matrix."""
+    r = sp.Matrix([[sp.cos(a), -sp.sin(a)], [sp.sin(a), sp.cos(a)]])
+    return r * sp.diag(s * w**2, s * h**2) * r.T
+
+
+def delta():
+    return sp.Matrix([px - tx, py - ty])
+
+
+# sampling domain of the numeric proofs: positive sizes of different orders, any angles and offsets
+_FIFTH = sp.Rational(1, 5)
+DOMAIN = {px: (-3, 3), py: (-3, 3), tx: (-3, 3), ty: (-3, 3), pw: (_FIFTH, 5), ph: (_FIFTH, 5), tw: (_FIFTH, 5),
+          th: (_FIFTH, 5), pa: (-4, 4), ta: (-4, 4)}
+
+R_SYM, S_SYM = sp.symbols("R(\\theta) s")
+COVARIANCE_STEP = Step(
+    "Each box $(c_x, c_y, w, h, \\theta)$ (angle in radians) is the Gaussian with mean its centre and the "
+    "covariance of a rotated box, $\\theta$ turning the box's $w$ side from the $x$ axis:",
+    "\\Sigma(w, h, \\theta)",
+    "R(\\theta) \\begin{pmatrix} s w^2 & 0 \\\\ 0 & s h^2 \\end{pmatrix} R(\\theta)^\\top = "
+    "\\begin{pmatrix} s w^2 \\cos^2\\theta + s h^2 \\sin^2\\theta & s (w^2 - h^2) \\sin\\theta\\cos\\theta \\\\ "
+    "s (w^2 - h^2) \\sin\\theta\\cos\\theta & s w^2 \\sin^2\\theta + s h^2 \\cos^2\\theta \\end{pmatrix}, \\qquad "
+    "R(\\theta) = \\begin{pmatrix} \\cos\\theta & -\\sin\\theta \\\\ \\sin\\theta & \\cos\\theta \\end{pmatrix}")
+FRAME_STEP = Step(
+    "Everything below depends on the angles only through $\\cos^2\\varphi$ and $\\sin^2\\varphi$ of their "
+    "difference $\\varphi = \\theta_p - \\theta_t$ and on the centre offset $\\Delta = \\mu_p - \\mu_t$ seen in "
+    "each box's frame, $(u_i, v_i) = R(\\theta_i)^\\top \\Delta$: so each loss has period $\\pi$ in either angle and "
+    "does not change when a box's $w$ and $h$ are swapped and $\\pi/2$ added to its angle (the same Gaussian). "
+    "$\\varphi$ is the rounded difference plus its rounding error, $\\sin\\varphi = \\sin\\varphi_{hi} + "
+    "\\varphi_{lo}\\cos\\varphi_{hi}$ (digits kept for angles far from 0).", "(u_i, v_i)",
+    "(\\Delta_x \\cos\\theta_i + \\Delta_y \\sin\\theta_i,\\; -\\Delta_x \\sin\\theta_i + \\Delta_y \\cos\\theta_i)")
+
+CONVENTIONS = ("Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are invalid: NaN). "
+               "The loss has period pi in either angle and is unchanged by swapping w and h and adding pi/2 to the "
+               "angle; gradients are w.r.t. all ten coordinates (the angle's in 1/radian).")
+
+
+def rotation_path(w: float, h: float):
+    """The target (0, 0, w, h, 0); the prediction the same box turned by x: x -> (inputs, tangent)."""
+    def path(x):
+        return (0.0, 0.0, w, h, x, 0.0, 0.0, w, h, 0.0), (0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0)
+    return path
+
+
+def slide_path(angle: float):
+    """A 2 x 1 box at ``angle`` sliding along x past the target 2 x 1 box at angle 0."""
+    def path(x):
+        return (x, 0.0, 2.0, 1.0, angle, 0.0, 0.0, 2.0, 1.0, 0.0), (1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return path
+
+
+def rotation_plot(title: str, params: dict | None = None, note: str = "") -> Plot:
+    params = params or {}
+    curves = [(f"{w:g} x {h:g} box", {"params": params, "path": rotation_path(w, h)})
+              for w, h in ((1.0, 1.0), (2.0, 1.0), (4.0, 1.0))]
+    return Plot(f"{title}: turning the predicted box", curves, x_range=(-math.pi, math.pi),
+                xlabel="angle of the predicted box (radians; the target's is 0)", grad_title="dL/d angle",
+                caption=("The predicted box equals the target (same centre and size) but for its angle. A square's "
+                         "Gaussian does not depend on the angle (flat line); the others have period pi. " + note).rstrip())
+
+
+def slide_plot(title: str, params: dict | None = None, note: str = "") -> Plot:
+    params = params or {}
+    curves = [(f"angle {a:g}", {"params": params, "path": slide_path(a)}) for a in (0.0, 0.5, math.pi / 2)]
+    return Plot(f"{title}: sliding past the target", curves, x_range=(-6.0, 6.0),
+                xlabel="horizontal offset of the predicted 2 x 1 box", grad_title="dL/d cx",
+                caption=("A 2 x 1 box at angle 0, 0.5 or pi/2 slides along x past the 2 x 1 target at angle 0. "
+                         + note).rstrip())
+
+
+def rotated_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
+                 variants=()) -> LossSpec:
+    """The LossSpec of a rotated-box loss (family "rotated", layouts "xywhr")."""
+    return LossSpec(name=name, title=title, formula=formula, references=references, params=params, constants=[],
+                    kernels=kernels, steps=[COVARIANCE_STEP, FRAME_STEP] + steps, plots=plots,
+                    conventions=CONVENTIONS + " " + conventions, accuracy=accuracy, checks=checks,
+                    family="rotated", layouts={"pred": "xywhr", "target": "xywhr"}, variants=list(variants))
+
+
+# -- the normalisation of KLD and GWD: L = 1 - 1/(tau + f(distance))
+
+fun = sp.Symbol("fun", nonnegative=True)  # 0: f = log1p, 1: f = sqrt
+tau = sp.Symbol("tau", positive=True)
+FUNS = ("log1p", "sqrt")
+
+
+def normalisation_params(distance: str) -> list:
+    return [Param("fun", fun, "log1p", f"the normalising function f of L = 1 - 1/(tau + f({distance})): 'log1p' "
+                  f"(ln(1 + {distance}), the papers' and mmrotate's default) or 'sqrt'", kind="choice", choices=FUNS),
+            Param("tau", tau, 1.0, "tau of L = 1 - 1/(tau + f) (1 in the papers and mmrotate)", lower=sp.Integer(0),
+                  lower_closed=False)]
+
+
+def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, undefined_value=sp.Integer(1)):
+    """The branches of L = 1 - 1/(tau + f(distance)) (``d_sym`` the prelude symbol of the distance): where
+    ``undefined`` holds, ``undefined_value`` with NaN gradients; f = sqrt at distance 0: 1 - 1/tau with gradient 0
+    (sqrt has no derivative there); else the value as (tau - 1 + f)/(tau + f), no cancellation for small f."""
+    out = []
+    if undefined is not None:
+        out.append((undefined, undefined_value, sp.nan, undefined_label))
+    for k, f, label in ((0, log1p(distance), "f = log1p"), (1, sp.sqrt(distance), "f = sqrt")):
+        cond = sp.Eq(fun, k)
+        if k == 1:
+            out.append((sp.And(cond, sp.Eq(d_sym, 0)), 1 - 1 / tau, sp.Integer(1) - 1 / tau,
+                        "f = sqrt at distance 0: gradient 0 by convention"))
+            cond = None
+        out.append((cond, (Group(tau - 1) + f) / (tau + f), 1 - 1 / (tau + f), label))
+    return out
+
+
+NORMALISATION_STEP = Step("The loss, with $f$ the normalising function (parameter `fun`: $\\ln(1 + x)$ or "
+                          "$\\sqrt{x}$), evaluated as $(\\tau - 1 + f)/(\\tau + f)$:", "L",
+                          "1 - \\frac{1}{\\tau + f(D)}")
