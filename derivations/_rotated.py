@@ -25,7 +25,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import LossSpec, Param, Plot, Step
-from refloss._derive.functions import Group, TwoSum
+from refloss._derive.functions import Group, Sub, TwoSum
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
 tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
@@ -36,8 +36,9 @@ INVALID = sp.Or(pw < 0, ph < 0, tw < 0, th < 0)
 # a box with w h = 0 is a degenerate Gaussian (no density): where a loss is undefined there
 DEGENERATE = sp.Or(sp.Eq(pw, 0), sp.Eq(ph, 0), sp.Eq(tw, 0), sp.Eq(th, 0))
 
-# the centre offset (one rounding: exact for nearby centres)
-dx, dy = px - tx, py - ty
+# the centre offset (one rounding: exact for nearby centres), kept as one operation in the gradients too
+# (SymPy would differentiate (px - tx)^2 into 2 px - 2 tx, added term by term to the rest)
+dx, dy = Sub(px, tx), Sub(py, ty)
 # phi = pa - ta with its rounding error added back
 _phi_hi, _phi_lo = TwoSum(pa, -ta, 0), TwoSum(pa, -ta, 1)
 sin_phi = sp.sin(_phi_hi) + _phi_lo * sp.cos(_phi_hi)

@@ -37,9 +37,10 @@ def _generic(rng, n):
 def _perturbed(rng, pred, rel):
     """pred with every coordinate moved by about ``rel`` times the box's size (angles by ``rel`` radians)."""
     size = np.maximum(pred[:, 2], pred[:, 3])[:, None]
+    rel = np.broadcast_to(np.asarray(rel, np.float64).reshape(-1, 1), (len(pred), 1))
     t = pred.copy()
     t[:, :4] += rng.normal(0, 1, (len(t), 4)) * rel * size
-    t[:, 4] += rng.normal(0, 1, len(t)) * rel
+    t[:, 4] += rng.normal(0, 1, len(t)) * rel[:, 0]
     t[:, 2:4] = np.abs(t[:, 2:4])
     return t
 

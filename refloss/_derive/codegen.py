@@ -550,6 +550,19 @@ class KernelPrinter(PythonCodePrinter):
         q = self.assign("q", f"(({a} - {b})/(math.sqrt({a}) + math.sqrt({b})) if {a} != {b} else {self._literal(0)})")
         return f"({q}*{q})"
 
+    def _print_GapLog(self, expr):
+        # see refloss/_derive/functions.py: the series below |e| = 1/16 (to 2^-53, float32 2^-24), e - log1p(e)
+        # down to e = -1/2, e - 2 ln(a/c) below; only the chosen form is evaluated
+        a, c = (self._once(v, PRECEDENCE["Mul"]) for v in expr.args)
+        e = self.assign("g", f"(({a} - {c})/{c})*(({a} + {c})/{c})")
+        n = 15 if self.precision == "f64" else 7
+        horner = self._literal(sp.Rational((-1) ** n, n))
+        for k in range(n - 1, 1, -1):
+            horner = f"{self._literal(sp.Rational((-1) ** k, k))} + {e}*({horner})"
+        lit = self._literal
+        return (f"({e}*{e}*({horner}) if abs({e}) < {lit(sp.Rational(1, 16))} else {e} - math.log1p({e}) "
+                f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}))")
+
     def _print_PowG(self, expr):
         return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 

@@ -217,11 +217,26 @@ def plain(expr):
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
-        .replace(RealAbs, sp.Abs).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
+        .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \
         .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))) \
         .replace(SigmoidSize, lambda p, x: p * (2 / (1 + sp.exp(-x))) ** 2)
+
+
+class GapLog(sp.Function):
+    """g(a/c) = r^2 - 1 - ln(r^2) >= 0 for r = a/c (a, c > 0): the shape term of a Kullback-Leibler
+    divergence of Gaussians, 0 at a = c.  Evaluated from e = r^2 - 1 = ((a - c)/c)((a + c)/c) as the
+    series e^2 (1/2 - e/3 + e^2/4 - ...) for |e| < 1/16 (e - log1p(e) keeps only ~eps/e of its relative
+    digits there), e - log1p(e) for e >= -1/2 and e - 2 ln(a/c) below (log1p(e) loses r^2 as r -> 0).
+    Differentiated as dg/da = 2e/a, dg/dc = -2e/c (no cancellation of 2a/c^2 - 2/a)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, c = self.args
+        e = Group((a - c) / c) * Group((a + c) / c)
+        return 2 * e / a if argindex == 1 else -2 * e / c
 
 
 class RealAbs(sp.Function):
