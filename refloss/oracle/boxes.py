@@ -94,59 +94,74 @@ _N = 8  # partials: pred x1, y1, x2, y2, target x1, y1, x2, y2
 
 
 class _Dual:
-    """``v + sum_i d[i] e_i``: a value and its 8 partial derivatives (mpf)."""
+    """``v + sum_i d[i] e_i``: a value and its ``N`` partial derivatives (mpf).
+
+    ``N`` (8 here: two xyxy boxes) is a class attribute; a subclass with another ``N``
+    (``class _Dual10(_Dual): N = 10``) works end to end: every result is built with the
+    operand's own class, and a partial tuple of the wrong length is an error (``zip``
+    would silently truncate it).
+    """
 
     __slots__ = ("v", "d")
+    N = _N
 
     def __init__(self, v, d=None):
         self.v = v
-        self.d = d if d is not None else (mp.zero,) * _N
+        if d is None:
+            d = (mp.zero,) * self.N
+        elif len(d) != self.N:
+            raise ValueError(f"{type(self).__name__} needs {self.N} partials, got {len(d)}")
+        self.d = d
 
     # -- helpers
-    @staticmethod
-    def _lift(x) -> "_Dual":
-        return x if isinstance(x, _Dual) else _Dual(mp.mpf(x) if not isinstance(x, mp.mpf) else x)
+    @classmethod
+    def _lift(cls, x) -> "_Dual":
+        if isinstance(x, _Dual):
+            if x.N != cls.N:
+                raise TypeError(f"cannot mix {cls.__name__} ({cls.N} partials) with {type(x).__name__} ({x.N})")
+            return x
+        return cls(mp.mpf(x) if not isinstance(x, mp.mpf) else x)
 
-    @staticmethod
-    def nan() -> "_Dual":
-        return _Dual(mp.nan, (mp.nan,) * _N)
+    @classmethod
+    def nan(cls) -> "_Dual":
+        return cls(mp.nan, (mp.nan,) * cls.N)
 
     def __repr__(self):  # pragma: no cover - debugging aid
-        return f"_Dual({self.v}, {self.d})"
+        return f"{type(self).__name__}({self.v}, {self.d})"
 
     # -- arithmetic (values of sums and products are exact; quotients and partials are rounded)
     def __add__(self, other):
-        o = _Dual._lift(other)
-        return _Dual(mp.fadd(self.v, o.v, exact=True), tuple(a + b for a, b in zip(self.d, o.d)))
+        o = self._lift(other)
+        return type(self)(mp.fadd(self.v, o.v, exact=True), tuple(a + b for a, b in zip(self.d, o.d)))
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        o = _Dual._lift(other)
-        return _Dual(mp.fsub(self.v, o.v, exact=True), tuple(a - b for a, b in zip(self.d, o.d)))
+        o = self._lift(other)
+        return type(self)(mp.fsub(self.v, o.v, exact=True), tuple(a - b for a, b in zip(self.d, o.d)))
 
     def __rsub__(self, other):
-        return _Dual._lift(other) - self
+        return self._lift(other) - self
 
     def __neg__(self):
-        return _Dual(-self.v, tuple(-a for a in self.d))
+        return type(self)(-self.v, tuple(-a for a in self.d))
 
     def __mul__(self, other):
-        o = _Dual._lift(other)
+        o = self._lift(other)
         a, b = self.v, o.v
-        return _Dual(mp.fmul(a, b, exact=True), tuple(a * db + b * da for da, db in zip(self.d, o.d)))
+        return type(self)(mp.fmul(a, b, exact=True), tuple(a * db + b * da for da, db in zip(self.d, o.d)))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        o = _Dual._lift(other)
+        o = self._lift(other)
         if o.v == 0 or mp.isnan(o.v) or mp.isnan(self.v):
-            return _Dual.nan()  # undefined: 0/0, x/0
+            return type(self).nan()  # undefined: 0/0, x/0
         q = self.v / o.v
-        return _Dual(q, tuple((da - q * db) / o.v for da, db in zip(self.d, o.d)))
+        return type(self)(q, tuple((da - q * db) / o.v for da, db in zip(self.d, o.d)))
 
     def __rtruediv__(self, other):
-        return _Dual._lift(other) / self
+        return self._lift(other) / self
 
     def square(self):
         return self * self
@@ -154,7 +169,7 @@ class _Dual:
 
 def _const(x: _Dual) -> _Dual:
     """Stop-gradient: same value, zero partials (torch ``.detach()``)."""
-    return _Dual(x.v)
+    return type(x)(x.v)
 
 
 def _maximum(a: _Dual, b: _Dual) -> _Dual:
@@ -164,8 +179,8 @@ def _maximum(a: _Dual, b: _Dual) -> _Dual:
     if a.v < b.v:
         return b
     if a.v == b.v:
-        return _Dual(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
-    return _Dual.nan()
+        return type(a)(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
+    return type(a).nan()
 
 
 def _minimum(a: _Dual, b: _Dual) -> _Dual:
@@ -175,8 +190,8 @@ def _minimum(a: _Dual, b: _Dual) -> _Dual:
     if a.v > b.v:
         return b
     if a.v == b.v:
-        return _Dual(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
-    return _Dual.nan()
+        return type(a)(a.v, tuple((x + y) / 2 for x, y in zip(a.d, b.d)))
+    return type(a).nan()
 
 
 def _clamp_min0(x: _Dual) -> _Dual:
@@ -184,8 +199,8 @@ def _clamp_min0(x: _Dual) -> _Dual:
     if x.v > 0:
         return x
     if x.v <= 0:
-        return _Dual(mp.zero)  # value 0, derivative 0
-    return _Dual.nan()
+        return type(x)(mp.zero)  # value 0, derivative 0
+    return type(x).nan()
 
 
 def _atan2(w: _Dual, h: _Dual, *, drop_norm: bool = False) -> _Dual:
@@ -202,41 +217,41 @@ def _atan2(w: _Dual, h: _Dual, *, drop_norm: bool = False) -> _Dual:
     else:
         r = w.v * w.v + h.v * h.v
         k = 1 / r if r != 0 else mp.zero
-    return _Dual(value, tuple(k * (h.v * dw - w.v * dh) for dw, dh in zip(w.d, h.d)))
+    return type(w)(value, tuple(k * (h.v * dw - w.v * dh) for dw, dh in zip(w.d, h.d)))
 
 
 def _log(x: _Dual) -> _Dual:
     """Natural log; at x == 0 the value is -inf and the partials NaN."""
     if mp.isnan(x.v) or x.v < 0:
-        return _Dual.nan()
+        return type(x).nan()
     if x.v == 0:
-        return _Dual(mp.ninf, (mp.nan,) * _N)
-    return _Dual(mp.log(x.v), tuple(da / x.v for da in x.d))
+        return type(x)(mp.ninf, (mp.nan,) * type(x).N)
+    return type(x)(mp.log(x.v), tuple(da / x.v for da in x.d))
 
 
 def _log1p(x: _Dual) -> _Dual:
     """ln(1 + x); at x == -1 the value is -inf and the partials NaN."""
     if mp.isnan(x.v) or x.v < -1:
-        return _Dual.nan()
+        return type(x).nan()
     if x.v == -1:
-        return _Dual(mp.ninf, (mp.nan,) * _N)
-    return _Dual(mp.log1p(x.v), tuple(da / (1 + x.v) for da in x.d))
+        return type(x)(mp.ninf, (mp.nan,) * type(x).N)
+    return type(x)(mp.log1p(x.v), tuple(da / (1 + x.v) for da in x.d))
 
 
 def _power(x: _Dual, gamma) -> _Dual:
     """x ** gamma (x >= 0, gamma >= 0 constant), with torch's pow-backward conventions."""
     if mp.isnan(x.v) or x.v < 0:
-        return _Dual.nan()
+        return type(x).nan()
     if gamma == 0:
-        return _Dual(mp.one)  # 0**0 = 1, derivative 0
+        return type(x)(mp.one)  # 0**0 = 1, derivative 0
     if x.v == 0:
         if gamma < 1:  # infinite derivative: every chained partial is NaN (as autograd's inf*0 / inf-inf)
-            return _Dual(mp.zero, (mp.nan,) * _N)
-        return _Dual(mp.zero, tuple((da if gamma == 1 else mp.zero) for da in x.d))
+            return type(x)(mp.zero, (mp.nan,) * type(x).N)
+        return type(x)(mp.zero, tuple((da if gamma == 1 else mp.zero) for da in x.d))
     else:
         value = mp.power(x.v, gamma)
         k = gamma * value / x.v
-    return _Dual(value, tuple(k * da for da in x.d))
+    return type(x)(value, tuple(k * da for da in x.d))
 
 
 # ------------------------------------------------------------ conversions
@@ -522,32 +537,32 @@ __all__ += ["siou_loss", "wiou_loss"]
 
 def _exp(x: _Dual) -> _Dual:
     if mp.isnan(x.v):
-        return _Dual.nan()
+        return type(x).nan()
     v = mp.exp(x.v)
-    return _Dual(v, tuple(v * da for da in x.d))
+    return type(x)(v, tuple(v * da for da in x.d))
 
 
 def _sqrt(x: _Dual) -> _Dual:
     """sqrt(x) for x > 0 (derivative 1/(2 sqrt x))."""
     v = mp.sqrt(x.v)
-    return _Dual(v, tuple(da / (2 * v) for da in x.d))
+    return type(x)(v, tuple(da / (2 * v) for da in x.d))
 
 
 def _sin(x: _Dual) -> _Dual:
     c = mp.cos(x.v)
-    return _Dual(mp.sin(x.v), tuple(c * da for da in x.d))
+    return type(x)(mp.sin(x.v), tuple(c * da for da in x.d))
 
 
 def _asin(x: _Dual) -> _Dual:
     """arcsin(x) for |x| < 1."""
     k = 1 / mp.sqrt(1 - x.v * x.v)
-    return _Dual(mp.asin(x.v), tuple(k * da for da in x.d))
+    return type(x)(mp.asin(x.v), tuple(k * da for da in x.d))
 
 
 def _abs(x: _Dual) -> _Dual:
     """|x| with torch.abs's derivative sign(x), 0 at x == 0."""
     s = 1 if x.v > 0 else (-1 if x.v < 0 else 0)
-    return _Dual(abs(x.v), tuple(s * da for da in x.d))
+    return type(x)(abs(x.v), tuple(s * da for da in x.d))
 
 
 def siou_loss(pred, target, eps=0.0, theta=4.0, positive_exponent: bool = False) -> Result:
@@ -646,12 +661,12 @@ def _power0(x: _Dual, alpha) -> _Dual:
     """x ** alpha (x >= 0, alpha > 0) with derivative alpha x**(alpha - 1), taken as 0 at x == 0 (refloss's
     convention for the Alpha-IoU powers: the limit for alpha > 1; infinite for alpha < 1)."""
     if mp.isnan(x.v) or x.v < 0:
-        return _Dual.nan()
+        return type(x).nan()
     if x.v == 0:
-        return _Dual(mp.zero)
+        return type(x)(mp.zero)
     value = mp.power(x.v, alpha)
     k = alpha * value / x.v
-    return _Dual(value, tuple(k * da for da in x.d))
+    return type(x)(value, tuple(k * da for da in x.d))
 
 
 def _positive(value, name: str):
