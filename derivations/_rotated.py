@@ -135,28 +135,29 @@ def rotated_spec(name, title, formula, references, params, kernels, steps, plots
 # -- the normalisation of KLD and GWD: L = 1 - 1/(tau + f(distance))
 
 fun = sp.Symbol("fun", nonnegative=True)  # 0: f = log1p, 1: f = sqrt
-tau = sp.Symbol("tau", positive=True)
+tau = sp.Symbol("tau", positive=True)  # >= 1
 FUNS = ("log1p", "sqrt")
 
 
 def normalisation_params(distance: str) -> list:
     return [Param("fun", fun, "log1p", f"the normalising function f of L = 1 - 1/(tau + f({distance})): 'log1p' "
                   f"(ln(1 + {distance}), the papers' and mmrotate's default) or 'sqrt'", kind="choice", choices=FUNS),
-            Param("tau", tau, 1.0, "tau of L = 1 - 1/(tau + f) (1 in the papers and mmrotate)", lower=sp.Integer(0),
-                  lower_closed=False)]
+            Param("tau", tau, 1.0, "tau >= 1 of L = 1 - 1/(tau + f), so that 0 <= L < 1 (the papers use 1 and 2; "
+                  "mmrotate applies the map only for tau >= 1)", lower=sp.Integer(1))]
 
 
 def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, undefined_value=sp.Integer(1)):
     """The branches of L = 1 - 1/(tau + f(distance)) (``d_sym`` the prelude symbol of the distance): where
-    ``undefined`` holds, ``undefined_value`` with NaN gradients; f = sqrt at distance 0: 1 - 1/tau with gradient 0
-    (sqrt has no derivative there); else the value as (tau - 1 + f)/(tau + f), no cancellation for small f."""
+    ``undefined`` holds, ``undefined_value`` with NaN gradients; f = sqrt at distance 0: (tau - 1)/tau with gradient 0
+    (sqrt has no derivative there); else the value as (tau - 1 + f)/(tau + f), no cancellation for small f (so
+    at distance 0 both give the same float)."""
     out = []
     if undefined is not None:
         out.append((undefined, undefined_value, sp.nan, undefined_label))
     for k, f, label in ((0, log1p(distance), "f = log1p"), (1, sp.sqrt(distance), "f = sqrt")):
         cond = sp.Eq(fun, k)
         if k == 1:
-            out.append((sp.And(cond, sp.Eq(d_sym, 0)), 1 - 1 / tau, sp.Integer(1) - 1 / tau,
+            out.append((sp.And(cond, sp.Eq(d_sym, 0)), Group(tau - 1) / tau, sp.Integer(1) - 1 / tau,
                         "f = sqrt at distance 0: gradient 0 by convention"))
             cond = None
         out.append((cond, (Group(tau - 1) + f) / (tau + f), 1 - 1 / (tau + f), label))

@@ -560,8 +560,10 @@ class KernelPrinter(PythonCodePrinter):
         for k in range(n - 1, 1, -1):
             horner = f"{self._literal(sp.Rational((-1) ** k, k))} + {e}*({horner})"
         lit = self._literal
+        # (a = 0: g = inf, the limit; math.log(0) would raise where the kernel runs as Python: the CUDA simulator)
         return (f"({e}*{e}*({horner}) if abs({e}) < {lit(sp.Rational(1, 16))} else {e} - math.log1p({e}) "
-                f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}))")
+                f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}) if {a} > {lit(0)} "
+                f"else {self._print(sp.oo)})")
 
     def _print_PowG(self, expr):
         return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
