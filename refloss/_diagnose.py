@@ -555,6 +555,12 @@ CODES = {
     "dfl_clamp_ultralytics": ("the DFL target clamped to n_bins - 1.01 (ultralytics' DFLoss: reg_max - 1 - 0.01, "
                               "reg_max its number of bins)", "DFL"),
     "dfl_clamp_dfine": ("the DFL target clamped to n_bins - 1.1 (D-FINE: reg_max - 0.1, reg_max + 1 bins)", "DFL"),
+    "probiou_ultralytics_eps": ("ultralytics' probiou: eps = 1e-7 in both denominators, the log and the square root, "
+                                "B_D clamped to [1e-7, 100] (identical boxes: 4.5e-4)", "ProbIoU"),
+    "probiou_ultralytics_floor": ("ultralytics' RotatedBboxLoss: probiou with eps = 1e-7 and 0.01 added to both "
+                                  "variances (floor=0.01, 8.4.190)", "ProbIoU"),
+    "kld_reversed": ("the KLD of the other direction, KL(N_t || N_p) for KL(N_p || N_t) or the reverse (the authors' "
+                     "code and mmrotate's GDLoss invert the prediction's covariance)", "KLD"),
     "convention_only": ("only gradients at convention points (kinks, ties, touching or degenerate boxes) differ: "
                         "another one-sided derivative, not an error", "every loss"),
     "unexplained": ("matches no variant refloss implements and no recogniser", "every loss"),

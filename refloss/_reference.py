@@ -113,4 +113,8 @@ REFERENCES = {
                              BOX),
     "inner_iou_loss": Reference("boxes.inner_iou_loss", ({}, {"ratio": 1.25}, {"ratio": 1.0, "eps": 1e-7}), BOX),
     "shape_iou_loss": Reference("boxes.shape_iou_loss", ({}, {"scale": 4.0}, {"scale": 0.5, "eps": 1e-7}), BOX),
+    # issue 15: rotated boxes (cx, cy, w, h, angle)
+    "probiou_loss": Reference("rotated.probiou_loss", ({}, {"mode": "bd"}), BOX),
+    "kld_loss": Reference("rotated.kld_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0}, {"reverse": True}), BOX),
+    "gwd_loss": Reference("rotated.gwd_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0}), BOX),
 }

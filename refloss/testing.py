@@ -98,6 +98,12 @@ code                                meaning                                     
 ``dfl_clamp_ultralytics``           the DFL target clamped to n_bins - 1.01 (ultralytics'     DFL
                                     DFLoss)
 ``dfl_clamp_dfine``                 the DFL target clamped to n_bins - 1.1 (D-FINE)           DFL
+``probiou_ultralytics_eps``         ultralytics' probiou: eps = 1e-7 in the denominators,     ProbIoU
+                                    the log and the square root, B_D clamped to [1e-7, 100]
+``probiou_ultralytics_floor``       ultralytics' RotatedBboxLoss: probiou with 0.01 added to  ProbIoU
+                                    both variances (floor=0.01)
+``kld_reversed``                    the KLD of the other direction, KL(N_t || N_p) (the       KLD
+                                    authors' code, mmrotate's GDLoss)
 ``convention_only``                 only gradients at convention points differ: another one-  every loss
                                     sided derivative, not an error
 ``unexplained``                     matches no variant and no recogniser (also: the failures  every loss

@@ -49,6 +49,8 @@ EXPECTED = {
         "DFLoss(reg_max=n_bins)": (A, D, A),
         # its BCE in float32 whatever the dtype
         "VarifocalLoss()": (D, A, N),
+        # eps = 1e-7 in six places and B_D clamped to [eps, 100]; the training form adds floor = 0.01 to the variances
+        "1 - probiou(pred, target)": (D, D, D), "1 - probiou(pred, target, floor=0.01)": (D, D, D),
     },
 }
 
@@ -67,6 +69,14 @@ CODES = {
     "DFLoss(reg_max=n_bins)": ([], ["unexplained"], []),
     # ultralytics/utils/loss.py VarifocalLoss: binary_cross_entropy_with_logits(pred_score.float(), gt_score.float())
     "VarifocalLoss()": (["float32_inside"], [], []),
+    # ultralytics/utils/metrics.py probiou: its eps placements (the variant probiou_ultralytics_eps); in float32 a thin
+    # box's determinant a b - c^2 rounds to <= 0, clamp_(0) and sqrt'(0) = inf make NaN gradients (the values are
+    # right, which the where-recogniser names), and rounding beyond the float64 variant is left unexplained
+    "1 - probiou(pred, target)": (["probiou_ultralytics_eps"],
+                                  ["probiou_ultralytics_eps", "nan_gradient_from_where", "unexplained"],
+                                  ["probiou_ultralytics_eps"]),
+    "1 - probiou(pred, target, floor=0.01)": (["probiou_ultralytics_floor"], ["probiou_ultralytics_floor", "unexplained"],
+                                              ["probiou_ultralytics_floor"]),
     # torchvision/ops/ciou_loss.py: _diou_iou_loss(boxes1, boxes2) without eps; alpha's eps = 0 is 0/0 once
     # U + 1e-7 rounds to U at identical boxes
     "ops.complete_box_iou_loss(eps=0)": (["eps_ignored"], ["eps_ignored"], ["eps_ignored", "nan_at_identical_boxes"]),

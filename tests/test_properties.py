@@ -268,6 +268,21 @@ def xywh_dyadic(draw, n=N):
 
 @functools.lru_cache(maxsize=None)
 @st.composite
+def rotated_dyadic(draw, n=N, min_size=0, k_span=(-40, 40)):
+    """n rotated boxes (cx, cy, w, h, angle): centres within +-2^e units of 2^k, sides min_size to 2^s units, angles
+    j/16 radians (|j| <= 128: every angle difference exact); all n x n ordered pairs (the diagonal identical)."""
+    head = _blob(draw, 3 + 5 * n)
+    k, e, s = _span(head[0], *k_span), _span(head[1], 0, 12), _span(head[2], 0, 12)
+    u = head[3:].reshape(n, 5)
+    xy = _zigzag(u[:, :2], 2**e)
+    wh = min_size + u[:, 2:4] % (2**s + 1 - min(min_size, 2**s))
+    lengths = np.ldexp(np.concatenate([xy, wh], axis=1).astype(np.float64), k)
+    boxes = np.concatenate([lengths, _zigzag(u[:, 4:], 128) / 16.0], axis=1)
+    return _pairs(boxes, boxes), k
+
+
+@functools.lru_cache(maxsize=None)
+@st.composite
 def logits_targets(draw, n=N, bound=1e4, interior=False):
     """Logits within +-2^e (at most ``bound``: 1e4 is the README's float64 range) on a grid of
     2^-j, and targets in [0, 1] on a grid of 2^-m (m = 0: hard targets; ``interior``: within
@@ -283,7 +298,8 @@ def logits_targets(draw, n=N, bound=1e4, interior=False):
 @functools.lru_cache(maxsize=None)
 def exact_inputs(name):
     """Dyadic inputs for the family of ``name`` (element-wise, box, yolo): ((p, t), k)."""
-    return {"elementwise": elementwise_dyadic(), "box": box_dyadic(), "yolo": xywh_dyadic()}[_family(name)]
+    return {"elementwise": elementwise_dyadic(), "box": box_dyadic(), "yolo": xywh_dyadic(),
+            "rotated": rotated_dyadic()}[_family(name)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -292,7 +308,8 @@ def any_inputs(name, n=N):
     fam = _family(name)
     if fam == "classification":
         return logits_targets(n)
-    strat = {"elementwise": elementwise_dyadic(n), "box": box_dyadic(n), "yolo": xywh_dyadic(n)}[fam]
+    strat = {"elementwise": elementwise_dyadic(n), "box": box_dyadic(n), "yolo": xywh_dyadic(n),
+             "rotated": rotated_dyadic(n)}[fam]
     return strat.map(lambda r: r[0])
 
 
@@ -421,9 +438,29 @@ def _documented_infinite_gradient(name, p, t, params):
             return _zero_union(p, t) & (eps > 0) & (side / eps > np.finfo(np.float64).max / 64)
     if fam == "yolo":
         return (p[:, 2:] == 0).any(axis=1) | (t[:, 2:] == 0).any(axis=1)
+    if fam == "rotated":
+        return _rotated_no_derivative(name, p, t)
     if fam == "classification" and 0 < params.get("gamma", 1.0) < 1:
         return ((t == 0) | (t == 1)) & (np.abs(p) > 36)
     return np.zeros(len(p), bool)
+
+
+def _rotated_no_derivative(name, p, t):
+    """Where a rotated loss has a value but no derivative (docs: NaN gradients): ProbIoU and KLD at a zero side (a
+    degenerate Gaussian); GWD where F = sqrt(cos^2 G^2 + sin^2 H^2) = 0, G = w_p w_t + h_p h_t, H = w_p h_t + h_p w_t
+    (a point box, or two zero-width boxes at right angles: on the grid's angles j/16, sin(phi) = 0 only at phi = 0
+    and cos(phi) is never 0)."""
+    if name != "gwd_loss":
+        return (p[:, 2:4] == 0).any(axis=1) | (t[:, 2:4] == 0).any(axis=1)
+    g = p[:, 2] * t[:, 2] + p[:, 3] * t[:, 3]
+    h = p[:, 2] * t[:, 3] + p[:, 3] * t[:, 2]
+    return (g == 0) & ((h == 0) | (p[:, 4] == t[:, 4]))
+
+
+def _rotated_scale(p, t):
+    from refloss._measures import rotated_extent
+
+    return rotated_extent(p, t)
 
 
 # ================================================================== exact relations
@@ -445,6 +482,8 @@ def _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks):
     else:
         cx, cy = (np.ldexp(float(picks.int(-2**13, 2**13)), k) for _ in range(2))
         shift = np.array([cx, cy, cx, cy]) if fam == "box" else np.array([cx, cy, 0.0, 0.0])
+        if fam == "rotated":
+            shift = np.array([cx, cy, 0.0, 0.0, 0.0])
     v2, (gp2, gt2) = fn.value_and_grad(p + shift, t + shift, **params)
     _assert_same(v2, v, "translation: value", p, t)
     _assert_same(gp2, gp, "translation: d/dpred", p, t)
@@ -496,20 +535,28 @@ def _check_scaling(fn, p, t, params, picks):
     params = dict(params, eps=0.0) if "eps" in params else params
     j = picks.int(1, 60) * (-1 if picks.bool() else 1)
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
-    v2, (gp2, gt2) = fn.value_and_grad(np.ldexp(p, j), np.ldexp(t, j), **_scaled_lengths(fn, params, j))
+    # rotated boxes: the lengths scale, the angle (last coordinate) and its gradient do not
+    lengths = np.arange(p.shape[1]) < (4 if p.shape[1] == 5 else p.shape[1])
+    v2, (gp2, gt2) = fn.value_and_grad(np.where(lengths, np.ldexp(p, j), p), np.where(lengths, np.ldexp(t, j), t),
+                                       **_scaled_lengths(fn, params, j))
     _assert_same(v2, v, "scaling: value", p, t)
     if not params.get("darknet"):
         where = SCALING_EXACT_WHERE.get(fn.__name__)
         exact = where(p, t, params, j)[:, None] if where else True
         for g2, g, what in ((gp2, gp, "d/dpred"), (gt2, gt, "d/dtarget")):
-            want = np.ldexp(g, -j)
+            want = np.where(lengths, np.ldexp(g, -j), g)
             normal = exact & ~(np.minimum(np.abs(g), np.abs(want)) < np.finfo(np.float64).tiny)  # (NaN kept)
             _assert_same(np.where(normal, g2, 0.0), np.where(normal, want, 0.0), f"scaling: {what}", p, t)
 
 
+# rotated losses invariant under scaling all lengths (GWD's W^2 is a squared length)
+SCALE_INVARIANT_ROTATED = ("probiou_loss", "kld_loss")
+
 # losses that are not symmetric in pred and target for some parameters (a predicate on the parameters):
 # Shape-IoU weights both terms with the target's shape when scale > 0
-NOT_SYMMETRIC = {"shape_iou_loss": lambda params: params.get("scale", 0.0) != 0}
+NOT_SYMMETRIC = {"shape_iou_loss": lambda params: params.get("scale", 0.0) != 0,
+                 # KL(N_p || N_t) (either direction) is not symmetric
+                 "kld_loss": lambda params: True}
 
 
 def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
@@ -524,7 +571,7 @@ def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
     if NOT_SYMMETRIC.get(name, lambda _: False)(params):
         return
     v2, (gp2, gt2) = fn.value_and_grad(t, p, **params)
-    if fam != "box":
+    if fam not in ("box", "rotated"):
         _assert_same(v2, v, "symmetry: value", p, t)
         _assert_same(gp2, gt, "symmetry: d/dpred(t, p) vs d/dtarget(p, t)", p, t)
         _assert_same(gt2, gp, "symmetry: d/dtarget(t, p) vs d/dpred(p, t)", p, t)
@@ -540,7 +587,7 @@ def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
         return
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.maximum(np.fmax(np.nanmax(np.abs(gp), axis=1, initial=0), np.nanmax(np.abs(gt), axis=1, initial=0)),
-                           1 / _box_scale(p, t))
+                           1 / (_rotated_scale(p, t) if fam == "rotated" else _box_scale(p, t)))
     for a, b, what in ((gp2, gt, "d/dpred(t, p) vs d/dtarget(p, t)"), (gt2, gp, "d/dtarget(t, p) vs d/dpred(p, t)")):
         with np.errstate(invalid="ignore"):
             diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
@@ -562,6 +609,8 @@ def _check_zero(fn, name, fam, p, params):
     Zero-area boxes: NaN (zero union, documented), but for DEFINED_AT_ZERO_UNION.  eps = 0 (with eps > 0 the value is eps / (A + eps), not 0)."""
     if "eps" in params:
         params = dict(params, eps=0.0)
+    if fam == "rotated":
+        return _check_zero_rotated(fn, name, p, params)
     if fam == "yolo":
         p = p[(p[:, 2:] > 0).all(axis=1)]
     v, (gp, gt) = fn.value_and_grad(p, p.copy(), **params)
@@ -584,7 +633,24 @@ def _check_zero(fn, name, fam, p, params):
         assert not bad.any(), f"pred = target: {what}: {_worst(g[area][bad], 0 * bound[bad], p[area][bad])}"
 
 
-@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo")))
+def _check_zero_rotated(fn, name, p, params):
+    """Rotated boxes, L(b, b): the loss at distance 0 (ProbIoU 0, KLD and GWD (tau - 1)/tau) with a gradient of exactly 0
+    (every term of the closed forms is 0 there, and the conventions give 0 where sqrt has no derivative); where the
+    docs say there is no derivative (_rotated_no_derivative) NaN gradients, and for ProbIoU and KLD the value of a
+    degenerate Gaussian (1; ProbIoU's 'bd' inf)."""
+    v, (gp, gt) = fn.value_and_grad(p, p.copy(), **params)
+    none = _rotated_no_derivative(name, p, p)
+    tau = params.get("tau", 1.0)
+    want = np.full(len(p), 0.0 if name == "probiou_loss" else (tau - 1) / tau)  # evaluated so, one rounding
+    if name != "gwd_loss":
+        want[none] = np.inf if params.get("mode") == "bd" else 1.0
+    _assert_same(v, want, "pred = target: value", p)
+    for g, what in ((gp, "d/dpred"), (gt, "d/dtarget")):
+        _assert_same(np.isnan(g).any(axis=1), none, f"pred = target: {what} NaN exactly where documented", p)
+        _assert_same(g[~none], np.zeros_like(g[~none]), f"pred = target: {what}", p[~none])
+
+
+@pytest.mark.parametrize("name", _only(("elementwise", "box", "yolo", "rotated")))
 @given(data=st.data())
 def test_exact_relations(name, data):
     """Translation invariance, power-of-two scaling (boxes), symmetry under swapping pred and
@@ -597,7 +663,7 @@ def test_exact_relations(name, data):
     picks = _picks(data)
     v, (gp, gt) = fn.value_and_grad(p, t, **params)
     _check_translation(fn, fam, p, t, params, v, gp, gt, k, picks)
-    if fam == "box":
+    if fam == "box" or (fam == "rotated" and name in SCALE_INVARIANT_ROTATED):
         _check_scaling(fn, p, t, params, picks)
     _check_symmetry(fn, name, fam, p, t, params, v, gp, gt)
     _check_zero(fn, name, fam, p[::N], params)  # the N distinct values (boxes) of the batch
@@ -867,6 +933,17 @@ def test_gradient_matches_finite_differences(name, data):
         weight = np.minimum(1.0, np.abs(v) / ce)
         floor = (np.abs(x) + 1) * weight + (params.get("gamma", 0.0) + 1) * np.abs(v)
         _fd_check(fn, params, (x, y), 1e-3 * np.minimum(y, 1 - y), scale, "logits", floor=floor)
+    elif fam == "rotated":  # sides 1 to 2^12 units of 1, angles j/16: pairs at a positive distance
+        (p, t), _ = data.draw(rotated_dyadic(min_size=1, k_span=(0, 0)), "inputs")
+        v = fn(p, t, **params)
+        tau = params.get("tau", 1.0)
+        keep = v != (0.0 if name == "probiou_loss" else (tau - 1) / tau)  # the minimum: sqrt's kink
+        p, t = p[keep], t[keep]
+        if not p.size:
+            return
+        _, (gp, gt) = fn.value_and_grad(p, t, **params)
+        scale = np.maximum(np.maximum(np.abs(gp).max(axis=1), np.abs(gt).max(axis=1)), 1 / _rotated_scale(p, t))
+        _fd_check(fn, params, (p, t), np.full(len(p), 1e-3), scale, "rotated boxes", floor=4.0)
     else:  # yolo: (x, y, w, h) with w, h > 0
         (p, t), _ = data.draw(xywh_dyadic(), "inputs")
         keep = (p[:, 2:] > 0).all(axis=1) & (t[:, 2:] > 0).all(axis=1) & (p != t).any(axis=1)  # identical: zero test
@@ -949,10 +1026,13 @@ def _close_f32(name, got, want, what, p, t):
         diff = np.where(both_nan | (got == want), 0.0, np.abs(got - want))
         if REFERENCES[name].bar.per_epsilon:  # the box measure
             if grad:
-                size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
-                                  np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
+                if _family(name) == "rotated":
+                    size = _rotated_scale(p, t)
+                else:
+                    size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
+                                      np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
                 scale = np.maximum(np.nanmax(np.abs(want), axis=-1, initial=0.0), 1 / size)
-                err = diff.max(axis=-1) / scale
+                err = np.where(diff.max(axis=-1) == 0, 0.0, diff.max(axis=-1) / scale)  # (rows of NaN on both sides)
             else:
                 err = diff
         else:

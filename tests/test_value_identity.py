@@ -37,6 +37,13 @@ def _random_inputs(loss: str, n: int, seed: int = 11) -> tuple:
         x = rng.normal(0, 1, (n, 8)) * 10.0 ** rng.uniform(-4, 3, (n, 1))
         y = np.where(rng.random(n) < 0.3, rng.integers(0, 8, n).astype(float), rng.uniform(0, 7, n))
         return x, y
+    if info.family == "rotated":  # rotated boxes (cx, cy, w, h, angle) from tiny to huge, nearby or apart
+        scale = 10.0 ** rng.uniform(-3, 4, (n, 1))
+        pred = np.column_stack([rng.normal(0, 1, (n, 2)) * scale, np.exp(rng.uniform(-3, 1, (n, 2))) * scale,
+                                rng.uniform(-4, 4, n)])
+        target = pred + np.column_stack([rng.normal(0, 0.3, (n, 4)) * scale, rng.normal(0, 1, n)])
+        target[:, 2:4] = np.abs(target[:, 2:4])
+        return pred, target
     if info.family == "classification":
         x = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-4, 2, n)
         y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))

@@ -1686,3 +1686,181 @@ LOSSES['yolo_decode'] = LossInfo(
     ),
     derivation='derivations/yolo_decode.py',
 )
+
+
+# ---- gwd_loss (rotated): GWD loss
+LOSSES['gwd_loss'] = LossInfo(
+    name='gwd_loss',
+    title='GWD loss',
+    family='rotated',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(5, 5),
+    layouts=('xywhr', 'xywhr'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('fun', 'log1p', None, True, None, True,
+              "fun is one of 'log1p', 'sqrt'", (
+                  "the normalising function f of L = 1 - 1/(tau + f(W^2)): 'log1p' (ln(1 + W^2), "
+                  "the papers' and mmrotate's default) or 'sqrt'"
+              ), kind='choice', none_value=0.0, choices=('log1p', 'sqrt')),
+        Param('tau', 1.0, 1.0, True, None, True,
+              '1 <= tau', (
+                  'tau >= 1 of L = 1 - 1/(tau + f), so that 0 <= L < 1 (the papers use 1 and 2; '
+                  'mmrotate applies the map only for tau >= 1)'
+              )),
+    ),
+    args=('fun', 'tau'),
+    kinks=None,
+    variants=(),
+    mean_weight=None,
+    formula=(
+        'L = 1 - 1/(tau + f(W^2)), f = log1p (default) or sqrt, W^2 = |Delta|^2 + tr Sigma_p + tr'
+        ' Sigma_t - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2), each box the Gaussian N((cx, '
+        'cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).'
+    ),
+    conventions=(
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
+        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
+        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
+        'in 1/radian). f = sqrt at W^2 = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0'
+        ' by convention (sqrt has no derivative there). Zero-size boxes are valid (degenerate '
+        "Gaussians); where the trace term's root F = sqrt(tr(Sigma_p Sigma_t) + 2 sqrt(det "
+        'Sigma_p det Sigma_t)) is 0 (a point box, or two perpendicular zero-width boxes) the '
+        "value is defined and every gradient NaN (F's derivative is infinite)."
+    ),
+    references=(
+        (
+            'X. Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein '
+            'Distance Loss, arXiv:2101.11952'
+        ),
+    ),
+    derivation='derivations/gwd_loss.py',
+)
+
+
+# ---- kld_loss (rotated): KLD loss
+LOSSES['kld_loss'] = LossInfo(
+    name='kld_loss',
+    title='KLD loss',
+    family='rotated',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(5, 5),
+    layouts=('xywhr', 'xywhr'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('fun', 'log1p', None, True, None, True,
+              "fun is one of 'log1p', 'sqrt'", (
+                  "the normalising function f of L = 1 - 1/(tau + f(D)): 'log1p' (ln(1 + D), the "
+                  "papers' and mmrotate's default) or 'sqrt'"
+              ), kind='choice', none_value=0.0, choices=('log1p', 'sqrt')),
+        Param('tau', 1.0, 1.0, True, None, True,
+              '1 <= tau', (
+                  'tau >= 1 of L = 1 - 1/(tau + f), so that 0 <= L < 1 (the papers use 1 and 2; '
+                  'mmrotate applies the map only for tau >= 1)'
+              )),
+        Param('reverse', False, None, True, None, True,
+              'reverse is True or False', (
+                  'False: D = KL(N_p || N_t) as the paper writes it; True: KL(N_t || N_p), the '
+                  "direction of the authors' code and of mmrotate's GDLoss (the prediction's "
+                  'covariance inverted)'
+              ), kind='bool', none_value=0.0),
+    ),
+    args=('fun', 'tau', 'reverse'),
+    kinks=None,
+    variants=(
+        Variant('kld_reversed', (
+            "KL(N_t || N_p), the divergence of the target from the prediction (the authors' code,"
+            " mmrotate's GDLoss)"
+        ), params={'reverse': True}),
+    ),
+    mean_weight=None,
+    formula=(
+        'L = 1 - 1/(tau + f(D)), f = log1p (default) or sqrt, D = KL(N_p || N_t) = 1/2 Delta^T '
+        'Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p) + 1/2 ln(det Sigma_t/det Sigma_p) - 1, '
+        'each box the Gaussian N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).'
+    ),
+    conventions=(
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
+        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
+        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
+        'in 1/radian). f = sqrt at D = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 '
+        'by convention (sqrt has no derivative there). A box with w = 0 or h = 0 is a degenerate '
+        'Gaussian: D = inf, L = 1 and every gradient NaN. D is the divergence of the prediction '
+        'from the target, as the paper writes it (not symmetric in pred and target); reverse=True'
+        " gives the other direction, which the authors' code and mmrotate's GDLoss compute."
+    ),
+    references=(
+        (
+            'X. Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection '
+            'via Kullback-Leibler Divergence, arXiv:2106.01883'
+        ),
+    ),
+    derivation='derivations/kld_loss.py',
+)
+
+
+# ---- probiou_loss (rotated): ProbIoU loss
+LOSSES['probiou_loss'] = LossInfo(
+    name='probiou_loss',
+    title='ProbIoU loss',
+    family='rotated',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(5, 5),
+    layouts=('xywhr', 'xywhr'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('mode', 'hellinger', None, True, None, True,
+              "mode is one of 'hellinger', 'bd'", (
+                  "'hellinger': L = sqrt(1 - exp(-B_D)) = 1 - ProbIoU (the paper's L1, as "
+                  "ultralytics trains); 'bd': L = B_D, the Bhattacharyya distance (the paper's "
+                  'L2)'
+              ), kind='choice', none_value=0.0, choices=('hellinger', 'bd')),
+    ),
+    args=('mode',),
+    kinks=None,
+    variants=(
+        Variant('probiou_ultralytics_eps', (
+            "ultralytics' probiou: eps = 1e-7 in the denominators, the log and the square root, "
+            'B_D clamped to [1e-7, 100]'
+        ), kernel='probiou_ultralytics_eps'),
+        Variant('probiou_ultralytics_floor', (
+            "ultralytics' RotatedBboxLoss: probiou with eps = 1e-7 and 0.01 added to both "
+            'variances (floor=0.01)'
+        ), kernel='probiou_ultralytics_floor'),
+    ),
+    mean_weight=None,
+    formula=(
+        "L = sqrt(1 - exp(-B_D)) (mode='hellinger', = 1 - ProbIoU) or B_D (mode='bd'), B_D = 1/8 "
+        'Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)), Sigma = '
+        '(Sigma_p + Sigma_t)/2, each box the Gaussian N((cx, cy), R(angle) diag(w^2/12, h^2/12) '
+        'R(angle)^T).'
+    ),
+    conventions=(
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
+        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
+        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
+        "in 1/radian). Identical Gaussians (B_D = 0) give 0 and, for mode 'hellinger', a gradient"
+        ' of 0 by convention (sqrt(B_D) has no derivative there: H_D grows like |offset|; torch '
+        'autograd gives NaN). A box with w = 0 or h = 0 is a degenerate Gaussian with no density:'
+        " L = 1 ('hellinger') or inf ('bd') and every gradient NaN (the derivative w.r.t. the "
+        "vanishing side is infinite). ultralytics' eps placements and its clamp of B_D to [1e-7, "
+        "100] are the variant 'probiou_ultralytics_eps'; its training loss (RotatedBboxLoss, "
+        "8.4.190) also adds floor = 0.01 to both variances: 'probiou_ultralytics_floor'."
+    ),
+    references=(
+        (
+            'J. M. Llerena et al., Gaussian Bounding Boxes and Probabilistic '
+            'Intersection-over-Union for Object Detection, arXiv:2106.06072'
+        ),
+    ),
+    derivation='derivations/probiou_loss.py',
+)

@@ -309,11 +309,16 @@ def _kl(p, t) -> _Dual | None:
     return d
 
 
-def kld_loss(pred, target, fun="log1p", tau=1.0) -> Result:
+def kld_loss(pred, target, fun="log1p", tau=1.0, reverse=False) -> Result:
     """KLD loss (Yang et al., "Learning High-Precision Bounding Box for Rotated Object Detection via
     Kullback-Leibler Divergence", arXiv:2106.01883): ``1 - 1/(tau + f(D))``, ``D = KL(N_p || N_t)``
     (``s = 1/4``), ``f = ln(1 + D)`` (``fun="log1p"``) or ``sqrt(D)`` (``fun="sqrt"``), ``tau > 0``.
-    ``D == 0``: value ``1 - 1/tau``, partials 0.  A box with ``w h == 0``: value 1, every partial NaN."""
+    ``D == 0``: value ``1 - 1/tau``, partials 0.  A box with ``w h == 0``: value 1, every partial NaN.
+    ``reverse=True``: ``D = KL(N_t || N_p)`` (the authors' code, mmrotate's GDLoss): the loss of the
+    swapped pair, its two gradients swapped back."""
+    if reverse:
+        value, gp, gt = kld_loss(target, pred, fun, tau)
+        return value, gt, gp
     fun = _fun(fun)
     tau = _tau(tau)
 

@@ -1,5 +1,6 @@
 """ultralytics (YOLOv8 and later): utils.metrics.bbox_iou with its IoU / GIoU / DIoU / CIoU flags, as losses;
-utils.loss.DFLoss and utils.loss.VarifocalLoss, called per element."""
+utils.loss.DFLoss and utils.loss.VarifocalLoss, called per element; utils.metrics.probiou (oriented boxes xywhr)
+as 1 - probiou, with and without its RotatedBboxLoss's floor."""
 from __future__ import annotations
 
 from . import PeerCheck, requirement
@@ -62,6 +63,20 @@ def _vfl():
     return make
 
 
+def _probiou(floor=0.0):
+    """1 - probiou(p, t, floor=floor): the oriented-box loss (RotatedBboxLoss passes floor=0.01)."""
+    def make():
+        from ultralytics.utils.metrics import probiou
+
+        def loss(p, t):
+            return 1 - probiou(p, t, floor=floor).squeeze(-1)
+
+        loss.__qualname__ = f"1 - ultralytics probiou({'floor=' + repr(floor) if floor else ''})"
+        return loss
+
+    return make
+
+
 EPS_H = ("eps = 1e-7 is added to both boxes' heights (h = y2 - y1 + eps), not to their widths, before areas and "
          "aspect ratios are formed (besides the union, the enclosing area or diagonal and alpha): no refloss eps "
          "reproduces that. The error is of relative size ~eps/h: 2.5e-9 at h = 40 (just over the float64 "
@@ -79,6 +94,14 @@ VFL_F32 = ("the BCE is computed in float32 whatever the input dtype (autocast(en
            "891 of 1180 points); float32 agrees")
 
 
+PROBIOU_EPS = ("eps = 1e-7 in both denominators, inside the log and inside the square root, and B_D clamped to [1e-7, "
+               "100]: identical boxes give 4.5e-4 (sqrt(2e-7)), not 0, and nearly identical ones differ by as much; far "
+               "apart boxes (B_D > 100) have no gradient. refloss's variant 'probiou_ultralytics_eps' is this formula "
+               "(diagnosis code of the same name)")
+PROBIOU_FLOOR = (PROBIOU_EPS + "; RotatedBboxLoss (8.4.190) also passes floor=0.01, added to both variances (in the "
+                 "loss's grid units): boxes of a few grid cells differ by percents, 'probiou_ultralytics_floor'")
+
+
 def _check(function, loss, params, make, note="", known=""):
     return PeerCheck("ultralytics", function, loss, params, make, note=note, known=known)
 
@@ -94,4 +117,8 @@ CHECKS = (
     _check("VarifocalLoss()", "varifocal_loss", {"alpha": 0.75, "gamma": 2.0}, _vfl(),
            "label = (q > 0); weight alpha p^gamma (1 - label) + q label, differentiated (detach_weight=False)",
            known=VFL_F32),
+    _check("1 - probiou(pred, target)", "probiou_loss", {}, _probiou(),
+           "oriented boxes (cx, cy, w, h, angle in radians); 1 - ProbIoU = the Hellinger distance", known=PROBIOU_EPS),
+    _check("1 - probiou(pred, target, floor=0.01)", "probiou_loss", {}, _probiou(0.01),
+           "as RotatedBboxLoss calls it (8.4.190)", known=PROBIOU_FLOOR),
 )

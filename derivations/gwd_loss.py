@@ -1,0 +1,116 @@
+"""GWD loss (Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein Distance Loss,
+arXiv:2101.11952) on rotated boxes (cx, cy, w, h, angle).
+
+Each box is the Gaussian N(centre, R diag(w^2/4, h^2/4) R^T).  The squared 2-Wasserstein distance
+
+    W^2 = |Delta|^2 + tr(Sigma_p) + tr(Sigma_t) - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2),
+
+and the loss L = 1 - 1/(tau + f(W^2)), f = ln(1 + x) (default) or sqrt(x) (= W), the paper's form.
+
+For 2 x 2 matrices tr(M^1/2) = sqrt(tr M + 2 sqrt(det M)); with p = (w_p, h_p)/2, t = (w_t, h_t)/2 the
+square roots of the eigenvalues and phi the angle difference, the Bures term is
+
+    B = |p|^2 + |t|^2 - 2F,  F^2 = cos^2(phi) G^2 + sin^2(phi) H^2,  G = p1 t1 + p2 t2,  H = p1 t2 + p2 t1,
+
+evaluated without cancellation as B = (p1 - t1)^2 + (p2 - t2)^2 + 2 sin^2(phi) K/(G + F) where
+K = G^2 - H^2 = (p1^2 - p2^2)(t1^2 - t2^2) >= 0, and as (p1 - t2)^2 + (p2 - t1)^2 - 2 cos^2(phi) K/(H + F)
+where K < 0 (a box and its w/h swap turned by pi/2 give B = 0 exactly there).  Zero-size boxes are
+valid (degenerate Gaussians); where F = 0 (a point box, or two perpendicular segments) B = |p|^2 + |t|^2
+and the gradient is NaN (F's derivative is infinite there).
+"""
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from . import _rotated as R
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import Step, prove_equal
+from refloss._derive.functions import Detach, Group, Step as Above0, Sub, TMax, plain
+
+NAME = "gwd_loss"
+w2_sym = sp.Symbol("w2", nonnegative=True)
+f_sym = sp.Symbol("f_bures", nonnegative=True)
+m_sym = sp.Symbol("m_gh", nonnegative=True)
+
+_c2, _s2 = R.cos_phi**2, R.sin_phi**2
+G = (R.pw * R.tw + R.ph * R.th) / 4
+H = (R.pw * R.th + R.ph * R.tw) / 4
+# F = sqrt(cos^2 G^2 + sin^2 H^2) with G and H divided by the larger one first (no underflow of G^2 for tiny
+# boxes); F is homogeneous of degree 1 in (G, H), so the divisor is held fixed in the gradient
+_m = Detach(TMax(G, H))
+F = _m * sp.sqrt(_c2 * Group(G / _m)**2 + _s2 * Group(H / _m)**2)
+# 2 K/(G + F) with K = (p1^2 - p2^2)(t1^2 - t2^2) as (w_p^2 - h_p^2)/(G + F) times (w_t^2 - h_t^2)/8
+_kp, _kt = Group((R.pw - R.ph) * (R.pw + R.ph)), Group((R.tw - R.th) * (R.tw + R.th))
+k = Above0((R.pw - R.ph) * (R.tw - R.th))  # K > 0
+bures_a = (Sub(R.pw, R.tw)**2 + Sub(R.ph, R.th)**2) / 4 + _s2 * Group(_kp / (G + F)) * _kt / 8
+bures_b = (Sub(R.pw, R.th)**2 + Sub(R.ph, R.tw)**2) / 4 - _c2 * Group(_kp / (H + F)) * _kt / 8
+BURES = k * bures_a + Group(1 - k) * bures_b
+W2 = R.dx**2 + R.dy**2 + BURES
+
+
+def definition():
+    """W^2 from the matrices: tr(sqrt(M)) = sqrt(tr M + 2 sqrt(det M)), sqrt(det M) = (w_p h_p/4)(w_t h_t/4)."""
+    q = sp.Rational(1, 4)
+    sp_, st = R.covariance(R.pw, R.ph, R.pa, q), R.covariance(R.tw, R.th, R.ta, q)
+    d = R.delta()
+    root = sp.sqrt((sp_ * st).trace() + 2 * (R.pw * R.ph / 4) * (R.tw * R.th / 4))
+    return (d.T * d)[0] + sp_.trace() + st.trace() - 2 * root
+
+
+PARAMS = R.normalisation_params("W^2")
+CONVENTIONS = ("f = sqrt at W^2 = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 by convention (sqrt has no "
+               "derivative there). Zero-size boxes are valid (degenerate Gaussians); where the trace term's root F = "
+               "sqrt(tr(Sigma_p Sigma_t) + 2 sqrt(det Sigma_p det Sigma_t)) is 0 (a point box, or two perpendicular "
+               "zero-width boxes) the value is defined and every gradient NaN (F's derivative is infinite).")
+ACCURACY = ("The Bures term as a sum of squares of side differences plus a non-negative correction 2 sin^2(phi) "
+            "K/(G + F) (or, for K < 0, the swapped form with cos^2(phi)): no cancellation for nearly equal boxes nor "
+            "for a box and its w/h swap turned by pi/2; L = (tau - 1 + f)/(tau + f).")
+
+
+def derive():
+    checks = []
+    for sign, label in ((1, "K > 0"), (-1, "K < 0")):
+        dom = dict(R.DOMAIN)
+        dom[R.ph], dom[R.pw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+        if sign > 0:
+            dom[R.th], dom[R.tw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+        else:
+            dom[R.tw], dom[R.th] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+        prove_equal(plain(W2), definition(), f"W^2 in closed form equals the matrix definition ({label})", checks,
+                    domain=dom, numeric=True)
+    m_free = sp.Symbol("m", positive=True)
+    prove_equal(plain(F.xreplace({_m: m_free})), plain(sp.sqrt(_c2 * G**2 + _s2 * H**2)), "F with G and H divided by "
+                "any m > 0 equals sqrt(cos^2 G^2 + sin^2 H^2) (so m is held fixed in the gradient)", checks,
+                domain={**R.DOMAIN, m_free: (sp.Rational(1, 2), 3)}, numeric=True)
+    prove_equal(plain(F**2 * 16), sp.expand((R.covariance(R.pw, R.ph, R.pa, 1) * R.covariance(R.tw, R.th, R.ta, 1))
+                                            .trace() + 2 * R.pw * R.ph * R.tw * R.th),
+                "16 F^2 = tr(Sigma_p Sigma_t) + 2 sqrt(det Sigma_p det Sigma_t) (s = 1)", checks, domain=R.DOMAIN,
+                numeric=True)
+    sq = R.dx**2 + R.dy**2 + (R.pw**2 + R.ph**2 + R.tw**2 + R.th**2) / 4
+    label = "F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN"
+    zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0))  # (m = 0: G = H = 0, a point box; F's form divides by m)
+    branches = [(sp.And(zero_f, sp.Eq(R.fun, k)), (Group(R.tau - 1) + f) / (R.tau + f), sp.nan, label + f" ({name})")
+                for k, (f, name) in enumerate(((log1p(sq), "log1p"), (sp.sqrt(sq), "sqrt")))]
+    branches += R.normalised_branches(W2, w2_sym, "")
+    kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
+                             invalid=R.INVALID, checks=checks, numeric_proof=True, domain=R.DOMAIN)
+    steps = [
+        Step("With $s = 1/4$, the squared 2-Wasserstein distance of the two Gaussians:", "W^2",
+             "\\|\\Delta\\|^2 + \\operatorname{tr}\\Sigma_p + \\operatorname{tr}\\Sigma_t - 2\\operatorname{tr}"
+             "\\left((\\Sigma_p^{1/2} \\Sigma_t \\Sigma_p^{1/2})^{1/2}\\right)"),
+        Step("For 2 x 2 matrices $\\operatorname{tr} M^{1/2} = \\sqrt{\\operatorname{tr} M + 2\\sqrt{\\det M}}$; with "
+             "$p = (w_p, h_p)/2$, $t = (w_t, h_t)/2$, $G = p_1 t_1 + p_2 t_2$, $H = p_1 t_2 + p_2 t_1$:", "F",
+             "\\sqrt{\\cos^2\\varphi\\, G^2 + \\sin^2\\varphi\\, H^2}"),
+        Step("The Bures term without cancellation, $K = (p_1^2 - p_2^2)(t_1^2 - t_2^2)$ (for $K < 0$: "
+             "$(p_1 - t_2)^2 + (p_2 - t_1)^2 - 2\\cos^2\\varphi\\, K/(H + F)$):", "W^2 - \\|\\Delta\\|^2",
+             "(p_1 - t_1)^2 + (p_2 - t_2)^2 + \\frac{2 \\sin^2\\varphi\\, K}{G + F}"),
+        R.NORMALISATION_STEP,
+    ]
+    return R.rotated_spec(
+        NAME, "GWD loss", "L = 1 - 1/(tau + f(W^2)), f = log1p (default) or sqrt, W^2 = |Delta|^2 + tr Sigma_p + "
+        "tr Sigma_t - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2), each box the Gaussian N((cx, cy), R(angle) "
+        "diag(w^2/4, h^2/4) R(angle)^T).",
+        ["X. Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein Distance Loss, "
+         "arXiv:2101.11952"], PARAMS, {p: kern for p in ("f64", "f32")}, steps,
+        [R.rotation_plot("GWD loss"), R.slide_plot("GWD loss", note="W^2 grows with the squared offset (GWD is not "
+                                                                    "scale invariant: lengths are in the boxes' units).")],
+        CONVENTIONS, ACCURACY, checks)

@@ -1,0 +1,112 @@
+"""KLD loss (Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection via
+Kullback-Leibler Divergence, arXiv:2106.01883) on rotated boxes (cx, cy, w, h, angle).
+
+Each box is the Gaussian N(centre, R diag(w^2/4, h^2/4) R^T).  The paper's divergence of the
+prediction from the target,
+
+    D = KL(N_p || N_t) = 1/2 Delta^T Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p)
+                         + 1/2 ln(det Sigma_t / det Sigma_p) - 1,
+
+and the loss L = 1 - 1/(tau + f(D)), f = ln(1 + x) (default) or sqrt(x).
+
+Evaluated in closed form (proved equal to the matrix definition): with (u, v) the centre offset in
+the target's frame and phi the angle difference,
+
+    D = 2 ((u/w_t)^2 + (v/h_t)^2) + 1/2 [g(e_w) + g(e_h) + sin^2(phi) X],
+    e_w = (w_p/w_t)^2 - 1, e_h = (h_p/h_t)^2 - 1, g(e) = e - log1p(e) >= 0 (GapLog: a series for small e,
+    e - 2 ln(w_p/w_t) for e < -1/2),
+    X = (w_p^2 - h_p^2)(w_t^2 - h_t^2)/(w_t^2 h_t^2),
+
+when X >= 0, and with w_t and h_t exchanged in e_w, e_h and cos^2(phi) (-X) in place of
+sin^2(phi) X otherwise: every term >= 0, so nothing cancels for nearly equal boxes, nor for a box
+and its w/h swap turned by pi/2 (the same Gaussian), and D keeps its relative digits (f = sqrt needs them).
+"""
+import sympy as sp
+
+from . import _rotated as R
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import Param, Step, Variant, prove_equal
+from refloss._derive.functions import GapLog, Group, Step as Above0, plain
+
+NAME = "kld_loss"
+d_sym = sp.Symbol("d_kl", nonnegative=True)
+
+
+def divergence():
+    """KL(N_p || N_t) in closed form (the form chosen by the sign of X, see the module docstring)."""
+    u, v = R.frame_offsets(R.ta)
+    centre = 2 * (Group(u / R.tw)**2 + Group(v / R.th)**2)
+    x = Group((R.pw - R.ph) * (R.pw + R.ph) / (R.tw * R.th)) * Group((R.tw - R.th) * (R.tw + R.th) / (R.tw * R.th))
+    form_a = GapLog(R.pw, R.tw) + GapLog(R.ph, R.th) + R.sin_phi**2 * x
+    form_b = GapLog(R.pw, R.th) + GapLog(R.ph, R.tw) - R.cos_phi**2 * x
+    k = Above0((R.pw - R.ph) * (R.tw - R.th))  # X > 0: form A, else form B (both exact at X = 0)
+    return centre + (k * form_a + Group(1 - k) * form_b) / 2
+
+
+def definition():
+    sp_, st = R.covariance(R.pw, R.ph, R.pa, sp.Rational(1, 4)), R.covariance(R.tw, R.th, R.ta, sp.Rational(1, 4))
+    d = R.delta()
+    sti = st.inv()
+    return ((d.T * sti * d)[0] + (sti * sp_).trace() + sp.log(st.det() / sp_.det())) / 2 - 1
+
+
+SWAP = {**dict(zip(R.PRED, R.TARGET)), **dict(zip(R.TARGET, R.PRED))}
+rev = sp.Symbol("reverse", nonnegative=True)
+# reverse=True: KL(N_t || N_p), the divergence the authors' code and mmrotate's GDLoss compute
+D_KL = Group(1 - rev) * divergence() + rev * divergence().xreplace(SWAP)
+PARAMS = R.normalisation_params("D") + [
+    Param("reverse", rev, False, "False: D = KL(N_p || N_t) as the paper writes it; True: KL(N_t || N_p), the "
+          "direction of the authors' code and of mmrotate's GDLoss (the prediction's covariance inverted)",
+          kind="bool")]
+CONVENTIONS = ("f = sqrt at D = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 by convention (sqrt has no "
+               "derivative there). A box with w = 0 or h = 0 is a degenerate Gaussian: D = inf, L = 1 and every "
+               "gradient NaN. D is the divergence of the prediction from the target, as the paper writes it (not "
+               "symmetric in pred and target); reverse=True gives the other direction, which the authors' code and "
+               "mmrotate's GDLoss compute.")
+ACCURACY = ("D in closed form as a sum of non-negative terms, chosen by the sign of (w_p^2 - h_p^2)(w_t^2 - h_t^2) so "
+            "that nothing cancels for nearly equal boxes nor for a box and its w/h swap turned by pi/2; g(e) = e - log1p(e) "
+            "from e = ((a - b)/b)((a + b)/b) (the side differences first), as a series for |e| < 1/16 and as "
+            "e - 2 ln(a/b) for e < -1/2 (thin boxes); L = (tau - 1 + f)/(tau + f).")
+
+
+def derive():
+    checks = []
+    for sign, label in ((1, "X > 0"), (-1, "X < 0")):
+        dom = dict(R.DOMAIN)
+        dom[R.ph] = (sp.Rational(1, 5), sp.Rational(9, 10))  # w_p > h_p
+        dom[R.pw] = (1, 5)
+        if sign > 0:
+            dom[R.th], dom[R.tw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+        else:
+            dom[R.tw], dom[R.th] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+        prove_equal(plain(divergence()), definition(), f"D in closed form equals the matrix definition of KL(N_p || N_t) "
+                    f"({label})", checks, domain=dom, numeric=True)
+    k = kernel_from_forms(
+        R.ARRAYS, R.normalised_branches(D_KL, d_sym, "a degenerate box (w h = 0): D = inf, L = 1, gradient NaN",
+                                        undefined=R.DEGENERATE),
+        args=(R.fun, R.tau, rev), prelude=((d_sym, D_KL),), invalid=R.INVALID, checks=checks, numeric_proof=True,
+        domain=R.DOMAIN)
+    steps = [
+        Step("With $s = 1/4$ ($w/2$ and $h/2$ the standard deviations along the box's axes), the divergence of the "
+             "prediction's Gaussian from the target's, as the paper writes it:", "D",
+             "\\frac{1}{2} \\Delta^\\top \\Sigma_t^{-1} \\Delta + \\frac{1}{2} \\operatorname{tr}(\\Sigma_t^{-1} "
+             "\\Sigma_p) + \\frac{1}{2} \\ln \\frac{\\det \\Sigma_t}{\\det \\Sigma_p} - 1"),
+        Step("In closed form (proved equal at 60 digits), $(u_t, v_t)$ the offset in the target's frame, "
+             "$g(e) = e - \\operatorname{log1p}(e) \\ge 0$, $X = (w_p^2 - h_p^2)(w_t^2 - h_t^2)/(w_t^2 h_t^2)$, for "
+             "$X \\ge 0$ (for $X < 0$, $w_t$ and $h_t$ exchanged in $g$ and $-\\cos^2\\varphi\\, X$ in place of "
+             "$\\sin^2\\varphi\\, X$: every term is non-negative):", "D",
+             "2\\left(\\frac{u_t^2}{w_t^2} + \\frac{v_t^2}{h_t^2}\\right) + \\frac{1}{2}\\left[g\\left("
+             "\\frac{w_p^2}{w_t^2} - 1\\right) + g\\left(\\frac{h_p^2}{h_t^2} - 1\\right) + \\sin^2\\varphi\\, X\\right]"),
+        R.NORMALISATION_STEP,
+    ]
+    return R.rotated_spec(
+        NAME, "KLD loss", "L = 1 - 1/(tau + f(D)), f = log1p (default) or sqrt, D = KL(N_p || N_t) = 1/2 Delta^T "
+        "Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p) + 1/2 ln(det Sigma_t/det Sigma_p) - 1, each box the Gaussian "
+        "N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).",
+        ["X. Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection via Kullback-Leibler "
+         "Divergence, arXiv:2106.01883"], PARAMS, {p: k for p in ("f64", "f32")}, steps,
+        [R.rotation_plot("KLD loss"), R.slide_plot("KLD loss", note="The centre term grows with the offset in units "
+                                                                    "of the target's sides.")],
+        CONVENTIONS, ACCURACY, checks,
+        variants=[Variant("kld_reversed", "KL(N_t || N_p), the divergence of the target from the prediction (the "
+                          "authors' code, mmrotate's GDLoss)", params={"reverse": True})])

@@ -1,0 +1,159 @@
+"""ProbIoU loss (Llerena et al., Gaussian Bounding Boxes and Probabilistic Intersection-over-Union for
+Object Detection, arXiv:2106.06072) on rotated boxes (cx, cy, w, h, angle).
+
+Each box is the Gaussian N(centre, R diag(w^2/12, h^2/12) R^T) (the covariance of the uniform
+distribution on the box).  The Bhattacharyya distance of the two Gaussians,
+
+    B_D = 1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma / sqrt(det Sigma_p det Sigma_t)),
+    Sigma = (Sigma_p + Sigma_t)/2,
+
+and the Hellinger distance H_D = sqrt(1 - exp(-B_D)) = 1 - ProbIoU.  mode="hellinger" (default) gives
+L = H_D, the paper's L1 and what ultralytics trains oriented boxes with (1 - probiou); mode="bd"
+gives L = B_D, the paper's L2 = -ln(1 - H_D^2).
+
+Evaluated in closed form (proved equal to the matrix definition): with every length divided by the
+largest side m (B_D is invariant under scaling, so m is held fixed in the gradient),
+
+    B_D = 3 sum_i (h_i^2 u_i^2 + w_i^2 v_i^2)/(N + D) + 1/2 log1p(N/D),
+    N = (w_p h_p - w_t h_t)^2 + cos^2(phi) (w_t h_p - w_p h_t)^2 + sin^2(phi) (w_p w_t - h_p h_t)^2,
+    D = 4 w_p h_p w_t h_t,
+
+(u_i, v_i) the centre offset in box i's frame, phi the angle difference: sums of squares, so nothing
+cancels for nearly equal boxes (ultralytics' (a1 + a2)(b1 + b2) - (c1 + c2)^2 and the log of a ratio
+near 1 do), and each difference of products is formed from differences of the sides.
+"""
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from . import _rotated as R
+from refloss._derive.autodiff import kernel_from_forms
+from refloss._derive.core import Param, Step, Variant, prove_equal
+from refloss._derive.functions import Clamp0, Detach, Group, Step as Above0, TMax, plain
+
+NAME = "probiou_loss"
+mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
+MODES = ("hellinger", "bd")
+bd_sym = sp.Symbol("b_d", nonnegative=True)
+
+
+def closed_form(m):
+    """B_D with every length divided by m (any m > 0)."""
+    g = lambda e: Group(e / m)  # noqa: E731 - a length over m, formed before it is multiplied
+    w1, h1, w2, h2 = g(R.pw), g(R.ph), g(R.tw), g(R.th)
+    # w_p h_p - w_t h_t from the differences of the sides that are close: the same sides for boxes of the same
+    # orientation (w - h of one sign), crossed ones otherwise (a box and its w/h swap, turned by pi/2)
+    same = Above0((R.pw - R.ph) * (R.tw - R.th))
+    a = same * (w1 * g(R.ph - R.th) + h2 * g(R.pw - R.tw)) + Group(1 - same) * (w1 * g(R.ph - R.tw) + w2 * g(R.pw - R.th))
+    b = h1 * g(R.tw - R.pw) + w1 * g(R.ph - R.th)  # w_t h_p - w_p h_t
+    e = w1 * g(R.tw - R.ph) + h1 * g(R.pw - R.th)  # w_p w_t - h_p h_t
+    n = a**2 + R.cos_phi**2 * b**2 + R.sin_phi**2 * e**2
+    d = 4 * (w1 * h1) * (w2 * h2)
+    ddx, ddy = g(R.dx), g(R.dy)
+    q = 0
+    for (w, h, angle) in ((w1, h1, R.pa), (w2, h2, R.ta)):
+        u = ddx * sp.cos(angle) + ddy * sp.sin(angle)
+        v = -ddx * sp.sin(angle) + ddy * sp.cos(angle)
+        q += h**2 * u**2 + w**2 * v**2
+    return 3 * q / (n + d) + log1p(n / d) / 2
+
+
+def definition():
+    """B_D from the matrices, as the paper writes it."""
+    sp_, st = R.covariance(R.pw, R.ph, R.pa, sp.Rational(1, 12)), R.covariance(R.tw, R.th, R.ta, sp.Rational(1, 12))
+    s = (sp_ + st) / 2
+    d = R.delta()
+    return (d.T * s.inv() * d)[0] / 8 + sp.log(s.det() / sp.sqrt(sp_.det() * st.det())) / 2
+
+
+M = Detach(TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)))  # the largest side: a constant in the gradient
+B_D = closed_form(M)
+
+
+def ultralytics_program(floor=0):
+    """ultralytics' probiou (ultralytics/utils/metrics.py, 8.4.190): eps = 1e-7 in both denominators, inside
+    the log, the clamp of B_D to [eps, 100] and inside the square root; ``floor`` added to both variances
+    (its RotatedBboxLoss passes floor = 0.01); L = 1 - probiou = hd (mode bd: the clamped B_D).  The clamp's
+    gradient is passed strictly inside its bounds."""
+    eps = sp.Float(1e-7)
+
+    def cov(w, h, angle):
+        a, b = w**2 / 12 + floor, h**2 / 12 + floor
+        c, s = sp.cos(angle), sp.sin(angle)
+        return a * c**2 + b * s**2, a * s**2 + b * c**2, (a - b) * c * s
+    a1, b1, c1 = cov(R.pw, R.ph, R.pa)
+    a2, b2, c2 = cov(R.tw, R.th, R.ta)
+    den = (a1 + a2) * (b1 + b2) - (c1 + c2)**2
+    t1 = ((a1 + a2) * (R.py - R.ty)**2 + (b1 + b2) * (R.px - R.tx)**2) / (den + eps) * sp.Rational(1, 4)
+    t2 = ((c1 + c2) * (R.tx - R.px) * (R.py - R.ty)) / (den + eps) / 2
+    t3 = sp.log(den / (4 * sp.sqrt(Clamp0(a1 * b1 - c1**2) * Clamp0(a2 * b2 - c2**2)) + eps) + eps) / 2
+    raw = t1 + t2 + t3
+    bd = eps + Clamp0(raw - eps) - Clamp0(raw - 100)
+    hd = sp.sqrt(1 - sp.exp(-bd) + eps)
+    k = kernel_from_forms(R.ARRAYS, [(sp.Eq(mode, 0), hd, hd, "hd"), (None, bd, bd, "bd")], args=(mode,),
+                          invalid=R.INVALID)
+    return {"f64": k, "f32": k}
+
+
+PARAMS = [Param("mode", mode, "hellinger", "'hellinger': L = sqrt(1 - exp(-B_D)) = 1 - ProbIoU (the paper's L1, as "
+                "ultralytics trains); 'bd': L = B_D, the Bhattacharyya distance (the paper's L2)", kind="choice",
+                choices=MODES)]
+CONVENTIONS = ("Identical Gaussians (B_D = 0) give 0 and, for mode 'hellinger', a gradient of 0 by convention "
+               "(sqrt(B_D) has no derivative there: H_D grows like |offset|; torch autograd gives NaN). A box "
+               "with w = 0 or h = 0 is a degenerate Gaussian with no density: L = 1 ('hellinger') or inf ('bd') "
+               "and every gradient NaN (the derivative w.r.t. the vanishing side is infinite). ultralytics' eps "
+               "placements and its clamp of B_D to [1e-7, 100] are the variant 'probiou_ultralytics_eps'; its training loss "
+               "(RotatedBboxLoss, 8.4.190) also adds floor = 0.01 to both variances: 'probiou_ultralytics_floor'.")
+ACCURACY = ("B_D in closed form as sums of squares over N + D (no cancellation for nearly equal boxes, where the "
+            "matrix form subtracts nearly equal determinants and takes the log of a ratio near 1): 1/2 log1p(N/D), "
+            "each difference of products of sides from differences of the sides, lengths divided by the largest side "
+            "first (no overflow or underflow of the fourth powers); H_D = sqrt(-expm1(-B_D)).")
+
+
+def derive():
+    checks = []
+    m_free = sp.Symbol("m", positive=True)
+    prove_equal(plain(closed_form(m_free)), definition(), "B_D in closed form, every length divided by any m > 0, equals "
+                "1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)) (so it does not "
+                "depend on m, which is held fixed in the gradient)", checks, domain={**R.DOMAIN, m_free: (sp.Rational(1, 2), 3)},
+                numeric=True)
+    hd = sp.sqrt(-expm1(-B_D))
+    k = kernel_from_forms(
+        R.ARRAYS,
+        [(sp.And(R.DEGENERATE, sp.Eq(mode, 0)), sp.Integer(1), sp.nan,
+          "a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN"),
+         (R.DEGENERATE, sp.oo, sp.nan, "a degenerate box, mode 'bd': inf, gradient NaN"),
+         (sp.Eq(mode, 1), B_D, B_D, "mode 'bd': L = B_D"),
+         (sp.Eq(bd_sym, 0), sp.Integer(0), sp.Integer(0), "identical Gaussians: 0, gradient 0 by convention"),
+         (None, hd, hd, "mode 'hellinger': L = sqrt(-expm1(-B_D))")],
+        args=(mode,), prelude=((bd_sym, B_D),), invalid=R.INVALID, checks=checks, numeric_proof=True,
+        domain=R.DOMAIN)
+    n_, d_, bd_ = sp.symbols("N D B_D")
+    steps = [
+        Step("With $s = 1/12$ (the covariance of the uniform distribution on the box), the Bhattacharyya distance "
+             "of the two Gaussians, $\\Sigma = (\\Sigma_p + \\Sigma_t)/2$:", "B_D",
+             "\\frac{1}{8} \\Delta^\\top \\Sigma^{-1} \\Delta + \\frac{1}{2} \\ln \\frac{\\det \\Sigma}"
+             "{\\sqrt{\\det \\Sigma_p \\det \\Sigma_t}}"),
+        Step("In closed form (proved equal at 60 digits), sums of squares with no cancellation, every length "
+             "divided by the largest side first (B_D does not change):", bd_,
+             "\\frac{3 \\sum_i (h_i^2 u_i^2 + w_i^2 v_i^2)}{N + D} + \\frac{1}{2} \\operatorname{log1p}"
+             "\\frac{N}{D}"),
+        Step("", n_, "(w_p h_p - w_t h_t)^2 + \\cos^2\\varphi\\,(w_t h_p - w_p h_t)^2 + \\sin^2\\varphi\\,"
+             "(w_p w_t - h_p h_t)^2, \\qquad D = 4 w_p h_p w_t h_t"),
+        Step("The loss: the Hellinger distance $1 - \\mathrm{ProbIoU}$ (mode 'hellinger', evaluated as "
+             "$\\sqrt{-\\operatorname{expm1}(-B_D)}$), or $B_D$ itself (mode 'bd', the paper's "
+             "$L_2 = -\\ln(1 - H_D^2)$):", "L", "H_D = \\sqrt{1 - e^{-B_D}}"),
+    ]
+    return R.rotated_spec(
+        NAME, "ProbIoU loss", "L = sqrt(1 - exp(-B_D)) (mode='hellinger', = 1 - ProbIoU) or B_D (mode='bd'), "
+        "B_D = 1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)), Sigma = (Sigma_p + "
+        "Sigma_t)/2, each box the Gaussian N((cx, cy), R(angle) diag(w^2/12, h^2/12) R(angle)^T).",
+        ["J. M. Llerena et al., Gaussian Bounding Boxes and Probabilistic Intersection-over-Union for Object "
+         "Detection, arXiv:2106.06072"], PARAMS, {p: k for p in ("f64", "f32")}, steps,
+        [R.rotation_plot("ProbIoU loss", note="ProbIoU sees a square as a disc."),
+         R.slide_plot("ProbIoU loss", note="The Hellinger distance approaches 1 with a Gaussian tail, far more "
+                      "slowly than 1 - IoU, which is 1 as soon as the boxes stop overlapping.")],
+        CONVENTIONS, ACCURACY, checks,
+        variants=[Variant("probiou_ultralytics_eps", "ultralytics' probiou: eps = 1e-7 in the denominators, the log "
+                          "and the square root, B_D clamped to [1e-7, 100]", program=ultralytics_program()),
+                  Variant("probiou_ultralytics_floor", "ultralytics' RotatedBboxLoss: probiou with eps = 1e-7 and 0.01 "
+                          "added to both variances (floor=0.01)", program=ultralytics_program(sp.Rational(1, 100)))])

@@ -1,0 +1,329 @@
+"""What is each rotated-box loss's own (ProbIoU, KLD, GWD on boxes (cx, cy, w, h, angle)): the papers' formulas
+written out, torch transcriptions of the matrix definitions, ultralytics' probiou and its variants, angle
+periodicity, the w/h swap, symmetries and invariances, the conventions at identical and zero-size boxes,
+validation.  Oracle agreement on the rotated battery (float64 and float32, at the box bar) comes from the
+generic tests parametrised over the index (tests/test_stored.py, `refloss verify`)."""
+import math
+
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss.oracle import rotated as oracle
+
+RNG = np.random.default_rng(21)
+ROTATED = ("probiou_loss", "kld_loss", "gwd_loss")
+PARAMS = {"probiou_loss": [{}, {"mode": "bd"}], "kld_loss": [{}, {"fun": "sqrt"}, {"tau": 2.0}, {"reverse": True}],
+          "gwd_loss": [{}, {"fun": "sqrt"}, {"tau": 2.0}]}
+CASES = [(n, p) for n in ROTATED for p in PARAMS[n]]
+
+
+def _boxes(n, spread=2.0):
+    return np.column_stack([RNG.normal(0, spread, n), RNG.normal(0, spread, n), np.exp(RNG.uniform(-1, 1, n)),
+                            np.exp(RNG.uniform(-1, 1, n)), RNG.uniform(-math.pi, math.pi, n)])
+
+
+P = _boxes(12)
+T = _boxes(12)
+T[:6] = P[:6] + RNG.normal(0, 0.3, (6, 5))  # nearby pairs too
+T[:, 2:4] = np.abs(T[:, 2:4])
+
+
+def _grads(name, p, t, **params):
+    v, (gp, gt) = getattr(rl, name).value_and_grad(p, t, **params)
+    return v, np.concatenate([gp, gt], axis=-1)
+
+
+def test_rotated_losses_are_listed():
+    assert set(ROTATED) <= set(rl.ROTATED_LOSSES) and set(ROTATED) <= set(rl.ALL_LOSSES)
+    for name in ROTATED:
+        assert getattr(rl, name).info.layouts == ("xywhr", "xywhr")
+        assert "(cx, cy, w, h, angle)" in getattr(rl, name).__doc__
+
+
+# ----------------------------------------------------------------------------- the papers' formulas written out
+
+def test_axis_aligned_boxes_per_axis():
+    # at angle 0 every covariance is diagonal: each distance is a sum over the axes, written out here
+    p, t = np.array([0.3, -0.2, 2.0, 0.5, 0.0]), np.array([0.0, 0.4, 1.5, 0.8, 0.0])
+    dx, dy = 0.3, -0.6
+    # ProbIoU: variances w^2/12; B_D = sum over axes of dx^2/(4 (s1 + s2)) + 1/2 ln((s1 + s2)/(2 sqrt(s1 s2)))
+    bd = 0.0
+    for d, a, b in ((dx, 2.0, 1.5), (dy, 0.5, 0.8)):
+        s1, s2 = a * a / 12, b * b / 12
+        bd += d * d / (4 * (s1 + s2)) + 0.5 * math.log((s1 + s2) / (2 * math.sqrt(s1 * s2)))
+    assert math.isclose(float(rl.probiou_loss(p, t, mode="bd")), bd, rel_tol=1e-14)
+    assert math.isclose(float(rl.probiou_loss(p, t)), math.sqrt(1 - math.exp(-bd)), rel_tol=1e-14)
+    # KLD: variances w^2/4; KL(N_p || N_t) = sum 1/2 (d^2/st + sp/st - 1 - ln(sp/st))
+    kl = 0.0
+    for d, a, b in ((dx, 2.0, 1.5), (dy, 0.5, 0.8)):
+        sp_, st = a * a / 4, b * b / 4
+        kl += 0.5 * (d * d / st + sp_ / st - 1 - math.log(sp_ / st))
+    assert math.isclose(float(rl.kld_loss(p, t)), 1 - 1 / (1 + math.log1p(kl)), rel_tol=1e-14)
+    assert math.isclose(float(rl.kld_loss(p, t, fun="sqrt", tau=2.0)), 1 - 1 / (2 + math.sqrt(kl)), rel_tol=1e-14)
+    # GWD: W^2 = |d|^2 + ((wp - wt)/2)^2 + ((hp - ht)/2)^2 for diagonal covariances
+    w2 = dx * dx + dy * dy + ((2.0 - 1.5) / 2) ** 2 + ((0.5 - 0.8) / 2) ** 2
+    assert math.isclose(float(rl.gwd_loss(p, t)), 1 - 1 / (1 + math.log1p(w2)), rel_tol=1e-14)
+    assert math.isclose(float(rl.gwd_loss(p, t, fun="sqrt")), 1 - 1 / (1 + math.sqrt(w2)), rel_tol=1e-14)
+
+
+def _torch_cov(b, s):
+    import torch
+
+    w, h, a = b[..., 2], b[..., 3], b[..., 4]
+    c, si = torch.cos(a), torch.sin(a)
+    A = s * w**2 * c**2 + s * h**2 * si**2
+    B = s * w**2 * si**2 + s * h**2 * c**2
+    C = s * (w**2 - h**2) * si * c
+    return torch.stack([torch.stack([A, C], -1), torch.stack([C, B], -1)], -2)
+
+
+def _torch_distance(name, p, t, params):
+    """The papers' matrix definitions, transcribed into torch (float64, autograd)."""
+    import torch
+
+    d = (p[..., :2] - t[..., :2]).unsqueeze(-1)
+    if name == "probiou_loss":
+        s1, s2 = _torch_cov(p, 1 / 12), _torch_cov(t, 1 / 12)
+        s = (s1 + s2) / 2
+        bd = (d.transpose(-1, -2) @ torch.linalg.inv(s) @ d).squeeze(-1).squeeze(-1) / 8 + 0.5 * torch.log(
+            torch.det(s) / torch.sqrt(torch.det(s1) * torch.det(s2)))
+        return bd if params.get("mode") == "bd" else torch.sqrt(1 - torch.exp(-bd))
+    sp_, st = _torch_cov(p, 0.25), _torch_cov(t, 0.25)
+    if name == "kld_loss":
+        if params.get("reverse"):  # KL(N_t || N_p)
+            sp_, st = st, sp_
+        sti = torch.linalg.inv(st)
+        dist = 0.5 * ((d.transpose(-1, -2) @ sti @ d).squeeze(-1).squeeze(-1) + torch.diagonal(
+            sti @ sp_, dim1=-2, dim2=-1).sum(-1) + torch.log(torch.det(st) / torch.det(sp_))) - 1
+    else:
+        root = torch.sqrt(torch.diagonal(sp_ @ st, dim1=-2, dim2=-1).sum(-1)
+                          + 2 * (p[..., 2] * p[..., 3] / 4) * (t[..., 2] * t[..., 3] / 4))
+        dist = (d.squeeze(-1) ** 2).sum(-1) + torch.diagonal(sp_, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(
+            st, dim1=-2, dim2=-1).sum(-1) - 2 * root
+    f = torch.sqrt(dist) if params.get("fun") == "sqrt" else torch.log1p(dist)
+    return 1 - 1 / (params.get("tau", 1.0) + f)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_matches_a_torch_transcription_of_the_matrix_definition(name, params):
+    torch = pytest.importorskip("torch")
+    pt, tt = torch.tensor(P, requires_grad=True), torch.tensor(T, requires_grad=True)
+    ref = _torch_distance(name, pt, tt, params)
+    ref.sum().backward()
+    v, g = _grads(name, P, T, **params)
+    np.testing.assert_allclose(v, ref.detach().numpy(), rtol=1e-11, atol=1e-14)
+    want = np.concatenate([pt.grad.numpy(), tt.grad.numpy()], axis=1)
+    np.testing.assert_allclose(g, want, rtol=1e-8, atol=1e-11)  # torch's matrix forms lose digits, not refloss
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_agrees_with_the_oracle(name, params):
+    v, g = _grads(name, P, T, **params)
+    for i in range(len(P)):
+        ov, op, ot = getattr(oracle, name)(P[i], T[i], **params)
+        want = np.array([float(x) for x in op + ot])
+        assert abs(v[i] - float(ov)) <= 1e-14 * max(1.0, abs(float(ov)))
+        assert np.max(np.abs(g[i] - want)) <= 1e-13 * max(np.abs(want).max(), 1.0)
+
+
+# ----------------------------------------------------------------------------- ultralytics' probiou
+
+def test_ultralytics_probiou_with_a_negligible_eps_is_the_hellinger_distance():
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("ultralytics.utils.metrics")
+    pt, tt = torch.tensor(P, requires_grad=True), torch.tensor(T, requires_grad=True)
+    ref = 1 - metrics.probiou(pt, tt, eps=1e-300).squeeze(-1)
+    ref.sum().backward()
+    v, g = _grads("probiou_loss", P, T)
+    np.testing.assert_allclose(v, ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(g, np.concatenate([pt.grad.numpy(), tt.grad.numpy()], axis=1), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("floor,code", [(0.0, "probiou_ultralytics_eps"), (0.01, "probiou_ultralytics_floor")])
+def test_ultralytics_variants_reproduce_its_probiou(floor, code):
+    # the generated variant kernels (values) are ultralytics' formula: eps placements, clamp, floor (RotatedBboxLoss)
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("ultralytics.utils.metrics")
+    from refloss._generated import probiou_loss as gen
+
+    variant = next(v for v in rl.probiou_loss.info.variants if v.code == code)
+    fn = getattr(gen, f"variant_{variant.kernel}_f64")
+    ref = 1 - metrics.probiou(torch.tensor(P), torch.tensor(T), floor=floor).squeeze(-1)
+    for i in range(len(P)):
+        assert math.isclose(fn(*P[i], *T[i], 0.0), float(ref[i]), rel_tol=1e-12)
+    # identical boxes: ultralytics gives sqrt(2e-7) (clamp and eps), refloss 0
+    assert math.isclose(fn(*P[0], *P[0], 0.0), math.sqrt(2e-7), rel_tol=1e-6)
+    assert float(rl.probiou_loss(P[0], P[0])) == 0.0
+
+
+def test_check_loss_names_ultralytics_eps_placement():
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("ultralytics.utils.metrics")
+    from refloss.testing import check_loss
+
+    report = check_loss(lambda p, t: 1 - metrics.probiou(p, t).squeeze(-1), "probiou_loss", framework="torch")
+    assert not report.ok
+    assert [c for c, _ in report.diagnoses][0] == "probiou_ultralytics_eps"
+    del torch
+
+
+# ----------------------------------------------------------------------------- symmetries and invariances
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_angle_period_pi_and_the_swap_of_w_and_h(name, params):
+    v, g = _grads(name, P, T, **params)
+    for k in (1.0, -3.0):  # angle + k pi
+        q = P.copy()
+        q[:, 4] += k * math.pi
+        v2, g2 = _grads(name, q, T, **params)
+        np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(g2, g, rtol=1e-10, atol=1e-11)
+    # (w, h, angle) -> (h, w, angle + pi/2): the same Gaussian; the w and h gradients exchange
+    q = P[:, [0, 1, 3, 2, 4]].copy()
+    q[:, 4] += math.pi / 2
+    v2, g2 = _grads(name, q, T, **params)
+    np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(g2[:, [0, 1, 3, 2, 4]], g[:, :5], rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_translation_rotation_and_scale(name, params):
+    v = getattr(rl, name)(P, T, **params)
+    shift = np.array([1e3, -2e3, 0, 0, 0])
+    np.testing.assert_allclose(getattr(rl, name)(P + shift, T + shift, **params), v, rtol=1e-10, atol=1e-12)
+    a = 0.7  # turn the whole scene about the origin: centres and angles
+
+    def turn(b):
+        out = b.copy()
+        out[:, 0] = math.cos(a) * b[:, 0] - math.sin(a) * b[:, 1]
+        out[:, 1] = math.sin(a) * b[:, 0] + math.cos(a) * b[:, 1]
+        out[:, 4] += a
+        return out
+    np.testing.assert_allclose(getattr(rl, name)(turn(P), turn(T), **params), v, rtol=1e-12, atol=1e-13)
+    k = np.array([3.0, 3.0, 3.0, 3.0, 1.0])
+    scaled = getattr(rl, name)(P * k, T * k, **params)
+    if name == "gwd_loss":  # W^2 is a squared length: not scale invariant
+        assert not np.allclose(scaled, v)
+    else:
+        np.testing.assert_allclose(scaled, v, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ROTATED)
+def test_symmetry_in_pred_and_target(name):
+    v = getattr(rl, name)(P, T)
+    swapped = getattr(rl, name)(T, P)
+    if name == "kld_loss":  # KL(N_p || N_t): the divergence of the prediction from the target
+        assert not np.allclose(swapped, v)
+        v2, (gp, gt) = rl.kld_loss.value_and_grad(P, T, reverse=True)  # KL(N_t || N_p)
+        v3, (gp3, gt3) = rl.kld_loss.value_and_grad(T, P)
+        np.testing.assert_allclose(v2, v3, rtol=1e-15)
+        np.testing.assert_allclose(np.c_[gp, gt], np.c_[gt3, gp3], rtol=1e-14, atol=1e-16)
+    else:
+        np.testing.assert_allclose(swapped, v, rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- conventions and accuracy
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_identical_boxes_and_their_swap(name, params):
+    v, g = _grads(name, P, P, **params)
+    want = 0.0 if name == "probiou_loss" else (params.get("tau", 1.0) - 1) / params.get("tau", 1.0)
+    np.testing.assert_allclose(v, want, atol=1e-15)
+    assert np.all(g == 0.0)
+
+
+def test_zero_size_boxes():
+    p = np.array([[0.0, 0.0, 0.0, 1.0, 0.2], [0.0, 0.0, 2.0, 1.0, 0.2], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    t = np.array([[0.5, 0.1, 2.0, 1.0, 0.0], [0.5, 0.1, 2.0, 0.0, 0.0], [1.0, 0.0, 2.0, 1.0, 0.3]])
+    v, g = _grads("probiou_loss", p, t)
+    assert np.all(v == 1.0) and np.isnan(g).all()
+    assert np.all(rl.probiou_loss(p, t, mode="bd") == np.inf)
+    v, g = _grads("kld_loss", p, t)
+    assert np.all(v == 1.0) and np.isnan(g).all()
+    # GWD: degenerate Gaussians are fine, but a point box has no derivative (F = 0)
+    v, g = _grads("gwd_loss", p, t)
+    for i in range(3):
+        ov, op, ot = oracle.gwd_loss(p[i], t[i])
+        assert math.isclose(v[i], float(ov), rel_tol=1e-14)
+        want = np.array([float(x) for x in op + ot])
+        assert np.isnan(want).all() == np.isnan(g[i]).all()
+        if not np.isnan(want).any():
+            np.testing.assert_allclose(g[i], want, rtol=1e-13, atol=1e-15)
+    assert np.isnan(g[2]).all() and np.isfinite(g[:2]).all()
+
+
+def test_nearly_identical_and_swapped_boxes_keep_their_digits():
+    # distances of O(delta^2): the closed forms are sums of non-negative terms (the matrix forms cancel)
+    p = np.array([1e3, -2e3, 3.0, 0.5, 1e3 + 0.25])
+    for delta in (1e-5, 1e-9):
+        t = p + delta * np.array([1.0, -0.5, 0.7, 0.2, 0.3])
+        swap = t[[0, 1, 3, 2, 4]] + np.array([0, 0, 0, 0, math.pi / 2])
+        for name, params in CASES:
+            for target in (t, swap):
+                v, g = _grads(name, p, target, **params)
+                ov, op, ot = getattr(oracle, name)(p, target, **params)
+                want = np.array([float(x) for x in op + ot])
+                assert abs(float(v) - float(ov)) <= 1e-15 * max(abs(float(ov)), 1e-300) + 1e-300 or \
+                    abs(float(v) - float(ov)) <= 4e-16 * abs(float(ov)) + 1e-30, (name, params, delta)
+                assert np.max(np.abs(g - want)) <= 1e-13 * np.abs(want).max(), (name, params, delta)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_float32_within_its_bar(name, params):
+    p32, t32 = P.astype(np.float32), T.astype(np.float32)
+    v, g = _grads(name, p32, t32, **params)
+    assert v.dtype == np.float32 and g.dtype == np.float32
+    for i in range(len(P)):
+        ov, op, ot = getattr(oracle, name)(p32[i], t32[i], **params)
+        want = np.array([float(x) for x in op + ot])
+        assert abs(float(v[i]) - float(ov)) <= 4e-7 * max(1.0, abs(float(ov)))
+        assert np.max(np.abs(g[i] - want)) <= 5.4e-5 * max(np.abs(want).max(), 1.0)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=repr)
+def test_cuda_simulator_equals_cpu(name, params):
+    for dtype in (np.float64, np.float32):
+        v, (gp, gt) = getattr(rl, name).value_and_grad(P[:4], T[:4], dtype=dtype, **params)
+        vc, (gpc, gtc) = getattr(rl, name).value_and_grad(P[:4], T[:4], dtype=dtype, device="cuda", **params)
+        tol = 64 * np.finfo(dtype).eps
+        np.testing.assert_allclose(vc, v, rtol=tol, atol=tol)
+        for a, b in ((gpc, gp), (gtc, gt)):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+# ----------------------------------------------------------------------------- the user's side
+
+def test_validation_and_errors():
+    with pytest.raises(ValueError, match=r"sizes must be >= 0 \(boxes are cx, cy, w, h, angle in radians\)"):
+        rl.probiou_loss(np.array([0.0, 0, -1, 1, 0]), np.array([0.0, 0, 1, 1, 0]))
+    with pytest.raises(ValueError, match=r"last dimension must be 5 \(cx, cy, w, h, angle\)"):
+        rl.kld_loss(np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match="mode"):
+        rl.probiou_loss(P, T, mode="hellinger_distance")
+    with pytest.raises(ValueError, match="fun"):
+        rl.gwd_loss(P, T, fun="log")
+    with pytest.raises(ValueError, match="tau"):
+        rl.kld_loss(P, T, tau=0.0)
+
+
+def test_broadcasting_reduction_and_torch_tensors():
+    v = rl.gwd_loss(P[:, None, :], T[None, :, :])
+    assert v.shape == (12, 12)
+    np.testing.assert_allclose(np.diag(v), rl.gwd_loss(P, T), rtol=1e-15)
+    assert math.isclose(float(rl.probiou_loss(P, T, reduction="mean")), float(rl.probiou_loss(P, T).mean()),
+                        rel_tol=1e-15)
+    torch = pytest.importorskip("torch")
+    got = rl.kld_loss(torch.tensor(P), torch.tensor(T))
+    np.testing.assert_allclose(np.asarray(got), rl.kld_loss(P, T), rtol=1e-15)
+
+
+def test_check_loss_names_the_reversed_kld():
+    pytest.importorskip("torch")
+    from refloss.testing import check_loss
+
+    report = check_loss(lambda p, t: _torch_distance("kld_loss", p, t, {"reverse": True}), "kld_loss",
+                        framework="torch")
+    assert not report.ok and [c for c, _ in report.diagnoses][0] == "kld_reversed"
+    assert check_loss(lambda p, t: _torch_distance("kld_loss", p, t, {}), "kld_loss", framework="torch",
+                      cases="standard", rtol=1e-6).ok
