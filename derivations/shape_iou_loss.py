@@ -20,7 +20,8 @@ import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step, prove_equal
-from refloss._derive.functions import Detach, PowG, TMax
+from refloss._derive.functions import plain
+from refloss._derive.functions import Detach, DiffOfDiffs, Group, PowG, TMax
 from .iou_loss import EPS
 from . import siou_loss as S
 from .siou_loss import Abs
@@ -31,11 +32,18 @@ s = sp.Symbol("scale", nonnegative=True)
 m = Detach(TMax(B.wt, B.ht))  # the target's larger side: a constant in the gradient (see above)
 wu, hu = PowG(B.wt / m, s), PowG(B.ht / m, s)
 ww, hh = 2 * wu / (wu + hu), 2 * hu / (wu + hu)
+ww_minus_1 = Group((wu - hu) / (wu + hu))  # ww - 1 = 1 - hh
+# rho_y - rho_x and rho_y + rho_x from the corners' offsets with their rounding errors added back (DiffOfDiffs):
+# hh rho_x^2 + ww rho_y^2 = rho^2 + (ww - 1)(rho_y - rho_x)(rho_y + rho_x), whose weight derivative is
+# d(ww) (rho_y^2 - rho_x^2), small for a diagonal (or anti-diagonal) offset; as dhh rho_x^2 + dww rho_y^2 it was the
+# difference of two terms of size rho^2, which lost 2.1e-2 of the largest component in float32 (scale 4, far boxes)
+_dy_minus_dx = (DiffOfDiffs(B.px1, B.py1, B.tx1, B.ty1) + DiffOfDiffs(B.px2, B.py2, B.tx2, B.ty2)) / 2
+_dy_plus_dx = (DiffOfDiffs(B.tx1, B.py1, B.px1, B.ty1) + DiffOfDiffs(B.tx2, B.py2, B.px2, B.ty2)) / 2
 
 
-def shape_terms(ww, hh):
-    """distance^shape + Omega^shape/2 for the weights ww, hh."""
-    distance = (hh * B.dx**2 + ww * B.dy**2) / B.c2
+def shape_terms(ww, hh, ww_minus_1=0):
+    """distance^shape + Omega^shape/2 for the weights ww, hh (ww_minus_1 = ww - 1, evaluated apart)."""
+    distance = (B.dx**2 + B.dy**2 + ww_minus_1 * Group(_dy_minus_dx * _dy_plus_dx)) / B.c2
     omega_w = hh * Abs(S.dw) / S.larger(B.wt, S.dw)
     omega_h = ww * Abs(S.dh) / S.larger(B.ht, S.dh)
     shape = (1 - sp.exp(-omega_w))**4 + (1 - sp.exp(-omega_h))**4
@@ -56,7 +64,9 @@ CONVENTIONS = (B.CONVENTIONS + " |w_p - w_t| has gradient sign(w_p - w_t), 0 at 
                "eps = 1e-7 is in the union and the diagonal only, where refloss's eps goes): two zero-width (or "
                "two zero-height) boxes give NaN whatever eps is.")
 ACCURACY = (B.ACCURACY + " The weights are formed from the target's sides divided by the larger one, so "
-            "w_t^scale cannot overflow.")
+            "w_t^scale cannot overflow. The shape distance is evaluated as (rho^2 + (ww - 1)(rho_y - rho_x)(rho_y + "
+            "rho_x))/c^2, rho_y -+ rho_x from the corners' offsets with their rounding errors added back, so that its "
+            "derivative through the weights, d(ww)(rho_y^2 - rho_x^2)/c^2, keeps its digits for diagonal offsets.")
 
 
 def derive():
@@ -69,10 +79,15 @@ def derive():
                 numeric=True)
     prove_equal(sp.diff(ours, m_), sp.Integer(0), "... so its derivative w.r.t. m is 0 and m can be held fixed "
                 "in the gradient", checks, domain={wt_: (1, 3), ht_: (1, 3), m_: (1, 3), s: (0, 4)}, numeric=True)
+    paper = (hh * B.dx**2 + ww * B.dy**2) / B.c2 + shape_terms(ww, hh) - (B.dx**2 + B.dy**2) / B.c2
+    prove_equal(plain(shape_terms(ww, hh, ww_minus_1)), plain(paper), "the shape distance as (rho^2 + (ww - 1)(rho_y - "
+                "rho_x)(rho_y + rho_x))/c^2 equals the paper's (hh rho_x^2 + ww rho_y^2)/c^2", checks,
+                domain=B._POSITIVE_BOXES, numeric=True)
     base_value, base_diff = B.one_minus_iou, 1 - B.iou
     k = B.box_kernel(
         [(sp.Eq(s, 0), base_value + shape_terms(1, 1), base_diff + shape_terms(1, 1), "scale = 0: ww = hh = 1"),
-         (None, base_value + shape_terms(ww, hh), base_diff + shape_terms(ww, hh), "shape weights of the target")],
+         (None, base_value + shape_terms(ww, hh, ww_minus_1), base_diff + shape_terms(ww, hh, ww_minus_1),
+          "shape weights of the target")],
         args=(s, B.eps), checks=checks, numeric_proof=True)
     W, H, D, O = sp.symbols("ww hh D^{shape} \\Omega^{shape}")
     steps = B.DISTANCE_STEPS + [
