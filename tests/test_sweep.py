@@ -216,6 +216,33 @@ def test_box_samples_against_the_oracle():
         assert r.max_ulp[g] == pytest.approx(w, rel=1e-6, abs=1e-6), g
 
 
+def test_rotated_samples_against_the_oracle():
+    """kld_loss on 200 sampled pairs of rotated boxes (every class of the rotated space) in float32: the maxima
+    against the float64 kernel equal those against the 50-digit oracle, and are within the box bar."""
+    from refloss.oracle.rotated import kld_loss as oracle_kld
+    from refloss.oracle.rounding import split
+
+    r = sweep.run("kld_loss", samples=200, workers=1, seed=5)
+    task = {"loss": "kld_loss", "params": {}, "dtype": "float32", "kind": "samples", "space": "rotated", "seed": 5,
+            "index": 0, "n": 200, "id": "x"}
+    s = _chunk.setup(task)
+    labels, codes, (pred, target) = _spaces.inputs(task, s)
+    assert r.points == len(pred) >= 200 and {labels[c] for c in codes} >= {"swapped", "thin", "large_angles", "tiny"}
+    got = np.stack(_chunk.kernel(s, (pred, target), "f32"), axis=1).astype(np.float64)
+    exact = []
+    for p, t in zip(pred.astype(np.float64), target.astype(np.float64)):
+        v, gp, gt = oracle_kld(tuple(p), tuple(t))
+        exact.append([split(z) for z in [v, *gp, *gt]])
+    hi, lo = np.array(exact)[..., 0], np.array(exact)[..., 1]
+    floors = _chunk.box_floors(s, (pred, target), list(hi.T))
+    errs = [_measures.ulp_error(got[:, c], hi[:, c], lo[:, c], np.float32, floor=np.broadcast_to(floors[c], len(pred)))
+            for c in range(11)]
+    want = {"value": errs[0].max(), "d_pred": np.max(errs[1:6]), "d_target": np.max(errs[6:11])}
+    for g, w in want.items():
+        assert r.max_ulp[g] == pytest.approx(w, rel=1e-6, abs=1e-6), g
+    assert r.failures == 0
+
+
 def test_float64_self_sweep_is_measured_by_the_oracle():
     r = sweep.run("balanced_l1", {"beta": 1 / 9}, dtype="float64", samples=2000, chunk=1000, workers=1, top_k=4)
     assert r.points == 2000 and 0 < r.measured == r.oracle_points <= 2 * 2 * 4

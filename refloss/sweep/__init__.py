@@ -172,16 +172,16 @@ def plan(loss: str, params: dict, dtype: str, exhaustive: bool, bits, target, sa
     sp = _space_module()
     family = loss_named(loss).info.family
     if family not in FAMILIES:
-        raise ValueError(f"{loss}: refloss sweep covers element-wise, box and classification losses, not the "
-                         f"{family!r} family")
+        raise ValueError(f"{loss}: refloss sweep covers element-wise, box, rotated-box and classification losses, "
+                         f"not the {family!r} family")
     if exhaustive == (samples is not None):
         raise ValueError("give exactly one of exhaustive=True (--exhaustive) or samples=N (--samples N)")
     if exhaustive:
         if dtype != "float32":
             raise ValueError("--exhaustive walks float32 bit patterns: it needs --dtype float32")
-        if family == "box":
+        if family in ("box", "rotated"):
             raise ValueError(f"{loss}: --exhaustive covers element-wise and classification losses (one input "
-                             "varies); sweep box losses with --samples N --space boxes")
+                             f"varies); sweep box losses with --samples N --space {sp.DEFAULT_SPACE[family]}")
         lo, hi = bits if bits is not None else (0, 2**32)
         if not (0 <= lo < hi <= 2**32):
             raise ValueError(f"bits: need 0 <= LO < HI <= 2**32, got {lo}:{hi}")

@@ -35,7 +35,8 @@ BLOCK = min(8192, SERIAL_BELOW - 1)
 # float64 ULPs within which the float64 kernel's result may sit on the other side of a float32
 # rounding boundary than the exact result (the kernels are within 4 ULP64: refloss verify)
 HAIR = 8.0
-FAMILIES = ("elementwise", "classification", "box")
+FAMILIES = ("elementwise", "classification", "box", "rotated")
+BOXES = ("box", "rotated")  # the box measure (refloss._measures.box_errors)
 
 _SETUPS: dict = {}
 
@@ -178,8 +179,11 @@ def box_floors(s: Setup, inputs: tuple, ref_cols: list) -> list:
     with np.errstate(invalid="ignore"):
         scale = np.nanmax(np.abs(np.where(np.isfinite(grads), grads, np.nan)), axis=1, initial=0.0)
     p, t = (np.asarray(a, np.float64) for a in inputs[:2])
-    size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
-                      np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
+    if s.family == "rotated":
+        size = _measures.rotated_extent(p, t)
+    else:
+        size = np.maximum(np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0]),
+                          np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1]))
     scale = np.maximum(scale, np.where(size > 0, 1.0 / np.where(size > 0, size, 1.0), 0.0))
     return [np.ones(1)] + [scale] * (len(ref_cols) - 1)
 
@@ -196,7 +200,12 @@ def _screen(s: Setup, inputs: tuple, got: list) -> np.ndarray:
             continue
         for k in range(w):
             base = np.asarray(inputs[j], dt)
-            size = np.abs(base) if w == 1 else np.abs(base[:, 2 + (k % 2)] - base[:, k % 2])
+            if w == 1:
+                size = np.abs(base)
+            elif s.family == "rotated":  # (cx, cy, w, h, angle): a step of the larger side (angles: of 1)
+                size = np.maximum(base[:, 2], base[:, 3]) if k < 4 else np.ones(len(base))
+            else:
+                size = np.abs(base[:, 2 + (k % 2)] - base[:, k % 2])
             h = np.maximum(size, 1e-30) * 2.0**-17
             plus, minus = [list(inputs), list(inputs)]
             for arr, sign in ((plus, 1), (minus, -1)):
@@ -342,7 +351,7 @@ def run_chunk(task: dict) -> dict:
     floors = [np.zeros(1)] * ncol
     if not self_f64:
         ref = kernel(s, inputs, "f64")
-        if s.family == "box":
+        if s.family in BOXES:
             floors = box_floors(s, inputs, ref)
         for c in measured:
             twin = _mirror(c, measured, got, ref, floors, vbar, gbar)
@@ -380,7 +389,7 @@ def run_chunk(task: dict) -> dict:
         for i in sorted(recheck):
             hi, lo = _exact(s, inputs, i)
             fl = [float(f[0] if len(f) == 1 else f[i]) for f in floors]
-            if s.family == "box" and self_f64:  # the gradient scale from the exact gradients
+            if s.family in BOXES and self_f64:  # the gradient scale from the exact gradients
                 fl = [float(f[0]) for f in box_floors(s, tuple(np.asarray(a[i:i + 1]) for a in inputs),
                                                        [np.array([h]) for h in hi])]
             bad = False
@@ -434,7 +443,7 @@ def check_task(task: dict) -> None:
     """Raise ValueError for a task a worker could not run (before anything is sent out)."""
     loss = loss_named(task["loss"])
     if loss.info.family not in FAMILIES:
-        raise ValueError(f"{loss.name}: refloss sweep covers element-wise, box and classification losses, "
-                         f"not the {loss.info.family!r} family")
+        raise ValueError(f"{loss.name}: refloss sweep covers element-wise, box, rotated-box and classification "
+                         f"losses, not the {loss.info.family!r} family")
     loss._param_values(task["params"])
     loss.kernel_args(task["params"], "f64")

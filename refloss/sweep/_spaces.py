@@ -15,6 +15,9 @@
     equal parts: overlapping, disjoint along x, y or both, nested (either way), near-identical,
     far apart, thin and tall, small boxes far from the origin; rows that round to a tie or a
     degenerate box are dropped (those are the battery's convention points);
+  * ``rotated`` (rotated-box losses): the recipes of :mod:`refloss.rotated_cases` but its convention groups
+    (identical boxes, zero sides), in equal parts: generic, nearly identical, angle differences alone,
+    w/h-swapped, squares, thin, far apart, small boxes far from the origin, tiny, huge, large angles;
   * ``logits`` (classification): logits ``+-10**U(-8, 38.5)`` (to float32's largest finite
     number) at the hard targets 0 and 1 (half each).  Soft targets are left out: there the
     gradient cancels near sigma(x) = y and ``refloss verify`` measures it against the
@@ -24,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import box_cases, cases
+from .. import box_cases, cases, rotated_cases
 
-SPACES = {"residuals": "elementwise", "boxes": "box", "logits": "classification"}
+SPACES = {"residuals": "elementwise", "boxes": "box", "rotated": "rotated", "logits": "classification"}
 DEFAULT_SPACE = {family: space for space, family in SPACES.items()}
 # the finite float32 bit patterns: non-negative, then negative numbers
 FINITE_BITS = ((0, 0x7F800000), (0x80000000, 0xFF800000))
@@ -78,6 +81,8 @@ def inputs(task: dict, s) -> tuple:
         return _boxes(rng, n, dt)
     if space == "logits":
         return _logits(rng, n, dt)
+    if space == "rotated":
+        return _rotated(rng, n, dt)
     raise ValueError(f"unknown space {space!r}")
 
 
@@ -117,6 +122,23 @@ def _boxes(rng, n, dt):
         codes.append(np.full(int(keep.sum()), code, np.uint8))
     return names, np.concatenate(codes), (np.ascontiguousarray(np.concatenate(preds)),
                                           np.ascontiguousarray(np.concatenate(targets)))
+
+
+_ROTATED_CLASSES = tuple(g for g in rotated_cases.GROUPS if g not in rotated_cases.KINK_GROUPS)
+
+
+def _rotated(rng, n, dt):
+    per = max(8, -(-n // len(_ROTATED_CLASSES)))
+    preds, targets, codes = [], [], []
+    for code, name in enumerate(_ROTATED_CLASSES):
+        p, t = rotated_cases._RECIPES[name](rng, per)
+        p, t = p.astype(dt), t.astype(dt)
+        keep = np.isfinite(p).all(1) & np.isfinite(t).all(1) & (p[:, 2:4] > 0).all(1) & (t[:, 2:4] > 0).all(1)
+        preds.append(p[keep])
+        targets.append(t[keep])
+        codes.append(np.full(int(keep.sum()), code, np.uint8))
+    return list(_ROTATED_CLASSES), np.concatenate(codes), (np.ascontiguousarray(np.concatenate(preds)),
+                                                            np.ascontiguousarray(np.concatenate(targets)))
 
 
 def _logits(rng, n, dt):
