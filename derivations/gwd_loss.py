@@ -30,20 +30,28 @@ NAME = "gwd_loss"
 w2_sym = sp.Symbol("w2", nonnegative=True)
 f_sym = sp.Symbol("f_bures", nonnegative=True)
 m_sym = sp.Symbol("m_gh", nonnegative=True)
+side_sym = sp.Symbol("side", nonnegative=True)
 
 _c2, _s2 = R.cos_phi**2, R.sin_phi**2
-G = (R.pw * R.tw + R.ph * R.th) / 4
-H = (R.pw * R.th + R.ph * R.tw) / 4
+# the Bures term is homogeneous of degree 2 in the sides: evaluated with the sides divided by the largest one, s, and
+# multiplied by s^2 (s held fixed in the gradient; without it float32 products of four sides ~1e8 overflowed)
+_side = Detach(TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)))
+pw_, ph_, tw_, th_ = (Group(x / _side) for x in (R.pw, R.ph, R.tw, R.th))
+G = (pw_ * tw_ + ph_ * th_) / 4
+H = (pw_ * th_ + ph_ * tw_) / 4
 # F = sqrt(cos^2 G^2 + sin^2 H^2) with G and H divided by the larger one first (no underflow of G^2 for tiny
 # boxes); F is homogeneous of degree 1 in (G, H), so the divisor is held fixed in the gradient
 _m = Detach(TMax(G, H))
 F = _m * sp.sqrt(_c2 * Group(G / _m)**2 + _s2 * Group(H / _m)**2)
 # 2 K/(G + F) with K = (p1^2 - p2^2)(t1^2 - t2^2) as (w_p^2 - h_p^2)/(G + F) times (w_t^2 - h_t^2)/8
-_kp, _kt = Group((R.pw - R.ph) * (R.pw + R.ph)), Group((R.tw - R.th) * (R.tw + R.th))
+_kp = Group(Group(Sub(R.pw, R.ph) / _side) * (pw_ + ph_))
+_kt = Group(Group(Sub(R.tw, R.th) / _side) * (tw_ + th_))
 k = Above0((R.pw - R.ph) * (R.tw - R.th))  # K > 0
-bures_a = (Sub(R.pw, R.tw)**2 + Sub(R.ph, R.th)**2) / 4 + _s2 * Group(_kp / (G + F)) * _kt / 8
-bures_b = (Sub(R.pw, R.th)**2 + Sub(R.ph, R.tw)**2) / 4 - _c2 * Group(_kp / (H + F)) * _kt / 8
-BURES = k * bures_a + Group(1 - k) * bures_b
+bures_a = (Group(Sub(R.pw, R.tw) / _side)**2 + Group(Sub(R.ph, R.th) / _side)**2) / 4 \
+    + _s2 * Group(_kp / (G + F)) * _kt / 8
+bures_b = (Group(Sub(R.pw, R.th) / _side)**2 + Group(Sub(R.ph, R.tw) / _side)**2) / 4 \
+    - _c2 * Group(_kp / (H + F)) * _kt / 8
+BURES = _side**2 * (k * bures_a + Group(1 - k) * bures_b)
 W2 = R.dx**2 + R.dy**2 + BURES
 
 
@@ -75,23 +83,27 @@ def derive():
             dom[R.th], dom[R.tw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
         else:
             dom[R.tw], dom[R.th] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
-        prove_equal(plain(W2), definition(), f"W^2 in closed form equals the matrix definition ({label})", checks,
-                    domain=dom, numeric=True)
+        m_side = sp.Symbol("s", positive=True)
+        prove_equal(plain(W2.xreplace({_side: m_side})), definition(), f"W^2 in closed form, the sides divided by "
+                    f"any s > 0, equals the matrix definition ({label}; so s is held fixed in the gradient)", checks,
+                    domain={**dom, m_side: (sp.Rational(1, 2), 3)}, numeric=True)
     m_free = sp.Symbol("m", positive=True)
     prove_equal(plain(F.xreplace({_m: m_free})), plain(sp.sqrt(_c2 * G**2 + _s2 * H**2)), "F with G and H divided by "
                 "any m > 0 equals sqrt(cos^2 G^2 + sin^2 H^2) (so m is held fixed in the gradient)", checks,
                 domain={**R.DOMAIN, m_free: (sp.Rational(1, 2), 3)}, numeric=True)
-    prove_equal(plain(F**2 * 16), sp.expand((R.covariance(R.pw, R.ph, R.pa, 1) * R.covariance(R.tw, R.th, R.ta, 1))
+    prove_equal(plain(F**2 * 16 * _side**4), sp.expand((R.covariance(R.pw, R.ph, R.pa, 1) * R.covariance(R.tw, R.th, R.ta, 1))
                                             .trace() + 2 * R.pw * R.ph * R.tw * R.th),
-                "16 F^2 = tr(Sigma_p Sigma_t) + 2 sqrt(det Sigma_p det Sigma_t) (s = 1)", checks, domain=R.DOMAIN,
+                "16 s^4 F^2 = tr(Sigma_p Sigma_t) + 2 sqrt(det Sigma_p det Sigma_t) (covariances with s = 1; F of the sides "
+                "divided by the largest, s)", checks, domain=R.DOMAIN,
                 numeric=True)
     sq = R.dx**2 + R.dy**2 + (R.pw**2 + R.ph**2 + R.tw**2 + R.th**2) / 4
     label = "F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN"
-    zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0))  # (m = 0: G = H = 0, a point box; F's form divides by m)
+    # (m = 0: G = H = 0, a point box; F's form divides by m; s = 0: two point boxes)
+    zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0), sp.Eq(side_sym, 0))
     branches = [(sp.And(zero_f, sp.Eq(R.fun, k)), (Group(R.tau - 1) + f) / (R.tau + f), sp.nan, label + f" ({name})")
                 for k, (f, name) in enumerate(((log1p(sq), "log1p"), (sp.sqrt(sq), "sqrt")))]
     branches += R.normalised_branches(W2, w2_sym, "")
-    kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
+    kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((side_sym, _side.args[0]), (m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
                              invalid=R.INVALID, checks=checks, numeric_proof=True, domain=R.DOMAIN)
     steps = [
         Step("With $s = 1/4$, the squared 2-Wasserstein distance of the two Gaussians:", "W^2",

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0e21b874a8cb0cf0
+# scalar kernels: sha256 76c74b8f389f5c9f
 """GWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 318df9ce36fb7414
+# scalar kernels: sha256 73dc767bc95d88c1
 """KLD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 dd84c673d4f17f44
+# scalar kernels: sha256 804b750c5921dd35
 """ProbIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
