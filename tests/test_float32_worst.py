@@ -215,3 +215,26 @@ def test_shape_iou_weights_of_boxes_far_apart_along_a_diagonal(p, t, params):
     assert g64 <= 1e-13
     _, g32 = _box_grad_error("shape_iou_loss", p, t, np.float32, **params)
     assert g32 <= 5.4e-5
+
+
+# found by the 1e7-point float32 sweeps of the rotated losses: GWD's products of four sides (~1e8) overflowed float32
+# (NaN and inf gradients; now from the sides divided by the largest), and KLD's target-angle derivative
+# 2uv(1/w_t^2 - 1/h_t^2) was two terms that cancel for a nearly square target (8.9e4 ULP of the gradient scale)
+@pytest.mark.parametrize("loss, p, t", [
+    ("gwd_loss", [-778670336.0, -130317880.0, 38935832.0, 327483584.0, 0.6409483551979065],
+     [478405536.0, -52144336.0, 88732600.0, 57286984.0, 1.3126600980758667]),
+    ("kld_loss", [5077015.5, -3856881.75, 1205518.625, 731772.1875, 0.9574523568153381],
+     [2827896.25, 17788.22265625, 914042.75, 914041.625, -0.6786801218986511]),
+])
+def test_rotated_float32_worst_pairs(loss, p, t):
+    from refloss._measures import box_errors, rotated_extent
+    from refloss.oracle import rotated
+
+    P, T = np.asarray([p], np.float32), np.asarray([t], np.float32)
+    ev, egp, egt = getattr(rotated, loss)(P[0].astype(float), T[0].astype(float))
+    exact = np.array([[float(g) for g in (*egp, *egt)]])
+    for dtype, bar in ((np.float64, 1e-13), (np.float32, 5.4e-5)):
+        v, (gp, gt) = getattr(rl, loss).value_and_grad(P.astype(dtype), T.astype(dtype))
+        _, gerr = box_errors(v, np.c_[gp, gt], [float(ev)], exact, P.astype(float), T.astype(float),
+                             size=rotated_extent(P, T))
+        assert gerr[0] <= bar, (dtype, gerr)
