@@ -67,6 +67,16 @@ _FIFTH = sp.Rational(1, 5)
 DOMAIN = {px: (-3, 3), py: (-3, 3), tx: (-3, 3), ty: (-3, 3), pw: (_FIFTH, 5), ph: (_FIFTH, 5), tw: (_FIFTH, 5),
           th: (_FIFTH, 5), pa: (-4, 4), ta: (-4, 4)}
 
+def orientation_domains():
+    """[(label, domain)]: DOMAIN with the prediction wider than tall, and the target likewise (the product of the two
+    orientations' signs > 0) or the other way (< 0): where a closed form picks its form by that sign."""
+    narrow, wide = (_FIFTH, sp.Rational(9, 10)), (1, 5)
+    out = []
+    for label, (tw_, th_) in (("> 0", (wide, narrow)), ("< 0", (narrow, wide))):
+        out.append((label, {**DOMAIN, pw: wide, ph: narrow, tw: tw_, th: th_}))
+    return out
+
+
 R_SYM, S_SYM = sp.symbols("R(\\theta) s")
 COVARIANCE_STEP = Step(
     "Each box $(c_x, c_y, w, h, \\theta)$ (angle in radians) is the Gaussian with mean its centre and the "

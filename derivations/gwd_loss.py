@@ -76,13 +76,8 @@ ACCURACY = ("The Bures term as a sum of squares of side differences plus a non-n
 
 def derive():
     checks = []
-    for sign, label in ((1, "K > 0"), (-1, "K < 0")):
-        dom = dict(R.DOMAIN)
-        dom[R.ph], dom[R.pw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
-        if sign > 0:
-            dom[R.th], dom[R.tw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
-        else:
-            dom[R.tw], dom[R.th] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+    for sign, dom in R.orientation_domains():
+        label = f"K {sign}"
         m_side = sp.Symbol("s", positive=True)
         prove_equal(plain(W2.xreplace({_side: m_side})), definition(), f"W^2 in closed form, the sides divided by "
                     f"any s > 0, equals the matrix definition ({label}; so s is held fixed in the gradient)", checks,

@@ -78,14 +78,8 @@ ACCURACY = ("D in closed form as a sum of non-negative terms, chosen by the sign
 
 def derive():
     checks = []
-    for sign, label in ((1, "X > 0"), (-1, "X < 0")):
-        dom = dict(R.DOMAIN)
-        dom[R.ph] = (sp.Rational(1, 5), sp.Rational(9, 10))  # w_p > h_p
-        dom[R.pw] = (1, 5)
-        if sign > 0:
-            dom[R.th], dom[R.tw] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
-        else:
-            dom[R.tw], dom[R.th] = (sp.Rational(1, 5), sp.Rational(9, 10)), (1, 5)
+    for sign, dom in R.orientation_domains():
+        label = f"X {sign}"
         prove_equal(plain(divergence()), definition(), f"D in closed form equals the matrix definition of KL(N_p || N_t) "
                     f"({label})", checks, domain=dom, numeric=True)
     k = kernel_from_forms(

@@ -33,20 +33,9 @@ OPTIONS = [
 OPTION_IDS = [f"{f.__name__}-{'-'.join(str(v) for v in kw.values())}" for f, kw in OPTIONS]
 
 
-@pytest.fixture(autouse=True)
-def _mp_precision():
-    """Do the tests' own mpf arithmetic at 60 digits (the oracle works at 50)."""
-    with mp.workdps(60):
-        yield
-
-
-def _m(x):
-    return mp.mpf(x)
-
-
-def _close(a, b, tol=1e-45):
-    """|a - b| <= tol * max(1, |a|, |b|)."""
-    return abs(a - b) <= tol * max(mp.one, abs(a), abs(b))
+# the box oracle's self-check helpers: the tests' own mpf arithmetic at 60 digits (an autouse fixture), mpf(x), and
+# |a - b| <= tol max(1, |a|, |b|)
+from test_box_oracle_selfcheck import _close, _m, _mp_precision  # noqa: E402,F401
 
 
 def _grads(result):
