@@ -1,0 +1,357 @@
+"""refloss's losses for PyTorch: custom operators with autograd, on the CPU and on CUDA.
+
+>>> import torch, refloss.torch as rt
+>>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]], dtype=torch.float64, requires_grad=True)
+>>> loss = rt.giou_loss(pred, torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64), reduction="mean")
+>>> loss.backward()
+>>> round(loss.item(), 6), [round(g, 6) for g in pred.grad[0].tolist()]
+(1.079365, [-0.077853, -0.077853, -0.23356, -0.23356])
+
+Every loss of ``refloss.ALL_LOSSES`` is here under its name, with its parameters, taking and
+returning tensors.  One pass of refloss's fused kernel computes the value and the gradients
+(the same kernel as the NumPy API, so the results are equal bit for bit); the backward only
+multiplies the stored gradients by the incoming one.  No autograd graph runs through the
+formula.
+
+- Each loss is a ``torch.library.custom_op`` (``torch.ops.refloss.<name>``) with a fake
+  (meta) implementation and an autograd formula: ``torch.compile(fullgraph=True)`` traces
+  models that use them without graph breaks, and ``torch.library.opcheck`` passes.
+- CPU tensors reach the kernels through NumPy views (no copy; a non-contiguous or broadcast
+  input is copied once).  CUDA tensors reach the CUDA kernels through
+  ``__cuda_array_interface__`` (no copy), launched on PyTorch's current stream; results are
+  CUDA tensors.
+- float64 and float32 natively; float16 and bfloat16 are computed in float32 and the results
+  returned in the input dtype (AMP).  Inputs are computed in the widest floating dtype among
+  the tensors (integer tensors alone: float64, as NumPy's result type); Python numbers do not
+  widen tensors.
+- ``reduction``: "none", "mean" or "sum"; the gradient of the reduction is part of the kernel
+  pass (for "mean": 1/N).  Second derivatives are not available: a double backward raises a
+  RuntimeError that says so.
+- Integer class indices (``softmax_cross_entropy``'s targets) get no gradient.
+
+Importing ``refloss`` never imports torch; this module needs the optional extra ``torch``
+(``pip install 'refloss[torch]'``).  The ops are registered on first use of each loss.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+import refloss as _rl
+
+from ._loss import Loss, _not_an_argument, loss_named
+from ._validate import REDUCTIONS, check_reduction
+
+__all__ = ["wrap", "LOSSES", *_rl.ALL_LOSSES]
+
+#: the losses this module provides (the names of ``refloss.ALL_LOSSES``)
+LOSSES = _rl.ALL_LOSSES
+
+# a parameter's kind (refloss._param.Param.kind) -> its type in the operator's schema
+_SCHEMA_TYPES = {"real": "float", "bool": "bool", "int": "int", "optional": "float?", "choice": "str",
+                 "size": "float[]?"}
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_WRAPPED: dict = {}
+
+
+def _as_schema_value(kind: str, value):
+    """A parameter (already validated by refloss) as its schema type wants it."""
+    if kind == "real":
+        return float(value)
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        return bool(value)
+    if kind == "optional":
+        return None if value is None else float(value)
+    if kind == "size":
+        return None if value is None else [float(v) for v in value]
+    return value
+
+
+class _Shapes:
+    """The shapes an operator's outputs have, from its inputs' (real or fake) tensors."""
+
+    def __init__(self, loss: Loss, tensors):
+        info = loss.info
+        self.index = tuple(n in info.indices and not t.dtype.is_floating_point
+                           for n, t in zip(info.inputs, tensors))
+        leads = [tuple(t.shape) if (w == 1 or idx) else tuple(t.shape[:-1])
+                 for t, w, idx in zip(tensors, info.widths, self.index)]
+        self.lead = tuple(torch.broadcast_shapes(*leads))
+        row = next((t.shape[-1] for t, w, idx in zip(tensors, info.widths, self.index) if w is None and not idx), None)
+        self.full = tuple(self.lead if w == 1 or idx else self.lead + ((row if w is None else w),)
+                          for w, idx in zip(info.widths, self.index))
+
+
+def _make_op(loss: Loss, op_name: str):
+    """Register ``refloss::<op_name>``: (inputs..., parameters..., reduction, validate,
+    with_grad) -> (value, gradient per input); the gradients have the inputs' broadcast shapes
+    (empty when ``with_grad`` is false or the input holds class indices)."""
+    info = loss.info
+    n_in = len(info.inputs)
+    kinds = [p.kind for p in info.params]
+    schema = ("(" + ", ".join([f"Tensor {n}" for n in info.inputs]
+                              + [f"{_SCHEMA_TYPES[p.kind]} {p.name}" for p in info.params]
+                              + ["str reduction", "bool validate", "bool with_grad"])
+              + ") -> (" + ", ".join(["Tensor"] * (1 + n_in)) + ")")
+
+    def split(args):
+        tensors = args[:n_in]
+        params = {p.name: (tuple(v) if p.kind == "size" and v is not None else v)
+                  for p, v in zip(info.params, args[n_in:n_in + len(kinds)])}
+        return tensors, params, *args[n_in + len(kinds):]
+
+    def impl(*args):
+        tensors, params, reduction, validate, with_grad = split(args)
+        if tensors[0].device.type == "cuda":
+            return _cuda_impl(loss, tensors, params, reduction, validate, with_grad)
+        return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
+
+    def fake(*args):
+        tensors, _, reduction, _, with_grad = split(args)
+        shapes = _Shapes(loss, tensors)
+        ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
+        value = ref.new_empty(shapes.lead if reduction == "none" else ())
+        grads = [ref.new_empty(full if with_grad and not idx else (0,))
+                 for full, idx in zip(shapes.full, shapes.index)]
+        return (value, *grads)
+
+    def setup_context(ctx, inputs, output):
+        tensors, _, reduction, _, _ = split(inputs)
+        ctx.shapes = [t.shape for t in tensors]
+        ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
+        ctx.per_element = reduction == "none"
+        ctx.save_for_backward(*output[1:])
+        ctx.mark_non_differentiable(*output[1:])
+
+    def backward(ctx, grad_value, *_):
+        if torch.is_grad_enabled():
+            raise RuntimeError(f"refloss.torch.{info.name}: second derivatives are not available (the backward "
+                               "multiplies the kernel's first derivatives by the incoming gradient); "
+                               "create_graph=True / torch.autograd.grad of a gradient is not supported")
+        grads = []
+        for g, shape, w, idx in zip(ctx.saved_tensors, ctx.shapes, info.widths, ctx.index):
+            if idx:
+                grads.append(None)
+                continue
+            scale = grad_value.unsqueeze(-1) if ctx.per_element and w != 1 else grad_value
+            grads.append((g * scale).sum_to_size(shape))
+        return (*grads, *[None] * (len(kinds) + 3))
+
+    op = torch.library.custom_op(f"refloss::{op_name}", impl, mutates_args=(), schema=schema)
+    op.register_fake(fake)
+    op.register_autograd(backward, setup_context=setup_context)
+    return op
+
+
+def _numpy_view(t: torch.Tensor) -> np.ndarray:
+    return t.numpy() if t.dtype != torch.bool else t.to(torch.float64).numpy()
+
+
+def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
+    shapes = _Shapes(loss, tensors)
+    arrays = [_numpy_view(t) for t in tensors]
+    ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
+    if not with_grad:
+        value = loss(*arrays, reduction=reduction, validate=validate, **params)
+        return (_tensor(value), *[ref.new_empty((0,)) for _ in tensors])
+    # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
+    arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
+              for a, full, idx in zip(arrays, shapes.full, shapes.index)]
+    value, grads = loss.value_and_grad(*arrays, reduction=reduction, validate=validate, **params)
+    return (_tensor(value), *[ref.new_empty((0,)) if g is None else _tensor(g) for g in grads])
+
+
+def _tensor(a) -> torch.Tensor:
+    a = np.asarray(a)
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a).copy()
+    return torch.from_numpy(a)
+
+
+def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
+    """CUDA tensors: the generated CUDA kernel on PyTorch's current stream, writing into tensors
+    PyTorch allocated.  Class indices and weighted means go through the CPU path (a copy)."""
+    info = loss.info
+    shapes = _Shapes(loss, tensors)
+    if any(shapes.index) or (reduction == "mean" and info.mean_weight is not None):
+        device = tensors[0].device
+        return tuple(r.to(device) for r in _cpu_impl(loss, [t.cpu() for t in tensors], params, reduction,
+                                                    validate, with_grad))
+    from numba import cuda
+
+    from . import _backends
+    from ._validate import row_bounds
+
+    backend = _backends.cuda()
+    stream = torch.cuda.current_stream(tensors[0].device)
+    if validate:  # refloss's device checks run on Numba's default stream: finish PyTorch's work first
+        stream.synchronize()
+        row = next((t.shape[-1] for t, w in zip(tensors, info.widths) if w is None), None)
+        for n, t, (layout, bounds) in zip(info.inputs, tensors, loss._input_rules):
+            backend._check_device(n, cuda.as_cuda_array(t.contiguous()), layout, row_bounds(bounds, row))
+    dt = tensors[0].dtype
+    precision = "f32" if dt == torch.float32 else "f64"
+    size = int(np.prod(shapes.lead, dtype=np.int64))
+    flat = [t.expand(full).contiguous().reshape((size,) if w == 1 else (size, full[-1]))
+            for t, full, w in zip(tensors, shapes.full, info.widths)]
+    out = torch.empty(size, dtype=dt, device=tensors[0].device)
+    args = loss.kernel_args(params, precision)
+    if size:
+        nstream = cuda.external_stream(stream.cuda_stream)
+        blocks = backend._blocks(size)
+        module = loss._module("cuda")
+        views = [cuda.as_cuda_array(f) for f in flat]
+        if with_grad:
+            grads = [torch.empty_like(f) for f in flat]
+            divisor = np.float32(1) if precision == "f32" else 1.0
+            if reduction == "mean":
+                divisor = np.float32(size) if precision == "f32" else float(size)
+            getattr(module, f"value_and_grad_{precision}")[blocks, backend.THREADS, nstream](
+                *views, cuda.as_cuda_array(out), *[cuda.as_cuda_array(g) for g in grads], divisor, *args)
+        else:
+            getattr(module, f"value_{precision}")[blocks, backend.THREADS, nstream](
+                *views, cuda.as_cuda_array(out), *args)
+    elif with_grad:
+        grads = [torch.empty_like(f) for f in flat]
+    value = out.reshape(shapes.lead)
+    value = value if reduction == "none" else value.sum() if reduction == "sum" else value.mean()
+    if not with_grad:
+        return (value, *[out.new_empty((0,)) for _ in tensors])
+    return (value, *[g.reshape(full) for g, full in zip(grads, shapes.full)])
+
+
+class TorchLoss:
+    """A refloss loss for tensors: ``L(*inputs, **params, reduction="none", validate=True)``."""
+
+    def __init__(self, loss: Loss, op_name: str | None = None):
+        self._loss = loss
+        self._info = info = loss.info
+        self.__name__ = self.__qualname__ = info.name
+        self.__module__ = "refloss.torch"
+        self._op = _make_op(loss, op_name or info.name)
+        self._kinds = {p.name: p.kind for p in info.params}
+
+    def __repr__(self) -> str:
+        return f"refloss.torch.{self._info.name}"
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def info(self):
+        """What refloss knows about the loss (``refloss.<name>.info``)."""
+        return self._info
+
+    @property
+    def inputs(self) -> tuple:
+        return self._info.inputs
+
+    @property
+    def op(self):
+        """The custom operator (``torch.ops.refloss.<name>``)."""
+        return self._op
+
+    @property
+    def __doc__(self):  # noqa: D105
+        return (f"refloss.{self._info.name} for PyTorch tensors, differentiable (refloss.torch).\n\n"
+                "Takes and returns tensors (the result's dtype and device follow the inputs); "
+                "the parameters, conventions and formula are refloss's:\n\n" + self._loss.__doc__)
+
+    @property
+    def __signature__(self):
+        P = inspect.Parameter
+        return inspect.Signature(
+            [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._info.inputs]
+            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._info.params]
+            + [P("reduction", P.KEYWORD_ONLY, default="none"), P("validate", P.KEYWORD_ONLY, default=True)])
+
+    def __call__(self, *inputs, reduction="none", validate=True, **params):
+        info = self._info
+        inputs, params = self._loss._bind(inputs, dict(params))
+        if reduction not in REDUCTIONS:
+            check_reduction(reduction)
+        values = self._loss._param_values(params)  # TypeError for an unknown parameter
+        if not torch.compiler.is_compiling():  # (compiled: the operator checks them when it runs)
+            self._loss.kernel_args(dict(zip(self._loss._defaults, values)))  # validates every parameter
+        tensors = _tensors(info, inputs)
+        low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
+        if low is not None:
+            tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
+        with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
+        out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
+        return out.to(low) if low is not None else out
+
+
+def _tensors(info, inputs) -> list:
+    """The inputs as tensors of one floating dtype and one device (class indices stay integer)."""
+    given = [v for v in inputs if isinstance(v, torch.Tensor)]
+    if not given:
+        raise TypeError(f"refloss.torch.{info.name}: takes torch tensors, got "
+                        f"{', '.join(type(v).__name__ for v in inputs)} (refloss.{info.name} takes NumPy arrays)")
+    devices = {v.device for v in given}
+    if len(devices) > 1:
+        raise ValueError(f"refloss.torch.{info.name}: tensors on different devices: "
+                         + ", ".join(f"{n} on {v.device}" for n, v in zip(info.inputs, inputs)
+                                     if isinstance(v, torch.Tensor)))
+    device = given[0].device
+    index = [n in info.indices and isinstance(v, torch.Tensor) and not (v.dtype.is_floating_point
+                                                                         or v.dtype.is_complex)
+             for n, v in zip(info.inputs, inputs)]
+    floats = [v for v, idx in zip(inputs, index) if not idx]
+    for n, v in zip(info.inputs, inputs):
+        if isinstance(v, torch.Tensor) and v.dtype.is_complex:
+            raise TypeError(f"{n}: must be a real tensor, got {v.dtype}")
+    dt = _common_dtype([v.dtype for v in floats if isinstance(v, torch.Tensor)])
+    return [torch.as_tensor(v, device=device) if idx else torch.as_tensor(v, dtype=dt, device=device)
+            for v, idx in zip(inputs, index)]
+
+
+_RANK = {torch.float16: 1, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
+
+
+def _common_dtype(dtypes) -> torch.dtype:
+    """The widest floating dtype of the tensors (float16 with bfloat16: float32); integer or bool
+    tensors alone: float64, as NumPy's result type (a Python number never widens a tensor)."""
+    floats = {d for d in dtypes if d.is_floating_point}
+    if not floats:
+        return torch.float64
+    if len(floats) == 1:
+        return floats.pop()
+    top = max(floats, key=_RANK.get)
+    return torch.float32 if _RANK[top] == 1 else top
+
+
+def wrap(loss) -> TorchLoss:
+    """The ``refloss.torch`` form of a refloss loss (a ``refloss.<name>`` or a
+    ``refloss.design`` loss), its operator registered on first use."""
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise AttributeError(f"refloss.torch has no loss {loss!r}; "
+                                 + _not_an_argument(loss, LOSSES).replace("is not an argument", "it")
+                                 .replace("=?", "?"))
+        loss = loss_named(loss)
+    if not isinstance(loss, Loss):
+        raise TypeError(f"wrap: takes a refloss loss (e.g. refloss.giou_loss), got {loss!r}")
+    key = (loss.name, loss.__module__, id(loss) if loss.__module__ != "refloss" else 0)
+    if key not in _WRAPPED:
+        name = loss.name if loss.__module__ == "refloss" else f"design_{loss.name}_{len(_WRAPPED)}"
+        _WRAPPED[key] = TorchLoss(loss, name)
+    return _WRAPPED[key]
+
+
+def __getattr__(name: str):
+    if name in LOSSES:
+        return wrap(name)
+    raise AttributeError(f"module 'refloss.torch' has no attribute {name!r}"
+                         + ("; " + _not_an_argument(name, LOSSES).replace("is not an argument ", "")
+                            if not name.startswith("__") else ""))
+
+
+def __dir__():
+    return sorted([*globals(), *LOSSES])
