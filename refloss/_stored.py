@@ -46,13 +46,20 @@ def _point(inputs, i) -> tuple:
 def compute_row(name: str, index: int, dtype: str, n_random: int = N_RANDOM) -> dict:
     """The battery of parameter set ``index`` of ``name`` in ``dtype`` and its exact results
     (needs mpmath)."""
+    loss = loss_named(name)
+    names, inputs = FAMILIES[loss.info.family].battery(loss, dict(REFERENCES[name].param_sets[index]),
+                                                        np.dtype(dtype), n_random)
+    return exact_row(name, index, dtype, names, inputs)
+
+
+def exact_row(name: str, index: int, dtype: str, names, inputs) -> dict:
+    """The row of parameter set ``index`` of ``name`` in ``dtype`` for these points (``names``:
+    their groups, ``inputs``: one array per input): the exact results (needs mpmath)."""
     from .oracle.rounding import split
 
     ref = REFERENCES[name]
     params = dict(ref.param_sets[index])
-    loss = loss_named(name)
-    family = FAMILIES[loss.info.family]
-    names, inputs = family.battery(loss, params, np.dtype(dtype), n_random)
+    family = FAMILIES[loss_named(name).info.family]
     oracle = oracle_function(ref.oracle)
     floor = oracle_function(ref.floor) if ref.floor else None
     hi, lo, fl = [], [], []

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from refloss import _stored
+from refloss._families import FAMILIES
+from refloss._loss import loss_named
 from refloss._reference import REFERENCES
 
 
@@ -13,14 +15,25 @@ def test_stored_references_equal_live_ones(name):
     # each loss's rows computed in its own test (in-process), so that pytest-xdist spreads the
     # losses over the workers; a module fixture computed all of them in every worker that ran one
     for _, index, dtype in _stored._tasks([name]):
-        row = _stored.compute_row(name, index, dtype)
         stored = _stored.stored_row(name, index, dtype)
-        assert sorted(stored) == sorted(row), f"{name} #{index} {dtype}: fields differ"
+        loss = loss_named(name)
+        names, inputs = FAMILIES[loss.info.family].battery(loss, dict(REFERENCES[name].param_sets[index]),
+                                                            np.dtype(dtype), _stored.N_RANDOM)
         where = f"{name} #{index} {dtype}: run `python -m refloss._stored --only {name}`"
-        np.testing.assert_array_equal(stored["groups"], row["groups"], err_msg=where)
-        np.testing.assert_array_equal(stored["group"], row["group"], err_msg=where)
-        for a, b in zip(_stored.inputs_of(stored), _stored.inputs_of(row)):
-            np.testing.assert_array_equal(a, b, err_msg=where + " (the battery changed)")
+        groups, group = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+        np.testing.assert_array_equal(stored["groups"], groups, err_msg=where)
+        np.testing.assert_array_equal(stored["group"], group, err_msg=where)
+        # The battery's points come from NumPy's exp, power, sin...: their last bit depends on the
+        # CPU's SIMD paths (AVX-512 gives other roundings than AVX2), so a live battery may differ
+        # from the stored one by an ULP here and there; more is a changed battery. The exact values
+        # are recomputed at the stored points (refloss verify measures there).
+        for a, b in zip(_stored.inputs_of(stored), inputs):
+            assert a.shape == b.shape, where + " (the battery changed)"
+            scale = np.abs(a).max(axis=-1, keepdims=True) if a.ndim > 1 else np.abs(a)
+            off = np.abs(a.astype(float) - b) > 64 * np.finfo(a.dtype).eps * scale  # a box's centre +- size/2
+            assert not off.any(), f"{where} (the battery changed): {a[off][:3]} stored, {b[off][:3]} now"
+        row = _stored.exact_row(name, index, dtype, names, _stored.inputs_of(stored))
+        assert sorted(stored) == sorted(row), f"{name} #{index} {dtype}: fields differ"
         np.testing.assert_array_equal(stored["hi"], row["hi"], err_msg=where)
         for key in ("lo", "floor"):
             if key in row:
