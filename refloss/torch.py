@@ -41,10 +41,12 @@ import torch
 
 import refloss as _rl
 
+from ._detection import DetectionLoss
 from ._loss import Loss, _not_an_argument, loss_named
 from ._validate import REDUCTIONS, check_reduction
 
-__all__ = ["wrap", "LOSSES", *_rl.ALL_LOSSES]
+__all__ = ["wrap", "LOSSES", "DETECTOR_LOSSES", *_rl.ALL_LOSSES,
+           *(n for n in _rl.__all__ if isinstance(getattr(_rl, n), DetectionLoss))]
 
 #: the losses this module provides (the names of ``refloss.ALL_LOSSES``)
 LOSSES = _rl.ALL_LOSSES
@@ -277,7 +279,10 @@ class TorchLoss:
             check_reduction(reduction)
         values = self._loss._param_values(params)  # TypeError for an unknown parameter
         if not torch.compiler.is_compiling():  # (compiled: the operator checks them when it runs)
-            self._loss.kernel_args(dict(zip(self._loss._defaults, values)))  # validates every parameter
+            try:  # validates every parameter (cached as the NumPy API's call does)
+                self._loss._kernel_args(values, "f64", tuple(type(v) for v in values))
+            except TypeError:  # unhashable (a list): checked without the cache
+                self._loss._kernel_args_uncached(values, "f64")
         tensors = _tensors(info, inputs)
         low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
         if low is not None:
@@ -345,13 +350,98 @@ def wrap(loss) -> TorchLoss:
     return _WRAPPED[key]
 
 
+# --- whole detector losses: tensors in, DetectionResult with a differentiable total out ---
+
+#: the whole detector losses of refloss (retinanet_loss, ssd_loss, yolov1_loss ... yolov4_loss)
+DETECTOR_LOSSES = tuple(n for n in _rl.__all__ if isinstance(getattr(_rl, n), DetectionLoss))
+
+
+def _to_numpy(tree):
+    """Tensors anywhere in dicts, lists and tuples as NumPy arrays (detached, on the CPU)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu().numpy()
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_to_numpy(v) for v in tree)
+    return tree
+
+
+def _leaves(tree) -> list:
+    """The leaves of a dict / list / tuple tree, in a fixed order."""
+    if isinstance(tree, dict):
+        return [x for k in tree for x in _leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [x for v in tree for x in _leaves(v)]
+    return [tree]
+
+
+class _Total(torch.autograd.Function):
+    """The total of a detector loss as a function of the head outputs' tensors, its gradients given."""
+
+    @staticmethod
+    def forward(ctx, total, grads, *heads):
+        ctx.grads = grads
+        return total.clone()
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        return (None, None, *[None if g is None else g * grad_total for g in ctx.grads])
+
+
+class TorchDetectionLoss:
+    """A whole detector loss of refloss (``refloss.retinanet_loss`` ...) taking tensors: the same
+    arguments, tensors anywhere in them (head outputs as a tensor, a list of them or a dict);
+    returns refloss's ``DetectionResult`` with ``total`` a tensor differentiable with respect to
+    the head outputs (their gradients from refloss's ``value_and_grad``) and ``parts`` as tensors.
+    Runs refloss's NumPy implementation (CUDA tensors are copied to the host and back)."""
+
+    def __init__(self, name: str):
+        self._loss = getattr(_rl, name)
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = "refloss.torch"
+        self.__signature__ = self._loss.__signature__
+        self.__doc__ = f"refloss.{name} for tensors (refloss.torch):\n\n" + (self._loss.__doc__ or "")
+
+    def __repr__(self) -> str:
+        return f"refloss.torch.{self.__name__}"
+
+    def __call__(self, *args, **kwargs):
+        self._loss._bind(args, kwargs)
+        heads = self.__signature__.bind(*args, **kwargs).arguments["head_outputs"]
+        tensors = [h for h in _leaves(heads) if isinstance(h, torch.Tensor)]
+        if not tensors:
+            raise TypeError(f"refloss.torch.{self.__name__}: head_outputs holds no torch tensor (refloss."
+                            f"{self.__name__} takes NumPy arrays)")
+        ref = tensors[0]
+        np_args, np_kwargs = _to_numpy(list(args)), _to_numpy(kwargs)
+        with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        if not with_grad:
+            result = self._loss(*np_args, **np_kwargs)
+        else:
+            result, grads = self._loss.value_and_grad(*np_args, **np_kwargs)
+        as_tensor = lambda v: torch.as_tensor(np.asarray(v), dtype=ref.dtype, device=ref.device)  # noqa: E731
+        total = as_tensor(result.total)
+        if with_grad:
+            leaves = _leaves(heads)
+            g = [None if not (isinstance(h, torch.Tensor) and h.requires_grad) else as_tensor(d)
+                 for h, d in zip(leaves, _leaves(grads))]
+            total = _Total.apply(total, g, *[h if isinstance(h, torch.Tensor) else torch.empty(0) for h in leaves])
+        result.total = total
+        result.parts = {k: as_tensor(v) for k, v in result.parts.items()}
+        return result
+
+
 def __getattr__(name: str):
     if name in LOSSES:
         return wrap(name)
+    if name in DETECTOR_LOSSES:
+        fn = globals()[name] = TorchDetectionLoss(name)
+        return fn
     raise AttributeError(f"module 'refloss.torch' has no attribute {name!r}"
-                         + ("; " + _not_an_argument(name, LOSSES).replace("is not an argument ", "")
+                         + ("; " + _not_an_argument(name, LOSSES + DETECTOR_LOSSES).replace("is not an argument ", "")
                             if not name.startswith("__") else ""))
 
 
 def __dir__():
-    return sorted([*globals(), *LOSSES])
+    return sorted({*globals(), *LOSSES, *DETECTOR_LOSSES})

@@ -316,3 +316,26 @@ def test_import_refloss_does_not_import_torch():
 
     code = "import sys, refloss; assert 'torch' not in sys.modules, 'torch imported'; print(len(refloss.ALL_LOSSES))"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_detector_losses_take_tensors():
+    rng = np.random.default_rng(0)
+    anchors = [np.array([[0, 0, 4, 4], [3, 0, 7, 4], [4, 0, 8, 4], [1, 1, 7, 7]], float)] * 2
+    targets = [{"boxes": np.array([[0.5, 0.5, 4.5, 4.0]]), "labels": np.array([1])},
+               {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64)}]
+    head = {"cls_logits": rng.normal(size=(2, 4, 3)), "bbox_regression": rng.normal(0, 0.1, (2, 4, 4))}
+    assert set(rt.DETECTOR_LOSSES) >= {"retinanet_loss", "ssd_loss", "yolov3_loss"}
+    for name in ("retinanet_loss", "ssd_loss"):
+        tensors = {k: torch.tensor(v, requires_grad=True) for k, v in head.items()}
+        t_targets = [{k: torch.as_tensor(v) for k, v in d.items()} for d in targets]
+        result = getattr(rt, name)(t_targets, tensors, [torch.as_tensor(a) for a in anchors], None)
+        assert isinstance(result.total, torch.Tensor) and result.total.requires_grad
+        (2 * result.total).backward()
+        ref, grads = getattr(rl, name).value_and_grad(targets, head, anchors, None)
+        assert result.total.item() == ref.total
+        for k in head:
+            np.testing.assert_array_equal(tensors[k].grad.numpy(), 2 * grads[k])
+        with torch.no_grad():
+            assert getattr(rt, name)(t_targets, tensors, anchors, None).total.item() == ref.total
+    with pytest.raises(TypeError, match="no torch tensor"):
+        rt.retinanet_loss(targets, head, anchors, None)
