@@ -39,17 +39,20 @@ import inspect
 import numpy as np
 import torch
 
-import refloss as _rl
-
+from . import _retinanet_ssd, _yolo_losses
 from ._detection import DetectionLoss
+from ._generated._index import LOSSES as _INDEX
 from ._loss import Loss, _not_an_argument, loss_named
 from ._validate import REDUCTIONS, check_reduction
 
-__all__ = ["wrap", "LOSSES", "DETECTOR_LOSSES", *_rl.ALL_LOSSES,
-           *(n for n in _rl.__all__ if isinstance(getattr(_rl, n), DetectionLoss))]
-
 #: the losses this module provides (the names of ``refloss.ALL_LOSSES``)
-LOSSES = _rl.ALL_LOSSES
+LOSSES = tuple(n for n, i in _INDEX.items() if i.kind != "coding")
+_DETECTORS = {v.name: v for m in (_retinanet_ssd, _yolo_losses) for v in vars(m).values()
+              if isinstance(v, DetectionLoss)}
+#: the whole detector losses of refloss (retinanet_loss, ssd_loss, yolov1_loss ... yolov4_loss)
+DETECTOR_LOSSES = tuple(sorted(_DETECTORS))
+
+__all__ = ["wrap", "LOSSES", "DETECTOR_LOSSES", *LOSSES, *DETECTOR_LOSSES]
 
 # a parameter's kind (refloss._param.Param.kind) -> its type in the operator's schema
 _SCHEMA_TYPES = {"real": "float", "bool": "bool", "int": "int", "optional": "float?", "choice": "str",
@@ -352,8 +355,6 @@ def wrap(loss) -> TorchLoss:
 
 # --- whole detector losses: tensors in, DetectionResult with a differentiable total out ---
 
-#: the whole detector losses of refloss (retinanet_loss, ssd_loss, yolov1_loss ... yolov4_loss)
-DETECTOR_LOSSES = tuple(n for n in _rl.__all__ if isinstance(getattr(_rl, n), DetectionLoss))
 
 
 def _to_numpy(tree):
@@ -397,7 +398,7 @@ class TorchDetectionLoss:
     Runs refloss's NumPy implementation (CUDA tensors are copied to the host and back)."""
 
     def __init__(self, name: str):
-        self._loss = getattr(_rl, name)
+        self._loss = _DETECTORS[name]
         self.__name__ = self.__qualname__ = name
         self.__module__ = "refloss.torch"
         self.__signature__ = self._loss.__signature__
