@@ -58,6 +58,7 @@ __all__ = ["wrap", "LOSSES", "DETECTOR_LOSSES", *LOSSES, *DETECTOR_LOSSES]
 _SCHEMA_TYPES = {"real": "float", "bool": "bool", "int": "int", "optional": "float?", "choice": "str",
                  "size": "float[]?"}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_NATIVE = (torch.float64, torch.float32)
 _WRAPPED: dict = {}
 
 
@@ -85,7 +86,8 @@ class _Shapes:
                            for n, t in zip(info.inputs, tensors))
         leads = [tuple(t.shape) if (w == 1 or idx) else tuple(t.shape[:-1])
                  for t, w, idx in zip(tensors, info.widths, self.index)]
-        self.lead = tuple(torch.broadcast_shapes(*leads))
+        first = leads[0]  # (torch.broadcast_shapes costs tens of microseconds: only where shapes differ)
+        self.lead = first if all(s == first for s in leads) else tuple(torch.broadcast_shapes(*leads))
         row = next((t.shape[-1] for t, w, idx in zip(tensors, info.widths, self.index) if w is None and not idx), None)
         self.full = tuple(self.lead if w == 1 or idx else self.lead + ((row if w is None else w),)
                           for w, idx in zip(info.widths, self.index))
@@ -110,10 +112,7 @@ def _make_op(loss: Loss, op_name: str):
         return tensors, params, *args[n_in + len(kinds):]
 
     def impl(*args):
-        tensors, params, reduction, validate, with_grad = split(args)
-        if tensors[0].device.type == "cuda":
-            return _cuda_impl(loss, tensors, params, reduction, validate, with_grad)
-        return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
+        return _impl(loss, *split(args))
 
     def fake(*args):
         tensors, _, reduction, _, with_grad = split(args)
@@ -126,25 +125,10 @@ def _make_op(loss: Loss, op_name: str):
 
     def setup_context(ctx, inputs, output):
         tensors, _, reduction, _, _ = split(inputs)
-        ctx.shapes = [t.shape for t in tensors]
-        ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
-        ctx.per_element = reduction == "none"
-        ctx.save_for_backward(*output[1:])
-        ctx.mark_non_differentiable(*output[1:])
+        _save(ctx, tensors, reduction, output[1:])
 
     def backward(ctx, grad_value, *_):
-        if torch.is_grad_enabled():
-            raise RuntimeError(f"refloss.torch.{info.name}: second derivatives are not available (the backward "
-                               "multiplies the kernel's first derivatives by the incoming gradient); "
-                               "create_graph=True / torch.autograd.grad of a gradient is not supported")
-        grads = []
-        for g, shape, w, idx in zip(ctx.saved_tensors, ctx.shapes, info.widths, ctx.index):
-            if idx:
-                grads.append(None)
-                continue
-            scale = grad_value.unsqueeze(-1) if ctx.per_element and w != 1 else grad_value
-            grads.append((g * scale).sum_to_size(shape))
-        return (*grads, *[None] * (len(kinds) + 3))
+        return (*_backward(ctx, info, grad_value), *[None] * (len(kinds) + 3))
 
     op = torch.library.custom_op(f"refloss::{op_name}", impl, mutates_args=(), schema=schema)
     op.register_fake(fake)
@@ -152,17 +136,64 @@ def _make_op(loss: Loss, op_name: str):
     return op
 
 
+def _save(ctx, tensors, reduction, grads) -> None:
+    """What the backward needs: the input shapes, which inputs are class indices, the gradients."""
+    ctx.shapes = [t.shape for t in tensors]
+    ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
+    ctx.per_element = reduction == "none"
+    ctx.save_for_backward(*grads)
+    ctx.mark_non_differentiable(*grads)
+
+
+def _backward(ctx, info, grad_value) -> list:
+    """The inputs' gradients: the kernel's, times the incoming gradient, summed over broadcast axes."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"refloss.torch.{info.name}: second derivatives are not available (the backward "
+                           "multiplies the kernel's first derivatives by the incoming gradient); "
+                           "create_graph=True / torch.autograd.grad of a gradient is not supported")
+    grads = []
+    for g, shape, w, idx in zip(ctx.saved_tensors, ctx.shapes, info.widths, ctx.index):
+        if idx:
+            grads.append(None)
+            continue
+        scale = grad_value.unsqueeze(-1) if ctx.per_element and w != 1 else grad_value
+        grads.append((g * scale).sum_to_size(shape))
+    return grads
+
+
+class _Eager(torch.autograd.Function):
+    """Eager mode's path to the same implementation as the operator, without the dispatcher's
+    round trip (tens of microseconds a call); ``torch.compile`` traces the operator instead."""
+
+    @staticmethod
+    def forward(ctx, fn, params, reduction, validate, *tensors):
+        out = _impl(fn._loss, tensors, params, reduction, validate, True)
+        _save(ctx, tensors, reduction, out[1:])
+        ctx.info = fn._info
+        return out[0]
+
+    @staticmethod
+    def backward(ctx, grad_value):
+        return (None, None, None, None, *_backward(ctx, ctx.info, grad_value))
+
+
+def _impl(loss, tensors, params, reduction, validate, with_grad):
+    if tensors[0].device.type == "cuda":
+        return _cuda_impl(loss, tensors, params, reduction, validate, with_grad)
+    return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
+
+
 def _numpy_view(t: torch.Tensor) -> np.ndarray:
     return t.numpy() if t.dtype != torch.bool else t.to(torch.float64).numpy()
 
 
 def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
-    shapes = _Shapes(loss, tensors)
     arrays = [_numpy_view(t) for t in tensors]
-    ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     if not with_grad:
-        value = loss(*arrays, reduction=reduction, validate=validate, **params)
-        return (_tensor(value), *[ref.new_empty((0,)) for _ in tensors])
+        value = _tensor(loss(*arrays, reduction=reduction, validate=validate, **params))
+        return (value, *[value.new_empty((0,)) for _ in tensors])
+    shapes = _Shapes(loss, tensors)
+    ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
     arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
               for a, full, idx in zip(arrays, shapes.full, shapes.index)]
@@ -291,13 +322,22 @@ class TorchLoss:
         if low is not None:
             tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
         with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
-        out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
+        if torch.compiler.is_compiling():
+            args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
+            out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
+        else:  # eager: the operator's implementation without the dispatcher's round trip
+            params = dict(zip(self._loss._defaults, values))
+            out = (_Eager.apply(self, params, reduction, bool(validate), *tensors) if with_grad
+                   else _impl(self._loss, tensors, params, reduction, bool(validate), False)[0])
         return out.to(low) if low is not None else out
 
 
 def _tensors(info, inputs) -> list:
     """The inputs as tensors of one floating dtype and one device (class indices stay integer)."""
+    first = inputs[0]
+    if (type(first) is torch.Tensor and first.dtype in _NATIVE
+            and all(type(v) is torch.Tensor and v.dtype == first.dtype and v.device == first.device for v in inputs)):
+        return list(inputs)  # the common case
     given = [v for v in inputs if isinstance(v, torch.Tensor)]
     if not given:
         raise TypeError(f"refloss.torch.{info.name}: takes torch tensors, got "
