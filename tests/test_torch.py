@@ -339,3 +339,18 @@ def test_detector_losses_take_tensors():
             assert getattr(rt, name)(t_targets, tensors, anchors, None).total.item() == ref.total
     with pytest.raises(TypeError, match="no torch tensor"):
         rt.retinanet_loss(targets, head, anchors, None)
+
+
+def test_repeated_backward_accumulates():
+    """The eager backward of a reduced loss hands out the kernel's gradients as they are: autograd
+    must not accumulate into them (three backward passes give three times the gradient)."""
+    p = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64)
+    loss = rt.giou_loss(p, t, reduction="sum")
+    loss.backward(retain_graph=True)
+    once = p.grad.clone()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert torch.equal(p.grad, 3 * once)
+    _, (gp, _) = rl.giou_loss.value_and_grad(p.detach().numpy(), t.numpy(), reduction="sum")
+    np.testing.assert_array_equal(once.numpy(), gp)
