@@ -13,9 +13,9 @@ from . import _boxes as B
 from . import giou_loss as G
 from refloss._derive.core import Param, Step
 from refloss._derive.functions import PowG
-from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, HandDiff, Step as Above0
+from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, HandDiff, TwoProd, TwoSum
+from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
-from .diou_loss import distance
 from .iou_loss import EPS
 
 NAME = "alpha_iou_loss"
@@ -38,9 +38,25 @@ ind_ciou = form * (form - 1) * (form - 2) / 6
 _D_EXACT = CI.D.xreplace({CI.dk: 0})
 _D_RULE = 16  # (keys 1-4 are _boxes', 15 inner_iou_loss's)
 HAND_RULES[_D_RULE] = lambda s: sp.diff(_D_EXACT, s)
-_cross = B.wt * DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2) - B.ht * DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)
+# The cross product itself is formed error-free: for nearly equal aspect ratios w_t dh and h_t dw nearly cancel, and
+# the rounding of the products and of w_t = tx2 - tx1, h_t = ty2 - ty1 (each 1/2 ulp) left 2.3e-4 of the largest
+# component in float32 at alpha = 1/2 for far-apart boxes (found by the box sweep): Dekker's products of the rounded
+# sides, their low words, and the sides' own rounding errors (TwoSum) times dh, dw
+_dh, _dw = DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2), DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)
+# (Group: the difference of the high words, exact where they cancel, is formed before the small terms are added)
+_cross = (Group(TwoProd(B.wt, _dh, 0) - TwoProd(B.ht, _dw, 0))
+          + Group((TwoProd(B.wt, _dh, 1) - TwoProd(B.ht, _dw, 1))
+                  + (TwoSum(B.tx2, -B.tx1, 1) * _dh - TwoSum(B.ty2, -B.ty1, 1) * _dw)))
 D = HandDiff(sp.atan2(_cross, B.wt * B.wp + B.ht * B.hp), sp.Integer(_D_RULE))
 v = 4 / sp.pi**2 * D**2
+# The distance term's centre offsets 2 dx = (px1 + px2) - (tx1 + tx2) by TwoSum (DiffOfDiffs): the plain sum of the
+# two coordinate differences cancels when the centres nearly coincide (crossing thin boxes), and P^alpha's
+# gradient, alpha P^(alpha - 1) dP = alpha (rho/c)^(2 alpha - 1) (rho_x / rho) / c for alpha = 1/2, takes the
+# direction rho_x / rho of that tiny offset: in float32 its rounding left 2.9e-4 of the largest component
+# (0.5 ulp of each difference ~1e-3 against an offset ~1e-9), found by the 1e7-point box sweep
+_dx = DiffOfDiffs(B.tx1, B.px2, B.px1, B.tx2) / 2
+_dy = DiffOfDiffs(B.ty1, B.py2, B.py1, B.ty2) / 2
+distance = (_dx**2 + _dy**2) / B.c2
 # (Group: the 0 or 1 is formed before it is added, so that adding it leaves the denominator exact)
 no_aspect = Group(1 - Above0(v))
 aspect_value = v**2 / (B.one_minus_iou + v + B.eps + no_aspect)
@@ -71,11 +87,15 @@ ACCURACY = (B.ACCURACY + " 1 - IoU^alpha is evaluated as -expm1(alpha log1p(-(1 
             "accurate 1 - IoU, so it keeps its digits as IoU approaches 1, and as 1 - IoU^alpha below; the GIoU "
             "penalty (C - U)/C is formed from C - U computed from coordinate differences. CIoU's D = arctan(w_t/h_t) - "
             "arctan(w_p/h_p) is one atan2 of the cross product w_t (h_p - h_t) - h_t (w_p - w_t), the size differences from coordinate differences (no cancellation for nearly equal aspect "
-            "ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). Not within the float32 box bar: "
-            "alpha < 1 on thin crossing boxes, where the distance term's gradient (d rho^2 - P d c^2)/(c^2 + eps) "
-            "cancels and the power P^(alpha - 1) does not shrink it beside the IoU term's (1.5e-4 of the largest "
-            "component at alpha = 0.5, eps = 1e-7, form 'diou' or 'ciou'; 9.4e-4 at alpha = 0.5, eps = 0, form "
-            "'ciou', boxes ~3e7 long, found by the 1e7-point box sweep of docs/exhaustive.md; the bar is 5.4e-5).")
+            "ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). The distance term's centre offsets "
+            "(px1 + px2) - (tx1 + tx2) are summed with their rounding errors (TwoSum): for alpha < 1 the gradient of "
+            "P^alpha follows the direction of the centre offset, which the plain sum of two coordinate differences "
+            "lost where the centres nearly coincide (crossing thin boxes: 2.9e-4 of the largest component in float32, "
+            "found by the 1e7-point box sweep of docs/exhaustive.md; the bar is 5.4e-5), and the cross product of D "
+            "is formed error-free (Dekker's products, the sides' rounding errors added back). Not within the float32 "
+            "box bar yet: alpha = 0.5, form 'ciou', boxes far apart (47 of 9.6e6 pairs of that sweep, at most 2.1e-4 "
+            "of the largest component, where the aspect term's gradient leads; 262 pairs and 9.4e-4 before the two "
+            "forms above).")
 SLIDE_NOTE = ("With alpha = 3, 1 - IoU^3 is flatter than 1 - IoU near a perfect overlap and steeper at low overlap (the "
               "paper's up-weighting of high-IoU objects is the relative gradient |d IoU^alpha|/ IoU^alpha); like "
               "1 - IoU it is 1, with no gradient, wherever the boxes do not overlap (form='iou').")
