@@ -34,8 +34,6 @@ Importing ``refloss`` never imports torch; this module needs the optional extra 
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 
@@ -303,12 +301,9 @@ class TorchLoss:
                 "the parameters, conventions and formula are refloss's:\n\n" + self._loss.__doc__)
 
     @property
-    def __signature__(self):
-        P = inspect.Parameter
-        return inspect.Signature(
-            [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._info.inputs]
-            + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._info.params]
-            + [P("reduction", P.KEYWORD_ONLY, default="none"), P("validate", P.KEYWORD_ONLY, default=True)])
+    def __signature__(self):  # the NumPy API's, without dtype= and device= (they follow the tensors)
+        sig = self._loss.__signature__
+        return sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in ("dtype", "device")])
 
     def __call__(self, *inputs, reduction="none", validate=True, **params):
         info = self._info
