@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from . import _retinanet_ssd, _yolo_losses
+from ._arrays import _COORDINATES
 from ._detection import DetectionLoss
 from ._generated._index import LOSSES as _INDEX
 from ._loss import Loss, _not_an_argument, loss_named
@@ -82,6 +83,10 @@ class _Shapes:
         info = loss.info
         self.index = tuple(n in info.indices and not t.dtype.is_floating_point
                            for n, t in zip(info.inputs, tensors))
+        for n, t, w, layout in zip(info.inputs, tensors, info.widths, info.layouts):
+            if w not in (1, None) and (t.dim() == 0 or t.shape[-1] != w):
+                raise ValueError(f"{n}: last dimension must be {w}{_COORDINATES.get(layout, '')}, got shape "
+                                 f"{tuple(t.shape)}")
         leads = [tuple(t.shape) if (w == 1 or idx) else tuple(t.shape[:-1])
                  for t, w, idx in zip(tensors, info.widths, self.index)]
         first = leads[0]  # (torch.broadcast_shapes costs tens of microseconds: only where shapes differ)
@@ -307,6 +312,10 @@ class TorchLoss:
 
     def __call__(self, *inputs, reduction="none", validate=True, **params):
         info = self._info
+        if "device" in params or "dtype" in params:
+            raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the tensors' "
+                            "device in their dtype (float16/bfloat16 in float32); move or cast the tensors instead, "
+                            "e.g. pred.to('cuda', torch.float64)")
         inputs, params = self._loss._bind(inputs, dict(params))
         if reduction not in REDUCTIONS:
             check_reduction(reduction)

@@ -354,3 +354,19 @@ def test_repeated_backward_accumulates():
     assert torch.equal(p.grad, 3 * once)
     _, (gp, _) = rl.giou_loss.value_and_grad(p.detach().numpy(), t.numpy(), reduction="sum")
     np.testing.assert_array_equal(once.numpy(), gp)
+
+
+def test_newcomer_mistakes_get_clear_errors():
+    p = torch.tensor([[0.0, 0.0, 2.0, 2.0]], requires_grad=True)
+    t = torch.tensor([[1.0, 1.0, 3.0, 3.0]])
+    with pytest.raises(TypeError, match="move or cast the tensors"):
+        rt.giou_loss(p, t, device="cuda")
+    with pytest.raises(TypeError, match="move or cast the tensors"):
+        rt.giou_loss(p, t, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"pred: last dimension must be 4 \(x1, y1, x2, y2\), got shape \(1, 3\)"):
+        rt.giou_loss(p[:, :3], t)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        rt.giou_loss(torch.zeros(3, 4), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match="did you mean target="):
+        rt.giou_loss(p, targets=t)
+    assert rt.giou_loss(pred=p, target=t).shape == (1,)  # by name, as the NumPy API
