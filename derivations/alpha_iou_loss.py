@@ -30,23 +30,24 @@ ind_distance = -form * (form - 1) * (form - 3) / 2 + form * (form - 1) * (form -
 ind_ciou = form * (form - 1) * (form - 2) / 6
 # CIoU's beta v = v^2/((1 - IoU) + v + eps), 0 where v = 0 (the 1 - [v > 0] in the denominators keeps identical
 # boxes from 0/0; it is 0 wherever v > 0); beta a constant in the gradient
-# CIoU's D = arctan(w_t/h_t) - arctan(w_p/h_p) evaluated as one angle, atan2(w_t h_p - h_t w_p, w_t w_p + h_t h_p),
-# the cross product as w_t (h_p - h_t) - h_t (w_p - w_t) with the size differences from coordinate differences (the
-# rounded sizes' own errors, times each other, left 1e-4 of D for nearly equal boxes): the difference of two arctans keeps only an absolute error of an ulp of pi/2, which
-# (beta v)^alpha's gradient, O(D) for alpha = 1/2, carried to 1.2e-13 of the largest component for nearly equal
-# boxes (float64; 9e-5 in float32).  Differentiated as the difference of the two atan2 (CIoU's rule).
+# CIoU's D = arctan(w_t/h_t) - arctan(w_p/h_p) evaluated as one angle, atan2(w_t h_p - h_t w_p, w_t w_p + h_t h_p)
+# (the difference of two arctans keeps only an absolute error of an ulp of pi/2, which (beta v)^alpha's gradient,
+# O(D) for alpha = 1/2, carried to 1.2e-13 of the largest component for nearly equal boxes in float64, 9e-5 in
+# float32); the cross product below. Differentiated as the difference of the two atan2 (CIoU's rule).
 _D_EXACT = CI.D.xreplace({CI.dk: 0})
 _D_RULE = 16  # (keys 1-4 are _boxes', 15 inner_iou_loss's)
 HAND_RULES[_D_RULE] = lambda s: sp.diff(_D_EXACT, s)
-# The cross product itself is formed error-free: for nearly equal aspect ratios w_t dh and h_t dw nearly cancel, and
-# the rounding of the products and of w_t = tx2 - tx1, h_t = ty2 - ty1 (each 1/2 ulp) left 2.3e-4 of the largest
-# component in float32 at alpha = 1/2 for far-apart boxes (found by the box sweep): Dekker's products of the rounded
-# sides, their low words, and the sides' own rounding errors (TwoSum) times dh, dw
-_dh, _dw = DiffOfDiffs(B.py1, B.py2, B.ty1, B.ty2), DiffOfDiffs(B.px1, B.px2, B.tx1, B.tx2)
+# The cross product w_t h_p - h_t w_p itself is formed error-free: for nearly equal aspect ratios its two products
+# nearly cancel, and the rounding of the products and of the sides (each 1/2 ulp; a side difference dh = h_p - h_t
+# rounded as well) left 2.3e-4 (products) and 1.4e-4 (sides) of the largest component in float32 at alpha = 1/2 for
+# far-apart boxes (found by the box sweep): Dekker's products of the rounded sides, their low words, and the sides'
+# rounding errors (TwoSum) times the other side; the neglected products of two rounding errors are O(ulp^2)
+_lo = {s: TwoSum(b, -a, 1) for s, (a, b) in {"wp": (B.px1, B.px2), "hp": (B.py1, B.py2), "wt": (B.tx1, B.tx2),
+                                                 "ht": (B.ty1, B.ty2)}.items()}
 # (Group: the difference of the high words, exact where they cancel, is formed before the small terms are added)
-_cross = (Group(TwoProd(B.wt, _dh, 0) - TwoProd(B.ht, _dw, 0))
-          + Group((TwoProd(B.wt, _dh, 1) - TwoProd(B.ht, _dw, 1))
-                  + (TwoSum(B.tx2, -B.tx1, 1) * _dh - TwoSum(B.ty2, -B.ty1, 1) * _dw)))
+_cross = (Group(TwoProd(B.wt, B.hp, 0) - TwoProd(B.ht, B.wp, 0))
+          + Group((TwoProd(B.wt, B.hp, 1) - TwoProd(B.ht, B.wp, 1))
+                  + ((B.wt * _lo["hp"] + _lo["wt"] * B.hp) - (B.ht * _lo["wp"] + _lo["ht"] * B.wp))))
 D = HandDiff(sp.atan2(_cross, B.wt * B.wp + B.ht * B.hp), sp.Integer(_D_RULE))
 v = 4 / sp.pi**2 * D**2
 # The distance term's centre offsets 2 dx = (px1 + px2) - (tx1 + tx2) by TwoSum (DiffOfDiffs): the plain sum of the
@@ -86,16 +87,16 @@ CONVENTIONS = (B.CONVENTIONS + " Powers x^alpha of IoU and of the penalties have
 ACCURACY = (B.ACCURACY + " 1 - IoU^alpha is evaluated as -expm1(alpha log1p(-(1 - IoU))) for IoU >= 1/2, from the "
             "accurate 1 - IoU, so it keeps its digits as IoU approaches 1, and as 1 - IoU^alpha below; the GIoU "
             "penalty (C - U)/C is formed from C - U computed from coordinate differences. CIoU's D = arctan(w_t/h_t) - "
-            "arctan(w_p/h_p) is one atan2 of the cross product w_t (h_p - h_t) - h_t (w_p - w_t), the size differences from coordinate differences (no cancellation for nearly equal aspect "
-            "ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). The distance term's centre offsets "
+            "arctan(w_p/h_p) is one atan2 of the cross product w_t h_p - h_t w_p (no cancellation of two arctans for "
+            "nearly equal aspect ratios, where (beta v)^alpha's gradient is O(D) for alpha = 1/2). The distance "
+            "term's centre offsets "
             "(px1 + px2) - (tx1 + tx2) are summed with their rounding errors (TwoSum): for alpha < 1 the gradient of "
             "P^alpha follows the direction of the centre offset, which the plain sum of two coordinate differences "
-            "lost where the centres nearly coincide (crossing thin boxes: 2.9e-4 of the largest component in float32, "
-            "found by the 1e7-point box sweep of docs/exhaustive.md; the bar is 5.4e-5), and the cross product of D "
-            "is formed error-free (Dekker's products, the sides' rounding errors added back). Not within the float32 "
-            "box bar yet: alpha = 0.5, form 'ciou', boxes far apart (47 of 9.6e6 pairs of that sweep, at most 2.1e-4 "
-            "of the largest component, where the aspect term's gradient leads; 262 pairs and 9.4e-4 before the two "
-            "forms above).")
+            "lost where the centres nearly coincide; and the cross product of D is formed error-free (Dekker's "
+            "products of the rounded sides, plus each side's rounding error times the other side). Before these two "
+            "forms alpha = 0.5, form 'ciou' missed the float32 box bar (5.4e-5) on 262 of 9.6e6 pairs of the box "
+            "sweep of docs/exhaustive.md (9.4e-4 of the largest component, crossing thin boxes and far-apart boxes "
+            "of nearly equal aspect ratios); after, 0.")
 SLIDE_NOTE = ("With alpha = 3, 1 - IoU^3 is flatter than 1 - IoU near a perfect overlap and steeper at low overlap (the "
               "paper's up-weighting of high-IoU objects is the relative gradient |d IoU^alpha|/ IoU^alpha); like "
               "1 - IoU it is 1, with no gradient, wherever the boxes do not overlap (form='iou').")

@@ -217,6 +217,27 @@ def test_shape_iou_weights_of_boxes_far_apart_along_a_diagonal(p, t, params):
     assert g32 <= 5.4e-5
 
 
+# found by the 1e7-point float32 box sweep of alpha_iou_loss(alpha=0.5, form="ciou") (262 pairs over the bar, up to
+# 9.4e-4 of the largest component): crossing thin boxes whose centres nearly coincide (the distance term's gradient
+# follows the direction of a centre offset that (px1 - tx1) + (px2 - tx2) lost; now by TwoSum), and far-apart boxes
+# of nearly equal aspect ratios (CIoU's cross product w_t h_p - h_t w_p cancelled; now error-free, the sides'
+# rounding errors included: the third pair failed, 1.4e-4, with only the products error-free)
+@pytest.mark.parametrize("p, t", [
+    ([-0.0013733456144109368, 6.163744546938688e-05, 0.0015214066952466965, 6.211163417901844e-05],
+     [7.330893276957795e-05, -0.0004143448604736477, 7.47501544537954e-05, 0.0005380933289416134]),
+    ([-0.03446879982948303, 0.08096221089363098, -0.014275461435317993, 0.0999017134308815],
+     [-0.0416971854865551, -662.1574096679688, -0.0027761419769376516, -662.1209106445312]),
+    ([-32759.21875, 8632.5634765625, -5812.9482421875, 37725.078125],
+     [-22878.73828125, 283118752.0, -14613.40625, 283127680.0]),
+])
+def test_alpha_ciou_crossing_and_far_apart_pairs(p, t):
+    params = {"alpha": 0.5, "form": "ciou"}
+    _, g64 = _box_grad_error("alpha_iou_loss", p, t, np.float64, **params)
+    assert g64 <= 1e-13
+    _, g32 = _box_grad_error("alpha_iou_loss", p, t, np.float32, **params)
+    assert g32 <= 5.4e-5
+
+
 # found by the 1e7-point float32 sweeps of the rotated losses: GWD's products of four sides (~1e8) overflowed float32
 # (NaN and inf gradients; now from the sides divided by the largest), and KLD's target-angle derivative
 # 2uv(1/w_t^2 - 1/h_t^2) was two terms that cancel for a nearly square target (8.9e4 ULP of the gradient scale)

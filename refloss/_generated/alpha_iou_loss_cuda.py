@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6cb0e8d3093f42db
+# scalar kernels: sha256 3a8fcd8eb4e32938
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
