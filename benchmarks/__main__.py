@@ -2,6 +2,7 @@
 
     python -m benchmarks [--n 10,1000,100000,1000000] [--dtype float64,float32] [--repeat 7]
                          [--loss giou_loss,...] [-o results.json] [--doc docs/performance.md] [--check]
+                         [--memory 10000000]
 
 For each loss (GIoU, DIoU, CIoU on N box pairs; Smooth L1 on 4N elements), each N and dtype, the
 best of ``--repeat`` interleaved rounds of:
@@ -19,7 +20,8 @@ best of ``--repeat`` interleaved rounds of:
 Prints a table per loss (time, elements/s, GB/s of the fused pass's bytes, each row's time over
 refloss value+grad's) and writes the JSON (``-o``); ``--doc`` writes the table and a log-log plot
 of time against N into the page between its ``<!-- performance -->`` markers.  ``--check``
-compares the baselines' values and gradients with refloss's first.
+compares the baselines' values and gradients with refloss's first; ``--memory N`` adds the peak memory
+one ``value_and_grad`` call allocates at N (tracemalloc), against its inputs and outputs.
 """
 from __future__ import annotations
 
@@ -165,6 +167,31 @@ def check() -> None:
     print("baselines agree with refloss (1e-9) on 1,000 ordinary pairs a loss")
 
 
+def memory(losses, n: int) -> list:
+    """Peak memory NumPy allocates during one value_and_grad call at N (tracemalloc; the inputs made
+    before), against the outputs' bytes and the inputs' plus outputs'."""
+    import tracemalloc
+
+    lines = [f"Peak memory allocated during one `value_and_grad` call, N = {n:,}, float64 (tracemalloc, inputs "
+             "allocated before):", "",
+             "| loss | inputs | outputs | peak allocated in the call | extra beyond the outputs, of inputs + outputs |",
+             "|---|---|---|---|---|"]
+    for loss in losses:
+        p, t = inputs(loss, n, np.float64)
+        fn = getattr(rl, loss)
+        fn.value_and_grad(p[:10], t[:10])  # compile outside the measurement
+        tracemalloc.start()
+        value, grads = fn.value_and_grad(p, t)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out = np.asarray(value).nbytes + sum(g.nbytes for g in grads)
+        inp = p.nbytes + t.nbytes
+        lines.append(f"| {loss} | {inp / 1e6:.0f} MB | {out / 1e6:.0f} MB | {peak / 1e6:.0f} MB | "
+                     f"{(peak - out) / (inp + out):.1%} |")
+        del value, grads
+    return lines
+
+
 def table(results: list, loss: str, dtype: str) -> list:
     rows = [r for r in results if r["loss"] == loss and r["dtype"] == dtype]
     ns = sorted({r["n"] for r in rows})
@@ -229,6 +256,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--doc", type=Path)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--memory", type=int, metavar="N", help="also the peak memory of one call at N (e.g. 10000000)")
     args = ap.parse_args(argv)
     if args.check:
         check()
@@ -252,6 +280,8 @@ def main(argv=None) -> int:
     text = "".join("\n".join(table(results, loss, dtype)) + "\n\n"
                    for loss in dict.fromkeys(r["loss"] for r in results)
                    for dtype in dict.fromkeys(r["dtype"] for r in results))
+    if args.memory:
+        text += "\n".join(memory(args.loss.split(","), args.memory)) + "\n\n"
     print(text)
     if args.output:
         args.output.write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -19,3 +19,10 @@ def test_benchmark_command_checks_its_baselines_and_writes_json(tmp_path, capsys
     assert {"refloss value", "refloss value+grad", "baseline value+grad", "copy"} <= impls
     assert {r["loss"] for r in results} == {"giou_loss", "diou_loss", "ciou_loss", "smooth_l1"}
     assert all(r["seconds"] > 0 and r["gb_per_s"] > 0 for r in results)
+
+
+def test_benchmark_memory_table():
+    from benchmarks.__main__ import memory
+
+    lines = memory(["giou_loss", "smooth_l1"], 1000)
+    assert len(lines) == 6 and all(line.startswith("| ") for line in lines[2:])
