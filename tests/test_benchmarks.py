@@ -25,4 +25,5 @@ def test_benchmark_memory_table():
     from benchmarks.__main__ import memory
 
     lines = memory(["giou_loss", "smooth_l1"], 1000)
-    assert len(lines) == 6 and all(line.startswith("| ") for line in lines[2:])
+    assert len(lines) == 6 and [line.split(" | ")[0] for line in lines[4:]] == ["| giou_loss", "| smooth_l1"]
+    assert all(line.endswith("% |") for line in lines[4:])
