@@ -16,6 +16,12 @@ from refloss._reference import REFERENCES  # noqa: E402
 from test_value_identity import _differing, _inputs  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test draws the same tensors on every run: a failure is reproducible, never a lucky draw."""
+    torch.manual_seed(0)
+
+
 def _smooth_inputs(loss: str, n: int = 6, seed: int = 5) -> tuple:
     """n random inputs of the loss's kind at unit scale, away from kinks and ties (for finite
     differences)."""
@@ -170,8 +176,9 @@ def test_against_torchvision_box_losses(peer, loss, params):
 
 def test_against_torch_functional():
     F = torch.nn.functional
-    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(50, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(17)
+    x = torch.randn(50, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.randn(50, dtype=torch.float64, generator=gen)
     pairs = [(rt.smooth_l1(x, y, beta=0.5, reduction="mean"), F.smooth_l1_loss(x, y, beta=0.5)),
              (rt.huber(x, y, delta=0.7, reduction="sum"), F.huber_loss(x, y, delta=0.7, reduction="sum")),
              (rt.mse(x, y, reduction="mean"), F.mse_loss(x, y)),
@@ -182,7 +189,10 @@ def test_against_torch_functional():
         gx, = torch.autograd.grad(ours, x)
         hx, = torch.autograd.grad(theirs, x)
         assert abs(ours.item() - theirs.item()) <= 4e-16 * abs(theirs.item())
-        np.testing.assert_allclose(gx.numpy(), hx.numpy(), rtol=1e-14, atol=1e-18)
+        # Each gradient element is a difference (sigmoid(x) - t, x - y) that both sides round: where it cancels,
+        # the two agree to a few ULP of the gradient's scale, not of the element (CI drew x[7] ~ y[7] once).
+        scale = float(hx.abs().max())
+        np.testing.assert_allclose(gx.numpy(), hx.numpy(), rtol=1e-14, atol=8 * np.finfo(np.float64).eps * scale)
 
 
 def test_sigmoid_focal_loss_against_torchvision():
