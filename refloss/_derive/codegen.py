@@ -723,6 +723,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     _check_output_names(kernel, outputs)
     values = [o for o in outputs if o in kernel.value_names]
     grads = [o for o in outputs if o not in kernel.value_names]
+    wide = [o for o in grads if precision == "f32" and o in kernel.wide]
     if values != list(kernel.value_names):
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     printer = KernelPrinter(precision, width=_EXPR_WIDTH)
@@ -767,13 +768,58 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
             emit(indent, output, expr)
         if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
             known = _known(subs, {o: branch.outputs[o] for o in values})
-            subs, reduced, _ = _cse([branch.outputs[o].xreplace(known) for o in grads], start)
+            # a wide output that is a sum: its terms in float32 first (a product keeps its float32 form)
+            sums = {o: branch.outputs[o].args for o in wide if branch.outputs[o].is_Add}
+            plain = [o for o in grads if o not in sums]
+            exprs = [branch.outputs[o] for o in plain] + [t for o in sums for t in sums[o]]
+            subs, reduced, _ = _cse([e.xreplace(known) for e in exprs], start)
             for sym, value in subs:
                 emit(indent, sym.name, value)
-            for output, expr in zip(grads, reduced):
+            for output, expr in zip(plain, reduced):
                 emit(indent, output, expr)
+            terms = iter(reduced[len(plain):])
+            for output, args in sums.items():
+                names = [printer.fresh("u") for _ in args]
+                for name in names:
+                    emit(indent, name, next(terms))
+                lines.append(f"{indent}{output} = {' + '.join(names)}")
+                # the terms cancel by more than half their magnitude (or are not finite): float64
+                bound = " + ".join(f"abs({n})" for n in names)
+                lines.append(f"{indent}if not abs({output}) >= _f32(0.5)*({bound}):")
+                lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
         lines.append(f"{indent}return {', '.join(outputs)}")
     return "\n".join(lines) + "\n"
+
+
+def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list, outputs: list) -> list:
+    """The statements of a float32 kernel's ``wide`` outputs (see :class:`Kernel`): the inputs and
+    arguments they use widened to float64 (``_f64(x)``, exact), the prelude written out in them
+    (its float32 values are rounded), common subexpressions and printing in float64 (temporaries
+    ``_w<k>``, a scope of their own: no float32 temporary is reused), each result rounded once."""
+    full = {}
+    for sym, value in kernel.prelude:
+        full[sym] = value.xreplace(full)
+    exprs = [e.xreplace(full) for e in exprs]
+    used = set().union(*(e.free_symbols for e in exprs))
+    widened = {s: sp.Symbol(f"_w_{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
+    lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
+    scope, precision = printer.snapshot(), printer.precision
+    printer.restore(({}, {}))
+    printer.precision = "f64"
+    try:
+        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix="_w")
+        for sym, value in subs:
+            code = _unwrap(printer.doprint(value))
+            lines.extend(indent + s for s in printer.take_statements())
+            lines.append(f"{indent}{sym.name} = {code}")
+        for output, expr in zip(outputs, reduced):
+            code = printer.doprint(expr)
+            lines.extend(indent + s for s in printer.take_statements())
+            lines.append(f"{indent}{output} = _f32({code})")
+    finally:
+        printer.precision = precision
+        printer.restore(scope)
+    return lines
 
 
 def _row_needed(kernel: Kernel, exprs) -> set:
@@ -798,6 +844,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     the same with and without ``with_grad`` (the gradients' steps only add reductions)."""
     if len(kernel.branches) != 1 or kernel.branches[0].condition is not None:
         raise ValueError(f"{name}: a row kernel has one branch without a condition")
+    if kernel.wide:
+        raise ValueError(f"{name}: a row kernel has no wide outputs")
     if any(w not in (None, 1) or len(syms) != 1 for _, w, syms in kernel.arrays):
         raise ValueError(f"{name}: every input of a row kernel is a row (width None) or one number per row (width "
                          "1), with one symbol")
@@ -1039,6 +1087,12 @@ def info_block(spec: LossSpec, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _has_wide(spec: LossSpec) -> bool:
+    """Whether a kernel of the loss (or of a variant's program) has wide outputs (they need ``_f64``)."""
+    programs = [v.program for v in getattr(spec, "variants", ()) if v.program]
+    return any(k.wide for kernels in [spec.kernels, *programs] for k in kernels.values())
+
+
 def scalar_module(spec: LossSpec, source: str) -> str:
     args = spec.kernels["f64"].args
     parts = [
@@ -1050,7 +1104,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         "import math",
         "from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext",
         "",
-        "from numpy import float32 as _f32",
+        "from numpy import float32 as _f32" + (", float64 as _f64" if _has_wide(spec) else ""),
         "",
         "",
         _constants_function(spec, args),

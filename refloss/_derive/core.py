@@ -120,6 +120,13 @@ class Kernel:
     :data:`ROW_INDEX` is the element's index j (as a float of the kernel's precision).
     ``invalid`` (optional) is a condition on the inputs that makes an element invalid
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
+    ``wide`` names gradient outputs whose float32 kernel falls back to float64 where their terms
+    cancel: in a branch where such an output is a sum, the float32 kernel evaluates its terms,
+    keeps their float32 sum where its magnitude is at least half the sum of theirs, and elsewhere
+    evaluates the output in float64 (inputs and arguments widened exactly, every operation in
+    float64, the result rounded to float32 once).  For a difference of transcendental terms that
+    crosses zero: float32 loses every digit near the root, float64 keeps 29 bits more than float32
+    shows, and the rest of the inputs keep float32's speed.
     """
 
     arrays: tuple  # ((name, width, (symbols...)), ...)
@@ -130,6 +137,7 @@ class Kernel:
     value_names: tuple = ("value",)  # several for a vector function (e.g. a decoded box)
     grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
+    wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
 
     @property
     def is_row(self) -> bool:

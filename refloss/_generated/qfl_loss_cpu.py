@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b77f7e030517bbc7
+# scalar kernels: sha256 18955dd060232847
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -10,7 +10,7 @@ about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64
 
 
 def _constants(prec, alpha, gamma):
@@ -341,45 +341,98 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _p45 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -_g144)
         _q46 = _t0*(_p45 - _p45*(_g144*_c39))
         d_logits = (_e37 + gamma*_l40 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l40)*_e37))*_q46
-        _ap47 = _p41 - _p41*(gamma*_c39)
-        _om48 = -math.expm1(-_a36)
-        _rn49 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om48)
-        _s50 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn49) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
-        d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap47) + _s50
+        _ap49 = _p41 - _p41*(gamma*_c39)
+        _u47 = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap49)
+        _om50 = -math.expm1(-_a36)
+        _rn51 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om50)
+        _u48 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn51, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn51) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om50)))
+        d_targets = _u47 + _u48
+        if not abs(d_targets) >= _f32(0.5)*(abs(_u47) + abs(_u48)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _a52 = abs(_w_logits)
+            _e53 = math.exp(-_a52)
+            _d54 = 1.0 + _e53
+            _c55 = (_e53 - (_d54 - 1.0))/_d54
+            _l56 = math.log1p(_e53)
+            _p57 = (math.pow(_e53, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d54, -_w_gamma)
+            _ap58 = _p57 - _p57*(_w_gamma*_c55)
+            _s59 = 1.0 - _w_alpha
+            _ap60 = _s59*(_p57 - _p57*(_w_gamma*_c55))
+            _om61 = -math.expm1(-_a52)
+            _rn62 = _a52 + _w_gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om61)
+            _s63 = -((-math.pow(_e53*math.pow(_s59*(1.0 - _w_gamma*_c55)*math.pow(_d54, -_w_gamma)*_rn62, 1.0/_w_gamma), _w_gamma) if _e53 > 0.0 and math.pow(_e53, _w_gamma) < 2.2250738585072014e-308 else -_ap60*_rn62) if _w_logits < 0.0 else _ap60*_w_logits + _w_gamma*(_ap60*((_w_logits + _l56)*_om61)))
+            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l56 if _w_logits < 0.0 else _w_logits + _l56)*_ap58) + _s63)
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
-        _z51 = -logits
-        _a52 = abs(logits)
-        _e53 = math.exp(-_a52)
-        _d54 = _f32(1.0) + _e53
-        _c55 = (_e53 - (_d54 - _f32(1.0)))/_d54
-        _l56 = math.log1p(_e53)
-        _p57 = (math.pow(_e53, gamma) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -gamma)
-        _ap58 = alpha*(_p57 - _p57*(gamma*_c55))
-        value = (_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap58
-        _g159 = gamma + _f32(1.0)
-        _p60 = (math.pow(_e53, gamma) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -_g159)
-        _q61 = alpha*(_p60 - _p60*(_g159*_c55))
-        d_logits = -(_e53 + gamma*_l56 if _z51 < _f32(0.0) else _f32(1.0) + gamma*((_z51 + _l56)*_e53))*_q61
-        _ap62 = _p57 - _p57*(gamma*_c55)
-        _om63 = -math.expm1(-_a52)
-        _rn64 = _a52 + gamma*((_l56/_e53 if _e53 > _f32(0.0) else _f32(1.0))*_om63)
-        _s65 = (-math.pow(_e53*math.pow(alpha*(_f32(1.0) - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e53 > _f32(0.0) and math.pow(_e53, gamma) < _f32(1.1754943508222875e-38) else -_ap58*_rn64) if _z51 < _f32(0.0) else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
-        d_targets = (_f32(2.0)*alpha - _f32(1.0))*((_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap62) + _s65
+        _z64 = -logits
+        _a65 = abs(logits)
+        _e66 = math.exp(-_a65)
+        _d67 = _f32(1.0) + _e66
+        _c68 = (_e66 - (_d67 - _f32(1.0)))/_d67
+        _l69 = math.log1p(_e66)
+        _p70 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -gamma)
+        _ap71 = alpha*(_p70 - _p70*(gamma*_c68))
+        value = (_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap71
+        _g172 = gamma + _f32(1.0)
+        _p73 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -_g172)
+        _q74 = alpha*(_p73 - _p73*(_g172*_c68))
+        d_logits = -(_e66 + gamma*_l69 if _z64 < _f32(0.0) else _f32(1.0) + gamma*((_z64 + _l69)*_e66))*_q74
+        _ap77 = _p70 - _p70*(gamma*_c68)
+        _u75 = (_f32(2.0)*alpha - _f32(1.0))*((_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap77)
+        _om78 = -math.expm1(-_a65)
+        _rn79 = _a65 + gamma*((_l69/_e66 if _e66 > _f32(0.0) else _f32(1.0))*_om78)
+        _u76 = (-math.pow(_e66*math.pow(alpha*(_f32(1.0) - gamma*_c68)*math.pow(_d67, -gamma)*_rn79, _f32(1.0)/gamma), gamma) if _e66 > _f32(0.0) and math.pow(_e66, gamma) < _f32(1.1754943508222875e-38) else -_ap71*_rn79) if _z64 < _f32(0.0) else _ap71*_z64 + gamma*(_ap71*((_z64 + _l69)*_om78))
+        d_targets = _u75 + _u76
+        if not abs(d_targets) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _z80 = -_w_logits
+            _a81 = abs(_w_logits)
+            _e82 = math.exp(-_a81)
+            _d83 = 1.0 + _e82
+            _c84 = (_e82 - (_d83 - 1.0))/_d83
+            _l85 = math.log1p(_e82)
+            _p86 = (math.pow(_e82, _w_gamma) if _z80 < 0.0 else 1.0)*math.pow(_d83, -_w_gamma)
+            _ap87 = _p86 - _p86*(_w_gamma*_c84)
+            _ap88 = _w_alpha*(_p86 - _p86*(_w_gamma*_c84))
+            _om89 = -math.expm1(-_a81)
+            _rn90 = _a81 + _w_gamma*((_l85/_e82 if _e82 > 0.0 else 1.0)*_om89)
+            _s91 = (-math.pow(_e82*math.pow(_w_alpha*(1.0 - _w_gamma*_c84)*math.pow(_d83, -_w_gamma)*_rn90, 1.0/_w_gamma), _w_gamma) if _e82 > 0.0 and math.pow(_e82, _w_gamma) < 2.2250738585072014e-308 else -_ap88*_rn90) if _z80 < 0.0 else _ap88*_z80 + _w_gamma*(_ap88*((_z80 + _l85)*_om89))
+            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l85 if _z80 < 0.0 else _z80 + _l85)*_ap87) + _s91)
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s66 = -logits
-        _s67 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s68 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s69 = _f32(1.0)/(_f32(1.0) + math.exp(-_s66)) if _s66 >= _f32(0.0) else math.exp(_s66)/(_f32(1.0) + math.exp(_s66))
-        _s70 = targets*(max(_s66, _f32(0.0)) + math.log1p(math.exp(-abs(_s66)))) + (_f32(1.0) - targets)*_s67
-        _s71 = math.pow((targets*_s69 + (_f32(1.0) - targets)*_s68), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s70*_s71
+        _s92 = -logits
+        _s93 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s94 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s95 = _f32(1.0)/(_f32(1.0) + math.exp(-_s92)) if _s92 >= _f32(0.0) else math.exp(_s92)/(_f32(1.0) + math.exp(_s92))
+        _s96 = targets*(max(_s92, _f32(0.0)) + math.log1p(math.exp(-abs(_s92)))) + (_f32(1.0) - targets)*_s93
+        _s97 = math.pow((targets*_s95 + (_f32(1.0) - targets)*_s94), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s96*_s97
         _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
-        _s72 = targets*_s69 + (_f32(1.0) - targets)*_s68
-        _s73 = math.pow(_s72, gamma - _f32(1.0)) if _s72 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-        _s74 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s70*_s73*_s69*_s68
-        d_logits = _s74 + _t0*(-targets*_s69 + (_f32(1.0) - targets)*_s68)*_s71
-        _s75 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s70*_s73 - _t0*logits*_s71
-        d_targets = (_f32(2.0)*alpha - _f32(1.0))*_s70*_s71 + _s75
+        _s98 = targets*_s95 + (_f32(1.0) - targets)*_s94
+        _s99 = math.pow(_s98, gamma - _f32(1.0)) if _s98 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _s100 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s96*_s99*_s95*_s94
+        d_logits = _s100 + _t0*(-targets*_s95 + (_f32(1.0) - targets)*_s94)*_s97
+        _u101 = (_f32(2.0)*alpha - _f32(1.0))*_s96*_s97
+        _u102 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s96*_s99 - _t0*logits*_s97
+        d_targets = _u101 + _u102
+        if not abs(d_targets) >= _f32(0.5)*(abs(_u101) + abs(_u102)):
+            _w_logits = _f64(logits)
+            _w_targets = _f64(targets)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _s103 = -_w_logits
+            _s104 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+            _s105 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+            _s106 = 1.0/(1.0 + math.exp(-_s103)) if _s103 >= 0.0 else math.exp(_s103)/(1.0 + math.exp(_s103))
+            _s107 = _w_targets*(max(_s103, 0.0) + math.log1p(math.exp(-abs(_s103)))) + (1.0 - _w_targets)*_s104
+            _s108 = _w_targets*_s106 + (1.0 - _w_targets)*_s105
+            _s109 = math.pow(_s108, _w_gamma - 1.0) if _s108 > 0.0 and _w_gamma != 0.0 else 0.0
+            _s110 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
+            _s111 = (2.0*_w_alpha - 1.0)*_s107*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+            _s112 = -_w_logits*_s110*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+            d_targets = _f32(_s111 - _w_gamma*_s110*math.tanh(0.5*_w_logits)*_s107*_s109 + _s112 + _s111)
         return value, d_logits, d_targets

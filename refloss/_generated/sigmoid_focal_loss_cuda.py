@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5ae0a9082751e9cf
+# scalar kernels: sha256 124d4981b5714ccc
 """Sigmoid focal loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
