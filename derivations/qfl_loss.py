@@ -120,5 +120,7 @@ def derive() -> LossSpec:
         "signed logit; where |y - sigma| is subnormal or 0 at a hard target (|x| > 708, float32 87), dL/dy as "
         "e^(-beta |x|) from beta x split error-free times (beta - |x|), since beta |D|^(beta-1) CE would "
         "overflow (beta < 1) or |D|^beta keep few digits. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
-        "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from the inputs.",
+        "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from the inputs. dL/dy crosses zero where "
+        "its two terms cancel (logit -2.1159 at beta 2, target 0): the float32 kernel evaluates it in float64 "
+        "(inputs widened exactly, result rounded once) wherever they cancel by more than half.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -82,6 +82,28 @@ def test_sigmoid_focal_loss_float32_worst_points_within_8_ulp(x, y, what):
     assert err <= 8.0, f"sigmoid_focal_loss float32 {what} at x = {x!r}, y = {y}: {err} ULP (bar 8)"
 
 
+# d/dtarget(s) at the float32 logits nearest its roots, where its terms cancel completely (issue 13's
+# exhaustive rows 19, 20, 27-29: 9.95e6, 1.59e7, 9.21e6 and 9.9e6 ULP with float32 terms; the float32 kernels
+# now fall back to float64 there, Kernel.wide): (loss, params, bar, logit, target)
+TARGET_ROOTS = [
+    ("sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0}, 8, -0.17430131137371063, 0.0),
+    ("sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0}, 8, -0.17430123686790466, 0.0),
+    ("sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0}, 8, -0.9763738512992859, 1.0),
+    ("qfl_loss", {"beta": 2.0}, 12, -2.1159493923187256, 0.0),
+    ("qfl_loss", {"beta": 2.0}, 12, 2.1159493923187256, 1.0),
+    ("qfl_loss", {"beta": 1.0}, 12, -1.1445543766021729, 0.0),
+]
+
+
+@pytest.mark.parametrize("loss, params, bar, x, y", TARGET_ROOTS)
+def test_target_gradient_at_its_roots(loss, params, bar, x, y):
+    v, (_, gy) = getattr(rl, loss).value_and_grad(np.array([F32(x)]), np.array([F32(y)]), **params)
+    assert gy.dtype == np.float32
+    exact = getattr(cls_oracle, loss)(float(F32(x)), y, **params)
+    err = ulp_error(gy[0], exact[2], np.float32)
+    assert err <= bar, f"{loss} {params} float32 d/dtarget at x = {x!r}, y = {y}: {err} ULP (bar {bar})"
+
+
 def _box_grad_error(loss, p, t, dtype, **params):
     """(value abs error, gradient error relative to the pair's largest exact component) against the oracle."""
     P, T = np.asarray(p, dtype), np.asarray(t, dtype)
