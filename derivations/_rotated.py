@@ -134,10 +134,11 @@ def slide_plot(title: str, params: dict | None = None, note: str = "") -> Plot:
 
 
 def rotated_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
-                 variants=()) -> LossSpec:
-    """The LossSpec of a rotated-box loss (family "rotated", layouts "xywhr")."""
+                 variants=(), gaussian=True) -> LossSpec:
+    """The LossSpec of a rotated-box loss (family "rotated", layouts "xywhr"); ``gaussian``: its page starts with
+    the boxes' Gaussians (the covariance and the frame steps)."""
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params, constants=[],
-                    kernels=kernels, steps=[COVARIANCE_STEP, FRAME_STEP] + steps, plots=plots,
+                    kernels=kernels, steps=([COVARIANCE_STEP, FRAME_STEP] if gaussian else []) + steps, plots=plots,
                     conventions=CONVENTIONS + " " + conventions, accuracy=accuracy, checks=checks,
                     family="rotated", layouts={"pred": "xywhr", "target": "xywhr"}, variants=list(variants))
 
