@@ -117,4 +117,5 @@ REFERENCES = {
     "probiou_loss": Reference("rotated.probiou_loss", ({}, {"mode": "bd"}), BOX),
     "kld_loss": Reference("rotated.kld_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0}, {"reverse": True}), BOX),
     "gwd_loss": Reference("rotated.gwd_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0}), BOX),
+    "obb_angle_loss": Reference("rotated.obb_angle_loss", ({}, {"lam": 1.0}, {"eps": 1e-9}), BOX),
 }

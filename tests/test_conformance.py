@@ -51,6 +51,8 @@ EXPECTED = {
         "VarifocalLoss()": (D, A, N),
         # eps = 1e-7 in six places and B_D clamped to [eps, 100]; the training form adds floor = 0.01 to the variances
         "1 - probiou(pred, target)": (D, D, D), "1 - probiou(pred, target, floor=0.01)": (D, D, D),
+        # the same formula (eps = 1e-9 added to the target's sides; its wrap of the angle difference is rounding only)
+        "v8OBBLoss.calculate_angle_loss": (A, A, A),
     },
 }
 

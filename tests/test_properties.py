@@ -439,17 +439,28 @@ def _documented_infinite_gradient(name, p, t, params):
     if fam == "yolo":
         return (p[:, 2:] == 0).any(axis=1) | (t[:, 2:] == 0).any(axis=1)
     if fam == "rotated":
-        return _rotated_no_derivative(name, p, t)
+        return _rotated_no_derivative(name, p, t, params)
     if fam == "classification" and 0 < params.get("gamma", 1.0) < 1:
         return ((t == 0) | (t == 1)) & (np.abs(p) > 36)
     return np.zeros(len(p), bool)
 
 
-def _rotated_no_derivative(name, p, t):
-    """Where a rotated loss has a value but no derivative (docs: NaN gradients): ProbIoU and KLD at a zero side (a
-    degenerate Gaussian); GWD where F = sqrt(cos^2 G^2 + sin^2 H^2) = 0, G = w_p w_t + h_p h_t, H = w_p h_t + h_p w_t
-    (a point box, or two zero-width boxes at right angles: on the grid's angles j/16, sin(phi) = 0 only at phi = 0
-    and cos(phi) is never 0)."""
+def _rotated_undefined(name, p, t, params):
+    """Where a rotated loss's value is NaN by its docs: obb_angle_loss at a point target (w_t + eps = h_t + eps = 0,
+    w_t/h_t undefined); the Gaussian losses nowhere (a degenerate Gaussian has a value)."""
+    if name != "obb_angle_loss":
+        return np.zeros(len(p), bool)
+    eps = params.get("eps", 0.0)
+    return (t[:, 2] + eps == 0) & (t[:, 3] + eps == 0)
+
+
+def _rotated_no_derivative(name, p, t, params=None):
+    """Where a rotated loss has no derivative (docs: NaN gradients): ProbIoU and KLD at a zero side (a degenerate
+    Gaussian); GWD where F = sqrt(cos^2 G^2 + sin^2 H^2) = 0, G = w_p w_t + h_p h_t, H = w_p h_t + h_p w_t (a point
+    box, or two zero-width boxes at right angles: on the grid's angles j/16, sin(phi) = 0 only at phi = 0 and cos(phi)
+    is never 0); obb_angle_loss where its value is undefined too (_rotated_undefined)."""
+    if name == "obb_angle_loss":
+        return _rotated_undefined(name, p, t, params or {})
     if name != "gwd_loss":
         return (p[:, 2:4] == 0).any(axis=1) | (t[:, 2:4] == 0).any(axis=1)
     g = p[:, 2] * t[:, 2] + p[:, 3] * t[:, 3]
@@ -550,13 +561,15 @@ def _check_scaling(fn, p, t, params, picks):
 
 
 # rotated losses invariant under scaling all lengths (GWD's W^2 is a squared length)
-SCALE_INVARIANT_ROTATED = ("probiou_loss", "kld_loss")
+SCALE_INVARIANT_ROTATED = ("probiou_loss", "kld_loss", "obb_angle_loss")
 
 # losses that are not symmetric in pred and target for some parameters (a predicate on the parameters):
 # Shape-IoU weights both terms with the target's shape when scale > 0
 NOT_SYMMETRIC = {"shape_iou_loss": lambda params: params.get("scale", 0.0) != 0,
                  # KL(N_p || N_t) (either direction) is not symmetric
-                 "kld_loss": lambda params: True}
+                 "kld_loss": lambda params: True,
+                 # the weight exp(-ln^2(w/h)/lambda^2) is the target's
+                 "obb_angle_loss": lambda params: True}
 
 
 def _check_symmetry(fn, name, fam, p, t, params, v, gp, gt):
@@ -639,10 +652,12 @@ def _check_zero_rotated(fn, name, p, params):
     docs say there is no derivative (_rotated_no_derivative) NaN gradients, and for ProbIoU and KLD the value of a
     degenerate Gaussian (1; ProbIoU's 'bd' inf)."""
     v, (gp, gt) = fn.value_and_grad(p, p.copy(), **params)
-    none = _rotated_no_derivative(name, p, p)
+    none = _rotated_no_derivative(name, p, p, params)
     tau = params.get("tau", 1.0)
-    want = np.full(len(p), 0.0 if name == "probiou_loss" else (tau - 1) / tau)  # evaluated so, one rounding
-    if name != "gwd_loss":
+    want = np.full(len(p), 0.0 if name in ("probiou_loss", "obb_angle_loss") else (tau - 1) / tau)  # one rounding
+    if name == "obb_angle_loss":
+        want[none] = np.nan
+    elif name != "gwd_loss":
         want[none] = np.inf if params.get("mode") == "bd" else 1.0
     _assert_same(v, want, "pred = target: value", p)
     for g, what in ((gp, "d/dpred"), (gt, "d/dtarget")):
@@ -689,6 +704,9 @@ def _check_bounds(fn, name, fam, p, t, params, dtype):
         undefined = _undefined(name, p, t, params)
         keep &= ~(undefined & _known("nan at zero union", name, p, t, params))
         _assert_same(np.isnan(v)[keep], undefined[keep], "NaN exactly where the union is 0 (eps = 0)", p[keep], t[keep])
+    elif fam == "rotated":
+        undefined = _rotated_undefined(name, p, t, params)
+        _assert_same(np.isnan(v)[keep], undefined[keep], "NaN exactly where the docs say", p[keep], t[keep])
     else:
         assert not np.isnan(v[keep]).any(), f"NaN: {_worst(v[keep], np.zeros_like(v[keep]), p[keep], t[keep])}"
     lo, hi = _range(name)
@@ -724,6 +742,8 @@ def _check_wide_parameters(fn, name, fam, p, t, params):
     ok = ~_known("value", name, p, t, params)
     if fam == "box":
         ok &= ~_undefined(name, p, t, params)
+    elif fam == "rotated":
+        ok &= ~_rotated_undefined(name, p, t, params)
     assert not np.isnan(v[ok]).any(), f"NaN value with {params}: {_worst(v[ok], 0 * v[ok], p[ok], t[ok])}"
     lo, hi = _range(name)
     out = ok & ~((v >= lo) & (v <= hi))

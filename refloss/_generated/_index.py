@@ -1805,6 +1805,59 @@ LOSSES['kld_loss'] = LossInfo(
 )
 
 
+# ---- obb_angle_loss (rotated): OBB angle loss (ultralytics)
+LOSSES['obb_angle_loss'] = LossInfo(
+    name='obb_angle_loss',
+    title='OBB angle loss (ultralytics)',
+    family='rotated',
+    kind='loss',
+    inputs=('pred', 'target'),
+    widths=(5, 5),
+    layouts=('xywhr', 'xywhr'),
+    ranges={},
+    value_width=1,
+    grad_inputs=('pred', 'target'),
+    params=(
+        Param('lam', 3.0, 0.0, False, None, True,
+              '0 < lam', (
+                  "lambda of the aspect-ratio weight exp(-ln^2(w_t/h_t)/lambda^2) (ultralytics' "
+                  'lambda_val = 3)'
+              )),
+        Param('eps', 0.0, 0.0, True, None, True,
+              '0 <= eps', (
+                  "added to the target's w and h before their ratio (ultralytics: 1e-9); 0 = the "
+                  'exact formula'
+              )),
+    ),
+    args=('lam', 'eps'),
+    kinks=None,
+    variants=(),
+    mean_weight=None,
+    formula=(
+        'L = exp(-ln(w_t/h_t)**2 / lam**2) * sin(2*(angle_p - angle_t))**2, boxes (cx, cy, w, h, '
+        "angle in radians); ultralytics' v8OBBLoss angle term (lam = 3, eps = 1e-9 added to w_t "
+        'and h_t).'
+    ),
+    conventions=(
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
+        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
+        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
+        "in 1/radian). Only the angles and the target's w and h enter; the centres and the "
+        "prediction's size get gradient 0. A target side (plus eps) of 0 gives 0 (the weight's "
+        'limit) with gradient 0, and so does a weight that underflows (|ln(w_t/h_t)|/lam > 27.3, '
+        "where exp(-746) is 0 in either precision: the weight's derivatives underflow with it "
+        'unless lam w_t or lam h_t is itself tiny); a point target gives NaN.'
+    ),
+    references=(
+        (
+            'ultralytics 8.4, ultralytics/utils/loss.py, v8OBBLoss.calculate_angle_loss (the '
+            'angle term beside ProbIoU, arXiv:2106.06072, and DFL, arXiv:2006.04388)'
+        ),
+    ),
+    derivation='derivations/obb_angle_loss.py',
+)
+
+
 # ---- probiou_loss (rotated): ProbIoU loss
 LOSSES['probiou_loss'] = LossInfo(
     name='probiou_loss',

@@ -105,10 +105,10 @@ from typing import Callable
 
 from mpmath import mp
 
-from .boxes import _GUARD_DPS, _Dual, _log1p, _positive, _sin, _sqrt, _to_mpf
+from .boxes import _GUARD_DPS, _Dual, _exp, _log, _log1p, _nonnegative, _positive, _sin, _sqrt, _to_mpf
 from .elementwise import DPS
 
-__all__ = ["probiou_loss", "kld_loss", "gwd_loss"]
+__all__ = ["probiou_loss", "kld_loss", "gwd_loss", "obb_angle_loss"]
 
 RBox = tuple  # 5 coordinates (cx, cy, w, h, angle)
 Result = tuple  # (value, (5 x d/dpred), (5 x d/dtarget)), all mpf
@@ -363,5 +363,27 @@ def gwd_loss(pred, target, fun="log1p", tau=1.0) -> Result:
             return _zero_grad(_tau_form(w2, tau))
         f = _log1p(w2) if fun == "log1p" else _sqrt(w2)
         return _tau_form(f, tau)
+
+    return _run(body, pred, target)
+
+
+def obb_angle_loss(pred, target, lam=3.0, eps=0.0) -> Result:
+    """The angle term of ultralytics' oriented-box training (``v8OBBLoss.calculate_angle_loss``, ultralytics
+    8.4): ``exp(-ln(w/h)**2 / lam**2) * sin(2 (angle_p - angle_t))**2`` with ``w = w_t + eps``, ``h = h_t + eps``
+    (``lam > 0``, ``eps >= 0``; ultralytics: 3 and 1e-9).  The angle difference is exact (dual arithmetic),
+    ``ln(w/h)`` is ``ln w - ln h`` at the working precision.  ``w == h == 0``: value and partials NaN; one of
+    them 0: value 0 and every partial 0 (the limit of the weight and of its derivatives)."""
+    lam = _positive(lam, "lam")
+    eps = _nonnegative(eps, "eps")
+
+    def body(p, t) -> _Dual:
+        w, h = t[2] + eps, t[3] + eps
+        if w.v == 0 and h.v == 0:
+            return _nan_grad(mp.nan)
+        if w.v == 0 or h.v == 0:
+            return _Dual10(mp.zero)
+        r = _log(w) - _log(h)
+        weight = _exp(-r.square() / lam**2)
+        return weight * _sin(2 * (p[4] - t[4])).square()
 
     return _run(body, pred, target)

@@ -1,6 +1,6 @@
 """ultralytics (YOLOv8 and later): utils.metrics.bbox_iou with its IoU / GIoU / DIoU / CIoU flags, as losses;
 utils.loss.DFLoss and utils.loss.VarifocalLoss, called per element; utils.metrics.probiou (oriented boxes xywhr)
-as 1 - probiou, with and without its RotatedBboxLoss's floor."""
+as 1 - probiou, with and without its RotatedBboxLoss's floor; v8OBBLoss.calculate_angle_loss per pair."""
 from __future__ import annotations
 
 from . import PeerCheck, requirement
@@ -77,6 +77,28 @@ def _probiou(floor=0.0):
     return make
 
 
+def _obb_angle():
+    """v8OBBLoss.calculate_angle_loss on each pair alone (it sums over the foreground and divides by the target
+    scores' sum, here 1); ``self`` is not used, so it is called on the class with None. A Python loop: its boolean
+    mask indexing has no vmap rule."""
+    def make():
+        import torch
+        from ultralytics.utils.loss import v8OBBLoss
+
+        def one(p, t):
+            mask = torch.ones(1, 1, dtype=torch.bool)
+            return v8OBBLoss.calculate_angle_loss(None, p.reshape(1, 1, 5), t.reshape(1, 1, 5), mask,
+                                                  torch.ones(1, dtype=p.dtype), 1.0)
+
+        def loss(pred, target):
+            return torch.stack([one(p, t) for p, t in zip(pred, target)])
+
+        loss.__qualname__ = "ultralytics v8OBBLoss.calculate_angle_loss per pair"
+        return loss
+
+    return make
+
+
 EPS_H = ("eps = 1e-7 is added to both boxes' heights (h = y2 - y1 + eps), not to their widths, before areas and "
          "aspect ratios are formed (besides the union, the enclosing area or diagonal and alpha): no refloss eps "
          "reproduces that. The error is of relative size ~eps/h: 2.5e-9 at h = 40 (just over the float64 "
@@ -121,4 +143,7 @@ CHECKS = (
            "oriented boxes (cx, cy, w, h, angle in radians); 1 - ProbIoU = the Hellinger distance", known=PROBIOU_EPS),
     _check("1 - probiou(pred, target, floor=0.01)", "probiou_loss", {}, _probiou(0.01),
            "as RotatedBboxLoss calls it (8.4.190)", known=PROBIOU_FLOOR),
+    _check("v8OBBLoss.calculate_angle_loss", "obb_angle_loss", {"lam": 3.0, "eps": 1e-9}, _obb_angle(),
+           "the angle term of oriented-box training: exp(-ln^2((w_t + 1e-9)/(h_t + 1e-9))/9) sin^2(2 dtheta), dtheta "
+           "wrapped to [-pi/2, pi/2] (rounding only)"),
 )
