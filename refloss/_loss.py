@@ -224,6 +224,13 @@ class Loss:
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              args, reduction, self._input_rules, validate, with_grad)
         arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
+        return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate)
+
+    def _cpu_evaluate(self, with_grad, arrays, dt, precision, args, reduction, validate):
+        """The CPU drivers on ``arrays`` (NumPy arrays of dtype ``dt``, bound and converted) with the
+        kernel arguments ``args`` of ``precision``: what ``_evaluate`` ends with, and what
+        ``refloss.torch`` calls on views of its tensors."""
+        info = self._info
         shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
         size = flat[0].shape[0]

@@ -190,6 +190,36 @@ def _impl(loss, tensors, params, reduction, validate, with_grad):
     return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
 
 
+def with_grad_possible(inputs) -> bool:
+    """Whether autograd may record this call (a tensor input that requires grad)."""
+    return torch.is_grad_enabled() and any(type(v) is torch.Tensor and v.requires_grad for v in inputs)
+
+
+def _value(loss, tensors, params, reduction, validate) -> torch.Tensor:
+    """The eager value alone (no gradient placeholders)."""
+    if tensors[0].device.type == "cuda":
+        return _cuda_impl(loss, tensors, params, reduction, validate, False)[0]
+    return _tensor(_numpy_call(loss, [_numpy_view(t) for t in tensors], params, reduction, validate, False))
+
+
+def _numpy_call(loss, arrays, params, reduction, validate, with_grad):
+    """The NumPy API on views of the tensors (one floating dtype, checked by _tensors): its CPU drivers
+    directly, without the checks and conversions its call would repeat, or its whole call where it
+    does more (class indices, a weighted mean)."""
+    info = loss.info
+    if info.indices or (reduction == "mean" and info.mean_weight is not None):
+        fn = loss.value_and_grad if with_grad else loss
+        return fn(*arrays, reduction=reduction, validate=validate, **params)
+    values = loss._param_values(params)
+    dt = arrays[0].dtype
+    precision = "f32" if dt == np.float32 else "f64"
+    try:  # the NumPy call's cached check and conversion of the parameters
+        args = loss._kernel_args(values, precision, tuple(type(v) for v in values))
+    except TypeError:  # unhashable parameter value: checked without the cache
+        args = loss._kernel_args_uncached(values, precision)
+    return loss._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate)
+
+
 def _numpy_view(t: torch.Tensor) -> np.ndarray:
     return t.numpy() if t.dtype != torch.bool else t.to(torch.float64).numpy()
 
@@ -197,14 +227,14 @@ def _numpy_view(t: torch.Tensor) -> np.ndarray:
 def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
     arrays = [_numpy_view(t) for t in tensors]
     if not with_grad:
-        value = _tensor(loss(*arrays, reduction=reduction, validate=validate, **params))
+        value = _tensor(_numpy_call(loss, arrays, params, reduction, validate, False))
         return (value, *[value.new_empty((0,)) for _ in tensors])
     shapes = _Shapes(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
     arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
               for a, full, idx in zip(arrays, shapes.full, shapes.index)]
-    value, grads = loss.value_and_grad(*arrays, reduction=reduction, validate=validate, **params)
+    value, grads = _numpy_call(loss, arrays, params, reduction, validate, True)
     return (_tensor(value), *[ref.new_empty((0,)) if g is None else _tensor(g) for g in grads])
 
 
@@ -316,12 +346,15 @@ class TorchLoss:
             raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the tensors' "
                             "device in their dtype (float16/bfloat16 in float32); move or cast the tensors instead, "
                             "e.g. pred.to('cuda', torch.float64)")
-        inputs, params = self._loss._bind(inputs, dict(params))
+        # the per-call fixed cost of the eager path (a few microseconds over the NumPy call): keep it lean
+        if len(inputs) != len(info.inputs) or (params and not params.keys().isdisjoint(info.inputs)):
+            inputs, params = self._loss._bind(inputs, dict(params))
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
-        values = self._loss._param_values(params)  # TypeError for an unknown parameter
-        if not torch.compiler.is_compiling():  # (compiled: the operator checks them when it runs)
-            try:  # validates every parameter (cached as the NumPy API's call does)
+        values = self._loss._param_values(params) if params else self._loss._default_values  # unknown: TypeError
+        compiling = torch.compiler.is_compiling()
+        if not compiling and with_grad_possible(inputs):  # (value only: the NumPy call checks them)
+            try:  # validates every parameter (cached as the NumPy API's call does) before autograd records
                 self._loss._kernel_args(values, "f64", tuple(type(v) for v in values))
             except TypeError:  # unhashable (a list): checked without the cache
                 self._loss._kernel_args_uncached(values, "f64")
@@ -330,13 +363,13 @@ class TorchLoss:
         if low is not None:
             tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
         with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        if torch.compiler.is_compiling():
+        if compiling:  # (compiled: the operator checks the parameters when it runs)
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
         else:  # eager: the operator's implementation without the dispatcher's round trip
             params = dict(zip(self._loss._defaults, values))
             out = (_Eager.apply(self, params, reduction, bool(validate), *tensors) if with_grad
-                   else _impl(self._loss, tensors, params, reduction, bool(validate), False)[0])
+                   else _value(self._loss, tensors, params, reduction, bool(validate)))
         return out.to(low) if low is not None else out
 
 
@@ -482,8 +515,9 @@ class TorchDetectionLoss:
 
 
 def __getattr__(name: str):
-    if name in LOSSES:
-        return wrap(name)
+    if name in LOSSES:  # kept as a module attribute: later lookups skip this function
+        fn = globals()[name] = wrap(name)
+        return fn
     if name in DETECTOR_LOSSES:
         fn = globals()[name] = TorchDetectionLoss(name)
         return fn
