@@ -96,6 +96,22 @@ class _Shapes:
                           for w, idx in zip(info.widths, self.index))
 
 
+_SHAPES: dict = {}
+
+
+def _shapes_of(loss: Loss, tensors) -> _Shapes:
+    """``_Shapes`` of real tensors, cached by the loss and the tensors' shapes and dtypes (a training loop
+    calls with the same ones every step; working them out costs several microseconds)."""
+    key = (loss, *[(t.shape, t.dtype) for t in tensors])
+    shapes = _SHAPES.get(key)
+    if shapes is None:
+        shapes = _Shapes(loss, tensors)
+        if len(_SHAPES) >= 1024:
+            _SHAPES.clear()
+        _SHAPES[key] = shapes
+    return shapes
+
+
 def _make_op(loss: Loss, op_name: str):
     """Register ``refloss::<op_name>``: (inputs..., parameters..., reduction, validate,
     with_grad) -> (value, gradient per input); the gradients have the inputs' broadcast shapes
@@ -229,7 +245,7 @@ def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
     if not with_grad:
         value = _tensor(_numpy_call(loss, arrays, params, reduction, validate, False))
         return (value, *[value.new_empty((0,)) for _ in tensors])
-    shapes = _Shapes(loss, tensors)
+    shapes = _shapes_of(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
     arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
@@ -249,7 +265,7 @@ def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
     """CUDA tensors: the generated CUDA kernel on PyTorch's current stream, writing into tensors
     PyTorch allocated.  Class indices and weighted means go through the CPU path (a copy)."""
     info = loss.info
-    shapes = _Shapes(loss, tensors)
+    shapes = _shapes_of(loss, tensors)
     if any(shapes.index) or (reduction == "mean" and info.mean_weight is not None):
         device = tensors[0].device
         return tuple(r.to(device) for r in _cpu_impl(loss, [t.cpu() for t in tensors], params, reduction,
