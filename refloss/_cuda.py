@@ -85,6 +85,9 @@ def _element(flat, i: int) -> float:
     return float(flat[i : i + 1].copy_to_host()[0])
 
 
+_SIZE_LAYOUTS = {"xywh": "x, y, w, h", "xywhr": "cx, cy, w, h, angle in radians"}  # as check_input words them
+
+
 def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | None = None) -> None:
     """ValueError naming the first bad element of a device array, with the rules and messages
     of :func:`refloss._validate.check_input`: non-finite, a box that breaks its layout's rule,
@@ -96,9 +99,10 @@ def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | Non
     if i < flat.size:
         raise ValueError(f"{name}: must be finite; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
     if layout is not None:
-        boxes = arr.reshape(arr.size // 4, 4)
+        width = arr.shape[arr.ndim - 1]  # 4 coordinates, 5 for a rotated box (xywhr); no shape[-1] on device
+        boxes = arr.reshape(arr.size // width, width)
         kernel, rule = ((_first_invalid_box, "boxes must have x2 >= x1 and y2 >= y1") if layout == "xyxy" else
-                        (_first_negative_size, "sizes must be >= 0 (boxes are x, y, w, h)"))
+                        (_first_negative_size, f"sizes must be >= 0 (boxes are {_SIZE_LAYOUTS[layout]})"))
         i = _first_flagged(kernel, boxes, boxes.shape[0])
         if i < boxes.shape[0]:
             raise ValueError(f"{name}: {rule}; {name}[{_where(i, tuple(arr.shape)[:-1])}] = "

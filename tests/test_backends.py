@@ -91,6 +91,12 @@ def test_cuda_validation_follows_each_input_rule(on_device):
     xyxy = np.array([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match=r"target: boxes must have x2 >= x1 and y2 >= y1; target\[1\]"):
         rl.giou_loss(put(xyxy[:1].repeat(2, 0)), put(xyxy), device="cuda")
+    # rotated boxes have 5 coordinates (the device check read them 4 at a time, and named x, y, w, h)
+    xywhr = np.array([[0.0, 0.0, 1.0, 2.0, 0.3], [1.0, 1.0, 2.0, 1.0, 0.1], [0.0, 0.0, 1.0, -1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"pred: sizes must be >= 0 \(boxes are cx, cy, w, h, angle in radians\); "
+                                         r"pred\[2\] = \[0.0, 0.0, 1.0, -1.0, 0.0\]"):
+        rl.probiou_loss(put(xywhr), put(np.abs(xywhr)), device="cuda")
+    rl.probiou_loss(put(np.abs(xywhr)), put(np.abs(xywhr)), device="cuda")  # valid: no error
 
 
 def test_box_and_yolov1_losses_on_device_arrays_equal_cpu():
