@@ -380,3 +380,58 @@ def test_newcomer_mistakes_get_clear_errors():
     with pytest.raises(TypeError, match="did you mean target="):
         rt.giou_loss(p, targets=t)
     assert rt.giou_loss(pred=p, target=t).shape == (1,)  # by name, as the NumPy API
+
+
+def _simulated_cuda(monkeypatch):
+    """refloss.torch's CUDA path on CPU tensors under Numba's CUDA simulator: the simulator has no
+    ``as_cuda_array``, so CPU tensors are wrapped as simulator device arrays over their own memory
+    (the kernels write into the tensors, as they would on a GPU), and PyTorch's current stream and
+    Numba's external stream over it are stand-ins (the simulator has no external streams)."""
+    from numba import config, cuda
+    if not config.ENABLE_CUDASIM:
+        pytest.skip("a real CUDA device: the simulator stand-ins do not apply (tests/test_backends.py)")
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    class Stream:
+        cuda_stream = 0
+
+        def synchronize(self):
+            pass
+
+    monkeypatch.setattr(cuda, "as_cuda_array", lambda t, sync=True: FakeCUDAArray(t.detach().numpy()), raising=False)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(cuda, "external_stream", lambda handle: cuda.stream())  # (the simulator has none)
+    from refloss import torch as module
+    return module
+
+
+@pytest.mark.parametrize("loss, params", [("giou_loss", {}), ("ciou_loss", {"eps": 1e-7}), ("smooth_l1", {"beta": 0.5}),
+                                          ("sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0}),
+                                          ("probiou_loss", {})])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cuda_path_under_the_simulator(monkeypatch, loss, params, dtype):
+    """The CUDA implementation (flattening and broadcasting, the kernels' launch, the reductions and
+    the gradients' shapes) gives the CPU implementation's results, for every reduction, with and
+    without gradients, a broadcast target included. (float32 math runs in double precision in the
+    simulator, and its libm may round differently: compared at a few ULP.)"""
+    module = _simulated_cuda(monkeypatch)
+    fn = getattr(rt, loss)
+    a, b = (torch.from_numpy(x).to(dtype) for x in _smooth_inputs(loss, n=6))
+    cases = [(a, b), (a, b[:1])]  # the second: one target broadcast against every prediction
+    tol = dict(rtol=4 * torch.finfo(dtype).eps, atol=4 * torch.finfo(dtype).eps)
+    for p, t in cases:
+        for reduction in ("none", "sum", "mean"):
+            for with_grad in (False, True):
+                cpu = module._cpu_impl(fn._loss, (p, t), params, reduction, True, with_grad)
+                sim = module._cuda_impl(fn._loss, (p, t), params, reduction, True, with_grad)
+                assert len(sim) == len(cpu)
+                for x, y in zip(sim, cpu):
+                    assert x.shape == y.shape and x.dtype == y.dtype, (reduction, with_grad, x.shape, y.shape)
+                    torch.testing.assert_close(x, y, **tol)
+
+
+def test_cuda_path_under_the_simulator_checks_inputs(monkeypatch):
+    module = _simulated_cuda(monkeypatch)
+    p = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, -1.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="pred"):
+        module._cuda_impl(rt.giou_loss._loss, (p, p), {}, "none", True, False)
