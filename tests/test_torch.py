@@ -435,3 +435,25 @@ def test_cuda_path_under_the_simulator_checks_inputs(monkeypatch):
     p = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, -1.0, 1.0]], dtype=torch.float64)
     with pytest.raises(ValueError, match="pred"):
         module._cuda_impl(rt.giou_loss._loss, (p, p), {}, "none", True, False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
+@pytest.mark.parametrize("loss", ["giou_loss", "ciou_loss", "smooth_l1", "sigmoid_focal_loss", "probiou_loss",
+                                  "softmax_cross_entropy"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cuda_tensors_equal_cpu_tensors(loss, dtype):
+    """On a GPU (benchmarks/gpu_check.sh): CUDA tensors give CUDA results and gradients equal to the
+    CPU tensors' within a few ULP (libdevice against libm), on PyTorch's current stream."""
+    fn = getattr(rt, loss)
+    arrays = _smooth_inputs(loss, n=64)
+    for reduction in ("none", "sum", "mean"):
+        out = []
+        for device in ("cpu", "cuda"):
+            tensors = [torch.tensor(a, dtype=dtype, device=device, requires_grad=True) for a in arrays]
+            v = fn(*tensors, reduction=reduction)
+            (v.sum() if reduction == "none" else v).backward()
+            assert v.device.type == device and v.dtype == dtype
+            out.append([v.detach().cpu(), *[t.grad.cpu() for t in tensors]])
+        for a, b in zip(*out):
+            torch.testing.assert_close(a, b, rtol=64 * torch.finfo(dtype).eps, atol=64 * torch.finfo(dtype).eps)
