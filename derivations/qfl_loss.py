@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, plain
+from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -25,7 +25,8 @@ def residual(x, y):
 
 
 def _deep_target_gradients(x, d_target, checks):
-    """dL/dy at the hard targets where |D| = sigma(-|x|) is subnormal or 0 (|x| > 708, float32 87).
+    """dL/dy at the hard targets far from the optimum (|x| > 45, float32 20), where |D| = sigma(-|x|) or
+    |D|^beta is subnormal or 0 (from |x| = 708/beta, float32 87/beta).
     There dL/dy = -x |D|^beta + beta |D|^(beta-1) sign(D) CE with CE/|D| = (1 + e^|x|) ln(1 + e^-|x|)
     (about 1): the second term's |D|^(beta-1) overflows for beta < 1 (d/dy was -inf where it is
     about -x |D|^beta), and |D|^beta from a subnormal |D| keeps few digits.  Both factors are
@@ -35,7 +36,14 @@ def _deep_target_gradients(x, d_target, checks):
     out = {}
     for v, s in ((0, 1), (1, -1)):
         e = sp.exp(TwoProd(beta, s * x, 0)) * (1 + TwoProd(beta, s * x, 1))
-        out[v] = -e * (x + beta) if v == 0 else e * (beta - x)
+        # e^(beta s x) as the square of e^(beta s x / 2), the factor (x + beta) multiplied in between: e^(beta s x)
+        # alone is subnormal long before the result is (float32 from |x| = 43.7 at beta = 2, where it kept 26 ULP)
+        half = sp.exp(TwoProd(beta, s * x, 0) / 2)
+        factor = -(x + beta) if v == 0 else beta - x
+        out[v] = Group(Group(factor * half) * (1 + TwoProd(beta, s * x, 1))) * half
+        prove_equal(plain(out[v]), plain(e * factor), f"at y = {v}: the deep form's e^(beta s x) (x + beta) with the "
+                    "exponential halved and squared", checks, domain={x: (-30, -1) if v == 0 else (1, 30),
+                                                                      beta: (sp.Rational(1, 20), 4)}, numeric=True)
         ratio = (1 + sp.exp(-s * x)) * sp.log(1 + sp.exp(s * x))  # CE/|D|, 1 to the precision there
         exact = -plain(e) * (1 + sp.exp(s * x)) ** -beta * (x + beta * ratio) if v == 0 else \
             plain(e) * (1 + sp.exp(s * x)) ** -beta * (beta * ratio - x)
@@ -71,7 +79,10 @@ def derive() -> LossSpec:
         hard_branches[v] = ({"value": hard, "d_logits": d_x}, grads["d_target"].subs(y, v))
     deep = _deep_target_gradients(x, grads["d_target"], checks)
     kernels = {}
-    for prec, limit in (("f64", 708), ("f32", 87)):
+    # the deep form drops factors 1 + O(beta e^-|x|): below float64's and float32's rounding from |x| = 45 and 20
+    # (for beta up to 1e3 and 7); it was used only from where |D| itself is subnormal (708, 87), but |D|^beta is
+    # subnormal from |x| = 708/beta, 87/beta, and the general form's d/dy lost its digits there
+    for prec, limit in (("f64", 45), ("f32", 20)):
         branches = []
         for v, s in ((0, 1), (1, -1)):  # s x: the logit's distance on the side where |D| = sigma(-|x|) vanishes
             outs, d_y = hard_branches[v]
@@ -117,9 +128,11 @@ def derive() -> LossSpec:
         "formula (peers pass the IoU target detached, so they return none).",
         accuracy="y - sigma as y sigma(-x) - (1 - y) sigma(x), exact at the hard targets and without overflow; "
         "cross-entropy as y softplus(-x) + (1 - y) softplus(x); at y = 0 and 1 the focal loss's forms in the "
-        "signed logit; where |y - sigma| is subnormal or 0 at a hard target (|x| > 708, float32 87), dL/dy as "
-        "e^(-beta |x|) from beta x split error-free times (beta - |x|), since beta |D|^(beta-1) CE would "
-        "overflow (beta < 1) or |D|^beta keep few digits. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
+        "signed logit; far from the optimum at a hard target (|x| > 45, float32 20: the factors it drops are 1 there), "
+        "dL/dy as e^(-beta |x|) from beta x split error-free times (beta - |x|), the exponential halved and squared "
+        "with the factor between (e^(-beta |x|) alone is subnormal long before the result), since beta "
+        "|D|^(beta-1) CE would overflow (beta < 1) or |D|^beta (subnormal from |x| = 708/beta, float32 87/beta) "
+        "keep few digits. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
         "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from the inputs. dL/dy crosses zero where "
         "its two terms cancel (logit -2.1159 at beta 2, target 0): the float32 kernel evaluates it in float64 "
         "(inputs widened exactly, result rounded once) wherever they cancel by more than half.",

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 170
+# ops: 185
 """Quality Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -41,7 +41,7 @@ def constants(beta):
 
 
 def value_f64(logits, target, beta):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -61,7 +61,7 @@ def value_f64(logits, target, beta):
         _ap14 = _p13 - _p13*(beta*_c11)
         value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
         return value
-    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
+    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
         _z15 = -logits
         _a16 = abs(logits)
         _e17 = math.exp(-_a16)
@@ -94,7 +94,7 @@ def value_f64(logits, target, beta):
 
 
 def value_and_grad_f64(logits, target, beta):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -103,20 +103,21 @@ def value_and_grad_f64(logits, target, beta):
         _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-        _g18 = beta + 1.0
-        _p9 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
-        _q10 = _p9 - _p9*(_g18*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q10
-        _c11 = beta*134217728.0 + beta
-        _h12 = _c11 - (_c11 - beta)
-        _l13 = beta - _h12
-        _c14 = logits*134217728.0 + logits
-        _h15 = _c14 - (_c14 - logits)
-        _l16 = logits - _h15
-        _p17 = _h12*_h15
-        _p18 = _h12*_l16 + _l13*_h15
-        _p19 = _p17 + _p18
-        d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + 1.0)*math.exp(_p19)
+        _c8 = beta*134217728.0 + beta
+        _h9 = _c8 - (_c8 - beta)
+        _l10 = beta - _h9
+        _c11 = logits*134217728.0 + logits
+        _h12 = _c11 - (_c11 - logits)
+        _l13 = logits - _h12
+        _p14 = _h9*_h12
+        _p15 = _h9*_l13 + _l10*_h12
+        _p16 = _p14 + _p15
+        _t0 = math.exp(0.5*_p16)
+        _g117 = beta + 1.0
+        _p18 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
+        _q19 = _p18 - _p18*(_g117*_c4)
+        d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q19
+        d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(-beta - logits)))
         return value, d_logits, d_target
     elif (target == 0.0):  # hard target 0
         _a20 = abs(logits)
@@ -141,7 +142,7 @@ def value_and_grad_f64(logits, target, beta):
         _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
         d_target = _s35 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
-    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -708.0):  # hard target 1, |y - sigma| subnormal or 0
+    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
         _z36 = -logits
         _a37 = abs(logits)
         _e38 = math.exp(-_a37)
@@ -152,20 +153,21 @@ def value_and_grad_f64(logits, target, beta):
         _ap43 = _p42 - _p42*(beta*_c40)
         value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
         _t0 = -logits
-        _g144 = beta + 1.0
-        _p45 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g144)
-        _q46 = _p45 - _p45*(_g144*_c40)
-        d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q46
-        _c47 = beta*134217728.0 + beta
-        _h48 = _c47 - (_c47 - beta)
-        _l49 = beta - _h48
-        _c50 = _t0*134217728.0 + _t0
-        _h51 = _c50 - (_c50 - _t0)
-        _l52 = _t0 - _h51
-        _p53 = _h48*_h51
-        _p54 = _h48*_l52 + _l49*_h51
-        _p55 = _p53 + _p54
-        d_target = (_t0 + beta)*(((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*math.exp(_p55)
+        _c44 = beta*134217728.0 + beta
+        _h45 = _c44 - (_c44 - beta)
+        _l46 = beta - _h45
+        _c47 = _t0*134217728.0 + _t0
+        _h48 = _c47 - (_c47 - _t0)
+        _l49 = _t0 - _h48
+        _p50 = _h45*_h48
+        _p51 = _h45*_l49 + _l46*_h48
+        _p52 = _p50 + _p51
+        _t1 = math.exp(0.5*_p52)
+        _g153 = beta + 1.0
+        _p54 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g153)
+        _q55 = _p54 - _p54*(_g153*_c40)
+        d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q55
+        d_target = _t1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1*(_t0 + beta)))
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
         _z56 = -logits
@@ -212,7 +214,7 @@ def value_and_grad_f64(logits, target, beta):
 
 
 def value_f32(logits, target, beta):
-    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
@@ -232,7 +234,7 @@ def value_f32(logits, target, beta):
         _ap14 = _p13 - _p13*(beta*_c11)
         value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
         return value
-    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
+    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z15 = -logits
         _a16 = abs(logits)
         _e17 = math.exp(-_a16)
@@ -265,7 +267,7 @@ def value_f32(logits, target, beta):
 
 
 def value_and_grad_f32(logits, target, beta):
-    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
@@ -274,20 +276,21 @@ def value_and_grad_f32(logits, target, beta):
         _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-        _g18 = beta + _f32(1.0)
-        _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
-        _q10 = _p9 - _p9*(_g18*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
-        _c11 = beta*_f32(4096.0) + beta
-        _h12 = _c11 - (_c11 - beta)
-        _l13 = beta - _h12
-        _c14 = logits*_f32(4096.0) + logits
-        _h15 = _c14 - (_c14 - logits)
-        _l16 = logits - _h15
-        _p17 = _h12*_h15
-        _p18 = _h12*_l16 + _l13*_h15
-        _p19 = _p17 + _p18
-        d_target = -(beta + logits)*(((_p18 - (_p19 - _p17)) + _l13*_l16) + _f32(1.0))*math.exp(_p19)
+        _c8 = beta*_f32(4096.0) + beta
+        _h9 = _c8 - (_c8 - beta)
+        _l10 = beta - _h9
+        _c11 = logits*_f32(4096.0) + logits
+        _h12 = _c11 - (_c11 - logits)
+        _l13 = logits - _h12
+        _p14 = _h9*_h12
+        _p15 = _h9*_l13 + _l10*_h12
+        _p16 = _p14 + _p15
+        _t0 = math.exp(_f32(0.5)*_p16)
+        _g117 = beta + _f32(1.0)
+        _p18 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
+        _q19 = _p18 - _p18*(_g117*_c4)
+        d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q19
+        d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(-beta - logits)))
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # hard target 0
         _a20 = abs(logits)
@@ -326,7 +329,7 @@ def value_and_grad_f32(logits, target, beta):
             _s43 = -_w_beta*_s40*_s41*_s42*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
             d_target = _f32(_s43 - _w_logits*math.pow(_w1, _w_beta))
         return value, d_logits, d_target
-    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(87.0)):  # hard target 1, |y - sigma| subnormal or 0
+    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z44 = -logits
         _a45 = abs(logits)
         _e46 = math.exp(-_a45)
@@ -337,20 +340,21 @@ def value_and_grad_f32(logits, target, beta):
         _ap51 = _p50 - _p50*(beta*_c48)
         value = (_l49 if _z44 < _f32(0.0) else _z44 + _l49)*_ap51
         _t0 = -logits
-        _g152 = beta + _f32(1.0)
-        _p53 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -_g152)
-        _q54 = _p53 - _p53*(_g152*_c48)
-        d_logits = -(_e46 + beta*_l49 if _z44 < _f32(0.0) else _f32(1.0) + beta*((_z44 + _l49)*_e46))*_q54
-        _c55 = beta*_f32(4096.0) + beta
-        _h56 = _c55 - (_c55 - beta)
-        _l57 = beta - _h56
-        _c58 = _t0*_f32(4096.0) + _t0
-        _h59 = _c58 - (_c58 - _t0)
-        _l60 = _t0 - _h59
-        _p61 = _h56*_h59
-        _p62 = _h56*_l60 + _l57*_h59
-        _p63 = _p61 + _p62
-        d_target = (_t0 + beta)*(((_p62 - (_p63 - _p61)) + _l57*_l60) + _f32(1.0))*math.exp(_p63)
+        _c52 = beta*_f32(4096.0) + beta
+        _h53 = _c52 - (_c52 - beta)
+        _l54 = beta - _h53
+        _c55 = _t0*_f32(4096.0) + _t0
+        _h56 = _c55 - (_c55 - _t0)
+        _l57 = _t0 - _h56
+        _p58 = _h53*_h56
+        _p59 = _h53*_l57 + _l54*_h56
+        _p60 = _p58 + _p59
+        _t1 = math.exp(_f32(0.5)*_p60)
+        _g161 = beta + _f32(1.0)
+        _p62 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -_g161)
+        _q63 = _p62 - _p62*(_g161*_c48)
+        d_logits = -(_e46 + beta*_l49 if _z44 < _f32(0.0) else _f32(1.0) + beta*((_z44 + _l49)*_e46))*_q63
+        d_target = _t1*((((_p59 - (_p60 - _p58)) + _l54*_l57) + _f32(1.0))*(_t1*(_t0 + beta)))
         return value, d_logits, d_target
     elif (target == _f32(1.0)):  # hard target 1
         _z64 = -logits
