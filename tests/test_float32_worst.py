@@ -104,6 +104,23 @@ def test_target_gradient_at_its_roots(loss, params, bar, x, y):
     assert err <= bar, f"{loss} {params} float32 d/dtarget at x = {x!r}, y = {y}: {err} ULP (bar {bar})"
 
 
+# soft targets, alpha_t weighting, where d/dtargets' terms cancel and the float32 kernel takes its float64 form:
+# that form once added (2 alpha - 1) CE (1 - p_t)^gamma twice (the printer differentiated alpha_t along with y)
+SOFT_FALLBACK = [(-6.0, 0.9), (-0.4016825556755066, 0.6964291930198669), (-0.2612, 0.52)]
+
+
+@pytest.mark.parametrize("x, y", SOFT_FALLBACK)
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (0.75, 0.5)])
+def test_soft_target_gradient_through_the_float64_fallback(x, y, alpha, gamma):
+    x32, y32 = F32(x), F32(y)
+    _, (_, gy) = rl.sigmoid_focal_loss.value_and_grad(np.array([x32]), np.array([y32]), alpha=alpha, gamma=gamma)
+    exact = cls_oracle.sigmoid_focal_loss(float(x32), float(y32), alpha=alpha, gamma=gamma)
+    # the classification measure: ULPs of the larger of the exact value and the terms that cancel (d/dy's scale)
+    scale = float(cls_oracle.focal_gradient_scale(float(x32), float(y32), np.float32, alpha=alpha, gamma=gamma)[1])
+    err = abs(float(gy[0]) - float(exact[2]))
+    assert err <= 8 * np.finfo(np.float32).eps * max(abs(float(exact[2])), scale), (gy[0], exact[2])
+
+
 def _box_grad_error(loss, p, t, dtype, **params):
     """(value abs error, gradient error relative to the pair's largest exact component) against the oracle."""
     P, T = np.asarray(p, dtype), np.asarray(t, dtype)

@@ -498,9 +498,14 @@ class KernelPrinter(PythonCodePrinter):
         return n
 
     def _focal_general(self, expr, argindex=0):
-        x, y, a, g = expr.args
-        form = a * LogitCE(x, y) * PowG(OneMinusPt(x, y), g)
-        return self._print(form if argindex == 0 else sp.diff(form, expr.args[argindex - 1]))
+        """a CE(x, y) (1 - p_t)^g, or its partial derivative in the argument ``argindex`` (1-4) with the
+        others held fixed: differentiated in placeholders, as the arguments may be expressions (alpha_t
+        depends on y; its own derivative is FocalCE's fdiff, not this one's)."""
+        d = [sp.Dummy(n) for n in "xyag"]
+        form = d[2] * LogitCE(d[0], d[1]) * PowG(OneMinusPt(d[0], d[1]), d[3])
+        if argindex:
+            form = sp.diff(form, d[argindex - 1])
+        return self._print(form.xreplace(dict(zip(d, expr.args))))
 
     def _print_FocalCE(self, expr):
         if expr.args[1] not in (0, 1):

@@ -432,7 +432,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _s108 = _w_targets*_s106 + (1.0 - _w_targets)*_s105
             _s109 = math.pow(_s108, _w_gamma - 1.0) if _s108 > 0.0 and _w_gamma != 0.0 else 0.0
             _s110 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
-            _s111 = (2.0*_w_alpha - 1.0)*_s107*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
-            _s112 = -_w_logits*_s110*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
-            d_targets = _f32(_s111 - _w_gamma*_s110*math.tanh(0.5*_w_logits)*_s107*_s109 + _s112 + _s111)
+            _s111 = -_w_logits*_s110*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+            _s112 = (2.0*_w_alpha - 1.0)*_s107*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+            d_targets = _f32(_s112 - _w_gamma*_s110*math.tanh(0.5*_w_logits)*_s107*_s109 + _s111)
         return value, d_logits, d_targets
