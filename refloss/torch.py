@@ -223,11 +223,12 @@ def _numpy_call(loss, arrays, params, reduction, validate, with_grad):
     directly, without the checks and conversions its call would repeat, or its whole call where it
     does more (class indices, a weighted mean)."""
     info = loss.info
-    if info.indices or (reduction == "mean" and info.mean_weight is not None):
+    dt = arrays[0].dtype
+    if (info.indices or (reduction == "mean" and info.mean_weight is not None) or dt.type not in (np.float32, np.float64)
+            or any(a.dtype != dt for a in arrays)):  # (the operator called directly: any tensors)
         fn = loss.value_and_grad if with_grad else loss
         return fn(*arrays, reduction=reduction, validate=validate, **params)
     values = loss._param_values(params)
-    dt = arrays[0].dtype
     precision = "f32" if dt == np.float32 else "f64"
     try:  # the NumPy call's cached check and conversion of the parameters
         args = loss._kernel_args(values, precision, tuple(type(v) for v in values))

@@ -457,3 +457,19 @@ def test_cuda_tensors_equal_cpu_tensors(loss, dtype):
             out.append([v.detach().cpu(), *[t.grad.cpu() for t in tensors]])
         for a, b in zip(*out):
             torch.testing.assert_close(a, b, rtol=64 * torch.finfo(dtype).eps, atol=64 * torch.finfo(dtype).eps)
+
+
+def test_operator_called_directly_takes_any_tensors():
+    """torch.ops.refloss.<loss> called directly (not through refloss.torch, which unifies dtypes first) with
+    integer, float16 or mixed tensors: the NumPy API's rules (result dtype, float16 computed in float32), not the
+    fast path's single-dtype drivers (integers gave integer zeros, float16 an error)."""
+    op = rt.giou_loss.op
+    p, t = torch.tensor([[0, 0, 2, 2], [0, 0, 1, 1]]), torch.tensor([[1, 1, 3, 3], [0, 0, 3, 1]])
+    want = rl.giou_loss(p.numpy().astype(float), t.numpy().astype(float))
+    got = op(p, t, 0.0, "none", True, False)[0]
+    assert got.dtype == torch.float64 and np.array_equal(got.numpy(), want)
+    half = op(p.half(), t.half(), 0.0, "none", True, False)[0]
+    assert half.dtype == torch.float16
+    np.testing.assert_allclose(half.float().numpy(), want, rtol=1e-3)
+    mixed = op(p.double(), t.float(), 0.0, "none", True, False)[0]
+    assert mixed.dtype == torch.float64 and np.array_equal(mixed.numpy(), want)
