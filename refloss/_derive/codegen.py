@@ -728,6 +728,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     _check_output_names(kernel, outputs)
     values = [o for o in outputs if o in kernel.value_names]
     grads = [o for o in outputs if o not in kernel.value_names]
+    unknown = set(kernel.wide) - set(kernel.output_names) or set(kernel.wide) & set(kernel.value_names)
+    if unknown:
+        raise ValueError(f"{name}: wide names {sorted(unknown)} are not gradient outputs of the kernel")
     wide = [o for o in grads if precision == "f32" and o in kernel.wide]
     if values != list(kernel.value_names):
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
