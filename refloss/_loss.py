@@ -159,6 +159,13 @@ class Loss:
         constants = self._module("scalar").constants(*param_floats(self._info.params, values))
         return tuple(np.float32(c) for c in constants) if precision == "f32" else constants
 
+    def _checked_args(self, values: tuple, precision: str) -> tuple:
+        """The parameters checked and converted (cached; an unhashable value is checked without the cache)."""
+        try:
+            return self._kernel_args(values, precision, tuple(type(v) for v in values))
+        except TypeError:  # unhashable parameter value
+            return self._kernel_args_uncached(values, precision)
+
     def kernel_args(self, params: dict, precision: str = "f64") -> tuple:
         """The scalar kernels' arguments after the inputs for these parameters (defaults for
         the rest), as floats of ``precision`` ("f64" or "f32")."""
@@ -214,10 +221,7 @@ class Loss:
         if out_dt != dt:  # float16: computed in float32, returned as float16 (NumPy's result type)
             result = self._evaluate(with_grad, inputs, params, reduction, dt, device, validate)
             return _cast(result, out_dt)
-        try:
-            args = self._kernel_args(values, precision, tuple(type(v) for v in values))
-        except TypeError:  # unhashable parameter value: check it without the cache
-            args = self._kernel_args_uncached(values, precision)
+        args = self._checked_args(values, precision)
         if device != "cpu":
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")

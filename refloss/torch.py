@@ -230,10 +230,7 @@ def _numpy_call(loss, arrays, params, reduction, validate, with_grad):
         return fn(*arrays, reduction=reduction, validate=validate, **params)
     values = loss._param_values(params)
     precision = "f32" if dt == np.float32 else "f64"
-    try:  # the NumPy call's cached check and conversion of the parameters
-        args = loss._kernel_args(values, precision, tuple(type(v) for v in values))
-    except TypeError:  # unhashable parameter value: checked without the cache
-        args = loss._kernel_args_uncached(values, precision)
+    args = loss._checked_args(values, precision)
     return loss._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate)
 
 
@@ -371,10 +368,7 @@ class TorchLoss:
         values = self._loss._param_values(params) if params else self._loss._default_values  # unknown: TypeError
         compiling = torch.compiler.is_compiling()
         if not compiling and with_grad_possible(inputs):  # (value only: the NumPy call checks them)
-            try:  # validates every parameter (cached as the NumPy API's call does) before autograd records
-                self._loss._kernel_args(values, "f64", tuple(type(v) for v in values))
-            except TypeError:  # unhashable (a list): checked without the cache
-                self._loss._kernel_args_uncached(values, "f64")
+            self._loss._checked_args(values, "f64")  # every parameter checked before autograd records
         tensors = _tensors(info, inputs)
         low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
         if low is not None:
