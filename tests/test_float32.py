@@ -7,8 +7,10 @@ from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
+from numba import njit
 
 import refloss as rl
+from refloss._numba_options import CPU_OPTIONS
 from refloss._reference import REFERENCES
 
 
@@ -37,6 +39,22 @@ def _float64_lines(dispatcher) -> list:
     return out
 
 
+def _block_calls(mod, widths, grad_widths, values, args):
+    """The drivers' float32 block functions (where the kernels are written into the loop), compiled
+    afresh on flat arrays of 3 elements (one loaded from Numba's cache has no typed IR)."""
+    arrays = [np.full(3 * w, 0.5, np.float32) for w in widths]
+    out = np.empty(3 * values, np.float32)
+    grads = [np.empty(3 * w, np.float32) for w in grad_widths]
+    calls = ((mod._value_block_f32, arrays + [out]),
+             (mod._value_and_grad_block_f32, arrays + [out] + grads + [np.float32(1)]))
+    fresh = []
+    for block, inputs in calls:
+        again = njit(**{**CPU_OPTIONS, "cache": False})(block.py_func)
+        again(*inputs, *args)
+        fresh.append(again)
+    return fresh
+
+
 @pytest.mark.parametrize("name", rl.ALL_LOSSES)
 def test_float32_kernels_have_no_float64(name):
     fn = getattr(rl, name)
@@ -49,19 +67,20 @@ def test_float32_kernels_have_no_float64(name):
         rows = [np.full(3, 0.5, np.float32) if w is None else np.float32(0.5) for w in fn.info.widths]
         grads = [np.empty(3 if widths[n] is None else 1, np.float32) for n in fn.info.grad_inputs]
         calls = ((mod._value_f32, rows), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
+        for scalar, inputs in calls:
+            scalar(*inputs, *args)  # compile for float32 (drivers may come from cache)
+        kernels = [scalar for scalar, _ in calls]
     else:
-        scalars = [np.float32(0.5)] * sum(fn.info.widths)
-        calls = ((mod._value_f32, scalars), (mod._value_and_grad_f32, scalars))
-    for scalar, inputs in calls:
-        scalar(*inputs, *args)  # compile for float32 (drivers may come from cache)
-        bad = _float64_lines(scalar)
+        widths = dict(zip(fn.info.inputs, fn.info.widths))
+        kernels = _block_calls(mod, fn.info.widths, [widths[n] for n in fn.info.grad_inputs], 1, args)
+    for kernel in kernels:
+        bad = _float64_lines(kernel)
         assert not bad, f"{name}: float64 in a float32 kernel:\n" + "\n".join(bad[:5])
 
 
 def test_float32_yolo_decode_has_no_float64():
     mod = rl.loss_named("yolo_decode")._module("cpu")
     args = (np.float32(1.1), np.float32(0.0), np.float32(8.0))
-    for scalar in (mod._value_f32, mod._value_and_grad_f32):
-        scalar(*([np.float32(0.5)] * 12), *args)
-        bad = _float64_lines(scalar)
+    for kernel in _block_calls(mod, (4, 2, 2, 4), (4,), 4, args):  # t, anchors, grid, cotangent
+        bad = _float64_lines(kernel)
         assert not bad, "yolo_decode: float64 in a float32 kernel:\n" + "\n".join(bad[:5])

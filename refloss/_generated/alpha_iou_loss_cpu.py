@@ -10,140 +10,2088 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import alpha_iou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = max(py1, ty1) - min(py2, ty2)
+        _s4 = max(px1, tx1) - min(px2, tx2)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = py1 - ty1
+        _s8 = ty2 - py2
+        _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = px1 - tx1
+        _s13 = tx2 - px2
+        _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
+        _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
+        _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
+        _s21 = (-px1 + px2)*(-py1 + py2)
+        _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
+        giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
+        if (inter == 0.0) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > 0.0):  # no overlap: IoU^alpha = 0 with no gradient
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -tx1 + tx2
+            _t5 = -py1 + py2
+            _t6 = -ty1 + ty2
+            _t7 = -px1 + px2
+            _c23 = _t4*134217728.0 + _t4
+            _h24 = _c23 - (_c23 - _t4)
+            _l25 = _t4 - _h24
+            _c26 = _t5*134217728.0 + _t5
+            _h27 = _c26 - (_c26 - _t5)
+            _l28 = _t5 - _h27
+            _p29 = _h24*_h27
+            _p30 = _h24*_l28 + _l25*_h27
+            _p31 = _p29 + _p30
+            _c32 = _t6*134217728.0 + _t6
+            _h33 = _c32 - (_c32 - _t6)
+            _l34 = _t6 - _h33
+            _c35 = _t7*134217728.0 + _t7
+            _h36 = _c35 - (_c35 - _t7)
+            _l37 = _t7 - _h36
+            _p38 = _h33*_h36
+            _p39 = _h33*_l37 + _l34*_h36
+            _p40 = _p38 + _p39
+            _s41 = -py1
+            _e42 = py2 + _s41
+            _e43 = _e42 - py2
+            _s44 = -tx1
+            _e45 = tx2 + _s44
+            _e46 = _e45 - tx2
+            _s47 = -px1
+            _e48 = px2 + _s47
+            _e49 = _e48 - px2
+            _s50 = -ty1
+            _e51 = ty2 + _s50
+            _e52 = _e51 - ty2
+            _s53 = -_t6*((px2 - (_e48 - _e49)) + (_s47 - _e49))
+            _s54 = -_t7*((ty2 - (_e51 - _e52)) + (_s50 - _e52))
+            _s55 = _t4*((py2 - (_e42 - _e43)) + (_s41 - _e43))
+            _s56 = _t5*((tx2 - (_e45 - _e46)) + (_s44 - _e46))
+            _s57 = -((_p39 - (_p40 - _p38)) + _l34*_l37)
+            _s58 = (_p31 - _p40) + (_s55 + _s56 + _s53 + _s54 + ((_p30 - (_p31 - _p29)) + _l25*_l28) + _s57)
+            _t8 = math.atan2(_s58, _t4*_t7 + _t5*_t6)
+            _t9 = 0.4052847345693511*(_t8*_t8)
+            _t10 = max(_s1, _s1 - _s1)
+            _s59 = _t10*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s60 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s61 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t11 = _s59 + _s61 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s60 + eps
+            _s62 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0))
+            _b63 = _s5 - px2
+            _b64 = _s6 - tx1
+            _e65 = (px2 - (_s5 - _b63)) - (tx2 + _b63)
+            _e66 = (tx1 - (_s6 - _b64)) - (px1 + _b64)
+            _c67 = _e65 - _e66
+            _s68 = (_s5 - _s6) + _c67 if _c67 == _c67 else _s5 - _s6
+            _b69 = _s10 - py2
+            _b70 = _s11 - ty1
+            _e71 = (py2 - (_s10 - _b69)) - (ty2 + _b69)
+            _e72 = (ty1 - (_s11 - _b70)) - (py1 + _b70)
+            _c73 = _e71 - _e72
+            _s74 = (_s10 - _s11) + _c73 if _c73 == _c73 else _s10 - _s11
+            _s75 = max(px2, tx2) - min(px1, tx1)
+            _s76 = max(py2, ty2) - min(py1, ty1)
+            _s77 = math.pow((0.25*(_s68*_s68) + 0.25*(_s74*_s74))/(eps + (_s75*_s75) + (_s76*_s76)), alpha)
+            _s78 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t8*_t8*_t8*_t8)/_s62, alpha)
+            _s79 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s77
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s78 + _s79 + 1.0
+        elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < 0.5):  # IoU < 1/2: 1 - IoU^alpha
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _t8 = max(_s1, _s1 - _s1)
+            _t9 = _t8*max(_s2, _s2 - _s2)
+            _c80 = _t6*134217728.0 + _t6
+            _h81 = _c80 - (_c80 - _t6)
+            _l82 = _t6 - _h81
+            _c83 = _t5*134217728.0 + _t5
+            _h84 = _c83 - (_c83 - _t5)
+            _l85 = _t5 - _h84
+            _p86 = _h81*_h84
+            _p87 = _h81*_l85 + _l82*_h84
+            _p88 = _p86 + _p87
+            _c89 = _t7*134217728.0 + _t7
+            _h90 = _c89 - (_c89 - _t7)
+            _l91 = _t7 - _h90
+            _c92 = _t4*134217728.0 + _t4
+            _h93 = _c92 - (_c92 - _t4)
+            _l94 = _t4 - _h93
+            _p95 = _h90*_h93
+            _p96 = _h90*_l94 + _l91*_h93
+            _p97 = _p95 + _p96
+            _s98 = -ty1
+            _e99 = ty2 + _s98
+            _e100 = _e99 - ty2
+            _s101 = -tx1
+            _e102 = tx2 + _s101
+            _e103 = _e102 - tx2
+            _s104 = -py1
+            _e105 = py2 + _s104
+            _e106 = _e105 - py2
+            _s107 = -px1
+            _e108 = px2 + _s107
+            _e109 = _e108 - px2
+            _s110 = -_t7*((px2 - (_e108 - _e109)) + (_s107 - _e109))
+            _s111 = _t5*((tx2 - (_e102 - _e103)) + (_s101 - _e103))
+            _s112 = _t6*((py2 - (_e105 - _e106)) + (_s104 - _e106))
+            _s113 = -_t4*((ty2 - (_e99 - _e100)) + (_s98 - _e100))
+            _s114 = -((_p96 - (_p97 - _p95)) + _l91*_l94)
+            _s115 = (_p88 - _p97) + (_s113 + _s111 + _s112 + _s110 + ((_p87 - (_p88 - _p86)) + _l82*_l85) + _s114)
+            _t10 = math.atan2(_s115, _t4*_t6 + _t5*_t7)
+            _t11 = 0.4052847345693511*(_t10*_t10)
+            _s116 = _t7*min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s117 = _t8*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s118 = _t5*min(_t4, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t12 = _s118 + _s116 + _s117 + _t8*min(_t7, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _s119 = _t11 + _t12/(_t12 + inter) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+            _b120 = _s5 - px2
+            _b121 = _s6 - tx1
+            _e122 = (px2 - (_s5 - _b120)) - (tx2 + _b120)
+            _e123 = (tx1 - (_s6 - _b121)) - (px1 + _b121)
+            _c124 = _e122 - _e123
+            _s125 = (_s5 - _s6) + _c124 if _c124 == _c124 else _s5 - _s6
+            _b126 = _s10 - py2
+            _b127 = _s11 - ty1
+            _e128 = (py2 - (_s10 - _b126)) - (ty2 + _b126)
+            _e129 = (ty1 - (_s11 - _b127)) - (py1 + _b127)
+            _c130 = _e128 - _e129
+            _s131 = (_s10 - _s11) + _c130 if _c130 == _c130 else _s10 - _s11
+            _s132 = max(px2, tx2) - min(px1, tx1)
+            _s133 = max(py2, ty2) - min(py1, ty1)
+            _s134 = math.pow((0.25*(_s125*_s125) + 0.25*(_s131*_s131))/(eps + (_s132*_s132) + (_s133*_s133)), alpha)
+            _s135 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t10*_t10*_t10*_t10)/_s119, alpha)
+            _s136 = -math.pow(_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps), alpha)
+            _s137 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s134
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s135 + _s137 + _s136 + 1.0
+        else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _t8 = max(_s1, _s1 - _s1)
+            _s138 = _t6*min(_t7, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s139 = _t8*min(_t4, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s140 = _t4*min(_t5, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t9 = _s140 + _s138 + _s139 + _t8*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _t10 = _t9/(_t9 + inter)
+            _c141 = _t6*134217728.0 + _t6
+            _h142 = _c141 - (_c141 - _t6)
+            _l143 = _t6 - _h142
+            _c144 = _t5*134217728.0 + _t5
+            _h145 = _c144 - (_c144 - _t5)
+            _l146 = _t5 - _h145
+            _p147 = _h142*_h145
+            _p148 = _h142*_l146 + _l143*_h145
+            _p149 = _p147 + _p148
+            _c150 = _t7*134217728.0 + _t7
+            _h151 = _c150 - (_c150 - _t7)
+            _l152 = _t7 - _h151
+            _c153 = _t4*134217728.0 + _t4
+            _h154 = _c153 - (_c153 - _t4)
+            _l155 = _t4 - _h154
+            _p156 = _h151*_h154
+            _p157 = _h151*_l155 + _l152*_h154
+            _p158 = _p156 + _p157
+            _s159 = -tx1
+            _e160 = tx2 + _s159
+            _e161 = _e160 - tx2
+            _s162 = -ty1
+            _e163 = ty2 + _s162
+            _e164 = _e163 - ty2
+            _s165 = -px1
+            _e166 = px2 + _s165
+            _e167 = _e166 - px2
+            _s168 = -py1
+            _e169 = py2 + _s168
+            _e170 = _e169 - py2
+            _s171 = -_t5*((ty2 - (_e163 - _e164)) + (_s162 - _e164))
+            _s172 = -_t6*((px2 - (_e166 - _e167)) + (_s165 - _e167))
+            _s173 = _t4*((tx2 - (_e160 - _e161)) + (_s159 - _e161))
+            _s174 = _t7*((py2 - (_e169 - _e170)) + (_s168 - _e170))
+            _s175 = -((_p148 - (_p149 - _p147)) + _l143*_l146)
+            _s176 = _s173 + _s171 + _s172 + _s174 + _s175 + ((_p157 - (_p158 - _p156)) + _l152*_l155)
+            _t11 = math.atan2((-_p149 + _p158) + _s176, _t4*_t6 + _t5*_t7)
+            _t12 = 0.4052847345693511*(_t11*_t11)
+            _s177 = 0.16425571607494938*(_t11*_t11*_t11*_t11)/(_t10 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0)))
+            _b178 = _s5 - px2
+            _b179 = _s6 - tx1
+            _e180 = (px2 - (_s5 - _b178)) - (tx2 + _b178)
+            _e181 = (tx1 - (_s6 - _b179)) - (px1 + _b179)
+            _c182 = _e180 - _e181
+            _s183 = (_s5 - _s6) + _c182 if _c182 == _c182 else _s5 - _s6
+            _b184 = _s10 - py2
+            _b185 = _s11 - ty1
+            _e186 = (py2 - (_s10 - _b184)) - (ty2 + _b184)
+            _e187 = (ty1 - (_s11 - _b185)) - (py1 + _b185)
+            _c188 = _e186 - _e187
+            _s189 = (_s10 - _s11) + _c188 if _c188 == _c188 else _s10 - _s11
+            _s190 = max(px2, tx2) - min(px1, tx1)
+            _s191 = max(py2, ty2) - min(py1, ty1)
+            _s192 = math.pow((0.25*(_s183*_s183) + 0.25*(_s189*_s189))/(eps + (_s190*_s190) + (_s191*_s191)), alpha)
+            _s193 = 0.16666666666666666*_t0*_t3*math.pow(_s177, alpha)
+            _s194 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s192
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s193 + _s194 - math.expm1(alpha*math.log1p(-_t10))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, alpha, form, eps, beta_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, form, eps, beta_grad)
+        return _value_block_f64(pred, target, out, alpha, form, eps, beta_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], alpha, form,
+                eps, beta_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, alpha, form, eps,
         beta_grad):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], alpha, form, eps, beta_grad)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = max(py1, ty1) - min(py2, ty2)
+        _s4 = max(px1, tx1) - min(px2, tx2)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = py1 - ty1
+        _s8 = ty2 - py2
+        _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = px1 - tx1
+        _s13 = tx2 - px2
+        _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
+        _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
+        _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
+        _s21 = (-px1 + px2)*(-py1 + py2)
+        _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
+        giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
+        if (inter == 0.0) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > 0.0):  # no overlap: IoU^alpha = 0 with no gradient
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -tx1 + tx2
+            _t5 = -py1 + py2
+            _t6 = -ty1 + ty2
+            _t7 = -px1 + px2
+            _c23 = _t4*134217728.0 + _t4
+            _h24 = _c23 - (_c23 - _t4)
+            _l25 = _t4 - _h24
+            _c26 = _t5*134217728.0 + _t5
+            _h27 = _c26 - (_c26 - _t5)
+            _l28 = _t5 - _h27
+            _p29 = _h24*_h27
+            _p30 = _h24*_l28 + _l25*_h27
+            _p31 = _p29 + _p30
+            _c32 = _t6*134217728.0 + _t6
+            _h33 = _c32 - (_c32 - _t6)
+            _l34 = _t6 - _h33
+            _c35 = _t7*134217728.0 + _t7
+            _h36 = _c35 - (_c35 - _t7)
+            _l37 = _t7 - _h36
+            _p38 = _h33*_h36
+            _p39 = _h33*_l37 + _l34*_h36
+            _p40 = _p38 + _p39
+            _s41 = -py1
+            _e42 = py2 + _s41
+            _e43 = _e42 - py2
+            _s44 = -tx1
+            _e45 = tx2 + _s44
+            _e46 = _e45 - tx2
+            _s47 = -px1
+            _e48 = px2 + _s47
+            _e49 = _e48 - px2
+            _s50 = -ty1
+            _e51 = ty2 + _s50
+            _e52 = _e51 - ty2
+            _s53 = -_t6*((px2 - (_e48 - _e49)) + (_s47 - _e49))
+            _s54 = -_t7*((ty2 - (_e51 - _e52)) + (_s50 - _e52))
+            _s55 = _t4*((py2 - (_e42 - _e43)) + (_s41 - _e43))
+            _s56 = _t5*((tx2 - (_e45 - _e46)) + (_s44 - _e46))
+            _s57 = -((_p39 - (_p40 - _p38)) + _l34*_l37)
+            _s58 = (_p31 - _p40) + (_s55 + _s56 + _s53 + _s54 + ((_p30 - (_p31 - _p29)) + _l25*_l28) + _s57)
+            _t8 = math.atan2(_s58, _t4*_t7 + _t5*_t6)
+            _t9 = 0.4052847345693511*(_t8*_t8)
+            _t10 = max(_s1, _s1 - _s1)
+            _s59 = _t10*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s60 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s61 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t11 = _s59 + _s61 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s60 + eps
+            _s62 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0))
+            _b63 = _s5 - px2
+            _b64 = _s6 - tx1
+            _e65 = (px2 - (_s5 - _b63)) - (tx2 + _b63)
+            _e66 = (tx1 - (_s6 - _b64)) - (px1 + _b64)
+            _c67 = _e65 - _e66
+            _s68 = (_s5 - _s6) + _c67 if _c67 == _c67 else _s5 - _s6
+            _b69 = _s10 - py2
+            _b70 = _s11 - ty1
+            _e71 = (py2 - (_s10 - _b69)) - (ty2 + _b69)
+            _e72 = (ty1 - (_s11 - _b70)) - (py1 + _b70)
+            _c73 = _e71 - _e72
+            _s74 = (_s10 - _s11) + _c73 if _c73 == _c73 else _s10 - _s11
+            _s75 = max(px2, tx2) - min(px1, tx1)
+            _s76 = max(py2, ty2) - min(py1, ty1)
+            _s77 = math.pow((0.25*(_s68*_s68) + 0.25*(_s74*_s74))/(eps + (_s75*_s75) + (_s76*_s76)), alpha)
+            _s78 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t8*_t8*_t8*_t8)/_s62, alpha)
+            _s79 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s77
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s78 + _s79 + 1.0
+            _t12 = _s68
+            _t13 = 0.5*_t12
+            _t14 = px1 + _s44
+            _t15 = -_t14
+            _t16 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+            _t17 = _s75
+            _t18 = _s74
+            _t19 = _s76
+            _t20 = (_t17*_t17) + (_t19*_t19) + eps
+            _t21 = (0.25*(_t12*_t12) + 0.25*(_t18*_t18))/_t20
+            _t22 = 2.0*_t21
+            _t23 = _t17*_t22
+            _t24 = _t2*form
+            _t25 = 0.16666666666666666*_t0*_t24
+            _t26 = 0.5*form - 1.5
+            _t27 = alpha*(-_t24*_t26 + _t25)*(math.pow(_t21, alpha - 1.0) if _t21 > 0.0 and alpha != 0.0 else 0.0)
+            _t28 = 1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0)
+            _t29 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t30 = min(_t5, _t29)
+            _t31 = _s2
+            _t32 = max(_t31, _t31 - _t31)
+            _t33 = 1.0 if _s1 > 0.0 else 0.0
+            _t34 = _t32*(1.0 - _t33)
+            _t35 = _t30 + _t34
+            _t36 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t37 = _t17*_t19 + eps
+            _t38 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t39 = min(_t6, _t36)
+            _t40 = _t10*_t39
+            _t41 = min(_t4, _t38)
+            _t42 = _t41*_t6
+            _t43 = _t40 + _t42
+            _t44 = _t19*((-_t38*_t5 + _t43)/_t37) + eps*(_t36/_t37)
+            _s80 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+            _t45 = _t0*_t26*alpha*form*_s80
+            _t46 = _t10*_t30
+            _t47 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t48 = min(_t7, _t47)
+            _t49 = _t48*_t5
+            _t50 = _t46 + _t49
+            _t51 = _t43 + eps
+            _t52 = _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0)) + (_t11/(_t50 + _t51 + inter))
+            _t54 = 0.10132118364233778*beta_grad
+            _t55 = _t8*_t8
+            _t56 = 4.0*_t55
+            _t57 = _t54*_t56/_t52
+            _t58 = _t57 + (1.0 - beta_grad)*(_t9/_t52)
+            _t59 = 1.0/(_t7*_t7 + _t5*_t5) if _t7 != 0.0 or _t5 != 0.0 else 0.0
+            _t60 = 8.0*_t8
+            _t61 = 0.10132118364233778*_t60
+            _t62 = _t59*_t61
+            _t63 = _t5*_t62
+            _t64 = _t58*_t63
+            _t65 = _t54*_t60
+            _t66 = _t59*_t65
+            _t67 = _t5*_t66
+            _t68 = 1.0 if _t15 > 0.0 else 0.0
+            _t69 = -_t10*_t32 + _t4*_t6 + _t5*_t7 + eps
+            _t70 = inter/_t69
+            _t71 = 1.0 if _t14 > 0.0 else 0.0
+            _t72 = _t49 + _t51
+            _t73 = _t32*_t33
+            _t74 = _t73*((_t72 + inter)/_t69)
+            _t75 = -_t68 - _t71 + 1.0
+            _t76 = 0.5*_t73
+            _t77 = _t76*((-_t46 + _t72)/_t69)
+            _t78 = 0.10132118364233778*_t56
+            _s81 = _t58*_t78
+            _t79 = _t25*alpha*(math.pow(_s81, alpha - 1.0) if _s81 > 0.0 and alpha != 0.0 else 0.0)
+            _t80 = 0.5*_t18
+            _t81 = py1 + _s50
+            _t82 = -_t81
+            _t83 = 1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0)
+            _t84 = _t19*_t22
+            _t85 = 1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0)
+            _t86 = 1.0 if _t31 > 0.0 else 0.0
+            _t87 = _t10*(1.0 - _t86)
+            _t88 = _t48 + _t87
+            _t89 = _t17*((-_t36*_t7 + _t43)/_t37) + eps*(_t38/_t37)
+            _t90 = px1 - px2
+            _t91 = _t62*_t90
+            _t92 = _t58*_t91
+            _t93 = _t66*_t90
+            _t94 = 1.0 if _t82 > 0.0 else 0.0
+            _t95 = 1.0 if _t81 > 0.0 else 0.0
+            _t96 = _t30*_t7 + _t51
+            _t97 = _t10*_t86
+            _t98 = _t97*((_t96 + inter)/_t69)
+            _t99 = -_t94 - _t95 + 1.0
+            _t100 = 0.5*_t97
+            _t101 = _t100*((-_t32*_t48 + _t96)/_t69)
+            _t102 = -tx2
+            _t103 = _t102 + px2
+            _t104 = 1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0)
+            _t105 = -_t103
+            _t106 = 1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0)
+            _t107 = 1.0 if _t103 > 0.0 else 0.0
+            _t108 = 1.0 if _t105 > 0.0 else 0.0
+            _t109 = -_t107 - _t108 + 1.0
+            _t110 = py2 - ty2
+            _t111 = 1.0 if _t110 > 0.0 else (0.5 if _t110 == 0.0 else 0.0)
+            _t112 = -_t110
+            _t113 = 1.0 if _t112 > 0.0 else (0.5 if _t112 == 0.0 else 0.0)
+            _t114 = 1.0 if _t110 > 0.0 else 0.0
+            _t115 = 1.0 if _t112 > 0.0 else 0.0
+            _t116 = -_t114 - _t115 + 1.0
+            _t117 = -_t13
+            _t118 = _t34 + _t39
+            _t119 = _t19*((-_t47*_t6 + _t50)/_t37) + eps*(_t29/_t37)
+            _t120 = 1.0/(_t4*_t4 + _t6*_t6) if _t4 != 0.0 or _t6 != 0.0 else 0.0
+            _t121 = _t120*_t61
+            _t122 = _t121*_t6
+            _t123 = _t122*_t58
+            _t124 = _t120*_t65
+            _t125 = _t124*_t6
+            _t126 = _t50 + eps
+            _t127 = _t126 + _t42
+            _t128 = _t73*((_t127 + inter)/_t69)
+            _t129 = _t76*((_t127 - _t40)/_t69)
+            _t130 = -_t80
+            _t131 = _t41 + _t87
+            _t132 = _t17*((-_t29*_t4 + _t50)/_t37) + eps*(_t47/_t37)
+            _t133 = _t102 + tx1
+            _t134 = _t121*_t133
+            _t135 = _t134*_t58
+            _t136 = _t124*_t133
+            _t137 = _t126 + _t39*_t4
+            _t138 = _t97*((_t137 + inter)/_t69)
+            _t139 = _t100*((_t137 - _t32*_t41)/_t69)
+            _s82 = _t79*(_t64 + _t78*(((_t67 - _t57*(_t63 - ((_t5*_t68*_t70 - _t71*_t74 - _t75*_t77)/_t69))))/_t52))
+            d_px1 = _t27*(((_t13 - -_t16*_t23))/_t20) - _t45*((_t16*_t44 - _t28*_t35)/_t37) + _s82
+            _s83 = _t79*(_t78*(((_t93 - _t57*(_t91 - ((-_t101*_t99 + _t7*_t70*_t94 - _t95*_t98)/_t69))))/_t52) + _t92)
+            d_py1 = _t27*(((_t80 - -_t83*_t84))/_t20) - _t45*((_t83*_t89 - _t85*_t88)/_t37) + _s83
+            _s84 = ((-_t67 - _t57*(-_t63 - ((-_t107*_t5*_t70 + _t108*_t74 + _t109*_t77)/_t69))))/_t52
+            _s85 = _t79*(0.4052847345693511*_t55*_s84 - _t64)
+            d_px2 = _t27*(((_t13 - _t104*_t23))/_t20) - _t45*((-_t104*_t44 + _t106*_t35)/_t37) + _s85
+            _s86 = _t78*(((-_t93 - _t57*(-_t91 - ((_t101*_t116 - _t114*_t7*_t70 + _t115*_t98)/_t69))))/_t52) - _t92
+            d_py2 = _t27*(((_t80 - _t111*_t84))/_t20) - _t45*((-_t111*_t89 + _t113*_t88)/_t37) + _t79*_s86
+            _s87 = ((-_t125 - _t57*(-_t122 - ((-_t128*_t68 - _t129*_t75 + _t6*_t70*_t71)/_t69))))/_t52
+            _s88 = _t79*(-_t123 + 0.4052847345693511*_t55*_s87)
+            d_tx1 = _t27*(((_t117 - -_t23*_t28))/_t20) - _t45*((-_t118*_t16 + _t119*_t28)/_t37) + _s88
+            _s89 = -_t135 + _t78*(((-_t136 - _t57*(-_t134 - ((-_t138*_t94 - _t139*_t99 + _t4*_t70*_t95)/_t69))))/_t52)
+            d_ty1 = _t27*(((_t130 - -_t84*_t85))/_t20) - _t45*((-_t131*_t83 + _t132*_t85)/_t37) + _t79*_s89
+            _s90 = _t123 + _t78*(((_t125 - _t57*(_t122 - ((_t107*_t128 - _t108*_t6*_t70 + _t109*_t129)/_t69))))/_t52)
+            d_tx2 = _t27*(((_t117 - _t106*_t23))/_t20) - _t45*((_t104*_t118 - _t106*_t119)/_t37) + _t79*_s90
+            _s91 = _t135 + _t78*(((_t136 - _t57*(_t134 - ((_t114*_t138 - _t115*_t4*_t70 + _t116*_t139)/_t69))))/_t52)
+            d_ty2 = _t27*(((_t130 - _t113*_t84))/_t20) - _t45*((_t111*_t131 - _t113*_t132)/_t37) + _t79*_s91
+        elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < 0.5):  # IoU < 1/2: 1 - IoU^alpha
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _t8 = max(_s1, _s1 - _s1)
+            _t9 = _t8*max(_s2, _s2 - _s2)
+            _c92 = _t6*134217728.0 + _t6
+            _h93 = _c92 - (_c92 - _t6)
+            _l94 = _t6 - _h93
+            _c95 = _t5*134217728.0 + _t5
+            _h96 = _c95 - (_c95 - _t5)
+            _l97 = _t5 - _h96
+            _p98 = _h93*_h96
+            _p99 = _h93*_l97 + _l94*_h96
+            _p100 = _p98 + _p99
+            _c101 = _t7*134217728.0 + _t7
+            _h102 = _c101 - (_c101 - _t7)
+            _l103 = _t7 - _h102
+            _c104 = _t4*134217728.0 + _t4
+            _h105 = _c104 - (_c104 - _t4)
+            _l106 = _t4 - _h105
+            _p107 = _h102*_h105
+            _p108 = _h102*_l106 + _l103*_h105
+            _p109 = _p107 + _p108
+            _s110 = -ty1
+            _e111 = ty2 + _s110
+            _e112 = _e111 - ty2
+            _s113 = -tx1
+            _e114 = tx2 + _s113
+            _e115 = _e114 - tx2
+            _s116 = -py1
+            _e117 = py2 + _s116
+            _e118 = _e117 - py2
+            _s119 = -px1
+            _e120 = px2 + _s119
+            _e121 = _e120 - px2
+            _s122 = -_t4*((ty2 - (_e111 - _e112)) + (_s110 - _e112))
+            _s123 = -_t7*((px2 - (_e120 - _e121)) + (_s119 - _e121))
+            _s124 = _t5*((tx2 - (_e114 - _e115)) + (_s113 - _e115))
+            _s125 = _t6*((py2 - (_e117 - _e118)) + (_s116 - _e118))
+            _s126 = -((_p108 - (_p109 - _p107)) + _l103*_l106)
+            _s127 = (_p100 - _p109) + (_s122 + _s124 + _s125 + _s123 + ((_p99 - (_p100 - _p98)) + _l94*_l97) + _s126)
+            _t10 = math.atan2(_s127, _t4*_t6 + _t5*_t7)
+            _t11 = 0.4052847345693511*(_t10*_t10)
+            _s128 = _t7*min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s129 = _t8*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s130 = _t5*min(_t4, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t12 = _s130 + _s128 + _s129 + _t8*min(_t7, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _s131 = _t11 + _t12/(_t12 + inter) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+            _b132 = _s5 - px2
+            _b133 = _s6 - tx1
+            _e134 = (px2 - (_s5 - _b132)) - (tx2 + _b132)
+            _e135 = (tx1 - (_s6 - _b133)) - (px1 + _b133)
+            _c136 = _e134 - _e135
+            _s137 = (_s5 - _s6) + _c136 if _c136 == _c136 else _s5 - _s6
+            _b138 = _s10 - py2
+            _b139 = _s11 - ty1
+            _e140 = (py2 - (_s10 - _b138)) - (ty2 + _b138)
+            _e141 = (ty1 - (_s11 - _b139)) - (py1 + _b139)
+            _c142 = _e140 - _e141
+            _s143 = (_s10 - _s11) + _c142 if _c142 == _c142 else _s10 - _s11
+            _s144 = max(px2, tx2) - min(px1, tx1)
+            _s145 = max(py2, ty2) - min(py1, ty1)
+            _s146 = math.pow((0.25*(_s137*_s137) + 0.25*(_s143*_s143))/(eps + (_s144*_s144) + (_s145*_s145)), alpha)
+            _s147 = 0.16666666666666666*_t0*_t3*math.pow(0.16425571607494938*(_t10*_t10*_t10*_t10)/_s131, alpha)
+            _s148 = -math.pow(_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps), alpha)
+            _s149 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s146
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s147 + _s149 + _s148 + 1.0
+            _t13 = _s137
+            _t14 = 0.5*_t13
+            _t15 = px1 + _s113
+            _t16 = -_t15
+            _t17 = 1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0)
+            _t18 = _s144
+            _t19 = _s143
+            _t20 = _s145
+            _t21 = (_t18*_t18) + (_t20*_t20) + eps
+            _t22 = (0.25*(_t13*_t13) + 0.25*(_t19*_t19))/_t21
+            _t23 = 2.0*_t22
+            _t24 = _t18*_t23
+            _t25 = _t2*form
+            _t26 = 0.16666666666666666*_t0*_t25
+            _t27 = 0.5*form - 1.5
+            _t28 = alpha*(-_t25*_t27 + _t26)*(math.pow(_t22, alpha - 1.0) if _t22 > 0.0 and alpha != 0.0 else 0.0)
+            _t29 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+            _t30 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t31 = min(_t5, _t30)
+            _t32 = _s2
+            _t33 = max(_t32, _t32 - _t32)
+            _t34 = 1.0 if _s1 > 0.0 else 0.0
+            _t35 = _t33*(1.0 - _t34)
+            _t36 = _t31 + _t35
+            _t37 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t38 = _t18*_t20 + eps
+            _t39 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t40 = min(_t6, _t39)
+            _t41 = _t40*_t7
+            _t42 = min(_t7, _t37)
+            _t43 = _t42*_t8
+            _t44 = _t41 + _t43
+            _t45 = _t20*((-_t39*_t5 + _t44)/_t38) + eps*(_t37/_t38)
+            _s150 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+            _t46 = _t0*_t27*alpha*form*_s150
+            _t47 = 1.0 if _t16 > 0.0 else 0.0
+            _t48 = -_t33*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t49 = inter/_t48
+            _t50 = 1.0 if _t15 > 0.0 else 0.0
+            _t51 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t52 = min(_t4, _t51)
+            _t53 = _t5*_t52
+            _t54 = _t44 + eps
+            _t55 = _t53 + _t54
+            _t56 = _t33*_t34
+            _t57 = _t56*((_t55 + inter)/_t48)
+            _t58 = -_t47 - _t50 + 1.0
+            _t59 = _t31*_t8
+            _t60 = 0.5*_t56
+            _t61 = _t60*((_t55 - _t59)/_t48)
+            _t62 = (_t47*_t49*_t5 - _t50*_t57 - _t58*_t61)/_t48
+            _t63 = alpha*(math.pow(_t49, alpha - 1.0) if _t49 > 0.0 and alpha != 0.0 else 0.0)
+            _t64 = _t53 + _t59
+            _t65 = _t11 + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0)) + (_t12/(_t54 + _t64 + inter))
+            _t67 = 0.10132118364233778*beta_grad
+            _t68 = 4.0*(_t10*_t10)
+            _t69 = _t67*_t68/_t65
+            _t70 = _t69 + (1.0 - beta_grad)*(_t11/_t65)
+            _t71 = 1.0/(_t4*_t4 + _t5*_t5) if _t4 != 0.0 or _t5 != 0.0 else 0.0
+            _t72 = 8.0*_t10
+            _t73 = 0.10132118364233778*_t72
+            _t74 = _t71*_t73
+            _t75 = _t5*_t74
+            _t76 = _t70*_t75
+            _t77 = _t67*_t72
+            _t78 = _t71*_t77
+            _t79 = _t5*_t78
+            _t80 = 0.10132118364233778*_t68
+            _s151 = _t70*_t80
+            _t81 = _t26*alpha*(math.pow(_s151, alpha - 1.0) if _s151 > 0.0 and alpha != 0.0 else 0.0)
+            _t82 = 0.5*_t19
+            _t83 = py1 + _s110
+            _t84 = -_t83
+            _t85 = 1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0)
+            _t86 = _t20*_t23
+            _t87 = 1.0 if _t83 > 0.0 else (0.5 if _t83 == 0.0 else 0.0)
+            _t88 = 1.0 if _t32 > 0.0 else 0.0
+            _t89 = _t8*(1.0 - _t88)
+            _t90 = _t52 + _t89
+            _t91 = _t18*((-_t37*_t4 + _t44)/_t38) + eps*(_t39/_t38)
+            _t92 = 1.0 if _t84 > 0.0 else 0.0
+            _t93 = 1.0 if _t83 > 0.0 else 0.0
+            _t94 = _t31*_t4 + _t54
+            _t95 = _t8*_t88
+            _t96 = _t95*((_t94 + inter)/_t48)
+            _t97 = -_t92 - _t93 + 1.0
+            _t98 = 0.5*_t95
+            _t99 = _t98*((-_t33*_t52 + _t94)/_t48)
+            _t100 = (_t4*_t49*_t92 - _t93*_t96 - _t97*_t99)/_t48
+            _t101 = px1 - px2
+            _t102 = _t101*_t74
+            _t103 = _t102*_t70
+            _t104 = _t101*_t78
+            _t105 = -tx2
+            _t106 = _t105 + px2
+            _t107 = 1.0 if _t106 > 0.0 else (0.5 if _t106 == 0.0 else 0.0)
+            _t108 = -_t106
+            _t109 = 1.0 if _t108 > 0.0 else (0.5 if _t108 == 0.0 else 0.0)
+            _t110 = 1.0 if _t106 > 0.0 else 0.0
+            _t111 = 1.0 if _t108 > 0.0 else 0.0
+            _t112 = -_t110 - _t111 + 1.0
+            _t113 = (-_t110*_t49*_t5 + _t111*_t57 + _t112*_t61)/_t48
+            _t114 = py2 - ty2
+            _t115 = 1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0)
+            _t116 = -_t114
+            _t117 = 1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0)
+            _t118 = 1.0 if _t114 > 0.0 else 0.0
+            _t119 = 1.0 if _t116 > 0.0 else 0.0
+            _t120 = -_t118 - _t119 + 1.0
+            _t121 = (-_t118*_t4*_t49 + _t119*_t96 + _t120*_t99)/_t48
+            _t122 = -_t14
+            _t123 = _t35 + _t42
+            _t124 = _t20*((-_t51*_t7 + _t64)/_t38) + eps*(_t30/_t38)
+            _t125 = _t64 + eps
+            _t126 = _t125 + _t41
+            _t127 = _t56*((_t126 + inter)/_t48)
+            _t128 = _t60*((_t126 - _t43)/_t48)
+            _t129 = (-_t127*_t47 - _t128*_t58 + _t49*_t50*_t7)/_t48
+            _t130 = 1.0/(_t6*_t6 + _t7*_t7) if _t6 != 0.0 or _t7 != 0.0 else 0.0
+            _t131 = _t130*_t73
+            _t132 = _t131*_t7
+            _t133 = _t132*_t70
+            _t134 = _t130*_t77
+            _t135 = _t134*_t7
+            _t136 = -_t82
+            _t137 = _t40 + _t89
+            _t138 = _t18*((-_t30*_t6 + _t64)/_t38) + eps*(_t51/_t38)
+            _t139 = _t125 + _t42*_t6
+            _t140 = _t95*((_t139 + inter)/_t48)
+            _t141 = _t98*((_t139 - _t33*_t40)/_t48)
+            _t142 = (-_t140*_t92 - _t141*_t97 + _t49*_t6*_t93)/_t48
+            _t143 = _t105 + tx1
+            _t144 = _t131*_t143
+            _t145 = _t144*_t70
+            _t146 = _t134*_t143
+            _t147 = (_t110*_t127 - _t111*_t49*_t7 + _t112*_t128)/_t48
+            _t148 = (_t118*_t140 - _t119*_t49*_t6 + _t120*_t141)/_t48
+            _s152 = _t81*(_t76 + _t80*(((_t79 - _t69*(-_t62 + _t75)))/_t65))
+            d_px1 = _t28*(((_t14 - -_t17*_t24))/_t21) - _t46*((_t17*_t45 - _t29*_t36)/_t38) - _t62*_t63 + _s152
+            _s153 = _t81*(_t103 + _t80*(((_t104 - _t69*(-_t100 + _t102)))/_t65))
+            d_py1 = -_t100*_t63 + _t28*(((_t82 - -_t85*_t86))/_t21) - _t46*((_t85*_t91 - _t87*_t90)/_t38) + _s153
+            _s154 = _t81*(-_t76 + _t80*(((-_t79 - _t69*(-_t113 - _t75)))/_t65))
+            d_px2 = -_t113*_t63 + _t28*(((_t14 - _t107*_t24))/_t21) - _t46*((-_t107*_t45 + _t109*_t36)/_t38) + _s154
+            _s155 = _t81*(-_t103 + _t80*(((-_t104 - _t69*(-_t102 - _t121)))/_t65))
+            d_py2 = -_t121*_t63 + _t28*(((_t82 - _t115*_t86))/_t21) - _t46*((-_t115*_t91 + _t117*_t90)/_t38) + _s155
+            _s156 = _t81*(-_t133 + _t80*(((-_t135 - _t69*(-_t129 - _t132)))/_t65))
+            d_tx1 = -_t129*_t63 + _t28*(((_t122 - -_t24*_t29))/_t21) - _t46*((-_t123*_t17 + _t124*_t29)/_t38) + _s156
+            _s157 = _t81*(-_t145 + _t80*(((-_t146 - _t69*(-_t142 - _t144)))/_t65))
+            d_ty1 = -_t142*_t63 + _t28*(((_t136 - -_t86*_t87))/_t21) - _t46*((-_t137*_t85 + _t138*_t87)/_t38) + _s157
+            _s158 = _t81*(_t133 + _t80*(((_t135 - _t69*(_t132 - _t147)))/_t65))
+            d_tx2 = -_t147*_t63 + _t28*(((_t122 - _t109*_t24))/_t21) - _t46*((_t107*_t123 - _t109*_t124)/_t38) + _s158
+            _s159 = _t81*(_t145 + _t80*(((_t146 - _t69*(_t144 - _t148)))/_t65))
+            d_ty2 = -_t148*_t63 + _t28*(((_t136 - _t117*_t86))/_t21) - _t46*((_t115*_t137 - _t117*_t138)/_t38) + _s159
+        else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+            _t0 = form - 2.0
+            _t1 = 0.5*form - 1.5
+            _t2 = form - 1.0
+            _t3 = _t2*form
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _t8 = max(_s1, _s1 - _s1)
+            _s160 = _t6*min(_t7, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s161 = _t8*min(_t4, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s162 = _t4*min(_t5, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t9 = _s162 + _s160 + _s161 + _t8*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _t10 = _t9/(_t9 + inter)
+            _c163 = _t6*134217728.0 + _t6
+            _h164 = _c163 - (_c163 - _t6)
+            _l165 = _t6 - _h164
+            _c166 = _t5*134217728.0 + _t5
+            _h167 = _c166 - (_c166 - _t5)
+            _l168 = _t5 - _h167
+            _p169 = _h164*_h167
+            _p170 = _h164*_l168 + _l165*_h167
+            _p171 = _p169 + _p170
+            _c172 = _t7*134217728.0 + _t7
+            _h173 = _c172 - (_c172 - _t7)
+            _l174 = _t7 - _h173
+            _c175 = _t4*134217728.0 + _t4
+            _h176 = _c175 - (_c175 - _t4)
+            _l177 = _t4 - _h176
+            _p178 = _h173*_h176
+            _p179 = _h173*_l177 + _l174*_h176
+            _p180 = _p178 + _p179
+            _s181 = -tx1
+            _e182 = tx2 + _s181
+            _e183 = _e182 - tx2
+            _s184 = -ty1
+            _e185 = ty2 + _s184
+            _e186 = _e185 - ty2
+            _s187 = -px1
+            _e188 = px2 + _s187
+            _e189 = _e188 - px2
+            _s190 = -py1
+            _e191 = py2 + _s190
+            _e192 = _e191 - py2
+            _s193 = -_t5*((ty2 - (_e185 - _e186)) + (_s184 - _e186))
+            _s194 = -_t6*((px2 - (_e188 - _e189)) + (_s187 - _e189))
+            _s195 = _t4*((tx2 - (_e182 - _e183)) + (_s181 - _e183))
+            _s196 = _t7*((py2 - (_e191 - _e192)) + (_s190 - _e192))
+            _s197 = -((_p170 - (_p171 - _p169)) + _l165*_l168)
+            _s198 = _s195 + _s193 + _s194 + _s196 + _s197 + ((_p179 - (_p180 - _p178)) + _l174*_l177)
+            _t11 = math.atan2((-_p171 + _p180) + _s198, _t4*_t6 + _t5*_t7)
+            _t12 = 0.4052847345693511*(_t11*_t11)
+            _s199 = 0.16425571607494938*(_t11*_t11*_t11*_t11)/(_t10 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0)))
+            _b200 = _s5 - px2
+            _b201 = _s6 - tx1
+            _e202 = (px2 - (_s5 - _b200)) - (tx2 + _b200)
+            _e203 = (tx1 - (_s6 - _b201)) - (px1 + _b201)
+            _c204 = _e202 - _e203
+            _s205 = (_s5 - _s6) + _c204 if _c204 == _c204 else _s5 - _s6
+            _b206 = _s10 - py2
+            _b207 = _s11 - ty1
+            _e208 = (py2 - (_s10 - _b206)) - (ty2 + _b206)
+            _e209 = (ty1 - (_s11 - _b207)) - (py1 + _b207)
+            _c210 = _e208 - _e209
+            _s211 = (_s10 - _s11) + _c210 if _c210 == _c210 else _s10 - _s11
+            _s212 = max(px2, tx2) - min(px1, tx1)
+            _s213 = max(py2, ty2) - min(py1, ty1)
+            _s214 = math.pow((0.25*(_s205*_s205) + 0.25*(_s211*_s211))/(eps + (_s212*_s212) + (_s213*_s213)), alpha)
+            _s215 = 0.16666666666666666*_t0*_t3*math.pow(_s199, alpha)
+            _s216 = (0.16666666666666666*_t0*_t2*form - _t1*_t3)*_s214
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s215 + _s216 - math.expm1(alpha*math.log1p(-_t10))
+            _t13 = _s205
+            _t14 = 0.5*_t13
+            _t15 = px1 + _s181
+            _t16 = -_t15
+            _t17 = 1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0)
+            _t18 = _s212
+            _t19 = _s211
+            _t20 = _s213
+            _t21 = (_t18*_t18) + (_t20*_t20) + eps
+            _t22 = (0.25*(_t13*_t13) + 0.25*(_t19*_t19))/_t21
+            _t23 = 2.0*_t22
+            _t24 = _t18*_t23
+            _t25 = _t2*form
+            _t26 = 0.16666666666666666*_t0*_t25
+            _t27 = 0.5*form - 1.5
+            _t28 = alpha*(-_t25*_t27 + _t26)*(math.pow(_t22, alpha - 1.0) if _t22 > 0.0 and alpha != 0.0 else 0.0)
+            _t29 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+            _t30 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t31 = min(_t4, _t30)
+            _t32 = _s2
+            _t33 = max(_t32, _t32 - _t32)
+            _t34 = 1.0 if _s1 > 0.0 else 0.0
+            _t35 = _t33*(1.0 - _t34)
+            _t36 = _t31 + _t35
+            _t37 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t38 = _t18*_t20 + eps
+            _t39 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t40 = min(_t7, _t39)
+            _t41 = _t40*_t6
+            _t42 = min(_t6, _t37)
+            _t43 = _t42*_t8
+            _t44 = _t41 + _t43
+            _t45 = _t20*((-_t39*_t4 + _t44)/_t38) + eps*(_t37/_t38)
+            _s217 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
+            _t46 = _t0*_t27*alpha*form*_s217
+            _t47 = 1.0 if _t16 > 0.0 else 0.0
+            _t48 = -_t33*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t49 = inter/_t48
+            _t50 = 1.0 if _t15 > 0.0 else 0.0
+            _t51 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t52 = min(_t5, _t51)
+            _t53 = _t4*_t52
+            _t54 = _t44 + eps
+            _t55 = _t53 + _t54
+            _t56 = _t33*_t34
+            _t57 = _t56*((_t55 + inter)/_t48)
+            _t58 = -_t47 - _t50 + 1.0
+            _t59 = _t31*_t8
+            _t60 = 0.5*_t56
+            _t61 = _t60*((_t55 - _t59)/_t48)
+            _t62 = (_t4*_t47*_t49 - _t50*_t57 - _t58*_t61)/_t48
+            _t63 = alpha*(math.pow(_t49, alpha - 1.0) if _t49 > 0.0 and alpha != 0.0 else 0.0)
+            _t64 = _t53 + _t59
+            _t65 = _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0)) + (_t9/(_t54 + _t64 + inter))
+            _t67 = 0.10132118364233778*beta_grad
+            _t68 = 4.0*(_t11*_t11)
+            _t69 = _t67*_t68/_t65
+            _t70 = _t69 + (1.0 - beta_grad)*(_t12/_t65)
+            _t71 = 1.0/(_t5*_t5 + _t4*_t4) if _t5 != 0.0 or _t4 != 0.0 else 0.0
+            _t72 = 8.0*_t11
+            _t73 = 0.10132118364233778*_t72
+            _t74 = _t71*_t73
+            _t75 = _t4*_t74
+            _t76 = _t70*_t75
+            _t77 = _t67*_t72
+            _t78 = _t71*_t77
+            _t79 = _t4*_t78
+            _t80 = 0.10132118364233778*_t68
+            _s218 = _t70*_t80
+            _t81 = _t26*alpha*(math.pow(_s218, alpha - 1.0) if _s218 > 0.0 and alpha != 0.0 else 0.0)
+            _t82 = 0.5*_t19
+            _t83 = py1 + _s184
+            _t84 = -_t83
+            _t85 = 1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0)
+            _t86 = _t20*_t23
+            _t87 = 1.0 if _t83 > 0.0 else (0.5 if _t83 == 0.0 else 0.0)
+            _t88 = 1.0 if _t32 > 0.0 else 0.0
+            _t89 = _t8*(1.0 - _t88)
+            _t90 = _t52 + _t89
+            _t91 = _t18*((-_t37*_t5 + _t44)/_t38) + eps*(_t39/_t38)
+            _t92 = 1.0 if _t84 > 0.0 else 0.0
+            _t93 = 1.0 if _t83 > 0.0 else 0.0
+            _t94 = _t31*_t5 + _t54
+            _t95 = _t8*_t88
+            _t96 = _t95*((_t94 + inter)/_t48)
+            _t97 = -_t92 - _t93 + 1.0
+            _t98 = 0.5*_t95
+            _t99 = _t98*((-_t33*_t52 + _t94)/_t48)
+            _t100 = (_t49*_t5*_t92 - _t93*_t96 - _t97*_t99)/_t48
+            _t101 = px1 - px2
+            _t102 = _t101*_t74
+            _t103 = _t102*_t70
+            _t104 = _t101*_t78
+            _t105 = -tx2
+            _t106 = _t105 + px2
+            _t107 = 1.0 if _t106 > 0.0 else (0.5 if _t106 == 0.0 else 0.0)
+            _t108 = -_t106
+            _t109 = 1.0 if _t108 > 0.0 else (0.5 if _t108 == 0.0 else 0.0)
+            _t110 = 1.0 if _t106 > 0.0 else 0.0
+            _t111 = 1.0 if _t108 > 0.0 else 0.0
+            _t112 = -_t110 - _t111 + 1.0
+            _t113 = (-_t110*_t4*_t49 + _t111*_t57 + _t112*_t61)/_t48
+            _t114 = py2 - ty2
+            _t115 = 1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0)
+            _t116 = -_t114
+            _t117 = 1.0 if _t116 > 0.0 else (0.5 if _t116 == 0.0 else 0.0)
+            _t118 = 1.0 if _t114 > 0.0 else 0.0
+            _t119 = 1.0 if _t116 > 0.0 else 0.0
+            _t120 = -_t118 - _t119 + 1.0
+            _t121 = (-_t118*_t49*_t5 + _t119*_t96 + _t120*_t99)/_t48
+            _t122 = -_t14
+            _t123 = _t35 + _t42
+            _t124 = _t20*((-_t51*_t6 + _t64)/_t38) + eps*(_t30/_t38)
+            _t125 = _t64 + eps
+            _t126 = _t125 + _t41
+            _t127 = _t56*((_t126 + inter)/_t48)
+            _t128 = _t60*((_t126 - _t43)/_t48)
+            _t129 = (-_t127*_t47 - _t128*_t58 + _t49*_t50*_t6)/_t48
+            _t130 = 1.0/(_t7*_t7 + _t6*_t6) if _t7 != 0.0 or _t6 != 0.0 else 0.0
+            _t131 = _t130*_t73
+            _t132 = _t131*_t6
+            _t133 = _t132*_t70
+            _t134 = _t130*_t77
+            _t135 = _t134*_t6
+            _t136 = -_t82
+            _t137 = _t40 + _t89
+            _t138 = _t18*((-_t30*_t7 + _t64)/_t38) + eps*(_t51/_t38)
+            _t139 = _t125 + _t42*_t7
+            _t140 = _t95*((_t139 + inter)/_t48)
+            _t141 = _t98*((_t139 - _t33*_t40)/_t48)
+            _t142 = (-_t140*_t92 - _t141*_t97 + _t49*_t7*_t93)/_t48
+            _t143 = _t105 + tx1
+            _t144 = _t131*_t143
+            _t145 = _t144*_t70
+            _t146 = _t134*_t143
+            _t147 = (_t110*_t127 - _t111*_t49*_t6 + _t112*_t128)/_t48
+            _t148 = (_t118*_t140 - _t119*_t49*_t7 + _t120*_t141)/_t48
+            _s219 = _t81*(_t76 + _t80*(((_t79 - _t69*(-_t62 + _t75)))/_t65))
+            d_px1 = _t28*(((_t14 - -_t17*_t24))/_t21) - _t46*((_t17*_t45 - _t29*_t36)/_t38) - _t62*_t63 + _s219
+            _s220 = _t81*(_t103 + _t80*(((_t104 - _t69*(-_t100 + _t102)))/_t65))
+            d_py1 = -_t100*_t63 + _t28*(((_t82 - -_t85*_t86))/_t21) - _t46*((_t85*_t91 - _t87*_t90)/_t38) + _s220
+            _s221 = _t81*(-_t76 + _t80*(((-_t79 - _t69*(-_t113 - _t75)))/_t65))
+            d_px2 = -_t113*_t63 + _t28*(((_t14 - _t107*_t24))/_t21) - _t46*((-_t107*_t45 + _t109*_t36)/_t38) + _s221
+            _s222 = _t81*(-_t103 + _t80*(((-_t104 - _t69*(-_t102 - _t121)))/_t65))
+            d_py2 = -_t121*_t63 + _t28*(((_t82 - _t115*_t86))/_t21) - _t46*((-_t115*_t91 + _t117*_t90)/_t38) + _s222
+            _s223 = _t81*(-_t133 + _t80*(((-_t135 - _t69*(-_t129 - _t132)))/_t65))
+            d_tx1 = -_t129*_t63 + _t28*(((_t122 - -_t24*_t29))/_t21) - _t46*((-_t123*_t17 + _t124*_t29)/_t38) + _s223
+            _s224 = _t81*(-_t145 + _t80*(((-_t146 - _t69*(-_t142 - _t144)))/_t65))
+            d_ty1 = -_t142*_t63 + _t28*(((_t136 - -_t86*_t87))/_t21) - _t46*((-_t137*_t85 + _t138*_t87)/_t38) + _s224
+            _s225 = _t81*(_t133 + _t80*(((_t135 - _t69*(_t132 - _t147)))/_t65))
+            d_tx2 = -_t147*_t63 + _t28*(((_t122 - _t109*_t24))/_t21) - _t46*((_t107*_t123 - _t109*_t124)/_t38) + _s225
+            _s226 = _t81*(_t145 + _t80*(((_t146 - _t69*(_t144 - _t148)))/_t65))
+            d_ty2 = -_t148*_t63 + _t28*(((_t136 - _t117*_t86))/_t21) - _t46*((_t115*_t137 - _t117*_t138)/_t38) + _s226
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps, beta_grad)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps, beta_grad)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, alpha, form,
+                eps, beta_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, alpha, form, eps,
+                beta_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], alpha, form, eps, beta_grad)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = max(py1, ty1) - min(py2, ty2)
+        _s4 = max(px1, tx1) - min(px2, tx2)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = py1 - ty1
+        _s8 = ty2 - py2
+        _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = px1 - tx1
+        _s13 = tx2 - px2
+        _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
+        _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
+        _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
+        _s21 = (-px1 + px2)*(-py1 + py2)
+        _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
+        giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
+        if (inter == _f32(0.0)) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > _f32(0.0)):  # no overlap: IoU^alpha = 0 with no gradient
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -tx1 + tx2
+            _t5 = -py1 + py2
+            _t6 = -ty1 + ty2
+            _t7 = -px1 + px2
+            _c23 = _t4*_f32(4096.0) + _t4
+            _h24 = _c23 - (_c23 - _t4)
+            _l25 = _t4 - _h24
+            _c26 = _t5*_f32(4096.0) + _t5
+            _h27 = _c26 - (_c26 - _t5)
+            _l28 = _t5 - _h27
+            _p29 = _h24*_h27
+            _p30 = _h24*_l28 + _l25*_h27
+            _p31 = _p29 + _p30
+            _c32 = _t6*_f32(4096.0) + _t6
+            _h33 = _c32 - (_c32 - _t6)
+            _l34 = _t6 - _h33
+            _c35 = _t7*_f32(4096.0) + _t7
+            _h36 = _c35 - (_c35 - _t7)
+            _l37 = _t7 - _h36
+            _p38 = _h33*_h36
+            _p39 = _h33*_l37 + _l34*_h36
+            _p40 = _p38 + _p39
+            _s41 = -py1
+            _e42 = py2 + _s41
+            _e43 = _e42 - py2
+            _s44 = -tx1
+            _e45 = tx2 + _s44
+            _e46 = _e45 - tx2
+            _s47 = -px1
+            _e48 = px2 + _s47
+            _e49 = _e48 - px2
+            _s50 = -ty1
+            _e51 = ty2 + _s50
+            _e52 = _e51 - ty2
+            _s53 = -_t6*((px2 - (_e48 - _e49)) + (_s47 - _e49))
+            _s54 = -_t7*((ty2 - (_e51 - _e52)) + (_s50 - _e52))
+            _s55 = _t4*((py2 - (_e42 - _e43)) + (_s41 - _e43))
+            _s56 = _t5*((tx2 - (_e45 - _e46)) + (_s44 - _e46))
+            _s57 = -((_p39 - (_p40 - _p38)) + _l34*_l37)
+            _s58 = (_p31 - _p40) + (_s55 + _s56 + _s53 + _s54 + ((_p30 - (_p31 - _p29)) + _l25*_l28) + _s57)
+            _t8 = math.atan2(_s58, _t4*_t7 + _t5*_t6)
+            _t9 = _f32(0.40528473258018494)*(_t8*_t8)
+            _t10 = max(_s1, _s1 - _s1)
+            _s59 = _t10*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s60 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s61 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t11 = _s59 + _s61 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s60 + eps
+            _s62 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+            _b63 = _s5 - px2
+            _b64 = _s6 - tx1
+            _e65 = (px2 - (_s5 - _b63)) - (tx2 + _b63)
+            _e66 = (tx1 - (_s6 - _b64)) - (px1 + _b64)
+            _c67 = _e65 - _e66
+            _s68 = (_s5 - _s6) + _c67 if _c67 == _c67 else _s5 - _s6
+            _b69 = _s10 - py2
+            _b70 = _s11 - ty1
+            _e71 = (py2 - (_s10 - _b69)) - (ty2 + _b69)
+            _e72 = (ty1 - (_s11 - _b70)) - (py1 + _b70)
+            _c73 = _e71 - _e72
+            _s74 = (_s10 - _s11) + _c73 if _c73 == _c73 else _s10 - _s11
+            _s75 = max(px2, tx2) - min(px1, tx1)
+            _s76 = max(py2, ty2) - min(py1, ty1)
+            _s77 = math.pow((_f32(0.25)*(_s68*_s68) + _f32(0.25)*(_s74*_s74))/(eps + (_s75*_s75) + (_s76*_s76)), alpha)
+            _s78 = _f32(0.1666666716337204)*_t0*_t3*math.pow(_f32(0.16425572335720062)*(_t8*_t8*_t8*_t8)/_s62, alpha)
+            _s79 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s77
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s78 + _s79 + _f32(1.0)
+        elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < _f32(0.5)):  # IoU < 1/2: 1 - IoU^alpha
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _t8 = max(_s1, _s1 - _s1)
+            _t9 = _t8*max(_s2, _s2 - _s2)
+            _c80 = _t6*_f32(4096.0) + _t6
+            _h81 = _c80 - (_c80 - _t6)
+            _l82 = _t6 - _h81
+            _c83 = _t5*_f32(4096.0) + _t5
+            _h84 = _c83 - (_c83 - _t5)
+            _l85 = _t5 - _h84
+            _p86 = _h81*_h84
+            _p87 = _h81*_l85 + _l82*_h84
+            _p88 = _p86 + _p87
+            _c89 = _t7*_f32(4096.0) + _t7
+            _h90 = _c89 - (_c89 - _t7)
+            _l91 = _t7 - _h90
+            _c92 = _t4*_f32(4096.0) + _t4
+            _h93 = _c92 - (_c92 - _t4)
+            _l94 = _t4 - _h93
+            _p95 = _h90*_h93
+            _p96 = _h90*_l94 + _l91*_h93
+            _p97 = _p95 + _p96
+            _s98 = -ty1
+            _e99 = ty2 + _s98
+            _e100 = _e99 - ty2
+            _s101 = -tx1
+            _e102 = tx2 + _s101
+            _e103 = _e102 - tx2
+            _s104 = -py1
+            _e105 = py2 + _s104
+            _e106 = _e105 - py2
+            _s107 = -px1
+            _e108 = px2 + _s107
+            _e109 = _e108 - px2
+            _s110 = -_t7*((px2 - (_e108 - _e109)) + (_s107 - _e109))
+            _s111 = _t5*((tx2 - (_e102 - _e103)) + (_s101 - _e103))
+            _s112 = _t6*((py2 - (_e105 - _e106)) + (_s104 - _e106))
+            _s113 = -_t4*((ty2 - (_e99 - _e100)) + (_s98 - _e100))
+            _s114 = -((_p96 - (_p97 - _p95)) + _l91*_l94)
+            _s115 = (_p88 - _p97) + (_s113 + _s111 + _s112 + _s110 + ((_p87 - (_p88 - _p86)) + _l82*_l85) + _s114)
+            _t10 = math.atan2(_s115, _t4*_t6 + _t5*_t7)
+            _t11 = _f32(0.40528473258018494)*(_t10*_t10)
+            _s116 = _t7*min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s117 = _t8*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s118 = _t5*min(_t4, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t12 = _s118 + _s116 + _s117 + _t8*min(_t7, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _s119 = _t11 + _t12/(_t12 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)))
+            _s120 = math.pow(_f32(0.16425572335720062)*(_t10*_t10*_t10*_t10)/_s119, alpha)
+            _b121 = _s5 - px2
+            _b122 = _s6 - tx1
+            _e123 = (px2 - (_s5 - _b121)) - (tx2 + _b121)
+            _e124 = (tx1 - (_s6 - _b122)) - (px1 + _b122)
+            _c125 = _e123 - _e124
+            _s126 = (_s5 - _s6) + _c125 if _c125 == _c125 else _s5 - _s6
+            _b127 = _s10 - py2
+            _b128 = _s11 - ty1
+            _e129 = (py2 - (_s10 - _b127)) - (ty2 + _b127)
+            _e130 = (ty1 - (_s11 - _b128)) - (py1 + _b128)
+            _c131 = _e129 - _e130
+            _s132 = (_s10 - _s11) + _c131 if _c131 == _c131 else _s10 - _s11
+            _s133 = max(px2, tx2) - min(px1, tx1)
+            _s134 = max(py2, ty2) - min(py1, ty1)
+            _s135 = (_f32(0.25)*(_s126*_s126) + _f32(0.25)*(_s132*_s132))/(eps + (_s133*_s133) + (_s134*_s134))
+            _s136 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*math.pow(_s135, alpha)
+            _s137 = -math.pow(_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps), alpha)
+            _s138 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+            value = _s138 + _f32(0.1666666716337204)*_t0*_t3*_s120 + _s136 + _s137 + _f32(1.0)
+        else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _t8 = max(_s1, _s1 - _s1)
+            _s139 = _t6*min(_t7, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s140 = _t8*min(_t4, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s141 = _t4*min(_t5, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t9 = _s141 + _s139 + _s140 + _t8*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _t10 = _t9/(_t9 + inter)
+            _c142 = _t6*_f32(4096.0) + _t6
+            _h143 = _c142 - (_c142 - _t6)
+            _l144 = _t6 - _h143
+            _c145 = _t5*_f32(4096.0) + _t5
+            _h146 = _c145 - (_c145 - _t5)
+            _l147 = _t5 - _h146
+            _p148 = _h143*_h146
+            _p149 = _h143*_l147 + _l144*_h146
+            _p150 = _p148 + _p149
+            _c151 = _t7*_f32(4096.0) + _t7
+            _h152 = _c151 - (_c151 - _t7)
+            _l153 = _t7 - _h152
+            _c154 = _t4*_f32(4096.0) + _t4
+            _h155 = _c154 - (_c154 - _t4)
+            _l156 = _t4 - _h155
+            _p157 = _h152*_h155
+            _p158 = _h152*_l156 + _l153*_h155
+            _p159 = _p157 + _p158
+            _s160 = -tx1
+            _e161 = tx2 + _s160
+            _e162 = _e161 - tx2
+            _s163 = -ty1
+            _e164 = ty2 + _s163
+            _e165 = _e164 - ty2
+            _s166 = -px1
+            _e167 = px2 + _s166
+            _e168 = _e167 - px2
+            _s169 = -py1
+            _e170 = py2 + _s169
+            _e171 = _e170 - py2
+            _s172 = -_t5*((ty2 - (_e164 - _e165)) + (_s163 - _e165))
+            _s173 = -_t6*((px2 - (_e167 - _e168)) + (_s166 - _e168))
+            _s174 = _t4*((tx2 - (_e161 - _e162)) + (_s160 - _e162))
+            _s175 = _t7*((py2 - (_e170 - _e171)) + (_s169 - _e171))
+            _s176 = -((_p149 - (_p150 - _p148)) + _l144*_l147)
+            _s177 = _s174 + _s172 + _s173 + _s175 + _s176 + ((_p158 - (_p159 - _p157)) + _l153*_l156)
+            _t11 = math.atan2((-_p150 + _p159) + _s177, _t4*_t6 + _t5*_t7)
+            _t12 = _f32(0.40528473258018494)*(_t11*_t11)
+            _s178 = _t10 + _t12 + eps + (_f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)))
+            _s179 = math.pow(_f32(0.16425572335720062)*(_t11*_t11*_t11*_t11)/_s178, alpha)
+            _b180 = _s5 - px2
+            _b181 = _s6 - tx1
+            _e182 = (px2 - (_s5 - _b180)) - (tx2 + _b180)
+            _e183 = (tx1 - (_s6 - _b181)) - (px1 + _b181)
+            _c184 = _e182 - _e183
+            _s185 = (_s5 - _s6) + _c184 if _c184 == _c184 else _s5 - _s6
+            _b186 = _s10 - py2
+            _b187 = _s11 - ty1
+            _e188 = (py2 - (_s10 - _b186)) - (ty2 + _b186)
+            _e189 = (ty1 - (_s11 - _b187)) - (py1 + _b187)
+            _c190 = _e188 - _e189
+            _s191 = (_s10 - _s11) + _c190 if _c190 == _c190 else _s10 - _s11
+            _s192 = max(px2, tx2) - min(px1, tx1)
+            _s193 = max(py2, ty2) - min(py1, ty1)
+            _s194 = (_f32(0.25)*(_s185*_s185) + _f32(0.25)*(_s191*_s191))/(eps + (_s192*_s192) + (_s193*_s193))
+            _s195 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*math.pow(_s194, alpha)
+            _s196 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+            value = _s196 + _f32(0.1666666716337204)*_t0*_t3*_s179 + _s195 - math.expm1(alpha*math.log1p(-_t10))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, alpha, form, eps, beta_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, form, eps, beta_grad)
+        return _value_block_f32(pred, target, out, alpha, form, eps, beta_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], alpha, form,
+                eps, beta_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, form, eps,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, alpha, form, eps,
         beta_grad):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], alpha, form, eps, beta_grad)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = max(py1, ty1) - min(py2, ty2)
+        _s4 = max(px1, tx1) - min(px2, tx2)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = py1 - ty1
+        _s8 = ty2 - py2
+        _s9 = min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = px1 - tx1
+        _s13 = tx2 - px2
+        _s14 = min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = _s14*min(-tx1 + tx2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = _s9*min(-ty1 + ty2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s17 = (max(px2, tx2) - min(px1, tx1))*max(_s3, _s3 - _s3)
+        _s18 = (max(py2, ty2) - min(py1, ty1))*max(_s4, _s4 - _s4)
+        _s19 = -max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s20 = -max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3)
+        _s21 = (-px1 + px2)*(-py1 + py2)
+        _s22 = eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s17 + _s18 + _s19 + _s20 + _s16 + _s15
+        giou_penalty = (_s17 + _s18 - max(_s4, _s4 - _s4)*max(_s3, _s3 - _s3) + _s16 + _s15)/_s22
+        if (inter == _f32(0.0)) and (eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19 > _f32(0.0)):  # no overlap: IoU^alpha = 0 with no gradient
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -tx1 + tx2
+            _t5 = -py1 + py2
+            _t6 = -ty1 + ty2
+            _t7 = -px1 + px2
+            _c23 = _t4*_f32(4096.0) + _t4
+            _h24 = _c23 - (_c23 - _t4)
+            _l25 = _t4 - _h24
+            _c26 = _t5*_f32(4096.0) + _t5
+            _h27 = _c26 - (_c26 - _t5)
+            _l28 = _t5 - _h27
+            _p29 = _h24*_h27
+            _p30 = _h24*_l28 + _l25*_h27
+            _p31 = _p29 + _p30
+            _c32 = _t6*_f32(4096.0) + _t6
+            _h33 = _c32 - (_c32 - _t6)
+            _l34 = _t6 - _h33
+            _c35 = _t7*_f32(4096.0) + _t7
+            _h36 = _c35 - (_c35 - _t7)
+            _l37 = _t7 - _h36
+            _p38 = _h33*_h36
+            _p39 = _h33*_l37 + _l34*_h36
+            _p40 = _p38 + _p39
+            _s41 = -py1
+            _e42 = py2 + _s41
+            _e43 = _e42 - py2
+            _s44 = -tx1
+            _e45 = tx2 + _s44
+            _e46 = _e45 - tx2
+            _s47 = -px1
+            _e48 = px2 + _s47
+            _e49 = _e48 - px2
+            _s50 = -ty1
+            _e51 = ty2 + _s50
+            _e52 = _e51 - ty2
+            _s53 = -_t6*((px2 - (_e48 - _e49)) + (_s47 - _e49))
+            _s54 = -_t7*((ty2 - (_e51 - _e52)) + (_s50 - _e52))
+            _s55 = _t4*((py2 - (_e42 - _e43)) + (_s41 - _e43))
+            _s56 = _t5*((tx2 - (_e45 - _e46)) + (_s44 - _e46))
+            _s57 = -((_p39 - (_p40 - _p38)) + _l34*_l37)
+            _s58 = (_p31 - _p40) + (_s55 + _s56 + _s53 + _s54 + ((_p30 - (_p31 - _p29)) + _l25*_l28) + _s57)
+            _t8 = math.atan2(_s58, _t4*_t7 + _t5*_t6)
+            _t9 = _f32(0.40528473258018494)*(_t8*_t8)
+            _t10 = max(_s1, _s1 - _s1)
+            _s59 = _t10*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s60 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s61 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t11 = _s59 + _s61 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s60 + eps
+            _s62 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+            _b63 = _s5 - px2
+            _b64 = _s6 - tx1
+            _e65 = (px2 - (_s5 - _b63)) - (tx2 + _b63)
+            _e66 = (tx1 - (_s6 - _b64)) - (px1 + _b64)
+            _c67 = _e65 - _e66
+            _s68 = (_s5 - _s6) + _c67 if _c67 == _c67 else _s5 - _s6
+            _b69 = _s10 - py2
+            _b70 = _s11 - ty1
+            _e71 = (py2 - (_s10 - _b69)) - (ty2 + _b69)
+            _e72 = (ty1 - (_s11 - _b70)) - (py1 + _b70)
+            _c73 = _e71 - _e72
+            _s74 = (_s10 - _s11) + _c73 if _c73 == _c73 else _s10 - _s11
+            _s75 = max(px2, tx2) - min(px1, tx1)
+            _s76 = max(py2, ty2) - min(py1, ty1)
+            _s77 = math.pow((_f32(0.25)*(_s68*_s68) + _f32(0.25)*(_s74*_s74))/(eps + (_s75*_s75) + (_s76*_s76)), alpha)
+            _s78 = _f32(0.1666666716337204)*_t0*_t3*math.pow(_f32(0.16425572335720062)*(_t8*_t8*_t8*_t8)/_s62, alpha)
+            _s79 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*_s77
+            value = _t0*_t1*form*math.pow(giou_penalty, alpha) + _s78 + _s79 + _f32(1.0)
+            _t12 = _s68
+            _t13 = _f32(0.5)*_t12
+            _t14 = px1 + _s44
+            _t15 = -_t14
+            _t16 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+            _t17 = _s75
+            _t18 = _s74
+            _t19 = _s76
+            _t20 = (_t17*_t17) + (_t19*_t19) + eps
+            _t21 = (_f32(0.25)*(_t12*_t12) + _f32(0.25)*(_t18*_t18))/_t20
+            _t22 = _f32(2.0)*_t21
+            _t23 = _t17*_t22
+            _t24 = _t2*form
+            _t25 = _f32(0.1666666716337204)*_t0*_t24
+            _t26 = _f32(0.5)*form - _f32(1.5)
+            _s80 = math.pow(_t21, alpha - _f32(1.0)) if _t21 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t27 = alpha*(-_t24*_t26 + _t25)*_s80
+            _t28 = _f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0))
+            _t29 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t30 = min(_t5, _t29)
+            _t31 = _s2
+            _t32 = max(_t31, _t31 - _t31)
+            _t33 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t34 = _t32*(_f32(1.0) - _t33)
+            _t35 = _t30 + _t34
+            _t36 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t37 = _t17*_t19 + eps
+            _t38 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t39 = min(_t6, _t36)
+            _t40 = _t10*_t39
+            _t41 = min(_t4, _t38)
+            _t42 = _t41*_t6
+            _t43 = _t40 + _t42
+            _t44 = _t19*((-_t38*_t5 + _t43)/_t37) + eps*(_t36/_t37)
+            _s81 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t45 = _t0*_t26*alpha*form*_s81
+            _t46 = _t10*_t30
+            _t47 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t48 = min(_t7, _t47)
+            _t49 = _t48*_t5
+            _t50 = _t46 + _t49
+            _t51 = _t43 + eps
+            _s82 = _f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
+            _t52 = _t9 + eps + _s82 + (_t11/(_t50 + _t51 + inter))
+            _t54 = _f32(0.10132118314504623)*beta_grad
+            _t55 = _t8*_t8
+            _t56 = _f32(4.0)*_t55
+            _t57 = _t54*_t56/_t52
+            _t58 = _t57 + (_f32(1.0) - beta_grad)*(_t9/_t52)
+            _t59 = _f32(1.0)/(_t7*_t7 + _t5*_t5) if _t7 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
+            _t60 = _f32(8.0)*_t8
+            _t61 = _f32(0.10132118314504623)*_t60
+            _t62 = _t59*_t61
+            _t63 = _t5*_t62
+            _t64 = _t58*_t63
+            _t65 = _t54*_t60
+            _t66 = _t59*_t65
+            _t67 = _t5*_t66
+            _t68 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t69 = -_t10*_t32 + _t4*_t6 + _t5*_t7 + eps
+            _t70 = inter/_t69
+            _t71 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t72 = _t49 + _t51
+            _t73 = _t32*_t33
+            _t74 = _t73*((_t72 + inter)/_t69)
+            _t75 = -_t68 - _t71 + _f32(1.0)
+            _t76 = _f32(0.5)*_t73
+            _t77 = _t76*((-_t46 + _t72)/_t69)
+            _t78 = _f32(0.10132118314504623)*_t56
+            _s83 = _t58*_t78
+            _s84 = math.pow(_s83, alpha - _f32(1.0)) if _s83 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t79 = _t25*alpha*_s84
+            _t80 = _f32(0.5)*_t18
+            _t81 = py1 + _s50
+            _t82 = -_t81
+            _t83 = _f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0))
+            _t84 = _t19*_t22
+            _t85 = _f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0))
+            _t86 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
+            _t87 = _t10*(_f32(1.0) - _t86)
+            _t88 = _t48 + _t87
+            _t89 = _t17*((-_t36*_t7 + _t43)/_t37) + eps*(_t38/_t37)
+            _t90 = px1 - px2
+            _t91 = _t62*_t90
+            _t92 = _t58*_t91
+            _t93 = _t66*_t90
+            _t94 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
+            _t95 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t96 = _t30*_t7 + _t51
+            _t97 = _t10*_t86
+            _t98 = _t97*((_t96 + inter)/_t69)
+            _t99 = -_t94 - _t95 + _f32(1.0)
+            _t100 = _f32(0.5)*_t97
+            _t101 = _t100*((-_t32*_t48 + _t96)/_t69)
+            _t102 = -tx2
+            _t103 = _t102 + px2
+            _t104 = _f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0))
+            _t105 = -_t103
+            _t106 = _f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0))
+            _t107 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
+            _t108 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
+            _t109 = -_t107 - _t108 + _f32(1.0)
+            _t110 = py2 - ty2
+            _t111 = _f32(1.0) if _t110 > _f32(0.0) else (_f32(0.5) if _t110 == _f32(0.0) else _f32(0.0))
+            _t112 = -_t110
+            _t113 = _f32(1.0) if _t112 > _f32(0.0) else (_f32(0.5) if _t112 == _f32(0.0) else _f32(0.0))
+            _t114 = _f32(1.0) if _t110 > _f32(0.0) else _f32(0.0)
+            _t115 = _f32(1.0) if _t112 > _f32(0.0) else _f32(0.0)
+            _t116 = -_t114 - _t115 + _f32(1.0)
+            _t117 = -_t13
+            _t118 = _t34 + _t39
+            _t119 = _t19*((-_t47*_t6 + _t50)/_t37) + eps*(_t29/_t37)
+            _t120 = _f32(1.0)/(_t4*_t4 + _t6*_t6) if _t4 != _f32(0.0) or _t6 != _f32(0.0) else _f32(0.0)
+            _t121 = _t120*_t61
+            _t122 = _t121*_t6
+            _t123 = _t122*_t58
+            _t124 = _t120*_t65
+            _t125 = _t124*_t6
+            _t126 = _t50 + eps
+            _t127 = _t126 + _t42
+            _t128 = _t73*((_t127 + inter)/_t69)
+            _t129 = _t76*((_t127 - _t40)/_t69)
+            _t130 = -_t80
+            _t131 = _t41 + _t87
+            _t132 = _t17*((-_t29*_t4 + _t50)/_t37) + eps*(_t47/_t37)
+            _t133 = _t102 + tx1
+            _t134 = _t121*_t133
+            _t135 = _t134*_t58
+            _t136 = _t124*_t133
+            _t137 = _t126 + _t39*_t4
+            _t138 = _t97*((_t137 + inter)/_t69)
+            _t139 = _t100*((_t137 - _t32*_t41)/_t69)
+            _s85 = _t79*(_t64 + _t78*(((_t67 - _t57*(_t63 - ((_t5*_t68*_t70 - _t71*_t74 - _t75*_t77)/_t69))))/_t52))
+            d_px1 = _t27*(((_t13 - -_t16*_t23))/_t20) - _t45*((_t16*_t44 - _t28*_t35)/_t37) + _s85
+            _s86 = _t79*(_t78*(((_t93 - _t57*(_t91 - ((-_t101*_t99 + _t7*_t70*_t94 - _t95*_t98)/_t69))))/_t52) + _t92)
+            d_py1 = _t27*(((_t80 - -_t83*_t84))/_t20) - _t45*((_t83*_t89 - _t85*_t88)/_t37) + _s86
+            _s87 = ((-_t67 - _t57*(-_t63 - ((-_t107*_t5*_t70 + _t108*_t74 + _t109*_t77)/_t69))))/_t52
+            _s88 = _t79*(_f32(0.40528473258018494)*_t55*_s87 - _t64)
+            d_px2 = _t27*(((_t13 - _t104*_t23))/_t20) - _t45*((-_t104*_t44 + _t106*_t35)/_t37) + _s88
+            _s89 = _t78*(((-_t93 - _t57*(-_t91 - ((_t101*_t116 - _t114*_t7*_t70 + _t115*_t98)/_t69))))/_t52) - _t92
+            d_py2 = _t27*(((_t80 - _t111*_t84))/_t20) - _t45*((-_t111*_t89 + _t113*_t88)/_t37) + _t79*_s89
+            _s90 = ((-_t125 - _t57*(-_t122 - ((-_t128*_t68 - _t129*_t75 + _t6*_t70*_t71)/_t69))))/_t52
+            _s91 = _t79*(-_t123 + _f32(0.40528473258018494)*_t55*_s90)
+            d_tx1 = _t27*(((_t117 - -_t23*_t28))/_t20) - _t45*((-_t118*_t16 + _t119*_t28)/_t37) + _s91
+            _s92 = -_t135 + _t78*(((-_t136 - _t57*(-_t134 - ((-_t138*_t94 - _t139*_t99 + _t4*_t70*_t95)/_t69))))/_t52)
+            d_ty1 = _t27*(((_t130 - -_t84*_t85))/_t20) - _t45*((-_t131*_t83 + _t132*_t85)/_t37) + _t79*_s92
+            _s93 = _t123 + _t78*(((_t125 - _t57*(_t122 - ((_t107*_t128 - _t108*_t6*_t70 + _t109*_t129)/_t69))))/_t52)
+            d_tx2 = _t27*(((_t117 - _t106*_t23))/_t20) - _t45*((_t104*_t118 - _t106*_t119)/_t37) + _t79*_s93
+            _s94 = _t135 + _t78*(((_t136 - _t57*(_t134 - ((_t114*_t138 - _t115*_t4*_t70 + _t116*_t139)/_t69))))/_t52)
+            d_ty2 = _t27*(((_t130 - _t113*_t84))/_t20) - _t45*((_t111*_t131 - _t113*_t132)/_t37) + _t79*_s94
+        elif (max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)/(eps + _s21 + (-tx1 + tx2)*(-ty1 + ty2) + _s19) < _f32(0.5)):  # IoU < 1/2: 1 - IoU^alpha
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _t8 = max(_s1, _s1 - _s1)
+            _t9 = _t8*max(_s2, _s2 - _s2)
+            _c95 = _t6*_f32(4096.0) + _t6
+            _h96 = _c95 - (_c95 - _t6)
+            _l97 = _t6 - _h96
+            _c98 = _t5*_f32(4096.0) + _t5
+            _h99 = _c98 - (_c98 - _t5)
+            _l100 = _t5 - _h99
+            _p101 = _h96*_h99
+            _p102 = _h96*_l100 + _l97*_h99
+            _p103 = _p101 + _p102
+            _c104 = _t7*_f32(4096.0) + _t7
+            _h105 = _c104 - (_c104 - _t7)
+            _l106 = _t7 - _h105
+            _c107 = _t4*_f32(4096.0) + _t4
+            _h108 = _c107 - (_c107 - _t4)
+            _l109 = _t4 - _h108
+            _p110 = _h105*_h108
+            _p111 = _h105*_l109 + _l106*_h108
+            _p112 = _p110 + _p111
+            _s113 = -ty1
+            _e114 = ty2 + _s113
+            _e115 = _e114 - ty2
+            _s116 = -tx1
+            _e117 = tx2 + _s116
+            _e118 = _e117 - tx2
+            _s119 = -py1
+            _e120 = py2 + _s119
+            _e121 = _e120 - py2
+            _s122 = -px1
+            _e123 = px2 + _s122
+            _e124 = _e123 - px2
+            _s125 = -_t4*((ty2 - (_e114 - _e115)) + (_s113 - _e115))
+            _s126 = -_t7*((px2 - (_e123 - _e124)) + (_s122 - _e124))
+            _s127 = _t5*((tx2 - (_e117 - _e118)) + (_s116 - _e118))
+            _s128 = _t6*((py2 - (_e120 - _e121)) + (_s119 - _e121))
+            _s129 = -((_p111 - (_p112 - _p110)) + _l106*_l109)
+            _s130 = (_p103 - _p112) + (_s125 + _s127 + _s128 + _s126 + ((_p102 - (_p103 - _p101)) + _l97*_l100) + _s129)
+            _t10 = math.atan2(_s130, _t4*_t6 + _t5*_t7)
+            _t11 = _f32(0.40528473258018494)*(_t10*_t10)
+            _s131 = _t7*min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s132 = _t8*min(_t5, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s133 = _t5*min(_t4, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t12 = _s133 + _s131 + _s132 + _t8*min(_t7, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _s134 = _t11 + _t12/(_t12 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)))
+            _s135 = math.pow(_f32(0.16425572335720062)*(_t10*_t10*_t10*_t10)/_s134, alpha)
+            _b136 = _s5 - px2
+            _b137 = _s6 - tx1
+            _e138 = (px2 - (_s5 - _b136)) - (tx2 + _b136)
+            _e139 = (tx1 - (_s6 - _b137)) - (px1 + _b137)
+            _c140 = _e138 - _e139
+            _s141 = (_s5 - _s6) + _c140 if _c140 == _c140 else _s5 - _s6
+            _b142 = _s10 - py2
+            _b143 = _s11 - ty1
+            _e144 = (py2 - (_s10 - _b142)) - (ty2 + _b142)
+            _e145 = (ty1 - (_s11 - _b143)) - (py1 + _b143)
+            _c146 = _e144 - _e145
+            _s147 = (_s10 - _s11) + _c146 if _c146 == _c146 else _s10 - _s11
+            _s148 = max(px2, tx2) - min(px1, tx1)
+            _s149 = max(py2, ty2) - min(py1, ty1)
+            _s150 = (_f32(0.25)*(_s141*_s141) + _f32(0.25)*(_s147*_s147))/(eps + (_s148*_s148) + (_s149*_s149))
+            _s151 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*math.pow(_s150, alpha)
+            _s152 = -math.pow(_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps), alpha)
+            _s153 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+            value = _s153 + _f32(0.1666666716337204)*_t0*_t3*_s135 + _s151 + _s152 + _f32(1.0)
+            _t13 = _s141
+            _t14 = _f32(0.5)*_t13
+            _t15 = px1 + _s116
+            _t16 = -_t15
+            _t17 = _f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0))
+            _t18 = _s148
+            _t19 = _s147
+            _t20 = _s149
+            _t21 = (_t18*_t18) + (_t20*_t20) + eps
+            _t22 = (_f32(0.25)*(_t13*_t13) + _f32(0.25)*(_t19*_t19))/_t21
+            _t23 = _f32(2.0)*_t22
+            _t24 = _t18*_t23
+            _t25 = _t2*form
+            _t26 = _f32(0.1666666716337204)*_t0*_t25
+            _t27 = _f32(0.5)*form - _f32(1.5)
+            _s154 = math.pow(_t22, alpha - _f32(1.0)) if _t22 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t28 = alpha*(-_t25*_t27 + _t26)*_s154
+            _t29 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+            _t30 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t31 = min(_t5, _t30)
+            _t32 = _s2
+            _t33 = max(_t32, _t32 - _t32)
+            _t34 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t35 = _t33*(_f32(1.0) - _t34)
+            _t36 = _t31 + _t35
+            _t37 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t38 = _t18*_t20 + eps
+            _t39 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t40 = min(_t6, _t39)
+            _t41 = _t40*_t7
+            _t42 = min(_t7, _t37)
+            _t43 = _t42*_t8
+            _t44 = _t41 + _t43
+            _t45 = _t20*((-_t39*_t5 + _t44)/_t38) + eps*(_t37/_t38)
+            _s155 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t46 = _t0*_t27*alpha*form*_s155
+            _t47 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
+            _t48 = -_t33*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t49 = inter/_t48
+            _t50 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t51 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t52 = min(_t4, _t51)
+            _t53 = _t5*_t52
+            _t54 = _t44 + eps
+            _t55 = _t53 + _t54
+            _t56 = _t33*_t34
+            _t57 = _t56*((_t55 + inter)/_t48)
+            _t58 = -_t47 - _t50 + _f32(1.0)
+            _t59 = _t31*_t8
+            _t60 = _f32(0.5)*_t56
+            _t61 = _t60*((_t55 - _t59)/_t48)
+            _t62 = (_t47*_t49*_t5 - _t50*_t57 - _t58*_t61)/_t48
+            _t63 = alpha*(math.pow(_t49, alpha - _f32(1.0)) if _t49 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
+            _t64 = _t53 + _t59
+            _s156 = _f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
+            _t65 = _t11 + eps + _s156 + (_t12/(_t54 + _t64 + inter))
+            _t67 = _f32(0.10132118314504623)*beta_grad
+            _t68 = _f32(4.0)*(_t10*_t10)
+            _t69 = _t67*_t68/_t65
+            _t70 = _t69 + (_f32(1.0) - beta_grad)*(_t11/_t65)
+            _t71 = _f32(1.0)/(_t4*_t4 + _t5*_t5) if _t4 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
+            _t72 = _f32(8.0)*_t10
+            _t73 = _f32(0.10132118314504623)*_t72
+            _t74 = _t71*_t73
+            _t75 = _t5*_t74
+            _t76 = _t70*_t75
+            _t77 = _t67*_t72
+            _t78 = _t71*_t77
+            _t79 = _t5*_t78
+            _t80 = _f32(0.10132118314504623)*_t68
+            _s157 = _t70*_t80
+            _s158 = math.pow(_s157, alpha - _f32(1.0)) if _s157 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t81 = _t26*alpha*_s158
+            _t82 = _f32(0.5)*_t19
+            _t83 = py1 + _s113
+            _t84 = -_t83
+            _t85 = _f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0))
+            _t86 = _t20*_t23
+            _t87 = _f32(1.0) if _t83 > _f32(0.0) else (_f32(0.5) if _t83 == _f32(0.0) else _f32(0.0))
+            _t88 = _f32(1.0) if _t32 > _f32(0.0) else _f32(0.0)
+            _t89 = _t8*(_f32(1.0) - _t88)
+            _t90 = _t52 + _t89
+            _t91 = _t18*((-_t37*_t4 + _t44)/_t38) + eps*(_t39/_t38)
+            _t92 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
+            _t93 = _f32(1.0) if _t83 > _f32(0.0) else _f32(0.0)
+            _t94 = _t31*_t4 + _t54
+            _t95 = _t8*_t88
+            _t96 = _t95*((_t94 + inter)/_t48)
+            _t97 = -_t92 - _t93 + _f32(1.0)
+            _t98 = _f32(0.5)*_t95
+            _t99 = _t98*((-_t33*_t52 + _t94)/_t48)
+            _t100 = (_t4*_t49*_t92 - _t93*_t96 - _t97*_t99)/_t48
+            _t101 = px1 - px2
+            _t102 = _t101*_t74
+            _t103 = _t102*_t70
+            _t104 = _t101*_t78
+            _t105 = -tx2
+            _t106 = _t105 + px2
+            _t107 = _f32(1.0) if _t106 > _f32(0.0) else (_f32(0.5) if _t106 == _f32(0.0) else _f32(0.0))
+            _t108 = -_t106
+            _t109 = _f32(1.0) if _t108 > _f32(0.0) else (_f32(0.5) if _t108 == _f32(0.0) else _f32(0.0))
+            _t110 = _f32(1.0) if _t106 > _f32(0.0) else _f32(0.0)
+            _t111 = _f32(1.0) if _t108 > _f32(0.0) else _f32(0.0)
+            _t112 = -_t110 - _t111 + _f32(1.0)
+            _t113 = (-_t110*_t49*_t5 + _t111*_t57 + _t112*_t61)/_t48
+            _t114 = py2 - ty2
+            _t115 = _f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0))
+            _t116 = -_t114
+            _t117 = _f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0))
+            _t118 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
+            _t119 = _f32(1.0) if _t116 > _f32(0.0) else _f32(0.0)
+            _t120 = -_t118 - _t119 + _f32(1.0)
+            _t121 = (-_t118*_t4*_t49 + _t119*_t96 + _t120*_t99)/_t48
+            _t122 = -_t14
+            _t123 = _t35 + _t42
+            _t124 = _t20*((-_t51*_t7 + _t64)/_t38) + eps*(_t30/_t38)
+            _t125 = _t64 + eps
+            _t126 = _t125 + _t41
+            _t127 = _t56*((_t126 + inter)/_t48)
+            _t128 = _t60*((_t126 - _t43)/_t48)
+            _t129 = (-_t127*_t47 - _t128*_t58 + _t49*_t50*_t7)/_t48
+            _t130 = _f32(1.0)/(_t6*_t6 + _t7*_t7) if _t6 != _f32(0.0) or _t7 != _f32(0.0) else _f32(0.0)
+            _t131 = _t130*_t73
+            _t132 = _t131*_t7
+            _t133 = _t132*_t70
+            _t134 = _t130*_t77
+            _t135 = _t134*_t7
+            _t136 = -_t82
+            _t137 = _t40 + _t89
+            _t138 = _t18*((-_t30*_t6 + _t64)/_t38) + eps*(_t51/_t38)
+            _t139 = _t125 + _t42*_t6
+            _t140 = _t95*((_t139 + inter)/_t48)
+            _t141 = _t98*((_t139 - _t33*_t40)/_t48)
+            _t142 = (-_t140*_t92 - _t141*_t97 + _t49*_t6*_t93)/_t48
+            _t143 = _t105 + tx1
+            _t144 = _t131*_t143
+            _t145 = _t144*_t70
+            _t146 = _t134*_t143
+            _t147 = (_t110*_t127 - _t111*_t49*_t7 + _t112*_t128)/_t48
+            _t148 = (_t118*_t140 - _t119*_t49*_t6 + _t120*_t141)/_t48
+            _s159 = _t81*(_t76 + _t80*(((_t79 - _t69*(-_t62 + _t75)))/_t65))
+            d_px1 = _t28*(((_t14 - -_t17*_t24))/_t21) - _t46*((_t17*_t45 - _t29*_t36)/_t38) - _t62*_t63 + _s159
+            _s160 = _t81*(_t103 + _t80*(((_t104 - _t69*(-_t100 + _t102)))/_t65))
+            d_py1 = -_t100*_t63 + _t28*(((_t82 - -_t85*_t86))/_t21) - _t46*((_t85*_t91 - _t87*_t90)/_t38) + _s160
+            _s161 = _t81*(-_t76 + _t80*(((-_t79 - _t69*(-_t113 - _t75)))/_t65))
+            d_px2 = -_t113*_t63 + _t28*(((_t14 - _t107*_t24))/_t21) - _t46*((-_t107*_t45 + _t109*_t36)/_t38) + _s161
+            _s162 = _t81*(-_t103 + _t80*(((-_t104 - _t69*(-_t102 - _t121)))/_t65))
+            d_py2 = -_t121*_t63 + _t28*(((_t82 - _t115*_t86))/_t21) - _t46*((-_t115*_t91 + _t117*_t90)/_t38) + _s162
+            _s163 = _t81*(-_t133 + _t80*(((-_t135 - _t69*(-_t129 - _t132)))/_t65))
+            d_tx1 = -_t129*_t63 + _t28*(((_t122 - -_t24*_t29))/_t21) - _t46*((-_t123*_t17 + _t124*_t29)/_t38) + _s163
+            _s164 = _t81*(-_t145 + _t80*(((-_t146 - _t69*(-_t142 - _t144)))/_t65))
+            d_ty1 = -_t142*_t63 + _t28*(((_t136 - -_t86*_t87))/_t21) - _t46*((-_t137*_t85 + _t138*_t87)/_t38) + _s164
+            _s165 = _t81*(_t133 + _t80*(((_t135 - _t69*(_t132 - _t147)))/_t65))
+            d_tx2 = -_t147*_t63 + _t28*(((_t122 - _t109*_t24))/_t21) - _t46*((_t107*_t123 - _t109*_t124)/_t38) + _s165
+            _s166 = _t81*(_t145 + _t80*(((_t146 - _t69*(_t144 - _t148)))/_t65))
+            d_ty2 = -_t148*_t63 + _t28*(((_t136 - _t117*_t86))/_t21) - _t46*((_t115*_t137 - _t117*_t138)/_t38) + _s166
+        else:  # IoU >= 1/2: -expm1(alpha log1p(-(1 - IoU)))
+            _t0 = form - _f32(2.0)
+            _t1 = _f32(0.5)*form - _f32(1.5)
+            _t2 = form - _f32(1.0)
+            _t3 = _t2*form
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _t8 = max(_s1, _s1 - _s1)
+            _s167 = _t6*min(_t7, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+            _s168 = _t8*min(_t4, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+            _s169 = _t4*min(_t5, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t9 = _s169 + _s167 + _s168 + _t8*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
+            _t10 = _t9/(_t9 + inter)
+            _c170 = _t6*_f32(4096.0) + _t6
+            _h171 = _c170 - (_c170 - _t6)
+            _l172 = _t6 - _h171
+            _c173 = _t5*_f32(4096.0) + _t5
+            _h174 = _c173 - (_c173 - _t5)
+            _l175 = _t5 - _h174
+            _p176 = _h171*_h174
+            _p177 = _h171*_l175 + _l172*_h174
+            _p178 = _p176 + _p177
+            _c179 = _t7*_f32(4096.0) + _t7
+            _h180 = _c179 - (_c179 - _t7)
+            _l181 = _t7 - _h180
+            _c182 = _t4*_f32(4096.0) + _t4
+            _h183 = _c182 - (_c182 - _t4)
+            _l184 = _t4 - _h183
+            _p185 = _h180*_h183
+            _p186 = _h180*_l184 + _l181*_h183
+            _p187 = _p185 + _p186
+            _s188 = -tx1
+            _e189 = tx2 + _s188
+            _e190 = _e189 - tx2
+            _s191 = -ty1
+            _e192 = ty2 + _s191
+            _e193 = _e192 - ty2
+            _s194 = -px1
+            _e195 = px2 + _s194
+            _e196 = _e195 - px2
+            _s197 = -py1
+            _e198 = py2 + _s197
+            _e199 = _e198 - py2
+            _s200 = -_t5*((ty2 - (_e192 - _e193)) + (_s191 - _e193))
+            _s201 = -_t6*((px2 - (_e195 - _e196)) + (_s194 - _e196))
+            _s202 = _t4*((tx2 - (_e189 - _e190)) + (_s188 - _e190))
+            _s203 = _t7*((py2 - (_e198 - _e199)) + (_s197 - _e199))
+            _s204 = -((_p177 - (_p178 - _p176)) + _l172*_l175)
+            _s205 = _s202 + _s200 + _s201 + _s203 + _s204 + ((_p186 - (_p187 - _p185)) + _l181*_l184)
+            _t11 = math.atan2((-_p178 + _p187) + _s205, _t4*_t6 + _t5*_t7)
+            _t12 = _f32(0.40528473258018494)*(_t11*_t11)
+            _s206 = _t10 + _t12 + eps + (_f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)))
+            _s207 = math.pow(_f32(0.16425572335720062)*(_t11*_t11*_t11*_t11)/_s206, alpha)
+            _b208 = _s5 - px2
+            _b209 = _s6 - tx1
+            _e210 = (px2 - (_s5 - _b208)) - (tx2 + _b208)
+            _e211 = (tx1 - (_s6 - _b209)) - (px1 + _b209)
+            _c212 = _e210 - _e211
+            _s213 = (_s5 - _s6) + _c212 if _c212 == _c212 else _s5 - _s6
+            _b214 = _s10 - py2
+            _b215 = _s11 - ty1
+            _e216 = (py2 - (_s10 - _b214)) - (ty2 + _b214)
+            _e217 = (ty1 - (_s11 - _b215)) - (py1 + _b215)
+            _c218 = _e216 - _e217
+            _s219 = (_s10 - _s11) + _c218 if _c218 == _c218 else _s10 - _s11
+            _s220 = max(px2, tx2) - min(px1, tx1)
+            _s221 = max(py2, ty2) - min(py1, ty1)
+            _s222 = (_f32(0.25)*(_s213*_s213) + _f32(0.25)*(_s219*_s219))/(eps + (_s220*_s220) + (_s221*_s221))
+            _s223 = (_f32(0.1666666716337204)*_t0*_t2*form - _t1*_t3)*math.pow(_s222, alpha)
+            _s224 = _t0*_t1*form*math.pow(giou_penalty, alpha)
+            value = _s224 + _f32(0.1666666716337204)*_t0*_t3*_s207 + _s223 - math.expm1(alpha*math.log1p(-_t10))
+            _t13 = _s213
+            _t14 = _f32(0.5)*_t13
+            _t15 = px1 + _s188
+            _t16 = -_t15
+            _t17 = _f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0))
+            _t18 = _s220
+            _t19 = _s219
+            _t20 = _s221
+            _t21 = (_t18*_t18) + (_t20*_t20) + eps
+            _t22 = (_f32(0.25)*(_t13*_t13) + _f32(0.25)*(_t19*_t19))/_t21
+            _t23 = _f32(2.0)*_t22
+            _t24 = _t18*_t23
+            _t25 = _t2*form
+            _t26 = _f32(0.1666666716337204)*_t0*_t25
+            _t27 = _f32(0.5)*form - _f32(1.5)
+            _s225 = math.pow(_t22, alpha - _f32(1.0)) if _t22 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t28 = alpha*(-_t25*_t27 + _t26)*_s225
+            _t29 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+            _t30 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+            _t31 = min(_t4, _t30)
+            _t32 = _s2
+            _t33 = max(_t32, _t32 - _t32)
+            _t34 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t35 = _t33*(_f32(1.0) - _t34)
+            _t36 = _t31 + _t35
+            _t37 = max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)
+            _t38 = _t18*_t20 + eps
+            _t39 = max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13)
+            _t40 = min(_t7, _t39)
+            _t41 = _t40*_t6
+            _t42 = min(_t6, _t37)
+            _t43 = _t42*_t8
+            _t44 = _t41 + _t43
+            _t45 = _t20*((-_t39*_t4 + _t44)/_t38) + eps*(_t37/_t38)
+            _s226 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t46 = _t0*_t27*alpha*form*_s226
+            _t47 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
+            _t48 = -_t33*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t49 = inter/_t48
+            _t50 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t51 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+            _t52 = min(_t5, _t51)
+            _t53 = _t4*_t52
+            _t54 = _t44 + eps
+            _t55 = _t53 + _t54
+            _t56 = _t33*_t34
+            _t57 = _t56*((_t55 + inter)/_t48)
+            _t58 = -_t47 - _t50 + _f32(1.0)
+            _t59 = _t31*_t8
+            _t60 = _f32(0.5)*_t56
+            _t61 = _t60*((_t55 - _t59)/_t48)
+            _t62 = (_t4*_t47*_t49 - _t50*_t57 - _t58*_t61)/_t48
+            _t63 = alpha*(math.pow(_t49, alpha - _f32(1.0)) if _t49 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0))
+            _t64 = _t53 + _t59
+            _s227 = _f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+            _t65 = _t12 + eps + _s227 + (_t9/(_t54 + _t64 + inter))
+            _t67 = _f32(0.10132118314504623)*beta_grad
+            _t68 = _f32(4.0)*(_t11*_t11)
+            _t69 = _t67*_t68/_t65
+            _t70 = _t69 + (_f32(1.0) - beta_grad)*(_t12/_t65)
+            _t71 = _f32(1.0)/(_t5*_t5 + _t4*_t4) if _t5 != _f32(0.0) or _t4 != _f32(0.0) else _f32(0.0)
+            _t72 = _f32(8.0)*_t11
+            _t73 = _f32(0.10132118314504623)*_t72
+            _t74 = _t71*_t73
+            _t75 = _t4*_t74
+            _t76 = _t70*_t75
+            _t77 = _t67*_t72
+            _t78 = _t71*_t77
+            _t79 = _t4*_t78
+            _t80 = _f32(0.10132118314504623)*_t68
+            _s228 = _t70*_t80
+            _s229 = math.pow(_s228, alpha - _f32(1.0)) if _s228 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
+            _t81 = _t26*alpha*_s229
+            _t82 = _f32(0.5)*_t19
+            _t83 = py1 + _s191
+            _t84 = -_t83
+            _t85 = _f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0))
+            _t86 = _t20*_t23
+            _t87 = _f32(1.0) if _t83 > _f32(0.0) else (_f32(0.5) if _t83 == _f32(0.0) else _f32(0.0))
+            _t88 = _f32(1.0) if _t32 > _f32(0.0) else _f32(0.0)
+            _t89 = _t8*(_f32(1.0) - _t88)
+            _t90 = _t52 + _t89
+            _t91 = _t18*((-_t37*_t5 + _t44)/_t38) + eps*(_t39/_t38)
+            _t92 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
+            _t93 = _f32(1.0) if _t83 > _f32(0.0) else _f32(0.0)
+            _t94 = _t31*_t5 + _t54
+            _t95 = _t8*_t88
+            _t96 = _t95*((_t94 + inter)/_t48)
+            _t97 = -_t92 - _t93 + _f32(1.0)
+            _t98 = _f32(0.5)*_t95
+            _t99 = _t98*((-_t33*_t52 + _t94)/_t48)
+            _t100 = (_t49*_t5*_t92 - _t93*_t96 - _t97*_t99)/_t48
+            _t101 = px1 - px2
+            _t102 = _t101*_t74
+            _t103 = _t102*_t70
+            _t104 = _t101*_t78
+            _t105 = -tx2
+            _t106 = _t105 + px2
+            _t107 = _f32(1.0) if _t106 > _f32(0.0) else (_f32(0.5) if _t106 == _f32(0.0) else _f32(0.0))
+            _t108 = -_t106
+            _t109 = _f32(1.0) if _t108 > _f32(0.0) else (_f32(0.5) if _t108 == _f32(0.0) else _f32(0.0))
+            _t110 = _f32(1.0) if _t106 > _f32(0.0) else _f32(0.0)
+            _t111 = _f32(1.0) if _t108 > _f32(0.0) else _f32(0.0)
+            _t112 = -_t110 - _t111 + _f32(1.0)
+            _t113 = (-_t110*_t4*_t49 + _t111*_t57 + _t112*_t61)/_t48
+            _t114 = py2 - ty2
+            _t115 = _f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0))
+            _t116 = -_t114
+            _t117 = _f32(1.0) if _t116 > _f32(0.0) else (_f32(0.5) if _t116 == _f32(0.0) else _f32(0.0))
+            _t118 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
+            _t119 = _f32(1.0) if _t116 > _f32(0.0) else _f32(0.0)
+            _t120 = -_t118 - _t119 + _f32(1.0)
+            _t121 = (-_t118*_t49*_t5 + _t119*_t96 + _t120*_t99)/_t48
+            _t122 = -_t14
+            _t123 = _t35 + _t42
+            _t124 = _t20*((-_t51*_t6 + _t64)/_t38) + eps*(_t30/_t38)
+            _t125 = _t64 + eps
+            _t126 = _t125 + _t41
+            _t127 = _t56*((_t126 + inter)/_t48)
+            _t128 = _t60*((_t126 - _t43)/_t48)
+            _t129 = (-_t127*_t47 - _t128*_t58 + _t49*_t50*_t6)/_t48
+            _t130 = _f32(1.0)/(_t7*_t7 + _t6*_t6) if _t7 != _f32(0.0) or _t6 != _f32(0.0) else _f32(0.0)
+            _t131 = _t130*_t73
+            _t132 = _t131*_t6
+            _t133 = _t132*_t70
+            _t134 = _t130*_t77
+            _t135 = _t134*_t6
+            _t136 = -_t82
+            _t137 = _t40 + _t89
+            _t138 = _t18*((-_t30*_t7 + _t64)/_t38) + eps*(_t51/_t38)
+            _t139 = _t125 + _t42*_t7
+            _t140 = _t95*((_t139 + inter)/_t48)
+            _t141 = _t98*((_t139 - _t33*_t40)/_t48)
+            _t142 = (-_t140*_t92 - _t141*_t97 + _t49*_t7*_t93)/_t48
+            _t143 = _t105 + tx1
+            _t144 = _t131*_t143
+            _t145 = _t144*_t70
+            _t146 = _t134*_t143
+            _t147 = (_t110*_t127 - _t111*_t49*_t6 + _t112*_t128)/_t48
+            _t148 = (_t118*_t140 - _t119*_t49*_t7 + _t120*_t141)/_t48
+            _s230 = _t81*(_t76 + _t80*(((_t79 - _t69*(-_t62 + _t75)))/_t65))
+            d_px1 = _t28*(((_t14 - -_t17*_t24))/_t21) - _t46*((_t17*_t45 - _t29*_t36)/_t38) - _t62*_t63 + _s230
+            _s231 = _t81*(_t103 + _t80*(((_t104 - _t69*(-_t100 + _t102)))/_t65))
+            d_py1 = -_t100*_t63 + _t28*(((_t82 - -_t85*_t86))/_t21) - _t46*((_t85*_t91 - _t87*_t90)/_t38) + _s231
+            _s232 = _t81*(-_t76 + _t80*(((-_t79 - _t69*(-_t113 - _t75)))/_t65))
+            d_px2 = -_t113*_t63 + _t28*(((_t14 - _t107*_t24))/_t21) - _t46*((-_t107*_t45 + _t109*_t36)/_t38) + _s232
+            _s233 = _t81*(-_t103 + _t80*(((-_t104 - _t69*(-_t102 - _t121)))/_t65))
+            d_py2 = -_t121*_t63 + _t28*(((_t82 - _t115*_t86))/_t21) - _t46*((-_t115*_t91 + _t117*_t90)/_t38) + _s233
+            _s234 = _t81*(-_t133 + _t80*(((-_t135 - _t69*(-_t129 - _t132)))/_t65))
+            d_tx1 = -_t129*_t63 + _t28*(((_t122 - -_t24*_t29))/_t21) - _t46*((-_t123*_t17 + _t124*_t29)/_t38) + _s234
+            _s235 = _t81*(-_t145 + _t80*(((-_t146 - _t69*(-_t142 - _t144)))/_t65))
+            d_ty1 = -_t142*_t63 + _t28*(((_t136 - -_t86*_t87))/_t21) - _t46*((-_t137*_t85 + _t138*_t87)/_t38) + _s235
+            _s236 = _t81*(_t133 + _t80*(((_t135 - _t69*(_t132 - _t147)))/_t65))
+            d_tx2 = -_t147*_t63 + _t28*(((_t122 - _t109*_t24))/_t21) - _t46*((_t107*_t123 - _t109*_t124)/_t38) + _s236
+            _s237 = _t81*(_t145 + _t80*(((_t146 - _t69*(_t144 - _t148)))/_t65))
+            d_ty2 = -_t148*_t63 + _t28*(((_t136 - _t117*_t86))/_t21) - _t46*((_t115*_t137 - _t117*_t138)/_t38) + _s237
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, form, eps, beta_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps, beta_grad)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    form, eps, beta_grad)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, alpha, form,
+                eps, beta_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, alpha, form, eps,
+                beta_grad)
     return bad

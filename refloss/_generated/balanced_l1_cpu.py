@@ -10,106 +10,586 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import balanced_l1 as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
-    out[i] = _value_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        u = a*c_u
+        z = u/(u + 2.0)
+        if (a >= beta):  # linear
+            value = a*gamma + c_lin
+        elif (a == 0.0):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+            value = 0.0
+        elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
+            _t0 = a*alpha
+            _t1 = z*z
+            _s1 = _t1*(_t1*(0.018867924528301886*_t1 + 0.0196078431372549) + 0.02040816326530612)
+            _s2 = _t1*(_t1*(_t1*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
+            _s3 = _t1*(_t1*(_t1*(_s2 + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703)
+            _s4 = _t1*(_t1*(_t1*(_s3 + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903)
+            _s5 = _t1*(_t1*(_t1*(_s4 + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216
+            _s6 = _t1*(_t1*(_t1*(_t1*_s5 + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705)
+            _s7 = _t1*(_t1*(_t1*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
+            _s8 = _t1*(_t1*(_t1*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
+            value = 2.0*_t0*_t1*(u + 1.0)*_s8/(u + 2.0) + _t0*z
+        elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
+            value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+        elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
+            value = a*alpha*(math.log(u) - 1.0)
+        else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+            value = a*(alpha*(math.log(a) - 1.0) + l_cu)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+        return _value_block_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
+                k_2, c_lin, l_cu)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
-    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-            c_lin, l_cu)
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        u = a*c_u
+        z = u/(u + 2.0)
+        if (a >= beta):  # linear
+            value = a*gamma + c_lin
+            _t0 = gamma*sgn
+            d_pred = _t0
+            d_target = -_t0
+        elif (a == 0.0):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+            value = 0.0
+            d_pred = 0.0
+            d_target = 0.0
+        elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
+            _t0 = a*alpha
+            _t1 = z*z
+            _s1 = _t1*(_t1*(0.018867924528301886*_t1 + 0.0196078431372549) + 0.02040816326530612)
+            _s2 = _t1*(_t1*(_t1*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
+            _s3 = _t1*(_t1*(_t1*(_s2 + 0.024390243902439025) + 0.02564102564102564) + 0.02702702702702703)
+            _s4 = _t1*(_t1*(_t1*(_s3 + 0.02857142857142857) + 0.030303030303030304) + 0.03225806451612903)
+            _s5 = _t1*(_t1*(_t1*(_s4 + 0.034482758620689655) + 0.037037037037037035) + 0.04) + 0.043478260869565216
+            _s6 = _t1*(_t1*(_t1*(_t1*_s5 + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705)
+            _s7 = _t1*(_t1*(_t1*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
+            _s8 = _t1*(_t1*(_t1*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
+            value = 2.0*_t0*_t1*(u + 1.0)*_s8/(u + 2.0) + _t0*z
+            _t2 = alpha*sgn*math.log1p(u)
+            d_pred = _t2
+            d_target = -_t2
+        elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
+            value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
+            _t0 = alpha*sgn*math.log1p(u)
+            d_pred = _t0
+            d_target = -_t0
+        elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
+            value = a*alpha*(math.log(u) - 1.0)
+            _t0 = alpha*sgn*math.log(u)
+            d_pred = _t0
+            d_target = -_t0
+        else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+            value = a*(alpha*(math.log(a) - 1.0) + l_cu)
+            _t0 = alpha*math.log(a) + l_cu
+            d_pred = _t0*sgn
+            d_target = -_t0*sgn
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
         c_lin, l_cu):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin, l_cu)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin, l_cu)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+                gamma, c_u, k_2, c_lin, l_cu)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
-    out[i] = _value_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        u = a*c_u
+        z = u/(u + _f32(2.0))
+        if (a >= beta):  # linear
+            value = a*gamma + c_lin
+        elif (a == _f32(0.0)):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+            value = _f32(0.0)
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.5)):  # log, series (12 terms), float32 pairs
+            _c1 = alpha*_f32(4096.0) + alpha
+            _h2 = _c1 - (_c1 - alpha)
+            _l3 = alpha - _h2
+            _c4 = a*_f32(4096.0) + a
+            _h5 = _c4 - (_c4 - a)
+            _l6 = a - _h5
+            _p7 = _h2*_h5
+            _p8 = _h2*_l6 + _l3*_h5
+            _p9 = _p7 + _p8
+            _t0 = _p9
+            _c10 = c_u*_f32(4096.0) + c_u
+            _h11 = _c10 - (_c10 - c_u)
+            _l12 = c_u - _h11
+            _p13 = _h5*_h11
+            _p14 = _h5*_l12 + _l6*_h11
+            _p15 = _p13 + _p14
+            _t1 = _p15
+            _e16 = _f32(2.0) + _t1
+            _t2 = _e16
+            _t4 = _t1/_t2
+            _t5 = _t4*_t4
+            _s17 = _t5*(_t5*(_f32(0.03999999910593033)*_t5 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s18 = _t5*(_t5*(_s17 + _f32(0.05263157933950424)) + _f32(0.05882352963089943)) + _f32(0.06666667014360428)
+            _s19 = _t5*(_t5*(_t5*_s18 + _f32(0.07692307978868484)) + _f32(0.09090909361839294))
+            _s20 = _t5*(_t5*(_s19 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
+            _t6 = (_t4*(_t5*_s20 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
+            _t7 = _t4*_t6
+            _e21 = _t4 + _t7
+            _t8 = _e21
+            _t9 = (_p14 - (_p15 - _p13)) + _l6*_l12
+            _e22 = _e21 - _t4
+            _e23 = _e16 - _f32(2.0)
+            _c24 = _t4*_f32(4096.0) + _t4
+            _h25 = _c24 - (_c24 - _t4)
+            _l26 = _t4 - _h25
+            _c27 = _t2*_f32(4096.0) + _t2
+            _h28 = _c27 - (_c27 - _t2)
+            _l29 = _t2 - _h28
+            _p30 = _h25*_h28
+            _p31 = _h25*_l29 + _l26*_h28
+            _p32 = _p30 + _p31
+            _s33 = -_t4*(_t9 + ((_f32(2.0) - (_e16 - _e23)) + (_t1 - _e23))) + _t9
+            _s34 = (_t6 + _f32(1.0))*(_s33 + ((_t1 - _p32) - ((_p31 - (_p32 - _p30)) + _l26*_l29)))/_t2
+            _c35 = _t0*_f32(4096.0) + _t0
+            _h36 = _c35 - (_c35 - _t0)
+            _l37 = _t0 - _h36
+            _c38 = _t8*_f32(4096.0) + _t8
+            _h39 = _c38 - (_c38 - _t8)
+            _l40 = _t8 - _h39
+            _p41 = _h36*_h39
+            _p42 = _h36*_l40 + _l37*_h39
+            _p43 = _p41 + _p42
+            _s44 = _t0*(((_t4 - (_e21 - _e22)) + (_t7 - _e22)) + _s34) + _t8*((_p8 - (_p9 - _p7)) + _l3*_l6)
+            value = (_s44 + ((_p42 - (_p43 - _p41)) + _l37*_l40)) + _p43
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.75)):  # log, series (28 terms), float32 pairs
+            _c45 = alpha*_f32(4096.0) + alpha
+            _h46 = _c45 - (_c45 - alpha)
+            _l47 = alpha - _h46
+            _c48 = a*_f32(4096.0) + a
+            _h49 = _c48 - (_c48 - a)
+            _l50 = a - _h49
+            _p51 = _h46*_h49
+            _p52 = _h46*_l50 + _l47*_h49
+            _p53 = _p51 + _p52
+            _t0 = _p53
+            _c54 = c_u*_f32(4096.0) + c_u
+            _h55 = _c54 - (_c54 - c_u)
+            _l56 = c_u - _h55
+            _p57 = _h49*_h55
+            _p58 = _h49*_l56 + _l50*_h55
+            _p59 = _p57 + _p58
+            _t1 = _p59
+            _e60 = _f32(2.0) + _t1
+            _t2 = _e60
+            _t4 = _t1/_t2
+            _t5 = _t4*_t4
+            _s61 = _t5*(_t5*(_f32(0.017543859779834747)*_t5 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
+            _s62 = _t5*(_t5*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
+            _s63 = _t5*(_t5*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
+            _s64 = _t5*(_t5*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
+            _s65 = _t5*(_t5*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
+            _s66 = _t5*(_t5*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
+            _s67 = _t5*(_t5*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
+            _s68 = _t5*(_t5*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
+            _s69 = _t5*(_t5*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
+            _s70 = _t5*(_t5*(_t5*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
+            _s71 = _t5*(_t5*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
+            _s72 = _t5*(_t5*(_t5*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
+            _t6 = (_t4*(_s72 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
+            _t7 = _t4*_t6
+            _e73 = _t4 + _t7
+            _t8 = _e73
+            _t9 = (_p58 - (_p59 - _p57)) + _l50*_l56
+            _e74 = _e73 - _t4
+            _e75 = _e60 - _f32(2.0)
+            _c76 = _t4*_f32(4096.0) + _t4
+            _h77 = _c76 - (_c76 - _t4)
+            _l78 = _t4 - _h77
+            _c79 = _t2*_f32(4096.0) + _t2
+            _h80 = _c79 - (_c79 - _t2)
+            _l81 = _t2 - _h80
+            _p82 = _h77*_h80
+            _p83 = _h77*_l81 + _l78*_h80
+            _p84 = _p82 + _p83
+            _s85 = -_t4*(_t9 + ((_f32(2.0) - (_e60 - _e75)) + (_t1 - _e75))) + _t9
+            _s86 = (_t6 + _f32(1.0))*(_s85 + ((_t1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2
+            _c87 = _t0*_f32(4096.0) + _t0
+            _h88 = _c87 - (_c87 - _t0)
+            _l89 = _t0 - _h88
+            _c90 = _t8*_f32(4096.0) + _t8
+            _h91 = _c90 - (_c90 - _t8)
+            _l92 = _t8 - _h91
+            _p93 = _h88*_h91
+            _p94 = _h88*_l92 + _l89*_h91
+            _p95 = _p93 + _p94
+            _s96 = _t0*(((_t4 - (_e73 - _e74)) + (_t7 - _e74)) + _s86) + _t8*((_p52 - (_p53 - _p51)) + _l47*_l50)
+            value = (_s96 + ((_p94 - (_p95 - _p93)) + _l89*_l92)) + _p95
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (u <= _f32(1073741824.0)):  # log, l + l/u - 1 with l = log1p(u), float32 pairs
+            _c97 = alpha*_f32(4096.0) + alpha
+            _h98 = _c97 - (_c97 - alpha)
+            _l99 = alpha - _h98
+            _c100 = a*_f32(4096.0) + a
+            _h101 = _c100 - (_c100 - a)
+            _l102 = a - _h101
+            _p103 = _h98*_h101
+            _p104 = _h98*_l102 + _l99*_h101
+            _p105 = _p103 + _p104
+            _t0 = _p105
+            _c106 = c_u*_f32(4096.0) + c_u
+            _h107 = _c106 - (_c106 - c_u)
+            _l108 = c_u - _h107
+            _p109 = _h101*_h107
+            _p110 = _h101*_l108 + _l102*_h107
+            _p111 = _p109 + _p110
+            _t1 = _p111
+            _t2 = math.log1p(_t1)
+            _t3 = _t2 - _f32(1.0)
+            _t5 = _t2/_t1
+            _e112 = _t3 + _t5
+            _t6 = _e112
+            _t7 = (_p110 - (_p111 - _p109)) + _l102*_l108
+            _e113 = _e112 - _t3
+            _s114 = _t7/(_t1 + _f32(1.0)) + (-_t5*_t7 + _t7/(_t1 + _f32(1.0)))/_t1
+            _s115 = _t0*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5 - _e113)))
+            _c116 = _t0*_f32(4096.0) + _t0
+            _h117 = _c116 - (_c116 - _t0)
+            _l118 = _t0 - _h117
+            _c119 = _t6*_f32(4096.0) + _t6
+            _h120 = _c119 - (_c119 - _t6)
+            _l121 = _t6 - _h120
+            _p122 = _h117*_h120
+            _p123 = _h117*_l121 + _l118*_h120
+            _p124 = _p122 + _p123
+            _s125 = (_s115 + _t6*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
+            value = _s125 + _p124
+        elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
+            _t0 = a*alpha
+            _t1 = z*z
+            _s126 = _t1*(_t1*(_f32(0.03999999910593033)*_t1 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s127 = _t1*(_t1*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
+            _s128 = _t1*(_t1*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
+            _s129 = _t1*(_t1*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
+            _s130 = _t1*(_t1*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
+            value = _f32(2.0)*_t0*_t1*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0*z
+        elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
+            value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+        elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
+            value = a*alpha*(math.log(u) - _f32(1.0))
+        else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+            value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+        return _value_block_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
+                k_2, c_lin, l_cu)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
-    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
-            c_lin, l_cu)
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+        u = a*c_u
+        z = u/(u + _f32(2.0))
+        if (a >= beta):  # linear
+            value = a*gamma + c_lin
+            _t0 = gamma*sgn
+            d_pred = _t0
+            d_target = -_t0
+        elif (a == _f32(0.0)):  # a = 0 (u = 0 * inf = NaN where c_u overflows)
+            value = _f32(0.0)
+            d_pred = _f32(0.0)
+            d_target = _f32(0.0)
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.5)):  # log, series (12 terms), float32 pairs
+            _c1 = alpha*_f32(4096.0) + alpha
+            _h2 = _c1 - (_c1 - alpha)
+            _l3 = alpha - _h2
+            _c4 = a*_f32(4096.0) + a
+            _h5 = _c4 - (_c4 - a)
+            _l6 = a - _h5
+            _p7 = _h2*_h5
+            _p8 = _h2*_l6 + _l3*_h5
+            _p9 = _p7 + _p8
+            _t0 = _p9
+            _c10 = c_u*_f32(4096.0) + c_u
+            _h11 = _c10 - (_c10 - c_u)
+            _l12 = c_u - _h11
+            _p13 = _h5*_h11
+            _p14 = _h5*_l12 + _l6*_h11
+            _p15 = _p13 + _p14
+            _t1 = _p15
+            _e16 = _f32(2.0) + _t1
+            _t2 = _e16
+            _t4 = _t1/_t2
+            _t5 = _t4*_t4
+            _s17 = _t5*(_t5*(_f32(0.03999999910593033)*_t5 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s18 = _t5*(_t5*(_s17 + _f32(0.05263157933950424)) + _f32(0.05882352963089943)) + _f32(0.06666667014360428)
+            _s19 = _t5*(_t5*(_t5*_s18 + _f32(0.07692307978868484)) + _f32(0.09090909361839294))
+            _s20 = _t5*(_t5*(_s19 + _f32(0.1111111119389534)) + _f32(0.1428571492433548)) + _f32(0.20000000298023224)
+            _t6 = (_t4*(_t5*_s20 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
+            _t7 = _t4*_t6
+            _e21 = _t4 + _t7
+            _t8 = _e21
+            _t9 = (_p14 - (_p15 - _p13)) + _l6*_l12
+            _e22 = _e21 - _t4
+            _e23 = _e16 - _f32(2.0)
+            _c24 = _t4*_f32(4096.0) + _t4
+            _h25 = _c24 - (_c24 - _t4)
+            _l26 = _t4 - _h25
+            _c27 = _t2*_f32(4096.0) + _t2
+            _h28 = _c27 - (_c27 - _t2)
+            _l29 = _t2 - _h28
+            _p30 = _h25*_h28
+            _p31 = _h25*_l29 + _l26*_h28
+            _p32 = _p30 + _p31
+            _s33 = -_t4*(_t9 + ((_f32(2.0) - (_e16 - _e23)) + (_t1 - _e23))) + _t9
+            _s34 = (_t6 + _f32(1.0))*(_s33 + ((_t1 - _p32) - ((_p31 - (_p32 - _p30)) + _l26*_l29)))/_t2
+            _c35 = _t0*_f32(4096.0) + _t0
+            _h36 = _c35 - (_c35 - _t0)
+            _l37 = _t0 - _h36
+            _c38 = _t8*_f32(4096.0) + _t8
+            _h39 = _c38 - (_c38 - _t8)
+            _l40 = _t8 - _h39
+            _p41 = _h36*_h39
+            _p42 = _h36*_l40 + _l37*_h39
+            _p43 = _p41 + _p42
+            _s44 = _t0*(((_t4 - (_e21 - _e22)) + (_t7 - _e22)) + _s34) + _t8*((_p8 - (_p9 - _p7)) + _l3*_l6)
+            value = (_s44 + ((_p42 - (_p43 - _p41)) + _l37*_l40)) + _p43
+            _t10 = alpha*sgn*math.log1p(u)
+            d_pred = _t10
+            d_target = -_t10
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.75)):  # log, series (28 terms), float32 pairs
+            _c45 = alpha*_f32(4096.0) + alpha
+            _h46 = _c45 - (_c45 - alpha)
+            _l47 = alpha - _h46
+            _c48 = a*_f32(4096.0) + a
+            _h49 = _c48 - (_c48 - a)
+            _l50 = a - _h49
+            _p51 = _h46*_h49
+            _p52 = _h46*_l50 + _l47*_h49
+            _p53 = _p51 + _p52
+            _t0 = _p53
+            _c54 = c_u*_f32(4096.0) + c_u
+            _h55 = _c54 - (_c54 - c_u)
+            _l56 = c_u - _h55
+            _p57 = _h49*_h55
+            _p58 = _h49*_l56 + _l50*_h55
+            _p59 = _p57 + _p58
+            _t1 = _p59
+            _e60 = _f32(2.0) + _t1
+            _t2 = _e60
+            _t4 = _t1/_t2
+            _t5 = _t4*_t4
+            _s61 = _t5*(_t5*(_f32(0.017543859779834747)*_t5 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
+            _s62 = _t5*(_t5*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
+            _s63 = _t5*(_t5*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
+            _s64 = _t5*(_t5*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
+            _s65 = _t5*(_t5*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
+            _s66 = _t5*(_t5*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
+            _s67 = _t5*(_t5*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
+            _s68 = _t5*(_t5*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
+            _s69 = _t5*(_t5*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
+            _s70 = _t5*(_t5*(_t5*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
+            _s71 = _t5*(_t5*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
+            _s72 = _t5*(_t5*(_t5*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
+            _t6 = (_t4*(_s72 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
+            _t7 = _t4*_t6
+            _e73 = _t4 + _t7
+            _t8 = _e73
+            _t9 = (_p58 - (_p59 - _p57)) + _l50*_l56
+            _e74 = _e73 - _t4
+            _e75 = _e60 - _f32(2.0)
+            _c76 = _t4*_f32(4096.0) + _t4
+            _h77 = _c76 - (_c76 - _t4)
+            _l78 = _t4 - _h77
+            _c79 = _t2*_f32(4096.0) + _t2
+            _h80 = _c79 - (_c79 - _t2)
+            _l81 = _t2 - _h80
+            _p82 = _h77*_h80
+            _p83 = _h77*_l81 + _l78*_h80
+            _p84 = _p82 + _p83
+            _s85 = -_t4*(_t9 + ((_f32(2.0) - (_e60 - _e75)) + (_t1 - _e75))) + _t9
+            _s86 = (_t6 + _f32(1.0))*(_s85 + ((_t1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2
+            _c87 = _t0*_f32(4096.0) + _t0
+            _h88 = _c87 - (_c87 - _t0)
+            _l89 = _t0 - _h88
+            _c90 = _t8*_f32(4096.0) + _t8
+            _h91 = _c90 - (_c90 - _t8)
+            _l92 = _t8 - _h91
+            _p93 = _h88*_h91
+            _p94 = _h88*_l92 + _l89*_h91
+            _p95 = _p93 + _p94
+            _s96 = _t0*(((_t4 - (_e73 - _e74)) + (_t7 - _e74)) + _s86) + _t8*((_p52 - (_p53 - _p51)) + _l47*_l50)
+            value = (_s96 + ((_p94 - (_p95 - _p93)) + _l89*_l92)) + _p95
+            _t10 = alpha*sgn*math.log1p(u)
+            d_pred = _t10
+            d_target = -_t10
+        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (u <= _f32(1073741824.0)):  # log, l + l/u - 1 with l = log1p(u), float32 pairs
+            _c97 = alpha*_f32(4096.0) + alpha
+            _h98 = _c97 - (_c97 - alpha)
+            _l99 = alpha - _h98
+            _c100 = a*_f32(4096.0) + a
+            _h101 = _c100 - (_c100 - a)
+            _l102 = a - _h101
+            _p103 = _h98*_h101
+            _p104 = _h98*_l102 + _l99*_h101
+            _p105 = _p103 + _p104
+            _t0 = _p105
+            _c106 = c_u*_f32(4096.0) + c_u
+            _h107 = _c106 - (_c106 - c_u)
+            _l108 = c_u - _h107
+            _p109 = _h101*_h107
+            _p110 = _h101*_l108 + _l102*_h107
+            _p111 = _p109 + _p110
+            _t1 = _p111
+            _t2 = math.log1p(_t1)
+            _t3 = _t2 - _f32(1.0)
+            _t5 = _t2/_t1
+            _e112 = _t3 + _t5
+            _t6 = _e112
+            _t7 = (_p110 - (_p111 - _p109)) + _l102*_l108
+            _e113 = _e112 - _t3
+            _s114 = _t7/(_t1 + _f32(1.0)) + (-_t5*_t7 + _t7/(_t1 + _f32(1.0)))/_t1
+            _s115 = _t0*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5 - _e113)))
+            _c116 = _t0*_f32(4096.0) + _t0
+            _h117 = _c116 - (_c116 - _t0)
+            _l118 = _t0 - _h117
+            _c119 = _t6*_f32(4096.0) + _t6
+            _h120 = _c119 - (_c119 - _t6)
+            _l121 = _t6 - _h120
+            _p122 = _h117*_h120
+            _p123 = _h117*_l121 + _l118*_h120
+            _p124 = _p122 + _p123
+            _s125 = (_s115 + _t6*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
+            value = _s125 + _p124
+            _t9 = alpha*sgn*math.log1p(u)
+            d_pred = _t9
+            d_target = -_t9
+        elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
+            _t0 = a*alpha
+            _t1 = z*z
+            _s126 = _t1*(_t1*(_f32(0.03999999910593033)*_t1 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s127 = _t1*(_t1*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
+            _s128 = _t1*(_t1*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
+            _s129 = _t1*(_t1*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
+            _s130 = _t1*(_t1*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
+            value = _f32(2.0)*_t0*_t1*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0*z
+            _t2 = alpha*sgn*math.log1p(u)
+            d_pred = _t2
+            d_target = -_t2
+        elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
+            value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
+            _t0 = alpha*sgn*math.log1p(u)
+            d_pred = _t0
+            d_target = -_t0
+        elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
+            value = a*alpha*(math.log(u) - _f32(1.0))
+            _t0 = alpha*sgn*math.log(u)
+            d_pred = _t0
+            d_target = -_t0
+        else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
+            value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
+            _t0 = alpha*math.log(a) + l_cu
+            d_pred = _t0*sgn
+            d_target = -_t0*sgn
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
         c_lin, l_cu):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin, l_cu)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, beta,
-                    alpha, gamma, c_u, k_2, c_lin, l_cu)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+                gamma, c_u, k_2, c_lin, l_cu)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad

@@ -10,100 +10,149 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import bce_with_logits as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, targets, out):
-    out[i] = _value_f64(logits[i], targets[i], )
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_logits, _targets, _out):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        _s1 = -logits
+        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
+                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(logits, targets, out):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, targets, out)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, targets, out)
+        return _value_block_f64(logits, targets, out)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi])
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor):
-    v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], )
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, divisor):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        _s1 = -logits
+        _s2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
+        _t0 = _s1
+        _s3 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s4 = -targets*(1.0/(1.0 + math.exp(-_t0)) if _t0 >= 0.0 else math.exp(_t0)/(1.0 + math.exp(_t0)))
+        d_logits = _s4 + (1.0 - targets)*_s3
+        d_targets = _t0
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_targets[_i] = d_targets / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
+                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor)
+        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_targets[lo:hi], divisor)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, targets, out):
-    out[i] = _value_f32(logits[i], targets[i], )
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_logits, _targets, _out):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        _s1 = -logits
+        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
+                or (_targets[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(logits, targets, out):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, targets, out)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, targets, out)
+        return _value_block_f32(logits, targets, out)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi])
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor):
-    v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], )
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, divisor):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        _s1 = -logits
+        _s2 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
+        _t0 = _s1
+        _s3 = _f32(1.0)/(_f32(1.0) + math.exp(-_t0)) if _t0 >= _f32(0.0) else math.exp(_t0)/(_f32(1.0) + math.exp(_t0))
+        _s4 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        d_logits = -targets*_s3 + (_f32(1.0) - targets)*_s4
+        d_targets = _t0
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_targets[_i] = d_targets / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
+                or (_targets[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor)
+        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_targets[lo:hi], divisor)
     return bad

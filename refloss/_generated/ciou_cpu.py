@@ -10,142 +10,768 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import ciou as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+            _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+            _s5 = max(px2, tx2) - min(px1, tx1)
+            _s6 = max(py2, ty2) - min(py1, ty1)
+            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _s8 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s8, _s8 - _s8)
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _t9 = _t8*max(_s9, _s9 - _s9)
+            _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+            _s10 = tx1 - px1
+            _s11 = tx2 - px2
+            _s12 = ty1 - py1
+            _s13 = ty2 - py2
+            _s14 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
+            _s15 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s11, _s11 - _s11))
+            _s16 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s12, _s12 - _s12))
+            _t11 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
+            _s17 = _t11/(_t11 + _t9) + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s18 = 0.5*_t0 + 0.5*_t1
+            _s19 = 0.5*_t2 + 0.5*_t3
+            _s20 = max(px2, tx2) - min(px1, tx1)
+            _s21 = max(py2, ty2) - min(py1, ty1)
+            _s22 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s17
+            value = -_t10 + _s22 - ((_s18*_s18) + (_s19*_s19))/(eps + (_s20*_s20) + (_s21*_s21))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+        return _value_block_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                alpha_grad, alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+            _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+            _s5 = max(px2, tx2) - min(px1, tx1)
+            _s6 = max(py2, ty2) - min(py1, ty1)
+            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+            _t1 = px1 - tx1
+            _t2 = px2 - tx2
+            _t3 = 0.5*_t1 + 0.5*_t2
+            _t4 = -_t3
+            _t5 = px1 - tx1
+            _t6 = -_t5
+            _t7 = _s5
+            _t8 = py1 - ty1
+            _t9 = py2 - ty2
+            _t10 = 0.5*_t8 + 0.5*_t9
+            _t11 = _s6
+            _t12 = (_t11*_t11) + (_t7*_t7) + eps
+            _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))/_t12)
+            _t14 = _t13*_t7
+            _t15 = -py1 + py2
+            _t16 = 1.0 if _t6 > 0.0 else 0.0
+            _t17 = -px1 + px2
+            _t18 = -tx2
+            _t19 = -_t18 - tx1
+            _t20 = -ty2
+            _t21 = -_t20 - ty1
+            _t22 = _s1
+            _t23 = max(_t22, _t22 - _t22)
+            _t24 = _s2
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
+            _t27 = _t0/_t26
+            _t28 = 1.0 if _t5 > 0.0 else 0.0
+            _s8 = tx2 - px2
+            _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+            _t30 = _t21*_t29
+            _s9 = ty2 - py2
+            _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s9, _s9 - _s9))
+            _t32 = _t23*_t31
+            _t33 = _t30 + _t32
+            _s10 = tx1 - px1
+            _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s10, _s10 - _s10))
+            _t35 = _t15*_t34 + eps
+            _t36 = _t0 + _t35
+            _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
+            _t38 = _t37*((_t33 + _t36)/_t26)
+            _t39 = -_t16 - _t28 + 1.0
+            _s11 = ty1 - py1
+            _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s11, _s11 - _s11))
+            _t41 = _t23*_t40
+            _t42 = 0.5*_t37
+            _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
+            _t44 = -_t10
+            _t45 = py1 - ty1
+            _t46 = -_t45
+            _t47 = _t11*_t13
+            _t48 = 1.0 if _t46 > 0.0 else 0.0
+            _t49 = 1.0 if _t45 > 0.0 else 0.0
+            _t50 = _t17*_t40 + _t33 + eps
+            _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
+            _t52 = _t51*((_t0 + _t50)/_t26)
+            _t53 = -_t48 - _t49 + 1.0
+            _t54 = 0.5*_t51
+            _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
+            _t56 = _t18 + px2
+            _t57 = 1.0 if _t56 > 0.0 else 0.0
+            _t58 = -_t56
+            _t59 = 1.0 if _t58 > 0.0 else 0.0
+            _t60 = -_t57 - _t59 + 1.0
+            _t61 = _t20 + py2
+            _t62 = 1.0 if _t61 > 0.0 else 0.0
+            _t63 = -_t61
+            _t64 = 1.0 if _t63 > 0.0 else 0.0
+            _t65 = -_t62 - _t64 + 1.0
+            _t66 = _t30 + _t41
+            _t67 = _t37*((_t36 + _t66)/_t26)
+            _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
+            _t69 = _t19*_t31 + _t41
+            _t70 = _t51*((_t36 + _t69)/_t26)
+            _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
+            _s12 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))/_t12
+            d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + _s12
+            _s13 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t12
+            d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + _s13
+            _s14 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t12
+            d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + _s14
+            _s15 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t12
+            d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + _s15
+            _s16 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))/_t12
+            d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + _s16
+            _s17 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t12
+            d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + _s17
+            _s18 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t12
+            d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + _s18
+            _s19 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t12
+            d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + _s19
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _s20 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s20, _s20 - _s20)
+            _s21 = -max(py1, ty1) + min(py2, ty2)
+            _t9 = _t8*max(_s21, _s21 - _s21)
+            _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+            _s22 = tx1 - px1
+            _s23 = tx2 - px2
+            _s24 = ty1 - py1
+            _s25 = ty2 - py2
+            _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+            _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+            _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+            _t11 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+            _s29 = _t11/(_t11 + _t9) + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s30 = 0.5*_t0 + 0.5*_t1
+            _s31 = 0.5*_t2 + 0.5*_t3
+            _s32 = max(px2, tx2) - min(px1, tx1)
+            _s33 = max(py2, ty2) - min(py1, ty1)
+            _s34 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s29
+            value = -_t10 + _s34 - ((_s30*_s30) + (_s31*_s31))/(eps + (_s32*_s32) + (_s33*_s33))
+            _t12 = _s30
+            _t13 = -_t12
+            _t14 = px1 - tx1
+            _t15 = -_t14
+            _t16 = _s32
+            _t17 = _s31
+            _t18 = _s33
+            _t19 = (_t16*_t16) + (_t18*_t18) + eps
+            _t20 = 2.0*((-(_t12*_t12) - (_t17*_t17))/_t19)
+            _t21 = _t16*_t20
+            _t23 = 0.8105694691387022*d_atan
+            _t24 = _t23*(darknet + (1.0 - darknet)*(1.0/(_t4*_t4 + _t5*_t5) if _t4 != 0.0 or _t5 != 0.0 else 0.0))
+            _t25 = _t24*_t5
+            _t26 = _s21
+            _t27 = max(_t26, _t26 - _t26)
+            _t28 = -_t27*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t29 = _t9/_t28
+            _t30 = 1.0 if -alpha_gate + _t29 > 0.0 else 0.0
+            _t31 = 0.4052847345693511*(d_atan*d_atan)
+            _t32 = min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+            _t33 = _t32*_t8
+            _t34 = min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+            _t35 = _t34*_t7
+            _t36 = min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25))
+            _t37 = _t36*_t8
+            _t38 = _t35 + _t37
+            _t39 = min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+            _t40 = _t39*_t5 + eps
+            _t41 = _t40 + _t9
+            _t42 = _t38 + _t41
+            _t43 = _t31 + eps + (_t11/(_t33 + _t42))
+            _t44 = _t31*alpha_grad/_t43
+            _t45 = _t30*(_t44 + (1.0 - alpha_grad)*(_t31/_t43))
+            _t46 = _t25*_t45
+            _t47 = 1.0 if _t15 > 0.0 else 0.0
+            _t48 = 1.0 if _t14 > 0.0 else 0.0
+            _t49 = _t27*(1.0 if _s20 > 0.0 else 0.0)
+            _t50 = _t49*(_t42/_t28)
+            _t51 = -_t47 - _t48 + 1.0
+            _t52 = 0.5*_t49
+            _t53 = _t52*((-_t33 + _t38 + _t40)/_t28)
+            _t54 = -((_t29*_t47*_t5 - _t48*_t50 - _t51*_t53)/_t28)
+            _t55 = _t25*alpha_grad
+            _t56 = _t30*_t31
+            _t57 = -_t17
+            _t58 = py1 - ty1
+            _t59 = -_t58
+            _t60 = _t18*_t20
+            _t61 = _t24*(px1 - px2)
+            _t62 = _t45*_t61
+            _t63 = 1.0 if _t59 > 0.0 else 0.0
+            _t64 = 1.0 if _t58 > 0.0 else 0.0
+            _t65 = _t32*_t4 + _t38 + eps
+            _t66 = _t8*(1.0 if _t26 > 0.0 else 0.0)
+            _t67 = _t66*((_t65 + _t9)/_t28)
+            _t68 = -_t63 - _t64 + 1.0
+            _t69 = 0.5*_t66
+            _t70 = _t69*((-_t27*_t39 + _t65)/_t28)
+            _t71 = -((_t29*_t4*_t63 - _t64*_t67 - _t68*_t70)/_t28)
+            _t72 = _t61*alpha_grad
+            _t73 = -tx2
+            _t74 = _t73 + px2
+            _t75 = 1.0 if _t74 > 0.0 else 0.0
+            _t76 = -_t74
+            _t77 = 1.0 if _t76 > 0.0 else 0.0
+            _t78 = -_t75 - _t77 + 1.0
+            _t79 = (-_t29*_t5*_t75 + _t50*_t77 + _t53*_t78)/_t28
+            _t80 = py2 - ty2
+            _t81 = 1.0 if _t80 > 0.0 else 0.0
+            _t82 = -_t80
+            _t83 = 1.0 if _t82 > 0.0 else 0.0
+            _t84 = -_t81 - _t83 + 1.0
+            _t85 = (-_t29*_t4*_t81 + _t67*_t83 + _t70*_t84)/_t28
+            _t86 = _t23*(1.0/(_t6*_t6 + _t7*_t7) if _t6 != 0.0 or _t7 != 0.0 else 0.0)
+            _t87 = _t7*_t86
+            _t88 = _t45*_t87
+            _t89 = _t33 + _t35
+            _t90 = _t49*((_t41 + _t89)/_t28)
+            _t91 = _t52*((-_t37 + _t40 + _t89)/_t28)
+            _t92 = (_t29*_t48*_t7 - _t47*_t90 - _t51*_t91)/_t28
+            _t93 = _t87*alpha_grad
+            _t94 = _t86*(_t73 + tx1)
+            _t95 = _t45*_t94
+            _t96 = _t33 + _t36*_t6
+            _t97 = _t66*((_t41 + _t96)/_t28)
+            _t98 = _t69*((-_t27*_t34 + _t40 + _t96)/_t28)
+            _t99 = (_t29*_t6*_t64 - _t63*_t97 - _t68*_t98)/_t28
+            _t100 = _t94*alpha_grad
+            _t101 = -((-_t29*_t7*_t77 + _t75*_t90 + _t78*_t91)/_t28)
+            _t102 = -((-_t29*_t6*_t83 + _t81*_t97 + _t84*_t98)/_t28)
+            _s35 = ((_t13 - -_t21*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))/_t19
+            d_px1 = -_t46 - _t54 - _t56*(((_t55 - _t44*(_t25 + _t54)))/_t43) + _s35
+            _s36 = ((_t57 - -_t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t19
+            d_py1 = -_t56*(((_t72 - _t44*(_t61 + _t71)))/_t43) - _t62 - _t71 + _s36
+            _s37 = ((_t13 - _t21*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))/_t19
+            d_px2 = _t46 - _t56*(((-_t55 - _t44*(-_t25 - _t79)))/_t43) + _t79 + _s37
+            _s38 = ((_t57 - _t60*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))))/_t19
+            d_py2 = -_t56*(((-_t72 - _t44*(-_t61 - _t85)))/_t43) + _t62 + _t85 + _s38
+            _s39 = ((_t12 - -_t21*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t19
+            d_tx1 = -_t56*(((-_t93 - _t44*(-_t87 - _t92)))/_t43) + _t88 + _t92 + _s39
+            _s40 = ((_t17 - -_t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t19
+            d_ty1 = -_t56*(((-_t100 - _t44*(-_t94 - _t99)))/_t43) + _t95 + _t99 + _s40
+            _s41 = ((_t12 - _t21*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))/_t19
+            d_tx2 = -_t101 - _t56*(((_t93 - _t44*(_t101 + _t87)))/_t43) - _t88 + _s41
+            _s42 = ((_t17 - _t60*(1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0))))/_t19
+            d_ty2 = -_t102 - _t56*(((_t100 - _t44*(_t102 + _t94)))/_t43) - _t95 + _s42
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
         darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
+                alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+            _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+            _s5 = max(px2, tx2) - min(px1, tx1)
+            _s6 = max(py2, ty2) - min(py1, ty1)
+            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _s8 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s8, _s8 - _s8)
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _t9 = _t8*max(_s9, _s9 - _s9)
+            _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+            _s10 = tx1 - px1
+            _s11 = tx2 - px2
+            _s12 = ty1 - py1
+            _s13 = ty2 - py2
+            _s14 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
+            _s15 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s11, _s11 - _s11))
+            _s16 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s12, _s12 - _s12))
+            _t11 = _s14 + _s15 + _s16 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s13, _s13 - _s13)) + eps
+            _s17 = _t11/(_t11 + _t9) + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s18 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+            _s19 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s21 = max(px2, tx2) - min(px1, tx1)
+            _s22 = max(py2, ty2) - min(py1, ty1)
+            _s23 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s18/_s17
+            value = -_t10 + _s23 - ((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+        return _value_block_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                alpha_grad, alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+            _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+            _s5 = max(px2, tx2) - min(px1, tx1)
+            _s6 = max(py2, ty2) - min(py1, ty1)
+            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+            _t1 = px1 - tx1
+            _t2 = px2 - tx2
+            _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
+            _t4 = -_t3
+            _t5 = px1 - tx1
+            _t6 = -_t5
+            _t7 = _s5
+            _t8 = py1 - ty1
+            _t9 = py2 - ty2
+            _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
+            _t11 = _s6
+            _t12 = (_t11*_t11) + (_t7*_t7) + eps
+            _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))/_t12)
+            _t14 = _t13*_t7
+            _t15 = -py1 + py2
+            _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+            _t17 = -px1 + px2
+            _t18 = -tx2
+            _t19 = -_t18 - tx1
+            _t20 = -ty2
+            _t21 = -_t20 - ty1
+            _t22 = _s1
+            _t23 = max(_t22, _t22 - _t22)
+            _t24 = _s2
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
+            _t27 = _t0/_t26
+            _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+            _s8 = tx2 - px2
+            _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+            _t30 = _t21*_t29
+            _s9 = ty2 - py2
+            _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s9, _s9 - _s9))
+            _t32 = _t23*_t31
+            _t33 = _t30 + _t32
+            _s10 = tx1 - px1
+            _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s10, _s10 - _s10))
+            _t35 = _t15*_t34 + eps
+            _t36 = _t0 + _t35
+            _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
+            _t38 = _t37*((_t33 + _t36)/_t26)
+            _t39 = -_t16 - _t28 + _f32(1.0)
+            _s11 = ty1 - py1
+            _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s11, _s11 - _s11))
+            _t41 = _t23*_t40
+            _t42 = _f32(0.5)*_t37
+            _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
+            _t44 = -_t10
+            _t45 = py1 - ty1
+            _t46 = -_t45
+            _t47 = _t11*_t13
+            _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+            _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
+            _t50 = _t17*_t40 + _t33 + eps
+            _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t52 = _t51*((_t0 + _t50)/_t26)
+            _t53 = -_t48 - _t49 + _f32(1.0)
+            _t54 = _f32(0.5)*_t51
+            _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
+            _t56 = _t18 + px2
+            _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+            _t58 = -_t56
+            _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+            _t60 = -_t57 - _t59 + _f32(1.0)
+            _t61 = _t20 + py2
+            _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+            _t63 = -_t61
+            _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
+            _t65 = -_t62 - _t64 + _f32(1.0)
+            _t66 = _t30 + _t41
+            _t67 = _t37*((_t36 + _t66)/_t26)
+            _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
+            _t69 = _t19*_t31 + _t41
+            _t70 = _t51*((_t36 + _t69)/_t26)
+            _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
+            _s12 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+            d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + (_s12/_t12)
+            _s13 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+            d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + (_s13/_t12)
+            _s14 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+            d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + (_s14/_t12)
+            _s15 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+            d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + (_s15/_t12)
+            _s16 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + (_s16/_t12)
+            _s17 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + (_s17/_t12)
+            _s18 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + (_s18/_t12)
+            _s19 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + (_s19/_t12)
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -px1 + px2
+            _t5 = -py1 + py2
+            _t6 = -tx1 + tx2
+            _t7 = -ty1 + ty2
+            _s20 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s20, _s20 - _s20)
+            _s21 = -max(py1, ty1) + min(py2, ty2)
+            _t9 = _t8*max(_s21, _s21 - _s21)
+            _t10 = -_t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+            _s22 = tx1 - px1
+            _s23 = tx2 - px2
+            _s24 = ty1 - py1
+            _s25 = ty2 - py2
+            _s26 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+            _s27 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+            _s28 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+            _t11 = _s26 + _s27 + _s28 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25)) + eps
+            _s29 = _t11/(_t11 + _t9) + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s30 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+            _s31 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s32 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s33 = max(px2, tx2) - min(px1, tx1)
+            _s34 = max(py2, ty2) - min(py1, ty1)
+            _s35 = -_f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s30/_s29
+            value = -_t10 + _s35 - ((_s31*_s31) + (_s32*_s32))/(eps + (_s33*_s33) + (_s34*_s34))
+            _t12 = _s31
+            _t13 = -_t12
+            _t14 = px1 - tx1
+            _t15 = -_t14
+            _t16 = _s33
+            _t17 = _s32
+            _t18 = _s34
+            _t19 = (_t16*_t16) + (_t18*_t18) + eps
+            _t20 = _f32(2.0)*((-(_t12*_t12) - (_t17*_t17))/_t19)
+            _t21 = _t16*_t20
+            _t23 = _f32(0.8105694651603699)*d_atan
+            _s36 = _f32(1.0)/(_t4*_t4 + _t5*_t5) if _t4 != _f32(0.0) or _t5 != _f32(0.0) else _f32(0.0)
+            _t24 = _t23*(darknet + (_f32(1.0) - darknet)*_s36)
+            _t25 = _t24*_t5
+            _t26 = _s21
+            _t27 = max(_t26, _t26 - _t26)
+            _t28 = -_t27*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t29 = _t9/_t28
+            _t30 = _f32(1.0) if -alpha_gate + _t29 > _f32(0.0) else _f32(0.0)
+            _t31 = _f32(0.40528473258018494)*(d_atan*d_atan)
+            _t32 = min(_t5, max(_t3, _t3 - _t3) + max(_s24, _s24 - _s24))
+            _t33 = _t32*_t8
+            _t34 = min(_t6, max(_t0, _t0 - _t0) + max(_s23, _s23 - _s23))
+            _t35 = _t34*_t7
+            _t36 = min(_t7, max(_t2, _t2 - _t2) + max(_s25, _s25 - _s25))
+            _t37 = _t36*_t8
+            _t38 = _t35 + _t37
+            _t39 = min(_t4, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
+            _t40 = _t39*_t5 + eps
+            _t41 = _t40 + _t9
+            _t42 = _t38 + _t41
+            _t43 = _t31 + eps + (_t11/(_t33 + _t42))
+            _t44 = _t31*alpha_grad/_t43
+            _t45 = _t30*(_t44 + (_f32(1.0) - alpha_grad)*(_t31/_t43))
+            _t46 = _t25*_t45
+            _t47 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t48 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t49 = _t27*(_f32(1.0) if _s20 > _f32(0.0) else _f32(0.0))
+            _t50 = _t49*(_t42/_t28)
+            _t51 = -_t47 - _t48 + _f32(1.0)
+            _t52 = _f32(0.5)*_t49
+            _t53 = _t52*((-_t33 + _t38 + _t40)/_t28)
+            _t54 = -((_t29*_t47*_t5 - _t48*_t50 - _t51*_t53)/_t28)
+            _t55 = _t25*alpha_grad
+            _t56 = _t30*_t31
+            _t57 = -_t17
+            _t58 = py1 - ty1
+            _t59 = -_t58
+            _t60 = _t18*_t20
+            _t61 = _t24*(px1 - px2)
+            _t62 = _t45*_t61
+            _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
+            _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+            _t65 = _t32*_t4 + _t38 + eps
+            _t66 = _t8*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
+            _t67 = _t66*((_t65 + _t9)/_t28)
+            _t68 = -_t63 - _t64 + _f32(1.0)
+            _t69 = _f32(0.5)*_t66
+            _t70 = _t69*((-_t27*_t39 + _t65)/_t28)
+            _t71 = -((_t29*_t4*_t63 - _t64*_t67 - _t68*_t70)/_t28)
+            _t72 = _t61*alpha_grad
+            _t73 = -tx2
+            _t74 = _t73 + px2
+            _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+            _t76 = -_t74
+            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t78 = -_t75 - _t77 + _f32(1.0)
+            _t79 = (-_t29*_t5*_t75 + _t50*_t77 + _t53*_t78)/_t28
+            _t80 = py2 - ty2
+            _t81 = _f32(1.0) if _t80 > _f32(0.0) else _f32(0.0)
+            _t82 = -_t80
+            _t83 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
+            _t84 = -_t81 - _t83 + _f32(1.0)
+            _t85 = (-_t29*_t4*_t81 + _t67*_t83 + _t70*_t84)/_t28
+            _t86 = _t23*(_f32(1.0)/(_t6*_t6 + _t7*_t7) if _t6 != _f32(0.0) or _t7 != _f32(0.0) else _f32(0.0))
+            _t87 = _t7*_t86
+            _t88 = _t45*_t87
+            _t89 = _t33 + _t35
+            _t90 = _t49*((_t41 + _t89)/_t28)
+            _t91 = _t52*((-_t37 + _t40 + _t89)/_t28)
+            _t92 = (_t29*_t48*_t7 - _t47*_t90 - _t51*_t91)/_t28
+            _t93 = _t87*alpha_grad
+            _t94 = _t86*(_t73 + tx1)
+            _t95 = _t45*_t94
+            _t96 = _t33 + _t36*_t6
+            _t97 = _t66*((_t41 + _t96)/_t28)
+            _t98 = _t69*((-_t27*_t34 + _t40 + _t96)/_t28)
+            _t99 = (_t29*_t6*_t64 - _t63*_t97 - _t68*_t98)/_t28
+            _t100 = _t94*alpha_grad
+            _t101 = -((-_t29*_t7*_t77 + _t75*_t90 + _t78*_t91)/_t28)
+            _t102 = -((-_t29*_t6*_t83 + _t81*_t97 + _t84*_t98)/_t28)
+            _s37 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -_t46 - _t54 - _t56*(((_t55 - _t44*(_t25 + _t54)))/_t43) + (_s37/_t19)
+            _s38 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -_t56*(((_t72 - _t44*(_t61 + _t71)))/_t43) - _t62 - _t71 + (_s38/_t19)
+            _s39 = _t13 - _t21*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+            d_px2 = _t46 - _t56*(((-_t55 - _t44*(-_t25 - _t79)))/_t43) + _t79 + (_s39/_t19)
+            _s40 = _t57 - _t60*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t56*(((-_t72 - _t44*(-_t61 - _t85)))/_t43) + _t62 + _t85 + (_s40/_t19)
+            _s41 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -_t56*(((-_t93 - _t44*(-_t87 - _t92)))/_t43) + _t88 + _t92 + (_s41/_t19)
+            _s42 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t56*(((-_t100 - _t44*(-_t94 - _t99)))/_t43) + _t95 + _t99 + (_s42/_t19)
+            _s43 = _t12 - _t21*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -_t101 - _t56*(((_t93 - _t44*(_t101 + _t87)))/_t43) - _t88 + (_s43/_t19)
+            _s44 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -_t102 - _t56*(((_t100 - _t44*(_t102 + _t94)))/_t43) - _t95 + (_s44/_t19)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
         darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
+                alpha_gate, darknet)
     return bad

@@ -10,142 +10,802 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import ciou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _s10 = 0.5*_t0 + 0.5*_t1
+            _s11 = 0.5*_t2 + 0.5*_t3
+            _s12 = max(px2, tx2) - min(px1, tx1)
+            _s13 = max(py2, ty2) - min(py1, ty1)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _s14 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s14, _s14 - _s14)
+            _s15 = tx1 - px1
+            _s16 = tx2 - px2
+            _s17 = ty1 - py1
+            _s18 = ty2 - py2
+            _s19 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s15, _s15 - _s15))
+            _s20 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s16, _s16 - _s16))
+            _s21 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s17, _s17 - _s17))
+            _t9 = _s19 + _s20 + _s21 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s18, _s18 - _s18)) + eps
+            _s22 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s22, _s22 - _s22)
+            _t11 = _t9/(_t10 + _t9)
+            _s23 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
+            _s24 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s25 = 0.5*_t0 + 0.5*_t1
+            _s26 = 0.5*_t2 + 0.5*_t3
+            _s27 = max(px2, tx2) - min(px1, tx1)
+            _s28 = max(py2, ty2) - min(py1, ty1)
+            _s29 = ((_s25*_s25) + (_s26*_s26))/(eps + (_s27*_s27) + (_s28*_s28))
+            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s23/_s24 + _s29
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+        return _value_block_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                alpha_grad, alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _s10 = 0.5*_t0 + 0.5*_t1
+            _s11 = 0.5*_t2 + 0.5*_t3
+            _s12 = max(px2, tx2) - min(px1, tx1)
+            _s13 = max(py2, ty2) - min(py1, ty1)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+            _t8 = _s10
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s12
+            _t12 = _s11
+            _t13 = _s13
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = 2.0*(((_t12*_t12) + (_t8*_t8))/_t14)
+            _t16 = _t11*_t15
+            _t17 = 1.0 if _t10 > 0.0 else 0.0
+            _t18 = _s9
+            _t19 = max(_t18, _t18 - _t18)
+            _t20 = _t19*_t6
+            _t21 = -px1 + px2
+            _t22 = -tx2
+            _t23 = -_t22 - tx1
+            _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
+            _t25 = _t20/_t24
+            _t26 = 1.0 if _t9 > 0.0 else 0.0
+            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _t28 = _t27*_t5
+            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+            _t30 = _t29*_t6
+            _t31 = _t28 + _t30
+            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t33 = _t32*_t4 + eps
+            _t34 = _t20 + _t33
+            _t35 = _t19*(1.0 if _s1 > 0.0 else 0.0)
+            _t36 = _t35*((_t31 + _t34)/_t24)
+            _t37 = -_t17 - _t26 + 1.0
+            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t39 = _t38*_t6
+            _t40 = 0.5*_t35
+            _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
+            _t42 = py1 - ty1
+            _t43 = -_t42
+            _t44 = _t13*_t15
+            _t45 = 1.0 if _t43 > 0.0 else 0.0
+            _t46 = 1.0 if _t42 > 0.0 else 0.0
+            _t47 = _t21*_t38 + _t31 + eps
+            _t48 = _t6*(1.0 if _t18 > 0.0 else 0.0)
+            _t49 = _t48*((_t20 + _t47)/_t24)
+            _t50 = -_t45 - _t46 + 1.0
+            _t51 = 0.5*_t48
+            _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
+            _t53 = _t22 + px2
+            _t54 = 1.0 if _t53 > 0.0 else 0.0
+            _t55 = -_t53
+            _t56 = 1.0 if _t55 > 0.0 else 0.0
+            _t57 = -_t54 - _t56 + 1.0
+            _t58 = py2 - ty2
+            _t59 = 1.0 if _t58 > 0.0 else 0.0
+            _t60 = -_t58
+            _t61 = 1.0 if _t60 > 0.0 else 0.0
+            _t62 = -_t59 - _t61 + 1.0
+            _t63 = -_t8
+            _t64 = _t28 + _t39
+            _t65 = _t35*((_t34 + _t64)/_t24)
+            _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
+            _t67 = -_t12
+            _t68 = _t23*_t29 + _t39
+            _t69 = _t48*((_t34 + _t68)/_t24)
+            _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
+            _s14 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t14
+            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + _s14
+            _s15 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t14
+            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + _s15
+            _s16 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t14
+            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + _s16
+            _s17 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t14
+            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + _s17
+            _s18 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t14
+            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + _s18
+            _s19 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t14
+            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + _s19
+            _s20 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))/_t14
+            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + _s20
+            _s21 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t14
+            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + _s21
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _s22 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s22, _s22 - _s22)
+            _s23 = tx1 - px1
+            _s24 = tx2 - px2
+            _s25 = ty1 - py1
+            _s26 = ty2 - py2
+            _s27 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _s28 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _s29 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t9 = _s27 + _s28 + _s29 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s30, _s30 - _s30)
+            _t11 = _t9/(_t10 + _t9)
+            _s31 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
+            _s32 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s33 = 0.5*_t0 + 0.5*_t1
+            _s34 = 0.5*_t2 + 0.5*_t3
+            _s35 = max(px2, tx2) - min(px1, tx1)
+            _s36 = max(py2, ty2) - min(py1, ty1)
+            _s37 = ((_s33*_s33) + (_s34*_s34))/(eps + (_s35*_s35) + (_s36*_s36))
+            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s31/_s32 + _s37
+            _t12 = _s33
+            _t13 = px1 - tx1
+            _t14 = -_t13
+            _t15 = _s35
+            _t16 = _s34
+            _t17 = _s36
+            _t18 = (_t15*_t15) + (_t17*_t17) + eps
+            _t19 = 2.0*(((_t12*_t12) + (_t16*_t16))/_t18)
+            _t20 = _t15*_t19
+            _t22 = 0.8105694691387022*d_atan
+            _t23 = _t22*(darknet + (1.0 - darknet)*(1.0/(_t5*_t5 + _t4*_t4) if _t5 != 0.0 or _t4 != 0.0 else 0.0))
+            _t24 = _t23*_t4
+            _t25 = _s30
+            _t26 = max(_t25, _t25 - _t25)
+            _t27 = -_t26*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t28 = _t10/_t27
+            _t29 = 1.0 if -alpha_gate + _t28 > 0.0 else 0.0
+            _t30 = d_atan*d_atan
+            _t31 = 0.4052847345693511*_t30
+            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t33 = _t32*_t8
+            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _t35 = _t34*_t6
+            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+            _t37 = _t36*_t8
+            _t38 = _t35 + _t37
+            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _t40 = _t39*_t4 + eps
+            _t41 = _t10 + _t40
+            _t42 = _t38 + _t41
+            _t43 = _t31 + eps + (_t9/(_t33 + _t42))
+            _t44 = _t31*alpha_grad/_t43
+            _t45 = _t29*(_t44 + (1.0 - alpha_grad)*(_t31/_t43))
+            _t46 = _t24*_t45
+            _t47 = 1.0 if _t14 > 0.0 else 0.0
+            _t48 = 1.0 if _t13 > 0.0 else 0.0
+            _t49 = _t26*(1.0 if _s22 > 0.0 else 0.0)
+            _t50 = _t49*(_t42/_t27)
+            _t51 = -_t47 - _t48 + 1.0
+            _t52 = 0.5*_t49
+            _t53 = _t52*((-_t33 + _t38 + _t40)/_t27)
+            _t54 = -((_t28*_t4*_t47 - _t48*_t50 - _t51*_t53)/_t27)
+            _t55 = _t24*alpha_grad
+            _t56 = _t29*_t31
+            _t57 = py1 - ty1
+            _t58 = -_t57
+            _t59 = _t17*_t19
+            _t60 = _t23*(px1 - px2)
+            _t61 = _t45*_t60
+            _t62 = 1.0 if _t58 > 0.0 else 0.0
+            _t63 = 1.0 if _t57 > 0.0 else 0.0
+            _t64 = _t32*_t5 + _t38 + eps
+            _t65 = _t8*(1.0 if _t25 > 0.0 else 0.0)
+            _t66 = _t65*((_t10 + _t64)/_t27)
+            _t67 = -_t62 - _t63 + 1.0
+            _t68 = 0.5*_t65
+            _t69 = _t68*((-_t26*_t39 + _t64)/_t27)
+            _t70 = -((_t28*_t5*_t62 - _t63*_t66 - _t67*_t69)/_t27)
+            _t71 = _t60*alpha_grad
+            _t72 = -tx2
+            _t73 = _t72 + px2
+            _t74 = 1.0 if _t73 > 0.0 else 0.0
+            _t75 = -_t73
+            _t76 = 1.0 if _t75 > 0.0 else 0.0
+            _t77 = -_t74 - _t76 + 1.0
+            _t78 = (-_t28*_t4*_t74 + _t50*_t76 + _t53*_t77)/_t27
+            _t79 = py2 - ty2
+            _t80 = 1.0 if _t79 > 0.0 else 0.0
+            _t81 = -_t79
+            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t83 = -_t80 - _t82 + 1.0
+            _t84 = (-_t28*_t5*_t80 + _t66*_t82 + _t69*_t83)/_t27
+            _t85 = -_t12
+            _t86 = _t22*(1.0/(_t7*_t7 + _t6*_t6) if _t7 != 0.0 or _t6 != 0.0 else 0.0)
+            _t87 = _t6*_t86
+            _t88 = _t45*_t87
+            _t89 = _t33 + _t35
+            _t90 = _t49*((_t41 + _t89)/_t27)
+            _t91 = _t52*((-_t37 + _t40 + _t89)/_t27)
+            _t92 = (_t28*_t48*_t6 - _t47*_t90 - _t51*_t91)/_t27
+            _t93 = _t87*alpha_grad
+            _t94 = -_t16
+            _t95 = _t86*(_t72 + tx1)
+            _t96 = _t45*_t95
+            _t97 = _t33 + _t36*_t7
+            _t98 = _t65*((_t41 + _t97)/_t27)
+            _t99 = _t68*((-_t26*_t34 + _t40 + _t97)/_t27)
+            _t100 = (_t28*_t63*_t7 - _t62*_t98 - _t67*_t99)/_t27
+            _t101 = _t95*alpha_grad
+            _t102 = -((-_t28*_t6*_t76 + _t74*_t90 + _t77*_t91)/_t27)
+            _t103 = -((-_t28*_t7*_t82 + _t80*_t98 + _t83*_t99)/_t27)
+            _s38 = ((_t12 - -_t20*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t18
+            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + _s38
+            _s39 = ((_t16 - -_t59*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t18
+            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + _s39
+            _s40 = ((_t12 - _t20*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))))/_t18
+            d_px2 = 0.4052847345693511*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43) - _t46 - _t78 + _s40
+            _s41 = ((_t16 - _t59*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))/_t18
+            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + _s41
+            _s42 = ((_t85 - -_t20*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))))/_t18
+            d_tx1 = 0.4052847345693511*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43) - _t88 - _t92 + _s42
+            _s43 = ((_t94 - -_t59*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t18
+            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + _s43
+            _s44 = ((_t85 - _t20*(1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))))/_t18
+            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + _s44
+            _s45 = ((_t94 - _t59*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t18
+            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + _s45
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
         darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
+                alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s12 = max(px2, tx2) - min(px1, tx1)
+            _s13 = max(py2, ty2) - min(py1, ty1)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _s14 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s14, _s14 - _s14)
+            _s15 = tx1 - px1
+            _s16 = tx2 - px2
+            _s17 = ty1 - py1
+            _s18 = ty2 - py2
+            _s19 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s15, _s15 - _s15))
+            _s20 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s16, _s16 - _s16))
+            _s21 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s17, _s17 - _s17))
+            _t9 = _s19 + _s20 + _s21 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s18, _s18 - _s18)) + eps
+            _s22 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s22, _s22 - _s22)
+            _t11 = _t9/(_t10 + _t9)
+            _s23 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
+            _s24 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s25 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s26 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s27 = max(px2, tx2) - min(px1, tx1)
+            _s28 = max(py2, ty2) - min(py1, ty1)
+            _s29 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s23/_s24
+            value = _t11 + _s29 + ((_s25*_s25) + (_s26*_s26))/(eps + (_s27*_s27) + (_s28*_s28))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+        return _value_block_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                alpha_grad, alpha_gate, darknet)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, alpha_grad, alpha_gate, darknet)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s12 = max(px2, tx2) - min(px1, tx1)
+            _s13 = max(py2, ty2) - min(py1, ty1)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+            _t8 = _s10
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s12
+            _t12 = _s11
+            _t13 = _s13
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = _f32(2.0)*(((_t12*_t12) + (_t8*_t8))/_t14)
+            _t16 = _t11*_t15
+            _t17 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+            _t18 = _s9
+            _t19 = max(_t18, _t18 - _t18)
+            _t20 = _t19*_t6
+            _t21 = -px1 + px2
+            _t22 = -tx2
+            _t23 = -_t22 - tx1
+            _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
+            _t25 = _t20/_t24
+            _t26 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _t28 = _t27*_t5
+            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+            _t30 = _t29*_t6
+            _t31 = _t28 + _t30
+            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t33 = _t32*_t4 + eps
+            _t34 = _t20 + _t33
+            _t35 = _t19*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t36 = _t35*((_t31 + _t34)/_t24)
+            _t37 = -_t17 - _t26 + _f32(1.0)
+            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t39 = _t38*_t6
+            _t40 = _f32(0.5)*_t35
+            _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
+            _t42 = py1 - ty1
+            _t43 = -_t42
+            _t44 = _t13*_t15
+            _t45 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
+            _t46 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+            _t47 = _t21*_t38 + _t31 + eps
+            _t48 = _t6*(_f32(1.0) if _t18 > _f32(0.0) else _f32(0.0))
+            _t49 = _t48*((_t20 + _t47)/_t24)
+            _t50 = -_t45 - _t46 + _f32(1.0)
+            _t51 = _f32(0.5)*_t48
+            _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
+            _t53 = _t22 + px2
+            _t54 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+            _t55 = -_t53
+            _t56 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
+            _t57 = -_t54 - _t56 + _f32(1.0)
+            _t58 = py2 - ty2
+            _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+            _t60 = -_t58
+            _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
+            _t62 = -_t59 - _t61 + _f32(1.0)
+            _t63 = -_t8
+            _t64 = _t28 + _t39
+            _t65 = _t35*((_t34 + _t64)/_t24)
+            _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
+            _t67 = -_t12
+            _t68 = _t23*_t29 + _t39
+            _t69 = _t48*((_t34 + _t68)/_t24)
+            _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
+            _s14 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + (_s14/_t14)
+            _s15 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + (_s15/_t14)
+            _s16 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + (_s16/_t14)
+            _s17 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + (_s17/_t14)
+            _s18 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + (_s18/_t14)
+            _s19 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + (_s19/_t14)
+            _s20 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + (_s20/_t14)
+            _s21 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + (_s21/_t14)
+        else:  # aspect term alpha v
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -px1 + px2
+            _t6 = -ty1 + ty2
+            _t7 = -tx1 + tx2
+            _s22 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s22, _s22 - _s22)
+            _s23 = tx1 - px1
+            _s24 = tx2 - px2
+            _s25 = ty1 - py1
+            _s26 = ty2 - py2
+            _s27 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _s28 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _s29 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t9 = _s27 + _s28 + _s29 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s30, _s30 - _s30)
+            _t11 = _t9/(_t10 + _t9)
+            _s31 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
+            _s32 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s33 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s34 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s35 = max(px2, tx2) - min(px1, tx1)
+            _s36 = max(py2, ty2) - min(py1, ty1)
+            _s37 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s31/_s32
+            value = _t11 + _s37 + ((_s33*_s33) + (_s34*_s34))/(eps + (_s35*_s35) + (_s36*_s36))
+            _t12 = _s33
+            _t13 = px1 - tx1
+            _t14 = -_t13
+            _t15 = _s35
+            _t16 = _s34
+            _t17 = _s36
+            _t18 = (_t15*_t15) + (_t17*_t17) + eps
+            _t19 = _f32(2.0)*(((_t12*_t12) + (_t16*_t16))/_t18)
+            _t20 = _t15*_t19
+            _t22 = _f32(0.8105694651603699)*d_atan
+            _s38 = _f32(1.0)/(_t5*_t5 + _t4*_t4) if _t5 != _f32(0.0) or _t4 != _f32(0.0) else _f32(0.0)
+            _t23 = _t22*(darknet + (_f32(1.0) - darknet)*_s38)
+            _t24 = _t23*_t4
+            _t25 = _s30
+            _t26 = max(_t25, _t25 - _t25)
+            _t27 = -_t26*_t8 + _t4*_t5 + _t6*_t7 + eps
+            _t28 = _t10/_t27
+            _t29 = _f32(1.0) if -alpha_gate + _t28 > _f32(0.0) else _f32(0.0)
+            _t30 = d_atan*d_atan
+            _t31 = _f32(0.40528473258018494)*_t30
+            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t33 = _t32*_t8
+            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _t35 = _t34*_t6
+            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+            _t37 = _t36*_t8
+            _t38 = _t35 + _t37
+            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _t40 = _t39*_t4 + eps
+            _t41 = _t10 + _t40
+            _t42 = _t38 + _t41
+            _t43 = _t31 + eps + (_t9/(_t33 + _t42))
+            _t44 = _t31*alpha_grad/_t43
+            _t45 = _t29*(_t44 + (_f32(1.0) - alpha_grad)*(_t31/_t43))
+            _t46 = _t24*_t45
+            _t47 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t48 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
+            _t49 = _t26*(_f32(1.0) if _s22 > _f32(0.0) else _f32(0.0))
+            _t50 = _t49*(_t42/_t27)
+            _t51 = -_t47 - _t48 + _f32(1.0)
+            _t52 = _f32(0.5)*_t49
+            _t53 = _t52*((-_t33 + _t38 + _t40)/_t27)
+            _t54 = -((_t28*_t4*_t47 - _t48*_t50 - _t51*_t53)/_t27)
+            _t55 = _t24*alpha_grad
+            _t56 = _t29*_t31
+            _t57 = py1 - ty1
+            _t58 = -_t57
+            _t59 = _t17*_t19
+            _t60 = _t23*(px1 - px2)
+            _t61 = _t45*_t60
+            _t62 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+            _t63 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
+            _t64 = _t32*_t5 + _t38 + eps
+            _t65 = _t8*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
+            _t66 = _t65*((_t10 + _t64)/_t27)
+            _t67 = -_t62 - _t63 + _f32(1.0)
+            _t68 = _f32(0.5)*_t65
+            _t69 = _t68*((-_t26*_t39 + _t64)/_t27)
+            _t70 = -((_t28*_t5*_t62 - _t63*_t66 - _t67*_t69)/_t27)
+            _t71 = _t60*alpha_grad
+            _t72 = -tx2
+            _t73 = _t72 + px2
+            _t74 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t75 = -_t73
+            _t76 = _f32(1.0) if _t75 > _f32(0.0) else _f32(0.0)
+            _t77 = -_t74 - _t76 + _f32(1.0)
+            _t78 = (-_t28*_t4*_t74 + _t50*_t76 + _t53*_t77)/_t27
+            _t79 = py2 - ty2
+            _t80 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+            _t81 = -_t79
+            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t83 = -_t80 - _t82 + _f32(1.0)
+            _t84 = (-_t28*_t5*_t80 + _t66*_t82 + _t69*_t83)/_t27
+            _t85 = -_t12
+            _t86 = _t22*(_f32(1.0)/(_t7*_t7 + _t6*_t6) if _t7 != _f32(0.0) or _t6 != _f32(0.0) else _f32(0.0))
+            _t87 = _t6*_t86
+            _t88 = _t45*_t87
+            _t89 = _t33 + _t35
+            _t90 = _t49*((_t41 + _t89)/_t27)
+            _t91 = _t52*((-_t37 + _t40 + _t89)/_t27)
+            _t92 = (_t28*_t48*_t6 - _t47*_t90 - _t51*_t91)/_t27
+            _t93 = _t87*alpha_grad
+            _t94 = -_t16
+            _t95 = _t86*(_t72 + tx1)
+            _t96 = _t45*_t95
+            _t97 = _t33 + _t36*_t7
+            _t98 = _t65*((_t41 + _t97)/_t27)
+            _t99 = _t68*((-_t26*_t34 + _t40 + _t97)/_t27)
+            _t100 = (_t28*_t63*_t7 - _t62*_t98 - _t67*_t99)/_t27
+            _t101 = _t95*alpha_grad
+            _t102 = -((-_t28*_t6*_t76 + _t74*_t90 + _t77*_t91)/_t27)
+            _t103 = -((-_t28*_t7*_t82 + _t80*_t98 + _t83*_t99)/_t27)
+            _s39 = _t12 - -_t20*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + (_s39/_t18)
+            _s40 = _t16 - -_t59*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + (_s40/_t18)
+            _s41 = _t12 - _t20*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
+            _s42 = _f32(0.40528473258018494)*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43)
+            d_px2 = _s42 - _t46 - _t78 + (_s41/_t18)
+            _s43 = _t16 - _t59*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + (_s43/_t18)
+            _s44 = _t85 - -_t20*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
+            _s45 = _f32(0.40528473258018494)*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43)
+            d_tx1 = _s45 - _t88 - _t92 + (_s44/_t18)
+            _s46 = _t94 - -_t59*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + (_s46/_t18)
+            _s47 = _t85 - _t20*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + (_s47/_t18)
+            _s48 = _t94 - _t59*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + (_s48/_t18)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
         darknet):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    alpha_grad, alpha_gate, darknet)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
+                alpha_gate, darknet)
     return bad

@@ -10,11 +10,14 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import dfl_loss as _scalar
 
 _value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
@@ -28,7 +31,7 @@ def _value_step_f64(i, logits, target, out, clamp):
     out[i] = _value_f64(logits[i], target[i], clamp)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i,
-                j] != 0 or target[i] - target[i] != 0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
+                j] != 0.0 or target[i] - target[i] != 0.0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
             return 1
     return 0
 
@@ -52,7 +55,7 @@ def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor
             clamp)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i,
-                j] != 0 or target[i] - target[i] != 0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
+                j] != 0.0 or target[i] - target[i] != 0.0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
             return 1
     return 0
 
@@ -77,7 +80,7 @@ def _value_step_f32(i, logits, target, out, clamp):
     out[i] = _value_f32(logits[i], target[i], clamp)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i,
-                j] != 0 or target[i] - target[i] != 0 or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
+                j] != _f32(0.0) or target[i] - target[i] != _f32(0.0) or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
             return 1
     return 0
 
@@ -101,7 +104,7 @@ def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor
             clamp)
     for j in range(logits.shape[1]):
         if logits[i, j] - logits[i,
-                j] != 0 or target[i] - target[i] != 0 or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
+                j] != _f32(0.0) or target[i] - target[i] != _f32(0.0) or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
             return 1
     return 0
 

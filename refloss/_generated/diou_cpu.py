@@ -10,134 +10,419 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import diou as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        _t1 = px1 - tx1
+        _t2 = px2 - tx2
+        _t3 = 0.5*_t1 + 0.5*_t2
+        _t4 = -_t3
+        _t5 = px1 - tx1
+        _t6 = -_t5
+        _t7 = _s5
+        _t8 = py1 - ty1
+        _t9 = py2 - ty2
+        _t10 = 0.5*_t8 + 0.5*_t9
+        _t11 = _s6
+        _t12 = (_t11*_t11) + (_t7*_t7) + eps
+        _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))/_t12)
+        _t14 = _t13*_t7
+        _t15 = -py1 + py2
+        _t16 = 1.0 if _t6 > 0.0 else 0.0
+        _t17 = -px1 + px2
+        _t18 = -tx2
+        _t19 = -_t18 - tx1
+        _t20 = -ty2
+        _t21 = -_t20 - ty1
+        _t22 = _s1
+        _t23 = max(_t22, _t22 - _t22)
+        _t24 = _s2
+        _t25 = max(_t24, _t24 - _t24)
+        _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
+        _t27 = _t0/_t26
+        _t28 = 1.0 if _t5 > 0.0 else 0.0
+        _s8 = tx2 - px2
+        _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+        _t30 = _t21*_t29
+        _s9 = ty2 - py2
+        _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s9, _s9 - _s9))
+        _t32 = _t23*_t31
+        _t33 = _t30 + _t32
+        _s10 = tx1 - px1
+        _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s10, _s10 - _s10))
+        _t35 = _t15*_t34 + eps
+        _t36 = _t0 + _t35
+        _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
+        _t38 = _t37*((_t33 + _t36)/_t26)
+        _t39 = -_t16 - _t28 + 1.0
+        _s11 = ty1 - py1
+        _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s11, _s11 - _s11))
+        _t41 = _t23*_t40
+        _t42 = 0.5*_t37
+        _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
+        _t44 = -_t10
+        _t45 = py1 - ty1
+        _t46 = -_t45
+        _t47 = _t11*_t13
+        _t48 = 1.0 if _t46 > 0.0 else 0.0
+        _t49 = 1.0 if _t45 > 0.0 else 0.0
+        _t50 = _t17*_t40 + _t33 + eps
+        _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
+        _t52 = _t51*((_t0 + _t50)/_t26)
+        _t53 = -_t48 - _t49 + 1.0
+        _t54 = 0.5*_t51
+        _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
+        _t56 = _t18 + px2
+        _t57 = 1.0 if _t56 > 0.0 else 0.0
+        _t58 = -_t56
+        _t59 = 1.0 if _t58 > 0.0 else 0.0
+        _t60 = -_t57 - _t59 + 1.0
+        _t61 = _t20 + py2
+        _t62 = 1.0 if _t61 > 0.0 else 0.0
+        _t63 = -_t61
+        _t64 = 1.0 if _t63 > 0.0 else 0.0
+        _t65 = -_t62 - _t64 + 1.0
+        _t66 = _t30 + _t41
+        _t67 = _t37*((_t36 + _t66)/_t26)
+        _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
+        _t69 = _t19*_t31 + _t41
+        _t70 = _t51*((_t36 + _t69)/_t26)
+        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
+        _s12 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))/_t12
+        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + _s12
+        _s13 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t12
+        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + _s13
+        _s14 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t12
+        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + _s14
+        _s15 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t12
+        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + _s15
+        _s16 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))/_t12
+        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + _s16
+        _s17 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t12
+        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + _s17
+        _s18 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t12
+        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + _s18
+        _s19 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t12
+        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + _s19
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s5 = max(px2, tx2) - min(px1, tx1)
+        _s6 = max(py2, ty2) - min(py1, ty1)
+        _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
+        _t1 = px1 - tx1
+        _t2 = px2 - tx2
+        _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
+        _t4 = -_t3
+        _t5 = px1 - tx1
+        _t6 = -_t5
+        _t7 = _s5
+        _t8 = py1 - ty1
+        _t9 = py2 - ty2
+        _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
+        _t11 = _s6
+        _t12 = (_t11*_t11) + (_t7*_t7) + eps
+        _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))/_t12)
+        _t14 = _t13*_t7
+        _t15 = -py1 + py2
+        _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+        _t17 = -px1 + px2
+        _t18 = -tx2
+        _t19 = -_t18 - tx1
+        _t20 = -ty2
+        _t21 = -_t20 - ty1
+        _t22 = _s1
+        _t23 = max(_t22, _t22 - _t22)
+        _t24 = _s2
+        _t25 = max(_t24, _t24 - _t24)
+        _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
+        _t27 = _t0/_t26
+        _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+        _s8 = tx2 - px2
+        _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s8, _s8 - _s8))
+        _t30 = _t21*_t29
+        _s9 = ty2 - py2
+        _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s9, _s9 - _s9))
+        _t32 = _t23*_t31
+        _t33 = _t30 + _t32
+        _s10 = tx1 - px1
+        _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s10, _s10 - _s10))
+        _t35 = _t15*_t34 + eps
+        _t36 = _t0 + _t35
+        _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
+        _t38 = _t37*((_t33 + _t36)/_t26)
+        _t39 = -_t16 - _t28 + _f32(1.0)
+        _s11 = ty1 - py1
+        _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s11, _s11 - _s11))
+        _t41 = _t23*_t40
+        _t42 = _f32(0.5)*_t37
+        _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
+        _t44 = -_t10
+        _t45 = py1 - ty1
+        _t46 = -_t45
+        _t47 = _t11*_t13
+        _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+        _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
+        _t50 = _t17*_t40 + _t33 + eps
+        _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+        _t52 = _t51*((_t0 + _t50)/_t26)
+        _t53 = -_t48 - _t49 + _f32(1.0)
+        _t54 = _f32(0.5)*_t51
+        _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
+        _t56 = _t18 + px2
+        _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+        _t58 = -_t56
+        _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+        _t60 = -_t57 - _t59 + _f32(1.0)
+        _t61 = _t20 + py2
+        _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+        _t63 = -_t61
+        _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
+        _t65 = -_t62 - _t64 + _f32(1.0)
+        _t66 = _t30 + _t41
+        _t67 = _t37*((_t36 + _t66)/_t26)
+        _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
+        _t69 = _t19*_t31 + _t41
+        _t70 = _t51*((_t36 + _t69)/_t26)
+        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
+        _s12 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + (_s12/_t12)
+        _s13 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + (_s13/_t12)
+        _s14 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + (_s14/_t12)
+        _s15 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + (_s15/_t12)
+        _s16 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + (_s16/_t12)
+        _s17 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + (_s17/_t12)
+        _s18 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + (_s18/_t12)
+        _s19 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + (_s19/_t12)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

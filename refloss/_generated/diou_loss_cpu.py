@@ -10,134 +10,447 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import diou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _s2 = tx1 - px1
+        _s3 = tx2 - px2
+        _s4 = ty1 - py1
+        _s5 = ty2 - py2
+        _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _s10 = 0.5*_t0 + 0.5*_t1
+        _s11 = 0.5*_t2 + 0.5*_t3
+        _s12 = max(px2, tx2) - min(px1, tx1)
+        _s13 = max(py2, ty2) - min(py1, ty1)
+        value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _s2 = tx1 - px1
+        _s3 = tx2 - px2
+        _s4 = ty1 - py1
+        _s5 = ty2 - py2
+        _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _s10 = 0.5*_t0 + 0.5*_t1
+        _s11 = 0.5*_t2 + 0.5*_t3
+        _s12 = max(px2, tx2) - min(px1, tx1)
+        _s13 = max(py2, ty2) - min(py1, ty1)
+        value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        _t8 = _s10
+        _t9 = px1 - tx1
+        _t10 = -_t9
+        _t11 = _s12
+        _t12 = _s11
+        _t13 = _s13
+        _t14 = (_t11*_t11) + (_t13*_t13) + eps
+        _t15 = 2.0*(((_t12*_t12) + (_t8*_t8))/_t14)
+        _t16 = _t11*_t15
+        _t17 = 1.0 if _t10 > 0.0 else 0.0
+        _t18 = _s9
+        _t19 = max(_t18, _t18 - _t18)
+        _t20 = _t19*_t6
+        _t21 = -px1 + px2
+        _t22 = -tx2
+        _t23 = -_t22 - tx1
+        _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
+        _t25 = _t20/_t24
+        _t26 = 1.0 if _t9 > 0.0 else 0.0
+        _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _t28 = _t27*_t5
+        _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _t30 = _t29*_t6
+        _t31 = _t28 + _t30
+        _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _t33 = _t32*_t4 + eps
+        _t34 = _t20 + _t33
+        _t35 = _t19*(1.0 if _s1 > 0.0 else 0.0)
+        _t36 = _t35*((_t31 + _t34)/_t24)
+        _t37 = -_t17 - _t26 + 1.0
+        _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t39 = _t38*_t6
+        _t40 = 0.5*_t35
+        _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
+        _t42 = py1 - ty1
+        _t43 = -_t42
+        _t44 = _t13*_t15
+        _t45 = 1.0 if _t43 > 0.0 else 0.0
+        _t46 = 1.0 if _t42 > 0.0 else 0.0
+        _t47 = _t21*_t38 + _t31 + eps
+        _t48 = _t6*(1.0 if _t18 > 0.0 else 0.0)
+        _t49 = _t48*((_t20 + _t47)/_t24)
+        _t50 = -_t45 - _t46 + 1.0
+        _t51 = 0.5*_t48
+        _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
+        _t53 = _t22 + px2
+        _t54 = 1.0 if _t53 > 0.0 else 0.0
+        _t55 = -_t53
+        _t56 = 1.0 if _t55 > 0.0 else 0.0
+        _t57 = -_t54 - _t56 + 1.0
+        _t58 = py2 - ty2
+        _t59 = 1.0 if _t58 > 0.0 else 0.0
+        _t60 = -_t58
+        _t61 = 1.0 if _t60 > 0.0 else 0.0
+        _t62 = -_t59 - _t61 + 1.0
+        _t63 = -_t8
+        _t64 = _t28 + _t39
+        _t65 = _t35*((_t34 + _t64)/_t24)
+        _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
+        _t67 = -_t12
+        _t68 = _t23*_t29 + _t39
+        _t69 = _t48*((_t34 + _t68)/_t24)
+        _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
+        _s14 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t14
+        d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + _s14
+        _s15 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t14
+        d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + _s15
+        _s16 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t14
+        d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + _s16
+        _s17 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t14
+        d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + _s17
+        _s18 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t14
+        d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + _s18
+        _s19 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t14
+        d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + _s19
+        _s20 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))/_t14
+        d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + _s20
+        _s21 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t14
+        d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + _s21
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _s2 = tx1 - px1
+        _s3 = tx2 - px2
+        _s4 = ty1 - py1
+        _s5 = ty2 - py2
+        _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s12 = max(px2, tx2) - min(px1, tx1)
+        _s13 = max(py2, ty2) - min(py1, ty1)
+        value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px1 - tx1
+        _t1 = px2 - tx2
+        _t2 = py1 - ty1
+        _t3 = py2 - ty2
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _s2 = tx1 - px1
+        _s3 = tx2 - px2
+        _s4 = ty1 - py1
+        _s5 = ty2 - py2
+        _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+        _s9 = -max(py1, ty1) + min(py2, ty2)
+        _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s12 = max(px2, tx2) - min(px1, tx1)
+        _s13 = max(py2, ty2) - min(py1, ty1)
+        value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+        _t8 = _s10
+        _t9 = px1 - tx1
+        _t10 = -_t9
+        _t11 = _s12
+        _t12 = _s11
+        _t13 = _s13
+        _t14 = (_t11*_t11) + (_t13*_t13) + eps
+        _t15 = _f32(2.0)*(((_t12*_t12) + (_t8*_t8))/_t14)
+        _t16 = _t11*_t15
+        _t17 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+        _t18 = _s9
+        _t19 = max(_t18, _t18 - _t18)
+        _t20 = _t19*_t6
+        _t21 = -px1 + px2
+        _t22 = -tx2
+        _t23 = -_t22 - tx1
+        _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
+        _t25 = _t20/_t24
+        _t26 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+        _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+        _t28 = _t27*_t5
+        _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _t30 = _t29*_t6
+        _t31 = _t28 + _t30
+        _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+        _t33 = _t32*_t4 + eps
+        _t34 = _t20 + _t33
+        _t35 = _t19*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t36 = _t35*((_t31 + _t34)/_t24)
+        _t37 = -_t17 - _t26 + _f32(1.0)
+        _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t39 = _t38*_t6
+        _t40 = _f32(0.5)*_t35
+        _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
+        _t42 = py1 - ty1
+        _t43 = -_t42
+        _t44 = _t13*_t15
+        _t45 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
+        _t46 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+        _t47 = _t21*_t38 + _t31 + eps
+        _t48 = _t6*(_f32(1.0) if _t18 > _f32(0.0) else _f32(0.0))
+        _t49 = _t48*((_t20 + _t47)/_t24)
+        _t50 = -_t45 - _t46 + _f32(1.0)
+        _t51 = _f32(0.5)*_t48
+        _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
+        _t53 = _t22 + px2
+        _t54 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+        _t55 = -_t53
+        _t56 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
+        _t57 = -_t54 - _t56 + _f32(1.0)
+        _t58 = py2 - ty2
+        _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+        _t60 = -_t58
+        _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
+        _t62 = -_t59 - _t61 + _f32(1.0)
+        _t63 = -_t8
+        _t64 = _t28 + _t39
+        _t65 = _t35*((_t34 + _t64)/_t24)
+        _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
+        _t67 = -_t12
+        _t68 = _t23*_t29 + _t39
+        _t69 = _t48*((_t34 + _t68)/_t24)
+        _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
+        _s14 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + (_s14/_t14)
+        _s15 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
+        d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + (_s15/_t14)
+        _s16 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+        d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + (_s16/_t14)
+        _s17 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + (_s17/_t14)
+        _s18 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + (_s18/_t14)
+        _s19 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + (_s19/_t14)
+        _s20 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + (_s20/_t14)
+        _s21 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + (_s21/_t14)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

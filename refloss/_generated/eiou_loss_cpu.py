@@ -10,134 +10,555 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import eiou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = max(px2, tx2) - min(px1, tx1)
+        _t0 = eps + (_s1*_s1)
+        _s2 = max(py2, ty2) - min(py1, ty1)
+        _t1 = _s2*_s2
+        _t2 = px1 - tx1
+        _t3 = px2 - tx2
+        _t4 = py1 - ty1
+        _t5 = py2 - ty2
+        _t6 = -py1 + py2
+        _t7 = -ty1 + ty2
+        _s3 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s3, _s3 - _s3)
+        _s4 = tx1 - px1
+        _s5 = tx2 - px2
+        _s6 = ty1 - py1
+        _s7 = ty2 - py2
+        _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
+        _s11 = -max(py1, ty1) + min(py2, ty2)
+        _u12 = py2 - ty2
+        _u13 = py1 - ty1
+        _b14 = _u12 - py2
+        _b15 = _u13 - py1
+        _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+        _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+        _c18 = _e16 - _e17
+        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s20 = 0.5*_t2 + 0.5*_t3
+        _s21 = 0.5*_t4 + 0.5*_t5
+        _u22 = px2 - tx2
+        _u23 = px1 - tx1
+        _b24 = _u22 - px2
+        _b25 = _u23 - px1
+        _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+        _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+        _c28 = _e26 - _e27
+        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
+        value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = max(px2, tx2) - min(px1, tx1)
+        _t0 = eps + (_s1*_s1)
+        _s2 = max(py2, ty2) - min(py1, ty1)
+        _t1 = _s2*_s2
+        _t2 = px1 - tx1
+        _t3 = px2 - tx2
+        _t4 = py1 - ty1
+        _t5 = py2 - ty2
+        _t6 = -py1 + py2
+        _t7 = -ty1 + ty2
+        _s3 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s3, _s3 - _s3)
+        _s4 = tx1 - px1
+        _s5 = tx2 - px2
+        _s6 = ty1 - py1
+        _s7 = ty2 - py2
+        _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
+        _s11 = -max(py1, ty1) + min(py2, ty2)
+        _u12 = py2 - ty2
+        _u13 = py1 - ty1
+        _b14 = _u12 - py2
+        _b15 = _u13 - py1
+        _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+        _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+        _c18 = _e16 - _e17
+        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s20 = 0.5*_t2 + 0.5*_t3
+        _s21 = 0.5*_t4 + 0.5*_t5
+        _u22 = px2 - tx2
+        _u23 = px1 - tx1
+        _b24 = _u22 - px2
+        _b25 = _u23 - px1
+        _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+        _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+        _c28 = _e26 - _e27
+        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
+        value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
+        _t10 = _s29
+        _t11 = 2.0*_t10
+        _t12 = -_t11
+        _t13 = (_t10*_t10)/_t0
+        _t14 = px1 - tx1
+        _t15 = -_t14
+        _t16 = _s1
+        _t17 = 2.0*_t16
+        _t18 = _t17*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
+        _t19 = _s20
+        _t20 = _s21
+        _t21 = _t1 + eps
+        _t22 = (_t16*_t16) + _t21
+        _t23 = ((_t19*_t19) + (_t20*_t20))/_t22
+        _t24 = 1.0 if _t15 > 0.0 else 0.0
+        _t25 = _s11
+        _t26 = max(_t25, _t25 - _t25)
+        _t27 = _t26*_t8
+        _t28 = -px1 + px2
+        _t29 = -tx2
+        _t30 = -_t29 - tx1
+        _t31 = -_t27 + _t28*_t6 + _t30*_t7 + eps
+        _t32 = _t27/_t31
+        _t33 = 1.0 if _t14 > 0.0 else 0.0
+        _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _t35 = _t34*_t7
+        _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
+        _t37 = _t36*_t8
+        _t38 = _t35 + _t37
+        _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t40 = _t39*_t6 + eps
+        _t41 = _t27 + _t40
+        _t42 = _t26*(1.0 if _s3 > 0.0 else 0.0)
+        _t43 = _t42*((_t38 + _t41)/_t31)
+        _t44 = -_t24 - _t33 + 1.0
+        _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t46 = _t45*_t8
+        _t47 = 0.5*_t42
+        _t48 = _t47*((_t38 + _t40 - _t46)/_t31)
+        _t49 = _s19
+        _t50 = 2.0*_t49
+        _t51 = -_t50
+        _t52 = (_t49*_t49)/_t21
+        _t53 = py1 - ty1
+        _t54 = -_t53
+        _t55 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
+        _t56 = _t55*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))
+        _t57 = 1.0 if _t54 > 0.0 else 0.0
+        _t58 = 1.0 if _t53 > 0.0 else 0.0
+        _t59 = _t28*_t45 + _t38 + eps
+        _t60 = _t8*(1.0 if _t25 > 0.0 else 0.0)
+        _t61 = _t60*((_t27 + _t59)/_t31)
+        _t62 = -_t57 - _t58 + 1.0
+        _t63 = 0.5*_t60
+        _t64 = _t63*((-_t26*_t39 + _t59)/_t31)
+        _t65 = _t29 + px2
+        _t66 = _t17*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))
+        _t67 = 1.0 if _t65 > 0.0 else 0.0
+        _t68 = -_t65
+        _t69 = 1.0 if _t68 > 0.0 else 0.0
+        _t70 = -_t67 - _t69 + 1.0
+        _t71 = py2 - ty2
+        _t72 = _t55*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
+        _t73 = 1.0 if _t71 > 0.0 else 0.0
+        _t74 = -_t71
+        _t75 = 1.0 if _t74 > 0.0 else 0.0
+        _t76 = -_t73 - _t75 + 1.0
+        _t77 = _t17*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
+        _t78 = -_t19
+        _t79 = _t35 + _t46
+        _t80 = _t42*((_t41 + _t79)/_t31)
+        _t81 = _t47*((-_t37 + _t40 + _t79)/_t31)
+        _t82 = _t55*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
+        _t83 = -_t20
+        _t84 = _t30*_t36 + _t46
+        _t85 = _t60*((_t41 + _t84)/_t31)
+        _t86 = _t63*((-_t26*_t34 + _t40 + _t84)/_t31)
+        _t87 = _t17*(1.0 if _t68 > 0.0 else (0.5 if _t68 == 0.0 else 0.0))
+        _t88 = _t55*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
+        _s31 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)/_t31)
+        d_px1 = _s31 + (((_t12 - -_t13*_t18))/_t0) + (((_t19 - -_t18*_t23))/_t22)
+        _s32 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)/_t31)
+        d_py1 = _s32 + (((_t20 - -_t23*_t56))/_t22) + (((_t51 - -_t52*_t56))/_t21)
+        _s33 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)/_t31)
+        d_px2 = _s33 + (((_t11 - _t13*_t66))/_t0) + (((_t19 - _t23*_t66))/_t22)
+        _s34 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)/_t31)
+        d_py2 = _s34 + (((_t20 - _t23*_t72))/_t22) + (((_t50 - _t52*_t72))/_t21)
+        _s35 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)/_t31)
+        d_tx1 = _s35 + (((_t11 - -_t13*_t77))/_t0) + (((_t78 - -_t23*_t77))/_t22)
+        _s36 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)/_t31)
+        d_ty1 = _s36 + (((_t50 - -_t52*_t82))/_t21) + (((_t83 - -_t23*_t82))/_t22)
+        _s37 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)/_t31)
+        d_tx2 = _s37 + (((_t12 - _t13*_t87))/_t0) + (((_t78 - _t23*_t87))/_t22)
+        _s38 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)/_t31)
+        d_ty2 = _s38 + (((_t51 - _t52*_t88))/_t21) + (((_t83 - _t23*_t88))/_t22)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = max(px2, tx2) - min(px1, tx1)
+        _t0 = eps + (_s1*_s1)
+        _s2 = max(py2, ty2) - min(py1, ty1)
+        _t1 = _s2*_s2
+        _t2 = px1 - tx1
+        _t3 = px2 - tx2
+        _t4 = py1 - ty1
+        _t5 = py2 - ty2
+        _t6 = -py1 + py2
+        _t7 = -ty1 + ty2
+        _s3 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s3, _s3 - _s3)
+        _s4 = tx1 - px1
+        _s5 = tx2 - px2
+        _s6 = ty1 - py1
+        _s7 = ty2 - py2
+        _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
+        _s11 = -max(py1, ty1) + min(py2, ty2)
+        _u12 = py2 - ty2
+        _u13 = py1 - ty1
+        _b14 = _u12 - py2
+        _b15 = _u13 - py1
+        _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+        _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+        _c18 = _e16 - _e17
+        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s21 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _u22 = px2 - tx2
+        _u23 = px1 - tx1
+        _b24 = _u22 - px2
+        _b25 = _u23 - px1
+        _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+        _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+        _c28 = _e26 - _e27
+        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
+        value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = max(px2, tx2) - min(px1, tx1)
+        _t0 = eps + (_s1*_s1)
+        _s2 = max(py2, ty2) - min(py1, ty1)
+        _t1 = _s2*_s2
+        _t2 = px1 - tx1
+        _t3 = px2 - tx2
+        _t4 = py1 - ty1
+        _t5 = py2 - ty2
+        _t6 = -py1 + py2
+        _t7 = -ty1 + ty2
+        _s3 = -max(px1, tx1) + min(px2, tx2)
+        _t8 = max(_s3, _s3 - _s3)
+        _s4 = tx1 - px1
+        _s5 = tx2 - px2
+        _s6 = ty1 - py1
+        _s7 = ty2 - py2
+        _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
+        _s11 = -max(py1, ty1) + min(py2, ty2)
+        _u12 = py2 - ty2
+        _u13 = py1 - ty1
+        _b14 = _u12 - py2
+        _b15 = _u13 - py1
+        _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+        _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+        _c18 = _e16 - _e17
+        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s21 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+        _u22 = px2 - tx2
+        _u23 = px1 - tx1
+        _b24 = _u22 - px2
+        _b25 = _u23 - px1
+        _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+        _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+        _c28 = _e26 - _e27
+        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
+        value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
+        _t10 = _s29
+        _t11 = _f32(2.0)*_t10
+        _t12 = -_t11
+        _t13 = (_t10*_t10)/_t0
+        _t14 = px1 - tx1
+        _t15 = -_t14
+        _t16 = _s1
+        _t17 = _f32(2.0)*_t16
+        _t18 = _t17*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _t19 = _s20
+        _t20 = _s21
+        _t21 = _t1 + eps
+        _t22 = (_t16*_t16) + _t21
+        _t23 = ((_t19*_t19) + (_t20*_t20))/_t22
+        _t24 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t25 = _s11
+        _t26 = max(_t25, _t25 - _t25)
+        _t27 = _t26*_t8
+        _t28 = -px1 + px2
+        _t29 = -tx2
+        _t30 = -_t29 - tx1
+        _t31 = -_t27 + _t28*_t6 + _t30*_t7 + eps
+        _t32 = _t27/_t31
+        _t33 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+        _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+        _t35 = _t34*_t7
+        _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
+        _t37 = _t36*_t8
+        _t38 = _t35 + _t37
+        _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+        _t40 = _t39*_t6 + eps
+        _t41 = _t27 + _t40
+        _t42 = _t26*(_f32(1.0) if _s3 > _f32(0.0) else _f32(0.0))
+        _t43 = _t42*((_t38 + _t41)/_t31)
+        _t44 = -_t24 - _t33 + _f32(1.0)
+        _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
+        _t46 = _t45*_t8
+        _t47 = _f32(0.5)*_t42
+        _t48 = _t47*((_t38 + _t40 - _t46)/_t31)
+        _t49 = _s19
+        _t50 = _f32(2.0)*_t49
+        _t51 = -_t50
+        _t52 = (_t49*_t49)/_t21
+        _t53 = py1 - ty1
+        _t54 = -_t53
+        _t55 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
+        _t56 = _t55*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
+        _t57 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
+        _t58 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+        _t59 = _t28*_t45 + _t38 + eps
+        _t60 = _t8*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
+        _t61 = _t60*((_t27 + _t59)/_t31)
+        _t62 = -_t57 - _t58 + _f32(1.0)
+        _t63 = _f32(0.5)*_t60
+        _t64 = _t63*((-_t26*_t39 + _t59)/_t31)
+        _t65 = _t29 + px2
+        _t66 = _t17*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
+        _t67 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
+        _t68 = -_t65
+        _t69 = _f32(1.0) if _t68 > _f32(0.0) else _f32(0.0)
+        _t70 = -_t67 - _t69 + _f32(1.0)
+        _t71 = py2 - ty2
+        _t72 = _t55*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
+        _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+        _t74 = -_t71
+        _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+        _t76 = -_t73 - _t75 + _f32(1.0)
+        _t77 = _t17*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        _t78 = -_t19
+        _t79 = _t35 + _t46
+        _t80 = _t42*((_t41 + _t79)/_t31)
+        _t81 = _t47*((-_t37 + _t40 + _t79)/_t31)
+        _t82 = _t55*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+        _t83 = -_t20
+        _t84 = _t30*_t36 + _t46
+        _t85 = _t60*((_t41 + _t84)/_t31)
+        _t86 = _t63*((-_t26*_t34 + _t40 + _t84)/_t31)
+        _t87 = _t17*(_f32(1.0) if _t68 > _f32(0.0) else (_f32(0.5) if _t68 == _f32(0.0) else _f32(0.0)))
+        _t88 = _t55*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+        _s31 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)/_t31)
+        d_px1 = _s31 + (((_t12 - -_t13*_t18))/_t0) + (((_t19 - -_t18*_t23))/_t22)
+        _s32 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)/_t31)
+        d_py1 = _s32 + (((_t20 - -_t23*_t56))/_t22) + (((_t51 - -_t52*_t56))/_t21)
+        _s33 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)/_t31)
+        d_px2 = _s33 + (((_t11 - _t13*_t66))/_t0) + (((_t19 - _t23*_t66))/_t22)
+        _s34 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)/_t31)
+        d_py2 = _s34 + (((_t20 - _t23*_t72))/_t22) + (((_t50 - _t52*_t72))/_t21)
+        _s35 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)/_t31)
+        d_tx1 = _s35 + (((_t11 - -_t13*_t77))/_t0) + (((_t78 - -_t23*_t77))/_t22)
+        _s36 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)/_t31)
+        d_ty1 = _s36 + (((_t50 - -_t52*_t82))/_t21) + (((_t83 - -_t23*_t82))/_t22)
+        _s37 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)/_t31)
+        d_tx2 = _s37 + (((_t12 - _t13*_t87))/_t0) + (((_t78 - _t23*_t87))/_t22)
+        _s38 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)/_t31)
+        d_ty2 = _s38 + (((_t51 - _t52*_t88))/_t21) + (((_t83 - _t23*_t88))/_t22)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

@@ -10,140 +10,611 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import focal_eiou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, gamma, weight_grad):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, gamma, weight_grad)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, gamma, weight_grad):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+            value = 0.0
+        else:  # IoU^gamma * EIoU
+            _t0 = -px1 + px2
+            _t1 = -py1 + py2
+            _t2 = -tx1 + tx2
+            _t3 = -ty1 + ty2
+            _t4 = max(_s1, _s1 - _s1)
+            _t5 = _t4*max(_s2, _s2 - _s2)
+            _s3 = max(px2, tx2) - min(px1, tx1)
+            _t6 = eps + (_s3*_s3)
+            _s4 = max(py2, ty2) - min(py1, ty1)
+            _t7 = _s4*_s4
+            _t8 = px1 - tx1
+            _t9 = px2 - tx2
+            _t10 = py1 - ty1
+            _t11 = py2 - ty2
+            _s5 = tx1 - px1
+            _s6 = tx2 - px2
+            _s7 = ty1 - py1
+            _s8 = ty2 - py2
+            _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
+            _u12 = py2 - ty2
+            _u13 = py1 - ty1
+            _b14 = _u12 - py2
+            _b15 = _u13 - py1
+            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+            _c18 = _e16 - _e17
+            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s20 = 0.5*_t10 + 0.5*_t11
+            _s21 = 0.5*_t8 + 0.5*_t9
+            _u22 = px2 - tx2
+            _u23 = px1 - tx1
+            _b24 = _u22 - px2
+            _b25 = _u23 - px1
+            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+            _c28 = _e26 - _e27
+            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
+            _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
+            value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, gamma, weight_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, gamma, weight_grad)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, gamma, weight_grad)
+        return _value_block_f64(pred, target, out, eps, gamma, weight_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, gamma,
+                weight_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, gamma,
         weight_grad):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, gamma, weight_grad)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+            value = 0.0
+            d_px1 = 0.0
+            d_py1 = 0.0
+            d_px2 = 0.0
+            d_py2 = 0.0
+            d_tx1 = 0.0
+            d_ty1 = 0.0
+            d_tx2 = 0.0
+            d_ty2 = 0.0
+        else:  # IoU^gamma * EIoU
+            _t0 = -px1 + px2
+            _t1 = -py1 + py2
+            _t2 = -tx1 + tx2
+            _t3 = -ty1 + ty2
+            _t4 = max(_s1, _s1 - _s1)
+            _t5 = _t4*max(_s2, _s2 - _s2)
+            _s3 = max(px2, tx2) - min(px1, tx1)
+            _t6 = eps + (_s3*_s3)
+            _s4 = max(py2, ty2) - min(py1, ty1)
+            _t7 = _s4*_s4
+            _t8 = px1 - tx1
+            _t9 = px2 - tx2
+            _t10 = py1 - ty1
+            _t11 = py2 - ty2
+            _s5 = tx1 - px1
+            _s6 = tx2 - px2
+            _s7 = ty1 - py1
+            _s8 = ty2 - py2
+            _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
+            _u12 = py2 - ty2
+            _u13 = py1 - ty1
+            _b14 = _u12 - py2
+            _b15 = _u13 - py1
+            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+            _c18 = _e16 - _e17
+            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s20 = 0.5*_t10 + 0.5*_t11
+            _s21 = 0.5*_t8 + 0.5*_t9
+            _u22 = px2 - tx2
+            _u23 = px1 - tx1
+            _b24 = _u22 - px2
+            _b25 = _u23 - px1
+            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+            _c28 = _e26 - _e27
+            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
+            _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
+            value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+            _t13 = px1 - tx1
+            _t14 = -_t13
+            _t15 = 1.0 if _t14 > 0.0 else 0.0
+            _t16 = _s2
+            _t17 = max(_t16, _t16 - _t16)
+            _t18 = _t0*_t1 - _t17*_t4 + _t2*_t3 + eps
+            _t19 = inter/_t18
+            _t20 = 1.0 if _t13 > 0.0 else 0.0
+            _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+            _t22 = _t21*_t3
+            _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _t24 = _t23*_t4
+            _t25 = _t22 + _t24
+            _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t27 = _t1*_t26 + eps
+            _t28 = _t27 + inter
+            _t29 = _t17*(1.0 if _s1 > 0.0 else 0.0)
+            _t30 = _t29*((_t25 + _t28)/_t18)
+            _t31 = -_t15 - _t20 + 1.0
+            _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _t33 = _t32*_t4
+            _t34 = 0.5*_t29
+            _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+            _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
+            _t37 = _t19
+            _t38 = _s29
+            _t39 = (_t38*_t38)/_t6
+            _t40 = _s19
+            _t41 = _t7 + eps
+            _t42 = (_t40*_t40)/_t41
+            _t43 = _s20
+            _t44 = _s21
+            _t45 = _s3
+            _t46 = _t41 + (_t45*_t45)
+            _t47 = ((_t43*_t43) + (_t44*_t44))/_t46
+            _t48 = math.pow(_t37, gamma)
+            _t49 = _t48*weight_grad
+            _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + 1.0)/_t37
+            _t51 = _t49 + (1.0 - weight_grad)*_t48
+            _t52 = 2.0*_t38
+            _t53 = -_t52
+            _t54 = 2.0*_t45
+            _t55 = _t54*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
+            _t56 = py1 - ty1
+            _t57 = -_t56
+            _t58 = 1.0 if _t57 > 0.0 else 0.0
+            _t59 = 1.0 if _t56 > 0.0 else 0.0
+            _t60 = _t0*_t32 + _t25 + eps
+            _t61 = _t4*(1.0 if _t16 > 0.0 else 0.0)
+            _t62 = _t61*((_t60 + inter)/_t18)
+            _t63 = -_t58 - _t59 + 1.0
+            _t64 = 0.5*_t61
+            _t65 = _t64*((-_t17*_t26 + _t60)/_t18)
+            _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)/_t18
+            _t67 = 2.0*_t40
+            _t68 = -_t67
+            _t69 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
+            _t70 = _t69*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))
+            _t71 = px2 - tx2
+            _t72 = 1.0 if _t71 > 0.0 else 0.0
+            _t73 = -_t71
+            _t74 = 1.0 if _t73 > 0.0 else 0.0
+            _t75 = -_t72 - _t74 + 1.0
+            _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)/_t18
+            _t77 = _t54*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
+            _t78 = py2 - ty2
+            _t79 = 1.0 if _t78 > 0.0 else 0.0
+            _t80 = -_t78
+            _t81 = 1.0 if _t80 > 0.0 else 0.0
+            _t82 = -_t79 - _t81 + 1.0
+            _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)/_t18
+            _t84 = _t69*(1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0))
+            _t85 = _t22 + _t33
+            _t86 = _t29*((_t28 + _t85)/_t18)
+            _t87 = _t34*((-_t24 + _t27 + _t85)/_t18)
+            _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)/_t18
+            _t89 = _t54*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
+            _t90 = -_t44
+            _t91 = _t2*_t23 + _t33
+            _t92 = _t61*((_t28 + _t91)/_t18)
+            _t93 = _t64*((-_t17*_t21 + _t27 + _t91)/_t18)
+            _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)/_t18
+            _t95 = _t69*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+            _t96 = -_t43
+            _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)/_t18
+            _t98 = _t54*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
+            _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)/_t18
+            _t100 = _t69*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))
+            d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))/_t46) + (((_t53 - -_t39*_t55))/_t6))
+            d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))/_t46) + (((_t68 - -_t42*_t70))/_t41))
+            d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))/_t46) + (((_t52 - _t39*_t77))/_t6))
+            d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))/_t46) + (((_t67 - _t42*_t84))/_t41))
+            d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))/_t6) + (((_t90 - -_t47*_t89))/_t46))
+            d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))/_t41) + (((_t96 - -_t47*_t95))/_t46))
+            d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))/_t6) + (((_t90 - _t47*_t98))/_t46))
+            d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))/_t41) + (((_t96 - _t100*_t47))/_t46))
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    gamma, weight_grad)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    gamma, weight_grad)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+                weight_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, gamma, weight_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, gamma, weight_grad):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, gamma, weight_grad)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, gamma, weight_grad):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+            value = _f32(0.0)
+        else:  # IoU^gamma * EIoU
+            _t0 = -px1 + px2
+            _t1 = -py1 + py2
+            _t2 = -tx1 + tx2
+            _t3 = -ty1 + ty2
+            _t4 = max(_s1, _s1 - _s1)
+            _t5 = _t4*max(_s2, _s2 - _s2)
+            _s3 = max(px2, tx2) - min(px1, tx1)
+            _t6 = eps + (_s3*_s3)
+            _s4 = max(py2, ty2) - min(py1, ty1)
+            _t7 = _s4*_s4
+            _t8 = px1 - tx1
+            _t9 = px2 - tx2
+            _t10 = py1 - ty1
+            _t11 = py2 - ty2
+            _s5 = tx1 - px1
+            _s6 = tx2 - px2
+            _s7 = ty1 - py1
+            _s8 = ty2 - py2
+            _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
+            _u12 = py2 - ty2
+            _u13 = py1 - ty1
+            _b14 = _u12 - py2
+            _b15 = _u13 - py1
+            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+            _c18 = _e16 - _e17
+            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+            _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
+            _u22 = px2 - tx2
+            _u23 = px1 - tx1
+            _b24 = _u22 - px2
+            _b25 = _u23 - px1
+            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+            _c28 = _e26 - _e27
+            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
+            _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
+            value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, gamma, weight_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, gamma, weight_grad)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, gamma, weight_grad)
+        return _value_block_f32(pred, target, out, eps, gamma, weight_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, gamma,
+                weight_grad)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, gamma,
         weight_grad):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, gamma, weight_grad)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+            value = _f32(0.0)
+            d_px1 = _f32(0.0)
+            d_py1 = _f32(0.0)
+            d_px2 = _f32(0.0)
+            d_py2 = _f32(0.0)
+            d_tx1 = _f32(0.0)
+            d_ty1 = _f32(0.0)
+            d_tx2 = _f32(0.0)
+            d_ty2 = _f32(0.0)
+        else:  # IoU^gamma * EIoU
+            _t0 = -px1 + px2
+            _t1 = -py1 + py2
+            _t2 = -tx1 + tx2
+            _t3 = -ty1 + ty2
+            _t4 = max(_s1, _s1 - _s1)
+            _t5 = _t4*max(_s2, _s2 - _s2)
+            _s3 = max(px2, tx2) - min(px1, tx1)
+            _t6 = eps + (_s3*_s3)
+            _s4 = max(py2, ty2) - min(py1, ty1)
+            _t7 = _s4*_s4
+            _t8 = px1 - tx1
+            _t9 = px2 - tx2
+            _t10 = py1 - ty1
+            _t11 = py2 - ty2
+            _s5 = tx1 - px1
+            _s6 = tx2 - px2
+            _s7 = ty1 - py1
+            _s8 = ty2 - py2
+            _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
+            _u12 = py2 - ty2
+            _u13 = py1 - ty1
+            _b14 = _u12 - py2
+            _b15 = _u13 - py1
+            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
+            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
+            _c18 = _e16 - _e17
+            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+            _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
+            _u22 = px2 - tx2
+            _u23 = px1 - tx1
+            _b24 = _u22 - px2
+            _b25 = _u23 - px1
+            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
+            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
+            _c28 = _e26 - _e27
+            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
+            _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
+            value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
+            _t13 = px1 - tx1
+            _t14 = -_t13
+            _t15 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t16 = _s2
+            _t17 = max(_t16, _t16 - _t16)
+            _t18 = _t0*_t1 - _t17*_t4 + _t2*_t3 + eps
+            _t19 = inter/_t18
+            _t20 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
+            _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
+            _t22 = _t21*_t3
+            _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _t24 = _t23*_t4
+            _t25 = _t22 + _t24
+            _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
+            _t27 = _t1*_t26 + eps
+            _t28 = _t27 + inter
+            _t29 = _t17*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t30 = _t29*((_t25 + _t28)/_t18)
+            _t31 = -_t15 - _t20 + _f32(1.0)
+            _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
+            _t33 = _t32*_t4
+            _t34 = _f32(0.5)*_t29
+            _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+            _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
+            _t37 = _t19
+            _t38 = _s29
+            _t39 = (_t38*_t38)/_t6
+            _t40 = _s19
+            _t41 = _t7 + eps
+            _t42 = (_t40*_t40)/_t41
+            _t43 = _s20
+            _t44 = _s21
+            _t45 = _s3
+            _t46 = _t41 + (_t45*_t45)
+            _t47 = ((_t43*_t43) + (_t44*_t44))/_t46
+            _t48 = math.pow(_t37, gamma)
+            _t49 = _t48*weight_grad
+            _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + _f32(1.0))/_t37
+            _t51 = _t49 + (_f32(1.0) - weight_grad)*_t48
+            _t52 = _f32(2.0)*_t38
+            _t53 = -_t52
+            _t54 = _f32(2.0)*_t45
+            _t55 = _t54*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+            _t56 = py1 - ty1
+            _t57 = -_t56
+            _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
+            _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+            _t60 = _t0*_t32 + _t25 + eps
+            _t61 = _t4*(_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0))
+            _t62 = _t61*((_t60 + inter)/_t18)
+            _t63 = -_t58 - _t59 + _f32(1.0)
+            _t64 = _f32(0.5)*_t61
+            _t65 = _t64*((-_t17*_t26 + _t60)/_t18)
+            _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)/_t18
+            _t67 = _f32(2.0)*_t40
+            _t68 = -_t67
+            _t69 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
+            _t70 = _t69*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            _t71 = px2 - tx2
+            _t72 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+            _t73 = -_t71
+            _t74 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t75 = -_t72 - _t74 + _f32(1.0)
+            _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)/_t18
+            _t77 = _t54*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
+            _t78 = py2 - ty2
+            _t79 = _f32(1.0) if _t78 > _f32(0.0) else _f32(0.0)
+            _t80 = -_t78
+            _t81 = _f32(1.0) if _t80 > _f32(0.0) else _f32(0.0)
+            _t82 = -_t79 - _t81 + _f32(1.0)
+            _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)/_t18
+            _t84 = _t69*(_f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0)))
+            _t85 = _t22 + _t33
+            _t86 = _t29*((_t28 + _t85)/_t18)
+            _t87 = _t34*((-_t24 + _t27 + _t85)/_t18)
+            _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)/_t18
+            _t89 = _t54*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
+            _t90 = -_t44
+            _t91 = _t2*_t23 + _t33
+            _t92 = _t61*((_t28 + _t91)/_t18)
+            _t93 = _t64*((-_t17*_t21 + _t27 + _t91)/_t18)
+            _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)/_t18
+            _t95 = _t69*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+            _t96 = -_t43
+            _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)/_t18
+            _t98 = _t54*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
+            _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)/_t18
+            _t100 = _t69*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))/_t46) + (((_t53 - -_t39*_t55))/_t6))
+            d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))/_t46) + (((_t68 - -_t42*_t70))/_t41))
+            d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))/_t46) + (((_t52 - _t39*_t77))/_t6))
+            d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))/_t46) + (((_t67 - _t42*_t84))/_t41))
+            d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))/_t6) + (((_t90 - -_t47*_t89))/_t46))
+            d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))/_t41) + (((_t96 - -_t47*_t95))/_t46))
+            d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))/_t6) + (((_t90 - _t47*_t98))/_t46))
+            d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))/_t41) + (((_t96 - _t100*_t47))/_t46))
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    gamma, weight_grad)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    gamma, weight_grad)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+                weight_grad)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, gamma, weight_grad)
     return bad

@@ -10,102 +10,227 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import focal_l1 as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
-    out[i] = _value_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
+            value = 0.0
+        elif (a <= 1.0):  # logarithmic
+            value = a*(a*q*(c_v - 2.0*math.log(a)))
+        else:  # linear
+            value = a*s + c_lin
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
+        return _value_block_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], alpha, ln_b, q, s, c_lin,
+                c_v)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, alpha, ln_b, q, s,
         c_lin, c_v):
-    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
+            value = 0.0
+            d_pred = 0.0
+            d_target = 0.0
+        elif (a <= 1.0):  # logarithmic
+            value = a*(a*q*(c_v - 2.0*math.log(a)))
+            _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
+            d_pred = -_t0
+            d_target = _t0
+        else:  # linear
+            value = a*s + c_lin
+            _t0 = s*sgn
+            d_pred = _t0
+            d_target = -_t0
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin, c_v)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin, c_v)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b,
+                q, s, c_lin, c_v)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
-    out[i] = _value_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
+            value = _f32(0.0)
+        elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+            _c1 = a*_f32(4096.0) + a
+            _h2 = _c1 - (_c1 - a)
+            _l3 = a - _h2
+            _c4 = q*_f32(4096.0) + q
+            _h5 = _c4 - (_c4 - q)
+            _l6 = q - _h5
+            _p7 = _h2*_h5
+            _p8 = _h2*_l6 + _l3*_h5
+            _p9 = _p7 + _p8
+            _t0 = _p9
+            _t1 = -_f32(2.0)*math.log(a)
+            _e10 = c_v + _t1
+            _t2 = _e10
+            _e11 = _e10 - c_v
+            _c12 = _t0*_f32(4096.0) + _t0
+            _h13 = _c12 - (_c12 - _t0)
+            _l14 = _t0 - _h13
+            _c15 = _t2*_f32(4096.0) + _t2
+            _h16 = _c15 - (_c15 - _t2)
+            _l17 = _t2 - _h16
+            _p18 = _h13*_h16
+            _p19 = _h13*_l17 + _l14*_h16
+            _p20 = _p18 + _p19
+            _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+            value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
+        else:  # linear
+            value = a*s + c_lin
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
+        return _value_block_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], alpha, ln_b, q, s, c_lin,
+                c_v)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, alpha, ln_b, q, s,
         c_lin, c_v):
-    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], alpha, ln_b, q, s, c_lin, c_v)
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+        if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
+            value = _f32(0.0)
+            d_pred = _f32(0.0)
+            d_target = _f32(0.0)
+        elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+            _c1 = a*_f32(4096.0) + a
+            _h2 = _c1 - (_c1 - a)
+            _l3 = a - _h2
+            _c4 = q*_f32(4096.0) + q
+            _h5 = _c4 - (_c4 - q)
+            _l6 = q - _h5
+            _p7 = _h2*_h5
+            _p8 = _h2*_l6 + _l3*_h5
+            _p9 = _p7 + _p8
+            _t0 = _p9
+            _t1 = -_f32(2.0)*math.log(a)
+            _e10 = c_v + _t1
+            _t2 = _e10
+            _e11 = _e10 - c_v
+            _c12 = _t0*_f32(4096.0) + _t0
+            _h13 = _c12 - (_c12 - _t0)
+            _l14 = _t0 - _h13
+            _c15 = _t2*_f32(4096.0) + _t2
+            _h16 = _c15 - (_c15 - _t2)
+            _l17 = _t2 - _h16
+            _p18 = _h13*_h16
+            _p19 = _h13*_l17 + _l14*_h16
+            _p20 = _p18 + _p19
+            _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
+            value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
+            _t3 = a*sgn*(alpha*(ln_b + math.log(a)))
+            d_pred = -_t3
+            d_target = _t3
+        else:  # linear
+            value = a*s + c_lin
+            _t0 = s*sgn
+            d_pred = _t0
+            d_target = -_t0
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin, c_v)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, alpha,
-                    ln_b, q, s, c_lin, c_v)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b,
+                q, s, c_lin, c_v)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
     return bad

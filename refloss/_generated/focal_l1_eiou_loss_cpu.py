@@ -10,140 +10,849 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import focal_l1_eiou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, ln_b, q, s, c_lin):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, ln_b, q, s, c_lin)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, ln_b, q, s, c_lin):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = px1 - tx1
+        _s8 = tx2 - px2
+        _s9 = -max(px1, tx1) + min(px2, tx2)
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = py1 - ty1
+        _s13 = ty2 - py2
+        _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+        _b20 = _s10 - py2
+        _b21 = _s12 - py1
+        _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+        _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+        _c24 = _e22 - _e23
+        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _b26 = _s5 - px2
+        _b27 = _s7 - px1
+        _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+        _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+        _c30 = _e28 - _e29
+        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
+        _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+        x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
+        if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+            value = 0.0
+        elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
+            value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+        else:  # linear: L_EIoU > 1
+            value = c_lin + s*x_e
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, ln_b, q, s, c_lin)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, ln_b, q, s, c_lin)
+        return _value_block_f64(pred, target, out, eps, ln_b, q, s, c_lin)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, ln_b,
+                q, s, c_lin)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, ln_b, q, s,
         c_lin):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, ln_b, q, s, c_lin)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = px1 - tx1
+        _s8 = tx2 - px2
+        _s9 = -max(px1, tx1) + min(px2, tx2)
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = py1 - ty1
+        _s13 = ty2 - py2
+        _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+        _b20 = _s10 - py2
+        _b21 = _s12 - py1
+        _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+        _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+        _c24 = _e22 - _e23
+        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _b26 = _s5 - px2
+        _b27 = _s7 - px1
+        _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+        _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+        _c30 = _e28 - _e29
+        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
+        _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+        x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
+        if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+            value = 0.0
+            d_px1 = 0.0
+            d_py1 = 0.0
+            d_px2 = 0.0
+            d_py2 = 0.0
+            d_tx1 = 0.0
+            d_ty1 = 0.0
+            d_tx2 = 0.0
+            d_ty2 = 0.0
+        elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
+            value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+            _t0 = _s31
+            _t1 = 2.0*_t0
+            _t2 = -_t1
+            _t3 = _s3
+            _t4 = (_t3*_t3) + eps
+            _t5 = (_t0*_t0)/_t4
+            _t6 = px1 - tx1
+            _t7 = -_t6
+            _t8 = 2.0*_t3
+            _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
+            _t10 = ((_t2 - -_t5*_t9))/_t4
+            _t11 = _s7
+            _t12 = _s5
+            _t13 = 0.5*_t11 + 0.5*_t12
+            _t14 = _s12
+            _t15 = _s10
+            _t16 = 0.5*_t14 + 0.5*_t15
+            _t17 = _s4
+            _t18 = _t17*_t17
+            _t19 = _t18 + _t4
+            _t20 = ((_t13*_t13) + (_t16*_t16))/_t19
+            _t21 = ((_t13 - -_t20*_t9))/_t19
+            _t22 = -py1 + py2
+            _t23 = 1.0 if _t7 > 0.0 else 0.0
+            _t24 = _s9
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _s17
+            _t27 = max(_t26, _t26 - _t26)
+            _t28 = _t25*_t27
+            _t29 = -px1 + px2
+            _t30 = -tx2
+            _t31 = -_t30 - tx1
+            _t32 = -ty2
+            _t33 = -_t32 - ty1
+            _t34 = _t22*_t29 - _t28 + _t31*_t33 + eps
+            _t35 = _t28/_t34
+            _t36 = 1.0 if _t6 > 0.0 else 0.0
+            _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+            _t38 = _t33*_t37
+            _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
+            _t40 = _t25*_t39
+            _t41 = _t38 + _t40
+            _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
+            _t43 = _t22*_t42 + eps
+            _t44 = _t28 + _t43
+            _t45 = _t27*(1.0 if _t24 > 0.0 else 0.0)
+            _t46 = _t45*((_t41 + _t44)/_t34)
+            _t47 = -_t23 - _t36 + 1.0
+            _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
+            _t49 = _t25*_t48
+            _t50 = 0.5*_t45
+            _t51 = _t50*((_t41 + _t43 - _t49)/_t34)
+            _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)/_t34
+            _t53 = q*x_e
+            _t54 = 2.0*_t53
+            _t55 = _t53*(-2.0*ln_b - 2.0*math.log(x_e) + 1.0)
+            _t56 = _s25
+            _t57 = 2.0*_t56
+            _t58 = -_t57
+            _t59 = _t18 + eps
+            _t60 = (_t56*_t56)/_t59
+            _t61 = py1 - ty1
+            _t62 = -_t61
+            _t63 = 2.0*_t17
+            _t64 = _t63*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))
+            _t65 = ((_t58 - -_t60*_t64))/_t59
+            _t66 = ((_t16 - -_t20*_t64))/_t19
+            _t67 = 1.0 if _t62 > 0.0 else 0.0
+            _t68 = 1.0 if _t61 > 0.0 else 0.0
+            _t69 = _t29*_t48 + _t41 + eps
+            _t70 = _t25*(1.0 if _t26 > 0.0 else 0.0)
+            _t71 = _t70*((_t28 + _t69)/_t34)
+            _t72 = -_t67 - _t68 + 1.0
+            _t73 = 0.5*_t70
+            _t74 = _t73*((-_t27*_t42 + _t69)/_t34)
+            _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)/_t34
+            _t76 = _t30 + px2
+            _t77 = _t8*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
+            _t78 = ((_t1 - _t5*_t77))/_t4
+            _t79 = ((_t13 - _t20*_t77))/_t19
+            _t80 = 1.0 if _t76 > 0.0 else 0.0
+            _t81 = -_t76
+            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t83 = -_t80 - _t82 + 1.0
+            _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)/_t34
+            _t85 = _t32 + py2
+            _t86 = _t63*(1.0 if _t85 > 0.0 else (0.5 if _t85 == 0.0 else 0.0))
+            _t87 = ((_t57 - _t60*_t86))/_t59
+            _t88 = ((_t16 - _t20*_t86))/_t19
+            _t89 = 1.0 if _t85 > 0.0 else 0.0
+            _t90 = -_t85
+            _t91 = 1.0 if _t90 > 0.0 else 0.0
+            _t92 = -_t89 - _t91 + 1.0
+            _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)/_t34
+            _t94 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
+            _t95 = ((_t1 - -_t5*_t94))/_t4
+            _t96 = -_t13
+            _t97 = ((_t96 - -_t20*_t94))/_t19
+            _t98 = _t38 + _t49
+            _t99 = _t45*((_t44 + _t98)/_t34)
+            _t100 = _t50*((-_t40 + _t43 + _t98)/_t34)
+            _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)/_t34
+            _t102 = _t63*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))
+            _t103 = ((_t57 - -_t102*_t60))/_t59
+            _t104 = -_t16
+            _t105 = ((_t104 - -_t102*_t20))/_t19
+            _t106 = _t31*_t39 + _t49
+            _t107 = _t70*((_t106 + _t44)/_t34)
+            _t108 = _t73*((_t106 - _t27*_t37 + _t43)/_t34)
+            _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)/_t34
+            _t110 = _t8*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))
+            _t111 = ((_t2 - _t110*_t5))/_t4
+            _t112 = ((_t96 - _t110*_t20))/_t19
+            _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)/_t34
+            _t114 = _t63*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))
+            _t115 = ((_t58 - _t114*_t60))/_t59
+            _t116 = ((_t104 - _t114*_t20))/_t19
+            _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)/_t34
+            d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(2.0*_t10 + 2.0*_t21 - 2.0*_t52)
+            d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(2.0*_t65 + 2.0*_t66 - 2.0*_t75)
+            d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(2.0*_t78 + 2.0*_t79 - 2.0*_t84)
+            d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(2.0*_t87 + 2.0*_t88 - 2.0*_t93)
+            d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-2.0*_t101 + 2.0*_t95 + 2.0*_t97)
+            d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(2.0*_t103 + 2.0*_t105 - 2.0*_t109)
+            d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(2.0*_t111 + 2.0*_t112 - 2.0*_t113)
+            d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(2.0*_t115 + 2.0*_t116 - 2.0*_t117)
+        else:  # linear: L_EIoU > 1
+            value = c_lin + s*x_e
+            _t0 = _s31
+            _t1 = 2.0*_t0
+            _t2 = -_t1
+            _t3 = _s3
+            _t4 = (_t3*_t3) + eps
+            _t5 = (_t0*_t0)/_t4
+            _t6 = px1 - tx1
+            _t7 = -_t6
+            _t8 = 2.0*_t3
+            _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
+            _t10 = _s7
+            _t11 = _s5
+            _t12 = 0.5*_t10 + 0.5*_t11
+            _t13 = _s12
+            _t14 = _s10
+            _t15 = 0.5*_t13 + 0.5*_t14
+            _t16 = _s4
+            _t17 = _t16*_t16
+            _t18 = _t17 + _t4
+            _t19 = ((_t12*_t12) + (_t15*_t15))/_t18
+            _t20 = -py1 + py2
+            _t21 = 1.0 if _t7 > 0.0 else 0.0
+            _t22 = _s9
+            _t23 = max(_t22, _t22 - _t22)
+            _t24 = _s17
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _t23*_t25
+            _t27 = -px1 + px2
+            _t28 = -tx2
+            _t29 = -_t28 - tx1
+            _t30 = -ty2
+            _t31 = -_t30 - ty1
+            _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
+            _t33 = _t26/_t32
+            _t34 = 1.0 if _t6 > 0.0 else 0.0
+            _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _t36 = _t31*_t35
+            _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
+            _t38 = _t23*_t37
+            _t39 = _t36 + _t38
+            _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+            _t41 = _t20*_t40 + eps
+            _t42 = _t26 + _t41
+            _t43 = _t25*(1.0 if _t22 > 0.0 else 0.0)
+            _t44 = _t43*((_t39 + _t42)/_t32)
+            _t45 = -_t21 - _t34 + 1.0
+            _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
+            _t47 = _t23*_t46
+            _t48 = 0.5*_t43
+            _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
+            _t50 = _s25
+            _t51 = 2.0*_t50
+            _t52 = -_t51
+            _t53 = _t17 + eps
+            _t54 = (_t50*_t50)/_t53
+            _t55 = py1 - ty1
+            _t56 = -_t55
+            _t57 = 2.0*_t16
+            _t58 = _t57*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+            _t59 = 1.0 if _t56 > 0.0 else 0.0
+            _t60 = 1.0 if _t55 > 0.0 else 0.0
+            _t61 = _t27*_t46 + _t39 + eps
+            _t62 = _t23*(1.0 if _t24 > 0.0 else 0.0)
+            _t63 = _t62*((_t26 + _t61)/_t32)
+            _t64 = -_t59 - _t60 + 1.0
+            _t65 = 0.5*_t62
+            _t66 = _t65*((-_t25*_t40 + _t61)/_t32)
+            _t67 = _t28 + px2
+            _t68 = _t8*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
+            _t69 = 1.0 if _t67 > 0.0 else 0.0
+            _t70 = -_t67
+            _t71 = 1.0 if _t70 > 0.0 else 0.0
+            _t72 = -_t69 - _t71 + 1.0
+            _t73 = _t30 + py2
+            _t74 = _t57*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
+            _t75 = 1.0 if _t73 > 0.0 else 0.0
+            _t76 = -_t73
+            _t77 = 1.0 if _t76 > 0.0 else 0.0
+            _t78 = -_t75 - _t77 + 1.0
+            _t79 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
+            _t80 = -_t12
+            _t81 = _t36 + _t47
+            _t82 = _t43*((_t42 + _t81)/_t32)
+            _t83 = _t48*((-_t38 + _t41 + _t81)/_t32)
+            _t84 = _t57*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))
+            _t85 = -_t15
+            _t86 = _t29*_t37 + _t47
+            _t87 = _t62*((_t42 + _t86)/_t32)
+            _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
+            _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
+            _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
+            _s34 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
+            d_px1 = s*(_s34 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
+            _s35 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
+            d_py1 = s*(_s35 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
+            _s36 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
+            d_px2 = s*(_s36 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
+            _s37 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
+            d_py2 = s*(_s37 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
+            _s38 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
+            d_tx1 = s*(_s38 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
+            _s39 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
+            d_ty1 = s*(_s39 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
+            _s40 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
+            d_tx2 = s*(_s40 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
+            _s41 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
+            d_ty2 = s*(_s41 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    ln_b, q, s, c_lin)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    ln_b, q, s, c_lin)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q,
+                s, c_lin)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, ln_b, q, s, c_lin)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, ln_b, q, s, c_lin):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, ln_b, q, s, c_lin)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, ln_b, q, s, c_lin):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = px1 - tx1
+        _s8 = tx2 - px2
+        _s9 = -max(px1, tx1) + min(px2, tx2)
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = py1 - ty1
+        _s13 = ty2 - py2
+        _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+        _b20 = _s10 - py2
+        _b21 = _s12 - py1
+        _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+        _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+        _c24 = _e22 - _e23
+        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _b26 = _s5 - px2
+        _b27 = _s7 - px1
+        _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+        _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+        _c30 = _e28 - _e29
+        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
+        _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+        x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
+        if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+            value = _f32(0.0)
+        elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
+            value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+        else:  # linear: L_EIoU > 1
+            value = c_lin + s*x_e
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, ln_b, q, s, c_lin)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, ln_b, q, s, c_lin)
+        return _value_block_f32(pred, target, out, eps, ln_b, q, s, c_lin)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, ln_b,
+                q, s, c_lin)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, ln_b, q, s,
         c_lin):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, ln_b, q, s, c_lin)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _s3 = max(px2, tx2) - min(px1, tx1)
+        _s4 = max(py2, ty2) - min(py1, ty1)
+        _s5 = px2 - tx2
+        _s6 = tx1 - px1
+        _s7 = px1 - tx1
+        _s8 = tx2 - px2
+        _s9 = -max(px1, tx1) + min(px2, tx2)
+        _s10 = py2 - ty2
+        _s11 = ty1 - py1
+        _s12 = py1 - ty1
+        _s13 = ty2 - py2
+        _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+        _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _s17 = -max(py1, ty1) + min(py2, ty2)
+        _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
+        _b20 = _s10 - py2
+        _b21 = _s12 - py1
+        _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
+        _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
+        _c24 = _e22 - _e23
+        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _b26 = _s5 - px2
+        _b27 = _s7 - px1
+        _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
+        _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
+        _c30 = _e28 - _e29
+        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
+        _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
+        x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
+        if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+            value = _f32(0.0)
+            d_px1 = _f32(0.0)
+            d_py1 = _f32(0.0)
+            d_px2 = _f32(0.0)
+            d_py2 = _f32(0.0)
+            d_tx1 = _f32(0.0)
+            d_ty1 = _f32(0.0)
+            d_tx2 = _f32(0.0)
+            d_ty2 = _f32(0.0)
+        elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
+            value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+            _t0 = _s31
+            _t1 = _f32(2.0)*_t0
+            _t2 = -_t1
+            _t3 = _s3
+            _t4 = (_t3*_t3) + eps
+            _t5 = (_t0*_t0)/_t4
+            _t6 = px1 - tx1
+            _t7 = -_t6
+            _t8 = _f32(2.0)*_t3
+            _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
+            _t10 = ((_t2 - -_t5*_t9))/_t4
+            _t11 = _s7
+            _t12 = _s5
+            _t13 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+            _t14 = _s12
+            _t15 = _s10
+            _t16 = _f32(0.5)*_t14 + _f32(0.5)*_t15
+            _t17 = _s4
+            _t18 = _t17*_t17
+            _t19 = _t18 + _t4
+            _t20 = ((_t13*_t13) + (_t16*_t16))/_t19
+            _t21 = ((_t13 - -_t20*_t9))/_t19
+            _t22 = -py1 + py2
+            _t23 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
+            _t24 = _s9
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _s17
+            _t27 = max(_t26, _t26 - _t26)
+            _t28 = _t25*_t27
+            _t29 = -px1 + px2
+            _t30 = -tx2
+            _t31 = -_t30 - tx1
+            _t32 = -ty2
+            _t33 = -_t32 - ty1
+            _t34 = _t22*_t29 - _t28 + _t31*_t33 + eps
+            _t35 = _t28/_t34
+            _t36 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+            _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
+            _t38 = _t33*_t37
+            _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
+            _t40 = _t25*_t39
+            _t41 = _t38 + _t40
+            _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
+            _t43 = _t22*_t42 + eps
+            _t44 = _t28 + _t43
+            _t45 = _t27*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t46 = _t45*((_t41 + _t44)/_t34)
+            _t47 = -_t23 - _t36 + _f32(1.0)
+            _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
+            _t49 = _t25*_t48
+            _t50 = _f32(0.5)*_t45
+            _t51 = _t50*((_t41 + _t43 - _t49)/_t34)
+            _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)/_t34
+            _t53 = q*x_e
+            _t54 = _f32(2.0)*_t53
+            _t55 = _t53*(-_f32(2.0)*ln_b - _f32(2.0)*math.log(x_e) + _f32(1.0))
+            _t56 = _s25
+            _t57 = _f32(2.0)*_t56
+            _t58 = -_t57
+            _t59 = _t18 + eps
+            _t60 = (_t56*_t56)/_t59
+            _t61 = py1 - ty1
+            _t62 = -_t61
+            _t63 = _f32(2.0)*_t17
+            _t64 = _t63*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
+            _t65 = ((_t58 - -_t60*_t64))/_t59
+            _t66 = ((_t16 - -_t20*_t64))/_t19
+            _t67 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
+            _t68 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+            _t69 = _t29*_t48 + _t41 + eps
+            _t70 = _t25*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
+            _t71 = _t70*((_t28 + _t69)/_t34)
+            _t72 = -_t67 - _t68 + _f32(1.0)
+            _t73 = _f32(0.5)*_t70
+            _t74 = _t73*((-_t27*_t42 + _t69)/_t34)
+            _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)/_t34
+            _t76 = _t30 + px2
+            _t77 = _t8*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            _t78 = ((_t1 - _t5*_t77))/_t4
+            _t79 = ((_t13 - _t20*_t77))/_t19
+            _t80 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t81 = -_t76
+            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t83 = -_t80 - _t82 + _f32(1.0)
+            _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)/_t34
+            _t85 = _t32 + py2
+            _t86 = _t63*(_f32(1.0) if _t85 > _f32(0.0) else (_f32(0.5) if _t85 == _f32(0.0) else _f32(0.0)))
+            _t87 = ((_t57 - _t60*_t86))/_t59
+            _t88 = ((_t16 - _t20*_t86))/_t19
+            _t89 = _f32(1.0) if _t85 > _f32(0.0) else _f32(0.0)
+            _t90 = -_t85
+            _t91 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
+            _t92 = -_t89 - _t91 + _f32(1.0)
+            _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)/_t34
+            _t94 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+            _t95 = ((_t1 - -_t5*_t94))/_t4
+            _t96 = -_t13
+            _t97 = ((_t96 - -_t20*_t94))/_t19
+            _t98 = _t38 + _t49
+            _t99 = _t45*((_t44 + _t98)/_t34)
+            _t100 = _t50*((-_t40 + _t43 + _t98)/_t34)
+            _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)/_t34
+            _t102 = _t63*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+            _t103 = ((_t57 - -_t102*_t60))/_t59
+            _t104 = -_t16
+            _t105 = ((_t104 - -_t102*_t20))/_t19
+            _t106 = _t31*_t39 + _t49
+            _t107 = _t70*((_t106 + _t44)/_t34)
+            _t108 = _t73*((_t106 - _t27*_t37 + _t43)/_t34)
+            _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)/_t34
+            _t110 = _t8*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            _t111 = ((_t2 - _t110*_t5))/_t4
+            _t112 = ((_t96 - _t110*_t20))/_t19
+            _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)/_t34
+            _t114 = _t63*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
+            _t115 = ((_t58 - _t114*_t60))/_t59
+            _t116 = ((_t104 - _t114*_t20))/_t19
+            _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)/_t34
+            d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(_f32(2.0)*_t10 + _f32(2.0)*_t21 - _f32(2.0)*_t52)
+            d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(_f32(2.0)*_t65 + _f32(2.0)*_t66 - _f32(2.0)*_t75)
+            d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(_f32(2.0)*_t78 + _f32(2.0)*_t79 - _f32(2.0)*_t84)
+            d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(_f32(2.0)*_t87 + _f32(2.0)*_t88 - _f32(2.0)*_t93)
+            d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-_f32(2.0)*_t101 + _f32(2.0)*_t95 + _f32(2.0)*_t97)
+            d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(_f32(2.0)*_t103 + _f32(2.0)*_t105 - _f32(2.0)*_t109)
+            d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(_f32(2.0)*_t111 + _f32(2.0)*_t112 - _f32(2.0)*_t113)
+            d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(_f32(2.0)*_t115 + _f32(2.0)*_t116 - _f32(2.0)*_t117)
+        else:  # linear: L_EIoU > 1
+            value = c_lin + s*x_e
+            _t0 = _s31
+            _t1 = _f32(2.0)*_t0
+            _t2 = -_t1
+            _t3 = _s3
+            _t4 = (_t3*_t3) + eps
+            _t5 = (_t0*_t0)/_t4
+            _t6 = px1 - tx1
+            _t7 = -_t6
+            _t8 = _f32(2.0)*_t3
+            _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
+            _t10 = _s7
+            _t11 = _s5
+            _t12 = _f32(0.5)*_t10 + _f32(0.5)*_t11
+            _t13 = _s12
+            _t14 = _s10
+            _t15 = _f32(0.5)*_t13 + _f32(0.5)*_t14
+            _t16 = _s4
+            _t17 = _t16*_t16
+            _t18 = _t17 + _t4
+            _t19 = ((_t12*_t12) + (_t15*_t15))/_t18
+            _t20 = -py1 + py2
+            _t21 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
+            _t22 = _s9
+            _t23 = max(_t22, _t22 - _t22)
+            _t24 = _s17
+            _t25 = max(_t24, _t24 - _t24)
+            _t26 = _t23*_t25
+            _t27 = -px1 + px2
+            _t28 = -tx2
+            _t29 = -_t28 - tx1
+            _t30 = -ty2
+            _t31 = -_t30 - ty1
+            _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
+            _t33 = _t26/_t32
+            _t34 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+            _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
+            _t36 = _t31*_t35
+            _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
+            _t38 = _t23*_t37
+            _t39 = _t36 + _t38
+            _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
+            _t41 = _t20*_t40 + eps
+            _t42 = _t26 + _t41
+            _t43 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
+            _t44 = _t43*((_t39 + _t42)/_t32)
+            _t45 = -_t21 - _t34 + _f32(1.0)
+            _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
+            _t47 = _t23*_t46
+            _t48 = _f32(0.5)*_t43
+            _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
+            _t50 = _s25
+            _t51 = _f32(2.0)*_t50
+            _t52 = -_t51
+            _t53 = _t17 + eps
+            _t54 = (_t50*_t50)/_t53
+            _t55 = py1 - ty1
+            _t56 = -_t55
+            _t57 = _f32(2.0)*_t16
+            _t58 = _t57*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+            _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+            _t60 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
+            _t61 = _t27*_t46 + _t39 + eps
+            _t62 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t63 = _t62*((_t26 + _t61)/_t32)
+            _t64 = -_t59 - _t60 + _f32(1.0)
+            _t65 = _f32(0.5)*_t62
+            _t66 = _t65*((-_t25*_t40 + _t61)/_t32)
+            _t67 = _t28 + px2
+            _t68 = _t8*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
+            _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
+            _t70 = -_t67
+            _t71 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
+            _t72 = -_t69 - _t71 + _f32(1.0)
+            _t73 = _t30 + py2
+            _t74 = _t57*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
+            _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t76 = -_t73
+            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t78 = -_t75 - _t77 + _f32(1.0)
+            _t79 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+            _t80 = -_t12
+            _t81 = _t36 + _t47
+            _t82 = _t43*((_t42 + _t81)/_t32)
+            _t83 = _t48*((-_t38 + _t41 + _t81)/_t32)
+            _t84 = _t57*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
+            _t85 = -_t15
+            _t86 = _t29*_t37 + _t47
+            _t87 = _t62*((_t42 + _t86)/_t32)
+            _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
+            _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
+            _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            _s34 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
+            d_px1 = s*(_s34 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
+            _s35 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
+            d_py1 = s*(_s35 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
+            _s36 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
+            d_px2 = s*(_s36 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
+            _s37 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
+            d_py2 = s*(_s37 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
+            _s38 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
+            d_tx1 = s*(_s38 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
+            _s39 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
+            d_ty1 = s*(_s39 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
+            _s40 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
+            d_tx2 = s*(_s40 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
+            _s41 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
+            d_ty2 = s*(_s41 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    ln_b, q, s, c_lin)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    ln_b, q, s, c_lin)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q,
+                s, c_lin)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, ln_b, q, s, c_lin)
     return bad

@@ -10,134 +10,495 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import giou as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(px1, tx1) - min(px2, tx2)
+        _t5 = max(py1, ty1) - min(py2, ty2)
+        _s1 = -_t4
+        _s2 = -_t5
+        _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _t7 = _t0*_t1 + _t2*_t3 - _t6 + eps
+        _t8 = max(_t5, _t5 - _t5)
+        _t9 = max(_t4, _t4 - _t4)
+        _s3 = px2 - tx2
+        _s4 = tx1 - px1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s8 = py2 - ty2
+        _s9 = ty1 - py1
+        _s10 = px1 - tx1
+        _s11 = tx2 - px2
+        _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+        _s14 = _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t10 = -_t8*_t9 + _t8*(max(px2, tx2) - min(px1, tx1)) + _t9*(max(py2, ty2) - min(py1, ty1)) + _s14 + _s13
+        value = -_t10/(_t10 + _t7) + _t6/_t7
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(px1, tx1) - min(px2, tx2)
+        _t5 = max(py1, ty1) - min(py2, ty2)
+        _s1 = -_t4
+        _s2 = -_t5
+        _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _t7 = _t0*_t1 + _t2*_t3 - _t6 + eps
+        _t8 = max(_t5, _t5 - _t5)
+        _t9 = max(_t4, _t4 - _t4)
+        _s3 = px2 - tx2
+        _s4 = tx1 - px1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s8 = py2 - ty2
+        _s9 = ty1 - py1
+        _s10 = px1 - tx1
+        _s11 = tx2 - px2
+        _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+        _s14 = _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t10 = -_t8*_t9 + _t8*(max(px2, tx2) - min(px1, tx1)) + _t9*(max(py2, ty2) - min(py1, ty1)) + _s14 + _s13
+        value = -_t10/(_t10 + _t7) + _t6/_t7
+        _t11 = px1 - tx1
+        _t12 = 1.0 if _t11 > 0.0 else 0.0
+        _t13 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
+        _t14 = min(_t1, _t13)
+        _t15 = -max(py1, ty1) + min(py2, ty2)
+        _t16 = max(_t15, _t15 - _t15)
+        _t17 = -max(px1, tx1) + min(px2, tx2)
+        _t18 = 1.0 if _t17 > 0.0 else 0.0
+        _t19 = 1.0 - _t18
+        _t20 = _t16*_t19
+        _t21 = max(px2, tx2) - min(px1, tx1)
+        _t22 = max(py2, ty2) - min(py1, ty1)
+        _t23 = _t21*_t22
+        _t24 = _t23 + eps
+        _t25 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+        _t26 = min(_t2, _t25)
+        _t27 = _t26*_t3
+        _t28 = max(_t17, _t17 - _t17)
+        _t29 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+        _t30 = min(_t3, _t29)
+        _t31 = _t27 + _t28*_t30
+        _t32 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
+        _t33 = min(_t0, _t32)
+        _t34 = _t1*_t33
+        _t35 = _t34 + eps
+        _t36 = _t31 + _t35
+        _t37 = _t16*_t18
+        _t38 = ((_t14 + _t20)/_t24) + ((_t37*(_t36 + _t6)/_t7)/_t7)
+        _t39 = 1.0 if -_t11 > 0.0 else 0.0
+        _t40 = _t6/_t7
+        _t41 = eps*(_t29/_t24)
+        _t42 = _t1*_t25
+        _t43 = (_t1*_t40/_t7) + ((_t22*((_t31 - _t42)/_t24) + _t41)/_t24)
+        _t44 = -_t12 - _t39 + 1.0
+        _t45 = _t20/_t24
+        _t46 = _t14*_t28
+        _t47 = -_t40*(_t10/_t7) + ((_t36 + _t46)/_t7)
+        _t48 = _t31/_t24
+        _t49 = _t0*_t1 - _t16*_t28 + _t2*_t3 + _t23 + 2.0*eps
+        _t50 = _t19*_t22 - (_t49*(_t10*_t37/_t7)/_t7)
+        _s15 = 0.5*(_t48*(-_t18*(_t14 + _t29) - _t50)/_t24)
+        _s16 = 0.5*((_t22*(_t42/_t24) - _t41)/_t24)
+        _t51 = 0.5*_t45 + 0.5*(_t14*_t47/_t24) + _s15 + _s16 + 0.5*((_t35*_t37/_t7)/_t7)
+        _t52 = py1 - ty1
+        _t53 = 1.0 if _t52 > 0.0 else 0.0
+        _t54 = 1.0 if _t15 > 0.0 else 0.0
+        _t55 = 1.0 - _t54
+        _t56 = _t28*_t55
+        _t57 = _t0*_t14 + eps
+        _t58 = _t28*_t54
+        _t59 = ((_t33 + _t56)/_t24) + ((_t58*(_t31 + _t57 + _t6)/_t7)/_t7)
+        _t60 = 1.0 if -_t52 > 0.0 else 0.0
+        _t61 = eps*(_t25/_t24)
+        _t62 = _t0*_t29
+        _t63 = (_t0*_t40/_t7) + ((_t21*((_t31 - _t62)/_t24) + _t61)/_t24)
+        _t64 = -_t53 - _t60 + 1.0
+        _t65 = _t56/_t24
+        _t66 = _t21*_t55 - (_t49*(_t10*_t58/_t7)/_t7)
+        _s17 = 0.5*(_t48*(-_t54*(_t25 + _t33) - _t66)/_t24)
+        _s18 = 0.5*((_t21*(_t62/_t24) - _t61)/_t24)
+        _t67 = 0.5*_t65 + 0.5*(_t33*_t47/_t24) + _s17 + _s18 + 0.5*((_t57*_t58/_t7)/_t7)
+        _t68 = px2 - tx2
+        _t69 = 1.0 if -_t68 > 0.0 else 0.0
+        _t70 = 1.0 if _t68 > 0.0 else 0.0
+        _t71 = -_t69 - _t70 + 1.0
+        _t72 = py2 - ty2
+        _t73 = 1.0 if -_t72 > 0.0 else 0.0
+        _t74 = 1.0 if _t72 > 0.0 else 0.0
+        _t75 = -_t73 - _t74 + 1.0
+        _t76 = _t35 + _t46 + _t6
+        _t77 = ((_t20 + _t30)/_t24) + ((_t37*(_t27 + _t76)/_t7)/_t7)
+        _t78 = eps*(_t13/_t24)
+        _t79 = _t3*_t32
+        _t80 = _t34 + _t46
+        _t81 = (_t3*_t40/_t7) + ((_t22*((-_t79 + _t80)/_t24) + _t78)/_t24)
+        _t82 = _t80/_t24
+        _s19 = 0.5*(_t82*(-_t18*(_t13 + _t30) - _t50)/_t24)
+        _s20 = 0.5*((_t22*(_t79/_t24) - _t78)/_t24)
+        _t83 = 0.5*_t45 + 0.5*(_t30*_t47/_t24) + _s19 + _s20 + 0.5*((_t37*(_t27 + eps)/_t7)/_t7)
+        _t84 = _t2*_t30
+        _t85 = ((_t26 + _t56)/_t24) + ((_t58*(_t76 + _t84)/_t7)/_t7)
+        _t86 = eps*(_t32/_t24)
+        _t87 = _t13*_t2
+        _t88 = (_t2*_t40/_t7) + ((_t21*((_t80 - _t87)/_t24) + _t86)/_t24)
+        _s21 = 0.5*(_t82*(-_t54*(_t26 + _t32) - _t66)/_t24)
+        _s22 = 0.5*((_t21*(_t87/_t24) - _t86)/_t24)
+        _t89 = 0.5*_t65 + 0.5*(_t26*_t47/_t24) + _s21 + _s22 + 0.5*((_t58*(_t84 + eps)/_t7)/_t7)
+        d_px1 = -_t12*_t38 + _t39*_t43 - _t44*_t51
+        d_py1 = -_t53*_t59 + _t60*_t63 - _t64*_t67
+        d_px2 = _t38*_t69 - _t43*_t70 + _t51*_t71
+        d_py2 = _t59*_t73 - _t63*_t74 + _t67*_t75
+        d_tx1 = _t12*_t81 - _t39*_t77 - _t44*_t83
+        d_ty1 = _t53*_t88 - _t60*_t85 - _t64*_t89
+        d_tx2 = -_t69*_t81 + _t70*_t77 + _t71*_t83
+        d_ty2 = -_t73*_t88 + _t74*_t85 + _t75*_t89
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(px1, tx1) - min(px2, tx2)
+        _t5 = max(py1, ty1) - min(py2, ty2)
+        _s1 = -_t4
+        _s2 = -_t5
+        _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _t7 = _t0*_t1 + _t2*_t3 - _t6 + eps
+        _t8 = max(_t5, _t5 - _t5)
+        _t9 = max(_t4, _t4 - _t4)
+        _s3 = px2 - tx2
+        _s4 = tx1 - px1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s8 = py2 - ty2
+        _s9 = ty1 - py1
+        _s10 = px1 - tx1
+        _s11 = tx2 - px2
+        _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+        _s14 = _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t10 = -_t8*_t9 + _t8*(max(px2, tx2) - min(px1, tx1)) + _t9*(max(py2, ty2) - min(py1, ty1)) + _s14 + _s13
+        value = -_t10/(_t10 + _t7) + _t6/_t7
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -px1 + px2
+        _t1 = -py1 + py2
+        _t2 = -tx1 + tx2
+        _t3 = -ty1 + ty2
+        _t4 = max(px1, tx1) - min(px2, tx2)
+        _t5 = max(py1, ty1) - min(py2, ty2)
+        _s1 = -_t4
+        _s2 = -_t5
+        _t6 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        _t7 = _t0*_t1 + _t2*_t3 - _t6 + eps
+        _t8 = max(_t5, _t5 - _t5)
+        _t9 = max(_t4, _t4 - _t4)
+        _s3 = px2 - tx2
+        _s4 = tx1 - px1
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _s7 = min(_t0, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s8 = py2 - ty2
+        _s9 = ty1 - py1
+        _s10 = px1 - tx1
+        _s11 = tx2 - px2
+        _s12 = min(_t2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
+        _s13 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))*_s12
+        _s14 = _s7*min(_t3, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t10 = -_t8*_t9 + _t8*(max(px2, tx2) - min(px1, tx1)) + _t9*(max(py2, ty2) - min(py1, ty1)) + _s14 + _s13
+        value = -_t10/(_t10 + _t7) + _t6/_t7
+        _t11 = px1 - tx1
+        _t12 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+        _t13 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
+        _t14 = min(_t1, _t13)
+        _t15 = -max(py1, ty1) + min(py2, ty2)
+        _t16 = max(_t15, _t15 - _t15)
+        _t17 = -max(px1, tx1) + min(px2, tx2)
+        _t18 = _f32(1.0) if _t17 > _f32(0.0) else _f32(0.0)
+        _t19 = _f32(1.0) - _t18
+        _t20 = _t16*_t19
+        _t21 = max(px2, tx2) - min(px1, tx1)
+        _t22 = max(py2, ty2) - min(py1, ty1)
+        _t23 = _t21*_t22
+        _t24 = _t23 + eps
+        _t25 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
+        _t26 = min(_t2, _t25)
+        _t27 = _t26*_t3
+        _t28 = max(_t17, _t17 - _t17)
+        _t29 = max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)
+        _t30 = min(_t3, _t29)
+        _t31 = _t27 + _t28*_t30
+        _t32 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
+        _t33 = min(_t0, _t32)
+        _t34 = _t1*_t33
+        _t35 = _t34 + eps
+        _t36 = _t31 + _t35
+        _t37 = _t16*_t18
+        _t38 = ((_t14 + _t20)/_t24) + ((_t37*(_t36 + _t6)/_t7)/_t7)
+        _t39 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
+        _t40 = _t6/_t7
+        _t41 = eps*(_t29/_t24)
+        _t42 = _t1*_t25
+        _t43 = (_t1*_t40/_t7) + ((_t22*((_t31 - _t42)/_t24) + _t41)/_t24)
+        _t44 = -_t12 - _t39 + _f32(1.0)
+        _t45 = _t20/_t24
+        _t46 = _t14*_t28
+        _t47 = -_t40*(_t10/_t7) + ((_t36 + _t46)/_t7)
+        _t48 = _t31/_t24
+        _t49 = _t0*_t1 - _t16*_t28 + _t2*_t3 + _t23 + _f32(2.0)*eps
+        _t50 = _t19*_t22 - (_t49*(_t10*_t37/_t7)/_t7)
+        _s15 = _f32(0.5)*(_t48*(-_t18*(_t14 + _t29) - _t50)/_t24)
+        _s16 = _f32(0.5)*((_t22*(_t42/_t24) - _t41)/_t24)
+        _t51 = _f32(0.5)*_t45 + _f32(0.5)*(_t14*_t47/_t24) + _s15 + _s16 + _f32(0.5)*((_t35*_t37/_t7)/_t7)
+        _t52 = py1 - ty1
+        _t53 = _f32(1.0) if _t52 > _f32(0.0) else _f32(0.0)
+        _t54 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t55 = _f32(1.0) - _t54
+        _t56 = _t28*_t55
+        _t57 = _t0*_t14 + eps
+        _t58 = _t28*_t54
+        _t59 = ((_t33 + _t56)/_t24) + ((_t58*(_t31 + _t57 + _t6)/_t7)/_t7)
+        _t60 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
+        _t61 = eps*(_t25/_t24)
+        _t62 = _t0*_t29
+        _t63 = (_t0*_t40/_t7) + ((_t21*((_t31 - _t62)/_t24) + _t61)/_t24)
+        _t64 = -_t53 - _t60 + _f32(1.0)
+        _t65 = _t56/_t24
+        _t66 = _t21*_t55 - (_t49*(_t10*_t58/_t7)/_t7)
+        _s17 = _f32(0.5)*(_t48*(-_t54*(_t25 + _t33) - _t66)/_t24)
+        _s18 = _f32(0.5)*((_t21*(_t62/_t24) - _t61)/_t24)
+        _t67 = _f32(0.5)*_t65 + _f32(0.5)*(_t33*_t47/_t24) + _s17 + _s18 + _f32(0.5)*((_t57*_t58/_t7)/_t7)
+        _t68 = px2 - tx2
+        _t69 = _f32(1.0) if -_t68 > _f32(0.0) else _f32(0.0)
+        _t70 = _f32(1.0) if _t68 > _f32(0.0) else _f32(0.0)
+        _t71 = -_t69 - _t70 + _f32(1.0)
+        _t72 = py2 - ty2
+        _t73 = _f32(1.0) if -_t72 > _f32(0.0) else _f32(0.0)
+        _t74 = _f32(1.0) if _t72 > _f32(0.0) else _f32(0.0)
+        _t75 = -_t73 - _t74 + _f32(1.0)
+        _t76 = _t35 + _t46 + _t6
+        _t77 = ((_t20 + _t30)/_t24) + ((_t37*(_t27 + _t76)/_t7)/_t7)
+        _t78 = eps*(_t13/_t24)
+        _t79 = _t3*_t32
+        _t80 = _t34 + _t46
+        _t81 = (_t3*_t40/_t7) + ((_t22*((-_t79 + _t80)/_t24) + _t78)/_t24)
+        _t82 = _t80/_t24
+        _s19 = _f32(0.5)*(_t82*(-_t18*(_t13 + _t30) - _t50)/_t24)
+        _s20 = _f32(0.5)*((_t22*(_t79/_t24) - _t78)/_t24)
+        _t83 = _f32(0.5)*_t45 + _f32(0.5)*(_t30*_t47/_t24) + _s19 + _s20 + _f32(0.5)*((_t37*(_t27 + eps)/_t7)/_t7)
+        _t84 = _t2*_t30
+        _t85 = ((_t26 + _t56)/_t24) + ((_t58*(_t76 + _t84)/_t7)/_t7)
+        _t86 = eps*(_t32/_t24)
+        _t87 = _t13*_t2
+        _t88 = (_t2*_t40/_t7) + ((_t21*((_t80 - _t87)/_t24) + _t86)/_t24)
+        _s21 = _f32(0.5)*(_t82*(-_t54*(_t26 + _t32) - _t66)/_t24)
+        _s22 = _f32(0.5)*((_t21*(_t87/_t24) - _t86)/_t24)
+        _t89 = _f32(0.5)*_t65 + _f32(0.5)*(_t26*_t47/_t24) + _s21 + _s22 + _f32(0.5)*((_t58*(_t84 + eps)/_t7)/_t7)
+        d_px1 = -_t12*_t38 + _t39*_t43 - _t44*_t51
+        d_py1 = -_t53*_t59 + _t60*_t63 - _t64*_t67
+        d_px2 = _t38*_t69 - _t43*_t70 + _t51*_t71
+        d_py2 = _t59*_t73 - _t63*_t74 + _t67*_t75
+        d_tx1 = _t12*_t81 - _t39*_t77 - _t44*_t83
+        d_ty1 = _t53*_t88 - _t60*_t85 - _t64*_t89
+        d_tx2 = -_t69*_t81 + _t70*_t77 + _t71*_t83
+        d_ty2 = -_t73*_t88 + _t74*_t85 + _t75*_t89
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

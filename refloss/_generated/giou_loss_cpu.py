@@ -10,134 +10,495 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import giou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -px1 + px2
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _t3 = -ty1 + ty2
+        _t4 = -tx1 + tx2
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t6 = max(px1, tx1) - min(px2, tx2)
+        _s5 = -_t6
+        _t7 = max(_s5, _s5 - _s5)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
+        _t11 = max(py1, ty1) - min(py2, ty2)
+        _s10 = -_t11
+        _t12 = _t7*max(_s10, _s10 - _s10)
+        _t13 = max(_t11, _t11 - _t11)
+        _t14 = max(_t6, _t6 - _t6)
+        _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
+        _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
+        value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -px1 + px2
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _t3 = -ty1 + ty2
+        _t4 = -tx1 + tx2
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t6 = max(px1, tx1) - min(px2, tx2)
+        _s5 = -_t6
+        _t7 = max(_s5, _s5 - _s5)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
+        _t11 = max(py1, ty1) - min(py2, ty2)
+        _s10 = -_t11
+        _t12 = _t7*max(_s10, _s10 - _s10)
+        _t13 = max(_t11, _t11 - _t11)
+        _t14 = max(_t6, _t6 - _t6)
+        _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
+        _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
+        value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
+        _t16 = px1 - tx1
+        _t17 = 1.0 if _t16 > 0.0 else 0.0
+        _t18 = -max(py1, ty1) + min(py2, ty2)
+        _t19 = max(_t18, _t18 - _t18)
+        _t20 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
+        _t21 = 1.0 - _t20
+        _t22 = _t19*_t21
+        _t23 = max(px2, tx2) - min(px1, tx1)
+        _t24 = max(py2, ty2) - min(py1, ty1)
+        _t25 = _t23*_t24
+        _t26 = _t25 + eps
+        _t27 = _t0*_t2
+        _t28 = _t27 + eps
+        _t29 = _t3*_t5
+        _t30 = _t29 + _t7*_t9
+        _t31 = _t12 + _t30
+        _t32 = _t19*_t20
+        _t33 = _t0*_t1 - _t19*_t7 + _t3*_t4
+        _t34 = _t33 + eps
+        _t35 = ((_t22 + _t8)/_t26) + ((_t32*(_t28 + _t31)/_t34)/_t34)
+        _t36 = 1.0 if -_t16 > 0.0 else 0.0
+        _t37 = _t12/_t34
+        _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
+        _t39 = eps*(_t38/_t26)
+        _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
+        _t41 = _t0*_t40
+        _t42 = (_t0*_t37/_t34) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
+        _t43 = -_t17 - _t36 + 1.0
+        _t44 = _t22/_t26
+        _t45 = -_t37*(_t15/_t34) + (_t10/_t34)
+        _t46 = _t30/_t26
+        _t47 = _t25 + _t33 + 2.0*eps
+        _t48 = _t21*_t24 - (_t47*(_t15*_t32/_t34)/_t34)
+        _s12 = 0.5*(_t46*(-_t20*(_t38 + _t8) - _t48)/_t26)
+        _s13 = 0.5*((_t24*(_t41/_t26) - _t39)/_t26)
+        _t49 = 0.5*_t44 + 0.5*(_t45*_t8/_t26) + _s12 + _s13 + 0.5*((_t28*_t32/_t34)/_t34)
+        _t50 = py1 - ty1
+        _t51 = 1.0 if _t50 > 0.0 else 0.0
+        _t52 = 1.0 if _t18 > 0.0 else 0.0
+        _t53 = 1.0 - _t52
+        _t54 = _t53*_t7
+        _t55 = _t1*_t8 + eps
+        _t56 = _t52*_t7
+        _t57 = ((_t2 + _t54)/_t26) + ((_t56*(_t31 + _t55)/_t34)/_t34)
+        _t58 = 1.0 if -_t50 > 0.0 else 0.0
+        _t59 = eps*(_t40/_t26)
+        _t60 = _t1*_t38
+        _t61 = (_t1*_t37/_t34) + ((_t23*((_t30 - _t60)/_t26) + _t59)/_t26)
+        _t62 = -_t51 - _t58 + 1.0
+        _t63 = _t54/_t26
+        _t64 = _t23*_t53 - (_t47*(_t15*_t56/_t34)/_t34)
+        _s14 = 0.5*(_t46*(-_t52*(_t2 + _t40) - _t64)/_t26)
+        _s15 = 0.5*((_t23*(_t60/_t26) - _t59)/_t26)
+        _t65 = 0.5*_t63 + 0.5*(_t2*_t45/_t26) + _s14 + _s15 + 0.5*((_t55*_t56/_t34)/_t34)
+        _t66 = px2 - tx2
+        _t67 = 1.0 if -_t66 > 0.0 else 0.0
+        _t68 = 1.0 if _t66 > 0.0 else 0.0
+        _t69 = -_t67 - _t68 + 1.0
+        _t70 = py2 - ty2
+        _t71 = 1.0 if -_t70 > 0.0 else 0.0
+        _t72 = 1.0 if _t70 > 0.0 else 0.0
+        _t73 = -_t71 - _t72 + 1.0
+        _t74 = _t7*_t8
+        _t75 = _t12 + _t28 + _t74
+        _t76 = ((_t22 + _t9)/_t26) + ((_t32*(_t29 + _t75)/_t34)/_t34)
+        _t77 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
+        _t78 = eps*(_t77/_t26)
+        _t79 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
+        _t80 = _t3*_t79
+        _t81 = _t27 + _t74
+        _t82 = (_t3*_t37/_t34) + ((_t24*((-_t80 + _t81)/_t26) + _t78)/_t26)
+        _t83 = _t81/_t26
+        _s16 = 0.5*(_t83*(-_t20*(_t77 + _t9) - _t48)/_t26)
+        _s17 = 0.5*((_t24*(_t80/_t26) - _t78)/_t26)
+        _t84 = 0.5*_t44 + 0.5*(_t45*_t9/_t26) + _s16 + _s17 + 0.5*((_t32*(_t29 + eps)/_t34)/_t34)
+        _t85 = _t4*_t9
+        _t86 = ((_t5 + _t54)/_t26) + ((_t56*(_t75 + _t85)/_t34)/_t34)
+        _t87 = eps*(_t79/_t26)
+        _t88 = _t4*_t77
+        _t89 = (_t37*_t4/_t34) + ((_t23*((_t81 - _t88)/_t26) + _t87)/_t26)
+        _s18 = 0.5*(_t83*(-_t52*(_t5 + _t79) - _t64)/_t26)
+        _s19 = 0.5*((_t23*(_t88/_t26) - _t87)/_t26)
+        _t90 = 0.5*_t63 + 0.5*(_t45*_t5/_t26) + _s18 + _s19 + 0.5*((_t56*(_t85 + eps)/_t34)/_t34)
+        d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t49
+        d_py1 = _t51*_t57 - _t58*_t61 + _t62*_t65
+        d_px2 = -_t35*_t67 + _t42*_t68 - _t49*_t69
+        d_py2 = -_t57*_t71 + _t61*_t72 - _t65*_t73
+        d_tx1 = -_t17*_t82 + _t36*_t76 + _t43*_t84
+        d_ty1 = -_t51*_t89 + _t58*_t86 + _t62*_t90
+        d_tx2 = _t67*_t82 - _t68*_t76 - _t69*_t84
+        d_ty2 = _t71*_t89 - _t72*_t86 - _t73*_t90
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -px1 + px2
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _t3 = -ty1 + ty2
+        _t4 = -tx1 + tx2
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t6 = max(px1, tx1) - min(px2, tx2)
+        _s5 = -_t6
+        _t7 = max(_s5, _s5 - _s5)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
+        _t11 = max(py1, ty1) - min(py2, ty2)
+        _s10 = -_t11
+        _t12 = _t7*max(_s10, _s10 - _s10)
+        _t13 = max(_t11, _t11 - _t11)
+        _t14 = max(_t6, _t6 - _t6)
+        _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
+        _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
+        value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -px1 + px2
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _t3 = -ty1 + ty2
+        _t4 = -tx1 + tx2
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t6 = max(px1, tx1) - min(px2, tx2)
+        _s5 = -_t6
+        _t7 = max(_s5, _s5 - _s5)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
+        _t11 = max(py1, ty1) - min(py2, ty2)
+        _s10 = -_t11
+        _t12 = _t7*max(_s10, _s10 - _s10)
+        _t13 = max(_t11, _t11 - _t11)
+        _t14 = max(_t6, _t6 - _t6)
+        _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
+        _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
+        value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
+        _t16 = px1 - tx1
+        _t17 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
+        _t18 = -max(py1, ty1) + min(py2, ty2)
+        _t19 = max(_t18, _t18 - _t18)
+        _t20 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
+        _t21 = _f32(1.0) - _t20
+        _t22 = _t19*_t21
+        _t23 = max(px2, tx2) - min(px1, tx1)
+        _t24 = max(py2, ty2) - min(py1, ty1)
+        _t25 = _t23*_t24
+        _t26 = _t25 + eps
+        _t27 = _t0*_t2
+        _t28 = _t27 + eps
+        _t29 = _t3*_t5
+        _t30 = _t29 + _t7*_t9
+        _t31 = _t12 + _t30
+        _t32 = _t19*_t20
+        _t33 = _t0*_t1 - _t19*_t7 + _t3*_t4
+        _t34 = _t33 + eps
+        _t35 = ((_t22 + _t8)/_t26) + ((_t32*(_t28 + _t31)/_t34)/_t34)
+        _t36 = _f32(1.0) if -_t16 > _f32(0.0) else _f32(0.0)
+        _t37 = _t12/_t34
+        _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
+        _t39 = eps*(_t38/_t26)
+        _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
+        _t41 = _t0*_t40
+        _t42 = (_t0*_t37/_t34) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
+        _t43 = -_t17 - _t36 + _f32(1.0)
+        _t44 = _t22/_t26
+        _t45 = -_t37*(_t15/_t34) + (_t10/_t34)
+        _t46 = _t30/_t26
+        _t47 = _t25 + _t33 + _f32(2.0)*eps
+        _t48 = _t21*_t24 - (_t47*(_t15*_t32/_t34)/_t34)
+        _s12 = _f32(0.5)*(_t46*(-_t20*(_t38 + _t8) - _t48)/_t26)
+        _s13 = _f32(0.5)*((_t24*(_t41/_t26) - _t39)/_t26)
+        _t49 = _f32(0.5)*_t44 + _f32(0.5)*(_t45*_t8/_t26) + _s12 + _s13 + _f32(0.5)*((_t28*_t32/_t34)/_t34)
+        _t50 = py1 - ty1
+        _t51 = _f32(1.0) if _t50 > _f32(0.0) else _f32(0.0)
+        _t52 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
+        _t53 = _f32(1.0) - _t52
+        _t54 = _t53*_t7
+        _t55 = _t1*_t8 + eps
+        _t56 = _t52*_t7
+        _t57 = ((_t2 + _t54)/_t26) + ((_t56*(_t31 + _t55)/_t34)/_t34)
+        _t58 = _f32(1.0) if -_t50 > _f32(0.0) else _f32(0.0)
+        _t59 = eps*(_t40/_t26)
+        _t60 = _t1*_t38
+        _t61 = (_t1*_t37/_t34) + ((_t23*((_t30 - _t60)/_t26) + _t59)/_t26)
+        _t62 = -_t51 - _t58 + _f32(1.0)
+        _t63 = _t54/_t26
+        _t64 = _t23*_t53 - (_t47*(_t15*_t56/_t34)/_t34)
+        _s14 = _f32(0.5)*(_t46*(-_t52*(_t2 + _t40) - _t64)/_t26)
+        _s15 = _f32(0.5)*((_t23*(_t60/_t26) - _t59)/_t26)
+        _t65 = _f32(0.5)*_t63 + _f32(0.5)*(_t2*_t45/_t26) + _s14 + _s15 + _f32(0.5)*((_t55*_t56/_t34)/_t34)
+        _t66 = px2 - tx2
+        _t67 = _f32(1.0) if -_t66 > _f32(0.0) else _f32(0.0)
+        _t68 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
+        _t69 = -_t67 - _t68 + _f32(1.0)
+        _t70 = py2 - ty2
+        _t71 = _f32(1.0) if -_t70 > _f32(0.0) else _f32(0.0)
+        _t72 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
+        _t73 = -_t71 - _t72 + _f32(1.0)
+        _t74 = _t7*_t8
+        _t75 = _t12 + _t28 + _t74
+        _t76 = ((_t22 + _t9)/_t26) + ((_t32*(_t29 + _t75)/_t34)/_t34)
+        _t77 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
+        _t78 = eps*(_t77/_t26)
+        _t79 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
+        _t80 = _t3*_t79
+        _t81 = _t27 + _t74
+        _t82 = (_t3*_t37/_t34) + ((_t24*((-_t80 + _t81)/_t26) + _t78)/_t26)
+        _t83 = _t81/_t26
+        _s16 = _f32(0.5)*(_t83*(-_t20*(_t77 + _t9) - _t48)/_t26)
+        _s17 = _f32(0.5)*((_t24*(_t80/_t26) - _t78)/_t26)
+        _t84 = _f32(0.5)*_t44 + _f32(0.5)*(_t45*_t9/_t26) + _s16 + _s17 + _f32(0.5)*((_t32*(_t29 + eps)/_t34)/_t34)
+        _t85 = _t4*_t9
+        _t86 = ((_t5 + _t54)/_t26) + ((_t56*(_t75 + _t85)/_t34)/_t34)
+        _t87 = eps*(_t79/_t26)
+        _t88 = _t4*_t77
+        _t89 = (_t37*_t4/_t34) + ((_t23*((_t81 - _t88)/_t26) + _t87)/_t26)
+        _s18 = _f32(0.5)*(_t83*(-_t52*(_t5 + _t79) - _t64)/_t26)
+        _s19 = _f32(0.5)*((_t23*(_t88/_t26) - _t87)/_t26)
+        _t90 = _f32(0.5)*_t63 + _f32(0.5)*(_t45*_t5/_t26) + _s18 + _s19 + _f32(0.5)*((_t56*(_t85 + eps)/_t34)/_t34)
+        d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t49
+        d_py1 = _t51*_t57 - _t58*_t61 + _t62*_t65
+        d_px2 = -_t35*_t67 + _t42*_t68 - _t49*_t69
+        d_py2 = -_t57*_t71 + _t61*_t72 - _t65*_t73
+        d_tx1 = -_t17*_t82 + _t36*_t76 + _t43*_t84
+        d_ty1 = -_t51*_t89 + _t58*_t86 + _t62*_t90
+        d_tx2 = _t67*_t82 - _t68*_t76 - _t69*_t84
+        d_ty2 = _t71*_t89 - _t72*_t86 - _t73*_t90
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

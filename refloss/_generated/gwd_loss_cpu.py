@@ -10,146 +10,1117 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import gwd_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, fun, tau):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], fun, tau)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, fun, tau):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        side = max(max(pw, ph), max(tw, th))
+        _s1 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s2 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s3 = _s1 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        m_gh = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s4 = -ta
+        _e5 = pa + _s4
+        _e6 = _e5 - pa
+        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
+        _s8 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s9 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
+        _s10 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s11 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s10
+        f_bures = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s14 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s15 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s2 + _s14
+        _s16 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s15
+        _s17 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s18 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s19 = -0.125*(_s7*_s7)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s16
+        _s20 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s21 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s1 + _s20
+        _s22 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s21
+        _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
+        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s27 = max(max(pw, ph), max(tw, th))
+        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s29 = px - tx
+        _s30 = py - ty
+        w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
+        if (fun == 0.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+            _t0 = math.log1p(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+        elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+            _t0 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+        elif (fun == 0.0):  # f = log1p
+            _t0 = side
+            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3 = _s4
+            _e31 = pa + _t3
+            _t4 = _e31
+            _t5 = math.sin(_t4)
+            _e32 = _e31 - pa
+            _t6 = (pa - (_e31 - _e32)) + (_t3 - _e32)
+            _t7 = math.cos(_t4)
+            _s33 = _t5 + _t6*_t7
+            _t8 = _s33*_s33
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = 0.25*_t9
+            _t14 = tw/_t0
+            _t15 = 0.25*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s34 = -_t5*_t6 + _t7
+            _t20 = _s34*_s34
+            _s35 = _t16/_t18
+            _s36 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
+            _s37 = ((ph - th))/_t0
+            _s38 = ((pw - tw))/_t0
+            _s39 = ((ph - tw))/_t0
+            _s40 = ((pw - th))/_t0
+            _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
+            _s42 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
+            _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23 + (tau - 1.0))/(_t23 + tau)
+        elif (fun == 1.0) and (w2 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - 1.0)/tau
+        else:  # f = sqrt
+            _t0 = side
+            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3 = _s4
+            _e43 = pa + _t3
+            _t4 = _e43
+            _t5 = math.sin(_t4)
+            _e44 = _e43 - pa
+            _t6 = (pa - (_e43 - _e44)) + (_t3 - _e44)
+            _t7 = math.cos(_t4)
+            _s45 = _t5 + _t6*_t7
+            _t8 = _s45*_s45
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = 0.25*_t9
+            _t14 = tw/_t0
+            _t15 = 0.25*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s46 = -_t5*_t6 + _t7
+            _t20 = _s46*_s46
+            _s47 = _t16/_t18
+            _s48 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s47*_s47) + _t8*(_s48*_s48))
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
+            _s49 = ((ph - th))/_t0
+            _s50 = ((pw - tw))/_t0
+            _s51 = ((ph - tw))/_t0
+            _s52 = ((pw - th))/_t0
+            _s53 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s51*_s51) + 0.25*(_s52*_s52))*(1.0 - _t1)
+            _s54 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s49*_s49) + 0.25*(_s50*_s50)) + _s53)
+            _t23 = math.sqrt(_s54 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23 + (tau - 1.0))/(_t23 + tau)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, fun, tau):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, fun, tau)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, fun, tau)
+        return _value_block_f64(pred, target, out, fun, tau)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun, tau):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], fun, tau)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        side = max(max(pw, ph), max(tw, th))
+        _s1 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s2 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s3 = _s1 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        m_gh = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s4 = -ta
+        _e5 = pa + _s4
+        _e6 = _e5 - pa
+        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
+        _s8 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s9 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
+        _s10 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s11 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s10
+        f_bures = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s14 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s15 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s2 + _s14
+        _s16 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s15
+        _s17 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s18 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s19 = -0.125*(_s7*_s7)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s16
+        _s20 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s21 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s1 + _s20
+        _s22 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s21
+        _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
+        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s27 = max(max(pw, ph), max(tw, th))
+        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s29 = px - tx
+        _s30 = py - ty
+        w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
+        if (fun == 0.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+            _t0 = math.log1p(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+            _t0 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (fun == 0.0):  # f = log1p
+            _t0 = side
+            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3 = _s4
+            _e31 = pa + _t3
+            _t4 = _e31
+            _t5 = math.sin(_t4)
+            _e32 = _e31 - pa
+            _t6 = (pa - (_e31 - _e32)) + (_t3 - _e32)
+            _t7 = math.cos(_t4)
+            _s33 = _t5 + _t6*_t7
+            _t8 = _s33*_s33
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = 0.25*_t9
+            _t14 = tw/_t0
+            _t15 = 0.25*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s34 = -_t5*_t6 + _t7
+            _t20 = _s34*_s34
+            _s35 = _t16/_t18
+            _s36 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
+            _s37 = ((ph - th))/_t0
+            _s38 = ((pw - tw))/_t0
+            _s39 = ((ph - tw))/_t0
+            _s40 = ((pw - th))/_t0
+            _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
+            _s42 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
+            _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23 + (tau - 1.0))/(_t23 + tau)
+            _t24 = _s29
+            _t25 = _s30
+            _t26 = _t0*_t0
+            _t28 = _s37
+            _t29 = _s38
+            _t30 = 0.25*_t10
+            _t31 = 0.25*_t9
+            _t32 = _t12*_t31 + _t14*_t30 + _t21
+            _t34 = _t11/_t32
+            _t35 = _t12 + _t14
+            _t36 = ((tw - th))/_t0
+            _t37 = _t35*_t36
+            _t38 = 0.125*_t37
+            _t39 = _t38*_t8
+            _t40 = 1.0 - _t1
+            _t41 = _s39
+            _t42 = _s40
+            _t43 = _t12*_t30 + _t14*_t31 + _t21
+            _t45 = _t11/_t43
+            _t46 = _t20*_t38
+            _s43 = _t23 + tau
+            _s44 = _t40*(0.25*(_t41*_t41) + 0.25*(_t42*_t42) - _t45*_t46)
+            _s45 = _t26*(_t1*(0.25*(_t28*_t28) + 0.25*(_t29*_t29) + _t34*_t39) + _s44)
+            _t47 = 1.0/((_s43*_s43)*((_t24*_t24) + (_t25*_t25) + _s45 + 1.0))
+            _t48 = 2.0*_t47
+            _t49 = _t24*_t48
+            _t50 = _t25*_t48
+            _t51 = 0.5/_t0
+            _t52 = _t29*_t51
+            _t53 = (_t10 + _t9)/_t0
+            _t54 = ((pw - ph))/_t0
+            _t55 = _t53 + _t54/_t0
+            _t56 = 0.25/_t0
+            _t57 = _t14*_t56
+            _t59 = _t12*_t56
+            _t60 = _t59/_t18
+            _t61 = _s36
+            _t62 = _t61*_t8
+            _t63 = _s35
+            _t64 = _t20*_t63
+            _t65 = _t57/_t18
+            _t66 = _t63*_t63
+            _t67 = _t61*_t61
+            _t68 = _t18/math.sqrt(_t20*_t66 + _t67*_t8)
+            _t69 = _t68*(_t60*_t62 + _t64*_t65)
+            _t70 = _t11/(_t32*_t32)
+            _t71 = _t42*_t51
+            _t72 = _t11/(_t43*_t43)
+            _t73 = _t26*_t47
+            _t74 = _t28*_t51
+            _t75 = -_t53 + _t54/_t0
+            _t76 = _t68*(_t60*_t64 + _t62*_t65)
+            _t77 = _t41*_t51
+            _t78 = _t6*_t7
+            _t79 = _t5 + _t78
+            _t80 = _t5*_t6
+            _t81 = -2.0*_t7 + 2.0*_t80
+            _t82 = -_t81
+            _t83 = _t39*_t70
+            _t84 = 0.5*_t67
+            _t85 = _t7 - _t80
+            _t86 = 2.0*_t5 + 2.0*_t78
+            _t87 = -_t85*_t86
+            _t88 = 0.5*_t66
+            _t89 = _t68*(_t79*_t82*_t84 + _t87*_t88)
+            _t90 = _t38*_t45
+            _t91 = _t46*_t72
+            _t92 = _t35/_t0
+            _t93 = 0.125*_t92 + 0.125*_t36/_t0
+            _t94 = _t34*_t8
+            _t95 = _t30/_t0
+            _t96 = _t95/_t18
+            _t97 = _t31/_t0
+            _t98 = _t97/_t18
+            _t99 = _t68*(_t62*_t98 + _t64*_t96)
+            _t100 = _t20*_t45
+            _t101 = -0.125*_t92 + 0.125*_t36/_t0
+            _t102 = _t68*(_t62*_t96 + _t64*_t98)
+            _t103 = _t85*_t86
+            _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
+            d_px = _t49
+            d_py = _t50
+            _s46 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
+            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s46)
+            _s47 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
+            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s47)
+            d_pa = _t73*(_t1*(0.125*_t34*_t37*_t79*_t82 - _t83*_t89) + _t40*(-_t87*_t90 + _t89*_t91))
+            d_tx = -_t49
+            d_ty = -_t50
+            _s48 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
+            d_tw = _t73*_s48
+            _s49 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
+            d_th = _t73*_s49
+            d_ta = _t73*(_t1*(-_t104*_t83 + 0.125*_t34*_t37*_t79*_t81) + _t40*(-_t103*_t90 + _t104*_t91))
+        elif (fun == 1.0) and (w2 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - 1.0)/tau
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+        else:  # f = sqrt
+            _t0 = side
+            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3 = _s4
+            _e50 = pa + _t3
+            _t4 = _e50
+            _t5 = math.sin(_t4)
+            _e51 = _e50 - pa
+            _t6 = (pa - (_e50 - _e51)) + (_t3 - _e51)
+            _t7 = math.cos(_t4)
+            _s52 = _t5 + _t6*_t7
+            _t8 = _s52*_s52
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = 0.25*_t9
+            _t14 = tw/_t0
+            _t15 = 0.25*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s53 = -_t5*_t6 + _t7
+            _t20 = _s53*_s53
+            _s54 = _t16/_t18
+            _s55 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s54*_s54) + _t8*(_s55*_s55))
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
+            _s56 = ((ph - th))/_t0
+            _s57 = ((pw - tw))/_t0
+            _s58 = ((ph - tw))/_t0
+            _s59 = ((pw - th))/_t0
+            _s60 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s58*_s58) + 0.25*(_s59*_s59))*(1.0 - _t1)
+            _s61 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s56*_s56) + 0.25*(_s57*_s57)) + _s60)
+            _t23 = math.sqrt(_s61 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23 + (tau - 1.0))/(_t23 + tau)
+            _t24 = _s29
+            _t25 = _s30
+            _t26 = _t0*_t0
+            _t28 = _s56
+            _t29 = _s57
+            _t30 = 0.25*_t10
+            _t31 = 0.25*_t9
+            _t32 = _t12*_t31 + _t14*_t30 + _t21
+            _t34 = _t11/_t32
+            _t35 = _t12 + _t14
+            _t36 = ((tw - th))/_t0
+            _t37 = _t35*_t36
+            _t38 = 0.125*_t37
+            _t39 = _t38*_t8
+            _t40 = 1.0 - _t1
+            _t41 = _s58
+            _t42 = _s59
+            _t43 = _t12*_t30 + _t14*_t31 + _t21
+            _t45 = _t11/_t43
+            _t46 = _t20*_t38
+            _s62 = _t23 + tau
+            _s63 = _t40*(0.25*(_t41*_t41) + 0.25*(_t42*_t42) - _t45*_t46)
+            _s64 = (_t24*_t24) + (_t25*_t25) + _t26*(_t1*(0.25*(_t28*_t28) + 0.25*(_t29*_t29) + _t34*_t39) + _s63)
+            _t47 = 1.0/((_s62*_s62)*math.sqrt(_s64))
+            _t48 = _t24*_t47
+            _t49 = _t25*_t47
+            _t50 = 0.5/_t0
+            _t51 = _t29*_t50
+            _t52 = (_t10 + _t9)/_t0
+            _t53 = ((pw - ph))/_t0
+            _t54 = _t52 + _t53/_t0
+            _t55 = 0.25/_t0
+            _t56 = _t14*_t55
+            _t58 = _t12*_t55
+            _t59 = _t58/_t18
+            _t60 = _s55
+            _t61 = _t60*_t8
+            _t62 = _s54
+            _t63 = _t20*_t62
+            _t64 = _t56/_t18
+            _t65 = _t62*_t62
+            _t66 = _t60*_t60
+            _t67 = _t18/math.sqrt(_t20*_t65 + _t66*_t8)
+            _t68 = _t67*(_t59*_t61 + _t63*_t64)
+            _t69 = _t11/(_t32*_t32)
+            _t70 = _t42*_t50
+            _t71 = _t11/(_t43*_t43)
+            _t72 = 0.5*_t26*_t47
+            _t73 = _t28*_t50
+            _t74 = -_t52 + _t53/_t0
+            _t75 = _t67*(_t59*_t63 + _t61*_t64)
+            _t76 = _t41*_t50
+            _t77 = _t6*_t7
+            _t78 = _t5 + _t77
+            _t79 = _t5*_t6
+            _t80 = -2.0*_t7 + 2.0*_t79
+            _t81 = -_t80
+            _t82 = _t39*_t69
+            _t83 = 0.5*_t66
+            _t84 = _t7 - _t79
+            _t85 = 2.0*_t5 + 2.0*_t77
+            _t86 = -_t84*_t85
+            _t87 = 0.5*_t65
+            _t88 = _t67*(_t78*_t81*_t83 + _t86*_t87)
+            _t89 = _t38*_t45
+            _t90 = _t46*_t71
+            _t91 = _t35/_t0
+            _t92 = 0.125*_t91 + 0.125*_t36/_t0
+            _t93 = _t34*_t8
+            _t94 = _t30/_t0
+            _t95 = _t94/_t18
+            _t96 = _t31/_t0
+            _t97 = _t96/_t18
+            _t98 = _t67*(_t61*_t97 + _t63*_t95)
+            _t99 = _t20*_t45
+            _t100 = -0.125*_t91 + 0.125*_t36/_t0
+            _t101 = _t67*(_t61*_t95 + _t63*_t97)
+            _t102 = _t84*_t85
+            _t103 = _t67*(_t102*_t87 + _t78*_t80*_t83)
+            d_px = _t48
+            d_py = _t49
+            _s65 = _t40*(-_t46*(_t71*(-_t58 - _t68) + _t54/_t43) + _t70)
+            d_pw = _t72*(_t1*(_t39*(_t69*(-_t56 - _t68) + _t54/_t32) + _t51) + _s65)
+            _s66 = _t40*(-_t46*(_t71*(-_t56 - _t75) + _t74/_t43) + _t76)
+            d_ph = _t72*(_t1*(_t39*(_t69*(-_t58 - _t75) + _t74/_t32) + _t73) + _s66)
+            d_pa = _t72*(_t1*(0.125*_t34*_t37*_t78*_t81 - _t82*_t88) + _t40*(-_t86*_t89 + _t88*_t90))
+            d_tx = -_t48
+            d_ty = -_t49
+            _s67 = _t1*(-_t51 + _t82*(-_t94 - _t98) + _t92*_t93) + _t40*(-_t76 - _t90*(-_t96 - _t98) - _t92*_t99)
+            d_tw = _t72*_s67
+            _s68 = _t1*(_t100*_t93 - _t73 + _t82*(-_t101 - _t96)) + _t40*(-_t100*_t99 - _t70 - _t90*(-_t101 - _t94))
+            d_th = _t72*_s68
+            d_ta = _t72*(_t1*(-_t103*_t82 + 0.125*_t34*_t37*_t78*_t80) + _t40*(-_t102*_t89 + _t103*_t90))
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, fun, tau)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, fun, tau):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], fun, tau)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, fun, tau):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        side = max(max(pw, ph), max(tw, th))
+        _s1 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s2 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s3 = _s1 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        m_gh = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s4 = -ta
+        _e5 = pa + _s4
+        _e6 = _e5 - pa
+        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
+        _s8 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s9 = _s8
+        _s10 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
+        _s11 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s12 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s11
+        f_bures = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11
+        _s13 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s14 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s15 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s16 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s2 + _s15
+        _s17 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s16
+        _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
+        _s21 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
+        _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
+        _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
+        _s28 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+        _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
+        _s30 = max(max(pw, ph), max(tw, th))
+        _s31 = px - tx
+        _s32 = py - ty
+        _s33 = (_s29 + (_s27 + _f32(0.25)*(_s25*_s25) + _f32(0.25)*(_s26*_s26))*_s28)*(_s30*_s30)
+        w2 = _s33 + (_s31*_s31) + (_s32*_s32)
+        if (fun == _f32(0.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+            _s34 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
+            _t0 = math.log1p(_s34 + (_s32*_s32))
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+        elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+            _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
+            _t0 = math.sqrt(_s35 + (_s32*_s32))
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+        elif (fun == _f32(0.0)):  # f = log1p
+            _t0 = side
+            _t1 = _s28
+            _t3 = _s4
+            _e36 = pa + _t3
+            _t4 = _e36
+            _t5 = math.sin(_t4)
+            _e37 = _e36 - pa
+            _t6 = (pa - (_e36 - _e37)) + (_t3 - _e37)
+            _t7 = math.cos(_t4)
+            _s38 = _t5 + _t6*_t7
+            _t8 = _s38*_s38
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = _f32(0.25)*_t9
+            _t14 = tw/_t0
+            _t15 = _f32(0.25)*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s39 = -_t5*_t6 + _t7
+            _t20 = _s39*_s39
+            _s40 = _t16/_t18
+            _s41 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
+            _s42 = ((ph - th))/_t0
+            _s43 = ((pw - tw))/_t0
+            _s44 = ((ph - tw))/_t0
+            _s45 = ((pw - th))/_t0
+            _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
+            _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
+            _t23 = math.log1p((_t0*_t0)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+        elif (fun == _f32(1.0)) and (w2 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - _f32(1.0))/tau
+        else:  # f = sqrt
+            _t0 = side
+            _t1 = _s28
+            _t3 = _s4
+            _e48 = pa + _t3
+            _t4 = _e48
+            _t5 = math.sin(_t4)
+            _e49 = _e48 - pa
+            _t6 = (pa - (_e48 - _e49)) + (_t3 - _e49)
+            _t7 = math.cos(_t4)
+            _s50 = _t5 + _t6*_t7
+            _t8 = _s50*_s50
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = _f32(0.25)*_t9
+            _t14 = tw/_t0
+            _t15 = _f32(0.25)*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s51 = -_t5*_t6 + _t7
+            _t20 = _s51*_s51
+            _s52 = _t16/_t18
+            _s53 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s52*_s52) + _t8*(_s53*_s53))
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
+            _s54 = ((ph - th))/_t0
+            _s55 = ((pw - tw))/_t0
+            _s56 = ((ph - tw))/_t0
+            _s57 = ((pw - th))/_t0
+            _s58 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s56*_s56) + _f32(0.25)*(_s57*_s57)
+            _s59 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s54*_s54) + _f32(0.25)*(_s55*_s55))
+            _t23 = math.sqrt((_t0*_t0)*(_s59 + _s58*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, fun, tau):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, fun, tau)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, fun, tau)
+        return _value_block_f32(pred, target, out, fun, tau)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun, tau):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], fun, tau)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        side = max(max(pw, ph), max(tw, th))
+        _s1 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s2 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s3 = _s1 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        m_gh = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s4 = -ta
+        _e5 = pa + _s4
+        _e6 = _e5 - pa
+        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
+        _s8 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s9 = _s8
+        _s10 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
+        _s11 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s12 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s11
+        f_bures = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11
+        _s13 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s14 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s15 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s16 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s2 + _s15
+        _s17 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s16
+        _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
+        _s21 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
+        _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
+        _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
+        _s28 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+        _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
+        _s30 = max(max(pw, ph), max(tw, th))
+        _s31 = px - tx
+        _s32 = py - ty
+        _s33 = (_s29 + (_s27 + _f32(0.25)*(_s25*_s25) + _f32(0.25)*(_s26*_s26))*_s28)*(_s30*_s30)
+        w2 = _s33 + (_s31*_s31) + (_s32*_s32)
+        if (fun == _f32(0.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+            _s34 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
+            _t0 = math.log1p(_s34 + (_s32*_s32))
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+            _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
+            _t0 = math.sqrt(_s35 + (_s32*_s32))
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (fun == _f32(0.0)):  # f = log1p
+            _t0 = side
+            _t1 = _s28
+            _t3 = _s4
+            _e36 = pa + _t3
+            _t4 = _e36
+            _t5 = math.sin(_t4)
+            _e37 = _e36 - pa
+            _t6 = (pa - (_e36 - _e37)) + (_t3 - _e37)
+            _t7 = math.cos(_t4)
+            _s38 = _t5 + _t6*_t7
+            _t8 = _s38*_s38
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = _f32(0.25)*_t9
+            _t14 = tw/_t0
+            _t15 = _f32(0.25)*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s39 = -_t5*_t6 + _t7
+            _t20 = _s39*_s39
+            _s40 = _t16/_t18
+            _s41 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
+            _s42 = ((ph - th))/_t0
+            _s43 = ((pw - tw))/_t0
+            _s44 = ((ph - tw))/_t0
+            _s45 = ((pw - th))/_t0
+            _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
+            _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
+            _t23 = math.log1p((_t0*_t0)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+            _t24 = _s31
+            _t25 = _s32
+            _t26 = _t0*_t0
+            _t28 = _s42
+            _t29 = _s43
+            _t30 = _f32(0.25)*_t10
+            _t31 = _f32(0.25)*_t9
+            _t32 = _t12*_t31 + _t14*_t30 + _t21
+            _t34 = _t11/_t32
+            _t35 = _t12 + _t14
+            _t36 = ((tw - th))/_t0
+            _t37 = _t35*_t36
+            _t38 = _f32(0.125)*_t37
+            _t39 = _t38*_t8
+            _t40 = _f32(1.0) - _t1
+            _t41 = _s44
+            _t42 = _s45
+            _t43 = _t12*_t30 + _t14*_t31 + _t21
+            _t45 = _t11/_t43
+            _t46 = _t20*_t38
+            _s48 = _t23 + tau
+            _s49 = _t40*(_f32(0.25)*(_t41*_t41) + _f32(0.25)*(_t42*_t42) - _t45*_t46)
+            _s50 = _t26*(_t1*(_f32(0.25)*(_t28*_t28) + _f32(0.25)*(_t29*_t29) + _t34*_t39) + _s49)
+            _t47 = _f32(1.0)/((_s48*_s48)*((_t24*_t24) + (_t25*_t25) + _s50 + _f32(1.0)))
+            _t48 = _f32(2.0)*_t47
+            _t49 = _t24*_t48
+            _t50 = _t25*_t48
+            _t51 = _f32(0.5)/_t0
+            _t52 = _t29*_t51
+            _t53 = (_t10 + _t9)/_t0
+            _t54 = ((pw - ph))/_t0
+            _t55 = _t53 + _t54/_t0
+            _t56 = _f32(0.25)/_t0
+            _t57 = _t14*_t56
+            _t59 = _t12*_t56
+            _t60 = _t59/_t18
+            _t61 = _s41
+            _t62 = _t61*_t8
+            _t63 = _s40
+            _t64 = _t20*_t63
+            _t65 = _t57/_t18
+            _t66 = _t63*_t63
+            _t67 = _t61*_t61
+            _t68 = _t18/math.sqrt(_t20*_t66 + _t67*_t8)
+            _t69 = _t68*(_t60*_t62 + _t64*_t65)
+            _t70 = _t11/(_t32*_t32)
+            _t71 = _t42*_t51
+            _t72 = _t11/(_t43*_t43)
+            _t73 = _t26*_t47
+            _t74 = _t28*_t51
+            _t75 = -_t53 + _t54/_t0
+            _t76 = _t68*(_t60*_t64 + _t62*_t65)
+            _t77 = _t41*_t51
+            _t78 = _t6*_t7
+            _t79 = _t5 + _t78
+            _t80 = _t5*_t6
+            _t81 = -_f32(2.0)*_t7 + _f32(2.0)*_t80
+            _t82 = -_t81
+            _t83 = _t39*_t70
+            _t84 = _f32(0.5)*_t67
+            _t85 = _t7 - _t80
+            _t86 = _f32(2.0)*_t5 + _f32(2.0)*_t78
+            _t87 = -_t85*_t86
+            _t88 = _f32(0.5)*_t66
+            _t89 = _t68*(_t79*_t82*_t84 + _t87*_t88)
+            _t90 = _t38*_t45
+            _t91 = _t46*_t72
+            _t92 = _t35/_t0
+            _t93 = _f32(0.125)*_t92 + _f32(0.125)*_t36/_t0
+            _t94 = _t34*_t8
+            _t95 = _t30/_t0
+            _t96 = _t95/_t18
+            _t97 = _t31/_t0
+            _t98 = _t97/_t18
+            _t99 = _t68*(_t62*_t98 + _t64*_t96)
+            _t100 = _t20*_t45
+            _t101 = -_f32(0.125)*_t92 + _f32(0.125)*_t36/_t0
+            _t102 = _t68*(_t62*_t96 + _t64*_t98)
+            _t103 = _t85*_t86
+            _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
+            d_px = _t49
+            d_py = _t50
+            _s51 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
+            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s51)
+            _s52 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
+            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s52)
+            d_pa = _t73*(_t1*(_f32(0.125)*_t34*_t37*_t79*_t82 - _t83*_t89) + _t40*(-_t87*_t90 + _t89*_t91))
+            d_tx = -_t49
+            d_ty = -_t50
+            _s53 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
+            d_tw = _t73*_s53
+            _s54 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
+            d_th = _t73*_s54
+            d_ta = _t73*(_t1*(-_t104*_t83 + _f32(0.125)*_t34*_t37*_t79*_t81) + _t40*(-_t103*_t90 + _t104*_t91))
+        elif (fun == _f32(1.0)) and (w2 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - _f32(1.0))/tau
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+        else:  # f = sqrt
+            _t0 = side
+            _t1 = _s28
+            _t3 = _s4
+            _e55 = pa + _t3
+            _t4 = _e55
+            _t5 = math.sin(_t4)
+            _e56 = _e55 - pa
+            _t6 = (pa - (_e55 - _e56)) + (_t3 - _e56)
+            _t7 = math.cos(_t4)
+            _s57 = _t5 + _t6*_t7
+            _t8 = _s57*_s57
+            _t9 = ph/_t0
+            _t10 = pw/_t0
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
+            _t12 = th/_t0
+            _t13 = _f32(0.25)*_t9
+            _t14 = tw/_t0
+            _t15 = _f32(0.25)*_t10
+            _t16 = _t12*_t13 + _t14*_t15
+            _t17 = _t12*_t15 + _t13*_t14
+            _t18 = max(_t16, _t17)
+            _s58 = -_t5*_t6 + _t7
+            _t20 = _s58*_s58
+            _s59 = _t16/_t18
+            _s60 = _t17/_t18
+            _t21 = _t18*math.sqrt(_t20*(_s59*_s59) + _t8*(_s60*_s60))
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
+            _s61 = ((ph - th))/_t0
+            _s62 = ((pw - tw))/_t0
+            _s63 = ((ph - tw))/_t0
+            _s64 = ((pw - th))/_t0
+            _s65 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s63*_s63) + _f32(0.25)*(_s64*_s64)
+            _s66 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s61*_s61) + _f32(0.25)*(_s62*_s62))
+            _t23 = math.sqrt((_t0*_t0)*(_s66 + _s65*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+            _t24 = _s31
+            _t25 = _s32
+            _t26 = _t0*_t0
+            _t28 = _s61
+            _t29 = _s62
+            _t30 = _f32(0.25)*_t10
+            _t31 = _f32(0.25)*_t9
+            _t32 = _t12*_t31 + _t14*_t30 + _t21
+            _t34 = _t11/_t32
+            _t35 = _t12 + _t14
+            _t36 = ((tw - th))/_t0
+            _t37 = _t35*_t36
+            _t38 = _f32(0.125)*_t37
+            _t39 = _t38*_t8
+            _t40 = _f32(1.0) - _t1
+            _t41 = _s63
+            _t42 = _s64
+            _t43 = _t12*_t30 + _t14*_t31 + _t21
+            _t45 = _t11/_t43
+            _t46 = _t20*_t38
+            _s67 = _t23 + tau
+            _s68 = _t40*(_f32(0.25)*(_t41*_t41) + _f32(0.25)*(_t42*_t42) - _t45*_t46)
+            _s69 = _t26*(_t1*(_f32(0.25)*(_t28*_t28) + _f32(0.25)*(_t29*_t29) + _t34*_t39) + _s68)
+            _t47 = _f32(1.0)/((_s67*_s67)*math.sqrt((_t24*_t24) + (_t25*_t25) + _s69))
+            _t48 = _t24*_t47
+            _t49 = _t25*_t47
+            _t50 = _f32(0.5)/_t0
+            _t51 = _t29*_t50
+            _t52 = (_t10 + _t9)/_t0
+            _t53 = ((pw - ph))/_t0
+            _t54 = _t52 + _t53/_t0
+            _t55 = _f32(0.25)/_t0
+            _t56 = _t14*_t55
+            _t58 = _t12*_t55
+            _t59 = _t58/_t18
+            _t60 = _s60
+            _t61 = _t60*_t8
+            _t62 = _s59
+            _t63 = _t20*_t62
+            _t64 = _t56/_t18
+            _t65 = _t62*_t62
+            _t66 = _t60*_t60
+            _t67 = _t18/math.sqrt(_t20*_t65 + _t66*_t8)
+            _t68 = _t67*(_t59*_t61 + _t63*_t64)
+            _t69 = _t11/(_t32*_t32)
+            _t70 = _t42*_t50
+            _t71 = _t11/(_t43*_t43)
+            _t72 = _f32(0.5)*_t26*_t47
+            _t73 = _t28*_t50
+            _t74 = -_t52 + _t53/_t0
+            _t75 = _t67*(_t59*_t63 + _t61*_t64)
+            _t76 = _t41*_t50
+            _t77 = _t6*_t7
+            _t78 = _t5 + _t77
+            _t79 = _t5*_t6
+            _t80 = -_f32(2.0)*_t7 + _f32(2.0)*_t79
+            _t81 = -_t80
+            _t82 = _t39*_t69
+            _t83 = _f32(0.5)*_t66
+            _t84 = _t7 - _t79
+            _t85 = _f32(2.0)*_t5 + _f32(2.0)*_t77
+            _t86 = -_t84*_t85
+            _t87 = _f32(0.5)*_t65
+            _t88 = _t67*(_t78*_t81*_t83 + _t86*_t87)
+            _t89 = _t38*_t45
+            _t90 = _t46*_t71
+            _t91 = _t35/_t0
+            _t92 = _f32(0.125)*_t91 + _f32(0.125)*_t36/_t0
+            _t93 = _t34*_t8
+            _t94 = _t30/_t0
+            _t95 = _t94/_t18
+            _t96 = _t31/_t0
+            _t97 = _t96/_t18
+            _t98 = _t67*(_t61*_t97 + _t63*_t95)
+            _t99 = _t20*_t45
+            _t100 = -_f32(0.125)*_t91 + _f32(0.125)*_t36/_t0
+            _t101 = _t67*(_t61*_t95 + _t63*_t97)
+            _t102 = _t84*_t85
+            _t103 = _t67*(_t102*_t87 + _t78*_t80*_t83)
+            d_px = _t48
+            d_py = _t49
+            _s70 = _t40*(-_t46*(_t71*(-_t58 - _t68) + _t54/_t43) + _t70)
+            d_pw = _t72*(_t1*(_t39*(_t69*(-_t56 - _t68) + _t54/_t32) + _t51) + _s70)
+            _s71 = _t40*(-_t46*(_t71*(-_t56 - _t75) + _t74/_t43) + _t76)
+            d_ph = _t72*(_t1*(_t39*(_t69*(-_t58 - _t75) + _t74/_t32) + _t73) + _s71)
+            d_pa = _t72*(_t1*(_f32(0.125)*_t34*_t37*_t78*_t81 - _t82*_t88) + _t40*(-_t86*_t89 + _t88*_t90))
+            d_tx = -_t48
+            d_ty = -_t49
+            _s72 = _t1*(-_t51 + _t82*(-_t94 - _t98) + _t92*_t93) + _t40*(-_t76 - _t90*(-_t96 - _t98) - _t92*_t99)
+            d_tw = _t72*_s72
+            _s73 = _t1*(_t100*_t93 - _t73 + _t82*(-_t101 - _t96)) + _t40*(-_t100*_t99 - _t70 - _t90*(-_t101 - _t94))
+            d_th = _t72*_s73
+            d_ta = _t72*(_t1*(-_t103*_t82 + _f32(0.125)*_t34*_t37*_t78*_t80) + _t40*(-_t102*_t89 + _t103*_t90))
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, fun, tau)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau)
     return bad

@@ -10,138 +10,521 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import inner_iou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, ratio, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], ratio, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, ratio, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px2 - px1
+        _t1 = px2 - tx2
+        _t2 = 0.5*ratio + 0.5
+        _t3 = px1 - tx1
+        _t4 = 0.5 - 0.5*ratio
+        _t5 = _t1*_t2 + _t3*_t4
+        _t6 = _t1*_t4 + _t2*_t3
+        _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
+        _t8 = py2 - py1
+        _t9 = _t8*ratio
+        _t10 = tx2 - tx1
+        _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
+        _t12 = ty2 - ty1
+        _t13 = _t12*ratio
+        _t14 = py2 - ty2
+        _t15 = py1 - ty1
+        _t16 = _t14*_t2 + _t15*_t4
+        _t17 = _t14*_t4 + _t15*_t2
+        _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
+        _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
+        _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s1, _s1 - _s1)
+        _t21 = max(-_t16, 0.0) + max(_t17, 0.0)
+        _s2 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
+        _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, ratio, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, ratio, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, ratio, eps)
+        return _value_block_f64(pred, target, out, ratio, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], ratio, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, ratio, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], ratio, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px2 - px1
+        _t1 = px2 - tx2
+        _t2 = 0.5*ratio + 0.5
+        _t3 = px1 - tx1
+        _t4 = 0.5 - 0.5*ratio
+        _t5 = _t1*_t2 + _t3*_t4
+        _t6 = _t1*_t4 + _t2*_t3
+        _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
+        _t8 = py2 - py1
+        _t9 = _t8*ratio
+        _t10 = tx2 - tx1
+        _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
+        _t12 = ty2 - ty1
+        _t13 = _t12*ratio
+        _t14 = py2 - ty2
+        _t15 = py1 - ty1
+        _t16 = _t14*_t2 + _t15*_t4
+        _t17 = _t14*_t4 + _t15*_t2
+        _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
+        _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
+        _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s1, _s1 - _s1)
+        _t21 = max(-_t16, 0.0) + max(_t17, 0.0)
+        _s2 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
+        _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
+        _t24 = ratio + 1.0
+        _t25 = 0.5*_t1
+        _t26 = 1.0 - ratio
+        _t27 = 0.5*_t3
+        _t28 = _t24*_t25 + _t26*_t27
+        _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
+        _t30 = 0.5*ratio
+        _t31 = -_t30 - 0.5
+        _t32 = _t24*_t27 + _t25*_t26
+        _t33 = -_t32
+        _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+        _t35 = _t29*_t4 + _t31*_t34
+        _t36 = 1.0 - _t19
+        _t37 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
+        _t38 = _t30 - 0.5
+        _t39 = -_t28
+        _t40 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
+        _t41 = _t2*_t37 + _t38*_t40
+        _t42 = max(_t28, 0.0) + max(_t33, 0.0)
+        _t43 = -_t0*ratio + _t42
+        _t44 = -_t43
+        _t45 = max(_t32, 0.0) + max(_t39, 0.0)
+        _t46 = -_t10*ratio + _t45
+        _t47 = -_t46
+        _t48 = _t19*_t44 + _t36*_t47
+        _t49 = 1.0 if _t48 > 0.0 else 0.0
+        _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
+        _t51 = 0.5*_t15
+        _t52 = 0.5*_t14
+        _t53 = _t24*_t51 + _t26*_t52
+        _t54 = -_t53
+        _t55 = _t24*_t52 + _t26*_t51
+        _t56 = max(_t54, 0.0) + max(_t55, 0.0)
+        _t57 = -_t56 + _t9
+        _t58 = 1.0 - _t23
+        _t59 = -_t55
+        _t60 = max(_t53, 0.0) + max(_t59, 0.0)
+        _t61 = _t13 - _t60
+        _t62 = _t23*_t57 + _t58*_t61
+        _t63 = max(_t62, _t62 - _t62)
+        _t64 = min(_t10*ratio, _t45)
+        _t65 = _t12*ratio
+        _t66 = min(_t0*ratio, _t42)
+        _t67 = _t8*ratio
+        _t68 = min(_t13, _t60)
+        _t69 = max(_t48, _t48 - _t48)
+        _t70 = min(_t9, _t56)
+        _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
+        _t72 = _t63*_t69
+        _t73 = _t71 + _t72
+        _t74 = _t71/_t73
+        _t75 = _t63*_t74
+        _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
+        _t77 = _t65*_t76
+        _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
+        _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
+        _t80 = _t72/_t73
+        _t81 = _t66*ratio
+        _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
+        _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
+        _t84 = _t2*_t82 + _t38*_t83
+        _t85 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
+        _t86 = _t69*_t85
+        _s4 = _t56 - _t67
+        _t87 = ratio*(1.0 if _s4 > 0.0 else (0.5 if _s4 == 0.0 else 0.0))
+        _t88 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
+        _t89 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
+        _t90 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
+        _t91 = _t31*_t90 + _t4*_t89
+        _t92 = _t69*_t74*(1.0 if _t62 > 0.0 else 0.0)
+        _t93 = -ratio
+        _t94 = _t2*_t29 + _t34*_t38
+        _t95 = _t31*_t40 + _t37*_t4
+        _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
+        _t97 = _t31*_t83 + _t4*_t82
+        _t98 = _t2*_t89 + _t38*_t90
+        _t99 = _t2*_t34 + _t29*_t38
+        _t100 = _t31*_t37 + _t4*_t40
+        _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
+        _t102 = _t67*_t79
+        _t103 = ratio*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+        _t104 = _t64*ratio
+        _t105 = _t2*_t90 + _t38*_t89
+        _t106 = _t69*_t88
+        _s5 = _t60 - _t65
+        _t107 = ratio*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
+        _t108 = _t31*_t82 + _t4*_t83
+        _t109 = _t29*_t31 + _t34*_t4
+        _t110 = _t2*_t40 + _t37*_t38
+        _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
+        _t112 = _t31*_t89 + _t4*_t90
+        _t113 = _t2*_t83 + _t38*_t82
+        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))/_t73)
+        _s6 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
+        d_py1 = -(_s6/_t73)
+        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))/_t73)
+        _s7 = (-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))/_t73
+        d_py2 = -_s7
+        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))/_t73)
+        _s8 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
+        d_ty1 = -((_s8 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))/_t73)
+        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))/_t73)
+        _s9 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
+        d_ty2 = -(_s9/_t73)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, ratio,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, ratio,
-                    eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, ratio, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, ratio, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], ratio, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, ratio, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px2 - px1
+        _t1 = px2 - tx2
+        _t2 = _f32(0.5)*ratio + _f32(0.5)
+        _t3 = px1 - tx1
+        _t4 = _f32(0.5) - _f32(0.5)*ratio
+        _t5 = _t1*_t2 + _t3*_t4
+        _t6 = _t1*_t4 + _t2*_t3
+        _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
+        _t8 = py2 - py1
+        _t9 = _t8*ratio
+        _t10 = tx2 - tx1
+        _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
+        _t12 = ty2 - ty1
+        _t13 = _t12*ratio
+        _t14 = py2 - ty2
+        _t15 = py1 - ty1
+        _t16 = _t14*_t2 + _t15*_t4
+        _t17 = _t14*_t4 + _t15*_t2
+        _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
+        _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
+        _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s1, _s1 - _s1)
+        _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
+        _s2 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
+        _s3 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, ratio, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, ratio, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, ratio, eps)
+        return _value_block_f32(pred, target, out, ratio, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], ratio, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, ratio, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], ratio, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = px2 - px1
+        _t1 = px2 - tx2
+        _t2 = _f32(0.5)*ratio + _f32(0.5)
+        _t3 = px1 - tx1
+        _t4 = _f32(0.5) - _f32(0.5)*ratio
+        _t5 = _t1*_t2 + _t3*_t4
+        _t6 = _t1*_t4 + _t2*_t3
+        _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
+        _t8 = py2 - py1
+        _t9 = _t8*ratio
+        _t10 = tx2 - tx1
+        _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
+        _t12 = ty2 - ty1
+        _t13 = _t12*ratio
+        _t14 = py2 - ty2
+        _t15 = py1 - ty1
+        _t16 = _t14*_t2 + _t15*_t4
+        _t17 = _t14*_t4 + _t15*_t2
+        _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
+        _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
+        _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s1, _s1 - _s1)
+        _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
+        _s2 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
+        _s3 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
+        _t24 = ratio + _f32(1.0)
+        _t25 = _f32(0.5)*_t1
+        _t26 = _f32(1.0) - ratio
+        _t27 = _f32(0.5)*_t3
+        _t28 = _t24*_t25 + _t26*_t27
+        _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
+        _t30 = _f32(0.5)*ratio
+        _t31 = -_t30 - _f32(0.5)
+        _t32 = _t24*_t27 + _t25*_t26
+        _t33 = -_t32
+        _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
+        _t35 = _t29*_t4 + _t31*_t34
+        _t36 = _f32(1.0) - _t19
+        _t37 = _f32(1.0) if _t32 > _f32(0.0) else (_f32(0.5) if _t32 == _f32(0.0) else _f32(0.0))
+        _t38 = _t30 - _f32(0.5)
+        _t39 = -_t28
+        _t40 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
+        _t41 = _t2*_t37 + _t38*_t40
+        _t42 = max(_t28, _f32(0.0)) + max(_t33, _f32(0.0))
+        _t43 = -_t0*ratio + _t42
+        _t44 = -_t43
+        _t45 = max(_t32, _f32(0.0)) + max(_t39, _f32(0.0))
+        _t46 = -_t10*ratio + _t45
+        _t47 = -_t46
+        _t48 = _t19*_t44 + _t36*_t47
+        _t49 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
+        _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
+        _t51 = _f32(0.5)*_t15
+        _t52 = _f32(0.5)*_t14
+        _t53 = _t24*_t51 + _t26*_t52
+        _t54 = -_t53
+        _t55 = _t24*_t52 + _t26*_t51
+        _t56 = max(_t54, _f32(0.0)) + max(_t55, _f32(0.0))
+        _t57 = -_t56 + _t9
+        _t58 = _f32(1.0) - _t23
+        _t59 = -_t55
+        _t60 = max(_t53, _f32(0.0)) + max(_t59, _f32(0.0))
+        _t61 = _t13 - _t60
+        _t62 = _t23*_t57 + _t58*_t61
+        _t63 = max(_t62, _t62 - _t62)
+        _t64 = min(_t10*ratio, _t45)
+        _t65 = _t12*ratio
+        _t66 = min(_t0*ratio, _t42)
+        _t67 = _t8*ratio
+        _t68 = min(_t13, _t60)
+        _t69 = max(_t48, _t48 - _t48)
+        _t70 = min(_t9, _t56)
+        _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
+        _t72 = _t63*_t69
+        _t73 = _t71 + _t72
+        _t74 = _t71/_t73
+        _t75 = _t63*_t74
+        _t76 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
+        _t77 = _t65*_t76
+        _t78 = ratio*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
+        _t79 = _f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0))
+        _t80 = _t72/_t73
+        _t81 = _t66*ratio
+        _t82 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
+        _t83 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
+        _t84 = _t2*_t82 + _t38*_t83
+        _t85 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
+        _t86 = _t69*_t85
+        _s4 = _t56 - _t67
+        _t87 = ratio*(_f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0)))
+        _t88 = _f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0))
+        _t89 = _f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0))
+        _t90 = _f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0))
+        _t91 = _t31*_t90 + _t4*_t89
+        _t92 = _t69*_t74*(_f32(1.0) if _t62 > _f32(0.0) else _f32(0.0))
+        _t93 = -ratio
+        _t94 = _t2*_t29 + _t34*_t38
+        _t95 = _t31*_t40 + _t37*_t4
+        _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
+        _t97 = _t31*_t83 + _t4*_t82
+        _t98 = _t2*_t89 + _t38*_t90
+        _t99 = _t2*_t34 + _t29*_t38
+        _t100 = _t31*_t37 + _t4*_t40
+        _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
+        _t102 = _t67*_t79
+        _t103 = ratio*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+        _t104 = _t64*ratio
+        _t105 = _t2*_t90 + _t38*_t89
+        _t106 = _t69*_t88
+        _s5 = _t60 - _t65
+        _t107 = ratio*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
+        _t108 = _t31*_t82 + _t4*_t83
+        _t109 = _t29*_t31 + _t34*_t4
+        _t110 = _t2*_t40 + _t37*_t38
+        _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
+        _t112 = _t31*_t89 + _t4*_t90
+        _t113 = _t2*_t83 + _t38*_t82
+        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))/_t73)
+        _s6 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
+        d_py1 = -(_s6/_t73)
+        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))/_t73)
+        _s7 = (-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))/_t73
+        d_py2 = -_s7
+        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))/_t73)
+        _s8 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
+        d_ty1 = -((_s8 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))/_t73)
+        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))/_t73)
+        _s9 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
+        d_ty2 = -(_s9/_t73)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, ratio,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, ratio,
-                    eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, ratio, eps)
     return bad

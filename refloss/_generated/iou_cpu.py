@@ -10,134 +10,355 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import iou as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        _t1 = -py1 + py2
+        _t2 = px1 - tx1
+        _t3 = 1.0 if -_t2 > 0.0 else 0.0
+        _t4 = -px1 + px2
+        _t5 = -tx2
+        _t6 = -_t5 - tx1
+        _t7 = -ty2
+        _t8 = -_t7 - ty1
+        _t9 = _s1
+        _t10 = max(_t9, _t9 - _t9)
+        _t11 = _s2
+        _t12 = max(_t11, _t11 - _t11)
+        _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
+        _t14 = _t0/_t13
+        _t15 = 1.0 if _t2 > 0.0 else 0.0
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t16 = min(_t6, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t17 = _t16*_t8
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _t18 = min(_t8, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t19 = _t10*_t18
+        _t20 = _t17 + _t19
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _t21 = min(_t4, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _t22 = _t1*_t21 + eps
+        _t23 = _t0 + _t22
+        _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
+        _t25 = _t24*((_t20 + _t23)/_t13)
+        _t26 = -_t15 - _t3 + 1.0
+        _s9 = py2 - ty2
+        _s10 = ty1 - py1
+        _t27 = min(_t1, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _t28 = _t10*_t27
+        _t29 = 0.5*_t24
+        _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
+        _t31 = py1 - ty1
+        _t32 = 1.0 if -_t31 > 0.0 else 0.0
+        _t33 = 1.0 if _t31 > 0.0 else 0.0
+        _t34 = _t20 + _t27*_t4 + eps
+        _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
+        _t36 = _t35*((_t0 + _t34)/_t13)
+        _t37 = -_t32 - _t33 + 1.0
+        _t38 = 0.5*_t35
+        _t39 = _t38*((-_t12*_t21 + _t34)/_t13)
+        _t40 = _t5 + px2
+        _t41 = 1.0 if _t40 > 0.0 else 0.0
+        _t42 = 1.0 if -_t40 > 0.0 else 0.0
+        _t43 = -_t41 - _t42 + 1.0
+        _t44 = _t7 + py2
+        _t45 = 1.0 if _t44 > 0.0 else 0.0
+        _t46 = 1.0 if -_t44 > 0.0 else 0.0
+        _t47 = -_t45 - _t46 + 1.0
+        _t48 = _t17 + _t28
+        _t49 = _t24*((_t23 + _t48)/_t13)
+        _t50 = _t29*((-_t19 + _t22 + _t48)/_t13)
+        _t51 = _t18*_t6 + _t28
+        _t52 = _t35*((_t23 + _t51)/_t13)
+        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)/_t13)
+        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)/_t13
+        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)/_t13
+        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)/_t13
+        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)/_t13
+        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)/_t13
+        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)/_t13
+        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)/_t13
+        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)/_t13
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
+        _t1 = -py1 + py2
+        _t2 = px1 - tx1
+        _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
+        _t4 = -px1 + px2
+        _t5 = -tx2
+        _t6 = -_t5 - tx1
+        _t7 = -ty2
+        _t8 = -_t7 - ty1
+        _t9 = _s1
+        _t10 = max(_t9, _t9 - _t9)
+        _t11 = _s2
+        _t12 = max(_t11, _t11 - _t11)
+        _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
+        _t14 = _t0/_t13
+        _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _t16 = min(_t6, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _t17 = _t16*_t8
+        _s5 = py1 - ty1
+        _s6 = ty2 - py2
+        _t18 = min(_t8, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+        _t19 = _t10*_t18
+        _t20 = _t17 + _t19
+        _s7 = px2 - tx2
+        _s8 = tx1 - px1
+        _t21 = min(_t4, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+        _t22 = _t1*_t21 + eps
+        _t23 = _t0 + _t22
+        _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
+        _t25 = _t24*((_t20 + _t23)/_t13)
+        _t26 = -_t15 - _t3 + _f32(1.0)
+        _s9 = py2 - ty2
+        _s10 = ty1 - py1
+        _t27 = min(_t1, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+        _t28 = _t10*_t27
+        _t29 = _f32(0.5)*_t24
+        _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
+        _t31 = py1 - ty1
+        _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
+        _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
+        _t34 = _t20 + _t27*_t4 + eps
+        _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
+        _t36 = _t35*((_t0 + _t34)/_t13)
+        _t37 = -_t32 - _t33 + _f32(1.0)
+        _t38 = _f32(0.5)*_t35
+        _t39 = _t38*((-_t12*_t21 + _t34)/_t13)
+        _t40 = _t5 + px2
+        _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
+        _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
+        _t43 = -_t41 - _t42 + _f32(1.0)
+        _t44 = _t7 + py2
+        _t45 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
+        _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
+        _t47 = -_t45 - _t46 + _f32(1.0)
+        _t48 = _t17 + _t28
+        _t49 = _t24*((_t23 + _t48)/_t13)
+        _t50 = _t29*((-_t19 + _t22 + _t48)/_t13)
+        _t51 = _t18*_t6 + _t28
+        _t52 = _t35*((_t23 + _t51)/_t13)
+        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)/_t13)
+        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)/_t13
+        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)/_t13
+        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)/_t13
+        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)/_t13
+        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)/_t13
+        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)/_t13
+        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)/_t13
+        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)/_t13
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

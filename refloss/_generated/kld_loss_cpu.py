@@ -10,146 +10,1307 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import kld_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, fun, tau, reverse):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], fun, tau, reverse)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = (-math.sin(pa)*((tx - px)) + math.cos(pa)*((ty - py)))/ph
+        _s2 = ((tx - px))/pw
+        _s3 = ((ty - py))/pw
+        _s4 = (_s1*_s1)*((-ph + pw)*(ph + pw)/(pw*pw)) + (_s2*_s2) + (_s3*_s3)
+        _s5 = -pa
+        _e6 = ta + _s5
+        _e7 = _e6 - ta
+        _s8 = -math.sin(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7)) + math.cos(_e6)
+        _g9 = ((th - pw)/pw)*((th + pw)/pw)
+        _g10 = ((tw - ph)/ph)*((tw + ph)/ph)
+        _s11 = _g10*_g10*(0.5 + _g10*(-0.3333333333333333 + _g10*(0.25 + _g10*(-0.2 + _g10*(0.16666666666666666 + _g10*(-0.14285714285714285 + _g10*(0.125 + _g10*(-0.1111111111111111 + _g10*(0.1 + _g10*(-0.09090909090909091 + _g10*(0.08333333333333333 + _g10*(-0.07692307692307693 + _g10*(0.07142857142857142 + _g10*(-0.06666666666666667)))))))))))))) if abs(_g10) < 0.0625 else _g10 - math.log1p(_g10) if _g10 >= -0.5 else _g10 - 2.0*math.log(tw/ph) if tw > 0.0 else math.inf
+        _s12 = _g9*_g9*(0.5 + _g9*(-0.3333333333333333 + _g9*(0.25 + _g9*(-0.2 + _g9*(0.16666666666666666 + _g9*(-0.14285714285714285 + _g9*(0.125 + _g9*(-0.1111111111111111 + _g9*(0.1 + _g9*(-0.09090909090909091 + _g9*(0.08333333333333333 + _g9*(-0.07692307692307693 + _g9*(0.07142857142857142 + _g9*(-0.06666666666666667)))))))))))))) if abs(_g9) < 0.0625 else _g9 - math.log1p(_g9) if _g9 >= -0.5 else _g9 - 2.0*math.log(th/pw) if th > 0.0 else math.inf
+        _s13 = -(_s8*_s8)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s12 + _s11
+        _s14 = math.sin(_e6) + math.cos(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7))
+        _g15 = ((th - ph)/ph)*((th + ph)/ph)
+        _g16 = ((tw - pw)/pw)*((tw + pw)/pw)
+        _s17 = _g15*_g15*(0.5 + _g15*(-0.3333333333333333 + _g15*(0.25 + _g15*(-0.2 + _g15*(0.16666666666666666 + _g15*(-0.14285714285714285 + _g15*(0.125 + _g15*(-0.1111111111111111 + _g15*(0.1 + _g15*(-0.09090909090909091 + _g15*(0.08333333333333333 + _g15*(-0.07692307692307693 + _g15*(0.07142857142857142 + _g15*(-0.06666666666666667)))))))))))))) if abs(_g15) < 0.0625 else _g15 - math.log1p(_g15) if _g15 >= -0.5 else _g15 - 2.0*math.log(th/ph) if th > 0.0 else math.inf
+        _s18 = _g16*_g16*(0.5 + _g16*(-0.3333333333333333 + _g16*(0.25 + _g16*(-0.2 + _g16*(0.16666666666666666 + _g16*(-0.14285714285714285 + _g16*(0.125 + _g16*(-0.1111111111111111 + _g16*(0.1 + _g16*(-0.09090909090909091 + _g16*(0.08333333333333333 + _g16*(-0.07692307692307693 + _g16*(0.07142857142857142 + _g16*(-0.06666666666666667)))))))))))))) if abs(_g16) < 0.0625 else _g16 - math.log1p(_g16) if _g16 >= -0.5 else _g16 - 2.0*math.log(tw/pw) if tw > 0.0 else math.inf
+        _s19 = (_s14*_s14)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s17 + _s18
+        _s20 = ((tx - px))/ph
+        _s21 = ((ty - py))/ph
+        _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
+        _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
+        _s24 = 0.5*_s13*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s25 = 0.5*_s19*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s26 = 2.0*_s4*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
+        _s28 = ((px - tx))/tw
+        _s29 = ((py - ty))/tw
+        _s30 = (_s27*_s27)*((-th + tw)*(th + tw)/(tw*tw)) + (_s28*_s28) + (_s29*_s29)
+        _s31 = -ta
+        _e32 = pa + _s31
+        _e33 = _e32 - pa
+        _s34 = -math.sin(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33)) + math.cos(_e32)
+        _g35 = ((ph - tw)/tw)*((ph + tw)/tw)
+        _g36 = ((pw - th)/th)*((pw + th)/th)
+        _s37 = _g35*_g35*(0.5 + _g35*(-0.3333333333333333 + _g35*(0.25 + _g35*(-0.2 + _g35*(0.16666666666666666 + _g35*(-0.14285714285714285 + _g35*(0.125 + _g35*(-0.1111111111111111 + _g35*(0.1 + _g35*(-0.09090909090909091 + _g35*(0.08333333333333333 + _g35*(-0.07692307692307693 + _g35*(0.07142857142857142 + _g35*(-0.06666666666666667)))))))))))))) if abs(_g35) < 0.0625 else _g35 - math.log1p(_g35) if _g35 >= -0.5 else _g35 - 2.0*math.log(ph/tw) if ph > 0.0 else math.inf
+        _s38 = _g36*_g36*(0.5 + _g36*(-0.3333333333333333 + _g36*(0.25 + _g36*(-0.2 + _g36*(0.16666666666666666 + _g36*(-0.14285714285714285 + _g36*(0.125 + _g36*(-0.1111111111111111 + _g36*(0.1 + _g36*(-0.09090909090909091 + _g36*(0.08333333333333333 + _g36*(-0.07692307692307693 + _g36*(0.07142857142857142 + _g36*(-0.06666666666666667)))))))))))))) if abs(_g36) < 0.0625 else _g36 - math.log1p(_g36) if _g36 >= -0.5 else _g36 - 2.0*math.log(pw/th) if pw > 0.0 else math.inf
+        _s39 = -(_s34*_s34)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s37 + _s38
+        _s40 = math.sin(_e32) + math.cos(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33))
+        _g41 = ((ph - th)/th)*((ph + th)/th)
+        _g42 = ((pw - tw)/tw)*((pw + tw)/tw)
+        _s43 = _g41*_g41*(0.5 + _g41*(-0.3333333333333333 + _g41*(0.25 + _g41*(-0.2 + _g41*(0.16666666666666666 + _g41*(-0.14285714285714285 + _g41*(0.125 + _g41*(-0.1111111111111111 + _g41*(0.1 + _g41*(-0.09090909090909091 + _g41*(0.08333333333333333 + _g41*(-0.07692307692307693 + _g41*(0.07142857142857142 + _g41*(-0.06666666666666667)))))))))))))) if abs(_g41) < 0.0625 else _g41 - math.log1p(_g41) if _g41 >= -0.5 else _g41 - 2.0*math.log(ph/th) if ph > 0.0 else math.inf
+        _s44 = _g42*_g42*(0.5 + _g42*(-0.3333333333333333 + _g42*(0.25 + _g42*(-0.2 + _g42*(0.16666666666666666 + _g42*(-0.14285714285714285 + _g42*(0.125 + _g42*(-0.1111111111111111 + _g42*(0.1 + _g42*(-0.09090909090909091 + _g42*(0.08333333333333333 + _g42*(-0.07692307692307693 + _g42*(0.07142857142857142 + _g42*(-0.06666666666666667)))))))))))))) if abs(_g42) < 0.0625 else _g42 - math.log1p(_g42) if _g42 >= -0.5 else _g42 - 2.0*math.log(pw/tw) if pw > 0.0 else math.inf
+        _s45 = (_s40*_s40)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s43 + _s44
+        _s46 = ((px - tx))/th
+        _s47 = ((py - ty))/th
+        _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
+        _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
+        _s50 = 0.5*_s39*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s51 = 0.5*_s45*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s52 = 2.0*_s30*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
+        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*(1.0 if th - tw > 0.0 else 0.0))*(1.0 - reverse)
+        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*(1.0 if ph - pw > 0.0 else 0.0)) + _s53
+        if (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
+            value = 1.0
+        elif (fun == 0.0):  # f = log1p
+            _t0 = math.log1p(d_kl)
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+        elif (d_kl == 0.0) and (fun == 1.0):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - 1.0)/tau
+        else:  # f = sqrt
+            _t0 = math.sqrt(d_kl)
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, fun, tau, reverse):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, fun, tau, reverse)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, fun, tau, reverse)
+        return _value_block_f64(pred, target, out, fun, tau, reverse)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau,
+                reverse)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], fun, tau, reverse)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau, reverse):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = (-math.sin(pa)*((tx - px)) + math.cos(pa)*((ty - py)))/ph
+        _s2 = ((tx - px))/pw
+        _s3 = ((ty - py))/pw
+        _s4 = (_s1*_s1)*((-ph + pw)*(ph + pw)/(pw*pw)) + (_s2*_s2) + (_s3*_s3)
+        _s5 = -pa
+        _e6 = ta + _s5
+        _e7 = _e6 - ta
+        _s8 = -math.sin(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7)) + math.cos(_e6)
+        _g9 = ((th - pw)/pw)*((th + pw)/pw)
+        _g10 = ((tw - ph)/ph)*((tw + ph)/ph)
+        _s11 = _g10*_g10*(0.5 + _g10*(-0.3333333333333333 + _g10*(0.25 + _g10*(-0.2 + _g10*(0.16666666666666666 + _g10*(-0.14285714285714285 + _g10*(0.125 + _g10*(-0.1111111111111111 + _g10*(0.1 + _g10*(-0.09090909090909091 + _g10*(0.08333333333333333 + _g10*(-0.07692307692307693 + _g10*(0.07142857142857142 + _g10*(-0.06666666666666667)))))))))))))) if abs(_g10) < 0.0625 else _g10 - math.log1p(_g10) if _g10 >= -0.5 else _g10 - 2.0*math.log(tw/ph) if tw > 0.0 else math.inf
+        _s12 = _g9*_g9*(0.5 + _g9*(-0.3333333333333333 + _g9*(0.25 + _g9*(-0.2 + _g9*(0.16666666666666666 + _g9*(-0.14285714285714285 + _g9*(0.125 + _g9*(-0.1111111111111111 + _g9*(0.1 + _g9*(-0.09090909090909091 + _g9*(0.08333333333333333 + _g9*(-0.07692307692307693 + _g9*(0.07142857142857142 + _g9*(-0.06666666666666667)))))))))))))) if abs(_g9) < 0.0625 else _g9 - math.log1p(_g9) if _g9 >= -0.5 else _g9 - 2.0*math.log(th/pw) if th > 0.0 else math.inf
+        _s13 = -(_s8*_s8)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s12 + _s11
+        _s14 = math.sin(_e6) + math.cos(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7))
+        _g15 = ((th - ph)/ph)*((th + ph)/ph)
+        _g16 = ((tw - pw)/pw)*((tw + pw)/pw)
+        _s17 = _g15*_g15*(0.5 + _g15*(-0.3333333333333333 + _g15*(0.25 + _g15*(-0.2 + _g15*(0.16666666666666666 + _g15*(-0.14285714285714285 + _g15*(0.125 + _g15*(-0.1111111111111111 + _g15*(0.1 + _g15*(-0.09090909090909091 + _g15*(0.08333333333333333 + _g15*(-0.07692307692307693 + _g15*(0.07142857142857142 + _g15*(-0.06666666666666667)))))))))))))) if abs(_g15) < 0.0625 else _g15 - math.log1p(_g15) if _g15 >= -0.5 else _g15 - 2.0*math.log(th/ph) if th > 0.0 else math.inf
+        _s18 = _g16*_g16*(0.5 + _g16*(-0.3333333333333333 + _g16*(0.25 + _g16*(-0.2 + _g16*(0.16666666666666666 + _g16*(-0.14285714285714285 + _g16*(0.125 + _g16*(-0.1111111111111111 + _g16*(0.1 + _g16*(-0.09090909090909091 + _g16*(0.08333333333333333 + _g16*(-0.07692307692307693 + _g16*(0.07142857142857142 + _g16*(-0.06666666666666667)))))))))))))) if abs(_g16) < 0.0625 else _g16 - math.log1p(_g16) if _g16 >= -0.5 else _g16 - 2.0*math.log(tw/pw) if tw > 0.0 else math.inf
+        _s19 = (_s14*_s14)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s17 + _s18
+        _s20 = ((tx - px))/ph
+        _s21 = ((ty - py))/ph
+        _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
+        _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
+        _s24 = 0.5*_s13*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s25 = 0.5*_s19*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s26 = 2.0*_s4*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
+        _s28 = ((px - tx))/tw
+        _s29 = ((py - ty))/tw
+        _s30 = (_s27*_s27)*((-th + tw)*(th + tw)/(tw*tw)) + (_s28*_s28) + (_s29*_s29)
+        _s31 = -ta
+        _e32 = pa + _s31
+        _e33 = _e32 - pa
+        _s34 = -math.sin(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33)) + math.cos(_e32)
+        _g35 = ((ph - tw)/tw)*((ph + tw)/tw)
+        _g36 = ((pw - th)/th)*((pw + th)/th)
+        _s37 = _g35*_g35*(0.5 + _g35*(-0.3333333333333333 + _g35*(0.25 + _g35*(-0.2 + _g35*(0.16666666666666666 + _g35*(-0.14285714285714285 + _g35*(0.125 + _g35*(-0.1111111111111111 + _g35*(0.1 + _g35*(-0.09090909090909091 + _g35*(0.08333333333333333 + _g35*(-0.07692307692307693 + _g35*(0.07142857142857142 + _g35*(-0.06666666666666667)))))))))))))) if abs(_g35) < 0.0625 else _g35 - math.log1p(_g35) if _g35 >= -0.5 else _g35 - 2.0*math.log(ph/tw) if ph > 0.0 else math.inf
+        _s38 = _g36*_g36*(0.5 + _g36*(-0.3333333333333333 + _g36*(0.25 + _g36*(-0.2 + _g36*(0.16666666666666666 + _g36*(-0.14285714285714285 + _g36*(0.125 + _g36*(-0.1111111111111111 + _g36*(0.1 + _g36*(-0.09090909090909091 + _g36*(0.08333333333333333 + _g36*(-0.07692307692307693 + _g36*(0.07142857142857142 + _g36*(-0.06666666666666667)))))))))))))) if abs(_g36) < 0.0625 else _g36 - math.log1p(_g36) if _g36 >= -0.5 else _g36 - 2.0*math.log(pw/th) if pw > 0.0 else math.inf
+        _s39 = -(_s34*_s34)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s37 + _s38
+        _s40 = math.sin(_e32) + math.cos(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33))
+        _g41 = ((ph - th)/th)*((ph + th)/th)
+        _g42 = ((pw - tw)/tw)*((pw + tw)/tw)
+        _s43 = _g41*_g41*(0.5 + _g41*(-0.3333333333333333 + _g41*(0.25 + _g41*(-0.2 + _g41*(0.16666666666666666 + _g41*(-0.14285714285714285 + _g41*(0.125 + _g41*(-0.1111111111111111 + _g41*(0.1 + _g41*(-0.09090909090909091 + _g41*(0.08333333333333333 + _g41*(-0.07692307692307693 + _g41*(0.07142857142857142 + _g41*(-0.06666666666666667)))))))))))))) if abs(_g41) < 0.0625 else _g41 - math.log1p(_g41) if _g41 >= -0.5 else _g41 - 2.0*math.log(ph/th) if ph > 0.0 else math.inf
+        _s44 = _g42*_g42*(0.5 + _g42*(-0.3333333333333333 + _g42*(0.25 + _g42*(-0.2 + _g42*(0.16666666666666666 + _g42*(-0.14285714285714285 + _g42*(0.125 + _g42*(-0.1111111111111111 + _g42*(0.1 + _g42*(-0.09090909090909091 + _g42*(0.08333333333333333 + _g42*(-0.07692307692307693 + _g42*(0.07142857142857142 + _g42*(-0.06666666666666667)))))))))))))) if abs(_g42) < 0.0625 else _g42 - math.log1p(_g42) if _g42 >= -0.5 else _g42 - 2.0*math.log(pw/tw) if pw > 0.0 else math.inf
+        _s45 = (_s40*_s40)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s43 + _s44
+        _s46 = ((px - tx))/th
+        _s47 = ((py - ty))/th
+        _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
+        _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
+        _s50 = 0.5*_s39*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s51 = 0.5*_s45*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s52 = 2.0*_s30*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
+        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*(1.0 if th - tw > 0.0 else 0.0))*(1.0 - reverse)
+        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*(1.0 if ph - pw > 0.0 else 0.0)) + _s53
+        if (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
+            value = 1.0
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (fun == 0.0):  # f = log1p
+            _t0 = math.log1p(d_kl)
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _t2 = tx - px
+            _t3 = _t2/ph
+            _t4 = 2.0/ph
+            _t5 = math.cos(pa)
+            _t7 = 2.0/pw
+            _t8 = ph + pw
+            _t10 = ph - pw
+            _t11 = _t10/(ph*ph)
+            _t12 = _t11*_t8
+            _t13 = math.sin(pa)
+            _t14 = ty - py
+            _t15 = _t13*_t14 + _t2*_t5
+            _t16 = _t15/pw
+            _t17 = _t12*_t16
+            _t18 = _t17*_t7
+            _t19 = _t18*_t5 + _t3*_t4
+            _t20 = 1.0 if _t10 > 0.0 else 0.0
+            _t21 = 2.0*_t20
+            _t22 = _t2/pw
+            _t23 = -_t10
+            _t25 = _t8/(pw*pw)
+            _t26 = _t23*_t25
+            _t27 = _t26
+            _t28 = -_t13*_t2 + _t14*_t5
+            _t29 = _t28/ph
+            _t30 = -2.0*_t13*_t27*_t29/ph + _t22*_t7
+            _t31 = 1.0 - _t20
+            _t32 = 2.0*_t31
+            _t33 = 1.0 - reverse
+            _t35 = px - tx
+            _t36 = _t35/th
+            _t37 = 2.0/th
+            _t38 = math.cos(ta)
+            _t40 = 2.0/tw
+            _t41 = th + tw
+            _t43 = -tw
+            _t44 = _t43 + th
+            _t45 = _t44/(th*th)
+            _t46 = _t41*_t45
+            _t47 = math.sin(ta)
+            _t48 = py - ty
+            _t49 = _t35*_t38 + _t47*_t48
+            _t50 = _t49/tw
+            _t51 = _t46*_t50
+            _t52 = _t40*_t51
+            _t53 = _t36*_t37 + _t38*_t52
+            _t54 = 1.0 if _t44 > 0.0 else 0.0
+            _t55 = 2.0*_t54
+            _t56 = _t35/tw
+            _t57 = -_t44
+            _t59 = _t41/(tw*tw)
+            _t60 = _t57*_t59
+            _t61 = _t60
+            _t62 = -_t35*_t47 + _t38*_t48
+            _t63 = _t62/th
+            _t64 = _t61*_t63
+            _t65 = _t37*_t64
+            _t66 = _t40*_t56 - _t47*_t65
+            _t67 = 1.0 - _t54
+            _t68 = 2.0*_t67
+            _t69 = _t14/ph
+            _t70 = _t16*_t16
+            _t71 = _t14/pw
+            _t72 = _t29*_t29
+            _t73 = _s5
+            _e54 = ta + _t73
+            _t74 = _e54
+            _t75 = math.sin(_t74)
+            _e55 = _e54 - ta
+            _t76 = (ta - (_e54 - _e55)) + (_t73 - _e55)
+            _t77 = math.cos(_t74)
+            _t78 = _t76*_t77
+            _t79 = _t75 + _t78
+            _t80 = _t79*_t79
+            _t81 = 1.0/(ph*pw)
+            _t82 = _t8*_t81
+            _t83 = _t23*_t82
+            _t84 = _t41*_t81
+            _t85 = _t57*_t84
+            _t86 = _t83*_t85
+            _t87 = 1.0 if _t23*_t57 > 0.0 else 0.0
+            _t88 = 0.5*_t87
+            _t89 = _t75*_t76
+            _t90 = _t77 - _t89
+            _t91 = _t90*_t90
+            _t92 = 0.5*(1.0 - _t87)
+            _t93 = _t48/th
+            _t94 = _t50*_t50
+            _t95 = _t48/tw
+            _t96 = _t63*_t63
+            _t97 = _s31
+            _e56 = pa + _t97
+            _t98 = _e56
+            _t99 = math.sin(_t98)
+            _e57 = _e56 - pa
+            _t100 = (pa - (_e56 - _e57)) + (_t97 - _e57)
+            _t101 = math.cos(_t98)
+            _t102 = _t100*_t101
+            _t103 = _t102 + _t99
+            _t104 = _t103*_t103
+            _t105 = 1.0/(th*tw)
+            _t106 = _t105*_t8
+            _t107 = _t106*_t23
+            _t108 = _t105*_t41
+            _t109 = _t108*_t57
+            _t110 = _t107*_t109
+            _t111 = _t100*_t99
+            _t112 = _t101 - _t111
+            _t113 = _t112*_t112
+            _s58 = _t0 + tau
+            _s59 = _t55*((_t36*_t36) + _t46*_t94 + (_t93*_t93))
+            _s60 = _t68*((_t56*_t56) + _t61*_t96 + (_t95*_t95))
+            _s61 = _t32*((_t22*_t22) + _t27*_t72 + (_t71*_t71))
+            _s62 = _t21*(_t12*_t70 + (_t3*_t3) + (_t69*_t69))
+            _s63 = _t33*(_s59 + _s60 + _t88*(_t104*_t110 + _s43 + _s44) + _t92*(-_t110*_t113 + _s37 + _s38))
+            _s64 = reverse*(_s62 + _s61 + _t88*(_t80*_t86 + _s17 + _s18) + _t92*(-_t86*_t91 + _s12 + _s11))
+            _t114 = 1.0/((_s58*_s58)*(_s63 + _s64 + 1.0))
+            _t115 = _t13*_t18 + _t4*_t69
+            _t116 = _t27*_t29
+            _t117 = _t116*_t4*_t5 + _t7*_t71
+            _t118 = _t37*_t93 + _t47*_t52
+            _t119 = _t38*_t65 + _t40*_t95
+            _t120 = pw + tw
+            _t121 = _t43 + pw
+            _t122 = (_t120/tw)*(_t121/tw)
+            _t123 = _t105*_t23
+            _t124 = _t109*(_t106 + _t123)
+            _t125 = pw + th
+            _t126 = _t125/th
+            _t127 = -th
+            _t128 = _t127 + pw
+            _t129 = _t128/th
+            _t130 = _t8/(ph*ph)
+            _t131 = 2.0/(pw*pw)
+            _t132 = _t23/(pw*pw)
+            _t133 = 2.0*_t8
+            _t134 = (_t120/pw)*(-_t121/pw)
+            _t135 = _t41*_t57*_t80*_t83
+            _t136 = _t23*_t81 - _t26/ph + _t82
+            _t137 = _t125/pw
+            _t138 = -_t128/pw
+            _t139 = ph + th
+            _t140 = _t127 + ph
+            _t141 = (_t139/th)*(_t140/th)
+            _t142 = _t109*(-_t106 + _t123)
+            _t143 = ph + tw
+            _t144 = _t143/tw
+            _t145 = _t43 + ph
+            _t146 = _t145/tw
+            _t147 = 2.0/(ph*ph)
+            _t148 = (_t139/ph)*(-_t140/ph)
+            _t149 = -_t130*_t23/pw + _t23/(ph*pw) - _t82
+            _t150 = _t143/ph
+            _t151 = -_t145/ph
+            _t152 = -2.0*_t101 + 2.0*_t111
+            _t153 = _t103*_t110*_t88
+            _t154 = 2.0*_t102 + 2.0*_t99
+            _t155 = _t110*_t112*_t92
+            _t156 = -2.0*_t77 + 2.0*_t89
+            _t157 = _t79*_t86*_t88
+            _t158 = 2.0*_t75 + 2.0*_t78
+            _t159 = _t86*_t90*_t92
+            _t160 = _t57*_t81
+            _t161 = _t83*(_t160 + _t84)
+            _t162 = _t41/(th*th)
+            _t163 = 2.0/(tw*tw)
+            _t164 = _t57/(tw*tw)
+            _t165 = 2.0*_t41
+            _t166 = _t104*_t109*_t23*_t8
+            _t167 = _t105*_t57 + _t108 - _t60/th
+            _t168 = _t83*(_t160 - _t84)
+            _t169 = 2.0/(th*th)
+            _t170 = -_t108 - _t162*_t57/tw + _t57/(th*tw)
+            d_px = _t114*(_t33*(_t53*_t55 + _t66*_t68) + reverse*(-_t19*_t21 - _t30*_t32))
+            d_py = _t114*(_t33*(_t118*_t55 + _t119*_t68) + reverse*(-_t115*_t21 - _t117*_t32))
+            _s65 = _t32*(-_t131*_t14*_t71 - _t131*_t2*_t22 + _t72*(_t132 - _t133*_t23/(pw*pw*pw) + _t25))
+            _s66 = _t92*(-_t136*_t85*_t91 - _t137*_t138*_t7 + _t41*_t57*_t83*_t91/(ph*(pw*pw)))
+            _s67 = _t88*(-_t134*_t7 - _t135/(ph*(pw*pw)) + _t136*_t80*_t85)
+            _s68 = _t33*(_t88*(_t104*_t124 + _t122*_t7) + _t92*(-_t113*_t124 + 2.0*_t126*_t129/pw))
+            d_pw = _t114*(_s68 + reverse*(_t21*(-_t131*_t15*_t17 + _t70*(_t11 - _t130)) + _s65 + _s67 + _s66))
+            _s69 = _t21*(-_t14*_t147*_t69 - _t147*_t2*_t3 + _t70*(-_t10*_t133/(ph*ph*ph) + _t11 + _t130))
+            _s70 = _t92*(-_t149*_t85*_t91 - _t150*_t151*_t4 + _t41*_t57*_t83*_t91/((ph*ph)*pw))
+            _s71 = _t88*(-_t135/((ph*ph)*pw) - _t148*_t4 + _t149*_t80*_t85)
+            _s72 = _t33*(_t88*(_t104*_t142 + _t141*_t4) + _t92*(-_t113*_t142 + 2.0*_t144*_t146/ph))
+            d_ph = _t114*(_s72 + reverse*(_s69 + _t32*(-_t116*_t147*_t28 + _t72*(_t132 - _t25)) + _s71 + _s70))
+            _s73 = reverse*(-4.0*_t116*_t15*_t31/ph + _t156*_t157 - _t158*_t159 + 4.0*_t17*_t20*_t28/pw)
+            d_pa = _t114*(_t33*(-_t152*_t153 + _t154*_t155) + _s73)
+            d_tx = _t114*(_t33*(-_t53*_t55 - _t66*_t68) + reverse*(_t19*_t21 + _t30*_t32))
+            d_ty = _t114*(_t33*(-_t118*_t55 - _t119*_t68) + reverse*(_t115*_t21 + _t117*_t32))
+            _s74 = _t68*(-_t163*_t35*_t56 - _t163*_t48*_t95 + _t96*(_t164 - _t165*_t57/(tw*tw*tw) + _t59))
+            _s75 = _t92*(-_t107*_t113*_t167 + _t109*_t113*_t23*_t8/(th*(tw*tw)) - _t144*_t146*_t40)
+            _s76 = _t88*(_t104*_t107*_t167 - _t122*_t40 - _t166/(th*(tw*tw)))
+            _s77 = reverse*(_t88*(_t134*_t40 + _t161*_t80) + _t92*(2.0*_t150*_t151/tw - _t161*_t91))
+            d_tw = _t114*(_t33*(_t55*(-_t163*_t49*_t51 + _t94*(-_t162 + _t45)) + _s74 + _s76 + _s75) + _s77)
+            _s78 = _t55*(-_t169*_t35*_t36 - _t169*_t48*_t93 + _t94*(_t162 - _t165*_t44/(th*th*th) + _t45))
+            _s79 = _t92*(-_t107*_t113*_t170 + _t109*_t113*_t23*_t8/((th*th)*tw) - _t126*_t129*_t37)
+            _s80 = _t88*(_t104*_t107*_t170 - _t141*_t37 - _t166/((th*th)*tw))
+            _s81 = reverse*(_t88*(_t148*_t37 + _t168*_t80) + _t92*(2.0*_t137*_t138/th - _t168*_t91))
+            d_th = _t114*(_t33*(_s78 + _t68*(-_t169*_t62*_t64 + _t96*(_t164 - _t59)) + _s80 + _s79) + _s81)
+            _s82 = _t33*(_t152*_t153 - _t154*_t155 - 4.0*_t49*_t64*_t67/th + 4.0*_t51*_t54*_t62/tw)
+            d_ta = _t114*(_s82 + reverse*(-_t156*_t157 + _t158*_t159))
+        elif (d_kl == 0.0) and (fun == 1.0):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - 1.0)/tau
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+        else:  # f = sqrt
+            _t0 = math.sqrt(d_kl)
+            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _t2 = tx - px
+            _t3 = _t2/ph
+            _t4 = 2.0/ph
+            _t5 = math.cos(pa)
+            _t7 = 2.0/pw
+            _t8 = math.sin(pa)
+            _t9 = ty - py
+            _t10 = _t2*_t5 + _t8*_t9
+            _t11 = _t10/pw
+            _t12 = ph + pw
+            _t14 = ph - pw
+            _t15 = _t14/(ph*ph)
+            _t16 = _t11*(_t12*_t15)
+            _t17 = _t16*_t7
+            _t18 = _t17*_t5 + _t3*_t4
+            _t19 = 1.0 if _t14 > 0.0 else 0.0
+            _t20 = 2.0*_t19
+            _t21 = _t2/pw
+            _t22 = -_t14
+            _t24 = _t12/(pw*pw)
+            _t25 = _t22*_t24
+            _t26 = _t25
+            _t27 = -_t2*_t8 + _t5*_t9
+            _t28 = _t27/ph
+            _t29 = _t21*_t7 - 2.0*_t26*_t28*_t8/ph
+            _t30 = 1.0 - _t19
+            _t31 = 2.0*_t30
+            _t32 = 0.5*reverse
+            _t34 = px - tx
+            _t35 = _t34/th
+            _t36 = 2.0/th
+            _t37 = math.cos(ta)
+            _t39 = 2.0/tw
+            _t40 = math.sin(ta)
+            _t41 = py - ty
+            _t42 = _t34*_t37 + _t40*_t41
+            _t43 = _t42/tw
+            _t44 = th + tw
+            _t46 = -tw
+            _t47 = _t46 + th
+            _t48 = _t47/(th*th)
+            _t49 = _t43*(_t44*_t48)
+            _t50 = _t39*_t49
+            _t51 = _t35*_t36 + _t37*_t50
+            _t52 = 1.0 if _t47 > 0.0 else 0.0
+            _t53 = 2.0*_t52
+            _t54 = _t34/tw
+            _t55 = -_t34*_t40 + _t37*_t41
+            _t56 = _t55/th
+            _t57 = -_t47
+            _t59 = _t44/(tw*tw)
+            _t60 = _t57*_t59
+            _t61 = _t56*_t60
+            _t62 = _t36*_t61
+            _t63 = _t39*_t54 - _t40*_t62
+            _t64 = 1.0 - _t52
+            _t65 = 2.0*_t64
+            _t66 = 0.5*(1.0 - reverse)
+            _s83 = _t0 + tau
+            _t67 = 1.0/(math.sqrt(d_kl)*(_s83*_s83))
+            _t68 = _t9/ph
+            _t69 = _t17*_t8 + _t4*_t68
+            _t70 = _t9/pw
+            _t71 = _t26*_t28
+            _t72 = _t4*_t5*_t71 + _t7*_t70
+            _t73 = _t41/th
+            _t74 = _t36*_t73 + _t40*_t50
+            _t75 = _t41/tw
+            _t76 = _t37*_t62 + _t39*_t75
+            _t77 = pw + tw
+            _t78 = _t46 + pw
+            _t79 = (_t77/tw)*(_t78/tw)
+            _t80 = _s31
+            _e84 = pa + _t80
+            _t81 = _e84
+            _t82 = math.sin(_t81)
+            _e85 = _e84 - pa
+            _t83 = (pa - (_e84 - _e85)) + (_t80 - _e85)
+            _t84 = math.cos(_t81)
+            _t85 = _t83*_t84
+            _t86 = _t82 + _t85
+            _t87 = _t86*_t86
+            _t88 = 1.0/(th*tw)
+            _t89 = _t12*_t88
+            _t90 = _t22*_t88
+            _t91 = _t44*_t88
+            _t92 = _t57*_t91
+            _t93 = _t92*(_t89 + _t90)
+            _t94 = 1.0 if _t22*_t57 > 0.0 else 0.0
+            _t95 = 0.5*_t94
+            _t96 = pw + th
+            _t97 = _t96/th
+            _t98 = -th
+            _t99 = _t98 + pw
+            _t100 = _t99/th
+            _t101 = _t82*_t83
+            _t102 = -_t101 + _t84
+            _t103 = _t102*_t102
+            _t104 = 0.5*(1.0 - _t94)
+            _t105 = _t12/(ph*ph)
+            _t106 = _t11*_t11
+            _t107 = 2.0/(pw*pw)
+            _t108 = _t28*_t28
+            _t109 = _t22/(pw*pw)
+            _t110 = 2.0*_t12
+            _t111 = (_t77/pw)*(-_t78/pw)
+            _t112 = _s5
+            _e86 = ta + _t112
+            _t113 = _e86
+            _t114 = math.sin(_t113)
+            _e87 = _e86 - ta
+            _t115 = (ta - (_e86 - _e87)) + (_t112 - _e87)
+            _t116 = math.cos(_t113)
+            _t117 = _t115*_t116
+            _t118 = _t114 + _t117
+            _t119 = _t118*_t118
+            _t120 = 1.0/(ph*pw)
+            _t121 = _t12*_t120
+            _t122 = _t121*_t22
+            _t123 = _t119*_t122*_t44*_t57
+            _t124 = _t120*_t44
+            _t125 = _t124*_t57
+            _t126 = _t120*_t22 + _t121 - _t25/ph
+            _t127 = _t96/pw
+            _t128 = -_t99/pw
+            _t129 = _t114*_t115
+            _t130 = _t116 - _t129
+            _t131 = _t130*_t130
+            _t132 = ph + th
+            _t133 = _t98 + ph
+            _t134 = (_t132/th)*(_t133/th)
+            _t135 = _t92*(-_t89 + _t90)
+            _t136 = ph + tw
+            _t137 = _t136/tw
+            _t138 = _t46 + ph
+            _t139 = _t138/tw
+            _t140 = 2.0/(ph*ph)
+            _t141 = (_t132/ph)*(-_t133/ph)
+            _t142 = -_t105*_t22/pw - _t121 + _t22/(ph*pw)
+            _t143 = _t136/ph
+            _t144 = -_t138/ph
+            _t145 = 2.0*_t101 - 2.0*_t84
+            _t146 = _t22*_t89
+            _t147 = _t146*_t92
+            _t148 = _t147*_t86*_t95
+            _t149 = 2.0*_t82 + 2.0*_t85
+            _t150 = _t102*_t104*_t147
+            _t151 = -2.0*_t116 + 2.0*_t129
+            _t152 = _t122*_t125
+            _t153 = _t118*_t152*_t95
+            _t154 = 2.0*_t114 + 2.0*_t117
+            _t155 = _t104*_t130*_t152
+            _t156 = _t120*_t57
+            _t157 = _t122*(_t124 + _t156)
+            _t158 = _t44/(th*th)
+            _t159 = _t43*_t43
+            _t160 = 2.0/(tw*tw)
+            _t161 = _t56*_t56
+            _t162 = _t57/(tw*tw)
+            _t163 = 2.0*_t44
+            _t164 = _t12*_t22*_t87*_t92
+            _t165 = _t57*_t88 - _t60/th + _t91
+            _t166 = _t122*(-_t124 + _t156)
+            _t167 = 2.0/(th*th)
+            _t168 = -_t158*_t57/tw + _t57/(th*tw) - _t91
+            d_px = _t67*(_t32*(-_t18*_t20 - _t29*_t31) + _t66*(_t51*_t53 + _t63*_t65))
+            d_py = _t67*(_t32*(-_t20*_t69 - _t31*_t72) + _t66*(_t53*_t74 + _t65*_t76))
+            _s88 = _t31*(-_t107*_t2*_t21 - _t107*_t70*_t9 + _t108*(_t109 - _t110*_t22/(pw*pw*pw) + _t24))
+            _s89 = _t104*(_t122*_t131*_t44*_t57/(ph*(pw*pw)) - _t125*_t126*_t131 - _t127*_t128*_t7)
+            _s90 = _t95*(-_t111*_t7 + _t119*_t125*_t126 - _t123/(ph*(pw*pw)))
+            _s91 = _t32*(_s89 + _t20*(-_t10*_t107*_t16 + _t106*(-_t105 + _t15)) + _s88 + _s90)
+            d_pw = _t67*(_s91 + _t66*(_t104*(2.0*_t100*_t97/pw - _t103*_t93) + _t95*(_t7*_t79 + _t87*_t93)))
+            _s92 = _t20*(_t106*(_t105 - _t110*_t14/(ph*ph*ph) + _t15) - _t140*_t2*_t3 - _t140*_t68*_t9)
+            _s93 = _t104*(_t122*_t131*_t44*_t57/((ph*ph)*pw) - _t125*_t131*_t142 - _t143*_t144*_t4)
+            _s94 = _t95*(_t119*_t125*_t142 - _t123/((ph*ph)*pw) - _t141*_t4)
+            _s95 = _t66*(_t104*(-_t103*_t135 + 2.0*_t137*_t139/ph) + _t95*(_t134*_t4 + _t135*_t87))
+            d_ph = _t67*(_t32*(_s93 + _s92 + _t31*(_t108*(_t109 - _t24) - _t140*_t27*_t71) + _s94) + _s95)
+            _s96 = _t32*(-4.0*_t10*_t30*_t71/ph + _t151*_t153 - _t154*_t155 + 4.0*_t16*_t19*_t27/pw)
+            d_pa = _t67*(_s96 + _t66*(-_t145*_t148 + _t149*_t150))
+            d_tx = _t67*(_t32*(_t18*_t20 + _t29*_t31) + _t66*(-_t51*_t53 - _t63*_t65))
+            d_ty = _t67*(_t32*(_t20*_t69 + _t31*_t72) + _t66*(-_t53*_t74 - _t65*_t76))
+            _s97 = _t65*(-_t160*_t34*_t54 - _t160*_t41*_t75 + _t161*(_t162 - _t163*_t57/(tw*tw*tw) + _t59))
+            _s98 = _t104*(_t103*_t12*_t22*_t92/(th*(tw*tw)) - _t103*_t146*_t165 - _t137*_t139*_t39)
+            _s99 = _t95*(_t146*_t165*_t87 - _t164/(th*(tw*tw)) - _t39*_t79)
+            _s100 = _t32*(_t104*(-_t131*_t157 + 2.0*_t143*_t144/tw) + _t95*(_t111*_t39 + _t119*_t157))
+            d_tw = _t67*(_s100 + _t66*(_s98 + _t53*(_t159*(-_t158 + _t48) - _t160*_t42*_t49) + _s97 + _s99))
+            _s101 = _t53*(_t159*(_t158 - _t163*_t47/(th*th*th) + _t48) - _t167*_t34*_t35 - _t167*_t41*_t73)
+            _s102 = _t104*(-_t100*_t36*_t97 + _t103*_t12*_t22*_t92/((th*th)*tw) - _t103*_t146*_t168)
+            _s103 = _t95*(-_t134*_t36 + _t146*_t168*_t87 - _t164/((th*th)*tw))
+            _s104 = _t32*(_t104*(2.0*_t127*_t128/th - _t131*_t166) + _t95*(_t119*_t166 + _t141*_t36))
+            d_th = _t67*(_s104 + _t66*(_s102 + _s101 + _t65*(_t161*(_t162 - _t59) - _t167*_t55*_t61) + _s103))
+            _s105 = _t66*(_t145*_t148 - _t149*_t150 - 4.0*_t42*_t61*_t64/th + 4.0*_t49*_t52*_t55/tw)
+            d_ta = _t67*(_t32*(-_t151*_t153 + _t154*_t155) + _s105)
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau, reverse)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau, reverse)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, fun, tau,
+                reverse)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau, reverse)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, fun, tau, reverse):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], fun, tau, reverse)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = (-math.sin(pa)*((tx - px)) + math.cos(pa)*((ty - py)))/ph
+        _s2 = ((tx - px))/pw
+        _s3 = ((ty - py))/pw
+        _s4 = (_s1*_s1)*((-ph + pw)*(ph + pw)/(pw*pw)) + (_s2*_s2) + (_s3*_s3)
+        _s5 = -pa
+        _e6 = ta + _s5
+        _e7 = _e6 - ta
+        _s8 = -math.sin(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7)) + math.cos(_e6)
+        _g9 = ((th - pw)/pw)*((th + pw)/pw)
+        _g10 = ((tw - ph)/ph)*((tw + ph)/ph)
+        _s11 = _g10*_g10*(_f32(0.5) + _g10*(-_f32(0.3333333432674408) + _g10*(_f32(0.25) + _g10*(-_f32(0.20000000298023224) + _g10*(_f32(0.1666666716337204) + _g10*(-_f32(0.1428571492433548))))))) if abs(_g10) < _f32(0.0625) else _g10 - math.log1p(_g10) if _g10 >= -_f32(0.5) else _g10 - _f32(2.0)*math.log(tw/ph) if tw > _f32(0.0) else _f32(math.inf)
+        _s12 = _g9*_g9*(_f32(0.5) + _g9*(-_f32(0.3333333432674408) + _g9*(_f32(0.25) + _g9*(-_f32(0.20000000298023224) + _g9*(_f32(0.1666666716337204) + _g9*(-_f32(0.1428571492433548))))))) if abs(_g9) < _f32(0.0625) else _g9 - math.log1p(_g9) if _g9 >= -_f32(0.5) else _g9 - _f32(2.0)*math.log(th/pw) if th > _f32(0.0) else _f32(math.inf)
+        _s13 = -(_s8*_s8)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s12 + _s11
+        _s14 = math.sin(_e6) + math.cos(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7))
+        _g15 = ((th - ph)/ph)*((th + ph)/ph)
+        _g16 = ((tw - pw)/pw)*((tw + pw)/pw)
+        _s17 = _g15*_g15*(_f32(0.5) + _g15*(-_f32(0.3333333432674408) + _g15*(_f32(0.25) + _g15*(-_f32(0.20000000298023224) + _g15*(_f32(0.1666666716337204) + _g15*(-_f32(0.1428571492433548))))))) if abs(_g15) < _f32(0.0625) else _g15 - math.log1p(_g15) if _g15 >= -_f32(0.5) else _g15 - _f32(2.0)*math.log(th/ph) if th > _f32(0.0) else _f32(math.inf)
+        _s18 = _g16*_g16*(_f32(0.5) + _g16*(-_f32(0.3333333432674408) + _g16*(_f32(0.25) + _g16*(-_f32(0.20000000298023224) + _g16*(_f32(0.1666666716337204) + _g16*(-_f32(0.1428571492433548))))))) if abs(_g16) < _f32(0.0625) else _g16 - math.log1p(_g16) if _g16 >= -_f32(0.5) else _g16 - _f32(2.0)*math.log(tw/pw) if tw > _f32(0.0) else _f32(math.inf)
+        _s19 = (_s14*_s14)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s17 + _s18
+        _s20 = ((tx - px))/ph
+        _s21 = ((ty - py))/ph
+        _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
+        _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
+        _s24 = _f32(0.5)*_s13*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s25 = _f32(0.5)*_s19*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s26 = _f32(2.0)*_s4*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
+        _s28 = ((px - tx))/tw
+        _s29 = ((py - ty))/tw
+        _s30 = (_s27*_s27)*((-th + tw)*(th + tw)/(tw*tw)) + (_s28*_s28) + (_s29*_s29)
+        _s31 = -ta
+        _e32 = pa + _s31
+        _e33 = _e32 - pa
+        _s34 = -math.sin(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33)) + math.cos(_e32)
+        _g35 = ((ph - tw)/tw)*((ph + tw)/tw)
+        _g36 = ((pw - th)/th)*((pw + th)/th)
+        _s37 = _g35*_g35*(_f32(0.5) + _g35*(-_f32(0.3333333432674408) + _g35*(_f32(0.25) + _g35*(-_f32(0.20000000298023224) + _g35*(_f32(0.1666666716337204) + _g35*(-_f32(0.1428571492433548))))))) if abs(_g35) < _f32(0.0625) else _g35 - math.log1p(_g35) if _g35 >= -_f32(0.5) else _g35 - _f32(2.0)*math.log(ph/tw) if ph > _f32(0.0) else _f32(math.inf)
+        _s38 = _g36*_g36*(_f32(0.5) + _g36*(-_f32(0.3333333432674408) + _g36*(_f32(0.25) + _g36*(-_f32(0.20000000298023224) + _g36*(_f32(0.1666666716337204) + _g36*(-_f32(0.1428571492433548))))))) if abs(_g36) < _f32(0.0625) else _g36 - math.log1p(_g36) if _g36 >= -_f32(0.5) else _g36 - _f32(2.0)*math.log(pw/th) if pw > _f32(0.0) else _f32(math.inf)
+        _s39 = -(_s34*_s34)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s37 + _s38
+        _s40 = math.sin(_e32) + math.cos(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33))
+        _g41 = ((ph - th)/th)*((ph + th)/th)
+        _g42 = ((pw - tw)/tw)*((pw + tw)/tw)
+        _s43 = _g41*_g41*(_f32(0.5) + _g41*(-_f32(0.3333333432674408) + _g41*(_f32(0.25) + _g41*(-_f32(0.20000000298023224) + _g41*(_f32(0.1666666716337204) + _g41*(-_f32(0.1428571492433548))))))) if abs(_g41) < _f32(0.0625) else _g41 - math.log1p(_g41) if _g41 >= -_f32(0.5) else _g41 - _f32(2.0)*math.log(ph/th) if ph > _f32(0.0) else _f32(math.inf)
+        _s44 = _g42*_g42*(_f32(0.5) + _g42*(-_f32(0.3333333432674408) + _g42*(_f32(0.25) + _g42*(-_f32(0.20000000298023224) + _g42*(_f32(0.1666666716337204) + _g42*(-_f32(0.1428571492433548))))))) if abs(_g42) < _f32(0.0625) else _g42 - math.log1p(_g42) if _g42 >= -_f32(0.5) else _g42 - _f32(2.0)*math.log(pw/tw) if pw > _f32(0.0) else _f32(math.inf)
+        _s45 = (_s40*_s40)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s43 + _s44
+        _s46 = ((px - tx))/th
+        _s47 = ((py - ty))/th
+        _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
+        _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
+        _s50 = _f32(0.5)*_s39*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s51 = _f32(2.0)*_s30*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
+        _s52 = _f32(0.5)*_s45*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        d_kl = _s54 + _s53*(_f32(1.0) - reverse)
+        if (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
+            value = _f32(1.0)
+        elif (fun == _f32(0.0)):  # f = log1p
+            _t0 = math.log1p(d_kl)
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+        elif (d_kl == _f32(0.0)) and (fun == _f32(1.0)):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - _f32(1.0))/tau
+        else:  # f = sqrt
+            _t0 = math.sqrt(d_kl)
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, fun, tau, reverse):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, fun, tau, reverse)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, fun, tau, reverse)
+        return _value_block_f32(pred, target, out, fun, tau, reverse)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau,
+                reverse)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], fun, tau, reverse)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau, reverse):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = (-math.sin(pa)*((tx - px)) + math.cos(pa)*((ty - py)))/ph
+        _s2 = ((tx - px))/pw
+        _s3 = ((ty - py))/pw
+        _s4 = (_s1*_s1)*((-ph + pw)*(ph + pw)/(pw*pw)) + (_s2*_s2) + (_s3*_s3)
+        _s5 = -pa
+        _e6 = ta + _s5
+        _e7 = _e6 - ta
+        _s8 = -math.sin(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7)) + math.cos(_e6)
+        _g9 = ((th - pw)/pw)*((th + pw)/pw)
+        _g10 = ((tw - ph)/ph)*((tw + ph)/ph)
+        _s11 = _g10*_g10*(_f32(0.5) + _g10*(-_f32(0.3333333432674408) + _g10*(_f32(0.25) + _g10*(-_f32(0.20000000298023224) + _g10*(_f32(0.1666666716337204) + _g10*(-_f32(0.1428571492433548))))))) if abs(_g10) < _f32(0.0625) else _g10 - math.log1p(_g10) if _g10 >= -_f32(0.5) else _g10 - _f32(2.0)*math.log(tw/ph) if tw > _f32(0.0) else _f32(math.inf)
+        _s12 = _g9*_g9*(_f32(0.5) + _g9*(-_f32(0.3333333432674408) + _g9*(_f32(0.25) + _g9*(-_f32(0.20000000298023224) + _g9*(_f32(0.1666666716337204) + _g9*(-_f32(0.1428571492433548))))))) if abs(_g9) < _f32(0.0625) else _g9 - math.log1p(_g9) if _g9 >= -_f32(0.5) else _g9 - _f32(2.0)*math.log(th/pw) if th > _f32(0.0) else _f32(math.inf)
+        _s13 = -(_s8*_s8)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s12 + _s11
+        _s14 = math.sin(_e6) + math.cos(_e6)*((ta - (_e6 - _e7)) + (_s5 - _e7))
+        _g15 = ((th - ph)/ph)*((th + ph)/ph)
+        _g16 = ((tw - pw)/pw)*((tw + pw)/pw)
+        _s17 = _g15*_g15*(_f32(0.5) + _g15*(-_f32(0.3333333432674408) + _g15*(_f32(0.25) + _g15*(-_f32(0.20000000298023224) + _g15*(_f32(0.1666666716337204) + _g15*(-_f32(0.1428571492433548))))))) if abs(_g15) < _f32(0.0625) else _g15 - math.log1p(_g15) if _g15 >= -_f32(0.5) else _g15 - _f32(2.0)*math.log(th/ph) if th > _f32(0.0) else _f32(math.inf)
+        _s18 = _g16*_g16*(_f32(0.5) + _g16*(-_f32(0.3333333432674408) + _g16*(_f32(0.25) + _g16*(-_f32(0.20000000298023224) + _g16*(_f32(0.1666666716337204) + _g16*(-_f32(0.1428571492433548))))))) if abs(_g16) < _f32(0.0625) else _g16 - math.log1p(_g16) if _g16 >= -_f32(0.5) else _g16 - _f32(2.0)*math.log(tw/pw) if tw > _f32(0.0) else _f32(math.inf)
+        _s19 = (_s14*_s14)*((-ph + pw)*(ph + pw)/(ph*pw))*((-th + tw)*(th + tw)/(ph*pw)) + _s17 + _s18
+        _s20 = ((tx - px))/ph
+        _s21 = ((ty - py))/ph
+        _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
+        _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
+        _s24 = _f32(0.5)*_s13*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s25 = _f32(0.5)*_s19*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s26 = _f32(2.0)*_s4*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
+        _s28 = ((px - tx))/tw
+        _s29 = ((py - ty))/tw
+        _s30 = (_s27*_s27)*((-th + tw)*(th + tw)/(tw*tw)) + (_s28*_s28) + (_s29*_s29)
+        _s31 = -ta
+        _e32 = pa + _s31
+        _e33 = _e32 - pa
+        _s34 = -math.sin(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33)) + math.cos(_e32)
+        _g35 = ((ph - tw)/tw)*((ph + tw)/tw)
+        _g36 = ((pw - th)/th)*((pw + th)/th)
+        _s37 = _g35*_g35*(_f32(0.5) + _g35*(-_f32(0.3333333432674408) + _g35*(_f32(0.25) + _g35*(-_f32(0.20000000298023224) + _g35*(_f32(0.1666666716337204) + _g35*(-_f32(0.1428571492433548))))))) if abs(_g35) < _f32(0.0625) else _g35 - math.log1p(_g35) if _g35 >= -_f32(0.5) else _g35 - _f32(2.0)*math.log(ph/tw) if ph > _f32(0.0) else _f32(math.inf)
+        _s38 = _g36*_g36*(_f32(0.5) + _g36*(-_f32(0.3333333432674408) + _g36*(_f32(0.25) + _g36*(-_f32(0.20000000298023224) + _g36*(_f32(0.1666666716337204) + _g36*(-_f32(0.1428571492433548))))))) if abs(_g36) < _f32(0.0625) else _g36 - math.log1p(_g36) if _g36 >= -_f32(0.5) else _g36 - _f32(2.0)*math.log(pw/th) if pw > _f32(0.0) else _f32(math.inf)
+        _s39 = -(_s34*_s34)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s37 + _s38
+        _s40 = math.sin(_e32) + math.cos(_e32)*((pa - (_e32 - _e33)) + (_s31 - _e33))
+        _g41 = ((ph - th)/th)*((ph + th)/th)
+        _g42 = ((pw - tw)/tw)*((pw + tw)/tw)
+        _s43 = _g41*_g41*(_f32(0.5) + _g41*(-_f32(0.3333333432674408) + _g41*(_f32(0.25) + _g41*(-_f32(0.20000000298023224) + _g41*(_f32(0.1666666716337204) + _g41*(-_f32(0.1428571492433548))))))) if abs(_g41) < _f32(0.0625) else _g41 - math.log1p(_g41) if _g41 >= -_f32(0.5) else _g41 - _f32(2.0)*math.log(ph/th) if ph > _f32(0.0) else _f32(math.inf)
+        _s44 = _g42*_g42*(_f32(0.5) + _g42*(-_f32(0.3333333432674408) + _g42*(_f32(0.25) + _g42*(-_f32(0.20000000298023224) + _g42*(_f32(0.1666666716337204) + _g42*(-_f32(0.1428571492433548))))))) if abs(_g42) < _f32(0.0625) else _g42 - math.log1p(_g42) if _g42 >= -_f32(0.5) else _g42 - _f32(2.0)*math.log(pw/tw) if pw > _f32(0.0) else _f32(math.inf)
+        _s45 = (_s40*_s40)*((-ph + pw)*(ph + pw)/(th*tw))*((-th + tw)*(th + tw)/(th*tw)) + _s43 + _s44
+        _s46 = ((px - tx))/th
+        _s47 = ((py - ty))/th
+        _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
+        _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
+        _s50 = _f32(0.5)*_s39*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s51 = _f32(2.0)*_s30*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
+        _s52 = _f32(0.5)*_s45*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        d_kl = _s54 + _s53*(_f32(1.0) - reverse)
+        if (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
+            value = _f32(1.0)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (fun == _f32(0.0)):  # f = log1p
+            _t0 = math.log1p(d_kl)
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _t2 = tx - px
+            _t3 = _t2/ph
+            _t4 = _f32(2.0)/ph
+            _t5 = math.cos(pa)
+            _t7 = _f32(2.0)/pw
+            _t8 = ph + pw
+            _t10 = ph - pw
+            _t11 = _t10/(ph*ph)
+            _t12 = _t11*_t8
+            _t13 = math.sin(pa)
+            _t14 = ty - py
+            _t15 = _t13*_t14 + _t2*_t5
+            _t16 = _t15/pw
+            _t17 = _t12*_t16
+            _t18 = _t17*_t7
+            _t19 = _t18*_t5 + _t3*_t4
+            _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+            _t21 = _f32(2.0)*_t20
+            _t22 = _t2/pw
+            _t23 = -_t10
+            _t25 = _t8/(pw*pw)
+            _t26 = _t23*_t25
+            _t27 = _t26
+            _t28 = -_t13*_t2 + _t14*_t5
+            _t29 = _t28/ph
+            _t30 = -_f32(2.0)*_t13*_t27*_t29/ph + _t22*_t7
+            _t31 = _f32(1.0) - _t20
+            _t32 = _f32(2.0)*_t31
+            _t33 = _f32(1.0) - reverse
+            _t35 = px - tx
+            _t36 = _t35/th
+            _t37 = _f32(2.0)/th
+            _t38 = math.cos(ta)
+            _t40 = _f32(2.0)/tw
+            _t41 = th + tw
+            _t43 = -tw
+            _t44 = _t43 + th
+            _t45 = _t44/(th*th)
+            _t46 = _t41*_t45
+            _t47 = math.sin(ta)
+            _t48 = py - ty
+            _t49 = _t35*_t38 + _t47*_t48
+            _t50 = _t49/tw
+            _t51 = _t46*_t50
+            _t52 = _t40*_t51
+            _t53 = _t36*_t37 + _t38*_t52
+            _t54 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
+            _t55 = _f32(2.0)*_t54
+            _t56 = _t35/tw
+            _t57 = -_t44
+            _t59 = _t41/(tw*tw)
+            _t60 = _t57*_t59
+            _t61 = _t60
+            _t62 = -_t35*_t47 + _t38*_t48
+            _t63 = _t62/th
+            _t64 = _t61*_t63
+            _t65 = _t37*_t64
+            _t66 = _t40*_t56 - _t47*_t65
+            _t67 = _f32(1.0) - _t54
+            _t68 = _f32(2.0)*_t67
+            _t69 = _t14/ph
+            _t70 = _t16*_t16
+            _t71 = _t14/pw
+            _t72 = _t29*_t29
+            _t73 = _s5
+            _e55 = ta + _t73
+            _t74 = _e55
+            _t75 = math.sin(_t74)
+            _e56 = _e55 - ta
+            _t76 = (ta - (_e55 - _e56)) + (_t73 - _e56)
+            _t77 = math.cos(_t74)
+            _t78 = _t76*_t77
+            _t79 = _t75 + _t78
+            _t80 = _t79*_t79
+            _t81 = _f32(1.0)/(ph*pw)
+            _t82 = _t8*_t81
+            _t83 = _t23*_t82
+            _t84 = _t41*_t81
+            _t85 = _t57*_t84
+            _t86 = _t83*_t85
+            _t87 = _f32(1.0) if _t23*_t57 > _f32(0.0) else _f32(0.0)
+            _t88 = _f32(0.5)*_t87
+            _t89 = _t75*_t76
+            _t90 = _t77 - _t89
+            _t91 = _t90*_t90
+            _t92 = _f32(0.5)*(_f32(1.0) - _t87)
+            _t93 = _t48/th
+            _t94 = _t50*_t50
+            _t95 = _t48/tw
+            _t96 = _t63*_t63
+            _t97 = _s31
+            _e57 = pa + _t97
+            _t98 = _e57
+            _t99 = math.sin(_t98)
+            _e58 = _e57 - pa
+            _t100 = (pa - (_e57 - _e58)) + (_t97 - _e58)
+            _t101 = math.cos(_t98)
+            _t102 = _t100*_t101
+            _t103 = _t102 + _t99
+            _t104 = _t103*_t103
+            _t105 = _f32(1.0)/(th*tw)
+            _t106 = _t105*_t8
+            _t107 = _t106*_t23
+            _t108 = _t105*_t41
+            _t109 = _t108*_t57
+            _t110 = _t107*_t109
+            _t111 = _t100*_t99
+            _t112 = _t101 - _t111
+            _t113 = _t112*_t112
+            _s59 = _t0 + tau
+            _s60 = _t55*((_t36*_t36) + _t46*_t94 + (_t93*_t93))
+            _s61 = _t68*((_t56*_t56) + _t61*_t96 + (_t95*_t95))
+            _s62 = _t32*((_t22*_t22) + _t27*_t72 + (_t71*_t71))
+            _s63 = _t21*(_t12*_t70 + (_t3*_t3) + (_t69*_t69))
+            _s64 = _t33*(_s60 + _s61 + _t88*(_t104*_t110 + _s43 + _s44) + _t92*(-_t110*_t113 + _s37 + _s38))
+            _s65 = reverse*(_s63 + _s62 + _t88*(_t80*_t86 + _s17 + _s18) + _t92*(-_t86*_t91 + _s12 + _s11))
+            _t114 = _f32(1.0)/((_s59*_s59)*(_s64 + _s65 + _f32(1.0)))
+            _t115 = _t13*_t18 + _t4*_t69
+            _t116 = _t27*_t29
+            _t117 = _t116*_t4*_t5 + _t7*_t71
+            _t118 = _t37*_t93 + _t47*_t52
+            _t119 = _t38*_t65 + _t40*_t95
+            _t120 = pw + tw
+            _t121 = _t43 + pw
+            _t122 = (_t120/tw)*(_t121/tw)
+            _t123 = _t105*_t23
+            _t124 = _t109*(_t106 + _t123)
+            _t125 = pw + th
+            _t126 = _t125/th
+            _t127 = -th
+            _t128 = _t127 + pw
+            _t129 = _t128/th
+            _t130 = _t8/(ph*ph)
+            _t131 = _f32(2.0)/(pw*pw)
+            _t132 = _t23/(pw*pw)
+            _t133 = _f32(2.0)*_t8
+            _t134 = (_t120/pw)*(-_t121/pw)
+            _t135 = _t41*_t57*_t80*_t83
+            _t136 = _t23*_t81 - _t26/ph + _t82
+            _t137 = _t125/pw
+            _t138 = -_t128/pw
+            _t139 = ph + th
+            _t140 = _t127 + ph
+            _t141 = (_t139/th)*(_t140/th)
+            _t142 = _t109*(-_t106 + _t123)
+            _t143 = ph + tw
+            _t144 = _t143/tw
+            _t145 = _t43 + ph
+            _t146 = _t145/tw
+            _t147 = _f32(2.0)/(ph*ph)
+            _t148 = (_t139/ph)*(-_t140/ph)
+            _t149 = -_t130*_t23/pw + _t23/(ph*pw) - _t82
+            _t150 = _t143/ph
+            _t151 = -_t145/ph
+            _t152 = -_f32(2.0)*_t101 + _f32(2.0)*_t111
+            _t153 = _t103*_t110*_t88
+            _t154 = _f32(2.0)*_t102 + _f32(2.0)*_t99
+            _t155 = _t110*_t112*_t92
+            _t156 = -_f32(2.0)*_t77 + _f32(2.0)*_t89
+            _t157 = _t79*_t86*_t88
+            _t158 = _f32(2.0)*_t75 + _f32(2.0)*_t78
+            _t159 = _t86*_t90*_t92
+            _t160 = _t57*_t81
+            _t161 = _t83*(_t160 + _t84)
+            _t162 = _t41/(th*th)
+            _t163 = _f32(2.0)/(tw*tw)
+            _t164 = _t57/(tw*tw)
+            _t165 = _f32(2.0)*_t41
+            _t166 = _t104*_t109*_t23*_t8
+            _t167 = _t105*_t57 + _t108 - _t60/th
+            _t168 = _t83*(_t160 - _t84)
+            _t169 = _f32(2.0)/(th*th)
+            _t170 = -_t108 - _t162*_t57/tw + _t57/(th*tw)
+            d_px = _t114*(_t33*(_t53*_t55 + _t66*_t68) + reverse*(-_t19*_t21 - _t30*_t32))
+            d_py = _t114*(_t33*(_t118*_t55 + _t119*_t68) + reverse*(-_t115*_t21 - _t117*_t32))
+            _s66 = _t32*(-_t131*_t14*_t71 - _t131*_t2*_t22 + _t72*(_t132 - _t133*_t23/(pw*pw*pw) + _t25))
+            _s67 = _t92*(-_t136*_t85*_t91 - _t137*_t138*_t7 + _t41*_t57*_t83*_t91/(ph*(pw*pw)))
+            _s68 = _t88*(-_t134*_t7 - _t135/(ph*(pw*pw)) + _t136*_t80*_t85)
+            _s69 = _t33*(_t88*(_t104*_t124 + _t122*_t7) + _t92*(-_t113*_t124 + _f32(2.0)*_t126*_t129/pw))
+            d_pw = _t114*(_s69 + reverse*(_t21*(-_t131*_t15*_t17 + _t70*(_t11 - _t130)) + _s66 + _s68 + _s67))
+            _s70 = _t21*(-_t14*_t147*_t69 - _t147*_t2*_t3 + _t70*(-_t10*_t133/(ph*ph*ph) + _t11 + _t130))
+            _s71 = _t92*(-_t149*_t85*_t91 - _t150*_t151*_t4 + _t41*_t57*_t83*_t91/((ph*ph)*pw))
+            _s72 = _t88*(-_t135/((ph*ph)*pw) - _t148*_t4 + _t149*_t80*_t85)
+            _s73 = _t33*(_t88*(_t104*_t142 + _t141*_t4) + _t92*(-_t113*_t142 + _f32(2.0)*_t144*_t146/ph))
+            d_ph = _t114*(_s73 + reverse*(_s70 + _t32*(-_t116*_t147*_t28 + _t72*(_t132 - _t25)) + _s72 + _s71))
+            _s74 = reverse*(-_f32(4.0)*_t116*_t15*_t31/ph + _t156*_t157 - _t158*_t159 + _f32(4.0)*_t17*_t20*_t28/pw)
+            d_pa = _t114*(_t33*(-_t152*_t153 + _t154*_t155) + _s74)
+            d_tx = _t114*(_t33*(-_t53*_t55 - _t66*_t68) + reverse*(_t19*_t21 + _t30*_t32))
+            d_ty = _t114*(_t33*(-_t118*_t55 - _t119*_t68) + reverse*(_t115*_t21 + _t117*_t32))
+            _s75 = _t68*(-_t163*_t35*_t56 - _t163*_t48*_t95 + _t96*(_t164 - _t165*_t57/(tw*tw*tw) + _t59))
+            _s76 = _t92*(-_t107*_t113*_t167 + _t109*_t113*_t23*_t8/(th*(tw*tw)) - _t144*_t146*_t40)
+            _s77 = _t88*(_t104*_t107*_t167 - _t122*_t40 - _t166/(th*(tw*tw)))
+            _s78 = reverse*(_t88*(_t134*_t40 + _t161*_t80) + _t92*(_f32(2.0)*_t150*_t151/tw - _t161*_t91))
+            d_tw = _t114*(_t33*(_t55*(-_t163*_t49*_t51 + _t94*(-_t162 + _t45)) + _s75 + _s77 + _s76) + _s78)
+            _s79 = _t55*(-_t169*_t35*_t36 - _t169*_t48*_t93 + _t94*(_t162 - _t165*_t44/(th*th*th) + _t45))
+            _s80 = _t92*(-_t107*_t113*_t170 + _t109*_t113*_t23*_t8/((th*th)*tw) - _t126*_t129*_t37)
+            _s81 = _t88*(_t104*_t107*_t170 - _t141*_t37 - _t166/((th*th)*tw))
+            _s82 = reverse*(_t88*(_t148*_t37 + _t168*_t80) + _t92*(_f32(2.0)*_t137*_t138/th - _t168*_t91))
+            d_th = _t114*(_t33*(_s79 + _t68*(-_t169*_t62*_t64 + _t96*(_t164 - _t59)) + _s81 + _s80) + _s82)
+            _s83 = _t33*(_t152*_t153 - _t154*_t155 - _f32(4.0)*_t49*_t64*_t67/th + _f32(4.0)*_t51*_t54*_t62/tw)
+            d_ta = _t114*(_s83 + reverse*(-_t156*_t157 + _t158*_t159))
+        elif (d_kl == _f32(0.0)) and (fun == _f32(1.0)):  # f = sqrt at distance 0: gradient 0 by convention
+            value = (tau - _f32(1.0))/tau
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+        else:  # f = sqrt
+            _t0 = math.sqrt(d_kl)
+            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _t2 = tx - px
+            _t3 = _t2/ph
+            _t4 = _f32(2.0)/ph
+            _t5 = math.cos(pa)
+            _t7 = _f32(2.0)/pw
+            _t8 = math.sin(pa)
+            _t9 = ty - py
+            _t10 = _t2*_t5 + _t8*_t9
+            _t11 = _t10/pw
+            _t12 = ph + pw
+            _t14 = ph - pw
+            _t15 = _t14/(ph*ph)
+            _t16 = _t11*(_t12*_t15)
+            _t17 = _t16*_t7
+            _t18 = _t17*_t5 + _t3*_t4
+            _t19 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t20 = _f32(2.0)*_t19
+            _t21 = _t2/pw
+            _t22 = -_t14
+            _t24 = _t12/(pw*pw)
+            _t25 = _t22*_t24
+            _t26 = _t25
+            _t27 = -_t2*_t8 + _t5*_t9
+            _t28 = _t27/ph
+            _t29 = _t21*_t7 - _f32(2.0)*_t26*_t28*_t8/ph
+            _t30 = _f32(1.0) - _t19
+            _t31 = _f32(2.0)*_t30
+            _t32 = _f32(0.5)*reverse
+            _t34 = px - tx
+            _t35 = _t34/th
+            _t36 = _f32(2.0)/th
+            _t37 = math.cos(ta)
+            _t39 = _f32(2.0)/tw
+            _t40 = math.sin(ta)
+            _t41 = py - ty
+            _t42 = _t34*_t37 + _t40*_t41
+            _t43 = _t42/tw
+            _t44 = th + tw
+            _t46 = -tw
+            _t47 = _t46 + th
+            _t48 = _t47/(th*th)
+            _t49 = _t43*(_t44*_t48)
+            _t50 = _t39*_t49
+            _t51 = _t35*_t36 + _t37*_t50
+            _t52 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
+            _t53 = _f32(2.0)*_t52
+            _t54 = _t34/tw
+            _t55 = -_t34*_t40 + _t37*_t41
+            _t56 = _t55/th
+            _t57 = -_t47
+            _t59 = _t44/(tw*tw)
+            _t60 = _t57*_t59
+            _t61 = _t56*_t60
+            _t62 = _t36*_t61
+            _t63 = _t39*_t54 - _t40*_t62
+            _t64 = _f32(1.0) - _t52
+            _t65 = _f32(2.0)*_t64
+            _t66 = _f32(0.5)*(_f32(1.0) - reverse)
+            _s84 = _t0 + tau
+            _t67 = _f32(1.0)/(math.sqrt(d_kl)*(_s84*_s84))
+            _t68 = _t9/ph
+            _t69 = _t17*_t8 + _t4*_t68
+            _t70 = _t9/pw
+            _t71 = _t26*_t28
+            _t72 = _t4*_t5*_t71 + _t7*_t70
+            _t73 = _t41/th
+            _t74 = _t36*_t73 + _t40*_t50
+            _t75 = _t41/tw
+            _t76 = _t37*_t62 + _t39*_t75
+            _t77 = pw + tw
+            _t78 = _t46 + pw
+            _t79 = (_t77/tw)*(_t78/tw)
+            _t80 = _s31
+            _e85 = pa + _t80
+            _t81 = _e85
+            _t82 = math.sin(_t81)
+            _e86 = _e85 - pa
+            _t83 = (pa - (_e85 - _e86)) + (_t80 - _e86)
+            _t84 = math.cos(_t81)
+            _t85 = _t83*_t84
+            _t86 = _t82 + _t85
+            _t87 = _t86*_t86
+            _t88 = _f32(1.0)/(th*tw)
+            _t89 = _t12*_t88
+            _t90 = _t22*_t88
+            _t91 = _t44*_t88
+            _t92 = _t57*_t91
+            _t93 = _t92*(_t89 + _t90)
+            _t94 = _f32(1.0) if _t22*_t57 > _f32(0.0) else _f32(0.0)
+            _t95 = _f32(0.5)*_t94
+            _t96 = pw + th
+            _t97 = _t96/th
+            _t98 = -th
+            _t99 = _t98 + pw
+            _t100 = _t99/th
+            _t101 = _t82*_t83
+            _t102 = -_t101 + _t84
+            _t103 = _t102*_t102
+            _t104 = _f32(0.5)*(_f32(1.0) - _t94)
+            _t105 = _t12/(ph*ph)
+            _t106 = _t11*_t11
+            _t107 = _f32(2.0)/(pw*pw)
+            _t108 = _t28*_t28
+            _t109 = _t22/(pw*pw)
+            _t110 = _f32(2.0)*_t12
+            _t111 = (_t77/pw)*(-_t78/pw)
+            _t112 = _s5
+            _e87 = ta + _t112
+            _t113 = _e87
+            _t114 = math.sin(_t113)
+            _e88 = _e87 - ta
+            _t115 = (ta - (_e87 - _e88)) + (_t112 - _e88)
+            _t116 = math.cos(_t113)
+            _t117 = _t115*_t116
+            _t118 = _t114 + _t117
+            _t119 = _t118*_t118
+            _t120 = _f32(1.0)/(ph*pw)
+            _t121 = _t12*_t120
+            _t122 = _t121*_t22
+            _t123 = _t119*_t122*_t44*_t57
+            _t124 = _t120*_t44
+            _t125 = _t124*_t57
+            _t126 = _t120*_t22 + _t121 - _t25/ph
+            _t127 = _t96/pw
+            _t128 = -_t99/pw
+            _t129 = _t114*_t115
+            _t130 = _t116 - _t129
+            _t131 = _t130*_t130
+            _t132 = ph + th
+            _t133 = _t98 + ph
+            _t134 = (_t132/th)*(_t133/th)
+            _t135 = _t92*(-_t89 + _t90)
+            _t136 = ph + tw
+            _t137 = _t136/tw
+            _t138 = _t46 + ph
+            _t139 = _t138/tw
+            _t140 = _f32(2.0)/(ph*ph)
+            _t141 = (_t132/ph)*(-_t133/ph)
+            _t142 = -_t105*_t22/pw - _t121 + _t22/(ph*pw)
+            _t143 = _t136/ph
+            _t144 = -_t138/ph
+            _t145 = _f32(2.0)*_t101 - _f32(2.0)*_t84
+            _t146 = _t22*_t89
+            _t147 = _t146*_t92
+            _t148 = _t147*_t86*_t95
+            _t149 = _f32(2.0)*_t82 + _f32(2.0)*_t85
+            _t150 = _t102*_t104*_t147
+            _t151 = -_f32(2.0)*_t116 + _f32(2.0)*_t129
+            _t152 = _t122*_t125
+            _t153 = _t118*_t152*_t95
+            _t154 = _f32(2.0)*_t114 + _f32(2.0)*_t117
+            _t155 = _t104*_t130*_t152
+            _t156 = _t120*_t57
+            _t157 = _t122*(_t124 + _t156)
+            _t158 = _t44/(th*th)
+            _t159 = _t43*_t43
+            _t160 = _f32(2.0)/(tw*tw)
+            _t161 = _t56*_t56
+            _t162 = _t57/(tw*tw)
+            _t163 = _f32(2.0)*_t44
+            _t164 = _t12*_t22*_t87*_t92
+            _t165 = _t57*_t88 - _t60/th + _t91
+            _t166 = _t122*(-_t124 + _t156)
+            _t167 = _f32(2.0)/(th*th)
+            _t168 = -_t158*_t57/tw + _t57/(th*tw) - _t91
+            d_px = _t67*(_t32*(-_t18*_t20 - _t29*_t31) + _t66*(_t51*_t53 + _t63*_t65))
+            d_py = _t67*(_t32*(-_t20*_t69 - _t31*_t72) + _t66*(_t53*_t74 + _t65*_t76))
+            _s89 = _t31*(-_t107*_t2*_t21 - _t107*_t70*_t9 + _t108*(_t109 - _t110*_t22/(pw*pw*pw) + _t24))
+            _s90 = _t104*(_t122*_t131*_t44*_t57/(ph*(pw*pw)) - _t125*_t126*_t131 - _t127*_t128*_t7)
+            _s91 = _t95*(-_t111*_t7 + _t119*_t125*_t126 - _t123/(ph*(pw*pw)))
+            _s92 = _t66*(_t104*(_f32(2.0)*_t100*_t97/pw - _t103*_t93) + _t95*(_t7*_t79 + _t87*_t93))
+            d_pw = _t67*(_t32*(_s90 + _t20*(-_t10*_t107*_t16 + _t106*(-_t105 + _t15)) + _s89 + _s91) + _s92)
+            _s93 = _t20*(_t106*(_t105 - _t110*_t14/(ph*ph*ph) + _t15) - _t140*_t2*_t3 - _t140*_t68*_t9)
+            _s94 = _t104*(_t122*_t131*_t44*_t57/((ph*ph)*pw) - _t125*_t131*_t142 - _t143*_t144*_t4)
+            _s95 = _t95*(_t119*_t125*_t142 - _t123/((ph*ph)*pw) - _t141*_t4)
+            _s96 = _t66*(_t104*(-_t103*_t135 + _f32(2.0)*_t137*_t139/ph) + _t95*(_t134*_t4 + _t135*_t87))
+            d_ph = _t67*(_t32*(_s94 + _s93 + _t31*(_t108*(_t109 - _t24) - _t140*_t27*_t71) + _s95) + _s96)
+            _s97 = _t32*(-_f32(4.0)*_t10*_t30*_t71/ph + _t151*_t153 - _t154*_t155 + _f32(4.0)*_t16*_t19*_t27/pw)
+            d_pa = _t67*(_s97 + _t66*(-_t145*_t148 + _t149*_t150))
+            d_tx = _t67*(_t32*(_t18*_t20 + _t29*_t31) + _t66*(-_t51*_t53 - _t63*_t65))
+            d_ty = _t67*(_t32*(_t20*_t69 + _t31*_t72) + _t66*(-_t53*_t74 - _t65*_t76))
+            _s98 = _t65*(-_t160*_t34*_t54 - _t160*_t41*_t75 + _t161*(_t162 - _t163*_t57/(tw*tw*tw) + _t59))
+            _s99 = _t104*(_t103*_t12*_t22*_t92/(th*(tw*tw)) - _t103*_t146*_t165 - _t137*_t139*_t39)
+            _s100 = _t95*(_t146*_t165*_t87 - _t164/(th*(tw*tw)) - _t39*_t79)
+            _s101 = _t32*(_t104*(-_t131*_t157 + _f32(2.0)*_t143*_t144/tw) + _t95*(_t111*_t39 + _t119*_t157))
+            d_tw = _t67*(_s101 + _t66*(_s99 + _t53*(_t159*(-_t158 + _t48) - _t160*_t42*_t49) + _s98 + _s100))
+            _s102 = _t53*(_t159*(_t158 - _t163*_t47/(th*th*th) + _t48) - _t167*_t34*_t35 - _t167*_t41*_t73)
+            _s103 = _t104*(-_t100*_t36*_t97 + _t103*_t12*_t22*_t92/((th*th)*tw) - _t103*_t146*_t168)
+            _s104 = _t95*(-_t134*_t36 + _t146*_t168*_t87 - _t164/((th*th)*tw))
+            _s105 = _t32*(_t104*(_f32(2.0)*_t127*_t128/th - _t131*_t166) + _t95*(_t119*_t166 + _t141*_t36))
+            d_th = _t67*(_s105 + _t66*(_s103 + _s102 + _t65*(_t161*(_t162 - _t59) - _t167*_t55*_t61) + _s104))
+            _s106 = _t66*(_t145*_t148 - _t149*_t150 - _f32(4.0)*_t42*_t61*_t64/th + _f32(4.0)*_t49*_t52*_t55/tw)
+            d_ta = _t67*(_t32*(-_t151*_t153 + _t154*_t155) + _s106)
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau, reverse)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, fun,
-                    tau, reverse)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, fun, tau,
+                reverse)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau, reverse)
     return bad

@@ -10,96 +10,141 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import l1 as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out):
-    out[i] = _value_f64(pred[i], target[i], )
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        value = a
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out)
+        return _value_block_f64(pred, target, out)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi])
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor):
-    v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], )
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        value = a
+        d_pred = sgn
+        d_target = -sgn
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out):
-    out[i] = _value_f32(pred[i], target[i], )
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        value = a
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out)
+        return _value_block_f32(pred, target, out)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi])
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor):
-    v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], )
-    out[i] = v
-    d_pred[i] = g_pred / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (pred[i] - pred[i] != 0 or target[i] - target[i] != 0) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        pred = _pred[_i]
+        target = _target[_i]
+        x = pred - target
+        a = abs(x)
+        sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+        value = a
+        d_pred = sgn
+        d_target = -sgn
+        _out[_i] = value
+        _d_pred[_i] = d_pred / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
+                d_target[lo:hi], divisor)
     return bad

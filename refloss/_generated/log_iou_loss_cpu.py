@@ -10,134 +10,441 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import log_iou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            value = math.nan
+        elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+            value = math.inf
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _s3 = py2 - ty2
+            _s4 = ty1 - py1
+            _s5 = py1 - ty1
+            _s6 = ty2 - py2
+            _s7 = px2 - tx2
+            _s8 = tx1 - px1
+            _s9 = px1 - tx1
+            _s10 = tx2 - px2
+            _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps)
+        return _value_block_f64(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            value = math.nan
+            d_px1 = math.nan
+            d_py1 = math.nan
+            d_px2 = math.nan
+            d_py2 = math.nan
+            d_tx1 = math.nan
+            d_ty1 = math.nan
+            d_tx2 = math.nan
+            d_ty2 = math.nan
+        elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+            value = math.inf
+            d_px1 = math.nan
+            d_py1 = math.nan
+            d_px2 = math.nan
+            d_py2 = math.nan
+            d_tx1 = math.nan
+            d_ty1 = math.nan
+            d_tx2 = math.nan
+            d_ty2 = math.nan
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _s3 = py2 - ty2
+            _s4 = ty1 - py1
+            _s5 = py1 - ty1
+            _s6 = ty2 - py2
+            _s7 = px2 - tx2
+            _s8 = tx1 - px1
+            _s9 = px1 - tx1
+            _s10 = tx2 - px2
+            _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _t3 = -px1 + px2
+            _t4 = -tx2
+            _t5 = -_t4 - tx1
+            _t6 = _s2
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+            _t9 = inter/_t8
+            _t11 = px1 - tx1
+            _t12 = 1.0 if -_t11 > 0.0 else 0.0
+            _t13 = 1.0 if _t11 > 0.0 else 0.0
+            _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t15 = _t0*_t14
+            _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _t17 = _t16*_t2
+            _t18 = _t15 + _t17
+            _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t20 = _t1*_t19 + eps
+            _t21 = _t20 + inter
+            _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+            _t23 = _t22*((_t18 + _t21)/_t8)
+            _t24 = -_t12 - _t13 + 1.0
+            _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _t26 = _t0*_t25
+            _t27 = 0.5*_t22
+            _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+            _t29 = py1 - ty1
+            _t30 = 1.0 if -_t29 > 0.0 else 0.0
+            _t31 = 1.0 if _t29 > 0.0 else 0.0
+            _t32 = _t18 + _t25*_t3 + eps
+            _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+            _t34 = _t33*((_t32 + inter)/_t8)
+            _t35 = -_t30 - _t31 + 1.0
+            _t36 = 0.5*_t33
+            _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+            _t38 = _t4 + px2
+            _t39 = 1.0 if _t38 > 0.0 else 0.0
+            _t40 = 1.0 if -_t38 > 0.0 else 0.0
+            _t41 = -_t39 - _t40 + 1.0
+            _t42 = py2 - ty2
+            _t43 = 1.0 if _t42 > 0.0 else 0.0
+            _t44 = 1.0 if -_t42 > 0.0 else 0.0
+            _t45 = -_t43 - _t44 + 1.0
+            _t46 = _t17 + _t26
+            _t47 = _t22*((_t21 + _t46)/_t8)
+            _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+            _t49 = _t14*_t5 + _t26
+            _t50 = _t33*((_t21 + _t49)/_t8)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
+            d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
+            d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
+            d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
+            d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
+            d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
+            d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
+            d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
+            d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            value = _f32(math.nan)
+        elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+            value = _f32(math.inf)
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _s3 = py2 - ty2
+            _s4 = ty1 - py1
+            _s5 = py1 - ty1
+            _s6 = ty2 - py2
+            _s7 = px2 - tx2
+            _s8 = tx1 - px1
+            _s9 = px1 - tx1
+            _s10 = tx2 - px2
+            _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps)
+        return _value_block_f32(pred, target, out, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            value = _f32(math.nan)
+            d_px1 = _f32(math.nan)
+            d_py1 = _f32(math.nan)
+            d_px2 = _f32(math.nan)
+            d_py2 = _f32(math.nan)
+            d_tx1 = _f32(math.nan)
+            d_ty1 = _f32(math.nan)
+            d_tx2 = _f32(math.nan)
+            d_ty2 = _f32(math.nan)
+        elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+            value = _f32(math.inf)
+            d_px1 = _f32(math.nan)
+            d_py1 = _f32(math.nan)
+            d_px2 = _f32(math.nan)
+            d_py2 = _f32(math.nan)
+            d_tx1 = _f32(math.nan)
+            d_ty1 = _f32(math.nan)
+            d_tx2 = _f32(math.nan)
+            d_ty2 = _f32(math.nan)
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _s3 = py2 - ty2
+            _s4 = ty1 - py1
+            _s5 = py1 - ty1
+            _s6 = ty2 - py2
+            _s7 = px2 - tx2
+            _s8 = tx1 - px1
+            _s9 = px1 - tx1
+            _s10 = tx2 - px2
+            _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _t3 = -px1 + px2
+            _t4 = -tx2
+            _t5 = -_t4 - tx1
+            _t6 = _s2
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+            _t9 = inter/_t8
+            _t11 = px1 - tx1
+            _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
+            _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+            _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+            _t15 = _t0*_t14
+            _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+            _t17 = _t16*_t2
+            _t18 = _t15 + _t17
+            _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+            _t20 = _t1*_t19 + eps
+            _t21 = _t20 + inter
+            _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t23 = _t22*((_t18 + _t21)/_t8)
+            _t24 = -_t12 - _t13 + _f32(1.0)
+            _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+            _t26 = _t0*_t25
+            _t27 = _f32(0.5)*_t22
+            _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+            _t29 = py1 - ty1
+            _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
+            _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
+            _t32 = _t18 + _t25*_t3 + eps
+            _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+            _t34 = _t33*((_t32 + inter)/_t8)
+            _t35 = -_t30 - _t31 + _f32(1.0)
+            _t36 = _f32(0.5)*_t33
+            _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+            _t38 = _t4 + px2
+            _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
+            _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
+            _t41 = -_t39 - _t40 + _f32(1.0)
+            _t42 = py2 - ty2
+            _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+            _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
+            _t45 = -_t43 - _t44 + _f32(1.0)
+            _t46 = _t17 + _t26
+            _t47 = _t22*((_t21 + _t46)/_t8)
+            _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+            _t49 = _t14*_t5 + _t26
+            _t50 = _t33*((_t21 + _t49)/_t8)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
+            d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
+            d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
+            d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
+            d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
+            d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
+            d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
+            d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
+            d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad

@@ -10,134 +10,345 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import nwd_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, c, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], c, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, c, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _u3 = px2 - tx2
+        _u4 = px1 - tx1
+        _b5 = _u3 - px2
+        _b6 = _u4 - px1
+        _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
+        _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
+        _c9 = _e7 - _e8
+        _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+        _u11 = py2 - ty2
+        _u12 = py1 - ty1
+        _b13 = _u11 - py2
+        _b14 = _u12 - py1
+        _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
+        _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
+        _c17 = _e15 - _e16
+        _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
+        if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
+            value = 0.0
+        else:  # W2 > 0
+            value = -math.expm1(-w2/c)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, c, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, c, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, c, eps)
+        return _value_block_f64(pred, target, out, c, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], c, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, c, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], c, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, c, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
+        _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
+        _u3 = px2 - tx2
+        _u4 = px1 - tx1
+        _b5 = _u3 - px2
+        _b6 = _u4 - px1
+        _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
+        _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
+        _c9 = _e7 - _e8
+        _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+        _u11 = py2 - ty2
+        _u12 = py1 - ty1
+        _b13 = _u11 - py2
+        _b14 = _u12 - py1
+        _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
+        _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
+        _c17 = _e15 - _e16
+        _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
+        decay = math.exp(-w2/c)/c
+        if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
+            value = 0.0
+            d_px1 = 0.0
+            d_py1 = 0.0
+            d_px2 = 0.0
+            d_py2 = 0.0
+            d_tx1 = 0.0
+            d_ty1 = 0.0
+            d_tx2 = 0.0
+            d_ty2 = 0.0
+        else:  # W2 > 0
+            value = -math.expm1(-w2/c)
+            _t0 = 0.25*_s10
+            _t1 = 0.25*((px1 - tx1)) + 0.25*((px2 - tx2))
+            _t2 = -_t0 + _t1
+            _t3 = decay/w2
+            _t4 = 0.25*_s18
+            _t5 = 0.25*((py1 - ty1)) + 0.25*((py2 - ty2))
+            _t6 = -_t4 + _t5
+            _t7 = _t0 + _t1
+            _t8 = _t4 + _t5
+            d_px1 = _t2*_t3
+            d_py1 = _t3*_t6
+            d_px2 = _t3*_t7
+            d_py2 = _t3*_t8
+            d_tx1 = -_t2*_t3
+            d_ty1 = -_t3*_t6
+            d_tx2 = -_t3*_t7
+            d_ty2 = -_t3*_t8
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, c, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, c, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, c, eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, c, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, c, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, c, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], c, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, c, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _u3 = px2 - tx2
+        _u4 = px1 - tx1
+        _b5 = _u3 - px2
+        _b6 = _u4 - px1
+        _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
+        _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
+        _c9 = _e7 - _e8
+        _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+        _u11 = py2 - ty2
+        _u12 = py1 - ty1
+        _b13 = _u11 - py2
+        _b14 = _u12 - py1
+        _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
+        _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
+        _c17 = _e15 - _e16
+        _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
+        if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
+            value = _f32(0.0)
+        else:  # W2 > 0
+            value = -math.expm1(-w2/c)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, c, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, c, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, c, eps)
+        return _value_block_f32(pred, target, out, c, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], c, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, c, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], c, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, c, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
+        _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
+        _u3 = px2 - tx2
+        _u4 = px1 - tx1
+        _b5 = _u3 - px2
+        _b6 = _u4 - px1
+        _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
+        _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
+        _c9 = _e7 - _e8
+        _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+        _u11 = py2 - ty2
+        _u12 = py1 - ty1
+        _b13 = _u11 - py2
+        _b14 = _u12 - py1
+        _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
+        _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
+        _c17 = _e15 - _e16
+        _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
+        decay = math.exp(-w2/c)/c
+        if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
+            value = _f32(0.0)
+            d_px1 = _f32(0.0)
+            d_py1 = _f32(0.0)
+            d_px2 = _f32(0.0)
+            d_py2 = _f32(0.0)
+            d_tx1 = _f32(0.0)
+            d_ty1 = _f32(0.0)
+            d_tx2 = _f32(0.0)
+            d_ty2 = _f32(0.0)
+        else:  # W2 > 0
+            value = -math.expm1(-w2/c)
+            _t0 = _f32(0.25)*_s10
+            _t1 = _f32(0.25)*((px1 - tx1)) + _f32(0.25)*((px2 - tx2))
+            _t2 = -_t0 + _t1
+            _t3 = decay/w2
+            _t4 = _f32(0.25)*_s18
+            _t5 = _f32(0.25)*((py1 - ty1)) + _f32(0.25)*((py2 - ty2))
+            _t6 = -_t4 + _t5
+            _t7 = _t0 + _t1
+            _t8 = _t4 + _t5
+            d_px1 = _t2*_t3
+            d_py1 = _t3*_t6
+            d_px2 = _t3*_t7
+            d_py2 = _t3*_t8
+            d_tx1 = -_t2*_t3
+            d_ty1 = -_t3*_t6
+            d_tx2 = -_t3*_t7
+            d_ty2 = -_t3*_t8
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, c, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, c, eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, c, eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, c, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, c, eps)
     return bad

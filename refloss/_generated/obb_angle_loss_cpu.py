@@ -10,146 +10,449 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import obb_angle_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, lam, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], lam, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, lam, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+            value = math.nan
+        elif (eps + th == 0.0) or (eps + tw == 0.0) or (((eps + tw)/(eps + th)) == 0.0) or (((eps + tw)/(eps + th)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+            value = 0.0
+        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = 0.0
+        elif (((eps + tw)/(eps + th)) >= 0.5) and (((eps + tw)/(eps + th)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+            _t0 = -ta
+            _e1 = pa + _t0
+            _t1 = 2.0*_e1
+            _t2 = eps + th
+            _e2 = _e1 - pa
+            _s3 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
+            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
+            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+        else:  # ln(w/h) of the ratio
+            _t0 = -ta
+            _e5 = pa + _t0
+            _t1 = 2.0*_e5
+            _e6 = _e5 - pa
+            _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s8 = math.log(((eps + tw)/(eps + th)))/lam
+            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, lam, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, lam, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, lam, eps)
+        return _value_block_f64(pred, target, out, lam, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], lam, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lam, eps):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], lam, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+            value = math.nan
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (eps + th == 0.0) or (eps + tw == 0.0) or (((eps + tw)/(eps + th)) == 0.0) or (((eps + tw)/(eps + th)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+            value = 0.0
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = 0.0
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+        elif (((eps + tw)/(eps + th)) >= 0.5) and (((eps + tw)/(eps + th)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+            _t0 = -ta
+            _e1 = pa + _t0
+            _t1 = 2.0*_e1
+            _t2 = eps + th
+            _e2 = _e1 - pa
+            _s3 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
+            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
+            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+            _t3 = math.cos(_t1)
+            _t4 = math.sin(_t1)
+            _t5 = (pa - (_e1 - _e2)) + (_t0 - _e2)
+            _t6 = -4.0*_t3 + 8.0*_t4*_t5
+            _t7 = 2.0*_t3*_t5 + _t4
+            _t10 = eps + tw
+            _t11 = math.log1p((((_t10 - _t2))/_t2))/lam
+            _t12 = math.exp(-(_t11*_t11))
+            _t13 = _t12*_t7
+            _t14 = 2.0*_t11*_t12*(_t7*_t7)/lam
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = -_t13*_t6
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = -_t14/_t10
+            d_th = _t14/_t2
+            d_ta = _t13*_t6
+        else:  # ln(w/h) of the ratio
+            _t0 = -ta
+            _e5 = pa + _t0
+            _t1 = 2.0*_e5
+            _e6 = _e5 - pa
+            _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s8 = math.log(((eps + tw)/(eps + th)))/lam
+            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+            _t2 = math.cos(_t1)
+            _t3 = math.sin(_t1)
+            _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
+            _t5 = -4.0*_t2 + 8.0*_t3*_t4
+            _t6 = 2.0*_t2*_t4 + _t3
+            _t8 = eps + tw
+            _t10 = math.log((_t8/(eps + th)))/lam
+            _t11 = math.exp(-(_t10*_t10))
+            _t12 = _t11*_t6
+            _t13 = 2.0*_t10*_t11*(_t6*_t6)/lam
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = -_t12*_t5
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = -_t13/_t8
+            d_th = _t13/(eps + th)
+            d_ta = _t12*_t5
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lam,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lam,
-                    eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, lam, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, lam, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, lam, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], lam, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, lam, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+            value = _f32(math.nan)
+        elif (eps + th == _f32(0.0)) or (eps + tw == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+            value = _f32(0.0)
+        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = _f32(0.0)
+        elif (((eps + tw)/(eps + th)) >= _f32(0.5)) and (((eps + tw)/(eps + th)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+            _t0 = -ta
+            _e1 = pa + _t0
+            _t1 = _f32(2.0)*_e1
+            _t2 = eps + th
+            _e2 = _e1 - pa
+            _s3 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
+            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
+            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+        else:  # ln(w/h) of the ratio
+            _t0 = -ta
+            _e5 = pa + _t0
+            _t1 = _f32(2.0)*_e5
+            _e6 = _e5 - pa
+            _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s8 = math.log(((eps + tw)/(eps + th)))/lam
+            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, lam, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, lam, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, lam, eps)
+        return _value_block_f32(pred, target, out, lam, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], lam, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lam, eps):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], lam, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+            value = _f32(math.nan)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (eps + th == _f32(0.0)) or (eps + tw == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+            value = _f32(0.0)
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = _f32(0.0)
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+        elif (((eps + tw)/(eps + th)) >= _f32(0.5)) and (((eps + tw)/(eps + th)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+            _t0 = -ta
+            _e1 = pa + _t0
+            _t1 = _f32(2.0)*_e1
+            _t2 = eps + th
+            _e2 = _e1 - pa
+            _s3 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
+            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
+            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+            _t3 = math.cos(_t1)
+            _t4 = math.sin(_t1)
+            _t5 = (pa - (_e1 - _e2)) + (_t0 - _e2)
+            _t6 = -_f32(4.0)*_t3 + _f32(8.0)*_t4*_t5
+            _t7 = _f32(2.0)*_t3*_t5 + _t4
+            _t10 = eps + tw
+            _t11 = math.log1p((((_t10 - _t2))/_t2))/lam
+            _t12 = math.exp(-(_t11*_t11))
+            _t13 = _t12*_t7
+            _t14 = _f32(2.0)*_t11*_t12*(_t7*_t7)/lam
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = -_t13*_t6
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = -_t14/_t10
+            d_th = _t14/_t2
+            d_ta = _t13*_t6
+        else:  # ln(w/h) of the ratio
+            _t0 = -ta
+            _e5 = pa + _t0
+            _t1 = _f32(2.0)*_e5
+            _e6 = _e5 - pa
+            _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s8 = math.log(((eps + tw)/(eps + th)))/lam
+            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+            _t2 = math.cos(_t1)
+            _t3 = math.sin(_t1)
+            _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
+            _t5 = -_f32(4.0)*_t2 + _f32(8.0)*_t3*_t4
+            _t6 = _f32(2.0)*_t2*_t4 + _t3
+            _t8 = eps + tw
+            _t10 = math.log((_t8/(eps + th)))/lam
+            _t11 = math.exp(-(_t10*_t10))
+            _t12 = _t11*_t6
+            _t13 = _f32(2.0)*_t10*_t11*(_t6*_t6)/lam
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = -_t12*_t5
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = -_t13/_t8
+            d_th = _t13/(eps + th)
+            d_ta = _t12*_t5
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lam, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lam,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lam,
-                    eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, lam, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, lam, eps)
     return bad

@@ -10,142 +10,1267 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import probiou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, mode):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], mode)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, mode):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = -math.sin(pa)*(((px - tx))/max(max(pw, ph), max(tw, th)))
+        _s2 = _s1 + math.cos(pa)*(((py - ty))/max(max(pw, ph), max(tw, th)))
+        _s3 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s4 = ((px - tx))/max(max(pw, ph), max(tw, th))
+        _s5 = ((py - ty))/max(max(pw, ph), max(tw, th))
+        _s6 = ph/max(max(pw, ph), max(tw, th))
+        _s7 = (_s2*_s2)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s6*_s6)
+        _s8 = math.sin(pa)*_s5 + math.cos(pa)*_s4
+        _s9 = pw/max(max(pw, ph), max(tw, th))
+        _s10 = (_s8*_s8)*(_s3*((ph - pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s9*_s9)
+        _s11 = -math.sin(ta)*_s4 + math.cos(ta)*_s5
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = th/max(max(pw, ph), max(tw, th))
+        _s14 = (_s11*_s11)*(_s12*((-th + tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s13*_s13)
+        _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
+        _s16 = tw/max(max(pw, ph), max(tw, th))
+        _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
+        _s18 = 3.0*_s14*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
+        _s19 = 3.0*_s7*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s20 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
+        _s21 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
+        _s22 = _s21*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s23 = _s20*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s22
+        _s24 = -ta
+        _e25 = pa + _s24
+        _e26 = _e25 - pa
+        _s27 = -math.sin(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26)) + math.cos(_e25)
+        _s28 = _s12*((-th + tw)/max(max(pw, ph), max(tw, th)))
+        _s29 = _s6*((pw - th)/max(max(pw, ph), max(tw, th))) + _s9*((-ph + tw)/max(max(pw, ph), max(tw, th)))
+        _s30 = -(_s27*_s27)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28 + (_s29*_s29)
+        _s31 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
+        _s32 = math.sin(_e25) + math.cos(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26))
+        _s33 = (_s31*_s31) + (_s32*_s32)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28
+        _s34 = _s30*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s35 = _s19 + 3.0*_s10*(1.0 if ph - pw > 0.0 else 0.0) + _s18 + 3.0*_s17*(1.0 if th - tw > 0.0 else 0.0)
+        _s36 = (_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + 4.0*_s6*_s9*_s13*_s16
+        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))/(_s6*_s9*_s13*_s16)
+        b_d = _s35/_s36 + 0.5*math.log1p(_s37)
+        if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
+            value = 1.0
+        elif (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box, mode 'bd': inf, gradient NaN
+            value = math.inf
+        elif (mode == 1.0):  # mode 'bd': L = B_D
+            value = b_d
+        elif (b_d == 0.0):  # identical Gaussians: 0, gradient 0 by convention
+            value = 0.0
+        else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
+            _t1 = _s6
+            _t2 = _s9
+            _t3 = _s13
+            _t4 = _s16
+            _t5 = ph - pw
+            _t6 = -_t5
+            _t7 = -tw
+            _t8 = _t7 + th
+            _t9 = -_t8
+            _t10 = 1.0 if _t6*_t9 > 0.0 else 0.0
+            _t11 = -th
+            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13 = _t7 + pw
+            _t14 = 1.0 - _t10
+            _t15 = _t7 + ph
+            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
+            _t17 = _s24
+            _e38 = pa + _t17
+            _t18 = _e38
+            _t19 = math.sin(_t18)
+            _e39 = _e38 - pa
+            _t20 = (pa - (_e38 - _e39)) + (_t17 - _e39)
+            _t21 = math.cos(_t18)
+            _t22 = _t1 + _t2
+            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
+            _t24 = _t3 + _t4
+            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
+            _t26 = _t23*_t25
+            _s40 = _t19 + _t20*_t21
+            _s41 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
+            _s42 = -_t19*_t20 + _t21
+            _s43 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
+            _s44 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
+            _s45 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s44
+            _t27 = _t10*(_t26*(_s40*_s40) + (_s41*_s41)) + _t14*(-_t26*(_s42*_s42) + (_s43*_s43)) + (_s45*_s45)
+            _t28 = 1.0 if _t5 > 0.0 else 0.0
+            _t29 = _s4
+            _t30 = _s5
+            _t31 = (_t29*_t29) + (_t30*_t30)
+            _t32 = math.sin(pa)
+            _t33 = math.cos(pa)
+            _t34 = 1.0 if _t8 > 0.0 else 0.0
+            _t35 = math.sin(ta)
+            _t36 = math.cos(ta)
+            _s46 = _t29*_t33 + _t30*_t32
+            _s47 = _t29*_t36 + _t30*_t35
+            _s48 = -_t29*_t32 + _t30*_t33
+            _s49 = -_t29*_t35 + _t30*_t36
+            _s50 = 3.0*_t28*((_t2*_t2)*_t31 + (_s46*_s46)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
+            _s51 = 3.0*_t34*(_t31*(_t4*_t4) + (_s47*_s47)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
+            _s52 = 3.0*((_t1*_t1)*_t31 + _t23*(_s48*_s48))*(1.0 - _t28)
+            _s53 = _s50 + _s51 + _s52 + 3.0*(_t25*(_s49*_s49) + (_t3*_t3)*_t31)*(1.0 - _t34)
+            _s54 = -math.expm1(-0.5*math.log1p(0.25*_t27/(_t1*_t2*_t3*_t4)) - _s53/(4.0*_t1*_t2*_t3*_t4 + _t27))
+            value = math.sqrt(_s54)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, mode):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, mode)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, mode)
+        return _value_block_f64(pred, target, out, mode)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, mode):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], mode)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, mode):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = -math.sin(pa)*(((px - tx))/max(max(pw, ph), max(tw, th)))
+        _s2 = _s1 + math.cos(pa)*(((py - ty))/max(max(pw, ph), max(tw, th)))
+        _s3 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s4 = ((px - tx))/max(max(pw, ph), max(tw, th))
+        _s5 = ((py - ty))/max(max(pw, ph), max(tw, th))
+        _s6 = ph/max(max(pw, ph), max(tw, th))
+        _s7 = (_s2*_s2)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s6*_s6)
+        _s8 = math.sin(pa)*_s5 + math.cos(pa)*_s4
+        _s9 = pw/max(max(pw, ph), max(tw, th))
+        _s10 = (_s8*_s8)*(_s3*((ph - pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s9*_s9)
+        _s11 = -math.sin(ta)*_s4 + math.cos(ta)*_s5
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = th/max(max(pw, ph), max(tw, th))
+        _s14 = (_s11*_s11)*(_s12*((-th + tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s13*_s13)
+        _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
+        _s16 = tw/max(max(pw, ph), max(tw, th))
+        _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
+        _s18 = 3.0*_s14*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
+        _s19 = 3.0*_s7*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s20 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
+        _s21 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
+        _s22 = _s21*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s23 = _s20*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s22
+        _s24 = -ta
+        _e25 = pa + _s24
+        _e26 = _e25 - pa
+        _s27 = -math.sin(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26)) + math.cos(_e25)
+        _s28 = _s12*((-th + tw)/max(max(pw, ph), max(tw, th)))
+        _s29 = _s6*((pw - th)/max(max(pw, ph), max(tw, th))) + _s9*((-ph + tw)/max(max(pw, ph), max(tw, th)))
+        _s30 = -(_s27*_s27)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28 + (_s29*_s29)
+        _s31 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
+        _s32 = math.sin(_e25) + math.cos(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26))
+        _s33 = (_s31*_s31) + (_s32*_s32)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28
+        _s34 = _s30*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s35 = _s19 + 3.0*_s10*(1.0 if ph - pw > 0.0 else 0.0) + _s18 + 3.0*_s17*(1.0 if th - tw > 0.0 else 0.0)
+        _s36 = (_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + 4.0*_s6*_s9*_s13*_s16
+        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))/(_s6*_s9*_s13*_s16)
+        b_d = _s35/_s36 + 0.5*math.log1p(_s37)
+        if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
+            value = 1.0
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box, mode 'bd': inf, gradient NaN
+            value = math.inf
+            d_px = math.nan
+            d_py = math.nan
+            d_pw = math.nan
+            d_ph = math.nan
+            d_pa = math.nan
+            d_tx = math.nan
+            d_ty = math.nan
+            d_tw = math.nan
+            d_th = math.nan
+            d_ta = math.nan
+        elif (mode == 1.0):  # mode 'bd': L = B_D
+            value = b_d
+            _t1 = _s9
+            _t2 = _t1*_t1
+            _t3 = _s4
+            _t4 = 2.0/max(max(pw, ph), max(tw, th))
+            _t5 = _t3*_t4
+            _t6 = math.cos(pa)
+            _t7 = _t4*_t6
+            _t8 = ph - pw
+            _t9 = _t8/max(max(pw, ph), max(tw, th))
+            _t10 = _s6
+            _t11 = _t1 + _t10
+            _t12 = _t11*_t9
+            _t13 = math.sin(pa)
+            _t14 = _s5
+            _t15 = _t13*_t14
+            _t16 = _t3*_t6
+            _t17 = _t15 + _t16
+            _t18 = _t12*_t17
+            _t19 = _t18*_t7 + _t2*_t5
+            _t20 = 1.0 if _t8 > 0.0 else 0.0
+            _t21 = 3.0*_t20
+            _t22 = _s16
+            _t23 = _t22*_t22
+            _t24 = math.cos(ta)
+            _t25 = _t24*_t4
+            _t26 = -tw
+            _t27 = _t26 + th
+            _t28 = _t27/max(max(pw, ph), max(tw, th))
+            _t29 = _s13
+            _t30 = _t22 + _t29
+            _t31 = _t28*_t30
+            _t32 = math.sin(ta)
+            _t33 = _t14*_t32
+            _t34 = _t24*_t3
+            _t35 = _t33 + _t34
+            _t36 = _t31*_t35
+            _t37 = _t23*_t5 + _t25*_t36
+            _t38 = 1.0 if _t27 > 0.0 else 0.0
+            _t39 = 3.0*_t38
+            _t40 = _t10*_t10
+            _t41 = _t13*_t4
+            _t42 = -_t8
+            _t43 = _t42/max(max(pw, ph), max(tw, th))
+            _t44 = _t11*_t43
+            _t45 = _t13*_t3
+            _t46 = _t14*_t6 - _t45
+            _t47 = _t44*_t46
+            _t48 = -2.0*_t3*_t40/max(max(pw, ph), max(tw, th)) + _t41*_t47
+            _t49 = 3.0*(1.0 - _t20)
+            _t50 = _t29*_t29
+            _t51 = _t32*_t4
+            _t52 = -_t27
+            _t53 = _t52/max(max(pw, ph), max(tw, th))
+            _t54 = _t30*_t53
+            _t55 = _t3*_t32
+            _t56 = _t14*_t24 - _t55
+            _t57 = _t54*_t56
+            _t58 = -2.0*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
+            _t59 = 3.0*(1.0 - _t38)
+            _t60 = 4.0*_t10*_t22
+            _t61 = 1.0 if _t42*_t52 > 0.0 else 0.0
+            _t62 = -th
+            _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
+            _t64 = _t1*_t63
+            _t65 = _t26 + pw
+            _t66 = _t65/max(max(pw, ph), max(tw, th))
+            _t67 = 1.0 - _t61
+            _t68 = _t26 + ph
+            _t69 = _t68/max(max(pw, ph), max(tw, th))
+            _t70 = (_t62 + pw)/max(max(pw, ph), max(tw, th))
+            _t71 = _t61*(_t29*_t66 + _t64) + _t67*(_t1*_t69 + _t22*_t70)
+            _t72 = -_t65/max(max(pw, ph), max(tw, th))
+            _t73 = _t10*_t72 + _t64
+            _t74 = _s24
+            _e38 = pa + _t74
+            _t75 = _e38
+            _t76 = math.sin(_t75)
+            _e39 = _e38 - pa
+            _t77 = (pa - (_e38 - _e39)) + (_t74 - _e39)
+            _t78 = math.cos(_t75)
+            _t79 = _t77*_t78
+            _t80 = _t76 + _t79
+            _t81 = _t80*_t80
+            _t82 = _t44*_t54
+            _t83 = -_t68/max(max(pw, ph), max(tw, th))
+            _t84 = _t1*_t83 + _t10*_t70
+            _t85 = _t76*_t77
+            _t86 = _t78 - _t85
+            _t87 = _t86*_t86
+            _t88 = _t61*((_t73*_t73) + _t81*_t82) + _t67*(-_t82*_t87 + (_t84*_t84)) + (_t71*_t71)
+            _t89 = _t1*_t29*_t60 + _t88
+            _t91 = _t14*_t4
+            _t92 = _t18*_t41 + _t2*_t91
+            _t93 = _t23*_t91 + _t36*_t51
+            _t94 = _t40*_t91 + _t47*_t7
+            _t95 = _t25*_t57 + _t50*_t91
+            _t96 = _t46*_t46
+            _t97 = _t11/max(max(pw, ph), max(tw, th))
+            _t98 = _t43/max(max(pw, ph), max(tw, th)) + _t97
+            _t99 = (_t14*_t14) + (_t3*_t3)
+            _t100 = _t1/max(max(pw, ph), max(tw, th))
+            _t101 = 2.0*_t100
+            _t102 = _t17*_t17
+            _t103 = _t29/max(max(pw, ph), max(tw, th))
+            _t104 = _t10*_t4
+            _t105 = _t54*_t98
+            _t106 = 2.0*_t61
+            _t107 = _t22/max(max(pw, ph), max(tw, th))
+            _t108 = 2.0*_t67
+            _s40 = _t106*(_t103 + _t63/max(max(pw, ph), max(tw, th)))
+            _s41 = _t61*(_t105*_t81 + _t73*(-_t104 + 2.0*_t63/max(max(pw, ph), max(tw, th))))
+            _s42 = _t71*(_s40 + _t108*(_t107 + _t69/max(max(pw, ph), max(tw, th))))
+            _t109 = _s41 + _t67*(-_t105*_t87 + _t84*(_t104 + _t4*_t83)) + _s42
+            _t110 = _t35*_t35
+            _t111 = _t56*_t56
+            _s43 = _t39*(_t110*_t31 + _t23*_t99)
+            _s44 = _t21*(_t102*_t12 + _t2*_t99) + _s43 + _t49*(_t40*_t99 + _t44*_t96) + _t59*(_t111*_t54 + _t50*_t99)
+            _t112 = _s44/(_t89*_t89)
+            _t116 = 0.25*_t88/(_t22*_t29*max(max(pw, ph), max(tw, th)))
+            _t118 = 1.0/(_t1*_t10*_t22*_t29)
+            _t119 = 0.25*_t118
+            _t121 = 0.5/(_t119*_t88 + 1.0)
+            _t122 = _t43/max(max(pw, ph), max(tw, th)) - _t97
+            _t123 = 4.0*_t1
+            _t124 = _t103*_t123
+            _t125 = _t122*_t54
+            _s45 = _t67*(-_t125*_t87 + _t84*(-_t101 + 2.0*_t70/max(max(pw, ph), max(tw, th))))
+            _t126 = _t61*(_t125*_t81 + _t73*(_t101 + _t4*_t72)) + _s45 + _t71*(_t100*_t106 + _t100*_t108)
+            _t127 = -2.0*_t78 + 2.0*_t85
+            _t128 = _t61*_t80*_t82
+            _t129 = 2.0*_t76 + 2.0*_t79
+            _t130 = -_t127*_t128 + _t129*_t44*_t54*_t67*_t86
+            _t131 = 0.125*_t118/(_t119*_t88 + 1.0)
+            _t132 = _t30/max(max(pw, ph), max(tw, th))
+            _t133 = _t132 + _t53/max(max(pw, ph), max(tw, th))
+            _t134 = 2.0*_t99
+            _t135 = _t133*_t44
+            _s46 = _t71*(-_t103*_t106 + _t108*(-_t100 + _t70/max(max(pw, ph), max(tw, th))))
+            _s47 = _t67*(2.0*_t1*_t84/max(max(pw, ph), max(tw, th)) - _t135*_t87)
+            _t136 = _t61*(_t104*_t73 + _t135*_t81) + _s47 + _s46
+            _t137 = 0.25*_t88/(_t1*_t10*max(max(pw, ph), max(tw, th)))
+            _t138 = -_t132 + _t53/max(max(pw, ph), max(tw, th))
+            _t139 = _t138*_t44
+            _s48 = _t71*(_t106*(-_t100 + _t66/max(max(pw, ph), max(tw, th))) - _t107*_t108)
+            _t140 = _t61*(-_t101*_t73 + _t139*_t81) + _t67*(-_t104*_t84 - _t139*_t87) + _s48
+            _t141 = -_t127*_t128 + _t129*_t67*_t82*_t86
+            d_px = (_t19*_t21 + _t37*_t39 - _t48*_t49 - _t58*_t59)/_t89
+            d_py = (_t21*_t92 + _t39*_t93 + _t49*_t94 + _t59*_t95)/_t89
+            _s49 = (_t21*(_t101*_t99 + _t102*(_t9/max(max(pw, ph), max(tw, th)) - _t97)) + _t49*_t96*_t98)/_t89
+            d_pw = _t112*(-_t103*_t60 - _t109) + _t121*(_t109*_t119 - _t116/(_t10*_t2)) + _s49
+            _s50 = (_t102*_t21*(_t9/max(max(pw, ph), max(tw, th)) + _t97) + _t49*(_t104*_t99 + _t122*_t96))/_t89
+            d_ph = _t112*(-_t124*_t22 - _t126) + _t121*(_t119*_t126 - _t116/(_t1*_t40)) + _s50
+            _s51 = (_t18*_t21*(2.0*_t14*_t6 - 2.0*_t45) + _t47*_t49*(-2.0*_t15 - 2.0*_t16))/_t89
+            d_pa = -_t112*_t130 + _t130*_t131 + _s51
+            d_tx = (-_t19*_t21 - _t37*_t39 + _t48*_t49 + _t58*_t59)/_t89
+            d_ty = (-_t21*_t92 - _t39*_t93 - _t49*_t94 - _t59*_t95)/_t89
+            _s52 = (_t111*_t133*_t59 + _t39*(_t107*_t134 + _t110*(-_t132 + _t28/max(max(pw, ph), max(tw, th)))))/_t89
+            d_tw = _t112*(-_t10*_t124 - _t136) + _t121*(_t119*_t136 - _t137/(_t23*_t29)) + _s52
+            _s53 = (_t110*_t39*(_t132 + _t28/max(max(pw, ph), max(tw, th))) + _t59*(_t103*_t134 + _t111*_t138))/_t89
+            d_th = _t112*(-_t10*_t107*_t123 - _t140) + _t121*(_t119*_t140 - _t137/(_t22*_t50)) + _s53
+            _s54 = (_t36*_t39*(2.0*_t14*_t24 - 2.0*_t55) + _t57*_t59*(-2.0*_t33 - 2.0*_t34))/_t89
+            d_ta = _t112*_t141 - _t131*_t141 + _s54
+        elif (b_d == 0.0):  # identical Gaussians: 0, gradient 0 by convention
+            value = 0.0
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+        else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
+            _t1 = _s6
+            _t2 = _s9
+            _t3 = _s13
+            _t4 = _s16
+            _t5 = ph - pw
+            _t6 = -_t5
+            _t7 = -tw
+            _t8 = _t7 + th
+            _t9 = -_t8
+            _t10 = 1.0 if _t6*_t9 > 0.0 else 0.0
+            _t11 = -th
+            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13 = _t7 + pw
+            _t14 = 1.0 - _t10
+            _t15 = _t7 + ph
+            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
+            _t17 = _s24
+            _e55 = pa + _t17
+            _t18 = _e55
+            _t19 = math.sin(_t18)
+            _e56 = _e55 - pa
+            _t20 = (pa - (_e55 - _e56)) + (_t17 - _e56)
+            _t21 = math.cos(_t18)
+            _t22 = _t1 + _t2
+            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
+            _t24 = _t3 + _t4
+            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
+            _t26 = _t23*_t25
+            _s57 = _t19 + _t20*_t21
+            _s58 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
+            _s59 = -_t19*_t20 + _t21
+            _s60 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
+            _s61 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
+            _s62 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s61
+            _t27 = _t10*(_t26*(_s57*_s57) + (_s58*_s58)) + _t14*(-_t26*(_s59*_s59) + (_s60*_s60)) + (_s62*_s62)
+            _t28 = 1.0 if _t5 > 0.0 else 0.0
+            _t29 = _s4
+            _t30 = _s5
+            _t31 = (_t29*_t29) + (_t30*_t30)
+            _t32 = math.sin(pa)
+            _t33 = math.cos(pa)
+            _t34 = 1.0 if _t8 > 0.0 else 0.0
+            _t35 = math.sin(ta)
+            _t36 = math.cos(ta)
+            _s63 = _t29*_t33 + _t30*_t32
+            _s64 = _t29*_t36 + _t30*_t35
+            _s65 = -_t29*_t32 + _t30*_t33
+            _s66 = -_t29*_t35 + _t30*_t36
+            _s67 = 3.0*_t28*((_t2*_t2)*_t31 + (_s63*_s63)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
+            _s68 = 3.0*_t34*(_t31*(_t4*_t4) + (_s64*_s64)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
+            _s69 = 3.0*((_t1*_t1)*_t31 + _t23*(_s65*_s65))*(1.0 - _t28)
+            _s70 = _s67 + _s68 + _s69 + 3.0*(_t25*(_s66*_s66) + (_t3*_t3)*_t31)*(1.0 - _t34)
+            _s71 = -math.expm1(-0.5*math.log1p(0.25*_t27/(_t1*_t2*_t3*_t4)) - _s70/(4.0*_t1*_t2*_t3*_t4 + _t27))
+            value = math.sqrt(_s71)
+            _t37 = _t1*_t1
+            _t39 = 2.0/max(max(pw, ph), max(tw, th))
+            _t40 = _t29*_t39
+            _t41 = _t32*_t39
+            _t42 = _t29*_t32
+            _t43 = _t30*_t33 - _t42
+            _t44 = _t23*_t43
+            _t45 = _t37*_t40 - _t41*_t44
+            _t46 = 3.0*(1.0 - _t28)
+            _t47 = _t3*_t3
+            _t48 = _t35*_t39
+            _t49 = _t29*_t35
+            _t50 = _t30*_t36 - _t49
+            _t51 = _t25*_t50
+            _t52 = -2.0*_t29*_t47/max(max(pw, ph), max(tw, th)) + _t48*_t51
+            _t53 = 3.0*(1.0 - _t34)
+            _t54 = _t2*_t2
+            _t55 = _t33*_t39
+            _t56 = _t5/max(max(pw, ph), max(tw, th))
+            _t57 = _t22*_t56
+            _t58 = _t29*_t33
+            _t59 = _t30*_t32
+            _t60 = _t58 + _t59
+            _t61 = _t57*_t60
+            _t62 = _t40*_t54 + _t55*_t61
+            _t63 = 3.0*_t28
+            _t64 = _t4*_t4
+            _t65 = _t36*_t39
+            _t66 = _t8/max(max(pw, ph), max(tw, th))
+            _t67 = _t24*_t66
+            _t68 = _t29*_t36
+            _t69 = _t30*_t35
+            _t70 = _t68 + _t69
+            _t71 = _t67*_t70
+            _t72 = _t40*_t64 + _t65*_t71
+            _t73 = 3.0*_t34
+            _t74 = 4.0*_t1*_t4
+            _t75 = _t20*_t21
+            _t76 = _t19 + _t75
+            _t77 = _t76*_t76
+            _t78 = _t23*_t25
+            _t79 = -tw
+            _t80 = (-_t79 - pw)/max(max(pw, ph), max(tw, th))
+            _t81 = _t1*_t80 + _t12
+            _t82 = _t19*_t20
+            _t83 = _t21 - _t82
+            _t84 = _t83*_t83
+            _t85 = (-_t79 - ph)/max(max(pw, ph), max(tw, th))
+            _t86 = _t1*_t16 + _t2*_t85
+            _t87 = _t13/max(max(pw, ph), max(tw, th))
+            _t88 = _t15/max(max(pw, ph), max(tw, th))
+            _t89 = _t10*(_t12 + _t3*_t87) + _t14*(_t16*_t4 + _t2*_t88)
+            _t90 = _t10*(_t77*_t78 + (_t81*_t81)) + _t14*(-_t78*_t84 + (_t86*_t86)) + (_t89*_t89)
+            _t91 = _t2*_t3*_t74 + _t90
+            _t97 = 1.0/(_t1*_t2*_t3*_t4)
+            _t98 = 0.25*_t97
+            _t99 = _t90*_t98
+            _t100 = _t43*_t43
+            _t101 = _t50*_t50
+            _t102 = _t60*_t60
+            _t103 = _t70*_t70
+            _s72 = _t46*(_t100*_t23 + _t31*_t37)
+            _t104 = _s72 + _t53*(_t101*_t25 + _t31*_t47) + _t63*(_t102*_t57 + _t31*_t54) + _t73*(_t103*_t67 + _t31*_t64)
+            _t105 = -_t104/_t91 - 0.5*math.log1p(_t99)
+            _t106 = 0.5*value*math.exp(_t105)/math.expm1(_t105)
+            _t107 = _t106/_t91
+            _t108 = _t30*_t39
+            _t109 = _t108*_t37 + _t44*_t55
+            _t110 = _t108*_t47 + _t51*_t65
+            _t111 = _t108*_t54 + _t41*_t61
+            _t112 = _t108*_t64 + _t48*_t71
+            _t113 = _t22/max(max(pw, ph), max(tw, th))
+            _t114 = _t6/max(max(pw, ph), max(tw, th))
+            _t115 = _t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t116 = _t2/max(max(pw, ph), max(tw, th))
+            _t117 = 2.0*_t116
+            _t118 = _t3/max(max(pw, ph), max(tw, th))
+            _t119 = _t115*_t25
+            _t120 = _t1*_t39
+            _t121 = (_t11 + ph)/max(max(pw, ph), max(tw, th))
+            _t122 = _t4/max(max(pw, ph), max(tw, th))
+            _t123 = 2.0*_t14
+            _t124 = 2.0*_t10
+            _s73 = _t124*(_t118 + _t121/max(max(pw, ph), max(tw, th)))
+            _s74 = _t10*(_t119*_t77 + _t81*(-_t120 + 2.0*_t121/max(max(pw, ph), max(tw, th))))
+            _s75 = _t89*(_t123*(_t122 + _t88/max(max(pw, ph), max(tw, th))) + _s73)
+            _t125 = _s74 + _t14*(-_t119*_t84 + _t86*(_t120 + _t39*_t85)) + _s75
+            _t126 = _t104/(_t91*_t91)
+            _t127 = 0.25*_t90/(_t3*_t4*max(max(pw, ph), max(tw, th)))
+            _t129 = 0.5/(_t99 + 1.0)
+            _t130 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t131 = 4.0*_t2
+            _t132 = _t118*_t131
+            _t133 = _t130*_t25
+            _t134 = _t16/max(max(pw, ph), max(tw, th))
+            _s76 = _t14*(-_t133*_t84 + _t86*(-_t117 + 2.0*_t134))
+            _t135 = _t10*(_t133*_t77 + _t81*(_t117 + _t39*_t80)) + _s76 + _t89*(_t116*_t123 + _t116*_t124)
+            _t136 = -2.0*_t21 + 2.0*_t82
+            _t137 = _t10*_t76*_t78
+            _t138 = 2.0*_t19 + 2.0*_t75
+            _t139 = -_t136*_t137 + _t138*_t14*_t23*_t25*_t83
+            _t140 = 0.125*_t97/(_t99 + 1.0)
+            _t141 = _t24/max(max(pw, ph), max(tw, th))
+            _t142 = _t9/max(max(pw, ph), max(tw, th))
+            _t143 = _t141 + _t142/max(max(pw, ph), max(tw, th))
+            _t144 = 2.0*_t31
+            _t145 = _t143*_t23
+            _s77 = _t89*(-_t118*_t124 + 2.0*_t14*(-_t116 + _t134))
+            _t146 = _t10*(_t120*_t81 + _t145*_t77) + _t14*(_t117*_t86 - _t145*_t84) + _s77
+            _t147 = 0.25*_t90/(_t1*_t2*max(max(pw, ph), max(tw, th)))
+            _t148 = -_t141 + _t142/max(max(pw, ph), max(tw, th))
+            _s78 = _t89*(-_t122*_t123 + _t124*(-_t116 + _t87/max(max(pw, ph), max(tw, th))))
+            _t149 = _t10*(-_t117*_t81 + _t148*_t23*_t77) + _t14*(-_t120*_t86 - _t148*_t23*_t84) + _s78
+            _t150 = _t136*_t137 - _t138*_t14*_t23*_t25*_t83
+            d_px = -_t107*(_t45*_t46 - _t52*_t53 + _t62*_t63 + _t72*_t73)
+            d_py = -_t107*(_t109*_t46 + _t110*_t53 + _t111*_t63 + _t112*_t73)
+            _s79 = -(_t100*_t115*_t46 + _t63*(_t102*(-_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t117*_t31))/_t91
+            d_pw = _t106*(-_t126*(-_t118*_t74 - _t125) - _t129*(_t125*_t98 - _t127/(_t1*_t54)) + _s79)
+            _s80 = -(_t102*_t63*(_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t46*(_t100*_t130 + _t120*_t31))/_t91
+            d_ph = _t106*(-_t126*(-_t132*_t4 - _t135) - _t129*(-_t127/(_t2*_t37) + _t135*_t98) + _s80)
+            _s81 = -(_t44*_t46*(-2.0*_t58 - 2.0*_t59) + _t61*_t63*(2.0*_t30*_t33 - 2.0*_t42))/_t91
+            d_pa = _t106*(_t126*_t139 - _t139*_t140 + _s81)
+            d_tx = -_t107*(-_t45*_t46 + _t52*_t53 - _t62*_t63 - _t72*_t73)
+            d_ty = -_t107*(-_t109*_t46 - _t110*_t53 - _t111*_t63 - _t112*_t73)
+            _s82 = -(_t101*_t143*_t53 + _t73*(_t103*(-_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t122*_t144))/_t91
+            d_tw = _t106*(-_t126*(-_t1*_t132 - _t146) - _t129*(_t146*_t98 - _t147/(_t3*_t64)) + _s82)
+            _s83 = -(_t103*_t73*(_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t53*(_t101*_t148 + _t118*_t144))/_t91
+            d_th = _t106*(-_t126*(-_t1*_t122*_t131 - _t149) - _t129*(-_t147/(_t4*_t47) + _t149*_t98) + _s83)
+            _s84 = -(_t51*_t53*(-2.0*_t68 - 2.0*_t69) + _t71*_t73*(2.0*_t30*_t36 - 2.0*_t49))/_t91
+            d_ta = _t106*(_t126*_t150 - _t140*_t150 + _s84)
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
+                or _target[5 * _i] - _target[5 * _i] != 0.0
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
+                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
+                or (_target[5 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, mode)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, mode)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, mode)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, mode):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0],
-            target[i, 1], target[i, 2], target[i, 3], target[i, 4], mode)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, mode):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = -math.sin(pa)*(((px - tx))/max(max(pw, ph), max(tw, th)))
+        _s2 = _s1 + math.cos(pa)*(((py - ty))/max(max(pw, ph), max(tw, th)))
+        _s3 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s4 = ((px - tx))/max(max(pw, ph), max(tw, th))
+        _s5 = ((py - ty))/max(max(pw, ph), max(tw, th))
+        _s6 = ph/max(max(pw, ph), max(tw, th))
+        _s7 = (_s2*_s2)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s6*_s6)
+        _s8 = math.sin(pa)*_s5 + math.cos(pa)*_s4
+        _s9 = pw/max(max(pw, ph), max(tw, th))
+        _s10 = (_s8*_s8)*(_s3*((ph - pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s9*_s9)
+        _s11 = -math.sin(ta)*_s4 + math.cos(ta)*_s5
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = th/max(max(pw, ph), max(tw, th))
+        _s14 = (_s11*_s11)*(_s12*((-th + tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s13*_s13)
+        _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
+        _s16 = tw/max(max(pw, ph), max(tw, th))
+        _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
+        _s18 = _f32(3.0)*_s14*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
+        _s19 = _f32(3.0)*_s7*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s20 = _f32(3.0)*_s10*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+        _s21 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
+        _s22 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
+        _s23 = _s22*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s24 = _s21*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s23
+        _s25 = -ta
+        _e26 = pa + _s25
+        _e27 = _e26 - pa
+        _s28 = -math.sin(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27)) + math.cos(_e26)
+        _s29 = _s12*((-th + tw)/max(max(pw, ph), max(tw, th)))
+        _s30 = _s6*((pw - th)/max(max(pw, ph), max(tw, th))) + _s9*((-ph + tw)/max(max(pw, ph), max(tw, th)))
+        _s31 = -(_s28*_s28)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29 + (_s30*_s30)
+        _s32 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
+        _s33 = math.sin(_e26) + math.cos(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27))
+        _s34 = (_s32*_s32) + (_s33*_s33)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29
+        _s35 = _s31*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s36 = _s34*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s38 = _f32(0.5)*math.log1p(_f32(0.25)*((_s24*_s24) + _s35 + _s36)/(_s6*_s9*_s13*_s16))
+        b_d = _s37/((_s24*_s24) + _s35 + _s36 + _f32(4.0)*_s6*_s9*_s13*_s16) + _s38
+        if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
+            value = _f32(1.0)
+        elif (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box, mode 'bd': inf, gradient NaN
+            value = _f32(math.inf)
+        elif (mode == _f32(1.0)):  # mode 'bd': L = B_D
+            value = b_d
+        elif (b_d == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
+            value = _f32(0.0)
+        else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
+            _t1 = _s6
+            _t2 = _s9
+            _t3 = _s13
+            _t4 = _s16
+            _t5 = ph - pw
+            _t6 = -_t5
+            _t7 = -tw
+            _t8 = _t7 + th
+            _t9 = -_t8
+            _t10 = _f32(1.0) if _t6*_t9 > _f32(0.0) else _f32(0.0)
+            _t11 = -th
+            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13 = _t7 + pw
+            _t14 = _f32(1.0) - _t10
+            _t15 = _t7 + ph
+            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
+            _t17 = _s25
+            _e39 = pa + _t17
+            _t18 = _e39
+            _t19 = math.sin(_t18)
+            _e40 = _e39 - pa
+            _t20 = (pa - (_e39 - _e40)) + (_t17 - _e40)
+            _t21 = math.cos(_t18)
+            _t22 = _t1 + _t2
+            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
+            _t24 = _t3 + _t4
+            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
+            _t26 = _t23*_t25
+            _s41 = _t19 + _t20*_t21
+            _s42 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
+            _s43 = -_t19*_t20 + _t21
+            _s44 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
+            _s45 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
+            _s46 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s45
+            _t27 = _t10*(_t26*(_s41*_s41) + (_s42*_s42)) + _t14*(-_t26*(_s43*_s43) + (_s44*_s44)) + (_s46*_s46)
+            _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+            _t29 = _s4
+            _t30 = _s5
+            _t31 = (_t29*_t29) + (_t30*_t30)
+            _t32 = math.sin(pa)
+            _t33 = math.cos(pa)
+            _t34 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+            _t35 = math.sin(ta)
+            _t36 = math.cos(ta)
+            _s47 = _t29*_t33 + _t30*_t32
+            _s48 = _t29*_t36 + _t30*_t35
+            _s49 = -_t29*_t32 + _t30*_t33
+            _s50 = -_t29*_t35 + _t30*_t36
+            _s51 = _f32(3.0)*_t28*((_t2*_t2)*_t31 + (_s47*_s47)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
+            _s52 = _f32(3.0)*_t34*(_t31*(_t4*_t4) + (_s48*_s48)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
+            _s53 = _f32(3.0)*((_t1*_t1)*_t31 + _t23*(_s49*_s49))*(_f32(1.0) - _t28)
+            _s54 = _s51 + _s52 + _s53 + _f32(3.0)*(_t25*(_s50*_s50) + (_t3*_t3)*_t31)*(_f32(1.0) - _t34)
+            _s55 = -_f32(0.5)*math.log1p(_f32(0.25)*_t27/(_t1*_t2*_t3*_t4)) - _s54/(_f32(4.0)*_t1*_t2*_t3*_t4 + _t27)
+            value = math.sqrt(-math.expm1(_s55))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, mode):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, mode)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, mode)
+        return _value_block_f32(pred, target, out, mode)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, mode):
-    v, g_px, g_py, g_pw, g_ph, g_pa, g_tx, g_ty, g_tw, g_th, g_ta = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], target[i, 4], mode)
-    out[i] = v
-    d_pred[i, 0] = g_px / divisor
-    d_pred[i, 1] = g_py / divisor
-    d_pred[i, 2] = g_pw / divisor
-    d_pred[i, 3] = g_ph / divisor
-    d_pred[i, 4] = g_pa / divisor
-    d_target[i, 0] = g_tx / divisor
-    d_target[i, 1] = g_ty / divisor
-    d_target[i, 2] = g_tw / divisor
-    d_target[i, 3] = g_th / divisor
-    d_target[i, 4] = g_ta / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or pred[i, 4] - pred[i, 4] != 0 or target[i, 0] - target[i, 0] != 0
-            or target[i, 1] - target[i, 1] != 0 or target[i, 2] - target[i, 2] != 0
-            or target[i, 3] - target[i, 3] != 0 or target[i, 4] - target[i, 4] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, mode):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px = _pred[5 * _i]
+        py = _pred[5 * _i + 1]
+        pw = _pred[5 * _i + 2]
+        ph = _pred[5 * _i + 3]
+        pa = _pred[5 * _i + 4]
+        tx = _target[5 * _i]
+        ty = _target[5 * _i + 1]
+        tw = _target[5 * _i + 2]
+        th = _target[5 * _i + 3]
+        ta = _target[5 * _i + 4]
+        _s1 = -math.sin(pa)*(((px - tx))/max(max(pw, ph), max(tw, th)))
+        _s2 = _s1 + math.cos(pa)*(((py - ty))/max(max(pw, ph), max(tw, th)))
+        _s3 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s4 = ((px - tx))/max(max(pw, ph), max(tw, th))
+        _s5 = ((py - ty))/max(max(pw, ph), max(tw, th))
+        _s6 = ph/max(max(pw, ph), max(tw, th))
+        _s7 = (_s2*_s2)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s6*_s6)
+        _s8 = math.sin(pa)*_s5 + math.cos(pa)*_s4
+        _s9 = pw/max(max(pw, ph), max(tw, th))
+        _s10 = (_s8*_s8)*(_s3*((ph - pw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s9*_s9)
+        _s11 = -math.sin(ta)*_s4 + math.cos(ta)*_s5
+        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s13 = th/max(max(pw, ph), max(tw, th))
+        _s14 = (_s11*_s11)*(_s12*((-th + tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s13*_s13)
+        _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
+        _s16 = tw/max(max(pw, ph), max(tw, th))
+        _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
+        _s18 = _f32(3.0)*_s14*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
+        _s19 = _f32(3.0)*_s7*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s20 = _f32(3.0)*_s10*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+        _s21 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
+        _s22 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
+        _s23 = _s22*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s24 = _s21*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s23
+        _s25 = -ta
+        _e26 = pa + _s25
+        _e27 = _e26 - pa
+        _s28 = -math.sin(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27)) + math.cos(_e26)
+        _s29 = _s12*((-th + tw)/max(max(pw, ph), max(tw, th)))
+        _s30 = _s6*((pw - th)/max(max(pw, ph), max(tw, th))) + _s9*((-ph + tw)/max(max(pw, ph), max(tw, th)))
+        _s31 = -(_s28*_s28)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29 + (_s30*_s30)
+        _s32 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
+        _s33 = math.sin(_e26) + math.cos(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27))
+        _s34 = (_s32*_s32) + (_s33*_s33)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29
+        _s35 = _s31*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
+        _s36 = _s34*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s38 = _f32(0.5)*math.log1p(_f32(0.25)*((_s24*_s24) + _s35 + _s36)/(_s6*_s9*_s13*_s16))
+        b_d = _s37/((_s24*_s24) + _s35 + _s36 + _f32(4.0)*_s6*_s9*_s13*_s16) + _s38
+        if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
+            value = _f32(1.0)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box, mode 'bd': inf, gradient NaN
+            value = _f32(math.inf)
+            d_px = _f32(math.nan)
+            d_py = _f32(math.nan)
+            d_pw = _f32(math.nan)
+            d_ph = _f32(math.nan)
+            d_pa = _f32(math.nan)
+            d_tx = _f32(math.nan)
+            d_ty = _f32(math.nan)
+            d_tw = _f32(math.nan)
+            d_th = _f32(math.nan)
+            d_ta = _f32(math.nan)
+        elif (mode == _f32(1.0)):  # mode 'bd': L = B_D
+            value = b_d
+            _t1 = _s9
+            _t2 = _t1*_t1
+            _t3 = _s4
+            _t4 = _f32(2.0)/max(max(pw, ph), max(tw, th))
+            _t5 = _t3*_t4
+            _t6 = math.cos(pa)
+            _t7 = _t4*_t6
+            _t8 = ph - pw
+            _t9 = _t8/max(max(pw, ph), max(tw, th))
+            _t10 = _s6
+            _t11 = _t1 + _t10
+            _t12 = _t11*_t9
+            _t13 = math.sin(pa)
+            _t14 = _s5
+            _t15 = _t13*_t14
+            _t16 = _t3*_t6
+            _t17 = _t15 + _t16
+            _t18 = _t12*_t17
+            _t19 = _t18*_t7 + _t2*_t5
+            _t20 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+            _t21 = _f32(3.0)*_t20
+            _t22 = _s16
+            _t23 = _t22*_t22
+            _t24 = math.cos(ta)
+            _t25 = _t24*_t4
+            _t26 = -tw
+            _t27 = _t26 + th
+            _t28 = _t27/max(max(pw, ph), max(tw, th))
+            _t29 = _s13
+            _t30 = _t22 + _t29
+            _t31 = _t28*_t30
+            _t32 = math.sin(ta)
+            _t33 = _t14*_t32
+            _t34 = _t24*_t3
+            _t35 = _t33 + _t34
+            _t36 = _t31*_t35
+            _t37 = _t23*_t5 + _t25*_t36
+            _t38 = _f32(1.0) if _t27 > _f32(0.0) else _f32(0.0)
+            _t39 = _f32(3.0)*_t38
+            _t40 = _t10*_t10
+            _t41 = _t13*_t4
+            _t42 = -_t8
+            _t43 = _t42/max(max(pw, ph), max(tw, th))
+            _t44 = _t11*_t43
+            _t45 = _t13*_t3
+            _t46 = _t14*_t6 - _t45
+            _t47 = _t44*_t46
+            _t48 = -_f32(2.0)*_t3*_t40/max(max(pw, ph), max(tw, th)) + _t41*_t47
+            _t49 = _f32(3.0)*(_f32(1.0) - _t20)
+            _t50 = _t29*_t29
+            _t51 = _t32*_t4
+            _t52 = -_t27
+            _t53 = _t52/max(max(pw, ph), max(tw, th))
+            _t54 = _t30*_t53
+            _t55 = _t3*_t32
+            _t56 = _t14*_t24 - _t55
+            _t57 = _t54*_t56
+            _t58 = -_f32(2.0)*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
+            _t59 = _f32(3.0)*(_f32(1.0) - _t38)
+            _t60 = _f32(4.0)*_t10*_t22
+            _t61 = _f32(1.0) if _t42*_t52 > _f32(0.0) else _f32(0.0)
+            _t62 = -th
+            _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
+            _t64 = _t1*_t63
+            _t65 = _t26 + pw
+            _t66 = _t65/max(max(pw, ph), max(tw, th))
+            _t67 = _f32(1.0) - _t61
+            _t68 = _t26 + ph
+            _t69 = _t68/max(max(pw, ph), max(tw, th))
+            _t70 = (_t62 + pw)/max(max(pw, ph), max(tw, th))
+            _t71 = _t61*(_t29*_t66 + _t64) + _t67*(_t1*_t69 + _t22*_t70)
+            _t72 = -_t65/max(max(pw, ph), max(tw, th))
+            _t73 = _t10*_t72 + _t64
+            _t74 = _s25
+            _e39 = pa + _t74
+            _t75 = _e39
+            _t76 = math.sin(_t75)
+            _e40 = _e39 - pa
+            _t77 = (pa - (_e39 - _e40)) + (_t74 - _e40)
+            _t78 = math.cos(_t75)
+            _t79 = _t77*_t78
+            _t80 = _t76 + _t79
+            _t81 = _t80*_t80
+            _t82 = _t44*_t54
+            _t83 = -_t68/max(max(pw, ph), max(tw, th))
+            _t84 = _t1*_t83 + _t10*_t70
+            _t85 = _t76*_t77
+            _t86 = _t78 - _t85
+            _t87 = _t86*_t86
+            _t88 = _t61*((_t73*_t73) + _t81*_t82) + _t67*(-_t82*_t87 + (_t84*_t84)) + (_t71*_t71)
+            _t89 = _t1*_t29*_t60 + _t88
+            _t91 = _t14*_t4
+            _t92 = _t18*_t41 + _t2*_t91
+            _t93 = _t23*_t91 + _t36*_t51
+            _t94 = _t40*_t91 + _t47*_t7
+            _t95 = _t25*_t57 + _t50*_t91
+            _t96 = _t46*_t46
+            _t97 = _t11/max(max(pw, ph), max(tw, th))
+            _t98 = _t43/max(max(pw, ph), max(tw, th)) + _t97
+            _t99 = (_t14*_t14) + (_t3*_t3)
+            _t100 = _t1/max(max(pw, ph), max(tw, th))
+            _t101 = _f32(2.0)*_t100
+            _t102 = _t17*_t17
+            _t103 = _t29/max(max(pw, ph), max(tw, th))
+            _t104 = _t10*_t4
+            _t105 = _t54*_t98
+            _t106 = _f32(2.0)*_t61
+            _t107 = _t22/max(max(pw, ph), max(tw, th))
+            _t108 = _f32(2.0)*_t67
+            _s41 = _t106*(_t103 + _t63/max(max(pw, ph), max(tw, th)))
+            _s42 = _t61*(_t105*_t81 + _t73*(-_t104 + _f32(2.0)*_t63/max(max(pw, ph), max(tw, th))))
+            _s43 = _t71*(_s41 + _t108*(_t107 + _t69/max(max(pw, ph), max(tw, th))))
+            _t109 = _s42 + _t67*(-_t105*_t87 + _t84*(_t104 + _t4*_t83)) + _s43
+            _t110 = _t35*_t35
+            _t111 = _t56*_t56
+            _s44 = _t39*(_t110*_t31 + _t23*_t99)
+            _s45 = _t21*(_t102*_t12 + _t2*_t99) + _s44 + _t49*(_t40*_t99 + _t44*_t96) + _t59*(_t111*_t54 + _t50*_t99)
+            _t112 = _s45/(_t89*_t89)
+            _t116 = _f32(0.25)*_t88/(_t22*_t29*max(max(pw, ph), max(tw, th)))
+            _t118 = _f32(1.0)/(_t1*_t10*_t22*_t29)
+            _t119 = _f32(0.25)*_t118
+            _t121 = _f32(0.5)/(_t119*_t88 + _f32(1.0))
+            _t122 = _t43/max(max(pw, ph), max(tw, th)) - _t97
+            _t123 = _f32(4.0)*_t1
+            _t124 = _t103*_t123
+            _t125 = _t122*_t54
+            _s46 = _t67*(-_t125*_t87 + _t84*(-_t101 + _f32(2.0)*_t70/max(max(pw, ph), max(tw, th))))
+            _t126 = _t61*(_t125*_t81 + _t73*(_t101 + _t4*_t72)) + _s46 + _t71*(_t100*_t106 + _t100*_t108)
+            _t127 = -_f32(2.0)*_t78 + _f32(2.0)*_t85
+            _t128 = _t61*_t80*_t82
+            _t129 = _f32(2.0)*_t76 + _f32(2.0)*_t79
+            _t130 = -_t127*_t128 + _t129*_t44*_t54*_t67*_t86
+            _t131 = _f32(0.125)*_t118/(_t119*_t88 + _f32(1.0))
+            _t132 = _t30/max(max(pw, ph), max(tw, th))
+            _t133 = _t132 + _t53/max(max(pw, ph), max(tw, th))
+            _t134 = _f32(2.0)*_t99
+            _t135 = _t133*_t44
+            _s47 = _t71*(-_t103*_t106 + _t108*(-_t100 + _t70/max(max(pw, ph), max(tw, th))))
+            _s48 = _t67*(_f32(2.0)*_t1*_t84/max(max(pw, ph), max(tw, th)) - _t135*_t87)
+            _t136 = _t61*(_t104*_t73 + _t135*_t81) + _s48 + _s47
+            _t137 = _f32(0.25)*_t88/(_t1*_t10*max(max(pw, ph), max(tw, th)))
+            _t138 = -_t132 + _t53/max(max(pw, ph), max(tw, th))
+            _t139 = _t138*_t44
+            _s49 = _t71*(_t106*(-_t100 + _t66/max(max(pw, ph), max(tw, th))) - _t107*_t108)
+            _t140 = _t61*(-_t101*_t73 + _t139*_t81) + _t67*(-_t104*_t84 - _t139*_t87) + _s49
+            _t141 = -_t127*_t128 + _t129*_t67*_t82*_t86
+            d_px = (_t19*_t21 + _t37*_t39 - _t48*_t49 - _t58*_t59)/_t89
+            d_py = (_t21*_t92 + _t39*_t93 + _t49*_t94 + _t59*_t95)/_t89
+            _s50 = (_t21*(_t101*_t99 + _t102*(_t9/max(max(pw, ph), max(tw, th)) - _t97)) + _t49*_t96*_t98)/_t89
+            d_pw = _t112*(-_t103*_t60 - _t109) + _t121*(_t109*_t119 - _t116/(_t10*_t2)) + _s50
+            _s51 = (_t102*_t21*(_t9/max(max(pw, ph), max(tw, th)) + _t97) + _t49*(_t104*_t99 + _t122*_t96))/_t89
+            d_ph = _t112*(-_t124*_t22 - _t126) + _t121*(_t119*_t126 - _t116/(_t1*_t40)) + _s51
+            _s52 = _t18*_t21*(_f32(2.0)*_t14*_t6 - _f32(2.0)*_t45) + _t47*_t49*(-_f32(2.0)*_t15 - _f32(2.0)*_t16)
+            d_pa = -_t112*_t130 + _t130*_t131 + _s52/_t89
+            d_tx = (-_t19*_t21 - _t37*_t39 + _t48*_t49 + _t58*_t59)/_t89
+            d_ty = (-_t21*_t92 - _t39*_t93 - _t49*_t94 - _t59*_t95)/_t89
+            _s53 = (_t111*_t133*_t59 + _t39*(_t107*_t134 + _t110*(-_t132 + _t28/max(max(pw, ph), max(tw, th)))))/_t89
+            d_tw = _t112*(-_t10*_t124 - _t136) + _t121*(_t119*_t136 - _t137/(_t23*_t29)) + _s53
+            _s54 = (_t110*_t39*(_t132 + _t28/max(max(pw, ph), max(tw, th))) + _t59*(_t103*_t134 + _t111*_t138))/_t89
+            d_th = _t112*(-_t10*_t107*_t123 - _t140) + _t121*(_t119*_t140 - _t137/(_t22*_t50)) + _s54
+            _s55 = _t36*_t39*(_f32(2.0)*_t14*_t24 - _f32(2.0)*_t55) + _t57*_t59*(-_f32(2.0)*_t33 - _f32(2.0)*_t34)
+            d_ta = _t112*_t141 - _t131*_t141 + _s55/_t89
+        elif (b_d == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
+            value = _f32(0.0)
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+        else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
+            _t1 = _s6
+            _t2 = _s9
+            _t3 = _s13
+            _t4 = _s16
+            _t5 = ph - pw
+            _t6 = -_t5
+            _t7 = -tw
+            _t8 = _t7 + th
+            _t9 = -_t8
+            _t10 = _f32(1.0) if _t6*_t9 > _f32(0.0) else _f32(0.0)
+            _t11 = -th
+            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13 = _t7 + pw
+            _t14 = _f32(1.0) - _t10
+            _t15 = _t7 + ph
+            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
+            _t17 = _s25
+            _e56 = pa + _t17
+            _t18 = _e56
+            _t19 = math.sin(_t18)
+            _e57 = _e56 - pa
+            _t20 = (pa - (_e56 - _e57)) + (_t17 - _e57)
+            _t21 = math.cos(_t18)
+            _t22 = _t1 + _t2
+            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
+            _t24 = _t3 + _t4
+            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
+            _t26 = _t23*_t25
+            _s58 = _t19 + _t20*_t21
+            _s59 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
+            _s60 = -_t19*_t20 + _t21
+            _s61 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
+            _s62 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
+            _s63 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s62
+            _t27 = _t10*(_t26*(_s58*_s58) + (_s59*_s59)) + _t14*(-_t26*(_s60*_s60) + (_s61*_s61)) + (_s63*_s63)
+            _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+            _t29 = _s4
+            _t30 = _s5
+            _t31 = (_t29*_t29) + (_t30*_t30)
+            _t32 = math.sin(pa)
+            _t33 = math.cos(pa)
+            _t34 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+            _t35 = math.sin(ta)
+            _t36 = math.cos(ta)
+            _s64 = _t29*_t33 + _t30*_t32
+            _s65 = _t29*_t36 + _t30*_t35
+            _s66 = -_t29*_t32 + _t30*_t33
+            _s67 = -_t29*_t35 + _t30*_t36
+            _s68 = _f32(3.0)*_t28*((_t2*_t2)*_t31 + (_s64*_s64)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
+            _s69 = _f32(3.0)*_t34*(_t31*(_t4*_t4) + (_s65*_s65)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
+            _s70 = _f32(3.0)*((_t1*_t1)*_t31 + _t23*(_s66*_s66))*(_f32(1.0) - _t28)
+            _s71 = _s68 + _s69 + _s70 + _f32(3.0)*(_t25*(_s67*_s67) + (_t3*_t3)*_t31)*(_f32(1.0) - _t34)
+            _s72 = -_f32(0.5)*math.log1p(_f32(0.25)*_t27/(_t1*_t2*_t3*_t4)) - _s71/(_f32(4.0)*_t1*_t2*_t3*_t4 + _t27)
+            value = math.sqrt(-math.expm1(_s72))
+            _t37 = _t1*_t1
+            _t39 = _f32(2.0)/max(max(pw, ph), max(tw, th))
+            _t40 = _t29*_t39
+            _t41 = _t32*_t39
+            _t42 = _t29*_t32
+            _t43 = _t30*_t33 - _t42
+            _t44 = _t23*_t43
+            _t45 = _t37*_t40 - _t41*_t44
+            _t46 = _f32(3.0)*(_f32(1.0) - _t28)
+            _t47 = _t3*_t3
+            _t48 = _t35*_t39
+            _t49 = _t29*_t35
+            _t50 = _t30*_t36 - _t49
+            _t51 = _t25*_t50
+            _t52 = -_f32(2.0)*_t29*_t47/max(max(pw, ph), max(tw, th)) + _t48*_t51
+            _t53 = _f32(3.0)*(_f32(1.0) - _t34)
+            _t54 = _t2*_t2
+            _t55 = _t33*_t39
+            _t56 = _t5/max(max(pw, ph), max(tw, th))
+            _t57 = _t22*_t56
+            _t58 = _t29*_t33
+            _t59 = _t30*_t32
+            _t60 = _t58 + _t59
+            _t61 = _t57*_t60
+            _t62 = _t40*_t54 + _t55*_t61
+            _t63 = _f32(3.0)*_t28
+            _t64 = _t4*_t4
+            _t65 = _t36*_t39
+            _t66 = _t8/max(max(pw, ph), max(tw, th))
+            _t67 = _t24*_t66
+            _t68 = _t29*_t36
+            _t69 = _t30*_t35
+            _t70 = _t68 + _t69
+            _t71 = _t67*_t70
+            _t72 = _t40*_t64 + _t65*_t71
+            _t73 = _f32(3.0)*_t34
+            _t74 = _f32(4.0)*_t1*_t4
+            _t75 = _t20*_t21
+            _t76 = _t19 + _t75
+            _t77 = _t76*_t76
+            _t78 = _t23*_t25
+            _t79 = -tw
+            _t80 = (-_t79 - pw)/max(max(pw, ph), max(tw, th))
+            _t81 = _t1*_t80 + _t12
+            _t82 = _t19*_t20
+            _t83 = _t21 - _t82
+            _t84 = _t83*_t83
+            _t85 = (-_t79 - ph)/max(max(pw, ph), max(tw, th))
+            _t86 = _t1*_t16 + _t2*_t85
+            _t87 = _t13/max(max(pw, ph), max(tw, th))
+            _t88 = _t15/max(max(pw, ph), max(tw, th))
+            _t89 = _t10*(_t12 + _t3*_t87) + _t14*(_t16*_t4 + _t2*_t88)
+            _t90 = _t10*(_t77*_t78 + (_t81*_t81)) + _t14*(-_t78*_t84 + (_t86*_t86)) + (_t89*_t89)
+            _t91 = _t2*_t3*_t74 + _t90
+            _t97 = _f32(1.0)/(_t1*_t2*_t3*_t4)
+            _t98 = _f32(0.25)*_t97
+            _t99 = _t90*_t98
+            _t100 = _t43*_t43
+            _t101 = _t50*_t50
+            _t102 = _t60*_t60
+            _t103 = _t70*_t70
+            _s73 = _t46*(_t100*_t23 + _t31*_t37)
+            _t104 = _s73 + _t53*(_t101*_t25 + _t31*_t47) + _t63*(_t102*_t57 + _t31*_t54) + _t73*(_t103*_t67 + _t31*_t64)
+            _t105 = -_t104/_t91 - _f32(0.5)*math.log1p(_t99)
+            _t106 = _f32(0.5)*value*math.exp(_t105)/math.expm1(_t105)
+            _t107 = _t106/_t91
+            _t108 = _t30*_t39
+            _t109 = _t108*_t37 + _t44*_t55
+            _t110 = _t108*_t47 + _t51*_t65
+            _t111 = _t108*_t54 + _t41*_t61
+            _t112 = _t108*_t64 + _t48*_t71
+            _t113 = _t22/max(max(pw, ph), max(tw, th))
+            _t114 = _t6/max(max(pw, ph), max(tw, th))
+            _t115 = _t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t116 = _t2/max(max(pw, ph), max(tw, th))
+            _t117 = _f32(2.0)*_t116
+            _t118 = _t3/max(max(pw, ph), max(tw, th))
+            _t119 = _t115*_t25
+            _t120 = _t1*_t39
+            _t121 = (_t11 + ph)/max(max(pw, ph), max(tw, th))
+            _t122 = _t4/max(max(pw, ph), max(tw, th))
+            _t123 = _f32(2.0)*_t14
+            _t124 = _f32(2.0)*_t10
+            _s74 = _t124*(_t118 + _t121/max(max(pw, ph), max(tw, th)))
+            _s75 = _t10*(_t119*_t77 + _t81*(-_t120 + _f32(2.0)*_t121/max(max(pw, ph), max(tw, th))))
+            _s76 = _t89*(_t123*(_t122 + _t88/max(max(pw, ph), max(tw, th))) + _s74)
+            _t125 = _s75 + _t14*(-_t119*_t84 + _t86*(_t120 + _t39*_t85)) + _s76
+            _t126 = _t104/(_t91*_t91)
+            _t127 = _f32(0.25)*_t90/(_t3*_t4*max(max(pw, ph), max(tw, th)))
+            _t129 = _f32(0.5)/(_t99 + _f32(1.0))
+            _t130 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t131 = _f32(4.0)*_t2
+            _t132 = _t118*_t131
+            _t133 = _t130*_t25
+            _t134 = _t16/max(max(pw, ph), max(tw, th))
+            _s77 = _t14*(-_t133*_t84 + _t86*(-_t117 + _f32(2.0)*_t134))
+            _t135 = _t10*(_t133*_t77 + _t81*(_t117 + _t39*_t80)) + _s77 + _t89*(_t116*_t123 + _t116*_t124)
+            _t136 = -_f32(2.0)*_t21 + _f32(2.0)*_t82
+            _t137 = _t10*_t76*_t78
+            _t138 = _f32(2.0)*_t19 + _f32(2.0)*_t75
+            _t139 = -_t136*_t137 + _t138*_t14*_t23*_t25*_t83
+            _t140 = _f32(0.125)*_t97/(_t99 + _f32(1.0))
+            _t141 = _t24/max(max(pw, ph), max(tw, th))
+            _t142 = _t9/max(max(pw, ph), max(tw, th))
+            _t143 = _t141 + _t142/max(max(pw, ph), max(tw, th))
+            _t144 = _f32(2.0)*_t31
+            _t145 = _t143*_t23
+            _s78 = _t89*(-_t118*_t124 + _f32(2.0)*_t14*(-_t116 + _t134))
+            _t146 = _t10*(_t120*_t81 + _t145*_t77) + _t14*(_t117*_t86 - _t145*_t84) + _s78
+            _t147 = _f32(0.25)*_t90/(_t1*_t2*max(max(pw, ph), max(tw, th)))
+            _t148 = -_t141 + _t142/max(max(pw, ph), max(tw, th))
+            _s79 = _t89*(-_t122*_t123 + _t124*(-_t116 + _t87/max(max(pw, ph), max(tw, th))))
+            _t149 = _t10*(-_t117*_t81 + _t148*_t23*_t77) + _t14*(-_t120*_t86 - _t148*_t23*_t84) + _s79
+            _t150 = _t136*_t137 - _t138*_t14*_t23*_t25*_t83
+            d_px = -_t107*(_t45*_t46 - _t52*_t53 + _t62*_t63 + _t72*_t73)
+            d_py = -_t107*(_t109*_t46 + _t110*_t53 + _t111*_t63 + _t112*_t73)
+            _s80 = -(_t100*_t115*_t46 + _t63*(_t102*(-_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t117*_t31))/_t91
+            d_pw = _t106*(-_t126*(-_t118*_t74 - _t125) - _t129*(_t125*_t98 - _t127/(_t1*_t54)) + _s80)
+            _s81 = -(_t102*_t63*(_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t46*(_t100*_t130 + _t120*_t31))/_t91
+            d_ph = _t106*(-_t126*(-_t132*_t4 - _t135) - _t129*(-_t127/(_t2*_t37) + _t135*_t98) + _s81)
+            _s82 = _t44*_t46*(-_f32(2.0)*_t58 - _f32(2.0)*_t59) + _t61*_t63*(_f32(2.0)*_t30*_t33 - _f32(2.0)*_t42)
+            d_pa = _t106*(_t126*_t139 - _t139*_t140 - _s82/_t91)
+            d_tx = -_t107*(-_t45*_t46 + _t52*_t53 - _t62*_t63 - _t72*_t73)
+            d_ty = -_t107*(-_t109*_t46 - _t110*_t53 - _t111*_t63 - _t112*_t73)
+            _s83 = -(_t101*_t143*_t53 + _t73*(_t103*(-_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t122*_t144))/_t91
+            d_tw = _t106*(-_t126*(-_t1*_t132 - _t146) - _t129*(_t146*_t98 - _t147/(_t3*_t64)) + _s83)
+            _s84 = -(_t103*_t73*(_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t53*(_t101*_t148 + _t118*_t144))/_t91
+            d_th = _t106*(-_t126*(-_t1*_t122*_t131 - _t149) - _t129*(-_t147/(_t4*_t47) + _t149*_t98) + _s84)
+            _s85 = _t51*_t53*(-_f32(2.0)*_t68 - _f32(2.0)*_t69) + _t71*_t73*(_f32(2.0)*_t30*_t36 - _f32(2.0)*_t49)
+            d_ta = _t106*(_t126*_t150 - _t140*_t150 - _s85/_t91)
+        _out[_i] = value
+        _d_pred[5 * _i] = d_px / divisor
+        _d_pred[5 * _i + 1] = d_py / divisor
+        _d_pred[5 * _i + 2] = d_pw / divisor
+        _d_pred[5 * _i + 3] = d_ph / divisor
+        _d_pred[5 * _i + 4] = d_pa / divisor
+        _d_target[5 * _i] = d_tx / divisor
+        _d_target[5 * _i + 1] = d_ty / divisor
+        _d_target[5 * _i + 2] = d_tw / divisor
+        _d_target[5 * _i + 3] = d_th / divisor
+        _d_target[5 * _i + 4] = d_ta / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
+                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
+                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
+                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
+                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
+                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
+                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
+                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
+                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
+                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
+                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
+                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, mode)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, mode)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, mode)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
+                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
     return bad

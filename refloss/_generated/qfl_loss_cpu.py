@@ -10,104 +10,485 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import qfl_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, target, out, beta):
-    out[i] = _value_f64(logits[i], target[i], beta)
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
-            or (target[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_logits, _target, _out, beta):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
+            _ap7 = _p6 - _p6*(beta*_c4)
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        elif (target == 0.0):  # hard target 0
+            _a8 = abs(logits)
+            _e9 = math.exp(-_a8)
+            _d10 = 1.0 + _e9
+            _c11 = (_e9 - (_d10 - 1.0))/_d10
+            _l12 = math.log1p(_e9)
+            _p13 = (math.pow(_e9, beta) if logits < 0.0 else 1.0)*math.pow(_d10, -beta)
+            _ap14 = _p13 - _p13*(beta*_c11)
+            value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
+        elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
+            _z15 = -logits
+            _a16 = abs(logits)
+            _e17 = math.exp(-_a16)
+            _d18 = 1.0 + _e17
+            _c19 = (_e17 - (_d18 - 1.0))/_d18
+            _l20 = math.log1p(_e17)
+            _p21 = (math.pow(_e17, beta) if _z15 < 0.0 else 1.0)*math.pow(_d18, -beta)
+            _ap22 = _p21 - _p21*(beta*_c19)
+            value = (_l20 if _z15 < 0.0 else _z15 + _l20)*_ap22
+        elif (target == 1.0):  # hard target 1
+            _z23 = -logits
+            _a24 = abs(logits)
+            _e25 = math.exp(-_a24)
+            _d26 = 1.0 + _e25
+            _c27 = (_e25 - (_d26 - 1.0))/_d26
+            _l28 = math.log1p(_e25)
+            _p29 = (math.pow(_e25, beta) if _z23 < 0.0 else 1.0)*math.pow(_d26, -beta)
+            _ap30 = _p29 - _p29*(beta*_c27)
+            value = (_l28 if _z23 < 0.0 else _z23 + _l28)*_ap30
+        else:  # soft target
+            _s31 = -logits
+            _s32 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s33 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s34 = target*(1.0/(1.0 + math.exp(-_s31)) if _s31 >= 0.0 else math.exp(_s31)/(1.0 + math.exp(_s31)))
+            _s35 = target*(max(_s31, 0.0) + math.log1p(math.exp(-abs(_s31)))) + (1.0 - target)*_s32
+            value = _s35*math.pow(abs(_s34 - (1.0 - target)*_s33), beta)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
+                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(logits, target, out, beta):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, target, out, beta)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, target, out, beta)
+        return _value_block_f64(logits, target, out, beta)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], beta)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, beta):
-    v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], beta)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
-            or (target[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
+            _ap7 = _p6 - _p6*(beta*_c4)
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            _c8 = beta*134217728.0 + beta
+            _h9 = _c8 - (_c8 - beta)
+            _l10 = beta - _h9
+            _c11 = logits*134217728.0 + logits
+            _h12 = _c11 - (_c11 - logits)
+            _l13 = logits - _h12
+            _p14 = _h9*_h12
+            _p15 = _h9*_l13 + _l10*_h12
+            _p16 = _p14 + _p15
+            _t0 = math.exp(0.5*_p16)
+            _g117 = beta + 1.0
+            _p18 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
+            _q19 = _p18 - _p18*(_g117*_c4)
+            d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q19
+            d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(-beta - logits)))
+        elif (target == 0.0):  # hard target 0
+            _a20 = abs(logits)
+            _e21 = math.exp(-_a20)
+            _d22 = 1.0 + _e21
+            _c23 = (_e21 - (_d22 - 1.0))/_d22
+            _l24 = math.log1p(_e21)
+            _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
+            _ap26 = _p25 - _p25*(beta*_c23)
+            value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+            _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _t1 = abs(-_t0)
+            _g127 = beta + 1.0
+            _p28 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
+            _q29 = _p28 - _p28*(_g127*_c23)
+            d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q29
+            _s30 = -logits
+            _s31 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s32 = _t0 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
+            _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
+            _s34 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
+            _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+            d_target = _s35 - logits*math.pow(_t1, beta)
+        elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
+            _z36 = -logits
+            _a37 = abs(logits)
+            _e38 = math.exp(-_a37)
+            _d39 = 1.0 + _e38
+            _c40 = (_e38 - (_d39 - 1.0))/_d39
+            _l41 = math.log1p(_e38)
+            _p42 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -beta)
+            _ap43 = _p42 - _p42*(beta*_c40)
+            value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
+            _t0 = -logits
+            _c44 = beta*134217728.0 + beta
+            _h45 = _c44 - (_c44 - beta)
+            _l46 = beta - _h45
+            _c47 = _t0*134217728.0 + _t0
+            _h48 = _c47 - (_c47 - _t0)
+            _l49 = _t0 - _h48
+            _p50 = _h45*_h48
+            _p51 = _h45*_l49 + _l46*_h48
+            _p52 = _p50 + _p51
+            _t1 = math.exp(0.5*_p52)
+            _g153 = beta + 1.0
+            _p54 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g153)
+            _q55 = _p54 - _p54*(_g153*_c40)
+            d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q55
+            d_target = _t1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1*(_t0 + beta)))
+        elif (target == 1.0):  # hard target 1
+            _z56 = -logits
+            _a57 = abs(logits)
+            _e58 = math.exp(-_a57)
+            _d59 = 1.0 + _e58
+            _c60 = (_e58 - (_d59 - 1.0))/_d59
+            _l61 = math.log1p(_e58)
+            _p62 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -beta)
+            _ap63 = _p62 - _p62*(beta*_c60)
+            value = (_l61 if _z56 < 0.0 else _z56 + _l61)*_ap63
+            _t0 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
+            _t1 = abs(_t0)
+            _g164 = beta + 1.0
+            _p65 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -_g164)
+            _q66 = _p65 - _p65*(_g164*_c60)
+            d_logits = -(_e58 + beta*_l61 if _z56 < 0.0 else 1.0 + beta*((_z56 + _l61)*_e58))*_q66
+            _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s68 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s69 = 1.0*(max(_z56, 0.0) + math.log1p(math.exp(-abs(_z56)))) + (1.0 - 1.0)*_s68
+            _s70 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
+            _s71 = beta*(_t0 + _s67)*_s69*_s70*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+            d_target = _s71 - logits*math.pow(_t1, beta)
+        else:  # soft target
+            _s72 = -logits
+            _s73 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s74 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s75 = target*(1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72)))
+            _s76 = target*(max(_s72, 0.0) + math.log1p(math.exp(-abs(_s72)))) + (1.0 - target)*_s73
+            value = _s76*math.pow(abs(_s75 - (1.0 - target)*_s74), beta)
+            _t0 = 1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72))
+            _t1 = _t0*target
+            _t2 = _s74
+            _t3 = 1.0 - target
+            _t4 = _t1 - _t2*_t3
+            _t5 = abs(_t4)
+            _t6 = math.pow(_t5, beta)
+            _s77 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
+            _t7 = beta*_s76*_s77*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
+            d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
+            d_target = -_t6*logits + _t7*(_t0 + _t2)
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
+                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    beta)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    beta)
+        return _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, beta)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_target[lo:hi], divisor, beta)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, target, out, beta):
-    out[i] = _value_f32(logits[i], target[i], beta)
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
-            or (target[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_logits, _target, _out, beta):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
+            _ap7 = _p6 - _p6*(beta*_c4)
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        elif (target == _f32(0.0)):  # hard target 0
+            _a8 = abs(logits)
+            _e9 = math.exp(-_a8)
+            _d10 = _f32(1.0) + _e9
+            _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
+            _l12 = math.log1p(_e9)
+            _p13 = (math.pow(_e9, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -beta)
+            _ap14 = _p13 - _p13*(beta*_c11)
+            value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
+        elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
+            _z15 = -logits
+            _a16 = abs(logits)
+            _e17 = math.exp(-_a16)
+            _d18 = _f32(1.0) + _e17
+            _c19 = (_e17 - (_d18 - _f32(1.0)))/_d18
+            _l20 = math.log1p(_e17)
+            _p21 = (math.pow(_e17, beta) if _z15 < _f32(0.0) else _f32(1.0))*math.pow(_d18, -beta)
+            _ap22 = _p21 - _p21*(beta*_c19)
+            value = (_l20 if _z15 < _f32(0.0) else _z15 + _l20)*_ap22
+        elif (target == _f32(1.0)):  # hard target 1
+            _z23 = -logits
+            _a24 = abs(logits)
+            _e25 = math.exp(-_a24)
+            _d26 = _f32(1.0) + _e25
+            _c27 = (_e25 - (_d26 - _f32(1.0)))/_d26
+            _l28 = math.log1p(_e25)
+            _p29 = (math.pow(_e25, beta) if _z23 < _f32(0.0) else _f32(1.0))*math.pow(_d26, -beta)
+            _ap30 = _p29 - _p29*(beta*_c27)
+            value = (_l28 if _z23 < _f32(0.0) else _z23 + _l28)*_ap30
+        else:  # soft target
+            _s31 = -logits
+            _s32 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s33 = _f32(1.0)/(_f32(1.0) + math.exp(-_s31)) if _s31 >= _f32(0.0) else math.exp(_s31)/(_f32(1.0) + math.exp(_s31))
+            _s34 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s35 = target*(max(_s31, _f32(0.0)) + math.log1p(math.exp(-abs(_s31)))) + (_f32(1.0) - target)*_s32
+            value = _s35*math.pow(abs(target*_s33 - (_f32(1.0) - target)*_s34), beta)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
+                or (_target[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(logits, target, out, beta):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, target, out, beta)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, target, out, beta)
+        return _value_block_f32(logits, target, out, beta)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], beta)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, beta):
-    v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], beta)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
-            or (target[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
+            _ap7 = _p6 - _p6*(beta*_c4)
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            _c8 = beta*_f32(4096.0) + beta
+            _h9 = _c8 - (_c8 - beta)
+            _l10 = beta - _h9
+            _c11 = logits*_f32(4096.0) + logits
+            _h12 = _c11 - (_c11 - logits)
+            _l13 = logits - _h12
+            _p14 = _h9*_h12
+            _p15 = _h9*_l13 + _l10*_h12
+            _p16 = _p14 + _p15
+            _t0 = math.exp(_f32(0.5)*_p16)
+            _g117 = beta + _f32(1.0)
+            _p18 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
+            _q19 = _p18 - _p18*(_g117*_c4)
+            d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q19
+            d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(-beta - logits)))
+        elif (target == _f32(0.0)):  # hard target 0
+            _a20 = abs(logits)
+            _e21 = math.exp(-_a20)
+            _d22 = _f32(1.0) + _e21
+            _c23 = (_e21 - (_d22 - _f32(1.0)))/_d22
+            _l24 = math.log1p(_e21)
+            _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
+            _ap26 = _p25 - _p25*(beta*_c23)
+            value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _t1 = abs(-_t0)
+            _g127 = beta + _f32(1.0)
+            _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
+            _q29 = _p28 - _p28*(_g127*_c23)
+            d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
+            _u30 = -logits*math.pow(_t1, beta)
+            _s32 = -logits
+            _s33 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
+            _s34 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s35 = _f32(0.0)*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - _f32(0.0))*_s34
+            _s36 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+            _s37 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+            _u31 = -beta*(_t0 + _s33)*_s35*_s36*_s37
+            d_target = _u30 + _u31
+            if not abs(d_target) >= _f32(0.5)*(abs(_u30) + abs(_u31)):
+                _w_logits = _f64(logits)
+                _w_beta = _f64(beta)
+                _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _w1 = abs(-_w0)
+                _s38 = -_w_logits
+                _s39 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+                _s40 = _w0 + (1.0/(1.0 + math.exp(-_s38)) if _s38 >= 0.0 else math.exp(_s38)/(1.0 + math.exp(_s38)))
+                _s41 = 0.0*(max(_s38, 0.0) + math.log1p(math.exp(-abs(_s38)))) + (1.0 - 0.0)*_s39
+                _s42 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
+                _s43 = -_w_beta*_s40*_s41*_s42*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
+                d_target = _f32(_s43 - _w_logits*math.pow(_w1, _w_beta))
+        elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
+            _z44 = -logits
+            _a45 = abs(logits)
+            _e46 = math.exp(-_a45)
+            _d47 = _f32(1.0) + _e46
+            _c48 = (_e46 - (_d47 - _f32(1.0)))/_d47
+            _l49 = math.log1p(_e46)
+            _p50 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -beta)
+            _ap51 = _p50 - _p50*(beta*_c48)
+            value = (_l49 if _z44 < _f32(0.0) else _z44 + _l49)*_ap51
+            _t0 = -logits
+            _c52 = beta*_f32(4096.0) + beta
+            _h53 = _c52 - (_c52 - beta)
+            _l54 = beta - _h53
+            _c55 = _t0*_f32(4096.0) + _t0
+            _h56 = _c55 - (_c55 - _t0)
+            _l57 = _t0 - _h56
+            _p58 = _h53*_h56
+            _p59 = _h53*_l57 + _l54*_h56
+            _p60 = _p58 + _p59
+            _t1 = math.exp(_f32(0.5)*_p60)
+            _g161 = beta + _f32(1.0)
+            _p62 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -_g161)
+            _q63 = _p62 - _p62*(_g161*_c48)
+            d_logits = -(_e46 + beta*_l49 if _z44 < _f32(0.0) else _f32(1.0) + beta*((_z44 + _l49)*_e46))*_q63
+            d_target = _t1*((((_p59 - (_p60 - _p58)) + _l54*_l57) + _f32(1.0))*(_t1*(_t0 + beta)))
+        elif (target == _f32(1.0)):  # hard target 1
+            _z64 = -logits
+            _a65 = abs(logits)
+            _e66 = math.exp(-_a65)
+            _d67 = _f32(1.0) + _e66
+            _c68 = (_e66 - (_d67 - _f32(1.0)))/_d67
+            _l69 = math.log1p(_e66)
+            _p70 = (math.pow(_e66, beta) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -beta)
+            _ap71 = _p70 - _p70*(beta*_c68)
+            value = (_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap71
+            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-_z64)) if _z64 >= _f32(0.0) else math.exp(_z64)/(_f32(1.0) + math.exp(_z64))
+            _t1 = abs(_t0)
+            _g172 = beta + _f32(1.0)
+            _p73 = (math.pow(_e66, beta) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -_g172)
+            _q74 = _p73 - _p73*(_g172*_c68)
+            d_logits = -(_e66 + beta*_l69 if _z64 < _f32(0.0) else _f32(1.0) + beta*((_z64 + _l69)*_e66))*_q74
+            _u75 = -logits*math.pow(_t1, beta)
+            _s77 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s78 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s79 = _f32(1.0)*(max(_z64, _f32(0.0)) + math.log1p(math.exp(-abs(_z64)))) + (_f32(1.0) - _f32(1.0))*_s78
+            _s80 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+            _s81 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+            _u76 = beta*(_t0 + _s77)*_s79*_s80*_s81
+            d_target = _u75 + _u76
+            if not abs(d_target) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+                _w_logits = _f64(logits)
+                _w_beta = _f64(beta)
+                _s82 = -_w_logits
+                _w0 = 1.0/(1.0 + math.exp(-_s82)) if _s82 >= 0.0 else math.exp(_s82)/(1.0 + math.exp(_s82))
+                _w1 = abs(_w0)
+                _s83 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _s84 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+                _s85 = 1.0*(max(_s82, 0.0) + math.log1p(math.exp(-abs(_s82)))) + (1.0 - 1.0)*_s84
+                _s86 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
+                _s87 = _w_beta*(_w0 + _s83)*_s85*_s86*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
+                d_target = _f32(_s87 - _w_logits*math.pow(_w1, _w_beta))
+        else:  # soft target
+            _s88 = -logits
+            _s89 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s90 = _f32(1.0)/(_f32(1.0) + math.exp(-_s88)) if _s88 >= _f32(0.0) else math.exp(_s88)/(_f32(1.0) + math.exp(_s88))
+            _s91 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s92 = target*(max(_s88, _f32(0.0)) + math.log1p(math.exp(-abs(_s88)))) + (_f32(1.0) - target)*_s89
+            value = _s92*math.pow(abs(target*_s90 - (_f32(1.0) - target)*_s91), beta)
+            _t0 = _s90
+            _t1 = _t0*target
+            _t2 = _s91
+            _t3 = _f32(1.0) - target
+            _t4 = _t1 - _t2*_t3
+            _t5 = abs(_t4)
+            _t6 = math.pow(_t5, beta)
+            _s93 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+            _t7 = beta*_s92*_s93*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
+            d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
+            _u94 = -_t6*logits
+            _u95 = _t7*(_t0 + _t2)
+            d_target = _u94 + _u95
+            if not abs(d_target) >= _f32(0.5)*(abs(_u94) + abs(_u95)):
+                _w_logits = _f64(logits)
+                _w_target = _f64(target)
+                _w_beta = _f64(beta)
+                _s96 = -_w_logits
+                _w0 = 1.0/(1.0 + math.exp(-_s96)) if _s96 >= 0.0 else math.exp(_s96)/(1.0 + math.exp(_s96))
+                _w1 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _w2 = _w0*_w_target - _w1*(1.0 - _w_target)
+                _w3 = abs(_w2)
+                _s97 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+                _s98 = _w_target*(max(_s96, 0.0) + math.log1p(math.exp(-abs(_s96)))) + (1.0 - _w_target)*_s97
+                _s99 = math.pow(_w3, _w_beta - 1.0) if _w3 > 0.0 and _w_beta != 0.0 else 0.0
+                _s100 = _w_beta*(_w0 + _w1)*_s98*_s99*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
+                d_target = _f32(_s100 - _w_logits*math.pow(_w3, _w_beta))
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
+                or (_target[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, beta):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    beta)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    beta)
+        return _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, beta)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_target[lo:hi], divisor, beta)
     return bad

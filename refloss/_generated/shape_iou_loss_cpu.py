@@ -10,138 +10,1087 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import shape_iou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, scale, eps):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], scale, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, scale, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        if (scale == 0.0):  # scale = 0: ww = hh = 1
+            _u1 = px2 - tx2
+            _u2 = px1 - tx1
+            _b3 = _u1 - px2
+            _b4 = _u2 - px1
+            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+            _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+            _c7 = _e5 - _e6
+            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t1 = -tx1 + tx2
+            _u8 = py2 - ty2
+            _u9 = py1 - ty1
+            _b10 = _u8 - py2
+            _b11 = _u9 - py1
+            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+            _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+            _c14 = _e12 - _e13
+            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t3 = -ty1 + ty2
+            _t4 = px1 - tx1
+            _t5 = px2 - tx2
+            _t6 = py1 - ty1
+            _t7 = py2 - ty2
+            _t8 = -py1 + py2
+            _s15 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s15, _s15 - _s15)
+            _s16 = tx2 - px2
+            _s17 = tx1 - px1
+            _s18 = ty2 - py2
+            _s19 = ty1 - py1
+            _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
+            _s23 = -max(py1, ty1) + min(py2, ty2)
+            _s24 = 1.0 - math.exp(-abs(_t0)/(_t1 + max(_t0, 0.0)))
+            _s25 = 1.0 - math.exp(-abs(_t2)/(_t3 + max(_t2, 0.0)))
+            _s26 = 0.5*_t4 + 0.5*_t5
+            _s27 = 0.5*_t6 + 0.5*_t7
+            _s28 = max(px2, tx2) - min(px1, tx1)
+            _s29 = max(py2, ty2) - min(py1, ty1)
+            _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
+            _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
+            value = _s31 + 0.5*(_s24*_s24*_s24*_s24) + 0.5*(_s25*_s25*_s25*_s25) + _s30
+        else:  # shape weights of the target
+            _t0 = -tx1 + tx2
+            _u32 = px2 - tx2
+            _u33 = px1 - tx1
+            _b34 = _u32 - px2
+            _b35 = _u33 - px1
+            _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
+            _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
+            _c38 = _e36 - _e37
+            _t1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t2 = -ty1 + ty2
+            _t4 = math.pow(_t2/max(_t0, _t2), scale)
+            _t5 = math.pow(_t0/max(_t0, _t2), scale)
+            _t7 = 2.0/(_t4 + _t5)
+            _u39 = py2 - ty2
+            _u40 = py1 - ty1
+            _b41 = _u39 - py2
+            _b42 = _u40 - py1
+            _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
+            _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
+            _c45 = _e43 - _e44
+            _t8 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t9 = px1 - tx1
+            _t10 = px2 - tx2
+            _t11 = py1 - ty1
+            _t12 = py2 - ty2
+            _t13 = -py1 + py2
+            _s46 = -max(px1, tx1) + min(px2, tx2)
+            _t14 = max(_s46, _s46 - _s46)
+            _s47 = tx1 - px1
+            _s48 = ty1 - py1
+            _s49 = ty2 - py2
+            _s50 = tx2 - px2
+            _s51 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s47, _s47 - _s47))
+            _s52 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s48, _s48 - _s48))
+            _s53 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
+            _t15 = _s51 + _s52 + _s53 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s50, _s50 - _s50)) + eps
+            _s54 = -max(py1, ty1) + min(py2, ty2)
+            _s55 = 1.0 - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, 0.0)))
+            _s56 = 1.0 - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, 0.0)))
+            _s57 = 0.5*_t10 + 0.5*_t9
+            _s58 = 0.5*_t11 + 0.5*_t12
+            _c59 = _e44 - _e37
+            _c60 = _e43 - _e36
+            _s61 = 0.5*((_u40 - _u33) + _c59 if _c59 == _c59 else _u40 - _u33)
+            _b62 = _s47 - tx1
+            _e63 = (tx1 - (_s47 - _b62)) - (px1 + _b62)
+            _c64 = _e44 - _e63
+            _b65 = _s50 - tx2
+            _e66 = (tx2 - (_s50 - _b65)) - (px2 + _b65)
+            _c67 = _e43 - _e66
+            _s68 = 0.5*((_u40 - _s47) + _c64 if _c64 == _c64 else _u40 - _s47)
+            _s69 = _s61 + 0.5*((_u39 - _u32) + _c60 if _c60 == _c60 else _u39 - _u32)
+            _s70 = _s69*(_s68 + 0.5*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
+            _s71 = max(px2, tx2) - min(px1, tx1)
+            _s72 = max(py2, ty2) - min(py1, ty1)
+            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4 + _t5)/(_t4 + _t5))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
+            _s74 = _t15/(_t14*max(_s54, _s54 - _s54) + _t15)
+            value = _s74 + 0.5*(_s55*_s55*_s55*_s55) + 0.5*(_s56*_s56*_s56*_s56) + _s73
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, scale, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, scale, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, scale, eps)
+        return _value_block_f64(pred, target, out, scale, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], scale, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, scale, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], scale, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, scale, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        if (scale == 0.0):  # scale = 0: ww = hh = 1
+            _u1 = px2 - tx2
+            _u2 = px1 - tx1
+            _b3 = _u1 - px2
+            _b4 = _u2 - px1
+            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+            _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+            _c7 = _e5 - _e6
+            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t1 = -tx1 + tx2
+            _u8 = py2 - ty2
+            _u9 = py1 - ty1
+            _b10 = _u8 - py2
+            _b11 = _u9 - py1
+            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+            _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+            _c14 = _e12 - _e13
+            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t3 = -ty1 + ty2
+            _t4 = px1 - tx1
+            _t5 = px2 - tx2
+            _t6 = py1 - ty1
+            _t7 = py2 - ty2
+            _t8 = -py1 + py2
+            _s15 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s15, _s15 - _s15)
+            _s16 = tx2 - px2
+            _s17 = tx1 - px1
+            _s18 = ty2 - py2
+            _s19 = ty1 - py1
+            _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
+            _s23 = -max(py1, ty1) + min(py2, ty2)
+            _s24 = 1.0 - math.exp(-abs(_t0)/(_t1 + max(_t0, 0.0)))
+            _s25 = 1.0 - math.exp(-abs(_t2)/(_t3 + max(_t2, 0.0)))
+            _s26 = 0.5*_t4 + 0.5*_t5
+            _s27 = 0.5*_t6 + 0.5*_t7
+            _s28 = max(px2, tx2) - min(px1, tx1)
+            _s29 = max(py2, ty2) - min(py1, ty1)
+            _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
+            _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
+            value = _s31 + 0.5*(_s24*_s24*_s24*_s24) + 0.5*(_s25*_s25*_s25*_s25) + _s30
+            _t11 = _t1 + max(_t0, 0.0)
+            _t13 = (1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))/_t11
+            _t14 = -_t13
+            _t15 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+            _t16 = abs(_t0)
+            _t17 = _t16/(_t11*_t11)
+            _t18 = _t14 + _t15*_t17
+            _t19 = math.exp(-_t16/_t11)
+            _s32 = 1.0 - _t19
+            _t20 = 2.0*_t19*(_s32*_s32*_s32)
+            _t21 = _s26
+            _t22 = px1 - tx1
+            _t23 = -_t22
+            _t24 = _s28
+            _t25 = _s27
+            _t26 = _s29
+            _t27 = (_t24*_t24) + (_t26*_t26) + eps
+            _t28 = 2.0*(((_t21*_t21) + (_t25*_t25))/_t27)
+            _t29 = _t24*_t28
+            _t30 = 1.0 if _t23 > 0.0 else 0.0
+            _t31 = _s23
+            _t32 = max(_t31, _t31 - _t31)
+            _t33 = _t32*_t9
+            _t34 = -px1 + px2
+            _t35 = _t1*_t3 - _t33 + _t34*_t8 + eps
+            _t36 = _t33/_t35
+            _t37 = 1.0 if _t22 > 0.0 else 0.0
+            _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _t39 = _t3*_t38
+            _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t41 = _t40*_t9
+            _t42 = _t39 + _t41
+            _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _t44 = _t43*_t8 + eps
+            _t45 = _t33 + _t44
+            _t46 = _t32*(1.0 if _s15 > 0.0 else 0.0)
+            _t47 = _t46*((_t42 + _t45)/_t35)
+            _t48 = -_t30 - _t37 + 1.0
+            _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
+            _t50 = _t49*_t9
+            _t51 = 0.5*_t46
+            _t52 = _t51*((_t42 + _t44 - _t50)/_t35)
+            _t53 = _t3 + max(_t2, 0.0)
+            _t55 = (1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0))/_t53
+            _t56 = -_t55
+            _t57 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+            _t58 = abs(_t2)
+            _t59 = _t58/(_t53*_t53)
+            _t60 = _t56 + _t57*_t59
+            _t61 = math.exp(-_t58/_t53)
+            _s33 = 1.0 - _t61
+            _t62 = 2.0*_t61*(_s33*_s33*_s33)
+            _t63 = py1 - ty1
+            _t64 = -_t63
+            _t65 = _t26*_t28
+            _t66 = 1.0 if _t64 > 0.0 else 0.0
+            _t67 = 1.0 if _t63 > 0.0 else 0.0
+            _t68 = _t34*_t49 + _t42 + eps
+            _t69 = _t9*(1.0 if _t31 > 0.0 else 0.0)
+            _t70 = _t69*((_t33 + _t68)/_t35)
+            _t71 = -_t66 - _t67 + 1.0
+            _t72 = 0.5*_t69
+            _t73 = _t72*((-_t32*_t43 + _t68)/_t35)
+            _t74 = px2 - tx2
+            _t75 = 1.0 if _t74 > 0.0 else 0.0
+            _t76 = -_t74
+            _t77 = 1.0 if _t76 > 0.0 else 0.0
+            _t78 = -_t75 - _t77 + 1.0
+            _t79 = py2 - ty2
+            _t80 = 1.0 if _t79 > 0.0 else 0.0
+            _t81 = -_t79
+            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t83 = -_t80 - _t82 + 1.0
+            _t84 = _t15 - 1.0
+            _t85 = -_t21
+            _t86 = _t39 + _t50
+            _t87 = _t46*((_t45 + _t86)/_t35)
+            _t88 = _t51*((-_t41 + _t44 + _t86)/_t35)
+            _t89 = _t57 - 1.0
+            _t90 = -_t25
+            _t91 = _t1*_t40 + _t50
+            _t92 = _t69*((_t45 + _t91)/_t35)
+            _t93 = _t72*((-_t32*_t38 + _t44 + _t91)/_t35)
+            _s34 = ((_t21 - -_t29*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))))/_t27
+            d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)/_t35) + _s34
+            _s35 = ((_t25 - -_t65*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t27
+            d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)/_t35) + _s35
+            _s36 = ((_t21 - _t29*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))/_t27
+            d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)/_t35) + _s36
+            _s37 = ((_t25 - _t65*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))/_t27
+            d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)/_t35) + _s37
+            _s38 = ((_t85 - -_t29*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))))/_t27
+            d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)/_t35) + _s38
+            _s39 = ((_t90 - -_t65*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t27
+            d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)/_t35) + _s39
+            _s40 = ((_t85 - _t29*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))/_t27
+            d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)/_t35) + _s40
+            _s41 = ((_t90 - _t65*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t27
+            d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)/_t35) + _s41
+        else:  # shape weights of the target
+            _t0 = -tx1 + tx2
+            _u42 = px2 - tx2
+            _u43 = px1 - tx1
+            _b44 = _u42 - px2
+            _b45 = _u43 - px1
+            _e46 = (px2 - (_u42 - _b44)) - (tx2 + _b44)
+            _e47 = (px1 - (_u43 - _b45)) - (tx1 + _b45)
+            _c48 = _e46 - _e47
+            _t1 = (_u42 - _u43) + _c48 if _c48 == _c48 else _u42 - _u43
+            _t2 = -ty1 + ty2
+            _t4 = math.pow(_t2/max(_t0, _t2), scale)
+            _t5 = math.pow(_t0/max(_t0, _t2), scale)
+            _t7 = 2.0/(_t4 + _t5)
+            _u49 = py2 - ty2
+            _u50 = py1 - ty1
+            _b51 = _u49 - py2
+            _b52 = _u50 - py1
+            _e53 = (py2 - (_u49 - _b51)) - (ty2 + _b51)
+            _e54 = (py1 - (_u50 - _b52)) - (ty1 + _b52)
+            _c55 = _e53 - _e54
+            _t8 = (_u49 - _u50) + _c55 if _c55 == _c55 else _u49 - _u50
+            _t9 = px1 - tx1
+            _t10 = px2 - tx2
+            _t11 = py1 - ty1
+            _t12 = py2 - ty2
+            _t13 = -py1 + py2
+            _s56 = -max(px1, tx1) + min(px2, tx2)
+            _t14 = max(_s56, _s56 - _s56)
+            _s57 = tx1 - px1
+            _s58 = ty1 - py1
+            _s59 = ty2 - py2
+            _s60 = tx2 - px2
+            _s61 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s57, _s57 - _s57))
+            _s62 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s58, _s58 - _s58))
+            _s63 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s59, _s59 - _s59))
+            _t15 = _s61 + _s62 + _s63 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s60, _s60 - _s60)) + eps
+            _s64 = -max(py1, ty1) + min(py2, ty2)
+            _s65 = 1.0 - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, 0.0)))
+            _s66 = 1.0 - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, 0.0)))
+            _s67 = 0.5*_t10 + 0.5*_t9
+            _s68 = 0.5*_t11 + 0.5*_t12
+            _c69 = _e54 - _e47
+            _c70 = _e53 - _e46
+            _s71 = 0.5*((_u50 - _u43) + _c69 if _c69 == _c69 else _u50 - _u43)
+            _b72 = _s57 - tx1
+            _e73 = (tx1 - (_s57 - _b72)) - (px1 + _b72)
+            _c74 = _e54 - _e73
+            _b75 = _s60 - tx2
+            _e76 = (tx2 - (_s60 - _b75)) - (px2 + _b75)
+            _c77 = _e53 - _e76
+            _s78 = 0.5*((_u50 - _s57) + _c74 if _c74 == _c74 else _u50 - _s57)
+            _s79 = _s71 + 0.5*((_u49 - _u42) + _c70 if _c70 == _c70 else _u49 - _u42)
+            _s80 = _s79*(_s78 + 0.5*((_u49 - _s60) + _c77 if _c77 == _c77 else _u49 - _s60))
+            _s81 = max(px2, tx2) - min(px1, tx1)
+            _s82 = max(py2, ty2) - min(py1, ty1)
+            _s83 = ((_s67*_s67) + (_s68*_s68) + ((-_t4 + _t5)/(_t4 + _t5))*_s80)/(eps + (_s81*_s81) + (_s82*_s82))
+            _s84 = _t15/(_t14*max(_s64, _s64 - _s64) + _t15)
+            value = _s84 + 0.5*(_s65*_s65*_s65*_s65) + 0.5*(_s66*_s66*_s66*_s66) + _s83
+            _t16 = _t0 + max(_t1, 0.0)
+            _t18 = _t4 + _t5
+            _t20 = 2.0/_t18
+            _t21 = _t20*_t4
+            _t22 = _t21*(1.0 if _t1 > 0.0 else (-1.0 if _t1 < 0.0 else 0.0))/_t16
+            _t23 = 1.0 if _t1 > 0.0 else (0.5 if _t1 == 0.0 else 0.0)
+            _t24 = abs(_t1)
+            _t25 = _t21*_t24/(_t16*_t16)
+            _t26 = -_t22 + _t23*_t25
+            _t27 = _t24/_t16
+            _t28 = math.exp(-_t21*_t27)
+            _s85 = 1.0 - _t28
+            _t29 = 2.0*_t28*(_s85*_s85*_s85)
+            _t30 = -_t4 + _t5
+            _t31 = _t30/_t18
+            _t32 = (_u50 - _s57) + _c74 if _c74 == _c74 else _u50 - _s57
+            _t33 = 0.25*_t32
+            _t34 = (_u49 - _s60) + _c77 if _c77 == _c77 else _u49 - _s60
+            _t35 = 0.25*_t34
+            _t36 = (_u50 - _u43) + _c69 if _c69 == _c69 else _u50 - _u43
+            _t37 = (_u49 - _u42) + _c70 if _c70 == _c70 else _u49 - _u42
+            _t38 = 0.25*_t36 + 0.25*_t37
+            _t39 = -_t33 - _t35 + _t38
+            _t40 = _s67
+            _t41 = _t31*_t39 + _t40
+            _t42 = px1 - tx1
+            _t43 = -_t42
+            _t44 = _s81
+            _t45 = _s68
+            _t46 = (0.5*_t32 + 0.5*_t34)*(0.5*_t36 + 0.5*_t37)
+            _t47 = _s82
+            _t48 = (_t44*_t44) + (_t47*_t47) + eps
+            _t49 = 2.0*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))/_t48)
+            _t50 = _t44*_t49
+            _t51 = 1.0 if _t43 > 0.0 else 0.0
+            _t52 = _s64
+            _t53 = max(_t52, _t52 - _t52)
+            _t54 = _t14*_t53
+            _t55 = -px1 + px2
+            _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
+            _t57 = _t54/_t56
+            _t58 = 1.0 if _t42 > 0.0 else 0.0
+            _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s59, _s59 - _s59))
+            _t60 = _t14*_t59
+            _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s60, _s60 - _s60))
+            _t62 = _t2*_t61
+            _t63 = _t60 + _t62
+            _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s57, _s57 - _s57))
+            _t65 = _t13*_t64 + eps
+            _t66 = _t54 + _t65
+            _t67 = _t53*(1.0 if _s56 > 0.0 else 0.0)
+            _t68 = _t67*((_t63 + _t66)/_t56)
+            _t69 = -_t51 - _t58 + 1.0
+            _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s58, _s58 - _s58))
+            _t71 = _t14*_t70
+            _t72 = 0.5*_t67
+            _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
+            _t74 = _t2 + max(_t8, 0.0)
+            _t76 = _t20*_t5
+            _t77 = _t76*(1.0 if _t8 > 0.0 else (-1.0 if _t8 < 0.0 else 0.0))/_t74
+            _t78 = 1.0 if _t8 > 0.0 else (0.5 if _t8 == 0.0 else 0.0)
+            _t79 = abs(_t8)
+            _t80 = _t76*_t79/(_t74*_t74)
+            _t81 = -_t77 + _t78*_t80
+            _t82 = _t79/_t74
+            _t83 = math.exp(-_t76*_t82)
+            _s86 = 1.0 - _t83
+            _t84 = 2.0*_t83*(_s86*_s86*_s86)
+            _t85 = _t33 + _t35 + _t38
+            _t86 = _t31*_t85 + _t45
+            _t87 = py1 - ty1
+            _t88 = -_t87
+            _t89 = _t47*_t49
+            _t90 = 1.0 if _t88 > 0.0 else 0.0
+            _t91 = 1.0 if _t87 > 0.0 else 0.0
+            _t92 = _t55*_t70 + _t63 + eps
+            _t93 = _t14*(1.0 if _t52 > 0.0 else 0.0)
+            _t94 = _t93*((_t54 + _t92)/_t56)
+            _t95 = -_t90 - _t91 + 1.0
+            _t96 = 0.5*_t93
+            _t97 = _t96*((-_t53*_t64 + _t92)/_t56)
+            _t98 = px2 - tx2
+            _t99 = 1.0 if _t98 > 0.0 else 0.0
+            _t100 = -_t98
+            _t101 = 1.0 if _t100 > 0.0 else 0.0
+            _t102 = -_t101 - _t99 + 1.0
+            _t103 = py2 - ty2
+            _t104 = 1.0 if _t103 > 0.0 else 0.0
+            _t105 = -_t103
+            _t106 = 1.0 if _t105 > 0.0 else 0.0
+            _t107 = -_t104 - _t106 + 1.0
+            _s87 = _t0/max(_t0, _t2)
+            _t109 = math.pow(_s87, scale - 1.0) if _s87 > 0.0 and scale != 0.0 else 0.0
+            _t110 = scale/max(_t0, _t2)
+            _t111 = _t110/(_t18*_t18)
+            _t112 = _t109*_t111
+            _t113 = 2.0*_t5*_t82
+            _t114 = -2.0*_t109*_t79*scale/(_t18*_t74*max(_t0, _t2)) + _t112*_t113
+            _t115 = _t23 - 1.0
+            _t116 = 2.0*_t27*_t4
+            _t117 = _t112*_t116 + _t22
+            _t118 = _t110/_t18
+            _t119 = _t111*_t30
+            _t120 = -_t109*_t118 + _t109*_t119
+            _t121 = _t31*_t39 + _t40
+            _t122 = _t62 + _t71
+            _t123 = _t67*((_t122 + _t66)/_t56)
+            _t124 = _t72*((_t122 - _t60 + _t65)/_t56)
+            _s88 = _t2/max(_t0, _t2)
+            _t125 = math.pow(_s88, scale - 1.0) if _s88 > 0.0 and scale != 0.0 else 0.0
+            _t126 = _t111*_t125
+            _t127 = _t116*_t126 - 2.0*_t125*_t24*scale/(_t16*_t18*max(_t0, _t2))
+            _t128 = _t78 - 1.0
+            _t129 = _t113*_t126 + _t77
+            _t130 = _t118*_t125 + _t119*_t125
+            _t131 = _t31*_t85 + _t45
+            _t132 = _t0*_t59 + _t71
+            _t133 = _t93*((_t132 + _t66)/_t56)
+            _t134 = _t96*((_t132 - _t53*_t61 + _t65)/_t56)
+            _s89 = ((_t41 - -_t50*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t48
+            d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)/_t56) + _s89
+            _s90 = ((_t86 - -_t89*(1.0 if _t88 > 0.0 else (0.5 if _t88 == 0.0 else 0.0))))/_t48
+            d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)/_t56) + _s90
+            _s91 = ((_t41 - _t50*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))/_t48
+            d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)/_t56) + _s91
+            _s92 = ((_t86 - _t89*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t48
+            d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)/_t56) + _s92
+            _s93 = ((_t120*_t46 - _t121 - -_t50*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t48
+            d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) - ((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)/_t56) + _s93
+            _s94 = ((_t130*_t46 - _t131 - -_t89*(1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0))))/_t48
+            d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) - ((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)/_t56) + _s94
+            _s95 = ((-_t120*_t46 - _t121 - _t50*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))/_t48
+            _s96 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)/_t56)
+            d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s96 + _s95
+            _s97 = ((-_t130*_t46 - _t131 - _t89*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))/_t48
+            _s98 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
+            d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s98 + _s97
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, scale, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, scale,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, scale,
-                    eps)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, scale, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, scale, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, scale, eps):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], scale, eps)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, scale, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        if (scale == _f32(0.0)):  # scale = 0: ww = hh = 1
+            _u1 = px2 - tx2
+            _u2 = px1 - tx1
+            _b3 = _u1 - px2
+            _b4 = _u2 - px1
+            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+            _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+            _c7 = _e5 - _e6
+            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t1 = -tx1 + tx2
+            _u8 = py2 - ty2
+            _u9 = py1 - ty1
+            _b10 = _u8 - py2
+            _b11 = _u9 - py1
+            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+            _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+            _c14 = _e12 - _e13
+            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t3 = -ty1 + ty2
+            _t4 = px1 - tx1
+            _t5 = px2 - tx2
+            _t6 = py1 - ty1
+            _t7 = py2 - ty2
+            _t8 = -py1 + py2
+            _s15 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s15, _s15 - _s15)
+            _s16 = tx2 - px2
+            _s17 = tx1 - px1
+            _s18 = ty2 - py2
+            _s19 = ty1 - py1
+            _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
+            _s23 = -max(py1, ty1) + min(py2, ty2)
+            _s24 = _f32(1.0) - math.exp(-abs(_t0)/(_t1 + max(_t0, _f32(0.0))))
+            _s25 = _f32(1.0) - math.exp(-abs(_t2)/(_t3 + max(_t2, _f32(0.0))))
+            _s26 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+            _s27 = _f32(0.5)*_t6 + _f32(0.5)*_t7
+            _s28 = max(px2, tx2) - min(px1, tx1)
+            _s29 = max(py2, ty2) - min(py1, ty1)
+            _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
+            _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
+            value = _s31 + _f32(0.5)*(_s24*_s24*_s24*_s24) + _f32(0.5)*(_s25*_s25*_s25*_s25) + _s30
+        else:  # shape weights of the target
+            _t0 = -tx1 + tx2
+            _u32 = px2 - tx2
+            _u33 = px1 - tx1
+            _b34 = _u32 - px2
+            _b35 = _u33 - px1
+            _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
+            _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
+            _c38 = _e36 - _e37
+            _t1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t2 = -ty1 + ty2
+            _t4 = math.pow(_t2/max(_t0, _t2), scale)
+            _t5 = math.pow(_t0/max(_t0, _t2), scale)
+            _t7 = _f32(2.0)/(_t4 + _t5)
+            _u39 = py2 - ty2
+            _u40 = py1 - ty1
+            _b41 = _u39 - py2
+            _b42 = _u40 - py1
+            _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
+            _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
+            _c45 = _e43 - _e44
+            _t8 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t9 = px1 - tx1
+            _t10 = px2 - tx2
+            _t11 = py1 - ty1
+            _t12 = py2 - ty2
+            _t13 = -py1 + py2
+            _s46 = -max(px1, tx1) + min(px2, tx2)
+            _t14 = max(_s46, _s46 - _s46)
+            _s47 = tx1 - px1
+            _s48 = ty1 - py1
+            _s49 = ty2 - py2
+            _s50 = tx2 - px2
+            _s51 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s47, _s47 - _s47))
+            _s52 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s48, _s48 - _s48))
+            _s53 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
+            _t15 = _s51 + _s52 + _s53 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s50, _s50 - _s50)) + eps
+            _s54 = -max(py1, ty1) + min(py2, ty2)
+            _s55 = _f32(1.0) - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, _f32(0.0))))
+            _s56 = _f32(1.0) - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, _f32(0.0))))
+            _s57 = _f32(0.5)*_t10 + _f32(0.5)*_t9
+            _s58 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+            _c59 = _e44 - _e37
+            _c60 = _e43 - _e36
+            _s61 = _f32(0.5)*((_u40 - _u33) + _c59 if _c59 == _c59 else _u40 - _u33)
+            _b62 = _s47 - tx1
+            _e63 = (tx1 - (_s47 - _b62)) - (px1 + _b62)
+            _c64 = _e44 - _e63
+            _b65 = _s50 - tx2
+            _e66 = (tx2 - (_s50 - _b65)) - (px2 + _b65)
+            _c67 = _e43 - _e66
+            _s68 = _f32(0.5)*((_u40 - _s47) + _c64 if _c64 == _c64 else _u40 - _s47)
+            _s69 = _s61 + _f32(0.5)*((_u39 - _u32) + _c60 if _c60 == _c60 else _u39 - _u32)
+            _s70 = _s69*(_s68 + _f32(0.5)*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
+            _s71 = max(px2, tx2) - min(px1, tx1)
+            _s72 = max(py2, ty2) - min(py1, ty1)
+            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4 + _t5)/(_t4 + _t5))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
+            _s74 = _t15/(_t14*max(_s54, _s54 - _s54) + _t15)
+            value = _s74 + _f32(0.5)*(_s55*_s55*_s55*_s55) + _f32(0.5)*(_s56*_s56*_s56*_s56) + _s73
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, scale, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, scale, eps)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, scale, eps)
+        return _value_block_f32(pred, target, out, scale, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], scale, eps)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, scale, eps):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], scale, eps)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, scale, eps):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        if (scale == _f32(0.0)):  # scale = 0: ww = hh = 1
+            _u1 = px2 - tx2
+            _u2 = px1 - tx1
+            _b3 = _u1 - px2
+            _b4 = _u2 - px1
+            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+            _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
+            _c7 = _e5 - _e6
+            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t1 = -tx1 + tx2
+            _u8 = py2 - ty2
+            _u9 = py1 - ty1
+            _b10 = _u8 - py2
+            _b11 = _u9 - py1
+            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+            _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
+            _c14 = _e12 - _e13
+            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t3 = -ty1 + ty2
+            _t4 = px1 - tx1
+            _t5 = px2 - tx2
+            _t6 = py1 - ty1
+            _t7 = py2 - ty2
+            _t8 = -py1 + py2
+            _s15 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s15, _s15 - _s15)
+            _s16 = tx2 - px2
+            _s17 = tx1 - px1
+            _s18 = ty2 - py2
+            _s19 = ty1 - py1
+            _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
+            _s23 = -max(py1, ty1) + min(py2, ty2)
+            _s24 = _f32(1.0) - math.exp(-abs(_t0)/(_t1 + max(_t0, _f32(0.0))))
+            _s25 = _f32(1.0) - math.exp(-abs(_t2)/(_t3 + max(_t2, _f32(0.0))))
+            _s26 = _f32(0.5)*_t4 + _f32(0.5)*_t5
+            _s27 = _f32(0.5)*_t6 + _f32(0.5)*_t7
+            _s28 = max(px2, tx2) - min(px1, tx1)
+            _s29 = max(py2, ty2) - min(py1, ty1)
+            _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
+            _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
+            value = _s31 + _f32(0.5)*(_s24*_s24*_s24*_s24) + _f32(0.5)*(_s25*_s25*_s25*_s25) + _s30
+            _t11 = _t1 + max(_t0, _f32(0.0))
+            _t13 = (_f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0)))/_t11
+            _t14 = -_t13
+            _t15 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+            _t16 = abs(_t0)
+            _t17 = _t16/(_t11*_t11)
+            _t18 = _t14 + _t15*_t17
+            _t19 = math.exp(-_t16/_t11)
+            _s32 = _f32(1.0) - _t19
+            _t20 = _f32(2.0)*_t19*(_s32*_s32*_s32)
+            _t21 = _s26
+            _t22 = px1 - tx1
+            _t23 = -_t22
+            _t24 = _s28
+            _t25 = _s27
+            _t26 = _s29
+            _t27 = (_t24*_t24) + (_t26*_t26) + eps
+            _t28 = _f32(2.0)*(((_t21*_t21) + (_t25*_t25))/_t27)
+            _t29 = _t24*_t28
+            _t30 = _f32(1.0) if _t23 > _f32(0.0) else _f32(0.0)
+            _t31 = _s23
+            _t32 = max(_t31, _t31 - _t31)
+            _t33 = _t32*_t9
+            _t34 = -px1 + px2
+            _t35 = _t1*_t3 - _t33 + _t34*_t8 + eps
+            _t36 = _t33/_t35
+            _t37 = _f32(1.0) if _t22 > _f32(0.0) else _f32(0.0)
+            _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
+            _t39 = _t3*_t38
+            _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
+            _t41 = _t40*_t9
+            _t42 = _t39 + _t41
+            _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
+            _t44 = _t43*_t8 + eps
+            _t45 = _t33 + _t44
+            _t46 = _t32*(_f32(1.0) if _s15 > _f32(0.0) else _f32(0.0))
+            _t47 = _t46*((_t42 + _t45)/_t35)
+            _t48 = -_t30 - _t37 + _f32(1.0)
+            _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
+            _t50 = _t49*_t9
+            _t51 = _f32(0.5)*_t46
+            _t52 = _t51*((_t42 + _t44 - _t50)/_t35)
+            _t53 = _t3 + max(_t2, _f32(0.0))
+            _t55 = (_f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0)))/_t53
+            _t56 = -_t55
+            _t57 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+            _t58 = abs(_t2)
+            _t59 = _t58/(_t53*_t53)
+            _t60 = _t56 + _t57*_t59
+            _t61 = math.exp(-_t58/_t53)
+            _s33 = _f32(1.0) - _t61
+            _t62 = _f32(2.0)*_t61*(_s33*_s33*_s33)
+            _t63 = py1 - ty1
+            _t64 = -_t63
+            _t65 = _t26*_t28
+            _t66 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
+            _t67 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
+            _t68 = _t34*_t49 + _t42 + eps
+            _t69 = _t9*(_f32(1.0) if _t31 > _f32(0.0) else _f32(0.0))
+            _t70 = _t69*((_t33 + _t68)/_t35)
+            _t71 = -_t66 - _t67 + _f32(1.0)
+            _t72 = _f32(0.5)*_t69
+            _t73 = _t72*((-_t32*_t43 + _t68)/_t35)
+            _t74 = px2 - tx2
+            _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+            _t76 = -_t74
+            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t78 = -_t75 - _t77 + _f32(1.0)
+            _t79 = py2 - ty2
+            _t80 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+            _t81 = -_t79
+            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t83 = -_t80 - _t82 + _f32(1.0)
+            _t84 = _t15 - _f32(1.0)
+            _t85 = -_t21
+            _t86 = _t39 + _t50
+            _t87 = _t46*((_t45 + _t86)/_t35)
+            _t88 = _t51*((-_t41 + _t44 + _t86)/_t35)
+            _t89 = _t57 - _f32(1.0)
+            _t90 = -_t25
+            _t91 = _t1*_t40 + _t50
+            _t92 = _t69*((_t45 + _t91)/_t35)
+            _t93 = _t72*((-_t32*_t38 + _t44 + _t91)/_t35)
+            _s34 = _t21 - -_t29*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)/_t35) + (_s34/_t27)
+            _s35 = _t25 - -_t65*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+            d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)/_t35) + (_s35/_t27)
+            _s36 = _t21 - _t29*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)/_t35) + (_s36/_t27)
+            _s37 = _t25 - _t65*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)/_t35) + (_s37/_t27)
+            _s38 = _t85 - -_t29*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)/_t35) + (_s38/_t27)
+            _s39 = _t90 - -_t65*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)/_t35) + (_s39/_t27)
+            _s40 = _t85 - _t29*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)/_t35) + (_s40/_t27)
+            _s41 = _t90 - _t65*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)/_t35) + (_s41/_t27)
+        else:  # shape weights of the target
+            _t0 = -tx1 + tx2
+            _u42 = px2 - tx2
+            _u43 = px1 - tx1
+            _b44 = _u42 - px2
+            _b45 = _u43 - px1
+            _e46 = (px2 - (_u42 - _b44)) - (tx2 + _b44)
+            _e47 = (px1 - (_u43 - _b45)) - (tx1 + _b45)
+            _c48 = _e46 - _e47
+            _t1 = (_u42 - _u43) + _c48 if _c48 == _c48 else _u42 - _u43
+            _t2 = -ty1 + ty2
+            _t4 = math.pow(_t2/max(_t0, _t2), scale)
+            _t5 = math.pow(_t0/max(_t0, _t2), scale)
+            _t7 = _f32(2.0)/(_t4 + _t5)
+            _u49 = py2 - ty2
+            _u50 = py1 - ty1
+            _b51 = _u49 - py2
+            _b52 = _u50 - py1
+            _e53 = (py2 - (_u49 - _b51)) - (ty2 + _b51)
+            _e54 = (py1 - (_u50 - _b52)) - (ty1 + _b52)
+            _c55 = _e53 - _e54
+            _t8 = (_u49 - _u50) + _c55 if _c55 == _c55 else _u49 - _u50
+            _t9 = px1 - tx1
+            _t10 = px2 - tx2
+            _t11 = py1 - ty1
+            _t12 = py2 - ty2
+            _t13 = -py1 + py2
+            _s56 = -max(px1, tx1) + min(px2, tx2)
+            _t14 = max(_s56, _s56 - _s56)
+            _s57 = tx1 - px1
+            _s58 = ty1 - py1
+            _s59 = ty2 - py2
+            _s60 = tx2 - px2
+            _s61 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s57, _s57 - _s57))
+            _s62 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s58, _s58 - _s58))
+            _s63 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s59, _s59 - _s59))
+            _t15 = _s61 + _s62 + _s63 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s60, _s60 - _s60)) + eps
+            _s64 = -max(py1, ty1) + min(py2, ty2)
+            _s65 = _f32(1.0) - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, _f32(0.0))))
+            _s66 = _f32(1.0) - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, _f32(0.0))))
+            _s67 = _f32(0.5)*_t10 + _f32(0.5)*_t9
+            _s68 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+            _c69 = _e54 - _e47
+            _c70 = _e53 - _e46
+            _s71 = _f32(0.5)*((_u50 - _u43) + _c69 if _c69 == _c69 else _u50 - _u43)
+            _b72 = _s57 - tx1
+            _e73 = (tx1 - (_s57 - _b72)) - (px1 + _b72)
+            _c74 = _e54 - _e73
+            _b75 = _s60 - tx2
+            _e76 = (tx2 - (_s60 - _b75)) - (px2 + _b75)
+            _c77 = _e53 - _e76
+            _s78 = _f32(0.5)*((_u50 - _s57) + _c74 if _c74 == _c74 else _u50 - _s57)
+            _s79 = _s71 + _f32(0.5)*((_u49 - _u42) + _c70 if _c70 == _c70 else _u49 - _u42)
+            _s80 = _s79*(_s78 + _f32(0.5)*((_u49 - _s60) + _c77 if _c77 == _c77 else _u49 - _s60))
+            _s81 = max(px2, tx2) - min(px1, tx1)
+            _s82 = max(py2, ty2) - min(py1, ty1)
+            _s83 = ((_s67*_s67) + (_s68*_s68) + ((-_t4 + _t5)/(_t4 + _t5))*_s80)/(eps + (_s81*_s81) + (_s82*_s82))
+            _s84 = _t15/(_t14*max(_s64, _s64 - _s64) + _t15)
+            value = _s84 + _f32(0.5)*(_s65*_s65*_s65*_s65) + _f32(0.5)*(_s66*_s66*_s66*_s66) + _s83
+            _t16 = _t0 + max(_t1, _f32(0.0))
+            _t18 = _t4 + _t5
+            _t20 = _f32(2.0)/_t18
+            _t21 = _t20*_t4
+            _t22 = _t21*(_f32(1.0) if _t1 > _f32(0.0) else (-_f32(1.0) if _t1 < _f32(0.0) else _f32(0.0)))/_t16
+            _t23 = _f32(1.0) if _t1 > _f32(0.0) else (_f32(0.5) if _t1 == _f32(0.0) else _f32(0.0))
+            _t24 = abs(_t1)
+            _t25 = _t21*_t24/(_t16*_t16)
+            _t26 = -_t22 + _t23*_t25
+            _t27 = _t24/_t16
+            _t28 = math.exp(-_t21*_t27)
+            _s85 = _f32(1.0) - _t28
+            _t29 = _f32(2.0)*_t28*(_s85*_s85*_s85)
+            _t30 = -_t4 + _t5
+            _t31 = _t30/_t18
+            _t32 = (_u50 - _s57) + _c74 if _c74 == _c74 else _u50 - _s57
+            _t33 = _f32(0.25)*_t32
+            _t34 = (_u49 - _s60) + _c77 if _c77 == _c77 else _u49 - _s60
+            _t35 = _f32(0.25)*_t34
+            _t36 = (_u50 - _u43) + _c69 if _c69 == _c69 else _u50 - _u43
+            _t37 = (_u49 - _u42) + _c70 if _c70 == _c70 else _u49 - _u42
+            _t38 = _f32(0.25)*_t36 + _f32(0.25)*_t37
+            _t39 = -_t33 - _t35 + _t38
+            _t40 = _s67
+            _t41 = _t31*_t39 + _t40
+            _t42 = px1 - tx1
+            _t43 = -_t42
+            _t44 = _s81
+            _t45 = _s68
+            _t46 = (_f32(0.5)*_t32 + _f32(0.5)*_t34)*(_f32(0.5)*_t36 + _f32(0.5)*_t37)
+            _t47 = _s82
+            _t48 = (_t44*_t44) + (_t47*_t47) + eps
+            _t49 = _f32(2.0)*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))/_t48)
+            _t50 = _t44*_t49
+            _t51 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
+            _t52 = _s64
+            _t53 = max(_t52, _t52 - _t52)
+            _t54 = _t14*_t53
+            _t55 = -px1 + px2
+            _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
+            _t57 = _t54/_t56
+            _t58 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+            _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s59, _s59 - _s59))
+            _t60 = _t14*_t59
+            _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s60, _s60 - _s60))
+            _t62 = _t2*_t61
+            _t63 = _t60 + _t62
+            _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s57, _s57 - _s57))
+            _t65 = _t13*_t64 + eps
+            _t66 = _t54 + _t65
+            _t67 = _t53*(_f32(1.0) if _s56 > _f32(0.0) else _f32(0.0))
+            _t68 = _t67*((_t63 + _t66)/_t56)
+            _t69 = -_t51 - _t58 + _f32(1.0)
+            _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s58, _s58 - _s58))
+            _t71 = _t14*_t70
+            _t72 = _f32(0.5)*_t67
+            _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
+            _t74 = _t2 + max(_t8, _f32(0.0))
+            _t76 = _t20*_t5
+            _t77 = _t76*(_f32(1.0) if _t8 > _f32(0.0) else (-_f32(1.0) if _t8 < _f32(0.0) else _f32(0.0)))/_t74
+            _t78 = _f32(1.0) if _t8 > _f32(0.0) else (_f32(0.5) if _t8 == _f32(0.0) else _f32(0.0))
+            _t79 = abs(_t8)
+            _t80 = _t76*_t79/(_t74*_t74)
+            _t81 = -_t77 + _t78*_t80
+            _t82 = _t79/_t74
+            _t83 = math.exp(-_t76*_t82)
+            _s86 = _f32(1.0) - _t83
+            _t84 = _f32(2.0)*_t83*(_s86*_s86*_s86)
+            _t85 = _t33 + _t35 + _t38
+            _t86 = _t31*_t85 + _t45
+            _t87 = py1 - ty1
+            _t88 = -_t87
+            _t89 = _t47*_t49
+            _t90 = _f32(1.0) if _t88 > _f32(0.0) else _f32(0.0)
+            _t91 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
+            _t92 = _t55*_t70 + _t63 + eps
+            _t93 = _t14*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
+            _t94 = _t93*((_t54 + _t92)/_t56)
+            _t95 = -_t90 - _t91 + _f32(1.0)
+            _t96 = _f32(0.5)*_t93
+            _t97 = _t96*((-_t53*_t64 + _t92)/_t56)
+            _t98 = px2 - tx2
+            _t99 = _f32(1.0) if _t98 > _f32(0.0) else _f32(0.0)
+            _t100 = -_t98
+            _t101 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
+            _t102 = -_t101 - _t99 + _f32(1.0)
+            _t103 = py2 - ty2
+            _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
+            _t105 = -_t103
+            _t106 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
+            _t107 = -_t104 - _t106 + _f32(1.0)
+            _s87 = _t0/max(_t0, _t2)
+            _t109 = math.pow(_s87, scale - _f32(1.0)) if _s87 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+            _t110 = scale/max(_t0, _t2)
+            _t111 = _t110/(_t18*_t18)
+            _t112 = _t109*_t111
+            _t113 = _f32(2.0)*_t5*_t82
+            _t114 = -_f32(2.0)*_t109*_t79*scale/(_t18*_t74*max(_t0, _t2)) + _t112*_t113
+            _t115 = _t23 - _f32(1.0)
+            _t116 = _f32(2.0)*_t27*_t4
+            _t117 = _t112*_t116 + _t22
+            _t118 = _t110/_t18
+            _t119 = _t111*_t30
+            _t120 = -_t109*_t118 + _t109*_t119
+            _t121 = _t31*_t39 + _t40
+            _t122 = _t62 + _t71
+            _t123 = _t67*((_t122 + _t66)/_t56)
+            _t124 = _t72*((_t122 - _t60 + _t65)/_t56)
+            _s88 = _t2/max(_t0, _t2)
+            _t125 = math.pow(_s88, scale - _f32(1.0)) if _s88 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+            _t126 = _t111*_t125
+            _t127 = _t116*_t126 - _f32(2.0)*_t125*_t24*scale/(_t16*_t18*max(_t0, _t2))
+            _t128 = _t78 - _f32(1.0)
+            _t129 = _t113*_t126 + _t77
+            _t130 = _t118*_t125 + _t119*_t125
+            _t131 = _t31*_t85 + _t45
+            _t132 = _t0*_t59 + _t71
+            _t133 = _t93*((_t132 + _t66)/_t56)
+            _t134 = _t96*((_t132 - _t53*_t61 + _t65)/_t56)
+            _s89 = _t41 - -_t50*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)/_t56) + (_s89/_t48)
+            _s90 = _t86 - -_t89*(_f32(1.0) if _t88 > _f32(0.0) else (_f32(0.5) if _t88 == _f32(0.0) else _f32(0.0)))
+            d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)/_t56) + (_s90/_t48)
+            _s91 = _t41 - _t50*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)/_t56) + (_s91/_t48)
+            _s92 = _t86 - _t89*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)/_t56) + (_s92/_t48)
+            _s93 = -_t50*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
+            _s94 = -((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)/_t56)
+            d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) + _s94 + (((_t120*_t46 - _t121 - _s93))/_t48)
+            _s95 = -_t89*(_f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0)))
+            _s96 = -((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)/_t56)
+            d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) + _s96 + (((_t130*_t46 - _t131 - _s95))/_t48)
+            _s97 = _t50*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
+            _s98 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)/_t56)
+            d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s98 + (((-_t120*_t46 - _t121 - _s97))/_t48)
+            _s99 = _t89*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
+            _s100 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
+            d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s100 + (((-_t130*_t46 - _t131 - _s99))/_t48)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, scale, eps):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, scale,
-                    eps)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, scale,
-                    eps)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, scale, eps)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, scale, eps)
     return bad

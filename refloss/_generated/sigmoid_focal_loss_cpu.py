@@ -10,104 +10,492 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import sigmoid_focal_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, targets, out, alpha, gamma):
-    out[i] = _value_f64(logits[i], targets[i], alpha, gamma)
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_logits, _targets, _out, alpha, gamma):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+            _ap7 = _p6 - _p6*(gamma*_c4)
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
+            _z8 = -logits
+            _a9 = abs(logits)
+            _e10 = math.exp(-_a9)
+            _d11 = 1.0 + _e10
+            _c12 = (_e10 - (_d11 - 1.0))/_d11
+            _l13 = math.log1p(_e10)
+            _p14 = (math.pow(_e10, gamma) if _z8 < 0.0 else 1.0)*math.pow(_d11, -gamma)
+            _ap15 = _p14 - _p14*(gamma*_c12)
+            value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
+            _s16 = -logits
+            _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s19 = 1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16))
+            _s20 = targets*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - targets)*_s17
+            value = _s20*math.pow((targets*_s19 + (1.0 - targets)*_s18), gamma)
+        elif (targets == 0.0):  # alpha_t weighting, hard target 0
+            _s21 = 1.0 - alpha
+            _a22 = abs(logits)
+            _e23 = math.exp(-_a22)
+            _d24 = 1.0 + _e23
+            _c25 = (_e23 - (_d24 - 1.0))/_d24
+            _l26 = math.log1p(_e23)
+            _p27 = (math.pow(_e23, gamma) if logits < 0.0 else 1.0)*math.pow(_d24, -gamma)
+            _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
+            value = (_l26 if logits < 0.0 else logits + _l26)*_ap28
+        elif (targets == 1.0):  # alpha_t weighting, hard target 1
+            _z29 = -logits
+            _a30 = abs(logits)
+            _e31 = math.exp(-_a30)
+            _d32 = 1.0 + _e31
+            _c33 = (_e31 - (_d32 - 1.0))/_d32
+            _l34 = math.log1p(_e31)
+            _p35 = (math.pow(_e31, gamma) if _z29 < 0.0 else 1.0)*math.pow(_d32, -gamma)
+            _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
+            value = (_l34 if _z29 < 0.0 else _z29 + _l34)*_ap36
+        else:  # alpha_t weighting
+            _s37 = -logits
+            _s38 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s39 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s40 = 1.0/(1.0 + math.exp(-_s37)) if _s37 >= 0.0 else math.exp(_s37)/(1.0 + math.exp(_s37))
+            _s41 = targets*(max(_s37, 0.0) + math.log1p(math.exp(-abs(_s37)))) + (1.0 - targets)*_s38
+            _s42 = math.pow((targets*_s40 + (1.0 - targets)*_s39), gamma)
+            value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s41*_s42
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
+                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(logits, targets, out, alpha, gamma):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, targets, out, alpha, gamma)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, targets, out, alpha, gamma)
+        return _value_block_f64(logits, targets, out, alpha, gamma)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], alpha, gamma)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
-    v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], alpha, gamma)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0 or (targets[i] > 1.0)
-            or (targets[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, divisor, alpha,
+        gamma):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+            _ap7 = _p6 - _p6*(gamma*_c4)
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            _g18 = gamma + 1.0
+            _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
+            _q10 = _p9 - _p9*(_g18*_c4)
+            d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10
+            _om11 = -math.expm1(-_a1)
+            _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > 0.0 else 1.0)*_om11)
+            d_targets = -((-math.pow(_e2*math.pow((1.0 - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, 1.0/gamma), gamma) if _e2 > 0.0 and math.pow(_e2, gamma) < 2.2250738585072014e-308 else -_ap7*_rn12) if logits < 0.0 else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+        elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
+            _z13 = -logits
+            _a14 = abs(logits)
+            _e15 = math.exp(-_a14)
+            _d16 = 1.0 + _e15
+            _c17 = (_e15 - (_d16 - 1.0))/_d16
+            _l18 = math.log1p(_e15)
+            _p19 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -gamma)
+            _ap20 = _p19 - _p19*(gamma*_c17)
+            value = (_l18 if _z13 < 0.0 else _z13 + _l18)*_ap20
+            _g121 = gamma + 1.0
+            _p22 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -_g121)
+            _q23 = _p22 - _p22*(_g121*_c17)
+            d_logits = -(_e15 + gamma*_l18 if _z13 < 0.0 else 1.0 + gamma*((_z13 + _l18)*_e15))*_q23
+            _om24 = -math.expm1(-_a14)
+            _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > 0.0 else 1.0)*_om24)
+            d_targets = (-math.pow(_e15*math.pow((1.0 - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, 1.0/gamma), gamma) if _e15 > 0.0 and math.pow(_e15, gamma) < 2.2250738585072014e-308 else -_ap20*_rn25) if _z13 < 0.0 else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+        elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
+            _s26 = -logits
+            _s27 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s28 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s29 = 1.0/(1.0 + math.exp(-_s26)) if _s26 >= 0.0 else math.exp(_s26)/(1.0 + math.exp(_s26))
+            _s30 = targets*(max(_s26, 0.0) + math.log1p(math.exp(-abs(_s26)))) + (1.0 - targets)*_s27
+            value = _s30*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+            _s31 = targets*_s29 + (1.0 - targets)*_s28
+            _s32 = math.pow(_s31, gamma - 1.0) if _s31 > 0.0 and gamma != 0.0 else 0.0
+            _s33 = (-targets*_s29 + (1.0 - targets)*_s28)*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+            d_logits = gamma*(1.0 - 2.0*targets)*_s30*_s32*_s29*_s28 + _s33
+            _s34 = -logits*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
+            d_targets = -gamma*math.tanh(0.5*logits)*_s30*_s32 + _s34
+        elif (targets == 0.0):  # alpha_t weighting, hard target 0
+            _s35 = 1.0 - alpha
+            _a36 = abs(logits)
+            _e37 = math.exp(-_a36)
+            _d38 = 1.0 + _e37
+            _c39 = (_e37 - (_d38 - 1.0))/_d38
+            _l40 = math.log1p(_e37)
+            _p41 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -gamma)
+            _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
+            value = (_l40 if logits < 0.0 else logits + _l40)*_ap42
+            _t0 = _s35
+            _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
+            _g144 = gamma + 1.0
+            _p45 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -_g144)
+            _q46 = _t0*(_p45 - _p45*(_g144*_c39))
+            d_logits = (_e37 + gamma*_l40 if logits < 0.0 else 1.0 + gamma*((logits + _l40)*_e37))*_q46
+            _ap47 = _p41 - _p41*(gamma*_c39)
+            _om48 = -math.expm1(-_a36)
+            _rn49 = _a36 + gamma*((_l40/_e37 if _e37 > 0.0 else 1.0)*_om48)
+            _s50 = -((-math.pow(_e37*math.pow(_t0*(1.0 - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, 1.0/gamma), gamma) if _e37 > 0.0 and math.pow(_e37, gamma) < 2.2250738585072014e-308 else -_ap43*_rn49) if logits < 0.0 else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
+            d_targets = (2.0*alpha - 1.0)*((_l40 if logits < 0.0 else logits + _l40)*_ap47) + _s50
+        elif (targets == 1.0):  # alpha_t weighting, hard target 1
+            _z51 = -logits
+            _a52 = abs(logits)
+            _e53 = math.exp(-_a52)
+            _d54 = 1.0 + _e53
+            _c55 = (_e53 - (_d54 - 1.0))/_d54
+            _l56 = math.log1p(_e53)
+            _p57 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -gamma)
+            _ap58 = alpha*(_p57 - _p57*(gamma*_c55))
+            value = (_l56 if _z51 < 0.0 else _z51 + _l56)*_ap58
+            _g159 = gamma + 1.0
+            _p60 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -_g159)
+            _q61 = alpha*(_p60 - _p60*(_g159*_c55))
+            d_logits = -(_e53 + gamma*_l56 if _z51 < 0.0 else 1.0 + gamma*((_z51 + _l56)*_e53))*_q61
+            _ap62 = _p57 - _p57*(gamma*_c55)
+            _om63 = -math.expm1(-_a52)
+            _rn64 = _a52 + gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om63)
+            _s65 = (-math.pow(_e53*math.pow(alpha*(1.0 - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, 1.0/gamma), gamma) if _e53 > 0.0 and math.pow(_e53, gamma) < 2.2250738585072014e-308 else -_ap58*_rn64) if _z51 < 0.0 else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
+            d_targets = (2.0*alpha - 1.0)*((_l56 if _z51 < 0.0 else _z51 + _l56)*_ap62) + _s65
+        else:  # alpha_t weighting
+            _s66 = -logits
+            _s67 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s68 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s69 = 1.0/(1.0 + math.exp(-_s66)) if _s66 >= 0.0 else math.exp(_s66)/(1.0 + math.exp(_s66))
+            _s70 = targets*(max(_s66, 0.0) + math.log1p(math.exp(-abs(_s66)))) + (1.0 - targets)*_s67
+            _s71 = math.pow((targets*_s69 + (1.0 - targets)*_s68), gamma)
+            value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s70*_s71
+            _t0 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
+            _s72 = targets*_s69 + (1.0 - targets)*_s68
+            _s73 = math.pow(_s72, gamma - 1.0) if _s72 > 0.0 and gamma != 0.0 else 0.0
+            d_logits = _t0*gamma*(1.0 - 2.0*targets)*_s70*_s73*_s69*_s68 + _t0*(-targets*_s69 + (1.0 - targets)*_s68)*_s71
+            d_targets = (2.0*alpha - 1.0)*_s70*_s71 - _t0*gamma*math.tanh(0.5*logits)*_s70*_s73 - _t0*logits*_s71
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_targets[_i] = d_targets / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
+                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                    alpha, gamma)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                    alpha, gamma)
+        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor, alpha,
+                gamma)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_targets[lo:hi], divisor, alpha, gamma)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, targets, out, alpha, gamma):
-    out[i] = _value_f32(logits[i], targets[i], alpha, gamma)
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_logits, _targets, _out, alpha, gamma):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+            _ap7 = _p6 - _p6*(gamma*_c4)
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
+            _z8 = -logits
+            _a9 = abs(logits)
+            _e10 = math.exp(-_a9)
+            _d11 = _f32(1.0) + _e10
+            _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
+            _l13 = math.log1p(_e10)
+            _p14 = (math.pow(_e10, gamma) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -gamma)
+            _ap15 = _p14 - _p14*(gamma*_c12)
+            value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
+            _s16 = -logits
+            _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
+            _s20 = targets*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - targets)*_s17
+            value = _s20*math.pow((targets*_s19 + (_f32(1.0) - targets)*_s18), gamma)
+        elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+            _s21 = _f32(1.0) - alpha
+            _a22 = abs(logits)
+            _e23 = math.exp(-_a22)
+            _d24 = _f32(1.0) + _e23
+            _c25 = (_e23 - (_d24 - _f32(1.0)))/_d24
+            _l26 = math.log1p(_e23)
+            _p27 = (math.pow(_e23, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d24, -gamma)
+            _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
+            value = (_l26 if logits < _f32(0.0) else logits + _l26)*_ap28
+        elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+            _z29 = -logits
+            _a30 = abs(logits)
+            _e31 = math.exp(-_a30)
+            _d32 = _f32(1.0) + _e31
+            _c33 = (_e31 - (_d32 - _f32(1.0)))/_d32
+            _l34 = math.log1p(_e31)
+            _p35 = (math.pow(_e31, gamma) if _z29 < _f32(0.0) else _f32(1.0))*math.pow(_d32, -gamma)
+            _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
+            value = (_l34 if _z29 < _f32(0.0) else _z29 + _l34)*_ap36
+        else:  # alpha_t weighting
+            _s37 = -logits
+            _s38 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s39 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s40 = _f32(1.0)/(_f32(1.0) + math.exp(-_s37)) if _s37 >= _f32(0.0) else math.exp(_s37)/(_f32(1.0) + math.exp(_s37))
+            _s41 = targets*(max(_s37, _f32(0.0)) + math.log1p(math.exp(-abs(_s37)))) + (_f32(1.0) - targets)*_s38
+            _s42 = math.pow((targets*_s40 + (_f32(1.0) - targets)*_s39), gamma)
+            value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s41*_s42
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
+                or (_targets[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(logits, targets, out, alpha, gamma):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, targets, out, alpha, gamma)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, targets, out, alpha, gamma)
+        return _value_block_f32(logits, targets, out, alpha, gamma)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], alpha, gamma)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
-    v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], alpha, gamma)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_targets[i] = g_targets / divisor
-    return 1 if (logits[i] - logits[i] != 0 or targets[i] - targets[i] != 0
-            or (targets[i] > _f32(1.0)) or (targets[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, divisor, alpha,
+        gamma):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        targets = _targets[_i]
+        if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+            _ap7 = _p6 - _p6*(gamma*_c4)
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            _g18 = gamma + _f32(1.0)
+            _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
+            _q10 = _p9 - _p9*(_g18*_c4)
+            d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
+            _om11 = -math.expm1(-_a1)
+            _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > _f32(0.0) else _f32(1.0))*_om11)
+            d_targets = -((-math.pow(_e2*math.pow((_f32(1.0) - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, _f32(1.0)/gamma), gamma) if _e2 > _f32(0.0) and math.pow(_e2, gamma) < _f32(1.1754943508222875e-38) else -_ap7*_rn12) if logits < _f32(0.0) else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+        elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
+            _z13 = -logits
+            _a14 = abs(logits)
+            _e15 = math.exp(-_a14)
+            _d16 = _f32(1.0) + _e15
+            _c17 = (_e15 - (_d16 - _f32(1.0)))/_d16
+            _l18 = math.log1p(_e15)
+            _p19 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -gamma)
+            _ap20 = _p19 - _p19*(gamma*_c17)
+            value = (_l18 if _z13 < _f32(0.0) else _z13 + _l18)*_ap20
+            _g121 = gamma + _f32(1.0)
+            _p22 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -_g121)
+            _q23 = _p22 - _p22*(_g121*_c17)
+            d_logits = -(_e15 + gamma*_l18 if _z13 < _f32(0.0) else _f32(1.0) + gamma*((_z13 + _l18)*_e15))*_q23
+            _om24 = -math.expm1(-_a14)
+            _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > _f32(0.0) else _f32(1.0))*_om24)
+            d_targets = (-math.pow(_e15*math.pow((_f32(1.0) - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, _f32(1.0)/gamma), gamma) if _e15 > _f32(0.0) and math.pow(_e15, gamma) < _f32(1.1754943508222875e-38) else -_ap20*_rn25) if _z13 < _f32(0.0) else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+        elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
+            _s26 = -logits
+            _s27 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s28 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s29 = _f32(1.0)/(_f32(1.0) + math.exp(-_s26)) if _s26 >= _f32(0.0) else math.exp(_s26)/(_f32(1.0) + math.exp(_s26))
+            _s30 = targets*(max(_s26, _f32(0.0)) + math.log1p(math.exp(-abs(_s26)))) + (_f32(1.0) - targets)*_s27
+            value = _s30*math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
+            _s31 = targets*_s29 + (_f32(1.0) - targets)*_s28
+            _s32 = math.pow(_s31, gamma - _f32(1.0)) if _s31 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+            _s33 = math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
+            _s34 = gamma*(_f32(1.0) - _f32(2.0)*targets)*_s30*_s32*_s29*_s28
+            d_logits = _s34 + (-targets*_s29 + (_f32(1.0) - targets)*_s28)*_s33
+            d_targets = -gamma*math.tanh(_f32(0.5)*logits)*_s30*_s32 - logits*_s33
+        elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+            _s35 = _f32(1.0) - alpha
+            _a36 = abs(logits)
+            _e37 = math.exp(-_a36)
+            _d38 = _f32(1.0) + _e37
+            _c39 = (_e37 - (_d38 - _f32(1.0)))/_d38
+            _l40 = math.log1p(_e37)
+            _p41 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -gamma)
+            _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
+            value = (_l40 if logits < _f32(0.0) else logits + _l40)*_ap42
+            _t0 = _s35
+            _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
+            _g144 = gamma + _f32(1.0)
+            _p45 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -_g144)
+            _q46 = _t0*(_p45 - _p45*(_g144*_c39))
+            d_logits = (_e37 + gamma*_l40 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l40)*_e37))*_q46
+            _ap49 = _p41 - _p41*(gamma*_c39)
+            _u47 = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap49)
+            _om50 = -math.expm1(-_a36)
+            _rn51 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om50)
+            _u48 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn51, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn51) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om50)))
+            d_targets = _u47 + _u48
+            if not abs(d_targets) >= _f32(0.5)*(abs(_u47) + abs(_u48)):
+                _w_logits = _f64(logits)
+                _w_alpha = _f64(alpha)
+                _w_gamma = _f64(gamma)
+                _a52 = abs(_w_logits)
+                _e53 = math.exp(-_a52)
+                _d54 = 1.0 + _e53
+                _c55 = (_e53 - (_d54 - 1.0))/_d54
+                _l56 = math.log1p(_e53)
+                _p57 = (math.pow(_e53, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d54, -_w_gamma)
+                _ap58 = _p57 - _p57*(_w_gamma*_c55)
+                _s59 = 1.0 - _w_alpha
+                _ap60 = _s59*(_p57 - _p57*(_w_gamma*_c55))
+                _om61 = -math.expm1(-_a52)
+                _rn62 = _a52 + _w_gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om61)
+                _s63 = -((-math.pow(_e53*math.pow(_s59*(1.0 - _w_gamma*_c55)*math.pow(_d54, -_w_gamma)*_rn62, 1.0/_w_gamma), _w_gamma) if _e53 > 0.0 and math.pow(_e53, _w_gamma) < 2.2250738585072014e-308 else -_ap60*_rn62) if _w_logits < 0.0 else _ap60*_w_logits + _w_gamma*(_ap60*((_w_logits + _l56)*_om61)))
+                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l56 if _w_logits < 0.0 else _w_logits + _l56)*_ap58) + _s63)
+        elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+            _z64 = -logits
+            _a65 = abs(logits)
+            _e66 = math.exp(-_a65)
+            _d67 = _f32(1.0) + _e66
+            _c68 = (_e66 - (_d67 - _f32(1.0)))/_d67
+            _l69 = math.log1p(_e66)
+            _p70 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -gamma)
+            _ap71 = alpha*(_p70 - _p70*(gamma*_c68))
+            value = (_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap71
+            _g172 = gamma + _f32(1.0)
+            _p73 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -_g172)
+            _q74 = alpha*(_p73 - _p73*(_g172*_c68))
+            d_logits = -(_e66 + gamma*_l69 if _z64 < _f32(0.0) else _f32(1.0) + gamma*((_z64 + _l69)*_e66))*_q74
+            _ap77 = _p70 - _p70*(gamma*_c68)
+            _u75 = (_f32(2.0)*alpha - _f32(1.0))*((_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap77)
+            _om78 = -math.expm1(-_a65)
+            _rn79 = _a65 + gamma*((_l69/_e66 if _e66 > _f32(0.0) else _f32(1.0))*_om78)
+            _u76 = (-math.pow(_e66*math.pow(alpha*(_f32(1.0) - gamma*_c68)*math.pow(_d67, -gamma)*_rn79, _f32(1.0)/gamma), gamma) if _e66 > _f32(0.0) and math.pow(_e66, gamma) < _f32(1.1754943508222875e-38) else -_ap71*_rn79) if _z64 < _f32(0.0) else _ap71*_z64 + gamma*(_ap71*((_z64 + _l69)*_om78))
+            d_targets = _u75 + _u76
+            if not abs(d_targets) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+                _w_logits = _f64(logits)
+                _w_alpha = _f64(alpha)
+                _w_gamma = _f64(gamma)
+                _z80 = -_w_logits
+                _a81 = abs(_w_logits)
+                _e82 = math.exp(-_a81)
+                _d83 = 1.0 + _e82
+                _c84 = (_e82 - (_d83 - 1.0))/_d83
+                _l85 = math.log1p(_e82)
+                _p86 = (math.pow(_e82, _w_gamma) if _z80 < 0.0 else 1.0)*math.pow(_d83, -_w_gamma)
+                _ap87 = _p86 - _p86*(_w_gamma*_c84)
+                _ap88 = _w_alpha*(_p86 - _p86*(_w_gamma*_c84))
+                _om89 = -math.expm1(-_a81)
+                _rn90 = _a81 + _w_gamma*((_l85/_e82 if _e82 > 0.0 else 1.0)*_om89)
+                _s91 = (-math.pow(_e82*math.pow(_w_alpha*(1.0 - _w_gamma*_c84)*math.pow(_d83, -_w_gamma)*_rn90, 1.0/_w_gamma), _w_gamma) if _e82 > 0.0 and math.pow(_e82, _w_gamma) < 2.2250738585072014e-308 else -_ap88*_rn90) if _z80 < 0.0 else _ap88*_z80 + _w_gamma*(_ap88*((_z80 + _l85)*_om89))
+                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l85 if _z80 < 0.0 else _z80 + _l85)*_ap87) + _s91)
+        else:  # alpha_t weighting
+            _s92 = -logits
+            _s93 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s94 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s95 = _f32(1.0)/(_f32(1.0) + math.exp(-_s92)) if _s92 >= _f32(0.0) else math.exp(_s92)/(_f32(1.0) + math.exp(_s92))
+            _s96 = targets*(max(_s92, _f32(0.0)) + math.log1p(math.exp(-abs(_s92)))) + (_f32(1.0) - targets)*_s93
+            _s97 = math.pow((targets*_s95 + (_f32(1.0) - targets)*_s94), gamma)
+            value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s96*_s97
+            _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
+            _s98 = targets*_s95 + (_f32(1.0) - targets)*_s94
+            _s99 = math.pow(_s98, gamma - _f32(1.0)) if _s98 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+            _s100 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s96*_s99*_s95*_s94
+            d_logits = _s100 + _t0*(-targets*_s95 + (_f32(1.0) - targets)*_s94)*_s97
+            _u101 = (_f32(2.0)*alpha - _f32(1.0))*_s96*_s97
+            _u102 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s96*_s99 - _t0*logits*_s97
+            d_targets = _u101 + _u102
+            if not abs(d_targets) >= _f32(0.5)*(abs(_u101) + abs(_u102)):
+                _w_logits = _f64(logits)
+                _w_targets = _f64(targets)
+                _w_alpha = _f64(alpha)
+                _w_gamma = _f64(gamma)
+                _s103 = -_w_logits
+                _s104 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+                _s105 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _s106 = 1.0/(1.0 + math.exp(-_s103)) if _s103 >= 0.0 else math.exp(_s103)/(1.0 + math.exp(_s103))
+                _s107 = _w_targets*(max(_s103, 0.0) + math.log1p(math.exp(-abs(_s103)))) + (1.0 - _w_targets)*_s104
+                _s108 = _w_targets*_s106 + (1.0 - _w_targets)*_s105
+                _s109 = math.pow(_s108, _w_gamma - 1.0) if _s108 > 0.0 and _w_gamma != 0.0 else 0.0
+                _s110 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
+                _s111 = -_w_logits*_s110*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+                _s112 = (2.0*_w_alpha - 1.0)*_s107*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
+                d_targets = _f32(_s112 - _w_gamma*_s110*math.tanh(0.5*_w_logits)*_s107*_s109 + _s111)
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_targets[_i] = d_targets / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
+                or (_targets[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                    alpha, gamma)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                    alpha, gamma)
+        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor, alpha,
+                gamma)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_targets[lo:hi], divisor, alpha, gamma)
     return bad

@@ -10,140 +10,967 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import siou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, theta, positive_exponent):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, theta, positive_exponent)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _u1 = px2 - tx2
+        _u2 = tx1 - px1
+        _b3 = _u1 - px2
+        _b4 = _u2 - tx1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+        _c7 = _e5 - _e6
+        _u8 = py2 - ty2
+        _u9 = ty1 - py1
+        _b10 = _u8 - py2
+        _b11 = _u9 - ty1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+        _c14 = _e12 - _e13
+        _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+        off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+            _u16 = px1 - tx1
+            _b17 = _u16 - px1
+            _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+            _c19 = _e5 - _e18
+            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t1 = -tx1 + tx2
+            _u20 = py1 - ty1
+            _b21 = _u20 - py1
+            _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+            _c23 = _e12 - _e22
+            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t3 = -ty1 + ty2
+            _t4 = -py1 + py2
+            _s24 = -max(px1, tx1) + min(px2, tx2)
+            _t5 = max(_s24, _s24 - _s24)
+            _s25 = tx2 - px2
+            _s26 = ty2 - py2
+            _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _s31 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+            _s32 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+            value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
+        else:  # angle, distance and shape costs
+            _u33 = px1 - tx1
+            _b34 = _u33 - px1
+            _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
+            _c36 = _e5 - _e35
+            _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t1 = -tx1 + tx2
+            _u37 = py1 - ty1
+            _b38 = _u37 - py1
+            _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
+            _c40 = _e12 - _e39
+            _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t3 = -ty1 + ty2
+            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))
+            _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/(off*((_t6*_t6)/(off*off) + 1.0)) + 2.0)
+            _t8 = -py1 + py2
+            _s41 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s41, _s41 - _s41)
+            _s42 = tx2 - px2
+            _s43 = ty2 - py2
+            _s44 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s45 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s42, _s42 - _s42))
+            _s46 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s43, _s43 - _s43))
+            _t10 = _s45 + _s44 + _s46 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s47 = -max(py1, ty1) + min(py2, ty2)
+            _s48 = max(px2, tx2) - min(px1, tx1)
+            _s49 = max(py2, ty2) - min(py1, ty1)
+            _s50 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+            _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+            _s52 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s48*_s48)))
+            _s53 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s49*_s49)))
+            value = _t10/(_t10 + _t9*max(_s47, _s47 - _s47)) + _s52 + _s53 + _s50 + _s51 + 1.0
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, theta, positive_exponent):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, theta, positive_exponent)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, theta, positive_exponent)
+        return _value_block_f64(pred, target, out, eps, theta, positive_exponent)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, theta,
+                positive_exponent)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, theta,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, theta,
         positive_exponent):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, theta, positive_exponent)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _u1 = px2 - tx2
+        _u2 = tx1 - px1
+        _b3 = _u1 - px2
+        _b4 = _u2 - tx1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+        _c7 = _e5 - _e6
+        _u8 = py2 - ty2
+        _u9 = ty1 - py1
+        _b10 = _u8 - py2
+        _b11 = _u9 - ty1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+        _c14 = _e12 - _e13
+        _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+        off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+            _u16 = px1 - tx1
+            _b17 = _u16 - px1
+            _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+            _c19 = _e5 - _e18
+            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t1 = -tx1 + tx2
+            _u20 = py1 - ty1
+            _b21 = _u20 - py1
+            _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+            _c23 = _e12 - _e22
+            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t3 = -ty1 + ty2
+            _t4 = -py1 + py2
+            _s24 = -max(px1, tx1) + min(px2, tx2)
+            _t5 = max(_s24, _s24 - _s24)
+            _s25 = tx2 - px2
+            _s26 = ty2 - py2
+            _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _s31 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+            _s32 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+            value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
+            _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
+            _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+            _t9 = eps + (_t1 + max(_t0, 0.0))
+            _t10 = (-abs(_t0))/_t9
+            _t11 = _t10*_t8
+            _t12 = math.exp(_t10)
+            _t13 = 0.5*theta
+            _s33 = 1.0 - _t12
+            _t14 = _t12*_t13*(math.pow(_s33, theta - 1.0) if _s33 > 0.0 and theta != 0.0 else 0.0)
+            _t15 = px1 - tx1
+            _t16 = 1.0 if -_t15 > 0.0 else 0.0
+            _t17 = _s30
+            _t18 = max(_t17, _t17 - _t17)
+            _t19 = _t18*_t5
+            _t20 = -px1 + px2
+            _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
+            _t22 = _t19/_t21
+            _t23 = 1.0 if _t15 > 0.0 else 0.0
+            _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _t25 = _t24*_t3
+            _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t27 = _t26*_t5
+            _t28 = _t25 + _t27
+            _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t30 = _t29*_t4 + eps
+            _t31 = _t19 + _t30
+            _t32 = _t18*(1.0 if _s24 > 0.0 else 0.0)
+            _t33 = _t32*((_t28 + _t31)/_t21)
+            _t34 = -_t16 - _t23 + 1.0
+            _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t36 = _t35*_t5
+            _t37 = 0.5*_t32
+            _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
+            _t39 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
+            _t40 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+            _t41 = eps + (_t3 + max(_t2, 0.0))
+            _t42 = (-abs(_t2))/_t41
+            _t43 = _t40*_t42
+            _t44 = math.exp(_t42)
+            _s34 = 1.0 - _t44
+            _t45 = _t13*_t44*(math.pow(_s34, theta - 1.0) if _s34 > 0.0 and theta != 0.0 else 0.0)
+            _t46 = py1 - ty1
+            _t47 = 1.0 if -_t46 > 0.0 else 0.0
+            _t48 = 1.0 if _t46 > 0.0 else 0.0
+            _t49 = _t20*_t35 + _t28 + eps
+            _t50 = _t5*(1.0 if _t17 > 0.0 else 0.0)
+            _t51 = _t50*((_t19 + _t49)/_t21)
+            _t52 = -_t47 - _t48 + 1.0
+            _t53 = 0.5*_t50
+            _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
+            _t55 = -_t7
+            _t56 = px2 - tx2
+            _t57 = 1.0 if _t56 > 0.0 else 0.0
+            _t58 = 1.0 if -_t56 > 0.0 else 0.0
+            _t59 = -_t57 - _t58 + 1.0
+            _t60 = -_t39
+            _t61 = py2 - ty2
+            _t62 = 1.0 if _t61 > 0.0 else 0.0
+            _t63 = 1.0 if -_t61 > 0.0 else 0.0
+            _t64 = -_t62 - _t63 + 1.0
+            _t65 = _t8 - 1.0
+            _t66 = _t25 + _t36
+            _t67 = _t32*((_t31 + _t66)/_t21)
+            _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
+            _t69 = _t40 - 1.0
+            _t70 = _t1*_t26 + _t36
+            _t71 = _t50*((_t31 + _t70)/_t21)
+            _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
+            d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
+            d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
+            d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
+            d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
+            d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
+            d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
+            d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
+            d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
+        else:  # angle, distance and shape costs
+            _u35 = px1 - tx1
+            _b36 = _u35 - px1
+            _e37 = (px1 - (_u35 - _b36)) - (tx1 + _b36)
+            _c38 = _e5 - _e37
+            _t0 = (_u1 - _u35) + _c38 if _c38 == _c38 else _u1 - _u35
+            _t1 = -tx1 + tx2
+            _u39 = py1 - ty1
+            _b40 = _u39 - py1
+            _e41 = (py1 - (_u39 - _b40)) - (ty1 + _b40)
+            _c42 = _e12 - _e41
+            _t2 = (_u8 - _u39) + _c42 if _c42 == _c42 else _u8 - _u39
+            _t3 = -ty1 + ty2
+            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))
+            _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/(off*((_t6*_t6)/(off*off) + 1.0)) + 2.0)
+            _t8 = -py1 + py2
+            _s43 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s43, _s43 - _s43)
+            _s44 = tx2 - px2
+            _s45 = ty2 - py2
+            _s46 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s47 = _t3*min(_t1, max(_u35, _u35 - _u35) + max(_s44, _s44 - _s44))
+            _s48 = _t9*min(_t3, max(_u39, _u39 - _u39) + max(_s45, _s45 - _s45))
+            _t10 = _s47 + _s46 + _s48 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s49 = -max(py1, ty1) + min(py2, ty2)
+            _s50 = max(px2, tx2) - min(px1, tx1)
+            _s51 = max(py2, ty2) - min(py1, ty1)
+            _s52 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
+            _s53 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
+            _s54 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s50*_s50)))
+            _s55 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s51*_s51)))
+            value = _t10/(_t10 + _t9*max(_s49, _s49 - _s49)) + _s54 + _s55 + _s52 + _s53 + 1.0
+            _t11 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
+            _t12 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+            _t13 = eps + (_t1 + max(_t0, 0.0))
+            _t14 = (-abs(_t0))/_t13
+            _t15 = _t12*_t14
+            _t16 = math.exp(_t14)
+            _t17 = 0.5*theta
+            _s56 = 1.0 - _t16
+            _t18 = _t16*_t17*(math.pow(_s56, theta - 1.0) if _s56 > 0.0 and theta != 0.0 else 0.0)
+            _t19 = 0.5*abs(_t4) - 0.5*abs(_t5)
+            _s57 = -_t19
+            _t20 = 1.0 if _s57 > 0.0 else (0.5 if _s57 == 0.0 else 0.0)
+            _t21 = 1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0)
+            _t22 = _t20*_t21
+            _t24 = _t6*_t6
+            _t26 = _t24/(off*off) + 1.0
+            _t28 = 1.0/(_t26*off)
+            _t29 = _t22*_t28
+            _t30 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
+            _t31 = _t21*_t30
+            _t32 = _t6/(off*off)
+            _t33 = _t32/_t26
+            _t34 = _t31*_t33
+            _t35 = _t24/(off*off*off)
+            _t36 = -_t22*_t32 + _t31*_t35
+            _t37 = 2.0*_t6
+            _t38 = _t37/((_t26*_t26)*off)
+            _t39 = -_t29 + _t34 - _t36*_t38
+            _t40 = 2.0*positive_exponent - 1.0
+            _t41 = 0.25*_t40
+            _t42 = _t41*(_t5*_t5)
+            _t43 = _s51
+            _t44 = (_t43*_t43) + eps
+            _t45 = -_t28*_t37 + 2.0
+            _t46 = _t42*_t45/_t44
+            _t47 = 0.5*math.exp(_t46)
+            _t48 = _t47*(_t39*_t42/_t44)
+            _t49 = 0.5*_t40*_t45
+            _t50 = _t4*_t49
+            _t51 = (_t4*_t4)*_t41
+            _t52 = _t39*_t51 + _t50
+            _t53 = px1 - tx1
+            _t54 = -_t53
+            _t55 = _s50
+            _t56 = (_t55*_t55) + eps
+            _t57 = _t45*_t51/_t56
+            _t58 = 2.0*_t55*_t57
+            _t59 = 0.5*math.exp(_t57)
+            _t60 = 1.0 if _t54 > 0.0 else 0.0
+            _t61 = _s49
+            _t62 = max(_t61, _t61 - _t61)
+            _t63 = _t62*_t9
+            _t64 = -px1 + px2
+            _t65 = _t1*_t3 - _t63 + _t64*_t8 + eps
+            _t66 = _t63/_t65
+            _t67 = 1.0 if _t53 > 0.0 else 0.0
+            _t68 = min(_t1, max(_u35, _u35 - _u35) + max(_s44, _s44 - _s44))
+            _t69 = _t3*_t68
+            _t70 = min(_t3, max(_u39, _u39 - _u39) + max(_s45, _s45 - _s45))
+            _t71 = _t70*_t9
+            _t72 = _t69 + _t71
+            _t73 = min(_t64, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t74 = _t73*_t8 + eps
+            _t75 = _t63 + _t74
+            _t76 = _t62*(1.0 if _s43 > 0.0 else 0.0)
+            _t77 = _t76*((_t72 + _t75)/_t65)
+            _t78 = -_t60 - _t67 + 1.0
+            _t79 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t80 = _t79*_t9
+            _t81 = 0.5*_t76
+            _t82 = _t81*((_t72 + _t74 - _t80)/_t65)
+            _t83 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
+            _t84 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+            _t85 = eps + (_t3 + max(_t2, 0.0))
+            _t86 = (-abs(_t2))/_t85
+            _t87 = _t84*_t86
+            _t88 = math.exp(_t86)
+            _s58 = 1.0 - _t88
+            _t89 = _t17*_t88*(math.pow(_s58, theta - 1.0) if _s58 > 0.0 and theta != 0.0 else 0.0)
+            _t90 = 1.0 if _t5 > 0.0 else (-1.0 if _t5 < 0.0 else 0.0)
+            _t91 = _t30*_t90
+            _t92 = _t28*_t91
+            _t93 = _t20*_t90
+            _t94 = _t33*_t93
+            _t95 = -_t32*_t91 + _t35*_t93
+            _t96 = -_t38*_t95 - _t92 + _t94
+            _t97 = _t59*(_t51*_t96/_t56)
+            _t98 = _t49*_t5
+            _t99 = _t42*_t96 + _t98
+            _t100 = py1 - ty1
+            _t101 = -_t100
+            _t102 = 2.0*_t43*_t46
+            _t103 = 1.0 if _t101 > 0.0 else 0.0
+            _t104 = 1.0 if _t100 > 0.0 else 0.0
+            _t105 = _t64*_t79 + _t72 + eps
+            _t106 = _t9*(1.0 if _t61 > 0.0 else 0.0)
+            _t107 = _t106*((_t105 + _t63)/_t65)
+            _t108 = -_t103 - _t104 + 1.0
+            _t109 = 0.5*_t106
+            _t110 = _t109*((_t105 - _t62*_t73)/_t65)
+            _t111 = -_t11
+            _t112 = px2 - tx2
+            _t113 = 1.0 if _t112 > 0.0 else 0.0
+            _t114 = -_t112
+            _t115 = 1.0 if _t114 > 0.0 else 0.0
+            _t116 = -_t113 - _t115 + 1.0
+            _t117 = -_t83
+            _t118 = py2 - ty2
+            _t119 = 1.0 if _t118 > 0.0 else 0.0
+            _t120 = -_t118
+            _t121 = 1.0 if _t120 > 0.0 else 0.0
+            _t122 = -_t119 - _t121 + 1.0
+            _t123 = _t12 - 1.0
+            _t124 = _t29 - _t34 + _t36*_t38
+            _t125 = _t47*(_t124*_t42/_t44)
+            _t126 = _t124*_t51 - _t50
+            _t127 = _t69 + _t80
+            _t128 = _t76*((_t127 + _t75)/_t65)
+            _t129 = _t81*((_t127 - _t71 + _t74)/_t65)
+            _t130 = _t84 - 1.0
+            _t131 = _t38*_t95 + _t92 - _t94
+            _t132 = _t59*(_t131*_t51/_t56)
+            _t133 = _t131*_t42 - _t98
+            _t134 = _t1*_t70 + _t80
+            _t135 = _t106*((_t134 + _t75)/_t65)
+            _t136 = _t109*((_t134 - _t62*_t68 + _t74)/_t65)
+            _s59 = -_t59*(((_t52 - -_t58*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))))/_t56)
+            d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t48 + _s59 - ((_t60*_t66*_t8 - _t67*_t77 - _t78*_t82)/_t65)
+            _s60 = -_t47*(((_t99 - -_t102*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))/_t44)
+            d_py1 = _s60 - _t89*(((_t83 - -_t87))/_t85) - _t97 - ((_t103*_t64*_t66 - _t104*_t107 - _t108*_t110)/_t65)
+            _s61 = -_t59*(((_t52 - _t58*(1.0 if _t112 > 0.0 else (0.5 if _t112 == 0.0 else 0.0))))/_t56)
+            d_px2 = -_t18*(((_t111 - _t15))/_t13) - _t48 + _s61 - ((-_t113*_t66*_t8 + _t115*_t77 + _t116*_t82)/_t65)
+            _s62 = -_t47*(((_t99 - _t102*(1.0 if _t118 > 0.0 else (0.5 if _t118 == 0.0 else 0.0))))/_t44)
+            d_py2 = _s62 - _t89*(((_t117 - _t87))/_t85) - _t97 - ((_t107*_t121 + _t110*_t122 - _t119*_t64*_t66)/_t65)
+            _s63 = -_t59*(((_t126 - -_t58*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t56)
+            _s64 = -((-_t128*_t60 - _t129*_t78 + _t3*_t66*_t67)/_t65)
+            d_tx1 = -_t125 - _t18*(((_t111 - _t123*_t14))/_t13) + _s63 + _s64
+            _s65 = -_t47*(((_t133 - -_t102*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))/_t44)
+            _s66 = -((_t1*_t104*_t66 - _t103*_t135 - _t108*_t136)/_t65)
+            d_ty1 = -_t132 + _s65 - _t89*(((_t117 - _t130*_t86))/_t85) + _s66
+            _s67 = -_t59*(((_t126 - _t58*(1.0 if _t114 > 0.0 else (0.5 if _t114 == 0.0 else 0.0))))/_t56)
+            _s68 = -((_t113*_t128 - _t115*_t3*_t66 + _t116*_t129)/_t65)
+            d_tx2 = -_t125 - _t18*(((_t11 - -_t123*_t14))/_t13) + _s67 + _s68
+            _s69 = -_t47*(((_t133 - _t102*(1.0 if _t120 > 0.0 else (0.5 if _t120 == 0.0 else 0.0))))/_t44)
+            _s70 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
+            d_ty2 = -_t132 + _s69 - _t89*(((_t83 - -_t130*_t86))/_t85) + _s70
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    theta, positive_exponent)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    theta, positive_exponent)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
+                positive_exponent)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, theta,
+                positive_exponent)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, theta, positive_exponent):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, theta, positive_exponent)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _u1 = px2 - tx2
+        _u2 = tx1 - px1
+        _b3 = _u1 - px2
+        _b4 = _u2 - tx1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+        _c7 = _e5 - _e6
+        _u8 = py2 - ty2
+        _u9 = ty1 - py1
+        _b10 = _u8 - py2
+        _b11 = _u9 - ty1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+        _c14 = _e12 - _e13
+        _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+        off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+            _u16 = px1 - tx1
+            _b17 = _u16 - px1
+            _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+            _c19 = _e5 - _e18
+            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t1 = -tx1 + tx2
+            _u20 = py1 - ty1
+            _b21 = _u20 - py1
+            _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+            _c23 = _e12 - _e22
+            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t3 = -ty1 + ty2
+            _t4 = -py1 + py2
+            _s24 = -max(px1, tx1) + min(px2, tx2)
+            _t5 = max(_s24, _s24 - _s24)
+            _s25 = tx2 - px2
+            _s26 = ty2 - py2
+            _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _s31 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+            _s32 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+            value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
+        else:  # angle, distance and shape costs
+            _u33 = px1 - tx1
+            _b34 = _u33 - px1
+            _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
+            _c36 = _e5 - _e35
+            _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t1 = -tx1 + tx2
+            _u37 = py1 - ty1
+            _b38 = _u37 - py1
+            _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
+            _c40 = _e12 - _e39
+            _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t3 = -ty1 + ty2
+            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))
+            _s41 = -_f32(2.0)*_t6/(off*((_t6*_t6)/(off*off) + _f32(1.0))) + _f32(2.0)
+            _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s41
+            _t8 = -py1 + py2
+            _s42 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s42, _s42 - _s42)
+            _s43 = tx2 - px2
+            _s44 = ty2 - py2
+            _s45 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s46 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s43, _s43 - _s43))
+            _s47 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s44, _s44 - _s44))
+            _t10 = _s46 + _s45 + _s47 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s48 = -max(py1, ty1) + min(py2, ty2)
+            _s49 = max(px2, tx2) - min(px1, tx1)
+            _s50 = max(py2, ty2) - min(py1, ty1)
+            _s51 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+            _s52 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+            _s53 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s49*_s49)))
+            _s54 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s50*_s50)))
+            value = _t10/(_t10 + _t9*max(_s48, _s48 - _s48)) + _s53 + _s54 + _s51 + _s52 + _f32(1.0)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, theta, positive_exponent):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, theta, positive_exponent)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, theta, positive_exponent)
+        return _value_block_f32(pred, target, out, eps, theta, positive_exponent)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, theta,
+                positive_exponent)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, theta,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, theta,
         positive_exponent):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, theta, positive_exponent)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _u1 = px2 - tx2
+        _u2 = tx1 - px1
+        _b3 = _u1 - px2
+        _b4 = _u2 - tx1
+        _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
+        _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
+        _c7 = _e5 - _e6
+        _u8 = py2 - ty2
+        _u9 = ty1 - py1
+        _b10 = _u8 - py2
+        _b11 = _u9 - ty1
+        _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
+        _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
+        _c14 = _e12 - _e13
+        _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
+        off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+            _u16 = px1 - tx1
+            _b17 = _u16 - px1
+            _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
+            _c19 = _e5 - _e18
+            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t1 = -tx1 + tx2
+            _u20 = py1 - ty1
+            _b21 = _u20 - py1
+            _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
+            _c23 = _e12 - _e22
+            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t3 = -ty1 + ty2
+            _t4 = -py1 + py2
+            _s24 = -max(px1, tx1) + min(px2, tx2)
+            _t5 = max(_s24, _s24 - _s24)
+            _s25 = tx2 - px2
+            _s26 = ty2 - py2
+            _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s30 = -max(py1, ty1) + min(py2, ty2)
+            _s31 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+            _s32 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+            value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
+            _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+            _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+            _t9 = eps + (_t1 + max(_t0, _f32(0.0)))
+            _t10 = (-abs(_t0))/_t9
+            _t11 = _t10*_t8
+            _t12 = math.exp(_t10)
+            _t13 = _f32(0.5)*theta
+            _s33 = _f32(1.0) - _t12
+            _s34 = math.pow(_s33, theta - _f32(1.0)) if _s33 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+            _t14 = _t12*_t13*_s34
+            _t15 = px1 - tx1
+            _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
+            _t17 = _s30
+            _t18 = max(_t17, _t17 - _t17)
+            _t19 = _t18*_t5
+            _t20 = -px1 + px2
+            _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
+            _t22 = _t19/_t21
+            _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
+            _t25 = _t24*_t3
+            _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
+            _t27 = _t26*_t5
+            _t28 = _t25 + _t27
+            _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t30 = _t29*_t4 + eps
+            _t31 = _t19 + _t30
+            _t32 = _t18*(_f32(1.0) if _s24 > _f32(0.0) else _f32(0.0))
+            _t33 = _t32*((_t28 + _t31)/_t21)
+            _t34 = -_t16 - _t23 + _f32(1.0)
+            _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t36 = _t35*_t5
+            _t37 = _f32(0.5)*_t32
+            _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
+            _t39 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
+            _t40 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+            _t41 = eps + (_t3 + max(_t2, _f32(0.0)))
+            _t42 = (-abs(_t2))/_t41
+            _t43 = _t40*_t42
+            _t44 = math.exp(_t42)
+            _s35 = _f32(1.0) - _t44
+            _s36 = math.pow(_s35, theta - _f32(1.0)) if _s35 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+            _t45 = _t13*_t44*_s36
+            _t46 = py1 - ty1
+            _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
+            _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+            _t49 = _t20*_t35 + _t28 + eps
+            _t50 = _t5*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
+            _t51 = _t50*((_t19 + _t49)/_t21)
+            _t52 = -_t47 - _t48 + _f32(1.0)
+            _t53 = _f32(0.5)*_t50
+            _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
+            _t55 = -_t7
+            _t56 = px2 - tx2
+            _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+            _t58 = _f32(1.0) if -_t56 > _f32(0.0) else _f32(0.0)
+            _t59 = -_t57 - _t58 + _f32(1.0)
+            _t60 = -_t39
+            _t61 = py2 - ty2
+            _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+            _t63 = _f32(1.0) if -_t61 > _f32(0.0) else _f32(0.0)
+            _t64 = -_t62 - _t63 + _f32(1.0)
+            _t65 = _t8 - _f32(1.0)
+            _t66 = _t25 + _t36
+            _t67 = _t32*((_t31 + _t66)/_t21)
+            _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
+            _t69 = _t40 - _f32(1.0)
+            _t70 = _t1*_t26 + _t36
+            _t71 = _t50*((_t31 + _t70)/_t21)
+            _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
+            d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
+            d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
+            d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
+            d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
+            d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
+            d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
+            d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
+            d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
+        else:  # angle, distance and shape costs
+            _u37 = px1 - tx1
+            _b38 = _u37 - px1
+            _e39 = (px1 - (_u37 - _b38)) - (tx1 + _b38)
+            _c40 = _e5 - _e39
+            _t0 = (_u1 - _u37) + _c40 if _c40 == _c40 else _u1 - _u37
+            _t1 = -tx1 + tx2
+            _u41 = py1 - ty1
+            _b42 = _u41 - py1
+            _e43 = (py1 - (_u41 - _b42)) - (ty1 + _b42)
+            _c44 = _e12 - _e43
+            _t2 = (_u8 - _u41) + _c44 if _c44 == _c44 else _u8 - _u41
+            _t3 = -ty1 + ty2
+            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))
+            _s45 = -_f32(2.0)*_t6/(off*((_t6*_t6)/(off*off) + _f32(1.0))) + _f32(2.0)
+            _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s45
+            _t8 = -py1 + py2
+            _s46 = -max(px1, tx1) + min(px2, tx2)
+            _t9 = max(_s46, _s46 - _s46)
+            _s47 = tx2 - px2
+            _s48 = ty2 - py2
+            _s49 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s50 = _t3*min(_t1, max(_u37, _u37 - _u37) + max(_s47, _s47 - _s47))
+            _s51 = _t9*min(_t3, max(_u41, _u41 - _u41) + max(_s48, _s48 - _s48))
+            _t10 = _s50 + _s49 + _s51 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s52 = -max(py1, ty1) + min(py2, ty2)
+            _s53 = max(px2, tx2) - min(px1, tx1)
+            _s54 = max(py2, ty2) - min(py1, ty1)
+            _s55 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
+            _s56 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
+            _s57 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s53*_s53)))
+            _s58 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s54*_s54)))
+            value = _t10/(_t10 + _t9*max(_s52, _s52 - _s52)) + _s57 + _s58 + _s55 + _s56 + _f32(1.0)
+            _t11 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
+            _t12 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+            _t13 = eps + (_t1 + max(_t0, _f32(0.0)))
+            _t14 = (-abs(_t0))/_t13
+            _t15 = _t12*_t14
+            _t16 = math.exp(_t14)
+            _t17 = _f32(0.5)*theta
+            _s59 = _f32(1.0) - _t16
+            _s60 = math.pow(_s59, theta - _f32(1.0)) if _s59 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+            _t18 = _t16*_t17*_s60
+            _t19 = _f32(0.5)*abs(_t4) - _f32(0.5)*abs(_t5)
+            _s61 = -_t19
+            _t20 = _f32(1.0) if _s61 > _f32(0.0) else (_f32(0.5) if _s61 == _f32(0.0) else _f32(0.0))
+            _t21 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
+            _t22 = _t20*_t21
+            _t24 = _t6*_t6
+            _t26 = _t24/(off*off) + _f32(1.0)
+            _t28 = _f32(1.0)/(_t26*off)
+            _t29 = _t22*_t28
+            _t30 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
+            _t31 = _t21*_t30
+            _t32 = _t6/(off*off)
+            _t33 = _t32/_t26
+            _t34 = _t31*_t33
+            _t35 = _t24/(off*off*off)
+            _t36 = -_t22*_t32 + _t31*_t35
+            _t37 = _f32(2.0)*_t6
+            _t38 = _t37/((_t26*_t26)*off)
+            _t39 = -_t29 + _t34 - _t36*_t38
+            _t40 = _f32(2.0)*positive_exponent - _f32(1.0)
+            _t41 = _f32(0.25)*_t40
+            _t42 = _t41*(_t5*_t5)
+            _t43 = _s54
+            _t44 = (_t43*_t43) + eps
+            _t45 = -_t28*_t37 + _f32(2.0)
+            _t46 = _t42*_t45/_t44
+            _t47 = _f32(0.5)*math.exp(_t46)
+            _t48 = _t47*(_t39*_t42/_t44)
+            _t49 = _f32(0.5)*_t40*_t45
+            _t50 = _t4*_t49
+            _t51 = (_t4*_t4)*_t41
+            _t52 = _t39*_t51 + _t50
+            _t53 = px1 - tx1
+            _t54 = -_t53
+            _t55 = _s53
+            _t56 = (_t55*_t55) + eps
+            _t57 = _t45*_t51/_t56
+            _t58 = _f32(2.0)*_t55*_t57
+            _t59 = _f32(0.5)*math.exp(_t57)
+            _t60 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
+            _t61 = _s52
+            _t62 = max(_t61, _t61 - _t61)
+            _t63 = _t62*_t9
+            _t64 = -px1 + px2
+            _t65 = _t1*_t3 - _t63 + _t64*_t8 + eps
+            _t66 = _t63/_t65
+            _t67 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+            _t68 = min(_t1, max(_u37, _u37 - _u37) + max(_s47, _s47 - _s47))
+            _t69 = _t3*_t68
+            _t70 = min(_t3, max(_u41, _u41 - _u41) + max(_s48, _s48 - _s48))
+            _t71 = _t70*_t9
+            _t72 = _t69 + _t71
+            _t73 = min(_t64, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t74 = _t73*_t8 + eps
+            _t75 = _t63 + _t74
+            _t76 = _t62*(_f32(1.0) if _s46 > _f32(0.0) else _f32(0.0))
+            _t77 = _t76*((_t72 + _t75)/_t65)
+            _t78 = -_t60 - _t67 + _f32(1.0)
+            _t79 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t80 = _t79*_t9
+            _t81 = _f32(0.5)*_t76
+            _t82 = _t81*((_t72 + _t74 - _t80)/_t65)
+            _t83 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
+            _t84 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+            _t85 = eps + (_t3 + max(_t2, _f32(0.0)))
+            _t86 = (-abs(_t2))/_t85
+            _t87 = _t84*_t86
+            _t88 = math.exp(_t86)
+            _s62 = _f32(1.0) - _t88
+            _s63 = math.pow(_s62, theta - _f32(1.0)) if _s62 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+            _t89 = _t17*_t88*_s63
+            _t90 = _f32(1.0) if _t5 > _f32(0.0) else (-_f32(1.0) if _t5 < _f32(0.0) else _f32(0.0))
+            _t91 = _t30*_t90
+            _t92 = _t28*_t91
+            _t93 = _t20*_t90
+            _t94 = _t33*_t93
+            _t95 = -_t32*_t91 + _t35*_t93
+            _t96 = -_t38*_t95 - _t92 + _t94
+            _t97 = _t59*(_t51*_t96/_t56)
+            _t98 = _t49*_t5
+            _t99 = _t42*_t96 + _t98
+            _t100 = py1 - ty1
+            _t101 = -_t100
+            _t102 = _f32(2.0)*_t43*_t46
+            _t103 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
+            _t104 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
+            _t105 = _t64*_t79 + _t72 + eps
+            _t106 = _t9*(_f32(1.0) if _t61 > _f32(0.0) else _f32(0.0))
+            _t107 = _t106*((_t105 + _t63)/_t65)
+            _t108 = -_t103 - _t104 + _f32(1.0)
+            _t109 = _f32(0.5)*_t106
+            _t110 = _t109*((_t105 - _t62*_t73)/_t65)
+            _t111 = -_t11
+            _t112 = px2 - tx2
+            _t113 = _f32(1.0) if _t112 > _f32(0.0) else _f32(0.0)
+            _t114 = -_t112
+            _t115 = _f32(1.0) if _t114 > _f32(0.0) else _f32(0.0)
+            _t116 = -_t113 - _t115 + _f32(1.0)
+            _t117 = -_t83
+            _t118 = py2 - ty2
+            _t119 = _f32(1.0) if _t118 > _f32(0.0) else _f32(0.0)
+            _t120 = -_t118
+            _t121 = _f32(1.0) if _t120 > _f32(0.0) else _f32(0.0)
+            _t122 = -_t119 - _t121 + _f32(1.0)
+            _t123 = _t12 - _f32(1.0)
+            _t124 = _t29 - _t34 + _t36*_t38
+            _t125 = _t47*(_t124*_t42/_t44)
+            _t126 = _t124*_t51 - _t50
+            _t127 = _t69 + _t80
+            _t128 = _t76*((_t127 + _t75)/_t65)
+            _t129 = _t81*((_t127 - _t71 + _t74)/_t65)
+            _t130 = _t84 - _f32(1.0)
+            _t131 = _t38*_t95 + _t92 - _t94
+            _t132 = _t59*(_t131*_t51/_t56)
+            _t133 = _t131*_t42 - _t98
+            _t134 = _t1*_t70 + _t80
+            _t135 = _t106*((_t134 + _t75)/_t65)
+            _t136 = _t109*((_t134 - _t62*_t68 + _t74)/_t65)
+            _s64 = _t52 - -_t58*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
+            _s65 = -((_t60*_t66*_t8 - _t67*_t77 - _t78*_t82)/_t65)
+            d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t48 - _t59*(_s64/_t56) + _s65
+            _s66 = -_t102*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
+            _s67 = -((_t103*_t64*_t66 - _t104*_t107 - _t108*_t110)/_t65)
+            d_py1 = -_t47*(((_t99 - _s66))/_t44) - _t89*(((_t83 - -_t87))/_t85) - _t97 + _s67
+            _s68 = _t52 - _t58*(_f32(1.0) if _t112 > _f32(0.0) else (_f32(0.5) if _t112 == _f32(0.0) else _f32(0.0)))
+            _s69 = -((-_t113*_t66*_t8 + _t115*_t77 + _t116*_t82)/_t65)
+            d_px2 = -_t18*(((_t111 - _t15))/_t13) - _t48 - _t59*(_s68/_t56) + _s69
+            _s70 = _t102*(_f32(1.0) if _t118 > _f32(0.0) else (_f32(0.5) if _t118 == _f32(0.0) else _f32(0.0)))
+            _s71 = -((_t107*_t121 + _t110*_t122 - _t119*_t64*_t66)/_t65)
+            d_py2 = -_t47*(((_t99 - _s70))/_t44) - _t89*(((_t117 - _t87))/_t85) - _t97 + _s71
+            _s72 = _t126 - -_t58*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+            _s73 = -((-_t128*_t60 - _t129*_t78 + _t3*_t66*_t67)/_t65)
+            d_tx1 = -_t125 - _t18*(((_t111 - _t123*_t14))/_t13) - _t59*(_s72/_t56) + _s73
+            _s74 = -_t102*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
+            _s75 = -((_t1*_t104*_t66 - _t103*_t135 - _t108*_t136)/_t65)
+            d_ty1 = -_t132 - _t47*(((_t133 - _s74))/_t44) - _t89*(((_t117 - _t130*_t86))/_t85) + _s75
+            _s76 = _t58*(_f32(1.0) if _t114 > _f32(0.0) else (_f32(0.5) if _t114 == _f32(0.0) else _f32(0.0)))
+            _s77 = -((_t113*_t128 - _t115*_t3*_t66 + _t116*_t129)/_t65)
+            d_tx2 = -_t125 - _t18*(((_t11 - -_t123*_t14))/_t13) - _t59*(((_t126 - _s76))/_t56) + _s77
+            _s78 = _t102*(_f32(1.0) if _t120 > _f32(0.0) else (_f32(0.5) if _t120 == _f32(0.0) else _f32(0.0)))
+            _s79 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
+            d_ty2 = -_t132 - _t47*(((_t133 - _s78))/_t44) - _t89*(((_t83 - -_t130*_t86))/_t85) + _s79
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    theta, positive_exponent)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    theta, positive_exponent)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, theta,
+                positive_exponent)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, theta,
+                positive_exponent)
     return bad

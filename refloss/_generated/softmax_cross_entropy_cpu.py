@@ -10,11 +10,14 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import softmax_cross_entropy as _scalar
 
 _value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
@@ -27,8 +30,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 def _value_step_f64(i, logits, targets, out, label_smoothing):
     out[i] = _value_f64(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
-                j] != 0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
+        if logits[i, j] - logits[i, j] != 0.0 or targets[i, j] - targets[i,
+                j] != 0.0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
             return 1
     return 0
 
@@ -52,8 +55,8 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
             label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
-                j] != 0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
+        if logits[i, j] - logits[i, j] != 0.0 or targets[i, j] - targets[i,
+                j] != 0.0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
             return 1
     return 0
 
@@ -77,8 +80,8 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label
 def _value_step_f32(i, logits, targets, out, label_smoothing):
     out[i] = _value_f32(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
-                j] != 0 or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
+        if logits[i, j] - logits[i, j] != _f32(0.0) or targets[i, j] - targets[i,
+                j] != _f32(0.0) or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
             return 1
     return 0
 
@@ -102,8 +105,8 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
             label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0 or targets[i, j] - targets[i,
-                j] != 0 or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
+        if logits[i, j] - logits[i, j] != _f32(0.0) or targets[i, j] - targets[i,
+                j] != _f32(0.0) or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
             return 1
     return 0
 

@@ -10,114 +10,287 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import varifocal_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight, iou_weighted):
-    out[i] = _value_f64(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
-            or (target[i] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_weighted):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+            _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        elif (target == 0.0):  # negative (q = 0)
+            _a8 = abs(logits)
+            _e9 = math.exp(-_a8)
+            _d10 = 1.0 + _e9
+            _c11 = (_e9 - (_d10 - 1.0))/_d10
+            _l12 = math.log1p(_e9)
+            _p13 = (math.pow(_e9, gamma) if logits < 0.0 else 1.0)*math.pow(_d10, -gamma)
+            _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
+            value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
+        else:  # positive (q > 0)
+            _s15 = -logits
+            _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
+            value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
+                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight,
-                    iou_weighted)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, target, out, alpha, gamma, detach_weight,
-                    iou_weighted)
+        return _value_block_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], alpha, gamma,
+                detach_weight, iou_weighted)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, alpha, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
-    v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], alpha, gamma, detach_weight,
-            iou_weighted)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > 1.0)
-            or (target[i] < 0.0)) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = 1.0 + _e2
+            _c4 = (_e2 - (_d3 - 1.0))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
+            _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
+            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _g18 = gamma + 1.0
+            _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
+            _q10 = alpha*(_p9 - _p9*(_g18*_c4))
+            _s11 = (1.0 - detach_weight)*((_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10)
+            d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + _s11
+            _c12 = gamma*134217728.0 + gamma
+            _h13 = _c12 - (_c12 - gamma)
+            _l14 = gamma - _h13
+            _c15 = logits*134217728.0 + logits
+            _h16 = _c15 - (_c15 - logits)
+            _l17 = logits - _h16
+            _p18 = _h13*_h16
+            _p19 = _h13*_l17 + _l14*_h16
+            _p20 = _p18 + _p19
+            d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + 1.0)*math.exp(_p20)
+        elif (target == 0.0):  # negative (q = 0)
+            _a21 = abs(logits)
+            _e22 = math.exp(-_a21)
+            _d23 = 1.0 + _e22
+            _c24 = (_e22 - (_d23 - 1.0))/_d23
+            _l25 = math.log1p(_e22)
+            _p26 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -gamma)
+            _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
+            value = (_l25 if logits < 0.0 else logits + _l25)*_ap27
+            _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _t1 = alpha*math.pow(_t0, gamma)
+            _g128 = gamma + 1.0
+            _p29 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -_g128)
+            _q30 = alpha*(_p29 - _p29*(_g128*_c24))
+            _s31 = (_e22 + gamma*_l25 if logits < 0.0 else 1.0 + gamma*((logits + _l25)*_e22))*_q30
+            d_logits = _t0*_t1*detach_weight + (1.0 - detach_weight)*_s31
+            d_target = -_t1*logits
+        else:  # positive (q > 0)
+            _s32 = -logits
+            _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s34 = target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33
+            value = (iou_weighted*target + (1.0 - iou_weighted))*_s34
+            _t0 = iou_weighted*target + (1.0 - iou_weighted)
+            _t1 = _t0*logits
+            _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s36 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
+            d_logits = _t0*(_s36 + (1.0 - target)*_s35)
+            d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s34)
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
+                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight, iou_weighted)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight, iou_weighted)
+        return _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, alpha,
+                gamma, detach_weight, iou_weighted)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_target[lo:hi], divisor, alpha, gamma, detach_weight, iou_weighted)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight, iou_weighted):
-    out[i] = _value_f32(logits[i], target[i], alpha, gamma, detach_weight, iou_weighted)
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
-            or (target[i] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_weighted):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+            _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        elif (target == _f32(0.0)):  # negative (q = 0)
+            _a8 = abs(logits)
+            _e9 = math.exp(-_a8)
+            _d10 = _f32(1.0) + _e9
+            _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
+            _l12 = math.log1p(_e9)
+            _p13 = (math.pow(_e9, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -gamma)
+            _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
+            value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
+        else:  # positive (q > 0)
+            _s15 = -logits
+            _s16 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s17 = target*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - target)*_s16
+            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s17
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
+                or (_target[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight,
-                    iou_weighted)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, target, out, alpha, gamma, detach_weight,
-                    iou_weighted)
+        return _value_block_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], alpha, gamma,
+                detach_weight, iou_weighted)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, alpha, gamma,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
-    v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], alpha, gamma, detach_weight,
-            iou_weighted)
-    out[i] = v
-    d_logits[i] = g_logits / divisor
-    d_target[i] = g_target / divisor
-    return 1 if (logits[i] - logits[i] != 0 or target[i] - target[i] != 0 or (target[i] > _f32(1.0))
-            or (target[i] < _f32(0.0))) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+            _a1 = abs(logits)
+            _e2 = math.exp(-_a1)
+            _d3 = _f32(1.0) + _e2
+            _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
+            _l5 = math.log1p(_e2)
+            _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
+            _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
+            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _g18 = gamma + _f32(1.0)
+            _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
+            _q10 = alpha*(_p9 - _p9*(_g18*_c4))
+            _s11 = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
+            d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + (_f32(1.0) - detach_weight)*_s11
+            _c12 = gamma*_f32(4096.0) + gamma
+            _h13 = _c12 - (_c12 - gamma)
+            _l14 = gamma - _h13
+            _c15 = logits*_f32(4096.0) + logits
+            _h16 = _c15 - (_c15 - logits)
+            _l17 = logits - _h16
+            _p18 = _h13*_h16
+            _p19 = _h13*_l17 + _l14*_h16
+            _p20 = _p18 + _p19
+            d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + _f32(1.0))*math.exp(_p20)
+        elif (target == _f32(0.0)):  # negative (q = 0)
+            _a21 = abs(logits)
+            _e22 = math.exp(-_a21)
+            _d23 = _f32(1.0) + _e22
+            _c24 = (_e22 - (_d23 - _f32(1.0)))/_d23
+            _l25 = math.log1p(_e22)
+            _p26 = (math.pow(_e22, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d23, -gamma)
+            _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
+            value = (_l25 if logits < _f32(0.0) else logits + _l25)*_ap27
+            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _t1 = alpha*math.pow(_t0, gamma)
+            _g128 = gamma + _f32(1.0)
+            _p29 = (math.pow(_e22, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d23, -_g128)
+            _q30 = alpha*(_p29 - _p29*(_g128*_c24))
+            _s31 = (_e22 + gamma*_l25 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l25)*_e22))*_q30
+            d_logits = _t0*_t1*detach_weight + (_f32(1.0) - detach_weight)*_s31
+            d_target = -_t1*logits
+        else:  # positive (q > 0)
+            _s32 = -logits
+            _s33 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s34 = target*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - target)*_s33
+            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s34
+            _t0 = iou_weighted*target + (_f32(1.0) - iou_weighted)
+            _t1 = _t0*logits
+            _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
+            _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            d_logits = _t0*(-target*_s35 + (_f32(1.0) - target)*_s36)
+            d_target = -_t1*detach_weight + (_f32(1.0) - detach_weight)*(-_t1 + iou_weighted*_s34)
+        _out[_i] = value
+        _d_logits[_i] = d_logits / divisor
+        _d_target[_i] = d_target / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
+                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
+                or (_target[_i] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
     n = out.shape[0]
-    bad = 0
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight, iou_weighted)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    alpha, gamma, detach_weight, iou_weighted)
+        return _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, alpha,
+                gamma, detach_weight, iou_weighted)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
+                d_target[lo:hi], divisor, alpha, gamma, detach_weight, iou_weighted)
     return bad

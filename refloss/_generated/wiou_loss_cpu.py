@@ -10,154 +10,765 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import wiou_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, eps, version, iou_mean, gamma, alpha, delta,
         enclosing_grad, s1, s3, g2, c3, la3):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad,
-            s1, s3, g2, c3, la3)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _s5 = -max(px1, tx1) + min(px2, tx2)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
+        l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
+        if (l_iou == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s19 = 0.5*_t0 + 0.5*_t1
+            _s20 = 0.5*_t2 + 0.5*_t3
+            _s21 = max(px2, tx2) - min(px1, tx1)
+            _s22 = max(py2, ty2) - min(py1, ty1)
+            _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
+            value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        else:  # r R_WIoU L_IoU
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s24 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s25 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s26 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s24 + _s25 + _s26 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s27 = 0.5*_t0 + 0.5*_t1
+            _s28 = 0.5*_t2 + 0.5*_t3
+            _s29 = max(px2, tx2) - min(px1, tx1)
+            _s30 = max(py2, ty2) - min(py1, ty1)
+            _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
+            _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+            value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
         s3, g2, c3, la3):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad, s1, s3, g2, c3, la3)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad, s1, s3, g2, c3, la3)
+        return _value_block_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+                enclosing_grad, s1, s3, g2, c3, la3)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps, version,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps, version,
         iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2,
-            c3, la3)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _s5 = -max(px1, tx1) + min(px2, tx2)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
+        l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
+        if (l_iou == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s19 = 0.5*_t0 + 0.5*_t1
+            _s20 = 0.5*_t2 + 0.5*_t3
+            _s21 = max(px2, tx2) - min(px1, tx1)
+            _s22 = max(py2, ty2) - min(py1, ty1)
+            _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
+            value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+            _t8 = _s19
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s21
+            _t12 = _s20
+            _t13 = _s22
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = _t14*enclosing_grad + (1.0 - enclosing_grad)*_t14
+            _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
+            _t17 = 2.0*_t16*enclosing_grad
+            _t18 = _t11*_t17
+            _t19 = _s13
+            _t20 = max(_t19, _t19 - _t19)
+            _t21 = _t20*_t6
+            _t22 = -px1 + px2
+            _t23 = -tx2
+            _t24 = -_t23 - tx1
+            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+            _t26 = _t21/_t25
+            _t27 = s1*math.exp(_t16)
+            _t28 = _t27*(1.0 - _t26)
+            _t29 = 1.0 if _t10 > 0.0 else 0.0
+            _t30 = 1.0 if _t9 > 0.0 else 0.0
+            _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _t32 = _t31*_t5
+            _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
+            _t34 = _t33*_t6
+            _t35 = _t32 + _t34
+            _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t37 = _t36*_t4 + eps
+            _t38 = _t21 + _t37
+            _t39 = _t20*(1.0 if _s5 > 0.0 else 0.0)
+            _t40 = _t39*((_t35 + _t38)/_t25)
+            _t41 = -_t29 - _t30 + 1.0
+            _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t43 = _t42*_t6
+            _t44 = 0.5*_t39
+            _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
+            _t46 = py1 - ty1
+            _t47 = -_t46
+            _t48 = _t13*_t17
+            _t49 = 1.0 if _t47 > 0.0 else 0.0
+            _t50 = 1.0 if _t46 > 0.0 else 0.0
+            _t51 = _t22*_t42 + _t35 + eps
+            _t52 = _t6*(1.0 if _t19 > 0.0 else 0.0)
+            _t53 = _t52*((_t21 + _t51)/_t25)
+            _t54 = -_t49 - _t50 + 1.0
+            _t55 = 0.5*_t52
+            _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
+            _t57 = _t23 + px2
+            _t58 = 1.0 if _t57 > 0.0 else 0.0
+            _t59 = -_t57
+            _t60 = 1.0 if _t59 > 0.0 else 0.0
+            _t61 = -_t58 - _t60 + 1.0
+            _t62 = py2 - ty2
+            _t63 = 1.0 if _t62 > 0.0 else 0.0
+            _t64 = -_t62
+            _t65 = 1.0 if _t64 > 0.0 else 0.0
+            _t66 = -_t63 - _t65 + 1.0
+            _t67 = -_t8
+            _t68 = _t32 + _t43
+            _t69 = _t39*((_t38 + _t68)/_t25)
+            _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
+            _t71 = -_t12
+            _t72 = _t24*_t33 + _t43
+            _t73 = _t52*((_t38 + _t72)/_t25)
+            _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
+            _s24 = _t28*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
+            d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _s24
+            _s25 = _t28*(((_t12 - -_t48*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))/_t15)
+            d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _s25
+            _s26 = _t28*(((_t8 - _t18*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t15)
+            d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _s26
+            _s27 = _t28*(((_t12 - _t48*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))/_t15)
+            d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _s27
+            _s28 = _t28*(((_t67 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
+            d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _s28
+            _s29 = _t28*(((_t71 - -_t48*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t15)
+            d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _s29
+            _s30 = _t28*(((_t67 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
+            d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _s30
+            _s31 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
+            d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _s31
+        else:  # r R_WIoU L_IoU
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s32 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s33 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s34 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s32 + _s33 + _s34 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s35 = 0.5*_t0 + 0.5*_t1
+            _s36 = 0.5*_t2 + 0.5*_t3
+            _s37 = max(px2, tx2) - min(px1, tx1)
+            _s38 = max(py2, ty2) - min(py1, ty1)
+            _s39 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
+            _s40 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+            value = _t7*_s39*_s40*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+            _t8 = _s35
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s37
+            _t12 = _s36
+            _t13 = _s38
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = _t14*enclosing_grad + (1.0 - enclosing_grad)*_t14
+            _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
+            _t17 = 2.0*_t16*enclosing_grad
+            _t18 = _t11*_t17
+            _t19 = _s13
+            _t20 = max(_t19, _t19 - _t19)
+            _t21 = _t20*_t6
+            _t22 = -px1 + px2
+            _t23 = -tx2
+            _t24 = -_t23 - tx1
+            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+            _t26 = _t21/_t25
+            _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t28 = _t27*_t6
+            _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _t30 = _t29*_t5
+            _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
+            _t32 = _t31*_t6
+            _t33 = _t30 + _t32
+            _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t35 = _t34*_t4 + eps
+            _t36 = _t21 + _t35
+            _t37 = _t33 + _t36
+            _t38 = (_t7/(_t28 + _t37))
+            _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
+            _t40 = _t39*(1.0 - _t26)
+            _t41 = 1.0 if _t10 > 0.0 else 0.0
+            _t42 = 1.0 if _t9 > 0.0 else 0.0
+            _t43 = _t20*(1.0 if _s5 > 0.0 else 0.0)
+            _t44 = _t43*(_t37/_t25)
+            _t45 = -_t41 - _t42 + 1.0
+            _t46 = 0.5*_t43
+            _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
+            _t48 = py1 - ty1
+            _t49 = -_t48
+            _t50 = _t13*_t17
+            _t51 = 1.0 if _t49 > 0.0 else 0.0
+            _t52 = 1.0 if _t48 > 0.0 else 0.0
+            _t53 = _t22*_t27 + _t33 + eps
+            _t54 = _t6*(1.0 if _t19 > 0.0 else 0.0)
+            _t55 = _t54*((_t21 + _t53)/_t25)
+            _t56 = -_t51 - _t52 + 1.0
+            _t57 = 0.5*_t54
+            _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
+            _t59 = _t23 + px2
+            _t60 = 1.0 if _t59 > 0.0 else 0.0
+            _t61 = -_t59
+            _t62 = 1.0 if _t61 > 0.0 else 0.0
+            _t63 = -_t60 - _t62 + 1.0
+            _t64 = py2 - ty2
+            _t65 = 1.0 if _t64 > 0.0 else 0.0
+            _t66 = -_t64
+            _t67 = 1.0 if _t66 > 0.0 else 0.0
+            _t68 = -_t65 - _t67 + 1.0
+            _t69 = -_t8
+            _t70 = _t28 + _t30
+            _t71 = _t43*((_t36 + _t70)/_t25)
+            _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
+            _t73 = -_t12
+            _t74 = _t24*_t31 + _t28
+            _t75 = _t54*((_t36 + _t74)/_t25)
+            _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
+            _s41 = _t40*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
+            d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _s41
+            _s42 = _t40*(((_t12 - -_t50*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))/_t15)
+            d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _s42
+            _s43 = _t40*(((_t8 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
+            d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _s43
+            _s44 = _t40*(((_t12 - _t50*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
+            d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _s44
+            _s45 = _t40*(((_t69 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
+            d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _s45
+            _s46 = _t40*(((_t73 - -_t50*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))/_t15)
+            d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _s46
+            _s47 = _t40*(((_t69 - _t18*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t15)
+            d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _s47
+            _s48 = _t40*(((_t73 - _t50*(1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))))/_t15)
+            d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _s48
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
         alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, version,
+                iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, version, iou_mean,
+                gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, eps, version, iou_mean, gamma, alpha, delta,
         enclosing_grad, s1, s3, g2, c3, la3):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad,
-            s1, s3, g2, c3, la3)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _s5 = -max(px1, tx1) + min(px2, tx2)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
+        l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
+        if (l_iou == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s19 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s21 = max(px2, tx2) - min(px1, tx1)
+            _s22 = max(py2, ty2) - min(py1, ty1)
+            _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
+            value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+        else:  # r R_WIoU L_IoU
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s24 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s25 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s26 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s24 + _s25 + _s26 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s27 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s28 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s29 = max(px2, tx2) - min(px1, tx1)
+            _s30 = max(py2, ty2) - min(py1, ty1)
+            _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
+            _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+            value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
         s3, g2, c3, la3):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad, s1, s3, g2, c3, la3)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, eps, version, iou_mean, gamma, alpha,
-                    delta, enclosing_grad, s1, s3, g2, c3, la3)
+        return _value_block_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+                enclosing_grad, s1, s3, g2, c3, la3)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+                version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps, version,
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps, version,
         iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
-    v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-            pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-            target[i, 3], eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2,
-            c3, la3)
-    out[i] = v
-    d_pred[i, 0] = g_px1 / divisor
-    d_pred[i, 1] = g_py1 / divisor
-    d_pred[i, 2] = g_px2 / divisor
-    d_pred[i, 3] = g_py2 / divisor
-    d_target[i, 0] = g_tx1 / divisor
-    d_target[i, 1] = g_ty1 / divisor
-    d_target[i, 2] = g_tx2 / divisor
-    d_target[i, 3] = g_ty2 / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < pred[i, 0]) or (pred[i, 3] < pred[i, 1])
-            or (target[i, 2] < target[i, 0]) or (target[i, 3] < target[i, 1])) else 0
+    _m = _out.shape[0]
+    for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = px2 - tx2
+        _s2 = tx1 - px1
+        _s3 = px1 - tx1
+        _s4 = tx2 - px2
+        _s5 = -max(px1, tx1) + min(px2, tx2)
+        _s6 = py2 - ty2
+        _s7 = ty1 - py1
+        _s8 = py1 - ty1
+        _s9 = ty2 - py2
+        _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+        _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+        _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
+        _s13 = -max(py1, ty1) + min(py2, ty2)
+        _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+        _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
+        l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
+        if (l_iou == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s19 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s21 = max(px2, tx2) - min(px1, tx1)
+            _s22 = max(py2, ty2) - min(py1, ty1)
+            _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
+            value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
+            _t8 = _s19
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s21
+            _t12 = _s20
+            _t13 = _s22
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = _t14*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14
+            _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
+            _t17 = _f32(2.0)*_t16*enclosing_grad
+            _t18 = _t11*_t17
+            _t19 = _s13
+            _t20 = max(_t19, _t19 - _t19)
+            _t21 = _t20*_t6
+            _t22 = -px1 + px2
+            _t23 = -tx2
+            _t24 = -_t23 - tx1
+            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+            _t26 = _t21/_t25
+            _t27 = s1*math.exp(_t16)
+            _t28 = _t27*(_f32(1.0) - _t26)
+            _t29 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+            _t30 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+            _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _t32 = _t31*_t5
+            _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
+            _t34 = _t33*_t6
+            _t35 = _t32 + _t34
+            _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t37 = _t36*_t4 + eps
+            _t38 = _t21 + _t37
+            _t39 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+            _t40 = _t39*((_t35 + _t38)/_t25)
+            _t41 = -_t29 - _t30 + _f32(1.0)
+            _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t43 = _t42*_t6
+            _t44 = _f32(0.5)*_t39
+            _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
+            _t46 = py1 - ty1
+            _t47 = -_t46
+            _t48 = _t13*_t17
+            _t49 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
+            _t50 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+            _t51 = _t22*_t42 + _t35 + eps
+            _t52 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
+            _t53 = _t52*((_t21 + _t51)/_t25)
+            _t54 = -_t49 - _t50 + _f32(1.0)
+            _t55 = _f32(0.5)*_t52
+            _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
+            _t57 = _t23 + px2
+            _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
+            _t59 = -_t57
+            _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
+            _t61 = -_t58 - _t60 + _f32(1.0)
+            _t62 = py2 - ty2
+            _t63 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
+            _t64 = -_t62
+            _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
+            _t66 = -_t63 - _t65 + _f32(1.0)
+            _t67 = -_t8
+            _t68 = _t32 + _t43
+            _t69 = _t39*((_t38 + _t68)/_t25)
+            _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
+            _t71 = -_t12
+            _t72 = _t24*_t33 + _t43
+            _t73 = _t52*((_t38 + _t72)/_t25)
+            _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
+            _s24 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _t28*(_s24/_t15)
+            _s25 = _t12 - -_t48*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _t28*(_s25/_t15)
+            _s26 = _t8 - _t18*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _t28*(_s26/_t15)
+            _s27 = _t12 - _t48*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _t28*(_s27/_t15)
+            _s28 = _t67 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _t28*(_s28/_t15)
+            _s29 = _t71 - -_t48*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _t28*(_s29/_t15)
+            _s30 = _t67 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _t28*(_s30/_t15)
+            _s31 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _t28*(_s31/_t15)
+        else:  # r R_WIoU L_IoU
+            _t0 = _s3
+            _t1 = _s1
+            _t2 = _s8
+            _t3 = _s6
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _t6 = max(_s5, _s5 - _s5)
+            _s32 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s33 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _s34 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t7 = _s32 + _s33 + _s34 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
+            _s35 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s36 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s37 = max(px2, tx2) - min(px1, tx1)
+            _s38 = max(py2, ty2) - min(py1, ty1)
+            _s39 = math.exp(((_s35*_s35) + (_s36*_s36))/(eps + (_s37*_s37) + (_s38*_s38)))
+            _s40 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
+            value = _t7*_s39*_s40*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+            _t8 = _s35
+            _t9 = px1 - tx1
+            _t10 = -_t9
+            _t11 = _s37
+            _t12 = _s36
+            _t13 = _s38
+            _t14 = (_t11*_t11) + (_t13*_t13) + eps
+            _t15 = _t14*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14
+            _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
+            _t17 = _f32(2.0)*_t16*enclosing_grad
+            _t18 = _t11*_t17
+            _t19 = _s13
+            _t20 = max(_t19, _t19 - _t19)
+            _t21 = _t20*_t6
+            _t22 = -px1 + px2
+            _t23 = -tx2
+            _t24 = -_t23 - tx1
+            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
+            _t26 = _t21/_t25
+            _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
+            _t28 = _t27*_t6
+            _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
+            _t30 = _t29*_t5
+            _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
+            _t32 = _t31*_t6
+            _t33 = _t30 + _t32
+            _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t35 = _t34*_t4 + eps
+            _t36 = _t21 + _t35
+            _t37 = _t33 + _t36
+            _t38 = (_t7/(_t28 + _t37))
+            _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
+            _t40 = _t39*(_f32(1.0) - _t26)
+            _t41 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+            _t42 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+            _t43 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+            _t44 = _t43*(_t37/_t25)
+            _t45 = -_t41 - _t42 + _f32(1.0)
+            _t46 = _f32(0.5)*_t43
+            _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
+            _t48 = py1 - ty1
+            _t49 = -_t48
+            _t50 = _t13*_t17
+            _t51 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
+            _t52 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
+            _t53 = _t22*_t27 + _t33 + eps
+            _t54 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
+            _t55 = _t54*((_t21 + _t53)/_t25)
+            _t56 = -_t51 - _t52 + _f32(1.0)
+            _t57 = _f32(0.5)*_t54
+            _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
+            _t59 = _t23 + px2
+            _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
+            _t61 = -_t59
+            _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+            _t63 = -_t60 - _t62 + _f32(1.0)
+            _t64 = py2 - ty2
+            _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
+            _t66 = -_t64
+            _t67 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
+            _t68 = -_t65 - _t67 + _f32(1.0)
+            _t69 = -_t8
+            _t70 = _t28 + _t30
+            _t71 = _t43*((_t36 + _t70)/_t25)
+            _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
+            _t73 = -_t12
+            _t74 = _t24*_t31 + _t28
+            _t75 = _t54*((_t36 + _t74)/_t25)
+            _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
+            _s41 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _t40*(_s41/_t15)
+            _s42 = _t12 - -_t50*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _t40*(_s42/_t15)
+            _s43 = _t8 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _t40*(_s43/_t15)
+            _s44 = _t12 - _t50*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _t40*(_s44/_t15)
+            _s45 = _t69 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _t40*(_s45/_t15)
+            _s46 = _t73 - -_t50*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _t40*(_s46/_t15)
+            _s47 = _t69 - _t18*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _t40*(_s47/_t15)
+            _s48 = _t73 - _t50*(_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _t40*(_s48/_t15)
+        _out[_i] = value
+        _d_pred[4 * _i] = d_px1 / divisor
+        _d_pred[4 * _i + 1] = d_py1 / divisor
+        _d_pred[4 * _i + 2] = d_px2 / divisor
+        _d_pred[4 * _i + 3] = d_py2 / divisor
+        _d_target[4 * _i] = d_tx1 / divisor
+        _d_target[4 * _i + 1] = d_ty1 / divisor
+        _d_target[4 * _i + 2] = d_tx2 / divisor
+        _d_target[4 * _i + 3] = d_ty2 / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
+                or (_target[4 * _i + 2] < _target[4 * _i])
+                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
         alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, eps,
-                    version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, version,
+                iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, version, iou_mean,
+                gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad

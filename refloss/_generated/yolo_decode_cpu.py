@@ -10,152 +10,371 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import yolo_decode as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3 = _value_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1],
-            grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2],
-            cotangent[i, 3], scale_xy, scaled_wh, stride)
-    out[i, 0] = v0
-    out[i, 1] = v1
-    out[i, 2] = v2
-    out[i, 3] = v3
-    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
-            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
-            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
-            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
-            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
-            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= 0.0)
-            or (anchors[i, 1] <= 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
+    _m = _out.shape[0] // 4
+    for _i in range(_m):
+        tx = _t[4 * _i]
+        ty = _t[4 * _i + 1]
+        tw = _t[4 * _i + 2]
+        th = _t[4 * _i + 3]
+        pw = _anchors[2 * _i]
+        ph = _anchors[2 * _i + 1]
+        cx = _grid[2 * _i]
+        cy = _grid[2 * _i + 1]
+        ux = _cotangent[4 * _i]
+        uy = _cotangent[4 * _i + 1]
+        uw = _cotangent[4 * _i + 2]
+        uh = _cotangent[4 * _i + 3]
+        if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = 0.5 - 0.5*scale_xy
+            _s1 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            bx = stride*_s1
+            _s2 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            by = stride*_s2
+            _e3 = math.exp(-abs(tw))
+            _d4 = 1.0 + _e3
+            _dl5 = _e3 - (_d4 - 1.0)
+            _q6 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d4*_d4)
+            bw = 4.0*(_q6 - _q6*(2.0*_dl5/_d4))
+            _e7 = math.exp(-abs(th))
+            _d8 = 1.0 + _e7
+            _dl9 = _e7 - (_d8 - 1.0)
+            _q10 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d8*_d8)
+            bh = 4.0*(_q10 - _q10*(2.0*_dl9/_d8))
+        else:  # exponential sizes p exp(t)
+            _t0 = 0.5 - 0.5*scale_xy
+            _s11 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            bx = stride*_s11
+            _s12 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            by = stride*_s12
+            bw = pw*math.exp(tw)
+            bh = ph*math.exp(th)
+        _out[4 * _i] = bx
+        _out[4 * _i + 1] = by
+        _out[4 * _i + 2] = bw
+        _out[4 * _i + 3] = bh
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != 0.0 or _t[4 * _i + 1] - _t[4 * _i + 1] != 0.0
+                or _t[4 * _i + 2] - _t[4 * _i + 2] != 0.0 or _t[4 * _i + 3] - _t[4 * _i + 3] != 0.0
+                or _anchors[2 * _i] - _anchors[2 * _i] != 0.0
+                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != 0.0
+                or _grid[2 * _i] - _grid[2 * _i] != 0.0
+                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != 0.0
+                or _cotangent[4 * _i] - _cotangent[4 * _i] != 0.0
+                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != 0.0
+                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != 0.0
+                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != 0.0
+                or (_anchors[2 * _i + 1] <= 0.0) or (_anchors[2 * _i] <= 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     n = out.shape[0]
-    bad = 0
+    t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
+        return _value_block_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
+                cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
-        stride):
-    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f64(t[i, 0], t[i, 1], t[i, 2], t[i, 3],
-            anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
-            cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
-    out[i, 0] = v0
-    out[i, 1] = v1
-    out[i, 2] = v2
-    out[i, 3] = v3
-    d_t[i, 0] = g_tx / divisor
-    d_t[i, 1] = g_ty / divisor
-    d_t[i, 2] = g_tw / divisor
-    d_t[i, 3] = g_th / divisor
-    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
-            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
-            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
-            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
-            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
-            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= 0.0)
-            or (anchors[i, 1] <= 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
+        scaled_wh, stride):
+    _m = _out.shape[0] // 4
+    for _i in range(_m):
+        tx = _t[4 * _i]
+        ty = _t[4 * _i + 1]
+        tw = _t[4 * _i + 2]
+        th = _t[4 * _i + 3]
+        pw = _anchors[2 * _i]
+        ph = _anchors[2 * _i + 1]
+        cx = _grid[2 * _i]
+        cy = _grid[2 * _i + 1]
+        ux = _cotangent[4 * _i]
+        uy = _cotangent[4 * _i + 1]
+        uw = _cotangent[4 * _i + 2]
+        uh = _cotangent[4 * _i + 3]
+        if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = 0.5 - 0.5*scale_xy
+            _s1 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            bx = stride*_s1
+            _s2 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            by = stride*_s2
+            _e3 = math.exp(-abs(tw))
+            _d4 = 1.0 + _e3
+            _dl5 = _e3 - (_d4 - 1.0)
+            _q6 = pw*(1.0 if tw >= 0.0 else math.exp(2.0*tw))/(_d4*_d4)
+            bw = 4.0*(_q6 - _q6*(2.0*_dl5/_d4))
+            _e7 = math.exp(-abs(th))
+            _d8 = 1.0 + _e7
+            _dl9 = _e7 - (_d8 - 1.0)
+            _q10 = ph*(1.0 if th >= 0.0 else math.exp(2.0*th))/(_d8*_d8)
+            bh = 4.0*(_q10 - _q10*(2.0*_dl9/_d8))
+            _t1 = scale_xy*stride
+            _s11 = -tx
+            _s12 = 1.0/(1.0 + math.exp(-_s11)) if _s11 >= 0.0 else math.exp(_s11)/(1.0 + math.exp(_s11))
+            d_tx = _t1*ux*_s12*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            _s13 = -ty
+            _s14 = 1.0/(1.0 + math.exp(-_s13)) if _s13 >= 0.0 else math.exp(_s13)/(1.0 + math.exp(_s13))
+            d_ty = _t1*uy*_s14*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            _s15 = -tw
+            d_tw = 2.0*bw*uw*(1.0/(1.0 + math.exp(-_s15)) if _s15 >= 0.0 else math.exp(_s15)/(1.0 + math.exp(_s15)))
+            _s16 = -th
+            d_th = 2.0*bh*uh*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
+        else:  # exponential sizes p exp(t)
+            _t0 = 0.5 - 0.5*scale_xy
+            _s17 = _t0 + cx + scale_xy*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            bx = stride*_s17
+            _s18 = _t0 + cy + scale_xy*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            by = stride*_s18
+            bw = pw*math.exp(tw)
+            bh = ph*math.exp(th)
+            _t1 = scale_xy*stride
+            _s19 = -tx
+            _s20 = 1.0/(1.0 + math.exp(-_s19)) if _s19 >= 0.0 else math.exp(_s19)/(1.0 + math.exp(_s19))
+            d_tx = _t1*ux*_s20*(1.0/(1.0 + math.exp(-tx)) if tx >= 0.0 else math.exp(tx)/(1.0 + math.exp(tx)))
+            _s21 = -ty
+            _s22 = 1.0/(1.0 + math.exp(-_s21)) if _s21 >= 0.0 else math.exp(_s21)/(1.0 + math.exp(_s21))
+            d_ty = _t1*uy*_s22*(1.0/(1.0 + math.exp(-ty)) if ty >= 0.0 else math.exp(ty)/(1.0 + math.exp(ty)))
+            d_tw = pw*uw*math.exp(tw)
+            d_th = ph*uh*math.exp(th)
+        _out[4 * _i] = bx
+        _out[4 * _i + 1] = by
+        _out[4 * _i + 2] = bw
+        _out[4 * _i + 3] = bh
+        _d_t[4 * _i] = d_tx / divisor
+        _d_t[4 * _i + 1] = d_ty / divisor
+        _d_t[4 * _i + 2] = d_tw / divisor
+        _d_t[4 * _i + 3] = d_th / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != 0.0 or _t[4 * _i + 1] - _t[4 * _i + 1] != 0.0
+                or _t[4 * _i + 2] - _t[4 * _i + 2] != 0.0 or _t[4 * _i + 3] - _t[4 * _i + 3] != 0.0
+                or _anchors[2 * _i] - _anchors[2 * _i] != 0.0
+                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != 0.0
+                or _grid[2 * _i] - _grid[2 * _i] != 0.0
+                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != 0.0
+                or _cotangent[4 * _i] - _cotangent[4 * _i] != 0.0
+                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != 0.0
+                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != 0.0
+                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != 0.0
+                or (_anchors[2 * _i + 1] <= 0.0) or (_anchors[2 * _i] <= 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     n = out.shape[0]
-    bad = 0
+    t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor,
-                    scale_xy, scaled_wh, stride)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, t, anchors, grid, cotangent, out, d_t, divisor,
-                    scale_xy, scaled_wh, stride)
+        return _value_and_grad_block_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
+                scaled_wh, stride)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi],
+                grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
+                d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    v0, v1, v2, v3 = _value_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3], anchors[i, 0], anchors[i, 1],
-            grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1], cotangent[i, 2],
-            cotangent[i, 3], scale_xy, scaled_wh, stride)
-    out[i, 0] = v0
-    out[i, 1] = v1
-    out[i, 2] = v2
-    out[i, 3] = v3
-    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
-            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
-            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
-            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
-            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
-            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= _f32(0.0))
-            or (anchors[i, 1] <= _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
+    _m = _out.shape[0] // 4
+    for _i in range(_m):
+        tx = _t[4 * _i]
+        ty = _t[4 * _i + 1]
+        tw = _t[4 * _i + 2]
+        th = _t[4 * _i + 3]
+        pw = _anchors[2 * _i]
+        ph = _anchors[2 * _i + 1]
+        cx = _grid[2 * _i]
+        cy = _grid[2 * _i + 1]
+        ux = _cotangent[4 * _i]
+        uy = _cotangent[4 * _i + 1]
+        uw = _cotangent[4 * _i + 2]
+        uh = _cotangent[4 * _i + 3]
+        if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _s1 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+            bx = stride*(_t0 + cx + scale_xy*_s1)
+            _s2 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+            by = stride*(_t0 + cy + scale_xy*_s2)
+            _e3 = math.exp(-abs(tw))
+            _d4 = _f32(1.0) + _e3
+            _dl5 = _e3 - (_d4 - _f32(1.0))
+            _q6 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d4*_d4)
+            bw = _f32(4.0)*(_q6 - _q6*(_f32(2.0)*_dl5/_d4))
+            _e7 = math.exp(-abs(th))
+            _d8 = _f32(1.0) + _e7
+            _dl9 = _e7 - (_d8 - _f32(1.0))
+            _q10 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d8*_d8)
+            bh = _f32(4.0)*(_q10 - _q10*(_f32(2.0)*_dl9/_d8))
+        else:  # exponential sizes p exp(t)
+            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _s11 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+            bx = stride*(_t0 + cx + scale_xy*_s11)
+            _s12 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+            by = stride*(_t0 + cy + scale_xy*_s12)
+            bw = pw*math.exp(tw)
+            bh = ph*math.exp(th)
+        _out[4 * _i] = bx
+        _out[4 * _i + 1] = by
+        _out[4 * _i + 2] = bw
+        _out[4 * _i + 3] = bh
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != _f32(0.0)
+                or _t[4 * _i + 1] - _t[4 * _i + 1] != _f32(0.0)
+                or _t[4 * _i + 2] - _t[4 * _i + 2] != _f32(0.0)
+                or _t[4 * _i + 3] - _t[4 * _i + 3] != _f32(0.0)
+                or _anchors[2 * _i] - _anchors[2 * _i] != _f32(0.0)
+                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != _f32(0.0)
+                or _grid[2 * _i] - _grid[2 * _i] != _f32(0.0)
+                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != _f32(0.0)
+                or _cotangent[4 * _i] - _cotangent[4 * _i] != _f32(0.0)
+                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != _f32(0.0)
+                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != _f32(0.0)
+                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != _f32(0.0)
+                or (_anchors[2 * _i + 1] <= _f32(0.0)) or (_anchors[2 * _i] <= _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     n = out.shape[0]
-    bad = 0
+    t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
+        return _value_block_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
+                cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
-        stride):
-    v0, v1, v2, v3, g_tx, g_ty, g_tw, g_th = _value_and_grad_f32(t[i, 0], t[i, 1], t[i, 2], t[i, 3],
-            anchors[i, 0], anchors[i, 1], grid[i, 0], grid[i, 1], cotangent[i, 0], cotangent[i, 1],
-            cotangent[i, 2], cotangent[i, 3], scale_xy, scaled_wh, stride)
-    out[i, 0] = v0
-    out[i, 1] = v1
-    out[i, 2] = v2
-    out[i, 3] = v3
-    d_t[i, 0] = g_tx / divisor
-    d_t[i, 1] = g_ty / divisor
-    d_t[i, 2] = g_tw / divisor
-    d_t[i, 3] = g_th / divisor
-    return 1 if (t[i, 0] - t[i, 0] != 0 or t[i, 1] - t[i, 1] != 0 or t[i, 2] - t[i, 2] != 0
-            or t[i, 3] - t[i, 3] != 0 or anchors[i, 0] - anchors[i, 0] != 0
-            or anchors[i, 1] - anchors[i, 1] != 0 or grid[i, 0] - grid[i, 0] != 0
-            or grid[i, 1] - grid[i, 1] != 0 or cotangent[i, 0] - cotangent[i, 0] != 0
-            or cotangent[i, 1] - cotangent[i, 1] != 0 or cotangent[i, 2] - cotangent[i, 2] != 0
-            or cotangent[i, 3] - cotangent[i, 3] != 0 or (anchors[i, 0] <= _f32(0.0))
-            or (anchors[i, 1] <= _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
+        scaled_wh, stride):
+    _m = _out.shape[0] // 4
+    for _i in range(_m):
+        tx = _t[4 * _i]
+        ty = _t[4 * _i + 1]
+        tw = _t[4 * _i + 2]
+        th = _t[4 * _i + 3]
+        pw = _anchors[2 * _i]
+        ph = _anchors[2 * _i + 1]
+        cx = _grid[2 * _i]
+        cy = _grid[2 * _i + 1]
+        ux = _cotangent[4 * _i]
+        uy = _cotangent[4 * _i + 1]
+        uw = _cotangent[4 * _i + 2]
+        uh = _cotangent[4 * _i + 3]
+        if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _s1 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+            bx = stride*(_t0 + cx + scale_xy*_s1)
+            _s2 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+            by = stride*(_t0 + cy + scale_xy*_s2)
+            _e3 = math.exp(-abs(tw))
+            _d4 = _f32(1.0) + _e3
+            _dl5 = _e3 - (_d4 - _f32(1.0))
+            _q6 = pw*(_f32(1.0) if tw >= _f32(0.0) else math.exp(_f32(2.0)*tw))/(_d4*_d4)
+            bw = _f32(4.0)*(_q6 - _q6*(_f32(2.0)*_dl5/_d4))
+            _e7 = math.exp(-abs(th))
+            _d8 = _f32(1.0) + _e7
+            _dl9 = _e7 - (_d8 - _f32(1.0))
+            _q10 = ph*(_f32(1.0) if th >= _f32(0.0) else math.exp(_f32(2.0)*th))/(_d8*_d8)
+            bh = _f32(4.0)*(_q10 - _q10*(_f32(2.0)*_dl9/_d8))
+            _t1 = scale_xy*stride
+            _s11 = -tx
+            _s12 = _f32(1.0)/(_f32(1.0) + math.exp(-_s11)) if _s11 >= _f32(0.0) else math.exp(_s11)/(_f32(1.0) + math.exp(_s11))
+            d_tx = _t1*ux*_s12*_s1
+            _s13 = -ty
+            _s14 = _f32(1.0)/(_f32(1.0) + math.exp(-_s13)) if _s13 >= _f32(0.0) else math.exp(_s13)/(_f32(1.0) + math.exp(_s13))
+            d_ty = _t1*uy*_s14*_s2
+            _s15 = -tw
+            _s16 = _f32(1.0)/(_f32(1.0) + math.exp(-_s15)) if _s15 >= _f32(0.0) else math.exp(_s15)/(_f32(1.0) + math.exp(_s15))
+            d_tw = _f32(2.0)*bw*uw*_s16
+            _s17 = -th
+            _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s17)) if _s17 >= _f32(0.0) else math.exp(_s17)/(_f32(1.0) + math.exp(_s17))
+            d_th = _f32(2.0)*bh*uh*_s18
+        else:  # exponential sizes p exp(t)
+            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-tx)) if tx >= _f32(0.0) else math.exp(tx)/(_f32(1.0) + math.exp(tx))
+            bx = stride*(_t0 + cx + scale_xy*_s19)
+            _s20 = _f32(1.0)/(_f32(1.0) + math.exp(-ty)) if ty >= _f32(0.0) else math.exp(ty)/(_f32(1.0) + math.exp(ty))
+            by = stride*(_t0 + cy + scale_xy*_s20)
+            bw = pw*math.exp(tw)
+            bh = ph*math.exp(th)
+            _t1 = scale_xy*stride
+            _s21 = -tx
+            _s22 = _f32(1.0)/(_f32(1.0) + math.exp(-_s21)) if _s21 >= _f32(0.0) else math.exp(_s21)/(_f32(1.0) + math.exp(_s21))
+            d_tx = _t1*ux*_s22*_s19
+            _s23 = -ty
+            _s24 = _f32(1.0)/(_f32(1.0) + math.exp(-_s23)) if _s23 >= _f32(0.0) else math.exp(_s23)/(_f32(1.0) + math.exp(_s23))
+            d_ty = _t1*uy*_s24*_s20
+            d_tw = pw*uw*math.exp(tw)
+            d_th = ph*uh*math.exp(th)
+        _out[4 * _i] = bx
+        _out[4 * _i + 1] = by
+        _out[4 * _i + 2] = bw
+        _out[4 * _i + 3] = bh
+        _d_t[4 * _i] = d_tx / divisor
+        _d_t[4 * _i + 1] = d_ty / divisor
+        _d_t[4 * _i + 2] = d_tw / divisor
+        _d_t[4 * _i + 3] = d_th / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != _f32(0.0)
+                or _t[4 * _i + 1] - _t[4 * _i + 1] != _f32(0.0)
+                or _t[4 * _i + 2] - _t[4 * _i + 2] != _f32(0.0)
+                or _t[4 * _i + 3] - _t[4 * _i + 3] != _f32(0.0)
+                or _anchors[2 * _i] - _anchors[2 * _i] != _f32(0.0)
+                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != _f32(0.0)
+                or _grid[2 * _i] - _grid[2 * _i] != _f32(0.0)
+                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != _f32(0.0)
+                or _cotangent[4 * _i] - _cotangent[4 * _i] != _f32(0.0)
+                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != _f32(0.0)
+                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != _f32(0.0)
+                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != _f32(0.0)
+                or (_anchors[2 * _i + 1] <= _f32(0.0)) or (_anchors[2 * _i] <= _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
     n = out.shape[0]
-    bad = 0
+    t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor,
-                    scale_xy, scaled_wh, stride)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, t, anchors, grid, cotangent, out, d_t, divisor,
-                    scale_xy, scaled_wh, stride)
+        return _value_and_grad_block_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
+                scaled_wh, stride)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi],
+                grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
+                d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
     return bad

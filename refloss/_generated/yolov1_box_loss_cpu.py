@@ -10,138 +10,251 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch)."""
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+"""
+import math
+
 from numba import njit, prange
 from numpy import float32 as _f32
 
-from refloss._numba_options import CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import yolov1_box_loss as _scalar
-
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, pred, target, out, lambda_coord):
-    out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], lambda_coord)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f64(_pred, _target, _out, lambda_coord):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        x = _pred[4 * _i]
+        y = _pred[4 * _i + 1]
+        w = _pred[4 * _i + 2]
+        h = _pred[4 * _i + 3]
+        xt = _target[4 * _i]
+        yt = _target[4 * _i + 1]
+        wt = _target[4 * _i + 2]
+        ht = _target[4 * _i + 3]
+        _s1 = x - xt
+        _s2 = y - yt
+        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
+        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+        value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0 or (_pred[4 * _i + 2] < 0.0)
+                or (_pred[4 * _i + 3] < 0.0) or (_target[4 * _i + 2] < 0.0)
+                or (_target[4 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f64(pred, target, out, lambda_coord):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, pred, target, out, lambda_coord)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, pred, target, out, lambda_coord)
+        return _value_block_f64(pred, target, out, lambda_coord)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                lambda_coord)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor, lambda_coord):
-    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f64(pred[i, 0], pred[i, 1],
-            pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
-            lambda_coord)
-    out[i] = v
-    d_pred[i, 0] = g_x / divisor
-    d_pred[i, 1] = g_y / divisor
-    d_pred[i, 2] = g_w / divisor
-    d_pred[i, 3] = g_h / divisor
-    d_target[i, 0] = g_xt / divisor
-    d_target[i, 1] = g_yt / divisor
-    d_target[i, 2] = g_wt / divisor
-    d_target[i, 3] = g_ht / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < 0.0) or (pred[i, 3] < 0.0) or (target[i, 2] < 0.0)
-            or (target[i, 3] < 0.0)) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, lambda_coord):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        x = _pred[4 * _i]
+        y = _pred[4 * _i + 1]
+        w = _pred[4 * _i + 2]
+        h = _pred[4 * _i + 3]
+        xt = _target[4 * _i]
+        yt = _target[4 * _i + 1]
+        wt = _target[4 * _i + 2]
+        ht = _target[4 * _i + 3]
+        _s1 = x - xt
+        _s2 = y - yt
+        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
+        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+        value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
+        _t0 = 2.0*x - 2.0*xt
+        _t1 = 2.0*y - 2.0*yt
+        _t2 = math.sqrt(w)
+        _t3 = math.sqrt(wt)
+        _t4 = lambda_coord*(w - wt)/(_t2 + _t3)
+        _t5 = math.sqrt(h)
+        _t6 = math.sqrt(ht)
+        _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
+        d_x = _t0*lambda_coord
+        d_y = _t1*lambda_coord
+        d_w = _t4/_t2
+        d_h = _t7/_t5
+        d_xt = -_t0*lambda_coord
+        d_yt = -_t1*lambda_coord
+        d_wt = -_t4/_t3
+        d_ht = -_t7/_t6
+        _out[_i] = value
+        _d_pred[4 * _i] = d_x / divisor
+        _d_pred[4 * _i + 1] = d_y / divisor
+        _d_pred[4 * _i + 2] = d_w / divisor
+        _d_pred[4 * _i + 3] = d_h / divisor
+        _d_target[4 * _i] = d_xt / divisor
+        _d_target[4 * _i + 1] = d_yt / divisor
+        _d_target[4 * _i + 2] = d_wt / divisor
+        _d_target[4 * _i + 3] = d_ht / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
+                or _target[4 * _i] - _target[4 * _i] != 0.0
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0 or (_pred[4 * _i + 2] < 0.0)
+                or (_pred[4 * _i + 3] < 0.0) or (_target[4 * _i + 2] < 0.0)
+                or (_target[4 * _i + 3] < 0.0)) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor,
-                    lambda_coord)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, pred, target, out, d_pred, d_target, divisor,
-                    lambda_coord)
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, lambda_coord)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, lambda_coord)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, pred, target, out, lambda_coord):
-    out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1],
-            target[i, 2], target[i, 3], lambda_coord)
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_block_f32(_pred, _target, _out, lambda_coord):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        x = _pred[4 * _i]
+        y = _pred[4 * _i + 1]
+        w = _pred[4 * _i + 2]
+        h = _pred[4 * _i + 3]
+        xt = _target[4 * _i]
+        yt = _target[4 * _i + 1]
+        wt = _target[4 * _i + 2]
+        ht = _target[4 * _i + 3]
+        _s1 = x - xt
+        _s2 = y - yt
+        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
+        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+        value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
+        _out[_i] = value
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _f32(0.0)) or (_pred[4 * _i + 3] < _f32(0.0))
+                or (_target[4 * _i + 2] < _f32(0.0)) or (_target[4 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_f32(pred, target, out, lambda_coord):
     n = out.shape[0]
-    bad = 0
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, pred, target, out, lambda_coord)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, pred, target, out, lambda_coord)
+        return _value_block_f32(pred, target, out, lambda_coord)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                lambda_coord)
     return bad
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor, lambda_coord):
-    v, g_x, g_y, g_w, g_h, g_xt, g_yt, g_wt, g_ht = _value_and_grad_f32(pred[i, 0], pred[i, 1],
-            pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
-            lambda_coord)
-    out[i] = v
-    d_pred[i, 0] = g_x / divisor
-    d_pred[i, 1] = g_y / divisor
-    d_pred[i, 2] = g_w / divisor
-    d_pred[i, 3] = g_h / divisor
-    d_target[i, 0] = g_xt / divisor
-    d_target[i, 1] = g_yt / divisor
-    d_target[i, 2] = g_wt / divisor
-    d_target[i, 3] = g_ht / divisor
-    return 1 if (pred[i, 0] - pred[i, 0] != 0 or pred[i, 1] - pred[i, 1] != 0
-            or pred[i, 2] - pred[i, 2] != 0 or pred[i, 3] - pred[i, 3] != 0
-            or target[i, 0] - target[i, 0] != 0 or target[i, 1] - target[i, 1] != 0
-            or target[i, 2] - target[i, 2] != 0 or target[i, 3] - target[i, 3] != 0
-            or (pred[i, 2] < _f32(0.0)) or (pred[i, 3] < _f32(0.0)) or (target[i, 2] < _f32(0.0))
-            or (target[i, 3] < _f32(0.0))) else 0
+@njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, lambda_coord):
+    _m = _out.shape[0]
+    for _i in range(_m):
+        x = _pred[4 * _i]
+        y = _pred[4 * _i + 1]
+        w = _pred[4 * _i + 2]
+        h = _pred[4 * _i + 3]
+        xt = _target[4 * _i]
+        yt = _target[4 * _i + 1]
+        wt = _target[4 * _i + 2]
+        ht = _target[4 * _i + 3]
+        _s1 = x - xt
+        _s2 = y - yt
+        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
+        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+        value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
+        _t0 = _f32(2.0)*x - _f32(2.0)*xt
+        _t1 = _f32(2.0)*y - _f32(2.0)*yt
+        _t2 = math.sqrt(w)
+        _t3 = math.sqrt(wt)
+        _t4 = lambda_coord*(w - wt)/(_t2 + _t3)
+        _t5 = math.sqrt(h)
+        _t6 = math.sqrt(ht)
+        _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
+        d_x = _t0*lambda_coord
+        d_y = _t1*lambda_coord
+        d_w = _t4/_t2
+        d_h = _t7/_t5
+        d_xt = -_t0*lambda_coord
+        d_yt = -_t1*lambda_coord
+        d_wt = -_t4/_t3
+        d_ht = -_t7/_t6
+        _out[_i] = value
+        _d_pred[4 * _i] = d_x / divisor
+        _d_pred[4 * _i + 1] = d_y / divisor
+        _d_pred[4 * _i + 2] = d_w / divisor
+        _d_pred[4 * _i + 3] = d_h / divisor
+        _d_target[4 * _i] = d_xt / divisor
+        _d_target[4 * _i + 1] = d_yt / divisor
+        _d_target[4 * _i + 2] = d_wt / divisor
+        _d_target[4 * _i + 3] = d_ht / divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
+                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
+                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
+                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
+                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
+                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
+                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
+                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
+                or (_pred[4 * _i + 2] < _f32(0.0)) or (_pred[4 * _i + 3] < _f32(0.0))
+                or (_target[4 * _i + 2] < _f32(0.0)) or (_target[4 * _i + 3] < _f32(0.0))) else 0
+    return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lambda_coord):
     n = out.shape[0]
-    bad = 0
+    pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
     if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor,
-                    lambda_coord)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, pred, target, out, d_pred, d_target, divisor,
-                    lambda_coord)
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, lambda_coord)
+    bad = 0
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
+                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, lambda_coord)
     return bad
