@@ -7,7 +7,19 @@ invalid input (validation costs no extra pass over memory).
 from __future__ import annotations
 
 
+def read_only(a):
+    """``a``, or a read-only view of it: the drivers only read their inputs, and Numba compiles a
+    driver once for each combination of writable and read-only inputs it is given (seconds
+    each), so every input reaches the drivers read-only and each driver compiles once a dtype."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def launch(module, fn: str, flat, outputs, args) -> int:
     """``module.<fn>`` (a generated driver: "value_f64", "value_and_grad_f32", ...) over the
-    flat arrays ``flat``, writing ``outputs``; returns the count of bad input elements."""
-    return getattr(module, fn)(*flat, *outputs, *args)
+    flat arrays ``flat`` (read-only views of them), writing ``outputs``; returns the count of bad
+    input elements."""
+    return getattr(module, fn)(*map(read_only, flat), *outputs, *args)

@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 
 from .. import _measures
+from .._cpu import read_only
 from .._loss import loss_named
 from .._numba_options import SERIAL_BELOW
 from .._reference import REFERENCES
@@ -122,7 +123,7 @@ def kernel(s: Setup, inputs: tuple, precision: str) -> list:
     """refloss's fused value-and-gradient driver of ``precision`` ("f32"/"f64") over the chunk,
     block by block on this thread; the columns as arrays of that precision."""
     dt = np.float32 if precision == "f32" else np.float64
-    flat = [np.ascontiguousarray(a, dt) for a in inputs]
+    flat = [read_only(np.ascontiguousarray(a, dt)) for a in inputs]  # (as the API's calls: no second compile)
     n = len(flat[0])
     out = np.empty(n, dt)
     grads = [np.empty(f.shape, dt) for f in flat]
