@@ -1,7 +1,7 @@
 """float32 kernels compute in float32: no float64 value anywhere in their typed IR (a
 float64 literal would silently promote the whole kernel), but in the blocks a kernel's ``wide``
 outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the source lines indented
-under ``if not abs(output) >= _f32(0.5)*(...)``)."""
+under ``if not abs(output) > _f32(0.5)*(...)``)."""
 import io
 from contextlib import redirect_stdout
 
@@ -27,7 +27,7 @@ def _float64_lines(dispatcher) -> list:
             indent = len(line) - len(stripped)
             if wide is not None and indent <= wide:
                 wide = None
-            if stripped.startswith("if not abs(") and ">= _f32(0.5)*(" in stripped:
+            if stripped.startswith("if not abs(") and "> _f32(0.5)*(" in stripped:
                 wide = indent
             continue
         if wide is not None and len(line) - len(stripped) > wide:

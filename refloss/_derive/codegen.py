@@ -791,9 +791,10 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
                 for name in names:
                     emit(indent, name, next(terms))
                 lines.append(f"{indent}{output} = {' + '.join(names)}")
-                # the terms cancel by more than half their magnitude (or are not finite): float64
+                # the terms cancel to half their magnitude or less, or all underflowed to 0 (the
+                # float64 terms may not), or are not finite: float64
                 bound = " + ".join(f"abs({n})" for n in names)
-                lines.append(f"{indent}if not abs({output}) >= _f32(0.5)*({bound}):")
+                lines.append(f"{indent}if not abs({output}) > _f32(0.5)*({bound}):")
                 lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
         lines.append(f"{indent}return {', '.join(outputs)}")
     return "\n".join(lines) + "\n"

@@ -122,8 +122,8 @@ class Kernel:
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
     ``wide`` names gradient outputs whose float32 kernel falls back to float64 where their terms
     cancel: in a branch where such an output is a sum, the float32 kernel evaluates its terms,
-    keeps their float32 sum where its magnitude is at least half the sum of theirs, and elsewhere
-    evaluates the output in float64 (inputs and arguments widened exactly, every operation in
+    keeps their float32 sum where its magnitude is more than half the sum of theirs, and elsewhere
+    (where they cancel, or all underflowed to 0, or are not finite) evaluates the output in float64 (inputs and arguments widened exactly, every operation in
     float64, the result rounded to float32 once).  For a difference of transcendental terms that
     crosses zero: float32 loses every digit near the root, float64 keeps 29 bits more than float32
     shows, and the rest of the inputs keep float32's speed.

@@ -316,7 +316,7 @@ def value_and_grad_f32(logits, target, beta):
         _s37 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
         _u31 = -beta*(_t0 + _s33)*_s35*_s36*_s37
         d_target = _u30 + _u31
-        if not abs(d_target) >= _f32(0.5)*(abs(_u30) + abs(_u31)):
+        if not abs(d_target) > _f32(0.5)*(abs(_u30) + abs(_u31)):
             _w_logits = _f64(logits)
             _w_beta = _f64(beta)
             _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
@@ -380,7 +380,7 @@ def value_and_grad_f32(logits, target, beta):
         _s81 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
         _u76 = beta*(_t0 + _s77)*_s79*_s80*_s81
         d_target = _u75 + _u76
-        if not abs(d_target) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+        if not abs(d_target) > _f32(0.5)*(abs(_u75) + abs(_u76)):
             _w_logits = _f64(logits)
             _w_beta = _f64(beta)
             _s82 = -_w_logits
@@ -413,7 +413,7 @@ def value_and_grad_f32(logits, target, beta):
         _u94 = -_t6*logits
         _u95 = _t7*(_t0 + _t2)
         d_target = _u94 + _u95
-        if not abs(d_target) >= _f32(0.5)*(abs(_u94) + abs(_u95)):
+        if not abs(d_target) > _f32(0.5)*(abs(_u94) + abs(_u95)):
             _w_logits = _f64(logits)
             _w_target = _f64(target)
             _w_beta = _f64(beta)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 caa8728ba0b3115b
+# scalar kernels: sha256 4ce56c67e1944e87
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -361,7 +361,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _s37 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
             _u31 = -beta*(_t0 + _s33)*_s35*_s36*_s37
             d_target = _u30 + _u31
-            if not abs(d_target) >= _f32(0.5)*(abs(_u30) + abs(_u31)):
+            if not abs(d_target) > _f32(0.5)*(abs(_u30) + abs(_u31)):
                 _w_logits = _f64(logits)
                 _w_beta = _f64(beta)
                 _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
@@ -423,7 +423,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _s81 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
             _u76 = beta*(_t0 + _s77)*_s79*_s80*_s81
             d_target = _u75 + _u76
-            if not abs(d_target) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+            if not abs(d_target) > _f32(0.5)*(abs(_u75) + abs(_u76)):
                 _w_logits = _f64(logits)
                 _w_beta = _f64(beta)
                 _s82 = -_w_logits
@@ -455,7 +455,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _u94 = -_t6*logits
             _u95 = _t7*(_t0 + _t2)
             d_target = _u94 + _u95
-            if not abs(d_target) >= _f32(0.5)*(abs(_u94) + abs(_u95)):
+            if not abs(d_target) > _f32(0.5)*(abs(_u94) + abs(_u95)):
                 _w_logits = _f64(logits)
                 _w_target = _f64(target)
                 _w_beta = _f64(beta)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d50faf7394e33bfc
+# scalar kernels: sha256 d0ea8489cebed273
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -389,7 +389,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _rn51 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om50)
             _u48 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn51, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn51) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om50)))
             d_targets = _u47 + _u48
-            if not abs(d_targets) >= _f32(0.5)*(abs(_u47) + abs(_u48)):
+            if not abs(d_targets) > _f32(0.5)*(abs(_u47) + abs(_u48)):
                 _w_logits = _f64(logits)
                 _w_alpha = _f64(alpha)
                 _w_gamma = _f64(gamma)
@@ -426,7 +426,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _rn79 = _a65 + gamma*((_l69/_e66 if _e66 > _f32(0.0) else _f32(1.0))*_om78)
             _u76 = (-math.pow(_e66*math.pow(alpha*(_f32(1.0) - gamma*_c68)*math.pow(_d67, -gamma)*_rn79, _f32(1.0)/gamma), gamma) if _e66 > _f32(0.0) and math.pow(_e66, gamma) < _f32(1.1754943508222875e-38) else -_ap71*_rn79) if _z64 < _f32(0.0) else _ap71*_z64 + gamma*(_ap71*((_z64 + _l69)*_om78))
             d_targets = _u75 + _u76
-            if not abs(d_targets) >= _f32(0.5)*(abs(_u75) + abs(_u76)):
+            if not abs(d_targets) > _f32(0.5)*(abs(_u75) + abs(_u76)):
                 _w_logits = _f64(logits)
                 _w_alpha = _f64(alpha)
                 _w_gamma = _f64(gamma)
@@ -459,7 +459,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _u101 = (_f32(2.0)*alpha - _f32(1.0))*_s96*_s97
             _u102 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s96*_s99 - _t0*logits*_s97
             d_targets = _u101 + _u102
-            if not abs(d_targets) >= _f32(0.5)*(abs(_u101) + abs(_u102)):
+            if not abs(d_targets) > _f32(0.5)*(abs(_u101) + abs(_u102)):
                 _w_logits = _f64(logits)
                 _w_targets = _f64(targets)
                 _w_alpha = _f64(alpha)
