@@ -1154,7 +1154,7 @@ def _element(name: str, width: int | None, k: int, flat: bool = False, i: str = 
     return f"{name}[{i}, {k}]"
 
 
-def _loop_body(kernel: Kernel, call: str, with_grad: bool, flat: bool = False) -> list:
+def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
     if kernel.is_row:  # the scalar kernel takes whole rows, writes the gradient rows, returns the value
         rows = [f"{n}[i]" for n, _, _ in kernel.arrays]  # (an input of width 1: its number)
         if with_grad:  # (an input of width 1: a view of its gradient's element, written once)
@@ -1162,17 +1162,17 @@ def _loop_body(kernel: Kernel, call: str, with_grad: bool, flat: bool = False) -
             rows += ["divisor"]
         return [f"out[i] = {call}({', '.join(rows + [s.name for s in kernel.args])})"]
     args = ", ".join(s.name for s in kernel.args)
-    inputs = ", ".join(_element(n, w, k, flat) for n, w, syms in kernel.arrays for k in range(len(syms)))
+    inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
     width = len(kernel.value_names)
     values = ["v"] if width == 1 else [f"v{k}" for k in range(width)]
-    stores = [f"{_element('out', width, k, flat)} = {v}" for k, v in enumerate(values)]
+    stores = [f"{_element('out', width, k)} = {v}" for k, v in enumerate(values)]
     if not with_grad:
         if width == 1:
             return [f"out[i] = {call}({inputs}, {args})"]
         return [f"{', '.join(values)} = {call}({inputs}, {args})"] + stores
     grads = [f"g_{s.name}" for _, _, syms in kernel.differentiated for s in syms]
     body = [f"{', '.join(values + grads)} = {call}({inputs}, {args})"] + stores
-    body += [f"{_element('d_' + n, w, k, flat)} = g_{s.name} / divisor"
+    body += [f"{_element('d_' + n, w, k)} = g_{s.name} / divisor"
              for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
     return body
 
