@@ -10,6 +10,7 @@ import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Plot
+from refloss._derive.functions import Group, TwoProd
 
 
 class Inputs(NamedTuple):
@@ -41,6 +42,14 @@ def inputs(target: str) -> Inputs:
 x, y, ARRAYS, INVALID, INPUT_RANGES, DOMAIN = TARGETS = inputs("targets")
 doc = TARGETS.doc
 logits_kernel = TARGETS.kernel
+
+
+def exp_scaled(k, z, factor):
+    """``factor * e^(k z)`` for the far tails of the hard targets: k z split error-free (TwoProd),
+    e^(k z) rounded once, as the square of e^(k z / 2) with the factor multiplied in between
+    (e^(k z) alone is subnormal long before the product is), times 1 + the low word of k z."""
+    half = sp.exp(TwoProd(k, z, 0) / 2)
+    return Group(Group(factor * half) * (1 + TwoProd(k, z, 1))) * half
 
 
 def p_t_path(target: float):

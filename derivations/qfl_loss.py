@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, plain
+from refloss._derive.functions import FocalCE, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -38,9 +38,8 @@ def _deep_target_gradients(x, d_target, checks):
         e = sp.exp(TwoProd(beta, s * x, 0)) * (1 + TwoProd(beta, s * x, 1))
         # e^(beta s x) as the square of e^(beta s x / 2), the factor (x + beta) multiplied in between: e^(beta s x)
         # alone is subnormal long before the result is (float32 from |x| = 43.7 at beta = 2, where it kept 26 ULP)
-        half = sp.exp(TwoProd(beta, s * x, 0) / 2)
         factor = -(x + beta) if v == 0 else beta - x
-        out[v] = Group(Group(factor * half) * (1 + TwoProd(beta, s * x, 1))) * half
+        out[v] = _logits.exp_scaled(beta, s * x, factor)
         prove_equal(plain(out[v]), plain(e * factor), f"at y = {v}: the deep form's e^(beta s x) (x + beta) with the "
                     "exponential halved and squared", checks, domain={x: (-30, -1) if v == 0 else (1, 30),
                                                                       beta: (sp.Rational(1, 20), 4)}, numeric=True)

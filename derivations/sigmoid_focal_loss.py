@@ -10,7 +10,7 @@ import dataclasses
 import sympy as sp
 
 from . import _logits as C
-from refloss._derive.core import LossSpec, Param, Step, prove_equal
+from refloss._derive.core import Branch, LossSpec, Param, Step, prove_equal
 from refloss._derive.functions import FocalCE, LogitCE, OneMinusPt, PowG, plain
 
 NAME = "sigmoid_focal_loss"
@@ -44,6 +44,45 @@ def _prove_hard_forms(checks):
             xdom = {x: dom if s > 0 else (-dom[1], -dom[0]), g: (0, 5)}
             for a, b, what in forms:
                 prove_equal(a, b, f"hard target {v}, {side}: {what} form of FocalCE", checks, domain=xdom, numeric=True)
+
+
+def _far_tail(kernel, alpha_t, limit, checks):
+    """``kernel`` with, before each hard-target branch, a branch for the far tail z < -limit of the
+    signed logit z = x (target 0) or -x (target 1), where d/dtargets is evaluated as
+    d alpha_t/dy FocalCE(x, y, 1, gamma) + alpha_t s e^(gamma z) (gamma - z), s = 1 - 2y.
+
+    There 1 - p_t = sigma(z) is e^z to the precision, and the hard form's d/dy, a multiple of
+    sigma(z)^gamma, took it from e = e^z, subnormal from z = -708 (float32 -87) though the result
+    e^(gamma z) |z| is normal far beyond for gamma < 1 (float32, gamma 0.5: 5.7e6 ULP at logit
+    -103.97, float64 1e15 ULP at -744). Exactly, d/dy of CE (1 - p_t)^gamma at a hard target is
+    s sigma(z)^gamma (-z - gamma r tanh(z / 2)), r = CE / sigma(z) = (1 + e^-z) log(1 + e^z): the
+    far-tail form drops (1 + e^z)^-gamma, r and -tanh(z / 2), each 1 + O((1 + gamma) e^z), below
+    float64's rounding from z = -45 and float32's from -20 (for gamma up to 3.8e3 and 29)."""
+    x, y, g = C.x, C.y, gamma
+    branches = []
+    for b in kernel.branches:
+        if "hard target" in b.label:
+            v = 1 if "target 1" in b.label else 0
+            s = 1 - 2 * v
+            z = s * x
+            weighted = b.label.startswith("alpha_t")
+            a_v, da = (alpha_t.subs(y, v), sp.diff(alpha_t, y)) if weighted else (1, 0)
+            d_y = da * FocalCE(x, sp.Integer(v), 1, g) + a_v * C.exp_scaled(g, z, s * (g - z))
+            # q = (1 + e^z)^-gamma, r = CE / sigma(z), t = -tanh(z / 2): each 1 + O((1 + gamma) e^z)
+            q, r, t = sp.symbols("q r t", positive=True)
+            tail = da * plain(FocalCE(x, sp.Integer(v), 1, g)) + a_v * s * q * sp.exp(g * z) * (g * r * t - z)
+            exact = tail.subs({q: (1 + sp.exp(z)) ** -g, r: (1 + sp.exp(-z)) * sp.log(1 + sp.exp(z)),
+                               t: -sp.tanh(z / 2)})
+            dom = {x: (-30, -1) if v == 0 else (1, 30), g: (sp.Rational(1, 20), 4), alpha: (0, 1)}
+            prove_equal(exact, plain(b.outputs["d_targets"]), f"{b.label}: d/dtargets = d alpha_t/dy CE sigma(z)^gamma "
+                        "+ alpha_t s sigma(z)^gamma (-z - gamma r tanh(z/2))", checks, domain=dom, numeric=True)
+            prove_equal(plain(d_y), tail.subs({q: 1, r: 1, t: 1}),
+                        f"{b.label}: the far-tail form is the exact one with the factors 1 + O((1 + gamma) e^z) "
+                        "dropped", checks, domain=dom, numeric=True)
+            branches.append(Branch(sp.And(b.condition, z < -limit, z > -sp.Integer(2) ** 100),
+                                   {**b.outputs, "d_targets": d_y}, f"{b.label}, far tail"))
+        branches.append(b)
+    return dataclasses.replace(kernel, branches=tuple(branches))
 
 
 def derive() -> LossSpec:
@@ -91,7 +130,8 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": k, "f32": dataclasses.replace(k, wide=("d_targets",))},
+        constants=[], kernels={"f64": _far_tail(k, alpha_t, 45, checks),
+                               "f32": dataclasses.replace(_far_tail(k, alpha_t, 20, checks), wide=("d_targets",))},
         steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
                     "target $y$:", "L",
                     sp.Symbol("\\alpha_t") * (1 - sp.Symbol("p_t")) ** gamma * sp.Symbol("\\mathrm{CE}")),
@@ -122,5 +162,11 @@ def derive() -> LossSpec:
         "(alpha 0.25, gamma 2) where the general form, which rounds sigma(x) and raises its error to the power "
         "gamma, gave 9.6 (docs/exhaustive-f32-fixes.md). d/dtargets is a difference of two terms that crosses zero (at "
         "logit -0.1743, alpha 0.25, gamma 2, target 0): the float32 kernel evaluates it in float64 (inputs widened "
-        "exactly, result rounded once) wherever its terms cancel by more than half, float32 elsewhere.",
+        "exactly, result rounded once) wherever its terms cancel by more than half, float32 elsewhere. Far from the "
+        "optimum at a hard target (signed logit z < -45, float32 -20) d/dtargets is d alpha_t/dy times the unweighted "
+        "loss plus alpha_t s e^(gamma z) (gamma - z), s = 1 - 2y, e^(gamma z) from gamma z split error-free, halved "
+        "and squared around its factor: 1 - p_t = e^z is subnormal from z = -708 (float32 -87) while the result, "
+        "about e^(gamma z) |z|, is normal far beyond for gamma < 1 (float32, alpha 0.5, gamma 0.5: 5.7e6 ULP at logit "
+        "-103.97 before; float64 1e15 ULP at -744). The factors it drops are 1 + O((1 + gamma) e^z), below the "
+        "rounding for gamma up to 3.8e3 (float32 29).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -109,6 +109,29 @@ def test_target_gradient_at_its_roots(loss, params, bar, x, y):
     assert err <= bar, f"{loss} {params} float32 d/dtarget at x = {x!r}, y = {y}: {err} ULP (bar {bar})"
 
 
+# far tails of the hard targets where 1 - p_t = e^z is subnormal (z = x at target 0, -x at target 1; float32
+# from |z| = 87, float64 708) but d/dtargets = alpha_t e^(gamma z) |z| is normal for gamma < 1: the hard form
+# took (1 - p_t)^gamma from the subnormal e^z (float32 alpha 0.5, gamma 0.5: 1,638,342 logits over the bar in
+# exhaustive row 23 after fac4689, 5.7e6 ULP at -103.97; float64 1e15 ULP at -744) until the far-tail branch
+FAR_TAILS = [(np.float32, {"alpha": 0.5, "gamma": 0.5}, -103.97000122070312),
+             (np.float32, {"alpha": 0.5, "gamma": 0.5}, -95.5), (np.float32, {"alpha": 0.25, "gamma": 1.0}, -95.5),
+             (np.float32, {"alpha": None, "gamma": 0.5}, -100.0), (np.float32, {"alpha": 1.0, "gamma": 0.5}, -90.0),
+             (np.float64, {"alpha": 0.5, "gamma": 0.5}, -744.0), (np.float64, {"alpha": 0.25, "gamma": 1.0}, -720.0),
+             (np.float64, {"alpha": None, "gamma": 0.25}, -740.0), (np.float64, {"alpha": 0.25, "gamma": 2.0}, -46.0)]
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0])
+@pytest.mark.parametrize("dtype, params, z", FAR_TAILS)
+def test_target_gradient_in_the_far_tails(dtype, params, z, target):
+    x = dtype(z if target == 0.0 else -z)
+    v, (gx, gy) = rl.sigmoid_focal_loss.value_and_grad(np.array([x]), np.array([dtype(target)]), **params)
+    exact = cls_oracle.sigmoid_focal_loss(float(x), target, **params)
+    for got, want, what in ((v[0], exact[0], "value"), (gx[0], exact[1], "d/dlogits"), (gy[0], exact[2], "d/dy")):
+        assert got.dtype == dtype
+        err = ulp_error(got, want, dtype)
+        assert err <= 8, f"sigmoid_focal_loss {params} {dtype.__name__} {what} at x = {x!r}, y = {target}: {err} ULP"
+
+
 # soft targets, alpha_t weighting, where d/dtargets' terms cancel and the float32 kernel takes its float64 form:
 # that form once added (2 alpha - 1) CE (1 - p_t)^gamma twice (the printer differentiated alpha_t along with y)
 SOFT_FALLBACK = [(-6.0, 0.9), (-0.4016825556755066, 0.6964291930198669), (-0.2612, 0.52)]

@@ -713,6 +713,26 @@ def _check_output_names(kernel: Kernel, outputs) -> None:
         raise ValueError(f"output names {clash} clash with the kernel's inputs, arguments or prelude")
 
 
+def _conjuncts(condition) -> set:
+    return set(condition.args) if isinstance(condition, sp.And) else {condition}
+
+
+def _live_branches(branches, outputs) -> tuple:
+    """The branches a function returning ``outputs`` needs.  A branch is left out where the
+    next one gives the same outputs and holds wherever it holds (its condition is the next
+    one's conjuncts and more, or the next one is the final else): e.g. a branch for a far tail
+    that changes a gradient only, in the value function."""
+    out = []
+    for branch, following in zip(branches, branches[1:] + (None,)):
+        if (following is not None and branch.condition is not None
+                and all(branch.outputs[o] == following.outputs[o] for o in outputs)
+                and (following.condition is None
+                     or _conjuncts(following.condition) <= _conjuncts(branch.condition))):
+            continue
+        out.append(branch)
+    return tuple(out)
+
+
 def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -> str:
     """Source of ``def name(inputs..., args...)`` returning the named outputs.
 
@@ -736,8 +756,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     printer = KernelPrinter(precision, width=_EXPR_WIDTH)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
-    exprs = [b.condition for b in kernel.branches if b.condition is not None]
-    exprs += [b.outputs[o] for b in kernel.branches for o in outputs]
+    branches = _live_branches(tuple(kernel.branches), outputs)
+    exprs = [b.condition for b in branches if b.condition is not None]
+    exprs += [b.outputs[o] for b in branches for o in outputs]
     lines = [f"def {name}({params}):"]
 
     def emit(indent: str, target: str, expr) -> None:
@@ -748,12 +769,12 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
 
     for sym, value in _used_prelude(kernel, exprs):
         emit("    ", sym.name, value)
-    first = kernel.branches[0].condition
+    first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
         lines.extend("    " + s for s in printer.take_statements())
     top = printer.snapshot()
-    for k, branch in enumerate(kernel.branches):
+    for k, branch in enumerate(branches):
         printer.restore(top)  # the previous branch's temporaries do not exist here
         if branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "

@@ -41,7 +41,7 @@ def constants(beta):
 
 
 def value_f64(logits, target, beta):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == 0.0):  # hard target 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -51,45 +51,24 @@ def value_f64(logits, target, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
-    elif (target == 0.0):  # hard target 0
-        _a8 = abs(logits)
-        _e9 = math.exp(-_a8)
-        _d10 = 1.0 + _e9
-        _c11 = (_e9 - (_d10 - 1.0))/_d10
-        _l12 = math.log1p(_e9)
-        _p13 = (math.pow(_e9, beta) if logits < 0.0 else 1.0)*math.pow(_d10, -beta)
-        _ap14 = _p13 - _p13*(beta*_c11)
-        value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
-        return value
-    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
-        _z15 = -logits
-        _a16 = abs(logits)
-        _e17 = math.exp(-_a16)
-        _d18 = 1.0 + _e17
-        _c19 = (_e17 - (_d18 - 1.0))/_d18
-        _l20 = math.log1p(_e17)
-        _p21 = (math.pow(_e17, beta) if _z15 < 0.0 else 1.0)*math.pow(_d18, -beta)
-        _ap22 = _p21 - _p21*(beta*_c19)
-        value = (_l20 if _z15 < 0.0 else _z15 + _l20)*_ap22
-        return value
     elif (target == 1.0):  # hard target 1
-        _z23 = -logits
-        _a24 = abs(logits)
-        _e25 = math.exp(-_a24)
-        _d26 = 1.0 + _e25
-        _c27 = (_e25 - (_d26 - 1.0))/_d26
-        _l28 = math.log1p(_e25)
-        _p29 = (math.pow(_e25, beta) if _z23 < 0.0 else 1.0)*math.pow(_d26, -beta)
-        _ap30 = _p29 - _p29*(beta*_c27)
-        value = (_l28 if _z23 < 0.0 else _z23 + _l28)*_ap30
+        _z8 = -logits
+        _a9 = abs(logits)
+        _e10 = math.exp(-_a9)
+        _d11 = 1.0 + _e10
+        _c12 = (_e10 - (_d11 - 1.0))/_d11
+        _l13 = math.log1p(_e10)
+        _p14 = (math.pow(_e10, beta) if _z8 < 0.0 else 1.0)*math.pow(_d11, -beta)
+        _ap15 = _p14 - _p14*(beta*_c12)
+        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
         return value
     else:  # soft target
-        _s31 = -logits
-        _s32 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s33 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s34 = target*(1.0/(1.0 + math.exp(-_s31)) if _s31 >= 0.0 else math.exp(_s31)/(1.0 + math.exp(_s31)))
-        _s35 = target*(max(_s31, 0.0) + math.log1p(math.exp(-abs(_s31)))) + (1.0 - target)*_s32
-        value = _s35*math.pow(abs(_s34 - (1.0 - target)*_s33), beta)
+        _s16 = -logits
+        _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s19 = target*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
+        _s20 = target*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - target)*_s17
+        value = _s20*math.pow(abs(_s19 - (1.0 - target)*_s18), beta)
         return value
 
 
@@ -214,7 +193,7 @@ def value_and_grad_f64(logits, target, beta):
 
 
 def value_f32(logits, target, beta):
-    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
+    if (target == _f32(0.0)):  # hard target 0
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
@@ -224,45 +203,24 @@ def value_f32(logits, target, beta):
         _ap7 = _p6 - _p6*(beta*_c4)
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
-    elif (target == _f32(0.0)):  # hard target 0
-        _a8 = abs(logits)
-        _e9 = math.exp(-_a8)
-        _d10 = _f32(1.0) + _e9
-        _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
-        _l12 = math.log1p(_e9)
-        _p13 = (math.pow(_e9, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -beta)
-        _ap14 = _p13 - _p13*(beta*_c11)
-        value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
-        return value
-    elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
-        _z15 = -logits
-        _a16 = abs(logits)
-        _e17 = math.exp(-_a16)
-        _d18 = _f32(1.0) + _e17
-        _c19 = (_e17 - (_d18 - _f32(1.0)))/_d18
-        _l20 = math.log1p(_e17)
-        _p21 = (math.pow(_e17, beta) if _z15 < _f32(0.0) else _f32(1.0))*math.pow(_d18, -beta)
-        _ap22 = _p21 - _p21*(beta*_c19)
-        value = (_l20 if _z15 < _f32(0.0) else _z15 + _l20)*_ap22
-        return value
     elif (target == _f32(1.0)):  # hard target 1
-        _z23 = -logits
-        _a24 = abs(logits)
-        _e25 = math.exp(-_a24)
-        _d26 = _f32(1.0) + _e25
-        _c27 = (_e25 - (_d26 - _f32(1.0)))/_d26
-        _l28 = math.log1p(_e25)
-        _p29 = (math.pow(_e25, beta) if _z23 < _f32(0.0) else _f32(1.0))*math.pow(_d26, -beta)
-        _ap30 = _p29 - _p29*(beta*_c27)
-        value = (_l28 if _z23 < _f32(0.0) else _z23 + _l28)*_ap30
+        _z8 = -logits
+        _a9 = abs(logits)
+        _e10 = math.exp(-_a9)
+        _d11 = _f32(1.0) + _e10
+        _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
+        _l13 = math.log1p(_e10)
+        _p14 = (math.pow(_e10, beta) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -beta)
+        _ap15 = _p14 - _p14*(beta*_c12)
+        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
         return value
     else:  # soft target
-        _s31 = -logits
-        _s32 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s33 = _f32(1.0)/(_f32(1.0) + math.exp(-_s31)) if _s31 >= _f32(0.0) else math.exp(_s31)/(_f32(1.0) + math.exp(_s31))
-        _s34 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s35 = target*(max(_s31, _f32(0.0)) + math.log1p(math.exp(-abs(_s31)))) + (_f32(1.0) - target)*_s32
-        value = _s35*math.pow(abs(target*_s33 - (_f32(1.0) - target)*_s34), beta)
+        _s16 = -logits
+        _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
+        _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s20 = target*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - target)*_s17
+        value = _s20*math.pow(abs(target*_s18 - (_f32(1.0) - target)*_s19), beta)
         return value
 
 

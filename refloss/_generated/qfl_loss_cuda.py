@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4ce56c67e1944e87
+# scalar kernels: sha256 c690fd574eab729f
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d0ea8489cebed273
+# scalar kernels: sha256 3798ebb062c517a0
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -108,7 +108,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
     for _i in range(_m):
         logits = _logits[_i]
         targets = _targets[_i]
-        if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+        if (targets == 0.0) and (logits > -1.2676506002282294e+30) and (alpha < 0.0) and (logits < -45.0):  # alpha None or negative: no alpha_t weighting, hard target 0, far tail
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = 1.0 + _e2
@@ -117,96 +117,204 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
             value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-            _g18 = gamma + 1.0
-            _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
-            _q10 = _p9 - _p9*(_g18*_c4)
-            d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10
-            _om11 = -math.expm1(-_a1)
-            _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > 0.0 else 1.0)*_om11)
-            d_targets = -((-math.pow(_e2*math.pow((1.0 - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, 1.0/gamma), gamma) if _e2 > 0.0 and math.pow(_e2, gamma) < 2.2250738585072014e-308 else -_ap7*_rn12) if logits < 0.0 else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+            _c8 = gamma*134217728.0 + gamma
+            _h9 = _c8 - (_c8 - gamma)
+            _l10 = gamma - _h9
+            _c11 = logits*134217728.0 + logits
+            _h12 = _c11 - (_c11 - logits)
+            _l13 = logits - _h12
+            _p14 = _h9*_h12
+            _p15 = _h9*_l13 + _l10*_h12
+            _p16 = _p14 + _p15
+            _t0 = math.exp(0.5*_p16)
+            _g117 = gamma + 1.0
+            _p18 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
+            _q19 = _p18 - _p18*(_g117*_c4)
+            d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q19
+            d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(gamma - logits)))
+        elif (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a20 = abs(logits)
+            _e21 = math.exp(-_a20)
+            _d22 = 1.0 + _e21
+            _c23 = (_e21 - (_d22 - 1.0))/_d22
+            _l24 = math.log1p(_e21)
+            _p25 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -gamma)
+            _ap26 = _p25 - _p25*(gamma*_c23)
+            value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+            _g127 = gamma + 1.0
+            _p28 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
+            _q29 = _p28 - _p28*(_g127*_c23)
+            d_logits = (_e21 + gamma*_l24 if logits < 0.0 else 1.0 + gamma*((logits + _l24)*_e21))*_q29
+            _om30 = -math.expm1(-_a20)
+            _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > 0.0 else 1.0)*_om30)
+            d_targets = -((-math.pow(_e21*math.pow((1.0 - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, 1.0/gamma), gamma) if _e21 > 0.0 and math.pow(_e21, gamma) < 2.2250738585072014e-308 else -_ap26*_rn31) if logits < 0.0 else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
+        elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (alpha < 0.0) and (-logits < -45.0):  # alpha None or negative: no alpha_t weighting, hard target 1, far tail
+            _z32 = -logits
+            _a33 = abs(logits)
+            _e34 = math.exp(-_a33)
+            _d35 = 1.0 + _e34
+            _c36 = (_e34 - (_d35 - 1.0))/_d35
+            _l37 = math.log1p(_e34)
+            _p38 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -gamma)
+            _ap39 = _p38 - _p38*(gamma*_c36)
+            value = (_l37 if _z32 < 0.0 else _z32 + _l37)*_ap39
+            _t0 = -logits
+            _c40 = gamma*134217728.0 + gamma
+            _h41 = _c40 - (_c40 - gamma)
+            _l42 = gamma - _h41
+            _c43 = _t0*134217728.0 + _t0
+            _h44 = _c43 - (_c43 - _t0)
+            _l45 = _t0 - _h44
+            _p46 = _h41*_h44
+            _p47 = _h41*_l45 + _l42*_h44
+            _p48 = _p46 + _p47
+            _t1 = math.exp(0.5*_p48)
+            _g149 = gamma + 1.0
+            _p50 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -_g149)
+            _q51 = _p50 - _p50*(_g149*_c36)
+            d_logits = -(_e34 + gamma*_l37 if _z32 < 0.0 else 1.0 + gamma*((_z32 + _l37)*_e34))*_q51
+            d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + 1.0)*(_t1*(-gamma - logits)))
         elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
-            _z13 = -logits
-            _a14 = abs(logits)
-            _e15 = math.exp(-_a14)
-            _d16 = 1.0 + _e15
-            _c17 = (_e15 - (_d16 - 1.0))/_d16
-            _l18 = math.log1p(_e15)
-            _p19 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -gamma)
-            _ap20 = _p19 - _p19*(gamma*_c17)
-            value = (_l18 if _z13 < 0.0 else _z13 + _l18)*_ap20
-            _g121 = gamma + 1.0
-            _p22 = (math.pow(_e15, gamma) if _z13 < 0.0 else 1.0)*math.pow(_d16, -_g121)
-            _q23 = _p22 - _p22*(_g121*_c17)
-            d_logits = -(_e15 + gamma*_l18 if _z13 < 0.0 else 1.0 + gamma*((_z13 + _l18)*_e15))*_q23
-            _om24 = -math.expm1(-_a14)
-            _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > 0.0 else 1.0)*_om24)
-            d_targets = (-math.pow(_e15*math.pow((1.0 - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, 1.0/gamma), gamma) if _e15 > 0.0 and math.pow(_e15, gamma) < 2.2250738585072014e-308 else -_ap20*_rn25) if _z13 < 0.0 else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+            _z52 = -logits
+            _a53 = abs(logits)
+            _e54 = math.exp(-_a53)
+            _d55 = 1.0 + _e54
+            _c56 = (_e54 - (_d55 - 1.0))/_d55
+            _l57 = math.log1p(_e54)
+            _p58 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -gamma)
+            _ap59 = _p58 - _p58*(gamma*_c56)
+            value = (_l57 if _z52 < 0.0 else _z52 + _l57)*_ap59
+            _g160 = gamma + 1.0
+            _p61 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -_g160)
+            _q62 = _p61 - _p61*(_g160*_c56)
+            d_logits = -(_e54 + gamma*_l57 if _z52 < 0.0 else 1.0 + gamma*((_z52 + _l57)*_e54))*_q62
+            _om63 = -math.expm1(-_a53)
+            _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > 0.0 else 1.0)*_om63)
+            d_targets = (-math.pow(_e54*math.pow((1.0 - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, 1.0/gamma), gamma) if _e54 > 0.0 and math.pow(_e54, gamma) < 2.2250738585072014e-308 else -_ap59*_rn64) if _z52 < 0.0 else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
         elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
-            _s26 = -logits
-            _s27 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-            _s28 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-            _s29 = 1.0/(1.0 + math.exp(-_s26)) if _s26 >= 0.0 else math.exp(_s26)/(1.0 + math.exp(_s26))
-            _s30 = targets*(max(_s26, 0.0) + math.log1p(math.exp(-abs(_s26)))) + (1.0 - targets)*_s27
-            value = _s30*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
-            _s31 = targets*_s29 + (1.0 - targets)*_s28
-            _s32 = math.pow(_s31, gamma - 1.0) if _s31 > 0.0 and gamma != 0.0 else 0.0
-            _s33 = (-targets*_s29 + (1.0 - targets)*_s28)*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
-            d_logits = gamma*(1.0 - 2.0*targets)*_s30*_s32*_s29*_s28 + _s33
-            _s34 = -logits*math.pow((targets*_s29 + (1.0 - targets)*_s28), gamma)
-            d_targets = -gamma*math.tanh(0.5*logits)*_s30*_s32 + _s34
+            _s65 = -logits
+            _s66 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s68 = 1.0/(1.0 + math.exp(-_s65)) if _s65 >= 0.0 else math.exp(_s65)/(1.0 + math.exp(_s65))
+            _s69 = targets*(max(_s65, 0.0) + math.log1p(math.exp(-abs(_s65)))) + (1.0 - targets)*_s66
+            value = _s69*math.pow((targets*_s68 + (1.0 - targets)*_s67), gamma)
+            _s70 = targets*_s68 + (1.0 - targets)*_s67
+            _s71 = math.pow(_s70, gamma - 1.0) if _s70 > 0.0 and gamma != 0.0 else 0.0
+            _s72 = (-targets*_s68 + (1.0 - targets)*_s67)*math.pow((targets*_s68 + (1.0 - targets)*_s67), gamma)
+            d_logits = gamma*(1.0 - 2.0*targets)*_s69*_s71*_s68*_s67 + _s72
+            _s73 = -logits*math.pow((targets*_s68 + (1.0 - targets)*_s67), gamma)
+            d_targets = -gamma*math.tanh(0.5*logits)*_s69*_s71 + _s73
+        elif (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # alpha_t weighting, hard target 0, far tail
+            _s74 = 1.0 - alpha
+            _a75 = abs(logits)
+            _e76 = math.exp(-_a75)
+            _d77 = 1.0 + _e76
+            _c78 = (_e76 - (_d77 - 1.0))/_d77
+            _l79 = math.log1p(_e76)
+            _p80 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -gamma)
+            _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
+            value = (_l79 if logits < 0.0 else logits + _l79)*_ap81
+            _t0 = _s74
+            _c82 = gamma*134217728.0 + gamma
+            _h83 = _c82 - (_c82 - gamma)
+            _l84 = gamma - _h83
+            _c85 = logits*134217728.0 + logits
+            _h86 = _c85 - (_c85 - logits)
+            _l87 = logits - _h86
+            _p88 = _h83*_h86
+            _p89 = _h83*_l87 + _l84*_h86
+            _p90 = _p88 + _p89
+            _t1 = math.exp(0.5*_p90)
+            _ap91 = _t0*(_p80 - _p80*(gamma*_c78))
+            _g192 = gamma + 1.0
+            _p93 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -_g192)
+            _q94 = _t0*(_p93 - _p93*(_g192*_c78))
+            d_logits = (_e76 + gamma*_l79 if logits < 0.0 else 1.0 + gamma*((logits + _l79)*_e76))*_q94
+            _ap95 = _p80 - _p80*(gamma*_c78)
+            _s96 = _t0*_t1*((((_p89 - (_p90 - _p88)) + _l84*_l87) + 1.0)*(_t1*(gamma - logits)))
+            d_targets = _s96 + (2.0*alpha - 1.0)*((_l79 if logits < 0.0 else logits + _l79)*_ap95)
         elif (targets == 0.0):  # alpha_t weighting, hard target 0
-            _s35 = 1.0 - alpha
-            _a36 = abs(logits)
-            _e37 = math.exp(-_a36)
-            _d38 = 1.0 + _e37
-            _c39 = (_e37 - (_d38 - 1.0))/_d38
-            _l40 = math.log1p(_e37)
-            _p41 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -gamma)
-            _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
-            value = (_l40 if logits < 0.0 else logits + _l40)*_ap42
-            _t0 = _s35
-            _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
-            _g144 = gamma + 1.0
-            _p45 = (math.pow(_e37, gamma) if logits < 0.0 else 1.0)*math.pow(_d38, -_g144)
-            _q46 = _t0*(_p45 - _p45*(_g144*_c39))
-            d_logits = (_e37 + gamma*_l40 if logits < 0.0 else 1.0 + gamma*((logits + _l40)*_e37))*_q46
-            _ap47 = _p41 - _p41*(gamma*_c39)
-            _om48 = -math.expm1(-_a36)
-            _rn49 = _a36 + gamma*((_l40/_e37 if _e37 > 0.0 else 1.0)*_om48)
-            _s50 = -((-math.pow(_e37*math.pow(_t0*(1.0 - gamma*_c39)*math.pow(_d38, -gamma)*_rn49, 1.0/gamma), gamma) if _e37 > 0.0 and math.pow(_e37, gamma) < 2.2250738585072014e-308 else -_ap43*_rn49) if logits < 0.0 else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om48)))
-            d_targets = (2.0*alpha - 1.0)*((_l40 if logits < 0.0 else logits + _l40)*_ap47) + _s50
+            _s97 = 1.0 - alpha
+            _a98 = abs(logits)
+            _e99 = math.exp(-_a98)
+            _d100 = 1.0 + _e99
+            _c101 = (_e99 - (_d100 - 1.0))/_d100
+            _l102 = math.log1p(_e99)
+            _p103 = (math.pow(_e99, gamma) if logits < 0.0 else 1.0)*math.pow(_d100, -gamma)
+            _ap104 = _s97*(_p103 - _p103*(gamma*_c101))
+            value = (_l102 if logits < 0.0 else logits + _l102)*_ap104
+            _t0 = _s97
+            _ap105 = _t0*(_p103 - _p103*(gamma*_c101))
+            _g1106 = gamma + 1.0
+            _p107 = (math.pow(_e99, gamma) if logits < 0.0 else 1.0)*math.pow(_d100, -_g1106)
+            _q108 = _t0*(_p107 - _p107*(_g1106*_c101))
+            d_logits = (_e99 + gamma*_l102 if logits < 0.0 else 1.0 + gamma*((logits + _l102)*_e99))*_q108
+            _ap109 = _p103 - _p103*(gamma*_c101)
+            _om110 = -math.expm1(-_a98)
+            _rn111 = _a98 + gamma*((_l102/_e99 if _e99 > 0.0 else 1.0)*_om110)
+            _s112 = -((-math.pow(_e99*math.pow(_t0*(1.0 - gamma*_c101)*math.pow(_d100, -gamma)*_rn111, 1.0/gamma), gamma) if _e99 > 0.0 and math.pow(_e99, gamma) < 2.2250738585072014e-308 else -_ap105*_rn111) if logits < 0.0 else _ap105*logits + gamma*(_ap105*((logits + _l102)*_om110)))
+            d_targets = (2.0*alpha - 1.0)*((_l102 if logits < 0.0 else logits + _l102)*_ap109) + _s112
+        elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # alpha_t weighting, hard target 1, far tail
+            _z113 = -logits
+            _a114 = abs(logits)
+            _e115 = math.exp(-_a114)
+            _d116 = 1.0 + _e115
+            _c117 = (_e115 - (_d116 - 1.0))/_d116
+            _l118 = math.log1p(_e115)
+            _p119 = (math.pow(_e115, gamma) if _z113 < 0.0 else 1.0)*math.pow(_d116, -gamma)
+            _ap120 = alpha*(_p119 - _p119*(gamma*_c117))
+            value = (_l118 if _z113 < 0.0 else _z113 + _l118)*_ap120
+            _t0 = -logits
+            _c121 = gamma*134217728.0 + gamma
+            _h122 = _c121 - (_c121 - gamma)
+            _l123 = gamma - _h122
+            _c124 = _t0*134217728.0 + _t0
+            _h125 = _c124 - (_c124 - _t0)
+            _l126 = _t0 - _h125
+            _p127 = _h122*_h125
+            _p128 = _h122*_l126 + _l123*_h125
+            _p129 = _p127 + _p128
+            _t1 = math.exp(0.5*_p129)
+            _g1130 = gamma + 1.0
+            _p131 = (math.pow(_e115, gamma) if _z113 < 0.0 else 1.0)*math.pow(_d116, -_g1130)
+            _q132 = alpha*(_p131 - _p131*(_g1130*_c117))
+            d_logits = -(_e115 + gamma*_l118 if _z113 < 0.0 else 1.0 + gamma*((_z113 + _l118)*_e115))*_q132
+            _ap133 = _p119 - _p119*(gamma*_c117)
+            _s134 = _t1*alpha*((((_p128 - (_p129 - _p127)) + _l123*_l126) + 1.0)*(_t1*(-gamma - logits)))
+            d_targets = _s134 + (2.0*alpha - 1.0)*((_l118 if _z113 < 0.0 else _z113 + _l118)*_ap133)
         elif (targets == 1.0):  # alpha_t weighting, hard target 1
-            _z51 = -logits
-            _a52 = abs(logits)
-            _e53 = math.exp(-_a52)
-            _d54 = 1.0 + _e53
-            _c55 = (_e53 - (_d54 - 1.0))/_d54
-            _l56 = math.log1p(_e53)
-            _p57 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -gamma)
-            _ap58 = alpha*(_p57 - _p57*(gamma*_c55))
-            value = (_l56 if _z51 < 0.0 else _z51 + _l56)*_ap58
-            _g159 = gamma + 1.0
-            _p60 = (math.pow(_e53, gamma) if _z51 < 0.0 else 1.0)*math.pow(_d54, -_g159)
-            _q61 = alpha*(_p60 - _p60*(_g159*_c55))
-            d_logits = -(_e53 + gamma*_l56 if _z51 < 0.0 else 1.0 + gamma*((_z51 + _l56)*_e53))*_q61
-            _ap62 = _p57 - _p57*(gamma*_c55)
-            _om63 = -math.expm1(-_a52)
-            _rn64 = _a52 + gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om63)
-            _s65 = (-math.pow(_e53*math.pow(alpha*(1.0 - gamma*_c55)*math.pow(_d54, -gamma)*_rn64, 1.0/gamma), gamma) if _e53 > 0.0 and math.pow(_e53, gamma) < 2.2250738585072014e-308 else -_ap58*_rn64) if _z51 < 0.0 else _ap58*_z51 + gamma*(_ap58*((_z51 + _l56)*_om63))
-            d_targets = (2.0*alpha - 1.0)*((_l56 if _z51 < 0.0 else _z51 + _l56)*_ap62) + _s65
+            _z135 = -logits
+            _a136 = abs(logits)
+            _e137 = math.exp(-_a136)
+            _d138 = 1.0 + _e137
+            _c139 = (_e137 - (_d138 - 1.0))/_d138
+            _l140 = math.log1p(_e137)
+            _p141 = (math.pow(_e137, gamma) if _z135 < 0.0 else 1.0)*math.pow(_d138, -gamma)
+            _ap142 = alpha*(_p141 - _p141*(gamma*_c139))
+            value = (_l140 if _z135 < 0.0 else _z135 + _l140)*_ap142
+            _g1143 = gamma + 1.0
+            _p144 = (math.pow(_e137, gamma) if _z135 < 0.0 else 1.0)*math.pow(_d138, -_g1143)
+            _q145 = alpha*(_p144 - _p144*(_g1143*_c139))
+            d_logits = -(_e137 + gamma*_l140 if _z135 < 0.0 else 1.0 + gamma*((_z135 + _l140)*_e137))*_q145
+            _ap146 = _p141 - _p141*(gamma*_c139)
+            _om147 = -math.expm1(-_a136)
+            _rn148 = _a136 + gamma*((_l140/_e137 if _e137 > 0.0 else 1.0)*_om147)
+            _s149 = (-math.pow(_e137*math.pow(alpha*(1.0 - gamma*_c139)*math.pow(_d138, -gamma)*_rn148, 1.0/gamma), gamma) if _e137 > 0.0 and math.pow(_e137, gamma) < 2.2250738585072014e-308 else -_ap142*_rn148) if _z135 < 0.0 else _ap142*_z135 + gamma*(_ap142*((_z135 + _l140)*_om147))
+            d_targets = (2.0*alpha - 1.0)*((_l140 if _z135 < 0.0 else _z135 + _l140)*_ap146) + _s149
         else:  # alpha_t weighting
-            _s66 = -logits
-            _s67 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-            _s68 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-            _s69 = 1.0/(1.0 + math.exp(-_s66)) if _s66 >= 0.0 else math.exp(_s66)/(1.0 + math.exp(_s66))
-            _s70 = targets*(max(_s66, 0.0) + math.log1p(math.exp(-abs(_s66)))) + (1.0 - targets)*_s67
-            _s71 = math.pow((targets*_s69 + (1.0 - targets)*_s68), gamma)
-            value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s70*_s71
+            _s150 = -logits
+            _s151 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s152 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+            _s153 = 1.0/(1.0 + math.exp(-_s150)) if _s150 >= 0.0 else math.exp(_s150)/(1.0 + math.exp(_s150))
+            _s154 = targets*(max(_s150, 0.0) + math.log1p(math.exp(-abs(_s150)))) + (1.0 - targets)*_s151
+            _s155 = math.pow((targets*_s153 + (1.0 - targets)*_s152), gamma)
+            value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s154*_s155
             _t0 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
-            _s72 = targets*_s69 + (1.0 - targets)*_s68
-            _s73 = math.pow(_s72, gamma - 1.0) if _s72 > 0.0 and gamma != 0.0 else 0.0
-            d_logits = _t0*gamma*(1.0 - 2.0*targets)*_s70*_s73*_s69*_s68 + _t0*(-targets*_s69 + (1.0 - targets)*_s68)*_s71
-            d_targets = (2.0*alpha - 1.0)*_s70*_s71 - _t0*gamma*math.tanh(0.5*logits)*_s70*_s73 - _t0*logits*_s71
+            _s156 = targets*_s153 + (1.0 - targets)*_s152
+            _s157 = math.pow(_s156, gamma - 1.0) if _s156 > 0.0 and gamma != 0.0 else 0.0
+            _s158 = _t0*gamma*(1.0 - 2.0*targets)*_s154*_s157*_s153*_s152
+            d_logits = _s158 + _t0*(-targets*_s153 + (1.0 - targets)*_s152)*_s155
+            d_targets = (2.0*alpha - 1.0)*_s154*_s155 - _t0*gamma*math.tanh(0.5*logits)*_s154*_s157 - _t0*logits*_s155
         _out[_i] = value
         _d_logits[_i] = d_logits / divisor
         _d_targets[_i] = d_targets / divisor
@@ -321,7 +429,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
     for _i in range(_m):
         logits = _logits[_i]
         targets = _targets[_i]
-        if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+        if (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (alpha < _f32(0.0)) and (logits < -_f32(20.0)):  # alpha None or negative: no alpha_t weighting, hard target 0, far tail
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = _f32(1.0) + _e2
@@ -330,151 +438,309 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
             value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-            _g18 = gamma + _f32(1.0)
-            _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
-            _q10 = _p9 - _p9*(_g18*_c4)
-            d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
-            _om11 = -math.expm1(-_a1)
-            _rn12 = _a1 + gamma*((_l5/_e2 if _e2 > _f32(0.0) else _f32(1.0))*_om11)
-            d_targets = -((-math.pow(_e2*math.pow((_f32(1.0) - gamma*_c4)*math.pow(_d3, -gamma)*_rn12, _f32(1.0)/gamma), gamma) if _e2 > _f32(0.0) and math.pow(_e2, gamma) < _f32(1.1754943508222875e-38) else -_ap7*_rn12) if logits < _f32(0.0) else _ap7*logits + gamma*(_ap7*((logits + _l5)*_om11)))
+            _c8 = gamma*_f32(4096.0) + gamma
+            _h9 = _c8 - (_c8 - gamma)
+            _l10 = gamma - _h9
+            _c11 = logits*_f32(4096.0) + logits
+            _h12 = _c11 - (_c11 - logits)
+            _l13 = logits - _h12
+            _p14 = _h9*_h12
+            _p15 = _h9*_l13 + _l10*_h12
+            _p16 = _p14 + _p15
+            _t0 = math.exp(_f32(0.5)*_p16)
+            _g117 = gamma + _f32(1.0)
+            _p18 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
+            _q19 = _p18 - _p18*(_g117*_c4)
+            d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q19
+            d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(gamma - logits)))
+        elif (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
+            _a20 = abs(logits)
+            _e21 = math.exp(-_a20)
+            _d22 = _f32(1.0) + _e21
+            _c23 = (_e21 - (_d22 - _f32(1.0)))/_d22
+            _l24 = math.log1p(_e21)
+            _p25 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -gamma)
+            _ap26 = _p25 - _p25*(gamma*_c23)
+            value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+            _g127 = gamma + _f32(1.0)
+            _p28 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
+            _q29 = _p28 - _p28*(_g127*_c23)
+            d_logits = (_e21 + gamma*_l24 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l24)*_e21))*_q29
+            _om30 = -math.expm1(-_a20)
+            _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > _f32(0.0) else _f32(1.0))*_om30)
+            d_targets = -((-math.pow(_e21*math.pow((_f32(1.0) - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, _f32(1.0)/gamma), gamma) if _e21 > _f32(0.0) and math.pow(_e21, gamma) < _f32(1.1754943508222875e-38) else -_ap26*_rn31) if logits < _f32(0.0) else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
+        elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (alpha < _f32(0.0)) and (-logits < -_f32(20.0)):  # alpha None or negative: no alpha_t weighting, hard target 1, far tail
+            _z32 = -logits
+            _a33 = abs(logits)
+            _e34 = math.exp(-_a33)
+            _d35 = _f32(1.0) + _e34
+            _c36 = (_e34 - (_d35 - _f32(1.0)))/_d35
+            _l37 = math.log1p(_e34)
+            _p38 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
+            _ap39 = _p38 - _p38*(gamma*_c36)
+            value = (_l37 if _z32 < _f32(0.0) else _z32 + _l37)*_ap39
+            _t0 = -logits
+            _c40 = gamma*_f32(4096.0) + gamma
+            _h41 = _c40 - (_c40 - gamma)
+            _l42 = gamma - _h41
+            _c43 = _t0*_f32(4096.0) + _t0
+            _h44 = _c43 - (_c43 - _t0)
+            _l45 = _t0 - _h44
+            _p46 = _h41*_h44
+            _p47 = _h41*_l45 + _l42*_h44
+            _p48 = _p46 + _p47
+            _t1 = math.exp(_f32(0.5)*_p48)
+            _g149 = gamma + _f32(1.0)
+            _p50 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -_g149)
+            _q51 = _p50 - _p50*(_g149*_c36)
+            d_logits = -(_e34 + gamma*_l37 if _z32 < _f32(0.0) else _f32(1.0) + gamma*((_z32 + _l37)*_e34))*_q51
+            d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + _f32(1.0))*(_t1*(-gamma - logits)))
         elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
-            _z13 = -logits
-            _a14 = abs(logits)
-            _e15 = math.exp(-_a14)
-            _d16 = _f32(1.0) + _e15
-            _c17 = (_e15 - (_d16 - _f32(1.0)))/_d16
-            _l18 = math.log1p(_e15)
-            _p19 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -gamma)
-            _ap20 = _p19 - _p19*(gamma*_c17)
-            value = (_l18 if _z13 < _f32(0.0) else _z13 + _l18)*_ap20
-            _g121 = gamma + _f32(1.0)
-            _p22 = (math.pow(_e15, gamma) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -_g121)
-            _q23 = _p22 - _p22*(_g121*_c17)
-            d_logits = -(_e15 + gamma*_l18 if _z13 < _f32(0.0) else _f32(1.0) + gamma*((_z13 + _l18)*_e15))*_q23
-            _om24 = -math.expm1(-_a14)
-            _rn25 = _a14 + gamma*((_l18/_e15 if _e15 > _f32(0.0) else _f32(1.0))*_om24)
-            d_targets = (-math.pow(_e15*math.pow((_f32(1.0) - gamma*_c17)*math.pow(_d16, -gamma)*_rn25, _f32(1.0)/gamma), gamma) if _e15 > _f32(0.0) and math.pow(_e15, gamma) < _f32(1.1754943508222875e-38) else -_ap20*_rn25) if _z13 < _f32(0.0) else _ap20*_z13 + gamma*(_ap20*((_z13 + _l18)*_om24))
+            _z52 = -logits
+            _a53 = abs(logits)
+            _e54 = math.exp(-_a53)
+            _d55 = _f32(1.0) + _e54
+            _c56 = (_e54 - (_d55 - _f32(1.0)))/_d55
+            _l57 = math.log1p(_e54)
+            _p58 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -gamma)
+            _ap59 = _p58 - _p58*(gamma*_c56)
+            value = (_l57 if _z52 < _f32(0.0) else _z52 + _l57)*_ap59
+            _g160 = gamma + _f32(1.0)
+            _p61 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -_g160)
+            _q62 = _p61 - _p61*(_g160*_c56)
+            d_logits = -(_e54 + gamma*_l57 if _z52 < _f32(0.0) else _f32(1.0) + gamma*((_z52 + _l57)*_e54))*_q62
+            _om63 = -math.expm1(-_a53)
+            _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > _f32(0.0) else _f32(1.0))*_om63)
+            d_targets = (-math.pow(_e54*math.pow((_f32(1.0) - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e54 > _f32(0.0) and math.pow(_e54, gamma) < _f32(1.1754943508222875e-38) else -_ap59*_rn64) if _z52 < _f32(0.0) else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
         elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
-            _s26 = -logits
-            _s27 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s28 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-            _s29 = _f32(1.0)/(_f32(1.0) + math.exp(-_s26)) if _s26 >= _f32(0.0) else math.exp(_s26)/(_f32(1.0) + math.exp(_s26))
-            _s30 = targets*(max(_s26, _f32(0.0)) + math.log1p(math.exp(-abs(_s26)))) + (_f32(1.0) - targets)*_s27
-            value = _s30*math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
-            _s31 = targets*_s29 + (_f32(1.0) - targets)*_s28
-            _s32 = math.pow(_s31, gamma - _f32(1.0)) if _s31 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-            _s33 = math.pow((targets*_s29 + (_f32(1.0) - targets)*_s28), gamma)
-            _s34 = gamma*(_f32(1.0) - _f32(2.0)*targets)*_s30*_s32*_s29*_s28
-            d_logits = _s34 + (-targets*_s29 + (_f32(1.0) - targets)*_s28)*_s33
-            d_targets = -gamma*math.tanh(_f32(0.5)*logits)*_s30*_s32 - logits*_s33
+            _s65 = -logits
+            _s66 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s67 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s68 = _f32(1.0)/(_f32(1.0) + math.exp(-_s65)) if _s65 >= _f32(0.0) else math.exp(_s65)/(_f32(1.0) + math.exp(_s65))
+            _s69 = targets*(max(_s65, _f32(0.0)) + math.log1p(math.exp(-abs(_s65)))) + (_f32(1.0) - targets)*_s66
+            value = _s69*math.pow((targets*_s68 + (_f32(1.0) - targets)*_s67), gamma)
+            _s70 = targets*_s68 + (_f32(1.0) - targets)*_s67
+            _s71 = math.pow(_s70, gamma - _f32(1.0)) if _s70 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+            _s72 = math.pow((targets*_s68 + (_f32(1.0) - targets)*_s67), gamma)
+            _s73 = gamma*(_f32(1.0) - _f32(2.0)*targets)*_s69*_s71*_s68*_s67
+            d_logits = _s73 + (-targets*_s68 + (_f32(1.0) - targets)*_s67)*_s72
+            d_targets = -gamma*math.tanh(_f32(0.5)*logits)*_s69*_s71 - logits*_s72
+        elif (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # alpha_t weighting, hard target 0, far tail
+            _s74 = _f32(1.0) - alpha
+            _a75 = abs(logits)
+            _e76 = math.exp(-_a75)
+            _d77 = _f32(1.0) + _e76
+            _c78 = (_e76 - (_d77 - _f32(1.0)))/_d77
+            _l79 = math.log1p(_e76)
+            _p80 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -gamma)
+            _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
+            value = (_l79 if logits < _f32(0.0) else logits + _l79)*_ap81
+            _t0 = _s74
+            _c82 = gamma*_f32(4096.0) + gamma
+            _h83 = _c82 - (_c82 - gamma)
+            _l84 = gamma - _h83
+            _c85 = logits*_f32(4096.0) + logits
+            _h86 = _c85 - (_c85 - logits)
+            _l87 = logits - _h86
+            _p88 = _h83*_h86
+            _p89 = _h83*_l87 + _l84*_h86
+            _p90 = _p88 + _p89
+            _t1 = math.exp(_f32(0.5)*_p90)
+            _ap91 = _t0*(_p80 - _p80*(gamma*_c78))
+            _g192 = gamma + _f32(1.0)
+            _p93 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -_g192)
+            _q94 = _t0*(_p93 - _p93*(_g192*_c78))
+            d_logits = (_e76 + gamma*_l79 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l79)*_e76))*_q94
+            _ap97 = _p80 - _p80*(gamma*_c78)
+            _u95 = (_f32(2.0)*alpha - _f32(1.0))*((_l79 if logits < _f32(0.0) else logits + _l79)*_ap97)
+            _u96 = _t0*_t1*((((_p89 - (_p90 - _p88)) + _l84*_l87) + _f32(1.0))*(_t1*(gamma - logits)))
+            d_targets = _u95 + _u96
+            if not abs(d_targets) > _f32(0.5)*(abs(_u95) + abs(_u96)):
+                _w_logits = _f64(logits)
+                _w_alpha = _f64(alpha)
+                _w_gamma = _f64(gamma)
+                _c98 = _w_gamma*134217728.0 + _w_gamma
+                _h99 = _c98 - (_c98 - _w_gamma)
+                _l100 = _w_gamma - _h99
+                _c101 = _w_logits*134217728.0 + _w_logits
+                _h102 = _c101 - (_c101 - _w_logits)
+                _l103 = _w_logits - _h102
+                _p104 = _h99*_h102
+                _p105 = _h99*_l103 + _l100*_h102
+                _p106 = _p104 + _p105
+                _w0 = math.exp(0.5*_p106)
+                _s107 = (((_p105 - (_p106 - _p104)) + _l100*_l103) + 1.0)*(_w0*(_w_gamma - _w_logits))
+                _a108 = abs(_w_logits)
+                _e109 = math.exp(-_a108)
+                _d110 = 1.0 + _e109
+                _c111 = (_e109 - (_d110 - 1.0))/_d110
+                _l112 = math.log1p(_e109)
+                _p113 = (math.pow(_e109, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d110, -_w_gamma)
+                _ap114 = _p113 - _p113*(_w_gamma*_c111)
+                _s115 = (2.0*_w_alpha - 1.0)*((_l112 if _w_logits < 0.0 else _w_logits + _l112)*_ap114)
+                d_targets = _f32(_w0*(1.0 - _w_alpha)*_s107 + _s115)
         elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
-            _s35 = _f32(1.0) - alpha
-            _a36 = abs(logits)
-            _e37 = math.exp(-_a36)
-            _d38 = _f32(1.0) + _e37
-            _c39 = (_e37 - (_d38 - _f32(1.0)))/_d38
-            _l40 = math.log1p(_e37)
-            _p41 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -gamma)
-            _ap42 = _s35*(_p41 - _p41*(gamma*_c39))
-            value = (_l40 if logits < _f32(0.0) else logits + _l40)*_ap42
-            _t0 = _s35
-            _ap43 = _t0*(_p41 - _p41*(gamma*_c39))
-            _g144 = gamma + _f32(1.0)
-            _p45 = (math.pow(_e37, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d38, -_g144)
-            _q46 = _t0*(_p45 - _p45*(_g144*_c39))
-            d_logits = (_e37 + gamma*_l40 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l40)*_e37))*_q46
-            _ap49 = _p41 - _p41*(gamma*_c39)
-            _u47 = (_f32(2.0)*alpha - _f32(1.0))*((_l40 if logits < _f32(0.0) else logits + _l40)*_ap49)
-            _om50 = -math.expm1(-_a36)
-            _rn51 = _a36 + gamma*((_l40/_e37 if _e37 > _f32(0.0) else _f32(1.0))*_om50)
-            _u48 = -((-math.pow(_e37*math.pow(_t0*(_f32(1.0) - gamma*_c39)*math.pow(_d38, -gamma)*_rn51, _f32(1.0)/gamma), gamma) if _e37 > _f32(0.0) and math.pow(_e37, gamma) < _f32(1.1754943508222875e-38) else -_ap43*_rn51) if logits < _f32(0.0) else _ap43*logits + gamma*(_ap43*((logits + _l40)*_om50)))
-            d_targets = _u47 + _u48
-            if not abs(d_targets) > _f32(0.5)*(abs(_u47) + abs(_u48)):
+            _s116 = _f32(1.0) - alpha
+            _a117 = abs(logits)
+            _e118 = math.exp(-_a117)
+            _d119 = _f32(1.0) + _e118
+            _c120 = (_e118 - (_d119 - _f32(1.0)))/_d119
+            _l121 = math.log1p(_e118)
+            _p122 = (math.pow(_e118, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d119, -gamma)
+            _ap123 = _s116*(_p122 - _p122*(gamma*_c120))
+            value = (_l121 if logits < _f32(0.0) else logits + _l121)*_ap123
+            _t0 = _s116
+            _ap124 = _t0*(_p122 - _p122*(gamma*_c120))
+            _g1125 = gamma + _f32(1.0)
+            _p126 = (math.pow(_e118, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d119, -_g1125)
+            _q127 = _t0*(_p126 - _p126*(_g1125*_c120))
+            d_logits = (_e118 + gamma*_l121 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l121)*_e118))*_q127
+            _ap130 = _p122 - _p122*(gamma*_c120)
+            _u128 = (_f32(2.0)*alpha - _f32(1.0))*((_l121 if logits < _f32(0.0) else logits + _l121)*_ap130)
+            _om131 = -math.expm1(-_a117)
+            _rn132 = _a117 + gamma*((_l121/_e118 if _e118 > _f32(0.0) else _f32(1.0))*_om131)
+            _u129 = -((-math.pow(_e118*math.pow(_t0*(_f32(1.0) - gamma*_c120)*math.pow(_d119, -gamma)*_rn132, _f32(1.0)/gamma), gamma) if _e118 > _f32(0.0) and math.pow(_e118, gamma) < _f32(1.1754943508222875e-38) else -_ap124*_rn132) if logits < _f32(0.0) else _ap124*logits + gamma*(_ap124*((logits + _l121)*_om131)))
+            d_targets = _u128 + _u129
+            if not abs(d_targets) > _f32(0.5)*(abs(_u128) + abs(_u129)):
                 _w_logits = _f64(logits)
                 _w_alpha = _f64(alpha)
                 _w_gamma = _f64(gamma)
-                _a52 = abs(_w_logits)
-                _e53 = math.exp(-_a52)
-                _d54 = 1.0 + _e53
-                _c55 = (_e53 - (_d54 - 1.0))/_d54
-                _l56 = math.log1p(_e53)
-                _p57 = (math.pow(_e53, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d54, -_w_gamma)
-                _ap58 = _p57 - _p57*(_w_gamma*_c55)
-                _s59 = 1.0 - _w_alpha
-                _ap60 = _s59*(_p57 - _p57*(_w_gamma*_c55))
-                _om61 = -math.expm1(-_a52)
-                _rn62 = _a52 + _w_gamma*((_l56/_e53 if _e53 > 0.0 else 1.0)*_om61)
-                _s63 = -((-math.pow(_e53*math.pow(_s59*(1.0 - _w_gamma*_c55)*math.pow(_d54, -_w_gamma)*_rn62, 1.0/_w_gamma), _w_gamma) if _e53 > 0.0 and math.pow(_e53, _w_gamma) < 2.2250738585072014e-308 else -_ap60*_rn62) if _w_logits < 0.0 else _ap60*_w_logits + _w_gamma*(_ap60*((_w_logits + _l56)*_om61)))
-                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l56 if _w_logits < 0.0 else _w_logits + _l56)*_ap58) + _s63)
+                _a133 = abs(_w_logits)
+                _e134 = math.exp(-_a133)
+                _d135 = 1.0 + _e134
+                _c136 = (_e134 - (_d135 - 1.0))/_d135
+                _l137 = math.log1p(_e134)
+                _p138 = (math.pow(_e134, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d135, -_w_gamma)
+                _ap139 = _p138 - _p138*(_w_gamma*_c136)
+                _s140 = 1.0 - _w_alpha
+                _ap141 = _s140*(_p138 - _p138*(_w_gamma*_c136))
+                _om142 = -math.expm1(-_a133)
+                _rn143 = _a133 + _w_gamma*((_l137/_e134 if _e134 > 0.0 else 1.0)*_om142)
+                _s144 = -((-math.pow(_e134*math.pow(_s140*(1.0 - _w_gamma*_c136)*math.pow(_d135, -_w_gamma)*_rn143, 1.0/_w_gamma), _w_gamma) if _e134 > 0.0 and math.pow(_e134, _w_gamma) < 2.2250738585072014e-308 else -_ap141*_rn143) if _w_logits < 0.0 else _ap141*_w_logits + _w_gamma*(_ap141*((_w_logits + _l137)*_om142)))
+                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l137 if _w_logits < 0.0 else _w_logits + _l137)*_ap139) + _s144)
+        elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # alpha_t weighting, hard target 1, far tail
+            _z145 = -logits
+            _a146 = abs(logits)
+            _e147 = math.exp(-_a146)
+            _d148 = _f32(1.0) + _e147
+            _c149 = (_e147 - (_d148 - _f32(1.0)))/_d148
+            _l150 = math.log1p(_e147)
+            _p151 = (math.pow(_e147, gamma) if _z145 < _f32(0.0) else _f32(1.0))*math.pow(_d148, -gamma)
+            _ap152 = alpha*(_p151 - _p151*(gamma*_c149))
+            value = (_l150 if _z145 < _f32(0.0) else _z145 + _l150)*_ap152
+            _t0 = -logits
+            _c153 = gamma*_f32(4096.0) + gamma
+            _h154 = _c153 - (_c153 - gamma)
+            _l155 = gamma - _h154
+            _c156 = _t0*_f32(4096.0) + _t0
+            _h157 = _c156 - (_c156 - _t0)
+            _l158 = _t0 - _h157
+            _p159 = _h154*_h157
+            _p160 = _h154*_l158 + _l155*_h157
+            _p161 = _p159 + _p160
+            _t1 = math.exp(_f32(0.5)*_p161)
+            _g1162 = gamma + _f32(1.0)
+            _p163 = (math.pow(_e147, gamma) if _z145 < _f32(0.0) else _f32(1.0))*math.pow(_d148, -_g1162)
+            _q164 = alpha*(_p163 - _p163*(_g1162*_c149))
+            d_logits = -(_e147 + gamma*_l150 if _z145 < _f32(0.0) else _f32(1.0) + gamma*((_z145 + _l150)*_e147))*_q164
+            _ap167 = _p151 - _p151*(gamma*_c149)
+            _u165 = (_f32(2.0)*alpha - _f32(1.0))*((_l150 if _z145 < _f32(0.0) else _z145 + _l150)*_ap167)
+            _u166 = _t1*alpha*((((_p160 - (_p161 - _p159)) + _l155*_l158) + _f32(1.0))*(_t1*(-gamma - logits)))
+            d_targets = _u165 + _u166
+            if not abs(d_targets) > _f32(0.5)*(abs(_u165) + abs(_u166)):
+                _w_logits = _f64(logits)
+                _w_alpha = _f64(alpha)
+                _w_gamma = _f64(gamma)
+                _w0 = -_w_logits
+                _c168 = _w_gamma*134217728.0 + _w_gamma
+                _h169 = _c168 - (_c168 - _w_gamma)
+                _l170 = _w_gamma - _h169
+                _c171 = _w0*134217728.0 + _w0
+                _h172 = _c171 - (_c171 - _w0)
+                _l173 = _w0 - _h172
+                _p174 = _h169*_h172
+                _p175 = _h169*_l173 + _l170*_h172
+                _p176 = _p174 + _p175
+                _w1 = math.exp(0.5*_p176)
+                _z177 = -_w_logits
+                _a178 = abs(_w_logits)
+                _e179 = math.exp(-_a178)
+                _d180 = 1.0 + _e179
+                _c181 = (_e179 - (_d180 - 1.0))/_d180
+                _l182 = math.log1p(_e179)
+                _p183 = (math.pow(_e179, _w_gamma) if _z177 < 0.0 else 1.0)*math.pow(_d180, -_w_gamma)
+                _ap184 = _p183 - _p183*(_w_gamma*_c181)
+                _s185 = _w1*_w_alpha*((((_p175 - (_p176 - _p174)) + _l170*_l173) + 1.0)*(_w1*(-_w_gamma - _w_logits)))
+                d_targets = _f32(_s185 + (2.0*_w_alpha - 1.0)*((_l182 if _z177 < 0.0 else _z177 + _l182)*_ap184))
         elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
-            _z64 = -logits
-            _a65 = abs(logits)
-            _e66 = math.exp(-_a65)
-            _d67 = _f32(1.0) + _e66
-            _c68 = (_e66 - (_d67 - _f32(1.0)))/_d67
-            _l69 = math.log1p(_e66)
-            _p70 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -gamma)
-            _ap71 = alpha*(_p70 - _p70*(gamma*_c68))
-            value = (_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap71
-            _g172 = gamma + _f32(1.0)
-            _p73 = (math.pow(_e66, gamma) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -_g172)
-            _q74 = alpha*(_p73 - _p73*(_g172*_c68))
-            d_logits = -(_e66 + gamma*_l69 if _z64 < _f32(0.0) else _f32(1.0) + gamma*((_z64 + _l69)*_e66))*_q74
-            _ap77 = _p70 - _p70*(gamma*_c68)
-            _u75 = (_f32(2.0)*alpha - _f32(1.0))*((_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap77)
-            _om78 = -math.expm1(-_a65)
-            _rn79 = _a65 + gamma*((_l69/_e66 if _e66 > _f32(0.0) else _f32(1.0))*_om78)
-            _u76 = (-math.pow(_e66*math.pow(alpha*(_f32(1.0) - gamma*_c68)*math.pow(_d67, -gamma)*_rn79, _f32(1.0)/gamma), gamma) if _e66 > _f32(0.0) and math.pow(_e66, gamma) < _f32(1.1754943508222875e-38) else -_ap71*_rn79) if _z64 < _f32(0.0) else _ap71*_z64 + gamma*(_ap71*((_z64 + _l69)*_om78))
-            d_targets = _u75 + _u76
-            if not abs(d_targets) > _f32(0.5)*(abs(_u75) + abs(_u76)):
+            _z186 = -logits
+            _a187 = abs(logits)
+            _e188 = math.exp(-_a187)
+            _d189 = _f32(1.0) + _e188
+            _c190 = (_e188 - (_d189 - _f32(1.0)))/_d189
+            _l191 = math.log1p(_e188)
+            _p192 = (math.pow(_e188, gamma) if _z186 < _f32(0.0) else _f32(1.0))*math.pow(_d189, -gamma)
+            _ap193 = alpha*(_p192 - _p192*(gamma*_c190))
+            value = (_l191 if _z186 < _f32(0.0) else _z186 + _l191)*_ap193
+            _g1194 = gamma + _f32(1.0)
+            _p195 = (math.pow(_e188, gamma) if _z186 < _f32(0.0) else _f32(1.0))*math.pow(_d189, -_g1194)
+            _q196 = alpha*(_p195 - _p195*(_g1194*_c190))
+            d_logits = -(_e188 + gamma*_l191 if _z186 < _f32(0.0) else _f32(1.0) + gamma*((_z186 + _l191)*_e188))*_q196
+            _ap199 = _p192 - _p192*(gamma*_c190)
+            _u197 = (_f32(2.0)*alpha - _f32(1.0))*((_l191 if _z186 < _f32(0.0) else _z186 + _l191)*_ap199)
+            _om200 = -math.expm1(-_a187)
+            _rn201 = _a187 + gamma*((_l191/_e188 if _e188 > _f32(0.0) else _f32(1.0))*_om200)
+            _u198 = (-math.pow(_e188*math.pow(alpha*(_f32(1.0) - gamma*_c190)*math.pow(_d189, -gamma)*_rn201, _f32(1.0)/gamma), gamma) if _e188 > _f32(0.0) and math.pow(_e188, gamma) < _f32(1.1754943508222875e-38) else -_ap193*_rn201) if _z186 < _f32(0.0) else _ap193*_z186 + gamma*(_ap193*((_z186 + _l191)*_om200))
+            d_targets = _u197 + _u198
+            if not abs(d_targets) > _f32(0.5)*(abs(_u197) + abs(_u198)):
                 _w_logits = _f64(logits)
                 _w_alpha = _f64(alpha)
                 _w_gamma = _f64(gamma)
-                _z80 = -_w_logits
-                _a81 = abs(_w_logits)
-                _e82 = math.exp(-_a81)
-                _d83 = 1.0 + _e82
-                _c84 = (_e82 - (_d83 - 1.0))/_d83
-                _l85 = math.log1p(_e82)
-                _p86 = (math.pow(_e82, _w_gamma) if _z80 < 0.0 else 1.0)*math.pow(_d83, -_w_gamma)
-                _ap87 = _p86 - _p86*(_w_gamma*_c84)
-                _ap88 = _w_alpha*(_p86 - _p86*(_w_gamma*_c84))
-                _om89 = -math.expm1(-_a81)
-                _rn90 = _a81 + _w_gamma*((_l85/_e82 if _e82 > 0.0 else 1.0)*_om89)
-                _s91 = (-math.pow(_e82*math.pow(_w_alpha*(1.0 - _w_gamma*_c84)*math.pow(_d83, -_w_gamma)*_rn90, 1.0/_w_gamma), _w_gamma) if _e82 > 0.0 and math.pow(_e82, _w_gamma) < 2.2250738585072014e-308 else -_ap88*_rn90) if _z80 < 0.0 else _ap88*_z80 + _w_gamma*(_ap88*((_z80 + _l85)*_om89))
-                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l85 if _z80 < 0.0 else _z80 + _l85)*_ap87) + _s91)
+                _z202 = -_w_logits
+                _a203 = abs(_w_logits)
+                _e204 = math.exp(-_a203)
+                _d205 = 1.0 + _e204
+                _c206 = (_e204 - (_d205 - 1.0))/_d205
+                _l207 = math.log1p(_e204)
+                _p208 = (math.pow(_e204, _w_gamma) if _z202 < 0.0 else 1.0)*math.pow(_d205, -_w_gamma)
+                _ap209 = _p208 - _p208*(_w_gamma*_c206)
+                _ap210 = _w_alpha*(_p208 - _p208*(_w_gamma*_c206))
+                _om211 = -math.expm1(-_a203)
+                _rn212 = _a203 + _w_gamma*((_l207/_e204 if _e204 > 0.0 else 1.0)*_om211)
+                _s213 = (-math.pow(_e204*math.pow(_w_alpha*(1.0 - _w_gamma*_c206)*math.pow(_d205, -_w_gamma)*_rn212, 1.0/_w_gamma), _w_gamma) if _e204 > 0.0 and math.pow(_e204, _w_gamma) < 2.2250738585072014e-308 else -_ap210*_rn212) if _z202 < 0.0 else _ap210*_z202 + _w_gamma*(_ap210*((_z202 + _l207)*_om211))
+                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l207 if _z202 < 0.0 else _z202 + _l207)*_ap209) + _s213)
         else:  # alpha_t weighting
-            _s92 = -logits
-            _s93 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s94 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-            _s95 = _f32(1.0)/(_f32(1.0) + math.exp(-_s92)) if _s92 >= _f32(0.0) else math.exp(_s92)/(_f32(1.0) + math.exp(_s92))
-            _s96 = targets*(max(_s92, _f32(0.0)) + math.log1p(math.exp(-abs(_s92)))) + (_f32(1.0) - targets)*_s93
-            _s97 = math.pow((targets*_s95 + (_f32(1.0) - targets)*_s94), gamma)
-            value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s96*_s97
+            _s214 = -logits
+            _s215 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s216 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s217 = _f32(1.0)/(_f32(1.0) + math.exp(-_s214)) if _s214 >= _f32(0.0) else math.exp(_s214)/(_f32(1.0) + math.exp(_s214))
+            _s218 = targets*(max(_s214, _f32(0.0)) + math.log1p(math.exp(-abs(_s214)))) + (_f32(1.0) - targets)*_s215
+            _s219 = math.pow((targets*_s217 + (_f32(1.0) - targets)*_s216), gamma)
+            value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s218*_s219
             _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
-            _s98 = targets*_s95 + (_f32(1.0) - targets)*_s94
-            _s99 = math.pow(_s98, gamma - _f32(1.0)) if _s98 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-            _s100 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s96*_s99*_s95*_s94
-            d_logits = _s100 + _t0*(-targets*_s95 + (_f32(1.0) - targets)*_s94)*_s97
-            _u101 = (_f32(2.0)*alpha - _f32(1.0))*_s96*_s97
-            _u102 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s96*_s99 - _t0*logits*_s97
-            d_targets = _u101 + _u102
-            if not abs(d_targets) > _f32(0.5)*(abs(_u101) + abs(_u102)):
+            _s220 = targets*_s217 + (_f32(1.0) - targets)*_s216
+            _s221 = math.pow(_s220, gamma - _f32(1.0)) if _s220 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+            _s222 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s218*_s221*_s217*_s216
+            d_logits = _s222 + _t0*(-targets*_s217 + (_f32(1.0) - targets)*_s216)*_s219
+            _u223 = (_f32(2.0)*alpha - _f32(1.0))*_s218*_s219
+            _u224 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s218*_s221 - _t0*logits*_s219
+            d_targets = _u223 + _u224
+            if not abs(d_targets) > _f32(0.5)*(abs(_u223) + abs(_u224)):
                 _w_logits = _f64(logits)
                 _w_targets = _f64(targets)
                 _w_alpha = _f64(alpha)
                 _w_gamma = _f64(gamma)
-                _s103 = -_w_logits
-                _s104 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-                _s105 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-                _s106 = 1.0/(1.0 + math.exp(-_s103)) if _s103 >= 0.0 else math.exp(_s103)/(1.0 + math.exp(_s103))
-                _s107 = _w_targets*(max(_s103, 0.0) + math.log1p(math.exp(-abs(_s103)))) + (1.0 - _w_targets)*_s104
-                _s108 = _w_targets*_s106 + (1.0 - _w_targets)*_s105
-                _s109 = math.pow(_s108, _w_gamma - 1.0) if _s108 > 0.0 and _w_gamma != 0.0 else 0.0
-                _s110 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
-                _s111 = -_w_logits*_s110*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
-                _s112 = (2.0*_w_alpha - 1.0)*_s107*math.pow((_w_targets*_s106 + (1.0 - _w_targets)*_s105), _w_gamma)
-                d_targets = _f32(_s112 - _w_gamma*_s110*math.tanh(0.5*_w_logits)*_s107*_s109 + _s111)
+                _s225 = -_w_logits
+                _s226 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+                _s227 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _s228 = 1.0/(1.0 + math.exp(-_s225)) if _s225 >= 0.0 else math.exp(_s225)/(1.0 + math.exp(_s225))
+                _s229 = _w_targets*(max(_s225, 0.0) + math.log1p(math.exp(-abs(_s225)))) + (1.0 - _w_targets)*_s226
+                _s230 = _w_targets*_s228 + (1.0 - _w_targets)*_s227
+                _s231 = math.pow(_s230, _w_gamma - 1.0) if _s230 > 0.0 and _w_gamma != 0.0 else 0.0
+                _s232 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
+                _s233 = -_w_logits*_s232*math.pow((_w_targets*_s228 + (1.0 - _w_targets)*_s227), _w_gamma)
+                _s234 = (2.0*_w_alpha - 1.0)*_s229*math.pow((_w_targets*_s228 + (1.0 - _w_targets)*_s227), _w_gamma)
+                d_targets = _f32(_s234 - _w_gamma*_s232*math.tanh(0.5*_w_logits)*_s229*_s231 + _s233)
         _out[_i] = value
         _d_logits[_i] = d_logits / divisor
         _d_targets[_i] = d_targets / divisor

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d0ea8489cebed273
+# scalar kernels: sha256 3798ebb062c517a0
 """Sigmoid focal loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -44,7 +44,7 @@ def constants(alpha, gamma, detach_weight, iou_weighted):
 
 
 def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+    if (target == 0.0):  # negative (q = 0)
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -54,21 +54,11 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
-    elif (target == 0.0):  # negative (q = 0)
-        _a8 = abs(logits)
-        _e9 = math.exp(-_a8)
-        _d10 = 1.0 + _e9
-        _c11 = (_e9 - (_d10 - 1.0))/_d10
-        _l12 = math.log1p(_e9)
-        _p13 = (math.pow(_e9, gamma) if logits < 0.0 else 1.0)*math.pow(_d10, -gamma)
-        _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
-        value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
-        return value
     else:  # positive (q > 0)
-        _s15 = -logits
-        _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
+        _s8 = -logits
+        _s9 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s10 = target*(max(_s8, 0.0) + math.log1p(math.exp(-abs(_s8)))) + (1.0 - target)*_s9
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s10
         return value
 
 
@@ -132,7 +122,7 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
 
 
 def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
-    if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+    if (target == _f32(0.0)):  # negative (q = 0)
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = _f32(1.0) + _e2
@@ -142,21 +132,11 @@ def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
-    elif (target == _f32(0.0)):  # negative (q = 0)
-        _a8 = abs(logits)
-        _e9 = math.exp(-_a8)
-        _d10 = _f32(1.0) + _e9
-        _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
-        _l12 = math.log1p(_e9)
-        _p13 = (math.pow(_e9, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -gamma)
-        _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
-        value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
-        return value
     else:  # positive (q > 0)
-        _s15 = -logits
-        _s16 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s17 = target*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - target)*_s16
-        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s17
+        _s8 = -logits
+        _s9 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s10 = target*(max(_s8, _f32(0.0)) + math.log1p(math.exp(-abs(_s8)))) + (_f32(1.0) - target)*_s9
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s10
         return value
 
 

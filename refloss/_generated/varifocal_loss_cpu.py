@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8eda253627720a73
+# scalar kernels: sha256 0998f6bf32fc5037
 """Varifocal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -26,7 +26,7 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
     for _i in range(_m):
         logits = _logits[_i]
         target = _target[_i]
-        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+        if (target == 0.0):  # negative (q = 0)
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = 1.0 + _e2
@@ -35,20 +35,11 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
             value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-        elif (target == 0.0):  # negative (q = 0)
-            _a8 = abs(logits)
-            _e9 = math.exp(-_a8)
-            _d10 = 1.0 + _e9
-            _c11 = (_e9 - (_d10 - 1.0))/_d10
-            _l12 = math.log1p(_e9)
-            _p13 = (math.pow(_e9, gamma) if logits < 0.0 else 1.0)*math.pow(_d10, -gamma)
-            _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
-            value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
         else:  # positive (q > 0)
-            _s15 = -logits
-            _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-            _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
-            value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
+            _s8 = -logits
+            _s9 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+            _s10 = target*(max(_s8, 0.0) + math.log1p(math.exp(-abs(_s8)))) + (1.0 - target)*_s9
+            value = (iou_weighted*target + (1.0 - iou_weighted))*_s10
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -163,7 +154,7 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
     for _i in range(_m):
         logits = _logits[_i]
         target = _target[_i]
-        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+        if (target == _f32(0.0)):  # negative (q = 0)
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = _f32(1.0) + _e2
@@ -172,20 +163,11 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
             value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-        elif (target == _f32(0.0)):  # negative (q = 0)
-            _a8 = abs(logits)
-            _e9 = math.exp(-_a8)
-            _d10 = _f32(1.0) + _e9
-            _c11 = (_e9 - (_d10 - _f32(1.0)))/_d10
-            _l12 = math.log1p(_e9)
-            _p13 = (math.pow(_e9, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d10, -gamma)
-            _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
-            value = (_l12 if logits < _f32(0.0) else logits + _l12)*_ap14
         else:  # positive (q > 0)
-            _s15 = -logits
-            _s16 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s17 = target*(max(_s15, _f32(0.0)) + math.log1p(math.exp(-abs(_s15)))) + (_f32(1.0) - target)*_s16
-            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s17
+            _s8 = -logits
+            _s9 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s10 = target*(max(_s8, _f32(0.0)) + math.log1p(math.exp(-abs(_s8)))) + (_f32(1.0) - target)*_s9
+            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s10
         _out[_i] = value
     _bad = 0
     for _i in range(_m):

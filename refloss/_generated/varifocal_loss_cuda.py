@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8eda253627720a73
+# scalar kernels: sha256 0998f6bf32fc5037
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
