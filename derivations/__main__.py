@@ -71,7 +71,7 @@ def _order(entries: dict) -> list:
 def index_module(entries: dict) -> str:
     parts = [banner("derivations/__main__.py"), "# ruff: noqa",
              '"""Every generated loss, one LossInfo each (refloss/_info.py): what generic code knows about it."""',
-             "from refloss._info import LossInfo, MeanWeight, Variant", "from refloss._param import Param", "",
+             "import math", "", "from refloss._info import LossInfo, MeanWeight, Properties, Variant", "from refloss._param import Param", "",
              "LOSSES = {}", ""]
     for _, _, _, text in _order(entries):
         parts += ["", text]

@@ -430,11 +430,13 @@ def aspect_plot(title: str, *, note: str = "", reference: str | None = "1 - IoU"
 
 
 def box_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
-             constants=(), kind="loss", variants=(), mean_weight=None, aspect=None):
+             constants=(), kind="loss", variants=(), mean_weight=None, aspect=None, properties=None):
     """The LossSpec of a box loss (``kind="metric"`` for a metric); a loss with an ``eps``
     parameter gets the eps placements peers use as variants for diagnoses.  ``aspect``: the
-    keyword arguments of this loss's :func:`aspect_plot` (its caption's ``note``, ...)."""
+    keyword arguments of this loss's :func:`aspect_plot` (its caption's ``note``, ...); ``properties``:
+    what its formula guarantees (refloss._info.Properties; None: the defaults)."""
     from refloss._derive.core import LossSpec, Variant
+    from refloss._info import Properties
 
     plots = list(plots) + [aspect_plot(title, **(aspect or {}))]
     variants = list(variants)
@@ -444,7 +446,7 @@ def box_spec(name, title, formula, references, params, kernels, steps, plots, co
                     constants=list(constants), kernels=kernels, steps=GEOMETRY_STEPS + steps, plots=plots,
                     conventions=conventions or CONVENTIONS, accuracy=accuracy or ACCURACY, checks=checks,
                     family="box", kind=kind, layouts={"pred": "xyxy", "target": "xyxy"}, variants=variants,
-                    mean_weight=mean_weight)
+                    mean_weight=mean_weight, properties=properties or Properties())
 
 
 # the eps values peers use (torchvision 1e-7, mmdetection 1e-6, ...): variants a diagnosis tries

@@ -25,6 +25,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import LossSpec, Param, Plot, Step
+from refloss._info import Properties
 from refloss._derive.functions import Group, Sub, TwoSum
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
@@ -134,13 +135,15 @@ def slide_plot(title: str, params: dict | None = None, note: str = "") -> Plot:
 
 
 def rotated_spec(name, title, formula, references, params, kernels, steps, plots, conventions, accuracy, checks,
-                 variants=(), gaussian=True) -> LossSpec:
+                 variants=(), gaussian=True, properties=None) -> LossSpec:
     """The LossSpec of a rotated-box loss (family "rotated", layouts "xywhr"); ``gaussian``: its page starts with
-    the boxes' Gaussians (the covariance and the frame steps)."""
+    the boxes' Gaussians (the covariance and the frame steps); ``properties``: what its formula guarantees
+    (refloss._info.Properties; None: the defaults)."""
     return LossSpec(name=name, title=title, formula=formula, references=references, params=params, constants=[],
                     kernels=kernels, steps=([COVARIANCE_STEP, FRAME_STEP] if gaussian else []) + steps, plots=plots,
                     conventions=CONVENTIONS + " " + conventions, accuracy=accuracy, checks=checks,
-                    family="rotated", layouts={"pred": "xywhr", "target": "xywhr"}, variants=list(variants))
+                    family="rotated", layouts={"pred": "xywhr", "target": "xywhr"}, variants=list(variants),
+                    properties=properties or Properties())
 
 
 # -- the normalisation of KLD and GWD: L = 1 - 1/(tau + f(distance))

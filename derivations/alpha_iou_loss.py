@@ -17,6 +17,7 @@ from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, Ha
 from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "alpha_iou_loss"
 alpha = sp.Symbol("alpha", positive=True)
@@ -134,4 +135,4 @@ def derive():
                  "$-\\operatorname{expm1}(\\alpha \\operatorname{log1p}(-(1 - \\mathrm{IoU})))$ from the accurate "
                  "$1 - \\mathrm{IoU}$; a power's derivative $\\alpha x^{\\alpha - 1}$ is 0 where $x = 0$.")],
         [B.slide_plot("Alpha-IoU loss", {"alpha": 3.0, "form": 0.0}, note=SLIDE_NOTE)], CONVENTIONS, ACCURACY, checks,
-        aspect={"note": ASPECT_NOTE})
+        aspect={"note": ASPECT_NOTE}, properties=Properties(true_derivative={"beta_grad": True}))

@@ -16,6 +16,7 @@ from refloss._derive.core import Param, Step, Variant
 from refloss._derive.functions import AtanRatio, Detach, Step as Gate
 from .diou_loss import distance
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "ciou_loss"
 g = sp.Symbol("alpha_grad", nonnegative=True)
@@ -111,4 +112,6 @@ def derive():
         PARAMS, {p: k for p in ("f64", "f32")},
         doc_steps(metric=False), [B.slide_plot("CIoU loss", note=slide_note(False))], CONVENTIONS, "", checks,
         aspect={"note": aspect_note(False)},
-        variants=VARIANTS + [Variant("ciou_without_alpha_v", "DIoU: the alpha*v term is missing", loss="diou_loss")])
+        variants=VARIANTS + [Variant("ciou_without_alpha_v", "DIoU: the alpha*v term is missing", loss="diou_loss")],
+        properties=Properties(value_range=(0.0, 3.0),
+                              true_derivative={"alpha_grad": True, "darknet": False}, gate="alpha_gate"))

@@ -3,6 +3,7 @@ from . import _boxes as B
 from .diou_loss import distance
 from .iou_loss import EPS
 from refloss._derive.core import Step
+from refloss._info import Properties
 
 NAME = "diou"
 NOTE_SLIDE = ("The distance term $\\rho^2/c^2$ keeps a non-zero derivative where the boxes do not overlap, while IoU is "
@@ -19,4 +20,5 @@ def derive():
                       ["Z. Zheng et al., arXiv:1911.08287"], [EPS], {p: kernel for p in ("f64", "f32")},
                       B.DISTANCE_STEPS + [Step("", "\\mathrm{DIoU}", "\\mathrm{IoU} - \\frac{\\rho^2}{c^2 + \\epsilon}")],
                       [B.slide_plot("DIoU", reference="IoU", value_title="DIoU", note=NOTE_SLIDE)], "", "", checks,
-                      kind="metric", aspect={"reference": "IoU", "value_title": "DIoU", "note": NOTE_ASPECT})
+                      kind="metric", aspect={"reference": "IoU", "value_title": "DIoU", "note": NOTE_ASPECT},
+                      properties=Properties(value_range=(-1.0, 1.0)))

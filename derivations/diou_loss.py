@@ -3,6 +3,7 @@
 from . import _boxes as B
 from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "diou_loss"
 distance = B.rho2 / B.c2
@@ -24,4 +25,5 @@ def derive():
         ["Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287"], [EPS], {p: kernel for p in ("f64", "f32")},
         B.DISTANCE_STEPS + [Step("The loss:", "L", "1 - \\mathrm{IoU} + \\frac{\\rho^2}{c^2 + \\epsilon}")],
         [B.slide_plot("DIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT},
-        variants=[Variant("diou_giou_mixup", "GIoU, not DIoU", loss="giou_loss")])
+        variants=[Variant("diou_giou_mixup", "GIoU, not DIoU", loss="giou_loss")],
+        properties=Properties(value_range=(0.0, 2.0), strict_upper=True))

@@ -5,6 +5,7 @@ from refloss._derive.core import Step
 from refloss._derive.functions import DiffOfDiffs
 from .diou_loss import distance
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "eiou_loss"
 # width and height differences as differences of coordinate differences with their rounding errors
@@ -49,4 +50,5 @@ def derive():
         "cw, ch the enclosing box's width and height.",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158"],
         [EPS], {p: k for p in ("f64", "f32")},
-        doc_steps("L"), [B.slide_plot("EIoU loss", note=SLIDE_NOTE)], "", "", checks, aspect={"note": ASPECT_NOTE})
+        doc_steps("L"), [B.slide_plot("EIoU loss", note=SLIDE_NOTE)], "", "", checks, aspect={"note": ASPECT_NOTE},
+        properties=Properties(value_range=(0.0, 4.0)))

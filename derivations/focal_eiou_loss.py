@@ -12,6 +12,7 @@ from . import eiou_loss as E
 from refloss._derive.core import Param, Step, Variant
 from refloss._derive.functions import Detach
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "focal_eiou_loss"
 gamma = sp.Symbol("gamma", positive=True)
@@ -59,4 +60,5 @@ def derive():
         variants=[Variant("focal_eiou_v1_v2", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
                           loss="focal_l1_eiou_loss")],
         mean_weight=("iou", "gamma", "weight_grad", ("eps",)),
-        aspect={"note": ASPECT_NOTE, "grad_title": "gradient (weight constant)"})
+        aspect={"note": ASPECT_NOTE, "grad_title": "gradient (weight constant)"},
+        properties=Properties(value_range=(0.0, 4.0), true_derivative={"weight_grad": True}))

@@ -3,6 +3,7 @@ from . import _boxes as B
 from .giou_loss import penalty
 from .iou_loss import EPS
 from refloss._derive.core import Step
+from refloss._info import Properties
 
 NAME = "giou"
 NOTE_SLIDE = ("GIoU keeps a non-zero derivative where the boxes do not overlap: moving away enlarges the enclosing box "
@@ -20,4 +21,5 @@ def derive():
                       B.ENCLOSING_STEPS + [Step("With $C = c_w c_h$ the area of the enclosing box:", "\\mathrm{GIoU}",
                             "\\mathrm{IoU} - \\frac{C - U}{C + \\epsilon}")],
                       [B.slide_plot("GIoU", reference="IoU", value_title="GIoU", note=NOTE_SLIDE)], "", "", checks,
-                      kind="metric", aspect={"reference": "IoU", "value_title": "GIoU", "note": NOTE_ASPECT})
+                      kind="metric", aspect={"reference": "IoU", "value_title": "GIoU", "note": NOTE_ASPECT},
+                      properties=Properties(value_range=(-1.0, 1.0)))

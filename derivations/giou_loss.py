@@ -3,6 +3,7 @@
 from . import _boxes as B
 from refloss._derive.core import Step, Variant
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "giou_loss"
 NOTE_SLIDE = ("GIoU loss keeps a non-zero derivative where the boxes do not overlap: moving away enlarges the enclosing "
@@ -37,4 +38,5 @@ def derive():
                  "$C$ and $U$ nearly coincide):", "C", "c_w\\, c_h"),
             Step("", "L", "1 - \\mathrm{IoU} + \\frac{C - U}{C + \\epsilon}")],
         [B.slide_plot("GIoU loss", note=NOTE_SLIDE)], "", "", checks, aspect={"note": NOTE_ASPECT},
-        variants=[Variant("diou_giou_mixup", "DIoU, not GIoU", loss="diou_loss")])
+        variants=[Variant("diou_giou_mixup", "DIoU, not GIoU", loss="diou_loss")],
+        properties=Properties(value_range=(0.0, 2.0), strict_upper=True))

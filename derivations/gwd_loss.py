@@ -25,6 +25,7 @@ from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Step, prove_equal
 from refloss._derive.functions import Detach, Group, Step as Above0, Sub, TMax, plain
+from refloss._info import Properties
 
 NAME = "gwd_loss"
 w2_sym = sp.Symbol("w2", nonnegative=True)
@@ -120,4 +121,4 @@ def derive():
          "arXiv:2101.11952"], PARAMS, {p: kern for p in ("f64", "f32")}, steps,
         [R.rotation_plot("GWD loss"), R.slide_plot("GWD loss", note="W^2 grows with the squared offset (GWD is not "
                                                                     "scale invariant: lengths are in the boxes' units).")],
-        CONVENTIONS, ACCURACY, checks)
+        CONVENTIONS, ACCURACY, checks, properties=Properties(scale_invariant=False))

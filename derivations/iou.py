@@ -3,6 +3,7 @@ import sympy as sp
 
 from . import _boxes as B
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "iou"
 NOTE_SLIDE = ("IoU is 0, and so is its derivative, wherever the boxes do not overlap (|x| >= 1, and all of dy = 1.5): "
@@ -17,4 +18,5 @@ def derive():
     return B.box_spec(NAME, "IoU (metric)", "IoU = I / (U + eps) for xyxy boxes pred, target (..., 4).",
                       ["J. Yu et al., UnitBox, arXiv:1608.01471"], [EPS], {p: kernel for p in ("f64", "f32")},
                       [], [B.slide_plot("IoU", reference=None, value_title="IoU", note=NOTE_SLIDE)], "", "", checks,
-                      kind="metric", aspect={"reference": None, "value_title": "IoU", "note": NOTE_ASPECT})
+                      kind="metric", aspect={"reference": None, "value_title": "IoU", "note": NOTE_ASPECT},
+                      properties=Properties(value_range=(0.0, 1.0)))

@@ -3,6 +3,7 @@ import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step
+from refloss._info import Properties
 
 NAME = "iou_loss"
 NOTE_SLIDE = ("1 - IoU is 1, and its derivative 0, wherever the boxes do not overlap (|x| >= 1, and all of "
@@ -21,4 +22,4 @@ def derive():
         {p: kernel for p in ("f64", "f32")},
         [Step("The loss; its gradient vanishes wherever the boxes do not overlap ($I = 0$):", "L", "1 - \\mathrm{IoU}")],
         [B.slide_plot("IoU loss", reference=None, note=NOTE_SLIDE)], "", "", checks,
-        aspect={"reference": None, "note": NOTE_ASPECT})
+        aspect={"reference": None, "note": NOTE_ASPECT}, properties=Properties(value_range=(0.0, 1.0)))

@@ -27,6 +27,7 @@ from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
 from refloss._derive.functions import GapLog, Group, Step as Above0, plain
+from refloss._info import Properties
 
 NAME = "kld_loss"
 d_sym = sp.Symbol("d_kl", nonnegative=True)
@@ -110,4 +111,5 @@ def derive():
                                                                     "of the target's sides.")],
         CONVENTIONS, ACCURACY, checks,
         variants=[Variant("kld_reversed", "KL(N_t || N_p), the divergence of the target from the prediction (the "
-                          "authors' code, mmrotate's GDLoss)", params={"reverse": True})])
+                          "authors' code, mmrotate's GDLoss)", params={"reverse": True})],
+                          properties=Properties(symmetric_when=None))

@@ -14,6 +14,7 @@ from sympy.codegen.cfunctions import expm1
 from . import _boxes as B
 from refloss._derive.core import Branch, Param, Step, prove_equal
 from refloss._derive.functions import DiffOfDiffs, plain
+from refloss._info import Properties
 
 NAME = "nwd_loss"
 c = sp.Symbol("c", positive=True)
@@ -89,4 +90,4 @@ def derive():
               "(`w2` in the kernel branches below) the square root has no derivative and the gradient is 0 by "
               "convention:", "L", 1 - sp.exp(-sp.Symbol("W_2") / C))],
         [B.slide_plot("NWD loss", {"c": 12.8}, note=SLIDE_NOTE)], CONVENTIONS, ACCURACY, checks,
-        aspect={"note": ASPECT_NOTE})
+        aspect={"note": ASPECT_NOTE}, properties=Properties(length_params=("c",), defined_at_zero_union=True))

@@ -19,6 +19,7 @@ from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, prove_equal
 from refloss._derive.functions import HAND_RULES, Group, HandDiff, Sub, plain
+from refloss._info import Properties
 
 NAME = "obb_angle_loss"
 lam = sp.Symbol("lam", positive=True)
@@ -108,4 +109,4 @@ def derive():
         "weight from ln(w_t/h_t) as log1p((w_t - h_t)/h_t) (w_t - h_t exact) for 1/2 <= w_t/h_t <= 2, the log of the "
         "ratio elsewhere, divided by lambda and squared; that exponent e is rounded, a relative "
         "error of about eps (1 + e) in the value (1.9e-14 for w/h = 1e12, lambda = 3, where the weight is 1e-37).",
-        checks, gaussian=False)
+        checks, gaussian=False, properties=Properties(symmetric_when=None))

@@ -25,6 +25,7 @@ from refloss._derive.functions import Detach, DiffOfDiffs, Group, PowG, TMax
 from .iou_loss import EPS
 from . import siou_loss as S
 from .siou_loss import Abs
+from refloss._info import Properties
 
 NAME = "shape_iou_loss"
 s = sp.Symbol("scale", nonnegative=True)
@@ -109,7 +110,8 @@ def derive():
         "omega_h = ww |hp - ht|/max(hp, ht).",
         ["H. Zhang, S. Zhang, Shape-IoU: More Accurate Metric considering Bounding Box Shape and Scale, arXiv:2312.17663"],
         PARAMS, {p: k for p in ("f64", "f32")}, steps,
-        [B.slide_plot("Shape-IoU loss", note=SLIDE_NOTE)], CONVENTIONS, ACCURACY, checks, aspect={"note": ASPECT_NOTE})
+        [B.slide_plot("Shape-IoU loss", note=SLIDE_NOTE)], CONVENTIONS, ACCURACY, checks, aspect={"note": ASPECT_NOTE},
+        properties=Properties(value_range=(0.0, 4.0), symmetric_when={"scale": 0.0}))
 
 
 SLIDE_NOTE = ("Both boxes are unit squares, so the shape cost is 0 and, at scale 0, the loss is the DIoU loss: the "

@@ -18,12 +18,15 @@ gradient, its limit.  ``positive_exponent=True`` is mmdetection's SIoULoss defau
 (neg_gamma=False): Delta = 2 - exp(gamma rho_x) - exp(gamma rho_y) <= 0, a reward for moving the
 centres apart.
 """
+import math
+
 import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step, Variant, prove_equal
 from refloss._derive.functions import DiffOfDiffs, Group, PowG, TMax, TMin, plain
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "siou_loss"
 theta = sp.Symbol("theta", positive=True)
@@ -132,7 +135,8 @@ def derive():
         [B.slide_plot("SIoU loss", note=SLIDE_NOTE)], CONVENTIONS, "", checks, aspect={"note": ASPECT_NOTE},
         variants=[Variant("siou_distance_reward", "positive_exponent=True (mmdetection's SIoULoss default "
                           "neg_gamma=False: exp(+gamma rho), the distance cost a reward)",
-                          params={"positive_exponent": True})])
+                          params={"positive_exponent": True})],
+                          properties=Properties(value_range=(1.0 - math.e**2, 3.0)))
 
 
 SLIDE_NOTE = ("Both boxes are unit squares, so the shape cost is 0. At dy = 0 the centres lie on a horizontal line: "

@@ -16,6 +16,7 @@ import sympy as sp
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, Sigmoid, TwoProd, plain
+from refloss._info import Properties
 
 C = _logits.inputs("target")
 NAME = "varifocal_loss"
@@ -140,4 +141,5 @@ def derive() -> LossSpec:
         "the target 0: no overflow and no cancellation for logits of any magnitude. dL/dq on the negatives, "
         "-alpha x sigma(x)^gamma, takes sigma(x)^gamma as e^(gamma x) (gamma x error-free) where sigma(x) is subnormal "
         "(x < -708 in float64, -87 in float32), which it stays representable beyond.",
-        checks=checks, input_ranges=C.INPUT_RANGES, family="classification")
+        checks=checks, input_ranges=C.INPUT_RANGES, family="classification",
+        properties=Properties(true_derivative={"detach_weight": False}))

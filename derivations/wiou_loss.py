@@ -14,6 +14,7 @@ from . import _boxes as B
 from refloss._derive.core import Constant, Param, Step, Variant, prove_equal
 from refloss._derive.functions import Detach, Group, PowG, plain
 from .iou_loss import EPS
+from refloss._info import Properties
 
 NAME = "wiou_loss"
 version = sp.Symbol("version", positive=True)
@@ -118,7 +119,8 @@ def derive():
         [B.slide_plot("Wise-IoU loss", note=SLIDE_NOTE, grad_title="gradient (diagonal constant)")], CONVENTIONS, "",
         checks, constants=CONSTANTS, aspect={"note": ASPECT_NOTE},
         variants=[Variant("wiou_enclosing_grad", "enclosing_grad=True (W_g^2 + H_g^2 differentiated, not detached as "
-                          "the paper's *)", params={"enclosing_grad": True})])
+                          "the paper's *)", params={"enclosing_grad": True})],
+                          properties=Properties(true_derivative={"enclosing_grad": True, "version": 1}))
 
 
 SLIDE_NOTE = ("WIoU v1 is 1 - IoU scaled by exp(rho^2/c^2) (at most e): where the boxes do not overlap 1 - IoU = 1 and "

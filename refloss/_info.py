@@ -9,6 +9,7 @@ in :mod:`refloss._reference`.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Optional
 
 # the families: which battery checks a loss, which error measure and bar apply
@@ -41,6 +42,47 @@ class MeanWeight(NamedTuple):
     shared: tuple = ()
 
 
+class Properties(NamedTuple):
+    """What a loss's formula guarantees, stated in its derivation next to the formula: the
+    property tests (tests/test_properties.py) check each on drawn inputs, and a new loss needs
+    no entry in them.  The defaults hold for most losses.
+
+    ``value_range``: the value lies in [lo, hi] (None: [0, inf) for a loss, (-inf, 1] for a
+    metric); ``strict_upper``: hi is never reached by box pairs with a positive union;
+    ``symmetric_when``: L(p, t) = L(t, p) for parameters with these values ({}: always, None:
+    never); ``scale_invariant``: the value is unchanged when every length of the boxes (and
+    ``length_params``, parameters in the boxes' units) is scaled; ``true_derivative``: the
+    parameter values under which the gradients are the derivative of the value (a default that
+    holds a weight constant, as the paper's code does, is not); ``gate``: a parameter at which
+    the value jumps as the IoU crosses it; ``defined_at_zero_union``: a box loss that is not a
+    quotient by the union (never NaN there; 0 with a zero gradient at pred = target)."""
+
+    value_range: Optional[tuple] = None
+    strict_upper: bool = False
+    symmetric_when: Optional[dict] = {}
+    scale_invariant: bool = True
+    length_params: tuple = ()
+    true_derivative: dict = {}
+    gate: Optional[str] = None
+    defined_at_zero_union: bool = False
+
+    def symmetric(self, params: dict) -> bool:
+        """Whether L(p, t) = L(t, p) with these parameters."""
+        when = self.symmetric_when
+        return when is not None and all(params.get(k, v) == v for k, v in when.items())
+
+    def source(self) -> str:
+        """Python source of this value, only the fields that differ from the defaults."""
+        def lit(v):
+            if isinstance(v, float) and math.isinf(v):
+                return "math.inf" if v > 0 else "-math.inf"
+            if isinstance(v, tuple):
+                return "(" + ", ".join(lit(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+            return repr(v)
+        fields = [f"{k}={lit(v)}" for k, v in self._asdict().items() if v != self._field_defaults[k]]
+        return f"Properties({', '.join(fields)})"
+
+
 class LossInfo(NamedTuple):
     name: str
     title: str
@@ -64,6 +106,7 @@ class LossInfo(NamedTuple):
     # row inputs (width None) that may also be given as integer class indices of the rows' shape:
     # one-hot rows for the kernel, no gradient (None in value_and_grad's tuple)
     indices: tuple = ()
+    properties: Properties = Properties()
 
     def kink_points(self, values: dict) -> tuple:
         """The positive kinks for these parameter values (kernel floats), sorted; () if none."""

@@ -27,6 +27,8 @@ from mpmath import libmp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
+from refloss._info import Properties
+
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, TMax as TMaxRow
 
@@ -1112,6 +1114,7 @@ def info_block(spec: LossSpec, source: str) -> str:
         f"    references=(\n{refs}    ),",
         f"    derivation={source!r},",
         *([f"    indices={tuple(spec.indices)!r},"] if spec.indices else []),
+        *([f"    properties={spec.properties.source()},"] if spec.properties != Properties() else []),
         ")",
     ]
     return "\n".join(lines) + "\n"

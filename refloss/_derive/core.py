@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from refloss._info import Properties
+
 SYMPY_PIN = "1.14.0"
 
 
@@ -228,6 +230,7 @@ class LossSpec:
     kinks: tuple | None = None
     # row inputs that may be given as integer class indices instead (refloss._info.LossInfo.indices)
     indices: tuple = ()
+    properties: Properties = Properties()  # what the formula guarantees (refloss._info.Properties)
 
 
 def _random_points(symbols, domain, rng, n):

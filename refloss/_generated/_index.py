@@ -5,7 +5,9 @@
 
 # ruff: noqa
 """Every generated loss, one LossInfo each (refloss/_info.py): what generic code knows about it."""
-from refloss._info import LossInfo, MeanWeight, Variant
+import math
+
+from refloss._info import LossInfo, MeanWeight, Properties, Variant
 from refloss._param import Param
 
 LOSSES = {}
@@ -320,6 +322,7 @@ LOSSES['alpha_iou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/alpha_iou_loss.py',
+    properties=Properties(true_derivative={'beta_grad': True}),
 )
 
 
@@ -381,6 +384,7 @@ LOSSES['ciou'] = LossInfo(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
     derivation='derivations/ciou.py',
+    properties=Properties(value_range=(-2.0, 1.0), true_derivative={'alpha_grad': True, 'darknet': False}, gate='alpha_gate'),
 )
 
 
@@ -447,6 +451,7 @@ LOSSES['ciou_loss'] = LossInfo(
         'Z. Zheng et al., Enhancing Geometric Factors (CIoU), arXiv:2005.03572',
     ),
     derivation='derivations/ciou_loss.py',
+    properties=Properties(value_range=(0.0, 3.0), true_derivative={'alpha_grad': True, 'darknet': False}, gate='alpha_gate'),
 )
 
 
@@ -491,6 +496,7 @@ LOSSES['diou'] = LossInfo(
         'Z. Zheng et al., arXiv:1911.08287',
     ),
     derivation='derivations/diou.py',
+    properties=Properties(value_range=(-1.0, 1.0)),
 )
 
 
@@ -539,6 +545,7 @@ LOSSES['diou_loss'] = LossInfo(
         'Z. Zheng et al., Distance-IoU Loss, arXiv:1911.08287',
     ),
     derivation='derivations/diou_loss.py',
+    properties=Properties(value_range=(0.0, 2.0), strict_upper=True),
 )
 
 
@@ -589,6 +596,7 @@ LOSSES['eiou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/eiou_loss.py',
+    properties=Properties(value_range=(0.0, 4.0)),
 )
 
 
@@ -646,6 +654,7 @@ LOSSES['focal_eiou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/focal_eiou_loss.py',
+    properties=Properties(value_range=(0.0, 4.0), true_derivative={'weight_grad': True}),
 )
 
 
@@ -747,6 +756,7 @@ LOSSES['giou'] = LossInfo(
         'H. Rezatofighi et al., arXiv:1902.09630',
     ),
     derivation='derivations/giou.py',
+    properties=Properties(value_range=(-1.0, 1.0)),
 )
 
 
@@ -794,6 +804,7 @@ LOSSES['giou_loss'] = LossInfo(
         'H. Rezatofighi et al., Generalized Intersection over Union, arXiv:1902.09630',
     ),
     derivation='derivations/giou_loss.py',
+    properties=Properties(value_range=(0.0, 2.0), strict_upper=True),
 )
 
 
@@ -896,6 +907,7 @@ LOSSES['iou'] = LossInfo(
         'J. Yu et al., UnitBox, arXiv:1608.01471',
     ),
     derivation='derivations/iou.py',
+    properties=Properties(value_range=(0.0, 1.0)),
 )
 
 
@@ -940,6 +952,7 @@ LOSSES['iou_loss'] = LossInfo(
         'J. Yu et al., UnitBox: An Advanced Object Detection Network, arXiv:1608.01471',
     ),
     derivation='derivations/iou_loss.py',
+    properties=Properties(value_range=(0.0, 1.0)),
 )
 
 
@@ -1099,6 +1112,7 @@ LOSSES['nwd_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/nwd_loss.py',
+    properties=Properties(length_params=('c',), defined_at_zero_union=True),
 )
 
 
@@ -1162,6 +1176,7 @@ LOSSES['shape_iou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/shape_iou_loss.py',
+    properties=Properties(value_range=(0.0, 4.0), symmetric_when={'scale': 0.0}),
 )
 
 
@@ -1234,6 +1249,7 @@ LOSSES['siou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/siou_loss.py',
+    properties=Properties(value_range=(-6.3890560989306495, 3.0)),
 )
 
 
@@ -1317,6 +1333,7 @@ LOSSES['wiou_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/wiou_loss.py',
+    properties=Properties(true_derivative={'enclosing_grad': True, 'version': 1}),
 )
 
 
@@ -1497,6 +1514,7 @@ LOSSES['varifocal_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/varifocal_loss.py',
+    properties=Properties(true_derivative={'detach_weight': False}),
 )
 
 
@@ -1738,6 +1756,7 @@ LOSSES['gwd_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/gwd_loss.py',
+    properties=Properties(scale_invariant=False),
 )
 
 
@@ -1802,6 +1821,7 @@ LOSSES['kld_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/kld_loss.py',
+    properties=Properties(symmetric_when=None),
 )
 
 
@@ -1855,6 +1875,7 @@ LOSSES['obb_angle_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/obb_angle_loss.py',
+    properties=Properties(symmetric_when=None),
 )
 
 
