@@ -11,7 +11,9 @@ import sympy as sp
 
 from . import _logits as C
 from refloss._derive.core import Branch, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import FocalCE, LogitCE, OneMinusPt, PowG, plain
+from sympy.codegen.cfunctions import log1p
+
+from refloss._derive.functions import FocalCE, Group, LogitCE, OneMinusPt, PowG, TwoProd, TwoSum, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
@@ -85,6 +87,49 @@ def _far_tail(kernel, alpha_t, limit, checks):
     return dataclasses.replace(kernel, branches=tuple(branches))
 
 
+def _wrong_side(kernel, alpha_t, checks):
+    """``kernel`` with, before each alpha_t-weighted hard-target branch, a branch for the wrong side
+    z > 1 of the signed logit z = x (target 0) or -x (target 1), where d/dtargets is evaluated as
+    F (c1 - k (l/(z + l) + gamma u)), F the unweighted loss (z + l) sigma(z)^gamma in its hard form,
+    u = e^-z, l = log(1 + u), k = -s alpha_t, s = 1 - 2y, and c1 = -s (alpha_t (3 + gamma) - 1).
+
+    There d/dtargets = (2 alpha - 1) F + alpha_t d(CE (1 - p_t)^gamma)/dy is a difference of two
+    terms of size z F, and their leading parts cancel exactly where alpha_t (3 + gamma) = 1
+    (alpha 0.25, gamma 1, target 1): the result, -alpha (l + (z + l) u) sigma(z)^gamma there, is
+    e^-z smaller than the terms, and float64 lost every digit (7e15 ULP at logit -40). The form
+    here cancels the leading parts analytically: c1, their coefficient, is formed from the
+    parameters with 3 + gamma and alpha_t (3 + gamma) split error-free (TwoSum, TwoProd) so that
+    alpha_t (3 + gamma) - 1 is exact before it is rounded; what is left cancels only at the
+    roots of d/dtargets, where the float32 kernel takes its float64 form as before.  Below z = 1
+    the hard form is kept: the leading parts are of size z there and cannot cancel far, while
+    this form would cancel near the root at z = 0 that alpha 0.5 gives (d/dtargets is z times a
+    positive factor there: float64 22 ULP at z = 0.01 in this form)."""
+    x, y, g = C.x, C.y, gamma
+    branches = []
+    for b in kernel.branches:
+        if b.label.startswith("alpha_t") and b.label.endswith(("hard target 0", "hard target 1")):
+            v = 1 if b.label.endswith("target 1") else 0
+            s = 1 - 2 * v
+            z = s * x
+            a_v = alpha_t.subs(y, v)
+            k = -s * a_v
+            three = TwoSum(sp.Integer(3), g, 0)
+            c1 = -s * (Group(TwoProd(a_v, three, 0) - 1) + Group(TwoProd(a_v, three, 1) + a_v * TwoSum(sp.Integer(3), g, 1)))
+            u = sp.exp(-z)
+            lg = log1p(u)
+            f = FocalCE(x, sp.Integer(v), 1, g)
+            d_y = f * c1 - k * f * (lg / (z + lg) + g * u)
+            dom = {x: (1, 30) if v == 0 else (-30, -1), g: (sp.Rational(1, 20), 4),
+                   alpha: (0, 1)}
+            prove_equal(plain(d_y), plain(b.outputs["d_targets"]), f"{b.label}, z > 1: d/dtargets = F (c1 - k (l/(z + l) "
+                        "+ gamma u)), c1 = -s (alpha_t (3 + gamma) - 1)", checks, domain=dom, numeric=True)
+            # the split 3 + gamma and alpha_t (3 + gamma) stay finite (Veltkamp: below ~2^115 in float32)
+            branches.append(Branch(sp.And(b.condition, z > 1, g < sp.Integer(2) ** 60),
+                                   {**b.outputs, "d_targets": d_y}, f"{b.label}, wrong side"))
+        branches.append(b)
+    return dataclasses.replace(kernel, branches=tuple(branches))
+
+
 def derive() -> LossSpec:
     checks = []
     x, y = C.x, C.y
@@ -130,8 +175,9 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _far_tail(k, alpha_t, 45, checks),
-                               "f32": dataclasses.replace(_far_tail(k, alpha_t, 20, checks), wide=("d_targets",))},
+        constants=[], kernels={"f64": _far_tail(_wrong_side(k, alpha_t, checks), alpha_t, 45, checks),
+                               "f32": dataclasses.replace(_far_tail(_wrong_side(k, alpha_t, checks), alpha_t, 20, checks),
+                                                          wide=("d_targets",))},
         steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
                     "target $y$:", "L",
                     sp.Symbol("\\alpha_t") * (1 - sp.Symbol("p_t")) ** gamma * sp.Symbol("\\mathrm{CE}")),
@@ -168,5 +214,8 @@ def derive() -> LossSpec:
         "and squared around its factor: 1 - p_t = e^z is subnormal from z = -708 (float32 -87) while the result, "
         "about e^(gamma z) |z|, is normal far beyond for gamma < 1 (float32, alpha 0.5, gamma 0.5: 5.7e6 ULP at logit "
         "-103.97 before; float64 1e15 ULP at -744). The factors it drops are 1 + O((1 + gamma) e^z), below the "
-        "rounding for gamma up to 3.8e3 (float32 29).",
+        "rounding for gamma up to 3.8e3 (float32 29). On the wrong side (z > 1) d/dtargets is F (c1 - k (l/(z + l) + "
+        "gamma e^-z)), F the unweighted loss, k = -s alpha_t, c1 = -s (alpha_t (3 + gamma) - 1) from 3 + gamma and "
+        "alpha_t (3 + gamma) split error-free: the leading parts of its terms, of size z F, cancel exactly where "
+        "alpha_t (3 + gamma) = 1 (alpha 0.25, gamma 1, target 1: float64 7e15 ULP at logit -40 before).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -132,6 +132,28 @@ def test_target_gradient_in_the_far_tails(dtype, params, z, target):
         assert err <= 8, f"sigmoid_focal_loss {params} {dtype.__name__} {what} at x = {x!r}, y = {target}: {err} ULP"
 
 
+# the wrong side of a hard target (signed logit z = x at target 0, -x at target 1, z > 1) where alpha_t (3 + gamma) = 1
+# (alpha 0.25, gamma 1 at target 1; alpha 0.75 at target 0): d/dtargets' leading terms, of size z, cancel exactly and
+# the result is -alpha_t (l + (z + l) e^-z) sigma(z)^gamma, e^-z of them.  Float64 was 2.5e6 ULP at z = 16, 7e15 at
+# 40; float32 (its float64 form) 160 at 25.3 and 1e7 from 40 on, until the derivation's wrong-side branch formed
+# the coefficient alpha_t (3 + gamma) - 1 of the leading terms exactly.  Also alpha and gamma near that line.
+WRONG_SIDE = [(dt, a, g, z) for dt, zs in ((np.float64, (16.0000916, 25.3, 40.0, 100.0, 700.0)),
+                                           (np.float32, (16.0000916, 20.5, 25.3, 30.1, 40.0, 60.0)))
+              for a, g in ((0.25, 1.0), (0.2501, 1.0), (1 / 3, 0.0)) for z in zs]
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0])
+@pytest.mark.parametrize("dtype, alpha, gamma, z", WRONG_SIDE)
+def test_target_gradient_where_the_leading_terms_cancel(dtype, alpha, gamma, z, target):
+    a = float(dtype(alpha if target == 1.0 else 1 - alpha))  # alpha_t the same at either target
+    x = dtype(-z if target == 1.0 else z)
+    g = float(dtype(gamma))
+    _, (_, gy) = rl.sigmoid_focal_loss.value_and_grad(np.array([x]), np.array([dtype(target)]), alpha=a, gamma=g)
+    exact = cls_oracle.sigmoid_focal_loss(float(x), target, alpha=a, gamma=g)
+    err = ulp_error(gy[0], exact[2], dtype)
+    assert err <= 8, f"sigmoid_focal_loss alpha {a} gamma {g} {dtype.__name__} d/dy at x = {x!r}, y = {target}: {err} ULP"
+
+
 # soft targets, alpha_t weighting, where d/dtargets' terms cancel and the float32 kernel takes its float64 form:
 # that form once added (2 alpha - 1) CE (1 - p_t)^gamma twice (the printer differentiated alpha_t along with y)
 SOFT_FALLBACK = [(-6.0, 0.9), (-0.4016825556755066, 0.6964291930198669), (-0.2612, 0.52)]

@@ -371,3 +371,21 @@ def test_oracle_runs_on_whole_battery(dtype):
                 assert math.isfinite(round_to(v, F64)), (name, group, p, t)
                 if name != "mse":
                     assert abs(gp) <= 2, (name, group, p, t)
+
+
+@pytest.mark.parametrize("z", [16.0, 40.0, 300.0, 700.0])
+@pytest.mark.parametrize("target", [0.0, 1.0])
+def test_focal_oracle_keeps_digits_where_the_target_gradient_cancels(z, target):
+    """alpha_t (3 + gamma) = 1 (alpha 0.25, gamma 1 at target 1; alpha 0.75 at target 0), on the wrong side z of
+    the hard target: d/dy's three terms, of size z, cancel to -alpha_t sigma(z) (l + (z + l) e^-z), l = ln(1 + e^-z)
+    (the leading parts in closed form), e^-z of them: more than 50 digits from z = 116.  The oracle adds the digits
+    its terms lost."""
+    from refloss.oracle import classification as cls
+
+    alpha = 0.25 if target == 1.0 else 0.75
+    got = cls.sigmoid_focal_loss(-z if target == 1.0 else z, target, alpha=alpha, gamma=1.0)[2]
+    with mp.workdps(400):
+        u = mp.exp(-mp.mpf(z))
+        lg = mp.log1p(u)
+        want = -(1 - 2 * target) * -0.25 * (lg + (z + lg) * u) / (1 + u)
+        assert abs(got - want) <= abs(want) * mp.mpf(10) ** -40, (z, target, got, want)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 138
+# ops: 254
 """Sigmoid focal loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -71,7 +71,7 @@ def value_f64(logits, targets, alpha, gamma):
         _s20 = targets*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - targets)*_s17
         value = _s20*math.pow((targets*_s19 + (1.0 - targets)*_s18), gamma)
         return value
-    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+    elif (targets == 0.0) and (logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 0, wrong side
         _s21 = 1.0 - alpha
         _a22 = abs(logits)
         _e23 = math.exp(-_a22)
@@ -82,25 +82,47 @@ def value_f64(logits, targets, alpha, gamma):
         _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
         value = (_l26 if logits < 0.0 else logits + _l26)*_ap28
         return value
-    elif (targets == 1.0):  # alpha_t weighting, hard target 1
-        _z29 = -logits
+    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+        _s29 = 1.0 - alpha
         _a30 = abs(logits)
         _e31 = math.exp(-_a30)
         _d32 = 1.0 + _e31
         _c33 = (_e31 - (_d32 - 1.0))/_d32
         _l34 = math.log1p(_e31)
-        _p35 = (math.pow(_e31, gamma) if _z29 < 0.0 else 1.0)*math.pow(_d32, -gamma)
-        _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
-        value = (_l34 if _z29 < 0.0 else _z29 + _l34)*_ap36
+        _p35 = (math.pow(_e31, gamma) if logits < 0.0 else 1.0)*math.pow(_d32, -gamma)
+        _ap36 = _s29*(_p35 - _p35*(gamma*_c33))
+        value = (_l34 if logits < 0.0 else logits + _l34)*_ap36
+        return value
+    elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
+        _z37 = -logits
+        _a38 = abs(logits)
+        _e39 = math.exp(-_a38)
+        _d40 = 1.0 + _e39
+        _c41 = (_e39 - (_d40 - 1.0))/_d40
+        _l42 = math.log1p(_e39)
+        _p43 = (math.pow(_e39, gamma) if _z37 < 0.0 else 1.0)*math.pow(_d40, -gamma)
+        _ap44 = alpha*(_p43 - _p43*(gamma*_c41))
+        value = (_l42 if _z37 < 0.0 else _z37 + _l42)*_ap44
+        return value
+    elif (targets == 1.0):  # alpha_t weighting, hard target 1
+        _z45 = -logits
+        _a46 = abs(logits)
+        _e47 = math.exp(-_a46)
+        _d48 = 1.0 + _e47
+        _c49 = (_e47 - (_d48 - 1.0))/_d48
+        _l50 = math.log1p(_e47)
+        _p51 = (math.pow(_e47, gamma) if _z45 < 0.0 else 1.0)*math.pow(_d48, -gamma)
+        _ap52 = alpha*(_p51 - _p51*(gamma*_c49))
+        value = (_l50 if _z45 < 0.0 else _z45 + _l50)*_ap52
         return value
     else:  # alpha_t weighting
-        _s37 = -logits
-        _s38 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s39 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s40 = 1.0/(1.0 + math.exp(-_s37)) if _s37 >= 0.0 else math.exp(_s37)/(1.0 + math.exp(_s37))
-        _s41 = targets*(max(_s37, 0.0) + math.log1p(math.exp(-abs(_s37)))) + (1.0 - targets)*_s38
-        _s42 = math.pow((targets*_s40 + (1.0 - targets)*_s39), gamma)
-        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s41*_s42
+        _s53 = -logits
+        _s54 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s55 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s56 = 1.0/(1.0 + math.exp(-_s53)) if _s53 >= 0.0 else math.exp(_s53)/(1.0 + math.exp(_s53))
+        _s57 = targets*(max(_s53, 0.0) + math.log1p(math.exp(-abs(_s53)))) + (1.0 - targets)*_s54
+        _s58 = math.pow((targets*_s56 + (1.0 - targets)*_s55), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s57*_s58
         return value
 
 
@@ -206,7 +228,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _s73 = -logits*math.pow((targets*_s68 + (1.0 - targets)*_s67), gamma)
         d_targets = -gamma*math.tanh(0.5*logits)*_s69*_s71 + _s73
         return value, d_logits, d_targets
-    elif (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # alpha_t weighting, hard target 0, far tail
+    elif (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits > 1.0) and (gamma < 1.152921504606847e+18) and (logits < -45.0):  # alpha_t weighting, hard target 0, wrong side, far tail
         _s74 = 1.0 - alpha
         _a75 = abs(logits)
         _e76 = math.exp(-_a75)
@@ -236,7 +258,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _s96 = _t0*_t1*((((_p89 - (_p90 - _p88)) + _l84*_l87) + 1.0)*(_t1*(gamma - logits)))
         d_targets = _s96 + (2.0*alpha - 1.0)*((_l79 if logits < 0.0 else logits + _l79)*_ap95)
         return value, d_logits, d_targets
-    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+    elif (targets == 0.0) and (logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 0, wrong side
         _s97 = 1.0 - alpha
         _a98 = abs(logits)
         _e99 = math.exp(-_a98)
@@ -246,81 +268,209 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _p103 = (math.pow(_e99, gamma) if logits < 0.0 else 1.0)*math.pow(_d100, -gamma)
         _ap104 = _s97*(_p103 - _p103*(gamma*_c101))
         value = (_l102 if logits < 0.0 else logits + _l102)*_ap104
-        _t0 = _s97
-        _ap105 = _t0*(_p103 - _p103*(gamma*_c101))
-        _g1106 = gamma + 1.0
-        _p107 = (math.pow(_e99, gamma) if logits < 0.0 else 1.0)*math.pow(_d100, -_g1106)
-        _q108 = _t0*(_p107 - _p107*(_g1106*_c101))
-        d_logits = (_e99 + gamma*_l102 if logits < 0.0 else 1.0 + gamma*((logits + _l102)*_e99))*_q108
-        _ap109 = _p103 - _p103*(gamma*_c101)
-        _om110 = -math.expm1(-_a98)
-        _rn111 = _a98 + gamma*((_l102/_e99 if _e99 > 0.0 else 1.0)*_om110)
-        _s112 = -((-math.pow(_e99*math.pow(_t0*(1.0 - gamma*_c101)*math.pow(_d100, -gamma)*_rn111, 1.0/gamma), gamma) if _e99 > 0.0 and math.pow(_e99, gamma) < 2.2250738585072014e-308 else -_ap105*_rn111) if logits < 0.0 else _ap105*logits + gamma*(_ap105*((logits + _l102)*_om110)))
-        d_targets = (2.0*alpha - 1.0)*((_l102 if logits < 0.0 else logits + _l102)*_ap109) + _s112
+        _t0 = alpha - 1.0
+        _t1 = -_t0
+        _ap105 = _p103 - _p103*(gamma*_c101)
+        _t2 = (_l102 if logits < 0.0 else logits + _l102)*_ap105
+        _t3 = math.exp(-logits)
+        _t4 = math.log1p(_t3)
+        _e106 = 3.0 + gamma
+        _t5 = _e106
+        _ap107 = _t1*(_p103 - _p103*(gamma*_c101))
+        _g1108 = gamma + 1.0
+        _p109 = (math.pow(_e99, gamma) if logits < 0.0 else 1.0)*math.pow(_d100, -_g1108)
+        _q110 = _t1*(_p109 - _p109*(_g1108*_c101))
+        d_logits = (_e99 + gamma*_l102 if logits < 0.0 else 1.0 + gamma*((logits + _l102)*_e99))*_q110
+        _e111 = _e106 - 3.0
+        _c112 = _t1*134217728.0 + _t1
+        _h113 = _c112 - (_c112 - _t1)
+        _l114 = _t1 - _h113
+        _c115 = _t5*134217728.0 + _t5
+        _h116 = _c115 - (_c115 - _t5)
+        _l117 = _t5 - _h116
+        _p118 = _h113*_h116
+        _p119 = _h113*_l117 + _l114*_h116
+        _p120 = _p118 + _p119
+        _s121 = -(_t1*((3.0 - (_e106 - _e111)) + (gamma - _e111)) + ((_p119 - (_p120 - _p118)) + _l114*_l117))
+        d_targets = -_t0*_t2*(_t3*gamma + _t4/(_t4 + logits)) + _t2*(_s121 - (_p120 - 1.0))
+        return value, d_logits, d_targets
+    elif (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # alpha_t weighting, hard target 0, far tail
+        _s122 = 1.0 - alpha
+        _a123 = abs(logits)
+        _e124 = math.exp(-_a123)
+        _d125 = 1.0 + _e124
+        _c126 = (_e124 - (_d125 - 1.0))/_d125
+        _l127 = math.log1p(_e124)
+        _p128 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -gamma)
+        _ap129 = _s122*(_p128 - _p128*(gamma*_c126))
+        value = (_l127 if logits < 0.0 else logits + _l127)*_ap129
+        _t0 = _s122
+        _c130 = gamma*134217728.0 + gamma
+        _h131 = _c130 - (_c130 - gamma)
+        _l132 = gamma - _h131
+        _c133 = logits*134217728.0 + logits
+        _h134 = _c133 - (_c133 - logits)
+        _l135 = logits - _h134
+        _p136 = _h131*_h134
+        _p137 = _h131*_l135 + _l132*_h134
+        _p138 = _p136 + _p137
+        _t1 = math.exp(0.5*_p138)
+        _ap139 = _t0*(_p128 - _p128*(gamma*_c126))
+        _g1140 = gamma + 1.0
+        _p141 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -_g1140)
+        _q142 = _t0*(_p141 - _p141*(_g1140*_c126))
+        d_logits = (_e124 + gamma*_l127 if logits < 0.0 else 1.0 + gamma*((logits + _l127)*_e124))*_q142
+        _ap143 = _p128 - _p128*(gamma*_c126)
+        _s144 = _t0*_t1*((((_p137 - (_p138 - _p136)) + _l132*_l135) + 1.0)*(_t1*(gamma - logits)))
+        d_targets = _s144 + (2.0*alpha - 1.0)*((_l127 if logits < 0.0 else logits + _l127)*_ap143)
+        return value, d_logits, d_targets
+    elif (targets == 0.0):  # alpha_t weighting, hard target 0
+        _s145 = 1.0 - alpha
+        _a146 = abs(logits)
+        _e147 = math.exp(-_a146)
+        _d148 = 1.0 + _e147
+        _c149 = (_e147 - (_d148 - 1.0))/_d148
+        _l150 = math.log1p(_e147)
+        _p151 = (math.pow(_e147, gamma) if logits < 0.0 else 1.0)*math.pow(_d148, -gamma)
+        _ap152 = _s145*(_p151 - _p151*(gamma*_c149))
+        value = (_l150 if logits < 0.0 else logits + _l150)*_ap152
+        _t0 = _s145
+        _ap153 = _t0*(_p151 - _p151*(gamma*_c149))
+        _g1154 = gamma + 1.0
+        _p155 = (math.pow(_e147, gamma) if logits < 0.0 else 1.0)*math.pow(_d148, -_g1154)
+        _q156 = _t0*(_p155 - _p155*(_g1154*_c149))
+        d_logits = (_e147 + gamma*_l150 if logits < 0.0 else 1.0 + gamma*((logits + _l150)*_e147))*_q156
+        _ap157 = _p151 - _p151*(gamma*_c149)
+        _om158 = -math.expm1(-_a146)
+        _rn159 = _a146 + gamma*((_l150/_e147 if _e147 > 0.0 else 1.0)*_om158)
+        _s160 = -((-math.pow(_e147*math.pow(_t0*(1.0 - gamma*_c149)*math.pow(_d148, -gamma)*_rn159, 1.0/gamma), gamma) if _e147 > 0.0 and math.pow(_e147, gamma) < 2.2250738585072014e-308 else -_ap153*_rn159) if logits < 0.0 else _ap153*logits + gamma*(_ap153*((logits + _l150)*_om158)))
+        d_targets = (2.0*alpha - 1.0)*((_l150 if logits < 0.0 else logits + _l150)*_ap157) + _s160
+        return value, d_logits, d_targets
+    elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits > 1.0) and (gamma < 1.152921504606847e+18) and (-logits < -45.0):  # alpha_t weighting, hard target 1, wrong side, far tail
+        _z161 = -logits
+        _a162 = abs(logits)
+        _e163 = math.exp(-_a162)
+        _d164 = 1.0 + _e163
+        _c165 = (_e163 - (_d164 - 1.0))/_d164
+        _l166 = math.log1p(_e163)
+        _p167 = (math.pow(_e163, gamma) if _z161 < 0.0 else 1.0)*math.pow(_d164, -gamma)
+        _ap168 = alpha*(_p167 - _p167*(gamma*_c165))
+        value = (_l166 if _z161 < 0.0 else _z161 + _l166)*_ap168
+        _t0 = -logits
+        _c169 = gamma*134217728.0 + gamma
+        _h170 = _c169 - (_c169 - gamma)
+        _l171 = gamma - _h170
+        _c172 = _t0*134217728.0 + _t0
+        _h173 = _c172 - (_c172 - _t0)
+        _l174 = _t0 - _h173
+        _p175 = _h170*_h173
+        _p176 = _h170*_l174 + _l171*_h173
+        _p177 = _p175 + _p176
+        _t1 = math.exp(0.5*_p177)
+        _g1178 = gamma + 1.0
+        _p179 = (math.pow(_e163, gamma) if _z161 < 0.0 else 1.0)*math.pow(_d164, -_g1178)
+        _q180 = alpha*(_p179 - _p179*(_g1178*_c165))
+        d_logits = -(_e163 + gamma*_l166 if _z161 < 0.0 else 1.0 + gamma*((_z161 + _l166)*_e163))*_q180
+        _ap181 = _p167 - _p167*(gamma*_c165)
+        _s182 = _t1*alpha*((((_p176 - (_p177 - _p175)) + _l171*_l174) + 1.0)*(_t1*(-gamma - logits)))
+        d_targets = _s182 + (2.0*alpha - 1.0)*((_l166 if _z161 < 0.0 else _z161 + _l166)*_ap181)
+        return value, d_logits, d_targets
+    elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
+        _z183 = -logits
+        _a184 = abs(logits)
+        _e185 = math.exp(-_a184)
+        _d186 = 1.0 + _e185
+        _c187 = (_e185 - (_d186 - 1.0))/_d186
+        _l188 = math.log1p(_e185)
+        _p189 = (math.pow(_e185, gamma) if _z183 < 0.0 else 1.0)*math.pow(_d186, -gamma)
+        _ap190 = alpha*(_p189 - _p189*(gamma*_c187))
+        value = (_l188 if _z183 < 0.0 else _z183 + _l188)*_ap190
+        _ap191 = _p189 - _p189*(gamma*_c187)
+        _t0 = (_l188 if _z183 < 0.0 else _z183 + _l188)*_ap191
+        _t1 = math.exp(logits)
+        _t2 = math.log1p(_t1)
+        _e192 = 3.0 + gamma
+        _t3 = _e192
+        _g1193 = gamma + 1.0
+        _p194 = (math.pow(_e185, gamma) if _z183 < 0.0 else 1.0)*math.pow(_d186, -_g1193)
+        _q195 = alpha*(_p194 - _p194*(_g1193*_c187))
+        d_logits = -(_e185 + gamma*_l188 if _z183 < 0.0 else 1.0 + gamma*((_z183 + _l188)*_e185))*_q195
+        _e196 = _e192 - 3.0
+        _c197 = alpha*134217728.0 + alpha
+        _h198 = _c197 - (_c197 - alpha)
+        _l199 = alpha - _h198
+        _c200 = _t3*134217728.0 + _t3
+        _h201 = _c200 - (_c200 - _t3)
+        _l202 = _t3 - _h201
+        _p203 = _h198*_h201
+        _p204 = _h198*_l202 + _l199*_h201
+        _p205 = _p203 + _p204
+        _s206 = alpha*((3.0 - (_e192 - _e196)) + (gamma - _e196)) + ((_p204 - (_p205 - _p203)) + _l199*_l202)
+        d_targets = -_t0*alpha*(_t1*gamma + _t2/(_t2 - logits)) + _t0*(_s206 + (_p205 - 1.0))
         return value, d_logits, d_targets
     elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # alpha_t weighting, hard target 1, far tail
-        _z113 = -logits
-        _a114 = abs(logits)
-        _e115 = math.exp(-_a114)
-        _d116 = 1.0 + _e115
-        _c117 = (_e115 - (_d116 - 1.0))/_d116
-        _l118 = math.log1p(_e115)
-        _p119 = (math.pow(_e115, gamma) if _z113 < 0.0 else 1.0)*math.pow(_d116, -gamma)
-        _ap120 = alpha*(_p119 - _p119*(gamma*_c117))
-        value = (_l118 if _z113 < 0.0 else _z113 + _l118)*_ap120
+        _z207 = -logits
+        _a208 = abs(logits)
+        _e209 = math.exp(-_a208)
+        _d210 = 1.0 + _e209
+        _c211 = (_e209 - (_d210 - 1.0))/_d210
+        _l212 = math.log1p(_e209)
+        _p213 = (math.pow(_e209, gamma) if _z207 < 0.0 else 1.0)*math.pow(_d210, -gamma)
+        _ap214 = alpha*(_p213 - _p213*(gamma*_c211))
+        value = (_l212 if _z207 < 0.0 else _z207 + _l212)*_ap214
         _t0 = -logits
-        _c121 = gamma*134217728.0 + gamma
-        _h122 = _c121 - (_c121 - gamma)
-        _l123 = gamma - _h122
-        _c124 = _t0*134217728.0 + _t0
-        _h125 = _c124 - (_c124 - _t0)
-        _l126 = _t0 - _h125
-        _p127 = _h122*_h125
-        _p128 = _h122*_l126 + _l123*_h125
-        _p129 = _p127 + _p128
-        _t1 = math.exp(0.5*_p129)
-        _g1130 = gamma + 1.0
-        _p131 = (math.pow(_e115, gamma) if _z113 < 0.0 else 1.0)*math.pow(_d116, -_g1130)
-        _q132 = alpha*(_p131 - _p131*(_g1130*_c117))
-        d_logits = -(_e115 + gamma*_l118 if _z113 < 0.0 else 1.0 + gamma*((_z113 + _l118)*_e115))*_q132
-        _ap133 = _p119 - _p119*(gamma*_c117)
-        _s134 = _t1*alpha*((((_p128 - (_p129 - _p127)) + _l123*_l126) + 1.0)*(_t1*(-gamma - logits)))
-        d_targets = _s134 + (2.0*alpha - 1.0)*((_l118 if _z113 < 0.0 else _z113 + _l118)*_ap133)
+        _c215 = gamma*134217728.0 + gamma
+        _h216 = _c215 - (_c215 - gamma)
+        _l217 = gamma - _h216
+        _c218 = _t0*134217728.0 + _t0
+        _h219 = _c218 - (_c218 - _t0)
+        _l220 = _t0 - _h219
+        _p221 = _h216*_h219
+        _p222 = _h216*_l220 + _l217*_h219
+        _p223 = _p221 + _p222
+        _t1 = math.exp(0.5*_p223)
+        _g1224 = gamma + 1.0
+        _p225 = (math.pow(_e209, gamma) if _z207 < 0.0 else 1.0)*math.pow(_d210, -_g1224)
+        _q226 = alpha*(_p225 - _p225*(_g1224*_c211))
+        d_logits = -(_e209 + gamma*_l212 if _z207 < 0.0 else 1.0 + gamma*((_z207 + _l212)*_e209))*_q226
+        _ap227 = _p213 - _p213*(gamma*_c211)
+        _s228 = _t1*alpha*((((_p222 - (_p223 - _p221)) + _l217*_l220) + 1.0)*(_t1*(-gamma - logits)))
+        d_targets = _s228 + (2.0*alpha - 1.0)*((_l212 if _z207 < 0.0 else _z207 + _l212)*_ap227)
         return value, d_logits, d_targets
     elif (targets == 1.0):  # alpha_t weighting, hard target 1
-        _z135 = -logits
-        _a136 = abs(logits)
-        _e137 = math.exp(-_a136)
-        _d138 = 1.0 + _e137
-        _c139 = (_e137 - (_d138 - 1.0))/_d138
-        _l140 = math.log1p(_e137)
-        _p141 = (math.pow(_e137, gamma) if _z135 < 0.0 else 1.0)*math.pow(_d138, -gamma)
-        _ap142 = alpha*(_p141 - _p141*(gamma*_c139))
-        value = (_l140 if _z135 < 0.0 else _z135 + _l140)*_ap142
-        _g1143 = gamma + 1.0
-        _p144 = (math.pow(_e137, gamma) if _z135 < 0.0 else 1.0)*math.pow(_d138, -_g1143)
-        _q145 = alpha*(_p144 - _p144*(_g1143*_c139))
-        d_logits = -(_e137 + gamma*_l140 if _z135 < 0.0 else 1.0 + gamma*((_z135 + _l140)*_e137))*_q145
-        _ap146 = _p141 - _p141*(gamma*_c139)
-        _om147 = -math.expm1(-_a136)
-        _rn148 = _a136 + gamma*((_l140/_e137 if _e137 > 0.0 else 1.0)*_om147)
-        _s149 = (-math.pow(_e137*math.pow(alpha*(1.0 - gamma*_c139)*math.pow(_d138, -gamma)*_rn148, 1.0/gamma), gamma) if _e137 > 0.0 and math.pow(_e137, gamma) < 2.2250738585072014e-308 else -_ap142*_rn148) if _z135 < 0.0 else _ap142*_z135 + gamma*(_ap142*((_z135 + _l140)*_om147))
-        d_targets = (2.0*alpha - 1.0)*((_l140 if _z135 < 0.0 else _z135 + _l140)*_ap146) + _s149
+        _z229 = -logits
+        _a230 = abs(logits)
+        _e231 = math.exp(-_a230)
+        _d232 = 1.0 + _e231
+        _c233 = (_e231 - (_d232 - 1.0))/_d232
+        _l234 = math.log1p(_e231)
+        _p235 = (math.pow(_e231, gamma) if _z229 < 0.0 else 1.0)*math.pow(_d232, -gamma)
+        _ap236 = alpha*(_p235 - _p235*(gamma*_c233))
+        value = (_l234 if _z229 < 0.0 else _z229 + _l234)*_ap236
+        _g1237 = gamma + 1.0
+        _p238 = (math.pow(_e231, gamma) if _z229 < 0.0 else 1.0)*math.pow(_d232, -_g1237)
+        _q239 = alpha*(_p238 - _p238*(_g1237*_c233))
+        d_logits = -(_e231 + gamma*_l234 if _z229 < 0.0 else 1.0 + gamma*((_z229 + _l234)*_e231))*_q239
+        _ap240 = _p235 - _p235*(gamma*_c233)
+        _om241 = -math.expm1(-_a230)
+        _rn242 = _a230 + gamma*((_l234/_e231 if _e231 > 0.0 else 1.0)*_om241)
+        _s243 = (-math.pow(_e231*math.pow(alpha*(1.0 - gamma*_c233)*math.pow(_d232, -gamma)*_rn242, 1.0/gamma), gamma) if _e231 > 0.0 and math.pow(_e231, gamma) < 2.2250738585072014e-308 else -_ap236*_rn242) if _z229 < 0.0 else _ap236*_z229 + gamma*(_ap236*((_z229 + _l234)*_om241))
+        d_targets = (2.0*alpha - 1.0)*((_l234 if _z229 < 0.0 else _z229 + _l234)*_ap240) + _s243
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s150 = -logits
-        _s151 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s152 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s153 = 1.0/(1.0 + math.exp(-_s150)) if _s150 >= 0.0 else math.exp(_s150)/(1.0 + math.exp(_s150))
-        _s154 = targets*(max(_s150, 0.0) + math.log1p(math.exp(-abs(_s150)))) + (1.0 - targets)*_s151
-        _s155 = math.pow((targets*_s153 + (1.0 - targets)*_s152), gamma)
-        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s154*_s155
+        _s244 = -logits
+        _s245 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s246 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s247 = 1.0/(1.0 + math.exp(-_s244)) if _s244 >= 0.0 else math.exp(_s244)/(1.0 + math.exp(_s244))
+        _s248 = targets*(max(_s244, 0.0) + math.log1p(math.exp(-abs(_s244)))) + (1.0 - targets)*_s245
+        _s249 = math.pow((targets*_s247 + (1.0 - targets)*_s246), gamma)
+        value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s248*_s249
         _t0 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
-        _s156 = targets*_s153 + (1.0 - targets)*_s152
-        _s157 = math.pow(_s156, gamma - 1.0) if _s156 > 0.0 and gamma != 0.0 else 0.0
-        _s158 = _t0*gamma*(1.0 - 2.0*targets)*_s154*_s157*_s153*_s152
-        d_logits = _s158 + _t0*(-targets*_s153 + (1.0 - targets)*_s152)*_s155
-        d_targets = (2.0*alpha - 1.0)*_s154*_s155 - _t0*gamma*math.tanh(0.5*logits)*_s154*_s157 - _t0*logits*_s155
+        _s250 = targets*_s247 + (1.0 - targets)*_s246
+        _s251 = math.pow(_s250, gamma - 1.0) if _s250 > 0.0 and gamma != 0.0 else 0.0
+        _s252 = _t0*gamma*(1.0 - 2.0*targets)*_s248*_s251*_s247*_s246
+        d_logits = _s252 + _t0*(-targets*_s247 + (1.0 - targets)*_s246)*_s249
+        d_targets = (2.0*alpha - 1.0)*_s248*_s249 - _t0*gamma*math.tanh(0.5*logits)*_s248*_s251 - _t0*logits*_s249
         return value, d_logits, d_targets
 
 
@@ -354,7 +504,7 @@ def value_f32(logits, targets, alpha, gamma):
         _s20 = targets*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - targets)*_s17
         value = _s20*math.pow((targets*_s19 + (_f32(1.0) - targets)*_s18), gamma)
         return value
-    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+    elif (targets == _f32(0.0)) and (logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 0, wrong side
         _s21 = _f32(1.0) - alpha
         _a22 = abs(logits)
         _e23 = math.exp(-_a22)
@@ -365,25 +515,47 @@ def value_f32(logits, targets, alpha, gamma):
         _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
         value = (_l26 if logits < _f32(0.0) else logits + _l26)*_ap28
         return value
-    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
-        _z29 = -logits
+    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+        _s29 = _f32(1.0) - alpha
         _a30 = abs(logits)
         _e31 = math.exp(-_a30)
         _d32 = _f32(1.0) + _e31
         _c33 = (_e31 - (_d32 - _f32(1.0)))/_d32
         _l34 = math.log1p(_e31)
-        _p35 = (math.pow(_e31, gamma) if _z29 < _f32(0.0) else _f32(1.0))*math.pow(_d32, -gamma)
-        _ap36 = alpha*(_p35 - _p35*(gamma*_c33))
-        value = (_l34 if _z29 < _f32(0.0) else _z29 + _l34)*_ap36
+        _p35 = (math.pow(_e31, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d32, -gamma)
+        _ap36 = _s29*(_p35 - _p35*(gamma*_c33))
+        value = (_l34 if logits < _f32(0.0) else logits + _l34)*_ap36
+        return value
+    elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
+        _z37 = -logits
+        _a38 = abs(logits)
+        _e39 = math.exp(-_a38)
+        _d40 = _f32(1.0) + _e39
+        _c41 = (_e39 - (_d40 - _f32(1.0)))/_d40
+        _l42 = math.log1p(_e39)
+        _p43 = (math.pow(_e39, gamma) if _z37 < _f32(0.0) else _f32(1.0))*math.pow(_d40, -gamma)
+        _ap44 = alpha*(_p43 - _p43*(gamma*_c41))
+        value = (_l42 if _z37 < _f32(0.0) else _z37 + _l42)*_ap44
+        return value
+    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+        _z45 = -logits
+        _a46 = abs(logits)
+        _e47 = math.exp(-_a46)
+        _d48 = _f32(1.0) + _e47
+        _c49 = (_e47 - (_d48 - _f32(1.0)))/_d48
+        _l50 = math.log1p(_e47)
+        _p51 = (math.pow(_e47, gamma) if _z45 < _f32(0.0) else _f32(1.0))*math.pow(_d48, -gamma)
+        _ap52 = alpha*(_p51 - _p51*(gamma*_c49))
+        value = (_l50 if _z45 < _f32(0.0) else _z45 + _l50)*_ap52
         return value
     else:  # alpha_t weighting
-        _s37 = -logits
-        _s38 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s39 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s40 = _f32(1.0)/(_f32(1.0) + math.exp(-_s37)) if _s37 >= _f32(0.0) else math.exp(_s37)/(_f32(1.0) + math.exp(_s37))
-        _s41 = targets*(max(_s37, _f32(0.0)) + math.log1p(math.exp(-abs(_s37)))) + (_f32(1.0) - targets)*_s38
-        _s42 = math.pow((targets*_s40 + (_f32(1.0) - targets)*_s39), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s41*_s42
+        _s53 = -logits
+        _s54 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s55 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s56 = _f32(1.0)/(_f32(1.0) + math.exp(-_s53)) if _s53 >= _f32(0.0) else math.exp(_s53)/(_f32(1.0) + math.exp(_s53))
+        _s57 = targets*(max(_s53, _f32(0.0)) + math.log1p(math.exp(-abs(_s53)))) + (_f32(1.0) - targets)*_s54
+        _s58 = math.pow((targets*_s56 + (_f32(1.0) - targets)*_s55), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s57*_s58
         return value
 
 
@@ -489,7 +661,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         d_logits = _s73 + (-targets*_s68 + (_f32(1.0) - targets)*_s67)*_s72
         d_targets = -gamma*math.tanh(_f32(0.5)*logits)*_s69*_s71 - logits*_s72
         return value, d_logits, d_targets
-    elif (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # alpha_t weighting, hard target 0, far tail
+    elif (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)) and (logits < -_f32(20.0)):  # alpha_t weighting, hard target 0, wrong side, far tail
         _s74 = _f32(1.0) - alpha
         _a75 = abs(logits)
         _e76 = math.exp(-_a75)
@@ -544,7 +716,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _s115 = (2.0*_w_alpha - 1.0)*((_l112 if _w_logits < 0.0 else _w_logits + _l112)*_ap114)
             d_targets = _f32(_w0*(1.0 - _w_alpha)*_s107 + _s115)
         return value, d_logits, d_targets
-    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+    elif (targets == _f32(0.0)) and (logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 0, wrong side
         _s116 = _f32(1.0) - alpha
         _a117 = abs(logits)
         _e118 = math.exp(-_a117)
@@ -554,159 +726,401 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _p122 = (math.pow(_e118, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d119, -gamma)
         _ap123 = _s116*(_p122 - _p122*(gamma*_c120))
         value = (_l121 if logits < _f32(0.0) else logits + _l121)*_ap123
-        _t0 = _s116
-        _ap124 = _t0*(_p122 - _p122*(gamma*_c120))
-        _g1125 = gamma + _f32(1.0)
-        _p126 = (math.pow(_e118, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d119, -_g1125)
-        _q127 = _t0*(_p126 - _p126*(_g1125*_c120))
-        d_logits = (_e118 + gamma*_l121 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l121)*_e118))*_q127
-        _ap130 = _p122 - _p122*(gamma*_c120)
-        _u128 = (_f32(2.0)*alpha - _f32(1.0))*((_l121 if logits < _f32(0.0) else logits + _l121)*_ap130)
-        _om131 = -math.expm1(-_a117)
-        _rn132 = _a117 + gamma*((_l121/_e118 if _e118 > _f32(0.0) else _f32(1.0))*_om131)
-        _u129 = -((-math.pow(_e118*math.pow(_t0*(_f32(1.0) - gamma*_c120)*math.pow(_d119, -gamma)*_rn132, _f32(1.0)/gamma), gamma) if _e118 > _f32(0.0) and math.pow(_e118, gamma) < _f32(1.1754943508222875e-38) else -_ap124*_rn132) if logits < _f32(0.0) else _ap124*logits + gamma*(_ap124*((logits + _l121)*_om131)))
-        d_targets = _u128 + _u129
-        if not abs(d_targets) > _f32(0.5)*(abs(_u128) + abs(_u129)):
+        _t0 = alpha - _f32(1.0)
+        _t1 = -_t0
+        _ap124 = _p122 - _p122*(gamma*_c120)
+        _t2 = (_l121 if logits < _f32(0.0) else logits + _l121)*_ap124
+        _e125 = _f32(3.0) + gamma
+        _t3 = _e125
+        _t4 = math.exp(-logits)
+        _t5 = math.log1p(_t4)
+        _ap126 = _t1*(_p122 - _p122*(gamma*_c120))
+        _g1127 = gamma + _f32(1.0)
+        _p128 = (math.pow(_e118, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d119, -_g1127)
+        _q129 = _t1*(_p128 - _p128*(_g1127*_c120))
+        d_logits = (_e118 + gamma*_l121 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l121)*_e118))*_q129
+        _e132 = _e125 - _f32(3.0)
+        _c133 = _t1*_f32(4096.0) + _t1
+        _h134 = _c133 - (_c133 - _t1)
+        _l135 = _t1 - _h134
+        _c136 = _t3*_f32(4096.0) + _t3
+        _h137 = _c136 - (_c136 - _t3)
+        _l138 = _t3 - _h137
+        _p139 = _h134*_h137
+        _p140 = _h134*_l138 + _l135*_h137
+        _p141 = _p139 + _p140
+        _s142 = -(_t1*((_f32(3.0) - (_e125 - _e132)) + (gamma - _e132)) + ((_p140 - (_p141 - _p139)) + _l135*_l138))
+        _u130 = _t2*(_s142 - (_p141 - _f32(1.0)))
+        _u131 = -_t0*_t2*(_t4*gamma + _t5/(_t5 + logits))
+        d_targets = _u130 + _u131
+        if not abs(d_targets) > _f32(0.5)*(abs(_u130) + abs(_u131)):
             _w_logits = _f64(logits)
             _w_alpha = _f64(alpha)
             _w_gamma = _f64(gamma)
-            _a133 = abs(_w_logits)
-            _e134 = math.exp(-_a133)
-            _d135 = 1.0 + _e134
-            _c136 = (_e134 - (_d135 - 1.0))/_d135
-            _l137 = math.log1p(_e134)
-            _p138 = (math.pow(_e134, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d135, -_w_gamma)
-            _ap139 = _p138 - _p138*(_w_gamma*_c136)
-            _s140 = 1.0 - _w_alpha
-            _ap141 = _s140*(_p138 - _p138*(_w_gamma*_c136))
-            _om142 = -math.expm1(-_a133)
-            _rn143 = _a133 + _w_gamma*((_l137/_e134 if _e134 > 0.0 else 1.0)*_om142)
-            _s144 = -((-math.pow(_e134*math.pow(_s140*(1.0 - _w_gamma*_c136)*math.pow(_d135, -_w_gamma)*_rn143, 1.0/_w_gamma), _w_gamma) if _e134 > 0.0 and math.pow(_e134, _w_gamma) < 2.2250738585072014e-308 else -_ap141*_rn143) if _w_logits < 0.0 else _ap141*_w_logits + _w_gamma*(_ap141*((_w_logits + _l137)*_om142)))
-            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l137 if _w_logits < 0.0 else _w_logits + _l137)*_ap139) + _s144)
+            _w0 = _w_alpha - 1.0
+            _a143 = abs(_w_logits)
+            _e144 = math.exp(-_a143)
+            _d145 = 1.0 + _e144
+            _c146 = (_e144 - (_d145 - 1.0))/_d145
+            _l147 = math.log1p(_e144)
+            _p148 = (math.pow(_e144, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d145, -_w_gamma)
+            _ap149 = _p148 - _p148*(_w_gamma*_c146)
+            _w1 = (_l147 if _w_logits < 0.0 else _w_logits + _l147)*_ap149
+            _w2 = math.exp(-_w_logits)
+            _w3 = math.log1p(_w2)
+            _w4 = -_w0
+            _e150 = 3.0 + _w_gamma
+            _w5 = _e150
+            _e151 = _e150 - 3.0
+            _c152 = _w4*134217728.0 + _w4
+            _h153 = _c152 - (_c152 - _w4)
+            _l154 = _w4 - _h153
+            _c155 = _w5*134217728.0 + _w5
+            _h156 = _c155 - (_c155 - _w5)
+            _l157 = _w5 - _h156
+            _p158 = _h153*_h156
+            _p159 = _h153*_l157 + _l154*_h156
+            _p160 = _p158 + _p159
+            _s161 = -(_w4*((3.0 - (_e150 - _e151)) + (_w_gamma - _e151)) + ((_p159 - (_p160 - _p158)) + _l154*_l157))
+            d_targets = _f32(-_w0*_w1*(_w2*_w_gamma + _w3/(_w3 + _w_logits)) + _w1*(_s161 - (_p160 - 1.0)))
         return value, d_logits, d_targets
-    elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # alpha_t weighting, hard target 1, far tail
-        _z145 = -logits
-        _a146 = abs(logits)
-        _e147 = math.exp(-_a146)
-        _d148 = _f32(1.0) + _e147
-        _c149 = (_e147 - (_d148 - _f32(1.0)))/_d148
-        _l150 = math.log1p(_e147)
-        _p151 = (math.pow(_e147, gamma) if _z145 < _f32(0.0) else _f32(1.0))*math.pow(_d148, -gamma)
-        _ap152 = alpha*(_p151 - _p151*(gamma*_c149))
-        value = (_l150 if _z145 < _f32(0.0) else _z145 + _l150)*_ap152
+    elif (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # alpha_t weighting, hard target 0, far tail
+        _s162 = _f32(1.0) - alpha
+        _a163 = abs(logits)
+        _e164 = math.exp(-_a163)
+        _d165 = _f32(1.0) + _e164
+        _c166 = (_e164 - (_d165 - _f32(1.0)))/_d165
+        _l167 = math.log1p(_e164)
+        _p168 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -gamma)
+        _ap169 = _s162*(_p168 - _p168*(gamma*_c166))
+        value = (_l167 if logits < _f32(0.0) else logits + _l167)*_ap169
+        _t0 = _s162
+        _c170 = gamma*_f32(4096.0) + gamma
+        _h171 = _c170 - (_c170 - gamma)
+        _l172 = gamma - _h171
+        _c173 = logits*_f32(4096.0) + logits
+        _h174 = _c173 - (_c173 - logits)
+        _l175 = logits - _h174
+        _p176 = _h171*_h174
+        _p177 = _h171*_l175 + _l172*_h174
+        _p178 = _p176 + _p177
+        _t1 = math.exp(_f32(0.5)*_p178)
+        _ap179 = _t0*(_p168 - _p168*(gamma*_c166))
+        _g1180 = gamma + _f32(1.0)
+        _p181 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -_g1180)
+        _q182 = _t0*(_p181 - _p181*(_g1180*_c166))
+        d_logits = (_e164 + gamma*_l167 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l167)*_e164))*_q182
+        _ap185 = _p168 - _p168*(gamma*_c166)
+        _u183 = (_f32(2.0)*alpha - _f32(1.0))*((_l167 if logits < _f32(0.0) else logits + _l167)*_ap185)
+        _u184 = _t0*_t1*((((_p177 - (_p178 - _p176)) + _l172*_l175) + _f32(1.0))*(_t1*(gamma - logits)))
+        d_targets = _u183 + _u184
+        if not abs(d_targets) > _f32(0.5)*(abs(_u183) + abs(_u184)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _c186 = _w_gamma*134217728.0 + _w_gamma
+            _h187 = _c186 - (_c186 - _w_gamma)
+            _l188 = _w_gamma - _h187
+            _c189 = _w_logits*134217728.0 + _w_logits
+            _h190 = _c189 - (_c189 - _w_logits)
+            _l191 = _w_logits - _h190
+            _p192 = _h187*_h190
+            _p193 = _h187*_l191 + _l188*_h190
+            _p194 = _p192 + _p193
+            _w0 = math.exp(0.5*_p194)
+            _s195 = (((_p193 - (_p194 - _p192)) + _l188*_l191) + 1.0)*(_w0*(_w_gamma - _w_logits))
+            _a196 = abs(_w_logits)
+            _e197 = math.exp(-_a196)
+            _d198 = 1.0 + _e197
+            _c199 = (_e197 - (_d198 - 1.0))/_d198
+            _l200 = math.log1p(_e197)
+            _p201 = (math.pow(_e197, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d198, -_w_gamma)
+            _ap202 = _p201 - _p201*(_w_gamma*_c199)
+            _s203 = (2.0*_w_alpha - 1.0)*((_l200 if _w_logits < 0.0 else _w_logits + _l200)*_ap202)
+            d_targets = _f32(_w0*(1.0 - _w_alpha)*_s195 + _s203)
+        return value, d_logits, d_targets
+    elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
+        _s204 = _f32(1.0) - alpha
+        _a205 = abs(logits)
+        _e206 = math.exp(-_a205)
+        _d207 = _f32(1.0) + _e206
+        _c208 = (_e206 - (_d207 - _f32(1.0)))/_d207
+        _l209 = math.log1p(_e206)
+        _p210 = (math.pow(_e206, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d207, -gamma)
+        _ap211 = _s204*(_p210 - _p210*(gamma*_c208))
+        value = (_l209 if logits < _f32(0.0) else logits + _l209)*_ap211
+        _t0 = _s204
+        _ap212 = _t0*(_p210 - _p210*(gamma*_c208))
+        _g1213 = gamma + _f32(1.0)
+        _p214 = (math.pow(_e206, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d207, -_g1213)
+        _q215 = _t0*(_p214 - _p214*(_g1213*_c208))
+        d_logits = (_e206 + gamma*_l209 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l209)*_e206))*_q215
+        _ap218 = _p210 - _p210*(gamma*_c208)
+        _u216 = (_f32(2.0)*alpha - _f32(1.0))*((_l209 if logits < _f32(0.0) else logits + _l209)*_ap218)
+        _om219 = -math.expm1(-_a205)
+        _rn220 = _a205 + gamma*((_l209/_e206 if _e206 > _f32(0.0) else _f32(1.0))*_om219)
+        _u217 = -((-math.pow(_e206*math.pow(_t0*(_f32(1.0) - gamma*_c208)*math.pow(_d207, -gamma)*_rn220, _f32(1.0)/gamma), gamma) if _e206 > _f32(0.0) and math.pow(_e206, gamma) < _f32(1.1754943508222875e-38) else -_ap212*_rn220) if logits < _f32(0.0) else _ap212*logits + gamma*(_ap212*((logits + _l209)*_om219)))
+        d_targets = _u216 + _u217
+        if not abs(d_targets) > _f32(0.5)*(abs(_u216) + abs(_u217)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _a221 = abs(_w_logits)
+            _e222 = math.exp(-_a221)
+            _d223 = 1.0 + _e222
+            _c224 = (_e222 - (_d223 - 1.0))/_d223
+            _l225 = math.log1p(_e222)
+            _p226 = (math.pow(_e222, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d223, -_w_gamma)
+            _ap227 = _p226 - _p226*(_w_gamma*_c224)
+            _s228 = 1.0 - _w_alpha
+            _ap229 = _s228*(_p226 - _p226*(_w_gamma*_c224))
+            _om230 = -math.expm1(-_a221)
+            _rn231 = _a221 + _w_gamma*((_l225/_e222 if _e222 > 0.0 else 1.0)*_om230)
+            _s232 = -((-math.pow(_e222*math.pow(_s228*(1.0 - _w_gamma*_c224)*math.pow(_d223, -_w_gamma)*_rn231, 1.0/_w_gamma), _w_gamma) if _e222 > 0.0 and math.pow(_e222, _w_gamma) < 2.2250738585072014e-308 else -_ap229*_rn231) if _w_logits < 0.0 else _ap229*_w_logits + _w_gamma*(_ap229*((_w_logits + _l225)*_om230)))
+            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l225 if _w_logits < 0.0 else _w_logits + _l225)*_ap227) + _s232)
+        return value, d_logits, d_targets
+    elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)) and (-logits < -_f32(20.0)):  # alpha_t weighting, hard target 1, wrong side, far tail
+        _z233 = -logits
+        _a234 = abs(logits)
+        _e235 = math.exp(-_a234)
+        _d236 = _f32(1.0) + _e235
+        _c237 = (_e235 - (_d236 - _f32(1.0)))/_d236
+        _l238 = math.log1p(_e235)
+        _p239 = (math.pow(_e235, gamma) if _z233 < _f32(0.0) else _f32(1.0))*math.pow(_d236, -gamma)
+        _ap240 = alpha*(_p239 - _p239*(gamma*_c237))
+        value = (_l238 if _z233 < _f32(0.0) else _z233 + _l238)*_ap240
         _t0 = -logits
-        _c153 = gamma*_f32(4096.0) + gamma
-        _h154 = _c153 - (_c153 - gamma)
-        _l155 = gamma - _h154
-        _c156 = _t0*_f32(4096.0) + _t0
-        _h157 = _c156 - (_c156 - _t0)
-        _l158 = _t0 - _h157
-        _p159 = _h154*_h157
-        _p160 = _h154*_l158 + _l155*_h157
-        _p161 = _p159 + _p160
-        _t1 = math.exp(_f32(0.5)*_p161)
-        _g1162 = gamma + _f32(1.0)
-        _p163 = (math.pow(_e147, gamma) if _z145 < _f32(0.0) else _f32(1.0))*math.pow(_d148, -_g1162)
-        _q164 = alpha*(_p163 - _p163*(_g1162*_c149))
-        d_logits = -(_e147 + gamma*_l150 if _z145 < _f32(0.0) else _f32(1.0) + gamma*((_z145 + _l150)*_e147))*_q164
-        _ap167 = _p151 - _p151*(gamma*_c149)
-        _u165 = (_f32(2.0)*alpha - _f32(1.0))*((_l150 if _z145 < _f32(0.0) else _z145 + _l150)*_ap167)
-        _u166 = _t1*alpha*((((_p160 - (_p161 - _p159)) + _l155*_l158) + _f32(1.0))*(_t1*(-gamma - logits)))
-        d_targets = _u165 + _u166
-        if not abs(d_targets) > _f32(0.5)*(abs(_u165) + abs(_u166)):
+        _c241 = gamma*_f32(4096.0) + gamma
+        _h242 = _c241 - (_c241 - gamma)
+        _l243 = gamma - _h242
+        _c244 = _t0*_f32(4096.0) + _t0
+        _h245 = _c244 - (_c244 - _t0)
+        _l246 = _t0 - _h245
+        _p247 = _h242*_h245
+        _p248 = _h242*_l246 + _l243*_h245
+        _p249 = _p247 + _p248
+        _t1 = math.exp(_f32(0.5)*_p249)
+        _g1250 = gamma + _f32(1.0)
+        _p251 = (math.pow(_e235, gamma) if _z233 < _f32(0.0) else _f32(1.0))*math.pow(_d236, -_g1250)
+        _q252 = alpha*(_p251 - _p251*(_g1250*_c237))
+        d_logits = -(_e235 + gamma*_l238 if _z233 < _f32(0.0) else _f32(1.0) + gamma*((_z233 + _l238)*_e235))*_q252
+        _ap255 = _p239 - _p239*(gamma*_c237)
+        _u253 = (_f32(2.0)*alpha - _f32(1.0))*((_l238 if _z233 < _f32(0.0) else _z233 + _l238)*_ap255)
+        _u254 = _t1*alpha*((((_p248 - (_p249 - _p247)) + _l243*_l246) + _f32(1.0))*(_t1*(-gamma - logits)))
+        d_targets = _u253 + _u254
+        if not abs(d_targets) > _f32(0.5)*(abs(_u253) + abs(_u254)):
             _w_logits = _f64(logits)
             _w_alpha = _f64(alpha)
             _w_gamma = _f64(gamma)
             _w0 = -_w_logits
-            _c168 = _w_gamma*134217728.0 + _w_gamma
-            _h169 = _c168 - (_c168 - _w_gamma)
-            _l170 = _w_gamma - _h169
-            _c171 = _w0*134217728.0 + _w0
-            _h172 = _c171 - (_c171 - _w0)
-            _l173 = _w0 - _h172
-            _p174 = _h169*_h172
-            _p175 = _h169*_l173 + _l170*_h172
-            _p176 = _p174 + _p175
-            _w1 = math.exp(0.5*_p176)
-            _z177 = -_w_logits
-            _a178 = abs(_w_logits)
-            _e179 = math.exp(-_a178)
-            _d180 = 1.0 + _e179
-            _c181 = (_e179 - (_d180 - 1.0))/_d180
-            _l182 = math.log1p(_e179)
-            _p183 = (math.pow(_e179, _w_gamma) if _z177 < 0.0 else 1.0)*math.pow(_d180, -_w_gamma)
-            _ap184 = _p183 - _p183*(_w_gamma*_c181)
-            _s185 = _w1*_w_alpha*((((_p175 - (_p176 - _p174)) + _l170*_l173) + 1.0)*(_w1*(-_w_gamma - _w_logits)))
-            d_targets = _f32(_s185 + (2.0*_w_alpha - 1.0)*((_l182 if _z177 < 0.0 else _z177 + _l182)*_ap184))
+            _c256 = _w_gamma*134217728.0 + _w_gamma
+            _h257 = _c256 - (_c256 - _w_gamma)
+            _l258 = _w_gamma - _h257
+            _c259 = _w0*134217728.0 + _w0
+            _h260 = _c259 - (_c259 - _w0)
+            _l261 = _w0 - _h260
+            _p262 = _h257*_h260
+            _p263 = _h257*_l261 + _l258*_h260
+            _p264 = _p262 + _p263
+            _w1 = math.exp(0.5*_p264)
+            _z265 = -_w_logits
+            _a266 = abs(_w_logits)
+            _e267 = math.exp(-_a266)
+            _d268 = 1.0 + _e267
+            _c269 = (_e267 - (_d268 - 1.0))/_d268
+            _l270 = math.log1p(_e267)
+            _p271 = (math.pow(_e267, _w_gamma) if _z265 < 0.0 else 1.0)*math.pow(_d268, -_w_gamma)
+            _ap272 = _p271 - _p271*(_w_gamma*_c269)
+            _s273 = _w1*_w_alpha*((((_p263 - (_p264 - _p262)) + _l258*_l261) + 1.0)*(_w1*(-_w_gamma - _w_logits)))
+            d_targets = _f32(_s273 + (2.0*_w_alpha - 1.0)*((_l270 if _z265 < 0.0 else _z265 + _l270)*_ap272))
         return value, d_logits, d_targets
-    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
-        _z186 = -logits
-        _a187 = abs(logits)
-        _e188 = math.exp(-_a187)
-        _d189 = _f32(1.0) + _e188
-        _c190 = (_e188 - (_d189 - _f32(1.0)))/_d189
-        _l191 = math.log1p(_e188)
-        _p192 = (math.pow(_e188, gamma) if _z186 < _f32(0.0) else _f32(1.0))*math.pow(_d189, -gamma)
-        _ap193 = alpha*(_p192 - _p192*(gamma*_c190))
-        value = (_l191 if _z186 < _f32(0.0) else _z186 + _l191)*_ap193
-        _g1194 = gamma + _f32(1.0)
-        _p195 = (math.pow(_e188, gamma) if _z186 < _f32(0.0) else _f32(1.0))*math.pow(_d189, -_g1194)
-        _q196 = alpha*(_p195 - _p195*(_g1194*_c190))
-        d_logits = -(_e188 + gamma*_l191 if _z186 < _f32(0.0) else _f32(1.0) + gamma*((_z186 + _l191)*_e188))*_q196
-        _ap199 = _p192 - _p192*(gamma*_c190)
-        _u197 = (_f32(2.0)*alpha - _f32(1.0))*((_l191 if _z186 < _f32(0.0) else _z186 + _l191)*_ap199)
-        _om200 = -math.expm1(-_a187)
-        _rn201 = _a187 + gamma*((_l191/_e188 if _e188 > _f32(0.0) else _f32(1.0))*_om200)
-        _u198 = (-math.pow(_e188*math.pow(alpha*(_f32(1.0) - gamma*_c190)*math.pow(_d189, -gamma)*_rn201, _f32(1.0)/gamma), gamma) if _e188 > _f32(0.0) and math.pow(_e188, gamma) < _f32(1.1754943508222875e-38) else -_ap193*_rn201) if _z186 < _f32(0.0) else _ap193*_z186 + gamma*(_ap193*((_z186 + _l191)*_om200))
-        d_targets = _u197 + _u198
-        if not abs(d_targets) > _f32(0.5)*(abs(_u197) + abs(_u198)):
+    elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
+        _z274 = -logits
+        _a275 = abs(logits)
+        _e276 = math.exp(-_a275)
+        _d277 = _f32(1.0) + _e276
+        _c278 = (_e276 - (_d277 - _f32(1.0)))/_d277
+        _l279 = math.log1p(_e276)
+        _p280 = (math.pow(_e276, gamma) if _z274 < _f32(0.0) else _f32(1.0))*math.pow(_d277, -gamma)
+        _ap281 = alpha*(_p280 - _p280*(gamma*_c278))
+        value = (_l279 if _z274 < _f32(0.0) else _z274 + _l279)*_ap281
+        _ap282 = _p280 - _p280*(gamma*_c278)
+        _t0 = (_l279 if _z274 < _f32(0.0) else _z274 + _l279)*_ap282
+        _e283 = _f32(3.0) + gamma
+        _t1 = _e283
+        _t2 = math.exp(logits)
+        _t3 = math.log1p(_t2)
+        _g1284 = gamma + _f32(1.0)
+        _p285 = (math.pow(_e276, gamma) if _z274 < _f32(0.0) else _f32(1.0))*math.pow(_d277, -_g1284)
+        _q286 = alpha*(_p285 - _p285*(_g1284*_c278))
+        d_logits = -(_e276 + gamma*_l279 if _z274 < _f32(0.0) else _f32(1.0) + gamma*((_z274 + _l279)*_e276))*_q286
+        _e289 = _e283 - _f32(3.0)
+        _c290 = alpha*_f32(4096.0) + alpha
+        _h291 = _c290 - (_c290 - alpha)
+        _l292 = alpha - _h291
+        _c293 = _t1*_f32(4096.0) + _t1
+        _h294 = _c293 - (_c293 - _t1)
+        _l295 = _t1 - _h294
+        _p296 = _h291*_h294
+        _p297 = _h291*_l295 + _l292*_h294
+        _p298 = _p296 + _p297
+        _s299 = alpha*((_f32(3.0) - (_e283 - _e289)) + (gamma - _e289)) + ((_p297 - (_p298 - _p296)) + _l292*_l295)
+        _u287 = _t0*((_s299) + (_p298 - _f32(1.0)))
+        _u288 = -_t0*alpha*(_t2*gamma + _t3/(_t3 - logits))
+        d_targets = _u287 + _u288
+        if not abs(d_targets) > _f32(0.5)*(abs(_u287) + abs(_u288)):
             _w_logits = _f64(logits)
             _w_alpha = _f64(alpha)
             _w_gamma = _f64(gamma)
-            _z202 = -_w_logits
-            _a203 = abs(_w_logits)
-            _e204 = math.exp(-_a203)
-            _d205 = 1.0 + _e204
-            _c206 = (_e204 - (_d205 - 1.0))/_d205
-            _l207 = math.log1p(_e204)
-            _p208 = (math.pow(_e204, _w_gamma) if _z202 < 0.0 else 1.0)*math.pow(_d205, -_w_gamma)
-            _ap209 = _p208 - _p208*(_w_gamma*_c206)
-            _ap210 = _w_alpha*(_p208 - _p208*(_w_gamma*_c206))
-            _om211 = -math.expm1(-_a203)
-            _rn212 = _a203 + _w_gamma*((_l207/_e204 if _e204 > 0.0 else 1.0)*_om211)
-            _s213 = (-math.pow(_e204*math.pow(_w_alpha*(1.0 - _w_gamma*_c206)*math.pow(_d205, -_w_gamma)*_rn212, 1.0/_w_gamma), _w_gamma) if _e204 > 0.0 and math.pow(_e204, _w_gamma) < 2.2250738585072014e-308 else -_ap210*_rn212) if _z202 < 0.0 else _ap210*_z202 + _w_gamma*(_ap210*((_z202 + _l207)*_om211))
-            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l207 if _z202 < 0.0 else _z202 + _l207)*_ap209) + _s213)
+            _z300 = -_w_logits
+            _a301 = abs(_w_logits)
+            _e302 = math.exp(-_a301)
+            _d303 = 1.0 + _e302
+            _c304 = (_e302 - (_d303 - 1.0))/_d303
+            _l305 = math.log1p(_e302)
+            _p306 = (math.pow(_e302, _w_gamma) if _z300 < 0.0 else 1.0)*math.pow(_d303, -_w_gamma)
+            _ap307 = _p306 - _p306*(_w_gamma*_c304)
+            _w0 = (_l305 if _z300 < 0.0 else _z300 + _l305)*_ap307
+            _w1 = math.exp(_w_logits)
+            _w2 = math.log1p(_w1)
+            _e308 = 3.0 + _w_gamma
+            _w3 = _e308
+            _e309 = _e308 - 3.0
+            _c310 = _w_alpha*134217728.0 + _w_alpha
+            _h311 = _c310 - (_c310 - _w_alpha)
+            _l312 = _w_alpha - _h311
+            _c313 = _w3*134217728.0 + _w3
+            _h314 = _c313 - (_c313 - _w3)
+            _l315 = _w3 - _h314
+            _p316 = _h311*_h314
+            _p317 = _h311*_l315 + _l312*_h314
+            _p318 = _p316 + _p317
+            _s319 = _w_alpha*((3.0 - (_e308 - _e309)) + (_w_gamma - _e309)) + ((_p317 - (_p318 - _p316)) + _l312*_l315)
+            d_targets = _f32(-_w0*_w_alpha*(_w1*_w_gamma + _w2/(_w2 - _w_logits)) + _w0*((_s319) + (_p318 - 1.0)))
+        return value, d_logits, d_targets
+    elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # alpha_t weighting, hard target 1, far tail
+        _z320 = -logits
+        _a321 = abs(logits)
+        _e322 = math.exp(-_a321)
+        _d323 = _f32(1.0) + _e322
+        _c324 = (_e322 - (_d323 - _f32(1.0)))/_d323
+        _l325 = math.log1p(_e322)
+        _p326 = (math.pow(_e322, gamma) if _z320 < _f32(0.0) else _f32(1.0))*math.pow(_d323, -gamma)
+        _ap327 = alpha*(_p326 - _p326*(gamma*_c324))
+        value = (_l325 if _z320 < _f32(0.0) else _z320 + _l325)*_ap327
+        _t0 = -logits
+        _c328 = gamma*_f32(4096.0) + gamma
+        _h329 = _c328 - (_c328 - gamma)
+        _l330 = gamma - _h329
+        _c331 = _t0*_f32(4096.0) + _t0
+        _h332 = _c331 - (_c331 - _t0)
+        _l333 = _t0 - _h332
+        _p334 = _h329*_h332
+        _p335 = _h329*_l333 + _l330*_h332
+        _p336 = _p334 + _p335
+        _t1 = math.exp(_f32(0.5)*_p336)
+        _g1337 = gamma + _f32(1.0)
+        _p338 = (math.pow(_e322, gamma) if _z320 < _f32(0.0) else _f32(1.0))*math.pow(_d323, -_g1337)
+        _q339 = alpha*(_p338 - _p338*(_g1337*_c324))
+        d_logits = -(_e322 + gamma*_l325 if _z320 < _f32(0.0) else _f32(1.0) + gamma*((_z320 + _l325)*_e322))*_q339
+        _ap342 = _p326 - _p326*(gamma*_c324)
+        _u340 = (_f32(2.0)*alpha - _f32(1.0))*((_l325 if _z320 < _f32(0.0) else _z320 + _l325)*_ap342)
+        _u341 = _t1*alpha*((((_p335 - (_p336 - _p334)) + _l330*_l333) + _f32(1.0))*(_t1*(-gamma - logits)))
+        d_targets = _u340 + _u341
+        if not abs(d_targets) > _f32(0.5)*(abs(_u340) + abs(_u341)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _w0 = -_w_logits
+            _c343 = _w_gamma*134217728.0 + _w_gamma
+            _h344 = _c343 - (_c343 - _w_gamma)
+            _l345 = _w_gamma - _h344
+            _c346 = _w0*134217728.0 + _w0
+            _h347 = _c346 - (_c346 - _w0)
+            _l348 = _w0 - _h347
+            _p349 = _h344*_h347
+            _p350 = _h344*_l348 + _l345*_h347
+            _p351 = _p349 + _p350
+            _w1 = math.exp(0.5*_p351)
+            _z352 = -_w_logits
+            _a353 = abs(_w_logits)
+            _e354 = math.exp(-_a353)
+            _d355 = 1.0 + _e354
+            _c356 = (_e354 - (_d355 - 1.0))/_d355
+            _l357 = math.log1p(_e354)
+            _p358 = (math.pow(_e354, _w_gamma) if _z352 < 0.0 else 1.0)*math.pow(_d355, -_w_gamma)
+            _ap359 = _p358 - _p358*(_w_gamma*_c356)
+            _s360 = _w1*_w_alpha*((((_p350 - (_p351 - _p349)) + _l345*_l348) + 1.0)*(_w1*(-_w_gamma - _w_logits)))
+            d_targets = _f32(_s360 + (2.0*_w_alpha - 1.0)*((_l357 if _z352 < 0.0 else _z352 + _l357)*_ap359))
+        return value, d_logits, d_targets
+    elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
+        _z361 = -logits
+        _a362 = abs(logits)
+        _e363 = math.exp(-_a362)
+        _d364 = _f32(1.0) + _e363
+        _c365 = (_e363 - (_d364 - _f32(1.0)))/_d364
+        _l366 = math.log1p(_e363)
+        _p367 = (math.pow(_e363, gamma) if _z361 < _f32(0.0) else _f32(1.0))*math.pow(_d364, -gamma)
+        _ap368 = alpha*(_p367 - _p367*(gamma*_c365))
+        value = (_l366 if _z361 < _f32(0.0) else _z361 + _l366)*_ap368
+        _g1369 = gamma + _f32(1.0)
+        _p370 = (math.pow(_e363, gamma) if _z361 < _f32(0.0) else _f32(1.0))*math.pow(_d364, -_g1369)
+        _q371 = alpha*(_p370 - _p370*(_g1369*_c365))
+        d_logits = -(_e363 + gamma*_l366 if _z361 < _f32(0.0) else _f32(1.0) + gamma*((_z361 + _l366)*_e363))*_q371
+        _ap374 = _p367 - _p367*(gamma*_c365)
+        _u372 = (_f32(2.0)*alpha - _f32(1.0))*((_l366 if _z361 < _f32(0.0) else _z361 + _l366)*_ap374)
+        _om375 = -math.expm1(-_a362)
+        _rn376 = _a362 + gamma*((_l366/_e363 if _e363 > _f32(0.0) else _f32(1.0))*_om375)
+        _u373 = (-math.pow(_e363*math.pow(alpha*(_f32(1.0) - gamma*_c365)*math.pow(_d364, -gamma)*_rn376, _f32(1.0)/gamma), gamma) if _e363 > _f32(0.0) and math.pow(_e363, gamma) < _f32(1.1754943508222875e-38) else -_ap368*_rn376) if _z361 < _f32(0.0) else _ap368*_z361 + gamma*(_ap368*((_z361 + _l366)*_om375))
+        d_targets = _u372 + _u373
+        if not abs(d_targets) > _f32(0.5)*(abs(_u372) + abs(_u373)):
+            _w_logits = _f64(logits)
+            _w_alpha = _f64(alpha)
+            _w_gamma = _f64(gamma)
+            _z377 = -_w_logits
+            _a378 = abs(_w_logits)
+            _e379 = math.exp(-_a378)
+            _d380 = 1.0 + _e379
+            _c381 = (_e379 - (_d380 - 1.0))/_d380
+            _l382 = math.log1p(_e379)
+            _p383 = (math.pow(_e379, _w_gamma) if _z377 < 0.0 else 1.0)*math.pow(_d380, -_w_gamma)
+            _ap384 = _p383 - _p383*(_w_gamma*_c381)
+            _ap385 = _w_alpha*(_p383 - _p383*(_w_gamma*_c381))
+            _om386 = -math.expm1(-_a378)
+            _rn387 = _a378 + _w_gamma*((_l382/_e379 if _e379 > 0.0 else 1.0)*_om386)
+            _s388 = (-math.pow(_e379*math.pow(_w_alpha*(1.0 - _w_gamma*_c381)*math.pow(_d380, -_w_gamma)*_rn387, 1.0/_w_gamma), _w_gamma) if _e379 > 0.0 and math.pow(_e379, _w_gamma) < 2.2250738585072014e-308 else -_ap385*_rn387) if _z377 < 0.0 else _ap385*_z377 + _w_gamma*(_ap385*((_z377 + _l382)*_om386))
+            d_targets = _f32((2.0*_w_alpha - 1.0)*((_l382 if _z377 < 0.0 else _z377 + _l382)*_ap384) + _s388)
         return value, d_logits, d_targets
     else:  # alpha_t weighting
-        _s214 = -logits
-        _s215 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s216 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s217 = _f32(1.0)/(_f32(1.0) + math.exp(-_s214)) if _s214 >= _f32(0.0) else math.exp(_s214)/(_f32(1.0) + math.exp(_s214))
-        _s218 = targets*(max(_s214, _f32(0.0)) + math.log1p(math.exp(-abs(_s214)))) + (_f32(1.0) - targets)*_s215
-        _s219 = math.pow((targets*_s217 + (_f32(1.0) - targets)*_s216), gamma)
-        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s218*_s219
+        _s389 = -logits
+        _s390 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s391 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+        _s392 = _f32(1.0)/(_f32(1.0) + math.exp(-_s389)) if _s389 >= _f32(0.0) else math.exp(_s389)/(_f32(1.0) + math.exp(_s389))
+        _s393 = targets*(max(_s389, _f32(0.0)) + math.log1p(math.exp(-abs(_s389)))) + (_f32(1.0) - targets)*_s390
+        _s394 = math.pow((targets*_s392 + (_f32(1.0) - targets)*_s391), gamma)
+        value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s393*_s394
         _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
-        _s220 = targets*_s217 + (_f32(1.0) - targets)*_s216
-        _s221 = math.pow(_s220, gamma - _f32(1.0)) if _s220 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-        _s222 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s218*_s221*_s217*_s216
-        d_logits = _s222 + _t0*(-targets*_s217 + (_f32(1.0) - targets)*_s216)*_s219
-        _u223 = (_f32(2.0)*alpha - _f32(1.0))*_s218*_s219
-        _u224 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s218*_s221 - _t0*logits*_s219
-        d_targets = _u223 + _u224
-        if not abs(d_targets) > _f32(0.5)*(abs(_u223) + abs(_u224)):
+        _s395 = targets*_s392 + (_f32(1.0) - targets)*_s391
+        _s396 = math.pow(_s395, gamma - _f32(1.0)) if _s395 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
+        _s397 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s393*_s396*_s392*_s391
+        d_logits = _s397 + _t0*(-targets*_s392 + (_f32(1.0) - targets)*_s391)*_s394
+        _u398 = (_f32(2.0)*alpha - _f32(1.0))*_s393*_s394
+        _u399 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s393*_s396 - _t0*logits*_s394
+        d_targets = _u398 + _u399
+        if not abs(d_targets) > _f32(0.5)*(abs(_u398) + abs(_u399)):
             _w_logits = _f64(logits)
             _w_targets = _f64(targets)
             _w_alpha = _f64(alpha)
             _w_gamma = _f64(gamma)
-            _s225 = -_w_logits
-            _s226 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-            _s227 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-            _s228 = 1.0/(1.0 + math.exp(-_s225)) if _s225 >= 0.0 else math.exp(_s225)/(1.0 + math.exp(_s225))
-            _s229 = _w_targets*(max(_s225, 0.0) + math.log1p(math.exp(-abs(_s225)))) + (1.0 - _w_targets)*_s226
-            _s230 = _w_targets*_s228 + (1.0 - _w_targets)*_s227
-            _s231 = math.pow(_s230, _w_gamma - 1.0) if _s230 > 0.0 and _w_gamma != 0.0 else 0.0
-            _s232 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
-            _s233 = -_w_logits*_s232*math.pow((_w_targets*_s228 + (1.0 - _w_targets)*_s227), _w_gamma)
-            _s234 = (2.0*_w_alpha - 1.0)*_s229*math.pow((_w_targets*_s228 + (1.0 - _w_targets)*_s227), _w_gamma)
-            d_targets = _f32(_s234 - _w_gamma*_s232*math.tanh(0.5*_w_logits)*_s229*_s231 + _s233)
+            _s400 = -_w_logits
+            _s401 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+            _s402 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+            _s403 = 1.0/(1.0 + math.exp(-_s400)) if _s400 >= 0.0 else math.exp(_s400)/(1.0 + math.exp(_s400))
+            _s404 = _w_targets*(max(_s400, 0.0) + math.log1p(math.exp(-abs(_s400)))) + (1.0 - _w_targets)*_s401
+            _s405 = _w_targets*_s403 + (1.0 - _w_targets)*_s402
+            _s406 = math.pow(_s405, _w_gamma - 1.0) if _s405 > 0.0 and _w_gamma != 0.0 else 0.0
+            _s407 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
+            _s408 = -_w_logits*_s407*math.pow((_w_targets*_s403 + (1.0 - _w_targets)*_s402), _w_gamma)
+            _s409 = (2.0*_w_alpha - 1.0)*_s404*math.pow((_w_targets*_s403 + (1.0 - _w_targets)*_s402), _w_gamma)
+            d_targets = _f32(_s409 - _w_gamma*_s407*math.tanh(0.5*_w_logits)*_s404*_s406 + _s408)
         return value, d_logits, d_targets
