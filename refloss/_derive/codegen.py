@@ -18,6 +18,7 @@ float64 in Numba and would promote the whole kernel to double precision.
 from __future__ import annotations
 
 import hashlib
+import math
 import textwrap
 import re
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from refloss._info import Properties
 
+from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, TMax as TMaxRow
 
@@ -604,7 +606,44 @@ class KernelPrinter(PythonCodePrinter):
         return f"({self._literal(1)} if {self._print(expr.args[0])} > {self._literal(0)} else {self._literal(0)})"
 
     def _print_AtanRatio(self, expr):
-        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._atan2(*expr.args[:2])
+
+    def _atan2(self, y, x):
+        """atan2(y, x) without a libm call, so that the loop vectorises (refloss/_derive/atan.py)."""
+        if self._inline:
+            raise ValueError("atan2 prints as statements: not in a branch condition")
+        w, h = (self._once(a, PRECEDENCE["Mul"]) for a in (y, x))
+        lit = self._literal
+        a, b = self.assign("aw", f"abs({w})"), self.assign("ah", f"abs({h})")
+        hi = self.assign("mx", f"max({a}, {b})")
+        q = self.assign("q", f"(min({a}, {b})/{hi} if {hi} > {lit(0)} else {lit(0)})")
+        big = self.assign("big", f"{q} > {lit(sp.Rational(1, 2))}")
+        # q > 1/2: r = (q - 1)/(q + 1), q - 1 exact (Sterbenz), q + 1 = d + (its rounding error e)
+        d = self.assign("d", f"{q} + {lit(1)}")
+        r0 = self.assign("r", f"({q} - {lit(1)})/{d}")
+        e = self.assign("e", f"{q} - ({d} - {lit(1)})")
+        r = self.assign("r", f"({r0} - {r0}*({e}/{d}) if {big} else {q})")
+        s = self.assign("s", f"{r}*{r}")
+        coeffs, _ = atan_polynomial(self.precision)
+        horner = lit(sp.Float(coeffs[0], 40))
+        for c in coeffs[1:]:
+            horner = f"{lit(sp.Float(c, 40))} + {s}*({horner})"
+        p = self.assign("p", f"{r} + {r}*({s}*({horner}))")
+        # atan2 = k pi/4 + p or k pi/4 - p, k in 0..4: |w| > |h| gives pi/2 - atan(q) (k -> 2 - k, p -> -p), h < 0
+        # (or -0) pi - that (k -> 4 - k, p -> -p), the sign of w last.  pi/4 is split Cody-Waite style: its head
+        # has 3 bits to spare, so k times it is exact, and k pi/4 is added in one rounding
+        swap = f"{a} > {b}"
+        neg = f"math.copysign({lit(1)}, {h}) < {lit(0)}"
+        k = self.assign("k", f"({lit(1)} if {big} else {lit(0)})")
+        k = self.assign("k", f"({lit(2)} - {k} if {swap} else {k})")
+        k = self.assign("k", f"({lit(4)} - {k} if {neg} else {k})")
+        signed = self.assign("p", f"({p} if ({swap}) == ({neg}) else -{p})")
+        bits = 50 if self.precision == "f64" else 21
+        mant, exp = math.frexp(float(sp.pi / 4))
+        head = math.ldexp(round(mant * 2**bits) / 2**bits, exp)
+        tail = lit(sp.pi / 4 - sp.Float(head, 60))
+        u = self.assign("u", f"{k}*{lit(sp.Float(head, 60))} + ({signed} + {k}*{tail})")
+        return f"math.copysign({u}, {w})"
 
     def _print_Quot(self, expr):
         a, b = expr.args
@@ -616,7 +655,7 @@ class KernelPrinter(PythonCodePrinter):
         return f"({self._literal(1)}/({w}*{w} + {h}*{h}) if {w} != {zero} or {h} != {zero} else {zero})"
 
     def _print_atan2(self, expr):
-        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._atan2(*expr.args)
 
     def _print_Piecewise(self, expr):  # not used: branches are explicit
         raise NotImplementedError("write branches as Branch objects, not Piecewise")

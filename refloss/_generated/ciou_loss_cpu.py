@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f96a4a20af515cb2
+# scalar kernels: sha256 73d7aea5601c36a3
 """CIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -32,60 +32,97 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        _s1 = -px1 + px2
+        _s2 = -py1 + py2
+        _aw3 = abs(_s1)
+        _ah4 = abs(_s2)
+        _mx5 = max(_aw3, _ah4)
+        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _big7 = _q6 > 0.5
+        _d8 = _q6 + 1.0
+        _r9 = (_q6 - 1.0)/_d8
+        _e10 = _q6 - (_d8 - 1.0)
+        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _s12 = _r11*_r11
+        _p13 = _r11 + _r11*(_s12*(-0.3333333333333333 + _s12*(0.19999999999999488 + _s12*(-0.14285714285599188 + _s12*(0.11111111100917376 + _s12*(-0.09090908620322523 + _s12*(0.07692294712540285 + _s12*(-0.06666435677235948 + _s12*(0.05879578429582425 + _s12*(-0.05240099507994713 + _s12*(0.04628024868570153 + _s12*(-0.03806653672057366 + _s12*(0.025006503566489507 + _s12*(-0.009215792047089858))))))))))))))
+        _k14 = (1.0 if _big7 else 0.0)
+        _k15 = (2.0 - _k14 if _aw3 > _ah4 else _k14)
+        _k16 = (4.0 - _k15 if math.copysign(1.0, _s2) < 0.0 else _k15)
+        _p17 = (_p13 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p13)
+        _u18 = _k16*0.7853981633974483 + (_p17 + _k16*3.061616997868383e-17)
+        _s19 = -tx1 + tx2
+        _s20 = -ty1 + ty2
+        _aw21 = abs(_s19)
+        _ah22 = abs(_s20)
+        _mx23 = max(_aw21, _ah22)
+        _q24 = (min(_aw21, _ah22)/_mx23 if _mx23 > 0.0 else 0.0)
+        _big25 = _q24 > 0.5
+        _d26 = _q24 + 1.0
+        _r27 = (_q24 - 1.0)/_d26
+        _e28 = _q24 - (_d26 - 1.0)
+        _r29 = (_r27 - _r27*(_e28/_d26) if _big25 else _q24)
+        _s30 = _r29*_r29
+        _p31 = _r29 + _r29*(_s30*(-0.3333333333333333 + _s30*(0.19999999999999488 + _s30*(-0.14285714285599188 + _s30*(0.11111111100917376 + _s30*(-0.09090908620322523 + _s30*(0.07692294712540285 + _s30*(-0.06666435677235948 + _s30*(0.05879578429582425 + _s30*(-0.05240099507994713 + _s30*(0.04628024868570153 + _s30*(-0.03806653672057366 + _s30*(0.025006503566489507 + _s30*(-0.009215792047089858))))))))))))))
+        _k32 = (1.0 if _big25 else 0.0)
+        _k33 = (2.0 - _k32 if _aw21 > _ah22 else _k32)
+        _k34 = (4.0 - _k33 if math.copysign(1.0, _s20) < 0.0 else _k33)
+        _p35 = (_p31 if (_aw21 > _ah22) == (math.copysign(1.0, _s20) < 0.0) else -_p31)
+        _u36 = _k34*0.7853981633974483 + (_p35 + _k34*3.061616997868383e-17)
+        d_atan = -math.copysign(_u18, _s1) + math.copysign(_u36, _s19)
         if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = 0.5*_t0 + 0.5*_t1
-            _s11 = 0.5*_t2 + 0.5*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+            _t4 = _s2
+            _t5 = _s20
+            _s37 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s37, _s37 - _s37)
+            _s38 = tx1 - px1
+            _s39 = tx2 - px2
+            _s40 = ty1 - py1
+            _s41 = ty2 - py2
+            _s42 = _t5*min(_s19, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
+            _s43 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
+            _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
+            _t7 = _s43 + _s42 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41)) + eps
+            _s45 = -max(py1, ty1) + min(py2, ty2)
+            _s46 = 0.5*_t0 + 0.5*_t1
+            _s47 = 0.5*_t2 + 0.5*_t3
+            _s48 = max(px2, tx2) - min(px1, tx1)
+            _s49 = max(py2, ty2) - min(py1, ty1)
+            _s50 = ((_s46*_s46) + (_s47*_s47))/(eps + (_s48*_s48) + (_s49*_s49))
+            value = _t7/(_t6*max(_s45, _s45 - _s45) + _t7) + _s50
         else:  # aspect term alpha v
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -px1 + px2
-            _t6 = -ty1 + ty2
-            _t7 = -tx1 + tx2
-            _s14 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s14, _s14 - _s14)
-            _s15 = tx1 - px1
-            _s16 = tx2 - px2
-            _s17 = ty1 - py1
-            _s18 = ty2 - py2
-            _s19 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s15, _s15 - _s15))
-            _s20 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s16, _s16 - _s16))
-            _s21 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s17, _s17 - _s17))
-            _t9 = _s19 + _s20 + _s21 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s18, _s18 - _s18)) + eps
-            _s22 = -max(py1, ty1) + min(py2, ty2)
-            _t10 = _t8*max(_s22, _s22 - _s22)
+            _t4 = _s2
+            _t5 = _s1
+            _t6 = _s20
+            _t7 = _s19
+            _s51 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s51, _s51 - _s51)
+            _s52 = tx1 - px1
+            _s53 = tx2 - px2
+            _s54 = ty1 - py1
+            _s55 = ty2 - py2
+            _s56 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s52, _s52 - _s52))
+            _s57 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s53, _s53 - _s53))
+            _s58 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s54, _s54 - _s54))
+            _t9 = _s56 + _s57 + _s58 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s55, _s55 - _s55)) + eps
+            _s59 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s59, _s59 - _s59)
             _t11 = _t9/(_t10 + _t9)
-            _s23 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-            _s24 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
-            _s25 = 0.5*_t0 + 0.5*_t1
-            _s26 = 0.5*_t2 + 0.5*_t3
-            _s27 = max(px2, tx2) - min(px1, tx1)
-            _s28 = max(py2, ty2) - min(py1, ty1)
-            _s29 = ((_s25*_s25) + (_s26*_s26))/(eps + (_s27*_s27) + (_s28*_s28))
-            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s23/_s24 + _s29
+            _s60 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
+            _s61 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s62 = 0.5*_t0 + 0.5*_t1
+            _s63 = 0.5*_t2 + 0.5*_t3
+            _s64 = max(px2, tx2) - min(px1, tx1)
+            _s65 = max(py2, ty2) - min(py1, ty1)
+            _s66 = ((_s62*_s62) + (_s63*_s63))/(eps + (_s64*_s64) + (_s65*_s65))
+            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s60/_s61 + _s66
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -131,61 +168,98 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        _s1 = -px1 + px2
+        _s2 = -py1 + py2
+        _aw3 = abs(_s1)
+        _ah4 = abs(_s2)
+        _mx5 = max(_aw3, _ah4)
+        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _big7 = _q6 > 0.5
+        _d8 = _q6 + 1.0
+        _r9 = (_q6 - 1.0)/_d8
+        _e10 = _q6 - (_d8 - 1.0)
+        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _s12 = _r11*_r11
+        _p13 = _r11 + _r11*(_s12*(-0.3333333333333333 + _s12*(0.19999999999999488 + _s12*(-0.14285714285599188 + _s12*(0.11111111100917376 + _s12*(-0.09090908620322523 + _s12*(0.07692294712540285 + _s12*(-0.06666435677235948 + _s12*(0.05879578429582425 + _s12*(-0.05240099507994713 + _s12*(0.04628024868570153 + _s12*(-0.03806653672057366 + _s12*(0.025006503566489507 + _s12*(-0.009215792047089858))))))))))))))
+        _k14 = (1.0 if _big7 else 0.0)
+        _k15 = (2.0 - _k14 if _aw3 > _ah4 else _k14)
+        _k16 = (4.0 - _k15 if math.copysign(1.0, _s2) < 0.0 else _k15)
+        _p17 = (_p13 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p13)
+        _u18 = _k16*0.7853981633974483 + (_p17 + _k16*3.061616997868383e-17)
+        _s19 = -tx1 + tx2
+        _s20 = -ty1 + ty2
+        _aw21 = abs(_s19)
+        _ah22 = abs(_s20)
+        _mx23 = max(_aw21, _ah22)
+        _q24 = (min(_aw21, _ah22)/_mx23 if _mx23 > 0.0 else 0.0)
+        _big25 = _q24 > 0.5
+        _d26 = _q24 + 1.0
+        _r27 = (_q24 - 1.0)/_d26
+        _e28 = _q24 - (_d26 - 1.0)
+        _r29 = (_r27 - _r27*(_e28/_d26) if _big25 else _q24)
+        _s30 = _r29*_r29
+        _p31 = _r29 + _r29*(_s30*(-0.3333333333333333 + _s30*(0.19999999999999488 + _s30*(-0.14285714285599188 + _s30*(0.11111111100917376 + _s30*(-0.09090908620322523 + _s30*(0.07692294712540285 + _s30*(-0.06666435677235948 + _s30*(0.05879578429582425 + _s30*(-0.05240099507994713 + _s30*(0.04628024868570153 + _s30*(-0.03806653672057366 + _s30*(0.025006503566489507 + _s30*(-0.009215792047089858))))))))))))))
+        _k32 = (1.0 if _big25 else 0.0)
+        _k33 = (2.0 - _k32 if _aw21 > _ah22 else _k32)
+        _k34 = (4.0 - _k33 if math.copysign(1.0, _s20) < 0.0 else _k33)
+        _p35 = (_p31 if (_aw21 > _ah22) == (math.copysign(1.0, _s20) < 0.0) else -_p31)
+        _u36 = _k34*0.7853981633974483 + (_p35 + _k34*3.061616997868383e-17)
+        d_atan = -math.copysign(_u18, _s1) + math.copysign(_u36, _s19)
         if (d_atan == 0.0):  # equal aspect ratios: v = 0, no aspect term
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = 0.5*_t0 + 0.5*_t1
-            _s11 = 0.5*_t2 + 0.5*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
-            _t8 = _s10
+            _t4 = _s2
+            _t5 = _s20
+            _s37 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s37, _s37 - _s37)
+            _s38 = tx1 - px1
+            _s39 = tx2 - px2
+            _s40 = ty1 - py1
+            _s41 = ty2 - py2
+            _s42 = _t5*min(_s19, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
+            _s43 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
+            _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
+            _t7 = _s43 + _s42 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41)) + eps
+            _s45 = -max(py1, ty1) + min(py2, ty2)
+            _s46 = 0.5*_t0 + 0.5*_t1
+            _s47 = 0.5*_t2 + 0.5*_t3
+            _s48 = max(px2, tx2) - min(px1, tx1)
+            _s49 = max(py2, ty2) - min(py1, ty1)
+            _s50 = ((_s46*_s46) + (_s47*_s47))/(eps + (_s48*_s48) + (_s49*_s49))
+            value = _t7/(_t6*max(_s45, _s45 - _s45) + _t7) + _s50
+            _t8 = _s46
             _t9 = px1 - tx1
             _t10 = -_t9
-            _t11 = _s12
-            _t12 = _s11
-            _t13 = _s13
+            _t11 = _s48
+            _t12 = _s47
+            _t13 = _s49
             _t14 = (_t11*_t11) + (_t13*_t13) + eps
             _t15 = 2.0*(((_t12*_t12) + (_t8*_t8))/_t14)
             _t16 = _t11*_t15
             _t17 = 1.0 if _t10 > 0.0 else 0.0
-            _t18 = _s9
+            _t18 = _s45
             _t19 = max(_t18, _t18 - _t18)
             _t20 = _t19*_t6
-            _t21 = -px1 + px2
+            _t21 = _s1
             _t22 = -tx2
             _t23 = -_t22 - tx1
             _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
             _t25 = _t20/_t24
             _t26 = 1.0 if _t9 > 0.0 else 0.0
-            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
             _t28 = _t27*_t5
-            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41))
             _t30 = _t29*_t6
             _t31 = _t28 + _t30
-            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
             _t33 = _t32*_t4 + eps
             _t34 = _t20 + _t33
-            _t35 = _t19*(1.0 if _s1 > 0.0 else 0.0)
+            _t35 = _t19*(1.0 if _s37 > 0.0 else 0.0)
             _t36 = _t35*((_t31 + _t34)/_t24)
             _t37 = -_t17 - _t26 + 1.0
-            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
             _t39 = _t38*_t6
             _t40 = 0.5*_t35
             _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
@@ -218,79 +292,79 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t68 = _t23*_t29 + _t39
             _t69 = _t48*((_t34 + _t68)/_t24)
             _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
-            _s14 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t14
-            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + _s14
-            _s15 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t14
-            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + _s15
-            _s16 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t14
-            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + _s16
-            _s17 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t14
-            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + _s17
-            _s18 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t14
-            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + _s18
-            _s19 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t14
-            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + _s19
-            _s20 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))/_t14
-            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + _s20
-            _s21 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t14
-            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + _s21
+            _s51 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t14
+            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + _s51
+            _s52 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t14
+            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + _s52
+            _s53 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t14
+            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + _s53
+            _s54 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t14
+            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + _s54
+            _s55 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t14
+            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + _s55
+            _s56 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t14
+            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + _s56
+            _s57 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))/_t14
+            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + _s57
+            _s58 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t14
+            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + _s58
         else:  # aspect term alpha v
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -px1 + px2
-            _t6 = -ty1 + ty2
-            _t7 = -tx1 + tx2
-            _s22 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s22, _s22 - _s22)
-            _s23 = tx1 - px1
-            _s24 = tx2 - px2
-            _s25 = ty1 - py1
-            _s26 = ty2 - py2
-            _s27 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
-            _s28 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
-            _s29 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
-            _t9 = _s27 + _s28 + _s29 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26)) + eps
-            _s30 = -max(py1, ty1) + min(py2, ty2)
-            _t10 = _t8*max(_s30, _s30 - _s30)
+            _t4 = _s2
+            _t5 = _s1
+            _t6 = _s20
+            _t7 = _s19
+            _s59 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s59, _s59 - _s59)
+            _s60 = tx1 - px1
+            _s61 = tx2 - px2
+            _s62 = ty1 - py1
+            _s63 = ty2 - py2
+            _s64 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s60, _s60 - _s60))
+            _s65 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s61, _s61 - _s61))
+            _s66 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s62, _s62 - _s62))
+            _t9 = _s64 + _s65 + _s66 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s63, _s63 - _s63)) + eps
+            _s67 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s67, _s67 - _s67)
             _t11 = _t9/(_t10 + _t9)
-            _s31 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-            _s32 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
-            _s33 = 0.5*_t0 + 0.5*_t1
-            _s34 = 0.5*_t2 + 0.5*_t3
-            _s35 = max(px2, tx2) - min(px1, tx1)
-            _s36 = max(py2, ty2) - min(py1, ty1)
-            _s37 = ((_s33*_s33) + (_s34*_s34))/(eps + (_s35*_s35) + (_s36*_s36))
-            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s31/_s32 + _s37
-            _t12 = _s33
+            _s68 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
+            _s69 = _t11 + 0.4052847345693511*(d_atan*d_atan) + eps
+            _s70 = 0.5*_t0 + 0.5*_t1
+            _s71 = 0.5*_t2 + 0.5*_t3
+            _s72 = max(px2, tx2) - min(px1, tx1)
+            _s73 = max(py2, ty2) - min(py1, ty1)
+            _s74 = ((_s70*_s70) + (_s71*_s71))/(eps + (_s72*_s72) + (_s73*_s73))
+            value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s68/_s69 + _s74
+            _t12 = _s70
             _t13 = px1 - tx1
             _t14 = -_t13
-            _t15 = _s35
-            _t16 = _s34
-            _t17 = _s36
+            _t15 = _s72
+            _t16 = _s71
+            _t17 = _s73
             _t18 = (_t15*_t15) + (_t17*_t17) + eps
             _t19 = 2.0*(((_t12*_t12) + (_t16*_t16))/_t18)
             _t20 = _t15*_t19
             _t22 = 0.8105694691387022*d_atan
             _t23 = _t22*(darknet + (1.0 - darknet)*(1.0/(_t5*_t5 + _t4*_t4) if _t5 != 0.0 or _t4 != 0.0 else 0.0))
             _t24 = _t23*_t4
-            _t25 = _s30
+            _t25 = _s67
             _t26 = max(_t25, _t25 - _t25)
             _t27 = -_t26*_t8 + _t4*_t5 + _t6*_t7 + eps
             _t28 = _t10/_t27
             _t29 = 1.0 if -alpha_gate + _t28 > 0.0 else 0.0
             _t30 = d_atan*d_atan
             _t31 = 0.4052847345693511*_t30
-            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s62, _s62 - _s62))
             _t33 = _t32*_t8
-            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s61, _s61 - _s61))
             _t35 = _t34*_t6
-            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s63, _s63 - _s63))
             _t37 = _t36*_t8
             _t38 = _t35 + _t37
-            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s60, _s60 - _s60))
             _t40 = _t39*_t4 + eps
             _t41 = _t10 + _t40
             _t42 = _t38 + _t41
@@ -300,7 +374,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46 = _t24*_t45
             _t47 = 1.0 if _t14 > 0.0 else 0.0
             _t48 = 1.0 if _t13 > 0.0 else 0.0
-            _t49 = _t26*(1.0 if _s22 > 0.0 else 0.0)
+            _t49 = _t26*(1.0 if _s59 > 0.0 else 0.0)
             _t50 = _t49*(_t42/_t27)
             _t51 = -_t47 - _t48 + 1.0
             _t52 = 0.5*_t49
@@ -355,22 +429,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t101 = _t95*alpha_grad
             _t102 = -((-_t28*_t6*_t76 + _t74*_t90 + _t77*_t91)/_t27)
             _t103 = -((-_t28*_t7*_t82 + _t80*_t98 + _t83*_t99)/_t27)
-            _s38 = ((_t12 - -_t20*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t18
-            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + _s38
-            _s39 = ((_t16 - -_t59*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t18
-            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + _s39
-            _s40 = ((_t12 - _t20*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))))/_t18
-            d_px2 = 0.4052847345693511*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43) - _t46 - _t78 + _s40
-            _s41 = ((_t16 - _t59*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))/_t18
-            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + _s41
-            _s42 = ((_t85 - -_t20*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))))/_t18
-            d_tx1 = 0.4052847345693511*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43) - _t88 - _t92 + _s42
-            _s43 = ((_t94 - -_t59*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t18
-            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + _s43
-            _s44 = ((_t85 - _t20*(1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))))/_t18
-            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + _s44
-            _s45 = ((_t94 - _t59*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t18
-            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + _s45
+            _s75 = ((_t12 - -_t20*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))/_t18
+            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + _s75
+            _s76 = ((_t16 - -_t59*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t18
+            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + _s76
+            _s77 = ((_t12 - _t20*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))))/_t18
+            d_px2 = 0.4052847345693511*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43) - _t46 - _t78 + _s77
+            _s78 = ((_t16 - _t59*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))/_t18
+            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + _s78
+            _s79 = ((_t85 - -_t20*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))))/_t18
+            d_tx1 = 0.4052847345693511*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43) - _t88 - _t92 + _s79
+            _s80 = ((_t94 - -_t59*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t18
+            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + _s80
+            _s81 = ((_t85 - _t20*(1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))))/_t18
+            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + _s81
+            _s82 = ((_t94 - _t59*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t18
+            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + _s82
         _out[_i] = value
         _d_pred[4 * _i] = d_px1 / divisor
         _d_pred[4 * _i + 1] = d_py1 / divisor
@@ -426,60 +500,97 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        _s1 = -px1 + px2
+        _s2 = -py1 + py2
+        _aw3 = abs(_s1)
+        _ah4 = abs(_s2)
+        _mx5 = max(_aw3, _ah4)
+        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _big7 = _q6 > _f32(0.5)
+        _d8 = _q6 + _f32(1.0)
+        _r9 = (_q6 - _f32(1.0))/_d8
+        _e10 = _q6 - (_d8 - _f32(1.0))
+        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _s12 = _r11*_r11
+        _p13 = _r11 + _r11*(_s12*(-_f32(0.3333333432674408) + _s12*(_f32(0.19999875128269196) + _s12*(-_f32(0.14279800653457642) + _s12*(_f32(0.11006880551576614) + _s12*(-_f32(0.0823550596833229) + _s12*(_f32(0.042256858199834824))))))))
+        _k14 = (_f32(1.0) if _big7 else _f32(0.0))
+        _k15 = (_f32(2.0) - _k14 if _aw3 > _ah4 else _k14)
+        _k16 = (_f32(4.0) - _k15 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k15)
+        _p17 = (_p13 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p13)
+        _u18 = _k16*_f32(0.785398006439209) + (_p17 + _k16*_f32(1.5695823663008923e-07))
+        _s19 = -tx1 + tx2
+        _s20 = -ty1 + ty2
+        _aw21 = abs(_s19)
+        _ah22 = abs(_s20)
+        _mx23 = max(_aw21, _ah22)
+        _q24 = (min(_aw21, _ah22)/_mx23 if _mx23 > _f32(0.0) else _f32(0.0))
+        _big25 = _q24 > _f32(0.5)
+        _d26 = _q24 + _f32(1.0)
+        _r27 = (_q24 - _f32(1.0))/_d26
+        _e28 = _q24 - (_d26 - _f32(1.0))
+        _r29 = (_r27 - _r27*(_e28/_d26) if _big25 else _q24)
+        _s30 = _r29*_r29
+        _p31 = _r29 + _r29*(_s30*(-_f32(0.3333333432674408) + _s30*(_f32(0.19999875128269196) + _s30*(-_f32(0.14279800653457642) + _s30*(_f32(0.11006880551576614) + _s30*(-_f32(0.0823550596833229) + _s30*(_f32(0.042256858199834824))))))))
+        _k32 = (_f32(1.0) if _big25 else _f32(0.0))
+        _k33 = (_f32(2.0) - _k32 if _aw21 > _ah22 else _k32)
+        _k34 = (_f32(4.0) - _k33 if math.copysign(_f32(1.0), _s20) < _f32(0.0) else _k33)
+        _p35 = (_p31 if (_aw21 > _ah22) == (math.copysign(_f32(1.0), _s20) < _f32(0.0)) else -_p31)
+        _u36 = _k34*_f32(0.785398006439209) + (_p35 + _k34*_f32(1.5695823663008923e-07))
+        d_atan = -math.copysign(_u18, _s1) + math.copysign(_u36, _s19)
         if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
+            _t4 = _s2
+            _t5 = _s20
+            _s37 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s37, _s37 - _s37)
+            _s38 = tx1 - px1
+            _s39 = tx2 - px2
+            _s40 = ty1 - py1
+            _s41 = ty2 - py2
+            _s42 = _t5*min(_s19, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
+            _s43 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
+            _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
+            _t7 = _s43 + _s42 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41)) + eps
+            _s45 = -max(py1, ty1) + min(py2, ty2)
+            _s46 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s47 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s48 = max(px2, tx2) - min(px1, tx1)
+            _s49 = max(py2, ty2) - min(py1, ty1)
+            _s50 = ((_s46*_s46) + (_s47*_s47))/(eps + (_s48*_s48) + (_s49*_s49))
+            value = _t7/(_t6*max(_s45, _s45 - _s45) + _t7) + _s50
         else:  # aspect term alpha v
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -px1 + px2
-            _t6 = -ty1 + ty2
-            _t7 = -tx1 + tx2
-            _s14 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s14, _s14 - _s14)
-            _s15 = tx1 - px1
-            _s16 = tx2 - px2
-            _s17 = ty1 - py1
-            _s18 = ty2 - py2
-            _s19 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s15, _s15 - _s15))
-            _s20 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s16, _s16 - _s16))
-            _s21 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s17, _s17 - _s17))
-            _t9 = _s19 + _s20 + _s21 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s18, _s18 - _s18)) + eps
-            _s22 = -max(py1, ty1) + min(py2, ty2)
-            _t10 = _t8*max(_s22, _s22 - _s22)
+            _t4 = _s2
+            _t5 = _s1
+            _t6 = _s20
+            _t7 = _s19
+            _s51 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s51, _s51 - _s51)
+            _s52 = tx1 - px1
+            _s53 = tx2 - px2
+            _s54 = ty1 - py1
+            _s55 = ty2 - py2
+            _s56 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s52, _s52 - _s52))
+            _s57 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s53, _s53 - _s53))
+            _s58 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s54, _s54 - _s54))
+            _t9 = _s56 + _s57 + _s58 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s55, _s55 - _s55)) + eps
+            _s59 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s59, _s59 - _s59)
             _t11 = _t9/(_t10 + _t9)
-            _s23 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
-            _s24 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
-            _s25 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s26 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s27 = max(px2, tx2) - min(px1, tx1)
-            _s28 = max(py2, ty2) - min(py1, ty1)
-            _s29 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s23/_s24
-            value = _t11 + _s29 + ((_s25*_s25) + (_s26*_s26))/(eps + (_s27*_s27) + (_s28*_s28))
+            _s60 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
+            _s61 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s62 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s63 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s64 = max(px2, tx2) - min(px1, tx1)
+            _s65 = max(py2, ty2) - min(py1, ty1)
+            _s66 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s60/_s61
+            value = _t11 + _s66 + ((_s62*_s62) + (_s63*_s63))/(eps + (_s64*_s64) + (_s65*_s65))
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -525,61 +636,98 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        d_atan = -math.atan2(-px1 + px2, -py1 + py2) + math.atan2(-tx1 + tx2, -ty1 + ty2)
+        _s1 = -px1 + px2
+        _s2 = -py1 + py2
+        _aw3 = abs(_s1)
+        _ah4 = abs(_s2)
+        _mx5 = max(_aw3, _ah4)
+        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _big7 = _q6 > _f32(0.5)
+        _d8 = _q6 + _f32(1.0)
+        _r9 = (_q6 - _f32(1.0))/_d8
+        _e10 = _q6 - (_d8 - _f32(1.0))
+        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _s12 = _r11*_r11
+        _p13 = _r11 + _r11*(_s12*(-_f32(0.3333333432674408) + _s12*(_f32(0.19999875128269196) + _s12*(-_f32(0.14279800653457642) + _s12*(_f32(0.11006880551576614) + _s12*(-_f32(0.0823550596833229) + _s12*(_f32(0.042256858199834824))))))))
+        _k14 = (_f32(1.0) if _big7 else _f32(0.0))
+        _k15 = (_f32(2.0) - _k14 if _aw3 > _ah4 else _k14)
+        _k16 = (_f32(4.0) - _k15 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k15)
+        _p17 = (_p13 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p13)
+        _u18 = _k16*_f32(0.785398006439209) + (_p17 + _k16*_f32(1.5695823663008923e-07))
+        _s19 = -tx1 + tx2
+        _s20 = -ty1 + ty2
+        _aw21 = abs(_s19)
+        _ah22 = abs(_s20)
+        _mx23 = max(_aw21, _ah22)
+        _q24 = (min(_aw21, _ah22)/_mx23 if _mx23 > _f32(0.0) else _f32(0.0))
+        _big25 = _q24 > _f32(0.5)
+        _d26 = _q24 + _f32(1.0)
+        _r27 = (_q24 - _f32(1.0))/_d26
+        _e28 = _q24 - (_d26 - _f32(1.0))
+        _r29 = (_r27 - _r27*(_e28/_d26) if _big25 else _q24)
+        _s30 = _r29*_r29
+        _p31 = _r29 + _r29*(_s30*(-_f32(0.3333333432674408) + _s30*(_f32(0.19999875128269196) + _s30*(-_f32(0.14279800653457642) + _s30*(_f32(0.11006880551576614) + _s30*(-_f32(0.0823550596833229) + _s30*(_f32(0.042256858199834824))))))))
+        _k32 = (_f32(1.0) if _big25 else _f32(0.0))
+        _k33 = (_f32(2.0) - _k32 if _aw21 > _ah22 else _k32)
+        _k34 = (_f32(4.0) - _k33 if math.copysign(_f32(1.0), _s20) < _f32(0.0) else _k33)
+        _p35 = (_p31 if (_aw21 > _ah22) == (math.copysign(_f32(1.0), _s20) < _f32(0.0)) else -_p31)
+        _u36 = _k34*_f32(0.785398006439209) + (_p35 + _k34*_f32(1.5695823663008923e-07))
+        d_atan = -math.copysign(_u18, _s1) + math.copysign(_u36, _s19)
         if (d_atan == _f32(0.0)):  # equal aspect ratios: v = 0, no aspect term
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
-            _t8 = _s10
+            _t4 = _s2
+            _t5 = _s20
+            _s37 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s37, _s37 - _s37)
+            _s38 = tx1 - px1
+            _s39 = tx2 - px2
+            _s40 = ty1 - py1
+            _s41 = ty2 - py2
+            _s42 = _t5*min(_s19, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
+            _s43 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
+            _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
+            _t7 = _s43 + _s42 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41)) + eps
+            _s45 = -max(py1, ty1) + min(py2, ty2)
+            _s46 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s47 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s48 = max(px2, tx2) - min(px1, tx1)
+            _s49 = max(py2, ty2) - min(py1, ty1)
+            _s50 = ((_s46*_s46) + (_s47*_s47))/(eps + (_s48*_s48) + (_s49*_s49))
+            value = _t7/(_t6*max(_s45, _s45 - _s45) + _t7) + _s50
+            _t8 = _s46
             _t9 = px1 - tx1
             _t10 = -_t9
-            _t11 = _s12
-            _t12 = _s11
-            _t13 = _s13
+            _t11 = _s48
+            _t12 = _s47
+            _t13 = _s49
             _t14 = (_t11*_t11) + (_t13*_t13) + eps
             _t15 = _f32(2.0)*(((_t12*_t12) + (_t8*_t8))/_t14)
             _t16 = _t11*_t15
             _t17 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-            _t18 = _s9
+            _t18 = _s45
             _t19 = max(_t18, _t18 - _t18)
             _t20 = _t19*_t6
-            _t21 = -px1 + px2
+            _t21 = _s1
             _t22 = -tx2
             _t23 = -_t22 - tx1
             _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
             _t25 = _t20/_t24
             _t26 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s39, _s39 - _s39))
             _t28 = _t27*_t5
-            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+            _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s41, _s41 - _s41))
             _t30 = _t29*_t6
             _t31 = _t28 + _t30
-            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s38, _s38 - _s38))
             _t33 = _t32*_t4 + eps
             _t34 = _t20 + _t33
-            _t35 = _t19*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t35 = _t19*(_f32(1.0) if _s37 > _f32(0.0) else _f32(0.0))
             _t36 = _t35*((_t31 + _t34)/_t24)
             _t37 = -_t17 - _t26 + _f32(1.0)
-            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s40, _s40 - _s40))
             _t39 = _t38*_t6
             _t40 = _f32(0.5)*_t35
             _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
@@ -612,80 +760,80 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t68 = _t23*_t29 + _t39
             _t69 = _t48*((_t34 + _t68)/_t24)
             _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
-            _s14 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + (_s14/_t14)
-            _s15 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + (_s15/_t14)
-            _s16 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + (_s16/_t14)
-            _s17 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + (_s17/_t14)
-            _s18 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + (_s18/_t14)
-            _s19 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + (_s19/_t14)
-            _s20 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + (_s20/_t14)
-            _s21 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + (_s21/_t14)
+            _s51 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + (_s51/_t14)
+            _s52 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + (_s52/_t14)
+            _s53 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + (_s53/_t14)
+            _s54 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + (_s54/_t14)
+            _s55 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + (_s55/_t14)
+            _s56 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + (_s56/_t14)
+            _s57 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + (_s57/_t14)
+            _s58 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + (_s58/_t14)
         else:  # aspect term alpha v
             _t0 = px1 - tx1
             _t1 = px2 - tx2
             _t2 = py1 - ty1
             _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -px1 + px2
-            _t6 = -ty1 + ty2
-            _t7 = -tx1 + tx2
-            _s22 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s22, _s22 - _s22)
-            _s23 = tx1 - px1
-            _s24 = tx2 - px2
-            _s25 = ty1 - py1
-            _s26 = ty2 - py2
-            _s27 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
-            _s28 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
-            _s29 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
-            _t9 = _s27 + _s28 + _s29 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26)) + eps
-            _s30 = -max(py1, ty1) + min(py2, ty2)
-            _t10 = _t8*max(_s30, _s30 - _s30)
+            _t4 = _s2
+            _t5 = _s1
+            _t6 = _s20
+            _t7 = _s19
+            _s59 = -max(px1, tx1) + min(px2, tx2)
+            _t8 = max(_s59, _s59 - _s59)
+            _s60 = tx1 - px1
+            _s61 = tx2 - px2
+            _s62 = ty1 - py1
+            _s63 = ty2 - py2
+            _s64 = _t4*min(_t5, max(_t1, _t1 - _t1) + max(_s60, _s60 - _s60))
+            _s65 = _t6*min(_t7, max(_t0, _t0 - _t0) + max(_s61, _s61 - _s61))
+            _s66 = _t8*min(_t4, max(_t3, _t3 - _t3) + max(_s62, _s62 - _s62))
+            _t9 = _s64 + _s65 + _s66 + _t8*min(_t6, max(_t2, _t2 - _t2) + max(_s63, _s63 - _s63)) + eps
+            _s67 = -max(py1, ty1) + min(py2, ty2)
+            _t10 = _t8*max(_s67, _s67 - _s67)
             _t11 = _t9/(_t10 + _t9)
-            _s31 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
-            _s32 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
-            _s33 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s34 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s35 = max(px2, tx2) - min(px1, tx1)
-            _s36 = max(py2, ty2) - min(py1, ty1)
-            _s37 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s31/_s32
-            value = _t11 + _s37 + ((_s33*_s33) + (_s34*_s34))/(eps + (_s35*_s35) + (_s36*_s36))
-            _t12 = _s33
+            _s68 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
+            _s69 = _t11 + _f32(0.40528473258018494)*(d_atan*d_atan) + eps
+            _s70 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+            _s71 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _s72 = max(px2, tx2) - min(px1, tx1)
+            _s73 = max(py2, ty2) - min(py1, ty1)
+            _s74 = _f32(0.16425572335720062)*(d_atan*d_atan*d_atan*d_atan)*_s68/_s69
+            value = _t11 + _s74 + ((_s70*_s70) + (_s71*_s71))/(eps + (_s72*_s72) + (_s73*_s73))
+            _t12 = _s70
             _t13 = px1 - tx1
             _t14 = -_t13
-            _t15 = _s35
-            _t16 = _s34
-            _t17 = _s36
+            _t15 = _s72
+            _t16 = _s71
+            _t17 = _s73
             _t18 = (_t15*_t15) + (_t17*_t17) + eps
             _t19 = _f32(2.0)*(((_t12*_t12) + (_t16*_t16))/_t18)
             _t20 = _t15*_t19
             _t22 = _f32(0.8105694651603699)*d_atan
-            _s38 = _f32(1.0)/(_t5*_t5 + _t4*_t4) if _t5 != _f32(0.0) or _t4 != _f32(0.0) else _f32(0.0)
-            _t23 = _t22*(darknet + (_f32(1.0) - darknet)*_s38)
+            _s75 = _f32(1.0)/(_t5*_t5 + _t4*_t4) if _t5 != _f32(0.0) or _t4 != _f32(0.0) else _f32(0.0)
+            _t23 = _t22*(darknet + (_f32(1.0) - darknet)*_s75)
             _t24 = _t23*_t4
-            _t25 = _s30
+            _t25 = _s67
             _t26 = max(_t25, _t25 - _t25)
             _t27 = -_t26*_t8 + _t4*_t5 + _t6*_t7 + eps
             _t28 = _t10/_t27
             _t29 = _f32(1.0) if -alpha_gate + _t28 > _f32(0.0) else _f32(0.0)
             _t30 = d_atan*d_atan
             _t31 = _f32(0.40528473258018494)*_t30
-            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s25, _s25 - _s25))
+            _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s62, _s62 - _s62))
             _t33 = _t32*_t8
-            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s24, _s24 - _s24))
+            _t34 = min(_t7, max(_t0, _t0 - _t0) + max(_s61, _s61 - _s61))
             _t35 = _t34*_t6
-            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+            _t36 = min(_t6, max(_t2, _t2 - _t2) + max(_s63, _s63 - _s63))
             _t37 = _t36*_t8
             _t38 = _t35 + _t37
-            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s23, _s23 - _s23))
+            _t39 = min(_t5, max(_t1, _t1 - _t1) + max(_s60, _s60 - _s60))
             _t40 = _t39*_t4 + eps
             _t41 = _t10 + _t40
             _t42 = _t38 + _t41
@@ -695,7 +843,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46 = _t24*_t45
             _t47 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
             _t48 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
-            _t49 = _t26*(_f32(1.0) if _s22 > _f32(0.0) else _f32(0.0))
+            _t49 = _t26*(_f32(1.0) if _s59 > _f32(0.0) else _f32(0.0))
             _t50 = _t49*(_t42/_t27)
             _t51 = -_t47 - _t48 + _f32(1.0)
             _t52 = _f32(0.5)*_t49
@@ -750,24 +898,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t101 = _t95*alpha_grad
             _t102 = -((-_t28*_t6*_t76 + _t74*_t90 + _t77*_t91)/_t27)
             _t103 = -((-_t28*_t7*_t82 + _t80*_t98 + _t83*_t99)/_t27)
-            _s39 = _t12 - -_t20*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + (_s39/_t18)
-            _s40 = _t16 - -_t59*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + (_s40/_t18)
-            _s41 = _t12 - _t20*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-            _s42 = _f32(0.40528473258018494)*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43)
-            d_px2 = _s42 - _t46 - _t78 + (_s41/_t18)
-            _s43 = _t16 - _t59*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
-            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + (_s43/_t18)
-            _s44 = _t85 - -_t20*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-            _s45 = _f32(0.40528473258018494)*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43)
-            d_tx1 = _s45 - _t88 - _t92 + (_s44/_t18)
-            _s46 = _t94 - -_t59*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + (_s46/_t18)
-            _s47 = _t85 - _t20*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
-            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + (_s47/_t18)
-            _s48 = _t94 - _t59*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
-            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + (_s48/_t18)
+            _s76 = _t12 - -_t20*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t46 + _t54 + _t56*(((_t55 - _t44*(_t24 + _t54)))/_t43) + (_s76/_t18)
+            _s77 = _t16 - -_t59*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            d_py1 = _t56*(((_t71 - _t44*(_t60 + _t70)))/_t43) + _t61 + _t70 + (_s77/_t18)
+            _s78 = _t12 - _t20*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
+            _s79 = _f32(0.40528473258018494)*_t29*_t30*(((-_t55 - _t44*(-_t24 - _t78)))/_t43)
+            d_px2 = _s79 - _t46 - _t78 + (_s78/_t18)
+            _s80 = _t16 - _t59*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+            d_py2 = _t56*(((-_t71 - _t44*(-_t60 - _t84)))/_t43) - _t61 - _t84 + (_s80/_t18)
+            _s81 = _t85 - -_t20*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
+            _s82 = _f32(0.40528473258018494)*_t29*_t30*(((-_t93 - _t44*(-_t87 - _t92)))/_t43)
+            d_tx1 = _s82 - _t88 - _t92 + (_s81/_t18)
+            _s83 = _t94 - -_t59*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t100 + _t56*(((-_t101 - _t44*(-_t100 - _t95)))/_t43) - _t96 + (_s83/_t18)
+            _s84 = _t85 - _t20*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = _t102 + _t56*(((_t93 - _t44*(_t102 + _t87)))/_t43) + _t88 + (_s84/_t18)
+            _s85 = _t94 - _t59*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + (_s85/_t18)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1 / divisor
         _d_pred[4 * _i + 1] = d_py1 / divisor

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f96a4a20af515cb2
+# scalar kernels: sha256 73d7aea5601c36a3
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
