@@ -166,10 +166,11 @@ def _giou_sum_derivative(s):
     big_b = Quot(Quot(inter, du) * h_B, du) + Quot(y, dc)
     # (A_O - I) (m i_o/U'^2 - c_o/C'^2) as one term: with m = 1, c_o - i_o = e_o + out_B and C' - U' = E,
     # m i_o/U'^2 - c_o/C'^2 = (i_o E (C' + U') - (e_o + out_B) U'^2)/(U'^2 C'^2)
-    # (m i_o E formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny)
+    # (m i_o E formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny; likewise (I/U') E before the
+    # second division by U', where E/U' overflows for I = 0: two point boxes 1e3 apart with eps = 9e-303 gave NaN)
     gap = Quot(Quot(m * i_other * enclose_minus_union, du) * (dc + du), du) - m * (e_other + out_B) - (1 - m) * c_other
     z = Quot(Quot(m * i_other * (h_B * out_s + eps), du), du) \
-        + Quot(out_B * (Quot(union_minus_inter_eps, du) - Quot(inter, du) * Quot(enclose_minus_union, du)), dc) \
+        + Quot(out_B * (Quot(union_minus_inter_eps, du) - Quot(Quot(inter, du) * enclose_minus_union, du)), dc) \
         + Quot((1 - m) * i_other, dc) + Quot(c_other * Quot(h_B * e_own, dc) - eps * Quot(e_other, dc), dc) \
         + Quot(Quot(o_minus_i, dc) * gap, dc)
     return sigma * _tie_split(a, b, big_a, big_b, z)

@@ -348,3 +348,19 @@ def test_rotated_float32_worst_pairs(loss, p, t):
         _, gerr = box_errors(v, np.c_[gp, gt], [float(ev)], exact, P.astype(float), T.astype(float),
                              size=rotated_extent(P, T))
         assert gerr[0] <= bar, (dtype, gerr)
+
+
+@pytest.mark.parametrize("loss", ["giou", "giou_loss"])
+@pytest.mark.parametrize("eps", [8.98839677091395e-303, 1e-305, 1e-200])
+def test_giou_gradient_at_zero_union_with_a_tiny_eps(loss, eps):
+    # two point boxes 1e3 apart: U = I = 0, so U + eps = eps and E/(U + eps) overflows; the gradient term
+    # (I/(U + eps)) E/(U + eps) was printed as (I/U') (E/U') = 0 * inf, NaN (found by the bounds property
+    # with eps = 9e-303); it is (I/U') E / U' now, 0 for I = 0.  What is left is the penalty's
+    # d/ds [-C/(C + eps)] = -eps dC/ds / (C + eps)^2 (the 50-digit oracle rounds it to 0: C + eps keeps eps only
+    # to 200 digits), with C = W H, W = 1024, H = 1664 here: dC/dpx1 = -H, dC/dpy2 = W, dC/dtx2 = H, dC/dty1 = -W.
+    p, t = np.array([0.0, 0.0, 0.0, 0.0]), np.array([1024.0, -1664.0, 1024.0, -1664.0])
+    _, (gp, gt) = getattr(rl, loss).value_and_grad(p, t, eps=eps)
+    w, h = 1024.0, 1664.0
+    d_c = np.array([-h, 0.0, 0.0, w, 0.0, -w, h, 0.0])
+    want = -eps * d_c / (w * h) ** 2 * (1.0 if loss == "giou" else -1.0)
+    np.testing.assert_allclose(np.concatenate([gp, gt]), want, rtol=1e-12, atol=0)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 259fb20d398477a3
+# scalar kernels: sha256 69efcc9acbf90a9e
 """GIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -163,7 +163,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t44 = -_t12 - _t39 + 1.0
         _t45 = _t20/_t24
         _t46 = _t14*_t28
-        _t47 = -_t40*(_t10/_t7) + ((_t36 + _t46)/_t7)
+        _t47 = -(_t10*_t40/_t7) + ((_t36 + _t46)/_t7)
         _t48 = _t31/_t24
         _t49 = _t0*_t1 - _t16*_t28 + _t2*_t3 + _t23 + 2.0*eps
         _t50 = _t19*_t22 - (_t49*(_t10*_t37/_t7)/_t7)
@@ -405,7 +405,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t44 = -_t12 - _t39 + _f32(1.0)
         _t45 = _t20/_t24
         _t46 = _t14*_t28
-        _t47 = -_t40*(_t10/_t7) + ((_t36 + _t46)/_t7)
+        _t47 = -(_t10*_t40/_t7) + ((_t36 + _t46)/_t7)
         _t48 = _t31/_t24
         _t49 = _t0*_t1 - _t16*_t28 + _t2*_t3 + _t23 + _f32(2.0)*eps
         _t50 = _t19*_t22 - (_t49*(_t10*_t37/_t7)/_t7)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 19464cacf4bcd675
+# scalar kernels: sha256 bfac8508a6fe07db
 """GIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -160,7 +160,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t42 = (_t0*_t37/_t34) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
         _t43 = -_t17 - _t36 + 1.0
         _t44 = _t22/_t26
-        _t45 = -_t37*(_t15/_t34) + (_t10/_t34)
+        _t45 = (_t10/_t34) - (_t15*_t37/_t34)
         _t46 = _t30/_t26
         _t47 = _t25 + _t33 + 2.0*eps
         _t48 = _t21*_t24 - (_t47*(_t15*_t32/_t34)/_t34)
@@ -402,7 +402,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t42 = (_t0*_t37/_t34) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
         _t43 = -_t17 - _t36 + _f32(1.0)
         _t44 = _t22/_t26
-        _t45 = -_t37*(_t15/_t34) + (_t10/_t34)
+        _t45 = (_t10/_t34) - (_t15*_t37/_t34)
         _t46 = _t30/_t26
         _t47 = _t25 + _t33 + _f32(2.0)*eps
         _t48 = _t21*_t24 - (_t47*(_t15*_t32/_t34)/_t34)

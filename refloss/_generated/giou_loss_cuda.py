@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 19464cacf4bcd675
+# scalar kernels: sha256 bfac8508a6fe07db
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
