@@ -97,3 +97,14 @@ def test_float32_ratios(orient):
         err = np.abs(out.astype(np.float64) - exact) / np.where(exact == 0, np.float64(2.0**-149), spacing)
         worst = max(worst, float(err.max()))
     assert worst <= BAR, worst
+
+
+def test_no_generated_kernel_calls_libm_atan():
+    """Every atan2 of the generated kernels is the printed one: libm's call would keep the loop's elements
+    scalar (CIoU's float32 value and gradients at 10^6 pairs took 42 ms with it, 18 ms without)."""
+    from pathlib import Path
+
+    generated = Path(__file__).resolve().parent.parent / "refloss" / "_generated"
+    calls = [f"{path.name}:{k}" for path in sorted(generated.glob("*.py"))
+             for k, line in enumerate(path.read_text().splitlines(), 1) if "math.atan" in line]
+    assert not calls, calls[:5]
