@@ -63,7 +63,7 @@ def _far_tail(kernel, alpha_t, limit, checks):
     x, y, g = C.x, C.y, gamma
     branches = []
     for b in kernel.branches:
-        if "hard target" in b.label:
+        if "hard target" in b.label and "wrong side" not in b.label:  # (the wrong side is z > 1: no far tail)
             v = 1 if "target 1" in b.label else 0
             s = 1 - 2 * v
             z = s * x
@@ -163,6 +163,7 @@ def derive() -> LossSpec:
         dataclasses.replace(b, outputs={o: v.xreplace({y: sp.Integer(1 if "target 1" in b.label else 0)})
                                         for o, v in b.outputs.items()})
         if "hard target" in b.label else b for b in k.branches))
+    sides = _wrong_side(k, alpha_t, checks)
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
@@ -175,9 +176,9 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _far_tail(_wrong_side(k, alpha_t, checks), alpha_t, 45, checks),
-                               "f32": dataclasses.replace(_far_tail(_wrong_side(k, alpha_t, checks), alpha_t, 20, checks),
-                                                          wide=("d_targets",))},
+        constants=[], kernels={"f64": _far_tail(sides, alpha_t, 45, checks),
+                               # (the same claims again: not recorded twice)
+                               "f32": dataclasses.replace(_far_tail(sides, alpha_t, 20, []), wide=("d_targets",))},
         steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
                     "target $y$:", "L",
                     sp.Symbol("\\alpha_t") * (1 - sp.Symbol("p_t")) ** gamma * sp.Symbol("\\mathrm{CE}")),
