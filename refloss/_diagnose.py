@@ -154,7 +154,8 @@ def _variant_values(ref, code: str, inputs, params) -> np.ndarray:
 # the textbook formulas the box recognisers evaluate, as (form, shape): "loss" = 1 - metric, "metric",
 # "log" = -ln IoU.  Which one a refloss loss is, is found from its values (:func:`box_form`), not its name
 BOX_FORMS = (("IoU", "loss"), ("IoU", "metric"), ("IoU", "log"), ("GIoU", "loss"), ("GIoU", "metric"),
-             ("DIoU", "loss"), ("DIoU", "metric"), ("CIoU", "loss"), ("CIoU", "metric"), ("EIoU", "loss"))
+             ("DIoU", "loss"), ("DIoU", "metric"), ("CIoU", "loss"), ("CIoU", "metric"), ("EIoU", "loss"),
+             ("SIoU", "loss"))
 # overlapping, not nested, of different sizes and aspect ratios: every form gives other values here
 _PROBE_PRED = np.array([[0.0, 0.0, 2.0, 1.0], [0.3, -0.2, 1.1, 2.5], [-1.0, 0.5, 0.5, 0.9], [2.0, 3.0, 5.5, 3.7]])
 _PROBE_TARGET = np.array([[0.5, 0.2, 1.7, 2.2], [0.1, 0.4, 2.0, 1.0], [-0.4, 0.2, 0.3, 1.6], [2.6, 2.5, 4.0, 4.4]])
@@ -181,14 +182,19 @@ def box_form(loss) -> tuple:
 
 
 def box_values(pred, target, form: str, shape: str = "loss", eps: float = 0.0, *, size=(0.0, 0.0), union=None,
-               c2=None, area=None, alpha=None, diagonal: str = "c2") -> np.ndarray:
+               c2=None, area=None, alpha=None, diagonal: str = "c2", floor: bool = False,
+               iou_floor: float = 0.0) -> np.ndarray:
     """The textbook value of a box loss on xyxy boxes (float64), with each eps where a peer puts
     it: ``size`` (added to every box's width and height before areas and aspect ratios are
     formed), ``union`` (IoU = I / (U + union)), ``area`` (GIoU: (C - U) / (C + area)), ``c2``
     (rho^2 / (c^2 + c2)), ``alpha`` (v / (1 - IoU + v + alpha)); each defaults to ``eps``, as
-    refloss places it.  ``diagonal="area"`` puts the enclosing box's area where its squared
-    diagonal belongs."""
+    refloss places it.  ``floor``: the union and the enclosing area floored at theirs
+    (max(U, union), max(C, area)) instead; ``iou_floor``: the IoU clamped below at it.
+    ``diagonal="area"`` puts the enclosing box's area where its squared diagonal belongs."""
+    if form == "SIoU":
+        return siou_values(pred, target, eps)
     union, c2, area, alpha = (eps if e is None else e for e in (union, c2, area, alpha))
+    plus = np.maximum if floor else np.add
     p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     with np.errstate(all="ignore"):
         wp, hp = p[:, 2] - p[:, 0] + size[0], p[:, 3] - p[:, 1] + size[1]
@@ -197,12 +203,13 @@ def box_values(pred, target, form: str, shape: str = "loss", eps: float = 0.0, *
         ih = np.maximum(np.minimum(p[:, 3], t[:, 3]) - np.maximum(p[:, 1], t[:, 1]), 0.0)
         inter = iw * ih
         u = wp * hp + wt * ht - inter
-        iou = inter / (u + union)
+        iou = np.maximum(inter / plus(u, union), iou_floor)
         loss = 1 - iou
         cw = np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0])
         ch = np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1])
         if form == "GIoU":
-            loss = loss + (cw * ch - u) / (cw * ch + area)
+            enclosing = np.maximum(cw * ch, area) if floor else cw * ch + area
+            loss = loss + ((enclosing - np.maximum(u, union)) if floor else (cw * ch - u)) / enclosing
         if form in ("DIoU", "CIoU", "EIoU"):
             rho2 = ((p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) ** 2 + (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) ** 2) / 4
             d2 = cw * cw + ch * ch if diagonal == "c2" else cw * ch
@@ -215,6 +222,46 @@ def box_values(pred, target, form: str, shape: str = "loss", eps: float = 0.0, *
         if shape == "metric":
             return 1 - loss
         return -np.log(iou) if shape == "log" else loss
+
+
+def siou_values(pred, target, eps: float = 0.0, *, reward: bool = False, yolov6: bool = False,
+                theta: float = 4.0) -> np.ndarray:
+    """The SIoU loss (Gevorgyan, arXiv:2205.12740) on xyxy boxes (float64): 1 - IoU + (Delta + Omega) / 2,
+    with refloss's eps (U + eps, c^2 + eps in rho, max(w, w_gt) + eps in omega; Delta = 0 at coincident
+    centres); ``reward``: Delta = sum(1 - exp(+gamma rho)), mmdetection's default; ``yolov6``: YOLOv6's eps
+    placement, which mmdetection copies: eps added to both centre offsets and both heights (the areas keep
+    theirs), the enclosing sides clamped at eps (rho = (offset / max(c, eps))^2), none in omega, and the
+    SIoU clamped to [-1, 1]."""
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    with np.errstate(all="ignore"):
+        iw = np.maximum(np.minimum(p[:, 2], t[:, 2]) - np.maximum(p[:, 0], t[:, 0]), 0.0)
+        ih = np.maximum(np.minimum(p[:, 3], t[:, 3]) - np.maximum(p[:, 1], t[:, 1]), 0.0)
+        inter = iw * ih
+        wp, hp = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+        wt, ht = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+        iou = inter / (wp * hp + wt * ht - inter + eps)
+        cw = np.maximum(p[:, 2], t[:, 2]) - np.minimum(p[:, 0], t[:, 0])
+        ch = np.maximum(p[:, 3], t[:, 3]) - np.minimum(p[:, 1], t[:, 1])
+        shift = eps if yolov6 else 0.0
+        ox = (t[:, 0] + t[:, 2] - p[:, 0] - p[:, 2]) / 2 + shift
+        oy = (t[:, 1] + t[:, 3] - p[:, 1] - p[:, 3]) / 2 + shift
+        sigma = np.hypot(ox, oy)
+        sin_a = np.abs(oy) / sigma
+        x = np.where(sin_a <= np.sqrt(0.5), sin_a, np.abs(ox) / sigma)
+        gamma = 1 + 2 * np.sin(np.arcsin(x) - np.pi / 4) ** 2  # 2 - Lambda
+        if yolov6:
+            rho = [(ox / np.maximum(cw, eps)) ** 2, (oy / np.maximum(ch, eps)) ** 2]
+            hp, ht = hp + eps, ht + eps
+        else:
+            rho = [ox * ox / (cw * cw + eps), oy * oy / (ch * ch + eps)]
+        sign = 1.0 if reward else -1.0
+        distance = sum(1 - np.exp(sign * gamma * r) for r in rho)
+        distance = np.where(sigma == 0, 0.0, distance)
+        omega_eps = 0.0 if yolov6 else eps
+        shape = sum((1 - np.exp(-np.abs(a - b) / (np.maximum(a, b) + omega_eps))) ** theta
+                    for a, b in ((wp, wt), (hp, ht)))
+        metric = iou - (distance + shape) / 2
+        return 1 - (np.clip(metric, -1.0, 1.0) if yolov6 else metric)
 
 
 def extended_iou_loss(pred, target, eps: float = 1e-7, smooth_point: float = 0.1) -> np.ndarray:
@@ -259,6 +306,32 @@ def _eps_in_box_size(ev):
                    f"formed, besides the union and the enclosing box (as ultralytics and YOLOv5 bbox_iou with "
                    f"xyxy boxes): no eps refloss implements reproduces that; the error is ~eps/h, large for small "
                    f"boxes", lambda p, t, e=e, size=size: box_values(p, t, form, shape, e, size=size))
+
+
+def _eps_as_floor(ev):
+    form, shape = _box_form(ev)
+    for e in _eps_values(ev):
+        if e <= 0:
+            continue
+        for clamp, what in ((0.0, ""), (e, ", the IoU also clamped below at eps (mmdetection's iou_loss)")):
+            yield (f"eps={e:g} is a floor, not an addend, as in mmdetection's bbox_overlaps: max(U, eps) for the union "
+                   f"(and max(C, eps) for GIoU's enclosing area){what}; it differs from refloss's U + eps for boxes "
+                   f"whose areas are near eps", lambda p, t, e=e, clamp=clamp: box_values(
+                       p, t, form, shape, e, floor=True, iou_floor=clamp))
+
+
+def _siou_yolov6(ev):
+    for e in _eps_values(ev):
+        if e <= 0:
+            continue
+        for reward in (False, True):
+            sign = ("and the distance term a reward, 2 - e^(gamma rho_x) - e^(gamma rho_y) with gamma = 2 - Lambda > 0 "
+                    "(mmdetection's default neg_gamma=False, siou_distance_reward)" if reward else
+                    "with the paper's distance cost")
+            yield (f"SIoU with YOLOv6's eps placement (eps={e:g}; mmdetection's siou_loss copies it): eps added to both "
+                   f"centre offsets and both heights, the enclosing box's sides clamped at eps, the SIoU clamped to "
+                   f"[-1, 1], {sign}; no refloss eps reproduces the placement, the error is ~eps over the boxes' size",
+                   lambda p, t, e=e, reward=reward: siou_values(p, t, e, reward=reward, yolov6=True))
 
 
 def _eps_in_c2_only(ev):
@@ -437,6 +510,32 @@ def _nan_gradient_from_where(ev):
             "finite (e.g. divide by a safe beta) or select the inputs before the arithmetic", rows)
 
 
+def _vfl_abs_weight(ev):
+    """Only d/dtarget differs, at q = 0, by the derivative of alpha |sigma(x) - q|^gamma's q:
+    -gamma alpha sigma^(gamma - 1) softplus(x) (times BCE(x, 0) = softplus(x))."""
+    alpha, gamma = float(ev.asked("alpha")), float(ev.asked("gamma"))
+    rows, bad = np.zeros(ev.n, bool), np.zeros(ev.n, bool)
+    for f in ev.failures:
+        x, q = (float(np.asarray(v).reshape(-1)[0]) for v in f.inputs[:2])
+        if f.component != "d/dtarget" or q != 0:
+            bad[f.index] = True
+            continue
+        with np.errstate(all="ignore"):
+            sigma = 0.5 * (1 + np.tanh(0.5 * x))
+            extra = -gamma * alpha * sigma ** (gamma - 1) * np.logaddexp(0.0, x)
+        if abs(f.got - (f.expected + extra)) <= 2 * ev.gtol * max(abs(f.got), abs(extra), 1e-300):
+            rows[f.index] = True
+        else:
+            bad[f.index] = True
+    rows &= ~bad
+    if not rows.any() or bad.any():
+        return None
+    return (f"only d/dtarget differs, at q = 0 ({int(rows.sum())} points), by -gamma alpha sigma(x)^(gamma - 1) "
+            "softplus(x): the negatives' weight is written alpha |sigma(x) - q|^gamma (mmdetection's varifocal_loss, "
+            "PaddleDetection's PicoDet), equal to the paper's alpha p^gamma at q = 0, whose q-derivative autograd adds; "
+            "values and d/dlogits agree", rows)
+
+
 def _log_sigmoid_overflow(ev):
     x = np.abs(np.asarray(ev.inputs[0], np.float64))
     eps = float(np.finfo(ev.dt).eps)
@@ -472,7 +571,8 @@ class Recogniser:
     meaning: str
     applies: str
     recognise: Callable
-    families: tuple = ()  # applies to these families (empty: any) ...
+    losses: tuple = ()  # applies to these losses only (empty: any) ...
+    families: tuple = ()  # ... to these families (empty: any) ...
     forms: tuple = ()  # ... and, for box formulas, to the losses whose box_form is one of these (form, shape)
     frameworks: tuple = ()  # only for implementations differentiated this way (empty: any)
     dtypes: tuple = ()
@@ -482,6 +582,8 @@ class Recogniser:
             return False
         if self.dtypes and ev.dt not in self.dtypes:
             return False
+        if self.losses:
+            return ev.ref.name in self.losses
         if self.forms:
             return _box_form(ev) in self.forms
         return not self.families or ev.ref.info.family in self.families
@@ -503,10 +605,23 @@ RECOGNISERS = (
                "values off by about eps*exp(|x|), or inf/NaN, at confident logits only: -log(sigmoid(x)) or "
                "-log(1 - sigmoid(x)) computed directly", "bce_with_logits, sigmoid_focal_loss", _log_sigmoid_overflow,
                families=("classification",)),
+    Recogniser("vfl_abs_weight", "pattern",
+               "only d/dtarget differs, at q = 0, by -gamma alpha sigma^(gamma - 1) softplus(x): the Varifocal "
+               "negatives' weight written alpha |sigma - q|^gamma (mmdetection, PicoDet), differentiated in q",
+               "varifocal_loss", _vfl_abs_weight, losses=("varifocal_loss",)),
     Recogniser("eps_in_box_size", "formula",
                "values of the textbook formula with eps added to the boxes' heights (or widths and heights), as "
                "ultralytics/YOLOv5 bbox_iou", "iou, giou, diou, ciou, eiou (metrics and losses)", _eps_in_box_size,
-               forms=BOX_FORMS),
+               forms=_forms("IoU", "GIoU", "DIoU", "CIoU", "EIoU")),
+    Recogniser("siou_yolov6_eps", "formula",
+               "values of SIoU with YOLOv6's eps placement (mmdetection's siou_loss): eps added to the centre "
+               "offsets and the heights, the enclosing sides clamped at eps, the SIoU clamped to [-1, 1]; with the "
+               "paper's distance cost or mmdetection's default reward", "the SIoU loss", _siou_yolov6,
+               forms=(("SIoU", "loss"),)),
+    Recogniser("eps_as_floor", "formula",
+               "values of the textbook IoU/GIoU with the union (and enclosing area) floored at eps, max(U, eps), "
+               "instead of U + eps, the IoU also clamped at eps or not (mmdetection's bbox_overlaps and iou_loss)",
+               "iou, giou (metrics and losses)", _eps_as_floor, forms=_forms("IoU", "GIoU")),
     Recogniser("eps_in_c2_only", "formula",
                "values of DIoU/CIoU with eps in the enclosing diagonal c^2 but not in the union (torchvision's "
                "pairwise distance_box_iou, complete_box_iou)", "diou, ciou (metrics and losses)", _eps_in_c2_only,
@@ -599,11 +714,16 @@ def diagnose(ev: Evidence) -> list:
     if not any(not rest.any() for _, rest in found):
         for r in RECOGNISERS:
             if r.kind == "formula" and r.applies_to(ev):
+                # its candidates in order: the first that explains every failure, else the one that leaves fewest
+                best = None
                 for text, fn in r.recognise(ev):
                     rest = _formula_explains(ev, fn)
-                    if rest is not None:
-                        found.append(((r.code, text), rest))
-                        break
+                    if rest is not None and (best is None or rest.sum() < best[1].sum()):
+                        best = ((r.code, text), rest)
+                        if not rest.any():
+                            break
+                if best is not None:
+                    found.append(best)
     found = min(found, key=lambda c: int(c[1].sum()), default=None)  # min keeps the first of equals
     if found is not None:
         (code, text), rest = found

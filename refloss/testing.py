@@ -59,6 +59,12 @@ code                                meaning                                     
                                     (ultralytics/YOLOv5 ``bbox_iou``)
 ``eps_in_c2_only``                  eps in the enclosing diagonal c^2 but not in the union    DIoU, CIoU
                                     (torchvision's pairwise ``distance_box_iou``)
+``eps_as_floor``                    the union (and GIoU's enclosing area) floored at eps,     IoU, GIoU
+                                    max(U, eps), not U + eps; the IoU also clamped at eps
+                                    or not (mmdetection's ``bbox_overlaps``, ``iou_loss``)
+``siou_yolov6_eps``                 SIoU with YOLOv6's eps placement (mmdetection's           SIoU loss
+                                    ``siou_loss``): eps in the centre offsets and heights,
+                                    enclosing sides clamped at eps; says which distance sign
 ``eps_ignored``                     the eps given is not the one used: agrees with refloss    box losses with eps
                                     at another eps, or (CIoU) the IoU and distance terms
                                     keep a fixed eps (torchvision's
@@ -95,6 +101,9 @@ code                                meaning                                     
                                     (RT-DETR, D-FINE; detach_weight=False was checked)
 ``vfl_weight_differentiated``       the Varifocal weight differentiated (ultralytics,         Varifocal
                                     mmdetection; detach_weight=True was checked)
+``vfl_abs_weight``                  only d/dtarget differs, at q = 0: the Varifocal           Varifocal
+                                    negatives' weight written alpha |sigma - q|^gamma
+                                    (mmdetection, PicoDet), differentiated in q
 ``dfl_clamp_ultralytics``           the DFL target clamped to n_bins - 1.01 (ultralytics'     DFL
                                     DFLoss)
 ``dfl_clamp_dfine``                 the DFL target clamped to n_bins - 1.1 (D-FINE)           DFL

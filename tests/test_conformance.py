@@ -1,7 +1,7 @@
 """The conformance matrix of the built-in peers, pinned: agreements must agree, and every
 documented discrepancy must still be detected, with the same diagnosis (docs/conformance.md,
 docs/peers.md).  A peer that is not installed is skipped; CI installs torch, torchvision,
-fvcore, jax and optax (.ci/run)."""
+fvcore, jax, optax, ultralytics and mmdetection (the ``peers`` extra, .ci/run)."""
 import pytest
 
 from refloss import cli, peers
@@ -54,6 +54,24 @@ EXPECTED = {
         # the same formula (eps = 1e-9 added to the target's sides; its wrap of the angle difference is rounding only)
         "v8OBBLoss.calculate_angle_loss": (A, A, A),
     },
+    "mmdetection": {  # the loss modules of mmdet 3.3.0 (refloss.peers._mmdet loads them beside mmcv-lite)
+        # bbox_overlaps floors U (and C) at eps: boxes of area ~eps differ
+        "iou_loss(mode='linear')": (D, D, D), "giou_loss": (D, D, D),
+        "diou_loss": (A, A, A),
+        # alpha gated at IoU > 0.5 (alpha_gate=0.5 agrees); eps in the heights below the tolerance; NaN at identical
+        "ciou_loss": (A, A, D),
+        "eiou_loss": (D, D, D),  # the Extended-IoU loss
+        # YOLOv6's eps placement, the default a reward
+        "siou_loss": (D, D, D), "siou_loss(neg_gamma=True)": (D, D, D),
+        "smooth_l1_loss(beta=1)": (A, A, A), "smooth_l1_loss(beta=1/9)": (A, A, A), "l1_loss": (A, A, A),
+        "mse_loss": (A, A, A), "balanced_l1_loss": (A, A, A),
+        "balanced_l1_loss(beta=1/9)": (D, D, D),  # the copied (b|x|+1) form
+        "quality_focal_loss": (A, A, N),
+        # float32: the clamp bound 6.99 rounds onto the float32 "end" target, as ultralytics' DFLoss
+        "distribution_focal_loss": (A, D, A),
+        # alpha |sigma - q|^gamma: d/dq at q = 0
+        "varifocal_loss": (D, D, N), "varifocal_loss(iou_weighted=False)": (D, D, N),
+    },
 }
 
 DIAGNOSES = {
@@ -79,6 +97,23 @@ CODES = {
                                   ["probiou_ultralytics_eps"]),
     "1 - probiou(pred, target, floor=0.01)": (["probiou_ultralytics_floor"], ["probiou_ultralytics_floor", "unexplained"],
                                               ["probiou_ultralytics_floor"]),
+    # mmdet/structures/bbox/bbox_overlaps.py: union = torch.max(union, eps), enclose_area = torch.max(enclose_area, eps);
+    # mmdet/models/losses/iou_loss.py iou_loss: ious.clamp(min=eps)
+    "iou_loss(mode='linear')": (["eps_as_floor"],) * 3, "giou_loss": (["eps_as_floor"],) * 3,
+    # iou_loss.py ciou_loss: alpha = (ious > 0.5).float() * v / (1 - ious + v) under no_grad, 0/0 at identical boxes
+    "ciou_loss": ([], [], ["nan_at_identical_boxes"]),
+    # iou_loss.py eiou_loss: the Extended-IoU loss (Peng et al.)
+    "eiou_loss": (["extended_iou_not_efficient_iou"],) * 3,
+    # iou_loss.py siou_loss: s_cw + eps, h + eps, enclose_wh.clamp(min=eps), sious.clamp(-1, 1); gamma = 2 - Lambda
+    # by default (neg_gamma=False)
+    "siou_loss": (["siou_yolov6_eps"],) * 3, "siou_loss(neg_gamma=True)": (["siou_yolov6_eps"],) * 3,
+    # balanced_l1_loss.py: alpha / b * (b * diff + 1) * torch.log(b * diff / beta + 1) - alpha * diff
+    "balanced_l1_loss(beta=1/9)": (["copied_balanced_l1_form"],) * 3,
+    # the float32 bound, as DFLoss (known, no recogniser)
+    "distribution_focal_loss": ([], ["unexplained"], []),
+    # varifocal_loss.py: alpha * (pred_sigmoid - target).abs().pow(gamma) * (target <= 0.0).float()
+    "varifocal_loss": (["vfl_abs_weight"], ["vfl_abs_weight"], []),
+    "varifocal_loss(iou_weighted=False)": (["vfl_abs_weight"], ["vfl_abs_weight"], []),
     # torchvision/ops/ciou_loss.py: _diou_iou_loss(boxes1, boxes2) without eps; alpha's eps = 0 is 0/0 once
     # U + 1e-7 rounds to U at identical boxes
     "ops.complete_box_iou_loss(eps=0)": (["eps_ignored"], ["eps_ignored"], ["eps_ignored", "nan_at_identical_boxes"]),

@@ -128,6 +128,28 @@ def test_vfl_mmdetection_iou_weighted_false():
         np.testing.assert_allclose(gq[keep], qt.grad.numpy()[keep], rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("gamma", [2.0, 1.5])
+def test_check_loss_names_mmdetections_vfl_weight(gamma):
+    """check_loss on the torch transcription above: only d/dq at q = 0 differs, and by exactly the q-derivative
+    of alpha |sigma - q|^gamma (diagnosis vfl_abs_weight); the paper's alpha sigma^gamma agrees."""
+    import refloss.testing as rt
+
+    torch = pytest.importorskip("torch")
+
+    def vfl(absolute):
+        def loss(x, q):
+            pos = (q > 0).to(x.dtype)
+            neg = (x.sigmoid() - q).abs() if absolute else x.sigmoid()
+            w = q * pos + 0.5 * neg.pow(gamma) * (1 - pos)
+            return torch.nn.functional.binary_cross_entropy_with_logits(x, q, reduction="none") * w
+        return loss
+
+    r = rt.check_loss(vfl(True), "varifocal_loss", framework="torch", alpha=0.5, gamma=gamma)
+    assert not r.ok and r.codes == ["vfl_abs_weight"], str(r)
+    assert {f.component for f in r.failures} == {"d/dtarget"} and all(f.inputs[1] == 0 for f in r.failures)
+    assert rt.check_loss(vfl(False), "varifocal_loss", framework="torch", alpha=0.5, gamma=gamma).ok
+
+
 def test_vfl_branches_are_bce_and_the_focal_loss():
     """q > 0: q BCE(x, q) (gradients: weight differentiated, dL/dq = BCE + q dBCE/dq); q = 0: the
     sigmoid focal loss at target 0 with alpha_t = 1 - a = alpha, i.e. a = 1 - alpha."""

@@ -73,8 +73,9 @@ def xp_of(framework):
 
 
 def box_loss(xp, p, t, kind="giou", eps=1e-7, eps_h=0.0, union_eps=None, c2_eps=None, diagonal="c2",
-             alpha_eps=None, alpha_grad=True, gate=None):
-    """1 - IoU (+ the GIoU, DIoU or CIoU penalty) on xyxy boxes, each eps where its author put it."""
+             alpha_eps=None, alpha_grad=True, gate=None, floor=False):
+    """1 - IoU (+ the GIoU, DIoU or CIoU penalty) on xyxy boxes, each eps where its author put it
+    (``floor``: the union and the enclosing area floored at eps, not eps added: mmdetection)."""
     union_eps = eps if union_eps is None else union_eps
     c2_eps = eps if c2_eps is None else c2_eps
     alpha_eps = eps if alpha_eps is None else alpha_eps
@@ -84,14 +85,15 @@ def box_loss(xp, p, t, kind="giou", eps=1e-7, eps_h=0.0, union_eps=None, c2_eps=
     w2, h2 = tx2 - tx1, ty2 - ty1 + eps_h
     inter = (xp.clamp0(xp.minimum(px2, tx2) - xp.maximum(px1, tx1))
              * xp.clamp0(xp.minimum(py2, ty2) - xp.maximum(py1, ty1)))
-    union = w1 * h1 + w2 * h2 - inter + union_eps
+    union = w1 * h1 + w2 * h2 - inter
+    union = xp.where(union > union_eps, union, 0 * union + union_eps) if floor else union + union_eps
     iou = inter / union
     cw = xp.maximum(px2, tx2) - xp.minimum(px1, tx1)
     ch = xp.maximum(py2, ty2) - xp.minimum(py1, ty1)
     if kind == "iou":
         return 1 - iou
     if kind == "giou":
-        c_area = cw * ch + eps
+        c_area = xp.where(cw * ch > eps, cw * ch, 0 * cw + eps) if floor else cw * ch + eps
         return 1 - iou + (c_area - union) / c_area
     c2 = (cw**2 + ch**2 if diagonal == "c2" else cw * ch) + c2_eps
     rho2 = ((tx1 + tx2 - px1 - px2) ** 2 + (ty1 + ty2 - py1 - py2) ** 2) / 4
@@ -182,6 +184,7 @@ def balanced_l1_copied(xp, p, t, beta=1 / 9, alpha=0.5, gamma=1.5):
 # code -> (loss, check_loss parameters, fault(xp, p, t), {framework: extra parameters}, cases)
 FAULTS = {
     "eps_in_box_size": ("giou_loss", {"eps": 1e-7}, lambda xp, p, t: box_loss(xp, p, t, "giou", eps_h=1e-7), {}),
+    "eps_as_floor": ("giou_loss", {"eps": 1e-7}, lambda xp, p, t: box_loss(xp, p, t, "giou", floor=True), {}),
     "eps_in_c2_only": ("diou_loss", {"eps": 1e-7}, lambda xp, p, t: box_loss(xp, p, t, "diou", union_eps=0.0), {}),
     "eps_ignored": ("ciou_loss", {"eps": 0.0},  # the DIoU part keeps its own eps whatever eps is asked for
                     lambda xp, p, t: box_loss(xp, p, t, "ciou", eps=1e-7, alpha_eps=0.0, alpha_grad=False),

@@ -95,20 +95,23 @@ def test_siou_distance_cost_is_a_cost_in_the_paper_and_a_reward_in_mmdetection()
     assert np.all(mmdet < 1)  # 1 - IoU = 1 and Omega = 0: the distance term is negative
 
 
-def _siou_torch(torch, pred, target, neg_gamma=True):
+def _siou_torch(torch, pred, target, neg_gamma=True, eps=0.0):
     """SIoU in the structure of mmdetection's siou_loss (mmdet/models/losses/iou_loss.py, read, not
-    copied), without its eps (exact arithmetic is what is checked) and with a safe sigma at coincident
-    centres: ``neg_gamma=True`` is the paper's distance cost, mmdetection's default False the reward."""
+    copied), by default without its eps (exact arithmetic is what is checked) and with a safe sigma at
+    coincident centres: ``neg_gamma=True`` is the paper's distance cost, mmdetection's default False the
+    reward; ``eps > 0`` puts eps where mmdetection (after YOLOv6) does: union, centre offsets and heights
+    + eps, the enclosing sides clamped at eps, the SIoU clamped to [-1, 1]."""
     ix = (torch.minimum(pred[:, 2], target[:, 2]) - torch.maximum(pred[:, 0], target[:, 0])).clamp(min=0)
     iy = (torch.minimum(pred[:, 3], target[:, 3]) - torch.maximum(pred[:, 1], target[:, 1])).clamp(min=0)
     w1, h1 = pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1]
     w2, h2 = target[:, 2] - target[:, 0], target[:, 3] - target[:, 1]
     inter = ix * iy
-    iou = inter / (w1 * h1 + w2 * h2 - inter)
-    cw = torch.maximum(pred[:, 2], target[:, 2]) - torch.minimum(pred[:, 0], target[:, 0])
-    ch = torch.maximum(pred[:, 3], target[:, 3]) - torch.minimum(pred[:, 1], target[:, 1])
-    s_cw = (target[:, 0] + target[:, 2] - pred[:, 0] - pred[:, 2]) * 0.5
-    s_ch = (target[:, 1] + target[:, 3] - pred[:, 1] - pred[:, 3]) * 0.5
+    iou = inter / (w1 * h1 + w2 * h2 - inter + eps)
+    h1, h2 = h1 + eps, h2 + eps
+    cw = (torch.maximum(pred[:, 2], target[:, 2]) - torch.minimum(pred[:, 0], target[:, 0])).clamp(min=eps)
+    ch = (torch.maximum(pred[:, 3], target[:, 3]) - torch.minimum(pred[:, 1], target[:, 1])).clamp(min=eps)
+    s_cw = (target[:, 0] + target[:, 2] - pred[:, 0] - pred[:, 2]) * 0.5 + eps
+    s_ch = (target[:, 1] + target[:, 3] - pred[:, 1] - pred[:, 3]) * 0.5 + eps
     sigma2 = s_cw**2 + s_ch**2
     sigma = torch.sqrt(torch.where(sigma2 > 0, sigma2, torch.ones_like(sigma2)))
     s1, s2 = s_cw.abs() / sigma, s_ch.abs() / sigma
@@ -118,7 +121,19 @@ def _siou_torch(torch, pred, target, neg_gamma=True):
     dist = 2 - torch.exp(gamma * (s_cw / cw) ** 2) - torch.exp(gamma * (s_ch / ch) ** 2)
     ow, oh = (w1 - w2).abs() / torch.maximum(w1, w2), (h1 - h2).abs() / torch.maximum(h1, h2)
     shape = (1 - torch.exp(-ow)) ** 4 + (1 - torch.exp(-oh)) ** 4
-    return 1 - (iou - 0.5 * (dist + shape))
+    siou = iou - 0.5 * (dist + shape)
+    return 1 - (siou.clamp(min=-1.0, max=1.0) if eps else siou)
+
+
+@pytest.mark.parametrize("neg_gamma", [False, True])
+def test_check_loss_names_mmdetections_eps_placement_and_sign(neg_gamma):
+    """With mmdetection's (YOLOv6's) eps = 1e-7 placements the variants no longer explain it; the
+    recogniser siou_yolov6_eps does, and says which distance sign it found."""
+    torch = pytest.importorskip("torch")
+    r = rt.check_loss(lambda p, t: _siou_torch(torch, p, t, neg_gamma=neg_gamma, eps=1e-7), "siou_loss",
+                      framework="torch", eps=1e-7)
+    assert not r.ok and r.codes == ["siou_yolov6_eps"], str(r)
+    assert ("paper's distance cost" in r.diagnosis) == neg_gamma and ("reward" in r.diagnosis) != neg_gamma
 
 
 def test_check_loss_names_mmdetections_distance_sign():

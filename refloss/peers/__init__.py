@@ -1,7 +1,7 @@
 """Built-in adapters for other libraries' losses, and the conformance matrix.
 
 >>> from refloss import peers
->>> "torchvision" in peers.PEERS and "mmdetection" in peers.NOT_INSTALLABLE
+>>> "torchvision" in peers.PEERS and "keras-cv" in peers.NOT_INSTALLABLE
 True
 
 Each peer module (``refloss.peers._<peer>``) lists its :class:`PeerCheck` entries: a peer
@@ -39,16 +39,11 @@ PEERS = {
     "fvcore": ("refloss.peers._fvcore", "fvcore", "torch fvcore"),
     "optax": ("refloss.peers._optax", "optax", "jax optax"),
     "ultralytics": ("refloss.peers._ultralytics", "ultralytics", "torch ultralytics"),
+    "mmdetection": ("refloss.peers._mmdet", "mmdet", 'torch mmdet==3.3.0 mmengine "mmcv-lite<2.2"'),
 }
 
 # tried, and not built in: why (shown in docs/conformance.md)
 NOT_INSTALLABLE: dict[str, str] = {
-    "mmdetection": (
-        "mmdet 3.3.0 needs mmcv < 2.2 with its compiled ops, and PyPI has only mmcv source packages: their build "
-        "fails against torch 2.14 (mmcv compiles with -std=c++17, torch 2.14's headers require C++20; in pip's "
-        "isolated build, setuptools 84 no longer provides pkg_resources). With mmcv-lite (no ops), "
-        "`import mmdet.models.losses` fails on `mmcv._ext` (through mmdet.models and mmdet.structures). Its "
-        "loss formulas are compared in docs/peers.md from its source instead."),
     "keras-cv": (
         "keras-cv 0.9.0 installs (with keras 3 and JAX) but does not import without TensorFlow (tensorflow-cpu "
         "2.21: 2.1 GB with it) even on the JAX backend, and its box losses convert boxes to float32 whatever "
