@@ -228,6 +228,10 @@ def _numpy_call(loss, arrays, params, reduction, validate, with_grad):
             or any(a.dtype != dt for a in arrays)):  # (the operator called directly: any tensors)
         fn = loss.value_and_grad if with_grad else loss
         return fn(*arrays, reduction=reduction, validate=validate, **params)
+    if loss._fast_width is not None:  # the NumPy API's fast path (contiguous views of one shape)
+        result = loss._fast(with_grad, arrays, params, reduction, validate)
+        if result is not None:
+            return result
     values = loss._param_values(params)
     precision = "f32" if dt == np.float32 else "f64"
     args = loss._checked_args(values, precision)
