@@ -65,8 +65,13 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
         d_logits = _s4 + (1.0 - targets)*_s3
         d_targets = _t0
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_targets[_i] = d_targets / divisor
+        _d_logits[_i] = d_logits
+        _d_targets[_i] = d_targets
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_targets.shape[0]):
+            _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
@@ -134,8 +139,13 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
         d_logits = -targets*_s3 + (_f32(1.0) - targets)*_s4
         d_targets = _t0
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_targets[_i] = d_targets / divisor
+        _d_logits[_i] = d_logits
+        _d_targets[_i] = d_targets
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_targets.shape[0]):
+            _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)

@@ -446,14 +446,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s82 = ((_t94 - _t59*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t18
             d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + _s82
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
@@ -917,14 +922,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s85 = _t94 - _t59*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
             d_ty2 = _t103 + _t56*(((_t101 - _t44*(_t103 + _t95)))/_t43) + _t96 + (_s85/_t18)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)

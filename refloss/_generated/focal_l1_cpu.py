@@ -80,8 +80,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_pred = _t0
             d_target = -_t0
         _out[_i] = value
-        _d_pred[_i] = d_pred / divisor
-        _d_target[_i] = d_target / divisor
+        _d_pred[_i] = d_pred
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
@@ -212,8 +217,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_pred = _t0
             d_target = -_t0
         _out[_i] = value
-        _d_pred[_i] = d_pred / divisor
-        _d_target[_i] = d_target / divisor
+        _d_pred[_i] = d_pred
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)

@@ -148,14 +148,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = -_t3*_t7
             d_ty2 = -_t3*_t8
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
@@ -315,14 +320,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = -_t3*_t7
             d_ty2 = -_t3*_t8
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)

@@ -605,16 +605,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s84 = -(_t51*_t53*(-2.0*_t68 - 2.0*_t69) + _t71*_t73*(2.0*_t30*_t36 - 2.0*_t49))/_t91
             d_ta = _t106*(_t126*_t150 - _t140*_t150 + _s84)
         _out[_i] = value
-        _d_pred[5 * _i] = d_px / divisor
-        _d_pred[5 * _i + 1] = d_py / divisor
-        _d_pred[5 * _i + 2] = d_pw / divisor
-        _d_pred[5 * _i + 3] = d_ph / divisor
-        _d_pred[5 * _i + 4] = d_pa / divisor
-        _d_target[5 * _i] = d_tx / divisor
-        _d_target[5 * _i + 1] = d_ty / divisor
-        _d_target[5 * _i + 2] = d_tw / divisor
-        _d_target[5 * _i + 3] = d_th / divisor
-        _d_target[5 * _i + 4] = d_ta / divisor
+        _d_pred[5 * _i] = d_px
+        _d_pred[5 * _i + 1] = d_py
+        _d_pred[5 * _i + 2] = d_pw
+        _d_pred[5 * _i + 3] = d_ph
+        _d_pred[5 * _i + 4] = d_pa
+        _d_target[5 * _i] = d_tx
+        _d_target[5 * _i + 1] = d_ty
+        _d_target[5 * _i + 2] = d_tw
+        _d_target[5 * _i + 3] = d_th
+        _d_target[5 * _i + 4] = d_ta
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
@@ -1234,16 +1239,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s85 = _t51*_t53*(-_f32(2.0)*_t68 - _f32(2.0)*_t69) + _t71*_t73*(_f32(2.0)*_t30*_t36 - _f32(2.0)*_t49)
             d_ta = _t106*(_t126*_t150 - _t140*_t150 - _s85/_t91)
         _out[_i] = value
-        _d_pred[5 * _i] = d_px / divisor
-        _d_pred[5 * _i + 1] = d_py / divisor
-        _d_pred[5 * _i + 2] = d_pw / divisor
-        _d_pred[5 * _i + 3] = d_ph / divisor
-        _d_pred[5 * _i + 4] = d_pa / divisor
-        _d_target[5 * _i] = d_tx / divisor
-        _d_target[5 * _i + 1] = d_ty / divisor
-        _d_target[5 * _i + 2] = d_tw / divisor
-        _d_target[5 * _i + 3] = d_th / divisor
-        _d_target[5 * _i + 4] = d_ta / divisor
+        _d_pred[5 * _i] = d_px
+        _d_pred[5 * _i + 1] = d_py
+        _d_pred[5 * _i + 2] = d_pw
+        _d_pred[5 * _i + 3] = d_ph
+        _d_pred[5 * _i + 4] = d_pa
+        _d_target[5 * _i] = d_tx
+        _d_target[5 * _i + 1] = d_ty
+        _d_target[5 * _i + 2] = d_tw
+        _d_target[5 * _i + 3] = d_th
+        _d_target[5 * _i + 4] = d_ta
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)

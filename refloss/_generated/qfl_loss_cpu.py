@@ -192,8 +192,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
             d_target = -_t6*logits + _t7*(_t0 + _t2)
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_target[_i] = d_target / divisor
+        _d_logits[_i] = d_logits
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
@@ -432,8 +437,13 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s100 = _w_beta*(_w0 + _w1)*_s98*_s99*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
                 d_target = _f32(_s100 - _w_logits*math.pow(_w3, _w_beta))
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_target[_i] = d_target / divisor
+        _d_logits[_i] = d_logits
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)

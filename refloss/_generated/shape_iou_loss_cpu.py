@@ -518,14 +518,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s98 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
             d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s98 + _s97
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
@@ -1057,14 +1062,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s100 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
             d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s100 + (((-_t130*_t46 - _t131 - _s99))/_t48)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)

@@ -403,8 +403,13 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             d_logits = _s207 + _t0*(-targets*_s202 + (1.0 - targets)*_s201)*_s204
             d_targets = (2.0*alpha - 1.0)*_s203*_s204 - _t0*gamma*math.tanh(0.5*logits)*_s203*_s206 - _t0*logits*_s204
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_targets[_i] = d_targets / divisor
+        _d_logits[_i] = d_logits
+        _d_targets[_i] = d_targets
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_targets.shape[0]):
+            _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
@@ -979,8 +984,13 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _s326 = (2.0*_w_alpha - 1.0)*_s321*math.pow((_w_targets*_s320 + (1.0 - _w_targets)*_s319), _w_gamma)
                 d_targets = _f32(_s326 - _w_gamma*_s324*math.tanh(0.5*_w_logits)*_s321*_s323 + _s325)
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_targets[_i] = d_targets / divisor
+        _d_logits[_i] = d_logits
+        _d_targets[_i] = d_targets
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_targets.shape[0]):
+            _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)

@@ -452,14 +452,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s70 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
             d_ty2 = -_t132 + _s69 - _t89*(((_t83 - -_t130*_t86))/_t85) + _s70
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
@@ -935,14 +940,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s79 = -((-_t1*_t121*_t66 + _t119*_t135 + _t122*_t136)/_t65)
             d_ty2 = -_t132 - _t47*(((_t133 - _s78))/_t44) - _t89*(((_t83 - -_t130*_t86))/_t85) + _s79
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1 / divisor
-        _d_pred[4 * _i + 1] = d_py1 / divisor
-        _d_pred[4 * _i + 2] = d_px2 / divisor
-        _d_pred[4 * _i + 3] = d_py2 / divisor
-        _d_target[4 * _i] = d_tx1 / divisor
-        _d_target[4 * _i + 1] = d_ty1 / divisor
-        _d_target[4 * _i + 2] = d_tx2 / divisor
-        _d_target[4 * _i + 3] = d_ty2 / divisor
+        _d_pred[4 * _i] = d_px1
+        _d_pred[4 * _i + 1] = d_py1
+        _d_pred[4 * _i + 2] = d_px2
+        _d_pred[4 * _i + 3] = d_py2
+        _d_target[4 * _i] = d_tx1
+        _d_target[4 * _i + 1] = d_ty1
+        _d_target[4 * _i + 2] = d_tx2
+        _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)

@@ -123,8 +123,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             d_logits = _t0*(_s36 + (1.0 - target)*_s35)
             d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s34)
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_target[_i] = d_target / divisor
+        _d_logits[_i] = d_logits
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
@@ -252,8 +257,13 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             d_logits = _t0*(-target*_s35 + (_f32(1.0) - target)*_s36)
             d_target = -_t1*detach_weight + (_f32(1.0) - detach_weight)*(-_t1 + iou_weighted*_s34)
         _out[_i] = value
-        _d_logits[_i] = d_logits / divisor
-        _d_target[_i] = d_target / divisor
+        _d_logits[_i] = d_logits
+        _d_target[_i] = d_target
+    if divisor != 1.0:
+        for _i in range(_d_logits.shape[0]):
+            _d_logits[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)

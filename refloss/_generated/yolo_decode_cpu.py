@@ -160,10 +160,13 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _out[4 * _i + 1] = by
         _out[4 * _i + 2] = bw
         _out[4 * _i + 3] = bh
-        _d_t[4 * _i] = d_tx / divisor
-        _d_t[4 * _i + 1] = d_ty / divisor
-        _d_t[4 * _i + 2] = d_tw / divisor
-        _d_t[4 * _i + 3] = d_th / divisor
+        _d_t[4 * _i] = d_tx
+        _d_t[4 * _i + 1] = d_ty
+        _d_t[4 * _i + 2] = d_tw
+        _d_t[4 * _i + 3] = d_th
+    if divisor != 1.0:
+        for _i in range(_d_t.shape[0]):
+            _d_t[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_t[4 * _i] - _t[4 * _i] != 0.0 or _t[4 * _i + 1] - _t[4 * _i + 1] != 0.0
@@ -341,10 +344,13 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _out[4 * _i + 1] = by
         _out[4 * _i + 2] = bw
         _out[4 * _i + 3] = bh
-        _d_t[4 * _i] = d_tx / divisor
-        _d_t[4 * _i + 1] = d_ty / divisor
-        _d_t[4 * _i + 2] = d_tw / divisor
-        _d_t[4 * _i + 3] = d_th / divisor
+        _d_t[4 * _i] = d_tx
+        _d_t[4 * _i + 1] = d_ty
+        _d_t[4 * _i + 2] = d_tw
+        _d_t[4 * _i + 3] = d_th
+    if divisor != 1.0:
+        for _i in range(_d_t.shape[0]):
+            _d_t[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_t[4 * _i] - _t[4 * _i] != _f32(0.0)

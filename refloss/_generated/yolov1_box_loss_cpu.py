@@ -102,14 +102,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_wt = -_t4/_t3
         d_ht = -_t7/_t6
         _out[_i] = value
-        _d_pred[4 * _i] = d_x / divisor
-        _d_pred[4 * _i + 1] = d_y / divisor
-        _d_pred[4 * _i + 2] = d_w / divisor
-        _d_pred[4 * _i + 3] = d_h / divisor
-        _d_target[4 * _i] = d_xt / divisor
-        _d_target[4 * _i + 1] = d_yt / divisor
-        _d_target[4 * _i + 2] = d_wt / divisor
-        _d_target[4 * _i + 3] = d_ht / divisor
+        _d_pred[4 * _i] = d_x
+        _d_pred[4 * _i + 1] = d_y
+        _d_pred[4 * _i + 2] = d_w
+        _d_pred[4 * _i + 3] = d_h
+        _d_target[4 * _i] = d_xt
+        _d_target[4 * _i + 1] = d_yt
+        _d_target[4 * _i + 2] = d_wt
+        _d_target[4 * _i + 3] = d_ht
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
@@ -222,14 +227,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_wt = -_t4/_t3
         d_ht = -_t7/_t6
         _out[_i] = value
-        _d_pred[4 * _i] = d_x / divisor
-        _d_pred[4 * _i + 1] = d_y / divisor
-        _d_pred[4 * _i + 2] = d_w / divisor
-        _d_pred[4 * _i + 3] = d_h / divisor
-        _d_target[4 * _i] = d_xt / divisor
-        _d_target[4 * _i + 1] = d_yt / divisor
-        _d_target[4 * _i + 2] = d_wt / divisor
-        _d_target[4 * _i + 3] = d_ht / divisor
+        _d_pred[4 * _i] = d_x
+        _d_pred[4 * _i + 1] = d_y
+        _d_pred[4 * _i + 2] = d_w
+        _d_pred[4 * _i + 3] = d_h
+        _d_target[4 * _i] = d_xt
+        _d_target[4 * _i + 1] = d_yt
+        _d_target[4 * _i + 2] = d_wt
+        _d_target[4 * _i + 3] = d_ht
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
         _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
