@@ -21,7 +21,8 @@ Prints a table per loss (time, elements/s, GB/s of the fused pass's bytes, each 
 refloss value+grad's) and writes the JSON (``-o``); ``--doc`` writes the table and a log-log plot
 of time against N into the page between its ``<!-- performance -->`` markers.  ``--check``
 compares the baselines' values and gradients with refloss's first; ``--memory N`` adds the peak memory
-one ``value_and_grad`` call allocates at N (tracemalloc), against its inputs and outputs.
+one ``value_and_grad`` call allocates at N (tracemalloc), against its inputs and outputs.  First of all,
+the fixed cost of one call at N = 10, timed back to back before any peer runs (:func:`fixed_cost`).
 """
 from __future__ import annotations
 
@@ -157,6 +158,33 @@ def best(fns: dict, repeat: int) -> dict:
     return times
 
 
+def fixed_cost(losses, dtypes, number: int = 2000, repeat: int = 7) -> list:
+    """The fixed cost of a call: one call at N = 10, timed back to back (``timeit``, best of ``repeat``
+    runs of ``number`` calls), before any peer is imported or run.  The interleaved rounds time single
+    calls right after the peers' (torch's and JAX's worker threads still spin on the other core then),
+    which at N = 10 measures them more than refloss."""
+    import timeit
+
+    rows = []
+    for loss in losses:
+        fn = getattr(rl, loss)
+        for dtype in dtypes:
+            p, t = inputs(loss, 10, np.dtype(dtype))
+            fn.value_and_grad(p, t)
+            row = {"loss": loss, "dtype": dtype}
+            for name, f in (("value", lambda: fn(p, t)), ("value+grad", lambda: fn.value_and_grad(p, t))):
+                row[name] = min(timeit.repeat(f, number=number, repeat=repeat)) / number
+            rows.append(row)
+    return rows
+
+
+def fixed_cost_table(rows: list) -> list:
+    lines = ["**One call at N = 10**, the fixed cost: back-to-back calls of the NumPy API (`timeit`, best of 7 runs "
+             "of 2,000 calls), before the peers run", "", "| loss | dtype | value | value + gradients |", "|---|---|---|---|"]
+    lines += [f"| {r['loss']} | {r['dtype']} | {_time(r['value'])} | {_time(r['value+grad'])} |" for r in rows]
+    return lines
+
+
 def check() -> None:
     for loss in LOSSES:
         p, t = inputs(loss, 1000, np.float64, seed=3)
@@ -261,6 +289,7 @@ def main(argv=None) -> int:
     if args.check:
         check()
     ns = [int(float(v)) for v in args.n.split(",")]
+    fixed = fixed_cost([v for v in args.loss.split(",") if v in LOSSES], args.dtype.split(","))
     results = []
     for loss in args.loss.split(","):
         if loss not in LOSSES:
@@ -276,8 +305,9 @@ def main(argv=None) -> int:
                 print(f"{loss} {dtype} N={n:,}: " + ", ".join(
                     f"{r['impl']} {_time(r['seconds'])}" for r in results[-7:] if r["n"] == n), file=sys.stderr)
     meta = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-            "numpy": np.__version__, "refloss": rl.__version__, "repeat": args.repeat}
-    text = "".join("\n".join(table(results, loss, dtype)) + "\n\n"
+            "numpy": np.__version__, "refloss": rl.__version__, "repeat": args.repeat, "fixed_cost": fixed}
+    text = "\n".join(fixed_cost_table(fixed)) + "\n\n"
+    text += "".join("\n".join(table(results, loss, dtype)) + "\n\n"
                    for loss in dict.fromkeys(r["loss"] for r in results)
                    for dtype in dict.fromkeys(r["dtype"] for r in results))
     if args.memory:
