@@ -513,7 +513,10 @@ def _nan_gradient_from_where(ev):
 def _vfl_abs_weight(ev):
     """Only d/dtarget differs, at q = 0, by the derivative of alpha |sigma(x) - q|^gamma's q:
     -gamma alpha sigma^(gamma - 1) softplus(x) (times BCE(x, 0) = softplus(x))."""
-    alpha, gamma = float(ev.asked("alpha")), float(ev.asked("gamma"))
+    alpha, gamma = ev.asked("alpha"), ev.asked("gamma")
+    if alpha is None or gamma is None:  # (a classification loss without both: not this weight)
+        return None
+    alpha, gamma = float(alpha), float(gamma)
     rows, bad = np.zeros(ev.n, bool), np.zeros(ev.n, bool)
     for f in ev.failures:
         x, q = (float(np.asarray(v).reshape(-1)[0]) for v in f.inputs[:2])
@@ -571,8 +574,7 @@ class Recogniser:
     meaning: str
     applies: str
     recognise: Callable
-    losses: tuple = ()  # applies to these losses only (empty: any) ...
-    families: tuple = ()  # ... to these families (empty: any) ...
+    families: tuple = ()  # applies to these families (empty: any) ...
     forms: tuple = ()  # ... and, for box formulas, to the losses whose box_form is one of these (form, shape)
     frameworks: tuple = ()  # only for implementations differentiated this way (empty: any)
     dtypes: tuple = ()
@@ -582,8 +584,6 @@ class Recogniser:
             return False
         if self.dtypes and ev.dt not in self.dtypes:
             return False
-        if self.losses:
-            return ev.ref.name in self.losses
         if self.forms:
             return _box_form(ev) in self.forms
         return not self.families or ev.ref.info.family in self.families
@@ -608,7 +608,7 @@ RECOGNISERS = (
     Recogniser("vfl_abs_weight", "pattern",
                "only d/dtarget differs, at q = 0, by -gamma alpha sigma^(gamma - 1) softplus(x): the Varifocal "
                "negatives' weight written alpha |sigma - q|^gamma (mmdetection, PicoDet), differentiated in q",
-               "varifocal_loss", _vfl_abs_weight, losses=("varifocal_loss",)),
+               "Varifocal", _vfl_abs_weight, families=("classification",)),
     Recogniser("eps_in_box_size", "formula",
                "values of the textbook formula with eps added to the boxes' heights (or widths and heights), as "
                "ultralytics/YOLOv5 bbox_iou", "iou, giou, diou, ciou, eiou (metrics and losses)", _eps_in_box_size,
