@@ -56,7 +56,7 @@ EXPECTED = {
     },
     "mmdetection": {  # the loss modules of mmdet 3.3.0 (refloss.peers._mmdet loads them beside mmcv-lite)
         # bbox_overlaps floors U (and C) at eps: boxes of area ~eps differ
-        "iou_loss(mode='linear')": (D, D, D), "giou_loss": (D, D, D),
+        "iou_loss": (D, D, D), "iou_loss(mode='linear')": (D, D, D), "giou_loss": (D, D, D),
         "diou_loss": (A, A, A),
         # alpha gated at IoU > 0.5 (alpha_gate=0.5 agrees); eps in the heights below the tolerance; NaN at identical
         "ciou_loss": (A, A, D),
@@ -99,7 +99,8 @@ CODES = {
                                               ["probiou_ultralytics_floor"]),
     # mmdet/structures/bbox/bbox_overlaps.py: union = torch.max(union, eps), enclose_area = torch.max(enclose_area, eps);
     # mmdet/models/losses/iou_loss.py iou_loss: ious.clamp(min=eps)
-    "iou_loss(mode='linear')": (["eps_as_floor"],) * 3, "giou_loss": (["eps_as_floor"],) * 3,
+    "iou_loss": (["eps_as_floor"],) * 3, "iou_loss(mode='linear')": (["eps_as_floor"],) * 3,
+    "giou_loss": (["eps_as_floor"],) * 3,
     # iou_loss.py ciou_loss: alpha = (ious > 0.5).float() * v / (1 - ious + v) under no_grad, 0/0 at identical boxes
     "ciou_loss": ([], [], ["nan_at_identical_boxes"]),
     # iou_loss.py eiou_loss: the Extended-IoU loss (Peng et al.)

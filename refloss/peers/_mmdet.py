@@ -129,6 +129,8 @@ BALANCED = ("mmdetection writes alpha/b (b|x| + 1) ln(b|x|/beta + 1) - alpha|x|:
             "beta = 1, where the two coincide; for beta != 1 its value and gradient are not continuous at |x| = beta")
 IOU_CLAMP = ("bbox_overlaps floors the union at eps = 1e-6 (max(U, eps)) and iou_loss clamps the IoU at eps = 1e-6 "
              "before 1 - IoU: disjoint boxes give 1 - 1e-6, not 1")
+IOU_LOG_CLAMP = ("-ln(max(IoU, eps)) with the union floored at eps (eps = 1e-6): disjoint boxes give -ln 1e-6 = 13.8 "
+                 "with no gradient, where -ln IoU is +inf; boxes of area ~eps differ")
 GIOU_FLOOR = ("bbox_overlaps(mode='giou') floors U and C at eps (max(U, eps), max(C, eps)) instead of adding it: equal "
               "to giou_loss(eps=0) wherever U, C > 1e-7")
 CIOU_GATE = (EPS_H + "; alpha = [IoU > 0.5] v / (1 - IoU + v) under no_grad (refloss alpha_gate=0.5), and the CIoU "
@@ -143,7 +145,9 @@ VFL_DQ = ("the negatives' weight is alpha |sigma(x) - q|^gamma (the paper's alph
 
 CHECKS = (
     _check("iou_loss(mode='linear')", "iou_loss", {"eps": 1e-6}, _fn("iou_loss", "iou_loss", mode="linear"),
-           "1 - IoU (its default mode='log' is -ln IoU, which refloss does not have)", known=IOU_CLAMP),
+           "1 - IoU", known=IOU_CLAMP),
+    _check("iou_loss", "log_iou_loss", {"eps": 1e-6}, _fn("iou_loss", "iou_loss"),
+           "its default mode='log': -ln IoU (UnitBox)", known=IOU_LOG_CLAMP),
     _check("giou_loss", "giou_loss", {"eps": 1e-7}, _fn("iou_loss", "giou_loss"), known=GIOU_FLOOR),
     _check("diou_loss", "diou_loss", {"eps": 1e-7}, _fn("iou_loss", "diou_loss"), "U + eps and c^2 + eps, eps = 1e-7"),
     _check("ciou_loss", "ciou_loss", {"eps": 1e-7, "alpha_gate": 0.5}, _fn("iou_loss", "ciou_loss"), known=CIOU_GATE),
