@@ -1,7 +1,9 @@
 """float32 kernels compute in float32: no float64 value anywhere in their typed IR (a
 float64 literal would silently promote the whole kernel), but in the blocks a kernel's ``wide``
 outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the source lines indented
-under ``if not abs(output) > _f32(0.5)*(...)``)."""
+under ``if not abs(output) > _f32(0.5)*(...)``) and its ``double`` outputs everywhere
+(``Kernel.double``: from the first ``_w_<input> = _f64(<input>)`` outside such a guard to the
+branch's end or ``return``)."""
 import io
 from contextlib import redirect_stdout
 
@@ -20,22 +22,32 @@ def _float64_lines(dispatcher) -> list:
         dispatcher.inspect_types()
     typed = buf.getvalue()
     assert "float32" in typed
-    out, wide = [], None  # wide: the indentation of the guard of the float64 block being read
+    # the typed IR of a source line is printed before it: a line's offending IR waits in ``pending``
+    # wide: the indentation of the guard of the float64 block; double: that of the double outputs' block
+    out, pending, wide, double = [], [], None, None
     for line in typed.splitlines():
         stripped = line.lstrip()
-        if stripped and not stripped.startswith("#"):  # a source line (its typed IR follows as comments)
+        if stripped and not stripped.startswith("#"):  # a source line (its typed IR precedes it as comments)
             indent = len(line) - len(stripped)
             if wide is not None and indent <= wide:
                 wide = None
             if stripped.startswith("if not abs(") and "> _f32(0.5)*(" in stripped:
                 wide = indent
+            if double is not None and (indent < double or stripped.startswith("return ")):
+                double = None
+            if wide is None and double is None and stripped.startswith("_w_") and " = _f64(" in stripped:
+                double = indent  # the double outputs, up to the branch's end or return
+            if double is None:
+                out.extend(pending)
+            pending = []
             continue
         if wide is not None and len(line) - len(stripped) > wide:
             continue  # a wide output's float64 evaluation
         # allowed: the float64 literal (or math.inf / math.nan) inside _f32(...), converted at compile time
         if ("float64" in line and "::" in line and "const(float" not in line and "(float64,) -> float32" not in line
                 and "attr=inf)" not in line and "attr=nan)" not in line):
-            out.append(line)
+            pending.append(line)
+    out.extend(pending)
     return out
 
 

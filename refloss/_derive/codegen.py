@@ -789,10 +789,15 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     _check_output_names(kernel, outputs)
     values = [o for o in outputs if o in kernel.value_names]
     grads = [o for o in outputs if o not in kernel.value_names]
-    unknown = set(kernel.wide) - set(kernel.output_names) or set(kernel.wide) & set(kernel.value_names)
-    if unknown:
-        raise ValueError(f"{name}: wide names {sorted(unknown)} are not gradient outputs of the kernel")
+    for field in ("wide", "double"):
+        names = set(getattr(kernel, field))
+        unknown = names - set(kernel.output_names) or names & set(kernel.value_names)
+        if unknown:
+            raise ValueError(f"{name}: {field} names {sorted(unknown)} are not gradient outputs of the kernel")
+    if set(kernel.wide) & set(kernel.double):
+        raise ValueError(f"{name}: {sorted(set(kernel.wide) & set(kernel.double))} are both wide and double")
     wide = [o for o in grads if precision == "f32" and o in kernel.wide]
+    double = [o for o in grads if precision == "f32" and o in kernel.double]
     if values != list(kernel.value_names):
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     printer = KernelPrinter(precision, width=_EXPR_WIDTH)
@@ -840,7 +845,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
             known = _known(subs, {o: branch.outputs[o] for o in values})
             # a wide output that is a sum: its terms in float32 first (a product keeps its float32 form)
             sums = {o: branch.outputs[o].args for o in wide if branch.outputs[o].is_Add}
-            plain = [o for o in grads if o not in sums]
+            plain = [o for o in grads if o not in sums and o not in double]
             exprs = [branch.outputs[o] for o in plain] + [t for o in sums for t in sums[o]]
             subs, reduced, _ = _cse([e.xreplace(known) for e in exprs], start)
             for sym, value in subs:
@@ -858,6 +863,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
                 bound = " + ".join(f"abs({n})" for n in names)
                 lines.append(f"{indent}if not abs({output}) > _f32(0.5)*({bound}):")
                 lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
+            if double:  # float64 in every branch (see Kernel.double)
+                lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         lines.append(f"{indent}return {', '.join(outputs)}")
     return "\n".join(lines) + "\n"
 
@@ -915,8 +922,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     the same with and without ``with_grad`` (the gradients' steps only add reductions)."""
     if len(kernel.branches) != 1 or kernel.branches[0].condition is not None:
         raise ValueError(f"{name}: a row kernel has one branch without a condition")
-    if kernel.wide:
-        raise ValueError(f"{name}: a row kernel has no wide outputs")
+    if kernel.wide or kernel.double:
+        raise ValueError(f"{name}: a row kernel has no wide or double outputs")
     if any(w not in (None, 1) or len(syms) != 1 for _, w, syms in kernel.arrays):
         raise ValueError(f"{name}: every input of a row kernel is a row (width None) or one number per row (width "
                          "1), with one symbol")
@@ -1160,9 +1167,9 @@ def info_block(spec: LossSpec, source: str) -> str:
 
 
 def _has_wide(spec: LossSpec) -> bool:
-    """Whether a kernel of the loss (or of a variant's program) has wide outputs (they need ``_f64``)."""
+    """Whether a kernel of the loss (or of a variant's program) has wide or double outputs (they need ``_f64``)."""
     programs = [v.program for v in getattr(spec, "variants", ()) if v.program]
-    return any(k.wide for kernels in [spec.kernels, *programs] for k in kernels.values())
+    return any(k.wide or k.double for kernels in [spec.kernels, *programs] for k in kernels.values())
 
 
 def scalar_module(spec: LossSpec, source: str) -> str:

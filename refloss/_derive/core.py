@@ -129,6 +129,11 @@ class Kernel:
     float64, the result rounded to float32 once).  For a difference of transcendental terms that
     crosses zero: float32 loses every digit near the root, float64 keeps 29 bits more than float32
     shows, and the rest of the inputs keep float32's speed.
+    ``double`` names gradient outputs whose float32 kernel evaluates them in float64 in every
+    branch (inputs and arguments widened exactly, the result rounded to float32 once): outputs
+    whose float32 forms raise a rounded sigmoid to a power, so that its rounding error is
+    multiplied by the exponent, and whose terms may also cancel.  They cost float64's speed for
+    that output and no float32 digit.
     """
 
     arrays: tuple  # ((name, width, (symbols...)), ...)
@@ -140,6 +145,7 @@ class Kernel:
     grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
     wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
+    double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
 
     @property
     def is_row(self) -> bool:
