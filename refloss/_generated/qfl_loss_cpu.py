@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c690fd574eab729f
+# scalar kernels: sha256 fc2f8b677d1c5961
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -289,21 +289,23 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
             _ap7 = _p6 - _p6*(beta*_c4)
             value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-            _c8 = beta*_f32(4096.0) + beta
-            _h9 = _c8 - (_c8 - beta)
-            _l10 = beta - _h9
-            _c11 = logits*_f32(4096.0) + logits
-            _h12 = _c11 - (_c11 - logits)
-            _l13 = logits - _h12
-            _p14 = _h9*_h12
-            _p15 = _h9*_l13 + _l10*_h12
-            _p16 = _p14 + _p15
-            _t0 = math.exp(_f32(0.5)*_p16)
-            _g117 = beta + _f32(1.0)
-            _p18 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
-            _q19 = _p18 - _p18*(_g117*_c4)
-            d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q19
-            d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(-beta - logits)))
+            _g18 = beta + _f32(1.0)
+            _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
+            _q10 = _p9 - _p9*(_g18*_c4)
+            d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
+            _w_logits = _f64(logits)
+            _w_beta = _f64(beta)
+            _c11 = _w_beta*134217728.0 + _w_beta
+            _h12 = _c11 - (_c11 - _w_beta)
+            _l13 = _w_beta - _h12
+            _c14 = _w_logits*134217728.0 + _w_logits
+            _h15 = _c14 - (_c14 - _w_logits)
+            _l16 = _w_logits - _h15
+            _p17 = _h12*_h15
+            _p18 = _h12*_l16 + _l13*_h15
+            _p19 = _p17 + _p18
+            _w0 = math.exp(0.5*_p19)
+            d_target = _f32(_w0*((((_p18 - (_p19 - _p17)) + _l13*_l16) + 1.0)*(_w0*(-_w_beta - _w_logits))))
         elif (target == _f32(0.0)):  # hard target 0
             _a20 = abs(logits)
             _e21 = math.exp(-_a20)
@@ -313,129 +315,103 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
             _ap26 = _p25 - _p25*(beta*_c23)
             value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
-            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-            _t1 = abs(-_t0)
             _g127 = beta + _f32(1.0)
             _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
             _q29 = _p28 - _p28*(_g127*_c23)
             d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
-            _u30 = -logits*math.pow(_t1, beta)
-            _s32 = -logits
-            _s33 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
-            _s34 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s35 = _f32(0.0)*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - _f32(0.0))*_s34
-            _s36 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-            _s37 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-            _u31 = -beta*(_t0 + _s33)*_s35*_s36*_s37
-            d_target = _u30 + _u31
-            if not abs(d_target) > _f32(0.5)*(abs(_u30) + abs(_u31)):
-                _w_logits = _f64(logits)
-                _w_beta = _f64(beta)
-                _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-                _w1 = abs(-_w0)
-                _s38 = -_w_logits
-                _s39 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-                _s40 = _w0 + (1.0/(1.0 + math.exp(-_s38)) if _s38 >= 0.0 else math.exp(_s38)/(1.0 + math.exp(_s38)))
-                _s41 = 0.0*(max(_s38, 0.0) + math.log1p(math.exp(-abs(_s38)))) + (1.0 - 0.0)*_s39
-                _s42 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
-                _s43 = -_w_beta*_s40*_s41*_s42*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
-                d_target = _f32(_s43 - _w_logits*math.pow(_w1, _w_beta))
+            _w_logits = _f64(logits)
+            _w_beta = _f64(beta)
+            _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+            _w1 = abs(-_w0)
+            _s30 = -_w_logits
+            _s31 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+            _s32 = _w0 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
+            _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
+            _s34 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
+            _s35 = -_w_beta*_s32*_s33*_s34*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
+            d_target = _f32(_s35 - _w_logits*math.pow(_w1, _w_beta))
         elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
-            _z44 = -logits
-            _a45 = abs(logits)
-            _e46 = math.exp(-_a45)
-            _d47 = _f32(1.0) + _e46
-            _c48 = (_e46 - (_d47 - _f32(1.0)))/_d47
-            _l49 = math.log1p(_e46)
-            _p50 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -beta)
-            _ap51 = _p50 - _p50*(beta*_c48)
-            value = (_l49 if _z44 < _f32(0.0) else _z44 + _l49)*_ap51
-            _t0 = -logits
-            _c52 = beta*_f32(4096.0) + beta
-            _h53 = _c52 - (_c52 - beta)
-            _l54 = beta - _h53
-            _c55 = _t0*_f32(4096.0) + _t0
-            _h56 = _c55 - (_c55 - _t0)
-            _l57 = _t0 - _h56
-            _p58 = _h53*_h56
-            _p59 = _h53*_l57 + _l54*_h56
-            _p60 = _p58 + _p59
-            _t1 = math.exp(_f32(0.5)*_p60)
-            _g161 = beta + _f32(1.0)
-            _p62 = (math.pow(_e46, beta) if _z44 < _f32(0.0) else _f32(1.0))*math.pow(_d47, -_g161)
-            _q63 = _p62 - _p62*(_g161*_c48)
-            d_logits = -(_e46 + beta*_l49 if _z44 < _f32(0.0) else _f32(1.0) + beta*((_z44 + _l49)*_e46))*_q63
-            d_target = _t1*((((_p59 - (_p60 - _p58)) + _l54*_l57) + _f32(1.0))*(_t1*(_t0 + beta)))
+            _z36 = -logits
+            _a37 = abs(logits)
+            _e38 = math.exp(-_a37)
+            _d39 = _f32(1.0) + _e38
+            _c40 = (_e38 - (_d39 - _f32(1.0)))/_d39
+            _l41 = math.log1p(_e38)
+            _p42 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -beta)
+            _ap43 = _p42 - _p42*(beta*_c40)
+            value = (_l41 if _z36 < _f32(0.0) else _z36 + _l41)*_ap43
+            _g144 = beta + _f32(1.0)
+            _p45 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -_g144)
+            _q46 = _p45 - _p45*(_g144*_c40)
+            d_logits = -(_e38 + beta*_l41 if _z36 < _f32(0.0) else _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
+            _w_logits = _f64(logits)
+            _w_beta = _f64(beta)
+            _w0 = -_w_logits
+            _c47 = _w_beta*134217728.0 + _w_beta
+            _h48 = _c47 - (_c47 - _w_beta)
+            _l49 = _w_beta - _h48
+            _c50 = _w0*134217728.0 + _w0
+            _h51 = _c50 - (_c50 - _w0)
+            _l52 = _w0 - _h51
+            _p53 = _h48*_h51
+            _p54 = _h48*_l52 + _l49*_h51
+            _p55 = _p53 + _p54
+            _w1 = math.exp(0.5*_p55)
+            d_target = _f32(_w1*((((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*(_w1*(_w0 + _w_beta))))
         elif (target == _f32(1.0)):  # hard target 1
-            _z64 = -logits
-            _a65 = abs(logits)
-            _e66 = math.exp(-_a65)
-            _d67 = _f32(1.0) + _e66
-            _c68 = (_e66 - (_d67 - _f32(1.0)))/_d67
-            _l69 = math.log1p(_e66)
-            _p70 = (math.pow(_e66, beta) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -beta)
-            _ap71 = _p70 - _p70*(beta*_c68)
-            value = (_l69 if _z64 < _f32(0.0) else _z64 + _l69)*_ap71
-            _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-_z64)) if _z64 >= _f32(0.0) else math.exp(_z64)/(_f32(1.0) + math.exp(_z64))
-            _t1 = abs(_t0)
-            _g172 = beta + _f32(1.0)
-            _p73 = (math.pow(_e66, beta) if _z64 < _f32(0.0) else _f32(1.0))*math.pow(_d67, -_g172)
-            _q74 = _p73 - _p73*(_g172*_c68)
-            d_logits = -(_e66 + beta*_l69 if _z64 < _f32(0.0) else _f32(1.0) + beta*((_z64 + _l69)*_e66))*_q74
-            _u75 = -logits*math.pow(_t1, beta)
-            _s77 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-            _s78 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s79 = _f32(1.0)*(max(_z64, _f32(0.0)) + math.log1p(math.exp(-abs(_z64)))) + (_f32(1.0) - _f32(1.0))*_s78
-            _s80 = math.pow(_t1, beta - _f32(1.0)) if _t1 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-            _s81 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-            _u76 = beta*(_t0 + _s77)*_s79*_s80*_s81
-            d_target = _u75 + _u76
-            if not abs(d_target) > _f32(0.5)*(abs(_u75) + abs(_u76)):
-                _w_logits = _f64(logits)
-                _w_beta = _f64(beta)
-                _s82 = -_w_logits
-                _w0 = 1.0/(1.0 + math.exp(-_s82)) if _s82 >= 0.0 else math.exp(_s82)/(1.0 + math.exp(_s82))
-                _w1 = abs(_w0)
-                _s83 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-                _s84 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-                _s85 = 1.0*(max(_s82, 0.0) + math.log1p(math.exp(-abs(_s82)))) + (1.0 - 1.0)*_s84
-                _s86 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
-                _s87 = _w_beta*(_w0 + _s83)*_s85*_s86*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
-                d_target = _f32(_s87 - _w_logits*math.pow(_w1, _w_beta))
+            _z56 = -logits
+            _a57 = abs(logits)
+            _e58 = math.exp(-_a57)
+            _d59 = _f32(1.0) + _e58
+            _c60 = (_e58 - (_d59 - _f32(1.0)))/_d59
+            _l61 = math.log1p(_e58)
+            _p62 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -beta)
+            _ap63 = _p62 - _p62*(beta*_c60)
+            value = (_l61 if _z56 < _f32(0.0) else _z56 + _l61)*_ap63
+            _g164 = beta + _f32(1.0)
+            _p65 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -_g164)
+            _q66 = _p65 - _p65*(_g164*_c60)
+            d_logits = -(_e58 + beta*_l61 if _z56 < _f32(0.0) else _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
+            _w_logits = _f64(logits)
+            _w_beta = _f64(beta)
+            _s67 = -_w_logits
+            _w0 = 1.0/(1.0 + math.exp(-_s67)) if _s67 >= 0.0 else math.exp(_s67)/(1.0 + math.exp(_s67))
+            _w1 = abs(_w0)
+            _s68 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+            _s69 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+            _s70 = 1.0*(max(_s67, 0.0) + math.log1p(math.exp(-abs(_s67)))) + (1.0 - 1.0)*_s69
+            _s71 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
+            _s72 = _w_beta*(_w0 + _s68)*_s70*_s71*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
+            d_target = _f32(_s72 - _w_logits*math.pow(_w1, _w_beta))
         else:  # soft target
-            _s88 = -logits
-            _s89 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-            _s90 = _f32(1.0)/(_f32(1.0) + math.exp(-_s88)) if _s88 >= _f32(0.0) else math.exp(_s88)/(_f32(1.0) + math.exp(_s88))
-            _s91 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-            _s92 = target*(max(_s88, _f32(0.0)) + math.log1p(math.exp(-abs(_s88)))) + (_f32(1.0) - target)*_s89
-            value = _s92*math.pow(abs(target*_s90 - (_f32(1.0) - target)*_s91), beta)
-            _t0 = _s90
+            _s73 = -logits
+            _s74 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+            _s75 = _f32(1.0)/(_f32(1.0) + math.exp(-_s73)) if _s73 >= _f32(0.0) else math.exp(_s73)/(_f32(1.0) + math.exp(_s73))
+            _s76 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
+            _s77 = target*(max(_s73, _f32(0.0)) + math.log1p(math.exp(-abs(_s73)))) + (_f32(1.0) - target)*_s74
+            value = _s77*math.pow(abs(target*_s75 - (_f32(1.0) - target)*_s76), beta)
+            _t0 = _s75
             _t1 = _t0*target
-            _t2 = _s91
+            _t2 = _s76
             _t3 = _f32(1.0) - target
             _t4 = _t1 - _t2*_t3
             _t5 = abs(_t4)
-            _t6 = math.pow(_t5, beta)
-            _s93 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-            _t7 = beta*_s92*_s93*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
-            d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
-            _u94 = -_t6*logits
-            _u95 = _t7*(_t0 + _t2)
-            d_target = _u94 + _u95
-            if not abs(d_target) > _f32(0.5)*(abs(_u94) + abs(_u95)):
-                _w_logits = _f64(logits)
-                _w_target = _f64(target)
-                _w_beta = _f64(beta)
-                _s96 = -_w_logits
-                _w0 = 1.0/(1.0 + math.exp(-_s96)) if _s96 >= 0.0 else math.exp(_s96)/(1.0 + math.exp(_s96))
-                _w1 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-                _w2 = _w0*_w_target - _w1*(1.0 - _w_target)
-                _w3 = abs(_w2)
-                _s97 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-                _s98 = _w_target*(max(_s96, 0.0) + math.log1p(math.exp(-abs(_s96)))) + (1.0 - _w_target)*_s97
-                _s99 = math.pow(_w3, _w_beta - 1.0) if _w3 > 0.0 and _w_beta != 0.0 else 0.0
-                _s100 = _w_beta*(_w0 + _w1)*_s98*_s99*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
-                d_target = _f32(_s100 - _w_logits*math.pow(_w3, _w_beta))
+            _s78 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
+            _s79 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
+            d_logits = -_t4*math.pow(_t5, beta) + beta*(-_t0*_t2*_t3 - _t1*_t2)*_s77*_s78*_s79
+            _w_logits = _f64(logits)
+            _w_target = _f64(target)
+            _w_beta = _f64(beta)
+            _s80 = -_w_logits
+            _w0 = 1.0/(1.0 + math.exp(-_s80)) if _s80 >= 0.0 else math.exp(_s80)/(1.0 + math.exp(_s80))
+            _w1 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+            _w2 = _w0*_w_target - _w1*(1.0 - _w_target)
+            _w3 = abs(_w2)
+            _s81 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+            _s82 = _w_target*(max(_s80, 0.0) + math.log1p(math.exp(-abs(_s80)))) + (1.0 - _w_target)*_s81
+            _s83 = math.pow(_w3, _w_beta - 1.0) if _w3 > 0.0 and _w_beta != 0.0 else 0.0
+            _s84 = _w_beta*(_w0 + _w1)*_s82*_s83*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
+            d_target = _f32(_s84 - _w_logits*math.pow(_w3, _w_beta))
         _out[_i] = value
         _d_logits[_i] = d_logits
         _d_target[_i] = d_target

@@ -10,7 +10,7 @@ about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64
 
 
 def _constants(prec, alpha, gamma, detach_weight, iou_weighted):
@@ -150,50 +150,79 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _g18 = gamma + _f32(1.0)
-        _p9 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
-        _q10 = alpha*(_p9 - _p9*(_g18*_c4))
-        _s11 = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q10
-        d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + (_f32(1.0) - detach_weight)*_s11
-        _c12 = gamma*_f32(4096.0) + gamma
-        _h13 = _c12 - (_c12 - gamma)
-        _l14 = gamma - _h13
-        _c15 = logits*_f32(4096.0) + logits
-        _h16 = _c15 - (_c15 - logits)
-        _l17 = logits - _h16
-        _p18 = _h13*_h16
-        _p19 = _h13*_l17 + _l14*_h16
-        _p20 = _p18 + _p19
-        d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + _f32(1.0))*math.exp(_p20)
+        _w_logits = _f64(logits)
+        _w_alpha = _f64(alpha)
+        _w_gamma = _f64(gamma)
+        _w_detach_weight = _f64(detach_weight)
+        _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+        _a8 = abs(_w_logits)
+        _e9 = math.exp(-_a8)
+        _d10 = 1.0 + _e9
+        _c11 = (_e9 - (_d10 - 1.0))/_d10
+        _l12 = math.log1p(_e9)
+        _p13 = (math.pow(_e9, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d10, -_w_gamma)
+        _ap14 = _w_alpha*(_p13 - _p13*(_w_gamma*_c11))
+        _g115 = _w_gamma + 1.0
+        _p16 = (math.pow(_e9, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d10, -_g115)
+        _q17 = _w_alpha*(_p16 - _p16*(_g115*_c11))
+        _s18 = (_e9 + _w_gamma*_l12 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l12)*_e9))*_q17
+        d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s18)
+        _c19 = _w_gamma*134217728.0 + _w_gamma
+        _h20 = _c19 - (_c19 - _w_gamma)
+        _l21 = _w_gamma - _h20
+        _c22 = _w_logits*134217728.0 + _w_logits
+        _h23 = _c22 - (_c22 - _w_logits)
+        _l24 = _w_logits - _h23
+        _p25 = _h20*_h23
+        _p26 = _h20*_l24 + _l21*_h23
+        _p27 = _p25 + _p26
+        d_target = _f32(-_w_alpha*_w_logits*(((_p26 - (_p27 - _p25)) + _l21*_l24) + 1.0)*math.exp(_p27))
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # negative (q = 0)
-        _a21 = abs(logits)
-        _e22 = math.exp(-_a21)
-        _d23 = _f32(1.0) + _e22
-        _c24 = (_e22 - (_d23 - _f32(1.0)))/_d23
-        _l25 = math.log1p(_e22)
-        _p26 = (math.pow(_e22, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d23, -gamma)
-        _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
-        value = (_l25 if logits < _f32(0.0) else logits + _l25)*_ap27
-        _t0 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _t1 = alpha*math.pow(_t0, gamma)
-        _g128 = gamma + _f32(1.0)
-        _p29 = (math.pow(_e22, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d23, -_g128)
-        _q30 = alpha*(_p29 - _p29*(_g128*_c24))
-        _s31 = (_e22 + gamma*_l25 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l25)*_e22))*_q30
-        d_logits = _t0*_t1*detach_weight + (_f32(1.0) - detach_weight)*_s31
-        d_target = -_t1*logits
+        _a28 = abs(logits)
+        _e29 = math.exp(-_a28)
+        _d30 = _f32(1.0) + _e29
+        _c31 = (_e29 - (_d30 - _f32(1.0)))/_d30
+        _l32 = math.log1p(_e29)
+        _p33 = (math.pow(_e29, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d30, -gamma)
+        _ap34 = alpha*(_p33 - _p33*(gamma*_c31))
+        value = (_l32 if logits < _f32(0.0) else logits + _l32)*_ap34
+        _w_logits = _f64(logits)
+        _w_alpha = _f64(alpha)
+        _w_gamma = _f64(gamma)
+        _w_detach_weight = _f64(detach_weight)
+        _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+        _w1 = _w_alpha*math.pow(_w0, _w_gamma)
+        _a35 = abs(_w_logits)
+        _e36 = math.exp(-_a35)
+        _d37 = 1.0 + _e36
+        _c38 = (_e36 - (_d37 - 1.0))/_d37
+        _l39 = math.log1p(_e36)
+        _p40 = (math.pow(_e36, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d37, -_w_gamma)
+        _ap41 = _w_alpha*(_p40 - _p40*(_w_gamma*_c38))
+        _g142 = _w_gamma + 1.0
+        _p43 = (math.pow(_e36, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d37, -_g142)
+        _q44 = _w_alpha*(_p43 - _p43*(_g142*_c38))
+        _s45 = (_e36 + _w_gamma*_l39 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l39)*_e36))*_q44
+        d_logits = _f32(_w0*_w1*_w_detach_weight + (1.0 - _w_detach_weight)*_s45)
+        d_target = _f32(-_w1*_w_logits)
         return value, d_logits, d_target
     else:  # positive (q > 0)
-        _s32 = -logits
-        _s33 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s34 = target*(max(_s32, _f32(0.0)) + math.log1p(math.exp(-abs(_s32)))) + (_f32(1.0) - target)*_s33
-        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s34
-        _t0 = iou_weighted*target + (_f32(1.0) - iou_weighted)
-        _t1 = _t0*logits
-        _s35 = _f32(1.0)/(_f32(1.0) + math.exp(-_s32)) if _s32 >= _f32(0.0) else math.exp(_s32)/(_f32(1.0) + math.exp(_s32))
-        _s36 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        d_logits = _t0*(-target*_s35 + (_f32(1.0) - target)*_s36)
-        d_target = -_t1*detach_weight + (_f32(1.0) - detach_weight)*(-_t1 + iou_weighted*_s34)
+        _s46 = -logits
+        _s47 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
+        _s48 = target*(max(_s46, _f32(0.0)) + math.log1p(math.exp(-abs(_s46)))) + (_f32(1.0) - target)*_s47
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s48
+        _w_logits = _f64(logits)
+        _w_target = _f64(target)
+        _w_detach_weight = _f64(detach_weight)
+        _w_iou_weighted = _f64(iou_weighted)
+        _w0 = _w_iou_weighted*_w_target + (1.0 - _w_iou_weighted)
+        _w1 = _w0*_w_logits
+        _s49 = -_w_logits
+        _s50 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+        _s51 = -_w_target*(1.0/(1.0 + math.exp(-_s49)) if _s49 >= 0.0 else math.exp(_s49)/(1.0 + math.exp(_s49)))
+        d_logits = _f32(_w0*(_s51 + (1.0 - _w_target)*_s50))
+        _s52 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+        _s53 = _w_target*(max(_s49, 0.0) + math.log1p(math.exp(-abs(_s49)))) + (1.0 - _w_target)*_s52
+        d_target = _f32(-_w1*_w_detach_weight + (1.0 - _w_detach_weight)*(-_w1 + _w_iou_weighted*_s53))
         return value, d_logits, d_target
