@@ -120,6 +120,19 @@ def test_process_pool_gives_the_in_process_result():
     _same(here, pool)
 
 
+def test_a_script_without_a_main_guard_gets_the_reason(tmp_path):
+    """The spawned workers import the calling script: without ``if __name__ == "__main__":`` each
+    of them runs the sweep again and dies, and the pool breaks; the caller is told why."""
+    script = tmp_path / "noguard.py"
+    script.write_text("from refloss import sweep\n"
+                      "sweep.run('huber', exhaustive=True, bits=(0x3f800000, 0x3f800000 + 2**20), chunk=2**18, "
+                      "workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: a sweep worker process died") and "__main__" in last, run.stderr[-2000:]
+
+
 class _Stop(Exception):
     pass
 

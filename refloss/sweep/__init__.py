@@ -368,6 +368,7 @@ def _run_local(tasks, workers, finished) -> None:
     import multiprocessing
     import pickle
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     impl = tasks[0].get("impl")
     if impl is not None and not isinstance(impl, str):
@@ -387,7 +388,15 @@ def _run_local(tasks, workers, finished) -> None:
                 pending.add(pool.submit(run_chunk, queue.pop(0)))
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in sorted(ready, key=id):
-                finished(fut.result())
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    raise RuntimeError(
+                        "a sweep worker process died before it finished its chunk. The workers start with "
+                        "'spawn' and import the script that calls refloss.sweep.run: put that call under "
+                        "`if __name__ == \"__main__\":`, or pass workers=1 (or the machine ran out of "
+                        "memory: fewer workers)") from None
+                finished(result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
