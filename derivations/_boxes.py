@@ -273,7 +273,8 @@ DISTANCE_STEPS = ENCLOSING_STEPS + [
 ]
 
 
-def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_gradients=()) -> Kernel:
+def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_gradients=(),
+               reciprocal=False) -> Kernel:
     """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``:
     gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes (with
     the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes).
@@ -290,7 +291,8 @@ def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_
     in_gradients = tuple((stabilised_quotients(e), sym) for e, sym in in_gradients)
     return kernel_from_forms(ARRAYS, branches, args, prelude, invalid=INVALID, checks=checks, domain=_POSITIVE_BOXES,
                              numeric_proof=numeric_proof, in_gradients=in_gradients,
-                             proved=_PROVED + tuple((stabilised_quotients(a), b) for a, b in _PROVED))
+                             proved=_PROVED + tuple((stabilised_quotients(a), b) for a, b in _PROVED),
+                             reciprocal=reciprocal)
 
 
 def stabilised_quotients(expr):

@@ -14,7 +14,8 @@ from .functions import plain
 
 
 def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None,
-                      grad_arrays=None, numeric_proof=False, in_gradients=(), proved=()) -> Kernel:
+                      grad_arrays=None, numeric_proof=False, in_gradients=(), proved=(),
+                      reciprocal=False) -> Kernel:
     """``branches = [(condition or None, value form, differentiation form, label)]``; the
     gradients are taken w.r.t. the symbols of ``grad_arrays`` (default: every array).
     ``numeric_proof=True``: prove the forms equal at 60 digits only (no ``sympy.simplify``).
@@ -26,7 +27,8 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
     an accurate evaluation of a subexpression (in the value, or evaluated inside the
     differentiation form, as CIoU's alpha) does not make the proof harder.  A differentiation
     form ``sympy.nan`` makes every gradient of its branch NaN (a point where the loss has a value
-    but no derivative); its value form is then not proved against it."""
+    but no derivative); its value form is then not proved against it.  ``reciprocal``: see
+    :class:`~refloss._derive.core.Kernel`."""
     inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
     for cond, value, diff_form, label in branches:
@@ -42,4 +44,4 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
             cond = cond.xreplace({expr: sym}) if cond is not None else None
         out.append(Branch(cond, outputs, label))
     return Kernel(arrays=tuple(arrays), args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=invalid,
-                  grad_arrays=grad_arrays)
+                  grad_arrays=grad_arrays, reciprocal=reciprocal)

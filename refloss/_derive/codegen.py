@@ -32,7 +32,7 @@ from refloss._info import Properties
 
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
-from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, TMax as TMaxRow
+from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -649,6 +649,10 @@ class KernelPrinter(PythonCodePrinter):
         a, b = expr.args
         return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}/{self.parenthesize(b, PRECEDENCE['Mul'])})"
 
+    def _print_Times(self, expr):
+        a, b = expr.args
+        return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}*{self.parenthesize(b, PRECEDENCE['Mul'])})"
+
     def _print_AtanNorm(self, expr):
         w, h = (self._once(a, PRECEDENCE["Mul"]) for a in expr.args)
         zero = self._literal(0)
@@ -774,7 +778,54 @@ def _live_branches(branches, outputs) -> tuple:
     return tuple(out)
 
 
-def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -> str:
+_RECIPROCAL_EXP = {"f64": 1021, "f32": 125}  # 2^-e..2^e: a reciprocal's magnitude, normal with a margin
+_FORMS = (None, "fast", "exact", "check")
+
+
+def _denominators(subs, exprs) -> dict:
+    """{b: the highest power k it is divided by} of each b that the program (common subexpressions
+    ``subs`` and ``exprs``) divides by more than once, as ``Quot(a, b)`` or ``b**-k`` (k a positive integer)."""
+    count, power = {}, {}
+    for e in [v for _, v in subs] + list(exprs):
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, Quot):
+                b, k = node.args[1], 1
+            elif node.is_Pow and node.exp.is_Integer and node.exp < 0:
+                b, k = node.base, -int(node.exp)
+            else:
+                continue
+            if not b.is_Number:
+                count[b] = count.get(b, 0) + 1
+                power[b] = max(power.get(b, 0), k)
+    return {b: power[b] for b in count if count[b] > 1}
+
+
+def _with_reciprocals(expr, recips: dict):
+    """``expr`` with each quotient by a denominator of ``recips`` ({b: symbol holding 1/b}) a product by
+    its reciprocal: ``Quot(a, b)`` -> ``Times(a, 1/b)`` (a first, as the quotient), ``b**-k`` -> ``(1/b)**k``."""
+    if expr.is_Atom:
+        return expr
+    if isinstance(expr, Quot) and expr.args[1] in recips:
+        return Times(_with_reciprocals(expr.args[0], recips), recips[expr.args[1]])
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp < 0 and expr.base in recips:
+        return recips[expr.base] ** -int(expr.exp)
+    args = [_with_reciprocals(a, recips) for a in expr.args]
+    return expr.func(*args) if args != list(expr.args) else expr
+
+
+def _needed(subs, exprs) -> list:
+    """The assignments of ``subs`` (in order) that ``exprs`` need, directly or through others."""
+    needed = set().union(set(), *(sp.sympify(e).free_symbols for e in exprs))
+    out = []
+    for sym, value in reversed(subs):
+        if sym in needed:
+            out.append((sym, value))
+            needed |= value.free_symbols
+    return out[::-1]
+
+
+def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
+                    form: str | None = None) -> str:
     """Source of ``def name(inputs..., args...)`` returning the named outputs.
 
     Each output is assigned to a local of its name (``value``, ``d_px1``, ...) before the
@@ -785,7 +836,16 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
     the statements of ``value_<p>`` (a pass over values and gradients together would group
     and order the value's operations differently, and change its last bits).  The gradients
     follow, from their own pass, in which a subtree the value program already computed is
-    its temporary."""
+    its temporary.
+
+    A ``reciprocal`` kernel's gradient program (see :class:`Kernel`) evaluates, in each branch, the
+    common subexpressions its repeated denominators need, then ``_ok`` (every denominator in the range
+    where its reciprocal is safe), then ``if _ok:`` the program with reciprocals, ``else:`` the
+    quotients as written.  ``form`` prints one part of that for the CPU block loops: "fast" the
+    reciprocal program alone, "exact" the quotients alone, "check" only what ``_ok`` needs, returning it
+    (None: the whole of it)."""
+    if form not in _FORMS:
+        raise ValueError(f"form {form!r} is not one of {_FORMS}")
     _check_output_names(kernel, outputs)
     values = [o for o in outputs if o in kernel.value_names]
     grads = [o for o in outputs if o not in kernel.value_names]
@@ -794,6 +854,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
         unknown = names - set(kernel.output_names) or names & set(kernel.value_names)
         if unknown:
             raise ValueError(f"{name}: {field} names {sorted(unknown)} are not gradient outputs of the kernel")
+    if kernel.reciprocal and (kernel.wide or kernel.double):
+        raise ValueError(f"{name}: a reciprocal kernel cannot have wide or double outputs")
     if set(kernel.wide) & set(kernel.double):
         raise ValueError(f"{name}: {sorted(set(kernel.wide) & set(kernel.double))} are both wide and double")
     wide = [o for o in grads if precision == "f32" and o in kernel.wide]
@@ -836,22 +898,66 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
         # the value program: the same statements in value_<p> and value_and_grad_<p>
-        subs, reduced, start = _cse([branch.outputs[o] for o in values])
-        for sym, value in subs:
-            emit(indent, sym.name, value)
-        for output, expr in zip(values, reduced):
-            emit(indent, output, expr)
+        vsubs, vreduced, start = _cse([branch.outputs[o] for o in values])
         if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
-            known = _known(subs, {o: branch.outputs[o] for o in values})
+            known = _known(vsubs, {o: branch.outputs[o] for o in values})
             # a wide output that is a sum: its terms in float32 first (a product keeps its float32 form)
             sums = {o: branch.outputs[o].args for o in wide if branch.outputs[o].is_Add}
             plain = [o for o in grads if o not in sums and o not in double]
             exprs = [branch.outputs[o] for o in plain] + [t for o in sums for t in sums[o]]
             subs, reduced, _ = _cse([e.xreplace(known) for e in exprs], start)
-            for sym, value in subs:
+            recips = _denominators(subs, reduced) if kernel.reciprocal else {}
+            pre = _needed(subs, list(recips))
+        if form == "check":  # only what _ok needs
+            if grads and recips:
+                program = vsubs + [(sp.Symbol(o), e) for o, e in zip(values, vreduced)]
+                for sym, value in _needed(program, [v for _, v in pre] + list(recips)):
+                    emit(indent, sym.name, value)
+                for sym, value in pre:
+                    emit(indent, sym.name, value)
+                lines.append(f"{indent}_ok = {_reciprocal_condition(printer, indent, recips, lines)}")
+            else:
+                lines.append(f"{indent}_ok = True")
+            lines.append(f"{indent}return _ok")
+            continue
+        for sym, value in vsubs:
+            emit(indent, sym.name, value)
+        for output, expr in zip(values, vreduced):
+            emit(indent, output, expr)
+        if grads:
+            for sym, value in pre:
                 emit(indent, sym.name, value)
-            for output, expr in zip(plain, reduced):
-                emit(indent, output, expr)
+            rest = subs[len(pre):] if pre == subs[:len(pre)] else [sv for sv in subs if sv not in pre]
+
+            def program(ind: str, r: dict) -> None:
+                for sym, value in rest:
+                    emit(ind, sym.name, _with_reciprocals(value, r))
+                for output, expr in zip(plain, reduced):
+                    emit(ind, output, _with_reciprocals(expr, r))
+
+            if not recips:
+                program(indent, {})
+                if kernel.reciprocal and form is None:
+                    lines.append(f"{indent}_ok = True")
+            else:
+                condition = _reciprocal_condition(printer, indent, recips, lines) if form is None else None
+                scope = printer.snapshot()
+                if form is None:
+                    lines.append(f"{indent}_ok = {condition}")
+                    lines.append(f"{indent}if _ok:")
+                if form in (None, "fast"):
+                    inner = indent + "    " if form is None else indent
+                    r = {}
+                    for b in recips:
+                        r[b] = sp.Symbol(printer.fresh("r"))
+                        lines.append(f"{inner}{r[b].name} = {printer._literal(1)}/{printer.parenthesize(b, PRECEDENCE['Mul'])}")
+                    program(inner, r)
+                    printer.restore(scope)
+                if form is None:
+                    lines.append(f"{indent}else:")
+                if form in (None, "exact"):
+                    program(indent + "    " if form is None else indent, {})
+                    printer.restore(scope)
             terms = iter(reduced[len(plain):])
             for output, args in sums.items():
                 names = [printer.fresh("u") for _ in args]
@@ -866,7 +972,25 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple) -
             if double:  # float64 in every branch (see Kernel.double)
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         lines.append(f"{indent}return {', '.join(outputs)}")
+    if kernel.reciprocal and form is None and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
+                                                       for ln in lines):
+        lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
     return "\n".join(lines) + "\n"
+
+
+def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:
+    """``lo <= abs(b) <= hi and ...``: every denominator of ``recips`` ({b: its highest power k}) in the range
+    where 1/b and its powers up to k are normal (2^(-e/k)..2^(e/k)); false where one is NaN."""
+    e = _RECIPROCAL_EXP[printer.precision]
+    parts = []
+    for b, k in recips.items():
+        text = printer.doprint(b)
+        lines.extend(indent + st for st in printer.take_statements())
+        lo, hi = printer._literal(2.0 ** -(e // k)), printer._literal(2.0 ** (e // k))
+        size = printer.assign("a", f"abs({_unwrap(text)})")
+        lines.extend(indent + st for st in printer.take_statements())
+        parts.append(f"({size} >= {lo}) & ({size} <= {hi})")  # & not and: no branch in a vectorised loop
+    return " & ".join(parts)
 
 
 def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list, outputs: list) -> list:
@@ -1250,19 +1374,21 @@ def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
 def _wrap(line: str, indent: str, width: int = 100) -> list:
     """``indent + line``, broken where it is longer than ``width`` after the commas and before
     the ``or`` that stand directly inside its first level of brackets (a call's arguments, a
-    parenthesised condition), continued 8 spaces deeper."""
+    parenthesised condition), and before a ``|`` or ``+`` inside any brackets, continued 8 spaces deeper."""
     if len(indent) + len(line) <= width:
         return [indent + line]
-    pieces, depth, start = [], 0, 0
+    pieces, stack, start = [], [], 0
     for i, ch in enumerate(line):
+        depth = len(stack)
         if ch in "([":
-            depth += 1
+            stack.append(ch)
         elif ch in ")]":
-            depth -= 1
+            stack.pop()
         elif depth == 1 and line.startswith(", ", i):
             pieces.append(line[start:i + 2])
             start = i + 2
-        elif depth == 1 and line.startswith(" or ", i):
+        elif ((depth == 1 and line.startswith(" or ", i))
+              or (depth and stack[-1] == "(" and line.startswith((" | ", " + "), i))):
             pieces.append(line[start:i])
             start = i
     pieces.append(line[start:])
@@ -1284,12 +1410,14 @@ def _driver_signature(kernel: Kernel, with_grad: bool) -> str:
 
 
 def _bad_element(kernel: Kernel, precision: str, flat: bool = False, prefix: str = "", i: str = "i") -> str:
-    """1 if any input at i is NaN or infinite (v - v is NaN exactly then) or the
-    element is invalid (the kernel's ``invalid`` condition on its inputs), else 0.
+    """True where any input at i is NaN or infinite (v - v is NaN exactly then, else +0, so the sum of
+    the v - v is NaN exactly then) or the element is invalid (the kernel's ``invalid`` condition on
+    its inputs).  The conditions are joined by ``|``, not ``or``: no branch, so the loop vectorises
+    (12 short-circuit tests of a box pair cost a quarter of GIoU's gradient pass).
     ``prefix``: of the arrays' names."""
     elems = [_element(prefix + n, w, k, flat, i) for n, w, syms in kernel.arrays for k in range(len(syms))]
     zero = "0.0" if precision == "f64" else "_f32(0.0)"  # (an int 0 would compare in float64)
-    checks = [f"{e} - {e} != {zero}" for e in elems]
+    checks = [f"({' + '.join(f'({e} - {e})' for e in elems)} != {zero})"]
     if kernel.invalid is not None:
         signed = [s.name for s in kernel.inputs if s.is_positive is not None or s.is_nonnegative is not None]
         if signed or kernel.invalid in (sp.false, False):
@@ -1304,10 +1432,10 @@ def _bad_element(kernel: Kernel, precision: str, flat: bool = False, prefix: str
         invalid = kernel.invalid.xreplace(subs)  # an Or: each condition on its own (a line each once wrapped)
         for c in invalid.args if isinstance(invalid, sp.Or) else (invalid,):
             code = printer.doprint(c)
-            checks.append(code if code.startswith("(") and code.endswith(")") else f"({code})")
+            checks.append(f"({code})")
         if printer.statements:
             raise ValueError("a kernel's invalid condition cannot use a function that prints as statements")
-    return " or ".join(checks)
+    return " | ".join(checks)
 
 
 def _scalar_hash(spec: LossSpec, source: str) -> str:
@@ -1374,14 +1502,15 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     return lines + ["    return bad"]
 
 
-def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set) -> list:
-    """The statements of the scalar kernel ``scalar_function`` prints, without its ``def`` and
-    its ``return`` lines: each branch ends with the outputs assigned to locals of their names.
-    ``taken``: the names of the loop around it, which the kernel's locals must not reuse."""
-    text = scalar_function(kernel, "_", prec, outputs)
+def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set, form: str | None = None) -> list:
+    """The statements of the scalar kernel ``scalar_function`` prints (in ``form``), without its ``def``
+    and its ``return`` lines: each branch ends with the outputs (form "check": ``_ok``) assigned to
+    locals of their names.  ``taken``: the names of the loop around it, which the kernel's locals
+    must not reuse."""
+    text = scalar_function(kernel, "_", prec, outputs, form)
     body = text.splitlines()[1:]
     returns = [ln for ln in body if ln.lstrip().startswith("return ")]
-    if any(ln.strip() != f"return {', '.join(outputs)}" for ln in returns):
+    if any(ln.strip() != ("return _ok" if form == "check" else f"return {', '.join(outputs)}") for ln in returns):
         raise ValueError(f"{kernel}: a scalar kernel returns only its outputs, at the end of each branch")
     clash = taken & set(re.findall(r"\b[A-Za-z_]\w*\b", text))
     if clash:
@@ -1399,7 +1528,13 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     run-time value, and its loads become gathers); the kernel is in the loop, not called (a call
     blocks LLVM's loop vectoriser, and Numba's ``inline='always'`` doubles compile times); and
     the count is kept out of the kernel's loop (an int64 sum beside float32 arithmetic halves
-    the vector width)."""
+    the vector width).
+
+    A ``reciprocal`` kernel's gradient loop multiplies by the reciprocals (the "fast" form of
+    :func:`scalar_function`); a loop of its own counts the elements whose denominators are out of
+    the reciprocals' safe range (the "check" form), and where there are any, one more loop gives
+    those elements the scalar kernel's gradients (its quotients), so that an element's result never
+    depends on its neighbours in the block."""
     sig = _driver_signature(kernel, with_grad)
     arrays = [(n, w) for n, w, _ in kernel.arrays] + [("out", len(kernel.value_names))]
     if with_grad:
@@ -1407,26 +1542,41 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     rest = (["divisor"] if with_grad else []) + [s.name for s in kernel.args]  # as in the driver's signature
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
-    body = _inlined_body(kernel, prec, outputs, {"_i", "_m", "_bad", "divisor", *local})
+    taken = {"_i", "_m", "_bad", "_far", "divisor", *local}
+    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if with_grad and kernel.reciprocal else None
+    recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
+    body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
     block = f"_{fn}_block_{prec}"
     params = ", ".join(local + rest)
     width = len(kernel.value_names)
     lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}({params}):", "")
     lines += ["    _m = _out.shape[0]" if width == 1 else f"    _m = _out.shape[0] // {width}", "    for _i in range(_m):"]
-    lines += [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
+    loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
+    lines += loads
     lines += ["    " + ln for ln in body]
     lines += [f"        {_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
     if with_grad:
         # the gradients as they are, then divided by the divisor in a loop of their own only where it is not 1
         # (reduction="mean"): x / 1 is x, so the results are those of dividing each in the kernel's loop, which
         # cost one division a component (GIoU: 8 of its 80 an element) on every call
-        lines += [f"        {_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
+        stores = [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
                   for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
+        lines += ["        " + st for st in stores]
+    checks = _bad_element(kernel, prec, flat=True, prefix="_", i="_i")
+    count = ["    _bad = 0", "    for _i in range(_m):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
+    if recip:  # the count of the elements whose denominators are out of the reciprocals' range, then their quotients
+        lines += count[:1] + ["    _far = 0"] + count[1:2] + loads
+        lines += ["    " + ln for ln in _inlined_body(kernel, prec, outputs, taken, "check")]
+        lines += ["        _far += 0 if _ok else 1"] + count[2:]
+        lines += ["    if _far != 0:", "        for _i in range(_m):"]
+        lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+        lines += ["            if not _ok:"] + ["                " + st for st in stores]
+    if with_grad:
         lines += ["    if divisor != 1.0:"]
         for n, w, _ in kernel.differentiated:
             lines += [f"        for _i in range(_d_{n}.shape[0]):", f"            _d_{n}[_i] /= divisor"]
-    checks = _bad_element(kernel, prec, flat=True, prefix="_", i="_i")
-    lines += ["    _bad = 0", "    for _i in range(_m):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
+    if not recip:
+        lines += count
     lines += ["    return _bad", "", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {fn}_{prec}({sig}):", "")
     lines.append("    n = out.shape[0]")

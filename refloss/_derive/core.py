@@ -134,6 +134,13 @@ class Kernel:
     whose float32 forms raise a rounded sigmoid to a power, so that its rounding error is
     multiplied by the exponent, and whose terms may also cancel.  They cost float64's speed for
     that output and no float32 digit.
+    ``reciprocal``: the gradient program multiplies by the reciprocal of each denominator it
+    divides by more than once (one division, then products: a GIoU gradient divides 72 times an
+    element otherwise, and divisions bound its speed), where that reciprocal and its powers are
+    normal numbers (the denominator's magnitude within 2^(-e/k)..2^(e/k), e = 1021 in float64, 125
+    in float32, k the highest power it is raised to); elsewhere (a denominator tiny, huge, zero or
+    NaN) the gradients are the quotients as written.  One rounding more a quotient; the value
+    program is not changed.
     """
 
     arrays: tuple  # ((name, width, (symbols...)), ...)
@@ -146,6 +153,7 @@ class Kernel:
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
     wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
     double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
+    reciprocal: bool = False  # gradients multiply by reciprocals of repeated denominators (where safe)
 
     @property
     def is_row(self) -> bool:

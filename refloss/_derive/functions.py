@@ -182,6 +182,14 @@ class Quot(sp.Function):
         return Quot(Sub(da, Quot(a, b) * db), b)
 
 
+class Times(sp.Function):
+    """a*b as one product, a evaluated first: what the code generator writes for ``Quot(a, b)`` where
+    a kernel multiplies by a reciprocal of b computed once (see ``Kernel.reciprocal``); never
+    differentiated."""
+
+    nargs = 2
+
+
 class DiffOfDiffs(sp.Function):
     """(p2 - p1) - (t2 - t1) = (p2 - t2) - (p1 - t1), evaluated as the difference of the offsets plus
     their rounding errors (TwoSum, additions only): accurate to a few ulp of the result however much

@@ -55,7 +55,7 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -134,7 +134,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -342,8 +342,7 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 
@@ -584,8 +583,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 

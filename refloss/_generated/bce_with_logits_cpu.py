@@ -32,8 +32,8 @@ def _value_block_f64(_logits, _targets, _out):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
-                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
+                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
     return _bad
 
 
@@ -74,8 +74,8 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _targets[_i] - _targets[_i] != 0.0
-                or (_targets[_i] > 1.0) or (_targets[_i] < 0.0)) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
+                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
     return _bad
 
 
@@ -105,9 +105,8 @@ def _value_block_f32(_logits, _targets, _out):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
-                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
-                or (_targets[_i] < _f32(0.0))) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
+                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
     return _bad
 
 
@@ -148,9 +147,8 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
-                or _targets[_i] - _targets[_i] != _f32(0.0) or (_targets[_i] > _f32(1.0))
-                or (_targets[_i] < _f32(0.0))) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
+                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
     return _bad
 
 

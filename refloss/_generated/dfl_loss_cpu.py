@@ -30,8 +30,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 def _value_step_f64(i, logits, target, out, clamp):
     out[i] = _value_f64(logits[i], target[i], clamp)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i,
-                j] != 0.0 or target[i] - target[i] != 0.0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
+        if ((logits[i, j] - logits[i, j])
+                + (target[i] - target[i]) != 0.0) | ((target[i] < 0.0)) | ((target[i] > float(logits.shape[1]) - 1.0)):
             return 1
     return 0
 
@@ -54,8 +54,8 @@ def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor
     out[i] = _value_and_grad_f64(logits[i], target[i], d_logits[i], d_target[i:i + 1], divisor,
             clamp)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i,
-                j] != 0.0 or target[i] - target[i] != 0.0 or (target[i] < 0.0) or (target[i] > float(logits.shape[1]) - 1.0):
+        if ((logits[i, j] - logits[i, j])
+                + (target[i] - target[i]) != 0.0) | ((target[i] < 0.0)) | ((target[i] > float(logits.shape[1]) - 1.0)):
             return 1
     return 0
 
@@ -79,8 +79,8 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
 def _value_step_f32(i, logits, target, out, clamp):
     out[i] = _value_f32(logits[i], target[i], clamp)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i,
-                j] != _f32(0.0) or target[i] - target[i] != _f32(0.0) or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
+        if ((logits[i, j] - logits[i, j])
+                + (target[i] - target[i]) != _f32(0.0)) | ((target[i] < _f32(0.0))) | ((target[i] > _f32(logits.shape[1]) - _f32(1.0))):
             return 1
     return 0
 
@@ -103,8 +103,8 @@ def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor
     out[i] = _value_and_grad_f32(logits[i], target[i], d_logits[i], d_target[i:i + 1], divisor,
             clamp)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i,
-                j] != _f32(0.0) or target[i] - target[i] != _f32(0.0) or (target[i] < _f32(0.0)) or (target[i] > _f32(logits.shape[1]) - _f32(1.0)):
+        if ((logits[i, j] - logits[i, j])
+                + (target[i] - target[i]) != _f32(0.0)) | ((target[i] < _f32(0.0))) | ((target[i] > _f32(logits.shape[1]) - _f32(1.0))):
             return 1
     return 0
 

@@ -37,7 +37,7 @@ def _value_block_f64(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -89,7 +89,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -149,8 +149,7 @@ def _value_block_f32(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 
@@ -226,8 +225,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 

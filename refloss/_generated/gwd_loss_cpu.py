@@ -151,18 +151,15 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
-                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
-                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
-                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
-                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
-                or _target[5 * _i] - _target[5 * _i] != 0.0
-                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
-                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
-                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
-                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
-                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
-                or (_target[5 * _i + 3] < 0.0)) else 0
+        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
+                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
+                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
+                + (_target[5 * _i + 1] - _target[5 * _i + 1])
+                + (_target[5 * _i + 2] - _target[5 * _i + 2])
+                + (_target[5 * _i + 3] - _target[5 * _i + 3])
+                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
+                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
+                | ((_target[5 * _i + 3] < 0.0))) else 0
     return _bad
 
 
@@ -543,18 +540,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != 0.0
-                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != 0.0
-                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != 0.0
-                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != 0.0
-                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != 0.0
-                or _target[5 * _i] - _target[5 * _i] != 0.0
-                or _target[5 * _i + 1] - _target[5 * _i + 1] != 0.0
-                or _target[5 * _i + 2] - _target[5 * _i + 2] != 0.0
-                or _target[5 * _i + 3] - _target[5 * _i + 3] != 0.0
-                or _target[5 * _i + 4] - _target[5 * _i + 4] != 0.0 or (_pred[5 * _i + 2] < 0.0)
-                or (_pred[5 * _i + 3] < 0.0) or (_target[5 * _i + 2] < 0.0)
-                or (_target[5 * _i + 3] < 0.0)) else 0
+        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
+                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
+                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
+                + (_target[5 * _i + 1] - _target[5 * _i + 1])
+                + (_target[5 * _i + 2] - _target[5 * _i + 2])
+                + (_target[5 * _i + 3] - _target[5 * _i + 3])
+                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
+                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
+                | ((_target[5 * _i + 3] < 0.0))) else 0
     return _bad
 
 
@@ -709,18 +703,15 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
-                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
-                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
-                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
-                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
-                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
-                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
-                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
-                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
-                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
-                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
-                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
+                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
+                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
+                + (_target[5 * _i + 1] - _target[5 * _i + 1])
+                + (_target[5 * _i + 2] - _target[5 * _i + 2])
+                + (_target[5 * _i + 3] - _target[5 * _i + 3])
+                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
+                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
+                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
     return _bad
 
 
@@ -1106,18 +1097,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[5 * _i] - _pred[5 * _i] != _f32(0.0)
-                or _pred[5 * _i + 1] - _pred[5 * _i + 1] != _f32(0.0)
-                or _pred[5 * _i + 2] - _pred[5 * _i + 2] != _f32(0.0)
-                or _pred[5 * _i + 3] - _pred[5 * _i + 3] != _f32(0.0)
-                or _pred[5 * _i + 4] - _pred[5 * _i + 4] != _f32(0.0)
-                or _target[5 * _i] - _target[5 * _i] != _f32(0.0)
-                or _target[5 * _i + 1] - _target[5 * _i + 1] != _f32(0.0)
-                or _target[5 * _i + 2] - _target[5 * _i + 2] != _f32(0.0)
-                or _target[5 * _i + 3] - _target[5 * _i + 3] != _f32(0.0)
-                or _target[5 * _i + 4] - _target[5 * _i + 4] != _f32(0.0)
-                or (_pred[5 * _i + 2] < _f32(0.0)) or (_pred[5 * _i + 3] < _f32(0.0))
-                or (_target[5 * _i + 2] < _f32(0.0)) or (_target[5 * _i + 3] < _f32(0.0))) else 0
+        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
+                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
+                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
+                + (_target[5 * _i + 1] - _target[5 * _i + 1])
+                + (_target[5 * _i + 2] - _target[5 * _i + 2])
+                + (_target[5 * _i + 3] - _target[5 * _i + 3])
+                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
+                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
+                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
     return _bad
 
 

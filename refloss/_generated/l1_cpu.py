@@ -32,7 +32,7 @@ def _value_block_f64(_pred, _target, _out):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -71,7 +71,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor)
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != 0.0 or _target[_i] - _target[_i] != 0.0) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
     return _bad
 
 
@@ -101,8 +101,7 @@ def _value_block_f32(_pred, _target, _out):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 
@@ -141,8 +140,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor)
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[_i] - _pred[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0)) else 0
+        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
     return _bad
 
 

@@ -53,17 +53,14 @@ def _value_block_f64(_pred, _target, _out, image_size, eps):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
-                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
-                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
-                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
-                or _target[4 * _i] - _target[4 * _i] != 0.0
-                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
-                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
-                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
-                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
-                or (_target[4 * _i + 2] < _target[4 * _i])
-                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -190,17 +187,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != 0.0
-                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != 0.0
-                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != 0.0
-                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != 0.0
-                or _target[4 * _i] - _target[4 * _i] != 0.0
-                or _target[4 * _i + 1] - _target[4 * _i + 1] != 0.0
-                or _target[4 * _i + 2] - _target[4 * _i + 2] != 0.0
-                or _target[4 * _i + 3] - _target[4 * _i + 3] != 0.0
-                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
-                or (_target[4 * _i + 2] < _target[4 * _i])
-                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -253,17 +247,14 @@ def _value_block_f32(_pred, _target, _out, image_size, eps):
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
-                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
-                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
-                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
-                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
-                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
-                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
-                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
-                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
-                or (_target[4 * _i + 2] < _target[4 * _i])
-                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -390,17 +381,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_pred[4 * _i] - _pred[4 * _i] != _f32(0.0)
-                or _pred[4 * _i + 1] - _pred[4 * _i + 1] != _f32(0.0)
-                or _pred[4 * _i + 2] - _pred[4 * _i + 2] != _f32(0.0)
-                or _pred[4 * _i + 3] - _pred[4 * _i + 3] != _f32(0.0)
-                or _target[4 * _i] - _target[4 * _i] != _f32(0.0)
-                or _target[4 * _i + 1] - _target[4 * _i + 1] != _f32(0.0)
-                or _target[4 * _i + 2] - _target[4 * _i + 2] != _f32(0.0)
-                or _target[4 * _i + 3] - _target[4 * _i + 3] != _f32(0.0)
-                or (_pred[4 * _i + 2] < _pred[4 * _i]) or (_pred[4 * _i + 3] < _pred[4 * _i + 1])
-                or (_target[4 * _i + 2] < _target[4 * _i])
-                or (_target[4 * _i + 3] < _target[4 * _i + 1])) else 0
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

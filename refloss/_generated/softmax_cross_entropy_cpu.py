@@ -30,8 +30,8 @@ _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 def _value_step_f64(i, logits, targets, out, label_smoothing):
     out[i] = _value_f64(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0.0 or targets[i, j] - targets[i,
-                j] != 0.0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i, j] - targets[i, j]) != 0.0) | ((targets[i, j] > 1.0)) | ((targets[i, j] < 0.0)):
             return 1
     return 0
 
@@ -55,8 +55,8 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
             label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != 0.0 or targets[i, j] - targets[i,
-                j] != 0.0 or (targets[i, j] > 1.0) or (targets[i, j] < 0.0):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i, j] - targets[i, j]) != 0.0) | ((targets[i, j] > 1.0)) | ((targets[i, j] < 0.0)):
             return 1
     return 0
 
@@ -80,8 +80,8 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label
 def _value_step_f32(i, logits, targets, out, label_smoothing):
     out[i] = _value_f32(logits[i], targets[i], label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != _f32(0.0) or targets[i, j] - targets[i,
-                j] != _f32(0.0) or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i, j] - targets[i, j]) != _f32(0.0)) | ((targets[i, j] > _f32(1.0))) | ((targets[i, j] < _f32(0.0))):
             return 1
     return 0
 
@@ -105,8 +105,8 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
     out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
             label_smoothing)
     for j in range(logits.shape[1]):
-        if logits[i, j] - logits[i, j] != _f32(0.0) or targets[i, j] - targets[i,
-                j] != _f32(0.0) or (targets[i, j] > _f32(1.0)) or (targets[i, j] < _f32(0.0)):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i, j] - targets[i, j]) != _f32(0.0)) | ((targets[i, j] > _f32(1.0))) | ((targets[i, j] < _f32(0.0))):
             return 1
     return 0
 

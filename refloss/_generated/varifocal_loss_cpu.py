@@ -43,8 +43,8 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
-                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_target[_i] - _target[_i]) != 0.0)
+                | ((_target[_i] > 1.0)) | ((_target[_i] < 0.0))) else 0
     return _bad
 
 
@@ -132,8 +132,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != 0.0 or _target[_i] - _target[_i] != 0.0
-                or (_target[_i] > 1.0) or (_target[_i] < 0.0)) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_target[_i] - _target[_i]) != 0.0)
+                | ((_target[_i] > 1.0)) | ((_target[_i] < 0.0))) else 0
     return _bad
 
 
@@ -176,9 +176,8 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
-                or (_target[_i] < _f32(0.0))) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))
+                | ((_target[_i] > _f32(1.0))) | ((_target[_i] < _f32(0.0)))) else 0
     return _bad
 
 
@@ -295,9 +294,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_logits[_i] - _logits[_i] != _f32(0.0)
-                or _target[_i] - _target[_i] != _f32(0.0) or (_target[_i] > _f32(1.0))
-                or (_target[_i] < _f32(0.0))) else 0
+        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))
+                | ((_target[_i] > _f32(1.0))) | ((_target[_i] < _f32(0.0)))) else 0
     return _bad
 
 

@@ -66,17 +66,16 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _out[4 * _i + 3] = bh
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != 0.0 or _t[4 * _i + 1] - _t[4 * _i + 1] != 0.0
-                or _t[4 * _i + 2] - _t[4 * _i + 2] != 0.0 or _t[4 * _i + 3] - _t[4 * _i + 3] != 0.0
-                or _anchors[2 * _i] - _anchors[2 * _i] != 0.0
-                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != 0.0
-                or _grid[2 * _i] - _grid[2 * _i] != 0.0
-                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != 0.0
-                or _cotangent[4 * _i] - _cotangent[4 * _i] != 0.0
-                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != 0.0
-                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != 0.0
-                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != 0.0
-                or (_anchors[2 * _i + 1] <= 0.0) or (_anchors[2 * _i] <= 0.0)) else 0
+        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
+                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
+                + (_anchors[2 * _i] - _anchors[2 * _i])
+                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
+                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
+                + (_cotangent[4 * _i] - _cotangent[4 * _i])
+                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
+                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
+                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != 0.0)
+                | ((_anchors[2 * _i + 1] <= 0.0)) | ((_anchors[2 * _i] <= 0.0))) else 0
     return _bad
 
 
@@ -169,17 +168,16 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d_t[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != 0.0 or _t[4 * _i + 1] - _t[4 * _i + 1] != 0.0
-                or _t[4 * _i + 2] - _t[4 * _i + 2] != 0.0 or _t[4 * _i + 3] - _t[4 * _i + 3] != 0.0
-                or _anchors[2 * _i] - _anchors[2 * _i] != 0.0
-                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != 0.0
-                or _grid[2 * _i] - _grid[2 * _i] != 0.0
-                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != 0.0
-                or _cotangent[4 * _i] - _cotangent[4 * _i] != 0.0
-                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != 0.0
-                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != 0.0
-                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != 0.0
-                or (_anchors[2 * _i + 1] <= 0.0) or (_anchors[2 * _i] <= 0.0)) else 0
+        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
+                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
+                + (_anchors[2 * _i] - _anchors[2 * _i])
+                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
+                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
+                + (_cotangent[4 * _i] - _cotangent[4 * _i])
+                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
+                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
+                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != 0.0)
+                | ((_anchors[2 * _i + 1] <= 0.0)) | ((_anchors[2 * _i] <= 0.0))) else 0
     return _bad
 
 
@@ -246,19 +244,16 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _out[4 * _i + 3] = bh
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != _f32(0.0)
-                or _t[4 * _i + 1] - _t[4 * _i + 1] != _f32(0.0)
-                or _t[4 * _i + 2] - _t[4 * _i + 2] != _f32(0.0)
-                or _t[4 * _i + 3] - _t[4 * _i + 3] != _f32(0.0)
-                or _anchors[2 * _i] - _anchors[2 * _i] != _f32(0.0)
-                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != _f32(0.0)
-                or _grid[2 * _i] - _grid[2 * _i] != _f32(0.0)
-                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != _f32(0.0)
-                or _cotangent[4 * _i] - _cotangent[4 * _i] != _f32(0.0)
-                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != _f32(0.0)
-                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != _f32(0.0)
-                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != _f32(0.0)
-                or (_anchors[2 * _i + 1] <= _f32(0.0)) or (_anchors[2 * _i] <= _f32(0.0))) else 0
+        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
+                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
+                + (_anchors[2 * _i] - _anchors[2 * _i])
+                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
+                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
+                + (_cotangent[4 * _i] - _cotangent[4 * _i])
+                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
+                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
+                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != _f32(0.0))
+                | ((_anchors[2 * _i + 1] <= _f32(0.0))) | ((_anchors[2 * _i] <= _f32(0.0)))) else 0
     return _bad
 
 
@@ -353,19 +348,16 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d_t[_i] /= divisor
     _bad = 0
     for _i in range(_m):
-        _bad += 1 if (_t[4 * _i] - _t[4 * _i] != _f32(0.0)
-                or _t[4 * _i + 1] - _t[4 * _i + 1] != _f32(0.0)
-                or _t[4 * _i + 2] - _t[4 * _i + 2] != _f32(0.0)
-                or _t[4 * _i + 3] - _t[4 * _i + 3] != _f32(0.0)
-                or _anchors[2 * _i] - _anchors[2 * _i] != _f32(0.0)
-                or _anchors[2 * _i + 1] - _anchors[2 * _i + 1] != _f32(0.0)
-                or _grid[2 * _i] - _grid[2 * _i] != _f32(0.0)
-                or _grid[2 * _i + 1] - _grid[2 * _i + 1] != _f32(0.0)
-                or _cotangent[4 * _i] - _cotangent[4 * _i] != _f32(0.0)
-                or _cotangent[4 * _i + 1] - _cotangent[4 * _i + 1] != _f32(0.0)
-                or _cotangent[4 * _i + 2] - _cotangent[4 * _i + 2] != _f32(0.0)
-                or _cotangent[4 * _i + 3] - _cotangent[4 * _i + 3] != _f32(0.0)
-                or (_anchors[2 * _i + 1] <= _f32(0.0)) or (_anchors[2 * _i] <= _f32(0.0))) else 0
+        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
+                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
+                + (_anchors[2 * _i] - _anchors[2 * _i])
+                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
+                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
+                + (_cotangent[4 * _i] - _cotangent[4 * _i])
+                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
+                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
+                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != _f32(0.0))
+                | ((_anchors[2 * _i + 1] <= _f32(0.0))) | ((_anchors[2 * _i] <= _f32(0.0)))) else 0
     return _bad
 
 
