@@ -274,14 +274,17 @@ DISTANCE_STEPS = ENCLOSING_STEPS + [
 
 
 def box_kernel(branches, args, prelude=(), checks=None, numeric_proof=False, in_gradients=(),
-               reciprocal=False) -> Kernel:
+               reciprocal=True) -> Kernel:
     """Kernel program from ``branches = [(condition or None, value form, differentiation form, label)]``:
     gradients w.r.t. the eight coordinates, value forms proved equal on overlapping boxes (with
     the accurate U - I proved equal to the plain one first, on overlapping and disjoint boxes).
     Every quotient by a stabilised denominator (one holding eps) in a differentiation form is
     differentiated as (da - (a/b) db)/b (``Quot``): with 0 < eps < ~1e-154 at zero union, b^2
     would underflow and the gradient be 0/0.  IoU and (U + eps)/(C + eps) are differentiated by
-    hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used."""
+    hand-written rules (``HandDiff``), whose checks are added to ``checks`` where they are used.
+    ``reciprocal`` (default True): the gradients multiply by the reciprocals of the denominators they
+    divide by repeatedly, where those are safe (``Kernel.reciprocal``): the box bars are relative to the
+    pair's largest gradient component, and one rounding more a quotient is far inside them."""
     if checks is not None:
         rules = {int(h.args[1]) for _, _, d, _ in branches if d is not sp.nan for h in d.atoms(HandDiff)}
         rules |= {2} if 4 in rules else set()  # rule 4 is rule 2 negated: its check is rule 2's

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ab2033a72785b02f
+# scalar kernels: sha256 f04a7a2bed1b90af
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bfac8508a6fe07db
+# scalar kernels: sha256 50605f53b1eff744
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

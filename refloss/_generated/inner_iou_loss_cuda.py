@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 276d9f3bccb45d97
+# scalar kernels: sha256 2d2a408b314f1c50
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

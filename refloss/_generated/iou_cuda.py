@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 07888feff1b77c3a
+# scalar kernels: sha256 60040d6f7226cb2b
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 27ff6a3c29ec324f
+# scalar kernels: sha256 5470c176b2c2617b
 """IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -108,8 +108,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t3 = _s10 + _s11 + _s12 + _t2*min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
         _s13 = -max(py1, ty1) + min(py2, ty2)
         value = _t3/(_t2*max(_s13, _s13 - _s13) + _t3)
-        _t4 = px1 - tx1
-        _t5 = 1.0 if -_t4 > 0.0 else 0.0
         _t6 = _s13
         _t7 = max(_t6, _t6 - _t6)
         _t8 = _t2*_t7
@@ -117,7 +115,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = -tx2
         _t11 = -_t10 - tx1
         _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _t13 = _t8/_t12
+        _r14 = 1.0/_t12
+        _t4 = px1 - tx1
+        _t5 = 1.0 if -_t4 > 0.0 else 0.0
+        _t13 = _t8*_r14
         _t14 = 1.0 if _t4 > 0.0 else 0.0
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
@@ -128,21 +129,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
         _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-        _t24 = _t23*((_t19 + _t22)/_t12)
+        _t24 = _t23*((_t19 + _t22)*_r14)
         _t25 = -_t14 - _t5 + 1.0
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
         _t27 = _t2*_t26
         _t28 = 0.5*_t23
-        _t29 = _t28*((_t19 + _t21 - _t27)/_t12)
+        _t29 = _t28*((_t19 + _t21 - _t27)*_r14)
         _t30 = py1 - ty1
         _t31 = 1.0 if -_t30 > 0.0 else 0.0
         _t32 = 1.0 if _t30 > 0.0 else 0.0
         _t33 = _t19 + _t26*_t9 + eps
         _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
-        _t35 = _t34*((_t33 + _t8)/_t12)
+        _t35 = _t34*((_t33 + _t8)*_r14)
         _t36 = -_t31 - _t32 + 1.0
         _t37 = 0.5*_t34
-        _t38 = _t37*((-_t20*_t7 + _t33)/_t12)
+        _t38 = _t37*((-_t20*_t7 + _t33)*_r14)
         _t39 = _t10 + px2
         _t40 = 1.0 if _t39 > 0.0 else 0.0
         _t41 = 1.0 if -_t39 > 0.0 else 0.0
@@ -152,19 +153,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t45 = 1.0 if -_t43 > 0.0 else 0.0
         _t46 = -_t44 - _t45 + 1.0
         _t47 = _t16 + _t27
-        _t48 = _t23*((_t22 + _t47)/_t12)
-        _t49 = _t28*((-_t18 + _t21 + _t47)/_t12)
+        _t48 = _t23*((_t22 + _t47)*_r14)
+        _t49 = _t28*((-_t18 + _t21 + _t47)*_r14)
         _t50 = _t11*_t17 + _t27
-        _t51 = _t34*((_t22 + _t50)/_t12)
-        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)/_t12)
-        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)/_t12)
-        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)/_t12)
-        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)/_t12)
-        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)/_t12)
-        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)/_t12)
-        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)/_t12)
-        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)/_t12)
-        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)/_t12)
+        _t51 = _t34*((_t22 + _t50)*_r14)
+        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r14)
+        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r14)
+        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r14)
+        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r14)
+        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r14)
+        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r14)
+        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r14)
+        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r14)
+        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r14)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -174,13 +175,31 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t2 = max(_s1, _s1 - _s1)
+        _t6 = -max(py1, ty1) + min(py2, ty2)
+        _t7 = max(_t6, _t6 - _t6)
+        _t8 = _t2*_t7
+        _t9 = -px1 + px2
+        _t10 = -tx2
+        _t11 = -_t10 - tx1
+        _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
+        _a2 = abs(_t12)
+        _ok = (_a2 >= 4.450147717014403e-308) & (_a2 <= 2.247116418577895e+307)
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -189,6 +208,160 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _t0 = -py1 + py2
+            _t1 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t2 = max(_s1, _s1 - _s1)
+            _s2 = px2 - tx2
+            _s3 = tx1 - px1
+            _s4 = px1 - tx1
+            _s5 = tx2 - px2
+            _s6 = py2 - ty2
+            _s7 = ty1 - py1
+            _s8 = py1 - ty1
+            _s9 = ty2 - py2
+            _s10 = _t0*min(-px1 + px2, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+            _s11 = _t1*min(-tx1 + tx2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+            _s12 = _t2*min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+            _t3 = _s10 + _s11 + _s12 + _t2*min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+            _s13 = -max(py1, ty1) + min(py2, ty2)
+            value = _t3/(_t2*max(_s13, _s13 - _s13) + _t3)
+            _t6 = _s13
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = _t2*_t7
+            _t9 = -px1 + px2
+            _t10 = -tx2
+            _t11 = -_t10 - tx1
+            _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
+            _a14 = abs(_t12)
+            _ok = (_a14 >= 4.450147717014403e-308) & (_a14 <= 2.247116418577895e+307)
+            if _ok:
+                _r15 = 1.0/_t12
+                _t4 = px1 - tx1
+                _t5 = 1.0 if -_t4 > 0.0 else 0.0
+                _t13 = _t8*_r15
+                _t14 = 1.0 if _t4 > 0.0 else 0.0
+                _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+                _t16 = _t1*_t15
+                _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+                _t18 = _t17*_t2
+                _t19 = _t16 + _t18
+                _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+                _t21 = _t0*_t20 + eps
+                _t22 = _t21 + _t8
+                _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+                _t24 = _t23*((_t19 + _t22)*_r15)
+                _t25 = -_t14 - _t5 + 1.0
+                _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+                _t27 = _t2*_t26
+                _t28 = 0.5*_t23
+                _t29 = _t28*((_t19 + _t21 - _t27)*_r15)
+                _t30 = py1 - ty1
+                _t31 = 1.0 if -_t30 > 0.0 else 0.0
+                _t32 = 1.0 if _t30 > 0.0 else 0.0
+                _t33 = _t19 + _t26*_t9 + eps
+                _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
+                _t35 = _t34*((_t33 + _t8)*_r15)
+                _t36 = -_t31 - _t32 + 1.0
+                _t37 = 0.5*_t34
+                _t38 = _t37*((-_t20*_t7 + _t33)*_r15)
+                _t39 = _t10 + px2
+                _t40 = 1.0 if _t39 > 0.0 else 0.0
+                _t41 = 1.0 if -_t39 > 0.0 else 0.0
+                _t42 = -_t40 - _t41 + 1.0
+                _t43 = py2 - ty2
+                _t44 = 1.0 if _t43 > 0.0 else 0.0
+                _t45 = 1.0 if -_t43 > 0.0 else 0.0
+                _t46 = -_t44 - _t45 + 1.0
+                _t47 = _t16 + _t27
+                _t48 = _t23*((_t22 + _t47)*_r15)
+                _t49 = _t28*((-_t18 + _t21 + _t47)*_r15)
+                _t50 = _t11*_t17 + _t27
+                _t51 = _t34*((_t22 + _t50)*_r15)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r15)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r15)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r15)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r15)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r15)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r15)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r15)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r15)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r15)
+            else:
+                _t4 = px1 - tx1
+                _t5 = 1.0 if -_t4 > 0.0 else 0.0
+                _t13 = _t8/_t12
+                _t14 = 1.0 if _t4 > 0.0 else 0.0
+                _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+                _t16 = _t1*_t15
+                _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+                _t18 = _t17*_t2
+                _t19 = _t16 + _t18
+                _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+                _t21 = _t0*_t20 + eps
+                _t22 = _t21 + _t8
+                _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+                _t24 = _t23*((_t19 + _t22)/_t12)
+                _t25 = -_t14 - _t5 + 1.0
+                _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+                _t27 = _t2*_t26
+                _t28 = 0.5*_t23
+                _t29 = _t28*((_t19 + _t21 - _t27)/_t12)
+                _t30 = py1 - ty1
+                _t31 = 1.0 if -_t30 > 0.0 else 0.0
+                _t32 = 1.0 if _t30 > 0.0 else 0.0
+                _t33 = _t19 + _t26*_t9 + eps
+                _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
+                _t35 = _t34*((_t33 + _t8)/_t12)
+                _t36 = -_t31 - _t32 + 1.0
+                _t37 = 0.5*_t34
+                _t38 = _t37*((-_t20*_t7 + _t33)/_t12)
+                _t39 = _t10 + px2
+                _t40 = 1.0 if _t39 > 0.0 else 0.0
+                _t41 = 1.0 if -_t39 > 0.0 else 0.0
+                _t42 = -_t40 - _t41 + 1.0
+                _t43 = py2 - ty2
+                _t44 = 1.0 if _t43 > 0.0 else 0.0
+                _t45 = 1.0 if -_t43 > 0.0 else 0.0
+                _t46 = -_t44 - _t45 + 1.0
+                _t47 = _t16 + _t27
+                _t48 = _t23*((_t22 + _t47)/_t12)
+                _t49 = _t28*((-_t18 + _t21 + _t47)/_t12)
+                _t50 = _t11*_t17 + _t27
+                _t51 = _t34*((_t22 + _t50)/_t12)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)/_t12)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)/_t12)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)/_t12)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)/_t12)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)/_t12)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)/_t12)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)/_t12)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)/_t12)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)/_t12)
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 
@@ -295,8 +468,6 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t3 = _s10 + _s11 + _s12 + _t2*min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
         _s13 = -max(py1, ty1) + min(py2, ty2)
         value = _t3/(_t2*max(_s13, _s13 - _s13) + _t3)
-        _t4 = px1 - tx1
-        _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
         _t6 = _s13
         _t7 = max(_t6, _t6 - _t6)
         _t8 = _t2*_t7
@@ -304,7 +475,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = -tx2
         _t11 = -_t10 - tx1
         _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _t13 = _t8/_t12
+        _r14 = _f32(1.0)/_t12
+        _t4 = px1 - tx1
+        _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
+        _t13 = _t8*_r14
         _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
@@ -315,21 +489,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
         _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-        _t24 = _t23*((_t19 + _t22)/_t12)
+        _t24 = _t23*((_t19 + _t22)*_r14)
         _t25 = -_t14 - _t5 + _f32(1.0)
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
         _t27 = _t2*_t26
         _t28 = _f32(0.5)*_t23
-        _t29 = _t28*((_t19 + _t21 - _t27)/_t12)
+        _t29 = _t28*((_t19 + _t21 - _t27)*_r14)
         _t30 = py1 - ty1
         _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
         _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
         _t33 = _t19 + _t26*_t9 + eps
         _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-        _t35 = _t34*((_t33 + _t8)/_t12)
+        _t35 = _t34*((_t33 + _t8)*_r14)
         _t36 = -_t31 - _t32 + _f32(1.0)
         _t37 = _f32(0.5)*_t34
-        _t38 = _t37*((-_t20*_t7 + _t33)/_t12)
+        _t38 = _t37*((-_t20*_t7 + _t33)*_r14)
         _t39 = _t10 + px2
         _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
         _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
@@ -339,19 +513,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
         _t46 = -_t44 - _t45 + _f32(1.0)
         _t47 = _t16 + _t27
-        _t48 = _t23*((_t22 + _t47)/_t12)
-        _t49 = _t28*((-_t18 + _t21 + _t47)/_t12)
+        _t48 = _t23*((_t22 + _t47)*_r14)
+        _t49 = _t28*((-_t18 + _t21 + _t47)*_r14)
         _t50 = _t11*_t17 + _t27
-        _t51 = _t34*((_t22 + _t50)/_t12)
-        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)/_t12)
-        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)/_t12)
-        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)/_t12)
-        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)/_t12)
-        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)/_t12)
-        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)/_t12)
-        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)/_t12)
-        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)/_t12)
-        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)/_t12)
+        _t51 = _t34*((_t22 + _t50)*_r14)
+        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r14)
+        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r14)
+        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r14)
+        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r14)
+        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r14)
+        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r14)
+        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r14)
+        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r14)
+        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r14)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -361,13 +535,31 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t0 = -py1 + py2
+        _t1 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t2 = max(_s1, _s1 - _s1)
+        _t6 = -max(py1, ty1) + min(py2, ty2)
+        _t7 = max(_t6, _t6 - _t6)
+        _t8 = _t2*_t7
+        _t9 = -px1 + px2
+        _t10 = -tx2
+        _t11 = -_t10 - tx1
+        _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
+        _a2 = abs(_t12)
+        _ok = (_a2 >= _f32(2.350988701644575e-38)) & (_a2 <= _f32(4.253529586511731e+37))
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -376,6 +568,160 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _t0 = -py1 + py2
+            _t1 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t2 = max(_s1, _s1 - _s1)
+            _s2 = px2 - tx2
+            _s3 = tx1 - px1
+            _s4 = px1 - tx1
+            _s5 = tx2 - px2
+            _s6 = py2 - ty2
+            _s7 = ty1 - py1
+            _s8 = py1 - ty1
+            _s9 = ty2 - py2
+            _s10 = _t0*min(-px1 + px2, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+            _s11 = _t1*min(-tx1 + tx2, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+            _s12 = _t2*min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+            _t3 = _s10 + _s11 + _s12 + _t2*min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)) + eps
+            _s13 = -max(py1, ty1) + min(py2, ty2)
+            value = _t3/(_t2*max(_s13, _s13 - _s13) + _t3)
+            _t6 = _s13
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = _t2*_t7
+            _t9 = -px1 + px2
+            _t10 = -tx2
+            _t11 = -_t10 - tx1
+            _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
+            _a14 = abs(_t12)
+            _ok = (_a14 >= _f32(2.350988701644575e-38)) & (_a14 <= _f32(4.253529586511731e+37))
+            if _ok:
+                _r15 = _f32(1.0)/_t12
+                _t4 = px1 - tx1
+                _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
+                _t13 = _t8*_r15
+                _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
+                _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+                _t16 = _t1*_t15
+                _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+                _t18 = _t17*_t2
+                _t19 = _t16 + _t18
+                _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+                _t21 = _t0*_t20 + eps
+                _t22 = _t21 + _t8
+                _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                _t24 = _t23*((_t19 + _t22)*_r15)
+                _t25 = -_t14 - _t5 + _f32(1.0)
+                _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+                _t27 = _t2*_t26
+                _t28 = _f32(0.5)*_t23
+                _t29 = _t28*((_t19 + _t21 - _t27)*_r15)
+                _t30 = py1 - ty1
+                _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
+                _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
+                _t33 = _t19 + _t26*_t9 + eps
+                _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+                _t35 = _t34*((_t33 + _t8)*_r15)
+                _t36 = -_t31 - _t32 + _f32(1.0)
+                _t37 = _f32(0.5)*_t34
+                _t38 = _t37*((-_t20*_t7 + _t33)*_r15)
+                _t39 = _t10 + px2
+                _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
+                _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
+                _t42 = -_t40 - _t41 + _f32(1.0)
+                _t43 = py2 - ty2
+                _t44 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
+                _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
+                _t46 = -_t44 - _t45 + _f32(1.0)
+                _t47 = _t16 + _t27
+                _t48 = _t23*((_t22 + _t47)*_r15)
+                _t49 = _t28*((-_t18 + _t21 + _t47)*_r15)
+                _t50 = _t11*_t17 + _t27
+                _t51 = _t34*((_t22 + _t50)*_r15)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r15)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r15)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r15)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r15)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r15)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r15)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r15)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r15)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r15)
+            else:
+                _t4 = px1 - tx1
+                _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
+                _t13 = _t8/_t12
+                _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
+                _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
+                _t16 = _t1*_t15
+                _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
+                _t18 = _t17*_t2
+                _t19 = _t16 + _t18
+                _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
+                _t21 = _t0*_t20 + eps
+                _t22 = _t21 + _t8
+                _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                _t24 = _t23*((_t19 + _t22)/_t12)
+                _t25 = -_t14 - _t5 + _f32(1.0)
+                _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
+                _t27 = _t2*_t26
+                _t28 = _f32(0.5)*_t23
+                _t29 = _t28*((_t19 + _t21 - _t27)/_t12)
+                _t30 = py1 - ty1
+                _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
+                _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
+                _t33 = _t19 + _t26*_t9 + eps
+                _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+                _t35 = _t34*((_t33 + _t8)/_t12)
+                _t36 = -_t31 - _t32 + _f32(1.0)
+                _t37 = _f32(0.5)*_t34
+                _t38 = _t37*((-_t20*_t7 + _t33)/_t12)
+                _t39 = _t10 + px2
+                _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
+                _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
+                _t42 = -_t40 - _t41 + _f32(1.0)
+                _t43 = py2 - ty2
+                _t44 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
+                _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
+                _t46 = -_t44 - _t45 + _f32(1.0)
+                _t47 = _t16 + _t27
+                _t48 = _t23*((_t22 + _t47)/_t12)
+                _t49 = _t28*((-_t18 + _t21 + _t47)/_t12)
+                _t50 = _t11*_t17 + _t27
+                _t51 = _t34*((_t22 + _t50)/_t12)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)/_t12)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)/_t12)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)/_t12)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)/_t12)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)/_t12)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)/_t12)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)/_t12)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)/_t12)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)/_t12)
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 

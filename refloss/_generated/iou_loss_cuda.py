@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 27ff6a3c29ec324f
+# scalar kernels: sha256 5470c176b2c2617b
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 13374d53ce701f39
+# scalar kernels: sha256 4b4f008d2ecf2c04
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -143,6 +143,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
+            _r15 = 1.0/_t8
+            _r16 = 1.0/_t9
             _t11 = px1 - tx1
             _t12 = 1.0 if -_t11 > 0.0 else 0.0
             _t13 = 1.0 if _t11 > 0.0 else 0.0
@@ -155,21 +157,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
             _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-            _t23 = _t22*((_t18 + _t21)/_t8)
+            _t23 = _t22*((_t18 + _t21)*_r15)
             _t24 = -_t12 - _t13 + 1.0
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _t26 = _t0*_t25
             _t27 = 0.5*_t22
-            _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+            _t28 = _t27*((_t18 + _t20 - _t26)*_r15)
             _t29 = py1 - ty1
             _t30 = 1.0 if -_t29 > 0.0 else 0.0
             _t31 = 1.0 if _t29 > 0.0 else 0.0
             _t32 = _t18 + _t25*_t3 + eps
             _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-            _t34 = _t33*((_t32 + inter)/_t8)
+            _t34 = _t33*((_t32 + inter)*_r15)
             _t35 = -_t30 - _t31 + 1.0
             _t36 = 0.5*_t33
-            _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+            _t37 = _t36*((-_t19*_t7 + _t32)*_r15)
             _t38 = _t4 + px2
             _t39 = 1.0 if _t38 > 0.0 else 0.0
             _t40 = 1.0 if -_t38 > 0.0 else 0.0
@@ -179,19 +181,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t44 = 1.0 if -_t42 > 0.0 else 0.0
             _t45 = -_t43 - _t44 + 1.0
             _t46 = _t17 + _t26
-            _t47 = _t22*((_t21 + _t46)/_t8)
-            _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+            _t47 = _t22*((_t21 + _t46)*_r15)
+            _t48 = _t27*((-_t15 + _t20 + _t46)*_r15)
             _t49 = _t14*_t5 + _t26
-            _t50 = _t33*((_t21 + _t49)/_t8)
-            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
-            d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
-            d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
-            d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
-            d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
-            d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
-            d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
-            d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
-            d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+            _t50 = _t33*((_t21 + _t49)*_r15)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r15)
+            d_px1 = -_r16*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r15)
+            d_py1 = -_r16*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r15)
+            d_px2 = -_r16*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r15)
+            d_py2 = -_r16*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r15)
+            d_tx1 = -_r16*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r15)
+            d_ty1 = -_r16*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r15)
+            d_tx2 = -_r16*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r15)
+            d_ty2 = -_r16*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r15)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -201,13 +203,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            _ok = True
+        elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+            _ok = True
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _t3 = -px1 + px2
+            _t4 = -tx2
+            _t5 = -_t4 - tx1
+            _t6 = _s2
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+            _t9 = inter/_t8
+            _a3 = abs(_t8)
+            _a4 = abs(_t9)
+            _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307) & (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -216,6 +244,184 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+                value = math.nan
+                d_px1 = math.nan
+                d_py1 = math.nan
+                d_px2 = math.nan
+                d_py2 = math.nan
+                d_tx1 = math.nan
+                d_ty1 = math.nan
+                d_tx2 = math.nan
+                d_ty2 = math.nan
+                _ok = True
+            elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+                value = math.inf
+                d_px1 = math.nan
+                d_py1 = math.nan
+                d_px2 = math.nan
+                d_py2 = math.nan
+                d_tx1 = math.nan
+                d_ty1 = math.nan
+                d_tx2 = math.nan
+                d_ty2 = math.nan
+                _ok = True
+            else:  # overlap
+                _t0 = max(_s1, _s1 - _s1)
+                _t1 = -py1 + py2
+                _t2 = -ty1 + ty2
+                _s3 = py2 - ty2
+                _s4 = ty1 - py1
+                _s5 = py1 - ty1
+                _s6 = ty2 - py2
+                _s7 = px2 - tx2
+                _s8 = tx1 - px1
+                _s9 = px1 - tx1
+                _s10 = tx2 - px2
+                _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+                value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+                _t3 = -px1 + px2
+                _t4 = -tx2
+                _t5 = -_t4 - tx1
+                _t6 = _s2
+                _t7 = max(_t6, _t6 - _t6)
+                _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+                _t9 = inter/_t8
+                _a15 = abs(_t8)
+                _a16 = abs(_t9)
+                _ok = (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307) & (_a16 >= 4.450147717014403e-308) & (_a16 <= 2.247116418577895e+307)
+                if _ok:
+                    _r17 = 1.0/_t8
+                    _r18 = 1.0/_t9
+                    _t11 = px1 - tx1
+                    _t12 = 1.0 if -_t11 > 0.0 else 0.0
+                    _t13 = 1.0 if _t11 > 0.0 else 0.0
+                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                    _t15 = _t0*_t14
+                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                    _t17 = _t16*_t2
+                    _t18 = _t15 + _t17
+                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                    _t20 = _t1*_t19 + eps
+                    _t21 = _t20 + inter
+                    _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+                    _t23 = _t22*((_t18 + _t21)*_r17)
+                    _t24 = -_t12 - _t13 + 1.0
+                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                    _t26 = _t0*_t25
+                    _t27 = 0.5*_t22
+                    _t28 = _t27*((_t18 + _t20 - _t26)*_r17)
+                    _t29 = py1 - ty1
+                    _t30 = 1.0 if -_t29 > 0.0 else 0.0
+                    _t31 = 1.0 if _t29 > 0.0 else 0.0
+                    _t32 = _t18 + _t25*_t3 + eps
+                    _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+                    _t34 = _t33*((_t32 + inter)*_r17)
+                    _t35 = -_t30 - _t31 + 1.0
+                    _t36 = 0.5*_t33
+                    _t37 = _t36*((-_t19*_t7 + _t32)*_r17)
+                    _t38 = _t4 + px2
+                    _t39 = 1.0 if _t38 > 0.0 else 0.0
+                    _t40 = 1.0 if -_t38 > 0.0 else 0.0
+                    _t41 = -_t39 - _t40 + 1.0
+                    _t42 = py2 - ty2
+                    _t43 = 1.0 if _t42 > 0.0 else 0.0
+                    _t44 = 1.0 if -_t42 > 0.0 else 0.0
+                    _t45 = -_t43 - _t44 + 1.0
+                    _t46 = _t17 + _t26
+                    _t47 = _t22*((_t21 + _t46)*_r17)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)*_r17)
+                    _t49 = _t14*_t5 + _t26
+                    _t50 = _t33*((_t21 + _t49)*_r17)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r17)
+                    d_px1 = -_r18*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r17)
+                    d_py1 = -_r18*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r17)
+                    d_px2 = -_r18*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r17)
+                    d_py2 = -_r18*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r17)
+                    d_tx1 = -_r18*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r17)
+                    d_ty1 = -_r18*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r17)
+                    d_tx2 = -_r18*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r17)
+                    d_ty2 = -_r18*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r17)
+                else:
+                    _t11 = px1 - tx1
+                    _t12 = 1.0 if -_t11 > 0.0 else 0.0
+                    _t13 = 1.0 if _t11 > 0.0 else 0.0
+                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                    _t15 = _t0*_t14
+                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                    _t17 = _t16*_t2
+                    _t18 = _t15 + _t17
+                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                    _t20 = _t1*_t19 + eps
+                    _t21 = _t20 + inter
+                    _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+                    _t23 = _t22*((_t18 + _t21)/_t8)
+                    _t24 = -_t12 - _t13 + 1.0
+                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                    _t26 = _t0*_t25
+                    _t27 = 0.5*_t22
+                    _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+                    _t29 = py1 - ty1
+                    _t30 = 1.0 if -_t29 > 0.0 else 0.0
+                    _t31 = 1.0 if _t29 > 0.0 else 0.0
+                    _t32 = _t18 + _t25*_t3 + eps
+                    _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+                    _t34 = _t33*((_t32 + inter)/_t8)
+                    _t35 = -_t30 - _t31 + 1.0
+                    _t36 = 0.5*_t33
+                    _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+                    _t38 = _t4 + px2
+                    _t39 = 1.0 if _t38 > 0.0 else 0.0
+                    _t40 = 1.0 if -_t38 > 0.0 else 0.0
+                    _t41 = -_t39 - _t40 + 1.0
+                    _t42 = py2 - ty2
+                    _t43 = 1.0 if _t42 > 0.0 else 0.0
+                    _t44 = 1.0 if -_t42 > 0.0 else 0.0
+                    _t45 = -_t43 - _t44 + 1.0
+                    _t46 = _t17 + _t26
+                    _t47 = _t22*((_t21 + _t46)/_t8)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+                    _t49 = _t14*_t5 + _t26
+                    _t50 = _t33*((_t21 + _t49)/_t8)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
+                    d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
+                    d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
+                    d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
+                    d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
+                    d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
+                    d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
+                    d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
+                    d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 
@@ -357,6 +563,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
+            _r15 = _f32(1.0)/_t8
+            _r16 = _f32(1.0)/_t9
             _t11 = px1 - tx1
             _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
             _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
@@ -369,21 +577,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
             _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-            _t23 = _t22*((_t18 + _t21)/_t8)
+            _t23 = _t22*((_t18 + _t21)*_r15)
             _t24 = -_t12 - _t13 + _f32(1.0)
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _t26 = _t0*_t25
             _t27 = _f32(0.5)*_t22
-            _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+            _t28 = _t27*((_t18 + _t20 - _t26)*_r15)
             _t29 = py1 - ty1
             _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
             _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
             _t32 = _t18 + _t25*_t3 + eps
             _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-            _t34 = _t33*((_t32 + inter)/_t8)
+            _t34 = _t33*((_t32 + inter)*_r15)
             _t35 = -_t30 - _t31 + _f32(1.0)
             _t36 = _f32(0.5)*_t33
-            _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+            _t37 = _t36*((-_t19*_t7 + _t32)*_r15)
             _t38 = _t4 + px2
             _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
             _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
@@ -393,19 +601,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
             _t45 = -_t43 - _t44 + _f32(1.0)
             _t46 = _t17 + _t26
-            _t47 = _t22*((_t21 + _t46)/_t8)
-            _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+            _t47 = _t22*((_t21 + _t46)*_r15)
+            _t48 = _t27*((-_t15 + _t20 + _t46)*_r15)
             _t49 = _t14*_t5 + _t26
-            _t50 = _t33*((_t21 + _t49)/_t8)
-            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
-            d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
-            d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
-            d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
-            d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
-            d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
-            d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
-            d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
-            d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+            _t50 = _t33*((_t21 + _t49)*_r15)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r15)
+            d_px1 = -_r16*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r15)
+            d_py1 = -_r16*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r15)
+            d_px2 = -_r16*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r15)
+            d_py2 = -_r16*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r15)
+            d_tx1 = -_r16*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r15)
+            d_ty1 = -_r16*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r15)
+            d_tx2 = -_r16*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r15)
+            d_ty2 = -_r16*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r15)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -415,13 +623,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _s2 = -max(py1, ty1) + min(py2, ty2)
+        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+            _ok = True
+        elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+            _ok = True
+        else:  # overlap
+            _t0 = max(_s1, _s1 - _s1)
+            _t1 = -py1 + py2
+            _t2 = -ty1 + ty2
+            _t3 = -px1 + px2
+            _t4 = -tx2
+            _t5 = -_t4 - tx1
+            _t6 = _s2
+            _t7 = max(_t6, _t6 - _t6)
+            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+            _t9 = inter/_t8
+            _a3 = abs(_t8)
+            _a4 = abs(_t9)
+            _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37)) & (_a4 >= _f32(2.350988701644575e-38)) & (_a4 <= _f32(4.253529586511731e+37))
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -430,6 +664,184 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _s2 = -max(py1, ty1) + min(py2, ty2)
+            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
+            if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+                value = _f32(math.nan)
+                d_px1 = _f32(math.nan)
+                d_py1 = _f32(math.nan)
+                d_px2 = _f32(math.nan)
+                d_py2 = _f32(math.nan)
+                d_tx1 = _f32(math.nan)
+                d_ty1 = _f32(math.nan)
+                d_tx2 = _f32(math.nan)
+                d_ty2 = _f32(math.nan)
+                _ok = True
+            elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+                value = _f32(math.inf)
+                d_px1 = _f32(math.nan)
+                d_py1 = _f32(math.nan)
+                d_px2 = _f32(math.nan)
+                d_py2 = _f32(math.nan)
+                d_tx1 = _f32(math.nan)
+                d_ty1 = _f32(math.nan)
+                d_tx2 = _f32(math.nan)
+                d_ty2 = _f32(math.nan)
+                _ok = True
+            else:  # overlap
+                _t0 = max(_s1, _s1 - _s1)
+                _t1 = -py1 + py2
+                _t2 = -ty1 + ty2
+                _s3 = py2 - ty2
+                _s4 = ty1 - py1
+                _s5 = py1 - ty1
+                _s6 = ty2 - py2
+                _s7 = px2 - tx2
+                _s8 = tx1 - px1
+                _s9 = px1 - tx1
+                _s10 = tx2 - px2
+                _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
+                value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+                _t3 = -px1 + px2
+                _t4 = -tx2
+                _t5 = -_t4 - tx1
+                _t6 = _s2
+                _t7 = max(_t6, _t6 - _t6)
+                _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
+                _t9 = inter/_t8
+                _a15 = abs(_t8)
+                _a16 = abs(_t9)
+                _ok = (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37)) & (_a16 >= _f32(2.350988701644575e-38)) & (_a16 <= _f32(4.253529586511731e+37))
+                if _ok:
+                    _r17 = _f32(1.0)/_t8
+                    _r18 = _f32(1.0)/_t9
+                    _t11 = px1 - tx1
+                    _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
+                    _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                    _t15 = _t0*_t14
+                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                    _t17 = _t16*_t2
+                    _t18 = _t15 + _t17
+                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                    _t20 = _t1*_t19 + eps
+                    _t21 = _t20 + inter
+                    _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                    _t23 = _t22*((_t18 + _t21)*_r17)
+                    _t24 = -_t12 - _t13 + _f32(1.0)
+                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                    _t26 = _t0*_t25
+                    _t27 = _f32(0.5)*_t22
+                    _t28 = _t27*((_t18 + _t20 - _t26)*_r17)
+                    _t29 = py1 - ty1
+                    _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
+                    _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
+                    _t32 = _t18 + _t25*_t3 + eps
+                    _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+                    _t34 = _t33*((_t32 + inter)*_r17)
+                    _t35 = -_t30 - _t31 + _f32(1.0)
+                    _t36 = _f32(0.5)*_t33
+                    _t37 = _t36*((-_t19*_t7 + _t32)*_r17)
+                    _t38 = _t4 + px2
+                    _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
+                    _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
+                    _t41 = -_t39 - _t40 + _f32(1.0)
+                    _t42 = py2 - ty2
+                    _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+                    _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
+                    _t45 = -_t43 - _t44 + _f32(1.0)
+                    _t46 = _t17 + _t26
+                    _t47 = _t22*((_t21 + _t46)*_r17)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)*_r17)
+                    _t49 = _t14*_t5 + _t26
+                    _t50 = _t33*((_t21 + _t49)*_r17)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r17)
+                    d_px1 = -_r18*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r17)
+                    d_py1 = -_r18*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r17)
+                    d_px2 = -_r18*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r17)
+                    d_py2 = -_r18*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r17)
+                    d_tx1 = -_r18*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r17)
+                    d_ty1 = -_r18*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r17)
+                    d_tx2 = -_r18*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r17)
+                    d_ty2 = -_r18*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r17)
+                else:
+                    _t11 = px1 - tx1
+                    _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
+                    _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                    _t15 = _t0*_t14
+                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                    _t17 = _t16*_t2
+                    _t18 = _t15 + _t17
+                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                    _t20 = _t1*_t19 + eps
+                    _t21 = _t20 + inter
+                    _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                    _t23 = _t22*((_t18 + _t21)/_t8)
+                    _t24 = -_t12 - _t13 + _f32(1.0)
+                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
+                    _t26 = _t0*_t25
+                    _t27 = _f32(0.5)*_t22
+                    _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
+                    _t29 = py1 - ty1
+                    _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
+                    _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
+                    _t32 = _t18 + _t25*_t3 + eps
+                    _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+                    _t34 = _t33*((_t32 + inter)/_t8)
+                    _t35 = -_t30 - _t31 + _f32(1.0)
+                    _t36 = _f32(0.5)*_t33
+                    _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
+                    _t38 = _t4 + px2
+                    _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
+                    _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
+                    _t41 = -_t39 - _t40 + _f32(1.0)
+                    _t42 = py2 - ty2
+                    _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
+                    _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
+                    _t45 = -_t43 - _t44 + _f32(1.0)
+                    _t46 = _t17 + _t26
+                    _t47 = _t22*((_t21 + _t46)/_t8)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
+                    _t49 = _t14*_t5 + _t26
+                    _t50 = _t33*((_t21 + _t49)/_t8)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
+                    d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
+                    d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
+                    d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
+                    d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
+                    d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
+                    d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
+                    d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
+                    d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 

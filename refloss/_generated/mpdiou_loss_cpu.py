@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 45731bf7f29eb92e
+# scalar kernels: sha256 46304e68719211a6
 """MPDIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -109,10 +109,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
         _s9 = -max(py1, ty1) + min(py2, ty2)
         value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_t0*_t0) + (_t1*_t1) + (_t2*_t2) + (_t3*_t3))/image_size
-        _t8 = 2.0/image_size
-        _t9 = _t0*_t8
-        _t10 = px1 - tx1
-        _t11 = 1.0 if -_t10 > 0.0 else 0.0
         _t12 = _s9
         _t13 = max(_t12, _t12 - _t12)
         _t14 = _t13*_t6
@@ -120,7 +116,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t16 = -tx2
         _t17 = -_t16 - tx1
         _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _t19 = _t14/_t18
+        _r10 = 1.0/_t18
+        _t8 = 2.0/image_size
+        _t9 = _t0*_t8
+        _t10 = px1 - tx1
+        _t11 = 1.0 if -_t10 > 0.0 else 0.0
+        _t19 = _t14*_r10
         _t20 = 1.0 if _t10 > 0.0 else 0.0
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
@@ -131,22 +132,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
         _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
-        _t30 = _t29*((_t25 + _t28)/_t18)
+        _t30 = _t29*((_t25 + _t28)*_r10)
         _t31 = -_t11 - _t20 + 1.0
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t33 = _t32*_t6
         _t34 = 0.5*_t29
-        _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+        _t35 = _t34*((_t25 + _t27 - _t33)*_r10)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
         _t38 = 1.0 if -_t37 > 0.0 else 0.0
         _t39 = 1.0 if _t37 > 0.0 else 0.0
         _t40 = _t15*_t32 + _t25 + eps
         _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
-        _t42 = _t41*((_t14 + _t40)/_t18)
+        _t42 = _t41*((_t14 + _t40)*_r10)
         _t43 = -_t38 - _t39 + 1.0
         _t44 = 0.5*_t41
-        _t45 = _t44*((-_t13*_t26 + _t40)/_t18)
+        _t45 = _t44*((-_t13*_t26 + _t40)*_r10)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
         _t48 = 1.0 if _t47 > 0.0 else 0.0
@@ -158,19 +159,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t54 = 1.0 if -_t52 > 0.0 else 0.0
         _t55 = -_t53 - _t54 + 1.0
         _t56 = _t22 + _t33
-        _t57 = _t29*((_t28 + _t56)/_t18)
-        _t58 = _t34*((-_t24 + _t27 + _t56)/_t18)
+        _t57 = _t29*((_t28 + _t56)*_r10)
+        _t58 = _t34*((-_t24 + _t27 + _t56)*_r10)
         _t59 = _t17*_t23 + _t33
-        _t60 = _t41*((_t28 + _t59)/_t18)
-        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)/_t18)
-        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)/_t18)
-        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)/_t18)
-        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)/_t18)
-        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)/_t18)
-        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)/_t18)
-        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)/_t18)
-        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)/_t18)
-        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)/_t18)
+        _t60 = _t41*((_t28 + _t59)*_r10)
+        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r10)
+        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r10)
+        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r10)
+        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r10)
+        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r10)
+        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r10)
+        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r10)
+        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r10)
+        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r10)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -180,13 +181,31 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = _t13*_t6
+        _t15 = -px1 + px2
+        _t16 = -tx2
+        _t17 = -_t16 - tx1
+        _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
+        _a2 = abs(_t18)
+        _ok = (_a2 >= 4.450147717014403e-308) & (_a2 <= 2.247116418577895e+307)
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -195,6 +214,170 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_t0*_t0) + (_t1*_t1) + (_t2*_t2) + (_t3*_t3))/image_size
+            _t12 = _s9
+            _t13 = max(_t12, _t12 - _t12)
+            _t14 = _t13*_t6
+            _t15 = -px1 + px2
+            _t16 = -tx2
+            _t17 = -_t16 - tx1
+            _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
+            _a10 = abs(_t18)
+            _ok = (_a10 >= 4.450147717014403e-308) & (_a10 <= 2.247116418577895e+307)
+            if _ok:
+                _r11 = 1.0/_t18
+                _t8 = 2.0/image_size
+                _t9 = _t0*_t8
+                _t10 = px1 - tx1
+                _t11 = 1.0 if -_t10 > 0.0 else 0.0
+                _t19 = _t14*_r11
+                _t20 = 1.0 if _t10 > 0.0 else 0.0
+                _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+                _t22 = _t21*_t5
+                _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+                _t24 = _t23*_t6
+                _t25 = _t22 + _t24
+                _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+                _t27 = _t26*_t4 + eps
+                _t28 = _t14 + _t27
+                _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
+                _t30 = _t29*((_t25 + _t28)*_r11)
+                _t31 = -_t11 - _t20 + 1.0
+                _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+                _t33 = _t32*_t6
+                _t34 = 0.5*_t29
+                _t35 = _t34*((_t25 + _t27 - _t33)*_r11)
+                _t36 = _t2*_t8
+                _t37 = py1 - ty1
+                _t38 = 1.0 if -_t37 > 0.0 else 0.0
+                _t39 = 1.0 if _t37 > 0.0 else 0.0
+                _t40 = _t15*_t32 + _t25 + eps
+                _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
+                _t42 = _t41*((_t14 + _t40)*_r11)
+                _t43 = -_t38 - _t39 + 1.0
+                _t44 = 0.5*_t41
+                _t45 = _t44*((-_t13*_t26 + _t40)*_r11)
+                _t46 = _t1*_t8
+                _t47 = _t16 + px2
+                _t48 = 1.0 if _t47 > 0.0 else 0.0
+                _t49 = 1.0 if -_t47 > 0.0 else 0.0
+                _t50 = -_t48 - _t49 + 1.0
+                _t51 = _t3*_t8
+                _t52 = py2 - ty2
+                _t53 = 1.0 if _t52 > 0.0 else 0.0
+                _t54 = 1.0 if -_t52 > 0.0 else 0.0
+                _t55 = -_t53 - _t54 + 1.0
+                _t56 = _t22 + _t33
+                _t57 = _t29*((_t28 + _t56)*_r11)
+                _t58 = _t34*((-_t24 + _t27 + _t56)*_r11)
+                _t59 = _t17*_t23 + _t33
+                _t60 = _t41*((_t28 + _t59)*_r11)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r11)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r11)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r11)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r11)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r11)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r11)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r11)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r11)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r11)
+            else:
+                _t8 = 2.0/image_size
+                _t9 = _t0*_t8
+                _t10 = px1 - tx1
+                _t11 = 1.0 if -_t10 > 0.0 else 0.0
+                _t19 = _t14/_t18
+                _t20 = 1.0 if _t10 > 0.0 else 0.0
+                _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+                _t22 = _t21*_t5
+                _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+                _t24 = _t23*_t6
+                _t25 = _t22 + _t24
+                _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+                _t27 = _t26*_t4 + eps
+                _t28 = _t14 + _t27
+                _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
+                _t30 = _t29*((_t25 + _t28)/_t18)
+                _t31 = -_t11 - _t20 + 1.0
+                _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+                _t33 = _t32*_t6
+                _t34 = 0.5*_t29
+                _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+                _t36 = _t2*_t8
+                _t37 = py1 - ty1
+                _t38 = 1.0 if -_t37 > 0.0 else 0.0
+                _t39 = 1.0 if _t37 > 0.0 else 0.0
+                _t40 = _t15*_t32 + _t25 + eps
+                _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
+                _t42 = _t41*((_t14 + _t40)/_t18)
+                _t43 = -_t38 - _t39 + 1.0
+                _t44 = 0.5*_t41
+                _t45 = _t44*((-_t13*_t26 + _t40)/_t18)
+                _t46 = _t1*_t8
+                _t47 = _t16 + px2
+                _t48 = 1.0 if _t47 > 0.0 else 0.0
+                _t49 = 1.0 if -_t47 > 0.0 else 0.0
+                _t50 = -_t48 - _t49 + 1.0
+                _t51 = _t3*_t8
+                _t52 = py2 - ty2
+                _t53 = 1.0 if _t52 > 0.0 else 0.0
+                _t54 = 1.0 if -_t52 > 0.0 else 0.0
+                _t55 = -_t53 - _t54 + 1.0
+                _t56 = _t22 + _t33
+                _t57 = _t29*((_t28 + _t56)/_t18)
+                _t58 = _t34*((-_t24 + _t27 + _t56)/_t18)
+                _t59 = _t17*_t23 + _t33
+                _t60 = _t41*((_t28 + _t59)/_t18)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)/_t18)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)/_t18)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)/_t18)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)/_t18)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)/_t18)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)/_t18)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)/_t18)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)/_t18)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)/_t18)
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 
@@ -303,10 +486,6 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
         _s9 = -max(py1, ty1) + min(py2, ty2)
         value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_t0*_t0) + (_t1*_t1) + (_t2*_t2) + (_t3*_t3))/image_size
-        _t8 = _f32(2.0)/image_size
-        _t9 = _t0*_t8
-        _t10 = px1 - tx1
-        _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
         _t12 = _s9
         _t13 = max(_t12, _t12 - _t12)
         _t14 = _t13*_t6
@@ -314,7 +493,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t16 = -tx2
         _t17 = -_t16 - tx1
         _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _t19 = _t14/_t18
+        _r10 = _f32(1.0)/_t18
+        _t8 = _f32(2.0)/image_size
+        _t9 = _t0*_t8
+        _t10 = px1 - tx1
+        _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
+        _t19 = _t14*_r10
         _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
@@ -325,22 +509,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
         _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-        _t30 = _t29*((_t25 + _t28)/_t18)
+        _t30 = _t29*((_t25 + _t28)*_r10)
         _t31 = -_t11 - _t20 + _f32(1.0)
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t33 = _t32*_t6
         _t34 = _f32(0.5)*_t29
-        _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+        _t35 = _t34*((_t25 + _t27 - _t33)*_r10)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
         _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
         _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
         _t40 = _t15*_t32 + _t25 + eps
         _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-        _t42 = _t41*((_t14 + _t40)/_t18)
+        _t42 = _t41*((_t14 + _t40)*_r10)
         _t43 = -_t38 - _t39 + _f32(1.0)
         _t44 = _f32(0.5)*_t41
-        _t45 = _t44*((-_t13*_t26 + _t40)/_t18)
+        _t45 = _t44*((-_t13*_t26 + _t40)*_r10)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
         _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
@@ -352,19 +536,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
         _t55 = -_t53 - _t54 + _f32(1.0)
         _t56 = _t22 + _t33
-        _t57 = _t29*((_t28 + _t56)/_t18)
-        _t58 = _t34*((-_t24 + _t27 + _t56)/_t18)
+        _t57 = _t29*((_t28 + _t56)*_r10)
+        _t58 = _t34*((-_t24 + _t27 + _t56)*_r10)
         _t59 = _t17*_t23 + _t33
-        _t60 = _t41*((_t28 + _t59)/_t18)
-        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)/_t18)
-        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)/_t18)
-        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)/_t18)
-        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)/_t18)
-        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)/_t18)
-        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)/_t18)
-        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)/_t18)
-        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)/_t18)
-        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)/_t18)
+        _t60 = _t41*((_t28 + _t59)*_r10)
+        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r10)
+        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r10)
+        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r10)
+        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r10)
+        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r10)
+        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r10)
+        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r10)
+        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r10)
+        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r10)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -374,13 +558,31 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
     _bad = 0
+    _far = 0
     for _i in range(_m):
+        px1 = _pred[4 * _i]
+        py1 = _pred[4 * _i + 1]
+        px2 = _pred[4 * _i + 2]
+        py2 = _pred[4 * _i + 3]
+        tx1 = _target[4 * _i]
+        ty1 = _target[4 * _i + 1]
+        tx2 = _target[4 * _i + 2]
+        ty2 = _target[4 * _i + 3]
+        _t4 = -py1 + py2
+        _t5 = -ty1 + ty2
+        _s1 = -max(px1, tx1) + min(px2, tx2)
+        _t6 = max(_s1, _s1 - _s1)
+        _t12 = -max(py1, ty1) + min(py2, ty2)
+        _t13 = max(_t12, _t12 - _t12)
+        _t14 = _t13*_t6
+        _t15 = -px1 + px2
+        _t16 = -tx2
+        _t17 = -_t16 - tx1
+        _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
+        _a2 = abs(_t18)
+        _ok = (_a2 >= _f32(2.350988701644575e-38)) & (_a2 <= _f32(4.253529586511731e+37))
+        _far += 0 if _ok else 1
         _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
                 + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
                 + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
@@ -389,6 +591,170 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
                 | ((_target[4 * _i + 2] < _target[4 * _i]))
                 | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    if _far != 0:
+        for _i in range(_m):
+            px1 = _pred[4 * _i]
+            py1 = _pred[4 * _i + 1]
+            px2 = _pred[4 * _i + 2]
+            py2 = _pred[4 * _i + 3]
+            tx1 = _target[4 * _i]
+            ty1 = _target[4 * _i + 1]
+            tx2 = _target[4 * _i + 2]
+            ty2 = _target[4 * _i + 3]
+            _t0 = px1 - tx1
+            _t1 = px2 - tx2
+            _t2 = py1 - ty1
+            _t3 = py2 - ty2
+            _t4 = -py1 + py2
+            _t5 = -ty1 + ty2
+            _s1 = -max(px1, tx1) + min(px2, tx2)
+            _t6 = max(_s1, _s1 - _s1)
+            _s2 = tx1 - px1
+            _s3 = tx2 - px2
+            _s4 = ty1 - py1
+            _s5 = ty2 - py2
+            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
+            _s9 = -max(py1, ty1) + min(py2, ty2)
+            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_t0*_t0) + (_t1*_t1) + (_t2*_t2) + (_t3*_t3))/image_size
+            _t12 = _s9
+            _t13 = max(_t12, _t12 - _t12)
+            _t14 = _t13*_t6
+            _t15 = -px1 + px2
+            _t16 = -tx2
+            _t17 = -_t16 - tx1
+            _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
+            _a10 = abs(_t18)
+            _ok = (_a10 >= _f32(2.350988701644575e-38)) & (_a10 <= _f32(4.253529586511731e+37))
+            if _ok:
+                _r11 = _f32(1.0)/_t18
+                _t8 = _f32(2.0)/image_size
+                _t9 = _t0*_t8
+                _t10 = px1 - tx1
+                _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
+                _t19 = _t14*_r11
+                _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+                _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+                _t22 = _t21*_t5
+                _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+                _t24 = _t23*_t6
+                _t25 = _t22 + _t24
+                _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+                _t27 = _t26*_t4 + eps
+                _t28 = _t14 + _t27
+                _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                _t30 = _t29*((_t25 + _t28)*_r11)
+                _t31 = -_t11 - _t20 + _f32(1.0)
+                _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+                _t33 = _t32*_t6
+                _t34 = _f32(0.5)*_t29
+                _t35 = _t34*((_t25 + _t27 - _t33)*_r11)
+                _t36 = _t2*_t8
+                _t37 = py1 - ty1
+                _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
+                _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
+                _t40 = _t15*_t32 + _t25 + eps
+                _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+                _t42 = _t41*((_t14 + _t40)*_r11)
+                _t43 = -_t38 - _t39 + _f32(1.0)
+                _t44 = _f32(0.5)*_t41
+                _t45 = _t44*((-_t13*_t26 + _t40)*_r11)
+                _t46 = _t1*_t8
+                _t47 = _t16 + px2
+                _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
+                _t49 = _f32(1.0) if -_t47 > _f32(0.0) else _f32(0.0)
+                _t50 = -_t48 - _t49 + _f32(1.0)
+                _t51 = _t3*_t8
+                _t52 = py2 - ty2
+                _t53 = _f32(1.0) if _t52 > _f32(0.0) else _f32(0.0)
+                _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
+                _t55 = -_t53 - _t54 + _f32(1.0)
+                _t56 = _t22 + _t33
+                _t57 = _t29*((_t28 + _t56)*_r11)
+                _t58 = _t34*((-_t24 + _t27 + _t56)*_r11)
+                _t59 = _t17*_t23 + _t33
+                _t60 = _t41*((_t28 + _t59)*_r11)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r11)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r11)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r11)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r11)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r11)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r11)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r11)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r11)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r11)
+            else:
+                _t8 = _f32(2.0)/image_size
+                _t9 = _t0*_t8
+                _t10 = px1 - tx1
+                _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
+                _t19 = _t14/_t18
+                _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+                _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
+                _t22 = _t21*_t5
+                _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
+                _t24 = _t23*_t6
+                _t25 = _t22 + _t24
+                _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
+                _t27 = _t26*_t4 + eps
+                _t28 = _t14 + _t27
+                _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+                _t30 = _t29*((_t25 + _t28)/_t18)
+                _t31 = -_t11 - _t20 + _f32(1.0)
+                _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
+                _t33 = _t32*_t6
+                _t34 = _f32(0.5)*_t29
+                _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
+                _t36 = _t2*_t8
+                _t37 = py1 - ty1
+                _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
+                _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
+                _t40 = _t15*_t32 + _t25 + eps
+                _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+                _t42 = _t41*((_t14 + _t40)/_t18)
+                _t43 = -_t38 - _t39 + _f32(1.0)
+                _t44 = _f32(0.5)*_t41
+                _t45 = _t44*((-_t13*_t26 + _t40)/_t18)
+                _t46 = _t1*_t8
+                _t47 = _t16 + px2
+                _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
+                _t49 = _f32(1.0) if -_t47 > _f32(0.0) else _f32(0.0)
+                _t50 = -_t48 - _t49 + _f32(1.0)
+                _t51 = _t3*_t8
+                _t52 = py2 - ty2
+                _t53 = _f32(1.0) if _t52 > _f32(0.0) else _f32(0.0)
+                _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
+                _t55 = -_t53 - _t54 + _f32(1.0)
+                _t56 = _t22 + _t33
+                _t57 = _t29*((_t28 + _t56)/_t18)
+                _t58 = _t34*((-_t24 + _t27 + _t56)/_t18)
+                _t59 = _t17*_t23 + _t33
+                _t60 = _t41*((_t28 + _t59)/_t18)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)/_t18)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)/_t18)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)/_t18)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)/_t18)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)/_t18)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)/_t18)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)/_t18)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)/_t18)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)/_t18)
+            if not _ok:
+                _d_pred[4 * _i] = d_px1
+                _d_pred[4 * _i + 1] = d_py1
+                _d_pred[4 * _i + 2] = d_px2
+                _d_pred[4 * _i + 3] = d_py2
+                _d_target[4 * _i] = d_tx1
+                _d_target[4 * _i + 1] = d_ty1
+                _d_target[4 * _i + 2] = d_tx2
+                _d_target[4 * _i + 3] = d_ty2
+    if divisor != 1.0:
+        for _i in range(_d_pred.shape[0]):
+            _d_pred[_i] /= divisor
+        for _i in range(_d_target.shape[0]):
+            _d_target[_i] /= divisor
     return _bad
 
 

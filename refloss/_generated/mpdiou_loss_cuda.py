@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 45731bf7f29eb92e
+# scalar kernels: sha256 46304e68719211a6
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

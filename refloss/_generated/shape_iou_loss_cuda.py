@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 afe05da8a5e1f3ec
+# scalar kernels: sha256 6ac41a87847494bc
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

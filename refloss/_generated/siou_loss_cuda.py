@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b191e84e978797db
+# scalar kernels: sha256 3ef089a709f72e07
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

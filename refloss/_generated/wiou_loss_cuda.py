@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c8cddc777a0317b0
+# scalar kernels: sha256 10b7884b7b59444b
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
