@@ -794,7 +794,7 @@ def _denominators(subs, exprs) -> dict:
                 b, k = node.base, -int(node.exp)
             else:
                 continue
-            if not b.is_Number:
+            if b.free_symbols:  # (a constant's quotient stays one rounding; LLVM folds it anyway)
                 count[b] = count.get(b, 0) + 1
                 power[b] = max(power.get(b, 0), k)
     return {b: power[b] for b in count if count[b] > 1}

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d8a1ae9266004e7f
+# scalar kernels: sha256 75c71296f503bb5e
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 779863d98c032787
+# scalar kernels: sha256 abcedbb1d6400ed6
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
