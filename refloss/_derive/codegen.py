@@ -815,7 +815,7 @@ def _with_reciprocals(expr, recips: dict):
 
 def _needed(subs, exprs) -> list:
     """The assignments of ``subs`` (in order) that ``exprs`` need, directly or through others."""
-    needed = set().union(set(), *(sp.sympify(e).free_symbols for e in exprs))
+    needed = set().union(*(sp.sympify(e).free_symbols for e in exprs))
     out = []
     for sym, value in reversed(subs):
         if sym in needed:
@@ -927,7 +927,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         if grads:
             for sym, value in pre:
                 emit(indent, sym.name, value)
-            rest = subs[len(pre):] if pre == subs[:len(pre)] else [sv for sv in subs if sv not in pre]
+            rest = [sv for sv in subs if sv not in pre]
 
             def program(ind: str, r: dict) -> None:
                 for sym, value in rest:
@@ -979,8 +979,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
 
 
 def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:
-    """``lo <= abs(b) <= hi and ...``: every denominator of ``recips`` ({b: its highest power k}) in the range
-    where 1/b and its powers up to k are normal (2^(-e/k)..2^(e/k)); false where one is NaN."""
+    """``(_a >= lo) & (_a <= hi) & ...``, _a = abs(b): every denominator of ``recips`` ({b: its highest power
+    k}) in the range where 1/b and its powers up to k are normal (2^(-e/k)..2^(e/k)); false where one is NaN."""
     e = _RECIPROCAL_EXP[printer.precision]
     parts = []
     for b, k in recips.items():
@@ -1531,7 +1531,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     the vector width).
 
     A ``reciprocal`` kernel's gradient loop multiplies by the reciprocals (the "fast" form of
-    :func:`scalar_function`); a loop of its own counts the elements whose denominators are out of
+    :func:`scalar_function`); the counting loop also counts the elements whose denominators are out of
     the reciprocals' safe range (the "check" form), and where there are any, one more loop gives
     those elements the scalar kernel's gradients (its quotients), so that an element's result never
     depends on its neighbours in the block."""
