@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step, Variant
-from refloss._derive.functions import AtanRatio, Detach, Step as Gate
+from refloss._derive.functions import AtanRatio, Detach, Group, Step as Gate
 from .diou_loss import distance
 from .iou_loss import EPS
 from refloss._info import Properties
@@ -26,9 +26,14 @@ d_atan = sp.Symbol("d_atan", real=True)
 
 D = AtanRatio(B.wt, B.ht, 0) - AtanRatio(B.wp, B.hp, dk)
 v = 4 / sp.pi**2 * D**2
-alpha = v / (B.one_minus_iou_diff + v + B.eps)  # eps where torchvision puts it (0 by default: the exact formula)
+# eps where torchvision puts it (0 by default: the exact formula).  The denominators are 0 only at identical
+# boxes (eps = 0), where v = 0: 1 - [v > 0] (0 wherever v > 0, an exact addition) keeps them from 0/0 there, so
+# that alpha = 0 and alpha v = 0 in the kernel's one branch (as alpha_iou_loss; two branches, one for v = 0,
+# made the compiler evaluate both for every element of a vector loop)
+no_aspect = Group(1 - Gate(v))
+alpha = v / (B.one_minus_iou_diff + v + B.eps + no_aspect)
 alpha_eff = Gate(B.iou - gate) * (g * alpha + (1 - g) * Detach(alpha))
-aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v + B.eps)  # alpha v without 0/0 at identical boxes
+aspect_value = Gate(B.iou - gate) * v**2 / (B.one_minus_iou + v + B.eps + no_aspect)  # alpha v, 0 if v = 0
 
 PARAMS = [
     EPS,
@@ -61,7 +66,7 @@ def doc_steps(metric: bool) -> list:
              "L = 1 - \\mathrm{IoU} + \\frac{\\rho^2}{c^2 + \\epsilon} + \\alpha v")
     return B.DISTANCE_STEPS + [
         Step("The aspect-ratio term compares the predicted and target aspect ratios through $D$ (`d_atan` in the "
-             "kernel branches below; $\\arctan(w/h)$ is evaluated as atan2(w, h)):", "D",
+             "kernel below; $\\arctan(w/h)$ is evaluated as atan2(w, h)):", "D",
              "\\arctan(w_t/h_t) - \\arctan(w_p/h_p)"),
         Step("", "v", 4 * D**2 / sp.pi**2),
         Step("with its weight", "\\alpha", "\\frac{v}{1 - \\mathrm{IoU} + v + \\epsilon}"),
@@ -95,10 +100,7 @@ def kernel(sign, checks):
     base_value = (B.one_minus_iou + distance) if sign == 1 else (B.iou - distance)
     base_diff = (1 - B.iou + distance) if sign == 1 else (B.iou - distance)
     return B.box_kernel(
-        [
-            (sp.Eq(d_atan, 0), base_value, base_diff, "equal aspect ratios: v = 0, no aspect term"),
-            (None, base_value + sign * aspect_value, base_diff + sign * alpha_eff * v, "aspect term alpha v"),
-        ],
+        [(None, base_value + sign * aspect_value, base_diff + sign * alpha_eff * v, "aspect term alpha v (0 where v = 0)")],
         args=ARGS, prelude=((d_atan, D),), checks=checks)
 
 

@@ -150,6 +150,39 @@ def test_ciou_is_zero_not_nan_for_identical_boxes_and_finite_at_zero_height():
     assert np.isfinite(v) and np.all(np.isfinite(gp)) and np.all(np.isfinite(gt))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ciou_at_equal_aspect_ratios_is_diou_at_every_scale(dtype):
+    """v = 0 where the aspect ratios are equal (identical boxes included): CIoU is DIoU, value and gradients.
+    The kernel has one branch (the aspect term's denominators add 1 - [v > 0], not a second body for v = 0),
+    so this is the aspect term vanishing, not a branch taken; down to boxes whose w^2 + h^2 underflows (atan2's
+    slope is evaluated without it: 0 times it stays 0)."""
+    rng = np.random.default_rng(7)
+    n = 300
+    xy = rng.integers(-20, 20, (n, 2)).astype(float)
+    wh = rng.integers(1, 10, (n, 2)).astype(float)
+    c = xy + rng.integers(-3, 4, (n, 2))
+    p = np.concatenate([xy, xy + wh], 1)
+    t = np.concatenate([c, c + rng.choice([0.5, 1.0, 2.0, 4.0], (n, 1)) * wh], 1)  # exactly the same w/h
+    t[:30] = p[:30]
+    top = 300 if dtype == np.float64 else 40
+    for k in (-top, -20, 0, 20, top):
+        P, T = (p * 2.0**k).astype(dtype), (t * 2.0**k).astype(dtype)
+        v, (gp, gt) = rl.ciou_loss.value_and_grad(P, T)
+        w, (hp, ht) = rl.diou_loss.value_and_grad(P, T)
+        assert v.dtype == dtype and np.all(np.isfinite(v)) and np.all(v[:30] == 0)
+        np.testing.assert_allclose(v, w, rtol=4 * np.finfo(dtype).eps, atol=0)
+        scale = np.abs(np.concatenate([hp, ht], 1)).max(1, keepdims=True)
+        for g, h in ((gp, hp), (gt, ht)):
+            assert np.all(np.abs(g - h) <= 4 * np.finfo(dtype).eps * scale)
+    tiny = dtype(1e-160 if dtype == np.float64 else 1e-30)  # w^2 + h^2 underflows; eps keeps the union > 0
+    b = np.array([0.0, 0.0, 2.0, 1.0], dtype) * tiny
+    v, (gp, gt) = rl.ciou_loss.value_and_grad(b, b, eps=1e-7)
+    w, (hp, ht) = rl.diou_loss.value_and_grad(b, b, eps=1e-7)
+    assert v == w == 1.0  # IoU = I/(U + eps) with I ~ 1e-320: 0
+    np.testing.assert_array_equal(gp, hp)
+    np.testing.assert_array_equal(gt, ht)
+
+
 def test_focal_eiou_mean_normalises_by_the_weights():
     p, t = _generic()
     per = rl.focal_eiou_loss(p, t)

@@ -16,7 +16,7 @@ And two devices for conventions peers use in their backward passes:
 - ``AtanRatio(w, h, d)``: atan2(w, h) = arctan(w/h) for h > 0, with a gradient finite at
   h = 0; ``d`` = 1 multiplies its gradient by w^2 + h^2 (the DIoU paper's darknet
   simplification of CIoU's dv/dw, dv/dh), d = 0 is the exact derivative.  At w = h = 0 (a
-  point), where atan2 has no derivative (no limit either), the gradient is 0 (``AtanNorm``).
+  point), where atan2 has no derivative (no limit either), the gradient is 0 (``AtanSlope``).
 - ``Quot(a, b)``: a/b, differentiated as (da - (a/b) db)/b: no b^2, which underflows for a
   tiny stabiliser b = eps (0 < eps < ~1e-154 at zero union: 0/0 where the gradient is 0).
 - ``HandDiff(x, key)``: x, differentiated by the rule registered as ``HAND_RULES[key]`` (s ->
@@ -153,19 +153,21 @@ class AtanRatio(sp.Function):
 
     def fdiff(self, argindex=1):
         w, h, d = self.args
-        scale = (1 - d) * AtanNorm(w, h) + d
         if argindex == 1:
-            return h * scale
+            return (1 - d) * AtanSlope(h, w, h) + d * h
         if argindex == 2:
-            return -w * scale
+            return -((1 - d) * AtanSlope(w, w, h) + d * w)
         return sp.Integer(0)
 
 
-class AtanNorm(sp.Function):
-    """1/(w^2 + h^2), the factor of atan2's gradient; 0 at w = h = 0, where atan2 has no
-    derivative (the convention: a point contributes no gradient through atan2)."""
+class AtanSlope(sp.Function):
+    """a/(w^2 + h^2) for a = w or h (atan2's partial derivatives); 0 at w = h = 0, where atan2 has no
+    derivative (the convention: a point contributes no gradient through atan2).  Evaluated as
+    (a/m)/(m (1 + q^2)), m = max(|w|, |h|), q = min(|w|, |h|)/m (a/m is +-1 or +-q): w^2 + h^2 itself
+    overflows or underflows for sides beyond ~2^+-511 (float64), 2^+-63 (float32), where 1/(w^2 + h^2)
+    would be inf or a lost digit and a zero factor times it NaN."""
 
-    nargs = 2
+    nargs = 3
 
 
 class Quot(sp.Function):
@@ -224,7 +226,7 @@ def plain(expr):
         .replace(Detach, lambda x: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
-        .replace(AtanNorm, lambda w, h: 1 / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
+        .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
         .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 abcedbb1d6400ed6
+# scalar kernels: sha256 ef364b9e4aab4dfc
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

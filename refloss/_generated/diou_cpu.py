@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4b968cf08a71c997
+# scalar kernels: sha256 fb552a769eb0ed85
 """DIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -72,6 +72,7 @@ def value_f64(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -104,8 +105,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t24 = _s2
         _t25 = max(_t24, _t24 - _t24)
         _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-        _r8 = 1.0/_t12
-        _r9 = 1.0/_t26
+        _a8 = abs(_t12)
+        _a9 = abs(_t26)
+        _ok = (_a8 >= 4.450147717014403e-308) & (_a8 <= 2.247116418577895e+307) & (_a9 >= 4.450147717014403e-308) & (_a9 <= 2.247116418577895e+307)
+        _inv0 = 1.0/_t12
+        _inv1 = 1.0/_t26
         _t1 = px1 - tx1
         _t2 = px2 - tx2
         _t3 = 0.5*_t1 + 0.5*_t2
@@ -115,10 +119,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t8 = py1 - ty1
         _t9 = py2 - ty2
         _t10 = 0.5*_t8 + 0.5*_t9
-        _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))*_r8)
+        _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))*_inv0)
         _t14 = _t13*_t7
         _t16 = 1.0 if _t6 > 0.0 else 0.0
-        _t27 = _t0*_r9
+        _t27 = _t0*_inv1
         _t28 = 1.0 if _t5 > 0.0 else 0.0
         _s10 = tx2 - px2
         _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
@@ -132,13 +136,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t35 = _t15*_t34 + eps
         _t36 = _t0 + _t35
         _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-        _t38 = _t37*((_t33 + _t36)*_r9)
+        _t38 = _t37*((_t33 + _t36)*_inv1)
         _t39 = -_t16 - _t28 + 1.0
         _s13 = ty1 - py1
         _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
         _t41 = _t23*_t40
         _t42 = 0.5*_t37
-        _t43 = _t42*((_t33 + _t35 - _t41)*_r9)
+        _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
         _t44 = -_t10
         _t45 = py1 - ty1
         _t46 = -_t45
@@ -147,10 +151,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t49 = 1.0 if _t45 > 0.0 else 0.0
         _t50 = _t17*_t40 + _t33 + eps
         _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-        _t52 = _t51*((_t0 + _t50)*_r9)
+        _t52 = _t51*((_t0 + _t50)*_inv1)
         _t53 = -_t48 - _t49 + 1.0
         _t54 = 0.5*_t51
-        _t55 = _t54*((-_t25*_t34 + _t50)*_r9)
+        _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
         _t56 = _t18 + px2
         _t57 = 1.0 if _t56 > 0.0 else 0.0
         _t58 = -_t56
@@ -162,27 +166,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t64 = 1.0 if _t63 > 0.0 else 0.0
         _t65 = -_t62 - _t64 + 1.0
         _t66 = _t30 + _t41
-        _t67 = _t37*((_t36 + _t66)*_r9)
-        _t68 = _t42*((-_t32 + _t35 + _t66)*_r9)
+        _t67 = _t37*((_t36 + _t66)*_inv1)
+        _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
         _t69 = _t19*_t31 + _t41
-        _t70 = _t51*((_t36 + _t69)*_r9)
-        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_r9)
-        _s14 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))*_r8
-        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_r9) + _s14
-        _s15 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_r8
-        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_r9) + _s15
-        _s16 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))*_r8
-        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_r9) + _s16
-        _s17 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_r8
-        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_r9) + _s17
-        _s18 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))*_r8
-        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_r9) + _s18
-        _s19 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_r8
-        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_r9) + _s19
-        _s20 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_r8
-        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_r9) + _s20
-        _s21 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_r8
-        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_r9) + _s21
+        _t70 = _t51*((_t36 + _t69)*_inv1)
+        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
+        _s14 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))*_inv0
+        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + _s14
+        _s15 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_inv0
+        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + _s15
+        _s16 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))*_inv0
+        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + _s16
+        _s17 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0
+        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + _s17
+        _s18 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))*_inv0
+        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + _s18
+        _s19 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_inv0
+        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + _s19
+        _s20 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
+        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + _s20
+        _s21 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_inv0
+        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + _s21
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -192,44 +197,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t11 = max(py2, ty2) - min(py1, ty1)
-        _t12 = (_t11*_t11) + (_t7*_t7) + eps
-        _t15 = -py1 + py2
-        _t17 = -px1 + px2
-        _t18 = -tx2
-        _t19 = -_t18 - tx1
-        _t20 = -ty2
-        _t21 = -_t20 - ty1
-        _t22 = -max(px1, tx1) + min(px2, tx2)
-        _t23 = max(_t22, _t22 - _t22)
-        _t24 = -max(py1, ty1) + min(py2, ty2)
-        _t25 = max(_t24, _t24 - _t24)
-        _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-        _a1 = abs(_t12)
-        _a2 = abs(_t26)
-        _ok = (_a1 >= 4.450147717014403e-308) & (_a1 <= 2.247116418577895e+307) & (_a2 >= 4.450147717014403e-308) & (_a2 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -266,8 +234,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a9 = abs(_t26)
             _ok = (_a8 >= 4.450147717014403e-308) & (_a8 <= 2.247116418577895e+307) & (_a9 >= 4.450147717014403e-308) & (_a9 <= 2.247116418577895e+307)
             if _ok:
-                _r10 = 1.0/_t12
-                _r11 = 1.0/_t26
+                _inv0 = 1.0/_t12
+                _inv1 = 1.0/_t26
                 _t1 = px1 - tx1
                 _t2 = px2 - tx2
                 _t3 = 0.5*_t1 + 0.5*_t2
@@ -277,30 +245,30 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8 = py1 - ty1
                 _t9 = py2 - ty2
                 _t10 = 0.5*_t8 + 0.5*_t9
-                _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))*_r10)
+                _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))*_inv0)
                 _t14 = _t13*_t7
                 _t16 = 1.0 if _t6 > 0.0 else 0.0
-                _t27 = _t0*_r11
+                _t27 = _t0*_inv1
                 _t28 = 1.0 if _t5 > 0.0 else 0.0
-                _s12 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+                _s10 = tx2 - px2
+                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
                 _t30 = _t21*_t29
-                _s13 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s13, _s13 - _s13))
+                _s11 = ty2 - py2
+                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
                 _t32 = _t23*_t31
                 _t33 = _t30 + _t32
-                _s14 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s14, _s14 - _s14))
+                _s12 = tx1 - px1
+                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s12, _s12 - _s12))
                 _t35 = _t15*_t34 + eps
                 _t36 = _t0 + _t35
                 _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-                _t38 = _t37*((_t33 + _t36)*_r11)
+                _t38 = _t37*((_t33 + _t36)*_inv1)
                 _t39 = -_t16 - _t28 + 1.0
-                _s15 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s15, _s15 - _s15))
+                _s13 = ty1 - py1
+                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
                 _t41 = _t23*_t40
                 _t42 = 0.5*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)*_r11)
+                _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
                 _t44 = -_t10
                 _t45 = py1 - ty1
                 _t46 = -_t45
@@ -309,10 +277,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t49 = 1.0 if _t45 > 0.0 else 0.0
                 _t50 = _t17*_t40 + _t33 + eps
                 _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-                _t52 = _t51*((_t0 + _t50)*_r11)
+                _t52 = _t51*((_t0 + _t50)*_inv1)
                 _t53 = -_t48 - _t49 + 1.0
                 _t54 = 0.5*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)*_r11)
+                _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
                 _t56 = _t18 + px2
                 _t57 = 1.0 if _t56 > 0.0 else 0.0
                 _t58 = -_t56
@@ -324,27 +292,27 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t64 = 1.0 if _t63 > 0.0 else 0.0
                 _t65 = -_t62 - _t64 + 1.0
                 _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)*_r11)
-                _t68 = _t42*((-_t32 + _t35 + _t66)*_r11)
+                _t67 = _t37*((_t36 + _t66)*_inv1)
+                _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
                 _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)*_r11)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_r11)
-                _s16 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))*_r10
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_r11) + _s16
-                _s17 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_r10
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_r11) + _s17
-                _s18 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))*_r10
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_r11) + _s18
-                _s19 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_r10
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_r11) + _s19
-                _s20 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))*_r10
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_r11) + _s20
-                _s21 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_r10
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_r11) + _s21
-                _s22 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_r10
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_r11) + _s22
-                _s23 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_r10
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_r11) + _s23
+                _t70 = _t51*((_t36 + _t69)*_inv1)
+                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
+                _s14 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))*_inv0
+                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + _s14
+                _s15 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_inv0
+                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + _s15
+                _s16 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))*_inv0
+                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + _s16
+                _s17 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0
+                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + _s17
+                _s18 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))*_inv0
+                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + _s18
+                _s19 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_inv0
+                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + _s19
+                _s20 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
+                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + _s20
+                _s21 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_inv0
+                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + _s21
             else:
                 _t1 = px1 - tx1
                 _t2 = px2 - tx2
@@ -360,22 +328,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t16 = 1.0 if _t6 > 0.0 else 0.0
                 _t27 = _t0/_t26
                 _t28 = 1.0 if _t5 > 0.0 else 0.0
-                _s24 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s24, _s24 - _s24))
+                _s22 = tx2 - px2
+                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
                 _t30 = _t21*_t29
-                _s25 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s25, _s25 - _s25))
+                _s23 = ty2 - py2
+                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s23, _s23 - _s23))
                 _t32 = _t23*_t31
                 _t33 = _t30 + _t32
-                _s26 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+                _s24 = tx1 - px1
+                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s24, _s24 - _s24))
                 _t35 = _t15*_t34 + eps
                 _t36 = _t0 + _t35
                 _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
                 _t38 = _t37*((_t33 + _t36)/_t26)
                 _t39 = -_t16 - _t28 + 1.0
-                _s27 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s27, _s27 - _s27))
+                _s25 = ty1 - py1
+                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s25, _s25 - _s25))
                 _t41 = _t23*_t40
                 _t42 = 0.5*_t37
                 _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
@@ -407,22 +375,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t69 = _t19*_t31 + _t41
                 _t70 = _t51*((_t36 + _t69)/_t26)
                 _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
-                _s28 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))/_t12
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + _s28
-                _s29 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t12
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + _s29
-                _s30 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t12
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + _s30
-                _s31 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t12
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + _s31
-                _s32 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))/_t12
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + _s32
-                _s33 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t12
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + _s33
-                _s34 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t12
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + _s34
-                _s35 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t12
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + _s35
+                _s26 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))/_t12
+                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + _s26
+                _s27 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t12
+                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + _s27
+                _s28 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t12
+                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + _s28
+                _s29 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t12
+                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + _s29
+                _s30 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))/_t12
+                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + _s30
+                _s31 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t12
+                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + _s31
+                _s32 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t12
+                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + _s32
+                _s33 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t12
+                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + _s33
             if not _ok:
                 _d_pred[4 * _i] = d_px1
                 _d_pred[4 * _i + 1] = d_py1
@@ -437,6 +405,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -507,6 +485,7 @@ def value_f32(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -539,8 +518,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t24 = _s2
         _t25 = max(_t24, _t24 - _t24)
         _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-        _r8 = _f32(1.0)/_t12
-        _r9 = _f32(1.0)/_t26
+        _a8 = abs(_t12)
+        _a9 = abs(_t26)
+        _ok = (_a8 >= _f32(2.350988701644575e-38)) & (_a8 <= _f32(4.253529586511731e+37)) & (_a9 >= _f32(2.350988701644575e-38)) & (_a9 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t12
+        _inv1 = _f32(1.0)/_t26
         _t1 = px1 - tx1
         _t2 = px2 - tx2
         _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
@@ -550,10 +532,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t8 = py1 - ty1
         _t9 = py2 - ty2
         _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-        _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))*_r8)
+        _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))*_inv0)
         _t14 = _t13*_t7
         _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-        _t27 = _t0*_r9
+        _t27 = _t0*_inv1
         _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
         _s10 = tx2 - px2
         _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
@@ -567,13 +549,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t35 = _t15*_t34 + eps
         _t36 = _t0 + _t35
         _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-        _t38 = _t37*((_t33 + _t36)*_r9)
+        _t38 = _t37*((_t33 + _t36)*_inv1)
         _t39 = -_t16 - _t28 + _f32(1.0)
         _s13 = ty1 - py1
         _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
         _t41 = _t23*_t40
         _t42 = _f32(0.5)*_t37
-        _t43 = _t42*((_t33 + _t35 - _t41)*_r9)
+        _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
         _t44 = -_t10
         _t45 = py1 - ty1
         _t46 = -_t45
@@ -582,10 +564,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
         _t50 = _t17*_t40 + _t33 + eps
         _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-        _t52 = _t51*((_t0 + _t50)*_r9)
+        _t52 = _t51*((_t0 + _t50)*_inv1)
         _t53 = -_t48 - _t49 + _f32(1.0)
         _t54 = _f32(0.5)*_t51
-        _t55 = _t54*((-_t25*_t34 + _t50)*_r9)
+        _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
         _t56 = _t18 + px2
         _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
         _t58 = -_t56
@@ -597,27 +579,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
         _t65 = -_t62 - _t64 + _f32(1.0)
         _t66 = _t30 + _t41
-        _t67 = _t37*((_t36 + _t66)*_r9)
-        _t68 = _t42*((-_t32 + _t35 + _t66)*_r9)
+        _t67 = _t37*((_t36 + _t66)*_inv1)
+        _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
         _t69 = _t19*_t31 + _t41
-        _t70 = _t51*((_t36 + _t69)*_r9)
-        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_r9)
+        _t70 = _t51*((_t36 + _t69)*_inv1)
+        _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
         _s14 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_r9) + (_s14*_r8)
+        d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + (_s14*_inv0)
         _s15 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_r9) + (_s15*_r8)
+        d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + (_s15*_inv0)
         _s16 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_r9) + (_s16*_r8)
+        d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + (_s16*_inv0)
         _s17 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_r9) + (_s17*_r8)
+        d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + (_s17*_inv0)
         _s18 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_r9) + (_s18*_r8)
+        d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + (_s18*_inv0)
         _s19 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_r9) + (_s19*_r8)
+        d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + (_s19*_inv0)
         _s20 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_r9) + (_s20*_r8)
+        d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + (_s20*_inv0)
         _s21 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_r9) + (_s21*_r8)
+        d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + (_s21*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -627,44 +610,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t7 = max(px2, tx2) - min(px1, tx1)
-        _t11 = max(py2, ty2) - min(py1, ty1)
-        _t12 = (_t11*_t11) + (_t7*_t7) + eps
-        _t15 = -py1 + py2
-        _t17 = -px1 + px2
-        _t18 = -tx2
-        _t19 = -_t18 - tx1
-        _t20 = -ty2
-        _t21 = -_t20 - ty1
-        _t22 = -max(px1, tx1) + min(px2, tx2)
-        _t23 = max(_t22, _t22 - _t22)
-        _t24 = -max(py1, ty1) + min(py2, ty2)
-        _t25 = max(_t24, _t24 - _t24)
-        _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-        _a1 = abs(_t12)
-        _a2 = abs(_t26)
-        _ok = (_a1 >= _f32(2.350988701644575e-38)) & (_a1 <= _f32(4.253529586511731e+37)) & (_a2 >= _f32(2.350988701644575e-38)) & (_a2 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -701,8 +647,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a9 = abs(_t26)
             _ok = (_a8 >= _f32(2.350988701644575e-38)) & (_a8 <= _f32(4.253529586511731e+37)) & (_a9 >= _f32(2.350988701644575e-38)) & (_a9 <= _f32(4.253529586511731e+37))
             if _ok:
-                _r10 = _f32(1.0)/_t12
-                _r11 = _f32(1.0)/_t26
+                _inv0 = _f32(1.0)/_t12
+                _inv1 = _f32(1.0)/_t26
                 _t1 = px1 - tx1
                 _t2 = px2 - tx2
                 _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
@@ -712,30 +658,30 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8 = py1 - ty1
                 _t9 = py2 - ty2
                 _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-                _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))*_r10)
+                _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))*_inv0)
                 _t14 = _t13*_t7
                 _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                _t27 = _t0*_r11
+                _t27 = _t0*_inv1
                 _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-                _s12 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s12, _s12 - _s12))
+                _s10 = tx2 - px2
+                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
                 _t30 = _t21*_t29
-                _s13 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s13, _s13 - _s13))
+                _s11 = ty2 - py2
+                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
                 _t32 = _t23*_t31
                 _t33 = _t30 + _t32
-                _s14 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s14, _s14 - _s14))
+                _s12 = tx1 - px1
+                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s12, _s12 - _s12))
                 _t35 = _t15*_t34 + eps
                 _t36 = _t0 + _t35
                 _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-                _t38 = _t37*((_t33 + _t36)*_r11)
+                _t38 = _t37*((_t33 + _t36)*_inv1)
                 _t39 = -_t16 - _t28 + _f32(1.0)
-                _s15 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s15, _s15 - _s15))
+                _s13 = ty1 - py1
+                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
                 _t41 = _t23*_t40
                 _t42 = _f32(0.5)*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)*_r11)
+                _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
                 _t44 = -_t10
                 _t45 = py1 - ty1
                 _t46 = -_t45
@@ -744,10 +690,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
                 _t50 = _t17*_t40 + _t33 + eps
                 _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                _t52 = _t51*((_t0 + _t50)*_r11)
+                _t52 = _t51*((_t0 + _t50)*_inv1)
                 _t53 = -_t48 - _t49 + _f32(1.0)
                 _t54 = _f32(0.5)*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)*_r11)
+                _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
                 _t56 = _t18 + px2
                 _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
                 _t58 = -_t56
@@ -759,27 +705,27 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
                 _t65 = -_t62 - _t64 + _f32(1.0)
                 _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)*_r11)
-                _t68 = _t42*((-_t32 + _t35 + _t66)*_r11)
+                _t67 = _t37*((_t36 + _t66)*_inv1)
+                _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
                 _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)*_r11)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_r11)
-                _s16 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_r11) + (_s16*_r10)
-                _s17 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_r11) + (_s17*_r10)
-                _s18 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_r11) + (_s18*_r10)
-                _s19 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_r11) + (_s19*_r10)
-                _s20 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_r11) + (_s20*_r10)
-                _s21 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_r11) + (_s21*_r10)
-                _s22 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_r11) + (_s22*_r10)
-                _s23 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_r11) + (_s23*_r10)
+                _t70 = _t51*((_t36 + _t69)*_inv1)
+                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
+                _s14 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + (_s14*_inv0)
+                _s15 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + (_s15*_inv0)
+                _s16 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + (_s16*_inv0)
+                _s17 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + (_s17*_inv0)
+                _s18 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
+                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + (_s18*_inv0)
+                _s19 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
+                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + (_s19*_inv0)
+                _s20 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + (_s20*_inv0)
+                _s21 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + (_s21*_inv0)
             else:
                 _t1 = px1 - tx1
                 _t2 = px2 - tx2
@@ -795,22 +741,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
                 _t27 = _t0/_t26
                 _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-                _s24 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s24, _s24 - _s24))
+                _s22 = tx2 - px2
+                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
                 _t30 = _t21*_t29
-                _s25 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s25, _s25 - _s25))
+                _s23 = ty2 - py2
+                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s23, _s23 - _s23))
                 _t32 = _t23*_t31
                 _t33 = _t30 + _t32
-                _s26 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s26, _s26 - _s26))
+                _s24 = tx1 - px1
+                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s24, _s24 - _s24))
                 _t35 = _t15*_t34 + eps
                 _t36 = _t0 + _t35
                 _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
                 _t38 = _t37*((_t33 + _t36)/_t26)
                 _t39 = -_t16 - _t28 + _f32(1.0)
-                _s27 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s27, _s27 - _s27))
+                _s25 = ty1 - py1
+                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s25, _s25 - _s25))
                 _t41 = _t23*_t40
                 _t42 = _f32(0.5)*_t37
                 _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
@@ -842,22 +788,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t69 = _t19*_t31 + _t41
                 _t70 = _t51*((_t36 + _t69)/_t26)
                 _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
-                _s28 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + (_s28/_t12)
-                _s29 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + (_s29/_t12)
-                _s30 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + (_s30/_t12)
-                _s31 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + (_s31/_t12)
-                _s32 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + (_s32/_t12)
-                _s33 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + (_s33/_t12)
-                _s34 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + (_s34/_t12)
-                _s35 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + (_s35/_t12)
+                _s26 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + (_s26/_t12)
+                _s27 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + (_s27/_t12)
+                _s28 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + (_s28/_t12)
+                _s29 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + (_s29/_t12)
+                _s30 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
+                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + (_s30/_t12)
+                _s31 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
+                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + (_s31/_t12)
+                _s32 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + (_s32/_t12)
+                _s33 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + (_s33/_t12)
             if not _ok:
                 _d_pred[4 * _i] = d_px1
                 _d_pred[4 * _i + 1] = d_py1
@@ -872,6 +818,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

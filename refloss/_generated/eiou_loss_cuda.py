@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f132ff4b719e4241
+# scalar kernels: sha256 bddd03dbba19855f
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 50605f53b1eff744
+# scalar kernels: sha256 4acd384aeeba0917
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

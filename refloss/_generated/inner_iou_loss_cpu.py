@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2d2a408b314f1c50
+# scalar kernels: sha256 491c36e4124c196b
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -91,6 +91,7 @@ def value_f64(pred, target, out, ratio, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -167,7 +168,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
         _t72 = _t63*_t69
         _t73 = _t71 + _t72
-        _r4 = 1.0/_t73
+        _a4 = abs(_t73)
+        _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
+        _inv0 = 1.0/_t73
         _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
@@ -179,13 +182,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = 1.0 if _t48 > 0.0 else 0.0
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-        _t74 = _t71*_r4
+        _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
         _t77 = _t65*_t76
         _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
         _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
-        _t80 = _t72*_r4
+        _t80 = _t72*_inv0
         _t81 = _t66*ratio
         _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
         _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
@@ -221,17 +224,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
         _t112 = _t31*_t89 + _t4*_t90
         _t113 = _t2*_t83 + _t38*_t82
-        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_r4)
+        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
         _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-        d_py1 = -(_s7*_r4)
-        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_r4)
-        d_py2 = -((-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))*_r4)
-        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_r4)
-        _s8 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-        d_ty1 = -((_s8 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_r4)
-        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_r4)
-        _s9 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-        d_ty2 = -(_s9*_r4)
+        d_py1 = -(_s7*_inv0)
+        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
+        _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
+        d_py2 = -(_s8*_inv0)
+        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
+        _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
+        d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
+        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
+        _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
+        d_ty2 = -(_s10*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -241,80 +246,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t0 = px2 - px1
-        _t1 = px2 - tx2
-        _t3 = px1 - tx1
-        _t8 = py2 - py1
-        _t9 = _t8*ratio
-        _t10 = tx2 - tx1
-        _t12 = ty2 - ty1
-        _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
-        _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
-        _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
-        _t24 = ratio + 1.0
-        _t25 = 0.5*_t1
-        _t26 = 1.0 - ratio
-        _t27 = 0.5*_t3
-        _t28 = _t24*_t25 + _t26*_t27
-        _t32 = _t24*_t27 + _t25*_t26
-        _t33 = -_t32
-        _t36 = 1.0 - _t19
-        _t39 = -_t28
-        _t42 = max(_t28, 0.0) + max(_t33, 0.0)
-        _t43 = -_t0*ratio + _t42
-        _t44 = -_t43
-        _t45 = max(_t32, 0.0) + max(_t39, 0.0)
-        _t46 = -_t10*ratio + _t45
-        _t47 = -_t46
-        _t48 = _t19*_t44 + _t36*_t47
-        _t51 = 0.5*_t15
-        _t52 = 0.5*_t14
-        _t53 = _t24*_t51 + _t26*_t52
-        _t54 = -_t53
-        _t55 = _t24*_t52 + _t26*_t51
-        _t56 = max(_t54, 0.0) + max(_t55, 0.0)
-        _t57 = -_t56 + _t9
-        _t58 = 1.0 - _t23
-        _t59 = -_t55
-        _t60 = max(_t53, 0.0) + max(_t59, 0.0)
-        _t61 = _t13 - _t60
-        _t62 = _t23*_t57 + _t58*_t61
-        _t63 = max(_t62, _t62 - _t62)
-        _t64 = min(_t10*ratio, _t45)
-        _t65 = _t12*ratio
-        _t66 = min(_t0*ratio, _t42)
-        _t67 = _t8*ratio
-        _t68 = min(_t13, _t60)
-        _t69 = max(_t48, _t48 - _t48)
-        _t70 = min(_t9, _t56)
-        _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
-        _t72 = _t63*_t69
-        _t73 = _t71 + _t72
-        _a1 = abs(_t73)
-        _ok = (_a1 >= 4.450147717014403e-308) & (_a1 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -394,7 +326,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a4 = abs(_t73)
             _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
             if _ok:
-                _r5 = 1.0/_t73
+                _inv0 = 1.0/_t73
                 _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
                 _t30 = 0.5*ratio
                 _t31 = -_t30 - 0.5
@@ -406,21 +338,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41 = _t2*_t37 + _t38*_t40
                 _t49 = 1.0 if _t48 > 0.0 else 0.0
                 _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71*_r5
+                _t74 = _t71*_inv0
                 _t75 = _t63*_t74
                 _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
                 _t77 = _t65*_t76
                 _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
                 _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
-                _t80 = _t72*_r5
+                _t80 = _t72*_inv0
                 _t81 = _t66*ratio
                 _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
                 _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
                 _t84 = _t2*_t82 + _t38*_t83
                 _t85 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
                 _t86 = _t69*_t85
-                _s6 = _t56 - _t67
-                _t87 = ratio*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
+                _s5 = _t56 - _t67
+                _t87 = ratio*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
                 _t88 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
                 _t89 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
                 _t90 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
@@ -440,25 +372,26 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t104 = _t64*ratio
                 _t105 = _t2*_t90 + _t38*_t89
                 _t106 = _t69*_t88
-                _s7 = _t60 - _t65
-                _t107 = ratio*(1.0 if _s7 > 0.0 else (0.5 if _s7 == 0.0 else 0.0))
+                _s6 = _t60 - _t65
+                _t107 = ratio*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
                 _t108 = _t31*_t82 + _t4*_t83
                 _t109 = _t29*_t31 + _t34*_t4
                 _t110 = _t2*_t40 + _t37*_t38
                 _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
                 _t112 = _t31*_t89 + _t4*_t90
                 _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_r5)
-                _s8 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s8*_r5)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_r5)
-                d_py2 = -((-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))*_r5)
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_r5)
+                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
+                _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
+                d_py1 = -(_s7*_inv0)
+                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
+                _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
+                d_py2 = -(_s8*_inv0)
+                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
                 _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_r5)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_r5)
+                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
+                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
                 _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s10*_r5)
+                d_ty2 = -(_s10*_inv0)
             else:
                 _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
                 _t30 = 0.5*ratio
@@ -539,6 +472,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -628,6 +571,7 @@ def value_f32(pred, target, out, ratio, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -704,7 +648,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
         _t72 = _t63*_t69
         _t73 = _t71 + _t72
-        _r4 = _f32(1.0)/_t73
+        _a4 = abs(_t73)
+        _ok = (_a4 >= _f32(2.350988701644575e-38)) & (_a4 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t73
         _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
         _t30 = _f32(0.5)*ratio
         _t31 = -_t30 - _f32(0.5)
@@ -716,13 +662,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-        _t74 = _t71*_r4
+        _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
         _t77 = _t65*_t76
         _t78 = ratio*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
         _t79 = _f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0))
-        _t80 = _t72*_r4
+        _t80 = _t72*_inv0
         _t81 = _t66*ratio
         _t82 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
         _t83 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
@@ -758,17 +704,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
         _t112 = _t31*_t89 + _t4*_t90
         _t113 = _t2*_t83 + _t38*_t82
-        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_r4)
+        d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
         _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-        d_py1 = -(_s7*_r4)
-        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_r4)
-        d_py2 = -((-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))*_r4)
-        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_r4)
-        _s8 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-        d_ty1 = -((_s8 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_r4)
-        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_r4)
-        _s9 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-        d_ty2 = -(_s9*_r4)
+        d_py1 = -(_s7*_inv0)
+        d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
+        _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
+        d_py2 = -(_s8*_inv0)
+        d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
+        _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
+        d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
+        d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
+        _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
+        d_ty2 = -(_s10*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -778,80 +726,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t0 = px2 - px1
-        _t1 = px2 - tx2
-        _t3 = px1 - tx1
-        _t8 = py2 - py1
-        _t9 = _t8*ratio
-        _t10 = tx2 - tx1
-        _t12 = ty2 - ty1
-        _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
-        _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
-        _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
-        _t24 = ratio + _f32(1.0)
-        _t25 = _f32(0.5)*_t1
-        _t26 = _f32(1.0) - ratio
-        _t27 = _f32(0.5)*_t3
-        _t28 = _t24*_t25 + _t26*_t27
-        _t32 = _t24*_t27 + _t25*_t26
-        _t33 = -_t32
-        _t36 = _f32(1.0) - _t19
-        _t39 = -_t28
-        _t42 = max(_t28, _f32(0.0)) + max(_t33, _f32(0.0))
-        _t43 = -_t0*ratio + _t42
-        _t44 = -_t43
-        _t45 = max(_t32, _f32(0.0)) + max(_t39, _f32(0.0))
-        _t46 = -_t10*ratio + _t45
-        _t47 = -_t46
-        _t48 = _t19*_t44 + _t36*_t47
-        _t51 = _f32(0.5)*_t15
-        _t52 = _f32(0.5)*_t14
-        _t53 = _t24*_t51 + _t26*_t52
-        _t54 = -_t53
-        _t55 = _t24*_t52 + _t26*_t51
-        _t56 = max(_t54, _f32(0.0)) + max(_t55, _f32(0.0))
-        _t57 = -_t56 + _t9
-        _t58 = _f32(1.0) - _t23
-        _t59 = -_t55
-        _t60 = max(_t53, _f32(0.0)) + max(_t59, _f32(0.0))
-        _t61 = _t13 - _t60
-        _t62 = _t23*_t57 + _t58*_t61
-        _t63 = max(_t62, _t62 - _t62)
-        _t64 = min(_t10*ratio, _t45)
-        _t65 = _t12*ratio
-        _t66 = min(_t0*ratio, _t42)
-        _t67 = _t8*ratio
-        _t68 = min(_t13, _t60)
-        _t69 = max(_t48, _t48 - _t48)
-        _t70 = min(_t9, _t56)
-        _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
-        _t72 = _t63*_t69
-        _t73 = _t71 + _t72
-        _a1 = abs(_t73)
-        _ok = (_a1 >= _f32(2.350988701644575e-38)) & (_a1 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -931,7 +806,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a4 = abs(_t73)
             _ok = (_a4 >= _f32(2.350988701644575e-38)) & (_a4 <= _f32(4.253529586511731e+37))
             if _ok:
-                _r5 = _f32(1.0)/_t73
+                _inv0 = _f32(1.0)/_t73
                 _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
                 _t30 = _f32(0.5)*ratio
                 _t31 = -_t30 - _f32(0.5)
@@ -943,21 +818,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41 = _t2*_t37 + _t38*_t40
                 _t49 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
                 _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71*_r5
+                _t74 = _t71*_inv0
                 _t75 = _t63*_t74
                 _t76 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
                 _t77 = _t65*_t76
                 _t78 = ratio*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
                 _t79 = _f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0))
-                _t80 = _t72*_r5
+                _t80 = _t72*_inv0
                 _t81 = _t66*ratio
                 _t82 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
                 _t83 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
                 _t84 = _t2*_t82 + _t38*_t83
                 _t85 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
                 _t86 = _t69*_t85
-                _s6 = _t56 - _t67
-                _t87 = ratio*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
+                _s5 = _t56 - _t67
+                _t87 = ratio*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
                 _t88 = _f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0))
                 _t89 = _f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0))
                 _t90 = _f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0))
@@ -977,25 +852,26 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t104 = _t64*ratio
                 _t105 = _t2*_t90 + _t38*_t89
                 _t106 = _t69*_t88
-                _s7 = _t60 - _t65
-                _t107 = ratio*(_f32(1.0) if _s7 > _f32(0.0) else (_f32(0.5) if _s7 == _f32(0.0) else _f32(0.0)))
+                _s6 = _t60 - _t65
+                _t107 = ratio*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
                 _t108 = _t31*_t82 + _t4*_t83
                 _t109 = _t29*_t31 + _t34*_t4
                 _t110 = _t2*_t40 + _t37*_t38
                 _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
                 _t112 = _t31*_t89 + _t4*_t90
                 _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_r5)
-                _s8 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s8*_r5)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_r5)
-                d_py2 = -((-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))*_r5)
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_r5)
+                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
+                _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
+                d_py1 = -(_s7*_inv0)
+                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
+                _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
+                d_py2 = -(_s8*_inv0)
+                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
                 _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_r5)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_r5)
+                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
+                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
                 _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s10*_r5)
+                d_ty2 = -(_s10*_inv0)
             else:
                 _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
                 _t30 = _f32(0.5)*ratio
@@ -1076,6 +952,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

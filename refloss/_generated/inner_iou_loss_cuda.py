@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2d2a408b314f1c50
+# scalar kernels: sha256 491c36e4124c196b
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

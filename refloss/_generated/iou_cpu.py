@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 60040d6f7226cb2b
+# scalar kernels: sha256 d77417f976ebcb98
 """IoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -67,6 +67,7 @@ def value_f64(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -91,10 +92,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t11 = _s2
         _t12 = max(_t11, _t11 - _t11)
         _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-        _r3 = 1.0/_t13
+        _a3 = abs(_t13)
+        _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307)
+        _inv0 = 1.0/_t13
         _t2 = px1 - tx1
         _t3 = 1.0 if -_t2 > 0.0 else 0.0
-        _t14 = _t0*_r3
+        _t14 = _t0*_inv0
         _t15 = 1.0 if _t2 > 0.0 else 0.0
         _s4 = px1 - tx1
         _s5 = tx2 - px2
@@ -111,23 +114,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t22 = _t1*_t21 + eps
         _t23 = _t0 + _t22
         _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
-        _t25 = _t24*((_t20 + _t23)*_r3)
+        _t25 = _t24*((_t20 + _t23)*_inv0)
         _t26 = -_t15 - _t3 + 1.0
         _s10 = py2 - ty2
         _s11 = ty1 - py1
         _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
         _t28 = _t10*_t27
         _t29 = 0.5*_t24
-        _t30 = _t29*((_t20 + _t22 - _t28)*_r3)
+        _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
         _t31 = py1 - ty1
         _t32 = 1.0 if -_t31 > 0.0 else 0.0
         _t33 = 1.0 if _t31 > 0.0 else 0.0
         _t34 = _t20 + _t27*_t4 + eps
         _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
-        _t36 = _t35*((_t0 + _t34)*_r3)
+        _t36 = _t35*((_t0 + _t34)*_inv0)
         _t37 = -_t32 - _t33 + 1.0
         _t38 = 0.5*_t35
-        _t39 = _t38*((-_t12*_t21 + _t34)*_r3)
+        _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
         _t40 = _t5 + px2
         _t41 = 1.0 if _t40 > 0.0 else 0.0
         _t42 = 1.0 if -_t40 > 0.0 else 0.0
@@ -137,19 +140,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t46 = 1.0 if -_t44 > 0.0 else 0.0
         _t47 = -_t45 - _t46 + 1.0
         _t48 = _t17 + _t28
-        _t49 = _t24*((_t23 + _t48)*_r3)
-        _t50 = _t29*((-_t19 + _t22 + _t48)*_r3)
+        _t49 = _t24*((_t23 + _t48)*_inv0)
+        _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
         _t51 = _t18*_t6 + _t28
-        _t52 = _t35*((_t23 + _t51)*_r3)
-        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_r3)
-        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_r3
-        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_r3
-        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_r3
-        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_r3
-        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_r3
-        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_r3
-        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_r3
-        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_r3
+        _t52 = _t35*((_t23 + _t51)*_inv0)
+        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
+        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
+        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
+        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
+        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
+        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
+        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
+        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
+        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -159,40 +163,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t1 = -py1 + py2
-        _t4 = -px1 + px2
-        _t5 = -tx2
-        _t6 = -_t5 - tx1
-        _t7 = -ty2
-        _t8 = -_t7 - ty1
-        _t9 = -max(px1, tx1) + min(px2, tx2)
-        _t10 = max(_t9, _t9 - _t9)
-        _t11 = -max(py1, ty1) + min(py2, ty2)
-        _t12 = max(_t11, _t11 - _t11)
-        _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-        _a1 = abs(_t13)
-        _ok = (_a1 >= 4.450147717014403e-308) & (_a1 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -220,43 +191,43 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a3 = abs(_t13)
             _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307)
             if _ok:
-                _r4 = 1.0/_t13
+                _inv0 = 1.0/_t13
                 _t2 = px1 - tx1
                 _t3 = 1.0 if -_t2 > 0.0 else 0.0
-                _t14 = _t0*_r4
+                _t14 = _t0*_inv0
                 _t15 = 1.0 if _t2 > 0.0 else 0.0
-                _s5 = px1 - tx1
-                _s6 = tx2 - px2
-                _t16 = min(_t6, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                _s4 = px1 - tx1
+                _s5 = tx2 - px2
+                _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
                 _t17 = _t16*_t8
-                _s7 = py1 - ty1
-                _s8 = ty2 - py2
-                _t18 = min(_t8, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                _s6 = py1 - ty1
+                _s7 = ty2 - py2
+                _t18 = min(_t8, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
                 _t19 = _t10*_t18
                 _t20 = _t17 + _t19
-                _s9 = px2 - tx2
-                _s10 = tx1 - px1
-                _t21 = min(_t4, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                _s8 = px2 - tx2
+                _s9 = tx1 - px1
+                _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
                 _t22 = _t1*_t21 + eps
                 _t23 = _t0 + _t22
                 _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
-                _t25 = _t24*((_t20 + _t23)*_r4)
+                _t25 = _t24*((_t20 + _t23)*_inv0)
                 _t26 = -_t15 - _t3 + 1.0
-                _s11 = py2 - ty2
-                _s12 = ty1 - py1
-                _t27 = min(_t1, max(_s11, _s11 - _s11) + max(_s12, _s12 - _s12))
+                _s10 = py2 - ty2
+                _s11 = ty1 - py1
+                _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
                 _t28 = _t10*_t27
                 _t29 = 0.5*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)*_r4)
+                _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
                 _t31 = py1 - ty1
                 _t32 = 1.0 if -_t31 > 0.0 else 0.0
                 _t33 = 1.0 if _t31 > 0.0 else 0.0
                 _t34 = _t20 + _t27*_t4 + eps
                 _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
-                _t36 = _t35*((_t0 + _t34)*_r4)
+                _t36 = _t35*((_t0 + _t34)*_inv0)
                 _t37 = -_t32 - _t33 + 1.0
                 _t38 = 0.5*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)*_r4)
+                _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
                 _t40 = _t5 + px2
                 _t41 = 1.0 if _t40 > 0.0 else 0.0
                 _t42 = 1.0 if -_t40 > 0.0 else 0.0
@@ -266,44 +237,44 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t46 = 1.0 if -_t44 > 0.0 else 0.0
                 _t47 = -_t45 - _t46 + 1.0
                 _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)*_r4)
-                _t50 = _t29*((-_t19 + _t22 + _t48)*_r4)
+                _t49 = _t24*((_t23 + _t48)*_inv0)
+                _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
                 _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)*_r4)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_r4)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_r4
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_r4
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_r4
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_r4
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_r4
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_r4
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_r4
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_r4
+                _t52 = _t35*((_t23 + _t51)*_inv0)
+                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
+                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
+                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
+                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
+                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
+                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
+                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
+                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
+                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
             else:
                 _t2 = px1 - tx1
                 _t3 = 1.0 if -_t2 > 0.0 else 0.0
                 _t14 = _t0/_t13
                 _t15 = 1.0 if _t2 > 0.0 else 0.0
-                _s13 = px1 - tx1
-                _s14 = tx2 - px2
-                _t16 = min(_t6, max(_s13, _s13 - _s13) + max(_s14, _s14 - _s14))
+                _s12 = px1 - tx1
+                _s13 = tx2 - px2
+                _t16 = min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
                 _t17 = _t16*_t8
-                _s15 = py1 - ty1
-                _s16 = ty2 - py2
-                _t18 = min(_t8, max(_s15, _s15 - _s15) + max(_s16, _s16 - _s16))
+                _s14 = py1 - ty1
+                _s15 = ty2 - py2
+                _t18 = min(_t8, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
                 _t19 = _t10*_t18
                 _t20 = _t17 + _t19
-                _s17 = px2 - tx2
-                _s18 = tx1 - px1
-                _t21 = min(_t4, max(_s17, _s17 - _s17) + max(_s18, _s18 - _s18))
+                _s16 = px2 - tx2
+                _s17 = tx1 - px1
+                _t21 = min(_t4, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
                 _t22 = _t1*_t21 + eps
                 _t23 = _t0 + _t22
                 _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
                 _t25 = _t24*((_t20 + _t23)/_t13)
                 _t26 = -_t15 - _t3 + 1.0
-                _s19 = py2 - ty2
-                _s20 = ty1 - py1
-                _t27 = min(_t1, max(_s19, _s19 - _s19) + max(_s20, _s20 - _s20))
+                _s18 = py2 - ty2
+                _s19 = ty1 - py1
+                _t27 = min(_t1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
                 _t28 = _t10*_t27
                 _t29 = 0.5*_t24
                 _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
@@ -352,6 +323,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -417,6 +398,7 @@ def value_f32(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -441,10 +423,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t11 = _s2
         _t12 = max(_t11, _t11 - _t11)
         _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-        _r3 = _f32(1.0)/_t13
+        _a3 = abs(_t13)
+        _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t13
         _t2 = px1 - tx1
         _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
-        _t14 = _t0*_r3
+        _t14 = _t0*_inv0
         _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
         _s4 = px1 - tx1
         _s5 = tx2 - px2
@@ -461,23 +445,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t22 = _t1*_t21 + eps
         _t23 = _t0 + _t22
         _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-        _t25 = _t24*((_t20 + _t23)*_r3)
+        _t25 = _t24*((_t20 + _t23)*_inv0)
         _t26 = -_t15 - _t3 + _f32(1.0)
         _s10 = py2 - ty2
         _s11 = ty1 - py1
         _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
         _t28 = _t10*_t27
         _t29 = _f32(0.5)*_t24
-        _t30 = _t29*((_t20 + _t22 - _t28)*_r3)
+        _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
         _t31 = py1 - ty1
         _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
         _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
         _t34 = _t20 + _t27*_t4 + eps
         _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-        _t36 = _t35*((_t0 + _t34)*_r3)
+        _t36 = _t35*((_t0 + _t34)*_inv0)
         _t37 = -_t32 - _t33 + _f32(1.0)
         _t38 = _f32(0.5)*_t35
-        _t39 = _t38*((-_t12*_t21 + _t34)*_r3)
+        _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
         _t40 = _t5 + px2
         _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
         _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
@@ -487,19 +471,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
         _t47 = -_t45 - _t46 + _f32(1.0)
         _t48 = _t17 + _t28
-        _t49 = _t24*((_t23 + _t48)*_r3)
-        _t50 = _t29*((-_t19 + _t22 + _t48)*_r3)
+        _t49 = _t24*((_t23 + _t48)*_inv0)
+        _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
         _t51 = _t18*_t6 + _t28
-        _t52 = _t35*((_t23 + _t51)*_r3)
-        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_r3)
-        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_r3
-        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_r3
-        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_r3
-        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_r3
-        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_r3
-        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_r3
-        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_r3
-        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_r3
+        _t52 = _t35*((_t23 + _t51)*_inv0)
+        _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
+        d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
+        d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
+        d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
+        d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
+        d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
+        d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
+        d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
+        d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -509,40 +494,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t1 = -py1 + py2
-        _t4 = -px1 + px2
-        _t5 = -tx2
-        _t6 = -_t5 - tx1
-        _t7 = -ty2
-        _t8 = -_t7 - ty1
-        _t9 = -max(px1, tx1) + min(px2, tx2)
-        _t10 = max(_t9, _t9 - _t9)
-        _t11 = -max(py1, ty1) + min(py2, ty2)
-        _t12 = max(_t11, _t11 - _t11)
-        _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-        _a1 = abs(_t13)
-        _ok = (_a1 >= _f32(2.350988701644575e-38)) & (_a1 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -570,43 +522,43 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a3 = abs(_t13)
             _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37))
             if _ok:
-                _r4 = _f32(1.0)/_t13
+                _inv0 = _f32(1.0)/_t13
                 _t2 = px1 - tx1
                 _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
-                _t14 = _t0*_r4
+                _t14 = _t0*_inv0
                 _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
-                _s5 = px1 - tx1
-                _s6 = tx2 - px2
-                _t16 = min(_t6, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
+                _s4 = px1 - tx1
+                _s5 = tx2 - px2
+                _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
                 _t17 = _t16*_t8
-                _s7 = py1 - ty1
-                _s8 = ty2 - py2
-                _t18 = min(_t8, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
+                _s6 = py1 - ty1
+                _s7 = ty2 - py2
+                _t18 = min(_t8, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
                 _t19 = _t10*_t18
                 _t20 = _t17 + _t19
-                _s9 = px2 - tx2
-                _s10 = tx1 - px1
-                _t21 = min(_t4, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
+                _s8 = px2 - tx2
+                _s9 = tx1 - px1
+                _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
                 _t22 = _t1*_t21 + eps
                 _t23 = _t0 + _t22
                 _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-                _t25 = _t24*((_t20 + _t23)*_r4)
+                _t25 = _t24*((_t20 + _t23)*_inv0)
                 _t26 = -_t15 - _t3 + _f32(1.0)
-                _s11 = py2 - ty2
-                _s12 = ty1 - py1
-                _t27 = min(_t1, max(_s11, _s11 - _s11) + max(_s12, _s12 - _s12))
+                _s10 = py2 - ty2
+                _s11 = ty1 - py1
+                _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
                 _t28 = _t10*_t27
                 _t29 = _f32(0.5)*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)*_r4)
+                _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
                 _t31 = py1 - ty1
                 _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
                 _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
                 _t34 = _t20 + _t27*_t4 + eps
                 _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-                _t36 = _t35*((_t0 + _t34)*_r4)
+                _t36 = _t35*((_t0 + _t34)*_inv0)
                 _t37 = -_t32 - _t33 + _f32(1.0)
                 _t38 = _f32(0.5)*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)*_r4)
+                _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
                 _t40 = _t5 + px2
                 _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
                 _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
@@ -616,44 +568,44 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
                 _t47 = -_t45 - _t46 + _f32(1.0)
                 _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)*_r4)
-                _t50 = _t29*((-_t19 + _t22 + _t48)*_r4)
+                _t49 = _t24*((_t23 + _t48)*_inv0)
+                _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
                 _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)*_r4)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_r4)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_r4
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_r4
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_r4
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_r4
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_r4
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_r4
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_r4
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_r4
+                _t52 = _t35*((_t23 + _t51)*_inv0)
+                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
+                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
+                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
+                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
+                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
+                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
+                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
+                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
+                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
             else:
                 _t2 = px1 - tx1
                 _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
                 _t14 = _t0/_t13
                 _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
-                _s13 = px1 - tx1
-                _s14 = tx2 - px2
-                _t16 = min(_t6, max(_s13, _s13 - _s13) + max(_s14, _s14 - _s14))
+                _s12 = px1 - tx1
+                _s13 = tx2 - px2
+                _t16 = min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
                 _t17 = _t16*_t8
-                _s15 = py1 - ty1
-                _s16 = ty2 - py2
-                _t18 = min(_t8, max(_s15, _s15 - _s15) + max(_s16, _s16 - _s16))
+                _s14 = py1 - ty1
+                _s15 = ty2 - py2
+                _t18 = min(_t8, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
                 _t19 = _t10*_t18
                 _t20 = _t17 + _t19
-                _s17 = px2 - tx2
-                _s18 = tx1 - px1
-                _t21 = min(_t4, max(_s17, _s17 - _s17) + max(_s18, _s18 - _s18))
+                _s16 = px2 - tx2
+                _s17 = tx1 - px1
+                _t21 = min(_t4, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
                 _t22 = _t1*_t21 + eps
                 _t23 = _t0 + _t22
                 _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
                 _t25 = _t24*((_t20 + _t23)/_t13)
                 _t26 = -_t15 - _t3 + _f32(1.0)
-                _s19 = py2 - ty2
-                _s20 = ty1 - py1
-                _t27 = min(_t1, max(_s19, _s19 - _s19) + max(_s20, _s20 - _s20))
+                _s18 = py2 - ty2
+                _s19 = ty1 - py1
+                _t27 = min(_t1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
                 _t28 = _t10*_t27
                 _t29 = _f32(0.5)*_t24
                 _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
@@ -702,6 +654,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

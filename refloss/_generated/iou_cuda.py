@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 60040d6f7226cb2b
+# scalar kernels: sha256 d77417f976ebcb98
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

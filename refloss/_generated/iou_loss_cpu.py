@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5470c176b2c2617b
+# scalar kernels: sha256 02825962d9992e93
 """IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -81,6 +81,7 @@ def value_f64(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -115,10 +116,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = -tx2
         _t11 = -_t10 - tx1
         _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _r14 = 1.0/_t12
+        _a14 = abs(_t12)
+        _ok = (_a14 >= 4.450147717014403e-308) & (_a14 <= 2.247116418577895e+307)
+        _inv0 = 1.0/_t12
         _t4 = px1 - tx1
         _t5 = 1.0 if -_t4 > 0.0 else 0.0
-        _t13 = _t8*_r14
+        _t13 = _t8*_inv0
         _t14 = 1.0 if _t4 > 0.0 else 0.0
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
@@ -129,21 +132,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
         _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-        _t24 = _t23*((_t19 + _t22)*_r14)
+        _t24 = _t23*((_t19 + _t22)*_inv0)
         _t25 = -_t14 - _t5 + 1.0
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
         _t27 = _t2*_t26
         _t28 = 0.5*_t23
-        _t29 = _t28*((_t19 + _t21 - _t27)*_r14)
+        _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
         _t30 = py1 - ty1
         _t31 = 1.0 if -_t30 > 0.0 else 0.0
         _t32 = 1.0 if _t30 > 0.0 else 0.0
         _t33 = _t19 + _t26*_t9 + eps
         _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
-        _t35 = _t34*((_t33 + _t8)*_r14)
+        _t35 = _t34*((_t33 + _t8)*_inv0)
         _t36 = -_t31 - _t32 + 1.0
         _t37 = 0.5*_t34
-        _t38 = _t37*((-_t20*_t7 + _t33)*_r14)
+        _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
         _t39 = _t10 + px2
         _t40 = 1.0 if _t39 > 0.0 else 0.0
         _t41 = 1.0 if -_t39 > 0.0 else 0.0
@@ -153,19 +156,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t45 = 1.0 if -_t43 > 0.0 else 0.0
         _t46 = -_t44 - _t45 + 1.0
         _t47 = _t16 + _t27
-        _t48 = _t23*((_t22 + _t47)*_r14)
-        _t49 = _t28*((-_t18 + _t21 + _t47)*_r14)
+        _t48 = _t23*((_t22 + _t47)*_inv0)
+        _t49 = _t28*((-_t18 + _t21 + _t47)*_inv0)
         _t50 = _t11*_t17 + _t27
-        _t51 = _t34*((_t22 + _t50)*_r14)
-        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r14)
-        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r14)
-        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r14)
-        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r14)
-        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r14)
-        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r14)
-        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r14)
-        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r14)
-        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r14)
+        _t51 = _t34*((_t22 + _t50)*_inv0)
+        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_inv0)
+        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_inv0)
+        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_inv0)
+        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_inv0)
+        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_inv0)
+        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_inv0)
+        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_inv0)
+        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_inv0)
+        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -175,40 +179,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t0 = -py1 + py2
-        _t1 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t2 = max(_s1, _s1 - _s1)
-        _t6 = -max(py1, ty1) + min(py2, ty2)
-        _t7 = max(_t6, _t6 - _t6)
-        _t8 = _t2*_t7
-        _t9 = -px1 + px2
-        _t10 = -tx2
-        _t11 = -_t10 - tx1
-        _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _a2 = abs(_t12)
-        _ok = (_a2 >= 4.450147717014403e-308) & (_a2 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -246,10 +217,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a14 = abs(_t12)
             _ok = (_a14 >= 4.450147717014403e-308) & (_a14 <= 2.247116418577895e+307)
             if _ok:
-                _r15 = 1.0/_t12
+                _inv0 = 1.0/_t12
                 _t4 = px1 - tx1
                 _t5 = 1.0 if -_t4 > 0.0 else 0.0
-                _t13 = _t8*_r15
+                _t13 = _t8*_inv0
                 _t14 = 1.0 if _t4 > 0.0 else 0.0
                 _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
                 _t16 = _t1*_t15
@@ -260,21 +231,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21 = _t0*_t20 + eps
                 _t22 = _t21 + _t8
                 _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-                _t24 = _t23*((_t19 + _t22)*_r15)
+                _t24 = _t23*((_t19 + _t22)*_inv0)
                 _t25 = -_t14 - _t5 + 1.0
                 _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
                 _t27 = _t2*_t26
                 _t28 = 0.5*_t23
-                _t29 = _t28*((_t19 + _t21 - _t27)*_r15)
+                _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
                 _t30 = py1 - ty1
                 _t31 = 1.0 if -_t30 > 0.0 else 0.0
                 _t32 = 1.0 if _t30 > 0.0 else 0.0
                 _t33 = _t19 + _t26*_t9 + eps
                 _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
-                _t35 = _t34*((_t33 + _t8)*_r15)
+                _t35 = _t34*((_t33 + _t8)*_inv0)
                 _t36 = -_t31 - _t32 + 1.0
                 _t37 = 0.5*_t34
-                _t38 = _t37*((-_t20*_t7 + _t33)*_r15)
+                _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
                 _t39 = _t10 + px2
                 _t40 = 1.0 if _t39 > 0.0 else 0.0
                 _t41 = 1.0 if -_t39 > 0.0 else 0.0
@@ -284,19 +255,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t45 = 1.0 if -_t43 > 0.0 else 0.0
                 _t46 = -_t44 - _t45 + 1.0
                 _t47 = _t16 + _t27
-                _t48 = _t23*((_t22 + _t47)*_r15)
-                _t49 = _t28*((-_t18 + _t21 + _t47)*_r15)
+                _t48 = _t23*((_t22 + _t47)*_inv0)
+                _t49 = _t28*((-_t18 + _t21 + _t47)*_inv0)
                 _t50 = _t11*_t17 + _t27
-                _t51 = _t34*((_t22 + _t50)*_r15)
-                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r15)
-                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r15)
-                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r15)
-                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r15)
-                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r15)
-                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r15)
-                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r15)
-                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r15)
-                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r15)
+                _t51 = _t34*((_t22 + _t50)*_inv0)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_inv0)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_inv0)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_inv0)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_inv0)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_inv0)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_inv0)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_inv0)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_inv0)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_inv0)
             else:
                 _t4 = px1 - tx1
                 _t5 = 1.0 if -_t4 > 0.0 else 0.0
@@ -362,6 +333,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -441,6 +422,7 @@ def value_f32(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -475,10 +457,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = -tx2
         _t11 = -_t10 - tx1
         _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _r14 = _f32(1.0)/_t12
+        _a14 = abs(_t12)
+        _ok = (_a14 >= _f32(2.350988701644575e-38)) & (_a14 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t12
         _t4 = px1 - tx1
         _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
-        _t13 = _t8*_r14
+        _t13 = _t8*_inv0
         _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
@@ -489,21 +473,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
         _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-        _t24 = _t23*((_t19 + _t22)*_r14)
+        _t24 = _t23*((_t19 + _t22)*_inv0)
         _t25 = -_t14 - _t5 + _f32(1.0)
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
         _t27 = _t2*_t26
         _t28 = _f32(0.5)*_t23
-        _t29 = _t28*((_t19 + _t21 - _t27)*_r14)
+        _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
         _t30 = py1 - ty1
         _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
         _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
         _t33 = _t19 + _t26*_t9 + eps
         _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-        _t35 = _t34*((_t33 + _t8)*_r14)
+        _t35 = _t34*((_t33 + _t8)*_inv0)
         _t36 = -_t31 - _t32 + _f32(1.0)
         _t37 = _f32(0.5)*_t34
-        _t38 = _t37*((-_t20*_t7 + _t33)*_r14)
+        _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
         _t39 = _t10 + px2
         _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
         _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
@@ -513,19 +497,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
         _t46 = -_t44 - _t45 + _f32(1.0)
         _t47 = _t16 + _t27
-        _t48 = _t23*((_t22 + _t47)*_r14)
-        _t49 = _t28*((-_t18 + _t21 + _t47)*_r14)
+        _t48 = _t23*((_t22 + _t47)*_inv0)
+        _t49 = _t28*((-_t18 + _t21 + _t47)*_inv0)
         _t50 = _t11*_t17 + _t27
-        _t51 = _t34*((_t22 + _t50)*_r14)
-        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r14)
-        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r14)
-        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r14)
-        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r14)
-        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r14)
-        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r14)
-        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r14)
-        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r14)
-        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r14)
+        _t51 = _t34*((_t22 + _t50)*_inv0)
+        _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_inv0)
+        d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_inv0)
+        d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_inv0)
+        d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_inv0)
+        d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_inv0)
+        d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_inv0)
+        d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_inv0)
+        d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_inv0)
+        d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -535,40 +520,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t0 = -py1 + py2
-        _t1 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t2 = max(_s1, _s1 - _s1)
-        _t6 = -max(py1, ty1) + min(py2, ty2)
-        _t7 = max(_t6, _t6 - _t6)
-        _t8 = _t2*_t7
-        _t9 = -px1 + px2
-        _t10 = -tx2
-        _t11 = -_t10 - tx1
-        _t12 = _t0*_t9 + _t1*_t11 - _t8 + eps
-        _a2 = abs(_t12)
-        _ok = (_a2 >= _f32(2.350988701644575e-38)) & (_a2 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -606,10 +558,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a14 = abs(_t12)
             _ok = (_a14 >= _f32(2.350988701644575e-38)) & (_a14 <= _f32(4.253529586511731e+37))
             if _ok:
-                _r15 = _f32(1.0)/_t12
+                _inv0 = _f32(1.0)/_t12
                 _t4 = px1 - tx1
                 _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
-                _t13 = _t8*_r15
+                _t13 = _t8*_inv0
                 _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
                 _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
                 _t16 = _t1*_t15
@@ -620,21 +572,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21 = _t0*_t20 + eps
                 _t22 = _t21 + _t8
                 _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                _t24 = _t23*((_t19 + _t22)*_r15)
+                _t24 = _t23*((_t19 + _t22)*_inv0)
                 _t25 = -_t14 - _t5 + _f32(1.0)
                 _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
                 _t27 = _t2*_t26
                 _t28 = _f32(0.5)*_t23
-                _t29 = _t28*((_t19 + _t21 - _t27)*_r15)
+                _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
                 _t30 = py1 - ty1
                 _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
                 _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
                 _t33 = _t19 + _t26*_t9 + eps
                 _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-                _t35 = _t34*((_t33 + _t8)*_r15)
+                _t35 = _t34*((_t33 + _t8)*_inv0)
                 _t36 = -_t31 - _t32 + _f32(1.0)
                 _t37 = _f32(0.5)*_t34
-                _t38 = _t37*((-_t20*_t7 + _t33)*_r15)
+                _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
                 _t39 = _t10 + px2
                 _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
                 _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
@@ -644,19 +596,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
                 _t46 = -_t44 - _t45 + _f32(1.0)
                 _t47 = _t16 + _t27
-                _t48 = _t23*((_t22 + _t47)*_r15)
-                _t49 = _t28*((-_t18 + _t21 + _t47)*_r15)
+                _t48 = _t23*((_t22 + _t47)*_inv0)
+                _t49 = _t28*((-_t18 + _t21 + _t47)*_inv0)
                 _t50 = _t11*_t17 + _t27
-                _t51 = _t34*((_t22 + _t50)*_r15)
-                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_r15)
-                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_r15)
-                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_r15)
-                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_r15)
-                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_r15)
-                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_r15)
-                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_r15)
-                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_r15)
-                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_r15)
+                _t51 = _t34*((_t22 + _t50)*_inv0)
+                _t52 = _t37*((-_t15*_t7 + _t21 + _t50)*_inv0)
+                d_px1 = -((_t0*_t13*_t5 - _t14*_t24 - _t25*_t29)*_inv0)
+                d_py1 = -((_t13*_t31*_t9 - _t32*_t35 - _t36*_t38)*_inv0)
+                d_px2 = -((-_t0*_t13*_t40 + _t24*_t41 + _t29*_t42)*_inv0)
+                d_py2 = -((-_t13*_t44*_t9 + _t35*_t45 + _t38*_t46)*_inv0)
+                d_tx1 = -((_t1*_t13*_t14 - _t25*_t49 - _t48*_t5)*_inv0)
+                d_ty1 = -((_t11*_t13*_t32 - _t31*_t51 - _t36*_t52)*_inv0)
+                d_tx2 = -((-_t1*_t13*_t41 + _t40*_t48 + _t42*_t49)*_inv0)
+                d_ty2 = -((-_t11*_t13*_t45 + _t44*_t51 + _t46*_t52)*_inv0)
             else:
                 _t4 = px1 - tx1
                 _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
@@ -722,6 +674,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

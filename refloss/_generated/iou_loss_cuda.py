@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5470c176b2c2617b
+# scalar kernels: sha256 02825962d9992e93
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4b4f008d2ecf2c04
+# scalar kernels: sha256 fff83f784ba19b12
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -87,6 +87,7 @@ def value_f64(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -109,6 +110,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = math.nan
             d_tx2 = math.nan
             d_ty2 = math.nan
+            _ok = True
         elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
             value = math.inf
             d_px1 = math.nan
@@ -119,6 +121,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = math.nan
             d_tx2 = math.nan
             d_ty2 = math.nan
+            _ok = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -143,8 +146,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
-            _r15 = 1.0/_t8
-            _r16 = 1.0/_t9
+            _a15 = abs(_t8)
+            _a16 = abs(_t9)
+            _ok = (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307) & (_a16 >= 4.450147717014403e-308) & (_a16 <= 2.247116418577895e+307)
+            _inv0 = 1.0/_t8
+            _inv1 = 1.0/_t9
             _t11 = px1 - tx1
             _t12 = 1.0 if -_t11 > 0.0 else 0.0
             _t13 = 1.0 if _t11 > 0.0 else 0.0
@@ -157,21 +163,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
             _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-            _t23 = _t22*((_t18 + _t21)*_r15)
+            _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + 1.0
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _t26 = _t0*_t25
             _t27 = 0.5*_t22
-            _t28 = _t27*((_t18 + _t20 - _t26)*_r15)
+            _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
             _t30 = 1.0 if -_t29 > 0.0 else 0.0
             _t31 = 1.0 if _t29 > 0.0 else 0.0
             _t32 = _t18 + _t25*_t3 + eps
             _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-            _t34 = _t33*((_t32 + inter)*_r15)
+            _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + 1.0
             _t36 = 0.5*_t33
-            _t37 = _t36*((-_t19*_t7 + _t32)*_r15)
+            _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
             _t39 = 1.0 if _t38 > 0.0 else 0.0
             _t40 = 1.0 if -_t38 > 0.0 else 0.0
@@ -181,19 +187,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t44 = 1.0 if -_t42 > 0.0 else 0.0
             _t45 = -_t43 - _t44 + 1.0
             _t46 = _t17 + _t26
-            _t47 = _t22*((_t21 + _t46)*_r15)
-            _t48 = _t27*((-_t15 + _t20 + _t46)*_r15)
+            _t47 = _t22*((_t21 + _t46)*_inv0)
+            _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
             _t49 = _t14*_t5 + _t26
-            _t50 = _t33*((_t21 + _t49)*_r15)
-            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r15)
-            d_px1 = -_r16*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r15)
-            d_py1 = -_r16*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r15)
-            d_px2 = -_r16*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r15)
-            d_py2 = -_r16*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r15)
-            d_tx1 = -_r16*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r15)
-            d_ty1 = -_r16*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r15)
-            d_tx2 = -_r16*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r15)
-            d_ty2 = -_r16*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r15)
+            _t50 = _t33*((_t21 + _t49)*_inv0)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
+            d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
+            d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
+            d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
+            d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
+            d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
+            d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
+            d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
+            d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -203,48 +210,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _s2 = -max(py1, ty1) + min(py2, ty2)
-        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
-            _ok = True
-        elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
-            _ok = True
-        else:  # overlap
-            _t0 = max(_s1, _s1 - _s1)
-            _t1 = -py1 + py2
-            _t2 = -ty1 + ty2
-            _t3 = -px1 + px2
-            _t4 = -tx2
-            _t5 = -_t4 - tx1
-            _t6 = _s2
-            _t7 = max(_t6, _t6 - _t6)
-            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
-            _t9 = inter/_t8
-            _a3 = abs(_t8)
-            _a4 = abs(_t9)
-            _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307) & (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -307,8 +273,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _a16 = abs(_t9)
                 _ok = (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307) & (_a16 >= 4.450147717014403e-308) & (_a16 <= 2.247116418577895e+307)
                 if _ok:
-                    _r17 = 1.0/_t8
-                    _r18 = 1.0/_t9
+                    _inv0 = 1.0/_t8
+                    _inv1 = 1.0/_t9
                     _t11 = px1 - tx1
                     _t12 = 1.0 if -_t11 > 0.0 else 0.0
                     _t13 = 1.0 if _t11 > 0.0 else 0.0
@@ -321,21 +287,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t20 = _t1*_t19 + eps
                     _t21 = _t20 + inter
                     _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-                    _t23 = _t22*((_t18 + _t21)*_r17)
+                    _t23 = _t22*((_t18 + _t21)*_inv0)
                     _t24 = -_t12 - _t13 + 1.0
                     _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
                     _t26 = _t0*_t25
                     _t27 = 0.5*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)*_r17)
+                    _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
                     _t29 = py1 - ty1
                     _t30 = 1.0 if -_t29 > 0.0 else 0.0
                     _t31 = 1.0 if _t29 > 0.0 else 0.0
                     _t32 = _t18 + _t25*_t3 + eps
                     _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-                    _t34 = _t33*((_t32 + inter)*_r17)
+                    _t34 = _t33*((_t32 + inter)*_inv0)
                     _t35 = -_t30 - _t31 + 1.0
                     _t36 = 0.5*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)*_r17)
+                    _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
                     _t38 = _t4 + px2
                     _t39 = 1.0 if _t38 > 0.0 else 0.0
                     _t40 = 1.0 if -_t38 > 0.0 else 0.0
@@ -345,19 +311,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t44 = 1.0 if -_t42 > 0.0 else 0.0
                     _t45 = -_t43 - _t44 + 1.0
                     _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)*_r17)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)*_r17)
+                    _t47 = _t22*((_t21 + _t46)*_inv0)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
                     _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)*_r17)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r17)
-                    d_px1 = -_r18*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r17)
-                    d_py1 = -_r18*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r17)
-                    d_px2 = -_r18*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r17)
-                    d_py2 = -_r18*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r17)
-                    d_tx1 = -_r18*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r17)
-                    d_ty1 = -_r18*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r17)
-                    d_tx2 = -_r18*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r17)
-                    d_ty2 = -_r18*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r17)
+                    _t50 = _t33*((_t21 + _t49)*_inv0)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
+                    d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
+                    d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
+                    d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
+                    d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
+                    d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
+                    d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
+                    d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
+                    d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
                 else:
                     _t11 = px1 - tx1
                     _t12 = 1.0 if -_t11 > 0.0 else 0.0
@@ -422,6 +388,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -507,6 +483,7 @@ def value_f32(pred, target, out, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -529,6 +506,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = _f32(math.nan)
             d_tx2 = _f32(math.nan)
             d_ty2 = _f32(math.nan)
+            _ok = True
         elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
             value = _f32(math.inf)
             d_px1 = _f32(math.nan)
@@ -539,6 +517,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = _f32(math.nan)
             d_tx2 = _f32(math.nan)
             d_ty2 = _f32(math.nan)
+            _ok = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -563,8 +542,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
-            _r15 = _f32(1.0)/_t8
-            _r16 = _f32(1.0)/_t9
+            _a15 = abs(_t8)
+            _a16 = abs(_t9)
+            _ok = (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37)) & (_a16 >= _f32(2.350988701644575e-38)) & (_a16 <= _f32(4.253529586511731e+37))
+            _inv0 = _f32(1.0)/_t8
+            _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
             _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
             _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
@@ -577,21 +559,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
             _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-            _t23 = _t22*((_t18 + _t21)*_r15)
+            _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + _f32(1.0)
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _t26 = _t0*_t25
             _t27 = _f32(0.5)*_t22
-            _t28 = _t27*((_t18 + _t20 - _t26)*_r15)
+            _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
             _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
             _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
             _t32 = _t18 + _t25*_t3 + eps
             _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-            _t34 = _t33*((_t32 + inter)*_r15)
+            _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + _f32(1.0)
             _t36 = _f32(0.5)*_t33
-            _t37 = _t36*((-_t19*_t7 + _t32)*_r15)
+            _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
             _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
             _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
@@ -601,19 +583,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
             _t45 = -_t43 - _t44 + _f32(1.0)
             _t46 = _t17 + _t26
-            _t47 = _t22*((_t21 + _t46)*_r15)
-            _t48 = _t27*((-_t15 + _t20 + _t46)*_r15)
+            _t47 = _t22*((_t21 + _t46)*_inv0)
+            _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
             _t49 = _t14*_t5 + _t26
-            _t50 = _t33*((_t21 + _t49)*_r15)
-            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r15)
-            d_px1 = -_r16*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r15)
-            d_py1 = -_r16*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r15)
-            d_px2 = -_r16*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r15)
-            d_py2 = -_r16*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r15)
-            d_tx1 = -_r16*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r15)
-            d_ty1 = -_r16*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r15)
-            d_tx2 = -_r16*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r15)
-            d_ty2 = -_r16*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r15)
+            _t50 = _t33*((_t21 + _t49)*_inv0)
+            _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
+            d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
+            d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
+            d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
+            d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
+            d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
+            d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
+            d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
+            d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -623,48 +606,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _s2 = -max(py1, ty1) + min(py2, ty2)
-        inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-        if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
-            _ok = True
-        elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
-            _ok = True
-        else:  # overlap
-            _t0 = max(_s1, _s1 - _s1)
-            _t1 = -py1 + py2
-            _t2 = -ty1 + ty2
-            _t3 = -px1 + px2
-            _t4 = -tx2
-            _t5 = -_t4 - tx1
-            _t6 = _s2
-            _t7 = max(_t6, _t6 - _t6)
-            _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
-            _t9 = inter/_t8
-            _a3 = abs(_t8)
-            _a4 = abs(_t9)
-            _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37)) & (_a4 >= _f32(2.350988701644575e-38)) & (_a4 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -727,8 +669,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _a16 = abs(_t9)
                 _ok = (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37)) & (_a16 >= _f32(2.350988701644575e-38)) & (_a16 <= _f32(4.253529586511731e+37))
                 if _ok:
-                    _r17 = _f32(1.0)/_t8
-                    _r18 = _f32(1.0)/_t9
+                    _inv0 = _f32(1.0)/_t8
+                    _inv1 = _f32(1.0)/_t9
                     _t11 = px1 - tx1
                     _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
                     _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
@@ -741,21 +683,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t20 = _t1*_t19 + eps
                     _t21 = _t20 + inter
                     _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                    _t23 = _t22*((_t18 + _t21)*_r17)
+                    _t23 = _t22*((_t18 + _t21)*_inv0)
                     _t24 = -_t12 - _t13 + _f32(1.0)
                     _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
                     _t26 = _t0*_t25
                     _t27 = _f32(0.5)*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)*_r17)
+                    _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
                     _t29 = py1 - ty1
                     _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
                     _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
                     _t32 = _t18 + _t25*_t3 + eps
                     _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-                    _t34 = _t33*((_t32 + inter)*_r17)
+                    _t34 = _t33*((_t32 + inter)*_inv0)
                     _t35 = -_t30 - _t31 + _f32(1.0)
                     _t36 = _f32(0.5)*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)*_r17)
+                    _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
                     _t38 = _t4 + px2
                     _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
                     _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
@@ -765,19 +707,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
                     _t45 = -_t43 - _t44 + _f32(1.0)
                     _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)*_r17)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)*_r17)
+                    _t47 = _t22*((_t21 + _t46)*_inv0)
+                    _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
                     _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)*_r17)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_r17)
-                    d_px1 = -_r18*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_r17)
-                    d_py1 = -_r18*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_r17)
-                    d_px2 = -_r18*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_r17)
-                    d_py2 = -_r18*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_r17)
-                    d_tx1 = -_r18*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_r17)
-                    d_ty1 = -_r18*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_r17)
-                    d_tx2 = -_r18*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_r17)
-                    d_ty2 = -_r18*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_r17)
+                    _t50 = _t33*((_t21 + _t49)*_inv0)
+                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
+                    d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
+                    d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
+                    d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
+                    d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
+                    d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
+                    d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
+                    d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
+                    d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
                 else:
                     _t11 = px1 - tx1
                     _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
@@ -842,6 +784,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

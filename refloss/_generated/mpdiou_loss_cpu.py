@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 46304e68719211a6
+# scalar kernels: sha256 152234e00c7fa12c
 """MPDIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -82,6 +82,7 @@ def value_f64(pred, target, out, image_size, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, image_size, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -116,12 +117,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t16 = -tx2
         _t17 = -_t16 - tx1
         _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _r10 = 1.0/_t18
+        _a10 = abs(_t18)
+        _ok = (_a10 >= 4.450147717014403e-308) & (_a10 <= 2.247116418577895e+307)
+        _inv0 = 1.0/_t18
         _t8 = 2.0/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
         _t11 = 1.0 if -_t10 > 0.0 else 0.0
-        _t19 = _t14*_r10
+        _t19 = _t14*_inv0
         _t20 = 1.0 if _t10 > 0.0 else 0.0
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
@@ -132,22 +135,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
         _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
-        _t30 = _t29*((_t25 + _t28)*_r10)
+        _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + 1.0
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t33 = _t32*_t6
         _t34 = 0.5*_t29
-        _t35 = _t34*((_t25 + _t27 - _t33)*_r10)
+        _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
         _t38 = 1.0 if -_t37 > 0.0 else 0.0
         _t39 = 1.0 if _t37 > 0.0 else 0.0
         _t40 = _t15*_t32 + _t25 + eps
         _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
-        _t42 = _t41*((_t14 + _t40)*_r10)
+        _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + 1.0
         _t44 = 0.5*_t41
-        _t45 = _t44*((-_t13*_t26 + _t40)*_r10)
+        _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
         _t48 = 1.0 if _t47 > 0.0 else 0.0
@@ -159,19 +162,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t54 = 1.0 if -_t52 > 0.0 else 0.0
         _t55 = -_t53 - _t54 + 1.0
         _t56 = _t22 + _t33
-        _t57 = _t29*((_t28 + _t56)*_r10)
-        _t58 = _t34*((-_t24 + _t27 + _t56)*_r10)
+        _t57 = _t29*((_t28 + _t56)*_inv0)
+        _t58 = _t34*((-_t24 + _t27 + _t56)*_inv0)
         _t59 = _t17*_t23 + _t33
-        _t60 = _t41*((_t28 + _t59)*_r10)
-        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r10)
-        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r10)
-        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r10)
-        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r10)
-        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r10)
-        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r10)
-        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r10)
-        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r10)
-        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r10)
+        _t60 = _t41*((_t28 + _t59)*_inv0)
+        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_inv0)
+        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_inv0)
+        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_inv0)
+        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_inv0)
+        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_inv0)
+        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_inv0)
+        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_inv0)
+        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_inv0)
+        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -181,40 +185,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t4 = -py1 + py2
-        _t5 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t6 = max(_s1, _s1 - _s1)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = _t13*_t6
-        _t15 = -px1 + px2
-        _t16 = -tx2
-        _t17 = -_t16 - tx1
-        _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _a2 = abs(_t18)
-        _ok = (_a2 >= 4.450147717014403e-308) & (_a2 <= 2.247116418577895e+307)
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -252,12 +223,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a10 = abs(_t18)
             _ok = (_a10 >= 4.450147717014403e-308) & (_a10 <= 2.247116418577895e+307)
             if _ok:
-                _r11 = 1.0/_t18
+                _inv0 = 1.0/_t18
                 _t8 = 2.0/image_size
                 _t9 = _t0*_t8
                 _t10 = px1 - tx1
                 _t11 = 1.0 if -_t10 > 0.0 else 0.0
-                _t19 = _t14*_r11
+                _t19 = _t14*_inv0
                 _t20 = 1.0 if _t10 > 0.0 else 0.0
                 _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
                 _t22 = _t21*_t5
@@ -268,22 +239,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t27 = _t26*_t4 + eps
                 _t28 = _t14 + _t27
                 _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
-                _t30 = _t29*((_t25 + _t28)*_r11)
+                _t30 = _t29*((_t25 + _t28)*_inv0)
                 _t31 = -_t11 - _t20 + 1.0
                 _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
                 _t33 = _t32*_t6
                 _t34 = 0.5*_t29
-                _t35 = _t34*((_t25 + _t27 - _t33)*_r11)
+                _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
                 _t36 = _t2*_t8
                 _t37 = py1 - ty1
                 _t38 = 1.0 if -_t37 > 0.0 else 0.0
                 _t39 = 1.0 if _t37 > 0.0 else 0.0
                 _t40 = _t15*_t32 + _t25 + eps
                 _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
-                _t42 = _t41*((_t14 + _t40)*_r11)
+                _t42 = _t41*((_t14 + _t40)*_inv0)
                 _t43 = -_t38 - _t39 + 1.0
                 _t44 = 0.5*_t41
-                _t45 = _t44*((-_t13*_t26 + _t40)*_r11)
+                _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
                 _t46 = _t1*_t8
                 _t47 = _t16 + px2
                 _t48 = 1.0 if _t47 > 0.0 else 0.0
@@ -295,19 +266,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54 = 1.0 if -_t52 > 0.0 else 0.0
                 _t55 = -_t53 - _t54 + 1.0
                 _t56 = _t22 + _t33
-                _t57 = _t29*((_t28 + _t56)*_r11)
-                _t58 = _t34*((-_t24 + _t27 + _t56)*_r11)
+                _t57 = _t29*((_t28 + _t56)*_inv0)
+                _t58 = _t34*((-_t24 + _t27 + _t56)*_inv0)
                 _t59 = _t17*_t23 + _t33
-                _t60 = _t41*((_t28 + _t59)*_r11)
-                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r11)
-                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r11)
-                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r11)
-                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r11)
-                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r11)
-                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r11)
-                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r11)
-                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r11)
-                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r11)
+                _t60 = _t41*((_t28 + _t59)*_inv0)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_inv0)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_inv0)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_inv0)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_inv0)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_inv0)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_inv0)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_inv0)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_inv0)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_inv0)
             else:
                 _t8 = 2.0/image_size
                 _t9 = _t0*_t8
@@ -378,6 +349,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 
@@ -459,6 +440,7 @@ def value_f32(pred, target, out, image_size, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, image_size, eps):
     _m = _out.shape[0]
+    _far = False
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -493,12 +475,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t16 = -tx2
         _t17 = -_t16 - tx1
         _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _r10 = _f32(1.0)/_t18
+        _a10 = abs(_t18)
+        _ok = (_a10 >= _f32(2.350988701644575e-38)) & (_a10 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t18
         _t8 = _f32(2.0)/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
         _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
-        _t19 = _t14*_r10
+        _t19 = _t14*_inv0
         _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
@@ -509,22 +493,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
         _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-        _t30 = _t29*((_t25 + _t28)*_r10)
+        _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + _f32(1.0)
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t33 = _t32*_t6
         _t34 = _f32(0.5)*_t29
-        _t35 = _t34*((_t25 + _t27 - _t33)*_r10)
+        _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
         _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
         _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
         _t40 = _t15*_t32 + _t25 + eps
         _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-        _t42 = _t41*((_t14 + _t40)*_r10)
+        _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + _f32(1.0)
         _t44 = _f32(0.5)*_t41
-        _t45 = _t44*((-_t13*_t26 + _t40)*_r10)
+        _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
         _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
@@ -536,19 +520,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
         _t55 = -_t53 - _t54 + _f32(1.0)
         _t56 = _t22 + _t33
-        _t57 = _t29*((_t28 + _t56)*_r10)
-        _t58 = _t34*((-_t24 + _t27 + _t56)*_r10)
+        _t57 = _t29*((_t28 + _t56)*_inv0)
+        _t58 = _t34*((-_t24 + _t27 + _t56)*_inv0)
         _t59 = _t17*_t23 + _t33
-        _t60 = _t41*((_t28 + _t59)*_r10)
-        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r10)
-        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r10)
-        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r10)
-        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r10)
-        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r10)
-        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r10)
-        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r10)
-        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r10)
-        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r10)
+        _t60 = _t41*((_t28 + _t59)*_inv0)
+        _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_inv0)
+        d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_inv0)
+        d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_inv0)
+        d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_inv0)
+        d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_inv0)
+        d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_inv0)
+        d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_inv0)
+        d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_inv0)
+        d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_inv0)
+        _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -558,40 +543,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 1] = d_ty1
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
-    _bad = 0
-    _far = 0
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
-        _t4 = -py1 + py2
-        _t5 = -ty1 + ty2
-        _s1 = -max(px1, tx1) + min(px2, tx2)
-        _t6 = max(_s1, _s1 - _s1)
-        _t12 = -max(py1, ty1) + min(py2, ty2)
-        _t13 = max(_t12, _t12 - _t12)
-        _t14 = _t13*_t6
-        _t15 = -px1 + px2
-        _t16 = -tx2
-        _t17 = -_t16 - tx1
-        _t18 = -_t14 + _t15*_t4 + _t17*_t5 + eps
-        _a2 = abs(_t18)
-        _ok = (_a2 >= _f32(2.350988701644575e-38)) & (_a2 <= _f32(4.253529586511731e+37))
-        _far += 0 if _ok else 1
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
-    if _far != 0:
+    if _far:
         for _i in range(_m):
             px1 = _pred[4 * _i]
             py1 = _pred[4 * _i + 1]
@@ -629,12 +581,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a10 = abs(_t18)
             _ok = (_a10 >= _f32(2.350988701644575e-38)) & (_a10 <= _f32(4.253529586511731e+37))
             if _ok:
-                _r11 = _f32(1.0)/_t18
+                _inv0 = _f32(1.0)/_t18
                 _t8 = _f32(2.0)/image_size
                 _t9 = _t0*_t8
                 _t10 = px1 - tx1
                 _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
-                _t19 = _t14*_r11
+                _t19 = _t14*_inv0
                 _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
                 _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
                 _t22 = _t21*_t5
@@ -645,22 +597,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t27 = _t26*_t4 + eps
                 _t28 = _t14 + _t27
                 _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                _t30 = _t29*((_t25 + _t28)*_r11)
+                _t30 = _t29*((_t25 + _t28)*_inv0)
                 _t31 = -_t11 - _t20 + _f32(1.0)
                 _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
                 _t33 = _t32*_t6
                 _t34 = _f32(0.5)*_t29
-                _t35 = _t34*((_t25 + _t27 - _t33)*_r11)
+                _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
                 _t36 = _t2*_t8
                 _t37 = py1 - ty1
                 _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
                 _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
                 _t40 = _t15*_t32 + _t25 + eps
                 _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
-                _t42 = _t41*((_t14 + _t40)*_r11)
+                _t42 = _t41*((_t14 + _t40)*_inv0)
                 _t43 = -_t38 - _t39 + _f32(1.0)
                 _t44 = _f32(0.5)*_t41
-                _t45 = _t44*((-_t13*_t26 + _t40)*_r11)
+                _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
                 _t46 = _t1*_t8
                 _t47 = _t16 + px2
                 _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
@@ -672,19 +624,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
                 _t55 = -_t53 - _t54 + _f32(1.0)
                 _t56 = _t22 + _t33
-                _t57 = _t29*((_t28 + _t56)*_r11)
-                _t58 = _t34*((-_t24 + _t27 + _t56)*_r11)
+                _t57 = _t29*((_t28 + _t56)*_inv0)
+                _t58 = _t34*((-_t24 + _t27 + _t56)*_inv0)
                 _t59 = _t17*_t23 + _t33
-                _t60 = _t41*((_t28 + _t59)*_r11)
-                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_r11)
-                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_r11)
-                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_r11)
-                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_r11)
-                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_r11)
-                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_r11)
-                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_r11)
-                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_r11)
-                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_r11)
+                _t60 = _t41*((_t28 + _t59)*_inv0)
+                _t61 = _t44*((-_t13*_t21 + _t27 + _t59)*_inv0)
+                d_px1 = _t9 - ((_t11*_t19*_t4 - _t20*_t30 - _t31*_t35)*_inv0)
+                d_py1 = _t36 - ((_t15*_t19*_t38 - _t39*_t42 - _t43*_t45)*_inv0)
+                d_px2 = _t46 - ((-_t19*_t4*_t48 + _t30*_t49 + _t35*_t50)*_inv0)
+                d_py2 = _t51 - ((-_t15*_t19*_t53 + _t42*_t54 + _t45*_t55)*_inv0)
+                d_tx1 = -_t9 - ((-_t11*_t57 + _t19*_t20*_t5 - _t31*_t58)*_inv0)
+                d_ty1 = -_t36 - ((_t17*_t19*_t39 - _t38*_t60 - _t43*_t61)*_inv0)
+                d_tx2 = -_t46 - ((-_t19*_t49*_t5 + _t48*_t57 + _t50*_t58)*_inv0)
+                d_ty2 = -_t51 - ((-_t17*_t19*_t54 + _t53*_t60 + _t55*_t61)*_inv0)
             else:
                 _t8 = _f32(2.0)/image_size
                 _t9 = _t0*_t8
@@ -755,6 +707,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_pred[_i] /= divisor
         for _i in range(_d_target.shape[0]):
             _d_target[_i] /= divisor
+    _bad = 0
+    for _i in range(_m):
+        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
+                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
+                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
+                + (_target[4 * _i + 2] - _target[4 * _i + 2])
+                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
+                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
+                | ((_target[4 * _i + 2] < _target[4 * _i]))
+                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
     return _bad
 
 

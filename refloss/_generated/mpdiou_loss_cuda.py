@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 46304e68719211a6
+# scalar kernels: sha256 152234e00c7fa12c
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6ac41a87847494bc
+# scalar kernels: sha256 31a13d979dbfde03
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

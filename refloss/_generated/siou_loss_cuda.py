@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3ef089a709f72e07
+# scalar kernels: sha256 c7ed1936eddd09f7
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
