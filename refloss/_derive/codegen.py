@@ -629,15 +629,21 @@ class KernelPrinter(PythonCodePrinter):
                 power = self.assign("x", f"{power}*{power}")
         return terms[0]
 
+    def _ratio(self, w: str, h: str) -> tuple:
+        """|w|, |h|, m = max(|w|, |h|) and q = min(|w|, |h|)/m (0 where both are 0): atan2's argument
+        reduction, shared (the same assignments) with its slope, AtanSlope."""
+        lit = self._literal
+        aw, ah = self.assign("aw", f"abs({w})"), self.assign("ah", f"abs({h})")
+        hi = self.assign("mx", f"max({aw}, {ah})")
+        return aw, ah, hi, self.assign("q", f"(min({aw}, {ah})/{hi} if {hi} > {lit(0)} else {lit(0)})")
+
     def _atan2(self, y, x):
         """atan2(y, x) without a libm call, so that the loop vectorises (refloss/_derive/atan.py)."""
         if self._inline:
             raise ValueError("atan2 prints as statements: not in a branch condition")
         w, h = (self._once(a, PRECEDENCE["Mul"]) for a in (y, x))
         lit = self._literal
-        a, b = self.assign("aw", f"abs({w})"), self.assign("ah", f"abs({h})")
-        hi = self.assign("mx", f"max({a}, {b})")
-        q = self.assign("q", f"(min({a}, {b})/{hi} if {hi} > {lit(0)} else {lit(0)})")
+        a, b, hi, q = self._ratio(w, h)
         big = self.assign("big", f"{q} > {lit(sp.Rational(1, 2))}")
         # q > 1/2: r = (q - 1)/(q + 1), q - 1 exact (Sterbenz), q + 1 = d + (its rounding error e)
         d = self.assign("d", f"{q} + {lit(1)}")
@@ -682,9 +688,7 @@ class KernelPrinter(PythonCodePrinter):
             raise ValueError("AtanSlope prints as statements: not in a branch condition")
         w, h = (self._unalias(self._once(x, PRECEDENCE["Mul"])) for x in (w, h))
         lit = self._literal
-        aw, ah = self.assign("aw", f"abs({w})"), self.assign("ah", f"abs({h})")
-        hi = self.assign("mx", f"max({aw}, {ah})")
-        q = self.assign("q", f"(min({aw}, {ah})/{hi} if {hi} > {lit(0)} else {lit(0)})")
+        aw, ah, hi, q = self._ratio(w, h)
         # 1/(m (1 + q^2)) would overflow for a subnormal m (a box whose area underflows, where the slope means
         # nothing): m is taken as the smallest normal number there, so that a factor 0 (CIoU's D at identical
         # boxes) still gives 0, not 0 * inf
