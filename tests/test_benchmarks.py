@@ -27,3 +27,28 @@ def test_benchmark_memory_table():
     lines = memory(["giou_loss", "smooth_l1"], 1000)
     assert len(lines) == 6 and [line.split(" | ")[0] for line in lines[4:]] == ["| giou_loss", "| smooth_l1"]
     assert all(line.endswith("% |") for line in lines[4:])
+
+
+def test_float32_benchmark_covers_every_loss_and_writes_its_table(tmp_path, capsys):
+    from benchmarks import float32
+
+    import refloss as rl
+
+    assert set(float32.losses()) == {n for n in rl.ALL_LOSSES if getattr(rl, n).info.kind == "loss"}
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- float32 -->\nold\n<!-- /float32 -->\nafter\n")
+    out = tmp_path / "f32.json"
+    assert float32.main(["--n", "50", "--repeat", "1", "-o", str(out), "--doc", str(page)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["loss"] for r in rows] == float32.losses()  # every loss ran, both dtypes
+    assert all(r["float64_ms"] > 0 and r["float32_ms"] > 0 for r in rows)
+    text = page.read_text()
+    assert text.startswith("before\n<!-- float32 -->\n| loss |") and text.endswith("<!-- /float32 -->\nafter\n")
+    assert "old" not in text and text.count("\n| `") == len(rows)
+
+
+def test_float32_benchmark_names_an_unknown_loss():
+    from benchmarks import float32
+
+    with pytest.raises(SystemExit):
+        float32.main(["--loss", "giou_los"])
