@@ -147,7 +147,7 @@ def _make_op(loss: Loss, op_name: str):
         _save(ctx, tensors, reduction, output[1:])
 
     def backward(ctx, grad_value, *_):
-        return (*_backward(ctx, info, grad_value), *[None] * (len(kinds) + 3))
+        return (*_backward(ctx, info, grad_value, ctx.saved_tensors), *[None] * (len(kinds) + 3))
 
     op = torch.library.custom_op(f"refloss::{op_name}", impl, mutates_args=(), schema=schema)
     op.register_fake(fake)
@@ -156,22 +156,27 @@ def _make_op(loss: Loss, op_name: str):
 
 
 def _save(ctx, tensors, reduction, grads) -> None:
-    """What the backward needs: the input shapes, which inputs are class indices, the gradients."""
-    ctx.shapes = [t.shape for t in tensors]
-    ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
-    ctx.per_element = reduction == "none"
+    """What the operator's backward needs: the input shapes, which inputs are class indices, the gradients
+    (outputs of the operator, saved as such)."""
+    _note(ctx, tensors, reduction)
     ctx.save_for_backward(*grads)
     ctx.mark_non_differentiable(*grads)
 
 
-def _backward(ctx, info, grad_value) -> list:
+def _note(ctx, tensors, reduction) -> None:
+    ctx.shapes = [t.shape for t in tensors]
+    ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
+    ctx.per_element = reduction == "none"
+
+
+def _backward(ctx, info, grad_value, kernel_grads) -> list:
     """The inputs' gradients: the kernel's, times the incoming gradient, summed over broadcast axes."""
     if torch.is_grad_enabled():
         raise RuntimeError(f"refloss.torch.{info.name}: second derivatives are not available (the backward "
                            "multiplies the kernel's first derivatives by the incoming gradient); "
                            "create_graph=True / torch.autograd.grad of a gradient is not supported")
     grads = []
-    for g, shape, w, idx in zip(ctx.saved_tensors, ctx.shapes, info.widths, ctx.index):
+    for g, shape, w, idx in zip(kernel_grads, ctx.shapes, info.widths, ctx.index):
         if idx:
             grads.append(None)
             continue
@@ -185,30 +190,30 @@ class _Eager(torch.autograd.Function):
     round trip (tens of microseconds a call); ``torch.compile`` traces the operator instead."""
 
     @staticmethod
-    def forward(ctx, fn, params, reduction, validate, *tensors):
+    def forward(ctx, call, *tensors):  # call: (TorchLoss, params, reduction, validate), one argument (cheaper)
+        fn, params, reduction, validate = call
         out = _impl(fn._loss, tensors, params, reduction, validate, True)
-        _save(ctx, tensors, reduction, out[1:])
+        _note(ctx, tensors, reduction)
         ctx.info = fn._info
+        # the kernel's gradients: intermediate tensors (neither inputs nor outputs), kept on ctx as they are
+        ctx.grads = grads = out[1:]
+        # for loss.backward() of a reduced loss, the gradients to return as they are (no pass over them)
+        ctx.direct = None if ctx.per_element or any(g.shape != s for g, s in zip(grads, ctx.shapes)) else \
+            tuple(None if i else g for g, i in zip(grads, ctx.index))
         return out[0]
 
     @staticmethod
     def backward(ctx, grad_value):
-        if (not ctx.per_element and grad_value.device.type == "cpu" and grad_value.item() == 1.0
-                and not torch.is_grad_enabled() and all(g.shape == s for g, s in zip(ctx.saved_tensors, ctx.shapes))):
-            # loss.backward() of a reduced loss: the kernel's gradients as they are (a pass over them saved)
-            return (None, None, None, None, *[None if i else g for g, i in zip(ctx.saved_tensors, ctx.index)])
-        return (None, None, None, None, *_backward(ctx, ctx.info, grad_value))
+        if (ctx.direct is not None and not torch.is_grad_enabled() and grad_value.device.type == "cpu"
+                and grad_value.item() == 1.0):
+            return (None, *ctx.direct)
+        return (None, *_backward(ctx, ctx.info, grad_value, ctx.grads))
 
 
 def _impl(loss, tensors, params, reduction, validate, with_grad):
     if tensors[0].device.type == "cuda":
         return _cuda_impl(loss, tensors, params, reduction, validate, with_grad)
     return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
-
-
-def with_grad_possible(inputs) -> bool:
-    """Whether autograd may record this call (a tensor input that requires grad)."""
-    return torch.is_grad_enabled() and any(type(v) is torch.Tensor and v.requires_grad for v in inputs)
 
 
 def _value(loss, tensors, params, reduction, validate) -> torch.Tensor:
@@ -247,6 +252,11 @@ def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
     if not with_grad:
         value = _tensor(_numpy_call(loss, arrays, params, reduction, validate, False))
         return (value, *[value.new_empty((0,)) for _ in tensors])
+    if loss._fast_width is not None and (reduction != "mean" or loss.info.mean_weight is None):
+        # the NumPy API's fast path (contiguous arrays of one dtype and shape: each gradient has its input's shape)
+        result = loss._fast(True, arrays, params, reduction, validate)
+        if result is not None:
+            return (_tensor(result[0]), *[torch.from_numpy(g) for g in result[1]])
     shapes = _shapes_of(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
@@ -370,20 +380,16 @@ class TorchLoss:
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
         values = self._loss._param_values(params) if params else self._loss._default_values  # unknown: TypeError
-        compiling = torch.compiler.is_compiling()
-        if not compiling and with_grad_possible(inputs):  # (value only: the NumPy call checks them)
-            self._loss._checked_args(values, "f64")  # every parameter checked before autograd records
         tensors = _tensors(info, inputs)
         low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
         if low is not None:
             tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
         with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        if compiling:  # (compiled: the operator checks the parameters when it runs)
+        if torch.compiler.is_compiling():  # (compiled: the operator checks the parameters when it runs)
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
-        else:  # eager: the operator's implementation without the dispatcher's round trip
-            params = dict(zip(self._loss._defaults, values))
-            out = (_Eager.apply(self, params, reduction, bool(validate), *tensors) if with_grad
+        else:  # eager: the operator's implementation without the dispatcher's round trip (it checks the parameters)
+            out = (_Eager.apply((self, params, reduction, bool(validate)), *tensors) if with_grad
                    else _value(self._loss, tensors, params, reduction, bool(validate)))
         return out.to(low) if low is not None else out
 

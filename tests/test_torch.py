@@ -286,6 +286,13 @@ def test_errors_are_clear():
         rt.giou_loss(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), p)
     with pytest.raises(ValueError, match="beta"):
         rt.smooth_l1(p, p, beta=-1.0)
+    for q in (p.clone().requires_grad_(), p.double().requires_grad_()):  # recording for autograd: the same errors
+        with pytest.raises(ValueError, match="beta"):
+            rt.smooth_l1(q, p, beta=-1.0)
+        with pytest.raises(ValueError, match="eps"):
+            rt.giou_loss(q, p, eps=-1.0)
+        with pytest.raises(TypeError, match="did you mean eps="):
+            rt.giou_loss(q, p, esp=1e-7)
     with pytest.raises(TypeError, match="torch tensors"):
         rt.giou_loss(p.numpy(), p.numpy())
     with pytest.raises(AttributeError, match="giou_loss"):
