@@ -267,3 +267,32 @@ def test_focal_l1_eiou_is_focal_l1_of_the_eiou_loss():
     assert (rl.eiou_loss(far, t) > 1).all() and (rl.eiou_loss(p, t) < 1).any()
     with pytest.raises(ValueError, match="beta"):
         rl.focal_l1_eiou_loss(p, t, beta=0.2)
+
+
+def _scale_table() -> dict:
+    """docs/accuracy.md's table of the scales 2^k over which each box loss stays scale invariant."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "accuracy.md").read_text()
+    table = text.split("<!-- scale-table -->")[1].split("<!-- /scale-table -->")[0]
+    rows = {}
+    for line in table.strip().splitlines()[2:]:
+        name, f64, f32 = (c.strip() for c in line.strip("|").split("|"))
+        rows[name.strip("`")] = {np.float64: tuple(map(int, f64.split(".."))), np.float32: tuple(map(int, f32.split("..")))}
+    return rows
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scale_invariance_holds_over_the_documented_scales(dtype):
+    """Every scale-invariant box loss, at the ends of its documented interval of scales 2^k (and
+    at k = 0 .. 8 inside it): values and rescaled gradients equal to the unscaled ones, as
+    benchmarks/scale_invariance.py measured them."""
+    from benchmarks import scale_invariance as si
+
+    rows = _scale_table()
+    assert sorted(rows) == sorted(si.losses())  # every scale-invariant box loss has its row
+    p, t = (a.astype(dtype) for a in si.pairs(64))
+    for name, row in rows.items():
+        lo, hi = row[dtype]
+        for k in (lo, lo + 1, hi - 1, hi, *range(9)):
+            assert si.invariant_at(name, p, t, k), f"{name} {dtype.__name__}: not scale invariant at 2^{k}"
