@@ -161,15 +161,20 @@ def _giou_sum_derivative(s):
     # no product of four lengths before a division by an area (it overflows float32 for coordinates ~1e10 far
     # apart, and 0 * inf at the unused branches is NaN)
     y = c_other * Quot(o_minus_i - h_B * e_own, dc) + eps * Quot(e_other, dc)
-    big_a = Quot(Quot(m * i_other * (inter + h_B * out_s + o_minus_i + eps), du), du) \
+    # m i_o times a ratio of areas (at most 2: the sum is at most A_B + A_O + eps, U' at least half that), never
+    # m i_o times an area: a length times an area overflowed (underflowed) beyond boxes of 2^+-341 in float64
+    big_a = Quot(m * i_other * Quot(inter + h_B * out_s + o_minus_i + eps, du), du) \
         + Quot(out_B + (1 - m) * i_other, dc)
     big_b = Quot(Quot(inter, du) * h_B, du) + Quot(y, dc)
     # (A_O - I) (m i_o/U'^2 - c_o/C'^2) as one term: with m = 1, c_o - i_o = e_o + out_B and C' - U' = E,
     # m i_o/U'^2 - c_o/C'^2 = (i_o E (C' + U') - (e_o + out_B) U'^2)/(U'^2 C'^2)
-    # (m i_o E formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny; likewise (I/U') E before the
-    # second division by U', where E/U' overflows for I = 0: two point boxes 1e3 apart with eps = 9e-303 gave NaN)
-    gap = Quot(Quot(m * i_other * enclose_minus_union, du) * (dc + du), du) - m * (e_other + out_B) - (1 - m) * c_other
-    z = Quot(Quot(m * i_other * (h_B * out_s + eps), du), du) \
+    # (m i_o times E/C' in [0, 1] formed first: m = 0 must give 0, not 0 * inf, where U' = eps is tiny, and E/U'
+    # overflows for I = 0: two point boxes 1e3 apart with eps = 9e-303 gave NaN; likewise (I/U') E before the second
+    # division by U'. Then lengths and areas alternately, so that every intermediate is a length, its inverse or a
+    # ratio (m i_o E, a length times an area, overflowed beyond boxes of 2^341 in float64), and 0 stays 0 each step)
+    gap = Quot(Quot(m * i_other * Quot(enclose_minus_union, dc), du) * (dc + du), du) * dc \
+        - m * (e_other + out_B) - (1 - m) * c_other
+    z = Quot(m * i_other * Quot(h_B * out_s + eps, du), du) \
         + Quot(out_B * (Quot(union_minus_inter_eps, du) - Quot(Quot(inter, du) * enclose_minus_union, du)), dc) \
         + Quot((1 - m) * i_other, dc) + Quot(c_other * Quot(h_B * e_own, dc) - eps * Quot(e_other, dc), dc) \
         + Quot(Quot(o_minus_i, dc) * gap, dc)
