@@ -24,7 +24,7 @@ import sympy as sp
 
 from . import _boxes as B
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import DiffOfDiffs, Group, PowG, TMax, TMin, plain
+from refloss._derive.functions import DiffOfDiffs, Group, PowG, Quot, TMax, TMin, plain
 from .iou_loss import EPS
 from refloss._info import Properties
 
@@ -60,7 +60,10 @@ def larger(b_t, delta):
 dx = DiffOfDiffs(B.tx1, B.px2, B.px1, B.tx2) / 2
 dy = DiffOfDiffs(B.ty1, B.py2, B.py1, B.ty2) / 2
 ax, ay = Abs(dx), Abs(dy)
-tan_alpha = TMin(ax, ay) / TMax(ax, ay)
+# t = min/max as a quotient, so that its derivative is (d min - t d max)/max: as a product min max^-1, the angle's
+# derivative came out as powers min^2 max^-3, whose max^-3 overflowed (underflowed) for offsets beyond 2^+-341
+# in float64 and the gradient was 0 or NaN there
+tan_alpha = Quot(TMin(ax, ay), TMax(ax, ay))
 angle = 2 * tan_alpha / (1 + tan_alpha**2)  # Lambda = sin(2 alpha)
 gamma = 2 - angle
 sgn = 1 - 2 * pe  # +1: the paper's exp(-gamma rho); -1: mmdetection's default exp(+gamma rho)

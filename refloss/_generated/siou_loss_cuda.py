@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c7ed1936eddd09f7
+# scalar kernels: sha256 f67f8356ec0db611
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
