@@ -223,20 +223,27 @@ def _value(loss, tensors, params, reduction, validate) -> torch.Tensor:
     return _tensor(_numpy_call(loss, [_numpy_view(t) for t in tensors], params, reduction, validate, False))
 
 
-def _numpy_call(loss, arrays, params, reduction, validate, with_grad):
+def _fast_call(loss, arrays, params, reduction, validate, with_grad):
+    """The NumPy API's fast path (C-contiguous arrays of one float dtype and one shape), or None where it
+    does not apply."""
+    if loss._fast_width is None or (reduction == "mean" and loss.info.mean_weight is not None):
+        return None
+    return loss._fast(with_grad, arrays, params, reduction, validate)
+
+
+def _numpy_call(loss, arrays, params, reduction, validate, with_grad, fast=True):
     """The NumPy API on views of the tensors (one floating dtype, checked by _tensors): its CPU drivers
     directly, without the checks and conversions its call would repeat, or its whole call where it
-    does more (class indices, a weighted mean)."""
+    does more (class indices, a weighted mean).  ``fast=False``: the fast path was tried already."""
     info = loss.info
     dt = arrays[0].dtype
     if (info.indices or (reduction == "mean" and info.mean_weight is not None) or dt.type not in (np.float32, np.float64)
             or any(a.dtype != dt for a in arrays)):  # (the operator called directly: any tensors)
         fn = loss.value_and_grad if with_grad else loss
         return fn(*arrays, reduction=reduction, validate=validate, **params)
-    if loss._fast_width is not None:  # the NumPy API's fast path (contiguous views of one shape)
-        result = loss._fast(with_grad, arrays, params, reduction, validate)
-        if result is not None:
-            return result
+    result = _fast_call(loss, arrays, params, reduction, validate, with_grad) if fast else None
+    if result is not None:
+        return result
     values = loss._param_values(params)
     precision = "f32" if dt == np.float32 else "f64"
     args = loss._checked_args(values, precision)
@@ -252,17 +259,15 @@ def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
     if not with_grad:
         value = _tensor(_numpy_call(loss, arrays, params, reduction, validate, False))
         return (value, *[value.new_empty((0,)) for _ in tensors])
-    if loss._fast_width is not None and (reduction != "mean" or loss.info.mean_weight is None):
-        # the NumPy API's fast path (contiguous arrays of one dtype and shape: each gradient has its input's shape)
-        result = loss._fast(True, arrays, params, reduction, validate)
-        if result is not None:
-            return (_tensor(result[0]), *[torch.from_numpy(g) for g in result[1]])
+    result = _fast_call(loss, arrays, params, reduction, validate, True)  # (each gradient has its input's shape)
+    if result is not None:
+        return (_tensor(result[0]), *[torch.from_numpy(g) for g in result[1]])
     shapes = _shapes_of(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
     arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
               for a, full, idx in zip(arrays, shapes.full, shapes.index)]
-    value, grads = _numpy_call(loss, arrays, params, reduction, validate, True)
+    value, grads = _numpy_call(loss, arrays, params, reduction, validate, True, fast=False)
     return (_tensor(value), *[ref.new_empty((0,)) if g is None else _tensor(g) for g in grads])
 
 
