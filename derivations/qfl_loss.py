@@ -98,6 +98,7 @@ def derive() -> LossSpec:
     xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
     return LossSpec(
         name=NAME, title="Quality Focal Loss",
+        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = -|y - sigma|**beta * ((1 - y)*log(1 - sigma) + y*log(sigma)), sigma = sigmoid(x), for logits x "
         "and soft quality targets y in [0, 1] (the IoU of the predicted box with its ground truth, 0 for "
         "the background); beta = 2 in the paper.",

@@ -166,6 +166,7 @@ def derive() -> LossSpec:
     sides = _wrong_side(k, alpha_t, checks)
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
+        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
         "alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as torchvision).",
         references=["T.-Y. Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002",

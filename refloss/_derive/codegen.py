@@ -23,6 +23,7 @@ import textwrap
 import re
 from contextlib import contextmanager
 
+import numpy as np
 import sympy as sp
 from mpmath import libmp
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -30,6 +31,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from refloss._info import Properties
 
+from . import expo
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
@@ -131,9 +133,10 @@ class KernelPrinter(PythonCodePrinter):
     temporary, and an identical right-hand side is assigned once.
     """
 
-    def __init__(self, precision: str, width: int | None = None):
+    def __init__(self, precision: str, width: int | None = None, libm: bool = False):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
         self.precision = precision
+        self.libm = libm  # exp, log and log1p as libm calls, not refloss/_derive/expo.py's forms
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -455,14 +458,26 @@ class KernelPrinter(PythonCodePrinter):
     def _print_NaN(self, expr):
         return "math.nan" if self.precision == "f64" else "_f32(math.nan)"
 
+    def _exp_neg_abs(self, arg) -> str:
+        """exp(-|arg|), assigned once for arg and -arg (sigmoid and softplus of both share it)."""
+        return self._math("exp", self.assign("na", f"-{self._once(sp.Abs(arg), PRECEDENCE['Mul'])}"))
+
     def _print_Sigmoid(self, expr):
         x = self._once(expr.args[0], PRECEDENCE["Mul"])
         one, zero = self._literal(1), self._literal(0)
+        if self._vector_math():  # exp(-x) for x >= 0, exp(x) for x < 0: one exp(-|x|), the same values
+            e = self._exp_neg_abs(expr.args[0])
+            d = self.assign("d", f"{one} + {e}")
+            # both arms named: a conditional between names is a select, which the loop vectoriser takes
+            pos, neg = self.assign("sg", f"{one}/{d}"), self.assign("sg", f"{e}/{d}")
+            return f"({pos} if {x} >= {zero} else {neg})"
         return (f"({one}/({one} + math.exp(-{x})) if {x} >= {zero} "
                 f"else math.exp({x})/({one} + math.exp({x})))")
 
     def _print_Softplus(self, expr):
         x = self._once(expr.args[0], PRECEDENCE["Mul"])
+        if self._vector_math():
+            return f"(max({x}, {self._literal(0)}) + {self._math('log1p', self._exp_neg_abs(expr.args[0]))})"
         return f"(max({x}, {self._literal(0)}) + math.log1p(math.exp(-abs({x}))))"
 
     def _print_LogitCE(self, expr):
@@ -481,11 +496,12 @@ class KernelPrinter(PythonCodePrinter):
         p = self.parenthesize(expr.args[0], PRECEDENCE["Mul"])
         x = self._once(expr.args[1], PRECEDENCE["Mul"])
         lit = self._literal
-        e = self.assign("e", f"math.exp(-abs({x}))")
+        e = self._exp_neg_abs(expr.args[1]) if self._vector_math() else self.assign("e", f"math.exp(-abs({x}))")
         d = self.assign("d", f"{lit(1)} + {e}")
         dl = self.assign("dl", f"{e} - ({d} - {lit(1)})")  # the rounding error of d, exact
         # the exact factor 4 last: 4 p could overflow where the size does not
-        q = self.assign("q", f"{p}*({lit(1)} if {x} >= {lit(0)} else math.exp({lit(2)}*{x}))/({d}*{d})")
+        e2 = self._math("exp", f"{lit(2)}*{x}")
+        q = self.assign("q", f"{p}*({lit(1)} if {x} >= {lit(0)} else {e2})/({d}*{d})")
         return f"({lit(4)}*({q} - {q}*({lit(2)}*{dl}/{d})))"
 
     def _focal_hard(self, expr) -> dict:
@@ -498,10 +514,10 @@ class KernelPrinter(PythonCodePrinter):
         n = {"g": self._once(g, PRECEDENCE["Mul"]), "a": self._once(a, PRECEDENCE["Mul"])}
         n["z"] = xs if y == 0 else self.assign("z", f"-{xs}")
         n["t"] = t = self.assign("a", f"abs({xs})")
-        n["e"] = e = self.assign("e", f"math.exp(-{t})")
+        n["e"] = e = self._math("exp", f"-{t}") if self._vector_math() else self.assign("e", f"math.exp(-{t})")
         n["d"] = d = self.assign("d", f"{lit(1)} + {e}")
         n["c"] = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)
-        n["l"] = self.assign("l", f"math.log1p({e})")
+        n["l"] = self._math("log1p", e) if self._vector_math() else self.assign("l", f"math.log1p({e})")
         n["neg"] = f"{n['z']} < {lit(0)}"
         # d^-g, not 1/d^g: no overflow for large g
         p0 = self.assign("p", f"(math.pow({e}, {n['g']}) if {n['neg']} else {lit(1)})*math.pow({d}, -{n['g']})")
@@ -669,6 +685,171 @@ class KernelPrinter(PythonCodePrinter):
         tail = lit(sp.pi / 4 - sp.Float(head, 60))
         u = self.assign("u", f"{k}*{lit(sp.Float(head, 60))} + ({signed} + {k}*{tail})")
         return f"math.copysign({u}, {w})"
+
+    # -- exp, log and log1p without libm (refloss/_derive/expo.py) ----------------------------------
+
+    def _vector_math(self) -> bool:
+        """Whether exp, log and log1p print as expo.py's statements (not in a branch condition, and not
+        for a loss that keeps libm)."""
+        return not (self.libm or self._inline)
+
+    def _math(self, name: str, x: str) -> str:
+        """``name`` ("exp", "log" or "log1p") of the printed ``x``: libm's, or expo.py's form."""
+        if not self._vector_math():
+            return f"math.{name}({x})"
+        if not _ATOMIC.match(x):
+            x = self.assign("a", _unwrap(x))
+        return {"exp": self._exp_of, "expm1": self._expm1_of, "log": self._log_of, "log1p": self._log1p_of}[name](x)
+
+    def _int_float(self) -> tuple:
+        """(integer type, float type, mantissa bits, exponent bias) of the kernel's precision."""
+        return ("_i64", "_f64", 52, 1023) if self.precision == "f64" else ("_i32", "_f32", 23, 127)
+
+    def _shifter(self) -> tuple:
+        """1.5 * 2^(mantissa bits): adding it rounds to an integer, which is then its low bits; (the
+        literal, its bit pattern)."""
+        it, ft, mb, _ = self._int_float()
+        value = 1.5 * 2.0**mb
+        bits = int(np.array(value, dtype=np.float64 if ft == "_f64" else np.float32).view(
+            np.int64 if ft == "_f64" else np.int32))
+        return self._literal(sp.Float(value, 40)), bits
+
+    def _exp_parts(self, x: str) -> tuple:
+        """exp's reduction of the printed x: (q = exp(r) - 1, 2^k1, 2^k2, k as a float) with
+        exp(x) = (1 + q) 2^k1 2^k2 (refloss/_derive/expo.py)."""
+        lit, (it, ft, mb, bias) = self._literal, self._int_float()
+        lo, hi = (lit(sp.Float(v, 40)) for v in expo.CLAMP[self.precision])
+        # NaN compares False: it takes lo (k stays an integer) and is put back at the end
+        xc = self.assign("xc", f"({x} if {x} > {lo} else {lo})")
+        xc = self.assign("xc", f"({xc} if {xc} < {hi} else {hi})")
+        shift, bits = self._shifter()
+        t = self.assign("kt", f"{xc}*{lit(1 / sp.log(2))} + {shift}")
+        k = self.assign("k", f"{t} - {shift}")
+        ln2_hi, ln2_lo = expo.split_ln2(self.precision)
+        # r = h - l and its rounding error c (Fast2Sum: h = x - k ln2_hi is exact, |h| >= |l| but where both
+        # are tiny); exp(r + c) = exp(r) + c to far below an ulp
+        h = self.assign("rh", f"{xc} - {k}*{lit(sp.Float(ln2_hi, 60))}")
+        l_ = self.assign("rl", f"{k}*{lit(sp.Float(ln2_lo, 60))}")
+        r = self.assign("r", f"{h} - {l_}")
+        c = self.assign("rc", f"({h} - {r}) - {l_}")
+        coeffs, _ = expo.polynomial("exp", self.precision)
+        poly = self._estrin([lit(sp.Float(c_, 40)) for c_ in reversed(coeffs)], r)
+        t_ = self.assign("q", f"({r}*{r})*{poly} + {c}")
+        q = self.assign("q", f"{r} + {t_}")
+        # 2^k as 2^k1 2^k2 (both normal for every k: one rounding where the result is subnormal or overflows)
+        # k1 = round(k/2) by the shifter again, k2 = k - k1 (no arithmetic shift of an int64: AVX2 has none, and
+        # its emulation made LLVM keep expm1's loop scalar)
+        t1 = self.assign("kt", f"{k}*{lit(sp.Rational(1, 2))} + {shift}")
+        ki = self.assign("ki", f"{it}({ft}({t}).view({it}) - {it}({bits}))")
+        k1 = self.assign("ki", f"{it}({ft}({t1}).view({it}) - {it}({bits}))")
+        s1 = self.assign("sc", f"{it}(({k1} + {it}({bias})) << {it}({mb})).view({ft})")
+        s2 = self.assign("sc", f"{it}(({ki} - {k1} + {it}({bias})) << {it}({mb})).view({ft})")
+        return q, s1, s2, k, (r, t_)
+
+    def _exp_of(self, x: str) -> str:
+        q, s1, s2, _, _ = self._exp_parts(x)
+        p = self.assign("p", f"{self._literal(1)} + {q}")
+        v = self.assign("ex", f"({p}*{s1})*{s2}")
+        return self.assign("ex", f"({v} if {x} == {x} else {x})")
+
+    def _expm1_of(self, x: str) -> str:
+        """exp(x) - 1: q itself where k = 0 (|x| < ln(2)/2: no cancellation); 2^k q + (2^k - 1) for |k| <= 56,
+        that sum's rounding error (TwoSum) and q's (r + t = q + q_lo, Fast2Sum) added before the last
+        rounding (2^k - 1 is exact for |k| <= 53, off by far less than an ulp of the result beyond);
+        exp(x) - 1 for |k| > 56 (the same as rounded: -1, or exp(x), which may overflow)."""
+        lit = self._literal
+        q, s1, s2, k, (r, t_) = self._exp_parts(x)
+        q_lo = self.assign("ql", f"({r} - {q}) + {t_}")
+        sk = self.assign("sk", f"{s1}*{s2}")
+        hi = self.assign("em", f"{sk}*{q}")  # exact: a power of two times q, far from underflow for |k| <= 56
+        b = self.assign("em", f"{sk} - {lit(1)}")
+        a = self.assign("em", f"{hi} + {b}")
+        bb = self.assign("em", f"{a} - {hi}")
+        ea = self.assign("em", f"({hi} - ({a} - {bb})) + ({b} - {bb})")
+        mid = self.assign("em", f"{a} + ({ea} + {sk}*{q_lo})")
+        p = self.assign("p", f"{lit(1)} + {q}")
+        full = self.assign("em", f"({p}*{s1})*{s2} - {lit(1)}")
+        near = self.assign("em", f"abs({k}) <= {lit(56)}")
+        v = self.assign("em", f"({mid} if {near} else {full})")
+        v = self.assign("em", f"({q} if {k} == {lit(0)} else {v})")
+        v = self.assign("em", f"({v} if {x} != {lit(0)} else {x})")  # -0 as itself, as C's expm1
+        return self.assign("em", f"({v} if {x} == {x} else {x})")
+
+    def _split_exponent(self, x: str, subnormal: bool) -> tuple:
+        """(k as a float, f) with x = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), for x > 0 finite (other
+        x give finite nonsense, for the caller to replace); a subnormal x scaled to a normal one first."""
+        lit, (it, ft, mb, bias) = self._literal, self._int_float()
+        shift, sbits = self._shifter()
+        bias_off = bias  # subtracted from the exponent bits
+        if subnormal:
+            extra = 54 if self.precision == "f64" else 25
+            low = self.assign("sub", f"{x} < {lit(sp.Float(2.0 ** (1 - bias), 40))}")
+            scaled = self.assign("lx", f"{x}*{lit(sp.Float(2.0**extra, 40))}")
+            x = self.assign("lx", f"({scaled} if {low} else {x})")
+        b = self.assign("lb", f"{ft}({x}).view({it})")
+        m = self.assign("lm", f"{it}(({b} & {it}({(1 << mb) - 1})) | {it}({bias << mb})).view({ft})")
+        big = self.assign("big", f"{m} > {lit(sp.sqrt(2))}")
+        half = self.assign("lh", f"{m}*{lit(sp.Rational(1, 2))}")
+        f = self.assign("lf", f"({half} if {big} else {m}) - {lit(1)}")
+        # the exponent as a float through the shifter's bits (an int64-to-float64 conversion is scalar on AVX2)
+        e = self.assign("le", f"{it}({it}({b} >> {it}({mb})) + {it}({sbits - bias_off})).view({ft}) - {shift}")
+        adjust = f" - ({lit(extra)} if {low} else {lit(0)})" if subnormal else ""
+        k = self.assign("lk", f"{e} + ({lit(1)} if {big} else {lit(0)}){adjust}")
+        return k, f
+
+    def _log_of(self, x: str) -> str:
+        lit = self._literal
+        k, f = self._split_exponent(x, subnormal=True)
+        value = self._log_core(k, f, None)
+        inf, nan = self._print(sp.oo), self._print(sp.nan)
+        edge = self.assign("lo", f"(-{inf} if {x} == {lit(0)} else {nan})")
+        value = self.assign("lo", f"({value} if {x} > {lit(0)} else {edge})")
+        return self.assign("lo", f"({value} if {x} < {inf} else {x})")
+
+    def _log1p_of(self, x: str) -> str:
+        lit = self._literal
+        u = self.assign("u", f"{lit(1)} + {x}")
+        k, fu = self._split_exponent(u, subnormal=False)
+        near = f"{k} == {lit(0)}"
+        # k = 0: f = x, exact; else u's f and u's rounding error relative to u (both differences exact)
+        f = self.assign("lf", f"({x} if {near} else {fu})")
+        c1 = self.assign("lc", f"{x} - ({u} - {lit(1)})")
+        c2 = self.assign("lc", f"{lit(1)} - ({u} - {x})")
+        c = self.assign("lc", f"({c1} if {u} <= {lit(2)} else {c2})")
+        c = self.assign("lc", f"{c}/{u}")
+        c = self.assign("lc", f"({lit(0)} if {near} else {c})")
+        value = self._log_core(k, f, c)
+        inf, nan = self._print(sp.oo), self._print(sp.nan)
+        # x = +-0 as itself (the sign of zero, as C's log1p). Every conditional selects between names or literals: arms
+        # with arithmetic and chains of "and" kept the loop from vectorising (LLVM did not flatten them to selects)
+        value = self.assign("lo", f"({value} if {x} != {lit(0)} else {x})")
+        edge = self.assign("lo", f"(-{inf} if {x} == {lit(-1)} else {nan})")
+        value = self.assign("lo", f"({value} if {x} > {lit(-1)} else {edge})")
+        return self.assign("lo", f"({value} if {x} < {inf} else {x})")
+
+    def _log_core(self, k: str, f: str, c: str | None) -> str:
+        """k ln 2 + log(1 + f) (+ c, a small correction), f in [sqrt(1/2) - 1, sqrt(2) - 1] (expo.py)."""
+        lit = self._literal
+        s = self.assign("ls", f"{f}/({lit(2)} + {f})")
+        z = self.assign("lz", f"{s}*{s}")
+        coeffs, _ = expo.polynomial("log", self.precision)
+        q = self._estrin([lit(sp.Float(c_, 40)) for c_ in reversed(coeffs)], z)
+        hfsq = self.assign("hf", f"{lit(sp.Rational(1, 2))}*({f}*{f})")
+        ln2_hi, ln2_lo = expo.split_ln2(self.precision)
+        tail = f"{k}*{lit(sp.Float(ln2_lo, 60))}" + (f" + {c}" if c else "")
+        return self.assign("lg", f"{k}*{lit(sp.Float(ln2_hi, 60))} + ({f} - ({hfsq} - ({s}*({hfsq} + {z}*{q}) + ({tail}))))")
+
+    def _print_exp(self, expr):
+        return self._math("exp", self._print(expr.args[0]))
+
+    def _print_log(self, expr):
+        return self._math("log", self._print(expr.args[0]))
+
+    def _print_log1p(self, expr):
+        return self._math("log1p", self._print(expr.args[0]))
+
+    def _print_expm1(self, expr):
+        return self._math("expm1", self._print(expr.args[0]))
 
     def _print_Quot(self, expr):
         a, b = expr.args
@@ -865,8 +1046,26 @@ def _needed(subs, exprs) -> list:
     return out[::-1]
 
 
+_LIBM_CALL = re.compile(r"\bmath\.(?!inf\b|nan\b|copysign\b|sqrt\b)\w+")
+_PROBED: dict = {}  # (id(kernel), precision) -> (kernel, whether it keeps libm)
+
+
+def _keeps_libm(kernel: Kernel, precision: str) -> bool:
+    """Whether the kernel prints exp, log, log1p and expm1 as libm calls: where the loss says so
+    (``LossSpec.libm``), and where, printed with refloss/_derive/expo.py's forms, it would still call libm
+    (``pow``, ``sin``, ``cos``...).  Such a loop stays scalar whatever exp costs, and the printed forms
+    only make it longer to compile (SIoU's and Shape-IoU's kernels grew by half, YOLO decoding's fourfold)."""
+    if kernel.libm:
+        return True
+    key = (id(kernel), precision)
+    if key not in _PROBED:
+        text = scalar_function(kernel, "_probe", precision, kernel.output_names, probe=True)
+        _PROBED[key] = (kernel, bool(_LIBM_CALL.search(text)))
+    return _PROBED[key][1]
+
+
 def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
-                    form: str | None = None) -> str:
+                    form: str | None = None, probe: bool = False) -> str:
     """Source of ``def name(inputs..., args...)`` returning the named outputs.
 
     Each output is assigned to a local of its name (``value``, ``d_px1``, ...) before the
@@ -883,7 +1082,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     common subexpressions its repeated denominators need, then ``_ok`` (every denominator in the range
     where its reciprocal is safe), then ``if _ok:`` the program with reciprocals, ``else:`` the
     quotients as written.  ``form`` prints one part of that for the CPU block loops: "fast" ``_ok`` and
-    the reciprocal program (whatever ``_ok`` is), "exact" the quotients alone (None: the whole of it)."""
+    the reciprocal program (whatever ``_ok`` is), "exact" the quotients alone (None: the whole of it).
+    ``probe``: exp and log printed as refloss/_derive/expo.py's forms unless ``kernel.libm`` (for
+    :func:`_keeps_libm`), not as the kernel will be."""
     if form not in _FORMS:
         raise ValueError(f"form {form!r} is not one of {_FORMS}")
     _check_output_names(kernel, outputs)
@@ -902,7 +1103,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     double = [o for o in grads if precision == "f32" and o in kernel.double]
     if values != list(kernel.value_names):
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
-    printer = KernelPrinter(precision, width=_EXPR_WIDTH)
+    libm = kernel.libm if probe else _keeps_libm(kernel, precision)
+    printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=libm)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     branches = _live_branches(tuple(kernel.branches), outputs)
     exprs = [b.condition for b in branches if b.condition is not None]
@@ -1101,7 +1303,9 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     all_grads = grads + scalar_grads
     params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in all_grads] + ["divisor"] if all_grads else [])
     params += [s_.name for s_ in kernel.args]
-    printer = KernelPrinter(precision, width=_EXPR_WIDTH)
+    # libm's exp and log: a row's loop over its C elements is short and stays scalar, and the printed forms
+    # (refloss/_derive/expo.py) made softmax cross-entropy 1.8x slower there
+    printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=True)
     lines = [f"def {name}({', '.join(params)}):"]
     lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
     first = next(n for n, w, _ in kernel.arrays if w is None)
@@ -1331,6 +1535,18 @@ def _has_wide(spec: LossSpec) -> bool:
     return any(k.wide or k.double for kernels in [spec.kernels, *programs] for k in kernels.values())
 
 
+def _numpy_import(spec: LossSpec) -> str:
+    """The line importing NumPy's scalar types the kernels use: float32 always, float64 for wide outputs and
+    for the bit patterns of exp and log (refloss/_derive/expo.py, unless the loss keeps libm), the integers
+    for those bit patterns."""
+    names = ["float32 as _f32"]
+    if _has_wide(spec) or not spec.libm:
+        names.append("float64 as _f64")
+    if not spec.libm:
+        names += ["int32 as _i32", "int64 as _i64"]
+    return "from numpy import " + ", ".join(names)
+
+
 def scalar_module(spec: LossSpec, source: str) -> str:
     args = spec.kernels["f64"].args
     parts = [
@@ -1342,7 +1558,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         "import math",
         "from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext",
         "",
-        "from numpy import float32 as _f32" + (", float64 as _f64" if _has_wide(spec) else ""),
+        _numpy_import(spec),
         "",
         "",
         _constants_function(spec, args),
@@ -1508,7 +1724,7 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         "import math",
         "",
         "from numba import njit, prange",
-        "from numpy import float32 as _f32" + (", float64 as _f64" if _has_wide(spec) else ""),
+        _numpy_import(spec),
         "",
         "from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW",
     ]

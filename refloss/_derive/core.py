@@ -15,7 +15,7 @@ failed check raises :class:`DerivationError`, so a wrong derivation stops
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -154,6 +154,7 @@ class Kernel:
     wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
     double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
     reciprocal: bool = False  # gradients multiply by reciprocals of repeated denominators (where safe)
+    libm: bool = False  # exp, log, log1p as libm calls (LossSpec.libm), not refloss/_derive/expo.py's forms
 
     @property
     def is_row(self) -> bool:
@@ -245,6 +246,15 @@ class LossSpec:
     # row inputs that may be given as integer class indices instead (refloss._info.LossInfo.indices)
     indices: tuple = ()
     properties: Properties = Properties()  # what the formula guarantees (refloss._info.Properties)
+    # exp, log and log1p as libm calls: for a loss whose float32 maxima docs/exhaustive.md states over all
+    # inputs, until it is swept again with refloss/_derive/expo.py's forms (vectorisable, within 1 ulp)
+    libm: bool = False
+
+    def __post_init__(self):
+        if self.libm:
+            self.kernels = {p: replace(k, libm=True) for p, k in self.kernels.items()}
+            self.variants = [replace(v, program={p: replace(k, libm=True) for p, k in v.program.items()})
+                             if v.program else v for v in self.variants]
 
 
 def _random_points(symbols, domain, rng, n):

@@ -357,6 +357,7 @@ class GradientLoss:
             accuracy=accuracy or self.accuracy(),
             checks=checks,
             family="elementwise",
+            libm=True,  # every element-wise loss's float32 maxima are stated over all inputs (docs/exhaustive.md)
             variants=list(variants),
             kinks=self.breakpoints,
         )

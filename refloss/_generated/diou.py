@@ -10,7 +10,7 @@ about the loss is its entry in refloss/_generated/_index.py."""
 import math
 from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 
 def _constants(prec, eps):

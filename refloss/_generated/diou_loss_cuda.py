@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4bf2fa3be8ea4e91
+# scalar kernels: sha256 72adc8cf19736e64
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bddd03dbba19855f
+# scalar kernels: sha256 addf9d0b2291a7a1
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

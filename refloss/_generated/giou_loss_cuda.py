@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c49ef644ae312ce7
+# scalar kernels: sha256 c6c0dd7bcad8398a
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

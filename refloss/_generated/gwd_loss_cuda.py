@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 76c74b8f389f5c9f
+# scalar kernels: sha256 f4f2729e9cedaf05
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

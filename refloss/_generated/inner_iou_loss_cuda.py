@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 491c36e4124c196b
+# scalar kernels: sha256 bb670ae84aa638f7
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 02825962d9992e93
+# scalar kernels: sha256 be3d5913b1773383
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 73dc767bc95d88c1
+# scalar kernels: sha256 4c10aa8520e9e913
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6f26b994339f98b3
+# scalar kernels: sha256 c112635a77cb40da
 """L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fff83f784ba19b12
+# scalar kernels: sha256 da6cc68babd7d2a5
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -15,7 +15,7 @@ thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
 import math
 
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
@@ -55,7 +55,39 @@ def _value_block_f64(_pred, _target, _out, eps):
             _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+            _u16 = 1.0 + _a15
+            _lb17 = _f64(_u16).view(_i64)
+            _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big19 = _lm18 > 1.4142135623730951
+            _lh20 = _lm18*0.5
+            _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+            _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk23 = _le22 + (1.0 if _big19 else 0.0)
+            _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+            _lc25 = _a15 - (_u16 - 1.0)
+            _lc26 = 1.0 - (_u16 - _a15)
+            _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+            _lc28 = _lc27/_u16
+            _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+            _ls30 = _lf24/(2.0 + _lf24)
+            _lz31 = _ls30*_ls30
+            _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
+            _e33 = 0.28571428570803253 + 0.22222222391794727*_lz31
+            _e34 = 0.18181795631498243 + 0.15386240172447838*_lz31
+            _e35 = 0.13268760562036724 + 0.1308675766695207*_lz31
+            _x36 = _lz31*_lz31
+            _e37 = _e32 + _e33*_x36
+            _e38 = _e34 + _e35*_x36
+            _x39 = _x36*_x36
+            _e40 = _e37 + _e38*_x39
+            _hf41 = 0.5*(_lf24*_lf24)
+            _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
+            _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+            _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
+            _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
+            _lo46 = (_lo45 if _a15 < math.inf else _a15)
+            value = _lo46
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -138,7 +170,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+            _u16 = 1.0 + _a15
+            _lb17 = _f64(_u16).view(_i64)
+            _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big19 = _lm18 > 1.4142135623730951
+            _lh20 = _lm18*0.5
+            _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+            _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk23 = _le22 + (1.0 if _big19 else 0.0)
+            _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+            _lc25 = _a15 - (_u16 - 1.0)
+            _lc26 = 1.0 - (_u16 - _a15)
+            _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+            _lc28 = _lc27/_u16
+            _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+            _ls30 = _lf24/(2.0 + _lf24)
+            _lz31 = _ls30*_ls30
+            _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
+            _e33 = 0.28571428570803253 + 0.22222222391794727*_lz31
+            _e34 = 0.18181795631498243 + 0.15386240172447838*_lz31
+            _e35 = 0.13268760562036724 + 0.1308675766695207*_lz31
+            _x36 = _lz31*_lz31
+            _e37 = _e32 + _e33*_x36
+            _e38 = _e34 + _e35*_x36
+            _x39 = _x36*_x36
+            _e40 = _e37 + _e38*_x39
+            _hf41 = 0.5*(_lf24*_lf24)
+            _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
+            _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+            _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
+            _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
+            _lo46 = (_lo45 if _a15 < math.inf else _a15)
+            value = _lo46
             _t3 = -px1 + px2
             _t4 = -tx2
             _t5 = -_t4 - tx1
@@ -146,9 +210,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
-            _a15 = abs(_t8)
-            _a16 = abs(_t9)
-            _ok = (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307) & (_a16 >= 4.450147717014403e-308) & (_a16 <= 2.247116418577895e+307)
+            _a47 = abs(_t8)
+            _a48 = abs(_t9)
+            _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
@@ -261,7 +325,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
                 _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
                 _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-                value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+                _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+                _u16 = 1.0 + _a15
+                _lb17 = _f64(_u16).view(_i64)
+                _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                _big19 = _lm18 > 1.4142135623730951
+                _lh20 = _lm18*0.5
+                _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+                _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                _lk23 = _le22 + (1.0 if _big19 else 0.0)
+                _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+                _lc25 = _a15 - (_u16 - 1.0)
+                _lc26 = 1.0 - (_u16 - _a15)
+                _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+                _lc28 = _lc27/_u16
+                _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+                _ls30 = _lf24/(2.0 + _lf24)
+                _lz31 = _ls30*_ls30
+                _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
+                _e33 = 0.28571428570803253 + 0.22222222391794727*_lz31
+                _e34 = 0.18181795631498243 + 0.15386240172447838*_lz31
+                _e35 = 0.13268760562036724 + 0.1308675766695207*_lz31
+                _x36 = _lz31*_lz31
+                _e37 = _e32 + _e33*_x36
+                _e38 = _e34 + _e35*_x36
+                _x39 = _x36*_x36
+                _e40 = _e37 + _e38*_x39
+                _hf41 = 0.5*(_lf24*_lf24)
+                _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
+                _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+                _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
+                _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
+                _lo46 = (_lo45 if _a15 < math.inf else _a15)
+                value = _lo46
                 _t3 = -px1 + px2
                 _t4 = -tx2
                 _t5 = -_t4 - tx1
@@ -269,9 +365,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t7 = max(_t6, _t6 - _t6)
                 _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
                 _t9 = inter/_t8
-                _a15 = abs(_t8)
-                _a16 = abs(_t9)
-                _ok = (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307) & (_a16 >= 4.450147717014403e-308) & (_a16 <= 2.247116418577895e+307)
+                _a47 = abs(_t8)
+                _a48 = abs(_t9)
+                _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
                 if _ok:
                     _inv0 = 1.0/_t8
                     _inv1 = 1.0/_t9
@@ -451,7 +547,34 @@ def _value_block_f32(_pred, _target, _out, eps):
             _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+            _u16 = _f32(1.0) + _a15
+            _lb17 = _f32(_u16).view(_i32)
+            _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big19 = _lm18 > _f32(1.4142135381698608)
+            _lh20 = _lm18*_f32(0.5)
+            _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+            _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
+            _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+            _lc25 = _a15 - (_u16 - _f32(1.0))
+            _lc26 = _f32(1.0) - (_u16 - _a15)
+            _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+            _lc28 = _lc27/_u16
+            _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+            _ls30 = _lf24/(_f32(2.0) + _lf24)
+            _lz31 = _ls30*_ls30
+            _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
+            _e33 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz31
+            _x34 = _lz31*_lz31
+            _e35 = _e32 + _e33*_x34
+            _hf36 = _f32(0.5)*(_lf24*_lf24)
+            _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
+            _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+            _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
+            _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
+            _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+            value = _lo41
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -534,7 +657,34 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
             _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-            value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+            _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+            _u16 = _f32(1.0) + _a15
+            _lb17 = _f32(_u16).view(_i32)
+            _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big19 = _lm18 > _f32(1.4142135381698608)
+            _lh20 = _lm18*_f32(0.5)
+            _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+            _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
+            _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+            _lc25 = _a15 - (_u16 - _f32(1.0))
+            _lc26 = _f32(1.0) - (_u16 - _a15)
+            _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+            _lc28 = _lc27/_u16
+            _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+            _ls30 = _lf24/(_f32(2.0) + _lf24)
+            _lz31 = _ls30*_ls30
+            _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
+            _e33 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz31
+            _x34 = _lz31*_lz31
+            _e35 = _e32 + _e33*_x34
+            _hf36 = _f32(0.5)*(_lf24*_lf24)
+            _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
+            _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+            _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
+            _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
+            _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+            value = _lo41
             _t3 = -px1 + px2
             _t4 = -tx2
             _t5 = -_t4 - tx1
@@ -542,9 +692,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = max(_t6, _t6 - _t6)
             _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
             _t9 = inter/_t8
-            _a15 = abs(_t8)
-            _a16 = abs(_t9)
-            _ok = (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37)) & (_a16 >= _f32(2.350988701644575e-38)) & (_a16 <= _f32(4.253529586511731e+37))
+            _a42 = abs(_t8)
+            _a43 = abs(_t9)
+            _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
@@ -657,7 +807,34 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
                 _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
                 _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-                value = math.log1p(_s14/(_t0*max(_s2, _s2 - _s2)))
+                _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
+                _u16 = _f32(1.0) + _a15
+                _lb17 = _f32(_u16).view(_i32)
+                _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                _big19 = _lm18 > _f32(1.4142135381698608)
+                _lh20 = _lm18*_f32(0.5)
+                _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+                _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
+                _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+                _lc25 = _a15 - (_u16 - _f32(1.0))
+                _lc26 = _f32(1.0) - (_u16 - _a15)
+                _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+                _lc28 = _lc27/_u16
+                _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+                _ls30 = _lf24/(_f32(2.0) + _lf24)
+                _lz31 = _ls30*_ls30
+                _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
+                _e33 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz31
+                _x34 = _lz31*_lz31
+                _e35 = _e32 + _e33*_x34
+                _hf36 = _f32(0.5)*(_lf24*_lf24)
+                _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
+                _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+                _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
+                _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
+                _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+                value = _lo41
                 _t3 = -px1 + px2
                 _t4 = -tx2
                 _t5 = -_t4 - tx1
@@ -665,9 +842,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t7 = max(_t6, _t6 - _t6)
                 _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
                 _t9 = inter/_t8
-                _a15 = abs(_t8)
-                _a16 = abs(_t9)
-                _ok = (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37)) & (_a16 >= _f32(2.350988701644575e-38)) & (_a16 <= _f32(4.253529586511731e+37))
+                _a42 = abs(_t8)
+                _a43 = abs(_t9)
+                _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
                 if _ok:
                     _inv0 = _f32(1.0)/_t8
                     _inv1 = _f32(1.0)/_t9

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 152234e00c7fa12c
+# scalar kernels: sha256 ec4f6f7e561846f3
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

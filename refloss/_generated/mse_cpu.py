@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f82f83040535a2bc
+# scalar kernels: sha256 e84975868dec793e
 """Squared error (MSE): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -15,7 +15,7 @@ thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
 import math
 
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d716852e9ea3ee93
+# scalar kernels: sha256 b78c7f0d3591b64a
 """NWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -15,7 +15,7 @@ thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
 import math
 
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 
@@ -54,7 +54,51 @@ def _value_block_f64(_pred, _target, _out, c, eps):
         if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = 0.0
         else:  # W2 > 0
-            value = -math.expm1(-w2/c)
+            _a19 = -w2/c
+            _xc20 = (_a19 if _a19 > -746.0 else -746.0)
+            _xc21 = (_xc20 if _xc20 < 710.0 else 710.0)
+            _kt22 = _xc21*1.4426950408889634 + 6755399441055744.0
+            _k23 = _kt22 - 6755399441055744.0
+            _rh24 = _xc21 - _k23*0.6931471805598903
+            _rl25 = _k23*5.497923018708371e-14
+            _r26 = _rh24 - _rl25
+            _rc27 = (_rh24 - _r26) - _rl25
+            _e28 = 0.5 + 0.1666666666666667*_r26
+            _e29 = 0.04166666666666667 + 0.008333333333326136*_r26
+            _e30 = 0.001388888888888375 + 0.00019841269874815834*_r26
+            _e31 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r26
+            _e32 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r26
+            _x33 = _r26*_r26
+            _e34 = _e28 + _e29*_x33
+            _e35 = _e30 + _e31*_x33
+            _e36 = _e32 + 2.0914685161418067e-09*_x33
+            _x37 = _x33*_x33
+            _e38 = _e34 + _e35*_x37
+            _x39 = _x37*_x37
+            _e40 = _e38 + _e36*_x39
+            _q41 = (_r26*_r26)*_e40 + _rc27
+            _q42 = _r26 + _q41
+            _kt43 = _k23*0.5 + 6755399441055744.0
+            _ki44 = _i64(_f64(_kt22).view(_i64) - _i64(4843621399236968448))
+            _ki45 = _i64(_f64(_kt43).view(_i64) - _i64(4843621399236968448))
+            _sc46 = _i64((_ki45 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc47 = _i64((_ki44 - _ki45 + _i64(1023)) << _i64(52)).view(_f64)
+            _ql48 = (_r26 - _q42) + _q41
+            _sk49 = _sc46*_sc47
+            _em50 = _sk49*_q42
+            _em51 = _sk49 - 1.0
+            _em52 = _em50 + _em51
+            _em53 = _em52 - _em50
+            _em54 = (_em50 - (_em52 - _em53)) + (_em51 - _em53)
+            _em55 = _em52 + (_em54 + _sk49*_ql48)
+            _p56 = 1.0 + _q42
+            _em57 = (_p56*_sc46)*_sc47 - 1.0
+            _em58 = abs(_k23) <= 56.0
+            _em59 = (_em55 if _em58 else _em57)
+            _em60 = (_q42 if _k23 == 0.0 else _em59)
+            _em61 = (_em60 if _a19 != 0.0 else _a19)
+            _em62 = (_em61 if _a19 == _a19 else _a19)
+            value = -_em62
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -114,7 +158,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _c17 = _e15 - _e16
         _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
         w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
-        decay = math.exp(-w2/c)/c
+        _a19 = -w2/c
+        _xc20 = (_a19 if _a19 > -746.0 else -746.0)
+        _xc21 = (_xc20 if _xc20 < 710.0 else 710.0)
+        _kt22 = _xc21*1.4426950408889634 + 6755399441055744.0
+        _k23 = _kt22 - 6755399441055744.0
+        _rh24 = _xc21 - _k23*0.6931471805598903
+        _rl25 = _k23*5.497923018708371e-14
+        _r26 = _rh24 - _rl25
+        _rc27 = (_rh24 - _r26) - _rl25
+        _e28 = 0.5 + 0.1666666666666667*_r26
+        _e29 = 0.04166666666666667 + 0.008333333333326136*_r26
+        _e30 = 0.001388888888888375 + 0.00019841269874815834*_r26
+        _e31 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r26
+        _e32 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r26
+        _x33 = _r26*_r26
+        _e34 = _e28 + _e29*_x33
+        _e35 = _e30 + _e31*_x33
+        _e36 = _e32 + 2.0914685161418067e-09*_x33
+        _x37 = _x33*_x33
+        _e38 = _e34 + _e35*_x37
+        _x39 = _x37*_x37
+        _e40 = _e38 + _e36*_x39
+        _q41 = (_r26*_r26)*_e40 + _rc27
+        _q42 = _r26 + _q41
+        _kt43 = _k23*0.5 + 6755399441055744.0
+        _ki44 = _i64(_f64(_kt22).view(_i64) - _i64(4843621399236968448))
+        _ki45 = _i64(_f64(_kt43).view(_i64) - _i64(4843621399236968448))
+        _sc46 = _i64((_ki45 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc47 = _i64((_ki44 - _ki45 + _i64(1023)) << _i64(52)).view(_f64)
+        _p48 = 1.0 + _q42
+        _ex49 = (_p48*_sc46)*_sc47
+        _ex50 = (_ex49 if _a19 == _a19 else _a19)
+        decay = _ex50/c
         if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = 0.0
             d_px1 = 0.0
@@ -126,7 +202,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = 0.0
             d_ty2 = 0.0
         else:  # W2 > 0
-            value = -math.expm1(-w2/c)
+            _ql51 = (_r26 - _q42) + _q41
+            _sk52 = _sc46*_sc47
+            _em53 = _sk52*_q42
+            _em54 = _sk52 - 1.0
+            _em55 = _em53 + _em54
+            _em56 = _em55 - _em53
+            _em57 = (_em53 - (_em55 - _em56)) + (_em54 - _em56)
+            _em58 = _em55 + (_em57 + _sk52*_ql51)
+            _em59 = (_p48*_sc46)*_sc47 - 1.0
+            _em60 = abs(_k23) <= 56.0
+            _em61 = (_em58 if _em60 else _em59)
+            _em62 = (_q42 if _k23 == 0.0 else _em61)
+            _em63 = (_em62 if _a19 != 0.0 else _a19)
+            _em64 = (_em63 if _a19 == _a19 else _a19)
+            value = -_em64
             _t0 = 0.25*_s10
             _t1 = 0.25*((px1 - tx1)) + 0.25*((px2 - tx2))
             _t2 = -_t0 + _t1
@@ -220,7 +310,45 @@ def _value_block_f32(_pred, _target, _out, c, eps):
         if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = _f32(0.0)
         else:  # W2 > 0
-            value = -math.expm1(-w2/c)
+            _a19 = -w2/c
+            _xc20 = (_a19 if _a19 > -_f32(104.0) else -_f32(104.0))
+            _xc21 = (_xc20 if _xc20 < _f32(89.0) else _f32(89.0))
+            _kt22 = _xc21*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k23 = _kt22 - _f32(12582912.0)
+            _rh24 = _xc21 - _k23*_f32(0.693145751953125)
+            _rl25 = _k23*_f32(1.428606765330187e-06)
+            _r26 = _rh24 - _rl25
+            _rc27 = (_rh24 - _r26) - _rl25
+            _e28 = _f32(0.5) + _f32(0.1666666716337204)*_r26
+            _e29 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r26
+            _e30 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r26
+            _x31 = _r26*_r26
+            _e32 = _e28 + _e29*_x31
+            _x33 = _x31*_x31
+            _e34 = _e32 + _e30*_x33
+            _q35 = (_r26*_r26)*_e34 + _rc27
+            _q36 = _r26 + _q35
+            _kt37 = _k23*_f32(0.5) + _f32(12582912.0)
+            _ki38 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+            _ki39 = _i32(_f32(_kt37).view(_i32) - _i32(1262485504))
+            _sc40 = _i32((_ki39 + _i32(127)) << _i32(23)).view(_f32)
+            _sc41 = _i32((_ki38 - _ki39 + _i32(127)) << _i32(23)).view(_f32)
+            _ql42 = (_r26 - _q36) + _q35
+            _sk43 = _sc40*_sc41
+            _em44 = _sk43*_q36
+            _em45 = _sk43 - _f32(1.0)
+            _em46 = _em44 + _em45
+            _em47 = _em46 - _em44
+            _em48 = (_em44 - (_em46 - _em47)) + (_em45 - _em47)
+            _em49 = _em46 + (_em48 + _sk43*_ql42)
+            _p50 = _f32(1.0) + _q36
+            _em51 = (_p50*_sc40)*_sc41 - _f32(1.0)
+            _em52 = abs(_k23) <= _f32(56.0)
+            _em53 = (_em49 if _em52 else _em51)
+            _em54 = (_q36 if _k23 == _f32(0.0) else _em53)
+            _em55 = (_em54 if _a19 != _f32(0.0) else _a19)
+            _em56 = (_em55 if _a19 == _a19 else _a19)
+            value = -_em56
         _out[_i] = value
     _bad = 0
     for _i in range(_m):
@@ -280,7 +408,33 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _c17 = _e15 - _e16
         _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
         w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
-        decay = math.exp(-w2/c)/c
+        _a19 = -w2/c
+        _xc20 = (_a19 if _a19 > -_f32(104.0) else -_f32(104.0))
+        _xc21 = (_xc20 if _xc20 < _f32(89.0) else _f32(89.0))
+        _kt22 = _xc21*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k23 = _kt22 - _f32(12582912.0)
+        _rh24 = _xc21 - _k23*_f32(0.693145751953125)
+        _rl25 = _k23*_f32(1.428606765330187e-06)
+        _r26 = _rh24 - _rl25
+        _rc27 = (_rh24 - _r26) - _rl25
+        _e28 = _f32(0.5) + _f32(0.1666666716337204)*_r26
+        _e29 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r26
+        _e30 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r26
+        _x31 = _r26*_r26
+        _e32 = _e28 + _e29*_x31
+        _x33 = _x31*_x31
+        _e34 = _e32 + _e30*_x33
+        _q35 = (_r26*_r26)*_e34 + _rc27
+        _q36 = _r26 + _q35
+        _kt37 = _k23*_f32(0.5) + _f32(12582912.0)
+        _ki38 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+        _ki39 = _i32(_f32(_kt37).view(_i32) - _i32(1262485504))
+        _sc40 = _i32((_ki39 + _i32(127)) << _i32(23)).view(_f32)
+        _sc41 = _i32((_ki38 - _ki39 + _i32(127)) << _i32(23)).view(_f32)
+        _p42 = _f32(1.0) + _q36
+        _ex43 = (_p42*_sc40)*_sc41
+        _ex44 = (_ex43 if _a19 == _a19 else _a19)
+        decay = _ex44/c
         if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = _f32(0.0)
             d_px1 = _f32(0.0)
@@ -292,7 +446,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = _f32(0.0)
             d_ty2 = _f32(0.0)
         else:  # W2 > 0
-            value = -math.expm1(-w2/c)
+            _ql45 = (_r26 - _q36) + _q35
+            _sk46 = _sc40*_sc41
+            _em47 = _sk46*_q36
+            _em48 = _sk46 - _f32(1.0)
+            _em49 = _em47 + _em48
+            _em50 = _em49 - _em47
+            _em51 = (_em47 - (_em49 - _em50)) + (_em48 - _em50)
+            _em52 = _em49 + (_em51 + _sk46*_ql45)
+            _em53 = (_p42*_sc40)*_sc41 - _f32(1.0)
+            _em54 = abs(_k23) <= _f32(56.0)
+            _em55 = (_em52 if _em54 else _em53)
+            _em56 = (_q36 if _k23 == _f32(0.0) else _em55)
+            _em57 = (_em56 if _a19 != _f32(0.0) else _a19)
+            _em58 = (_em57 if _a19 == _a19 else _a19)
+            value = -_em58
             _t0 = _f32(0.25)*_s10
             _t1 = _f32(0.25)*((px1 - tx1)) + _f32(0.25)*((px2 - tx2))
             _t2 = -_t0 + _t1

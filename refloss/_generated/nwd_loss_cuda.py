@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d716852e9ea3ee93
+# scalar kernels: sha256 b78c7f0d3591b64a
 """NWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

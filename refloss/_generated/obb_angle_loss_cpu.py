@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 49a2155ba0a5f412
+# scalar kernels: sha256 3bf6fdc2542f0dd7
 """OBB angle loss (ultralytics): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -15,7 +15,7 @@ thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
 import math
 
 from numba import njit, prange
-from numpy import float32 as _f32
+from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f67f8356ec0db611
+# scalar kernels: sha256 8eb81d10982fa28b
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

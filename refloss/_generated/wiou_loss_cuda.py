@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6a93b22c3ba0ff57
+# scalar kernels: sha256 6e5db5efc03c04b1
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6f7e03faed7199c3
+# scalar kernels: sha256 d5591085b0b92be4
 """YOLOv1 coordinate loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
