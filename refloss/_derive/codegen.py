@@ -780,7 +780,6 @@ class KernelPrinter(PythonCodePrinter):
         x give finite nonsense, for the caller to replace); a subnormal x scaled to a normal one first."""
         lit, (it, ft, mb, bias) = self._literal, self._int_float()
         shift, sbits = self._shifter()
-        bias_off = bias  # subtracted from the exponent bits
         if subnormal:
             extra = 54 if self.precision == "f64" else 25
             low = self.assign("sub", f"{x} < {lit(sp.Float(2.0 ** (1 - bias), 40))}")
@@ -792,7 +791,7 @@ class KernelPrinter(PythonCodePrinter):
         half = self.assign("lh", f"{m}*{lit(sp.Rational(1, 2))}")
         f = self.assign("lf", f"({half} if {big} else {m}) - {lit(1)}")
         # the exponent as a float through the shifter's bits (an int64-to-float64 conversion is scalar on AVX2)
-        e = self.assign("le", f"{it}({it}({b} >> {it}({mb})) + {it}({sbits - bias_off})).view({ft}) - {shift}")
+        e = self.assign("le", f"{it}({it}({b} >> {it}({mb})) + {it}({sbits - bias})).view({ft}) - {shift}")
         adjust = f" - ({lit(extra)} if {low} else {lit(0)})" if subnormal else ""
         k = self.assign("lk", f"{e} + ({lit(1)} if {big} else {lit(0)}){adjust}")
         return k, f
