@@ -107,8 +107,8 @@ def check(name: str, index: int, dtype: str, backend: str = "cpu", n_random: int
 
 
 def cached(name: str) -> bool:
-    """Whether the kernels of ``name`` seem to be in Numba's disk cache already (the index file
-    of its float64 value_and_grad driver exists, in the generated folder's __pycache__ or under
+    """Whether the kernels of ``name`` seem to be in Numba's disk cache already (an index file
+    of its float64 value-and-gradient kernel exists, in the generated folder's __pycache__ or under
     NUMBA_CACHE_DIR): then checking it compiles nothing and is quicker in this process."""
     from ._numba_options import CACHE
 
@@ -116,7 +116,7 @@ def cached(name: str) -> bool:
         return False
     where = os.environ.get("NUMBA_CACHE_DIR")
     folder = Path(where) if where else Path(__file__).resolve().parent / "_generated" / "__pycache__"
-    pattern = f"{name}_cpu.value_and_grad_f64-*.nbi"
+    pattern = f"{name}_cpu._value_and_grad_*f64-*.nbi"  # (the block, row loop or row kernel)
     return any(folder.rglob(pattern) if where else folder.glob(pattern))
 
 

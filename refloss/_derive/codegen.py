@@ -34,6 +34,7 @@ from refloss._info import Properties
 from . import expo
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
+from .webs import unique_names
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
@@ -1211,7 +1212,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
-    return "\n".join(lines) + "\n"
+    # each branch's temporaries under names of their own (not the outputs: callers read them by name)
+    return unique_names("\n".join(lines), keep=outputs) + "\n"
 
 
 def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:
@@ -1718,7 +1720,8 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         "Each driver makes one fused pass that writes the value (and the gradients) and",
         "returns the number of elements with a non-finite or invalid input, so validation costs no",
         "extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling",
-        "thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.",
+        "thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a",
+        "parallel loop compiled on the first call that needs it.",
         '"""',
         "import math",
         "",
@@ -1736,20 +1739,31 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
 
 
 def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
-    """A kernel over rows: a step per element (its loops over the row), in a loop over elements."""
+    """A kernel over rows: a step per element (its loops over the row), in a loop over elements; the
+    loop on the calling thread below SERIAL_BELOW elements, else in parallel (see :func:`_dispatch`)."""
     sig = _driver_signature(kernel, with_grad)
     lines = ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
     lines += _wrap(f"def _{fn}_step_{prec}(i, {sig}):", "")
     lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, "    ")]
     lines.append(f"    for j in range({next(n for n, w, _ in kernel.arrays if w is None)}.shape[1]):")
     lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
-    lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
-    lines += _wrap(f"def {fn}_{prec}({sig}):", "")
-    lines += ["    n = out.shape[0]", "    bad = 0", "    if n < SERIAL_BELOW:", "        for i in range(n):"]
-    lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 12)
-    lines += ["    else:", "        for i in prange(n):"]
-    lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 12)
-    return lines + ["    return bad"]
+    for loop, name, options in (("range", f"_{fn}_rows_{prec}", "**CPU_OPTIONS"),
+                                ("prange", f"_{fn}_parallel_{prec}", "parallel=True, **CPU_OPTIONS")):
+        lines += ["", "", f"@njit({options})"] + _wrap(f"def {name}({sig}):", "")
+        lines += ["    bad = 0", f"    for i in {loop}(out.shape[0]):"]
+        lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 8)
+        lines.append("    return bad")
+    return lines + _dispatch(fn, prec, sig, f"_{fn}_rows_{prec}({sig})", f"_{fn}_parallel_{prec}")
+
+
+def _dispatch(fn: str, prec: str, sig: str, serial: str, parallel: str) -> list:
+    """The driver ``<fn>_<prec>``: a Python function that runs ``serial`` (a call) below SERIAL_BELOW
+    elements and the ``parallel`` driver (a parfor) above.  Choosing here, not in the parfor, means that
+    a first call on a small batch compiles no parfor: compiling one took 2.3-3 s of each driver's
+    (GIoU: 15 s of its 30 s, float64 and float32), on every first use and in every test process."""
+    lines = ["", ""] + _wrap(f"def {fn}_{prec}({sig}):", "")
+    lines += ["    if out.shape[0] < SERIAL_BELOW:"] + _wrap(f"return {serial}", " " * 8)
+    return lines + _wrap(f"return {parallel}({sig})", "    ")
 
 
 def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set, form: str | None = None) -> list:
@@ -1826,18 +1840,23 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
         for n, w, _ in kernel.differentiated:
             lines += [f"        for _i in range(_d_{n}.shape[0]):", f"            _d_{n}[_i] /= divisor"]
     lines += count
-    lines += ["    return _bad", "", "", "@njit(parallel=True, **CPU_OPTIONS)"]
-    lines += _wrap(f"def {fn}_{prec}({sig}):", "")
+    lines += ["    return _bad"]
+    head = len(lines) - next(k for k, ln in enumerate(reversed(lines)) if ln.startswith("def "))
+    lines[head - 1:] = unique_names("\n".join(lines[head - 1:])).split("\n")  # (the loops' values: names of their own)
+    parallel = f"_{fn}_blocks_{prec}"
+    lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
+    lines += _wrap(f"def {parallel}({sig}):", "")
     lines.append("    n = out.shape[0]")
     wide = [n for n, w in arrays if w != 1]
     if wide:  # flat views (the arrays are C-contiguous)
         lines.append(f"    {', '.join(wide)} = {', '.join(f'{n}.reshape(-1)' for n in wide)}")
-    lines += ["    if n < SERIAL_BELOW:"] + _wrap(f"return {block}({sig})", " " * 8)
     lines += ["    bad = 0", "    for b in prange((n + BLOCK - 1) // BLOCK):", "        lo = b * BLOCK",
               "        hi = min(lo + BLOCK, n)"]
     sliced = [f"{n}[lo:hi]" if w == 1 else f"{n}[{w} * lo:{w} * hi]" for n, w in arrays]
     lines += _wrap(f"bad += {block}({', '.join(sliced + rest)})", " " * 8)
-    return lines + ["    return bad"]
+    lines.append("    return bad")
+    flat = [n if w == 1 else f"{n}.reshape(-1)" for n, w in arrays]
+    return lines + _dispatch(fn, prec, sig, f"{block}({', '.join(flat + rest)})", parallel)
 
 
 def cuda_module(spec: LossSpec, source: str) -> str:

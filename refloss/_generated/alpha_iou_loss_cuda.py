@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 125aeb52ba8f4347
+# scalar kernels: sha256 56b095ce07427c3c
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4f62a236590295c9
+# scalar kernels: sha256 dafd58f1d32cd98b
 """Balanced L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -54,16 +55,14 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             value = a*(alpha*(math.log(a) - 1.0) + l_cu)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+def _value_blocks_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -71,6 +70,12 @@ def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
                 k_2, c_lin, l_cu)
     return bad
+
+
+def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+    return _value_blocks_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
 
 
 @njit(**CPU_OPTIONS)
@@ -95,7 +100,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_pred = 0.0
             d_target = 0.0
         elif (z <= 0.5):  # log, series for atanh(z) - z (26 terms)
-            _t0 = a*alpha
+            _t0_w1 = a*alpha
             _t1 = z*z
             _s1 = _t1*(_t1*(0.018867924528301886*_t1 + 0.0196078431372549) + 0.02040816326530612)
             _s2 = _t1*(_t1*(_t1*(_s1 + 0.02127659574468085) + 0.022222222222222223) + 0.023255813953488372)
@@ -105,46 +110,43 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s6 = _t1*(_t1*(_t1*(_t1*_s5 + 0.047619047619047616) + 0.05263157894736842) + 0.058823529411764705)
             _s7 = _t1*(_t1*(_t1*(_s6 + 0.06666666666666667) + 0.07692307692307693) + 0.09090909090909091)
             _s8 = _t1*(_t1*(_t1*(_s7 + 0.1111111111111111) + 0.14285714285714285) + 0.2) + 0.3333333333333333
-            value = 2.0*_t0*_t1*(u + 1.0)*_s8/(u + 2.0) + _t0*z
+            value = 2.0*_t0_w1*_t1*(u + 1.0)*_s8/(u + 2.0) + _t0_w1*z
             _t2 = alpha*sgn*math.log1p(u)
             d_pred = _t2
             d_target = -_t2
         elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
             value = a*alpha*z + k_2*(u + 1.0)*(-z + 0.5*math.log1p(u))
-            _t0 = alpha*sgn*math.log1p(u)
-            d_pred = _t0
-            d_target = -_t0
+            _t0_w2 = alpha*sgn*math.log1p(u)
+            d_pred = _t0_w2
+            d_target = -_t0_w2
         elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
             value = a*alpha*(math.log(u) - 1.0)
-            _t0 = alpha*sgn*math.log(u)
-            d_pred = _t0
-            d_target = -_t0
+            _t0_w3 = alpha*sgn*math.log(u)
+            d_pred = _t0_w3
+            d_target = -_t0_w3
         else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
             value = a*(alpha*(math.log(a) - 1.0) + l_cu)
-            _t0 = alpha*math.log(a) + l_cu
-            d_pred = _t0*sgn
-            d_target = -_t0*sgn
+            _t0_w4 = alpha*math.log(a) + l_cu
+            d_pred = _t0_w4*sgn
+            d_target = -_t0_w4*sgn
         _out[_i] = value
         _d_pred[_i] = d_pred
         _d_target[_i] = d_target
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin, l_cu):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+        c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha,
-                gamma, c_u, k_2, c_lin, l_cu)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -152,6 +154,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha
         bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
                 d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin, l_cu):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+                gamma, c_u, k_2, c_lin, l_cu)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+            gamma, c_u, k_2, c_lin, l_cu)
 
 
 @njit(**CPU_OPTIONS)
@@ -233,58 +244,58 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p51 = _h46*_h49
             _p52 = _h46*_l50 + _l47*_h49
             _p53 = _p51 + _p52
-            _t0 = _p53
+            _t0_w1 = _p53
             _c54 = c_u*_f32(4096.0) + c_u
             _h55 = _c54 - (_c54 - c_u)
             _l56 = c_u - _h55
             _p57 = _h49*_h55
             _p58 = _h49*_l56 + _l50*_h55
             _p59 = _p57 + _p58
-            _t1 = _p59
-            _e60 = _f32(2.0) + _t1
-            _t2 = _e60
-            _t4 = _t1/_t2
-            _t5 = _t4*_t4
-            _s61 = _t5*(_t5*(_f32(0.017543859779834747)*_t5 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
-            _s62 = _t5*(_t5*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
-            _s63 = _t5*(_t5*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
-            _s64 = _t5*(_t5*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
-            _s65 = _t5*(_t5*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
-            _s66 = _t5*(_t5*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
-            _s67 = _t5*(_t5*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
-            _s68 = _t5*(_t5*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
-            _s69 = _t5*(_t5*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
-            _s70 = _t5*(_t5*(_t5*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
-            _s71 = _t5*(_t5*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
-            _s72 = _t5*(_t5*(_t5*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
-            _t6 = (_t4*(_s72 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
-            _t7 = _t4*_t6
-            _e73 = _t4 + _t7
-            _t8 = _e73
-            _t9 = (_p58 - (_p59 - _p57)) + _l50*_l56
-            _e74 = _e73 - _t4
+            _t1_w1 = _p59
+            _e60 = _f32(2.0) + _t1_w1
+            _t2_w1 = _e60
+            _t4_w1 = _t1_w1/_t2_w1
+            _t5_w1 = _t4_w1*_t4_w1
+            _s61 = _t5_w1*(_t5_w1*(_f32(0.017543859779834747)*_t5_w1 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
+            _s62 = _t5_w1*(_t5_w1*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
+            _s63 = _t5_w1*(_t5_w1*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
+            _s64 = _t5_w1*(_t5_w1*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
+            _s65 = _t5_w1*(_t5_w1*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
+            _s66 = _t5_w1*(_t5_w1*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
+            _s67 = _t5_w1*(_t5_w1*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
+            _s68 = _t5_w1*(_t5_w1*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
+            _s69 = _t5_w1*(_t5_w1*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
+            _s70 = _t5_w1*(_t5_w1*(_t5_w1*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
+            _s71 = _t5_w1*(_t5_w1*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
+            _s72 = _t5_w1*(_t5_w1*(_t5_w1*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
+            _t6_w1 = (_t4_w1*(_s72 + _f32(0.3333333432674408)))*(_t4_w1 + _f32(1.0))
+            _t7_w1 = _t4_w1*_t6_w1
+            _e73 = _t4_w1 + _t7_w1
+            _t8_w1 = _e73
+            _t9_w1 = (_p58 - (_p59 - _p57)) + _l50*_l56
+            _e74 = _e73 - _t4_w1
             _e75 = _e60 - _f32(2.0)
-            _c76 = _t4*_f32(4096.0) + _t4
-            _h77 = _c76 - (_c76 - _t4)
-            _l78 = _t4 - _h77
-            _c79 = _t2*_f32(4096.0) + _t2
-            _h80 = _c79 - (_c79 - _t2)
-            _l81 = _t2 - _h80
+            _c76 = _t4_w1*_f32(4096.0) + _t4_w1
+            _h77 = _c76 - (_c76 - _t4_w1)
+            _l78 = _t4_w1 - _h77
+            _c79 = _t2_w1*_f32(4096.0) + _t2_w1
+            _h80 = _c79 - (_c79 - _t2_w1)
+            _l81 = _t2_w1 - _h80
             _p82 = _h77*_h80
             _p83 = _h77*_l81 + _l78*_h80
             _p84 = _p82 + _p83
-            _s85 = -_t4*(_t9 + ((_f32(2.0) - (_e60 - _e75)) + (_t1 - _e75))) + _t9
-            _s86 = (_t6 + _f32(1.0))*(_s85 + ((_t1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2
-            _c87 = _t0*_f32(4096.0) + _t0
-            _h88 = _c87 - (_c87 - _t0)
-            _l89 = _t0 - _h88
-            _c90 = _t8*_f32(4096.0) + _t8
-            _h91 = _c90 - (_c90 - _t8)
-            _l92 = _t8 - _h91
+            _s85 = -_t4_w1*(_t9_w1 + ((_f32(2.0) - (_e60 - _e75)) + (_t1_w1 - _e75))) + _t9_w1
+            _s86 = (_t6_w1 + _f32(1.0))*(_s85 + ((_t1_w1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2_w1
+            _c87 = _t0_w1*_f32(4096.0) + _t0_w1
+            _h88 = _c87 - (_c87 - _t0_w1)
+            _l89 = _t0_w1 - _h88
+            _c90 = _t8_w1*_f32(4096.0) + _t8_w1
+            _h91 = _c90 - (_c90 - _t8_w1)
+            _l92 = _t8_w1 - _h91
             _p93 = _h88*_h91
             _p94 = _h88*_l92 + _l89*_h91
             _p95 = _p93 + _p94
-            _s96 = _t0*(((_t4 - (_e73 - _e74)) + (_t7 - _e74)) + _s86) + _t8*((_p52 - (_p53 - _p51)) + _l47*_l50)
+            _s96 = _t0_w1*(((_t4_w1 - (_e73 - _e74)) + (_t7_w1 - _e74)) + _s86) + _t8_w1*((_p52 - (_p53 - _p51)) + _l47*_l50)
             value = (_s96 + ((_p94 - (_p95 - _p93)) + _l89*_l92)) + _p95
         elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (u <= _f32(1073741824.0)):  # log, l + l/u - 1 with l = log1p(u), float32 pairs
             _c97 = alpha*_f32(4096.0) + alpha
@@ -296,43 +307,43 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p103 = _h98*_h101
             _p104 = _h98*_l102 + _l99*_h101
             _p105 = _p103 + _p104
-            _t0 = _p105
+            _t0_w2 = _p105
             _c106 = c_u*_f32(4096.0) + c_u
             _h107 = _c106 - (_c106 - c_u)
             _l108 = c_u - _h107
             _p109 = _h101*_h107
             _p110 = _h101*_l108 + _l102*_h107
             _p111 = _p109 + _p110
-            _t1 = _p111
-            _t2 = math.log1p(_t1)
-            _t3 = _t2 - _f32(1.0)
-            _t5 = _t2/_t1
-            _e112 = _t3 + _t5
-            _t6 = _e112
-            _t7 = (_p110 - (_p111 - _p109)) + _l102*_l108
+            _t1_w2 = _p111
+            _t2_w2 = math.log1p(_t1_w2)
+            _t3 = _t2_w2 - _f32(1.0)
+            _t5_w2 = _t2_w2/_t1_w2
+            _e112 = _t3 + _t5_w2
+            _t6_w2 = _e112
+            _t7_w2 = (_p110 - (_p111 - _p109)) + _l102*_l108
             _e113 = _e112 - _t3
-            _s114 = _t7/(_t1 + _f32(1.0)) + (-_t5*_t7 + _t7/(_t1 + _f32(1.0)))/_t1
-            _s115 = _t0*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5 - _e113)))
-            _c116 = _t0*_f32(4096.0) + _t0
-            _h117 = _c116 - (_c116 - _t0)
-            _l118 = _t0 - _h117
-            _c119 = _t6*_f32(4096.0) + _t6
-            _h120 = _c119 - (_c119 - _t6)
-            _l121 = _t6 - _h120
+            _s114 = _t7_w2/(_t1_w2 + _f32(1.0)) + (-_t5_w2*_t7_w2 + _t7_w2/(_t1_w2 + _f32(1.0)))/_t1_w2
+            _s115 = _t0_w2*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5_w2 - _e113)))
+            _c116 = _t0_w2*_f32(4096.0) + _t0_w2
+            _h117 = _c116 - (_c116 - _t0_w2)
+            _l118 = _t0_w2 - _h117
+            _c119 = _t6_w2*_f32(4096.0) + _t6_w2
+            _h120 = _c119 - (_c119 - _t6_w2)
+            _l121 = _t6_w2 - _h120
             _p122 = _h117*_h120
             _p123 = _h117*_l121 + _l118*_h120
             _p124 = _p122 + _p123
-            _s125 = (_s115 + _t6*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
+            _s125 = (_s115 + _t6_w2*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
             value = _s125 + _p124
         elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
-            _t0 = a*alpha
-            _t1 = z*z
-            _s126 = _t1*(_t1*(_f32(0.03999999910593033)*_t1 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
-            _s127 = _t1*(_t1*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
-            _s128 = _t1*(_t1*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
-            _s129 = _t1*(_t1*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
-            _s130 = _t1*(_t1*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
-            value = _f32(2.0)*_t0*_t1*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0*z
+            _t0_w3 = a*alpha
+            _t1_w3 = z*z
+            _s126 = _t1_w3*(_t1_w3*(_f32(0.03999999910593033)*_t1_w3 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s127 = _t1_w3*(_t1_w3*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
+            _s128 = _t1_w3*(_t1_w3*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
+            _s129 = _t1_w3*(_t1_w3*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
+            _s130 = _t1_w3*(_t1_w3*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
+            value = _f32(2.0)*_t0_w3*_t1_w3*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0_w3*z
         elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
             value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
         elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
@@ -341,16 +352,14 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+def _value_blocks_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -358,6 +367,12 @@ def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
                 k_2, c_lin, l_cu)
     return bad
+
+
+def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
+    return _value_blocks_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
 
 
 @njit(**CPU_OPTIONS)
@@ -391,7 +406,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p7 = _h2*_h5
             _p8 = _h2*_l6 + _l3*_h5
             _p9 = _p7 + _p8
-            _t0 = _p9
+            _t0_w1 = _p9
             _c10 = c_u*_f32(4096.0) + c_u
             _h11 = _c10 - (_c10 - c_u)
             _l12 = c_u - _h11
@@ -425,16 +440,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p32 = _p30 + _p31
             _s33 = -_t4*(_t9 + ((_f32(2.0) - (_e16 - _e23)) + (_t1 - _e23))) + _t9
             _s34 = (_t6 + _f32(1.0))*(_s33 + ((_t1 - _p32) - ((_p31 - (_p32 - _p30)) + _l26*_l29)))/_t2
-            _c35 = _t0*_f32(4096.0) + _t0
-            _h36 = _c35 - (_c35 - _t0)
-            _l37 = _t0 - _h36
+            _c35 = _t0_w1*_f32(4096.0) + _t0_w1
+            _h36 = _c35 - (_c35 - _t0_w1)
+            _l37 = _t0_w1 - _h36
             _c38 = _t8*_f32(4096.0) + _t8
             _h39 = _c38 - (_c38 - _t8)
             _l40 = _t8 - _h39
             _p41 = _h36*_h39
             _p42 = _h36*_l40 + _l37*_h39
             _p43 = _p41 + _p42
-            _s44 = _t0*(((_t4 - (_e21 - _e22)) + (_t7 - _e22)) + _s34) + _t8*((_p8 - (_p9 - _p7)) + _l3*_l6)
+            _s44 = _t0_w1*(((_t4 - (_e21 - _e22)) + (_t7 - _e22)) + _s34) + _t8*((_p8 - (_p9 - _p7)) + _l3*_l6)
             value = (_s44 + ((_p42 - (_p43 - _p41)) + _l37*_l40)) + _p43
             _t10 = alpha*sgn*math.log1p(u)
             d_pred = _t10
@@ -449,62 +464,62 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p51 = _h46*_h49
             _p52 = _h46*_l50 + _l47*_h49
             _p53 = _p51 + _p52
-            _t0 = _p53
+            _t0_w2 = _p53
             _c54 = c_u*_f32(4096.0) + c_u
             _h55 = _c54 - (_c54 - c_u)
             _l56 = c_u - _h55
             _p57 = _h49*_h55
             _p58 = _h49*_l56 + _l50*_h55
             _p59 = _p57 + _p58
-            _t1 = _p59
-            _e60 = _f32(2.0) + _t1
-            _t2 = _e60
-            _t4 = _t1/_t2
-            _t5 = _t4*_t4
-            _s61 = _t5*(_t5*(_f32(0.017543859779834747)*_t5 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
-            _s62 = _t5*(_t5*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
-            _s63 = _t5*(_t5*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
-            _s64 = _t5*(_t5*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
-            _s65 = _t5*(_t5*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
-            _s66 = _t5*(_t5*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
-            _s67 = _t5*(_t5*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
-            _s68 = _t5*(_t5*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
-            _s69 = _t5*(_t5*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
-            _s70 = _t5*(_t5*(_t5*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
-            _s71 = _t5*(_t5*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
-            _s72 = _t5*(_t5*(_t5*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
-            _t6 = (_t4*(_s72 + _f32(0.3333333432674408)))*(_t4 + _f32(1.0))
-            _t7 = _t4*_t6
-            _e73 = _t4 + _t7
-            _t8 = _e73
-            _t9 = (_p58 - (_p59 - _p57)) + _l50*_l56
-            _e74 = _e73 - _t4
+            _t1_w1 = _p59
+            _e60 = _f32(2.0) + _t1_w1
+            _t2_w1 = _e60
+            _t4_w1 = _t1_w1/_t2_w1
+            _t5_w1 = _t4_w1*_t4_w1
+            _s61 = _t5_w1*(_t5_w1*(_f32(0.017543859779834747)*_t5_w1 + _f32(0.0181818176060915)) + _f32(0.01886792480945587))
+            _s62 = _t5_w1*(_t5_w1*(_s61 + _f32(0.019607843831181526)) + _f32(0.020408162847161293))
+            _s63 = _t5_w1*(_t5_w1*(_s62 + _f32(0.021276595070958138)) + _f32(0.02222222276031971))
+            _s64 = _t5_w1*(_t5_w1*(_s63 + _f32(0.023255813866853714)) + _f32(0.024390242993831635))
+            _s65 = _t5_w1*(_t5_w1*(_s64 + _f32(0.025641025975346565)) + _f32(0.027027027681469917))
+            _s66 = _t5_w1*(_t5_w1*(_s65 + _f32(0.02857142873108387)) + _f32(0.03030303120613098))
+            _s67 = _t5_w1*(_t5_w1*(_s66 + _f32(0.032258063554763794)) + _f32(0.03448275849223137))
+            _s68 = _t5_w1*(_t5_w1*(_s67 + _f32(0.03703703731298447)) + _f32(0.03999999910593033))
+            _s69 = _t5_w1*(_t5_w1*(_s68 + _f32(0.043478261679410934)) + _f32(0.0476190485060215)) + _f32(0.05263157933950424)
+            _s70 = _t5_w1*(_t5_w1*(_t5_w1*_s69 + _f32(0.05882352963089943)) + _f32(0.06666667014360428))
+            _s71 = _t5_w1*(_t5_w1*(_s70 + _f32(0.07692307978868484)) + _f32(0.09090909361839294)) + _f32(0.1111111119389534)
+            _s72 = _t5_w1*(_t5_w1*(_t5_w1*_s71 + _f32(0.1428571492433548)) + _f32(0.20000000298023224))
+            _t6_w1 = (_t4_w1*(_s72 + _f32(0.3333333432674408)))*(_t4_w1 + _f32(1.0))
+            _t7_w1 = _t4_w1*_t6_w1
+            _e73 = _t4_w1 + _t7_w1
+            _t8_w1 = _e73
+            _t9_w1 = (_p58 - (_p59 - _p57)) + _l50*_l56
+            _e74 = _e73 - _t4_w1
             _e75 = _e60 - _f32(2.0)
-            _c76 = _t4*_f32(4096.0) + _t4
-            _h77 = _c76 - (_c76 - _t4)
-            _l78 = _t4 - _h77
-            _c79 = _t2*_f32(4096.0) + _t2
-            _h80 = _c79 - (_c79 - _t2)
-            _l81 = _t2 - _h80
+            _c76 = _t4_w1*_f32(4096.0) + _t4_w1
+            _h77 = _c76 - (_c76 - _t4_w1)
+            _l78 = _t4_w1 - _h77
+            _c79 = _t2_w1*_f32(4096.0) + _t2_w1
+            _h80 = _c79 - (_c79 - _t2_w1)
+            _l81 = _t2_w1 - _h80
             _p82 = _h77*_h80
             _p83 = _h77*_l81 + _l78*_h80
             _p84 = _p82 + _p83
-            _s85 = -_t4*(_t9 + ((_f32(2.0) - (_e60 - _e75)) + (_t1 - _e75))) + _t9
-            _s86 = (_t6 + _f32(1.0))*(_s85 + ((_t1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2
-            _c87 = _t0*_f32(4096.0) + _t0
-            _h88 = _c87 - (_c87 - _t0)
-            _l89 = _t0 - _h88
-            _c90 = _t8*_f32(4096.0) + _t8
-            _h91 = _c90 - (_c90 - _t8)
-            _l92 = _t8 - _h91
+            _s85 = -_t4_w1*(_t9_w1 + ((_f32(2.0) - (_e60 - _e75)) + (_t1_w1 - _e75))) + _t9_w1
+            _s86 = (_t6_w1 + _f32(1.0))*(_s85 + ((_t1_w1 - _p84) - ((_p83 - (_p84 - _p82)) + _l78*_l81)))/_t2_w1
+            _c87 = _t0_w2*_f32(4096.0) + _t0_w2
+            _h88 = _c87 - (_c87 - _t0_w2)
+            _l89 = _t0_w2 - _h88
+            _c90 = _t8_w1*_f32(4096.0) + _t8_w1
+            _h91 = _c90 - (_c90 - _t8_w1)
+            _l92 = _t8_w1 - _h91
             _p93 = _h88*_h91
             _p94 = _h88*_l92 + _l89*_h91
             _p95 = _p93 + _p94
-            _s96 = _t0*(((_t4 - (_e73 - _e74)) + (_t7 - _e74)) + _s86) + _t8*((_p52 - (_p53 - _p51)) + _l47*_l50)
+            _s96 = _t0_w2*(((_t4_w1 - (_e73 - _e74)) + (_t7_w1 - _e74)) + _s86) + _t8_w1*((_p52 - (_p53 - _p51)) + _l47*_l50)
             value = (_s96 + ((_p94 - (_p95 - _p93)) + _l89*_l92)) + _p95
-            _t10 = alpha*sgn*math.log1p(u)
-            d_pred = _t10
-            d_target = -_t10
+            _t10_w1 = alpha*sgn*math.log1p(u)
+            d_pred = _t10_w1
+            d_target = -_t10_w1
         elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (u <= _f32(1073741824.0)):  # log, l + l/u - 1 with l = log1p(u), float32 pairs
             _c97 = alpha*_f32(4096.0) + alpha
             _h98 = _c97 - (_c97 - alpha)
@@ -515,85 +530,82 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p103 = _h98*_h101
             _p104 = _h98*_l102 + _l99*_h101
             _p105 = _p103 + _p104
-            _t0 = _p105
+            _t0_w3 = _p105
             _c106 = c_u*_f32(4096.0) + c_u
             _h107 = _c106 - (_c106 - c_u)
             _l108 = c_u - _h107
             _p109 = _h101*_h107
             _p110 = _h101*_l108 + _l102*_h107
             _p111 = _p109 + _p110
-            _t1 = _p111
-            _t2 = math.log1p(_t1)
-            _t3 = _t2 - _f32(1.0)
-            _t5 = _t2/_t1
-            _e112 = _t3 + _t5
-            _t6 = _e112
-            _t7 = (_p110 - (_p111 - _p109)) + _l102*_l108
+            _t1_w2 = _p111
+            _t2_w2 = math.log1p(_t1_w2)
+            _t3 = _t2_w2 - _f32(1.0)
+            _t5_w2 = _t2_w2/_t1_w2
+            _e112 = _t3 + _t5_w2
+            _t6_w2 = _e112
+            _t7_w2 = (_p110 - (_p111 - _p109)) + _l102*_l108
             _e113 = _e112 - _t3
-            _s114 = _t7/(_t1 + _f32(1.0)) + (-_t5*_t7 + _t7/(_t1 + _f32(1.0)))/_t1
-            _s115 = _t0*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5 - _e113)))
-            _c116 = _t0*_f32(4096.0) + _t0
-            _h117 = _c116 - (_c116 - _t0)
-            _l118 = _t0 - _h117
-            _c119 = _t6*_f32(4096.0) + _t6
-            _h120 = _c119 - (_c119 - _t6)
-            _l121 = _t6 - _h120
+            _s114 = _t7_w2/(_t1_w2 + _f32(1.0)) + (-_t5_w2*_t7_w2 + _t7_w2/(_t1_w2 + _f32(1.0)))/_t1_w2
+            _s115 = _t0_w3*(_s114 + ((_t3 - (_e112 - _e113)) + (_t5_w2 - _e113)))
+            _c116 = _t0_w3*_f32(4096.0) + _t0_w3
+            _h117 = _c116 - (_c116 - _t0_w3)
+            _l118 = _t0_w3 - _h117
+            _c119 = _t6_w2*_f32(4096.0) + _t6_w2
+            _h120 = _c119 - (_c119 - _t6_w2)
+            _l121 = _t6_w2 - _h120
             _p122 = _h117*_h120
             _p123 = _h117*_l121 + _l118*_h120
             _p124 = _p122 + _p123
-            _s125 = (_s115 + _t6*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
+            _s125 = (_s115 + _t6_w2*((_p104 - (_p105 - _p103)) + _l99*_l102)) + ((_p123 - (_p124 - _p122)) + _l118*_l121)
             value = _s125 + _p124
-            _t9 = alpha*sgn*math.log1p(u)
-            d_pred = _t9
-            d_target = -_t9
+            _t9_w2 = alpha*sgn*math.log1p(u)
+            d_pred = _t9_w2
+            d_target = -_t9_w2
         elif (z <= _f32(0.5)):  # log, series for atanh(z) - z (12 terms)
-            _t0 = a*alpha
-            _t1 = z*z
-            _s126 = _t1*(_t1*(_f32(0.03999999910593033)*_t1 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
-            _s127 = _t1*(_t1*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
-            _s128 = _t1*(_t1*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
-            _s129 = _t1*(_t1*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
-            _s130 = _t1*(_t1*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
-            value = _f32(2.0)*_t0*_t1*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0*z
-            _t2 = alpha*sgn*math.log1p(u)
-            d_pred = _t2
-            d_target = -_t2
+            _t0_w4 = a*alpha
+            _t1_w3 = z*z
+            _s126 = _t1_w3*(_t1_w3*(_f32(0.03999999910593033)*_t1_w3 + _f32(0.043478261679410934)) + _f32(0.0476190485060215))
+            _s127 = _t1_w3*(_t1_w3*(_s126 + _f32(0.05263157933950424)) + _f32(0.05882352963089943))
+            _s128 = _t1_w3*(_t1_w3*(_s127 + _f32(0.06666667014360428)) + _f32(0.07692307978868484))
+            _s129 = _t1_w3*(_t1_w3*(_s128 + _f32(0.09090909361839294)) + _f32(0.1111111119389534)) + _f32(0.1428571492433548)
+            _s130 = _t1_w3*(_t1_w3*_s129 + _f32(0.20000000298023224)) + _f32(0.3333333432674408)
+            value = _f32(2.0)*_t0_w4*_t1_w3*(u + _f32(1.0))*_s130/(u + _f32(2.0)) + _t0_w4*z
+            _t2_w3 = alpha*sgn*math.log1p(u)
+            d_pred = _t2_w3
+            d_target = -_t2_w3
         elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
             value = a*alpha*z + k_2*(u + _f32(1.0))*(-z + _f32(0.5)*math.log1p(u))
-            _t0 = alpha*sgn*math.log1p(u)
-            d_pred = _t0
-            d_target = -_t0
+            _t0_w5 = alpha*sgn*math.log1p(u)
+            d_pred = _t0_w5
+            d_target = -_t0_w5
         elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
             value = a*alpha*(math.log(u) - _f32(1.0))
-            _t0 = alpha*sgn*math.log(u)
-            d_pred = _t0
-            d_target = -_t0
+            _t0_w6 = alpha*sgn*math.log(u)
+            d_pred = _t0_w6
+            d_target = -_t0_w6
         else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
             value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
-            _t0 = alpha*math.log(a) + l_cu
-            d_pred = _t0*sgn
-            d_target = -_t0*sgn
+            _t0_w7 = alpha*math.log(a) + l_cu
+            d_pred = _t0_w7*sgn
+            d_target = -_t0_w7*sgn
         _out[_i] = value
         _d_pred[_i] = d_pred
         _d_target[_i] = d_target
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
-        c_lin, l_cu):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
+        c_u, k_2, c_lin, l_cu):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha,
-                gamma, c_u, k_2, c_lin, l_cu)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -601,3 +613,12 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha
         bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
                 d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
+        c_lin, l_cu):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+                gamma, c_u, k_2, c_lin, l_cu)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha,
+            gamma, c_u, k_2, c_lin, l_cu)

@@ -10,7 +10,8 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -31,23 +32,27 @@ def _value_block_f64(_logits, _targets, _out):
         value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
-                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
+                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, targets, out):
+def _value_blocks_f64(logits, targets, out):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f64(logits, targets, out)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi])
     return bad
+
+
+def value_f64(logits, targets, out):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(logits, targets, out)
+    return _value_blocks_f64(logits, targets, out)
 
 
 @njit(**CPU_OPTIONS)
@@ -68,22 +73,20 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
         _d_logits[_i] = d_logits
         _d_targets[_i] = d_targets
     if divisor != 1.0:
-        for _i in range(_d_logits.shape[0]):
-            _d_logits[_i] /= divisor
-        for _i in range(_d_targets.shape[0]):
-            _d_targets[_i] /= divisor
+        for _i_w1 in range(_d_logits.shape[0]):
+            _d_logits[_i_w1] /= divisor
+        for _i_w2 in range(_d_targets.shape[0]):
+            _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
-                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
+                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
+def _value_and_grad_blocks_f64(logits, targets, out, d_logits, d_targets, divisor):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -91,6 +94,12 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
         bad += _value_and_grad_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
                 d_targets[lo:hi], divisor)
     return bad
+
+
+def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor)
+    return _value_and_grad_blocks_f64(logits, targets, out, d_logits, d_targets, divisor)
 
 
 @njit(**CPU_OPTIONS)
@@ -104,23 +113,27 @@ def _value_block_f32(_logits, _targets, _out):
         value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
-                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
+                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, targets, out):
+def _value_blocks_f32(logits, targets, out):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f32(logits, targets, out)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi])
     return bad
+
+
+def value_f32(logits, targets, out):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(logits, targets, out)
+    return _value_blocks_f32(logits, targets, out)
 
 
 @njit(**CPU_OPTIONS)
@@ -141,22 +154,20 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
         _d_logits[_i] = d_logits
         _d_targets[_i] = d_targets
     if divisor != 1.0:
-        for _i in range(_d_logits.shape[0]):
-            _d_logits[_i] /= divisor
-        for _i in range(_d_targets.shape[0]):
-            _d_targets[_i] /= divisor
+        for _i_w1 in range(_d_logits.shape[0]):
+            _d_logits[_i_w1] /= divisor
+        for _i_w2 in range(_d_targets.shape[0]):
+            _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
-                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
+                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
+def _value_and_grad_blocks_f32(logits, targets, out, d_logits, d_targets, divisor):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -164,3 +175,9 @@ def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
         bad += _value_and_grad_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
                 d_targets[lo:hi], divisor)
     return bad
+
+
+def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor)
+    return _value_and_grad_blocks_f32(logits, targets, out, d_logits, d_targets, divisor)

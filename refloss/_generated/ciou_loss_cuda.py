@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d83abd9822b0ae48
+# scalar kernels: sha256 a505eb4bee25a684
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

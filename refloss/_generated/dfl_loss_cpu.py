@@ -10,7 +10,8 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -36,17 +37,26 @@ def _value_step_f64(i, logits, target, out, clamp):
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, target, out, clamp):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_rows_f64(logits, target, out, clamp):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, target, out, clamp)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, target, out, clamp)
+    for i in range(out.shape[0]):
+        bad += _value_step_f64(i, logits, target, out, clamp)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_parallel_f64(logits, target, out, clamp):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_step_f64(i, logits, target, out, clamp)
+    return bad
+
+
+def value_f64(logits, target, out, clamp):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_rows_f64(logits, target, out, clamp)
+    return _value_parallel_f64(logits, target, out, clamp)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -60,19 +70,26 @@ def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, clamp)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    return bad
+
+
+def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, clamp)
+    return _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -85,17 +102,26 @@ def _value_step_f32(i, logits, target, out, clamp):
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, target, out, clamp):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_rows_f32(logits, target, out, clamp):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, target, out, clamp)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, target, out, clamp)
+    for i in range(out.shape[0]):
+        bad += _value_step_f32(i, logits, target, out, clamp)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_parallel_f32(logits, target, out, clamp):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_step_f32(i, logits, target, out, clamp)
+    return bad
+
+
+def value_f32(logits, target, out, clamp):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_rows_f32(logits, target, out, clamp)
+    return _value_parallel_f32(logits, target, out, clamp)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -109,16 +135,23 @@ def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, clamp):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, clamp)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    return bad
+
+
+def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, clamp):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, clamp)
+    return _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp)

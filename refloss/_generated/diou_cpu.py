@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 04c1dff033771dea
+# scalar kernels: sha256 24e9e952cf375a1e
 """DIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -43,30 +44,34 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -198,232 +203,230 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            _s3 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
-            _s4 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
-            _s5 = max(px2, tx2) - min(px1, tx1)
-            _s6 = max(py2, ty2) - min(py1, ty1)
-            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
-            _t7 = _s5
-            _t11 = _s6
-            _t12 = (_t11*_t11) + (_t7*_t7) + eps
-            _t15 = -py1 + py2
-            _t17 = -px1 + px2
-            _t18 = -tx2
-            _t19 = -_t18 - tx1
-            _t20 = -ty2
-            _t21 = -_t20 - ty1
-            _t22 = _s1
-            _t23 = max(_t22, _t22 - _t22)
-            _t24 = _s2
-            _t25 = max(_t24, _t24 - _t24)
-            _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-            _a8 = abs(_t12)
-            _a9 = abs(_t26)
-            _ok = (_a8 >= 4.450147717014403e-308) & (_a8 <= 2.247116418577895e+307) & (_a9 >= 4.450147717014403e-308) & (_a9 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t12
-                _inv1 = 1.0/_t26
-                _t1 = px1 - tx1
-                _t2 = px2 - tx2
-                _t3 = 0.5*_t1 + 0.5*_t2
-                _t4 = -_t3
-                _t5 = px1 - tx1
-                _t6 = -_t5
-                _t8 = py1 - ty1
-                _t9 = py2 - ty2
-                _t10 = 0.5*_t8 + 0.5*_t9
-                _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))*_inv0)
-                _t14 = _t13*_t7
-                _t16 = 1.0 if _t6 > 0.0 else 0.0
-                _t27 = _t0*_inv1
-                _t28 = 1.0 if _t5 > 0.0 else 0.0
-                _s10 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
-                _t30 = _t21*_t29
-                _s11 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
-                _t32 = _t23*_t31
-                _t33 = _t30 + _t32
-                _s12 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s12, _s12 - _s12))
-                _t35 = _t15*_t34 + eps
-                _t36 = _t0 + _t35
-                _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-                _t38 = _t37*((_t33 + _t36)*_inv1)
-                _t39 = -_t16 - _t28 + 1.0
-                _s13 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
-                _t41 = _t23*_t40
-                _t42 = 0.5*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
-                _t44 = -_t10
-                _t45 = py1 - ty1
-                _t46 = -_t45
-                _t47 = _t11*_t13
-                _t48 = 1.0 if _t46 > 0.0 else 0.0
-                _t49 = 1.0 if _t45 > 0.0 else 0.0
-                _t50 = _t17*_t40 + _t33 + eps
-                _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-                _t52 = _t51*((_t0 + _t50)*_inv1)
-                _t53 = -_t48 - _t49 + 1.0
-                _t54 = 0.5*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
-                _t56 = _t18 + px2
-                _t57 = 1.0 if _t56 > 0.0 else 0.0
-                _t58 = -_t56
-                _t59 = 1.0 if _t58 > 0.0 else 0.0
-                _t60 = -_t57 - _t59 + 1.0
-                _t61 = _t20 + py2
-                _t62 = 1.0 if _t61 > 0.0 else 0.0
-                _t63 = -_t61
-                _t64 = 1.0 if _t63 > 0.0 else 0.0
-                _t65 = -_t62 - _t64 + 1.0
-                _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)*_inv1)
-                _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
-                _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)*_inv1)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
-                _s14 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))*_inv0
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + _s14
-                _s15 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_inv0
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + _s15
-                _s16 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))*_inv0
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + _s16
-                _s17 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + _s17
-                _s18 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))*_inv0
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + _s18
-                _s19 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_inv0
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + _s19
-                _s20 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + _s20
-                _s21 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_inv0
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + _s21
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            _s3_w1 = 0.5*((px1_w1 - tx1_w1)) + 0.5*((px2_w1 - tx2_w1))
+            _s4_w1 = 0.5*((py1_w1 - ty1_w1)) + 0.5*((py2_w1 - ty2_w1))
+            _s5_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s6_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _s7_w1 = _t0_w1/(-_t0_w1 + eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1))
+            value_w1 = -((_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))/(eps + (_s5_w1*_s5_w1) + (_s6_w1*_s6_w1)) + _s7_w1
+            _t7_w1 = _s5_w1
+            _t11_w1 = _s6_w1
+            _t12_w1 = (_t11_w1*_t11_w1) + (_t7_w1*_t7_w1) + eps
+            _t15_w1 = -py1_w1 + py2_w1
+            _t17_w1 = -px1_w1 + px2_w1
+            _t18_w1 = -tx2_w1
+            _t19_w1 = -_t18_w1 - tx1_w1
+            _t20_w1 = -ty2_w1
+            _t21_w1 = -_t20_w1 - ty1_w1
+            _t22_w1 = _s1_w1
+            _t23_w1 = max(_t22_w1, _t22_w1 - _t22_w1)
+            _t24_w1 = _s2_w1
+            _t25_w1 = max(_t24_w1, _t24_w1 - _t24_w1)
+            _t26_w1 = _t15_w1*_t17_w1 + _t19_w1*_t21_w1 - _t23_w1*_t25_w1 + eps
+            _a8_w1 = abs(_t12_w1)
+            _a9_w1 = abs(_t26_w1)
+            _ok_w1 = (_a8_w1 >= 4.450147717014403e-308) & (_a8_w1 <= 2.247116418577895e+307) & (_a9_w1 >= 4.450147717014403e-308) & (_a9_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t12_w1
+                _inv1_w1 = 1.0/_t26_w1
+                _t1_w2 = px1_w1 - tx1_w1
+                _t2_w2 = px2_w1 - tx2_w1
+                _t3_w2 = 0.5*_t1_w2 + 0.5*_t2_w2
+                _t4_w2 = -_t3_w2
+                _t5_w2 = px1_w1 - tx1_w1
+                _t6_w2 = -_t5_w2
+                _t8_w2 = py1_w1 - ty1_w1
+                _t9_w2 = py2_w1 - ty2_w1
+                _t10_w2 = 0.5*_t8_w2 + 0.5*_t9_w2
+                _t13_w2 = 2.0*((-(_t10_w2*_t10_w2) - (_t3_w2*_t3_w2))*_inv0_w1)
+                _t14_w2 = _t13_w2*_t7_w1
+                _t16_w2 = 1.0 if _t6_w2 > 0.0 else 0.0
+                _t27_w2 = _t0_w1*_inv1_w1
+                _t28_w2 = 1.0 if _t5_w2 > 0.0 else 0.0
+                _s10_w1 = tx2_w1 - px2_w1
+                _t29_w2 = min(_t19_w1, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s10_w1, _s10_w1 - _s10_w1))
+                _t30_w2 = _t21_w1*_t29_w2
+                _s11_w1 = ty2_w1 - py2_w1
+                _t31_w2 = min(_t21_w1, max(_t8_w2, _t8_w2 - _t8_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
+                _t32_w2 = _t23_w1*_t31_w2
+                _t33_w2 = _t30_w2 + _t32_w2
+                _s12_w1 = tx1_w1 - px1_w1
+                _t34_w2 = min(_t17_w1, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s12_w1, _s12_w1 - _s12_w1))
+                _t35_w2 = _t15_w1*_t34_w2 + eps
+                _t36_w2 = _t0_w1 + _t35_w2
+                _t37_w2 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+                _t38_w2 = _t37_w2*((_t33_w2 + _t36_w2)*_inv1_w1)
+                _t39_w2 = -_t16_w2 - _t28_w2 + 1.0
+                _s13_w1 = ty1_w1 - py1_w1
+                _t40_w2 = min(_t15_w1, max(_t9_w2, _t9_w2 - _t9_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
+                _t41_w2 = _t23_w1*_t40_w2
+                _t42_w2 = 0.5*_t37_w2
+                _t43_w2 = _t42_w2*((_t33_w2 + _t35_w2 - _t41_w2)*_inv1_w1)
+                _t44_w2 = -_t10_w2
+                _t45_w2 = py1_w1 - ty1_w1
+                _t46_w2 = -_t45_w2
+                _t47_w2 = _t11_w1*_t13_w2
+                _t48_w2 = 1.0 if _t46_w2 > 0.0 else 0.0
+                _t49_w2 = 1.0 if _t45_w2 > 0.0 else 0.0
+                _t50_w2 = _t17_w1*_t40_w2 + _t33_w2 + eps
+                _t51_w2 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+                _t52_w2 = _t51_w2*((_t0_w1 + _t50_w2)*_inv1_w1)
+                _t53_w2 = -_t48_w2 - _t49_w2 + 1.0
+                _t54_w2 = 0.5*_t51_w2
+                _t55_w2 = _t54_w2*((-_t25_w1*_t34_w2 + _t50_w2)*_inv1_w1)
+                _t56_w2 = _t18_w1 + px2_w1
+                _t57_w2 = 1.0 if _t56_w2 > 0.0 else 0.0
+                _t58_w2 = -_t56_w2
+                _t59_w2 = 1.0 if _t58_w2 > 0.0 else 0.0
+                _t60_w2 = -_t57_w2 - _t59_w2 + 1.0
+                _t61_w2 = _t20_w1 + py2_w1
+                _t62_w2 = 1.0 if _t61_w2 > 0.0 else 0.0
+                _t63_w2 = -_t61_w2
+                _t64_w2 = 1.0 if _t63_w2 > 0.0 else 0.0
+                _t65_w2 = -_t62_w2 - _t64_w2 + 1.0
+                _t66_w2 = _t30_w2 + _t41_w2
+                _t67_w2 = _t37_w2*((_t36_w2 + _t66_w2)*_inv1_w1)
+                _t68_w2 = _t42_w2*((-_t32_w2 + _t35_w2 + _t66_w2)*_inv1_w1)
+                _t69_w2 = _t19_w1*_t31_w2 + _t41_w2
+                _t70_w2 = _t51_w2*((_t36_w2 + _t69_w2)*_inv1_w1)
+                _t71_w2 = _t54_w2*((-_t25_w1*_t29_w2 + _t35_w2 + _t69_w2)*_inv1_w1)
+                _s14_w1 = ((_t4_w2 - -_t14_w2*(1.0 if _t6_w2 > 0.0 else (0.5 if _t6_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_px1_w1 = ((_t15_w1*_t16_w2*_t27_w2 - _t28_w2*_t38_w2 - _t39_w2*_t43_w2)*_inv1_w1) + _s14_w1
+                _s15_w1 = ((_t44_w2 - -_t47_w2*(1.0 if _t46_w2 > 0.0 else (0.5 if _t46_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_py1_w1 = ((_t17_w1*_t27_w2*_t48_w2 - _t49_w2*_t52_w2 - _t53_w2*_t55_w2)*_inv1_w1) + _s15_w1
+                _s16_w1 = ((_t4_w2 - _t14_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_px2_w1 = ((-_t15_w1*_t27_w2*_t57_w2 + _t38_w2*_t59_w2 + _t43_w2*_t60_w2)*_inv1_w1) + _s16_w1
+                _s17_w1 = ((_t44_w2 - _t47_w2*(1.0 if _t61_w2 > 0.0 else (0.5 if _t61_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_py2_w1 = ((-_t17_w1*_t27_w2*_t62_w2 + _t52_w2*_t64_w2 + _t55_w2*_t65_w2)*_inv1_w1) + _s17_w1
+                _s18_w1 = ((_t3_w2 - -_t14_w2*(1.0 if _t5_w2 > 0.0 else (0.5 if _t5_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_tx1_w1 = ((-_t16_w2*_t67_w2 + _t21_w1*_t27_w2*_t28_w2 - _t39_w2*_t68_w2)*_inv1_w1) + _s18_w1
+                _s19_w1 = ((_t10_w2 - -_t47_w2*(1.0 if _t45_w2 > 0.0 else (0.5 if _t45_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_ty1_w1 = ((_t19_w1*_t27_w2*_t49_w2 - _t48_w2*_t70_w2 - _t53_w2*_t71_w2)*_inv1_w1) + _s19_w1
+                _s20_w1 = ((_t3_w2 - _t14_w2*(1.0 if _t58_w2 > 0.0 else (0.5 if _t58_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_tx2_w1 = ((-_t21_w1*_t27_w2*_t59_w2 + _t57_w2*_t67_w2 + _t60_w2*_t68_w2)*_inv1_w1) + _s20_w1
+                _s21_w1 = ((_t10_w2 - _t47_w2*(1.0 if _t63_w2 > 0.0 else (0.5 if _t63_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_ty2_w1 = ((-_t19_w1*_t27_w2*_t64_w2 + _t62_w2*_t70_w2 + _t65_w2*_t71_w2)*_inv1_w1) + _s21_w1
             else:
-                _t1 = px1 - tx1
-                _t2 = px2 - tx2
-                _t3 = 0.5*_t1 + 0.5*_t2
-                _t4 = -_t3
-                _t5 = px1 - tx1
-                _t6 = -_t5
-                _t8 = py1 - ty1
-                _t9 = py2 - ty2
-                _t10 = 0.5*_t8 + 0.5*_t9
-                _t13 = 2.0*((-(_t10*_t10) - (_t3*_t3))/_t12)
-                _t14 = _t13*_t7
-                _t16 = 1.0 if _t6 > 0.0 else 0.0
-                _t27 = _t0/_t26
-                _t28 = 1.0 if _t5 > 0.0 else 0.0
-                _s22 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
-                _t30 = _t21*_t29
-                _s23 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s23, _s23 - _s23))
-                _t32 = _t23*_t31
-                _t33 = _t30 + _t32
-                _s24 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s24, _s24 - _s24))
-                _t35 = _t15*_t34 + eps
-                _t36 = _t0 + _t35
-                _t37 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-                _t38 = _t37*((_t33 + _t36)/_t26)
-                _t39 = -_t16 - _t28 + 1.0
-                _s25 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s25, _s25 - _s25))
-                _t41 = _t23*_t40
-                _t42 = 0.5*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
-                _t44 = -_t10
-                _t45 = py1 - ty1
-                _t46 = -_t45
-                _t47 = _t11*_t13
-                _t48 = 1.0 if _t46 > 0.0 else 0.0
-                _t49 = 1.0 if _t45 > 0.0 else 0.0
-                _t50 = _t17*_t40 + _t33 + eps
-                _t51 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-                _t52 = _t51*((_t0 + _t50)/_t26)
-                _t53 = -_t48 - _t49 + 1.0
-                _t54 = 0.5*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
-                _t56 = _t18 + px2
-                _t57 = 1.0 if _t56 > 0.0 else 0.0
-                _t58 = -_t56
-                _t59 = 1.0 if _t58 > 0.0 else 0.0
-                _t60 = -_t57 - _t59 + 1.0
-                _t61 = _t20 + py2
-                _t62 = 1.0 if _t61 > 0.0 else 0.0
-                _t63 = -_t61
-                _t64 = 1.0 if _t63 > 0.0 else 0.0
-                _t65 = -_t62 - _t64 + 1.0
-                _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)/_t26)
-                _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
-                _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)/_t26)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
-                _s26 = ((_t4 - -_t14*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))))/_t12
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + _s26
-                _s27 = ((_t44 - -_t47*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t12
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + _s27
-                _s28 = ((_t4 - _t14*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))))/_t12
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + _s28
-                _s29 = ((_t44 - _t47*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t12
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + _s29
-                _s30 = ((_t3 - -_t14*(1.0 if _t5 > 0.0 else (0.5 if _t5 == 0.0 else 0.0))))/_t12
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + _s30
-                _s31 = ((_t10 - -_t47*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t12
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + _s31
-                _s32 = ((_t3 - _t14*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t12
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + _s32
-                _s33 = ((_t10 - _t47*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t12
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + _s33
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t1_w1 = px1_w1 - tx1_w1
+                _t2_w1 = px2_w1 - tx2_w1
+                _t3_w1 = 0.5*_t1_w1 + 0.5*_t2_w1
+                _t4_w1 = -_t3_w1
+                _t5_w1 = px1_w1 - tx1_w1
+                _t6_w1 = -_t5_w1
+                _t8_w1 = py1_w1 - ty1_w1
+                _t9_w1 = py2_w1 - ty2_w1
+                _t10_w1 = 0.5*_t8_w1 + 0.5*_t9_w1
+                _t13_w1 = 2.0*((-(_t10_w1*_t10_w1) - (_t3_w1*_t3_w1))/_t12_w1)
+                _t14_w1 = _t13_w1*_t7_w1
+                _t16_w1 = 1.0 if _t6_w1 > 0.0 else 0.0
+                _t27_w1 = _t0_w1/_t26_w1
+                _t28_w1 = 1.0 if _t5_w1 > 0.0 else 0.0
+                _s22 = tx2_w1 - px2_w1
+                _t29_w1 = min(_t19_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s22, _s22 - _s22))
+                _t30_w1 = _t21_w1*_t29_w1
+                _s23 = ty2_w1 - py2_w1
+                _t31_w1 = min(_t21_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s23, _s23 - _s23))
+                _t32_w1 = _t23_w1*_t31_w1
+                _t33_w1 = _t30_w1 + _t32_w1
+                _s24 = tx1_w1 - px1_w1
+                _t34_w1 = min(_t17_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s24, _s24 - _s24))
+                _t35_w1 = _t15_w1*_t34_w1 + eps
+                _t36_w1 = _t0_w1 + _t35_w1
+                _t37_w1 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+                _t38_w1 = _t37_w1*((_t33_w1 + _t36_w1)/_t26_w1)
+                _t39_w1 = -_t16_w1 - _t28_w1 + 1.0
+                _s25 = ty1_w1 - py1_w1
+                _t40_w1 = min(_t15_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s25, _s25 - _s25))
+                _t41_w1 = _t23_w1*_t40_w1
+                _t42_w1 = 0.5*_t37_w1
+                _t43_w1 = _t42_w1*((_t33_w1 + _t35_w1 - _t41_w1)/_t26_w1)
+                _t44_w1 = -_t10_w1
+                _t45_w1 = py1_w1 - ty1_w1
+                _t46_w1 = -_t45_w1
+                _t47_w1 = _t11_w1*_t13_w1
+                _t48_w1 = 1.0 if _t46_w1 > 0.0 else 0.0
+                _t49_w1 = 1.0 if _t45_w1 > 0.0 else 0.0
+                _t50_w1 = _t17_w1*_t40_w1 + _t33_w1 + eps
+                _t51_w1 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+                _t52_w1 = _t51_w1*((_t0_w1 + _t50_w1)/_t26_w1)
+                _t53_w1 = -_t48_w1 - _t49_w1 + 1.0
+                _t54_w1 = 0.5*_t51_w1
+                _t55_w1 = _t54_w1*((-_t25_w1*_t34_w1 + _t50_w1)/_t26_w1)
+                _t56_w1 = _t18_w1 + px2_w1
+                _t57_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
+                _t58_w1 = -_t56_w1
+                _t59_w1 = 1.0 if _t58_w1 > 0.0 else 0.0
+                _t60_w1 = -_t57_w1 - _t59_w1 + 1.0
+                _t61_w1 = _t20_w1 + py2_w1
+                _t62_w1 = 1.0 if _t61_w1 > 0.0 else 0.0
+                _t63_w1 = -_t61_w1
+                _t64_w1 = 1.0 if _t63_w1 > 0.0 else 0.0
+                _t65_w1 = -_t62_w1 - _t64_w1 + 1.0
+                _t66_w1 = _t30_w1 + _t41_w1
+                _t67_w1 = _t37_w1*((_t36_w1 + _t66_w1)/_t26_w1)
+                _t68_w1 = _t42_w1*((-_t32_w1 + _t35_w1 + _t66_w1)/_t26_w1)
+                _t69_w1 = _t19_w1*_t31_w1 + _t41_w1
+                _t70_w1 = _t51_w1*((_t36_w1 + _t69_w1)/_t26_w1)
+                _t71_w1 = _t54_w1*((-_t25_w1*_t29_w1 + _t35_w1 + _t69_w1)/_t26_w1)
+                _s26 = ((_t4_w1 - -_t14_w1*(1.0 if _t6_w1 > 0.0 else (0.5 if _t6_w1 == 0.0 else 0.0))))/_t12_w1
+                d_px1_w1 = ((_t15_w1*_t16_w1*_t27_w1 - _t28_w1*_t38_w1 - _t39_w1*_t43_w1)/_t26_w1) + _s26
+                _s27 = ((_t44_w1 - -_t47_w1*(1.0 if _t46_w1 > 0.0 else (0.5 if _t46_w1 == 0.0 else 0.0))))/_t12_w1
+                d_py1_w1 = ((_t17_w1*_t27_w1*_t48_w1 - _t49_w1*_t52_w1 - _t53_w1*_t55_w1)/_t26_w1) + _s27
+                _s28 = ((_t4_w1 - _t14_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))))/_t12_w1
+                d_px2_w1 = ((-_t15_w1*_t27_w1*_t57_w1 + _t38_w1*_t59_w1 + _t43_w1*_t60_w1)/_t26_w1) + _s28
+                _s29 = ((_t44_w1 - _t47_w1*(1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0))))/_t12_w1
+                d_py2_w1 = ((-_t17_w1*_t27_w1*_t62_w1 + _t52_w1*_t64_w1 + _t55_w1*_t65_w1)/_t26_w1) + _s29
+                _s30 = ((_t3_w1 - -_t14_w1*(1.0 if _t5_w1 > 0.0 else (0.5 if _t5_w1 == 0.0 else 0.0))))/_t12_w1
+                d_tx1_w1 = ((-_t16_w1*_t67_w1 + _t21_w1*_t27_w1*_t28_w1 - _t39_w1*_t68_w1)/_t26_w1) + _s30
+                _s31 = ((_t10_w1 - -_t47_w1*(1.0 if _t45_w1 > 0.0 else (0.5 if _t45_w1 == 0.0 else 0.0))))/_t12_w1
+                d_ty1_w1 = ((_t19_w1*_t27_w1*_t49_w1 - _t48_w1*_t70_w1 - _t53_w1*_t71_w1)/_t26_w1) + _s31
+                _s32 = ((_t3_w1 - _t14_w1*(1.0 if _t58_w1 > 0.0 else (0.5 if _t58_w1 == 0.0 else 0.0))))/_t12_w1
+                d_tx2_w1 = ((-_t21_w1*_t27_w1*_t59_w1 + _t57_w1*_t67_w1 + _t60_w1*_t68_w1)/_t26_w1) + _s32
+                _s33 = ((_t10_w1 - _t47_w1*(1.0 if _t63_w1 > 0.0 else (0.5 if _t63_w1 == 0.0 else 0.0))))/_t12_w1
+                d_ty2_w1 = ((-_t19_w1*_t27_w1*_t64_w1 + _t62_w1*_t70_w1 + _t65_w1*_t71_w1)/_t26_w1) + _s33
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -431,6 +434,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -456,30 +466,34 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -611,232 +625,230 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            _s3 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
-            _s4 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
-            _s5 = max(px2, tx2) - min(px1, tx1)
-            _s6 = max(py2, ty2) - min(py1, ty1)
-            _s7 = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-            value = -((_s3*_s3) + (_s4*_s4))/(eps + (_s5*_s5) + (_s6*_s6)) + _s7
-            _t7 = _s5
-            _t11 = _s6
-            _t12 = (_t11*_t11) + (_t7*_t7) + eps
-            _t15 = -py1 + py2
-            _t17 = -px1 + px2
-            _t18 = -tx2
-            _t19 = -_t18 - tx1
-            _t20 = -ty2
-            _t21 = -_t20 - ty1
-            _t22 = _s1
-            _t23 = max(_t22, _t22 - _t22)
-            _t24 = _s2
-            _t25 = max(_t24, _t24 - _t24)
-            _t26 = _t15*_t17 + _t19*_t21 - _t23*_t25 + eps
-            _a8 = abs(_t12)
-            _a9 = abs(_t26)
-            _ok = (_a8 >= _f32(2.350988701644575e-38)) & (_a8 <= _f32(4.253529586511731e+37)) & (_a9 >= _f32(2.350988701644575e-38)) & (_a9 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t12
-                _inv1 = _f32(1.0)/_t26
-                _t1 = px1 - tx1
-                _t2 = px2 - tx2
-                _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
-                _t4 = -_t3
-                _t5 = px1 - tx1
-                _t6 = -_t5
-                _t8 = py1 - ty1
-                _t9 = py2 - ty2
-                _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-                _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))*_inv0)
-                _t14 = _t13*_t7
-                _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                _t27 = _t0*_inv1
-                _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-                _s10 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s10, _s10 - _s10))
-                _t30 = _t21*_t29
-                _s11 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s11, _s11 - _s11))
-                _t32 = _t23*_t31
-                _t33 = _t30 + _t32
-                _s12 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s12, _s12 - _s12))
-                _t35 = _t15*_t34 + eps
-                _t36 = _t0 + _t35
-                _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-                _t38 = _t37*((_t33 + _t36)*_inv1)
-                _t39 = -_t16 - _t28 + _f32(1.0)
-                _s13 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s13, _s13 - _s13))
-                _t41 = _t23*_t40
-                _t42 = _f32(0.5)*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)*_inv1)
-                _t44 = -_t10
-                _t45 = py1 - ty1
-                _t46 = -_t45
-                _t47 = _t11*_t13
-                _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
-                _t50 = _t17*_t40 + _t33 + eps
-                _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                _t52 = _t51*((_t0 + _t50)*_inv1)
-                _t53 = -_t48 - _t49 + _f32(1.0)
-                _t54 = _f32(0.5)*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)*_inv1)
-                _t56 = _t18 + px2
-                _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                _t58 = -_t56
-                _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-                _t60 = -_t57 - _t59 + _f32(1.0)
-                _t61 = _t20 + py2
-                _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                _t63 = -_t61
-                _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
-                _t65 = -_t62 - _t64 + _f32(1.0)
-                _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)*_inv1)
-                _t68 = _t42*((-_t32 + _t35 + _t66)*_inv1)
-                _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)*_inv1)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)*_inv1)
-                _s14 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)*_inv1) + (_s14*_inv0)
-                _s15 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)*_inv1) + (_s15*_inv0)
-                _s16 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)*_inv1) + (_s16*_inv0)
-                _s17 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)*_inv1) + (_s17*_inv0)
-                _s18 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)*_inv1) + (_s18*_inv0)
-                _s19 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)*_inv1) + (_s19*_inv0)
-                _s20 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)*_inv1) + (_s20*_inv0)
-                _s21 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)*_inv1) + (_s21*_inv0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            _s3_w1 = _f32(0.5)*((px1_w1 - tx1_w1)) + _f32(0.5)*((px2_w1 - tx2_w1))
+            _s4_w1 = _f32(0.5)*((py1_w1 - ty1_w1)) + _f32(0.5)*((py2_w1 - ty2_w1))
+            _s5_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s6_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _s7_w1 = _t0_w1/(-_t0_w1 + eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1))
+            value_w1 = -((_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))/(eps + (_s5_w1*_s5_w1) + (_s6_w1*_s6_w1)) + _s7_w1
+            _t7_w1 = _s5_w1
+            _t11_w1 = _s6_w1
+            _t12_w1 = (_t11_w1*_t11_w1) + (_t7_w1*_t7_w1) + eps
+            _t15_w1 = -py1_w1 + py2_w1
+            _t17_w1 = -px1_w1 + px2_w1
+            _t18_w1 = -tx2_w1
+            _t19_w1 = -_t18_w1 - tx1_w1
+            _t20_w1 = -ty2_w1
+            _t21_w1 = -_t20_w1 - ty1_w1
+            _t22_w1 = _s1_w1
+            _t23_w1 = max(_t22_w1, _t22_w1 - _t22_w1)
+            _t24_w1 = _s2_w1
+            _t25_w1 = max(_t24_w1, _t24_w1 - _t24_w1)
+            _t26_w1 = _t15_w1*_t17_w1 + _t19_w1*_t21_w1 - _t23_w1*_t25_w1 + eps
+            _a8_w1 = abs(_t12_w1)
+            _a9_w1 = abs(_t26_w1)
+            _ok_w1 = (_a8_w1 >= _f32(2.350988701644575e-38)) & (_a8_w1 <= _f32(4.253529586511731e+37)) & (_a9_w1 >= _f32(2.350988701644575e-38)) & (_a9_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t12_w1
+                _inv1_w1 = _f32(1.0)/_t26_w1
+                _t1_w2 = px1_w1 - tx1_w1
+                _t2_w2 = px2_w1 - tx2_w1
+                _t3_w2 = _f32(0.5)*_t1_w2 + _f32(0.5)*_t2_w2
+                _t4_w2 = -_t3_w2
+                _t5_w2 = px1_w1 - tx1_w1
+                _t6_w2 = -_t5_w2
+                _t8_w2 = py1_w1 - ty1_w1
+                _t9_w2 = py2_w1 - ty2_w1
+                _t10_w2 = _f32(0.5)*_t8_w2 + _f32(0.5)*_t9_w2
+                _t13_w2 = _f32(2.0)*((-(_t10_w2*_t10_w2) - (_t3_w2*_t3_w2))*_inv0_w1)
+                _t14_w2 = _t13_w2*_t7_w1
+                _t16_w2 = _f32(1.0) if _t6_w2 > _f32(0.0) else _f32(0.0)
+                _t27_w2 = _t0_w1*_inv1_w1
+                _t28_w2 = _f32(1.0) if _t5_w2 > _f32(0.0) else _f32(0.0)
+                _s10_w1 = tx2_w1 - px2_w1
+                _t29_w2 = min(_t19_w1, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s10_w1, _s10_w1 - _s10_w1))
+                _t30_w2 = _t21_w1*_t29_w2
+                _s11_w1 = ty2_w1 - py2_w1
+                _t31_w2 = min(_t21_w1, max(_t8_w2, _t8_w2 - _t8_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
+                _t32_w2 = _t23_w1*_t31_w2
+                _t33_w2 = _t30_w2 + _t32_w2
+                _s12_w1 = tx1_w1 - px1_w1
+                _t34_w2 = min(_t17_w1, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s12_w1, _s12_w1 - _s12_w1))
+                _t35_w2 = _t15_w1*_t34_w2 + eps
+                _t36_w2 = _t0_w1 + _t35_w2
+                _t37_w2 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+                _t38_w2 = _t37_w2*((_t33_w2 + _t36_w2)*_inv1_w1)
+                _t39_w2 = -_t16_w2 - _t28_w2 + _f32(1.0)
+                _s13_w1 = ty1_w1 - py1_w1
+                _t40_w2 = min(_t15_w1, max(_t9_w2, _t9_w2 - _t9_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
+                _t41_w2 = _t23_w1*_t40_w2
+                _t42_w2 = _f32(0.5)*_t37_w2
+                _t43_w2 = _t42_w2*((_t33_w2 + _t35_w2 - _t41_w2)*_inv1_w1)
+                _t44_w2 = -_t10_w2
+                _t45_w2 = py1_w1 - ty1_w1
+                _t46_w2 = -_t45_w2
+                _t47_w2 = _t11_w1*_t13_w2
+                _t48_w2 = _f32(1.0) if _t46_w2 > _f32(0.0) else _f32(0.0)
+                _t49_w2 = _f32(1.0) if _t45_w2 > _f32(0.0) else _f32(0.0)
+                _t50_w2 = _t17_w1*_t40_w2 + _t33_w2 + eps
+                _t51_w2 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+                _t52_w2 = _t51_w2*((_t0_w1 + _t50_w2)*_inv1_w1)
+                _t53_w2 = -_t48_w2 - _t49_w2 + _f32(1.0)
+                _t54_w2 = _f32(0.5)*_t51_w2
+                _t55_w2 = _t54_w2*((-_t25_w1*_t34_w2 + _t50_w2)*_inv1_w1)
+                _t56_w2 = _t18_w1 + px2_w1
+                _t57_w2 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
+                _t58_w2 = -_t56_w2
+                _t59_w2 = _f32(1.0) if _t58_w2 > _f32(0.0) else _f32(0.0)
+                _t60_w2 = -_t57_w2 - _t59_w2 + _f32(1.0)
+                _t61_w2 = _t20_w1 + py2_w1
+                _t62_w2 = _f32(1.0) if _t61_w2 > _f32(0.0) else _f32(0.0)
+                _t63_w2 = -_t61_w2
+                _t64_w2 = _f32(1.0) if _t63_w2 > _f32(0.0) else _f32(0.0)
+                _t65_w2 = -_t62_w2 - _t64_w2 + _f32(1.0)
+                _t66_w2 = _t30_w2 + _t41_w2
+                _t67_w2 = _t37_w2*((_t36_w2 + _t66_w2)*_inv1_w1)
+                _t68_w2 = _t42_w2*((-_t32_w2 + _t35_w2 + _t66_w2)*_inv1_w1)
+                _t69_w2 = _t19_w1*_t31_w2 + _t41_w2
+                _t70_w2 = _t51_w2*((_t36_w2 + _t69_w2)*_inv1_w1)
+                _t71_w2 = _t54_w2*((-_t25_w1*_t29_w2 + _t35_w2 + _t69_w2)*_inv1_w1)
+                _s14_w1 = _t4_w2 - -_t14_w2*(_f32(1.0) if _t6_w2 > _f32(0.0) else (_f32(0.5) if _t6_w2 == _f32(0.0) else _f32(0.0)))
+                d_px1_w1 = ((_t15_w1*_t16_w2*_t27_w2 - _t28_w2*_t38_w2 - _t39_w2*_t43_w2)*_inv1_w1) + (_s14_w1*_inv0_w1)
+                _s15_w1 = _t44_w2 - -_t47_w2*(_f32(1.0) if _t46_w2 > _f32(0.0) else (_f32(0.5) if _t46_w2 == _f32(0.0) else _f32(0.0)))
+                d_py1_w1 = ((_t17_w1*_t27_w2*_t48_w2 - _t49_w2*_t52_w2 - _t53_w2*_t55_w2)*_inv1_w1) + (_s15_w1*_inv0_w1)
+                _s16_w1 = _t4_w2 - _t14_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
+                d_px2_w1 = ((-_t15_w1*_t27_w2*_t57_w2 + _t38_w2*_t59_w2 + _t43_w2*_t60_w2)*_inv1_w1) + (_s16_w1*_inv0_w1)
+                _s17_w1 = _t44_w2 - _t47_w2*(_f32(1.0) if _t61_w2 > _f32(0.0) else (_f32(0.5) if _t61_w2 == _f32(0.0) else _f32(0.0)))
+                d_py2_w1 = ((-_t17_w1*_t27_w2*_t62_w2 + _t52_w2*_t64_w2 + _t55_w2*_t65_w2)*_inv1_w1) + (_s17_w1*_inv0_w1)
+                _s18_w1 = _t3_w2 - -_t14_w2*(_f32(1.0) if _t5_w2 > _f32(0.0) else (_f32(0.5) if _t5_w2 == _f32(0.0) else _f32(0.0)))
+                d_tx1_w1 = ((-_t16_w2*_t67_w2 + _t21_w1*_t27_w2*_t28_w2 - _t39_w2*_t68_w2)*_inv1_w1) + (_s18_w1*_inv0_w1)
+                _s19_w1 = _t10_w2 - -_t47_w2*(_f32(1.0) if _t45_w2 > _f32(0.0) else (_f32(0.5) if _t45_w2 == _f32(0.0) else _f32(0.0)))
+                d_ty1_w1 = ((_t19_w1*_t27_w2*_t49_w2 - _t48_w2*_t70_w2 - _t53_w2*_t71_w2)*_inv1_w1) + (_s19_w1*_inv0_w1)
+                _s20_w1 = _t3_w2 - _t14_w2*(_f32(1.0) if _t58_w2 > _f32(0.0) else (_f32(0.5) if _t58_w2 == _f32(0.0) else _f32(0.0)))
+                d_tx2_w1 = ((-_t21_w1*_t27_w2*_t59_w2 + _t57_w2*_t67_w2 + _t60_w2*_t68_w2)*_inv1_w1) + (_s20_w1*_inv0_w1)
+                _s21_w1 = _t10_w2 - _t47_w2*(_f32(1.0) if _t63_w2 > _f32(0.0) else (_f32(0.5) if _t63_w2 == _f32(0.0) else _f32(0.0)))
+                d_ty2_w1 = ((-_t19_w1*_t27_w2*_t64_w2 + _t62_w2*_t70_w2 + _t65_w2*_t71_w2)*_inv1_w1) + (_s21_w1*_inv0_w1)
             else:
-                _t1 = px1 - tx1
-                _t2 = px2 - tx2
-                _t3 = _f32(0.5)*_t1 + _f32(0.5)*_t2
-                _t4 = -_t3
-                _t5 = px1 - tx1
-                _t6 = -_t5
-                _t8 = py1 - ty1
-                _t9 = py2 - ty2
-                _t10 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-                _t13 = _f32(2.0)*((-(_t10*_t10) - (_t3*_t3))/_t12)
-                _t14 = _t13*_t7
-                _t16 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                _t27 = _t0/_t26
-                _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-                _s22 = tx2 - px2
-                _t29 = min(_t19, max(_t1, _t1 - _t1) + max(_s22, _s22 - _s22))
-                _t30 = _t21*_t29
-                _s23 = ty2 - py2
-                _t31 = min(_t21, max(_t8, _t8 - _t8) + max(_s23, _s23 - _s23))
-                _t32 = _t23*_t31
-                _t33 = _t30 + _t32
-                _s24 = tx1 - px1
-                _t34 = min(_t17, max(_t2, _t2 - _t2) + max(_s24, _s24 - _s24))
-                _t35 = _t15*_t34 + eps
-                _t36 = _t0 + _t35
-                _t37 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-                _t38 = _t37*((_t33 + _t36)/_t26)
-                _t39 = -_t16 - _t28 + _f32(1.0)
-                _s25 = ty1 - py1
-                _t40 = min(_t15, max(_t9, _t9 - _t9) + max(_s25, _s25 - _s25))
-                _t41 = _t23*_t40
-                _t42 = _f32(0.5)*_t37
-                _t43 = _t42*((_t33 + _t35 - _t41)/_t26)
-                _t44 = -_t10
-                _t45 = py1 - ty1
-                _t46 = -_t45
-                _t47 = _t11*_t13
-                _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                _t49 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
-                _t50 = _t17*_t40 + _t33 + eps
-                _t51 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                _t52 = _t51*((_t0 + _t50)/_t26)
-                _t53 = -_t48 - _t49 + _f32(1.0)
-                _t54 = _f32(0.5)*_t51
-                _t55 = _t54*((-_t25*_t34 + _t50)/_t26)
-                _t56 = _t18 + px2
-                _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                _t58 = -_t56
-                _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-                _t60 = -_t57 - _t59 + _f32(1.0)
-                _t61 = _t20 + py2
-                _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                _t63 = -_t61
-                _t64 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
-                _t65 = -_t62 - _t64 + _f32(1.0)
-                _t66 = _t30 + _t41
-                _t67 = _t37*((_t36 + _t66)/_t26)
-                _t68 = _t42*((-_t32 + _t35 + _t66)/_t26)
-                _t69 = _t19*_t31 + _t41
-                _t70 = _t51*((_t36 + _t69)/_t26)
-                _t71 = _t54*((-_t25*_t29 + _t35 + _t69)/_t26)
-                _s26 = _t4 - -_t14*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                d_px1 = ((_t15*_t16*_t27 - _t28*_t38 - _t39*_t43)/_t26) + (_s26/_t12)
-                _s27 = _t44 - -_t47*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                d_py1 = ((_t17*_t27*_t48 - _t49*_t52 - _t53*_t55)/_t26) + (_s27/_t12)
-                _s28 = _t4 - _t14*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                d_px2 = ((-_t15*_t27*_t57 + _t38*_t59 + _t43*_t60)/_t26) + (_s28/_t12)
-                _s29 = _t44 - _t47*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                d_py2 = ((-_t17*_t27*_t62 + _t52*_t64 + _t55*_t65)/_t26) + (_s29/_t12)
-                _s30 = _t3 - -_t14*(_f32(1.0) if _t5 > _f32(0.0) else (_f32(0.5) if _t5 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = ((-_t16*_t67 + _t21*_t27*_t28 - _t39*_t68)/_t26) + (_s30/_t12)
-                _s31 = _t10 - -_t47*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = ((_t19*_t27*_t49 - _t48*_t70 - _t53*_t71)/_t26) + (_s31/_t12)
-                _s32 = _t3 - _t14*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = ((-_t21*_t27*_t59 + _t57*_t67 + _t60*_t68)/_t26) + (_s32/_t12)
-                _s33 = _t10 - _t47*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = ((-_t19*_t27*_t64 + _t62*_t70 + _t65*_t71)/_t26) + (_s33/_t12)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t1_w1 = px1_w1 - tx1_w1
+                _t2_w1 = px2_w1 - tx2_w1
+                _t3_w1 = _f32(0.5)*_t1_w1 + _f32(0.5)*_t2_w1
+                _t4_w1 = -_t3_w1
+                _t5_w1 = px1_w1 - tx1_w1
+                _t6_w1 = -_t5_w1
+                _t8_w1 = py1_w1 - ty1_w1
+                _t9_w1 = py2_w1 - ty2_w1
+                _t10_w1 = _f32(0.5)*_t8_w1 + _f32(0.5)*_t9_w1
+                _t13_w1 = _f32(2.0)*((-(_t10_w1*_t10_w1) - (_t3_w1*_t3_w1))/_t12_w1)
+                _t14_w1 = _t13_w1*_t7_w1
+                _t16_w1 = _f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0)
+                _t27_w1 = _t0_w1/_t26_w1
+                _t28_w1 = _f32(1.0) if _t5_w1 > _f32(0.0) else _f32(0.0)
+                _s22 = tx2_w1 - px2_w1
+                _t29_w1 = min(_t19_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s22, _s22 - _s22))
+                _t30_w1 = _t21_w1*_t29_w1
+                _s23 = ty2_w1 - py2_w1
+                _t31_w1 = min(_t21_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s23, _s23 - _s23))
+                _t32_w1 = _t23_w1*_t31_w1
+                _t33_w1 = _t30_w1 + _t32_w1
+                _s24 = tx1_w1 - px1_w1
+                _t34_w1 = min(_t17_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s24, _s24 - _s24))
+                _t35_w1 = _t15_w1*_t34_w1 + eps
+                _t36_w1 = _t0_w1 + _t35_w1
+                _t37_w1 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+                _t38_w1 = _t37_w1*((_t33_w1 + _t36_w1)/_t26_w1)
+                _t39_w1 = -_t16_w1 - _t28_w1 + _f32(1.0)
+                _s25 = ty1_w1 - py1_w1
+                _t40_w1 = min(_t15_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s25, _s25 - _s25))
+                _t41_w1 = _t23_w1*_t40_w1
+                _t42_w1 = _f32(0.5)*_t37_w1
+                _t43_w1 = _t42_w1*((_t33_w1 + _t35_w1 - _t41_w1)/_t26_w1)
+                _t44_w1 = -_t10_w1
+                _t45_w1 = py1_w1 - ty1_w1
+                _t46_w1 = -_t45_w1
+                _t47_w1 = _t11_w1*_t13_w1
+                _t48_w1 = _f32(1.0) if _t46_w1 > _f32(0.0) else _f32(0.0)
+                _t49_w1 = _f32(1.0) if _t45_w1 > _f32(0.0) else _f32(0.0)
+                _t50_w1 = _t17_w1*_t40_w1 + _t33_w1 + eps
+                _t51_w1 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+                _t52_w1 = _t51_w1*((_t0_w1 + _t50_w1)/_t26_w1)
+                _t53_w1 = -_t48_w1 - _t49_w1 + _f32(1.0)
+                _t54_w1 = _f32(0.5)*_t51_w1
+                _t55_w1 = _t54_w1*((-_t25_w1*_t34_w1 + _t50_w1)/_t26_w1)
+                _t56_w1 = _t18_w1 + px2_w1
+                _t57_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
+                _t58_w1 = -_t56_w1
+                _t59_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+                _t60_w1 = -_t57_w1 - _t59_w1 + _f32(1.0)
+                _t61_w1 = _t20_w1 + py2_w1
+                _t62_w1 = _f32(1.0) if _t61_w1 > _f32(0.0) else _f32(0.0)
+                _t63_w1 = -_t61_w1
+                _t64_w1 = _f32(1.0) if _t63_w1 > _f32(0.0) else _f32(0.0)
+                _t65_w1 = -_t62_w1 - _t64_w1 + _f32(1.0)
+                _t66_w1 = _t30_w1 + _t41_w1
+                _t67_w1 = _t37_w1*((_t36_w1 + _t66_w1)/_t26_w1)
+                _t68_w1 = _t42_w1*((-_t32_w1 + _t35_w1 + _t66_w1)/_t26_w1)
+                _t69_w1 = _t19_w1*_t31_w1 + _t41_w1
+                _t70_w1 = _t51_w1*((_t36_w1 + _t69_w1)/_t26_w1)
+                _t71_w1 = _t54_w1*((-_t25_w1*_t29_w1 + _t35_w1 + _t69_w1)/_t26_w1)
+                _s26 = _t4_w1 - -_t14_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1 == _f32(0.0) else _f32(0.0)))
+                d_px1_w1 = ((_t15_w1*_t16_w1*_t27_w1 - _t28_w1*_t38_w1 - _t39_w1*_t43_w1)/_t26_w1) + (_s26/_t12_w1)
+                _s27 = _t44_w1 - -_t47_w1*(_f32(1.0) if _t46_w1 > _f32(0.0) else (_f32(0.5) if _t46_w1 == _f32(0.0) else _f32(0.0)))
+                d_py1_w1 = ((_t17_w1*_t27_w1*_t48_w1 - _t49_w1*_t52_w1 - _t53_w1*_t55_w1)/_t26_w1) + (_s27/_t12_w1)
+                _s28 = _t4_w1 - _t14_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
+                d_px2_w1 = ((-_t15_w1*_t27_w1*_t57_w1 + _t38_w1*_t59_w1 + _t43_w1*_t60_w1)/_t26_w1) + (_s28/_t12_w1)
+                _s29 = _t44_w1 - _t47_w1*(_f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0)))
+                d_py2_w1 = ((-_t17_w1*_t27_w1*_t62_w1 + _t52_w1*_t64_w1 + _t55_w1*_t65_w1)/_t26_w1) + (_s29/_t12_w1)
+                _s30 = _t3_w1 - -_t14_w1*(_f32(1.0) if _t5_w1 > _f32(0.0) else (_f32(0.5) if _t5_w1 == _f32(0.0) else _f32(0.0)))
+                d_tx1_w1 = ((-_t16_w1*_t67_w1 + _t21_w1*_t27_w1*_t28_w1 - _t39_w1*_t68_w1)/_t26_w1) + (_s30/_t12_w1)
+                _s31 = _t10_w1 - -_t47_w1*(_f32(1.0) if _t45_w1 > _f32(0.0) else (_f32(0.5) if _t45_w1 == _f32(0.0) else _f32(0.0)))
+                d_ty1_w1 = ((_t19_w1*_t27_w1*_t49_w1 - _t48_w1*_t70_w1 - _t53_w1*_t71_w1)/_t26_w1) + (_s31/_t12_w1)
+                _s32 = _t3_w1 - _t14_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+                d_tx2_w1 = ((-_t21_w1*_t27_w1*_t59_w1 + _t57_w1*_t67_w1 + _t60_w1*_t68_w1)/_t26_w1) + (_s32/_t12_w1)
+                _s33 = _t10_w1 - _t47_w1*(_f32(1.0) if _t63_w1 > _f32(0.0) else (_f32(0.5) if _t63_w1 == _f32(0.0) else _f32(0.0)))
+                d_ty2_w1 = ((-_t19_w1*_t27_w1*_t64_w1 + _t62_w1*_t70_w1 + _t65_w1*_t71_w1)/_t26_w1) + (_s33/_t12_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -844,3 +856,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

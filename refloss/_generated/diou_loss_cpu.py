@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 72adc8cf19736e64
+# scalar kernels: sha256 27df020c21c7cb4a
 """DIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -56,30 +57,34 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -212,225 +217,223 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = px1 - tx1
-            _t1 = px2 - tx2
-            _t2 = py1 - ty1
-            _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = 0.5*_t0 + 0.5*_t1
-            _s11 = 0.5*_t2 + 0.5*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
-            _t11 = _s12
-            _t13 = _s13
-            _t14 = (_t11*_t11) + (_t13*_t13) + eps
-            _t18 = _s9
-            _t19 = max(_t18, _t18 - _t18)
-            _t20 = _t19*_t6
-            _t21 = -px1 + px2
-            _t22 = -tx2
-            _t23 = -_t22 - tx1
-            _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
-            _a14 = abs(_t14)
-            _a15 = abs(_t24)
-            _ok = (_a14 >= 4.450147717014403e-308) & (_a14 <= 2.247116418577895e+307) & (_a15 >= 4.450147717014403e-308) & (_a15 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t14
-                _inv1 = 1.0/_t24
-                _t8 = _s10
-                _t9 = px1 - tx1
-                _t10 = -_t9
-                _t12 = _s11
-                _t15 = 2.0*(((_t12*_t12) + (_t8*_t8))*_inv0)
-                _t16 = _t11*_t15
-                _t17 = 1.0 if _t10 > 0.0 else 0.0
-                _t25 = _t20*_inv1
-                _t26 = 1.0 if _t9 > 0.0 else 0.0
-                _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-                _t28 = _t27*_t5
-                _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t30 = _t29*_t6
-                _t31 = _t28 + _t30
-                _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _t33 = _t32*_t4 + eps
-                _t34 = _t20 + _t33
-                _t35 = _t19*(1.0 if _s1 > 0.0 else 0.0)
-                _t36 = _t35*((_t31 + _t34)*_inv1)
-                _t37 = -_t17 - _t26 + 1.0
-                _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t39 = _t38*_t6
-                _t40 = 0.5*_t35
-                _t41 = _t40*((_t31 + _t33 - _t39)*_inv1)
-                _t42 = py1 - ty1
-                _t43 = -_t42
-                _t44 = _t13*_t15
-                _t45 = 1.0 if _t43 > 0.0 else 0.0
-                _t46 = 1.0 if _t42 > 0.0 else 0.0
-                _t47 = _t21*_t38 + _t31 + eps
-                _t48 = _t6*(1.0 if _t18 > 0.0 else 0.0)
-                _t49 = _t48*((_t20 + _t47)*_inv1)
-                _t50 = -_t45 - _t46 + 1.0
-                _t51 = 0.5*_t48
-                _t52 = _t51*((-_t19*_t32 + _t47)*_inv1)
-                _t53 = _t22 + px2
-                _t54 = 1.0 if _t53 > 0.0 else 0.0
-                _t55 = -_t53
-                _t56 = 1.0 if _t55 > 0.0 else 0.0
-                _t57 = -_t54 - _t56 + 1.0
-                _t58 = py2 - ty2
-                _t59 = 1.0 if _t58 > 0.0 else 0.0
-                _t60 = -_t58
-                _t61 = 1.0 if _t60 > 0.0 else 0.0
-                _t62 = -_t59 - _t61 + 1.0
-                _t63 = -_t8
-                _t64 = _t28 + _t39
-                _t65 = _t35*((_t34 + _t64)*_inv1)
-                _t66 = _t40*((-_t30 + _t33 + _t64)*_inv1)
-                _t67 = -_t12
-                _t68 = _t23*_t29 + _t39
-                _t69 = _t48*((_t34 + _t68)*_inv1)
-                _t70 = _t51*((-_t19*_t27 + _t33 + _t68)*_inv1)
-                _s16 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))*_inv0
-                d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)*_inv1) + _s16
-                _s17 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))*_inv0
-                d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)*_inv1) + _s17
-                _s18 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))*_inv0
-                d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)*_inv1) + _s18
-                _s19 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
-                d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)*_inv1) + _s19
-                _s20 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))*_inv0
-                d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)*_inv1) + _s20
-                _s21 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))*_inv0
-                d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)*_inv1) + _s21
-                _s22 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))*_inv0
-                d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)*_inv1) + _s22
-                _s23 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))*_inv0
-                d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)*_inv1) + _s23
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = px1_w1 - tx1_w1
+            _t1_w1 = px2_w1 - tx2_w1
+            _t2_w1 = py1_w1 - ty1_w1
+            _t3_w1 = py2_w1 - ty2_w1
+            _t4_w1 = -py1_w1 + py2_w1
+            _t5_w1 = -ty1_w1 + ty2_w1
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _t6_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+            _s2_w1 = tx1_w1 - px1_w1
+            _s3_w1 = tx2_w1 - px2_w1
+            _s4_w1 = ty1_w1 - py1_w1
+            _s5_w1 = ty2_w1 - py2_w1
+            _s6_w1 = _t4_w1*min(-px1_w1 + px2_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _s7_w1 = _t5_w1*min(-tx1_w1 + tx2_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+            _s8_w1 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _t7_w1 = _s6_w1 + _s7_w1 + _s8_w1 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1)) + eps
+            _s9_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s10_w1 = 0.5*_t0_w1 + 0.5*_t1_w1
+            _s11_w1 = 0.5*_t2_w1 + 0.5*_t3_w1
+            _s12_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s13_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            value_w1 = _t7_w1/(_t6_w1*max(_s9_w1, _s9_w1 - _s9_w1) + _t7_w1) + ((_s10_w1*_s10_w1) + (_s11_w1*_s11_w1))/(eps + (_s12_w1*_s12_w1) + (_s13_w1*_s13_w1))
+            _t11_w1 = _s12_w1
+            _t13_w1 = _s13_w1
+            _t14_w1 = (_t11_w1*_t11_w1) + (_t13_w1*_t13_w1) + eps
+            _t18_w1 = _s9_w1
+            _t19_w1 = max(_t18_w1, _t18_w1 - _t18_w1)
+            _t20_w1 = _t19_w1*_t6_w1
+            _t21_w1 = -px1_w1 + px2_w1
+            _t22_w1 = -tx2_w1
+            _t23_w1 = -_t22_w1 - tx1_w1
+            _t24_w1 = -_t20_w1 + _t21_w1*_t4_w1 + _t23_w1*_t5_w1 + eps
+            _a14_w1 = abs(_t14_w1)
+            _a15_w1 = abs(_t24_w1)
+            _ok_w1 = (_a14_w1 >= 4.450147717014403e-308) & (_a14_w1 <= 2.247116418577895e+307) & (_a15_w1 >= 4.450147717014403e-308) & (_a15_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t14_w1
+                _inv1_w1 = 1.0/_t24_w1
+                _t8_w2 = _s10_w1
+                _t9_w2 = px1_w1 - tx1_w1
+                _t10_w2 = -_t9_w2
+                _t12_w2 = _s11_w1
+                _t15_w2 = 2.0*(((_t12_w2*_t12_w2) + (_t8_w2*_t8_w2))*_inv0_w1)
+                _t16_w2 = _t11_w1*_t15_w2
+                _t17_w2 = 1.0 if _t10_w2 > 0.0 else 0.0
+                _t25_w2 = _t20_w1*_inv1_w1
+                _t26_w2 = 1.0 if _t9_w2 > 0.0 else 0.0
+                _t27_w2 = min(_t23_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+                _t28_w2 = _t27_w2*_t5_w1
+                _t29_w2 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t30_w2 = _t29_w2*_t6_w1
+                _t31_w2 = _t28_w2 + _t30_w2
+                _t32_w2 = min(_t21_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _t33_w2 = _t32_w2*_t4_w1 + eps
+                _t34_w2 = _t20_w1 + _t33_w2
+                _t35_w2 = _t19_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t36_w2 = _t35_w2*((_t31_w2 + _t34_w2)*_inv1_w1)
+                _t37_w2 = -_t17_w2 - _t26_w2 + 1.0
+                _t38_w2 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t39_w2 = _t38_w2*_t6_w1
+                _t40_w2 = 0.5*_t35_w2
+                _t41_w2 = _t40_w2*((_t31_w2 + _t33_w2 - _t39_w2)*_inv1_w1)
+                _t42_w2 = py1_w1 - ty1_w1
+                _t43_w2 = -_t42_w2
+                _t44_w2 = _t13_w1*_t15_w2
+                _t45_w2 = 1.0 if _t43_w2 > 0.0 else 0.0
+                _t46_w2 = 1.0 if _t42_w2 > 0.0 else 0.0
+                _t47_w2 = _t21_w1*_t38_w2 + _t31_w2 + eps
+                _t48_w2 = _t6_w1*(1.0 if _t18_w1 > 0.0 else 0.0)
+                _t49_w2 = _t48_w2*((_t20_w1 + _t47_w2)*_inv1_w1)
+                _t50_w2 = -_t45_w2 - _t46_w2 + 1.0
+                _t51_w2 = 0.5*_t48_w2
+                _t52_w2 = _t51_w2*((-_t19_w1*_t32_w2 + _t47_w2)*_inv1_w1)
+                _t53_w2 = _t22_w1 + px2_w1
+                _t54_w2 = 1.0 if _t53_w2 > 0.0 else 0.0
+                _t55_w2 = -_t53_w2
+                _t56_w2 = 1.0 if _t55_w2 > 0.0 else 0.0
+                _t57_w2 = -_t54_w2 - _t56_w2 + 1.0
+                _t58_w2 = py2_w1 - ty2_w1
+                _t59_w2 = 1.0 if _t58_w2 > 0.0 else 0.0
+                _t60_w2 = -_t58_w2
+                _t61_w2 = 1.0 if _t60_w2 > 0.0 else 0.0
+                _t62_w2 = -_t59_w2 - _t61_w2 + 1.0
+                _t63_w2 = -_t8_w2
+                _t64_w2 = _t28_w2 + _t39_w2
+                _t65_w2 = _t35_w2*((_t34_w2 + _t64_w2)*_inv1_w1)
+                _t66_w2 = _t40_w2*((-_t30_w2 + _t33_w2 + _t64_w2)*_inv1_w1)
+                _t67_w2 = -_t12_w2
+                _t68_w2 = _t23_w1*_t29_w2 + _t39_w2
+                _t69_w2 = _t48_w2*((_t34_w2 + _t68_w2)*_inv1_w1)
+                _t70_w2 = _t51_w2*((-_t19_w1*_t27_w2 + _t33_w2 + _t68_w2)*_inv1_w1)
+                _s16_w1 = ((_t8_w2 - -_t16_w2*(1.0 if _t10_w2 > 0.0 else (0.5 if _t10_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_px1_w1 = -((_t17_w2*_t25_w2*_t4_w1 - _t26_w2*_t36_w2 - _t37_w2*_t41_w2)*_inv1_w1) + _s16_w1
+                _s17_w1 = ((_t12_w2 - -_t44_w2*(1.0 if _t43_w2 > 0.0 else (0.5 if _t43_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_py1_w1 = -((_t21_w1*_t25_w2*_t45_w2 - _t46_w2*_t49_w2 - _t50_w2*_t52_w2)*_inv1_w1) + _s17_w1
+                _s18_w1 = ((_t8_w2 - _t16_w2*(1.0 if _t53_w2 > 0.0 else (0.5 if _t53_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_px2_w1 = -((-_t25_w2*_t4_w1*_t54_w2 + _t36_w2*_t56_w2 + _t41_w2*_t57_w2)*_inv1_w1) + _s18_w1
+                _s19_w1 = ((_t12_w2 - _t44_w2*(1.0 if _t58_w2 > 0.0 else (0.5 if _t58_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_py2_w1 = -((-_t21_w1*_t25_w2*_t59_w2 + _t49_w2*_t61_w2 + _t52_w2*_t62_w2)*_inv1_w1) + _s19_w1
+                _s20_w1 = ((_t63_w2 - -_t16_w2*(1.0 if _t9_w2 > 0.0 else (0.5 if _t9_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_tx1_w1 = -((-_t17_w2*_t65_w2 + _t25_w2*_t26_w2*_t5_w1 - _t37_w2*_t66_w2)*_inv1_w1) + _s20_w1
+                _s21_w1 = ((_t67_w2 - -_t44_w2*(1.0 if _t42_w2 > 0.0 else (0.5 if _t42_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_ty1_w1 = -((_t23_w1*_t25_w2*_t46_w2 - _t45_w2*_t69_w2 - _t50_w2*_t70_w2)*_inv1_w1) + _s21_w1
+                _s22_w1 = ((_t63_w2 - _t16_w2*(1.0 if _t55_w2 > 0.0 else (0.5 if _t55_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_tx2_w1 = -((-_t25_w2*_t5_w1*_t56_w2 + _t54_w2*_t65_w2 + _t57_w2*_t66_w2)*_inv1_w1) + _s22_w1
+                _s23_w1 = ((_t67_w2 - _t44_w2*(1.0 if _t60_w2 > 0.0 else (0.5 if _t60_w2 == 0.0 else 0.0))))*_inv0_w1
+                d_ty2_w1 = -((-_t23_w1*_t25_w2*_t61_w2 + _t59_w2*_t69_w2 + _t62_w2*_t70_w2)*_inv1_w1) + _s23_w1
             else:
-                _t8 = _s10
-                _t9 = px1 - tx1
-                _t10 = -_t9
-                _t12 = _s11
-                _t15 = 2.0*(((_t12*_t12) + (_t8*_t8))/_t14)
-                _t16 = _t11*_t15
-                _t17 = 1.0 if _t10 > 0.0 else 0.0
-                _t25 = _t20/_t24
-                _t26 = 1.0 if _t9 > 0.0 else 0.0
-                _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-                _t28 = _t27*_t5
-                _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t30 = _t29*_t6
-                _t31 = _t28 + _t30
-                _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _t33 = _t32*_t4 + eps
-                _t34 = _t20 + _t33
-                _t35 = _t19*(1.0 if _s1 > 0.0 else 0.0)
-                _t36 = _t35*((_t31 + _t34)/_t24)
-                _t37 = -_t17 - _t26 + 1.0
-                _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t39 = _t38*_t6
-                _t40 = 0.5*_t35
-                _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
-                _t42 = py1 - ty1
-                _t43 = -_t42
-                _t44 = _t13*_t15
-                _t45 = 1.0 if _t43 > 0.0 else 0.0
-                _t46 = 1.0 if _t42 > 0.0 else 0.0
-                _t47 = _t21*_t38 + _t31 + eps
-                _t48 = _t6*(1.0 if _t18 > 0.0 else 0.0)
-                _t49 = _t48*((_t20 + _t47)/_t24)
-                _t50 = -_t45 - _t46 + 1.0
-                _t51 = 0.5*_t48
-                _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
-                _t53 = _t22 + px2
-                _t54 = 1.0 if _t53 > 0.0 else 0.0
-                _t55 = -_t53
-                _t56 = 1.0 if _t55 > 0.0 else 0.0
-                _t57 = -_t54 - _t56 + 1.0
-                _t58 = py2 - ty2
-                _t59 = 1.0 if _t58 > 0.0 else 0.0
-                _t60 = -_t58
-                _t61 = 1.0 if _t60 > 0.0 else 0.0
-                _t62 = -_t59 - _t61 + 1.0
-                _t63 = -_t8
-                _t64 = _t28 + _t39
-                _t65 = _t35*((_t34 + _t64)/_t24)
-                _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
-                _t67 = -_t12
-                _t68 = _t23*_t29 + _t39
-                _t69 = _t48*((_t34 + _t68)/_t24)
-                _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
-                _s24 = ((_t8 - -_t16*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t14
-                d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + _s24
-                _s25 = ((_t12 - -_t44*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t14
-                d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + _s25
-                _s26 = ((_t8 - _t16*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))))/_t14
-                d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + _s26
-                _s27 = ((_t12 - _t44*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))/_t14
-                d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + _s27
-                _s28 = ((_t63 - -_t16*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t14
-                d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + _s28
-                _s29 = ((_t67 - -_t44*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t14
-                d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + _s29
-                _s30 = ((_t63 - _t16*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))))/_t14
-                d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + _s30
-                _s31 = ((_t67 - _t44*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))/_t14
-                d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + _s31
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t8_w1 = _s10_w1
+                _t9_w1 = px1_w1 - tx1_w1
+                _t10_w1 = -_t9_w1
+                _t12_w1 = _s11_w1
+                _t15_w1 = 2.0*(((_t12_w1*_t12_w1) + (_t8_w1*_t8_w1))/_t14_w1)
+                _t16_w1 = _t11_w1*_t15_w1
+                _t17_w1 = 1.0 if _t10_w1 > 0.0 else 0.0
+                _t25_w1 = _t20_w1/_t24_w1
+                _t26_w1 = 1.0 if _t9_w1 > 0.0 else 0.0
+                _t27_w1 = min(_t23_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+                _t28_w1 = _t27_w1*_t5_w1
+                _t29_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t30_w1 = _t29_w1*_t6_w1
+                _t31_w1 = _t28_w1 + _t30_w1
+                _t32_w1 = min(_t21_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _t33_w1 = _t32_w1*_t4_w1 + eps
+                _t34_w1 = _t20_w1 + _t33_w1
+                _t35_w1 = _t19_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t36_w1 = _t35_w1*((_t31_w1 + _t34_w1)/_t24_w1)
+                _t37_w1 = -_t17_w1 - _t26_w1 + 1.0
+                _t38_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t39_w1 = _t38_w1*_t6_w1
+                _t40_w1 = 0.5*_t35_w1
+                _t41_w1 = _t40_w1*((_t31_w1 + _t33_w1 - _t39_w1)/_t24_w1)
+                _t42_w1 = py1_w1 - ty1_w1
+                _t43_w1 = -_t42_w1
+                _t44_w1 = _t13_w1*_t15_w1
+                _t45_w1 = 1.0 if _t43_w1 > 0.0 else 0.0
+                _t46_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
+                _t47_w1 = _t21_w1*_t38_w1 + _t31_w1 + eps
+                _t48_w1 = _t6_w1*(1.0 if _t18_w1 > 0.0 else 0.0)
+                _t49_w1 = _t48_w1*((_t20_w1 + _t47_w1)/_t24_w1)
+                _t50_w1 = -_t45_w1 - _t46_w1 + 1.0
+                _t51_w1 = 0.5*_t48_w1
+                _t52_w1 = _t51_w1*((-_t19_w1*_t32_w1 + _t47_w1)/_t24_w1)
+                _t53_w1 = _t22_w1 + px2_w1
+                _t54_w1 = 1.0 if _t53_w1 > 0.0 else 0.0
+                _t55_w1 = -_t53_w1
+                _t56_w1 = 1.0 if _t55_w1 > 0.0 else 0.0
+                _t57_w1 = -_t54_w1 - _t56_w1 + 1.0
+                _t58_w1 = py2_w1 - ty2_w1
+                _t59_w1 = 1.0 if _t58_w1 > 0.0 else 0.0
+                _t60_w1 = -_t58_w1
+                _t61_w1 = 1.0 if _t60_w1 > 0.0 else 0.0
+                _t62_w1 = -_t59_w1 - _t61_w1 + 1.0
+                _t63_w1 = -_t8_w1
+                _t64_w1 = _t28_w1 + _t39_w1
+                _t65_w1 = _t35_w1*((_t34_w1 + _t64_w1)/_t24_w1)
+                _t66_w1 = _t40_w1*((-_t30_w1 + _t33_w1 + _t64_w1)/_t24_w1)
+                _t67_w1 = -_t12_w1
+                _t68_w1 = _t23_w1*_t29_w1 + _t39_w1
+                _t69_w1 = _t48_w1*((_t34_w1 + _t68_w1)/_t24_w1)
+                _t70_w1 = _t51_w1*((-_t19_w1*_t27_w1 + _t33_w1 + _t68_w1)/_t24_w1)
+                _s24 = ((_t8_w1 - -_t16_w1*(1.0 if _t10_w1 > 0.0 else (0.5 if _t10_w1 == 0.0 else 0.0))))/_t14_w1
+                d_px1_w1 = -((_t17_w1*_t25_w1*_t4_w1 - _t26_w1*_t36_w1 - _t37_w1*_t41_w1)/_t24_w1) + _s24
+                _s25 = ((_t12_w1 - -_t44_w1*(1.0 if _t43_w1 > 0.0 else (0.5 if _t43_w1 == 0.0 else 0.0))))/_t14_w1
+                d_py1_w1 = -((_t21_w1*_t25_w1*_t45_w1 - _t46_w1*_t49_w1 - _t50_w1*_t52_w1)/_t24_w1) + _s25
+                _s26 = ((_t8_w1 - _t16_w1*(1.0 if _t53_w1 > 0.0 else (0.5 if _t53_w1 == 0.0 else 0.0))))/_t14_w1
+                d_px2_w1 = -((-_t25_w1*_t4_w1*_t54_w1 + _t36_w1*_t56_w1 + _t41_w1*_t57_w1)/_t24_w1) + _s26
+                _s27 = ((_t12_w1 - _t44_w1*(1.0 if _t58_w1 > 0.0 else (0.5 if _t58_w1 == 0.0 else 0.0))))/_t14_w1
+                d_py2_w1 = -((-_t21_w1*_t25_w1*_t59_w1 + _t49_w1*_t61_w1 + _t52_w1*_t62_w1)/_t24_w1) + _s27
+                _s28 = ((_t63_w1 - -_t16_w1*(1.0 if _t9_w1 > 0.0 else (0.5 if _t9_w1 == 0.0 else 0.0))))/_t14_w1
+                d_tx1_w1 = -((-_t17_w1*_t65_w1 + _t25_w1*_t26_w1*_t5_w1 - _t37_w1*_t66_w1)/_t24_w1) + _s28
+                _s29 = ((_t67_w1 - -_t44_w1*(1.0 if _t42_w1 > 0.0 else (0.5 if _t42_w1 == 0.0 else 0.0))))/_t14_w1
+                d_ty1_w1 = -((_t23_w1*_t25_w1*_t46_w1 - _t45_w1*_t69_w1 - _t50_w1*_t70_w1)/_t24_w1) + _s29
+                _s30 = ((_t63_w1 - _t16_w1*(1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0))))/_t14_w1
+                d_tx2_w1 = -((-_t25_w1*_t5_w1*_t56_w1 + _t54_w1*_t65_w1 + _t57_w1*_t66_w1)/_t24_w1) + _s30
+                _s31 = ((_t67_w1 - _t44_w1*(1.0 if _t60_w1 > 0.0 else (0.5 if _t60_w1 == 0.0 else 0.0))))/_t14_w1
+                d_ty2_w1 = -((-_t23_w1*_t25_w1*_t61_w1 + _t59_w1*_t69_w1 + _t62_w1*_t70_w1)/_t24_w1) + _s31
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -438,6 +441,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -476,30 +486,34 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -632,225 +646,223 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = px1 - tx1
-            _t1 = px2 - tx2
-            _t2 = py1 - ty1
-            _t3 = py2 - ty2
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _t6 = max(_s1, _s1 - _s1)
-            _s2 = tx1 - px1
-            _s3 = tx2 - px2
-            _s4 = ty1 - py1
-            _s5 = ty2 - py2
-            _s6 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s7 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-            _s8 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _t7 = _s6 + _s7 + _s8 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5)) + eps
-            _s9 = -max(py1, ty1) + min(py2, ty2)
-            _s10 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s11 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s12 = max(px2, tx2) - min(px1, tx1)
-            _s13 = max(py2, ty2) - min(py1, ty1)
-            value = _t7/(_t6*max(_s9, _s9 - _s9) + _t7) + ((_s10*_s10) + (_s11*_s11))/(eps + (_s12*_s12) + (_s13*_s13))
-            _t11 = _s12
-            _t13 = _s13
-            _t14 = (_t11*_t11) + (_t13*_t13) + eps
-            _t18 = _s9
-            _t19 = max(_t18, _t18 - _t18)
-            _t20 = _t19*_t6
-            _t21 = -px1 + px2
-            _t22 = -tx2
-            _t23 = -_t22 - tx1
-            _t24 = -_t20 + _t21*_t4 + _t23*_t5 + eps
-            _a14 = abs(_t14)
-            _a15 = abs(_t24)
-            _ok = (_a14 >= _f32(2.350988701644575e-38)) & (_a14 <= _f32(4.253529586511731e+37)) & (_a15 >= _f32(2.350988701644575e-38)) & (_a15 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t14
-                _inv1 = _f32(1.0)/_t24
-                _t8 = _s10
-                _t9 = px1 - tx1
-                _t10 = -_t9
-                _t12 = _s11
-                _t15 = _f32(2.0)*(((_t12*_t12) + (_t8*_t8))*_inv0)
-                _t16 = _t11*_t15
-                _t17 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                _t25 = _t20*_inv1
-                _t26 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-                _t28 = _t27*_t5
-                _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t30 = _t29*_t6
-                _t31 = _t28 + _t30
-                _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _t33 = _t32*_t4 + eps
-                _t34 = _t20 + _t33
-                _t35 = _t19*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                _t36 = _t35*((_t31 + _t34)*_inv1)
-                _t37 = -_t17 - _t26 + _f32(1.0)
-                _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t39 = _t38*_t6
-                _t40 = _f32(0.5)*_t35
-                _t41 = _t40*((_t31 + _t33 - _t39)*_inv1)
-                _t42 = py1 - ty1
-                _t43 = -_t42
-                _t44 = _t13*_t15
-                _t45 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-                _t46 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                _t47 = _t21*_t38 + _t31 + eps
-                _t48 = _t6*(_f32(1.0) if _t18 > _f32(0.0) else _f32(0.0))
-                _t49 = _t48*((_t20 + _t47)*_inv1)
-                _t50 = -_t45 - _t46 + _f32(1.0)
-                _t51 = _f32(0.5)*_t48
-                _t52 = _t51*((-_t19*_t32 + _t47)*_inv1)
-                _t53 = _t22 + px2
-                _t54 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
-                _t55 = -_t53
-                _t56 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
-                _t57 = -_t54 - _t56 + _f32(1.0)
-                _t58 = py2 - ty2
-                _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-                _t60 = -_t58
-                _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
-                _t62 = -_t59 - _t61 + _f32(1.0)
-                _t63 = -_t8
-                _t64 = _t28 + _t39
-                _t65 = _t35*((_t34 + _t64)*_inv1)
-                _t66 = _t40*((-_t30 + _t33 + _t64)*_inv1)
-                _t67 = -_t12
-                _t68 = _t23*_t29 + _t39
-                _t69 = _t48*((_t34 + _t68)*_inv1)
-                _t70 = _t51*((-_t19*_t27 + _t33 + _t68)*_inv1)
-                _s16 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)*_inv1) + (_s16*_inv0)
-                _s17 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)*_inv1) + (_s17*_inv0)
-                _s18 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-                d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)*_inv1) + (_s18*_inv0)
-                _s19 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)*_inv1) + (_s19*_inv0)
-                _s20 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)*_inv1) + (_s20*_inv0)
-                _s21 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)*_inv1) + (_s21*_inv0)
-                _s22 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)*_inv1) + (_s22*_inv0)
-                _s23 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)*_inv1) + (_s23*_inv0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = px1_w1 - tx1_w1
+            _t1_w1 = px2_w1 - tx2_w1
+            _t2_w1 = py1_w1 - ty1_w1
+            _t3_w1 = py2_w1 - ty2_w1
+            _t4_w1 = -py1_w1 + py2_w1
+            _t5_w1 = -ty1_w1 + ty2_w1
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _t6_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+            _s2_w1 = tx1_w1 - px1_w1
+            _s3_w1 = tx2_w1 - px2_w1
+            _s4_w1 = ty1_w1 - py1_w1
+            _s5_w1 = ty2_w1 - py2_w1
+            _s6_w1 = _t4_w1*min(-px1_w1 + px2_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _s7_w1 = _t5_w1*min(-tx1_w1 + tx2_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+            _s8_w1 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _t7_w1 = _s6_w1 + _s7_w1 + _s8_w1 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1)) + eps
+            _s9_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s10_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
+            _s11_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
+            _s12_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s13_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            value_w1 = _t7_w1/(_t6_w1*max(_s9_w1, _s9_w1 - _s9_w1) + _t7_w1) + ((_s10_w1*_s10_w1) + (_s11_w1*_s11_w1))/(eps + (_s12_w1*_s12_w1) + (_s13_w1*_s13_w1))
+            _t11_w1 = _s12_w1
+            _t13_w1 = _s13_w1
+            _t14_w1 = (_t11_w1*_t11_w1) + (_t13_w1*_t13_w1) + eps
+            _t18_w1 = _s9_w1
+            _t19_w1 = max(_t18_w1, _t18_w1 - _t18_w1)
+            _t20_w1 = _t19_w1*_t6_w1
+            _t21_w1 = -px1_w1 + px2_w1
+            _t22_w1 = -tx2_w1
+            _t23_w1 = -_t22_w1 - tx1_w1
+            _t24_w1 = -_t20_w1 + _t21_w1*_t4_w1 + _t23_w1*_t5_w1 + eps
+            _a14_w1 = abs(_t14_w1)
+            _a15_w1 = abs(_t24_w1)
+            _ok_w1 = (_a14_w1 >= _f32(2.350988701644575e-38)) & (_a14_w1 <= _f32(4.253529586511731e+37)) & (_a15_w1 >= _f32(2.350988701644575e-38)) & (_a15_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t14_w1
+                _inv1_w1 = _f32(1.0)/_t24_w1
+                _t8_w2 = _s10_w1
+                _t9_w2 = px1_w1 - tx1_w1
+                _t10_w2 = -_t9_w2
+                _t12_w2 = _s11_w1
+                _t15_w2 = _f32(2.0)*(((_t12_w2*_t12_w2) + (_t8_w2*_t8_w2))*_inv0_w1)
+                _t16_w2 = _t11_w1*_t15_w2
+                _t17_w2 = _f32(1.0) if _t10_w2 > _f32(0.0) else _f32(0.0)
+                _t25_w2 = _t20_w1*_inv1_w1
+                _t26_w2 = _f32(1.0) if _t9_w2 > _f32(0.0) else _f32(0.0)
+                _t27_w2 = min(_t23_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+                _t28_w2 = _t27_w2*_t5_w1
+                _t29_w2 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t30_w2 = _t29_w2*_t6_w1
+                _t31_w2 = _t28_w2 + _t30_w2
+                _t32_w2 = min(_t21_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _t33_w2 = _t32_w2*_t4_w1 + eps
+                _t34_w2 = _t20_w1 + _t33_w2
+                _t35_w2 = _t19_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t36_w2 = _t35_w2*((_t31_w2 + _t34_w2)*_inv1_w1)
+                _t37_w2 = -_t17_w2 - _t26_w2 + _f32(1.0)
+                _t38_w2 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t39_w2 = _t38_w2*_t6_w1
+                _t40_w2 = _f32(0.5)*_t35_w2
+                _t41_w2 = _t40_w2*((_t31_w2 + _t33_w2 - _t39_w2)*_inv1_w1)
+                _t42_w2 = py1_w1 - ty1_w1
+                _t43_w2 = -_t42_w2
+                _t44_w2 = _t13_w1*_t15_w2
+                _t45_w2 = _f32(1.0) if _t43_w2 > _f32(0.0) else _f32(0.0)
+                _t46_w2 = _f32(1.0) if _t42_w2 > _f32(0.0) else _f32(0.0)
+                _t47_w2 = _t21_w1*_t38_w2 + _t31_w2 + eps
+                _t48_w2 = _t6_w1*(_f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0))
+                _t49_w2 = _t48_w2*((_t20_w1 + _t47_w2)*_inv1_w1)
+                _t50_w2 = -_t45_w2 - _t46_w2 + _f32(1.0)
+                _t51_w2 = _f32(0.5)*_t48_w2
+                _t52_w2 = _t51_w2*((-_t19_w1*_t32_w2 + _t47_w2)*_inv1_w1)
+                _t53_w2 = _t22_w1 + px2_w1
+                _t54_w2 = _f32(1.0) if _t53_w2 > _f32(0.0) else _f32(0.0)
+                _t55_w2 = -_t53_w2
+                _t56_w2 = _f32(1.0) if _t55_w2 > _f32(0.0) else _f32(0.0)
+                _t57_w2 = -_t54_w2 - _t56_w2 + _f32(1.0)
+                _t58_w2 = py2_w1 - ty2_w1
+                _t59_w2 = _f32(1.0) if _t58_w2 > _f32(0.0) else _f32(0.0)
+                _t60_w2 = -_t58_w2
+                _t61_w2 = _f32(1.0) if _t60_w2 > _f32(0.0) else _f32(0.0)
+                _t62_w2 = -_t59_w2 - _t61_w2 + _f32(1.0)
+                _t63_w2 = -_t8_w2
+                _t64_w2 = _t28_w2 + _t39_w2
+                _t65_w2 = _t35_w2*((_t34_w2 + _t64_w2)*_inv1_w1)
+                _t66_w2 = _t40_w2*((-_t30_w2 + _t33_w2 + _t64_w2)*_inv1_w1)
+                _t67_w2 = -_t12_w2
+                _t68_w2 = _t23_w1*_t29_w2 + _t39_w2
+                _t69_w2 = _t48_w2*((_t34_w2 + _t68_w2)*_inv1_w1)
+                _t70_w2 = _t51_w2*((-_t19_w1*_t27_w2 + _t33_w2 + _t68_w2)*_inv1_w1)
+                _s16_w1 = _t8_w2 - -_t16_w2*(_f32(1.0) if _t10_w2 > _f32(0.0) else (_f32(0.5) if _t10_w2 == _f32(0.0) else _f32(0.0)))
+                d_px1_w1 = -((_t17_w2*_t25_w2*_t4_w1 - _t26_w2*_t36_w2 - _t37_w2*_t41_w2)*_inv1_w1) + (_s16_w1*_inv0_w1)
+                _s17_w1 = _t12_w2 - -_t44_w2*(_f32(1.0) if _t43_w2 > _f32(0.0) else (_f32(0.5) if _t43_w2 == _f32(0.0) else _f32(0.0)))
+                d_py1_w1 = -((_t21_w1*_t25_w2*_t45_w2 - _t46_w2*_t49_w2 - _t50_w2*_t52_w2)*_inv1_w1) + (_s17_w1*_inv0_w1)
+                _s18_w1 = _t8_w2 - _t16_w2*(_f32(1.0) if _t53_w2 > _f32(0.0) else (_f32(0.5) if _t53_w2 == _f32(0.0) else _f32(0.0)))
+                d_px2_w1 = -((-_t25_w2*_t4_w1*_t54_w2 + _t36_w2*_t56_w2 + _t41_w2*_t57_w2)*_inv1_w1) + (_s18_w1*_inv0_w1)
+                _s19_w1 = _t12_w2 - _t44_w2*(_f32(1.0) if _t58_w2 > _f32(0.0) else (_f32(0.5) if _t58_w2 == _f32(0.0) else _f32(0.0)))
+                d_py2_w1 = -((-_t21_w1*_t25_w2*_t59_w2 + _t49_w2*_t61_w2 + _t52_w2*_t62_w2)*_inv1_w1) + (_s19_w1*_inv0_w1)
+                _s20_w1 = _t63_w2 - -_t16_w2*(_f32(1.0) if _t9_w2 > _f32(0.0) else (_f32(0.5) if _t9_w2 == _f32(0.0) else _f32(0.0)))
+                d_tx1_w1 = -((-_t17_w2*_t65_w2 + _t25_w2*_t26_w2*_t5_w1 - _t37_w2*_t66_w2)*_inv1_w1) + (_s20_w1*_inv0_w1)
+                _s21_w1 = _t67_w2 - -_t44_w2*(_f32(1.0) if _t42_w2 > _f32(0.0) else (_f32(0.5) if _t42_w2 == _f32(0.0) else _f32(0.0)))
+                d_ty1_w1 = -((_t23_w1*_t25_w2*_t46_w2 - _t45_w2*_t69_w2 - _t50_w2*_t70_w2)*_inv1_w1) + (_s21_w1*_inv0_w1)
+                _s22_w1 = _t63_w2 - _t16_w2*(_f32(1.0) if _t55_w2 > _f32(0.0) else (_f32(0.5) if _t55_w2 == _f32(0.0) else _f32(0.0)))
+                d_tx2_w1 = -((-_t25_w2*_t5_w1*_t56_w2 + _t54_w2*_t65_w2 + _t57_w2*_t66_w2)*_inv1_w1) + (_s22_w1*_inv0_w1)
+                _s23_w1 = _t67_w2 - _t44_w2*(_f32(1.0) if _t60_w2 > _f32(0.0) else (_f32(0.5) if _t60_w2 == _f32(0.0) else _f32(0.0)))
+                d_ty2_w1 = -((-_t23_w1*_t25_w2*_t61_w2 + _t59_w2*_t69_w2 + _t62_w2*_t70_w2)*_inv1_w1) + (_s23_w1*_inv0_w1)
             else:
-                _t8 = _s10
-                _t9 = px1 - tx1
-                _t10 = -_t9
-                _t12 = _s11
-                _t15 = _f32(2.0)*(((_t12*_t12) + (_t8*_t8))/_t14)
-                _t16 = _t11*_t15
-                _t17 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                _t25 = _t20/_t24
-                _t26 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                _t27 = min(_t23, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
-                _t28 = _t27*_t5
-                _t29 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t30 = _t29*_t6
-                _t31 = _t28 + _t30
-                _t32 = min(_t21, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _t33 = _t32*_t4 + eps
-                _t34 = _t20 + _t33
-                _t35 = _t19*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                _t36 = _t35*((_t31 + _t34)/_t24)
-                _t37 = -_t17 - _t26 + _f32(1.0)
-                _t38 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t39 = _t38*_t6
-                _t40 = _f32(0.5)*_t35
-                _t41 = _t40*((_t31 + _t33 - _t39)/_t24)
-                _t42 = py1 - ty1
-                _t43 = -_t42
-                _t44 = _t13*_t15
-                _t45 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-                _t46 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                _t47 = _t21*_t38 + _t31 + eps
-                _t48 = _t6*(_f32(1.0) if _t18 > _f32(0.0) else _f32(0.0))
-                _t49 = _t48*((_t20 + _t47)/_t24)
-                _t50 = -_t45 - _t46 + _f32(1.0)
-                _t51 = _f32(0.5)*_t48
-                _t52 = _t51*((-_t19*_t32 + _t47)/_t24)
-                _t53 = _t22 + px2
-                _t54 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
-                _t55 = -_t53
-                _t56 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
-                _t57 = -_t54 - _t56 + _f32(1.0)
-                _t58 = py2 - ty2
-                _t59 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
-                _t60 = -_t58
-                _t61 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
-                _t62 = -_t59 - _t61 + _f32(1.0)
-                _t63 = -_t8
-                _t64 = _t28 + _t39
-                _t65 = _t35*((_t34 + _t64)/_t24)
-                _t66 = _t40*((-_t30 + _t33 + _t64)/_t24)
-                _t67 = -_t12
-                _t68 = _t23*_t29 + _t39
-                _t69 = _t48*((_t34 + _t68)/_t24)
-                _t70 = _t51*((-_t19*_t27 + _t33 + _t68)/_t24)
-                _s24 = _t8 - -_t16*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                d_px1 = -((_t17*_t25*_t4 - _t26*_t36 - _t37*_t41)/_t24) + (_s24/_t14)
-                _s25 = _t12 - -_t44*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                d_py1 = -((_t21*_t25*_t45 - _t46*_t49 - _t50*_t52)/_t24) + (_s25/_t14)
-                _s26 = _t8 - _t16*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-                d_px2 = -((-_t25*_t4*_t54 + _t36*_t56 + _t41*_t57)/_t24) + (_s26/_t14)
-                _s27 = _t12 - _t44*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-                d_py2 = -((-_t21*_t25*_t59 + _t49*_t61 + _t52*_t62)/_t24) + (_s27/_t14)
-                _s28 = _t63 - -_t16*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                d_tx1 = -((-_t17*_t65 + _t25*_t26*_t5 - _t37*_t66)/_t24) + (_s28/_t14)
-                _s29 = _t67 - -_t44*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-                d_ty1 = -((_t23*_t25*_t46 - _t45*_t69 - _t50*_t70)/_t24) + (_s29/_t14)
-                _s30 = _t63 - _t16*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-                d_tx2 = -((-_t25*_t5*_t56 + _t54*_t65 + _t57*_t66)/_t24) + (_s30/_t14)
-                _s31 = _t67 - _t44*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
-                d_ty2 = -((-_t23*_t25*_t61 + _t59*_t69 + _t62*_t70)/_t24) + (_s31/_t14)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t8_w1 = _s10_w1
+                _t9_w1 = px1_w1 - tx1_w1
+                _t10_w1 = -_t9_w1
+                _t12_w1 = _s11_w1
+                _t15_w1 = _f32(2.0)*(((_t12_w1*_t12_w1) + (_t8_w1*_t8_w1))/_t14_w1)
+                _t16_w1 = _t11_w1*_t15_w1
+                _t17_w1 = _f32(1.0) if _t10_w1 > _f32(0.0) else _f32(0.0)
+                _t25_w1 = _t20_w1/_t24_w1
+                _t26_w1 = _f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0)
+                _t27_w1 = min(_t23_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
+                _t28_w1 = _t27_w1*_t5_w1
+                _t29_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t30_w1 = _t29_w1*_t6_w1
+                _t31_w1 = _t28_w1 + _t30_w1
+                _t32_w1 = min(_t21_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _t33_w1 = _t32_w1*_t4_w1 + eps
+                _t34_w1 = _t20_w1 + _t33_w1
+                _t35_w1 = _t19_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t36_w1 = _t35_w1*((_t31_w1 + _t34_w1)/_t24_w1)
+                _t37_w1 = -_t17_w1 - _t26_w1 + _f32(1.0)
+                _t38_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t39_w1 = _t38_w1*_t6_w1
+                _t40_w1 = _f32(0.5)*_t35_w1
+                _t41_w1 = _t40_w1*((_t31_w1 + _t33_w1 - _t39_w1)/_t24_w1)
+                _t42_w1 = py1_w1 - ty1_w1
+                _t43_w1 = -_t42_w1
+                _t44_w1 = _t13_w1*_t15_w1
+                _t45_w1 = _f32(1.0) if _t43_w1 > _f32(0.0) else _f32(0.0)
+                _t46_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
+                _t47_w1 = _t21_w1*_t38_w1 + _t31_w1 + eps
+                _t48_w1 = _t6_w1*(_f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0))
+                _t49_w1 = _t48_w1*((_t20_w1 + _t47_w1)/_t24_w1)
+                _t50_w1 = -_t45_w1 - _t46_w1 + _f32(1.0)
+                _t51_w1 = _f32(0.5)*_t48_w1
+                _t52_w1 = _t51_w1*((-_t19_w1*_t32_w1 + _t47_w1)/_t24_w1)
+                _t53_w1 = _t22_w1 + px2_w1
+                _t54_w1 = _f32(1.0) if _t53_w1 > _f32(0.0) else _f32(0.0)
+                _t55_w1 = -_t53_w1
+                _t56_w1 = _f32(1.0) if _t55_w1 > _f32(0.0) else _f32(0.0)
+                _t57_w1 = -_t54_w1 - _t56_w1 + _f32(1.0)
+                _t58_w1 = py2_w1 - ty2_w1
+                _t59_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+                _t60_w1 = -_t58_w1
+                _t61_w1 = _f32(1.0) if _t60_w1 > _f32(0.0) else _f32(0.0)
+                _t62_w1 = -_t59_w1 - _t61_w1 + _f32(1.0)
+                _t63_w1 = -_t8_w1
+                _t64_w1 = _t28_w1 + _t39_w1
+                _t65_w1 = _t35_w1*((_t34_w1 + _t64_w1)/_t24_w1)
+                _t66_w1 = _t40_w1*((-_t30_w1 + _t33_w1 + _t64_w1)/_t24_w1)
+                _t67_w1 = -_t12_w1
+                _t68_w1 = _t23_w1*_t29_w1 + _t39_w1
+                _t69_w1 = _t48_w1*((_t34_w1 + _t68_w1)/_t24_w1)
+                _t70_w1 = _t51_w1*((-_t19_w1*_t27_w1 + _t33_w1 + _t68_w1)/_t24_w1)
+                _s24 = _t8_w1 - -_t16_w1*(_f32(1.0) if _t10_w1 > _f32(0.0) else (_f32(0.5) if _t10_w1 == _f32(0.0) else _f32(0.0)))
+                d_px1_w1 = -((_t17_w1*_t25_w1*_t4_w1 - _t26_w1*_t36_w1 - _t37_w1*_t41_w1)/_t24_w1) + (_s24/_t14_w1)
+                _s25 = _t12_w1 - -_t44_w1*(_f32(1.0) if _t43_w1 > _f32(0.0) else (_f32(0.5) if _t43_w1 == _f32(0.0) else _f32(0.0)))
+                d_py1_w1 = -((_t21_w1*_t25_w1*_t45_w1 - _t46_w1*_t49_w1 - _t50_w1*_t52_w1)/_t24_w1) + (_s25/_t14_w1)
+                _s26 = _t8_w1 - _t16_w1*(_f32(1.0) if _t53_w1 > _f32(0.0) else (_f32(0.5) if _t53_w1 == _f32(0.0) else _f32(0.0)))
+                d_px2_w1 = -((-_t25_w1*_t4_w1*_t54_w1 + _t36_w1*_t56_w1 + _t41_w1*_t57_w1)/_t24_w1) + (_s26/_t14_w1)
+                _s27 = _t12_w1 - _t44_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+                d_py2_w1 = -((-_t21_w1*_t25_w1*_t59_w1 + _t49_w1*_t61_w1 + _t52_w1*_t62_w1)/_t24_w1) + (_s27/_t14_w1)
+                _s28 = _t63_w1 - -_t16_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else (_f32(0.5) if _t9_w1 == _f32(0.0) else _f32(0.0)))
+                d_tx1_w1 = -((-_t17_w1*_t65_w1 + _t25_w1*_t26_w1*_t5_w1 - _t37_w1*_t66_w1)/_t24_w1) + (_s28/_t14_w1)
+                _s29 = _t67_w1 - -_t44_w1*(_f32(1.0) if _t42_w1 > _f32(0.0) else (_f32(0.5) if _t42_w1 == _f32(0.0) else _f32(0.0)))
+                d_ty1_w1 = -((_t23_w1*_t25_w1*_t46_w1 - _t45_w1*_t69_w1 - _t50_w1*_t70_w1)/_t24_w1) + (_s29/_t14_w1)
+                _s30 = _t63_w1 - _t16_w1*(_f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0)))
+                d_tx2_w1 = -((-_t25_w1*_t5_w1*_t56_w1 + _t54_w1*_t65_w1 + _t57_w1*_t66_w1)/_t24_w1) + (_s30/_t14_w1)
+                _s31 = _t67_w1 - _t44_w1*(_f32(1.0) if _t60_w1 > _f32(0.0) else (_f32(0.5) if _t60_w1 == _f32(0.0) else _f32(0.0)))
+                d_ty2_w1 = -((-_t23_w1*_t25_w1*_t61_w1 + _t59_w1*_t69_w1 + _t62_w1*_t70_w1)/_t24_w1) + (_s31/_t14_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -858,3 +870,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

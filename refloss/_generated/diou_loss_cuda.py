@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 72adc8cf19736e64
+# scalar kernels: sha256 27df020c21c7cb4a
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 addf9d0b2291a7a1
+# scalar kernels: sha256 eb75021fab917eec
 """EIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -75,30 +76,34 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -270,280 +275,278 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = max(px2, tx2) - min(px1, tx1)
-            _t0 = eps + (_s1*_s1)
-            _s2 = max(py2, ty2) - min(py1, ty1)
-            _t1 = _s2*_s2
-            _t2 = px1 - tx1
-            _t3 = px2 - tx2
-            _t4 = py1 - ty1
-            _t5 = py2 - ty2
-            _t6 = -py1 + py2
-            _t7 = -ty1 + ty2
-            _s3 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s3, _s3 - _s3)
-            _s4 = tx1 - px1
-            _s5 = tx2 - px2
-            _s6 = ty1 - py1
-            _s7 = ty2 - py2
-            _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-            _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-            _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
-            _s11 = -max(py1, ty1) + min(py2, ty2)
-            _u12 = py2 - ty2
-            _u13 = py1 - ty1
-            _b14 = _u12 - py2
-            _b15 = _u13 - py1
-            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
-            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
-            _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
-            _s20 = 0.5*_t2 + 0.5*_t3
-            _s21 = 0.5*_t4 + 0.5*_t5
-            _u22 = px2 - tx2
-            _u23 = px1 - tx1
-            _b24 = _u22 - px2
-            _b25 = _u23 - px1
-            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
-            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
-            _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
-            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
-            value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
-            _t16 = _s1
-            _t21 = _t1 + eps
-            _t22 = (_t16*_t16) + _t21
-            _t25 = _s11
-            _t26 = max(_t25, _t25 - _t25)
-            _t27 = _t26*_t8
-            _t28 = -px1 + px2
-            _t29 = -tx2
-            _t30 = -_t29 - tx1
-            _t31 = -_t27 + _t28*_t6 + _t30*_t7 + eps
-            _a31 = abs(_t0)
-            _a32 = abs(_t22)
-            _a33 = abs(_t31)
-            _a34 = abs(_t21)
-            _ok = (_a31 >= 4.450147717014403e-308) & (_a31 <= 2.247116418577895e+307) & (_a32 >= 4.450147717014403e-308) & (_a32 <= 2.247116418577895e+307) & (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t0
-                _inv1 = 1.0/_t22
-                _inv2 = 1.0/_t31
-                _inv3 = 1.0/_t21
-                _t10 = _s29
-                _t11 = 2.0*_t10
-                _t12 = -_t11
-                _t13 = (_t10*_t10)*_inv0
-                _t14 = px1 - tx1
-                _t15 = -_t14
-                _t17 = 2.0*_t16
-                _t18 = _t17*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
-                _t19 = _s20
-                _t20 = _s21
-                _t23 = ((_t19*_t19) + (_t20*_t20))*_inv1
-                _t24 = 1.0 if _t15 > 0.0 else 0.0
-                _t32 = _t27*_inv2
-                _t33 = 1.0 if _t14 > 0.0 else 0.0
-                _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t35 = _t34*_t7
-                _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-                _t37 = _t36*_t8
-                _t38 = _t35 + _t37
-                _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t40 = _t39*_t6 + eps
-                _t41 = _t27 + _t40
-                _t42 = _t26*(1.0 if _s3 > 0.0 else 0.0)
-                _t43 = _t42*((_t38 + _t41)*_inv2)
-                _t44 = -_t24 - _t33 + 1.0
-                _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-                _t46 = _t45*_t8
-                _t47 = 0.5*_t42
-                _t48 = _t47*((_t38 + _t40 - _t46)*_inv2)
-                _t49 = _s19
-                _t50 = 2.0*_t49
-                _t51 = -_t50
-                _t52 = (_t49*_t49)*_inv3
-                _t53 = py1 - ty1
-                _t54 = -_t53
-                _t55 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-                _t56 = _t55*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))
-                _t57 = 1.0 if _t54 > 0.0 else 0.0
-                _t58 = 1.0 if _t53 > 0.0 else 0.0
-                _t59 = _t28*_t45 + _t38 + eps
-                _t60 = _t8*(1.0 if _t25 > 0.0 else 0.0)
-                _t61 = _t60*((_t27 + _t59)*_inv2)
-                _t62 = -_t57 - _t58 + 1.0
-                _t63 = 0.5*_t60
-                _t64 = _t63*((-_t26*_t39 + _t59)*_inv2)
-                _t65 = _t29 + px2
-                _t66 = _t17*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))
-                _t67 = 1.0 if _t65 > 0.0 else 0.0
-                _t68 = -_t65
-                _t69 = 1.0 if _t68 > 0.0 else 0.0
-                _t70 = -_t67 - _t69 + 1.0
-                _t71 = py2 - ty2
-                _t72 = _t55*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-                _t73 = 1.0 if _t71 > 0.0 else 0.0
-                _t74 = -_t71
-                _t75 = 1.0 if _t74 > 0.0 else 0.0
-                _t76 = -_t73 - _t75 + 1.0
-                _t77 = _t17*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-                _t78 = -_t19
-                _t79 = _t35 + _t46
-                _t80 = _t42*((_t41 + _t79)*_inv2)
-                _t81 = _t47*((-_t37 + _t40 + _t79)*_inv2)
-                _t82 = _t55*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
-                _t83 = -_t20
-                _t84 = _t30*_t36 + _t46
-                _t85 = _t60*((_t41 + _t84)*_inv2)
-                _t86 = _t63*((-_t26*_t34 + _t40 + _t84)*_inv2)
-                _t87 = _t17*(1.0 if _t68 > 0.0 else (0.5 if _t68 == 0.0 else 0.0))
-                _t88 = _t55*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
-                _s35 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)*_inv2)
-                d_px1 = _s35 + (((_t12 - -_t13*_t18))*_inv0) + (((_t19 - -_t18*_t23))*_inv1)
-                _s36 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)*_inv2)
-                d_py1 = _s36 + (((_t20 - -_t23*_t56))*_inv1) + (((_t51 - -_t52*_t56))*_inv3)
-                _s37 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)*_inv2)
-                d_px2 = _s37 + (((_t11 - _t13*_t66))*_inv0) + (((_t19 - _t23*_t66))*_inv1)
-                _s38 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)*_inv2)
-                d_py2 = _s38 + (((_t20 - _t23*_t72))*_inv1) + (((_t50 - _t52*_t72))*_inv3)
-                _s39 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)*_inv2)
-                d_tx1 = _s39 + (((_t11 - -_t13*_t77))*_inv0) + (((_t78 - -_t23*_t77))*_inv1)
-                _s40 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)*_inv2)
-                d_ty1 = _s40 + (((_t50 - -_t52*_t82))*_inv3) + (((_t83 - -_t23*_t82))*_inv1)
-                _s41 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)*_inv2)
-                d_tx2 = _s41 + (((_t12 - _t13*_t87))*_inv0) + (((_t78 - _t23*_t87))*_inv1)
-                _s42 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)*_inv2)
-                d_ty2 = _s42 + (((_t51 - _t52*_t88))*_inv3) + (((_t83 - _t23*_t88))*_inv1)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _t0_w1 = eps + (_s1_w1*_s1_w1)
+            _s2_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _t1_w1 = _s2_w1*_s2_w1
+            _t2_w1 = px1_w1 - tx1_w1
+            _t3_w1 = px2_w1 - tx2_w1
+            _t4_w1 = py1_w1 - ty1_w1
+            _t5_w1 = py2_w1 - ty2_w1
+            _t6_w1 = -py1_w1 + py2_w1
+            _t7_w1 = -ty1_w1 + ty2_w1
+            _s3_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _t8_w1 = max(_s3_w1, _s3_w1 - _s3_w1)
+            _s4_w1 = tx1_w1 - px1_w1
+            _s5_w1 = tx2_w1 - px2_w1
+            _s6_w1 = ty1_w1 - py1_w1
+            _s7_w1 = ty2_w1 - py2_w1
+            _s8_w1 = _t6_w1*min(-px1_w1 + px2_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _s9_w1 = _t7_w1*min(-tx1_w1 + tx2_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+            _s10_w1 = _t8_w1*min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+            _t9_w1 = _s8_w1 + _s9_w1 + _s10_w1 + _t8_w1*min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1)) + eps
+            _s11_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _u12_w1 = py2_w1 - ty2_w1
+            _u13_w1 = py1_w1 - ty1_w1
+            _b14_w1 = _u12_w1 - py2_w1
+            _b15_w1 = _u13_w1 - py1_w1
+            _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
+            _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
+            _c18_w1 = _e16_w1 - _e17_w1
+            _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+            _s20_w1 = 0.5*_t2_w1 + 0.5*_t3_w1
+            _s21_w1 = 0.5*_t4_w1 + 0.5*_t5_w1
+            _u22_w1 = px2_w1 - tx2_w1
+            _u23_w1 = px1_w1 - tx1_w1
+            _b24_w1 = _u22_w1 - px2_w1
+            _b25_w1 = _u23_w1 - px1_w1
+            _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
+            _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
+            _c28_w1 = _e26_w1 - _e27_w1
+            _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+            _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t0_w1 + _t1_w1)
+            value_w1 = _t9_w1/(_t8_w1*max(_s11_w1, _s11_w1 - _s11_w1) + _t9_w1) + (_s19_w1*_s19_w1)/(_t1_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t0_w1
+            _t16_w1 = _s1_w1
+            _t21_w1 = _t1_w1 + eps
+            _t22_w1 = (_t16_w1*_t16_w1) + _t21_w1
+            _t25_w1 = _s11_w1
+            _t26_w1 = max(_t25_w1, _t25_w1 - _t25_w1)
+            _t27_w1 = _t26_w1*_t8_w1
+            _t28_w1 = -px1_w1 + px2_w1
+            _t29_w1 = -tx2_w1
+            _t30_w1 = -_t29_w1 - tx1_w1
+            _t31_w1 = -_t27_w1 + _t28_w1*_t6_w1 + _t30_w1*_t7_w1 + eps
+            _a31_w1 = abs(_t0_w1)
+            _a32_w1 = abs(_t22_w1)
+            _a33_w1 = abs(_t31_w1)
+            _a34_w1 = abs(_t21_w1)
+            _ok_w1 = (_a31_w1 >= 4.450147717014403e-308) & (_a31_w1 <= 2.247116418577895e+307) & (_a32_w1 >= 4.450147717014403e-308) & (_a32_w1 <= 2.247116418577895e+307) & (_a33_w1 >= 4.450147717014403e-308) & (_a33_w1 <= 2.247116418577895e+307) & (_a34_w1 >= 4.450147717014403e-308) & (_a34_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t0_w1
+                _inv1_w1 = 1.0/_t22_w1
+                _inv2_w1 = 1.0/_t31_w1
+                _inv3_w1 = 1.0/_t21_w1
+                _t10_w2 = _s29_w1
+                _t11_w2 = 2.0*_t10_w2
+                _t12_w2 = -_t11_w2
+                _t13_w2 = (_t10_w2*_t10_w2)*_inv0_w1
+                _t14_w2 = px1_w1 - tx1_w1
+                _t15_w2 = -_t14_w2
+                _t17_w2 = 2.0*_t16_w1
+                _t18_w2 = _t17_w2*(1.0 if _t15_w2 > 0.0 else (0.5 if _t15_w2 == 0.0 else 0.0))
+                _t19_w2 = _s20_w1
+                _t20_w2 = _s21_w1
+                _t23_w2 = ((_t19_w2*_t19_w2) + (_t20_w2*_t20_w2))*_inv1_w1
+                _t24_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
+                _t32_w2 = _t27_w1*_inv2_w1
+                _t33_w2 = 1.0 if _t14_w2 > 0.0 else 0.0
+                _t34_w2 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t35_w2 = _t34_w2*_t7_w1
+                _t36_w2 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t37_w2 = _t36_w2*_t8_w1
+                _t38_w2 = _t35_w2 + _t37_w2
+                _t39_w2 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t40_w2 = _t39_w2*_t6_w1 + eps
+                _t41_w2 = _t27_w1 + _t40_w2
+                _t42_w2 = _t26_w1*(1.0 if _s3_w1 > 0.0 else 0.0)
+                _t43_w2 = _t42_w2*((_t38_w2 + _t41_w2)*_inv2_w1)
+                _t44_w2 = -_t24_w2 - _t33_w2 + 1.0
+                _t45_w2 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                _t46_w2 = _t45_w2*_t8_w1
+                _t47_w2 = 0.5*_t42_w2
+                _t48_w2 = _t47_w2*((_t38_w2 + _t40_w2 - _t46_w2)*_inv2_w1)
+                _t49_w2 = _s19_w1
+                _t50_w2 = 2.0*_t49_w2
+                _t51_w2 = -_t50_w2
+                _t52_w2 = (_t49_w2*_t49_w2)*_inv3_w1
+                _t53_w2 = py1_w1 - ty1_w1
+                _t54_w2 = -_t53_w2
+                _t55_w2 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
+                _t56_w2 = _t55_w2*(1.0 if _t54_w2 > 0.0 else (0.5 if _t54_w2 == 0.0 else 0.0))
+                _t57_w2 = 1.0 if _t54_w2 > 0.0 else 0.0
+                _t58_w2 = 1.0 if _t53_w2 > 0.0 else 0.0
+                _t59_w2 = _t28_w1*_t45_w2 + _t38_w2 + eps
+                _t60_w2 = _t8_w1*(1.0 if _t25_w1 > 0.0 else 0.0)
+                _t61_w2 = _t60_w2*((_t27_w1 + _t59_w2)*_inv2_w1)
+                _t62_w2 = -_t57_w2 - _t58_w2 + 1.0
+                _t63_w2 = 0.5*_t60_w2
+                _t64_w2 = _t63_w2*((-_t26_w1*_t39_w2 + _t59_w2)*_inv2_w1)
+                _t65_w2 = _t29_w1 + px2_w1
+                _t66_w2 = _t17_w2*(1.0 if _t65_w2 > 0.0 else (0.5 if _t65_w2 == 0.0 else 0.0))
+                _t67_w2 = 1.0 if _t65_w2 > 0.0 else 0.0
+                _t68_w2 = -_t65_w2
+                _t69_w2 = 1.0 if _t68_w2 > 0.0 else 0.0
+                _t70_w2 = -_t67_w2 - _t69_w2 + 1.0
+                _t71_w2 = py2_w1 - ty2_w1
+                _t72_w2 = _t55_w2*(1.0 if _t71_w2 > 0.0 else (0.5 if _t71_w2 == 0.0 else 0.0))
+                _t73_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                _t74_w2 = -_t71_w2
+                _t75_w2 = 1.0 if _t74_w2 > 0.0 else 0.0
+                _t76_w2 = -_t73_w2 - _t75_w2 + 1.0
+                _t77_w2 = _t17_w2*(1.0 if _t14_w2 > 0.0 else (0.5 if _t14_w2 == 0.0 else 0.0))
+                _t78_w2 = -_t19_w2
+                _t79_w2 = _t35_w2 + _t46_w2
+                _t80_w2 = _t42_w2*((_t41_w2 + _t79_w2)*_inv2_w1)
+                _t81_w2 = _t47_w2*((-_t37_w2 + _t40_w2 + _t79_w2)*_inv2_w1)
+                _t82_w2 = _t55_w2*(1.0 if _t53_w2 > 0.0 else (0.5 if _t53_w2 == 0.0 else 0.0))
+                _t83_w2 = -_t20_w2
+                _t84_w2 = _t30_w1*_t36_w2 + _t46_w2
+                _t85_w2 = _t60_w2*((_t41_w2 + _t84_w2)*_inv2_w1)
+                _t86_w2 = _t63_w2*((-_t26_w1*_t34_w2 + _t40_w2 + _t84_w2)*_inv2_w1)
+                _t87_w2 = _t17_w2*(1.0 if _t68_w2 > 0.0 else (0.5 if _t68_w2 == 0.0 else 0.0))
+                _t88_w2 = _t55_w2*(1.0 if _t74_w2 > 0.0 else (0.5 if _t74_w2 == 0.0 else 0.0))
+                _s35_w1 = -((_t24_w2*_t32_w2*_t6_w1 - _t33_w2*_t43_w2 - _t44_w2*_t48_w2)*_inv2_w1)
+                d_px1_w1 = _s35_w1 + (((_t12_w2 - -_t13_w2*_t18_w2))*_inv0_w1) + (((_t19_w2 - -_t18_w2*_t23_w2))*_inv1_w1)
+                _s36_w1 = -((_t28_w1*_t32_w2*_t57_w2 - _t58_w2*_t61_w2 - _t62_w2*_t64_w2)*_inv2_w1)
+                d_py1_w1 = _s36_w1 + (((_t20_w2 - -_t23_w2*_t56_w2))*_inv1_w1) + (((_t51_w2 - -_t52_w2*_t56_w2))*_inv3_w1)
+                _s37_w1 = -((-_t32_w2*_t6_w1*_t67_w2 + _t43_w2*_t69_w2 + _t48_w2*_t70_w2)*_inv2_w1)
+                d_px2_w1 = _s37_w1 + (((_t11_w2 - _t13_w2*_t66_w2))*_inv0_w1) + (((_t19_w2 - _t23_w2*_t66_w2))*_inv1_w1)
+                _s38_w1 = -((-_t28_w1*_t32_w2*_t73_w2 + _t61_w2*_t75_w2 + _t64_w2*_t76_w2)*_inv2_w1)
+                d_py2_w1 = _s38_w1 + (((_t20_w2 - _t23_w2*_t72_w2))*_inv1_w1) + (((_t50_w2 - _t52_w2*_t72_w2))*_inv3_w1)
+                _s39_w1 = -((-_t24_w2*_t80_w2 + _t32_w2*_t33_w2*_t7_w1 - _t44_w2*_t81_w2)*_inv2_w1)
+                d_tx1_w1 = _s39_w1 + (((_t11_w2 - -_t13_w2*_t77_w2))*_inv0_w1) + (((_t78_w2 - -_t23_w2*_t77_w2))*_inv1_w1)
+                _s40_w1 = -((_t30_w1*_t32_w2*_t58_w2 - _t57_w2*_t85_w2 - _t62_w2*_t86_w2)*_inv2_w1)
+                d_ty1_w1 = _s40_w1 + (((_t50_w2 - -_t52_w2*_t82_w2))*_inv3_w1) + (((_t83_w2 - -_t23_w2*_t82_w2))*_inv1_w1)
+                _s41_w1 = -((-_t32_w2*_t69_w2*_t7_w1 + _t67_w2*_t80_w2 + _t70_w2*_t81_w2)*_inv2_w1)
+                d_tx2_w1 = _s41_w1 + (((_t12_w2 - _t13_w2*_t87_w2))*_inv0_w1) + (((_t78_w2 - _t23_w2*_t87_w2))*_inv1_w1)
+                _s42_w1 = -((-_t30_w1*_t32_w2*_t75_w2 + _t73_w2*_t85_w2 + _t76_w2*_t86_w2)*_inv2_w1)
+                d_ty2_w1 = _s42_w1 + (((_t51_w2 - _t52_w2*_t88_w2))*_inv3_w1) + (((_t83_w2 - _t23_w2*_t88_w2))*_inv1_w1)
             else:
-                _t10 = _s29
-                _t11 = 2.0*_t10
-                _t12 = -_t11
-                _t13 = (_t10*_t10)/_t0
-                _t14 = px1 - tx1
-                _t15 = -_t14
-                _t17 = 2.0*_t16
-                _t18 = _t17*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
-                _t19 = _s20
-                _t20 = _s21
-                _t23 = ((_t19*_t19) + (_t20*_t20))/_t22
-                _t24 = 1.0 if _t15 > 0.0 else 0.0
-                _t32 = _t27/_t31
-                _t33 = 1.0 if _t14 > 0.0 else 0.0
-                _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t35 = _t34*_t7
-                _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-                _t37 = _t36*_t8
-                _t38 = _t35 + _t37
-                _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t40 = _t39*_t6 + eps
-                _t41 = _t27 + _t40
-                _t42 = _t26*(1.0 if _s3 > 0.0 else 0.0)
-                _t43 = _t42*((_t38 + _t41)/_t31)
-                _t44 = -_t24 - _t33 + 1.0
-                _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-                _t46 = _t45*_t8
-                _t47 = 0.5*_t42
-                _t48 = _t47*((_t38 + _t40 - _t46)/_t31)
-                _t49 = _s19
-                _t50 = 2.0*_t49
-                _t51 = -_t50
-                _t52 = (_t49*_t49)/_t21
-                _t53 = py1 - ty1
-                _t54 = -_t53
-                _t55 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-                _t56 = _t55*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))
-                _t57 = 1.0 if _t54 > 0.0 else 0.0
-                _t58 = 1.0 if _t53 > 0.0 else 0.0
-                _t59 = _t28*_t45 + _t38 + eps
-                _t60 = _t8*(1.0 if _t25 > 0.0 else 0.0)
-                _t61 = _t60*((_t27 + _t59)/_t31)
-                _t62 = -_t57 - _t58 + 1.0
-                _t63 = 0.5*_t60
-                _t64 = _t63*((-_t26*_t39 + _t59)/_t31)
-                _t65 = _t29 + px2
-                _t66 = _t17*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))
-                _t67 = 1.0 if _t65 > 0.0 else 0.0
-                _t68 = -_t65
-                _t69 = 1.0 if _t68 > 0.0 else 0.0
-                _t70 = -_t67 - _t69 + 1.0
-                _t71 = py2 - ty2
-                _t72 = _t55*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-                _t73 = 1.0 if _t71 > 0.0 else 0.0
-                _t74 = -_t71
-                _t75 = 1.0 if _t74 > 0.0 else 0.0
-                _t76 = -_t73 - _t75 + 1.0
-                _t77 = _t17*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-                _t78 = -_t19
-                _t79 = _t35 + _t46
-                _t80 = _t42*((_t41 + _t79)/_t31)
-                _t81 = _t47*((-_t37 + _t40 + _t79)/_t31)
-                _t82 = _t55*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
-                _t83 = -_t20
-                _t84 = _t30*_t36 + _t46
-                _t85 = _t60*((_t41 + _t84)/_t31)
-                _t86 = _t63*((-_t26*_t34 + _t40 + _t84)/_t31)
-                _t87 = _t17*(1.0 if _t68 > 0.0 else (0.5 if _t68 == 0.0 else 0.0))
-                _t88 = _t55*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
-                _s43 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)/_t31)
-                d_px1 = _s43 + (((_t12 - -_t13*_t18))/_t0) + (((_t19 - -_t18*_t23))/_t22)
-                _s44 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)/_t31)
-                d_py1 = _s44 + (((_t20 - -_t23*_t56))/_t22) + (((_t51 - -_t52*_t56))/_t21)
-                _s45 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)/_t31)
-                d_px2 = _s45 + (((_t11 - _t13*_t66))/_t0) + (((_t19 - _t23*_t66))/_t22)
-                _s46 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)/_t31)
-                d_py2 = _s46 + (((_t20 - _t23*_t72))/_t22) + (((_t50 - _t52*_t72))/_t21)
-                _s47 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)/_t31)
-                d_tx1 = _s47 + (((_t11 - -_t13*_t77))/_t0) + (((_t78 - -_t23*_t77))/_t22)
-                _s48 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)/_t31)
-                d_ty1 = _s48 + (((_t50 - -_t52*_t82))/_t21) + (((_t83 - -_t23*_t82))/_t22)
-                _s49 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)/_t31)
-                d_tx2 = _s49 + (((_t12 - _t13*_t87))/_t0) + (((_t78 - _t23*_t87))/_t22)
-                _s50 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)/_t31)
-                d_ty2 = _s50 + (((_t51 - _t52*_t88))/_t21) + (((_t83 - _t23*_t88))/_t22)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t10_w1 = _s29_w1
+                _t11_w1 = 2.0*_t10_w1
+                _t12_w1 = -_t11_w1
+                _t13_w1 = (_t10_w1*_t10_w1)/_t0_w1
+                _t14_w1 = px1_w1 - tx1_w1
+                _t15_w1 = -_t14_w1
+                _t17_w1 = 2.0*_t16_w1
+                _t18_w1 = _t17_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))
+                _t19_w1 = _s20_w1
+                _t20_w1 = _s21_w1
+                _t23_w1 = ((_t19_w1*_t19_w1) + (_t20_w1*_t20_w1))/_t22_w1
+                _t24_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
+                _t32_w1 = _t27_w1/_t31_w1
+                _t33_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+                _t34_w1 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t35_w1 = _t34_w1*_t7_w1
+                _t36_w1 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t37_w1 = _t36_w1*_t8_w1
+                _t38_w1 = _t35_w1 + _t37_w1
+                _t39_w1 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t40_w1 = _t39_w1*_t6_w1 + eps
+                _t41_w1 = _t27_w1 + _t40_w1
+                _t42_w1 = _t26_w1*(1.0 if _s3_w1 > 0.0 else 0.0)
+                _t43_w1 = _t42_w1*((_t38_w1 + _t41_w1)/_t31_w1)
+                _t44_w1 = -_t24_w1 - _t33_w1 + 1.0
+                _t45_w1 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                _t46_w1 = _t45_w1*_t8_w1
+                _t47_w1 = 0.5*_t42_w1
+                _t48_w1 = _t47_w1*((_t38_w1 + _t40_w1 - _t46_w1)/_t31_w1)
+                _t49_w1 = _s19_w1
+                _t50_w1 = 2.0*_t49_w1
+                _t51_w1 = -_t50_w1
+                _t52_w1 = (_t49_w1*_t49_w1)/_t21_w1
+                _t53_w1 = py1_w1 - ty1_w1
+                _t54_w1 = -_t53_w1
+                _t55_w1 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
+                _t56_w1 = _t55_w1*(1.0 if _t54_w1 > 0.0 else (0.5 if _t54_w1 == 0.0 else 0.0))
+                _t57_w1 = 1.0 if _t54_w1 > 0.0 else 0.0
+                _t58_w1 = 1.0 if _t53_w1 > 0.0 else 0.0
+                _t59_w1 = _t28_w1*_t45_w1 + _t38_w1 + eps
+                _t60_w1 = _t8_w1*(1.0 if _t25_w1 > 0.0 else 0.0)
+                _t61_w1 = _t60_w1*((_t27_w1 + _t59_w1)/_t31_w1)
+                _t62_w1 = -_t57_w1 - _t58_w1 + 1.0
+                _t63_w1 = 0.5*_t60_w1
+                _t64_w1 = _t63_w1*((-_t26_w1*_t39_w1 + _t59_w1)/_t31_w1)
+                _t65_w1 = _t29_w1 + px2_w1
+                _t66_w1 = _t17_w1*(1.0 if _t65_w1 > 0.0 else (0.5 if _t65_w1 == 0.0 else 0.0))
+                _t67_w1 = 1.0 if _t65_w1 > 0.0 else 0.0
+                _t68_w1 = -_t65_w1
+                _t69_w1 = 1.0 if _t68_w1 > 0.0 else 0.0
+                _t70_w1 = -_t67_w1 - _t69_w1 + 1.0
+                _t71_w1 = py2_w1 - ty2_w1
+                _t72_w1 = _t55_w1*(1.0 if _t71_w1 > 0.0 else (0.5 if _t71_w1 == 0.0 else 0.0))
+                _t73_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                _t74_w1 = -_t71_w1
+                _t75_w1 = 1.0 if _t74_w1 > 0.0 else 0.0
+                _t76_w1 = -_t73_w1 - _t75_w1 + 1.0
+                _t77_w1 = _t17_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))
+                _t78_w1 = -_t19_w1
+                _t79_w1 = _t35_w1 + _t46_w1
+                _t80_w1 = _t42_w1*((_t41_w1 + _t79_w1)/_t31_w1)
+                _t81_w1 = _t47_w1*((-_t37_w1 + _t40_w1 + _t79_w1)/_t31_w1)
+                _t82_w1 = _t55_w1*(1.0 if _t53_w1 > 0.0 else (0.5 if _t53_w1 == 0.0 else 0.0))
+                _t83_w1 = -_t20_w1
+                _t84_w1 = _t30_w1*_t36_w1 + _t46_w1
+                _t85_w1 = _t60_w1*((_t41_w1 + _t84_w1)/_t31_w1)
+                _t86_w1 = _t63_w1*((-_t26_w1*_t34_w1 + _t40_w1 + _t84_w1)/_t31_w1)
+                _t87_w1 = _t17_w1*(1.0 if _t68_w1 > 0.0 else (0.5 if _t68_w1 == 0.0 else 0.0))
+                _t88_w1 = _t55_w1*(1.0 if _t74_w1 > 0.0 else (0.5 if _t74_w1 == 0.0 else 0.0))
+                _s43 = -((_t24_w1*_t32_w1*_t6_w1 - _t33_w1*_t43_w1 - _t44_w1*_t48_w1)/_t31_w1)
+                d_px1_w1 = _s43 + (((_t12_w1 - -_t13_w1*_t18_w1))/_t0_w1) + (((_t19_w1 - -_t18_w1*_t23_w1))/_t22_w1)
+                _s44 = -((_t28_w1*_t32_w1*_t57_w1 - _t58_w1*_t61_w1 - _t62_w1*_t64_w1)/_t31_w1)
+                d_py1_w1 = _s44 + (((_t20_w1 - -_t23_w1*_t56_w1))/_t22_w1) + (((_t51_w1 - -_t52_w1*_t56_w1))/_t21_w1)
+                _s45 = -((-_t32_w1*_t6_w1*_t67_w1 + _t43_w1*_t69_w1 + _t48_w1*_t70_w1)/_t31_w1)
+                d_px2_w1 = _s45 + (((_t11_w1 - _t13_w1*_t66_w1))/_t0_w1) + (((_t19_w1 - _t23_w1*_t66_w1))/_t22_w1)
+                _s46 = -((-_t28_w1*_t32_w1*_t73_w1 + _t61_w1*_t75_w1 + _t64_w1*_t76_w1)/_t31_w1)
+                d_py2_w1 = _s46 + (((_t20_w1 - _t23_w1*_t72_w1))/_t22_w1) + (((_t50_w1 - _t52_w1*_t72_w1))/_t21_w1)
+                _s47 = -((-_t24_w1*_t80_w1 + _t32_w1*_t33_w1*_t7_w1 - _t44_w1*_t81_w1)/_t31_w1)
+                d_tx1_w1 = _s47 + (((_t11_w1 - -_t13_w1*_t77_w1))/_t0_w1) + (((_t78_w1 - -_t23_w1*_t77_w1))/_t22_w1)
+                _s48 = -((_t30_w1*_t32_w1*_t58_w1 - _t57_w1*_t85_w1 - _t62_w1*_t86_w1)/_t31_w1)
+                d_ty1_w1 = _s48 + (((_t50_w1 - -_t52_w1*_t82_w1))/_t21_w1) + (((_t83_w1 - -_t23_w1*_t82_w1))/_t22_w1)
+                _s49 = -((-_t32_w1*_t69_w1*_t7_w1 + _t67_w1*_t80_w1 + _t70_w1*_t81_w1)/_t31_w1)
+                d_tx2_w1 = _s49 + (((_t12_w1 - _t13_w1*_t87_w1))/_t0_w1) + (((_t78_w1 - _t23_w1*_t87_w1))/_t22_w1)
+                _s50 = -((-_t30_w1*_t32_w1*_t75_w1 + _t73_w1*_t85_w1 + _t76_w1*_t86_w1)/_t31_w1)
+                d_ty2_w1 = _s50 + (((_t51_w1 - _t52_w1*_t88_w1))/_t21_w1) + (((_t83_w1 - _t23_w1*_t88_w1))/_t22_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -551,6 +554,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -608,30 +618,34 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -803,280 +817,278 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = max(px2, tx2) - min(px1, tx1)
-            _t0 = eps + (_s1*_s1)
-            _s2 = max(py2, ty2) - min(py1, ty1)
-            _t1 = _s2*_s2
-            _t2 = px1 - tx1
-            _t3 = px2 - tx2
-            _t4 = py1 - ty1
-            _t5 = py2 - ty2
-            _t6 = -py1 + py2
-            _t7 = -ty1 + ty2
-            _s3 = -max(px1, tx1) + min(px2, tx2)
-            _t8 = max(_s3, _s3 - _s3)
-            _s4 = tx1 - px1
-            _s5 = tx2 - px2
-            _s6 = ty1 - py1
-            _s7 = ty2 - py2
-            _s8 = _t6*min(-px1 + px2, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-            _s9 = _t7*min(-tx1 + tx2, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-            _s10 = _t8*min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-            _t9 = _s8 + _s9 + _s10 + _t8*min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7)) + eps
-            _s11 = -max(py1, ty1) + min(py2, ty2)
-            _u12 = py2 - ty2
-            _u13 = py1 - ty1
-            _b14 = _u12 - py2
-            _b15 = _u13 - py1
-            _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
-            _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
-            _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
-            _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-            _s21 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-            _u22 = px2 - tx2
-            _u23 = px1 - tx1
-            _b24 = _u22 - px2
-            _b25 = _u23 - px1
-            _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
-            _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
-            _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
-            _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
-            value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
-            _t16 = _s1
-            _t21 = _t1 + eps
-            _t22 = (_t16*_t16) + _t21
-            _t25 = _s11
-            _t26 = max(_t25, _t25 - _t25)
-            _t27 = _t26*_t8
-            _t28 = -px1 + px2
-            _t29 = -tx2
-            _t30 = -_t29 - tx1
-            _t31 = -_t27 + _t28*_t6 + _t30*_t7 + eps
-            _a31 = abs(_t0)
-            _a32 = abs(_t22)
-            _a33 = abs(_t31)
-            _a34 = abs(_t21)
-            _ok = (_a31 >= _f32(2.350988701644575e-38)) & (_a31 <= _f32(4.253529586511731e+37)) & (_a32 >= _f32(2.350988701644575e-38)) & (_a32 <= _f32(4.253529586511731e+37)) & (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t0
-                _inv1 = _f32(1.0)/_t22
-                _inv2 = _f32(1.0)/_t31
-                _inv3 = _f32(1.0)/_t21
-                _t10 = _s29
-                _t11 = _f32(2.0)*_t10
-                _t12 = -_t11
-                _t13 = (_t10*_t10)*_inv0
-                _t14 = px1 - tx1
-                _t15 = -_t14
-                _t17 = _f32(2.0)*_t16
-                _t18 = _t17*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
-                _t19 = _s20
-                _t20 = _s21
-                _t23 = ((_t19*_t19) + (_t20*_t20))*_inv1
-                _t24 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-                _t32 = _t27*_inv2
-                _t33 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-                _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t35 = _t34*_t7
-                _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-                _t37 = _t36*_t8
-                _t38 = _t35 + _t37
-                _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t40 = _t39*_t6 + eps
-                _t41 = _t27 + _t40
-                _t42 = _t26*(_f32(1.0) if _s3 > _f32(0.0) else _f32(0.0))
-                _t43 = _t42*((_t38 + _t41)*_inv2)
-                _t44 = -_t24 - _t33 + _f32(1.0)
-                _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-                _t46 = _t45*_t8
-                _t47 = _f32(0.5)*_t42
-                _t48 = _t47*((_t38 + _t40 - _t46)*_inv2)
-                _t49 = _s19
-                _t50 = _f32(2.0)*_t49
-                _t51 = -_t50
-                _t52 = (_t49*_t49)*_inv3
-                _t53 = py1 - ty1
-                _t54 = -_t53
-                _t55 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-                _t56 = _t55*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
-                _t57 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
-                _t58 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
-                _t59 = _t28*_t45 + _t38 + eps
-                _t60 = _t8*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
-                _t61 = _t60*((_t27 + _t59)*_inv2)
-                _t62 = -_t57 - _t58 + _f32(1.0)
-                _t63 = _f32(0.5)*_t60
-                _t64 = _t63*((-_t26*_t39 + _t59)*_inv2)
-                _t65 = _t29 + px2
-                _t66 = _t17*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
-                _t67 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
-                _t68 = -_t65
-                _t69 = _f32(1.0) if _t68 > _f32(0.0) else _f32(0.0)
-                _t70 = -_t67 - _t69 + _f32(1.0)
-                _t71 = py2 - ty2
-                _t72 = _t55*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-                _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                _t74 = -_t71
-                _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
-                _t76 = -_t73 - _t75 + _f32(1.0)
-                _t77 = _t17*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-                _t78 = -_t19
-                _t79 = _t35 + _t46
-                _t80 = _t42*((_t41 + _t79)*_inv2)
-                _t81 = _t47*((-_t37 + _t40 + _t79)*_inv2)
-                _t82 = _t55*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-                _t83 = -_t20
-                _t84 = _t30*_t36 + _t46
-                _t85 = _t60*((_t41 + _t84)*_inv2)
-                _t86 = _t63*((-_t26*_t34 + _t40 + _t84)*_inv2)
-                _t87 = _t17*(_f32(1.0) if _t68 > _f32(0.0) else (_f32(0.5) if _t68 == _f32(0.0) else _f32(0.0)))
-                _t88 = _t55*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-                _s35 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)*_inv2)
-                d_px1 = _s35 + (((_t12 - -_t13*_t18))*_inv0) + (((_t19 - -_t18*_t23))*_inv1)
-                _s36 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)*_inv2)
-                d_py1 = _s36 + (((_t20 - -_t23*_t56))*_inv1) + (((_t51 - -_t52*_t56))*_inv3)
-                _s37 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)*_inv2)
-                d_px2 = _s37 + (((_t11 - _t13*_t66))*_inv0) + (((_t19 - _t23*_t66))*_inv1)
-                _s38 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)*_inv2)
-                d_py2 = _s38 + (((_t20 - _t23*_t72))*_inv1) + (((_t50 - _t52*_t72))*_inv3)
-                _s39 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)*_inv2)
-                d_tx1 = _s39 + (((_t11 - -_t13*_t77))*_inv0) + (((_t78 - -_t23*_t77))*_inv1)
-                _s40 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)*_inv2)
-                d_ty1 = _s40 + (((_t50 - -_t52*_t82))*_inv3) + (((_t83 - -_t23*_t82))*_inv1)
-                _s41 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)*_inv2)
-                d_tx2 = _s41 + (((_t12 - _t13*_t87))*_inv0) + (((_t78 - _t23*_t87))*_inv1)
-                _s42 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)*_inv2)
-                d_ty2 = _s42 + (((_t51 - _t52*_t88))*_inv3) + (((_t83 - _t23*_t88))*_inv1)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _t0_w1 = eps + (_s1_w1*_s1_w1)
+            _s2_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _t1_w1 = _s2_w1*_s2_w1
+            _t2_w1 = px1_w1 - tx1_w1
+            _t3_w1 = px2_w1 - tx2_w1
+            _t4_w1 = py1_w1 - ty1_w1
+            _t5_w1 = py2_w1 - ty2_w1
+            _t6_w1 = -py1_w1 + py2_w1
+            _t7_w1 = -ty1_w1 + ty2_w1
+            _s3_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _t8_w1 = max(_s3_w1, _s3_w1 - _s3_w1)
+            _s4_w1 = tx1_w1 - px1_w1
+            _s5_w1 = tx2_w1 - px2_w1
+            _s6_w1 = ty1_w1 - py1_w1
+            _s7_w1 = ty2_w1 - py2_w1
+            _s8_w1 = _t6_w1*min(-px1_w1 + px2_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _s9_w1 = _t7_w1*min(-tx1_w1 + tx2_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+            _s10_w1 = _t8_w1*min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+            _t9_w1 = _s8_w1 + _s9_w1 + _s10_w1 + _t8_w1*min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1)) + eps
+            _s11_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _u12_w1 = py2_w1 - ty2_w1
+            _u13_w1 = py1_w1 - ty1_w1
+            _b14_w1 = _u12_w1 - py2_w1
+            _b15_w1 = _u13_w1 - py1_w1
+            _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
+            _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
+            _c18_w1 = _e16_w1 - _e17_w1
+            _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+            _s20_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
+            _s21_w1 = _f32(0.5)*_t4_w1 + _f32(0.5)*_t5_w1
+            _u22_w1 = px2_w1 - tx2_w1
+            _u23_w1 = px1_w1 - tx1_w1
+            _b24_w1 = _u22_w1 - px2_w1
+            _b25_w1 = _u23_w1 - px1_w1
+            _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
+            _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
+            _c28_w1 = _e26_w1 - _e27_w1
+            _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+            _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t0_w1 + _t1_w1)
+            value_w1 = _t9_w1/(_t8_w1*max(_s11_w1, _s11_w1 - _s11_w1) + _t9_w1) + (_s19_w1*_s19_w1)/(_t1_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t0_w1
+            _t16_w1 = _s1_w1
+            _t21_w1 = _t1_w1 + eps
+            _t22_w1 = (_t16_w1*_t16_w1) + _t21_w1
+            _t25_w1 = _s11_w1
+            _t26_w1 = max(_t25_w1, _t25_w1 - _t25_w1)
+            _t27_w1 = _t26_w1*_t8_w1
+            _t28_w1 = -px1_w1 + px2_w1
+            _t29_w1 = -tx2_w1
+            _t30_w1 = -_t29_w1 - tx1_w1
+            _t31_w1 = -_t27_w1 + _t28_w1*_t6_w1 + _t30_w1*_t7_w1 + eps
+            _a31_w1 = abs(_t0_w1)
+            _a32_w1 = abs(_t22_w1)
+            _a33_w1 = abs(_t31_w1)
+            _a34_w1 = abs(_t21_w1)
+            _ok_w1 = (_a31_w1 >= _f32(2.350988701644575e-38)) & (_a31_w1 <= _f32(4.253529586511731e+37)) & (_a32_w1 >= _f32(2.350988701644575e-38)) & (_a32_w1 <= _f32(4.253529586511731e+37)) & (_a33_w1 >= _f32(2.350988701644575e-38)) & (_a33_w1 <= _f32(4.253529586511731e+37)) & (_a34_w1 >= _f32(2.350988701644575e-38)) & (_a34_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t0_w1
+                _inv1_w1 = _f32(1.0)/_t22_w1
+                _inv2_w1 = _f32(1.0)/_t31_w1
+                _inv3_w1 = _f32(1.0)/_t21_w1
+                _t10_w2 = _s29_w1
+                _t11_w2 = _f32(2.0)*_t10_w2
+                _t12_w2 = -_t11_w2
+                _t13_w2 = (_t10_w2*_t10_w2)*_inv0_w1
+                _t14_w2 = px1_w1 - tx1_w1
+                _t15_w2 = -_t14_w2
+                _t17_w2 = _f32(2.0)*_t16_w1
+                _t18_w2 = _t17_w2*(_f32(1.0) if _t15_w2 > _f32(0.0) else (_f32(0.5) if _t15_w2 == _f32(0.0) else _f32(0.0)))
+                _t19_w2 = _s20_w1
+                _t20_w2 = _s21_w1
+                _t23_w2 = ((_t19_w2*_t19_w2) + (_t20_w2*_t20_w2))*_inv1_w1
+                _t24_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
+                _t32_w2 = _t27_w1*_inv2_w1
+                _t33_w2 = _f32(1.0) if _t14_w2 > _f32(0.0) else _f32(0.0)
+                _t34_w2 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t35_w2 = _t34_w2*_t7_w1
+                _t36_w2 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t37_w2 = _t36_w2*_t8_w1
+                _t38_w2 = _t35_w2 + _t37_w2
+                _t39_w2 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t40_w2 = _t39_w2*_t6_w1 + eps
+                _t41_w2 = _t27_w1 + _t40_w2
+                _t42_w2 = _t26_w1*(_f32(1.0) if _s3_w1 > _f32(0.0) else _f32(0.0))
+                _t43_w2 = _t42_w2*((_t38_w2 + _t41_w2)*_inv2_w1)
+                _t44_w2 = -_t24_w2 - _t33_w2 + _f32(1.0)
+                _t45_w2 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                _t46_w2 = _t45_w2*_t8_w1
+                _t47_w2 = _f32(0.5)*_t42_w2
+                _t48_w2 = _t47_w2*((_t38_w2 + _t40_w2 - _t46_w2)*_inv2_w1)
+                _t49_w2 = _s19_w1
+                _t50_w2 = _f32(2.0)*_t49_w2
+                _t51_w2 = -_t50_w2
+                _t52_w2 = (_t49_w2*_t49_w2)*_inv3_w1
+                _t53_w2 = py1_w1 - ty1_w1
+                _t54_w2 = -_t53_w2
+                _t55_w2 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
+                _t56_w2 = _t55_w2*(_f32(1.0) if _t54_w2 > _f32(0.0) else (_f32(0.5) if _t54_w2 == _f32(0.0) else _f32(0.0)))
+                _t57_w2 = _f32(1.0) if _t54_w2 > _f32(0.0) else _f32(0.0)
+                _t58_w2 = _f32(1.0) if _t53_w2 > _f32(0.0) else _f32(0.0)
+                _t59_w2 = _t28_w1*_t45_w2 + _t38_w2 + eps
+                _t60_w2 = _t8_w1*(_f32(1.0) if _t25_w1 > _f32(0.0) else _f32(0.0))
+                _t61_w2 = _t60_w2*((_t27_w1 + _t59_w2)*_inv2_w1)
+                _t62_w2 = -_t57_w2 - _t58_w2 + _f32(1.0)
+                _t63_w2 = _f32(0.5)*_t60_w2
+                _t64_w2 = _t63_w2*((-_t26_w1*_t39_w2 + _t59_w2)*_inv2_w1)
+                _t65_w2 = _t29_w1 + px2_w1
+                _t66_w2 = _t17_w2*(_f32(1.0) if _t65_w2 > _f32(0.0) else (_f32(0.5) if _t65_w2 == _f32(0.0) else _f32(0.0)))
+                _t67_w2 = _f32(1.0) if _t65_w2 > _f32(0.0) else _f32(0.0)
+                _t68_w2 = -_t65_w2
+                _t69_w2 = _f32(1.0) if _t68_w2 > _f32(0.0) else _f32(0.0)
+                _t70_w2 = -_t67_w2 - _t69_w2 + _f32(1.0)
+                _t71_w2 = py2_w1 - ty2_w1
+                _t72_w2 = _t55_w2*(_f32(1.0) if _t71_w2 > _f32(0.0) else (_f32(0.5) if _t71_w2 == _f32(0.0) else _f32(0.0)))
+                _t73_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                _t74_w2 = -_t71_w2
+                _t75_w2 = _f32(1.0) if _t74_w2 > _f32(0.0) else _f32(0.0)
+                _t76_w2 = -_t73_w2 - _t75_w2 + _f32(1.0)
+                _t77_w2 = _t17_w2*(_f32(1.0) if _t14_w2 > _f32(0.0) else (_f32(0.5) if _t14_w2 == _f32(0.0) else _f32(0.0)))
+                _t78_w2 = -_t19_w2
+                _t79_w2 = _t35_w2 + _t46_w2
+                _t80_w2 = _t42_w2*((_t41_w2 + _t79_w2)*_inv2_w1)
+                _t81_w2 = _t47_w2*((-_t37_w2 + _t40_w2 + _t79_w2)*_inv2_w1)
+                _t82_w2 = _t55_w2*(_f32(1.0) if _t53_w2 > _f32(0.0) else (_f32(0.5) if _t53_w2 == _f32(0.0) else _f32(0.0)))
+                _t83_w2 = -_t20_w2
+                _t84_w2 = _t30_w1*_t36_w2 + _t46_w2
+                _t85_w2 = _t60_w2*((_t41_w2 + _t84_w2)*_inv2_w1)
+                _t86_w2 = _t63_w2*((-_t26_w1*_t34_w2 + _t40_w2 + _t84_w2)*_inv2_w1)
+                _t87_w2 = _t17_w2*(_f32(1.0) if _t68_w2 > _f32(0.0) else (_f32(0.5) if _t68_w2 == _f32(0.0) else _f32(0.0)))
+                _t88_w2 = _t55_w2*(_f32(1.0) if _t74_w2 > _f32(0.0) else (_f32(0.5) if _t74_w2 == _f32(0.0) else _f32(0.0)))
+                _s35_w1 = -((_t24_w2*_t32_w2*_t6_w1 - _t33_w2*_t43_w2 - _t44_w2*_t48_w2)*_inv2_w1)
+                d_px1_w1 = _s35_w1 + (((_t12_w2 - -_t13_w2*_t18_w2))*_inv0_w1) + (((_t19_w2 - -_t18_w2*_t23_w2))*_inv1_w1)
+                _s36_w1 = -((_t28_w1*_t32_w2*_t57_w2 - _t58_w2*_t61_w2 - _t62_w2*_t64_w2)*_inv2_w1)
+                d_py1_w1 = _s36_w1 + (((_t20_w2 - -_t23_w2*_t56_w2))*_inv1_w1) + (((_t51_w2 - -_t52_w2*_t56_w2))*_inv3_w1)
+                _s37_w1 = -((-_t32_w2*_t6_w1*_t67_w2 + _t43_w2*_t69_w2 + _t48_w2*_t70_w2)*_inv2_w1)
+                d_px2_w1 = _s37_w1 + (((_t11_w2 - _t13_w2*_t66_w2))*_inv0_w1) + (((_t19_w2 - _t23_w2*_t66_w2))*_inv1_w1)
+                _s38_w1 = -((-_t28_w1*_t32_w2*_t73_w2 + _t61_w2*_t75_w2 + _t64_w2*_t76_w2)*_inv2_w1)
+                d_py2_w1 = _s38_w1 + (((_t20_w2 - _t23_w2*_t72_w2))*_inv1_w1) + (((_t50_w2 - _t52_w2*_t72_w2))*_inv3_w1)
+                _s39_w1 = -((-_t24_w2*_t80_w2 + _t32_w2*_t33_w2*_t7_w1 - _t44_w2*_t81_w2)*_inv2_w1)
+                d_tx1_w1 = _s39_w1 + (((_t11_w2 - -_t13_w2*_t77_w2))*_inv0_w1) + (((_t78_w2 - -_t23_w2*_t77_w2))*_inv1_w1)
+                _s40_w1 = -((_t30_w1*_t32_w2*_t58_w2 - _t57_w2*_t85_w2 - _t62_w2*_t86_w2)*_inv2_w1)
+                d_ty1_w1 = _s40_w1 + (((_t50_w2 - -_t52_w2*_t82_w2))*_inv3_w1) + (((_t83_w2 - -_t23_w2*_t82_w2))*_inv1_w1)
+                _s41_w1 = -((-_t32_w2*_t69_w2*_t7_w1 + _t67_w2*_t80_w2 + _t70_w2*_t81_w2)*_inv2_w1)
+                d_tx2_w1 = _s41_w1 + (((_t12_w2 - _t13_w2*_t87_w2))*_inv0_w1) + (((_t78_w2 - _t23_w2*_t87_w2))*_inv1_w1)
+                _s42_w1 = -((-_t30_w1*_t32_w2*_t75_w2 + _t73_w2*_t85_w2 + _t76_w2*_t86_w2)*_inv2_w1)
+                d_ty2_w1 = _s42_w1 + (((_t51_w2 - _t52_w2*_t88_w2))*_inv3_w1) + (((_t83_w2 - _t23_w2*_t88_w2))*_inv1_w1)
             else:
-                _t10 = _s29
-                _t11 = _f32(2.0)*_t10
-                _t12 = -_t11
-                _t13 = (_t10*_t10)/_t0
-                _t14 = px1 - tx1
-                _t15 = -_t14
-                _t17 = _f32(2.0)*_t16
-                _t18 = _t17*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
-                _t19 = _s20
-                _t20 = _s21
-                _t23 = ((_t19*_t19) + (_t20*_t20))/_t22
-                _t24 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-                _t32 = _t27/_t31
-                _t33 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-                _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
-                _t35 = _t34*_t7
-                _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
-                _t37 = _t36*_t8
-                _t38 = _t35 + _t37
-                _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
-                _t40 = _t39*_t6 + eps
-                _t41 = _t27 + _t40
-                _t42 = _t26*(_f32(1.0) if _s3 > _f32(0.0) else _f32(0.0))
-                _t43 = _t42*((_t38 + _t41)/_t31)
-                _t44 = -_t24 - _t33 + _f32(1.0)
-                _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
-                _t46 = _t45*_t8
-                _t47 = _f32(0.5)*_t42
-                _t48 = _t47*((_t38 + _t40 - _t46)/_t31)
-                _t49 = _s19
-                _t50 = _f32(2.0)*_t49
-                _t51 = -_t50
-                _t52 = (_t49*_t49)/_t21
-                _t53 = py1 - ty1
-                _t54 = -_t53
-                _t55 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-                _t56 = _t55*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
-                _t57 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
-                _t58 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
-                _t59 = _t28*_t45 + _t38 + eps
-                _t60 = _t8*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
-                _t61 = _t60*((_t27 + _t59)/_t31)
-                _t62 = -_t57 - _t58 + _f32(1.0)
-                _t63 = _f32(0.5)*_t60
-                _t64 = _t63*((-_t26*_t39 + _t59)/_t31)
-                _t65 = _t29 + px2
-                _t66 = _t17*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
-                _t67 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
-                _t68 = -_t65
-                _t69 = _f32(1.0) if _t68 > _f32(0.0) else _f32(0.0)
-                _t70 = -_t67 - _t69 + _f32(1.0)
-                _t71 = py2 - ty2
-                _t72 = _t55*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-                _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                _t74 = -_t71
-                _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
-                _t76 = -_t73 - _t75 + _f32(1.0)
-                _t77 = _t17*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-                _t78 = -_t19
-                _t79 = _t35 + _t46
-                _t80 = _t42*((_t41 + _t79)/_t31)
-                _t81 = _t47*((-_t37 + _t40 + _t79)/_t31)
-                _t82 = _t55*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
-                _t83 = -_t20
-                _t84 = _t30*_t36 + _t46
-                _t85 = _t60*((_t41 + _t84)/_t31)
-                _t86 = _t63*((-_t26*_t34 + _t40 + _t84)/_t31)
-                _t87 = _t17*(_f32(1.0) if _t68 > _f32(0.0) else (_f32(0.5) if _t68 == _f32(0.0) else _f32(0.0)))
-                _t88 = _t55*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-                _s43 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)/_t31)
-                d_px1 = _s43 + (((_t12 - -_t13*_t18))/_t0) + (((_t19 - -_t18*_t23))/_t22)
-                _s44 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)/_t31)
-                d_py1 = _s44 + (((_t20 - -_t23*_t56))/_t22) + (((_t51 - -_t52*_t56))/_t21)
-                _s45 = -((-_t32*_t6*_t67 + _t43*_t69 + _t48*_t70)/_t31)
-                d_px2 = _s45 + (((_t11 - _t13*_t66))/_t0) + (((_t19 - _t23*_t66))/_t22)
-                _s46 = -((-_t28*_t32*_t73 + _t61*_t75 + _t64*_t76)/_t31)
-                d_py2 = _s46 + (((_t20 - _t23*_t72))/_t22) + (((_t50 - _t52*_t72))/_t21)
-                _s47 = -((-_t24*_t80 + _t32*_t33*_t7 - _t44*_t81)/_t31)
-                d_tx1 = _s47 + (((_t11 - -_t13*_t77))/_t0) + (((_t78 - -_t23*_t77))/_t22)
-                _s48 = -((_t30*_t32*_t58 - _t57*_t85 - _t62*_t86)/_t31)
-                d_ty1 = _s48 + (((_t50 - -_t52*_t82))/_t21) + (((_t83 - -_t23*_t82))/_t22)
-                _s49 = -((-_t32*_t69*_t7 + _t67*_t80 + _t70*_t81)/_t31)
-                d_tx2 = _s49 + (((_t12 - _t13*_t87))/_t0) + (((_t78 - _t23*_t87))/_t22)
-                _s50 = -((-_t30*_t32*_t75 + _t73*_t85 + _t76*_t86)/_t31)
-                d_ty2 = _s50 + (((_t51 - _t52*_t88))/_t21) + (((_t83 - _t23*_t88))/_t22)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t10_w1 = _s29_w1
+                _t11_w1 = _f32(2.0)*_t10_w1
+                _t12_w1 = -_t11_w1
+                _t13_w1 = (_t10_w1*_t10_w1)/_t0_w1
+                _t14_w1 = px1_w1 - tx1_w1
+                _t15_w1 = -_t14_w1
+                _t17_w1 = _f32(2.0)*_t16_w1
+                _t18_w1 = _t17_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+                _t19_w1 = _s20_w1
+                _t20_w1 = _s21_w1
+                _t23_w1 = ((_t19_w1*_t19_w1) + (_t20_w1*_t20_w1))/_t22_w1
+                _t24_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
+                _t32_w1 = _t27_w1/_t31_w1
+                _t33_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+                _t34_w1 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t35_w1 = _t34_w1*_t7_w1
+                _t36_w1 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t37_w1 = _t36_w1*_t8_w1
+                _t38_w1 = _t35_w1 + _t37_w1
+                _t39_w1 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _t40_w1 = _t39_w1*_t6_w1 + eps
+                _t41_w1 = _t27_w1 + _t40_w1
+                _t42_w1 = _t26_w1*(_f32(1.0) if _s3_w1 > _f32(0.0) else _f32(0.0))
+                _t43_w1 = _t42_w1*((_t38_w1 + _t41_w1)/_t31_w1)
+                _t44_w1 = -_t24_w1 - _t33_w1 + _f32(1.0)
+                _t45_w1 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                _t46_w1 = _t45_w1*_t8_w1
+                _t47_w1 = _f32(0.5)*_t42_w1
+                _t48_w1 = _t47_w1*((_t38_w1 + _t40_w1 - _t46_w1)/_t31_w1)
+                _t49_w1 = _s19_w1
+                _t50_w1 = _f32(2.0)*_t49_w1
+                _t51_w1 = -_t50_w1
+                _t52_w1 = (_t49_w1*_t49_w1)/_t21_w1
+                _t53_w1 = py1_w1 - ty1_w1
+                _t54_w1 = -_t53_w1
+                _t55_w1 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
+                _t56_w1 = _t55_w1*(_f32(1.0) if _t54_w1 > _f32(0.0) else (_f32(0.5) if _t54_w1 == _f32(0.0) else _f32(0.0)))
+                _t57_w1 = _f32(1.0) if _t54_w1 > _f32(0.0) else _f32(0.0)
+                _t58_w1 = _f32(1.0) if _t53_w1 > _f32(0.0) else _f32(0.0)
+                _t59_w1 = _t28_w1*_t45_w1 + _t38_w1 + eps
+                _t60_w1 = _t8_w1*(_f32(1.0) if _t25_w1 > _f32(0.0) else _f32(0.0))
+                _t61_w1 = _t60_w1*((_t27_w1 + _t59_w1)/_t31_w1)
+                _t62_w1 = -_t57_w1 - _t58_w1 + _f32(1.0)
+                _t63_w1 = _f32(0.5)*_t60_w1
+                _t64_w1 = _t63_w1*((-_t26_w1*_t39_w1 + _t59_w1)/_t31_w1)
+                _t65_w1 = _t29_w1 + px2_w1
+                _t66_w1 = _t17_w1*(_f32(1.0) if _t65_w1 > _f32(0.0) else (_f32(0.5) if _t65_w1 == _f32(0.0) else _f32(0.0)))
+                _t67_w1 = _f32(1.0) if _t65_w1 > _f32(0.0) else _f32(0.0)
+                _t68_w1 = -_t65_w1
+                _t69_w1 = _f32(1.0) if _t68_w1 > _f32(0.0) else _f32(0.0)
+                _t70_w1 = -_t67_w1 - _t69_w1 + _f32(1.0)
+                _t71_w1 = py2_w1 - ty2_w1
+                _t72_w1 = _t55_w1*(_f32(1.0) if _t71_w1 > _f32(0.0) else (_f32(0.5) if _t71_w1 == _f32(0.0) else _f32(0.0)))
+                _t73_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                _t74_w1 = -_t71_w1
+                _t75_w1 = _f32(1.0) if _t74_w1 > _f32(0.0) else _f32(0.0)
+                _t76_w1 = -_t73_w1 - _t75_w1 + _f32(1.0)
+                _t77_w1 = _t17_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+                _t78_w1 = -_t19_w1
+                _t79_w1 = _t35_w1 + _t46_w1
+                _t80_w1 = _t42_w1*((_t41_w1 + _t79_w1)/_t31_w1)
+                _t81_w1 = _t47_w1*((-_t37_w1 + _t40_w1 + _t79_w1)/_t31_w1)
+                _t82_w1 = _t55_w1*(_f32(1.0) if _t53_w1 > _f32(0.0) else (_f32(0.5) if _t53_w1 == _f32(0.0) else _f32(0.0)))
+                _t83_w1 = -_t20_w1
+                _t84_w1 = _t30_w1*_t36_w1 + _t46_w1
+                _t85_w1 = _t60_w1*((_t41_w1 + _t84_w1)/_t31_w1)
+                _t86_w1 = _t63_w1*((-_t26_w1*_t34_w1 + _t40_w1 + _t84_w1)/_t31_w1)
+                _t87_w1 = _t17_w1*(_f32(1.0) if _t68_w1 > _f32(0.0) else (_f32(0.5) if _t68_w1 == _f32(0.0) else _f32(0.0)))
+                _t88_w1 = _t55_w1*(_f32(1.0) if _t74_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1 == _f32(0.0) else _f32(0.0)))
+                _s43 = -((_t24_w1*_t32_w1*_t6_w1 - _t33_w1*_t43_w1 - _t44_w1*_t48_w1)/_t31_w1)
+                d_px1_w1 = _s43 + (((_t12_w1 - -_t13_w1*_t18_w1))/_t0_w1) + (((_t19_w1 - -_t18_w1*_t23_w1))/_t22_w1)
+                _s44 = -((_t28_w1*_t32_w1*_t57_w1 - _t58_w1*_t61_w1 - _t62_w1*_t64_w1)/_t31_w1)
+                d_py1_w1 = _s44 + (((_t20_w1 - -_t23_w1*_t56_w1))/_t22_w1) + (((_t51_w1 - -_t52_w1*_t56_w1))/_t21_w1)
+                _s45 = -((-_t32_w1*_t6_w1*_t67_w1 + _t43_w1*_t69_w1 + _t48_w1*_t70_w1)/_t31_w1)
+                d_px2_w1 = _s45 + (((_t11_w1 - _t13_w1*_t66_w1))/_t0_w1) + (((_t19_w1 - _t23_w1*_t66_w1))/_t22_w1)
+                _s46 = -((-_t28_w1*_t32_w1*_t73_w1 + _t61_w1*_t75_w1 + _t64_w1*_t76_w1)/_t31_w1)
+                d_py2_w1 = _s46 + (((_t20_w1 - _t23_w1*_t72_w1))/_t22_w1) + (((_t50_w1 - _t52_w1*_t72_w1))/_t21_w1)
+                _s47 = -((-_t24_w1*_t80_w1 + _t32_w1*_t33_w1*_t7_w1 - _t44_w1*_t81_w1)/_t31_w1)
+                d_tx1_w1 = _s47 + (((_t11_w1 - -_t13_w1*_t77_w1))/_t0_w1) + (((_t78_w1 - -_t23_w1*_t77_w1))/_t22_w1)
+                _s48 = -((_t30_w1*_t32_w1*_t58_w1 - _t57_w1*_t85_w1 - _t62_w1*_t86_w1)/_t31_w1)
+                d_ty1_w1 = _s48 + (((_t50_w1 - -_t52_w1*_t82_w1))/_t21_w1) + (((_t83_w1 - -_t23_w1*_t82_w1))/_t22_w1)
+                _s49 = -((-_t32_w1*_t69_w1*_t7_w1 + _t67_w1*_t80_w1 + _t70_w1*_t81_w1)/_t31_w1)
+                d_tx2_w1 = _s49 + (((_t12_w1 - _t13_w1*_t87_w1))/_t0_w1) + (((_t78_w1 - _t23_w1*_t87_w1))/_t22_w1)
+                _s50 = -((-_t30_w1*_t32_w1*_t75_w1 + _t73_w1*_t85_w1 + _t76_w1*_t86_w1)/_t31_w1)
+                d_ty2_w1 = _s50 + (((_t51_w1 - _t52_w1*_t88_w1))/_t21_w1) + (((_t83_w1 - _t23_w1*_t88_w1))/_t22_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1084,3 +1096,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 addf9d0b2291a7a1
+# scalar kernels: sha256 eb75021fab917eec
 """EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

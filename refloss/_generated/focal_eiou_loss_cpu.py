@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 714b7e35a0e0e897
+# scalar kernels: sha256 ab3e1c18712eb7bd
 """Focal-EIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -83,24 +84,22 @@ def _value_block_f64(_pred, _target, _out, eps, gamma, weight_grad):
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps, gamma, weight_grad):
+def _value_blocks_f64(pred, target, out, eps, gamma, weight_grad):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps, gamma, weight_grad)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -108,6 +107,12 @@ def value_f64(pred, target, out, eps, gamma, weight_grad):
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, gamma,
                 weight_grad)
     return bad
+
+
+def value_f64(pred, target, out, eps, gamma, weight_grad):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps, gamma, weight_grad)
+    return _value_blocks_f64(pred, target, out, eps, gamma, weight_grad)
 
 
 @njit(**CPU_OPTIONS)
@@ -192,7 +197,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a33 = abs(_t6)
             _a34 = abs(_t41)
             _a35 = abs(_t46)
-            _ok = (_a32 >= 4.450147717014403e-308) & (_a32 <= 2.247116418577895e+307) & (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307) & (_a35 >= 4.450147717014403e-308) & (_a35 <= 2.247116418577895e+307)
+            _ok_w1 = (_a32 >= 4.450147717014403e-308) & (_a32 <= 2.247116418577895e+307) & (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307) & (_a35 >= 4.450147717014403e-308) & (_a35 <= 2.247116418577895e+307)
             _inv0 = 1.0/_t18
             _inv1 = 1.0/_t6
             _inv2 = 1.0/_t41
@@ -298,304 +303,302 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-                value = 0.0
-                d_px1 = 0.0
-                d_py1 = 0.0
-                d_px2 = 0.0
-                d_py2 = 0.0
-                d_tx1 = 0.0
-                d_ty1 = 0.0
-                d_tx2 = 0.0
-                d_ty2 = 0.0
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            if (inter_w1 == 0.0) and (eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1) - max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1) > 0.0):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+                value_w1 = 0.0
+                d_px1_w1 = 0.0
+                d_py1_w1 = 0.0
+                d_px2_w1 = 0.0
+                d_py2_w1 = 0.0
+                d_tx1_w1 = 0.0
+                d_ty1_w1 = 0.0
+                d_tx2_w1 = 0.0
+                d_ty2_w1 = 0.0
                 _ok = True
             else:  # IoU^gamma * EIoU
-                _t0 = -px1 + px2
-                _t1 = -py1 + py2
-                _t2 = -tx1 + tx2
-                _t3 = -ty1 + ty2
-                _t4 = max(_s1, _s1 - _s1)
-                _t5 = _t4*max(_s2, _s2 - _s2)
-                _s3 = max(px2, tx2) - min(px1, tx1)
-                _t6 = eps + (_s3*_s3)
-                _s4 = max(py2, ty2) - min(py1, ty1)
-                _t7 = _s4*_s4
-                _t8 = px1 - tx1
-                _t9 = px2 - tx2
-                _t10 = py1 - ty1
-                _t11 = py2 - ty2
-                _s5 = tx1 - px1
-                _s6 = tx2 - px2
-                _s7 = ty1 - py1
-                _s8 = ty2 - py2
-                _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
-                _u12 = py2 - ty2
-                _u13 = py1 - ty1
-                _b14 = _u12 - py2
-                _b15 = _u13 - py1
-                _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
-                _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
-                _c18 = _e16 - _e17
-                _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
-                _s20 = 0.5*_t10 + 0.5*_t11
-                _s21 = 0.5*_t8 + 0.5*_t9
-                _u22 = px2 - tx2
-                _u23 = px1 - tx1
-                _b24 = _u22 - px2
-                _b25 = _u23 - px1
-                _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
-                _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
-                _c28 = _e26 - _e27
-                _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
-                _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
-                _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
-                value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
-                _t16 = _s2
-                _t17 = max(_t16, _t16 - _t16)
-                _t18 = _t0*_t1 - _t17*_t4 + _t2*_t3 + eps
-                _t41 = _t7 + eps
-                _t45 = _s3
-                _t46 = _t41 + (_t45*_t45)
-                _a32 = abs(_t18)
-                _a33 = abs(_t6)
-                _a34 = abs(_t41)
-                _a35 = abs(_t46)
-                _ok = (_a32 >= 4.450147717014403e-308) & (_a32 <= 2.247116418577895e+307) & (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307) & (_a35 >= 4.450147717014403e-308) & (_a35 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t18
-                    _inv1 = 1.0/_t6
-                    _inv2 = 1.0/_t41
-                    _inv3 = 1.0/_t46
-                    _t13 = px1 - tx1
-                    _t14 = -_t13
-                    _t15 = 1.0 if _t14 > 0.0 else 0.0
-                    _t19 = inter*_inv0
-                    _t20 = 1.0 if _t13 > 0.0 else 0.0
-                    _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
-                    _t22 = _t21*_t3
-                    _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t24 = _t23*_t4
-                    _t25 = _t22 + _t24
-                    _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                    _t27 = _t1*_t26 + eps
-                    _t28 = _t27 + inter
-                    _t29 = _t17*(1.0 if _s1 > 0.0 else 0.0)
-                    _t30 = _t29*((_t25 + _t28)*_inv0)
-                    _t31 = -_t15 - _t20 + 1.0
-                    _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                    _t33 = _t32*_t4
-                    _t34 = 0.5*_t29
-                    _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
-                    _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)*_inv0
-                    _t37 = _t19
-                    _t38 = _s29
-                    _t39 = (_t38*_t38)*_inv1
-                    _t40 = _s19
-                    _t42 = (_t40*_t40)*_inv2
-                    _t43 = _s20
-                    _t44 = _s21
-                    _t47 = ((_t43*_t43) + (_t44*_t44))*_inv3
-                    _t48 = math.pow(_t37, gamma)
-                    _t49 = _t48*weight_grad
-                    _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + 1.0)/_t37
-                    _t51 = _t49 + (1.0 - weight_grad)*_t48
-                    _t52 = 2.0*_t38
-                    _t53 = -_t52
-                    _t54 = 2.0*_t45
-                    _t55 = _t54*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-                    _t56 = py1 - ty1
-                    _t57 = -_t56
-                    _t58 = 1.0 if _t57 > 0.0 else 0.0
-                    _t59 = 1.0 if _t56 > 0.0 else 0.0
-                    _t60 = _t0*_t32 + _t25 + eps
-                    _t61 = _t4*(1.0 if _t16 > 0.0 else 0.0)
-                    _t62 = _t61*((_t60 + inter)*_inv0)
-                    _t63 = -_t58 - _t59 + 1.0
-                    _t64 = 0.5*_t61
-                    _t65 = _t64*((-_t17*_t26 + _t60)*_inv0)
-                    _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)*_inv0
-                    _t67 = 2.0*_t40
-                    _t68 = -_t67
-                    _t69 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-                    _t70 = _t69*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))
-                    _t71 = px2 - tx2
-                    _t72 = 1.0 if _t71 > 0.0 else 0.0
-                    _t73 = -_t71
-                    _t74 = 1.0 if _t73 > 0.0 else 0.0
-                    _t75 = -_t72 - _t74 + 1.0
-                    _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)*_inv0
-                    _t77 = _t54*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-                    _t78 = py2 - ty2
-                    _t79 = 1.0 if _t78 > 0.0 else 0.0
-                    _t80 = -_t78
-                    _t81 = 1.0 if _t80 > 0.0 else 0.0
-                    _t82 = -_t79 - _t81 + 1.0
-                    _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)*_inv0
-                    _t84 = _t69*(1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0))
-                    _t85 = _t22 + _t33
-                    _t86 = _t29*((_t28 + _t85)*_inv0)
-                    _t87 = _t34*((-_t24 + _t27 + _t85)*_inv0)
-                    _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)*_inv0
-                    _t89 = _t54*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-                    _t90 = -_t44
-                    _t91 = _t2*_t23 + _t33
-                    _t92 = _t61*((_t28 + _t91)*_inv0)
-                    _t93 = _t64*((-_t17*_t21 + _t27 + _t91)*_inv0)
-                    _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)*_inv0
-                    _t95 = _t69*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-                    _t96 = -_t43
-                    _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)*_inv0
-                    _t98 = _t54*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-                    _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)*_inv0
-                    _t100 = _t69*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))
-                    d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))*_inv3) + (((_t53 - -_t39*_t55))*_inv1))
-                    d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))*_inv3) + (((_t68 - -_t42*_t70))*_inv2))
-                    d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))*_inv3) + (((_t52 - _t39*_t77))*_inv1))
-                    d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))*_inv3) + (((_t67 - _t42*_t84))*_inv2))
-                    d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))*_inv1) + (((_t90 - -_t47*_t89))*_inv3))
-                    d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))*_inv2) + (((_t96 - -_t47*_t95))*_inv3))
-                    d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))*_inv1) + (((_t90 - _t47*_t98))*_inv3))
-                    d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))*_inv2) + (((_t96 - _t100*_t47))*_inv3))
+                _t0_w1 = -px1_w1 + px2_w1
+                _t1_w1 = -py1_w1 + py2_w1
+                _t2_w1 = -tx1_w1 + tx2_w1
+                _t3_w1 = -ty1_w1 + ty2_w1
+                _t4_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+                _t5_w1 = _t4_w1*max(_s2_w1, _s2_w1 - _s2_w1)
+                _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _t6_w1 = eps + (_s3_w1*_s3_w1)
+                _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _t7_w1 = _s4_w1*_s4_w1
+                _t8_w1 = px1_w1 - tx1_w1
+                _t9_w1 = px2_w1 - tx2_w1
+                _t10_w1 = py1_w1 - ty1_w1
+                _t11_w1 = py2_w1 - ty2_w1
+                _s5_w1 = tx1_w1 - px1_w1
+                _s6_w1 = tx2_w1 - px2_w1
+                _s7_w1 = ty1_w1 - py1_w1
+                _s8_w1 = ty2_w1 - py2_w1
+                _s9_w1 = _t4_w1*min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _s10_w1 = _t4_w1*min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                _s11_w1 = _t1_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t12_w1 = _s11_w1 + _t3_w1*min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s9_w1 + _s10_w1 + eps
+                _u12_w1 = py2_w1 - ty2_w1
+                _u13_w1 = py1_w1 - ty1_w1
+                _b14_w1 = _u12_w1 - py2_w1
+                _b15_w1 = _u13_w1 - py1_w1
+                _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
+                _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
+                _c18_w1 = _e16_w1 - _e17_w1
+                _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+                _s20_w1 = 0.5*_t10_w1 + 0.5*_t11_w1
+                _s21_w1 = 0.5*_t8_w1 + 0.5*_t9_w1
+                _u22_w1 = px2_w1 - tx2_w1
+                _u23_w1 = px1_w1 - tx1_w1
+                _b24_w1 = _u22_w1 - px2_w1
+                _b25_w1 = _u23_w1 - px1_w1
+                _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
+                _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
+                _c28_w1 = _e26_w1 - _e27_w1
+                _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+                _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t6_w1 + _t7_w1)
+                _s31_w1 = _t12_w1/(_t12_w1 + inter_w1) + (_s19_w1*_s19_w1)/(_t7_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t6_w1
+                value_w2 = _s31_w1*math.pow(_t5_w1/(_t0_w1*_t1_w1 + _t2_w1*_t3_w1 - _t5_w1 + eps), gamma)
+                _t16_w1 = _s2_w1
+                _t17_w1 = max(_t16_w1, _t16_w1 - _t16_w1)
+                _t18_w1 = _t0_w1*_t1_w1 - _t17_w1*_t4_w1 + _t2_w1*_t3_w1 + eps
+                _t41_w1 = _t7_w1 + eps
+                _t45_w1 = _s3_w1
+                _t46_w1 = _t41_w1 + (_t45_w1*_t45_w1)
+                _a32_w1 = abs(_t18_w1)
+                _a33_w1 = abs(_t6_w1)
+                _a34_w1 = abs(_t41_w1)
+                _a35_w1 = abs(_t46_w1)
+                _ok_w1_w1 = (_a32_w1 >= 4.450147717014403e-308) & (_a32_w1 <= 2.247116418577895e+307) & (_a33_w1 >= 4.450147717014403e-308) & (_a33_w1 <= 2.247116418577895e+307) & (_a34_w1 >= 4.450147717014403e-308) & (_a34_w1 <= 2.247116418577895e+307) & (_a35_w1 >= 4.450147717014403e-308) & (_a35_w1 <= 2.247116418577895e+307)
+                if _ok_w1_w1:
+                    _inv0_w1 = 1.0/_t18_w1
+                    _inv1_w1 = 1.0/_t6_w1
+                    _inv2_w1 = 1.0/_t41_w1
+                    _inv3_w1 = 1.0/_t46_w1
+                    _t13_w2 = px1_w1 - tx1_w1
+                    _t14_w2 = -_t13_w2
+                    _t15_w2 = 1.0 if _t14_w2 > 0.0 else 0.0
+                    _t19_w2 = inter_w1*_inv0_w1
+                    _t20_w2 = 1.0 if _t13_w2 > 0.0 else 0.0
+                    _t21_w2 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t22_w2 = _t21_w2*_t3_w1
+                    _t23_w2 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t24_w2 = _t23_w2*_t4_w1
+                    _t25_w2 = _t22_w2 + _t24_w2
+                    _t26_w2 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                    _t27_w2 = _t1_w1*_t26_w2 + eps
+                    _t28_w2 = _t27_w2 + inter_w1
+                    _t29_w2 = _t17_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
+                    _t31_w2 = -_t15_w2 - _t20_w2 + 1.0
+                    _t32_w2 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t33_w2 = _t32_w2*_t4_w1
+                    _t34_w2 = 0.5*_t29_w2
+                    _t35_w2 = _t34_w2*((_t25_w2 + _t27_w2 - _t33_w2)*_inv0_w1)
+                    _t36_w2 = (_t1_w1*_t15_w2*_t19_w2 - _t20_w2*_t30_w2 - _t31_w2*_t35_w2)*_inv0_w1
+                    _t37_w2 = _t19_w2
+                    _t38_w2 = _s29_w1
+                    _t39_w2 = (_t38_w2*_t38_w2)*_inv1_w1
+                    _t40_w2 = _s19_w1
+                    _t42_w2 = (_t40_w2*_t40_w2)*_inv2_w1
+                    _t43_w2 = _s20_w1
+                    _t44_w2 = _s21_w1
+                    _t47_w2 = ((_t43_w2*_t43_w2) + (_t44_w2*_t44_w2))*_inv3_w1
+                    _t48_w2 = math.pow(_t37_w2, gamma)
+                    _t49_w2 = _t48_w2*weight_grad
+                    _t50_w2 = _t49_w2*gamma*(-_t37_w2 + _t39_w2 + _t42_w2 + _t47_w2 + 1.0)/_t37_w2
+                    _t51_w2 = _t49_w2 + (1.0 - weight_grad)*_t48_w2
+                    _t52_w2 = 2.0*_t38_w2
+                    _t53_w2 = -_t52_w2
+                    _t54_w2 = 2.0*_t45_w1
+                    _t55_w2 = _t54_w2*(1.0 if _t14_w2 > 0.0 else (0.5 if _t14_w2 == 0.0 else 0.0))
+                    _t56_w2 = py1_w1 - ty1_w1
+                    _t57_w2 = -_t56_w2
+                    _t58_w2 = 1.0 if _t57_w2 > 0.0 else 0.0
+                    _t59_w2 = 1.0 if _t56_w2 > 0.0 else 0.0
+                    _t60_w2 = _t0_w1*_t32_w2 + _t25_w2 + eps
+                    _t61_w2 = _t4_w1*(1.0 if _t16_w1 > 0.0 else 0.0)
+                    _t62_w2 = _t61_w2*((_t60_w2 + inter_w1)*_inv0_w1)
+                    _t63_w2 = -_t58_w2 - _t59_w2 + 1.0
+                    _t64_w2 = 0.5*_t61_w2
+                    _t65_w2 = _t64_w2*((-_t17_w1*_t26_w2 + _t60_w2)*_inv0_w1)
+                    _t66_w2 = (_t0_w1*_t19_w2*_t58_w2 - _t59_w2*_t62_w2 - _t63_w2*_t65_w2)*_inv0_w1
+                    _t67_w2 = 2.0*_t40_w2
+                    _t68_w2 = -_t67_w2
+                    _t69_w2 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
+                    _t70_w2 = _t69_w2*(1.0 if _t57_w2 > 0.0 else (0.5 if _t57_w2 == 0.0 else 0.0))
+                    _t71_w2 = px2_w1 - tx2_w1
+                    _t72_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                    _t73_w2 = -_t71_w2
+                    _t74_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+                    _t75_w2 = -_t72_w2 - _t74_w2 + 1.0
+                    _t76_w2 = (-_t1_w1*_t19_w2*_t72_w2 + _t30_w2*_t74_w2 + _t35_w2*_t75_w2)*_inv0_w1
+                    _t77_w2 = _t54_w2*(1.0 if _t71_w2 > 0.0 else (0.5 if _t71_w2 == 0.0 else 0.0))
+                    _t78_w2 = py2_w1 - ty2_w1
+                    _t79_w2 = 1.0 if _t78_w2 > 0.0 else 0.0
+                    _t80_w2 = -_t78_w2
+                    _t81_w2 = 1.0 if _t80_w2 > 0.0 else 0.0
+                    _t82_w2 = -_t79_w2 - _t81_w2 + 1.0
+                    _t83_w2 = (-_t0_w1*_t19_w2*_t79_w2 + _t62_w2*_t81_w2 + _t65_w2*_t82_w2)*_inv0_w1
+                    _t84_w2 = _t69_w2*(1.0 if _t78_w2 > 0.0 else (0.5 if _t78_w2 == 0.0 else 0.0))
+                    _t85_w2 = _t22_w2 + _t33_w2
+                    _t86_w2 = _t29_w2*((_t28_w2 + _t85_w2)*_inv0_w1)
+                    _t87_w2 = _t34_w2*((-_t24_w2 + _t27_w2 + _t85_w2)*_inv0_w1)
+                    _t88_w2 = (-_t15_w2*_t86_w2 + _t19_w2*_t20_w2*_t3_w1 - _t31_w2*_t87_w2)*_inv0_w1
+                    _t89_w2 = _t54_w2*(1.0 if _t13_w2 > 0.0 else (0.5 if _t13_w2 == 0.0 else 0.0))
+                    _t90_w2 = -_t44_w2
+                    _t91_w2 = _t2_w1*_t23_w2 + _t33_w2
+                    _t92_w2 = _t61_w2*((_t28_w2 + _t91_w2)*_inv0_w1)
+                    _t93_w2 = _t64_w2*((-_t17_w1*_t21_w2 + _t27_w2 + _t91_w2)*_inv0_w1)
+                    _t94_w2 = (_t19_w2*_t2_w1*_t59_w2 - _t58_w2*_t92_w2 - _t63_w2*_t93_w2)*_inv0_w1
+                    _t95_w2 = _t69_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))
+                    _t96_w2 = -_t43_w2
+                    _t97_w2 = (-_t19_w2*_t3_w1*_t74_w2 + _t72_w2*_t86_w2 + _t75_w2*_t87_w2)*_inv0_w1
+                    _t98_w2 = _t54_w2*(1.0 if _t73_w2 > 0.0 else (0.5 if _t73_w2 == 0.0 else 0.0))
+                    _t99_w2 = (-_t19_w2*_t2_w1*_t81_w2 + _t79_w2*_t92_w2 + _t82_w2*_t93_w2)*_inv0_w1
+                    _t100_w2 = _t69_w2*(1.0 if _t80_w2 > 0.0 else (0.5 if _t80_w2 == 0.0 else 0.0))
+                    d_px1_w1 = _t36_w2*_t50_w2 + _t51_w2*(-_t36_w2 + (((_t44_w2 - -_t47_w2*_t55_w2))*_inv3_w1) + (((_t53_w2 - -_t39_w2*_t55_w2))*_inv1_w1))
+                    d_py1_w1 = _t50_w2*_t66_w2 + _t51_w2*(-_t66_w2 + (((_t43_w2 - -_t47_w2*_t70_w2))*_inv3_w1) + (((_t68_w2 - -_t42_w2*_t70_w2))*_inv2_w1))
+                    d_px2_w1 = _t50_w2*_t76_w2 + _t51_w2*(-_t76_w2 + (((_t44_w2 - _t47_w2*_t77_w2))*_inv3_w1) + (((_t52_w2 - _t39_w2*_t77_w2))*_inv1_w1))
+                    d_py2_w1 = _t50_w2*_t83_w2 + _t51_w2*(-_t83_w2 + (((_t43_w2 - _t47_w2*_t84_w2))*_inv3_w1) + (((_t67_w2 - _t42_w2*_t84_w2))*_inv2_w1))
+                    d_tx1_w1 = _t50_w2*_t88_w2 + _t51_w2*(-_t88_w2 + (((_t52_w2 - -_t39_w2*_t89_w2))*_inv1_w1) + (((_t90_w2 - -_t47_w2*_t89_w2))*_inv3_w1))
+                    d_ty1_w1 = _t50_w2*_t94_w2 + _t51_w2*(-_t94_w2 + (((_t67_w2 - -_t42_w2*_t95_w2))*_inv2_w1) + (((_t96_w2 - -_t47_w2*_t95_w2))*_inv3_w1))
+                    d_tx2_w1 = _t50_w2*_t97_w2 + _t51_w2*(-_t97_w2 + (((_t53_w2 - _t39_w2*_t98_w2))*_inv1_w1) + (((_t90_w2 - _t47_w2*_t98_w2))*_inv3_w1))
+                    d_ty2_w1 = _t50_w2*_t99_w2 + _t51_w2*(-_t99_w2 + (((_t68_w2 - _t100_w2*_t42_w2))*_inv2_w1) + (((_t96_w2 - _t100_w2*_t47_w2))*_inv3_w1))
                 else:
-                    _t13 = px1 - tx1
-                    _t14 = -_t13
-                    _t15 = 1.0 if _t14 > 0.0 else 0.0
-                    _t19 = inter/_t18
-                    _t20 = 1.0 if _t13 > 0.0 else 0.0
-                    _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
-                    _t22 = _t21*_t3
-                    _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t24 = _t23*_t4
-                    _t25 = _t22 + _t24
-                    _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                    _t27 = _t1*_t26 + eps
-                    _t28 = _t27 + inter
-                    _t29 = _t17*(1.0 if _s1 > 0.0 else 0.0)
-                    _t30 = _t29*((_t25 + _t28)/_t18)
-                    _t31 = -_t15 - _t20 + 1.0
-                    _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                    _t33 = _t32*_t4
-                    _t34 = 0.5*_t29
-                    _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
-                    _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
-                    _t37 = _t19
-                    _t38 = _s29
-                    _t39 = (_t38*_t38)/_t6
-                    _t40 = _s19
-                    _t42 = (_t40*_t40)/_t41
-                    _t43 = _s20
-                    _t44 = _s21
-                    _t47 = ((_t43*_t43) + (_t44*_t44))/_t46
-                    _t48 = math.pow(_t37, gamma)
-                    _t49 = _t48*weight_grad
-                    _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + 1.0)/_t37
-                    _t51 = _t49 + (1.0 - weight_grad)*_t48
-                    _t52 = 2.0*_t38
-                    _t53 = -_t52
-                    _t54 = 2.0*_t45
-                    _t55 = _t54*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
-                    _t56 = py1 - ty1
-                    _t57 = -_t56
-                    _t58 = 1.0 if _t57 > 0.0 else 0.0
-                    _t59 = 1.0 if _t56 > 0.0 else 0.0
-                    _t60 = _t0*_t32 + _t25 + eps
-                    _t61 = _t4*(1.0 if _t16 > 0.0 else 0.0)
-                    _t62 = _t61*((_t60 + inter)/_t18)
-                    _t63 = -_t58 - _t59 + 1.0
-                    _t64 = 0.5*_t61
-                    _t65 = _t64*((-_t17*_t26 + _t60)/_t18)
-                    _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)/_t18
-                    _t67 = 2.0*_t40
-                    _t68 = -_t67
-                    _t69 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-                    _t70 = _t69*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))
-                    _t71 = px2 - tx2
-                    _t72 = 1.0 if _t71 > 0.0 else 0.0
-                    _t73 = -_t71
-                    _t74 = 1.0 if _t73 > 0.0 else 0.0
-                    _t75 = -_t72 - _t74 + 1.0
-                    _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)/_t18
-                    _t77 = _t54*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-                    _t78 = py2 - ty2
-                    _t79 = 1.0 if _t78 > 0.0 else 0.0
-                    _t80 = -_t78
-                    _t81 = 1.0 if _t80 > 0.0 else 0.0
-                    _t82 = -_t79 - _t81 + 1.0
-                    _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)/_t18
-                    _t84 = _t69*(1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0))
-                    _t85 = _t22 + _t33
-                    _t86 = _t29*((_t28 + _t85)/_t18)
-                    _t87 = _t34*((-_t24 + _t27 + _t85)/_t18)
-                    _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)/_t18
-                    _t89 = _t54*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
-                    _t90 = -_t44
-                    _t91 = _t2*_t23 + _t33
-                    _t92 = _t61*((_t28 + _t91)/_t18)
-                    _t93 = _t64*((-_t17*_t21 + _t27 + _t91)/_t18)
-                    _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)/_t18
-                    _t95 = _t69*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-                    _t96 = -_t43
-                    _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)/_t18
-                    _t98 = _t54*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-                    _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)/_t18
-                    _t100 = _t69*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))
-                    d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))/_t46) + (((_t53 - -_t39*_t55))/_t6))
-                    d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))/_t46) + (((_t68 - -_t42*_t70))/_t41))
-                    d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))/_t46) + (((_t52 - _t39*_t77))/_t6))
-                    d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))/_t46) + (((_t67 - _t42*_t84))/_t41))
-                    d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))/_t6) + (((_t90 - -_t47*_t89))/_t46))
-                    d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))/_t41) + (((_t96 - -_t47*_t95))/_t46))
-                    d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))/_t6) + (((_t90 - _t47*_t98))/_t46))
-                    d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))/_t41) + (((_t96 - _t100*_t47))/_t46))
+                    _t13_w1 = px1_w1 - tx1_w1
+                    _t14_w1 = -_t13_w1
+                    _t15_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+                    _t19_w1 = inter_w1/_t18_w1
+                    _t20_w1 = 1.0 if _t13_w1 > 0.0 else 0.0
+                    _t21_w1 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t22_w1 = _t21_w1*_t3_w1
+                    _t23_w1 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t24_w1 = _t23_w1*_t4_w1
+                    _t25_w1 = _t22_w1 + _t24_w1
+                    _t26_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                    _t27_w1 = _t1_w1*_t26_w1 + eps
+                    _t28_w1 = _t27_w1 + inter_w1
+                    _t29_w1 = _t17_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
+                    _t31_w1 = -_t15_w1 - _t20_w1 + 1.0
+                    _t32_w1 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t33_w1 = _t32_w1*_t4_w1
+                    _t34_w1 = 0.5*_t29_w1
+                    _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18_w1)
+                    _t36_w1 = (_t1_w1*_t15_w1*_t19_w1 - _t20_w1*_t30_w1 - _t31_w1*_t35_w1)/_t18_w1
+                    _t37_w1 = _t19_w1
+                    _t38_w1 = _s29_w1
+                    _t39_w1 = (_t38_w1*_t38_w1)/_t6_w1
+                    _t40_w1 = _s19_w1
+                    _t42_w1 = (_t40_w1*_t40_w1)/_t41_w1
+                    _t43_w1 = _s20_w1
+                    _t44_w1 = _s21_w1
+                    _t47_w1 = ((_t43_w1*_t43_w1) + (_t44_w1*_t44_w1))/_t46_w1
+                    _t48_w1 = math.pow(_t37_w1, gamma)
+                    _t49_w1 = _t48_w1*weight_grad
+                    _t50_w1 = _t49_w1*gamma*(-_t37_w1 + _t39_w1 + _t42_w1 + _t47_w1 + 1.0)/_t37_w1
+                    _t51_w1 = _t49_w1 + (1.0 - weight_grad)*_t48_w1
+                    _t52_w1 = 2.0*_t38_w1
+                    _t53_w1 = -_t52_w1
+                    _t54_w1 = 2.0*_t45_w1
+                    _t55_w1 = _t54_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))
+                    _t56_w1 = py1_w1 - ty1_w1
+                    _t57_w1 = -_t56_w1
+                    _t58_w1 = 1.0 if _t57_w1 > 0.0 else 0.0
+                    _t59_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
+                    _t60_w1 = _t0_w1*_t32_w1 + _t25_w1 + eps
+                    _t61_w1 = _t4_w1*(1.0 if _t16_w1 > 0.0 else 0.0)
+                    _t62_w1 = _t61_w1*((_t60_w1 + inter_w1)/_t18_w1)
+                    _t63_w1 = -_t58_w1 - _t59_w1 + 1.0
+                    _t64_w1 = 0.5*_t61_w1
+                    _t65_w1 = _t64_w1*((-_t17_w1*_t26_w1 + _t60_w1)/_t18_w1)
+                    _t66_w1 = (_t0_w1*_t19_w1*_t58_w1 - _t59_w1*_t62_w1 - _t63_w1*_t65_w1)/_t18_w1
+                    _t67_w1 = 2.0*_t40_w1
+                    _t68_w1 = -_t67_w1
+                    _t69_w1 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
+                    _t70_w1 = _t69_w1*(1.0 if _t57_w1 > 0.0 else (0.5 if _t57_w1 == 0.0 else 0.0))
+                    _t71_w1 = px2_w1 - tx2_w1
+                    _t72_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                    _t73_w1 = -_t71_w1
+                    _t74_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+                    _t75_w1 = -_t72_w1 - _t74_w1 + 1.0
+                    _t76_w1 = (-_t1_w1*_t19_w1*_t72_w1 + _t30_w1*_t74_w1 + _t35_w1*_t75_w1)/_t18_w1
+                    _t77_w1 = _t54_w1*(1.0 if _t71_w1 > 0.0 else (0.5 if _t71_w1 == 0.0 else 0.0))
+                    _t78_w1 = py2_w1 - ty2_w1
+                    _t79_w1 = 1.0 if _t78_w1 > 0.0 else 0.0
+                    _t80_w1 = -_t78_w1
+                    _t81_w1 = 1.0 if _t80_w1 > 0.0 else 0.0
+                    _t82_w1 = -_t79_w1 - _t81_w1 + 1.0
+                    _t83_w1 = (-_t0_w1*_t19_w1*_t79_w1 + _t62_w1*_t81_w1 + _t65_w1*_t82_w1)/_t18_w1
+                    _t84_w1 = _t69_w1*(1.0 if _t78_w1 > 0.0 else (0.5 if _t78_w1 == 0.0 else 0.0))
+                    _t85_w1 = _t22_w1 + _t33_w1
+                    _t86_w1 = _t29_w1*((_t28_w1 + _t85_w1)/_t18_w1)
+                    _t87_w1 = _t34_w1*((-_t24_w1 + _t27_w1 + _t85_w1)/_t18_w1)
+                    _t88_w1 = (-_t15_w1*_t86_w1 + _t19_w1*_t20_w1*_t3_w1 - _t31_w1*_t87_w1)/_t18_w1
+                    _t89_w1 = _t54_w1*(1.0 if _t13_w1 > 0.0 else (0.5 if _t13_w1 == 0.0 else 0.0))
+                    _t90_w1 = -_t44_w1
+                    _t91_w1 = _t2_w1*_t23_w1 + _t33_w1
+                    _t92_w1 = _t61_w1*((_t28_w1 + _t91_w1)/_t18_w1)
+                    _t93_w1 = _t64_w1*((-_t17_w1*_t21_w1 + _t27_w1 + _t91_w1)/_t18_w1)
+                    _t94_w1 = (_t19_w1*_t2_w1*_t59_w1 - _t58_w1*_t92_w1 - _t63_w1*_t93_w1)/_t18_w1
+                    _t95_w1 = _t69_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))
+                    _t96_w1 = -_t43_w1
+                    _t97_w1 = (-_t19_w1*_t3_w1*_t74_w1 + _t72_w1*_t86_w1 + _t75_w1*_t87_w1)/_t18_w1
+                    _t98_w1 = _t54_w1*(1.0 if _t73_w1 > 0.0 else (0.5 if _t73_w1 == 0.0 else 0.0))
+                    _t99_w1 = (-_t19_w1*_t2_w1*_t81_w1 + _t79_w1*_t92_w1 + _t82_w1*_t93_w1)/_t18_w1
+                    _t100_w1 = _t69_w1*(1.0 if _t80_w1 > 0.0 else (0.5 if _t80_w1 == 0.0 else 0.0))
+                    d_px1_w1 = _t36_w1*_t50_w1 + _t51_w1*(-_t36_w1 + (((_t44_w1 - -_t47_w1*_t55_w1))/_t46_w1) + (((_t53_w1 - -_t39_w1*_t55_w1))/_t6_w1))
+                    d_py1_w1 = _t50_w1*_t66_w1 + _t51_w1*(-_t66_w1 + (((_t43_w1 - -_t47_w1*_t70_w1))/_t46_w1) + (((_t68_w1 - -_t42_w1*_t70_w1))/_t41_w1))
+                    d_px2_w1 = _t50_w1*_t76_w1 + _t51_w1*(-_t76_w1 + (((_t44_w1 - _t47_w1*_t77_w1))/_t46_w1) + (((_t52_w1 - _t39_w1*_t77_w1))/_t6_w1))
+                    d_py2_w1 = _t50_w1*_t83_w1 + _t51_w1*(-_t83_w1 + (((_t43_w1 - _t47_w1*_t84_w1))/_t46_w1) + (((_t67_w1 - _t42_w1*_t84_w1))/_t41_w1))
+                    d_tx1_w1 = _t50_w1*_t88_w1 + _t51_w1*(-_t88_w1 + (((_t52_w1 - -_t39_w1*_t89_w1))/_t6_w1) + (((_t90_w1 - -_t47_w1*_t89_w1))/_t46_w1))
+                    d_ty1_w1 = _t50_w1*_t94_w1 + _t51_w1*(-_t94_w1 + (((_t67_w1 - -_t42_w1*_t95_w1))/_t41_w1) + (((_t96_w1 - -_t47_w1*_t95_w1))/_t46_w1))
+                    d_tx2_w1 = _t50_w1*_t97_w1 + _t51_w1*(-_t97_w1 + (((_t53_w1 - _t39_w1*_t98_w1))/_t6_w1) + (((_t90_w1 - _t47_w1*_t98_w1))/_t46_w1))
+                    d_ty2_w1 = _t50_w1*_t99_w1 + _t51_w1*(-_t99_w1 + (((_t68_w1 - _t100_w1*_t42_w1))/_t41_w1) + (((_t96_w1 - _t100_w1*_t47_w1))/_t46_w1))
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+        weight_grad):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma,
-                weight_grad)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -603,6 +606,14 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma,
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, gamma, weight_grad)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, gamma, weight_grad)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+            weight_grad)
 
 
 @njit(**CPU_OPTIONS)
@@ -668,24 +679,22 @@ def _value_block_f32(_pred, _target, _out, eps, gamma, weight_grad):
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps, gamma, weight_grad):
+def _value_blocks_f32(pred, target, out, eps, gamma, weight_grad):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps, gamma, weight_grad)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -693,6 +702,12 @@ def value_f32(pred, target, out, eps, gamma, weight_grad):
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, gamma,
                 weight_grad)
     return bad
+
+
+def value_f32(pred, target, out, eps, gamma, weight_grad):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps, gamma, weight_grad)
+    return _value_blocks_f32(pred, target, out, eps, gamma, weight_grad)
 
 
 @njit(**CPU_OPTIONS)
@@ -777,7 +792,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a33 = abs(_t6)
             _a34 = abs(_t41)
             _a35 = abs(_t46)
-            _ok = (_a32 >= _f32(2.350988701644575e-38)) & (_a32 <= _f32(4.253529586511731e+37)) & (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37)) & (_a35 >= _f32(2.350988701644575e-38)) & (_a35 <= _f32(4.253529586511731e+37))
+            _ok_w1 = (_a32 >= _f32(2.350988701644575e-38)) & (_a32 <= _f32(4.253529586511731e+37)) & (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37)) & (_a35 >= _f32(2.350988701644575e-38)) & (_a35 <= _f32(4.253529586511731e+37))
             _inv0 = _f32(1.0)/_t18
             _inv1 = _f32(1.0)/_t6
             _inv2 = _f32(1.0)/_t41
@@ -883,304 +898,302 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) - max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
-                value = _f32(0.0)
-                d_px1 = _f32(0.0)
-                d_py1 = _f32(0.0)
-                d_px2 = _f32(0.0)
-                d_py2 = _f32(0.0)
-                d_tx1 = _f32(0.0)
-                d_ty1 = _f32(0.0)
-                d_tx2 = _f32(0.0)
-                d_ty2 = _f32(0.0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            if (inter_w1 == _f32(0.0)) and (eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1) - max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1) > _f32(0.0)):  # no overlap: weight 0, value and gradient 0 (torch autograd: NaN for weight_grad=True, 0 * inf)
+                value_w1 = _f32(0.0)
+                d_px1_w1 = _f32(0.0)
+                d_py1_w1 = _f32(0.0)
+                d_px2_w1 = _f32(0.0)
+                d_py2_w1 = _f32(0.0)
+                d_tx1_w1 = _f32(0.0)
+                d_ty1_w1 = _f32(0.0)
+                d_tx2_w1 = _f32(0.0)
+                d_ty2_w1 = _f32(0.0)
                 _ok = True
             else:  # IoU^gamma * EIoU
-                _t0 = -px1 + px2
-                _t1 = -py1 + py2
-                _t2 = -tx1 + tx2
-                _t3 = -ty1 + ty2
-                _t4 = max(_s1, _s1 - _s1)
-                _t5 = _t4*max(_s2, _s2 - _s2)
-                _s3 = max(px2, tx2) - min(px1, tx1)
-                _t6 = eps + (_s3*_s3)
-                _s4 = max(py2, ty2) - min(py1, ty1)
-                _t7 = _s4*_s4
-                _t8 = px1 - tx1
-                _t9 = px2 - tx2
-                _t10 = py1 - ty1
-                _t11 = py2 - ty2
-                _s5 = tx1 - px1
-                _s6 = tx2 - px2
-                _s7 = ty1 - py1
-                _s8 = ty2 - py2
-                _s9 = _t4*min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                _s10 = _t4*min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                _s11 = _t1*min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                _t12 = _s11 + _t3*min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6)) + _s9 + _s10 + eps
-                _u12 = py2 - ty2
-                _u13 = py1 - ty1
-                _b14 = _u12 - py2
-                _b15 = _u13 - py1
-                _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
-                _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
-                _c18 = _e16 - _e17
-                _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
-                _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
-                _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
-                _u22 = px2 - tx2
-                _u23 = px1 - tx1
-                _b24 = _u22 - px2
-                _b25 = _u23 - px1
-                _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
-                _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
-                _c28 = _e26 - _e27
-                _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
-                _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
-                _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
-                value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
-                _t16 = _s2
-                _t17 = max(_t16, _t16 - _t16)
-                _t18 = _t0*_t1 - _t17*_t4 + _t2*_t3 + eps
-                _t41 = _t7 + eps
-                _t45 = _s3
-                _t46 = _t41 + (_t45*_t45)
-                _a32 = abs(_t18)
-                _a33 = abs(_t6)
-                _a34 = abs(_t41)
-                _a35 = abs(_t46)
-                _ok = (_a32 >= _f32(2.350988701644575e-38)) & (_a32 <= _f32(4.253529586511731e+37)) & (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37)) & (_a35 >= _f32(2.350988701644575e-38)) & (_a35 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t18
-                    _inv1 = _f32(1.0)/_t6
-                    _inv2 = _f32(1.0)/_t41
-                    _inv3 = _f32(1.0)/_t46
-                    _t13 = px1 - tx1
-                    _t14 = -_t13
-                    _t15 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-                    _t19 = inter*_inv0
-                    _t20 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
-                    _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
-                    _t22 = _t21*_t3
-                    _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t24 = _t23*_t4
-                    _t25 = _t22 + _t24
-                    _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                    _t27 = _t1*_t26 + eps
-                    _t28 = _t27 + inter
-                    _t29 = _t17*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                    _t30 = _t29*((_t25 + _t28)*_inv0)
-                    _t31 = -_t15 - _t20 + _f32(1.0)
-                    _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                    _t33 = _t32*_t4
-                    _t34 = _f32(0.5)*_t29
-                    _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
-                    _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)*_inv0
-                    _t37 = _t19
-                    _t38 = _s29
-                    _t39 = (_t38*_t38)*_inv1
-                    _t40 = _s19
-                    _t42 = (_t40*_t40)*_inv2
-                    _t43 = _s20
-                    _t44 = _s21
-                    _t47 = ((_t43*_t43) + (_t44*_t44))*_inv3
-                    _t48 = math.pow(_t37, gamma)
-                    _t49 = _t48*weight_grad
-                    _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + _f32(1.0))/_t37
-                    _t51 = _t49 + (_f32(1.0) - weight_grad)*_t48
-                    _t52 = _f32(2.0)*_t38
-                    _t53 = -_t52
-                    _t54 = _f32(2.0)*_t45
-                    _t55 = _t54*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-                    _t56 = py1 - ty1
-                    _t57 = -_t56
-                    _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-                    _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t60 = _t0*_t32 + _t25 + eps
-                    _t61 = _t4*(_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0))
-                    _t62 = _t61*((_t60 + inter)*_inv0)
-                    _t63 = -_t58 - _t59 + _f32(1.0)
-                    _t64 = _f32(0.5)*_t61
-                    _t65 = _t64*((-_t17*_t26 + _t60)*_inv0)
-                    _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)*_inv0
-                    _t67 = _f32(2.0)*_t40
-                    _t68 = -_t67
-                    _t69 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-                    _t70 = _t69*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-                    _t71 = px2 - tx2
-                    _t72 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                    _t73 = -_t71
-                    _t74 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
-                    _t75 = -_t72 - _t74 + _f32(1.0)
-                    _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)*_inv0
-                    _t77 = _t54*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-                    _t78 = py2 - ty2
-                    _t79 = _f32(1.0) if _t78 > _f32(0.0) else _f32(0.0)
-                    _t80 = -_t78
-                    _t81 = _f32(1.0) if _t80 > _f32(0.0) else _f32(0.0)
-                    _t82 = -_t79 - _t81 + _f32(1.0)
-                    _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)*_inv0
-                    _t84 = _t69*(_f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0)))
-                    _t85 = _t22 + _t33
-                    _t86 = _t29*((_t28 + _t85)*_inv0)
-                    _t87 = _t34*((-_t24 + _t27 + _t85)*_inv0)
-                    _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)*_inv0
-                    _t89 = _t54*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-                    _t90 = -_t44
-                    _t91 = _t2*_t23 + _t33
-                    _t92 = _t61*((_t28 + _t91)*_inv0)
-                    _t93 = _t64*((-_t17*_t21 + _t27 + _t91)*_inv0)
-                    _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)*_inv0
-                    _t95 = _t69*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                    _t96 = -_t43
-                    _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)*_inv0
-                    _t98 = _t54*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-                    _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)*_inv0
-                    _t100 = _t69*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))*_inv3) + (((_t53 - -_t39*_t55))*_inv1))
-                    d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))*_inv3) + (((_t68 - -_t42*_t70))*_inv2))
-                    d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))*_inv3) + (((_t52 - _t39*_t77))*_inv1))
-                    d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))*_inv3) + (((_t67 - _t42*_t84))*_inv2))
-                    d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))*_inv1) + (((_t90 - -_t47*_t89))*_inv3))
-                    d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))*_inv2) + (((_t96 - -_t47*_t95))*_inv3))
-                    d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))*_inv1) + (((_t90 - _t47*_t98))*_inv3))
-                    d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))*_inv2) + (((_t96 - _t100*_t47))*_inv3))
+                _t0_w1 = -px1_w1 + px2_w1
+                _t1_w1 = -py1_w1 + py2_w1
+                _t2_w1 = -tx1_w1 + tx2_w1
+                _t3_w1 = -ty1_w1 + ty2_w1
+                _t4_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+                _t5_w1 = _t4_w1*max(_s2_w1, _s2_w1 - _s2_w1)
+                _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _t6_w1 = eps + (_s3_w1*_s3_w1)
+                _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _t7_w1 = _s4_w1*_s4_w1
+                _t8_w1 = px1_w1 - tx1_w1
+                _t9_w1 = px2_w1 - tx2_w1
+                _t10_w1 = py1_w1 - ty1_w1
+                _t11_w1 = py2_w1 - ty2_w1
+                _s5_w1 = tx1_w1 - px1_w1
+                _s6_w1 = tx2_w1 - px2_w1
+                _s7_w1 = ty1_w1 - py1_w1
+                _s8_w1 = ty2_w1 - py2_w1
+                _s9_w1 = _t4_w1*min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _s10_w1 = _t4_w1*min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                _s11_w1 = _t1_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t12_w1 = _s11_w1 + _t3_w1*min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s9_w1 + _s10_w1 + eps
+                _u12_w1 = py2_w1 - ty2_w1
+                _u13_w1 = py1_w1 - ty1_w1
+                _b14_w1 = _u12_w1 - py2_w1
+                _b15_w1 = _u13_w1 - py1_w1
+                _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
+                _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
+                _c18_w1 = _e16_w1 - _e17_w1
+                _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+                _s20_w1 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t11_w1
+                _s21_w1 = _f32(0.5)*_t8_w1 + _f32(0.5)*_t9_w1
+                _u22_w1 = px2_w1 - tx2_w1
+                _u23_w1 = px1_w1 - tx1_w1
+                _b24_w1 = _u22_w1 - px2_w1
+                _b25_w1 = _u23_w1 - px1_w1
+                _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
+                _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
+                _c28_w1 = _e26_w1 - _e27_w1
+                _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+                _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t6_w1 + _t7_w1)
+                _s31_w1 = _t12_w1/(_t12_w1 + inter_w1) + (_s19_w1*_s19_w1)/(_t7_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t6_w1
+                value_w2 = _s31_w1*math.pow(_t5_w1/(_t0_w1*_t1_w1 + _t2_w1*_t3_w1 - _t5_w1 + eps), gamma)
+                _t16_w1 = _s2_w1
+                _t17_w1 = max(_t16_w1, _t16_w1 - _t16_w1)
+                _t18_w1 = _t0_w1*_t1_w1 - _t17_w1*_t4_w1 + _t2_w1*_t3_w1 + eps
+                _t41_w1 = _t7_w1 + eps
+                _t45_w1 = _s3_w1
+                _t46_w1 = _t41_w1 + (_t45_w1*_t45_w1)
+                _a32_w1 = abs(_t18_w1)
+                _a33_w1 = abs(_t6_w1)
+                _a34_w1 = abs(_t41_w1)
+                _a35_w1 = abs(_t46_w1)
+                _ok_w1_w1 = (_a32_w1 >= _f32(2.350988701644575e-38)) & (_a32_w1 <= _f32(4.253529586511731e+37)) & (_a33_w1 >= _f32(2.350988701644575e-38)) & (_a33_w1 <= _f32(4.253529586511731e+37)) & (_a34_w1 >= _f32(2.350988701644575e-38)) & (_a34_w1 <= _f32(4.253529586511731e+37)) & (_a35_w1 >= _f32(2.350988701644575e-38)) & (_a35_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w1_w1:
+                    _inv0_w1 = _f32(1.0)/_t18_w1
+                    _inv1_w1 = _f32(1.0)/_t6_w1
+                    _inv2_w1 = _f32(1.0)/_t41_w1
+                    _inv3_w1 = _f32(1.0)/_t46_w1
+                    _t13_w2 = px1_w1 - tx1_w1
+                    _t14_w2 = -_t13_w2
+                    _t15_w2 = _f32(1.0) if _t14_w2 > _f32(0.0) else _f32(0.0)
+                    _t19_w2 = inter_w1*_inv0_w1
+                    _t20_w2 = _f32(1.0) if _t13_w2 > _f32(0.0) else _f32(0.0)
+                    _t21_w2 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t22_w2 = _t21_w2*_t3_w1
+                    _t23_w2 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t24_w2 = _t23_w2*_t4_w1
+                    _t25_w2 = _t22_w2 + _t24_w2
+                    _t26_w2 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                    _t27_w2 = _t1_w1*_t26_w2 + eps
+                    _t28_w2 = _t27_w2 + inter_w1
+                    _t29_w2 = _t17_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
+                    _t31_w2 = -_t15_w2 - _t20_w2 + _f32(1.0)
+                    _t32_w2 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t33_w2 = _t32_w2*_t4_w1
+                    _t34_w2 = _f32(0.5)*_t29_w2
+                    _t35_w2 = _t34_w2*((_t25_w2 + _t27_w2 - _t33_w2)*_inv0_w1)
+                    _t36_w2 = (_t1_w1*_t15_w2*_t19_w2 - _t20_w2*_t30_w2 - _t31_w2*_t35_w2)*_inv0_w1
+                    _t37_w2 = _t19_w2
+                    _t38_w2 = _s29_w1
+                    _t39_w2 = (_t38_w2*_t38_w2)*_inv1_w1
+                    _t40_w2 = _s19_w1
+                    _t42_w2 = (_t40_w2*_t40_w2)*_inv2_w1
+                    _t43_w2 = _s20_w1
+                    _t44_w2 = _s21_w1
+                    _t47_w2 = ((_t43_w2*_t43_w2) + (_t44_w2*_t44_w2))*_inv3_w1
+                    _t48_w2 = math.pow(_t37_w2, gamma)
+                    _t49_w2 = _t48_w2*weight_grad
+                    _t50_w2 = _t49_w2*gamma*(-_t37_w2 + _t39_w2 + _t42_w2 + _t47_w2 + _f32(1.0))/_t37_w2
+                    _t51_w2 = _t49_w2 + (_f32(1.0) - weight_grad)*_t48_w2
+                    _t52_w2 = _f32(2.0)*_t38_w2
+                    _t53_w2 = -_t52_w2
+                    _t54_w2 = _f32(2.0)*_t45_w1
+                    _t55_w2 = _t54_w2*(_f32(1.0) if _t14_w2 > _f32(0.0) else (_f32(0.5) if _t14_w2 == _f32(0.0) else _f32(0.0)))
+                    _t56_w2 = py1_w1 - ty1_w1
+                    _t57_w2 = -_t56_w2
+                    _t58_w2 = _f32(1.0) if _t57_w2 > _f32(0.0) else _f32(0.0)
+                    _t59_w2 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
+                    _t60_w2 = _t0_w1*_t32_w2 + _t25_w2 + eps
+                    _t61_w2 = _t4_w1*(_f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0))
+                    _t62_w2 = _t61_w2*((_t60_w2 + inter_w1)*_inv0_w1)
+                    _t63_w2 = -_t58_w2 - _t59_w2 + _f32(1.0)
+                    _t64_w2 = _f32(0.5)*_t61_w2
+                    _t65_w2 = _t64_w2*((-_t17_w1*_t26_w2 + _t60_w2)*_inv0_w1)
+                    _t66_w2 = (_t0_w1*_t19_w2*_t58_w2 - _t59_w2*_t62_w2 - _t63_w2*_t65_w2)*_inv0_w1
+                    _t67_w2 = _f32(2.0)*_t40_w2
+                    _t68_w2 = -_t67_w2
+                    _t69_w2 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
+                    _t70_w2 = _t69_w2*(_f32(1.0) if _t57_w2 > _f32(0.0) else (_f32(0.5) if _t57_w2 == _f32(0.0) else _f32(0.0)))
+                    _t71_w2 = px2_w1 - tx2_w1
+                    _t72_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                    _t73_w2 = -_t71_w2
+                    _t74_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+                    _t75_w2 = -_t72_w2 - _t74_w2 + _f32(1.0)
+                    _t76_w2 = (-_t1_w1*_t19_w2*_t72_w2 + _t30_w2*_t74_w2 + _t35_w2*_t75_w2)*_inv0_w1
+                    _t77_w2 = _t54_w2*(_f32(1.0) if _t71_w2 > _f32(0.0) else (_f32(0.5) if _t71_w2 == _f32(0.0) else _f32(0.0)))
+                    _t78_w2 = py2_w1 - ty2_w1
+                    _t79_w2 = _f32(1.0) if _t78_w2 > _f32(0.0) else _f32(0.0)
+                    _t80_w2 = -_t78_w2
+                    _t81_w2 = _f32(1.0) if _t80_w2 > _f32(0.0) else _f32(0.0)
+                    _t82_w2 = -_t79_w2 - _t81_w2 + _f32(1.0)
+                    _t83_w2 = (-_t0_w1*_t19_w2*_t79_w2 + _t62_w2*_t81_w2 + _t65_w2*_t82_w2)*_inv0_w1
+                    _t84_w2 = _t69_w2*(_f32(1.0) if _t78_w2 > _f32(0.0) else (_f32(0.5) if _t78_w2 == _f32(0.0) else _f32(0.0)))
+                    _t85_w2 = _t22_w2 + _t33_w2
+                    _t86_w2 = _t29_w2*((_t28_w2 + _t85_w2)*_inv0_w1)
+                    _t87_w2 = _t34_w2*((-_t24_w2 + _t27_w2 + _t85_w2)*_inv0_w1)
+                    _t88_w2 = (-_t15_w2*_t86_w2 + _t19_w2*_t20_w2*_t3_w1 - _t31_w2*_t87_w2)*_inv0_w1
+                    _t89_w2 = _t54_w2*(_f32(1.0) if _t13_w2 > _f32(0.0) else (_f32(0.5) if _t13_w2 == _f32(0.0) else _f32(0.0)))
+                    _t90_w2 = -_t44_w2
+                    _t91_w2 = _t2_w1*_t23_w2 + _t33_w2
+                    _t92_w2 = _t61_w2*((_t28_w2 + _t91_w2)*_inv0_w1)
+                    _t93_w2 = _t64_w2*((-_t17_w1*_t21_w2 + _t27_w2 + _t91_w2)*_inv0_w1)
+                    _t94_w2 = (_t19_w2*_t2_w1*_t59_w2 - _t58_w2*_t92_w2 - _t63_w2*_t93_w2)*_inv0_w1
+                    _t95_w2 = _t69_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
+                    _t96_w2 = -_t43_w2
+                    _t97_w2 = (-_t19_w2*_t3_w1*_t74_w2 + _t72_w2*_t86_w2 + _t75_w2*_t87_w2)*_inv0_w1
+                    _t98_w2 = _t54_w2*(_f32(1.0) if _t73_w2 > _f32(0.0) else (_f32(0.5) if _t73_w2 == _f32(0.0) else _f32(0.0)))
+                    _t99_w2 = (-_t19_w2*_t2_w1*_t81_w2 + _t79_w2*_t92_w2 + _t82_w2*_t93_w2)*_inv0_w1
+                    _t100_w2 = _t69_w2*(_f32(1.0) if _t80_w2 > _f32(0.0) else (_f32(0.5) if _t80_w2 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t36_w2*_t50_w2 + _t51_w2*(-_t36_w2 + (((_t44_w2 - -_t47_w2*_t55_w2))*_inv3_w1) + (((_t53_w2 - -_t39_w2*_t55_w2))*_inv1_w1))
+                    d_py1_w1 = _t50_w2*_t66_w2 + _t51_w2*(-_t66_w2 + (((_t43_w2 - -_t47_w2*_t70_w2))*_inv3_w1) + (((_t68_w2 - -_t42_w2*_t70_w2))*_inv2_w1))
+                    d_px2_w1 = _t50_w2*_t76_w2 + _t51_w2*(-_t76_w2 + (((_t44_w2 - _t47_w2*_t77_w2))*_inv3_w1) + (((_t52_w2 - _t39_w2*_t77_w2))*_inv1_w1))
+                    d_py2_w1 = _t50_w2*_t83_w2 + _t51_w2*(-_t83_w2 + (((_t43_w2 - _t47_w2*_t84_w2))*_inv3_w1) + (((_t67_w2 - _t42_w2*_t84_w2))*_inv2_w1))
+                    d_tx1_w1 = _t50_w2*_t88_w2 + _t51_w2*(-_t88_w2 + (((_t52_w2 - -_t39_w2*_t89_w2))*_inv1_w1) + (((_t90_w2 - -_t47_w2*_t89_w2))*_inv3_w1))
+                    d_ty1_w1 = _t50_w2*_t94_w2 + _t51_w2*(-_t94_w2 + (((_t67_w2 - -_t42_w2*_t95_w2))*_inv2_w1) + (((_t96_w2 - -_t47_w2*_t95_w2))*_inv3_w1))
+                    d_tx2_w1 = _t50_w2*_t97_w2 + _t51_w2*(-_t97_w2 + (((_t53_w2 - _t39_w2*_t98_w2))*_inv1_w1) + (((_t90_w2 - _t47_w2*_t98_w2))*_inv3_w1))
+                    d_ty2_w1 = _t50_w2*_t99_w2 + _t51_w2*(-_t99_w2 + (((_t68_w2 - _t100_w2*_t42_w2))*_inv2_w1) + (((_t96_w2 - _t100_w2*_t47_w2))*_inv3_w1))
                 else:
-                    _t13 = px1 - tx1
-                    _t14 = -_t13
-                    _t15 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-                    _t19 = inter/_t18
-                    _t20 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
-                    _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
-                    _t22 = _t21*_t3
-                    _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t24 = _t23*_t4
-                    _t25 = _t22 + _t24
-                    _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
-                    _t27 = _t1*_t26 + eps
-                    _t28 = _t27 + inter
-                    _t29 = _t17*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                    _t30 = _t29*((_t25 + _t28)/_t18)
-                    _t31 = -_t15 - _t20 + _f32(1.0)
-                    _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
-                    _t33 = _t32*_t4
-                    _t34 = _f32(0.5)*_t29
-                    _t35 = _t34*((_t25 + _t27 - _t33)/_t18)
-                    _t36 = (_t1*_t15*_t19 - _t20*_t30 - _t31*_t35)/_t18
-                    _t37 = _t19
-                    _t38 = _s29
-                    _t39 = (_t38*_t38)/_t6
-                    _t40 = _s19
-                    _t42 = (_t40*_t40)/_t41
-                    _t43 = _s20
-                    _t44 = _s21
-                    _t47 = ((_t43*_t43) + (_t44*_t44))/_t46
-                    _t48 = math.pow(_t37, gamma)
-                    _t49 = _t48*weight_grad
-                    _t50 = _t49*gamma*(-_t37 + _t39 + _t42 + _t47 + _f32(1.0))/_t37
-                    _t51 = _t49 + (_f32(1.0) - weight_grad)*_t48
-                    _t52 = _f32(2.0)*_t38
-                    _t53 = -_t52
-                    _t54 = _f32(2.0)*_t45
-                    _t55 = _t54*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-                    _t56 = py1 - ty1
-                    _t57 = -_t56
-                    _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-                    _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t60 = _t0*_t32 + _t25 + eps
-                    _t61 = _t4*(_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0))
-                    _t62 = _t61*((_t60 + inter)/_t18)
-                    _t63 = -_t58 - _t59 + _f32(1.0)
-                    _t64 = _f32(0.5)*_t61
-                    _t65 = _t64*((-_t17*_t26 + _t60)/_t18)
-                    _t66 = (_t0*_t19*_t58 - _t59*_t62 - _t63*_t65)/_t18
-                    _t67 = _f32(2.0)*_t40
-                    _t68 = -_t67
-                    _t69 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-                    _t70 = _t69*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-                    _t71 = px2 - tx2
-                    _t72 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                    _t73 = -_t71
-                    _t74 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
-                    _t75 = -_t72 - _t74 + _f32(1.0)
-                    _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)/_t18
-                    _t77 = _t54*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-                    _t78 = py2 - ty2
-                    _t79 = _f32(1.0) if _t78 > _f32(0.0) else _f32(0.0)
-                    _t80 = -_t78
-                    _t81 = _f32(1.0) if _t80 > _f32(0.0) else _f32(0.0)
-                    _t82 = -_t79 - _t81 + _f32(1.0)
-                    _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)/_t18
-                    _t84 = _t69*(_f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0)))
-                    _t85 = _t22 + _t33
-                    _t86 = _t29*((_t28 + _t85)/_t18)
-                    _t87 = _t34*((-_t24 + _t27 + _t85)/_t18)
-                    _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)/_t18
-                    _t89 = _t54*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
-                    _t90 = -_t44
-                    _t91 = _t2*_t23 + _t33
-                    _t92 = _t61*((_t28 + _t91)/_t18)
-                    _t93 = _t64*((-_t17*_t21 + _t27 + _t91)/_t18)
-                    _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)/_t18
-                    _t95 = _t69*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                    _t96 = -_t43
-                    _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)/_t18
-                    _t98 = _t54*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-                    _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)/_t18
-                    _t100 = _t69*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))/_t46) + (((_t53 - -_t39*_t55))/_t6))
-                    d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))/_t46) + (((_t68 - -_t42*_t70))/_t41))
-                    d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))/_t46) + (((_t52 - _t39*_t77))/_t6))
-                    d_py2 = _t50*_t83 + _t51*(-_t83 + (((_t43 - _t47*_t84))/_t46) + (((_t67 - _t42*_t84))/_t41))
-                    d_tx1 = _t50*_t88 + _t51*(-_t88 + (((_t52 - -_t39*_t89))/_t6) + (((_t90 - -_t47*_t89))/_t46))
-                    d_ty1 = _t50*_t94 + _t51*(-_t94 + (((_t67 - -_t42*_t95))/_t41) + (((_t96 - -_t47*_t95))/_t46))
-                    d_tx2 = _t50*_t97 + _t51*(-_t97 + (((_t53 - _t39*_t98))/_t6) + (((_t90 - _t47*_t98))/_t46))
-                    d_ty2 = _t50*_t99 + _t51*(-_t99 + (((_t68 - _t100*_t42))/_t41) + (((_t96 - _t100*_t47))/_t46))
+                    _t13_w1 = px1_w1 - tx1_w1
+                    _t14_w1 = -_t13_w1
+                    _t15_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+                    _t19_w1 = inter_w1/_t18_w1
+                    _t20_w1 = _f32(1.0) if _t13_w1 > _f32(0.0) else _f32(0.0)
+                    _t21_w1 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t22_w1 = _t21_w1*_t3_w1
+                    _t23_w1 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t24_w1 = _t23_w1*_t4_w1
+                    _t25_w1 = _t22_w1 + _t24_w1
+                    _t26_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                    _t27_w1 = _t1_w1*_t26_w1 + eps
+                    _t28_w1 = _t27_w1 + inter_w1
+                    _t29_w1 = _t17_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
+                    _t31_w1 = -_t15_w1 - _t20_w1 + _f32(1.0)
+                    _t32_w1 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t33_w1 = _t32_w1*_t4_w1
+                    _t34_w1 = _f32(0.5)*_t29_w1
+                    _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18_w1)
+                    _t36_w1 = (_t1_w1*_t15_w1*_t19_w1 - _t20_w1*_t30_w1 - _t31_w1*_t35_w1)/_t18_w1
+                    _t37_w1 = _t19_w1
+                    _t38_w1 = _s29_w1
+                    _t39_w1 = (_t38_w1*_t38_w1)/_t6_w1
+                    _t40_w1 = _s19_w1
+                    _t42_w1 = (_t40_w1*_t40_w1)/_t41_w1
+                    _t43_w1 = _s20_w1
+                    _t44_w1 = _s21_w1
+                    _t47_w1 = ((_t43_w1*_t43_w1) + (_t44_w1*_t44_w1))/_t46_w1
+                    _t48_w1 = math.pow(_t37_w1, gamma)
+                    _t49_w1 = _t48_w1*weight_grad
+                    _t50_w1 = _t49_w1*gamma*(-_t37_w1 + _t39_w1 + _t42_w1 + _t47_w1 + _f32(1.0))/_t37_w1
+                    _t51_w1 = _t49_w1 + (_f32(1.0) - weight_grad)*_t48_w1
+                    _t52_w1 = _f32(2.0)*_t38_w1
+                    _t53_w1 = -_t52_w1
+                    _t54_w1 = _f32(2.0)*_t45_w1
+                    _t55_w1 = _t54_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+                    _t56_w1 = py1_w1 - ty1_w1
+                    _t57_w1 = -_t56_w1
+                    _t58_w1 = _f32(1.0) if _t57_w1 > _f32(0.0) else _f32(0.0)
+                    _t59_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
+                    _t60_w1 = _t0_w1*_t32_w1 + _t25_w1 + eps
+                    _t61_w1 = _t4_w1*(_f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0))
+                    _t62_w1 = _t61_w1*((_t60_w1 + inter_w1)/_t18_w1)
+                    _t63_w1 = -_t58_w1 - _t59_w1 + _f32(1.0)
+                    _t64_w1 = _f32(0.5)*_t61_w1
+                    _t65_w1 = _t64_w1*((-_t17_w1*_t26_w1 + _t60_w1)/_t18_w1)
+                    _t66_w1 = (_t0_w1*_t19_w1*_t58_w1 - _t59_w1*_t62_w1 - _t63_w1*_t65_w1)/_t18_w1
+                    _t67_w1 = _f32(2.0)*_t40_w1
+                    _t68_w1 = -_t67_w1
+                    _t69_w1 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
+                    _t70_w1 = _t69_w1*(_f32(1.0) if _t57_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1 == _f32(0.0) else _f32(0.0)))
+                    _t71_w1 = px2_w1 - tx2_w1
+                    _t72_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                    _t73_w1 = -_t71_w1
+                    _t74_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+                    _t75_w1 = -_t72_w1 - _t74_w1 + _f32(1.0)
+                    _t76_w1 = (-_t1_w1*_t19_w1*_t72_w1 + _t30_w1*_t74_w1 + _t35_w1*_t75_w1)/_t18_w1
+                    _t77_w1 = _t54_w1*(_f32(1.0) if _t71_w1 > _f32(0.0) else (_f32(0.5) if _t71_w1 == _f32(0.0) else _f32(0.0)))
+                    _t78_w1 = py2_w1 - ty2_w1
+                    _t79_w1 = _f32(1.0) if _t78_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w1 = -_t78_w1
+                    _t81_w1 = _f32(1.0) if _t80_w1 > _f32(0.0) else _f32(0.0)
+                    _t82_w1 = -_t79_w1 - _t81_w1 + _f32(1.0)
+                    _t83_w1 = (-_t0_w1*_t19_w1*_t79_w1 + _t62_w1*_t81_w1 + _t65_w1*_t82_w1)/_t18_w1
+                    _t84_w1 = _t69_w1*(_f32(1.0) if _t78_w1 > _f32(0.0) else (_f32(0.5) if _t78_w1 == _f32(0.0) else _f32(0.0)))
+                    _t85_w1 = _t22_w1 + _t33_w1
+                    _t86_w1 = _t29_w1*((_t28_w1 + _t85_w1)/_t18_w1)
+                    _t87_w1 = _t34_w1*((-_t24_w1 + _t27_w1 + _t85_w1)/_t18_w1)
+                    _t88_w1 = (-_t15_w1*_t86_w1 + _t19_w1*_t20_w1*_t3_w1 - _t31_w1*_t87_w1)/_t18_w1
+                    _t89_w1 = _t54_w1*(_f32(1.0) if _t13_w1 > _f32(0.0) else (_f32(0.5) if _t13_w1 == _f32(0.0) else _f32(0.0)))
+                    _t90_w1 = -_t44_w1
+                    _t91_w1 = _t2_w1*_t23_w1 + _t33_w1
+                    _t92_w1 = _t61_w1*((_t28_w1 + _t91_w1)/_t18_w1)
+                    _t93_w1 = _t64_w1*((-_t17_w1*_t21_w1 + _t27_w1 + _t91_w1)/_t18_w1)
+                    _t94_w1 = (_t19_w1*_t2_w1*_t59_w1 - _t58_w1*_t92_w1 - _t63_w1*_t93_w1)/_t18_w1
+                    _t95_w1 = _t69_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
+                    _t96_w1 = -_t43_w1
+                    _t97_w1 = (-_t19_w1*_t3_w1*_t74_w1 + _t72_w1*_t86_w1 + _t75_w1*_t87_w1)/_t18_w1
+                    _t98_w1 = _t54_w1*(_f32(1.0) if _t73_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1 == _f32(0.0) else _f32(0.0)))
+                    _t99_w1 = (-_t19_w1*_t2_w1*_t81_w1 + _t79_w1*_t92_w1 + _t82_w1*_t93_w1)/_t18_w1
+                    _t100_w1 = _t69_w1*(_f32(1.0) if _t80_w1 > _f32(0.0) else (_f32(0.5) if _t80_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t36_w1*_t50_w1 + _t51_w1*(-_t36_w1 + (((_t44_w1 - -_t47_w1*_t55_w1))/_t46_w1) + (((_t53_w1 - -_t39_w1*_t55_w1))/_t6_w1))
+                    d_py1_w1 = _t50_w1*_t66_w1 + _t51_w1*(-_t66_w1 + (((_t43_w1 - -_t47_w1*_t70_w1))/_t46_w1) + (((_t68_w1 - -_t42_w1*_t70_w1))/_t41_w1))
+                    d_px2_w1 = _t50_w1*_t76_w1 + _t51_w1*(-_t76_w1 + (((_t44_w1 - _t47_w1*_t77_w1))/_t46_w1) + (((_t52_w1 - _t39_w1*_t77_w1))/_t6_w1))
+                    d_py2_w1 = _t50_w1*_t83_w1 + _t51_w1*(-_t83_w1 + (((_t43_w1 - _t47_w1*_t84_w1))/_t46_w1) + (((_t67_w1 - _t42_w1*_t84_w1))/_t41_w1))
+                    d_tx1_w1 = _t50_w1*_t88_w1 + _t51_w1*(-_t88_w1 + (((_t52_w1 - -_t39_w1*_t89_w1))/_t6_w1) + (((_t90_w1 - -_t47_w1*_t89_w1))/_t46_w1))
+                    d_ty1_w1 = _t50_w1*_t94_w1 + _t51_w1*(-_t94_w1 + (((_t67_w1 - -_t42_w1*_t95_w1))/_t41_w1) + (((_t96_w1 - -_t47_w1*_t95_w1))/_t46_w1))
+                    d_tx2_w1 = _t50_w1*_t97_w1 + _t51_w1*(-_t97_w1 + (((_t53_w1 - _t39_w1*_t98_w1))/_t6_w1) + (((_t90_w1 - _t47_w1*_t98_w1))/_t46_w1))
+                    d_ty2_w1 = _t50_w1*_t99_w1 + _t51_w1*(-_t99_w1 + (((_t68_w1 - _t100_w1*_t42_w1))/_t41_w1) + (((_t96_w1 - _t100_w1*_t47_w1))/_t46_w1))
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+        weight_grad):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma,
-                weight_grad)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1188,3 +1201,11 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma,
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, gamma, weight_grad)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma, weight_grad):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, gamma, weight_grad)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, gamma,
+            weight_grad)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 714b7e35a0e0e897
+# scalar kernels: sha256 ab3e1c18712eb7bd
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -77,9 +77,9 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin
-        _t0 = s*sgn
-        d_pred = _t0
-        d_target = -_t0
+        _t0_w1 = s*sgn
+        d_pred = _t0_w1
+        d_target = -_t0_w1
         return value, d_pred, d_target
 
 
@@ -162,7 +162,7 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin
-        _t0 = s*sgn
-        d_pred = _t0
-        d_target = -_t0
+        _t0_w1 = s*sgn
+        d_pred = _t0_w1
+        d_target = -_t0_w1
         return value, d_pred, d_target

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 29eff395fc3cfd00
+# scalar kernels: sha256 e439714c247c3066
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -100,24 +101,22 @@ def _value_block_f64(_pred, _target, _out, eps, ln_b, q, s, c_lin):
             value = c_lin + s*x_e
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps, ln_b, q, s, c_lin):
+def _value_blocks_f64(pred, target, out, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps, ln_b, q, s, c_lin)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -125,6 +124,12 @@ def value_f64(pred, target, out, eps, ln_b, q, s, c_lin):
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, ln_b,
                 q, s, c_lin)
     return bad
+
+
+def value_f64(pred, target, out, eps, ln_b, q, s, c_lin):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps, ln_b, q, s, c_lin)
+    return _value_blocks_f64(pred, target, out, eps, ln_b, q, s, c_lin)
 
 
 @njit(**CPU_OPTIONS)
@@ -236,7 +241,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a61 = abs(_t19)
             _a62 = abs(_t34)
             _a63 = abs(_t59)
-            _ok = (_a60 >= 4.450147717014403e-308) & (_a60 <= 2.247116418577895e+307) & (_a61 >= 4.450147717014403e-308) & (_a61 <= 2.247116418577895e+307) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 4.450147717014403e-308) & (_a63 <= 2.247116418577895e+307)
+            _ok_w1 = (_a60 >= 4.450147717014403e-308) & (_a60 <= 2.247116418577895e+307) & (_a61 >= 4.450147717014403e-308) & (_a61 <= 2.247116418577895e+307) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 4.450147717014403e-308) & (_a63 <= 2.247116418577895e+307)
             _inv0 = 1.0/_t4
             _inv1 = 1.0/_t19
             _inv2 = 1.0/_t34
@@ -351,122 +356,122 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(2.0*_t115 + 2.0*_t116 - 2.0*_t117)
         else:  # linear: L_EIoU > 1
             value = c_lin + s*x_e
-            _t3 = _s3
-            _t4 = (_t3*_t3) + eps
-            _t16 = _s4
-            _t17 = _t16*_t16
-            _t18 = _t17 + _t4
-            _t20 = -py1 + py2
-            _t22 = _s9
-            _t23 = max(_t22, _t22 - _t22)
-            _t24 = _s17
-            _t25 = max(_t24, _t24 - _t24)
-            _t26 = _t23*_t25
-            _t27 = -px1 + px2
-            _t28 = -tx2
-            _t29 = -_t28 - tx1
-            _t30 = -ty2
-            _t31 = -_t30 - ty1
-            _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
-            _t53 = _t17 + eps
-            _a64 = abs(_t4)
-            _a65 = abs(_t18)
-            _a66 = abs(_t32)
-            _a67 = abs(_t53)
-            _ok = (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307) & (_a66 >= 4.450147717014403e-308) & (_a66 <= 2.247116418577895e+307) & (_a67 >= 4.450147717014403e-308) & (_a67 <= 2.247116418577895e+307)
-            _inv0 = 1.0/_t4
-            _inv1 = 1.0/_t18
-            _inv2 = 1.0/_t32
-            _inv3 = 1.0/_t53
-            _t0 = _s31
-            _t1 = 2.0*_t0
-            _t2 = -_t1
-            _t5 = (_t0*_t0)*_inv0
-            _t6 = px1 - tx1
-            _t7 = -_t6
-            _t8 = 2.0*_t3
-            _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
-            _t10 = _s7
-            _t11 = _s5
-            _t12 = 0.5*_t10 + 0.5*_t11
-            _t13 = _s12
-            _t14 = _s10
-            _t15 = 0.5*_t13 + 0.5*_t14
-            _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-            _t21 = 1.0 if _t7 > 0.0 else 0.0
-            _t33 = _t26*_inv2
-            _t34 = 1.0 if _t6 > 0.0 else 0.0
-            _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-            _t36 = _t31*_t35
-            _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-            _t38 = _t23*_t37
-            _t39 = _t36 + _t38
-            _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-            _t41 = _t20*_t40 + eps
-            _t42 = _t26 + _t41
-            _t43 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-            _t44 = _t43*((_t39 + _t42)*_inv2)
-            _t45 = -_t21 - _t34 + 1.0
-            _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-            _t47 = _t23*_t46
-            _t48 = 0.5*_t43
-            _t49 = _t48*((_t39 + _t41 - _t47)*_inv2)
-            _t50 = _s25
-            _t51 = 2.0*_t50
-            _t52 = -_t51
-            _t54 = (_t50*_t50)*_inv3
-            _t55 = py1 - ty1
-            _t56 = -_t55
-            _t57 = 2.0*_t16
-            _t58 = _t57*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-            _t59 = 1.0 if _t56 > 0.0 else 0.0
-            _t60 = 1.0 if _t55 > 0.0 else 0.0
-            _t61 = _t27*_t46 + _t39 + eps
-            _t62 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-            _t63 = _t62*((_t26 + _t61)*_inv2)
-            _t64 = -_t59 - _t60 + 1.0
-            _t65 = 0.5*_t62
-            _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
-            _t67 = _t28 + px2
-            _t68 = _t8*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
-            _t69 = 1.0 if _t67 > 0.0 else 0.0
-            _t70 = -_t67
-            _t71 = 1.0 if _t70 > 0.0 else 0.0
-            _t72 = -_t69 - _t71 + 1.0
-            _t73 = _t30 + py2
-            _t74 = _t57*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-            _t75 = 1.0 if _t73 > 0.0 else 0.0
-            _t76 = -_t73
-            _t77 = 1.0 if _t76 > 0.0 else 0.0
-            _t78 = -_t75 - _t77 + 1.0
-            _t79 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
-            _t80 = -_t12
-            _t81 = _t36 + _t47
-            _t82 = _t43*((_t42 + _t81)*_inv2)
-            _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-            _t84 = _t57*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))
-            _t85 = -_t15
-            _t86 = _t29*_t37 + _t47
-            _t87 = _t62*((_t42 + _t86)*_inv2)
-            _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-            _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
-            _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-            _s68 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
-            d_px1 = s*(_s68 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
-            _s69 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
-            d_py1 = s*(_s69 + (((_t15 - -_t19*_t58))*_inv1) + (((_t52 - -_t54*_t58))*_inv3))
-            _s70 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)*_inv2)
-            d_px2 = s*(_s70 + (((_t1 - _t5*_t68))*_inv0) + (((_t12 - _t19*_t68))*_inv1))
-            _s71 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)*_inv2)
-            d_py2 = s*(_s71 + (((_t15 - _t19*_t74))*_inv1) + (((_t51 - _t54*_t74))*_inv3))
-            _s72 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)*_inv2)
-            d_tx1 = s*(_s72 + (((_t1 - -_t5*_t79))*_inv0) + (((_t80 - -_t19*_t79))*_inv1))
-            _s73 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)*_inv2)
-            d_ty1 = s*(_s73 + (((_t51 - -_t54*_t84))*_inv3) + (((_t85 - -_t19*_t84))*_inv1))
-            _s74 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)*_inv2)
-            d_tx2 = s*(_s74 + (((_t2 - _t5*_t89))*_inv0) + (((_t80 - _t19*_t89))*_inv1))
-            _s75 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)*_inv2)
-            d_ty2 = s*(_s75 + (((_t52 - _t54*_t90))*_inv3) + (((_t85 - _t19*_t90))*_inv1))
+            _t3_w1 = _s3
+            _t4_w1 = (_t3_w1*_t3_w1) + eps
+            _t16_w1 = _s4
+            _t17_w1 = _t16_w1*_t16_w1
+            _t18_w1 = _t17_w1 + _t4_w1
+            _t20_w1 = -py1 + py2
+            _t22_w1 = _s9
+            _t23_w1 = max(_t22_w1, _t22_w1 - _t22_w1)
+            _t24_w1 = _s17
+            _t25_w1 = max(_t24_w1, _t24_w1 - _t24_w1)
+            _t26_w1 = _t23_w1*_t25_w1
+            _t27_w1 = -px1 + px2
+            _t28_w1 = -tx2
+            _t29_w1 = -_t28_w1 - tx1
+            _t30_w1 = -ty2
+            _t31_w1 = -_t30_w1 - ty1
+            _t32_w1 = _t20_w1*_t27_w1 - _t26_w1 + _t29_w1*_t31_w1 + eps
+            _t53_w1 = _t17_w1 + eps
+            _a64 = abs(_t4_w1)
+            _a65 = abs(_t18_w1)
+            _a66 = abs(_t32_w1)
+            _a67 = abs(_t53_w1)
+            _ok_w2 = (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307) & (_a66 >= 4.450147717014403e-308) & (_a66 <= 2.247116418577895e+307) & (_a67 >= 4.450147717014403e-308) & (_a67 <= 2.247116418577895e+307)
+            _inv0_w1 = 1.0/_t4_w1
+            _inv1_w1 = 1.0/_t18_w1
+            _inv2_w1 = 1.0/_t32_w1
+            _inv3_w1 = 1.0/_t53_w1
+            _t0_w1 = _s31
+            _t1_w1 = 2.0*_t0_w1
+            _t2_w1 = -_t1_w1
+            _t5_w1 = (_t0_w1*_t0_w1)*_inv0_w1
+            _t6_w1 = px1 - tx1
+            _t7_w1 = -_t6_w1
+            _t8_w1 = 2.0*_t3_w1
+            _t9_w1 = _t8_w1*(1.0 if _t7_w1 > 0.0 else (0.5 if _t7_w1 == 0.0 else 0.0))
+            _t10_w1 = _s7
+            _t11_w1 = _s5
+            _t12_w1 = 0.5*_t10_w1 + 0.5*_t11_w1
+            _t13_w1 = _s12
+            _t14_w1 = _s10
+            _t15_w1 = 0.5*_t13_w1 + 0.5*_t14_w1
+            _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))*_inv1_w1
+            _t21_w1 = 1.0 if _t7_w1 > 0.0 else 0.0
+            _t33_w1 = _t26_w1*_inv2_w1
+            _t34_w1 = 1.0 if _t6_w1 > 0.0 else 0.0
+            _t35_w1 = min(_t29_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
+            _t36_w1 = _t31_w1*_t35_w1
+            _t37_w1 = min(_t31_w1, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
+            _t38_w1 = _t23_w1*_t37_w1
+            _t39_w1 = _t36_w1 + _t38_w1
+            _t40_w1 = min(_t27_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
+            _t41_w1 = _t20_w1*_t40_w1 + eps
+            _t42_w1 = _t26_w1 + _t41_w1
+            _t43_w1 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+            _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)*_inv2_w1)
+            _t45_w1 = -_t21_w1 - _t34_w1 + 1.0
+            _t46_w1 = min(_t20_w1, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
+            _t47_w1 = _t23_w1*_t46_w1
+            _t48_w1 = 0.5*_t43_w1
+            _t49_w1 = _t48_w1*((_t39_w1 + _t41_w1 - _t47_w1)*_inv2_w1)
+            _t50_w1 = _s25
+            _t51_w1 = 2.0*_t50_w1
+            _t52_w1 = -_t51_w1
+            _t54_w1 = (_t50_w1*_t50_w1)*_inv3_w1
+            _t55_w1 = py1 - ty1
+            _t56_w1 = -_t55_w1
+            _t57_w1 = 2.0*_t16_w1
+            _t58_w1 = _t57_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))
+            _t59_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
+            _t60_w1 = 1.0 if _t55_w1 > 0.0 else 0.0
+            _t61_w1 = _t27_w1*_t46_w1 + _t39_w1 + eps
+            _t62_w1 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+            _t63_w1 = _t62_w1*((_t26_w1 + _t61_w1)*_inv2_w1)
+            _t64_w1 = -_t59_w1 - _t60_w1 + 1.0
+            _t65_w1 = 0.5*_t62_w1
+            _t66_w1 = _t65_w1*((-_t25_w1*_t40_w1 + _t61_w1)*_inv2_w1)
+            _t67_w1 = _t28_w1 + px2
+            _t68_w1 = _t8_w1*(1.0 if _t67_w1 > 0.0 else (0.5 if _t67_w1 == 0.0 else 0.0))
+            _t69_w1 = 1.0 if _t67_w1 > 0.0 else 0.0
+            _t70_w1 = -_t67_w1
+            _t71_w1 = 1.0 if _t70_w1 > 0.0 else 0.0
+            _t72_w1 = -_t69_w1 - _t71_w1 + 1.0
+            _t73_w1 = _t30_w1 + py2
+            _t74_w1 = _t57_w1*(1.0 if _t73_w1 > 0.0 else (0.5 if _t73_w1 == 0.0 else 0.0))
+            _t75_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+            _t76_w1 = -_t73_w1
+            _t77_w1 = 1.0 if _t76_w1 > 0.0 else 0.0
+            _t78_w1 = -_t75_w1 - _t77_w1 + 1.0
+            _t79_w1 = _t8_w1*(1.0 if _t6_w1 > 0.0 else (0.5 if _t6_w1 == 0.0 else 0.0))
+            _t80_w1 = -_t12_w1
+            _t81_w1 = _t36_w1 + _t47_w1
+            _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)*_inv2_w1)
+            _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)*_inv2_w1)
+            _t84_w1 = _t57_w1*(1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0))
+            _t85_w1 = -_t15_w1
+            _t86_w1 = _t29_w1*_t37_w1 + _t47_w1
+            _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)*_inv2_w1)
+            _t88_w1 = _t65_w1*((-_t25_w1*_t35_w1 + _t41_w1 + _t86_w1)*_inv2_w1)
+            _t89_w1 = _t8_w1*(1.0 if _t70_w1 > 0.0 else (0.5 if _t70_w1 == 0.0 else 0.0))
+            _t90_w1 = _t57_w1*(1.0 if _t76_w1 > 0.0 else (0.5 if _t76_w1 == 0.0 else 0.0))
+            _s68 = -((_t20_w1*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)*_inv2_w1)
+            d_px1 = s*(_s68 + (((_t12_w1 - -_t19_w1*_t9_w1))*_inv1_w1) + (((_t2_w1 - -_t5_w1*_t9_w1))*_inv0_w1))
+            _s69 = -((_t27_w1*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)*_inv2_w1)
+            d_py1 = s*(_s69 + (((_t15_w1 - -_t19_w1*_t58_w1))*_inv1_w1) + (((_t52_w1 - -_t54_w1*_t58_w1))*_inv3_w1))
+            _s70 = -((-_t20_w1*_t33_w1*_t69_w1 + _t44_w1*_t71_w1 + _t49_w1*_t72_w1)*_inv2_w1)
+            d_px2 = s*(_s70 + (((_t1_w1 - _t5_w1*_t68_w1))*_inv0_w1) + (((_t12_w1 - _t19_w1*_t68_w1))*_inv1_w1))
+            _s71 = -((-_t27_w1*_t33_w1*_t75_w1 + _t63_w1*_t77_w1 + _t66_w1*_t78_w1)*_inv2_w1)
+            d_py2 = s*(_s71 + (((_t15_w1 - _t19_w1*_t74_w1))*_inv1_w1) + (((_t51_w1 - _t54_w1*_t74_w1))*_inv3_w1))
+            _s72 = -((-_t21_w1*_t82_w1 + _t31_w1*_t33_w1*_t34_w1 - _t45_w1*_t83_w1)*_inv2_w1)
+            d_tx1 = s*(_s72 + (((_t1_w1 - -_t5_w1*_t79_w1))*_inv0_w1) + (((_t80_w1 - -_t19_w1*_t79_w1))*_inv1_w1))
+            _s73 = -((_t29_w1*_t33_w1*_t60_w1 - _t59_w1*_t87_w1 - _t64_w1*_t88_w1)*_inv2_w1)
+            d_ty1 = s*(_s73 + (((_t51_w1 - -_t54_w1*_t84_w1))*_inv3_w1) + (((_t85_w1 - -_t19_w1*_t84_w1))*_inv1_w1))
+            _s74 = -((-_t31_w1*_t33_w1*_t71_w1 + _t69_w1*_t82_w1 + _t72_w1*_t83_w1)*_inv2_w1)
+            d_tx2 = s*(_s74 + (((_t2_w1 - _t5_w1*_t89_w1))*_inv0_w1) + (((_t80_w1 - _t19_w1*_t89_w1))*_inv1_w1))
+            _s75 = -((-_t29_w1*_t33_w1*_t77_w1 + _t75_w1*_t87_w1 + _t78_w1*_t88_w1)*_inv2_w1)
+            d_ty2 = s*(_s75 + (((_t52_w1 - _t54_w1*_t90_w1))*_inv3_w1) + (((_t85_w1 - _t19_w1*_t90_w1))*_inv1_w1))
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -478,576 +483,574 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
-            _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
-            _s3 = max(px2, tx2) - min(px1, tx1)
-            _s4 = max(py2, ty2) - min(py1, ty1)
-            _s5 = px2 - tx2
-            _s6 = tx1 - px1
-            _s7 = px1 - tx1
-            _s8 = tx2 - px2
-            _s9 = -max(px1, tx1) + min(px2, tx2)
-            _s10 = py2 - ty2
-            _s11 = ty1 - py1
-            _s12 = py1 - ty1
-            _s13 = ty2 - py2
-            _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-            _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
-            _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-            _s17 = -max(py1, ty1) + min(py2, ty2)
-            _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-            _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-            _b20 = _s10 - py2
-            _b21 = _s12 - py1
-            _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
-            _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
-            _c24 = _e22 - _e23
-            _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
-            _b26 = _s5 - px2
-            _b27 = _s7 - px1
-            _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
-            _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
-            _c30 = _e28 - _e29
-            _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-            _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
-            _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-            x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
-            if (x_e == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-                value = 0.0
-                d_px1 = 0.0
-                d_py1 = 0.0
-                d_px2 = 0.0
-                d_py2 = 0.0
-                d_tx1 = 0.0
-                d_ty1 = 0.0
-                d_tx2 = 0.0
-                d_ty2 = 0.0
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = 0.5*((px1_w1 - tx1_w1)) + 0.5*((px2_w1 - tx2_w1))
+            _s2_w1 = 0.5*((py1_w1 - ty1_w1)) + 0.5*((py2_w1 - ty2_w1))
+            _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _s5_w1 = px2_w1 - tx2_w1
+            _s6_w1 = tx1_w1 - px1_w1
+            _s7_w1 = px1_w1 - tx1_w1
+            _s8_w1 = tx2_w1 - px2_w1
+            _s9_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s10_w1 = py2_w1 - ty2_w1
+            _s11_w1 = ty1_w1 - py1_w1
+            _s12_w1 = py1_w1 - ty1_w1
+            _s13_w1 = ty2_w1 - py2_w1
+            _s14_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-py1_w1 + py2_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+            _s15_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-ty1_w1 + ty2_w1, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+            _s16_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+            _s17_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s18_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+            _s19_w1 = eps + _s16_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + _s14_w1 + _s15_w1
+            _b20_w1 = _s10_w1 - py2_w1
+            _b21_w1 = _s12_w1 - py1_w1
+            _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
+            _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
+            _c24_w1 = _e22_w1 - _e23_w1
+            _s25_w1 = (_s10_w1 - _s12_w1) + _c24_w1 if _c24_w1 == _c24_w1 else _s10_w1 - _s12_w1
+            _b26_w1 = _s5_w1 - px2_w1
+            _b27_w1 = _s7_w1 - px1_w1
+            _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
+            _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
+            _c30_w1 = _e28_w1 - _e29_w1
+            _s31_w1 = (_s5_w1 - _s7_w1) + _c30_w1 if _c30_w1 == _c30_w1 else _s5_w1 - _s7_w1
+            _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
+            _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
+            x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
+            if (x_e_w1 == 0.0):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+                value_w1 = 0.0
+                d_px1_w1 = 0.0
+                d_py1_w1 = 0.0
+                d_px2_w1 = 0.0
+                d_py2_w1 = 0.0
+                d_tx1_w1 = 0.0
+                d_ty1_w1 = 0.0
+                d_tx2_w1 = 0.0
+                d_ty2_w1 = 0.0
                 _ok = True
-            elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
-                _sub34 = x_e < 2.2250738585072014e-308
-                _lx35 = x_e*1.8014398509481984e+16
-                _lx36 = (_lx35 if _sub34 else x_e)
-                _lb37 = _f64(_lx36).view(_i64)
-                _lm38 = _i64((_lb37 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
-                _big39 = _lm38 > 1.4142135623730951
-                _lh40 = _lm38*0.5
-                _lf41 = (_lh40 if _big39 else _lm38) - 1.0
-                _le42 = _i64(_i64(_lb37 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-                _lk43 = _le42 + (1.0 if _big39 else 0.0) - (54.0 if _sub34 else 0.0)
-                _ls44 = _lf41/(2.0 + _lf41)
-                _lz45 = _ls44*_ls44
-                _e46 = 0.6666666666666666 + 0.4000000000000088*_lz45
-                _e47 = 0.28571428570803253 + 0.22222222391794727*_lz45
-                _e48 = 0.18181795631498243 + 0.15386240172447838*_lz45
-                _e49 = 0.13268760562036724 + 0.1308675766695207*_lz45
-                _x50 = _lz45*_lz45
-                _e51 = _e46 + _e47*_x50
-                _e52 = _e48 + _e49*_x50
-                _x53 = _x50*_x50
-                _e54 = _e51 + _e52*_x53
-                _hf55 = 0.5*(_lf41*_lf41)
-                _lg56 = _lk43*0.6931471805598903 + (_lf41 - (_hf55 - (_ls44*(_hf55 + _lz45*_e54) + (_lk43*5.497923018708371e-14))))
-                _lo57 = (-math.inf if x_e == 0.0 else math.nan)
-                _lo58 = (_lg56 if x_e > 0.0 else _lo57)
-                _lo59 = (_lo58 if x_e < math.inf else x_e)
-                value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*_lo59 + 1.0)
-                _t3 = _s3
-                _t4 = (_t3*_t3) + eps
-                _t17 = _s4
-                _t18 = _t17*_t17
-                _t19 = _t18 + _t4
-                _t22 = -py1 + py2
-                _t24 = _s9
-                _t25 = max(_t24, _t24 - _t24)
-                _t26 = _s17
-                _t27 = max(_t26, _t26 - _t26)
-                _t28 = _t25*_t27
-                _t29 = -px1 + px2
-                _t30 = -tx2
-                _t31 = -_t30 - tx1
-                _t32 = -ty2
-                _t33 = -_t32 - ty1
-                _t34 = _t22*_t29 - _t28 + _t31*_t33 + eps
-                _t59 = _t18 + eps
-                _a60 = abs(_t4)
-                _a61 = abs(_t19)
-                _a62 = abs(_t34)
-                _a63 = abs(_t59)
-                _ok = (_a60 >= 4.450147717014403e-308) & (_a60 <= 2.247116418577895e+307) & (_a61 >= 4.450147717014403e-308) & (_a61 <= 2.247116418577895e+307) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 4.450147717014403e-308) & (_a63 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t4
-                    _inv1 = 1.0/_t19
-                    _inv2 = 1.0/_t34
-                    _inv3 = 1.0/_t59
-                    _t0 = _s31
-                    _t1 = 2.0*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)*_inv0
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = 2.0*_t3
-                    _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
-                    _t10 = ((_t2 - -_t5*_t9))*_inv0
-                    _t11 = _s7
-                    _t12 = _s5
-                    _t13 = 0.5*_t11 + 0.5*_t12
-                    _t14 = _s12
-                    _t15 = _s10
-                    _t16 = 0.5*_t14 + 0.5*_t15
-                    _t20 = ((_t13*_t13) + (_t16*_t16))*_inv1
-                    _t21 = ((_t13 - -_t20*_t9))*_inv1
-                    _t23 = 1.0 if _t7 > 0.0 else 0.0
-                    _t35 = _t28*_inv2
-                    _t36 = 1.0 if _t6 > 0.0 else 0.0
-                    _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
-                    _t38 = _t33*_t37
-                    _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
-                    _t40 = _t25*_t39
-                    _t41 = _t38 + _t40
-                    _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
-                    _t43 = _t22*_t42 + eps
-                    _t44 = _t28 + _t43
-                    _t45 = _t27*(1.0 if _t24 > 0.0 else 0.0)
-                    _t46 = _t45*((_t41 + _t44)*_inv2)
-                    _t47 = -_t23 - _t36 + 1.0
-                    _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
-                    _t49 = _t25*_t48
-                    _t50 = 0.5*_t45
-                    _t51 = _t50*((_t41 + _t43 - _t49)*_inv2)
-                    _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)*_inv2
-                    _t53 = q*x_e
-                    _t54 = 2.0*_t53
-                    _t55 = _t53*(-2.0*ln_b - 2.0*_lo59 + 1.0)
-                    _t56 = _s25
-                    _t57 = 2.0*_t56
-                    _t58 = -_t57
-                    _t60 = (_t56*_t56)*_inv3
-                    _t61 = py1 - ty1
-                    _t62 = -_t61
-                    _t63 = 2.0*_t17
-                    _t64 = _t63*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))
-                    _t65 = ((_t58 - -_t60*_t64))*_inv3
-                    _t66 = ((_t16 - -_t20*_t64))*_inv1
-                    _t67 = 1.0 if _t62 > 0.0 else 0.0
-                    _t68 = 1.0 if _t61 > 0.0 else 0.0
-                    _t69 = _t29*_t48 + _t41 + eps
-                    _t70 = _t25*(1.0 if _t26 > 0.0 else 0.0)
-                    _t71 = _t70*((_t28 + _t69)*_inv2)
-                    _t72 = -_t67 - _t68 + 1.0
-                    _t73 = 0.5*_t70
-                    _t74 = _t73*((-_t27*_t42 + _t69)*_inv2)
-                    _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)*_inv2
-                    _t76 = _t30 + px2
-                    _t77 = _t8*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-                    _t78 = ((_t1 - _t5*_t77))*_inv0
-                    _t79 = ((_t13 - _t20*_t77))*_inv1
-                    _t80 = 1.0 if _t76 > 0.0 else 0.0
-                    _t81 = -_t76
-                    _t82 = 1.0 if _t81 > 0.0 else 0.0
-                    _t83 = -_t80 - _t82 + 1.0
-                    _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)*_inv2
-                    _t85 = _t32 + py2
-                    _t86 = _t63*(1.0 if _t85 > 0.0 else (0.5 if _t85 == 0.0 else 0.0))
-                    _t87 = ((_t57 - _t60*_t86))*_inv3
-                    _t88 = ((_t16 - _t20*_t86))*_inv1
-                    _t89 = 1.0 if _t85 > 0.0 else 0.0
-                    _t90 = -_t85
-                    _t91 = 1.0 if _t90 > 0.0 else 0.0
-                    _t92 = -_t89 - _t91 + 1.0
-                    _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)*_inv2
-                    _t94 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
-                    _t95 = ((_t1 - -_t5*_t94))*_inv0
-                    _t96 = -_t13
-                    _t97 = ((_t96 - -_t20*_t94))*_inv1
-                    _t98 = _t38 + _t49
-                    _t99 = _t45*((_t44 + _t98)*_inv2)
-                    _t100 = _t50*((-_t40 + _t43 + _t98)*_inv2)
-                    _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)*_inv2
-                    _t102 = _t63*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))
-                    _t103 = ((_t57 - -_t102*_t60))*_inv3
-                    _t104 = -_t16
-                    _t105 = ((_t104 - -_t102*_t20))*_inv1
-                    _t106 = _t31*_t39 + _t49
-                    _t107 = _t70*((_t106 + _t44)*_inv2)
-                    _t108 = _t73*((_t106 - _t27*_t37 + _t43)*_inv2)
-                    _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)*_inv2
-                    _t110 = _t8*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))
-                    _t111 = ((_t2 - _t110*_t5))*_inv0
-                    _t112 = ((_t96 - _t110*_t20))*_inv1
-                    _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)*_inv2
-                    _t114 = _t63*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))
-                    _t115 = ((_t58 - _t114*_t60))*_inv3
-                    _t116 = ((_t104 - _t114*_t20))*_inv1
-                    _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)*_inv2
-                    d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(2.0*_t10 + 2.0*_t21 - 2.0*_t52)
-                    d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(2.0*_t65 + 2.0*_t66 - 2.0*_t75)
-                    d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(2.0*_t78 + 2.0*_t79 - 2.0*_t84)
-                    d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(2.0*_t87 + 2.0*_t88 - 2.0*_t93)
-                    d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-2.0*_t101 + 2.0*_t95 + 2.0*_t97)
-                    d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(2.0*_t103 + 2.0*_t105 - 2.0*_t109)
-                    d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(2.0*_t111 + 2.0*_t112 - 2.0*_t113)
-                    d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(2.0*_t115 + 2.0*_t116 - 2.0*_t117)
+            elif (x_e_w1 <= 1.0):  # logarithmic: L_EIoU <= 1
+                _sub34_w1 = x_e_w1 < 2.2250738585072014e-308
+                _lx35_w1 = x_e_w1*1.8014398509481984e+16
+                _lx36_w1 = (_lx35_w1 if _sub34_w1 else x_e_w1)
+                _lb37_w1 = _f64(_lx36_w1).view(_i64)
+                _lm38_w1 = _i64((_lb37_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                _big39_w1 = _lm38_w1 > 1.4142135623730951
+                _lh40_w1 = _lm38_w1*0.5
+                _lf41_w1 = (_lh40_w1 if _big39_w1 else _lm38_w1) - 1.0
+                _le42_w1 = _i64(_i64(_lb37_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                _lk43_w1 = _le42_w1 + (1.0 if _big39_w1 else 0.0) - (54.0 if _sub34_w1 else 0.0)
+                _ls44_w1 = _lf41_w1/(2.0 + _lf41_w1)
+                _lz45_w1 = _ls44_w1*_ls44_w1
+                _e46_w1 = 0.6666666666666666 + 0.4000000000000088*_lz45_w1
+                _e47_w1 = 0.28571428570803253 + 0.22222222391794727*_lz45_w1
+                _e48_w1 = 0.18181795631498243 + 0.15386240172447838*_lz45_w1
+                _e49_w1 = 0.13268760562036724 + 0.1308675766695207*_lz45_w1
+                _x50_w1 = _lz45_w1*_lz45_w1
+                _e51_w1 = _e46_w1 + _e47_w1*_x50_w1
+                _e52_w1 = _e48_w1 + _e49_w1*_x50_w1
+                _x53_w1 = _x50_w1*_x50_w1
+                _e54_w1 = _e51_w1 + _e52_w1*_x53_w1
+                _hf55_w1 = 0.5*(_lf41_w1*_lf41_w1)
+                _lg56_w1 = _lk43_w1*0.6931471805598903 + (_lf41_w1 - (_hf55_w1 - (_ls44_w1*(_hf55_w1 + _lz45_w1*_e54_w1) + (_lk43_w1*5.497923018708371e-14))))
+                _lo57_w1 = (-math.inf if x_e_w1 == 0.0 else math.nan)
+                _lo58_w1 = (_lg56_w1 if x_e_w1 > 0.0 else _lo57_w1)
+                _lo59_w1 = (_lo58_w1 if x_e_w1 < math.inf else x_e_w1)
+                value_w2 = q*(x_e_w1*x_e_w1)*(-2.0*ln_b - 2.0*_lo59_w1 + 1.0)
+                _t3_w2 = _s3_w1
+                _t4_w2 = (_t3_w2*_t3_w2) + eps
+                _t17_w2 = _s4_w1
+                _t18_w2 = _t17_w2*_t17_w2
+                _t19_w3 = _t18_w2 + _t4_w2
+                _t22_w2 = -py1_w1 + py2_w1
+                _t24_w2 = _s9_w1
+                _t25_w2 = max(_t24_w2, _t24_w2 - _t24_w2)
+                _t26_w2 = _s17_w1
+                _t27_w2 = max(_t26_w2, _t26_w2 - _t26_w2)
+                _t28_w2 = _t25_w2*_t27_w2
+                _t29_w2 = -px1_w1 + px2_w1
+                _t30_w2 = -tx2_w1
+                _t31_w2 = -_t30_w2 - tx1_w1
+                _t32_w2 = -ty2_w1
+                _t33_w3 = -_t32_w2 - ty1_w1
+                _t34_w3 = _t22_w2*_t29_w2 - _t28_w2 + _t31_w2*_t33_w3 + eps
+                _t59_w3 = _t18_w2 + eps
+                _a60_w1 = abs(_t4_w2)
+                _a61_w1 = abs(_t19_w3)
+                _a62_w1 = abs(_t34_w3)
+                _a63_w1 = abs(_t59_w3)
+                _ok_w1_w1 = (_a60_w1 >= 4.450147717014403e-308) & (_a60_w1 <= 2.247116418577895e+307) & (_a61_w1 >= 4.450147717014403e-308) & (_a61_w1 <= 2.247116418577895e+307) & (_a62_w1 >= 4.450147717014403e-308) & (_a62_w1 <= 2.247116418577895e+307) & (_a63_w1 >= 4.450147717014403e-308) & (_a63_w1 <= 2.247116418577895e+307)
+                if _ok_w1_w1:
+                    _inv0_w2 = 1.0/_t4_w2
+                    _inv1_w2 = 1.0/_t19_w3
+                    _inv2_w2 = 1.0/_t34_w3
+                    _inv3_w2 = 1.0/_t59_w3
+                    _t0_w4 = _s31_w1
+                    _t1_w4 = 2.0*_t0_w4
+                    _t2_w4 = -_t1_w4
+                    _t5_w4 = (_t0_w4*_t0_w4)*_inv0_w2
+                    _t6_w4 = px1_w1 - tx1_w1
+                    _t7_w4 = -_t6_w4
+                    _t8_w4 = 2.0*_t3_w2
+                    _t9_w4 = _t8_w4*(1.0 if _t7_w4 > 0.0 else (0.5 if _t7_w4 == 0.0 else 0.0))
+                    _t10_w4 = ((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2
+                    _t11_w4 = _s7_w1
+                    _t12_w4 = _s5_w1
+                    _t13_w4 = 0.5*_t11_w4 + 0.5*_t12_w4
+                    _t14_w4 = _s12_w1
+                    _t15_w4 = _s10_w1
+                    _t16_w3 = 0.5*_t14_w4 + 0.5*_t15_w4
+                    _t20_w3 = ((_t13_w4*_t13_w4) + (_t16_w3*_t16_w3))*_inv1_w2
+                    _t21_w4 = ((_t13_w4 - -_t20_w3*_t9_w4))*_inv1_w2
+                    _t23_w3 = 1.0 if _t7_w4 > 0.0 else 0.0
+                    _t35_w4 = _t28_w2*_inv2_w2
+                    _t36_w4 = 1.0 if _t6_w4 > 0.0 else 0.0
+                    _t37_w4 = min(_t31_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t38_w4 = _t33_w3*_t37_w4
+                    _t39_w4 = min(_t33_w3, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t40_w4 = _t25_w2*_t39_w4
+                    _t41_w4 = _t38_w4 + _t40_w4
+                    _t42_w4 = min(_t29_w2, max(_t12_w4, _t12_w4 - _t12_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t43_w4 = _t22_w2*_t42_w4 + eps
+                    _t44_w4 = _t28_w2 + _t43_w4
+                    _t45_w4 = _t27_w2*(1.0 if _t24_w2 > 0.0 else 0.0)
+                    _t46_w4 = _t45_w4*((_t41_w4 + _t44_w4)*_inv2_w2)
+                    _t47_w4 = -_t23_w3 - _t36_w4 + 1.0
+                    _t48_w4 = min(_t22_w2, max(_t15_w4, _t15_w4 - _t15_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t49_w4 = _t25_w2*_t48_w4
+                    _t50_w4 = 0.5*_t45_w4
+                    _t51_w4 = _t50_w4*((_t41_w4 + _t43_w4 - _t49_w4)*_inv2_w2)
+                    _t52_w4 = (_t22_w2*_t23_w3*_t35_w4 - _t36_w4*_t46_w4 - _t47_w4*_t51_w4)*_inv2_w2
+                    _t53_w3 = q*x_e_w1
+                    _t54_w4 = 2.0*_t53_w3
+                    _t55_w4 = _t53_w3*(-2.0*ln_b - 2.0*_lo59_w1 + 1.0)
+                    _t56_w4 = _s25_w1
+                    _t57_w4 = 2.0*_t56_w4
+                    _t58_w4 = -_t57_w4
+                    _t60_w4 = (_t56_w4*_t56_w4)*_inv3_w2
+                    _t61_w4 = py1_w1 - ty1_w1
+                    _t62_w4 = -_t61_w4
+                    _t63_w4 = 2.0*_t17_w2
+                    _t64_w4 = _t63_w4*(1.0 if _t62_w4 > 0.0 else (0.5 if _t62_w4 == 0.0 else 0.0))
+                    _t65_w4 = ((_t58_w4 - -_t60_w4*_t64_w4))*_inv3_w2
+                    _t66_w4 = ((_t16_w3 - -_t20_w3*_t64_w4))*_inv1_w2
+                    _t67_w4 = 1.0 if _t62_w4 > 0.0 else 0.0
+                    _t68_w4 = 1.0 if _t61_w4 > 0.0 else 0.0
+                    _t69_w4 = _t29_w2*_t48_w4 + _t41_w4 + eps
+                    _t70_w4 = _t25_w2*(1.0 if _t26_w2 > 0.0 else 0.0)
+                    _t71_w4 = _t70_w4*((_t28_w2 + _t69_w4)*_inv2_w2)
+                    _t72_w4 = -_t67_w4 - _t68_w4 + 1.0
+                    _t73_w4 = 0.5*_t70_w4
+                    _t74_w4 = _t73_w4*((-_t27_w2*_t42_w4 + _t69_w4)*_inv2_w2)
+                    _t75_w4 = (_t29_w2*_t35_w4*_t67_w4 - _t68_w4*_t71_w4 - _t72_w4*_t74_w4)*_inv2_w2
+                    _t76_w4 = _t30_w2 + px2_w1
+                    _t77_w4 = _t8_w4*(1.0 if _t76_w4 > 0.0 else (0.5 if _t76_w4 == 0.0 else 0.0))
+                    _t78_w4 = ((_t1_w4 - _t5_w4*_t77_w4))*_inv0_w2
+                    _t79_w4 = ((_t13_w4 - _t20_w3*_t77_w4))*_inv1_w2
+                    _t80_w4 = 1.0 if _t76_w4 > 0.0 else 0.0
+                    _t81_w4 = -_t76_w4
+                    _t82_w4 = 1.0 if _t81_w4 > 0.0 else 0.0
+                    _t83_w4 = -_t80_w4 - _t82_w4 + 1.0
+                    _t84_w4 = (-_t22_w2*_t35_w4*_t80_w4 + _t46_w4*_t82_w4 + _t51_w4*_t83_w4)*_inv2_w2
+                    _t85_w4 = _t32_w2 + py2_w1
+                    _t86_w4 = _t63_w4*(1.0 if _t85_w4 > 0.0 else (0.5 if _t85_w4 == 0.0 else 0.0))
+                    _t87_w4 = ((_t57_w4 - _t60_w4*_t86_w4))*_inv3_w2
+                    _t88_w4 = ((_t16_w3 - _t20_w3*_t86_w4))*_inv1_w2
+                    _t89_w4 = 1.0 if _t85_w4 > 0.0 else 0.0
+                    _t90_w4 = -_t85_w4
+                    _t91_w2 = 1.0 if _t90_w4 > 0.0 else 0.0
+                    _t92_w2 = -_t89_w4 - _t91_w2 + 1.0
+                    _t93_w2 = (-_t29_w2*_t35_w4*_t89_w4 + _t71_w4*_t91_w2 + _t74_w4*_t92_w2)*_inv2_w2
+                    _t94_w2 = _t8_w4*(1.0 if _t6_w4 > 0.0 else (0.5 if _t6_w4 == 0.0 else 0.0))
+                    _t95_w2 = ((_t1_w4 - -_t5_w4*_t94_w2))*_inv0_w2
+                    _t96_w2 = -_t13_w4
+                    _t97_w2 = ((_t96_w2 - -_t20_w3*_t94_w2))*_inv1_w2
+                    _t98_w2 = _t38_w4 + _t49_w4
+                    _t99_w2 = _t45_w4*((_t44_w4 + _t98_w2)*_inv2_w2)
+                    _t100_w2 = _t50_w4*((-_t40_w4 + _t43_w4 + _t98_w2)*_inv2_w2)
+                    _t101_w2 = (-_t100_w2*_t47_w4 - _t23_w3*_t99_w2 + _t33_w3*_t35_w4*_t36_w4)*_inv2_w2
+                    _t102_w2 = _t63_w4*(1.0 if _t61_w4 > 0.0 else (0.5 if _t61_w4 == 0.0 else 0.0))
+                    _t103_w2 = ((_t57_w4 - -_t102_w2*_t60_w4))*_inv3_w2
+                    _t104_w2 = -_t16_w3
+                    _t105_w2 = ((_t104_w2 - -_t102_w2*_t20_w3))*_inv1_w2
+                    _t106_w2 = _t31_w2*_t39_w4 + _t49_w4
+                    _t107_w2 = _t70_w4*((_t106_w2 + _t44_w4)*_inv2_w2)
+                    _t108_w2 = _t73_w4*((_t106_w2 - _t27_w2*_t37_w4 + _t43_w4)*_inv2_w2)
+                    _t109_w2 = (-_t107_w2*_t67_w4 - _t108_w2*_t72_w4 + _t31_w2*_t35_w4*_t68_w4)*_inv2_w2
+                    _t110_w2 = _t8_w4*(1.0 if _t81_w4 > 0.0 else (0.5 if _t81_w4 == 0.0 else 0.0))
+                    _t111_w2 = ((_t2_w4 - _t110_w2*_t5_w4))*_inv0_w2
+                    _t112_w2 = ((_t96_w2 - _t110_w2*_t20_w3))*_inv1_w2
+                    _t113_w2 = (_t100_w2*_t83_w4 - _t33_w3*_t35_w4*_t82_w4 + _t80_w4*_t99_w2)*_inv2_w2
+                    _t114_w2 = _t63_w4*(1.0 if _t90_w4 > 0.0 else (0.5 if _t90_w4 == 0.0 else 0.0))
+                    _t115_w2 = ((_t58_w4 - _t114_w2*_t60_w4))*_inv3_w2
+                    _t116_w2 = ((_t104_w2 - _t114_w2*_t20_w3))*_inv1_w2
+                    _t117_w2 = (_t107_w2*_t89_w4 + _t108_w2*_t92_w2 - _t31_w2*_t35_w4*_t91_w2)*_inv2_w2
+                    d_px1_w1 = -_t54_w4*(_t10_w4 + _t21_w4 - _t52_w4) + _t55_w4*(2.0*_t10_w4 + 2.0*_t21_w4 - 2.0*_t52_w4)
+                    d_py1_w1 = -_t54_w4*(_t65_w4 + _t66_w4 - _t75_w4) + _t55_w4*(2.0*_t65_w4 + 2.0*_t66_w4 - 2.0*_t75_w4)
+                    d_px2_w1 = -_t54_w4*(_t78_w4 + _t79_w4 - _t84_w4) + _t55_w4*(2.0*_t78_w4 + 2.0*_t79_w4 - 2.0*_t84_w4)
+                    d_py2_w1 = -_t54_w4*(_t87_w4 + _t88_w4 - _t93_w2) + _t55_w4*(2.0*_t87_w4 + 2.0*_t88_w4 - 2.0*_t93_w2)
+                    d_tx1_w1 = -_t54_w4*(-_t101_w2 + _t95_w2 + _t97_w2) + _t55_w4*(-2.0*_t101_w2 + 2.0*_t95_w2 + 2.0*_t97_w2)
+                    d_ty1_w1 = -_t54_w4*(_t103_w2 + _t105_w2 - _t109_w2) + _t55_w4*(2.0*_t103_w2 + 2.0*_t105_w2 - 2.0*_t109_w2)
+                    d_tx2_w1 = -_t54_w4*(_t111_w2 + _t112_w2 - _t113_w2) + _t55_w4*(2.0*_t111_w2 + 2.0*_t112_w2 - 2.0*_t113_w2)
+                    d_ty2_w1 = -_t54_w4*(_t115_w2 + _t116_w2 - _t117_w2) + _t55_w4*(2.0*_t115_w2 + 2.0*_t116_w2 - 2.0*_t117_w2)
                 else:
-                    _t0 = _s31
-                    _t1 = 2.0*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)/_t4
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = 2.0*_t3
-                    _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
-                    _t10 = ((_t2 - -_t5*_t9))/_t4
-                    _t11 = _s7
-                    _t12 = _s5
-                    _t13 = 0.5*_t11 + 0.5*_t12
-                    _t14 = _s12
-                    _t15 = _s10
-                    _t16 = 0.5*_t14 + 0.5*_t15
-                    _t20 = ((_t13*_t13) + (_t16*_t16))/_t19
-                    _t21 = ((_t13 - -_t20*_t9))/_t19
-                    _t23 = 1.0 if _t7 > 0.0 else 0.0
-                    _t35 = _t28/_t34
-                    _t36 = 1.0 if _t6 > 0.0 else 0.0
-                    _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
-                    _t38 = _t33*_t37
-                    _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
-                    _t40 = _t25*_t39
-                    _t41 = _t38 + _t40
-                    _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
-                    _t43 = _t22*_t42 + eps
-                    _t44 = _t28 + _t43
-                    _t45 = _t27*(1.0 if _t24 > 0.0 else 0.0)
-                    _t46 = _t45*((_t41 + _t44)/_t34)
-                    _t47 = -_t23 - _t36 + 1.0
-                    _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
-                    _t49 = _t25*_t48
-                    _t50 = 0.5*_t45
-                    _t51 = _t50*((_t41 + _t43 - _t49)/_t34)
-                    _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)/_t34
-                    _t53 = q*x_e
-                    _t54 = 2.0*_t53
-                    _t55 = _t53*(-2.0*ln_b - 2.0*_lo59 + 1.0)
-                    _t56 = _s25
-                    _t57 = 2.0*_t56
-                    _t58 = -_t57
-                    _t60 = (_t56*_t56)/_t59
-                    _t61 = py1 - ty1
-                    _t62 = -_t61
-                    _t63 = 2.0*_t17
-                    _t64 = _t63*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))
-                    _t65 = ((_t58 - -_t60*_t64))/_t59
-                    _t66 = ((_t16 - -_t20*_t64))/_t19
-                    _t67 = 1.0 if _t62 > 0.0 else 0.0
-                    _t68 = 1.0 if _t61 > 0.0 else 0.0
-                    _t69 = _t29*_t48 + _t41 + eps
-                    _t70 = _t25*(1.0 if _t26 > 0.0 else 0.0)
-                    _t71 = _t70*((_t28 + _t69)/_t34)
-                    _t72 = -_t67 - _t68 + 1.0
-                    _t73 = 0.5*_t70
-                    _t74 = _t73*((-_t27*_t42 + _t69)/_t34)
-                    _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)/_t34
-                    _t76 = _t30 + px2
-                    _t77 = _t8*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-                    _t78 = ((_t1 - _t5*_t77))/_t4
-                    _t79 = ((_t13 - _t20*_t77))/_t19
-                    _t80 = 1.0 if _t76 > 0.0 else 0.0
-                    _t81 = -_t76
-                    _t82 = 1.0 if _t81 > 0.0 else 0.0
-                    _t83 = -_t80 - _t82 + 1.0
-                    _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)/_t34
-                    _t85 = _t32 + py2
-                    _t86 = _t63*(1.0 if _t85 > 0.0 else (0.5 if _t85 == 0.0 else 0.0))
-                    _t87 = ((_t57 - _t60*_t86))/_t59
-                    _t88 = ((_t16 - _t20*_t86))/_t19
-                    _t89 = 1.0 if _t85 > 0.0 else 0.0
-                    _t90 = -_t85
-                    _t91 = 1.0 if _t90 > 0.0 else 0.0
-                    _t92 = -_t89 - _t91 + 1.0
-                    _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)/_t34
-                    _t94 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
-                    _t95 = ((_t1 - -_t5*_t94))/_t4
-                    _t96 = -_t13
-                    _t97 = ((_t96 - -_t20*_t94))/_t19
-                    _t98 = _t38 + _t49
-                    _t99 = _t45*((_t44 + _t98)/_t34)
-                    _t100 = _t50*((-_t40 + _t43 + _t98)/_t34)
-                    _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)/_t34
-                    _t102 = _t63*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))
-                    _t103 = ((_t57 - -_t102*_t60))/_t59
-                    _t104 = -_t16
-                    _t105 = ((_t104 - -_t102*_t20))/_t19
-                    _t106 = _t31*_t39 + _t49
-                    _t107 = _t70*((_t106 + _t44)/_t34)
-                    _t108 = _t73*((_t106 - _t27*_t37 + _t43)/_t34)
-                    _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)/_t34
-                    _t110 = _t8*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))
-                    _t111 = ((_t2 - _t110*_t5))/_t4
-                    _t112 = ((_t96 - _t110*_t20))/_t19
-                    _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)/_t34
-                    _t114 = _t63*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))
-                    _t115 = ((_t58 - _t114*_t60))/_t59
-                    _t116 = ((_t104 - _t114*_t20))/_t19
-                    _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)/_t34
-                    d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(2.0*_t10 + 2.0*_t21 - 2.0*_t52)
-                    d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(2.0*_t65 + 2.0*_t66 - 2.0*_t75)
-                    d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(2.0*_t78 + 2.0*_t79 - 2.0*_t84)
-                    d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(2.0*_t87 + 2.0*_t88 - 2.0*_t93)
-                    d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-2.0*_t101 + 2.0*_t95 + 2.0*_t97)
-                    d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(2.0*_t103 + 2.0*_t105 - 2.0*_t109)
-                    d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(2.0*_t111 + 2.0*_t112 - 2.0*_t113)
-                    d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(2.0*_t115 + 2.0*_t116 - 2.0*_t117)
+                    _t0_w1_w1 = _s31_w1
+                    _t1_w1_w1 = 2.0*_t0_w1_w1
+                    _t2_w1_w1 = -_t1_w1_w1
+                    _t5_w1_w1 = (_t0_w1_w1*_t0_w1_w1)/_t4_w2
+                    _t6_w1_w1 = px1_w1 - tx1_w1
+                    _t7_w1_w1 = -_t6_w1_w1
+                    _t8_w1_w1 = 2.0*_t3_w2
+                    _t9_w1_w1 = _t8_w1_w1*(1.0 if _t7_w1_w1 > 0.0 else (0.5 if _t7_w1_w1 == 0.0 else 0.0))
+                    _t10_w1_w1 = ((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2
+                    _t11_w1_w1 = _s7_w1
+                    _t12_w1_w1 = _s5_w1
+                    _t13_w1_w1 = 0.5*_t11_w1_w1 + 0.5*_t12_w1_w1
+                    _t14_w1_w1 = _s12_w1
+                    _t15_w1_w1 = _s10_w1
+                    _t16_w1_w1 = 0.5*_t14_w1_w1 + 0.5*_t15_w1_w1
+                    _t20_w1_w1 = ((_t13_w1_w1*_t13_w1_w1) + (_t16_w1_w1*_t16_w1_w1))/_t19_w3
+                    _t21_w1_w1 = ((_t13_w1_w1 - -_t20_w1_w1*_t9_w1_w1))/_t19_w3
+                    _t23_w1_w1 = 1.0 if _t7_w1_w1 > 0.0 else 0.0
+                    _t35_w1_w1 = _t28_w2/_t34_w3
+                    _t36_w1_w1 = 1.0 if _t6_w1_w1 > 0.0 else 0.0
+                    _t37_w1_w1 = min(_t31_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t38_w1_w1 = _t33_w3*_t37_w1_w1
+                    _t39_w1_w1 = min(_t33_w3, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t40_w1_w1 = _t25_w2*_t39_w1_w1
+                    _t41_w1_w1 = _t38_w1_w1 + _t40_w1_w1
+                    _t42_w1_w1 = min(_t29_w2, max(_t12_w1_w1, _t12_w1_w1 - _t12_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t43_w1_w1 = _t22_w2*_t42_w1_w1 + eps
+                    _t44_w1_w1 = _t28_w2 + _t43_w1_w1
+                    _t45_w1_w1 = _t27_w2*(1.0 if _t24_w2 > 0.0 else 0.0)
+                    _t46_w1_w1 = _t45_w1_w1*((_t41_w1_w1 + _t44_w1_w1)/_t34_w3)
+                    _t47_w1_w1 = -_t23_w1_w1 - _t36_w1_w1 + 1.0
+                    _t48_w1_w1 = min(_t22_w2, max(_t15_w1_w1, _t15_w1_w1 - _t15_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t49_w1_w1 = _t25_w2*_t48_w1_w1
+                    _t50_w1_w1 = 0.5*_t45_w1_w1
+                    _t51_w1_w1 = _t50_w1_w1*((_t41_w1_w1 + _t43_w1_w1 - _t49_w1_w1)/_t34_w3)
+                    _t52_w1_w1 = (_t22_w2*_t23_w1_w1*_t35_w1_w1 - _t36_w1_w1*_t46_w1_w1 - _t47_w1_w1*_t51_w1_w1)/_t34_w3
+                    _t53_w1_w1 = q*x_e_w1
+                    _t54_w1_w1 = 2.0*_t53_w1_w1
+                    _t55_w1_w1 = _t53_w1_w1*(-2.0*ln_b - 2.0*_lo59_w1 + 1.0)
+                    _t56_w1_w1 = _s25_w1
+                    _t57_w1_w1 = 2.0*_t56_w1_w1
+                    _t58_w1_w1 = -_t57_w1_w1
+                    _t60_w1_w1 = (_t56_w1_w1*_t56_w1_w1)/_t59_w3
+                    _t61_w1_w1 = py1_w1 - ty1_w1
+                    _t62_w1_w1 = -_t61_w1_w1
+                    _t63_w1_w1 = 2.0*_t17_w2
+                    _t64_w1_w1 = _t63_w1_w1*(1.0 if _t62_w1_w1 > 0.0 else (0.5 if _t62_w1_w1 == 0.0 else 0.0))
+                    _t65_w1_w1 = ((_t58_w1_w1 - -_t60_w1_w1*_t64_w1_w1))/_t59_w3
+                    _t66_w1_w1 = ((_t16_w1_w1 - -_t20_w1_w1*_t64_w1_w1))/_t19_w3
+                    _t67_w1_w1 = 1.0 if _t62_w1_w1 > 0.0 else 0.0
+                    _t68_w1_w1 = 1.0 if _t61_w1_w1 > 0.0 else 0.0
+                    _t69_w1_w1 = _t29_w2*_t48_w1_w1 + _t41_w1_w1 + eps
+                    _t70_w1_w1 = _t25_w2*(1.0 if _t26_w2 > 0.0 else 0.0)
+                    _t71_w1_w1 = _t70_w1_w1*((_t28_w2 + _t69_w1_w1)/_t34_w3)
+                    _t72_w1_w1 = -_t67_w1_w1 - _t68_w1_w1 + 1.0
+                    _t73_w1_w1 = 0.5*_t70_w1_w1
+                    _t74_w1_w1 = _t73_w1_w1*((-_t27_w2*_t42_w1_w1 + _t69_w1_w1)/_t34_w3)
+                    _t75_w1_w1 = (_t29_w2*_t35_w1_w1*_t67_w1_w1 - _t68_w1_w1*_t71_w1_w1 - _t72_w1_w1*_t74_w1_w1)/_t34_w3
+                    _t76_w1_w1 = _t30_w2 + px2_w1
+                    _t77_w1_w1 = _t8_w1_w1*(1.0 if _t76_w1_w1 > 0.0 else (0.5 if _t76_w1_w1 == 0.0 else 0.0))
+                    _t78_w1_w1 = ((_t1_w1_w1 - _t5_w1_w1*_t77_w1_w1))/_t4_w2
+                    _t79_w1_w1 = ((_t13_w1_w1 - _t20_w1_w1*_t77_w1_w1))/_t19_w3
+                    _t80_w1_w1 = 1.0 if _t76_w1_w1 > 0.0 else 0.0
+                    _t81_w1_w1 = -_t76_w1_w1
+                    _t82_w1_w1 = 1.0 if _t81_w1_w1 > 0.0 else 0.0
+                    _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + 1.0
+                    _t84_w1_w1 = (-_t22_w2*_t35_w1_w1*_t80_w1_w1 + _t46_w1_w1*_t82_w1_w1 + _t51_w1_w1*_t83_w1_w1)/_t34_w3
+                    _t85_w1_w1 = _t32_w2 + py2_w1
+                    _t86_w1_w1 = _t63_w1_w1*(1.0 if _t85_w1_w1 > 0.0 else (0.5 if _t85_w1_w1 == 0.0 else 0.0))
+                    _t87_w1_w1 = ((_t57_w1_w1 - _t60_w1_w1*_t86_w1_w1))/_t59_w3
+                    _t88_w1_w1 = ((_t16_w1_w1 - _t20_w1_w1*_t86_w1_w1))/_t19_w3
+                    _t89_w1_w1 = 1.0 if _t85_w1_w1 > 0.0 else 0.0
+                    _t90_w1_w1 = -_t85_w1_w1
+                    _t91_w1 = 1.0 if _t90_w1_w1 > 0.0 else 0.0
+                    _t92_w1 = -_t89_w1_w1 - _t91_w1 + 1.0
+                    _t93_w1 = (-_t29_w2*_t35_w1_w1*_t89_w1_w1 + _t71_w1_w1*_t91_w1 + _t74_w1_w1*_t92_w1)/_t34_w3
+                    _t94_w1 = _t8_w1_w1*(1.0 if _t6_w1_w1 > 0.0 else (0.5 if _t6_w1_w1 == 0.0 else 0.0))
+                    _t95_w1 = ((_t1_w1_w1 - -_t5_w1_w1*_t94_w1))/_t4_w2
+                    _t96_w1 = -_t13_w1_w1
+                    _t97_w1 = ((_t96_w1 - -_t20_w1_w1*_t94_w1))/_t19_w3
+                    _t98_w1 = _t38_w1_w1 + _t49_w1_w1
+                    _t99_w1 = _t45_w1_w1*((_t44_w1_w1 + _t98_w1)/_t34_w3)
+                    _t100_w1 = _t50_w1_w1*((-_t40_w1_w1 + _t43_w1_w1 + _t98_w1)/_t34_w3)
+                    _t101_w1 = (-_t100_w1*_t47_w1_w1 - _t23_w1_w1*_t99_w1 + _t33_w3*_t35_w1_w1*_t36_w1_w1)/_t34_w3
+                    _t102_w1 = _t63_w1_w1*(1.0 if _t61_w1_w1 > 0.0 else (0.5 if _t61_w1_w1 == 0.0 else 0.0))
+                    _t103_w1 = ((_t57_w1_w1 - -_t102_w1*_t60_w1_w1))/_t59_w3
+                    _t104_w1 = -_t16_w1_w1
+                    _t105_w1 = ((_t104_w1 - -_t102_w1*_t20_w1_w1))/_t19_w3
+                    _t106_w1 = _t31_w2*_t39_w1_w1 + _t49_w1_w1
+                    _t107_w1 = _t70_w1_w1*((_t106_w1 + _t44_w1_w1)/_t34_w3)
+                    _t108_w1 = _t73_w1_w1*((_t106_w1 - _t27_w2*_t37_w1_w1 + _t43_w1_w1)/_t34_w3)
+                    _t109_w1 = (-_t107_w1*_t67_w1_w1 - _t108_w1*_t72_w1_w1 + _t31_w2*_t35_w1_w1*_t68_w1_w1)/_t34_w3
+                    _t110_w1 = _t8_w1_w1*(1.0 if _t81_w1_w1 > 0.0 else (0.5 if _t81_w1_w1 == 0.0 else 0.0))
+                    _t111_w1 = ((_t2_w1_w1 - _t110_w1*_t5_w1_w1))/_t4_w2
+                    _t112_w1 = ((_t96_w1 - _t110_w1*_t20_w1_w1))/_t19_w3
+                    _t113_w1 = (_t100_w1*_t83_w1_w1 - _t33_w3*_t35_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t99_w1)/_t34_w3
+                    _t114_w1 = _t63_w1_w1*(1.0 if _t90_w1_w1 > 0.0 else (0.5 if _t90_w1_w1 == 0.0 else 0.0))
+                    _t115_w1 = ((_t58_w1_w1 - _t114_w1*_t60_w1_w1))/_t59_w3
+                    _t116_w1 = ((_t104_w1 - _t114_w1*_t20_w1_w1))/_t19_w3
+                    _t117_w1 = (_t107_w1*_t89_w1_w1 + _t108_w1*_t92_w1 - _t31_w2*_t35_w1_w1*_t91_w1)/_t34_w3
+                    d_px1_w1 = -_t54_w1_w1*(_t10_w1_w1 + _t21_w1_w1 - _t52_w1_w1) + _t55_w1_w1*(2.0*_t10_w1_w1 + 2.0*_t21_w1_w1 - 2.0*_t52_w1_w1)
+                    d_py1_w1 = -_t54_w1_w1*(_t65_w1_w1 + _t66_w1_w1 - _t75_w1_w1) + _t55_w1_w1*(2.0*_t65_w1_w1 + 2.0*_t66_w1_w1 - 2.0*_t75_w1_w1)
+                    d_px2_w1 = -_t54_w1_w1*(_t78_w1_w1 + _t79_w1_w1 - _t84_w1_w1) + _t55_w1_w1*(2.0*_t78_w1_w1 + 2.0*_t79_w1_w1 - 2.0*_t84_w1_w1)
+                    d_py2_w1 = -_t54_w1_w1*(_t87_w1_w1 + _t88_w1_w1 - _t93_w1) + _t55_w1_w1*(2.0*_t87_w1_w1 + 2.0*_t88_w1_w1 - 2.0*_t93_w1)
+                    d_tx1_w1 = -_t54_w1_w1*(-_t101_w1 + _t95_w1 + _t97_w1) + _t55_w1_w1*(-2.0*_t101_w1 + 2.0*_t95_w1 + 2.0*_t97_w1)
+                    d_ty1_w1 = -_t54_w1_w1*(_t103_w1 + _t105_w1 - _t109_w1) + _t55_w1_w1*(2.0*_t103_w1 + 2.0*_t105_w1 - 2.0*_t109_w1)
+                    d_tx2_w1 = -_t54_w1_w1*(_t111_w1 + _t112_w1 - _t113_w1) + _t55_w1_w1*(2.0*_t111_w1 + 2.0*_t112_w1 - 2.0*_t113_w1)
+                    d_ty2_w1 = -_t54_w1_w1*(_t115_w1 + _t116_w1 - _t117_w1) + _t55_w1_w1*(2.0*_t115_w1 + 2.0*_t116_w1 - 2.0*_t117_w1)
             else:  # linear: L_EIoU > 1
-                value = c_lin + s*x_e
-                _t3 = _s3
-                _t4 = (_t3*_t3) + eps
-                _t16 = _s4
-                _t17 = _t16*_t16
-                _t18 = _t17 + _t4
-                _t20 = -py1 + py2
-                _t22 = _s9
-                _t23 = max(_t22, _t22 - _t22)
-                _t24 = _s17
-                _t25 = max(_t24, _t24 - _t24)
-                _t26 = _t23*_t25
-                _t27 = -px1 + px2
-                _t28 = -tx2
-                _t29 = -_t28 - tx1
-                _t30 = -ty2
-                _t31 = -_t30 - ty1
-                _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
-                _t53 = _t17 + eps
-                _a64 = abs(_t4)
-                _a65 = abs(_t18)
-                _a66 = abs(_t32)
-                _a67 = abs(_t53)
-                _ok = (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307) & (_a66 >= 4.450147717014403e-308) & (_a66 <= 2.247116418577895e+307) & (_a67 >= 4.450147717014403e-308) & (_a67 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t4
-                    _inv1 = 1.0/_t18
-                    _inv2 = 1.0/_t32
-                    _inv3 = 1.0/_t53
-                    _t0 = _s31
-                    _t1 = 2.0*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)*_inv0
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = 2.0*_t3
-                    _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
-                    _t10 = _s7
-                    _t11 = _s5
-                    _t12 = 0.5*_t10 + 0.5*_t11
-                    _t13 = _s12
-                    _t14 = _s10
-                    _t15 = 0.5*_t13 + 0.5*_t14
-                    _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-                    _t21 = 1.0 if _t7 > 0.0 else 0.0
-                    _t33 = _t26*_inv2
-                    _t34 = 1.0 if _t6 > 0.0 else 0.0
-                    _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t36 = _t31*_t35
-                    _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-                    _t38 = _t23*_t37
-                    _t39 = _t36 + _t38
-                    _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-                    _t41 = _t20*_t40 + eps
-                    _t42 = _t26 + _t41
-                    _t43 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-                    _t44 = _t43*((_t39 + _t42)*_inv2)
-                    _t45 = -_t21 - _t34 + 1.0
-                    _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-                    _t47 = _t23*_t46
-                    _t48 = 0.5*_t43
-                    _t49 = _t48*((_t39 + _t41 - _t47)*_inv2)
-                    _t50 = _s25
-                    _t51 = 2.0*_t50
-                    _t52 = -_t51
-                    _t54 = (_t50*_t50)*_inv3
-                    _t55 = py1 - ty1
-                    _t56 = -_t55
-                    _t57 = 2.0*_t16
-                    _t58 = _t57*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-                    _t59 = 1.0 if _t56 > 0.0 else 0.0
-                    _t60 = 1.0 if _t55 > 0.0 else 0.0
-                    _t61 = _t27*_t46 + _t39 + eps
-                    _t62 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-                    _t63 = _t62*((_t26 + _t61)*_inv2)
-                    _t64 = -_t59 - _t60 + 1.0
-                    _t65 = 0.5*_t62
-                    _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
-                    _t67 = _t28 + px2
-                    _t68 = _t8*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
-                    _t69 = 1.0 if _t67 > 0.0 else 0.0
-                    _t70 = -_t67
-                    _t71 = 1.0 if _t70 > 0.0 else 0.0
-                    _t72 = -_t69 - _t71 + 1.0
-                    _t73 = _t30 + py2
-                    _t74 = _t57*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-                    _t75 = 1.0 if _t73 > 0.0 else 0.0
-                    _t76 = -_t73
-                    _t77 = 1.0 if _t76 > 0.0 else 0.0
-                    _t78 = -_t75 - _t77 + 1.0
-                    _t79 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
-                    _t80 = -_t12
-                    _t81 = _t36 + _t47
-                    _t82 = _t43*((_t42 + _t81)*_inv2)
-                    _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-                    _t84 = _t57*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))
-                    _t85 = -_t15
-                    _t86 = _t29*_t37 + _t47
-                    _t87 = _t62*((_t42 + _t86)*_inv2)
-                    _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-                    _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
-                    _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-                    _s68 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
-                    d_px1 = s*(_s68 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
-                    _s69 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
-                    d_py1 = s*(_s69 + (((_t15 - -_t19*_t58))*_inv1) + (((_t52 - -_t54*_t58))*_inv3))
-                    _s70 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)*_inv2)
-                    d_px2 = s*(_s70 + (((_t1 - _t5*_t68))*_inv0) + (((_t12 - _t19*_t68))*_inv1))
-                    _s71 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)*_inv2)
-                    d_py2 = s*(_s71 + (((_t15 - _t19*_t74))*_inv1) + (((_t51 - _t54*_t74))*_inv3))
-                    _s72 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)*_inv2)
-                    d_tx1 = s*(_s72 + (((_t1 - -_t5*_t79))*_inv0) + (((_t80 - -_t19*_t79))*_inv1))
-                    _s73 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)*_inv2)
-                    d_ty1 = s*(_s73 + (((_t51 - -_t54*_t84))*_inv3) + (((_t85 - -_t19*_t84))*_inv1))
-                    _s74 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)*_inv2)
-                    d_tx2 = s*(_s74 + (((_t2 - _t5*_t89))*_inv0) + (((_t80 - _t19*_t89))*_inv1))
-                    _s75 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)*_inv2)
-                    d_ty2 = s*(_s75 + (((_t52 - _t54*_t90))*_inv3) + (((_t85 - _t19*_t90))*_inv1))
+                value_w3 = c_lin + s*x_e_w1
+                _t3_w1_w1 = _s3_w1
+                _t4_w1_w1 = (_t3_w1_w1*_t3_w1_w1) + eps
+                _t16_w2 = _s4_w1
+                _t17_w1_w1 = _t16_w2*_t16_w2
+                _t18_w1_w1 = _t17_w1_w1 + _t4_w1_w1
+                _t20_w2 = -py1_w1 + py2_w1
+                _t22_w1_w1 = _s9_w1
+                _t23_w2 = max(_t22_w1_w1, _t22_w1_w1 - _t22_w1_w1)
+                _t24_w1_w1 = _s17_w1
+                _t25_w1_w1 = max(_t24_w1_w1, _t24_w1_w1 - _t24_w1_w1)
+                _t26_w1_w1 = _t23_w2*_t25_w1_w1
+                _t27_w1_w1 = -px1_w1 + px2_w1
+                _t28_w1_w1 = -tx2_w1
+                _t29_w1_w1 = -_t28_w1_w1 - tx1_w1
+                _t30_w1_w1 = -ty2_w1
+                _t31_w1_w1 = -_t30_w1_w1 - ty1_w1
+                _t32_w1_w1 = _t20_w2*_t27_w1_w1 - _t26_w1_w1 + _t29_w1_w1*_t31_w1_w1 + eps
+                _t53_w2 = _t17_w1_w1 + eps
+                _a64_w1 = abs(_t4_w1_w1)
+                _a65_w1 = abs(_t18_w1_w1)
+                _a66_w1 = abs(_t32_w1_w1)
+                _a67_w1 = abs(_t53_w2)
+                _ok_w2_w1 = (_a64_w1 >= 4.450147717014403e-308) & (_a64_w1 <= 2.247116418577895e+307) & (_a65_w1 >= 4.450147717014403e-308) & (_a65_w1 <= 2.247116418577895e+307) & (_a66_w1 >= 4.450147717014403e-308) & (_a66_w1 <= 2.247116418577895e+307) & (_a67_w1 >= 4.450147717014403e-308) & (_a67_w1 <= 2.247116418577895e+307)
+                if _ok_w2_w1:
+                    _inv0_w1_w1 = 1.0/_t4_w1_w1
+                    _inv1_w1_w1 = 1.0/_t18_w1_w1
+                    _inv2_w1_w1 = 1.0/_t32_w1_w1
+                    _inv3_w1_w1 = 1.0/_t53_w2
+                    _t0_w2 = _s31_w1
+                    _t1_w2 = 2.0*_t0_w2
+                    _t2_w2 = -_t1_w2
+                    _t5_w2 = (_t0_w2*_t0_w2)*_inv0_w1_w1
+                    _t6_w2 = px1_w1 - tx1_w1
+                    _t7_w2 = -_t6_w2
+                    _t8_w2 = 2.0*_t3_w1_w1
+                    _t9_w2 = _t8_w2*(1.0 if _t7_w2 > 0.0 else (0.5 if _t7_w2 == 0.0 else 0.0))
+                    _t10_w2 = _s7_w1
+                    _t11_w2 = _s5_w1
+                    _t12_w2 = 0.5*_t10_w2 + 0.5*_t11_w2
+                    _t13_w2 = _s12_w1
+                    _t14_w2 = _s10_w1
+                    _t15_w2 = 0.5*_t13_w2 + 0.5*_t14_w2
+                    _t19_w1_w1 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
+                    _t21_w2 = 1.0 if _t7_w2 > 0.0 else 0.0
+                    _t33_w1_w1 = _t26_w1_w1*_inv2_w1_w1
+                    _t34_w1_w1 = 1.0 if _t6_w2 > 0.0 else 0.0
+                    _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t36_w2 = _t31_w1_w1*_t35_w2
+                    _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t38_w2 = _t23_w2*_t37_w2
+                    _t39_w2 = _t36_w2 + _t38_w2
+                    _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t41_w2 = _t20_w2*_t40_w2 + eps
+                    _t42_w2 = _t26_w1_w1 + _t41_w2
+                    _t43_w2 = _t25_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else 0.0)
+                    _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
+                    _t45_w2 = -_t21_w2 - _t34_w1_w1 + 1.0
+                    _t46_w2 = min(_t20_w2, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t47_w2 = _t23_w2*_t46_w2
+                    _t48_w2 = 0.5*_t43_w2
+                    _t49_w2 = _t48_w2*((_t39_w2 + _t41_w2 - _t47_w2)*_inv2_w1_w1)
+                    _t50_w2 = _s25_w1
+                    _t51_w2 = 2.0*_t50_w2
+                    _t52_w2 = -_t51_w2
+                    _t54_w2 = (_t50_w2*_t50_w2)*_inv3_w1_w1
+                    _t55_w2 = py1_w1 - ty1_w1
+                    _t56_w2 = -_t55_w2
+                    _t57_w2 = 2.0*_t16_w2
+                    _t58_w2 = _t57_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))
+                    _t59_w1_w1 = 1.0 if _t56_w2 > 0.0 else 0.0
+                    _t60_w2 = 1.0 if _t55_w2 > 0.0 else 0.0
+                    _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
+                    _t62_w2 = _t23_w2*(1.0 if _t24_w1_w1 > 0.0 else 0.0)
+                    _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
+                    _t64_w2 = -_t59_w1_w1 - _t60_w2 + 1.0
+                    _t65_w2 = 0.5*_t62_w2
+                    _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
+                    _t67_w2 = _t28_w1_w1 + px2_w1
+                    _t68_w2 = _t8_w2*(1.0 if _t67_w2 > 0.0 else (0.5 if _t67_w2 == 0.0 else 0.0))
+                    _t69_w2 = 1.0 if _t67_w2 > 0.0 else 0.0
+                    _t70_w2 = -_t67_w2
+                    _t71_w2 = 1.0 if _t70_w2 > 0.0 else 0.0
+                    _t72_w2 = -_t69_w2 - _t71_w2 + 1.0
+                    _t73_w2 = _t30_w1_w1 + py2_w1
+                    _t74_w2 = _t57_w2*(1.0 if _t73_w2 > 0.0 else (0.5 if _t73_w2 == 0.0 else 0.0))
+                    _t75_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+                    _t76_w2 = -_t73_w2
+                    _t77_w2 = 1.0 if _t76_w2 > 0.0 else 0.0
+                    _t78_w2 = -_t75_w2 - _t77_w2 + 1.0
+                    _t79_w2 = _t8_w2*(1.0 if _t6_w2 > 0.0 else (0.5 if _t6_w2 == 0.0 else 0.0))
+                    _t80_w2 = -_t12_w2
+                    _t81_w2 = _t36_w2 + _t47_w2
+                    _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
+                    _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
+                    _t84_w2 = _t57_w2*(1.0 if _t55_w2 > 0.0 else (0.5 if _t55_w2 == 0.0 else 0.0))
+                    _t85_w2 = -_t15_w2
+                    _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
+                    _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
+                    _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
+                    _t89_w2 = _t8_w2*(1.0 if _t70_w2 > 0.0 else (0.5 if _t70_w2 == 0.0 else 0.0))
+                    _t90_w2 = _t57_w2*(1.0 if _t76_w2 > 0.0 else (0.5 if _t76_w2 == 0.0 else 0.0))
+                    _s68_w1 = -((_t20_w2*_t21_w2*_t33_w1_w1 - _t34_w1_w1*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
+                    d_px1_w1 = s*(_s68_w1 + (((_t12_w2 - -_t19_w1_w1*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
+                    _s69_w1 = -((_t27_w1_w1*_t33_w1_w1*_t59_w1_w1 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
+                    d_py1_w1 = s*(_s69_w1 + (((_t15_w2 - -_t19_w1_w1*_t58_w2))*_inv1_w1_w1) + (((_t52_w2 - -_t54_w2*_t58_w2))*_inv3_w1_w1))
+                    _s70_w1 = -((-_t20_w2*_t33_w1_w1*_t69_w2 + _t44_w2*_t71_w2 + _t49_w2*_t72_w2)*_inv2_w1_w1)
+                    d_px2_w1 = s*(_s70_w1 + (((_t1_w2 - _t5_w2*_t68_w2))*_inv0_w1_w1) + (((_t12_w2 - _t19_w1_w1*_t68_w2))*_inv1_w1_w1))
+                    _s71_w1 = -((-_t27_w1_w1*_t33_w1_w1*_t75_w2 + _t63_w2*_t77_w2 + _t66_w2*_t78_w2)*_inv2_w1_w1)
+                    d_py2_w1 = s*(_s71_w1 + (((_t15_w2 - _t19_w1_w1*_t74_w2))*_inv1_w1_w1) + (((_t51_w2 - _t54_w2*_t74_w2))*_inv3_w1_w1))
+                    _s72_w1 = -((-_t21_w2*_t82_w2 + _t31_w1_w1*_t33_w1_w1*_t34_w1_w1 - _t45_w2*_t83_w2)*_inv2_w1_w1)
+                    d_tx1_w1 = s*(_s72_w1 + (((_t1_w2 - -_t5_w2*_t79_w2))*_inv0_w1_w1) + (((_t80_w2 - -_t19_w1_w1*_t79_w2))*_inv1_w1_w1))
+                    _s73_w1 = -((_t29_w1_w1*_t33_w1_w1*_t60_w2 - _t59_w1_w1*_t87_w2 - _t64_w2*_t88_w2)*_inv2_w1_w1)
+                    d_ty1_w1 = s*(_s73_w1 + (((_t51_w2 - -_t54_w2*_t84_w2))*_inv3_w1_w1) + (((_t85_w2 - -_t19_w1_w1*_t84_w2))*_inv1_w1_w1))
+                    _s74_w1 = -((-_t31_w1_w1*_t33_w1_w1*_t71_w2 + _t69_w2*_t82_w2 + _t72_w2*_t83_w2)*_inv2_w1_w1)
+                    d_tx2_w1 = s*(_s74_w1 + (((_t2_w2 - _t5_w2*_t89_w2))*_inv0_w1_w1) + (((_t80_w2 - _t19_w1_w1*_t89_w2))*_inv1_w1_w1))
+                    _s75_w1 = -((-_t29_w1_w1*_t33_w1_w1*_t77_w2 + _t75_w2*_t87_w2 + _t78_w2*_t88_w2)*_inv2_w1_w1)
+                    d_ty2_w1 = s*(_s75_w1 + (((_t52_w2 - _t54_w2*_t90_w2))*_inv3_w1_w1) + (((_t85_w2 - _t19_w1_w1*_t90_w2))*_inv1_w1_w1))
                 else:
-                    _t0 = _s31
-                    _t1 = 2.0*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)/_t4
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = 2.0*_t3
-                    _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
-                    _t10 = _s7
-                    _t11 = _s5
-                    _t12 = 0.5*_t10 + 0.5*_t11
-                    _t13 = _s12
-                    _t14 = _s10
-                    _t15 = 0.5*_t13 + 0.5*_t14
-                    _t19 = ((_t12*_t12) + (_t15*_t15))/_t18
-                    _t21 = 1.0 if _t7 > 0.0 else 0.0
-                    _t33 = _t26/_t32
-                    _t34 = 1.0 if _t6 > 0.0 else 0.0
-                    _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t36 = _t31*_t35
-                    _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-                    _t38 = _t23*_t37
-                    _t39 = _t36 + _t38
-                    _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-                    _t41 = _t20*_t40 + eps
-                    _t42 = _t26 + _t41
-                    _t43 = _t25*(1.0 if _t22 > 0.0 else 0.0)
-                    _t44 = _t43*((_t39 + _t42)/_t32)
-                    _t45 = -_t21 - _t34 + 1.0
-                    _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-                    _t47 = _t23*_t46
-                    _t48 = 0.5*_t43
-                    _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
-                    _t50 = _s25
-                    _t51 = 2.0*_t50
-                    _t52 = -_t51
-                    _t54 = (_t50*_t50)/_t53
-                    _t55 = py1 - ty1
-                    _t56 = -_t55
-                    _t57 = 2.0*_t16
-                    _t58 = _t57*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-                    _t59 = 1.0 if _t56 > 0.0 else 0.0
-                    _t60 = 1.0 if _t55 > 0.0 else 0.0
-                    _t61 = _t27*_t46 + _t39 + eps
-                    _t62 = _t23*(1.0 if _t24 > 0.0 else 0.0)
-                    _t63 = _t62*((_t26 + _t61)/_t32)
-                    _t64 = -_t59 - _t60 + 1.0
-                    _t65 = 0.5*_t62
-                    _t66 = _t65*((-_t25*_t40 + _t61)/_t32)
-                    _t67 = _t28 + px2
-                    _t68 = _t8*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
-                    _t69 = 1.0 if _t67 > 0.0 else 0.0
-                    _t70 = -_t67
-                    _t71 = 1.0 if _t70 > 0.0 else 0.0
-                    _t72 = -_t69 - _t71 + 1.0
-                    _t73 = _t30 + py2
-                    _t74 = _t57*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-                    _t75 = 1.0 if _t73 > 0.0 else 0.0
-                    _t76 = -_t73
-                    _t77 = 1.0 if _t76 > 0.0 else 0.0
-                    _t78 = -_t75 - _t77 + 1.0
-                    _t79 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
-                    _t80 = -_t12
-                    _t81 = _t36 + _t47
-                    _t82 = _t43*((_t42 + _t81)/_t32)
-                    _t83 = _t48*((-_t38 + _t41 + _t81)/_t32)
-                    _t84 = _t57*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))
-                    _t85 = -_t15
-                    _t86 = _t29*_t37 + _t47
-                    _t87 = _t62*((_t42 + _t86)/_t32)
-                    _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
-                    _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
-                    _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
-                    _s76 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
-                    d_px1 = s*(_s76 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
-                    _s77 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
-                    d_py1 = s*(_s77 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
-                    _s78 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
-                    d_px2 = s*(_s78 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
-                    _s79 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
-                    d_py2 = s*(_s79 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
-                    _s80 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
-                    d_tx1 = s*(_s80 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
-                    _s81 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
-                    d_ty1 = s*(_s81 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
-                    _s82 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
-                    d_tx2 = s*(_s82 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
-                    _s83 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
-                    d_ty2 = s*(_s83 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+                    _t0_w3 = _s31_w1
+                    _t1_w3 = 2.0*_t0_w3
+                    _t2_w3 = -_t1_w3
+                    _t5_w3 = (_t0_w3*_t0_w3)/_t4_w1_w1
+                    _t6_w3 = px1_w1 - tx1_w1
+                    _t7_w3 = -_t6_w3
+                    _t8_w3 = 2.0*_t3_w1_w1
+                    _t9_w3 = _t8_w3*(1.0 if _t7_w3 > 0.0 else (0.5 if _t7_w3 == 0.0 else 0.0))
+                    _t10_w3 = _s7_w1
+                    _t11_w3 = _s5_w1
+                    _t12_w3 = 0.5*_t10_w3 + 0.5*_t11_w3
+                    _t13_w3 = _s12_w1
+                    _t14_w3 = _s10_w1
+                    _t15_w3 = 0.5*_t13_w3 + 0.5*_t14_w3
+                    _t19_w2 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
+                    _t21_w3 = 1.0 if _t7_w3 > 0.0 else 0.0
+                    _t33_w2 = _t26_w1_w1/_t32_w1_w1
+                    _t34_w2 = 1.0 if _t6_w3 > 0.0 else 0.0
+                    _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t36_w3 = _t31_w1_w1*_t35_w3
+                    _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t38_w3 = _t23_w2*_t37_w3
+                    _t39_w3 = _t36_w3 + _t38_w3
+                    _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t41_w3 = _t20_w2*_t40_w3 + eps
+                    _t42_w3 = _t26_w1_w1 + _t41_w3
+                    _t43_w3 = _t25_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else 0.0)
+                    _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
+                    _t45_w3 = -_t21_w3 - _t34_w2 + 1.0
+                    _t46_w3 = min(_t20_w2, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t47_w3 = _t23_w2*_t46_w3
+                    _t48_w3 = 0.5*_t43_w3
+                    _t49_w3 = _t48_w3*((_t39_w3 + _t41_w3 - _t47_w3)/_t32_w1_w1)
+                    _t50_w3 = _s25_w1
+                    _t51_w3 = 2.0*_t50_w3
+                    _t52_w3 = -_t51_w3
+                    _t54_w3 = (_t50_w3*_t50_w3)/_t53_w2
+                    _t55_w3 = py1_w1 - ty1_w1
+                    _t56_w3 = -_t55_w3
+                    _t57_w3 = 2.0*_t16_w2
+                    _t58_w3 = _t57_w3*(1.0 if _t56_w3 > 0.0 else (0.5 if _t56_w3 == 0.0 else 0.0))
+                    _t59_w2 = 1.0 if _t56_w3 > 0.0 else 0.0
+                    _t60_w3 = 1.0 if _t55_w3 > 0.0 else 0.0
+                    _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
+                    _t62_w3 = _t23_w2*(1.0 if _t24_w1_w1 > 0.0 else 0.0)
+                    _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
+                    _t64_w3 = -_t59_w2 - _t60_w3 + 1.0
+                    _t65_w3 = 0.5*_t62_w3
+                    _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
+                    _t67_w3 = _t28_w1_w1 + px2_w1
+                    _t68_w3 = _t8_w3*(1.0 if _t67_w3 > 0.0 else (0.5 if _t67_w3 == 0.0 else 0.0))
+                    _t69_w3 = 1.0 if _t67_w3 > 0.0 else 0.0
+                    _t70_w3 = -_t67_w3
+                    _t71_w3 = 1.0 if _t70_w3 > 0.0 else 0.0
+                    _t72_w3 = -_t69_w3 - _t71_w3 + 1.0
+                    _t73_w3 = _t30_w1_w1 + py2_w1
+                    _t74_w3 = _t57_w3*(1.0 if _t73_w3 > 0.0 else (0.5 if _t73_w3 == 0.0 else 0.0))
+                    _t75_w3 = 1.0 if _t73_w3 > 0.0 else 0.0
+                    _t76_w3 = -_t73_w3
+                    _t77_w3 = 1.0 if _t76_w3 > 0.0 else 0.0
+                    _t78_w3 = -_t75_w3 - _t77_w3 + 1.0
+                    _t79_w3 = _t8_w3*(1.0 if _t6_w3 > 0.0 else (0.5 if _t6_w3 == 0.0 else 0.0))
+                    _t80_w3 = -_t12_w3
+                    _t81_w3 = _t36_w3 + _t47_w3
+                    _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
+                    _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
+                    _t84_w3 = _t57_w3*(1.0 if _t55_w3 > 0.0 else (0.5 if _t55_w3 == 0.0 else 0.0))
+                    _t85_w3 = -_t15_w3
+                    _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
+                    _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
+                    _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
+                    _t89_w3 = _t8_w3*(1.0 if _t70_w3 > 0.0 else (0.5 if _t70_w3 == 0.0 else 0.0))
+                    _t90_w3 = _t57_w3*(1.0 if _t76_w3 > 0.0 else (0.5 if _t76_w3 == 0.0 else 0.0))
+                    _s76 = -((_t20_w2*_t21_w3*_t33_w2 - _t34_w2*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
+                    d_px1_w1 = s*(_s76 + (((_t12_w3 - -_t19_w2*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
+                    _s77 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
+                    d_py1_w1 = s*(_s77 + (((_t15_w3 - -_t19_w2*_t58_w3))/_t18_w1_w1) + (((_t52_w3 - -_t54_w3*_t58_w3))/_t53_w2))
+                    _s78 = -((-_t20_w2*_t33_w2*_t69_w3 + _t44_w3*_t71_w3 + _t49_w3*_t72_w3)/_t32_w1_w1)
+                    d_px2_w1 = s*(_s78 + (((_t1_w3 - _t5_w3*_t68_w3))/_t4_w1_w1) + (((_t12_w3 - _t19_w2*_t68_w3))/_t18_w1_w1))
+                    _s79 = -((-_t27_w1_w1*_t33_w2*_t75_w3 + _t63_w3*_t77_w3 + _t66_w3*_t78_w3)/_t32_w1_w1)
+                    d_py2_w1 = s*(_s79 + (((_t15_w3 - _t19_w2*_t74_w3))/_t18_w1_w1) + (((_t51_w3 - _t54_w3*_t74_w3))/_t53_w2))
+                    _s80 = -((-_t21_w3*_t82_w3 + _t31_w1_w1*_t33_w2*_t34_w2 - _t45_w3*_t83_w3)/_t32_w1_w1)
+                    d_tx1_w1 = s*(_s80 + (((_t1_w3 - -_t5_w3*_t79_w3))/_t4_w1_w1) + (((_t80_w3 - -_t19_w2*_t79_w3))/_t18_w1_w1))
+                    _s81 = -((_t29_w1_w1*_t33_w2*_t60_w3 - _t59_w2*_t87_w3 - _t64_w3*_t88_w3)/_t32_w1_w1)
+                    d_ty1_w1 = s*(_s81 + (((_t51_w3 - -_t54_w3*_t84_w3))/_t53_w2) + (((_t85_w3 - -_t19_w2*_t84_w3))/_t18_w1_w1))
+                    _s82 = -((-_t31_w1_w1*_t33_w2*_t71_w3 + _t69_w3*_t82_w3 + _t72_w3*_t83_w3)/_t32_w1_w1)
+                    d_tx2_w1 = s*(_s82 + (((_t2_w3 - _t5_w3*_t89_w3))/_t4_w1_w1) + (((_t80_w3 - _t19_w2*_t89_w3))/_t18_w1_w1))
+                    _s83 = -((-_t29_w1_w1*_t33_w2*_t77_w3 + _t75_w3*_t87_w3 + _t78_w3*_t88_w3)/_t32_w1_w1)
+                    d_ty2_w1 = s*(_s83 + (((_t52_w3 - _t54_w3*_t90_w3))/_t53_w2) + (((_t85_w3 - _t19_w2*_t90_w3))/_t18_w1_w1))
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+        c_lin):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q,
-                s, c_lin)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1055,6 +1058,14 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, 
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, ln_b, q, s, c_lin)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, ln_b, q, s, c_lin)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+            c_lin)
 
 
 @njit(**CPU_OPTIONS)
@@ -1132,24 +1143,22 @@ def _value_block_f32(_pred, _target, _out, eps, ln_b, q, s, c_lin):
             value = c_lin + s*x_e
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps, ln_b, q, s, c_lin):
+def _value_blocks_f32(pred, target, out, eps, ln_b, q, s, c_lin):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps, ln_b, q, s, c_lin)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1157,6 +1166,12 @@ def value_f32(pred, target, out, eps, ln_b, q, s, c_lin):
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, ln_b,
                 q, s, c_lin)
     return bad
+
+
+def value_f32(pred, target, out, eps, ln_b, q, s, c_lin):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps, ln_b, q, s, c_lin)
+    return _value_blocks_f32(pred, target, out, eps, ln_b, q, s, c_lin)
 
 
 @njit(**CPU_OPTIONS)
@@ -1263,7 +1278,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _a56 = abs(_t19)
             _a57 = abs(_t34)
             _a58 = abs(_t59)
-            _ok = (_a55 >= _f32(2.350988701644575e-38)) & (_a55 <= _f32(4.253529586511731e+37)) & (_a56 >= _f32(2.350988701644575e-38)) & (_a56 <= _f32(4.253529586511731e+37)) & (_a57 >= _f32(2.350988701644575e-38)) & (_a57 <= _f32(4.253529586511731e+37)) & (_a58 >= _f32(2.350988701644575e-38)) & (_a58 <= _f32(4.253529586511731e+37))
+            _ok_w1 = (_a55 >= _f32(2.350988701644575e-38)) & (_a55 <= _f32(4.253529586511731e+37)) & (_a56 >= _f32(2.350988701644575e-38)) & (_a56 <= _f32(4.253529586511731e+37)) & (_a57 >= _f32(2.350988701644575e-38)) & (_a57 <= _f32(4.253529586511731e+37)) & (_a58 >= _f32(2.350988701644575e-38)) & (_a58 <= _f32(4.253529586511731e+37))
             _inv0 = _f32(1.0)/_t4
             _inv1 = _f32(1.0)/_t19
             _inv2 = _f32(1.0)/_t34
@@ -1378,122 +1393,122 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(_f32(2.0)*_t115 + _f32(2.0)*_t116 - _f32(2.0)*_t117)
         else:  # linear: L_EIoU > 1
             value = c_lin + s*x_e
-            _t3 = _s3
-            _t4 = (_t3*_t3) + eps
-            _t16 = _s4
-            _t17 = _t16*_t16
-            _t18 = _t17 + _t4
-            _t20 = -py1 + py2
-            _t22 = _s9
-            _t23 = max(_t22, _t22 - _t22)
-            _t24 = _s17
-            _t25 = max(_t24, _t24 - _t24)
-            _t26 = _t23*_t25
-            _t27 = -px1 + px2
-            _t28 = -tx2
-            _t29 = -_t28 - tx1
-            _t30 = -ty2
-            _t31 = -_t30 - ty1
-            _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
-            _t53 = _t17 + eps
-            _a59 = abs(_t4)
-            _a60 = abs(_t18)
-            _a61 = abs(_t32)
-            _a62 = abs(_t53)
-            _ok = (_a59 >= _f32(2.350988701644575e-38)) & (_a59 <= _f32(4.253529586511731e+37)) & (_a60 >= _f32(2.350988701644575e-38)) & (_a60 <= _f32(4.253529586511731e+37)) & (_a61 >= _f32(2.350988701644575e-38)) & (_a61 <= _f32(4.253529586511731e+37)) & (_a62 >= _f32(2.350988701644575e-38)) & (_a62 <= _f32(4.253529586511731e+37))
-            _inv0 = _f32(1.0)/_t4
-            _inv1 = _f32(1.0)/_t18
-            _inv2 = _f32(1.0)/_t32
-            _inv3 = _f32(1.0)/_t53
-            _t0 = _s31
-            _t1 = _f32(2.0)*_t0
-            _t2 = -_t1
-            _t5 = (_t0*_t0)*_inv0
-            _t6 = px1 - tx1
-            _t7 = -_t6
-            _t8 = _f32(2.0)*_t3
-            _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
-            _t10 = _s7
-            _t11 = _s5
-            _t12 = _f32(0.5)*_t10 + _f32(0.5)*_t11
-            _t13 = _s12
-            _t14 = _s10
-            _t15 = _f32(0.5)*_t13 + _f32(0.5)*_t14
-            _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-            _t21 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
-            _t33 = _t26*_inv2
-            _t34 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-            _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-            _t36 = _t31*_t35
-            _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-            _t38 = _t23*_t37
-            _t39 = _t36 + _t38
-            _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-            _t41 = _t20*_t40 + eps
-            _t42 = _t26 + _t41
-            _t43 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-            _t44 = _t43*((_t39 + _t42)*_inv2)
-            _t45 = -_t21 - _t34 + _f32(1.0)
-            _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-            _t47 = _t23*_t46
-            _t48 = _f32(0.5)*_t43
-            _t49 = _t48*((_t39 + _t41 - _t47)*_inv2)
-            _t50 = _s25
-            _t51 = _f32(2.0)*_t50
-            _t52 = -_t51
-            _t54 = (_t50*_t50)*_inv3
-            _t55 = py1 - ty1
-            _t56 = -_t55
-            _t57 = _f32(2.0)*_t16
-            _t58 = _t57*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-            _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-            _t60 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
-            _t61 = _t27*_t46 + _t39 + eps
-            _t62 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-            _t63 = _t62*((_t26 + _t61)*_inv2)
-            _t64 = -_t59 - _t60 + _f32(1.0)
-            _t65 = _f32(0.5)*_t62
-            _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
-            _t67 = _t28 + px2
-            _t68 = _t8*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
-            _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-            _t70 = -_t67
-            _t71 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
-            _t72 = -_t69 - _t71 + _f32(1.0)
-            _t73 = _t30 + py2
-            _t74 = _t57*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-            _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
-            _t76 = -_t73
-            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-            _t78 = -_t75 - _t77 + _f32(1.0)
-            _t79 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-            _t80 = -_t12
-            _t81 = _t36 + _t47
-            _t82 = _t43*((_t42 + _t81)*_inv2)
-            _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-            _t84 = _t57*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-            _t85 = -_t15
-            _t86 = _t29*_t37 + _t47
-            _t87 = _t62*((_t42 + _t86)*_inv2)
-            _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-            _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
-            _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-            _s63 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
-            d_px1 = s*(_s63 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
-            _s64 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
-            d_py1 = s*(_s64 + (((_t15 - -_t19*_t58))*_inv1) + (((_t52 - -_t54*_t58))*_inv3))
-            _s65 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)*_inv2)
-            d_px2 = s*(_s65 + (((_t1 - _t5*_t68))*_inv0) + (((_t12 - _t19*_t68))*_inv1))
-            _s66 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)*_inv2)
-            d_py2 = s*(_s66 + (((_t15 - _t19*_t74))*_inv1) + (((_t51 - _t54*_t74))*_inv3))
-            _s67 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)*_inv2)
-            d_tx1 = s*(_s67 + (((_t1 - -_t5*_t79))*_inv0) + (((_t80 - -_t19*_t79))*_inv1))
-            _s68 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)*_inv2)
-            d_ty1 = s*(_s68 + (((_t51 - -_t54*_t84))*_inv3) + (((_t85 - -_t19*_t84))*_inv1))
-            _s69 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)*_inv2)
-            d_tx2 = s*(_s69 + (((_t2 - _t5*_t89))*_inv0) + (((_t80 - _t19*_t89))*_inv1))
-            _s70 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)*_inv2)
-            d_ty2 = s*(_s70 + (((_t52 - _t54*_t90))*_inv3) + (((_t85 - _t19*_t90))*_inv1))
+            _t3_w1 = _s3
+            _t4_w1 = (_t3_w1*_t3_w1) + eps
+            _t16_w1 = _s4
+            _t17_w1 = _t16_w1*_t16_w1
+            _t18_w1 = _t17_w1 + _t4_w1
+            _t20_w1 = -py1 + py2
+            _t22_w1 = _s9
+            _t23_w1 = max(_t22_w1, _t22_w1 - _t22_w1)
+            _t24_w1 = _s17
+            _t25_w1 = max(_t24_w1, _t24_w1 - _t24_w1)
+            _t26_w1 = _t23_w1*_t25_w1
+            _t27_w1 = -px1 + px2
+            _t28_w1 = -tx2
+            _t29_w1 = -_t28_w1 - tx1
+            _t30_w1 = -ty2
+            _t31_w1 = -_t30_w1 - ty1
+            _t32_w1 = _t20_w1*_t27_w1 - _t26_w1 + _t29_w1*_t31_w1 + eps
+            _t53_w1 = _t17_w1 + eps
+            _a59 = abs(_t4_w1)
+            _a60 = abs(_t18_w1)
+            _a61 = abs(_t32_w1)
+            _a62 = abs(_t53_w1)
+            _ok_w2 = (_a59 >= _f32(2.350988701644575e-38)) & (_a59 <= _f32(4.253529586511731e+37)) & (_a60 >= _f32(2.350988701644575e-38)) & (_a60 <= _f32(4.253529586511731e+37)) & (_a61 >= _f32(2.350988701644575e-38)) & (_a61 <= _f32(4.253529586511731e+37)) & (_a62 >= _f32(2.350988701644575e-38)) & (_a62 <= _f32(4.253529586511731e+37))
+            _inv0_w1 = _f32(1.0)/_t4_w1
+            _inv1_w1 = _f32(1.0)/_t18_w1
+            _inv2_w1 = _f32(1.0)/_t32_w1
+            _inv3_w1 = _f32(1.0)/_t53_w1
+            _t0_w1 = _s31
+            _t1_w1 = _f32(2.0)*_t0_w1
+            _t2_w1 = -_t1_w1
+            _t5_w1 = (_t0_w1*_t0_w1)*_inv0_w1
+            _t6_w1 = px1 - tx1
+            _t7_w1 = -_t6_w1
+            _t8_w1 = _f32(2.0)*_t3_w1
+            _t9_w1 = _t8_w1*(_f32(1.0) if _t7_w1 > _f32(0.0) else (_f32(0.5) if _t7_w1 == _f32(0.0) else _f32(0.0)))
+            _t10_w1 = _s7
+            _t11_w1 = _s5
+            _t12_w1 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t11_w1
+            _t13_w1 = _s12
+            _t14_w1 = _s10
+            _t15_w1 = _f32(0.5)*_t13_w1 + _f32(0.5)*_t14_w1
+            _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))*_inv1_w1
+            _t21_w1 = _f32(1.0) if _t7_w1 > _f32(0.0) else _f32(0.0)
+            _t33_w1 = _t26_w1*_inv2_w1
+            _t34_w1 = _f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0)
+            _t35_w1 = min(_t29_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
+            _t36_w1 = _t31_w1*_t35_w1
+            _t37_w1 = min(_t31_w1, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
+            _t38_w1 = _t23_w1*_t37_w1
+            _t39_w1 = _t36_w1 + _t38_w1
+            _t40_w1 = min(_t27_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
+            _t41_w1 = _t20_w1*_t40_w1 + eps
+            _t42_w1 = _t26_w1 + _t41_w1
+            _t43_w1 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+            _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)*_inv2_w1)
+            _t45_w1 = -_t21_w1 - _t34_w1 + _f32(1.0)
+            _t46_w1 = min(_t20_w1, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
+            _t47_w1 = _t23_w1*_t46_w1
+            _t48_w1 = _f32(0.5)*_t43_w1
+            _t49_w1 = _t48_w1*((_t39_w1 + _t41_w1 - _t47_w1)*_inv2_w1)
+            _t50_w1 = _s25
+            _t51_w1 = _f32(2.0)*_t50_w1
+            _t52_w1 = -_t51_w1
+            _t54_w1 = (_t50_w1*_t50_w1)*_inv3_w1
+            _t55_w1 = py1 - ty1
+            _t56_w1 = -_t55_w1
+            _t57_w1 = _f32(2.0)*_t16_w1
+            _t58_w1 = _t57_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
+            _t59_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
+            _t60_w1 = _f32(1.0) if _t55_w1 > _f32(0.0) else _f32(0.0)
+            _t61_w1 = _t27_w1*_t46_w1 + _t39_w1 + eps
+            _t62_w1 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+            _t63_w1 = _t62_w1*((_t26_w1 + _t61_w1)*_inv2_w1)
+            _t64_w1 = -_t59_w1 - _t60_w1 + _f32(1.0)
+            _t65_w1 = _f32(0.5)*_t62_w1
+            _t66_w1 = _t65_w1*((-_t25_w1*_t40_w1 + _t61_w1)*_inv2_w1)
+            _t67_w1 = _t28_w1 + px2
+            _t68_w1 = _t8_w1*(_f32(1.0) if _t67_w1 > _f32(0.0) else (_f32(0.5) if _t67_w1 == _f32(0.0) else _f32(0.0)))
+            _t69_w1 = _f32(1.0) if _t67_w1 > _f32(0.0) else _f32(0.0)
+            _t70_w1 = -_t67_w1
+            _t71_w1 = _f32(1.0) if _t70_w1 > _f32(0.0) else _f32(0.0)
+            _t72_w1 = -_t69_w1 - _t71_w1 + _f32(1.0)
+            _t73_w1 = _t30_w1 + py2
+            _t74_w1 = _t57_w1*(_f32(1.0) if _t73_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1 == _f32(0.0) else _f32(0.0)))
+            _t75_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+            _t76_w1 = -_t73_w1
+            _t77_w1 = _f32(1.0) if _t76_w1 > _f32(0.0) else _f32(0.0)
+            _t78_w1 = -_t75_w1 - _t77_w1 + _f32(1.0)
+            _t79_w1 = _t8_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1 == _f32(0.0) else _f32(0.0)))
+            _t80_w1 = -_t12_w1
+            _t81_w1 = _t36_w1 + _t47_w1
+            _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)*_inv2_w1)
+            _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)*_inv2_w1)
+            _t84_w1 = _t57_w1*(_f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0)))
+            _t85_w1 = -_t15_w1
+            _t86_w1 = _t29_w1*_t37_w1 + _t47_w1
+            _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)*_inv2_w1)
+            _t88_w1 = _t65_w1*((-_t25_w1*_t35_w1 + _t41_w1 + _t86_w1)*_inv2_w1)
+            _t89_w1 = _t8_w1*(_f32(1.0) if _t70_w1 > _f32(0.0) else (_f32(0.5) if _t70_w1 == _f32(0.0) else _f32(0.0)))
+            _t90_w1 = _t57_w1*(_f32(1.0) if _t76_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1 == _f32(0.0) else _f32(0.0)))
+            _s63 = -((_t20_w1*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)*_inv2_w1)
+            d_px1 = s*(_s63 + (((_t12_w1 - -_t19_w1*_t9_w1))*_inv1_w1) + (((_t2_w1 - -_t5_w1*_t9_w1))*_inv0_w1))
+            _s64 = -((_t27_w1*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)*_inv2_w1)
+            d_py1 = s*(_s64 + (((_t15_w1 - -_t19_w1*_t58_w1))*_inv1_w1) + (((_t52_w1 - -_t54_w1*_t58_w1))*_inv3_w1))
+            _s65 = -((-_t20_w1*_t33_w1*_t69_w1 + _t44_w1*_t71_w1 + _t49_w1*_t72_w1)*_inv2_w1)
+            d_px2 = s*(_s65 + (((_t1_w1 - _t5_w1*_t68_w1))*_inv0_w1) + (((_t12_w1 - _t19_w1*_t68_w1))*_inv1_w1))
+            _s66 = -((-_t27_w1*_t33_w1*_t75_w1 + _t63_w1*_t77_w1 + _t66_w1*_t78_w1)*_inv2_w1)
+            d_py2 = s*(_s66 + (((_t15_w1 - _t19_w1*_t74_w1))*_inv1_w1) + (((_t51_w1 - _t54_w1*_t74_w1))*_inv3_w1))
+            _s67 = -((-_t21_w1*_t82_w1 + _t31_w1*_t33_w1*_t34_w1 - _t45_w1*_t83_w1)*_inv2_w1)
+            d_tx1 = s*(_s67 + (((_t1_w1 - -_t5_w1*_t79_w1))*_inv0_w1) + (((_t80_w1 - -_t19_w1*_t79_w1))*_inv1_w1))
+            _s68 = -((_t29_w1*_t33_w1*_t60_w1 - _t59_w1*_t87_w1 - _t64_w1*_t88_w1)*_inv2_w1)
+            d_ty1 = s*(_s68 + (((_t51_w1 - -_t54_w1*_t84_w1))*_inv3_w1) + (((_t85_w1 - -_t19_w1*_t84_w1))*_inv1_w1))
+            _s69 = -((-_t31_w1*_t33_w1*_t71_w1 + _t69_w1*_t82_w1 + _t72_w1*_t83_w1)*_inv2_w1)
+            d_tx2 = s*(_s69 + (((_t2_w1 - _t5_w1*_t89_w1))*_inv0_w1) + (((_t80_w1 - _t19_w1*_t89_w1))*_inv1_w1))
+            _s70 = -((-_t29_w1*_t33_w1*_t77_w1 + _t75_w1*_t87_w1 + _t78_w1*_t88_w1)*_inv2_w1)
+            d_ty2 = s*(_s70 + (((_t52_w1 - _t54_w1*_t90_w1))*_inv3_w1) + (((_t85_w1 - _t19_w1*_t90_w1))*_inv1_w1))
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -1505,571 +1520,569 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
-            _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
-            _s3 = max(px2, tx2) - min(px1, tx1)
-            _s4 = max(py2, ty2) - min(py1, ty1)
-            _s5 = px2 - tx2
-            _s6 = tx1 - px1
-            _s7 = px1 - tx1
-            _s8 = tx2 - px2
-            _s9 = -max(px1, tx1) + min(px2, tx2)
-            _s10 = py2 - ty2
-            _s11 = ty1 - py1
-            _s12 = py1 - ty1
-            _s13 = ty2 - py2
-            _s14 = max(_s9, _s9 - _s9)*min(-py1 + py2, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-            _s15 = max(_s9, _s9 - _s9)*min(-ty1 + ty2, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
-            _s16 = (-py1 + py2)*min(-px1 + px2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-            _s17 = -max(py1, ty1) + min(py2, ty2)
-            _s18 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-            _s19 = eps + _s16 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + _s14 + _s15
-            _b20 = _s10 - py2
-            _b21 = _s12 - py1
-            _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
-            _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
-            _c24 = _e22 - _e23
-            _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
-            _b26 = _s5 - px2
-            _b27 = _s7 - px1
-            _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
-            _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
-            _c30 = _e28 - _e29
-            _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
-            _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
-            _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
-            x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
-            if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-                value = _f32(0.0)
-                d_px1 = _f32(0.0)
-                d_py1 = _f32(0.0)
-                d_px2 = _f32(0.0)
-                d_py2 = _f32(0.0)
-                d_tx1 = _f32(0.0)
-                d_ty1 = _f32(0.0)
-                d_tx2 = _f32(0.0)
-                d_ty2 = _f32(0.0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = _f32(0.5)*((px1_w1 - tx1_w1)) + _f32(0.5)*((px2_w1 - tx2_w1))
+            _s2_w1 = _f32(0.5)*((py1_w1 - ty1_w1)) + _f32(0.5)*((py2_w1 - ty2_w1))
+            _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _s5_w1 = px2_w1 - tx2_w1
+            _s6_w1 = tx1_w1 - px1_w1
+            _s7_w1 = px1_w1 - tx1_w1
+            _s8_w1 = tx2_w1 - px2_w1
+            _s9_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s10_w1 = py2_w1 - ty2_w1
+            _s11_w1 = ty1_w1 - py1_w1
+            _s12_w1 = py1_w1 - ty1_w1
+            _s13_w1 = ty2_w1 - py2_w1
+            _s14_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-py1_w1 + py2_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+            _s15_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-ty1_w1 + ty2_w1, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+            _s16_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+            _s17_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s18_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+            _s19_w1 = eps + _s16_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + _s14_w1 + _s15_w1
+            _b20_w1 = _s10_w1 - py2_w1
+            _b21_w1 = _s12_w1 - py1_w1
+            _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
+            _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
+            _c24_w1 = _e22_w1 - _e23_w1
+            _s25_w1 = (_s10_w1 - _s12_w1) + _c24_w1 if _c24_w1 == _c24_w1 else _s10_w1 - _s12_w1
+            _b26_w1 = _s5_w1 - px2_w1
+            _b27_w1 = _s7_w1 - px1_w1
+            _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
+            _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
+            _c30_w1 = _e28_w1 - _e29_w1
+            _s31_w1 = (_s5_w1 - _s7_w1) + _c30_w1 if _c30_w1 == _c30_w1 else _s5_w1 - _s7_w1
+            _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
+            _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
+            x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
+            if (x_e_w1 == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+                value_w1 = _f32(0.0)
+                d_px1_w1 = _f32(0.0)
+                d_py1_w1 = _f32(0.0)
+                d_px2_w1 = _f32(0.0)
+                d_py2_w1 = _f32(0.0)
+                d_tx1_w1 = _f32(0.0)
+                d_ty1_w1 = _f32(0.0)
+                d_tx2_w1 = _f32(0.0)
+                d_ty2_w1 = _f32(0.0)
                 _ok = True
-            elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
-                _sub34 = x_e < _f32(1.1754943508222875e-38)
-                _lx35 = x_e*_f32(33554432.0)
-                _lx36 = (_lx35 if _sub34 else x_e)
-                _lb37 = _f32(_lx36).view(_i32)
-                _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-                _big39 = _lm38 > _f32(1.4142135381698608)
-                _lh40 = _lm38*_f32(0.5)
-                _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
-                _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-                _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0)) - (_f32(25.0) if _sub34 else _f32(0.0))
-                _ls44 = _lf41/(_f32(2.0) + _lf41)
-                _lz45 = _ls44*_ls44
-                _e46 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45
-                _e47 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz45
-                _x48 = _lz45*_lz45
-                _e49 = _e46 + _e47*_x48
-                _hf50 = _f32(0.5)*(_lf41*_lf41)
-                _lg51 = _lk43*_f32(0.693145751953125) + (_lf41 - (_hf50 - (_ls44*(_hf50 + _lz45*_e49) + (_lk43*_f32(1.428606765330187e-06)))))
-                _lo52 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-                _lo53 = (_lg51 if x_e > _f32(0.0) else _lo52)
-                _lo54 = (_lo53 if x_e < _f32(math.inf) else x_e)
-                value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
-                _t3 = _s3
-                _t4 = (_t3*_t3) + eps
-                _t17 = _s4
-                _t18 = _t17*_t17
-                _t19 = _t18 + _t4
-                _t22 = -py1 + py2
-                _t24 = _s9
-                _t25 = max(_t24, _t24 - _t24)
-                _t26 = _s17
-                _t27 = max(_t26, _t26 - _t26)
-                _t28 = _t25*_t27
-                _t29 = -px1 + px2
-                _t30 = -tx2
-                _t31 = -_t30 - tx1
-                _t32 = -ty2
-                _t33 = -_t32 - ty1
-                _t34 = _t22*_t29 - _t28 + _t31*_t33 + eps
-                _t59 = _t18 + eps
-                _a55 = abs(_t4)
-                _a56 = abs(_t19)
-                _a57 = abs(_t34)
-                _a58 = abs(_t59)
-                _ok = (_a55 >= _f32(2.350988701644575e-38)) & (_a55 <= _f32(4.253529586511731e+37)) & (_a56 >= _f32(2.350988701644575e-38)) & (_a56 <= _f32(4.253529586511731e+37)) & (_a57 >= _f32(2.350988701644575e-38)) & (_a57 <= _f32(4.253529586511731e+37)) & (_a58 >= _f32(2.350988701644575e-38)) & (_a58 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t4
-                    _inv1 = _f32(1.0)/_t19
-                    _inv2 = _f32(1.0)/_t34
-                    _inv3 = _f32(1.0)/_t59
-                    _t0 = _s31
-                    _t1 = _f32(2.0)*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)*_inv0
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = _f32(2.0)*_t3
-                    _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
-                    _t10 = ((_t2 - -_t5*_t9))*_inv0
-                    _t11 = _s7
-                    _t12 = _s5
-                    _t13 = _f32(0.5)*_t11 + _f32(0.5)*_t12
-                    _t14 = _s12
-                    _t15 = _s10
-                    _t16 = _f32(0.5)*_t14 + _f32(0.5)*_t15
-                    _t20 = ((_t13*_t13) + (_t16*_t16))*_inv1
-                    _t21 = ((_t13 - -_t20*_t9))*_inv1
-                    _t23 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
-                    _t35 = _t28*_inv2
-                    _t36 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                    _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
-                    _t38 = _t33*_t37
-                    _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
-                    _t40 = _t25*_t39
-                    _t41 = _t38 + _t40
-                    _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
-                    _t43 = _t22*_t42 + eps
-                    _t44 = _t28 + _t43
-                    _t45 = _t27*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                    _t46 = _t45*((_t41 + _t44)*_inv2)
-                    _t47 = -_t23 - _t36 + _f32(1.0)
-                    _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
-                    _t49 = _t25*_t48
-                    _t50 = _f32(0.5)*_t45
-                    _t51 = _t50*((_t41 + _t43 - _t49)*_inv2)
-                    _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)*_inv2
-                    _t53 = q*x_e
-                    _t54 = _f32(2.0)*_t53
-                    _t55 = _t53*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
-                    _t56 = _s25
-                    _t57 = _f32(2.0)*_t56
-                    _t58 = -_t57
-                    _t60 = (_t56*_t56)*_inv3
-                    _t61 = py1 - ty1
-                    _t62 = -_t61
-                    _t63 = _f32(2.0)*_t17
-                    _t64 = _t63*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-                    _t65 = ((_t58 - -_t60*_t64))*_inv3
-                    _t66 = ((_t16 - -_t20*_t64))*_inv1
-                    _t67 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-                    _t68 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t69 = _t29*_t48 + _t41 + eps
-                    _t70 = _t25*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
-                    _t71 = _t70*((_t28 + _t69)*_inv2)
-                    _t72 = -_t67 - _t68 + _f32(1.0)
-                    _t73 = _f32(0.5)*_t70
-                    _t74 = _t73*((-_t27*_t42 + _t69)*_inv2)
-                    _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)*_inv2
-                    _t76 = _t30 + px2
-                    _t77 = _t8*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    _t78 = ((_t1 - _t5*_t77))*_inv0
-                    _t79 = ((_t13 - _t20*_t77))*_inv1
-                    _t80 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t81 = -_t76
-                    _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
-                    _t83 = -_t80 - _t82 + _f32(1.0)
-                    _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)*_inv2
-                    _t85 = _t32 + py2
-                    _t86 = _t63*(_f32(1.0) if _t85 > _f32(0.0) else (_f32(0.5) if _t85 == _f32(0.0) else _f32(0.0)))
-                    _t87 = ((_t57 - _t60*_t86))*_inv3
-                    _t88 = ((_t16 - _t20*_t86))*_inv1
-                    _t89 = _f32(1.0) if _t85 > _f32(0.0) else _f32(0.0)
-                    _t90 = -_t85
-                    _t91 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
-                    _t92 = -_t89 - _t91 + _f32(1.0)
-                    _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)*_inv2
-                    _t94 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                    _t95 = ((_t1 - -_t5*_t94))*_inv0
-                    _t96 = -_t13
-                    _t97 = ((_t96 - -_t20*_t94))*_inv1
-                    _t98 = _t38 + _t49
-                    _t99 = _t45*((_t44 + _t98)*_inv2)
-                    _t100 = _t50*((-_t40 + _t43 + _t98)*_inv2)
-                    _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)*_inv2
-                    _t102 = _t63*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                    _t103 = ((_t57 - -_t102*_t60))*_inv3
-                    _t104 = -_t16
-                    _t105 = ((_t104 - -_t102*_t20))*_inv1
-                    _t106 = _t31*_t39 + _t49
-                    _t107 = _t70*((_t106 + _t44)*_inv2)
-                    _t108 = _t73*((_t106 - _t27*_t37 + _t43)*_inv2)
-                    _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)*_inv2
-                    _t110 = _t8*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
-                    _t111 = ((_t2 - _t110*_t5))*_inv0
-                    _t112 = ((_t96 - _t110*_t20))*_inv1
-                    _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)*_inv2
-                    _t114 = _t63*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
-                    _t115 = ((_t58 - _t114*_t60))*_inv3
-                    _t116 = ((_t104 - _t114*_t20))*_inv1
-                    _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)*_inv2
-                    d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(_f32(2.0)*_t10 + _f32(2.0)*_t21 - _f32(2.0)*_t52)
-                    d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(_f32(2.0)*_t65 + _f32(2.0)*_t66 - _f32(2.0)*_t75)
-                    d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(_f32(2.0)*_t78 + _f32(2.0)*_t79 - _f32(2.0)*_t84)
-                    d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(_f32(2.0)*_t87 + _f32(2.0)*_t88 - _f32(2.0)*_t93)
-                    d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-_f32(2.0)*_t101 + _f32(2.0)*_t95 + _f32(2.0)*_t97)
-                    d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(_f32(2.0)*_t103 + _f32(2.0)*_t105 - _f32(2.0)*_t109)
-                    d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(_f32(2.0)*_t111 + _f32(2.0)*_t112 - _f32(2.0)*_t113)
-                    d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(_f32(2.0)*_t115 + _f32(2.0)*_t116 - _f32(2.0)*_t117)
+            elif (x_e_w1 <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
+                _sub34_w1 = x_e_w1 < _f32(1.1754943508222875e-38)
+                _lx35_w1 = x_e_w1*_f32(33554432.0)
+                _lx36_w1 = (_lx35_w1 if _sub34_w1 else x_e_w1)
+                _lb37_w1 = _f32(_lx36_w1).view(_i32)
+                _lm38_w1 = _i32((_lb37_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                _big39_w1 = _lm38_w1 > _f32(1.4142135381698608)
+                _lh40_w1 = _lm38_w1*_f32(0.5)
+                _lf41_w1 = (_lh40_w1 if _big39_w1 else _lm38_w1) - _f32(1.0)
+                _le42_w1 = _i32(_i32(_lb37_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                _lk43_w1 = _le42_w1 + (_f32(1.0) if _big39_w1 else _f32(0.0)) - (_f32(25.0) if _sub34_w1 else _f32(0.0))
+                _ls44_w1 = _lf41_w1/(_f32(2.0) + _lf41_w1)
+                _lz45_w1 = _ls44_w1*_ls44_w1
+                _e46_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45_w1
+                _e47_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz45_w1
+                _x48_w1 = _lz45_w1*_lz45_w1
+                _e49_w1 = _e46_w1 + _e47_w1*_x48_w1
+                _hf50_w1 = _f32(0.5)*(_lf41_w1*_lf41_w1)
+                _lg51_w1 = _lk43_w1*_f32(0.693145751953125) + (_lf41_w1 - (_hf50_w1 - (_ls44_w1*(_hf50_w1 + _lz45_w1*_e49_w1) + (_lk43_w1*_f32(1.428606765330187e-06)))))
+                _lo52_w1 = (-_f32(math.inf) if x_e_w1 == _f32(0.0) else _f32(math.nan))
+                _lo53_w1 = (_lg51_w1 if x_e_w1 > _f32(0.0) else _lo52_w1)
+                _lo54_w1 = (_lo53_w1 if x_e_w1 < _f32(math.inf) else x_e_w1)
+                value_w2 = q*(x_e_w1*x_e_w1)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54_w1 + _f32(1.0))
+                _t3_w2 = _s3_w1
+                _t4_w2 = (_t3_w2*_t3_w2) + eps
+                _t17_w2 = _s4_w1
+                _t18_w2 = _t17_w2*_t17_w2
+                _t19_w3 = _t18_w2 + _t4_w2
+                _t22_w2 = -py1_w1 + py2_w1
+                _t24_w2 = _s9_w1
+                _t25_w2 = max(_t24_w2, _t24_w2 - _t24_w2)
+                _t26_w2 = _s17_w1
+                _t27_w2 = max(_t26_w2, _t26_w2 - _t26_w2)
+                _t28_w2 = _t25_w2*_t27_w2
+                _t29_w2 = -px1_w1 + px2_w1
+                _t30_w2 = -tx2_w1
+                _t31_w2 = -_t30_w2 - tx1_w1
+                _t32_w2 = -ty2_w1
+                _t33_w3 = -_t32_w2 - ty1_w1
+                _t34_w3 = _t22_w2*_t29_w2 - _t28_w2 + _t31_w2*_t33_w3 + eps
+                _t59_w3 = _t18_w2 + eps
+                _a55_w1 = abs(_t4_w2)
+                _a56_w1 = abs(_t19_w3)
+                _a57_w1 = abs(_t34_w3)
+                _a58_w1 = abs(_t59_w3)
+                _ok_w1_w1 = (_a55_w1 >= _f32(2.350988701644575e-38)) & (_a55_w1 <= _f32(4.253529586511731e+37)) & (_a56_w1 >= _f32(2.350988701644575e-38)) & (_a56_w1 <= _f32(4.253529586511731e+37)) & (_a57_w1 >= _f32(2.350988701644575e-38)) & (_a57_w1 <= _f32(4.253529586511731e+37)) & (_a58_w1 >= _f32(2.350988701644575e-38)) & (_a58_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w1_w1:
+                    _inv0_w2 = _f32(1.0)/_t4_w2
+                    _inv1_w2 = _f32(1.0)/_t19_w3
+                    _inv2_w2 = _f32(1.0)/_t34_w3
+                    _inv3_w2 = _f32(1.0)/_t59_w3
+                    _t0_w4 = _s31_w1
+                    _t1_w4 = _f32(2.0)*_t0_w4
+                    _t2_w4 = -_t1_w4
+                    _t5_w4 = (_t0_w4*_t0_w4)*_inv0_w2
+                    _t6_w4 = px1_w1 - tx1_w1
+                    _t7_w4 = -_t6_w4
+                    _t8_w4 = _f32(2.0)*_t3_w2
+                    _t9_w4 = _t8_w4*(_f32(1.0) if _t7_w4 > _f32(0.0) else (_f32(0.5) if _t7_w4 == _f32(0.0) else _f32(0.0)))
+                    _t10_w4 = ((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2
+                    _t11_w4 = _s7_w1
+                    _t12_w4 = _s5_w1
+                    _t13_w4 = _f32(0.5)*_t11_w4 + _f32(0.5)*_t12_w4
+                    _t14_w4 = _s12_w1
+                    _t15_w4 = _s10_w1
+                    _t16_w3 = _f32(0.5)*_t14_w4 + _f32(0.5)*_t15_w4
+                    _t20_w3 = ((_t13_w4*_t13_w4) + (_t16_w3*_t16_w3))*_inv1_w2
+                    _t21_w4 = ((_t13_w4 - -_t20_w3*_t9_w4))*_inv1_w2
+                    _t23_w3 = _f32(1.0) if _t7_w4 > _f32(0.0) else _f32(0.0)
+                    _t35_w4 = _t28_w2*_inv2_w2
+                    _t36_w4 = _f32(1.0) if _t6_w4 > _f32(0.0) else _f32(0.0)
+                    _t37_w4 = min(_t31_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t38_w4 = _t33_w3*_t37_w4
+                    _t39_w4 = min(_t33_w3, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t40_w4 = _t25_w2*_t39_w4
+                    _t41_w4 = _t38_w4 + _t40_w4
+                    _t42_w4 = min(_t29_w2, max(_t12_w4, _t12_w4 - _t12_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t43_w4 = _t22_w2*_t42_w4 + eps
+                    _t44_w4 = _t28_w2 + _t43_w4
+                    _t45_w4 = _t27_w2*(_f32(1.0) if _t24_w2 > _f32(0.0) else _f32(0.0))
+                    _t46_w4 = _t45_w4*((_t41_w4 + _t44_w4)*_inv2_w2)
+                    _t47_w4 = -_t23_w3 - _t36_w4 + _f32(1.0)
+                    _t48_w4 = min(_t22_w2, max(_t15_w4, _t15_w4 - _t15_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t49_w4 = _t25_w2*_t48_w4
+                    _t50_w4 = _f32(0.5)*_t45_w4
+                    _t51_w4 = _t50_w4*((_t41_w4 + _t43_w4 - _t49_w4)*_inv2_w2)
+                    _t52_w4 = (_t22_w2*_t23_w3*_t35_w4 - _t36_w4*_t46_w4 - _t47_w4*_t51_w4)*_inv2_w2
+                    _t53_w3 = q*x_e_w1
+                    _t54_w4 = _f32(2.0)*_t53_w3
+                    _t55_w4 = _t53_w3*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54_w1 + _f32(1.0))
+                    _t56_w4 = _s25_w1
+                    _t57_w4 = _f32(2.0)*_t56_w4
+                    _t58_w4 = -_t57_w4
+                    _t60_w4 = (_t56_w4*_t56_w4)*_inv3_w2
+                    _t61_w4 = py1_w1 - ty1_w1
+                    _t62_w4 = -_t61_w4
+                    _t63_w4 = _f32(2.0)*_t17_w2
+                    _t64_w4 = _t63_w4*(_f32(1.0) if _t62_w4 > _f32(0.0) else (_f32(0.5) if _t62_w4 == _f32(0.0) else _f32(0.0)))
+                    _t65_w4 = ((_t58_w4 - -_t60_w4*_t64_w4))*_inv3_w2
+                    _t66_w4 = ((_t16_w3 - -_t20_w3*_t64_w4))*_inv1_w2
+                    _t67_w4 = _f32(1.0) if _t62_w4 > _f32(0.0) else _f32(0.0)
+                    _t68_w4 = _f32(1.0) if _t61_w4 > _f32(0.0) else _f32(0.0)
+                    _t69_w4 = _t29_w2*_t48_w4 + _t41_w4 + eps
+                    _t70_w4 = _t25_w2*(_f32(1.0) if _t26_w2 > _f32(0.0) else _f32(0.0))
+                    _t71_w4 = _t70_w4*((_t28_w2 + _t69_w4)*_inv2_w2)
+                    _t72_w4 = -_t67_w4 - _t68_w4 + _f32(1.0)
+                    _t73_w4 = _f32(0.5)*_t70_w4
+                    _t74_w4 = _t73_w4*((-_t27_w2*_t42_w4 + _t69_w4)*_inv2_w2)
+                    _t75_w4 = (_t29_w2*_t35_w4*_t67_w4 - _t68_w4*_t71_w4 - _t72_w4*_t74_w4)*_inv2_w2
+                    _t76_w4 = _t30_w2 + px2_w1
+                    _t77_w4 = _t8_w4*(_f32(1.0) if _t76_w4 > _f32(0.0) else (_f32(0.5) if _t76_w4 == _f32(0.0) else _f32(0.0)))
+                    _t78_w4 = ((_t1_w4 - _t5_w4*_t77_w4))*_inv0_w2
+                    _t79_w4 = ((_t13_w4 - _t20_w3*_t77_w4))*_inv1_w2
+                    _t80_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else _f32(0.0)
+                    _t81_w4 = -_t76_w4
+                    _t82_w4 = _f32(1.0) if _t81_w4 > _f32(0.0) else _f32(0.0)
+                    _t83_w4 = -_t80_w4 - _t82_w4 + _f32(1.0)
+                    _t84_w4 = (-_t22_w2*_t35_w4*_t80_w4 + _t46_w4*_t82_w4 + _t51_w4*_t83_w4)*_inv2_w2
+                    _t85_w4 = _t32_w2 + py2_w1
+                    _t86_w4 = _t63_w4*(_f32(1.0) if _t85_w4 > _f32(0.0) else (_f32(0.5) if _t85_w4 == _f32(0.0) else _f32(0.0)))
+                    _t87_w4 = ((_t57_w4 - _t60_w4*_t86_w4))*_inv3_w2
+                    _t88_w4 = ((_t16_w3 - _t20_w3*_t86_w4))*_inv1_w2
+                    _t89_w4 = _f32(1.0) if _t85_w4 > _f32(0.0) else _f32(0.0)
+                    _t90_w4 = -_t85_w4
+                    _t91_w2 = _f32(1.0) if _t90_w4 > _f32(0.0) else _f32(0.0)
+                    _t92_w2 = -_t89_w4 - _t91_w2 + _f32(1.0)
+                    _t93_w2 = (-_t29_w2*_t35_w4*_t89_w4 + _t71_w4*_t91_w2 + _t74_w4*_t92_w2)*_inv2_w2
+                    _t94_w2 = _t8_w4*(_f32(1.0) if _t6_w4 > _f32(0.0) else (_f32(0.5) if _t6_w4 == _f32(0.0) else _f32(0.0)))
+                    _t95_w2 = ((_t1_w4 - -_t5_w4*_t94_w2))*_inv0_w2
+                    _t96_w2 = -_t13_w4
+                    _t97_w2 = ((_t96_w2 - -_t20_w3*_t94_w2))*_inv1_w2
+                    _t98_w2 = _t38_w4 + _t49_w4
+                    _t99_w2 = _t45_w4*((_t44_w4 + _t98_w2)*_inv2_w2)
+                    _t100_w2 = _t50_w4*((-_t40_w4 + _t43_w4 + _t98_w2)*_inv2_w2)
+                    _t101_w2 = (-_t100_w2*_t47_w4 - _t23_w3*_t99_w2 + _t33_w3*_t35_w4*_t36_w4)*_inv2_w2
+                    _t102_w2 = _t63_w4*(_f32(1.0) if _t61_w4 > _f32(0.0) else (_f32(0.5) if _t61_w4 == _f32(0.0) else _f32(0.0)))
+                    _t103_w2 = ((_t57_w4 - -_t102_w2*_t60_w4))*_inv3_w2
+                    _t104_w2 = -_t16_w3
+                    _t105_w2 = ((_t104_w2 - -_t102_w2*_t20_w3))*_inv1_w2
+                    _t106_w2 = _t31_w2*_t39_w4 + _t49_w4
+                    _t107_w2 = _t70_w4*((_t106_w2 + _t44_w4)*_inv2_w2)
+                    _t108_w2 = _t73_w4*((_t106_w2 - _t27_w2*_t37_w4 + _t43_w4)*_inv2_w2)
+                    _t109_w2 = (-_t107_w2*_t67_w4 - _t108_w2*_t72_w4 + _t31_w2*_t35_w4*_t68_w4)*_inv2_w2
+                    _t110_w2 = _t8_w4*(_f32(1.0) if _t81_w4 > _f32(0.0) else (_f32(0.5) if _t81_w4 == _f32(0.0) else _f32(0.0)))
+                    _t111_w2 = ((_t2_w4 - _t110_w2*_t5_w4))*_inv0_w2
+                    _t112_w2 = ((_t96_w2 - _t110_w2*_t20_w3))*_inv1_w2
+                    _t113_w2 = (_t100_w2*_t83_w4 - _t33_w3*_t35_w4*_t82_w4 + _t80_w4*_t99_w2)*_inv2_w2
+                    _t114_w2 = _t63_w4*(_f32(1.0) if _t90_w4 > _f32(0.0) else (_f32(0.5) if _t90_w4 == _f32(0.0) else _f32(0.0)))
+                    _t115_w2 = ((_t58_w4 - _t114_w2*_t60_w4))*_inv3_w2
+                    _t116_w2 = ((_t104_w2 - _t114_w2*_t20_w3))*_inv1_w2
+                    _t117_w2 = (_t107_w2*_t89_w4 + _t108_w2*_t92_w2 - _t31_w2*_t35_w4*_t91_w2)*_inv2_w2
+                    d_px1_w1 = -_t54_w4*(_t10_w4 + _t21_w4 - _t52_w4) + _t55_w4*(_f32(2.0)*_t10_w4 + _f32(2.0)*_t21_w4 - _f32(2.0)*_t52_w4)
+                    d_py1_w1 = -_t54_w4*(_t65_w4 + _t66_w4 - _t75_w4) + _t55_w4*(_f32(2.0)*_t65_w4 + _f32(2.0)*_t66_w4 - _f32(2.0)*_t75_w4)
+                    d_px2_w1 = -_t54_w4*(_t78_w4 + _t79_w4 - _t84_w4) + _t55_w4*(_f32(2.0)*_t78_w4 + _f32(2.0)*_t79_w4 - _f32(2.0)*_t84_w4)
+                    d_py2_w1 = -_t54_w4*(_t87_w4 + _t88_w4 - _t93_w2) + _t55_w4*(_f32(2.0)*_t87_w4 + _f32(2.0)*_t88_w4 - _f32(2.0)*_t93_w2)
+                    d_tx1_w1 = -_t54_w4*(-_t101_w2 + _t95_w2 + _t97_w2) + _t55_w4*(-_f32(2.0)*_t101_w2 + _f32(2.0)*_t95_w2 + _f32(2.0)*_t97_w2)
+                    d_ty1_w1 = -_t54_w4*(_t103_w2 + _t105_w2 - _t109_w2) + _t55_w4*(_f32(2.0)*_t103_w2 + _f32(2.0)*_t105_w2 - _f32(2.0)*_t109_w2)
+                    d_tx2_w1 = -_t54_w4*(_t111_w2 + _t112_w2 - _t113_w2) + _t55_w4*(_f32(2.0)*_t111_w2 + _f32(2.0)*_t112_w2 - _f32(2.0)*_t113_w2)
+                    d_ty2_w1 = -_t54_w4*(_t115_w2 + _t116_w2 - _t117_w2) + _t55_w4*(_f32(2.0)*_t115_w2 + _f32(2.0)*_t116_w2 - _f32(2.0)*_t117_w2)
                 else:
-                    _t0 = _s31
-                    _t1 = _f32(2.0)*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)/_t4
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = _f32(2.0)*_t3
-                    _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
-                    _t10 = ((_t2 - -_t5*_t9))/_t4
-                    _t11 = _s7
-                    _t12 = _s5
-                    _t13 = _f32(0.5)*_t11 + _f32(0.5)*_t12
-                    _t14 = _s12
-                    _t15 = _s10
-                    _t16 = _f32(0.5)*_t14 + _f32(0.5)*_t15
-                    _t20 = ((_t13*_t13) + (_t16*_t16))/_t19
-                    _t21 = ((_t13 - -_t20*_t9))/_t19
-                    _t23 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
-                    _t35 = _t28/_t34
-                    _t36 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                    _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
-                    _t38 = _t33*_t37
-                    _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
-                    _t40 = _t25*_t39
-                    _t41 = _t38 + _t40
-                    _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
-                    _t43 = _t22*_t42 + eps
-                    _t44 = _t28 + _t43
-                    _t45 = _t27*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                    _t46 = _t45*((_t41 + _t44)/_t34)
-                    _t47 = -_t23 - _t36 + _f32(1.0)
-                    _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
-                    _t49 = _t25*_t48
-                    _t50 = _f32(0.5)*_t45
-                    _t51 = _t50*((_t41 + _t43 - _t49)/_t34)
-                    _t52 = (_t22*_t23*_t35 - _t36*_t46 - _t47*_t51)/_t34
-                    _t53 = q*x_e
-                    _t54 = _f32(2.0)*_t53
-                    _t55 = _t53*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
-                    _t56 = _s25
-                    _t57 = _f32(2.0)*_t56
-                    _t58 = -_t57
-                    _t60 = (_t56*_t56)/_t59
-                    _t61 = py1 - ty1
-                    _t62 = -_t61
-                    _t63 = _f32(2.0)*_t17
-                    _t64 = _t63*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-                    _t65 = ((_t58 - -_t60*_t64))/_t59
-                    _t66 = ((_t16 - -_t20*_t64))/_t19
-                    _t67 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-                    _t68 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t69 = _t29*_t48 + _t41 + eps
-                    _t70 = _t25*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
-                    _t71 = _t70*((_t28 + _t69)/_t34)
-                    _t72 = -_t67 - _t68 + _f32(1.0)
-                    _t73 = _f32(0.5)*_t70
-                    _t74 = _t73*((-_t27*_t42 + _t69)/_t34)
-                    _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)/_t34
-                    _t76 = _t30 + px2
-                    _t77 = _t8*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    _t78 = ((_t1 - _t5*_t77))/_t4
-                    _t79 = ((_t13 - _t20*_t77))/_t19
-                    _t80 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t81 = -_t76
-                    _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
-                    _t83 = -_t80 - _t82 + _f32(1.0)
-                    _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)/_t34
-                    _t85 = _t32 + py2
-                    _t86 = _t63*(_f32(1.0) if _t85 > _f32(0.0) else (_f32(0.5) if _t85 == _f32(0.0) else _f32(0.0)))
-                    _t87 = ((_t57 - _t60*_t86))/_t59
-                    _t88 = ((_t16 - _t20*_t86))/_t19
-                    _t89 = _f32(1.0) if _t85 > _f32(0.0) else _f32(0.0)
-                    _t90 = -_t85
-                    _t91 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
-                    _t92 = -_t89 - _t91 + _f32(1.0)
-                    _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)/_t34
-                    _t94 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                    _t95 = ((_t1 - -_t5*_t94))/_t4
-                    _t96 = -_t13
-                    _t97 = ((_t96 - -_t20*_t94))/_t19
-                    _t98 = _t38 + _t49
-                    _t99 = _t45*((_t44 + _t98)/_t34)
-                    _t100 = _t50*((-_t40 + _t43 + _t98)/_t34)
-                    _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)/_t34
-                    _t102 = _t63*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                    _t103 = ((_t57 - -_t102*_t60))/_t59
-                    _t104 = -_t16
-                    _t105 = ((_t104 - -_t102*_t20))/_t19
-                    _t106 = _t31*_t39 + _t49
-                    _t107 = _t70*((_t106 + _t44)/_t34)
-                    _t108 = _t73*((_t106 - _t27*_t37 + _t43)/_t34)
-                    _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)/_t34
-                    _t110 = _t8*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
-                    _t111 = ((_t2 - _t110*_t5))/_t4
-                    _t112 = ((_t96 - _t110*_t20))/_t19
-                    _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)/_t34
-                    _t114 = _t63*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
-                    _t115 = ((_t58 - _t114*_t60))/_t59
-                    _t116 = ((_t104 - _t114*_t20))/_t19
-                    _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)/_t34
-                    d_px1 = -_t54*(_t10 + _t21 - _t52) + _t55*(_f32(2.0)*_t10 + _f32(2.0)*_t21 - _f32(2.0)*_t52)
-                    d_py1 = -_t54*(_t65 + _t66 - _t75) + _t55*(_f32(2.0)*_t65 + _f32(2.0)*_t66 - _f32(2.0)*_t75)
-                    d_px2 = -_t54*(_t78 + _t79 - _t84) + _t55*(_f32(2.0)*_t78 + _f32(2.0)*_t79 - _f32(2.0)*_t84)
-                    d_py2 = -_t54*(_t87 + _t88 - _t93) + _t55*(_f32(2.0)*_t87 + _f32(2.0)*_t88 - _f32(2.0)*_t93)
-                    d_tx1 = -_t54*(-_t101 + _t95 + _t97) + _t55*(-_f32(2.0)*_t101 + _f32(2.0)*_t95 + _f32(2.0)*_t97)
-                    d_ty1 = -_t54*(_t103 + _t105 - _t109) + _t55*(_f32(2.0)*_t103 + _f32(2.0)*_t105 - _f32(2.0)*_t109)
-                    d_tx2 = -_t54*(_t111 + _t112 - _t113) + _t55*(_f32(2.0)*_t111 + _f32(2.0)*_t112 - _f32(2.0)*_t113)
-                    d_ty2 = -_t54*(_t115 + _t116 - _t117) + _t55*(_f32(2.0)*_t115 + _f32(2.0)*_t116 - _f32(2.0)*_t117)
+                    _t0_w1_w1 = _s31_w1
+                    _t1_w1_w1 = _f32(2.0)*_t0_w1_w1
+                    _t2_w1_w1 = -_t1_w1_w1
+                    _t5_w1_w1 = (_t0_w1_w1*_t0_w1_w1)/_t4_w2
+                    _t6_w1_w1 = px1_w1 - tx1_w1
+                    _t7_w1_w1 = -_t6_w1_w1
+                    _t8_w1_w1 = _f32(2.0)*_t3_w2
+                    _t9_w1_w1 = _t8_w1_w1*(_f32(1.0) if _t7_w1_w1 > _f32(0.0) else (_f32(0.5) if _t7_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t10_w1_w1 = ((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2
+                    _t11_w1_w1 = _s7_w1
+                    _t12_w1_w1 = _s5_w1
+                    _t13_w1_w1 = _f32(0.5)*_t11_w1_w1 + _f32(0.5)*_t12_w1_w1
+                    _t14_w1_w1 = _s12_w1
+                    _t15_w1_w1 = _s10_w1
+                    _t16_w1_w1 = _f32(0.5)*_t14_w1_w1 + _f32(0.5)*_t15_w1_w1
+                    _t20_w1_w1 = ((_t13_w1_w1*_t13_w1_w1) + (_t16_w1_w1*_t16_w1_w1))/_t19_w3
+                    _t21_w1_w1 = ((_t13_w1_w1 - -_t20_w1_w1*_t9_w1_w1))/_t19_w3
+                    _t23_w1_w1 = _f32(1.0) if _t7_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t35_w1_w1 = _t28_w2/_t34_w3
+                    _t36_w1_w1 = _f32(1.0) if _t6_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t37_w1_w1 = min(_t31_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t38_w1_w1 = _t33_w3*_t37_w1_w1
+                    _t39_w1_w1 = min(_t33_w3, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t40_w1_w1 = _t25_w2*_t39_w1_w1
+                    _t41_w1_w1 = _t38_w1_w1 + _t40_w1_w1
+                    _t42_w1_w1 = min(_t29_w2, max(_t12_w1_w1, _t12_w1_w1 - _t12_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t43_w1_w1 = _t22_w2*_t42_w1_w1 + eps
+                    _t44_w1_w1 = _t28_w2 + _t43_w1_w1
+                    _t45_w1_w1 = _t27_w2*(_f32(1.0) if _t24_w2 > _f32(0.0) else _f32(0.0))
+                    _t46_w1_w1 = _t45_w1_w1*((_t41_w1_w1 + _t44_w1_w1)/_t34_w3)
+                    _t47_w1_w1 = -_t23_w1_w1 - _t36_w1_w1 + _f32(1.0)
+                    _t48_w1_w1 = min(_t22_w2, max(_t15_w1_w1, _t15_w1_w1 - _t15_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t49_w1_w1 = _t25_w2*_t48_w1_w1
+                    _t50_w1_w1 = _f32(0.5)*_t45_w1_w1
+                    _t51_w1_w1 = _t50_w1_w1*((_t41_w1_w1 + _t43_w1_w1 - _t49_w1_w1)/_t34_w3)
+                    _t52_w1_w1 = (_t22_w2*_t23_w1_w1*_t35_w1_w1 - _t36_w1_w1*_t46_w1_w1 - _t47_w1_w1*_t51_w1_w1)/_t34_w3
+                    _t53_w1_w1 = q*x_e_w1
+                    _t54_w1_w1 = _f32(2.0)*_t53_w1_w1
+                    _t55_w1_w1 = _t53_w1_w1*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54_w1 + _f32(1.0))
+                    _t56_w1_w1 = _s25_w1
+                    _t57_w1_w1 = _f32(2.0)*_t56_w1_w1
+                    _t58_w1_w1 = -_t57_w1_w1
+                    _t60_w1_w1 = (_t56_w1_w1*_t56_w1_w1)/_t59_w3
+                    _t61_w1_w1 = py1_w1 - ty1_w1
+                    _t62_w1_w1 = -_t61_w1_w1
+                    _t63_w1_w1 = _f32(2.0)*_t17_w2
+                    _t64_w1_w1 = _t63_w1_w1*(_f32(1.0) if _t62_w1_w1 > _f32(0.0) else (_f32(0.5) if _t62_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t65_w1_w1 = ((_t58_w1_w1 - -_t60_w1_w1*_t64_w1_w1))/_t59_w3
+                    _t66_w1_w1 = ((_t16_w1_w1 - -_t20_w1_w1*_t64_w1_w1))/_t19_w3
+                    _t67_w1_w1 = _f32(1.0) if _t62_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t68_w1_w1 = _f32(1.0) if _t61_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t69_w1_w1 = _t29_w2*_t48_w1_w1 + _t41_w1_w1 + eps
+                    _t70_w1_w1 = _t25_w2*(_f32(1.0) if _t26_w2 > _f32(0.0) else _f32(0.0))
+                    _t71_w1_w1 = _t70_w1_w1*((_t28_w2 + _t69_w1_w1)/_t34_w3)
+                    _t72_w1_w1 = -_t67_w1_w1 - _t68_w1_w1 + _f32(1.0)
+                    _t73_w1_w1 = _f32(0.5)*_t70_w1_w1
+                    _t74_w1_w1 = _t73_w1_w1*((-_t27_w2*_t42_w1_w1 + _t69_w1_w1)/_t34_w3)
+                    _t75_w1_w1 = (_t29_w2*_t35_w1_w1*_t67_w1_w1 - _t68_w1_w1*_t71_w1_w1 - _t72_w1_w1*_t74_w1_w1)/_t34_w3
+                    _t76_w1_w1 = _t30_w2 + px2_w1
+                    _t77_w1_w1 = _t8_w1_w1*(_f32(1.0) if _t76_w1_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t78_w1_w1 = ((_t1_w1_w1 - _t5_w1_w1*_t77_w1_w1))/_t4_w2
+                    _t79_w1_w1 = ((_t13_w1_w1 - _t20_w1_w1*_t77_w1_w1))/_t19_w3
+                    _t80_w1_w1 = _f32(1.0) if _t76_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t81_w1_w1 = -_t76_w1_w1
+                    _t82_w1_w1 = _f32(1.0) if _t81_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + _f32(1.0)
+                    _t84_w1_w1 = (-_t22_w2*_t35_w1_w1*_t80_w1_w1 + _t46_w1_w1*_t82_w1_w1 + _t51_w1_w1*_t83_w1_w1)/_t34_w3
+                    _t85_w1_w1 = _t32_w2 + py2_w1
+                    _t86_w1_w1 = _t63_w1_w1*(_f32(1.0) if _t85_w1_w1 > _f32(0.0) else (_f32(0.5) if _t85_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t87_w1_w1 = ((_t57_w1_w1 - _t60_w1_w1*_t86_w1_w1))/_t59_w3
+                    _t88_w1_w1 = ((_t16_w1_w1 - _t20_w1_w1*_t86_w1_w1))/_t19_w3
+                    _t89_w1_w1 = _f32(1.0) if _t85_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t90_w1_w1 = -_t85_w1_w1
+                    _t91_w1 = _f32(1.0) if _t90_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t92_w1 = -_t89_w1_w1 - _t91_w1 + _f32(1.0)
+                    _t93_w1 = (-_t29_w2*_t35_w1_w1*_t89_w1_w1 + _t71_w1_w1*_t91_w1 + _t74_w1_w1*_t92_w1)/_t34_w3
+                    _t94_w1 = _t8_w1_w1*(_f32(1.0) if _t6_w1_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t95_w1 = ((_t1_w1_w1 - -_t5_w1_w1*_t94_w1))/_t4_w2
+                    _t96_w1 = -_t13_w1_w1
+                    _t97_w1 = ((_t96_w1 - -_t20_w1_w1*_t94_w1))/_t19_w3
+                    _t98_w1 = _t38_w1_w1 + _t49_w1_w1
+                    _t99_w1 = _t45_w1_w1*((_t44_w1_w1 + _t98_w1)/_t34_w3)
+                    _t100_w1 = _t50_w1_w1*((-_t40_w1_w1 + _t43_w1_w1 + _t98_w1)/_t34_w3)
+                    _t101_w1 = (-_t100_w1*_t47_w1_w1 - _t23_w1_w1*_t99_w1 + _t33_w3*_t35_w1_w1*_t36_w1_w1)/_t34_w3
+                    _t102_w1 = _t63_w1_w1*(_f32(1.0) if _t61_w1_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t103_w1 = ((_t57_w1_w1 - -_t102_w1*_t60_w1_w1))/_t59_w3
+                    _t104_w1 = -_t16_w1_w1
+                    _t105_w1 = ((_t104_w1 - -_t102_w1*_t20_w1_w1))/_t19_w3
+                    _t106_w1 = _t31_w2*_t39_w1_w1 + _t49_w1_w1
+                    _t107_w1 = _t70_w1_w1*((_t106_w1 + _t44_w1_w1)/_t34_w3)
+                    _t108_w1 = _t73_w1_w1*((_t106_w1 - _t27_w2*_t37_w1_w1 + _t43_w1_w1)/_t34_w3)
+                    _t109_w1 = (-_t107_w1*_t67_w1_w1 - _t108_w1*_t72_w1_w1 + _t31_w2*_t35_w1_w1*_t68_w1_w1)/_t34_w3
+                    _t110_w1 = _t8_w1_w1*(_f32(1.0) if _t81_w1_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t111_w1 = ((_t2_w1_w1 - _t110_w1*_t5_w1_w1))/_t4_w2
+                    _t112_w1 = ((_t96_w1 - _t110_w1*_t20_w1_w1))/_t19_w3
+                    _t113_w1 = (_t100_w1*_t83_w1_w1 - _t33_w3*_t35_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t99_w1)/_t34_w3
+                    _t114_w1 = _t63_w1_w1*(_f32(1.0) if _t90_w1_w1 > _f32(0.0) else (_f32(0.5) if _t90_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t115_w1 = ((_t58_w1_w1 - _t114_w1*_t60_w1_w1))/_t59_w3
+                    _t116_w1 = ((_t104_w1 - _t114_w1*_t20_w1_w1))/_t19_w3
+                    _t117_w1 = (_t107_w1*_t89_w1_w1 + _t108_w1*_t92_w1 - _t31_w2*_t35_w1_w1*_t91_w1)/_t34_w3
+                    d_px1_w1 = -_t54_w1_w1*(_t10_w1_w1 + _t21_w1_w1 - _t52_w1_w1) + _t55_w1_w1*(_f32(2.0)*_t10_w1_w1 + _f32(2.0)*_t21_w1_w1 - _f32(2.0)*_t52_w1_w1)
+                    d_py1_w1 = -_t54_w1_w1*(_t65_w1_w1 + _t66_w1_w1 - _t75_w1_w1) + _t55_w1_w1*(_f32(2.0)*_t65_w1_w1 + _f32(2.0)*_t66_w1_w1 - _f32(2.0)*_t75_w1_w1)
+                    d_px2_w1 = -_t54_w1_w1*(_t78_w1_w1 + _t79_w1_w1 - _t84_w1_w1) + _t55_w1_w1*(_f32(2.0)*_t78_w1_w1 + _f32(2.0)*_t79_w1_w1 - _f32(2.0)*_t84_w1_w1)
+                    d_py2_w1 = -_t54_w1_w1*(_t87_w1_w1 + _t88_w1_w1 - _t93_w1) + _t55_w1_w1*(_f32(2.0)*_t87_w1_w1 + _f32(2.0)*_t88_w1_w1 - _f32(2.0)*_t93_w1)
+                    d_tx1_w1 = -_t54_w1_w1*(-_t101_w1 + _t95_w1 + _t97_w1) + _t55_w1_w1*(-_f32(2.0)*_t101_w1 + _f32(2.0)*_t95_w1 + _f32(2.0)*_t97_w1)
+                    d_ty1_w1 = -_t54_w1_w1*(_t103_w1 + _t105_w1 - _t109_w1) + _t55_w1_w1*(_f32(2.0)*_t103_w1 + _f32(2.0)*_t105_w1 - _f32(2.0)*_t109_w1)
+                    d_tx2_w1 = -_t54_w1_w1*(_t111_w1 + _t112_w1 - _t113_w1) + _t55_w1_w1*(_f32(2.0)*_t111_w1 + _f32(2.0)*_t112_w1 - _f32(2.0)*_t113_w1)
+                    d_ty2_w1 = -_t54_w1_w1*(_t115_w1 + _t116_w1 - _t117_w1) + _t55_w1_w1*(_f32(2.0)*_t115_w1 + _f32(2.0)*_t116_w1 - _f32(2.0)*_t117_w1)
             else:  # linear: L_EIoU > 1
-                value = c_lin + s*x_e
-                _t3 = _s3
-                _t4 = (_t3*_t3) + eps
-                _t16 = _s4
-                _t17 = _t16*_t16
-                _t18 = _t17 + _t4
-                _t20 = -py1 + py2
-                _t22 = _s9
-                _t23 = max(_t22, _t22 - _t22)
-                _t24 = _s17
-                _t25 = max(_t24, _t24 - _t24)
-                _t26 = _t23*_t25
-                _t27 = -px1 + px2
-                _t28 = -tx2
-                _t29 = -_t28 - tx1
-                _t30 = -ty2
-                _t31 = -_t30 - ty1
-                _t32 = _t20*_t27 - _t26 + _t29*_t31 + eps
-                _t53 = _t17 + eps
-                _a59 = abs(_t4)
-                _a60 = abs(_t18)
-                _a61 = abs(_t32)
-                _a62 = abs(_t53)
-                _ok = (_a59 >= _f32(2.350988701644575e-38)) & (_a59 <= _f32(4.253529586511731e+37)) & (_a60 >= _f32(2.350988701644575e-38)) & (_a60 <= _f32(4.253529586511731e+37)) & (_a61 >= _f32(2.350988701644575e-38)) & (_a61 <= _f32(4.253529586511731e+37)) & (_a62 >= _f32(2.350988701644575e-38)) & (_a62 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t4
-                    _inv1 = _f32(1.0)/_t18
-                    _inv2 = _f32(1.0)/_t32
-                    _inv3 = _f32(1.0)/_t53
-                    _t0 = _s31
-                    _t1 = _f32(2.0)*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)*_inv0
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = _f32(2.0)*_t3
-                    _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
-                    _t10 = _s7
-                    _t11 = _s5
-                    _t12 = _f32(0.5)*_t10 + _f32(0.5)*_t11
-                    _t13 = _s12
-                    _t14 = _s10
-                    _t15 = _f32(0.5)*_t13 + _f32(0.5)*_t14
-                    _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-                    _t21 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
-                    _t33 = _t26*_inv2
-                    _t34 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                    _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t36 = _t31*_t35
-                    _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-                    _t38 = _t23*_t37
-                    _t39 = _t36 + _t38
-                    _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-                    _t41 = _t20*_t40 + eps
-                    _t42 = _t26 + _t41
-                    _t43 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-                    _t44 = _t43*((_t39 + _t42)*_inv2)
-                    _t45 = -_t21 - _t34 + _f32(1.0)
-                    _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-                    _t47 = _t23*_t46
-                    _t48 = _f32(0.5)*_t43
-                    _t49 = _t48*((_t39 + _t41 - _t47)*_inv2)
-                    _t50 = _s25
-                    _t51 = _f32(2.0)*_t50
-                    _t52 = -_t51
-                    _t54 = (_t50*_t50)*_inv3
-                    _t55 = py1 - ty1
-                    _t56 = -_t55
-                    _t57 = _f32(2.0)*_t16
-                    _t58 = _t57*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                    _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t60 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
-                    _t61 = _t27*_t46 + _t39 + eps
-                    _t62 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                    _t63 = _t62*((_t26 + _t61)*_inv2)
-                    _t64 = -_t59 - _t60 + _f32(1.0)
-                    _t65 = _f32(0.5)*_t62
-                    _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
-                    _t67 = _t28 + px2
-                    _t68 = _t8*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
-                    _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-                    _t70 = -_t67
-                    _t71 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
-                    _t72 = -_t69 - _t71 + _f32(1.0)
-                    _t73 = _t30 + py2
-                    _t74 = _t57*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-                    _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
-                    _t76 = -_t73
-                    _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t78 = -_t75 - _t77 + _f32(1.0)
-                    _t79 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                    _t80 = -_t12
-                    _t81 = _t36 + _t47
-                    _t82 = _t43*((_t42 + _t81)*_inv2)
-                    _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-                    _t84 = _t57*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-                    _t85 = -_t15
-                    _t86 = _t29*_t37 + _t47
-                    _t87 = _t62*((_t42 + _t86)*_inv2)
-                    _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-                    _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
-                    _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    _s63 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
-                    d_px1 = s*(_s63 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
-                    _s64 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
-                    d_py1 = s*(_s64 + (((_t15 - -_t19*_t58))*_inv1) + (((_t52 - -_t54*_t58))*_inv3))
-                    _s65 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)*_inv2)
-                    d_px2 = s*(_s65 + (((_t1 - _t5*_t68))*_inv0) + (((_t12 - _t19*_t68))*_inv1))
-                    _s66 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)*_inv2)
-                    d_py2 = s*(_s66 + (((_t15 - _t19*_t74))*_inv1) + (((_t51 - _t54*_t74))*_inv3))
-                    _s67 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)*_inv2)
-                    d_tx1 = s*(_s67 + (((_t1 - -_t5*_t79))*_inv0) + (((_t80 - -_t19*_t79))*_inv1))
-                    _s68 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)*_inv2)
-                    d_ty1 = s*(_s68 + (((_t51 - -_t54*_t84))*_inv3) + (((_t85 - -_t19*_t84))*_inv1))
-                    _s69 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)*_inv2)
-                    d_tx2 = s*(_s69 + (((_t2 - _t5*_t89))*_inv0) + (((_t80 - _t19*_t89))*_inv1))
-                    _s70 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)*_inv2)
-                    d_ty2 = s*(_s70 + (((_t52 - _t54*_t90))*_inv3) + (((_t85 - _t19*_t90))*_inv1))
+                value_w3 = c_lin + s*x_e_w1
+                _t3_w1_w1 = _s3_w1
+                _t4_w1_w1 = (_t3_w1_w1*_t3_w1_w1) + eps
+                _t16_w2 = _s4_w1
+                _t17_w1_w1 = _t16_w2*_t16_w2
+                _t18_w1_w1 = _t17_w1_w1 + _t4_w1_w1
+                _t20_w2 = -py1_w1 + py2_w1
+                _t22_w1_w1 = _s9_w1
+                _t23_w2 = max(_t22_w1_w1, _t22_w1_w1 - _t22_w1_w1)
+                _t24_w1_w1 = _s17_w1
+                _t25_w1_w1 = max(_t24_w1_w1, _t24_w1_w1 - _t24_w1_w1)
+                _t26_w1_w1 = _t23_w2*_t25_w1_w1
+                _t27_w1_w1 = -px1_w1 + px2_w1
+                _t28_w1_w1 = -tx2_w1
+                _t29_w1_w1 = -_t28_w1_w1 - tx1_w1
+                _t30_w1_w1 = -ty2_w1
+                _t31_w1_w1 = -_t30_w1_w1 - ty1_w1
+                _t32_w1_w1 = _t20_w2*_t27_w1_w1 - _t26_w1_w1 + _t29_w1_w1*_t31_w1_w1 + eps
+                _t53_w2 = _t17_w1_w1 + eps
+                _a59_w1 = abs(_t4_w1_w1)
+                _a60_w1 = abs(_t18_w1_w1)
+                _a61_w1 = abs(_t32_w1_w1)
+                _a62_w1 = abs(_t53_w2)
+                _ok_w2_w1 = (_a59_w1 >= _f32(2.350988701644575e-38)) & (_a59_w1 <= _f32(4.253529586511731e+37)) & (_a60_w1 >= _f32(2.350988701644575e-38)) & (_a60_w1 <= _f32(4.253529586511731e+37)) & (_a61_w1 >= _f32(2.350988701644575e-38)) & (_a61_w1 <= _f32(4.253529586511731e+37)) & (_a62_w1 >= _f32(2.350988701644575e-38)) & (_a62_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w2_w1:
+                    _inv0_w1_w1 = _f32(1.0)/_t4_w1_w1
+                    _inv1_w1_w1 = _f32(1.0)/_t18_w1_w1
+                    _inv2_w1_w1 = _f32(1.0)/_t32_w1_w1
+                    _inv3_w1_w1 = _f32(1.0)/_t53_w2
+                    _t0_w2 = _s31_w1
+                    _t1_w2 = _f32(2.0)*_t0_w2
+                    _t2_w2 = -_t1_w2
+                    _t5_w2 = (_t0_w2*_t0_w2)*_inv0_w1_w1
+                    _t6_w2 = px1_w1 - tx1_w1
+                    _t7_w2 = -_t6_w2
+                    _t8_w2 = _f32(2.0)*_t3_w1_w1
+                    _t9_w2 = _t8_w2*(_f32(1.0) if _t7_w2 > _f32(0.0) else (_f32(0.5) if _t7_w2 == _f32(0.0) else _f32(0.0)))
+                    _t10_w2 = _s7_w1
+                    _t11_w2 = _s5_w1
+                    _t12_w2 = _f32(0.5)*_t10_w2 + _f32(0.5)*_t11_w2
+                    _t13_w2 = _s12_w1
+                    _t14_w2 = _s10_w1
+                    _t15_w2 = _f32(0.5)*_t13_w2 + _f32(0.5)*_t14_w2
+                    _t19_w1_w1 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
+                    _t21_w2 = _f32(1.0) if _t7_w2 > _f32(0.0) else _f32(0.0)
+                    _t33_w1_w1 = _t26_w1_w1*_inv2_w1_w1
+                    _t34_w1_w1 = _f32(1.0) if _t6_w2 > _f32(0.0) else _f32(0.0)
+                    _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t36_w2 = _t31_w1_w1*_t35_w2
+                    _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t38_w2 = _t23_w2*_t37_w2
+                    _t39_w2 = _t36_w2 + _t38_w2
+                    _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t41_w2 = _t20_w2*_t40_w2 + eps
+                    _t42_w2 = _t26_w1_w1 + _t41_w2
+                    _t43_w2 = _t25_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
+                    _t45_w2 = -_t21_w2 - _t34_w1_w1 + _f32(1.0)
+                    _t46_w2 = min(_t20_w2, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t47_w2 = _t23_w2*_t46_w2
+                    _t48_w2 = _f32(0.5)*_t43_w2
+                    _t49_w2 = _t48_w2*((_t39_w2 + _t41_w2 - _t47_w2)*_inv2_w1_w1)
+                    _t50_w2 = _s25_w1
+                    _t51_w2 = _f32(2.0)*_t50_w2
+                    _t52_w2 = -_t51_w2
+                    _t54_w2 = (_t50_w2*_t50_w2)*_inv3_w1_w1
+                    _t55_w2 = py1_w1 - ty1_w1
+                    _t56_w2 = -_t55_w2
+                    _t57_w2 = _f32(2.0)*_t16_w2
+                    _t58_w2 = _t57_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
+                    _t59_w1_w1 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
+                    _t60_w2 = _f32(1.0) if _t55_w2 > _f32(0.0) else _f32(0.0)
+                    _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
+                    _t62_w2 = _t23_w2*(_f32(1.0) if _t24_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
+                    _t64_w2 = -_t59_w1_w1 - _t60_w2 + _f32(1.0)
+                    _t65_w2 = _f32(0.5)*_t62_w2
+                    _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
+                    _t67_w2 = _t28_w1_w1 + px2_w1
+                    _t68_w2 = _t8_w2*(_f32(1.0) if _t67_w2 > _f32(0.0) else (_f32(0.5) if _t67_w2 == _f32(0.0) else _f32(0.0)))
+                    _t69_w2 = _f32(1.0) if _t67_w2 > _f32(0.0) else _f32(0.0)
+                    _t70_w2 = -_t67_w2
+                    _t71_w2 = _f32(1.0) if _t70_w2 > _f32(0.0) else _f32(0.0)
+                    _t72_w2 = -_t69_w2 - _t71_w2 + _f32(1.0)
+                    _t73_w2 = _t30_w1_w1 + py2_w1
+                    _t74_w2 = _t57_w2*(_f32(1.0) if _t73_w2 > _f32(0.0) else (_f32(0.5) if _t73_w2 == _f32(0.0) else _f32(0.0)))
+                    _t75_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+                    _t76_w2 = -_t73_w2
+                    _t77_w2 = _f32(1.0) if _t76_w2 > _f32(0.0) else _f32(0.0)
+                    _t78_w2 = -_t75_w2 - _t77_w2 + _f32(1.0)
+                    _t79_w2 = _t8_w2*(_f32(1.0) if _t6_w2 > _f32(0.0) else (_f32(0.5) if _t6_w2 == _f32(0.0) else _f32(0.0)))
+                    _t80_w2 = -_t12_w2
+                    _t81_w2 = _t36_w2 + _t47_w2
+                    _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
+                    _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
+                    _t84_w2 = _t57_w2*(_f32(1.0) if _t55_w2 > _f32(0.0) else (_f32(0.5) if _t55_w2 == _f32(0.0) else _f32(0.0)))
+                    _t85_w2 = -_t15_w2
+                    _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
+                    _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
+                    _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
+                    _t89_w2 = _t8_w2*(_f32(1.0) if _t70_w2 > _f32(0.0) else (_f32(0.5) if _t70_w2 == _f32(0.0) else _f32(0.0)))
+                    _t90_w2 = _t57_w2*(_f32(1.0) if _t76_w2 > _f32(0.0) else (_f32(0.5) if _t76_w2 == _f32(0.0) else _f32(0.0)))
+                    _s63_w1 = -((_t20_w2*_t21_w2*_t33_w1_w1 - _t34_w1_w1*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
+                    d_px1_w1 = s*(_s63_w1 + (((_t12_w2 - -_t19_w1_w1*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
+                    _s64_w1 = -((_t27_w1_w1*_t33_w1_w1*_t59_w1_w1 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
+                    d_py1_w1 = s*(_s64_w1 + (((_t15_w2 - -_t19_w1_w1*_t58_w2))*_inv1_w1_w1) + (((_t52_w2 - -_t54_w2*_t58_w2))*_inv3_w1_w1))
+                    _s65_w1 = -((-_t20_w2*_t33_w1_w1*_t69_w2 + _t44_w2*_t71_w2 + _t49_w2*_t72_w2)*_inv2_w1_w1)
+                    d_px2_w1 = s*(_s65_w1 + (((_t1_w2 - _t5_w2*_t68_w2))*_inv0_w1_w1) + (((_t12_w2 - _t19_w1_w1*_t68_w2))*_inv1_w1_w1))
+                    _s66_w1 = -((-_t27_w1_w1*_t33_w1_w1*_t75_w2 + _t63_w2*_t77_w2 + _t66_w2*_t78_w2)*_inv2_w1_w1)
+                    d_py2_w1 = s*(_s66_w1 + (((_t15_w2 - _t19_w1_w1*_t74_w2))*_inv1_w1_w1) + (((_t51_w2 - _t54_w2*_t74_w2))*_inv3_w1_w1))
+                    _s67_w1 = -((-_t21_w2*_t82_w2 + _t31_w1_w1*_t33_w1_w1*_t34_w1_w1 - _t45_w2*_t83_w2)*_inv2_w1_w1)
+                    d_tx1_w1 = s*(_s67_w1 + (((_t1_w2 - -_t5_w2*_t79_w2))*_inv0_w1_w1) + (((_t80_w2 - -_t19_w1_w1*_t79_w2))*_inv1_w1_w1))
+                    _s68_w1 = -((_t29_w1_w1*_t33_w1_w1*_t60_w2 - _t59_w1_w1*_t87_w2 - _t64_w2*_t88_w2)*_inv2_w1_w1)
+                    d_ty1_w1 = s*(_s68_w1 + (((_t51_w2 - -_t54_w2*_t84_w2))*_inv3_w1_w1) + (((_t85_w2 - -_t19_w1_w1*_t84_w2))*_inv1_w1_w1))
+                    _s69_w1 = -((-_t31_w1_w1*_t33_w1_w1*_t71_w2 + _t69_w2*_t82_w2 + _t72_w2*_t83_w2)*_inv2_w1_w1)
+                    d_tx2_w1 = s*(_s69_w1 + (((_t2_w2 - _t5_w2*_t89_w2))*_inv0_w1_w1) + (((_t80_w2 - _t19_w1_w1*_t89_w2))*_inv1_w1_w1))
+                    _s70_w1 = -((-_t29_w1_w1*_t33_w1_w1*_t77_w2 + _t75_w2*_t87_w2 + _t78_w2*_t88_w2)*_inv2_w1_w1)
+                    d_ty2_w1 = s*(_s70_w1 + (((_t52_w2 - _t54_w2*_t90_w2))*_inv3_w1_w1) + (((_t85_w2 - _t19_w1_w1*_t90_w2))*_inv1_w1_w1))
                 else:
-                    _t0 = _s31
-                    _t1 = _f32(2.0)*_t0
-                    _t2 = -_t1
-                    _t5 = (_t0*_t0)/_t4
-                    _t6 = px1 - tx1
-                    _t7 = -_t6
-                    _t8 = _f32(2.0)*_t3
-                    _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
-                    _t10 = _s7
-                    _t11 = _s5
-                    _t12 = _f32(0.5)*_t10 + _f32(0.5)*_t11
-                    _t13 = _s12
-                    _t14 = _s10
-                    _t15 = _f32(0.5)*_t13 + _f32(0.5)*_t14
-                    _t19 = ((_t12*_t12) + (_t15*_t15))/_t18
-                    _t21 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
-                    _t33 = _t26/_t32
-                    _t34 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
-                    _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
-                    _t36 = _t31*_t35
-                    _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
-                    _t38 = _t23*_t37
-                    _t39 = _t36 + _t38
-                    _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
-                    _t41 = _t20*_t40 + eps
-                    _t42 = _t26 + _t41
-                    _t43 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
-                    _t44 = _t43*((_t39 + _t42)/_t32)
-                    _t45 = -_t21 - _t34 + _f32(1.0)
-                    _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
-                    _t47 = _t23*_t46
-                    _t48 = _f32(0.5)*_t43
-                    _t49 = _t48*((_t39 + _t41 - _t47)/_t32)
-                    _t50 = _s25
-                    _t51 = _f32(2.0)*_t50
-                    _t52 = -_t51
-                    _t54 = (_t50*_t50)/_t53
-                    _t55 = py1 - ty1
-                    _t56 = -_t55
-                    _t57 = _f32(2.0)*_t16
-                    _t58 = _t57*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-                    _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t60 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
-                    _t61 = _t27*_t46 + _t39 + eps
-                    _t62 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
-                    _t63 = _t62*((_t26 + _t61)/_t32)
-                    _t64 = -_t59 - _t60 + _f32(1.0)
-                    _t65 = _f32(0.5)*_t62
-                    _t66 = _t65*((-_t25*_t40 + _t61)/_t32)
-                    _t67 = _t28 + px2
-                    _t68 = _t8*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
-                    _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-                    _t70 = -_t67
-                    _t71 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
-                    _t72 = -_t69 - _t71 + _f32(1.0)
-                    _t73 = _t30 + py2
-                    _t74 = _t57*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-                    _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
-                    _t76 = -_t73
-                    _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t78 = -_t75 - _t77 + _f32(1.0)
-                    _t79 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
-                    _t80 = -_t12
-                    _t81 = _t36 + _t47
-                    _t82 = _t43*((_t42 + _t81)/_t32)
-                    _t83 = _t48*((-_t38 + _t41 + _t81)/_t32)
-                    _t84 = _t57*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
-                    _t85 = -_t15
-                    _t86 = _t29*_t37 + _t47
-                    _t87 = _t62*((_t42 + _t86)/_t32)
-                    _t88 = _t65*((-_t25*_t35 + _t41 + _t86)/_t32)
-                    _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
-                    _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    _s71 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)/_t32)
-                    d_px1 = s*(_s71 + (((_t12 - -_t19*_t9))/_t18) + (((_t2 - -_t5*_t9))/_t4))
-                    _s72 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)/_t32)
-                    d_py1 = s*(_s72 + (((_t15 - -_t19*_t58))/_t18) + (((_t52 - -_t54*_t58))/_t53))
-                    _s73 = -((-_t20*_t33*_t69 + _t44*_t71 + _t49*_t72)/_t32)
-                    d_px2 = s*(_s73 + (((_t1 - _t5*_t68))/_t4) + (((_t12 - _t19*_t68))/_t18))
-                    _s74 = -((-_t27*_t33*_t75 + _t63*_t77 + _t66*_t78)/_t32)
-                    d_py2 = s*(_s74 + (((_t15 - _t19*_t74))/_t18) + (((_t51 - _t54*_t74))/_t53))
-                    _s75 = -((-_t21*_t82 + _t31*_t33*_t34 - _t45*_t83)/_t32)
-                    d_tx1 = s*(_s75 + (((_t1 - -_t5*_t79))/_t4) + (((_t80 - -_t19*_t79))/_t18))
-                    _s76 = -((_t29*_t33*_t60 - _t59*_t87 - _t64*_t88)/_t32)
-                    d_ty1 = s*(_s76 + (((_t51 - -_t54*_t84))/_t53) + (((_t85 - -_t19*_t84))/_t18))
-                    _s77 = -((-_t31*_t33*_t71 + _t69*_t82 + _t72*_t83)/_t32)
-                    d_tx2 = s*(_s77 + (((_t2 - _t5*_t89))/_t4) + (((_t80 - _t19*_t89))/_t18))
-                    _s78 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)/_t32)
-                    d_ty2 = s*(_s78 + (((_t52 - _t54*_t90))/_t53) + (((_t85 - _t19*_t90))/_t18))
+                    _t0_w3 = _s31_w1
+                    _t1_w3 = _f32(2.0)*_t0_w3
+                    _t2_w3 = -_t1_w3
+                    _t5_w3 = (_t0_w3*_t0_w3)/_t4_w1_w1
+                    _t6_w3 = px1_w1 - tx1_w1
+                    _t7_w3 = -_t6_w3
+                    _t8_w3 = _f32(2.0)*_t3_w1_w1
+                    _t9_w3 = _t8_w3*(_f32(1.0) if _t7_w3 > _f32(0.0) else (_f32(0.5) if _t7_w3 == _f32(0.0) else _f32(0.0)))
+                    _t10_w3 = _s7_w1
+                    _t11_w3 = _s5_w1
+                    _t12_w3 = _f32(0.5)*_t10_w3 + _f32(0.5)*_t11_w3
+                    _t13_w3 = _s12_w1
+                    _t14_w3 = _s10_w1
+                    _t15_w3 = _f32(0.5)*_t13_w3 + _f32(0.5)*_t14_w3
+                    _t19_w2 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
+                    _t21_w3 = _f32(1.0) if _t7_w3 > _f32(0.0) else _f32(0.0)
+                    _t33_w2 = _t26_w1_w1/_t32_w1_w1
+                    _t34_w2 = _f32(1.0) if _t6_w3 > _f32(0.0) else _f32(0.0)
+                    _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t36_w3 = _t31_w1_w1*_t35_w3
+                    _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
+                    _t38_w3 = _t23_w2*_t37_w3
+                    _t39_w3 = _t36_w3 + _t38_w3
+                    _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t41_w3 = _t20_w2*_t40_w3 + eps
+                    _t42_w3 = _t26_w1_w1 + _t41_w3
+                    _t43_w3 = _t25_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
+                    _t45_w3 = -_t21_w3 - _t34_w2 + _f32(1.0)
+                    _t46_w3 = min(_t20_w2, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
+                    _t47_w3 = _t23_w2*_t46_w3
+                    _t48_w3 = _f32(0.5)*_t43_w3
+                    _t49_w3 = _t48_w3*((_t39_w3 + _t41_w3 - _t47_w3)/_t32_w1_w1)
+                    _t50_w3 = _s25_w1
+                    _t51_w3 = _f32(2.0)*_t50_w3
+                    _t52_w3 = -_t51_w3
+                    _t54_w3 = (_t50_w3*_t50_w3)/_t53_w2
+                    _t55_w3 = py1_w1 - ty1_w1
+                    _t56_w3 = -_t55_w3
+                    _t57_w3 = _f32(2.0)*_t16_w2
+                    _t58_w3 = _t57_w3*(_f32(1.0) if _t56_w3 > _f32(0.0) else (_f32(0.5) if _t56_w3 == _f32(0.0) else _f32(0.0)))
+                    _t59_w2 = _f32(1.0) if _t56_w3 > _f32(0.0) else _f32(0.0)
+                    _t60_w3 = _f32(1.0) if _t55_w3 > _f32(0.0) else _f32(0.0)
+                    _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
+                    _t62_w3 = _t23_w2*(_f32(1.0) if _t24_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
+                    _t64_w3 = -_t59_w2 - _t60_w3 + _f32(1.0)
+                    _t65_w3 = _f32(0.5)*_t62_w3
+                    _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
+                    _t67_w3 = _t28_w1_w1 + px2_w1
+                    _t68_w3 = _t8_w3*(_f32(1.0) if _t67_w3 > _f32(0.0) else (_f32(0.5) if _t67_w3 == _f32(0.0) else _f32(0.0)))
+                    _t69_w3 = _f32(1.0) if _t67_w3 > _f32(0.0) else _f32(0.0)
+                    _t70_w3 = -_t67_w3
+                    _t71_w3 = _f32(1.0) if _t70_w3 > _f32(0.0) else _f32(0.0)
+                    _t72_w3 = -_t69_w3 - _t71_w3 + _f32(1.0)
+                    _t73_w3 = _t30_w1_w1 + py2_w1
+                    _t74_w3 = _t57_w3*(_f32(1.0) if _t73_w3 > _f32(0.0) else (_f32(0.5) if _t73_w3 == _f32(0.0) else _f32(0.0)))
+                    _t75_w3 = _f32(1.0) if _t73_w3 > _f32(0.0) else _f32(0.0)
+                    _t76_w3 = -_t73_w3
+                    _t77_w3 = _f32(1.0) if _t76_w3 > _f32(0.0) else _f32(0.0)
+                    _t78_w3 = -_t75_w3 - _t77_w3 + _f32(1.0)
+                    _t79_w3 = _t8_w3*(_f32(1.0) if _t6_w3 > _f32(0.0) else (_f32(0.5) if _t6_w3 == _f32(0.0) else _f32(0.0)))
+                    _t80_w3 = -_t12_w3
+                    _t81_w3 = _t36_w3 + _t47_w3
+                    _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
+                    _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
+                    _t84_w3 = _t57_w3*(_f32(1.0) if _t55_w3 > _f32(0.0) else (_f32(0.5) if _t55_w3 == _f32(0.0) else _f32(0.0)))
+                    _t85_w3 = -_t15_w3
+                    _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
+                    _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
+                    _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
+                    _t89_w3 = _t8_w3*(_f32(1.0) if _t70_w3 > _f32(0.0) else (_f32(0.5) if _t70_w3 == _f32(0.0) else _f32(0.0)))
+                    _t90_w3 = _t57_w3*(_f32(1.0) if _t76_w3 > _f32(0.0) else (_f32(0.5) if _t76_w3 == _f32(0.0) else _f32(0.0)))
+                    _s71 = -((_t20_w2*_t21_w3*_t33_w2 - _t34_w2*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
+                    d_px1_w1 = s*(_s71 + (((_t12_w3 - -_t19_w2*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
+                    _s72 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
+                    d_py1_w1 = s*(_s72 + (((_t15_w3 - -_t19_w2*_t58_w3))/_t18_w1_w1) + (((_t52_w3 - -_t54_w3*_t58_w3))/_t53_w2))
+                    _s73 = -((-_t20_w2*_t33_w2*_t69_w3 + _t44_w3*_t71_w3 + _t49_w3*_t72_w3)/_t32_w1_w1)
+                    d_px2_w1 = s*(_s73 + (((_t1_w3 - _t5_w3*_t68_w3))/_t4_w1_w1) + (((_t12_w3 - _t19_w2*_t68_w3))/_t18_w1_w1))
+                    _s74 = -((-_t27_w1_w1*_t33_w2*_t75_w3 + _t63_w3*_t77_w3 + _t66_w3*_t78_w3)/_t32_w1_w1)
+                    d_py2_w1 = s*(_s74 + (((_t15_w3 - _t19_w2*_t74_w3))/_t18_w1_w1) + (((_t51_w3 - _t54_w3*_t74_w3))/_t53_w2))
+                    _s75 = -((-_t21_w3*_t82_w3 + _t31_w1_w1*_t33_w2*_t34_w2 - _t45_w3*_t83_w3)/_t32_w1_w1)
+                    d_tx1_w1 = s*(_s75 + (((_t1_w3 - -_t5_w3*_t79_w3))/_t4_w1_w1) + (((_t80_w3 - -_t19_w2*_t79_w3))/_t18_w1_w1))
+                    _s76 = -((_t29_w1_w1*_t33_w2*_t60_w3 - _t59_w2*_t87_w3 - _t64_w3*_t88_w3)/_t32_w1_w1)
+                    d_ty1_w1 = s*(_s76 + (((_t51_w3 - -_t54_w3*_t84_w3))/_t53_w2) + (((_t85_w3 - -_t19_w2*_t84_w3))/_t18_w1_w1))
+                    _s77 = -((-_t31_w1_w1*_t33_w2*_t71_w3 + _t69_w3*_t82_w3 + _t72_w3*_t83_w3)/_t32_w1_w1)
+                    d_tx2_w1 = s*(_s77 + (((_t2_w3 - _t5_w3*_t89_w3))/_t4_w1_w1) + (((_t80_w3 - _t19_w2*_t89_w3))/_t18_w1_w1))
+                    _s78 = -((-_t29_w1_w1*_t33_w2*_t77_w3 + _t75_w3*_t87_w3 + _t78_w3*_t88_w3)/_t32_w1_w1)
+                    d_ty2_w1 = s*(_s78 + (((_t52_w3 - _t54_w3*_t90_w3))/_t53_w2) + (((_t85_w3 - _t19_w2*_t90_w3))/_t18_w1_w1))
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+        c_lin):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q,
-                s, c_lin)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -2077,3 +2090,11 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, 
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, ln_b, q, s, c_lin)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s, c_lin):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, ln_b, q, s, c_lin)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, ln_b, q, s,
+            c_lin)

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c6c0dd7bcad8398a
+# scalar kernels: sha256 7ef1a8b0e24f7c6b
 """GIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -62,30 +63,34 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -237,259 +242,257 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = -py1 + py2
-            _t1 = -px1 + px2
-            _s1 = px2 - tx2
-            _s2 = tx1 - px1
-            _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
-            _t3 = -ty1 + ty2
-            _t4 = -tx1 + tx2
-            _s3 = px1 - tx1
-            _s4 = tx2 - px2
-            _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-            _t6 = max(px1, tx1) - min(px2, tx2)
-            _s5 = -_t6
-            _t7 = max(_s5, _s5 - _s5)
-            _s6 = py2 - ty2
-            _s7 = ty1 - py1
-            _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-            _s8 = py1 - ty1
-            _s9 = ty2 - py2
-            _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-            _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
-            _t11 = max(py1, ty1) - min(py2, ty2)
-            _s10 = -_t11
-            _t12 = _t7*max(_s10, _s10 - _s10)
-            _t13 = max(_t11, _t11 - _t11)
-            _t14 = max(_t6, _t6 - _t6)
-            _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
-            _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
-            value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
-            _t18 = -max(py1, ty1) + min(py2, ty2)
-            _t19 = max(_t18, _t18 - _t18)
-            _t23 = max(px2, tx2) - min(px1, tx1)
-            _t24 = max(py2, ty2) - min(py1, ty1)
-            _t25 = _t23*_t24
-            _t26 = _t25 + eps
-            _t32 = _t0*_t1 - _t19*_t7 + _t3*_t4
-            _t33 = _t32 + eps
-            _a12 = abs(_t33)
-            _a13 = abs(_t26)
-            _ok = (_a12 >= 4.450147717014403e-308) & (_a12 <= 2.247116418577895e+307) & (_a13 >= 4.450147717014403e-308) & (_a13 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t33
-                _inv1 = 1.0/_t26
-                _t16 = px1 - tx1
-                _t17 = 1.0 if _t16 > 0.0 else 0.0
-                _t20 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
-                _t21 = 1.0 - _t20
-                _t22 = _t19*_t21
-                _t27 = _t0*_t2
-                _t28 = _t27 + eps
-                _t29 = _t3*_t5
-                _t30 = _t29 + _t7*_t9
-                _t31 = _t12 + _t30
-                _t34 = _t19*_t20
-                _t35 = (_t34*((_t28 + _t31)*_inv0)*_inv0) + ((_t22 + _t8)*_inv1)
-                _t36 = 1.0 if -_t16 > 0.0 else 0.0
-                _t37 = _t12*_inv0
-                _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
-                _t39 = eps*(_t38*_inv1)
-                _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
-                _t41 = _t0*_t40
-                _t42 = (_t0*_t37*_inv0) + ((_t24*((_t30 - _t41)*_inv1) + _t39)*_inv1)
-                _t43 = -_t17 - _t36 + 1.0
-                _t44 = _t22*_inv1
-                _t45 = (_t10*_inv0) - (_t15*_t37*_inv0)
-                _t46 = _t30*_inv1
-                _t47 = _t25 + _t32 + 2.0*eps
-                _t48 = _t15*_inv1
-                _t49 = _t21*_t24 - _t26*(_t47*(_t34*_t48*_inv0)*_inv0)
-                _s14 = 0.5*(_t46*(-_t20*(_t38 + _t8) - _t49)*_inv1)
-                _s15 = 0.5*((_t24*(_t41*_inv1) - _t39)*_inv1)
-                _t50 = 0.5*_t44 + 0.5*(_t34*(_t28*_inv0)*_inv0) + 0.5*(_t45*_t8*_inv1) + _s14 + _s15
-                _t51 = py1 - ty1
-                _t52 = 1.0 if _t51 > 0.0 else 0.0
-                _t53 = 1.0 if _t18 > 0.0 else 0.0
-                _t54 = 1.0 - _t53
-                _t55 = _t54*_t7
-                _t56 = _t1*_t8 + eps
-                _t57 = _t53*_t7
-                _t58 = (_t57*((_t31 + _t56)*_inv0)*_inv0) + ((_t2 + _t55)*_inv1)
-                _t59 = 1.0 if -_t51 > 0.0 else 0.0
-                _t60 = eps*(_t40*_inv1)
-                _t61 = _t1*_t38
-                _t62 = (_t1*_t37*_inv0) + ((_t23*((_t30 - _t61)*_inv1) + _t60)*_inv1)
-                _t63 = -_t52 - _t59 + 1.0
-                _t64 = _t55*_inv1
-                _t65 = _t23*_t54 - _t26*(_t47*(_t48*_t57*_inv0)*_inv0)
-                _s16 = 0.5*(_t46*(-_t53*(_t2 + _t40) - _t65)*_inv1)
-                _s17 = 0.5*((_t23*(_t61*_inv1) - _t60)*_inv1)
-                _t66 = 0.5*_t64 + 0.5*(_t2*_t45*_inv1) + _s16 + 0.5*(_t57*(_t56*_inv0)*_inv0) + _s17
-                _t67 = px2 - tx2
-                _t68 = 1.0 if -_t67 > 0.0 else 0.0
-                _t69 = 1.0 if _t67 > 0.0 else 0.0
-                _t70 = -_t68 - _t69 + 1.0
-                _t71 = py2 - ty2
-                _t72 = 1.0 if -_t71 > 0.0 else 0.0
-                _t73 = 1.0 if _t71 > 0.0 else 0.0
-                _t74 = -_t72 - _t73 + 1.0
-                _t75 = _t7*_t8
-                _t76 = _t12 + _t28 + _t75
-                _t77 = (_t34*((_t29 + _t76)*_inv0)*_inv0) + ((_t22 + _t9)*_inv1)
-                _t78 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
-                _t79 = eps*(_t78*_inv1)
-                _t80 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
-                _t81 = _t3*_t80
-                _t82 = _t27 + _t75
-                _t83 = (_t3*_t37*_inv0) + ((_t24*((-_t81 + _t82)*_inv1) + _t79)*_inv1)
-                _t84 = _t82*_inv1
-                _s18 = 0.5*(_t84*(-_t20*(_t78 + _t9) - _t49)*_inv1)
-                _s19 = 0.5*((_t24*(_t81*_inv1) - _t79)*_inv1)
-                _t85 = 0.5*_t44 + 0.5*(_t34*((_t29 + eps)*_inv0)*_inv0) + 0.5*(_t45*_t9*_inv1) + _s18 + _s19
-                _t86 = _t4*_t9
-                _t87 = (_t57*((_t76 + _t86)*_inv0)*_inv0) + ((_t5 + _t55)*_inv1)
-                _t88 = eps*(_t80*_inv1)
-                _t89 = _t4*_t78
-                _t90 = (_t37*_t4*_inv0) + ((_t23*((_t82 - _t89)*_inv1) + _t88)*_inv1)
-                _s20 = 0.5*(_t84*(-_t53*(_t5 + _t80) - _t65)*_inv1)
-                _s21 = 0.5*((_t23*(_t89*_inv1) - _t88)*_inv1)
-                _t91 = 0.5*_t64 + 0.5*(_t45*_t5*_inv1) + 0.5*(_t57*((_t86 + eps)*_inv0)*_inv0) + _s20 + _s21
-                d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t50
-                d_py1 = _t52*_t58 - _t59*_t62 + _t63*_t66
-                d_px2 = -_t35*_t68 + _t42*_t69 - _t50*_t70
-                d_py2 = -_t58*_t72 + _t62*_t73 - _t66*_t74
-                d_tx1 = -_t17*_t83 + _t36*_t77 + _t43*_t85
-                d_ty1 = -_t52*_t90 + _t59*_t87 + _t63*_t91
-                d_tx2 = _t68*_t83 - _t69*_t77 - _t70*_t85
-                d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = -py1_w1 + py2_w1
+            _t1_w1 = -px1_w1 + px2_w1
+            _s1_w1 = px2_w1 - tx2_w1
+            _s2_w1 = tx1_w1 - px1_w1
+            _t2_w1 = min(_t1_w1, max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _t3_w1 = -ty1_w1 + ty2_w1
+            _t4_w1 = -tx1_w1 + tx2_w1
+            _s3_w1 = px1_w1 - tx1_w1
+            _s4_w1 = tx2_w1 - px2_w1
+            _t5_w1 = min(_t4_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _t6_w1 = max(px1_w1, tx1_w1) - min(px2_w1, tx2_w1)
+            _s5_w1 = -_t6_w1
+            _t7_w1 = max(_s5_w1, _s5_w1 - _s5_w1)
+            _s6_w1 = py2_w1 - ty2_w1
+            _s7_w1 = ty1_w1 - py1_w1
+            _t8_w1 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+            _s8_w1 = py1_w1 - ty1_w1
+            _s9_w1 = ty2_w1 - py2_w1
+            _t9_w1 = min(_t3_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+            _t10_w1 = _t0_w1*_t2_w1 + _t3_w1*_t5_w1 + _t7_w1*_t8_w1 + _t7_w1*_t9_w1 + eps
+            _t11_w1 = max(py1_w1, ty1_w1) - min(py2_w1, ty2_w1)
+            _s10_w1 = -_t11_w1
+            _t12_w1 = _t7_w1*max(_s10_w1, _s10_w1 - _s10_w1)
+            _t13_w1 = max(_t11_w1, _t11_w1 - _t11_w1)
+            _t14_w1 = max(_t6_w1, _t6_w1 - _t6_w1)
+            _s11_w1 = _t13_w1*(max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1))
+            _t15_w1 = -_t13_w1*_t14_w1 + _s11_w1 + _t14_w1*(max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)) + _t2_w1*_t9_w1 + _t5_w1*_t8_w1
+            value_w1 = _t10_w1/(_t10_w1 + _t12_w1) + _t15_w1/(_t0_w1*_t1_w1 - _t12_w1 + _t15_w1 + _t3_w1*_t4_w1 + eps)
+            _t18_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t19_w1 = max(_t18_w1, _t18_w1 - _t18_w1)
+            _t23_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _t24_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _t25_w1 = _t23_w1*_t24_w1
+            _t26_w1 = _t25_w1 + eps
+            _t32_w1 = _t0_w1*_t1_w1 - _t19_w1*_t7_w1 + _t3_w1*_t4_w1
+            _t33_w1 = _t32_w1 + eps
+            _a12_w1 = abs(_t33_w1)
+            _a13_w1 = abs(_t26_w1)
+            _ok_w1 = (_a12_w1 >= 4.450147717014403e-308) & (_a12_w1 <= 2.247116418577895e+307) & (_a13_w1 >= 4.450147717014403e-308) & (_a13_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t33_w1
+                _inv1_w1 = 1.0/_t26_w1
+                _t16_w2 = px1_w1 - tx1_w1
+                _t17_w2 = 1.0 if _t16_w2 > 0.0 else 0.0
+                _t20_w2 = 1.0 if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0 else 0.0
+                _t21_w2 = 1.0 - _t20_w2
+                _t22_w2 = _t19_w1*_t21_w2
+                _t27_w2 = _t0_w1*_t2_w1
+                _t28_w2 = _t27_w2 + eps
+                _t29_w2 = _t3_w1*_t5_w1
+                _t30_w2 = _t29_w2 + _t7_w1*_t9_w1
+                _t31_w2 = _t12_w1 + _t30_w2
+                _t34_w2 = _t19_w1*_t20_w2
+                _t35_w2 = (_t34_w2*((_t28_w2 + _t31_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t8_w1)*_inv1_w1)
+                _t36_w2 = 1.0 if -_t16_w2 > 0.0 else 0.0
+                _t37_w2 = _t12_w1*_inv0_w1
+                _t38_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
+                _t39_w2 = eps*(_t38_w2*_inv1_w1)
+                _t40_w2 = max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)
+                _t41_w2 = _t0_w1*_t40_w2
+                _t42_w2 = (_t0_w1*_t37_w2*_inv0_w1) + ((_t24_w1*((_t30_w2 - _t41_w2)*_inv1_w1) + _t39_w2)*_inv1_w1)
+                _t43_w2 = -_t17_w2 - _t36_w2 + 1.0
+                _t44_w2 = _t22_w2*_inv1_w1
+                _t45_w2 = (_t10_w1*_inv0_w1) - (_t15_w1*_t37_w2*_inv0_w1)
+                _t46_w2 = _t30_w2*_inv1_w1
+                _t47_w2 = _t25_w1 + _t32_w1 + 2.0*eps
+                _t48_w2 = _t15_w1*_inv1_w1
+                _t49_w2 = _t21_w2*_t24_w1 - _t26_w1*(_t47_w2*(_t34_w2*_t48_w2*_inv0_w1)*_inv0_w1)
+                _s14_w1 = 0.5*(_t46_w2*(-_t20_w2*(_t38_w2 + _t8_w1) - _t49_w2)*_inv1_w1)
+                _s15_w1 = 0.5*((_t24_w1*(_t41_w2*_inv1_w1) - _t39_w2)*_inv1_w1)
+                _t50_w2 = 0.5*_t44_w2 + 0.5*(_t34_w2*(_t28_w2*_inv0_w1)*_inv0_w1) + 0.5*(_t45_w2*_t8_w1*_inv1_w1) + _s14_w1 + _s15_w1
+                _t51_w2 = py1_w1 - ty1_w1
+                _t52_w2 = 1.0 if _t51_w2 > 0.0 else 0.0
+                _t53_w2 = 1.0 if _t18_w1 > 0.0 else 0.0
+                _t54_w2 = 1.0 - _t53_w2
+                _t55_w2 = _t54_w2*_t7_w1
+                _t56_w2 = _t1_w1*_t8_w1 + eps
+                _t57_w2 = _t53_w2*_t7_w1
+                _t58_w2 = (_t57_w2*((_t31_w2 + _t56_w2)*_inv0_w1)*_inv0_w1) + ((_t2_w1 + _t55_w2)*_inv1_w1)
+                _t59_w2 = 1.0 if -_t51_w2 > 0.0 else 0.0
+                _t60_w2 = eps*(_t40_w2*_inv1_w1)
+                _t61_w2 = _t1_w1*_t38_w2
+                _t62_w2 = (_t1_w1*_t37_w2*_inv0_w1) + ((_t23_w1*((_t30_w2 - _t61_w2)*_inv1_w1) + _t60_w2)*_inv1_w1)
+                _t63_w2 = -_t52_w2 - _t59_w2 + 1.0
+                _t64_w2 = _t55_w2*_inv1_w1
+                _t65_w2 = _t23_w1*_t54_w2 - _t26_w1*(_t47_w2*(_t48_w2*_t57_w2*_inv0_w1)*_inv0_w1)
+                _s16_w1 = 0.5*(_t46_w2*(-_t53_w2*(_t2_w1 + _t40_w2) - _t65_w2)*_inv1_w1)
+                _s17_w1 = 0.5*((_t23_w1*(_t61_w2*_inv1_w1) - _t60_w2)*_inv1_w1)
+                _t66_w2 = 0.5*_t64_w2 + 0.5*(_t2_w1*_t45_w2*_inv1_w1) + _s16_w1 + 0.5*(_t57_w2*(_t56_w2*_inv0_w1)*_inv0_w1) + _s17_w1
+                _t67_w2 = px2_w1 - tx2_w1
+                _t68_w2 = 1.0 if -_t67_w2 > 0.0 else 0.0
+                _t69_w2 = 1.0 if _t67_w2 > 0.0 else 0.0
+                _t70_w2 = -_t68_w2 - _t69_w2 + 1.0
+                _t71_w2 = py2_w1 - ty2_w1
+                _t72_w2 = 1.0 if -_t71_w2 > 0.0 else 0.0
+                _t73_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                _t74_w2 = -_t72_w2 - _t73_w2 + 1.0
+                _t75_w2 = _t7_w1*_t8_w1
+                _t76_w2 = _t12_w1 + _t28_w2 + _t75_w2
+                _t77_w2 = (_t34_w2*((_t29_w2 + _t76_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t9_w1)*_inv1_w1)
+                _t78_w2 = max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1)
+                _t79_w2 = eps*(_t78_w2*_inv1_w1)
+                _t80_w2 = max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1)
+                _t81_w2 = _t3_w1*_t80_w2
+                _t82_w2 = _t27_w2 + _t75_w2
+                _t83_w2 = (_t3_w1*_t37_w2*_inv0_w1) + ((_t24_w1*((-_t81_w2 + _t82_w2)*_inv1_w1) + _t79_w2)*_inv1_w1)
+                _t84_w2 = _t82_w2*_inv1_w1
+                _s18_w1 = 0.5*(_t84_w2*(-_t20_w2*(_t78_w2 + _t9_w1) - _t49_w2)*_inv1_w1)
+                _s19_w1 = 0.5*((_t24_w1*(_t81_w2*_inv1_w1) - _t79_w2)*_inv1_w1)
+                _t85_w2 = 0.5*_t44_w2 + 0.5*(_t34_w2*((_t29_w2 + eps)*_inv0_w1)*_inv0_w1) + 0.5*(_t45_w2*_t9_w1*_inv1_w1) + _s18_w1 + _s19_w1
+                _t86_w2 = _t4_w1*_t9_w1
+                _t87_w2 = (_t57_w2*((_t76_w2 + _t86_w2)*_inv0_w1)*_inv0_w1) + ((_t5_w1 + _t55_w2)*_inv1_w1)
+                _t88_w2 = eps*(_t80_w2*_inv1_w1)
+                _t89_w2 = _t4_w1*_t78_w2
+                _t90_w2 = (_t37_w2*_t4_w1*_inv0_w1) + ((_t23_w1*((_t82_w2 - _t89_w2)*_inv1_w1) + _t88_w2)*_inv1_w1)
+                _s20_w1 = 0.5*(_t84_w2*(-_t53_w2*(_t5_w1 + _t80_w2) - _t65_w2)*_inv1_w1)
+                _s21_w1 = 0.5*((_t23_w1*(_t89_w2*_inv1_w1) - _t88_w2)*_inv1_w1)
+                _t91_w2 = 0.5*_t64_w2 + 0.5*(_t45_w2*_t5_w1*_inv1_w1) + 0.5*(_t57_w2*((_t86_w2 + eps)*_inv0_w1)*_inv0_w1) + _s20_w1 + _s21_w1
+                d_px1_w1 = _t17_w2*_t35_w2 - _t36_w2*_t42_w2 + _t43_w2*_t50_w2
+                d_py1_w1 = _t52_w2*_t58_w2 - _t59_w2*_t62_w2 + _t63_w2*_t66_w2
+                d_px2_w1 = -_t35_w2*_t68_w2 + _t42_w2*_t69_w2 - _t50_w2*_t70_w2
+                d_py2_w1 = -_t58_w2*_t72_w2 + _t62_w2*_t73_w2 - _t66_w2*_t74_w2
+                d_tx1_w1 = -_t17_w2*_t83_w2 + _t36_w2*_t77_w2 + _t43_w2*_t85_w2
+                d_ty1_w1 = -_t52_w2*_t90_w2 + _t59_w2*_t87_w2 + _t63_w2*_t91_w2
+                d_tx2_w1 = _t68_w2*_t83_w2 - _t69_w2*_t77_w2 - _t70_w2*_t85_w2
+                d_ty2_w1 = _t72_w2*_t90_w2 - _t73_w2*_t87_w2 - _t74_w2*_t91_w2
             else:
-                _t16 = px1 - tx1
-                _t17 = 1.0 if _t16 > 0.0 else 0.0
-                _t20 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
-                _t21 = 1.0 - _t20
-                _t22 = _t19*_t21
-                _t27 = _t0*_t2
-                _t28 = _t27 + eps
-                _t29 = _t3*_t5
-                _t30 = _t29 + _t7*_t9
-                _t31 = _t12 + _t30
-                _t34 = _t19*_t20
-                _t35 = (_t34*((_t28 + _t31)/_t33)/_t33) + ((_t22 + _t8)/_t26)
-                _t36 = 1.0 if -_t16 > 0.0 else 0.0
-                _t37 = _t12/_t33
-                _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
-                _t39 = eps*(_t38/_t26)
-                _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
-                _t41 = _t0*_t40
-                _t42 = (_t0*_t37/_t33) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
-                _t43 = -_t17 - _t36 + 1.0
-                _t44 = _t22/_t26
-                _t45 = (_t10/_t33) - (_t15*_t37/_t33)
-                _t46 = _t30/_t26
-                _t47 = _t25 + _t32 + 2.0*eps
-                _t48 = _t15/_t26
-                _t49 = _t21*_t24 - _t26*(_t47*(_t34*_t48/_t33)/_t33)
-                _s22 = 0.5*(_t46*(-_t20*(_t38 + _t8) - _t49)/_t26)
-                _s23 = 0.5*((_t24*(_t41/_t26) - _t39)/_t26)
-                _t50 = 0.5*_t44 + 0.5*(_t34*(_t28/_t33)/_t33) + 0.5*(_t45*_t8/_t26) + _s22 + _s23
-                _t51 = py1 - ty1
-                _t52 = 1.0 if _t51 > 0.0 else 0.0
-                _t53 = 1.0 if _t18 > 0.0 else 0.0
-                _t54 = 1.0 - _t53
-                _t55 = _t54*_t7
-                _t56 = _t1*_t8 + eps
-                _t57 = _t53*_t7
-                _t58 = (_t57*((_t31 + _t56)/_t33)/_t33) + ((_t2 + _t55)/_t26)
-                _t59 = 1.0 if -_t51 > 0.0 else 0.0
-                _t60 = eps*(_t40/_t26)
-                _t61 = _t1*_t38
-                _t62 = (_t1*_t37/_t33) + ((_t23*((_t30 - _t61)/_t26) + _t60)/_t26)
-                _t63 = -_t52 - _t59 + 1.0
-                _t64 = _t55/_t26
-                _t65 = _t23*_t54 - _t26*(_t47*(_t48*_t57/_t33)/_t33)
-                _s24 = 0.5*(_t46*(-_t53*(_t2 + _t40) - _t65)/_t26)
-                _s25 = 0.5*((_t23*(_t61/_t26) - _t60)/_t26)
-                _t66 = 0.5*_t64 + 0.5*(_t2*_t45/_t26) + _s24 + 0.5*(_t57*(_t56/_t33)/_t33) + _s25
-                _t67 = px2 - tx2
-                _t68 = 1.0 if -_t67 > 0.0 else 0.0
-                _t69 = 1.0 if _t67 > 0.0 else 0.0
-                _t70 = -_t68 - _t69 + 1.0
-                _t71 = py2 - ty2
-                _t72 = 1.0 if -_t71 > 0.0 else 0.0
-                _t73 = 1.0 if _t71 > 0.0 else 0.0
-                _t74 = -_t72 - _t73 + 1.0
-                _t75 = _t7*_t8
-                _t76 = _t12 + _t28 + _t75
-                _t77 = (_t34*((_t29 + _t76)/_t33)/_t33) + ((_t22 + _t9)/_t26)
-                _t78 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
-                _t79 = eps*(_t78/_t26)
-                _t80 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
-                _t81 = _t3*_t80
-                _t82 = _t27 + _t75
-                _t83 = (_t3*_t37/_t33) + ((_t24*((-_t81 + _t82)/_t26) + _t79)/_t26)
-                _t84 = _t82/_t26
-                _s26 = 0.5*(_t84*(-_t20*(_t78 + _t9) - _t49)/_t26)
-                _s27 = 0.5*((_t24*(_t81/_t26) - _t79)/_t26)
-                _t85 = 0.5*_t44 + 0.5*(_t34*((_t29 + eps)/_t33)/_t33) + 0.5*(_t45*_t9/_t26) + _s26 + _s27
-                _t86 = _t4*_t9
-                _t87 = (_t57*((_t76 + _t86)/_t33)/_t33) + ((_t5 + _t55)/_t26)
-                _t88 = eps*(_t80/_t26)
-                _t89 = _t4*_t78
-                _t90 = (_t37*_t4/_t33) + ((_t23*((_t82 - _t89)/_t26) + _t88)/_t26)
-                _s28 = 0.5*(_t84*(-_t53*(_t5 + _t80) - _t65)/_t26)
-                _s29 = 0.5*((_t23*(_t89/_t26) - _t88)/_t26)
-                _t91 = 0.5*_t64 + 0.5*(_t45*_t5/_t26) + 0.5*(_t57*((_t86 + eps)/_t33)/_t33) + _s28 + _s29
-                d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t50
-                d_py1 = _t52*_t58 - _t59*_t62 + _t63*_t66
-                d_px2 = -_t35*_t68 + _t42*_t69 - _t50*_t70
-                d_py2 = -_t58*_t72 + _t62*_t73 - _t66*_t74
-                d_tx1 = -_t17*_t83 + _t36*_t77 + _t43*_t85
-                d_ty1 = -_t52*_t90 + _t59*_t87 + _t63*_t91
-                d_tx2 = _t68*_t83 - _t69*_t77 - _t70*_t85
-                d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t16_w1 = px1_w1 - tx1_w1
+                _t17_w1 = 1.0 if _t16_w1 > 0.0 else 0.0
+                _t20_w1 = 1.0 if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0 else 0.0
+                _t21_w1 = 1.0 - _t20_w1
+                _t22_w1 = _t19_w1*_t21_w1
+                _t27_w1 = _t0_w1*_t2_w1
+                _t28_w1 = _t27_w1 + eps
+                _t29_w1 = _t3_w1*_t5_w1
+                _t30_w1 = _t29_w1 + _t7_w1*_t9_w1
+                _t31_w1 = _t12_w1 + _t30_w1
+                _t34_w1 = _t19_w1*_t20_w1
+                _t35_w1 = (_t34_w1*((_t28_w1 + _t31_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t8_w1)/_t26_w1)
+                _t36_w1 = 1.0 if -_t16_w1 > 0.0 else 0.0
+                _t37_w1 = _t12_w1/_t33_w1
+                _t38_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
+                _t39_w1 = eps*(_t38_w1/_t26_w1)
+                _t40_w1 = max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)
+                _t41_w1 = _t0_w1*_t40_w1
+                _t42_w1 = (_t0_w1*_t37_w1/_t33_w1) + ((_t24_w1*((_t30_w1 - _t41_w1)/_t26_w1) + _t39_w1)/_t26_w1)
+                _t43_w1 = -_t17_w1 - _t36_w1 + 1.0
+                _t44_w1 = _t22_w1/_t26_w1
+                _t45_w1 = (_t10_w1/_t33_w1) - (_t15_w1*_t37_w1/_t33_w1)
+                _t46_w1 = _t30_w1/_t26_w1
+                _t47_w1 = _t25_w1 + _t32_w1 + 2.0*eps
+                _t48_w1 = _t15_w1/_t26_w1
+                _t49_w1 = _t21_w1*_t24_w1 - _t26_w1*(_t47_w1*(_t34_w1*_t48_w1/_t33_w1)/_t33_w1)
+                _s22 = 0.5*(_t46_w1*(-_t20_w1*(_t38_w1 + _t8_w1) - _t49_w1)/_t26_w1)
+                _s23 = 0.5*((_t24_w1*(_t41_w1/_t26_w1) - _t39_w1)/_t26_w1)
+                _t50_w1 = 0.5*_t44_w1 + 0.5*(_t34_w1*(_t28_w1/_t33_w1)/_t33_w1) + 0.5*(_t45_w1*_t8_w1/_t26_w1) + _s22 + _s23
+                _t51_w1 = py1_w1 - ty1_w1
+                _t52_w1 = 1.0 if _t51_w1 > 0.0 else 0.0
+                _t53_w1 = 1.0 if _t18_w1 > 0.0 else 0.0
+                _t54_w1 = 1.0 - _t53_w1
+                _t55_w1 = _t54_w1*_t7_w1
+                _t56_w1 = _t1_w1*_t8_w1 + eps
+                _t57_w1 = _t53_w1*_t7_w1
+                _t58_w1 = (_t57_w1*((_t31_w1 + _t56_w1)/_t33_w1)/_t33_w1) + ((_t2_w1 + _t55_w1)/_t26_w1)
+                _t59_w1 = 1.0 if -_t51_w1 > 0.0 else 0.0
+                _t60_w1 = eps*(_t40_w1/_t26_w1)
+                _t61_w1 = _t1_w1*_t38_w1
+                _t62_w1 = (_t1_w1*_t37_w1/_t33_w1) + ((_t23_w1*((_t30_w1 - _t61_w1)/_t26_w1) + _t60_w1)/_t26_w1)
+                _t63_w1 = -_t52_w1 - _t59_w1 + 1.0
+                _t64_w1 = _t55_w1/_t26_w1
+                _t65_w1 = _t23_w1*_t54_w1 - _t26_w1*(_t47_w1*(_t48_w1*_t57_w1/_t33_w1)/_t33_w1)
+                _s24 = 0.5*(_t46_w1*(-_t53_w1*(_t2_w1 + _t40_w1) - _t65_w1)/_t26_w1)
+                _s25 = 0.5*((_t23_w1*(_t61_w1/_t26_w1) - _t60_w1)/_t26_w1)
+                _t66_w1 = 0.5*_t64_w1 + 0.5*(_t2_w1*_t45_w1/_t26_w1) + _s24 + 0.5*(_t57_w1*(_t56_w1/_t33_w1)/_t33_w1) + _s25
+                _t67_w1 = px2_w1 - tx2_w1
+                _t68_w1 = 1.0 if -_t67_w1 > 0.0 else 0.0
+                _t69_w1 = 1.0 if _t67_w1 > 0.0 else 0.0
+                _t70_w1 = -_t68_w1 - _t69_w1 + 1.0
+                _t71_w1 = py2_w1 - ty2_w1
+                _t72_w1 = 1.0 if -_t71_w1 > 0.0 else 0.0
+                _t73_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                _t74_w1 = -_t72_w1 - _t73_w1 + 1.0
+                _t75_w1 = _t7_w1*_t8_w1
+                _t76_w1 = _t12_w1 + _t28_w1 + _t75_w1
+                _t77_w1 = (_t34_w1*((_t29_w1 + _t76_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t9_w1)/_t26_w1)
+                _t78_w1 = max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1)
+                _t79_w1 = eps*(_t78_w1/_t26_w1)
+                _t80_w1 = max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1)
+                _t81_w1 = _t3_w1*_t80_w1
+                _t82_w1 = _t27_w1 + _t75_w1
+                _t83_w1 = (_t3_w1*_t37_w1/_t33_w1) + ((_t24_w1*((-_t81_w1 + _t82_w1)/_t26_w1) + _t79_w1)/_t26_w1)
+                _t84_w1 = _t82_w1/_t26_w1
+                _s26 = 0.5*(_t84_w1*(-_t20_w1*(_t78_w1 + _t9_w1) - _t49_w1)/_t26_w1)
+                _s27 = 0.5*((_t24_w1*(_t81_w1/_t26_w1) - _t79_w1)/_t26_w1)
+                _t85_w1 = 0.5*_t44_w1 + 0.5*(_t34_w1*((_t29_w1 + eps)/_t33_w1)/_t33_w1) + 0.5*(_t45_w1*_t9_w1/_t26_w1) + _s26 + _s27
+                _t86_w1 = _t4_w1*_t9_w1
+                _t87_w1 = (_t57_w1*((_t76_w1 + _t86_w1)/_t33_w1)/_t33_w1) + ((_t5_w1 + _t55_w1)/_t26_w1)
+                _t88_w1 = eps*(_t80_w1/_t26_w1)
+                _t89_w1 = _t4_w1*_t78_w1
+                _t90_w1 = (_t37_w1*_t4_w1/_t33_w1) + ((_t23_w1*((_t82_w1 - _t89_w1)/_t26_w1) + _t88_w1)/_t26_w1)
+                _s28 = 0.5*(_t84_w1*(-_t53_w1*(_t5_w1 + _t80_w1) - _t65_w1)/_t26_w1)
+                _s29 = 0.5*((_t23_w1*(_t89_w1/_t26_w1) - _t88_w1)/_t26_w1)
+                _t91_w1 = 0.5*_t64_w1 + 0.5*(_t45_w1*_t5_w1/_t26_w1) + 0.5*(_t57_w1*((_t86_w1 + eps)/_t33_w1)/_t33_w1) + _s28 + _s29
+                d_px1_w1 = _t17_w1*_t35_w1 - _t36_w1*_t42_w1 + _t43_w1*_t50_w1
+                d_py1_w1 = _t52_w1*_t58_w1 - _t59_w1*_t62_w1 + _t63_w1*_t66_w1
+                d_px2_w1 = -_t35_w1*_t68_w1 + _t42_w1*_t69_w1 - _t50_w1*_t70_w1
+                d_py2_w1 = -_t58_w1*_t72_w1 + _t62_w1*_t73_w1 - _t66_w1*_t74_w1
+                d_tx1_w1 = -_t17_w1*_t83_w1 + _t36_w1*_t77_w1 + _t43_w1*_t85_w1
+                d_ty1_w1 = -_t52_w1*_t90_w1 + _t59_w1*_t87_w1 + _t63_w1*_t91_w1
+                d_tx2_w1 = _t68_w1*_t83_w1 - _t69_w1*_t77_w1 - _t70_w1*_t85_w1
+                d_ty2_w1 = _t72_w1*_t90_w1 - _t73_w1*_t87_w1 - _t74_w1*_t91_w1
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -497,6 +500,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -541,30 +551,34 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -718,261 +732,259 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = -py1 + py2
-            _t1 = -px1 + px2
-            _s1 = px2 - tx2
-            _s2 = tx1 - px1
-            _t2 = min(_t1, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
-            _t3 = -ty1 + ty2
-            _t4 = -tx1 + tx2
-            _s3 = px1 - tx1
-            _s4 = tx2 - px2
-            _t5 = min(_t4, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-            _t6 = max(px1, tx1) - min(px2, tx2)
-            _s5 = -_t6
-            _t7 = max(_s5, _s5 - _s5)
-            _s6 = py2 - ty2
-            _s7 = ty1 - py1
-            _t8 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-            _s8 = py1 - ty1
-            _s9 = ty2 - py2
-            _t9 = min(_t3, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-            _t10 = _t0*_t2 + _t3*_t5 + _t7*_t8 + _t7*_t9 + eps
-            _t11 = max(py1, ty1) - min(py2, ty2)
-            _s10 = -_t11
-            _t12 = _t7*max(_s10, _s10 - _s10)
-            _t13 = max(_t11, _t11 - _t11)
-            _t14 = max(_t6, _t6 - _t6)
-            _s11 = _t13*(max(px2, tx2) - min(px1, tx1))
-            _t15 = -_t13*_t14 + _s11 + _t14*(max(py2, ty2) - min(py1, ty1)) + _t2*_t9 + _t5*_t8
-            value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
-            _t18 = -max(py1, ty1) + min(py2, ty2)
-            _t19 = max(_t18, _t18 - _t18)
-            _t23 = max(px2, tx2) - min(px1, tx1)
-            _t24 = max(py2, ty2) - min(py1, ty1)
-            _t25 = _t23*_t24
-            _t26 = _t25 + eps
-            _t32 = _t0*_t1 - _t19*_t7 + _t3*_t4
-            _t33 = _t32 + eps
-            _a12 = abs(_t33)
-            _a13 = abs(_t26)
-            _ok = (_a12 >= _f32(2.350988701644575e-38)) & (_a12 <= _f32(4.253529586511731e+37)) & (_a13 >= _f32(2.350988701644575e-38)) & (_a13 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t33
-                _inv1 = _f32(1.0)/_t26
-                _t16 = px1 - tx1
-                _t17 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-                _t20 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
-                _t21 = _f32(1.0) - _t20
-                _t22 = _t19*_t21
-                _t27 = _t0*_t2
-                _t28 = _t27 + eps
-                _t29 = _t3*_t5
-                _t30 = _t29 + _t7*_t9
-                _t31 = _t12 + _t30
-                _t34 = _t19*_t20
-                _t35 = (_t34*((_t28 + _t31)*_inv0)*_inv0) + ((_t22 + _t8)*_inv1)
-                _t36 = _f32(1.0) if -_t16 > _f32(0.0) else _f32(0.0)
-                _t37 = _t12*_inv0
-                _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
-                _t39 = eps*(_t38*_inv1)
-                _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
-                _t41 = _t0*_t40
-                _t42 = (_t0*_t37*_inv0) + ((_t24*((_t30 - _t41)*_inv1) + _t39)*_inv1)
-                _t43 = -_t17 - _t36 + _f32(1.0)
-                _t44 = _t22*_inv1
-                _t45 = (_t10*_inv0) - (_t15*_t37*_inv0)
-                _t46 = _t30*_inv1
-                _t47 = _t25 + _t32 + _f32(2.0)*eps
-                _t48 = _t15*_inv1
-                _t49 = _t21*_t24 - _t26*(_t47*(_t34*_t48*_inv0)*_inv0)
-                _s14 = _f32(0.5)*(_t46*(-_t20*(_t38 + _t8) - _t49)*_inv1)
-                _s15 = _f32(0.5)*((_t24*(_t41*_inv1) - _t39)*_inv1)
-                _t50 = _f32(0.5)*_t44 + _f32(0.5)*(_t34*(_t28*_inv0)*_inv0) + _f32(0.5)*(_t45*_t8*_inv1) + _s14 + _s15
-                _t51 = py1 - ty1
-                _t52 = _f32(1.0) if _t51 > _f32(0.0) else _f32(0.0)
-                _t53 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
-                _t54 = _f32(1.0) - _t53
-                _t55 = _t54*_t7
-                _t56 = _t1*_t8 + eps
-                _t57 = _t53*_t7
-                _t58 = (_t57*((_t31 + _t56)*_inv0)*_inv0) + ((_t2 + _t55)*_inv1)
-                _t59 = _f32(1.0) if -_t51 > _f32(0.0) else _f32(0.0)
-                _t60 = eps*(_t40*_inv1)
-                _t61 = _t1*_t38
-                _t62 = (_t1*_t37*_inv0) + ((_t23*((_t30 - _t61)*_inv1) + _t60)*_inv1)
-                _t63 = -_t52 - _t59 + _f32(1.0)
-                _t64 = _t55*_inv1
-                _t65 = _t23*_t54 - _t26*(_t47*(_t48*_t57*_inv0)*_inv0)
-                _s16 = _f32(0.5)*(_t46*(-_t53*(_t2 + _t40) - _t65)*_inv1)
-                _s17 = _f32(0.5)*((_t23*(_t61*_inv1) - _t60)*_inv1)
-                _t66 = _f32(0.5)*_t64 + _f32(0.5)*(_t2*_t45*_inv1) + _s16 + _f32(0.5)*(_t57*(_t56*_inv0)*_inv0) + _s17
-                _t67 = px2 - tx2
-                _t68 = _f32(1.0) if -_t67 > _f32(0.0) else _f32(0.0)
-                _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-                _t70 = -_t68 - _t69 + _f32(1.0)
-                _t71 = py2 - ty2
-                _t72 = _f32(1.0) if -_t71 > _f32(0.0) else _f32(0.0)
-                _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                _t74 = -_t72 - _t73 + _f32(1.0)
-                _t75 = _t7*_t8
-                _t76 = _t12 + _t28 + _t75
-                _t77 = (_t34*((_t29 + _t76)*_inv0)*_inv0) + ((_t22 + _t9)*_inv1)
-                _t78 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
-                _t79 = eps*(_t78*_inv1)
-                _t80 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
-                _t81 = _t3*_t80
-                _t82 = _t27 + _t75
-                _t83 = (_t3*_t37*_inv0) + ((_t24*((-_t81 + _t82)*_inv1) + _t79)*_inv1)
-                _t84 = _t82*_inv1
-                _s18 = _f32(0.5)*(_t84*(-_t20*(_t78 + _t9) - _t49)*_inv1)
-                _s19 = _f32(0.5)*((_t24*(_t81*_inv1) - _t79)*_inv1)
-                _s20 = _f32(0.5)*(_t34*((_t29 + eps)*_inv0)*_inv0)
-                _t85 = _f32(0.5)*_t44 + _s20 + _f32(0.5)*(_t45*_t9*_inv1) + _s18 + _s19
-                _t86 = _t4*_t9
-                _t87 = (_t57*((_t76 + _t86)*_inv0)*_inv0) + ((_t5 + _t55)*_inv1)
-                _t88 = eps*(_t80*_inv1)
-                _t89 = _t4*_t78
-                _t90 = (_t37*_t4*_inv0) + ((_t23*((_t82 - _t89)*_inv1) + _t88)*_inv1)
-                _s21 = _f32(0.5)*(_t84*(-_t53*(_t5 + _t80) - _t65)*_inv1)
-                _s22 = _f32(0.5)*((_t23*(_t89*_inv1) - _t88)*_inv1)
-                _s23 = _f32(0.5)*(_t57*((_t86 + eps)*_inv0)*_inv0)
-                _t91 = _f32(0.5)*_t64 + _f32(0.5)*(_t45*_t5*_inv1) + _s23 + _s21 + _s22
-                d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t50
-                d_py1 = _t52*_t58 - _t59*_t62 + _t63*_t66
-                d_px2 = -_t35*_t68 + _t42*_t69 - _t50*_t70
-                d_py2 = -_t58*_t72 + _t62*_t73 - _t66*_t74
-                d_tx1 = -_t17*_t83 + _t36*_t77 + _t43*_t85
-                d_ty1 = -_t52*_t90 + _t59*_t87 + _t63*_t91
-                d_tx2 = _t68*_t83 - _t69*_t77 - _t70*_t85
-                d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = -py1_w1 + py2_w1
+            _t1_w1 = -px1_w1 + px2_w1
+            _s1_w1 = px2_w1 - tx2_w1
+            _s2_w1 = tx1_w1 - px1_w1
+            _t2_w1 = min(_t1_w1, max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _t3_w1 = -ty1_w1 + ty2_w1
+            _t4_w1 = -tx1_w1 + tx2_w1
+            _s3_w1 = px1_w1 - tx1_w1
+            _s4_w1 = tx2_w1 - px2_w1
+            _t5_w1 = min(_t4_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _t6_w1 = max(px1_w1, tx1_w1) - min(px2_w1, tx2_w1)
+            _s5_w1 = -_t6_w1
+            _t7_w1 = max(_s5_w1, _s5_w1 - _s5_w1)
+            _s6_w1 = py2_w1 - ty2_w1
+            _s7_w1 = ty1_w1 - py1_w1
+            _t8_w1 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+            _s8_w1 = py1_w1 - ty1_w1
+            _s9_w1 = ty2_w1 - py2_w1
+            _t9_w1 = min(_t3_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+            _t10_w1 = _t0_w1*_t2_w1 + _t3_w1*_t5_w1 + _t7_w1*_t8_w1 + _t7_w1*_t9_w1 + eps
+            _t11_w1 = max(py1_w1, ty1_w1) - min(py2_w1, ty2_w1)
+            _s10_w1 = -_t11_w1
+            _t12_w1 = _t7_w1*max(_s10_w1, _s10_w1 - _s10_w1)
+            _t13_w1 = max(_t11_w1, _t11_w1 - _t11_w1)
+            _t14_w1 = max(_t6_w1, _t6_w1 - _t6_w1)
+            _s11_w1 = _t13_w1*(max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1))
+            _t15_w1 = -_t13_w1*_t14_w1 + _s11_w1 + _t14_w1*(max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)) + _t2_w1*_t9_w1 + _t5_w1*_t8_w1
+            value_w1 = _t10_w1/(_t10_w1 + _t12_w1) + _t15_w1/(_t0_w1*_t1_w1 - _t12_w1 + _t15_w1 + _t3_w1*_t4_w1 + eps)
+            _t18_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t19_w1 = max(_t18_w1, _t18_w1 - _t18_w1)
+            _t23_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+            _t24_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _t25_w1 = _t23_w1*_t24_w1
+            _t26_w1 = _t25_w1 + eps
+            _t32_w1 = _t0_w1*_t1_w1 - _t19_w1*_t7_w1 + _t3_w1*_t4_w1
+            _t33_w1 = _t32_w1 + eps
+            _a12_w1 = abs(_t33_w1)
+            _a13_w1 = abs(_t26_w1)
+            _ok_w1 = (_a12_w1 >= _f32(2.350988701644575e-38)) & (_a12_w1 <= _f32(4.253529586511731e+37)) & (_a13_w1 >= _f32(2.350988701644575e-38)) & (_a13_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t33_w1
+                _inv1_w1 = _f32(1.0)/_t26_w1
+                _t16_w2 = px1_w1 - tx1_w1
+                _t17_w2 = _f32(1.0) if _t16_w2 > _f32(0.0) else _f32(0.0)
+                _t20_w2 = _f32(1.0) if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0) else _f32(0.0)
+                _t21_w2 = _f32(1.0) - _t20_w2
+                _t22_w2 = _t19_w1*_t21_w2
+                _t27_w2 = _t0_w1*_t2_w1
+                _t28_w2 = _t27_w2 + eps
+                _t29_w2 = _t3_w1*_t5_w1
+                _t30_w2 = _t29_w2 + _t7_w1*_t9_w1
+                _t31_w2 = _t12_w1 + _t30_w2
+                _t34_w2 = _t19_w1*_t20_w2
+                _t35_w2 = (_t34_w2*((_t28_w2 + _t31_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t8_w1)*_inv1_w1)
+                _t36_w2 = _f32(1.0) if -_t16_w2 > _f32(0.0) else _f32(0.0)
+                _t37_w2 = _t12_w1*_inv0_w1
+                _t38_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
+                _t39_w2 = eps*(_t38_w2*_inv1_w1)
+                _t40_w2 = max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)
+                _t41_w2 = _t0_w1*_t40_w2
+                _t42_w2 = (_t0_w1*_t37_w2*_inv0_w1) + ((_t24_w1*((_t30_w2 - _t41_w2)*_inv1_w1) + _t39_w2)*_inv1_w1)
+                _t43_w2 = -_t17_w2 - _t36_w2 + _f32(1.0)
+                _t44_w2 = _t22_w2*_inv1_w1
+                _t45_w2 = (_t10_w1*_inv0_w1) - (_t15_w1*_t37_w2*_inv0_w1)
+                _t46_w2 = _t30_w2*_inv1_w1
+                _t47_w2 = _t25_w1 + _t32_w1 + _f32(2.0)*eps
+                _t48_w2 = _t15_w1*_inv1_w1
+                _t49_w2 = _t21_w2*_t24_w1 - _t26_w1*(_t47_w2*(_t34_w2*_t48_w2*_inv0_w1)*_inv0_w1)
+                _s14_w1 = _f32(0.5)*(_t46_w2*(-_t20_w2*(_t38_w2 + _t8_w1) - _t49_w2)*_inv1_w1)
+                _s15_w1 = _f32(0.5)*((_t24_w1*(_t41_w2*_inv1_w1) - _t39_w2)*_inv1_w1)
+                _t50_w2 = _f32(0.5)*_t44_w2 + _f32(0.5)*(_t34_w2*(_t28_w2*_inv0_w1)*_inv0_w1) + _f32(0.5)*(_t45_w2*_t8_w1*_inv1_w1) + _s14_w1 + _s15_w1
+                _t51_w2 = py1_w1 - ty1_w1
+                _t52_w2 = _f32(1.0) if _t51_w2 > _f32(0.0) else _f32(0.0)
+                _t53_w2 = _f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0)
+                _t54_w2 = _f32(1.0) - _t53_w2
+                _t55_w2 = _t54_w2*_t7_w1
+                _t56_w2 = _t1_w1*_t8_w1 + eps
+                _t57_w2 = _t53_w2*_t7_w1
+                _t58_w2 = (_t57_w2*((_t31_w2 + _t56_w2)*_inv0_w1)*_inv0_w1) + ((_t2_w1 + _t55_w2)*_inv1_w1)
+                _t59_w2 = _f32(1.0) if -_t51_w2 > _f32(0.0) else _f32(0.0)
+                _t60_w2 = eps*(_t40_w2*_inv1_w1)
+                _t61_w2 = _t1_w1*_t38_w2
+                _t62_w2 = (_t1_w1*_t37_w2*_inv0_w1) + ((_t23_w1*((_t30_w2 - _t61_w2)*_inv1_w1) + _t60_w2)*_inv1_w1)
+                _t63_w2 = -_t52_w2 - _t59_w2 + _f32(1.0)
+                _t64_w2 = _t55_w2*_inv1_w1
+                _t65_w2 = _t23_w1*_t54_w2 - _t26_w1*(_t47_w2*(_t48_w2*_t57_w2*_inv0_w1)*_inv0_w1)
+                _s16_w1 = _f32(0.5)*(_t46_w2*(-_t53_w2*(_t2_w1 + _t40_w2) - _t65_w2)*_inv1_w1)
+                _s17_w1 = _f32(0.5)*((_t23_w1*(_t61_w2*_inv1_w1) - _t60_w2)*_inv1_w1)
+                _t66_w2 = _f32(0.5)*_t64_w2 + _f32(0.5)*(_t2_w1*_t45_w2*_inv1_w1) + _s16_w1 + _f32(0.5)*(_t57_w2*(_t56_w2*_inv0_w1)*_inv0_w1) + _s17_w1
+                _t67_w2 = px2_w1 - tx2_w1
+                _t68_w2 = _f32(1.0) if -_t67_w2 > _f32(0.0) else _f32(0.0)
+                _t69_w2 = _f32(1.0) if _t67_w2 > _f32(0.0) else _f32(0.0)
+                _t70_w2 = -_t68_w2 - _t69_w2 + _f32(1.0)
+                _t71_w2 = py2_w1 - ty2_w1
+                _t72_w2 = _f32(1.0) if -_t71_w2 > _f32(0.0) else _f32(0.0)
+                _t73_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                _t74_w2 = -_t72_w2 - _t73_w2 + _f32(1.0)
+                _t75_w2 = _t7_w1*_t8_w1
+                _t76_w2 = _t12_w1 + _t28_w2 + _t75_w2
+                _t77_w2 = (_t34_w2*((_t29_w2 + _t76_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t9_w1)*_inv1_w1)
+                _t78_w2 = max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1)
+                _t79_w2 = eps*(_t78_w2*_inv1_w1)
+                _t80_w2 = max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1)
+                _t81_w2 = _t3_w1*_t80_w2
+                _t82_w2 = _t27_w2 + _t75_w2
+                _t83_w2 = (_t3_w1*_t37_w2*_inv0_w1) + ((_t24_w1*((-_t81_w2 + _t82_w2)*_inv1_w1) + _t79_w2)*_inv1_w1)
+                _t84_w2 = _t82_w2*_inv1_w1
+                _s18_w1 = _f32(0.5)*(_t84_w2*(-_t20_w2*(_t78_w2 + _t9_w1) - _t49_w2)*_inv1_w1)
+                _s19_w1 = _f32(0.5)*((_t24_w1*(_t81_w2*_inv1_w1) - _t79_w2)*_inv1_w1)
+                _s20_w1 = _f32(0.5)*(_t34_w2*((_t29_w2 + eps)*_inv0_w1)*_inv0_w1)
+                _t85_w2 = _f32(0.5)*_t44_w2 + _s20_w1 + _f32(0.5)*(_t45_w2*_t9_w1*_inv1_w1) + _s18_w1 + _s19_w1
+                _t86_w2 = _t4_w1*_t9_w1
+                _t87_w2 = (_t57_w2*((_t76_w2 + _t86_w2)*_inv0_w1)*_inv0_w1) + ((_t5_w1 + _t55_w2)*_inv1_w1)
+                _t88_w2 = eps*(_t80_w2*_inv1_w1)
+                _t89_w2 = _t4_w1*_t78_w2
+                _t90_w2 = (_t37_w2*_t4_w1*_inv0_w1) + ((_t23_w1*((_t82_w2 - _t89_w2)*_inv1_w1) + _t88_w2)*_inv1_w1)
+                _s21_w1 = _f32(0.5)*(_t84_w2*(-_t53_w2*(_t5_w1 + _t80_w2) - _t65_w2)*_inv1_w1)
+                _s22_w1 = _f32(0.5)*((_t23_w1*(_t89_w2*_inv1_w1) - _t88_w2)*_inv1_w1)
+                _s23_w1 = _f32(0.5)*(_t57_w2*((_t86_w2 + eps)*_inv0_w1)*_inv0_w1)
+                _t91_w2 = _f32(0.5)*_t64_w2 + _f32(0.5)*(_t45_w2*_t5_w1*_inv1_w1) + _s23_w1 + _s21_w1 + _s22_w1
+                d_px1_w1 = _t17_w2*_t35_w2 - _t36_w2*_t42_w2 + _t43_w2*_t50_w2
+                d_py1_w1 = _t52_w2*_t58_w2 - _t59_w2*_t62_w2 + _t63_w2*_t66_w2
+                d_px2_w1 = -_t35_w2*_t68_w2 + _t42_w2*_t69_w2 - _t50_w2*_t70_w2
+                d_py2_w1 = -_t58_w2*_t72_w2 + _t62_w2*_t73_w2 - _t66_w2*_t74_w2
+                d_tx1_w1 = -_t17_w2*_t83_w2 + _t36_w2*_t77_w2 + _t43_w2*_t85_w2
+                d_ty1_w1 = -_t52_w2*_t90_w2 + _t59_w2*_t87_w2 + _t63_w2*_t91_w2
+                d_tx2_w1 = _t68_w2*_t83_w2 - _t69_w2*_t77_w2 - _t70_w2*_t85_w2
+                d_ty2_w1 = _t72_w2*_t90_w2 - _t73_w2*_t87_w2 - _t74_w2*_t91_w2
             else:
-                _t16 = px1 - tx1
-                _t17 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-                _t20 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
-                _t21 = _f32(1.0) - _t20
-                _t22 = _t19*_t21
-                _t27 = _t0*_t2
-                _t28 = _t27 + eps
-                _t29 = _t3*_t5
-                _t30 = _t29 + _t7*_t9
-                _t31 = _t12 + _t30
-                _t34 = _t19*_t20
-                _t35 = (_t34*((_t28 + _t31)/_t33)/_t33) + ((_t22 + _t8)/_t26)
-                _t36 = _f32(1.0) if -_t16 > _f32(0.0) else _f32(0.0)
-                _t37 = _t12/_t33
-                _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
-                _t39 = eps*(_t38/_t26)
-                _t40 = max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)
-                _t41 = _t0*_t40
-                _t42 = (_t0*_t37/_t33) + ((_t24*((_t30 - _t41)/_t26) + _t39)/_t26)
-                _t43 = -_t17 - _t36 + _f32(1.0)
-                _t44 = _t22/_t26
-                _t45 = (_t10/_t33) - (_t15*_t37/_t33)
-                _t46 = _t30/_t26
-                _t47 = _t25 + _t32 + _f32(2.0)*eps
-                _t48 = _t15/_t26
-                _t49 = _t21*_t24 - _t26*(_t47*(_t34*_t48/_t33)/_t33)
-                _s24 = _f32(0.5)*(_t46*(-_t20*(_t38 + _t8) - _t49)/_t26)
-                _s25 = _f32(0.5)*((_t24*(_t41/_t26) - _t39)/_t26)
-                _t50 = _f32(0.5)*_t44 + _f32(0.5)*(_t34*(_t28/_t33)/_t33) + _f32(0.5)*(_t45*_t8/_t26) + _s24 + _s25
-                _t51 = py1 - ty1
-                _t52 = _f32(1.0) if _t51 > _f32(0.0) else _f32(0.0)
-                _t53 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
-                _t54 = _f32(1.0) - _t53
-                _t55 = _t54*_t7
-                _t56 = _t1*_t8 + eps
-                _t57 = _t53*_t7
-                _t58 = (_t57*((_t31 + _t56)/_t33)/_t33) + ((_t2 + _t55)/_t26)
-                _t59 = _f32(1.0) if -_t51 > _f32(0.0) else _f32(0.0)
-                _t60 = eps*(_t40/_t26)
-                _t61 = _t1*_t38
-                _t62 = (_t1*_t37/_t33) + ((_t23*((_t30 - _t61)/_t26) + _t60)/_t26)
-                _t63 = -_t52 - _t59 + _f32(1.0)
-                _t64 = _t55/_t26
-                _t65 = _t23*_t54 - _t26*(_t47*(_t48*_t57/_t33)/_t33)
-                _s26 = _f32(0.5)*(_t46*(-_t53*(_t2 + _t40) - _t65)/_t26)
-                _s27 = _f32(0.5)*((_t23*(_t61/_t26) - _t60)/_t26)
-                _t66 = _f32(0.5)*_t64 + _f32(0.5)*(_t2*_t45/_t26) + _s26 + _f32(0.5)*(_t57*(_t56/_t33)/_t33) + _s27
-                _t67 = px2 - tx2
-                _t68 = _f32(1.0) if -_t67 > _f32(0.0) else _f32(0.0)
-                _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
-                _t70 = -_t68 - _t69 + _f32(1.0)
-                _t71 = py2 - ty2
-                _t72 = _f32(1.0) if -_t71 > _f32(0.0) else _f32(0.0)
-                _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
-                _t74 = -_t72 - _t73 + _f32(1.0)
-                _t75 = _t7*_t8
-                _t76 = _t12 + _t28 + _t75
-                _t77 = (_t34*((_t29 + _t76)/_t33)/_t33) + ((_t22 + _t9)/_t26)
-                _t78 = max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7)
-                _t79 = eps*(_t78/_t26)
-                _t80 = max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2)
-                _t81 = _t3*_t80
-                _t82 = _t27 + _t75
-                _t83 = (_t3*_t37/_t33) + ((_t24*((-_t81 + _t82)/_t26) + _t79)/_t26)
-                _t84 = _t82/_t26
-                _s28 = _f32(0.5)*(_t84*(-_t20*(_t78 + _t9) - _t49)/_t26)
-                _s29 = _f32(0.5)*((_t24*(_t81/_t26) - _t79)/_t26)
-                _t85 = _f32(0.5)*_t44 + _f32(0.5)*(_t34*((_t29 + eps)/_t33)/_t33) + _f32(0.5)*(_t45*_t9/_t26) + _s28 + _s29
-                _t86 = _t4*_t9
-                _t87 = (_t57*((_t76 + _t86)/_t33)/_t33) + ((_t5 + _t55)/_t26)
-                _t88 = eps*(_t80/_t26)
-                _t89 = _t4*_t78
-                _t90 = (_t37*_t4/_t33) + ((_t23*((_t82 - _t89)/_t26) + _t88)/_t26)
-                _s30 = _f32(0.5)*(_t84*(-_t53*(_t5 + _t80) - _t65)/_t26)
-                _s31 = _f32(0.5)*((_t23*(_t89/_t26) - _t88)/_t26)
-                _t91 = _f32(0.5)*_t64 + _f32(0.5)*(_t45*_t5/_t26) + _f32(0.5)*(_t57*((_t86 + eps)/_t33)/_t33) + _s30 + _s31
-                d_px1 = _t17*_t35 - _t36*_t42 + _t43*_t50
-                d_py1 = _t52*_t58 - _t59*_t62 + _t63*_t66
-                d_px2 = -_t35*_t68 + _t42*_t69 - _t50*_t70
-                d_py2 = -_t58*_t72 + _t62*_t73 - _t66*_t74
-                d_tx1 = -_t17*_t83 + _t36*_t77 + _t43*_t85
-                d_ty1 = -_t52*_t90 + _t59*_t87 + _t63*_t91
-                d_tx2 = _t68*_t83 - _t69*_t77 - _t70*_t85
-                d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t16_w1 = px1_w1 - tx1_w1
+                _t17_w1 = _f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0)
+                _t20_w1 = _f32(1.0) if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0) else _f32(0.0)
+                _t21_w1 = _f32(1.0) - _t20_w1
+                _t22_w1 = _t19_w1*_t21_w1
+                _t27_w1 = _t0_w1*_t2_w1
+                _t28_w1 = _t27_w1 + eps
+                _t29_w1 = _t3_w1*_t5_w1
+                _t30_w1 = _t29_w1 + _t7_w1*_t9_w1
+                _t31_w1 = _t12_w1 + _t30_w1
+                _t34_w1 = _t19_w1*_t20_w1
+                _t35_w1 = (_t34_w1*((_t28_w1 + _t31_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t8_w1)/_t26_w1)
+                _t36_w1 = _f32(1.0) if -_t16_w1 > _f32(0.0) else _f32(0.0)
+                _t37_w1 = _t12_w1/_t33_w1
+                _t38_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
+                _t39_w1 = eps*(_t38_w1/_t26_w1)
+                _t40_w1 = max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)
+                _t41_w1 = _t0_w1*_t40_w1
+                _t42_w1 = (_t0_w1*_t37_w1/_t33_w1) + ((_t24_w1*((_t30_w1 - _t41_w1)/_t26_w1) + _t39_w1)/_t26_w1)
+                _t43_w1 = -_t17_w1 - _t36_w1 + _f32(1.0)
+                _t44_w1 = _t22_w1/_t26_w1
+                _t45_w1 = (_t10_w1/_t33_w1) - (_t15_w1*_t37_w1/_t33_w1)
+                _t46_w1 = _t30_w1/_t26_w1
+                _t47_w1 = _t25_w1 + _t32_w1 + _f32(2.0)*eps
+                _t48_w1 = _t15_w1/_t26_w1
+                _t49_w1 = _t21_w1*_t24_w1 - _t26_w1*(_t47_w1*(_t34_w1*_t48_w1/_t33_w1)/_t33_w1)
+                _s24 = _f32(0.5)*(_t46_w1*(-_t20_w1*(_t38_w1 + _t8_w1) - _t49_w1)/_t26_w1)
+                _s25 = _f32(0.5)*((_t24_w1*(_t41_w1/_t26_w1) - _t39_w1)/_t26_w1)
+                _t50_w1 = _f32(0.5)*_t44_w1 + _f32(0.5)*(_t34_w1*(_t28_w1/_t33_w1)/_t33_w1) + _f32(0.5)*(_t45_w1*_t8_w1/_t26_w1) + _s24 + _s25
+                _t51_w1 = py1_w1 - ty1_w1
+                _t52_w1 = _f32(1.0) if _t51_w1 > _f32(0.0) else _f32(0.0)
+                _t53_w1 = _f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0)
+                _t54_w1 = _f32(1.0) - _t53_w1
+                _t55_w1 = _t54_w1*_t7_w1
+                _t56_w1 = _t1_w1*_t8_w1 + eps
+                _t57_w1 = _t53_w1*_t7_w1
+                _t58_w1 = (_t57_w1*((_t31_w1 + _t56_w1)/_t33_w1)/_t33_w1) + ((_t2_w1 + _t55_w1)/_t26_w1)
+                _t59_w1 = _f32(1.0) if -_t51_w1 > _f32(0.0) else _f32(0.0)
+                _t60_w1 = eps*(_t40_w1/_t26_w1)
+                _t61_w1 = _t1_w1*_t38_w1
+                _t62_w1 = (_t1_w1*_t37_w1/_t33_w1) + ((_t23_w1*((_t30_w1 - _t61_w1)/_t26_w1) + _t60_w1)/_t26_w1)
+                _t63_w1 = -_t52_w1 - _t59_w1 + _f32(1.0)
+                _t64_w1 = _t55_w1/_t26_w1
+                _t65_w1 = _t23_w1*_t54_w1 - _t26_w1*(_t47_w1*(_t48_w1*_t57_w1/_t33_w1)/_t33_w1)
+                _s26 = _f32(0.5)*(_t46_w1*(-_t53_w1*(_t2_w1 + _t40_w1) - _t65_w1)/_t26_w1)
+                _s27 = _f32(0.5)*((_t23_w1*(_t61_w1/_t26_w1) - _t60_w1)/_t26_w1)
+                _t66_w1 = _f32(0.5)*_t64_w1 + _f32(0.5)*(_t2_w1*_t45_w1/_t26_w1) + _s26 + _f32(0.5)*(_t57_w1*(_t56_w1/_t33_w1)/_t33_w1) + _s27
+                _t67_w1 = px2_w1 - tx2_w1
+                _t68_w1 = _f32(1.0) if -_t67_w1 > _f32(0.0) else _f32(0.0)
+                _t69_w1 = _f32(1.0) if _t67_w1 > _f32(0.0) else _f32(0.0)
+                _t70_w1 = -_t68_w1 - _t69_w1 + _f32(1.0)
+                _t71_w1 = py2_w1 - ty2_w1
+                _t72_w1 = _f32(1.0) if -_t71_w1 > _f32(0.0) else _f32(0.0)
+                _t73_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                _t74_w1 = -_t72_w1 - _t73_w1 + _f32(1.0)
+                _t75_w1 = _t7_w1*_t8_w1
+                _t76_w1 = _t12_w1 + _t28_w1 + _t75_w1
+                _t77_w1 = (_t34_w1*((_t29_w1 + _t76_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t9_w1)/_t26_w1)
+                _t78_w1 = max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1)
+                _t79_w1 = eps*(_t78_w1/_t26_w1)
+                _t80_w1 = max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1)
+                _t81_w1 = _t3_w1*_t80_w1
+                _t82_w1 = _t27_w1 + _t75_w1
+                _t83_w1 = (_t3_w1*_t37_w1/_t33_w1) + ((_t24_w1*((-_t81_w1 + _t82_w1)/_t26_w1) + _t79_w1)/_t26_w1)
+                _t84_w1 = _t82_w1/_t26_w1
+                _s28 = _f32(0.5)*(_t84_w1*(-_t20_w1*(_t78_w1 + _t9_w1) - _t49_w1)/_t26_w1)
+                _s29 = _f32(0.5)*((_t24_w1*(_t81_w1/_t26_w1) - _t79_w1)/_t26_w1)
+                _t85_w1 = _f32(0.5)*_t44_w1 + _f32(0.5)*(_t34_w1*((_t29_w1 + eps)/_t33_w1)/_t33_w1) + _f32(0.5)*(_t45_w1*_t9_w1/_t26_w1) + _s28 + _s29
+                _t86_w1 = _t4_w1*_t9_w1
+                _t87_w1 = (_t57_w1*((_t76_w1 + _t86_w1)/_t33_w1)/_t33_w1) + ((_t5_w1 + _t55_w1)/_t26_w1)
+                _t88_w1 = eps*(_t80_w1/_t26_w1)
+                _t89_w1 = _t4_w1*_t78_w1
+                _t90_w1 = (_t37_w1*_t4_w1/_t33_w1) + ((_t23_w1*((_t82_w1 - _t89_w1)/_t26_w1) + _t88_w1)/_t26_w1)
+                _s30 = _f32(0.5)*(_t84_w1*(-_t53_w1*(_t5_w1 + _t80_w1) - _t65_w1)/_t26_w1)
+                _s31 = _f32(0.5)*((_t23_w1*(_t89_w1/_t26_w1) - _t88_w1)/_t26_w1)
+                _t91_w1 = _f32(0.5)*_t64_w1 + _f32(0.5)*(_t45_w1*_t5_w1/_t26_w1) + _f32(0.5)*(_t57_w1*((_t86_w1 + eps)/_t33_w1)/_t33_w1) + _s30 + _s31
+                d_px1_w1 = _t17_w1*_t35_w1 - _t36_w1*_t42_w1 + _t43_w1*_t50_w1
+                d_py1_w1 = _t52_w1*_t58_w1 - _t59_w1*_t62_w1 + _t63_w1*_t66_w1
+                d_px2_w1 = -_t35_w1*_t68_w1 + _t42_w1*_t69_w1 - _t50_w1*_t70_w1
+                d_py2_w1 = -_t58_w1*_t72_w1 + _t62_w1*_t73_w1 - _t66_w1*_t74_w1
+                d_tx1_w1 = -_t17_w1*_t83_w1 + _t36_w1*_t77_w1 + _t43_w1*_t85_w1
+                d_ty1_w1 = -_t52_w1*_t90_w1 + _t59_w1*_t87_w1 + _t63_w1*_t91_w1
+                d_tx2_w1 = _t68_w1*_t83_w1 - _t69_w1*_t77_w1 - _t70_w1*_t85_w1
+                d_ty2_w1 = _t72_w1*_t90_w1 - _t73_w1*_t87_w1 - _t74_w1*_t91_w1
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -980,3 +992,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c6c0dd7bcad8398a
+# scalar kernels: sha256 7ef1a8b0e24f7c6b
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f4f2729e9cedaf05
+# scalar kernels: sha256 36c002f5f8ba776b
 """GWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -72,10 +73,10 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             _t0 = math.log1p(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
             value = (_t0 + (tau - 1.0))/(_t0 + tau)
         elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _t0 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
-            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _t0_w1 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
         elif (fun == 0.0):  # f = log1p
-            _t0 = side
+            _t0_w2 = side
             _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
             _t3 = _s4
             _e31 = pa + _t3
@@ -86,12 +87,12 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             _t7 = math.cos(_t4)
             _s33 = _t5 + _t6*_t7
             _t8 = _s33*_s33
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
+            _t9 = ph/_t0_w2
+            _t10 = pw/_t0_w2
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
+            _t12 = th/_t0_w2
             _t13 = 0.25*_t9
-            _t14 = tw/_t0
+            _t14 = tw/_t0_w2
             _t15 = 0.25*_t10
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
@@ -101,80 +102,84 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             _s35 = _t16/_t18
             _s36 = _t17/_t18
             _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
-            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
-            _s37 = ((ph - th))/_t0
-            _s38 = ((pw - tw))/_t0
-            _s39 = ((ph - tw))/_t0
-            _s40 = ((pw - th))/_t0
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0_w2))
+            _s37 = ((ph - th))/_t0_w2
+            _s38 = ((pw - tw))/_t0_w2
+            _s39 = ((ph - tw))/_t0_w2
+            _s40 = ((pw - th))/_t0_w2
             _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
-            _s42 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
+            _s42 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
             _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
             value = (_t23 + (tau - 1.0))/(_t23 + tau)
         elif (fun == 1.0) and (w2 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - 1.0)/tau
         else:  # f = sqrt
-            _t0 = side
-            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
-            _t3 = _s4
-            _e43 = pa + _t3
-            _t4 = _e43
-            _t5 = math.sin(_t4)
+            _t0_w3 = side
+            _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3_w1 = _s4
+            _e43 = pa + _t3_w1
+            _t4_w1 = _e43
+            _t5_w1 = math.sin(_t4_w1)
             _e44 = _e43 - pa
-            _t6 = (pa - (_e43 - _e44)) + (_t3 - _e44)
-            _t7 = math.cos(_t4)
-            _s45 = _t5 + _t6*_t7
-            _t8 = _s45*_s45
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
-            _t13 = 0.25*_t9
-            _t14 = tw/_t0
-            _t15 = 0.25*_t10
-            _t16 = _t12*_t13 + _t14*_t15
-            _t17 = _t12*_t15 + _t13*_t14
-            _t18 = max(_t16, _t17)
-            _s46 = -_t5*_t6 + _t7
-            _t20 = _s46*_s46
-            _s47 = _t16/_t18
-            _s48 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s47*_s47) + _t8*(_s48*_s48))
-            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
-            _s49 = ((ph - th))/_t0
-            _s50 = ((pw - tw))/_t0
-            _s51 = ((ph - tw))/_t0
-            _s52 = ((pw - th))/_t0
-            _s53 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s51*_s51) + 0.25*(_s52*_s52))*(1.0 - _t1)
-            _s54 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s49*_s49) + 0.25*(_s50*_s50)) + _s53)
-            _t23 = math.sqrt(_s54 + (_s29*_s29) + (_s30*_s30))
-            value = (_t23 + (tau - 1.0))/(_t23 + tau)
+            _t6_w1 = (pa - (_e43 - _e44)) + (_t3_w1 - _e44)
+            _t7_w1 = math.cos(_t4_w1)
+            _s45 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s45*_s45
+            _t9_w1 = ph/_t0_w3
+            _t10_w1 = pw/_t0_w3
+            _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
+            _t12_w1 = th/_t0_w3
+            _t13_w1 = 0.25*_t9_w1
+            _t14_w1 = tw/_t0_w3
+            _t15_w1 = 0.25*_t10_w1
+            _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
+            _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
+            _t18_w1 = max(_t16_w1, _t17_w1)
+            _s46 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s46*_s46
+            _s47 = _t16_w1/_t18_w1
+            _s48 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s47*_s47) + _t8_w1*(_s48*_s48))
+            _t22_w1 = 0.125*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
+            _s49 = ((ph - th))/_t0_w3
+            _s50 = ((pw - tw))/_t0_w3
+            _s51 = ((ph - tw))/_t0_w3
+            _s52 = ((pw - th))/_t0_w3
+            _s53 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s51*_s51) + 0.25*(_s52*_s52))*(1.0 - _t1_w1)
+            _s54 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s49*_s49) + 0.25*(_s50*_s50)) + _s53)
+            _t23_w1 = math.sqrt(_s54 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23_w1 + (tau - 1.0))/(_t23_w1 + tau)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
+                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
+                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, fun, tau):
+def _value_blocks_f64(pred, target, out, fun, tau):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, fun, tau)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau)
     return bad
+
+
+def value_f64(pred, target, out, fun, tau):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, fun, tau)
+    return _value_blocks_f64(pred, target, out, fun, tau)
 
 
 @njit(**CPU_OPTIONS)
@@ -239,8 +244,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = math.nan
             d_ta = math.nan
         elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _t0 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
-            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _t0_w1 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
             d_px = math.nan
             d_py = math.nan
             d_pw = math.nan
@@ -252,7 +257,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = math.nan
             d_ta = math.nan
         elif (fun == 0.0):  # f = log1p
-            _t0 = side
+            _t0_w2 = side
             _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
             _t3 = _s4
             _e31 = pa + _t3
@@ -263,12 +268,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = math.cos(_t4)
             _s33 = _t5 + _t6*_t7
             _t8 = _s33*_s33
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
+            _t9 = ph/_t0_w2
+            _t10 = pw/_t0_w2
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
+            _t12 = th/_t0_w2
             _t13 = 0.25*_t9
-            _t14 = tw/_t0
+            _t14 = tw/_t0_w2
             _t15 = 0.25*_t10
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
@@ -278,18 +283,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s35 = _t16/_t18
             _s36 = _t17/_t18
             _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
-            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
-            _s37 = ((ph - th))/_t0
-            _s38 = ((pw - tw))/_t0
-            _s39 = ((ph - tw))/_t0
-            _s40 = ((pw - th))/_t0
+            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0_w2))
+            _s37 = ((ph - th))/_t0_w2
+            _s38 = ((pw - tw))/_t0_w2
+            _s39 = ((ph - tw))/_t0_w2
+            _s40 = ((pw - th))/_t0_w2
             _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
-            _s42 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
+            _s42 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
             _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
             value = (_t23 + (tau - 1.0))/(_t23 + tau)
             _t24 = _s29
             _t25 = _s30
-            _t26 = _t0*_t0
+            _t26 = _t0_w2*_t0_w2
             _t28 = _s37
             _t29 = _s38
             _t30 = 0.25*_t10
@@ -297,7 +302,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t32 = _t12*_t31 + _t14*_t30 + _t21
             _t34 = _t11/_t32
             _t35 = _t12 + _t14
-            _t36 = ((tw - th))/_t0
+            _t36 = ((tw - th))/_t0_w2
             _t37 = _t35*_t36
             _t38 = 0.125*_t37
             _t39 = _t38*_t8
@@ -314,12 +319,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48 = 2.0*_t47
             _t49 = _t24*_t48
             _t50 = _t25*_t48
-            _t51 = 0.5/_t0
+            _t51 = 0.5/_t0_w2
             _t52 = _t29*_t51
-            _t53 = (_t10 + _t9)/_t0
-            _t54 = ((pw - ph))/_t0
-            _t55 = _t53 + _t54/_t0
-            _t56 = 0.25/_t0
+            _t53 = (_t10 + _t9)/_t0_w2
+            _t54 = ((pw - ph))/_t0_w2
+            _t55 = _t53 + _t54/_t0_w2
+            _t56 = 0.25/_t0_w2
             _t57 = _t14*_t56
             _t59 = _t12*_t56
             _t60 = _t59/_t18
@@ -337,7 +342,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = _t11/(_t43*_t43)
             _t73 = _t26*_t47
             _t74 = _t28*_t51
-            _t75 = -_t53 + _t54/_t0
+            _t75 = -_t53 + _t54/_t0_w2
             _t76 = _t68*(_t60*_t64 + _t62*_t65)
             _t77 = _t41*_t51
             _t78 = _t6*_t7
@@ -354,16 +359,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t89 = _t68*(_t79*_t82*_t84 + _t87*_t88)
             _t90 = _t38*_t45
             _t91 = _t46*_t72
-            _t92 = _t35/_t0
-            _t93 = 0.125*_t92 + 0.125*_t36/_t0
+            _t92 = _t35/_t0_w2
+            _t93 = 0.125*_t92 + 0.125*_t36/_t0_w2
             _t94 = _t34*_t8
-            _t95 = _t30/_t0
+            _t95 = _t30/_t0_w2
             _t96 = _t95/_t18
-            _t97 = _t31/_t0
+            _t97 = _t31/_t0_w2
             _t98 = _t97/_t18
             _t99 = _t68*(_t62*_t98 + _t64*_t96)
             _t100 = _t20*_t45
-            _t101 = -0.125*_t92 + 0.125*_t36/_t0
+            _t101 = -0.125*_t92 + 0.125*_t36/_t0_w2
             _t102 = _t68*(_t62*_t96 + _t64*_t98)
             _t103 = _t85*_t86
             _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
@@ -394,134 +399,134 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = 0.0
             d_ta = 0.0
         else:  # f = sqrt
-            _t0 = side
-            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
-            _t3 = _s4
-            _e50 = pa + _t3
-            _t4 = _e50
-            _t5 = math.sin(_t4)
+            _t0_w3 = side
+            _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t3_w1 = _s4
+            _e50 = pa + _t3_w1
+            _t4_w1 = _e50
+            _t5_w1 = math.sin(_t4_w1)
             _e51 = _e50 - pa
-            _t6 = (pa - (_e50 - _e51)) + (_t3 - _e51)
-            _t7 = math.cos(_t4)
-            _s52 = _t5 + _t6*_t7
-            _t8 = _s52*_s52
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
-            _t13 = 0.25*_t9
-            _t14 = tw/_t0
-            _t15 = 0.25*_t10
-            _t16 = _t12*_t13 + _t14*_t15
-            _t17 = _t12*_t15 + _t13*_t14
-            _t18 = max(_t16, _t17)
-            _s53 = -_t5*_t6 + _t7
-            _t20 = _s53*_s53
-            _s54 = _t16/_t18
-            _s55 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s54*_s54) + _t8*(_s55*_s55))
-            _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0))
-            _s56 = ((ph - th))/_t0
-            _s57 = ((pw - tw))/_t0
-            _s58 = ((ph - tw))/_t0
-            _s59 = ((pw - th))/_t0
-            _s60 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s58*_s58) + 0.25*(_s59*_s59))*(1.0 - _t1)
-            _s61 = (_t0*_t0)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s56*_s56) + 0.25*(_s57*_s57)) + _s60)
-            _t23 = math.sqrt(_s61 + (_s29*_s29) + (_s30*_s30))
-            value = (_t23 + (tau - 1.0))/(_t23 + tau)
-            _t24 = _s29
-            _t25 = _s30
-            _t26 = _t0*_t0
-            _t28 = _s56
-            _t29 = _s57
-            _t30 = 0.25*_t10
-            _t31 = 0.25*_t9
-            _t32 = _t12*_t31 + _t14*_t30 + _t21
-            _t34 = _t11/_t32
-            _t35 = _t12 + _t14
-            _t36 = ((tw - th))/_t0
-            _t37 = _t35*_t36
-            _t38 = 0.125*_t37
-            _t39 = _t38*_t8
-            _t40 = 1.0 - _t1
-            _t41 = _s58
-            _t42 = _s59
-            _t43 = _t12*_t30 + _t14*_t31 + _t21
-            _t45 = _t11/_t43
-            _t46 = _t20*_t38
-            _s62 = _t23 + tau
-            _s63 = _t40*(0.25*(_t41*_t41) + 0.25*(_t42*_t42) - _t45*_t46)
-            _s64 = (_t24*_t24) + (_t25*_t25) + _t26*(_t1*(0.25*(_t28*_t28) + 0.25*(_t29*_t29) + _t34*_t39) + _s63)
-            _t47 = 1.0/((_s62*_s62)*math.sqrt(_s64))
-            _t48 = _t24*_t47
-            _t49 = _t25*_t47
-            _t50 = 0.5/_t0
-            _t51 = _t29*_t50
-            _t52 = (_t10 + _t9)/_t0
-            _t53 = ((pw - ph))/_t0
-            _t54 = _t52 + _t53/_t0
-            _t55 = 0.25/_t0
-            _t56 = _t14*_t55
-            _t58 = _t12*_t55
-            _t59 = _t58/_t18
-            _t60 = _s55
-            _t61 = _t60*_t8
-            _t62 = _s54
-            _t63 = _t20*_t62
-            _t64 = _t56/_t18
-            _t65 = _t62*_t62
-            _t66 = _t60*_t60
-            _t67 = _t18/math.sqrt(_t20*_t65 + _t66*_t8)
-            _t68 = _t67*(_t59*_t61 + _t63*_t64)
-            _t69 = _t11/(_t32*_t32)
-            _t70 = _t42*_t50
-            _t71 = _t11/(_t43*_t43)
-            _t72 = 0.5*_t26*_t47
-            _t73 = _t28*_t50
-            _t74 = -_t52 + _t53/_t0
-            _t75 = _t67*(_t59*_t63 + _t61*_t64)
-            _t76 = _t41*_t50
-            _t77 = _t6*_t7
-            _t78 = _t5 + _t77
-            _t79 = _t5*_t6
-            _t80 = -2.0*_t7 + 2.0*_t79
-            _t81 = -_t80
-            _t82 = _t39*_t69
-            _t83 = 0.5*_t66
-            _t84 = _t7 - _t79
-            _t85 = 2.0*_t5 + 2.0*_t77
-            _t86 = -_t84*_t85
-            _t87 = 0.5*_t65
-            _t88 = _t67*(_t78*_t81*_t83 + _t86*_t87)
-            _t89 = _t38*_t45
-            _t90 = _t46*_t71
-            _t91 = _t35/_t0
-            _t92 = 0.125*_t91 + 0.125*_t36/_t0
-            _t93 = _t34*_t8
-            _t94 = _t30/_t0
-            _t95 = _t94/_t18
-            _t96 = _t31/_t0
-            _t97 = _t96/_t18
-            _t98 = _t67*(_t61*_t97 + _t63*_t95)
-            _t99 = _t20*_t45
-            _t100 = -0.125*_t91 + 0.125*_t36/_t0
-            _t101 = _t67*(_t61*_t95 + _t63*_t97)
-            _t102 = _t84*_t85
-            _t103 = _t67*(_t102*_t87 + _t78*_t80*_t83)
-            d_px = _t48
-            d_py = _t49
-            _s65 = _t40*(-_t46*(_t71*(-_t58 - _t68) + _t54/_t43) + _t70)
-            d_pw = _t72*(_t1*(_t39*(_t69*(-_t56 - _t68) + _t54/_t32) + _t51) + _s65)
-            _s66 = _t40*(-_t46*(_t71*(-_t56 - _t75) + _t74/_t43) + _t76)
-            d_ph = _t72*(_t1*(_t39*(_t69*(-_t58 - _t75) + _t74/_t32) + _t73) + _s66)
-            d_pa = _t72*(_t1*(0.125*_t34*_t37*_t78*_t81 - _t82*_t88) + _t40*(-_t86*_t89 + _t88*_t90))
-            d_tx = -_t48
-            d_ty = -_t49
-            _s67 = _t1*(-_t51 + _t82*(-_t94 - _t98) + _t92*_t93) + _t40*(-_t76 - _t90*(-_t96 - _t98) - _t92*_t99)
-            d_tw = _t72*_s67
-            _s68 = _t1*(_t100*_t93 - _t73 + _t82*(-_t101 - _t96)) + _t40*(-_t100*_t99 - _t70 - _t90*(-_t101 - _t94))
-            d_th = _t72*_s68
-            d_ta = _t72*(_t1*(-_t103*_t82 + 0.125*_t34*_t37*_t78*_t80) + _t40*(-_t102*_t89 + _t103*_t90))
+            _t6_w1 = (pa - (_e50 - _e51)) + (_t3_w1 - _e51)
+            _t7_w1 = math.cos(_t4_w1)
+            _s52 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s52*_s52
+            _t9_w1 = ph/_t0_w3
+            _t10_w1 = pw/_t0_w3
+            _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
+            _t12_w1 = th/_t0_w3
+            _t13_w1 = 0.25*_t9_w1
+            _t14_w1 = tw/_t0_w3
+            _t15_w1 = 0.25*_t10_w1
+            _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
+            _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
+            _t18_w1 = max(_t16_w1, _t17_w1)
+            _s53 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s53*_s53
+            _s54 = _t16_w1/_t18_w1
+            _s55 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s54*_s54) + _t8_w1*(_s55*_s55))
+            _t22_w1 = 0.125*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
+            _s56 = ((ph - th))/_t0_w3
+            _s57 = ((pw - tw))/_t0_w3
+            _s58 = ((ph - tw))/_t0_w3
+            _s59 = ((pw - th))/_t0_w3
+            _s60 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s58*_s58) + 0.25*(_s59*_s59))*(1.0 - _t1_w1)
+            _s61 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s56*_s56) + 0.25*(_s57*_s57)) + _s60)
+            _t23_w1 = math.sqrt(_s61 + (_s29*_s29) + (_s30*_s30))
+            value = (_t23_w1 + (tau - 1.0))/(_t23_w1 + tau)
+            _t24_w1 = _s29
+            _t25_w1 = _s30
+            _t26_w1 = _t0_w3*_t0_w3
+            _t28_w1 = _s56
+            _t29_w1 = _s57
+            _t30_w1 = 0.25*_t10_w1
+            _t31_w1 = 0.25*_t9_w1
+            _t32_w1 = _t12_w1*_t31_w1 + _t14_w1*_t30_w1 + _t21_w1
+            _t34_w1 = _t11_w1/_t32_w1
+            _t35_w1 = _t12_w1 + _t14_w1
+            _t36_w1 = ((tw - th))/_t0_w3
+            _t37_w1 = _t35_w1*_t36_w1
+            _t38_w1 = 0.125*_t37_w1
+            _t39_w1 = _t38_w1*_t8_w1
+            _t40_w1 = 1.0 - _t1_w1
+            _t41_w1 = _s58
+            _t42_w1 = _s59
+            _t43_w1 = _t12_w1*_t30_w1 + _t14_w1*_t31_w1 + _t21_w1
+            _t45_w1 = _t11_w1/_t43_w1
+            _t46_w1 = _t20_w1*_t38_w1
+            _s62 = _t23_w1 + tau
+            _s63 = _t40_w1*(0.25*(_t41_w1*_t41_w1) + 0.25*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
+            _s64 = (_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _t26_w1*(_t1_w1*(0.25*(_t28_w1*_t28_w1) + 0.25*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s63)
+            _t47_w1 = 1.0/((_s62*_s62)*math.sqrt(_s64))
+            _t48_w1 = _t24_w1*_t47_w1
+            _t49_w1 = _t25_w1*_t47_w1
+            _t50_w1 = 0.5/_t0_w3
+            _t51_w1 = _t29_w1*_t50_w1
+            _t52_w1 = (_t10_w1 + _t9_w1)/_t0_w3
+            _t53_w1 = ((pw - ph))/_t0_w3
+            _t54_w1 = _t52_w1 + _t53_w1/_t0_w3
+            _t55_w1 = 0.25/_t0_w3
+            _t56_w1 = _t14_w1*_t55_w1
+            _t58 = _t12_w1*_t55_w1
+            _t59_w1 = _t58/_t18_w1
+            _t60_w1 = _s55
+            _t61_w1 = _t60_w1*_t8_w1
+            _t62_w1 = _s54
+            _t63_w1 = _t20_w1*_t62_w1
+            _t64_w1 = _t56_w1/_t18_w1
+            _t65_w1 = _t62_w1*_t62_w1
+            _t66_w1 = _t60_w1*_t60_w1
+            _t67_w1 = _t18_w1/math.sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
+            _t68_w1 = _t67_w1*(_t59_w1*_t61_w1 + _t63_w1*_t64_w1)
+            _t69_w1 = _t11_w1/(_t32_w1*_t32_w1)
+            _t70_w1 = _t42_w1*_t50_w1
+            _t71_w1 = _t11_w1/(_t43_w1*_t43_w1)
+            _t72_w1 = 0.5*_t26_w1*_t47_w1
+            _t73_w1 = _t28_w1*_t50_w1
+            _t74_w1 = -_t52_w1 + _t53_w1/_t0_w3
+            _t75_w1 = _t67_w1*(_t59_w1*_t63_w1 + _t61_w1*_t64_w1)
+            _t76_w1 = _t41_w1*_t50_w1
+            _t77_w1 = _t6_w1*_t7_w1
+            _t78_w1 = _t5_w1 + _t77_w1
+            _t79_w1 = _t5_w1*_t6_w1
+            _t80_w1 = -2.0*_t7_w1 + 2.0*_t79_w1
+            _t81_w1 = -_t80_w1
+            _t82_w1 = _t39_w1*_t69_w1
+            _t83_w1 = 0.5*_t66_w1
+            _t84_w1 = _t7_w1 - _t79_w1
+            _t85_w1 = 2.0*_t5_w1 + 2.0*_t77_w1
+            _t86_w1 = -_t84_w1*_t85_w1
+            _t87_w1 = 0.5*_t65_w1
+            _t88_w1 = _t67_w1*(_t78_w1*_t81_w1*_t83_w1 + _t86_w1*_t87_w1)
+            _t89_w1 = _t38_w1*_t45_w1
+            _t90_w1 = _t46_w1*_t71_w1
+            _t91_w1 = _t35_w1/_t0_w3
+            _t92_w1 = 0.125*_t91_w1 + 0.125*_t36_w1/_t0_w3
+            _t93_w1 = _t34_w1*_t8_w1
+            _t94_w1 = _t30_w1/_t0_w3
+            _t95_w1 = _t94_w1/_t18_w1
+            _t96_w1 = _t31_w1/_t0_w3
+            _t97_w1 = _t96_w1/_t18_w1
+            _t98_w1 = _t67_w1*(_t61_w1*_t97_w1 + _t63_w1*_t95_w1)
+            _t99_w1 = _t20_w1*_t45_w1
+            _t100_w1 = -0.125*_t91_w1 + 0.125*_t36_w1/_t0_w3
+            _t101_w1 = _t67_w1*(_t61_w1*_t95_w1 + _t63_w1*_t97_w1)
+            _t102_w1 = _t84_w1*_t85_w1
+            _t103_w1 = _t67_w1*(_t102_w1*_t87_w1 + _t78_w1*_t80_w1*_t83_w1)
+            d_px = _t48_w1
+            d_py = _t49_w1
+            _s65 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
+            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s65)
+            _s66 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
+            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s66)
+            d_pa = _t72_w1*(_t1_w1*(0.125*_t34_w1*_t37_w1*_t78_w1*_t81_w1 - _t82_w1*_t88_w1) + _t40_w1*(-_t86_w1*_t89_w1 + _t88_w1*_t90_w1))
+            d_tx = -_t48_w1
+            d_ty = -_t49_w1
+            _s67 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
+            d_tw = _t72_w1*_s67
+            _s68 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
+            d_th = _t72_w1*_s68
+            d_ta = _t72_w1*(_t1_w1*(-_t103_w1*_t82_w1 + 0.125*_t34_w1*_t37_w1*_t78_w1*_t80_w1) + _t40_w1*(-_t102_w1*_t89_w1 + _t103_w1*_t90_w1))
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -534,30 +539,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
+                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
+                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, fun, tau)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -565,6 +568,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
         bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, fun, tau)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, fun, tau)
 
 
 @njit(**CPU_OPTIONS)
@@ -624,10 +634,10 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
             value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
         elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
             _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0 = math.sqrt(_s35 + (_s32*_s32))
-            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _t0_w1 = math.sqrt(_s35 + (_s32*_s32))
+            value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
         elif (fun == _f32(0.0)):  # f = log1p
-            _t0 = side
+            _t0_w2 = side
             _t1 = _s28
             _t3 = _s4
             _e36 = pa + _t3
@@ -638,12 +648,12 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
             _t7 = math.cos(_t4)
             _s38 = _t5 + _t6*_t7
             _t8 = _s38*_s38
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
+            _t9 = ph/_t0_w2
+            _t10 = pw/_t0_w2
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
+            _t12 = th/_t0_w2
             _t13 = _f32(0.25)*_t9
-            _t14 = tw/_t0
+            _t14 = tw/_t0_w2
             _t15 = _f32(0.25)*_t10
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
@@ -653,80 +663,84 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
             _s40 = _t16/_t18
             _s41 = _t17/_t18
             _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
-            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
-            _s42 = ((ph - th))/_t0
-            _s43 = ((pw - tw))/_t0
-            _s44 = ((ph - tw))/_t0
-            _s45 = ((pw - th))/_t0
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0_w2))
+            _s42 = ((ph - th))/_t0_w2
+            _s43 = ((pw - tw))/_t0_w2
+            _s44 = ((ph - tw))/_t0_w2
+            _s45 = ((pw - th))/_t0_w2
             _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
             _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
-            _t23 = math.log1p((_t0*_t0)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            _t23 = math.log1p((_t0_w2*_t0_w2)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
             value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
         elif (fun == _f32(1.0)) and (w2 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - _f32(1.0))/tau
         else:  # f = sqrt
-            _t0 = side
-            _t1 = _s28
-            _t3 = _s4
-            _e48 = pa + _t3
-            _t4 = _e48
-            _t5 = math.sin(_t4)
+            _t0_w3 = side
+            _t1_w1 = _s28
+            _t3_w1 = _s4
+            _e48 = pa + _t3_w1
+            _t4_w1 = _e48
+            _t5_w1 = math.sin(_t4_w1)
             _e49 = _e48 - pa
-            _t6 = (pa - (_e48 - _e49)) + (_t3 - _e49)
-            _t7 = math.cos(_t4)
-            _s50 = _t5 + _t6*_t7
-            _t8 = _s50*_s50
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
-            _t13 = _f32(0.25)*_t9
-            _t14 = tw/_t0
-            _t15 = _f32(0.25)*_t10
-            _t16 = _t12*_t13 + _t14*_t15
-            _t17 = _t12*_t15 + _t13*_t14
-            _t18 = max(_t16, _t17)
-            _s51 = -_t5*_t6 + _t7
-            _t20 = _s51*_s51
-            _s52 = _t16/_t18
-            _s53 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s52*_s52) + _t8*(_s53*_s53))
-            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
-            _s54 = ((ph - th))/_t0
-            _s55 = ((pw - tw))/_t0
-            _s56 = ((ph - tw))/_t0
-            _s57 = ((pw - th))/_t0
-            _s58 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s56*_s56) + _f32(0.25)*(_s57*_s57)
-            _s59 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s54*_s54) + _f32(0.25)*(_s55*_s55))
-            _t23 = math.sqrt((_t0*_t0)*(_s59 + _s58*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
-            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+            _t6_w1 = (pa - (_e48 - _e49)) + (_t3_w1 - _e49)
+            _t7_w1 = math.cos(_t4_w1)
+            _s50 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s50*_s50
+            _t9_w1 = ph/_t0_w3
+            _t10_w1 = pw/_t0_w3
+            _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
+            _t12_w1 = th/_t0_w3
+            _t13_w1 = _f32(0.25)*_t9_w1
+            _t14_w1 = tw/_t0_w3
+            _t15_w1 = _f32(0.25)*_t10_w1
+            _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
+            _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
+            _t18_w1 = max(_t16_w1, _t17_w1)
+            _s51 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s51*_s51
+            _s52 = _t16_w1/_t18_w1
+            _s53 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s52*_s52) + _t8_w1*(_s53*_s53))
+            _t22_w1 = _f32(0.125)*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
+            _s54 = ((ph - th))/_t0_w3
+            _s55 = ((pw - tw))/_t0_w3
+            _s56 = ((ph - tw))/_t0_w3
+            _s57 = ((pw - th))/_t0_w3
+            _s58 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s56*_s56) + _f32(0.25)*(_s57*_s57)
+            _s59 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s54*_s54) + _f32(0.25)*(_s55*_s55))
+            _t23_w1 = math.sqrt((_t0_w3*_t0_w3)*(_s59 + _s58*(_f32(1.0) - _t1_w1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23_w1 + (tau - _f32(1.0)))/(_t23_w1 + tau)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, fun, tau):
+def _value_blocks_f32(pred, target, out, fun, tau):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, fun, tau)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau)
     return bad
+
+
+def value_f32(pred, target, out, fun, tau):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, fun, tau)
+    return _value_blocks_f32(pred, target, out, fun, tau)
 
 
 @njit(**CPU_OPTIONS)
@@ -796,8 +810,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ta = _f32(math.nan)
         elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
             _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0 = math.sqrt(_s35 + (_s32*_s32))
-            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _t0_w1 = math.sqrt(_s35 + (_s32*_s32))
+            value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
             d_px = _f32(math.nan)
             d_py = _f32(math.nan)
             d_pw = _f32(math.nan)
@@ -809,7 +823,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _f32(math.nan)
             d_ta = _f32(math.nan)
         elif (fun == _f32(0.0)):  # f = log1p
-            _t0 = side
+            _t0_w2 = side
             _t1 = _s28
             _t3 = _s4
             _e36 = pa + _t3
@@ -820,12 +834,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7 = math.cos(_t4)
             _s38 = _t5 + _t6*_t7
             _t8 = _s38*_s38
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
+            _t9 = ph/_t0_w2
+            _t10 = pw/_t0_w2
+            _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
+            _t12 = th/_t0_w2
             _t13 = _f32(0.25)*_t9
-            _t14 = tw/_t0
+            _t14 = tw/_t0_w2
             _t15 = _f32(0.25)*_t10
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
@@ -835,18 +849,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s40 = _t16/_t18
             _s41 = _t17/_t18
             _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
-            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
-            _s42 = ((ph - th))/_t0
-            _s43 = ((pw - tw))/_t0
-            _s44 = ((ph - tw))/_t0
-            _s45 = ((pw - th))/_t0
+            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0_w2))
+            _s42 = ((ph - th))/_t0_w2
+            _s43 = ((pw - tw))/_t0_w2
+            _s44 = ((ph - tw))/_t0_w2
+            _s45 = ((pw - th))/_t0_w2
             _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
             _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
-            _t23 = math.log1p((_t0*_t0)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            _t23 = math.log1p((_t0_w2*_t0_w2)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
             value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
             _t24 = _s31
             _t25 = _s32
-            _t26 = _t0*_t0
+            _t26 = _t0_w2*_t0_w2
             _t28 = _s42
             _t29 = _s43
             _t30 = _f32(0.25)*_t10
@@ -854,7 +868,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t32 = _t12*_t31 + _t14*_t30 + _t21
             _t34 = _t11/_t32
             _t35 = _t12 + _t14
-            _t36 = ((tw - th))/_t0
+            _t36 = ((tw - th))/_t0_w2
             _t37 = _t35*_t36
             _t38 = _f32(0.125)*_t37
             _t39 = _t38*_t8
@@ -871,12 +885,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48 = _f32(2.0)*_t47
             _t49 = _t24*_t48
             _t50 = _t25*_t48
-            _t51 = _f32(0.5)/_t0
+            _t51 = _f32(0.5)/_t0_w2
             _t52 = _t29*_t51
-            _t53 = (_t10 + _t9)/_t0
-            _t54 = ((pw - ph))/_t0
-            _t55 = _t53 + _t54/_t0
-            _t56 = _f32(0.25)/_t0
+            _t53 = (_t10 + _t9)/_t0_w2
+            _t54 = ((pw - ph))/_t0_w2
+            _t55 = _t53 + _t54/_t0_w2
+            _t56 = _f32(0.25)/_t0_w2
             _t57 = _t14*_t56
             _t59 = _t12*_t56
             _t60 = _t59/_t18
@@ -894,7 +908,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = _t11/(_t43*_t43)
             _t73 = _t26*_t47
             _t74 = _t28*_t51
-            _t75 = -_t53 + _t54/_t0
+            _t75 = -_t53 + _t54/_t0_w2
             _t76 = _t68*(_t60*_t64 + _t62*_t65)
             _t77 = _t41*_t51
             _t78 = _t6*_t7
@@ -911,16 +925,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t89 = _t68*(_t79*_t82*_t84 + _t87*_t88)
             _t90 = _t38*_t45
             _t91 = _t46*_t72
-            _t92 = _t35/_t0
-            _t93 = _f32(0.125)*_t92 + _f32(0.125)*_t36/_t0
+            _t92 = _t35/_t0_w2
+            _t93 = _f32(0.125)*_t92 + _f32(0.125)*_t36/_t0_w2
             _t94 = _t34*_t8
-            _t95 = _t30/_t0
+            _t95 = _t30/_t0_w2
             _t96 = _t95/_t18
-            _t97 = _t31/_t0
+            _t97 = _t31/_t0_w2
             _t98 = _t97/_t18
             _t99 = _t68*(_t62*_t98 + _t64*_t96)
             _t100 = _t20*_t45
-            _t101 = -_f32(0.125)*_t92 + _f32(0.125)*_t36/_t0
+            _t101 = -_f32(0.125)*_t92 + _f32(0.125)*_t36/_t0_w2
             _t102 = _t68*(_t62*_t96 + _t64*_t98)
             _t103 = _t85*_t86
             _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
@@ -951,134 +965,134 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
         else:  # f = sqrt
-            _t0 = side
-            _t1 = _s28
-            _t3 = _s4
-            _e55 = pa + _t3
-            _t4 = _e55
-            _t5 = math.sin(_t4)
+            _t0_w3 = side
+            _t1_w1 = _s28
+            _t3_w1 = _s4
+            _e55 = pa + _t3_w1
+            _t4_w1 = _e55
+            _t5_w1 = math.sin(_t4_w1)
             _e56 = _e55 - pa
-            _t6 = (pa - (_e55 - _e56)) + (_t3 - _e56)
-            _t7 = math.cos(_t4)
-            _s57 = _t5 + _t6*_t7
-            _t8 = _s57*_s57
-            _t9 = ph/_t0
-            _t10 = pw/_t0
-            _t11 = (_t10 + _t9)*(((pw - ph))/_t0)
-            _t12 = th/_t0
-            _t13 = _f32(0.25)*_t9
-            _t14 = tw/_t0
-            _t15 = _f32(0.25)*_t10
-            _t16 = _t12*_t13 + _t14*_t15
-            _t17 = _t12*_t15 + _t13*_t14
-            _t18 = max(_t16, _t17)
-            _s58 = -_t5*_t6 + _t7
-            _t20 = _s58*_s58
-            _s59 = _t16/_t18
-            _s60 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s59*_s59) + _t8*(_s60*_s60))
-            _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0))
-            _s61 = ((ph - th))/_t0
-            _s62 = ((pw - tw))/_t0
-            _s63 = ((ph - tw))/_t0
-            _s64 = ((pw - th))/_t0
-            _s65 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s63*_s63) + _f32(0.25)*(_s64*_s64)
-            _s66 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s61*_s61) + _f32(0.25)*(_s62*_s62))
-            _t23 = math.sqrt((_t0*_t0)*(_s66 + _s65*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
-            value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
-            _t24 = _s31
-            _t25 = _s32
-            _t26 = _t0*_t0
-            _t28 = _s61
-            _t29 = _s62
-            _t30 = _f32(0.25)*_t10
-            _t31 = _f32(0.25)*_t9
-            _t32 = _t12*_t31 + _t14*_t30 + _t21
-            _t34 = _t11/_t32
-            _t35 = _t12 + _t14
-            _t36 = ((tw - th))/_t0
-            _t37 = _t35*_t36
-            _t38 = _f32(0.125)*_t37
-            _t39 = _t38*_t8
-            _t40 = _f32(1.0) - _t1
-            _t41 = _s63
-            _t42 = _s64
-            _t43 = _t12*_t30 + _t14*_t31 + _t21
-            _t45 = _t11/_t43
-            _t46 = _t20*_t38
-            _s67 = _t23 + tau
-            _s68 = _t40*(_f32(0.25)*(_t41*_t41) + _f32(0.25)*(_t42*_t42) - _t45*_t46)
-            _s69 = _t26*(_t1*(_f32(0.25)*(_t28*_t28) + _f32(0.25)*(_t29*_t29) + _t34*_t39) + _s68)
-            _t47 = _f32(1.0)/((_s67*_s67)*math.sqrt((_t24*_t24) + (_t25*_t25) + _s69))
-            _t48 = _t24*_t47
-            _t49 = _t25*_t47
-            _t50 = _f32(0.5)/_t0
-            _t51 = _t29*_t50
-            _t52 = (_t10 + _t9)/_t0
-            _t53 = ((pw - ph))/_t0
-            _t54 = _t52 + _t53/_t0
-            _t55 = _f32(0.25)/_t0
-            _t56 = _t14*_t55
-            _t58 = _t12*_t55
-            _t59 = _t58/_t18
-            _t60 = _s60
-            _t61 = _t60*_t8
-            _t62 = _s59
-            _t63 = _t20*_t62
-            _t64 = _t56/_t18
-            _t65 = _t62*_t62
-            _t66 = _t60*_t60
-            _t67 = _t18/math.sqrt(_t20*_t65 + _t66*_t8)
-            _t68 = _t67*(_t59*_t61 + _t63*_t64)
-            _t69 = _t11/(_t32*_t32)
-            _t70 = _t42*_t50
-            _t71 = _t11/(_t43*_t43)
-            _t72 = _f32(0.5)*_t26*_t47
-            _t73 = _t28*_t50
-            _t74 = -_t52 + _t53/_t0
-            _t75 = _t67*(_t59*_t63 + _t61*_t64)
-            _t76 = _t41*_t50
-            _t77 = _t6*_t7
-            _t78 = _t5 + _t77
-            _t79 = _t5*_t6
-            _t80 = -_f32(2.0)*_t7 + _f32(2.0)*_t79
-            _t81 = -_t80
-            _t82 = _t39*_t69
-            _t83 = _f32(0.5)*_t66
-            _t84 = _t7 - _t79
-            _t85 = _f32(2.0)*_t5 + _f32(2.0)*_t77
-            _t86 = -_t84*_t85
-            _t87 = _f32(0.5)*_t65
-            _t88 = _t67*(_t78*_t81*_t83 + _t86*_t87)
-            _t89 = _t38*_t45
-            _t90 = _t46*_t71
-            _t91 = _t35/_t0
-            _t92 = _f32(0.125)*_t91 + _f32(0.125)*_t36/_t0
-            _t93 = _t34*_t8
-            _t94 = _t30/_t0
-            _t95 = _t94/_t18
-            _t96 = _t31/_t0
-            _t97 = _t96/_t18
-            _t98 = _t67*(_t61*_t97 + _t63*_t95)
-            _t99 = _t20*_t45
-            _t100 = -_f32(0.125)*_t91 + _f32(0.125)*_t36/_t0
-            _t101 = _t67*(_t61*_t95 + _t63*_t97)
-            _t102 = _t84*_t85
-            _t103 = _t67*(_t102*_t87 + _t78*_t80*_t83)
-            d_px = _t48
-            d_py = _t49
-            _s70 = _t40*(-_t46*(_t71*(-_t58 - _t68) + _t54/_t43) + _t70)
-            d_pw = _t72*(_t1*(_t39*(_t69*(-_t56 - _t68) + _t54/_t32) + _t51) + _s70)
-            _s71 = _t40*(-_t46*(_t71*(-_t56 - _t75) + _t74/_t43) + _t76)
-            d_ph = _t72*(_t1*(_t39*(_t69*(-_t58 - _t75) + _t74/_t32) + _t73) + _s71)
-            d_pa = _t72*(_t1*(_f32(0.125)*_t34*_t37*_t78*_t81 - _t82*_t88) + _t40*(-_t86*_t89 + _t88*_t90))
-            d_tx = -_t48
-            d_ty = -_t49
-            _s72 = _t1*(-_t51 + _t82*(-_t94 - _t98) + _t92*_t93) + _t40*(-_t76 - _t90*(-_t96 - _t98) - _t92*_t99)
-            d_tw = _t72*_s72
-            _s73 = _t1*(_t100*_t93 - _t73 + _t82*(-_t101 - _t96)) + _t40*(-_t100*_t99 - _t70 - _t90*(-_t101 - _t94))
-            d_th = _t72*_s73
-            d_ta = _t72*(_t1*(-_t103*_t82 + _f32(0.125)*_t34*_t37*_t78*_t80) + _t40*(-_t102*_t89 + _t103*_t90))
+            _t6_w1 = (pa - (_e55 - _e56)) + (_t3_w1 - _e56)
+            _t7_w1 = math.cos(_t4_w1)
+            _s57 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s57*_s57
+            _t9_w1 = ph/_t0_w3
+            _t10_w1 = pw/_t0_w3
+            _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
+            _t12_w1 = th/_t0_w3
+            _t13_w1 = _f32(0.25)*_t9_w1
+            _t14_w1 = tw/_t0_w3
+            _t15_w1 = _f32(0.25)*_t10_w1
+            _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
+            _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
+            _t18_w1 = max(_t16_w1, _t17_w1)
+            _s58 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s58*_s58
+            _s59 = _t16_w1/_t18_w1
+            _s60 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s59*_s59) + _t8_w1*(_s60*_s60))
+            _t22_w1 = _f32(0.125)*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
+            _s61 = ((ph - th))/_t0_w3
+            _s62 = ((pw - tw))/_t0_w3
+            _s63 = ((ph - tw))/_t0_w3
+            _s64 = ((pw - th))/_t0_w3
+            _s65 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s63*_s63) + _f32(0.25)*(_s64*_s64)
+            _s66 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s61*_s61) + _f32(0.25)*(_s62*_s62))
+            _t23_w1 = math.sqrt((_t0_w3*_t0_w3)*(_s66 + _s65*(_f32(1.0) - _t1_w1)) + (_s31*_s31) + (_s32*_s32))
+            value = (_t23_w1 + (tau - _f32(1.0)))/(_t23_w1 + tau)
+            _t24_w1 = _s31
+            _t25_w1 = _s32
+            _t26_w1 = _t0_w3*_t0_w3
+            _t28_w1 = _s61
+            _t29_w1 = _s62
+            _t30_w1 = _f32(0.25)*_t10_w1
+            _t31_w1 = _f32(0.25)*_t9_w1
+            _t32_w1 = _t12_w1*_t31_w1 + _t14_w1*_t30_w1 + _t21_w1
+            _t34_w1 = _t11_w1/_t32_w1
+            _t35_w1 = _t12_w1 + _t14_w1
+            _t36_w1 = ((tw - th))/_t0_w3
+            _t37_w1 = _t35_w1*_t36_w1
+            _t38_w1 = _f32(0.125)*_t37_w1
+            _t39_w1 = _t38_w1*_t8_w1
+            _t40_w1 = _f32(1.0) - _t1_w1
+            _t41_w1 = _s63
+            _t42_w1 = _s64
+            _t43_w1 = _t12_w1*_t30_w1 + _t14_w1*_t31_w1 + _t21_w1
+            _t45_w1 = _t11_w1/_t43_w1
+            _t46_w1 = _t20_w1*_t38_w1
+            _s67 = _t23_w1 + tau
+            _s68 = _t40_w1*(_f32(0.25)*(_t41_w1*_t41_w1) + _f32(0.25)*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
+            _s69 = _t26_w1*(_t1_w1*(_f32(0.25)*(_t28_w1*_t28_w1) + _f32(0.25)*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s68)
+            _t47_w1 = _f32(1.0)/((_s67*_s67)*math.sqrt((_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _s69))
+            _t48_w1 = _t24_w1*_t47_w1
+            _t49_w1 = _t25_w1*_t47_w1
+            _t50_w1 = _f32(0.5)/_t0_w3
+            _t51_w1 = _t29_w1*_t50_w1
+            _t52_w1 = (_t10_w1 + _t9_w1)/_t0_w3
+            _t53_w1 = ((pw - ph))/_t0_w3
+            _t54_w1 = _t52_w1 + _t53_w1/_t0_w3
+            _t55_w1 = _f32(0.25)/_t0_w3
+            _t56_w1 = _t14_w1*_t55_w1
+            _t58 = _t12_w1*_t55_w1
+            _t59_w1 = _t58/_t18_w1
+            _t60_w1 = _s60
+            _t61_w1 = _t60_w1*_t8_w1
+            _t62_w1 = _s59
+            _t63_w1 = _t20_w1*_t62_w1
+            _t64_w1 = _t56_w1/_t18_w1
+            _t65_w1 = _t62_w1*_t62_w1
+            _t66_w1 = _t60_w1*_t60_w1
+            _t67_w1 = _t18_w1/math.sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
+            _t68_w1 = _t67_w1*(_t59_w1*_t61_w1 + _t63_w1*_t64_w1)
+            _t69_w1 = _t11_w1/(_t32_w1*_t32_w1)
+            _t70_w1 = _t42_w1*_t50_w1
+            _t71_w1 = _t11_w1/(_t43_w1*_t43_w1)
+            _t72_w1 = _f32(0.5)*_t26_w1*_t47_w1
+            _t73_w1 = _t28_w1*_t50_w1
+            _t74_w1 = -_t52_w1 + _t53_w1/_t0_w3
+            _t75_w1 = _t67_w1*(_t59_w1*_t63_w1 + _t61_w1*_t64_w1)
+            _t76_w1 = _t41_w1*_t50_w1
+            _t77_w1 = _t6_w1*_t7_w1
+            _t78_w1 = _t5_w1 + _t77_w1
+            _t79_w1 = _t5_w1*_t6_w1
+            _t80_w1 = -_f32(2.0)*_t7_w1 + _f32(2.0)*_t79_w1
+            _t81_w1 = -_t80_w1
+            _t82_w1 = _t39_w1*_t69_w1
+            _t83_w1 = _f32(0.5)*_t66_w1
+            _t84_w1 = _t7_w1 - _t79_w1
+            _t85_w1 = _f32(2.0)*_t5_w1 + _f32(2.0)*_t77_w1
+            _t86_w1 = -_t84_w1*_t85_w1
+            _t87_w1 = _f32(0.5)*_t65_w1
+            _t88_w1 = _t67_w1*(_t78_w1*_t81_w1*_t83_w1 + _t86_w1*_t87_w1)
+            _t89_w1 = _t38_w1*_t45_w1
+            _t90_w1 = _t46_w1*_t71_w1
+            _t91_w1 = _t35_w1/_t0_w3
+            _t92_w1 = _f32(0.125)*_t91_w1 + _f32(0.125)*_t36_w1/_t0_w3
+            _t93_w1 = _t34_w1*_t8_w1
+            _t94_w1 = _t30_w1/_t0_w3
+            _t95_w1 = _t94_w1/_t18_w1
+            _t96_w1 = _t31_w1/_t0_w3
+            _t97_w1 = _t96_w1/_t18_w1
+            _t98_w1 = _t67_w1*(_t61_w1*_t97_w1 + _t63_w1*_t95_w1)
+            _t99_w1 = _t20_w1*_t45_w1
+            _t100_w1 = -_f32(0.125)*_t91_w1 + _f32(0.125)*_t36_w1/_t0_w3
+            _t101_w1 = _t67_w1*(_t61_w1*_t95_w1 + _t63_w1*_t97_w1)
+            _t102_w1 = _t84_w1*_t85_w1
+            _t103_w1 = _t67_w1*(_t102_w1*_t87_w1 + _t78_w1*_t80_w1*_t83_w1)
+            d_px = _t48_w1
+            d_py = _t49_w1
+            _s70 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
+            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s70)
+            _s71 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
+            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s71)
+            d_pa = _t72_w1*(_t1_w1*(_f32(0.125)*_t34_w1*_t37_w1*_t78_w1*_t81_w1 - _t82_w1*_t88_w1) + _t40_w1*(-_t86_w1*_t89_w1 + _t88_w1*_t90_w1))
+            d_tx = -_t48_w1
+            d_ty = -_t49_w1
+            _s72 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
+            d_tw = _t72_w1*_s72
+            _s73 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
+            d_th = _t72_w1*_s73
+            d_ta = _t72_w1*(_t1_w1*(-_t103_w1*_t82_w1 + _f32(0.125)*_t34_w1*_t37_w1*_t78_w1*_t80_w1) + _t40_w1*(-_t102_w1*_t89_w1 + _t103_w1*_t90_w1))
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -1091,30 +1105,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, fun, tau):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, fun, tau)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1122,3 +1134,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau):
         bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, fun, tau)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, fun, tau)

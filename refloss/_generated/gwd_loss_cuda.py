@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f4f2729e9cedaf05
+# scalar kernels: sha256 36c002f5f8ba776b
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

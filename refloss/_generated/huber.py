@@ -63,9 +63,9 @@ def value_and_grad_f64(pred, target, delta):
         return value, d_pred, d_target
     else:  # linear
         value = delta*(a - 0.5*delta)
-        _t0 = delta*sgn
-        d_pred = _t0
-        d_target = -_t0
+        _t0_w1 = delta*sgn
+        d_pred = _t0_w1
+        d_target = -_t0_w1
         return value, d_pred, d_target
 
 
@@ -92,7 +92,7 @@ def value_and_grad_f32(pred, target, delta):
         return value, d_pred, d_target
     else:  # linear
         value = delta*(a - _f32(0.5)*delta)
-        _t0 = delta*sgn
-        d_pred = _t0
-        d_target = -_t0
+        _t0_w1 = delta*sgn
+        d_pred = _t0_w1
+        d_target = -_t0_w1
         return value, d_pred, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c34acf7311992235
+# scalar kernels: sha256 c5ee9fea32f52fc0
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

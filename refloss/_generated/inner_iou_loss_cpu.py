@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bb670ae84aa638f7
+# scalar kernels: sha256 5fd0ed67860d5cc4
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -62,30 +63,34 @@ def _value_block_f64(_pred, _target, _out, ratio, eps):
         value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, ratio, eps):
+def _value_blocks_f64(pred, target, out, ratio, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, ratio, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], ratio, eps)
     return bad
+
+
+def value_f64(pred, target, out, ratio, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, ratio, eps)
+    return _value_blocks_f64(pred, target, out, ratio, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -247,250 +252,248 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = px2 - px1
-            _t1 = px2 - tx2
-            _t2 = 0.5*ratio + 0.5
-            _t3 = px1 - tx1
-            _t4 = 0.5 - 0.5*ratio
-            _t5 = _t1*_t2 + _t3*_t4
-            _t6 = _t1*_t4 + _t2*_t3
-            _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
-            _t8 = py2 - py1
-            _t9 = _t8*ratio
-            _t10 = tx2 - tx1
-            _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
-            _t12 = ty2 - ty1
-            _t13 = _t12*ratio
-            _t14 = py2 - ty2
-            _t15 = py1 - ty1
-            _t16 = _t14*_t2 + _t15*_t4
-            _t17 = _t14*_t4 + _t15*_t2
-            _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
-            _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
-            _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
-            _t20 = max(_s1, _s1 - _s1)
-            _t21 = max(-_t16, 0.0) + max(_t17, 0.0)
-            _s2 = _t13*min(_t10*ratio, _t11)
-            _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-            _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
-            _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
-            value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
-            _t24 = ratio + 1.0
-            _t25 = 0.5*_t1
-            _t26 = 1.0 - ratio
-            _t27 = 0.5*_t3
-            _t28 = _t24*_t25 + _t26*_t27
-            _t32 = _t24*_t27 + _t25*_t26
-            _t33 = -_t32
-            _t36 = 1.0 - _t19
-            _t39 = -_t28
-            _t42 = max(_t28, 0.0) + max(_t33, 0.0)
-            _t43 = -_t0*ratio + _t42
-            _t44 = -_t43
-            _t45 = max(_t32, 0.0) + max(_t39, 0.0)
-            _t46 = -_t10*ratio + _t45
-            _t47 = -_t46
-            _t48 = _t19*_t44 + _t36*_t47
-            _t51 = 0.5*_t15
-            _t52 = 0.5*_t14
-            _t53 = _t24*_t51 + _t26*_t52
-            _t54 = -_t53
-            _t55 = _t24*_t52 + _t26*_t51
-            _t56 = max(_t54, 0.0) + max(_t55, 0.0)
-            _t57 = -_t56 + _t9
-            _t58 = 1.0 - _t23
-            _t59 = -_t55
-            _t60 = max(_t53, 0.0) + max(_t59, 0.0)
-            _t61 = _t13 - _t60
-            _t62 = _t23*_t57 + _t58*_t61
-            _t63 = max(_t62, _t62 - _t62)
-            _t64 = min(_t10*ratio, _t45)
-            _t65 = _t12*ratio
-            _t66 = min(_t0*ratio, _t42)
-            _t67 = _t8*ratio
-            _t68 = min(_t13, _t60)
-            _t69 = max(_t48, _t48 - _t48)
-            _t70 = min(_t9, _t56)
-            _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
-            _t72 = _t63*_t69
-            _t73 = _t71 + _t72
-            _a4 = abs(_t73)
-            _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t73
-                _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
-                _t30 = 0.5*ratio
-                _t31 = -_t30 - 0.5
-                _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
-                _t35 = _t29*_t4 + _t31*_t34
-                _t37 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
-                _t38 = _t30 - 0.5
-                _t40 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
-                _t41 = _t2*_t37 + _t38*_t40
-                _t49 = 1.0 if _t48 > 0.0 else 0.0
-                _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71*_inv0
-                _t75 = _t63*_t74
-                _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
-                _t77 = _t65*_t76
-                _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
-                _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
-                _t80 = _t72*_inv0
-                _t81 = _t66*ratio
-                _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
-                _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
-                _t84 = _t2*_t82 + _t38*_t83
-                _t85 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
-                _t86 = _t69*_t85
-                _s5 = _t56 - _t67
-                _t87 = ratio*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
-                _t88 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
-                _t89 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
-                _t90 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
-                _t91 = _t31*_t90 + _t4*_t89
-                _t92 = _t69*_t74*(1.0 if _t62 > 0.0 else 0.0)
-                _t93 = -ratio
-                _t94 = _t2*_t29 + _t34*_t38
-                _t95 = _t31*_t40 + _t37*_t4
-                _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
-                _t97 = _t31*_t83 + _t4*_t82
-                _t98 = _t2*_t89 + _t38*_t90
-                _t99 = _t2*_t34 + _t29*_t38
-                _t100 = _t31*_t37 + _t4*_t40
-                _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
-                _t102 = _t67*_t79
-                _t103 = ratio*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-                _t104 = _t64*ratio
-                _t105 = _t2*_t90 + _t38*_t89
-                _t106 = _t69*_t88
-                _s6 = _t60 - _t65
-                _t107 = ratio*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
-                _t108 = _t31*_t82 + _t4*_t83
-                _t109 = _t29*_t31 + _t34*_t4
-                _t110 = _t2*_t40 + _t37*_t38
-                _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
-                _t112 = _t31*_t89 + _t4*_t90
-                _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
-                _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s7*_inv0)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
-                _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
-                d_py2 = -(_s8*_inv0)
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
-                _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
-                _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s10*_inv0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = px2_w1 - px1_w1
+            _t1_w1 = px2_w1 - tx2_w1
+            _t2_w1 = 0.5*ratio + 0.5
+            _t3_w1 = px1_w1 - tx1_w1
+            _t4_w1 = 0.5 - 0.5*ratio
+            _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
+            _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
+            _t7_w1 = max(_t5_w1, 0.0) + max(-_t6_w1, 0.0)
+            _t8_w1 = py2_w1 - py1_w1
+            _t9_w1 = _t8_w1*ratio
+            _t10_w1 = tx2_w1 - tx1_w1
+            _t11_w1 = max(-_t5_w1, 0.0) + max(_t6_w1, 0.0)
+            _t12_w1 = ty2_w1 - ty1_w1
+            _t13_w1 = _t12_w1*ratio
+            _t14_w1 = py2_w1 - ty2_w1
+            _t15_w1 = py1_w1 - ty1_w1
+            _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
+            _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
+            _t18_w1 = max(_t16_w1, 0.0) + max(-_t17_w1, 0.0)
+            _t19_w1 = 1.0 if -_t0_w1 + _t10_w1 > 0.0 else 0.0
+            _s1_w1 = _t19_w1*(_t0_w1*ratio - _t7_w1) + (1.0 - _t19_w1)*(_t10_w1*ratio - _t11_w1)
+            _t20_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+            _t21_w1 = max(-_t16_w1, 0.0) + max(_t17_w1, 0.0)
+            _s2_w1 = _t13_w1*min(_t10_w1*ratio, _t11_w1)
+            _t22_w1 = _s2_w1 + _t20_w1*min(_t13_w1, _t21_w1) + _t20_w1*min(_t9_w1, _t18_w1) + _t9_w1*min(_t0_w1*ratio, _t7_w1) + eps
+            _t23_w1 = 1.0 if _t12_w1 - _t8_w1 > 0.0 else 0.0
+            _s3_w1 = _t23_w1*(-_t18_w1 + _t8_w1*ratio) + (1.0 - _t23_w1)*(_t12_w1*ratio - _t21_w1)
+            value_w1 = _t22_w1/(_t20_w1*max(_s3_w1, _s3_w1 - _s3_w1) + _t22_w1)
+            _t24_w1 = ratio + 1.0
+            _t25_w1 = 0.5*_t1_w1
+            _t26_w1 = 1.0 - ratio
+            _t27_w1 = 0.5*_t3_w1
+            _t28_w1 = _t24_w1*_t25_w1 + _t26_w1*_t27_w1
+            _t32_w1 = _t24_w1*_t27_w1 + _t25_w1*_t26_w1
+            _t33_w1 = -_t32_w1
+            _t36_w1 = 1.0 - _t19_w1
+            _t39_w1 = -_t28_w1
+            _t42_w1 = max(_t28_w1, 0.0) + max(_t33_w1, 0.0)
+            _t43_w1 = -_t0_w1*ratio + _t42_w1
+            _t44_w1 = -_t43_w1
+            _t45_w1 = max(_t32_w1, 0.0) + max(_t39_w1, 0.0)
+            _t46_w1 = -_t10_w1*ratio + _t45_w1
+            _t47_w1 = -_t46_w1
+            _t48_w1 = _t19_w1*_t44_w1 + _t36_w1*_t47_w1
+            _t51_w1 = 0.5*_t15_w1
+            _t52_w1 = 0.5*_t14_w1
+            _t53_w1 = _t24_w1*_t51_w1 + _t26_w1*_t52_w1
+            _t54_w1 = -_t53_w1
+            _t55_w1 = _t24_w1*_t52_w1 + _t26_w1*_t51_w1
+            _t56_w1 = max(_t54_w1, 0.0) + max(_t55_w1, 0.0)
+            _t57_w1 = -_t56_w1 + _t9_w1
+            _t58_w1 = 1.0 - _t23_w1
+            _t59_w1 = -_t55_w1
+            _t60_w1 = max(_t53_w1, 0.0) + max(_t59_w1, 0.0)
+            _t61_w1 = _t13_w1 - _t60_w1
+            _t62_w1 = _t23_w1*_t57_w1 + _t58_w1*_t61_w1
+            _t63_w1 = max(_t62_w1, _t62_w1 - _t62_w1)
+            _t64_w1 = min(_t10_w1*ratio, _t45_w1)
+            _t65_w1 = _t12_w1*ratio
+            _t66_w1 = min(_t0_w1*ratio, _t42_w1)
+            _t67_w1 = _t8_w1*ratio
+            _t68_w1 = min(_t13_w1, _t60_w1)
+            _t69_w1 = max(_t48_w1, _t48_w1 - _t48_w1)
+            _t70_w1 = min(_t9_w1, _t56_w1)
+            _t71_w1 = _t64_w1*_t65_w1 + _t66_w1*_t67_w1 + _t68_w1*_t69_w1 + _t69_w1*_t70_w1 + eps
+            _t72_w1 = _t63_w1*_t69_w1
+            _t73_w1 = _t71_w1 + _t72_w1
+            _a4_w1 = abs(_t73_w1)
+            _ok_w1 = (_a4_w1 >= 4.450147717014403e-308) & (_a4_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t73_w1
+                _t29_w2 = 1.0 if _t28_w1 > 0.0 else (0.5 if _t28_w1 == 0.0 else 0.0)
+                _t30_w2 = 0.5*ratio
+                _t31_w2 = -_t30_w2 - 0.5
+                _t34_w2 = 1.0 if _t33_w1 > 0.0 else (0.5 if _t33_w1 == 0.0 else 0.0)
+                _t35_w2 = _t29_w2*_t4_w1 + _t31_w2*_t34_w2
+                _t37_w2 = 1.0 if _t32_w1 > 0.0 else (0.5 if _t32_w1 == 0.0 else 0.0)
+                _t38_w2 = _t30_w2 - 0.5
+                _t40_w2 = 1.0 if _t39_w1 > 0.0 else (0.5 if _t39_w1 == 0.0 else 0.0)
+                _t41_w2 = _t2_w1*_t37_w2 + _t38_w2*_t40_w2
+                _t49_w2 = 1.0 if _t48_w1 > 0.0 else 0.0
+                _t50_w2 = _t49_w2*(_t19_w1*(-_t35_w2 - ratio) - _t36_w1*_t41_w2)
+                _t74_w2 = _t71_w1*_inv0_w1
+                _t75_w2 = _t63_w1*_t74_w2
+                _t76_w2 = 1.0 if _t47_w1 > 0.0 else (0.5 if _t47_w1 == 0.0 else 0.0)
+                _t77_w2 = _t65_w1*_t76_w2
+                _t78_w2 = ratio*(1.0 if _t43_w1 > 0.0 else (0.5 if _t43_w1 == 0.0 else 0.0))
+                _t79_w2 = 1.0 if _t44_w1 > 0.0 else (0.5 if _t44_w1 == 0.0 else 0.0)
+                _t80_w2 = _t72_w1*_inv0_w1
+                _t81_w2 = _t66_w1*ratio
+                _t82_w2 = 1.0 if _t53_w1 > 0.0 else (0.5 if _t53_w1 == 0.0 else 0.0)
+                _t83_w2 = 1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0)
+                _t84_w2 = _t2_w1*_t82_w2 + _t38_w2*_t83_w2
+                _t85_w2 = 1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0)
+                _t86_w2 = _t69_w1*_t85_w2
+                _s5_w1 = _t56_w1 - _t67_w1
+                _t87_w2 = ratio*(1.0 if _s5_w1 > 0.0 else (0.5 if _s5_w1 == 0.0 else 0.0))
+                _t88_w2 = 1.0 if _t57_w1 > 0.0 else (0.5 if _t57_w1 == 0.0 else 0.0)
+                _t89_w2 = 1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0)
+                _t90_w2 = 1.0 if _t54_w1 > 0.0 else (0.5 if _t54_w1 == 0.0 else 0.0)
+                _t91_w2 = _t31_w2*_t90_w2 + _t4_w1*_t89_w2
+                _t92_w2 = _t69_w1*_t74_w2*(1.0 if _t62_w1 > 0.0 else 0.0)
+                _t93_w2 = -ratio
+                _t94_w2 = _t2_w1*_t29_w2 + _t34_w2*_t38_w2
+                _t95_w2 = _t31_w2*_t40_w2 + _t37_w2*_t4_w1
+                _t96_w2 = _t49_w2*(_t19_w1*(-_t93_w2 - _t94_w2) - _t36_w1*_t95_w2)
+                _t97_w2 = _t31_w2*_t83_w2 + _t4_w1*_t82_w2
+                _t98_w2 = _t2_w1*_t89_w2 + _t38_w2*_t90_w2
+                _t99_w2 = _t2_w1*_t34_w2 + _t29_w2*_t38_w2
+                _t100_w2 = _t31_w2*_t37_w2 + _t4_w1*_t40_w2
+                _t101_w2 = _t49_w2*(-_t19_w1*_t99_w2 + _t36_w1*(-_t100_w2 - ratio))
+                _t102_w2 = _t67_w1*_t79_w2
+                _t103_w2 = ratio*(1.0 if _t46_w1 > 0.0 else (0.5 if _t46_w1 == 0.0 else 0.0))
+                _t104_w2 = _t64_w1*ratio
+                _t105_w2 = _t2_w1*_t90_w2 + _t38_w2*_t89_w2
+                _t106_w2 = _t69_w1*_t88_w2
+                _s6_w1 = _t60_w1 - _t65_w1
+                _t107_w2 = ratio*(1.0 if _s6_w1 > 0.0 else (0.5 if _s6_w1 == 0.0 else 0.0))
+                _t108_w2 = _t31_w2*_t82_w2 + _t4_w1*_t83_w2
+                _t109_w2 = _t29_w2*_t31_w2 + _t34_w2*_t4_w1
+                _t110_w2 = _t2_w1*_t40_w2 + _t37_w2*_t38_w2
+                _t111_w2 = _t49_w2*(-_t109_w2*_t19_w1 + _t36_w1*(-_t110_w2 - _t93_w2))
+                _t112_w2 = _t31_w2*_t89_w2 + _t4_w1*_t90_w2
+                _t113_w2 = _t2_w1*_t83_w2 + _t38_w2*_t82_w2
+                d_px1_w1 = -((_t50_w2*_t75_w2 - _t80_w2*(_t41_w2*_t77_w2 + _t50_w2*_t68_w1 + _t50_w2*_t70_w1 + _t67_w1*(_t35_w2*_t79_w2 - _t78_w2)))*_inv0_w1)
+                _s7_w1 = -_t80_w2*(_t69_w1*(-_t87_w2 + _t88_w2*_t91_w2) - _t81_w2 + _t84_w2*_t86_w2) + _t92_w2*(_t23_w1*(-_t91_w2 - ratio) - _t58_w1*_t84_w2)
+                d_py1_w1 = -(_s7_w1*_inv0_w1)
+                d_px2_w1 = -((_t75_w2*_t96_w2 - _t80_w2*(_t67_w1*(_t78_w2 + _t79_w2*_t94_w2) + _t68_w1*_t96_w2 + _t70_w1*_t96_w2 + _t77_w2*_t95_w2))*_inv0_w1)
+                _s8_w1 = -_t80_w2*(_t69_w1*(_t87_w2 + _t88_w2*_t98_w2) + _t81_w2 + _t86_w2*_t97_w2) + _t92_w2*(_t23_w1*(-_t93_w2 - _t98_w2) - _t58_w1*_t97_w2)
+                d_py2_w1 = -(_s8_w1*_inv0_w1)
+                d_tx1_w1 = -((_t101_w2*_t75_w2 - _t80_w2*(_t101_w2*_t68_w1 + _t101_w2*_t70_w1 + _t102_w2*_t99_w2 + _t65_w1*(_t100_w2*_t76_w2 - _t103_w2)))*_inv0_w1)
+                _s9_w1 = -_t80_w2*(-_t104_w2 + _t105_w2*_t106_w2 + _t69_w1*(-_t107_w2 + _t108_w2*_t85_w2))
+                d_ty1_w1 = -((_s9_w1 + _t92_w2*(-_t105_w2*_t23_w1 + _t58_w1*(-_t108_w2 - ratio)))*_inv0_w1)
+                d_tx2_w1 = -((_t111_w2*_t75_w2 - _t80_w2*(_t102_w2*_t109_w2 + _t111_w2*_t68_w1 + _t111_w2*_t70_w1 + _t65_w1*(_t103_w2 + _t110_w2*_t76_w2)))*_inv0_w1)
+                _s10_w1 = -_t80_w2*(_t104_w2 + _t106_w2*_t112_w2 + _t69_w1*(_t107_w2 + _t113_w2*_t85_w2)) + _t92_w2*(-_t112_w2*_t23_w1 + _t58_w1*(-_t113_w2 - _t93_w2))
+                d_ty2_w1 = -(_s10_w1*_inv0_w1)
             else:
-                _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
-                _t30 = 0.5*ratio
-                _t31 = -_t30 - 0.5
-                _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
-                _t35 = _t29*_t4 + _t31*_t34
-                _t37 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
-                _t38 = _t30 - 0.5
-                _t40 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
-                _t41 = _t2*_t37 + _t38*_t40
-                _t49 = 1.0 if _t48 > 0.0 else 0.0
-                _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71/_t73
-                _t75 = _t63*_t74
-                _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
-                _t77 = _t65*_t76
-                _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
-                _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
-                _t80 = _t72/_t73
-                _t81 = _t66*ratio
-                _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
-                _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
-                _t84 = _t2*_t82 + _t38*_t83
-                _t85 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
-                _t86 = _t69*_t85
-                _s11 = _t56 - _t67
-                _t87 = ratio*(1.0 if _s11 > 0.0 else (0.5 if _s11 == 0.0 else 0.0))
-                _t88 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
-                _t89 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
-                _t90 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
-                _t91 = _t31*_t90 + _t4*_t89
-                _t92 = _t69*_t74*(1.0 if _t62 > 0.0 else 0.0)
-                _t93 = -ratio
-                _t94 = _t2*_t29 + _t34*_t38
-                _t95 = _t31*_t40 + _t37*_t4
-                _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
-                _t97 = _t31*_t83 + _t4*_t82
-                _t98 = _t2*_t89 + _t38*_t90
-                _t99 = _t2*_t34 + _t29*_t38
-                _t100 = _t31*_t37 + _t4*_t40
-                _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
-                _t102 = _t67*_t79
-                _t103 = ratio*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
-                _t104 = _t64*ratio
-                _t105 = _t2*_t90 + _t38*_t89
-                _t106 = _t69*_t88
-                _s12 = _t60 - _t65
-                _t107 = ratio*(1.0 if _s12 > 0.0 else (0.5 if _s12 == 0.0 else 0.0))
-                _t108 = _t31*_t82 + _t4*_t83
-                _t109 = _t29*_t31 + _t34*_t4
-                _t110 = _t2*_t40 + _t37*_t38
-                _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
-                _t112 = _t31*_t89 + _t4*_t90
-                _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))/_t73)
-                _s13 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s13/_t73)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))/_t73)
-                _s14 = (-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))/_t73
-                d_py2 = -_s14
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))/_t73)
-                _s15 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s15 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))/_t73)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))/_t73)
-                _s16 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s16/_t73)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t29_w1 = 1.0 if _t28_w1 > 0.0 else (0.5 if _t28_w1 == 0.0 else 0.0)
+                _t30_w1 = 0.5*ratio
+                _t31_w1 = -_t30_w1 - 0.5
+                _t34_w1 = 1.0 if _t33_w1 > 0.0 else (0.5 if _t33_w1 == 0.0 else 0.0)
+                _t35_w1 = _t29_w1*_t4_w1 + _t31_w1*_t34_w1
+                _t37_w1 = 1.0 if _t32_w1 > 0.0 else (0.5 if _t32_w1 == 0.0 else 0.0)
+                _t38_w1 = _t30_w1 - 0.5
+                _t40_w1 = 1.0 if _t39_w1 > 0.0 else (0.5 if _t39_w1 == 0.0 else 0.0)
+                _t41_w1 = _t2_w1*_t37_w1 + _t38_w1*_t40_w1
+                _t49_w1 = 1.0 if _t48_w1 > 0.0 else 0.0
+                _t50_w1 = _t49_w1*(_t19_w1*(-_t35_w1 - ratio) - _t36_w1*_t41_w1)
+                _t74_w1 = _t71_w1/_t73_w1
+                _t75_w1 = _t63_w1*_t74_w1
+                _t76_w1 = 1.0 if _t47_w1 > 0.0 else (0.5 if _t47_w1 == 0.0 else 0.0)
+                _t77_w1 = _t65_w1*_t76_w1
+                _t78_w1 = ratio*(1.0 if _t43_w1 > 0.0 else (0.5 if _t43_w1 == 0.0 else 0.0))
+                _t79_w1 = 1.0 if _t44_w1 > 0.0 else (0.5 if _t44_w1 == 0.0 else 0.0)
+                _t80_w1 = _t72_w1/_t73_w1
+                _t81_w1 = _t66_w1*ratio
+                _t82_w1 = 1.0 if _t53_w1 > 0.0 else (0.5 if _t53_w1 == 0.0 else 0.0)
+                _t83_w1 = 1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0)
+                _t84_w1 = _t2_w1*_t82_w1 + _t38_w1*_t83_w1
+                _t85_w1 = 1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0)
+                _t86_w1 = _t69_w1*_t85_w1
+                _s11 = _t56_w1 - _t67_w1
+                _t87_w1 = ratio*(1.0 if _s11 > 0.0 else (0.5 if _s11 == 0.0 else 0.0))
+                _t88_w1 = 1.0 if _t57_w1 > 0.0 else (0.5 if _t57_w1 == 0.0 else 0.0)
+                _t89_w1 = 1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0)
+                _t90_w1 = 1.0 if _t54_w1 > 0.0 else (0.5 if _t54_w1 == 0.0 else 0.0)
+                _t91_w1 = _t31_w1*_t90_w1 + _t4_w1*_t89_w1
+                _t92_w1 = _t69_w1*_t74_w1*(1.0 if _t62_w1 > 0.0 else 0.0)
+                _t93_w1 = -ratio
+                _t94_w1 = _t2_w1*_t29_w1 + _t34_w1*_t38_w1
+                _t95_w1 = _t31_w1*_t40_w1 + _t37_w1*_t4_w1
+                _t96_w1 = _t49_w1*(_t19_w1*(-_t93_w1 - _t94_w1) - _t36_w1*_t95_w1)
+                _t97_w1 = _t31_w1*_t83_w1 + _t4_w1*_t82_w1
+                _t98_w1 = _t2_w1*_t89_w1 + _t38_w1*_t90_w1
+                _t99_w1 = _t2_w1*_t34_w1 + _t29_w1*_t38_w1
+                _t100_w1 = _t31_w1*_t37_w1 + _t4_w1*_t40_w1
+                _t101_w1 = _t49_w1*(-_t19_w1*_t99_w1 + _t36_w1*(-_t100_w1 - ratio))
+                _t102_w1 = _t67_w1*_t79_w1
+                _t103_w1 = ratio*(1.0 if _t46_w1 > 0.0 else (0.5 if _t46_w1 == 0.0 else 0.0))
+                _t104_w1 = _t64_w1*ratio
+                _t105_w1 = _t2_w1*_t90_w1 + _t38_w1*_t89_w1
+                _t106_w1 = _t69_w1*_t88_w1
+                _s12 = _t60_w1 - _t65_w1
+                _t107_w1 = ratio*(1.0 if _s12 > 0.0 else (0.5 if _s12 == 0.0 else 0.0))
+                _t108_w1 = _t31_w1*_t82_w1 + _t4_w1*_t83_w1
+                _t109_w1 = _t29_w1*_t31_w1 + _t34_w1*_t4_w1
+                _t110_w1 = _t2_w1*_t40_w1 + _t37_w1*_t38_w1
+                _t111_w1 = _t49_w1*(-_t109_w1*_t19_w1 + _t36_w1*(-_t110_w1 - _t93_w1))
+                _t112_w1 = _t31_w1*_t89_w1 + _t4_w1*_t90_w1
+                _t113_w1 = _t2_w1*_t83_w1 + _t38_w1*_t82_w1
+                d_px1_w1 = -((_t50_w1*_t75_w1 - _t80_w1*(_t41_w1*_t77_w1 + _t50_w1*_t68_w1 + _t50_w1*_t70_w1 + _t67_w1*(_t35_w1*_t79_w1 - _t78_w1)))/_t73_w1)
+                _s13 = -_t80_w1*(_t69_w1*(-_t87_w1 + _t88_w1*_t91_w1) - _t81_w1 + _t84_w1*_t86_w1) + _t92_w1*(_t23_w1*(-_t91_w1 - ratio) - _t58_w1*_t84_w1)
+                d_py1_w1 = -(_s13/_t73_w1)
+                d_px2_w1 = -((_t75_w1*_t96_w1 - _t80_w1*(_t67_w1*(_t78_w1 + _t79_w1*_t94_w1) + _t68_w1*_t96_w1 + _t70_w1*_t96_w1 + _t77_w1*_t95_w1))/_t73_w1)
+                _s14 = (-_t80_w1*(_t69_w1*(_t87_w1 + _t88_w1*_t98_w1) + _t81_w1 + _t86_w1*_t97_w1) + _t92_w1*(_t23_w1*(-_t93_w1 - _t98_w1) - _t58_w1*_t97_w1))/_t73_w1
+                d_py2_w1 = -_s14
+                d_tx1_w1 = -((_t101_w1*_t75_w1 - _t80_w1*(_t101_w1*_t68_w1 + _t101_w1*_t70_w1 + _t102_w1*_t99_w1 + _t65_w1*(_t100_w1*_t76_w1 - _t103_w1)))/_t73_w1)
+                _s15 = -_t80_w1*(-_t104_w1 + _t105_w1*_t106_w1 + _t69_w1*(-_t107_w1 + _t108_w1*_t85_w1))
+                d_ty1_w1 = -((_s15 + _t92_w1*(-_t105_w1*_t23_w1 + _t58_w1*(-_t108_w1 - ratio)))/_t73_w1)
+                d_tx2_w1 = -((_t111_w1*_t75_w1 - _t80_w1*(_t102_w1*_t109_w1 + _t111_w1*_t68_w1 + _t111_w1*_t70_w1 + _t65_w1*(_t103_w1 + _t110_w1*_t76_w1)))/_t73_w1)
+                _s16 = -_t80_w1*(_t104_w1 + _t106_w1*_t112_w1 + _t69_w1*(_t107_w1 + _t113_w1*_t85_w1)) + _t92_w1*(-_t112_w1*_t23_w1 + _t58_w1*(-_t113_w1 - _t93_w1))
+                d_ty2_w1 = -(_s16/_t73_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -498,6 +501,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps)
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, ratio, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, ratio, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, ratio, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -542,30 +552,34 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, ratio, eps):
+def _value_blocks_f32(pred, target, out, ratio, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, ratio, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], ratio, eps)
     return bad
+
+
+def value_f32(pred, target, out, ratio, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, ratio, eps)
+    return _value_blocks_f32(pred, target, out, ratio, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -727,250 +741,248 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _t0 = px2 - px1
-            _t1 = px2 - tx2
-            _t2 = _f32(0.5)*ratio + _f32(0.5)
-            _t3 = px1 - tx1
-            _t4 = _f32(0.5) - _f32(0.5)*ratio
-            _t5 = _t1*_t2 + _t3*_t4
-            _t6 = _t1*_t4 + _t2*_t3
-            _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
-            _t8 = py2 - py1
-            _t9 = _t8*ratio
-            _t10 = tx2 - tx1
-            _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
-            _t12 = ty2 - ty1
-            _t13 = _t12*ratio
-            _t14 = py2 - ty2
-            _t15 = py1 - ty1
-            _t16 = _t14*_t2 + _t15*_t4
-            _t17 = _t14*_t4 + _t15*_t2
-            _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
-            _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
-            _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
-            _t20 = max(_s1, _s1 - _s1)
-            _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
-            _s2 = _t13*min(_t10*ratio, _t11)
-            _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-            _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
-            _s3 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
-            value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
-            _t24 = ratio + _f32(1.0)
-            _t25 = _f32(0.5)*_t1
-            _t26 = _f32(1.0) - ratio
-            _t27 = _f32(0.5)*_t3
-            _t28 = _t24*_t25 + _t26*_t27
-            _t32 = _t24*_t27 + _t25*_t26
-            _t33 = -_t32
-            _t36 = _f32(1.0) - _t19
-            _t39 = -_t28
-            _t42 = max(_t28, _f32(0.0)) + max(_t33, _f32(0.0))
-            _t43 = -_t0*ratio + _t42
-            _t44 = -_t43
-            _t45 = max(_t32, _f32(0.0)) + max(_t39, _f32(0.0))
-            _t46 = -_t10*ratio + _t45
-            _t47 = -_t46
-            _t48 = _t19*_t44 + _t36*_t47
-            _t51 = _f32(0.5)*_t15
-            _t52 = _f32(0.5)*_t14
-            _t53 = _t24*_t51 + _t26*_t52
-            _t54 = -_t53
-            _t55 = _t24*_t52 + _t26*_t51
-            _t56 = max(_t54, _f32(0.0)) + max(_t55, _f32(0.0))
-            _t57 = -_t56 + _t9
-            _t58 = _f32(1.0) - _t23
-            _t59 = -_t55
-            _t60 = max(_t53, _f32(0.0)) + max(_t59, _f32(0.0))
-            _t61 = _t13 - _t60
-            _t62 = _t23*_t57 + _t58*_t61
-            _t63 = max(_t62, _t62 - _t62)
-            _t64 = min(_t10*ratio, _t45)
-            _t65 = _t12*ratio
-            _t66 = min(_t0*ratio, _t42)
-            _t67 = _t8*ratio
-            _t68 = min(_t13, _t60)
-            _t69 = max(_t48, _t48 - _t48)
-            _t70 = min(_t9, _t56)
-            _t71 = _t64*_t65 + _t66*_t67 + _t68*_t69 + _t69*_t70 + eps
-            _t72 = _t63*_t69
-            _t73 = _t71 + _t72
-            _a4 = abs(_t73)
-            _ok = (_a4 >= _f32(2.350988701644575e-38)) & (_a4 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t73
-                _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
-                _t30 = _f32(0.5)*ratio
-                _t31 = -_t30 - _f32(0.5)
-                _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
-                _t35 = _t29*_t4 + _t31*_t34
-                _t37 = _f32(1.0) if _t32 > _f32(0.0) else (_f32(0.5) if _t32 == _f32(0.0) else _f32(0.0))
-                _t38 = _t30 - _f32(0.5)
-                _t40 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
-                _t41 = _t2*_t37 + _t38*_t40
-                _t49 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-                _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71*_inv0
-                _t75 = _t63*_t74
-                _t76 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
-                _t77 = _t65*_t76
-                _t78 = ratio*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                _t79 = _f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0))
-                _t80 = _t72*_inv0
-                _t81 = _t66*ratio
-                _t82 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
-                _t83 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
-                _t84 = _t2*_t82 + _t38*_t83
-                _t85 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
-                _t86 = _t69*_t85
-                _s5 = _t56 - _t67
-                _t87 = ratio*(_f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0)))
-                _t88 = _f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0))
-                _t89 = _f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0))
-                _t90 = _f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0))
-                _t91 = _t31*_t90 + _t4*_t89
-                _t92 = _t69*_t74*(_f32(1.0) if _t62 > _f32(0.0) else _f32(0.0))
-                _t93 = -ratio
-                _t94 = _t2*_t29 + _t34*_t38
-                _t95 = _t31*_t40 + _t37*_t4
-                _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
-                _t97 = _t31*_t83 + _t4*_t82
-                _t98 = _t2*_t89 + _t38*_t90
-                _t99 = _t2*_t34 + _t29*_t38
-                _t100 = _t31*_t37 + _t4*_t40
-                _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
-                _t102 = _t67*_t79
-                _t103 = ratio*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                _t104 = _t64*ratio
-                _t105 = _t2*_t90 + _t38*_t89
-                _t106 = _t69*_t88
-                _s6 = _t60 - _t65
-                _t107 = ratio*(_f32(1.0) if _s6 > _f32(0.0) else (_f32(0.5) if _s6 == _f32(0.0) else _f32(0.0)))
-                _t108 = _t31*_t82 + _t4*_t83
-                _t109 = _t29*_t31 + _t34*_t4
-                _t110 = _t2*_t40 + _t37*_t38
-                _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
-                _t112 = _t31*_t89 + _t4*_t90
-                _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))*_inv0)
-                _s7 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s7*_inv0)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))*_inv0)
-                _s8 = -_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97)
-                d_py2 = -(_s8*_inv0)
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))*_inv0)
-                _s9 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s9 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))*_inv0)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))*_inv0)
-                _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s10*_inv0)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _t0_w1 = px2_w1 - px1_w1
+            _t1_w1 = px2_w1 - tx2_w1
+            _t2_w1 = _f32(0.5)*ratio + _f32(0.5)
+            _t3_w1 = px1_w1 - tx1_w1
+            _t4_w1 = _f32(0.5) - _f32(0.5)*ratio
+            _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
+            _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
+            _t7_w1 = max(_t5_w1, _f32(0.0)) + max(-_t6_w1, _f32(0.0))
+            _t8_w1 = py2_w1 - py1_w1
+            _t9_w1 = _t8_w1*ratio
+            _t10_w1 = tx2_w1 - tx1_w1
+            _t11_w1 = max(-_t5_w1, _f32(0.0)) + max(_t6_w1, _f32(0.0))
+            _t12_w1 = ty2_w1 - ty1_w1
+            _t13_w1 = _t12_w1*ratio
+            _t14_w1 = py2_w1 - ty2_w1
+            _t15_w1 = py1_w1 - ty1_w1
+            _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
+            _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
+            _t18_w1 = max(_t16_w1, _f32(0.0)) + max(-_t17_w1, _f32(0.0))
+            _t19_w1 = _f32(1.0) if -_t0_w1 + _t10_w1 > _f32(0.0) else _f32(0.0)
+            _s1_w1 = _t19_w1*(_t0_w1*ratio - _t7_w1) + (_f32(1.0) - _t19_w1)*(_t10_w1*ratio - _t11_w1)
+            _t20_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+            _t21_w1 = max(-_t16_w1, _f32(0.0)) + max(_t17_w1, _f32(0.0))
+            _s2_w1 = _t13_w1*min(_t10_w1*ratio, _t11_w1)
+            _t22_w1 = _s2_w1 + _t20_w1*min(_t13_w1, _t21_w1) + _t20_w1*min(_t9_w1, _t18_w1) + _t9_w1*min(_t0_w1*ratio, _t7_w1) + eps
+            _t23_w1 = _f32(1.0) if _t12_w1 - _t8_w1 > _f32(0.0) else _f32(0.0)
+            _s3_w1 = _t23_w1*(-_t18_w1 + _t8_w1*ratio) + (_f32(1.0) - _t23_w1)*(_t12_w1*ratio - _t21_w1)
+            value_w1 = _t22_w1/(_t20_w1*max(_s3_w1, _s3_w1 - _s3_w1) + _t22_w1)
+            _t24_w1 = ratio + _f32(1.0)
+            _t25_w1 = _f32(0.5)*_t1_w1
+            _t26_w1 = _f32(1.0) - ratio
+            _t27_w1 = _f32(0.5)*_t3_w1
+            _t28_w1 = _t24_w1*_t25_w1 + _t26_w1*_t27_w1
+            _t32_w1 = _t24_w1*_t27_w1 + _t25_w1*_t26_w1
+            _t33_w1 = -_t32_w1
+            _t36_w1 = _f32(1.0) - _t19_w1
+            _t39_w1 = -_t28_w1
+            _t42_w1 = max(_t28_w1, _f32(0.0)) + max(_t33_w1, _f32(0.0))
+            _t43_w1 = -_t0_w1*ratio + _t42_w1
+            _t44_w1 = -_t43_w1
+            _t45_w1 = max(_t32_w1, _f32(0.0)) + max(_t39_w1, _f32(0.0))
+            _t46_w1 = -_t10_w1*ratio + _t45_w1
+            _t47_w1 = -_t46_w1
+            _t48_w1 = _t19_w1*_t44_w1 + _t36_w1*_t47_w1
+            _t51_w1 = _f32(0.5)*_t15_w1
+            _t52_w1 = _f32(0.5)*_t14_w1
+            _t53_w1 = _t24_w1*_t51_w1 + _t26_w1*_t52_w1
+            _t54_w1 = -_t53_w1
+            _t55_w1 = _t24_w1*_t52_w1 + _t26_w1*_t51_w1
+            _t56_w1 = max(_t54_w1, _f32(0.0)) + max(_t55_w1, _f32(0.0))
+            _t57_w1 = -_t56_w1 + _t9_w1
+            _t58_w1 = _f32(1.0) - _t23_w1
+            _t59_w1 = -_t55_w1
+            _t60_w1 = max(_t53_w1, _f32(0.0)) + max(_t59_w1, _f32(0.0))
+            _t61_w1 = _t13_w1 - _t60_w1
+            _t62_w1 = _t23_w1*_t57_w1 + _t58_w1*_t61_w1
+            _t63_w1 = max(_t62_w1, _t62_w1 - _t62_w1)
+            _t64_w1 = min(_t10_w1*ratio, _t45_w1)
+            _t65_w1 = _t12_w1*ratio
+            _t66_w1 = min(_t0_w1*ratio, _t42_w1)
+            _t67_w1 = _t8_w1*ratio
+            _t68_w1 = min(_t13_w1, _t60_w1)
+            _t69_w1 = max(_t48_w1, _t48_w1 - _t48_w1)
+            _t70_w1 = min(_t9_w1, _t56_w1)
+            _t71_w1 = _t64_w1*_t65_w1 + _t66_w1*_t67_w1 + _t68_w1*_t69_w1 + _t69_w1*_t70_w1 + eps
+            _t72_w1 = _t63_w1*_t69_w1
+            _t73_w1 = _t71_w1 + _t72_w1
+            _a4_w1 = abs(_t73_w1)
+            _ok_w1 = (_a4_w1 >= _f32(2.350988701644575e-38)) & (_a4_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t73_w1
+                _t29_w2 = _f32(1.0) if _t28_w1 > _f32(0.0) else (_f32(0.5) if _t28_w1 == _f32(0.0) else _f32(0.0))
+                _t30_w2 = _f32(0.5)*ratio
+                _t31_w2 = -_t30_w2 - _f32(0.5)
+                _t34_w2 = _f32(1.0) if _t33_w1 > _f32(0.0) else (_f32(0.5) if _t33_w1 == _f32(0.0) else _f32(0.0))
+                _t35_w2 = _t29_w2*_t4_w1 + _t31_w2*_t34_w2
+                _t37_w2 = _f32(1.0) if _t32_w1 > _f32(0.0) else (_f32(0.5) if _t32_w1 == _f32(0.0) else _f32(0.0))
+                _t38_w2 = _t30_w2 - _f32(0.5)
+                _t40_w2 = _f32(1.0) if _t39_w1 > _f32(0.0) else (_f32(0.5) if _t39_w1 == _f32(0.0) else _f32(0.0))
+                _t41_w2 = _t2_w1*_t37_w2 + _t38_w2*_t40_w2
+                _t49_w2 = _f32(1.0) if _t48_w1 > _f32(0.0) else _f32(0.0)
+                _t50_w2 = _t49_w2*(_t19_w1*(-_t35_w2 - ratio) - _t36_w1*_t41_w2)
+                _t74_w2 = _t71_w1*_inv0_w1
+                _t75_w2 = _t63_w1*_t74_w2
+                _t76_w2 = _f32(1.0) if _t47_w1 > _f32(0.0) else (_f32(0.5) if _t47_w1 == _f32(0.0) else _f32(0.0))
+                _t77_w2 = _t65_w1*_t76_w2
+                _t78_w2 = ratio*(_f32(1.0) if _t43_w1 > _f32(0.0) else (_f32(0.5) if _t43_w1 == _f32(0.0) else _f32(0.0)))
+                _t79_w2 = _f32(1.0) if _t44_w1 > _f32(0.0) else (_f32(0.5) if _t44_w1 == _f32(0.0) else _f32(0.0))
+                _t80_w2 = _t72_w1*_inv0_w1
+                _t81_w2 = _t66_w1*ratio
+                _t82_w2 = _f32(1.0) if _t53_w1 > _f32(0.0) else (_f32(0.5) if _t53_w1 == _f32(0.0) else _f32(0.0))
+                _t83_w2 = _f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0))
+                _t84_w2 = _t2_w1*_t82_w2 + _t38_w2*_t83_w2
+                _t85_w2 = _f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0))
+                _t86_w2 = _t69_w1*_t85_w2
+                _s5_w1 = _t56_w1 - _t67_w1
+                _t87_w2 = ratio*(_f32(1.0) if _s5_w1 > _f32(0.0) else (_f32(0.5) if _s5_w1 == _f32(0.0) else _f32(0.0)))
+                _t88_w2 = _f32(1.0) if _t57_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1 == _f32(0.0) else _f32(0.0))
+                _t89_w2 = _f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0))
+                _t90_w2 = _f32(1.0) if _t54_w1 > _f32(0.0) else (_f32(0.5) if _t54_w1 == _f32(0.0) else _f32(0.0))
+                _t91_w2 = _t31_w2*_t90_w2 + _t4_w1*_t89_w2
+                _t92_w2 = _t69_w1*_t74_w2*(_f32(1.0) if _t62_w1 > _f32(0.0) else _f32(0.0))
+                _t93_w2 = -ratio
+                _t94_w2 = _t2_w1*_t29_w2 + _t34_w2*_t38_w2
+                _t95_w2 = _t31_w2*_t40_w2 + _t37_w2*_t4_w1
+                _t96_w2 = _t49_w2*(_t19_w1*(-_t93_w2 - _t94_w2) - _t36_w1*_t95_w2)
+                _t97_w2 = _t31_w2*_t83_w2 + _t4_w1*_t82_w2
+                _t98_w2 = _t2_w1*_t89_w2 + _t38_w2*_t90_w2
+                _t99_w2 = _t2_w1*_t34_w2 + _t29_w2*_t38_w2
+                _t100_w2 = _t31_w2*_t37_w2 + _t4_w1*_t40_w2
+                _t101_w2 = _t49_w2*(-_t19_w1*_t99_w2 + _t36_w1*(-_t100_w2 - ratio))
+                _t102_w2 = _t67_w1*_t79_w2
+                _t103_w2 = ratio*(_f32(1.0) if _t46_w1 > _f32(0.0) else (_f32(0.5) if _t46_w1 == _f32(0.0) else _f32(0.0)))
+                _t104_w2 = _t64_w1*ratio
+                _t105_w2 = _t2_w1*_t90_w2 + _t38_w2*_t89_w2
+                _t106_w2 = _t69_w1*_t88_w2
+                _s6_w1 = _t60_w1 - _t65_w1
+                _t107_w2 = ratio*(_f32(1.0) if _s6_w1 > _f32(0.0) else (_f32(0.5) if _s6_w1 == _f32(0.0) else _f32(0.0)))
+                _t108_w2 = _t31_w2*_t82_w2 + _t4_w1*_t83_w2
+                _t109_w2 = _t29_w2*_t31_w2 + _t34_w2*_t4_w1
+                _t110_w2 = _t2_w1*_t40_w2 + _t37_w2*_t38_w2
+                _t111_w2 = _t49_w2*(-_t109_w2*_t19_w1 + _t36_w1*(-_t110_w2 - _t93_w2))
+                _t112_w2 = _t31_w2*_t89_w2 + _t4_w1*_t90_w2
+                _t113_w2 = _t2_w1*_t83_w2 + _t38_w2*_t82_w2
+                d_px1_w1 = -((_t50_w2*_t75_w2 - _t80_w2*(_t41_w2*_t77_w2 + _t50_w2*_t68_w1 + _t50_w2*_t70_w1 + _t67_w1*(_t35_w2*_t79_w2 - _t78_w2)))*_inv0_w1)
+                _s7_w1 = -_t80_w2*(_t69_w1*(-_t87_w2 + _t88_w2*_t91_w2) - _t81_w2 + _t84_w2*_t86_w2) + _t92_w2*(_t23_w1*(-_t91_w2 - ratio) - _t58_w1*_t84_w2)
+                d_py1_w1 = -(_s7_w1*_inv0_w1)
+                d_px2_w1 = -((_t75_w2*_t96_w2 - _t80_w2*(_t67_w1*(_t78_w2 + _t79_w2*_t94_w2) + _t68_w1*_t96_w2 + _t70_w1*_t96_w2 + _t77_w2*_t95_w2))*_inv0_w1)
+                _s8_w1 = -_t80_w2*(_t69_w1*(_t87_w2 + _t88_w2*_t98_w2) + _t81_w2 + _t86_w2*_t97_w2) + _t92_w2*(_t23_w1*(-_t93_w2 - _t98_w2) - _t58_w1*_t97_w2)
+                d_py2_w1 = -(_s8_w1*_inv0_w1)
+                d_tx1_w1 = -((_t101_w2*_t75_w2 - _t80_w2*(_t101_w2*_t68_w1 + _t101_w2*_t70_w1 + _t102_w2*_t99_w2 + _t65_w1*(_t100_w2*_t76_w2 - _t103_w2)))*_inv0_w1)
+                _s9_w1 = -_t80_w2*(-_t104_w2 + _t105_w2*_t106_w2 + _t69_w1*(-_t107_w2 + _t108_w2*_t85_w2))
+                d_ty1_w1 = -((_s9_w1 + _t92_w2*(-_t105_w2*_t23_w1 + _t58_w1*(-_t108_w2 - ratio)))*_inv0_w1)
+                d_tx2_w1 = -((_t111_w2*_t75_w2 - _t80_w2*(_t102_w2*_t109_w2 + _t111_w2*_t68_w1 + _t111_w2*_t70_w1 + _t65_w1*(_t103_w2 + _t110_w2*_t76_w2)))*_inv0_w1)
+                _s10_w1 = -_t80_w2*(_t104_w2 + _t106_w2*_t112_w2 + _t69_w1*(_t107_w2 + _t113_w2*_t85_w2)) + _t92_w2*(-_t112_w2*_t23_w1 + _t58_w1*(-_t113_w2 - _t93_w2))
+                d_ty2_w1 = -(_s10_w1*_inv0_w1)
             else:
-                _t29 = _f32(1.0) if _t28 > _f32(0.0) else (_f32(0.5) if _t28 == _f32(0.0) else _f32(0.0))
-                _t30 = _f32(0.5)*ratio
-                _t31 = -_t30 - _f32(0.5)
-                _t34 = _f32(1.0) if _t33 > _f32(0.0) else (_f32(0.5) if _t33 == _f32(0.0) else _f32(0.0))
-                _t35 = _t29*_t4 + _t31*_t34
-                _t37 = _f32(1.0) if _t32 > _f32(0.0) else (_f32(0.5) if _t32 == _f32(0.0) else _f32(0.0))
-                _t38 = _t30 - _f32(0.5)
-                _t40 = _f32(1.0) if _t39 > _f32(0.0) else (_f32(0.5) if _t39 == _f32(0.0) else _f32(0.0))
-                _t41 = _t2*_t37 + _t38*_t40
-                _t49 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-                _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-                _t74 = _t71/_t73
-                _t75 = _t63*_t74
-                _t76 = _f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0))
-                _t77 = _t65*_t76
-                _t78 = ratio*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                _t79 = _f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0))
-                _t80 = _t72/_t73
-                _t81 = _t66*ratio
-                _t82 = _f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0))
-                _t83 = _f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0))
-                _t84 = _t2*_t82 + _t38*_t83
-                _t85 = _f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0))
-                _t86 = _t69*_t85
-                _s11 = _t56 - _t67
-                _t87 = ratio*(_f32(1.0) if _s11 > _f32(0.0) else (_f32(0.5) if _s11 == _f32(0.0) else _f32(0.0)))
-                _t88 = _f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0))
-                _t89 = _f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0))
-                _t90 = _f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0))
-                _t91 = _t31*_t90 + _t4*_t89
-                _t92 = _t69*_t74*(_f32(1.0) if _t62 > _f32(0.0) else _f32(0.0))
-                _t93 = -ratio
-                _t94 = _t2*_t29 + _t34*_t38
-                _t95 = _t31*_t40 + _t37*_t4
-                _t96 = _t49*(_t19*(-_t93 - _t94) - _t36*_t95)
-                _t97 = _t31*_t83 + _t4*_t82
-                _t98 = _t2*_t89 + _t38*_t90
-                _t99 = _t2*_t34 + _t29*_t38
-                _t100 = _t31*_t37 + _t4*_t40
-                _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
-                _t102 = _t67*_t79
-                _t103 = ratio*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                _t104 = _t64*ratio
-                _t105 = _t2*_t90 + _t38*_t89
-                _t106 = _t69*_t88
-                _s12 = _t60 - _t65
-                _t107 = ratio*(_f32(1.0) if _s12 > _f32(0.0) else (_f32(0.5) if _s12 == _f32(0.0) else _f32(0.0)))
-                _t108 = _t31*_t82 + _t4*_t83
-                _t109 = _t29*_t31 + _t34*_t4
-                _t110 = _t2*_t40 + _t37*_t38
-                _t111 = _t49*(-_t109*_t19 + _t36*(-_t110 - _t93))
-                _t112 = _t31*_t89 + _t4*_t90
-                _t113 = _t2*_t83 + _t38*_t82
-                d_px1 = -((_t50*_t75 - _t80*(_t41*_t77 + _t50*_t68 + _t50*_t70 + _t67*(_t35*_t79 - _t78)))/_t73)
-                _s13 = -_t80*(_t69*(-_t87 + _t88*_t91) - _t81 + _t84*_t86) + _t92*(_t23*(-_t91 - ratio) - _t58*_t84)
-                d_py1 = -(_s13/_t73)
-                d_px2 = -((_t75*_t96 - _t80*(_t67*(_t78 + _t79*_t94) + _t68*_t96 + _t70*_t96 + _t77*_t95))/_t73)
-                _s14 = (-_t80*(_t69*(_t87 + _t88*_t98) + _t81 + _t86*_t97) + _t92*(_t23*(-_t93 - _t98) - _t58*_t97))/_t73
-                d_py2 = -_s14
-                d_tx1 = -((_t101*_t75 - _t80*(_t101*_t68 + _t101*_t70 + _t102*_t99 + _t65*(_t100*_t76 - _t103)))/_t73)
-                _s15 = -_t80*(-_t104 + _t105*_t106 + _t69*(-_t107 + _t108*_t85))
-                d_ty1 = -((_s15 + _t92*(-_t105*_t23 + _t58*(-_t108 - ratio)))/_t73)
-                d_tx2 = -((_t111*_t75 - _t80*(_t102*_t109 + _t111*_t68 + _t111*_t70 + _t65*(_t103 + _t110*_t76)))/_t73)
-                _s16 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
-                d_ty2 = -(_s16/_t73)
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t29_w1 = _f32(1.0) if _t28_w1 > _f32(0.0) else (_f32(0.5) if _t28_w1 == _f32(0.0) else _f32(0.0))
+                _t30_w1 = _f32(0.5)*ratio
+                _t31_w1 = -_t30_w1 - _f32(0.5)
+                _t34_w1 = _f32(1.0) if _t33_w1 > _f32(0.0) else (_f32(0.5) if _t33_w1 == _f32(0.0) else _f32(0.0))
+                _t35_w1 = _t29_w1*_t4_w1 + _t31_w1*_t34_w1
+                _t37_w1 = _f32(1.0) if _t32_w1 > _f32(0.0) else (_f32(0.5) if _t32_w1 == _f32(0.0) else _f32(0.0))
+                _t38_w1 = _t30_w1 - _f32(0.5)
+                _t40_w1 = _f32(1.0) if _t39_w1 > _f32(0.0) else (_f32(0.5) if _t39_w1 == _f32(0.0) else _f32(0.0))
+                _t41_w1 = _t2_w1*_t37_w1 + _t38_w1*_t40_w1
+                _t49_w1 = _f32(1.0) if _t48_w1 > _f32(0.0) else _f32(0.0)
+                _t50_w1 = _t49_w1*(_t19_w1*(-_t35_w1 - ratio) - _t36_w1*_t41_w1)
+                _t74_w1 = _t71_w1/_t73_w1
+                _t75_w1 = _t63_w1*_t74_w1
+                _t76_w1 = _f32(1.0) if _t47_w1 > _f32(0.0) else (_f32(0.5) if _t47_w1 == _f32(0.0) else _f32(0.0))
+                _t77_w1 = _t65_w1*_t76_w1
+                _t78_w1 = ratio*(_f32(1.0) if _t43_w1 > _f32(0.0) else (_f32(0.5) if _t43_w1 == _f32(0.0) else _f32(0.0)))
+                _t79_w1 = _f32(1.0) if _t44_w1 > _f32(0.0) else (_f32(0.5) if _t44_w1 == _f32(0.0) else _f32(0.0))
+                _t80_w1 = _t72_w1/_t73_w1
+                _t81_w1 = _t66_w1*ratio
+                _t82_w1 = _f32(1.0) if _t53_w1 > _f32(0.0) else (_f32(0.5) if _t53_w1 == _f32(0.0) else _f32(0.0))
+                _t83_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0))
+                _t84_w1 = _t2_w1*_t82_w1 + _t38_w1*_t83_w1
+                _t85_w1 = _f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0))
+                _t86_w1 = _t69_w1*_t85_w1
+                _s11 = _t56_w1 - _t67_w1
+                _t87_w1 = ratio*(_f32(1.0) if _s11 > _f32(0.0) else (_f32(0.5) if _s11 == _f32(0.0) else _f32(0.0)))
+                _t88_w1 = _f32(1.0) if _t57_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1 == _f32(0.0) else _f32(0.0))
+                _t89_w1 = _f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0))
+                _t90_w1 = _f32(1.0) if _t54_w1 > _f32(0.0) else (_f32(0.5) if _t54_w1 == _f32(0.0) else _f32(0.0))
+                _t91_w1 = _t31_w1*_t90_w1 + _t4_w1*_t89_w1
+                _t92_w1 = _t69_w1*_t74_w1*(_f32(1.0) if _t62_w1 > _f32(0.0) else _f32(0.0))
+                _t93_w1 = -ratio
+                _t94_w1 = _t2_w1*_t29_w1 + _t34_w1*_t38_w1
+                _t95_w1 = _t31_w1*_t40_w1 + _t37_w1*_t4_w1
+                _t96_w1 = _t49_w1*(_t19_w1*(-_t93_w1 - _t94_w1) - _t36_w1*_t95_w1)
+                _t97_w1 = _t31_w1*_t83_w1 + _t4_w1*_t82_w1
+                _t98_w1 = _t2_w1*_t89_w1 + _t38_w1*_t90_w1
+                _t99_w1 = _t2_w1*_t34_w1 + _t29_w1*_t38_w1
+                _t100_w1 = _t31_w1*_t37_w1 + _t4_w1*_t40_w1
+                _t101_w1 = _t49_w1*(-_t19_w1*_t99_w1 + _t36_w1*(-_t100_w1 - ratio))
+                _t102_w1 = _t67_w1*_t79_w1
+                _t103_w1 = ratio*(_f32(1.0) if _t46_w1 > _f32(0.0) else (_f32(0.5) if _t46_w1 == _f32(0.0) else _f32(0.0)))
+                _t104_w1 = _t64_w1*ratio
+                _t105_w1 = _t2_w1*_t90_w1 + _t38_w1*_t89_w1
+                _t106_w1 = _t69_w1*_t88_w1
+                _s12 = _t60_w1 - _t65_w1
+                _t107_w1 = ratio*(_f32(1.0) if _s12 > _f32(0.0) else (_f32(0.5) if _s12 == _f32(0.0) else _f32(0.0)))
+                _t108_w1 = _t31_w1*_t82_w1 + _t4_w1*_t83_w1
+                _t109_w1 = _t29_w1*_t31_w1 + _t34_w1*_t4_w1
+                _t110_w1 = _t2_w1*_t40_w1 + _t37_w1*_t38_w1
+                _t111_w1 = _t49_w1*(-_t109_w1*_t19_w1 + _t36_w1*(-_t110_w1 - _t93_w1))
+                _t112_w1 = _t31_w1*_t89_w1 + _t4_w1*_t90_w1
+                _t113_w1 = _t2_w1*_t83_w1 + _t38_w1*_t82_w1
+                d_px1_w1 = -((_t50_w1*_t75_w1 - _t80_w1*(_t41_w1*_t77_w1 + _t50_w1*_t68_w1 + _t50_w1*_t70_w1 + _t67_w1*(_t35_w1*_t79_w1 - _t78_w1)))/_t73_w1)
+                _s13 = -_t80_w1*(_t69_w1*(-_t87_w1 + _t88_w1*_t91_w1) - _t81_w1 + _t84_w1*_t86_w1) + _t92_w1*(_t23_w1*(-_t91_w1 - ratio) - _t58_w1*_t84_w1)
+                d_py1_w1 = -(_s13/_t73_w1)
+                d_px2_w1 = -((_t75_w1*_t96_w1 - _t80_w1*(_t67_w1*(_t78_w1 + _t79_w1*_t94_w1) + _t68_w1*_t96_w1 + _t70_w1*_t96_w1 + _t77_w1*_t95_w1))/_t73_w1)
+                _s14 = (-_t80_w1*(_t69_w1*(_t87_w1 + _t88_w1*_t98_w1) + _t81_w1 + _t86_w1*_t97_w1) + _t92_w1*(_t23_w1*(-_t93_w1 - _t98_w1) - _t58_w1*_t97_w1))/_t73_w1
+                d_py2_w1 = -_s14
+                d_tx1_w1 = -((_t101_w1*_t75_w1 - _t80_w1*(_t101_w1*_t68_w1 + _t101_w1*_t70_w1 + _t102_w1*_t99_w1 + _t65_w1*(_t100_w1*_t76_w1 - _t103_w1)))/_t73_w1)
+                _s15 = -_t80_w1*(-_t104_w1 + _t105_w1*_t106_w1 + _t69_w1*(-_t107_w1 + _t108_w1*_t85_w1))
+                d_ty1_w1 = -((_s15 + _t92_w1*(-_t105_w1*_t23_w1 + _t58_w1*(-_t108_w1 - ratio)))/_t73_w1)
+                d_tx2_w1 = -((_t111_w1*_t75_w1 - _t80_w1*(_t102_w1*_t109_w1 + _t111_w1*_t68_w1 + _t111_w1*_t70_w1 + _t65_w1*(_t103_w1 + _t110_w1*_t76_w1)))/_t73_w1)
+                _s16 = -_t80_w1*(_t104_w1 + _t106_w1*_t112_w1 + _t69_w1*(_t107_w1 + _t113_w1*_t85_w1)) + _t92_w1*(-_t112_w1*_t23_w1 + _t58_w1*(-_t113_w1 - _t93_w1))
+                d_ty2_w1 = -(_s16/_t73_w1)
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -978,3 +990,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps)
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, ratio, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, ratio, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, ratio, eps)

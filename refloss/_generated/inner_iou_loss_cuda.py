@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bb670ae84aa638f7
+# scalar kernels: sha256 5fd0ed67860d5cc4
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

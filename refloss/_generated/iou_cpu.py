@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 07c96cfed7d8ded9
+# scalar kernels: sha256 8e1ac774e2a16960
 """IoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -38,30 +39,34 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -164,184 +169,182 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-            _t1 = -py1 + py2
-            _t4 = -px1 + px2
-            _t5 = -tx2
-            _t6 = -_t5 - tx1
-            _t7 = -ty2
-            _t8 = -_t7 - ty1
-            _t9 = _s1
-            _t10 = max(_t9, _t9 - _t9)
-            _t11 = _s2
-            _t12 = max(_t11, _t11 - _t11)
-            _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-            _a3 = abs(_t13)
-            _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307)
-            if _ok:
-                _inv0 = 1.0/_t13
-                _t2 = px1 - tx1
-                _t3 = 1.0 if -_t2 > 0.0 else 0.0
-                _t14 = _t0*_inv0
-                _t15 = 1.0 if _t2 > 0.0 else 0.0
-                _s4 = px1 - tx1
-                _s5 = tx2 - px2
-                _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
-                _t17 = _t16*_t8
-                _s6 = py1 - ty1
-                _s7 = ty2 - py2
-                _t18 = min(_t8, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-                _t19 = _t10*_t18
-                _t20 = _t17 + _t19
-                _s8 = px2 - tx2
-                _s9 = tx1 - px1
-                _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-                _t22 = _t1*_t21 + eps
-                _t23 = _t0 + _t22
-                _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
-                _t25 = _t24*((_t20 + _t23)*_inv0)
-                _t26 = -_t15 - _t3 + 1.0
-                _s10 = py2 - ty2
-                _s11 = ty1 - py1
-                _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-                _t28 = _t10*_t27
-                _t29 = 0.5*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
-                _t31 = py1 - ty1
-                _t32 = 1.0 if -_t31 > 0.0 else 0.0
-                _t33 = 1.0 if _t31 > 0.0 else 0.0
-                _t34 = _t20 + _t27*_t4 + eps
-                _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
-                _t36 = _t35*((_t0 + _t34)*_inv0)
-                _t37 = -_t32 - _t33 + 1.0
-                _t38 = 0.5*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
-                _t40 = _t5 + px2
-                _t41 = 1.0 if _t40 > 0.0 else 0.0
-                _t42 = 1.0 if -_t40 > 0.0 else 0.0
-                _t43 = -_t41 - _t42 + 1.0
-                _t44 = _t7 + py2
-                _t45 = 1.0 if _t44 > 0.0 else 0.0
-                _t46 = 1.0 if -_t44 > 0.0 else 0.0
-                _t47 = -_t45 - _t46 + 1.0
-                _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)*_inv0)
-                _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
-                _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)*_inv0)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            value_w1 = _t0_w1/(-_t0_w1 + eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1))
+            _t1_w1 = -py1_w1 + py2_w1
+            _t4_w1 = -px1_w1 + px2_w1
+            _t5_w1 = -tx2_w1
+            _t6_w1 = -_t5_w1 - tx1_w1
+            _t7_w1 = -ty2_w1
+            _t8_w1 = -_t7_w1 - ty1_w1
+            _t9_w1 = _s1_w1
+            _t10_w1 = max(_t9_w1, _t9_w1 - _t9_w1)
+            _t11_w1 = _s2_w1
+            _t12_w1 = max(_t11_w1, _t11_w1 - _t11_w1)
+            _t13_w1 = _t1_w1*_t4_w1 - _t10_w1*_t12_w1 + _t6_w1*_t8_w1 + eps
+            _a3_w1 = abs(_t13_w1)
+            _ok_w1 = (_a3_w1 >= 4.450147717014403e-308) & (_a3_w1 <= 2.247116418577895e+307)
+            if _ok_w1:
+                _inv0_w1 = 1.0/_t13_w1
+                _t2_w2 = px1_w1 - tx1_w1
+                _t3_w2 = 1.0 if -_t2_w2 > 0.0 else 0.0
+                _t14_w2 = _t0_w1*_inv0_w1
+                _t15_w2 = 1.0 if _t2_w2 > 0.0 else 0.0
+                _s4_w1 = px1_w1 - tx1_w1
+                _s5_w1 = tx2_w1 - px2_w1
+                _t16_w2 = min(_t6_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t17_w2 = _t16_w2*_t8_w1
+                _s6_w1 = py1_w1 - ty1_w1
+                _s7_w1 = ty2_w1 - py2_w1
+                _t18_w2 = min(_t8_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t19_w2 = _t10_w1*_t18_w2
+                _t20_w2 = _t17_w2 + _t19_w2
+                _s8_w1 = px2_w1 - tx2_w1
+                _s9_w1 = tx1_w1 - px1_w1
+                _t21_w2 = min(_t4_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                _t22_w2 = _t1_w1*_t21_w2 + eps
+                _t23_w2 = _t0_w1 + _t22_w2
+                _t24_w2 = _t12_w1*(1.0 if _t9_w1 > 0.0 else 0.0)
+                _t25_w2 = _t24_w2*((_t20_w2 + _t23_w2)*_inv0_w1)
+                _t26_w2 = -_t15_w2 - _t3_w2 + 1.0
+                _s10_w1 = py2_w1 - ty2_w1
+                _s11_w1 = ty1_w1 - py1_w1
+                _t27_w2 = min(_t1_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                _t28_w2 = _t10_w1*_t27_w2
+                _t29_w2 = 0.5*_t24_w2
+                _t30_w2 = _t29_w2*((_t20_w2 + _t22_w2 - _t28_w2)*_inv0_w1)
+                _t31_w2 = py1_w1 - ty1_w1
+                _t32_w2 = 1.0 if -_t31_w2 > 0.0 else 0.0
+                _t33_w2 = 1.0 if _t31_w2 > 0.0 else 0.0
+                _t34_w2 = _t20_w2 + _t27_w2*_t4_w1 + eps
+                _t35_w2 = _t10_w1*(1.0 if _t11_w1 > 0.0 else 0.0)
+                _t36_w2 = _t35_w2*((_t0_w1 + _t34_w2)*_inv0_w1)
+                _t37_w2 = -_t32_w2 - _t33_w2 + 1.0
+                _t38_w2 = 0.5*_t35_w2
+                _t39_w2 = _t38_w2*((-_t12_w1*_t21_w2 + _t34_w2)*_inv0_w1)
+                _t40_w2 = _t5_w1 + px2_w1
+                _t41_w2 = 1.0 if _t40_w2 > 0.0 else 0.0
+                _t42_w2 = 1.0 if -_t40_w2 > 0.0 else 0.0
+                _t43_w2 = -_t41_w2 - _t42_w2 + 1.0
+                _t44_w2 = _t7_w1 + py2_w1
+                _t45_w2 = 1.0 if _t44_w2 > 0.0 else 0.0
+                _t46_w2 = 1.0 if -_t44_w2 > 0.0 else 0.0
+                _t47_w2 = -_t45_w2 - _t46_w2 + 1.0
+                _t48_w2 = _t17_w2 + _t28_w2
+                _t49_w2 = _t24_w2*((_t23_w2 + _t48_w2)*_inv0_w1)
+                _t50_w2 = _t29_w2*((-_t19_w2 + _t22_w2 + _t48_w2)*_inv0_w1)
+                _t51_w2 = _t18_w2*_t6_w1 + _t28_w2
+                _t52_w2 = _t35_w2*((_t23_w2 + _t51_w2)*_inv0_w1)
+                _t53_w2 = _t38_w2*((-_t12_w1*_t16_w2 + _t22_w2 + _t51_w2)*_inv0_w1)
+                d_px1_w1 = (_t1_w1*_t14_w2*_t3_w2 - _t15_w2*_t25_w2 - _t26_w2*_t30_w2)*_inv0_w1
+                d_py1_w1 = (_t14_w2*_t32_w2*_t4_w1 - _t33_w2*_t36_w2 - _t37_w2*_t39_w2)*_inv0_w1
+                d_px2_w1 = (-_t1_w1*_t14_w2*_t41_w2 + _t25_w2*_t42_w2 + _t30_w2*_t43_w2)*_inv0_w1
+                d_py2_w1 = (-_t14_w2*_t4_w1*_t45_w2 + _t36_w2*_t46_w2 + _t39_w2*_t47_w2)*_inv0_w1
+                d_tx1_w1 = (_t14_w2*_t15_w2*_t8_w1 - _t26_w2*_t50_w2 - _t3_w2*_t49_w2)*_inv0_w1
+                d_ty1_w1 = (_t14_w2*_t33_w2*_t6_w1 - _t32_w2*_t52_w2 - _t37_w2*_t53_w2)*_inv0_w1
+                d_tx2_w1 = (-_t14_w2*_t42_w2*_t8_w1 + _t41_w2*_t49_w2 + _t43_w2*_t50_w2)*_inv0_w1
+                d_ty2_w1 = (-_t14_w2*_t46_w2*_t6_w1 + _t45_w2*_t52_w2 + _t47_w2*_t53_w2)*_inv0_w1
             else:
-                _t2 = px1 - tx1
-                _t3 = 1.0 if -_t2 > 0.0 else 0.0
-                _t14 = _t0/_t13
-                _t15 = 1.0 if _t2 > 0.0 else 0.0
-                _s12 = px1 - tx1
-                _s13 = tx2 - px2
-                _t16 = min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
-                _t17 = _t16*_t8
-                _s14 = py1 - ty1
-                _s15 = ty2 - py2
-                _t18 = min(_t8, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
-                _t19 = _t10*_t18
-                _t20 = _t17 + _t19
-                _s16 = px2 - tx2
-                _s17 = tx1 - px1
-                _t21 = min(_t4, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
-                _t22 = _t1*_t21 + eps
-                _t23 = _t0 + _t22
-                _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
-                _t25 = _t24*((_t20 + _t23)/_t13)
-                _t26 = -_t15 - _t3 + 1.0
-                _s18 = py2 - ty2
-                _s19 = ty1 - py1
-                _t27 = min(_t1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
-                _t28 = _t10*_t27
-                _t29 = 0.5*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
-                _t31 = py1 - ty1
-                _t32 = 1.0 if -_t31 > 0.0 else 0.0
-                _t33 = 1.0 if _t31 > 0.0 else 0.0
-                _t34 = _t20 + _t27*_t4 + eps
-                _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
-                _t36 = _t35*((_t0 + _t34)/_t13)
-                _t37 = -_t32 - _t33 + 1.0
-                _t38 = 0.5*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)/_t13)
-                _t40 = _t5 + px2
-                _t41 = 1.0 if _t40 > 0.0 else 0.0
-                _t42 = 1.0 if -_t40 > 0.0 else 0.0
-                _t43 = -_t41 - _t42 + 1.0
-                _t44 = _t7 + py2
-                _t45 = 1.0 if _t44 > 0.0 else 0.0
-                _t46 = 1.0 if -_t44 > 0.0 else 0.0
-                _t47 = -_t45 - _t46 + 1.0
-                _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)/_t13)
-                _t50 = _t29*((-_t19 + _t22 + _t48)/_t13)
-                _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)/_t13)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)/_t13)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)/_t13
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)/_t13
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)/_t13
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)/_t13
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)/_t13
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)/_t13
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)/_t13
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)/_t13
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t2_w1 = px1_w1 - tx1_w1
+                _t3_w1 = 1.0 if -_t2_w1 > 0.0 else 0.0
+                _t14_w1 = _t0_w1/_t13_w1
+                _t15_w1 = 1.0 if _t2_w1 > 0.0 else 0.0
+                _s12 = px1_w1 - tx1_w1
+                _s13 = tx2_w1 - px2_w1
+                _t16_w1 = min(_t6_w1, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+                _t17_w1 = _t16_w1*_t8_w1
+                _s14 = py1_w1 - ty1_w1
+                _s15 = ty2_w1 - py2_w1
+                _t18_w1 = min(_t8_w1, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
+                _t19_w1 = _t10_w1*_t18_w1
+                _t20_w1 = _t17_w1 + _t19_w1
+                _s16 = px2_w1 - tx2_w1
+                _s17 = tx1_w1 - px1_w1
+                _t21_w1 = min(_t4_w1, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
+                _t22_w1 = _t1_w1*_t21_w1 + eps
+                _t23_w1 = _t0_w1 + _t22_w1
+                _t24_w1 = _t12_w1*(1.0 if _t9_w1 > 0.0 else 0.0)
+                _t25_w1 = _t24_w1*((_t20_w1 + _t23_w1)/_t13_w1)
+                _t26_w1 = -_t15_w1 - _t3_w1 + 1.0
+                _s18 = py2_w1 - ty2_w1
+                _s19 = ty1_w1 - py1_w1
+                _t27_w1 = min(_t1_w1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
+                _t28_w1 = _t10_w1*_t27_w1
+                _t29_w1 = 0.5*_t24_w1
+                _t30_w1 = _t29_w1*((_t20_w1 + _t22_w1 - _t28_w1)/_t13_w1)
+                _t31_w1 = py1_w1 - ty1_w1
+                _t32_w1 = 1.0 if -_t31_w1 > 0.0 else 0.0
+                _t33_w1 = 1.0 if _t31_w1 > 0.0 else 0.0
+                _t34_w1 = _t20_w1 + _t27_w1*_t4_w1 + eps
+                _t35_w1 = _t10_w1*(1.0 if _t11_w1 > 0.0 else 0.0)
+                _t36_w1 = _t35_w1*((_t0_w1 + _t34_w1)/_t13_w1)
+                _t37_w1 = -_t32_w1 - _t33_w1 + 1.0
+                _t38_w1 = 0.5*_t35_w1
+                _t39_w1 = _t38_w1*((-_t12_w1*_t21_w1 + _t34_w1)/_t13_w1)
+                _t40_w1 = _t5_w1 + px2_w1
+                _t41_w1 = 1.0 if _t40_w1 > 0.0 else 0.0
+                _t42_w1 = 1.0 if -_t40_w1 > 0.0 else 0.0
+                _t43_w1 = -_t41_w1 - _t42_w1 + 1.0
+                _t44_w1 = _t7_w1 + py2_w1
+                _t45_w1 = 1.0 if _t44_w1 > 0.0 else 0.0
+                _t46_w1 = 1.0 if -_t44_w1 > 0.0 else 0.0
+                _t47_w1 = -_t45_w1 - _t46_w1 + 1.0
+                _t48_w1 = _t17_w1 + _t28_w1
+                _t49_w1 = _t24_w1*((_t23_w1 + _t48_w1)/_t13_w1)
+                _t50_w1 = _t29_w1*((-_t19_w1 + _t22_w1 + _t48_w1)/_t13_w1)
+                _t51_w1 = _t18_w1*_t6_w1 + _t28_w1
+                _t52_w1 = _t35_w1*((_t23_w1 + _t51_w1)/_t13_w1)
+                _t53_w1 = _t38_w1*((-_t12_w1*_t16_w1 + _t22_w1 + _t51_w1)/_t13_w1)
+                d_px1_w1 = (_t1_w1*_t14_w1*_t3_w1 - _t15_w1*_t25_w1 - _t26_w1*_t30_w1)/_t13_w1
+                d_py1_w1 = (_t14_w1*_t32_w1*_t4_w1 - _t33_w1*_t36_w1 - _t37_w1*_t39_w1)/_t13_w1
+                d_px2_w1 = (-_t1_w1*_t14_w1*_t41_w1 + _t25_w1*_t42_w1 + _t30_w1*_t43_w1)/_t13_w1
+                d_py2_w1 = (-_t14_w1*_t4_w1*_t45_w1 + _t36_w1*_t46_w1 + _t39_w1*_t47_w1)/_t13_w1
+                d_tx1_w1 = (_t14_w1*_t15_w1*_t8_w1 - _t26_w1*_t50_w1 - _t3_w1*_t49_w1)/_t13_w1
+                d_ty1_w1 = (_t14_w1*_t33_w1*_t6_w1 - _t32_w1*_t52_w1 - _t37_w1*_t53_w1)/_t13_w1
+                d_tx2_w1 = (-_t14_w1*_t42_w1*_t8_w1 + _t41_w1*_t49_w1 + _t43_w1*_t50_w1)/_t13_w1
+                d_ty2_w1 = (-_t14_w1*_t46_w1*_t6_w1 + _t45_w1*_t52_w1 + _t47_w1*_t53_w1)/_t13_w1
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -349,6 +352,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -369,30 +379,34 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -495,184 +509,182 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            _t0 = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            value = _t0/(-_t0 + eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2))
-            _t1 = -py1 + py2
-            _t4 = -px1 + px2
-            _t5 = -tx2
-            _t6 = -_t5 - tx1
-            _t7 = -ty2
-            _t8 = -_t7 - ty1
-            _t9 = _s1
-            _t10 = max(_t9, _t9 - _t9)
-            _t11 = _s2
-            _t12 = max(_t11, _t11 - _t11)
-            _t13 = _t1*_t4 - _t10*_t12 + _t6*_t8 + eps
-            _a3 = abs(_t13)
-            _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37))
-            if _ok:
-                _inv0 = _f32(1.0)/_t13
-                _t2 = px1 - tx1
-                _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
-                _t14 = _t0*_inv0
-                _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
-                _s4 = px1 - tx1
-                _s5 = tx2 - px2
-                _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
-                _t17 = _t16*_t8
-                _s6 = py1 - ty1
-                _s7 = ty2 - py2
-                _t18 = min(_t8, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-                _t19 = _t10*_t18
-                _t20 = _t17 + _t19
-                _s8 = px2 - tx2
-                _s9 = tx1 - px1
-                _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-                _t22 = _t1*_t21 + eps
-                _t23 = _t0 + _t22
-                _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-                _t25 = _t24*((_t20 + _t23)*_inv0)
-                _t26 = -_t15 - _t3 + _f32(1.0)
-                _s10 = py2 - ty2
-                _s11 = ty1 - py1
-                _t27 = min(_t1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
-                _t28 = _t10*_t27
-                _t29 = _f32(0.5)*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
-                _t31 = py1 - ty1
-                _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
-                _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
-                _t34 = _t20 + _t27*_t4 + eps
-                _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-                _t36 = _t35*((_t0 + _t34)*_inv0)
-                _t37 = -_t32 - _t33 + _f32(1.0)
-                _t38 = _f32(0.5)*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
-                _t40 = _t5 + px2
-                _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
-                _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
-                _t43 = -_t41 - _t42 + _f32(1.0)
-                _t44 = _t7 + py2
-                _t45 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-                _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
-                _t47 = -_t45 - _t46 + _f32(1.0)
-                _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)*_inv0)
-                _t50 = _t29*((-_t19 + _t22 + _t48)*_inv0)
-                _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)*_inv0)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)*_inv0)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)*_inv0
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)*_inv0
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)*_inv0
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)*_inv0
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)*_inv0
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)*_inv0
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)*_inv0
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)*_inv0
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            value_w1 = _t0_w1/(-_t0_w1 + eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1))
+            _t1_w1 = -py1_w1 + py2_w1
+            _t4_w1 = -px1_w1 + px2_w1
+            _t5_w1 = -tx2_w1
+            _t6_w1 = -_t5_w1 - tx1_w1
+            _t7_w1 = -ty2_w1
+            _t8_w1 = -_t7_w1 - ty1_w1
+            _t9_w1 = _s1_w1
+            _t10_w1 = max(_t9_w1, _t9_w1 - _t9_w1)
+            _t11_w1 = _s2_w1
+            _t12_w1 = max(_t11_w1, _t11_w1 - _t11_w1)
+            _t13_w1 = _t1_w1*_t4_w1 - _t10_w1*_t12_w1 + _t6_w1*_t8_w1 + eps
+            _a3_w1 = abs(_t13_w1)
+            _ok_w1 = (_a3_w1 >= _f32(2.350988701644575e-38)) & (_a3_w1 <= _f32(4.253529586511731e+37))
+            if _ok_w1:
+                _inv0_w1 = _f32(1.0)/_t13_w1
+                _t2_w2 = px1_w1 - tx1_w1
+                _t3_w2 = _f32(1.0) if -_t2_w2 > _f32(0.0) else _f32(0.0)
+                _t14_w2 = _t0_w1*_inv0_w1
+                _t15_w2 = _f32(1.0) if _t2_w2 > _f32(0.0) else _f32(0.0)
+                _s4_w1 = px1_w1 - tx1_w1
+                _s5_w1 = tx2_w1 - px2_w1
+                _t16_w2 = min(_t6_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
+                _t17_w2 = _t16_w2*_t8_w1
+                _s6_w1 = py1_w1 - ty1_w1
+                _s7_w1 = ty2_w1 - py2_w1
+                _t18_w2 = min(_t8_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t19_w2 = _t10_w1*_t18_w2
+                _t20_w2 = _t17_w2 + _t19_w2
+                _s8_w1 = px2_w1 - tx2_w1
+                _s9_w1 = tx1_w1 - px1_w1
+                _t21_w2 = min(_t4_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                _t22_w2 = _t1_w1*_t21_w2 + eps
+                _t23_w2 = _t0_w1 + _t22_w2
+                _t24_w2 = _t12_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0))
+                _t25_w2 = _t24_w2*((_t20_w2 + _t23_w2)*_inv0_w1)
+                _t26_w2 = -_t15_w2 - _t3_w2 + _f32(1.0)
+                _s10_w1 = py2_w1 - ty2_w1
+                _s11_w1 = ty1_w1 - py1_w1
+                _t27_w2 = min(_t1_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                _t28_w2 = _t10_w1*_t27_w2
+                _t29_w2 = _f32(0.5)*_t24_w2
+                _t30_w2 = _t29_w2*((_t20_w2 + _t22_w2 - _t28_w2)*_inv0_w1)
+                _t31_w2 = py1_w1 - ty1_w1
+                _t32_w2 = _f32(1.0) if -_t31_w2 > _f32(0.0) else _f32(0.0)
+                _t33_w2 = _f32(1.0) if _t31_w2 > _f32(0.0) else _f32(0.0)
+                _t34_w2 = _t20_w2 + _t27_w2*_t4_w1 + eps
+                _t35_w2 = _t10_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))
+                _t36_w2 = _t35_w2*((_t0_w1 + _t34_w2)*_inv0_w1)
+                _t37_w2 = -_t32_w2 - _t33_w2 + _f32(1.0)
+                _t38_w2 = _f32(0.5)*_t35_w2
+                _t39_w2 = _t38_w2*((-_t12_w1*_t21_w2 + _t34_w2)*_inv0_w1)
+                _t40_w2 = _t5_w1 + px2_w1
+                _t41_w2 = _f32(1.0) if _t40_w2 > _f32(0.0) else _f32(0.0)
+                _t42_w2 = _f32(1.0) if -_t40_w2 > _f32(0.0) else _f32(0.0)
+                _t43_w2 = -_t41_w2 - _t42_w2 + _f32(1.0)
+                _t44_w2 = _t7_w1 + py2_w1
+                _t45_w2 = _f32(1.0) if _t44_w2 > _f32(0.0) else _f32(0.0)
+                _t46_w2 = _f32(1.0) if -_t44_w2 > _f32(0.0) else _f32(0.0)
+                _t47_w2 = -_t45_w2 - _t46_w2 + _f32(1.0)
+                _t48_w2 = _t17_w2 + _t28_w2
+                _t49_w2 = _t24_w2*((_t23_w2 + _t48_w2)*_inv0_w1)
+                _t50_w2 = _t29_w2*((-_t19_w2 + _t22_w2 + _t48_w2)*_inv0_w1)
+                _t51_w2 = _t18_w2*_t6_w1 + _t28_w2
+                _t52_w2 = _t35_w2*((_t23_w2 + _t51_w2)*_inv0_w1)
+                _t53_w2 = _t38_w2*((-_t12_w1*_t16_w2 + _t22_w2 + _t51_w2)*_inv0_w1)
+                d_px1_w1 = (_t1_w1*_t14_w2*_t3_w2 - _t15_w2*_t25_w2 - _t26_w2*_t30_w2)*_inv0_w1
+                d_py1_w1 = (_t14_w2*_t32_w2*_t4_w1 - _t33_w2*_t36_w2 - _t37_w2*_t39_w2)*_inv0_w1
+                d_px2_w1 = (-_t1_w1*_t14_w2*_t41_w2 + _t25_w2*_t42_w2 + _t30_w2*_t43_w2)*_inv0_w1
+                d_py2_w1 = (-_t14_w2*_t4_w1*_t45_w2 + _t36_w2*_t46_w2 + _t39_w2*_t47_w2)*_inv0_w1
+                d_tx1_w1 = (_t14_w2*_t15_w2*_t8_w1 - _t26_w2*_t50_w2 - _t3_w2*_t49_w2)*_inv0_w1
+                d_ty1_w1 = (_t14_w2*_t33_w2*_t6_w1 - _t32_w2*_t52_w2 - _t37_w2*_t53_w2)*_inv0_w1
+                d_tx2_w1 = (-_t14_w2*_t42_w2*_t8_w1 + _t41_w2*_t49_w2 + _t43_w2*_t50_w2)*_inv0_w1
+                d_ty2_w1 = (-_t14_w2*_t46_w2*_t6_w1 + _t45_w2*_t52_w2 + _t47_w2*_t53_w2)*_inv0_w1
             else:
-                _t2 = px1 - tx1
-                _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
-                _t14 = _t0/_t13
-                _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
-                _s12 = px1 - tx1
-                _s13 = tx2 - px2
-                _t16 = min(_t6, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
-                _t17 = _t16*_t8
-                _s14 = py1 - ty1
-                _s15 = ty2 - py2
-                _t18 = min(_t8, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
-                _t19 = _t10*_t18
-                _t20 = _t17 + _t19
-                _s16 = px2 - tx2
-                _s17 = tx1 - px1
-                _t21 = min(_t4, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
-                _t22 = _t1*_t21 + eps
-                _t23 = _t0 + _t22
-                _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
-                _t25 = _t24*((_t20 + _t23)/_t13)
-                _t26 = -_t15 - _t3 + _f32(1.0)
-                _s18 = py2 - ty2
-                _s19 = ty1 - py1
-                _t27 = min(_t1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
-                _t28 = _t10*_t27
-                _t29 = _f32(0.5)*_t24
-                _t30 = _t29*((_t20 + _t22 - _t28)/_t13)
-                _t31 = py1 - ty1
-                _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
-                _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
-                _t34 = _t20 + _t27*_t4 + eps
-                _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
-                _t36 = _t35*((_t0 + _t34)/_t13)
-                _t37 = -_t32 - _t33 + _f32(1.0)
-                _t38 = _f32(0.5)*_t35
-                _t39 = _t38*((-_t12*_t21 + _t34)/_t13)
-                _t40 = _t5 + px2
-                _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
-                _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
-                _t43 = -_t41 - _t42 + _f32(1.0)
-                _t44 = _t7 + py2
-                _t45 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-                _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
-                _t47 = -_t45 - _t46 + _f32(1.0)
-                _t48 = _t17 + _t28
-                _t49 = _t24*((_t23 + _t48)/_t13)
-                _t50 = _t29*((-_t19 + _t22 + _t48)/_t13)
-                _t51 = _t18*_t6 + _t28
-                _t52 = _t35*((_t23 + _t51)/_t13)
-                _t53 = _t38*((-_t12*_t16 + _t22 + _t51)/_t13)
-                d_px1 = (_t1*_t14*_t3 - _t15*_t25 - _t26*_t30)/_t13
-                d_py1 = (_t14*_t32*_t4 - _t33*_t36 - _t37*_t39)/_t13
-                d_px2 = (-_t1*_t14*_t41 + _t25*_t42 + _t30*_t43)/_t13
-                d_py2 = (-_t14*_t4*_t45 + _t36*_t46 + _t39*_t47)/_t13
-                d_tx1 = (_t14*_t15*_t8 - _t26*_t50 - _t3*_t49)/_t13
-                d_ty1 = (_t14*_t33*_t6 - _t32*_t52 - _t37*_t53)/_t13
-                d_tx2 = (-_t14*_t42*_t8 + _t41*_t49 + _t43*_t50)/_t13
-                d_ty2 = (-_t14*_t46*_t6 + _t45*_t52 + _t47*_t53)/_t13
-            if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _t2_w1 = px1_w1 - tx1_w1
+                _t3_w1 = _f32(1.0) if -_t2_w1 > _f32(0.0) else _f32(0.0)
+                _t14_w1 = _t0_w1/_t13_w1
+                _t15_w1 = _f32(1.0) if _t2_w1 > _f32(0.0) else _f32(0.0)
+                _s12 = px1_w1 - tx1_w1
+                _s13 = tx2_w1 - px2_w1
+                _t16_w1 = min(_t6_w1, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
+                _t17_w1 = _t16_w1*_t8_w1
+                _s14 = py1_w1 - ty1_w1
+                _s15 = ty2_w1 - py2_w1
+                _t18_w1 = min(_t8_w1, max(_s14, _s14 - _s14) + max(_s15, _s15 - _s15))
+                _t19_w1 = _t10_w1*_t18_w1
+                _t20_w1 = _t17_w1 + _t19_w1
+                _s16 = px2_w1 - tx2_w1
+                _s17 = tx1_w1 - px1_w1
+                _t21_w1 = min(_t4_w1, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
+                _t22_w1 = _t1_w1*_t21_w1 + eps
+                _t23_w1 = _t0_w1 + _t22_w1
+                _t24_w1 = _t12_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0))
+                _t25_w1 = _t24_w1*((_t20_w1 + _t23_w1)/_t13_w1)
+                _t26_w1 = -_t15_w1 - _t3_w1 + _f32(1.0)
+                _s18 = py2_w1 - ty2_w1
+                _s19 = ty1_w1 - py1_w1
+                _t27_w1 = min(_t1_w1, max(_s18, _s18 - _s18) + max(_s19, _s19 - _s19))
+                _t28_w1 = _t10_w1*_t27_w1
+                _t29_w1 = _f32(0.5)*_t24_w1
+                _t30_w1 = _t29_w1*((_t20_w1 + _t22_w1 - _t28_w1)/_t13_w1)
+                _t31_w1 = py1_w1 - ty1_w1
+                _t32_w1 = _f32(1.0) if -_t31_w1 > _f32(0.0) else _f32(0.0)
+                _t33_w1 = _f32(1.0) if _t31_w1 > _f32(0.0) else _f32(0.0)
+                _t34_w1 = _t20_w1 + _t27_w1*_t4_w1 + eps
+                _t35_w1 = _t10_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))
+                _t36_w1 = _t35_w1*((_t0_w1 + _t34_w1)/_t13_w1)
+                _t37_w1 = -_t32_w1 - _t33_w1 + _f32(1.0)
+                _t38_w1 = _f32(0.5)*_t35_w1
+                _t39_w1 = _t38_w1*((-_t12_w1*_t21_w1 + _t34_w1)/_t13_w1)
+                _t40_w1 = _t5_w1 + px2_w1
+                _t41_w1 = _f32(1.0) if _t40_w1 > _f32(0.0) else _f32(0.0)
+                _t42_w1 = _f32(1.0) if -_t40_w1 > _f32(0.0) else _f32(0.0)
+                _t43_w1 = -_t41_w1 - _t42_w1 + _f32(1.0)
+                _t44_w1 = _t7_w1 + py2_w1
+                _t45_w1 = _f32(1.0) if _t44_w1 > _f32(0.0) else _f32(0.0)
+                _t46_w1 = _f32(1.0) if -_t44_w1 > _f32(0.0) else _f32(0.0)
+                _t47_w1 = -_t45_w1 - _t46_w1 + _f32(1.0)
+                _t48_w1 = _t17_w1 + _t28_w1
+                _t49_w1 = _t24_w1*((_t23_w1 + _t48_w1)/_t13_w1)
+                _t50_w1 = _t29_w1*((-_t19_w1 + _t22_w1 + _t48_w1)/_t13_w1)
+                _t51_w1 = _t18_w1*_t6_w1 + _t28_w1
+                _t52_w1 = _t35_w1*((_t23_w1 + _t51_w1)/_t13_w1)
+                _t53_w1 = _t38_w1*((-_t12_w1*_t16_w1 + _t22_w1 + _t51_w1)/_t13_w1)
+                d_px1_w1 = (_t1_w1*_t14_w1*_t3_w1 - _t15_w1*_t25_w1 - _t26_w1*_t30_w1)/_t13_w1
+                d_py1_w1 = (_t14_w1*_t32_w1*_t4_w1 - _t33_w1*_t36_w1 - _t37_w1*_t39_w1)/_t13_w1
+                d_px2_w1 = (-_t1_w1*_t14_w1*_t41_w1 + _t25_w1*_t42_w1 + _t30_w1*_t43_w1)/_t13_w1
+                d_py2_w1 = (-_t14_w1*_t4_w1*_t45_w1 + _t36_w1*_t46_w1 + _t39_w1*_t47_w1)/_t13_w1
+                d_tx1_w1 = (_t14_w1*_t15_w1*_t8_w1 - _t26_w1*_t50_w1 - _t3_w1*_t49_w1)/_t13_w1
+                d_ty1_w1 = (_t14_w1*_t33_w1*_t6_w1 - _t32_w1*_t52_w1 - _t37_w1*_t53_w1)/_t13_w1
+                d_tx2_w1 = (-_t14_w1*_t42_w1*_t8_w1 + _t41_w1*_t49_w1 + _t43_w1*_t50_w1)/_t13_w1
+                d_ty2_w1 = (-_t14_w1*_t46_w1*_t6_w1 + _t45_w1*_t52_w1 + _t47_w1*_t53_w1)/_t13_w1
+            if not _ok_w1:
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -680,3 +692,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

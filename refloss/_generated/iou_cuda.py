@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 07c96cfed7d8ded9
+# scalar kernels: sha256 8e1ac774e2a16960
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

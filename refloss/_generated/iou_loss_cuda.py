@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 be3d5913b1773383
+# scalar kernels: sha256 a038b5b6a3ecd5c5
 """IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4c10aa8520e9e913
+# scalar kernels: sha256 b7a743072c07a846
 """KLD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -96,29 +97,27 @@ def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
         elif (d_kl == 0.0) and (fun == 1.0):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - 1.0)/tau
         else:  # f = sqrt
-            _t0 = math.sqrt(d_kl)
-            value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _t0_w1 = math.sqrt(d_kl)
+            value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
+                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
+                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, fun, tau, reverse):
+def _value_blocks_f64(pred, target, out, fun, tau, reverse):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, fun, tau, reverse)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -126,6 +125,12 @@ def value_f64(pred, target, out, fun, tau, reverse):
         bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau,
                 reverse)
     return bad
+
+
+def value_f64(pred, target, out, fun, tau, reverse):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, fun, tau, reverse)
+    return _value_blocks_f64(pred, target, out, fun, tau, reverse)
 
 
 @njit(**CPU_OPTIONS)
@@ -425,201 +430,201 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = 0.0
             d_ta = 0.0
         else:  # f = sqrt
-            _t0 = math.sqrt(d_kl)
-            value = (_t0 + (tau - 1.0))/(_t0 + tau)
-            _t2 = tx - px
-            _t3 = _t2/ph
-            _t4 = 2.0/ph
-            _t5 = math.cos(pa)
-            _t7 = 2.0/pw
-            _t8 = math.sin(pa)
+            _t0_w1 = math.sqrt(d_kl)
+            value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
+            _t2_w1 = tx - px
+            _t3_w1 = _t2_w1/ph
+            _t4_w1 = 2.0/ph
+            _t5_w1 = math.cos(pa)
+            _t7_w1 = 2.0/pw
+            _t8_w1 = math.sin(pa)
             _t9 = ty - py
-            _t10 = _t2*_t5 + _t8*_t9
-            _t11 = _t10/pw
-            _t12 = ph + pw
-            _t14 = ph - pw
-            _t15 = _t14/(ph*ph)
-            _t16 = _t11*(_t12*_t15)
-            _t17 = _t16*_t7
-            _t18 = _t17*_t5 + _t3*_t4
-            _t19 = 1.0 if _t14 > 0.0 else 0.0
-            _t20 = 2.0*_t19
-            _t21 = _t2/pw
-            _t22 = -_t14
-            _t24 = _t12/(pw*pw)
-            _t25 = _t22*_t24
-            _t26 = _t25
-            _t27 = -_t2*_t8 + _t5*_t9
-            _t28 = _t27/ph
-            _t29 = _t21*_t7 - 2.0*_t26*_t28*_t8/ph
-            _t30 = 1.0 - _t19
-            _t31 = 2.0*_t30
-            _t32 = 0.5*reverse
+            _t10_w1 = _t2_w1*_t5_w1 + _t8_w1*_t9
+            _t11_w1 = _t10_w1/pw
+            _t12_w1 = ph + pw
+            _t14_w1 = ph - pw
+            _t15_w1 = _t14_w1/(ph*ph)
+            _t16_w1 = _t11_w1*(_t12_w1*_t15_w1)
+            _t17_w1 = _t16_w1*_t7_w1
+            _t18_w1 = _t17_w1*_t5_w1 + _t3_w1*_t4_w1
+            _t19_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+            _t20_w1 = 2.0*_t19_w1
+            _t21_w1 = _t2_w1/pw
+            _t22_w1 = -_t14_w1
+            _t24 = _t12_w1/(pw*pw)
+            _t25_w1 = _t22_w1*_t24
+            _t26_w1 = _t25_w1
+            _t27_w1 = -_t2_w1*_t8_w1 + _t5_w1*_t9
+            _t28_w1 = _t27_w1/ph
+            _t29_w1 = _t21_w1*_t7_w1 - 2.0*_t26_w1*_t28_w1*_t8_w1/ph
+            _t30_w1 = 1.0 - _t19_w1
+            _t31_w1 = 2.0*_t30_w1
+            _t32_w1 = 0.5*reverse
             _t34 = px - tx
-            _t35 = _t34/th
-            _t36 = 2.0/th
-            _t37 = math.cos(ta)
+            _t35_w1 = _t34/th
+            _t36_w1 = 2.0/th
+            _t37_w1 = math.cos(ta)
             _t39 = 2.0/tw
-            _t40 = math.sin(ta)
-            _t41 = py - ty
-            _t42 = _t34*_t37 + _t40*_t41
-            _t43 = _t42/tw
-            _t44 = th + tw
-            _t46 = -tw
-            _t47 = _t46 + th
-            _t48 = _t47/(th*th)
-            _t49 = _t43*(_t44*_t48)
-            _t50 = _t39*_t49
-            _t51 = _t35*_t36 + _t37*_t50
-            _t52 = 1.0 if _t47 > 0.0 else 0.0
-            _t53 = 2.0*_t52
-            _t54 = _t34/tw
-            _t55 = -_t34*_t40 + _t37*_t41
-            _t56 = _t55/th
-            _t57 = -_t47
-            _t59 = _t44/(tw*tw)
-            _t60 = _t57*_t59
-            _t61 = _t56*_t60
-            _t62 = _t36*_t61
-            _t63 = _t39*_t54 - _t40*_t62
-            _t64 = 1.0 - _t52
-            _t65 = 2.0*_t64
-            _t66 = 0.5*(1.0 - reverse)
-            _s83 = _t0 + tau
-            _t67 = 1.0/(math.sqrt(d_kl)*(_s83*_s83))
-            _t68 = _t9/ph
-            _t69 = _t17*_t8 + _t4*_t68
-            _t70 = _t9/pw
-            _t71 = _t26*_t28
-            _t72 = _t4*_t5*_t71 + _t7*_t70
-            _t73 = _t41/th
-            _t74 = _t36*_t73 + _t40*_t50
-            _t75 = _t41/tw
-            _t76 = _t37*_t62 + _t39*_t75
-            _t77 = pw + tw
-            _t78 = _t46 + pw
-            _t79 = (_t77/tw)*(_t78/tw)
-            _t80 = _s31
-            _e84 = pa + _t80
-            _t81 = _e84
-            _t82 = math.sin(_t81)
+            _t40_w1 = math.sin(ta)
+            _t41_w1 = py - ty
+            _t42 = _t34*_t37_w1 + _t40_w1*_t41_w1
+            _t43_w1 = _t42/tw
+            _t44_w1 = th + tw
+            _t46_w1 = -tw
+            _t47_w1 = _t46_w1 + th
+            _t48_w1 = _t47_w1/(th*th)
+            _t49_w1 = _t43_w1*(_t44_w1*_t48_w1)
+            _t50_w1 = _t39*_t49_w1
+            _t51_w1 = _t35_w1*_t36_w1 + _t37_w1*_t50_w1
+            _t52_w1 = 1.0 if _t47_w1 > 0.0 else 0.0
+            _t53_w1 = 2.0*_t52_w1
+            _t54_w1 = _t34/tw
+            _t55_w1 = -_t34*_t40_w1 + _t37_w1*_t41_w1
+            _t56_w1 = _t55_w1/th
+            _t57_w1 = -_t47_w1
+            _t59_w1 = _t44_w1/(tw*tw)
+            _t60_w1 = _t57_w1*_t59_w1
+            _t61_w1 = _t56_w1*_t60_w1
+            _t62_w1 = _t36_w1*_t61_w1
+            _t63_w1 = _t39*_t54_w1 - _t40_w1*_t62_w1
+            _t64_w1 = 1.0 - _t52_w1
+            _t65_w1 = 2.0*_t64_w1
+            _t66_w1 = 0.5*(1.0 - reverse)
+            _s83 = _t0_w1 + tau
+            _t67_w1 = 1.0/(math.sqrt(d_kl)*(_s83*_s83))
+            _t68_w1 = _t9/ph
+            _t69_w1 = _t17_w1*_t8_w1 + _t4_w1*_t68_w1
+            _t70_w1 = _t9/pw
+            _t71_w1 = _t26_w1*_t28_w1
+            _t72_w1 = _t4_w1*_t5_w1*_t71_w1 + _t7_w1*_t70_w1
+            _t73_w1 = _t41_w1/th
+            _t74_w1 = _t36_w1*_t73_w1 + _t40_w1*_t50_w1
+            _t75_w1 = _t41_w1/tw
+            _t76_w1 = _t37_w1*_t62_w1 + _t39*_t75_w1
+            _t77_w1 = pw + tw
+            _t78_w1 = _t46_w1 + pw
+            _t79_w1 = (_t77_w1/tw)*(_t78_w1/tw)
+            _t80_w1 = _s31
+            _e84 = pa + _t80_w1
+            _t81_w1 = _e84
+            _t82_w1 = math.sin(_t81_w1)
             _e85 = _e84 - pa
-            _t83 = (pa - (_e84 - _e85)) + (_t80 - _e85)
-            _t84 = math.cos(_t81)
-            _t85 = _t83*_t84
-            _t86 = _t82 + _t85
-            _t87 = _t86*_t86
-            _t88 = 1.0/(th*tw)
-            _t89 = _t12*_t88
-            _t90 = _t22*_t88
-            _t91 = _t44*_t88
-            _t92 = _t57*_t91
-            _t93 = _t92*(_t89 + _t90)
-            _t94 = 1.0 if _t22*_t57 > 0.0 else 0.0
-            _t95 = 0.5*_t94
-            _t96 = pw + th
-            _t97 = _t96/th
-            _t98 = -th
-            _t99 = _t98 + pw
-            _t100 = _t99/th
-            _t101 = _t82*_t83
-            _t102 = -_t101 + _t84
-            _t103 = _t102*_t102
-            _t104 = 0.5*(1.0 - _t94)
-            _t105 = _t12/(ph*ph)
-            _t106 = _t11*_t11
-            _t107 = 2.0/(pw*pw)
-            _t108 = _t28*_t28
-            _t109 = _t22/(pw*pw)
-            _t110 = 2.0*_t12
-            _t111 = (_t77/pw)*(-_t78/pw)
-            _t112 = _s5
-            _e86 = ta + _t112
-            _t113 = _e86
-            _t114 = math.sin(_t113)
+            _t83_w1 = (pa - (_e84 - _e85)) + (_t80_w1 - _e85)
+            _t84_w1 = math.cos(_t81_w1)
+            _t85_w1 = _t83_w1*_t84_w1
+            _t86_w1 = _t82_w1 + _t85_w1
+            _t87_w1 = _t86_w1*_t86_w1
+            _t88_w1 = 1.0/(th*tw)
+            _t89_w1 = _t12_w1*_t88_w1
+            _t90_w1 = _t22_w1*_t88_w1
+            _t91_w1 = _t44_w1*_t88_w1
+            _t92_w1 = _t57_w1*_t91_w1
+            _t93_w1 = _t92_w1*(_t89_w1 + _t90_w1)
+            _t94_w1 = 1.0 if _t22_w1*_t57_w1 > 0.0 else 0.0
+            _t95_w1 = 0.5*_t94_w1
+            _t96_w1 = pw + th
+            _t97_w1 = _t96_w1/th
+            _t98_w1 = -th
+            _t99_w1 = _t98_w1 + pw
+            _t100_w1 = _t99_w1/th
+            _t101_w1 = _t82_w1*_t83_w1
+            _t102_w1 = -_t101_w1 + _t84_w1
+            _t103_w1 = _t102_w1*_t102_w1
+            _t104_w1 = 0.5*(1.0 - _t94_w1)
+            _t105_w1 = _t12_w1/(ph*ph)
+            _t106_w1 = _t11_w1*_t11_w1
+            _t107_w1 = 2.0/(pw*pw)
+            _t108_w1 = _t28_w1*_t28_w1
+            _t109_w1 = _t22_w1/(pw*pw)
+            _t110_w1 = 2.0*_t12_w1
+            _t111_w1 = (_t77_w1/pw)*(-_t78_w1/pw)
+            _t112_w1 = _s5
+            _e86 = ta + _t112_w1
+            _t113_w1 = _e86
+            _t114_w1 = math.sin(_t113_w1)
             _e87 = _e86 - ta
-            _t115 = (ta - (_e86 - _e87)) + (_t112 - _e87)
-            _t116 = math.cos(_t113)
-            _t117 = _t115*_t116
-            _t118 = _t114 + _t117
-            _t119 = _t118*_t118
-            _t120 = 1.0/(ph*pw)
-            _t121 = _t12*_t120
-            _t122 = _t121*_t22
-            _t123 = _t119*_t122*_t44*_t57
-            _t124 = _t120*_t44
-            _t125 = _t124*_t57
-            _t126 = _t120*_t22 + _t121 - _t25/ph
-            _t127 = _t96/pw
-            _t128 = -_t99/pw
-            _t129 = _t114*_t115
-            _t130 = _t116 - _t129
-            _t131 = _t130*_t130
-            _t132 = ph + th
-            _t133 = _t98 + ph
-            _t134 = (_t132/th)*(_t133/th)
-            _t135 = _t92*(-_t89 + _t90)
-            _t136 = ph + tw
-            _t137 = _t136/tw
-            _t138 = _t46 + ph
-            _t139 = _t138/tw
-            _t140 = 2.0/(ph*ph)
-            _t141 = (_t132/ph)*(-_t133/ph)
-            _t142 = -_t105*_t22/pw - _t121 + _t22/(ph*pw)
-            _t143 = _t136/ph
-            _t144 = -_t138/ph
-            _t145 = 2.0*_t101 - 2.0*_t84
-            _t146 = _t22*_t89
-            _t147 = _t146*_t92
-            _t148 = _t147*_t86*_t95
-            _t149 = 2.0*_t82 + 2.0*_t85
-            _t150 = _t102*_t104*_t147
-            _t151 = -2.0*_t116 + 2.0*_t129
-            _t152 = _t122*_t125
-            _t153 = _t118*_t152*_t95
-            _t154 = 2.0*_t114 + 2.0*_t117
-            _t155 = _t104*_t130*_t152
-            _t156 = _t120*_t57
-            _t157 = _t122*(_t124 + _t156)
-            _t158 = _t44/(th*th)
-            _t159 = _t43*_t43
-            _t160 = 2.0/(tw*tw)
-            _t161 = _t56*_t56
-            _t162 = _t57/(tw*tw)
-            _t163 = 2.0*_t44
-            _t164 = _t12*_t22*_t87*_t92
-            _t165 = _t57*_t88 - _t60/th + _t91
-            _t166 = _t122*(-_t124 + _t156)
-            _t167 = 2.0/(th*th)
-            _t168 = -_t158*_t57/tw + _t57/(th*tw) - _t91
-            d_px = _t67*(_t32*(-_t18*_t20 - _t29*_t31) + _t66*(_t51*_t53 + _t63*_t65))
-            d_py = _t67*(_t32*(-_t20*_t69 - _t31*_t72) + _t66*(_t53*_t74 + _t65*_t76))
-            _s88 = _t31*(-_t107*_t2*_t21 - _t107*_t70*_t9 + _t108*(_t109 - _t110*_t22/(pw*pw*pw) + _t24))
-            _s89 = _t104*(_t122*_t131*_t44*_t57/(ph*(pw*pw)) - _t125*_t126*_t131 - _t127*_t128*_t7)
-            _s90 = _t95*(-_t111*_t7 + _t119*_t125*_t126 - _t123/(ph*(pw*pw)))
-            _s91 = _t32*(_s89 + _t20*(-_t10*_t107*_t16 + _t106*(-_t105 + _t15)) + _s88 + _s90)
-            d_pw = _t67*(_s91 + _t66*(_t104*(2.0*_t100*_t97/pw - _t103*_t93) + _t95*(_t7*_t79 + _t87*_t93)))
-            _s92 = _t20*(_t106*(_t105 - _t110*_t14/(ph*ph*ph) + _t15) - _t140*_t2*_t3 - _t140*_t68*_t9)
-            _s93 = _t104*(_t122*_t131*_t44*_t57/((ph*ph)*pw) - _t125*_t131*_t142 - _t143*_t144*_t4)
-            _s94 = _t95*(_t119*_t125*_t142 - _t123/((ph*ph)*pw) - _t141*_t4)
-            _s95 = _t66*(_t104*(-_t103*_t135 + 2.0*_t137*_t139/ph) + _t95*(_t134*_t4 + _t135*_t87))
-            d_ph = _t67*(_t32*(_s93 + _s92 + _t31*(_t108*(_t109 - _t24) - _t140*_t27*_t71) + _s94) + _s95)
-            _s96 = _t32*(-4.0*_t10*_t30*_t71/ph + _t151*_t153 - _t154*_t155 + 4.0*_t16*_t19*_t27/pw)
-            d_pa = _t67*(_s96 + _t66*(-_t145*_t148 + _t149*_t150))
-            d_tx = _t67*(_t32*(_t18*_t20 + _t29*_t31) + _t66*(-_t51*_t53 - _t63*_t65))
-            d_ty = _t67*(_t32*(_t20*_t69 + _t31*_t72) + _t66*(-_t53*_t74 - _t65*_t76))
-            _s97 = _t65*(-_t160*_t34*_t54 - _t160*_t41*_t75 + _t161*(_t162 - _t163*_t57/(tw*tw*tw) + _t59))
-            _s98 = _t104*(_t103*_t12*_t22*_t92/(th*(tw*tw)) - _t103*_t146*_t165 - _t137*_t139*_t39)
-            _s99 = _t95*(_t146*_t165*_t87 - _t164/(th*(tw*tw)) - _t39*_t79)
-            _s100 = _t32*(_t104*(-_t131*_t157 + 2.0*_t143*_t144/tw) + _t95*(_t111*_t39 + _t119*_t157))
-            d_tw = _t67*(_s100 + _t66*(_s98 + _t53*(_t159*(-_t158 + _t48) - _t160*_t42*_t49) + _s97 + _s99))
-            _s101 = _t53*(_t159*(_t158 - _t163*_t47/(th*th*th) + _t48) - _t167*_t34*_t35 - _t167*_t41*_t73)
-            _s102 = _t104*(-_t100*_t36*_t97 + _t103*_t12*_t22*_t92/((th*th)*tw) - _t103*_t146*_t168)
-            _s103 = _t95*(-_t134*_t36 + _t146*_t168*_t87 - _t164/((th*th)*tw))
-            _s104 = _t32*(_t104*(2.0*_t127*_t128/th - _t131*_t166) + _t95*(_t119*_t166 + _t141*_t36))
-            d_th = _t67*(_s104 + _t66*(_s102 + _s101 + _t65*(_t161*(_t162 - _t59) - _t167*_t55*_t61) + _s103))
-            _s105 = _t66*(_t145*_t148 - _t149*_t150 - 4.0*_t42*_t61*_t64/th + 4.0*_t49*_t52*_t55/tw)
-            d_ta = _t67*(_t32*(-_t151*_t153 + _t154*_t155) + _s105)
+            _t115_w1 = (ta - (_e86 - _e87)) + (_t112_w1 - _e87)
+            _t116_w1 = math.cos(_t113_w1)
+            _t117_w1 = _t115_w1*_t116_w1
+            _t118_w1 = _t114_w1 + _t117_w1
+            _t119_w1 = _t118_w1*_t118_w1
+            _t120_w1 = 1.0/(ph*pw)
+            _t121_w1 = _t12_w1*_t120_w1
+            _t122_w1 = _t121_w1*_t22_w1
+            _t123_w1 = _t119_w1*_t122_w1*_t44_w1*_t57_w1
+            _t124_w1 = _t120_w1*_t44_w1
+            _t125_w1 = _t124_w1*_t57_w1
+            _t126_w1 = _t120_w1*_t22_w1 + _t121_w1 - _t25_w1/ph
+            _t127_w1 = _t96_w1/pw
+            _t128_w1 = -_t99_w1/pw
+            _t129_w1 = _t114_w1*_t115_w1
+            _t130_w1 = _t116_w1 - _t129_w1
+            _t131_w1 = _t130_w1*_t130_w1
+            _t132_w1 = ph + th
+            _t133_w1 = _t98_w1 + ph
+            _t134_w1 = (_t132_w1/th)*(_t133_w1/th)
+            _t135_w1 = _t92_w1*(-_t89_w1 + _t90_w1)
+            _t136_w1 = ph + tw
+            _t137_w1 = _t136_w1/tw
+            _t138_w1 = _t46_w1 + ph
+            _t139_w1 = _t138_w1/tw
+            _t140_w1 = 2.0/(ph*ph)
+            _t141_w1 = (_t132_w1/ph)*(-_t133_w1/ph)
+            _t142_w1 = -_t105_w1*_t22_w1/pw - _t121_w1 + _t22_w1/(ph*pw)
+            _t143_w1 = _t136_w1/ph
+            _t144_w1 = -_t138_w1/ph
+            _t145_w1 = 2.0*_t101_w1 - 2.0*_t84_w1
+            _t146_w1 = _t22_w1*_t89_w1
+            _t147_w1 = _t146_w1*_t92_w1
+            _t148_w1 = _t147_w1*_t86_w1*_t95_w1
+            _t149_w1 = 2.0*_t82_w1 + 2.0*_t85_w1
+            _t150_w1 = _t102_w1*_t104_w1*_t147_w1
+            _t151_w1 = -2.0*_t116_w1 + 2.0*_t129_w1
+            _t152_w1 = _t122_w1*_t125_w1
+            _t153_w1 = _t118_w1*_t152_w1*_t95_w1
+            _t154_w1 = 2.0*_t114_w1 + 2.0*_t117_w1
+            _t155_w1 = _t104_w1*_t130_w1*_t152_w1
+            _t156_w1 = _t120_w1*_t57_w1
+            _t157_w1 = _t122_w1*(_t124_w1 + _t156_w1)
+            _t158_w1 = _t44_w1/(th*th)
+            _t159_w1 = _t43_w1*_t43_w1
+            _t160_w1 = 2.0/(tw*tw)
+            _t161_w1 = _t56_w1*_t56_w1
+            _t162_w1 = _t57_w1/(tw*tw)
+            _t163_w1 = 2.0*_t44_w1
+            _t164_w1 = _t12_w1*_t22_w1*_t87_w1*_t92_w1
+            _t165_w1 = _t57_w1*_t88_w1 - _t60_w1/th + _t91_w1
+            _t166_w1 = _t122_w1*(-_t124_w1 + _t156_w1)
+            _t167_w1 = 2.0/(th*th)
+            _t168_w1 = -_t158_w1*_t57_w1/tw + _t57_w1/(th*tw) - _t91_w1
+            d_px = _t67_w1*(_t32_w1*(-_t18_w1*_t20_w1 - _t29_w1*_t31_w1) + _t66_w1*(_t51_w1*_t53_w1 + _t63_w1*_t65_w1))
+            d_py = _t67_w1*(_t32_w1*(-_t20_w1*_t69_w1 - _t31_w1*_t72_w1) + _t66_w1*(_t53_w1*_t74_w1 + _t65_w1*_t76_w1))
+            _s88 = _t31_w1*(-_t107_w1*_t2_w1*_t21_w1 - _t107_w1*_t70_w1*_t9 + _t108_w1*(_t109_w1 - _t110_w1*_t22_w1/(pw*pw*pw) + _t24))
+            _s89 = _t104_w1*(_t122_w1*_t131_w1*_t44_w1*_t57_w1/(ph*(pw*pw)) - _t125_w1*_t126_w1*_t131_w1 - _t127_w1*_t128_w1*_t7_w1)
+            _s90 = _t95_w1*(-_t111_w1*_t7_w1 + _t119_w1*_t125_w1*_t126_w1 - _t123_w1/(ph*(pw*pw)))
+            _s91 = _t32_w1*(_s89 + _t20_w1*(-_t10_w1*_t107_w1*_t16_w1 + _t106_w1*(-_t105_w1 + _t15_w1)) + _s88 + _s90)
+            d_pw = _t67_w1*(_s91 + _t66_w1*(_t104_w1*(2.0*_t100_w1*_t97_w1/pw - _t103_w1*_t93_w1) + _t95_w1*(_t7_w1*_t79_w1 + _t87_w1*_t93_w1)))
+            _s92 = _t20_w1*(_t106_w1*(_t105_w1 - _t110_w1*_t14_w1/(ph*ph*ph) + _t15_w1) - _t140_w1*_t2_w1*_t3_w1 - _t140_w1*_t68_w1*_t9)
+            _s93 = _t104_w1*(_t122_w1*_t131_w1*_t44_w1*_t57_w1/((ph*ph)*pw) - _t125_w1*_t131_w1*_t142_w1 - _t143_w1*_t144_w1*_t4_w1)
+            _s94 = _t95_w1*(_t119_w1*_t125_w1*_t142_w1 - _t123_w1/((ph*ph)*pw) - _t141_w1*_t4_w1)
+            _s95 = _t66_w1*(_t104_w1*(-_t103_w1*_t135_w1 + 2.0*_t137_w1*_t139_w1/ph) + _t95_w1*(_t134_w1*_t4_w1 + _t135_w1*_t87_w1))
+            d_ph = _t67_w1*(_t32_w1*(_s93 + _s92 + _t31_w1*(_t108_w1*(_t109_w1 - _t24) - _t140_w1*_t27_w1*_t71_w1) + _s94) + _s95)
+            _s96 = _t32_w1*(-4.0*_t10_w1*_t30_w1*_t71_w1/ph + _t151_w1*_t153_w1 - _t154_w1*_t155_w1 + 4.0*_t16_w1*_t19_w1*_t27_w1/pw)
+            d_pa = _t67_w1*(_s96 + _t66_w1*(-_t145_w1*_t148_w1 + _t149_w1*_t150_w1))
+            d_tx = _t67_w1*(_t32_w1*(_t18_w1*_t20_w1 + _t29_w1*_t31_w1) + _t66_w1*(-_t51_w1*_t53_w1 - _t63_w1*_t65_w1))
+            d_ty = _t67_w1*(_t32_w1*(_t20_w1*_t69_w1 + _t31_w1*_t72_w1) + _t66_w1*(-_t53_w1*_t74_w1 - _t65_w1*_t76_w1))
+            _s97 = _t65_w1*(-_t160_w1*_t34*_t54_w1 - _t160_w1*_t41_w1*_t75_w1 + _t161_w1*(_t162_w1 - _t163_w1*_t57_w1/(tw*tw*tw) + _t59_w1))
+            _s98 = _t104_w1*(_t103_w1*_t12_w1*_t22_w1*_t92_w1/(th*(tw*tw)) - _t103_w1*_t146_w1*_t165_w1 - _t137_w1*_t139_w1*_t39)
+            _s99 = _t95_w1*(_t146_w1*_t165_w1*_t87_w1 - _t164_w1/(th*(tw*tw)) - _t39*_t79_w1)
+            _s100 = _t32_w1*(_t104_w1*(-_t131_w1*_t157_w1 + 2.0*_t143_w1*_t144_w1/tw) + _t95_w1*(_t111_w1*_t39 + _t119_w1*_t157_w1))
+            d_tw = _t67_w1*(_s100 + _t66_w1*(_s98 + _t53_w1*(_t159_w1*(-_t158_w1 + _t48_w1) - _t160_w1*_t42*_t49_w1) + _s97 + _s99))
+            _s101 = _t53_w1*(_t159_w1*(_t158_w1 - _t163_w1*_t47_w1/(th*th*th) + _t48_w1) - _t167_w1*_t34*_t35_w1 - _t167_w1*_t41_w1*_t73_w1)
+            _s102 = _t104_w1*(-_t100_w1*_t36_w1*_t97_w1 + _t103_w1*_t12_w1*_t22_w1*_t92_w1/((th*th)*tw) - _t103_w1*_t146_w1*_t168_w1)
+            _s103 = _t95_w1*(-_t134_w1*_t36_w1 + _t146_w1*_t168_w1*_t87_w1 - _t164_w1/((th*th)*tw))
+            _s104 = _t32_w1*(_t104_w1*(2.0*_t127_w1*_t128_w1/th - _t131_w1*_t166_w1) + _t95_w1*(_t119_w1*_t166_w1 + _t141_w1*_t36_w1))
+            d_th = _t67_w1*(_s104 + _t66_w1*(_s102 + _s101 + _t65_w1*(_t161_w1*(_t162_w1 - _t59_w1) - _t167_w1*_t55_w1*_t61_w1) + _s103))
+            _s105 = _t66_w1*(_t145_w1*_t148_w1 - _t149_w1*_t150_w1 - 4.0*_t42*_t61_w1*_t64_w1/th + 4.0*_t49_w1*_t52_w1*_t55_w1/tw)
+            d_ta = _t67_w1*(_t32_w1*(-_t151_w1*_t153_w1 + _t154_w1*_t155_w1) + _s105)
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -632,31 +637,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
+                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
+                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, fun, tau,
-                reverse)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -664,6 +666,14 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau, r
         bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau, reverse)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, fun, tau, reverse)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, fun, tau,
+            reverse)
 
 
 @njit(**CPU_OPTIONS)
@@ -743,29 +753,27 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
         elif (d_kl == _f32(0.0)) and (fun == _f32(1.0)):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - _f32(1.0))/tau
         else:  # f = sqrt
-            _t0 = math.sqrt(d_kl)
-            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _t0_w1 = math.sqrt(d_kl)
+            value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, fun, tau, reverse):
+def _value_blocks_f32(pred, target, out, fun, tau, reverse):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, fun, tau, reverse)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -773,6 +781,12 @@ def value_f32(pred, target, out, fun, tau, reverse):
         bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], fun, tau,
                 reverse)
     return bad
+
+
+def value_f32(pred, target, out, fun, tau, reverse):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, fun, tau, reverse)
+    return _value_blocks_f32(pred, target, out, fun, tau, reverse)
 
 
 @njit(**CPU_OPTIONS)
@@ -1073,201 +1087,201 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
         else:  # f = sqrt
-            _t0 = math.sqrt(d_kl)
-            value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
-            _t2 = tx - px
-            _t3 = _t2/ph
-            _t4 = _f32(2.0)/ph
-            _t5 = math.cos(pa)
-            _t7 = _f32(2.0)/pw
-            _t8 = math.sin(pa)
+            _t0_w1 = math.sqrt(d_kl)
+            value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
+            _t2_w1 = tx - px
+            _t3_w1 = _t2_w1/ph
+            _t4_w1 = _f32(2.0)/ph
+            _t5_w1 = math.cos(pa)
+            _t7_w1 = _f32(2.0)/pw
+            _t8_w1 = math.sin(pa)
             _t9 = ty - py
-            _t10 = _t2*_t5 + _t8*_t9
-            _t11 = _t10/pw
-            _t12 = ph + pw
-            _t14 = ph - pw
-            _t15 = _t14/(ph*ph)
-            _t16 = _t11*(_t12*_t15)
-            _t17 = _t16*_t7
-            _t18 = _t17*_t5 + _t3*_t4
-            _t19 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-            _t20 = _f32(2.0)*_t19
-            _t21 = _t2/pw
-            _t22 = -_t14
-            _t24 = _t12/(pw*pw)
-            _t25 = _t22*_t24
-            _t26 = _t25
-            _t27 = -_t2*_t8 + _t5*_t9
-            _t28 = _t27/ph
-            _t29 = _t21*_t7 - _f32(2.0)*_t26*_t28*_t8/ph
-            _t30 = _f32(1.0) - _t19
-            _t31 = _f32(2.0)*_t30
-            _t32 = _f32(0.5)*reverse
+            _t10_w1 = _t2_w1*_t5_w1 + _t8_w1*_t9
+            _t11_w1 = _t10_w1/pw
+            _t12_w1 = ph + pw
+            _t14_w1 = ph - pw
+            _t15_w1 = _t14_w1/(ph*ph)
+            _t16_w1 = _t11_w1*(_t12_w1*_t15_w1)
+            _t17_w1 = _t16_w1*_t7_w1
+            _t18_w1 = _t17_w1*_t5_w1 + _t3_w1*_t4_w1
+            _t19_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+            _t20_w1 = _f32(2.0)*_t19_w1
+            _t21_w1 = _t2_w1/pw
+            _t22_w1 = -_t14_w1
+            _t24 = _t12_w1/(pw*pw)
+            _t25_w1 = _t22_w1*_t24
+            _t26_w1 = _t25_w1
+            _t27_w1 = -_t2_w1*_t8_w1 + _t5_w1*_t9
+            _t28_w1 = _t27_w1/ph
+            _t29_w1 = _t21_w1*_t7_w1 - _f32(2.0)*_t26_w1*_t28_w1*_t8_w1/ph
+            _t30_w1 = _f32(1.0) - _t19_w1
+            _t31_w1 = _f32(2.0)*_t30_w1
+            _t32_w1 = _f32(0.5)*reverse
             _t34 = px - tx
-            _t35 = _t34/th
-            _t36 = _f32(2.0)/th
-            _t37 = math.cos(ta)
+            _t35_w1 = _t34/th
+            _t36_w1 = _f32(2.0)/th
+            _t37_w1 = math.cos(ta)
             _t39 = _f32(2.0)/tw
-            _t40 = math.sin(ta)
-            _t41 = py - ty
-            _t42 = _t34*_t37 + _t40*_t41
-            _t43 = _t42/tw
-            _t44 = th + tw
-            _t46 = -tw
-            _t47 = _t46 + th
-            _t48 = _t47/(th*th)
-            _t49 = _t43*(_t44*_t48)
-            _t50 = _t39*_t49
-            _t51 = _t35*_t36 + _t37*_t50
-            _t52 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-            _t53 = _f32(2.0)*_t52
-            _t54 = _t34/tw
-            _t55 = -_t34*_t40 + _t37*_t41
-            _t56 = _t55/th
-            _t57 = -_t47
-            _t59 = _t44/(tw*tw)
-            _t60 = _t57*_t59
-            _t61 = _t56*_t60
-            _t62 = _t36*_t61
-            _t63 = _t39*_t54 - _t40*_t62
-            _t64 = _f32(1.0) - _t52
-            _t65 = _f32(2.0)*_t64
-            _t66 = _f32(0.5)*(_f32(1.0) - reverse)
-            _s84 = _t0 + tau
-            _t67 = _f32(1.0)/(math.sqrt(d_kl)*(_s84*_s84))
-            _t68 = _t9/ph
-            _t69 = _t17*_t8 + _t4*_t68
-            _t70 = _t9/pw
-            _t71 = _t26*_t28
-            _t72 = _t4*_t5*_t71 + _t7*_t70
-            _t73 = _t41/th
-            _t74 = _t36*_t73 + _t40*_t50
-            _t75 = _t41/tw
-            _t76 = _t37*_t62 + _t39*_t75
-            _t77 = pw + tw
-            _t78 = _t46 + pw
-            _t79 = (_t77/tw)*(_t78/tw)
-            _t80 = _s31
-            _e85 = pa + _t80
-            _t81 = _e85
-            _t82 = math.sin(_t81)
+            _t40_w1 = math.sin(ta)
+            _t41_w1 = py - ty
+            _t42 = _t34*_t37_w1 + _t40_w1*_t41_w1
+            _t43_w1 = _t42/tw
+            _t44_w1 = th + tw
+            _t46_w1 = -tw
+            _t47_w1 = _t46_w1 + th
+            _t48_w1 = _t47_w1/(th*th)
+            _t49_w1 = _t43_w1*(_t44_w1*_t48_w1)
+            _t50_w1 = _t39*_t49_w1
+            _t51_w1 = _t35_w1*_t36_w1 + _t37_w1*_t50_w1
+            _t52_w1 = _f32(1.0) if _t47_w1 > _f32(0.0) else _f32(0.0)
+            _t53_w1 = _f32(2.0)*_t52_w1
+            _t54_w1 = _t34/tw
+            _t55_w1 = -_t34*_t40_w1 + _t37_w1*_t41_w1
+            _t56_w1 = _t55_w1/th
+            _t57_w1 = -_t47_w1
+            _t59_w1 = _t44_w1/(tw*tw)
+            _t60_w1 = _t57_w1*_t59_w1
+            _t61_w1 = _t56_w1*_t60_w1
+            _t62_w1 = _t36_w1*_t61_w1
+            _t63_w1 = _t39*_t54_w1 - _t40_w1*_t62_w1
+            _t64_w1 = _f32(1.0) - _t52_w1
+            _t65_w1 = _f32(2.0)*_t64_w1
+            _t66_w1 = _f32(0.5)*(_f32(1.0) - reverse)
+            _s84 = _t0_w1 + tau
+            _t67_w1 = _f32(1.0)/(math.sqrt(d_kl)*(_s84*_s84))
+            _t68_w1 = _t9/ph
+            _t69_w1 = _t17_w1*_t8_w1 + _t4_w1*_t68_w1
+            _t70_w1 = _t9/pw
+            _t71_w1 = _t26_w1*_t28_w1
+            _t72_w1 = _t4_w1*_t5_w1*_t71_w1 + _t7_w1*_t70_w1
+            _t73_w1 = _t41_w1/th
+            _t74_w1 = _t36_w1*_t73_w1 + _t40_w1*_t50_w1
+            _t75_w1 = _t41_w1/tw
+            _t76_w1 = _t37_w1*_t62_w1 + _t39*_t75_w1
+            _t77_w1 = pw + tw
+            _t78_w1 = _t46_w1 + pw
+            _t79_w1 = (_t77_w1/tw)*(_t78_w1/tw)
+            _t80_w1 = _s31
+            _e85 = pa + _t80_w1
+            _t81_w1 = _e85
+            _t82_w1 = math.sin(_t81_w1)
             _e86 = _e85 - pa
-            _t83 = (pa - (_e85 - _e86)) + (_t80 - _e86)
-            _t84 = math.cos(_t81)
-            _t85 = _t83*_t84
-            _t86 = _t82 + _t85
-            _t87 = _t86*_t86
-            _t88 = _f32(1.0)/(th*tw)
-            _t89 = _t12*_t88
-            _t90 = _t22*_t88
-            _t91 = _t44*_t88
-            _t92 = _t57*_t91
-            _t93 = _t92*(_t89 + _t90)
-            _t94 = _f32(1.0) if _t22*_t57 > _f32(0.0) else _f32(0.0)
-            _t95 = _f32(0.5)*_t94
-            _t96 = pw + th
-            _t97 = _t96/th
-            _t98 = -th
-            _t99 = _t98 + pw
-            _t100 = _t99/th
-            _t101 = _t82*_t83
-            _t102 = -_t101 + _t84
-            _t103 = _t102*_t102
-            _t104 = _f32(0.5)*(_f32(1.0) - _t94)
-            _t105 = _t12/(ph*ph)
-            _t106 = _t11*_t11
-            _t107 = _f32(2.0)/(pw*pw)
-            _t108 = _t28*_t28
-            _t109 = _t22/(pw*pw)
-            _t110 = _f32(2.0)*_t12
-            _t111 = (_t77/pw)*(-_t78/pw)
-            _t112 = _s5
-            _e87 = ta + _t112
-            _t113 = _e87
-            _t114 = math.sin(_t113)
+            _t83_w1 = (pa - (_e85 - _e86)) + (_t80_w1 - _e86)
+            _t84_w1 = math.cos(_t81_w1)
+            _t85_w1 = _t83_w1*_t84_w1
+            _t86_w1 = _t82_w1 + _t85_w1
+            _t87_w1 = _t86_w1*_t86_w1
+            _t88_w1 = _f32(1.0)/(th*tw)
+            _t89_w1 = _t12_w1*_t88_w1
+            _t90_w1 = _t22_w1*_t88_w1
+            _t91_w1 = _t44_w1*_t88_w1
+            _t92_w1 = _t57_w1*_t91_w1
+            _t93_w1 = _t92_w1*(_t89_w1 + _t90_w1)
+            _t94_w1 = _f32(1.0) if _t22_w1*_t57_w1 > _f32(0.0) else _f32(0.0)
+            _t95_w1 = _f32(0.5)*_t94_w1
+            _t96_w1 = pw + th
+            _t97_w1 = _t96_w1/th
+            _t98_w1 = -th
+            _t99_w1 = _t98_w1 + pw
+            _t100_w1 = _t99_w1/th
+            _t101_w1 = _t82_w1*_t83_w1
+            _t102_w1 = -_t101_w1 + _t84_w1
+            _t103_w1 = _t102_w1*_t102_w1
+            _t104_w1 = _f32(0.5)*(_f32(1.0) - _t94_w1)
+            _t105_w1 = _t12_w1/(ph*ph)
+            _t106_w1 = _t11_w1*_t11_w1
+            _t107_w1 = _f32(2.0)/(pw*pw)
+            _t108_w1 = _t28_w1*_t28_w1
+            _t109_w1 = _t22_w1/(pw*pw)
+            _t110_w1 = _f32(2.0)*_t12_w1
+            _t111_w1 = (_t77_w1/pw)*(-_t78_w1/pw)
+            _t112_w1 = _s5
+            _e87 = ta + _t112_w1
+            _t113_w1 = _e87
+            _t114_w1 = math.sin(_t113_w1)
             _e88 = _e87 - ta
-            _t115 = (ta - (_e87 - _e88)) + (_t112 - _e88)
-            _t116 = math.cos(_t113)
-            _t117 = _t115*_t116
-            _t118 = _t114 + _t117
-            _t119 = _t118*_t118
-            _t120 = _f32(1.0)/(ph*pw)
-            _t121 = _t12*_t120
-            _t122 = _t121*_t22
-            _t123 = _t119*_t122*_t44*_t57
-            _t124 = _t120*_t44
-            _t125 = _t124*_t57
-            _t126 = _t120*_t22 + _t121 - _t25/ph
-            _t127 = _t96/pw
-            _t128 = -_t99/pw
-            _t129 = _t114*_t115
-            _t130 = _t116 - _t129
-            _t131 = _t130*_t130
-            _t132 = ph + th
-            _t133 = _t98 + ph
-            _t134 = (_t132/th)*(_t133/th)
-            _t135 = _t92*(-_t89 + _t90)
-            _t136 = ph + tw
-            _t137 = _t136/tw
-            _t138 = _t46 + ph
-            _t139 = _t138/tw
-            _t140 = _f32(2.0)/(ph*ph)
-            _t141 = (_t132/ph)*(-_t133/ph)
-            _t142 = -_t105*_t22/pw - _t121 + _t22/(ph*pw)
-            _t143 = _t136/ph
-            _t144 = -_t138/ph
-            _t145 = _f32(2.0)*_t101 - _f32(2.0)*_t84
-            _t146 = _t22*_t89
-            _t147 = _t146*_t92
-            _t148 = _t147*_t86*_t95
-            _t149 = _f32(2.0)*_t82 + _f32(2.0)*_t85
-            _t150 = _t102*_t104*_t147
-            _t151 = -_f32(2.0)*_t116 + _f32(2.0)*_t129
-            _t152 = _t122*_t125
-            _t153 = _t118*_t152*_t95
-            _t154 = _f32(2.0)*_t114 + _f32(2.0)*_t117
-            _t155 = _t104*_t130*_t152
-            _t156 = _t120*_t57
-            _t157 = _t122*(_t124 + _t156)
-            _t158 = _t44/(th*th)
-            _t159 = _t43*_t43
-            _t160 = _f32(2.0)/(tw*tw)
-            _t161 = _t56*_t56
-            _t162 = _t57/(tw*tw)
-            _t163 = _f32(2.0)*_t44
-            _t164 = _t12*_t22*_t87*_t92
-            _t165 = _t57*_t88 - _t60/th + _t91
-            _t166 = _t122*(-_t124 + _t156)
-            _t167 = _f32(2.0)/(th*th)
-            _t168 = -_t158*_t57/tw + _t57/(th*tw) - _t91
-            d_px = _t67*(_t32*(-_t18*_t20 - _t29*_t31) + _t66*(_t51*_t53 + _t63*_t65))
-            d_py = _t67*(_t32*(-_t20*_t69 - _t31*_t72) + _t66*(_t53*_t74 + _t65*_t76))
-            _s89 = _t31*(-_t107*_t2*_t21 - _t107*_t70*_t9 + _t108*(_t109 - _t110*_t22/(pw*pw*pw) + _t24))
-            _s90 = _t104*(_t122*_t131*_t44*_t57/(ph*(pw*pw)) - _t125*_t126*_t131 - _t127*_t128*_t7)
-            _s91 = _t95*(-_t111*_t7 + _t119*_t125*_t126 - _t123/(ph*(pw*pw)))
-            _s92 = _t66*(_t104*(_f32(2.0)*_t100*_t97/pw - _t103*_t93) + _t95*(_t7*_t79 + _t87*_t93))
-            d_pw = _t67*(_t32*(_s90 + _t20*(-_t10*_t107*_t16 + _t106*(-_t105 + _t15)) + _s89 + _s91) + _s92)
-            _s93 = _t20*(_t106*(_t105 - _t110*_t14/(ph*ph*ph) + _t15) - _t140*_t2*_t3 - _t140*_t68*_t9)
-            _s94 = _t104*(_t122*_t131*_t44*_t57/((ph*ph)*pw) - _t125*_t131*_t142 - _t143*_t144*_t4)
-            _s95 = _t95*(_t119*_t125*_t142 - _t123/((ph*ph)*pw) - _t141*_t4)
-            _s96 = _t66*(_t104*(-_t103*_t135 + _f32(2.0)*_t137*_t139/ph) + _t95*(_t134*_t4 + _t135*_t87))
-            d_ph = _t67*(_t32*(_s94 + _s93 + _t31*(_t108*(_t109 - _t24) - _t140*_t27*_t71) + _s95) + _s96)
-            _s97 = _t32*(-_f32(4.0)*_t10*_t30*_t71/ph + _t151*_t153 - _t154*_t155 + _f32(4.0)*_t16*_t19*_t27/pw)
-            d_pa = _t67*(_s97 + _t66*(-_t145*_t148 + _t149*_t150))
-            d_tx = _t67*(_t32*(_t18*_t20 + _t29*_t31) + _t66*(-_t51*_t53 - _t63*_t65))
-            d_ty = _t67*(_t32*(_t20*_t69 + _t31*_t72) + _t66*(-_t53*_t74 - _t65*_t76))
-            _s98 = _t65*(-_t160*_t34*_t54 - _t160*_t41*_t75 + _t161*(_t162 - _t163*_t57/(tw*tw*tw) + _t59))
-            _s99 = _t104*(_t103*_t12*_t22*_t92/(th*(tw*tw)) - _t103*_t146*_t165 - _t137*_t139*_t39)
-            _s100 = _t95*(_t146*_t165*_t87 - _t164/(th*(tw*tw)) - _t39*_t79)
-            _s101 = _t32*(_t104*(-_t131*_t157 + _f32(2.0)*_t143*_t144/tw) + _t95*(_t111*_t39 + _t119*_t157))
-            d_tw = _t67*(_s101 + _t66*(_s99 + _t53*(_t159*(-_t158 + _t48) - _t160*_t42*_t49) + _s98 + _s100))
-            _s102 = _t53*(_t159*(_t158 - _t163*_t47/(th*th*th) + _t48) - _t167*_t34*_t35 - _t167*_t41*_t73)
-            _s103 = _t104*(-_t100*_t36*_t97 + _t103*_t12*_t22*_t92/((th*th)*tw) - _t103*_t146*_t168)
-            _s104 = _t95*(-_t134*_t36 + _t146*_t168*_t87 - _t164/((th*th)*tw))
-            _s105 = _t32*(_t104*(_f32(2.0)*_t127*_t128/th - _t131*_t166) + _t95*(_t119*_t166 + _t141*_t36))
-            d_th = _t67*(_s105 + _t66*(_s103 + _s102 + _t65*(_t161*(_t162 - _t59) - _t167*_t55*_t61) + _s104))
-            _s106 = _t66*(_t145*_t148 - _t149*_t150 - _f32(4.0)*_t42*_t61*_t64/th + _f32(4.0)*_t49*_t52*_t55/tw)
-            d_ta = _t67*(_t32*(-_t151*_t153 + _t154*_t155) + _s106)
+            _t115_w1 = (ta - (_e87 - _e88)) + (_t112_w1 - _e88)
+            _t116_w1 = math.cos(_t113_w1)
+            _t117_w1 = _t115_w1*_t116_w1
+            _t118_w1 = _t114_w1 + _t117_w1
+            _t119_w1 = _t118_w1*_t118_w1
+            _t120_w1 = _f32(1.0)/(ph*pw)
+            _t121_w1 = _t12_w1*_t120_w1
+            _t122_w1 = _t121_w1*_t22_w1
+            _t123_w1 = _t119_w1*_t122_w1*_t44_w1*_t57_w1
+            _t124_w1 = _t120_w1*_t44_w1
+            _t125_w1 = _t124_w1*_t57_w1
+            _t126_w1 = _t120_w1*_t22_w1 + _t121_w1 - _t25_w1/ph
+            _t127_w1 = _t96_w1/pw
+            _t128_w1 = -_t99_w1/pw
+            _t129_w1 = _t114_w1*_t115_w1
+            _t130_w1 = _t116_w1 - _t129_w1
+            _t131_w1 = _t130_w1*_t130_w1
+            _t132_w1 = ph + th
+            _t133_w1 = _t98_w1 + ph
+            _t134_w1 = (_t132_w1/th)*(_t133_w1/th)
+            _t135_w1 = _t92_w1*(-_t89_w1 + _t90_w1)
+            _t136_w1 = ph + tw
+            _t137_w1 = _t136_w1/tw
+            _t138_w1 = _t46_w1 + ph
+            _t139_w1 = _t138_w1/tw
+            _t140_w1 = _f32(2.0)/(ph*ph)
+            _t141_w1 = (_t132_w1/ph)*(-_t133_w1/ph)
+            _t142_w1 = -_t105_w1*_t22_w1/pw - _t121_w1 + _t22_w1/(ph*pw)
+            _t143_w1 = _t136_w1/ph
+            _t144_w1 = -_t138_w1/ph
+            _t145_w1 = _f32(2.0)*_t101_w1 - _f32(2.0)*_t84_w1
+            _t146_w1 = _t22_w1*_t89_w1
+            _t147_w1 = _t146_w1*_t92_w1
+            _t148_w1 = _t147_w1*_t86_w1*_t95_w1
+            _t149_w1 = _f32(2.0)*_t82_w1 + _f32(2.0)*_t85_w1
+            _t150_w1 = _t102_w1*_t104_w1*_t147_w1
+            _t151_w1 = -_f32(2.0)*_t116_w1 + _f32(2.0)*_t129_w1
+            _t152_w1 = _t122_w1*_t125_w1
+            _t153_w1 = _t118_w1*_t152_w1*_t95_w1
+            _t154_w1 = _f32(2.0)*_t114_w1 + _f32(2.0)*_t117_w1
+            _t155_w1 = _t104_w1*_t130_w1*_t152_w1
+            _t156_w1 = _t120_w1*_t57_w1
+            _t157_w1 = _t122_w1*(_t124_w1 + _t156_w1)
+            _t158_w1 = _t44_w1/(th*th)
+            _t159_w1 = _t43_w1*_t43_w1
+            _t160_w1 = _f32(2.0)/(tw*tw)
+            _t161_w1 = _t56_w1*_t56_w1
+            _t162_w1 = _t57_w1/(tw*tw)
+            _t163_w1 = _f32(2.0)*_t44_w1
+            _t164_w1 = _t12_w1*_t22_w1*_t87_w1*_t92_w1
+            _t165_w1 = _t57_w1*_t88_w1 - _t60_w1/th + _t91_w1
+            _t166_w1 = _t122_w1*(-_t124_w1 + _t156_w1)
+            _t167_w1 = _f32(2.0)/(th*th)
+            _t168_w1 = -_t158_w1*_t57_w1/tw + _t57_w1/(th*tw) - _t91_w1
+            d_px = _t67_w1*(_t32_w1*(-_t18_w1*_t20_w1 - _t29_w1*_t31_w1) + _t66_w1*(_t51_w1*_t53_w1 + _t63_w1*_t65_w1))
+            d_py = _t67_w1*(_t32_w1*(-_t20_w1*_t69_w1 - _t31_w1*_t72_w1) + _t66_w1*(_t53_w1*_t74_w1 + _t65_w1*_t76_w1))
+            _s89 = _t31_w1*(-_t107_w1*_t2_w1*_t21_w1 - _t107_w1*_t70_w1*_t9 + _t108_w1*(_t109_w1 - _t110_w1*_t22_w1/(pw*pw*pw) + _t24))
+            _s90 = _t104_w1*(_t122_w1*_t131_w1*_t44_w1*_t57_w1/(ph*(pw*pw)) - _t125_w1*_t126_w1*_t131_w1 - _t127_w1*_t128_w1*_t7_w1)
+            _s91 = _t95_w1*(-_t111_w1*_t7_w1 + _t119_w1*_t125_w1*_t126_w1 - _t123_w1/(ph*(pw*pw)))
+            _s92 = _t66_w1*(_t104_w1*(_f32(2.0)*_t100_w1*_t97_w1/pw - _t103_w1*_t93_w1) + _t95_w1*(_t7_w1*_t79_w1 + _t87_w1*_t93_w1))
+            d_pw = _t67_w1*(_t32_w1*(_s90 + _t20_w1*(-_t10_w1*_t107_w1*_t16_w1 + _t106_w1*(-_t105_w1 + _t15_w1)) + _s89 + _s91) + _s92)
+            _s93 = _t20_w1*(_t106_w1*(_t105_w1 - _t110_w1*_t14_w1/(ph*ph*ph) + _t15_w1) - _t140_w1*_t2_w1*_t3_w1 - _t140_w1*_t68_w1*_t9)
+            _s94 = _t104_w1*(_t122_w1*_t131_w1*_t44_w1*_t57_w1/((ph*ph)*pw) - _t125_w1*_t131_w1*_t142_w1 - _t143_w1*_t144_w1*_t4_w1)
+            _s95 = _t95_w1*(_t119_w1*_t125_w1*_t142_w1 - _t123_w1/((ph*ph)*pw) - _t141_w1*_t4_w1)
+            _s96 = _t66_w1*(_t104_w1*(-_t103_w1*_t135_w1 + _f32(2.0)*_t137_w1*_t139_w1/ph) + _t95_w1*(_t134_w1*_t4_w1 + _t135_w1*_t87_w1))
+            d_ph = _t67_w1*(_t32_w1*(_s94 + _s93 + _t31_w1*(_t108_w1*(_t109_w1 - _t24) - _t140_w1*_t27_w1*_t71_w1) + _s95) + _s96)
+            _s97 = _t32_w1*(-_f32(4.0)*_t10_w1*_t30_w1*_t71_w1/ph + _t151_w1*_t153_w1 - _t154_w1*_t155_w1 + _f32(4.0)*_t16_w1*_t19_w1*_t27_w1/pw)
+            d_pa = _t67_w1*(_s97 + _t66_w1*(-_t145_w1*_t148_w1 + _t149_w1*_t150_w1))
+            d_tx = _t67_w1*(_t32_w1*(_t18_w1*_t20_w1 + _t29_w1*_t31_w1) + _t66_w1*(-_t51_w1*_t53_w1 - _t63_w1*_t65_w1))
+            d_ty = _t67_w1*(_t32_w1*(_t20_w1*_t69_w1 + _t31_w1*_t72_w1) + _t66_w1*(-_t53_w1*_t74_w1 - _t65_w1*_t76_w1))
+            _s98 = _t65_w1*(-_t160_w1*_t34*_t54_w1 - _t160_w1*_t41_w1*_t75_w1 + _t161_w1*(_t162_w1 - _t163_w1*_t57_w1/(tw*tw*tw) + _t59_w1))
+            _s99 = _t104_w1*(_t103_w1*_t12_w1*_t22_w1*_t92_w1/(th*(tw*tw)) - _t103_w1*_t146_w1*_t165_w1 - _t137_w1*_t139_w1*_t39)
+            _s100 = _t95_w1*(_t146_w1*_t165_w1*_t87_w1 - _t164_w1/(th*(tw*tw)) - _t39*_t79_w1)
+            _s101 = _t32_w1*(_t104_w1*(-_t131_w1*_t157_w1 + _f32(2.0)*_t143_w1*_t144_w1/tw) + _t95_w1*(_t111_w1*_t39 + _t119_w1*_t157_w1))
+            d_tw = _t67_w1*(_s101 + _t66_w1*(_s99 + _t53_w1*(_t159_w1*(-_t158_w1 + _t48_w1) - _t160_w1*_t42*_t49_w1) + _s98 + _s100))
+            _s102 = _t53_w1*(_t159_w1*(_t158_w1 - _t163_w1*_t47_w1/(th*th*th) + _t48_w1) - _t167_w1*_t34*_t35_w1 - _t167_w1*_t41_w1*_t73_w1)
+            _s103 = _t104_w1*(-_t100_w1*_t36_w1*_t97_w1 + _t103_w1*_t12_w1*_t22_w1*_t92_w1/((th*th)*tw) - _t103_w1*_t146_w1*_t168_w1)
+            _s104 = _t95_w1*(-_t134_w1*_t36_w1 + _t146_w1*_t168_w1*_t87_w1 - _t164_w1/((th*th)*tw))
+            _s105 = _t32_w1*(_t104_w1*(_f32(2.0)*_t127_w1*_t128_w1/th - _t131_w1*_t166_w1) + _t95_w1*(_t119_w1*_t166_w1 + _t141_w1*_t36_w1))
+            d_th = _t67_w1*(_s105 + _t66_w1*(_s103 + _s102 + _t65_w1*(_t161_w1*(_t162_w1 - _t59_w1) - _t167_w1*_t55_w1*_t61_w1) + _s104))
+            _s106 = _t66_w1*(_t145_w1*_t148_w1 - _t149_w1*_t150_w1 - _f32(4.0)*_t42*_t61_w1*_t64_w1/th + _f32(4.0)*_t49_w1*_t52_w1*_t55_w1/tw)
+            d_ta = _t67_w1*(_t32_w1*(-_t151_w1*_t153_w1 + _t154_w1*_t155_w1) + _s106)
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -1280,31 +1294,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, fun, tau,
-                reverse)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1312,3 +1323,11 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau, r
         bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, fun, tau, reverse)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, fun, tau, reverse):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, fun, tau, reverse)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, fun, tau,
+            reverse)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4c10aa8520e9e913
+# scalar kernels: sha256 b7a743072c07a846
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 da6cc68babd7d2a5
+# scalar kernels: sha256 578453acebccbcc8
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -90,30 +91,34 @@ def _value_block_f64(_pred, _target, _out, eps):
             value = _lo46
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps):
+def _value_blocks_f64(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f64(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f64(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -153,7 +158,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = math.nan
             d_tx2 = math.nan
             d_ty2 = math.nan
-            _ok = True
+            _ok_w1 = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -212,7 +217,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9 = inter/_t8
             _a47 = abs(_t8)
             _a48 = abs(_t9)
-            _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
+            _ok_w2 = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
@@ -275,234 +280,232 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            if (inter == 0.0) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
-                value = math.nan
-                d_px1 = math.nan
-                d_py1 = math.nan
-                d_px2 = math.nan
-                d_py2 = math.nan
-                d_tx1 = math.nan
-                d_ty1 = math.nan
-                d_tx2 = math.nan
-                d_ty2 = math.nan
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            if (inter_w1 == 0.0) and (eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1) == 0.0):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+                value_w1 = math.nan
+                d_px1_w1 = math.nan
+                d_py1_w1 = math.nan
+                d_px2_w1 = math.nan
+                d_py2_w1 = math.nan
+                d_tx1_w1 = math.nan
+                d_ty1_w1 = math.nan
+                d_tx2_w1 = math.nan
+                d_ty2_w1 = math.nan
                 _ok = True
-            elif (inter == 0.0):  # no overlap: +inf, gradient undefined (NaN)
-                value = math.inf
-                d_px1 = math.nan
-                d_py1 = math.nan
-                d_px2 = math.nan
-                d_py2 = math.nan
-                d_tx1 = math.nan
-                d_ty1 = math.nan
-                d_tx2 = math.nan
-                d_ty2 = math.nan
-                _ok = True
+            elif (inter_w1 == 0.0):  # no overlap: +inf, gradient undefined (NaN)
+                value_w2 = math.inf
+                d_px1_w1 = math.nan
+                d_py1_w1 = math.nan
+                d_px2_w1 = math.nan
+                d_py2_w1 = math.nan
+                d_tx1_w1 = math.nan
+                d_ty1_w1 = math.nan
+                d_tx2_w1 = math.nan
+                d_ty2_w1 = math.nan
+                _ok_w1_w1 = True
             else:  # overlap
-                _t0 = max(_s1, _s1 - _s1)
-                _t1 = -py1 + py2
-                _t2 = -ty1 + ty2
-                _s3 = py2 - ty2
-                _s4 = ty1 - py1
-                _s5 = py1 - ty1
-                _s6 = ty2 - py2
-                _s7 = px2 - tx2
-                _s8 = tx1 - px1
-                _s9 = px1 - tx1
-                _s10 = tx2 - px2
-                _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-                _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
-                _u16 = 1.0 + _a15
-                _lb17 = _f64(_u16).view(_i64)
-                _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
-                _big19 = _lm18 > 1.4142135623730951
-                _lh20 = _lm18*0.5
-                _lf21 = (_lh20 if _big19 else _lm18) - 1.0
-                _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-                _lk23 = _le22 + (1.0 if _big19 else 0.0)
-                _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
-                _lc25 = _a15 - (_u16 - 1.0)
-                _lc26 = 1.0 - (_u16 - _a15)
-                _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
-                _lc28 = _lc27/_u16
-                _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
-                _ls30 = _lf24/(2.0 + _lf24)
-                _lz31 = _ls30*_ls30
-                _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
-                _e33 = 0.28571428570803253 + 0.22222222391794727*_lz31
-                _e34 = 0.18181795631498243 + 0.15386240172447838*_lz31
-                _e35 = 0.13268760562036724 + 0.1308675766695207*_lz31
-                _x36 = _lz31*_lz31
-                _e37 = _e32 + _e33*_x36
-                _e38 = _e34 + _e35*_x36
-                _x39 = _x36*_x36
-                _e40 = _e37 + _e38*_x39
-                _hf41 = 0.5*(_lf24*_lf24)
-                _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
-                _lo43 = (_lg42 if _a15 != 0.0 else _a15)
-                _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
-                _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
-                _lo46 = (_lo45 if _a15 < math.inf else _a15)
-                value = _lo46
-                _t3 = -px1 + px2
-                _t4 = -tx2
-                _t5 = -_t4 - tx1
-                _t6 = _s2
-                _t7 = max(_t6, _t6 - _t6)
-                _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
-                _t9 = inter/_t8
-                _a47 = abs(_t8)
-                _a48 = abs(_t9)
-                _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t8
-                    _inv1 = 1.0/_t9
-                    _t11 = px1 - tx1
-                    _t12 = 1.0 if -_t11 > 0.0 else 0.0
-                    _t13 = 1.0 if _t11 > 0.0 else 0.0
-                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-                    _t15 = _t0*_t14
-                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                    _t17 = _t16*_t2
-                    _t18 = _t15 + _t17
-                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                    _t20 = _t1*_t19 + eps
-                    _t21 = _t20 + inter
-                    _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-                    _t23 = _t22*((_t18 + _t21)*_inv0)
-                    _t24 = -_t12 - _t13 + 1.0
-                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                    _t26 = _t0*_t25
-                    _t27 = 0.5*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
-                    _t29 = py1 - ty1
-                    _t30 = 1.0 if -_t29 > 0.0 else 0.0
-                    _t31 = 1.0 if _t29 > 0.0 else 0.0
-                    _t32 = _t18 + _t25*_t3 + eps
-                    _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-                    _t34 = _t33*((_t32 + inter)*_inv0)
-                    _t35 = -_t30 - _t31 + 1.0
-                    _t36 = 0.5*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
-                    _t38 = _t4 + px2
-                    _t39 = 1.0 if _t38 > 0.0 else 0.0
-                    _t40 = 1.0 if -_t38 > 0.0 else 0.0
-                    _t41 = -_t39 - _t40 + 1.0
-                    _t42 = py2 - ty2
-                    _t43 = 1.0 if _t42 > 0.0 else 0.0
-                    _t44 = 1.0 if -_t42 > 0.0 else 0.0
-                    _t45 = -_t43 - _t44 + 1.0
-                    _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)*_inv0)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
-                    _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)*_inv0)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
-                    d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
-                    d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
-                    d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
-                    d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
-                    d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
-                    d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
-                    d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
-                    d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
+                _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+                _t1_w1 = -py1_w1 + py2_w1
+                _t2_w1 = -ty1_w1 + ty2_w1
+                _s3_w1 = py2_w1 - ty2_w1
+                _s4_w1 = ty1_w1 - py1_w1
+                _s5_w1 = py1_w1 - ty1_w1
+                _s6_w1 = ty2_w1 - py2_w1
+                _s7_w1 = px2_w1 - tx2_w1
+                _s8_w1 = tx1_w1 - px1_w1
+                _s9_w1 = px1_w1 - tx1_w1
+                _s10_w1 = tx2_w1 - px2_w1
+                _s11_w1 = _t2_w1*min(-tx1_w1 + tx2_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                _s12_w1 = _t1_w1*min(-px1_w1 + px2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                _s13_w1 = _t0_w1*min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s14_w1 = _s13_w1 + _t0_w1*min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s12_w1 + _s11_w1 + eps
+                _a15_w1 = _s14_w1/(_t0_w1*max(_s2_w1, _s2_w1 - _s2_w1))
+                _u16_w1 = 1.0 + _a15_w1
+                _lb17_w1 = _f64(_u16_w1).view(_i64)
+                _lm18_w1 = _i64((_lb17_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                _big19_w1 = _lm18_w1 > 1.4142135623730951
+                _lh20_w1 = _lm18_w1*0.5
+                _lf21_w1 = (_lh20_w1 if _big19_w1 else _lm18_w1) - 1.0
+                _le22_w1 = _i64(_i64(_lb17_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                _lk23_w1 = _le22_w1 + (1.0 if _big19_w1 else 0.0)
+                _lf24_w1 = (_a15_w1 if _lk23_w1 == 0.0 else _lf21_w1)
+                _lc25_w1 = _a15_w1 - (_u16_w1 - 1.0)
+                _lc26_w1 = 1.0 - (_u16_w1 - _a15_w1)
+                _lc27_w1 = (_lc25_w1 if _u16_w1 <= 2.0 else _lc26_w1)
+                _lc28_w1 = _lc27_w1/_u16_w1
+                _lc29_w1 = (0.0 if _lk23_w1 == 0.0 else _lc28_w1)
+                _ls30_w1 = _lf24_w1/(2.0 + _lf24_w1)
+                _lz31_w1 = _ls30_w1*_ls30_w1
+                _e32_w1 = 0.6666666666666666 + 0.4000000000000088*_lz31_w1
+                _e33_w1 = 0.28571428570803253 + 0.22222222391794727*_lz31_w1
+                _e34_w1 = 0.18181795631498243 + 0.15386240172447838*_lz31_w1
+                _e35_w1 = 0.13268760562036724 + 0.1308675766695207*_lz31_w1
+                _x36_w1 = _lz31_w1*_lz31_w1
+                _e37_w1 = _e32_w1 + _e33_w1*_x36_w1
+                _e38_w1 = _e34_w1 + _e35_w1*_x36_w1
+                _x39_w1 = _x36_w1*_x36_w1
+                _e40_w1 = _e37_w1 + _e38_w1*_x39_w1
+                _hf41_w1 = 0.5*(_lf24_w1*_lf24_w1)
+                _lg42_w1 = _lk23_w1*0.6931471805598903 + (_lf24_w1 - (_hf41_w1 - (_ls30_w1*(_hf41_w1 + _lz31_w1*_e40_w1) + (_lk23_w1*5.497923018708371e-14 + _lc29_w1))))
+                _lo43_w1 = (_lg42_w1 if _a15_w1 != 0.0 else _a15_w1)
+                _lo44_w1 = (-math.inf if _a15_w1 == -1.0 else math.nan)
+                _lo45_w1 = (_lo43_w1 if _a15_w1 > -1.0 else _lo44_w1)
+                _lo46_w1 = (_lo45_w1 if _a15_w1 < math.inf else _a15_w1)
+                value_w3 = _lo46_w1
+                _t3_w1 = -px1_w1 + px2_w1
+                _t4_w1 = -tx2_w1
+                _t5_w1 = -_t4_w1 - tx1_w1
+                _t6_w1 = _s2_w1
+                _t7_w1 = max(_t6_w1, _t6_w1 - _t6_w1)
+                _t8_w1 = -_t0_w1*_t7_w1 + _t1_w1*_t3_w1 + _t2_w1*_t5_w1 + eps
+                _t9_w1 = inter_w1/_t8_w1
+                _a47_w1 = abs(_t8_w1)
+                _a48_w1 = abs(_t9_w1)
+                _ok_w2_w1 = (_a47_w1 >= 4.450147717014403e-308) & (_a47_w1 <= 2.247116418577895e+307) & (_a48_w1 >= 4.450147717014403e-308) & (_a48_w1 <= 2.247116418577895e+307)
+                if _ok_w2_w1:
+                    _inv0_w1 = 1.0/_t8_w1
+                    _inv1_w1 = 1.0/_t9_w1
+                    _t11_w2 = px1_w1 - tx1_w1
+                    _t12_w2 = 1.0 if -_t11_w2 > 0.0 else 0.0
+                    _t13_w2 = 1.0 if _t11_w2 > 0.0 else 0.0
+                    _t14_w2 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t15_w2 = _t0_w1*_t14_w2
+                    _t16_w2 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                    _t17_w2 = _t16_w2*_t2_w1
+                    _t18_w2 = _t15_w2 + _t17_w2
+                    _t19_w2 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t20_w2 = _t1_w1*_t19_w2 + eps
+                    _t21_w2 = _t20_w2 + inter_w1
+                    _t22_w2 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t23_w2 = _t22_w2*((_t18_w2 + _t21_w2)*_inv0_w1)
+                    _t24_w2 = -_t12_w2 - _t13_w2 + 1.0
+                    _t25_w2 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t26_w2 = _t0_w1*_t25_w2
+                    _t27_w2 = 0.5*_t22_w2
+                    _t28_w2 = _t27_w2*((_t18_w2 + _t20_w2 - _t26_w2)*_inv0_w1)
+                    _t29_w2 = py1_w1 - ty1_w1
+                    _t30_w2 = 1.0 if -_t29_w2 > 0.0 else 0.0
+                    _t31_w2 = 1.0 if _t29_w2 > 0.0 else 0.0
+                    _t32_w2 = _t18_w2 + _t25_w2*_t3_w1 + eps
+                    _t33_w2 = _t0_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                    _t34_w2 = _t33_w2*((_t32_w2 + inter_w1)*_inv0_w1)
+                    _t35_w2 = -_t30_w2 - _t31_w2 + 1.0
+                    _t36_w2 = 0.5*_t33_w2
+                    _t37_w2 = _t36_w2*((-_t19_w2*_t7_w1 + _t32_w2)*_inv0_w1)
+                    _t38_w2 = _t4_w1 + px2_w1
+                    _t39_w2 = 1.0 if _t38_w2 > 0.0 else 0.0
+                    _t40_w2 = 1.0 if -_t38_w2 > 0.0 else 0.0
+                    _t41_w2 = -_t39_w2 - _t40_w2 + 1.0
+                    _t42_w2 = py2_w1 - ty2_w1
+                    _t43_w2 = 1.0 if _t42_w2 > 0.0 else 0.0
+                    _t44_w2 = 1.0 if -_t42_w2 > 0.0 else 0.0
+                    _t45_w2 = -_t43_w2 - _t44_w2 + 1.0
+                    _t46_w2 = _t17_w2 + _t26_w2
+                    _t47_w2 = _t22_w2*((_t21_w2 + _t46_w2)*_inv0_w1)
+                    _t48_w2 = _t27_w2*((-_t15_w2 + _t20_w2 + _t46_w2)*_inv0_w1)
+                    _t49_w2 = _t14_w2*_t5_w1 + _t26_w2
+                    _t50_w2 = _t33_w2*((_t21_w2 + _t49_w2)*_inv0_w1)
+                    _t51_w2 = _t36_w2*((-_t16_w2*_t7_w1 + _t20_w2 + _t49_w2)*_inv0_w1)
+                    d_px1_w1 = -_inv1_w1*((_t1_w1*_t12_w2*_t9_w1 - _t13_w2*_t23_w2 - _t24_w2*_t28_w2)*_inv0_w1)
+                    d_py1_w1 = -_inv1_w1*((_t3_w1*_t30_w2*_t9_w1 - _t31_w2*_t34_w2 - _t35_w2*_t37_w2)*_inv0_w1)
+                    d_px2_w1 = -_inv1_w1*((-_t1_w1*_t39_w2*_t9_w1 + _t23_w2*_t40_w2 + _t28_w2*_t41_w2)*_inv0_w1)
+                    d_py2_w1 = -_inv1_w1*((-_t3_w1*_t43_w2*_t9_w1 + _t34_w2*_t44_w2 + _t37_w2*_t45_w2)*_inv0_w1)
+                    d_tx1_w1 = -_inv1_w1*((-_t12_w2*_t47_w2 + _t13_w2*_t2_w1*_t9_w1 - _t24_w2*_t48_w2)*_inv0_w1)
+                    d_ty1_w1 = -_inv1_w1*((-_t30_w2*_t50_w2 + _t31_w2*_t5_w1*_t9_w1 - _t35_w2*_t51_w2)*_inv0_w1)
+                    d_tx2_w1 = -_inv1_w1*((-_t2_w1*_t40_w2*_t9_w1 + _t39_w2*_t47_w2 + _t41_w2*_t48_w2)*_inv0_w1)
+                    d_ty2_w1 = -_inv1_w1*((_t43_w2*_t50_w2 - _t44_w2*_t5_w1*_t9_w1 + _t45_w2*_t51_w2)*_inv0_w1)
                 else:
-                    _t11 = px1 - tx1
-                    _t12 = 1.0 if -_t11 > 0.0 else 0.0
-                    _t13 = 1.0 if _t11 > 0.0 else 0.0
-                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-                    _t15 = _t0*_t14
-                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                    _t17 = _t16*_t2
-                    _t18 = _t15 + _t17
-                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                    _t20 = _t1*_t19 + eps
-                    _t21 = _t20 + inter
-                    _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
-                    _t23 = _t22*((_t18 + _t21)/_t8)
-                    _t24 = -_t12 - _t13 + 1.0
-                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                    _t26 = _t0*_t25
-                    _t27 = 0.5*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
-                    _t29 = py1 - ty1
-                    _t30 = 1.0 if -_t29 > 0.0 else 0.0
-                    _t31 = 1.0 if _t29 > 0.0 else 0.0
-                    _t32 = _t18 + _t25*_t3 + eps
-                    _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
-                    _t34 = _t33*((_t32 + inter)/_t8)
-                    _t35 = -_t30 - _t31 + 1.0
-                    _t36 = 0.5*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
-                    _t38 = _t4 + px2
-                    _t39 = 1.0 if _t38 > 0.0 else 0.0
-                    _t40 = 1.0 if -_t38 > 0.0 else 0.0
-                    _t41 = -_t39 - _t40 + 1.0
-                    _t42 = py2 - ty2
-                    _t43 = 1.0 if _t42 > 0.0 else 0.0
-                    _t44 = 1.0 if -_t42 > 0.0 else 0.0
-                    _t45 = -_t43 - _t44 + 1.0
-                    _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)/_t8)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
-                    _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)/_t8)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
-                    d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
-                    d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
-                    d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
-                    d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
-                    d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
-                    d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
-                    d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
-                    d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+                    _t11_w1 = px1_w1 - tx1_w1
+                    _t12_w1 = 1.0 if -_t11_w1 > 0.0 else 0.0
+                    _t13_w1 = 1.0 if _t11_w1 > 0.0 else 0.0
+                    _t14_w1 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t15_w1 = _t0_w1*_t14_w1
+                    _t16_w1 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                    _t17_w1 = _t16_w1*_t2_w1
+                    _t18_w1 = _t15_w1 + _t17_w1
+                    _t19_w1 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t20_w1 = _t1_w1*_t19_w1 + eps
+                    _t21_w1 = _t20_w1 + inter_w1
+                    _t22_w1 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8_w1)
+                    _t24_w1 = -_t12_w1 - _t13_w1 + 1.0
+                    _t25_w1 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t26_w1 = _t0_w1*_t25_w1
+                    _t27_w1 = 0.5*_t22_w1
+                    _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8_w1)
+                    _t29_w1 = py1_w1 - ty1_w1
+                    _t30_w1 = 1.0 if -_t29_w1 > 0.0 else 0.0
+                    _t31_w1 = 1.0 if _t29_w1 > 0.0 else 0.0
+                    _t32_w1 = _t18_w1 + _t25_w1*_t3_w1 + eps
+                    _t33_w1 = _t0_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                    _t34_w1 = _t33_w1*((_t32_w1 + inter_w1)/_t8_w1)
+                    _t35_w1 = -_t30_w1 - _t31_w1 + 1.0
+                    _t36_w1 = 0.5*_t33_w1
+                    _t37_w1 = _t36_w1*((-_t19_w1*_t7_w1 + _t32_w1)/_t8_w1)
+                    _t38_w1 = _t4_w1 + px2_w1
+                    _t39_w1 = 1.0 if _t38_w1 > 0.0 else 0.0
+                    _t40_w1 = 1.0 if -_t38_w1 > 0.0 else 0.0
+                    _t41_w1 = -_t39_w1 - _t40_w1 + 1.0
+                    _t42_w1 = py2_w1 - ty2_w1
+                    _t43_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
+                    _t44_w1 = 1.0 if -_t42_w1 > 0.0 else 0.0
+                    _t45_w1 = -_t43_w1 - _t44_w1 + 1.0
+                    _t46_w1 = _t17_w1 + _t26_w1
+                    _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8_w1)
+                    _t48_w1 = _t27_w1*((-_t15_w1 + _t20_w1 + _t46_w1)/_t8_w1)
+                    _t49_w1 = _t14_w1*_t5_w1 + _t26_w1
+                    _t50_w1 = _t33_w1*((_t21_w1 + _t49_w1)/_t8_w1)
+                    _t51_w1 = _t36_w1*((-_t16_w1*_t7_w1 + _t20_w1 + _t49_w1)/_t8_w1)
+                    d_px1_w1 = -((_t1_w1*_t12_w1*_t9_w1 - _t13_w1*_t23_w1 - _t24_w1*_t28_w1)/_t8_w1)/_t9_w1
+                    d_py1_w1 = -((_t3_w1*_t30_w1*_t9_w1 - _t31_w1*_t34_w1 - _t35_w1*_t37_w1)/_t8_w1)/_t9_w1
+                    d_px2_w1 = -((-_t1_w1*_t39_w1*_t9_w1 + _t23_w1*_t40_w1 + _t28_w1*_t41_w1)/_t8_w1)/_t9_w1
+                    d_py2_w1 = -((-_t3_w1*_t43_w1*_t9_w1 + _t34_w1*_t44_w1 + _t37_w1*_t45_w1)/_t8_w1)/_t9_w1
+                    d_tx1_w1 = -((-_t12_w1*_t47_w1 + _t13_w1*_t2_w1*_t9_w1 - _t24_w1*_t48_w1)/_t8_w1)/_t9_w1
+                    d_ty1_w1 = -((-_t30_w1*_t50_w1 + _t31_w1*_t5_w1*_t9_w1 - _t35_w1*_t51_w1)/_t8_w1)/_t9_w1
+                    d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
+                    d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -510,6 +513,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -577,30 +587,34 @@ def _value_block_f32(_pred, _target, _out, eps):
             value = _lo41
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps):
+def _value_blocks_f32(pred, target, out, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps)
     return bad
+
+
+def value_f32(pred, target, out, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps)
+    return _value_blocks_f32(pred, target, out, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -640,7 +654,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = _f32(math.nan)
             d_tx2 = _f32(math.nan)
             d_ty2 = _f32(math.nan)
-            _ok = True
+            _ok_w1 = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -694,7 +708,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9 = inter/_t8
             _a42 = abs(_t8)
             _a43 = abs(_t9)
-            _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
+            _ok_w2 = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
@@ -757,229 +771,227 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = -max(px1, tx1) + min(px2, tx2)
-            _s2 = -max(py1, ty1) + min(py2, ty2)
-            inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
-            if (inter == _f32(0.0)) and (eps + (-px1 + px2)*(-py1 + py2) + (-tx1 + tx2)*(-ty1 + ty2) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
-                value = _f32(math.nan)
-                d_px1 = _f32(math.nan)
-                d_py1 = _f32(math.nan)
-                d_px2 = _f32(math.nan)
-                d_py2 = _f32(math.nan)
-                d_tx1 = _f32(math.nan)
-                d_ty1 = _f32(math.nan)
-                d_tx2 = _f32(math.nan)
-                d_ty2 = _f32(math.nan)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
+            if (inter_w1 == _f32(0.0)) and (eps + (-px1_w1 + px2_w1)*(-py1_w1 + py2_w1) + (-tx1_w1 + tx2_w1)*(-ty1_w1 + ty2_w1) == _f32(0.0)):  # zero union (eps = 0): IoU = 0/0, undefined (NaN) as in iou and iou_loss
+                value_w1 = _f32(math.nan)
+                d_px1_w1 = _f32(math.nan)
+                d_py1_w1 = _f32(math.nan)
+                d_px2_w1 = _f32(math.nan)
+                d_py2_w1 = _f32(math.nan)
+                d_tx1_w1 = _f32(math.nan)
+                d_ty1_w1 = _f32(math.nan)
+                d_tx2_w1 = _f32(math.nan)
+                d_ty2_w1 = _f32(math.nan)
                 _ok = True
-            elif (inter == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
-                value = _f32(math.inf)
-                d_px1 = _f32(math.nan)
-                d_py1 = _f32(math.nan)
-                d_px2 = _f32(math.nan)
-                d_py2 = _f32(math.nan)
-                d_tx1 = _f32(math.nan)
-                d_ty1 = _f32(math.nan)
-                d_tx2 = _f32(math.nan)
-                d_ty2 = _f32(math.nan)
-                _ok = True
+            elif (inter_w1 == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
+                value_w2 = _f32(math.inf)
+                d_px1_w1 = _f32(math.nan)
+                d_py1_w1 = _f32(math.nan)
+                d_px2_w1 = _f32(math.nan)
+                d_py2_w1 = _f32(math.nan)
+                d_tx1_w1 = _f32(math.nan)
+                d_ty1_w1 = _f32(math.nan)
+                d_tx2_w1 = _f32(math.nan)
+                d_ty2_w1 = _f32(math.nan)
+                _ok_w1_w1 = True
             else:  # overlap
-                _t0 = max(_s1, _s1 - _s1)
-                _t1 = -py1 + py2
-                _t2 = -ty1 + ty2
-                _s3 = py2 - ty2
-                _s4 = ty1 - py1
-                _s5 = py1 - ty1
-                _s6 = ty2 - py2
-                _s7 = px2 - tx2
-                _s8 = tx1 - px1
-                _s9 = px1 - tx1
-                _s10 = tx2 - px2
-                _s11 = _t2*min(-tx1 + tx2, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                _s12 = _t1*min(-px1 + px2, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                _s13 = _t0*min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                _s14 = _s13 + _t0*min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s12 + _s11 + eps
-                _a15 = _s14/(_t0*max(_s2, _s2 - _s2))
-                _u16 = _f32(1.0) + _a15
-                _lb17 = _f32(_u16).view(_i32)
-                _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-                _big19 = _lm18 > _f32(1.4142135381698608)
-                _lh20 = _lm18*_f32(0.5)
-                _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
-                _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-                _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
-                _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
-                _lc25 = _a15 - (_u16 - _f32(1.0))
-                _lc26 = _f32(1.0) - (_u16 - _a15)
-                _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
-                _lc28 = _lc27/_u16
-                _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
-                _ls30 = _lf24/(_f32(2.0) + _lf24)
-                _lz31 = _ls30*_ls30
-                _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
-                _e33 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz31
-                _x34 = _lz31*_lz31
-                _e35 = _e32 + _e33*_x34
-                _hf36 = _f32(0.5)*(_lf24*_lf24)
-                _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
-                _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
-                _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
-                _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
-                _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
-                value = _lo41
-                _t3 = -px1 + px2
-                _t4 = -tx2
-                _t5 = -_t4 - tx1
-                _t6 = _s2
-                _t7 = max(_t6, _t6 - _t6)
-                _t8 = -_t0*_t7 + _t1*_t3 + _t2*_t5 + eps
-                _t9 = inter/_t8
-                _a42 = abs(_t8)
-                _a43 = abs(_t9)
-                _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t8
-                    _inv1 = _f32(1.0)/_t9
-                    _t11 = px1 - tx1
-                    _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
-                    _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
-                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-                    _t15 = _t0*_t14
-                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                    _t17 = _t16*_t2
-                    _t18 = _t15 + _t17
-                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                    _t20 = _t1*_t19 + eps
-                    _t21 = _t20 + inter
-                    _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                    _t23 = _t22*((_t18 + _t21)*_inv0)
-                    _t24 = -_t12 - _t13 + _f32(1.0)
-                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                    _t26 = _t0*_t25
-                    _t27 = _f32(0.5)*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
-                    _t29 = py1 - ty1
-                    _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
-                    _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
-                    _t32 = _t18 + _t25*_t3 + eps
-                    _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-                    _t34 = _t33*((_t32 + inter)*_inv0)
-                    _t35 = -_t30 - _t31 + _f32(1.0)
-                    _t36 = _f32(0.5)*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
-                    _t38 = _t4 + px2
-                    _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
-                    _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
-                    _t41 = -_t39 - _t40 + _f32(1.0)
-                    _t42 = py2 - ty2
-                    _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                    _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
-                    _t45 = -_t43 - _t44 + _f32(1.0)
-                    _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)*_inv0)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)*_inv0)
-                    _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)*_inv0)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)*_inv0)
-                    d_px1 = -_inv1*((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)*_inv0)
-                    d_py1 = -_inv1*((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)*_inv0)
-                    d_px2 = -_inv1*((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)*_inv0)
-                    d_py2 = -_inv1*((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)*_inv0)
-                    d_tx1 = -_inv1*((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)*_inv0)
-                    d_ty1 = -_inv1*((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)*_inv0)
-                    d_tx2 = -_inv1*((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)*_inv0)
-                    d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
+                _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
+                _t1_w1 = -py1_w1 + py2_w1
+                _t2_w1 = -ty1_w1 + ty2_w1
+                _s3_w1 = py2_w1 - ty2_w1
+                _s4_w1 = ty1_w1 - py1_w1
+                _s5_w1 = py1_w1 - ty1_w1
+                _s6_w1 = ty2_w1 - py2_w1
+                _s7_w1 = px2_w1 - tx2_w1
+                _s8_w1 = tx1_w1 - px1_w1
+                _s9_w1 = px1_w1 - tx1_w1
+                _s10_w1 = tx2_w1 - px2_w1
+                _s11_w1 = _t2_w1*min(-tx1_w1 + tx2_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                _s12_w1 = _t1_w1*min(-px1_w1 + px2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                _s13_w1 = _t0_w1*min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s14_w1 = _s13_w1 + _t0_w1*min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s12_w1 + _s11_w1 + eps
+                _a15_w1 = _s14_w1/(_t0_w1*max(_s2_w1, _s2_w1 - _s2_w1))
+                _u16_w1 = _f32(1.0) + _a15_w1
+                _lb17_w1 = _f32(_u16_w1).view(_i32)
+                _lm18_w1 = _i32((_lb17_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                _big19_w1 = _lm18_w1 > _f32(1.4142135381698608)
+                _lh20_w1 = _lm18_w1*_f32(0.5)
+                _lf21_w1 = (_lh20_w1 if _big19_w1 else _lm18_w1) - _f32(1.0)
+                _le22_w1 = _i32(_i32(_lb17_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                _lk23_w1 = _le22_w1 + (_f32(1.0) if _big19_w1 else _f32(0.0))
+                _lf24_w1 = (_a15_w1 if _lk23_w1 == _f32(0.0) else _lf21_w1)
+                _lc25_w1 = _a15_w1 - (_u16_w1 - _f32(1.0))
+                _lc26_w1 = _f32(1.0) - (_u16_w1 - _a15_w1)
+                _lc27_w1 = (_lc25_w1 if _u16_w1 <= _f32(2.0) else _lc26_w1)
+                _lc28_w1 = _lc27_w1/_u16_w1
+                _lc29_w1 = (_f32(0.0) if _lk23_w1 == _f32(0.0) else _lc28_w1)
+                _ls30_w1 = _lf24_w1/(_f32(2.0) + _lf24_w1)
+                _lz31_w1 = _ls30_w1*_ls30_w1
+                _e32_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31_w1
+                _e33_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz31_w1
+                _x34_w1 = _lz31_w1*_lz31_w1
+                _e35_w1 = _e32_w1 + _e33_w1*_x34_w1
+                _hf36_w1 = _f32(0.5)*(_lf24_w1*_lf24_w1)
+                _lg37_w1 = _lk23_w1*_f32(0.693145751953125) + (_lf24_w1 - (_hf36_w1 - (_ls30_w1*(_hf36_w1 + _lz31_w1*_e35_w1) + (_lk23_w1*_f32(1.428606765330187e-06) + _lc29_w1))))
+                _lo38_w1 = (_lg37_w1 if _a15_w1 != _f32(0.0) else _a15_w1)
+                _lo39_w1 = (-_f32(math.inf) if _a15_w1 == -_f32(1.0) else _f32(math.nan))
+                _lo40_w1 = (_lo38_w1 if _a15_w1 > -_f32(1.0) else _lo39_w1)
+                _lo41_w1 = (_lo40_w1 if _a15_w1 < _f32(math.inf) else _a15_w1)
+                value_w3 = _lo41_w1
+                _t3_w1 = -px1_w1 + px2_w1
+                _t4_w1 = -tx2_w1
+                _t5_w1 = -_t4_w1 - tx1_w1
+                _t6_w1 = _s2_w1
+                _t7_w1 = max(_t6_w1, _t6_w1 - _t6_w1)
+                _t8_w1 = -_t0_w1*_t7_w1 + _t1_w1*_t3_w1 + _t2_w1*_t5_w1 + eps
+                _t9_w1 = inter_w1/_t8_w1
+                _a42_w1 = abs(_t8_w1)
+                _a43_w1 = abs(_t9_w1)
+                _ok_w2_w1 = (_a42_w1 >= _f32(2.350988701644575e-38)) & (_a42_w1 <= _f32(4.253529586511731e+37)) & (_a43_w1 >= _f32(2.350988701644575e-38)) & (_a43_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w2_w1:
+                    _inv0_w1 = _f32(1.0)/_t8_w1
+                    _inv1_w1 = _f32(1.0)/_t9_w1
+                    _t11_w2 = px1_w1 - tx1_w1
+                    _t12_w2 = _f32(1.0) if -_t11_w2 > _f32(0.0) else _f32(0.0)
+                    _t13_w2 = _f32(1.0) if _t11_w2 > _f32(0.0) else _f32(0.0)
+                    _t14_w2 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t15_w2 = _t0_w1*_t14_w2
+                    _t16_w2 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                    _t17_w2 = _t16_w2*_t2_w1
+                    _t18_w2 = _t15_w2 + _t17_w2
+                    _t19_w2 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t20_w2 = _t1_w1*_t19_w2 + eps
+                    _t21_w2 = _t20_w2 + inter_w1
+                    _t22_w2 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t23_w2 = _t22_w2*((_t18_w2 + _t21_w2)*_inv0_w1)
+                    _t24_w2 = -_t12_w2 - _t13_w2 + _f32(1.0)
+                    _t25_w2 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t26_w2 = _t0_w1*_t25_w2
+                    _t27_w2 = _f32(0.5)*_t22_w2
+                    _t28_w2 = _t27_w2*((_t18_w2 + _t20_w2 - _t26_w2)*_inv0_w1)
+                    _t29_w2 = py1_w1 - ty1_w1
+                    _t30_w2 = _f32(1.0) if -_t29_w2 > _f32(0.0) else _f32(0.0)
+                    _t31_w2 = _f32(1.0) if _t29_w2 > _f32(0.0) else _f32(0.0)
+                    _t32_w2 = _t18_w2 + _t25_w2*_t3_w1 + eps
+                    _t33_w2 = _t0_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                    _t34_w2 = _t33_w2*((_t32_w2 + inter_w1)*_inv0_w1)
+                    _t35_w2 = -_t30_w2 - _t31_w2 + _f32(1.0)
+                    _t36_w2 = _f32(0.5)*_t33_w2
+                    _t37_w2 = _t36_w2*((-_t19_w2*_t7_w1 + _t32_w2)*_inv0_w1)
+                    _t38_w2 = _t4_w1 + px2_w1
+                    _t39_w2 = _f32(1.0) if _t38_w2 > _f32(0.0) else _f32(0.0)
+                    _t40_w2 = _f32(1.0) if -_t38_w2 > _f32(0.0) else _f32(0.0)
+                    _t41_w2 = -_t39_w2 - _t40_w2 + _f32(1.0)
+                    _t42_w2 = py2_w1 - ty2_w1
+                    _t43_w2 = _f32(1.0) if _t42_w2 > _f32(0.0) else _f32(0.0)
+                    _t44_w2 = _f32(1.0) if -_t42_w2 > _f32(0.0) else _f32(0.0)
+                    _t45_w2 = -_t43_w2 - _t44_w2 + _f32(1.0)
+                    _t46_w2 = _t17_w2 + _t26_w2
+                    _t47_w2 = _t22_w2*((_t21_w2 + _t46_w2)*_inv0_w1)
+                    _t48_w2 = _t27_w2*((-_t15_w2 + _t20_w2 + _t46_w2)*_inv0_w1)
+                    _t49_w2 = _t14_w2*_t5_w1 + _t26_w2
+                    _t50_w2 = _t33_w2*((_t21_w2 + _t49_w2)*_inv0_w1)
+                    _t51_w2 = _t36_w2*((-_t16_w2*_t7_w1 + _t20_w2 + _t49_w2)*_inv0_w1)
+                    d_px1_w1 = -_inv1_w1*((_t1_w1*_t12_w2*_t9_w1 - _t13_w2*_t23_w2 - _t24_w2*_t28_w2)*_inv0_w1)
+                    d_py1_w1 = -_inv1_w1*((_t3_w1*_t30_w2*_t9_w1 - _t31_w2*_t34_w2 - _t35_w2*_t37_w2)*_inv0_w1)
+                    d_px2_w1 = -_inv1_w1*((-_t1_w1*_t39_w2*_t9_w1 + _t23_w2*_t40_w2 + _t28_w2*_t41_w2)*_inv0_w1)
+                    d_py2_w1 = -_inv1_w1*((-_t3_w1*_t43_w2*_t9_w1 + _t34_w2*_t44_w2 + _t37_w2*_t45_w2)*_inv0_w1)
+                    d_tx1_w1 = -_inv1_w1*((-_t12_w2*_t47_w2 + _t13_w2*_t2_w1*_t9_w1 - _t24_w2*_t48_w2)*_inv0_w1)
+                    d_ty1_w1 = -_inv1_w1*((-_t30_w2*_t50_w2 + _t31_w2*_t5_w1*_t9_w1 - _t35_w2*_t51_w2)*_inv0_w1)
+                    d_tx2_w1 = -_inv1_w1*((-_t2_w1*_t40_w2*_t9_w1 + _t39_w2*_t47_w2 + _t41_w2*_t48_w2)*_inv0_w1)
+                    d_ty2_w1 = -_inv1_w1*((_t43_w2*_t50_w2 - _t44_w2*_t5_w1*_t9_w1 + _t45_w2*_t51_w2)*_inv0_w1)
                 else:
-                    _t11 = px1 - tx1
-                    _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
-                    _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
-                    _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
-                    _t15 = _t0*_t14
-                    _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
-                    _t17 = _t16*_t2
-                    _t18 = _t15 + _t17
-                    _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
-                    _t20 = _t1*_t19 + eps
-                    _t21 = _t20 + inter
-                    _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
-                    _t23 = _t22*((_t18 + _t21)/_t8)
-                    _t24 = -_t12 - _t13 + _f32(1.0)
-                    _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-                    _t26 = _t0*_t25
-                    _t27 = _f32(0.5)*_t22
-                    _t28 = _t27*((_t18 + _t20 - _t26)/_t8)
-                    _t29 = py1 - ty1
-                    _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
-                    _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
-                    _t32 = _t18 + _t25*_t3 + eps
-                    _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
-                    _t34 = _t33*((_t32 + inter)/_t8)
-                    _t35 = -_t30 - _t31 + _f32(1.0)
-                    _t36 = _f32(0.5)*_t33
-                    _t37 = _t36*((-_t19*_t7 + _t32)/_t8)
-                    _t38 = _t4 + px2
-                    _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
-                    _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
-                    _t41 = -_t39 - _t40 + _f32(1.0)
-                    _t42 = py2 - ty2
-                    _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                    _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
-                    _t45 = -_t43 - _t44 + _f32(1.0)
-                    _t46 = _t17 + _t26
-                    _t47 = _t22*((_t21 + _t46)/_t8)
-                    _t48 = _t27*((-_t15 + _t20 + _t46)/_t8)
-                    _t49 = _t14*_t5 + _t26
-                    _t50 = _t33*((_t21 + _t49)/_t8)
-                    _t51 = _t36*((-_t16*_t7 + _t20 + _t49)/_t8)
-                    d_px1 = -((_t1*_t12*_t9 - _t13*_t23 - _t24*_t28)/_t8)/_t9
-                    d_py1 = -((_t3*_t30*_t9 - _t31*_t34 - _t35*_t37)/_t8)/_t9
-                    d_px2 = -((-_t1*_t39*_t9 + _t23*_t40 + _t28*_t41)/_t8)/_t9
-                    d_py2 = -((-_t3*_t43*_t9 + _t34*_t44 + _t37*_t45)/_t8)/_t9
-                    d_tx1 = -((-_t12*_t47 + _t13*_t2*_t9 - _t24*_t48)/_t8)/_t9
-                    d_ty1 = -((-_t30*_t50 + _t31*_t5*_t9 - _t35*_t51)/_t8)/_t9
-                    d_tx2 = -((-_t2*_t40*_t9 + _t39*_t47 + _t41*_t48)/_t8)/_t9
-                    d_ty2 = -((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)/_t8)/_t9
+                    _t11_w1 = px1_w1 - tx1_w1
+                    _t12_w1 = _f32(1.0) if -_t11_w1 > _f32(0.0) else _f32(0.0)
+                    _t13_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
+                    _t14_w1 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                    _t15_w1 = _t0_w1*_t14_w1
+                    _t16_w1 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
+                    _t17_w1 = _t16_w1*_t2_w1
+                    _t18_w1 = _t15_w1 + _t17_w1
+                    _t19_w1 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                    _t20_w1 = _t1_w1*_t19_w1 + eps
+                    _t21_w1 = _t20_w1 + inter_w1
+                    _t22_w1 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8_w1)
+                    _t24_w1 = -_t12_w1 - _t13_w1 + _f32(1.0)
+                    _t25_w1 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t26_w1 = _t0_w1*_t25_w1
+                    _t27_w1 = _f32(0.5)*_t22_w1
+                    _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8_w1)
+                    _t29_w1 = py1_w1 - ty1_w1
+                    _t30_w1 = _f32(1.0) if -_t29_w1 > _f32(0.0) else _f32(0.0)
+                    _t31_w1 = _f32(1.0) if _t29_w1 > _f32(0.0) else _f32(0.0)
+                    _t32_w1 = _t18_w1 + _t25_w1*_t3_w1 + eps
+                    _t33_w1 = _t0_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                    _t34_w1 = _t33_w1*((_t32_w1 + inter_w1)/_t8_w1)
+                    _t35_w1 = -_t30_w1 - _t31_w1 + _f32(1.0)
+                    _t36_w1 = _f32(0.5)*_t33_w1
+                    _t37_w1 = _t36_w1*((-_t19_w1*_t7_w1 + _t32_w1)/_t8_w1)
+                    _t38_w1 = _t4_w1 + px2_w1
+                    _t39_w1 = _f32(1.0) if _t38_w1 > _f32(0.0) else _f32(0.0)
+                    _t40_w1 = _f32(1.0) if -_t38_w1 > _f32(0.0) else _f32(0.0)
+                    _t41_w1 = -_t39_w1 - _t40_w1 + _f32(1.0)
+                    _t42_w1 = py2_w1 - ty2_w1
+                    _t43_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
+                    _t44_w1 = _f32(1.0) if -_t42_w1 > _f32(0.0) else _f32(0.0)
+                    _t45_w1 = -_t43_w1 - _t44_w1 + _f32(1.0)
+                    _t46_w1 = _t17_w1 + _t26_w1
+                    _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8_w1)
+                    _t48_w1 = _t27_w1*((-_t15_w1 + _t20_w1 + _t46_w1)/_t8_w1)
+                    _t49_w1 = _t14_w1*_t5_w1 + _t26_w1
+                    _t50_w1 = _t33_w1*((_t21_w1 + _t49_w1)/_t8_w1)
+                    _t51_w1 = _t36_w1*((-_t16_w1*_t7_w1 + _t20_w1 + _t49_w1)/_t8_w1)
+                    d_px1_w1 = -((_t1_w1*_t12_w1*_t9_w1 - _t13_w1*_t23_w1 - _t24_w1*_t28_w1)/_t8_w1)/_t9_w1
+                    d_py1_w1 = -((_t3_w1*_t30_w1*_t9_w1 - _t31_w1*_t34_w1 - _t35_w1*_t37_w1)/_t8_w1)/_t9_w1
+                    d_px2_w1 = -((-_t1_w1*_t39_w1*_t9_w1 + _t23_w1*_t40_w1 + _t28_w1*_t41_w1)/_t8_w1)/_t9_w1
+                    d_py2_w1 = -((-_t3_w1*_t43_w1*_t9_w1 + _t34_w1*_t44_w1 + _t37_w1*_t45_w1)/_t8_w1)/_t9_w1
+                    d_tx1_w1 = -((-_t12_w1*_t47_w1 + _t13_w1*_t2_w1*_t9_w1 - _t24_w1*_t48_w1)/_t8_w1)/_t9_w1
+                    d_ty1_w1 = -((-_t30_w1*_t50_w1 + _t31_w1*_t5_w1*_t9_w1 - _t35_w1*_t51_w1)/_t8_w1)/_t9_w1
+                    d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
+                    d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -987,3 +999,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps)

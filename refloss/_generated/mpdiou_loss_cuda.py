@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ec4f6f7e561846f3
+# scalar kernels: sha256 2833c3c1d695210a
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

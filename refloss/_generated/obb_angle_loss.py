@@ -62,11 +62,11 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         value = (_s3*_s3)*math.exp(-(_s4*_s4))
         return value
     else:  # ln(w/h) of the ratio
-        _t0 = -ta
-        _e5 = pa + _t0
-        _t1 = 2.0*_e5
+        _t0_w1 = -ta
+        _e5 = pa + _t0_w1
+        _t1_w1 = 2.0*_e5
         _e6 = _e5 - pa
-        _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+        _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
         _s8 = math.log(((eps + tw)/(eps + th)))/lam
         value = (_s7*_s7)*math.exp(-(_s8*_s8))
         return value
@@ -143,33 +143,33 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         d_ta = _t13*_t6
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
     else:  # ln(w/h) of the ratio
-        _t0 = -ta
-        _e5 = pa + _t0
-        _t1 = 2.0*_e5
+        _t0_w1 = -ta
+        _e5 = pa + _t0_w1
+        _t1_w1 = 2.0*_e5
         _e6 = _e5 - pa
-        _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+        _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
         _s8 = math.log(((eps + tw)/(eps + th)))/lam
         value = (_s7*_s7)*math.exp(-(_s8*_s8))
-        _t2 = math.cos(_t1)
-        _t3 = math.sin(_t1)
-        _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
-        _t5 = -4.0*_t2 + 8.0*_t3*_t4
-        _t6 = 2.0*_t2*_t4 + _t3
+        _t2_w1 = math.cos(_t1_w1)
+        _t3_w1 = math.sin(_t1_w1)
+        _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+        _t5_w1 = -4.0*_t2_w1 + 8.0*_t3_w1*_t4_w1
+        _t6_w1 = 2.0*_t2_w1*_t4_w1 + _t3_w1
         _t8 = eps + tw
-        _t10 = math.log((_t8/(eps + th)))/lam
-        _t11 = math.exp(-(_t10*_t10))
-        _t12 = _t11*_t6
-        _t13 = 2.0*_t10*_t11*(_t6*_t6)/lam
+        _t10_w1 = math.log((_t8/(eps + th)))/lam
+        _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+        _t12_w1 = _t11_w1*_t6_w1
+        _t13_w1 = 2.0*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
         d_px = 0.0
         d_py = 0.0
         d_pw = 0.0
         d_ph = 0.0
-        d_pa = -_t12*_t5
+        d_pa = -_t12_w1*_t5_w1
         d_tx = 0.0
         d_ty = 0.0
-        d_tw = -_t13/_t8
-        d_th = _t13/(eps + th)
-        d_ta = _t12*_t5
+        d_tw = -_t13_w1/_t8
+        d_th = _t13_w1/(eps + th)
+        d_ta = _t12_w1*_t5_w1
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
 
 
@@ -194,11 +194,11 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         value = (_s3*_s3)*math.exp(-(_s4*_s4))
         return value
     else:  # ln(w/h) of the ratio
-        _t0 = -ta
-        _e5 = pa + _t0
-        _t1 = _f32(2.0)*_e5
+        _t0_w1 = -ta
+        _e5 = pa + _t0_w1
+        _t1_w1 = _f32(2.0)*_e5
         _e6 = _e5 - pa
-        _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+        _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
         _s8 = math.log(((eps + tw)/(eps + th)))/lam
         value = (_s7*_s7)*math.exp(-(_s8*_s8))
         return value
@@ -275,31 +275,31 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         d_ta = _t13*_t6
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
     else:  # ln(w/h) of the ratio
-        _t0 = -ta
-        _e5 = pa + _t0
-        _t1 = _f32(2.0)*_e5
+        _t0_w1 = -ta
+        _e5 = pa + _t0_w1
+        _t1_w1 = _f32(2.0)*_e5
         _e6 = _e5 - pa
-        _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+        _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
         _s8 = math.log(((eps + tw)/(eps + th)))/lam
         value = (_s7*_s7)*math.exp(-(_s8*_s8))
-        _t2 = math.cos(_t1)
-        _t3 = math.sin(_t1)
-        _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
-        _t5 = -_f32(4.0)*_t2 + _f32(8.0)*_t3*_t4
-        _t6 = _f32(2.0)*_t2*_t4 + _t3
+        _t2_w1 = math.cos(_t1_w1)
+        _t3_w1 = math.sin(_t1_w1)
+        _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+        _t5_w1 = -_f32(4.0)*_t2_w1 + _f32(8.0)*_t3_w1*_t4_w1
+        _t6_w1 = _f32(2.0)*_t2_w1*_t4_w1 + _t3_w1
         _t8 = eps + tw
-        _t10 = math.log((_t8/(eps + th)))/lam
-        _t11 = math.exp(-(_t10*_t10))
-        _t12 = _t11*_t6
-        _t13 = _f32(2.0)*_t10*_t11*(_t6*_t6)/lam
+        _t10_w1 = math.log((_t8/(eps + th)))/lam
+        _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+        _t12_w1 = _t11_w1*_t6_w1
+        _t13_w1 = _f32(2.0)*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
         d_px = _f32(0.0)
         d_py = _f32(0.0)
         d_pw = _f32(0.0)
         d_ph = _f32(0.0)
-        d_pa = -_t12*_t5
+        d_pa = -_t12_w1*_t5_w1
         d_tx = _f32(0.0)
         d_ty = _f32(0.0)
-        d_tw = -_t13/_t8
-        d_th = _t13/(eps + th)
-        d_ta = _t12*_t5
+        d_tw = -_t13_w1/_t8
+        d_th = _t13_w1/(eps + th)
+        d_ta = _t12_w1*_t5_w1
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3bf6fdc2542f0dd7
+# scalar kernels: sha256 f0224bd83c31ce55
 """OBB angle loss (ultralytics): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -50,40 +51,44 @@ def _value_block_f64(_pred, _target, _out, lam, eps):
             _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
             value = (_s3*_s3)*math.exp(-(_s4*_s4))
         else:  # ln(w/h) of the ratio
-            _t0 = -ta
-            _e5 = pa + _t0
-            _t1 = 2.0*_e5
+            _t0_w1 = -ta
+            _e5 = pa + _t0_w1
+            _t1_w1 = 2.0*_e5
             _e6 = _e5 - pa
-            _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
             _s8 = math.log(((eps + tw)/(eps + th)))/lam
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
+                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
+                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, lam, eps):
+def _value_blocks_f64(pred, target, out, lam, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, lam, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], lam, eps)
     return bad
+
+
+def value_f64(pred, target, out, lam, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, lam, eps)
+    return _value_blocks_f64(pred, target, out, lam, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -166,33 +171,33 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _t14/_t2
             d_ta = _t13*_t6
         else:  # ln(w/h) of the ratio
-            _t0 = -ta
-            _e5 = pa + _t0
-            _t1 = 2.0*_e5
+            _t0_w1 = -ta
+            _e5 = pa + _t0_w1
+            _t1_w1 = 2.0*_e5
             _e6 = _e5 - pa
-            _s7 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
             _s8 = math.log(((eps + tw)/(eps + th)))/lam
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
-            _t2 = math.cos(_t1)
-            _t3 = math.sin(_t1)
-            _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
-            _t5 = -4.0*_t2 + 8.0*_t3*_t4
-            _t6 = 2.0*_t2*_t4 + _t3
+            _t2_w1 = math.cos(_t1_w1)
+            _t3_w1 = math.sin(_t1_w1)
+            _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+            _t5_w1 = -4.0*_t2_w1 + 8.0*_t3_w1*_t4_w1
+            _t6_w1 = 2.0*_t2_w1*_t4_w1 + _t3_w1
             _t8 = eps + tw
-            _t10 = math.log((_t8/(eps + th)))/lam
-            _t11 = math.exp(-(_t10*_t10))
-            _t12 = _t11*_t6
-            _t13 = 2.0*_t10*_t11*(_t6*_t6)/lam
+            _t10_w1 = math.log((_t8/(eps + th)))/lam
+            _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+            _t12_w1 = _t11_w1*_t6_w1
+            _t13_w1 = 2.0*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
             d_px = 0.0
             d_py = 0.0
             d_pw = 0.0
             d_ph = 0.0
-            d_pa = -_t12*_t5
+            d_pa = -_t12_w1*_t5_w1
             d_tx = 0.0
             d_ty = 0.0
-            d_tw = -_t13/_t8
-            d_th = _t13/(eps + th)
-            d_ta = _t12*_t5
+            d_tw = -_t13_w1/_t8
+            d_th = _t13_w1/(eps + th)
+            d_ta = _t12_w1*_t5_w1
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -205,30 +210,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
+                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
+                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, lam, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -236,6 +239,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
         bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, lam, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, lam, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, lam, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -268,40 +278,44 @@ def _value_block_f32(_pred, _target, _out, lam, eps):
             _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
             value = (_s3*_s3)*math.exp(-(_s4*_s4))
         else:  # ln(w/h) of the ratio
-            _t0 = -ta
-            _e5 = pa + _t0
-            _t1 = _f32(2.0)*_e5
+            _t0_w1 = -ta
+            _e5 = pa + _t0_w1
+            _t1_w1 = _f32(2.0)*_e5
             _e6 = _e5 - pa
-            _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
             _s8 = math.log(((eps + tw)/(eps + th)))/lam
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, lam, eps):
+def _value_blocks_f32(pred, target, out, lam, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, lam, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], lam, eps)
     return bad
+
+
+def value_f32(pred, target, out, lam, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, lam, eps)
+    return _value_blocks_f32(pred, target, out, lam, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -384,33 +398,33 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _t14/_t2
             d_ta = _t13*_t6
         else:  # ln(w/h) of the ratio
-            _t0 = -ta
-            _e5 = pa + _t0
-            _t1 = _f32(2.0)*_e5
+            _t0_w1 = -ta
+            _e5 = pa + _t0_w1
+            _t1_w1 = _f32(2.0)*_e5
             _e6 = _e5 - pa
-            _s7 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e5 - _e6)) + (_t0 - _e6))
+            _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
             _s8 = math.log(((eps + tw)/(eps + th)))/lam
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
-            _t2 = math.cos(_t1)
-            _t3 = math.sin(_t1)
-            _t4 = (pa - (_e5 - _e6)) + (_t0 - _e6)
-            _t5 = -_f32(4.0)*_t2 + _f32(8.0)*_t3*_t4
-            _t6 = _f32(2.0)*_t2*_t4 + _t3
+            _t2_w1 = math.cos(_t1_w1)
+            _t3_w1 = math.sin(_t1_w1)
+            _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+            _t5_w1 = -_f32(4.0)*_t2_w1 + _f32(8.0)*_t3_w1*_t4_w1
+            _t6_w1 = _f32(2.0)*_t2_w1*_t4_w1 + _t3_w1
             _t8 = eps + tw
-            _t10 = math.log((_t8/(eps + th)))/lam
-            _t11 = math.exp(-(_t10*_t10))
-            _t12 = _t11*_t6
-            _t13 = _f32(2.0)*_t10*_t11*(_t6*_t6)/lam
+            _t10_w1 = math.log((_t8/(eps + th)))/lam
+            _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+            _t12_w1 = _t11_w1*_t6_w1
+            _t13_w1 = _f32(2.0)*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
             d_px = _f32(0.0)
             d_py = _f32(0.0)
             d_pw = _f32(0.0)
             d_ph = _f32(0.0)
-            d_pa = -_t12*_t5
+            d_pa = -_t12_w1*_t5_w1
             d_tx = _f32(0.0)
             d_ty = _f32(0.0)
-            d_tw = -_t13/_t8
-            d_th = _t13/(eps + th)
-            d_ta = _t12*_t5
+            d_tw = -_t13_w1/_t8
+            d_th = _t13_w1/(eps + th)
+            d_ta = _t12_w1*_t5_w1
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -423,30 +437,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lam, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, lam, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, lam, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -454,3 +466,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lam, eps):
         bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, lam, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lam, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, lam, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, lam, eps)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3bf6fdc2542f0dd7
+# scalar kernels: sha256 f0224bd83c31ce55
 """OBB angle loss (ultralytics): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a44ea64d0def98b0
+# scalar kernels: sha256 4b7c5f9e53e397ab
 """ProbIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -137,31 +138,35 @@ def _value_block_f64(_pred, _target, _out, mode):
             value = math.sqrt(_s54)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
+                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
+                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, mode):
+def _value_blocks_f64(pred, target, out, mode):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, mode)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
     return bad
+
+
+def value_f64(pred, target, out, mode):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, mode)
+    return _value_blocks_f64(pred, target, out, mode)
 
 
 @njit(**CPU_OPTIONS)
@@ -417,190 +422,190 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = 0.0
             d_ta = 0.0
         else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
-            _t1 = _s6
-            _t2 = _s9
-            _t3 = _s13
-            _t4 = _s16
-            _t5 = ph - pw
-            _t6 = -_t5
-            _t7 = -tw
-            _t8 = _t7 + th
-            _t9 = -_t8
-            _t10 = 1.0 if _t6*_t9 > 0.0 else 0.0
-            _t11 = -th
-            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
-            _t13 = _t7 + pw
-            _t14 = 1.0 - _t10
-            _t15 = _t7 + ph
-            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
-            _t17 = _s24
-            _e55 = pa + _t17
-            _t18 = _e55
-            _t19 = math.sin(_t18)
+            _t1_w1 = _s6
+            _t2_w1 = _s9
+            _t3_w1 = _s13
+            _t4_w1 = _s16
+            _t5_w1 = ph - pw
+            _t6_w1 = -_t5_w1
+            _t7_w1 = -tw
+            _t8_w1 = _t7_w1 + th
+            _t9_w1 = -_t8_w1
+            _t10_w1 = 1.0 if _t6_w1*_t9_w1 > 0.0 else 0.0
+            _t11_w1 = -th
+            _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13_w1 = _t7_w1 + pw
+            _t14_w1 = 1.0 - _t10_w1
+            _t15_w1 = _t7_w1 + ph
+            _t16_w1 = (_t11_w1 + pw)/max(max(pw, ph), max(tw, th))
+            _t17_w1 = _s24
+            _e55 = pa + _t17_w1
+            _t18_w1 = _e55
+            _t19_w1 = math.sin(_t18_w1)
             _e56 = _e55 - pa
-            _t20 = (pa - (_e55 - _e56)) + (_t17 - _e56)
-            _t21 = math.cos(_t18)
-            _t22 = _t1 + _t2
-            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
-            _t24 = _t3 + _t4
-            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
-            _t26 = _t23*_t25
-            _s57 = _t19 + _t20*_t21
-            _s58 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
-            _s59 = -_t19*_t20 + _t21
-            _s60 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
-            _s61 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
-            _s62 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s61
-            _t27 = _t10*(_t26*(_s57*_s57) + (_s58*_s58)) + _t14*(-_t26*(_s59*_s59) + (_s60*_s60)) + (_s62*_s62)
-            _t28 = 1.0 if _t5 > 0.0 else 0.0
-            _t29 = _s4
-            _t30 = _s5
-            _t31 = (_t29*_t29) + (_t30*_t30)
-            _t32 = math.sin(pa)
-            _t33 = math.cos(pa)
-            _t34 = 1.0 if _t8 > 0.0 else 0.0
-            _t35 = math.sin(ta)
-            _t36 = math.cos(ta)
-            _s63 = _t29*_t33 + _t30*_t32
-            _s64 = _t29*_t36 + _t30*_t35
-            _s65 = -_t29*_t32 + _t30*_t33
-            _s66 = -_t29*_t35 + _t30*_t36
-            _s67 = 3.0*_t28*((_t2*_t2)*_t31 + (_s63*_s63)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
-            _s68 = 3.0*_t34*(_t31*(_t4*_t4) + (_s64*_s64)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
-            _s69 = 3.0*((_t1*_t1)*_t31 + _t23*(_s65*_s65))*(1.0 - _t28)
-            _s70 = _s67 + _s68 + _s69 + 3.0*(_t25*(_s66*_s66) + (_t3*_t3)*_t31)*(1.0 - _t34)
-            _s71 = -math.expm1(-0.5*math.log1p(0.25*_t27/(_t1*_t2*_t3*_t4)) - _s70/(4.0*_t1*_t2*_t3*_t4 + _t27))
+            _t20_w1 = (pa - (_e55 - _e56)) + (_t17_w1 - _e56)
+            _t21_w1 = math.cos(_t18_w1)
+            _t22_w1 = _t1_w1 + _t2_w1
+            _t23_w1 = _t22_w1*(_t6_w1/max(max(pw, ph), max(tw, th)))
+            _t24_w1 = _t3_w1 + _t4_w1
+            _t25_w1 = _t24_w1*(_t9_w1/max(max(pw, ph), max(tw, th)))
+            _t26_w1 = _t23_w1*_t25_w1
+            _s57 = _t19_w1 + _t20_w1*_t21_w1
+            _s58 = _t1_w1*(-_t13_w1/max(max(pw, ph), max(tw, th))) + _t12_w1
+            _s59 = -_t19_w1*_t20_w1 + _t21_w1
+            _s60 = _t1_w1*_t16_w1 + _t2_w1*(-_t15_w1/max(max(pw, ph), max(tw, th)))
+            _s61 = _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*(_t15_w1/max(max(pw, ph), max(tw, th))))
+            _s62 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s61
+            _t27_w1 = _t10_w1*(_t26_w1*(_s57*_s57) + (_s58*_s58)) + _t14_w1*(-_t26_w1*(_s59*_s59) + (_s60*_s60)) + (_s62*_s62)
+            _t28_w1 = 1.0 if _t5_w1 > 0.0 else 0.0
+            _t29_w1 = _s4
+            _t30_w1 = _s5
+            _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
+            _t32_w1 = math.sin(pa)
+            _t33_w1 = math.cos(pa)
+            _t34_w1 = 1.0 if _t8_w1 > 0.0 else 0.0
+            _t35_w1 = math.sin(ta)
+            _t36_w1 = math.cos(ta)
+            _s63 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
+            _s64 = _t29_w1*_t36_w1 + _t30_w1*_t35_w1
+            _s65 = -_t29_w1*_t32_w1 + _t30_w1*_t33_w1
+            _s66 = -_t29_w1*_t35_w1 + _t30_w1*_t36_w1
+            _s67 = 3.0*_t28_w1*((_t2_w1*_t2_w1)*_t31_w1 + (_s63*_s63)*(_t22_w1*(_t5_w1/max(max(pw, ph), max(tw, th)))))
+            _s68 = 3.0*_t34_w1*(_t31_w1*(_t4_w1*_t4_w1) + (_s64*_s64)*(_t24_w1*(_t8_w1/max(max(pw, ph), max(tw, th)))))
+            _s69 = 3.0*((_t1_w1*_t1_w1)*_t31_w1 + _t23_w1*(_s65*_s65))*(1.0 - _t28_w1)
+            _s70 = _s67 + _s68 + _s69 + 3.0*(_t25_w1*(_s66*_s66) + (_t3_w1*_t3_w1)*_t31_w1)*(1.0 - _t34_w1)
+            _s71 = -math.expm1(-0.5*math.log1p(0.25*_t27_w1/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)) - _s70/(4.0*_t1_w1*_t2_w1*_t3_w1*_t4_w1 + _t27_w1))
             value = math.sqrt(_s71)
-            _t37 = _t1*_t1
-            _t39 = 2.0/max(max(pw, ph), max(tw, th))
-            _t40 = _t29*_t39
-            _t41 = _t32*_t39
-            _t42 = _t29*_t32
-            _t43 = _t30*_t33 - _t42
-            _t44 = _t23*_t43
-            _t45 = _t37*_t40 - _t41*_t44
-            _t46 = 3.0*(1.0 - _t28)
-            _t47 = _t3*_t3
-            _t48 = _t35*_t39
-            _t49 = _t29*_t35
-            _t50 = _t30*_t36 - _t49
-            _t51 = _t25*_t50
-            _t52 = -2.0*_t29*_t47/max(max(pw, ph), max(tw, th)) + _t48*_t51
-            _t53 = 3.0*(1.0 - _t34)
-            _t54 = _t2*_t2
-            _t55 = _t33*_t39
-            _t56 = _t5/max(max(pw, ph), max(tw, th))
-            _t57 = _t22*_t56
-            _t58 = _t29*_t33
-            _t59 = _t30*_t32
-            _t60 = _t58 + _t59
-            _t61 = _t57*_t60
-            _t62 = _t40*_t54 + _t55*_t61
-            _t63 = 3.0*_t28
-            _t64 = _t4*_t4
-            _t65 = _t36*_t39
-            _t66 = _t8/max(max(pw, ph), max(tw, th))
-            _t67 = _t24*_t66
-            _t68 = _t29*_t36
-            _t69 = _t30*_t35
-            _t70 = _t68 + _t69
-            _t71 = _t67*_t70
-            _t72 = _t40*_t64 + _t65*_t71
-            _t73 = 3.0*_t34
-            _t74 = 4.0*_t1*_t4
-            _t75 = _t20*_t21
-            _t76 = _t19 + _t75
-            _t77 = _t76*_t76
-            _t78 = _t23*_t25
-            _t79 = -tw
-            _t80 = (-_t79 - pw)/max(max(pw, ph), max(tw, th))
-            _t81 = _t1*_t80 + _t12
-            _t82 = _t19*_t20
-            _t83 = _t21 - _t82
-            _t84 = _t83*_t83
-            _t85 = (-_t79 - ph)/max(max(pw, ph), max(tw, th))
-            _t86 = _t1*_t16 + _t2*_t85
-            _t87 = _t13/max(max(pw, ph), max(tw, th))
-            _t88 = _t15/max(max(pw, ph), max(tw, th))
-            _t89 = _t10*(_t12 + _t3*_t87) + _t14*(_t16*_t4 + _t2*_t88)
-            _t90 = _t10*(_t77*_t78 + (_t81*_t81)) + _t14*(-_t78*_t84 + (_t86*_t86)) + (_t89*_t89)
-            _t91 = _t2*_t3*_t74 + _t90
-            _t97 = 1.0/(_t1*_t2*_t3*_t4)
-            _t98 = 0.25*_t97
-            _t99 = _t90*_t98
-            _t100 = _t43*_t43
-            _t101 = _t50*_t50
-            _t102 = _t60*_t60
-            _t103 = _t70*_t70
-            _s72 = _t46*(_t100*_t23 + _t31*_t37)
-            _t104 = _s72 + _t53*(_t101*_t25 + _t31*_t47) + _t63*(_t102*_t57 + _t31*_t54) + _t73*(_t103*_t67 + _t31*_t64)
-            _t105 = -_t104/_t91 - 0.5*math.log1p(_t99)
-            _t106 = 0.5*value*math.exp(_t105)/math.expm1(_t105)
-            _t107 = _t106/_t91
-            _t108 = _t30*_t39
-            _t109 = _t108*_t37 + _t44*_t55
-            _t110 = _t108*_t47 + _t51*_t65
-            _t111 = _t108*_t54 + _t41*_t61
-            _t112 = _t108*_t64 + _t48*_t71
-            _t113 = _t22/max(max(pw, ph), max(tw, th))
-            _t114 = _t6/max(max(pw, ph), max(tw, th))
+            _t37_w1 = _t1_w1*_t1_w1
+            _t39_w1 = 2.0/max(max(pw, ph), max(tw, th))
+            _t40_w1 = _t29_w1*_t39_w1
+            _t41_w1 = _t32_w1*_t39_w1
+            _t42_w1 = _t29_w1*_t32_w1
+            _t43_w1 = _t30_w1*_t33_w1 - _t42_w1
+            _t44_w1 = _t23_w1*_t43_w1
+            _t45_w1 = _t37_w1*_t40_w1 - _t41_w1*_t44_w1
+            _t46_w1 = 3.0*(1.0 - _t28_w1)
+            _t47_w1 = _t3_w1*_t3_w1
+            _t48_w1 = _t35_w1*_t39_w1
+            _t49_w1 = _t29_w1*_t35_w1
+            _t50_w1 = _t30_w1*_t36_w1 - _t49_w1
+            _t51_w1 = _t25_w1*_t50_w1
+            _t52_w1 = -2.0*_t29_w1*_t47_w1/max(max(pw, ph), max(tw, th)) + _t48_w1*_t51_w1
+            _t53_w1 = 3.0*(1.0 - _t34_w1)
+            _t54_w1 = _t2_w1*_t2_w1
+            _t55_w1 = _t33_w1*_t39_w1
+            _t56_w1 = _t5_w1/max(max(pw, ph), max(tw, th))
+            _t57_w1 = _t22_w1*_t56_w1
+            _t58_w1 = _t29_w1*_t33_w1
+            _t59_w1 = _t30_w1*_t32_w1
+            _t60_w1 = _t58_w1 + _t59_w1
+            _t61_w1 = _t57_w1*_t60_w1
+            _t62_w1 = _t40_w1*_t54_w1 + _t55_w1*_t61_w1
+            _t63_w1 = 3.0*_t28_w1
+            _t64_w1 = _t4_w1*_t4_w1
+            _t65_w1 = _t36_w1*_t39_w1
+            _t66_w1 = _t8_w1/max(max(pw, ph), max(tw, th))
+            _t67_w1 = _t24_w1*_t66_w1
+            _t68_w1 = _t29_w1*_t36_w1
+            _t69_w1 = _t30_w1*_t35_w1
+            _t70_w1 = _t68_w1 + _t69_w1
+            _t71_w1 = _t67_w1*_t70_w1
+            _t72_w1 = _t40_w1*_t64_w1 + _t65_w1*_t71_w1
+            _t73_w1 = 3.0*_t34_w1
+            _t74_w1 = 4.0*_t1_w1*_t4_w1
+            _t75_w1 = _t20_w1*_t21_w1
+            _t76_w1 = _t19_w1 + _t75_w1
+            _t77_w1 = _t76_w1*_t76_w1
+            _t78_w1 = _t23_w1*_t25_w1
+            _t79_w1 = -tw
+            _t80_w1 = (-_t79_w1 - pw)/max(max(pw, ph), max(tw, th))
+            _t81_w1 = _t1_w1*_t80_w1 + _t12_w1
+            _t82_w1 = _t19_w1*_t20_w1
+            _t83_w1 = _t21_w1 - _t82_w1
+            _t84_w1 = _t83_w1*_t83_w1
+            _t85_w1 = (-_t79_w1 - ph)/max(max(pw, ph), max(tw, th))
+            _t86_w1 = _t1_w1*_t16_w1 + _t2_w1*_t85_w1
+            _t87_w1 = _t13_w1/max(max(pw, ph), max(tw, th))
+            _t88_w1 = _t15_w1/max(max(pw, ph), max(tw, th))
+            _t89_w1 = _t10_w1*(_t12_w1 + _t3_w1*_t87_w1) + _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*_t88_w1)
+            _t90 = _t10_w1*(_t77_w1*_t78_w1 + (_t81_w1*_t81_w1)) + _t14_w1*(-_t78_w1*_t84_w1 + (_t86_w1*_t86_w1)) + (_t89_w1*_t89_w1)
+            _t91_w1 = _t2_w1*_t3_w1*_t74_w1 + _t90
+            _t97_w1 = 1.0/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)
+            _t98_w1 = 0.25*_t97_w1
+            _t99_w1 = _t90*_t98_w1
+            _t100_w1 = _t43_w1*_t43_w1
+            _t101_w1 = _t50_w1*_t50_w1
+            _t102_w1 = _t60_w1*_t60_w1
+            _t103_w1 = _t70_w1*_t70_w1
+            _s72 = _t46_w1*(_t100_w1*_t23_w1 + _t31_w1*_t37_w1)
+            _t104_w1 = _s72 + _t53_w1*(_t101_w1*_t25_w1 + _t31_w1*_t47_w1) + _t63_w1*(_t102_w1*_t57_w1 + _t31_w1*_t54_w1) + _t73_w1*(_t103_w1*_t67_w1 + _t31_w1*_t64_w1)
+            _t105_w1 = -_t104_w1/_t91_w1 - 0.5*math.log1p(_t99_w1)
+            _t106_w1 = 0.5*value*math.exp(_t105_w1)/math.expm1(_t105_w1)
+            _t107_w1 = _t106_w1/_t91_w1
+            _t108_w1 = _t30_w1*_t39_w1
+            _t109_w1 = _t108_w1*_t37_w1 + _t44_w1*_t55_w1
+            _t110_w1 = _t108_w1*_t47_w1 + _t51_w1*_t65_w1
+            _t111_w1 = _t108_w1*_t54_w1 + _t41_w1*_t61_w1
+            _t112_w1 = _t108_w1*_t64_w1 + _t48_w1*_t71_w1
+            _t113 = _t22_w1/max(max(pw, ph), max(tw, th))
+            _t114 = _t6_w1/max(max(pw, ph), max(tw, th))
             _t115 = _t113 + _t114/max(max(pw, ph), max(tw, th))
-            _t116 = _t2/max(max(pw, ph), max(tw, th))
-            _t117 = 2.0*_t116
-            _t118 = _t3/max(max(pw, ph), max(tw, th))
-            _t119 = _t115*_t25
-            _t120 = _t1*_t39
-            _t121 = (_t11 + ph)/max(max(pw, ph), max(tw, th))
-            _t122 = _t4/max(max(pw, ph), max(tw, th))
-            _t123 = 2.0*_t14
-            _t124 = 2.0*_t10
-            _s73 = _t124*(_t118 + _t121/max(max(pw, ph), max(tw, th)))
-            _s74 = _t10*(_t119*_t77 + _t81*(-_t120 + 2.0*_t121/max(max(pw, ph), max(tw, th))))
-            _s75 = _t89*(_t123*(_t122 + _t88/max(max(pw, ph), max(tw, th))) + _s73)
-            _t125 = _s74 + _t14*(-_t119*_t84 + _t86*(_t120 + _t39*_t85)) + _s75
-            _t126 = _t104/(_t91*_t91)
-            _t127 = 0.25*_t90/(_t3*_t4*max(max(pw, ph), max(tw, th)))
-            _t129 = 0.5/(_t99 + 1.0)
-            _t130 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
-            _t131 = 4.0*_t2
-            _t132 = _t118*_t131
-            _t133 = _t130*_t25
-            _t134 = _t16/max(max(pw, ph), max(tw, th))
-            _s76 = _t14*(-_t133*_t84 + _t86*(-_t117 + 2.0*_t134))
-            _t135 = _t10*(_t133*_t77 + _t81*(_t117 + _t39*_t80)) + _s76 + _t89*(_t116*_t123 + _t116*_t124)
-            _t136 = -2.0*_t21 + 2.0*_t82
-            _t137 = _t10*_t76*_t78
-            _t138 = 2.0*_t19 + 2.0*_t75
-            _t139 = -_t136*_t137 + _t138*_t14*_t23*_t25*_t83
-            _t140 = 0.125*_t97/(_t99 + 1.0)
-            _t141 = _t24/max(max(pw, ph), max(tw, th))
-            _t142 = _t9/max(max(pw, ph), max(tw, th))
-            _t143 = _t141 + _t142/max(max(pw, ph), max(tw, th))
-            _t144 = 2.0*_t31
-            _t145 = _t143*_t23
-            _s77 = _t89*(-_t118*_t124 + 2.0*_t14*(-_t116 + _t134))
-            _t146 = _t10*(_t120*_t81 + _t145*_t77) + _t14*(_t117*_t86 - _t145*_t84) + _s77
-            _t147 = 0.25*_t90/(_t1*_t2*max(max(pw, ph), max(tw, th)))
-            _t148 = -_t141 + _t142/max(max(pw, ph), max(tw, th))
-            _s78 = _t89*(-_t122*_t123 + _t124*(-_t116 + _t87/max(max(pw, ph), max(tw, th))))
-            _t149 = _t10*(-_t117*_t81 + _t148*_t23*_t77) + _t14*(-_t120*_t86 - _t148*_t23*_t84) + _s78
-            _t150 = _t136*_t137 - _t138*_t14*_t23*_t25*_t83
-            d_px = -_t107*(_t45*_t46 - _t52*_t53 + _t62*_t63 + _t72*_t73)
-            d_py = -_t107*(_t109*_t46 + _t110*_t53 + _t111*_t63 + _t112*_t73)
-            _s79 = -(_t100*_t115*_t46 + _t63*(_t102*(-_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t117*_t31))/_t91
-            d_pw = _t106*(-_t126*(-_t118*_t74 - _t125) - _t129*(_t125*_t98 - _t127/(_t1*_t54)) + _s79)
-            _s80 = -(_t102*_t63*(_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t46*(_t100*_t130 + _t120*_t31))/_t91
-            d_ph = _t106*(-_t126*(-_t132*_t4 - _t135) - _t129*(-_t127/(_t2*_t37) + _t135*_t98) + _s80)
-            _s81 = -(_t44*_t46*(-2.0*_t58 - 2.0*_t59) + _t61*_t63*(2.0*_t30*_t33 - 2.0*_t42))/_t91
-            d_pa = _t106*(_t126*_t139 - _t139*_t140 + _s81)
-            d_tx = -_t107*(-_t45*_t46 + _t52*_t53 - _t62*_t63 - _t72*_t73)
-            d_ty = -_t107*(-_t109*_t46 - _t110*_t53 - _t111*_t63 - _t112*_t73)
-            _s82 = -(_t101*_t143*_t53 + _t73*(_t103*(-_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t122*_t144))/_t91
-            d_tw = _t106*(-_t126*(-_t1*_t132 - _t146) - _t129*(_t146*_t98 - _t147/(_t3*_t64)) + _s82)
-            _s83 = -(_t103*_t73*(_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t53*(_t101*_t148 + _t118*_t144))/_t91
-            d_th = _t106*(-_t126*(-_t1*_t122*_t131 - _t149) - _t129*(-_t147/(_t4*_t47) + _t149*_t98) + _s83)
-            _s84 = -(_t51*_t53*(-2.0*_t68 - 2.0*_t69) + _t71*_t73*(2.0*_t30*_t36 - 2.0*_t49))/_t91
-            d_ta = _t106*(_t126*_t150 - _t140*_t150 + _s84)
+            _t116_w1 = _t2_w1/max(max(pw, ph), max(tw, th))
+            _t117 = 2.0*_t116_w1
+            _t118_w1 = _t3_w1/max(max(pw, ph), max(tw, th))
+            _t119_w1 = _t115*_t25_w1
+            _t120 = _t1_w1*_t39_w1
+            _t121_w1 = (_t11_w1 + ph)/max(max(pw, ph), max(tw, th))
+            _t122_w1 = _t4_w1/max(max(pw, ph), max(tw, th))
+            _t123_w1 = 2.0*_t14_w1
+            _t124_w1 = 2.0*_t10_w1
+            _s73 = _t124_w1*(_t118_w1 + _t121_w1/max(max(pw, ph), max(tw, th)))
+            _s74 = _t10_w1*(_t119_w1*_t77_w1 + _t81_w1*(-_t120 + 2.0*_t121_w1/max(max(pw, ph), max(tw, th))))
+            _s75 = _t89_w1*(_t123_w1*(_t122_w1 + _t88_w1/max(max(pw, ph), max(tw, th))) + _s73)
+            _t125_w1 = _s74 + _t14_w1*(-_t119_w1*_t84_w1 + _t86_w1*(_t120 + _t39_w1*_t85_w1)) + _s75
+            _t126_w1 = _t104_w1/(_t91_w1*_t91_w1)
+            _t127_w1 = 0.25*_t90/(_t3_w1*_t4_w1*max(max(pw, ph), max(tw, th)))
+            _t129_w1 = 0.5/(_t99_w1 + 1.0)
+            _t130_w1 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t131_w1 = 4.0*_t2_w1
+            _t132_w1 = _t118_w1*_t131_w1
+            _t133_w1 = _t130_w1*_t25_w1
+            _t134_w1 = _t16_w1/max(max(pw, ph), max(tw, th))
+            _s76 = _t14_w1*(-_t133_w1*_t84_w1 + _t86_w1*(-_t117 + 2.0*_t134_w1))
+            _t135_w1 = _t10_w1*(_t133_w1*_t77_w1 + _t81_w1*(_t117 + _t39_w1*_t80_w1)) + _s76 + _t89_w1*(_t116_w1*_t123_w1 + _t116_w1*_t124_w1)
+            _t136_w1 = -2.0*_t21_w1 + 2.0*_t82_w1
+            _t137_w1 = _t10_w1*_t76_w1*_t78_w1
+            _t138_w1 = 2.0*_t19_w1 + 2.0*_t75_w1
+            _t139_w1 = -_t136_w1*_t137_w1 + _t138_w1*_t14_w1*_t23_w1*_t25_w1*_t83_w1
+            _t140_w1 = 0.125*_t97_w1/(_t99_w1 + 1.0)
+            _t141_w1 = _t24_w1/max(max(pw, ph), max(tw, th))
+            _t142 = _t9_w1/max(max(pw, ph), max(tw, th))
+            _t143 = _t141_w1 + _t142/max(max(pw, ph), max(tw, th))
+            _t144 = 2.0*_t31_w1
+            _t145 = _t143*_t23_w1
+            _s77 = _t89_w1*(-_t118_w1*_t124_w1 + 2.0*_t14_w1*(-_t116_w1 + _t134_w1))
+            _t146 = _t10_w1*(_t120*_t81_w1 + _t145*_t77_w1) + _t14_w1*(_t117*_t86_w1 - _t145*_t84_w1) + _s77
+            _t147 = 0.25*_t90/(_t1_w1*_t2_w1*max(max(pw, ph), max(tw, th)))
+            _t148 = -_t141_w1 + _t142/max(max(pw, ph), max(tw, th))
+            _s78 = _t89_w1*(-_t122_w1*_t123_w1 + _t124_w1*(-_t116_w1 + _t87_w1/max(max(pw, ph), max(tw, th))))
+            _t149 = _t10_w1*(-_t117*_t81_w1 + _t148*_t23_w1*_t77_w1) + _t14_w1*(-_t120*_t86_w1 - _t148*_t23_w1*_t84_w1) + _s78
+            _t150 = _t136_w1*_t137_w1 - _t138_w1*_t14_w1*_t23_w1*_t25_w1*_t83_w1
+            d_px = -_t107_w1*(_t45_w1*_t46_w1 - _t52_w1*_t53_w1 + _t62_w1*_t63_w1 + _t72_w1*_t73_w1)
+            d_py = -_t107_w1*(_t109_w1*_t46_w1 + _t110_w1*_t53_w1 + _t111_w1*_t63_w1 + _t112_w1*_t73_w1)
+            _s79 = -(_t100_w1*_t115*_t46_w1 + _t63_w1*(_t102_w1*(-_t113 + _t56_w1/max(max(pw, ph), max(tw, th))) + _t117*_t31_w1))/_t91_w1
+            d_pw = _t106_w1*(-_t126_w1*(-_t118_w1*_t74_w1 - _t125_w1) - _t129_w1*(_t125_w1*_t98_w1 - _t127_w1/(_t1_w1*_t54_w1)) + _s79)
+            _s80 = -(_t102_w1*_t63_w1*(_t113 + _t56_w1/max(max(pw, ph), max(tw, th))) + _t46_w1*(_t100_w1*_t130_w1 + _t120*_t31_w1))/_t91_w1
+            d_ph = _t106_w1*(-_t126_w1*(-_t132_w1*_t4_w1 - _t135_w1) - _t129_w1*(-_t127_w1/(_t2_w1*_t37_w1) + _t135_w1*_t98_w1) + _s80)
+            _s81 = -(_t44_w1*_t46_w1*(-2.0*_t58_w1 - 2.0*_t59_w1) + _t61_w1*_t63_w1*(2.0*_t30_w1*_t33_w1 - 2.0*_t42_w1))/_t91_w1
+            d_pa = _t106_w1*(_t126_w1*_t139_w1 - _t139_w1*_t140_w1 + _s81)
+            d_tx = -_t107_w1*(-_t45_w1*_t46_w1 + _t52_w1*_t53_w1 - _t62_w1*_t63_w1 - _t72_w1*_t73_w1)
+            d_ty = -_t107_w1*(-_t109_w1*_t46_w1 - _t110_w1*_t53_w1 - _t111_w1*_t63_w1 - _t112_w1*_t73_w1)
+            _s82 = -(_t101_w1*_t143*_t53_w1 + _t73_w1*(_t103_w1*(-_t141_w1 + _t66_w1/max(max(pw, ph), max(tw, th))) + _t122_w1*_t144))/_t91_w1
+            d_tw = _t106_w1*(-_t126_w1*(-_t1_w1*_t132_w1 - _t146) - _t129_w1*(_t146*_t98_w1 - _t147/(_t3_w1*_t64_w1)) + _s82)
+            _s83 = -(_t103_w1*_t73_w1*(_t141_w1 + _t66_w1/max(max(pw, ph), max(tw, th))) + _t53_w1*(_t101_w1*_t148 + _t118_w1*_t144))/_t91_w1
+            d_th = _t106_w1*(-_t126_w1*(-_t1_w1*_t122_w1*_t131_w1 - _t149) - _t129_w1*(-_t147/(_t4_w1*_t47_w1) + _t149*_t98_w1) + _s83)
+            _s84 = -(_t51_w1*_t53_w1*(-2.0*_t68_w1 - 2.0*_t69_w1) + _t71_w1*_t73_w1*(2.0*_t30_w1*_t36_w1 - 2.0*_t49_w1))/_t91_w1
+            d_ta = _t106_w1*(_t126_w1*_t150 - _t140_w1*_t150 + _s84)
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -613,30 +618,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != 0.0) | ((_pred[5 * _i + 2] < 0.0))
-                | ((_pred[5 * _i + 3] < 0.0)) | ((_target[5 * _i + 2] < 0.0))
-                | ((_target[5 * _i + 3] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
+                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
+                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, mode):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, mode)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -644,6 +647,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
         bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, mode)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, mode)
 
 
 @njit(**CPU_OPTIONS)
@@ -764,31 +774,35 @@ def _value_block_f32(_pred, _target, _out, mode):
             value = math.sqrt(-math.expm1(_s55))
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
+                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
+                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
+                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
+                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
+                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, mode):
+def _value_blocks_f32(pred, target, out, mode):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, mode)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
     return bad
+
+
+def value_f32(pred, target, out, mode):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, mode)
+    return _value_blocks_f32(pred, target, out, mode)
 
 
 @njit(**CPU_OPTIONS)
@@ -1045,190 +1059,190 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
         else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
-            _t1 = _s6
-            _t2 = _s9
-            _t3 = _s13
-            _t4 = _s16
-            _t5 = ph - pw
-            _t6 = -_t5
-            _t7 = -tw
-            _t8 = _t7 + th
-            _t9 = -_t8
-            _t10 = _f32(1.0) if _t6*_t9 > _f32(0.0) else _f32(0.0)
-            _t11 = -th
-            _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
-            _t13 = _t7 + pw
-            _t14 = _f32(1.0) - _t10
-            _t15 = _t7 + ph
-            _t16 = (_t11 + pw)/max(max(pw, ph), max(tw, th))
-            _t17 = _s25
-            _e56 = pa + _t17
-            _t18 = _e56
-            _t19 = math.sin(_t18)
+            _t1_w1 = _s6
+            _t2_w1 = _s9
+            _t3_w1 = _s13
+            _t4_w1 = _s16
+            _t5_w1 = ph - pw
+            _t6_w1 = -_t5_w1
+            _t7_w1 = -tw
+            _t8_w1 = _t7_w1 + th
+            _t9_w1 = -_t8_w1
+            _t10_w1 = _f32(1.0) if _t6_w1*_t9_w1 > _f32(0.0) else _f32(0.0)
+            _t11_w1 = -th
+            _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
+            _t13_w1 = _t7_w1 + pw
+            _t14_w1 = _f32(1.0) - _t10_w1
+            _t15_w1 = _t7_w1 + ph
+            _t16_w1 = (_t11_w1 + pw)/max(max(pw, ph), max(tw, th))
+            _t17_w1 = _s25
+            _e56 = pa + _t17_w1
+            _t18_w1 = _e56
+            _t19_w1 = math.sin(_t18_w1)
             _e57 = _e56 - pa
-            _t20 = (pa - (_e56 - _e57)) + (_t17 - _e57)
-            _t21 = math.cos(_t18)
-            _t22 = _t1 + _t2
-            _t23 = _t22*(_t6/max(max(pw, ph), max(tw, th)))
-            _t24 = _t3 + _t4
-            _t25 = _t24*(_t9/max(max(pw, ph), max(tw, th)))
-            _t26 = _t23*_t25
-            _s58 = _t19 + _t20*_t21
-            _s59 = _t1*(-_t13/max(max(pw, ph), max(tw, th))) + _t12
-            _s60 = -_t19*_t20 + _t21
-            _s61 = _t1*_t16 + _t2*(-_t15/max(max(pw, ph), max(tw, th)))
-            _s62 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
-            _s63 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s62
-            _t27 = _t10*(_t26*(_s58*_s58) + (_s59*_s59)) + _t14*(-_t26*(_s60*_s60) + (_s61*_s61)) + (_s63*_s63)
-            _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
-            _t29 = _s4
-            _t30 = _s5
-            _t31 = (_t29*_t29) + (_t30*_t30)
-            _t32 = math.sin(pa)
-            _t33 = math.cos(pa)
-            _t34 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
-            _t35 = math.sin(ta)
-            _t36 = math.cos(ta)
-            _s64 = _t29*_t33 + _t30*_t32
-            _s65 = _t29*_t36 + _t30*_t35
-            _s66 = -_t29*_t32 + _t30*_t33
-            _s67 = -_t29*_t35 + _t30*_t36
-            _s68 = _f32(3.0)*_t28*((_t2*_t2)*_t31 + (_s64*_s64)*(_t22*(_t5/max(max(pw, ph), max(tw, th)))))
-            _s69 = _f32(3.0)*_t34*(_t31*(_t4*_t4) + (_s65*_s65)*(_t24*(_t8/max(max(pw, ph), max(tw, th)))))
-            _s70 = _f32(3.0)*((_t1*_t1)*_t31 + _t23*(_s66*_s66))*(_f32(1.0) - _t28)
-            _s71 = _s68 + _s69 + _s70 + _f32(3.0)*(_t25*(_s67*_s67) + (_t3*_t3)*_t31)*(_f32(1.0) - _t34)
-            _s72 = -_f32(0.5)*math.log1p(_f32(0.25)*_t27/(_t1*_t2*_t3*_t4)) - _s71/(_f32(4.0)*_t1*_t2*_t3*_t4 + _t27)
+            _t20_w1 = (pa - (_e56 - _e57)) + (_t17_w1 - _e57)
+            _t21_w1 = math.cos(_t18_w1)
+            _t22_w1 = _t1_w1 + _t2_w1
+            _t23_w1 = _t22_w1*(_t6_w1/max(max(pw, ph), max(tw, th)))
+            _t24_w1 = _t3_w1 + _t4_w1
+            _t25_w1 = _t24_w1*(_t9_w1/max(max(pw, ph), max(tw, th)))
+            _t26_w1 = _t23_w1*_t25_w1
+            _s58 = _t19_w1 + _t20_w1*_t21_w1
+            _s59 = _t1_w1*(-_t13_w1/max(max(pw, ph), max(tw, th))) + _t12_w1
+            _s60 = -_t19_w1*_t20_w1 + _t21_w1
+            _s61 = _t1_w1*_t16_w1 + _t2_w1*(-_t15_w1/max(max(pw, ph), max(tw, th)))
+            _s62 = _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*(_t15_w1/max(max(pw, ph), max(tw, th))))
+            _s63 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s62
+            _t27_w1 = _t10_w1*(_t26_w1*(_s58*_s58) + (_s59*_s59)) + _t14_w1*(-_t26_w1*(_s60*_s60) + (_s61*_s61)) + (_s63*_s63)
+            _t28_w1 = _f32(1.0) if _t5_w1 > _f32(0.0) else _f32(0.0)
+            _t29_w1 = _s4
+            _t30_w1 = _s5
+            _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
+            _t32_w1 = math.sin(pa)
+            _t33_w1 = math.cos(pa)
+            _t34_w1 = _f32(1.0) if _t8_w1 > _f32(0.0) else _f32(0.0)
+            _t35_w1 = math.sin(ta)
+            _t36_w1 = math.cos(ta)
+            _s64 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
+            _s65 = _t29_w1*_t36_w1 + _t30_w1*_t35_w1
+            _s66 = -_t29_w1*_t32_w1 + _t30_w1*_t33_w1
+            _s67 = -_t29_w1*_t35_w1 + _t30_w1*_t36_w1
+            _s68 = _f32(3.0)*_t28_w1*((_t2_w1*_t2_w1)*_t31_w1 + (_s64*_s64)*(_t22_w1*(_t5_w1/max(max(pw, ph), max(tw, th)))))
+            _s69 = _f32(3.0)*_t34_w1*(_t31_w1*(_t4_w1*_t4_w1) + (_s65*_s65)*(_t24_w1*(_t8_w1/max(max(pw, ph), max(tw, th)))))
+            _s70 = _f32(3.0)*((_t1_w1*_t1_w1)*_t31_w1 + _t23_w1*(_s66*_s66))*(_f32(1.0) - _t28_w1)
+            _s71 = _s68 + _s69 + _s70 + _f32(3.0)*(_t25_w1*(_s67*_s67) + (_t3_w1*_t3_w1)*_t31_w1)*(_f32(1.0) - _t34_w1)
+            _s72 = -_f32(0.5)*math.log1p(_f32(0.25)*_t27_w1/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)) - _s71/(_f32(4.0)*_t1_w1*_t2_w1*_t3_w1*_t4_w1 + _t27_w1)
             value = math.sqrt(-math.expm1(_s72))
-            _t37 = _t1*_t1
-            _t39 = _f32(2.0)/max(max(pw, ph), max(tw, th))
-            _t40 = _t29*_t39
-            _t41 = _t32*_t39
-            _t42 = _t29*_t32
-            _t43 = _t30*_t33 - _t42
-            _t44 = _t23*_t43
-            _t45 = _t37*_t40 - _t41*_t44
-            _t46 = _f32(3.0)*(_f32(1.0) - _t28)
-            _t47 = _t3*_t3
-            _t48 = _t35*_t39
-            _t49 = _t29*_t35
-            _t50 = _t30*_t36 - _t49
-            _t51 = _t25*_t50
-            _t52 = -_f32(2.0)*_t29*_t47/max(max(pw, ph), max(tw, th)) + _t48*_t51
-            _t53 = _f32(3.0)*(_f32(1.0) - _t34)
-            _t54 = _t2*_t2
-            _t55 = _t33*_t39
-            _t56 = _t5/max(max(pw, ph), max(tw, th))
-            _t57 = _t22*_t56
-            _t58 = _t29*_t33
-            _t59 = _t30*_t32
-            _t60 = _t58 + _t59
-            _t61 = _t57*_t60
-            _t62 = _t40*_t54 + _t55*_t61
-            _t63 = _f32(3.0)*_t28
-            _t64 = _t4*_t4
-            _t65 = _t36*_t39
-            _t66 = _t8/max(max(pw, ph), max(tw, th))
-            _t67 = _t24*_t66
-            _t68 = _t29*_t36
-            _t69 = _t30*_t35
-            _t70 = _t68 + _t69
-            _t71 = _t67*_t70
-            _t72 = _t40*_t64 + _t65*_t71
-            _t73 = _f32(3.0)*_t34
-            _t74 = _f32(4.0)*_t1*_t4
-            _t75 = _t20*_t21
-            _t76 = _t19 + _t75
-            _t77 = _t76*_t76
-            _t78 = _t23*_t25
-            _t79 = -tw
-            _t80 = (-_t79 - pw)/max(max(pw, ph), max(tw, th))
-            _t81 = _t1*_t80 + _t12
-            _t82 = _t19*_t20
-            _t83 = _t21 - _t82
-            _t84 = _t83*_t83
-            _t85 = (-_t79 - ph)/max(max(pw, ph), max(tw, th))
-            _t86 = _t1*_t16 + _t2*_t85
-            _t87 = _t13/max(max(pw, ph), max(tw, th))
-            _t88 = _t15/max(max(pw, ph), max(tw, th))
-            _t89 = _t10*(_t12 + _t3*_t87) + _t14*(_t16*_t4 + _t2*_t88)
-            _t90 = _t10*(_t77*_t78 + (_t81*_t81)) + _t14*(-_t78*_t84 + (_t86*_t86)) + (_t89*_t89)
-            _t91 = _t2*_t3*_t74 + _t90
-            _t97 = _f32(1.0)/(_t1*_t2*_t3*_t4)
-            _t98 = _f32(0.25)*_t97
-            _t99 = _t90*_t98
-            _t100 = _t43*_t43
-            _t101 = _t50*_t50
-            _t102 = _t60*_t60
-            _t103 = _t70*_t70
-            _s73 = _t46*(_t100*_t23 + _t31*_t37)
-            _t104 = _s73 + _t53*(_t101*_t25 + _t31*_t47) + _t63*(_t102*_t57 + _t31*_t54) + _t73*(_t103*_t67 + _t31*_t64)
-            _t105 = -_t104/_t91 - _f32(0.5)*math.log1p(_t99)
-            _t106 = _f32(0.5)*value*math.exp(_t105)/math.expm1(_t105)
-            _t107 = _t106/_t91
-            _t108 = _t30*_t39
-            _t109 = _t108*_t37 + _t44*_t55
-            _t110 = _t108*_t47 + _t51*_t65
-            _t111 = _t108*_t54 + _t41*_t61
-            _t112 = _t108*_t64 + _t48*_t71
-            _t113 = _t22/max(max(pw, ph), max(tw, th))
-            _t114 = _t6/max(max(pw, ph), max(tw, th))
+            _t37_w1 = _t1_w1*_t1_w1
+            _t39_w1 = _f32(2.0)/max(max(pw, ph), max(tw, th))
+            _t40_w1 = _t29_w1*_t39_w1
+            _t41_w1 = _t32_w1*_t39_w1
+            _t42_w1 = _t29_w1*_t32_w1
+            _t43_w1 = _t30_w1*_t33_w1 - _t42_w1
+            _t44_w1 = _t23_w1*_t43_w1
+            _t45_w1 = _t37_w1*_t40_w1 - _t41_w1*_t44_w1
+            _t46_w1 = _f32(3.0)*(_f32(1.0) - _t28_w1)
+            _t47_w1 = _t3_w1*_t3_w1
+            _t48_w1 = _t35_w1*_t39_w1
+            _t49_w1 = _t29_w1*_t35_w1
+            _t50_w1 = _t30_w1*_t36_w1 - _t49_w1
+            _t51_w1 = _t25_w1*_t50_w1
+            _t52_w1 = -_f32(2.0)*_t29_w1*_t47_w1/max(max(pw, ph), max(tw, th)) + _t48_w1*_t51_w1
+            _t53_w1 = _f32(3.0)*(_f32(1.0) - _t34_w1)
+            _t54_w1 = _t2_w1*_t2_w1
+            _t55_w1 = _t33_w1*_t39_w1
+            _t56_w1 = _t5_w1/max(max(pw, ph), max(tw, th))
+            _t57_w1 = _t22_w1*_t56_w1
+            _t58_w1 = _t29_w1*_t33_w1
+            _t59_w1 = _t30_w1*_t32_w1
+            _t60_w1 = _t58_w1 + _t59_w1
+            _t61_w1 = _t57_w1*_t60_w1
+            _t62_w1 = _t40_w1*_t54_w1 + _t55_w1*_t61_w1
+            _t63_w1 = _f32(3.0)*_t28_w1
+            _t64_w1 = _t4_w1*_t4_w1
+            _t65_w1 = _t36_w1*_t39_w1
+            _t66_w1 = _t8_w1/max(max(pw, ph), max(tw, th))
+            _t67_w1 = _t24_w1*_t66_w1
+            _t68_w1 = _t29_w1*_t36_w1
+            _t69_w1 = _t30_w1*_t35_w1
+            _t70_w1 = _t68_w1 + _t69_w1
+            _t71_w1 = _t67_w1*_t70_w1
+            _t72_w1 = _t40_w1*_t64_w1 + _t65_w1*_t71_w1
+            _t73_w1 = _f32(3.0)*_t34_w1
+            _t74_w1 = _f32(4.0)*_t1_w1*_t4_w1
+            _t75_w1 = _t20_w1*_t21_w1
+            _t76_w1 = _t19_w1 + _t75_w1
+            _t77_w1 = _t76_w1*_t76_w1
+            _t78_w1 = _t23_w1*_t25_w1
+            _t79_w1 = -tw
+            _t80_w1 = (-_t79_w1 - pw)/max(max(pw, ph), max(tw, th))
+            _t81_w1 = _t1_w1*_t80_w1 + _t12_w1
+            _t82_w1 = _t19_w1*_t20_w1
+            _t83_w1 = _t21_w1 - _t82_w1
+            _t84_w1 = _t83_w1*_t83_w1
+            _t85_w1 = (-_t79_w1 - ph)/max(max(pw, ph), max(tw, th))
+            _t86_w1 = _t1_w1*_t16_w1 + _t2_w1*_t85_w1
+            _t87_w1 = _t13_w1/max(max(pw, ph), max(tw, th))
+            _t88_w1 = _t15_w1/max(max(pw, ph), max(tw, th))
+            _t89_w1 = _t10_w1*(_t12_w1 + _t3_w1*_t87_w1) + _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*_t88_w1)
+            _t90 = _t10_w1*(_t77_w1*_t78_w1 + (_t81_w1*_t81_w1)) + _t14_w1*(-_t78_w1*_t84_w1 + (_t86_w1*_t86_w1)) + (_t89_w1*_t89_w1)
+            _t91_w1 = _t2_w1*_t3_w1*_t74_w1 + _t90
+            _t97_w1 = _f32(1.0)/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)
+            _t98_w1 = _f32(0.25)*_t97_w1
+            _t99_w1 = _t90*_t98_w1
+            _t100_w1 = _t43_w1*_t43_w1
+            _t101_w1 = _t50_w1*_t50_w1
+            _t102_w1 = _t60_w1*_t60_w1
+            _t103_w1 = _t70_w1*_t70_w1
+            _s73 = _t46_w1*(_t100_w1*_t23_w1 + _t31_w1*_t37_w1)
+            _t104_w1 = _s73 + _t53_w1*(_t101_w1*_t25_w1 + _t31_w1*_t47_w1) + _t63_w1*(_t102_w1*_t57_w1 + _t31_w1*_t54_w1) + _t73_w1*(_t103_w1*_t67_w1 + _t31_w1*_t64_w1)
+            _t105_w1 = -_t104_w1/_t91_w1 - _f32(0.5)*math.log1p(_t99_w1)
+            _t106_w1 = _f32(0.5)*value*math.exp(_t105_w1)/math.expm1(_t105_w1)
+            _t107_w1 = _t106_w1/_t91_w1
+            _t108_w1 = _t30_w1*_t39_w1
+            _t109_w1 = _t108_w1*_t37_w1 + _t44_w1*_t55_w1
+            _t110_w1 = _t108_w1*_t47_w1 + _t51_w1*_t65_w1
+            _t111_w1 = _t108_w1*_t54_w1 + _t41_w1*_t61_w1
+            _t112_w1 = _t108_w1*_t64_w1 + _t48_w1*_t71_w1
+            _t113 = _t22_w1/max(max(pw, ph), max(tw, th))
+            _t114 = _t6_w1/max(max(pw, ph), max(tw, th))
             _t115 = _t113 + _t114/max(max(pw, ph), max(tw, th))
-            _t116 = _t2/max(max(pw, ph), max(tw, th))
-            _t117 = _f32(2.0)*_t116
-            _t118 = _t3/max(max(pw, ph), max(tw, th))
-            _t119 = _t115*_t25
-            _t120 = _t1*_t39
-            _t121 = (_t11 + ph)/max(max(pw, ph), max(tw, th))
-            _t122 = _t4/max(max(pw, ph), max(tw, th))
-            _t123 = _f32(2.0)*_t14
-            _t124 = _f32(2.0)*_t10
-            _s74 = _t124*(_t118 + _t121/max(max(pw, ph), max(tw, th)))
-            _s75 = _t10*(_t119*_t77 + _t81*(-_t120 + _f32(2.0)*_t121/max(max(pw, ph), max(tw, th))))
-            _s76 = _t89*(_t123*(_t122 + _t88/max(max(pw, ph), max(tw, th))) + _s74)
-            _t125 = _s75 + _t14*(-_t119*_t84 + _t86*(_t120 + _t39*_t85)) + _s76
-            _t126 = _t104/(_t91*_t91)
-            _t127 = _f32(0.25)*_t90/(_t3*_t4*max(max(pw, ph), max(tw, th)))
-            _t129 = _f32(0.5)/(_t99 + _f32(1.0))
-            _t130 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
-            _t131 = _f32(4.0)*_t2
-            _t132 = _t118*_t131
-            _t133 = _t130*_t25
-            _t134 = _t16/max(max(pw, ph), max(tw, th))
-            _s77 = _t14*(-_t133*_t84 + _t86*(-_t117 + _f32(2.0)*_t134))
-            _t135 = _t10*(_t133*_t77 + _t81*(_t117 + _t39*_t80)) + _s77 + _t89*(_t116*_t123 + _t116*_t124)
-            _t136 = -_f32(2.0)*_t21 + _f32(2.0)*_t82
-            _t137 = _t10*_t76*_t78
-            _t138 = _f32(2.0)*_t19 + _f32(2.0)*_t75
-            _t139 = -_t136*_t137 + _t138*_t14*_t23*_t25*_t83
-            _t140 = _f32(0.125)*_t97/(_t99 + _f32(1.0))
-            _t141 = _t24/max(max(pw, ph), max(tw, th))
-            _t142 = _t9/max(max(pw, ph), max(tw, th))
-            _t143 = _t141 + _t142/max(max(pw, ph), max(tw, th))
-            _t144 = _f32(2.0)*_t31
-            _t145 = _t143*_t23
-            _s78 = _t89*(-_t118*_t124 + _f32(2.0)*_t14*(-_t116 + _t134))
-            _t146 = _t10*(_t120*_t81 + _t145*_t77) + _t14*(_t117*_t86 - _t145*_t84) + _s78
-            _t147 = _f32(0.25)*_t90/(_t1*_t2*max(max(pw, ph), max(tw, th)))
-            _t148 = -_t141 + _t142/max(max(pw, ph), max(tw, th))
-            _s79 = _t89*(-_t122*_t123 + _t124*(-_t116 + _t87/max(max(pw, ph), max(tw, th))))
-            _t149 = _t10*(-_t117*_t81 + _t148*_t23*_t77) + _t14*(-_t120*_t86 - _t148*_t23*_t84) + _s79
-            _t150 = _t136*_t137 - _t138*_t14*_t23*_t25*_t83
-            d_px = -_t107*(_t45*_t46 - _t52*_t53 + _t62*_t63 + _t72*_t73)
-            d_py = -_t107*(_t109*_t46 + _t110*_t53 + _t111*_t63 + _t112*_t73)
-            _s80 = -(_t100*_t115*_t46 + _t63*(_t102*(-_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t117*_t31))/_t91
-            d_pw = _t106*(-_t126*(-_t118*_t74 - _t125) - _t129*(_t125*_t98 - _t127/(_t1*_t54)) + _s80)
-            _s81 = -(_t102*_t63*(_t113 + _t56/max(max(pw, ph), max(tw, th))) + _t46*(_t100*_t130 + _t120*_t31))/_t91
-            d_ph = _t106*(-_t126*(-_t132*_t4 - _t135) - _t129*(-_t127/(_t2*_t37) + _t135*_t98) + _s81)
-            _s82 = _t44*_t46*(-_f32(2.0)*_t58 - _f32(2.0)*_t59) + _t61*_t63*(_f32(2.0)*_t30*_t33 - _f32(2.0)*_t42)
-            d_pa = _t106*(_t126*_t139 - _t139*_t140 - _s82/_t91)
-            d_tx = -_t107*(-_t45*_t46 + _t52*_t53 - _t62*_t63 - _t72*_t73)
-            d_ty = -_t107*(-_t109*_t46 - _t110*_t53 - _t111*_t63 - _t112*_t73)
-            _s83 = -(_t101*_t143*_t53 + _t73*(_t103*(-_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t122*_t144))/_t91
-            d_tw = _t106*(-_t126*(-_t1*_t132 - _t146) - _t129*(_t146*_t98 - _t147/(_t3*_t64)) + _s83)
-            _s84 = -(_t103*_t73*(_t141 + _t66/max(max(pw, ph), max(tw, th))) + _t53*(_t101*_t148 + _t118*_t144))/_t91
-            d_th = _t106*(-_t126*(-_t1*_t122*_t131 - _t149) - _t129*(-_t147/(_t4*_t47) + _t149*_t98) + _s84)
-            _s85 = _t51*_t53*(-_f32(2.0)*_t68 - _f32(2.0)*_t69) + _t71*_t73*(_f32(2.0)*_t30*_t36 - _f32(2.0)*_t49)
-            d_ta = _t106*(_t126*_t150 - _t140*_t150 - _s85/_t91)
+            _t116_w1 = _t2_w1/max(max(pw, ph), max(tw, th))
+            _t117 = _f32(2.0)*_t116_w1
+            _t118_w1 = _t3_w1/max(max(pw, ph), max(tw, th))
+            _t119_w1 = _t115*_t25_w1
+            _t120 = _t1_w1*_t39_w1
+            _t121_w1 = (_t11_w1 + ph)/max(max(pw, ph), max(tw, th))
+            _t122_w1 = _t4_w1/max(max(pw, ph), max(tw, th))
+            _t123_w1 = _f32(2.0)*_t14_w1
+            _t124_w1 = _f32(2.0)*_t10_w1
+            _s74 = _t124_w1*(_t118_w1 + _t121_w1/max(max(pw, ph), max(tw, th)))
+            _s75 = _t10_w1*(_t119_w1*_t77_w1 + _t81_w1*(-_t120 + _f32(2.0)*_t121_w1/max(max(pw, ph), max(tw, th))))
+            _s76 = _t89_w1*(_t123_w1*(_t122_w1 + _t88_w1/max(max(pw, ph), max(tw, th))) + _s74)
+            _t125_w1 = _s75 + _t14_w1*(-_t119_w1*_t84_w1 + _t86_w1*(_t120 + _t39_w1*_t85_w1)) + _s76
+            _t126_w1 = _t104_w1/(_t91_w1*_t91_w1)
+            _t127_w1 = _f32(0.25)*_t90/(_t3_w1*_t4_w1*max(max(pw, ph), max(tw, th)))
+            _t129_w1 = _f32(0.5)/(_t99_w1 + _f32(1.0))
+            _t130_w1 = -_t113 + _t114/max(max(pw, ph), max(tw, th))
+            _t131_w1 = _f32(4.0)*_t2_w1
+            _t132_w1 = _t118_w1*_t131_w1
+            _t133_w1 = _t130_w1*_t25_w1
+            _t134_w1 = _t16_w1/max(max(pw, ph), max(tw, th))
+            _s77 = _t14_w1*(-_t133_w1*_t84_w1 + _t86_w1*(-_t117 + _f32(2.0)*_t134_w1))
+            _t135_w1 = _t10_w1*(_t133_w1*_t77_w1 + _t81_w1*(_t117 + _t39_w1*_t80_w1)) + _s77 + _t89_w1*(_t116_w1*_t123_w1 + _t116_w1*_t124_w1)
+            _t136_w1 = -_f32(2.0)*_t21_w1 + _f32(2.0)*_t82_w1
+            _t137_w1 = _t10_w1*_t76_w1*_t78_w1
+            _t138_w1 = _f32(2.0)*_t19_w1 + _f32(2.0)*_t75_w1
+            _t139_w1 = -_t136_w1*_t137_w1 + _t138_w1*_t14_w1*_t23_w1*_t25_w1*_t83_w1
+            _t140_w1 = _f32(0.125)*_t97_w1/(_t99_w1 + _f32(1.0))
+            _t141_w1 = _t24_w1/max(max(pw, ph), max(tw, th))
+            _t142 = _t9_w1/max(max(pw, ph), max(tw, th))
+            _t143 = _t141_w1 + _t142/max(max(pw, ph), max(tw, th))
+            _t144 = _f32(2.0)*_t31_w1
+            _t145 = _t143*_t23_w1
+            _s78 = _t89_w1*(-_t118_w1*_t124_w1 + _f32(2.0)*_t14_w1*(-_t116_w1 + _t134_w1))
+            _t146 = _t10_w1*(_t120*_t81_w1 + _t145*_t77_w1) + _t14_w1*(_t117*_t86_w1 - _t145*_t84_w1) + _s78
+            _t147 = _f32(0.25)*_t90/(_t1_w1*_t2_w1*max(max(pw, ph), max(tw, th)))
+            _t148 = -_t141_w1 + _t142/max(max(pw, ph), max(tw, th))
+            _s79 = _t89_w1*(-_t122_w1*_t123_w1 + _t124_w1*(-_t116_w1 + _t87_w1/max(max(pw, ph), max(tw, th))))
+            _t149 = _t10_w1*(-_t117*_t81_w1 + _t148*_t23_w1*_t77_w1) + _t14_w1*(-_t120*_t86_w1 - _t148*_t23_w1*_t84_w1) + _s79
+            _t150 = _t136_w1*_t137_w1 - _t138_w1*_t14_w1*_t23_w1*_t25_w1*_t83_w1
+            d_px = -_t107_w1*(_t45_w1*_t46_w1 - _t52_w1*_t53_w1 + _t62_w1*_t63_w1 + _t72_w1*_t73_w1)
+            d_py = -_t107_w1*(_t109_w1*_t46_w1 + _t110_w1*_t53_w1 + _t111_w1*_t63_w1 + _t112_w1*_t73_w1)
+            _s80 = -(_t100_w1*_t115*_t46_w1 + _t63_w1*(_t102_w1*(-_t113 + _t56_w1/max(max(pw, ph), max(tw, th))) + _t117*_t31_w1))/_t91_w1
+            d_pw = _t106_w1*(-_t126_w1*(-_t118_w1*_t74_w1 - _t125_w1) - _t129_w1*(_t125_w1*_t98_w1 - _t127_w1/(_t1_w1*_t54_w1)) + _s80)
+            _s81 = -(_t102_w1*_t63_w1*(_t113 + _t56_w1/max(max(pw, ph), max(tw, th))) + _t46_w1*(_t100_w1*_t130_w1 + _t120*_t31_w1))/_t91_w1
+            d_ph = _t106_w1*(-_t126_w1*(-_t132_w1*_t4_w1 - _t135_w1) - _t129_w1*(-_t127_w1/(_t2_w1*_t37_w1) + _t135_w1*_t98_w1) + _s81)
+            _s82 = _t44_w1*_t46_w1*(-_f32(2.0)*_t58_w1 - _f32(2.0)*_t59_w1) + _t61_w1*_t63_w1*(_f32(2.0)*_t30_w1*_t33_w1 - _f32(2.0)*_t42_w1)
+            d_pa = _t106_w1*(_t126_w1*_t139_w1 - _t139_w1*_t140_w1 - _s82/_t91_w1)
+            d_tx = -_t107_w1*(-_t45_w1*_t46_w1 + _t52_w1*_t53_w1 - _t62_w1*_t63_w1 - _t72_w1*_t73_w1)
+            d_ty = -_t107_w1*(-_t109_w1*_t46_w1 - _t110_w1*_t53_w1 - _t111_w1*_t63_w1 - _t112_w1*_t73_w1)
+            _s83 = -(_t101_w1*_t143*_t53_w1 + _t73_w1*(_t103_w1*(-_t141_w1 + _t66_w1/max(max(pw, ph), max(tw, th))) + _t122_w1*_t144))/_t91_w1
+            d_tw = _t106_w1*(-_t126_w1*(-_t1_w1*_t132_w1 - _t146) - _t129_w1*(_t146*_t98_w1 - _t147/(_t3_w1*_t64_w1)) + _s83)
+            _s84 = -(_t103_w1*_t73_w1*(_t141_w1 + _t66_w1/max(max(pw, ph), max(tw, th))) + _t53_w1*(_t101_w1*_t148 + _t118_w1*_t144))/_t91_w1
+            d_th = _t106_w1*(-_t126_w1*(-_t1_w1*_t122_w1*_t131_w1 - _t149) - _t129_w1*(-_t147/(_t4_w1*_t47_w1) + _t149*_t98_w1) + _s84)
+            _s85 = _t51_w1*_t53_w1*(-_f32(2.0)*_t68_w1 - _f32(2.0)*_t69_w1) + _t71_w1*_t73_w1*(_f32(2.0)*_t30_w1*_t36_w1 - _f32(2.0)*_t49_w1)
+            d_ta = _t106_w1*(_t126_w1*_t150 - _t140_w1*_t150 - _s85/_t91_w1)
         _out[_i] = value
         _d_pred[5 * _i] = d_px
         _d_pred[5 * _i + 1] = d_py
@@ -1241,30 +1255,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[5 * _i + 3] = d_th
         _d_target[5 * _i + 4] = d_ta
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[5 * _i] - _pred[5 * _i]) + (_pred[5 * _i + 1] - _pred[5 * _i + 1])
-                + (_pred[5 * _i + 2] - _pred[5 * _i + 2]) + (_pred[5 * _i + 3] - _pred[5 * _i + 3])
-                + (_pred[5 * _i + 4] - _pred[5 * _i + 4]) + (_target[5 * _i] - _target[5 * _i])
-                + (_target[5 * _i + 1] - _target[5 * _i + 1])
-                + (_target[5 * _i + 2] - _target[5 * _i + 2])
-                + (_target[5 * _i + 3] - _target[5 * _i + 3])
-                + (_target[5 * _i + 4] - _target[5 * _i + 4]) != _f32(0.0))
-                | ((_pred[5 * _i + 2] < _f32(0.0))) | ((_pred[5 * _i + 3] < _f32(0.0)))
-                | ((_target[5 * _i + 2] < _f32(0.0))) | ((_target[5 * _i + 3] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
+                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
+                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
+                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
+                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
+                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
+                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, mode):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, mode)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1272,3 +1284,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):
         bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
                 d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, mode)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, mode)

@@ -107,18 +107,18 @@ def value_and_grad_f64(logits, target, beta):
         _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
         _ap26 = _p25 - _p25*(beta*_c23)
         value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
-        _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _t1 = abs(-_t0)
+        _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _t1 = abs(-_t0_w1)
         _g127 = beta + 1.0
         _p28 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
         _q29 = _p28 - _p28*(_g127*_c23)
         d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q29
         _s30 = -logits
         _s31 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s32 = _t0 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
+        _s32 = _t0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
         _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
         _s34 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+        _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0))
         d_target = _s35 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
     elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
@@ -131,22 +131,22 @@ def value_and_grad_f64(logits, target, beta):
         _p42 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -beta)
         _ap43 = _p42 - _p42*(beta*_c40)
         value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
-        _t0 = -logits
+        _t0_w2 = -logits
         _c44 = beta*134217728.0 + beta
         _h45 = _c44 - (_c44 - beta)
         _l46 = beta - _h45
-        _c47 = _t0*134217728.0 + _t0
-        _h48 = _c47 - (_c47 - _t0)
-        _l49 = _t0 - _h48
+        _c47 = _t0_w2*134217728.0 + _t0_w2
+        _h48 = _c47 - (_c47 - _t0_w2)
+        _l49 = _t0_w2 - _h48
         _p50 = _h45*_h48
         _p51 = _h45*_l49 + _l46*_h48
         _p52 = _p50 + _p51
-        _t1 = math.exp(0.5*_p52)
+        _t1_w1 = math.exp(0.5*_p52)
         _g153 = beta + 1.0
         _p54 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g153)
         _q55 = _p54 - _p54*(_g153*_c40)
         d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q55
-        d_target = _t1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1*(_t0 + beta)))
+        d_target = _t1_w1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1_w1*(_t0_w2 + beta)))
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
         _z56 = -logits
@@ -158,8 +158,8 @@ def value_and_grad_f64(logits, target, beta):
         _p62 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -beta)
         _ap63 = _p62 - _p62*(beta*_c60)
         value = (_l61 if _z56 < 0.0 else _z56 + _l61)*_ap63
-        _t0 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
-        _t1 = abs(_t0)
+        _t0_w3 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
+        _t1_w2 = abs(_t0_w3)
         _g164 = beta + 1.0
         _p65 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -_g164)
         _q66 = _p65 - _p65*(_g164*_c60)
@@ -167,9 +167,9 @@ def value_and_grad_f64(logits, target, beta):
         _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
         _s68 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
         _s69 = 1.0*(max(_z56, 0.0) + math.log1p(math.exp(-abs(_z56)))) + (1.0 - 1.0)*_s68
-        _s70 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s71 = beta*(_t0 + _s67)*_s69*_s70*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-        d_target = _s71 - logits*math.pow(_t1, beta)
+        _s70 = math.pow(_t1_w2, beta - 1.0) if _t1_w2 > 0.0 and beta != 0.0 else 0.0
+        _s71 = beta*(_t0_w3 + _s67)*_s69*_s70*(1.0 if _t0_w3 > 0.0 else (-1.0 if _t0_w3 < 0.0 else 0.0))
+        d_target = _s71 - logits*math.pow(_t1_w2, beta)
         return value, d_logits, d_target
     else:  # soft target
         _s72 = -logits
@@ -178,17 +178,17 @@ def value_and_grad_f64(logits, target, beta):
         _s75 = target*(1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72)))
         _s76 = target*(max(_s72, 0.0) + math.log1p(math.exp(-abs(_s72)))) + (1.0 - target)*_s73
         value = _s76*math.pow(abs(_s75 - (1.0 - target)*_s74), beta)
-        _t0 = 1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72))
-        _t1 = _t0*target
+        _t0_w4 = 1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72))
+        _t1_w3 = _t0_w4*target
         _t2 = _s74
         _t3 = 1.0 - target
-        _t4 = _t1 - _t2*_t3
+        _t4 = _t1_w3 - _t2*_t3
         _t5 = abs(_t4)
         _t6 = math.pow(_t5, beta)
         _s77 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
         _t7 = beta*_s76*_s77*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
-        d_logits = -_t4*_t6 + _t7*(-_t0*_t2*_t3 - _t1*_t2)
-        d_target = -_t6*logits + _t7*(_t0 + _t2)
+        d_logits = -_t4*_t6 + _t7*(-_t0_w4*_t2*_t3 - _t1_w3*_t2)
+        d_target = -_t6*logits + _t7*(_t0_w4 + _t2)
         return value, d_logits, d_target
 
 
@@ -265,17 +265,17 @@ def value_and_grad_f32(logits, target, beta):
         _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
         _q29 = _p28 - _p28*(_g127*_c23)
         d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
-        _w_logits = _f64(logits)
-        _w_beta = _f64(beta)
-        _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-        _w1 = abs(-_w0)
-        _s30 = -_w_logits
-        _s31 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-        _s32 = _w0 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
+        _w_logits_w1 = _f64(logits)
+        _w_beta_w1 = _f64(beta)
+        _w0_w1 = 1.0/(1.0 + math.exp(-_w_logits_w1)) if _w_logits_w1 >= 0.0 else math.exp(_w_logits_w1)/(1.0 + math.exp(_w_logits_w1))
+        _w1 = abs(-_w0_w1)
+        _s30 = -_w_logits_w1
+        _s31 = max(_w_logits_w1, 0.0) + math.log1p(math.exp(-abs(_w_logits_w1)))
+        _s32 = _w0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
         _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
-        _s34 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
-        _s35 = -_w_beta*_s32*_s33*_s34*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
-        d_target = _f32(_s35 - _w_logits*math.pow(_w1, _w_beta))
+        _s34 = math.pow(_w1, _w_beta_w1 - 1.0) if _w1 > 0.0 and _w_beta_w1 != 0.0 else 0.0
+        _s35 = -_w_beta_w1*_s32*_s33*_s34*(1.0 if _w0_w1 > 0.0 else (-1.0 if _w0_w1 < 0.0 else 0.0))
+        d_target = _f32(_s35 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
         return value, d_logits, d_target
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z36 = -logits
@@ -291,20 +291,20 @@ def value_and_grad_f32(logits, target, beta):
         _p45 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -_g144)
         _q46 = _p45 - _p45*(_g144*_c40)
         d_logits = -(_e38 + beta*_l41 if _z36 < _f32(0.0) else _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
-        _w_logits = _f64(logits)
-        _w_beta = _f64(beta)
-        _w0 = -_w_logits
-        _c47 = _w_beta*134217728.0 + _w_beta
-        _h48 = _c47 - (_c47 - _w_beta)
-        _l49 = _w_beta - _h48
-        _c50 = _w0*134217728.0 + _w0
-        _h51 = _c50 - (_c50 - _w0)
-        _l52 = _w0 - _h51
+        _w_logits_w2 = _f64(logits)
+        _w_beta_w2 = _f64(beta)
+        _w0_w2 = -_w_logits_w2
+        _c47 = _w_beta_w2*134217728.0 + _w_beta_w2
+        _h48 = _c47 - (_c47 - _w_beta_w2)
+        _l49 = _w_beta_w2 - _h48
+        _c50 = _w0_w2*134217728.0 + _w0_w2
+        _h51 = _c50 - (_c50 - _w0_w2)
+        _l52 = _w0_w2 - _h51
         _p53 = _h48*_h51
         _p54 = _h48*_l52 + _l49*_h51
         _p55 = _p53 + _p54
-        _w1 = math.exp(0.5*_p55)
-        d_target = _f32(_w1*((((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*(_w1*(_w0 + _w_beta))))
+        _w1_w1 = math.exp(0.5*_p55)
+        d_target = _f32(_w1_w1*((((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*(_w1_w1*(_w0_w2 + _w_beta_w2))))
         return value, d_logits, d_target
     elif (target == _f32(1.0)):  # hard target 1
         _z56 = -logits
@@ -320,17 +320,17 @@ def value_and_grad_f32(logits, target, beta):
         _p65 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -_g164)
         _q66 = _p65 - _p65*(_g164*_c60)
         d_logits = -(_e58 + beta*_l61 if _z56 < _f32(0.0) else _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
-        _w_logits = _f64(logits)
-        _w_beta = _f64(beta)
-        _s67 = -_w_logits
-        _w0 = 1.0/(1.0 + math.exp(-_s67)) if _s67 >= 0.0 else math.exp(_s67)/(1.0 + math.exp(_s67))
-        _w1 = abs(_w0)
-        _s68 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-        _s69 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+        _w_logits_w3 = _f64(logits)
+        _w_beta_w3 = _f64(beta)
+        _s67 = -_w_logits_w3
+        _w0_w3 = 1.0/(1.0 + math.exp(-_s67)) if _s67 >= 0.0 else math.exp(_s67)/(1.0 + math.exp(_s67))
+        _w1_w2 = abs(_w0_w3)
+        _s68 = 1.0/(1.0 + math.exp(-_w_logits_w3)) if _w_logits_w3 >= 0.0 else math.exp(_w_logits_w3)/(1.0 + math.exp(_w_logits_w3))
+        _s69 = max(_w_logits_w3, 0.0) + math.log1p(math.exp(-abs(_w_logits_w3)))
         _s70 = 1.0*(max(_s67, 0.0) + math.log1p(math.exp(-abs(_s67)))) + (1.0 - 1.0)*_s69
-        _s71 = math.pow(_w1, _w_beta - 1.0) if _w1 > 0.0 and _w_beta != 0.0 else 0.0
-        _s72 = _w_beta*(_w0 + _s68)*_s70*_s71*(1.0 if _w0 > 0.0 else (-1.0 if _w0 < 0.0 else 0.0))
-        d_target = _f32(_s72 - _w_logits*math.pow(_w1, _w_beta))
+        _s71 = math.pow(_w1_w2, _w_beta_w3 - 1.0) if _w1_w2 > 0.0 and _w_beta_w3 != 0.0 else 0.0
+        _s72 = _w_beta_w3*(_w0_w3 + _s68)*_s70*_s71*(1.0 if _w0_w3 > 0.0 else (-1.0 if _w0_w3 < 0.0 else 0.0))
+        d_target = _f32(_s72 - _w_logits_w3*math.pow(_w1_w2, _w_beta_w3))
         return value, d_logits, d_target
     else:  # soft target
         _s73 = -logits
@@ -348,17 +348,17 @@ def value_and_grad_f32(logits, target, beta):
         _s78 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
         _s79 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
         d_logits = -_t4*math.pow(_t5, beta) + beta*(-_t0*_t2*_t3 - _t1*_t2)*_s77*_s78*_s79
-        _w_logits = _f64(logits)
+        _w_logits_w4 = _f64(logits)
         _w_target = _f64(target)
-        _w_beta = _f64(beta)
-        _s80 = -_w_logits
-        _w0 = 1.0/(1.0 + math.exp(-_s80)) if _s80 >= 0.0 else math.exp(_s80)/(1.0 + math.exp(_s80))
-        _w1 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-        _w2 = _w0*_w_target - _w1*(1.0 - _w_target)
+        _w_beta_w4 = _f64(beta)
+        _s80 = -_w_logits_w4
+        _w0_w4 = 1.0/(1.0 + math.exp(-_s80)) if _s80 >= 0.0 else math.exp(_s80)/(1.0 + math.exp(_s80))
+        _w1_w3 = 1.0/(1.0 + math.exp(-_w_logits_w4)) if _w_logits_w4 >= 0.0 else math.exp(_w_logits_w4)/(1.0 + math.exp(_w_logits_w4))
+        _w2 = _w0_w4*_w_target - _w1_w3*(1.0 - _w_target)
         _w3 = abs(_w2)
-        _s81 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+        _s81 = max(_w_logits_w4, 0.0) + math.log1p(math.exp(-abs(_w_logits_w4)))
         _s82 = _w_target*(max(_s80, 0.0) + math.log1p(math.exp(-abs(_s80)))) + (1.0 - _w_target)*_s81
-        _s83 = math.pow(_w3, _w_beta - 1.0) if _w3 > 0.0 and _w_beta != 0.0 else 0.0
-        _s84 = _w_beta*(_w0 + _w1)*_s82*_s83*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
-        d_target = _f32(_s84 - _w_logits*math.pow(_w3, _w_beta))
+        _s83 = math.pow(_w3, _w_beta_w4 - 1.0) if _w3 > 0.0 and _w_beta_w4 != 0.0 else 0.0
+        _s84 = _w_beta_w4*(_w0_w4 + _w1_w3)*_s82*_s83*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
+        d_target = _f32(_s84 - _w_logits_w4*math.pow(_w3, _w_beta_w4))
         return value, d_logits, d_target

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 61577c4a25472143
+# scalar kernels: sha256 d19bd134445bb3c9
 """Shape-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -77,7 +78,7 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
             value = _s31 + 0.5*(_s24*_s24*_s24*_s24) + 0.5*(_s25*_s25*_s25*_s25) + _s30
         else:  # shape weights of the target
-            _t0 = -tx1 + tx2
+            _t0_w1 = -tx1 + tx2
             _u32 = px2 - tx2
             _u33 = px1 - tx1
             _b34 = _u32 - px2
@@ -85,11 +86,11 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
             _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
             _c38 = _e36 - _e37
-            _t1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
-            _t2 = -ty1 + ty2
-            _t4 = math.pow(_t2/max(_t0, _t2), scale)
-            _t5 = math.pow(_t0/max(_t0, _t2), scale)
-            _t7 = 2.0/(_t4 + _t5)
+            _t1_w1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t2_w1 = -ty1 + ty2
+            _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
+            _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
+            _t7_w1 = 2.0/(_t4_w1 + _t5_w1)
             _u39 = py2 - ty2
             _u40 = py1 - ty1
             _b41 = _u39 - py2
@@ -97,9 +98,9 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
             _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
             _c45 = _e43 - _e44
-            _t8 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
-            _t9 = px1 - tx1
-            _t10 = px2 - tx2
+            _t8_w1 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t9_w1 = px1 - tx1
+            _t10_w1 = px2 - tx2
             _t11 = py1 - ty1
             _t12 = py2 - ty2
             _t13 = -py1 + py2
@@ -109,14 +110,14 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _s48 = ty1 - py1
             _s49 = ty2 - py2
             _s50 = tx2 - px2
-            _s51 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s47, _s47 - _s47))
+            _s51 = _t13*min(-px1 + px2, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s47, _s47 - _s47))
             _s52 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s48, _s48 - _s48))
-            _s53 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
-            _t15 = _s51 + _s52 + _s53 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s50, _s50 - _s50)) + eps
+            _s53 = _t14*min(_t2_w1, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
+            _t15 = _s51 + _s52 + _s53 + _t2_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s50, _s50 - _s50)) + eps
             _s54 = -max(py1, ty1) + min(py2, ty2)
-            _s55 = 1.0 - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, 0.0)))
-            _s56 = 1.0 - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, 0.0)))
-            _s57 = 0.5*_t10 + 0.5*_t9
+            _s55 = 1.0 - math.exp(-_t4_w1*_t7_w1*abs(_t1_w1)/(_t0_w1 + max(_t1_w1, 0.0)))
+            _s56 = 1.0 - math.exp(-_t5_w1*_t7_w1*abs(_t8_w1)/(_t2_w1 + max(_t8_w1, 0.0)))
+            _s57 = 0.5*_t10_w1 + 0.5*_t9_w1
             _s58 = 0.5*_t11 + 0.5*_t12
             _c59 = _e44 - _e37
             _c60 = _e43 - _e36
@@ -132,35 +133,39 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _s70 = _s69*(_s68 + 0.5*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
             _s71 = max(px2, tx2) - min(px1, tx1)
             _s72 = max(py2, ty2) - min(py1, ty1)
-            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4 + _t5)/(_t4 + _t5))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
+            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
             _s74 = _t15/(_t14*max(_s54, _s54 - _s54) + _t15)
             value = _s74 + 0.5*(_s55*_s55*_s55*_s55) + 0.5*(_s56*_s56*_s56*_s56) + _s73
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, scale, eps):
+def _value_blocks_f64(pred, target, out, scale, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, scale, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], scale, eps)
     return bad
+
+
+def value_f64(pred, target, out, scale, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, scale, eps)
+    return _value_blocks_f64(pred, target, out, scale, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -329,7 +334,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s45 = ((_t90 - _t65*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))*_inv1
             d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + _s45
         else:  # shape weights of the target
-            _t0 = -tx1 + tx2
+            _t0_w1 = -tx1 + tx2
             _u46 = px2 - tx2
             _u47 = px1 - tx1
             _b48 = _u46 - px2
@@ -337,11 +342,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e50 = (px2 - (_u46 - _b48)) - (tx2 + _b48)
             _e51 = (px1 - (_u47 - _b49)) - (tx1 + _b49)
             _c52 = _e50 - _e51
-            _t1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
-            _t2 = -ty1 + ty2
-            _t4 = math.pow(_t2/max(_t0, _t2), scale)
-            _t5 = math.pow(_t0/max(_t0, _t2), scale)
-            _t7 = 2.0/(_t4 + _t5)
+            _t1_w1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
+            _t2_w1 = -ty1 + ty2
+            _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
+            _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
+            _t7_w1 = 2.0/(_t4_w1 + _t5_w1)
             _u53 = py2 - ty2
             _u54 = py1 - ty1
             _b55 = _u53 - py2
@@ -349,27 +354,27 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e57 = (py2 - (_u53 - _b55)) - (ty2 + _b55)
             _e58 = (py1 - (_u54 - _b56)) - (ty1 + _b56)
             _c59 = _e57 - _e58
-            _t8 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
-            _t9 = px1 - tx1
-            _t10 = px2 - tx2
-            _t11 = py1 - ty1
+            _t8_w1 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
+            _t9_w1 = px1 - tx1
+            _t10_w1 = px2 - tx2
+            _t11_w1 = py1 - ty1
             _t12 = py2 - ty2
-            _t13 = -py1 + py2
+            _t13_w1 = -py1 + py2
             _s60 = -max(px1, tx1) + min(px2, tx2)
-            _t14 = max(_s60, _s60 - _s60)
+            _t14_w1 = max(_s60, _s60 - _s60)
             _s61 = tx1 - px1
             _s62 = ty1 - py1
             _s63 = ty2 - py2
             _s64 = tx2 - px2
-            _s65 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s61, _s61 - _s61))
-            _s66 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
-            _s67 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s63, _s63 - _s63))
-            _t15 = _s65 + _s66 + _s67 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s64, _s64 - _s64)) + eps
+            _s65 = _t13_w1*min(-px1 + px2, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
+            _s66 = _t14_w1*min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
+            _s67 = _t14_w1*min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
+            _t15_w1 = _s65 + _s66 + _s67 + _t2_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64)) + eps
             _s68 = -max(py1, ty1) + min(py2, ty2)
-            _s69 = 1.0 - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, 0.0)))
-            _s70 = 1.0 - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, 0.0)))
-            _s71 = 0.5*_t10 + 0.5*_t9
-            _s72 = 0.5*_t11 + 0.5*_t12
+            _s69 = 1.0 - math.exp(-_t4_w1*_t7_w1*abs(_t1_w1)/(_t0_w1 + max(_t1_w1, 0.0)))
+            _s70 = 1.0 - math.exp(-_t5_w1*_t7_w1*abs(_t8_w1)/(_t2_w1 + max(_t8_w1, 0.0)))
+            _s71 = 0.5*_t10_w1 + 0.5*_t9_w1
+            _s72 = 0.5*_t11_w1 + 0.5*_t12
             _c73 = _e58 - _e51
             _c74 = _e57 - _e50
             _s75 = 0.5*((_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47)
@@ -384,103 +389,103 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s84 = _s83*(_s82 + 0.5*((_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64))
             _s85 = max(px2, tx2) - min(px1, tx1)
             _s86 = max(py2, ty2) - min(py1, ty1)
-            _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4 + _t5)/(_t4 + _t5))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
-            _s88 = _t15/(_t14*max(_s68, _s68 - _s68) + _t15)
+            _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
+            _s88 = _t15_w1/(_t14_w1*max(_s68, _s68 - _s68) + _t15_w1)
             value = _s88 + 0.5*(_s69*_s69*_s69*_s69) + 0.5*(_s70*_s70*_s70*_s70) + _s87
-            _t16 = _t0 + max(_t1, 0.0)
-            _t18 = _t4 + _t5
-            _t44 = _s85
-            _t47 = _s86
-            _t48 = (_t44*_t44) + (_t47*_t47) + eps
-            _t52 = _s68
-            _t53 = max(_t52, _t52 - _t52)
-            _t54 = _t14*_t53
-            _t55 = -px1 + px2
-            _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
-            _t74 = _t2 + max(_t8, 0.0)
-            _a89 = abs(_t18)
-            _a90 = abs(_t16)
-            _a91 = abs(_t48)
-            _a92 = abs(_t56)
-            _a93 = abs(_t74)
-            _a94 = abs(max(_t0, _t2))
-            _ok = (_a89 >= 2.983336292480083e-154) & (_a89 <= 3.3519519824856493e+153) & (_a90 >= 2.983336292480083e-154) & (_a90 <= 3.3519519824856493e+153) & (_a91 >= 4.450147717014403e-308) & (_a91 <= 2.247116418577895e+307) & (_a92 >= 4.450147717014403e-308) & (_a92 <= 2.247116418577895e+307) & (_a93 >= 2.983336292480083e-154) & (_a93 <= 3.3519519824856493e+153) & (_a94 >= 4.450147717014403e-308) & (_a94 <= 2.247116418577895e+307)
-            _inv0 = 1.0/_t18
-            _inv1 = 1.0/_t16
-            _inv2 = 1.0/_t48
-            _inv3 = 1.0/_t56
-            _inv4 = 1.0/_t74
-            _inv5 = 1.0/max(_t0, _t2)
-            _t20 = 2.0*_inv0
-            _t21 = _t20*_t4
-            _t22 = _inv1*_t21*(1.0 if _t1 > 0.0 else (-1.0 if _t1 < 0.0 else 0.0))
-            _t23 = 1.0 if _t1 > 0.0 else (0.5 if _t1 == 0.0 else 0.0)
-            _t24 = abs(_t1)
-            _t25 = (_inv1*_inv1)*_t21*_t24
-            _t26 = -_t22 + _t23*_t25
-            _t27 = _inv1*_t24
-            _t28 = math.exp(-_t21*_t27)
-            _s95 = 1.0 - _t28
-            _t29 = 2.0*_t28*(_s95*_s95*_s95)
-            _t30 = -_t4 + _t5
-            _t31 = _inv0*_t30
-            _t32 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
-            _t33 = 0.25*_t32
-            _t34 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
-            _t35 = 0.25*_t34
-            _t36 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
-            _t37 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
-            _t38 = 0.25*_t36 + 0.25*_t37
-            _t39 = -_t33 - _t35 + _t38
-            _t40 = _s71
-            _t41 = _t31*_t39 + _t40
-            _t42 = px1 - tx1
-            _t43 = -_t42
-            _t45 = _s72
-            _t46 = (0.5*_t32 + 0.5*_t34)*(0.5*_t36 + 0.5*_t37)
-            _t49 = 2.0*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))*_inv2)
-            _t50 = _t44*_t49
-            _t51 = 1.0 if _t43 > 0.0 else 0.0
-            _t57 = _t54*_inv3
-            _t58 = 1.0 if _t42 > 0.0 else 0.0
-            _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s63, _s63 - _s63))
-            _t60 = _t14*_t59
-            _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s64, _s64 - _s64))
-            _t62 = _t2*_t61
-            _t63 = _t60 + _t62
-            _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s61, _s61 - _s61))
-            _t65 = _t13*_t64 + eps
-            _t66 = _t54 + _t65
-            _t67 = _t53*(1.0 if _s60 > 0.0 else 0.0)
-            _t68 = _t67*((_t63 + _t66)*_inv3)
-            _t69 = -_t51 - _t58 + 1.0
-            _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
-            _t71 = _t14*_t70
-            _t72 = 0.5*_t67
-            _t73 = _t72*((_t63 + _t65 - _t71)*_inv3)
-            _t76 = _t20*_t5
-            _t77 = _inv4*_t76*(1.0 if _t8 > 0.0 else (-1.0 if _t8 < 0.0 else 0.0))
-            _t78 = 1.0 if _t8 > 0.0 else (0.5 if _t8 == 0.0 else 0.0)
-            _t79 = abs(_t8)
-            _t80 = (_inv4*_inv4)*_t76*_t79
-            _t81 = -_t77 + _t78*_t80
-            _t82 = _inv4*_t79
-            _t83 = math.exp(-_t76*_t82)
-            _s96 = 1.0 - _t83
-            _t84 = 2.0*_t83*(_s96*_s96*_s96)
-            _t85 = _t33 + _t35 + _t38
-            _t86 = _t31*_t85 + _t45
-            _t87 = py1 - ty1
-            _t88 = -_t87
-            _t89 = _t47*_t49
-            _t90 = 1.0 if _t88 > 0.0 else 0.0
-            _t91 = 1.0 if _t87 > 0.0 else 0.0
-            _t92 = _t55*_t70 + _t63 + eps
-            _t93 = _t14*(1.0 if _t52 > 0.0 else 0.0)
-            _t94 = _t93*((_t54 + _t92)*_inv3)
-            _t95 = -_t90 - _t91 + 1.0
-            _t96 = 0.5*_t93
-            _t97 = _t96*((-_t53*_t64 + _t92)*_inv3)
+            _t16_w1 = _t0_w1 + max(_t1_w1, 0.0)
+            _t18_w1 = _t4_w1 + _t5_w1
+            _t44_w1 = _s85
+            _t47_w1 = _s86
+            _t48_w1 = (_t44_w1*_t44_w1) + (_t47_w1*_t47_w1) + eps
+            _t52_w1 = _s68
+            _t53_w1 = max(_t52_w1, _t52_w1 - _t52_w1)
+            _t54 = _t14_w1*_t53_w1
+            _t55_w1 = -px1 + px2
+            _t56_w1 = _t0_w1*_t2_w1 + _t13_w1*_t55_w1 - _t54 + eps
+            _t74_w1 = _t2_w1 + max(_t8_w1, 0.0)
+            _a89 = abs(_t18_w1)
+            _a90 = abs(_t16_w1)
+            _a91 = abs(_t48_w1)
+            _a92 = abs(_t56_w1)
+            _a93 = abs(_t74_w1)
+            _a94 = abs(max(_t0_w1, _t2_w1))
+            _ok_w1 = (_a89 >= 2.983336292480083e-154) & (_a89 <= 3.3519519824856493e+153) & (_a90 >= 2.983336292480083e-154) & (_a90 <= 3.3519519824856493e+153) & (_a91 >= 4.450147717014403e-308) & (_a91 <= 2.247116418577895e+307) & (_a92 >= 4.450147717014403e-308) & (_a92 <= 2.247116418577895e+307) & (_a93 >= 2.983336292480083e-154) & (_a93 <= 3.3519519824856493e+153) & (_a94 >= 4.450147717014403e-308) & (_a94 <= 2.247116418577895e+307)
+            _inv0_w1 = 1.0/_t18_w1
+            _inv1_w1 = 1.0/_t16_w1
+            _inv2_w1 = 1.0/_t48_w1
+            _inv3_w1 = 1.0/_t56_w1
+            _inv4 = 1.0/_t74_w1
+            _inv5 = 1.0/max(_t0_w1, _t2_w1)
+            _t20_w1 = 2.0*_inv0_w1
+            _t21_w1 = _t20_w1*_t4_w1
+            _t22_w1 = _inv1_w1*_t21_w1*(1.0 if _t1_w1 > 0.0 else (-1.0 if _t1_w1 < 0.0 else 0.0))
+            _t23_w1 = 1.0 if _t1_w1 > 0.0 else (0.5 if _t1_w1 == 0.0 else 0.0)
+            _t24_w1 = abs(_t1_w1)
+            _t25_w1 = (_inv1_w1*_inv1_w1)*_t21_w1*_t24_w1
+            _t26_w1 = -_t22_w1 + _t23_w1*_t25_w1
+            _t27_w1 = _inv1_w1*_t24_w1
+            _t28_w1 = math.exp(-_t21_w1*_t27_w1)
+            _s95 = 1.0 - _t28_w1
+            _t29_w1 = 2.0*_t28_w1*(_s95*_s95*_s95)
+            _t30_w1 = -_t4_w1 + _t5_w1
+            _t31_w1 = _inv0_w1*_t30_w1
+            _t32_w1 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
+            _t33_w1 = 0.25*_t32_w1
+            _t34_w1 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
+            _t35_w1 = 0.25*_t34_w1
+            _t36_w1 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
+            _t37_w1 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
+            _t38_w1 = 0.25*_t36_w1 + 0.25*_t37_w1
+            _t39_w1 = -_t33_w1 - _t35_w1 + _t38_w1
+            _t40_w1 = _s71
+            _t41_w1 = _t31_w1*_t39_w1 + _t40_w1
+            _t42_w1 = px1 - tx1
+            _t43_w1 = -_t42_w1
+            _t45_w1 = _s72
+            _t46_w1 = (0.5*_t32_w1 + 0.5*_t34_w1)*(0.5*_t36_w1 + 0.5*_t37_w1)
+            _t49_w1 = 2.0*((_t31_w1*_t46_w1 + (_t40_w1*_t40_w1) + (_t45_w1*_t45_w1))*_inv2_w1)
+            _t50_w1 = _t44_w1*_t49_w1
+            _t51_w1 = 1.0 if _t43_w1 > 0.0 else 0.0
+            _t57_w1 = _t54*_inv3_w1
+            _t58_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
+            _t59_w1 = min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
+            _t60_w1 = _t14_w1*_t59_w1
+            _t61_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64))
+            _t62_w1 = _t2_w1*_t61_w1
+            _t63_w1 = _t60_w1 + _t62_w1
+            _t64_w1 = min(_t55_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
+            _t65_w1 = _t13_w1*_t64_w1 + eps
+            _t66_w1 = _t54 + _t65_w1
+            _t67_w1 = _t53_w1*(1.0 if _s60 > 0.0 else 0.0)
+            _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv3_w1)
+            _t69_w1 = -_t51_w1 - _t58_w1 + 1.0
+            _t70_w1 = min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
+            _t71_w1 = _t14_w1*_t70_w1
+            _t72_w1 = 0.5*_t67_w1
+            _t73_w1 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv3_w1)
+            _t76_w1 = _t20_w1*_t5_w1
+            _t77_w1 = _inv4*_t76_w1*(1.0 if _t8_w1 > 0.0 else (-1.0 if _t8_w1 < 0.0 else 0.0))
+            _t78_w1 = 1.0 if _t8_w1 > 0.0 else (0.5 if _t8_w1 == 0.0 else 0.0)
+            _t79_w1 = abs(_t8_w1)
+            _t80_w1 = (_inv4*_inv4)*_t76_w1*_t79_w1
+            _t81_w1 = -_t77_w1 + _t78_w1*_t80_w1
+            _t82_w1 = _inv4*_t79_w1
+            _t83_w1 = math.exp(-_t76_w1*_t82_w1)
+            _s96 = 1.0 - _t83_w1
+            _t84_w1 = 2.0*_t83_w1*(_s96*_s96*_s96)
+            _t85_w1 = _t33_w1 + _t35_w1 + _t38_w1
+            _t86_w1 = _t31_w1*_t85_w1 + _t45_w1
+            _t87_w1 = py1 - ty1
+            _t88_w1 = -_t87_w1
+            _t89_w1 = _t47_w1*_t49_w1
+            _t90_w1 = 1.0 if _t88_w1 > 0.0 else 0.0
+            _t91_w1 = 1.0 if _t87_w1 > 0.0 else 0.0
+            _t92_w1 = _t55_w1*_t70_w1 + _t63_w1 + eps
+            _t93_w1 = _t14_w1*(1.0 if _t52_w1 > 0.0 else 0.0)
+            _t94 = _t93_w1*((_t54 + _t92_w1)*_inv3_w1)
+            _t95 = -_t90_w1 - _t91_w1 + 1.0
+            _t96 = 0.5*_t93_w1
+            _t97 = _t96*((-_t53_w1*_t64_w1 + _t92_w1)*_inv3_w1)
             _t98 = px2 - tx2
             _t99 = 1.0 if _t98 > 0.0 else 0.0
             _t100 = -_t98
@@ -491,52 +496,52 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t105 = -_t103
             _t106 = 1.0 if _t105 > 0.0 else 0.0
             _t107 = -_t104 - _t106 + 1.0
-            _s97 = _inv5*_t0
+            _s97 = _inv5*_t0_w1
             _t109 = math.pow(_s97, scale - 1.0) if _s97 > 0.0 and scale != 0.0 else 0.0
             _t110 = _inv5*scale
-            _t111 = (_inv0*_inv0)*_t110
+            _t111 = (_inv0_w1*_inv0_w1)*_t110
             _t112 = _t109*_t111
-            _t113 = 2.0*_t5*_t82
-            _t114 = -2.0*_inv0*_inv4*_inv5*_t109*_t79*scale + _t112*_t113
-            _t115 = _t23 - 1.0
-            _t116 = 2.0*_t27*_t4
-            _t117 = _t112*_t116 + _t22
-            _t118 = _inv0*_t110
-            _t119 = _t111*_t30
+            _t113 = 2.0*_t5_w1*_t82_w1
+            _t114 = -2.0*_inv0_w1*_inv4*_inv5*_t109*_t79_w1*scale + _t112*_t113
+            _t115 = _t23_w1 - 1.0
+            _t116 = 2.0*_t27_w1*_t4_w1
+            _t117 = _t112*_t116 + _t22_w1
+            _t118 = _inv0_w1*_t110
+            _t119 = _t111*_t30_w1
             _t120 = -_t109*_t118 + _t109*_t119
-            _t121 = _t31*_t39 + _t40
-            _t122 = _t62 + _t71
-            _t123 = _t67*((_t122 + _t66)*_inv3)
-            _t124 = _t72*((_t122 - _t60 + _t65)*_inv3)
-            _s98 = _inv5*_t2
+            _t121 = _t31_w1*_t39_w1 + _t40_w1
+            _t122 = _t62_w1 + _t71_w1
+            _t123 = _t67_w1*((_t122 + _t66_w1)*_inv3_w1)
+            _t124 = _t72_w1*((_t122 - _t60_w1 + _t65_w1)*_inv3_w1)
+            _s98 = _inv5*_t2_w1
             _t125 = math.pow(_s98, scale - 1.0) if _s98 > 0.0 and scale != 0.0 else 0.0
             _t126 = _t111*_t125
-            _t127 = -2.0*_inv0*_inv1*_inv5*_t125*_t24*scale + _t116*_t126
-            _t128 = _t78 - 1.0
-            _t129 = _t113*_t126 + _t77
+            _t127 = -2.0*_inv0_w1*_inv1_w1*_inv5*_t125*_t24_w1*scale + _t116*_t126
+            _t128 = _t78_w1 - 1.0
+            _t129 = _t113*_t126 + _t77_w1
             _t130 = _t118*_t125 + _t119*_t125
-            _t131 = _t31*_t85 + _t45
-            _t132 = _t0*_t59 + _t71
-            _t133 = _t93*((_t132 + _t66)*_inv3)
-            _t134 = _t96*((_t132 - _t53*_t61 + _t65)*_inv3)
-            _s99 = ((_t41 - -_t50*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))*_inv2
-            d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)*_inv3) + _s99
-            _s100 = ((_t86 - -_t89*(1.0 if _t88 > 0.0 else (0.5 if _t88 == 0.0 else 0.0))))*_inv2
-            d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)*_inv3) + _s100
-            _s101 = ((_t41 - _t50*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))*_inv2
-            d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)*_inv3) + _s101
-            _s102 = ((_t86 - _t89*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv2
-            d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)*_inv3) + _s102
-            _s103 = ((_t120*_t46 - _t121 - -_t50*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))*_inv2
-            d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) - ((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)*_inv3) + _s103
-            _s104 = ((_t130*_t46 - _t131 - -_t89*(1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0))))*_inv2
-            d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) - ((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)*_inv3) + _s104
-            _s105 = ((-_t120*_t46 - _t121 - _t50*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))*_inv2
-            _s106 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)*_inv3)
-            d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s106 + _s105
-            _s107 = ((-_t130*_t46 - _t131 - _t89*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))*_inv2
-            _s108 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)*_inv3)
-            d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s108 + _s107
+            _t131 = _t31_w1*_t85_w1 + _t45_w1
+            _t132 = _t0_w1*_t59_w1 + _t71_w1
+            _t133 = _t93_w1*((_t132 + _t66_w1)*_inv3_w1)
+            _t134 = _t96*((_t132 - _t53_w1*_t61_w1 + _t65_w1)*_inv3_w1)
+            _s99 = ((_t41_w1 - -_t50_w1*(1.0 if _t43_w1 > 0.0 else (0.5 if _t43_w1 == 0.0 else 0.0))))*_inv2_w1
+            d_px1 = _t26_w1*_t29_w1 - ((_t13_w1*_t51_w1*_t57_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73_w1)*_inv3_w1) + _s99
+            _s100 = ((_t86_w1 - -_t89_w1*(1.0 if _t88_w1 > 0.0 else (0.5 if _t88_w1 == 0.0 else 0.0))))*_inv2_w1
+            d_py1 = _t81_w1*_t84_w1 - ((_t55_w1*_t57_w1*_t90_w1 - _t91_w1*_t94 - _t95*_t97)*_inv3_w1) + _s100
+            _s101 = ((_t41_w1 - _t50_w1*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))*_inv2_w1
+            d_px2 = -_t26_w1*_t29_w1 - ((_t101*_t68_w1 + _t102*_t73_w1 - _t13_w1*_t57_w1*_t99)*_inv3_w1) + _s101
+            _s102 = ((_t86_w1 - _t89_w1*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv2_w1
+            d_py2 = -_t81_w1*_t84_w1 - ((-_t104*_t55_w1*_t57_w1 + _t106*_t94 + _t107*_t97)*_inv3_w1) + _s102
+            _s103 = ((_t120*_t46_w1 - _t121 - -_t50_w1*(1.0 if _t42_w1 > 0.0 else (0.5 if _t42_w1 == 0.0 else 0.0))))*_inv2_w1
+            d_tx1 = _t114*_t84_w1 - _t29_w1*(_t115*_t25_w1 - _t117) - ((-_t123*_t51_w1 - _t124*_t69_w1 + _t2_w1*_t57_w1*_t58_w1)*_inv3_w1) + _s103
+            _s104 = ((_t130*_t46_w1 - _t131 - -_t89_w1*(1.0 if _t87_w1 > 0.0 else (0.5 if _t87_w1 == 0.0 else 0.0))))*_inv2_w1
+            d_ty1 = _t127*_t29_w1 - _t84_w1*(_t128*_t80_w1 - _t129) - ((_t0_w1*_t57_w1*_t91_w1 - _t133*_t90_w1 - _t134*_t95)*_inv3_w1) + _s104
+            _s105 = ((-_t120*_t46_w1 - _t121 - _t50_w1*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))*_inv2_w1
+            _s106 = -((-_t101*_t2_w1*_t57_w1 + _t102*_t124 + _t123*_t99)*_inv3_w1)
+            d_tx2 = -_t114*_t84_w1 - _t29_w1*(-_t115*_t25_w1 + _t117) + _s106 + _s105
+            _s107 = ((-_t130*_t46_w1 - _t131 - _t89_w1*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))*_inv2_w1
+            _s108 = -((-_t0_w1*_t106*_t57_w1 + _t104*_t133 + _t107*_t134)*_inv3_w1)
+            d_ty2 = -_t127*_t29_w1 - _t84_w1*(-_t128*_t80_w1 + _t129) + _s108 + _s107
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -548,628 +553,626 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
             if (scale == 0.0):  # scale = 0: ww = hh = 1
-                _u1 = px2 - tx2
-                _u2 = px1 - tx1
-                _b3 = _u1 - px2
-                _b4 = _u2 - px1
-                _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-                _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
-                _c7 = _e5 - _e6
-                _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-                _t1 = -tx1 + tx2
-                _u8 = py2 - ty2
-                _u9 = py1 - ty1
-                _b10 = _u8 - py2
-                _b11 = _u9 - py1
-                _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-                _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
-                _c14 = _e12 - _e13
-                _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-                _t3 = -ty1 + ty2
-                _t4 = px1 - tx1
-                _t5 = px2 - tx2
-                _t6 = py1 - ty1
-                _t7 = py2 - ty2
-                _t8 = -py1 + py2
-                _s15 = -max(px1, tx1) + min(px2, tx2)
-                _t9 = max(_s15, _s15 - _s15)
-                _s16 = tx2 - px2
-                _s17 = tx1 - px1
-                _s18 = ty2 - py2
-                _s19 = ty1 - py1
-                _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
-                _s23 = -max(py1, ty1) + min(py2, ty2)
-                _s24 = 1.0 - math.exp(-abs(_t0)/(_t1 + max(_t0, 0.0)))
-                _s25 = 1.0 - math.exp(-abs(_t2)/(_t3 + max(_t2, 0.0)))
-                _s26 = 0.5*_t4 + 0.5*_t5
-                _s27 = 0.5*_t6 + 0.5*_t7
-                _s28 = max(px2, tx2) - min(px1, tx1)
-                _s29 = max(py2, ty2) - min(py1, ty1)
-                _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
-                _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
-                value = _s31 + 0.5*(_s24*_s24*_s24*_s24) + 0.5*(_s25*_s25*_s25*_s25) + _s30
-                _t11 = _t1 + max(_t0, 0.0)
-                _t24 = _s28
-                _t26 = _s29
-                _t27 = (_t24*_t24) + (_t26*_t26) + eps
-                _t31 = _s23
-                _t32 = max(_t31, _t31 - _t31)
-                _t33 = _t32*_t9
-                _t34 = -px1 + px2
-                _t35 = _t1*_t3 - _t33 + _t34*_t8 + eps
-                _t53 = _t3 + max(_t2, 0.0)
-                _a32 = abs(_t11)
-                _a33 = abs(_t27)
-                _a34 = abs(_t35)
-                _a35 = abs(_t53)
-                _ok = (_a32 >= 2.983336292480083e-154) & (_a32 <= 3.3519519824856493e+153) & (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307) & (_a35 >= 2.983336292480083e-154) & (_a35 <= 3.3519519824856493e+153)
+                _u1_w1 = px2_w1 - tx2_w1
+                _u2_w1 = px1_w1 - tx1_w1
+                _b3_w1 = _u1_w1 - px2_w1
+                _b4_w1 = _u2_w1 - px1_w1
+                _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
+                _e6_w1 = (px1_w1 - (_u2_w1 - _b4_w1)) - (tx1_w1 + _b4_w1)
+                _c7_w1 = _e5_w1 - _e6_w1
+                _t0_w2 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t1_w2 = -tx1_w1 + tx2_w1
+                _u8_w1 = py2_w1 - ty2_w1
+                _u9_w1 = py1_w1 - ty1_w1
+                _b10_w1 = _u8_w1 - py2_w1
+                _b11_w1 = _u9_w1 - py1_w1
+                _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
+                _e13_w1 = (py1_w1 - (_u9_w1 - _b11_w1)) - (ty1_w1 + _b11_w1)
+                _c14_w1 = _e12_w1 - _e13_w1
+                _t2_w2 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t3_w1 = -ty1_w1 + ty2_w1
+                _t4_w2 = px1_w1 - tx1_w1
+                _t5_w2 = px2_w1 - tx2_w1
+                _t6_w1 = py1_w1 - ty1_w1
+                _t7_w2 = py2_w1 - ty2_w1
+                _t8_w2 = -py1_w1 + py2_w1
+                _s15_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t9_w2 = max(_s15_w1, _s15_w1 - _s15_w1)
+                _s16_w1 = tx2_w1 - px2_w1
+                _s17_w1 = tx1_w1 - px1_w1
+                _s18_w1 = ty2_w1 - py2_w1
+                _s19_w1 = ty1_w1 - py1_w1
+                _s20_w1 = _t8_w2*min(-px1_w1 + px2_w1, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                _s21_w1 = _t3_w1*min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                _s22_w1 = _t9_w2*min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                _t10_w2 = _s21_w1 + _s20_w1 + _s22_w1 + _t9_w2*min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1)) + eps
+                _s23_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s24_w1 = 1.0 - math.exp(-abs(_t0_w2)/(_t1_w2 + max(_t0_w2, 0.0)))
+                _s25_w1 = 1.0 - math.exp(-abs(_t2_w2)/(_t3_w1 + max(_t2_w2, 0.0)))
+                _s26_w1 = 0.5*_t4_w2 + 0.5*_t5_w2
+                _s27_w1 = 0.5*_t6_w1 + 0.5*_t7_w2
+                _s28_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s29_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s30_w1 = ((_s26_w1*_s26_w1) + (_s27_w1*_s27_w1))/(eps + (_s28_w1*_s28_w1) + (_s29_w1*_s29_w1))
+                _s31_w1 = _t10_w2/(_t10_w2 + _t9_w2*max(_s23_w1, _s23_w1 - _s23_w1))
+                value_w1 = _s31_w1 + 0.5*(_s24_w1*_s24_w1*_s24_w1*_s24_w1) + 0.5*(_s25_w1*_s25_w1*_s25_w1*_s25_w1) + _s30_w1
+                _t11_w2 = _t1_w2 + max(_t0_w2, 0.0)
+                _t24_w3 = _s28_w1
+                _t26_w3 = _s29_w1
+                _t27_w3 = (_t24_w3*_t24_w3) + (_t26_w3*_t26_w3) + eps
+                _t31_w3 = _s23_w1
+                _t32_w3 = max(_t31_w3, _t31_w3 - _t31_w3)
+                _t33_w3 = _t32_w3*_t9_w2
+                _t34_w3 = -px1_w1 + px2_w1
+                _t35_w3 = _t1_w2*_t3_w1 - _t33_w3 + _t34_w3*_t8_w2 + eps
+                _t53_w2 = _t3_w1 + max(_t2_w2, 0.0)
+                _a32_w1 = abs(_t11_w2)
+                _a33_w1 = abs(_t27_w3)
+                _a34_w1 = abs(_t35_w3)
+                _a35_w1 = abs(_t53_w2)
+                _ok = (_a32_w1 >= 2.983336292480083e-154) & (_a32_w1 <= 3.3519519824856493e+153) & (_a33_w1 >= 4.450147717014403e-308) & (_a33_w1 <= 2.247116418577895e+307) & (_a34_w1 >= 4.450147717014403e-308) & (_a34_w1 <= 2.247116418577895e+307) & (_a35_w1 >= 2.983336292480083e-154) & (_a35_w1 <= 3.3519519824856493e+153)
                 if _ok:
-                    _inv0 = 1.0/_t11
-                    _inv1 = 1.0/_t27
-                    _inv2 = 1.0/_t35
-                    _inv3 = 1.0/_t53
-                    _t13 = _inv0*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
-                    _t14 = -_t13
-                    _t15 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t16 = abs(_t0)
-                    _t17 = (_inv0*_inv0)*_t16
-                    _t18 = _t14 + _t15*_t17
-                    _t19 = math.exp(-_inv0*_t16)
-                    _s36 = 1.0 - _t19
-                    _t20 = 2.0*_t19*(_s36*_s36*_s36)
-                    _t21 = _s26
-                    _t22 = px1 - tx1
-                    _t23 = -_t22
-                    _t25 = _s27
-                    _t28 = 2.0*(((_t21*_t21) + (_t25*_t25))*_inv1)
-                    _t29 = _t24*_t28
-                    _t30 = 1.0 if _t23 > 0.0 else 0.0
-                    _t36 = _t33*_inv2
-                    _t37 = 1.0 if _t22 > 0.0 else 0.0
-                    _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                    _t39 = _t3*_t38
-                    _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                    _t41 = _t40*_t9
-                    _t42 = _t39 + _t41
-                    _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                    _t44 = _t43*_t8 + eps
-                    _t45 = _t33 + _t44
-                    _t46 = _t32*(1.0 if _s15 > 0.0 else 0.0)
-                    _t47 = _t46*((_t42 + _t45)*_inv2)
-                    _t48 = -_t30 - _t37 + 1.0
-                    _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
-                    _t50 = _t49*_t9
-                    _t51 = 0.5*_t46
-                    _t52 = _t51*((_t42 + _t44 - _t50)*_inv2)
-                    _t55 = _inv3*(1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0))
-                    _t56 = -_t55
-                    _t57 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t58 = abs(_t2)
-                    _t59 = (_inv3*_inv3)*_t58
-                    _t60 = _t56 + _t57*_t59
-                    _t61 = math.exp(-_inv3*_t58)
-                    _s37 = 1.0 - _t61
-                    _t62 = 2.0*_t61*(_s37*_s37*_s37)
-                    _t63 = py1 - ty1
-                    _t64 = -_t63
-                    _t65 = _t26*_t28
-                    _t66 = 1.0 if _t64 > 0.0 else 0.0
-                    _t67 = 1.0 if _t63 > 0.0 else 0.0
-                    _t68 = _t34*_t49 + _t42 + eps
-                    _t69 = _t9*(1.0 if _t31 > 0.0 else 0.0)
-                    _t70 = _t69*((_t33 + _t68)*_inv2)
-                    _t71 = -_t66 - _t67 + 1.0
-                    _t72 = 0.5*_t69
-                    _t73 = _t72*((-_t32*_t43 + _t68)*_inv2)
-                    _t74 = px2 - tx2
-                    _t75 = 1.0 if _t74 > 0.0 else 0.0
-                    _t76 = -_t74
-                    _t77 = 1.0 if _t76 > 0.0 else 0.0
-                    _t78 = -_t75 - _t77 + 1.0
-                    _t79 = py2 - ty2
-                    _t80 = 1.0 if _t79 > 0.0 else 0.0
-                    _t81 = -_t79
-                    _t82 = 1.0 if _t81 > 0.0 else 0.0
-                    _t83 = -_t80 - _t82 + 1.0
-                    _t84 = _t15 - 1.0
-                    _t85 = -_t21
-                    _t86 = _t39 + _t50
-                    _t87 = _t46*((_t45 + _t86)*_inv2)
-                    _t88 = _t51*((-_t41 + _t44 + _t86)*_inv2)
-                    _t89 = _t57 - 1.0
-                    _t90 = -_t25
-                    _t91 = _t1*_t40 + _t50
-                    _t92 = _t69*((_t45 + _t91)*_inv2)
-                    _t93 = _t72*((-_t32*_t38 + _t44 + _t91)*_inv2)
-                    _s38 = ((_t21 - -_t29*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))))*_inv1
-                    d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)*_inv2) + _s38
-                    _s39 = ((_t25 - -_t65*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv1
-                    d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)*_inv2) + _s39
-                    _s40 = ((_t21 - _t29*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))*_inv1
-                    d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)*_inv2) + _s40
-                    _s41 = ((_t25 - _t65*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))*_inv1
-                    d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)*_inv2) + _s41
-                    _s42 = ((_t85 - -_t29*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))))*_inv1
-                    d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)*_inv2) + _s42
-                    _s43 = ((_t90 - -_t65*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_inv1
-                    d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)*_inv2) + _s43
-                    _s44 = ((_t85 - _t29*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))*_inv1
-                    d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)*_inv2) + _s44
-                    _s45 = ((_t90 - _t65*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))*_inv1
-                    d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + _s45
+                    _inv0_w2 = 1.0/_t11_w2
+                    _inv1_w2 = 1.0/_t27_w3
+                    _inv2_w2 = 1.0/_t35_w3
+                    _inv3_w2 = 1.0/_t53_w2
+                    _t13_w3 = _inv0_w2*(1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0))
+                    _t14_w3 = -_t13_w3
+                    _t15_w3 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t16_w3 = abs(_t0_w2)
+                    _t17_w2 = (_inv0_w2*_inv0_w2)*_t16_w3
+                    _t18_w3 = _t14_w3 + _t15_w3*_t17_w2
+                    _t19_w2 = math.exp(-_inv0_w2*_t16_w3)
+                    _s36_w1 = 1.0 - _t19_w2
+                    _t20_w4 = 2.0*_t19_w2*(_s36_w1*_s36_w1*_s36_w1)
+                    _t21_w4 = _s26_w1
+                    _t22_w4 = px1_w1 - tx1_w1
+                    _t23_w4 = -_t22_w4
+                    _t25_w4 = _s27_w1
+                    _t28_w4 = 2.0*(((_t21_w4*_t21_w4) + (_t25_w4*_t25_w4))*_inv1_w2)
+                    _t29_w4 = _t24_w3*_t28_w4
+                    _t30_w4 = 1.0 if _t23_w4 > 0.0 else 0.0
+                    _t36_w4 = _t33_w3*_inv2_w2
+                    _t37_w4 = 1.0 if _t22_w4 > 0.0 else 0.0
+                    _t38_w4 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                    _t39_w4 = _t3_w1*_t38_w4
+                    _t40_w4 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                    _t41_w4 = _t40_w4*_t9_w2
+                    _t42_w4 = _t39_w4 + _t41_w4
+                    _t43_w4 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                    _t44_w3 = _t43_w4*_t8_w2 + eps
+                    _t45_w4 = _t33_w3 + _t44_w3
+                    _t46_w4 = _t32_w3*(1.0 if _s15_w1 > 0.0 else 0.0)
+                    _t47_w3 = _t46_w4*((_t42_w4 + _t45_w4)*_inv2_w2)
+                    _t48_w3 = -_t30_w4 - _t37_w4 + 1.0
+                    _t49_w4 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
+                    _t50_w4 = _t49_w4*_t9_w2
+                    _t51_w4 = 0.5*_t46_w4
+                    _t52_w3 = _t51_w4*((_t42_w4 + _t44_w3 - _t50_w4)*_inv2_w2)
+                    _t55_w3 = _inv3_w2*(1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0))
+                    _t56_w3 = -_t55_w3
+                    _t57_w4 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t58_w4 = abs(_t2_w2)
+                    _t59_w4 = (_inv3_w2*_inv3_w2)*_t58_w4
+                    _t60_w4 = _t56_w3 + _t57_w4*_t59_w4
+                    _t61_w4 = math.exp(-_inv3_w2*_t58_w4)
+                    _s37_w1 = 1.0 - _t61_w4
+                    _t62_w4 = 2.0*_t61_w4*(_s37_w1*_s37_w1*_s37_w1)
+                    _t63_w4 = py1_w1 - ty1_w1
+                    _t64_w4 = -_t63_w4
+                    _t65_w4 = _t26_w3*_t28_w4
+                    _t66_w4 = 1.0 if _t64_w4 > 0.0 else 0.0
+                    _t67_w4 = 1.0 if _t63_w4 > 0.0 else 0.0
+                    _t68_w4 = _t34_w3*_t49_w4 + _t42_w4 + eps
+                    _t69_w4 = _t9_w2*(1.0 if _t31_w3 > 0.0 else 0.0)
+                    _t70_w4 = _t69_w4*((_t33_w3 + _t68_w4)*_inv2_w2)
+                    _t71_w4 = -_t66_w4 - _t67_w4 + 1.0
+                    _t72_w4 = 0.5*_t69_w4
+                    _t73_w4 = _t72_w4*((-_t32_w3*_t43_w4 + _t68_w4)*_inv2_w2)
+                    _t74_w3 = px2_w1 - tx2_w1
+                    _t75_w2 = 1.0 if _t74_w3 > 0.0 else 0.0
+                    _t76_w4 = -_t74_w3
+                    _t77_w4 = 1.0 if _t76_w4 > 0.0 else 0.0
+                    _t78_w4 = -_t75_w2 - _t77_w4 + 1.0
+                    _t79_w4 = py2_w1 - ty2_w1
+                    _t80_w4 = 1.0 if _t79_w4 > 0.0 else 0.0
+                    _t81_w4 = -_t79_w4
+                    _t82_w4 = 1.0 if _t81_w4 > 0.0 else 0.0
+                    _t83_w4 = -_t80_w4 - _t82_w4 + 1.0
+                    _t84_w4 = _t15_w3 - 1.0
+                    _t85_w4 = -_t21_w4
+                    _t86_w4 = _t39_w4 + _t50_w4
+                    _t87_w4 = _t46_w4*((_t45_w4 + _t86_w4)*_inv2_w2)
+                    _t88_w4 = _t51_w4*((-_t41_w4 + _t44_w3 + _t86_w4)*_inv2_w2)
+                    _t89_w4 = _t57_w4 - 1.0
+                    _t90_w4 = -_t25_w4
+                    _t91_w4 = _t1_w2*_t40_w4 + _t50_w4
+                    _t92_w4 = _t69_w4*((_t45_w4 + _t91_w4)*_inv2_w2)
+                    _t93_w4 = _t72_w4*((-_t32_w3*_t38_w4 + _t44_w3 + _t91_w4)*_inv2_w2)
+                    _s38_w1 = ((_t21_w4 - -_t29_w4*(1.0 if _t23_w4 > 0.0 else (0.5 if _t23_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_px1_w1 = _t18_w3*_t20_w4 - ((_t30_w4*_t36_w4*_t8_w2 - _t37_w4*_t47_w3 - _t48_w3*_t52_w3)*_inv2_w2) + _s38_w1
+                    _s39_w1 = ((_t25_w4 - -_t65_w4*(1.0 if _t64_w4 > 0.0 else (0.5 if _t64_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_py1_w1 = _t60_w4*_t62_w4 - ((_t34_w3*_t36_w4*_t66_w4 - _t67_w4*_t70_w4 - _t71_w4*_t73_w4)*_inv2_w2) + _s39_w1
+                    _s40_w1 = ((_t21_w4 - _t29_w4*(1.0 if _t74_w3 > 0.0 else (0.5 if _t74_w3 == 0.0 else 0.0))))*_inv1_w2
+                    d_px2_w1 = -_t18_w3*_t20_w4 - ((-_t36_w4*_t75_w2*_t8_w2 + _t47_w3*_t77_w4 + _t52_w3*_t78_w4)*_inv2_w2) + _s40_w1
+                    _s41_w1 = ((_t25_w4 - _t65_w4*(1.0 if _t79_w4 > 0.0 else (0.5 if _t79_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_py2_w1 = -_t60_w4*_t62_w4 - ((-_t34_w3*_t36_w4*_t80_w4 + _t70_w4*_t82_w4 + _t73_w4*_t83_w4)*_inv2_w2) + _s41_w1
+                    _s42_w1 = ((_t85_w4 - -_t29_w4*(1.0 if _t22_w4 > 0.0 else (0.5 if _t22_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_tx1_w1 = -_t20_w4*(-_t13_w3 + _t17_w2*_t84_w4) - ((_t3_w1*_t36_w4*_t37_w4 - _t30_w4*_t87_w4 - _t48_w3*_t88_w4)*_inv2_w2) + _s42_w1
+                    _s43_w1 = ((_t90_w4 - -_t65_w4*(1.0 if _t63_w4 > 0.0 else (0.5 if _t63_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_ty1_w1 = -_t62_w4*(-_t55_w3 + _t59_w4*_t89_w4) - ((_t1_w2*_t36_w4*_t67_w4 - _t66_w4*_t92_w4 - _t71_w4*_t93_w4)*_inv2_w2) + _s43_w1
+                    _s44_w1 = ((_t85_w4 - _t29_w4*(1.0 if _t76_w4 > 0.0 else (0.5 if _t76_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_tx2_w1 = -_t20_w4*(-_t14_w3 - _t17_w2*_t84_w4) - ((-_t3_w1*_t36_w4*_t77_w4 + _t75_w2*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2) + _s44_w1
+                    _s45_w1 = ((_t90_w4 - _t65_w4*(1.0 if _t81_w4 > 0.0 else (0.5 if _t81_w4 == 0.0 else 0.0))))*_inv1_w2
+                    d_ty2_w1 = -_t62_w4*(-_t56_w3 - _t59_w4*_t89_w4) - ((-_t1_w2*_t36_w4*_t82_w4 + _t80_w4*_t92_w4 + _t83_w4*_t93_w4)*_inv2_w2) + _s45_w1
                 else:
-                    _t13 = (1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))/_t11
-                    _t14 = -_t13
-                    _t15 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t16 = abs(_t0)
-                    _t17 = _t16/(_t11*_t11)
-                    _t18 = _t14 + _t15*_t17
-                    _t19 = math.exp(-_t16/_t11)
-                    _s46 = 1.0 - _t19
-                    _t20 = 2.0*_t19*(_s46*_s46*_s46)
-                    _t21 = _s26
-                    _t22 = px1 - tx1
-                    _t23 = -_t22
-                    _t25 = _s27
-                    _t28 = 2.0*(((_t21*_t21) + (_t25*_t25))/_t27)
-                    _t29 = _t24*_t28
-                    _t30 = 1.0 if _t23 > 0.0 else 0.0
-                    _t36 = _t33/_t35
-                    _t37 = 1.0 if _t22 > 0.0 else 0.0
-                    _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                    _t39 = _t3*_t38
-                    _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                    _t41 = _t40*_t9
-                    _t42 = _t39 + _t41
-                    _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                    _t44 = _t43*_t8 + eps
-                    _t45 = _t33 + _t44
-                    _t46 = _t32*(1.0 if _s15 > 0.0 else 0.0)
-                    _t47 = _t46*((_t42 + _t45)/_t35)
-                    _t48 = -_t30 - _t37 + 1.0
-                    _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
-                    _t50 = _t49*_t9
-                    _t51 = 0.5*_t46
-                    _t52 = _t51*((_t42 + _t44 - _t50)/_t35)
-                    _t55 = (1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0))/_t53
-                    _t56 = -_t55
-                    _t57 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t58 = abs(_t2)
-                    _t59 = _t58/(_t53*_t53)
-                    _t60 = _t56 + _t57*_t59
-                    _t61 = math.exp(-_t58/_t53)
-                    _s47 = 1.0 - _t61
-                    _t62 = 2.0*_t61*(_s47*_s47*_s47)
-                    _t63 = py1 - ty1
-                    _t64 = -_t63
-                    _t65 = _t26*_t28
-                    _t66 = 1.0 if _t64 > 0.0 else 0.0
-                    _t67 = 1.0 if _t63 > 0.0 else 0.0
-                    _t68 = _t34*_t49 + _t42 + eps
-                    _t69 = _t9*(1.0 if _t31 > 0.0 else 0.0)
-                    _t70 = _t69*((_t33 + _t68)/_t35)
-                    _t71 = -_t66 - _t67 + 1.0
-                    _t72 = 0.5*_t69
-                    _t73 = _t72*((-_t32*_t43 + _t68)/_t35)
-                    _t74 = px2 - tx2
-                    _t75 = 1.0 if _t74 > 0.0 else 0.0
-                    _t76 = -_t74
-                    _t77 = 1.0 if _t76 > 0.0 else 0.0
-                    _t78 = -_t75 - _t77 + 1.0
-                    _t79 = py2 - ty2
-                    _t80 = 1.0 if _t79 > 0.0 else 0.0
-                    _t81 = -_t79
-                    _t82 = 1.0 if _t81 > 0.0 else 0.0
-                    _t83 = -_t80 - _t82 + 1.0
-                    _t84 = _t15 - 1.0
-                    _t85 = -_t21
-                    _t86 = _t39 + _t50
-                    _t87 = _t46*((_t45 + _t86)/_t35)
-                    _t88 = _t51*((-_t41 + _t44 + _t86)/_t35)
-                    _t89 = _t57 - 1.0
-                    _t90 = -_t25
-                    _t91 = _t1*_t40 + _t50
-                    _t92 = _t69*((_t45 + _t91)/_t35)
-                    _t93 = _t72*((-_t32*_t38 + _t44 + _t91)/_t35)
-                    _s48 = ((_t21 - -_t29*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))))/_t27
-                    d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)/_t35) + _s48
-                    _s49 = ((_t25 - -_t65*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t27
-                    d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)/_t35) + _s49
-                    _s50 = ((_t21 - _t29*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))/_t27
-                    d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)/_t35) + _s50
-                    _s51 = ((_t25 - _t65*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))/_t27
-                    d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)/_t35) + _s51
-                    _s52 = ((_t85 - -_t29*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))))/_t27
-                    d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)/_t35) + _s52
-                    _s53 = ((_t90 - -_t65*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))/_t27
-                    d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)/_t35) + _s53
-                    _s54 = ((_t85 - _t29*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))/_t27
-                    d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)/_t35) + _s54
-                    _s55 = ((_t90 - _t65*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))/_t27
-                    d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)/_t35) + _s55
+                    _t13_w1_w1 = (1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0))/_t11_w2
+                    _t14_w1_w1 = -_t13_w1_w1
+                    _t15_w1_w1 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t16_w1_w1 = abs(_t0_w2)
+                    _t17_w1 = _t16_w1_w1/(_t11_w2*_t11_w2)
+                    _t18_w1_w1 = _t14_w1_w1 + _t15_w1_w1*_t17_w1
+                    _t19_w1 = math.exp(-_t16_w1_w1/_t11_w2)
+                    _s46 = 1.0 - _t19_w1
+                    _t20_w1_w1 = 2.0*_t19_w1*(_s46*_s46*_s46)
+                    _t21_w1_w1 = _s26_w1
+                    _t22_w1_w1 = px1_w1 - tx1_w1
+                    _t23_w1_w1 = -_t22_w1_w1
+                    _t25_w1_w1 = _s27_w1
+                    _t28_w1_w1 = 2.0*(((_t21_w1_w1*_t21_w1_w1) + (_t25_w1_w1*_t25_w1_w1))/_t27_w3)
+                    _t29_w1_w1 = _t24_w3*_t28_w1_w1
+                    _t30_w1_w1 = 1.0 if _t23_w1_w1 > 0.0 else 0.0
+                    _t36_w1_w1 = _t33_w3/_t35_w3
+                    _t37_w1_w1 = 1.0 if _t22_w1_w1 > 0.0 else 0.0
+                    _t38_w1_w1 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                    _t39_w1_w1 = _t3_w1*_t38_w1_w1
+                    _t40_w1_w1 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                    _t41_w1_w1 = _t40_w1_w1*_t9_w2
+                    _t42_w1_w1 = _t39_w1_w1 + _t41_w1_w1
+                    _t43_w1_w1 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                    _t44_w1_w1 = _t43_w1_w1*_t8_w2 + eps
+                    _t45_w1_w1 = _t33_w3 + _t44_w1_w1
+                    _t46_w1_w1 = _t32_w3*(1.0 if _s15_w1 > 0.0 else 0.0)
+                    _t47_w1_w1 = _t46_w1_w1*((_t42_w1_w1 + _t45_w1_w1)/_t35_w3)
+                    _t48_w1_w1 = -_t30_w1_w1 - _t37_w1_w1 + 1.0
+                    _t49_w1_w1 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
+                    _t50_w1_w1 = _t49_w1_w1*_t9_w2
+                    _t51_w1_w1 = 0.5*_t46_w1_w1
+                    _t52_w1_w1 = _t51_w1_w1*((_t42_w1_w1 + _t44_w1_w1 - _t50_w1_w1)/_t35_w3)
+                    _t55_w1_w1 = (1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0))/_t53_w2
+                    _t56_w1_w1 = -_t55_w1_w1
+                    _t57_w1_w1 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t58_w1_w1 = abs(_t2_w2)
+                    _t59_w1_w1 = _t58_w1_w1/(_t53_w2*_t53_w2)
+                    _t60_w1_w1 = _t56_w1_w1 + _t57_w1_w1*_t59_w1_w1
+                    _t61_w1_w1 = math.exp(-_t58_w1_w1/_t53_w2)
+                    _s47 = 1.0 - _t61_w1_w1
+                    _t62_w1_w1 = 2.0*_t61_w1_w1*(_s47*_s47*_s47)
+                    _t63_w1_w1 = py1_w1 - ty1_w1
+                    _t64_w1_w1 = -_t63_w1_w1
+                    _t65_w1_w1 = _t26_w3*_t28_w1_w1
+                    _t66_w1_w1 = 1.0 if _t64_w1_w1 > 0.0 else 0.0
+                    _t67_w1_w1 = 1.0 if _t63_w1_w1 > 0.0 else 0.0
+                    _t68_w1_w1 = _t34_w3*_t49_w1_w1 + _t42_w1_w1 + eps
+                    _t69_w1_w1 = _t9_w2*(1.0 if _t31_w3 > 0.0 else 0.0)
+                    _t70_w1_w1 = _t69_w1_w1*((_t33_w3 + _t68_w1_w1)/_t35_w3)
+                    _t71_w1_w1 = -_t66_w1_w1 - _t67_w1_w1 + 1.0
+                    _t72_w1_w1 = 0.5*_t69_w1_w1
+                    _t73_w1_w1 = _t72_w1_w1*((-_t32_w3*_t43_w1_w1 + _t68_w1_w1)/_t35_w3)
+                    _t74_w1_w1 = px2_w1 - tx2_w1
+                    _t75_w1 = 1.0 if _t74_w1_w1 > 0.0 else 0.0
+                    _t76_w1_w1 = -_t74_w1_w1
+                    _t77_w1_w1 = 1.0 if _t76_w1_w1 > 0.0 else 0.0
+                    _t78_w1_w1 = -_t75_w1 - _t77_w1_w1 + 1.0
+                    _t79_w1_w1 = py2_w1 - ty2_w1
+                    _t80_w1_w1 = 1.0 if _t79_w1_w1 > 0.0 else 0.0
+                    _t81_w1_w1 = -_t79_w1_w1
+                    _t82_w1_w1 = 1.0 if _t81_w1_w1 > 0.0 else 0.0
+                    _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + 1.0
+                    _t84_w1_w1 = _t15_w1_w1 - 1.0
+                    _t85_w1_w1 = -_t21_w1_w1
+                    _t86_w1_w1 = _t39_w1_w1 + _t50_w1_w1
+                    _t87_w1_w1 = _t46_w1_w1*((_t45_w1_w1 + _t86_w1_w1)/_t35_w3)
+                    _t88_w1_w1 = _t51_w1_w1*((-_t41_w1_w1 + _t44_w1_w1 + _t86_w1_w1)/_t35_w3)
+                    _t89_w1_w1 = _t57_w1_w1 - 1.0
+                    _t90_w1_w1 = -_t25_w1_w1
+                    _t91_w1_w1 = _t1_w2*_t40_w1_w1 + _t50_w1_w1
+                    _t92_w1_w1 = _t69_w1_w1*((_t45_w1_w1 + _t91_w1_w1)/_t35_w3)
+                    _t93_w1_w1 = _t72_w1_w1*((-_t32_w3*_t38_w1_w1 + _t44_w1_w1 + _t91_w1_w1)/_t35_w3)
+                    _s48 = ((_t21_w1_w1 - -_t29_w1_w1*(1.0 if _t23_w1_w1 > 0.0 else (0.5 if _t23_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_px1_w1 = _t18_w1_w1*_t20_w1_w1 - ((_t30_w1_w1*_t36_w1_w1*_t8_w2 - _t37_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t52_w1_w1)/_t35_w3) + _s48
+                    _s49 = ((_t25_w1_w1 - -_t65_w1_w1*(1.0 if _t64_w1_w1 > 0.0 else (0.5 if _t64_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_py1_w1 = _t60_w1_w1*_t62_w1_w1 - ((_t34_w3*_t36_w1_w1*_t66_w1_w1 - _t67_w1_w1*_t70_w1_w1 - _t71_w1_w1*_t73_w1_w1)/_t35_w3) + _s49
+                    _s50 = ((_t21_w1_w1 - _t29_w1_w1*(1.0 if _t74_w1_w1 > 0.0 else (0.5 if _t74_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_px2_w1 = -_t18_w1_w1*_t20_w1_w1 - ((-_t36_w1_w1*_t75_w1*_t8_w2 + _t47_w1_w1*_t77_w1_w1 + _t52_w1_w1*_t78_w1_w1)/_t35_w3) + _s50
+                    _s51 = ((_t25_w1_w1 - _t65_w1_w1*(1.0 if _t79_w1_w1 > 0.0 else (0.5 if _t79_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_py2_w1 = -_t60_w1_w1*_t62_w1_w1 - ((-_t34_w3*_t36_w1_w1*_t80_w1_w1 + _t70_w1_w1*_t82_w1_w1 + _t73_w1_w1*_t83_w1_w1)/_t35_w3) + _s51
+                    _s52 = ((_t85_w1_w1 - -_t29_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else (0.5 if _t22_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_tx1_w1 = -_t20_w1_w1*(-_t13_w1_w1 + _t17_w1*_t84_w1_w1) - ((_t3_w1*_t36_w1_w1*_t37_w1_w1 - _t30_w1_w1*_t87_w1_w1 - _t48_w1_w1*_t88_w1_w1)/_t35_w3) + _s52
+                    _s53 = ((_t90_w1_w1 - -_t65_w1_w1*(1.0 if _t63_w1_w1 > 0.0 else (0.5 if _t63_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_ty1_w1 = -_t62_w1_w1*(-_t55_w1_w1 + _t59_w1_w1*_t89_w1_w1) - ((_t1_w2*_t36_w1_w1*_t67_w1_w1 - _t66_w1_w1*_t92_w1_w1 - _t71_w1_w1*_t93_w1_w1)/_t35_w3) + _s53
+                    _s54 = ((_t85_w1_w1 - _t29_w1_w1*(1.0 if _t76_w1_w1 > 0.0 else (0.5 if _t76_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_tx2_w1 = -_t20_w1_w1*(-_t14_w1_w1 - _t17_w1*_t84_w1_w1) - ((-_t3_w1*_t36_w1_w1*_t77_w1_w1 + _t75_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t35_w3) + _s54
+                    _s55 = ((_t90_w1_w1 - _t65_w1_w1*(1.0 if _t81_w1_w1 > 0.0 else (0.5 if _t81_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    d_ty2_w1 = -_t62_w1_w1*(-_t56_w1_w1 - _t59_w1_w1*_t89_w1_w1) - ((-_t1_w2*_t36_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t92_w1_w1 + _t83_w1_w1*_t93_w1_w1)/_t35_w3) + _s55
             else:  # shape weights of the target
-                _t0 = -tx1 + tx2
-                _u56 = px2 - tx2
-                _u57 = px1 - tx1
-                _b58 = _u56 - px2
-                _b59 = _u57 - px1
-                _e60 = (px2 - (_u56 - _b58)) - (tx2 + _b58)
-                _e61 = (px1 - (_u57 - _b59)) - (tx1 + _b59)
+                _t0_w1_w1 = -tx1_w1 + tx2_w1
+                _u56 = px2_w1 - tx2_w1
+                _u57 = px1_w1 - tx1_w1
+                _b58 = _u56 - px2_w1
+                _b59 = _u57 - px1_w1
+                _e60 = (px2_w1 - (_u56 - _b58)) - (tx2_w1 + _b58)
+                _e61 = (px1_w1 - (_u57 - _b59)) - (tx1_w1 + _b59)
                 _c62 = _e60 - _e61
-                _t1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
-                _t2 = -ty1 + ty2
-                _t4 = math.pow(_t2/max(_t0, _t2), scale)
-                _t5 = math.pow(_t0/max(_t0, _t2), scale)
-                _t7 = 2.0/(_t4 + _t5)
-                _u63 = py2 - ty2
-                _u64 = py1 - ty1
-                _b65 = _u63 - py2
-                _b66 = _u64 - py1
-                _e67 = (py2 - (_u63 - _b65)) - (ty2 + _b65)
-                _e68 = (py1 - (_u64 - _b66)) - (ty1 + _b66)
+                _t1_w1_w1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
+                _t2_w1_w1 = -ty1_w1 + ty2_w1
+                _t4_w1_w1 = math.pow(_t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
+                _t5_w1_w1 = math.pow(_t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
+                _t7_w1_w1 = 2.0/(_t4_w1_w1 + _t5_w1_w1)
+                _u63 = py2_w1 - ty2_w1
+                _u64 = py1_w1 - ty1_w1
+                _b65 = _u63 - py2_w1
+                _b66 = _u64 - py1_w1
+                _e67 = (py2_w1 - (_u63 - _b65)) - (ty2_w1 + _b65)
+                _e68 = (py1_w1 - (_u64 - _b66)) - (ty1_w1 + _b66)
                 _c69 = _e67 - _e68
-                _t8 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
-                _t9 = px1 - tx1
-                _t10 = px2 - tx2
-                _t11 = py1 - ty1
-                _t12 = py2 - ty2
-                _t13 = -py1 + py2
-                _s70 = -max(px1, tx1) + min(px2, tx2)
-                _t14 = max(_s70, _s70 - _s70)
-                _s71 = tx1 - px1
-                _s72 = ty1 - py1
-                _s73 = ty2 - py2
-                _s74 = tx2 - px2
-                _s75 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                _s76 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                _s77 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                _t15 = _s75 + _s76 + _s77 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74)) + eps
-                _s78 = -max(py1, ty1) + min(py2, ty2)
-                _s79 = 1.0 - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, 0.0)))
-                _s80 = 1.0 - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, 0.0)))
-                _s81 = 0.5*_t10 + 0.5*_t9
-                _s82 = 0.5*_t11 + 0.5*_t12
+                _t8_w1_w1 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
+                _t9_w1_w1 = px1_w1 - tx1_w1
+                _t10_w1_w1 = px2_w1 - tx2_w1
+                _t11_w1_w1 = py1_w1 - ty1_w1
+                _t12_w1 = py2_w1 - ty2_w1
+                _t13_w2 = -py1_w1 + py2_w1
+                _s70_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t14_w2 = max(_s70_w1, _s70_w1 - _s70_w1)
+                _s71_w1 = tx1_w1 - px1_w1
+                _s72_w1 = ty1_w1 - py1_w1
+                _s73 = ty2_w1 - py2_w1
+                _s74 = tx2_w1 - px2_w1
+                _s75_w1 = _t13_w2*min(-px1_w1 + px2_w1, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                _s76 = _t14_w2*min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                _s77 = _t14_w2*min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                _t15_w2 = _s75_w1 + _s76 + _s77 + _t2_w1_w1*min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74)) + eps
+                _s78 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s79 = 1.0 - math.exp(-_t4_w1_w1*_t7_w1_w1*abs(_t1_w1_w1)/(_t0_w1_w1 + max(_t1_w1_w1, 0.0)))
+                _s80 = 1.0 - math.exp(-_t5_w1_w1*_t7_w1_w1*abs(_t8_w1_w1)/(_t2_w1_w1 + max(_t8_w1_w1, 0.0)))
+                _s81 = 0.5*_t10_w1_w1 + 0.5*_t9_w1_w1
+                _s82_w1 = 0.5*_t11_w1_w1 + 0.5*_t12_w1
                 _c83 = _e68 - _e61
                 _c84 = _e67 - _e60
-                _s85 = 0.5*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
-                _b86 = _s71 - tx1
-                _e87 = (tx1 - (_s71 - _b86)) - (px1 + _b86)
+                _s85_w1 = 0.5*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
+                _b86 = _s71_w1 - tx1_w1
+                _e87 = (tx1_w1 - (_s71_w1 - _b86)) - (px1_w1 + _b86)
                 _c88 = _e68 - _e87
-                _b89 = _s74 - tx2
-                _e90 = (tx2 - (_s74 - _b89)) - (px2 + _b89)
+                _b89 = _s74 - tx2_w1
+                _e90 = (tx2_w1 - (_s74 - _b89)) - (px2_w1 + _b89)
                 _c91 = _e67 - _e90
-                _s92 = 0.5*((_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71)
-                _s93 = _s85 + 0.5*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
+                _s92 = 0.5*((_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1)
+                _s93 = _s85_w1 + 0.5*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
                 _s94 = _s93*(_s92 + 0.5*((_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74))
-                _s95 = max(px2, tx2) - min(px1, tx1)
-                _s96 = max(py2, ty2) - min(py1, ty1)
-                _s97 = ((_s81*_s81) + (_s82*_s82) + ((-_t4 + _t5)/(_t4 + _t5))*_s94)/(eps + (_s95*_s95) + (_s96*_s96))
-                _s98 = _t15/(_t14*max(_s78, _s78 - _s78) + _t15)
-                value = _s98 + 0.5*(_s79*_s79*_s79*_s79) + 0.5*(_s80*_s80*_s80*_s80) + _s97
-                _t16 = _t0 + max(_t1, 0.0)
-                _t18 = _t4 + _t5
-                _t44 = _s95
-                _t47 = _s96
-                _t48 = (_t44*_t44) + (_t47*_t47) + eps
-                _t52 = _s78
-                _t53 = max(_t52, _t52 - _t52)
-                _t54 = _t14*_t53
-                _t55 = -px1 + px2
-                _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
-                _t74 = _t2 + max(_t8, 0.0)
-                _a99 = abs(_t18)
-                _a100 = abs(_t16)
-                _a101 = abs(_t48)
-                _a102 = abs(_t56)
-                _a103 = abs(_t74)
-                _a104 = abs(max(_t0, _t2))
-                _ok = (_a99 >= 2.983336292480083e-154) & (_a99 <= 3.3519519824856493e+153) & (_a100 >= 2.983336292480083e-154) & (_a100 <= 3.3519519824856493e+153) & (_a101 >= 4.450147717014403e-308) & (_a101 <= 2.247116418577895e+307) & (_a102 >= 4.450147717014403e-308) & (_a102 <= 2.247116418577895e+307) & (_a103 >= 2.983336292480083e-154) & (_a103 <= 3.3519519824856493e+153) & (_a104 >= 4.450147717014403e-308) & (_a104 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t18
-                    _inv1 = 1.0/_t16
-                    _inv2 = 1.0/_t48
-                    _inv3 = 1.0/_t56
-                    _inv4 = 1.0/_t74
-                    _inv5 = 1.0/max(_t0, _t2)
-                    _t20 = 2.0*_inv0
-                    _t21 = _t20*_t4
-                    _t22 = _inv1*_t21*(1.0 if _t1 > 0.0 else (-1.0 if _t1 < 0.0 else 0.0))
-                    _t23 = 1.0 if _t1 > 0.0 else (0.5 if _t1 == 0.0 else 0.0)
-                    _t24 = abs(_t1)
-                    _t25 = (_inv1*_inv1)*_t21*_t24
-                    _t26 = -_t22 + _t23*_t25
-                    _t27 = _inv1*_t24
-                    _t28 = math.exp(-_t21*_t27)
-                    _s105 = 1.0 - _t28
-                    _t29 = 2.0*_t28*(_s105*_s105*_s105)
-                    _t30 = -_t4 + _t5
-                    _t31 = _inv0*_t30
-                    _t32 = (_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71
-                    _t33 = 0.25*_t32
-                    _t34 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
-                    _t35 = 0.25*_t34
-                    _t36 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
-                    _t38 = 0.25*_t36 + 0.25*_t37
-                    _t39 = -_t33 - _t35 + _t38
-                    _t40 = _s81
-                    _t41 = _t31*_t39 + _t40
-                    _t42 = px1 - tx1
-                    _t43 = -_t42
-                    _t45 = _s82
-                    _t46 = (0.5*_t32 + 0.5*_t34)*(0.5*_t36 + 0.5*_t37)
-                    _t49 = 2.0*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))*_inv2)
-                    _t50 = _t44*_t49
-                    _t51 = 1.0 if _t43 > 0.0 else 0.0
-                    _t57 = _t54*_inv3
-                    _t58 = 1.0 if _t42 > 0.0 else 0.0
-                    _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                    _t60 = _t14*_t59
-                    _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74))
-                    _t62 = _t2*_t61
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                    _t65 = _t13*_t64 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(1.0 if _s70 > 0.0 else 0.0)
-                    _t68 = _t67*((_t63 + _t66)*_inv3)
-                    _t69 = -_t51 - _t58 + 1.0
-                    _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                    _t71 = _t14*_t70
-                    _t72 = 0.5*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)*_inv3)
-                    _t76 = _t20*_t5
-                    _t77 = _inv4*_t76*(1.0 if _t8 > 0.0 else (-1.0 if _t8 < 0.0 else 0.0))
-                    _t78 = 1.0 if _t8 > 0.0 else (0.5 if _t8 == 0.0 else 0.0)
-                    _t79 = abs(_t8)
-                    _t80 = (_inv4*_inv4)*_t76*_t79
-                    _t81 = -_t77 + _t78*_t80
-                    _t82 = _inv4*_t79
-                    _t83 = math.exp(-_t76*_t82)
-                    _s106 = 1.0 - _t83
-                    _t84 = 2.0*_t83*(_s106*_s106*_s106)
-                    _t85 = _t33 + _t35 + _t38
-                    _t86 = _t31*_t85 + _t45
-                    _t87 = py1 - ty1
-                    _t88 = -_t87
-                    _t89 = _t47*_t49
-                    _t90 = 1.0 if _t88 > 0.0 else 0.0
-                    _t91 = 1.0 if _t87 > 0.0 else 0.0
-                    _t92 = _t55*_t70 + _t63 + eps
-                    _t93 = _t14*(1.0 if _t52 > 0.0 else 0.0)
-                    _t94 = _t93*((_t54 + _t92)*_inv3)
-                    _t95 = -_t90 - _t91 + 1.0
-                    _t96 = 0.5*_t93
-                    _t97 = _t96*((-_t53*_t64 + _t92)*_inv3)
-                    _t98 = px2 - tx2
-                    _t99 = 1.0 if _t98 > 0.0 else 0.0
-                    _t100 = -_t98
-                    _t101 = 1.0 if _t100 > 0.0 else 0.0
-                    _t102 = -_t101 - _t99 + 1.0
-                    _t103 = py2 - ty2
-                    _t104 = 1.0 if _t103 > 0.0 else 0.0
-                    _t105 = -_t103
-                    _t106 = 1.0 if _t105 > 0.0 else 0.0
-                    _t107 = -_t104 - _t106 + 1.0
-                    _s107 = _inv5*_t0
-                    _t109 = math.pow(_s107, scale - 1.0) if _s107 > 0.0 and scale != 0.0 else 0.0
-                    _t110 = _inv5*scale
-                    _t111 = (_inv0*_inv0)*_t110
-                    _t112 = _t109*_t111
-                    _t113 = 2.0*_t5*_t82
-                    _t114 = -2.0*_inv0*_inv4*_inv5*_t109*_t79*scale + _t112*_t113
-                    _t115 = _t23 - 1.0
-                    _t116 = 2.0*_t27*_t4
-                    _t117 = _t112*_t116 + _t22
-                    _t118 = _inv0*_t110
-                    _t119 = _t111*_t30
-                    _t120 = -_t109*_t118 + _t109*_t119
-                    _t121 = _t31*_t39 + _t40
-                    _t122 = _t62 + _t71
-                    _t123 = _t67*((_t122 + _t66)*_inv3)
-                    _t124 = _t72*((_t122 - _t60 + _t65)*_inv3)
-                    _s108 = _inv5*_t2
-                    _t125 = math.pow(_s108, scale - 1.0) if _s108 > 0.0 and scale != 0.0 else 0.0
-                    _t126 = _t111*_t125
-                    _t127 = -2.0*_inv0*_inv1*_inv5*_t125*_t24*scale + _t116*_t126
-                    _t128 = _t78 - 1.0
-                    _t129 = _t113*_t126 + _t77
-                    _t130 = _t118*_t125 + _t119*_t125
-                    _t131 = _t31*_t85 + _t45
-                    _t132 = _t0*_t59 + _t71
-                    _t133 = _t93*((_t132 + _t66)*_inv3)
-                    _t134 = _t96*((_t132 - _t53*_t61 + _t65)*_inv3)
-                    _s109 = ((_t41 - -_t50*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))*_inv2
-                    d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)*_inv3) + _s109
-                    _s110 = ((_t86 - -_t89*(1.0 if _t88 > 0.0 else (0.5 if _t88 == 0.0 else 0.0))))*_inv2
-                    d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)*_inv3) + _s110
-                    _s111 = ((_t41 - _t50*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))*_inv2
-                    d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)*_inv3) + _s111
-                    _s112 = ((_t86 - _t89*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv2
-                    d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)*_inv3) + _s112
-                    _s113 = ((_t120*_t46 - _t121 - -_t50*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))*_inv2
-                    d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) - ((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)*_inv3) + _s113
-                    _s114 = ((_t130*_t46 - _t131 - -_t89*(1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0))))*_inv2
-                    d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) - ((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)*_inv3) + _s114
-                    _s115 = ((-_t120*_t46 - _t121 - _t50*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))*_inv2
-                    _s116 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)*_inv3)
-                    d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s116 + _s115
-                    _s117 = ((-_t130*_t46 - _t131 - _t89*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))*_inv2
-                    _s118 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)*_inv3)
-                    d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s118 + _s117
+                _s95_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s96_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s97_w1 = ((_s81*_s81) + (_s82_w1*_s82_w1) + ((-_t4_w1_w1 + _t5_w1_w1)/(_t4_w1_w1 + _t5_w1_w1))*_s94)/(eps + (_s95_w1*_s95_w1) + (_s96_w1*_s96_w1))
+                _s98_w1 = _t15_w2/(_t14_w2*max(_s78, _s78 - _s78) + _t15_w2)
+                value_w2 = _s98_w1 + 0.5*(_s79*_s79*_s79*_s79) + 0.5*(_s80*_s80*_s80*_s80) + _s97_w1
+                _t16_w2 = _t0_w1_w1 + max(_t1_w1_w1, 0.0)
+                _t18_w2 = _t4_w1_w1 + _t5_w1_w1
+                _t44_w2 = _s95_w1
+                _t47_w2 = _s96_w1
+                _t48_w2 = (_t44_w2*_t44_w2) + (_t47_w2*_t47_w2) + eps
+                _t52_w2 = _s78
+                _t53_w1_w1 = max(_t52_w2, _t52_w2 - _t52_w2)
+                _t54_w1 = _t14_w2*_t53_w1_w1
+                _t55_w2 = -px1_w1 + px2_w1
+                _t56_w2 = _t0_w1_w1*_t2_w1_w1 + _t13_w2*_t55_w2 - _t54_w1 + eps
+                _t74_w2 = _t2_w1_w1 + max(_t8_w1_w1, 0.0)
+                _a99 = abs(_t18_w2)
+                _a100 = abs(_t16_w2)
+                _a101 = abs(_t48_w2)
+                _a102 = abs(_t56_w2)
+                _a103 = abs(_t74_w2)
+                _a104 = abs(max(_t0_w1_w1, _t2_w1_w1))
+                _ok_w1_w1 = (_a99 >= 2.983336292480083e-154) & (_a99 <= 3.3519519824856493e+153) & (_a100 >= 2.983336292480083e-154) & (_a100 <= 3.3519519824856493e+153) & (_a101 >= 4.450147717014403e-308) & (_a101 <= 2.247116418577895e+307) & (_a102 >= 4.450147717014403e-308) & (_a102 <= 2.247116418577895e+307) & (_a103 >= 2.983336292480083e-154) & (_a103 <= 3.3519519824856493e+153) & (_a104 >= 4.450147717014403e-308) & (_a104 <= 2.247116418577895e+307)
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = 1.0/_t18_w2
+                    _inv1_w1_w1 = 1.0/_t16_w2
+                    _inv2_w1_w1 = 1.0/_t48_w2
+                    _inv3_w1_w1 = 1.0/_t56_w2
+                    _inv4_w1 = 1.0/_t74_w2
+                    _inv5_w1 = 1.0/max(_t0_w1_w1, _t2_w1_w1)
+                    _t20_w2 = 2.0*_inv0_w1_w1
+                    _t21_w2 = _t20_w2*_t4_w1_w1
+                    _t22_w2 = _inv1_w1_w1*_t21_w2*(1.0 if _t1_w1_w1 > 0.0 else (-1.0 if _t1_w1_w1 < 0.0 else 0.0))
+                    _t23_w2 = 1.0 if _t1_w1_w1 > 0.0 else (0.5 if _t1_w1_w1 == 0.0 else 0.0)
+                    _t24_w1_w1 = abs(_t1_w1_w1)
+                    _t25_w2 = (_inv1_w1_w1*_inv1_w1_w1)*_t21_w2*_t24_w1_w1
+                    _t26_w1_w1 = -_t22_w2 + _t23_w2*_t25_w2
+                    _t27_w1_w1 = _inv1_w1_w1*_t24_w1_w1
+                    _t28_w2 = math.exp(-_t21_w2*_t27_w1_w1)
+                    _s105_w1 = 1.0 - _t28_w2
+                    _t29_w2 = 2.0*_t28_w2*(_s105_w1*_s105_w1*_s105_w1)
+                    _t30_w2 = -_t4_w1_w1 + _t5_w1_w1
+                    _t31_w1_w1 = _inv0_w1_w1*_t30_w2
+                    _t32_w1_w1 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t33_w1_w1 = 0.25*_t32_w1_w1
+                    _t34_w1_w1 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t35_w1_w1 = 0.25*_t34_w1_w1
+                    _t36_w2 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
+                    _t37_w2 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t38_w2 = 0.25*_t36_w2 + 0.25*_t37_w2
+                    _t39_w2 = -_t33_w1_w1 - _t35_w1_w1 + _t38_w2
+                    _t40_w2 = _s81
+                    _t41_w2 = _t31_w1_w1*_t39_w2 + _t40_w2
+                    _t42_w2 = px1_w1 - tx1_w1
+                    _t43_w2 = -_t42_w2
+                    _t45_w2 = _s82_w1
+                    _t46_w2 = (0.5*_t32_w1_w1 + 0.5*_t34_w1_w1)*(0.5*_t36_w2 + 0.5*_t37_w2)
+                    _t49_w2 = 2.0*((_t31_w1_w1*_t46_w2 + (_t40_w2*_t40_w2) + (_t45_w2*_t45_w2))*_inv2_w1_w1)
+                    _t50_w2 = _t44_w2*_t49_w2
+                    _t51_w2 = 1.0 if _t43_w2 > 0.0 else 0.0
+                    _t57_w2 = _t54_w1*_inv3_w1_w1
+                    _t58_w2 = 1.0 if _t42_w2 > 0.0 else 0.0
+                    _t59_w2 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                    _t60_w2 = _t14_w2*_t59_w2
+                    _t61_w2 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
+                    _t62_w2 = _t2_w1_w1*_t61_w2
+                    _t63_w2 = _t60_w2 + _t62_w2
+                    _t64_w2 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                    _t65_w2 = _t13_w2*_t64_w2 + eps
+                    _t66_w2 = _t54_w1 + _t65_w2
+                    _t67_w2 = _t53_w1_w1*(1.0 if _s70_w1 > 0.0 else 0.0)
+                    _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t69_w2 = -_t51_w2 - _t58_w2 + 1.0
+                    _t70_w2 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                    _t71_w2 = _t14_w2*_t70_w2
+                    _t72_w2 = 0.5*_t67_w2
+                    _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv3_w1_w1)
+                    _t76_w2 = _t20_w2*_t5_w1_w1
+                    _t77_w2 = _inv4_w1*_t76_w2*(1.0 if _t8_w1_w1 > 0.0 else (-1.0 if _t8_w1_w1 < 0.0 else 0.0))
+                    _t78_w2 = 1.0 if _t8_w1_w1 > 0.0 else (0.5 if _t8_w1_w1 == 0.0 else 0.0)
+                    _t79_w2 = abs(_t8_w1_w1)
+                    _t80_w2 = (_inv4_w1*_inv4_w1)*_t76_w2*_t79_w2
+                    _t81_w2 = -_t77_w2 + _t78_w2*_t80_w2
+                    _t82_w2 = _inv4_w1*_t79_w2
+                    _t83_w2 = math.exp(-_t76_w2*_t82_w2)
+                    _s106_w1 = 1.0 - _t83_w2
+                    _t84_w2 = 2.0*_t83_w2*(_s106_w1*_s106_w1*_s106_w1)
+                    _t85_w2 = _t33_w1_w1 + _t35_w1_w1 + _t38_w2
+                    _t86_w2 = _t31_w1_w1*_t85_w2 + _t45_w2
+                    _t87_w2 = py1_w1 - ty1_w1
+                    _t88_w2 = -_t87_w2
+                    _t89_w2 = _t47_w2*_t49_w2
+                    _t90_w2 = 1.0 if _t88_w2 > 0.0 else 0.0
+                    _t91_w2 = 1.0 if _t87_w2 > 0.0 else 0.0
+                    _t92_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
+                    _t93_w2 = _t14_w2*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t94_w2 = _t93_w2*((_t54_w1 + _t92_w2)*_inv3_w1_w1)
+                    _t95_w2 = -_t90_w2 - _t91_w2 + 1.0
+                    _t96_w2 = 0.5*_t93_w2
+                    _t97_w2 = _t96_w2*((-_t53_w1_w1*_t64_w2 + _t92_w2)*_inv3_w1_w1)
+                    _t98_w2 = px2_w1 - tx2_w1
+                    _t99_w2 = 1.0 if _t98_w2 > 0.0 else 0.0
+                    _t100_w2 = -_t98_w2
+                    _t101_w2 = 1.0 if _t100_w2 > 0.0 else 0.0
+                    _t102_w2 = -_t101_w2 - _t99_w2 + 1.0
+                    _t103_w2 = py2_w1 - ty2_w1
+                    _t104_w2 = 1.0 if _t103_w2 > 0.0 else 0.0
+                    _t105_w2 = -_t103_w2
+                    _t106_w2 = 1.0 if _t105_w2 > 0.0 else 0.0
+                    _t107_w2 = -_t104_w2 - _t106_w2 + 1.0
+                    _s107_w1 = _inv5_w1*_t0_w1_w1
+                    _t109_w2 = math.pow(_s107_w1, scale - 1.0) if _s107_w1 > 0.0 and scale != 0.0 else 0.0
+                    _t110_w2 = _inv5_w1*scale
+                    _t111_w2 = (_inv0_w1_w1*_inv0_w1_w1)*_t110_w2
+                    _t112_w2 = _t109_w2*_t111_w2
+                    _t113_w2 = 2.0*_t5_w1_w1*_t82_w2
+                    _t114_w2 = -2.0*_inv0_w1_w1*_inv4_w1*_inv5_w1*_t109_w2*_t79_w2*scale + _t112_w2*_t113_w2
+                    _t115_w2 = _t23_w2 - 1.0
+                    _t116_w2 = 2.0*_t27_w1_w1*_t4_w1_w1
+                    _t117_w2 = _t112_w2*_t116_w2 + _t22_w2
+                    _t118_w2 = _inv0_w1_w1*_t110_w2
+                    _t119_w2 = _t111_w2*_t30_w2
+                    _t120_w2 = -_t109_w2*_t118_w2 + _t109_w2*_t119_w2
+                    _t121_w2 = _t31_w1_w1*_t39_w2 + _t40_w2
+                    _t122_w2 = _t62_w2 + _t71_w2
+                    _t123_w2 = _t67_w2*((_t122_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t124_w2 = _t72_w2*((_t122_w2 - _t60_w2 + _t65_w2)*_inv3_w1_w1)
+                    _s108_w1 = _inv5_w1*_t2_w1_w1
+                    _t125_w2 = math.pow(_s108_w1, scale - 1.0) if _s108_w1 > 0.0 and scale != 0.0 else 0.0
+                    _t126_w2 = _t111_w2*_t125_w2
+                    _t127_w2 = -2.0*_inv0_w1_w1*_inv1_w1_w1*_inv5_w1*_t125_w2*_t24_w1_w1*scale + _t116_w2*_t126_w2
+                    _t128_w2 = _t78_w2 - 1.0
+                    _t129_w2 = _t113_w2*_t126_w2 + _t77_w2
+                    _t130_w2 = _t118_w2*_t125_w2 + _t119_w2*_t125_w2
+                    _t131_w2 = _t31_w1_w1*_t85_w2 + _t45_w2
+                    _t132_w2 = _t0_w1_w1*_t59_w2 + _t71_w2
+                    _t133_w2 = _t93_w2*((_t132_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t134_w2 = _t96_w2*((_t132_w2 - _t53_w1_w1*_t61_w2 + _t65_w2)*_inv3_w1_w1)
+                    _s109 = ((_t41_w2 - -_t50_w2*(1.0 if _t43_w2 > 0.0 else (0.5 if _t43_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_px1_w1 = _t26_w1_w1*_t29_w2 - ((_t13_w2*_t51_w2*_t57_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv3_w1_w1) + _s109
+                    _s110 = ((_t86_w2 - -_t89_w2*(1.0 if _t88_w2 > 0.0 else (0.5 if _t88_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_py1_w1 = _t81_w2*_t84_w2 - ((_t55_w2*_t57_w2*_t90_w2 - _t91_w2*_t94_w2 - _t95_w2*_t97_w2)*_inv3_w1_w1) + _s110
+                    _s111 = ((_t41_w2 - _t50_w2*(1.0 if _t98_w2 > 0.0 else (0.5 if _t98_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_px2_w1 = -_t26_w1_w1*_t29_w2 - ((_t101_w2*_t68_w2 + _t102_w2*_t73_w2 - _t13_w2*_t57_w2*_t99_w2)*_inv3_w1_w1) + _s111
+                    _s112 = ((_t86_w2 - _t89_w2*(1.0 if _t103_w2 > 0.0 else (0.5 if _t103_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_py2_w1 = -_t81_w2*_t84_w2 - ((-_t104_w2*_t55_w2*_t57_w2 + _t106_w2*_t94_w2 + _t107_w2*_t97_w2)*_inv3_w1_w1) + _s112
+                    _s113 = ((_t120_w2*_t46_w2 - _t121_w2 - -_t50_w2*(1.0 if _t42_w2 > 0.0 else (0.5 if _t42_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_tx1_w1 = _t114_w2*_t84_w2 - _t29_w2*(_t115_w2*_t25_w2 - _t117_w2) - ((-_t123_w2*_t51_w2 - _t124_w2*_t69_w2 + _t2_w1_w1*_t57_w2*_t58_w2)*_inv3_w1_w1) + _s113
+                    _s114 = ((_t130_w2*_t46_w2 - _t131_w2 - -_t89_w2*(1.0 if _t87_w2 > 0.0 else (0.5 if _t87_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    d_ty1_w1 = _t127_w2*_t29_w2 - _t84_w2*(_t128_w2*_t80_w2 - _t129_w2) - ((_t0_w1_w1*_t57_w2*_t91_w2 - _t133_w2*_t90_w2 - _t134_w2*_t95_w2)*_inv3_w1_w1) + _s114
+                    _s115 = ((-_t120_w2*_t46_w2 - _t121_w2 - _t50_w2*(1.0 if _t100_w2 > 0.0 else (0.5 if _t100_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s116 = -((-_t101_w2*_t2_w1_w1*_t57_w2 + _t102_w2*_t124_w2 + _t123_w2*_t99_w2)*_inv3_w1_w1)
+                    d_tx2_w1 = -_t114_w2*_t84_w2 - _t29_w2*(-_t115_w2*_t25_w2 + _t117_w2) + _s116 + _s115
+                    _s117 = ((-_t130_w2*_t46_w2 - _t131_w2 - _t89_w2*(1.0 if _t105_w2 > 0.0 else (0.5 if _t105_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s118 = -((-_t0_w1_w1*_t106_w2*_t57_w2 + _t104_w2*_t133_w2 + _t107_w2*_t134_w2)*_inv3_w1_w1)
+                    d_ty2_w1 = -_t127_w2*_t29_w2 - _t84_w2*(-_t128_w2*_t80_w2 + _t129_w2) + _s118 + _s117
                 else:
-                    _t20 = 2.0/_t18
-                    _t21 = _t20*_t4
-                    _t22 = _t21*(1.0 if _t1 > 0.0 else (-1.0 if _t1 < 0.0 else 0.0))/_t16
-                    _t23 = 1.0 if _t1 > 0.0 else (0.5 if _t1 == 0.0 else 0.0)
-                    _t24 = abs(_t1)
-                    _t25 = _t21*_t24/(_t16*_t16)
-                    _t26 = -_t22 + _t23*_t25
-                    _t27 = _t24/_t16
-                    _t28 = math.exp(-_t21*_t27)
-                    _s119 = 1.0 - _t28
-                    _t29 = 2.0*_t28*(_s119*_s119*_s119)
-                    _t30 = -_t4 + _t5
-                    _t31 = _t30/_t18
-                    _t32 = (_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71
-                    _t33 = 0.25*_t32
-                    _t34 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
-                    _t35 = 0.25*_t34
-                    _t36 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
-                    _t38 = 0.25*_t36 + 0.25*_t37
-                    _t39 = -_t33 - _t35 + _t38
-                    _t40 = _s81
-                    _t41 = _t31*_t39 + _t40
-                    _t42 = px1 - tx1
-                    _t43 = -_t42
-                    _t45 = _s82
-                    _t46 = (0.5*_t32 + 0.5*_t34)*(0.5*_t36 + 0.5*_t37)
-                    _t49 = 2.0*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))/_t48)
-                    _t50 = _t44*_t49
-                    _t51 = 1.0 if _t43 > 0.0 else 0.0
-                    _t57 = _t54/_t56
-                    _t58 = 1.0 if _t42 > 0.0 else 0.0
-                    _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                    _t60 = _t14*_t59
-                    _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74))
-                    _t62 = _t2*_t61
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                    _t65 = _t13*_t64 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(1.0 if _s70 > 0.0 else 0.0)
-                    _t68 = _t67*((_t63 + _t66)/_t56)
-                    _t69 = -_t51 - _t58 + 1.0
-                    _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                    _t71 = _t14*_t70
-                    _t72 = 0.5*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
-                    _t76 = _t20*_t5
-                    _t77 = _t76*(1.0 if _t8 > 0.0 else (-1.0 if _t8 < 0.0 else 0.0))/_t74
-                    _t78 = 1.0 if _t8 > 0.0 else (0.5 if _t8 == 0.0 else 0.0)
-                    _t79 = abs(_t8)
-                    _t80 = _t76*_t79/(_t74*_t74)
-                    _t81 = -_t77 + _t78*_t80
-                    _t82 = _t79/_t74
-                    _t83 = math.exp(-_t76*_t82)
-                    _s120 = 1.0 - _t83
-                    _t84 = 2.0*_t83*(_s120*_s120*_s120)
-                    _t85 = _t33 + _t35 + _t38
-                    _t86 = _t31*_t85 + _t45
-                    _t87 = py1 - ty1
-                    _t88 = -_t87
-                    _t89 = _t47*_t49
-                    _t90 = 1.0 if _t88 > 0.0 else 0.0
-                    _t91 = 1.0 if _t87 > 0.0 else 0.0
-                    _t92 = _t55*_t70 + _t63 + eps
-                    _t93 = _t14*(1.0 if _t52 > 0.0 else 0.0)
-                    _t94 = _t93*((_t54 + _t92)/_t56)
-                    _t95 = -_t90 - _t91 + 1.0
-                    _t96 = 0.5*_t93
-                    _t97 = _t96*((-_t53*_t64 + _t92)/_t56)
-                    _t98 = px2 - tx2
-                    _t99 = 1.0 if _t98 > 0.0 else 0.0
-                    _t100 = -_t98
-                    _t101 = 1.0 if _t100 > 0.0 else 0.0
-                    _t102 = -_t101 - _t99 + 1.0
-                    _t103 = py2 - ty2
-                    _t104 = 1.0 if _t103 > 0.0 else 0.0
-                    _t105 = -_t103
-                    _t106 = 1.0 if _t105 > 0.0 else 0.0
-                    _t107 = -_t104 - _t106 + 1.0
-                    _s121 = _t0/max(_t0, _t2)
-                    _t109 = math.pow(_s121, scale - 1.0) if _s121 > 0.0 and scale != 0.0 else 0.0
-                    _t110 = scale/max(_t0, _t2)
-                    _t111 = _t110/(_t18*_t18)
-                    _t112 = _t109*_t111
-                    _t113 = 2.0*_t5*_t82
-                    _t114 = -2.0*_t109*_t79*scale/(_t18*_t74*max(_t0, _t2)) + _t112*_t113
-                    _t115 = _t23 - 1.0
-                    _t116 = 2.0*_t27*_t4
-                    _t117 = _t112*_t116 + _t22
-                    _t118 = _t110/_t18
-                    _t119 = _t111*_t30
-                    _t120 = -_t109*_t118 + _t109*_t119
-                    _t121 = _t31*_t39 + _t40
-                    _t122 = _t62 + _t71
-                    _t123 = _t67*((_t122 + _t66)/_t56)
-                    _t124 = _t72*((_t122 - _t60 + _t65)/_t56)
-                    _s122 = _t2/max(_t0, _t2)
-                    _t125 = math.pow(_s122, scale - 1.0) if _s122 > 0.0 and scale != 0.0 else 0.0
-                    _t126 = _t111*_t125
-                    _t127 = _t116*_t126 - 2.0*_t125*_t24*scale/(_t16*_t18*max(_t0, _t2))
-                    _t128 = _t78 - 1.0
-                    _t129 = _t113*_t126 + _t77
-                    _t130 = _t118*_t125 + _t119*_t125
-                    _t131 = _t31*_t85 + _t45
-                    _t132 = _t0*_t59 + _t71
-                    _t133 = _t93*((_t132 + _t66)/_t56)
-                    _t134 = _t96*((_t132 - _t53*_t61 + _t65)/_t56)
-                    _s123 = ((_t41 - -_t50*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))))/_t48
-                    d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)/_t56) + _s123
-                    _s124 = ((_t86 - -_t89*(1.0 if _t88 > 0.0 else (0.5 if _t88 == 0.0 else 0.0))))/_t48
-                    d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)/_t56) + _s124
-                    _s125 = ((_t41 - _t50*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))/_t48
-                    d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)/_t56) + _s125
-                    _s126 = ((_t86 - _t89*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t48
-                    d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)/_t56) + _s126
-                    _s127 = ((_t120*_t46 - _t121 - -_t50*(1.0 if _t42 > 0.0 else (0.5 if _t42 == 0.0 else 0.0))))/_t48
-                    d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) - ((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)/_t56) + _s127
-                    _s128 = ((_t130*_t46 - _t131 - -_t89*(1.0 if _t87 > 0.0 else (0.5 if _t87 == 0.0 else 0.0))))/_t48
-                    d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) - ((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)/_t56) + _s128
-                    _s129 = ((-_t120*_t46 - _t121 - _t50*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))/_t48
-                    _s130 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)/_t56)
-                    d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s130 + _s129
-                    _s131 = ((-_t130*_t46 - _t131 - _t89*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))/_t48
-                    _s132 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
-                    d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s132 + _s131
+                    _t20_w3 = 2.0/_t18_w2
+                    _t21_w3 = _t20_w3*_t4_w1_w1
+                    _t22_w3 = _t21_w3*(1.0 if _t1_w1_w1 > 0.0 else (-1.0 if _t1_w1_w1 < 0.0 else 0.0))/_t16_w2
+                    _t23_w3 = 1.0 if _t1_w1_w1 > 0.0 else (0.5 if _t1_w1_w1 == 0.0 else 0.0)
+                    _t24_w2 = abs(_t1_w1_w1)
+                    _t25_w3 = _t21_w3*_t24_w2/(_t16_w2*_t16_w2)
+                    _t26_w2 = -_t22_w3 + _t23_w3*_t25_w3
+                    _t27_w2 = _t24_w2/_t16_w2
+                    _t28_w3 = math.exp(-_t21_w3*_t27_w2)
+                    _s119 = 1.0 - _t28_w3
+                    _t29_w3 = 2.0*_t28_w3*(_s119*_s119*_s119)
+                    _t30_w3 = -_t4_w1_w1 + _t5_w1_w1
+                    _t31_w2 = _t30_w3/_t18_w2
+                    _t32_w2 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t33_w2 = 0.25*_t32_w2
+                    _t34_w2 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t35_w2 = 0.25*_t34_w2
+                    _t36_w3 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
+                    _t37_w3 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t38_w3 = 0.25*_t36_w3 + 0.25*_t37_w3
+                    _t39_w3 = -_t33_w2 - _t35_w2 + _t38_w3
+                    _t40_w3 = _s81
+                    _t41_w3 = _t31_w2*_t39_w3 + _t40_w3
+                    _t42_w3 = px1_w1 - tx1_w1
+                    _t43_w3 = -_t42_w3
+                    _t45_w3 = _s82_w1
+                    _t46_w3 = (0.5*_t32_w2 + 0.5*_t34_w2)*(0.5*_t36_w3 + 0.5*_t37_w3)
+                    _t49_w3 = 2.0*((_t31_w2*_t46_w3 + (_t40_w3*_t40_w3) + (_t45_w3*_t45_w3))/_t48_w2)
+                    _t50_w3 = _t44_w2*_t49_w3
+                    _t51_w3 = 1.0 if _t43_w3 > 0.0 else 0.0
+                    _t57_w3 = _t54_w1/_t56_w2
+                    _t58_w3 = 1.0 if _t42_w3 > 0.0 else 0.0
+                    _t59_w3 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                    _t60_w3 = _t14_w2*_t59_w3
+                    _t61_w3 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
+                    _t62_w3 = _t2_w1_w1*_t61_w3
+                    _t63_w3 = _t60_w3 + _t62_w3
+                    _t64_w3 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                    _t65_w3 = _t13_w2*_t64_w3 + eps
+                    _t66_w3 = _t54_w1 + _t65_w3
+                    _t67_w3 = _t53_w1_w1*(1.0 if _s70_w1 > 0.0 else 0.0)
+                    _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
+                    _t69_w3 = -_t51_w3 - _t58_w3 + 1.0
+                    _t70_w3 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                    _t71_w3 = _t14_w2*_t70_w3
+                    _t72_w3 = 0.5*_t67_w3
+                    _t73_w3 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
+                    _t76_w3 = _t20_w3*_t5_w1_w1
+                    _t77_w3 = _t76_w3*(1.0 if _t8_w1_w1 > 0.0 else (-1.0 if _t8_w1_w1 < 0.0 else 0.0))/_t74_w2
+                    _t78_w3 = 1.0 if _t8_w1_w1 > 0.0 else (0.5 if _t8_w1_w1 == 0.0 else 0.0)
+                    _t79_w3 = abs(_t8_w1_w1)
+                    _t80_w3 = _t76_w3*_t79_w3/(_t74_w2*_t74_w2)
+                    _t81_w3 = -_t77_w3 + _t78_w3*_t80_w3
+                    _t82_w3 = _t79_w3/_t74_w2
+                    _t83_w3 = math.exp(-_t76_w3*_t82_w3)
+                    _s120 = 1.0 - _t83_w3
+                    _t84_w3 = 2.0*_t83_w3*(_s120*_s120*_s120)
+                    _t85_w3 = _t33_w2 + _t35_w2 + _t38_w3
+                    _t86_w3 = _t31_w2*_t85_w3 + _t45_w3
+                    _t87_w3 = py1_w1 - ty1_w1
+                    _t88_w3 = -_t87_w3
+                    _t89_w3 = _t47_w2*_t49_w3
+                    _t90_w3 = 1.0 if _t88_w3 > 0.0 else 0.0
+                    _t91_w3 = 1.0 if _t87_w3 > 0.0 else 0.0
+                    _t92_w3 = _t55_w2*_t70_w3 + _t63_w3 + eps
+                    _t93_w3 = _t14_w2*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t94_w1 = _t93_w3*((_t54_w1 + _t92_w3)/_t56_w2)
+                    _t95_w1 = -_t90_w3 - _t91_w3 + 1.0
+                    _t96_w1 = 0.5*_t93_w3
+                    _t97_w1 = _t96_w1*((-_t53_w1_w1*_t64_w3 + _t92_w3)/_t56_w2)
+                    _t98_w1 = px2_w1 - tx2_w1
+                    _t99_w1 = 1.0 if _t98_w1 > 0.0 else 0.0
+                    _t100_w1 = -_t98_w1
+                    _t101_w1 = 1.0 if _t100_w1 > 0.0 else 0.0
+                    _t102_w1 = -_t101_w1 - _t99_w1 + 1.0
+                    _t103_w1 = py2_w1 - ty2_w1
+                    _t104_w1 = 1.0 if _t103_w1 > 0.0 else 0.0
+                    _t105_w1 = -_t103_w1
+                    _t106_w1 = 1.0 if _t105_w1 > 0.0 else 0.0
+                    _t107_w1 = -_t104_w1 - _t106_w1 + 1.0
+                    _s121 = _t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
+                    _t109_w1 = math.pow(_s121, scale - 1.0) if _s121 > 0.0 and scale != 0.0 else 0.0
+                    _t110_w1 = scale/max(_t0_w1_w1, _t2_w1_w1)
+                    _t111_w1 = _t110_w1/(_t18_w2*_t18_w2)
+                    _t112_w1 = _t109_w1*_t111_w1
+                    _t113_w1 = 2.0*_t5_w1_w1*_t82_w3
+                    _t114_w1 = -2.0*_t109_w1*_t79_w3*scale/(_t18_w2*_t74_w2*max(_t0_w1_w1, _t2_w1_w1)) + _t112_w1*_t113_w1
+                    _t115_w1 = _t23_w3 - 1.0
+                    _t116_w1 = 2.0*_t27_w2*_t4_w1_w1
+                    _t117_w1 = _t112_w1*_t116_w1 + _t22_w3
+                    _t118_w1 = _t110_w1/_t18_w2
+                    _t119_w1 = _t111_w1*_t30_w3
+                    _t120_w1 = -_t109_w1*_t118_w1 + _t109_w1*_t119_w1
+                    _t121_w1 = _t31_w2*_t39_w3 + _t40_w3
+                    _t122_w1 = _t62_w3 + _t71_w3
+                    _t123_w1 = _t67_w3*((_t122_w1 + _t66_w3)/_t56_w2)
+                    _t124_w1 = _t72_w3*((_t122_w1 - _t60_w3 + _t65_w3)/_t56_w2)
+                    _s122 = _t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
+                    _t125_w1 = math.pow(_s122, scale - 1.0) if _s122 > 0.0 and scale != 0.0 else 0.0
+                    _t126_w1 = _t111_w1*_t125_w1
+                    _t127_w1 = _t116_w1*_t126_w1 - 2.0*_t125_w1*_t24_w2*scale/(_t16_w2*_t18_w2*max(_t0_w1_w1, _t2_w1_w1))
+                    _t128_w1 = _t78_w3 - 1.0
+                    _t129_w1 = _t113_w1*_t126_w1 + _t77_w3
+                    _t130_w1 = _t118_w1*_t125_w1 + _t119_w1*_t125_w1
+                    _t131_w1 = _t31_w2*_t85_w3 + _t45_w3
+                    _t132_w1 = _t0_w1_w1*_t59_w3 + _t71_w3
+                    _t133_w1 = _t93_w3*((_t132_w1 + _t66_w3)/_t56_w2)
+                    _t134_w1 = _t96_w1*((_t132_w1 - _t53_w1_w1*_t61_w3 + _t65_w3)/_t56_w2)
+                    _s123 = ((_t41_w3 - -_t50_w3*(1.0 if _t43_w3 > 0.0 else (0.5 if _t43_w3 == 0.0 else 0.0))))/_t48_w2
+                    d_px1_w1 = _t26_w2*_t29_w3 - ((_t13_w2*_t51_w3*_t57_w3 - _t58_w3*_t68_w3 - _t69_w3*_t73_w3)/_t56_w2) + _s123
+                    _s124 = ((_t86_w3 - -_t89_w3*(1.0 if _t88_w3 > 0.0 else (0.5 if _t88_w3 == 0.0 else 0.0))))/_t48_w2
+                    d_py1_w1 = _t81_w3*_t84_w3 - ((_t55_w2*_t57_w3*_t90_w3 - _t91_w3*_t94_w1 - _t95_w1*_t97_w1)/_t56_w2) + _s124
+                    _s125 = ((_t41_w3 - _t50_w3*(1.0 if _t98_w1 > 0.0 else (0.5 if _t98_w1 == 0.0 else 0.0))))/_t48_w2
+                    d_px2_w1 = -_t26_w2*_t29_w3 - ((_t101_w1*_t68_w3 + _t102_w1*_t73_w3 - _t13_w2*_t57_w3*_t99_w1)/_t56_w2) + _s125
+                    _s126 = ((_t86_w3 - _t89_w3*(1.0 if _t103_w1 > 0.0 else (0.5 if _t103_w1 == 0.0 else 0.0))))/_t48_w2
+                    d_py2_w1 = -_t81_w3*_t84_w3 - ((-_t104_w1*_t55_w2*_t57_w3 + _t106_w1*_t94_w1 + _t107_w1*_t97_w1)/_t56_w2) + _s126
+                    _s127 = ((_t120_w1*_t46_w3 - _t121_w1 - -_t50_w3*(1.0 if _t42_w3 > 0.0 else (0.5 if _t42_w3 == 0.0 else 0.0))))/_t48_w2
+                    d_tx1_w1 = _t114_w1*_t84_w3 - _t29_w3*(_t115_w1*_t25_w3 - _t117_w1) - ((-_t123_w1*_t51_w3 - _t124_w1*_t69_w3 + _t2_w1_w1*_t57_w3*_t58_w3)/_t56_w2) + _s127
+                    _s128 = ((_t130_w1*_t46_w3 - _t131_w1 - -_t89_w3*(1.0 if _t87_w3 > 0.0 else (0.5 if _t87_w3 == 0.0 else 0.0))))/_t48_w2
+                    d_ty1_w1 = _t127_w1*_t29_w3 - _t84_w3*(_t128_w1*_t80_w3 - _t129_w1) - ((_t0_w1_w1*_t57_w3*_t91_w3 - _t133_w1*_t90_w3 - _t134_w1*_t95_w1)/_t56_w2) + _s128
+                    _s129 = ((-_t120_w1*_t46_w3 - _t121_w1 - _t50_w3*(1.0 if _t100_w1 > 0.0 else (0.5 if _t100_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s130 = -((-_t101_w1*_t2_w1_w1*_t57_w3 + _t102_w1*_t124_w1 + _t123_w1*_t99_w1)/_t56_w2)
+                    d_tx2_w1 = -_t114_w1*_t84_w3 - _t29_w3*(-_t115_w1*_t25_w3 + _t117_w1) + _s130 + _s129
+                    _s131 = ((-_t130_w1*_t46_w3 - _t131_w1 - _t89_w3*(1.0 if _t105_w1 > 0.0 else (0.5 if _t105_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s132 = -((-_t0_w1_w1*_t106_w1*_t57_w3 + _t104_w1*_t133_w1 + _t107_w1*_t134_w1)/_t56_w2)
+                    d_ty2_w1 = -_t127_w1*_t29_w3 - _t84_w3*(-_t128_w1*_t80_w3 + _t129_w1) + _s132 + _s131
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, scale, eps):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, scale, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, scale, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1177,6 +1180,13 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, scale, eps)
         bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, scale, eps)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, scale, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, scale, eps)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, scale, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -1236,7 +1246,7 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
             value = _s31 + _f32(0.5)*(_s24*_s24*_s24*_s24) + _f32(0.5)*(_s25*_s25*_s25*_s25) + _s30
         else:  # shape weights of the target
-            _t0 = -tx1 + tx2
+            _t0_w1 = -tx1 + tx2
             _u32 = px2 - tx2
             _u33 = px1 - tx1
             _b34 = _u32 - px2
@@ -1244,11 +1254,11 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
             _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
             _c38 = _e36 - _e37
-            _t1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
-            _t2 = -ty1 + ty2
-            _t4 = math.pow(_t2/max(_t0, _t2), scale)
-            _t5 = math.pow(_t0/max(_t0, _t2), scale)
-            _t7 = _f32(2.0)/(_t4 + _t5)
+            _t1_w1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t2_w1 = -ty1 + ty2
+            _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
+            _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
+            _t7_w1 = _f32(2.0)/(_t4_w1 + _t5_w1)
             _u39 = py2 - ty2
             _u40 = py1 - ty1
             _b41 = _u39 - py2
@@ -1256,9 +1266,9 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
             _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
             _c45 = _e43 - _e44
-            _t8 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
-            _t9 = px1 - tx1
-            _t10 = px2 - tx2
+            _t8_w1 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t9_w1 = px1 - tx1
+            _t10_w1 = px2 - tx2
             _t11 = py1 - ty1
             _t12 = py2 - ty2
             _t13 = -py1 + py2
@@ -1268,14 +1278,14 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _s48 = ty1 - py1
             _s49 = ty2 - py2
             _s50 = tx2 - px2
-            _s51 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s47, _s47 - _s47))
+            _s51 = _t13*min(-px1 + px2, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s47, _s47 - _s47))
             _s52 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s48, _s48 - _s48))
-            _s53 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
-            _t15 = _s51 + _s52 + _s53 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s50, _s50 - _s50)) + eps
+            _s53 = _t14*min(_t2_w1, max(_t11, _t11 - _t11) + max(_s49, _s49 - _s49))
+            _t15 = _s51 + _s52 + _s53 + _t2_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s50, _s50 - _s50)) + eps
             _s54 = -max(py1, ty1) + min(py2, ty2)
-            _s55 = _f32(1.0) - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, _f32(0.0))))
-            _s56 = _f32(1.0) - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, _f32(0.0))))
-            _s57 = _f32(0.5)*_t10 + _f32(0.5)*_t9
+            _s55 = _f32(1.0) - math.exp(-_t4_w1*_t7_w1*abs(_t1_w1)/(_t0_w1 + max(_t1_w1, _f32(0.0))))
+            _s56 = _f32(1.0) - math.exp(-_t5_w1*_t7_w1*abs(_t8_w1)/(_t2_w1 + max(_t8_w1, _f32(0.0))))
+            _s57 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t9_w1
             _s58 = _f32(0.5)*_t11 + _f32(0.5)*_t12
             _c59 = _e44 - _e37
             _c60 = _e43 - _e36
@@ -1291,35 +1301,39 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _s70 = _s69*(_s68 + _f32(0.5)*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
             _s71 = max(px2, tx2) - min(px1, tx1)
             _s72 = max(py2, ty2) - min(py1, ty1)
-            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4 + _t5)/(_t4 + _t5))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
+            _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
             _s74 = _t15/(_t14*max(_s54, _s54 - _s54) + _t15)
             value = _s74 + _f32(0.5)*(_s55*_s55*_s55*_s55) + _f32(0.5)*(_s56*_s56*_s56*_s56) + _s73
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, scale, eps):
+def _value_blocks_f32(pred, target, out, scale, eps):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, scale, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], scale, eps)
     return bad
+
+
+def value_f32(pred, target, out, scale, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, scale, eps)
+    return _value_blocks_f32(pred, target, out, scale, eps)
 
 
 @njit(**CPU_OPTIONS)
@@ -1488,7 +1502,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s45 = _t90 - _t65*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
             d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + (_s45*_inv1)
         else:  # shape weights of the target
-            _t0 = -tx1 + tx2
+            _t0_w1 = -tx1 + tx2
             _u46 = px2 - tx2
             _u47 = px1 - tx1
             _b48 = _u46 - px2
@@ -1496,11 +1510,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e50 = (px2 - (_u46 - _b48)) - (tx2 + _b48)
             _e51 = (px1 - (_u47 - _b49)) - (tx1 + _b49)
             _c52 = _e50 - _e51
-            _t1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
-            _t2 = -ty1 + ty2
-            _t4 = math.pow(_t2/max(_t0, _t2), scale)
-            _t5 = math.pow(_t0/max(_t0, _t2), scale)
-            _t7 = _f32(2.0)/(_t4 + _t5)
+            _t1_w1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
+            _t2_w1 = -ty1 + ty2
+            _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
+            _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
+            _t7_w1 = _f32(2.0)/(_t4_w1 + _t5_w1)
             _u53 = py2 - ty2
             _u54 = py1 - ty1
             _b55 = _u53 - py2
@@ -1508,27 +1522,27 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e57 = (py2 - (_u53 - _b55)) - (ty2 + _b55)
             _e58 = (py1 - (_u54 - _b56)) - (ty1 + _b56)
             _c59 = _e57 - _e58
-            _t8 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
-            _t9 = px1 - tx1
-            _t10 = px2 - tx2
-            _t11 = py1 - ty1
+            _t8_w1 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
+            _t9_w1 = px1 - tx1
+            _t10_w1 = px2 - tx2
+            _t11_w1 = py1 - ty1
             _t12 = py2 - ty2
-            _t13 = -py1 + py2
+            _t13_w1 = -py1 + py2
             _s60 = -max(px1, tx1) + min(px2, tx2)
-            _t14 = max(_s60, _s60 - _s60)
+            _t14_w1 = max(_s60, _s60 - _s60)
             _s61 = tx1 - px1
             _s62 = ty1 - py1
             _s63 = ty2 - py2
             _s64 = tx2 - px2
-            _s65 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s61, _s61 - _s61))
-            _s66 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
-            _s67 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s63, _s63 - _s63))
-            _t15 = _s65 + _s66 + _s67 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s64, _s64 - _s64)) + eps
+            _s65 = _t13_w1*min(-px1 + px2, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
+            _s66 = _t14_w1*min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
+            _s67 = _t14_w1*min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
+            _t15_w1 = _s65 + _s66 + _s67 + _t2_w1*min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64)) + eps
             _s68 = -max(py1, ty1) + min(py2, ty2)
-            _s69 = _f32(1.0) - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, _f32(0.0))))
-            _s70 = _f32(1.0) - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, _f32(0.0))))
-            _s71 = _f32(0.5)*_t10 + _f32(0.5)*_t9
-            _s72 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+            _s69 = _f32(1.0) - math.exp(-_t4_w1*_t7_w1*abs(_t1_w1)/(_t0_w1 + max(_t1_w1, _f32(0.0))))
+            _s70 = _f32(1.0) - math.exp(-_t5_w1*_t7_w1*abs(_t8_w1)/(_t2_w1 + max(_t8_w1, _f32(0.0))))
+            _s71 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t9_w1
+            _s72 = _f32(0.5)*_t11_w1 + _f32(0.5)*_t12
             _c73 = _e58 - _e51
             _c74 = _e57 - _e50
             _s75 = _f32(0.5)*((_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47)
@@ -1543,103 +1557,103 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s84 = _s83*(_s82 + _f32(0.5)*((_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64))
             _s85 = max(px2, tx2) - min(px1, tx1)
             _s86 = max(py2, ty2) - min(py1, ty1)
-            _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4 + _t5)/(_t4 + _t5))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
-            _s88 = _t15/(_t14*max(_s68, _s68 - _s68) + _t15)
+            _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
+            _s88 = _t15_w1/(_t14_w1*max(_s68, _s68 - _s68) + _t15_w1)
             value = _s88 + _f32(0.5)*(_s69*_s69*_s69*_s69) + _f32(0.5)*(_s70*_s70*_s70*_s70) + _s87
-            _t16 = _t0 + max(_t1, _f32(0.0))
-            _t18 = _t4 + _t5
-            _t44 = _s85
-            _t47 = _s86
-            _t48 = (_t44*_t44) + (_t47*_t47) + eps
-            _t52 = _s68
-            _t53 = max(_t52, _t52 - _t52)
-            _t54 = _t14*_t53
-            _t55 = -px1 + px2
-            _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
-            _t74 = _t2 + max(_t8, _f32(0.0))
-            _a89 = abs(_t18)
-            _a90 = abs(_t16)
-            _a91 = abs(_t48)
-            _a92 = abs(_t56)
-            _a93 = abs(_t74)
-            _a94 = abs(max(_t0, _t2))
-            _ok = (_a89 >= _f32(2.168404344971009e-19)) & (_a89 <= _f32(4.611686018427388e+18)) & (_a90 >= _f32(2.168404344971009e-19)) & (_a90 <= _f32(4.611686018427388e+18)) & (_a91 >= _f32(2.350988701644575e-38)) & (_a91 <= _f32(4.253529586511731e+37)) & (_a92 >= _f32(2.350988701644575e-38)) & (_a92 <= _f32(4.253529586511731e+37)) & (_a93 >= _f32(2.168404344971009e-19)) & (_a93 <= _f32(4.611686018427388e+18)) & (_a94 >= _f32(2.350988701644575e-38)) & (_a94 <= _f32(4.253529586511731e+37))
-            _inv0 = _f32(1.0)/_t18
-            _inv1 = _f32(1.0)/_t16
-            _inv2 = _f32(1.0)/_t48
-            _inv3 = _f32(1.0)/_t56
-            _inv4 = _f32(1.0)/_t74
-            _inv5 = _f32(1.0)/max(_t0, _t2)
-            _t20 = _f32(2.0)*_inv0
-            _t21 = _t20*_t4
-            _t22 = _inv1*_t21*(_f32(1.0) if _t1 > _f32(0.0) else (-_f32(1.0) if _t1 < _f32(0.0) else _f32(0.0)))
-            _t23 = _f32(1.0) if _t1 > _f32(0.0) else (_f32(0.5) if _t1 == _f32(0.0) else _f32(0.0))
-            _t24 = abs(_t1)
-            _t25 = (_inv1*_inv1)*_t21*_t24
-            _t26 = -_t22 + _t23*_t25
-            _t27 = _inv1*_t24
-            _t28 = math.exp(-_t21*_t27)
-            _s95 = _f32(1.0) - _t28
-            _t29 = _f32(2.0)*_t28*(_s95*_s95*_s95)
-            _t30 = -_t4 + _t5
-            _t31 = _inv0*_t30
-            _t32 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
-            _t33 = _f32(0.25)*_t32
-            _t34 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
-            _t35 = _f32(0.25)*_t34
-            _t36 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
-            _t37 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
-            _t38 = _f32(0.25)*_t36 + _f32(0.25)*_t37
-            _t39 = -_t33 - _t35 + _t38
-            _t40 = _s71
-            _t41 = _t31*_t39 + _t40
-            _t42 = px1 - tx1
-            _t43 = -_t42
-            _t45 = _s72
-            _t46 = (_f32(0.5)*_t32 + _f32(0.5)*_t34)*(_f32(0.5)*_t36 + _f32(0.5)*_t37)
-            _t49 = _f32(2.0)*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))*_inv2)
-            _t50 = _t44*_t49
-            _t51 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-            _t57 = _t54*_inv3
-            _t58 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-            _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s63, _s63 - _s63))
-            _t60 = _t14*_t59
-            _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s64, _s64 - _s64))
-            _t62 = _t2*_t61
-            _t63 = _t60 + _t62
-            _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s61, _s61 - _s61))
-            _t65 = _t13*_t64 + eps
-            _t66 = _t54 + _t65
-            _t67 = _t53*(_f32(1.0) if _s60 > _f32(0.0) else _f32(0.0))
-            _t68 = _t67*((_t63 + _t66)*_inv3)
-            _t69 = -_t51 - _t58 + _f32(1.0)
-            _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
-            _t71 = _t14*_t70
-            _t72 = _f32(0.5)*_t67
-            _t73 = _t72*((_t63 + _t65 - _t71)*_inv3)
-            _t76 = _t20*_t5
-            _t77 = _inv4*_t76*(_f32(1.0) if _t8 > _f32(0.0) else (-_f32(1.0) if _t8 < _f32(0.0) else _f32(0.0)))
-            _t78 = _f32(1.0) if _t8 > _f32(0.0) else (_f32(0.5) if _t8 == _f32(0.0) else _f32(0.0))
-            _t79 = abs(_t8)
-            _t80 = (_inv4*_inv4)*_t76*_t79
-            _t81 = -_t77 + _t78*_t80
-            _t82 = _inv4*_t79
-            _t83 = math.exp(-_t76*_t82)
-            _s96 = _f32(1.0) - _t83
-            _t84 = _f32(2.0)*_t83*(_s96*_s96*_s96)
-            _t85 = _t33 + _t35 + _t38
-            _t86 = _t31*_t85 + _t45
-            _t87 = py1 - ty1
-            _t88 = -_t87
-            _t89 = _t47*_t49
-            _t90 = _f32(1.0) if _t88 > _f32(0.0) else _f32(0.0)
-            _t91 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
-            _t92 = _t55*_t70 + _t63 + eps
-            _t93 = _t14*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-            _t94 = _t93*((_t54 + _t92)*_inv3)
-            _t95 = -_t90 - _t91 + _f32(1.0)
-            _t96 = _f32(0.5)*_t93
-            _t97 = _t96*((-_t53*_t64 + _t92)*_inv3)
+            _t16_w1 = _t0_w1 + max(_t1_w1, _f32(0.0))
+            _t18_w1 = _t4_w1 + _t5_w1
+            _t44_w1 = _s85
+            _t47_w1 = _s86
+            _t48_w1 = (_t44_w1*_t44_w1) + (_t47_w1*_t47_w1) + eps
+            _t52_w1 = _s68
+            _t53_w1 = max(_t52_w1, _t52_w1 - _t52_w1)
+            _t54 = _t14_w1*_t53_w1
+            _t55_w1 = -px1 + px2
+            _t56_w1 = _t0_w1*_t2_w1 + _t13_w1*_t55_w1 - _t54 + eps
+            _t74_w1 = _t2_w1 + max(_t8_w1, _f32(0.0))
+            _a89 = abs(_t18_w1)
+            _a90 = abs(_t16_w1)
+            _a91 = abs(_t48_w1)
+            _a92 = abs(_t56_w1)
+            _a93 = abs(_t74_w1)
+            _a94 = abs(max(_t0_w1, _t2_w1))
+            _ok_w1 = (_a89 >= _f32(2.168404344971009e-19)) & (_a89 <= _f32(4.611686018427388e+18)) & (_a90 >= _f32(2.168404344971009e-19)) & (_a90 <= _f32(4.611686018427388e+18)) & (_a91 >= _f32(2.350988701644575e-38)) & (_a91 <= _f32(4.253529586511731e+37)) & (_a92 >= _f32(2.350988701644575e-38)) & (_a92 <= _f32(4.253529586511731e+37)) & (_a93 >= _f32(2.168404344971009e-19)) & (_a93 <= _f32(4.611686018427388e+18)) & (_a94 >= _f32(2.350988701644575e-38)) & (_a94 <= _f32(4.253529586511731e+37))
+            _inv0_w1 = _f32(1.0)/_t18_w1
+            _inv1_w1 = _f32(1.0)/_t16_w1
+            _inv2_w1 = _f32(1.0)/_t48_w1
+            _inv3_w1 = _f32(1.0)/_t56_w1
+            _inv4 = _f32(1.0)/_t74_w1
+            _inv5 = _f32(1.0)/max(_t0_w1, _t2_w1)
+            _t20_w1 = _f32(2.0)*_inv0_w1
+            _t21_w1 = _t20_w1*_t4_w1
+            _t22_w1 = _inv1_w1*_t21_w1*(_f32(1.0) if _t1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1 < _f32(0.0) else _f32(0.0)))
+            _t23_w1 = _f32(1.0) if _t1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1 == _f32(0.0) else _f32(0.0))
+            _t24_w1 = abs(_t1_w1)
+            _t25_w1 = (_inv1_w1*_inv1_w1)*_t21_w1*_t24_w1
+            _t26_w1 = -_t22_w1 + _t23_w1*_t25_w1
+            _t27_w1 = _inv1_w1*_t24_w1
+            _t28_w1 = math.exp(-_t21_w1*_t27_w1)
+            _s95 = _f32(1.0) - _t28_w1
+            _t29_w1 = _f32(2.0)*_t28_w1*(_s95*_s95*_s95)
+            _t30_w1 = -_t4_w1 + _t5_w1
+            _t31_w1 = _inv0_w1*_t30_w1
+            _t32_w1 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
+            _t33_w1 = _f32(0.25)*_t32_w1
+            _t34_w1 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
+            _t35_w1 = _f32(0.25)*_t34_w1
+            _t36_w1 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
+            _t37_w1 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
+            _t38_w1 = _f32(0.25)*_t36_w1 + _f32(0.25)*_t37_w1
+            _t39_w1 = -_t33_w1 - _t35_w1 + _t38_w1
+            _t40_w1 = _s71
+            _t41_w1 = _t31_w1*_t39_w1 + _t40_w1
+            _t42_w1 = px1 - tx1
+            _t43_w1 = -_t42_w1
+            _t45_w1 = _s72
+            _t46_w1 = (_f32(0.5)*_t32_w1 + _f32(0.5)*_t34_w1)*(_f32(0.5)*_t36_w1 + _f32(0.5)*_t37_w1)
+            _t49_w1 = _f32(2.0)*((_t31_w1*_t46_w1 + (_t40_w1*_t40_w1) + (_t45_w1*_t45_w1))*_inv2_w1)
+            _t50_w1 = _t44_w1*_t49_w1
+            _t51_w1 = _f32(1.0) if _t43_w1 > _f32(0.0) else _f32(0.0)
+            _t57_w1 = _t54*_inv3_w1
+            _t58_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
+            _t59_w1 = min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
+            _t60_w1 = _t14_w1*_t59_w1
+            _t61_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64))
+            _t62_w1 = _t2_w1*_t61_w1
+            _t63_w1 = _t60_w1 + _t62_w1
+            _t64_w1 = min(_t55_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
+            _t65_w1 = _t13_w1*_t64_w1 + eps
+            _t66_w1 = _t54 + _t65_w1
+            _t67_w1 = _t53_w1*(_f32(1.0) if _s60 > _f32(0.0) else _f32(0.0))
+            _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv3_w1)
+            _t69_w1 = -_t51_w1 - _t58_w1 + _f32(1.0)
+            _t70_w1 = min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
+            _t71_w1 = _t14_w1*_t70_w1
+            _t72_w1 = _f32(0.5)*_t67_w1
+            _t73_w1 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv3_w1)
+            _t76_w1 = _t20_w1*_t5_w1
+            _t77_w1 = _inv4*_t76_w1*(_f32(1.0) if _t8_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1 < _f32(0.0) else _f32(0.0)))
+            _t78_w1 = _f32(1.0) if _t8_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1 == _f32(0.0) else _f32(0.0))
+            _t79_w1 = abs(_t8_w1)
+            _t80_w1 = (_inv4*_inv4)*_t76_w1*_t79_w1
+            _t81_w1 = -_t77_w1 + _t78_w1*_t80_w1
+            _t82_w1 = _inv4*_t79_w1
+            _t83_w1 = math.exp(-_t76_w1*_t82_w1)
+            _s96 = _f32(1.0) - _t83_w1
+            _t84_w1 = _f32(2.0)*_t83_w1*(_s96*_s96*_s96)
+            _t85_w1 = _t33_w1 + _t35_w1 + _t38_w1
+            _t86_w1 = _t31_w1*_t85_w1 + _t45_w1
+            _t87_w1 = py1 - ty1
+            _t88_w1 = -_t87_w1
+            _t89_w1 = _t47_w1*_t49_w1
+            _t90_w1 = _f32(1.0) if _t88_w1 > _f32(0.0) else _f32(0.0)
+            _t91_w1 = _f32(1.0) if _t87_w1 > _f32(0.0) else _f32(0.0)
+            _t92_w1 = _t55_w1*_t70_w1 + _t63_w1 + eps
+            _t93_w1 = _t14_w1*(_f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0))
+            _t94 = _t93_w1*((_t54 + _t92_w1)*_inv3_w1)
+            _t95 = -_t90_w1 - _t91_w1 + _f32(1.0)
+            _t96 = _f32(0.5)*_t93_w1
+            _t97 = _t96*((-_t53_w1*_t64_w1 + _t92_w1)*_inv3_w1)
             _t98 = px2 - tx2
             _t99 = _f32(1.0) if _t98 > _f32(0.0) else _f32(0.0)
             _t100 = -_t98
@@ -1650,54 +1664,54 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t105 = -_t103
             _t106 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
             _t107 = -_t104 - _t106 + _f32(1.0)
-            _s97 = _inv5*_t0
+            _s97 = _inv5*_t0_w1
             _t109 = math.pow(_s97, scale - _f32(1.0)) if _s97 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
             _t110 = _inv5*scale
-            _t111 = (_inv0*_inv0)*_t110
+            _t111 = (_inv0_w1*_inv0_w1)*_t110
             _t112 = _t109*_t111
-            _t113 = _f32(2.0)*_t5*_t82
-            _t114 = -_f32(2.0)*_inv0*_inv4*_inv5*_t109*_t79*scale + _t112*_t113
-            _t115 = _t23 - _f32(1.0)
-            _t116 = _f32(2.0)*_t27*_t4
-            _t117 = _t112*_t116 + _t22
-            _t118 = _inv0*_t110
-            _t119 = _t111*_t30
+            _t113 = _f32(2.0)*_t5_w1*_t82_w1
+            _t114 = -_f32(2.0)*_inv0_w1*_inv4*_inv5*_t109*_t79_w1*scale + _t112*_t113
+            _t115 = _t23_w1 - _f32(1.0)
+            _t116 = _f32(2.0)*_t27_w1*_t4_w1
+            _t117 = _t112*_t116 + _t22_w1
+            _t118 = _inv0_w1*_t110
+            _t119 = _t111*_t30_w1
             _t120 = -_t109*_t118 + _t109*_t119
-            _t121 = _t31*_t39 + _t40
-            _t122 = _t62 + _t71
-            _t123 = _t67*((_t122 + _t66)*_inv3)
-            _t124 = _t72*((_t122 - _t60 + _t65)*_inv3)
-            _s98 = _inv5*_t2
+            _t121 = _t31_w1*_t39_w1 + _t40_w1
+            _t122 = _t62_w1 + _t71_w1
+            _t123 = _t67_w1*((_t122 + _t66_w1)*_inv3_w1)
+            _t124 = _t72_w1*((_t122 - _t60_w1 + _t65_w1)*_inv3_w1)
+            _s98 = _inv5*_t2_w1
             _t125 = math.pow(_s98, scale - _f32(1.0)) if _s98 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
             _t126 = _t111*_t125
-            _t127 = -_f32(2.0)*_inv0*_inv1*_inv5*_t125*_t24*scale + _t116*_t126
-            _t128 = _t78 - _f32(1.0)
-            _t129 = _t113*_t126 + _t77
+            _t127 = -_f32(2.0)*_inv0_w1*_inv1_w1*_inv5*_t125*_t24_w1*scale + _t116*_t126
+            _t128 = _t78_w1 - _f32(1.0)
+            _t129 = _t113*_t126 + _t77_w1
             _t130 = _t118*_t125 + _t119*_t125
-            _t131 = _t31*_t85 + _t45
-            _t132 = _t0*_t59 + _t71
-            _t133 = _t93*((_t132 + _t66)*_inv3)
-            _t134 = _t96*((_t132 - _t53*_t61 + _t65)*_inv3)
-            _s99 = _t41 - -_t50*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-            d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)*_inv3) + (_s99*_inv2)
-            _s100 = _t86 - -_t89*(_f32(1.0) if _t88 > _f32(0.0) else (_f32(0.5) if _t88 == _f32(0.0) else _f32(0.0)))
-            d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)*_inv3) + (_s100*_inv2)
-            _s101 = _t41 - _t50*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
-            d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)*_inv3) + (_s101*_inv2)
-            _s102 = _t86 - _t89*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-            d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)*_inv3) + (_s102*_inv2)
-            _s103 = -_t50*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-            _s104 = -((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)*_inv3)
-            d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) + _s104 + (((_t120*_t46 - _t121 - _s103))*_inv2)
-            _s105 = -_t89*(_f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0)))
-            _s106 = -((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)*_inv3)
-            d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) + _s106 + (((_t130*_t46 - _t131 - _s105))*_inv2)
-            _s107 = _t50*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
-            _s108 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)*_inv3)
-            d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s108 + (((-_t120*_t46 - _t121 - _s107))*_inv2)
-            _s109 = _t89*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
-            _s110 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)*_inv3)
-            d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s110 + (((-_t130*_t46 - _t131 - _s109))*_inv2)
+            _t131 = _t31_w1*_t85_w1 + _t45_w1
+            _t132 = _t0_w1*_t59_w1 + _t71_w1
+            _t133 = _t93_w1*((_t132 + _t66_w1)*_inv3_w1)
+            _t134 = _t96*((_t132 - _t53_w1*_t61_w1 + _t65_w1)*_inv3_w1)
+            _s99 = _t41_w1 - -_t50_w1*(_f32(1.0) if _t43_w1 > _f32(0.0) else (_f32(0.5) if _t43_w1 == _f32(0.0) else _f32(0.0)))
+            d_px1 = _t26_w1*_t29_w1 - ((_t13_w1*_t51_w1*_t57_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73_w1)*_inv3_w1) + (_s99*_inv2_w1)
+            _s100 = _t86_w1 - -_t89_w1*(_f32(1.0) if _t88_w1 > _f32(0.0) else (_f32(0.5) if _t88_w1 == _f32(0.0) else _f32(0.0)))
+            d_py1 = _t81_w1*_t84_w1 - ((_t55_w1*_t57_w1*_t90_w1 - _t91_w1*_t94 - _t95*_t97)*_inv3_w1) + (_s100*_inv2_w1)
+            _s101 = _t41_w1 - _t50_w1*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t26_w1*_t29_w1 - ((_t101*_t68_w1 + _t102*_t73_w1 - _t13_w1*_t57_w1*_t99)*_inv3_w1) + (_s101*_inv2_w1)
+            _s102 = _t86_w1 - _t89_w1*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t81_w1*_t84_w1 - ((-_t104*_t55_w1*_t57_w1 + _t106*_t94 + _t107*_t97)*_inv3_w1) + (_s102*_inv2_w1)
+            _s103 = -_t50_w1*(_f32(1.0) if _t42_w1 > _f32(0.0) else (_f32(0.5) if _t42_w1 == _f32(0.0) else _f32(0.0)))
+            _s104 = -((-_t123*_t51_w1 - _t124*_t69_w1 + _t2_w1*_t57_w1*_t58_w1)*_inv3_w1)
+            d_tx1 = _t114*_t84_w1 - _t29_w1*(_t115*_t25_w1 - _t117) + _s104 + (((_t120*_t46_w1 - _t121 - _s103))*_inv2_w1)
+            _s105 = -_t89_w1*(_f32(1.0) if _t87_w1 > _f32(0.0) else (_f32(0.5) if _t87_w1 == _f32(0.0) else _f32(0.0)))
+            _s106 = -((_t0_w1*_t57_w1*_t91_w1 - _t133*_t90_w1 - _t134*_t95)*_inv3_w1)
+            d_ty1 = _t127*_t29_w1 - _t84_w1*(_t128*_t80_w1 - _t129) + _s106 + (((_t130*_t46_w1 - _t131 - _s105))*_inv2_w1)
+            _s107 = _t50_w1*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
+            _s108 = -((-_t101*_t2_w1*_t57_w1 + _t102*_t124 + _t123*_t99)*_inv3_w1)
+            d_tx2 = -_t114*_t84_w1 - _t29_w1*(-_t115*_t25_w1 + _t117) + _s108 + (((-_t120*_t46_w1 - _t121 - _s107))*_inv2_w1)
+            _s109 = _t89_w1*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
+            _s110 = -((-_t0_w1*_t106*_t57_w1 + _t104*_t133 + _t107*_t134)*_inv3_w1)
+            d_ty2 = -_t127*_t29_w1 - _t84_w1*(-_t128*_t80_w1 + _t129) + _s110 + (((-_t130*_t46_w1 - _t131 - _s109))*_inv2_w1)
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -1709,632 +1723,630 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
             if (scale == _f32(0.0)):  # scale = 0: ww = hh = 1
-                _u1 = px2 - tx2
-                _u2 = px1 - tx1
-                _b3 = _u1 - px2
-                _b4 = _u2 - px1
-                _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-                _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
-                _c7 = _e5 - _e6
-                _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-                _t1 = -tx1 + tx2
-                _u8 = py2 - ty2
-                _u9 = py1 - ty1
-                _b10 = _u8 - py2
-                _b11 = _u9 - py1
-                _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-                _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
-                _c14 = _e12 - _e13
-                _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-                _t3 = -ty1 + ty2
-                _t4 = px1 - tx1
-                _t5 = px2 - tx2
-                _t6 = py1 - ty1
-                _t7 = py2 - ty2
-                _t8 = -py1 + py2
-                _s15 = -max(px1, tx1) + min(px2, tx2)
-                _t9 = max(_s15, _s15 - _s15)
-                _s16 = tx2 - px2
-                _s17 = tx1 - px1
-                _s18 = ty2 - py2
-                _s19 = ty1 - py1
-                _s20 = _t8*min(-px1 + px2, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                _s21 = _t3*min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                _s22 = _t9*min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                _t10 = _s21 + _s20 + _s22 + _t9*min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19)) + eps
-                _s23 = -max(py1, ty1) + min(py2, ty2)
-                _s24 = _f32(1.0) - math.exp(-abs(_t0)/(_t1 + max(_t0, _f32(0.0))))
-                _s25 = _f32(1.0) - math.exp(-abs(_t2)/(_t3 + max(_t2, _f32(0.0))))
-                _s26 = _f32(0.5)*_t4 + _f32(0.5)*_t5
-                _s27 = _f32(0.5)*_t6 + _f32(0.5)*_t7
-                _s28 = max(px2, tx2) - min(px1, tx1)
-                _s29 = max(py2, ty2) - min(py1, ty1)
-                _s30 = ((_s26*_s26) + (_s27*_s27))/(eps + (_s28*_s28) + (_s29*_s29))
-                _s31 = _t10/(_t10 + _t9*max(_s23, _s23 - _s23))
-                value = _s31 + _f32(0.5)*(_s24*_s24*_s24*_s24) + _f32(0.5)*(_s25*_s25*_s25*_s25) + _s30
-                _t11 = _t1 + max(_t0, _f32(0.0))
-                _t24 = _s28
-                _t26 = _s29
-                _t27 = (_t24*_t24) + (_t26*_t26) + eps
-                _t31 = _s23
-                _t32 = max(_t31, _t31 - _t31)
-                _t33 = _t32*_t9
-                _t34 = -px1 + px2
-                _t35 = _t1*_t3 - _t33 + _t34*_t8 + eps
-                _t53 = _t3 + max(_t2, _f32(0.0))
-                _a32 = abs(_t11)
-                _a33 = abs(_t27)
-                _a34 = abs(_t35)
-                _a35 = abs(_t53)
-                _ok = (_a32 >= _f32(2.168404344971009e-19)) & (_a32 <= _f32(4.611686018427388e+18)) & (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37)) & (_a35 >= _f32(2.168404344971009e-19)) & (_a35 <= _f32(4.611686018427388e+18))
+                _u1_w1 = px2_w1 - tx2_w1
+                _u2_w1 = px1_w1 - tx1_w1
+                _b3_w1 = _u1_w1 - px2_w1
+                _b4_w1 = _u2_w1 - px1_w1
+                _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
+                _e6_w1 = (px1_w1 - (_u2_w1 - _b4_w1)) - (tx1_w1 + _b4_w1)
+                _c7_w1 = _e5_w1 - _e6_w1
+                _t0_w2 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t1_w2 = -tx1_w1 + tx2_w1
+                _u8_w1 = py2_w1 - ty2_w1
+                _u9_w1 = py1_w1 - ty1_w1
+                _b10_w1 = _u8_w1 - py2_w1
+                _b11_w1 = _u9_w1 - py1_w1
+                _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
+                _e13_w1 = (py1_w1 - (_u9_w1 - _b11_w1)) - (ty1_w1 + _b11_w1)
+                _c14_w1 = _e12_w1 - _e13_w1
+                _t2_w2 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t3_w1 = -ty1_w1 + ty2_w1
+                _t4_w2 = px1_w1 - tx1_w1
+                _t5_w2 = px2_w1 - tx2_w1
+                _t6_w1 = py1_w1 - ty1_w1
+                _t7_w2 = py2_w1 - ty2_w1
+                _t8_w2 = -py1_w1 + py2_w1
+                _s15_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t9_w2 = max(_s15_w1, _s15_w1 - _s15_w1)
+                _s16_w1 = tx2_w1 - px2_w1
+                _s17_w1 = tx1_w1 - px1_w1
+                _s18_w1 = ty2_w1 - py2_w1
+                _s19_w1 = ty1_w1 - py1_w1
+                _s20_w1 = _t8_w2*min(-px1_w1 + px2_w1, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                _s21_w1 = _t3_w1*min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                _s22_w1 = _t9_w2*min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                _t10_w2 = _s21_w1 + _s20_w1 + _s22_w1 + _t9_w2*min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1)) + eps
+                _s23_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s24_w1 = _f32(1.0) - math.exp(-abs(_t0_w2)/(_t1_w2 + max(_t0_w2, _f32(0.0))))
+                _s25_w1 = _f32(1.0) - math.exp(-abs(_t2_w2)/(_t3_w1 + max(_t2_w2, _f32(0.0))))
+                _s26_w1 = _f32(0.5)*_t4_w2 + _f32(0.5)*_t5_w2
+                _s27_w1 = _f32(0.5)*_t6_w1 + _f32(0.5)*_t7_w2
+                _s28_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s29_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s30_w1 = ((_s26_w1*_s26_w1) + (_s27_w1*_s27_w1))/(eps + (_s28_w1*_s28_w1) + (_s29_w1*_s29_w1))
+                _s31_w1 = _t10_w2/(_t10_w2 + _t9_w2*max(_s23_w1, _s23_w1 - _s23_w1))
+                value_w1 = _s31_w1 + _f32(0.5)*(_s24_w1*_s24_w1*_s24_w1*_s24_w1) + _f32(0.5)*(_s25_w1*_s25_w1*_s25_w1*_s25_w1) + _s30_w1
+                _t11_w2 = _t1_w2 + max(_t0_w2, _f32(0.0))
+                _t24_w3 = _s28_w1
+                _t26_w3 = _s29_w1
+                _t27_w3 = (_t24_w3*_t24_w3) + (_t26_w3*_t26_w3) + eps
+                _t31_w3 = _s23_w1
+                _t32_w3 = max(_t31_w3, _t31_w3 - _t31_w3)
+                _t33_w3 = _t32_w3*_t9_w2
+                _t34_w3 = -px1_w1 + px2_w1
+                _t35_w3 = _t1_w2*_t3_w1 - _t33_w3 + _t34_w3*_t8_w2 + eps
+                _t53_w2 = _t3_w1 + max(_t2_w2, _f32(0.0))
+                _a32_w1 = abs(_t11_w2)
+                _a33_w1 = abs(_t27_w3)
+                _a34_w1 = abs(_t35_w3)
+                _a35_w1 = abs(_t53_w2)
+                _ok = (_a32_w1 >= _f32(2.168404344971009e-19)) & (_a32_w1 <= _f32(4.611686018427388e+18)) & (_a33_w1 >= _f32(2.350988701644575e-38)) & (_a33_w1 <= _f32(4.253529586511731e+37)) & (_a34_w1 >= _f32(2.350988701644575e-38)) & (_a34_w1 <= _f32(4.253529586511731e+37)) & (_a35_w1 >= _f32(2.168404344971009e-19)) & (_a35_w1 <= _f32(4.611686018427388e+18))
                 if _ok:
-                    _inv0 = _f32(1.0)/_t11
-                    _inv1 = _f32(1.0)/_t27
-                    _inv2 = _f32(1.0)/_t35
-                    _inv3 = _f32(1.0)/_t53
-                    _t13 = _inv0*(_f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0)))
-                    _t14 = -_t13
-                    _t15 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t16 = abs(_t0)
-                    _t17 = (_inv0*_inv0)*_t16
-                    _t18 = _t14 + _t15*_t17
-                    _t19 = math.exp(-_inv0*_t16)
-                    _s36 = _f32(1.0) - _t19
-                    _t20 = _f32(2.0)*_t19*(_s36*_s36*_s36)
-                    _t21 = _s26
-                    _t22 = px1 - tx1
-                    _t23 = -_t22
-                    _t25 = _s27
-                    _t28 = _f32(2.0)*(((_t21*_t21) + (_t25*_t25))*_inv1)
-                    _t29 = _t24*_t28
-                    _t30 = _f32(1.0) if _t23 > _f32(0.0) else _f32(0.0)
-                    _t36 = _t33*_inv2
-                    _t37 = _f32(1.0) if _t22 > _f32(0.0) else _f32(0.0)
-                    _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                    _t39 = _t3*_t38
-                    _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                    _t41 = _t40*_t9
-                    _t42 = _t39 + _t41
-                    _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                    _t44 = _t43*_t8 + eps
-                    _t45 = _t33 + _t44
-                    _t46 = _t32*(_f32(1.0) if _s15 > _f32(0.0) else _f32(0.0))
-                    _t47 = _t46*((_t42 + _t45)*_inv2)
-                    _t48 = -_t30 - _t37 + _f32(1.0)
-                    _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
-                    _t50 = _t49*_t9
-                    _t51 = _f32(0.5)*_t46
-                    _t52 = _t51*((_t42 + _t44 - _t50)*_inv2)
-                    _t55 = _inv3*(_f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0)))
-                    _t56 = -_t55
-                    _t57 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t58 = abs(_t2)
-                    _t59 = (_inv3*_inv3)*_t58
-                    _t60 = _t56 + _t57*_t59
-                    _t61 = math.exp(-_inv3*_t58)
-                    _s37 = _f32(1.0) - _t61
-                    _t62 = _f32(2.0)*_t61*(_s37*_s37*_s37)
-                    _t63 = py1 - ty1
-                    _t64 = -_t63
-                    _t65 = _t26*_t28
-                    _t66 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t67 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
-                    _t68 = _t34*_t49 + _t42 + eps
-                    _t69 = _t9*(_f32(1.0) if _t31 > _f32(0.0) else _f32(0.0))
-                    _t70 = _t69*((_t33 + _t68)*_inv2)
-                    _t71 = -_t66 - _t67 + _f32(1.0)
-                    _t72 = _f32(0.5)*_t69
-                    _t73 = _t72*((-_t32*_t43 + _t68)*_inv2)
-                    _t74 = px2 - tx2
-                    _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
-                    _t76 = -_t74
-                    _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t78 = -_t75 - _t77 + _f32(1.0)
-                    _t79 = py2 - ty2
-                    _t80 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
-                    _t81 = -_t79
-                    _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
-                    _t83 = -_t80 - _t82 + _f32(1.0)
-                    _t84 = _t15 - _f32(1.0)
-                    _t85 = -_t21
-                    _t86 = _t39 + _t50
-                    _t87 = _t46*((_t45 + _t86)*_inv2)
-                    _t88 = _t51*((-_t41 + _t44 + _t86)*_inv2)
-                    _t89 = _t57 - _f32(1.0)
-                    _t90 = -_t25
-                    _t91 = _t1*_t40 + _t50
-                    _t92 = _t69*((_t45 + _t91)*_inv2)
-                    _t93 = _t72*((-_t32*_t38 + _t44 + _t91)*_inv2)
-                    _s38 = _t21 - -_t29*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)*_inv2) + (_s38*_inv1)
-                    _s39 = _t25 - -_t65*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)*_inv2) + (_s39*_inv1)
-                    _s40 = _t21 - _t29*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)*_inv2) + (_s40*_inv1)
-                    _s41 = _t25 - _t65*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)*_inv2) + (_s41*_inv1)
-                    _s42 = _t85 - -_t29*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)*_inv2) + (_s42*_inv1)
-                    _s43 = _t90 - -_t65*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)*_inv2) + (_s43*_inv1)
-                    _s44 = _t85 - _t29*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)*_inv2) + (_s44*_inv1)
-                    _s45 = _t90 - _t65*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + (_s45*_inv1)
+                    _inv0_w2 = _f32(1.0)/_t11_w2
+                    _inv1_w2 = _f32(1.0)/_t27_w3
+                    _inv2_w2 = _f32(1.0)/_t35_w3
+                    _inv3_w2 = _f32(1.0)/_t53_w2
+                    _t13_w3 = _inv0_w2*(_f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0)))
+                    _t14_w3 = -_t13_w3
+                    _t15_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t16_w3 = abs(_t0_w2)
+                    _t17_w2 = (_inv0_w2*_inv0_w2)*_t16_w3
+                    _t18_w3 = _t14_w3 + _t15_w3*_t17_w2
+                    _t19_w2 = math.exp(-_inv0_w2*_t16_w3)
+                    _s36_w1 = _f32(1.0) - _t19_w2
+                    _t20_w4 = _f32(2.0)*_t19_w2*(_s36_w1*_s36_w1*_s36_w1)
+                    _t21_w4 = _s26_w1
+                    _t22_w4 = px1_w1 - tx1_w1
+                    _t23_w4 = -_t22_w4
+                    _t25_w4 = _s27_w1
+                    _t28_w4 = _f32(2.0)*(((_t21_w4*_t21_w4) + (_t25_w4*_t25_w4))*_inv1_w2)
+                    _t29_w4 = _t24_w3*_t28_w4
+                    _t30_w4 = _f32(1.0) if _t23_w4 > _f32(0.0) else _f32(0.0)
+                    _t36_w4 = _t33_w3*_inv2_w2
+                    _t37_w4 = _f32(1.0) if _t22_w4 > _f32(0.0) else _f32(0.0)
+                    _t38_w4 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                    _t39_w4 = _t3_w1*_t38_w4
+                    _t40_w4 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                    _t41_w4 = _t40_w4*_t9_w2
+                    _t42_w4 = _t39_w4 + _t41_w4
+                    _t43_w4 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                    _t44_w3 = _t43_w4*_t8_w2 + eps
+                    _t45_w4 = _t33_w3 + _t44_w3
+                    _t46_w4 = _t32_w3*(_f32(1.0) if _s15_w1 > _f32(0.0) else _f32(0.0))
+                    _t47_w3 = _t46_w4*((_t42_w4 + _t45_w4)*_inv2_w2)
+                    _t48_w3 = -_t30_w4 - _t37_w4 + _f32(1.0)
+                    _t49_w4 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
+                    _t50_w4 = _t49_w4*_t9_w2
+                    _t51_w4 = _f32(0.5)*_t46_w4
+                    _t52_w3 = _t51_w4*((_t42_w4 + _t44_w3 - _t50_w4)*_inv2_w2)
+                    _t55_w3 = _inv3_w2*(_f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0)))
+                    _t56_w3 = -_t55_w3
+                    _t57_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t58_w4 = abs(_t2_w2)
+                    _t59_w4 = (_inv3_w2*_inv3_w2)*_t58_w4
+                    _t60_w4 = _t56_w3 + _t57_w4*_t59_w4
+                    _t61_w4 = math.exp(-_inv3_w2*_t58_w4)
+                    _s37_w1 = _f32(1.0) - _t61_w4
+                    _t62_w4 = _f32(2.0)*_t61_w4*(_s37_w1*_s37_w1*_s37_w1)
+                    _t63_w4 = py1_w1 - ty1_w1
+                    _t64_w4 = -_t63_w4
+                    _t65_w4 = _t26_w3*_t28_w4
+                    _t66_w4 = _f32(1.0) if _t64_w4 > _f32(0.0) else _f32(0.0)
+                    _t67_w4 = _f32(1.0) if _t63_w4 > _f32(0.0) else _f32(0.0)
+                    _t68_w4 = _t34_w3*_t49_w4 + _t42_w4 + eps
+                    _t69_w4 = _t9_w2*(_f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0))
+                    _t70_w4 = _t69_w4*((_t33_w3 + _t68_w4)*_inv2_w2)
+                    _t71_w4 = -_t66_w4 - _t67_w4 + _f32(1.0)
+                    _t72_w4 = _f32(0.5)*_t69_w4
+                    _t73_w4 = _t72_w4*((-_t32_w3*_t43_w4 + _t68_w4)*_inv2_w2)
+                    _t74_w3 = px2_w1 - tx2_w1
+                    _t75_w2 = _f32(1.0) if _t74_w3 > _f32(0.0) else _f32(0.0)
+                    _t76_w4 = -_t74_w3
+                    _t77_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else _f32(0.0)
+                    _t78_w4 = -_t75_w2 - _t77_w4 + _f32(1.0)
+                    _t79_w4 = py2_w1 - ty2_w1
+                    _t80_w4 = _f32(1.0) if _t79_w4 > _f32(0.0) else _f32(0.0)
+                    _t81_w4 = -_t79_w4
+                    _t82_w4 = _f32(1.0) if _t81_w4 > _f32(0.0) else _f32(0.0)
+                    _t83_w4 = -_t80_w4 - _t82_w4 + _f32(1.0)
+                    _t84_w4 = _t15_w3 - _f32(1.0)
+                    _t85_w4 = -_t21_w4
+                    _t86_w4 = _t39_w4 + _t50_w4
+                    _t87_w4 = _t46_w4*((_t45_w4 + _t86_w4)*_inv2_w2)
+                    _t88_w4 = _t51_w4*((-_t41_w4 + _t44_w3 + _t86_w4)*_inv2_w2)
+                    _t89_w4 = _t57_w4 - _f32(1.0)
+                    _t90_w4 = -_t25_w4
+                    _t91_w4 = _t1_w2*_t40_w4 + _t50_w4
+                    _t92_w4 = _t69_w4*((_t45_w4 + _t91_w4)*_inv2_w2)
+                    _t93_w4 = _t72_w4*((-_t32_w3*_t38_w4 + _t44_w3 + _t91_w4)*_inv2_w2)
+                    _s38_w1 = _t21_w4 - -_t29_w4*(_f32(1.0) if _t23_w4 > _f32(0.0) else (_f32(0.5) if _t23_w4 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t18_w3*_t20_w4 - ((_t30_w4*_t36_w4*_t8_w2 - _t37_w4*_t47_w3 - _t48_w3*_t52_w3)*_inv2_w2) + (_s38_w1*_inv1_w2)
+                    _s39_w1 = _t25_w4 - -_t65_w4*(_f32(1.0) if _t64_w4 > _f32(0.0) else (_f32(0.5) if _t64_w4 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = _t60_w4*_t62_w4 - ((_t34_w3*_t36_w4*_t66_w4 - _t67_w4*_t70_w4 - _t71_w4*_t73_w4)*_inv2_w2) + (_s39_w1*_inv1_w2)
+                    _s40_w1 = _t21_w4 - _t29_w4*(_f32(1.0) if _t74_w3 > _f32(0.0) else (_f32(0.5) if _t74_w3 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t18_w3*_t20_w4 - ((-_t36_w4*_t75_w2*_t8_w2 + _t47_w3*_t77_w4 + _t52_w3*_t78_w4)*_inv2_w2) + (_s40_w1*_inv1_w2)
+                    _s41_w1 = _t25_w4 - _t65_w4*(_f32(1.0) if _t79_w4 > _f32(0.0) else (_f32(0.5) if _t79_w4 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t60_w4*_t62_w4 - ((-_t34_w3*_t36_w4*_t80_w4 + _t70_w4*_t82_w4 + _t73_w4*_t83_w4)*_inv2_w2) + (_s41_w1*_inv1_w2)
+                    _s42_w1 = _t85_w4 - -_t29_w4*(_f32(1.0) if _t22_w4 > _f32(0.0) else (_f32(0.5) if _t22_w4 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t20_w4*(-_t13_w3 + _t17_w2*_t84_w4) - ((_t3_w1*_t36_w4*_t37_w4 - _t30_w4*_t87_w4 - _t48_w3*_t88_w4)*_inv2_w2) + (_s42_w1*_inv1_w2)
+                    _s43_w1 = _t90_w4 - -_t65_w4*(_f32(1.0) if _t63_w4 > _f32(0.0) else (_f32(0.5) if _t63_w4 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t62_w4*(-_t55_w3 + _t59_w4*_t89_w4) - ((_t1_w2*_t36_w4*_t67_w4 - _t66_w4*_t92_w4 - _t71_w4*_t93_w4)*_inv2_w2) + (_s43_w1*_inv1_w2)
+                    _s44_w1 = _t85_w4 - _t29_w4*(_f32(1.0) if _t76_w4 > _f32(0.0) else (_f32(0.5) if _t76_w4 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t20_w4*(-_t14_w3 - _t17_w2*_t84_w4) - ((-_t3_w1*_t36_w4*_t77_w4 + _t75_w2*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2) + (_s44_w1*_inv1_w2)
+                    _s45_w1 = _t90_w4 - _t65_w4*(_f32(1.0) if _t81_w4 > _f32(0.0) else (_f32(0.5) if _t81_w4 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t62_w4*(-_t56_w3 - _t59_w4*_t89_w4) - ((-_t1_w2*_t36_w4*_t82_w4 + _t80_w4*_t92_w4 + _t83_w4*_t93_w4)*_inv2_w2) + (_s45_w1*_inv1_w2)
                 else:
-                    _t13 = (_f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0)))/_t11
-                    _t14 = -_t13
-                    _t15 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t16 = abs(_t0)
-                    _t17 = _t16/(_t11*_t11)
-                    _t18 = _t14 + _t15*_t17
-                    _t19 = math.exp(-_t16/_t11)
-                    _s46 = _f32(1.0) - _t19
-                    _t20 = _f32(2.0)*_t19*(_s46*_s46*_s46)
-                    _t21 = _s26
-                    _t22 = px1 - tx1
-                    _t23 = -_t22
-                    _t25 = _s27
-                    _t28 = _f32(2.0)*(((_t21*_t21) + (_t25*_t25))/_t27)
-                    _t29 = _t24*_t28
-                    _t30 = _f32(1.0) if _t23 > _f32(0.0) else _f32(0.0)
-                    _t36 = _t33/_t35
-                    _t37 = _f32(1.0) if _t22 > _f32(0.0) else _f32(0.0)
-                    _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
-                    _t39 = _t3*_t38
-                    _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
-                    _t41 = _t40*_t9
-                    _t42 = _t39 + _t41
-                    _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
-                    _t44 = _t43*_t8 + eps
-                    _t45 = _t33 + _t44
-                    _t46 = _t32*(_f32(1.0) if _s15 > _f32(0.0) else _f32(0.0))
-                    _t47 = _t46*((_t42 + _t45)/_t35)
-                    _t48 = -_t30 - _t37 + _f32(1.0)
-                    _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
-                    _t50 = _t49*_t9
-                    _t51 = _f32(0.5)*_t46
-                    _t52 = _t51*((_t42 + _t44 - _t50)/_t35)
-                    _t55 = (_f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0)))/_t53
-                    _t56 = -_t55
-                    _t57 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t58 = abs(_t2)
-                    _t59 = _t58/(_t53*_t53)
-                    _t60 = _t56 + _t57*_t59
-                    _t61 = math.exp(-_t58/_t53)
-                    _s47 = _f32(1.0) - _t61
-                    _t62 = _f32(2.0)*_t61*(_s47*_s47*_s47)
-                    _t63 = py1 - ty1
-                    _t64 = -_t63
-                    _t65 = _t26*_t28
-                    _t66 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t67 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
-                    _t68 = _t34*_t49 + _t42 + eps
-                    _t69 = _t9*(_f32(1.0) if _t31 > _f32(0.0) else _f32(0.0))
-                    _t70 = _t69*((_t33 + _t68)/_t35)
-                    _t71 = -_t66 - _t67 + _f32(1.0)
-                    _t72 = _f32(0.5)*_t69
-                    _t73 = _t72*((-_t32*_t43 + _t68)/_t35)
-                    _t74 = px2 - tx2
-                    _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
-                    _t76 = -_t74
-                    _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
-                    _t78 = -_t75 - _t77 + _f32(1.0)
-                    _t79 = py2 - ty2
-                    _t80 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
-                    _t81 = -_t79
-                    _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
-                    _t83 = -_t80 - _t82 + _f32(1.0)
-                    _t84 = _t15 - _f32(1.0)
-                    _t85 = -_t21
-                    _t86 = _t39 + _t50
-                    _t87 = _t46*((_t45 + _t86)/_t35)
-                    _t88 = _t51*((-_t41 + _t44 + _t86)/_t35)
-                    _t89 = _t57 - _f32(1.0)
-                    _t90 = -_t25
-                    _t91 = _t1*_t40 + _t50
-                    _t92 = _t69*((_t45 + _t91)/_t35)
-                    _t93 = _t72*((-_t32*_t38 + _t44 + _t91)/_t35)
-                    _s48 = _t21 - -_t29*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)/_t35) + (_s48/_t27)
-                    _s49 = _t25 - -_t65*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)/_t35) + (_s49/_t27)
-                    _s50 = _t21 - _t29*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)/_t35) + (_s50/_t27)
-                    _s51 = _t25 - _t65*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)/_t35) + (_s51/_t27)
-                    _s52 = _t85 - -_t29*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)/_t35) + (_s52/_t27)
-                    _s53 = _t90 - -_t65*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)/_t35) + (_s53/_t27)
-                    _s54 = _t85 - _t29*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)/_t35) + (_s54/_t27)
-                    _s55 = _t90 - _t65*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)/_t35) + (_s55/_t27)
+                    _t13_w1_w1 = (_f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0)))/_t11_w2
+                    _t14_w1_w1 = -_t13_w1_w1
+                    _t15_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t16_w1_w1 = abs(_t0_w2)
+                    _t17_w1 = _t16_w1_w1/(_t11_w2*_t11_w2)
+                    _t18_w1_w1 = _t14_w1_w1 + _t15_w1_w1*_t17_w1
+                    _t19_w1 = math.exp(-_t16_w1_w1/_t11_w2)
+                    _s46 = _f32(1.0) - _t19_w1
+                    _t20_w1_w1 = _f32(2.0)*_t19_w1*(_s46*_s46*_s46)
+                    _t21_w1_w1 = _s26_w1
+                    _t22_w1_w1 = px1_w1 - tx1_w1
+                    _t23_w1_w1 = -_t22_w1_w1
+                    _t25_w1_w1 = _s27_w1
+                    _t28_w1_w1 = _f32(2.0)*(((_t21_w1_w1*_t21_w1_w1) + (_t25_w1_w1*_t25_w1_w1))/_t27_w3)
+                    _t29_w1_w1 = _t24_w3*_t28_w1_w1
+                    _t30_w1_w1 = _f32(1.0) if _t23_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t36_w1_w1 = _t33_w3/_t35_w3
+                    _t37_w1_w1 = _f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t38_w1_w1 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
+                    _t39_w1_w1 = _t3_w1*_t38_w1_w1
+                    _t40_w1_w1 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
+                    _t41_w1_w1 = _t40_w1_w1*_t9_w2
+                    _t42_w1_w1 = _t39_w1_w1 + _t41_w1_w1
+                    _t43_w1_w1 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
+                    _t44_w1_w1 = _t43_w1_w1*_t8_w2 + eps
+                    _t45_w1_w1 = _t33_w3 + _t44_w1_w1
+                    _t46_w1_w1 = _t32_w3*(_f32(1.0) if _s15_w1 > _f32(0.0) else _f32(0.0))
+                    _t47_w1_w1 = _t46_w1_w1*((_t42_w1_w1 + _t45_w1_w1)/_t35_w3)
+                    _t48_w1_w1 = -_t30_w1_w1 - _t37_w1_w1 + _f32(1.0)
+                    _t49_w1_w1 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
+                    _t50_w1_w1 = _t49_w1_w1*_t9_w2
+                    _t51_w1_w1 = _f32(0.5)*_t46_w1_w1
+                    _t52_w1_w1 = _t51_w1_w1*((_t42_w1_w1 + _t44_w1_w1 - _t50_w1_w1)/_t35_w3)
+                    _t55_w1_w1 = (_f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0)))/_t53_w2
+                    _t56_w1_w1 = -_t55_w1_w1
+                    _t57_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t58_w1_w1 = abs(_t2_w2)
+                    _t59_w1_w1 = _t58_w1_w1/(_t53_w2*_t53_w2)
+                    _t60_w1_w1 = _t56_w1_w1 + _t57_w1_w1*_t59_w1_w1
+                    _t61_w1_w1 = math.exp(-_t58_w1_w1/_t53_w2)
+                    _s47 = _f32(1.0) - _t61_w1_w1
+                    _t62_w1_w1 = _f32(2.0)*_t61_w1_w1*(_s47*_s47*_s47)
+                    _t63_w1_w1 = py1_w1 - ty1_w1
+                    _t64_w1_w1 = -_t63_w1_w1
+                    _t65_w1_w1 = _t26_w3*_t28_w1_w1
+                    _t66_w1_w1 = _f32(1.0) if _t64_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t67_w1_w1 = _f32(1.0) if _t63_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t68_w1_w1 = _t34_w3*_t49_w1_w1 + _t42_w1_w1 + eps
+                    _t69_w1_w1 = _t9_w2*(_f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0))
+                    _t70_w1_w1 = _t69_w1_w1*((_t33_w3 + _t68_w1_w1)/_t35_w3)
+                    _t71_w1_w1 = -_t66_w1_w1 - _t67_w1_w1 + _f32(1.0)
+                    _t72_w1_w1 = _f32(0.5)*_t69_w1_w1
+                    _t73_w1_w1 = _t72_w1_w1*((-_t32_w3*_t43_w1_w1 + _t68_w1_w1)/_t35_w3)
+                    _t74_w1_w1 = px2_w1 - tx2_w1
+                    _t75_w1 = _f32(1.0) if _t74_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t76_w1_w1 = -_t74_w1_w1
+                    _t77_w1_w1 = _f32(1.0) if _t76_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t78_w1_w1 = -_t75_w1 - _t77_w1_w1 + _f32(1.0)
+                    _t79_w1_w1 = py2_w1 - ty2_w1
+                    _t80_w1_w1 = _f32(1.0) if _t79_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t81_w1_w1 = -_t79_w1_w1
+                    _t82_w1_w1 = _f32(1.0) if _t81_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + _f32(1.0)
+                    _t84_w1_w1 = _t15_w1_w1 - _f32(1.0)
+                    _t85_w1_w1 = -_t21_w1_w1
+                    _t86_w1_w1 = _t39_w1_w1 + _t50_w1_w1
+                    _t87_w1_w1 = _t46_w1_w1*((_t45_w1_w1 + _t86_w1_w1)/_t35_w3)
+                    _t88_w1_w1 = _t51_w1_w1*((-_t41_w1_w1 + _t44_w1_w1 + _t86_w1_w1)/_t35_w3)
+                    _t89_w1_w1 = _t57_w1_w1 - _f32(1.0)
+                    _t90_w1_w1 = -_t25_w1_w1
+                    _t91_w1_w1 = _t1_w2*_t40_w1_w1 + _t50_w1_w1
+                    _t92_w1_w1 = _t69_w1_w1*((_t45_w1_w1 + _t91_w1_w1)/_t35_w3)
+                    _t93_w1_w1 = _t72_w1_w1*((-_t32_w3*_t38_w1_w1 + _t44_w1_w1 + _t91_w1_w1)/_t35_w3)
+                    _s48 = _t21_w1_w1 - -_t29_w1_w1*(_f32(1.0) if _t23_w1_w1 > _f32(0.0) else (_f32(0.5) if _t23_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t18_w1_w1*_t20_w1_w1 - ((_t30_w1_w1*_t36_w1_w1*_t8_w2 - _t37_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t52_w1_w1)/_t35_w3) + (_s48/_t27_w3)
+                    _s49 = _t25_w1_w1 - -_t65_w1_w1*(_f32(1.0) if _t64_w1_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = _t60_w1_w1*_t62_w1_w1 - ((_t34_w3*_t36_w1_w1*_t66_w1_w1 - _t67_w1_w1*_t70_w1_w1 - _t71_w1_w1*_t73_w1_w1)/_t35_w3) + (_s49/_t27_w3)
+                    _s50 = _t21_w1_w1 - _t29_w1_w1*(_f32(1.0) if _t74_w1_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t18_w1_w1*_t20_w1_w1 - ((-_t36_w1_w1*_t75_w1*_t8_w2 + _t47_w1_w1*_t77_w1_w1 + _t52_w1_w1*_t78_w1_w1)/_t35_w3) + (_s50/_t27_w3)
+                    _s51 = _t25_w1_w1 - _t65_w1_w1*(_f32(1.0) if _t79_w1_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t60_w1_w1*_t62_w1_w1 - ((-_t34_w3*_t36_w1_w1*_t80_w1_w1 + _t70_w1_w1*_t82_w1_w1 + _t73_w1_w1*_t83_w1_w1)/_t35_w3) + (_s51/_t27_w3)
+                    _s52 = _t85_w1_w1 - -_t29_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else (_f32(0.5) if _t22_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t20_w1_w1*(-_t13_w1_w1 + _t17_w1*_t84_w1_w1) - ((_t3_w1*_t36_w1_w1*_t37_w1_w1 - _t30_w1_w1*_t87_w1_w1 - _t48_w1_w1*_t88_w1_w1)/_t35_w3) + (_s52/_t27_w3)
+                    _s53 = _t90_w1_w1 - -_t65_w1_w1*(_f32(1.0) if _t63_w1_w1 > _f32(0.0) else (_f32(0.5) if _t63_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t62_w1_w1*(-_t55_w1_w1 + _t59_w1_w1*_t89_w1_w1) - ((_t1_w2*_t36_w1_w1*_t67_w1_w1 - _t66_w1_w1*_t92_w1_w1 - _t71_w1_w1*_t93_w1_w1)/_t35_w3) + (_s53/_t27_w3)
+                    _s54 = _t85_w1_w1 - _t29_w1_w1*(_f32(1.0) if _t76_w1_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t20_w1_w1*(-_t14_w1_w1 - _t17_w1*_t84_w1_w1) - ((-_t3_w1*_t36_w1_w1*_t77_w1_w1 + _t75_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t35_w3) + (_s54/_t27_w3)
+                    _s55 = _t90_w1_w1 - _t65_w1_w1*(_f32(1.0) if _t81_w1_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t62_w1_w1*(-_t56_w1_w1 - _t59_w1_w1*_t89_w1_w1) - ((-_t1_w2*_t36_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t92_w1_w1 + _t83_w1_w1*_t93_w1_w1)/_t35_w3) + (_s55/_t27_w3)
             else:  # shape weights of the target
-                _t0 = -tx1 + tx2
-                _u56 = px2 - tx2
-                _u57 = px1 - tx1
-                _b58 = _u56 - px2
-                _b59 = _u57 - px1
-                _e60 = (px2 - (_u56 - _b58)) - (tx2 + _b58)
-                _e61 = (px1 - (_u57 - _b59)) - (tx1 + _b59)
+                _t0_w1_w1 = -tx1_w1 + tx2_w1
+                _u56 = px2_w1 - tx2_w1
+                _u57 = px1_w1 - tx1_w1
+                _b58 = _u56 - px2_w1
+                _b59 = _u57 - px1_w1
+                _e60 = (px2_w1 - (_u56 - _b58)) - (tx2_w1 + _b58)
+                _e61 = (px1_w1 - (_u57 - _b59)) - (tx1_w1 + _b59)
                 _c62 = _e60 - _e61
-                _t1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
-                _t2 = -ty1 + ty2
-                _t4 = math.pow(_t2/max(_t0, _t2), scale)
-                _t5 = math.pow(_t0/max(_t0, _t2), scale)
-                _t7 = _f32(2.0)/(_t4 + _t5)
-                _u63 = py2 - ty2
-                _u64 = py1 - ty1
-                _b65 = _u63 - py2
-                _b66 = _u64 - py1
-                _e67 = (py2 - (_u63 - _b65)) - (ty2 + _b65)
-                _e68 = (py1 - (_u64 - _b66)) - (ty1 + _b66)
+                _t1_w1_w1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
+                _t2_w1_w1 = -ty1_w1 + ty2_w1
+                _t4_w1_w1 = math.pow(_t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
+                _t5_w1_w1 = math.pow(_t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
+                _t7_w1_w1 = _f32(2.0)/(_t4_w1_w1 + _t5_w1_w1)
+                _u63 = py2_w1 - ty2_w1
+                _u64 = py1_w1 - ty1_w1
+                _b65 = _u63 - py2_w1
+                _b66 = _u64 - py1_w1
+                _e67 = (py2_w1 - (_u63 - _b65)) - (ty2_w1 + _b65)
+                _e68 = (py1_w1 - (_u64 - _b66)) - (ty1_w1 + _b66)
                 _c69 = _e67 - _e68
-                _t8 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
-                _t9 = px1 - tx1
-                _t10 = px2 - tx2
-                _t11 = py1 - ty1
-                _t12 = py2 - ty2
-                _t13 = -py1 + py2
-                _s70 = -max(px1, tx1) + min(px2, tx2)
-                _t14 = max(_s70, _s70 - _s70)
-                _s71 = tx1 - px1
-                _s72 = ty1 - py1
-                _s73 = ty2 - py2
-                _s74 = tx2 - px2
-                _s75 = _t13*min(-px1 + px2, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                _s76 = _t14*min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                _s77 = _t14*min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                _t15 = _s75 + _s76 + _s77 + _t2*min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74)) + eps
-                _s78 = -max(py1, ty1) + min(py2, ty2)
-                _s79 = _f32(1.0) - math.exp(-_t4*_t7*abs(_t1)/(_t0 + max(_t1, _f32(0.0))))
-                _s80 = _f32(1.0) - math.exp(-_t5*_t7*abs(_t8)/(_t2 + max(_t8, _f32(0.0))))
-                _s81 = _f32(0.5)*_t10 + _f32(0.5)*_t9
-                _s82 = _f32(0.5)*_t11 + _f32(0.5)*_t12
+                _t8_w1_w1 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
+                _t9_w1_w1 = px1_w1 - tx1_w1
+                _t10_w1_w1 = px2_w1 - tx2_w1
+                _t11_w1_w1 = py1_w1 - ty1_w1
+                _t12_w1 = py2_w1 - ty2_w1
+                _t13_w2 = -py1_w1 + py2_w1
+                _s70_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t14_w2 = max(_s70_w1, _s70_w1 - _s70_w1)
+                _s71_w1 = tx1_w1 - px1_w1
+                _s72_w1 = ty1_w1 - py1_w1
+                _s73 = ty2_w1 - py2_w1
+                _s74 = tx2_w1 - px2_w1
+                _s75_w1 = _t13_w2*min(-px1_w1 + px2_w1, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                _s76 = _t14_w2*min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                _s77 = _t14_w2*min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                _t15_w2 = _s75_w1 + _s76 + _s77 + _t2_w1_w1*min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74)) + eps
+                _s78 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s79 = _f32(1.0) - math.exp(-_t4_w1_w1*_t7_w1_w1*abs(_t1_w1_w1)/(_t0_w1_w1 + max(_t1_w1_w1, _f32(0.0))))
+                _s80 = _f32(1.0) - math.exp(-_t5_w1_w1*_t7_w1_w1*abs(_t8_w1_w1)/(_t2_w1_w1 + max(_t8_w1_w1, _f32(0.0))))
+                _s81 = _f32(0.5)*_t10_w1_w1 + _f32(0.5)*_t9_w1_w1
+                _s82_w1 = _f32(0.5)*_t11_w1_w1 + _f32(0.5)*_t12_w1
                 _c83 = _e68 - _e61
                 _c84 = _e67 - _e60
-                _s85 = _f32(0.5)*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
-                _b86 = _s71 - tx1
-                _e87 = (tx1 - (_s71 - _b86)) - (px1 + _b86)
+                _s85_w1 = _f32(0.5)*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
+                _b86 = _s71_w1 - tx1_w1
+                _e87 = (tx1_w1 - (_s71_w1 - _b86)) - (px1_w1 + _b86)
                 _c88 = _e68 - _e87
-                _b89 = _s74 - tx2
-                _e90 = (tx2 - (_s74 - _b89)) - (px2 + _b89)
+                _b89 = _s74 - tx2_w1
+                _e90 = (tx2_w1 - (_s74 - _b89)) - (px2_w1 + _b89)
                 _c91 = _e67 - _e90
-                _s92 = _f32(0.5)*((_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71)
-                _s93 = _s85 + _f32(0.5)*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
+                _s92 = _f32(0.5)*((_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1)
+                _s93 = _s85_w1 + _f32(0.5)*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
                 _s94 = _s93*(_s92 + _f32(0.5)*((_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74))
-                _s95 = max(px2, tx2) - min(px1, tx1)
-                _s96 = max(py2, ty2) - min(py1, ty1)
-                _s97 = ((_s81*_s81) + (_s82*_s82) + ((-_t4 + _t5)/(_t4 + _t5))*_s94)/(eps + (_s95*_s95) + (_s96*_s96))
-                _s98 = _t15/(_t14*max(_s78, _s78 - _s78) + _t15)
-                value = _s98 + _f32(0.5)*(_s79*_s79*_s79*_s79) + _f32(0.5)*(_s80*_s80*_s80*_s80) + _s97
-                _t16 = _t0 + max(_t1, _f32(0.0))
-                _t18 = _t4 + _t5
-                _t44 = _s95
-                _t47 = _s96
-                _t48 = (_t44*_t44) + (_t47*_t47) + eps
-                _t52 = _s78
-                _t53 = max(_t52, _t52 - _t52)
-                _t54 = _t14*_t53
-                _t55 = -px1 + px2
-                _t56 = _t0*_t2 + _t13*_t55 - _t54 + eps
-                _t74 = _t2 + max(_t8, _f32(0.0))
-                _a99 = abs(_t18)
-                _a100 = abs(_t16)
-                _a101 = abs(_t48)
-                _a102 = abs(_t56)
-                _a103 = abs(_t74)
-                _a104 = abs(max(_t0, _t2))
-                _ok = (_a99 >= _f32(2.168404344971009e-19)) & (_a99 <= _f32(4.611686018427388e+18)) & (_a100 >= _f32(2.168404344971009e-19)) & (_a100 <= _f32(4.611686018427388e+18)) & (_a101 >= _f32(2.350988701644575e-38)) & (_a101 <= _f32(4.253529586511731e+37)) & (_a102 >= _f32(2.350988701644575e-38)) & (_a102 <= _f32(4.253529586511731e+37)) & (_a103 >= _f32(2.168404344971009e-19)) & (_a103 <= _f32(4.611686018427388e+18)) & (_a104 >= _f32(2.350988701644575e-38)) & (_a104 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t18
-                    _inv1 = _f32(1.0)/_t16
-                    _inv2 = _f32(1.0)/_t48
-                    _inv3 = _f32(1.0)/_t56
-                    _inv4 = _f32(1.0)/_t74
-                    _inv5 = _f32(1.0)/max(_t0, _t2)
-                    _t20 = _f32(2.0)*_inv0
-                    _t21 = _t20*_t4
-                    _t22 = _inv1*_t21*(_f32(1.0) if _t1 > _f32(0.0) else (-_f32(1.0) if _t1 < _f32(0.0) else _f32(0.0)))
-                    _t23 = _f32(1.0) if _t1 > _f32(0.0) else (_f32(0.5) if _t1 == _f32(0.0) else _f32(0.0))
-                    _t24 = abs(_t1)
-                    _t25 = (_inv1*_inv1)*_t21*_t24
-                    _t26 = -_t22 + _t23*_t25
-                    _t27 = _inv1*_t24
-                    _t28 = math.exp(-_t21*_t27)
-                    _s105 = _f32(1.0) - _t28
-                    _t29 = _f32(2.0)*_t28*(_s105*_s105*_s105)
-                    _t30 = -_t4 + _t5
-                    _t31 = _inv0*_t30
-                    _t32 = (_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71
-                    _t33 = _f32(0.25)*_t32
-                    _t34 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
-                    _t35 = _f32(0.25)*_t34
-                    _t36 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
-                    _t38 = _f32(0.25)*_t36 + _f32(0.25)*_t37
-                    _t39 = -_t33 - _t35 + _t38
-                    _t40 = _s81
-                    _t41 = _t31*_t39 + _t40
-                    _t42 = px1 - tx1
-                    _t43 = -_t42
-                    _t45 = _s82
-                    _t46 = (_f32(0.5)*_t32 + _f32(0.5)*_t34)*(_f32(0.5)*_t36 + _f32(0.5)*_t37)
-                    _t49 = _f32(2.0)*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))*_inv2)
-                    _t50 = _t44*_t49
-                    _t51 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-                    _t57 = _t54*_inv3
-                    _t58 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                    _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                    _t60 = _t14*_t59
-                    _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74))
-                    _t62 = _t2*_t61
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                    _t65 = _t13*_t64 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(_f32(1.0) if _s70 > _f32(0.0) else _f32(0.0))
-                    _t68 = _t67*((_t63 + _t66)*_inv3)
-                    _t69 = -_t51 - _t58 + _f32(1.0)
-                    _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                    _t71 = _t14*_t70
-                    _t72 = _f32(0.5)*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)*_inv3)
-                    _t76 = _t20*_t5
-                    _t77 = _inv4*_t76*(_f32(1.0) if _t8 > _f32(0.0) else (-_f32(1.0) if _t8 < _f32(0.0) else _f32(0.0)))
-                    _t78 = _f32(1.0) if _t8 > _f32(0.0) else (_f32(0.5) if _t8 == _f32(0.0) else _f32(0.0))
-                    _t79 = abs(_t8)
-                    _t80 = (_inv4*_inv4)*_t76*_t79
-                    _t81 = -_t77 + _t78*_t80
-                    _t82 = _inv4*_t79
-                    _t83 = math.exp(-_t76*_t82)
-                    _s106 = _f32(1.0) - _t83
-                    _t84 = _f32(2.0)*_t83*(_s106*_s106*_s106)
-                    _t85 = _t33 + _t35 + _t38
-                    _t86 = _t31*_t85 + _t45
-                    _t87 = py1 - ty1
-                    _t88 = -_t87
-                    _t89 = _t47*_t49
-                    _t90 = _f32(1.0) if _t88 > _f32(0.0) else _f32(0.0)
-                    _t91 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
-                    _t92 = _t55*_t70 + _t63 + eps
-                    _t93 = _t14*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-                    _t94 = _t93*((_t54 + _t92)*_inv3)
-                    _t95 = -_t90 - _t91 + _f32(1.0)
-                    _t96 = _f32(0.5)*_t93
-                    _t97 = _t96*((-_t53*_t64 + _t92)*_inv3)
-                    _t98 = px2 - tx2
-                    _t99 = _f32(1.0) if _t98 > _f32(0.0) else _f32(0.0)
-                    _t100 = -_t98
-                    _t101 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
-                    _t102 = -_t101 - _t99 + _f32(1.0)
-                    _t103 = py2 - ty2
-                    _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-                    _t105 = -_t103
-                    _t106 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
-                    _t107 = -_t104 - _t106 + _f32(1.0)
-                    _s107 = _inv5*_t0
-                    _t109 = math.pow(_s107, scale - _f32(1.0)) if _s107 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
-                    _t110 = _inv5*scale
-                    _t111 = (_inv0*_inv0)*_t110
-                    _t112 = _t109*_t111
-                    _t113 = _f32(2.0)*_t5*_t82
-                    _t114 = -_f32(2.0)*_inv0*_inv4*_inv5*_t109*_t79*scale + _t112*_t113
-                    _t115 = _t23 - _f32(1.0)
-                    _t116 = _f32(2.0)*_t27*_t4
-                    _t117 = _t112*_t116 + _t22
-                    _t118 = _inv0*_t110
-                    _t119 = _t111*_t30
-                    _t120 = -_t109*_t118 + _t109*_t119
-                    _t121 = _t31*_t39 + _t40
-                    _t122 = _t62 + _t71
-                    _t123 = _t67*((_t122 + _t66)*_inv3)
-                    _t124 = _t72*((_t122 - _t60 + _t65)*_inv3)
-                    _s108 = _inv5*_t2
-                    _t125 = math.pow(_s108, scale - _f32(1.0)) if _s108 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
-                    _t126 = _t111*_t125
-                    _t127 = -_f32(2.0)*_inv0*_inv1*_inv5*_t125*_t24*scale + _t116*_t126
-                    _t128 = _t78 - _f32(1.0)
-                    _t129 = _t113*_t126 + _t77
-                    _t130 = _t118*_t125 + _t119*_t125
-                    _t131 = _t31*_t85 + _t45
-                    _t132 = _t0*_t59 + _t71
-                    _t133 = _t93*((_t132 + _t66)*_inv3)
-                    _t134 = _t96*((_t132 - _t53*_t61 + _t65)*_inv3)
-                    _s109 = _t41 - -_t50*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)*_inv3) + (_s109*_inv2)
-                    _s110 = _t86 - -_t89*(_f32(1.0) if _t88 > _f32(0.0) else (_f32(0.5) if _t88 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)*_inv3) + (_s110*_inv2)
-                    _s111 = _t41 - _t50*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)*_inv3) + (_s111*_inv2)
-                    _s112 = _t86 - _t89*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)*_inv3) + (_s112*_inv2)
-                    _s113 = -_t50*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-                    _s114 = -((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)*_inv3)
-                    d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) + _s114 + (((_t120*_t46 - _t121 - _s113))*_inv2)
-                    _s115 = -_t89*(_f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0)))
-                    _s116 = -((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)*_inv3)
-                    d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) + _s116 + (((_t130*_t46 - _t131 - _s115))*_inv2)
-                    _s117 = _t50*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
-                    _s118 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)*_inv3)
-                    d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s118 + (((-_t120*_t46 - _t121 - _s117))*_inv2)
-                    _s119 = _t89*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
-                    _s120 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)*_inv3)
-                    d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s120 + (((-_t130*_t46 - _t131 - _s119))*_inv2)
+                _s95_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s96_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s97_w1 = ((_s81*_s81) + (_s82_w1*_s82_w1) + ((-_t4_w1_w1 + _t5_w1_w1)/(_t4_w1_w1 + _t5_w1_w1))*_s94)/(eps + (_s95_w1*_s95_w1) + (_s96_w1*_s96_w1))
+                _s98_w1 = _t15_w2/(_t14_w2*max(_s78, _s78 - _s78) + _t15_w2)
+                value_w2 = _s98_w1 + _f32(0.5)*(_s79*_s79*_s79*_s79) + _f32(0.5)*(_s80*_s80*_s80*_s80) + _s97_w1
+                _t16_w2 = _t0_w1_w1 + max(_t1_w1_w1, _f32(0.0))
+                _t18_w2 = _t4_w1_w1 + _t5_w1_w1
+                _t44_w2 = _s95_w1
+                _t47_w2 = _s96_w1
+                _t48_w2 = (_t44_w2*_t44_w2) + (_t47_w2*_t47_w2) + eps
+                _t52_w2 = _s78
+                _t53_w1_w1 = max(_t52_w2, _t52_w2 - _t52_w2)
+                _t54_w1 = _t14_w2*_t53_w1_w1
+                _t55_w2 = -px1_w1 + px2_w1
+                _t56_w2 = _t0_w1_w1*_t2_w1_w1 + _t13_w2*_t55_w2 - _t54_w1 + eps
+                _t74_w2 = _t2_w1_w1 + max(_t8_w1_w1, _f32(0.0))
+                _a99 = abs(_t18_w2)
+                _a100 = abs(_t16_w2)
+                _a101 = abs(_t48_w2)
+                _a102 = abs(_t56_w2)
+                _a103 = abs(_t74_w2)
+                _a104 = abs(max(_t0_w1_w1, _t2_w1_w1))
+                _ok_w1_w1 = (_a99 >= _f32(2.168404344971009e-19)) & (_a99 <= _f32(4.611686018427388e+18)) & (_a100 >= _f32(2.168404344971009e-19)) & (_a100 <= _f32(4.611686018427388e+18)) & (_a101 >= _f32(2.350988701644575e-38)) & (_a101 <= _f32(4.253529586511731e+37)) & (_a102 >= _f32(2.350988701644575e-38)) & (_a102 <= _f32(4.253529586511731e+37)) & (_a103 >= _f32(2.168404344971009e-19)) & (_a103 <= _f32(4.611686018427388e+18)) & (_a104 >= _f32(2.350988701644575e-38)) & (_a104 <= _f32(4.253529586511731e+37))
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = _f32(1.0)/_t18_w2
+                    _inv1_w1_w1 = _f32(1.0)/_t16_w2
+                    _inv2_w1_w1 = _f32(1.0)/_t48_w2
+                    _inv3_w1_w1 = _f32(1.0)/_t56_w2
+                    _inv4_w1 = _f32(1.0)/_t74_w2
+                    _inv5_w1 = _f32(1.0)/max(_t0_w1_w1, _t2_w1_w1)
+                    _t20_w2 = _f32(2.0)*_inv0_w1_w1
+                    _t21_w2 = _t20_w2*_t4_w1_w1
+                    _t22_w2 = _inv1_w1_w1*_t21_w2*(_f32(1.0) if _t1_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t23_w2 = _f32(1.0) if _t1_w1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t24_w1_w1 = abs(_t1_w1_w1)
+                    _t25_w2 = (_inv1_w1_w1*_inv1_w1_w1)*_t21_w2*_t24_w1_w1
+                    _t26_w1_w1 = -_t22_w2 + _t23_w2*_t25_w2
+                    _t27_w1_w1 = _inv1_w1_w1*_t24_w1_w1
+                    _t28_w2 = math.exp(-_t21_w2*_t27_w1_w1)
+                    _s105_w1 = _f32(1.0) - _t28_w2
+                    _t29_w2 = _f32(2.0)*_t28_w2*(_s105_w1*_s105_w1*_s105_w1)
+                    _t30_w2 = -_t4_w1_w1 + _t5_w1_w1
+                    _t31_w1_w1 = _inv0_w1_w1*_t30_w2
+                    _t32_w1_w1 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t33_w1_w1 = _f32(0.25)*_t32_w1_w1
+                    _t34_w1_w1 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t35_w1_w1 = _f32(0.25)*_t34_w1_w1
+                    _t36_w2 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
+                    _t37_w2 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t38_w2 = _f32(0.25)*_t36_w2 + _f32(0.25)*_t37_w2
+                    _t39_w2 = -_t33_w1_w1 - _t35_w1_w1 + _t38_w2
+                    _t40_w2 = _s81
+                    _t41_w2 = _t31_w1_w1*_t39_w2 + _t40_w2
+                    _t42_w2 = px1_w1 - tx1_w1
+                    _t43_w2 = -_t42_w2
+                    _t45_w2 = _s82_w1
+                    _t46_w2 = (_f32(0.5)*_t32_w1_w1 + _f32(0.5)*_t34_w1_w1)*(_f32(0.5)*_t36_w2 + _f32(0.5)*_t37_w2)
+                    _t49_w2 = _f32(2.0)*((_t31_w1_w1*_t46_w2 + (_t40_w2*_t40_w2) + (_t45_w2*_t45_w2))*_inv2_w1_w1)
+                    _t50_w2 = _t44_w2*_t49_w2
+                    _t51_w2 = _f32(1.0) if _t43_w2 > _f32(0.0) else _f32(0.0)
+                    _t57_w2 = _t54_w1*_inv3_w1_w1
+                    _t58_w2 = _f32(1.0) if _t42_w2 > _f32(0.0) else _f32(0.0)
+                    _t59_w2 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                    _t60_w2 = _t14_w2*_t59_w2
+                    _t61_w2 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
+                    _t62_w2 = _t2_w1_w1*_t61_w2
+                    _t63_w2 = _t60_w2 + _t62_w2
+                    _t64_w2 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                    _t65_w2 = _t13_w2*_t64_w2 + eps
+                    _t66_w2 = _t54_w1 + _t65_w2
+                    _t67_w2 = _t53_w1_w1*(_f32(1.0) if _s70_w1 > _f32(0.0) else _f32(0.0))
+                    _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t69_w2 = -_t51_w2 - _t58_w2 + _f32(1.0)
+                    _t70_w2 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                    _t71_w2 = _t14_w2*_t70_w2
+                    _t72_w2 = _f32(0.5)*_t67_w2
+                    _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv3_w1_w1)
+                    _t76_w2 = _t20_w2*_t5_w1_w1
+                    _t77_w2 = _inv4_w1*_t76_w2*(_f32(1.0) if _t8_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t78_w2 = _f32(1.0) if _t8_w1_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t79_w2 = abs(_t8_w1_w1)
+                    _t80_w2 = (_inv4_w1*_inv4_w1)*_t76_w2*_t79_w2
+                    _t81_w2 = -_t77_w2 + _t78_w2*_t80_w2
+                    _t82_w2 = _inv4_w1*_t79_w2
+                    _t83_w2 = math.exp(-_t76_w2*_t82_w2)
+                    _s106_w1 = _f32(1.0) - _t83_w2
+                    _t84_w2 = _f32(2.0)*_t83_w2*(_s106_w1*_s106_w1*_s106_w1)
+                    _t85_w2 = _t33_w1_w1 + _t35_w1_w1 + _t38_w2
+                    _t86_w2 = _t31_w1_w1*_t85_w2 + _t45_w2
+                    _t87_w2 = py1_w1 - ty1_w1
+                    _t88_w2 = -_t87_w2
+                    _t89_w2 = _t47_w2*_t49_w2
+                    _t90_w2 = _f32(1.0) if _t88_w2 > _f32(0.0) else _f32(0.0)
+                    _t91_w2 = _f32(1.0) if _t87_w2 > _f32(0.0) else _f32(0.0)
+                    _t92_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
+                    _t93_w2 = _t14_w2*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t94_w2 = _t93_w2*((_t54_w1 + _t92_w2)*_inv3_w1_w1)
+                    _t95_w2 = -_t90_w2 - _t91_w2 + _f32(1.0)
+                    _t96_w2 = _f32(0.5)*_t93_w2
+                    _t97_w2 = _t96_w2*((-_t53_w1_w1*_t64_w2 + _t92_w2)*_inv3_w1_w1)
+                    _t98_w2 = px2_w1 - tx2_w1
+                    _t99_w2 = _f32(1.0) if _t98_w2 > _f32(0.0) else _f32(0.0)
+                    _t100_w2 = -_t98_w2
+                    _t101_w2 = _f32(1.0) if _t100_w2 > _f32(0.0) else _f32(0.0)
+                    _t102_w2 = -_t101_w2 - _t99_w2 + _f32(1.0)
+                    _t103_w2 = py2_w1 - ty2_w1
+                    _t104_w2 = _f32(1.0) if _t103_w2 > _f32(0.0) else _f32(0.0)
+                    _t105_w2 = -_t103_w2
+                    _t106_w2 = _f32(1.0) if _t105_w2 > _f32(0.0) else _f32(0.0)
+                    _t107_w2 = -_t104_w2 - _t106_w2 + _f32(1.0)
+                    _s107_w1 = _inv5_w1*_t0_w1_w1
+                    _t109_w2 = math.pow(_s107_w1, scale - _f32(1.0)) if _s107_w1 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+                    _t110_w2 = _inv5_w1*scale
+                    _t111_w2 = (_inv0_w1_w1*_inv0_w1_w1)*_t110_w2
+                    _t112_w2 = _t109_w2*_t111_w2
+                    _t113_w2 = _f32(2.0)*_t5_w1_w1*_t82_w2
+                    _t114_w2 = -_f32(2.0)*_inv0_w1_w1*_inv4_w1*_inv5_w1*_t109_w2*_t79_w2*scale + _t112_w2*_t113_w2
+                    _t115_w2 = _t23_w2 - _f32(1.0)
+                    _t116_w2 = _f32(2.0)*_t27_w1_w1*_t4_w1_w1
+                    _t117_w2 = _t112_w2*_t116_w2 + _t22_w2
+                    _t118_w2 = _inv0_w1_w1*_t110_w2
+                    _t119_w2 = _t111_w2*_t30_w2
+                    _t120_w2 = -_t109_w2*_t118_w2 + _t109_w2*_t119_w2
+                    _t121_w2 = _t31_w1_w1*_t39_w2 + _t40_w2
+                    _t122_w2 = _t62_w2 + _t71_w2
+                    _t123_w2 = _t67_w2*((_t122_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t124_w2 = _t72_w2*((_t122_w2 - _t60_w2 + _t65_w2)*_inv3_w1_w1)
+                    _s108_w1 = _inv5_w1*_t2_w1_w1
+                    _t125_w2 = math.pow(_s108_w1, scale - _f32(1.0)) if _s108_w1 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+                    _t126_w2 = _t111_w2*_t125_w2
+                    _t127_w2 = -_f32(2.0)*_inv0_w1_w1*_inv1_w1_w1*_inv5_w1*_t125_w2*_t24_w1_w1*scale + _t116_w2*_t126_w2
+                    _t128_w2 = _t78_w2 - _f32(1.0)
+                    _t129_w2 = _t113_w2*_t126_w2 + _t77_w2
+                    _t130_w2 = _t118_w2*_t125_w2 + _t119_w2*_t125_w2
+                    _t131_w2 = _t31_w1_w1*_t85_w2 + _t45_w2
+                    _t132_w2 = _t0_w1_w1*_t59_w2 + _t71_w2
+                    _t133_w2 = _t93_w2*((_t132_w2 + _t66_w2)*_inv3_w1_w1)
+                    _t134_w2 = _t96_w2*((_t132_w2 - _t53_w1_w1*_t61_w2 + _t65_w2)*_inv3_w1_w1)
+                    _s109_w1 = _t41_w2 - -_t50_w2*(_f32(1.0) if _t43_w2 > _f32(0.0) else (_f32(0.5) if _t43_w2 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t26_w1_w1*_t29_w2 - ((_t13_w2*_t51_w2*_t57_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv3_w1_w1) + (_s109_w1*_inv2_w1_w1)
+                    _s110_w1 = _t86_w2 - -_t89_w2*(_f32(1.0) if _t88_w2 > _f32(0.0) else (_f32(0.5) if _t88_w2 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = _t81_w2*_t84_w2 - ((_t55_w2*_t57_w2*_t90_w2 - _t91_w2*_t94_w2 - _t95_w2*_t97_w2)*_inv3_w1_w1) + (_s110_w1*_inv2_w1_w1)
+                    _s111 = _t41_w2 - _t50_w2*(_f32(1.0) if _t98_w2 > _f32(0.0) else (_f32(0.5) if _t98_w2 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t26_w1_w1*_t29_w2 - ((_t101_w2*_t68_w2 + _t102_w2*_t73_w2 - _t13_w2*_t57_w2*_t99_w2)*_inv3_w1_w1) + (_s111*_inv2_w1_w1)
+                    _s112 = _t86_w2 - _t89_w2*(_f32(1.0) if _t103_w2 > _f32(0.0) else (_f32(0.5) if _t103_w2 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t81_w2*_t84_w2 - ((-_t104_w2*_t55_w2*_t57_w2 + _t106_w2*_t94_w2 + _t107_w2*_t97_w2)*_inv3_w1_w1) + (_s112*_inv2_w1_w1)
+                    _s113 = -_t50_w2*(_f32(1.0) if _t42_w2 > _f32(0.0) else (_f32(0.5) if _t42_w2 == _f32(0.0) else _f32(0.0)))
+                    _s114 = -((-_t123_w2*_t51_w2 - _t124_w2*_t69_w2 + _t2_w1_w1*_t57_w2*_t58_w2)*_inv3_w1_w1)
+                    d_tx1_w1 = _t114_w2*_t84_w2 - _t29_w2*(_t115_w2*_t25_w2 - _t117_w2) + _s114 + (((_t120_w2*_t46_w2 - _t121_w2 - _s113))*_inv2_w1_w1)
+                    _s115 = -_t89_w2*(_f32(1.0) if _t87_w2 > _f32(0.0) else (_f32(0.5) if _t87_w2 == _f32(0.0) else _f32(0.0)))
+                    _s116 = -((_t0_w1_w1*_t57_w2*_t91_w2 - _t133_w2*_t90_w2 - _t134_w2*_t95_w2)*_inv3_w1_w1)
+                    d_ty1_w1 = _t127_w2*_t29_w2 - _t84_w2*(_t128_w2*_t80_w2 - _t129_w2) + _s116 + (((_t130_w2*_t46_w2 - _t131_w2 - _s115))*_inv2_w1_w1)
+                    _s117 = _t50_w2*(_f32(1.0) if _t100_w2 > _f32(0.0) else (_f32(0.5) if _t100_w2 == _f32(0.0) else _f32(0.0)))
+                    _s118 = -((-_t101_w2*_t2_w1_w1*_t57_w2 + _t102_w2*_t124_w2 + _t123_w2*_t99_w2)*_inv3_w1_w1)
+                    d_tx2_w1 = -_t114_w2*_t84_w2 - _t29_w2*(-_t115_w2*_t25_w2 + _t117_w2) + _s118 + (((-_t120_w2*_t46_w2 - _t121_w2 - _s117))*_inv2_w1_w1)
+                    _s119 = _t89_w2*(_f32(1.0) if _t105_w2 > _f32(0.0) else (_f32(0.5) if _t105_w2 == _f32(0.0) else _f32(0.0)))
+                    _s120 = -((-_t0_w1_w1*_t106_w2*_t57_w2 + _t104_w2*_t133_w2 + _t107_w2*_t134_w2)*_inv3_w1_w1)
+                    d_ty2_w1 = -_t127_w2*_t29_w2 - _t84_w2*(-_t128_w2*_t80_w2 + _t129_w2) + _s120 + (((-_t130_w2*_t46_w2 - _t131_w2 - _s119))*_inv2_w1_w1)
                 else:
-                    _t20 = _f32(2.0)/_t18
-                    _t21 = _t20*_t4
-                    _t22 = _t21*(_f32(1.0) if _t1 > _f32(0.0) else (-_f32(1.0) if _t1 < _f32(0.0) else _f32(0.0)))/_t16
-                    _t23 = _f32(1.0) if _t1 > _f32(0.0) else (_f32(0.5) if _t1 == _f32(0.0) else _f32(0.0))
-                    _t24 = abs(_t1)
-                    _t25 = _t21*_t24/(_t16*_t16)
-                    _t26 = -_t22 + _t23*_t25
-                    _t27 = _t24/_t16
-                    _t28 = math.exp(-_t21*_t27)
-                    _s121 = _f32(1.0) - _t28
-                    _t29 = _f32(2.0)*_t28*(_s121*_s121*_s121)
-                    _t30 = -_t4 + _t5
-                    _t31 = _t30/_t18
-                    _t32 = (_u64 - _s71) + _c88 if _c88 == _c88 else _u64 - _s71
-                    _t33 = _f32(0.25)*_t32
-                    _t34 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
-                    _t35 = _f32(0.25)*_t34
-                    _t36 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
-                    _t38 = _f32(0.25)*_t36 + _f32(0.25)*_t37
-                    _t39 = -_t33 - _t35 + _t38
-                    _t40 = _s81
-                    _t41 = _t31*_t39 + _t40
-                    _t42 = px1 - tx1
-                    _t43 = -_t42
-                    _t45 = _s82
-                    _t46 = (_f32(0.5)*_t32 + _f32(0.5)*_t34)*(_f32(0.5)*_t36 + _f32(0.5)*_t37)
-                    _t49 = _f32(2.0)*((_t31*_t46 + (_t40*_t40) + (_t45*_t45))/_t48)
-                    _t50 = _t44*_t49
-                    _t51 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-                    _t57 = _t54/_t56
-                    _t58 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-                    _t59 = min(_t2, max(_t11, _t11 - _t11) + max(_s73, _s73 - _s73))
-                    _t60 = _t14*_t59
-                    _t61 = min(_t0, max(_t9, _t9 - _t9) + max(_s74, _s74 - _s74))
-                    _t62 = _t2*_t61
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_t10, _t10 - _t10) + max(_s71, _s71 - _s71))
-                    _t65 = _t13*_t64 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(_f32(1.0) if _s70 > _f32(0.0) else _f32(0.0))
-                    _t68 = _t67*((_t63 + _t66)/_t56)
-                    _t69 = -_t51 - _t58 + _f32(1.0)
-                    _t70 = min(_t13, max(_t12, _t12 - _t12) + max(_s72, _s72 - _s72))
-                    _t71 = _t14*_t70
-                    _t72 = _f32(0.5)*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
-                    _t76 = _t20*_t5
-                    _t77 = _t76*(_f32(1.0) if _t8 > _f32(0.0) else (-_f32(1.0) if _t8 < _f32(0.0) else _f32(0.0)))/_t74
-                    _t78 = _f32(1.0) if _t8 > _f32(0.0) else (_f32(0.5) if _t8 == _f32(0.0) else _f32(0.0))
-                    _t79 = abs(_t8)
-                    _t80 = _t76*_t79/(_t74*_t74)
-                    _t81 = -_t77 + _t78*_t80
-                    _t82 = _t79/_t74
-                    _t83 = math.exp(-_t76*_t82)
-                    _s122 = _f32(1.0) - _t83
-                    _t84 = _f32(2.0)*_t83*(_s122*_s122*_s122)
-                    _t85 = _t33 + _t35 + _t38
-                    _t86 = _t31*_t85 + _t45
-                    _t87 = py1 - ty1
-                    _t88 = -_t87
-                    _t89 = _t47*_t49
-                    _t90 = _f32(1.0) if _t88 > _f32(0.0) else _f32(0.0)
-                    _t91 = _f32(1.0) if _t87 > _f32(0.0) else _f32(0.0)
-                    _t92 = _t55*_t70 + _t63 + eps
-                    _t93 = _t14*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-                    _t94 = _t93*((_t54 + _t92)/_t56)
-                    _t95 = -_t90 - _t91 + _f32(1.0)
-                    _t96 = _f32(0.5)*_t93
-                    _t97 = _t96*((-_t53*_t64 + _t92)/_t56)
-                    _t98 = px2 - tx2
-                    _t99 = _f32(1.0) if _t98 > _f32(0.0) else _f32(0.0)
-                    _t100 = -_t98
-                    _t101 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
-                    _t102 = -_t101 - _t99 + _f32(1.0)
-                    _t103 = py2 - ty2
-                    _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-                    _t105 = -_t103
-                    _t106 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
-                    _t107 = -_t104 - _t106 + _f32(1.0)
-                    _s123 = _t0/max(_t0, _t2)
-                    _t109 = math.pow(_s123, scale - _f32(1.0)) if _s123 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
-                    _t110 = scale/max(_t0, _t2)
-                    _t111 = _t110/(_t18*_t18)
-                    _t112 = _t109*_t111
-                    _t113 = _f32(2.0)*_t5*_t82
-                    _t114 = -_f32(2.0)*_t109*_t79*scale/(_t18*_t74*max(_t0, _t2)) + _t112*_t113
-                    _t115 = _t23 - _f32(1.0)
-                    _t116 = _f32(2.0)*_t27*_t4
-                    _t117 = _t112*_t116 + _t22
-                    _t118 = _t110/_t18
-                    _t119 = _t111*_t30
-                    _t120 = -_t109*_t118 + _t109*_t119
-                    _t121 = _t31*_t39 + _t40
-                    _t122 = _t62 + _t71
-                    _t123 = _t67*((_t122 + _t66)/_t56)
-                    _t124 = _t72*((_t122 - _t60 + _t65)/_t56)
-                    _s124 = _t2/max(_t0, _t2)
-                    _t125 = math.pow(_s124, scale - _f32(1.0)) if _s124 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
-                    _t126 = _t111*_t125
-                    _t127 = _t116*_t126 - _f32(2.0)*_t125*_t24*scale/(_t16*_t18*max(_t0, _t2))
-                    _t128 = _t78 - _f32(1.0)
-                    _t129 = _t113*_t126 + _t77
-                    _t130 = _t118*_t125 + _t119*_t125
-                    _t131 = _t31*_t85 + _t45
-                    _t132 = _t0*_t59 + _t71
-                    _t133 = _t93*((_t132 + _t66)/_t56)
-                    _t134 = _t96*((_t132 - _t53*_t61 + _t65)/_t56)
-                    _s125 = _t41 - -_t50*(_f32(1.0) if _t43 > _f32(0.0) else (_f32(0.5) if _t43 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = _t26*_t29 - ((_t13*_t51*_t57 - _t58*_t68 - _t69*_t73)/_t56) + (_s125/_t48)
-                    _s126 = _t86 - -_t89*(_f32(1.0) if _t88 > _f32(0.0) else (_f32(0.5) if _t88 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = _t81*_t84 - ((_t55*_t57*_t90 - _t91*_t94 - _t95*_t97)/_t56) + (_s126/_t48)
-                    _s127 = _t41 - _t50*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t26*_t29 - ((_t101*_t68 + _t102*_t73 - _t13*_t57*_t99)/_t56) + (_s127/_t48)
-                    _s128 = _t86 - _t89*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t81*_t84 - ((-_t104*_t55*_t57 + _t106*_t94 + _t107*_t97)/_t56) + (_s128/_t48)
-                    _s129 = -_t50*(_f32(1.0) if _t42 > _f32(0.0) else (_f32(0.5) if _t42 == _f32(0.0) else _f32(0.0)))
-                    _s130 = -((-_t123*_t51 - _t124*_t69 + _t2*_t57*_t58)/_t56)
-                    d_tx1 = _t114*_t84 - _t29*(_t115*_t25 - _t117) + _s130 + (((_t120*_t46 - _t121 - _s129))/_t48)
-                    _s131 = -_t89*(_f32(1.0) if _t87 > _f32(0.0) else (_f32(0.5) if _t87 == _f32(0.0) else _f32(0.0)))
-                    _s132 = -((_t0*_t57*_t91 - _t133*_t90 - _t134*_t95)/_t56)
-                    d_ty1 = _t127*_t29 - _t84*(_t128*_t80 - _t129) + _s132 + (((_t130*_t46 - _t131 - _s131))/_t48)
-                    _s133 = _t50*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
-                    _s134 = -((-_t101*_t2*_t57 + _t102*_t124 + _t123*_t99)/_t56)
-                    d_tx2 = -_t114*_t84 - _t29*(-_t115*_t25 + _t117) + _s134 + (((-_t120*_t46 - _t121 - _s133))/_t48)
-                    _s135 = _t89*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
-                    _s136 = -((-_t0*_t106*_t57 + _t104*_t133 + _t107*_t134)/_t56)
-                    d_ty2 = -_t127*_t29 - _t84*(-_t128*_t80 + _t129) + _s136 + (((-_t130*_t46 - _t131 - _s135))/_t48)
+                    _t20_w3 = _f32(2.0)/_t18_w2
+                    _t21_w3 = _t20_w3*_t4_w1_w1
+                    _t22_w3 = _t21_w3*(_f32(1.0) if _t1_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1_w1 < _f32(0.0) else _f32(0.0)))/_t16_w2
+                    _t23_w3 = _f32(1.0) if _t1_w1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t24_w2 = abs(_t1_w1_w1)
+                    _t25_w3 = _t21_w3*_t24_w2/(_t16_w2*_t16_w2)
+                    _t26_w2 = -_t22_w3 + _t23_w3*_t25_w3
+                    _t27_w2 = _t24_w2/_t16_w2
+                    _t28_w3 = math.exp(-_t21_w3*_t27_w2)
+                    _s121 = _f32(1.0) - _t28_w3
+                    _t29_w3 = _f32(2.0)*_t28_w3*(_s121*_s121*_s121)
+                    _t30_w3 = -_t4_w1_w1 + _t5_w1_w1
+                    _t31_w2 = _t30_w3/_t18_w2
+                    _t32_w2 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t33_w2 = _f32(0.25)*_t32_w2
+                    _t34_w2 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t35_w2 = _f32(0.25)*_t34_w2
+                    _t36_w3 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
+                    _t37_w3 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t38_w3 = _f32(0.25)*_t36_w3 + _f32(0.25)*_t37_w3
+                    _t39_w3 = -_t33_w2 - _t35_w2 + _t38_w3
+                    _t40_w3 = _s81
+                    _t41_w3 = _t31_w2*_t39_w3 + _t40_w3
+                    _t42_w3 = px1_w1 - tx1_w1
+                    _t43_w3 = -_t42_w3
+                    _t45_w3 = _s82_w1
+                    _t46_w3 = (_f32(0.5)*_t32_w2 + _f32(0.5)*_t34_w2)*(_f32(0.5)*_t36_w3 + _f32(0.5)*_t37_w3)
+                    _t49_w3 = _f32(2.0)*((_t31_w2*_t46_w3 + (_t40_w3*_t40_w3) + (_t45_w3*_t45_w3))/_t48_w2)
+                    _t50_w3 = _t44_w2*_t49_w3
+                    _t51_w3 = _f32(1.0) if _t43_w3 > _f32(0.0) else _f32(0.0)
+                    _t57_w3 = _t54_w1/_t56_w2
+                    _t58_w3 = _f32(1.0) if _t42_w3 > _f32(0.0) else _f32(0.0)
+                    _t59_w3 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
+                    _t60_w3 = _t14_w2*_t59_w3
+                    _t61_w3 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
+                    _t62_w3 = _t2_w1_w1*_t61_w3
+                    _t63_w3 = _t60_w3 + _t62_w3
+                    _t64_w3 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                    _t65_w3 = _t13_w2*_t64_w3 + eps
+                    _t66_w3 = _t54_w1 + _t65_w3
+                    _t67_w3 = _t53_w1_w1*(_f32(1.0) if _s70_w1 > _f32(0.0) else _f32(0.0))
+                    _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
+                    _t69_w3 = -_t51_w3 - _t58_w3 + _f32(1.0)
+                    _t70_w3 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
+                    _t71_w3 = _t14_w2*_t70_w3
+                    _t72_w3 = _f32(0.5)*_t67_w3
+                    _t73_w3 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
+                    _t76_w3 = _t20_w3*_t5_w1_w1
+                    _t77_w3 = _t76_w3*(_f32(1.0) if _t8_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1_w1 < _f32(0.0) else _f32(0.0)))/_t74_w2
+                    _t78_w3 = _f32(1.0) if _t8_w1_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t79_w3 = abs(_t8_w1_w1)
+                    _t80_w3 = _t76_w3*_t79_w3/(_t74_w2*_t74_w2)
+                    _t81_w3 = -_t77_w3 + _t78_w3*_t80_w3
+                    _t82_w3 = _t79_w3/_t74_w2
+                    _t83_w3 = math.exp(-_t76_w3*_t82_w3)
+                    _s122 = _f32(1.0) - _t83_w3
+                    _t84_w3 = _f32(2.0)*_t83_w3*(_s122*_s122*_s122)
+                    _t85_w3 = _t33_w2 + _t35_w2 + _t38_w3
+                    _t86_w3 = _t31_w2*_t85_w3 + _t45_w3
+                    _t87_w3 = py1_w1 - ty1_w1
+                    _t88_w3 = -_t87_w3
+                    _t89_w3 = _t47_w2*_t49_w3
+                    _t90_w3 = _f32(1.0) if _t88_w3 > _f32(0.0) else _f32(0.0)
+                    _t91_w3 = _f32(1.0) if _t87_w3 > _f32(0.0) else _f32(0.0)
+                    _t92_w3 = _t55_w2*_t70_w3 + _t63_w3 + eps
+                    _t93_w3 = _t14_w2*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t94_w1 = _t93_w3*((_t54_w1 + _t92_w3)/_t56_w2)
+                    _t95_w1 = -_t90_w3 - _t91_w3 + _f32(1.0)
+                    _t96_w1 = _f32(0.5)*_t93_w3
+                    _t97_w1 = _t96_w1*((-_t53_w1_w1*_t64_w3 + _t92_w3)/_t56_w2)
+                    _t98_w1 = px2_w1 - tx2_w1
+                    _t99_w1 = _f32(1.0) if _t98_w1 > _f32(0.0) else _f32(0.0)
+                    _t100_w1 = -_t98_w1
+                    _t101_w1 = _f32(1.0) if _t100_w1 > _f32(0.0) else _f32(0.0)
+                    _t102_w1 = -_t101_w1 - _t99_w1 + _f32(1.0)
+                    _t103_w1 = py2_w1 - ty2_w1
+                    _t104_w1 = _f32(1.0) if _t103_w1 > _f32(0.0) else _f32(0.0)
+                    _t105_w1 = -_t103_w1
+                    _t106_w1 = _f32(1.0) if _t105_w1 > _f32(0.0) else _f32(0.0)
+                    _t107_w1 = -_t104_w1 - _t106_w1 + _f32(1.0)
+                    _s123 = _t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
+                    _t109_w1 = math.pow(_s123, scale - _f32(1.0)) if _s123 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+                    _t110_w1 = scale/max(_t0_w1_w1, _t2_w1_w1)
+                    _t111_w1 = _t110_w1/(_t18_w2*_t18_w2)
+                    _t112_w1 = _t109_w1*_t111_w1
+                    _t113_w1 = _f32(2.0)*_t5_w1_w1*_t82_w3
+                    _t114_w1 = -_f32(2.0)*_t109_w1*_t79_w3*scale/(_t18_w2*_t74_w2*max(_t0_w1_w1, _t2_w1_w1)) + _t112_w1*_t113_w1
+                    _t115_w1 = _t23_w3 - _f32(1.0)
+                    _t116_w1 = _f32(2.0)*_t27_w2*_t4_w1_w1
+                    _t117_w1 = _t112_w1*_t116_w1 + _t22_w3
+                    _t118_w1 = _t110_w1/_t18_w2
+                    _t119_w1 = _t111_w1*_t30_w3
+                    _t120_w1 = -_t109_w1*_t118_w1 + _t109_w1*_t119_w1
+                    _t121_w1 = _t31_w2*_t39_w3 + _t40_w3
+                    _t122_w1 = _t62_w3 + _t71_w3
+                    _t123_w1 = _t67_w3*((_t122_w1 + _t66_w3)/_t56_w2)
+                    _t124_w1 = _t72_w3*((_t122_w1 - _t60_w3 + _t65_w3)/_t56_w2)
+                    _s124 = _t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
+                    _t125_w1 = math.pow(_s124, scale - _f32(1.0)) if _s124 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
+                    _t126_w1 = _t111_w1*_t125_w1
+                    _t127_w1 = _t116_w1*_t126_w1 - _f32(2.0)*_t125_w1*_t24_w2*scale/(_t16_w2*_t18_w2*max(_t0_w1_w1, _t2_w1_w1))
+                    _t128_w1 = _t78_w3 - _f32(1.0)
+                    _t129_w1 = _t113_w1*_t126_w1 + _t77_w3
+                    _t130_w1 = _t118_w1*_t125_w1 + _t119_w1*_t125_w1
+                    _t131_w1 = _t31_w2*_t85_w3 + _t45_w3
+                    _t132_w1 = _t0_w1_w1*_t59_w3 + _t71_w3
+                    _t133_w1 = _t93_w3*((_t132_w1 + _t66_w3)/_t56_w2)
+                    _t134_w1 = _t96_w1*((_t132_w1 - _t53_w1_w1*_t61_w3 + _t65_w3)/_t56_w2)
+                    _s125 = _t41_w3 - -_t50_w3*(_f32(1.0) if _t43_w3 > _f32(0.0) else (_f32(0.5) if _t43_w3 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = _t26_w2*_t29_w3 - ((_t13_w2*_t51_w3*_t57_w3 - _t58_w3*_t68_w3 - _t69_w3*_t73_w3)/_t56_w2) + (_s125/_t48_w2)
+                    _s126 = _t86_w3 - -_t89_w3*(_f32(1.0) if _t88_w3 > _f32(0.0) else (_f32(0.5) if _t88_w3 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = _t81_w3*_t84_w3 - ((_t55_w2*_t57_w3*_t90_w3 - _t91_w3*_t94_w1 - _t95_w1*_t97_w1)/_t56_w2) + (_s126/_t48_w2)
+                    _s127 = _t41_w3 - _t50_w3*(_f32(1.0) if _t98_w1 > _f32(0.0) else (_f32(0.5) if _t98_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t26_w2*_t29_w3 - ((_t101_w1*_t68_w3 + _t102_w1*_t73_w3 - _t13_w2*_t57_w3*_t99_w1)/_t56_w2) + (_s127/_t48_w2)
+                    _s128 = _t86_w3 - _t89_w3*(_f32(1.0) if _t103_w1 > _f32(0.0) else (_f32(0.5) if _t103_w1 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t81_w3*_t84_w3 - ((-_t104_w1*_t55_w2*_t57_w3 + _t106_w1*_t94_w1 + _t107_w1*_t97_w1)/_t56_w2) + (_s128/_t48_w2)
+                    _s129 = -_t50_w3*(_f32(1.0) if _t42_w3 > _f32(0.0) else (_f32(0.5) if _t42_w3 == _f32(0.0) else _f32(0.0)))
+                    _s130 = -((-_t123_w1*_t51_w3 - _t124_w1*_t69_w3 + _t2_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
+                    d_tx1_w1 = _t114_w1*_t84_w3 - _t29_w3*(_t115_w1*_t25_w3 - _t117_w1) + _s130 + (((_t120_w1*_t46_w3 - _t121_w1 - _s129))/_t48_w2)
+                    _s131 = -_t89_w3*(_f32(1.0) if _t87_w3 > _f32(0.0) else (_f32(0.5) if _t87_w3 == _f32(0.0) else _f32(0.0)))
+                    _s132 = -((_t0_w1_w1*_t57_w3*_t91_w3 - _t133_w1*_t90_w3 - _t134_w1*_t95_w1)/_t56_w2)
+                    d_ty1_w1 = _t127_w1*_t29_w3 - _t84_w3*(_t128_w1*_t80_w3 - _t129_w1) + _s132 + (((_t130_w1*_t46_w3 - _t131_w1 - _s131))/_t48_w2)
+                    _s133 = _t50_w3*(_f32(1.0) if _t100_w1 > _f32(0.0) else (_f32(0.5) if _t100_w1 == _f32(0.0) else _f32(0.0)))
+                    _s134 = -((-_t101_w1*_t2_w1_w1*_t57_w3 + _t102_w1*_t124_w1 + _t123_w1*_t99_w1)/_t56_w2)
+                    d_tx2_w1 = -_t114_w1*_t84_w3 - _t29_w3*(-_t115_w1*_t25_w3 + _t117_w1) + _s134 + (((-_t120_w1*_t46_w3 - _t121_w1 - _s133))/_t48_w2)
+                    _s135 = _t89_w3*(_f32(1.0) if _t105_w1 > _f32(0.0) else (_f32(0.5) if _t105_w1 == _f32(0.0) else _f32(0.0)))
+                    _s136 = -((-_t0_w1_w1*_t106_w1*_t57_w3 + _t104_w1*_t133_w1 + _t107_w1*_t134_w1)/_t56_w2)
+                    d_ty2_w1 = -_t127_w1*_t29_w3 - _t84_w3*(-_t128_w1*_t80_w3 + _t129_w1) + _s136 + (((-_t130_w1*_t46_w3 - _t131_w1 - _s135))/_t48_w2)
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, scale, eps):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, scale, eps):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, scale, eps)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -2342,3 +2354,10 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, scale, eps)
         bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, scale, eps)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, scale, eps):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, scale, eps)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, scale, eps)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 61577c4a25472143
+# scalar kernels: sha256 d19bd134445bb3c9
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

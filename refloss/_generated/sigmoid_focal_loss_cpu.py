@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8ded9e286edf40f3
+# scalar kernels: sha256 40b02ae2303b2f70
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -102,23 +103,27 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s57*_s58
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
-                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
+                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, targets, out, alpha, gamma):
+def _value_blocks_f64(logits, targets, out, alpha, gamma):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f64(logits, targets, out, alpha, gamma)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], alpha, gamma)
     return bad
+
+
+def value_f64(logits, targets, out, alpha, gamma):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(logits, targets, out, alpha, gamma)
+    return _value_blocks_f64(logits, targets, out, alpha, gamma)
 
 
 @njit(**CPU_OPTIONS)
@@ -178,13 +183,13 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p38 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -gamma)
             _ap39 = _p38 - _p38*(gamma*_c36)
             value = (_l37 if _z32 < 0.0 else _z32 + _l37)*_ap39
-            _t0 = -logits
+            _t0_w1 = -logits
             _c40 = gamma*134217728.0 + gamma
             _h41 = _c40 - (_c40 - gamma)
             _l42 = gamma - _h41
-            _c43 = _t0*134217728.0 + _t0
-            _h44 = _c43 - (_c43 - _t0)
-            _l45 = _t0 - _h44
+            _c43 = _t0_w1*134217728.0 + _t0_w1
+            _h44 = _c43 - (_c43 - _t0_w1)
+            _l45 = _t0_w1 - _h44
             _p46 = _h41*_h44
             _p47 = _h41*_l45 + _l42*_h44
             _p48 = _p46 + _p47
@@ -234,31 +239,31 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p80 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -gamma)
             _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
             value = (_l79 if logits < 0.0 else logits + _l79)*_ap81
-            _t0 = alpha - 1.0
-            _t1 = -_t0
+            _t0_w2 = alpha - 1.0
+            _t1_w1 = -_t0_w2
             _ap82 = _p80 - _p80*(gamma*_c78)
             _t2 = (_l79 if logits < 0.0 else logits + _l79)*_ap82
             _t3 = math.exp(-logits)
             _t4 = math.log1p(_t3)
             _e83 = 3.0 + gamma
             _t5 = _e83
-            _ap84 = _t1*(_p80 - _p80*(gamma*_c78))
+            _ap84 = _t1_w1*(_p80 - _p80*(gamma*_c78))
             _g185 = gamma + 1.0
             _p86 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -_g185)
-            _q87 = _t1*(_p86 - _p86*(_g185*_c78))
+            _q87 = _t1_w1*(_p86 - _p86*(_g185*_c78))
             d_logits = (_e76 + gamma*_l79 if logits < 0.0 else 1.0 + gamma*((logits + _l79)*_e76))*_q87
             _e88 = _e83 - 3.0
-            _c89 = _t1*134217728.0 + _t1
-            _h90 = _c89 - (_c89 - _t1)
-            _l91 = _t1 - _h90
+            _c89 = _t1_w1*134217728.0 + _t1_w1
+            _h90 = _c89 - (_c89 - _t1_w1)
+            _l91 = _t1_w1 - _h90
             _c92 = _t5*134217728.0 + _t5
             _h93 = _c92 - (_c92 - _t5)
             _l94 = _t5 - _h93
             _p95 = _h90*_h93
             _p96 = _h90*_l94 + _l91*_h93
             _p97 = _p95 + _p96
-            _s98 = -(_t1*((3.0 - (_e83 - _e88)) + (gamma - _e88)) + ((_p96 - (_p97 - _p95)) + _l91*_l94))
-            d_targets = -_t0*_t2*(_t3*gamma + _t4/(_t4 + logits)) + _t2*(_s98 - (_p97 - 1.0))
+            _s98 = -(_t1_w1*((3.0 - (_e83 - _e88)) + (gamma - _e88)) + ((_p96 - (_p97 - _p95)) + _l91*_l94))
+            d_targets = -_t0_w2*_t2*(_t3*gamma + _t4/(_t4 + logits)) + _t2*(_s98 - (_p97 - 1.0))
         elif (targets == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # alpha_t weighting, hard target 0, far tail
             _s99 = 1.0 - alpha
             _a100 = abs(logits)
@@ -269,7 +274,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p105 = (math.pow(_e101, gamma) if logits < 0.0 else 1.0)*math.pow(_d102, -gamma)
             _ap106 = _s99*(_p105 - _p105*(gamma*_c103))
             value = (_l104 if logits < 0.0 else logits + _l104)*_ap106
-            _t0 = _s99
+            _t0_w3 = _s99
             _c107 = gamma*134217728.0 + gamma
             _h108 = _c107 - (_c107 - gamma)
             _l109 = gamma - _h108
@@ -279,14 +284,14 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p113 = _h108*_h111
             _p114 = _h108*_l112 + _l109*_h111
             _p115 = _p113 + _p114
-            _t1 = math.exp(0.5*_p115)
-            _ap116 = _t0*(_p105 - _p105*(gamma*_c103))
+            _t1_w2 = math.exp(0.5*_p115)
+            _ap116 = _t0_w3*(_p105 - _p105*(gamma*_c103))
             _g1117 = gamma + 1.0
             _p118 = (math.pow(_e101, gamma) if logits < 0.0 else 1.0)*math.pow(_d102, -_g1117)
-            _q119 = _t0*(_p118 - _p118*(_g1117*_c103))
+            _q119 = _t0_w3*(_p118 - _p118*(_g1117*_c103))
             d_logits = (_e101 + gamma*_l104 if logits < 0.0 else 1.0 + gamma*((logits + _l104)*_e101))*_q119
             _ap120 = _p105 - _p105*(gamma*_c103)
-            _s121 = _t0*_t1*((((_p114 - (_p115 - _p113)) + _l109*_l112) + 1.0)*(_t1*(gamma - logits)))
+            _s121 = _t0_w3*_t1_w2*((((_p114 - (_p115 - _p113)) + _l109*_l112) + 1.0)*(_t1_w2*(gamma - logits)))
             d_targets = _s121 + (2.0*alpha - 1.0)*((_l104 if logits < 0.0 else logits + _l104)*_ap120)
         elif (targets == 0.0):  # alpha_t weighting, hard target 0
             _s122 = 1.0 - alpha
@@ -298,16 +303,16 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p128 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -gamma)
             _ap129 = _s122*(_p128 - _p128*(gamma*_c126))
             value = (_l127 if logits < 0.0 else logits + _l127)*_ap129
-            _t0 = _s122
-            _ap130 = _t0*(_p128 - _p128*(gamma*_c126))
+            _t0_w4 = _s122
+            _ap130 = _t0_w4*(_p128 - _p128*(gamma*_c126))
             _g1131 = gamma + 1.0
             _p132 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -_g1131)
-            _q133 = _t0*(_p132 - _p132*(_g1131*_c126))
+            _q133 = _t0_w4*(_p132 - _p132*(_g1131*_c126))
             d_logits = (_e124 + gamma*_l127 if logits < 0.0 else 1.0 + gamma*((logits + _l127)*_e124))*_q133
             _ap134 = _p128 - _p128*(gamma*_c126)
             _om135 = -math.expm1(-_a123)
             _rn136 = _a123 + gamma*((_l127/_e124 if _e124 > 0.0 else 1.0)*_om135)
-            _s137 = -((-math.pow(_e124*math.pow(_t0*(1.0 - gamma*_c126)*math.pow(_d125, -gamma)*_rn136, 1.0/gamma), gamma) if _e124 > 0.0 and math.pow(_e124, gamma) < 2.2250738585072014e-308 else -_ap130*_rn136) if logits < 0.0 else _ap130*logits + gamma*(_ap130*((logits + _l127)*_om135)))
+            _s137 = -((-math.pow(_e124*math.pow(_t0_w4*(1.0 - gamma*_c126)*math.pow(_d125, -gamma)*_rn136, 1.0/gamma), gamma) if _e124 > 0.0 and math.pow(_e124, gamma) < 2.2250738585072014e-308 else -_ap130*_rn136) if logits < 0.0 else _ap130*logits + gamma*(_ap130*((logits + _l127)*_om135)))
             d_targets = (2.0*alpha - 1.0)*((_l127 if logits < 0.0 else logits + _l127)*_ap134) + _s137
         elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
             _z138 = -logits
@@ -320,11 +325,11 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _ap145 = alpha*(_p144 - _p144*(gamma*_c142))
             value = (_l143 if _z138 < 0.0 else _z138 + _l143)*_ap145
             _ap146 = _p144 - _p144*(gamma*_c142)
-            _t0 = (_l143 if _z138 < 0.0 else _z138 + _l143)*_ap146
-            _t1 = math.exp(logits)
-            _t2 = math.log1p(_t1)
+            _t0_w5 = (_l143 if _z138 < 0.0 else _z138 + _l143)*_ap146
+            _t1_w3 = math.exp(logits)
+            _t2_w1 = math.log1p(_t1_w3)
             _e147 = 3.0 + gamma
-            _t3 = _e147
+            _t3_w1 = _e147
             _g1148 = gamma + 1.0
             _p149 = (math.pow(_e140, gamma) if _z138 < 0.0 else 1.0)*math.pow(_d141, -_g1148)
             _q150 = alpha*(_p149 - _p149*(_g1148*_c142))
@@ -333,14 +338,14 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _c152 = alpha*134217728.0 + alpha
             _h153 = _c152 - (_c152 - alpha)
             _l154 = alpha - _h153
-            _c155 = _t3*134217728.0 + _t3
-            _h156 = _c155 - (_c155 - _t3)
-            _l157 = _t3 - _h156
+            _c155 = _t3_w1*134217728.0 + _t3_w1
+            _h156 = _c155 - (_c155 - _t3_w1)
+            _l157 = _t3_w1 - _h156
             _p158 = _h153*_h156
             _p159 = _h153*_l157 + _l154*_h156
             _p160 = _p158 + _p159
             _s161 = alpha*((3.0 - (_e147 - _e151)) + (gamma - _e151)) + ((_p159 - (_p160 - _p158)) + _l154*_l157)
-            d_targets = -_t0*alpha*(_t1*gamma + _t2/(_t2 - logits)) + _t0*(_s161 + (_p160 - 1.0))
+            d_targets = -_t0_w5*alpha*(_t1_w3*gamma + _t2_w1/(_t2_w1 - logits)) + _t0_w5*(_s161 + (_p160 - 1.0))
         elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # alpha_t weighting, hard target 1, far tail
             _z162 = -logits
             _a163 = abs(logits)
@@ -351,23 +356,23 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _p168 = (math.pow(_e164, gamma) if _z162 < 0.0 else 1.0)*math.pow(_d165, -gamma)
             _ap169 = alpha*(_p168 - _p168*(gamma*_c166))
             value = (_l167 if _z162 < 0.0 else _z162 + _l167)*_ap169
-            _t0 = -logits
+            _t0_w6 = -logits
             _c170 = gamma*134217728.0 + gamma
             _h171 = _c170 - (_c170 - gamma)
             _l172 = gamma - _h171
-            _c173 = _t0*134217728.0 + _t0
-            _h174 = _c173 - (_c173 - _t0)
-            _l175 = _t0 - _h174
+            _c173 = _t0_w6*134217728.0 + _t0_w6
+            _h174 = _c173 - (_c173 - _t0_w6)
+            _l175 = _t0_w6 - _h174
             _p176 = _h171*_h174
             _p177 = _h171*_l175 + _l172*_h174
             _p178 = _p176 + _p177
-            _t1 = math.exp(0.5*_p178)
+            _t1_w4 = math.exp(0.5*_p178)
             _g1179 = gamma + 1.0
             _p180 = (math.pow(_e164, gamma) if _z162 < 0.0 else 1.0)*math.pow(_d165, -_g1179)
             _q181 = alpha*(_p180 - _p180*(_g1179*_c166))
             d_logits = -(_e164 + gamma*_l167 if _z162 < 0.0 else 1.0 + gamma*((_z162 + _l167)*_e164))*_q181
             _ap182 = _p168 - _p168*(gamma*_c166)
-            _s183 = _t1*alpha*((((_p177 - (_p178 - _p176)) + _l172*_l175) + 1.0)*(_t1*(-gamma - logits)))
+            _s183 = _t1_w4*alpha*((((_p177 - (_p178 - _p176)) + _l172*_l175) + 1.0)*(_t1_w4*(-gamma - logits)))
             d_targets = _s183 + (2.0*alpha - 1.0)*((_l167 if _z162 < 0.0 else _z162 + _l167)*_ap182)
         elif (targets == 1.0):  # alpha_t weighting, hard target 1
             _z184 = -logits
@@ -396,33 +401,30 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _s203 = targets*(max(_s199, 0.0) + math.log1p(math.exp(-abs(_s199)))) + (1.0 - targets)*_s200
             _s204 = math.pow((targets*_s202 + (1.0 - targets)*_s201), gamma)
             value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s203*_s204
-            _t0 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
+            _t0_w7 = alpha*targets + (1.0 - alpha)*(1.0 - targets)
             _s205 = targets*_s202 + (1.0 - targets)*_s201
             _s206 = math.pow(_s205, gamma - 1.0) if _s205 > 0.0 and gamma != 0.0 else 0.0
-            _s207 = _t0*gamma*(1.0 - 2.0*targets)*_s203*_s206*_s202*_s201
-            d_logits = _s207 + _t0*(-targets*_s202 + (1.0 - targets)*_s201)*_s204
-            d_targets = (2.0*alpha - 1.0)*_s203*_s204 - _t0*gamma*math.tanh(0.5*logits)*_s203*_s206 - _t0*logits*_s204
+            _s207 = _t0_w7*gamma*(1.0 - 2.0*targets)*_s203*_s206*_s202*_s201
+            d_logits = _s207 + _t0_w7*(-targets*_s202 + (1.0 - targets)*_s201)*_s204
+            d_targets = (2.0*alpha - 1.0)*_s203*_s204 - _t0_w7*gamma*math.tanh(0.5*logits)*_s203*_s206 - _t0_w7*logits*_s204
         _out[_i] = value
         _d_logits[_i] = d_logits
         _d_targets[_i] = d_targets
     if divisor != 1.0:
-        for _i in range(_d_logits.shape[0]):
-            _d_logits[_i] /= divisor
-        for _i in range(_d_targets.shape[0]):
-            _d_targets[_i] /= divisor
+        for _i_w1 in range(_d_logits.shape[0]):
+            _d_logits[_i_w1] /= divisor
+        for _i_w2 in range(_d_targets.shape[0]):
+            _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != 0.0)
-                | ((_targets[_i] > 1.0)) | ((_targets[_i] < 0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
+                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
+def _value_and_grad_blocks_f64(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor, alpha,
-                gamma)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -430,6 +432,14 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha
         bad += _value_and_grad_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
                 d_targets[lo:hi], divisor, alpha, gamma)
     return bad
+
+
+def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor, alpha,
+                gamma)
+    return _value_and_grad_blocks_f64(logits, targets, out, d_logits, d_targets, divisor, alpha,
+            gamma)
 
 
 @njit(**CPU_OPTIONS)
@@ -514,23 +524,27 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s57*_s58
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
-                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
+                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, targets, out, alpha, gamma):
+def _value_blocks_f32(logits, targets, out, alpha, gamma):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f32(logits, targets, out, alpha, gamma)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], alpha, gamma)
     return bad
+
+
+def value_f32(logits, targets, out, alpha, gamma):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(logits, targets, out, alpha, gamma)
+    return _value_blocks_f32(logits, targets, out, alpha, gamma)
 
 
 @njit(**CPU_OPTIONS)
@@ -590,13 +604,13 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p38 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
             _ap39 = _p38 - _p38*(gamma*_c36)
             value = (_l37 if _z32 < _f32(0.0) else _z32 + _l37)*_ap39
-            _t0 = -logits
+            _t0_w1 = -logits
             _c40 = gamma*_f32(4096.0) + gamma
             _h41 = _c40 - (_c40 - gamma)
             _l42 = gamma - _h41
-            _c43 = _t0*_f32(4096.0) + _t0
-            _h44 = _c43 - (_c43 - _t0)
-            _l45 = _t0 - _h44
+            _c43 = _t0_w1*_f32(4096.0) + _t0_w1
+            _h44 = _c43 - (_c43 - _t0_w1)
+            _l45 = _t0_w1 - _h44
             _p46 = _h41*_h44
             _p47 = _h41*_l45 + _l42*_h44
             _p48 = _p46 + _p47
@@ -646,32 +660,32 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p80 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -gamma)
             _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
             value = (_l79 if logits < _f32(0.0) else logits + _l79)*_ap81
-            _t0 = alpha - _f32(1.0)
-            _t1 = -_t0
+            _t0_w2 = alpha - _f32(1.0)
+            _t1_w1 = -_t0_w2
             _ap82 = _p80 - _p80*(gamma*_c78)
             _t2 = (_l79 if logits < _f32(0.0) else logits + _l79)*_ap82
             _e83 = _f32(3.0) + gamma
             _t3 = _e83
             _t4 = math.exp(-logits)
             _t5 = math.log1p(_t4)
-            _ap84 = _t1*(_p80 - _p80*(gamma*_c78))
+            _ap84 = _t1_w1*(_p80 - _p80*(gamma*_c78))
             _g185 = gamma + _f32(1.0)
             _p86 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -_g185)
-            _q87 = _t1*(_p86 - _p86*(_g185*_c78))
+            _q87 = _t1_w1*(_p86 - _p86*(_g185*_c78))
             d_logits = (_e76 + gamma*_l79 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l79)*_e76))*_q87
             _e90 = _e83 - _f32(3.0)
-            _c91 = _t1*_f32(4096.0) + _t1
-            _h92 = _c91 - (_c91 - _t1)
-            _l93 = _t1 - _h92
+            _c91 = _t1_w1*_f32(4096.0) + _t1_w1
+            _h92 = _c91 - (_c91 - _t1_w1)
+            _l93 = _t1_w1 - _h92
             _c94 = _t3*_f32(4096.0) + _t3
             _h95 = _c94 - (_c94 - _t3)
             _l96 = _t3 - _h95
             _p97 = _h92*_h95
             _p98 = _h92*_l96 + _l93*_h95
             _p99 = _p97 + _p98
-            _s100 = -(_t1*((_f32(3.0) - (_e83 - _e90)) + (gamma - _e90)) + ((_p98 - (_p99 - _p97)) + _l93*_l96))
+            _s100 = -(_t1_w1*((_f32(3.0) - (_e83 - _e90)) + (gamma - _e90)) + ((_p98 - (_p99 - _p97)) + _l93*_l96))
             _u88 = _t2*(_s100 - (_p99 - _f32(1.0)))
-            _u89 = -_t0*_t2*(_t4*gamma + _t5/(_t5 + logits))
+            _u89 = -_t0_w2*_t2*(_t4*gamma + _t5/(_t5 + logits))
             d_targets = _u88 + _u89
             if not abs(d_targets) > _f32(0.5)*(abs(_u88) + abs(_u89)):
                 _w_logits = _f64(logits)
@@ -713,7 +727,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p126 = (math.pow(_e122, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d123, -gamma)
             _ap127 = _s120*(_p126 - _p126*(gamma*_c124))
             value = (_l125 if logits < _f32(0.0) else logits + _l125)*_ap127
-            _t0 = _s120
+            _t0_w3 = _s120
             _c128 = gamma*_f32(4096.0) + gamma
             _h129 = _c128 - (_c128 - gamma)
             _l130 = gamma - _h129
@@ -723,40 +737,40 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p134 = _h129*_h132
             _p135 = _h129*_l133 + _l130*_h132
             _p136 = _p134 + _p135
-            _t1 = math.exp(_f32(0.5)*_p136)
-            _ap137 = _t0*(_p126 - _p126*(gamma*_c124))
+            _t1_w2 = math.exp(_f32(0.5)*_p136)
+            _ap137 = _t0_w3*(_p126 - _p126*(gamma*_c124))
             _g1138 = gamma + _f32(1.0)
             _p139 = (math.pow(_e122, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d123, -_g1138)
-            _q140 = _t0*(_p139 - _p139*(_g1138*_c124))
+            _q140 = _t0_w3*(_p139 - _p139*(_g1138*_c124))
             d_logits = (_e122 + gamma*_l125 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l125)*_e122))*_q140
             _ap143 = _p126 - _p126*(gamma*_c124)
             _u141 = (_f32(2.0)*alpha - _f32(1.0))*((_l125 if logits < _f32(0.0) else logits + _l125)*_ap143)
-            _u142 = _t0*_t1*((((_p135 - (_p136 - _p134)) + _l130*_l133) + _f32(1.0))*(_t1*(gamma - logits)))
+            _u142 = _t0_w3*_t1_w2*((((_p135 - (_p136 - _p134)) + _l130*_l133) + _f32(1.0))*(_t1_w2*(gamma - logits)))
             d_targets = _u141 + _u142
             if not abs(d_targets) > _f32(0.5)*(abs(_u141) + abs(_u142)):
-                _w_logits = _f64(logits)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _c144 = _w_gamma*134217728.0 + _w_gamma
-                _h145 = _c144 - (_c144 - _w_gamma)
-                _l146 = _w_gamma - _h145
-                _c147 = _w_logits*134217728.0 + _w_logits
-                _h148 = _c147 - (_c147 - _w_logits)
-                _l149 = _w_logits - _h148
+                _w_logits_w1 = _f64(logits)
+                _w_alpha_w1 = _f64(alpha)
+                _w_gamma_w1 = _f64(gamma)
+                _c144 = _w_gamma_w1*134217728.0 + _w_gamma_w1
+                _h145 = _c144 - (_c144 - _w_gamma_w1)
+                _l146 = _w_gamma_w1 - _h145
+                _c147 = _w_logits_w1*134217728.0 + _w_logits_w1
+                _h148 = _c147 - (_c147 - _w_logits_w1)
+                _l149 = _w_logits_w1 - _h148
                 _p150 = _h145*_h148
                 _p151 = _h145*_l149 + _l146*_h148
                 _p152 = _p150 + _p151
-                _w0 = math.exp(0.5*_p152)
-                _s153 = (((_p151 - (_p152 - _p150)) + _l146*_l149) + 1.0)*(_w0*(_w_gamma - _w_logits))
-                _a154 = abs(_w_logits)
+                _w0_w1 = math.exp(0.5*_p152)
+                _s153 = (((_p151 - (_p152 - _p150)) + _l146*_l149) + 1.0)*(_w0_w1*(_w_gamma_w1 - _w_logits_w1))
+                _a154 = abs(_w_logits_w1)
                 _e155 = math.exp(-_a154)
                 _d156 = 1.0 + _e155
                 _c157 = (_e155 - (_d156 - 1.0))/_d156
                 _l158 = math.log1p(_e155)
-                _p159 = (math.pow(_e155, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d156, -_w_gamma)
-                _ap160 = _p159 - _p159*(_w_gamma*_c157)
-                _s161 = (2.0*_w_alpha - 1.0)*((_l158 if _w_logits < 0.0 else _w_logits + _l158)*_ap160)
-                d_targets = _f32(_w0*(1.0 - _w_alpha)*_s153 + _s161)
+                _p159 = (math.pow(_e155, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d156, -_w_gamma_w1)
+                _ap160 = _p159 - _p159*(_w_gamma_w1*_c157)
+                _s161 = (2.0*_w_alpha_w1 - 1.0)*((_l158 if _w_logits_w1 < 0.0 else _w_logits_w1 + _l158)*_ap160)
+                d_targets = _f32(_w0_w1*(1.0 - _w_alpha_w1)*_s153 + _s161)
         elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
             _s162 = _f32(1.0) - alpha
             _a163 = abs(logits)
@@ -767,35 +781,35 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p168 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -gamma)
             _ap169 = _s162*(_p168 - _p168*(gamma*_c166))
             value = (_l167 if logits < _f32(0.0) else logits + _l167)*_ap169
-            _t0 = _s162
-            _ap170 = _t0*(_p168 - _p168*(gamma*_c166))
+            _t0_w4 = _s162
+            _ap170 = _t0_w4*(_p168 - _p168*(gamma*_c166))
             _g1171 = gamma + _f32(1.0)
             _p172 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -_g1171)
-            _q173 = _t0*(_p172 - _p172*(_g1171*_c166))
+            _q173 = _t0_w4*(_p172 - _p172*(_g1171*_c166))
             d_logits = (_e164 + gamma*_l167 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l167)*_e164))*_q173
             _ap176 = _p168 - _p168*(gamma*_c166)
             _u174 = (_f32(2.0)*alpha - _f32(1.0))*((_l167 if logits < _f32(0.0) else logits + _l167)*_ap176)
             _om177 = -math.expm1(-_a163)
             _rn178 = _a163 + gamma*((_l167/_e164 if _e164 > _f32(0.0) else _f32(1.0))*_om177)
-            _u175 = -((-math.pow(_e164*math.pow(_t0*(_f32(1.0) - gamma*_c166)*math.pow(_d165, -gamma)*_rn178, _f32(1.0)/gamma), gamma) if _e164 > _f32(0.0) and math.pow(_e164, gamma) < _f32(1.1754943508222875e-38) else -_ap170*_rn178) if logits < _f32(0.0) else _ap170*logits + gamma*(_ap170*((logits + _l167)*_om177)))
+            _u175 = -((-math.pow(_e164*math.pow(_t0_w4*(_f32(1.0) - gamma*_c166)*math.pow(_d165, -gamma)*_rn178, _f32(1.0)/gamma), gamma) if _e164 > _f32(0.0) and math.pow(_e164, gamma) < _f32(1.1754943508222875e-38) else -_ap170*_rn178) if logits < _f32(0.0) else _ap170*logits + gamma*(_ap170*((logits + _l167)*_om177)))
             d_targets = _u174 + _u175
             if not abs(d_targets) > _f32(0.5)*(abs(_u174) + abs(_u175)):
-                _w_logits = _f64(logits)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _a179 = abs(_w_logits)
+                _w_logits_w2 = _f64(logits)
+                _w_alpha_w2 = _f64(alpha)
+                _w_gamma_w2 = _f64(gamma)
+                _a179 = abs(_w_logits_w2)
                 _e180 = math.exp(-_a179)
                 _d181 = 1.0 + _e180
                 _c182 = (_e180 - (_d181 - 1.0))/_d181
                 _l183 = math.log1p(_e180)
-                _p184 = (math.pow(_e180, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d181, -_w_gamma)
-                _ap185 = _p184 - _p184*(_w_gamma*_c182)
-                _s186 = 1.0 - _w_alpha
-                _ap187 = _s186*(_p184 - _p184*(_w_gamma*_c182))
+                _p184 = (math.pow(_e180, _w_gamma_w2) if _w_logits_w2 < 0.0 else 1.0)*math.pow(_d181, -_w_gamma_w2)
+                _ap185 = _p184 - _p184*(_w_gamma_w2*_c182)
+                _s186 = 1.0 - _w_alpha_w2
+                _ap187 = _s186*(_p184 - _p184*(_w_gamma_w2*_c182))
                 _om188 = -math.expm1(-_a179)
-                _rn189 = _a179 + _w_gamma*((_l183/_e180 if _e180 > 0.0 else 1.0)*_om188)
-                _s190 = -((-math.pow(_e180*math.pow(_s186*(1.0 - _w_gamma*_c182)*math.pow(_d181, -_w_gamma)*_rn189, 1.0/_w_gamma), _w_gamma) if _e180 > 0.0 and math.pow(_e180, _w_gamma) < 2.2250738585072014e-308 else -_ap187*_rn189) if _w_logits < 0.0 else _ap187*_w_logits + _w_gamma*(_ap187*((_w_logits + _l183)*_om188)))
-                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l183 if _w_logits < 0.0 else _w_logits + _l183)*_ap185) + _s190)
+                _rn189 = _a179 + _w_gamma_w2*((_l183/_e180 if _e180 > 0.0 else 1.0)*_om188)
+                _s190 = -((-math.pow(_e180*math.pow(_s186*(1.0 - _w_gamma_w2*_c182)*math.pow(_d181, -_w_gamma_w2)*_rn189, 1.0/_w_gamma_w2), _w_gamma_w2) if _e180 > 0.0 and math.pow(_e180, _w_gamma_w2) < 2.2250738585072014e-308 else -_ap187*_rn189) if _w_logits_w2 < 0.0 else _ap187*_w_logits_w2 + _w_gamma_w2*(_ap187*((_w_logits_w2 + _l183)*_om188)))
+                d_targets = _f32((2.0*_w_alpha_w2 - 1.0)*((_l183 if _w_logits_w2 < 0.0 else _w_logits_w2 + _l183)*_ap185) + _s190)
         elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
             _z191 = -logits
             _a192 = abs(logits)
@@ -807,11 +821,11 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _ap198 = alpha*(_p197 - _p197*(gamma*_c195))
             value = (_l196 if _z191 < _f32(0.0) else _z191 + _l196)*_ap198
             _ap199 = _p197 - _p197*(gamma*_c195)
-            _t0 = (_l196 if _z191 < _f32(0.0) else _z191 + _l196)*_ap199
+            _t0_w5 = (_l196 if _z191 < _f32(0.0) else _z191 + _l196)*_ap199
             _e200 = _f32(3.0) + gamma
-            _t1 = _e200
-            _t2 = math.exp(logits)
-            _t3 = math.log1p(_t2)
+            _t1_w3 = _e200
+            _t2_w1 = math.exp(logits)
+            _t3_w1 = math.log1p(_t2_w1)
             _g1201 = gamma + _f32(1.0)
             _p202 = (math.pow(_e193, gamma) if _z191 < _f32(0.0) else _f32(1.0))*math.pow(_d194, -_g1201)
             _q203 = alpha*(_p202 - _p202*(_g1201*_c195))
@@ -820,45 +834,45 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _c207 = alpha*_f32(4096.0) + alpha
             _h208 = _c207 - (_c207 - alpha)
             _l209 = alpha - _h208
-            _c210 = _t1*_f32(4096.0) + _t1
-            _h211 = _c210 - (_c210 - _t1)
-            _l212 = _t1 - _h211
+            _c210 = _t1_w3*_f32(4096.0) + _t1_w3
+            _h211 = _c210 - (_c210 - _t1_w3)
+            _l212 = _t1_w3 - _h211
             _p213 = _h208*_h211
             _p214 = _h208*_l212 + _l209*_h211
             _p215 = _p213 + _p214
             _s216 = alpha*((_f32(3.0) - (_e200 - _e206)) + (gamma - _e206)) + ((_p214 - (_p215 - _p213)) + _l209*_l212)
-            _u204 = _t0*((_s216) + (_p215 - _f32(1.0)))
-            _u205 = -_t0*alpha*(_t2*gamma + _t3/(_t3 - logits))
+            _u204 = _t0_w5*((_s216) + (_p215 - _f32(1.0)))
+            _u205 = -_t0_w5*alpha*(_t2_w1*gamma + _t3_w1/(_t3_w1 - logits))
             d_targets = _u204 + _u205
             if not abs(d_targets) > _f32(0.5)*(abs(_u204) + abs(_u205)):
-                _w_logits = _f64(logits)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _z217 = -_w_logits
-                _a218 = abs(_w_logits)
+                _w_logits_w3 = _f64(logits)
+                _w_alpha_w3 = _f64(alpha)
+                _w_gamma_w3 = _f64(gamma)
+                _z217 = -_w_logits_w3
+                _a218 = abs(_w_logits_w3)
                 _e219 = math.exp(-_a218)
                 _d220 = 1.0 + _e219
                 _c221 = (_e219 - (_d220 - 1.0))/_d220
                 _l222 = math.log1p(_e219)
-                _p223 = (math.pow(_e219, _w_gamma) if _z217 < 0.0 else 1.0)*math.pow(_d220, -_w_gamma)
-                _ap224 = _p223 - _p223*(_w_gamma*_c221)
-                _w0 = (_l222 if _z217 < 0.0 else _z217 + _l222)*_ap224
-                _w1 = math.exp(_w_logits)
-                _w2 = math.log1p(_w1)
-                _e225 = 3.0 + _w_gamma
-                _w3 = _e225
+                _p223 = (math.pow(_e219, _w_gamma_w3) if _z217 < 0.0 else 1.0)*math.pow(_d220, -_w_gamma_w3)
+                _ap224 = _p223 - _p223*(_w_gamma_w3*_c221)
+                _w0_w2 = (_l222 if _z217 < 0.0 else _z217 + _l222)*_ap224
+                _w1_w1 = math.exp(_w_logits_w3)
+                _w2_w1 = math.log1p(_w1_w1)
+                _e225 = 3.0 + _w_gamma_w3
+                _w3_w1 = _e225
                 _e226 = _e225 - 3.0
-                _c227 = _w_alpha*134217728.0 + _w_alpha
-                _h228 = _c227 - (_c227 - _w_alpha)
-                _l229 = _w_alpha - _h228
-                _c230 = _w3*134217728.0 + _w3
-                _h231 = _c230 - (_c230 - _w3)
-                _l232 = _w3 - _h231
+                _c227 = _w_alpha_w3*134217728.0 + _w_alpha_w3
+                _h228 = _c227 - (_c227 - _w_alpha_w3)
+                _l229 = _w_alpha_w3 - _h228
+                _c230 = _w3_w1*134217728.0 + _w3_w1
+                _h231 = _c230 - (_c230 - _w3_w1)
+                _l232 = _w3_w1 - _h231
                 _p233 = _h228*_h231
                 _p234 = _h228*_l232 + _l229*_h231
                 _p235 = _p233 + _p234
-                _s236 = _w_alpha*((3.0 - (_e225 - _e226)) + (_w_gamma - _e226)) + ((_p234 - (_p235 - _p233)) + _l229*_l232)
-                d_targets = _f32(-_w0*_w_alpha*(_w1*_w_gamma + _w2/(_w2 - _w_logits)) + _w0*((_s236) + (_p235 - 1.0)))
+                _s236 = _w_alpha_w3*((3.0 - (_e225 - _e226)) + (_w_gamma_w3 - _e226)) + ((_p234 - (_p235 - _p233)) + _l229*_l232)
+                d_targets = _f32(-_w0_w2*_w_alpha_w3*(_w1_w1*_w_gamma_w3 + _w2_w1/(_w2_w1 - _w_logits_w3)) + _w0_w2*((_s236) + (_p235 - 1.0)))
         elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # alpha_t weighting, hard target 1, far tail
             _z237 = -logits
             _a238 = abs(logits)
@@ -869,50 +883,50 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _p243 = (math.pow(_e239, gamma) if _z237 < _f32(0.0) else _f32(1.0))*math.pow(_d240, -gamma)
             _ap244 = alpha*(_p243 - _p243*(gamma*_c241))
             value = (_l242 if _z237 < _f32(0.0) else _z237 + _l242)*_ap244
-            _t0 = -logits
+            _t0_w6 = -logits
             _c245 = gamma*_f32(4096.0) + gamma
             _h246 = _c245 - (_c245 - gamma)
             _l247 = gamma - _h246
-            _c248 = _t0*_f32(4096.0) + _t0
-            _h249 = _c248 - (_c248 - _t0)
-            _l250 = _t0 - _h249
+            _c248 = _t0_w6*_f32(4096.0) + _t0_w6
+            _h249 = _c248 - (_c248 - _t0_w6)
+            _l250 = _t0_w6 - _h249
             _p251 = _h246*_h249
             _p252 = _h246*_l250 + _l247*_h249
             _p253 = _p251 + _p252
-            _t1 = math.exp(_f32(0.5)*_p253)
+            _t1_w4 = math.exp(_f32(0.5)*_p253)
             _g1254 = gamma + _f32(1.0)
             _p255 = (math.pow(_e239, gamma) if _z237 < _f32(0.0) else _f32(1.0))*math.pow(_d240, -_g1254)
             _q256 = alpha*(_p255 - _p255*(_g1254*_c241))
             d_logits = -(_e239 + gamma*_l242 if _z237 < _f32(0.0) else _f32(1.0) + gamma*((_z237 + _l242)*_e239))*_q256
             _ap259 = _p243 - _p243*(gamma*_c241)
             _u257 = (_f32(2.0)*alpha - _f32(1.0))*((_l242 if _z237 < _f32(0.0) else _z237 + _l242)*_ap259)
-            _u258 = _t1*alpha*((((_p252 - (_p253 - _p251)) + _l247*_l250) + _f32(1.0))*(_t1*(-gamma - logits)))
+            _u258 = _t1_w4*alpha*((((_p252 - (_p253 - _p251)) + _l247*_l250) + _f32(1.0))*(_t1_w4*(-gamma - logits)))
             d_targets = _u257 + _u258
             if not abs(d_targets) > _f32(0.5)*(abs(_u257) + abs(_u258)):
-                _w_logits = _f64(logits)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _w0 = -_w_logits
-                _c260 = _w_gamma*134217728.0 + _w_gamma
-                _h261 = _c260 - (_c260 - _w_gamma)
-                _l262 = _w_gamma - _h261
-                _c263 = _w0*134217728.0 + _w0
-                _h264 = _c263 - (_c263 - _w0)
-                _l265 = _w0 - _h264
+                _w_logits_w4 = _f64(logits)
+                _w_alpha_w4 = _f64(alpha)
+                _w_gamma_w4 = _f64(gamma)
+                _w0_w3 = -_w_logits_w4
+                _c260 = _w_gamma_w4*134217728.0 + _w_gamma_w4
+                _h261 = _c260 - (_c260 - _w_gamma_w4)
+                _l262 = _w_gamma_w4 - _h261
+                _c263 = _w0_w3*134217728.0 + _w0_w3
+                _h264 = _c263 - (_c263 - _w0_w3)
+                _l265 = _w0_w3 - _h264
                 _p266 = _h261*_h264
                 _p267 = _h261*_l265 + _l262*_h264
                 _p268 = _p266 + _p267
-                _w1 = math.exp(0.5*_p268)
-                _z269 = -_w_logits
-                _a270 = abs(_w_logits)
+                _w1_w2 = math.exp(0.5*_p268)
+                _z269 = -_w_logits_w4
+                _a270 = abs(_w_logits_w4)
                 _e271 = math.exp(-_a270)
                 _d272 = 1.0 + _e271
                 _c273 = (_e271 - (_d272 - 1.0))/_d272
                 _l274 = math.log1p(_e271)
-                _p275 = (math.pow(_e271, _w_gamma) if _z269 < 0.0 else 1.0)*math.pow(_d272, -_w_gamma)
-                _ap276 = _p275 - _p275*(_w_gamma*_c273)
-                _s277 = _w1*_w_alpha*((((_p267 - (_p268 - _p266)) + _l262*_l265) + 1.0)*(_w1*(-_w_gamma - _w_logits)))
-                d_targets = _f32(_s277 + (2.0*_w_alpha - 1.0)*((_l274 if _z269 < 0.0 else _z269 + _l274)*_ap276))
+                _p275 = (math.pow(_e271, _w_gamma_w4) if _z269 < 0.0 else 1.0)*math.pow(_d272, -_w_gamma_w4)
+                _ap276 = _p275 - _p275*(_w_gamma_w4*_c273)
+                _s277 = _w1_w2*_w_alpha_w4*((((_p267 - (_p268 - _p266)) + _l262*_l265) + 1.0)*(_w1_w2*(-_w_gamma_w4 - _w_logits_w4)))
+                d_targets = _f32(_s277 + (2.0*_w_alpha_w4 - 1.0)*((_l274 if _z269 < 0.0 else _z269 + _l274)*_ap276))
         elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
             _z278 = -logits
             _a279 = abs(logits)
@@ -934,22 +948,22 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _u290 = (-math.pow(_e280*math.pow(alpha*(_f32(1.0) - gamma*_c282)*math.pow(_d281, -gamma)*_rn293, _f32(1.0)/gamma), gamma) if _e280 > _f32(0.0) and math.pow(_e280, gamma) < _f32(1.1754943508222875e-38) else -_ap285*_rn293) if _z278 < _f32(0.0) else _ap285*_z278 + gamma*(_ap285*((_z278 + _l283)*_om292))
             d_targets = _u289 + _u290
             if not abs(d_targets) > _f32(0.5)*(abs(_u289) + abs(_u290)):
-                _w_logits = _f64(logits)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _z294 = -_w_logits
-                _a295 = abs(_w_logits)
+                _w_logits_w5 = _f64(logits)
+                _w_alpha_w5 = _f64(alpha)
+                _w_gamma_w5 = _f64(gamma)
+                _z294 = -_w_logits_w5
+                _a295 = abs(_w_logits_w5)
                 _e296 = math.exp(-_a295)
                 _d297 = 1.0 + _e296
                 _c298 = (_e296 - (_d297 - 1.0))/_d297
                 _l299 = math.log1p(_e296)
-                _p300 = (math.pow(_e296, _w_gamma) if _z294 < 0.0 else 1.0)*math.pow(_d297, -_w_gamma)
-                _ap301 = _p300 - _p300*(_w_gamma*_c298)
-                _ap302 = _w_alpha*(_p300 - _p300*(_w_gamma*_c298))
+                _p300 = (math.pow(_e296, _w_gamma_w5) if _z294 < 0.0 else 1.0)*math.pow(_d297, -_w_gamma_w5)
+                _ap301 = _p300 - _p300*(_w_gamma_w5*_c298)
+                _ap302 = _w_alpha_w5*(_p300 - _p300*(_w_gamma_w5*_c298))
                 _om303 = -math.expm1(-_a295)
-                _rn304 = _a295 + _w_gamma*((_l299/_e296 if _e296 > 0.0 else 1.0)*_om303)
-                _s305 = (-math.pow(_e296*math.pow(_w_alpha*(1.0 - _w_gamma*_c298)*math.pow(_d297, -_w_gamma)*_rn304, 1.0/_w_gamma), _w_gamma) if _e296 > 0.0 and math.pow(_e296, _w_gamma) < 2.2250738585072014e-308 else -_ap302*_rn304) if _z294 < 0.0 else _ap302*_z294 + _w_gamma*(_ap302*((_z294 + _l299)*_om303))
-                d_targets = _f32((2.0*_w_alpha - 1.0)*((_l299 if _z294 < 0.0 else _z294 + _l299)*_ap301) + _s305)
+                _rn304 = _a295 + _w_gamma_w5*((_l299/_e296 if _e296 > 0.0 else 1.0)*_om303)
+                _s305 = (-math.pow(_e296*math.pow(_w_alpha_w5*(1.0 - _w_gamma_w5*_c298)*math.pow(_d297, -_w_gamma_w5)*_rn304, 1.0/_w_gamma_w5), _w_gamma_w5) if _e296 > 0.0 and math.pow(_e296, _w_gamma_w5) < 2.2250738585072014e-308 else -_ap302*_rn304) if _z294 < 0.0 else _ap302*_z294 + _w_gamma_w5*(_ap302*((_z294 + _l299)*_om303))
+                d_targets = _f32((2.0*_w_alpha_w5 - 1.0)*((_l299 if _z294 < 0.0 else _z294 + _l299)*_ap301) + _s305)
         else:  # alpha_t weighting
             _s306 = -logits
             _s307 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -958,51 +972,48 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _s310 = targets*(max(_s306, _f32(0.0)) + math.log1p(math.exp(-abs(_s306)))) + (_f32(1.0) - targets)*_s307
             _s311 = math.pow((targets*_s309 + (_f32(1.0) - targets)*_s308), gamma)
             value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s310*_s311
-            _t0 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
+            _t0_w7 = alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets)
             _s312 = targets*_s309 + (_f32(1.0) - targets)*_s308
             _s313 = math.pow(_s312, gamma - _f32(1.0)) if _s312 > _f32(0.0) and gamma != _f32(0.0) else _f32(0.0)
-            _s314 = _t0*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s310*_s313*_s309*_s308
-            d_logits = _s314 + _t0*(-targets*_s309 + (_f32(1.0) - targets)*_s308)*_s311
+            _s314 = _t0_w7*gamma*(_f32(1.0) - _f32(2.0)*targets)*_s310*_s313*_s309*_s308
+            d_logits = _s314 + _t0_w7*(-targets*_s309 + (_f32(1.0) - targets)*_s308)*_s311
             _u315 = (_f32(2.0)*alpha - _f32(1.0))*_s310*_s311
-            _u316 = -_t0*gamma*math.tanh(_f32(0.5)*logits)*_s310*_s313 - _t0*logits*_s311
+            _u316 = -_t0_w7*gamma*math.tanh(_f32(0.5)*logits)*_s310*_s313 - _t0_w7*logits*_s311
             d_targets = _u315 + _u316
             if not abs(d_targets) > _f32(0.5)*(abs(_u315) + abs(_u316)):
-                _w_logits = _f64(logits)
+                _w_logits_w6 = _f64(logits)
                 _w_targets = _f64(targets)
-                _w_alpha = _f64(alpha)
-                _w_gamma = _f64(gamma)
-                _s317 = -_w_logits
-                _s318 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
-                _s319 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+                _w_alpha_w6 = _f64(alpha)
+                _w_gamma_w6 = _f64(gamma)
+                _s317 = -_w_logits_w6
+                _s318 = max(_w_logits_w6, 0.0) + math.log1p(math.exp(-abs(_w_logits_w6)))
+                _s319 = 1.0/(1.0 + math.exp(-_w_logits_w6)) if _w_logits_w6 >= 0.0 else math.exp(_w_logits_w6)/(1.0 + math.exp(_w_logits_w6))
                 _s320 = 1.0/(1.0 + math.exp(-_s317)) if _s317 >= 0.0 else math.exp(_s317)/(1.0 + math.exp(_s317))
                 _s321 = _w_targets*(max(_s317, 0.0) + math.log1p(math.exp(-abs(_s317)))) + (1.0 - _w_targets)*_s318
                 _s322 = _w_targets*_s320 + (1.0 - _w_targets)*_s319
-                _s323 = math.pow(_s322, _w_gamma - 1.0) if _s322 > 0.0 and _w_gamma != 0.0 else 0.0
-                _s324 = _w_alpha*_w_targets + (1.0 - _w_alpha)*(1.0 - _w_targets)
-                _s325 = -_w_logits*_s324*math.pow((_w_targets*_s320 + (1.0 - _w_targets)*_s319), _w_gamma)
-                _s326 = (2.0*_w_alpha - 1.0)*_s321*math.pow((_w_targets*_s320 + (1.0 - _w_targets)*_s319), _w_gamma)
-                d_targets = _f32(_s326 - _w_gamma*_s324*math.tanh(0.5*_w_logits)*_s321*_s323 + _s325)
+                _s323 = math.pow(_s322, _w_gamma_w6 - 1.0) if _s322 > 0.0 and _w_gamma_w6 != 0.0 else 0.0
+                _s324 = _w_alpha_w6*_w_targets + (1.0 - _w_alpha_w6)*(1.0 - _w_targets)
+                _s325 = -_w_logits_w6*_s324*math.pow((_w_targets*_s320 + (1.0 - _w_targets)*_s319), _w_gamma_w6)
+                _s326 = (2.0*_w_alpha_w6 - 1.0)*_s321*math.pow((_w_targets*_s320 + (1.0 - _w_targets)*_s319), _w_gamma_w6)
+                d_targets = _f32(_s326 - _w_gamma_w6*_s324*math.tanh(0.5*_w_logits_w6)*_s321*_s323 + _s325)
         _out[_i] = value
         _d_logits[_i] = d_logits
         _d_targets[_i] = d_targets
     if divisor != 1.0:
-        for _i in range(_d_logits.shape[0]):
-            _d_logits[_i] /= divisor
-        for _i in range(_d_targets.shape[0]):
-            _d_targets[_i] /= divisor
+        for _i_w1 in range(_d_logits.shape[0]):
+            _d_logits[_i_w1] /= divisor
+        for _i_w2 in range(_d_targets.shape[0]):
+            _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_logits[_i] - _logits[_i]) + (_targets[_i] - _targets[_i]) != _f32(0.0))
-                | ((_targets[_i] > _f32(1.0))) | ((_targets[_i] < _f32(0.0)))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
+                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
+def _value_and_grad_blocks_f32(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor, alpha,
-                gamma)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1010,3 +1021,11 @@ def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha
         bad += _value_and_grad_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
                 d_targets[lo:hi], divisor, alpha, gamma)
     return bad
+
+
+def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha, gamma):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor, alpha,
+                gamma)
+    return _value_and_grad_blocks_f32(logits, targets, out, d_logits, d_targets, divisor, alpha,
+            gamma)

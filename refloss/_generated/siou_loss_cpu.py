@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8eb81d10982fa28b
+# scalar kernels: sha256 5cbe9cb54b8556f6
 """SIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -79,55 +80,53 @@ def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
             _b34 = _u33 - px1
             _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
             _c36 = _e5 - _e35
-            _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
-            _t1 = -tx1 + tx2
+            _t0_w1 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t1_w1 = -tx1 + tx2
             _u37 = py1 - ty1
             _b38 = _u37 - py1
             _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
             _c40 = _e12 - _e39
-            _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
-            _t3 = -ty1 + ty2
-            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-            _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))/off
-            _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/((_t6*_t6) + 1.0) + 2.0)
+            _t2_w1 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t3_w1 = -ty1 + ty2
+            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6_w1 = min(0.5*abs(_t4_w1), 0.5*abs(_t5_w1))/off
+            _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1/((_t6_w1*_t6_w1) + 1.0) + 2.0)
             _t8 = -py1 + py2
             _s41 = -max(px1, tx1) + min(px2, tx2)
             _t9 = max(_s41, _s41 - _s41)
             _s42 = tx2 - px2
             _s43 = ty2 - py2
             _s44 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _s45 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s42, _s42 - _s42))
-            _s46 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s43, _s43 - _s43))
+            _s45 = _t3_w1*min(_t1_w1, max(_u33, _u33 - _u33) + max(_s42, _s42 - _s42))
+            _s46 = _t9*min(_t3_w1, max(_u37, _u37 - _u37) + max(_s43, _s43 - _s43))
             _t10 = _s45 + _s44 + _s46 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
             _s47 = -max(py1, ty1) + min(py2, ty2)
             _s48 = max(px2, tx2) - min(px1, tx1)
             _s49 = max(py2, ty2) - min(py1, ty1)
-            _s50 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-            _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-            _s52 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s48*_s48)))
-            _s53 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s49*_s49)))
+            _s50 = 0.5*math.pow(1.0 - math.exp(-abs(_t0_w1)/(eps + (_t1_w1 + max(_t0_w1, 0.0)))), theta)
+            _s51 = 0.5*math.pow(1.0 - math.exp(-abs(_t2_w1)/(eps + (_t3_w1 + max(_t2_w1, 0.0)))), theta)
+            _s52 = -0.5*math.exp((_t4_w1*_t4_w1)*_t7/(eps + (_s48*_s48)))
+            _s53 = -0.5*math.exp((_t5_w1*_t5_w1)*_t7/(eps + (_s49*_s49)))
             value = _t10/(_t10 + _t9*max(_s47, _s47 - _s47)) + _s52 + _s53 + _s50 + _s51 + 1.0
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps, theta, positive_exponent):
+def _value_blocks_f64(pred, target, out, eps, theta, positive_exponent):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps, theta, positive_exponent)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -135,6 +134,13 @@ def value_f64(pred, target, out, eps, theta, positive_exponent):
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, theta,
                 positive_exponent)
     return bad
+
+
+def value_f64(pred, target, out, eps, theta, positive_exponent):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps, theta,
+                positive_exponent)
+    return _value_blocks_f64(pred, target, out, eps, theta, positive_exponent)
 
 
 @njit(**CPU_OPTIONS)
@@ -281,143 +287,143 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _b39 = _u38 - px1
             _e40 = (px1 - (_u38 - _b39)) - (tx1 + _b39)
             _c41 = _e5 - _e40
-            _t0 = (_u1 - _u38) + _c41 if _c41 == _c41 else _u1 - _u38
-            _t1 = -tx1 + tx2
+            _t0_w1 = (_u1 - _u38) + _c41 if _c41 == _c41 else _u1 - _u38
+            _t1_w1 = -tx1 + tx2
             _u42 = py1 - ty1
             _b43 = _u42 - py1
             _e44 = (py1 - (_u42 - _b43)) - (ty1 + _b43)
             _c45 = _e12 - _e44
-            _t2 = (_u8 - _u42) + _c45 if _c45 == _c45 else _u8 - _u42
-            _t3 = -ty1 + ty2
-            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-            _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))/off
-            _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/((_t6*_t6) + 1.0) + 2.0)
-            _t8 = -py1 + py2
+            _t2_w1 = (_u8 - _u42) + _c45 if _c45 == _c45 else _u8 - _u42
+            _t3_w1 = -ty1 + ty2
+            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6_w1 = min(0.5*abs(_t4_w1), 0.5*abs(_t5_w1))/off
+            _t7_w1 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1/((_t6_w1*_t6_w1) + 1.0) + 2.0)
+            _t8_w1 = -py1 + py2
             _s46 = -max(px1, tx1) + min(px2, tx2)
-            _t9 = max(_s46, _s46 - _s46)
+            _t9_w1 = max(_s46, _s46 - _s46)
             _s47 = tx2 - px2
             _s48 = ty2 - py2
-            _s49 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _s50 = _t3*min(_t1, max(_u38, _u38 - _u38) + max(_s47, _s47 - _s47))
-            _s51 = _t9*min(_t3, max(_u42, _u42 - _u42) + max(_s48, _s48 - _s48))
-            _t10 = _s50 + _s49 + _s51 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s49 = _t8_w1*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s50 = _t3_w1*min(_t1_w1, max(_u38, _u38 - _u38) + max(_s47, _s47 - _s47))
+            _s51 = _t9_w1*min(_t3_w1, max(_u42, _u42 - _u42) + max(_s48, _s48 - _s48))
+            _t10_w1 = _s50 + _s49 + _s51 + _t9_w1*min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
             _s52 = -max(py1, ty1) + min(py2, ty2)
             _s53 = max(px2, tx2) - min(px1, tx1)
             _s54 = max(py2, ty2) - min(py1, ty1)
-            _s55 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-            _s56 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-            _s57 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s53*_s53)))
-            _s58 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s54*_s54)))
-            value = _t10/(_t10 + _t9*max(_s52, _s52 - _s52)) + _s57 + _s58 + _s55 + _s56 + 1.0
-            _t13 = eps + (_t1 + max(_t0, 0.0))
-            _t26 = _t6*_t6
-            _t27 = _t26 + 1.0
-            _t34 = _s54
-            _t35 = (_t34*_t34) + eps
-            _t46 = _s53
-            _t47 = (_t46*_t46) + eps
-            _t52 = _s52
-            _t53 = max(_t52, _t52 - _t52)
-            _t54 = _t53*_t9
-            _t55 = -px1 + px2
-            _t56 = _t1*_t3 - _t54 + _t55*_t8 + eps
-            _t76 = eps + (_t3 + max(_t2, 0.0))
-            _a59 = abs(_t13)
+            _s55 = 0.5*math.pow(1.0 - math.exp(-abs(_t0_w1)/(eps + (_t1_w1 + max(_t0_w1, 0.0)))), theta)
+            _s56 = 0.5*math.pow(1.0 - math.exp(-abs(_t2_w1)/(eps + (_t3_w1 + max(_t2_w1, 0.0)))), theta)
+            _s57 = -0.5*math.exp((_t4_w1*_t4_w1)*_t7_w1/(eps + (_s53*_s53)))
+            _s58 = -0.5*math.exp((_t5_w1*_t5_w1)*_t7_w1/(eps + (_s54*_s54)))
+            value = _t10_w1/(_t10_w1 + _t9_w1*max(_s52, _s52 - _s52)) + _s57 + _s58 + _s55 + _s56 + 1.0
+            _t13_w1 = eps + (_t1_w1 + max(_t0_w1, 0.0))
+            _t26_w1 = _t6_w1*_t6_w1
+            _t27_w1 = _t26_w1 + 1.0
+            _t34_w1 = _s54
+            _t35_w1 = (_t34_w1*_t34_w1) + eps
+            _t46_w1 = _s53
+            _t47_w1 = (_t46_w1*_t46_w1) + eps
+            _t52_w1 = _s52
+            _t53_w1 = max(_t52_w1, _t52_w1 - _t52_w1)
+            _t54_w1 = _t53_w1*_t9_w1
+            _t55_w1 = -px1 + px2
+            _t56_w1 = _t1_w1*_t3_w1 - _t54_w1 + _t55_w1*_t8_w1 + eps
+            _t76 = eps + (_t3_w1 + max(_t2_w1, 0.0))
+            _a59 = abs(_t13_w1)
             _a60 = abs(off)
-            _a61 = abs(_t27)
-            _a62 = abs(_t35)
-            _a63 = abs(_t47)
-            _a64 = abs(_t56)
+            _a61 = abs(_t27_w1)
+            _a62 = abs(_t35_w1)
+            _a63 = abs(_t47_w1)
+            _a64 = abs(_t56_w1)
             _a65 = abs(_t76)
-            _ok = (_a59 >= 4.450147717014403e-308) & (_a59 <= 2.247116418577895e+307) & (_a60 >= 4.450147717014403e-308) & (_a60 <= 2.247116418577895e+307) & (_a61 >= 2.983336292480083e-154) & (_a61 <= 3.3519519824856493e+153) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 4.450147717014403e-308) & (_a63 <= 2.247116418577895e+307) & (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307)
-            _inv0 = 1.0/_t13
-            _inv1 = 1.0/off
-            _inv2 = 1.0/_t27
-            _inv3 = 1.0/_t35
-            _inv4 = 1.0/_t47
-            _inv5 = 1.0/_t56
+            _ok_w1 = (_a59 >= 4.450147717014403e-308) & (_a59 <= 2.247116418577895e+307) & (_a60 >= 4.450147717014403e-308) & (_a60 <= 2.247116418577895e+307) & (_a61 >= 2.983336292480083e-154) & (_a61 <= 3.3519519824856493e+153) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 4.450147717014403e-308) & (_a63 <= 2.247116418577895e+307) & (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307)
+            _inv0_w1 = 1.0/_t13_w1
+            _inv1_w1 = 1.0/off
+            _inv2_w1 = 1.0/_t27_w1
+            _inv3 = 1.0/_t35_w1
+            _inv4 = 1.0/_t47_w1
+            _inv5 = 1.0/_t56_w1
             _inv6 = 1.0/_t76
-            _t11 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-            _t12 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-            _t14 = (-abs(_t0))*_inv0
-            _t15 = _t12*_t14
-            _t16 = math.exp(_t14)
-            _t17 = 0.5*theta
-            _s66 = 1.0 - _t16
-            _t18 = _t16*_t17*(math.pow(_s66, theta - 1.0) if _s66 > 0.0 and theta != 0.0 else 0.0)
-            _t19 = 0.5*abs(_t4) - 0.5*abs(_t5)
-            _s67 = -_t19
-            _t20 = 1.0 if _s67 > 0.0 else (0.5 if _s67 == 0.0 else 0.0)
-            _t21 = 0.5*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
-            _t22 = _t20*_t21
-            _t23 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
-            _t24 = _t21*_t23*_t6
-            _t25 = ((_t22 - _t24))*_inv1
-            _t28 = 2.0*_inv2
-            _t29 = 4.0*(_inv2*_inv2)*_t26
-            _t30 = -_t25*_t28 + _t25*_t29
-            _t31 = 2.0*positive_exponent - 1.0
-            _t32 = 0.25*_t31
-            _t33 = _t32*(_t5*_t5)
-            _t36 = -_t28*_t6 + 2.0
-            _t37 = _t33*_t36*_inv3
-            _t38 = 0.5*math.exp(_t37)
-            _t39 = _t38*(_t30*_t33*_inv3)
-            _t40 = 0.5*_t31*_t36
-            _t41 = _t4*_t40
-            _t42 = _t32*(_t4*_t4)
-            _t43 = _t30*_t42 + _t41
-            _t44 = px1 - tx1
-            _t45 = -_t44
-            _t48 = _t36*_t42*_inv4
-            _t49 = 2.0*_t46*_t48
-            _t50 = 0.5*math.exp(_t48)
-            _t51 = 1.0 if _t45 > 0.0 else 0.0
-            _t57 = _t54*_inv5
-            _t58 = 1.0 if _t44 > 0.0 else 0.0
-            _t59 = min(_t1, max(_u38, _u38 - _u38) + max(_s47, _s47 - _s47))
-            _t60 = _t3*_t59
-            _t61 = min(_t3, max(_u42, _u42 - _u42) + max(_s48, _s48 - _s48))
-            _t62 = _t61*_t9
-            _t63 = _t60 + _t62
-            _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _t65 = _t64*_t8 + eps
-            _t66 = _t54 + _t65
-            _t67 = _t53*(1.0 if _s46 > 0.0 else 0.0)
-            _t68 = _t67*((_t63 + _t66)*_inv5)
-            _t69 = -_t51 - _t58 + 1.0
-            _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-            _t71 = _t70*_t9
-            _t72 = 0.5*_t67
-            _t73 = _t72*((_t63 + _t65 - _t71)*_inv5)
-            _t74 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-            _t75 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-            _t77 = (-abs(_t2))*_inv6
+            _t11_w1 = 1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0)
+            _t12_w1 = 1.0 if _t0_w1 > 0.0 else (0.5 if _t0_w1 == 0.0 else 0.0)
+            _t14_w1 = (-abs(_t0_w1))*_inv0_w1
+            _t15_w1 = _t12_w1*_t14_w1
+            _t16_w1 = math.exp(_t14_w1)
+            _t17_w1 = 0.5*theta
+            _s66 = 1.0 - _t16_w1
+            _t18_w1 = _t16_w1*_t17_w1*(math.pow(_s66, theta - 1.0) if _s66 > 0.0 and theta != 0.0 else 0.0)
+            _t19_w1 = 0.5*abs(_t4_w1) - 0.5*abs(_t5_w1)
+            _s67 = -_t19_w1
+            _t20_w1 = 1.0 if _s67 > 0.0 else (0.5 if _s67 == 0.0 else 0.0)
+            _t21_w1 = 0.5*(1.0 if _t4_w1 > 0.0 else (-1.0 if _t4_w1 < 0.0 else 0.0))
+            _t22_w1 = _t20_w1*_t21_w1
+            _t23_w1 = 1.0 if _t19_w1 > 0.0 else (0.5 if _t19_w1 == 0.0 else 0.0)
+            _t24_w1 = _t21_w1*_t23_w1*_t6_w1
+            _t25_w1 = ((_t22_w1 - _t24_w1))*_inv1_w1
+            _t28_w1 = 2.0*_inv2_w1
+            _t29_w1 = 4.0*(_inv2_w1*_inv2_w1)*_t26_w1
+            _t30_w1 = -_t25_w1*_t28_w1 + _t25_w1*_t29_w1
+            _t31_w1 = 2.0*positive_exponent - 1.0
+            _t32_w1 = 0.25*_t31_w1
+            _t33_w1 = _t32_w1*(_t5_w1*_t5_w1)
+            _t36_w1 = -_t28_w1*_t6_w1 + 2.0
+            _t37_w1 = _t33_w1*_t36_w1*_inv3
+            _t38_w1 = 0.5*math.exp(_t37_w1)
+            _t39_w1 = _t38_w1*(_t30_w1*_t33_w1*_inv3)
+            _t40_w1 = 0.5*_t31_w1*_t36_w1
+            _t41_w1 = _t4_w1*_t40_w1
+            _t42_w1 = _t32_w1*(_t4_w1*_t4_w1)
+            _t43_w1 = _t30_w1*_t42_w1 + _t41_w1
+            _t44_w1 = px1 - tx1
+            _t45_w1 = -_t44_w1
+            _t48_w1 = _t36_w1*_t42_w1*_inv4
+            _t49_w1 = 2.0*_t46_w1*_t48_w1
+            _t50_w1 = 0.5*math.exp(_t48_w1)
+            _t51_w1 = 1.0 if _t45_w1 > 0.0 else 0.0
+            _t57_w1 = _t54_w1*_inv5
+            _t58_w1 = 1.0 if _t44_w1 > 0.0 else 0.0
+            _t59_w1 = min(_t1_w1, max(_u38, _u38 - _u38) + max(_s47, _s47 - _s47))
+            _t60_w1 = _t3_w1*_t59_w1
+            _t61_w1 = min(_t3_w1, max(_u42, _u42 - _u42) + max(_s48, _s48 - _s48))
+            _t62_w1 = _t61_w1*_t9_w1
+            _t63_w1 = _t60_w1 + _t62_w1
+            _t64_w1 = min(_t55_w1, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t65_w1 = _t64_w1*_t8_w1 + eps
+            _t66_w1 = _t54_w1 + _t65_w1
+            _t67_w1 = _t53_w1*(1.0 if _s46 > 0.0 else 0.0)
+            _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv5)
+            _t69_w1 = -_t51_w1 - _t58_w1 + 1.0
+            _t70_w1 = min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t71_w1 = _t70_w1*_t9_w1
+            _t72_w1 = 0.5*_t67_w1
+            _t73 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv5)
+            _t74 = 1.0 if _t2_w1 > 0.0 else (-1.0 if _t2_w1 < 0.0 else 0.0)
+            _t75 = 1.0 if _t2_w1 > 0.0 else (0.5 if _t2_w1 == 0.0 else 0.0)
+            _t77 = (-abs(_t2_w1))*_inv6
             _t78 = _t75*_t77
             _t79 = math.exp(_t77)
             _s68 = 1.0 - _t79
-            _t80 = _t17*_t79*(math.pow(_s68, theta - 1.0) if _s68 > 0.0 and theta != 0.0 else 0.0)
-            _t81 = 0.5*(1.0 if _t5 > 0.0 else (-1.0 if _t5 < 0.0 else 0.0))
-            _t82 = _t23*_t81
-            _t83 = _t20*_t6*_t81
-            _t84 = ((_t82 - _t83))*_inv1
-            _t85 = -_t28*_t84 + _t29*_t84
-            _t86 = _t50*(_t42*_t85*_inv4)
-            _t87 = _t40*_t5
-            _t88 = _t33*_t85 + _t87
+            _t80 = _t17_w1*_t79*(math.pow(_s68, theta - 1.0) if _s68 > 0.0 and theta != 0.0 else 0.0)
+            _t81 = 0.5*(1.0 if _t5_w1 > 0.0 else (-1.0 if _t5_w1 < 0.0 else 0.0))
+            _t82 = _t23_w1*_t81
+            _t83 = _t20_w1*_t6_w1*_t81
+            _t84 = ((_t82 - _t83))*_inv1_w1
+            _t85 = -_t28_w1*_t84 + _t29_w1*_t84
+            _t86 = _t50_w1*(_t42_w1*_t85*_inv4)
+            _t87 = _t40_w1*_t5_w1
+            _t88 = _t33_w1*_t85 + _t87
             _t89 = py1 - ty1
             _t90 = -_t89
-            _t91 = 2.0*_t34*_t37
+            _t91 = 2.0*_t34_w1*_t37_w1
             _t92 = 1.0 if _t90 > 0.0 else 0.0
             _t93 = 1.0 if _t89 > 0.0 else 0.0
-            _t94 = _t55*_t70 + _t63 + eps
-            _t95 = _t9*(1.0 if _t52 > 0.0 else 0.0)
-            _t96 = _t95*((_t54 + _t94)*_inv5)
+            _t94 = _t55_w1*_t70_w1 + _t63_w1 + eps
+            _t95 = _t9_w1*(1.0 if _t52_w1 > 0.0 else 0.0)
+            _t96 = _t95*((_t54_w1 + _t94)*_inv5)
             _t97 = -_t92 - _t93 + 1.0
             _t98 = 0.5*_t95
-            _t99 = _t98*((-_t53*_t64 + _t94)*_inv5)
-            _t100 = -_t11
+            _t99 = _t98*((-_t53_w1*_t64_w1 + _t94)*_inv5)
+            _t100 = -_t11_w1
             _t101 = px2 - tx2
             _t102 = 1.0 if _t101 > 0.0 else 0.0
             _t103 = -_t101
@@ -429,41 +435,41 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t109 = -_t107
             _t110 = 1.0 if _t109 > 0.0 else 0.0
             _t111 = -_t108 - _t110 + 1.0
-            _t112 = _t12 - 1.0
-            _t113 = ((-_t22 - -_t24))*_inv1
-            _t114 = -_t113*_t28 + _t113*_t29
-            _t115 = _t38*(_t114*_t33*_inv3)
-            _t116 = _t114*_t42 - _t41
-            _t117 = _t60 + _t71
-            _t118 = _t67*((_t117 + _t66)*_inv5)
-            _t119 = _t72*((_t117 - _t62 + _t65)*_inv5)
+            _t112 = _t12_w1 - 1.0
+            _t113 = ((-_t22_w1 - -_t24_w1))*_inv1_w1
+            _t114 = -_t113*_t28_w1 + _t113*_t29_w1
+            _t115 = _t38_w1*(_t114*_t33_w1*_inv3)
+            _t116 = _t114*_t42_w1 - _t41_w1
+            _t117 = _t60_w1 + _t71_w1
+            _t118 = _t67_w1*((_t117 + _t66_w1)*_inv5)
+            _t119 = _t72_w1*((_t117 - _t62_w1 + _t65_w1)*_inv5)
             _t120 = _t75 - 1.0
-            _t121 = ((-_t82 - -_t83))*_inv1
-            _t122 = -_t121*_t28 + _t121*_t29
-            _t123 = _t50*(_t122*_t42*_inv4)
-            _t124 = _t122*_t33 - _t87
-            _t125 = _t1*_t61 + _t71
-            _t126 = _t95*((_t125 + _t66)*_inv5)
-            _t127 = _t98*((_t125 - _t53*_t59 + _t65)*_inv5)
-            _s69 = -_t50*(((_t43 - -_t49*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_inv4)
-            d_px1 = -_t18*(((_t11 - -_t15))*_inv0) - _t39 + _s69 - ((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)*_inv5)
-            _s70 = -_t38*(((_t88 - -_t91*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))))*_inv3)
-            d_py1 = _s70 - _t80*(((_t74 - -_t78))*_inv6) - _t86 - ((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
-            _s71 = -_t50*(((_t43 - _t49*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))*_inv4)
-            d_px2 = -_t18*(((_t100 - _t15))*_inv0) - _t39 + _s71 - ((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)*_inv5)
-            _s72 = -_t38*(((_t88 - _t91*(1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0))))*_inv3)
-            d_py2 = _s72 - _t80*(((_t106 - _t78))*_inv6) - _t86 - ((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)*_inv5)
-            _s73 = -_t50*(((_t116 - -_t49*(1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0))))*_inv4)
-            _s74 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)*_inv5)
-            d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))*_inv0) + _s73 + _s74
-            _s75 = -_t38*(((_t124 - -_t91*(1.0 if _t89 > 0.0 else (0.5 if _t89 == 0.0 else 0.0))))*_inv3)
-            _s76 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
+            _t121 = ((-_t82 - -_t83))*_inv1_w1
+            _t122 = -_t121*_t28_w1 + _t121*_t29_w1
+            _t123 = _t50_w1*(_t122*_t42_w1*_inv4)
+            _t124 = _t122*_t33_w1 - _t87
+            _t125 = _t1_w1*_t61_w1 + _t71_w1
+            _t126 = _t95*((_t125 + _t66_w1)*_inv5)
+            _t127 = _t98*((_t125 - _t53_w1*_t59_w1 + _t65_w1)*_inv5)
+            _s69 = -_t50_w1*(((_t43_w1 - -_t49_w1*(1.0 if _t45_w1 > 0.0 else (0.5 if _t45_w1 == 0.0 else 0.0))))*_inv4)
+            d_px1 = -_t18_w1*(((_t11_w1 - -_t15_w1))*_inv0_w1) - _t39_w1 + _s69 - ((_t51_w1*_t57_w1*_t8_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73)*_inv5)
+            _s70 = -_t38_w1*(((_t88 - -_t91*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))))*_inv3)
+            d_py1 = _s70 - _t80*(((_t74 - -_t78))*_inv6) - _t86 - ((_t55_w1*_t57_w1*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
+            _s71 = -_t50_w1*(((_t43_w1 - _t49_w1*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))*_inv4)
+            d_px2 = -_t18_w1*(((_t100 - _t15_w1))*_inv0_w1) - _t39_w1 + _s71 - ((-_t102*_t57_w1*_t8_w1 + _t104*_t68_w1 + _t105*_t73)*_inv5)
+            _s72 = -_t38_w1*(((_t88 - _t91*(1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0))))*_inv3)
+            d_py2 = _s72 - _t80*(((_t106 - _t78))*_inv6) - _t86 - ((-_t108*_t55_w1*_t57_w1 + _t110*_t96 + _t111*_t99)*_inv5)
+            _s73 = -_t50_w1*(((_t116 - -_t49_w1*(1.0 if _t44_w1 > 0.0 else (0.5 if _t44_w1 == 0.0 else 0.0))))*_inv4)
+            _s74 = -((-_t118*_t51_w1 - _t119*_t69_w1 + _t3_w1*_t57_w1*_t58_w1)*_inv5)
+            d_tx1 = -_t115 - _t18_w1*(((_t100 - _t112*_t14_w1))*_inv0_w1) + _s73 + _s74
+            _s75 = -_t38_w1*(((_t124 - -_t91*(1.0 if _t89 > 0.0 else (0.5 if _t89 == 0.0 else 0.0))))*_inv3)
+            _s76 = -((_t1_w1*_t57_w1*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
             d_ty1 = -_t123 + _s75 - _t80*(((_t106 - _t120*_t77))*_inv6) + _s76
-            _s77 = -_t50*(((_t116 - _t49*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv4)
-            _s78 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)*_inv5)
-            d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))*_inv0) + _s77 + _s78
-            _s79 = -_t38*(((_t124 - _t91*(1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0))))*_inv3)
-            _s80 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)*_inv5)
+            _s77 = -_t50_w1*(((_t116 - _t49_w1*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv4)
+            _s78 = -((_t102*_t118 - _t104*_t3_w1*_t57_w1 + _t105*_t119)*_inv5)
+            d_tx2 = -_t115 - _t18_w1*(((_t11_w1 - -_t112*_t14_w1))*_inv0_w1) + _s77 + _s78
+            _s79 = -_t38_w1*(((_t124 - _t91*(1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0))))*_inv3)
+            _s80 = -((-_t1_w1*_t110*_t57_w1 + _t108*_t126 + _t111*_t127)*_inv5)
             d_ty2 = -_t123 + _s79 - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s80
         _far = _far | (not _ok)
         _out[_i] = value
@@ -476,563 +482,561 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _u1 = px2 - tx2
-            _u2 = tx1 - px1
-            _b3 = _u1 - px2
-            _b4 = _u2 - tx1
-            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-            _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
-            _c7 = _e5 - _e6
-            _u8 = py2 - ty2
-            _u9 = ty1 - py1
-            _b10 = _u8 - py2
-            _b11 = _u9 - ty1
-            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-            _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
-            _c14 = _e12 - _e13
-            _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-            off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
-            if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-                _u16 = px1 - tx1
-                _b17 = _u16 - px1
-                _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
-                _c19 = _e5 - _e18
-                _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
-                _t1 = -tx1 + tx2
-                _u20 = py1 - ty1
-                _b21 = _u20 - py1
-                _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
-                _c23 = _e12 - _e22
-                _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
-                _t3 = -ty1 + ty2
-                _t4 = -py1 + py2
-                _s24 = -max(px1, tx1) + min(px2, tx2)
-                _t5 = max(_s24, _s24 - _s24)
-                _s25 = tx2 - px2
-                _s26 = ty2 - py2
-                _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
-                _s30 = -max(py1, ty1) + min(py2, ty2)
-                _s31 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-                _s32 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-                value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
-                _t9 = eps + (_t1 + max(_t0, 0.0))
-                _t17 = _s30
-                _t18 = max(_t17, _t17 - _t17)
-                _t19 = _t18*_t5
-                _t20 = -px1 + px2
-                _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
-                _t41 = eps + (_t3 + max(_t2, 0.0))
-                _a33 = abs(_t9)
-                _a34 = abs(_t21)
-                _a35 = abs(_t41)
-                _ok = (_a33 >= 4.450147717014403e-308) & (_a33 <= 2.247116418577895e+307) & (_a34 >= 4.450147717014403e-308) & (_a34 <= 2.247116418577895e+307) & (_a35 >= 4.450147717014403e-308) & (_a35 <= 2.247116418577895e+307)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _u1_w1 = px2_w1 - tx2_w1
+            _u2_w1 = tx1_w1 - px1_w1
+            _b3_w1 = _u1_w1 - px2_w1
+            _b4_w1 = _u2_w1 - tx1_w1
+            _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
+            _e6_w1 = (tx1_w1 - (_u2_w1 - _b4_w1)) - (px1_w1 + _b4_w1)
+            _c7_w1 = _e5_w1 - _e6_w1
+            _u8_w1 = py2_w1 - ty2_w1
+            _u9_w1 = ty1_w1 - py1_w1
+            _b10_w1 = _u8_w1 - py2_w1
+            _b11_w1 = _u9_w1 - ty1_w1
+            _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
+            _e13_w1 = (ty1_w1 - (_u9_w1 - _b11_w1)) - (py1_w1 + _b11_w1)
+            _c14_w1 = _e12_w1 - _e13_w1
+            _s15_w1 = 0.5*abs(((_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1))
+            off_w1 = max(0.5*abs(((_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1)), _s15_w1)
+            if (off_w1 == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+                _u16_w1 = px1_w1 - tx1_w1
+                _b17_w1 = _u16_w1 - px1_w1
+                _e18_w1 = (px1_w1 - (_u16_w1 - _b17_w1)) - (tx1_w1 + _b17_w1)
+                _c19_w1 = _e5_w1 - _e18_w1
+                _t0_w2 = (_u1_w1 - _u16_w1) + _c19_w1 if _c19_w1 == _c19_w1 else _u1_w1 - _u16_w1
+                _t1_w2 = -tx1_w1 + tx2_w1
+                _u20_w1 = py1_w1 - ty1_w1
+                _b21_w1 = _u20_w1 - py1_w1
+                _e22_w1 = (py1_w1 - (_u20_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
+                _c23_w1 = _e12_w1 - _e22_w1
+                _t2_w2 = (_u8_w1 - _u20_w1) + _c23_w1 if _c23_w1 == _c23_w1 else _u8_w1 - _u20_w1
+                _t3_w2 = -ty1_w1 + ty2_w1
+                _t4_w2 = -py1_w1 + py2_w1
+                _s24_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t5_w2 = max(_s24_w1, _s24_w1 - _s24_w1)
+                _s25_w1 = tx2_w1 - px2_w1
+                _s26_w1 = ty2_w1 - py2_w1
+                _s27_w1 = _t4_w2*min(-px1_w1 + px2_w1, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                _s28_w1 = _t3_w2*min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                _s29_w1 = _t5_w2*min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                _t6_w2 = _s28_w1 + _s27_w1 + _s29_w1 + _t5_w2*min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1)) + eps
+                _s30_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s31_w1 = 0.5*math.pow(1.0 - math.exp(-abs(_t0_w2)/(eps + (_t1_w2 + max(_t0_w2, 0.0)))), theta)
+                _s32_w1 = 0.5*math.pow(1.0 - math.exp(-abs(_t2_w2)/(eps + (_t3_w2 + max(_t2_w2, 0.0)))), theta)
+                value_w1 = _t6_w2/(_t5_w2*max(_s30_w1, _s30_w1 - _s30_w1) + _t6_w2) + _s31_w1 + _s32_w1
+                _t9_w2 = eps + (_t1_w2 + max(_t0_w2, 0.0))
+                _t17_w3 = _s30_w1
+                _t18_w3 = max(_t17_w3, _t17_w3 - _t17_w3)
+                _t19_w3 = _t18_w3*_t5_w2
+                _t20_w3 = -px1_w1 + px2_w1
+                _t21_w3 = _t1_w2*_t3_w2 - _t19_w3 + _t20_w3*_t4_w2 + eps
+                _t41_w3 = eps + (_t3_w2 + max(_t2_w2, 0.0))
+                _a33_w1 = abs(_t9_w2)
+                _a34_w1 = abs(_t21_w3)
+                _a35_w1 = abs(_t41_w3)
+                _ok = (_a33_w1 >= 4.450147717014403e-308) & (_a33_w1 <= 2.247116418577895e+307) & (_a34_w1 >= 4.450147717014403e-308) & (_a34_w1 <= 2.247116418577895e+307) & (_a35_w1 >= 4.450147717014403e-308) & (_a35_w1 <= 2.247116418577895e+307)
                 if _ok:
-                    _inv0 = 1.0/_t9
-                    _inv1 = 1.0/_t21
-                    _inv2 = 1.0/_t41
-                    _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-                    _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t10 = (-abs(_t0))*_inv0
-                    _t11 = _t10*_t8
-                    _t12 = math.exp(_t10)
-                    _t13 = 0.5*theta
-                    _s36 = 1.0 - _t12
-                    _t14 = _t12*_t13*(math.pow(_s36, theta - 1.0) if _s36 > 0.0 and theta != 0.0 else 0.0)
-                    _t15 = px1 - tx1
-                    _t16 = 1.0 if -_t15 > 0.0 else 0.0
-                    _t22 = _t19*_inv1
-                    _t23 = 1.0 if _t15 > 0.0 else 0.0
-                    _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                    _t25 = _t24*_t3
-                    _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                    _t27 = _t26*_t5
-                    _t28 = _t25 + _t27
-                    _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t30 = _t29*_t4 + eps
-                    _t31 = _t19 + _t30
-                    _t32 = _t18*(1.0 if _s24 > 0.0 else 0.0)
-                    _t33 = _t32*((_t28 + _t31)*_inv1)
-                    _t34 = -_t16 - _t23 + 1.0
-                    _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t36 = _t35*_t5
-                    _t37 = 0.5*_t32
-                    _t38 = _t37*((_t28 + _t30 - _t36)*_inv1)
-                    _t39 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-                    _t40 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t42 = (-abs(_t2))*_inv2
-                    _t43 = _t40*_t42
-                    _t44 = math.exp(_t42)
-                    _s37 = 1.0 - _t44
-                    _t45 = _t13*_t44*(math.pow(_s37, theta - 1.0) if _s37 > 0.0 and theta != 0.0 else 0.0)
-                    _t46 = py1 - ty1
-                    _t47 = 1.0 if -_t46 > 0.0 else 0.0
-                    _t48 = 1.0 if _t46 > 0.0 else 0.0
-                    _t49 = _t20*_t35 + _t28 + eps
-                    _t50 = _t5*(1.0 if _t17 > 0.0 else 0.0)
-                    _t51 = _t50*((_t19 + _t49)*_inv1)
-                    _t52 = -_t47 - _t48 + 1.0
-                    _t53 = 0.5*_t50
-                    _t54 = _t53*((-_t18*_t29 + _t49)*_inv1)
-                    _t55 = -_t7
-                    _t56 = px2 - tx2
-                    _t57 = 1.0 if _t56 > 0.0 else 0.0
-                    _t58 = 1.0 if -_t56 > 0.0 else 0.0
-                    _t59 = -_t57 - _t58 + 1.0
-                    _t60 = -_t39
-                    _t61 = py2 - ty2
-                    _t62 = 1.0 if _t61 > 0.0 else 0.0
-                    _t63 = 1.0 if -_t61 > 0.0 else 0.0
-                    _t64 = -_t62 - _t63 + 1.0
-                    _t65 = _t8 - 1.0
-                    _t66 = _t25 + _t36
-                    _t67 = _t32*((_t31 + _t66)*_inv1)
-                    _t68 = _t37*((-_t27 + _t30 + _t66)*_inv1)
-                    _t69 = _t40 - 1.0
-                    _t70 = _t1*_t26 + _t36
-                    _t71 = _t50*((_t31 + _t70)*_inv1)
-                    _t72 = _t53*((-_t18*_t24 + _t30 + _t70)*_inv1)
-                    d_px1 = -_t14*(((_t7 - -_t11))*_inv0) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)*_inv1)
-                    d_py1 = -_t45*(((_t39 - -_t43))*_inv2) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)*_inv1)
-                    d_px2 = -_t14*(((_t55 - _t11))*_inv0) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)*_inv1)
-                    d_py2 = -_t45*(((_t60 - _t43))*_inv2) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)*_inv1)
-                    d_tx1 = -_t14*(((_t55 - _t10*_t65))*_inv0) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)*_inv1)
-                    d_ty1 = -_t45*(((_t60 - _t42*_t69))*_inv2) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)*_inv1)
-                    d_tx2 = -_t14*(((_t7 - -_t10*_t65))*_inv0) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)*_inv1)
-                    d_ty2 = -_t45*(((_t39 - -_t42*_t69))*_inv2) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)*_inv1)
+                    _inv0_w2 = 1.0/_t9_w2
+                    _inv1_w2 = 1.0/_t21_w3
+                    _inv2_w2 = 1.0/_t41_w3
+                    _t7_w3 = 1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0)
+                    _t8_w3 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t10_w3 = (-abs(_t0_w2))*_inv0_w2
+                    _t11_w4 = _t10_w3*_t8_w3
+                    _t12_w4 = math.exp(_t10_w3)
+                    _t13_w3 = 0.5*theta
+                    _s36_w1 = 1.0 - _t12_w4
+                    _t14_w4 = _t12_w4*_t13_w3*(math.pow(_s36_w1, theta - 1.0) if _s36_w1 > 0.0 and theta != 0.0 else 0.0)
+                    _t15_w4 = px1_w1 - tx1_w1
+                    _t16_w4 = 1.0 if -_t15_w4 > 0.0 else 0.0
+                    _t22_w4 = _t19_w3*_inv1_w2
+                    _t23_w4 = 1.0 if _t15_w4 > 0.0 else 0.0
+                    _t24_w4 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                    _t25_w4 = _t24_w4*_t3_w2
+                    _t26_w3 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                    _t27_w3 = _t26_w3*_t5_w2
+                    _t28_w4 = _t25_w4 + _t27_w3
+                    _t29_w4 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t30_w4 = _t29_w4*_t4_w2 + eps
+                    _t31_w4 = _t19_w3 + _t30_w4
+                    _t32_w4 = _t18_w3*(1.0 if _s24_w1 > 0.0 else 0.0)
+                    _t33_w4 = _t32_w4*((_t28_w4 + _t31_w4)*_inv1_w2)
+                    _t34_w3 = -_t16_w4 - _t23_w4 + 1.0
+                    _t35_w3 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t36_w4 = _t35_w3*_t5_w2
+                    _t37_w4 = 0.5*_t32_w4
+                    _t38_w4 = _t37_w4*((_t28_w4 + _t30_w4 - _t36_w4)*_inv1_w2)
+                    _t39_w4 = 1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0)
+                    _t40_w4 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t42_w4 = (-abs(_t2_w2))*_inv2_w2
+                    _t43_w4 = _t40_w4*_t42_w4
+                    _t44_w4 = math.exp(_t42_w4)
+                    _s37_w1 = 1.0 - _t44_w4
+                    _t45_w4 = _t13_w3*_t44_w4*(math.pow(_s37_w1, theta - 1.0) if _s37_w1 > 0.0 and theta != 0.0 else 0.0)
+                    _t46_w3 = py1_w1 - ty1_w1
+                    _t47_w3 = 1.0 if -_t46_w3 > 0.0 else 0.0
+                    _t48_w4 = 1.0 if _t46_w3 > 0.0 else 0.0
+                    _t49_w4 = _t20_w3*_t35_w3 + _t28_w4 + eps
+                    _t50_w4 = _t5_w2*(1.0 if _t17_w3 > 0.0 else 0.0)
+                    _t51_w4 = _t50_w4*((_t19_w3 + _t49_w4)*_inv1_w2)
+                    _t52_w3 = -_t47_w3 - _t48_w4 + 1.0
+                    _t53_w3 = 0.5*_t50_w4
+                    _t54_w3 = _t53_w3*((-_t18_w3*_t29_w4 + _t49_w4)*_inv1_w2)
+                    _t55_w3 = -_t7_w3
+                    _t56_w3 = px2_w1 - tx2_w1
+                    _t57_w4 = 1.0 if _t56_w3 > 0.0 else 0.0
+                    _t58_w4 = 1.0 if -_t56_w3 > 0.0 else 0.0
+                    _t59_w4 = -_t57_w4 - _t58_w4 + 1.0
+                    _t60_w4 = -_t39_w4
+                    _t61_w4 = py2_w1 - ty2_w1
+                    _t62_w4 = 1.0 if _t61_w4 > 0.0 else 0.0
+                    _t63_w4 = 1.0 if -_t61_w4 > 0.0 else 0.0
+                    _t64_w4 = -_t62_w4 - _t63_w4 + 1.0
+                    _t65_w4 = _t8_w3 - 1.0
+                    _t66_w4 = _t25_w4 + _t36_w4
+                    _t67_w4 = _t32_w4*((_t31_w4 + _t66_w4)*_inv1_w2)
+                    _t68_w4 = _t37_w4*((-_t27_w3 + _t30_w4 + _t66_w4)*_inv1_w2)
+                    _t69_w4 = _t40_w4 - 1.0
+                    _t70_w4 = _t1_w2*_t26_w3 + _t36_w4
+                    _t71_w4 = _t50_w4*((_t31_w4 + _t70_w4)*_inv1_w2)
+                    _t72_w4 = _t53_w3*((-_t18_w3*_t24_w4 + _t30_w4 + _t70_w4)*_inv1_w2)
+                    d_px1_w1 = -_t14_w4*(((_t7_w3 - -_t11_w4))*_inv0_w2) - ((_t16_w4*_t22_w4*_t4_w2 - _t23_w4*_t33_w4 - _t34_w3*_t38_w4)*_inv1_w2)
+                    d_py1_w1 = -_t45_w4*(((_t39_w4 - -_t43_w4))*_inv2_w2) - ((_t20_w3*_t22_w4*_t47_w3 - _t48_w4*_t51_w4 - _t52_w3*_t54_w3)*_inv1_w2)
+                    d_px2_w1 = -_t14_w4*(((_t55_w3 - _t11_w4))*_inv0_w2) - ((-_t22_w4*_t4_w2*_t57_w4 + _t33_w4*_t58_w4 + _t38_w4*_t59_w4)*_inv1_w2)
+                    d_py2_w1 = -_t45_w4*(((_t60_w4 - _t43_w4))*_inv2_w2) - ((-_t20_w3*_t22_w4*_t62_w4 + _t51_w4*_t63_w4 + _t54_w3*_t64_w4)*_inv1_w2)
+                    d_tx1_w1 = -_t14_w4*(((_t55_w3 - _t10_w3*_t65_w4))*_inv0_w2) - ((-_t16_w4*_t67_w4 + _t22_w4*_t23_w4*_t3_w2 - _t34_w3*_t68_w4)*_inv1_w2)
+                    d_ty1_w1 = -_t45_w4*(((_t60_w4 - _t42_w4*_t69_w4))*_inv2_w2) - ((_t1_w2*_t22_w4*_t48_w4 - _t47_w3*_t71_w4 - _t52_w3*_t72_w4)*_inv1_w2)
+                    d_tx2_w1 = -_t14_w4*(((_t7_w3 - -_t10_w3*_t65_w4))*_inv0_w2) - ((-_t22_w4*_t3_w2*_t58_w4 + _t57_w4*_t67_w4 + _t59_w4*_t68_w4)*_inv1_w2)
+                    d_ty2_w1 = -_t45_w4*(((_t39_w4 - -_t42_w4*_t69_w4))*_inv2_w2) - ((-_t1_w2*_t22_w4*_t63_w4 + _t62_w4*_t71_w4 + _t64_w4*_t72_w4)*_inv1_w2)
                 else:
-                    _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-                    _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t10 = (-abs(_t0))/_t9
-                    _t11 = _t10*_t8
-                    _t12 = math.exp(_t10)
-                    _t13 = 0.5*theta
-                    _s38 = 1.0 - _t12
-                    _t14 = _t12*_t13*(math.pow(_s38, theta - 1.0) if _s38 > 0.0 and theta != 0.0 else 0.0)
-                    _t15 = px1 - tx1
-                    _t16 = 1.0 if -_t15 > 0.0 else 0.0
-                    _t22 = _t19/_t21
-                    _t23 = 1.0 if _t15 > 0.0 else 0.0
-                    _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                    _t25 = _t24*_t3
-                    _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                    _t27 = _t26*_t5
-                    _t28 = _t25 + _t27
-                    _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t30 = _t29*_t4 + eps
-                    _t31 = _t19 + _t30
-                    _t32 = _t18*(1.0 if _s24 > 0.0 else 0.0)
-                    _t33 = _t32*((_t28 + _t31)/_t21)
-                    _t34 = -_t16 - _t23 + 1.0
-                    _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t36 = _t35*_t5
-                    _t37 = 0.5*_t32
-                    _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
-                    _t39 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-                    _t40 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t42 = (-abs(_t2))/_t41
-                    _t43 = _t40*_t42
-                    _t44 = math.exp(_t42)
-                    _s39 = 1.0 - _t44
-                    _t45 = _t13*_t44*(math.pow(_s39, theta - 1.0) if _s39 > 0.0 and theta != 0.0 else 0.0)
-                    _t46 = py1 - ty1
-                    _t47 = 1.0 if -_t46 > 0.0 else 0.0
-                    _t48 = 1.0 if _t46 > 0.0 else 0.0
-                    _t49 = _t20*_t35 + _t28 + eps
-                    _t50 = _t5*(1.0 if _t17 > 0.0 else 0.0)
-                    _t51 = _t50*((_t19 + _t49)/_t21)
-                    _t52 = -_t47 - _t48 + 1.0
-                    _t53 = 0.5*_t50
-                    _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
-                    _t55 = -_t7
-                    _t56 = px2 - tx2
-                    _t57 = 1.0 if _t56 > 0.0 else 0.0
-                    _t58 = 1.0 if -_t56 > 0.0 else 0.0
-                    _t59 = -_t57 - _t58 + 1.0
-                    _t60 = -_t39
-                    _t61 = py2 - ty2
-                    _t62 = 1.0 if _t61 > 0.0 else 0.0
-                    _t63 = 1.0 if -_t61 > 0.0 else 0.0
-                    _t64 = -_t62 - _t63 + 1.0
-                    _t65 = _t8 - 1.0
-                    _t66 = _t25 + _t36
-                    _t67 = _t32*((_t31 + _t66)/_t21)
-                    _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
-                    _t69 = _t40 - 1.0
-                    _t70 = _t1*_t26 + _t36
-                    _t71 = _t50*((_t31 + _t70)/_t21)
-                    _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
-                    d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
-                    d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
-                    d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
-                    d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
-                    d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
-                    d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
-                    d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
-                    d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
+                    _t7_w1_w1 = 1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0)
+                    _t8_w1_w1 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t10_w1_w1 = (-abs(_t0_w2))/_t9_w2
+                    _t11_w1_w1 = _t10_w1_w1*_t8_w1_w1
+                    _t12_w1_w1 = math.exp(_t10_w1_w1)
+                    _t13_w1_w1 = 0.5*theta
+                    _s38 = 1.0 - _t12_w1_w1
+                    _t14_w1_w1 = _t12_w1_w1*_t13_w1_w1*(math.pow(_s38, theta - 1.0) if _s38 > 0.0 and theta != 0.0 else 0.0)
+                    _t15_w1_w1 = px1_w1 - tx1_w1
+                    _t16_w1_w1 = 1.0 if -_t15_w1_w1 > 0.0 else 0.0
+                    _t22_w1_w1 = _t19_w3/_t21_w3
+                    _t23_w1_w1 = 1.0 if _t15_w1_w1 > 0.0 else 0.0
+                    _t24_w1_w1 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                    _t25_w1_w1 = _t24_w1_w1*_t3_w2
+                    _t26_w1_w1 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                    _t27_w1_w1 = _t26_w1_w1*_t5_w2
+                    _t28_w1_w1 = _t25_w1_w1 + _t27_w1_w1
+                    _t29_w1_w1 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t30_w1_w1 = _t29_w1_w1*_t4_w2 + eps
+                    _t31_w1_w1 = _t19_w3 + _t30_w1_w1
+                    _t32_w1_w1 = _t18_w3*(1.0 if _s24_w1 > 0.0 else 0.0)
+                    _t33_w1_w1 = _t32_w1_w1*((_t28_w1_w1 + _t31_w1_w1)/_t21_w3)
+                    _t34_w1_w1 = -_t16_w1_w1 - _t23_w1_w1 + 1.0
+                    _t35_w1_w1 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t36_w1_w1 = _t35_w1_w1*_t5_w2
+                    _t37_w1_w1 = 0.5*_t32_w1_w1
+                    _t38_w1_w1 = _t37_w1_w1*((_t28_w1_w1 + _t30_w1_w1 - _t36_w1_w1)/_t21_w3)
+                    _t39_w1_w1 = 1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0)
+                    _t40_w1_w1 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t42_w1_w1 = (-abs(_t2_w2))/_t41_w3
+                    _t43_w1_w1 = _t40_w1_w1*_t42_w1_w1
+                    _t44_w1_w1 = math.exp(_t42_w1_w1)
+                    _s39 = 1.0 - _t44_w1_w1
+                    _t45_w1_w1 = _t13_w1_w1*_t44_w1_w1*(math.pow(_s39, theta - 1.0) if _s39 > 0.0 and theta != 0.0 else 0.0)
+                    _t46_w1_w1 = py1_w1 - ty1_w1
+                    _t47_w1_w1 = 1.0 if -_t46_w1_w1 > 0.0 else 0.0
+                    _t48_w1_w1 = 1.0 if _t46_w1_w1 > 0.0 else 0.0
+                    _t49_w1_w1 = _t20_w3*_t35_w1_w1 + _t28_w1_w1 + eps
+                    _t50_w1_w1 = _t5_w2*(1.0 if _t17_w3 > 0.0 else 0.0)
+                    _t51_w1_w1 = _t50_w1_w1*((_t19_w3 + _t49_w1_w1)/_t21_w3)
+                    _t52_w1_w1 = -_t47_w1_w1 - _t48_w1_w1 + 1.0
+                    _t53_w1_w1 = 0.5*_t50_w1_w1
+                    _t54_w1_w1 = _t53_w1_w1*((-_t18_w3*_t29_w1_w1 + _t49_w1_w1)/_t21_w3)
+                    _t55_w1_w1 = -_t7_w1_w1
+                    _t56_w1_w1 = px2_w1 - tx2_w1
+                    _t57_w1_w1 = 1.0 if _t56_w1_w1 > 0.0 else 0.0
+                    _t58_w1_w1 = 1.0 if -_t56_w1_w1 > 0.0 else 0.0
+                    _t59_w1_w1 = -_t57_w1_w1 - _t58_w1_w1 + 1.0
+                    _t60_w1_w1 = -_t39_w1_w1
+                    _t61_w1_w1 = py2_w1 - ty2_w1
+                    _t62_w1_w1 = 1.0 if _t61_w1_w1 > 0.0 else 0.0
+                    _t63_w1_w1 = 1.0 if -_t61_w1_w1 > 0.0 else 0.0
+                    _t64_w1_w1 = -_t62_w1_w1 - _t63_w1_w1 + 1.0
+                    _t65_w1_w1 = _t8_w1_w1 - 1.0
+                    _t66_w1_w1 = _t25_w1_w1 + _t36_w1_w1
+                    _t67_w1_w1 = _t32_w1_w1*((_t31_w1_w1 + _t66_w1_w1)/_t21_w3)
+                    _t68_w1_w1 = _t37_w1_w1*((-_t27_w1_w1 + _t30_w1_w1 + _t66_w1_w1)/_t21_w3)
+                    _t69_w1_w1 = _t40_w1_w1 - 1.0
+                    _t70_w1_w1 = _t1_w2*_t26_w1_w1 + _t36_w1_w1
+                    _t71_w1_w1 = _t50_w1_w1*((_t31_w1_w1 + _t70_w1_w1)/_t21_w3)
+                    _t72_w1_w1 = _t53_w1_w1*((-_t18_w3*_t24_w1_w1 + _t30_w1_w1 + _t70_w1_w1)/_t21_w3)
+                    d_px1_w1 = -_t14_w1_w1*(((_t7_w1_w1 - -_t11_w1_w1))/_t9_w2) - ((_t16_w1_w1*_t22_w1_w1*_t4_w2 - _t23_w1_w1*_t33_w1_w1 - _t34_w1_w1*_t38_w1_w1)/_t21_w3)
+                    d_py1_w1 = -_t45_w1_w1*(((_t39_w1_w1 - -_t43_w1_w1))/_t41_w3) - ((_t20_w3*_t22_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t51_w1_w1 - _t52_w1_w1*_t54_w1_w1)/_t21_w3)
+                    d_px2_w1 = -_t14_w1_w1*(((_t55_w1_w1 - _t11_w1_w1))/_t9_w2) - ((-_t22_w1_w1*_t4_w2*_t57_w1_w1 + _t33_w1_w1*_t58_w1_w1 + _t38_w1_w1*_t59_w1_w1)/_t21_w3)
+                    d_py2_w1 = -_t45_w1_w1*(((_t60_w1_w1 - _t43_w1_w1))/_t41_w3) - ((-_t20_w3*_t22_w1_w1*_t62_w1_w1 + _t51_w1_w1*_t63_w1_w1 + _t54_w1_w1*_t64_w1_w1)/_t21_w3)
+                    d_tx1_w1 = -_t14_w1_w1*(((_t55_w1_w1 - _t10_w1_w1*_t65_w1_w1))/_t9_w2) - ((-_t16_w1_w1*_t67_w1_w1 + _t22_w1_w1*_t23_w1_w1*_t3_w2 - _t34_w1_w1*_t68_w1_w1)/_t21_w3)
+                    d_ty1_w1 = -_t45_w1_w1*(((_t60_w1_w1 - _t42_w1_w1*_t69_w1_w1))/_t41_w3) - ((_t1_w2*_t22_w1_w1*_t48_w1_w1 - _t47_w1_w1*_t71_w1_w1 - _t52_w1_w1*_t72_w1_w1)/_t21_w3)
+                    d_tx2_w1 = -_t14_w1_w1*(((_t7_w1_w1 - -_t10_w1_w1*_t65_w1_w1))/_t9_w2) - ((-_t22_w1_w1*_t3_w2*_t58_w1_w1 + _t57_w1_w1*_t67_w1_w1 + _t59_w1_w1*_t68_w1_w1)/_t21_w3)
+                    d_ty2_w1 = -_t45_w1_w1*(((_t39_w1_w1 - -_t42_w1_w1*_t69_w1_w1))/_t41_w3) - ((-_t1_w2*_t22_w1_w1*_t63_w1_w1 + _t62_w1_w1*_t71_w1_w1 + _t64_w1_w1*_t72_w1_w1)/_t21_w3)
             else:  # angle, distance and shape costs
-                _u40 = px1 - tx1
-                _b41 = _u40 - px1
-                _e42 = (px1 - (_u40 - _b41)) - (tx1 + _b41)
-                _c43 = _e5 - _e42
-                _t0 = (_u1 - _u40) + _c43 if _c43 == _c43 else _u1 - _u40
-                _t1 = -tx1 + tx2
-                _u44 = py1 - ty1
-                _b45 = _u44 - py1
-                _e46 = (py1 - (_u44 - _b45)) - (ty1 + _b45)
-                _c47 = _e12 - _e46
-                _t2 = (_u8 - _u44) + _c47 if _c47 == _c47 else _u8 - _u44
-                _t3 = -ty1 + ty2
-                _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-                _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-                _t6 = min(0.5*abs(_t4), 0.5*abs(_t5))/off
-                _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6/((_t6*_t6) + 1.0) + 2.0)
-                _t8 = -py1 + py2
-                _s48 = -max(px1, tx1) + min(px2, tx2)
-                _t9 = max(_s48, _s48 - _s48)
-                _s49 = tx2 - px2
-                _s50 = ty2 - py2
-                _s51 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                _s52 = _t3*min(_t1, max(_u40, _u40 - _u40) + max(_s49, _s49 - _s49))
-                _s53 = _t9*min(_t3, max(_u44, _u44 - _u44) + max(_s50, _s50 - _s50))
-                _t10 = _s52 + _s51 + _s53 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
-                _s54 = -max(py1, ty1) + min(py2, ty2)
-                _s55 = max(px2, tx2) - min(px1, tx1)
-                _s56 = max(py2, ty2) - min(py1, ty1)
-                _s57 = 0.5*math.pow(1.0 - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, 0.0)))), theta)
-                _s58 = 0.5*math.pow(1.0 - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, 0.0)))), theta)
-                _s59 = -0.5*math.exp((_t4*_t4)*_t7/(eps + (_s55*_s55)))
-                _s60 = -0.5*math.exp((_t5*_t5)*_t7/(eps + (_s56*_s56)))
-                value = _t10/(_t10 + _t9*max(_s54, _s54 - _s54)) + _s59 + _s60 + _s57 + _s58 + 1.0
-                _t13 = eps + (_t1 + max(_t0, 0.0))
-                _t26 = _t6*_t6
-                _t27 = _t26 + 1.0
-                _t34 = _s56
-                _t35 = (_t34*_t34) + eps
-                _t46 = _s55
-                _t47 = (_t46*_t46) + eps
-                _t52 = _s54
-                _t53 = max(_t52, _t52 - _t52)
-                _t54 = _t53*_t9
-                _t55 = -px1 + px2
-                _t56 = _t1*_t3 - _t54 + _t55*_t8 + eps
-                _t76 = eps + (_t3 + max(_t2, 0.0))
-                _a61 = abs(_t13)
-                _a62 = abs(off)
-                _a63 = abs(_t27)
-                _a64 = abs(_t35)
-                _a65 = abs(_t47)
-                _a66 = abs(_t56)
-                _a67 = abs(_t76)
-                _ok = (_a61 >= 4.450147717014403e-308) & (_a61 <= 2.247116418577895e+307) & (_a62 >= 4.450147717014403e-308) & (_a62 <= 2.247116418577895e+307) & (_a63 >= 2.983336292480083e-154) & (_a63 <= 3.3519519824856493e+153) & (_a64 >= 4.450147717014403e-308) & (_a64 <= 2.247116418577895e+307) & (_a65 >= 4.450147717014403e-308) & (_a65 <= 2.247116418577895e+307) & (_a66 >= 4.450147717014403e-308) & (_a66 <= 2.247116418577895e+307) & (_a67 >= 4.450147717014403e-308) & (_a67 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t13
-                    _inv1 = 1.0/off
-                    _inv2 = 1.0/_t27
-                    _inv3 = 1.0/_t35
-                    _inv4 = 1.0/_t47
-                    _inv5 = 1.0/_t56
-                    _inv6 = 1.0/_t76
-                    _t11 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-                    _t12 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t14 = (-abs(_t0))*_inv0
-                    _t15 = _t12*_t14
-                    _t16 = math.exp(_t14)
-                    _t17 = 0.5*theta
-                    _s68 = 1.0 - _t16
-                    _t18 = _t16*_t17*(math.pow(_s68, theta - 1.0) if _s68 > 0.0 and theta != 0.0 else 0.0)
-                    _t19 = 0.5*abs(_t4) - 0.5*abs(_t5)
-                    _s69 = -_t19
-                    _t20 = 1.0 if _s69 > 0.0 else (0.5 if _s69 == 0.0 else 0.0)
-                    _t21 = 0.5*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
-                    _t22 = _t20*_t21
-                    _t23 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
-                    _t24 = _t21*_t23*_t6
-                    _t25 = ((_t22 - _t24))*_inv1
-                    _t28 = 2.0*_inv2
-                    _t29 = 4.0*(_inv2*_inv2)*_t26
-                    _t30 = -_t25*_t28 + _t25*_t29
-                    _t31 = 2.0*positive_exponent - 1.0
-                    _t32 = 0.25*_t31
-                    _t33 = _t32*(_t5*_t5)
-                    _t36 = -_t28*_t6 + 2.0
-                    _t37 = _t33*_t36*_inv3
-                    _t38 = 0.5*math.exp(_t37)
-                    _t39 = _t38*(_t30*_t33*_inv3)
-                    _t40 = 0.5*_t31*_t36
-                    _t41 = _t4*_t40
-                    _t42 = _t32*(_t4*_t4)
-                    _t43 = _t30*_t42 + _t41
-                    _t44 = px1 - tx1
-                    _t45 = -_t44
-                    _t48 = _t36*_t42*_inv4
-                    _t49 = 2.0*_t46*_t48
-                    _t50 = 0.5*math.exp(_t48)
-                    _t51 = 1.0 if _t45 > 0.0 else 0.0
-                    _t57 = _t54*_inv5
-                    _t58 = 1.0 if _t44 > 0.0 else 0.0
-                    _t59 = min(_t1, max(_u40, _u40 - _u40) + max(_s49, _s49 - _s49))
-                    _t60 = _t3*_t59
-                    _t61 = min(_t3, max(_u44, _u44 - _u44) + max(_s50, _s50 - _s50))
-                    _t62 = _t61*_t9
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t65 = _t64*_t8 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(1.0 if _s48 > 0.0 else 0.0)
-                    _t68 = _t67*((_t63 + _t66)*_inv5)
-                    _t69 = -_t51 - _t58 + 1.0
-                    _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t71 = _t70*_t9
-                    _t72 = 0.5*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)*_inv5)
-                    _t74 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-                    _t75 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t77 = (-abs(_t2))*_inv6
-                    _t78 = _t75*_t77
-                    _t79 = math.exp(_t77)
-                    _s70 = 1.0 - _t79
-                    _t80 = _t17*_t79*(math.pow(_s70, theta - 1.0) if _s70 > 0.0 and theta != 0.0 else 0.0)
-                    _t81 = 0.5*(1.0 if _t5 > 0.0 else (-1.0 if _t5 < 0.0 else 0.0))
-                    _t82 = _t23*_t81
-                    _t83 = _t20*_t6*_t81
-                    _t84 = ((_t82 - _t83))*_inv1
-                    _t85 = -_t28*_t84 + _t29*_t84
-                    _t86 = _t50*(_t42*_t85*_inv4)
-                    _t87 = _t40*_t5
-                    _t88 = _t33*_t85 + _t87
-                    _t89 = py1 - ty1
-                    _t90 = -_t89
-                    _t91 = 2.0*_t34*_t37
-                    _t92 = 1.0 if _t90 > 0.0 else 0.0
-                    _t93 = 1.0 if _t89 > 0.0 else 0.0
-                    _t94 = _t55*_t70 + _t63 + eps
-                    _t95 = _t9*(1.0 if _t52 > 0.0 else 0.0)
-                    _t96 = _t95*((_t54 + _t94)*_inv5)
-                    _t97 = -_t92 - _t93 + 1.0
-                    _t98 = 0.5*_t95
-                    _t99 = _t98*((-_t53*_t64 + _t94)*_inv5)
-                    _t100 = -_t11
-                    _t101 = px2 - tx2
-                    _t102 = 1.0 if _t101 > 0.0 else 0.0
-                    _t103 = -_t101
-                    _t104 = 1.0 if _t103 > 0.0 else 0.0
-                    _t105 = -_t102 - _t104 + 1.0
-                    _t106 = -_t74
-                    _t107 = py2 - ty2
-                    _t108 = 1.0 if _t107 > 0.0 else 0.0
-                    _t109 = -_t107
-                    _t110 = 1.0 if _t109 > 0.0 else 0.0
-                    _t111 = -_t108 - _t110 + 1.0
-                    _t112 = _t12 - 1.0
-                    _t113 = ((-_t22 - -_t24))*_inv1
-                    _t114 = -_t113*_t28 + _t113*_t29
-                    _t115 = _t38*(_t114*_t33*_inv3)
-                    _t116 = _t114*_t42 - _t41
-                    _t117 = _t60 + _t71
-                    _t118 = _t67*((_t117 + _t66)*_inv5)
-                    _t119 = _t72*((_t117 - _t62 + _t65)*_inv5)
-                    _t120 = _t75 - 1.0
-                    _t121 = ((-_t82 - -_t83))*_inv1
-                    _t122 = -_t121*_t28 + _t121*_t29
-                    _t123 = _t50*(_t122*_t42*_inv4)
-                    _t124 = _t122*_t33 - _t87
-                    _t125 = _t1*_t61 + _t71
-                    _t126 = _t95*((_t125 + _t66)*_inv5)
-                    _t127 = _t98*((_t125 - _t53*_t59 + _t65)*_inv5)
-                    _s71 = -_t50*(((_t43 - -_t49*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))*_inv4)
-                    d_px1 = -_t18*(((_t11 - -_t15))*_inv0) - _t39 + _s71 - ((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)*_inv5)
-                    _s72 = -_t38*(((_t88 - -_t91*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))))*_inv3)
-                    d_py1 = _s72 - _t80*(((_t74 - -_t78))*_inv6) - _t86 - ((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
-                    _s73 = -_t50*(((_t43 - _t49*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))*_inv4)
-                    d_px2 = -_t18*(((_t100 - _t15))*_inv0) - _t39 + _s73 - ((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)*_inv5)
-                    _s74 = -_t38*(((_t88 - _t91*(1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0))))*_inv3)
-                    d_py2 = _s74 - _t80*(((_t106 - _t78))*_inv6) - _t86 - ((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)*_inv5)
-                    _s75 = -_t50*(((_t116 - -_t49*(1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0))))*_inv4)
-                    _s76 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)*_inv5)
-                    d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))*_inv0) + _s75 + _s76
-                    _s77 = -_t38*(((_t124 - -_t91*(1.0 if _t89 > 0.0 else (0.5 if _t89 == 0.0 else 0.0))))*_inv3)
-                    _s78 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
-                    d_ty1 = -_t123 + _s77 - _t80*(((_t106 - _t120*_t77))*_inv6) + _s78
-                    _s79 = -_t50*(((_t116 - _t49*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv4)
-                    _s80 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)*_inv5)
-                    d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))*_inv0) + _s79 + _s80
-                    _s81 = -_t38*(((_t124 - _t91*(1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0))))*_inv3)
-                    _s82 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)*_inv5)
-                    d_ty2 = -_t123 + _s81 - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s82
+                _u40 = px1_w1 - tx1_w1
+                _b41 = _u40 - px1_w1
+                _e42 = (px1_w1 - (_u40 - _b41)) - (tx1_w1 + _b41)
+                _c43 = _e5_w1 - _e42
+                _t0_w1_w1 = (_u1_w1 - _u40) + _c43 if _c43 == _c43 else _u1_w1 - _u40
+                _t1_w1_w1 = -tx1_w1 + tx2_w1
+                _u44 = py1_w1 - ty1_w1
+                _b45 = _u44 - py1_w1
+                _e46 = (py1_w1 - (_u44 - _b45)) - (ty1_w1 + _b45)
+                _c47 = _e12_w1 - _e46
+                _t2_w1_w1 = (_u8_w1 - _u44) + _c47 if _c47 == _c47 else _u8_w1 - _u44
+                _t3_w1_w1 = -ty1_w1 + ty2_w1
+                _t4_w1_w1 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t5_w1_w1 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t6_w1_w1 = min(0.5*abs(_t4_w1_w1), 0.5*abs(_t5_w1_w1))/off_w1
+                _t7_w2 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1_w1/((_t6_w1_w1*_t6_w1_w1) + 1.0) + 2.0)
+                _t8_w2 = -py1_w1 + py2_w1
+                _s48_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t9_w1_w1 = max(_s48_w1, _s48_w1 - _s48_w1)
+                _s49_w1 = tx2_w1 - px2_w1
+                _s50_w1 = ty2_w1 - py2_w1
+                _s51_w1 = _t8_w2*min(-px1_w1 + px2_w1, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                _s52_w1 = _t3_w1_w1*min(_t1_w1_w1, max(_u40, _u40 - _u40) + max(_s49_w1, _s49_w1 - _s49_w1))
+                _s53_w1 = _t9_w1_w1*min(_t3_w1_w1, max(_u44, _u44 - _u44) + max(_s50_w1, _s50_w1 - _s50_w1))
+                _t10_w2 = _s52_w1 + _s51_w1 + _s53_w1 + _t9_w1_w1*min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1)) + eps
+                _s54_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s55_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s56_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s57_w1 = 0.5*math.pow(1.0 - math.exp(-abs(_t0_w1_w1)/(eps + (_t1_w1_w1 + max(_t0_w1_w1, 0.0)))), theta)
+                _s58_w1 = 0.5*math.pow(1.0 - math.exp(-abs(_t2_w1_w1)/(eps + (_t3_w1_w1 + max(_t2_w1_w1, 0.0)))), theta)
+                _s59 = -0.5*math.exp((_t4_w1_w1*_t4_w1_w1)*_t7_w2/(eps + (_s55_w1*_s55_w1)))
+                _s60 = -0.5*math.exp((_t5_w1_w1*_t5_w1_w1)*_t7_w2/(eps + (_s56_w1*_s56_w1)))
+                value_w2 = _t10_w2/(_t10_w2 + _t9_w1_w1*max(_s54_w1, _s54_w1 - _s54_w1)) + _s59 + _s60 + _s57_w1 + _s58_w1 + 1.0
+                _t13_w2 = eps + (_t1_w1_w1 + max(_t0_w1_w1, 0.0))
+                _t26_w2 = _t6_w1_w1*_t6_w1_w1
+                _t27_w2 = _t26_w2 + 1.0
+                _t34_w2 = _s56_w1
+                _t35_w2 = (_t34_w2*_t34_w2) + eps
+                _t46_w2 = _s55_w1
+                _t47_w2 = (_t46_w2*_t46_w2) + eps
+                _t52_w2 = _s54_w1
+                _t53_w2 = max(_t52_w2, _t52_w2 - _t52_w2)
+                _t54_w2 = _t53_w2*_t9_w1_w1
+                _t55_w2 = -px1_w1 + px2_w1
+                _t56_w2 = _t1_w1_w1*_t3_w1_w1 - _t54_w2 + _t55_w2*_t8_w2 + eps
+                _t76_w1 = eps + (_t3_w1_w1 + max(_t2_w1_w1, 0.0))
+                _a61_w1 = abs(_t13_w2)
+                _a62_w1 = abs(off_w1)
+                _a63_w1 = abs(_t27_w2)
+                _a64_w1 = abs(_t35_w2)
+                _a65_w1 = abs(_t47_w2)
+                _a66 = abs(_t56_w2)
+                _a67 = abs(_t76_w1)
+                _ok_w1_w1 = (_a61_w1 >= 4.450147717014403e-308) & (_a61_w1 <= 2.247116418577895e+307) & (_a62_w1 >= 4.450147717014403e-308) & (_a62_w1 <= 2.247116418577895e+307) & (_a63_w1 >= 2.983336292480083e-154) & (_a63_w1 <= 3.3519519824856493e+153) & (_a64_w1 >= 4.450147717014403e-308) & (_a64_w1 <= 2.247116418577895e+307) & (_a65_w1 >= 4.450147717014403e-308) & (_a65_w1 <= 2.247116418577895e+307) & (_a66 >= 4.450147717014403e-308) & (_a66 <= 2.247116418577895e+307) & (_a67 >= 4.450147717014403e-308) & (_a67 <= 2.247116418577895e+307)
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = 1.0/_t13_w2
+                    _inv1_w1_w1 = 1.0/off_w1
+                    _inv2_w1_w1 = 1.0/_t27_w2
+                    _inv3_w1 = 1.0/_t35_w2
+                    _inv4_w1 = 1.0/_t47_w2
+                    _inv5_w1 = 1.0/_t56_w2
+                    _inv6_w1 = 1.0/_t76_w1
+                    _t11_w2 = 1.0 if _t0_w1_w1 > 0.0 else (-1.0 if _t0_w1_w1 < 0.0 else 0.0)
+                    _t12_w2 = 1.0 if _t0_w1_w1 > 0.0 else (0.5 if _t0_w1_w1 == 0.0 else 0.0)
+                    _t14_w2 = (-abs(_t0_w1_w1))*_inv0_w1_w1
+                    _t15_w2 = _t12_w2*_t14_w2
+                    _t16_w2 = math.exp(_t14_w2)
+                    _t17_w1_w1 = 0.5*theta
+                    _s68_w1 = 1.0 - _t16_w2
+                    _t18_w1_w1 = _t16_w2*_t17_w1_w1*(math.pow(_s68_w1, theta - 1.0) if _s68_w1 > 0.0 and theta != 0.0 else 0.0)
+                    _t19_w1_w1 = 0.5*abs(_t4_w1_w1) - 0.5*abs(_t5_w1_w1)
+                    _s69_w1 = -_t19_w1_w1
+                    _t20_w1_w1 = 1.0 if _s69_w1 > 0.0 else (0.5 if _s69_w1 == 0.0 else 0.0)
+                    _t21_w1_w1 = 0.5*(1.0 if _t4_w1_w1 > 0.0 else (-1.0 if _t4_w1_w1 < 0.0 else 0.0))
+                    _t22_w2 = _t20_w1_w1*_t21_w1_w1
+                    _t23_w2 = 1.0 if _t19_w1_w1 > 0.0 else (0.5 if _t19_w1_w1 == 0.0 else 0.0)
+                    _t24_w2 = _t21_w1_w1*_t23_w2*_t6_w1_w1
+                    _t25_w2 = ((_t22_w2 - _t24_w2))*_inv1_w1_w1
+                    _t28_w2 = 2.0*_inv2_w1_w1
+                    _t29_w2 = 4.0*(_inv2_w1_w1*_inv2_w1_w1)*_t26_w2
+                    _t30_w2 = -_t25_w2*_t28_w2 + _t25_w2*_t29_w2
+                    _t31_w2 = 2.0*positive_exponent - 1.0
+                    _t32_w2 = 0.25*_t31_w2
+                    _t33_w2 = _t32_w2*(_t5_w1_w1*_t5_w1_w1)
+                    _t36_w2 = -_t28_w2*_t6_w1_w1 + 2.0
+                    _t37_w2 = _t33_w2*_t36_w2*_inv3_w1
+                    _t38_w2 = 0.5*math.exp(_t37_w2)
+                    _t39_w2 = _t38_w2*(_t30_w2*_t33_w2*_inv3_w1)
+                    _t40_w2 = 0.5*_t31_w2*_t36_w2
+                    _t41_w1_w1 = _t4_w1_w1*_t40_w2
+                    _t42_w2 = _t32_w2*(_t4_w1_w1*_t4_w1_w1)
+                    _t43_w2 = _t30_w2*_t42_w2 + _t41_w1_w1
+                    _t44_w2 = px1_w1 - tx1_w1
+                    _t45_w2 = -_t44_w2
+                    _t48_w2 = _t36_w2*_t42_w2*_inv4_w1
+                    _t49_w2 = 2.0*_t46_w2*_t48_w2
+                    _t50_w2 = 0.5*math.exp(_t48_w2)
+                    _t51_w2 = 1.0 if _t45_w2 > 0.0 else 0.0
+                    _t57_w2 = _t54_w2*_inv5_w1
+                    _t58_w2 = 1.0 if _t44_w2 > 0.0 else 0.0
+                    _t59_w2 = min(_t1_w1_w1, max(_u40, _u40 - _u40) + max(_s49_w1, _s49_w1 - _s49_w1))
+                    _t60_w2 = _t3_w1_w1*_t59_w2
+                    _t61_w2 = min(_t3_w1_w1, max(_u44, _u44 - _u44) + max(_s50_w1, _s50_w1 - _s50_w1))
+                    _t62_w2 = _t61_w2*_t9_w1_w1
+                    _t63_w2 = _t60_w2 + _t62_w2
+                    _t64_w2 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t65_w2 = _t64_w2*_t8_w2 + eps
+                    _t66_w2 = _t54_w2 + _t65_w2
+                    _t67_w2 = _t53_w2*(1.0 if _s48_w1 > 0.0 else 0.0)
+                    _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv5_w1)
+                    _t69_w2 = -_t51_w2 - _t58_w2 + 1.0
+                    _t70_w2 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t71_w2 = _t70_w2*_t9_w1_w1
+                    _t72_w2 = 0.5*_t67_w2
+                    _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv5_w1)
+                    _t74_w2 = 1.0 if _t2_w1_w1 > 0.0 else (-1.0 if _t2_w1_w1 < 0.0 else 0.0)
+                    _t75_w2 = 1.0 if _t2_w1_w1 > 0.0 else (0.5 if _t2_w1_w1 == 0.0 else 0.0)
+                    _t77_w2 = (-abs(_t2_w1_w1))*_inv6_w1
+                    _t78_w2 = _t75_w2*_t77_w2
+                    _t79_w2 = math.exp(_t77_w2)
+                    _s70_w1 = 1.0 - _t79_w2
+                    _t80_w2 = _t17_w1_w1*_t79_w2*(math.pow(_s70_w1, theta - 1.0) if _s70_w1 > 0.0 and theta != 0.0 else 0.0)
+                    _t81_w2 = 0.5*(1.0 if _t5_w1_w1 > 0.0 else (-1.0 if _t5_w1_w1 < 0.0 else 0.0))
+                    _t82_w2 = _t23_w2*_t81_w2
+                    _t83_w2 = _t20_w1_w1*_t6_w1_w1*_t81_w2
+                    _t84_w2 = ((_t82_w2 - _t83_w2))*_inv1_w1_w1
+                    _t85_w2 = -_t28_w2*_t84_w2 + _t29_w2*_t84_w2
+                    _t86_w2 = _t50_w2*(_t42_w2*_t85_w2*_inv4_w1)
+                    _t87_w2 = _t40_w2*_t5_w1_w1
+                    _t88_w2 = _t33_w2*_t85_w2 + _t87_w2
+                    _t89_w2 = py1_w1 - ty1_w1
+                    _t90_w2 = -_t89_w2
+                    _t91_w2 = 2.0*_t34_w2*_t37_w2
+                    _t92_w2 = 1.0 if _t90_w2 > 0.0 else 0.0
+                    _t93_w2 = 1.0 if _t89_w2 > 0.0 else 0.0
+                    _t94_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
+                    _t95_w2 = _t9_w1_w1*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t96_w2 = _t95_w2*((_t54_w2 + _t94_w2)*_inv5_w1)
+                    _t97_w2 = -_t92_w2 - _t93_w2 + 1.0
+                    _t98_w2 = 0.5*_t95_w2
+                    _t99_w2 = _t98_w2*((-_t53_w2*_t64_w2 + _t94_w2)*_inv5_w1)
+                    _t100_w2 = -_t11_w2
+                    _t101_w2 = px2_w1 - tx2_w1
+                    _t102_w2 = 1.0 if _t101_w2 > 0.0 else 0.0
+                    _t103_w2 = -_t101_w2
+                    _t104_w2 = 1.0 if _t103_w2 > 0.0 else 0.0
+                    _t105_w2 = -_t102_w2 - _t104_w2 + 1.0
+                    _t106_w2 = -_t74_w2
+                    _t107_w2 = py2_w1 - ty2_w1
+                    _t108_w2 = 1.0 if _t107_w2 > 0.0 else 0.0
+                    _t109_w2 = -_t107_w2
+                    _t110_w2 = 1.0 if _t109_w2 > 0.0 else 0.0
+                    _t111_w2 = -_t108_w2 - _t110_w2 + 1.0
+                    _t112_w2 = _t12_w2 - 1.0
+                    _t113_w2 = ((-_t22_w2 - -_t24_w2))*_inv1_w1_w1
+                    _t114_w2 = -_t113_w2*_t28_w2 + _t113_w2*_t29_w2
+                    _t115_w2 = _t38_w2*(_t114_w2*_t33_w2*_inv3_w1)
+                    _t116_w2 = _t114_w2*_t42_w2 - _t41_w1_w1
+                    _t117_w2 = _t60_w2 + _t71_w2
+                    _t118_w2 = _t67_w2*((_t117_w2 + _t66_w2)*_inv5_w1)
+                    _t119_w2 = _t72_w2*((_t117_w2 - _t62_w2 + _t65_w2)*_inv5_w1)
+                    _t120_w2 = _t75_w2 - 1.0
+                    _t121_w2 = ((-_t82_w2 - -_t83_w2))*_inv1_w1_w1
+                    _t122_w2 = -_t121_w2*_t28_w2 + _t121_w2*_t29_w2
+                    _t123_w2 = _t50_w2*(_t122_w2*_t42_w2*_inv4_w1)
+                    _t124_w2 = _t122_w2*_t33_w2 - _t87_w2
+                    _t125_w2 = _t1_w1_w1*_t61_w2 + _t71_w2
+                    _t126_w2 = _t95_w2*((_t125_w2 + _t66_w2)*_inv5_w1)
+                    _t127_w2 = _t98_w2*((_t125_w2 - _t53_w2*_t59_w2 + _t65_w2)*_inv5_w1)
+                    _s71_w1 = -_t50_w2*(((_t43_w2 - -_t49_w2*(1.0 if _t45_w2 > 0.0 else (0.5 if _t45_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    d_px1_w1 = -_t18_w1_w1*(((_t11_w2 - -_t15_w2))*_inv0_w1_w1) - _t39_w2 + _s71_w1 - ((_t51_w2*_t57_w2*_t8_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv5_w1)
+                    _s72_w1 = -_t38_w2*(((_t88_w2 - -_t91_w2*(1.0 if _t90_w2 > 0.0 else (0.5 if _t90_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    d_py1_w1 = _s72_w1 - _t80_w2*(((_t74_w2 - -_t78_w2))*_inv6_w1) - _t86_w2 - ((_t55_w2*_t57_w2*_t92_w2 - _t93_w2*_t96_w2 - _t97_w2*_t99_w2)*_inv5_w1)
+                    _s73_w1 = -_t50_w2*(((_t43_w2 - _t49_w2*(1.0 if _t101_w2 > 0.0 else (0.5 if _t101_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    d_px2_w1 = -_t18_w1_w1*(((_t100_w2 - _t15_w2))*_inv0_w1_w1) - _t39_w2 + _s73_w1 - ((-_t102_w2*_t57_w2*_t8_w2 + _t104_w2*_t68_w2 + _t105_w2*_t73_w2)*_inv5_w1)
+                    _s74_w1 = -_t38_w2*(((_t88_w2 - _t91_w2*(1.0 if _t107_w2 > 0.0 else (0.5 if _t107_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    d_py2_w1 = _s74_w1 - _t80_w2*(((_t106_w2 - _t78_w2))*_inv6_w1) - _t86_w2 - ((-_t108_w2*_t55_w2*_t57_w2 + _t110_w2*_t96_w2 + _t111_w2*_t99_w2)*_inv5_w1)
+                    _s75_w1 = -_t50_w2*(((_t116_w2 - -_t49_w2*(1.0 if _t44_w2 > 0.0 else (0.5 if _t44_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s76_w1 = -((-_t118_w2*_t51_w2 - _t119_w2*_t69_w2 + _t3_w1_w1*_t57_w2*_t58_w2)*_inv5_w1)
+                    d_tx1_w1 = -_t115_w2 - _t18_w1_w1*(((_t100_w2 - _t112_w2*_t14_w2))*_inv0_w1_w1) + _s75_w1 + _s76_w1
+                    _s77_w1 = -_t38_w2*(((_t124_w2 - -_t91_w2*(1.0 if _t89_w2 > 0.0 else (0.5 if _t89_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s78_w1 = -((_t1_w1_w1*_t57_w2*_t93_w2 - _t126_w2*_t92_w2 - _t127_w2*_t97_w2)*_inv5_w1)
+                    d_ty1_w1 = -_t123_w2 + _s77_w1 - _t80_w2*(((_t106_w2 - _t120_w2*_t77_w2))*_inv6_w1) + _s78_w1
+                    _s79_w1 = -_t50_w2*(((_t116_w2 - _t49_w2*(1.0 if _t103_w2 > 0.0 else (0.5 if _t103_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s80_w1 = -((_t102_w2*_t118_w2 - _t104_w2*_t3_w1_w1*_t57_w2 + _t105_w2*_t119_w2)*_inv5_w1)
+                    d_tx2_w1 = -_t115_w2 - _t18_w1_w1*(((_t11_w2 - -_t112_w2*_t14_w2))*_inv0_w1_w1) + _s79_w1 + _s80_w1
+                    _s81 = -_t38_w2*(((_t124_w2 - _t91_w2*(1.0 if _t109_w2 > 0.0 else (0.5 if _t109_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s82 = -((-_t1_w1_w1*_t110_w2*_t57_w2 + _t108_w2*_t126_w2 + _t111_w2*_t127_w2)*_inv5_w1)
+                    d_ty2_w1 = -_t123_w2 + _s81 - _t80_w2*(((_t74_w2 - -_t120_w2*_t77_w2))*_inv6_w1) + _s82
                 else:
-                    _t11 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-                    _t12 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
-                    _t14 = (-abs(_t0))/_t13
-                    _t15 = _t12*_t14
-                    _t16 = math.exp(_t14)
-                    _t17 = 0.5*theta
-                    _s83 = 1.0 - _t16
-                    _t18 = _t16*_t17*(math.pow(_s83, theta - 1.0) if _s83 > 0.0 and theta != 0.0 else 0.0)
-                    _t19 = 0.5*abs(_t4) - 0.5*abs(_t5)
-                    _s84 = -_t19
-                    _t20 = 1.0 if _s84 > 0.0 else (0.5 if _s84 == 0.0 else 0.0)
-                    _t21 = 0.5*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
-                    _t22 = _t20*_t21
-                    _t23 = 1.0 if _t19 > 0.0 else (0.5 if _t19 == 0.0 else 0.0)
-                    _t24 = _t21*_t23*_t6
-                    _t25 = ((_t22 - _t24))/off
-                    _t28 = 2.0/_t27
-                    _t29 = 4.0*_t26/(_t27*_t27)
-                    _t30 = -_t25*_t28 + _t25*_t29
-                    _t31 = 2.0*positive_exponent - 1.0
-                    _t32 = 0.25*_t31
-                    _t33 = _t32*(_t5*_t5)
-                    _t36 = -_t28*_t6 + 2.0
-                    _t37 = _t33*_t36/_t35
-                    _t38 = 0.5*math.exp(_t37)
-                    _t39 = _t38*(_t30*_t33/_t35)
-                    _t40 = 0.5*_t31*_t36
-                    _t41 = _t4*_t40
-                    _t42 = _t32*(_t4*_t4)
-                    _t43 = _t30*_t42 + _t41
-                    _t44 = px1 - tx1
-                    _t45 = -_t44
-                    _t48 = _t36*_t42/_t47
-                    _t49 = 2.0*_t46*_t48
-                    _t50 = 0.5*math.exp(_t48)
-                    _t51 = 1.0 if _t45 > 0.0 else 0.0
-                    _t57 = _t54/_t56
-                    _t58 = 1.0 if _t44 > 0.0 else 0.0
-                    _t59 = min(_t1, max(_u40, _u40 - _u40) + max(_s49, _s49 - _s49))
-                    _t60 = _t3*_t59
-                    _t61 = min(_t3, max(_u44, _u44 - _u44) + max(_s50, _s50 - _s50))
-                    _t62 = _t61*_t9
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t65 = _t64*_t8 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(1.0 if _s48 > 0.0 else 0.0)
-                    _t68 = _t67*((_t63 + _t66)/_t56)
-                    _t69 = -_t51 - _t58 + 1.0
-                    _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t71 = _t70*_t9
-                    _t72 = 0.5*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
-                    _t74 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-                    _t75 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
-                    _t77 = (-abs(_t2))/_t76
-                    _t78 = _t75*_t77
-                    _t79 = math.exp(_t77)
-                    _s85 = 1.0 - _t79
-                    _t80 = _t17*_t79*(math.pow(_s85, theta - 1.0) if _s85 > 0.0 and theta != 0.0 else 0.0)
-                    _t81 = 0.5*(1.0 if _t5 > 0.0 else (-1.0 if _t5 < 0.0 else 0.0))
-                    _t82 = _t23*_t81
-                    _t83 = _t20*_t6*_t81
-                    _t84 = ((_t82 - _t83))/off
-                    _t85 = -_t28*_t84 + _t29*_t84
-                    _t86 = _t50*(_t42*_t85/_t47)
-                    _t87 = _t40*_t5
-                    _t88 = _t33*_t85 + _t87
-                    _t89 = py1 - ty1
-                    _t90 = -_t89
-                    _t91 = 2.0*_t34*_t37
-                    _t92 = 1.0 if _t90 > 0.0 else 0.0
-                    _t93 = 1.0 if _t89 > 0.0 else 0.0
-                    _t94 = _t55*_t70 + _t63 + eps
-                    _t95 = _t9*(1.0 if _t52 > 0.0 else 0.0)
-                    _t96 = _t95*((_t54 + _t94)/_t56)
-                    _t97 = -_t92 - _t93 + 1.0
-                    _t98 = 0.5*_t95
-                    _t99 = _t98*((-_t53*_t64 + _t94)/_t56)
-                    _t100 = -_t11
-                    _t101 = px2 - tx2
-                    _t102 = 1.0 if _t101 > 0.0 else 0.0
-                    _t103 = -_t101
-                    _t104 = 1.0 if _t103 > 0.0 else 0.0
-                    _t105 = -_t102 - _t104 + 1.0
-                    _t106 = -_t74
-                    _t107 = py2 - ty2
-                    _t108 = 1.0 if _t107 > 0.0 else 0.0
-                    _t109 = -_t107
-                    _t110 = 1.0 if _t109 > 0.0 else 0.0
-                    _t111 = -_t108 - _t110 + 1.0
-                    _t112 = _t12 - 1.0
-                    _t113 = ((-_t22 - -_t24))/off
-                    _t114 = -_t113*_t28 + _t113*_t29
-                    _t115 = _t38*(_t114*_t33/_t35)
-                    _t116 = _t114*_t42 - _t41
-                    _t117 = _t60 + _t71
-                    _t118 = _t67*((_t117 + _t66)/_t56)
-                    _t119 = _t72*((_t117 - _t62 + _t65)/_t56)
-                    _t120 = _t75 - 1.0
-                    _t121 = ((-_t82 - -_t83))/off
-                    _t122 = -_t121*_t28 + _t121*_t29
-                    _t123 = _t50*(_t122*_t42/_t47)
-                    _t124 = _t122*_t33 - _t87
-                    _t125 = _t1*_t61 + _t71
-                    _t126 = _t95*((_t125 + _t66)/_t56)
-                    _t127 = _t98*((_t125 - _t53*_t59 + _t65)/_t56)
-                    _s86 = -_t50*(((_t43 - -_t49*(1.0 if _t45 > 0.0 else (0.5 if _t45 == 0.0 else 0.0))))/_t47)
-                    d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t39 + _s86 - ((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)/_t56)
-                    _s87 = -_t38*(((_t88 - -_t91*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))))/_t35)
-                    d_py1 = _s87 - _t80*(((_t74 - -_t78))/_t76) - _t86 - ((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)/_t56)
-                    _s88 = -_t50*(((_t43 - _t49*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))/_t47)
-                    d_px2 = -_t18*(((_t100 - _t15))/_t13) - _t39 + _s88 - ((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)/_t56)
-                    _s89 = -_t38*(((_t88 - _t91*(1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0))))/_t35)
-                    d_py2 = _s89 - _t80*(((_t106 - _t78))/_t76) - _t86 - ((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)/_t56)
-                    _s90 = -_t50*(((_t116 - -_t49*(1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0))))/_t47)
-                    _s91 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)/_t56)
-                    d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))/_t13) + _s90 + _s91
-                    _s92 = -_t38*(((_t124 - -_t91*(1.0 if _t89 > 0.0 else (0.5 if _t89 == 0.0 else 0.0))))/_t35)
-                    _s93 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)/_t56)
-                    d_ty1 = -_t123 + _s92 - _t80*(((_t106 - _t120*_t77))/_t76) + _s93
-                    _s94 = -_t50*(((_t116 - _t49*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))/_t47)
-                    _s95 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)/_t56)
-                    d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))/_t13) + _s94 + _s95
-                    _s96 = -_t38*(((_t124 - _t91*(1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0))))/_t35)
-                    _s97 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)/_t56)
-                    d_ty2 = -_t123 + _s96 - _t80*(((_t74 - -_t120*_t77))/_t76) + _s97
+                    _t11_w3 = 1.0 if _t0_w1_w1 > 0.0 else (-1.0 if _t0_w1_w1 < 0.0 else 0.0)
+                    _t12_w3 = 1.0 if _t0_w1_w1 > 0.0 else (0.5 if _t0_w1_w1 == 0.0 else 0.0)
+                    _t14_w3 = (-abs(_t0_w1_w1))/_t13_w2
+                    _t15_w3 = _t12_w3*_t14_w3
+                    _t16_w3 = math.exp(_t14_w3)
+                    _t17_w2 = 0.5*theta
+                    _s83 = 1.0 - _t16_w3
+                    _t18_w2 = _t16_w3*_t17_w2*(math.pow(_s83, theta - 1.0) if _s83 > 0.0 and theta != 0.0 else 0.0)
+                    _t19_w2 = 0.5*abs(_t4_w1_w1) - 0.5*abs(_t5_w1_w1)
+                    _s84 = -_t19_w2
+                    _t20_w2 = 1.0 if _s84 > 0.0 else (0.5 if _s84 == 0.0 else 0.0)
+                    _t21_w2 = 0.5*(1.0 if _t4_w1_w1 > 0.0 else (-1.0 if _t4_w1_w1 < 0.0 else 0.0))
+                    _t22_w3 = _t20_w2*_t21_w2
+                    _t23_w3 = 1.0 if _t19_w2 > 0.0 else (0.5 if _t19_w2 == 0.0 else 0.0)
+                    _t24_w3 = _t21_w2*_t23_w3*_t6_w1_w1
+                    _t25_w3 = ((_t22_w3 - _t24_w3))/off_w1
+                    _t28_w3 = 2.0/_t27_w2
+                    _t29_w3 = 4.0*_t26_w2/(_t27_w2*_t27_w2)
+                    _t30_w3 = -_t25_w3*_t28_w3 + _t25_w3*_t29_w3
+                    _t31_w3 = 2.0*positive_exponent - 1.0
+                    _t32_w3 = 0.25*_t31_w3
+                    _t33_w3 = _t32_w3*(_t5_w1_w1*_t5_w1_w1)
+                    _t36_w3 = -_t28_w3*_t6_w1_w1 + 2.0
+                    _t37_w3 = _t33_w3*_t36_w3/_t35_w2
+                    _t38_w3 = 0.5*math.exp(_t37_w3)
+                    _t39_w3 = _t38_w3*(_t30_w3*_t33_w3/_t35_w2)
+                    _t40_w3 = 0.5*_t31_w3*_t36_w3
+                    _t41_w2 = _t4_w1_w1*_t40_w3
+                    _t42_w3 = _t32_w3*(_t4_w1_w1*_t4_w1_w1)
+                    _t43_w3 = _t30_w3*_t42_w3 + _t41_w2
+                    _t44_w3 = px1_w1 - tx1_w1
+                    _t45_w3 = -_t44_w3
+                    _t48_w3 = _t36_w3*_t42_w3/_t47_w2
+                    _t49_w3 = 2.0*_t46_w2*_t48_w3
+                    _t50_w3 = 0.5*math.exp(_t48_w3)
+                    _t51_w3 = 1.0 if _t45_w3 > 0.0 else 0.0
+                    _t57_w3 = _t54_w2/_t56_w2
+                    _t58_w3 = 1.0 if _t44_w3 > 0.0 else 0.0
+                    _t59_w3 = min(_t1_w1_w1, max(_u40, _u40 - _u40) + max(_s49_w1, _s49_w1 - _s49_w1))
+                    _t60_w3 = _t3_w1_w1*_t59_w3
+                    _t61_w3 = min(_t3_w1_w1, max(_u44, _u44 - _u44) + max(_s50_w1, _s50_w1 - _s50_w1))
+                    _t62_w3 = _t61_w3*_t9_w1_w1
+                    _t63_w3 = _t60_w3 + _t62_w3
+                    _t64_w3 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t65_w3 = _t64_w3*_t8_w2 + eps
+                    _t66_w3 = _t54_w2 + _t65_w3
+                    _t67_w3 = _t53_w2*(1.0 if _s48_w1 > 0.0 else 0.0)
+                    _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
+                    _t69_w3 = -_t51_w3 - _t58_w3 + 1.0
+                    _t70_w3 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t71_w3 = _t70_w3*_t9_w1_w1
+                    _t72_w3 = 0.5*_t67_w3
+                    _t73_w1 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
+                    _t74_w1 = 1.0 if _t2_w1_w1 > 0.0 else (-1.0 if _t2_w1_w1 < 0.0 else 0.0)
+                    _t75_w1 = 1.0 if _t2_w1_w1 > 0.0 else (0.5 if _t2_w1_w1 == 0.0 else 0.0)
+                    _t77_w1 = (-abs(_t2_w1_w1))/_t76_w1
+                    _t78_w1 = _t75_w1*_t77_w1
+                    _t79_w1 = math.exp(_t77_w1)
+                    _s85 = 1.0 - _t79_w1
+                    _t80_w1 = _t17_w2*_t79_w1*(math.pow(_s85, theta - 1.0) if _s85 > 0.0 and theta != 0.0 else 0.0)
+                    _t81_w1 = 0.5*(1.0 if _t5_w1_w1 > 0.0 else (-1.0 if _t5_w1_w1 < 0.0 else 0.0))
+                    _t82_w1 = _t23_w3*_t81_w1
+                    _t83_w1 = _t20_w2*_t6_w1_w1*_t81_w1
+                    _t84_w1 = ((_t82_w1 - _t83_w1))/off_w1
+                    _t85_w1 = -_t28_w3*_t84_w1 + _t29_w3*_t84_w1
+                    _t86_w1 = _t50_w3*(_t42_w3*_t85_w1/_t47_w2)
+                    _t87_w1 = _t40_w3*_t5_w1_w1
+                    _t88_w1 = _t33_w3*_t85_w1 + _t87_w1
+                    _t89_w1 = py1_w1 - ty1_w1
+                    _t90_w1 = -_t89_w1
+                    _t91_w1 = 2.0*_t34_w2*_t37_w3
+                    _t92_w1 = 1.0 if _t90_w1 > 0.0 else 0.0
+                    _t93_w1 = 1.0 if _t89_w1 > 0.0 else 0.0
+                    _t94_w1 = _t55_w2*_t70_w3 + _t63_w3 + eps
+                    _t95_w1 = _t9_w1_w1*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t96_w1 = _t95_w1*((_t54_w2 + _t94_w1)/_t56_w2)
+                    _t97_w1 = -_t92_w1 - _t93_w1 + 1.0
+                    _t98_w1 = 0.5*_t95_w1
+                    _t99_w1 = _t98_w1*((-_t53_w2*_t64_w3 + _t94_w1)/_t56_w2)
+                    _t100_w1 = -_t11_w3
+                    _t101_w1 = px2_w1 - tx2_w1
+                    _t102_w1 = 1.0 if _t101_w1 > 0.0 else 0.0
+                    _t103_w1 = -_t101_w1
+                    _t104_w1 = 1.0 if _t103_w1 > 0.0 else 0.0
+                    _t105_w1 = -_t102_w1 - _t104_w1 + 1.0
+                    _t106_w1 = -_t74_w1
+                    _t107_w1 = py2_w1 - ty2_w1
+                    _t108_w1 = 1.0 if _t107_w1 > 0.0 else 0.0
+                    _t109_w1 = -_t107_w1
+                    _t110_w1 = 1.0 if _t109_w1 > 0.0 else 0.0
+                    _t111_w1 = -_t108_w1 - _t110_w1 + 1.0
+                    _t112_w1 = _t12_w3 - 1.0
+                    _t113_w1 = ((-_t22_w3 - -_t24_w3))/off_w1
+                    _t114_w1 = -_t113_w1*_t28_w3 + _t113_w1*_t29_w3
+                    _t115_w1 = _t38_w3*(_t114_w1*_t33_w3/_t35_w2)
+                    _t116_w1 = _t114_w1*_t42_w3 - _t41_w2
+                    _t117_w1 = _t60_w3 + _t71_w3
+                    _t118_w1 = _t67_w3*((_t117_w1 + _t66_w3)/_t56_w2)
+                    _t119_w1 = _t72_w3*((_t117_w1 - _t62_w3 + _t65_w3)/_t56_w2)
+                    _t120_w1 = _t75_w1 - 1.0
+                    _t121_w1 = ((-_t82_w1 - -_t83_w1))/off_w1
+                    _t122_w1 = -_t121_w1*_t28_w3 + _t121_w1*_t29_w3
+                    _t123_w1 = _t50_w3*(_t122_w1*_t42_w3/_t47_w2)
+                    _t124_w1 = _t122_w1*_t33_w3 - _t87_w1
+                    _t125_w1 = _t1_w1_w1*_t61_w3 + _t71_w3
+                    _t126_w1 = _t95_w1*((_t125_w1 + _t66_w3)/_t56_w2)
+                    _t127_w1 = _t98_w1*((_t125_w1 - _t53_w2*_t59_w3 + _t65_w3)/_t56_w2)
+                    _s86 = -_t50_w3*(((_t43_w3 - -_t49_w3*(1.0 if _t45_w3 > 0.0 else (0.5 if _t45_w3 == 0.0 else 0.0))))/_t47_w2)
+                    d_px1_w1 = -_t18_w2*(((_t11_w3 - -_t15_w3))/_t13_w2) - _t39_w3 + _s86 - ((_t51_w3*_t57_w3*_t8_w2 - _t58_w3*_t68_w3 - _t69_w3*_t73_w1)/_t56_w2)
+                    _s87 = -_t38_w3*(((_t88_w1 - -_t91_w1*(1.0 if _t90_w1 > 0.0 else (0.5 if _t90_w1 == 0.0 else 0.0))))/_t35_w2)
+                    d_py1_w1 = _s87 - _t80_w1*(((_t74_w1 - -_t78_w1))/_t76_w1) - _t86_w1 - ((_t55_w2*_t57_w3*_t92_w1 - _t93_w1*_t96_w1 - _t97_w1*_t99_w1)/_t56_w2)
+                    _s88 = -_t50_w3*(((_t43_w3 - _t49_w3*(1.0 if _t101_w1 > 0.0 else (0.5 if _t101_w1 == 0.0 else 0.0))))/_t47_w2)
+                    d_px2_w1 = -_t18_w2*(((_t100_w1 - _t15_w3))/_t13_w2) - _t39_w3 + _s88 - ((-_t102_w1*_t57_w3*_t8_w2 + _t104_w1*_t68_w3 + _t105_w1*_t73_w1)/_t56_w2)
+                    _s89 = -_t38_w3*(((_t88_w1 - _t91_w1*(1.0 if _t107_w1 > 0.0 else (0.5 if _t107_w1 == 0.0 else 0.0))))/_t35_w2)
+                    d_py2_w1 = _s89 - _t80_w1*(((_t106_w1 - _t78_w1))/_t76_w1) - _t86_w1 - ((-_t108_w1*_t55_w2*_t57_w3 + _t110_w1*_t96_w1 + _t111_w1*_t99_w1)/_t56_w2)
+                    _s90 = -_t50_w3*(((_t116_w1 - -_t49_w3*(1.0 if _t44_w3 > 0.0 else (0.5 if _t44_w3 == 0.0 else 0.0))))/_t47_w2)
+                    _s91 = -((-_t118_w1*_t51_w3 - _t119_w1*_t69_w3 + _t3_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
+                    d_tx1_w1 = -_t115_w1 - _t18_w2*(((_t100_w1 - _t112_w1*_t14_w3))/_t13_w2) + _s90 + _s91
+                    _s92 = -_t38_w3*(((_t124_w1 - -_t91_w1*(1.0 if _t89_w1 > 0.0 else (0.5 if _t89_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s93 = -((_t1_w1_w1*_t57_w3*_t93_w1 - _t126_w1*_t92_w1 - _t127_w1*_t97_w1)/_t56_w2)
+                    d_ty1_w1 = -_t123_w1 + _s92 - _t80_w1*(((_t106_w1 - _t120_w1*_t77_w1))/_t76_w1) + _s93
+                    _s94 = -_t50_w3*(((_t116_w1 - _t49_w3*(1.0 if _t103_w1 > 0.0 else (0.5 if _t103_w1 == 0.0 else 0.0))))/_t47_w2)
+                    _s95 = -((_t102_w1*_t118_w1 - _t104_w1*_t3_w1_w1*_t57_w3 + _t105_w1*_t119_w1)/_t56_w2)
+                    d_tx2_w1 = -_t115_w1 - _t18_w2*(((_t11_w3 - -_t112_w1*_t14_w3))/_t13_w2) + _s94 + _s95
+                    _s96 = -_t38_w3*(((_t124_w1 - _t91_w1*(1.0 if _t109_w1 > 0.0 else (0.5 if _t109_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s97 = -((-_t1_w1_w1*_t110_w1*_t57_w3 + _t108_w1*_t126_w1 + _t111_w1*_t127_w1)/_t56_w2)
+                    d_ty2_w1 = -_t123_w1 + _s96 - _t80_w1*(((_t74_w1 - -_t120_w1*_t77_w1))/_t76_w1) + _s97
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
+        positive_exponent):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
-                positive_exponent)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1041,6 +1045,14 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, theta,
                 positive_exponent)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, theta, positive_exponent)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
+            positive_exponent)
 
 
 @njit(**CPU_OPTIONS)
@@ -1102,18 +1114,18 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
             _b34 = _u33 - px1
             _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
             _c36 = _e5 - _e35
-            _t0 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
-            _t1 = -tx1 + tx2
+            _t0_w1 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t1_w1 = -tx1 + tx2
             _u37 = py1 - ty1
             _b38 = _u37 - py1
             _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
             _c40 = _e12 - _e39
-            _t2 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
-            _t3 = -ty1 + ty2
-            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-            _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))/off
-            _s41 = -_f32(2.0)*_t6/((_t6*_t6) + _f32(1.0)) + _f32(2.0)
+            _t2_w1 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t3_w1 = -ty1 + ty2
+            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6_w1 = min(_f32(0.5)*abs(_t4_w1), _f32(0.5)*abs(_t5_w1))/off
+            _s41 = -_f32(2.0)*_t6_w1/((_t6_w1*_t6_w1) + _f32(1.0)) + _f32(2.0)
             _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s41
             _t8 = -py1 + py2
             _s42 = -max(px1, tx1) + min(px2, tx2)
@@ -1121,37 +1133,35 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
             _s43 = tx2 - px2
             _s44 = ty2 - py2
             _s45 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _s46 = _t3*min(_t1, max(_u33, _u33 - _u33) + max(_s43, _s43 - _s43))
-            _s47 = _t9*min(_t3, max(_u37, _u37 - _u37) + max(_s44, _s44 - _s44))
+            _s46 = _t3_w1*min(_t1_w1, max(_u33, _u33 - _u33) + max(_s43, _s43 - _s43))
+            _s47 = _t9*min(_t3_w1, max(_u37, _u37 - _u37) + max(_s44, _s44 - _s44))
             _t10 = _s46 + _s45 + _s47 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
             _s48 = -max(py1, ty1) + min(py2, ty2)
             _s49 = max(px2, tx2) - min(px1, tx1)
             _s50 = max(py2, ty2) - min(py1, ty1)
-            _s51 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-            _s52 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-            _s53 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s49*_s49)))
-            _s54 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s50*_s50)))
+            _s51 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0_w1)/(eps + (_t1_w1 + max(_t0_w1, _f32(0.0))))), theta)
+            _s52 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2_w1)/(eps + (_t3_w1 + max(_t2_w1, _f32(0.0))))), theta)
+            _s53 = -_f32(0.5)*math.exp((_t4_w1*_t4_w1)*_t7/(eps + (_s49*_s49)))
+            _s54 = -_f32(0.5)*math.exp((_t5_w1*_t5_w1)*_t7/(eps + (_s50*_s50)))
             value = _t10/(_t10 + _t9*max(_s48, _s48 - _s48)) + _s53 + _s54 + _s51 + _s52 + _f32(1.0)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps, theta, positive_exponent):
+def _value_blocks_f32(pred, target, out, eps, theta, positive_exponent):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps, theta, positive_exponent)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1159,6 +1169,13 @@ def value_f32(pred, target, out, eps, theta, positive_exponent):
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps, theta,
                 positive_exponent)
     return bad
+
+
+def value_f32(pred, target, out, eps, theta, positive_exponent):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps, theta,
+                positive_exponent)
+    return _value_blocks_f32(pred, target, out, eps, theta, positive_exponent)
 
 
 @njit(**CPU_OPTIONS)
@@ -1307,146 +1324,146 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _b41 = _u40 - px1
             _e42 = (px1 - (_u40 - _b41)) - (tx1 + _b41)
             _c43 = _e5 - _e42
-            _t0 = (_u1 - _u40) + _c43 if _c43 == _c43 else _u1 - _u40
-            _t1 = -tx1 + tx2
+            _t0_w1 = (_u1 - _u40) + _c43 if _c43 == _c43 else _u1 - _u40
+            _t1_w1 = -tx1 + tx2
             _u44 = py1 - ty1
             _b45 = _u44 - py1
             _e46 = (py1 - (_u44 - _b45)) - (ty1 + _b45)
             _c47 = _e12 - _e46
-            _t2 = (_u8 - _u44) + _c47 if _c47 == _c47 else _u8 - _u44
-            _t3 = -ty1 + ty2
-            _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-            _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))/off
-            _s48 = -_f32(2.0)*_t6/((_t6*_t6) + _f32(1.0)) + _f32(2.0)
-            _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s48
-            _t8 = -py1 + py2
+            _t2_w1 = (_u8 - _u44) + _c47 if _c47 == _c47 else _u8 - _u44
+            _t3_w1 = -ty1 + ty2
+            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t6_w1 = min(_f32(0.5)*abs(_t4_w1), _f32(0.5)*abs(_t5_w1))/off
+            _s48 = -_f32(2.0)*_t6_w1/((_t6_w1*_t6_w1) + _f32(1.0)) + _f32(2.0)
+            _t7_w1 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s48
+            _t8_w1 = -py1 + py2
             _s49 = -max(px1, tx1) + min(px2, tx2)
-            _t9 = max(_s49, _s49 - _s49)
+            _t9_w1 = max(_s49, _s49 - _s49)
             _s50 = tx2 - px2
             _s51 = ty2 - py2
-            _s52 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _s53 = _t3*min(_t1, max(_u40, _u40 - _u40) + max(_s50, _s50 - _s50))
-            _s54 = _t9*min(_t3, max(_u44, _u44 - _u44) + max(_s51, _s51 - _s51))
-            _t10 = _s53 + _s52 + _s54 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
+            _s52 = _t8_w1*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _s53 = _t3_w1*min(_t1_w1, max(_u40, _u40 - _u40) + max(_s50, _s50 - _s50))
+            _s54 = _t9_w1*min(_t3_w1, max(_u44, _u44 - _u44) + max(_s51, _s51 - _s51))
+            _t10_w1 = _s53 + _s52 + _s54 + _t9_w1*min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
             _s55 = -max(py1, ty1) + min(py2, ty2)
             _s56 = max(px2, tx2) - min(px1, tx1)
             _s57 = max(py2, ty2) - min(py1, ty1)
-            _s58 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-            _s59 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-            _s60 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s56*_s56)))
-            _s61 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s57*_s57)))
-            value = _t10/(_t10 + _t9*max(_s55, _s55 - _s55)) + _s60 + _s61 + _s58 + _s59 + _f32(1.0)
-            _t13 = eps + (_t1 + max(_t0, _f32(0.0)))
-            _t26 = _t6*_t6
-            _t27 = _t26 + _f32(1.0)
-            _t34 = _s57
-            _t35 = (_t34*_t34) + eps
-            _t46 = _s56
-            _t47 = (_t46*_t46) + eps
-            _t52 = _s55
-            _t53 = max(_t52, _t52 - _t52)
-            _t54 = _t53*_t9
-            _t55 = -px1 + px2
-            _t56 = _t1*_t3 - _t54 + _t55*_t8 + eps
-            _t76 = eps + (_t3 + max(_t2, _f32(0.0)))
-            _a62 = abs(_t13)
+            _s58 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0_w1)/(eps + (_t1_w1 + max(_t0_w1, _f32(0.0))))), theta)
+            _s59 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2_w1)/(eps + (_t3_w1 + max(_t2_w1, _f32(0.0))))), theta)
+            _s60 = -_f32(0.5)*math.exp((_t4_w1*_t4_w1)*_t7_w1/(eps + (_s56*_s56)))
+            _s61 = -_f32(0.5)*math.exp((_t5_w1*_t5_w1)*_t7_w1/(eps + (_s57*_s57)))
+            value = _t10_w1/(_t10_w1 + _t9_w1*max(_s55, _s55 - _s55)) + _s60 + _s61 + _s58 + _s59 + _f32(1.0)
+            _t13_w1 = eps + (_t1_w1 + max(_t0_w1, _f32(0.0)))
+            _t26_w1 = _t6_w1*_t6_w1
+            _t27_w1 = _t26_w1 + _f32(1.0)
+            _t34_w1 = _s57
+            _t35_w1 = (_t34_w1*_t34_w1) + eps
+            _t46_w1 = _s56
+            _t47_w1 = (_t46_w1*_t46_w1) + eps
+            _t52_w1 = _s55
+            _t53_w1 = max(_t52_w1, _t52_w1 - _t52_w1)
+            _t54_w1 = _t53_w1*_t9_w1
+            _t55_w1 = -px1 + px2
+            _t56_w1 = _t1_w1*_t3_w1 - _t54_w1 + _t55_w1*_t8_w1 + eps
+            _t76 = eps + (_t3_w1 + max(_t2_w1, _f32(0.0)))
+            _a62 = abs(_t13_w1)
             _a63 = abs(off)
-            _a64 = abs(_t27)
-            _a65 = abs(_t35)
-            _a66 = abs(_t47)
-            _a67 = abs(_t56)
+            _a64 = abs(_t27_w1)
+            _a65 = abs(_t35_w1)
+            _a66 = abs(_t47_w1)
+            _a67 = abs(_t56_w1)
             _a68 = abs(_t76)
-            _ok = (_a62 >= _f32(2.350988701644575e-38)) & (_a62 <= _f32(4.253529586511731e+37)) & (_a63 >= _f32(2.350988701644575e-38)) & (_a63 <= _f32(4.253529586511731e+37)) & (_a64 >= _f32(2.168404344971009e-19)) & (_a64 <= _f32(4.611686018427388e+18)) & (_a65 >= _f32(2.350988701644575e-38)) & (_a65 <= _f32(4.253529586511731e+37)) & (_a66 >= _f32(2.350988701644575e-38)) & (_a66 <= _f32(4.253529586511731e+37)) & (_a67 >= _f32(2.350988701644575e-38)) & (_a67 <= _f32(4.253529586511731e+37)) & (_a68 >= _f32(2.350988701644575e-38)) & (_a68 <= _f32(4.253529586511731e+37))
-            _inv0 = _f32(1.0)/_t13
-            _inv1 = _f32(1.0)/off
-            _inv2 = _f32(1.0)/_t27
-            _inv3 = _f32(1.0)/_t35
-            _inv4 = _f32(1.0)/_t47
-            _inv5 = _f32(1.0)/_t56
+            _ok_w1 = (_a62 >= _f32(2.350988701644575e-38)) & (_a62 <= _f32(4.253529586511731e+37)) & (_a63 >= _f32(2.350988701644575e-38)) & (_a63 <= _f32(4.253529586511731e+37)) & (_a64 >= _f32(2.168404344971009e-19)) & (_a64 <= _f32(4.611686018427388e+18)) & (_a65 >= _f32(2.350988701644575e-38)) & (_a65 <= _f32(4.253529586511731e+37)) & (_a66 >= _f32(2.350988701644575e-38)) & (_a66 <= _f32(4.253529586511731e+37)) & (_a67 >= _f32(2.350988701644575e-38)) & (_a67 <= _f32(4.253529586511731e+37)) & (_a68 >= _f32(2.350988701644575e-38)) & (_a68 <= _f32(4.253529586511731e+37))
+            _inv0_w1 = _f32(1.0)/_t13_w1
+            _inv1_w1 = _f32(1.0)/off
+            _inv2_w1 = _f32(1.0)/_t27_w1
+            _inv3 = _f32(1.0)/_t35_w1
+            _inv4 = _f32(1.0)/_t47_w1
+            _inv5 = _f32(1.0)/_t56_w1
             _inv6 = _f32(1.0)/_t76
-            _t11 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-            _t12 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-            _t14 = (-abs(_t0))*_inv0
-            _t15 = _t12*_t14
-            _t16 = math.exp(_t14)
-            _t17 = _f32(0.5)*theta
-            _s69 = _f32(1.0) - _t16
+            _t11_w1 = _f32(1.0) if _t0_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1 < _f32(0.0) else _f32(0.0))
+            _t12_w1 = _f32(1.0) if _t0_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1 == _f32(0.0) else _f32(0.0))
+            _t14_w1 = (-abs(_t0_w1))*_inv0_w1
+            _t15_w1 = _t12_w1*_t14_w1
+            _t16_w1 = math.exp(_t14_w1)
+            _t17_w1 = _f32(0.5)*theta
+            _s69 = _f32(1.0) - _t16_w1
             _s70 = math.pow(_s69, theta - _f32(1.0)) if _s69 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-            _t18 = _t16*_t17*_s70
-            _t19 = _f32(0.5)*abs(_t4) - _f32(0.5)*abs(_t5)
-            _s71 = -_t19
-            _t20 = _f32(1.0) if _s71 > _f32(0.0) else (_f32(0.5) if _s71 == _f32(0.0) else _f32(0.0))
-            _t21 = _f32(0.5)*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
-            _t22 = _t20*_t21
-            _t23 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
-            _t24 = _t21*_t23*_t6
-            _t25 = ((_t22 - _t24))*_inv1
-            _t28 = _f32(2.0)*_inv2
-            _t29 = _f32(4.0)*(_inv2*_inv2)*_t26
-            _t30 = -_t25*_t28 + _t25*_t29
-            _t31 = _f32(2.0)*positive_exponent - _f32(1.0)
-            _t32 = _f32(0.25)*_t31
-            _t33 = _t32*(_t5*_t5)
-            _t36 = -_t28*_t6 + _f32(2.0)
-            _t37 = _t33*_t36*_inv3
-            _t38 = _f32(0.5)*math.exp(_t37)
-            _t39 = _t38*(_t30*_t33*_inv3)
-            _t40 = _f32(0.5)*_t31*_t36
-            _t41 = _t4*_t40
-            _t42 = _t32*(_t4*_t4)
-            _t43 = _t30*_t42 + _t41
-            _t44 = px1 - tx1
-            _t45 = -_t44
-            _t48 = _t36*_t42*_inv4
-            _t49 = _f32(2.0)*_t46*_t48
-            _t50 = _f32(0.5)*math.exp(_t48)
-            _t51 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
-            _t57 = _t54*_inv5
-            _t58 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-            _t59 = min(_t1, max(_u40, _u40 - _u40) + max(_s50, _s50 - _s50))
-            _t60 = _t3*_t59
-            _t61 = min(_t3, max(_u44, _u44 - _u44) + max(_s51, _s51 - _s51))
-            _t62 = _t61*_t9
-            _t63 = _t60 + _t62
-            _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-            _t65 = _t64*_t8 + eps
-            _t66 = _t54 + _t65
-            _t67 = _t53*(_f32(1.0) if _s49 > _f32(0.0) else _f32(0.0))
-            _t68 = _t67*((_t63 + _t66)*_inv5)
-            _t69 = -_t51 - _t58 + _f32(1.0)
-            _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-            _t71 = _t70*_t9
-            _t72 = _f32(0.5)*_t67
-            _t73 = _t72*((_t63 + _t65 - _t71)*_inv5)
-            _t74 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-            _t75 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-            _t77 = (-abs(_t2))*_inv6
+            _t18_w1 = _t16_w1*_t17_w1*_s70
+            _t19_w1 = _f32(0.5)*abs(_t4_w1) - _f32(0.5)*abs(_t5_w1)
+            _s71 = -_t19_w1
+            _t20_w1 = _f32(1.0) if _s71 > _f32(0.0) else (_f32(0.5) if _s71 == _f32(0.0) else _f32(0.0))
+            _t21_w1 = _f32(0.5)*(_f32(1.0) if _t4_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1 < _f32(0.0) else _f32(0.0)))
+            _t22_w1 = _t20_w1*_t21_w1
+            _t23_w1 = _f32(1.0) if _t19_w1 > _f32(0.0) else (_f32(0.5) if _t19_w1 == _f32(0.0) else _f32(0.0))
+            _t24_w1 = _t21_w1*_t23_w1*_t6_w1
+            _t25_w1 = ((_t22_w1 - _t24_w1))*_inv1_w1
+            _t28_w1 = _f32(2.0)*_inv2_w1
+            _t29_w1 = _f32(4.0)*(_inv2_w1*_inv2_w1)*_t26_w1
+            _t30_w1 = -_t25_w1*_t28_w1 + _t25_w1*_t29_w1
+            _t31_w1 = _f32(2.0)*positive_exponent - _f32(1.0)
+            _t32_w1 = _f32(0.25)*_t31_w1
+            _t33_w1 = _t32_w1*(_t5_w1*_t5_w1)
+            _t36_w1 = -_t28_w1*_t6_w1 + _f32(2.0)
+            _t37_w1 = _t33_w1*_t36_w1*_inv3
+            _t38_w1 = _f32(0.5)*math.exp(_t37_w1)
+            _t39_w1 = _t38_w1*(_t30_w1*_t33_w1*_inv3)
+            _t40_w1 = _f32(0.5)*_t31_w1*_t36_w1
+            _t41_w1 = _t4_w1*_t40_w1
+            _t42_w1 = _t32_w1*(_t4_w1*_t4_w1)
+            _t43_w1 = _t30_w1*_t42_w1 + _t41_w1
+            _t44_w1 = px1 - tx1
+            _t45_w1 = -_t44_w1
+            _t48_w1 = _t36_w1*_t42_w1*_inv4
+            _t49_w1 = _f32(2.0)*_t46_w1*_t48_w1
+            _t50_w1 = _f32(0.5)*math.exp(_t48_w1)
+            _t51_w1 = _f32(1.0) if _t45_w1 > _f32(0.0) else _f32(0.0)
+            _t57_w1 = _t54_w1*_inv5
+            _t58_w1 = _f32(1.0) if _t44_w1 > _f32(0.0) else _f32(0.0)
+            _t59_w1 = min(_t1_w1, max(_u40, _u40 - _u40) + max(_s50, _s50 - _s50))
+            _t60_w1 = _t3_w1*_t59_w1
+            _t61_w1 = min(_t3_w1, max(_u44, _u44 - _u44) + max(_s51, _s51 - _s51))
+            _t62_w1 = _t61_w1*_t9_w1
+            _t63_w1 = _t60_w1 + _t62_w1
+            _t64_w1 = min(_t55_w1, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
+            _t65_w1 = _t64_w1*_t8_w1 + eps
+            _t66_w1 = _t54_w1 + _t65_w1
+            _t67_w1 = _t53_w1*(_f32(1.0) if _s49 > _f32(0.0) else _f32(0.0))
+            _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv5)
+            _t69_w1 = -_t51_w1 - _t58_w1 + _f32(1.0)
+            _t70_w1 = min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
+            _t71_w1 = _t70_w1*_t9_w1
+            _t72_w1 = _f32(0.5)*_t67_w1
+            _t73 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv5)
+            _t74 = _f32(1.0) if _t2_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1 < _f32(0.0) else _f32(0.0))
+            _t75 = _f32(1.0) if _t2_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1 == _f32(0.0) else _f32(0.0))
+            _t77 = (-abs(_t2_w1))*_inv6
             _t78 = _t75*_t77
             _t79 = math.exp(_t77)
             _s72 = _f32(1.0) - _t79
             _s73 = math.pow(_s72, theta - _f32(1.0)) if _s72 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-            _t80 = _t17*_t79*_s73
-            _t81 = _f32(0.5)*(_f32(1.0) if _t5 > _f32(0.0) else (-_f32(1.0) if _t5 < _f32(0.0) else _f32(0.0)))
-            _t82 = _t23*_t81
-            _t83 = _t20*_t6*_t81
-            _t84 = ((_t82 - _t83))*_inv1
-            _t85 = -_t28*_t84 + _t29*_t84
-            _t86 = _t50*(_t42*_t85*_inv4)
-            _t87 = _t40*_t5
-            _t88 = _t33*_t85 + _t87
+            _t80 = _t17_w1*_t79*_s73
+            _t81 = _f32(0.5)*(_f32(1.0) if _t5_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1 < _f32(0.0) else _f32(0.0)))
+            _t82 = _t23_w1*_t81
+            _t83 = _t20_w1*_t6_w1*_t81
+            _t84 = ((_t82 - _t83))*_inv1_w1
+            _t85 = -_t28_w1*_t84 + _t29_w1*_t84
+            _t86 = _t50_w1*(_t42_w1*_t85*_inv4)
+            _t87 = _t40_w1*_t5_w1
+            _t88 = _t33_w1*_t85 + _t87
             _t89 = py1 - ty1
             _t90 = -_t89
-            _t91 = _f32(2.0)*_t34*_t37
+            _t91 = _f32(2.0)*_t34_w1*_t37_w1
             _t92 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
             _t93 = _f32(1.0) if _t89 > _f32(0.0) else _f32(0.0)
-            _t94 = _t55*_t70 + _t63 + eps
-            _t95 = _t9*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-            _t96 = _t95*((_t54 + _t94)*_inv5)
+            _t94 = _t55_w1*_t70_w1 + _t63_w1 + eps
+            _t95 = _t9_w1*(_f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0))
+            _t96 = _t95*((_t54_w1 + _t94)*_inv5)
             _t97 = -_t92 - _t93 + _f32(1.0)
             _t98 = _f32(0.5)*_t95
-            _t99 = _t98*((-_t53*_t64 + _t94)*_inv5)
-            _t100 = -_t11
+            _t99 = _t98*((-_t53_w1*_t64_w1 + _t94)*_inv5)
+            _t100 = -_t11_w1
             _t101 = px2 - tx2
             _t102 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
             _t103 = -_t101
@@ -1458,46 +1475,46 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t109 = -_t107
             _t110 = _f32(1.0) if _t109 > _f32(0.0) else _f32(0.0)
             _t111 = -_t108 - _t110 + _f32(1.0)
-            _t112 = _t12 - _f32(1.0)
-            _t113 = ((-_t22 - -_t24))*_inv1
-            _t114 = -_t113*_t28 + _t113*_t29
-            _t115 = _t38*(_t114*_t33*_inv3)
-            _t116 = _t114*_t42 - _t41
-            _t117 = _t60 + _t71
-            _t118 = _t67*((_t117 + _t66)*_inv5)
-            _t119 = _t72*((_t117 - _t62 + _t65)*_inv5)
+            _t112 = _t12_w1 - _f32(1.0)
+            _t113 = ((-_t22_w1 - -_t24_w1))*_inv1_w1
+            _t114 = -_t113*_t28_w1 + _t113*_t29_w1
+            _t115 = _t38_w1*(_t114*_t33_w1*_inv3)
+            _t116 = _t114*_t42_w1 - _t41_w1
+            _t117 = _t60_w1 + _t71_w1
+            _t118 = _t67_w1*((_t117 + _t66_w1)*_inv5)
+            _t119 = _t72_w1*((_t117 - _t62_w1 + _t65_w1)*_inv5)
             _t120 = _t75 - _f32(1.0)
-            _t121 = ((-_t82 - -_t83))*_inv1
-            _t122 = -_t121*_t28 + _t121*_t29
-            _t123 = _t50*(_t122*_t42*_inv4)
-            _t124 = _t122*_t33 - _t87
-            _t125 = _t1*_t61 + _t71
-            _t126 = _t95*((_t125 + _t66)*_inv5)
-            _t127 = _t98*((_t125 - _t53*_t59 + _t65)*_inv5)
-            _s74 = _t43 - -_t49*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-            _s75 = -((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)*_inv5)
-            d_px1 = -_t18*(((_t11 - -_t15))*_inv0) - _t39 - _t50*(_s74*_inv4) + _s75
+            _t121 = ((-_t82 - -_t83))*_inv1_w1
+            _t122 = -_t121*_t28_w1 + _t121*_t29_w1
+            _t123 = _t50_w1*(_t122*_t42_w1*_inv4)
+            _t124 = _t122*_t33_w1 - _t87
+            _t125 = _t1_w1*_t61_w1 + _t71_w1
+            _t126 = _t95*((_t125 + _t66_w1)*_inv5)
+            _t127 = _t98*((_t125 - _t53_w1*_t59_w1 + _t65_w1)*_inv5)
+            _s74 = _t43_w1 - -_t49_w1*(_f32(1.0) if _t45_w1 > _f32(0.0) else (_f32(0.5) if _t45_w1 == _f32(0.0) else _f32(0.0)))
+            _s75 = -((_t51_w1*_t57_w1*_t8_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73)*_inv5)
+            d_px1 = -_t18_w1*(((_t11_w1 - -_t15_w1))*_inv0_w1) - _t39_w1 - _t50_w1*(_s74*_inv4) + _s75
             _s76 = _t88 - -_t91*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
-            _s77 = -((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
-            d_py1 = -_t38*(_s76*_inv3) - _t80*(((_t74 - -_t78))*_inv6) - _t86 + _s77
-            _s78 = _t43 - _t49*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
-            _s79 = -((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)*_inv5)
-            d_px2 = -_t18*(((_t100 - _t15))*_inv0) - _t39 - _t50*(_s78*_inv4) + _s79
+            _s77 = -((_t55_w1*_t57_w1*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
+            d_py1 = -_t38_w1*(_s76*_inv3) - _t80*(((_t74 - -_t78))*_inv6) - _t86 + _s77
+            _s78 = _t43_w1 - _t49_w1*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
+            _s79 = -((-_t102*_t57_w1*_t8_w1 + _t104*_t68_w1 + _t105*_t73)*_inv5)
+            d_px2 = -_t18_w1*(((_t100 - _t15_w1))*_inv0_w1) - _t39_w1 - _t50_w1*(_s78*_inv4) + _s79
             _s80 = _t88 - _t91*(_f32(1.0) if _t107 > _f32(0.0) else (_f32(0.5) if _t107 == _f32(0.0) else _f32(0.0)))
-            _s81 = -((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)*_inv5)
-            d_py2 = -_t38*(_s80*_inv3) - _t80*(((_t106 - _t78))*_inv6) - _t86 + _s81
-            _s82 = _t116 - -_t49*(_f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0)))
-            _s83 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)*_inv5)
-            d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))*_inv0) - _t50*(_s82*_inv4) + _s83
+            _s81 = -((-_t108*_t55_w1*_t57_w1 + _t110*_t96 + _t111*_t99)*_inv5)
+            d_py2 = -_t38_w1*(_s80*_inv3) - _t80*(((_t106 - _t78))*_inv6) - _t86 + _s81
+            _s82 = _t116 - -_t49_w1*(_f32(1.0) if _t44_w1 > _f32(0.0) else (_f32(0.5) if _t44_w1 == _f32(0.0) else _f32(0.0)))
+            _s83 = -((-_t118*_t51_w1 - _t119*_t69_w1 + _t3_w1*_t57_w1*_t58_w1)*_inv5)
+            d_tx1 = -_t115 - _t18_w1*(((_t100 - _t112*_t14_w1))*_inv0_w1) - _t50_w1*(_s82*_inv4) + _s83
             _s84 = _t124 - -_t91*(_f32(1.0) if _t89 > _f32(0.0) else (_f32(0.5) if _t89 == _f32(0.0) else _f32(0.0)))
-            _s85 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
-            d_ty1 = -_t123 - _t38*(_s84*_inv3) - _t80*(((_t106 - _t120*_t77))*_inv6) + _s85
-            _s86 = _t49*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-            _s87 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)*_inv5)
-            d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))*_inv0) - _t50*(((_t116 - _s86))*_inv4) + _s87
+            _s85 = -((_t1_w1*_t57_w1*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
+            d_ty1 = -_t123 - _t38_w1*(_s84*_inv3) - _t80*(((_t106 - _t120*_t77))*_inv6) + _s85
+            _s86 = _t49_w1*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+            _s87 = -((_t102*_t118 - _t104*_t3_w1*_t57_w1 + _t105*_t119)*_inv5)
+            d_tx2 = -_t115 - _t18_w1*(((_t11_w1 - -_t112*_t14_w1))*_inv0_w1) - _t50_w1*(((_t116 - _s86))*_inv4) + _s87
             _s88 = _t91*(_f32(1.0) if _t109 > _f32(0.0) else (_f32(0.5) if _t109 == _f32(0.0) else _f32(0.0)))
-            _s89 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)*_inv5)
-            d_ty2 = -_t123 - _t38*(((_t124 - _s88))*_inv3) - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s89
+            _s89 = -((-_t1_w1*_t110*_t57_w1 + _t108*_t126 + _t111*_t127)*_inv5)
+            d_ty2 = -_t123 - _t38_w1*(((_t124 - _s88))*_inv3) - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s89
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -1509,580 +1526,578 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _u1 = px2 - tx2
-            _u2 = tx1 - px1
-            _b3 = _u1 - px2
-            _b4 = _u2 - tx1
-            _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
-            _e6 = (tx1 - (_u2 - _b4)) - (px1 + _b4)
-            _c7 = _e5 - _e6
-            _u8 = py2 - ty2
-            _u9 = ty1 - py1
-            _b10 = _u8 - py2
-            _b11 = _u9 - ty1
-            _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
-            _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
-            _c14 = _e12 - _e13
-            _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-            off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
-            if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
-                _u16 = px1 - tx1
-                _b17 = _u16 - px1
-                _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
-                _c19 = _e5 - _e18
-                _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
-                _t1 = -tx1 + tx2
-                _u20 = py1 - ty1
-                _b21 = _u20 - py1
-                _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
-                _c23 = _e12 - _e22
-                _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
-                _t3 = -ty1 + ty2
-                _t4 = -py1 + py2
-                _s24 = -max(px1, tx1) + min(px2, tx2)
-                _t5 = max(_s24, _s24 - _s24)
-                _s25 = tx2 - px2
-                _s26 = ty2 - py2
-                _s27 = _t4*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                _s28 = _t3*min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                _s29 = _t5*min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                _t6 = _s28 + _s27 + _s29 + _t5*min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
-                _s30 = -max(py1, ty1) + min(py2, ty2)
-                _s31 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-                _s32 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-                value = _t6/(_t5*max(_s30, _s30 - _s30) + _t6) + _s31 + _s32
-                _t9 = eps + (_t1 + max(_t0, _f32(0.0)))
-                _t17 = _s30
-                _t18 = max(_t17, _t17 - _t17)
-                _t19 = _t18*_t5
-                _t20 = -px1 + px2
-                _t21 = _t1*_t3 - _t19 + _t20*_t4 + eps
-                _t41 = eps + (_t3 + max(_t2, _f32(0.0)))
-                _a33 = abs(_t9)
-                _a34 = abs(_t21)
-                _a35 = abs(_t41)
-                _ok = (_a33 >= _f32(2.350988701644575e-38)) & (_a33 <= _f32(4.253529586511731e+37)) & (_a34 >= _f32(2.350988701644575e-38)) & (_a34 <= _f32(4.253529586511731e+37)) & (_a35 >= _f32(2.350988701644575e-38)) & (_a35 <= _f32(4.253529586511731e+37))
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _u1_w1 = px2_w1 - tx2_w1
+            _u2_w1 = tx1_w1 - px1_w1
+            _b3_w1 = _u1_w1 - px2_w1
+            _b4_w1 = _u2_w1 - tx1_w1
+            _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
+            _e6_w1 = (tx1_w1 - (_u2_w1 - _b4_w1)) - (px1_w1 + _b4_w1)
+            _c7_w1 = _e5_w1 - _e6_w1
+            _u8_w1 = py2_w1 - ty2_w1
+            _u9_w1 = ty1_w1 - py1_w1
+            _b10_w1 = _u8_w1 - py2_w1
+            _b11_w1 = _u9_w1 - ty1_w1
+            _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
+            _e13_w1 = (ty1_w1 - (_u9_w1 - _b11_w1)) - (py1_w1 + _b11_w1)
+            _c14_w1 = _e12_w1 - _e13_w1
+            _s15_w1 = _f32(0.5)*abs(((_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1))
+            off_w1 = max(_f32(0.5)*abs(((_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1)), _s15_w1)
+            if (off_w1 == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
+                _u16_w1 = px1_w1 - tx1_w1
+                _b17_w1 = _u16_w1 - px1_w1
+                _e18_w1 = (px1_w1 - (_u16_w1 - _b17_w1)) - (tx1_w1 + _b17_w1)
+                _c19_w1 = _e5_w1 - _e18_w1
+                _t0_w2 = (_u1_w1 - _u16_w1) + _c19_w1 if _c19_w1 == _c19_w1 else _u1_w1 - _u16_w1
+                _t1_w2 = -tx1_w1 + tx2_w1
+                _u20_w1 = py1_w1 - ty1_w1
+                _b21_w1 = _u20_w1 - py1_w1
+                _e22_w1 = (py1_w1 - (_u20_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
+                _c23_w1 = _e12_w1 - _e22_w1
+                _t2_w2 = (_u8_w1 - _u20_w1) + _c23_w1 if _c23_w1 == _c23_w1 else _u8_w1 - _u20_w1
+                _t3_w2 = -ty1_w1 + ty2_w1
+                _t4_w2 = -py1_w1 + py2_w1
+                _s24_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t5_w2 = max(_s24_w1, _s24_w1 - _s24_w1)
+                _s25_w1 = tx2_w1 - px2_w1
+                _s26_w1 = ty2_w1 - py2_w1
+                _s27_w1 = _t4_w2*min(-px1_w1 + px2_w1, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                _s28_w1 = _t3_w2*min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                _s29_w1 = _t5_w2*min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                _t6_w2 = _s28_w1 + _s27_w1 + _s29_w1 + _t5_w2*min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1)) + eps
+                _s30_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s31_w1 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0_w2)/(eps + (_t1_w2 + max(_t0_w2, _f32(0.0))))), theta)
+                _s32_w1 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2_w2)/(eps + (_t3_w2 + max(_t2_w2, _f32(0.0))))), theta)
+                value_w1 = _t6_w2/(_t5_w2*max(_s30_w1, _s30_w1 - _s30_w1) + _t6_w2) + _s31_w1 + _s32_w1
+                _t9_w2 = eps + (_t1_w2 + max(_t0_w2, _f32(0.0)))
+                _t17_w3 = _s30_w1
+                _t18_w3 = max(_t17_w3, _t17_w3 - _t17_w3)
+                _t19_w3 = _t18_w3*_t5_w2
+                _t20_w3 = -px1_w1 + px2_w1
+                _t21_w3 = _t1_w2*_t3_w2 - _t19_w3 + _t20_w3*_t4_w2 + eps
+                _t41_w3 = eps + (_t3_w2 + max(_t2_w2, _f32(0.0)))
+                _a33_w1 = abs(_t9_w2)
+                _a34_w1 = abs(_t21_w3)
+                _a35_w1 = abs(_t41_w3)
+                _ok = (_a33_w1 >= _f32(2.350988701644575e-38)) & (_a33_w1 <= _f32(4.253529586511731e+37)) & (_a34_w1 >= _f32(2.350988701644575e-38)) & (_a34_w1 <= _f32(4.253529586511731e+37)) & (_a35_w1 >= _f32(2.350988701644575e-38)) & (_a35_w1 <= _f32(4.253529586511731e+37))
                 if _ok:
-                    _inv0 = _f32(1.0)/_t9
-                    _inv1 = _f32(1.0)/_t21
-                    _inv2 = _f32(1.0)/_t41
-                    _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-                    _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t10 = (-abs(_t0))*_inv0
-                    _t11 = _t10*_t8
-                    _t12 = math.exp(_t10)
-                    _t13 = _f32(0.5)*theta
-                    _s36 = _f32(1.0) - _t12
-                    _s37 = math.pow(_s36, theta - _f32(1.0)) if _s36 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t14 = _t12*_t13*_s37
-                    _t15 = px1 - tx1
-                    _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
-                    _t22 = _t19*_inv1
-                    _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-                    _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                    _t25 = _t24*_t3
-                    _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                    _t27 = _t26*_t5
-                    _t28 = _t25 + _t27
-                    _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t30 = _t29*_t4 + eps
-                    _t31 = _t19 + _t30
-                    _t32 = _t18*(_f32(1.0) if _s24 > _f32(0.0) else _f32(0.0))
-                    _t33 = _t32*((_t28 + _t31)*_inv1)
-                    _t34 = -_t16 - _t23 + _f32(1.0)
-                    _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t36 = _t35*_t5
-                    _t37 = _f32(0.5)*_t32
-                    _t38 = _t37*((_t28 + _t30 - _t36)*_inv1)
-                    _t39 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-                    _t40 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t42 = (-abs(_t2))*_inv2
-                    _t43 = _t40*_t42
-                    _t44 = math.exp(_t42)
-                    _s38 = _f32(1.0) - _t44
-                    _s39 = math.pow(_s38, theta - _f32(1.0)) if _s38 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t45 = _t13*_t44*_s39
-                    _t46 = py1 - ty1
-                    _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
-                    _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                    _t49 = _t20*_t35 + _t28 + eps
-                    _t50 = _t5*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
-                    _t51 = _t50*((_t19 + _t49)*_inv1)
-                    _t52 = -_t47 - _t48 + _f32(1.0)
-                    _t53 = _f32(0.5)*_t50
-                    _t54 = _t53*((-_t18*_t29 + _t49)*_inv1)
-                    _t55 = -_t7
-                    _t56 = px2 - tx2
-                    _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t58 = _f32(1.0) if -_t56 > _f32(0.0) else _f32(0.0)
-                    _t59 = -_t57 - _t58 + _f32(1.0)
-                    _t60 = -_t39
-                    _t61 = py2 - ty2
-                    _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t63 = _f32(1.0) if -_t61 > _f32(0.0) else _f32(0.0)
-                    _t64 = -_t62 - _t63 + _f32(1.0)
-                    _t65 = _t8 - _f32(1.0)
-                    _t66 = _t25 + _t36
-                    _t67 = _t32*((_t31 + _t66)*_inv1)
-                    _t68 = _t37*((-_t27 + _t30 + _t66)*_inv1)
-                    _t69 = _t40 - _f32(1.0)
-                    _t70 = _t1*_t26 + _t36
-                    _t71 = _t50*((_t31 + _t70)*_inv1)
-                    _t72 = _t53*((-_t18*_t24 + _t30 + _t70)*_inv1)
-                    d_px1 = -_t14*(((_t7 - -_t11))*_inv0) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)*_inv1)
-                    d_py1 = -_t45*(((_t39 - -_t43))*_inv2) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)*_inv1)
-                    d_px2 = -_t14*(((_t55 - _t11))*_inv0) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)*_inv1)
-                    d_py2 = -_t45*(((_t60 - _t43))*_inv2) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)*_inv1)
-                    d_tx1 = -_t14*(((_t55 - _t10*_t65))*_inv0) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)*_inv1)
-                    d_ty1 = -_t45*(((_t60 - _t42*_t69))*_inv2) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)*_inv1)
-                    d_tx2 = -_t14*(((_t7 - -_t10*_t65))*_inv0) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)*_inv1)
-                    d_ty2 = -_t45*(((_t39 - -_t42*_t69))*_inv2) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)*_inv1)
+                    _inv0_w2 = _f32(1.0)/_t9_w2
+                    _inv1_w2 = _f32(1.0)/_t21_w3
+                    _inv2_w2 = _f32(1.0)/_t41_w3
+                    _t7_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0))
+                    _t8_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t10_w3 = (-abs(_t0_w2))*_inv0_w2
+                    _t11_w4 = _t10_w3*_t8_w3
+                    _t12_w4 = math.exp(_t10_w3)
+                    _t13_w3 = _f32(0.5)*theta
+                    _s36_w1 = _f32(1.0) - _t12_w4
+                    _s37_w1 = math.pow(_s36_w1, theta - _f32(1.0)) if _s36_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+                    _t14_w4 = _t12_w4*_t13_w3*_s37_w1
+                    _t15_w4 = px1_w1 - tx1_w1
+                    _t16_w4 = _f32(1.0) if -_t15_w4 > _f32(0.0) else _f32(0.0)
+                    _t22_w4 = _t19_w3*_inv1_w2
+                    _t23_w4 = _f32(1.0) if _t15_w4 > _f32(0.0) else _f32(0.0)
+                    _t24_w4 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                    _t25_w4 = _t24_w4*_t3_w2
+                    _t26_w3 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                    _t27_w3 = _t26_w3*_t5_w2
+                    _t28_w4 = _t25_w4 + _t27_w3
+                    _t29_w4 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t30_w4 = _t29_w4*_t4_w2 + eps
+                    _t31_w4 = _t19_w3 + _t30_w4
+                    _t32_w4 = _t18_w3*(_f32(1.0) if _s24_w1 > _f32(0.0) else _f32(0.0))
+                    _t33_w4 = _t32_w4*((_t28_w4 + _t31_w4)*_inv1_w2)
+                    _t34_w3 = -_t16_w4 - _t23_w4 + _f32(1.0)
+                    _t35_w3 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t36_w4 = _t35_w3*_t5_w2
+                    _t37_w4 = _f32(0.5)*_t32_w4
+                    _t38_w4 = _t37_w4*((_t28_w4 + _t30_w4 - _t36_w4)*_inv1_w2)
+                    _t39_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0))
+                    _t40_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t42_w4 = (-abs(_t2_w2))*_inv2_w2
+                    _t43_w4 = _t40_w4*_t42_w4
+                    _t44_w4 = math.exp(_t42_w4)
+                    _s38_w1 = _f32(1.0) - _t44_w4
+                    _s39_w1 = math.pow(_s38_w1, theta - _f32(1.0)) if _s38_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+                    _t45_w4 = _t13_w3*_t44_w4*_s39_w1
+                    _t46_w3 = py1_w1 - ty1_w1
+                    _t47_w3 = _f32(1.0) if -_t46_w3 > _f32(0.0) else _f32(0.0)
+                    _t48_w4 = _f32(1.0) if _t46_w3 > _f32(0.0) else _f32(0.0)
+                    _t49_w4 = _t20_w3*_t35_w3 + _t28_w4 + eps
+                    _t50_w4 = _t5_w2*(_f32(1.0) if _t17_w3 > _f32(0.0) else _f32(0.0))
+                    _t51_w4 = _t50_w4*((_t19_w3 + _t49_w4)*_inv1_w2)
+                    _t52_w3 = -_t47_w3 - _t48_w4 + _f32(1.0)
+                    _t53_w3 = _f32(0.5)*_t50_w4
+                    _t54_w3 = _t53_w3*((-_t18_w3*_t29_w4 + _t49_w4)*_inv1_w2)
+                    _t55_w3 = -_t7_w3
+                    _t56_w3 = px2_w1 - tx2_w1
+                    _t57_w4 = _f32(1.0) if _t56_w3 > _f32(0.0) else _f32(0.0)
+                    _t58_w4 = _f32(1.0) if -_t56_w3 > _f32(0.0) else _f32(0.0)
+                    _t59_w4 = -_t57_w4 - _t58_w4 + _f32(1.0)
+                    _t60_w4 = -_t39_w4
+                    _t61_w4 = py2_w1 - ty2_w1
+                    _t62_w4 = _f32(1.0) if _t61_w4 > _f32(0.0) else _f32(0.0)
+                    _t63_w4 = _f32(1.0) if -_t61_w4 > _f32(0.0) else _f32(0.0)
+                    _t64_w4 = -_t62_w4 - _t63_w4 + _f32(1.0)
+                    _t65_w4 = _t8_w3 - _f32(1.0)
+                    _t66_w4 = _t25_w4 + _t36_w4
+                    _t67_w4 = _t32_w4*((_t31_w4 + _t66_w4)*_inv1_w2)
+                    _t68_w4 = _t37_w4*((-_t27_w3 + _t30_w4 + _t66_w4)*_inv1_w2)
+                    _t69_w4 = _t40_w4 - _f32(1.0)
+                    _t70_w4 = _t1_w2*_t26_w3 + _t36_w4
+                    _t71_w4 = _t50_w4*((_t31_w4 + _t70_w4)*_inv1_w2)
+                    _t72_w4 = _t53_w3*((-_t18_w3*_t24_w4 + _t30_w4 + _t70_w4)*_inv1_w2)
+                    d_px1_w1 = -_t14_w4*(((_t7_w3 - -_t11_w4))*_inv0_w2) - ((_t16_w4*_t22_w4*_t4_w2 - _t23_w4*_t33_w4 - _t34_w3*_t38_w4)*_inv1_w2)
+                    d_py1_w1 = -_t45_w4*(((_t39_w4 - -_t43_w4))*_inv2_w2) - ((_t20_w3*_t22_w4*_t47_w3 - _t48_w4*_t51_w4 - _t52_w3*_t54_w3)*_inv1_w2)
+                    d_px2_w1 = -_t14_w4*(((_t55_w3 - _t11_w4))*_inv0_w2) - ((-_t22_w4*_t4_w2*_t57_w4 + _t33_w4*_t58_w4 + _t38_w4*_t59_w4)*_inv1_w2)
+                    d_py2_w1 = -_t45_w4*(((_t60_w4 - _t43_w4))*_inv2_w2) - ((-_t20_w3*_t22_w4*_t62_w4 + _t51_w4*_t63_w4 + _t54_w3*_t64_w4)*_inv1_w2)
+                    d_tx1_w1 = -_t14_w4*(((_t55_w3 - _t10_w3*_t65_w4))*_inv0_w2) - ((-_t16_w4*_t67_w4 + _t22_w4*_t23_w4*_t3_w2 - _t34_w3*_t68_w4)*_inv1_w2)
+                    d_ty1_w1 = -_t45_w4*(((_t60_w4 - _t42_w4*_t69_w4))*_inv2_w2) - ((_t1_w2*_t22_w4*_t48_w4 - _t47_w3*_t71_w4 - _t52_w3*_t72_w4)*_inv1_w2)
+                    d_tx2_w1 = -_t14_w4*(((_t7_w3 - -_t10_w3*_t65_w4))*_inv0_w2) - ((-_t22_w4*_t3_w2*_t58_w4 + _t57_w4*_t67_w4 + _t59_w4*_t68_w4)*_inv1_w2)
+                    d_ty2_w1 = -_t45_w4*(((_t39_w4 - -_t42_w4*_t69_w4))*_inv2_w2) - ((-_t1_w2*_t22_w4*_t63_w4 + _t62_w4*_t71_w4 + _t64_w4*_t72_w4)*_inv1_w2)
                 else:
-                    _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-                    _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t10 = (-abs(_t0))/_t9
-                    _t11 = _t10*_t8
-                    _t12 = math.exp(_t10)
-                    _t13 = _f32(0.5)*theta
-                    _s40 = _f32(1.0) - _t12
+                    _t7_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0))
+                    _t8_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t10_w1_w1 = (-abs(_t0_w2))/_t9_w2
+                    _t11_w1_w1 = _t10_w1_w1*_t8_w1_w1
+                    _t12_w1_w1 = math.exp(_t10_w1_w1)
+                    _t13_w1_w1 = _f32(0.5)*theta
+                    _s40 = _f32(1.0) - _t12_w1_w1
                     _s41 = math.pow(_s40, theta - _f32(1.0)) if _s40 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t14 = _t12*_t13*_s41
-                    _t15 = px1 - tx1
-                    _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
-                    _t22 = _t19/_t21
-                    _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-                    _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
-                    _t25 = _t24*_t3
-                    _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
-                    _t27 = _t26*_t5
-                    _t28 = _t25 + _t27
-                    _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t30 = _t29*_t4 + eps
-                    _t31 = _t19 + _t30
-                    _t32 = _t18*(_f32(1.0) if _s24 > _f32(0.0) else _f32(0.0))
-                    _t33 = _t32*((_t28 + _t31)/_t21)
-                    _t34 = -_t16 - _t23 + _f32(1.0)
-                    _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t36 = _t35*_t5
-                    _t37 = _f32(0.5)*_t32
-                    _t38 = _t37*((_t28 + _t30 - _t36)/_t21)
-                    _t39 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-                    _t40 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t42 = (-abs(_t2))/_t41
-                    _t43 = _t40*_t42
-                    _t44 = math.exp(_t42)
-                    _s42 = _f32(1.0) - _t44
+                    _t14_w1_w1 = _t12_w1_w1*_t13_w1_w1*_s41
+                    _t15_w1_w1 = px1_w1 - tx1_w1
+                    _t16_w1_w1 = _f32(1.0) if -_t15_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t22_w1_w1 = _t19_w3/_t21_w3
+                    _t23_w1_w1 = _f32(1.0) if _t15_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t24_w1_w1 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
+                    _t25_w1_w1 = _t24_w1_w1*_t3_w2
+                    _t26_w1_w1 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
+                    _t27_w1_w1 = _t26_w1_w1*_t5_w2
+                    _t28_w1_w1 = _t25_w1_w1 + _t27_w1_w1
+                    _t29_w1_w1 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t30_w1_w1 = _t29_w1_w1*_t4_w2 + eps
+                    _t31_w1_w1 = _t19_w3 + _t30_w1_w1
+                    _t32_w1_w1 = _t18_w3*(_f32(1.0) if _s24_w1 > _f32(0.0) else _f32(0.0))
+                    _t33_w1_w1 = _t32_w1_w1*((_t28_w1_w1 + _t31_w1_w1)/_t21_w3)
+                    _t34_w1_w1 = -_t16_w1_w1 - _t23_w1_w1 + _f32(1.0)
+                    _t35_w1_w1 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t36_w1_w1 = _t35_w1_w1*_t5_w2
+                    _t37_w1_w1 = _f32(0.5)*_t32_w1_w1
+                    _t38_w1_w1 = _t37_w1_w1*((_t28_w1_w1 + _t30_w1_w1 - _t36_w1_w1)/_t21_w3)
+                    _t39_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0))
+                    _t40_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t42_w1_w1 = (-abs(_t2_w2))/_t41_w3
+                    _t43_w1_w1 = _t40_w1_w1*_t42_w1_w1
+                    _t44_w1_w1 = math.exp(_t42_w1_w1)
+                    _s42 = _f32(1.0) - _t44_w1_w1
                     _s43 = math.pow(_s42, theta - _f32(1.0)) if _s42 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t45 = _t13*_t44*_s43
-                    _t46 = py1 - ty1
-                    _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
-                    _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                    _t49 = _t20*_t35 + _t28 + eps
-                    _t50 = _t5*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
-                    _t51 = _t50*((_t19 + _t49)/_t21)
-                    _t52 = -_t47 - _t48 + _f32(1.0)
-                    _t53 = _f32(0.5)*_t50
-                    _t54 = _t53*((-_t18*_t29 + _t49)/_t21)
-                    _t55 = -_t7
-                    _t56 = px2 - tx2
-                    _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-                    _t58 = _f32(1.0) if -_t56 > _f32(0.0) else _f32(0.0)
-                    _t59 = -_t57 - _t58 + _f32(1.0)
-                    _t60 = -_t39
-                    _t61 = py2 - ty2
-                    _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t63 = _f32(1.0) if -_t61 > _f32(0.0) else _f32(0.0)
-                    _t64 = -_t62 - _t63 + _f32(1.0)
-                    _t65 = _t8 - _f32(1.0)
-                    _t66 = _t25 + _t36
-                    _t67 = _t32*((_t31 + _t66)/_t21)
-                    _t68 = _t37*((-_t27 + _t30 + _t66)/_t21)
-                    _t69 = _t40 - _f32(1.0)
-                    _t70 = _t1*_t26 + _t36
-                    _t71 = _t50*((_t31 + _t70)/_t21)
-                    _t72 = _t53*((-_t18*_t24 + _t30 + _t70)/_t21)
-                    d_px1 = -_t14*(((_t7 - -_t11))/_t9) - ((_t16*_t22*_t4 - _t23*_t33 - _t34*_t38)/_t21)
-                    d_py1 = -_t45*(((_t39 - -_t43))/_t41) - ((_t20*_t22*_t47 - _t48*_t51 - _t52*_t54)/_t21)
-                    d_px2 = -_t14*(((_t55 - _t11))/_t9) - ((-_t22*_t4*_t57 + _t33*_t58 + _t38*_t59)/_t21)
-                    d_py2 = -_t45*(((_t60 - _t43))/_t41) - ((-_t20*_t22*_t62 + _t51*_t63 + _t54*_t64)/_t21)
-                    d_tx1 = -_t14*(((_t55 - _t10*_t65))/_t9) - ((-_t16*_t67 + _t22*_t23*_t3 - _t34*_t68)/_t21)
-                    d_ty1 = -_t45*(((_t60 - _t42*_t69))/_t41) - ((_t1*_t22*_t48 - _t47*_t71 - _t52*_t72)/_t21)
-                    d_tx2 = -_t14*(((_t7 - -_t10*_t65))/_t9) - ((-_t22*_t3*_t58 + _t57*_t67 + _t59*_t68)/_t21)
-                    d_ty2 = -_t45*(((_t39 - -_t42*_t69))/_t41) - ((-_t1*_t22*_t63 + _t62*_t71 + _t64*_t72)/_t21)
+                    _t45_w1_w1 = _t13_w1_w1*_t44_w1_w1*_s43
+                    _t46_w1_w1 = py1_w1 - ty1_w1
+                    _t47_w1_w1 = _f32(1.0) if -_t46_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t48_w1_w1 = _f32(1.0) if _t46_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t49_w1_w1 = _t20_w3*_t35_w1_w1 + _t28_w1_w1 + eps
+                    _t50_w1_w1 = _t5_w2*(_f32(1.0) if _t17_w3 > _f32(0.0) else _f32(0.0))
+                    _t51_w1_w1 = _t50_w1_w1*((_t19_w3 + _t49_w1_w1)/_t21_w3)
+                    _t52_w1_w1 = -_t47_w1_w1 - _t48_w1_w1 + _f32(1.0)
+                    _t53_w1_w1 = _f32(0.5)*_t50_w1_w1
+                    _t54_w1_w1 = _t53_w1_w1*((-_t18_w3*_t29_w1_w1 + _t49_w1_w1)/_t21_w3)
+                    _t55_w1_w1 = -_t7_w1_w1
+                    _t56_w1_w1 = px2_w1 - tx2_w1
+                    _t57_w1_w1 = _f32(1.0) if _t56_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t58_w1_w1 = _f32(1.0) if -_t56_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t59_w1_w1 = -_t57_w1_w1 - _t58_w1_w1 + _f32(1.0)
+                    _t60_w1_w1 = -_t39_w1_w1
+                    _t61_w1_w1 = py2_w1 - ty2_w1
+                    _t62_w1_w1 = _f32(1.0) if _t61_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t63_w1_w1 = _f32(1.0) if -_t61_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t64_w1_w1 = -_t62_w1_w1 - _t63_w1_w1 + _f32(1.0)
+                    _t65_w1_w1 = _t8_w1_w1 - _f32(1.0)
+                    _t66_w1_w1 = _t25_w1_w1 + _t36_w1_w1
+                    _t67_w1_w1 = _t32_w1_w1*((_t31_w1_w1 + _t66_w1_w1)/_t21_w3)
+                    _t68_w1_w1 = _t37_w1_w1*((-_t27_w1_w1 + _t30_w1_w1 + _t66_w1_w1)/_t21_w3)
+                    _t69_w1_w1 = _t40_w1_w1 - _f32(1.0)
+                    _t70_w1_w1 = _t1_w2*_t26_w1_w1 + _t36_w1_w1
+                    _t71_w1_w1 = _t50_w1_w1*((_t31_w1_w1 + _t70_w1_w1)/_t21_w3)
+                    _t72_w1_w1 = _t53_w1_w1*((-_t18_w3*_t24_w1_w1 + _t30_w1_w1 + _t70_w1_w1)/_t21_w3)
+                    d_px1_w1 = -_t14_w1_w1*(((_t7_w1_w1 - -_t11_w1_w1))/_t9_w2) - ((_t16_w1_w1*_t22_w1_w1*_t4_w2 - _t23_w1_w1*_t33_w1_w1 - _t34_w1_w1*_t38_w1_w1)/_t21_w3)
+                    d_py1_w1 = -_t45_w1_w1*(((_t39_w1_w1 - -_t43_w1_w1))/_t41_w3) - ((_t20_w3*_t22_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t51_w1_w1 - _t52_w1_w1*_t54_w1_w1)/_t21_w3)
+                    d_px2_w1 = -_t14_w1_w1*(((_t55_w1_w1 - _t11_w1_w1))/_t9_w2) - ((-_t22_w1_w1*_t4_w2*_t57_w1_w1 + _t33_w1_w1*_t58_w1_w1 + _t38_w1_w1*_t59_w1_w1)/_t21_w3)
+                    d_py2_w1 = -_t45_w1_w1*(((_t60_w1_w1 - _t43_w1_w1))/_t41_w3) - ((-_t20_w3*_t22_w1_w1*_t62_w1_w1 + _t51_w1_w1*_t63_w1_w1 + _t54_w1_w1*_t64_w1_w1)/_t21_w3)
+                    d_tx1_w1 = -_t14_w1_w1*(((_t55_w1_w1 - _t10_w1_w1*_t65_w1_w1))/_t9_w2) - ((-_t16_w1_w1*_t67_w1_w1 + _t22_w1_w1*_t23_w1_w1*_t3_w2 - _t34_w1_w1*_t68_w1_w1)/_t21_w3)
+                    d_ty1_w1 = -_t45_w1_w1*(((_t60_w1_w1 - _t42_w1_w1*_t69_w1_w1))/_t41_w3) - ((_t1_w2*_t22_w1_w1*_t48_w1_w1 - _t47_w1_w1*_t71_w1_w1 - _t52_w1_w1*_t72_w1_w1)/_t21_w3)
+                    d_tx2_w1 = -_t14_w1_w1*(((_t7_w1_w1 - -_t10_w1_w1*_t65_w1_w1))/_t9_w2) - ((-_t22_w1_w1*_t3_w2*_t58_w1_w1 + _t57_w1_w1*_t67_w1_w1 + _t59_w1_w1*_t68_w1_w1)/_t21_w3)
+                    d_ty2_w1 = -_t45_w1_w1*(((_t39_w1_w1 - -_t42_w1_w1*_t69_w1_w1))/_t41_w3) - ((-_t1_w2*_t22_w1_w1*_t63_w1_w1 + _t62_w1_w1*_t71_w1_w1 + _t64_w1_w1*_t72_w1_w1)/_t21_w3)
             else:  # angle, distance and shape costs
-                _u44 = px1 - tx1
-                _b45 = _u44 - px1
-                _e46 = (px1 - (_u44 - _b45)) - (tx1 + _b45)
-                _c47 = _e5 - _e46
-                _t0 = (_u1 - _u44) + _c47 if _c47 == _c47 else _u1 - _u44
-                _t1 = -tx1 + tx2
-                _u48 = py1 - ty1
-                _b49 = _u48 - py1
-                _e50 = (py1 - (_u48 - _b49)) - (ty1 + _b49)
-                _c51 = _e12 - _e50
-                _t2 = (_u8 - _u48) + _c51 if _c51 == _c51 else _u8 - _u48
-                _t3 = -ty1 + ty2
-                _t4 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-                _t5 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
-                _t6 = min(_f32(0.5)*abs(_t4), _f32(0.5)*abs(_t5))/off
-                _s52 = -_f32(2.0)*_t6/((_t6*_t6) + _f32(1.0)) + _f32(2.0)
-                _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s52
-                _t8 = -py1 + py2
-                _s53 = -max(px1, tx1) + min(px2, tx2)
-                _t9 = max(_s53, _s53 - _s53)
-                _s54 = tx2 - px2
-                _s55 = ty2 - py2
-                _s56 = _t8*min(-px1 + px2, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                _s57 = _t3*min(_t1, max(_u44, _u44 - _u44) + max(_s54, _s54 - _s54))
-                _s58 = _t9*min(_t3, max(_u48, _u48 - _u48) + max(_s55, _s55 - _s55))
-                _t10 = _s57 + _s56 + _s58 + _t9*min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9)) + eps
-                _s59 = -max(py1, ty1) + min(py2, ty2)
-                _s60 = max(px2, tx2) - min(px1, tx1)
-                _s61 = max(py2, ty2) - min(py1, ty1)
-                _s62 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0)/(eps + (_t1 + max(_t0, _f32(0.0))))), theta)
-                _s63 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2)/(eps + (_t3 + max(_t2, _f32(0.0))))), theta)
-                _s64 = -_f32(0.5)*math.exp((_t4*_t4)*_t7/(eps + (_s60*_s60)))
-                _s65 = -_f32(0.5)*math.exp((_t5*_t5)*_t7/(eps + (_s61*_s61)))
-                value = _t10/(_t10 + _t9*max(_s59, _s59 - _s59)) + _s64 + _s65 + _s62 + _s63 + _f32(1.0)
-                _t13 = eps + (_t1 + max(_t0, _f32(0.0)))
-                _t26 = _t6*_t6
-                _t27 = _t26 + _f32(1.0)
-                _t34 = _s61
-                _t35 = (_t34*_t34) + eps
-                _t46 = _s60
-                _t47 = (_t46*_t46) + eps
-                _t52 = _s59
-                _t53 = max(_t52, _t52 - _t52)
-                _t54 = _t53*_t9
-                _t55 = -px1 + px2
-                _t56 = _t1*_t3 - _t54 + _t55*_t8 + eps
-                _t76 = eps + (_t3 + max(_t2, _f32(0.0)))
-                _a66 = abs(_t13)
-                _a67 = abs(off)
-                _a68 = abs(_t27)
-                _a69 = abs(_t35)
-                _a70 = abs(_t47)
-                _a71 = abs(_t56)
-                _a72 = abs(_t76)
-                _ok = (_a66 >= _f32(2.350988701644575e-38)) & (_a66 <= _f32(4.253529586511731e+37)) & (_a67 >= _f32(2.350988701644575e-38)) & (_a67 <= _f32(4.253529586511731e+37)) & (_a68 >= _f32(2.168404344971009e-19)) & (_a68 <= _f32(4.611686018427388e+18)) & (_a69 >= _f32(2.350988701644575e-38)) & (_a69 <= _f32(4.253529586511731e+37)) & (_a70 >= _f32(2.350988701644575e-38)) & (_a70 <= _f32(4.253529586511731e+37)) & (_a71 >= _f32(2.350988701644575e-38)) & (_a71 <= _f32(4.253529586511731e+37)) & (_a72 >= _f32(2.350988701644575e-38)) & (_a72 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t13
-                    _inv1 = _f32(1.0)/off
-                    _inv2 = _f32(1.0)/_t27
-                    _inv3 = _f32(1.0)/_t35
-                    _inv4 = _f32(1.0)/_t47
-                    _inv5 = _f32(1.0)/_t56
-                    _inv6 = _f32(1.0)/_t76
-                    _t11 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-                    _t12 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t14 = (-abs(_t0))*_inv0
-                    _t15 = _t12*_t14
-                    _t16 = math.exp(_t14)
-                    _t17 = _f32(0.5)*theta
-                    _s73 = _f32(1.0) - _t16
-                    _s74 = math.pow(_s73, theta - _f32(1.0)) if _s73 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t18 = _t16*_t17*_s74
-                    _t19 = _f32(0.5)*abs(_t4) - _f32(0.5)*abs(_t5)
-                    _s75 = -_t19
-                    _t20 = _f32(1.0) if _s75 > _f32(0.0) else (_f32(0.5) if _s75 == _f32(0.0) else _f32(0.0))
-                    _t21 = _f32(0.5)*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
-                    _t22 = _t20*_t21
-                    _t23 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
-                    _t24 = _t21*_t23*_t6
-                    _t25 = ((_t22 - _t24))*_inv1
-                    _t28 = _f32(2.0)*_inv2
-                    _t29 = _f32(4.0)*(_inv2*_inv2)*_t26
-                    _t30 = -_t25*_t28 + _t25*_t29
-                    _t31 = _f32(2.0)*positive_exponent - _f32(1.0)
-                    _t32 = _f32(0.25)*_t31
-                    _t33 = _t32*(_t5*_t5)
-                    _t36 = -_t28*_t6 + _f32(2.0)
-                    _t37 = _t33*_t36*_inv3
-                    _t38 = _f32(0.5)*math.exp(_t37)
-                    _t39 = _t38*(_t30*_t33*_inv3)
-                    _t40 = _f32(0.5)*_t31*_t36
-                    _t41 = _t4*_t40
-                    _t42 = _t32*(_t4*_t4)
-                    _t43 = _t30*_t42 + _t41
-                    _t44 = px1 - tx1
-                    _t45 = -_t44
-                    _t48 = _t36*_t42*_inv4
-                    _t49 = _f32(2.0)*_t46*_t48
-                    _t50 = _f32(0.5)*math.exp(_t48)
-                    _t51 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
-                    _t57 = _t54*_inv5
-                    _t58 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-                    _t59 = min(_t1, max(_u44, _u44 - _u44) + max(_s54, _s54 - _s54))
-                    _t60 = _t3*_t59
-                    _t61 = min(_t3, max(_u48, _u48 - _u48) + max(_s55, _s55 - _s55))
-                    _t62 = _t61*_t9
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t65 = _t64*_t8 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(_f32(1.0) if _s53 > _f32(0.0) else _f32(0.0))
-                    _t68 = _t67*((_t63 + _t66)*_inv5)
-                    _t69 = -_t51 - _t58 + _f32(1.0)
-                    _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t71 = _t70*_t9
-                    _t72 = _f32(0.5)*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)*_inv5)
-                    _t74 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-                    _t75 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t77 = (-abs(_t2))*_inv6
-                    _t78 = _t75*_t77
-                    _t79 = math.exp(_t77)
-                    _s76 = _f32(1.0) - _t79
-                    _s77 = math.pow(_s76, theta - _f32(1.0)) if _s76 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t80 = _t17*_t79*_s77
-                    _t81 = _f32(0.5)*(_f32(1.0) if _t5 > _f32(0.0) else (-_f32(1.0) if _t5 < _f32(0.0) else _f32(0.0)))
-                    _t82 = _t23*_t81
-                    _t83 = _t20*_t6*_t81
-                    _t84 = ((_t82 - _t83))*_inv1
-                    _t85 = -_t28*_t84 + _t29*_t84
-                    _t86 = _t50*(_t42*_t85*_inv4)
-                    _t87 = _t40*_t5
-                    _t88 = _t33*_t85 + _t87
-                    _t89 = py1 - ty1
-                    _t90 = -_t89
-                    _t91 = _f32(2.0)*_t34*_t37
-                    _t92 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
-                    _t93 = _f32(1.0) if _t89 > _f32(0.0) else _f32(0.0)
-                    _t94 = _t55*_t70 + _t63 + eps
-                    _t95 = _t9*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-                    _t96 = _t95*((_t54 + _t94)*_inv5)
-                    _t97 = -_t92 - _t93 + _f32(1.0)
-                    _t98 = _f32(0.5)*_t95
-                    _t99 = _t98*((-_t53*_t64 + _t94)*_inv5)
-                    _t100 = -_t11
-                    _t101 = px2 - tx2
-                    _t102 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
-                    _t103 = -_t101
-                    _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-                    _t105 = -_t102 - _t104 + _f32(1.0)
-                    _t106 = -_t74
-                    _t107 = py2 - ty2
-                    _t108 = _f32(1.0) if _t107 > _f32(0.0) else _f32(0.0)
-                    _t109 = -_t107
-                    _t110 = _f32(1.0) if _t109 > _f32(0.0) else _f32(0.0)
-                    _t111 = -_t108 - _t110 + _f32(1.0)
-                    _t112 = _t12 - _f32(1.0)
-                    _t113 = ((-_t22 - -_t24))*_inv1
-                    _t114 = -_t113*_t28 + _t113*_t29
-                    _t115 = _t38*(_t114*_t33*_inv3)
-                    _t116 = _t114*_t42 - _t41
-                    _t117 = _t60 + _t71
-                    _t118 = _t67*((_t117 + _t66)*_inv5)
-                    _t119 = _t72*((_t117 - _t62 + _t65)*_inv5)
-                    _t120 = _t75 - _f32(1.0)
-                    _t121 = ((-_t82 - -_t83))*_inv1
-                    _t122 = -_t121*_t28 + _t121*_t29
-                    _t123 = _t50*(_t122*_t42*_inv4)
-                    _t124 = _t122*_t33 - _t87
-                    _t125 = _t1*_t61 + _t71
-                    _t126 = _t95*((_t125 + _t66)*_inv5)
-                    _t127 = _t98*((_t125 - _t53*_t59 + _t65)*_inv5)
-                    _s78 = _t43 - -_t49*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                    _s79 = -((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)*_inv5)
-                    d_px1 = -_t18*(((_t11 - -_t15))*_inv0) - _t39 - _t50*(_s78*_inv4) + _s79
-                    _s80 = _t88 - -_t91*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
-                    _s81 = -((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
-                    d_py1 = -_t38*(_s80*_inv3) - _t80*(((_t74 - -_t78))*_inv6) - _t86 + _s81
-                    _s82 = _t43 - _t49*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
-                    _s83 = -((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)*_inv5)
-                    d_px2 = -_t18*(((_t100 - _t15))*_inv0) - _t39 - _t50*(_s82*_inv4) + _s83
-                    _s84 = _t88 - _t91*(_f32(1.0) if _t107 > _f32(0.0) else (_f32(0.5) if _t107 == _f32(0.0) else _f32(0.0)))
-                    _s85 = -((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)*_inv5)
-                    d_py2 = -_t38*(_s84*_inv3) - _t80*(((_t106 - _t78))*_inv6) - _t86 + _s85
-                    _s86 = _t116 - -_t49*(_f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0)))
-                    _s87 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)*_inv5)
-                    d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))*_inv0) - _t50*(_s86*_inv4) + _s87
-                    _s88 = _t124 - -_t91*(_f32(1.0) if _t89 > _f32(0.0) else (_f32(0.5) if _t89 == _f32(0.0) else _f32(0.0)))
-                    _s89 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
-                    d_ty1 = -_t123 - _t38*(_s88*_inv3) - _t80*(((_t106 - _t120*_t77))*_inv6) + _s89
-                    _s90 = _t49*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-                    _s91 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)*_inv5)
-                    d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))*_inv0) - _t50*(((_t116 - _s90))*_inv4) + _s91
-                    _s92 = _t91*(_f32(1.0) if _t109 > _f32(0.0) else (_f32(0.5) if _t109 == _f32(0.0) else _f32(0.0)))
-                    _s93 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)*_inv5)
-                    d_ty2 = -_t123 - _t38*(((_t124 - _s92))*_inv3) - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s93
+                _u44_w1 = px1_w1 - tx1_w1
+                _b45_w1 = _u44_w1 - px1_w1
+                _e46_w1 = (px1_w1 - (_u44_w1 - _b45_w1)) - (tx1_w1 + _b45_w1)
+                _c47_w1 = _e5_w1 - _e46_w1
+                _t0_w1_w1 = (_u1_w1 - _u44_w1) + _c47_w1 if _c47_w1 == _c47_w1 else _u1_w1 - _u44_w1
+                _t1_w1_w1 = -tx1_w1 + tx2_w1
+                _u48 = py1_w1 - ty1_w1
+                _b49 = _u48 - py1_w1
+                _e50 = (py1_w1 - (_u48 - _b49)) - (ty1_w1 + _b49)
+                _c51 = _e12_w1 - _e50
+                _t2_w1_w1 = (_u8_w1 - _u48) + _c51 if _c51 == _c51 else _u8_w1 - _u48
+                _t3_w1_w1 = -ty1_w1 + ty2_w1
+                _t4_w1_w1 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t5_w1_w1 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t6_w1_w1 = min(_f32(0.5)*abs(_t4_w1_w1), _f32(0.5)*abs(_t5_w1_w1))/off_w1
+                _s52_w1 = -_f32(2.0)*_t6_w1_w1/((_t6_w1_w1*_t6_w1_w1) + _f32(1.0)) + _f32(2.0)
+                _t7_w2 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s52_w1
+                _t8_w2 = -py1_w1 + py2_w1
+                _s53_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _t9_w1_w1 = max(_s53_w1, _s53_w1 - _s53_w1)
+                _s54_w1 = tx2_w1 - px2_w1
+                _s55_w1 = ty2_w1 - py2_w1
+                _s56_w1 = _t8_w2*min(-px1_w1 + px2_w1, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                _s57_w1 = _t3_w1_w1*min(_t1_w1_w1, max(_u44_w1, _u44_w1 - _u44_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
+                _s58_w1 = _t9_w1_w1*min(_t3_w1_w1, max(_u48, _u48 - _u48) + max(_s55_w1, _s55_w1 - _s55_w1))
+                _t10_w2 = _s57_w1 + _s56_w1 + _s58_w1 + _t9_w1_w1*min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1)) + eps
+                _s59_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s60_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s61_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s62 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t0_w1_w1)/(eps + (_t1_w1_w1 + max(_t0_w1_w1, _f32(0.0))))), theta)
+                _s63 = _f32(0.5)*math.pow(_f32(1.0) - math.exp(-abs(_t2_w1_w1)/(eps + (_t3_w1_w1 + max(_t2_w1_w1, _f32(0.0))))), theta)
+                _s64 = -_f32(0.5)*math.exp((_t4_w1_w1*_t4_w1_w1)*_t7_w2/(eps + (_s60_w1*_s60_w1)))
+                _s65 = -_f32(0.5)*math.exp((_t5_w1_w1*_t5_w1_w1)*_t7_w2/(eps + (_s61_w1*_s61_w1)))
+                value_w2 = _t10_w2/(_t10_w2 + _t9_w1_w1*max(_s59_w1, _s59_w1 - _s59_w1)) + _s64 + _s65 + _s62 + _s63 + _f32(1.0)
+                _t13_w2 = eps + (_t1_w1_w1 + max(_t0_w1_w1, _f32(0.0)))
+                _t26_w2 = _t6_w1_w1*_t6_w1_w1
+                _t27_w2 = _t26_w2 + _f32(1.0)
+                _t34_w2 = _s61_w1
+                _t35_w2 = (_t34_w2*_t34_w2) + eps
+                _t46_w2 = _s60_w1
+                _t47_w2 = (_t46_w2*_t46_w2) + eps
+                _t52_w2 = _s59_w1
+                _t53_w2 = max(_t52_w2, _t52_w2 - _t52_w2)
+                _t54_w2 = _t53_w2*_t9_w1_w1
+                _t55_w2 = -px1_w1 + px2_w1
+                _t56_w2 = _t1_w1_w1*_t3_w1_w1 - _t54_w2 + _t55_w2*_t8_w2 + eps
+                _t76_w1 = eps + (_t3_w1_w1 + max(_t2_w1_w1, _f32(0.0)))
+                _a66_w1 = abs(_t13_w2)
+                _a67_w1 = abs(off_w1)
+                _a68_w1 = abs(_t27_w2)
+                _a69 = abs(_t35_w2)
+                _a70 = abs(_t47_w2)
+                _a71 = abs(_t56_w2)
+                _a72 = abs(_t76_w1)
+                _ok_w1_w1 = (_a66_w1 >= _f32(2.350988701644575e-38)) & (_a66_w1 <= _f32(4.253529586511731e+37)) & (_a67_w1 >= _f32(2.350988701644575e-38)) & (_a67_w1 <= _f32(4.253529586511731e+37)) & (_a68_w1 >= _f32(2.168404344971009e-19)) & (_a68_w1 <= _f32(4.611686018427388e+18)) & (_a69 >= _f32(2.350988701644575e-38)) & (_a69 <= _f32(4.253529586511731e+37)) & (_a70 >= _f32(2.350988701644575e-38)) & (_a70 <= _f32(4.253529586511731e+37)) & (_a71 >= _f32(2.350988701644575e-38)) & (_a71 <= _f32(4.253529586511731e+37)) & (_a72 >= _f32(2.350988701644575e-38)) & (_a72 <= _f32(4.253529586511731e+37))
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = _f32(1.0)/_t13_w2
+                    _inv1_w1_w1 = _f32(1.0)/off_w1
+                    _inv2_w1_w1 = _f32(1.0)/_t27_w2
+                    _inv3_w1 = _f32(1.0)/_t35_w2
+                    _inv4_w1 = _f32(1.0)/_t47_w2
+                    _inv5_w1 = _f32(1.0)/_t56_w2
+                    _inv6_w1 = _f32(1.0)/_t76_w1
+                    _t11_w2 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1_w1 < _f32(0.0) else _f32(0.0))
+                    _t12_w2 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t14_w2 = (-abs(_t0_w1_w1))*_inv0_w1_w1
+                    _t15_w2 = _t12_w2*_t14_w2
+                    _t16_w2 = math.exp(_t14_w2)
+                    _t17_w1_w1 = _f32(0.5)*theta
+                    _s73_w1 = _f32(1.0) - _t16_w2
+                    _s74_w1 = math.pow(_s73_w1, theta - _f32(1.0)) if _s73_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+                    _t18_w1_w1 = _t16_w2*_t17_w1_w1*_s74_w1
+                    _t19_w1_w1 = _f32(0.5)*abs(_t4_w1_w1) - _f32(0.5)*abs(_t5_w1_w1)
+                    _s75_w1 = -_t19_w1_w1
+                    _t20_w1_w1 = _f32(1.0) if _s75_w1 > _f32(0.0) else (_f32(0.5) if _s75_w1 == _f32(0.0) else _f32(0.0))
+                    _t21_w1_w1 = _f32(0.5)*(_f32(1.0) if _t4_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t22_w2 = _t20_w1_w1*_t21_w1_w1
+                    _t23_w2 = _f32(1.0) if _t19_w1_w1 > _f32(0.0) else (_f32(0.5) if _t19_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t24_w2 = _t21_w1_w1*_t23_w2*_t6_w1_w1
+                    _t25_w2 = ((_t22_w2 - _t24_w2))*_inv1_w1_w1
+                    _t28_w2 = _f32(2.0)*_inv2_w1_w1
+                    _t29_w2 = _f32(4.0)*(_inv2_w1_w1*_inv2_w1_w1)*_t26_w2
+                    _t30_w2 = -_t25_w2*_t28_w2 + _t25_w2*_t29_w2
+                    _t31_w2 = _f32(2.0)*positive_exponent - _f32(1.0)
+                    _t32_w2 = _f32(0.25)*_t31_w2
+                    _t33_w2 = _t32_w2*(_t5_w1_w1*_t5_w1_w1)
+                    _t36_w2 = -_t28_w2*_t6_w1_w1 + _f32(2.0)
+                    _t37_w2 = _t33_w2*_t36_w2*_inv3_w1
+                    _t38_w2 = _f32(0.5)*math.exp(_t37_w2)
+                    _t39_w2 = _t38_w2*(_t30_w2*_t33_w2*_inv3_w1)
+                    _t40_w2 = _f32(0.5)*_t31_w2*_t36_w2
+                    _t41_w1_w1 = _t4_w1_w1*_t40_w2
+                    _t42_w2 = _t32_w2*(_t4_w1_w1*_t4_w1_w1)
+                    _t43_w2 = _t30_w2*_t42_w2 + _t41_w1_w1
+                    _t44_w2 = px1_w1 - tx1_w1
+                    _t45_w2 = -_t44_w2
+                    _t48_w2 = _t36_w2*_t42_w2*_inv4_w1
+                    _t49_w2 = _f32(2.0)*_t46_w2*_t48_w2
+                    _t50_w2 = _f32(0.5)*math.exp(_t48_w2)
+                    _t51_w2 = _f32(1.0) if _t45_w2 > _f32(0.0) else _f32(0.0)
+                    _t57_w2 = _t54_w2*_inv5_w1
+                    _t58_w2 = _f32(1.0) if _t44_w2 > _f32(0.0) else _f32(0.0)
+                    _t59_w2 = min(_t1_w1_w1, max(_u44_w1, _u44_w1 - _u44_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
+                    _t60_w2 = _t3_w1_w1*_t59_w2
+                    _t61_w2 = min(_t3_w1_w1, max(_u48, _u48 - _u48) + max(_s55_w1, _s55_w1 - _s55_w1))
+                    _t62_w2 = _t61_w2*_t9_w1_w1
+                    _t63_w2 = _t60_w2 + _t62_w2
+                    _t64_w2 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t65_w2 = _t64_w2*_t8_w2 + eps
+                    _t66_w2 = _t54_w2 + _t65_w2
+                    _t67_w2 = _t53_w2*(_f32(1.0) if _s53_w1 > _f32(0.0) else _f32(0.0))
+                    _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv5_w1)
+                    _t69_w2 = -_t51_w2 - _t58_w2 + _f32(1.0)
+                    _t70_w2 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t71_w2 = _t70_w2*_t9_w1_w1
+                    _t72_w2 = _f32(0.5)*_t67_w2
+                    _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv5_w1)
+                    _t74_w2 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1_w1 < _f32(0.0) else _f32(0.0))
+                    _t75_w2 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t77_w2 = (-abs(_t2_w1_w1))*_inv6_w1
+                    _t78_w2 = _t75_w2*_t77_w2
+                    _t79_w2 = math.exp(_t77_w2)
+                    _s76_w1 = _f32(1.0) - _t79_w2
+                    _s77_w1 = math.pow(_s76_w1, theta - _f32(1.0)) if _s76_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
+                    _t80_w2 = _t17_w1_w1*_t79_w2*_s77_w1
+                    _t81_w2 = _f32(0.5)*(_f32(1.0) if _t5_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t82_w2 = _t23_w2*_t81_w2
+                    _t83_w2 = _t20_w1_w1*_t6_w1_w1*_t81_w2
+                    _t84_w2 = ((_t82_w2 - _t83_w2))*_inv1_w1_w1
+                    _t85_w2 = -_t28_w2*_t84_w2 + _t29_w2*_t84_w2
+                    _t86_w2 = _t50_w2*(_t42_w2*_t85_w2*_inv4_w1)
+                    _t87_w2 = _t40_w2*_t5_w1_w1
+                    _t88_w2 = _t33_w2*_t85_w2 + _t87_w2
+                    _t89_w2 = py1_w1 - ty1_w1
+                    _t90_w2 = -_t89_w2
+                    _t91_w2 = _f32(2.0)*_t34_w2*_t37_w2
+                    _t92_w2 = _f32(1.0) if _t90_w2 > _f32(0.0) else _f32(0.0)
+                    _t93_w2 = _f32(1.0) if _t89_w2 > _f32(0.0) else _f32(0.0)
+                    _t94_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
+                    _t95_w2 = _t9_w1_w1*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t96_w2 = _t95_w2*((_t54_w2 + _t94_w2)*_inv5_w1)
+                    _t97_w2 = -_t92_w2 - _t93_w2 + _f32(1.0)
+                    _t98_w2 = _f32(0.5)*_t95_w2
+                    _t99_w2 = _t98_w2*((-_t53_w2*_t64_w2 + _t94_w2)*_inv5_w1)
+                    _t100_w2 = -_t11_w2
+                    _t101_w2 = px2_w1 - tx2_w1
+                    _t102_w2 = _f32(1.0) if _t101_w2 > _f32(0.0) else _f32(0.0)
+                    _t103_w2 = -_t101_w2
+                    _t104_w2 = _f32(1.0) if _t103_w2 > _f32(0.0) else _f32(0.0)
+                    _t105_w2 = -_t102_w2 - _t104_w2 + _f32(1.0)
+                    _t106_w2 = -_t74_w2
+                    _t107_w2 = py2_w1 - ty2_w1
+                    _t108_w2 = _f32(1.0) if _t107_w2 > _f32(0.0) else _f32(0.0)
+                    _t109_w2 = -_t107_w2
+                    _t110_w2 = _f32(1.0) if _t109_w2 > _f32(0.0) else _f32(0.0)
+                    _t111_w2 = -_t108_w2 - _t110_w2 + _f32(1.0)
+                    _t112_w2 = _t12_w2 - _f32(1.0)
+                    _t113_w2 = ((-_t22_w2 - -_t24_w2))*_inv1_w1_w1
+                    _t114_w2 = -_t113_w2*_t28_w2 + _t113_w2*_t29_w2
+                    _t115_w2 = _t38_w2*(_t114_w2*_t33_w2*_inv3_w1)
+                    _t116_w2 = _t114_w2*_t42_w2 - _t41_w1_w1
+                    _t117_w2 = _t60_w2 + _t71_w2
+                    _t118_w2 = _t67_w2*((_t117_w2 + _t66_w2)*_inv5_w1)
+                    _t119_w2 = _t72_w2*((_t117_w2 - _t62_w2 + _t65_w2)*_inv5_w1)
+                    _t120_w2 = _t75_w2 - _f32(1.0)
+                    _t121_w2 = ((-_t82_w2 - -_t83_w2))*_inv1_w1_w1
+                    _t122_w2 = -_t121_w2*_t28_w2 + _t121_w2*_t29_w2
+                    _t123_w2 = _t50_w2*(_t122_w2*_t42_w2*_inv4_w1)
+                    _t124_w2 = _t122_w2*_t33_w2 - _t87_w2
+                    _t125_w2 = _t1_w1_w1*_t61_w2 + _t71_w2
+                    _t126_w2 = _t95_w2*((_t125_w2 + _t66_w2)*_inv5_w1)
+                    _t127_w2 = _t98_w2*((_t125_w2 - _t53_w2*_t59_w2 + _t65_w2)*_inv5_w1)
+                    _s78_w1 = _t43_w2 - -_t49_w2*(_f32(1.0) if _t45_w2 > _f32(0.0) else (_f32(0.5) if _t45_w2 == _f32(0.0) else _f32(0.0)))
+                    _s79_w1 = -((_t51_w2*_t57_w2*_t8_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv5_w1)
+                    d_px1_w1 = -_t18_w1_w1*(((_t11_w2 - -_t15_w2))*_inv0_w1_w1) - _t39_w2 - _t50_w2*(_s78_w1*_inv4_w1) + _s79_w1
+                    _s80_w1 = _t88_w2 - -_t91_w2*(_f32(1.0) if _t90_w2 > _f32(0.0) else (_f32(0.5) if _t90_w2 == _f32(0.0) else _f32(0.0)))
+                    _s81_w1 = -((_t55_w2*_t57_w2*_t92_w2 - _t93_w2*_t96_w2 - _t97_w2*_t99_w2)*_inv5_w1)
+                    d_py1_w1 = -_t38_w2*(_s80_w1*_inv3_w1) - _t80_w2*(((_t74_w2 - -_t78_w2))*_inv6_w1) - _t86_w2 + _s81_w1
+                    _s82_w1 = _t43_w2 - _t49_w2*(_f32(1.0) if _t101_w2 > _f32(0.0) else (_f32(0.5) if _t101_w2 == _f32(0.0) else _f32(0.0)))
+                    _s83_w1 = -((-_t102_w2*_t57_w2*_t8_w2 + _t104_w2*_t68_w2 + _t105_w2*_t73_w2)*_inv5_w1)
+                    d_px2_w1 = -_t18_w1_w1*(((_t100_w2 - _t15_w2))*_inv0_w1_w1) - _t39_w2 - _t50_w2*(_s82_w1*_inv4_w1) + _s83_w1
+                    _s84_w1 = _t88_w2 - _t91_w2*(_f32(1.0) if _t107_w2 > _f32(0.0) else (_f32(0.5) if _t107_w2 == _f32(0.0) else _f32(0.0)))
+                    _s85_w1 = -((-_t108_w2*_t55_w2*_t57_w2 + _t110_w2*_t96_w2 + _t111_w2*_t99_w2)*_inv5_w1)
+                    d_py2_w1 = -_t38_w2*(_s84_w1*_inv3_w1) - _t80_w2*(((_t106_w2 - _t78_w2))*_inv6_w1) - _t86_w2 + _s85_w1
+                    _s86_w1 = _t116_w2 - -_t49_w2*(_f32(1.0) if _t44_w2 > _f32(0.0) else (_f32(0.5) if _t44_w2 == _f32(0.0) else _f32(0.0)))
+                    _s87_w1 = -((-_t118_w2*_t51_w2 - _t119_w2*_t69_w2 + _t3_w1_w1*_t57_w2*_t58_w2)*_inv5_w1)
+                    d_tx1_w1 = -_t115_w2 - _t18_w1_w1*(((_t100_w2 - _t112_w2*_t14_w2))*_inv0_w1_w1) - _t50_w2*(_s86_w1*_inv4_w1) + _s87_w1
+                    _s88_w1 = _t124_w2 - -_t91_w2*(_f32(1.0) if _t89_w2 > _f32(0.0) else (_f32(0.5) if _t89_w2 == _f32(0.0) else _f32(0.0)))
+                    _s89_w1 = -((_t1_w1_w1*_t57_w2*_t93_w2 - _t126_w2*_t92_w2 - _t127_w2*_t97_w2)*_inv5_w1)
+                    d_ty1_w1 = -_t123_w2 - _t38_w2*(_s88_w1*_inv3_w1) - _t80_w2*(((_t106_w2 - _t120_w2*_t77_w2))*_inv6_w1) + _s89_w1
+                    _s90 = _t49_w2*(_f32(1.0) if _t103_w2 > _f32(0.0) else (_f32(0.5) if _t103_w2 == _f32(0.0) else _f32(0.0)))
+                    _s91 = -((_t102_w2*_t118_w2 - _t104_w2*_t3_w1_w1*_t57_w2 + _t105_w2*_t119_w2)*_inv5_w1)
+                    d_tx2_w1 = -_t115_w2 - _t18_w1_w1*(((_t11_w2 - -_t112_w2*_t14_w2))*_inv0_w1_w1) - _t50_w2*(((_t116_w2 - _s90))*_inv4_w1) + _s91
+                    _s92 = _t91_w2*(_f32(1.0) if _t109_w2 > _f32(0.0) else (_f32(0.5) if _t109_w2 == _f32(0.0) else _f32(0.0)))
+                    _s93 = -((-_t1_w1_w1*_t110_w2*_t57_w2 + _t108_w2*_t126_w2 + _t111_w2*_t127_w2)*_inv5_w1)
+                    d_ty2_w1 = -_t123_w2 - _t38_w2*(((_t124_w2 - _s92))*_inv3_w1) - _t80_w2*(((_t74_w2 - -_t120_w2*_t77_w2))*_inv6_w1) + _s93
                 else:
-                    _t11 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-                    _t12 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
-                    _t14 = (-abs(_t0))/_t13
-                    _t15 = _t12*_t14
-                    _t16 = math.exp(_t14)
-                    _t17 = _f32(0.5)*theta
-                    _s94 = _f32(1.0) - _t16
+                    _t11_w3 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1_w1 < _f32(0.0) else _f32(0.0))
+                    _t12_w3 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t14_w3 = (-abs(_t0_w1_w1))/_t13_w2
+                    _t15_w3 = _t12_w3*_t14_w3
+                    _t16_w3 = math.exp(_t14_w3)
+                    _t17_w2 = _f32(0.5)*theta
+                    _s94 = _f32(1.0) - _t16_w3
                     _s95 = math.pow(_s94, theta - _f32(1.0)) if _s94 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t18 = _t16*_t17*_s95
-                    _t19 = _f32(0.5)*abs(_t4) - _f32(0.5)*abs(_t5)
-                    _s96 = -_t19
-                    _t20 = _f32(1.0) if _s96 > _f32(0.0) else (_f32(0.5) if _s96 == _f32(0.0) else _f32(0.0))
-                    _t21 = _f32(0.5)*(_f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0)))
-                    _t22 = _t20*_t21
-                    _t23 = _f32(1.0) if _t19 > _f32(0.0) else (_f32(0.5) if _t19 == _f32(0.0) else _f32(0.0))
-                    _t24 = _t21*_t23*_t6
-                    _t25 = ((_t22 - _t24))/off
-                    _t28 = _f32(2.0)/_t27
-                    _t29 = _f32(4.0)*_t26/(_t27*_t27)
-                    _t30 = -_t25*_t28 + _t25*_t29
-                    _t31 = _f32(2.0)*positive_exponent - _f32(1.0)
-                    _t32 = _f32(0.25)*_t31
-                    _t33 = _t32*(_t5*_t5)
-                    _t36 = -_t28*_t6 + _f32(2.0)
-                    _t37 = _t33*_t36/_t35
-                    _t38 = _f32(0.5)*math.exp(_t37)
-                    _t39 = _t38*(_t30*_t33/_t35)
-                    _t40 = _f32(0.5)*_t31*_t36
-                    _t41 = _t4*_t40
-                    _t42 = _t32*(_t4*_t4)
-                    _t43 = _t30*_t42 + _t41
-                    _t44 = px1 - tx1
-                    _t45 = -_t44
-                    _t48 = _t36*_t42/_t47
-                    _t49 = _f32(2.0)*_t46*_t48
-                    _t50 = _f32(0.5)*math.exp(_t48)
-                    _t51 = _f32(1.0) if _t45 > _f32(0.0) else _f32(0.0)
-                    _t57 = _t54/_t56
-                    _t58 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-                    _t59 = min(_t1, max(_u44, _u44 - _u44) + max(_s54, _s54 - _s54))
-                    _t60 = _t3*_t59
-                    _t61 = min(_t3, max(_u48, _u48 - _u48) + max(_s55, _s55 - _s55))
-                    _t62 = _t61*_t9
-                    _t63 = _t60 + _t62
-                    _t64 = min(_t55, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
-                    _t65 = _t64*_t8 + eps
-                    _t66 = _t54 + _t65
-                    _t67 = _t53*(_f32(1.0) if _s53 > _f32(0.0) else _f32(0.0))
-                    _t68 = _t67*((_t63 + _t66)/_t56)
-                    _t69 = -_t51 - _t58 + _f32(1.0)
-                    _t70 = min(_t8, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
-                    _t71 = _t70*_t9
-                    _t72 = _f32(0.5)*_t67
-                    _t73 = _t72*((_t63 + _t65 - _t71)/_t56)
-                    _t74 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-                    _t75 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
-                    _t77 = (-abs(_t2))/_t76
-                    _t78 = _t75*_t77
-                    _t79 = math.exp(_t77)
-                    _s97 = _f32(1.0) - _t79
+                    _t18_w2 = _t16_w3*_t17_w2*_s95
+                    _t19_w2 = _f32(0.5)*abs(_t4_w1_w1) - _f32(0.5)*abs(_t5_w1_w1)
+                    _s96 = -_t19_w2
+                    _t20_w2 = _f32(1.0) if _s96 > _f32(0.0) else (_f32(0.5) if _s96 == _f32(0.0) else _f32(0.0))
+                    _t21_w2 = _f32(0.5)*(_f32(1.0) if _t4_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t22_w3 = _t20_w2*_t21_w2
+                    _t23_w3 = _f32(1.0) if _t19_w2 > _f32(0.0) else (_f32(0.5) if _t19_w2 == _f32(0.0) else _f32(0.0))
+                    _t24_w3 = _t21_w2*_t23_w3*_t6_w1_w1
+                    _t25_w3 = ((_t22_w3 - _t24_w3))/off_w1
+                    _t28_w3 = _f32(2.0)/_t27_w2
+                    _t29_w3 = _f32(4.0)*_t26_w2/(_t27_w2*_t27_w2)
+                    _t30_w3 = -_t25_w3*_t28_w3 + _t25_w3*_t29_w3
+                    _t31_w3 = _f32(2.0)*positive_exponent - _f32(1.0)
+                    _t32_w3 = _f32(0.25)*_t31_w3
+                    _t33_w3 = _t32_w3*(_t5_w1_w1*_t5_w1_w1)
+                    _t36_w3 = -_t28_w3*_t6_w1_w1 + _f32(2.0)
+                    _t37_w3 = _t33_w3*_t36_w3/_t35_w2
+                    _t38_w3 = _f32(0.5)*math.exp(_t37_w3)
+                    _t39_w3 = _t38_w3*(_t30_w3*_t33_w3/_t35_w2)
+                    _t40_w3 = _f32(0.5)*_t31_w3*_t36_w3
+                    _t41_w2 = _t4_w1_w1*_t40_w3
+                    _t42_w3 = _t32_w3*(_t4_w1_w1*_t4_w1_w1)
+                    _t43_w3 = _t30_w3*_t42_w3 + _t41_w2
+                    _t44_w3 = px1_w1 - tx1_w1
+                    _t45_w3 = -_t44_w3
+                    _t48_w3 = _t36_w3*_t42_w3/_t47_w2
+                    _t49_w3 = _f32(2.0)*_t46_w2*_t48_w3
+                    _t50_w3 = _f32(0.5)*math.exp(_t48_w3)
+                    _t51_w3 = _f32(1.0) if _t45_w3 > _f32(0.0) else _f32(0.0)
+                    _t57_w3 = _t54_w2/_t56_w2
+                    _t58_w3 = _f32(1.0) if _t44_w3 > _f32(0.0) else _f32(0.0)
+                    _t59_w3 = min(_t1_w1_w1, max(_u44_w1, _u44_w1 - _u44_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
+                    _t60_w3 = _t3_w1_w1*_t59_w3
+                    _t61_w3 = min(_t3_w1_w1, max(_u48, _u48 - _u48) + max(_s55_w1, _s55_w1 - _s55_w1))
+                    _t62_w3 = _t61_w3*_t9_w1_w1
+                    _t63_w3 = _t60_w3 + _t62_w3
+                    _t64_w3 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
+                    _t65_w3 = _t64_w3*_t8_w2 + eps
+                    _t66_w3 = _t54_w2 + _t65_w3
+                    _t67_w3 = _t53_w2*(_f32(1.0) if _s53_w1 > _f32(0.0) else _f32(0.0))
+                    _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
+                    _t69_w3 = -_t51_w3 - _t58_w3 + _f32(1.0)
+                    _t70_w3 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
+                    _t71_w3 = _t70_w3*_t9_w1_w1
+                    _t72_w3 = _f32(0.5)*_t67_w3
+                    _t73_w1 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
+                    _t74_w1 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1_w1 < _f32(0.0) else _f32(0.0))
+                    _t75_w1 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t77_w1 = (-abs(_t2_w1_w1))/_t76_w1
+                    _t78_w1 = _t75_w1*_t77_w1
+                    _t79_w1 = math.exp(_t77_w1)
+                    _s97 = _f32(1.0) - _t79_w1
                     _s98 = math.pow(_s97, theta - _f32(1.0)) if _s97 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
-                    _t80 = _t17*_t79*_s98
-                    _t81 = _f32(0.5)*(_f32(1.0) if _t5 > _f32(0.0) else (-_f32(1.0) if _t5 < _f32(0.0) else _f32(0.0)))
-                    _t82 = _t23*_t81
-                    _t83 = _t20*_t6*_t81
-                    _t84 = ((_t82 - _t83))/off
-                    _t85 = -_t28*_t84 + _t29*_t84
-                    _t86 = _t50*(_t42*_t85/_t47)
-                    _t87 = _t40*_t5
-                    _t88 = _t33*_t85 + _t87
-                    _t89 = py1 - ty1
-                    _t90 = -_t89
-                    _t91 = _f32(2.0)*_t34*_t37
-                    _t92 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
-                    _t93 = _f32(1.0) if _t89 > _f32(0.0) else _f32(0.0)
-                    _t94 = _t55*_t70 + _t63 + eps
-                    _t95 = _t9*(_f32(1.0) if _t52 > _f32(0.0) else _f32(0.0))
-                    _t96 = _t95*((_t54 + _t94)/_t56)
-                    _t97 = -_t92 - _t93 + _f32(1.0)
-                    _t98 = _f32(0.5)*_t95
-                    _t99 = _t98*((-_t53*_t64 + _t94)/_t56)
-                    _t100 = -_t11
-                    _t101 = px2 - tx2
-                    _t102 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
-                    _t103 = -_t101
-                    _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
-                    _t105 = -_t102 - _t104 + _f32(1.0)
-                    _t106 = -_t74
-                    _t107 = py2 - ty2
-                    _t108 = _f32(1.0) if _t107 > _f32(0.0) else _f32(0.0)
-                    _t109 = -_t107
-                    _t110 = _f32(1.0) if _t109 > _f32(0.0) else _f32(0.0)
-                    _t111 = -_t108 - _t110 + _f32(1.0)
-                    _t112 = _t12 - _f32(1.0)
-                    _t113 = ((-_t22 - -_t24))/off
-                    _t114 = -_t113*_t28 + _t113*_t29
-                    _t115 = _t38*(_t114*_t33/_t35)
-                    _t116 = _t114*_t42 - _t41
-                    _t117 = _t60 + _t71
-                    _t118 = _t67*((_t117 + _t66)/_t56)
-                    _t119 = _t72*((_t117 - _t62 + _t65)/_t56)
-                    _t120 = _t75 - _f32(1.0)
-                    _t121 = ((-_t82 - -_t83))/off
-                    _t122 = -_t121*_t28 + _t121*_t29
-                    _t123 = _t50*(_t122*_t42/_t47)
-                    _t124 = _t122*_t33 - _t87
-                    _t125 = _t1*_t61 + _t71
-                    _t126 = _t95*((_t125 + _t66)/_t56)
-                    _t127 = _t98*((_t125 - _t53*_t59 + _t65)/_t56)
-                    _s99 = _t43 - -_t49*(_f32(1.0) if _t45 > _f32(0.0) else (_f32(0.5) if _t45 == _f32(0.0) else _f32(0.0)))
-                    _s100 = -((_t51*_t57*_t8 - _t58*_t68 - _t69*_t73)/_t56)
-                    d_px1 = -_t18*(((_t11 - -_t15))/_t13) - _t39 - _t50*(_s99/_t47) + _s100
-                    _s101 = _t88 - -_t91*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
-                    _s102 = -((_t55*_t57*_t92 - _t93*_t96 - _t97*_t99)/_t56)
-                    d_py1 = -_t38*(_s101/_t35) - _t80*(((_t74 - -_t78))/_t76) - _t86 + _s102
-                    _s103 = _t43 - _t49*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
-                    _s104 = -((-_t102*_t57*_t8 + _t104*_t68 + _t105*_t73)/_t56)
-                    d_px2 = -_t18*(((_t100 - _t15))/_t13) - _t39 - _t50*(_s103/_t47) + _s104
-                    _s105 = _t88 - _t91*(_f32(1.0) if _t107 > _f32(0.0) else (_f32(0.5) if _t107 == _f32(0.0) else _f32(0.0)))
-                    _s106 = -((-_t108*_t55*_t57 + _t110*_t96 + _t111*_t99)/_t56)
-                    d_py2 = -_t38*(_s105/_t35) - _t80*(((_t106 - _t78))/_t76) - _t86 + _s106
-                    _s107 = _t116 - -_t49*(_f32(1.0) if _t44 > _f32(0.0) else (_f32(0.5) if _t44 == _f32(0.0) else _f32(0.0)))
-                    _s108 = -((-_t118*_t51 - _t119*_t69 + _t3*_t57*_t58)/_t56)
-                    d_tx1 = -_t115 - _t18*(((_t100 - _t112*_t14))/_t13) - _t50*(_s107/_t47) + _s108
-                    _s109 = _t124 - -_t91*(_f32(1.0) if _t89 > _f32(0.0) else (_f32(0.5) if _t89 == _f32(0.0) else _f32(0.0)))
-                    _s110 = -((_t1*_t57*_t93 - _t126*_t92 - _t127*_t97)/_t56)
-                    d_ty1 = -_t123 - _t38*(_s109/_t35) - _t80*(((_t106 - _t120*_t77))/_t76) + _s110
-                    _s111 = _t49*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
-                    _s112 = -((_t102*_t118 - _t104*_t3*_t57 + _t105*_t119)/_t56)
-                    d_tx2 = -_t115 - _t18*(((_t11 - -_t112*_t14))/_t13) - _t50*(((_t116 - _s111))/_t47) + _s112
-                    _s113 = _t91*(_f32(1.0) if _t109 > _f32(0.0) else (_f32(0.5) if _t109 == _f32(0.0) else _f32(0.0)))
-                    _s114 = -((-_t1*_t110*_t57 + _t108*_t126 + _t111*_t127)/_t56)
-                    d_ty2 = -_t123 - _t38*(((_t124 - _s113))/_t35) - _t80*(((_t74 - -_t120*_t77))/_t76) + _s114
+                    _t80_w1 = _t17_w2*_t79_w1*_s98
+                    _t81_w1 = _f32(0.5)*(_f32(1.0) if _t5_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t82_w1 = _t23_w3*_t81_w1
+                    _t83_w1 = _t20_w2*_t6_w1_w1*_t81_w1
+                    _t84_w1 = ((_t82_w1 - _t83_w1))/off_w1
+                    _t85_w1 = -_t28_w3*_t84_w1 + _t29_w3*_t84_w1
+                    _t86_w1 = _t50_w3*(_t42_w3*_t85_w1/_t47_w2)
+                    _t87_w1 = _t40_w3*_t5_w1_w1
+                    _t88_w1 = _t33_w3*_t85_w1 + _t87_w1
+                    _t89_w1 = py1_w1 - ty1_w1
+                    _t90_w1 = -_t89_w1
+                    _t91_w1 = _f32(2.0)*_t34_w2*_t37_w3
+                    _t92_w1 = _f32(1.0) if _t90_w1 > _f32(0.0) else _f32(0.0)
+                    _t93_w1 = _f32(1.0) if _t89_w1 > _f32(0.0) else _f32(0.0)
+                    _t94_w1 = _t55_w2*_t70_w3 + _t63_w3 + eps
+                    _t95_w1 = _t9_w1_w1*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t96_w1 = _t95_w1*((_t54_w2 + _t94_w1)/_t56_w2)
+                    _t97_w1 = -_t92_w1 - _t93_w1 + _f32(1.0)
+                    _t98_w1 = _f32(0.5)*_t95_w1
+                    _t99_w1 = _t98_w1*((-_t53_w2*_t64_w3 + _t94_w1)/_t56_w2)
+                    _t100_w1 = -_t11_w3
+                    _t101_w1 = px2_w1 - tx2_w1
+                    _t102_w1 = _f32(1.0) if _t101_w1 > _f32(0.0) else _f32(0.0)
+                    _t103_w1 = -_t101_w1
+                    _t104_w1 = _f32(1.0) if _t103_w1 > _f32(0.0) else _f32(0.0)
+                    _t105_w1 = -_t102_w1 - _t104_w1 + _f32(1.0)
+                    _t106_w1 = -_t74_w1
+                    _t107_w1 = py2_w1 - ty2_w1
+                    _t108_w1 = _f32(1.0) if _t107_w1 > _f32(0.0) else _f32(0.0)
+                    _t109_w1 = -_t107_w1
+                    _t110_w1 = _f32(1.0) if _t109_w1 > _f32(0.0) else _f32(0.0)
+                    _t111_w1 = -_t108_w1 - _t110_w1 + _f32(1.0)
+                    _t112_w1 = _t12_w3 - _f32(1.0)
+                    _t113_w1 = ((-_t22_w3 - -_t24_w3))/off_w1
+                    _t114_w1 = -_t113_w1*_t28_w3 + _t113_w1*_t29_w3
+                    _t115_w1 = _t38_w3*(_t114_w1*_t33_w3/_t35_w2)
+                    _t116_w1 = _t114_w1*_t42_w3 - _t41_w2
+                    _t117_w1 = _t60_w3 + _t71_w3
+                    _t118_w1 = _t67_w3*((_t117_w1 + _t66_w3)/_t56_w2)
+                    _t119_w1 = _t72_w3*((_t117_w1 - _t62_w3 + _t65_w3)/_t56_w2)
+                    _t120_w1 = _t75_w1 - _f32(1.0)
+                    _t121_w1 = ((-_t82_w1 - -_t83_w1))/off_w1
+                    _t122_w1 = -_t121_w1*_t28_w3 + _t121_w1*_t29_w3
+                    _t123_w1 = _t50_w3*(_t122_w1*_t42_w3/_t47_w2)
+                    _t124_w1 = _t122_w1*_t33_w3 - _t87_w1
+                    _t125_w1 = _t1_w1_w1*_t61_w3 + _t71_w3
+                    _t126_w1 = _t95_w1*((_t125_w1 + _t66_w3)/_t56_w2)
+                    _t127_w1 = _t98_w1*((_t125_w1 - _t53_w2*_t59_w3 + _t65_w3)/_t56_w2)
+                    _s99 = _t43_w3 - -_t49_w3*(_f32(1.0) if _t45_w3 > _f32(0.0) else (_f32(0.5) if _t45_w3 == _f32(0.0) else _f32(0.0)))
+                    _s100 = -((_t51_w3*_t57_w3*_t8_w2 - _t58_w3*_t68_w3 - _t69_w3*_t73_w1)/_t56_w2)
+                    d_px1_w1 = -_t18_w2*(((_t11_w3 - -_t15_w3))/_t13_w2) - _t39_w3 - _t50_w3*(_s99/_t47_w2) + _s100
+                    _s101 = _t88_w1 - -_t91_w1*(_f32(1.0) if _t90_w1 > _f32(0.0) else (_f32(0.5) if _t90_w1 == _f32(0.0) else _f32(0.0)))
+                    _s102 = -((_t55_w2*_t57_w3*_t92_w1 - _t93_w1*_t96_w1 - _t97_w1*_t99_w1)/_t56_w2)
+                    d_py1_w1 = -_t38_w3*(_s101/_t35_w2) - _t80_w1*(((_t74_w1 - -_t78_w1))/_t76_w1) - _t86_w1 + _s102
+                    _s103 = _t43_w3 - _t49_w3*(_f32(1.0) if _t101_w1 > _f32(0.0) else (_f32(0.5) if _t101_w1 == _f32(0.0) else _f32(0.0)))
+                    _s104 = -((-_t102_w1*_t57_w3*_t8_w2 + _t104_w1*_t68_w3 + _t105_w1*_t73_w1)/_t56_w2)
+                    d_px2_w1 = -_t18_w2*(((_t100_w1 - _t15_w3))/_t13_w2) - _t39_w3 - _t50_w3*(_s103/_t47_w2) + _s104
+                    _s105 = _t88_w1 - _t91_w1*(_f32(1.0) if _t107_w1 > _f32(0.0) else (_f32(0.5) if _t107_w1 == _f32(0.0) else _f32(0.0)))
+                    _s106 = -((-_t108_w1*_t55_w2*_t57_w3 + _t110_w1*_t96_w1 + _t111_w1*_t99_w1)/_t56_w2)
+                    d_py2_w1 = -_t38_w3*(_s105/_t35_w2) - _t80_w1*(((_t106_w1 - _t78_w1))/_t76_w1) - _t86_w1 + _s106
+                    _s107 = _t116_w1 - -_t49_w3*(_f32(1.0) if _t44_w3 > _f32(0.0) else (_f32(0.5) if _t44_w3 == _f32(0.0) else _f32(0.0)))
+                    _s108 = -((-_t118_w1*_t51_w3 - _t119_w1*_t69_w3 + _t3_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
+                    d_tx1_w1 = -_t115_w1 - _t18_w2*(((_t100_w1 - _t112_w1*_t14_w3))/_t13_w2) - _t50_w3*(_s107/_t47_w2) + _s108
+                    _s109 = _t124_w1 - -_t91_w1*(_f32(1.0) if _t89_w1 > _f32(0.0) else (_f32(0.5) if _t89_w1 == _f32(0.0) else _f32(0.0)))
+                    _s110 = -((_t1_w1_w1*_t57_w3*_t93_w1 - _t126_w1*_t92_w1 - _t127_w1*_t97_w1)/_t56_w2)
+                    d_ty1_w1 = -_t123_w1 - _t38_w3*(_s109/_t35_w2) - _t80_w1*(((_t106_w1 - _t120_w1*_t77_w1))/_t76_w1) + _s110
+                    _s111 = _t49_w3*(_f32(1.0) if _t103_w1 > _f32(0.0) else (_f32(0.5) if _t103_w1 == _f32(0.0) else _f32(0.0)))
+                    _s112 = -((_t102_w1*_t118_w1 - _t104_w1*_t3_w1_w1*_t57_w3 + _t105_w1*_t119_w1)/_t56_w2)
+                    d_tx2_w1 = -_t115_w1 - _t18_w2*(((_t11_w3 - -_t112_w1*_t14_w3))/_t13_w2) - _t50_w3*(((_t116_w1 - _s111))/_t47_w2) + _s112
+                    _s113 = _t91_w1*(_f32(1.0) if _t109_w1 > _f32(0.0) else (_f32(0.5) if _t109_w1 == _f32(0.0) else _f32(0.0)))
+                    _s114 = -((-_t1_w1_w1*_t110_w1*_t57_w3 + _t108_w1*_t126_w1 + _t111_w1*_t127_w1)/_t56_w2)
+                    d_ty2_w1 = -_t123_w1 - _t38_w3*(((_t124_w1 - _s113))/_t35_w2) - _t80_w1*(((_t74_w1 - -_t120_w1*_t77_w1))/_t76_w1) + _s114
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, theta,
+        positive_exponent):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, theta,
-                positive_exponent)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -2091,3 +2106,11 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, theta,
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, theta,
                 positive_exponent)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, theta, positive_exponent):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, theta, positive_exponent)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, theta,
+            positive_exponent)

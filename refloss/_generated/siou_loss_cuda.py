@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8eb81d10982fa28b
+# scalar kernels: sha256 5cbe9cb54b8556f6
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -10,7 +10,8 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -34,22 +35,26 @@ def _value_block_f64(_pred, _target, _out, beta):
             value = a - 0.5*beta
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, beta):
+def _value_blocks_f64(pred, target, out, beta):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, beta)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], beta)
     return bad
+
+
+def value_f64(pred, target, out, beta):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred, target, out, beta)
+    return _value_blocks_f64(pred, target, out, beta)
 
 
 @njit(**CPU_OPTIONS)
@@ -74,21 +79,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_pred[_i] = d_pred
         _d_target[_i] = d_target
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != 0.0)) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, beta):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, beta)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -96,6 +99,12 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta):
         bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
                 d_target[lo:hi], divisor, beta)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, beta)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, beta)
 
 
 @njit(**CPU_OPTIONS)
@@ -112,22 +121,26 @@ def _value_block_f32(_pred, _target, _out, beta):
             value = a - _f32(0.5)*beta
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, beta):
+def _value_blocks_f32(pred, target, out, beta):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, beta)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], beta)
     return bad
+
+
+def value_f32(pred, target, out, beta):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred, target, out, beta)
+    return _value_blocks_f32(pred, target, out, beta)
 
 
 @njit(**CPU_OPTIONS)
@@ -152,21 +165,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_pred[_i] = d_pred
         _d_target[_i] = d_target
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[_i] - _pred[_i]) + (_target[_i] - _target[_i]) != _f32(0.0))) else 0
+    for _i_w3 in range(_m):
+        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, beta):
     n = out.shape[0]
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, beta)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -174,3 +185,9 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta):
         bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
                 d_target[lo:hi], divisor, beta)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, beta)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, beta)

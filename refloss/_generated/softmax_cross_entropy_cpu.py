@@ -10,7 +10,8 @@
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -36,17 +37,26 @@ def _value_step_f64(i, logits, targets, out, label_smoothing):
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_f64(logits, targets, out, label_smoothing):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_rows_f64(logits, targets, out, label_smoothing):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f64(i, logits, targets, out, label_smoothing)
-    else:
-        for i in prange(n):
-            bad += _value_step_f64(i, logits, targets, out, label_smoothing)
+    for i in range(out.shape[0]):
+        bad += _value_step_f64(i, logits, targets, out, label_smoothing)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_parallel_f64(logits, targets, out, label_smoothing):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_step_f64(i, logits, targets, out, label_smoothing)
+    return bad
+
+
+def value_f64(logits, targets, out, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_rows_f64(logits, targets, out, label_smoothing)
+    return _value_parallel_f64(logits, targets, out, label_smoothing)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -61,19 +71,31 @@ def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divis
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_and_grad_rows_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divisor,
+        label_smoothing):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
+    return bad
+
+
+def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_rows_f64(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
+    return _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divisor,
+            label_smoothing)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -86,17 +108,26 @@ def _value_step_f32(i, logits, targets, out, label_smoothing):
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_f32(logits, targets, out, label_smoothing):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_rows_f32(logits, targets, out, label_smoothing):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_step_f32(i, logits, targets, out, label_smoothing)
-    else:
-        for i in prange(n):
-            bad += _value_step_f32(i, logits, targets, out, label_smoothing)
+    for i in range(out.shape[0]):
+        bad += _value_step_f32(i, logits, targets, out, label_smoothing)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_parallel_f32(logits, targets, out, label_smoothing):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_step_f32(i, logits, targets, out, label_smoothing)
+    return bad
+
+
+def value_f32(logits, targets, out, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_rows_f32(logits, targets, out, label_smoothing)
+    return _value_parallel_f32(logits, targets, out, label_smoothing)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -111,16 +142,28 @@ def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divis
     return 0
 
 
-@njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
-    n = out.shape[0]
+@njit(**CPU_OPTIONS)
+def _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     bad = 0
-    if n < SERIAL_BELOW:
-        for i in range(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
-    else:
-        for i in prange(n):
-            bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
     return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
+        label_smoothing):
+    bad = 0
+    for i in prange(out.shape[0]):
+        bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
+    return bad
+
+
+def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing)
+    return _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
+            label_smoothing)

@@ -98,13 +98,13 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p26 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -gamma)
         _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
         value = (_l25 if logits < 0.0 else logits + _l25)*_ap27
-        _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _t1 = alpha*math.pow(_t0, gamma)
+        _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _t1 = alpha*math.pow(_t0_w1, gamma)
         _g128 = gamma + 1.0
         _p29 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -_g128)
         _q30 = alpha*(_p29 - _p29*(_g128*_c24))
         _s31 = (_e22 + gamma*_l25 if logits < 0.0 else 1.0 + gamma*((logits + _l25)*_e22))*_q30
-        d_logits = _t0*_t1*detach_weight + (1.0 - detach_weight)*_s31
+        d_logits = _t0_w1*_t1*detach_weight + (1.0 - detach_weight)*_s31
         d_target = -_t1*logits
         return value, d_logits, d_target
     else:  # positive (q > 0)
@@ -112,12 +112,12 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
         _s34 = target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33
         value = (iou_weighted*target + (1.0 - iou_weighted))*_s34
-        _t0 = iou_weighted*target + (1.0 - iou_weighted)
-        _t1 = _t0*logits
+        _t0_w2 = iou_weighted*target + (1.0 - iou_weighted)
+        _t1_w1 = _t0_w2*logits
         _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
         _s36 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
-        d_logits = _t0*(_s36 + (1.0 - target)*_s35)
-        d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s34)
+        d_logits = _t0_w2*(_s36 + (1.0 - target)*_s35)
+        d_target = -_t1_w1*detach_weight + (1.0 - detach_weight)*(-_t1_w1 + iou_weighted*_s34)
         return value, d_logits, d_target
 
 
@@ -187,42 +187,42 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p33 = (math.pow(_e29, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d30, -gamma)
         _ap34 = alpha*(_p33 - _p33*(gamma*_c31))
         value = (_l32 if logits < _f32(0.0) else logits + _l32)*_ap34
-        _w_logits = _f64(logits)
-        _w_alpha = _f64(alpha)
-        _w_gamma = _f64(gamma)
-        _w_detach_weight = _f64(detach_weight)
-        _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-        _w1 = _w_alpha*math.pow(_w0, _w_gamma)
-        _a35 = abs(_w_logits)
+        _w_logits_w1 = _f64(logits)
+        _w_alpha_w1 = _f64(alpha)
+        _w_gamma_w1 = _f64(gamma)
+        _w_detach_weight_w1 = _f64(detach_weight)
+        _w0_w1 = 1.0/(1.0 + math.exp(-_w_logits_w1)) if _w_logits_w1 >= 0.0 else math.exp(_w_logits_w1)/(1.0 + math.exp(_w_logits_w1))
+        _w1 = _w_alpha_w1*math.pow(_w0_w1, _w_gamma_w1)
+        _a35 = abs(_w_logits_w1)
         _e36 = math.exp(-_a35)
         _d37 = 1.0 + _e36
         _c38 = (_e36 - (_d37 - 1.0))/_d37
         _l39 = math.log1p(_e36)
-        _p40 = (math.pow(_e36, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d37, -_w_gamma)
-        _ap41 = _w_alpha*(_p40 - _p40*(_w_gamma*_c38))
-        _g142 = _w_gamma + 1.0
-        _p43 = (math.pow(_e36, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d37, -_g142)
-        _q44 = _w_alpha*(_p43 - _p43*(_g142*_c38))
-        _s45 = (_e36 + _w_gamma*_l39 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l39)*_e36))*_q44
-        d_logits = _f32(_w0*_w1*_w_detach_weight + (1.0 - _w_detach_weight)*_s45)
-        d_target = _f32(-_w1*_w_logits)
+        _p40 = (math.pow(_e36, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d37, -_w_gamma_w1)
+        _ap41 = _w_alpha_w1*(_p40 - _p40*(_w_gamma_w1*_c38))
+        _g142 = _w_gamma_w1 + 1.0
+        _p43 = (math.pow(_e36, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d37, -_g142)
+        _q44 = _w_alpha_w1*(_p43 - _p43*(_g142*_c38))
+        _s45 = (_e36 + _w_gamma_w1*_l39 if _w_logits_w1 < 0.0 else 1.0 + _w_gamma_w1*((_w_logits_w1 + _l39)*_e36))*_q44
+        d_logits = _f32(_w0_w1*_w1*_w_detach_weight_w1 + (1.0 - _w_detach_weight_w1)*_s45)
+        d_target = _f32(-_w1*_w_logits_w1)
         return value, d_logits, d_target
     else:  # positive (q > 0)
         _s46 = -logits
         _s47 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
         _s48 = target*(max(_s46, _f32(0.0)) + math.log1p(math.exp(-abs(_s46)))) + (_f32(1.0) - target)*_s47
         value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s48
-        _w_logits = _f64(logits)
+        _w_logits_w2 = _f64(logits)
         _w_target = _f64(target)
-        _w_detach_weight = _f64(detach_weight)
+        _w_detach_weight_w2 = _f64(detach_weight)
         _w_iou_weighted = _f64(iou_weighted)
-        _w0 = _w_iou_weighted*_w_target + (1.0 - _w_iou_weighted)
-        _w1 = _w0*_w_logits
-        _s49 = -_w_logits
-        _s50 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
+        _w0_w2 = _w_iou_weighted*_w_target + (1.0 - _w_iou_weighted)
+        _w1_w1 = _w0_w2*_w_logits_w2
+        _s49 = -_w_logits_w2
+        _s50 = 1.0/(1.0 + math.exp(-_w_logits_w2)) if _w_logits_w2 >= 0.0 else math.exp(_w_logits_w2)/(1.0 + math.exp(_w_logits_w2))
         _s51 = -_w_target*(1.0/(1.0 + math.exp(-_s49)) if _s49 >= 0.0 else math.exp(_s49)/(1.0 + math.exp(_s49)))
-        d_logits = _f32(_w0*(_s51 + (1.0 - _w_target)*_s50))
-        _s52 = max(_w_logits, 0.0) + math.log1p(math.exp(-abs(_w_logits)))
+        d_logits = _f32(_w0_w2*(_s51 + (1.0 - _w_target)*_s50))
+        _s52 = max(_w_logits_w2, 0.0) + math.log1p(math.exp(-abs(_w_logits_w2)))
         _s53 = _w_target*(max(_s49, 0.0) + math.log1p(math.exp(-abs(_s49)))) + (1.0 - _w_target)*_s52
-        d_target = _f32(-_w1*_w_detach_weight + (1.0 - _w_detach_weight)*(-_w1 + _w_iou_weighted*_s53))
+        d_target = _f32(-_w1_w1*_w_detach_weight_w2 + (1.0 - _w_detach_weight_w2)*(-_w1_w1 + _w_iou_weighted*_s53))
         return value, d_logits, d_target

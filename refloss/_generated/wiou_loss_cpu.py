@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6e5db5efc03c04b1
+# scalar kernels: sha256 19615d6b9b9a7933
 """Wise-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -68,46 +69,43 @@ def _value_block_f64(_pred, _target, _out, eps, version, iou_mean, gamma, alpha,
             _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
             value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         else:  # r R_WIoU L_IoU
-            _t0 = _s3
-            _t1 = _s1
-            _t2 = _s8
-            _t3 = _s6
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _t6 = max(_s5, _s5 - _s5)
-            _s24 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s25 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _s26 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t7 = _s24 + _s25 + _s26 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-            _s27 = 0.5*_t0 + 0.5*_t1
-            _s28 = 0.5*_t2 + 0.5*_t3
+            _t0_w1 = _s3
+            _t1_w1 = _s1
+            _t2_w1 = _s8
+            _t3_w1 = _s6
+            _t4_w1 = -py1 + py2
+            _t5_w1 = -ty1 + ty2
+            _t6_w1 = max(_s5, _s5 - _s5)
+            _s24 = _t4_w1*min(-px1 + px2, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _s25 = _t5_w1*min(-tx1 + tx2, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _s26 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t7_w1 = _s24 + _s25 + _s26 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9)) + eps
+            _s27 = 0.5*_t0_w1 + 0.5*_t1_w1
+            _s28 = 0.5*_t2_w1 + 0.5*_t3_w1
             _s29 = max(px2, tx2) - min(px1, tx1)
             _s30 = max(py2, ty2) - min(py1, ty1)
             _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
             _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-            value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+            value = _t7_w1*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6_w1*max(_s13, _s13 - _s13) + _t7_w1)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
-        s3, g2, c3, la3):
+def _value_blocks_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+        enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
-                enclosing_grad, s1, s3, g2, c3, la3)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -115,6 +113,15 @@ def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, en
         bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
                 version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
+
+
+def value_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(pred.reshape(-1), target.reshape(-1), out, eps, version, iou_mean,
+                gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    return _value_blocks_f64(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+            enclosing_grad, s1, s3, g2, c3, la3)
 
 
 @njit(**CPU_OPTIONS)
@@ -254,114 +261,114 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s33 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv0)
             d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _s33
         else:  # r R_WIoU L_IoU
-            _t0 = _s3
-            _t1 = _s1
-            _t2 = _s8
-            _t3 = _s6
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _t6 = max(_s5, _s5 - _s5)
-            _s34 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s35 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _s36 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t7 = _s34 + _s35 + _s36 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-            _s37 = 0.5*_t0 + 0.5*_t1
-            _s38 = 0.5*_t2 + 0.5*_t3
+            _t0_w1 = _s3
+            _t1_w1 = _s1
+            _t2_w1 = _s8
+            _t3_w1 = _s6
+            _t4_w1 = -py1 + py2
+            _t5_w1 = -ty1 + ty2
+            _t6_w1 = max(_s5, _s5 - _s5)
+            _s34 = _t4_w1*min(-px1 + px2, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _s35 = _t5_w1*min(-tx1 + tx2, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _s36 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t7_w1 = _s34 + _s35 + _s36 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9)) + eps
+            _s37 = 0.5*_t0_w1 + 0.5*_t1_w1
+            _s38 = 0.5*_t2_w1 + 0.5*_t3_w1
             _s39 = max(px2, tx2) - min(px1, tx1)
             _s40 = max(py2, ty2) - min(py1, ty1)
             _s41 = math.exp(((_s37*_s37) + (_s38*_s38))/(eps + (_s39*_s39) + (_s40*_s40)))
             _s42 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-            value = _t7*_s41*_s42*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
-            _t11 = _s39
-            _t13 = _s40
-            _t14 = (_t11*_t11) + (_t13*_t13) + eps
-            _t15 = _t14*enclosing_grad + (1.0 - enclosing_grad)*_t14
-            _t19 = _s13
-            _t20 = max(_t19, _t19 - _t19)
-            _t21 = _t20*_t6
-            _t22 = -px1 + px2
-            _t23 = -tx2
-            _t24 = -_t23 - tx1
-            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-            _a43 = abs(_t15)
-            _a44 = abs(_t25)
-            _ok = (_a43 >= 4.450147717014403e-308) & (_a43 <= 2.247116418577895e+307) & (_a44 >= 4.450147717014403e-308) & (_a44 <= 2.247116418577895e+307)
-            _inv0 = 1.0/_t15
-            _inv1 = 1.0/_t25
-            _t8 = _s37
-            _t9 = px1 - tx1
-            _t10 = -_t9
-            _t12 = _s38
-            _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-            _t17 = 2.0*_t16*enclosing_grad
-            _t18 = _t11*_t17
-            _t26 = _t21*_inv1
-            _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t28 = _t27*_t6
-            _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _t30 = _t29*_t5
-            _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-            _t32 = _t31*_t6
-            _t33 = _t30 + _t32
-            _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _t35 = _t34*_t4 + eps
-            _t36 = _t21 + _t35
-            _t37 = _t33 + _t36
-            _t38 = (_t7/(_t28 + _t37))
-            _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-            _t40 = _t39*(1.0 - _t26)
-            _t41 = 1.0 if _t10 > 0.0 else 0.0
-            _t42 = 1.0 if _t9 > 0.0 else 0.0
-            _t43 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-            _t44 = _t43*(_t37*_inv1)
-            _t45 = -_t41 - _t42 + 1.0
-            _t46 = 0.5*_t43
-            _t47 = _t46*((-_t28 + _t33 + _t35)*_inv1)
-            _t48 = py1 - ty1
-            _t49 = -_t48
-            _t50 = _t13*_t17
-            _t51 = 1.0 if _t49 > 0.0 else 0.0
-            _t52 = 1.0 if _t48 > 0.0 else 0.0
-            _t53 = _t22*_t27 + _t33 + eps
-            _t54 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-            _t55 = _t54*((_t21 + _t53)*_inv1)
-            _t56 = -_t51 - _t52 + 1.0
-            _t57 = 0.5*_t54
-            _t58 = _t57*((-_t20*_t34 + _t53)*_inv1)
-            _t59 = _t23 + px2
-            _t60 = 1.0 if _t59 > 0.0 else 0.0
-            _t61 = -_t59
-            _t62 = 1.0 if _t61 > 0.0 else 0.0
-            _t63 = -_t60 - _t62 + 1.0
-            _t64 = py2 - ty2
-            _t65 = 1.0 if _t64 > 0.0 else 0.0
-            _t66 = -_t64
-            _t67 = 1.0 if _t66 > 0.0 else 0.0
-            _t68 = -_t65 - _t67 + 1.0
-            _t69 = -_t8
-            _t70 = _t28 + _t30
-            _t71 = _t43*((_t36 + _t70)*_inv1)
-            _t72 = _t46*((-_t32 + _t35 + _t70)*_inv1)
-            _t73 = -_t12
-            _t74 = _t24*_t31 + _t28
-            _t75 = _t54*((_t36 + _t74)*_inv1)
-            _t76 = _t57*((-_t20*_t29 + _t35 + _t74)*_inv1)
-            _s45 = _t40*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))*_inv0)
-            d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)*_inv1) + _s45
-            _s46 = _t40*(((_t12 - -_t50*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))*_inv0)
-            d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)*_inv1) + _s46
-            _s47 = _t40*(((_t8 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0)
-            d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)*_inv1) + _s47
-            _s48 = _t40*(((_t12 - _t50*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv0)
-            d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)*_inv1) + _s48
-            _s49 = _t40*(((_t69 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))*_inv0)
-            d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)*_inv1) + _s49
-            _s50 = _t40*(((_t73 - -_t50*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))*_inv0)
-            d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)*_inv1) + _s50
-            _s51 = _t40*(((_t69 - _t18*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0)
-            d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)*_inv1) + _s51
-            _s52 = _t40*(((_t73 - _t50*(1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))))*_inv0)
-            d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)*_inv1) + _s52
+            value = _t7_w1*_s41*_s42*math.pow(l_iou/iou_mean, g2)/(_t6_w1*max(_s13, _s13 - _s13) + _t7_w1)
+            _t11_w1 = _s39
+            _t13_w1 = _s40
+            _t14_w1 = (_t11_w1*_t11_w1) + (_t13_w1*_t13_w1) + eps
+            _t15_w1 = _t14_w1*enclosing_grad + (1.0 - enclosing_grad)*_t14_w1
+            _t19_w1 = _s13
+            _t20_w1 = max(_t19_w1, _t19_w1 - _t19_w1)
+            _t21_w1 = _t20_w1*_t6_w1
+            _t22_w1 = -px1 + px2
+            _t23_w1 = -tx2
+            _t24_w1 = -_t23_w1 - tx1
+            _t25_w1 = -_t21_w1 + _t22_w1*_t4_w1 + _t24_w1*_t5_w1 + eps
+            _a43 = abs(_t15_w1)
+            _a44 = abs(_t25_w1)
+            _ok_w1 = (_a43 >= 4.450147717014403e-308) & (_a43 <= 2.247116418577895e+307) & (_a44 >= 4.450147717014403e-308) & (_a44 <= 2.247116418577895e+307)
+            _inv0_w1 = 1.0/_t15_w1
+            _inv1_w1 = 1.0/_t25_w1
+            _t8_w1 = _s37
+            _t9_w1 = px1 - tx1
+            _t10_w1 = -_t9_w1
+            _t12_w1 = _s38
+            _t16_w1 = ((_t12_w1*_t12_w1) + (_t8_w1*_t8_w1))*_inv0_w1
+            _t17_w1 = 2.0*_t16_w1*enclosing_grad
+            _t18_w1 = _t11_w1*_t17_w1
+            _t26_w1 = _t21_w1*_inv1_w1
+            _t27_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t28_w1 = _t27_w1*_t6_w1
+            _t29_w1 = min(_t24_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _t30_w1 = _t29_w1*_t5_w1
+            _t31_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9))
+            _t32_w1 = _t31_w1*_t6_w1
+            _t33_w1 = _t30_w1 + _t32_w1
+            _t34_w1 = min(_t22_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _t35_w1 = _t34_w1*_t4_w1 + eps
+            _t36_w1 = _t21_w1 + _t35_w1
+            _t37_w1 = _t33_w1 + _t36_w1
+            _t38_w1 = (_t7_w1/(_t28_w1 + _t37_w1))
+            _t39_w1 = math.exp(_t16_w1)*math.exp((-_t38_w1*la3 + c3 + s3*math.log(_t38_w1)))*math.pow(_t38_w1/iou_mean, g2)
+            _t40_w1 = _t39_w1*(1.0 - _t26_w1)
+            _t41_w1 = 1.0 if _t10_w1 > 0.0 else 0.0
+            _t42_w1 = 1.0 if _t9_w1 > 0.0 else 0.0
+            _t43_w1 = _t20_w1*(1.0 if _s5 > 0.0 else 0.0)
+            _t44_w1 = _t43_w1*(_t37_w1*_inv1_w1)
+            _t45_w1 = -_t41_w1 - _t42_w1 + 1.0
+            _t46_w1 = 0.5*_t43_w1
+            _t47_w1 = _t46_w1*((-_t28_w1 + _t33_w1 + _t35_w1)*_inv1_w1)
+            _t48_w1 = py1 - ty1
+            _t49_w1 = -_t48_w1
+            _t50_w1 = _t13_w1*_t17_w1
+            _t51_w1 = 1.0 if _t49_w1 > 0.0 else 0.0
+            _t52_w1 = 1.0 if _t48_w1 > 0.0 else 0.0
+            _t53_w1 = _t22_w1*_t27_w1 + _t33_w1 + eps
+            _t54_w1 = _t6_w1*(1.0 if _t19_w1 > 0.0 else 0.0)
+            _t55_w1 = _t54_w1*((_t21_w1 + _t53_w1)*_inv1_w1)
+            _t56_w1 = -_t51_w1 - _t52_w1 + 1.0
+            _t57_w1 = 0.5*_t54_w1
+            _t58_w1 = _t57_w1*((-_t20_w1*_t34_w1 + _t53_w1)*_inv1_w1)
+            _t59_w1 = _t23_w1 + px2
+            _t60_w1 = 1.0 if _t59_w1 > 0.0 else 0.0
+            _t61_w1 = -_t59_w1
+            _t62_w1 = 1.0 if _t61_w1 > 0.0 else 0.0
+            _t63_w1 = -_t60_w1 - _t62_w1 + 1.0
+            _t64_w1 = py2 - ty2
+            _t65_w1 = 1.0 if _t64_w1 > 0.0 else 0.0
+            _t66_w1 = -_t64_w1
+            _t67_w1 = 1.0 if _t66_w1 > 0.0 else 0.0
+            _t68_w1 = -_t65_w1 - _t67_w1 + 1.0
+            _t69_w1 = -_t8_w1
+            _t70_w1 = _t28_w1 + _t30_w1
+            _t71_w1 = _t43_w1*((_t36_w1 + _t70_w1)*_inv1_w1)
+            _t72_w1 = _t46_w1*((-_t32_w1 + _t35_w1 + _t70_w1)*_inv1_w1)
+            _t73_w1 = -_t12_w1
+            _t74_w1 = _t24_w1*_t31_w1 + _t28_w1
+            _t75 = _t54_w1*((_t36_w1 + _t74_w1)*_inv1_w1)
+            _t76 = _t57_w1*((-_t20_w1*_t29_w1 + _t35_w1 + _t74_w1)*_inv1_w1)
+            _s45 = _t40_w1*(((_t8_w1 - -_t18_w1*(1.0 if _t10_w1 > 0.0 else (0.5 if _t10_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_px1 = -_t39_w1*((_t26_w1*_t4_w1*_t41_w1 - _t42_w1*_t44_w1 - _t45_w1*_t47_w1)*_inv1_w1) + _s45
+            _s46 = _t40_w1*(((_t12_w1 - -_t50_w1*(1.0 if _t49_w1 > 0.0 else (0.5 if _t49_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_py1 = -_t39_w1*((_t22_w1*_t26_w1*_t51_w1 - _t52_w1*_t55_w1 - _t56_w1*_t58_w1)*_inv1_w1) + _s46
+            _s47 = _t40_w1*(((_t8_w1 - _t18_w1*(1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_px2 = -_t39_w1*((-_t26_w1*_t4_w1*_t60_w1 + _t44_w1*_t62_w1 + _t47_w1*_t63_w1)*_inv1_w1) + _s47
+            _s48 = _t40_w1*(((_t12_w1 - _t50_w1*(1.0 if _t64_w1 > 0.0 else (0.5 if _t64_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_py2 = -_t39_w1*((-_t22_w1*_t26_w1*_t65_w1 + _t55_w1*_t67_w1 + _t58_w1*_t68_w1)*_inv1_w1) + _s48
+            _s49 = _t40_w1*(((_t69_w1 - -_t18_w1*(1.0 if _t9_w1 > 0.0 else (0.5 if _t9_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_tx1 = -_t39_w1*((_t26_w1*_t42_w1*_t5_w1 - _t41_w1*_t71_w1 - _t45_w1*_t72_w1)*_inv1_w1) + _s49
+            _s50 = _t40_w1*(((_t73_w1 - -_t50_w1*(1.0 if _t48_w1 > 0.0 else (0.5 if _t48_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_ty1 = -_t39_w1*((_t24_w1*_t26_w1*_t52_w1 - _t51_w1*_t75 - _t56_w1*_t76)*_inv1_w1) + _s50
+            _s51 = _t40_w1*(((_t69_w1 - _t18_w1*(1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_tx2 = -_t39_w1*((-_t26_w1*_t5_w1*_t62_w1 + _t60_w1*_t71_w1 + _t63_w1*_t72_w1)*_inv1_w1) + _s51
+            _s52 = _t40_w1*(((_t73_w1 - _t50_w1*(1.0 if _t66_w1 > 0.0 else (0.5 if _t66_w1 == 0.0 else 0.0))))*_inv0_w1)
+            d_ty2 = -_t39_w1*((-_t24_w1*_t26_w1*_t67_w1 + _t65_w1*_t75 + _t68_w1*_t76)*_inv1_w1) + _s52
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -373,431 +380,428 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = px2 - tx2
-            _s2 = tx1 - px1
-            _s3 = px1 - tx1
-            _s4 = tx2 - px2
-            _s5 = -max(px1, tx1) + min(px2, tx2)
-            _s6 = py2 - ty2
-            _s7 = ty1 - py1
-            _s8 = py1 - ty1
-            _s9 = ty2 - py2
-            _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-            _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-            _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
-            _s13 = -max(py1, ty1) + min(py2, ty2)
-            _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-            _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
-            l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-            if (l_iou == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
-                _t0 = _s3
-                _t1 = _s1
-                _t2 = _s8
-                _t3 = _s6
-                _t4 = -py1 + py2
-                _t5 = -ty1 + ty2
-                _t6 = max(_s5, _s5 - _s5)
-                _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-                _s19 = 0.5*_t0 + 0.5*_t1
-                _s20 = 0.5*_t2 + 0.5*_t3
-                _s21 = max(px2, tx2) - min(px1, tx1)
-                _s22 = max(py2, ty2) - min(py1, ty1)
-                _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-                value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
-                _t11 = _s21
-                _t13 = _s22
-                _t14 = (_t11*_t11) + (_t13*_t13) + eps
-                _t15 = _t14*enclosing_grad + (1.0 - enclosing_grad)*_t14
-                _t19 = _s13
-                _t20 = max(_t19, _t19 - _t19)
-                _t21 = _t20*_t6
-                _t22 = -px1 + px2
-                _t23 = -tx2
-                _t24 = -_t23 - tx1
-                _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-                _a24 = abs(_t15)
-                _a25 = abs(_t25)
-                _ok = (_a24 >= 4.450147717014403e-308) & (_a24 <= 2.247116418577895e+307) & (_a25 >= 4.450147717014403e-308) & (_a25 <= 2.247116418577895e+307)
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = px2_w1 - tx2_w1
+            _s2_w1 = tx1_w1 - px1_w1
+            _s3_w1 = px1_w1 - tx1_w1
+            _s4_w1 = tx2_w1 - px2_w1
+            _s5_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s6_w1 = py2_w1 - ty2_w1
+            _s7_w1 = ty1_w1 - py1_w1
+            _s8_w1 = py1_w1 - ty1_w1
+            _s9_w1 = ty2_w1 - py2_w1
+            _s10_w1 = max(_s5_w1, _s5_w1 - _s5_w1)*min(-py1_w1 + py2_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+            _s11_w1 = max(_s5_w1, _s5_w1 - _s5_w1)*min(-ty1_w1 + ty2_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+            _s12_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _s13_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s14_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _s15_w1 = eps + _s12_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)) + _s10_w1 + _s11_w1
+            l_iou_w1 = _s15_w1/(eps + _s12_w1 + _s14_w1 + max(_s5_w1, _s5_w1 - _s5_w1)*max(_s13_w1, _s13_w1 - _s13_w1) + _s10_w1 + _s11_w1)
+            if (l_iou_w1 == 0.0):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+                _t0_w2 = _s3_w1
+                _t1_w2 = _s1_w1
+                _t2_w2 = _s8_w1
+                _t3_w2 = _s6_w1
+                _t4_w2 = -py1_w1 + py2_w1
+                _t5_w2 = -ty1_w1 + ty2_w1
+                _t6_w2 = max(_s5_w1, _s5_w1 - _s5_w1)
+                _s16_w1 = _t4_w2*min(-px1_w1 + px2_w1, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _s17_w1 = _t5_w2*min(-tx1_w1 + tx2_w1, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s18_w1 = _t6_w2*min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t7_w2 = _s16_w1 + _s17_w1 + _s18_w1 + _t6_w2*min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1)) + eps
+                _s19_w1 = 0.5*_t0_w2 + 0.5*_t1_w2
+                _s20_w1 = 0.5*_t2_w2 + 0.5*_t3_w2
+                _s21_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s22_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s23_w1 = math.exp(((_s19_w1*_s19_w1) + (_s20_w1*_s20_w1))/(eps + (_s21_w1*_s21_w1) + (_s22_w1*_s22_w1)))
+                value_w1 = _t7_w2*s1*_s23_w1/(_t6_w2*max(_s13_w1, _s13_w1 - _s13_w1) + _t7_w2)
+                _t11_w2 = _s21_w1
+                _t13_w2 = _s22_w1
+                _t14_w2 = (_t11_w2*_t11_w2) + (_t13_w2*_t13_w2) + eps
+                _t15_w2 = _t14_w2*enclosing_grad + (1.0 - enclosing_grad)*_t14_w2
+                _t19_w2 = _s13_w1
+                _t20_w2 = max(_t19_w2, _t19_w2 - _t19_w2)
+                _t21_w2 = _t20_w2*_t6_w2
+                _t22_w2 = -px1_w1 + px2_w1
+                _t23_w2 = -tx2_w1
+                _t24_w2 = -_t23_w2 - tx1_w1
+                _t25_w2 = -_t21_w2 + _t22_w2*_t4_w2 + _t24_w2*_t5_w2 + eps
+                _a24_w1 = abs(_t15_w2)
+                _a25_w1 = abs(_t25_w2)
+                _ok = (_a24_w1 >= 4.450147717014403e-308) & (_a24_w1 <= 2.247116418577895e+307) & (_a25_w1 >= 4.450147717014403e-308) & (_a25_w1 <= 2.247116418577895e+307)
                 if _ok:
-                    _inv0 = 1.0/_t15
-                    _inv1 = 1.0/_t25
-                    _t8 = _s19
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s20
-                    _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-                    _t17 = 2.0*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21*_inv1
-                    _t27 = s1*math.exp(_t16)
-                    _t28 = _t27*(1.0 - _t26)
-                    _t29 = 1.0 if _t10 > 0.0 else 0.0
-                    _t30 = 1.0 if _t9 > 0.0 else 0.0
-                    _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t32 = _t31*_t5
-                    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t34 = _t33*_t6
-                    _t35 = _t32 + _t34
-                    _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t37 = _t36*_t4 + eps
-                    _t38 = _t21 + _t37
-                    _t39 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-                    _t40 = _t39*((_t35 + _t38)*_inv1)
-                    _t41 = -_t29 - _t30 + 1.0
-                    _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t43 = _t42*_t6
-                    _t44 = 0.5*_t39
-                    _t45 = _t44*((_t35 + _t37 - _t43)*_inv1)
-                    _t46 = py1 - ty1
-                    _t47 = -_t46
-                    _t48 = _t13*_t17
-                    _t49 = 1.0 if _t47 > 0.0 else 0.0
-                    _t50 = 1.0 if _t46 > 0.0 else 0.0
-                    _t51 = _t22*_t42 + _t35 + eps
-                    _t52 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-                    _t53 = _t52*((_t21 + _t51)*_inv1)
-                    _t54 = -_t49 - _t50 + 1.0
-                    _t55 = 0.5*_t52
-                    _t56 = _t55*((-_t20*_t36 + _t51)*_inv1)
-                    _t57 = _t23 + px2
-                    _t58 = 1.0 if _t57 > 0.0 else 0.0
-                    _t59 = -_t57
-                    _t60 = 1.0 if _t59 > 0.0 else 0.0
-                    _t61 = -_t58 - _t60 + 1.0
-                    _t62 = py2 - ty2
-                    _t63 = 1.0 if _t62 > 0.0 else 0.0
-                    _t64 = -_t62
-                    _t65 = 1.0 if _t64 > 0.0 else 0.0
-                    _t66 = -_t63 - _t65 + 1.0
-                    _t67 = -_t8
-                    _t68 = _t32 + _t43
-                    _t69 = _t39*((_t38 + _t68)*_inv1)
-                    _t70 = _t44*((-_t34 + _t37 + _t68)*_inv1)
-                    _t71 = -_t12
-                    _t72 = _t24*_t33 + _t43
-                    _t73 = _t52*((_t38 + _t72)*_inv1)
-                    _t74 = _t55*((-_t20*_t31 + _t37 + _t72)*_inv1)
-                    _s26 = _t28*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))*_inv0)
-                    d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)*_inv1) + _s26
-                    _s27 = _t28*(((_t12 - -_t48*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))*_inv0)
-                    d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)*_inv1) + _s27
-                    _s28 = _t28*(((_t8 - _t18*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))*_inv0)
-                    d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)*_inv1) + _s28
-                    _s29 = _t28*(((_t12 - _t48*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))*_inv0)
-                    d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)*_inv1) + _s29
-                    _s30 = _t28*(((_t67 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))*_inv0)
-                    d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)*_inv1) + _s30
-                    _s31 = _t28*(((_t71 - -_t48*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_inv0)
-                    d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)*_inv1) + _s31
-                    _s32 = _t28*(((_t67 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0)
-                    d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)*_inv1) + _s32
-                    _s33 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv0)
-                    d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _s33
+                    _inv0_w2 = 1.0/_t15_w2
+                    _inv1_w2 = 1.0/_t25_w2
+                    _t8_w4 = _s19_w1
+                    _t9_w4 = px1_w1 - tx1_w1
+                    _t10_w4 = -_t9_w4
+                    _t12_w4 = _s20_w1
+                    _t16_w4 = ((_t12_w4*_t12_w4) + (_t8_w4*_t8_w4))*_inv0_w2
+                    _t17_w4 = 2.0*_t16_w4*enclosing_grad
+                    _t18_w4 = _t11_w2*_t17_w4
+                    _t26_w4 = _t21_w2*_inv1_w2
+                    _t27_w4 = s1*math.exp(_t16_w4)
+                    _t28_w4 = _t27_w4*(1.0 - _t26_w4)
+                    _t29_w4 = 1.0 if _t10_w4 > 0.0 else 0.0
+                    _t30_w4 = 1.0 if _t9_w4 > 0.0 else 0.0
+                    _t31_w4 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t32_w4 = _t31_w4*_t5_w2
+                    _t33_w4 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t34_w4 = _t33_w4*_t6_w2
+                    _t35_w4 = _t32_w4 + _t34_w4
+                    _t36_w4 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t37_w4 = _t36_w4*_t4_w2 + eps
+                    _t38_w4 = _t21_w2 + _t37_w4
+                    _t39_w4 = _t20_w2*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t40_w4 = _t39_w4*((_t35_w4 + _t38_w4)*_inv1_w2)
+                    _t41_w4 = -_t29_w4 - _t30_w4 + 1.0
+                    _t42_w4 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t43_w4 = _t42_w4*_t6_w2
+                    _t44_w4 = 0.5*_t39_w4
+                    _t45_w4 = _t44_w4*((_t35_w4 + _t37_w4 - _t43_w4)*_inv1_w2)
+                    _t46_w4 = py1_w1 - ty1_w1
+                    _t47_w4 = -_t46_w4
+                    _t48_w4 = _t13_w2*_t17_w4
+                    _t49_w4 = 1.0 if _t47_w4 > 0.0 else 0.0
+                    _t50_w4 = 1.0 if _t46_w4 > 0.0 else 0.0
+                    _t51_w4 = _t22_w2*_t42_w4 + _t35_w4 + eps
+                    _t52_w4 = _t6_w2*(1.0 if _t19_w2 > 0.0 else 0.0)
+                    _t53_w4 = _t52_w4*((_t21_w2 + _t51_w4)*_inv1_w2)
+                    _t54_w4 = -_t49_w4 - _t50_w4 + 1.0
+                    _t55_w4 = 0.5*_t52_w4
+                    _t56_w4 = _t55_w4*((-_t20_w2*_t36_w4 + _t51_w4)*_inv1_w2)
+                    _t57_w4 = _t23_w2 + px2_w1
+                    _t58_w4 = 1.0 if _t57_w4 > 0.0 else 0.0
+                    _t59_w4 = -_t57_w4
+                    _t60_w4 = 1.0 if _t59_w4 > 0.0 else 0.0
+                    _t61_w4 = -_t58_w4 - _t60_w4 + 1.0
+                    _t62_w4 = py2_w1 - ty2_w1
+                    _t63_w4 = 1.0 if _t62_w4 > 0.0 else 0.0
+                    _t64_w4 = -_t62_w4
+                    _t65_w4 = 1.0 if _t64_w4 > 0.0 else 0.0
+                    _t66_w4 = -_t63_w4 - _t65_w4 + 1.0
+                    _t67_w4 = -_t8_w4
+                    _t68_w4 = _t32_w4 + _t43_w4
+                    _t69_w4 = _t39_w4*((_t38_w4 + _t68_w4)*_inv1_w2)
+                    _t70_w4 = _t44_w4*((-_t34_w4 + _t37_w4 + _t68_w4)*_inv1_w2)
+                    _t71_w4 = -_t12_w4
+                    _t72_w4 = _t24_w2*_t33_w4 + _t43_w4
+                    _t73_w4 = _t52_w4*((_t38_w4 + _t72_w4)*_inv1_w2)
+                    _t74_w4 = _t55_w4*((-_t20_w2*_t31_w4 + _t37_w4 + _t72_w4)*_inv1_w2)
+                    _s26_w1 = _t28_w4*(((_t8_w4 - -_t18_w4*(1.0 if _t10_w4 > 0.0 else (0.5 if _t10_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_px1_w1 = -_t27_w4*((_t26_w4*_t29_w4*_t4_w2 - _t30_w4*_t40_w4 - _t41_w4*_t45_w4)*_inv1_w2) + _s26_w1
+                    _s27_w1 = _t28_w4*(((_t12_w4 - -_t48_w4*(1.0 if _t47_w4 > 0.0 else (0.5 if _t47_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_py1_w1 = -_t27_w4*((_t22_w2*_t26_w4*_t49_w4 - _t50_w4*_t53_w4 - _t54_w4*_t56_w4)*_inv1_w2) + _s27_w1
+                    _s28_w1 = _t28_w4*(((_t8_w4 - _t18_w4*(1.0 if _t57_w4 > 0.0 else (0.5 if _t57_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_px2_w1 = -_t27_w4*((-_t26_w4*_t4_w2*_t58_w4 + _t40_w4*_t60_w4 + _t45_w4*_t61_w4)*_inv1_w2) + _s28_w1
+                    _s29_w1 = _t28_w4*(((_t12_w4 - _t48_w4*(1.0 if _t62_w4 > 0.0 else (0.5 if _t62_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_py2_w1 = -_t27_w4*((-_t22_w2*_t26_w4*_t63_w4 + _t53_w4*_t65_w4 + _t56_w4*_t66_w4)*_inv1_w2) + _s29_w1
+                    _s30_w1 = _t28_w4*(((_t67_w4 - -_t18_w4*(1.0 if _t9_w4 > 0.0 else (0.5 if _t9_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_tx1_w1 = -_t27_w4*((_t26_w4*_t30_w4*_t5_w2 - _t29_w4*_t69_w4 - _t41_w4*_t70_w4)*_inv1_w2) + _s30_w1
+                    _s31_w1 = _t28_w4*(((_t71_w4 - -_t48_w4*(1.0 if _t46_w4 > 0.0 else (0.5 if _t46_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_ty1_w1 = -_t27_w4*((_t24_w2*_t26_w4*_t50_w4 - _t49_w4*_t73_w4 - _t54_w4*_t74_w4)*_inv1_w2) + _s31_w1
+                    _s32_w1 = _t28_w4*(((_t67_w4 - _t18_w4*(1.0 if _t59_w4 > 0.0 else (0.5 if _t59_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_tx2_w1 = -_t27_w4*((-_t26_w4*_t5_w2*_t60_w4 + _t58_w4*_t69_w4 + _t61_w4*_t70_w4)*_inv1_w2) + _s32_w1
+                    _s33_w1 = _t28_w4*(((_t71_w4 - _t48_w4*(1.0 if _t64_w4 > 0.0 else (0.5 if _t64_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    d_ty2_w1 = -_t27_w4*((-_t24_w2*_t26_w4*_t65_w4 + _t63_w4*_t73_w4 + _t66_w4*_t74_w4)*_inv1_w2) + _s33_w1
                 else:
-                    _t8 = _s19
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s20
-                    _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
-                    _t17 = 2.0*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21/_t25
-                    _t27 = s1*math.exp(_t16)
-                    _t28 = _t27*(1.0 - _t26)
-                    _t29 = 1.0 if _t10 > 0.0 else 0.0
-                    _t30 = 1.0 if _t9 > 0.0 else 0.0
-                    _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t32 = _t31*_t5
-                    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t34 = _t33*_t6
-                    _t35 = _t32 + _t34
-                    _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t37 = _t36*_t4 + eps
-                    _t38 = _t21 + _t37
-                    _t39 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-                    _t40 = _t39*((_t35 + _t38)/_t25)
-                    _t41 = -_t29 - _t30 + 1.0
-                    _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t43 = _t42*_t6
-                    _t44 = 0.5*_t39
-                    _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
-                    _t46 = py1 - ty1
-                    _t47 = -_t46
-                    _t48 = _t13*_t17
-                    _t49 = 1.0 if _t47 > 0.0 else 0.0
-                    _t50 = 1.0 if _t46 > 0.0 else 0.0
-                    _t51 = _t22*_t42 + _t35 + eps
-                    _t52 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-                    _t53 = _t52*((_t21 + _t51)/_t25)
-                    _t54 = -_t49 - _t50 + 1.0
-                    _t55 = 0.5*_t52
-                    _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
-                    _t57 = _t23 + px2
-                    _t58 = 1.0 if _t57 > 0.0 else 0.0
-                    _t59 = -_t57
-                    _t60 = 1.0 if _t59 > 0.0 else 0.0
-                    _t61 = -_t58 - _t60 + 1.0
-                    _t62 = py2 - ty2
-                    _t63 = 1.0 if _t62 > 0.0 else 0.0
-                    _t64 = -_t62
-                    _t65 = 1.0 if _t64 > 0.0 else 0.0
-                    _t66 = -_t63 - _t65 + 1.0
-                    _t67 = -_t8
-                    _t68 = _t32 + _t43
-                    _t69 = _t39*((_t38 + _t68)/_t25)
-                    _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
-                    _t71 = -_t12
-                    _t72 = _t24*_t33 + _t43
-                    _t73 = _t52*((_t38 + _t72)/_t25)
-                    _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
-                    _s34 = _t28*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
-                    d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _s34
-                    _s35 = _t28*(((_t12 - -_t48*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))/_t15)
-                    d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _s35
-                    _s36 = _t28*(((_t8 - _t18*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))/_t15)
-                    d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _s36
-                    _s37 = _t28*(((_t12 - _t48*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))/_t15)
-                    d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _s37
-                    _s38 = _t28*(((_t67 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
-                    d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _s38
-                    _s39 = _t28*(((_t71 - -_t48*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))/_t15)
-                    d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _s39
-                    _s40 = _t28*(((_t67 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
-                    d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _s40
-                    _s41 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
-                    d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _s41
+                    _t8_w1_w1 = _s19_w1
+                    _t9_w1_w1 = px1_w1 - tx1_w1
+                    _t10_w1_w1 = -_t9_w1_w1
+                    _t12_w1_w1 = _s20_w1
+                    _t16_w1_w1 = ((_t12_w1_w1*_t12_w1_w1) + (_t8_w1_w1*_t8_w1_w1))/_t15_w2
+                    _t17_w1_w1 = 2.0*_t16_w1_w1*enclosing_grad
+                    _t18_w1_w1 = _t11_w2*_t17_w1_w1
+                    _t26_w1_w1 = _t21_w2/_t25_w2
+                    _t27_w1_w1 = s1*math.exp(_t16_w1_w1)
+                    _t28_w1_w1 = _t27_w1_w1*(1.0 - _t26_w1_w1)
+                    _t29_w1_w1 = 1.0 if _t10_w1_w1 > 0.0 else 0.0
+                    _t30_w1_w1 = 1.0 if _t9_w1_w1 > 0.0 else 0.0
+                    _t31_w1_w1 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t32_w1_w1 = _t31_w1_w1*_t5_w2
+                    _t33_w1_w1 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t34_w1_w1 = _t33_w1_w1*_t6_w2
+                    _t35_w1_w1 = _t32_w1_w1 + _t34_w1_w1
+                    _t36_w1_w1 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t37_w1_w1 = _t36_w1_w1*_t4_w2 + eps
+                    _t38_w1_w1 = _t21_w2 + _t37_w1_w1
+                    _t39_w1_w1 = _t20_w2*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t40_w1_w1 = _t39_w1_w1*((_t35_w1_w1 + _t38_w1_w1)/_t25_w2)
+                    _t41_w1_w1 = -_t29_w1_w1 - _t30_w1_w1 + 1.0
+                    _t42_w1_w1 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t43_w1_w1 = _t42_w1_w1*_t6_w2
+                    _t44_w1_w1 = 0.5*_t39_w1_w1
+                    _t45_w1_w1 = _t44_w1_w1*((_t35_w1_w1 + _t37_w1_w1 - _t43_w1_w1)/_t25_w2)
+                    _t46_w1_w1 = py1_w1 - ty1_w1
+                    _t47_w1_w1 = -_t46_w1_w1
+                    _t48_w1_w1 = _t13_w2*_t17_w1_w1
+                    _t49_w1_w1 = 1.0 if _t47_w1_w1 > 0.0 else 0.0
+                    _t50_w1_w1 = 1.0 if _t46_w1_w1 > 0.0 else 0.0
+                    _t51_w1_w1 = _t22_w2*_t42_w1_w1 + _t35_w1_w1 + eps
+                    _t52_w1_w1 = _t6_w2*(1.0 if _t19_w2 > 0.0 else 0.0)
+                    _t53_w1_w1 = _t52_w1_w1*((_t21_w2 + _t51_w1_w1)/_t25_w2)
+                    _t54_w1_w1 = -_t49_w1_w1 - _t50_w1_w1 + 1.0
+                    _t55_w1_w1 = 0.5*_t52_w1_w1
+                    _t56_w1_w1 = _t55_w1_w1*((-_t20_w2*_t36_w1_w1 + _t51_w1_w1)/_t25_w2)
+                    _t57_w1_w1 = _t23_w2 + px2_w1
+                    _t58_w1_w1 = 1.0 if _t57_w1_w1 > 0.0 else 0.0
+                    _t59_w1_w1 = -_t57_w1_w1
+                    _t60_w1_w1 = 1.0 if _t59_w1_w1 > 0.0 else 0.0
+                    _t61_w1_w1 = -_t58_w1_w1 - _t60_w1_w1 + 1.0
+                    _t62_w1_w1 = py2_w1 - ty2_w1
+                    _t63_w1_w1 = 1.0 if _t62_w1_w1 > 0.0 else 0.0
+                    _t64_w1_w1 = -_t62_w1_w1
+                    _t65_w1_w1 = 1.0 if _t64_w1_w1 > 0.0 else 0.0
+                    _t66_w1_w1 = -_t63_w1_w1 - _t65_w1_w1 + 1.0
+                    _t67_w1_w1 = -_t8_w1_w1
+                    _t68_w1_w1 = _t32_w1_w1 + _t43_w1_w1
+                    _t69_w1_w1 = _t39_w1_w1*((_t38_w1_w1 + _t68_w1_w1)/_t25_w2)
+                    _t70_w1_w1 = _t44_w1_w1*((-_t34_w1_w1 + _t37_w1_w1 + _t68_w1_w1)/_t25_w2)
+                    _t71_w1_w1 = -_t12_w1_w1
+                    _t72_w1_w1 = _t24_w2*_t33_w1_w1 + _t43_w1_w1
+                    _t73_w1_w1 = _t52_w1_w1*((_t38_w1_w1 + _t72_w1_w1)/_t25_w2)
+                    _t74_w1_w1 = _t55_w1_w1*((-_t20_w2*_t31_w1_w1 + _t37_w1_w1 + _t72_w1_w1)/_t25_w2)
+                    _s34_w1 = _t28_w1_w1*(((_t8_w1_w1 - -_t18_w1_w1*(1.0 if _t10_w1_w1 > 0.0 else (0.5 if _t10_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_px1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t29_w1_w1*_t4_w2 - _t30_w1_w1*_t40_w1_w1 - _t41_w1_w1*_t45_w1_w1)/_t25_w2) + _s34_w1
+                    _s35_w1 = _t28_w1_w1*(((_t12_w1_w1 - -_t48_w1_w1*(1.0 if _t47_w1_w1 > 0.0 else (0.5 if _t47_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_py1_w1 = -_t27_w1_w1*((_t22_w2*_t26_w1_w1*_t49_w1_w1 - _t50_w1_w1*_t53_w1_w1 - _t54_w1_w1*_t56_w1_w1)/_t25_w2) + _s35_w1
+                    _s36_w1 = _t28_w1_w1*(((_t8_w1_w1 - _t18_w1_w1*(1.0 if _t57_w1_w1 > 0.0 else (0.5 if _t57_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_px2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t4_w2*_t58_w1_w1 + _t40_w1_w1*_t60_w1_w1 + _t45_w1_w1*_t61_w1_w1)/_t25_w2) + _s36_w1
+                    _s37_w1 = _t28_w1_w1*(((_t12_w1_w1 - _t48_w1_w1*(1.0 if _t62_w1_w1 > 0.0 else (0.5 if _t62_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_py2_w1 = -_t27_w1_w1*((-_t22_w2*_t26_w1_w1*_t63_w1_w1 + _t53_w1_w1*_t65_w1_w1 + _t56_w1_w1*_t66_w1_w1)/_t25_w2) + _s37_w1
+                    _s38_w1 = _t28_w1_w1*(((_t67_w1_w1 - -_t18_w1_w1*(1.0 if _t9_w1_w1 > 0.0 else (0.5 if _t9_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_tx1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t30_w1_w1*_t5_w2 - _t29_w1_w1*_t69_w1_w1 - _t41_w1_w1*_t70_w1_w1)/_t25_w2) + _s38_w1
+                    _s39_w1 = _t28_w1_w1*(((_t71_w1_w1 - -_t48_w1_w1*(1.0 if _t46_w1_w1 > 0.0 else (0.5 if _t46_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_ty1_w1 = -_t27_w1_w1*((_t24_w2*_t26_w1_w1*_t50_w1_w1 - _t49_w1_w1*_t73_w1_w1 - _t54_w1_w1*_t74_w1_w1)/_t25_w2) + _s39_w1
+                    _s40_w1 = _t28_w1_w1*(((_t67_w1_w1 - _t18_w1_w1*(1.0 if _t59_w1_w1 > 0.0 else (0.5 if _t59_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_tx2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t5_w2*_t60_w1_w1 + _t58_w1_w1*_t69_w1_w1 + _t61_w1_w1*_t70_w1_w1)/_t25_w2) + _s40_w1
+                    _s41_w1 = _t28_w1_w1*(((_t71_w1_w1 - _t48_w1_w1*(1.0 if _t64_w1_w1 > 0.0 else (0.5 if _t64_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    d_ty2_w1 = -_t27_w1_w1*((-_t24_w2*_t26_w1_w1*_t65_w1_w1 + _t63_w1_w1*_t73_w1_w1 + _t66_w1_w1*_t74_w1_w1)/_t25_w2) + _s41_w1
             else:  # r R_WIoU L_IoU
-                _t0 = _s3
-                _t1 = _s1
-                _t2 = _s8
-                _t3 = _s6
-                _t4 = -py1 + py2
-                _t5 = -ty1 + ty2
-                _t6 = max(_s5, _s5 - _s5)
-                _s42 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _s43 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                _t7 = _s42 + _s43 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-                _s45 = 0.5*_t0 + 0.5*_t1
-                _s46 = 0.5*_t2 + 0.5*_t3
-                _s47 = max(px2, tx2) - min(px1, tx1)
-                _s48 = max(py2, ty2) - min(py1, ty1)
-                _s49 = math.exp(((_s45*_s45) + (_s46*_s46))/(eps + (_s47*_s47) + (_s48*_s48)))
-                _s50 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-                value = _t7*_s49*_s50*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
-                _t11 = _s47
-                _t13 = _s48
-                _t14 = (_t11*_t11) + (_t13*_t13) + eps
-                _t15 = _t14*enclosing_grad + (1.0 - enclosing_grad)*_t14
-                _t19 = _s13
-                _t20 = max(_t19, _t19 - _t19)
-                _t21 = _t20*_t6
-                _t22 = -px1 + px2
-                _t23 = -tx2
-                _t24 = -_t23 - tx1
-                _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-                _a51 = abs(_t15)
-                _a52 = abs(_t25)
-                _ok = (_a51 >= 4.450147717014403e-308) & (_a51 <= 2.247116418577895e+307) & (_a52 >= 4.450147717014403e-308) & (_a52 <= 2.247116418577895e+307)
-                if _ok:
-                    _inv0 = 1.0/_t15
-                    _inv1 = 1.0/_t25
-                    _t8 = _s45
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s46
-                    _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-                    _t17 = 2.0*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21*_inv1
-                    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t28 = _t27*_t6
-                    _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t30 = _t29*_t5
-                    _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t32 = _t31*_t6
-                    _t33 = _t30 + _t32
-                    _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t35 = _t34*_t4 + eps
-                    _t36 = _t21 + _t35
-                    _t37 = _t33 + _t36
-                    _t38 = (_t7/(_t28 + _t37))
-                    _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-                    _t40 = _t39*(1.0 - _t26)
-                    _t41 = 1.0 if _t10 > 0.0 else 0.0
-                    _t42 = 1.0 if _t9 > 0.0 else 0.0
-                    _t43 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-                    _t44 = _t43*(_t37*_inv1)
-                    _t45 = -_t41 - _t42 + 1.0
-                    _t46 = 0.5*_t43
-                    _t47 = _t46*((-_t28 + _t33 + _t35)*_inv1)
-                    _t48 = py1 - ty1
-                    _t49 = -_t48
-                    _t50 = _t13*_t17
-                    _t51 = 1.0 if _t49 > 0.0 else 0.0
-                    _t52 = 1.0 if _t48 > 0.0 else 0.0
-                    _t53 = _t22*_t27 + _t33 + eps
-                    _t54 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-                    _t55 = _t54*((_t21 + _t53)*_inv1)
-                    _t56 = -_t51 - _t52 + 1.0
-                    _t57 = 0.5*_t54
-                    _t58 = _t57*((-_t20*_t34 + _t53)*_inv1)
-                    _t59 = _t23 + px2
-                    _t60 = 1.0 if _t59 > 0.0 else 0.0
-                    _t61 = -_t59
-                    _t62 = 1.0 if _t61 > 0.0 else 0.0
-                    _t63 = -_t60 - _t62 + 1.0
-                    _t64 = py2 - ty2
-                    _t65 = 1.0 if _t64 > 0.0 else 0.0
-                    _t66 = -_t64
-                    _t67 = 1.0 if _t66 > 0.0 else 0.0
-                    _t68 = -_t65 - _t67 + 1.0
-                    _t69 = -_t8
-                    _t70 = _t28 + _t30
-                    _t71 = _t43*((_t36 + _t70)*_inv1)
-                    _t72 = _t46*((-_t32 + _t35 + _t70)*_inv1)
-                    _t73 = -_t12
-                    _t74 = _t24*_t31 + _t28
-                    _t75 = _t54*((_t36 + _t74)*_inv1)
-                    _t76 = _t57*((-_t20*_t29 + _t35 + _t74)*_inv1)
-                    _s53 = _t40*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))*_inv0)
-                    d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)*_inv1) + _s53
-                    _s54 = _t40*(((_t12 - -_t50*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))*_inv0)
-                    d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)*_inv1) + _s54
-                    _s55 = _t40*(((_t8 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0)
-                    d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)*_inv1) + _s55
-                    _s56 = _t40*(((_t12 - _t50*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv0)
-                    d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)*_inv1) + _s56
-                    _s57 = _t40*(((_t69 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))*_inv0)
-                    d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)*_inv1) + _s57
-                    _s58 = _t40*(((_t73 - -_t50*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))*_inv0)
-                    d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)*_inv1) + _s58
-                    _s59 = _t40*(((_t69 - _t18*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0)
-                    d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)*_inv1) + _s59
-                    _s60 = _t40*(((_t73 - _t50*(1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))))*_inv0)
-                    d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)*_inv1) + _s60
+                _t0_w1_w1 = _s3_w1
+                _t1_w1_w1 = _s1_w1
+                _t2_w1_w1 = _s8_w1
+                _t3_w1_w1 = _s6_w1
+                _t4_w1_w1 = -py1_w1 + py2_w1
+                _t5_w1_w1 = -ty1_w1 + ty2_w1
+                _t6_w1_w1 = max(_s5_w1, _s5_w1 - _s5_w1)
+                _s42_w1 = _t4_w1_w1*min(-px1_w1 + px2_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _s43 = _t5_w1_w1*min(-tx1_w1 + tx2_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s44 = _t6_w1_w1*min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t7_w1_w1 = _s42_w1 + _s43 + _s44 + _t6_w1_w1*min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1)) + eps
+                _s45_w1 = 0.5*_t0_w1_w1 + 0.5*_t1_w1_w1
+                _s46_w1 = 0.5*_t2_w1_w1 + 0.5*_t3_w1_w1
+                _s47_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s48_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s49_w1 = math.exp(((_s45_w1*_s45_w1) + (_s46_w1*_s46_w1))/(eps + (_s47_w1*_s47_w1) + (_s48_w1*_s48_w1)))
+                _s50_w1 = math.exp((c3 - l_iou_w1*la3 + s3*math.log(l_iou_w1)))
+                value_w2 = _t7_w1_w1*_s49_w1*_s50_w1*math.pow(l_iou_w1/iou_mean, g2)/(_t6_w1_w1*max(_s13_w1, _s13_w1 - _s13_w1) + _t7_w1_w1)
+                _t11_w1_w1 = _s47_w1
+                _t13_w1_w1 = _s48_w1
+                _t14_w1_w1 = (_t11_w1_w1*_t11_w1_w1) + (_t13_w1_w1*_t13_w1_w1) + eps
+                _t15_w1_w1 = _t14_w1_w1*enclosing_grad + (1.0 - enclosing_grad)*_t14_w1_w1
+                _t19_w1_w1 = _s13_w1
+                _t20_w1_w1 = max(_t19_w1_w1, _t19_w1_w1 - _t19_w1_w1)
+                _t21_w1_w1 = _t20_w1_w1*_t6_w1_w1
+                _t22_w1_w1 = -px1_w1 + px2_w1
+                _t23_w1_w1 = -tx2_w1
+                _t24_w1_w1 = -_t23_w1_w1 - tx1_w1
+                _t25_w1_w1 = -_t21_w1_w1 + _t22_w1_w1*_t4_w1_w1 + _t24_w1_w1*_t5_w1_w1 + eps
+                _a51 = abs(_t15_w1_w1)
+                _a52 = abs(_t25_w1_w1)
+                _ok_w1_w1 = (_a51 >= 4.450147717014403e-308) & (_a51 <= 2.247116418577895e+307) & (_a52 >= 4.450147717014403e-308) & (_a52 <= 2.247116418577895e+307)
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = 1.0/_t15_w1_w1
+                    _inv1_w1_w1 = 1.0/_t25_w1_w1
+                    _t8_w2 = _s45_w1
+                    _t9_w2 = px1_w1 - tx1_w1
+                    _t10_w2 = -_t9_w2
+                    _t12_w2 = _s46_w1
+                    _t16_w2 = ((_t12_w2*_t12_w2) + (_t8_w2*_t8_w2))*_inv0_w1_w1
+                    _t17_w2 = 2.0*_t16_w2*enclosing_grad
+                    _t18_w2 = _t11_w1_w1*_t17_w2
+                    _t26_w2 = _t21_w1_w1*_inv1_w1_w1
+                    _t27_w2 = min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t28_w2 = _t27_w2*_t6_w1_w1
+                    _t29_w2 = min(_t24_w1_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t30_w2 = _t29_w2*_t5_w1_w1
+                    _t31_w2 = min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t32_w2 = _t31_w2*_t6_w1_w1
+                    _t33_w2 = _t30_w2 + _t32_w2
+                    _t34_w2 = min(_t22_w1_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t35_w2 = _t34_w2*_t4_w1_w1 + eps
+                    _t36_w2 = _t21_w1_w1 + _t35_w2
+                    _t37_w2 = _t33_w2 + _t36_w2
+                    _t38_w2 = (_t7_w1_w1/(_t28_w2 + _t37_w2))
+                    _t39_w2 = math.exp(_t16_w2)*math.exp((-_t38_w2*la3 + c3 + s3*math.log(_t38_w2)))*math.pow(_t38_w2/iou_mean, g2)
+                    _t40_w2 = _t39_w2*(1.0 - _t26_w2)
+                    _t41_w2 = 1.0 if _t10_w2 > 0.0 else 0.0
+                    _t42_w2 = 1.0 if _t9_w2 > 0.0 else 0.0
+                    _t43_w2 = _t20_w1_w1*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t44_w2 = _t43_w2*(_t37_w2*_inv1_w1_w1)
+                    _t45_w2 = -_t41_w2 - _t42_w2 + 1.0
+                    _t46_w2 = 0.5*_t43_w2
+                    _t47_w2 = _t46_w2*((-_t28_w2 + _t33_w2 + _t35_w2)*_inv1_w1_w1)
+                    _t48_w2 = py1_w1 - ty1_w1
+                    _t49_w2 = -_t48_w2
+                    _t50_w2 = _t13_w1_w1*_t17_w2
+                    _t51_w2 = 1.0 if _t49_w2 > 0.0 else 0.0
+                    _t52_w2 = 1.0 if _t48_w2 > 0.0 else 0.0
+                    _t53_w2 = _t22_w1_w1*_t27_w2 + _t33_w2 + eps
+                    _t54_w2 = _t6_w1_w1*(1.0 if _t19_w1_w1 > 0.0 else 0.0)
+                    _t55_w2 = _t54_w2*((_t21_w1_w1 + _t53_w2)*_inv1_w1_w1)
+                    _t56_w2 = -_t51_w2 - _t52_w2 + 1.0
+                    _t57_w2 = 0.5*_t54_w2
+                    _t58_w2 = _t57_w2*((-_t20_w1_w1*_t34_w2 + _t53_w2)*_inv1_w1_w1)
+                    _t59_w2 = _t23_w1_w1 + px2_w1
+                    _t60_w2 = 1.0 if _t59_w2 > 0.0 else 0.0
+                    _t61_w2 = -_t59_w2
+                    _t62_w2 = 1.0 if _t61_w2 > 0.0 else 0.0
+                    _t63_w2 = -_t60_w2 - _t62_w2 + 1.0
+                    _t64_w2 = py2_w1 - ty2_w1
+                    _t65_w2 = 1.0 if _t64_w2 > 0.0 else 0.0
+                    _t66_w2 = -_t64_w2
+                    _t67_w2 = 1.0 if _t66_w2 > 0.0 else 0.0
+                    _t68_w2 = -_t65_w2 - _t67_w2 + 1.0
+                    _t69_w2 = -_t8_w2
+                    _t70_w2 = _t28_w2 + _t30_w2
+                    _t71_w2 = _t43_w2*((_t36_w2 + _t70_w2)*_inv1_w1_w1)
+                    _t72_w2 = _t46_w2*((-_t32_w2 + _t35_w2 + _t70_w2)*_inv1_w1_w1)
+                    _t73_w2 = -_t12_w2
+                    _t74_w2 = _t24_w1_w1*_t31_w2 + _t28_w2
+                    _t75_w2 = _t54_w2*((_t36_w2 + _t74_w2)*_inv1_w1_w1)
+                    _t76_w2 = _t57_w2*((-_t20_w1_w1*_t29_w2 + _t35_w2 + _t74_w2)*_inv1_w1_w1)
+                    _s53 = _t40_w2*(((_t8_w2 - -_t18_w2*(1.0 if _t10_w2 > 0.0 else (0.5 if _t10_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_px1_w1 = -_t39_w2*((_t26_w2*_t4_w1_w1*_t41_w2 - _t42_w2*_t44_w2 - _t45_w2*_t47_w2)*_inv1_w1_w1) + _s53
+                    _s54 = _t40_w2*(((_t12_w2 - -_t50_w2*(1.0 if _t49_w2 > 0.0 else (0.5 if _t49_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_py1_w1 = -_t39_w2*((_t22_w1_w1*_t26_w2*_t51_w2 - _t52_w2*_t55_w2 - _t56_w2*_t58_w2)*_inv1_w1_w1) + _s54
+                    _s55 = _t40_w2*(((_t8_w2 - _t18_w2*(1.0 if _t59_w2 > 0.0 else (0.5 if _t59_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_px2_w1 = -_t39_w2*((-_t26_w2*_t4_w1_w1*_t60_w2 + _t44_w2*_t62_w2 + _t47_w2*_t63_w2)*_inv1_w1_w1) + _s55
+                    _s56 = _t40_w2*(((_t12_w2 - _t50_w2*(1.0 if _t64_w2 > 0.0 else (0.5 if _t64_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_py2_w1 = -_t39_w2*((-_t22_w1_w1*_t26_w2*_t65_w2 + _t55_w2*_t67_w2 + _t58_w2*_t68_w2)*_inv1_w1_w1) + _s56
+                    _s57 = _t40_w2*(((_t69_w2 - -_t18_w2*(1.0 if _t9_w2 > 0.0 else (0.5 if _t9_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_tx1_w1 = -_t39_w2*((_t26_w2*_t42_w2*_t5_w1_w1 - _t41_w2*_t71_w2 - _t45_w2*_t72_w2)*_inv1_w1_w1) + _s57
+                    _s58 = _t40_w2*(((_t73_w2 - -_t50_w2*(1.0 if _t48_w2 > 0.0 else (0.5 if _t48_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_ty1_w1 = -_t39_w2*((_t24_w1_w1*_t26_w2*_t52_w2 - _t51_w2*_t75_w2 - _t56_w2*_t76_w2)*_inv1_w1_w1) + _s58
+                    _s59 = _t40_w2*(((_t69_w2 - _t18_w2*(1.0 if _t61_w2 > 0.0 else (0.5 if _t61_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_tx2_w1 = -_t39_w2*((-_t26_w2*_t5_w1_w1*_t62_w2 + _t60_w2*_t71_w2 + _t63_w2*_t72_w2)*_inv1_w1_w1) + _s59
+                    _s60 = _t40_w2*(((_t73_w2 - _t50_w2*(1.0 if _t66_w2 > 0.0 else (0.5 if _t66_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    d_ty2_w1 = -_t39_w2*((-_t24_w1_w1*_t26_w2*_t67_w2 + _t65_w2*_t75_w2 + _t68_w2*_t76_w2)*_inv1_w1_w1) + _s60
                 else:
-                    _t8 = _s45
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s46
-                    _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
-                    _t17 = 2.0*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21/_t25
-                    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t28 = _t27*_t6
-                    _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t30 = _t29*_t5
-                    _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t32 = _t31*_t6
-                    _t33 = _t30 + _t32
-                    _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t35 = _t34*_t4 + eps
-                    _t36 = _t21 + _t35
-                    _t37 = _t33 + _t36
-                    _t38 = (_t7/(_t28 + _t37))
-                    _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-                    _t40 = _t39*(1.0 - _t26)
-                    _t41 = 1.0 if _t10 > 0.0 else 0.0
-                    _t42 = 1.0 if _t9 > 0.0 else 0.0
-                    _t43 = _t20*(1.0 if _s5 > 0.0 else 0.0)
-                    _t44 = _t43*(_t37/_t25)
-                    _t45 = -_t41 - _t42 + 1.0
-                    _t46 = 0.5*_t43
-                    _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
-                    _t48 = py1 - ty1
-                    _t49 = -_t48
-                    _t50 = _t13*_t17
-                    _t51 = 1.0 if _t49 > 0.0 else 0.0
-                    _t52 = 1.0 if _t48 > 0.0 else 0.0
-                    _t53 = _t22*_t27 + _t33 + eps
-                    _t54 = _t6*(1.0 if _t19 > 0.0 else 0.0)
-                    _t55 = _t54*((_t21 + _t53)/_t25)
-                    _t56 = -_t51 - _t52 + 1.0
-                    _t57 = 0.5*_t54
-                    _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
-                    _t59 = _t23 + px2
-                    _t60 = 1.0 if _t59 > 0.0 else 0.0
-                    _t61 = -_t59
-                    _t62 = 1.0 if _t61 > 0.0 else 0.0
-                    _t63 = -_t60 - _t62 + 1.0
-                    _t64 = py2 - ty2
-                    _t65 = 1.0 if _t64 > 0.0 else 0.0
-                    _t66 = -_t64
-                    _t67 = 1.0 if _t66 > 0.0 else 0.0
-                    _t68 = -_t65 - _t67 + 1.0
-                    _t69 = -_t8
-                    _t70 = _t28 + _t30
-                    _t71 = _t43*((_t36 + _t70)/_t25)
-                    _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
-                    _t73 = -_t12
-                    _t74 = _t24*_t31 + _t28
-                    _t75 = _t54*((_t36 + _t74)/_t25)
-                    _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
-                    _s61 = _t40*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))/_t15)
-                    d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _s61
-                    _s62 = _t40*(((_t12 - -_t50*(1.0 if _t49 > 0.0 else (0.5 if _t49 == 0.0 else 0.0))))/_t15)
-                    d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _s62
-                    _s63 = _t40*(((_t8 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))/_t15)
-                    d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _s63
-                    _s64 = _t40*(((_t12 - _t50*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))/_t15)
-                    d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _s64
-                    _s65 = _t40*(((_t69 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))/_t15)
-                    d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _s65
-                    _s66 = _t40*(((_t73 - -_t50*(1.0 if _t48 > 0.0 else (0.5 if _t48 == 0.0 else 0.0))))/_t15)
-                    d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _s66
-                    _s67 = _t40*(((_t69 - _t18*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))/_t15)
-                    d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _s67
-                    _s68 = _t40*(((_t73 - _t50*(1.0 if _t66 > 0.0 else (0.5 if _t66 == 0.0 else 0.0))))/_t15)
-                    d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _s68
+                    _t8_w3 = _s45_w1
+                    _t9_w3 = px1_w1 - tx1_w1
+                    _t10_w3 = -_t9_w3
+                    _t12_w3 = _s46_w1
+                    _t16_w3 = ((_t12_w3*_t12_w3) + (_t8_w3*_t8_w3))/_t15_w1_w1
+                    _t17_w3 = 2.0*_t16_w3*enclosing_grad
+                    _t18_w3 = _t11_w1_w1*_t17_w3
+                    _t26_w3 = _t21_w1_w1/_t25_w1_w1
+                    _t27_w3 = min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t28_w3 = _t27_w3*_t6_w1_w1
+                    _t29_w3 = min(_t24_w1_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t30_w3 = _t29_w3*_t5_w1_w1
+                    _t31_w3 = min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t32_w3 = _t31_w3*_t6_w1_w1
+                    _t33_w3 = _t30_w3 + _t32_w3
+                    _t34_w3 = min(_t22_w1_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t35_w3 = _t34_w3*_t4_w1_w1 + eps
+                    _t36_w3 = _t21_w1_w1 + _t35_w3
+                    _t37_w3 = _t33_w3 + _t36_w3
+                    _t38_w3 = (_t7_w1_w1/(_t28_w3 + _t37_w3))
+                    _t39_w3 = math.exp(_t16_w3)*math.exp((-_t38_w3*la3 + c3 + s3*math.log(_t38_w3)))*math.pow(_t38_w3/iou_mean, g2)
+                    _t40_w3 = _t39_w3*(1.0 - _t26_w3)
+                    _t41_w3 = 1.0 if _t10_w3 > 0.0 else 0.0
+                    _t42_w3 = 1.0 if _t9_w3 > 0.0 else 0.0
+                    _t43_w3 = _t20_w1_w1*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t44_w3 = _t43_w3*(_t37_w3/_t25_w1_w1)
+                    _t45_w3 = -_t41_w3 - _t42_w3 + 1.0
+                    _t46_w3 = 0.5*_t43_w3
+                    _t47_w3 = _t46_w3*((-_t28_w3 + _t33_w3 + _t35_w3)/_t25_w1_w1)
+                    _t48_w3 = py1_w1 - ty1_w1
+                    _t49_w3 = -_t48_w3
+                    _t50_w3 = _t13_w1_w1*_t17_w3
+                    _t51_w3 = 1.0 if _t49_w3 > 0.0 else 0.0
+                    _t52_w3 = 1.0 if _t48_w3 > 0.0 else 0.0
+                    _t53_w3 = _t22_w1_w1*_t27_w3 + _t33_w3 + eps
+                    _t54_w3 = _t6_w1_w1*(1.0 if _t19_w1_w1 > 0.0 else 0.0)
+                    _t55_w3 = _t54_w3*((_t21_w1_w1 + _t53_w3)/_t25_w1_w1)
+                    _t56_w3 = -_t51_w3 - _t52_w3 + 1.0
+                    _t57_w3 = 0.5*_t54_w3
+                    _t58_w3 = _t57_w3*((-_t20_w1_w1*_t34_w3 + _t53_w3)/_t25_w1_w1)
+                    _t59_w3 = _t23_w1_w1 + px2_w1
+                    _t60_w3 = 1.0 if _t59_w3 > 0.0 else 0.0
+                    _t61_w3 = -_t59_w3
+                    _t62_w3 = 1.0 if _t61_w3 > 0.0 else 0.0
+                    _t63_w3 = -_t60_w3 - _t62_w3 + 1.0
+                    _t64_w3 = py2_w1 - ty2_w1
+                    _t65_w3 = 1.0 if _t64_w3 > 0.0 else 0.0
+                    _t66_w3 = -_t64_w3
+                    _t67_w3 = 1.0 if _t66_w3 > 0.0 else 0.0
+                    _t68_w3 = -_t65_w3 - _t67_w3 + 1.0
+                    _t69_w3 = -_t8_w3
+                    _t70_w3 = _t28_w3 + _t30_w3
+                    _t71_w3 = _t43_w3*((_t36_w3 + _t70_w3)/_t25_w1_w1)
+                    _t72_w3 = _t46_w3*((-_t32_w3 + _t35_w3 + _t70_w3)/_t25_w1_w1)
+                    _t73_w3 = -_t12_w3
+                    _t74_w3 = _t24_w1_w1*_t31_w3 + _t28_w3
+                    _t75_w1 = _t54_w3*((_t36_w3 + _t74_w3)/_t25_w1_w1)
+                    _t76_w1 = _t57_w3*((-_t20_w1_w1*_t29_w3 + _t35_w3 + _t74_w3)/_t25_w1_w1)
+                    _s61 = _t40_w3*(((_t8_w3 - -_t18_w3*(1.0 if _t10_w3 > 0.0 else (0.5 if _t10_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_px1_w1 = -_t39_w3*((_t26_w3*_t4_w1_w1*_t41_w3 - _t42_w3*_t44_w3 - _t45_w3*_t47_w3)/_t25_w1_w1) + _s61
+                    _s62 = _t40_w3*(((_t12_w3 - -_t50_w3*(1.0 if _t49_w3 > 0.0 else (0.5 if _t49_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_py1_w1 = -_t39_w3*((_t22_w1_w1*_t26_w3*_t51_w3 - _t52_w3*_t55_w3 - _t56_w3*_t58_w3)/_t25_w1_w1) + _s62
+                    _s63 = _t40_w3*(((_t8_w3 - _t18_w3*(1.0 if _t59_w3 > 0.0 else (0.5 if _t59_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_px2_w1 = -_t39_w3*((-_t26_w3*_t4_w1_w1*_t60_w3 + _t44_w3*_t62_w3 + _t47_w3*_t63_w3)/_t25_w1_w1) + _s63
+                    _s64 = _t40_w3*(((_t12_w3 - _t50_w3*(1.0 if _t64_w3 > 0.0 else (0.5 if _t64_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_py2_w1 = -_t39_w3*((-_t22_w1_w1*_t26_w3*_t65_w3 + _t55_w3*_t67_w3 + _t58_w3*_t68_w3)/_t25_w1_w1) + _s64
+                    _s65 = _t40_w3*(((_t69_w3 - -_t18_w3*(1.0 if _t9_w3 > 0.0 else (0.5 if _t9_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_tx1_w1 = -_t39_w3*((_t26_w3*_t42_w3*_t5_w1_w1 - _t41_w3*_t71_w3 - _t45_w3*_t72_w3)/_t25_w1_w1) + _s65
+                    _s66 = _t40_w3*(((_t73_w3 - -_t50_w3*(1.0 if _t48_w3 > 0.0 else (0.5 if _t48_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_ty1_w1 = -_t39_w3*((_t24_w1_w1*_t26_w3*_t52_w3 - _t51_w3*_t75_w1 - _t56_w3*_t76_w1)/_t25_w1_w1) + _s66
+                    _s67 = _t40_w3*(((_t69_w3 - _t18_w3*(1.0 if _t61_w3 > 0.0 else (0.5 if _t61_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_tx2_w1 = -_t39_w3*((-_t26_w3*_t5_w1_w1*_t62_w3 + _t60_w3*_t71_w3 + _t63_w3*_t72_w3)/_t25_w1_w1) + _s67
+                    _s68 = _t40_w3*(((_t73_w3 - _t50_w3*(1.0 if _t66_w3 > 0.0 else (0.5 if _t66_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    d_ty2_w1 = -_t39_w3*((-_t24_w1_w1*_t26_w3*_t67_w3 + _t65_w3*_t75_w1 + _t68_w3*_t76_w1)/_t25_w1_w1) + _s68
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != 0.0)
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
+def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean,
+        gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(pred, target, out, d_pred, d_target, divisor, eps, version,
-                iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -806,6 +810,16 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, versio
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, version, iou_mean,
                 gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
+
+
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, version, iou_mean, gamma,
+                alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    return _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, version,
+            iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
 
 
 @njit(**CPU_OPTIONS)
@@ -856,46 +870,43 @@ def _value_block_f32(_pred, _target, _out, eps, version, iou_mean, gamma, alpha,
             _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
             value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
         else:  # r R_WIoU L_IoU
-            _t0 = _s3
-            _t1 = _s1
-            _t2 = _s8
-            _t3 = _s6
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _t6 = max(_s5, _s5 - _s5)
-            _s24 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s25 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _s26 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t7 = _s24 + _s25 + _s26 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-            _s27 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s28 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _t0_w1 = _s3
+            _t1_w1 = _s1
+            _t2_w1 = _s8
+            _t3_w1 = _s6
+            _t4_w1 = -py1 + py2
+            _t5_w1 = -ty1 + ty2
+            _t6_w1 = max(_s5, _s5 - _s5)
+            _s24 = _t4_w1*min(-px1 + px2, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _s25 = _t5_w1*min(-tx1 + tx2, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _s26 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t7_w1 = _s24 + _s25 + _s26 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9)) + eps
+            _s27 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
+            _s28 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s29 = max(px2, tx2) - min(px1, tx1)
             _s30 = max(py2, ty2) - min(py1, ty1)
             _s31 = math.exp(((_s27*_s27) + (_s28*_s28))/(eps + (_s29*_s29) + (_s30*_s30)))
             _s32 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-            value = _t7*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
+            value = _t7_w1*_s31*_s32*math.pow(l_iou/iou_mean, g2)/(_t6_w1*max(_s13, _s13 - _s13) + _t7_w1)
         _out[_i] = value
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
+                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
+                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
+                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
+                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
-        s3, g2, c3, la3):
+def _value_blocks_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+        enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
-                enclosing_grad, s1, s3, g2, c3, la3)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -903,6 +914,15 @@ def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, en
         bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
                 version, iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
+
+
+def value_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta, enclosing_grad, s1,
+        s3, g2, c3, la3):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(pred.reshape(-1), target.reshape(-1), out, eps, version, iou_mean,
+                gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    return _value_blocks_f32(pred, target, out, eps, version, iou_mean, gamma, alpha, delta,
+            enclosing_grad, s1, s3, g2, c3, la3)
 
 
 @njit(**CPU_OPTIONS)
@@ -1042,114 +1062,114 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s33 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
             d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _t28*(_s33*_inv0)
         else:  # r R_WIoU L_IoU
-            _t0 = _s3
-            _t1 = _s1
-            _t2 = _s8
-            _t3 = _s6
-            _t4 = -py1 + py2
-            _t5 = -ty1 + ty2
-            _t6 = max(_s5, _s5 - _s5)
-            _s34 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _s35 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _s36 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t7 = _s34 + _s35 + _s36 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-            _s37 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-            _s38 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+            _t0_w1 = _s3
+            _t1_w1 = _s1
+            _t2_w1 = _s8
+            _t3_w1 = _s6
+            _t4_w1 = -py1 + py2
+            _t5_w1 = -ty1 + ty2
+            _t6_w1 = max(_s5, _s5 - _s5)
+            _s34 = _t4_w1*min(-px1 + px2, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _s35 = _t5_w1*min(-tx1 + tx2, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _s36 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t7_w1 = _s34 + _s35 + _s36 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9)) + eps
+            _s37 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
+            _s38 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s39 = max(px2, tx2) - min(px1, tx1)
             _s40 = max(py2, ty2) - min(py1, ty1)
             _s41 = math.exp(((_s37*_s37) + (_s38*_s38))/(eps + (_s39*_s39) + (_s40*_s40)))
             _s42 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-            value = _t7*_s41*_s42*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
-            _t11 = _s39
-            _t13 = _s40
-            _t14 = (_t11*_t11) + (_t13*_t13) + eps
-            _t15 = _t14*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14
-            _t19 = _s13
-            _t20 = max(_t19, _t19 - _t19)
-            _t21 = _t20*_t6
-            _t22 = -px1 + px2
-            _t23 = -tx2
-            _t24 = -_t23 - tx1
-            _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-            _a43 = abs(_t15)
-            _a44 = abs(_t25)
-            _ok = (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37)) & (_a44 >= _f32(2.350988701644575e-38)) & (_a44 <= _f32(4.253529586511731e+37))
-            _inv0 = _f32(1.0)/_t15
-            _inv1 = _f32(1.0)/_t25
-            _t8 = _s37
-            _t9 = px1 - tx1
-            _t10 = -_t9
-            _t12 = _s38
-            _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-            _t17 = _f32(2.0)*_t16*enclosing_grad
-            _t18 = _t11*_t17
-            _t26 = _t21*_inv1
-            _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-            _t28 = _t27*_t6
-            _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-            _t30 = _t29*_t5
-            _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-            _t32 = _t31*_t6
-            _t33 = _t30 + _t32
-            _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-            _t35 = _t34*_t4 + eps
-            _t36 = _t21 + _t35
-            _t37 = _t33 + _t36
-            _t38 = (_t7/(_t28 + _t37))
-            _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-            _t40 = _t39*(_f32(1.0) - _t26)
-            _t41 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-            _t42 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-            _t43 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-            _t44 = _t43*(_t37*_inv1)
-            _t45 = -_t41 - _t42 + _f32(1.0)
-            _t46 = _f32(0.5)*_t43
-            _t47 = _t46*((-_t28 + _t33 + _t35)*_inv1)
-            _t48 = py1 - ty1
-            _t49 = -_t48
-            _t50 = _t13*_t17
-            _t51 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
-            _t52 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-            _t53 = _t22*_t27 + _t33 + eps
-            _t54 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-            _t55 = _t54*((_t21 + _t53)*_inv1)
-            _t56 = -_t51 - _t52 + _f32(1.0)
-            _t57 = _f32(0.5)*_t54
-            _t58 = _t57*((-_t20*_t34 + _t53)*_inv1)
-            _t59 = _t23 + px2
-            _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-            _t61 = -_t59
-            _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-            _t63 = -_t60 - _t62 + _f32(1.0)
-            _t64 = py2 - ty2
-            _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-            _t66 = -_t64
-            _t67 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
-            _t68 = -_t65 - _t67 + _f32(1.0)
-            _t69 = -_t8
-            _t70 = _t28 + _t30
-            _t71 = _t43*((_t36 + _t70)*_inv1)
-            _t72 = _t46*((-_t32 + _t35 + _t70)*_inv1)
-            _t73 = -_t12
-            _t74 = _t24*_t31 + _t28
-            _t75 = _t54*((_t36 + _t74)*_inv1)
-            _t76 = _t57*((-_t20*_t29 + _t35 + _t74)*_inv1)
-            _s45 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-            d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)*_inv1) + _t40*(_s45*_inv0)
-            _s46 = _t12 - -_t50*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
-            d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)*_inv1) + _t40*(_s46*_inv0)
-            _s47 = _t8 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-            d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)*_inv1) + _t40*(_s47*_inv0)
-            _s48 = _t12 - _t50*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-            d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)*_inv1) + _t40*(_s48*_inv0)
-            _s49 = _t69 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-            d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)*_inv1) + _t40*(_s49*_inv0)
-            _s50 = _t73 - -_t50*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-            d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)*_inv1) + _t40*(_s50*_inv0)
-            _s51 = _t69 - _t18*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-            d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)*_inv1) + _t40*(_s51*_inv0)
-            _s52 = _t73 - _t50*(_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
-            d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)*_inv1) + _t40*(_s52*_inv0)
+            value = _t7_w1*_s41*_s42*math.pow(l_iou/iou_mean, g2)/(_t6_w1*max(_s13, _s13 - _s13) + _t7_w1)
+            _t11_w1 = _s39
+            _t13_w1 = _s40
+            _t14_w1 = (_t11_w1*_t11_w1) + (_t13_w1*_t13_w1) + eps
+            _t15_w1 = _t14_w1*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14_w1
+            _t19_w1 = _s13
+            _t20_w1 = max(_t19_w1, _t19_w1 - _t19_w1)
+            _t21_w1 = _t20_w1*_t6_w1
+            _t22_w1 = -px1 + px2
+            _t23_w1 = -tx2
+            _t24_w1 = -_t23_w1 - tx1
+            _t25_w1 = -_t21_w1 + _t22_w1*_t4_w1 + _t24_w1*_t5_w1 + eps
+            _a43 = abs(_t15_w1)
+            _a44 = abs(_t25_w1)
+            _ok_w1 = (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37)) & (_a44 >= _f32(2.350988701644575e-38)) & (_a44 <= _f32(4.253529586511731e+37))
+            _inv0_w1 = _f32(1.0)/_t15_w1
+            _inv1_w1 = _f32(1.0)/_t25_w1
+            _t8_w1 = _s37
+            _t9_w1 = px1 - tx1
+            _t10_w1 = -_t9_w1
+            _t12_w1 = _s38
+            _t16_w1 = ((_t12_w1*_t12_w1) + (_t8_w1*_t8_w1))*_inv0_w1
+            _t17_w1 = _f32(2.0)*_t16_w1*enclosing_grad
+            _t18_w1 = _t11_w1*_t17_w1
+            _t26_w1 = _t21_w1*_inv1_w1
+            _t27_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s7, _s7 - _s7))
+            _t28_w1 = _t27_w1*_t6_w1
+            _t29_w1 = min(_t24_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s4, _s4 - _s4))
+            _t30_w1 = _t29_w1*_t5_w1
+            _t31_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s9, _s9 - _s9))
+            _t32_w1 = _t31_w1*_t6_w1
+            _t33_w1 = _t30_w1 + _t32_w1
+            _t34_w1 = min(_t22_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2, _s2 - _s2))
+            _t35_w1 = _t34_w1*_t4_w1 + eps
+            _t36_w1 = _t21_w1 + _t35_w1
+            _t37_w1 = _t33_w1 + _t36_w1
+            _t38_w1 = (_t7_w1/(_t28_w1 + _t37_w1))
+            _t39_w1 = math.exp(_t16_w1)*math.exp((-_t38_w1*la3 + c3 + s3*math.log(_t38_w1)))*math.pow(_t38_w1/iou_mean, g2)
+            _t40_w1 = _t39_w1*(_f32(1.0) - _t26_w1)
+            _t41_w1 = _f32(1.0) if _t10_w1 > _f32(0.0) else _f32(0.0)
+            _t42_w1 = _f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0)
+            _t43_w1 = _t20_w1*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+            _t44_w1 = _t43_w1*(_t37_w1*_inv1_w1)
+            _t45_w1 = -_t41_w1 - _t42_w1 + _f32(1.0)
+            _t46_w1 = _f32(0.5)*_t43_w1
+            _t47_w1 = _t46_w1*((-_t28_w1 + _t33_w1 + _t35_w1)*_inv1_w1)
+            _t48_w1 = py1 - ty1
+            _t49_w1 = -_t48_w1
+            _t50_w1 = _t13_w1*_t17_w1
+            _t51_w1 = _f32(1.0) if _t49_w1 > _f32(0.0) else _f32(0.0)
+            _t52_w1 = _f32(1.0) if _t48_w1 > _f32(0.0) else _f32(0.0)
+            _t53_w1 = _t22_w1*_t27_w1 + _t33_w1 + eps
+            _t54_w1 = _t6_w1*(_f32(1.0) if _t19_w1 > _f32(0.0) else _f32(0.0))
+            _t55_w1 = _t54_w1*((_t21_w1 + _t53_w1)*_inv1_w1)
+            _t56_w1 = -_t51_w1 - _t52_w1 + _f32(1.0)
+            _t57_w1 = _f32(0.5)*_t54_w1
+            _t58_w1 = _t57_w1*((-_t20_w1*_t34_w1 + _t53_w1)*_inv1_w1)
+            _t59_w1 = _t23_w1 + px2
+            _t60_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
+            _t61_w1 = -_t59_w1
+            _t62_w1 = _f32(1.0) if _t61_w1 > _f32(0.0) else _f32(0.0)
+            _t63_w1 = -_t60_w1 - _t62_w1 + _f32(1.0)
+            _t64_w1 = py2 - ty2
+            _t65_w1 = _f32(1.0) if _t64_w1 > _f32(0.0) else _f32(0.0)
+            _t66_w1 = -_t64_w1
+            _t67_w1 = _f32(1.0) if _t66_w1 > _f32(0.0) else _f32(0.0)
+            _t68_w1 = -_t65_w1 - _t67_w1 + _f32(1.0)
+            _t69_w1 = -_t8_w1
+            _t70_w1 = _t28_w1 + _t30_w1
+            _t71_w1 = _t43_w1*((_t36_w1 + _t70_w1)*_inv1_w1)
+            _t72_w1 = _t46_w1*((-_t32_w1 + _t35_w1 + _t70_w1)*_inv1_w1)
+            _t73_w1 = -_t12_w1
+            _t74_w1 = _t24_w1*_t31_w1 + _t28_w1
+            _t75 = _t54_w1*((_t36_w1 + _t74_w1)*_inv1_w1)
+            _t76 = _t57_w1*((-_t20_w1*_t29_w1 + _t35_w1 + _t74_w1)*_inv1_w1)
+            _s45 = _t8_w1 - -_t18_w1*(_f32(1.0) if _t10_w1 > _f32(0.0) else (_f32(0.5) if _t10_w1 == _f32(0.0) else _f32(0.0)))
+            d_px1 = -_t39_w1*((_t26_w1*_t4_w1*_t41_w1 - _t42_w1*_t44_w1 - _t45_w1*_t47_w1)*_inv1_w1) + _t40_w1*(_s45*_inv0_w1)
+            _s46 = _t12_w1 - -_t50_w1*(_f32(1.0) if _t49_w1 > _f32(0.0) else (_f32(0.5) if _t49_w1 == _f32(0.0) else _f32(0.0)))
+            d_py1 = -_t39_w1*((_t22_w1*_t26_w1*_t51_w1 - _t52_w1*_t55_w1 - _t56_w1*_t58_w1)*_inv1_w1) + _t40_w1*(_s46*_inv0_w1)
+            _s47 = _t8_w1 - _t18_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+            d_px2 = -_t39_w1*((-_t26_w1*_t4_w1*_t60_w1 + _t44_w1*_t62_w1 + _t47_w1*_t63_w1)*_inv1_w1) + _t40_w1*(_s47*_inv0_w1)
+            _s48 = _t12_w1 - _t50_w1*(_f32(1.0) if _t64_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1 == _f32(0.0) else _f32(0.0)))
+            d_py2 = -_t39_w1*((-_t22_w1*_t26_w1*_t65_w1 + _t55_w1*_t67_w1 + _t58_w1*_t68_w1)*_inv1_w1) + _t40_w1*(_s48*_inv0_w1)
+            _s49 = _t69_w1 - -_t18_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else (_f32(0.5) if _t9_w1 == _f32(0.0) else _f32(0.0)))
+            d_tx1 = -_t39_w1*((_t26_w1*_t42_w1*_t5_w1 - _t41_w1*_t71_w1 - _t45_w1*_t72_w1)*_inv1_w1) + _t40_w1*(_s49*_inv0_w1)
+            _s50 = _t73_w1 - -_t50_w1*(_f32(1.0) if _t48_w1 > _f32(0.0) else (_f32(0.5) if _t48_w1 == _f32(0.0) else _f32(0.0)))
+            d_ty1 = -_t39_w1*((_t24_w1*_t26_w1*_t52_w1 - _t51_w1*_t75 - _t56_w1*_t76)*_inv1_w1) + _t40_w1*(_s50*_inv0_w1)
+            _s51 = _t69_w1 - _t18_w1*(_f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0)))
+            d_tx2 = -_t39_w1*((-_t26_w1*_t5_w1*_t62_w1 + _t60_w1*_t71_w1 + _t63_w1*_t72_w1)*_inv1_w1) + _t40_w1*(_s51*_inv0_w1)
+            _s52 = _t73_w1 - _t50_w1*(_f32(1.0) if _t66_w1 > _f32(0.0) else (_f32(0.5) if _t66_w1 == _f32(0.0) else _f32(0.0)))
+            d_ty2 = -_t39_w1*((-_t24_w1*_t26_w1*_t67_w1 + _t65_w1*_t75 + _t68_w1*_t76)*_inv1_w1) + _t40_w1*(_s52*_inv0_w1)
         _far = _far | (not _ok)
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
@@ -1161,431 +1181,428 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 2] = d_tx2
         _d_target[4 * _i + 3] = d_ty2
     if _far:
-        for _i in range(_m):
-            px1 = _pred[4 * _i]
-            py1 = _pred[4 * _i + 1]
-            px2 = _pred[4 * _i + 2]
-            py2 = _pred[4 * _i + 3]
-            tx1 = _target[4 * _i]
-            ty1 = _target[4 * _i + 1]
-            tx2 = _target[4 * _i + 2]
-            ty2 = _target[4 * _i + 3]
-            _s1 = px2 - tx2
-            _s2 = tx1 - px1
-            _s3 = px1 - tx1
-            _s4 = tx2 - px2
-            _s5 = -max(px1, tx1) + min(px2, tx2)
-            _s6 = py2 - ty2
-            _s7 = ty1 - py1
-            _s8 = py1 - ty1
-            _s9 = ty2 - py2
-            _s10 = max(_s5, _s5 - _s5)*min(-py1 + py2, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
-            _s11 = max(_s5, _s5 - _s5)*min(-ty1 + ty2, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
-            _s12 = (-py1 + py2)*min(-px1 + px2, max(_s1, _s1 - _s1) + max(_s2, _s2 - _s2))
-            _s13 = -max(py1, ty1) + min(py2, ty2)
-            _s14 = (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
-            _s15 = eps + _s12 + (-ty1 + ty2)*min(-tx1 + tx2, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4)) + _s10 + _s11
-            l_iou = _s15/(eps + _s12 + _s14 + max(_s5, _s5 - _s5)*max(_s13, _s13 - _s13) + _s10 + _s11)
-            if (l_iou == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
-                _t0 = _s3
-                _t1 = _s1
-                _t2 = _s8
-                _t3 = _s6
-                _t4 = -py1 + py2
-                _t5 = -ty1 + ty2
-                _t6 = max(_s5, _s5 - _s5)
-                _s16 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _s17 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                _s18 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                _t7 = _s16 + _s17 + _s18 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-                _s19 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-                _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-                _s21 = max(px2, tx2) - min(px1, tx1)
-                _s22 = max(py2, ty2) - min(py1, ty1)
-                _s23 = math.exp(((_s19*_s19) + (_s20*_s20))/(eps + (_s21*_s21) + (_s22*_s22)))
-                value = _t7*s1*_s23/(_t6*max(_s13, _s13 - _s13) + _t7)
-                _t11 = _s21
-                _t13 = _s22
-                _t14 = (_t11*_t11) + (_t13*_t13) + eps
-                _t15 = _t14*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14
-                _t19 = _s13
-                _t20 = max(_t19, _t19 - _t19)
-                _t21 = _t20*_t6
-                _t22 = -px1 + px2
-                _t23 = -tx2
-                _t24 = -_t23 - tx1
-                _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-                _a24 = abs(_t15)
-                _a25 = abs(_t25)
-                _ok = (_a24 >= _f32(2.350988701644575e-38)) & (_a24 <= _f32(4.253529586511731e+37)) & (_a25 >= _f32(2.350988701644575e-38)) & (_a25 <= _f32(4.253529586511731e+37))
+        for _i_w1 in range(_m):
+            px1_w1 = _pred[4 * _i_w1]
+            py1_w1 = _pred[4 * _i_w1 + 1]
+            px2_w1 = _pred[4 * _i_w1 + 2]
+            py2_w1 = _pred[4 * _i_w1 + 3]
+            tx1_w1 = _target[4 * _i_w1]
+            ty1_w1 = _target[4 * _i_w1 + 1]
+            tx2_w1 = _target[4 * _i_w1 + 2]
+            ty2_w1 = _target[4 * _i_w1 + 3]
+            _s1_w1 = px2_w1 - tx2_w1
+            _s2_w1 = tx1_w1 - px1_w1
+            _s3_w1 = px1_w1 - tx1_w1
+            _s4_w1 = tx2_w1 - px2_w1
+            _s5_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+            _s6_w1 = py2_w1 - ty2_w1
+            _s7_w1 = ty1_w1 - py1_w1
+            _s8_w1 = py1_w1 - ty1_w1
+            _s9_w1 = ty2_w1 - py2_w1
+            _s10_w1 = max(_s5_w1, _s5_w1 - _s5_w1)*min(-py1_w1 + py2_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+            _s11_w1 = max(_s5_w1, _s5_w1 - _s5_w1)*min(-ty1_w1 + ty2_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+            _s12_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s1_w1, _s1_w1 - _s1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+            _s13_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+            _s14_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+            _s15_w1 = eps + _s12_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1)) + _s10_w1 + _s11_w1
+            l_iou_w1 = _s15_w1/(eps + _s12_w1 + _s14_w1 + max(_s5_w1, _s5_w1 - _s5_w1)*max(_s13_w1, _s13_w1 - _s13_w1) + _s10_w1 + _s11_w1)
+            if (l_iou_w1 == _f32(0.0)):  # L_IoU = 0: v2 and v3 are 0 (beta = 0), v1 is v1
+                _t0_w2 = _s3_w1
+                _t1_w2 = _s1_w1
+                _t2_w2 = _s8_w1
+                _t3_w2 = _s6_w1
+                _t4_w2 = -py1_w1 + py2_w1
+                _t5_w2 = -ty1_w1 + ty2_w1
+                _t6_w2 = max(_s5_w1, _s5_w1 - _s5_w1)
+                _s16_w1 = _t4_w2*min(-px1_w1 + px2_w1, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _s17_w1 = _t5_w2*min(-tx1_w1 + tx2_w1, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s18_w1 = _t6_w2*min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t7_w2 = _s16_w1 + _s17_w1 + _s18_w1 + _t6_w2*min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1)) + eps
+                _s19_w1 = _f32(0.5)*_t0_w2 + _f32(0.5)*_t1_w2
+                _s20_w1 = _f32(0.5)*_t2_w2 + _f32(0.5)*_t3_w2
+                _s21_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s22_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s23_w1 = math.exp(((_s19_w1*_s19_w1) + (_s20_w1*_s20_w1))/(eps + (_s21_w1*_s21_w1) + (_s22_w1*_s22_w1)))
+                value_w1 = _t7_w2*s1*_s23_w1/(_t6_w2*max(_s13_w1, _s13_w1 - _s13_w1) + _t7_w2)
+                _t11_w2 = _s21_w1
+                _t13_w2 = _s22_w1
+                _t14_w2 = (_t11_w2*_t11_w2) + (_t13_w2*_t13_w2) + eps
+                _t15_w2 = _t14_w2*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14_w2
+                _t19_w2 = _s13_w1
+                _t20_w2 = max(_t19_w2, _t19_w2 - _t19_w2)
+                _t21_w2 = _t20_w2*_t6_w2
+                _t22_w2 = -px1_w1 + px2_w1
+                _t23_w2 = -tx2_w1
+                _t24_w2 = -_t23_w2 - tx1_w1
+                _t25_w2 = -_t21_w2 + _t22_w2*_t4_w2 + _t24_w2*_t5_w2 + eps
+                _a24_w1 = abs(_t15_w2)
+                _a25_w1 = abs(_t25_w2)
+                _ok = (_a24_w1 >= _f32(2.350988701644575e-38)) & (_a24_w1 <= _f32(4.253529586511731e+37)) & (_a25_w1 >= _f32(2.350988701644575e-38)) & (_a25_w1 <= _f32(4.253529586511731e+37))
                 if _ok:
-                    _inv0 = _f32(1.0)/_t15
-                    _inv1 = _f32(1.0)/_t25
-                    _t8 = _s19
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s20
-                    _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-                    _t17 = _f32(2.0)*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21*_inv1
-                    _t27 = s1*math.exp(_t16)
-                    _t28 = _t27*(_f32(1.0) - _t26)
-                    _t29 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                    _t30 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                    _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t32 = _t31*_t5
-                    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t34 = _t33*_t6
-                    _t35 = _t32 + _t34
-                    _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t37 = _t36*_t4 + eps
-                    _t38 = _t21 + _t37
-                    _t39 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-                    _t40 = _t39*((_t35 + _t38)*_inv1)
-                    _t41 = -_t29 - _t30 + _f32(1.0)
-                    _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t43 = _t42*_t6
-                    _t44 = _f32(0.5)*_t39
-                    _t45 = _t44*((_t35 + _t37 - _t43)*_inv1)
-                    _t46 = py1 - ty1
-                    _t47 = -_t46
-                    _t48 = _t13*_t17
-                    _t49 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-                    _t50 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                    _t51 = _t22*_t42 + _t35 + eps
-                    _t52 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-                    _t53 = _t52*((_t21 + _t51)*_inv1)
-                    _t54 = -_t49 - _t50 + _f32(1.0)
-                    _t55 = _f32(0.5)*_t52
-                    _t56 = _t55*((-_t20*_t36 + _t51)*_inv1)
-                    _t57 = _t23 + px2
-                    _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-                    _t59 = -_t57
-                    _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-                    _t61 = -_t58 - _t60 + _f32(1.0)
-                    _t62 = py2 - ty2
-                    _t63 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-                    _t64 = -_t62
-                    _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t66 = -_t63 - _t65 + _f32(1.0)
-                    _t67 = -_t8
-                    _t68 = _t32 + _t43
-                    _t69 = _t39*((_t38 + _t68)*_inv1)
-                    _t70 = _t44*((-_t34 + _t37 + _t68)*_inv1)
-                    _t71 = -_t12
-                    _t72 = _t24*_t33 + _t43
-                    _t73 = _t52*((_t38 + _t72)*_inv1)
-                    _t74 = _t55*((-_t20*_t31 + _t37 + _t72)*_inv1)
-                    _s26 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)*_inv1) + _t28*(_s26*_inv0)
-                    _s27 = _t12 - -_t48*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)*_inv1) + _t28*(_s27*_inv0)
-                    _s28 = _t8 - _t18*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)*_inv1) + _t28*(_s28*_inv0)
-                    _s29 = _t12 - _t48*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)*_inv1) + _t28*(_s29*_inv0)
-                    _s30 = _t67 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)*_inv1) + _t28*(_s30*_inv0)
-                    _s31 = _t71 - -_t48*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)*_inv1) + _t28*(_s31*_inv0)
-                    _s32 = _t67 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)*_inv1) + _t28*(_s32*_inv0)
-                    _s33 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _t28*(_s33*_inv0)
+                    _inv0_w2 = _f32(1.0)/_t15_w2
+                    _inv1_w2 = _f32(1.0)/_t25_w2
+                    _t8_w4 = _s19_w1
+                    _t9_w4 = px1_w1 - tx1_w1
+                    _t10_w4 = -_t9_w4
+                    _t12_w4 = _s20_w1
+                    _t16_w4 = ((_t12_w4*_t12_w4) + (_t8_w4*_t8_w4))*_inv0_w2
+                    _t17_w4 = _f32(2.0)*_t16_w4*enclosing_grad
+                    _t18_w4 = _t11_w2*_t17_w4
+                    _t26_w4 = _t21_w2*_inv1_w2
+                    _t27_w4 = s1*math.exp(_t16_w4)
+                    _t28_w4 = _t27_w4*(_f32(1.0) - _t26_w4)
+                    _t29_w4 = _f32(1.0) if _t10_w4 > _f32(0.0) else _f32(0.0)
+                    _t30_w4 = _f32(1.0) if _t9_w4 > _f32(0.0) else _f32(0.0)
+                    _t31_w4 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t32_w4 = _t31_w4*_t5_w2
+                    _t33_w4 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t34_w4 = _t33_w4*_t6_w2
+                    _t35_w4 = _t32_w4 + _t34_w4
+                    _t36_w4 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t37_w4 = _t36_w4*_t4_w2 + eps
+                    _t38_w4 = _t21_w2 + _t37_w4
+                    _t39_w4 = _t20_w2*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t40_w4 = _t39_w4*((_t35_w4 + _t38_w4)*_inv1_w2)
+                    _t41_w4 = -_t29_w4 - _t30_w4 + _f32(1.0)
+                    _t42_w4 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t43_w4 = _t42_w4*_t6_w2
+                    _t44_w4 = _f32(0.5)*_t39_w4
+                    _t45_w4 = _t44_w4*((_t35_w4 + _t37_w4 - _t43_w4)*_inv1_w2)
+                    _t46_w4 = py1_w1 - ty1_w1
+                    _t47_w4 = -_t46_w4
+                    _t48_w4 = _t13_w2*_t17_w4
+                    _t49_w4 = _f32(1.0) if _t47_w4 > _f32(0.0) else _f32(0.0)
+                    _t50_w4 = _f32(1.0) if _t46_w4 > _f32(0.0) else _f32(0.0)
+                    _t51_w4 = _t22_w2*_t42_w4 + _t35_w4 + eps
+                    _t52_w4 = _t6_w2*(_f32(1.0) if _t19_w2 > _f32(0.0) else _f32(0.0))
+                    _t53_w4 = _t52_w4*((_t21_w2 + _t51_w4)*_inv1_w2)
+                    _t54_w4 = -_t49_w4 - _t50_w4 + _f32(1.0)
+                    _t55_w4 = _f32(0.5)*_t52_w4
+                    _t56_w4 = _t55_w4*((-_t20_w2*_t36_w4 + _t51_w4)*_inv1_w2)
+                    _t57_w4 = _t23_w2 + px2_w1
+                    _t58_w4 = _f32(1.0) if _t57_w4 > _f32(0.0) else _f32(0.0)
+                    _t59_w4 = -_t57_w4
+                    _t60_w4 = _f32(1.0) if _t59_w4 > _f32(0.0) else _f32(0.0)
+                    _t61_w4 = -_t58_w4 - _t60_w4 + _f32(1.0)
+                    _t62_w4 = py2_w1 - ty2_w1
+                    _t63_w4 = _f32(1.0) if _t62_w4 > _f32(0.0) else _f32(0.0)
+                    _t64_w4 = -_t62_w4
+                    _t65_w4 = _f32(1.0) if _t64_w4 > _f32(0.0) else _f32(0.0)
+                    _t66_w4 = -_t63_w4 - _t65_w4 + _f32(1.0)
+                    _t67_w4 = -_t8_w4
+                    _t68_w4 = _t32_w4 + _t43_w4
+                    _t69_w4 = _t39_w4*((_t38_w4 + _t68_w4)*_inv1_w2)
+                    _t70_w4 = _t44_w4*((-_t34_w4 + _t37_w4 + _t68_w4)*_inv1_w2)
+                    _t71_w4 = -_t12_w4
+                    _t72_w4 = _t24_w2*_t33_w4 + _t43_w4
+                    _t73_w4 = _t52_w4*((_t38_w4 + _t72_w4)*_inv1_w2)
+                    _t74_w4 = _t55_w4*((-_t20_w2*_t31_w4 + _t37_w4 + _t72_w4)*_inv1_w2)
+                    _s26_w1 = _t8_w4 - -_t18_w4*(_f32(1.0) if _t10_w4 > _f32(0.0) else (_f32(0.5) if _t10_w4 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = -_t27_w4*((_t26_w4*_t29_w4*_t4_w2 - _t30_w4*_t40_w4 - _t41_w4*_t45_w4)*_inv1_w2) + _t28_w4*(_s26_w1*_inv0_w2)
+                    _s27_w1 = _t12_w4 - -_t48_w4*(_f32(1.0) if _t47_w4 > _f32(0.0) else (_f32(0.5) if _t47_w4 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = -_t27_w4*((_t22_w2*_t26_w4*_t49_w4 - _t50_w4*_t53_w4 - _t54_w4*_t56_w4)*_inv1_w2) + _t28_w4*(_s27_w1*_inv0_w2)
+                    _s28_w1 = _t8_w4 - _t18_w4*(_f32(1.0) if _t57_w4 > _f32(0.0) else (_f32(0.5) if _t57_w4 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t27_w4*((-_t26_w4*_t4_w2*_t58_w4 + _t40_w4*_t60_w4 + _t45_w4*_t61_w4)*_inv1_w2) + _t28_w4*(_s28_w1*_inv0_w2)
+                    _s29_w1 = _t12_w4 - _t48_w4*(_f32(1.0) if _t62_w4 > _f32(0.0) else (_f32(0.5) if _t62_w4 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t27_w4*((-_t22_w2*_t26_w4*_t63_w4 + _t53_w4*_t65_w4 + _t56_w4*_t66_w4)*_inv1_w2) + _t28_w4*(_s29_w1*_inv0_w2)
+                    _s30_w1 = _t67_w4 - -_t18_w4*(_f32(1.0) if _t9_w4 > _f32(0.0) else (_f32(0.5) if _t9_w4 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t27_w4*((_t26_w4*_t30_w4*_t5_w2 - _t29_w4*_t69_w4 - _t41_w4*_t70_w4)*_inv1_w2) + _t28_w4*(_s30_w1*_inv0_w2)
+                    _s31_w1 = _t71_w4 - -_t48_w4*(_f32(1.0) if _t46_w4 > _f32(0.0) else (_f32(0.5) if _t46_w4 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t27_w4*((_t24_w2*_t26_w4*_t50_w4 - _t49_w4*_t73_w4 - _t54_w4*_t74_w4)*_inv1_w2) + _t28_w4*(_s31_w1*_inv0_w2)
+                    _s32_w1 = _t67_w4 - _t18_w4*(_f32(1.0) if _t59_w4 > _f32(0.0) else (_f32(0.5) if _t59_w4 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t27_w4*((-_t26_w4*_t5_w2*_t60_w4 + _t58_w4*_t69_w4 + _t61_w4*_t70_w4)*_inv1_w2) + _t28_w4*(_s32_w1*_inv0_w2)
+                    _s33_w1 = _t71_w4 - _t48_w4*(_f32(1.0) if _t64_w4 > _f32(0.0) else (_f32(0.5) if _t64_w4 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t27_w4*((-_t24_w2*_t26_w4*_t65_w4 + _t63_w4*_t73_w4 + _t66_w4*_t74_w4)*_inv1_w2) + _t28_w4*(_s33_w1*_inv0_w2)
                 else:
-                    _t8 = _s19
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s20
-                    _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
-                    _t17 = _f32(2.0)*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21/_t25
-                    _t27 = s1*math.exp(_t16)
-                    _t28 = _t27*(_f32(1.0) - _t26)
-                    _t29 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                    _t30 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                    _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t32 = _t31*_t5
-                    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t34 = _t33*_t6
-                    _t35 = _t32 + _t34
-                    _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t37 = _t36*_t4 + eps
-                    _t38 = _t21 + _t37
-                    _t39 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-                    _t40 = _t39*((_t35 + _t38)/_t25)
-                    _t41 = -_t29 - _t30 + _f32(1.0)
-                    _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t43 = _t42*_t6
-                    _t44 = _f32(0.5)*_t39
-                    _t45 = _t44*((_t35 + _t37 - _t43)/_t25)
-                    _t46 = py1 - ty1
-                    _t47 = -_t46
-                    _t48 = _t13*_t17
-                    _t49 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-                    _t50 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
-                    _t51 = _t22*_t42 + _t35 + eps
-                    _t52 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-                    _t53 = _t52*((_t21 + _t51)/_t25)
-                    _t54 = -_t49 - _t50 + _f32(1.0)
-                    _t55 = _f32(0.5)*_t52
-                    _t56 = _t55*((-_t20*_t36 + _t51)/_t25)
-                    _t57 = _t23 + px2
-                    _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-                    _t59 = -_t57
-                    _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-                    _t61 = -_t58 - _t60 + _f32(1.0)
-                    _t62 = py2 - ty2
-                    _t63 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-                    _t64 = -_t62
-                    _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t66 = -_t63 - _t65 + _f32(1.0)
-                    _t67 = -_t8
-                    _t68 = _t32 + _t43
-                    _t69 = _t39*((_t38 + _t68)/_t25)
-                    _t70 = _t44*((-_t34 + _t37 + _t68)/_t25)
-                    _t71 = -_t12
-                    _t72 = _t24*_t33 + _t43
-                    _t73 = _t52*((_t38 + _t72)/_t25)
-                    _t74 = _t55*((-_t20*_t31 + _t37 + _t72)/_t25)
-                    _s34 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)/_t25) + _t28*(_s34/_t15)
-                    _s35 = _t12 - -_t48*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)/_t25) + _t28*(_s35/_t15)
-                    _s36 = _t8 - _t18*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)/_t25) + _t28*(_s36/_t15)
-                    _s37 = _t12 - _t48*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)/_t25) + _t28*(_s37/_t15)
-                    _s38 = _t67 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)/_t25) + _t28*(_s38/_t15)
-                    _s39 = _t71 - -_t48*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)/_t25) + _t28*(_s39/_t15)
-                    _s40 = _t67 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)/_t25) + _t28*(_s40/_t15)
-                    _s41 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)/_t25) + _t28*(_s41/_t15)
+                    _t8_w1_w1 = _s19_w1
+                    _t9_w1_w1 = px1_w1 - tx1_w1
+                    _t10_w1_w1 = -_t9_w1_w1
+                    _t12_w1_w1 = _s20_w1
+                    _t16_w1_w1 = ((_t12_w1_w1*_t12_w1_w1) + (_t8_w1_w1*_t8_w1_w1))/_t15_w2
+                    _t17_w1_w1 = _f32(2.0)*_t16_w1_w1*enclosing_grad
+                    _t18_w1_w1 = _t11_w2*_t17_w1_w1
+                    _t26_w1_w1 = _t21_w2/_t25_w2
+                    _t27_w1_w1 = s1*math.exp(_t16_w1_w1)
+                    _t28_w1_w1 = _t27_w1_w1*(_f32(1.0) - _t26_w1_w1)
+                    _t29_w1_w1 = _f32(1.0) if _t10_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t30_w1_w1 = _f32(1.0) if _t9_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t31_w1_w1 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t32_w1_w1 = _t31_w1_w1*_t5_w2
+                    _t33_w1_w1 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t34_w1_w1 = _t33_w1_w1*_t6_w2
+                    _t35_w1_w1 = _t32_w1_w1 + _t34_w1_w1
+                    _t36_w1_w1 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t37_w1_w1 = _t36_w1_w1*_t4_w2 + eps
+                    _t38_w1_w1 = _t21_w2 + _t37_w1_w1
+                    _t39_w1_w1 = _t20_w2*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t40_w1_w1 = _t39_w1_w1*((_t35_w1_w1 + _t38_w1_w1)/_t25_w2)
+                    _t41_w1_w1 = -_t29_w1_w1 - _t30_w1_w1 + _f32(1.0)
+                    _t42_w1_w1 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t43_w1_w1 = _t42_w1_w1*_t6_w2
+                    _t44_w1_w1 = _f32(0.5)*_t39_w1_w1
+                    _t45_w1_w1 = _t44_w1_w1*((_t35_w1_w1 + _t37_w1_w1 - _t43_w1_w1)/_t25_w2)
+                    _t46_w1_w1 = py1_w1 - ty1_w1
+                    _t47_w1_w1 = -_t46_w1_w1
+                    _t48_w1_w1 = _t13_w2*_t17_w1_w1
+                    _t49_w1_w1 = _f32(1.0) if _t47_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t50_w1_w1 = _f32(1.0) if _t46_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t51_w1_w1 = _t22_w2*_t42_w1_w1 + _t35_w1_w1 + eps
+                    _t52_w1_w1 = _t6_w2*(_f32(1.0) if _t19_w2 > _f32(0.0) else _f32(0.0))
+                    _t53_w1_w1 = _t52_w1_w1*((_t21_w2 + _t51_w1_w1)/_t25_w2)
+                    _t54_w1_w1 = -_t49_w1_w1 - _t50_w1_w1 + _f32(1.0)
+                    _t55_w1_w1 = _f32(0.5)*_t52_w1_w1
+                    _t56_w1_w1 = _t55_w1_w1*((-_t20_w2*_t36_w1_w1 + _t51_w1_w1)/_t25_w2)
+                    _t57_w1_w1 = _t23_w2 + px2_w1
+                    _t58_w1_w1 = _f32(1.0) if _t57_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t59_w1_w1 = -_t57_w1_w1
+                    _t60_w1_w1 = _f32(1.0) if _t59_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t61_w1_w1 = -_t58_w1_w1 - _t60_w1_w1 + _f32(1.0)
+                    _t62_w1_w1 = py2_w1 - ty2_w1
+                    _t63_w1_w1 = _f32(1.0) if _t62_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t64_w1_w1 = -_t62_w1_w1
+                    _t65_w1_w1 = _f32(1.0) if _t64_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t66_w1_w1 = -_t63_w1_w1 - _t65_w1_w1 + _f32(1.0)
+                    _t67_w1_w1 = -_t8_w1_w1
+                    _t68_w1_w1 = _t32_w1_w1 + _t43_w1_w1
+                    _t69_w1_w1 = _t39_w1_w1*((_t38_w1_w1 + _t68_w1_w1)/_t25_w2)
+                    _t70_w1_w1 = _t44_w1_w1*((-_t34_w1_w1 + _t37_w1_w1 + _t68_w1_w1)/_t25_w2)
+                    _t71_w1_w1 = -_t12_w1_w1
+                    _t72_w1_w1 = _t24_w2*_t33_w1_w1 + _t43_w1_w1
+                    _t73_w1_w1 = _t52_w1_w1*((_t38_w1_w1 + _t72_w1_w1)/_t25_w2)
+                    _t74_w1_w1 = _t55_w1_w1*((-_t20_w2*_t31_w1_w1 + _t37_w1_w1 + _t72_w1_w1)/_t25_w2)
+                    _s34_w1 = _t8_w1_w1 - -_t18_w1_w1*(_f32(1.0) if _t10_w1_w1 > _f32(0.0) else (_f32(0.5) if _t10_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t29_w1_w1*_t4_w2 - _t30_w1_w1*_t40_w1_w1 - _t41_w1_w1*_t45_w1_w1)/_t25_w2) + _t28_w1_w1*(_s34_w1/_t15_w2)
+                    _s35_w1 = _t12_w1_w1 - -_t48_w1_w1*(_f32(1.0) if _t47_w1_w1 > _f32(0.0) else (_f32(0.5) if _t47_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = -_t27_w1_w1*((_t22_w2*_t26_w1_w1*_t49_w1_w1 - _t50_w1_w1*_t53_w1_w1 - _t54_w1_w1*_t56_w1_w1)/_t25_w2) + _t28_w1_w1*(_s35_w1/_t15_w2)
+                    _s36_w1 = _t8_w1_w1 - _t18_w1_w1*(_f32(1.0) if _t57_w1_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t4_w2*_t58_w1_w1 + _t40_w1_w1*_t60_w1_w1 + _t45_w1_w1*_t61_w1_w1)/_t25_w2) + _t28_w1_w1*(_s36_w1/_t15_w2)
+                    _s37_w1 = _t12_w1_w1 - _t48_w1_w1*(_f32(1.0) if _t62_w1_w1 > _f32(0.0) else (_f32(0.5) if _t62_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t27_w1_w1*((-_t22_w2*_t26_w1_w1*_t63_w1_w1 + _t53_w1_w1*_t65_w1_w1 + _t56_w1_w1*_t66_w1_w1)/_t25_w2) + _t28_w1_w1*(_s37_w1/_t15_w2)
+                    _s38_w1 = _t67_w1_w1 - -_t18_w1_w1*(_f32(1.0) if _t9_w1_w1 > _f32(0.0) else (_f32(0.5) if _t9_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t30_w1_w1*_t5_w2 - _t29_w1_w1*_t69_w1_w1 - _t41_w1_w1*_t70_w1_w1)/_t25_w2) + _t28_w1_w1*(_s38_w1/_t15_w2)
+                    _s39_w1 = _t71_w1_w1 - -_t48_w1_w1*(_f32(1.0) if _t46_w1_w1 > _f32(0.0) else (_f32(0.5) if _t46_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t27_w1_w1*((_t24_w2*_t26_w1_w1*_t50_w1_w1 - _t49_w1_w1*_t73_w1_w1 - _t54_w1_w1*_t74_w1_w1)/_t25_w2) + _t28_w1_w1*(_s39_w1/_t15_w2)
+                    _s40_w1 = _t67_w1_w1 - _t18_w1_w1*(_f32(1.0) if _t59_w1_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t5_w2*_t60_w1_w1 + _t58_w1_w1*_t69_w1_w1 + _t61_w1_w1*_t70_w1_w1)/_t25_w2) + _t28_w1_w1*(_s40_w1/_t15_w2)
+                    _s41_w1 = _t71_w1_w1 - _t48_w1_w1*(_f32(1.0) if _t64_w1_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t27_w1_w1*((-_t24_w2*_t26_w1_w1*_t65_w1_w1 + _t63_w1_w1*_t73_w1_w1 + _t66_w1_w1*_t74_w1_w1)/_t25_w2) + _t28_w1_w1*(_s41_w1/_t15_w2)
             else:  # r R_WIoU L_IoU
-                _t0 = _s3
-                _t1 = _s1
-                _t2 = _s8
-                _t3 = _s6
-                _t4 = -py1 + py2
-                _t5 = -ty1 + ty2
-                _t6 = max(_s5, _s5 - _s5)
-                _s42 = _t4*min(-px1 + px2, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                _s43 = _t5*min(-tx1 + tx2, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                _s44 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                _t7 = _s42 + _s43 + _s44 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9)) + eps
-                _s45 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-                _s46 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-                _s47 = max(px2, tx2) - min(px1, tx1)
-                _s48 = max(py2, ty2) - min(py1, ty1)
-                _s49 = math.exp(((_s45*_s45) + (_s46*_s46))/(eps + (_s47*_s47) + (_s48*_s48)))
-                _s50 = math.exp((c3 - l_iou*la3 + s3*math.log(l_iou)))
-                value = _t7*_s49*_s50*math.pow(l_iou/iou_mean, g2)/(_t6*max(_s13, _s13 - _s13) + _t7)
-                _t11 = _s47
-                _t13 = _s48
-                _t14 = (_t11*_t11) + (_t13*_t13) + eps
-                _t15 = _t14*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14
-                _t19 = _s13
-                _t20 = max(_t19, _t19 - _t19)
-                _t21 = _t20*_t6
-                _t22 = -px1 + px2
-                _t23 = -tx2
-                _t24 = -_t23 - tx1
-                _t25 = -_t21 + _t22*_t4 + _t24*_t5 + eps
-                _a51 = abs(_t15)
-                _a52 = abs(_t25)
-                _ok = (_a51 >= _f32(2.350988701644575e-38)) & (_a51 <= _f32(4.253529586511731e+37)) & (_a52 >= _f32(2.350988701644575e-38)) & (_a52 <= _f32(4.253529586511731e+37))
-                if _ok:
-                    _inv0 = _f32(1.0)/_t15
-                    _inv1 = _f32(1.0)/_t25
-                    _t8 = _s45
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s46
-                    _t16 = ((_t12*_t12) + (_t8*_t8))*_inv0
-                    _t17 = _f32(2.0)*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21*_inv1
-                    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t28 = _t27*_t6
-                    _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t30 = _t29*_t5
-                    _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t32 = _t31*_t6
-                    _t33 = _t30 + _t32
-                    _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t35 = _t34*_t4 + eps
-                    _t36 = _t21 + _t35
-                    _t37 = _t33 + _t36
-                    _t38 = (_t7/(_t28 + _t37))
-                    _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-                    _t40 = _t39*(_f32(1.0) - _t26)
-                    _t41 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                    _t42 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                    _t43 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-                    _t44 = _t43*(_t37*_inv1)
-                    _t45 = -_t41 - _t42 + _f32(1.0)
-                    _t46 = _f32(0.5)*_t43
-                    _t47 = _t46*((-_t28 + _t33 + _t35)*_inv1)
-                    _t48 = py1 - ty1
-                    _t49 = -_t48
-                    _t50 = _t13*_t17
-                    _t51 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
-                    _t52 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-                    _t53 = _t22*_t27 + _t33 + eps
-                    _t54 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-                    _t55 = _t54*((_t21 + _t53)*_inv1)
-                    _t56 = -_t51 - _t52 + _f32(1.0)
-                    _t57 = _f32(0.5)*_t54
-                    _t58 = _t57*((-_t20*_t34 + _t53)*_inv1)
-                    _t59 = _t23 + px2
-                    _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-                    _t61 = -_t59
-                    _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t63 = -_t60 - _t62 + _f32(1.0)
-                    _t64 = py2 - ty2
-                    _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t66 = -_t64
-                    _t67 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
-                    _t68 = -_t65 - _t67 + _f32(1.0)
-                    _t69 = -_t8
-                    _t70 = _t28 + _t30
-                    _t71 = _t43*((_t36 + _t70)*_inv1)
-                    _t72 = _t46*((-_t32 + _t35 + _t70)*_inv1)
-                    _t73 = -_t12
-                    _t74 = _t24*_t31 + _t28
-                    _t75 = _t54*((_t36 + _t74)*_inv1)
-                    _t76 = _t57*((-_t20*_t29 + _t35 + _t74)*_inv1)
-                    _s53 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)*_inv1) + _t40*(_s53*_inv0)
-                    _s54 = _t12 - -_t50*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)*_inv1) + _t40*(_s54*_inv0)
-                    _s55 = _t8 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)*_inv1) + _t40*(_s55*_inv0)
-                    _s56 = _t12 - _t50*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)*_inv1) + _t40*(_s56*_inv0)
-                    _s57 = _t69 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)*_inv1) + _t40*(_s57*_inv0)
-                    _s58 = _t73 - -_t50*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)*_inv1) + _t40*(_s58*_inv0)
-                    _s59 = _t69 - _t18*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)*_inv1) + _t40*(_s59*_inv0)
-                    _s60 = _t73 - _t50*(_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)*_inv1) + _t40*(_s60*_inv0)
+                _t0_w1_w1 = _s3_w1
+                _t1_w1_w1 = _s1_w1
+                _t2_w1_w1 = _s8_w1
+                _t3_w1_w1 = _s6_w1
+                _t4_w1_w1 = -py1_w1 + py2_w1
+                _t5_w1_w1 = -ty1_w1 + ty2_w1
+                _t6_w1_w1 = max(_s5_w1, _s5_w1 - _s5_w1)
+                _s42_w1 = _t4_w1_w1*min(-px1_w1 + px2_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                _s43 = _t5_w1_w1*min(-tx1_w1 + tx2_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                _s44 = _t6_w1_w1*min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                _t7_w1_w1 = _s42_w1 + _s43 + _s44 + _t6_w1_w1*min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1)) + eps
+                _s45_w1 = _f32(0.5)*_t0_w1_w1 + _f32(0.5)*_t1_w1_w1
+                _s46_w1 = _f32(0.5)*_t2_w1_w1 + _f32(0.5)*_t3_w1_w1
+                _s47_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s48_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s49_w1 = math.exp(((_s45_w1*_s45_w1) + (_s46_w1*_s46_w1))/(eps + (_s47_w1*_s47_w1) + (_s48_w1*_s48_w1)))
+                _s50_w1 = math.exp((c3 - l_iou_w1*la3 + s3*math.log(l_iou_w1)))
+                value_w2 = _t7_w1_w1*_s49_w1*_s50_w1*math.pow(l_iou_w1/iou_mean, g2)/(_t6_w1_w1*max(_s13_w1, _s13_w1 - _s13_w1) + _t7_w1_w1)
+                _t11_w1_w1 = _s47_w1
+                _t13_w1_w1 = _s48_w1
+                _t14_w1_w1 = (_t11_w1_w1*_t11_w1_w1) + (_t13_w1_w1*_t13_w1_w1) + eps
+                _t15_w1_w1 = _t14_w1_w1*enclosing_grad + (_f32(1.0) - enclosing_grad)*_t14_w1_w1
+                _t19_w1_w1 = _s13_w1
+                _t20_w1_w1 = max(_t19_w1_w1, _t19_w1_w1 - _t19_w1_w1)
+                _t21_w1_w1 = _t20_w1_w1*_t6_w1_w1
+                _t22_w1_w1 = -px1_w1 + px2_w1
+                _t23_w1_w1 = -tx2_w1
+                _t24_w1_w1 = -_t23_w1_w1 - tx1_w1
+                _t25_w1_w1 = -_t21_w1_w1 + _t22_w1_w1*_t4_w1_w1 + _t24_w1_w1*_t5_w1_w1 + eps
+                _a51 = abs(_t15_w1_w1)
+                _a52 = abs(_t25_w1_w1)
+                _ok_w1_w1 = (_a51 >= _f32(2.350988701644575e-38)) & (_a51 <= _f32(4.253529586511731e+37)) & (_a52 >= _f32(2.350988701644575e-38)) & (_a52 <= _f32(4.253529586511731e+37))
+                if _ok_w1_w1:
+                    _inv0_w1_w1 = _f32(1.0)/_t15_w1_w1
+                    _inv1_w1_w1 = _f32(1.0)/_t25_w1_w1
+                    _t8_w2 = _s45_w1
+                    _t9_w2 = px1_w1 - tx1_w1
+                    _t10_w2 = -_t9_w2
+                    _t12_w2 = _s46_w1
+                    _t16_w2 = ((_t12_w2*_t12_w2) + (_t8_w2*_t8_w2))*_inv0_w1_w1
+                    _t17_w2 = _f32(2.0)*_t16_w2*enclosing_grad
+                    _t18_w2 = _t11_w1_w1*_t17_w2
+                    _t26_w2 = _t21_w1_w1*_inv1_w1_w1
+                    _t27_w2 = min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t28_w2 = _t27_w2*_t6_w1_w1
+                    _t29_w2 = min(_t24_w1_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t30_w2 = _t29_w2*_t5_w1_w1
+                    _t31_w2 = min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t32_w2 = _t31_w2*_t6_w1_w1
+                    _t33_w2 = _t30_w2 + _t32_w2
+                    _t34_w2 = min(_t22_w1_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t35_w2 = _t34_w2*_t4_w1_w1 + eps
+                    _t36_w2 = _t21_w1_w1 + _t35_w2
+                    _t37_w2 = _t33_w2 + _t36_w2
+                    _t38_w2 = (_t7_w1_w1/(_t28_w2 + _t37_w2))
+                    _t39_w2 = math.exp(_t16_w2)*math.exp((-_t38_w2*la3 + c3 + s3*math.log(_t38_w2)))*math.pow(_t38_w2/iou_mean, g2)
+                    _t40_w2 = _t39_w2*(_f32(1.0) - _t26_w2)
+                    _t41_w2 = _f32(1.0) if _t10_w2 > _f32(0.0) else _f32(0.0)
+                    _t42_w2 = _f32(1.0) if _t9_w2 > _f32(0.0) else _f32(0.0)
+                    _t43_w2 = _t20_w1_w1*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t44_w2 = _t43_w2*(_t37_w2*_inv1_w1_w1)
+                    _t45_w2 = -_t41_w2 - _t42_w2 + _f32(1.0)
+                    _t46_w2 = _f32(0.5)*_t43_w2
+                    _t47_w2 = _t46_w2*((-_t28_w2 + _t33_w2 + _t35_w2)*_inv1_w1_w1)
+                    _t48_w2 = py1_w1 - ty1_w1
+                    _t49_w2 = -_t48_w2
+                    _t50_w2 = _t13_w1_w1*_t17_w2
+                    _t51_w2 = _f32(1.0) if _t49_w2 > _f32(0.0) else _f32(0.0)
+                    _t52_w2 = _f32(1.0) if _t48_w2 > _f32(0.0) else _f32(0.0)
+                    _t53_w2 = _t22_w1_w1*_t27_w2 + _t33_w2 + eps
+                    _t54_w2 = _t6_w1_w1*(_f32(1.0) if _t19_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t55_w2 = _t54_w2*((_t21_w1_w1 + _t53_w2)*_inv1_w1_w1)
+                    _t56_w2 = -_t51_w2 - _t52_w2 + _f32(1.0)
+                    _t57_w2 = _f32(0.5)*_t54_w2
+                    _t58_w2 = _t57_w2*((-_t20_w1_w1*_t34_w2 + _t53_w2)*_inv1_w1_w1)
+                    _t59_w2 = _t23_w1_w1 + px2_w1
+                    _t60_w2 = _f32(1.0) if _t59_w2 > _f32(0.0) else _f32(0.0)
+                    _t61_w2 = -_t59_w2
+                    _t62_w2 = _f32(1.0) if _t61_w2 > _f32(0.0) else _f32(0.0)
+                    _t63_w2 = -_t60_w2 - _t62_w2 + _f32(1.0)
+                    _t64_w2 = py2_w1 - ty2_w1
+                    _t65_w2 = _f32(1.0) if _t64_w2 > _f32(0.0) else _f32(0.0)
+                    _t66_w2 = -_t64_w2
+                    _t67_w2 = _f32(1.0) if _t66_w2 > _f32(0.0) else _f32(0.0)
+                    _t68_w2 = -_t65_w2 - _t67_w2 + _f32(1.0)
+                    _t69_w2 = -_t8_w2
+                    _t70_w2 = _t28_w2 + _t30_w2
+                    _t71_w2 = _t43_w2*((_t36_w2 + _t70_w2)*_inv1_w1_w1)
+                    _t72_w2 = _t46_w2*((-_t32_w2 + _t35_w2 + _t70_w2)*_inv1_w1_w1)
+                    _t73_w2 = -_t12_w2
+                    _t74_w2 = _t24_w1_w1*_t31_w2 + _t28_w2
+                    _t75_w2 = _t54_w2*((_t36_w2 + _t74_w2)*_inv1_w1_w1)
+                    _t76_w2 = _t57_w2*((-_t20_w1_w1*_t29_w2 + _t35_w2 + _t74_w2)*_inv1_w1_w1)
+                    _s53 = _t8_w2 - -_t18_w2*(_f32(1.0) if _t10_w2 > _f32(0.0) else (_f32(0.5) if _t10_w2 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = -_t39_w2*((_t26_w2*_t4_w1_w1*_t41_w2 - _t42_w2*_t44_w2 - _t45_w2*_t47_w2)*_inv1_w1_w1) + _t40_w2*(_s53*_inv0_w1_w1)
+                    _s54 = _t12_w2 - -_t50_w2*(_f32(1.0) if _t49_w2 > _f32(0.0) else (_f32(0.5) if _t49_w2 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = -_t39_w2*((_t22_w1_w1*_t26_w2*_t51_w2 - _t52_w2*_t55_w2 - _t56_w2*_t58_w2)*_inv1_w1_w1) + _t40_w2*(_s54*_inv0_w1_w1)
+                    _s55 = _t8_w2 - _t18_w2*(_f32(1.0) if _t59_w2 > _f32(0.0) else (_f32(0.5) if _t59_w2 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t39_w2*((-_t26_w2*_t4_w1_w1*_t60_w2 + _t44_w2*_t62_w2 + _t47_w2*_t63_w2)*_inv1_w1_w1) + _t40_w2*(_s55*_inv0_w1_w1)
+                    _s56 = _t12_w2 - _t50_w2*(_f32(1.0) if _t64_w2 > _f32(0.0) else (_f32(0.5) if _t64_w2 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t39_w2*((-_t22_w1_w1*_t26_w2*_t65_w2 + _t55_w2*_t67_w2 + _t58_w2*_t68_w2)*_inv1_w1_w1) + _t40_w2*(_s56*_inv0_w1_w1)
+                    _s57 = _t69_w2 - -_t18_w2*(_f32(1.0) if _t9_w2 > _f32(0.0) else (_f32(0.5) if _t9_w2 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t39_w2*((_t26_w2*_t42_w2*_t5_w1_w1 - _t41_w2*_t71_w2 - _t45_w2*_t72_w2)*_inv1_w1_w1) + _t40_w2*(_s57*_inv0_w1_w1)
+                    _s58 = _t73_w2 - -_t50_w2*(_f32(1.0) if _t48_w2 > _f32(0.0) else (_f32(0.5) if _t48_w2 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t39_w2*((_t24_w1_w1*_t26_w2*_t52_w2 - _t51_w2*_t75_w2 - _t56_w2*_t76_w2)*_inv1_w1_w1) + _t40_w2*(_s58*_inv0_w1_w1)
+                    _s59 = _t69_w2 - _t18_w2*(_f32(1.0) if _t61_w2 > _f32(0.0) else (_f32(0.5) if _t61_w2 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t39_w2*((-_t26_w2*_t5_w1_w1*_t62_w2 + _t60_w2*_t71_w2 + _t63_w2*_t72_w2)*_inv1_w1_w1) + _t40_w2*(_s59*_inv0_w1_w1)
+                    _s60 = _t73_w2 - _t50_w2*(_f32(1.0) if _t66_w2 > _f32(0.0) else (_f32(0.5) if _t66_w2 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t39_w2*((-_t24_w1_w1*_t26_w2*_t67_w2 + _t65_w2*_t75_w2 + _t68_w2*_t76_w2)*_inv1_w1_w1) + _t40_w2*(_s60*_inv0_w1_w1)
                 else:
-                    _t8 = _s45
-                    _t9 = px1 - tx1
-                    _t10 = -_t9
-                    _t12 = _s46
-                    _t16 = ((_t12*_t12) + (_t8*_t8))/_t15
-                    _t17 = _f32(2.0)*_t16*enclosing_grad
-                    _t18 = _t11*_t17
-                    _t26 = _t21/_t25
-                    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
-                    _t28 = _t27*_t6
-                    _t29 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
-                    _t30 = _t29*_t5
-                    _t31 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
-                    _t32 = _t31*_t6
-                    _t33 = _t30 + _t32
-                    _t34 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
-                    _t35 = _t34*_t4 + eps
-                    _t36 = _t21 + _t35
-                    _t37 = _t33 + _t36
-                    _t38 = (_t7/(_t28 + _t37))
-                    _t39 = math.exp(_t16)*math.exp((-_t38*la3 + c3 + s3*math.log(_t38)))*math.pow(_t38/iou_mean, g2)
-                    _t40 = _t39*(_f32(1.0) - _t26)
-                    _t41 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-                    _t42 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
-                    _t43 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
-                    _t44 = _t43*(_t37/_t25)
-                    _t45 = -_t41 - _t42 + _f32(1.0)
-                    _t46 = _f32(0.5)*_t43
-                    _t47 = _t46*((-_t28 + _t33 + _t35)/_t25)
-                    _t48 = py1 - ty1
-                    _t49 = -_t48
-                    _t50 = _t13*_t17
-                    _t51 = _f32(1.0) if _t49 > _f32(0.0) else _f32(0.0)
-                    _t52 = _f32(1.0) if _t48 > _f32(0.0) else _f32(0.0)
-                    _t53 = _t22*_t27 + _t33 + eps
-                    _t54 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
-                    _t55 = _t54*((_t21 + _t53)/_t25)
-                    _t56 = -_t51 - _t52 + _f32(1.0)
-                    _t57 = _f32(0.5)*_t54
-                    _t58 = _t57*((-_t20*_t34 + _t53)/_t25)
-                    _t59 = _t23 + px2
-                    _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-                    _t61 = -_t59
-                    _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-                    _t63 = -_t60 - _t62 + _f32(1.0)
-                    _t64 = py2 - ty2
-                    _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-                    _t66 = -_t64
-                    _t67 = _f32(1.0) if _t66 > _f32(0.0) else _f32(0.0)
-                    _t68 = -_t65 - _t67 + _f32(1.0)
-                    _t69 = -_t8
-                    _t70 = _t28 + _t30
-                    _t71 = _t43*((_t36 + _t70)/_t25)
-                    _t72 = _t46*((-_t32 + _t35 + _t70)/_t25)
-                    _t73 = -_t12
-                    _t74 = _t24*_t31 + _t28
-                    _t75 = _t54*((_t36 + _t74)/_t25)
-                    _t76 = _t57*((-_t20*_t29 + _t35 + _t74)/_t25)
-                    _s61 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
-                    d_px1 = -_t39*((_t26*_t4*_t41 - _t42*_t44 - _t45*_t47)/_t25) + _t40*(_s61/_t15)
-                    _s62 = _t12 - -_t50*(_f32(1.0) if _t49 > _f32(0.0) else (_f32(0.5) if _t49 == _f32(0.0) else _f32(0.0)))
-                    d_py1 = -_t39*((_t22*_t26*_t51 - _t52*_t55 - _t56*_t58)/_t25) + _t40*(_s62/_t15)
-                    _s63 = _t8 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-                    d_px2 = -_t39*((-_t26*_t4*_t60 + _t44*_t62 + _t47*_t63)/_t25) + _t40*(_s63/_t15)
-                    _s64 = _t12 - _t50*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
-                    d_py2 = -_t39*((-_t22*_t26*_t65 + _t55*_t67 + _t58*_t68)/_t25) + _t40*(_s64/_t15)
-                    _s65 = _t69 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
-                    d_tx1 = -_t39*((_t26*_t42*_t5 - _t41*_t71 - _t45*_t72)/_t25) + _t40*(_s65/_t15)
-                    _s66 = _t73 - -_t50*(_f32(1.0) if _t48 > _f32(0.0) else (_f32(0.5) if _t48 == _f32(0.0) else _f32(0.0)))
-                    d_ty1 = -_t39*((_t24*_t26*_t52 - _t51*_t75 - _t56*_t76)/_t25) + _t40*(_s66/_t15)
-                    _s67 = _t69 - _t18*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
-                    d_tx2 = -_t39*((-_t26*_t5*_t62 + _t60*_t71 + _t63*_t72)/_t25) + _t40*(_s67/_t15)
-                    _s68 = _t73 - _t50*(_f32(1.0) if _t66 > _f32(0.0) else (_f32(0.5) if _t66 == _f32(0.0) else _f32(0.0)))
-                    d_ty2 = -_t39*((-_t24*_t26*_t67 + _t65*_t75 + _t68*_t76)/_t25) + _t40*(_s68/_t15)
+                    _t8_w3 = _s45_w1
+                    _t9_w3 = px1_w1 - tx1_w1
+                    _t10_w3 = -_t9_w3
+                    _t12_w3 = _s46_w1
+                    _t16_w3 = ((_t12_w3*_t12_w3) + (_t8_w3*_t8_w3))/_t15_w1_w1
+                    _t17_w3 = _f32(2.0)*_t16_w3*enclosing_grad
+                    _t18_w3 = _t11_w1_w1*_t17_w3
+                    _t26_w3 = _t21_w1_w1/_t25_w1_w1
+                    _t27_w3 = min(_t4_w1_w1, max(_t3_w1_w1, _t3_w1_w1 - _t3_w1_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
+                    _t28_w3 = _t27_w3*_t6_w1_w1
+                    _t29_w3 = min(_t24_w1_w1, max(_t0_w1_w1, _t0_w1_w1 - _t0_w1_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
+                    _t30_w3 = _t29_w3*_t5_w1_w1
+                    _t31_w3 = min(_t5_w1_w1, max(_t2_w1_w1, _t2_w1_w1 - _t2_w1_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
+                    _t32_w3 = _t31_w3*_t6_w1_w1
+                    _t33_w3 = _t30_w3 + _t32_w3
+                    _t34_w3 = min(_t22_w1_w1, max(_t1_w1_w1, _t1_w1_w1 - _t1_w1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
+                    _t35_w3 = _t34_w3*_t4_w1_w1 + eps
+                    _t36_w3 = _t21_w1_w1 + _t35_w3
+                    _t37_w3 = _t33_w3 + _t36_w3
+                    _t38_w3 = (_t7_w1_w1/(_t28_w3 + _t37_w3))
+                    _t39_w3 = math.exp(_t16_w3)*math.exp((-_t38_w3*la3 + c3 + s3*math.log(_t38_w3)))*math.pow(_t38_w3/iou_mean, g2)
+                    _t40_w3 = _t39_w3*(_f32(1.0) - _t26_w3)
+                    _t41_w3 = _f32(1.0) if _t10_w3 > _f32(0.0) else _f32(0.0)
+                    _t42_w3 = _f32(1.0) if _t9_w3 > _f32(0.0) else _f32(0.0)
+                    _t43_w3 = _t20_w1_w1*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t44_w3 = _t43_w3*(_t37_w3/_t25_w1_w1)
+                    _t45_w3 = -_t41_w3 - _t42_w3 + _f32(1.0)
+                    _t46_w3 = _f32(0.5)*_t43_w3
+                    _t47_w3 = _t46_w3*((-_t28_w3 + _t33_w3 + _t35_w3)/_t25_w1_w1)
+                    _t48_w3 = py1_w1 - ty1_w1
+                    _t49_w3 = -_t48_w3
+                    _t50_w3 = _t13_w1_w1*_t17_w3
+                    _t51_w3 = _f32(1.0) if _t49_w3 > _f32(0.0) else _f32(0.0)
+                    _t52_w3 = _f32(1.0) if _t48_w3 > _f32(0.0) else _f32(0.0)
+                    _t53_w3 = _t22_w1_w1*_t27_w3 + _t33_w3 + eps
+                    _t54_w3 = _t6_w1_w1*(_f32(1.0) if _t19_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t55_w3 = _t54_w3*((_t21_w1_w1 + _t53_w3)/_t25_w1_w1)
+                    _t56_w3 = -_t51_w3 - _t52_w3 + _f32(1.0)
+                    _t57_w3 = _f32(0.5)*_t54_w3
+                    _t58_w3 = _t57_w3*((-_t20_w1_w1*_t34_w3 + _t53_w3)/_t25_w1_w1)
+                    _t59_w3 = _t23_w1_w1 + px2_w1
+                    _t60_w3 = _f32(1.0) if _t59_w3 > _f32(0.0) else _f32(0.0)
+                    _t61_w3 = -_t59_w3
+                    _t62_w3 = _f32(1.0) if _t61_w3 > _f32(0.0) else _f32(0.0)
+                    _t63_w3 = -_t60_w3 - _t62_w3 + _f32(1.0)
+                    _t64_w3 = py2_w1 - ty2_w1
+                    _t65_w3 = _f32(1.0) if _t64_w3 > _f32(0.0) else _f32(0.0)
+                    _t66_w3 = -_t64_w3
+                    _t67_w3 = _f32(1.0) if _t66_w3 > _f32(0.0) else _f32(0.0)
+                    _t68_w3 = -_t65_w3 - _t67_w3 + _f32(1.0)
+                    _t69_w3 = -_t8_w3
+                    _t70_w3 = _t28_w3 + _t30_w3
+                    _t71_w3 = _t43_w3*((_t36_w3 + _t70_w3)/_t25_w1_w1)
+                    _t72_w3 = _t46_w3*((-_t32_w3 + _t35_w3 + _t70_w3)/_t25_w1_w1)
+                    _t73_w3 = -_t12_w3
+                    _t74_w3 = _t24_w1_w1*_t31_w3 + _t28_w3
+                    _t75_w1 = _t54_w3*((_t36_w3 + _t74_w3)/_t25_w1_w1)
+                    _t76_w1 = _t57_w3*((-_t20_w1_w1*_t29_w3 + _t35_w3 + _t74_w3)/_t25_w1_w1)
+                    _s61 = _t8_w3 - -_t18_w3*(_f32(1.0) if _t10_w3 > _f32(0.0) else (_f32(0.5) if _t10_w3 == _f32(0.0) else _f32(0.0)))
+                    d_px1_w1 = -_t39_w3*((_t26_w3*_t4_w1_w1*_t41_w3 - _t42_w3*_t44_w3 - _t45_w3*_t47_w3)/_t25_w1_w1) + _t40_w3*(_s61/_t15_w1_w1)
+                    _s62 = _t12_w3 - -_t50_w3*(_f32(1.0) if _t49_w3 > _f32(0.0) else (_f32(0.5) if _t49_w3 == _f32(0.0) else _f32(0.0)))
+                    d_py1_w1 = -_t39_w3*((_t22_w1_w1*_t26_w3*_t51_w3 - _t52_w3*_t55_w3 - _t56_w3*_t58_w3)/_t25_w1_w1) + _t40_w3*(_s62/_t15_w1_w1)
+                    _s63 = _t8_w3 - _t18_w3*(_f32(1.0) if _t59_w3 > _f32(0.0) else (_f32(0.5) if _t59_w3 == _f32(0.0) else _f32(0.0)))
+                    d_px2_w1 = -_t39_w3*((-_t26_w3*_t4_w1_w1*_t60_w3 + _t44_w3*_t62_w3 + _t47_w3*_t63_w3)/_t25_w1_w1) + _t40_w3*(_s63/_t15_w1_w1)
+                    _s64 = _t12_w3 - _t50_w3*(_f32(1.0) if _t64_w3 > _f32(0.0) else (_f32(0.5) if _t64_w3 == _f32(0.0) else _f32(0.0)))
+                    d_py2_w1 = -_t39_w3*((-_t22_w1_w1*_t26_w3*_t65_w3 + _t55_w3*_t67_w3 + _t58_w3*_t68_w3)/_t25_w1_w1) + _t40_w3*(_s64/_t15_w1_w1)
+                    _s65 = _t69_w3 - -_t18_w3*(_f32(1.0) if _t9_w3 > _f32(0.0) else (_f32(0.5) if _t9_w3 == _f32(0.0) else _f32(0.0)))
+                    d_tx1_w1 = -_t39_w3*((_t26_w3*_t42_w3*_t5_w1_w1 - _t41_w3*_t71_w3 - _t45_w3*_t72_w3)/_t25_w1_w1) + _t40_w3*(_s65/_t15_w1_w1)
+                    _s66 = _t73_w3 - -_t50_w3*(_f32(1.0) if _t48_w3 > _f32(0.0) else (_f32(0.5) if _t48_w3 == _f32(0.0) else _f32(0.0)))
+                    d_ty1_w1 = -_t39_w3*((_t24_w1_w1*_t26_w3*_t52_w3 - _t51_w3*_t75_w1 - _t56_w3*_t76_w1)/_t25_w1_w1) + _t40_w3*(_s66/_t15_w1_w1)
+                    _s67 = _t69_w3 - _t18_w3*(_f32(1.0) if _t61_w3 > _f32(0.0) else (_f32(0.5) if _t61_w3 == _f32(0.0) else _f32(0.0)))
+                    d_tx2_w1 = -_t39_w3*((-_t26_w3*_t5_w1_w1*_t62_w3 + _t60_w3*_t71_w3 + _t63_w3*_t72_w3)/_t25_w1_w1) + _t40_w3*(_s67/_t15_w1_w1)
+                    _s68 = _t73_w3 - _t50_w3*(_f32(1.0) if _t66_w3 > _f32(0.0) else (_f32(0.5) if _t66_w3 == _f32(0.0) else _f32(0.0)))
+                    d_ty2_w1 = -_t39_w3*((-_t24_w1_w1*_t26_w3*_t67_w3 + _t65_w3*_t75_w1 + _t68_w3*_t76_w1)/_t25_w1_w1) + _t40_w3*(_s68/_t15_w1_w1)
             if not _ok:
-                _d_pred[4 * _i] = d_px1
-                _d_pred[4 * _i + 1] = d_py1
-                _d_pred[4 * _i + 2] = d_px2
-                _d_pred[4 * _i + 3] = d_py2
-                _d_target[4 * _i] = d_tx1
-                _d_target[4 * _i + 1] = d_ty1
-                _d_target[4 * _i + 2] = d_tx2
-                _d_target[4 * _i + 3] = d_ty2
+                _d_pred[4 * _i_w1] = d_px1_w1
+                _d_pred[4 * _i_w1 + 1] = d_py1_w1
+                _d_pred[4 * _i_w1 + 2] = d_px2_w1
+                _d_pred[4 * _i_w1 + 3] = d_py2_w1
+                _d_target[4 * _i_w1] = d_tx1_w1
+                _d_target[4 * _i_w1 + 1] = d_ty1_w1
+                _d_target[4 * _i_w1 + 2] = d_tx2_w1
+                _d_target[4 * _i_w1 + 3] = d_ty2_w1
     if divisor != 1.0:
-        for _i in range(_d_pred.shape[0]):
-            _d_pred[_i] /= divisor
-        for _i in range(_d_target.shape[0]):
-            _d_target[_i] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_pred[4 * _i] - _pred[4 * _i]) + (_pred[4 * _i + 1] - _pred[4 * _i + 1])
-                + (_pred[4 * _i + 2] - _pred[4 * _i + 2]) + (_pred[4 * _i + 3] - _pred[4 * _i + 3])
-                + (_target[4 * _i] - _target[4 * _i]) + (_target[4 * _i + 1] - _target[4 * _i + 1])
-                + (_target[4 * _i + 2] - _target[4 * _i + 2])
-                + (_target[4 * _i + 3] - _target[4 * _i + 3]) != _f32(0.0))
-                | ((_pred[4 * _i + 2] < _pred[4 * _i])) | ((_pred[4 * _i + 3] < _pred[4 * _i + 1]))
-                | ((_target[4 * _i + 2] < _target[4 * _i]))
-                | ((_target[4 * _i + 3] < _target[4 * _i + 1]))) else 0
+    for _i_w4 in range(_m):
+        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
+                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
+                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
+                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
+                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
-        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
+def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean,
+        gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
     n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(pred, target, out, d_pred, d_target, divisor, eps, version,
-                iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1594,3 +1611,13 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, versio
                 d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, version, iou_mean,
                 gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
     return bad
+
+
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, version, iou_mean, gamma,
+        alpha, delta, enclosing_grad, s1, s3, g2, c3, la3):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(pred.reshape(-1), target.reshape(-1), out,
+                d_pred.reshape(-1), d_target.reshape(-1), divisor, eps, version, iou_mean, gamma,
+                alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)
+    return _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, version,
+            iou_mean, gamma, alpha, delta, enclosing_grad, s1, s3, g2, c3, la3)

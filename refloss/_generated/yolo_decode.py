@@ -259,7 +259,7 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         bh = 4.0*(_q208 - _q208*(2.0*_dl175/_d174))
         return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
-        _t0 = 0.5 - 0.5*scale_xy
+        _t0_w1 = 0.5 - 0.5*scale_xy
         _s209 = abs(tx)
         _na210 = -_s209
         _xc211 = (_na210 if _na210 > -746.0 else -746.0)
@@ -296,7 +296,7 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _d242 = 1.0 + _ex241
         _sg243 = 1.0/_d242
         _sg244 = _ex241/_d242
-        bx = stride*(_t0 + cx + scale_xy*(_sg243 if tx >= 0.0 else _sg244))
+        bx = stride*(_t0_w1 + cx + scale_xy*(_sg243 if tx >= 0.0 else _sg244))
         _s245 = abs(ty)
         _na246 = -_s245
         _xc247 = (_na246 if _na246 > -746.0 else -746.0)
@@ -333,7 +333,7 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _d278 = 1.0 + _ex277
         _sg279 = 1.0/_d278
         _sg280 = _ex277/_d278
-        by = stride*(_t0 + cy + scale_xy*(_sg279 if ty >= 0.0 else _sg280))
+        by = stride*(_t0_w1 + cy + scale_xy*(_sg279 if ty >= 0.0 else _sg280))
         _xc281 = (tw if tw > -746.0 else -746.0)
         _xc282 = (_xc281 if _xc281 < 710.0 else 710.0)
         _kt283 = _xc282*1.4426950408889634 + 6755399441055744.0
@@ -631,7 +631,7 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         d_th = 2.0*bh*uh*(_sg215 if _s214 >= 0.0 else _sg216)
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
-        _t0 = 0.5 - 0.5*scale_xy
+        _t0_w1 = 0.5 - 0.5*scale_xy
         _s217 = abs(tx)
         _na218 = -_s217
         _xc219 = (_na218 if _na218 > -746.0 else -746.0)
@@ -668,7 +668,7 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _d250 = 1.0 + _ex249
         _sg251 = 1.0/_d250
         _sg252 = _ex249/_d250
-        bx = stride*(_t0 + cx + scale_xy*(_sg251 if tx >= 0.0 else _sg252))
+        bx = stride*(_t0_w1 + cx + scale_xy*(_sg251 if tx >= 0.0 else _sg252))
         _s253 = abs(ty)
         _na254 = -_s253
         _xc255 = (_na254 if _na254 > -746.0 else -746.0)
@@ -705,7 +705,7 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _d286 = 1.0 + _ex285
         _sg287 = 1.0/_d286
         _sg288 = _ex285/_d286
-        by = stride*(_t0 + cy + scale_xy*(_sg287 if ty >= 0.0 else _sg288))
+        by = stride*(_t0_w1 + cy + scale_xy*(_sg287 if ty >= 0.0 else _sg288))
         _xc289 = (tw if tw > -746.0 else -746.0)
         _xc290 = (_xc289 if _xc289 < 710.0 else 710.0)
         _kt291 = _xc290*1.4426950408889634 + 6755399441055744.0
@@ -770,11 +770,11 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _ex349 = (_p348*_sc346)*_sc347
         _ex350 = (_ex349 if th == th else th)
         bh = ph*_ex350
-        _t1 = scale_xy*stride
+        _t1_w1 = scale_xy*stride
         _s351 = -tx
-        d_tx = _t1*ux*(_sg251 if _s351 >= 0.0 else _sg252)*(_sg251 if tx >= 0.0 else _sg252)
+        d_tx = _t1_w1*ux*(_sg251 if _s351 >= 0.0 else _sg252)*(_sg251 if tx >= 0.0 else _sg252)
         _s352 = -ty
-        d_ty = _t1*uy*(_sg287 if _s352 >= 0.0 else _sg288)*(_sg287 if ty >= 0.0 else _sg288)
+        d_ty = _t1_w1*uy*(_sg287 if _s352 >= 0.0 else _sg288)*(_sg287 if ty >= 0.0 else _sg288)
         d_tw = pw*uw*_ex319
         d_th = ph*uh*_ex350
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
@@ -961,7 +961,7 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         bh = _f32(4.0)*(_q172 - _q172*(_f32(2.0)*_dl145/_d144))
         return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
-        _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+        _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
         _s173 = abs(tx)
         _na174 = -_s173
         _xc175 = (_na174 if _na174 > -_f32(104.0) else -_f32(104.0))
@@ -992,7 +992,7 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _d200 = _f32(1.0) + _ex199
         _sg201 = _f32(1.0)/_d200
         _sg202 = _ex199/_d200
-        bx = stride*(_t0 + cx + scale_xy*(_sg201 if tx >= _f32(0.0) else _sg202))
+        bx = stride*(_t0_w1 + cx + scale_xy*(_sg201 if tx >= _f32(0.0) else _sg202))
         _s203 = abs(ty)
         _na204 = -_s203
         _xc205 = (_na204 if _na204 > -_f32(104.0) else -_f32(104.0))
@@ -1023,7 +1023,7 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _d230 = _f32(1.0) + _ex229
         _sg231 = _f32(1.0)/_d230
         _sg232 = _ex229/_d230
-        by = stride*(_t0 + cy + scale_xy*(_sg231 if ty >= _f32(0.0) else _sg232))
+        by = stride*(_t0_w1 + cy + scale_xy*(_sg231 if ty >= _f32(0.0) else _sg232))
         _xc233 = (tw if tw > -_f32(104.0) else -_f32(104.0))
         _xc234 = (_xc233 if _xc233 < _f32(89.0) else _f32(89.0))
         _kt235 = _xc234*_f32(1.4426950216293335) + _f32(12582912.0)
@@ -1273,7 +1273,7 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         d_th = _f32(2.0)*bh*uh*(_sg179 if _s178 >= _f32(0.0) else _sg180)
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
-        _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+        _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
         _s181 = abs(tx)
         _na182 = -_s181
         _xc183 = (_na182 if _na182 > -_f32(104.0) else -_f32(104.0))
@@ -1304,7 +1304,7 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _d208 = _f32(1.0) + _ex207
         _sg209 = _f32(1.0)/_d208
         _sg210 = _ex207/_d208
-        bx = stride*(_t0 + cx + scale_xy*(_sg209 if tx >= _f32(0.0) else _sg210))
+        bx = stride*(_t0_w1 + cx + scale_xy*(_sg209 if tx >= _f32(0.0) else _sg210))
         _s211 = abs(ty)
         _na212 = -_s211
         _xc213 = (_na212 if _na212 > -_f32(104.0) else -_f32(104.0))
@@ -1335,7 +1335,7 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _d238 = _f32(1.0) + _ex237
         _sg239 = _f32(1.0)/_d238
         _sg240 = _ex237/_d238
-        by = stride*(_t0 + cy + scale_xy*(_sg239 if ty >= _f32(0.0) else _sg240))
+        by = stride*(_t0_w1 + cy + scale_xy*(_sg239 if ty >= _f32(0.0) else _sg240))
         _xc241 = (tw if tw > -_f32(104.0) else -_f32(104.0))
         _xc242 = (_xc241 if _xc241 < _f32(89.0) else _f32(89.0))
         _kt243 = _xc242*_f32(1.4426950216293335) + _f32(12582912.0)
@@ -1388,11 +1388,11 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _ex289 = (_p288*_sc286)*_sc287
         _ex290 = (_ex289 if th == th else th)
         bh = ph*_ex290
-        _t1 = scale_xy*stride
+        _t1_w1 = scale_xy*stride
         _s291 = -tx
-        d_tx = _t1*ux*(_sg209 if _s291 >= _f32(0.0) else _sg210)*(_sg209 if tx >= _f32(0.0) else _sg210)
+        d_tx = _t1_w1*ux*(_sg209 if _s291 >= _f32(0.0) else _sg210)*(_sg209 if tx >= _f32(0.0) else _sg210)
         _s292 = -ty
-        d_ty = _t1*uy*(_sg239 if _s292 >= _f32(0.0) else _sg240)*(_sg239 if ty >= _f32(0.0) else _sg240)
+        d_ty = _t1_w1*uy*(_sg239 if _s292 >= _f32(0.0) else _sg240)*(_sg239 if ty >= _f32(0.0) else _sg240)
         d_tw = pw*uw*_ex265
         d_th = ph*uh*_ex290
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th

@@ -4,13 +4,14 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 793dafb68b405ac2
+# scalar kernels: sha256 eb6a483f91603f56
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
 returns the number of elements with a non-finite or invalid input, so validation costs no
 extra pass over memory.  Below SERIAL_BELOW elements the loop runs on the calling
-thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel.
+thread (no thread-pool launch); above, blocks of BLOCK elements run in parallel, in a
+parallel loop compiled on the first call that needs it.
 """
 import math
 
@@ -251,7 +252,7 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _q208 = ph*(1.0 if th >= 0.0 else _ex207)/(_d174*_d174)
             bh = 4.0*(_q208 - _q208*(2.0*_dl175/_d174))
         else:  # exponential sizes p exp(t)
-            _t0 = 0.5 - 0.5*scale_xy
+            _t0_w1 = 0.5 - 0.5*scale_xy
             _s209 = abs(tx)
             _na210 = -_s209
             _xc211 = (_na210 if _na210 > -746.0 else -746.0)
@@ -288,7 +289,7 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _d242 = 1.0 + _ex241
             _sg243 = 1.0/_d242
             _sg244 = _ex241/_d242
-            bx = stride*(_t0 + cx + scale_xy*(_sg243 if tx >= 0.0 else _sg244))
+            bx = stride*(_t0_w1 + cx + scale_xy*(_sg243 if tx >= 0.0 else _sg244))
             _s245 = abs(ty)
             _na246 = -_s245
             _xc247 = (_na246 if _na246 > -746.0 else -746.0)
@@ -325,7 +326,7 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _d278 = 1.0 + _ex277
             _sg279 = 1.0/_d278
             _sg280 = _ex277/_d278
-            by = stride*(_t0 + cy + scale_xy*(_sg279 if ty >= 0.0 else _sg280))
+            by = stride*(_t0_w1 + cy + scale_xy*(_sg279 if ty >= 0.0 else _sg280))
             _xc281 = (tw if tw > -746.0 else -746.0)
             _xc282 = (_xc281 if _xc281 < 710.0 else 710.0)
             _kt283 = _xc282*1.4426950408889634 + 6755399441055744.0
@@ -395,26 +396,24 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _out[4 * _i + 2] = bw
         _out[4 * _i + 3] = bh
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
-                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
-                + (_anchors[2 * _i] - _anchors[2 * _i])
-                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
-                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
-                + (_cotangent[4 * _i] - _cotangent[4 * _i])
-                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
-                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
-                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != 0.0)
-                | ((_anchors[2 * _i + 1] <= 0.0)) | ((_anchors[2 * _i] <= 0.0))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_t[4 * _i_w1] - _t[4 * _i_w1]) + (_t[4 * _i_w1 + 1] - _t[4 * _i_w1 + 1])
+                + (_t[4 * _i_w1 + 2] - _t[4 * _i_w1 + 2]) + (_t[4 * _i_w1 + 3] - _t[4 * _i_w1 + 3])
+                + (_anchors[2 * _i_w1] - _anchors[2 * _i_w1])
+                + (_anchors[2 * _i_w1 + 1] - _anchors[2 * _i_w1 + 1]) + (_grid[2 * _i_w1] - _grid[2 * _i_w1])
+                + (_grid[2 * _i_w1 + 1] - _grid[2 * _i_w1 + 1])
+                + (_cotangent[4 * _i_w1] - _cotangent[4 * _i_w1])
+                + (_cotangent[4 * _i_w1 + 1] - _cotangent[4 * _i_w1 + 1])
+                + (_cotangent[4 * _i_w1 + 2] - _cotangent[4 * _i_w1 + 2])
+                + (_cotangent[4 * _i_w1 + 3] - _cotangent[4 * _i_w1 + 3]) != 0.0)
+                | ((_anchors[2 * _i_w1 + 1] <= 0.0)) | ((_anchors[2 * _i_w1] <= 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
+def _value_blocks_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     n = out.shape[0]
     t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -422,6 +421,13 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
         bad += _value_block_f64(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
                 cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
     return bad
+
+
+def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f64(t.reshape(-1), anchors.reshape(-1), grid.reshape(-1),
+                cotangent.reshape(-1), out.reshape(-1), scale_xy, scaled_wh, stride)
+    return _value_blocks_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
 
 
 @njit(**CPU_OPTIONS)
@@ -669,7 +675,7 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _sg216 = _ex173/_d174
             d_th = 2.0*bh*uh*(_sg215 if _s214 >= 0.0 else _sg216)
         else:  # exponential sizes p exp(t)
-            _t0 = 0.5 - 0.5*scale_xy
+            _t0_w1 = 0.5 - 0.5*scale_xy
             _s217 = abs(tx)
             _na218 = -_s217
             _xc219 = (_na218 if _na218 > -746.0 else -746.0)
@@ -706,7 +712,7 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d250 = 1.0 + _ex249
             _sg251 = 1.0/_d250
             _sg252 = _ex249/_d250
-            bx = stride*(_t0 + cx + scale_xy*(_sg251 if tx >= 0.0 else _sg252))
+            bx = stride*(_t0_w1 + cx + scale_xy*(_sg251 if tx >= 0.0 else _sg252))
             _s253 = abs(ty)
             _na254 = -_s253
             _xc255 = (_na254 if _na254 > -746.0 else -746.0)
@@ -743,7 +749,7 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d286 = 1.0 + _ex285
             _sg287 = 1.0/_d286
             _sg288 = _ex285/_d286
-            by = stride*(_t0 + cy + scale_xy*(_sg287 if ty >= 0.0 else _sg288))
+            by = stride*(_t0_w1 + cy + scale_xy*(_sg287 if ty >= 0.0 else _sg288))
             _xc289 = (tw if tw > -746.0 else -746.0)
             _xc290 = (_xc289 if _xc289 < 710.0 else 710.0)
             _kt291 = _xc290*1.4426950408889634 + 6755399441055744.0
@@ -808,11 +814,11 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _ex349 = (_p348*_sc346)*_sc347
             _ex350 = (_ex349 if th == th else th)
             bh = ph*_ex350
-            _t1 = scale_xy*stride
+            _t1_w1 = scale_xy*stride
             _s351 = -tx
-            d_tx = _t1*ux*(_sg251 if _s351 >= 0.0 else _sg252)*(_sg251 if tx >= 0.0 else _sg252)
+            d_tx = _t1_w1*ux*(_sg251 if _s351 >= 0.0 else _sg252)*(_sg251 if tx >= 0.0 else _sg252)
             _s352 = -ty
-            d_ty = _t1*uy*(_sg287 if _s352 >= 0.0 else _sg288)*(_sg287 if ty >= 0.0 else _sg288)
+            d_ty = _t1_w1*uy*(_sg287 if _s352 >= 0.0 else _sg288)*(_sg287 if ty >= 0.0 else _sg288)
             d_tw = pw*uw*_ex319
             d_th = ph*uh*_ex350
         _out[4 * _i] = bx
@@ -824,30 +830,28 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _d_t[4 * _i + 2] = d_tw
         _d_t[4 * _i + 3] = d_th
     if divisor != 1.0:
-        for _i in range(_d_t.shape[0]):
-            _d_t[_i] /= divisor
+        for _i_w1 in range(_d_t.shape[0]):
+            _d_t[_i_w1] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
-                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
-                + (_anchors[2 * _i] - _anchors[2 * _i])
-                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
-                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
-                + (_cotangent[4 * _i] - _cotangent[4 * _i])
-                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
-                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
-                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != 0.0)
-                | ((_anchors[2 * _i + 1] <= 0.0)) | ((_anchors[2 * _i] <= 0.0))) else 0
+    for _i_w2 in range(_m):
+        _bad += 1 if (((_t[4 * _i_w2] - _t[4 * _i_w2]) + (_t[4 * _i_w2 + 1] - _t[4 * _i_w2 + 1])
+                + (_t[4 * _i_w2 + 2] - _t[4 * _i_w2 + 2]) + (_t[4 * _i_w2 + 3] - _t[4 * _i_w2 + 3])
+                + (_anchors[2 * _i_w2] - _anchors[2 * _i_w2])
+                + (_anchors[2 * _i_w2 + 1] - _anchors[2 * _i_w2 + 1]) + (_grid[2 * _i_w2] - _grid[2 * _i_w2])
+                + (_grid[2 * _i_w2 + 1] - _grid[2 * _i_w2 + 1])
+                + (_cotangent[4 * _i_w2] - _cotangent[4 * _i_w2])
+                + (_cotangent[4 * _i_w2 + 1] - _cotangent[4 * _i_w2 + 1])
+                + (_cotangent[4 * _i_w2 + 2] - _cotangent[4 * _i_w2 + 2])
+                + (_cotangent[4 * _i_w2 + 3] - _cotangent[4 * _i_w2 + 3]) != 0.0)
+                | ((_anchors[2 * _i_w2 + 1] <= 0.0)) | ((_anchors[2 * _i_w2] <= 0.0))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
+def _value_and_grad_blocks_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
+        stride):
     n = out.shape[0]
     t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
-                scaled_wh, stride)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -856,6 +860,15 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
                 grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
                 d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
     return bad
+
+
+def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f64(t.reshape(-1), anchors.reshape(-1), grid.reshape(-1),
+                cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1), divisor, scale_xy,
+                scaled_wh, stride)
+    return _value_and_grad_blocks_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
+            scaled_wh, stride)
 
 
 @njit(**CPU_OPTIONS)
@@ -1053,7 +1066,7 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _q172 = ph*(_f32(1.0) if th >= _f32(0.0) else _ex171)/(_d144*_d144)
             bh = _f32(4.0)*(_q172 - _q172*(_f32(2.0)*_dl145/_d144))
         else:  # exponential sizes p exp(t)
-            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
             _s173 = abs(tx)
             _na174 = -_s173
             _xc175 = (_na174 if _na174 > -_f32(104.0) else -_f32(104.0))
@@ -1084,7 +1097,7 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _d200 = _f32(1.0) + _ex199
             _sg201 = _f32(1.0)/_d200
             _sg202 = _ex199/_d200
-            bx = stride*(_t0 + cx + scale_xy*(_sg201 if tx >= _f32(0.0) else _sg202))
+            bx = stride*(_t0_w1 + cx + scale_xy*(_sg201 if tx >= _f32(0.0) else _sg202))
             _s203 = abs(ty)
             _na204 = -_s203
             _xc205 = (_na204 if _na204 > -_f32(104.0) else -_f32(104.0))
@@ -1115,7 +1128,7 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _d230 = _f32(1.0) + _ex229
             _sg231 = _f32(1.0)/_d230
             _sg232 = _ex229/_d230
-            by = stride*(_t0 + cy + scale_xy*(_sg231 if ty >= _f32(0.0) else _sg232))
+            by = stride*(_t0_w1 + cy + scale_xy*(_sg231 if ty >= _f32(0.0) else _sg232))
             _xc233 = (tw if tw > -_f32(104.0) else -_f32(104.0))
             _xc234 = (_xc233 if _xc233 < _f32(89.0) else _f32(89.0))
             _kt235 = _xc234*_f32(1.4426950216293335) + _f32(12582912.0)
@@ -1173,26 +1186,24 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _out[4 * _i + 2] = bw
         _out[4 * _i + 3] = bh
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
-                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
-                + (_anchors[2 * _i] - _anchors[2 * _i])
-                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
-                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
-                + (_cotangent[4 * _i] - _cotangent[4 * _i])
-                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
-                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
-                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != _f32(0.0))
-                | ((_anchors[2 * _i + 1] <= _f32(0.0))) | ((_anchors[2 * _i] <= _f32(0.0)))) else 0
+    for _i_w1 in range(_m):
+        _bad += 1 if (((_t[4 * _i_w1] - _t[4 * _i_w1]) + (_t[4 * _i_w1 + 1] - _t[4 * _i_w1 + 1])
+                + (_t[4 * _i_w1 + 2] - _t[4 * _i_w1 + 2]) + (_t[4 * _i_w1 + 3] - _t[4 * _i_w1 + 3])
+                + (_anchors[2 * _i_w1] - _anchors[2 * _i_w1])
+                + (_anchors[2 * _i_w1 + 1] - _anchors[2 * _i_w1 + 1]) + (_grid[2 * _i_w1] - _grid[2 * _i_w1])
+                + (_grid[2 * _i_w1 + 1] - _grid[2 * _i_w1 + 1])
+                + (_cotangent[4 * _i_w1] - _cotangent[4 * _i_w1])
+                + (_cotangent[4 * _i_w1 + 1] - _cotangent[4 * _i_w1 + 1])
+                + (_cotangent[4 * _i_w1 + 2] - _cotangent[4 * _i_w1 + 2])
+                + (_cotangent[4 * _i_w1 + 3] - _cotangent[4 * _i_w1 + 3]) != _f32(0.0))
+                | ((_anchors[2 * _i_w1 + 1] <= _f32(0.0))) | ((_anchors[2 * _i_w1] <= _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
+def _value_blocks_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
     n = out.shape[0]
     t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_block_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1200,6 +1211,13 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
         bad += _value_block_f32(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
                 cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
     return bad
+
+
+def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_block_f32(t.reshape(-1), anchors.reshape(-1), grid.reshape(-1),
+                cotangent.reshape(-1), out.reshape(-1), scale_xy, scaled_wh, stride)
+    return _value_blocks_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride)
 
 
 @njit(**CPU_OPTIONS)
@@ -1411,7 +1429,7 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _sg180 = _ex143/_d144
             d_th = _f32(2.0)*bh*uh*(_sg179 if _s178 >= _f32(0.0) else _sg180)
         else:  # exponential sizes p exp(t)
-            _t0 = _f32(0.5) - _f32(0.5)*scale_xy
+            _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
             _s181 = abs(tx)
             _na182 = -_s181
             _xc183 = (_na182 if _na182 > -_f32(104.0) else -_f32(104.0))
@@ -1442,7 +1460,7 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d208 = _f32(1.0) + _ex207
             _sg209 = _f32(1.0)/_d208
             _sg210 = _ex207/_d208
-            bx = stride*(_t0 + cx + scale_xy*(_sg209 if tx >= _f32(0.0) else _sg210))
+            bx = stride*(_t0_w1 + cx + scale_xy*(_sg209 if tx >= _f32(0.0) else _sg210))
             _s211 = abs(ty)
             _na212 = -_s211
             _xc213 = (_na212 if _na212 > -_f32(104.0) else -_f32(104.0))
@@ -1473,7 +1491,7 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _d238 = _f32(1.0) + _ex237
             _sg239 = _f32(1.0)/_d238
             _sg240 = _ex237/_d238
-            by = stride*(_t0 + cy + scale_xy*(_sg239 if ty >= _f32(0.0) else _sg240))
+            by = stride*(_t0_w1 + cy + scale_xy*(_sg239 if ty >= _f32(0.0) else _sg240))
             _xc241 = (tw if tw > -_f32(104.0) else -_f32(104.0))
             _xc242 = (_xc241 if _xc241 < _f32(89.0) else _f32(89.0))
             _kt243 = _xc242*_f32(1.4426950216293335) + _f32(12582912.0)
@@ -1526,11 +1544,11 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _ex289 = (_p288*_sc286)*_sc287
             _ex290 = (_ex289 if th == th else th)
             bh = ph*_ex290
-            _t1 = scale_xy*stride
+            _t1_w1 = scale_xy*stride
             _s291 = -tx
-            d_tx = _t1*ux*(_sg209 if _s291 >= _f32(0.0) else _sg210)*(_sg209 if tx >= _f32(0.0) else _sg210)
+            d_tx = _t1_w1*ux*(_sg209 if _s291 >= _f32(0.0) else _sg210)*(_sg209 if tx >= _f32(0.0) else _sg210)
             _s292 = -ty
-            d_ty = _t1*uy*(_sg239 if _s292 >= _f32(0.0) else _sg240)*(_sg239 if ty >= _f32(0.0) else _sg240)
+            d_ty = _t1_w1*uy*(_sg239 if _s292 >= _f32(0.0) else _sg240)*(_sg239 if ty >= _f32(0.0) else _sg240)
             d_tw = pw*uw*_ex265
             d_th = ph*uh*_ex290
         _out[4 * _i] = bx
@@ -1542,30 +1560,28 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _d_t[4 * _i + 2] = d_tw
         _d_t[4 * _i + 3] = d_th
     if divisor != 1.0:
-        for _i in range(_d_t.shape[0]):
-            _d_t[_i] /= divisor
+        for _i_w1 in range(_d_t.shape[0]):
+            _d_t[_i_w1] /= divisor
     _bad = 0
-    for _i in range(_m):
-        _bad += 1 if (((_t[4 * _i] - _t[4 * _i]) + (_t[4 * _i + 1] - _t[4 * _i + 1])
-                + (_t[4 * _i + 2] - _t[4 * _i + 2]) + (_t[4 * _i + 3] - _t[4 * _i + 3])
-                + (_anchors[2 * _i] - _anchors[2 * _i])
-                + (_anchors[2 * _i + 1] - _anchors[2 * _i + 1]) + (_grid[2 * _i] - _grid[2 * _i])
-                + (_grid[2 * _i + 1] - _grid[2 * _i + 1])
-                + (_cotangent[4 * _i] - _cotangent[4 * _i])
-                + (_cotangent[4 * _i + 1] - _cotangent[4 * _i + 1])
-                + (_cotangent[4 * _i + 2] - _cotangent[4 * _i + 2])
-                + (_cotangent[4 * _i + 3] - _cotangent[4 * _i + 3]) != _f32(0.0))
-                | ((_anchors[2 * _i + 1] <= _f32(0.0))) | ((_anchors[2 * _i] <= _f32(0.0)))) else 0
+    for _i_w2 in range(_m):
+        _bad += 1 if (((_t[4 * _i_w2] - _t[4 * _i_w2]) + (_t[4 * _i_w2 + 1] - _t[4 * _i_w2 + 1])
+                + (_t[4 * _i_w2 + 2] - _t[4 * _i_w2 + 2]) + (_t[4 * _i_w2 + 3] - _t[4 * _i_w2 + 3])
+                + (_anchors[2 * _i_w2] - _anchors[2 * _i_w2])
+                + (_anchors[2 * _i_w2 + 1] - _anchors[2 * _i_w2 + 1]) + (_grid[2 * _i_w2] - _grid[2 * _i_w2])
+                + (_grid[2 * _i_w2 + 1] - _grid[2 * _i_w2 + 1])
+                + (_cotangent[4 * _i_w2] - _cotangent[4 * _i_w2])
+                + (_cotangent[4 * _i_w2 + 1] - _cotangent[4 * _i_w2 + 1])
+                + (_cotangent[4 * _i_w2 + 2] - _cotangent[4 * _i_w2 + 2])
+                + (_cotangent[4 * _i_w2 + 3] - _cotangent[4 * _i_w2 + 3]) != _f32(0.0))
+                | ((_anchors[2 * _i_w2 + 1] <= _f32(0.0))) | ((_anchors[2 * _i_w2] <= _f32(0.0)))) else 0
     return _bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
+def _value_and_grad_blocks_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
+        stride):
     n = out.shape[0]
     t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
-    if n < SERIAL_BELOW:
-        return _value_and_grad_block_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
-                scaled_wh, stride)
     bad = 0
     for b in prange((n + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -1574,3 +1590,12 @@ def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
                 grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
                 d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
     return bad
+
+
+def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_block_f32(t.reshape(-1), anchors.reshape(-1), grid.reshape(-1),
+                cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1), divisor, scale_xy,
+                scaled_wh, stride)
+    return _value_and_grad_blocks_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
+            scaled_wh, stride)

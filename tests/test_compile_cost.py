@@ -1,0 +1,124 @@
+"""What keeps a first call's compile short: names of their own for independent values
+(refloss/_derive/webs.py) and parallel drivers compiled only for large batches (codegen's
+``_dispatch``); both change no result."""
+import ast
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss._derive.webs import unique_names
+from refloss._numba_options import BLOCK, SERIAL_BELOW
+
+SOURCE = textwrap.dedent("""\
+    def f(x, n, flag):
+        acc = 0.0
+        for i in range(n):
+            t = x * i
+            u = t + 1.0
+            acc += u if t > 1.0 else -u
+        if flag:
+            for i in range(n):
+                t = x - i
+                u = t * t
+                acc = acc - u
+        if x > 0.5:
+            t = x * 3.0
+            out = t + 1.0
+        else:
+            t = x / 3.0
+            out = t - 1.0
+        t = out * acc
+        return t, acc, out""")
+
+
+def _run(source, *args):
+    ns = {}
+    exec(source, ns)
+    return ns["f"](*args)
+
+
+def _multiply_defined(source) -> set:
+    seen, twice = set(), set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            (twice if node.id in seen else seen).add(node.id)
+    return twice
+
+
+def test_independent_values_get_names_of_their_own_and_the_function_computes_the_same():
+    renamed = unique_names(SOURCE)
+    assert _multiply_defined(SOURCE) == {"i", "t", "u", "acc", "out"}
+    # left: acc (a loop's accumulator: its definitions reach common uses) and out (a branch's output, read after)
+    assert _multiply_defined(renamed) == {"acc", "out"}
+    assert "t_w1" in renamed and "u_w1" in renamed and "i_w1" in renamed
+    for args in [(0.25, 3, True), (0.75, 5, False), (2.0, 0, True), (-1.5, 4, True)]:
+        assert _run(renamed, *args) == _run(SOURCE, *args)
+
+
+def test_names_kept_and_unsupported_functions():
+    assert "out_w" not in unique_names(SOURCE, keep=("out",))
+    assert "t_w1" not in unique_names(SOURCE, keep=("t",))
+    with_break = SOURCE.replace("            acc = acc - u", "            acc = acc - u\n            break")
+    assert unique_names(with_break) == with_break  # (not analysed: left as it is)
+    with pytest.raises(ValueError):
+        unique_names("x = 1\ny = 2")
+
+
+@pytest.mark.parametrize("name", ["giou_loss", "ciou_loss", "smooth_l1", "sigmoid_focal_loss"])
+def test_generated_functions_have_one_name_for_each_independent_value(name):
+    """Renaming a generated function again changes nothing: the generator wrote it with the webs apart."""
+    for suffix in ("", "_cpu"):
+        mod = importlib.import_module(f"refloss._generated.{name}{suffix}")
+        text = open(mod.__file__).read()
+        lines = text.split("\n")
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef) and ("_block_" in node.name or node.name.startswith("value")):
+                source = "\n".join(lines[node.lineno - 1:node.end_lineno])
+                keep = () if "_block_" in node.name else tuple(set().union(*(
+                    {t.id for t in ast.walk(r.value) if isinstance(t, ast.Name)}
+                    for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None)))
+                assert unique_names(source, keep=keep) == source, f"{name}{suffix}.{node.name}"
+
+
+@pytest.mark.parametrize("name", ["l1", "giou_loss", "dfl_loss"])
+def test_the_parallel_driver_gives_the_block_by_block_results(name):
+    """Above SERIAL_BELOW elements the drivers run blocks in parallel: the same numbers as calls on
+    slices small enough to run on the calling thread."""
+    fn = getattr(rl, name)
+    n = SERIAL_BELOW + 3 * BLOCK + 17
+    rng = np.random.default_rng(3)
+    if name == "giou_loss":
+        xy = rng.uniform(0, 1, (n, 2))
+        args = (np.concatenate([xy, xy + rng.uniform(0.1, 1, (n, 2))], 1),
+                np.concatenate([xy + 0.2, xy + 0.2 + rng.uniform(0.1, 1, (n, 2))], 1))
+        args[1][::997] = [1e300, 1e300, 2e300, 2e300]  # far: the quotients' loop in some blocks
+    elif name == "dfl_loss":
+        args = (rng.normal(0, 2, (n, 9)), rng.uniform(0, 8, n))
+    else:
+        args = (rng.normal(0, 1, n), rng.normal(0, 1, n))
+    with np.errstate(all="ignore"):
+        whole = fn.value_and_grad(*args)
+        step = SERIAL_BELOW // 2
+        parts = [fn.value_and_grad(*(a[lo:lo + step] for a in args)) for lo in range(0, n, step)]
+    np.testing.assert_array_equal(whole[0], np.concatenate([p[0] for p in parts]))
+    for k, g in enumerate(whole[1]):
+        np.testing.assert_array_equal(g, np.concatenate([p[1][k] for p in parts]))
+
+
+def test_a_small_call_compiles_no_parallel_driver(tmp_path):
+    script = textwrap.dedent("""\
+        import numpy as np, refloss as rl
+        rl.l1.value_and_grad(np.ones(10), np.zeros(10))
+        mod = rl.l1._module("cpu")
+        assert mod._value_and_grad_block_f64.signatures, "the block did not compile"
+        assert not mod._value_and_grad_blocks_f64.signatures, "a parallel driver compiled for 10 elements"
+        print("ok")""")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
