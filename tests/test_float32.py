@@ -4,23 +4,56 @@ outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the sourc
 under ``if not abs(output) > _f32(0.5)*(...)``) and its ``double`` outputs everywhere
 (``Kernel.double``: from the first ``_w_<input> = _f64(<input>)`` outside such a guard to the
 branch's end or ``return``)."""
-import io
-from contextlib import redirect_stdout
-
+import numba
 import numpy as np
 import pytest
-from numba import njit
+from numba.core import compiler, registry
+from numba.core.compiler_machinery import FunctionPass, PassManager, register_pass
+from numba.core.typed_passes import AnnotateTypes
 
 import refloss as rl
-from refloss._numba_options import CPU_OPTIONS
 from refloss._reference import REFERENCES
 
 
-def _float64_lines(dispatcher) -> list:
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        dispatcher.inspect_types()
-    typed = buf.getvalue()
+@register_pass(mutates_CFG=False, analysis_only=True)
+class _StopAfterTyping(FunctionPass):
+    _name = "refloss_stop_after_typing"
+
+    def __init__(self):
+        FunctionPass.__init__(self)
+
+    def run_pass(self, state):
+        raise compiler._EarlyPipelineCompletion(state.type_annotation)
+
+
+class _TypingOnly(compiler.CompilerBase):
+    """Numba's nopython pipeline up to the typed IR (what ``inspect_types`` prints), without lowering
+    to LLVM: half of a block's compile time, and these functions are never run."""
+
+    def define_pipelines(self):
+        pm = PassManager("typing only")
+        pm.passes.extend(compiler.DefaultPassBuilder.define_untyped_pipeline(self.state).passes)
+        pm.passes.extend(compiler.DefaultPassBuilder.define_typed_pipeline(self.state).passes)
+        pm.add_pass(AnnotateTypes, "annotate types")
+        pm.add_pass(_StopAfterTyping, "stop")
+        pm.finalize()
+        return [pm]
+
+
+def _typed_ir(py_func, inputs) -> str:
+    """The typed IR of ``py_func`` on ``inputs`` (its argument values), as ``inspect_types`` prints it."""
+    flags = compiler.Flags()
+    flags.nrt = True
+    flags.error_model = "numpy"
+    target = registry.cpu_target
+    annotation = compiler.compile_extra(target.typing_context, target.target_context, py_func,
+                                        tuple(numba.typeof(a) for a in inputs), None, flags, {},
+                                        pipeline_class=_TypingOnly)
+    return str(annotation)
+
+
+def _float64_lines(typed: str) -> list:
+    """The float64 lines of a typed IR, but those of a kernel's wide and double outputs."""
     assert "float32" in typed
     # the typed IR of a source line is printed before it: a line's offending IR waits in ``pending``
     # wide: the indentation of the guard of the float64 block; double: that of the double outputs' block
@@ -52,19 +85,15 @@ def _float64_lines(dispatcher) -> list:
 
 
 def _block_calls(mod, widths, grad_widths, values, args):
-    """The drivers' float32 block functions (where the kernels are written into the loop), compiled
-    afresh on flat arrays of 3 elements (one loaded from Numba's cache has no typed IR)."""
+    """The typed IR of the drivers' float32 block functions (where the kernels are written into the
+    loop) on flat arrays (typed afresh: a function loaded from Numba's cache has no typed IR)."""
     arrays = [np.full(3 * w, 0.5, np.float32) for w in widths]
     out = np.empty(3 * values, np.float32)
     grads = [np.empty(3 * w, np.float32) for w in grad_widths]
     calls = ((mod._value_block_f32, arrays + [out]),
              (mod._value_and_grad_block_f32, arrays + [out] + grads + [np.float32(1)]))
-    fresh = []
-    for block, inputs in calls:
-        again = njit(**{**CPU_OPTIONS, "cache": False})(block.py_func)
-        again(*inputs, *args)
-        fresh.append(again)
-    return fresh
+    return [_typed_ir(block.py_func, [*inputs, *args]) for block, inputs in calls]
+
 
 
 @pytest.mark.parametrize("name", rl.ALL_LOSSES)
@@ -79,9 +108,7 @@ def test_float32_kernels_have_no_float64(name):
         rows = [np.full(3, 0.5, np.float32) if w is None else np.float32(0.5) for w in fn.info.widths]
         grads = [np.empty(3 if widths[n] is None else 1, np.float32) for n in fn.info.grad_inputs]
         calls = ((mod._value_f32, rows), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
-        for scalar, inputs in calls:
-            scalar(*inputs, *args)  # compile for float32 (drivers may come from cache)
-        kernels = [scalar for scalar, _ in calls]
+        kernels = [_typed_ir(scalar.py_func, [*inputs, *args]) for scalar, inputs in calls]
     else:
         widths = dict(zip(fn.info.inputs, fn.info.widths))
         kernels = _block_calls(mod, fn.info.widths, [widths[n] for n in fn.info.grad_inputs], 1, args)
@@ -96,3 +123,19 @@ def test_float32_yolo_decode_has_no_float64():
     for kernel in _block_calls(mod, (4, 2, 2, 4), (4,), 4, args):  # t, anchors, grid, cotangent
         bad = _float64_lines(kernel)
         assert not bad, "yolo_decode: float64 in a float32 kernel:\n" + "\n".join(bad[:5])
+
+
+def _planted(x, out):
+    for i in range(x.shape[0]):
+        out[i] = x[i] * 0.5  # a float64 literal: the product is float64, rounded to float32 when stored
+
+
+def _clean(x, out):
+    for i in range(x.shape[0]):
+        out[i] = x[i] * np.float32(0.5)
+
+
+def test_the_typed_ir_check_finds_a_float64_literal():
+    x, out = np.ones(3, np.float32), np.empty(3, np.float32)
+    assert _float64_lines(_typed_ir(_planted, [x, out]))
+    assert not _float64_lines(_typed_ir(_clean, [x, out]))

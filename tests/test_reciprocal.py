@@ -4,6 +4,7 @@ quotients elsewhere.  The CPU block loops (reciprocals in a vectorised loop, the
 the elements out of range) give what the scalar kernel gives element by element, bit for bit; an
 element's result does not depend on its neighbours; and across the whole exponent range (where
 1/area overflows or is subnormal) the gradients keep the scale invariance of the exact ones."""
+import functools
 import importlib
 
 import numba
@@ -52,6 +53,13 @@ def _pairs(dtype, n=600, seed=0):
     return pred.astype(dtype), target.astype(dtype)
 
 
+@functools.cache
+def _scalar_kernel(name, prec):
+    """The scalar kernel compiled by itself (once a loss and precision: the parameter sets share it)."""
+    return numba.njit(error_model="numpy")(getattr(importlib.import_module(f"refloss._generated.{name}"),
+                                                   f"value_and_grad_{prec}"))
+
+
 @pytest.mark.parametrize("name,params,dtype", CASES, ids=repr)
 def test_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dtype):
     fn = getattr(rl, name)
@@ -59,7 +67,7 @@ def test_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dt
     with np.errstate(all="ignore"):
         value, (dp, dt) = fn.value_and_grad(p, t, dtype=dtype, **params)
     prec = "f64" if dtype == "float64" else "f32"
-    scalar = numba.njit(error_model="numpy")(getattr(importlib.import_module(f"refloss._generated.{name}"), f"value_and_grad_{prec}"))
+    scalar = _scalar_kernel(name, prec)
     args = fn.kernel_args(params, prec)
     for i in range(len(p)):
         out = scalar(*p[i], *t[i], *args)
