@@ -122,3 +122,12 @@ def test_a_small_call_compiles_no_parallel_driver(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_name_some_path_leaves_unassigned_is_an_error():
+    """The CPU block loops write a kernel's body in and read ``_ok`` and the outputs after it: a renaming
+    that left one branch's ``_ok`` under another name read a stale value there (2026-12-02, caught by
+    tests/test_reciprocal.py); such a read is now refused when the function is generated."""
+    source = "def f(x):\n    if x > 0.0:\n        ok = True\n    else:\n        ok_w1 = False\n    return ok\n"
+    with pytest.raises(ValueError, match="ok may be read before it is assigned"):
+        unique_names(source)

@@ -1212,8 +1212,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
-    # each branch's temporaries under names of their own (not the outputs: callers read them by name)
-    return unique_names("\n".join(lines), keep=outputs) + "\n"
+    # each branch's temporaries under names of their own; not the outputs, nor _ok: the CPU block loops
+    # write the body in without its returns and read them after it, whichever branch assigned them
+    return unique_names("\n".join(lines), keep=(*outputs, "_ok")) + "\n"
 
 
 def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:

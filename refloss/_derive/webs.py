@@ -15,7 +15,8 @@ outputs after a kernel's branches, a loop's accumulator).
 
 Only straight-line code, ``if``, ``for`` and ``while`` are analysed (what the generator writes);
 a function with anything else (``break``, ``try``, a comprehension, a nested function...) is
-returned unchanged.
+returned unchanged.  A read that some path reaches with its name unassigned is an error: the
+generator's bodies are written into loops that read their outputs after them.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class _Webs:
         for node in ast.walk(fn):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.locals.add(node.id)
-        state = {}
+        state = {name: _UNDEFINED for name in self.locals}
         for a in fn.args.args:
             d = (id(a), a.arg)
             self.parent[d] = d
@@ -73,9 +74,7 @@ class _Webs:
             if isinstance(node, _UNSUPPORTED):
                 raise _Unsupported(type(node).__name__)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in self.locals:
-                reaching = state.get(node.id)
-                if not reaching:  # (a read no definition reaches: leave the function alone)
-                    raise _Unsupported(f"{node.id} read before any definition")
+                reaching = _defined(state, node)
                 self.union(reaching)
                 self.uses[id(node)] = (node, next(iter(reaching)))
 
@@ -102,9 +101,7 @@ class _Webs:
                 self.read(stmt.value, state)
                 if isinstance(stmt.target, ast.Name):  # x += e reads x: its new definition joins x's web
                     node = stmt.target
-                    reaching = state.get(node.id)
-                    if not reaching:
-                        raise _Unsupported(f"{node.id} updated before any definition")
+                    reaching = _defined(state, node)
                     d = self.define(node, state)
                     self.union([d, *reaching])
                 else:
@@ -138,6 +135,19 @@ class _Webs:
         if isinstance(stmt, ast.While):
             self.read(stmt.test, after)
         return self.block(stmt.orelse, after) if stmt.orelse else after
+
+
+_UNDEFINED = frozenset([None])  # the state of a local before its first definition
+
+
+def _defined(state: dict, node: ast.Name) -> frozenset:
+    """The definitions of ``node``'s name that reach it; an error where on some path none does (a
+    generated body written into a loop reads its outputs and ``_ok`` whichever branch it took: a name
+    assigned in some branches only would read a stale or undefined value)."""
+    reaching = state[node.id]
+    if None in reaching:
+        raise ValueError(f"line {node.lineno}: {node.id} may be read before it is assigned")
+    return reaching
 
 
 def _merge(a: dict, b: dict) -> dict:

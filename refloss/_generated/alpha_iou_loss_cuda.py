@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 56b095ce07427c3c
+# scalar kernels: sha256 027113cab0301da6
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

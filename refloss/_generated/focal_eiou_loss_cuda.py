@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ab3e1c18712eb7bd
+# scalar kernels: sha256 fd967edd9b55bbd1
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

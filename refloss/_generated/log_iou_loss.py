@@ -128,7 +128,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         d_ty1 = math.nan
         d_tx2 = math.nan
         d_ty2 = math.nan
-        _ok_w1 = True
+        _ok = True
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # overlap
         _t0 = max(_s1, _s1 - _s1)
@@ -188,8 +188,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t9 = inter/_t8
         _a47 = abs(_t8)
         _a48 = abs(_t9)
-        _ok_w2 = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
-        if _ok_w2:
+        _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
+        if _ok:
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
@@ -377,7 +377,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         d_ty1 = _f32(math.nan)
         d_tx2 = _f32(math.nan)
         d_ty2 = _f32(math.nan)
-        _ok_w1 = True
+        _ok = True
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # overlap
         _t0 = max(_s1, _s1 - _s1)
@@ -432,8 +432,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _t9 = inter/_t8
         _a42 = abs(_t8)
         _a43 = abs(_t9)
-        _ok_w2 = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
-        if _ok_w2:
+        _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
+        if _ok:
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1

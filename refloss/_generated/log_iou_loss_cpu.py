@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 578453acebccbcc8
+# scalar kernels: sha256 15c0288226348539
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -158,7 +158,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = math.nan
             d_tx2 = math.nan
             d_ty2 = math.nan
-            _ok_w1 = True
+            _ok = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -217,7 +217,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9 = inter/_t8
             _a47 = abs(_t8)
             _a48 = abs(_t9)
-            _ok_w2 = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
+            _ok = (_a47 >= 4.450147717014403e-308) & (_a47 <= 2.247116418577895e+307) & (_a48 >= 4.450147717014403e-308) & (_a48 <= 2.247116418577895e+307)
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
@@ -302,7 +302,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty1_w1 = math.nan
                 d_tx2_w1 = math.nan
                 d_ty2_w1 = math.nan
-                _ok = True
+                _ok_w1 = True
             elif (inter_w1 == 0.0):  # no overlap: +inf, gradient undefined (NaN)
                 value_w2 = math.inf
                 d_px1_w1 = math.nan
@@ -313,7 +313,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty1_w1 = math.nan
                 d_tx2_w1 = math.nan
                 d_ty2_w1 = math.nan
-                _ok_w1_w1 = True
+                _ok_w1 = True
             else:  # overlap
                 _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
                 _t1_w1 = -py1_w1 + py2_w1
@@ -372,8 +372,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t9_w1 = inter_w1/_t8_w1
                 _a47_w1 = abs(_t8_w1)
                 _a48_w1 = abs(_t9_w1)
-                _ok_w2_w1 = (_a47_w1 >= 4.450147717014403e-308) & (_a47_w1 <= 2.247116418577895e+307) & (_a48_w1 >= 4.450147717014403e-308) & (_a48_w1 <= 2.247116418577895e+307)
-                if _ok_w2_w1:
+                _ok_w1 = (_a47_w1 >= 4.450147717014403e-308) & (_a47_w1 <= 2.247116418577895e+307) & (_a48_w1 >= 4.450147717014403e-308) & (_a48_w1 <= 2.247116418577895e+307)
+                if _ok_w1:
                     _inv0_w1 = 1.0/_t8_w1
                     _inv1_w1 = 1.0/_t9_w1
                     _t11_w2 = px1_w1 - tx1_w1
@@ -475,7 +475,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_ty1_w1 = -((-_t30_w1*_t50_w1 + _t31_w1*_t5_w1*_t9_w1 - _t35_w1*_t51_w1)/_t8_w1)/_t9_w1
                     d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
                     d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
-            if not _ok:
+            if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
                 _d_pred[4 * _i_w1 + 1] = d_py1_w1
                 _d_pred[4 * _i_w1 + 2] = d_px2_w1
@@ -654,7 +654,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty1 = _f32(math.nan)
             d_tx2 = _f32(math.nan)
             d_ty2 = _f32(math.nan)
-            _ok_w1 = True
+            _ok = True
         else:  # overlap
             _t0 = max(_s1, _s1 - _s1)
             _t1 = -py1 + py2
@@ -708,7 +708,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9 = inter/_t8
             _a42 = abs(_t8)
             _a43 = abs(_t9)
-            _ok_w2 = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
+            _ok = (_a42 >= _f32(2.350988701644575e-38)) & (_a42 <= _f32(4.253529586511731e+37)) & (_a43 >= _f32(2.350988701644575e-38)) & (_a43 <= _f32(4.253529586511731e+37))
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
@@ -793,7 +793,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty1_w1 = _f32(math.nan)
                 d_tx2_w1 = _f32(math.nan)
                 d_ty2_w1 = _f32(math.nan)
-                _ok = True
+                _ok_w1 = True
             elif (inter_w1 == _f32(0.0)):  # no overlap: +inf, gradient undefined (NaN)
                 value_w2 = _f32(math.inf)
                 d_px1_w1 = _f32(math.nan)
@@ -804,7 +804,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty1_w1 = _f32(math.nan)
                 d_tx2_w1 = _f32(math.nan)
                 d_ty2_w1 = _f32(math.nan)
-                _ok_w1_w1 = True
+                _ok_w1 = True
             else:  # overlap
                 _t0_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
                 _t1_w1 = -py1_w1 + py2_w1
@@ -858,8 +858,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t9_w1 = inter_w1/_t8_w1
                 _a42_w1 = abs(_t8_w1)
                 _a43_w1 = abs(_t9_w1)
-                _ok_w2_w1 = (_a42_w1 >= _f32(2.350988701644575e-38)) & (_a42_w1 <= _f32(4.253529586511731e+37)) & (_a43_w1 >= _f32(2.350988701644575e-38)) & (_a43_w1 <= _f32(4.253529586511731e+37))
-                if _ok_w2_w1:
+                _ok_w1 = (_a42_w1 >= _f32(2.350988701644575e-38)) & (_a42_w1 <= _f32(4.253529586511731e+37)) & (_a43_w1 >= _f32(2.350988701644575e-38)) & (_a43_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w1:
                     _inv0_w1 = _f32(1.0)/_t8_w1
                     _inv1_w1 = _f32(1.0)/_t9_w1
                     _t11_w2 = px1_w1 - tx1_w1
@@ -961,7 +961,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_ty1_w1 = -((-_t30_w1*_t50_w1 + _t31_w1*_t5_w1*_t9_w1 - _t35_w1*_t51_w1)/_t8_w1)/_t9_w1
                     d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
                     d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
-            if not _ok:
+            if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
                 _d_pred[4 * _i_w1 + 1] = d_py1_w1
                 _d_pred[4 * _i_w1 + 2] = d_px2_w1

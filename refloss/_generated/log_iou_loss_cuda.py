@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 578453acebccbcc8
+# scalar kernels: sha256 15c0288226348539
 """-ln IoU loss (UnitBox): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d19bd134445bb3c9
+# scalar kernels: sha256 a38e92a72cea9d27
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5cbe9cb54b8556f6
+# scalar kernels: sha256 1041a35dd42b8feb
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

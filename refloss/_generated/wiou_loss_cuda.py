@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 19615d6b9b9a7933
+# scalar kernels: sha256 f890e0584013a3bc
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
