@@ -74,15 +74,15 @@ class _Stderr:
 
 def count(loss: str, precision: str):
     """(packed, scalar, ymm/zmm operands, vector widths of the loops LLVM vectorised, assembly) of
-    the loss's value-and-gradient kernel loop (the block function its driver calls, or the
-    driver itself for a loss over rows)."""
+    the loss's value-and-gradient kernel loop (the block function its driver calls, or for a loss
+    over rows its loop on the calling thread)."""
     fn = getattr(rl, loss)
     dtype = np.float64 if precision == "f64" else np.float32
     with _Stderr() as err:
         fn.value_and_grad(*_example(loss, dtype), dtype=dtype, **REFERENCES[loss].param_sets[0])
     widths = [int(w) for w in VECTORISED.findall(err.text)]
     module = fn._module("cpu")
-    driver = getattr(module, f"_value_and_grad_block_{precision}", None) or getattr(module, f"value_and_grad_{precision}")
+    driver = getattr(module, f"_value_and_grad_block_{precision}", None) or getattr(module, f"_value_and_grad_rows_{precision}")
     asm = "\n".join(driver.inspect_asm(sig) for sig in driver.signatures)
     return len(PACKED.findall(asm)), len(SCALAR.findall(asm)), len(WIDE.findall(asm)), widths, asm
 
