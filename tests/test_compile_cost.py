@@ -1,6 +1,7 @@
 """What keeps a first call's compile short: names of their own for independent values
-(refloss/_derive/webs.py) and parallel drivers compiled only for large batches (codegen's
-``_dispatch``); both change no result."""
+(refloss/_derive/webs.py), branch-free selections for cheap conditional expressions
+(refloss/_derive/selects.py) and parallel drivers compiled only for large batches (codegen's
+``_dispatch``); none changes a result."""
 import ast
 import importlib
 import os
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import refloss as rl
+from refloss._derive.selects import selects
 from refloss._derive.webs import unique_names
 from refloss._numba_options import BLOCK, SERIAL_BELOW
 
@@ -131,3 +133,66 @@ def test_a_name_some_path_leaves_unassigned_is_an_error():
     source = "def f(x):\n    if x > 0.0:\n        ok = True\n    else:\n        ok_w1 = False\n    return ok\n"
     with pytest.raises(ValueError, match="ok may be read before it is assigned"):
         unique_names(source)
+
+
+SELECTS = textwrap.dedent("""\
+    def f(x, y, flag):
+        a = (1.0 if x > 0.0 else 0.0)
+        b = max(x, (y if flag else x)) + (math.pow(x, y) if x > 0.0 else 0.0)
+        c = abs(x if y > 0.0 else -x) + (1.0 if x > 0.0 else (0.5 if x == 0.0 else
+            0.0))
+        d = (y / x if x != 0.0 else y)
+        e = (_f64(1.0) if z[0] > 1.0 else _f64(0.0))
+        g = (z[0] if x > 0.0 else 0.0) + (1.0 if x > 0.0 and y > 0.0 else 0.0)
+        return a, b, c, d, e, g""")
+
+
+def test_cheap_conditional_expressions_become_selections_and_the_rest_stays_as_written():
+    out = selects(SELECTS)
+    assert "a = _sel(x > 0.0, 1.0, 0.0)" in out
+    assert "max(x, _sel(flag, y, x)) + (math.pow(x, y) if x > 0.0 else 0.0)" in out  # pow: a call that costs
+    assert "abs(_sel(y > 0.0, x, -x)) + _sel(x > 0.0, 1.0, _sel(x == 0.0, 0.5, 0.0))" in out  # a call's argument
+    assert "d = _sel(x != 0.0, y / x, y)" in out  # x / 0 in the arm not taken: an unused inf (error_model numpy)
+    assert "e = _sel(z[0] > 1.0, _f64(1.0), _f64(0.0))" in out  # an element in the condition: read anyway
+    assert "(z[0] if x > 0.0 else 0.0)" in out and "_sel(x > 0.0 and y > 0.0, 1.0, 0.0)" in out  # an element in an arm
+    assert out.split("\n")[0] == "def f(x, y, flag):" and out.endswith("return a, b, c, d, e, g")
+    assert selects(out) == out
+
+
+def test_selections_compute_what_the_branches_compute():
+    """Compiled with Numba, bit for bit, float64 and float32, conditions of every kind (NaN included)."""
+    from numba import njit
+
+    from refloss._select import _sel
+
+    source = SELECTS.replace("math.pow(x, y)", "x ** 3")
+    funcs = []
+    for text in (source, selects(source)):
+        ns = {"math": __import__("math"), "_f64": np.float64, "_sel": _sel, "z": np.array([2.0])}
+        exec(text, ns)
+        funcs.append(njit(error_model="numpy")(ns["f"]))
+    assert "_sel(" in selects(source) and "_sel(" not in source
+    values = [0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 1e-310]
+    for cast in (np.float64, np.float32):
+        for x in values:
+            for y in values:
+                for flag in (True, False):
+                    with np.errstate(all="ignore"):
+                        want, got = (f(cast(x), cast(y), flag) for f in funcs)
+                    for w, g in zip(want, got):
+                        assert type(w) is type(g) and (w == g or (np.isnan(w) and np.isnan(g))), (x, y, flag, w, g)
+                        assert np.signbit(w) == np.signbit(g)
+
+
+@pytest.mark.parametrize("name", ["giou_loss", "alpha_iou_loss"])
+def test_generated_blocks_branch_only_where_an_arm_would_cost(name):
+    """The CPU blocks keep a conditional expression only where an arm calls a function that costs
+    (``math.pow``...) or reads an array: rewriting them again changes nothing."""
+    mod = importlib.import_module(f"refloss._generated.{name}_cpu")
+    text = open(mod.__file__).read()
+    assert "_sel(" in text
+    lines = text.split("\n")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and "_block_" in node.name:
+            source = "\n".join(lines[node.lineno - 1:node.end_lineno])
+            assert selects(source) == source, f"{name}_cpu.{node.name}"

@@ -34,6 +34,7 @@ from refloss._info import Properties
 from . import expo
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
+from .selects import selects
 from .webs import unique_names
 from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
 
@@ -1736,6 +1737,9 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines += _compiled_scalars("njit(**CPU_OPTIONS)")
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += _row_driver(kernel, prec, fn, with_grad) if kernel.is_row else _block_driver(kernel, prec, fn, with_grad)
+    if any("_sel(" in ln for ln in lines):
+        options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
+        lines.insert(options + 1, "from refloss._select import _sel")
     return "\n".join(lines) + "\n"
 
 
@@ -1843,7 +1847,9 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     lines += count
     lines += ["    return _bad"]
     head = len(lines) - next(k for k, ln in enumerate(reversed(lines)) if ln.startswith("def "))
-    lines[head - 1:] = unique_names("\n".join(lines[head - 1:])).split("\n")  # (the loops' values: names of their own)
+    # the loops' values under names of their own, and the cheap conditional expressions as selections:
+    # Numba's compile time grows with the product of the function's blocks and its variables assigned twice
+    lines[head - 1:] = selects(unique_names("\n".join(lines[head - 1:]))).split("\n")
     parallel = f"_{fn}_blocks_{prec}"
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {parallel}({sig}):", "")

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -106,12 +107,12 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw60 = abs(_s58)
             _ah61 = abs(_s59)
             _mx62 = max(_aw60, _ah61)
-            _q63 = (min(_aw60, _ah61)/_mx62 if _mx62 > 0.0 else 0.0)
+            _q63 = _sel(_mx62 > 0.0, min(_aw60, _ah61)/_mx62, 0.0)
             _big64 = _q63 > 0.5
             _d65 = _q63 + 1.0
             _r66 = (_q63 - 1.0)/_d65
             _e67 = _q63 - (_d65 - 1.0)
-            _r68 = (_r66 - _r66*(_e67/_d65) if _big64 else _q63)
+            _r68 = _sel(_big64, _r66 - _r66*(_e67/_d65), _q63)
             _s69 = _r68*_r68
             _e70 = -0.3333333333333333 + 0.19999999999999488*_s69
             _e71 = -0.14285714285599188 + 0.11111111100917376*_s69
@@ -129,10 +130,10 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x83 = _x80*_x80
             _e84 = _e81 + _e82*_x83
             _p85 = _r68 + _r68*(_s69*_e84)
-            _k86 = (1.0 if _big64 else 0.0)
-            _k87 = (2.0 - _k86 if _aw60 > _ah61 else _k86)
-            _k88 = (4.0 - _k87 if math.copysign(1.0, _s59) < 0.0 else _k87)
-            _p89 = (_p85 if (_aw60 > _ah61) == (math.copysign(1.0, _s59) < 0.0) else -_p85)
+            _k86 = _sel(_big64, 1.0, 0.0)
+            _k87 = _sel(_aw60 > _ah61, 2.0 - _k86, _k86)
+            _k88 = _sel(math.copysign(1.0, _s59) < 0.0, 4.0 - _k87, _k87)
+            _p89 = _sel((_aw60 > _ah61) == (math.copysign(1.0, _s59) < 0.0), _p85, -_p85)
             _u90 = _k88*0.7853981633974483 + (_p89 + _k88*3.061616997868383e-17)
             _t8 = math.copysign(_u90, _s58)
             _t9 = 0.4052847345693511*(_t8*_t8)
@@ -141,19 +142,19 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _s92 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
             _s93 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t11 = _s91 + _s93 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s92 + eps
-            _s94 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0))
+            _s94 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - _sel(_t9 > 0.0, 1.0, 0.0))
             _b95 = _s5 - px2
             _b96 = _s6 - tx1
             _e97 = (px2 - (_s5 - _b95)) - (tx2 + _b95)
             _e98 = (tx1 - (_s6 - _b96)) - (px1 + _b96)
             _c99 = _e97 - _e98
-            _s100 = (_s5 - _s6) + _c99 if _c99 == _c99 else _s5 - _s6
+            _s100 = _sel(_c99 == _c99, (_s5 - _s6) + _c99, _s5 - _s6)
             _b101 = _s10 - py2
             _b102 = _s11 - ty1
             _e103 = (py2 - (_s10 - _b101)) - (ty2 + _b101)
             _e104 = (ty1 - (_s11 - _b102)) - (py1 + _b102)
             _c105 = _e103 - _e104
-            _s106 = (_s10 - _s11) + _c105 if _c105 == _c105 else _s10 - _s11
+            _s106 = _sel(_c105 == _c105, (_s10 - _s11) + _c105, _s10 - _s11)
             _s107 = max(px2, tx2) - min(px1, tx1)
             _s108 = max(py2, ty2) - min(py1, ty1)
             _s109 = math.pow((0.25*(_s100*_s100) + 0.25*(_s106*_s106))/(eps + (_s107*_s107) + (_s108*_s108)), alpha)
@@ -212,12 +213,12 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw150 = abs(_s148)
             _ah151 = abs(_s149)
             _mx152 = max(_aw150, _ah151)
-            _q153 = (min(_aw150, _ah151)/_mx152 if _mx152 > 0.0 else 0.0)
+            _q153 = _sel(_mx152 > 0.0, min(_aw150, _ah151)/_mx152, 0.0)
             _big154 = _q153 > 0.5
             _d155 = _q153 + 1.0
             _r156 = (_q153 - 1.0)/_d155
             _e157 = _q153 - (_d155 - 1.0)
-            _r158 = (_r156 - _r156*(_e157/_d155) if _big154 else _q153)
+            _r158 = _sel(_big154, _r156 - _r156*(_e157/_d155), _q153)
             _s159 = _r158*_r158
             _e160 = -0.3333333333333333 + 0.19999999999999488*_s159
             _e161 = -0.14285714285599188 + 0.11111111100917376*_s159
@@ -235,10 +236,10 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x173 = _x170*_x170
             _e174 = _e171 + _e172*_x173
             _p175 = _r158 + _r158*(_s159*_e174)
-            _k176 = (1.0 if _big154 else 0.0)
-            _k177 = (2.0 - _k176 if _aw150 > _ah151 else _k176)
-            _k178 = (4.0 - _k177 if math.copysign(1.0, _s149) < 0.0 else _k177)
-            _p179 = (_p175 if (_aw150 > _ah151) == (math.copysign(1.0, _s149) < 0.0) else -_p175)
+            _k176 = _sel(_big154, 1.0, 0.0)
+            _k177 = _sel(_aw150 > _ah151, 2.0 - _k176, _k176)
+            _k178 = _sel(math.copysign(1.0, _s149) < 0.0, 4.0 - _k177, _k177)
+            _p179 = _sel((_aw150 > _ah151) == (math.copysign(1.0, _s149) < 0.0), _p175, -_p175)
             _u180 = _k178*0.7853981633974483 + (_p179 + _k178*3.061616997868383e-17)
             _t10_w1 = math.copysign(_u180, _s148)
             _t11_w1 = 0.4052847345693511*(_t10_w1*_t10_w1)
@@ -246,19 +247,19 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _s182 = _t8_w1*min(_t5_w1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
             _s183 = _t5_w1*min(_t4_w1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t12 = _s183 + _s181 + _s182 + _t8_w1*min(_t7_w1, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
-            _s184 = _t11_w1 + _t12/(_t12 + inter) + eps + (1.0 - (1.0 if _t11_w1 > 0.0 else 0.0))
+            _s184 = _t11_w1 + _t12/(_t12 + inter) + eps + (1.0 - _sel(_t11_w1 > 0.0, 1.0, 0.0))
             _b185 = _s5 - px2
             _b186 = _s6 - tx1
             _e187 = (px2 - (_s5 - _b185)) - (tx2 + _b185)
             _e188 = (tx1 - (_s6 - _b186)) - (px1 + _b186)
             _c189 = _e187 - _e188
-            _s190 = (_s5 - _s6) + _c189 if _c189 == _c189 else _s5 - _s6
+            _s190 = _sel(_c189 == _c189, (_s5 - _s6) + _c189, _s5 - _s6)
             _b191 = _s10 - py2
             _b192 = _s11 - ty1
             _e193 = (py2 - (_s10 - _b191)) - (ty2 + _b191)
             _e194 = (ty1 - (_s11 - _b192)) - (py1 + _b192)
             _c195 = _e193 - _e194
-            _s196 = (_s10 - _s11) + _c195 if _c195 == _c195 else _s10 - _s11
+            _s196 = _sel(_c195 == _c195, (_s10 - _s11) + _c195, _s10 - _s11)
             _s197 = max(px2, tx2) - min(px1, tx1)
             _s198 = max(py2, ty2) - min(py1, ty1)
             _s199 = math.pow((0.25*(_s190*_s190) + 0.25*(_s196*_s196))/(eps + (_s197*_s197) + (_s198*_s198)), alpha)
@@ -322,12 +323,12 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw244 = abs(_s242)
             _ah245 = abs(_s243)
             _mx246 = max(_aw244, _ah245)
-            _q247 = (min(_aw244, _ah245)/_mx246 if _mx246 > 0.0 else 0.0)
+            _q247 = _sel(_mx246 > 0.0, min(_aw244, _ah245)/_mx246, 0.0)
             _big248 = _q247 > 0.5
             _d249 = _q247 + 1.0
             _r250 = (_q247 - 1.0)/_d249
             _e251 = _q247 - (_d249 - 1.0)
-            _r252 = (_r250 - _r250*(_e251/_d249) if _big248 else _q247)
+            _r252 = _sel(_big248, _r250 - _r250*(_e251/_d249), _q247)
             _s253 = _r252*_r252
             _e254 = -0.3333333333333333 + 0.19999999999999488*_s253
             _e255 = -0.14285714285599188 + 0.11111111100917376*_s253
@@ -345,26 +346,26 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x267 = _x264*_x264
             _e268 = _e265 + _e266*_x267
             _p269 = _r252 + _r252*(_s253*_e268)
-            _k270 = (1.0 if _big248 else 0.0)
-            _k271 = (2.0 - _k270 if _aw244 > _ah245 else _k270)
-            _k272 = (4.0 - _k271 if math.copysign(1.0, _s243) < 0.0 else _k271)
-            _p273 = (_p269 if (_aw244 > _ah245) == (math.copysign(1.0, _s243) < 0.0) else -_p269)
+            _k270 = _sel(_big248, 1.0, 0.0)
+            _k271 = _sel(_aw244 > _ah245, 2.0 - _k270, _k270)
+            _k272 = _sel(math.copysign(1.0, _s243) < 0.0, 4.0 - _k271, _k271)
+            _p273 = _sel((_aw244 > _ah245) == (math.copysign(1.0, _s243) < 0.0), _p269, -_p269)
             _u274 = _k272*0.7853981633974483 + (_p273 + _k272*3.061616997868383e-17)
             _t11_w2 = math.copysign(_u274, _s242)
             _t12_w1 = 0.4052847345693511*(_t11_w2*_t11_w2)
-            _s275 = 0.16425571607494938*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/(_t10_w2 + _t12_w1 + eps + (1.0 - (1.0 if _t12_w1 > 0.0 else 0.0)))
+            _s275 = 0.16425571607494938*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/(_t10_w2 + _t12_w1 + eps + (1.0 - _sel(_t12_w1 > 0.0, 1.0, 0.0)))
             _b276 = _s5 - px2
             _b277 = _s6 - tx1
             _e278 = (px2 - (_s5 - _b276)) - (tx2 + _b276)
             _e279 = (tx1 - (_s6 - _b277)) - (px1 + _b277)
             _c280 = _e278 - _e279
-            _s281 = (_s5 - _s6) + _c280 if _c280 == _c280 else _s5 - _s6
+            _s281 = _sel(_c280 == _c280, (_s5 - _s6) + _c280, _s5 - _s6)
             _b282 = _s10 - py2
             _b283 = _s11 - ty1
             _e284 = (py2 - (_s10 - _b282)) - (ty2 + _b282)
             _e285 = (ty1 - (_s11 - _b283)) - (py1 + _b283)
             _c286 = _e284 - _e285
-            _s287 = (_s10 - _s11) + _c286 if _c286 == _c286 else _s10 - _s11
+            _s287 = _sel(_c286 == _c286, (_s10 - _s11) + _c286, _s10 - _s11)
             _s288 = max(px2, tx2) - min(px1, tx1)
             _s289 = max(py2, ty2) - min(py1, ty1)
             _s290 = math.pow((0.25*(_s281*_s281) + 0.25*(_s287*_s287))/(eps + (_s288*_s288) + (_s289*_s289)), alpha)
@@ -374,14 +375,14 @@ def _value_block_f64(_pred, _target, _out, alpha, form, eps, beta_grad):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -492,12 +493,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw60 = abs(_s58)
             _ah61 = abs(_s59)
             _mx62 = max(_aw60, _ah61)
-            _q63 = (min(_aw60, _ah61)/_mx62 if _mx62 > 0.0 else 0.0)
+            _q63 = _sel(_mx62 > 0.0, min(_aw60, _ah61)/_mx62, 0.0)
             _big64 = _q63 > 0.5
             _d65 = _q63 + 1.0
             _r66 = (_q63 - 1.0)/_d65
             _e67 = _q63 - (_d65 - 1.0)
-            _r68 = (_r66 - _r66*(_e67/_d65) if _big64 else _q63)
+            _r68 = _sel(_big64, _r66 - _r66*(_e67/_d65), _q63)
             _s69 = _r68*_r68
             _e70 = -0.3333333333333333 + 0.19999999999999488*_s69
             _e71 = -0.14285714285599188 + 0.11111111100917376*_s69
@@ -515,10 +516,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x83 = _x80*_x80
             _e84 = _e81 + _e82*_x83
             _p85 = _r68 + _r68*(_s69*_e84)
-            _k86 = (1.0 if _big64 else 0.0)
-            _k87 = (2.0 - _k86 if _aw60 > _ah61 else _k86)
-            _k88 = (4.0 - _k87 if math.copysign(1.0, _s59) < 0.0 else _k87)
-            _p89 = (_p85 if (_aw60 > _ah61) == (math.copysign(1.0, _s59) < 0.0) else -_p85)
+            _k86 = _sel(_big64, 1.0, 0.0)
+            _k87 = _sel(_aw60 > _ah61, 2.0 - _k86, _k86)
+            _k88 = _sel(math.copysign(1.0, _s59) < 0.0, 4.0 - _k87, _k87)
+            _p89 = _sel((_aw60 > _ah61) == (math.copysign(1.0, _s59) < 0.0), _p85, -_p85)
             _u90 = _k88*0.7853981633974483 + (_p89 + _k88*3.061616997868383e-17)
             _t8 = math.copysign(_u90, _s58)
             _t9 = 0.4052847345693511*(_t8*_t8)
@@ -527,19 +528,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s92 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
             _s93 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t11 = _s91 + _s93 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s92 + eps
-            _s94 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0))
+            _s94 = _t11/(_t11 + inter) + _t9 + eps + (1.0 - _sel(_t9 > 0.0, 1.0, 0.0))
             _b95 = _s5 - px2
             _b96 = _s6 - tx1
             _e97 = (px2 - (_s5 - _b95)) - (tx2 + _b95)
             _e98 = (tx1 - (_s6 - _b96)) - (px1 + _b96)
             _c99 = _e97 - _e98
-            _s100 = (_s5 - _s6) + _c99 if _c99 == _c99 else _s5 - _s6
+            _s100 = _sel(_c99 == _c99, (_s5 - _s6) + _c99, _s5 - _s6)
             _b101 = _s10 - py2
             _b102 = _s11 - ty1
             _e103 = (py2 - (_s10 - _b101)) - (ty2 + _b101)
             _e104 = (ty1 - (_s11 - _b102)) - (py1 + _b102)
             _c105 = _e103 - _e104
-            _s106 = (_s10 - _s11) + _c105 if _c105 == _c105 else _s10 - _s11
+            _s106 = _sel(_c105 == _c105, (_s10 - _s11) + _c105, _s10 - _s11)
             _s107 = max(px2, tx2) - min(px1, tx1)
             _s108 = max(py2, ty2) - min(py1, ty1)
             _s109 = math.pow((0.25*(_s100*_s100) + 0.25*(_s106*_s106))/(eps + (_s107*_s107) + (_s108*_s108)), alpha)
@@ -567,7 +568,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t49 = _t48*_t5
             _t50 = _t46 + _t49
             _t51 = _t43 + eps
-            _t52 = _t9 + eps + (1.0 - (1.0 if _t9 > 0.0 else 0.0)) + (_t11/(_t50 + _t51 + inter))
+            _t52 = _t9 + eps + (1.0 - _sel(_t9 > 0.0, 1.0, 0.0)) + (_t11/(_t50 + _t51 + inter))
             _t62 = -_t10*_t32 + _t4*_t6 + _t5*_t7 + eps
             _a112 = abs(_t20)
             _a113 = abs(_t37)
@@ -582,7 +583,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t13 = 0.5*_t12
             _t14 = px1 + _s44
             _t15 = -_t14
-            _t16 = 1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0)
+            _t16 = _sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))
             _t18 = _s106
             _t21 = (0.25*(_t12*_t12) + 0.25*(_t18*_t18))*_inv0
             _t22 = 2.0*_t21
@@ -591,8 +592,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t25 = 0.16666666666666666*_t0*_t24
             _t26 = 0.5*form - 1.5
             _t27 = alpha*(-_t24*_t26 + _t25)*(math.pow(_t21, alpha - 1.0) if _t21 > 0.0 and alpha != 0.0 else 0.0)
-            _t28 = 1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0)
-            _t33 = 1.0 if _s1 > 0.0 else 0.0
+            _t28 = _sel(_t14 > 0.0, 1.0, _sel(_t14 == 0.0, 0.5, 0.0))
+            _t33 = _sel(_s1 > 0.0, 1.0, 0.0)
             _t34 = _t32*(1.0 - _t33)
             _t35 = _t30 + _t34
             _t44 = _t19*((-_t38*_t5 + _t43)*_inv1) + eps*(_t36*_inv1)
@@ -605,14 +606,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw117 = abs(_t7)
             _ah118 = abs(_t5)
             _mx119 = max(_aw117, _ah118)
-            _q120 = (min(_aw117, _ah118)/_mx119 if _mx119 > 0.0 else 0.0)
-            _n121 = (1.0/(max(_mx119, 2.2250738585072014e-308)*(1.0 + _q120*_q120)) if _mx119 > 0.0 else 0.0)
-            _t58 = _t57*(math.copysign((_q120 if _aw117 > _ah118 else 1.0), _t5)*_n121)
+            _q120 = _sel(_mx119 > 0.0, min(_aw117, _ah118)/_mx119, 0.0)
+            _n121 = _sel(_mx119 > 0.0, 1.0/(max(_mx119, 2.2250738585072014e-308)*(1.0 + _q120*_q120)), 0.0)
+            _t58 = _t57*(math.copysign(_sel(_aw117 > _ah118, _q120, 1.0), _t5)*_n121)
             _t59 = _t56*_t58
             _t60 = _t58*beta_grad
-            _t61 = 1.0 if _t15 > 0.0 else 0.0
+            _t61 = _sel(_t15 > 0.0, 1.0, 0.0)
             _t63 = inter*_inv3
-            _t64 = 1.0 if _t14 > 0.0 else 0.0
+            _t64 = _sel(_t14 > 0.0, 1.0, 0.0)
             _t65 = _t49 + _t51
             _t66 = _t32*_t33
             _t67 = _t66*((_t65 + inter)*_inv3)
@@ -624,18 +625,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = 0.5*_t18
             _t73 = py1 + _s50
             _t74 = -_t73
-            _t75 = 1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0)
+            _t75 = _sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))
             _t76 = _t19*_t22
-            _t77 = 1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0)
-            _t78 = 1.0 if _t31 > 0.0 else 0.0
+            _t77 = _sel(_t73 > 0.0, 1.0, _sel(_t73 == 0.0, 0.5, 0.0))
+            _t78 = _sel(_t31 > 0.0, 1.0, 0.0)
             _t79 = _t10*(1.0 - _t78)
             _t80 = _t48 + _t79
             _t81 = _t17*((-_t36*_t7 + _t43)*_inv1) + eps*(_t38*_inv1)
-            _t82 = _t57*(math.copysign((1.0 if _aw117 > _ah118 else _q120), _t7)*_n121)
+            _t82 = _t57*(math.copysign(_sel(_aw117 > _ah118, 1.0, _q120), _t7)*_n121)
             _t83 = _t56*_t82
             _t84 = _t82*beta_grad
-            _t85 = 1.0 if _t74 > 0.0 else 0.0
-            _t86 = 1.0 if _t73 > 0.0 else 0.0
+            _t85 = _sel(_t74 > 0.0, 1.0, 0.0)
+            _t86 = _sel(_t73 > 0.0, 1.0, 0.0)
             _t87 = _t30*_t7 + _t51
             _t88 = _t10*_t78
             _t89 = _t88*((_t87 + inter)*_inv3)
@@ -643,18 +644,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91 = 0.5*_t88
             _t92 = _t91*((-_t32*_t48 + _t87)*_inv3)
             _t93 = px2 - tx2
-            _t94 = 1.0 if _t93 > 0.0 else (0.5 if _t93 == 0.0 else 0.0)
+            _t94 = _sel(_t93 > 0.0, 1.0, _sel(_t93 == 0.0, 0.5, 0.0))
             _t95 = -_t93
-            _t96 = 1.0 if _t95 > 0.0 else (0.5 if _t95 == 0.0 else 0.0)
-            _t97 = 1.0 if _t93 > 0.0 else 0.0
-            _t98 = 1.0 if _t95 > 0.0 else 0.0
+            _t96 = _sel(_t95 > 0.0, 1.0, _sel(_t95 == 0.0, 0.5, 0.0))
+            _t97 = _sel(_t93 > 0.0, 1.0, 0.0)
+            _t98 = _sel(_t95 > 0.0, 1.0, 0.0)
             _t99 = -_t97 - _t98 + 1.0
             _t100 = py2 - ty2
-            _t101 = 1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0)
+            _t101 = _sel(_t100 > 0.0, 1.0, _sel(_t100 == 0.0, 0.5, 0.0))
             _t102 = -_t100
-            _t103 = 1.0 if _t102 > 0.0 else (0.5 if _t102 == 0.0 else 0.0)
-            _t104 = 1.0 if _t100 > 0.0 else 0.0
-            _t105 = 1.0 if _t102 > 0.0 else 0.0
+            _t103 = _sel(_t102 > 0.0, 1.0, _sel(_t102 == 0.0, 0.5, 0.0))
+            _t104 = _sel(_t100 > 0.0, 1.0, 0.0)
+            _t105 = _sel(_t102 > 0.0, 1.0, 0.0)
             _t106 = -_t104 - _t105 + 1.0
             _t107 = -_t13
             _t108 = _t34 + _t39
@@ -662,9 +663,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw123 = abs(_t4)
             _ah124 = abs(_t6)
             _mx125 = max(_aw123, _ah124)
-            _q126 = (min(_aw123, _ah124)/_mx125 if _mx125 > 0.0 else 0.0)
-            _n127 = (1.0/(max(_mx125, 2.2250738585072014e-308)*(1.0 + _q126*_q126)) if _mx125 > 0.0 else 0.0)
-            _t110 = _t57*(math.copysign((_q126 if _aw123 > _ah124 else 1.0), _t6)*_n127)
+            _q126 = _sel(_mx125 > 0.0, min(_aw123, _ah124)/_mx125, 0.0)
+            _n127 = _sel(_mx125 > 0.0, 1.0/(max(_mx125, 2.2250738585072014e-308)*(1.0 + _q126*_q126)), 0.0)
+            _t110 = _t57*(math.copysign(_sel(_aw123 > _ah124, _q126, 1.0), _t6)*_n127)
             _t111 = _t110*_t56
             _t112 = _t110*beta_grad
             _t113 = _t50 + eps
@@ -674,7 +675,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t117 = -_t72
             _t118 = _t41 + _t79
             _t119 = _t17*((-_t29*_t4 + _t50)*_inv1) + eps*(_t47*_inv1)
-            _t120 = _t57*(math.copysign((1.0 if _aw123 > _ah124 else _q126), _t4)*_n127)
+            _t120 = _t57*(math.copysign(_sel(_aw123 > _ah124, 1.0, _q126), _t4)*_n127)
             _t121 = _t120*_t56
             _t122 = _t120*beta_grad
             _t123 = _t113 + _t39*_t4
@@ -750,12 +751,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw176 = abs(_s174)
             _ah177 = abs(_s175)
             _mx178 = max(_aw176, _ah177)
-            _q179 = (min(_aw176, _ah177)/_mx178 if _mx178 > 0.0 else 0.0)
+            _q179 = _sel(_mx178 > 0.0, min(_aw176, _ah177)/_mx178, 0.0)
             _big180 = _q179 > 0.5
             _d181 = _q179 + 1.0
             _r182 = (_q179 - 1.0)/_d181
             _e183 = _q179 - (_d181 - 1.0)
-            _r184 = (_r182 - _r182*(_e183/_d181) if _big180 else _q179)
+            _r184 = _sel(_big180, _r182 - _r182*(_e183/_d181), _q179)
             _s185 = _r184*_r184
             _e186 = -0.3333333333333333 + 0.19999999999999488*_s185
             _e187 = -0.14285714285599188 + 0.11111111100917376*_s185
@@ -773,10 +774,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x199 = _x196*_x196
             _e200 = _e197 + _e198*_x199
             _p201 = _r184 + _r184*(_s185*_e200)
-            _k202 = (1.0 if _big180 else 0.0)
-            _k203 = (2.0 - _k202 if _aw176 > _ah177 else _k202)
-            _k204 = (4.0 - _k203 if math.copysign(1.0, _s175) < 0.0 else _k203)
-            _p205 = (_p201 if (_aw176 > _ah177) == (math.copysign(1.0, _s175) < 0.0) else -_p201)
+            _k202 = _sel(_big180, 1.0, 0.0)
+            _k203 = _sel(_aw176 > _ah177, 2.0 - _k202, _k202)
+            _k204 = _sel(math.copysign(1.0, _s175) < 0.0, 4.0 - _k203, _k203)
+            _p205 = _sel((_aw176 > _ah177) == (math.copysign(1.0, _s175) < 0.0), _p201, -_p201)
             _u206 = _k204*0.7853981633974483 + (_p205 + _k204*3.061616997868383e-17)
             _t10_w1 = math.copysign(_u206, _s174)
             _t11_w1 = 0.4052847345693511*(_t10_w1*_t10_w1)
@@ -784,19 +785,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s208 = _t8_w1*min(_t5_w1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
             _s209 = _t5_w1*min(_t4_w1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t12_w1 = _s209 + _s207 + _s208 + _t8_w1*min(_t7_w1, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
-            _s210 = _t11_w1 + _t12_w1/(_t12_w1 + inter) + eps + (1.0 - (1.0 if _t11_w1 > 0.0 else 0.0))
+            _s210 = _t11_w1 + _t12_w1/(_t12_w1 + inter) + eps + (1.0 - _sel(_t11_w1 > 0.0, 1.0, 0.0))
             _b211 = _s5 - px2
             _b212 = _s6 - tx1
             _e213 = (px2 - (_s5 - _b211)) - (tx2 + _b211)
             _e214 = (tx1 - (_s6 - _b212)) - (px1 + _b212)
             _c215 = _e213 - _e214
-            _s216 = (_s5 - _s6) + _c215 if _c215 == _c215 else _s5 - _s6
+            _s216 = _sel(_c215 == _c215, (_s5 - _s6) + _c215, _s5 - _s6)
             _b217 = _s10 - py2
             _b218 = _s11 - ty1
             _e219 = (py2 - (_s10 - _b217)) - (ty2 + _b217)
             _e220 = (ty1 - (_s11 - _b218)) - (py1 + _b218)
             _c221 = _e219 - _e220
-            _s222 = (_s10 - _s11) + _c221 if _c221 == _c221 else _s10 - _s11
+            _s222 = _sel(_c221 == _c221, (_s10 - _s11) + _c221, _s10 - _s11)
             _s223 = max(px2, tx2) - min(px1, tx1)
             _s224 = max(py2, ty2) - min(py1, ty1)
             _s225 = math.pow((0.25*(_s216*_s216) + 0.25*(_s222*_s222))/(eps + (_s223*_s223) + (_s224*_s224)), alpha)
@@ -826,7 +827,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t54_w1 = _t44_w1 + eps
             _t59_w1 = _t31_w1*_t8_w1
             _t64_w1 = _t53 + _t59_w1
-            _t65_w1 = _t11_w1 + eps + (1.0 - (1.0 if _t11_w1 > 0.0 else 0.0)) + (_t12_w1/(_t54_w1 + _t64_w1 + inter))
+            _t65_w1 = _t11_w1 + eps + (1.0 - _sel(_t11_w1 > 0.0, 1.0, 0.0)) + (_t12_w1/(_t54_w1 + _t64_w1 + inter))
             _a229 = abs(_t21_w1)
             _a230 = abs(_t38_w1)
             _a231 = abs(_t48_w1)
@@ -840,7 +841,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w1 = 0.5*_t13_w1
             _t15_w1 = px1 + _s159
             _t16_w1 = -_t15_w1
-            _t17_w1 = 1.0 if _t16_w1 > 0.0 else (0.5 if _t16_w1 == 0.0 else 0.0)
+            _t17_w1 = _sel(_t16_w1 > 0.0, 1.0, _sel(_t16_w1 == 0.0, 0.5, 0.0))
             _t19_w1 = _s222
             _t22_w1 = (0.25*(_t13_w1*_t13_w1) + 0.25*(_t19_w1*_t19_w1))*_inv0_w1
             _t23_w1 = 2.0*_t22_w1
@@ -849,16 +850,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26_w1 = 0.16666666666666666*_t0_w1*_t25_w1
             _t27_w1 = 0.5*form - 1.5
             _t28_w1 = alpha*(-_t25_w1*_t27_w1 + _t26_w1)*(math.pow(_t22_w1, alpha - 1.0) if _t22_w1 > 0.0 and alpha != 0.0 else 0.0)
-            _t29_w1 = 1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0)
-            _t34_w1 = 1.0 if _s1 > 0.0 else 0.0
+            _t29_w1 = _sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))
+            _t34_w1 = _sel(_s1 > 0.0, 1.0, 0.0)
             _t35_w1 = _t33_w1*(1.0 - _t34_w1)
             _t36_w1 = _t31_w1 + _t35_w1
             _t45_w1 = _t20_w1*((-_t39_w1*_t5_w1 + _t44_w1)*_inv1_w1) + eps*(_t37_w1*_inv1_w1)
             _s233 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
             _t46_w1 = _t0_w1*_t27_w1*alpha*form*_s233
-            _t47_w1 = 1.0 if _t16_w1 > 0.0 else 0.0
+            _t47_w1 = _sel(_t16_w1 > 0.0, 1.0, 0.0)
             _t49_w1 = inter*_inv2_w1
-            _t50_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
+            _t50_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
             _t55_w1 = _t53 + _t54_w1
             _t56_w1 = _t33_w1*_t34_w1
             _t57_w1 = _t56_w1*((_t55_w1 + inter)*_inv2_w1)
@@ -874,9 +875,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw234 = abs(_t4_w1)
             _ah235 = abs(_t5_w1)
             _mx236 = max(_aw234, _ah235)
-            _q237 = (min(_aw234, _ah235)/_mx236 if _mx236 > 0.0 else 0.0)
-            _n238 = (1.0/(max(_mx236, 2.2250738585072014e-308)*(1.0 + _q237*_q237)) if _mx236 > 0.0 else 0.0)
-            _t71_w1 = _t70_w1*(math.copysign((_q237 if _aw234 > _ah235 else 1.0), _t5_w1)*_n238)
+            _q237 = _sel(_mx236 > 0.0, min(_aw234, _ah235)/_mx236, 0.0)
+            _n238 = _sel(_mx236 > 0.0, 1.0/(max(_mx236, 2.2250738585072014e-308)*(1.0 + _q237*_q237)), 0.0)
+            _t71_w1 = _t70_w1*(math.copysign(_sel(_aw234 > _ah235, _q237, 1.0), _t5_w1)*_n238)
             _t72_w1 = _t69_w1*_t71_w1
             _t73_w1 = _t71_w1*beta_grad
             _s239 = _t67_w1*_t69_w1
@@ -884,15 +885,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t75_w1 = 0.5*_t19_w1
             _t76_w1 = py1 + _s156
             _t77_w1 = -_t76_w1
-            _t78_w1 = 1.0 if _t77_w1 > 0.0 else (0.5 if _t77_w1 == 0.0 else 0.0)
+            _t78_w1 = _sel(_t77_w1 > 0.0, 1.0, _sel(_t77_w1 == 0.0, 0.5, 0.0))
             _t79_w1 = _t20_w1*_t23_w1
-            _t80_w1 = 1.0 if _t76_w1 > 0.0 else (0.5 if _t76_w1 == 0.0 else 0.0)
-            _t81_w1 = 1.0 if _t32_w1 > 0.0 else 0.0
+            _t80_w1 = _sel(_t76_w1 > 0.0, 1.0, _sel(_t76_w1 == 0.0, 0.5, 0.0))
+            _t81_w1 = _sel(_t32_w1 > 0.0, 1.0, 0.0)
             _t82_w1 = _t8_w1*(1.0 - _t81_w1)
             _t83_w1 = _t52_w1 + _t82_w1
             _t84_w1 = _t18_w1*((-_t37_w1*_t4_w1 + _t44_w1)*_inv1_w1) + eps*(_t39_w1*_inv1_w1)
-            _t85_w1 = 1.0 if _t77_w1 > 0.0 else 0.0
-            _t86_w1 = 1.0 if _t76_w1 > 0.0 else 0.0
+            _t85_w1 = _sel(_t77_w1 > 0.0, 1.0, 0.0)
+            _t86_w1 = _sel(_t76_w1 > 0.0, 1.0, 0.0)
             _t87_w1 = _t31_w1*_t4_w1 + _t54_w1
             _t88_w1 = _t8_w1*_t81_w1
             _t89_w1 = _t88_w1*((_t87_w1 + inter)*_inv2_w1)
@@ -900,23 +901,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w1 = 0.5*_t88_w1
             _t92_w1 = _t91_w1*((-_t33_w1*_t52_w1 + _t87_w1)*_inv2_w1)
             _t93_w1 = (_t4_w1*_t49_w1*_t85_w1 - _t86_w1*_t89_w1 - _t90_w1*_t92_w1)*_inv2_w1
-            _t94_w1 = _t70_w1*(math.copysign((1.0 if _aw234 > _ah235 else _q237), _t4_w1)*_n238)
+            _t94_w1 = _t70_w1*(math.copysign(_sel(_aw234 > _ah235, 1.0, _q237), _t4_w1)*_n238)
             _t95_w1 = _t69_w1*_t94_w1
             _t96_w1 = _t94_w1*beta_grad
             _t97_w1 = px2 - tx2
-            _t98_w1 = 1.0 if _t97_w1 > 0.0 else (0.5 if _t97_w1 == 0.0 else 0.0)
+            _t98_w1 = _sel(_t97_w1 > 0.0, 1.0, _sel(_t97_w1 == 0.0, 0.5, 0.0))
             _t99_w1 = -_t97_w1
-            _t100_w1 = 1.0 if _t99_w1 > 0.0 else (0.5 if _t99_w1 == 0.0 else 0.0)
-            _t101_w1 = 1.0 if _t97_w1 > 0.0 else 0.0
-            _t102_w1 = 1.0 if _t99_w1 > 0.0 else 0.0
+            _t100_w1 = _sel(_t99_w1 > 0.0, 1.0, _sel(_t99_w1 == 0.0, 0.5, 0.0))
+            _t101_w1 = _sel(_t97_w1 > 0.0, 1.0, 0.0)
+            _t102_w1 = _sel(_t99_w1 > 0.0, 1.0, 0.0)
             _t103_w1 = -_t101_w1 - _t102_w1 + 1.0
             _t104_w1 = (-_t101_w1*_t49_w1*_t5_w1 + _t102_w1*_t57_w1 + _t103_w1*_t61_w1)*_inv2_w1
             _t105_w1 = py2 - ty2
-            _t106_w1 = 1.0 if _t105_w1 > 0.0 else (0.5 if _t105_w1 == 0.0 else 0.0)
+            _t106_w1 = _sel(_t105_w1 > 0.0, 1.0, _sel(_t105_w1 == 0.0, 0.5, 0.0))
             _t107_w1 = -_t105_w1
-            _t108_w1 = 1.0 if _t107_w1 > 0.0 else (0.5 if _t107_w1 == 0.0 else 0.0)
-            _t109_w1 = 1.0 if _t105_w1 > 0.0 else 0.0
-            _t110_w1 = 1.0 if _t107_w1 > 0.0 else 0.0
+            _t108_w1 = _sel(_t107_w1 > 0.0, 1.0, _sel(_t107_w1 == 0.0, 0.5, 0.0))
+            _t109_w1 = _sel(_t105_w1 > 0.0, 1.0, 0.0)
+            _t110_w1 = _sel(_t107_w1 > 0.0, 1.0, 0.0)
             _t111_w1 = -_t109_w1 - _t110_w1 + 1.0
             _t112_w1 = (-_t109_w1*_t4_w1*_t49_w1 + _t110_w1*_t89_w1 + _t111_w1*_t92_w1)*_inv2_w1
             _t113_w1 = -_t14_w1
@@ -930,9 +931,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw240 = abs(_t6_w1)
             _ah241 = abs(_t7_w1)
             _mx242 = max(_aw240, _ah241)
-            _q243 = (min(_aw240, _ah241)/_mx242 if _mx242 > 0.0 else 0.0)
-            _n244 = (1.0/(max(_mx242, 2.2250738585072014e-308)*(1.0 + _q243*_q243)) if _mx242 > 0.0 else 0.0)
-            _t121_w1 = _t70_w1*(math.copysign((_q243 if _aw240 > _ah241 else 1.0), _t7_w1)*_n244)
+            _q243 = _sel(_mx242 > 0.0, min(_aw240, _ah241)/_mx242, 0.0)
+            _n244 = _sel(_mx242 > 0.0, 1.0/(max(_mx242, 2.2250738585072014e-308)*(1.0 + _q243*_q243)), 0.0)
+            _t121_w1 = _t70_w1*(math.copysign(_sel(_aw240 > _ah241, _q243, 1.0), _t7_w1)*_n244)
             _t122_w1 = _t121_w1*_t69_w1
             _t123_w1 = _t121_w1*beta_grad
             _t124_w1 = -_t75_w1
@@ -942,7 +943,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t128 = _t88_w1*((_t127 + inter)*_inv2_w1)
             _t129 = _t91_w1*((_t127 - _t33_w1*_t40_w1)*_inv2_w1)
             _t130 = (-_t128*_t85_w1 - _t129*_t90_w1 + _t49_w1*_t6_w1*_t86_w1)*_inv2_w1
-            _t131 = _t70_w1*(math.copysign((1.0 if _aw240 > _ah241 else _q243), _t6_w1)*_n244)
+            _t131 = _t70_w1*(math.copysign(_sel(_aw240 > _ah241, 1.0, _q243), _t6_w1)*_n244)
             _t132 = _t131*_t69_w1
             _t133 = _t131*beta_grad
             _t134 = (_t101_w1*_t118_w1 - _t102_w1*_t49_w1*_t7_w1 + _t103_w1*_t119_w1)*_inv2_w1
@@ -1019,12 +1020,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw294 = abs(_s292)
             _ah295 = abs(_s293)
             _mx296 = max(_aw294, _ah295)
-            _q297 = (min(_aw294, _ah295)/_mx296 if _mx296 > 0.0 else 0.0)
+            _q297 = _sel(_mx296 > 0.0, min(_aw294, _ah295)/_mx296, 0.0)
             _big298 = _q297 > 0.5
             _d299 = _q297 + 1.0
             _r300 = (_q297 - 1.0)/_d299
             _e301 = _q297 - (_d299 - 1.0)
-            _r302 = (_r300 - _r300*(_e301/_d299) if _big298 else _q297)
+            _r302 = _sel(_big298, _r300 - _r300*(_e301/_d299), _q297)
             _s303 = _r302*_r302
             _e304 = -0.3333333333333333 + 0.19999999999999488*_s303
             _e305 = -0.14285714285599188 + 0.11111111100917376*_s303
@@ -1042,26 +1043,26 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x317 = _x314*_x314
             _e318 = _e315 + _e316*_x317
             _p319 = _r302 + _r302*(_s303*_e318)
-            _k320 = (1.0 if _big298 else 0.0)
-            _k321 = (2.0 - _k320 if _aw294 > _ah295 else _k320)
-            _k322 = (4.0 - _k321 if math.copysign(1.0, _s293) < 0.0 else _k321)
-            _p323 = (_p319 if (_aw294 > _ah295) == (math.copysign(1.0, _s293) < 0.0) else -_p319)
+            _k320 = _sel(_big298, 1.0, 0.0)
+            _k321 = _sel(_aw294 > _ah295, 2.0 - _k320, _k320)
+            _k322 = _sel(math.copysign(1.0, _s293) < 0.0, 4.0 - _k321, _k321)
+            _p323 = _sel((_aw294 > _ah295) == (math.copysign(1.0, _s293) < 0.0), _p319, -_p319)
             _u324 = _k322*0.7853981633974483 + (_p323 + _k322*3.061616997868383e-17)
             _t11_w2 = math.copysign(_u324, _s292)
             _t12_w2 = 0.4052847345693511*(_t11_w2*_t11_w2)
-            _s325 = 0.16425571607494938*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/(_t10_w2 + _t12_w2 + eps + (1.0 - (1.0 if _t12_w2 > 0.0 else 0.0)))
+            _s325 = 0.16425571607494938*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/(_t10_w2 + _t12_w2 + eps + (1.0 - _sel(_t12_w2 > 0.0, 1.0, 0.0)))
             _b326 = _s5 - px2
             _b327 = _s6 - tx1
             _e328 = (px2 - (_s5 - _b326)) - (tx2 + _b326)
             _e329 = (tx1 - (_s6 - _b327)) - (px1 + _b327)
             _c330 = _e328 - _e329
-            _s331 = (_s5 - _s6) + _c330 if _c330 == _c330 else _s5 - _s6
+            _s331 = _sel(_c330 == _c330, (_s5 - _s6) + _c330, _s5 - _s6)
             _b332 = _s10 - py2
             _b333 = _s11 - ty1
             _e334 = (py2 - (_s10 - _b332)) - (ty2 + _b332)
             _e335 = (ty1 - (_s11 - _b333)) - (py1 + _b333)
             _c336 = _e334 - _e335
-            _s337 = (_s10 - _s11) + _c336 if _c336 == _c336 else _s10 - _s11
+            _s337 = _sel(_c336 == _c336, (_s10 - _s11) + _c336, _s10 - _s11)
             _s338 = max(px2, tx2) - min(px1, tx1)
             _s339 = max(py2, ty2) - min(py1, ty1)
             _s340 = math.pow((0.25*(_s331*_s331) + 0.25*(_s337*_s337))/(eps + (_s338*_s338) + (_s339*_s339)), alpha)
@@ -1090,7 +1091,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t54_w2 = _t44_w2 + eps
             _t59_w2 = _t31_w2*_t8_w2
             _t64_w2 = _t53_w1 + _t59_w2
-            _t65_w2 = _t12_w2 + eps + (1.0 - (1.0 if _t12_w2 > 0.0 else 0.0)) + (_t9_w2/(_t54_w2 + _t64_w2 + inter))
+            _t65_w2 = _t12_w2 + eps + (1.0 - _sel(_t12_w2 > 0.0, 1.0, 0.0)) + (_t9_w2/(_t54_w2 + _t64_w2 + inter))
             _a343 = abs(_t21_w2)
             _a344 = abs(_t38_w2)
             _a345 = abs(_t48_w2)
@@ -1104,7 +1105,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w2 = 0.5*_t13_w2
             _t15_w2 = px1 + _s274
             _t16_w2 = -_t15_w2
-            _t17_w2 = 1.0 if _t16_w2 > 0.0 else (0.5 if _t16_w2 == 0.0 else 0.0)
+            _t17_w2 = _sel(_t16_w2 > 0.0, 1.0, _sel(_t16_w2 == 0.0, 0.5, 0.0))
             _t19_w2 = _s337
             _t22_w2 = (0.25*(_t13_w2*_t13_w2) + 0.25*(_t19_w2*_t19_w2))*_inv0_w2
             _t23_w2 = 2.0*_t22_w2
@@ -1113,16 +1114,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26_w2 = 0.16666666666666666*_t0_w2*_t25_w2
             _t27_w2 = 0.5*form - 1.5
             _t28_w2 = alpha*(-_t25_w2*_t27_w2 + _t26_w2)*(math.pow(_t22_w2, alpha - 1.0) if _t22_w2 > 0.0 and alpha != 0.0 else 0.0)
-            _t29_w2 = 1.0 if _t15_w2 > 0.0 else (0.5 if _t15_w2 == 0.0 else 0.0)
-            _t34_w2 = 1.0 if _s1 > 0.0 else 0.0
+            _t29_w2 = _sel(_t15_w2 > 0.0, 1.0, _sel(_t15_w2 == 0.0, 0.5, 0.0))
+            _t34_w2 = _sel(_s1 > 0.0, 1.0, 0.0)
             _t35_w2 = _t33_w2*(1.0 - _t34_w2)
             _t36_w2 = _t31_w2 + _t35_w2
             _t45_w2 = _t20_w2*((-_t39_w2*_t4_w2 + _t44_w2)*_inv1_w2) + eps*(_t37_w2*_inv1_w2)
             _s347 = math.pow(giou_penalty, alpha - 1.0) if giou_penalty > 0.0 and alpha != 0.0 else 0.0
             _t46_w2 = _t0_w2*_t27_w2*alpha*form*_s347
-            _t47_w2 = 1.0 if _t16_w2 > 0.0 else 0.0
+            _t47_w2 = _sel(_t16_w2 > 0.0, 1.0, 0.0)
             _t49_w2 = inter*_inv2_w2
-            _t50_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
+            _t50_w2 = _sel(_t15_w2 > 0.0, 1.0, 0.0)
             _t55_w2 = _t53_w1 + _t54_w2
             _t56_w2 = _t33_w2*_t34_w2
             _t57_w2 = _t56_w2*((_t55_w2 + inter)*_inv2_w2)
@@ -1138,9 +1139,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw348 = abs(_t5_w2)
             _ah349 = abs(_t4_w2)
             _mx350 = max(_aw348, _ah349)
-            _q351 = (min(_aw348, _ah349)/_mx350 if _mx350 > 0.0 else 0.0)
-            _n352 = (1.0/(max(_mx350, 2.2250738585072014e-308)*(1.0 + _q351*_q351)) if _mx350 > 0.0 else 0.0)
-            _t71_w2 = _t70_w2*(math.copysign((_q351 if _aw348 > _ah349 else 1.0), _t4_w2)*_n352)
+            _q351 = _sel(_mx350 > 0.0, min(_aw348, _ah349)/_mx350, 0.0)
+            _n352 = _sel(_mx350 > 0.0, 1.0/(max(_mx350, 2.2250738585072014e-308)*(1.0 + _q351*_q351)), 0.0)
+            _t71_w2 = _t70_w2*(math.copysign(_sel(_aw348 > _ah349, _q351, 1.0), _t4_w2)*_n352)
             _t72_w2 = _t69_w2*_t71_w2
             _t73_w2 = _t71_w2*beta_grad
             _s353 = _t67_w2*_t69_w2
@@ -1148,15 +1149,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t75_w2 = 0.5*_t19_w2
             _t76_w2 = py1 + _s277
             _t77_w2 = -_t76_w2
-            _t78_w2 = 1.0 if _t77_w2 > 0.0 else (0.5 if _t77_w2 == 0.0 else 0.0)
+            _t78_w2 = _sel(_t77_w2 > 0.0, 1.0, _sel(_t77_w2 == 0.0, 0.5, 0.0))
             _t79_w2 = _t20_w2*_t23_w2
-            _t80_w2 = 1.0 if _t76_w2 > 0.0 else (0.5 if _t76_w2 == 0.0 else 0.0)
-            _t81_w2 = 1.0 if _t32_w2 > 0.0 else 0.0
+            _t80_w2 = _sel(_t76_w2 > 0.0, 1.0, _sel(_t76_w2 == 0.0, 0.5, 0.0))
+            _t81_w2 = _sel(_t32_w2 > 0.0, 1.0, 0.0)
             _t82_w2 = _t8_w2*(1.0 - _t81_w2)
             _t83_w2 = _t52_w2 + _t82_w2
             _t84_w2 = _t18_w2*((-_t37_w2*_t5_w2 + _t44_w2)*_inv1_w2) + eps*(_t39_w2*_inv1_w2)
-            _t85_w2 = 1.0 if _t77_w2 > 0.0 else 0.0
-            _t86_w2 = 1.0 if _t76_w2 > 0.0 else 0.0
+            _t85_w2 = _sel(_t77_w2 > 0.0, 1.0, 0.0)
+            _t86_w2 = _sel(_t76_w2 > 0.0, 1.0, 0.0)
             _t87_w2 = _t31_w2*_t5_w2 + _t54_w2
             _t88_w2 = _t8_w2*_t81_w2
             _t89_w2 = _t88_w2*((_t87_w2 + inter)*_inv2_w2)
@@ -1164,23 +1165,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w2 = 0.5*_t88_w2
             _t92_w2 = _t91_w2*((-_t33_w2*_t52_w2 + _t87_w2)*_inv2_w2)
             _t93_w2 = (_t49_w2*_t5_w2*_t85_w2 - _t86_w2*_t89_w2 - _t90_w2*_t92_w2)*_inv2_w2
-            _t94_w2 = _t70_w2*(math.copysign((1.0 if _aw348 > _ah349 else _q351), _t5_w2)*_n352)
+            _t94_w2 = _t70_w2*(math.copysign(_sel(_aw348 > _ah349, 1.0, _q351), _t5_w2)*_n352)
             _t95_w2 = _t69_w2*_t94_w2
             _t96_w2 = _t94_w2*beta_grad
             _t97_w2 = px2 - tx2
-            _t98_w2 = 1.0 if _t97_w2 > 0.0 else (0.5 if _t97_w2 == 0.0 else 0.0)
+            _t98_w2 = _sel(_t97_w2 > 0.0, 1.0, _sel(_t97_w2 == 0.0, 0.5, 0.0))
             _t99_w2 = -_t97_w2
-            _t100_w2 = 1.0 if _t99_w2 > 0.0 else (0.5 if _t99_w2 == 0.0 else 0.0)
-            _t101_w2 = 1.0 if _t97_w2 > 0.0 else 0.0
-            _t102_w2 = 1.0 if _t99_w2 > 0.0 else 0.0
+            _t100_w2 = _sel(_t99_w2 > 0.0, 1.0, _sel(_t99_w2 == 0.0, 0.5, 0.0))
+            _t101_w2 = _sel(_t97_w2 > 0.0, 1.0, 0.0)
+            _t102_w2 = _sel(_t99_w2 > 0.0, 1.0, 0.0)
             _t103_w2 = -_t101_w2 - _t102_w2 + 1.0
             _t104_w2 = (-_t101_w2*_t4_w2*_t49_w2 + _t102_w2*_t57_w2 + _t103_w2*_t61_w2)*_inv2_w2
             _t105_w2 = py2 - ty2
-            _t106_w2 = 1.0 if _t105_w2 > 0.0 else (0.5 if _t105_w2 == 0.0 else 0.0)
+            _t106_w2 = _sel(_t105_w2 > 0.0, 1.0, _sel(_t105_w2 == 0.0, 0.5, 0.0))
             _t107_w2 = -_t105_w2
-            _t108_w2 = 1.0 if _t107_w2 > 0.0 else (0.5 if _t107_w2 == 0.0 else 0.0)
-            _t109_w2 = 1.0 if _t105_w2 > 0.0 else 0.0
-            _t110_w2 = 1.0 if _t107_w2 > 0.0 else 0.0
+            _t108_w2 = _sel(_t107_w2 > 0.0, 1.0, _sel(_t107_w2 == 0.0, 0.5, 0.0))
+            _t109_w2 = _sel(_t105_w2 > 0.0, 1.0, 0.0)
+            _t110_w2 = _sel(_t107_w2 > 0.0, 1.0, 0.0)
             _t111_w2 = -_t109_w2 - _t110_w2 + 1.0
             _t112_w2 = (-_t109_w2*_t49_w2*_t5_w2 + _t110_w2*_t89_w2 + _t111_w2*_t92_w2)*_inv2_w2
             _t113_w2 = -_t14_w2
@@ -1194,9 +1195,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw354 = abs(_t7_w2)
             _ah355 = abs(_t6_w2)
             _mx356 = max(_aw354, _ah355)
-            _q357 = (min(_aw354, _ah355)/_mx356 if _mx356 > 0.0 else 0.0)
-            _n358 = (1.0/(max(_mx356, 2.2250738585072014e-308)*(1.0 + _q357*_q357)) if _mx356 > 0.0 else 0.0)
-            _t121_w2 = _t70_w2*(math.copysign((_q357 if _aw354 > _ah355 else 1.0), _t6_w2)*_n358)
+            _q357 = _sel(_mx356 > 0.0, min(_aw354, _ah355)/_mx356, 0.0)
+            _n358 = _sel(_mx356 > 0.0, 1.0/(max(_mx356, 2.2250738585072014e-308)*(1.0 + _q357*_q357)), 0.0)
+            _t121_w2 = _t70_w2*(math.copysign(_sel(_aw354 > _ah355, _q357, 1.0), _t6_w2)*_n358)
             _t122_w2 = _t121_w2*_t69_w2
             _t123_w2 = _t121_w2*beta_grad
             _t124_w2 = -_t75_w2
@@ -1206,7 +1207,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t128_w1 = _t88_w2*((_t127_w1 + inter)*_inv2_w2)
             _t129_w1 = _t91_w2*((_t127_w1 - _t33_w2*_t40_w2)*_inv2_w2)
             _t130_w1 = (-_t128_w1*_t85_w2 - _t129_w1*_t90_w2 + _t49_w2*_t7_w2*_t86_w2)*_inv2_w2
-            _t131_w1 = _t70_w2*(math.copysign((1.0 if _aw354 > _ah355 else _q357), _t7_w2)*_n358)
+            _t131_w1 = _t70_w2*(math.copysign(_sel(_aw354 > _ah355, 1.0, _q357), _t7_w2)*_n358)
             _t132_w1 = _t131_w1*_t69_w2
             _t133_w1 = _t131_w1*beta_grad
             _t134_w1 = (_t101_w2*_t118_w2 - _t102_w2*_t49_w2*_t6_w2 + _t103_w2*_t119_w2)*_inv2_w2
@@ -1320,12 +1321,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw60_w1 = abs(_s58_w1)
                 _ah61_w1 = abs(_s59_w1)
                 _mx62_w1 = max(_aw60_w1, _ah61_w1)
-                _q63_w1 = (min(_aw60_w1, _ah61_w1)/_mx62_w1 if _mx62_w1 > 0.0 else 0.0)
+                _q63_w1 = _sel(_mx62_w1 > 0.0, min(_aw60_w1, _ah61_w1)/_mx62_w1, 0.0)
                 _big64_w1 = _q63_w1 > 0.5
                 _d65_w1 = _q63_w1 + 1.0
                 _r66_w1 = (_q63_w1 - 1.0)/_d65_w1
                 _e67_w1 = _q63_w1 - (_d65_w1 - 1.0)
-                _r68_w1 = (_r66_w1 - _r66_w1*(_e67_w1/_d65_w1) if _big64_w1 else _q63_w1)
+                _r68_w1 = _sel(_big64_w1, _r66_w1 - _r66_w1*(_e67_w1/_d65_w1), _q63_w1)
                 _s69_w1 = _r68_w1*_r68_w1
                 _e70_w1 = -0.3333333333333333 + 0.19999999999999488*_s69_w1
                 _e71_w1 = -0.14285714285599188 + 0.11111111100917376*_s69_w1
@@ -1343,10 +1344,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x83_w1 = _x80_w1*_x80_w1
                 _e84_w1 = _e81_w1 + _e82_w1*_x83_w1
                 _p85_w1 = _r68_w1 + _r68_w1*(_s69_w1*_e84_w1)
-                _k86_w1 = (1.0 if _big64_w1 else 0.0)
-                _k87_w1 = (2.0 - _k86_w1 if _aw60_w1 > _ah61_w1 else _k86_w1)
-                _k88_w1 = (4.0 - _k87_w1 if math.copysign(1.0, _s59_w1) < 0.0 else _k87_w1)
-                _p89_w1 = (_p85_w1 if (_aw60_w1 > _ah61_w1) == (math.copysign(1.0, _s59_w1) < 0.0) else -_p85_w1)
+                _k86_w1 = _sel(_big64_w1, 1.0, 0.0)
+                _k87_w1 = _sel(_aw60_w1 > _ah61_w1, 2.0 - _k86_w1, _k86_w1)
+                _k88_w1 = _sel(math.copysign(1.0, _s59_w1) < 0.0, 4.0 - _k87_w1, _k87_w1)
+                _p89_w1 = _sel((_aw60_w1 > _ah61_w1) == (math.copysign(1.0, _s59_w1) < 0.0), _p85_w1, -_p85_w1)
                 _u90_w1 = _k88_w1*0.7853981633974483 + (_p89_w1 + _k88_w1*3.061616997868383e-17)
                 _t8_w3 = math.copysign(_u90_w1, _s58_w1)
                 _t9_w3 = 0.4052847345693511*(_t8_w3*_t8_w3)
@@ -1355,19 +1356,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s92_w1 = _t6_w3*min(_t4_w3, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
                 _s93_w1 = _t10_w3*min(_t6_w3, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                 _t11_w3 = _s91_w1 + _s93_w1 + _t5_w3*min(_t7_w3, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s92_w1 + eps
-                _s94_w1 = _t11_w3/(_t11_w3 + inter_w1) + _t9_w3 + eps + (1.0 - (1.0 if _t9_w3 > 0.0 else 0.0))
+                _s94_w1 = _t11_w3/(_t11_w3 + inter_w1) + _t9_w3 + eps + (1.0 - _sel(_t9_w3 > 0.0, 1.0, 0.0))
                 _b95_w1 = _s5_w1 - px2_w1
                 _b96_w1 = _s6_w1 - tx1_w1
                 _e97_w1 = (px2_w1 - (_s5_w1 - _b95_w1)) - (tx2_w1 + _b95_w1)
                 _e98_w1 = (tx1_w1 - (_s6_w1 - _b96_w1)) - (px1_w1 + _b96_w1)
                 _c99_w1 = _e97_w1 - _e98_w1
-                _s100_w1 = (_s5_w1 - _s6_w1) + _c99_w1 if _c99_w1 == _c99_w1 else _s5_w1 - _s6_w1
+                _s100_w1 = _sel(_c99_w1 == _c99_w1, (_s5_w1 - _s6_w1) + _c99_w1, _s5_w1 - _s6_w1)
                 _b101_w1 = _s10_w1 - py2_w1
                 _b102_w1 = _s11_w1 - ty1_w1
                 _e103_w1 = (py2_w1 - (_s10_w1 - _b101_w1)) - (ty2_w1 + _b101_w1)
                 _e104_w1 = (ty1_w1 - (_s11_w1 - _b102_w1)) - (py1_w1 + _b102_w1)
                 _c105_w1 = _e103_w1 - _e104_w1
-                _s106_w1 = (_s10_w1 - _s11_w1) + _c105_w1 if _c105_w1 == _c105_w1 else _s10_w1 - _s11_w1
+                _s106_w1 = _sel(_c105_w1 == _c105_w1, (_s10_w1 - _s11_w1) + _c105_w1, _s10_w1 - _s11_w1)
                 _s107_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s108_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s109_w1 = math.pow((0.25*(_s100_w1*_s100_w1) + 0.25*(_s106_w1*_s106_w1))/(eps + (_s107_w1*_s107_w1) + (_s108_w1*_s108_w1)), alpha)
@@ -1395,7 +1396,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t49_w5 = _t48_w3*_t5_w3
                 _t50_w5 = _t46_w5 + _t49_w5
                 _t51_w3 = _t43_w3 + eps
-                _t52_w3 = _t9_w3 + eps + (1.0 - (1.0 if _t9_w3 > 0.0 else 0.0)) + (_t11_w3/(_t50_w5 + _t51_w3 + inter_w1))
+                _t52_w3 = _t9_w3 + eps + (1.0 - _sel(_t9_w3 > 0.0, 1.0, 0.0)) + (_t11_w3/(_t50_w5 + _t51_w3 + inter_w1))
                 _t62_w5 = -_t10_w3*_t32_w3 + _t4_w3*_t6_w3 + _t5_w3*_t7_w3 + eps
                 _a112_w1 = abs(_t20_w3)
                 _a113_w1 = abs(_t37_w3)
@@ -1411,7 +1412,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t13_w6 = 0.5*_t12_w4
                     _t14_w6 = px1_w1 + _s44_w1
                     _t15_w6 = -_t14_w6
-                    _t16_w6 = 1.0 if _t15_w6 > 0.0 else (0.5 if _t15_w6 == 0.0 else 0.0)
+                    _t16_w6 = _sel(_t15_w6 > 0.0, 1.0, _sel(_t15_w6 == 0.0, 0.5, 0.0))
                     _t18_w4 = _s106_w1
                     _t21_w4 = (0.25*(_t12_w4*_t12_w4) + 0.25*(_t18_w4*_t18_w4))*_inv0_w3
                     _t22_w6 = 2.0*_t21_w4
@@ -1420,8 +1421,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w6 = 0.16666666666666666*_t0_w3*_t24_w6
                     _t26_w6 = 0.5*form - 1.5
                     _t27_w6 = alpha*(-_t24_w6*_t26_w6 + _t25_w6)*(math.pow(_t21_w4, alpha - 1.0) if _t21_w4 > 0.0 and alpha != 0.0 else 0.0)
-                    _t28_w6 = 1.0 if _t14_w6 > 0.0 else (0.5 if _t14_w6 == 0.0 else 0.0)
-                    _t33_w4 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t28_w6 = _sel(_t14_w6 > 0.0, 1.0, _sel(_t14_w6 == 0.0, 0.5, 0.0))
+                    _t33_w4 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t34_w6 = _t32_w3*(1.0 - _t33_w4)
                     _t35_w6 = _t30_w3 + _t34_w6
                     _t44_w4 = _t19_w5*((-_t38_w3*_t5_w3 + _t43_w3)*_inv1_w3) + eps*(_t36_w5*_inv1_w3)
@@ -1434,14 +1435,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw117_w1 = abs(_t7_w3)
                     _ah118_w1 = abs(_t5_w3)
                     _mx119_w1 = max(_aw117_w1, _ah118_w1)
-                    _q120_w1 = (min(_aw117_w1, _ah118_w1)/_mx119_w1 if _mx119_w1 > 0.0 else 0.0)
-                    _n121_w1 = (1.0/(max(_mx119_w1, 2.2250738585072014e-308)*(1.0 + _q120_w1*_q120_w1)) if _mx119_w1 > 0.0 else 0.0)
-                    _t58_w6 = _t57_w6*(math.copysign((_q120_w1 if _aw117_w1 > _ah118_w1 else 1.0), _t5_w3)*_n121_w1)
+                    _q120_w1 = _sel(_mx119_w1 > 0.0, min(_aw117_w1, _ah118_w1)/_mx119_w1, 0.0)
+                    _n121_w1 = _sel(_mx119_w1 > 0.0, 1.0/(max(_mx119_w1, 2.2250738585072014e-308)*(1.0 + _q120_w1*_q120_w1)), 0.0)
+                    _t58_w6 = _t57_w6*(math.copysign(_sel(_aw117_w1 > _ah118_w1, _q120_w1, 1.0), _t5_w3)*_n121_w1)
                     _t59_w4 = _t56_w6*_t58_w6
                     _t60_w6 = _t58_w6*beta_grad
-                    _t61_w6 = 1.0 if _t15_w6 > 0.0 else 0.0
+                    _t61_w6 = _sel(_t15_w6 > 0.0, 1.0, 0.0)
                     _t63_w6 = inter_w1*_inv3_w3
-                    _t64_w4 = 1.0 if _t14_w6 > 0.0 else 0.0
+                    _t64_w4 = _sel(_t14_w6 > 0.0, 1.0, 0.0)
                     _t65_w4 = _t49_w5 + _t51_w3
                     _t66_w2 = _t32_w3*_t33_w4
                     _t67_w6 = _t66_w2*((_t65_w4 + inter_w1)*_inv3_w3)
@@ -1453,18 +1454,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w6 = 0.5*_t18_w4
                     _t73_w6 = py1_w1 + _s50_w1
                     _t74_w6 = -_t73_w6
-                    _t75_w6 = 1.0 if _t74_w6 > 0.0 else (0.5 if _t74_w6 == 0.0 else 0.0)
+                    _t75_w6 = _sel(_t74_w6 > 0.0, 1.0, _sel(_t74_w6 == 0.0, 0.5, 0.0))
                     _t76_w6 = _t19_w5*_t22_w6
-                    _t77_w6 = 1.0 if _t73_w6 > 0.0 else (0.5 if _t73_w6 == 0.0 else 0.0)
-                    _t78_w6 = 1.0 if _t31_w3 > 0.0 else 0.0
+                    _t77_w6 = _sel(_t73_w6 > 0.0, 1.0, _sel(_t73_w6 == 0.0, 0.5, 0.0))
+                    _t78_w6 = _sel(_t31_w3 > 0.0, 1.0, 0.0)
                     _t79_w6 = _t10_w3*(1.0 - _t78_w6)
                     _t80_w6 = _t48_w3 + _t79_w6
                     _t81_w6 = _t17_w5*((-_t36_w5*_t7_w3 + _t43_w3)*_inv1_w3) + eps*(_t38_w3*_inv1_w3)
-                    _t82_w6 = _t57_w6*(math.copysign((1.0 if _aw117_w1 > _ah118_w1 else _q120_w1), _t7_w3)*_n121_w1)
+                    _t82_w6 = _t57_w6*(math.copysign(_sel(_aw117_w1 > _ah118_w1, 1.0, _q120_w1), _t7_w3)*_n121_w1)
                     _t83_w6 = _t56_w6*_t82_w6
                     _t84_w6 = _t82_w6*beta_grad
-                    _t85_w6 = 1.0 if _t74_w6 > 0.0 else 0.0
-                    _t86_w6 = 1.0 if _t73_w6 > 0.0 else 0.0
+                    _t85_w6 = _sel(_t74_w6 > 0.0, 1.0, 0.0)
+                    _t86_w6 = _sel(_t73_w6 > 0.0, 1.0, 0.0)
                     _t87_w6 = _t30_w3*_t7_w3 + _t51_w3
                     _t88_w6 = _t10_w3*_t78_w6
                     _t89_w6 = _t88_w6*((_t87_w6 + inter_w1)*_inv3_w3)
@@ -1472,18 +1473,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w6 = 0.5*_t88_w6
                     _t92_w6 = _t91_w6*((-_t32_w3*_t48_w3 + _t87_w6)*_inv3_w3)
                     _t93_w6 = px2_w1 - tx2_w1
-                    _t94_w6 = 1.0 if _t93_w6 > 0.0 else (0.5 if _t93_w6 == 0.0 else 0.0)
+                    _t94_w6 = _sel(_t93_w6 > 0.0, 1.0, _sel(_t93_w6 == 0.0, 0.5, 0.0))
                     _t95_w6 = -_t93_w6
-                    _t96_w6 = 1.0 if _t95_w6 > 0.0 else (0.5 if _t95_w6 == 0.0 else 0.0)
-                    _t97_w6 = 1.0 if _t93_w6 > 0.0 else 0.0
-                    _t98_w6 = 1.0 if _t95_w6 > 0.0 else 0.0
+                    _t96_w6 = _sel(_t95_w6 > 0.0, 1.0, _sel(_t95_w6 == 0.0, 0.5, 0.0))
+                    _t97_w6 = _sel(_t93_w6 > 0.0, 1.0, 0.0)
+                    _t98_w6 = _sel(_t95_w6 > 0.0, 1.0, 0.0)
                     _t99_w6 = -_t97_w6 - _t98_w6 + 1.0
                     _t100_w6 = py2_w1 - ty2_w1
-                    _t101_w6 = 1.0 if _t100_w6 > 0.0 else (0.5 if _t100_w6 == 0.0 else 0.0)
+                    _t101_w6 = _sel(_t100_w6 > 0.0, 1.0, _sel(_t100_w6 == 0.0, 0.5, 0.0))
                     _t102_w6 = -_t100_w6
-                    _t103_w6 = 1.0 if _t102_w6 > 0.0 else (0.5 if _t102_w6 == 0.0 else 0.0)
-                    _t104_w6 = 1.0 if _t100_w6 > 0.0 else 0.0
-                    _t105_w6 = 1.0 if _t102_w6 > 0.0 else 0.0
+                    _t103_w6 = _sel(_t102_w6 > 0.0, 1.0, _sel(_t102_w6 == 0.0, 0.5, 0.0))
+                    _t104_w6 = _sel(_t100_w6 > 0.0, 1.0, 0.0)
+                    _t105_w6 = _sel(_t102_w6 > 0.0, 1.0, 0.0)
                     _t106_w6 = -_t104_w6 - _t105_w6 + 1.0
                     _t107_w6 = -_t13_w6
                     _t108_w6 = _t34_w6 + _t39_w3
@@ -1491,9 +1492,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw123_w1 = abs(_t4_w3)
                     _ah124_w1 = abs(_t6_w3)
                     _mx125_w1 = max(_aw123_w1, _ah124_w1)
-                    _q126_w1 = (min(_aw123_w1, _ah124_w1)/_mx125_w1 if _mx125_w1 > 0.0 else 0.0)
-                    _n127_w1 = (1.0/(max(_mx125_w1, 2.2250738585072014e-308)*(1.0 + _q126_w1*_q126_w1)) if _mx125_w1 > 0.0 else 0.0)
-                    _t110_w6 = _t57_w6*(math.copysign((_q126_w1 if _aw123_w1 > _ah124_w1 else 1.0), _t6_w3)*_n127_w1)
+                    _q126_w1 = _sel(_mx125_w1 > 0.0, min(_aw123_w1, _ah124_w1)/_mx125_w1, 0.0)
+                    _n127_w1 = _sel(_mx125_w1 > 0.0, 1.0/(max(_mx125_w1, 2.2250738585072014e-308)*(1.0 + _q126_w1*_q126_w1)), 0.0)
+                    _t110_w6 = _t57_w6*(math.copysign(_sel(_aw123_w1 > _ah124_w1, _q126_w1, 1.0), _t6_w3)*_n127_w1)
                     _t111_w6 = _t110_w6*_t56_w6
                     _t112_w6 = _t110_w6*beta_grad
                     _t113_w6 = _t50_w5 + eps
@@ -1503,7 +1504,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t117_w6 = -_t72_w6
                     _t118_w6 = _t41_w3 + _t79_w6
                     _t119_w6 = _t17_w5*((-_t29_w5*_t4_w3 + _t50_w5)*_inv1_w3) + eps*(_t47_w5*_inv1_w3)
-                    _t120_w6 = _t57_w6*(math.copysign((1.0 if _aw123_w1 > _ah124_w1 else _q126_w1), _t4_w3)*_n127_w1)
+                    _t120_w6 = _t57_w6*(math.copysign(_sel(_aw123_w1 > _ah124_w1, 1.0, _q126_w1), _t4_w3)*_n127_w1)
                     _t121_w6 = _t120_w6*_t56_w6
                     _t122_w6 = _t120_w6*beta_grad
                     _t123_w6 = _t113_w6 + _t39_w3*_t4_w3
@@ -1532,7 +1533,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t13_w1_w1 = 0.5*_t12_w1_w1
                     _t14_w1_w1 = px1_w1 + _s44_w1
                     _t15_w1_w1 = -_t14_w1_w1
-                    _t16_w1_w1 = 1.0 if _t15_w1_w1 > 0.0 else (0.5 if _t15_w1_w1 == 0.0 else 0.0)
+                    _t16_w1_w1 = _sel(_t15_w1_w1 > 0.0, 1.0, _sel(_t15_w1_w1 == 0.0, 0.5, 0.0))
                     _t18_w1_w1 = _s106_w1
                     _t21_w1_w1 = (0.25*(_t12_w1_w1*_t12_w1_w1) + 0.25*(_t18_w1_w1*_t18_w1_w1))/_t20_w3
                     _t22_w1_w1 = 2.0*_t21_w1_w1
@@ -1541,8 +1542,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w1_w1 = 0.16666666666666666*_t0_w3*_t24_w1_w1
                     _t26_w1_w1 = 0.5*form - 1.5
                     _t27_w1_w1 = alpha*(-_t24_w1_w1*_t26_w1_w1 + _t25_w1_w1)*(math.pow(_t21_w1_w1, alpha - 1.0) if _t21_w1_w1 > 0.0 and alpha != 0.0 else 0.0)
-                    _t28_w1_w1 = 1.0 if _t14_w1_w1 > 0.0 else (0.5 if _t14_w1_w1 == 0.0 else 0.0)
-                    _t33_w1_w1 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t28_w1_w1 = _sel(_t14_w1_w1 > 0.0, 1.0, _sel(_t14_w1_w1 == 0.0, 0.5, 0.0))
+                    _t33_w1_w1 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t34_w1_w1 = _t32_w3*(1.0 - _t33_w1_w1)
                     _t35_w1_w1 = _t30_w3 + _t34_w1_w1
                     _t44_w1_w1 = _t19_w5*((-_t38_w3*_t5_w3 + _t43_w3)/_t37_w3) + eps*(_t36_w5/_t37_w3)
@@ -1555,14 +1556,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw139 = abs(_t7_w3)
                     _ah140 = abs(_t5_w3)
                     _mx141 = max(_aw139, _ah140)
-                    _q142 = (min(_aw139, _ah140)/_mx141 if _mx141 > 0.0 else 0.0)
-                    _n143 = (1.0/(max(_mx141, 2.2250738585072014e-308)*(1.0 + _q142*_q142)) if _mx141 > 0.0 else 0.0)
-                    _t58_w1_w1 = _t57_w1_w1*(math.copysign((_q142 if _aw139 > _ah140 else 1.0), _t5_w3)*_n143)
+                    _q142 = _sel(_mx141 > 0.0, min(_aw139, _ah140)/_mx141, 0.0)
+                    _n143 = _sel(_mx141 > 0.0, 1.0/(max(_mx141, 2.2250738585072014e-308)*(1.0 + _q142*_q142)), 0.0)
+                    _t58_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw139 > _ah140, _q142, 1.0), _t5_w3)*_n143)
                     _t59_w1_w1 = _t56_w1_w1*_t58_w1_w1
                     _t60_w1_w1 = _t58_w1_w1*beta_grad
-                    _t61_w1_w1 = 1.0 if _t15_w1_w1 > 0.0 else 0.0
+                    _t61_w1_w1 = _sel(_t15_w1_w1 > 0.0, 1.0, 0.0)
                     _t63_w1_w1 = inter_w1/_t62_w5
-                    _t64_w1_w1 = 1.0 if _t14_w1_w1 > 0.0 else 0.0
+                    _t64_w1_w1 = _sel(_t14_w1_w1 > 0.0, 1.0, 0.0)
                     _t65_w1_w1 = _t49_w5 + _t51_w3
                     _t66_w1 = _t32_w3*_t33_w1_w1
                     _t67_w1_w1 = _t66_w1*((_t65_w1_w1 + inter_w1)/_t62_w5)
@@ -1574,18 +1575,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w1_w1 = 0.5*_t18_w1_w1
                     _t73_w1_w1 = py1_w1 + _s50_w1
                     _t74_w1_w1 = -_t73_w1_w1
-                    _t75_w1_w1 = 1.0 if _t74_w1_w1 > 0.0 else (0.5 if _t74_w1_w1 == 0.0 else 0.0)
+                    _t75_w1_w1 = _sel(_t74_w1_w1 > 0.0, 1.0, _sel(_t74_w1_w1 == 0.0, 0.5, 0.0))
                     _t76_w1_w1 = _t19_w5*_t22_w1_w1
-                    _t77_w1_w1 = 1.0 if _t73_w1_w1 > 0.0 else (0.5 if _t73_w1_w1 == 0.0 else 0.0)
-                    _t78_w1_w1 = 1.0 if _t31_w3 > 0.0 else 0.0
+                    _t77_w1_w1 = _sel(_t73_w1_w1 > 0.0, 1.0, _sel(_t73_w1_w1 == 0.0, 0.5, 0.0))
+                    _t78_w1_w1 = _sel(_t31_w3 > 0.0, 1.0, 0.0)
                     _t79_w1_w1 = _t10_w3*(1.0 - _t78_w1_w1)
                     _t80_w1_w1 = _t48_w3 + _t79_w1_w1
                     _t81_w1_w1 = _t17_w5*((-_t36_w5*_t7_w3 + _t43_w3)/_t37_w3) + eps*(_t38_w3/_t37_w3)
-                    _t82_w1_w1 = _t57_w1_w1*(math.copysign((1.0 if _aw139 > _ah140 else _q142), _t7_w3)*_n143)
+                    _t82_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw139 > _ah140, 1.0, _q142), _t7_w3)*_n143)
                     _t83_w1_w1 = _t56_w1_w1*_t82_w1_w1
                     _t84_w1_w1 = _t82_w1_w1*beta_grad
-                    _t85_w1_w1 = 1.0 if _t74_w1_w1 > 0.0 else 0.0
-                    _t86_w1_w1 = 1.0 if _t73_w1_w1 > 0.0 else 0.0
+                    _t85_w1_w1 = _sel(_t74_w1_w1 > 0.0, 1.0, 0.0)
+                    _t86_w1_w1 = _sel(_t73_w1_w1 > 0.0, 1.0, 0.0)
                     _t87_w1_w1 = _t30_w3*_t7_w3 + _t51_w3
                     _t88_w1_w1 = _t10_w3*_t78_w1_w1
                     _t89_w1_w1 = _t88_w1_w1*((_t87_w1_w1 + inter_w1)/_t62_w5)
@@ -1593,18 +1594,18 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w1_w1 = 0.5*_t88_w1_w1
                     _t92_w1_w1 = _t91_w1_w1*((-_t32_w3*_t48_w3 + _t87_w1_w1)/_t62_w5)
                     _t93_w1_w1 = px2_w1 - tx2_w1
-                    _t94_w1_w1 = 1.0 if _t93_w1_w1 > 0.0 else (0.5 if _t93_w1_w1 == 0.0 else 0.0)
+                    _t94_w1_w1 = _sel(_t93_w1_w1 > 0.0, 1.0, _sel(_t93_w1_w1 == 0.0, 0.5, 0.0))
                     _t95_w1_w1 = -_t93_w1_w1
-                    _t96_w1_w1 = 1.0 if _t95_w1_w1 > 0.0 else (0.5 if _t95_w1_w1 == 0.0 else 0.0)
-                    _t97_w1_w1 = 1.0 if _t93_w1_w1 > 0.0 else 0.0
-                    _t98_w1_w1 = 1.0 if _t95_w1_w1 > 0.0 else 0.0
+                    _t96_w1_w1 = _sel(_t95_w1_w1 > 0.0, 1.0, _sel(_t95_w1_w1 == 0.0, 0.5, 0.0))
+                    _t97_w1_w1 = _sel(_t93_w1_w1 > 0.0, 1.0, 0.0)
+                    _t98_w1_w1 = _sel(_t95_w1_w1 > 0.0, 1.0, 0.0)
                     _t99_w1_w1 = -_t97_w1_w1 - _t98_w1_w1 + 1.0
                     _t100_w1_w1 = py2_w1 - ty2_w1
-                    _t101_w1_w1 = 1.0 if _t100_w1_w1 > 0.0 else (0.5 if _t100_w1_w1 == 0.0 else 0.0)
+                    _t101_w1_w1 = _sel(_t100_w1_w1 > 0.0, 1.0, _sel(_t100_w1_w1 == 0.0, 0.5, 0.0))
                     _t102_w1_w1 = -_t100_w1_w1
-                    _t103_w1_w1 = 1.0 if _t102_w1_w1 > 0.0 else (0.5 if _t102_w1_w1 == 0.0 else 0.0)
-                    _t104_w1_w1 = 1.0 if _t100_w1_w1 > 0.0 else 0.0
-                    _t105_w1_w1 = 1.0 if _t102_w1_w1 > 0.0 else 0.0
+                    _t103_w1_w1 = _sel(_t102_w1_w1 > 0.0, 1.0, _sel(_t102_w1_w1 == 0.0, 0.5, 0.0))
+                    _t104_w1_w1 = _sel(_t100_w1_w1 > 0.0, 1.0, 0.0)
+                    _t105_w1_w1 = _sel(_t102_w1_w1 > 0.0, 1.0, 0.0)
                     _t106_w1_w1 = -_t104_w1_w1 - _t105_w1_w1 + 1.0
                     _t107_w1_w1 = -_t13_w1_w1
                     _t108_w1_w1 = _t34_w1_w1 + _t39_w3
@@ -1612,9 +1613,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw145 = abs(_t4_w3)
                     _ah146 = abs(_t6_w3)
                     _mx147 = max(_aw145, _ah146)
-                    _q148 = (min(_aw145, _ah146)/_mx147 if _mx147 > 0.0 else 0.0)
-                    _n149 = (1.0/(max(_mx147, 2.2250738585072014e-308)*(1.0 + _q148*_q148)) if _mx147 > 0.0 else 0.0)
-                    _t110_w1_w1 = _t57_w1_w1*(math.copysign((_q148 if _aw145 > _ah146 else 1.0), _t6_w3)*_n149)
+                    _q148 = _sel(_mx147 > 0.0, min(_aw145, _ah146)/_mx147, 0.0)
+                    _n149 = _sel(_mx147 > 0.0, 1.0/(max(_mx147, 2.2250738585072014e-308)*(1.0 + _q148*_q148)), 0.0)
+                    _t110_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw145 > _ah146, _q148, 1.0), _t6_w3)*_n149)
                     _t111_w1_w1 = _t110_w1_w1*_t56_w1_w1
                     _t112_w1_w1 = _t110_w1_w1*beta_grad
                     _t113_w1_w1 = _t50_w5 + eps
@@ -1624,7 +1625,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t117_w1_w1 = -_t72_w1_w1
                     _t118_w1_w1 = _t41_w3 + _t79_w1_w1
                     _t119_w1_w1 = _t17_w5*((-_t29_w5*_t4_w3 + _t50_w5)/_t37_w3) + eps*(_t47_w5/_t37_w3)
-                    _t120_w1_w1 = _t57_w1_w1*(math.copysign((1.0 if _aw145 > _ah146 else _q148), _t4_w3)*_n149)
+                    _t120_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw145 > _ah146, 1.0, _q148), _t4_w3)*_n149)
                     _t121_w1_w1 = _t120_w1_w1*_t56_w1_w1
                     _t122_w1_w1 = _t120_w1_w1*beta_grad
                     _t123_w1_w1 = _t113_w1_w1 + _t39_w3*_t4_w3
@@ -1698,12 +1699,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw196 = abs(_s194)
                 _ah197 = abs(_s195)
                 _mx198 = max(_aw196, _ah197)
-                _q199 = (min(_aw196, _ah197)/_mx198 if _mx198 > 0.0 else 0.0)
+                _q199 = _sel(_mx198 > 0.0, min(_aw196, _ah197)/_mx198, 0.0)
                 _big200 = _q199 > 0.5
                 _d201 = _q199 + 1.0
                 _r202 = (_q199 - 1.0)/_d201
                 _e203 = _q199 - (_d201 - 1.0)
-                _r204 = (_r202 - _r202*(_e203/_d201) if _big200 else _q199)
+                _r204 = _sel(_big200, _r202 - _r202*(_e203/_d201), _q199)
                 _s205 = _r204*_r204
                 _e206 = -0.3333333333333333 + 0.19999999999999488*_s205
                 _e207 = -0.14285714285599188 + 0.11111111100917376*_s205
@@ -1721,10 +1722,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x219 = _x216*_x216
                 _e220_w1 = _e217 + _e218*_x219
                 _p221 = _r204 + _r204*(_s205*_e220_w1)
-                _k222 = (1.0 if _big200 else 0.0)
-                _k223 = (2.0 - _k222 if _aw196 > _ah197 else _k222)
-                _k224 = (4.0 - _k223 if math.copysign(1.0, _s195) < 0.0 else _k223)
-                _p225 = (_p221 if (_aw196 > _ah197) == (math.copysign(1.0, _s195) < 0.0) else -_p221)
+                _k222 = _sel(_big200, 1.0, 0.0)
+                _k223 = _sel(_aw196 > _ah197, 2.0 - _k222, _k222)
+                _k224 = _sel(math.copysign(1.0, _s195) < 0.0, 4.0 - _k223, _k223)
+                _p225 = _sel((_aw196 > _ah197) == (math.copysign(1.0, _s195) < 0.0), _p221, -_p221)
                 _u226 = _k224*0.7853981633974483 + (_p225 + _k224*3.061616997868383e-17)
                 _t10_w1_w1 = math.copysign(_u226, _s194)
                 _t11_w1_w1 = 0.4052847345693511*(_t10_w1_w1*_t10_w1_w1)
@@ -1732,19 +1733,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s228_w1 = _t8_w1_w1*min(_t5_w1_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
                 _s229 = _t5_w1_w1*min(_t4_w1_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                 _t12_w2_w1 = _s229 + _s227_w1 + _s228_w1 + _t8_w1_w1*min(_t7_w1_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + eps
-                _s230 = _t11_w1_w1 + _t12_w2_w1/(_t12_w2_w1 + inter_w1) + eps + (1.0 - (1.0 if _t11_w1_w1 > 0.0 else 0.0))
+                _s230 = _t11_w1_w1 + _t12_w2_w1/(_t12_w2_w1 + inter_w1) + eps + (1.0 - _sel(_t11_w1_w1 > 0.0, 1.0, 0.0))
                 _b231 = _s5_w1 - px2_w1
                 _b232 = _s6_w1 - tx1_w1
                 _e233 = (px2_w1 - (_s5_w1 - _b231)) - (tx2_w1 + _b231)
                 _e234 = (tx1_w1 - (_s6_w1 - _b232)) - (px1_w1 + _b232)
                 _c235 = _e233 - _e234
-                _s236 = (_s5_w1 - _s6_w1) + _c235 if _c235 == _c235 else _s5_w1 - _s6_w1
+                _s236 = _sel(_c235 == _c235, (_s5_w1 - _s6_w1) + _c235, _s5_w1 - _s6_w1)
                 _b237 = _s10_w1 - py2_w1
                 _b238 = _s11_w1 - ty1_w1
                 _e239 = (py2_w1 - (_s10_w1 - _b237)) - (ty2_w1 + _b237)
                 _e240 = (ty1_w1 - (_s11_w1 - _b238)) - (py1_w1 + _b238)
                 _c241 = _e239 - _e240
-                _s242 = (_s10_w1 - _s11_w1) + _c241 if _c241 == _c241 else _s10_w1 - _s11_w1
+                _s242 = _sel(_c241 == _c241, (_s10_w1 - _s11_w1) + _c241, _s10_w1 - _s11_w1)
                 _s243 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s244 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s245_w1 = math.pow((0.25*(_s236*_s236) + 0.25*(_s242*_s242))/(eps + (_s243*_s243) + (_s244*_s244)), alpha)
@@ -1774,7 +1775,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54_w2_w1 = _t44_w2_w1 + eps
                 _t59_w2_w1 = _t31_w1_w1*_t8_w1_w1
                 _t64_w2_w1 = _t53_w2 + _t59_w2_w1
-                _t65_w2_w1 = _t11_w1_w1 + eps + (1.0 - (1.0 if _t11_w1_w1 > 0.0 else 0.0)) + (_t12_w2_w1/(_t54_w2_w1 + _t64_w2_w1 + inter_w1))
+                _t65_w2_w1 = _t11_w1_w1 + eps + (1.0 - _sel(_t11_w1_w1 > 0.0, 1.0, 0.0)) + (_t12_w2_w1/(_t54_w2_w1 + _t64_w2_w1 + inter_w1))
                 _a249 = abs(_t21_w2_w1)
                 _a250 = abs(_t38_w1_w1)
                 _a251 = abs(_t48_w1_w1)
@@ -1789,7 +1790,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w2_w1 = 0.5*_t13_w2_w1
                     _t15_w2_w1 = px1_w1 + _s179
                     _t16_w2_w1 = -_t15_w2_w1
-                    _t17_w1_w1 = 1.0 if _t16_w2_w1 > 0.0 else (0.5 if _t16_w2_w1 == 0.0 else 0.0)
+                    _t17_w1_w1 = _sel(_t16_w2_w1 > 0.0, 1.0, _sel(_t16_w2_w1 == 0.0, 0.5, 0.0))
                     _t19_w1_w1 = _s242
                     _t22_w2_w1 = (0.25*(_t13_w2_w1*_t13_w2_w1) + 0.25*(_t19_w1_w1*_t19_w1_w1))*_inv0_w1_w1
                     _t23_w2_w1 = 2.0*_t22_w2_w1
@@ -1798,16 +1799,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w2_w1 = 0.16666666666666666*_t0_w1_w1*_t25_w2_w1
                     _t27_w2_w1 = 0.5*form - 1.5
                     _t28_w2_w1 = alpha*(-_t25_w2_w1*_t27_w2_w1 + _t26_w2_w1)*(math.pow(_t22_w2_w1, alpha - 1.0) if _t22_w2_w1 > 0.0 and alpha != 0.0 else 0.0)
-                    _t29_w1_w1 = 1.0 if _t15_w2_w1 > 0.0 else (0.5 if _t15_w2_w1 == 0.0 else 0.0)
-                    _t34_w2_w1 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t29_w1_w1 = _sel(_t15_w2_w1 > 0.0, 1.0, _sel(_t15_w2_w1 == 0.0, 0.5, 0.0))
+                    _t34_w2_w1 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t35_w2_w1 = _t33_w2_w1*(1.0 - _t34_w2_w1)
                     _t36_w1_w1 = _t31_w1_w1 + _t35_w2_w1
                     _t45_w2_w1 = _t20_w1_w1*((-_t39_w1_w1*_t5_w1_w1 + _t44_w2_w1)*_inv1_w1_w1) + eps*(_t37_w1_w1*_inv1_w1_w1)
                     _s253_w1 = math.pow(giou_penalty_w1, alpha - 1.0) if giou_penalty_w1 > 0.0 and alpha != 0.0 else 0.0
                     _t46_w1_w1 = _t0_w1_w1*_t27_w2_w1*alpha*form*_s253_w1
-                    _t47_w1_w1 = 1.0 if _t16_w2_w1 > 0.0 else 0.0
+                    _t47_w1_w1 = _sel(_t16_w2_w1 > 0.0, 1.0, 0.0)
                     _t49_w1_w1 = inter_w1*_inv2_w1_w1
-                    _t50_w1_w1 = 1.0 if _t15_w2_w1 > 0.0 else 0.0
+                    _t50_w1_w1 = _sel(_t15_w2_w1 > 0.0, 1.0, 0.0)
                     _t55_w2_w1 = _t53_w2 + _t54_w2_w1
                     _t56_w2_w1 = _t33_w2_w1*_t34_w2_w1
                     _t57_w2_w1 = _t56_w2_w1*((_t55_w2_w1 + inter_w1)*_inv2_w1_w1)
@@ -1823,9 +1824,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw254 = abs(_t4_w1_w1)
                     _ah255 = abs(_t5_w1_w1)
                     _mx256 = max(_aw254, _ah255)
-                    _q257 = (min(_aw254, _ah255)/_mx256 if _mx256 > 0.0 else 0.0)
-                    _n258 = (1.0/(max(_mx256, 2.2250738585072014e-308)*(1.0 + _q257*_q257)) if _mx256 > 0.0 else 0.0)
-                    _t71_w2_w1 = _t70_w2_w1*(math.copysign((_q257 if _aw254 > _ah255 else 1.0), _t5_w1_w1)*_n258)
+                    _q257 = _sel(_mx256 > 0.0, min(_aw254, _ah255)/_mx256, 0.0)
+                    _n258 = _sel(_mx256 > 0.0, 1.0/(max(_mx256, 2.2250738585072014e-308)*(1.0 + _q257*_q257)), 0.0)
+                    _t71_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw254 > _ah255, _q257, 1.0), _t5_w1_w1)*_n258)
                     _t72_w2_w1 = _t69_w2_w1*_t71_w2_w1
                     _t73_w2_w1 = _t71_w2_w1*beta_grad
                     _s259 = _t67_w2_w1*_t69_w2_w1
@@ -1833,15 +1834,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w2_w1 = 0.5*_t19_w1_w1
                     _t76_w2_w1 = py1_w1 + _s176
                     _t77_w2_w1 = -_t76_w2_w1
-                    _t78_w2_w1 = 1.0 if _t77_w2_w1 > 0.0 else (0.5 if _t77_w2_w1 == 0.0 else 0.0)
+                    _t78_w2_w1 = _sel(_t77_w2_w1 > 0.0, 1.0, _sel(_t77_w2_w1 == 0.0, 0.5, 0.0))
                     _t79_w2_w1 = _t20_w1_w1*_t23_w2_w1
-                    _t80_w2_w1 = 1.0 if _t76_w2_w1 > 0.0 else (0.5 if _t76_w2_w1 == 0.0 else 0.0)
-                    _t81_w2_w1 = 1.0 if _t32_w1_w1 > 0.0 else 0.0
+                    _t80_w2_w1 = _sel(_t76_w2_w1 > 0.0, 1.0, _sel(_t76_w2_w1 == 0.0, 0.5, 0.0))
+                    _t81_w2_w1 = _sel(_t32_w1_w1 > 0.0, 1.0, 0.0)
                     _t82_w2_w1 = _t8_w1_w1*(1.0 - _t81_w2_w1)
                     _t83_w2_w1 = _t52_w1_w1 + _t82_w2_w1
                     _t84_w2_w1 = _t18_w2_w1*((-_t37_w1_w1*_t4_w1_w1 + _t44_w2_w1)*_inv1_w1_w1) + eps*(_t39_w1_w1*_inv1_w1_w1)
-                    _t85_w2_w1 = 1.0 if _t77_w2_w1 > 0.0 else 0.0
-                    _t86_w2_w1 = 1.0 if _t76_w2_w1 > 0.0 else 0.0
+                    _t85_w2_w1 = _sel(_t77_w2_w1 > 0.0, 1.0, 0.0)
+                    _t86_w2_w1 = _sel(_t76_w2_w1 > 0.0, 1.0, 0.0)
                     _t87_w2_w1 = _t31_w1_w1*_t4_w1_w1 + _t54_w2_w1
                     _t88_w2_w1 = _t8_w1_w1*_t81_w2_w1
                     _t89_w2_w1 = _t88_w2_w1*((_t87_w2_w1 + inter_w1)*_inv2_w1_w1)
@@ -1849,23 +1850,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w2_w1 = 0.5*_t88_w2_w1
                     _t92_w2_w1 = _t91_w2_w1*((-_t33_w2_w1*_t52_w1_w1 + _t87_w2_w1)*_inv2_w1_w1)
                     _t93_w2_w1 = (_t4_w1_w1*_t49_w1_w1*_t85_w2_w1 - _t86_w2_w1*_t89_w2_w1 - _t90_w2_w1*_t92_w2_w1)*_inv2_w1_w1
-                    _t94_w2_w1 = _t70_w2_w1*(math.copysign((1.0 if _aw254 > _ah255 else _q257), _t4_w1_w1)*_n258)
+                    _t94_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw254 > _ah255, 1.0, _q257), _t4_w1_w1)*_n258)
                     _t95_w2_w1 = _t69_w2_w1*_t94_w2_w1
                     _t96_w2_w1 = _t94_w2_w1*beta_grad
                     _t97_w2_w1 = px2_w1 - tx2_w1
-                    _t98_w2_w1 = 1.0 if _t97_w2_w1 > 0.0 else (0.5 if _t97_w2_w1 == 0.0 else 0.0)
+                    _t98_w2_w1 = _sel(_t97_w2_w1 > 0.0, 1.0, _sel(_t97_w2_w1 == 0.0, 0.5, 0.0))
                     _t99_w2_w1 = -_t97_w2_w1
-                    _t100_w2_w1 = 1.0 if _t99_w2_w1 > 0.0 else (0.5 if _t99_w2_w1 == 0.0 else 0.0)
-                    _t101_w2_w1 = 1.0 if _t97_w2_w1 > 0.0 else 0.0
-                    _t102_w2_w1 = 1.0 if _t99_w2_w1 > 0.0 else 0.0
+                    _t100_w2_w1 = _sel(_t99_w2_w1 > 0.0, 1.0, _sel(_t99_w2_w1 == 0.0, 0.5, 0.0))
+                    _t101_w2_w1 = _sel(_t97_w2_w1 > 0.0, 1.0, 0.0)
+                    _t102_w2_w1 = _sel(_t99_w2_w1 > 0.0, 1.0, 0.0)
                     _t103_w2_w1 = -_t101_w2_w1 - _t102_w2_w1 + 1.0
                     _t104_w2_w1 = (-_t101_w2_w1*_t49_w1_w1*_t5_w1_w1 + _t102_w2_w1*_t57_w2_w1 + _t103_w2_w1*_t61_w2_w1)*_inv2_w1_w1
                     _t105_w2_w1 = py2_w1 - ty2_w1
-                    _t106_w2_w1 = 1.0 if _t105_w2_w1 > 0.0 else (0.5 if _t105_w2_w1 == 0.0 else 0.0)
+                    _t106_w2_w1 = _sel(_t105_w2_w1 > 0.0, 1.0, _sel(_t105_w2_w1 == 0.0, 0.5, 0.0))
                     _t107_w2_w1 = -_t105_w2_w1
-                    _t108_w2_w1 = 1.0 if _t107_w2_w1 > 0.0 else (0.5 if _t107_w2_w1 == 0.0 else 0.0)
-                    _t109_w2_w1 = 1.0 if _t105_w2_w1 > 0.0 else 0.0
-                    _t110_w2_w1 = 1.0 if _t107_w2_w1 > 0.0 else 0.0
+                    _t108_w2_w1 = _sel(_t107_w2_w1 > 0.0, 1.0, _sel(_t107_w2_w1 == 0.0, 0.5, 0.0))
+                    _t109_w2_w1 = _sel(_t105_w2_w1 > 0.0, 1.0, 0.0)
+                    _t110_w2_w1 = _sel(_t107_w2_w1 > 0.0, 1.0, 0.0)
                     _t111_w2_w1 = -_t109_w2_w1 - _t110_w2_w1 + 1.0
                     _t112_w2_w1 = (-_t109_w2_w1*_t4_w1_w1*_t49_w1_w1 + _t110_w2_w1*_t89_w2_w1 + _t111_w2_w1*_t92_w2_w1)*_inv2_w1_w1
                     _t113_w2_w1 = -_t14_w2_w1
@@ -1879,9 +1880,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw260 = abs(_t6_w1_w1)
                     _ah261 = abs(_t7_w1_w1)
                     _mx262 = max(_aw260, _ah261)
-                    _q263 = (min(_aw260, _ah261)/_mx262 if _mx262 > 0.0 else 0.0)
-                    _n264 = (1.0/(max(_mx262, 2.2250738585072014e-308)*(1.0 + _q263*_q263)) if _mx262 > 0.0 else 0.0)
-                    _t121_w2_w1 = _t70_w2_w1*(math.copysign((_q263 if _aw260 > _ah261 else 1.0), _t7_w1_w1)*_n264)
+                    _q263 = _sel(_mx262 > 0.0, min(_aw260, _ah261)/_mx262, 0.0)
+                    _n264 = _sel(_mx262 > 0.0, 1.0/(max(_mx262, 2.2250738585072014e-308)*(1.0 + _q263*_q263)), 0.0)
+                    _t121_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw260 > _ah261, _q263, 1.0), _t7_w1_w1)*_n264)
                     _t122_w2_w1 = _t121_w2_w1*_t69_w2_w1
                     _t123_w2_w1 = _t121_w2_w1*beta_grad
                     _t124_w2_w1 = -_t75_w2_w1
@@ -1891,7 +1892,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w4 = _t88_w2_w1*((_t127_w4 + inter_w1)*_inv2_w1_w1)
                     _t129_w4 = _t91_w2_w1*((_t127_w4 - _t33_w2_w1*_t40_w1_w1)*_inv2_w1_w1)
                     _t130_w4 = (-_t128_w4*_t85_w2_w1 - _t129_w4*_t90_w2_w1 + _t49_w1_w1*_t6_w1_w1*_t86_w2_w1)*_inv2_w1_w1
-                    _t131_w4 = _t70_w2_w1*(math.copysign((1.0 if _aw260 > _ah261 else _q263), _t6_w1_w1)*_n264)
+                    _t131_w4 = _t70_w2_w1*(math.copysign(_sel(_aw260 > _ah261, 1.0, _q263), _t6_w1_w1)*_n264)
                     _t132_w4 = _t131_w4*_t69_w2_w1
                     _t133_w4 = _t131_w4*beta_grad
                     _t134_w4 = (_t101_w2_w1*_t118_w2_w1 - _t102_w2_w1*_t49_w1_w1*_t7_w1_w1 + _t103_w2_w1*_t119_w2_w1)*_inv2_w1_w1
@@ -1917,7 +1918,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w3 = 0.5*_t13_w3
                     _t15_w3 = px1_w1 + _s179
                     _t16_w3 = -_t15_w3
-                    _t17_w2_w1 = 1.0 if _t16_w3 > 0.0 else (0.5 if _t16_w3 == 0.0 else 0.0)
+                    _t17_w2_w1 = _sel(_t16_w3 > 0.0, 1.0, _sel(_t16_w3 == 0.0, 0.5, 0.0))
                     _t19_w2_w1 = _s242
                     _t22_w3 = (0.25*(_t13_w3*_t13_w3) + 0.25*(_t19_w2_w1*_t19_w2_w1))/_t21_w2_w1
                     _t23_w3 = 2.0*_t22_w3
@@ -1926,16 +1927,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w3 = 0.16666666666666666*_t0_w1_w1*_t25_w3
                     _t27_w3 = 0.5*form - 1.5
                     _t28_w3 = alpha*(-_t25_w3*_t27_w3 + _t26_w3)*(math.pow(_t22_w3, alpha - 1.0) if _t22_w3 > 0.0 and alpha != 0.0 else 0.0)
-                    _t29_w2_w1 = 1.0 if _t15_w3 > 0.0 else (0.5 if _t15_w3 == 0.0 else 0.0)
-                    _t34_w3 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t29_w2_w1 = _sel(_t15_w3 > 0.0, 1.0, _sel(_t15_w3 == 0.0, 0.5, 0.0))
+                    _t34_w3 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t35_w3 = _t33_w2_w1*(1.0 - _t34_w3)
                     _t36_w2_w1 = _t31_w1_w1 + _t35_w3
                     _t45_w3 = _t20_w1_w1*((-_t39_w1_w1*_t5_w1_w1 + _t44_w2_w1)/_t38_w1_w1) + eps*(_t37_w1_w1/_t38_w1_w1)
                     _s273 = math.pow(giou_penalty_w1, alpha - 1.0) if giou_penalty_w1 > 0.0 and alpha != 0.0 else 0.0
                     _t46_w2_w1 = _t0_w1_w1*_t27_w3*alpha*form*_s273
-                    _t47_w2_w1 = 1.0 if _t16_w3 > 0.0 else 0.0
+                    _t47_w2_w1 = _sel(_t16_w3 > 0.0, 1.0, 0.0)
                     _t49_w2_w1 = inter_w1/_t48_w1_w1
-                    _t50_w2_w1 = 1.0 if _t15_w3 > 0.0 else 0.0
+                    _t50_w2_w1 = _sel(_t15_w3 > 0.0, 1.0, 0.0)
                     _t55_w3 = _t53_w2 + _t54_w2_w1
                     _t56_w3 = _t33_w2_w1*_t34_w3
                     _t57_w3 = _t56_w3*((_t55_w3 + inter_w1)/_t48_w1_w1)
@@ -1951,9 +1952,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw274 = abs(_t4_w1_w1)
                     _ah275 = abs(_t5_w1_w1)
                     _mx276 = max(_aw274, _ah275)
-                    _q277 = (min(_aw274, _ah275)/_mx276 if _mx276 > 0.0 else 0.0)
-                    _n278 = (1.0/(max(_mx276, 2.2250738585072014e-308)*(1.0 + _q277*_q277)) if _mx276 > 0.0 else 0.0)
-                    _t71_w3 = _t70_w3*(math.copysign((_q277 if _aw274 > _ah275 else 1.0), _t5_w1_w1)*_n278)
+                    _q277 = _sel(_mx276 > 0.0, min(_aw274, _ah275)/_mx276, 0.0)
+                    _n278 = _sel(_mx276 > 0.0, 1.0/(max(_mx276, 2.2250738585072014e-308)*(1.0 + _q277*_q277)), 0.0)
+                    _t71_w3 = _t70_w3*(math.copysign(_sel(_aw274 > _ah275, _q277, 1.0), _t5_w1_w1)*_n278)
                     _t72_w3 = _t69_w3*_t71_w3
                     _t73_w3 = _t71_w3*beta_grad
                     _s279 = _t67_w3*_t69_w3
@@ -1961,15 +1962,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w3 = 0.5*_t19_w2_w1
                     _t76_w3 = py1_w1 + _s176
                     _t77_w3 = -_t76_w3
-                    _t78_w3 = 1.0 if _t77_w3 > 0.0 else (0.5 if _t77_w3 == 0.0 else 0.0)
+                    _t78_w3 = _sel(_t77_w3 > 0.0, 1.0, _sel(_t77_w3 == 0.0, 0.5, 0.0))
                     _t79_w3 = _t20_w1_w1*_t23_w3
-                    _t80_w3 = 1.0 if _t76_w3 > 0.0 else (0.5 if _t76_w3 == 0.0 else 0.0)
-                    _t81_w3 = 1.0 if _t32_w1_w1 > 0.0 else 0.0
+                    _t80_w3 = _sel(_t76_w3 > 0.0, 1.0, _sel(_t76_w3 == 0.0, 0.5, 0.0))
+                    _t81_w3 = _sel(_t32_w1_w1 > 0.0, 1.0, 0.0)
                     _t82_w3 = _t8_w1_w1*(1.0 - _t81_w3)
                     _t83_w3 = _t52_w1_w1 + _t82_w3
                     _t84_w3 = _t18_w2_w1*((-_t37_w1_w1*_t4_w1_w1 + _t44_w2_w1)/_t38_w1_w1) + eps*(_t39_w1_w1/_t38_w1_w1)
-                    _t85_w3 = 1.0 if _t77_w3 > 0.0 else 0.0
-                    _t86_w3 = 1.0 if _t76_w3 > 0.0 else 0.0
+                    _t85_w3 = _sel(_t77_w3 > 0.0, 1.0, 0.0)
+                    _t86_w3 = _sel(_t76_w3 > 0.0, 1.0, 0.0)
                     _t87_w3 = _t31_w1_w1*_t4_w1_w1 + _t54_w2_w1
                     _t88_w3 = _t8_w1_w1*_t81_w3
                     _t89_w3 = _t88_w3*((_t87_w3 + inter_w1)/_t48_w1_w1)
@@ -1977,23 +1978,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w3 = 0.5*_t88_w3
                     _t92_w3 = _t91_w3*((-_t33_w2_w1*_t52_w1_w1 + _t87_w3)/_t48_w1_w1)
                     _t93_w3 = (_t4_w1_w1*_t49_w2_w1*_t85_w3 - _t86_w3*_t89_w3 - _t90_w3*_t92_w3)/_t48_w1_w1
-                    _t94_w3 = _t70_w3*(math.copysign((1.0 if _aw274 > _ah275 else _q277), _t4_w1_w1)*_n278)
+                    _t94_w3 = _t70_w3*(math.copysign(_sel(_aw274 > _ah275, 1.0, _q277), _t4_w1_w1)*_n278)
                     _t95_w3 = _t69_w3*_t94_w3
                     _t96_w3 = _t94_w3*beta_grad
                     _t97_w3 = px2_w1 - tx2_w1
-                    _t98_w3 = 1.0 if _t97_w3 > 0.0 else (0.5 if _t97_w3 == 0.0 else 0.0)
+                    _t98_w3 = _sel(_t97_w3 > 0.0, 1.0, _sel(_t97_w3 == 0.0, 0.5, 0.0))
                     _t99_w3 = -_t97_w3
-                    _t100_w3 = 1.0 if _t99_w3 > 0.0 else (0.5 if _t99_w3 == 0.0 else 0.0)
-                    _t101_w3 = 1.0 if _t97_w3 > 0.0 else 0.0
-                    _t102_w3 = 1.0 if _t99_w3 > 0.0 else 0.0
+                    _t100_w3 = _sel(_t99_w3 > 0.0, 1.0, _sel(_t99_w3 == 0.0, 0.5, 0.0))
+                    _t101_w3 = _sel(_t97_w3 > 0.0, 1.0, 0.0)
+                    _t102_w3 = _sel(_t99_w3 > 0.0, 1.0, 0.0)
                     _t103_w3 = -_t101_w3 - _t102_w3 + 1.0
                     _t104_w3 = (-_t101_w3*_t49_w2_w1*_t5_w1_w1 + _t102_w3*_t57_w3 + _t103_w3*_t61_w3)/_t48_w1_w1
                     _t105_w3 = py2_w1 - ty2_w1
-                    _t106_w3 = 1.0 if _t105_w3 > 0.0 else (0.5 if _t105_w3 == 0.0 else 0.0)
+                    _t106_w3 = _sel(_t105_w3 > 0.0, 1.0, _sel(_t105_w3 == 0.0, 0.5, 0.0))
                     _t107_w3 = -_t105_w3
-                    _t108_w3 = 1.0 if _t107_w3 > 0.0 else (0.5 if _t107_w3 == 0.0 else 0.0)
-                    _t109_w3 = 1.0 if _t105_w3 > 0.0 else 0.0
-                    _t110_w3 = 1.0 if _t107_w3 > 0.0 else 0.0
+                    _t108_w3 = _sel(_t107_w3 > 0.0, 1.0, _sel(_t107_w3 == 0.0, 0.5, 0.0))
+                    _t109_w3 = _sel(_t105_w3 > 0.0, 1.0, 0.0)
+                    _t110_w3 = _sel(_t107_w3 > 0.0, 1.0, 0.0)
                     _t111_w3 = -_t109_w3 - _t110_w3 + 1.0
                     _t112_w3 = (-_t109_w3*_t4_w1_w1*_t49_w2_w1 + _t110_w3*_t89_w3 + _t111_w3*_t92_w3)/_t48_w1_w1
                     _t113_w3 = -_t14_w3
@@ -2007,9 +2008,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw280 = abs(_t6_w1_w1)
                     _ah281 = abs(_t7_w1_w1)
                     _mx282 = max(_aw280, _ah281)
-                    _q283 = (min(_aw280, _ah281)/_mx282 if _mx282 > 0.0 else 0.0)
-                    _n284 = (1.0/(max(_mx282, 2.2250738585072014e-308)*(1.0 + _q283*_q283)) if _mx282 > 0.0 else 0.0)
-                    _t121_w3 = _t70_w3*(math.copysign((_q283 if _aw280 > _ah281 else 1.0), _t7_w1_w1)*_n284)
+                    _q283 = _sel(_mx282 > 0.0, min(_aw280, _ah281)/_mx282, 0.0)
+                    _n284 = _sel(_mx282 > 0.0, 1.0/(max(_mx282, 2.2250738585072014e-308)*(1.0 + _q283*_q283)), 0.0)
+                    _t121_w3 = _t70_w3*(math.copysign(_sel(_aw280 > _ah281, _q283, 1.0), _t7_w1_w1)*_n284)
                     _t122_w3 = _t121_w3*_t69_w3
                     _t123_w3 = _t121_w3*beta_grad
                     _t124_w3 = -_t75_w3
@@ -2019,7 +2020,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w1_w1 = _t88_w3*((_t127_w1_w1 + inter_w1)/_t48_w1_w1)
                     _t129_w1_w1 = _t91_w3*((_t127_w1_w1 - _t33_w2_w1*_t40_w1_w1)/_t48_w1_w1)
                     _t130_w1_w1 = (-_t128_w1_w1*_t85_w3 - _t129_w1_w1*_t90_w3 + _t49_w2_w1*_t6_w1_w1*_t86_w3)/_t48_w1_w1
-                    _t131_w1_w1 = _t70_w3*(math.copysign((1.0 if _aw280 > _ah281 else _q283), _t6_w1_w1)*_n284)
+                    _t131_w1_w1 = _t70_w3*(math.copysign(_sel(_aw280 > _ah281, 1.0, _q283), _t6_w1_w1)*_n284)
                     _t132_w1_w1 = _t131_w1_w1*_t69_w3
                     _t133_w1_w1 = _t131_w1_w1*beta_grad
                     _t134_w1_w1 = (_t101_w3*_t118_w3 - _t102_w3*_t49_w2_w1*_t7_w1_w1 + _t103_w3*_t119_w3)/_t48_w1_w1
@@ -2096,12 +2097,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw334 = abs(_s332)
                 _ah335 = abs(_s333)
                 _mx336 = max(_aw334, _ah335)
-                _q337 = (min(_aw334, _ah335)/_mx336 if _mx336 > 0.0 else 0.0)
+                _q337 = _sel(_mx336 > 0.0, min(_aw334, _ah335)/_mx336, 0.0)
                 _big338 = _q337 > 0.5
                 _d339 = _q337 + 1.0
                 _r340 = (_q337 - 1.0)/_d339
                 _e341 = _q337 - (_d339 - 1.0)
-                _r342 = (_r340 - _r340*(_e341/_d339) if _big338 else _q337)
+                _r342 = _sel(_big338, _r340 - _r340*(_e341/_d339), _q337)
                 _s343 = _r342*_r342
                 _e344 = -0.3333333333333333 + 0.19999999999999488*_s343
                 _e345 = -0.14285714285599188 + 0.11111111100917376*_s343
@@ -2119,26 +2120,26 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x357 = _x354*_x354
                 _e358 = _e355 + _e356*_x357
                 _p359 = _r342 + _r342*(_s343*_e358)
-                _k360 = (1.0 if _big338 else 0.0)
-                _k361 = (2.0 - _k360 if _aw334 > _ah335 else _k360)
-                _k362 = (4.0 - _k361 if math.copysign(1.0, _s333) < 0.0 else _k361)
-                _p363 = (_p359 if (_aw334 > _ah335) == (math.copysign(1.0, _s333) < 0.0) else -_p359)
+                _k360 = _sel(_big338, 1.0, 0.0)
+                _k361 = _sel(_aw334 > _ah335, 2.0 - _k360, _k360)
+                _k362 = _sel(math.copysign(1.0, _s333) < 0.0, 4.0 - _k361, _k361)
+                _p363 = _sel((_aw334 > _ah335) == (math.copysign(1.0, _s333) < 0.0), _p359, -_p359)
                 _u364 = _k362*0.7853981633974483 + (_p363 + _k362*3.061616997868383e-17)
                 _t11_w2_w1 = math.copysign(_u364, _s332)
                 _t12_w3 = 0.4052847345693511*(_t11_w2_w1*_t11_w2_w1)
-                _s365_w1 = 0.16425571607494938*(_t11_w2_w1*_t11_w2_w1*_t11_w2_w1*_t11_w2_w1)/(_t10_w2_w1 + _t12_w3 + eps + (1.0 - (1.0 if _t12_w3 > 0.0 else 0.0)))
+                _s365_w1 = 0.16425571607494938*(_t11_w2_w1*_t11_w2_w1*_t11_w2_w1*_t11_w2_w1)/(_t10_w2_w1 + _t12_w3 + eps + (1.0 - _sel(_t12_w3 > 0.0, 1.0, 0.0)))
                 _b366 = _s5_w1 - px2_w1
                 _b367 = _s6_w1 - tx1_w1
                 _e368 = (px2_w1 - (_s5_w1 - _b366)) - (tx2_w1 + _b366)
                 _e369 = (tx1_w1 - (_s6_w1 - _b367)) - (px1_w1 + _b367)
                 _c370 = _e368 - _e369
-                _s371 = (_s5_w1 - _s6_w1) + _c370 if _c370 == _c370 else _s5_w1 - _s6_w1
+                _s371 = _sel(_c370 == _c370, (_s5_w1 - _s6_w1) + _c370, _s5_w1 - _s6_w1)
                 _b372 = _s10_w1 - py2_w1
                 _b373 = _s11_w1 - ty1_w1
                 _e374 = (py2_w1 - (_s10_w1 - _b372)) - (ty2_w1 + _b372)
                 _e375 = (ty1_w1 - (_s11_w1 - _b373)) - (py1_w1 + _b373)
                 _c376 = _e374 - _e375
-                _s377 = (_s10_w1 - _s11_w1) + _c376 if _c376 == _c376 else _s10_w1 - _s11_w1
+                _s377 = _sel(_c376 == _c376, (_s10_w1 - _s11_w1) + _c376, _s10_w1 - _s11_w1)
                 _s378 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s379 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s380 = math.pow((0.25*(_s371*_s371) + 0.25*(_s377*_s377))/(eps + (_s378*_s378) + (_s379*_s379)), alpha)
@@ -2167,7 +2168,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54_w3 = _t44_w3 + eps
                 _t59_w3 = _t31_w2_w1*_t8_w2_w1
                 _t64_w3 = _t53_w1_w1 + _t59_w3
-                _t65_w3 = _t12_w3 + eps + (1.0 - (1.0 if _t12_w3 > 0.0 else 0.0)) + (_t9_w2_w1/(_t54_w3 + _t64_w3 + inter_w1))
+                _t65_w3 = _t12_w3 + eps + (1.0 - _sel(_t12_w3 > 0.0, 1.0, 0.0)) + (_t9_w2_w1/(_t54_w3 + _t64_w3 + inter_w1))
                 _a383 = abs(_t21_w3)
                 _a384 = abs(_t38_w2_w1)
                 _a385 = abs(_t48_w2_w1)
@@ -2182,7 +2183,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w4 = 0.5*_t13_w4
                     _t15_w4 = px1_w1 + _s314
                     _t16_w4 = -_t15_w4
-                    _t17_w3 = 1.0 if _t16_w4 > 0.0 else (0.5 if _t16_w4 == 0.0 else 0.0)
+                    _t17_w3 = _sel(_t16_w4 > 0.0, 1.0, _sel(_t16_w4 == 0.0, 0.5, 0.0))
                     _t19_w3 = _s377
                     _t22_w4 = (0.25*(_t13_w4*_t13_w4) + 0.25*(_t19_w3*_t19_w3))*_inv0_w2_w1
                     _t23_w4 = 2.0*_t22_w4
@@ -2191,16 +2192,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w4 = 0.16666666666666666*_t0_w2_w1*_t25_w4
                     _t27_w4 = 0.5*form - 1.5
                     _t28_w4 = alpha*(-_t25_w4*_t27_w4 + _t26_w4)*(math.pow(_t22_w4, alpha - 1.0) if _t22_w4 > 0.0 and alpha != 0.0 else 0.0)
-                    _t29_w3 = 1.0 if _t15_w4 > 0.0 else (0.5 if _t15_w4 == 0.0 else 0.0)
-                    _t34_w4 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t29_w3 = _sel(_t15_w4 > 0.0, 1.0, _sel(_t15_w4 == 0.0, 0.5, 0.0))
+                    _t34_w4 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t35_w4 = _t33_w3*(1.0 - _t34_w4)
                     _t36_w3 = _t31_w2_w1 + _t35_w4
                     _t45_w4 = _t20_w2_w1*((-_t39_w2_w1*_t4_w2_w1 + _t44_w3)*_inv1_w2_w1) + eps*(_t37_w2_w1*_inv1_w2_w1)
                     _s387 = math.pow(giou_penalty_w1, alpha - 1.0) if giou_penalty_w1 > 0.0 and alpha != 0.0 else 0.0
                     _t46_w3 = _t0_w2_w1*_t27_w4*alpha*form*_s387
-                    _t47_w3 = 1.0 if _t16_w4 > 0.0 else 0.0
+                    _t47_w3 = _sel(_t16_w4 > 0.0, 1.0, 0.0)
                     _t49_w3 = inter_w1*_inv2_w2_w1
-                    _t50_w3 = 1.0 if _t15_w4 > 0.0 else 0.0
+                    _t50_w3 = _sel(_t15_w4 > 0.0, 1.0, 0.0)
                     _t55_w4 = _t53_w1_w1 + _t54_w3
                     _t56_w4 = _t33_w3*_t34_w4
                     _t57_w4 = _t56_w4*((_t55_w4 + inter_w1)*_inv2_w2_w1)
@@ -2216,9 +2217,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw388 = abs(_t5_w2_w1)
                     _ah389 = abs(_t4_w2_w1)
                     _mx390 = max(_aw388, _ah389)
-                    _q391 = (min(_aw388, _ah389)/_mx390 if _mx390 > 0.0 else 0.0)
-                    _n392 = (1.0/(max(_mx390, 2.2250738585072014e-308)*(1.0 + _q391*_q391)) if _mx390 > 0.0 else 0.0)
-                    _t71_w4 = _t70_w4*(math.copysign((_q391 if _aw388 > _ah389 else 1.0), _t4_w2_w1)*_n392)
+                    _q391 = _sel(_mx390 > 0.0, min(_aw388, _ah389)/_mx390, 0.0)
+                    _n392 = _sel(_mx390 > 0.0, 1.0/(max(_mx390, 2.2250738585072014e-308)*(1.0 + _q391*_q391)), 0.0)
+                    _t71_w4 = _t70_w4*(math.copysign(_sel(_aw388 > _ah389, _q391, 1.0), _t4_w2_w1)*_n392)
                     _t72_w4 = _t69_w4*_t71_w4
                     _t73_w4 = _t71_w4*beta_grad
                     _s393 = _t67_w4*_t69_w4
@@ -2226,15 +2227,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w4 = 0.5*_t19_w3
                     _t76_w4 = py1_w1 + _s317
                     _t77_w4 = -_t76_w4
-                    _t78_w4 = 1.0 if _t77_w4 > 0.0 else (0.5 if _t77_w4 == 0.0 else 0.0)
+                    _t78_w4 = _sel(_t77_w4 > 0.0, 1.0, _sel(_t77_w4 == 0.0, 0.5, 0.0))
                     _t79_w4 = _t20_w2_w1*_t23_w4
-                    _t80_w4 = 1.0 if _t76_w4 > 0.0 else (0.5 if _t76_w4 == 0.0 else 0.0)
-                    _t81_w4 = 1.0 if _t32_w2_w1 > 0.0 else 0.0
+                    _t80_w4 = _sel(_t76_w4 > 0.0, 1.0, _sel(_t76_w4 == 0.0, 0.5, 0.0))
+                    _t81_w4 = _sel(_t32_w2_w1 > 0.0, 1.0, 0.0)
                     _t82_w4 = _t8_w2_w1*(1.0 - _t81_w4)
                     _t83_w4 = _t52_w2_w1 + _t82_w4
                     _t84_w4 = _t18_w3*((-_t37_w2_w1*_t5_w2_w1 + _t44_w3)*_inv1_w2_w1) + eps*(_t39_w2_w1*_inv1_w2_w1)
-                    _t85_w4 = 1.0 if _t77_w4 > 0.0 else 0.0
-                    _t86_w4 = 1.0 if _t76_w4 > 0.0 else 0.0
+                    _t85_w4 = _sel(_t77_w4 > 0.0, 1.0, 0.0)
+                    _t86_w4 = _sel(_t76_w4 > 0.0, 1.0, 0.0)
                     _t87_w4 = _t31_w2_w1*_t5_w2_w1 + _t54_w3
                     _t88_w4 = _t8_w2_w1*_t81_w4
                     _t89_w4 = _t88_w4*((_t87_w4 + inter_w1)*_inv2_w2_w1)
@@ -2242,23 +2243,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w4 = 0.5*_t88_w4
                     _t92_w4 = _t91_w4*((-_t33_w3*_t52_w2_w1 + _t87_w4)*_inv2_w2_w1)
                     _t93_w4 = (_t49_w3*_t5_w2_w1*_t85_w4 - _t86_w4*_t89_w4 - _t90_w4*_t92_w4)*_inv2_w2_w1
-                    _t94_w4 = _t70_w4*(math.copysign((1.0 if _aw388 > _ah389 else _q391), _t5_w2_w1)*_n392)
+                    _t94_w4 = _t70_w4*(math.copysign(_sel(_aw388 > _ah389, 1.0, _q391), _t5_w2_w1)*_n392)
                     _t95_w4 = _t69_w4*_t94_w4
                     _t96_w4 = _t94_w4*beta_grad
                     _t97_w4 = px2_w1 - tx2_w1
-                    _t98_w4 = 1.0 if _t97_w4 > 0.0 else (0.5 if _t97_w4 == 0.0 else 0.0)
+                    _t98_w4 = _sel(_t97_w4 > 0.0, 1.0, _sel(_t97_w4 == 0.0, 0.5, 0.0))
                     _t99_w4 = -_t97_w4
-                    _t100_w4 = 1.0 if _t99_w4 > 0.0 else (0.5 if _t99_w4 == 0.0 else 0.0)
-                    _t101_w4 = 1.0 if _t97_w4 > 0.0 else 0.0
-                    _t102_w4 = 1.0 if _t99_w4 > 0.0 else 0.0
+                    _t100_w4 = _sel(_t99_w4 > 0.0, 1.0, _sel(_t99_w4 == 0.0, 0.5, 0.0))
+                    _t101_w4 = _sel(_t97_w4 > 0.0, 1.0, 0.0)
+                    _t102_w4 = _sel(_t99_w4 > 0.0, 1.0, 0.0)
                     _t103_w4 = -_t101_w4 - _t102_w4 + 1.0
                     _t104_w4 = (-_t101_w4*_t4_w2_w1*_t49_w3 + _t102_w4*_t57_w4 + _t103_w4*_t61_w4)*_inv2_w2_w1
                     _t105_w4 = py2_w1 - ty2_w1
-                    _t106_w4 = 1.0 if _t105_w4 > 0.0 else (0.5 if _t105_w4 == 0.0 else 0.0)
+                    _t106_w4 = _sel(_t105_w4 > 0.0, 1.0, _sel(_t105_w4 == 0.0, 0.5, 0.0))
                     _t107_w4 = -_t105_w4
-                    _t108_w4 = 1.0 if _t107_w4 > 0.0 else (0.5 if _t107_w4 == 0.0 else 0.0)
-                    _t109_w4 = 1.0 if _t105_w4 > 0.0 else 0.0
-                    _t110_w4 = 1.0 if _t107_w4 > 0.0 else 0.0
+                    _t108_w4 = _sel(_t107_w4 > 0.0, 1.0, _sel(_t107_w4 == 0.0, 0.5, 0.0))
+                    _t109_w4 = _sel(_t105_w4 > 0.0, 1.0, 0.0)
+                    _t110_w4 = _sel(_t107_w4 > 0.0, 1.0, 0.0)
                     _t111_w4 = -_t109_w4 - _t110_w4 + 1.0
                     _t112_w4 = (-_t109_w4*_t49_w3*_t5_w2_w1 + _t110_w4*_t89_w4 + _t111_w4*_t92_w4)*_inv2_w2_w1
                     _t113_w4 = -_t14_w4
@@ -2272,9 +2273,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw394 = abs(_t7_w2_w1)
                     _ah395 = abs(_t6_w2_w1)
                     _mx396 = max(_aw394, _ah395)
-                    _q397 = (min(_aw394, _ah395)/_mx396 if _mx396 > 0.0 else 0.0)
-                    _n398 = (1.0/(max(_mx396, 2.2250738585072014e-308)*(1.0 + _q397*_q397)) if _mx396 > 0.0 else 0.0)
-                    _t121_w4 = _t70_w4*(math.copysign((_q397 if _aw394 > _ah395 else 1.0), _t6_w2_w1)*_n398)
+                    _q397 = _sel(_mx396 > 0.0, min(_aw394, _ah395)/_mx396, 0.0)
+                    _n398 = _sel(_mx396 > 0.0, 1.0/(max(_mx396, 2.2250738585072014e-308)*(1.0 + _q397*_q397)), 0.0)
+                    _t121_w4 = _t70_w4*(math.copysign(_sel(_aw394 > _ah395, _q397, 1.0), _t6_w2_w1)*_n398)
                     _t122_w4 = _t121_w4*_t69_w4
                     _t123_w4 = _t121_w4*beta_grad
                     _t124_w4 = -_t75_w4
@@ -2284,7 +2285,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w2 = _t88_w4*((_t127_w2 + inter_w1)*_inv2_w2_w1)
                     _t129_w2 = _t91_w4*((_t127_w2 - _t33_w3*_t40_w2_w1)*_inv2_w2_w1)
                     _t130_w2 = (-_t128_w2*_t85_w4 - _t129_w2*_t90_w4 + _t49_w3*_t7_w2_w1*_t86_w4)*_inv2_w2_w1
-                    _t131_w2 = _t70_w4*(math.copysign((1.0 if _aw394 > _ah395 else _q397), _t7_w2_w1)*_n398)
+                    _t131_w2 = _t70_w4*(math.copysign(_sel(_aw394 > _ah395, 1.0, _q397), _t7_w2_w1)*_n398)
                     _t132_w2 = _t131_w2*_t69_w4
                     _t133_w2 = _t131_w2*beta_grad
                     _t134_w2 = (_t101_w4*_t118_w4 - _t102_w4*_t49_w3*_t6_w2_w1 + _t103_w4*_t119_w4)*_inv2_w2_w1
@@ -2310,7 +2311,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w5 = 0.5*_t13_w5
                     _t15_w5 = px1_w1 + _s314
                     _t16_w5 = -_t15_w5
-                    _t17_w4 = 1.0 if _t16_w5 > 0.0 else (0.5 if _t16_w5 == 0.0 else 0.0)
+                    _t17_w4 = _sel(_t16_w5 > 0.0, 1.0, _sel(_t16_w5 == 0.0, 0.5, 0.0))
                     _t19_w4 = _s377
                     _t22_w5 = (0.25*(_t13_w5*_t13_w5) + 0.25*(_t19_w4*_t19_w4))/_t21_w3
                     _t23_w5 = 2.0*_t22_w5
@@ -2319,16 +2320,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w5 = 0.16666666666666666*_t0_w2_w1*_t25_w5
                     _t27_w5 = 0.5*form - 1.5
                     _t28_w5 = alpha*(-_t25_w5*_t27_w5 + _t26_w5)*(math.pow(_t22_w5, alpha - 1.0) if _t22_w5 > 0.0 and alpha != 0.0 else 0.0)
-                    _t29_w4 = 1.0 if _t15_w5 > 0.0 else (0.5 if _t15_w5 == 0.0 else 0.0)
-                    _t34_w5 = 1.0 if _s1_w1 > 0.0 else 0.0
+                    _t29_w4 = _sel(_t15_w5 > 0.0, 1.0, _sel(_t15_w5 == 0.0, 0.5, 0.0))
+                    _t34_w5 = _sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t35_w5 = _t33_w3*(1.0 - _t34_w5)
                     _t36_w4 = _t31_w2_w1 + _t35_w5
                     _t45_w5 = _t20_w2_w1*((-_t39_w2_w1*_t4_w2_w1 + _t44_w3)/_t38_w2_w1) + eps*(_t37_w2_w1/_t38_w2_w1)
                     _s407 = math.pow(giou_penalty_w1, alpha - 1.0) if giou_penalty_w1 > 0.0 and alpha != 0.0 else 0.0
                     _t46_w4 = _t0_w2_w1*_t27_w5*alpha*form*_s407
-                    _t47_w4 = 1.0 if _t16_w5 > 0.0 else 0.0
+                    _t47_w4 = _sel(_t16_w5 > 0.0, 1.0, 0.0)
                     _t49_w4 = inter_w1/_t48_w2_w1
-                    _t50_w4 = 1.0 if _t15_w5 > 0.0 else 0.0
+                    _t50_w4 = _sel(_t15_w5 > 0.0, 1.0, 0.0)
                     _t55_w5 = _t53_w1_w1 + _t54_w3
                     _t56_w5 = _t33_w3*_t34_w5
                     _t57_w5 = _t56_w5*((_t55_w5 + inter_w1)/_t48_w2_w1)
@@ -2344,9 +2345,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw408 = abs(_t5_w2_w1)
                     _ah409 = abs(_t4_w2_w1)
                     _mx410 = max(_aw408, _ah409)
-                    _q411 = (min(_aw408, _ah409)/_mx410 if _mx410 > 0.0 else 0.0)
-                    _n412 = (1.0/(max(_mx410, 2.2250738585072014e-308)*(1.0 + _q411*_q411)) if _mx410 > 0.0 else 0.0)
-                    _t71_w5 = _t70_w5*(math.copysign((_q411 if _aw408 > _ah409 else 1.0), _t4_w2_w1)*_n412)
+                    _q411 = _sel(_mx410 > 0.0, min(_aw408, _ah409)/_mx410, 0.0)
+                    _n412 = _sel(_mx410 > 0.0, 1.0/(max(_mx410, 2.2250738585072014e-308)*(1.0 + _q411*_q411)), 0.0)
+                    _t71_w5 = _t70_w5*(math.copysign(_sel(_aw408 > _ah409, _q411, 1.0), _t4_w2_w1)*_n412)
                     _t72_w5 = _t69_w5*_t71_w5
                     _t73_w5 = _t71_w5*beta_grad
                     _s413 = _t67_w5*_t69_w5
@@ -2354,15 +2355,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w5 = 0.5*_t19_w4
                     _t76_w5 = py1_w1 + _s317
                     _t77_w5 = -_t76_w5
-                    _t78_w5 = 1.0 if _t77_w5 > 0.0 else (0.5 if _t77_w5 == 0.0 else 0.0)
+                    _t78_w5 = _sel(_t77_w5 > 0.0, 1.0, _sel(_t77_w5 == 0.0, 0.5, 0.0))
                     _t79_w5 = _t20_w2_w1*_t23_w5
-                    _t80_w5 = 1.0 if _t76_w5 > 0.0 else (0.5 if _t76_w5 == 0.0 else 0.0)
-                    _t81_w5 = 1.0 if _t32_w2_w1 > 0.0 else 0.0
+                    _t80_w5 = _sel(_t76_w5 > 0.0, 1.0, _sel(_t76_w5 == 0.0, 0.5, 0.0))
+                    _t81_w5 = _sel(_t32_w2_w1 > 0.0, 1.0, 0.0)
                     _t82_w5 = _t8_w2_w1*(1.0 - _t81_w5)
                     _t83_w5 = _t52_w2_w1 + _t82_w5
                     _t84_w5 = _t18_w3*((-_t37_w2_w1*_t5_w2_w1 + _t44_w3)/_t38_w2_w1) + eps*(_t39_w2_w1/_t38_w2_w1)
-                    _t85_w5 = 1.0 if _t77_w5 > 0.0 else 0.0
-                    _t86_w5 = 1.0 if _t76_w5 > 0.0 else 0.0
+                    _t85_w5 = _sel(_t77_w5 > 0.0, 1.0, 0.0)
+                    _t86_w5 = _sel(_t76_w5 > 0.0, 1.0, 0.0)
                     _t87_w5 = _t31_w2_w1*_t5_w2_w1 + _t54_w3
                     _t88_w5 = _t8_w2_w1*_t81_w5
                     _t89_w5 = _t88_w5*((_t87_w5 + inter_w1)/_t48_w2_w1)
@@ -2370,23 +2371,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w5 = 0.5*_t88_w5
                     _t92_w5 = _t91_w5*((-_t33_w3*_t52_w2_w1 + _t87_w5)/_t48_w2_w1)
                     _t93_w5 = (_t49_w4*_t5_w2_w1*_t85_w5 - _t86_w5*_t89_w5 - _t90_w5*_t92_w5)/_t48_w2_w1
-                    _t94_w5 = _t70_w5*(math.copysign((1.0 if _aw408 > _ah409 else _q411), _t5_w2_w1)*_n412)
+                    _t94_w5 = _t70_w5*(math.copysign(_sel(_aw408 > _ah409, 1.0, _q411), _t5_w2_w1)*_n412)
                     _t95_w5 = _t69_w5*_t94_w5
                     _t96_w5 = _t94_w5*beta_grad
                     _t97_w5 = px2_w1 - tx2_w1
-                    _t98_w5 = 1.0 if _t97_w5 > 0.0 else (0.5 if _t97_w5 == 0.0 else 0.0)
+                    _t98_w5 = _sel(_t97_w5 > 0.0, 1.0, _sel(_t97_w5 == 0.0, 0.5, 0.0))
                     _t99_w5 = -_t97_w5
-                    _t100_w5 = 1.0 if _t99_w5 > 0.0 else (0.5 if _t99_w5 == 0.0 else 0.0)
-                    _t101_w5 = 1.0 if _t97_w5 > 0.0 else 0.0
-                    _t102_w5 = 1.0 if _t99_w5 > 0.0 else 0.0
+                    _t100_w5 = _sel(_t99_w5 > 0.0, 1.0, _sel(_t99_w5 == 0.0, 0.5, 0.0))
+                    _t101_w5 = _sel(_t97_w5 > 0.0, 1.0, 0.0)
+                    _t102_w5 = _sel(_t99_w5 > 0.0, 1.0, 0.0)
                     _t103_w5 = -_t101_w5 - _t102_w5 + 1.0
                     _t104_w5 = (-_t101_w5*_t4_w2_w1*_t49_w4 + _t102_w5*_t57_w5 + _t103_w5*_t61_w5)/_t48_w2_w1
                     _t105_w5 = py2_w1 - ty2_w1
-                    _t106_w5 = 1.0 if _t105_w5 > 0.0 else (0.5 if _t105_w5 == 0.0 else 0.0)
+                    _t106_w5 = _sel(_t105_w5 > 0.0, 1.0, _sel(_t105_w5 == 0.0, 0.5, 0.0))
                     _t107_w5 = -_t105_w5
-                    _t108_w5 = 1.0 if _t107_w5 > 0.0 else (0.5 if _t107_w5 == 0.0 else 0.0)
-                    _t109_w5 = 1.0 if _t105_w5 > 0.0 else 0.0
-                    _t110_w5 = 1.0 if _t107_w5 > 0.0 else 0.0
+                    _t108_w5 = _sel(_t107_w5 > 0.0, 1.0, _sel(_t107_w5 == 0.0, 0.5, 0.0))
+                    _t109_w5 = _sel(_t105_w5 > 0.0, 1.0, 0.0)
+                    _t110_w5 = _sel(_t107_w5 > 0.0, 1.0, 0.0)
                     _t111_w5 = -_t109_w5 - _t110_w5 + 1.0
                     _t112_w5 = (-_t109_w5*_t49_w4*_t5_w2_w1 + _t110_w5*_t89_w5 + _t111_w5*_t92_w5)/_t48_w2_w1
                     _t113_w5 = -_t14_w5
@@ -2400,9 +2401,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw414 = abs(_t7_w2_w1)
                     _ah415 = abs(_t6_w2_w1)
                     _mx416 = max(_aw414, _ah415)
-                    _q417 = (min(_aw414, _ah415)/_mx416 if _mx416 > 0.0 else 0.0)
-                    _n418 = (1.0/(max(_mx416, 2.2250738585072014e-308)*(1.0 + _q417*_q417)) if _mx416 > 0.0 else 0.0)
-                    _t121_w5 = _t70_w5*(math.copysign((_q417 if _aw414 > _ah415 else 1.0), _t6_w2_w1)*_n418)
+                    _q417 = _sel(_mx416 > 0.0, min(_aw414, _ah415)/_mx416, 0.0)
+                    _n418 = _sel(_mx416 > 0.0, 1.0/(max(_mx416, 2.2250738585072014e-308)*(1.0 + _q417*_q417)), 0.0)
+                    _t121_w5 = _t70_w5*(math.copysign(_sel(_aw414 > _ah415, _q417, 1.0), _t6_w2_w1)*_n418)
                     _t122_w5 = _t121_w5*_t69_w5
                     _t123_w5 = _t121_w5*beta_grad
                     _t124_w5 = -_t75_w5
@@ -2412,7 +2413,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w3 = _t88_w5*((_t127_w3 + inter_w1)/_t48_w2_w1)
                     _t129_w3 = _t91_w5*((_t127_w3 - _t33_w3*_t40_w2_w1)/_t48_w2_w1)
                     _t130_w3 = (-_t128_w3*_t85_w5 - _t129_w3*_t90_w5 + _t49_w4*_t7_w2_w1*_t86_w5)/_t48_w2_w1
-                    _t131_w3 = _t70_w5*(math.copysign((1.0 if _aw414 > _ah415 else _q417), _t7_w2_w1)*_n418)
+                    _t131_w3 = _t70_w5*(math.copysign(_sel(_aw414 > _ah415, 1.0, _q417), _t7_w2_w1)*_n418)
                     _t132_w3 = _t131_w3*_t69_w5
                     _t133_w3 = _t131_w3*beta_grad
                     _t134_w3 = (_t101_w5*_t118_w5 - _t102_w5*_t49_w4*_t6_w2_w1 + _t103_w5*_t119_w5)/_t48_w2_w1
@@ -2449,14 +2450,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -2568,12 +2569,12 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw60 = abs(_s58)
             _ah61 = abs(_s59)
             _mx62 = max(_aw60, _ah61)
-            _q63 = (min(_aw60, _ah61)/_mx62 if _mx62 > _f32(0.0) else _f32(0.0))
+            _q63 = _sel(_mx62 > _f32(0.0), min(_aw60, _ah61)/_mx62, _f32(0.0))
             _big64 = _q63 > _f32(0.5)
             _d65 = _q63 + _f32(1.0)
             _r66 = (_q63 - _f32(1.0))/_d65
             _e67 = _q63 - (_d65 - _f32(1.0))
-            _r68 = (_r66 - _r66*(_e67/_d65) if _big64 else _q63)
+            _r68 = _sel(_big64, _r66 - _r66*(_e67/_d65), _q63)
             _s69 = _r68*_r68
             _e70 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s69
             _e71 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s69
@@ -2583,10 +2584,10 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x75 = _x73*_x73
             _e76 = _e74 + _e72*_x75
             _p77 = _r68 + _r68*(_s69*_e76)
-            _k78 = (_f32(1.0) if _big64 else _f32(0.0))
-            _k79 = (_f32(2.0) - _k78 if _aw60 > _ah61 else _k78)
-            _k80 = (_f32(4.0) - _k79 if math.copysign(_f32(1.0), _s59) < _f32(0.0) else _k79)
-            _p81 = (_p77 if (_aw60 > _ah61) == (math.copysign(_f32(1.0), _s59) < _f32(0.0)) else -_p77)
+            _k78 = _sel(_big64, _f32(1.0), _f32(0.0))
+            _k79 = _sel(_aw60 > _ah61, _f32(2.0) - _k78, _k78)
+            _k80 = _sel(math.copysign(_f32(1.0), _s59) < _f32(0.0), _f32(4.0) - _k79, _k79)
+            _p81 = _sel((_aw60 > _ah61) == (math.copysign(_f32(1.0), _s59) < _f32(0.0)), _p77, -_p77)
             _u82 = _k80*_f32(0.785398006439209) + (_p81 + _k80*_f32(1.5695823663008923e-07))
             _t8 = math.copysign(_u82, _s58)
             _t9 = _f32(0.40528473258018494)*(_t8*_t8)
@@ -2595,19 +2596,19 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _s84 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
             _s85 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t11 = _s83 + _s85 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s84 + eps
-            _s86 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+            _s86 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _b87 = _s5 - px2
             _b88 = _s6 - tx1
             _e89 = (px2 - (_s5 - _b87)) - (tx2 + _b87)
             _e90 = (tx1 - (_s6 - _b88)) - (px1 + _b88)
             _c91 = _e89 - _e90
-            _s92 = (_s5 - _s6) + _c91 if _c91 == _c91 else _s5 - _s6
+            _s92 = _sel(_c91 == _c91, (_s5 - _s6) + _c91, _s5 - _s6)
             _b93 = _s10 - py2
             _b94 = _s11 - ty1
             _e95 = (py2 - (_s10 - _b93)) - (ty2 + _b93)
             _e96 = (ty1 - (_s11 - _b94)) - (py1 + _b94)
             _c97 = _e95 - _e96
-            _s98 = (_s10 - _s11) + _c97 if _c97 == _c97 else _s10 - _s11
+            _s98 = _sel(_c97 == _c97, (_s10 - _s11) + _c97, _s10 - _s11)
             _s99 = max(px2, tx2) - min(px1, tx1)
             _s100 = max(py2, ty2) - min(py1, ty1)
             _s101 = (_f32(0.25)*(_s92*_s92) + _f32(0.25)*(_s98*_s98))/(eps + (_s99*_s99) + (_s100*_s100))
@@ -2666,12 +2667,12 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw142 = abs(_s140)
             _ah143 = abs(_s141)
             _mx144 = max(_aw142, _ah143)
-            _q145 = (min(_aw142, _ah143)/_mx144 if _mx144 > _f32(0.0) else _f32(0.0))
+            _q145 = _sel(_mx144 > _f32(0.0), min(_aw142, _ah143)/_mx144, _f32(0.0))
             _big146 = _q145 > _f32(0.5)
             _d147 = _q145 + _f32(1.0)
             _r148 = (_q145 - _f32(1.0))/_d147
             _e149 = _q145 - (_d147 - _f32(1.0))
-            _r150 = (_r148 - _r148*(_e149/_d147) if _big146 else _q145)
+            _r150 = _sel(_big146, _r148 - _r148*(_e149/_d147), _q145)
             _s151 = _r150*_r150
             _e152 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s151
             _e153 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s151
@@ -2681,10 +2682,10 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x157 = _x155*_x155
             _e158 = _e156 + _e154*_x157
             _p159 = _r150 + _r150*(_s151*_e158)
-            _k160 = (_f32(1.0) if _big146 else _f32(0.0))
-            _k161 = (_f32(2.0) - _k160 if _aw142 > _ah143 else _k160)
-            _k162 = (_f32(4.0) - _k161 if math.copysign(_f32(1.0), _s141) < _f32(0.0) else _k161)
-            _p163 = (_p159 if (_aw142 > _ah143) == (math.copysign(_f32(1.0), _s141) < _f32(0.0)) else -_p159)
+            _k160 = _sel(_big146, _f32(1.0), _f32(0.0))
+            _k161 = _sel(_aw142 > _ah143, _f32(2.0) - _k160, _k160)
+            _k162 = _sel(math.copysign(_f32(1.0), _s141) < _f32(0.0), _f32(4.0) - _k161, _k161)
+            _p163 = _sel((_aw142 > _ah143) == (math.copysign(_f32(1.0), _s141) < _f32(0.0)), _p159, -_p159)
             _u164 = _k162*_f32(0.785398006439209) + (_p163 + _k162*_f32(1.5695823663008923e-07))
             _t10_w1 = math.copysign(_u164, _s140)
             _t11_w1 = _f32(0.40528473258018494)*(_t10_w1*_t10_w1)
@@ -2692,20 +2693,20 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _s166 = _t8_w1*min(_t5_w1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
             _s167 = _t5_w1*min(_t4_w1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t12 = _s167 + _s165 + _s166 + _t8_w1*min(_t7_w1, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
-            _s168 = _t11_w1 + _t12/(_t12 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)))
+            _s168 = _t11_w1 + _t12/(_t12 + inter) + eps + (_f32(1.0) - _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _s169 = math.pow(_f32(0.16425572335720062)*(_t10_w1*_t10_w1*_t10_w1*_t10_w1)/_s168, alpha)
             _b170 = _s5 - px2
             _b171 = _s6 - tx1
             _e172 = (px2 - (_s5 - _b170)) - (tx2 + _b170)
             _e173 = (tx1 - (_s6 - _b171)) - (px1 + _b171)
             _c174 = _e172 - _e173
-            _s175 = (_s5 - _s6) + _c174 if _c174 == _c174 else _s5 - _s6
+            _s175 = _sel(_c174 == _c174, (_s5 - _s6) + _c174, _s5 - _s6)
             _b176 = _s10 - py2
             _b177 = _s11 - ty1
             _e178 = (py2 - (_s10 - _b176)) - (ty2 + _b176)
             _e179 = (ty1 - (_s11 - _b177)) - (py1 + _b177)
             _c180 = _e178 - _e179
-            _s181 = (_s10 - _s11) + _c180 if _c180 == _c180 else _s10 - _s11
+            _s181 = _sel(_c180 == _c180, (_s10 - _s11) + _c180, _s10 - _s11)
             _s182 = max(px2, tx2) - min(px1, tx1)
             _s183 = max(py2, ty2) - min(py1, ty1)
             _s184 = (_f32(0.25)*(_s175*_s175) + _f32(0.25)*(_s181*_s181))/(eps + (_s182*_s182) + (_s183*_s183))
@@ -2769,12 +2770,12 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _aw229 = abs(_s227)
             _ah230 = abs(_s228)
             _mx231 = max(_aw229, _ah230)
-            _q232 = (min(_aw229, _ah230)/_mx231 if _mx231 > _f32(0.0) else _f32(0.0))
+            _q232 = _sel(_mx231 > _f32(0.0), min(_aw229, _ah230)/_mx231, _f32(0.0))
             _big233 = _q232 > _f32(0.5)
             _d234 = _q232 + _f32(1.0)
             _r235 = (_q232 - _f32(1.0))/_d234
             _e236 = _q232 - (_d234 - _f32(1.0))
-            _r237 = (_r235 - _r235*(_e236/_d234) if _big233 else _q232)
+            _r237 = _sel(_big233, _r235 - _r235*(_e236/_d234), _q232)
             _s238 = _r237*_r237
             _e239 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s238
             _e240 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s238
@@ -2784,27 +2785,27 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
             _x244 = _x242*_x242
             _e245 = _e243 + _e241*_x244
             _p246 = _r237 + _r237*(_s238*_e245)
-            _k247 = (_f32(1.0) if _big233 else _f32(0.0))
-            _k248 = (_f32(2.0) - _k247 if _aw229 > _ah230 else _k247)
-            _k249 = (_f32(4.0) - _k248 if math.copysign(_f32(1.0), _s228) < _f32(0.0) else _k248)
-            _p250 = (_p246 if (_aw229 > _ah230) == (math.copysign(_f32(1.0), _s228) < _f32(0.0)) else -_p246)
+            _k247 = _sel(_big233, _f32(1.0), _f32(0.0))
+            _k248 = _sel(_aw229 > _ah230, _f32(2.0) - _k247, _k247)
+            _k249 = _sel(math.copysign(_f32(1.0), _s228) < _f32(0.0), _f32(4.0) - _k248, _k248)
+            _p250 = _sel((_aw229 > _ah230) == (math.copysign(_f32(1.0), _s228) < _f32(0.0)), _p246, -_p246)
             _u251 = _k249*_f32(0.785398006439209) + (_p250 + _k249*_f32(1.5695823663008923e-07))
             _t11_w2 = math.copysign(_u251, _s227)
             _t12_w1 = _f32(0.40528473258018494)*(_t11_w2*_t11_w2)
-            _s252 = _t10_w2 + _t12_w1 + eps + (_f32(1.0) - (_f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0)))
+            _s252 = _t10_w2 + _t12_w1 + eps + (_f32(1.0) - _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _s253 = math.pow(_f32(0.16425572335720062)*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/_s252, alpha)
             _b254 = _s5 - px2
             _b255 = _s6 - tx1
             _e256 = (px2 - (_s5 - _b254)) - (tx2 + _b254)
             _e257 = (tx1 - (_s6 - _b255)) - (px1 + _b255)
             _c258 = _e256 - _e257
-            _s259 = (_s5 - _s6) + _c258 if _c258 == _c258 else _s5 - _s6
+            _s259 = _sel(_c258 == _c258, (_s5 - _s6) + _c258, _s5 - _s6)
             _b260 = _s10 - py2
             _b261 = _s11 - ty1
             _e262 = (py2 - (_s10 - _b260)) - (ty2 + _b260)
             _e263 = (ty1 - (_s11 - _b261)) - (py1 + _b261)
             _c264 = _e262 - _e263
-            _s265 = (_s10 - _s11) + _c264 if _c264 == _c264 else _s10 - _s11
+            _s265 = _sel(_c264 == _c264, (_s10 - _s11) + _c264, _s10 - _s11)
             _s266 = max(px2, tx2) - min(px1, tx1)
             _s267 = max(py2, ty2) - min(py1, ty1)
             _s268 = (_f32(0.25)*(_s259*_s259) + _f32(0.25)*(_s265*_s265))/(eps + (_s266*_s266) + (_s267*_s267))
@@ -2814,14 +2815,14 @@ def _value_block_f32(_pred, _target, _out, alpha, form, eps, beta_grad):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -2932,12 +2933,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw60 = abs(_s58)
             _ah61 = abs(_s59)
             _mx62 = max(_aw60, _ah61)
-            _q63 = (min(_aw60, _ah61)/_mx62 if _mx62 > _f32(0.0) else _f32(0.0))
+            _q63 = _sel(_mx62 > _f32(0.0), min(_aw60, _ah61)/_mx62, _f32(0.0))
             _big64 = _q63 > _f32(0.5)
             _d65 = _q63 + _f32(1.0)
             _r66 = (_q63 - _f32(1.0))/_d65
             _e67 = _q63 - (_d65 - _f32(1.0))
-            _r68 = (_r66 - _r66*(_e67/_d65) if _big64 else _q63)
+            _r68 = _sel(_big64, _r66 - _r66*(_e67/_d65), _q63)
             _s69 = _r68*_r68
             _e70 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s69
             _e71 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s69
@@ -2947,10 +2948,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x75 = _x73*_x73
             _e76 = _e74 + _e72*_x75
             _p77 = _r68 + _r68*(_s69*_e76)
-            _k78 = (_f32(1.0) if _big64 else _f32(0.0))
-            _k79 = (_f32(2.0) - _k78 if _aw60 > _ah61 else _k78)
-            _k80 = (_f32(4.0) - _k79 if math.copysign(_f32(1.0), _s59) < _f32(0.0) else _k79)
-            _p81 = (_p77 if (_aw60 > _ah61) == (math.copysign(_f32(1.0), _s59) < _f32(0.0)) else -_p77)
+            _k78 = _sel(_big64, _f32(1.0), _f32(0.0))
+            _k79 = _sel(_aw60 > _ah61, _f32(2.0) - _k78, _k78)
+            _k80 = _sel(math.copysign(_f32(1.0), _s59) < _f32(0.0), _f32(4.0) - _k79, _k79)
+            _p81 = _sel((_aw60 > _ah61) == (math.copysign(_f32(1.0), _s59) < _f32(0.0)), _p77, -_p77)
             _u82 = _k80*_f32(0.785398006439209) + (_p81 + _k80*_f32(1.5695823663008923e-07))
             _t8 = math.copysign(_u82, _s58)
             _t9 = _f32(0.40528473258018494)*(_t8*_t8)
@@ -2959,19 +2960,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s84 = _t6*min(_t4, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
             _s85 = _t10*min(_t6, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t11 = _s83 + _s85 + _t5*min(_t7, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6)) + _s84 + eps
-            _s86 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+            _s86 = _t11/(_t11 + inter) + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _b87 = _s5 - px2
             _b88 = _s6 - tx1
             _e89 = (px2 - (_s5 - _b87)) - (tx2 + _b87)
             _e90 = (tx1 - (_s6 - _b88)) - (px1 + _b88)
             _c91 = _e89 - _e90
-            _s92 = (_s5 - _s6) + _c91 if _c91 == _c91 else _s5 - _s6
+            _s92 = _sel(_c91 == _c91, (_s5 - _s6) + _c91, _s5 - _s6)
             _b93 = _s10 - py2
             _b94 = _s11 - ty1
             _e95 = (py2 - (_s10 - _b93)) - (ty2 + _b93)
             _e96 = (ty1 - (_s11 - _b94)) - (py1 + _b94)
             _c97 = _e95 - _e96
-            _s98 = (_s10 - _s11) + _c97 if _c97 == _c97 else _s10 - _s11
+            _s98 = _sel(_c97 == _c97, (_s10 - _s11) + _c97, _s10 - _s11)
             _s99 = max(px2, tx2) - min(px1, tx1)
             _s100 = max(py2, ty2) - min(py1, ty1)
             _s101 = (_f32(0.25)*(_s92*_s92) + _f32(0.25)*(_s98*_s98))/(eps + (_s99*_s99) + (_s100*_s100))
@@ -2999,7 +3000,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t49 = _t48*_t5
             _t50 = _t46 + _t49
             _t51 = _t43 + eps
-            _s104 = _f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
+            _s104 = _f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t52 = _t9 + eps + _s104 + (_t11/(_t50 + _t51 + inter))
             _t62 = -_t10*_t32 + _t4*_t6 + _t5*_t7 + eps
             _a105 = abs(_t20)
@@ -3015,7 +3016,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t13 = _f32(0.5)*_t12
             _t14 = px1 + _s44
             _t15 = -_t14
-            _t16 = _f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0))
+            _t16 = _sel(_t15 > _f32(0.0), _f32(1.0), _sel(_t15 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t18 = _s98
             _t21 = (_f32(0.25)*(_t12*_t12) + _f32(0.25)*(_t18*_t18))*_inv0
             _t22 = _f32(2.0)*_t21
@@ -3025,8 +3026,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26 = _f32(0.5)*form - _f32(1.5)
             _s109 = math.pow(_t21, alpha - _f32(1.0)) if _t21 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
             _t27 = alpha*(-_t24*_t26 + _t25)*_s109
-            _t28 = _f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0))
-            _t33 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t28 = _sel(_t14 > _f32(0.0), _f32(1.0), _sel(_t14 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t33 = _sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t34 = _t32*(_f32(1.0) - _t33)
             _t35 = _t30 + _t34
             _t44 = _t19*((-_t38*_t5 + _t43)*_inv1) + eps*(_t36*_inv1)
@@ -3039,14 +3040,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw111 = abs(_t7)
             _ah112 = abs(_t5)
             _mx113 = max(_aw111, _ah112)
-            _q114 = (min(_aw111, _ah112)/_mx113 if _mx113 > _f32(0.0) else _f32(0.0))
-            _n115 = (_f32(1.0)/(max(_mx113, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q114*_q114)) if _mx113 > _f32(0.0) else _f32(0.0))
-            _t58 = _t57*(math.copysign((_q114 if _aw111 > _ah112 else _f32(1.0)), _t5)*_n115)
+            _q114 = _sel(_mx113 > _f32(0.0), min(_aw111, _ah112)/_mx113, _f32(0.0))
+            _n115 = _sel(_mx113 > _f32(0.0), _f32(1.0)/(max(_mx113, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q114*_q114)), _f32(0.0))
+            _t58 = _t57*(math.copysign(_sel(_aw111 > _ah112, _q114, _f32(1.0)), _t5)*_n115)
             _t59 = _t56*_t58
             _t60 = _t58*beta_grad
-            _t61 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t61 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63 = inter*_inv3
-            _t64 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t64 = _sel(_t14 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t65 = _t49 + _t51
             _t66 = _t32*_t33
             _t67 = _t66*((_t65 + inter)*_inv3)
@@ -3059,18 +3060,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = _f32(0.5)*_t18
             _t73 = py1 + _s50
             _t74 = -_t73
-            _t75 = _f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0))
+            _t75 = _sel(_t74 > _f32(0.0), _f32(1.0), _sel(_t74 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t76 = _t19*_t22
-            _t77 = _f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0))
-            _t78 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
+            _t77 = _sel(_t73 > _f32(0.0), _f32(1.0), _sel(_t73 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t78 = _sel(_t31 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t79 = _t10*(_f32(1.0) - _t78)
             _t80 = _t48 + _t79
             _t81 = _t17*((-_t36*_t7 + _t43)*_inv1) + eps*(_t38*_inv1)
-            _t82 = _t57*(math.copysign((_f32(1.0) if _aw111 > _ah112 else _q114), _t7)*_n115)
+            _t82 = _t57*(math.copysign(_sel(_aw111 > _ah112, _f32(1.0), _q114), _t7)*_n115)
             _t83 = _t56*_t82
             _t84 = _t82*beta_grad
-            _t85 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
-            _t86 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t85 = _sel(_t74 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t86 = _sel(_t73 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t87 = _t30*_t7 + _t51
             _t88 = _t10*_t78
             _t89 = _t88*((_t87 + inter)*_inv3)
@@ -3078,18 +3079,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91 = _f32(0.5)*_t88
             _t92 = _t91*((-_t32*_t48 + _t87)*_inv3)
             _t93 = px2 - tx2
-            _t94 = _f32(1.0) if _t93 > _f32(0.0) else (_f32(0.5) if _t93 == _f32(0.0) else _f32(0.0))
+            _t94 = _sel(_t93 > _f32(0.0), _f32(1.0), _sel(_t93 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t95 = -_t93
-            _t96 = _f32(1.0) if _t95 > _f32(0.0) else (_f32(0.5) if _t95 == _f32(0.0) else _f32(0.0))
-            _t97 = _f32(1.0) if _t93 > _f32(0.0) else _f32(0.0)
-            _t98 = _f32(1.0) if _t95 > _f32(0.0) else _f32(0.0)
+            _t96 = _sel(_t95 > _f32(0.0), _f32(1.0), _sel(_t95 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t97 = _sel(_t93 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t98 = _sel(_t95 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t99 = -_t97 - _t98 + _f32(1.0)
             _t100 = py2 - ty2
-            _t101 = _f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0))
+            _t101 = _sel(_t100 > _f32(0.0), _f32(1.0), _sel(_t100 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t102 = -_t100
-            _t103 = _f32(1.0) if _t102 > _f32(0.0) else (_f32(0.5) if _t102 == _f32(0.0) else _f32(0.0))
-            _t104 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
-            _t105 = _f32(1.0) if _t102 > _f32(0.0) else _f32(0.0)
+            _t103 = _sel(_t102 > _f32(0.0), _f32(1.0), _sel(_t102 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t104 = _sel(_t100 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t105 = _sel(_t102 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t106 = -_t104 - _t105 + _f32(1.0)
             _t107 = -_t13
             _t108 = _t34 + _t39
@@ -3097,9 +3098,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw118 = abs(_t4)
             _ah119 = abs(_t6)
             _mx120 = max(_aw118, _ah119)
-            _q121 = (min(_aw118, _ah119)/_mx120 if _mx120 > _f32(0.0) else _f32(0.0))
-            _n122 = (_f32(1.0)/(max(_mx120, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q121*_q121)) if _mx120 > _f32(0.0) else _f32(0.0))
-            _t110 = _t57*(math.copysign((_q121 if _aw118 > _ah119 else _f32(1.0)), _t6)*_n122)
+            _q121 = _sel(_mx120 > _f32(0.0), min(_aw118, _ah119)/_mx120, _f32(0.0))
+            _n122 = _sel(_mx120 > _f32(0.0), _f32(1.0)/(max(_mx120, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q121*_q121)), _f32(0.0))
+            _t110 = _t57*(math.copysign(_sel(_aw118 > _ah119, _q121, _f32(1.0)), _t6)*_n122)
             _t111 = _t110*_t56
             _t112 = _t110*beta_grad
             _t113 = _t50 + eps
@@ -3109,7 +3110,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t117 = -_t72
             _t118 = _t41 + _t79
             _t119 = _t17*((-_t29*_t4 + _t50)*_inv1) + eps*(_t47*_inv1)
-            _t120 = _t57*(math.copysign((_f32(1.0) if _aw118 > _ah119 else _q121), _t4)*_n122)
+            _t120 = _t57*(math.copysign(_sel(_aw118 > _ah119, _f32(1.0), _q121), _t4)*_n122)
             _t121 = _t120*_t56
             _t122 = _t120*beta_grad
             _t123 = _t113 + _t39*_t4
@@ -3185,12 +3186,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw171 = abs(_s169)
             _ah172 = abs(_s170)
             _mx173 = max(_aw171, _ah172)
-            _q174 = (min(_aw171, _ah172)/_mx173 if _mx173 > _f32(0.0) else _f32(0.0))
+            _q174 = _sel(_mx173 > _f32(0.0), min(_aw171, _ah172)/_mx173, _f32(0.0))
             _big175 = _q174 > _f32(0.5)
             _d176 = _q174 + _f32(1.0)
             _r177 = (_q174 - _f32(1.0))/_d176
             _e178 = _q174 - (_d176 - _f32(1.0))
-            _r179 = (_r177 - _r177*(_e178/_d176) if _big175 else _q174)
+            _r179 = _sel(_big175, _r177 - _r177*(_e178/_d176), _q174)
             _s180 = _r179*_r179
             _e181 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s180
             _e182 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s180
@@ -3200,10 +3201,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x186 = _x184*_x184
             _e187 = _e185 + _e183*_x186
             _p188 = _r179 + _r179*(_s180*_e187)
-            _k189 = (_f32(1.0) if _big175 else _f32(0.0))
-            _k190 = (_f32(2.0) - _k189 if _aw171 > _ah172 else _k189)
-            _k191 = (_f32(4.0) - _k190 if math.copysign(_f32(1.0), _s170) < _f32(0.0) else _k190)
-            _p192 = (_p188 if (_aw171 > _ah172) == (math.copysign(_f32(1.0), _s170) < _f32(0.0)) else -_p188)
+            _k189 = _sel(_big175, _f32(1.0), _f32(0.0))
+            _k190 = _sel(_aw171 > _ah172, _f32(2.0) - _k189, _k189)
+            _k191 = _sel(math.copysign(_f32(1.0), _s170) < _f32(0.0), _f32(4.0) - _k190, _k190)
+            _p192 = _sel((_aw171 > _ah172) == (math.copysign(_f32(1.0), _s170) < _f32(0.0)), _p188, -_p188)
             _u193 = _k191*_f32(0.785398006439209) + (_p192 + _k191*_f32(1.5695823663008923e-07))
             _t10_w1 = math.copysign(_u193, _s169)
             _t11_w1 = _f32(0.40528473258018494)*(_t10_w1*_t10_w1)
@@ -3211,20 +3212,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s195 = _t8_w1*min(_t5_w1, max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11))
             _s196 = _t5_w1*min(_t4_w1, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t12_w1 = _s196 + _s194 + _s195 + _t8_w1*min(_t7_w1, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8)) + eps
-            _s197 = _t11_w1 + _t12_w1/(_t12_w1 + inter) + eps + (_f32(1.0) - (_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)))
+            _s197 = _t11_w1 + _t12_w1/(_t12_w1 + inter) + eps + (_f32(1.0) - _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _s198 = math.pow(_f32(0.16425572335720062)*(_t10_w1*_t10_w1*_t10_w1*_t10_w1)/_s197, alpha)
             _b199 = _s5 - px2
             _b200 = _s6 - tx1
             _e201 = (px2 - (_s5 - _b199)) - (tx2 + _b199)
             _e202 = (tx1 - (_s6 - _b200)) - (px1 + _b200)
             _c203 = _e201 - _e202
-            _s204 = (_s5 - _s6) + _c203 if _c203 == _c203 else _s5 - _s6
+            _s204 = _sel(_c203 == _c203, (_s5 - _s6) + _c203, _s5 - _s6)
             _b205 = _s10 - py2
             _b206 = _s11 - ty1
             _e207 = (py2 - (_s10 - _b205)) - (ty2 + _b205)
             _e208 = (ty1 - (_s11 - _b206)) - (py1 + _b206)
             _c209 = _e207 - _e208
-            _s210 = (_s10 - _s11) + _c209 if _c209 == _c209 else _s10 - _s11
+            _s210 = _sel(_c209 == _c209, (_s10 - _s11) + _c209, _s10 - _s11)
             _s211 = max(px2, tx2) - min(px1, tx1)
             _s212 = max(py2, ty2) - min(py1, ty1)
             _s213 = (_f32(0.25)*(_s204*_s204) + _f32(0.25)*(_s210*_s210))/(eps + (_s211*_s211) + (_s212*_s212))
@@ -3254,7 +3255,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t54_w1 = _t44_w1 + eps
             _t59_w1 = _t31_w1*_t8_w1
             _t64_w1 = _t53 + _t59_w1
-            _s217 = _f32(1.0) - (_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))
+            _s217 = _f32(1.0) - _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t65_w1 = _t11_w1 + eps + _s217 + (_t12_w1/(_t54_w1 + _t64_w1 + inter))
             _a218 = abs(_t21_w1)
             _a219 = abs(_t38_w1)
@@ -3269,7 +3270,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w1 = _f32(0.5)*_t13_w1
             _t15_w1 = px1 + _s154
             _t16_w1 = -_t15_w1
-            _t17_w1 = _f32(1.0) if _t16_w1 > _f32(0.0) else (_f32(0.5) if _t16_w1 == _f32(0.0) else _f32(0.0))
+            _t17_w1 = _sel(_t16_w1 > _f32(0.0), _f32(1.0), _sel(_t16_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t19_w1 = _s210
             _t22_w1 = (_f32(0.25)*(_t13_w1*_t13_w1) + _f32(0.25)*(_t19_w1*_t19_w1))*_inv0_w1
             _t23_w1 = _f32(2.0)*_t22_w1
@@ -3279,16 +3280,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t27_w1 = _f32(0.5)*form - _f32(1.5)
             _s222 = math.pow(_t22_w1, alpha - _f32(1.0)) if _t22_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
             _t28_w1 = alpha*(-_t25_w1*_t27_w1 + _t26_w1)*_s222
-            _t29_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0))
-            _t34_w1 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t29_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t34_w1 = _sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w1 = _t33_w1*(_f32(1.0) - _t34_w1)
             _t36_w1 = _t31_w1 + _t35_w1
             _t45_w1 = _t20_w1*((-_t39_w1*_t5_w1 + _t44_w1)*_inv1_w1) + eps*(_t37_w1*_inv1_w1)
             _s223 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
             _t46_w1 = _t0_w1*_t27_w1*alpha*form*_s223
-            _t47_w1 = _f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0)
+            _t47_w1 = _sel(_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t49_w1 = inter*_inv2_w1
-            _t50_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
+            _t50_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t55_w1 = _t53 + _t54_w1
             _t56_w1 = _t33_w1*_t34_w1
             _t57_w1 = _t56_w1*((_t55_w1 + inter)*_inv2_w1)
@@ -3304,9 +3305,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw224 = abs(_t4_w1)
             _ah225 = abs(_t5_w1)
             _mx226 = max(_aw224, _ah225)
-            _q227 = (min(_aw224, _ah225)/_mx226 if _mx226 > _f32(0.0) else _f32(0.0))
-            _n228 = (_f32(1.0)/(max(_mx226, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q227*_q227)) if _mx226 > _f32(0.0) else _f32(0.0))
-            _t71_w1 = _t70_w1*(math.copysign((_q227 if _aw224 > _ah225 else _f32(1.0)), _t5_w1)*_n228)
+            _q227 = _sel(_mx226 > _f32(0.0), min(_aw224, _ah225)/_mx226, _f32(0.0))
+            _n228 = _sel(_mx226 > _f32(0.0), _f32(1.0)/(max(_mx226, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q227*_q227)), _f32(0.0))
+            _t71_w1 = _t70_w1*(math.copysign(_sel(_aw224 > _ah225, _q227, _f32(1.0)), _t5_w1)*_n228)
             _t72_w1 = _t69_w1*_t71_w1
             _t73_w1 = _t71_w1*beta_grad
             _s229 = _t67_w1*_t69_w1
@@ -3315,15 +3316,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t75_w1 = _f32(0.5)*_t19_w1
             _t76_w1 = py1 + _s151
             _t77_w1 = -_t76_w1
-            _t78_w1 = _f32(1.0) if _t77_w1 > _f32(0.0) else (_f32(0.5) if _t77_w1 == _f32(0.0) else _f32(0.0))
+            _t78_w1 = _sel(_t77_w1 > _f32(0.0), _f32(1.0), _sel(_t77_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t79_w1 = _t20_w1*_t23_w1
-            _t80_w1 = _f32(1.0) if _t76_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1 == _f32(0.0) else _f32(0.0))
-            _t81_w1 = _f32(1.0) if _t32_w1 > _f32(0.0) else _f32(0.0)
+            _t80_w1 = _sel(_t76_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t81_w1 = _sel(_t32_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t82_w1 = _t8_w1*(_f32(1.0) - _t81_w1)
             _t83_w1 = _t52_w1 + _t82_w1
             _t84_w1 = _t18_w1*((-_t37_w1*_t4_w1 + _t44_w1)*_inv1_w1) + eps*(_t39_w1*_inv1_w1)
-            _t85_w1 = _f32(1.0) if _t77_w1 > _f32(0.0) else _f32(0.0)
-            _t86_w1 = _f32(1.0) if _t76_w1 > _f32(0.0) else _f32(0.0)
+            _t85_w1 = _sel(_t77_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t86_w1 = _sel(_t76_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t87_w1 = _t31_w1*_t4_w1 + _t54_w1
             _t88_w1 = _t8_w1*_t81_w1
             _t89_w1 = _t88_w1*((_t87_w1 + inter)*_inv2_w1)
@@ -3331,23 +3332,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w1 = _f32(0.5)*_t88_w1
             _t92_w1 = _t91_w1*((-_t33_w1*_t52_w1 + _t87_w1)*_inv2_w1)
             _t93_w1 = (_t4_w1*_t49_w1*_t85_w1 - _t86_w1*_t89_w1 - _t90_w1*_t92_w1)*_inv2_w1
-            _t94_w1 = _t70_w1*(math.copysign((_f32(1.0) if _aw224 > _ah225 else _q227), _t4_w1)*_n228)
+            _t94_w1 = _t70_w1*(math.copysign(_sel(_aw224 > _ah225, _f32(1.0), _q227), _t4_w1)*_n228)
             _t95_w1 = _t69_w1*_t94_w1
             _t96_w1 = _t94_w1*beta_grad
             _t97_w1 = px2 - tx2
-            _t98_w1 = _f32(1.0) if _t97_w1 > _f32(0.0) else (_f32(0.5) if _t97_w1 == _f32(0.0) else _f32(0.0))
+            _t98_w1 = _sel(_t97_w1 > _f32(0.0), _f32(1.0), _sel(_t97_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t99_w1 = -_t97_w1
-            _t100_w1 = _f32(1.0) if _t99_w1 > _f32(0.0) else (_f32(0.5) if _t99_w1 == _f32(0.0) else _f32(0.0))
-            _t101_w1 = _f32(1.0) if _t97_w1 > _f32(0.0) else _f32(0.0)
-            _t102_w1 = _f32(1.0) if _t99_w1 > _f32(0.0) else _f32(0.0)
+            _t100_w1 = _sel(_t99_w1 > _f32(0.0), _f32(1.0), _sel(_t99_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t101_w1 = _sel(_t97_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t102_w1 = _sel(_t99_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t103_w1 = -_t101_w1 - _t102_w1 + _f32(1.0)
             _t104_w1 = (-_t101_w1*_t49_w1*_t5_w1 + _t102_w1*_t57_w1 + _t103_w1*_t61_w1)*_inv2_w1
             _t105_w1 = py2 - ty2
-            _t106_w1 = _f32(1.0) if _t105_w1 > _f32(0.0) else (_f32(0.5) if _t105_w1 == _f32(0.0) else _f32(0.0))
+            _t106_w1 = _sel(_t105_w1 > _f32(0.0), _f32(1.0), _sel(_t105_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t107_w1 = -_t105_w1
-            _t108_w1 = _f32(1.0) if _t107_w1 > _f32(0.0) else (_f32(0.5) if _t107_w1 == _f32(0.0) else _f32(0.0))
-            _t109_w1 = _f32(1.0) if _t105_w1 > _f32(0.0) else _f32(0.0)
-            _t110_w1 = _f32(1.0) if _t107_w1 > _f32(0.0) else _f32(0.0)
+            _t108_w1 = _sel(_t107_w1 > _f32(0.0), _f32(1.0), _sel(_t107_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t109_w1 = _sel(_t105_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t110_w1 = _sel(_t107_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t111_w1 = -_t109_w1 - _t110_w1 + _f32(1.0)
             _t112_w1 = (-_t109_w1*_t4_w1*_t49_w1 + _t110_w1*_t89_w1 + _t111_w1*_t92_w1)*_inv2_w1
             _t113_w1 = -_t14_w1
@@ -3361,9 +3362,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw231 = abs(_t6_w1)
             _ah232 = abs(_t7_w1)
             _mx233 = max(_aw231, _ah232)
-            _q234 = (min(_aw231, _ah232)/_mx233 if _mx233 > _f32(0.0) else _f32(0.0))
-            _n235 = (_f32(1.0)/(max(_mx233, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q234*_q234)) if _mx233 > _f32(0.0) else _f32(0.0))
-            _t121_w1 = _t70_w1*(math.copysign((_q234 if _aw231 > _ah232 else _f32(1.0)), _t7_w1)*_n235)
+            _q234 = _sel(_mx233 > _f32(0.0), min(_aw231, _ah232)/_mx233, _f32(0.0))
+            _n235 = _sel(_mx233 > _f32(0.0), _f32(1.0)/(max(_mx233, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q234*_q234)), _f32(0.0))
+            _t121_w1 = _t70_w1*(math.copysign(_sel(_aw231 > _ah232, _q234, _f32(1.0)), _t7_w1)*_n235)
             _t122_w1 = _t121_w1*_t69_w1
             _t123_w1 = _t121_w1*beta_grad
             _t124_w1 = -_t75_w1
@@ -3373,7 +3374,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t128 = _t88_w1*((_t127 + inter)*_inv2_w1)
             _t129 = _t91_w1*((_t127 - _t33_w1*_t40_w1)*_inv2_w1)
             _t130 = (-_t128*_t85_w1 - _t129*_t90_w1 + _t49_w1*_t6_w1*_t86_w1)*_inv2_w1
-            _t131 = _t70_w1*(math.copysign((_f32(1.0) if _aw231 > _ah232 else _q234), _t6_w1)*_n235)
+            _t131 = _t70_w1*(math.copysign(_sel(_aw231 > _ah232, _f32(1.0), _q234), _t6_w1)*_n235)
             _t132 = _t131*_t69_w1
             _t133 = _t131*beta_grad
             _t134 = (_t101_w1*_t118_w1 - _t102_w1*_t49_w1*_t7_w1 + _t103_w1*_t119_w1)*_inv2_w1
@@ -3450,12 +3451,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw285 = abs(_s283)
             _ah286 = abs(_s284)
             _mx287 = max(_aw285, _ah286)
-            _q288 = (min(_aw285, _ah286)/_mx287 if _mx287 > _f32(0.0) else _f32(0.0))
+            _q288 = _sel(_mx287 > _f32(0.0), min(_aw285, _ah286)/_mx287, _f32(0.0))
             _big289 = _q288 > _f32(0.5)
             _d290 = _q288 + _f32(1.0)
             _r291 = (_q288 - _f32(1.0))/_d290
             _e292 = _q288 - (_d290 - _f32(1.0))
-            _r293 = (_r291 - _r291*(_e292/_d290) if _big289 else _q288)
+            _r293 = _sel(_big289, _r291 - _r291*(_e292/_d290), _q288)
             _s294 = _r293*_r293
             _e295 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s294
             _e296 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s294
@@ -3465,27 +3466,27 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x300 = _x298*_x298
             _e301 = _e299 + _e297*_x300
             _p302 = _r293 + _r293*(_s294*_e301)
-            _k303 = (_f32(1.0) if _big289 else _f32(0.0))
-            _k304 = (_f32(2.0) - _k303 if _aw285 > _ah286 else _k303)
-            _k305 = (_f32(4.0) - _k304 if math.copysign(_f32(1.0), _s284) < _f32(0.0) else _k304)
-            _p306 = (_p302 if (_aw285 > _ah286) == (math.copysign(_f32(1.0), _s284) < _f32(0.0)) else -_p302)
+            _k303 = _sel(_big289, _f32(1.0), _f32(0.0))
+            _k304 = _sel(_aw285 > _ah286, _f32(2.0) - _k303, _k303)
+            _k305 = _sel(math.copysign(_f32(1.0), _s284) < _f32(0.0), _f32(4.0) - _k304, _k304)
+            _p306 = _sel((_aw285 > _ah286) == (math.copysign(_f32(1.0), _s284) < _f32(0.0)), _p302, -_p302)
             _u307 = _k305*_f32(0.785398006439209) + (_p306 + _k305*_f32(1.5695823663008923e-07))
             _t11_w2 = math.copysign(_u307, _s283)
             _t12_w2 = _f32(0.40528473258018494)*(_t11_w2*_t11_w2)
-            _s308 = _t10_w2 + _t12_w2 + eps + (_f32(1.0) - (_f32(1.0) if _t12_w2 > _f32(0.0) else _f32(0.0)))
+            _s308 = _t10_w2 + _t12_w2 + eps + (_f32(1.0) - _sel(_t12_w2 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _s309 = math.pow(_f32(0.16425572335720062)*(_t11_w2*_t11_w2*_t11_w2*_t11_w2)/_s308, alpha)
             _b310 = _s5 - px2
             _b311 = _s6 - tx1
             _e312 = (px2 - (_s5 - _b310)) - (tx2 + _b310)
             _e313 = (tx1 - (_s6 - _b311)) - (px1 + _b311)
             _c314 = _e312 - _e313
-            _s315 = (_s5 - _s6) + _c314 if _c314 == _c314 else _s5 - _s6
+            _s315 = _sel(_c314 == _c314, (_s5 - _s6) + _c314, _s5 - _s6)
             _b316 = _s10 - py2
             _b317 = _s11 - ty1
             _e318 = (py2 - (_s10 - _b316)) - (ty2 + _b316)
             _e319 = (ty1 - (_s11 - _b317)) - (py1 + _b317)
             _c320 = _e318 - _e319
-            _s321 = (_s10 - _s11) + _c320 if _c320 == _c320 else _s10 - _s11
+            _s321 = _sel(_c320 == _c320, (_s10 - _s11) + _c320, _s10 - _s11)
             _s322 = max(px2, tx2) - min(px1, tx1)
             _s323 = max(py2, ty2) - min(py1, ty1)
             _s324 = (_f32(0.25)*(_s315*_s315) + _f32(0.25)*(_s321*_s321))/(eps + (_s322*_s322) + (_s323*_s323))
@@ -3514,7 +3515,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t54_w2 = _t44_w2 + eps
             _t59_w2 = _t31_w2*_t8_w2
             _t64_w2 = _t53_w1 + _t59_w2
-            _s327 = _f32(1.0) - (_f32(1.0) if _t12_w2 > _f32(0.0) else _f32(0.0))
+            _s327 = _f32(1.0) - _sel(_t12_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t65_w2 = _t12_w2 + eps + _s327 + (_t9_w2/(_t54_w2 + _t64_w2 + inter))
             _a328 = abs(_t21_w2)
             _a329 = abs(_t38_w2)
@@ -3529,7 +3530,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w2 = _f32(0.5)*_t13_w2
             _t15_w2 = px1 + _s265
             _t16_w2 = -_t15_w2
-            _t17_w2 = _f32(1.0) if _t16_w2 > _f32(0.0) else (_f32(0.5) if _t16_w2 == _f32(0.0) else _f32(0.0))
+            _t17_w2 = _sel(_t16_w2 > _f32(0.0), _f32(1.0), _sel(_t16_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t19_w2 = _s321
             _t22_w2 = (_f32(0.25)*(_t13_w2*_t13_w2) + _f32(0.25)*(_t19_w2*_t19_w2))*_inv0_w2
             _t23_w2 = _f32(2.0)*_t22_w2
@@ -3539,16 +3540,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t27_w2 = _f32(0.5)*form - _f32(1.5)
             _s332 = math.pow(_t22_w2, alpha - _f32(1.0)) if _t22_w2 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
             _t28_w2 = alpha*(-_t25_w2*_t27_w2 + _t26_w2)*_s332
-            _t29_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else (_f32(0.5) if _t15_w2 == _f32(0.0) else _f32(0.0))
-            _t34_w2 = _f32(1.0) if _s1 > _f32(0.0) else _f32(0.0)
+            _t29_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _sel(_t15_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t34_w2 = _sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w2 = _t33_w2*(_f32(1.0) - _t34_w2)
             _t36_w2 = _t31_w2 + _t35_w2
             _t45_w2 = _t20_w2*((-_t39_w2*_t4_w2 + _t44_w2)*_inv1_w2) + eps*(_t37_w2*_inv1_w2)
             _s333 = math.pow(giou_penalty, alpha - _f32(1.0)) if giou_penalty > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
             _t46_w2 = _t0_w2*_t27_w2*alpha*form*_s333
-            _t47_w2 = _f32(1.0) if _t16_w2 > _f32(0.0) else _f32(0.0)
+            _t47_w2 = _sel(_t16_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t49_w2 = inter*_inv2_w2
-            _t50_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
+            _t50_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t55_w2 = _t53_w1 + _t54_w2
             _t56_w2 = _t33_w2*_t34_w2
             _t57_w2 = _t56_w2*((_t55_w2 + inter)*_inv2_w2)
@@ -3564,9 +3565,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw334 = abs(_t5_w2)
             _ah335 = abs(_t4_w2)
             _mx336 = max(_aw334, _ah335)
-            _q337 = (min(_aw334, _ah335)/_mx336 if _mx336 > _f32(0.0) else _f32(0.0))
-            _n338 = (_f32(1.0)/(max(_mx336, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q337*_q337)) if _mx336 > _f32(0.0) else _f32(0.0))
-            _t71_w2 = _t70_w2*(math.copysign((_q337 if _aw334 > _ah335 else _f32(1.0)), _t4_w2)*_n338)
+            _q337 = _sel(_mx336 > _f32(0.0), min(_aw334, _ah335)/_mx336, _f32(0.0))
+            _n338 = _sel(_mx336 > _f32(0.0), _f32(1.0)/(max(_mx336, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q337*_q337)), _f32(0.0))
+            _t71_w2 = _t70_w2*(math.copysign(_sel(_aw334 > _ah335, _q337, _f32(1.0)), _t4_w2)*_n338)
             _t72_w2 = _t69_w2*_t71_w2
             _t73_w2 = _t71_w2*beta_grad
             _s339 = _t67_w2*_t69_w2
@@ -3575,15 +3576,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t75_w2 = _f32(0.5)*_t19_w2
             _t76_w2 = py1 + _s268
             _t77_w2 = -_t76_w2
-            _t78_w2 = _f32(1.0) if _t77_w2 > _f32(0.0) else (_f32(0.5) if _t77_w2 == _f32(0.0) else _f32(0.0))
+            _t78_w2 = _sel(_t77_w2 > _f32(0.0), _f32(1.0), _sel(_t77_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t79_w2 = _t20_w2*_t23_w2
-            _t80_w2 = _f32(1.0) if _t76_w2 > _f32(0.0) else (_f32(0.5) if _t76_w2 == _f32(0.0) else _f32(0.0))
-            _t81_w2 = _f32(1.0) if _t32_w2 > _f32(0.0) else _f32(0.0)
+            _t80_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _sel(_t76_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t81_w2 = _sel(_t32_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t82_w2 = _t8_w2*(_f32(1.0) - _t81_w2)
             _t83_w2 = _t52_w2 + _t82_w2
             _t84_w2 = _t18_w2*((-_t37_w2*_t5_w2 + _t44_w2)*_inv1_w2) + eps*(_t39_w2*_inv1_w2)
-            _t85_w2 = _f32(1.0) if _t77_w2 > _f32(0.0) else _f32(0.0)
-            _t86_w2 = _f32(1.0) if _t76_w2 > _f32(0.0) else _f32(0.0)
+            _t85_w2 = _sel(_t77_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t86_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t87_w2 = _t31_w2*_t5_w2 + _t54_w2
             _t88_w2 = _t8_w2*_t81_w2
             _t89_w2 = _t88_w2*((_t87_w2 + inter)*_inv2_w2)
@@ -3591,23 +3592,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w2 = _f32(0.5)*_t88_w2
             _t92_w2 = _t91_w2*((-_t33_w2*_t52_w2 + _t87_w2)*_inv2_w2)
             _t93_w2 = (_t49_w2*_t5_w2*_t85_w2 - _t86_w2*_t89_w2 - _t90_w2*_t92_w2)*_inv2_w2
-            _t94_w2 = _t70_w2*(math.copysign((_f32(1.0) if _aw334 > _ah335 else _q337), _t5_w2)*_n338)
+            _t94_w2 = _t70_w2*(math.copysign(_sel(_aw334 > _ah335, _f32(1.0), _q337), _t5_w2)*_n338)
             _t95_w2 = _t69_w2*_t94_w2
             _t96_w2 = _t94_w2*beta_grad
             _t97_w2 = px2 - tx2
-            _t98_w2 = _f32(1.0) if _t97_w2 > _f32(0.0) else (_f32(0.5) if _t97_w2 == _f32(0.0) else _f32(0.0))
+            _t98_w2 = _sel(_t97_w2 > _f32(0.0), _f32(1.0), _sel(_t97_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t99_w2 = -_t97_w2
-            _t100_w2 = _f32(1.0) if _t99_w2 > _f32(0.0) else (_f32(0.5) if _t99_w2 == _f32(0.0) else _f32(0.0))
-            _t101_w2 = _f32(1.0) if _t97_w2 > _f32(0.0) else _f32(0.0)
-            _t102_w2 = _f32(1.0) if _t99_w2 > _f32(0.0) else _f32(0.0)
+            _t100_w2 = _sel(_t99_w2 > _f32(0.0), _f32(1.0), _sel(_t99_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t101_w2 = _sel(_t97_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t102_w2 = _sel(_t99_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t103_w2 = -_t101_w2 - _t102_w2 + _f32(1.0)
             _t104_w2 = (-_t101_w2*_t4_w2*_t49_w2 + _t102_w2*_t57_w2 + _t103_w2*_t61_w2)*_inv2_w2
             _t105_w2 = py2 - ty2
-            _t106_w2 = _f32(1.0) if _t105_w2 > _f32(0.0) else (_f32(0.5) if _t105_w2 == _f32(0.0) else _f32(0.0))
+            _t106_w2 = _sel(_t105_w2 > _f32(0.0), _f32(1.0), _sel(_t105_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t107_w2 = -_t105_w2
-            _t108_w2 = _f32(1.0) if _t107_w2 > _f32(0.0) else (_f32(0.5) if _t107_w2 == _f32(0.0) else _f32(0.0))
-            _t109_w2 = _f32(1.0) if _t105_w2 > _f32(0.0) else _f32(0.0)
-            _t110_w2 = _f32(1.0) if _t107_w2 > _f32(0.0) else _f32(0.0)
+            _t108_w2 = _sel(_t107_w2 > _f32(0.0), _f32(1.0), _sel(_t107_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t109_w2 = _sel(_t105_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t110_w2 = _sel(_t107_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t111_w2 = -_t109_w2 - _t110_w2 + _f32(1.0)
             _t112_w2 = (-_t109_w2*_t49_w2*_t5_w2 + _t110_w2*_t89_w2 + _t111_w2*_t92_w2)*_inv2_w2
             _t113_w2 = -_t14_w2
@@ -3621,9 +3622,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw341 = abs(_t7_w2)
             _ah342 = abs(_t6_w2)
             _mx343 = max(_aw341, _ah342)
-            _q344 = (min(_aw341, _ah342)/_mx343 if _mx343 > _f32(0.0) else _f32(0.0))
-            _n345 = (_f32(1.0)/(max(_mx343, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q344*_q344)) if _mx343 > _f32(0.0) else _f32(0.0))
-            _t121_w2 = _t70_w2*(math.copysign((_q344 if _aw341 > _ah342 else _f32(1.0)), _t6_w2)*_n345)
+            _q344 = _sel(_mx343 > _f32(0.0), min(_aw341, _ah342)/_mx343, _f32(0.0))
+            _n345 = _sel(_mx343 > _f32(0.0), _f32(1.0)/(max(_mx343, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q344*_q344)), _f32(0.0))
+            _t121_w2 = _t70_w2*(math.copysign(_sel(_aw341 > _ah342, _q344, _f32(1.0)), _t6_w2)*_n345)
             _t122_w2 = _t121_w2*_t69_w2
             _t123_w2 = _t121_w2*beta_grad
             _t124_w2 = -_t75_w2
@@ -3633,7 +3634,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t128_w1 = _t88_w2*((_t127_w1 + inter)*_inv2_w2)
             _t129_w1 = _t91_w2*((_t127_w1 - _t33_w2*_t40_w2)*_inv2_w2)
             _t130_w1 = (-_t128_w1*_t85_w2 - _t129_w1*_t90_w2 + _t49_w2*_t7_w2*_t86_w2)*_inv2_w2
-            _t131_w1 = _t70_w2*(math.copysign((_f32(1.0) if _aw341 > _ah342 else _q344), _t7_w2)*_n345)
+            _t131_w1 = _t70_w2*(math.copysign(_sel(_aw341 > _ah342, _f32(1.0), _q344), _t7_w2)*_n345)
             _t132_w1 = _t131_w1*_t69_w2
             _t133_w1 = _t131_w1*beta_grad
             _t134_w1 = (_t101_w2*_t118_w2 - _t102_w2*_t49_w2*_t6_w2 + _t103_w2*_t119_w2)*_inv2_w2
@@ -3747,12 +3748,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw60_w1 = abs(_s58_w1)
                 _ah61_w1 = abs(_s59_w1)
                 _mx62_w1 = max(_aw60_w1, _ah61_w1)
-                _q63_w1 = (min(_aw60_w1, _ah61_w1)/_mx62_w1 if _mx62_w1 > _f32(0.0) else _f32(0.0))
+                _q63_w1 = _sel(_mx62_w1 > _f32(0.0), min(_aw60_w1, _ah61_w1)/_mx62_w1, _f32(0.0))
                 _big64_w1 = _q63_w1 > _f32(0.5)
                 _d65_w1 = _q63_w1 + _f32(1.0)
                 _r66_w1 = (_q63_w1 - _f32(1.0))/_d65_w1
                 _e67_w1 = _q63_w1 - (_d65_w1 - _f32(1.0))
-                _r68_w1 = (_r66_w1 - _r66_w1*(_e67_w1/_d65_w1) if _big64_w1 else _q63_w1)
+                _r68_w1 = _sel(_big64_w1, _r66_w1 - _r66_w1*(_e67_w1/_d65_w1), _q63_w1)
                 _s69_w1 = _r68_w1*_r68_w1
                 _e70_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s69_w1
                 _e71_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s69_w1
@@ -3762,10 +3763,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x75_w1 = _x73_w1*_x73_w1
                 _e76_w1 = _e74_w1 + _e72_w1*_x75_w1
                 _p77_w1 = _r68_w1 + _r68_w1*(_s69_w1*_e76_w1)
-                _k78_w1 = (_f32(1.0) if _big64_w1 else _f32(0.0))
-                _k79_w1 = (_f32(2.0) - _k78_w1 if _aw60_w1 > _ah61_w1 else _k78_w1)
-                _k80_w1 = (_f32(4.0) - _k79_w1 if math.copysign(_f32(1.0), _s59_w1) < _f32(0.0) else _k79_w1)
-                _p81_w1 = (_p77_w1 if (_aw60_w1 > _ah61_w1) == (math.copysign(_f32(1.0), _s59_w1) < _f32(0.0)) else -_p77_w1)
+                _k78_w1 = _sel(_big64_w1, _f32(1.0), _f32(0.0))
+                _k79_w1 = _sel(_aw60_w1 > _ah61_w1, _f32(2.0) - _k78_w1, _k78_w1)
+                _k80_w1 = _sel(math.copysign(_f32(1.0), _s59_w1) < _f32(0.0), _f32(4.0) - _k79_w1, _k79_w1)
+                _p81_w1 = _sel((_aw60_w1 > _ah61_w1) == (math.copysign(_f32(1.0), _s59_w1) < _f32(0.0)), _p77_w1, -_p77_w1)
                 _u82_w1 = _k80_w1*_f32(0.785398006439209) + (_p81_w1 + _k80_w1*_f32(1.5695823663008923e-07))
                 _t8_w3 = math.copysign(_u82_w1, _s58_w1)
                 _t9_w3 = _f32(0.40528473258018494)*(_t8_w3*_t8_w3)
@@ -3774,19 +3775,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s84_w1 = _t6_w3*min(_t4_w3, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
                 _s85_w1 = _t10_w3*min(_t6_w3, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                 _t11_w3 = _s83_w1 + _s85_w1 + _t5_w3*min(_t7_w3, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1)) + _s84_w1 + eps
-                _s86_w1 = _t11_w3/(_t11_w3 + inter_w1) + _t9_w3 + eps + (_f32(1.0) - (_f32(1.0) if _t9_w3 > _f32(0.0) else _f32(0.0)))
+                _s86_w1 = _t11_w3/(_t11_w3 + inter_w1) + _t9_w3 + eps + (_f32(1.0) - _sel(_t9_w3 > _f32(0.0), _f32(1.0), _f32(0.0)))
                 _b87_w1 = _s5_w1 - px2_w1
                 _b88_w1 = _s6_w1 - tx1_w1
                 _e89_w1 = (px2_w1 - (_s5_w1 - _b87_w1)) - (tx2_w1 + _b87_w1)
                 _e90_w1 = (tx1_w1 - (_s6_w1 - _b88_w1)) - (px1_w1 + _b88_w1)
                 _c91_w1 = _e89_w1 - _e90_w1
-                _s92_w1 = (_s5_w1 - _s6_w1) + _c91_w1 if _c91_w1 == _c91_w1 else _s5_w1 - _s6_w1
+                _s92_w1 = _sel(_c91_w1 == _c91_w1, (_s5_w1 - _s6_w1) + _c91_w1, _s5_w1 - _s6_w1)
                 _b93_w1 = _s10_w1 - py2_w1
                 _b94_w1 = _s11_w1 - ty1_w1
                 _e95_w1 = (py2_w1 - (_s10_w1 - _b93_w1)) - (ty2_w1 + _b93_w1)
                 _e96_w1 = (ty1_w1 - (_s11_w1 - _b94_w1)) - (py1_w1 + _b94_w1)
                 _c97_w1 = _e95_w1 - _e96_w1
-                _s98_w1 = (_s10_w1 - _s11_w1) + _c97_w1 if _c97_w1 == _c97_w1 else _s10_w1 - _s11_w1
+                _s98_w1 = _sel(_c97_w1 == _c97_w1, (_s10_w1 - _s11_w1) + _c97_w1, _s10_w1 - _s11_w1)
                 _s99_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s100_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s101_w1 = (_f32(0.25)*(_s92_w1*_s92_w1) + _f32(0.25)*(_s98_w1*_s98_w1))/(eps + (_s99_w1*_s99_w1) + (_s100_w1*_s100_w1))
@@ -3814,7 +3815,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t49_w5 = _t48_w3*_t5_w3
                 _t50_w5 = _t46_w5 + _t49_w5
                 _t51_w3 = _t43_w3 + eps
-                _s104_w1 = _f32(1.0) - (_f32(1.0) if _t9_w3 > _f32(0.0) else _f32(0.0))
+                _s104_w1 = _f32(1.0) - _sel(_t9_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t52_w3 = _t9_w3 + eps + _s104_w1 + (_t11_w3/(_t50_w5 + _t51_w3 + inter_w1))
                 _t62_w5 = -_t10_w3*_t32_w3 + _t4_w3*_t6_w3 + _t5_w3*_t7_w3 + eps
                 _a105_w1 = abs(_t20_w3)
@@ -3831,7 +3832,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t13_w6 = _f32(0.5)*_t12_w4
                     _t14_w6 = px1_w1 + _s44_w1
                     _t15_w6 = -_t14_w6
-                    _t16_w6 = _f32(1.0) if _t15_w6 > _f32(0.0) else (_f32(0.5) if _t15_w6 == _f32(0.0) else _f32(0.0))
+                    _t16_w6 = _sel(_t15_w6 > _f32(0.0), _f32(1.0), _sel(_t15_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t18_w4 = _s98_w1
                     _t21_w4 = (_f32(0.25)*(_t12_w4*_t12_w4) + _f32(0.25)*(_t18_w4*_t18_w4))*_inv0_w3
                     _t22_w6 = _f32(2.0)*_t21_w4
@@ -3841,8 +3842,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w6 = _f32(0.5)*form - _f32(1.5)
                     _s109_w1 = math.pow(_t21_w4, alpha - _f32(1.0)) if _t21_w4 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t27_w6 = alpha*(-_t24_w6*_t26_w6 + _t25_w6)*_s109_w1
-                    _t28_w6 = _f32(1.0) if _t14_w6 > _f32(0.0) else (_f32(0.5) if _t14_w6 == _f32(0.0) else _f32(0.0))
-                    _t33_w4 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t28_w6 = _sel(_t14_w6 > _f32(0.0), _f32(1.0), _sel(_t14_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t33_w4 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t34_w6 = _t32_w3*(_f32(1.0) - _t33_w4)
                     _t35_w6 = _t30_w3 + _t34_w6
                     _t44_w4 = _t19_w5*((-_t38_w3*_t5_w3 + _t43_w3)*_inv1_w3) + eps*(_t36_w5*_inv1_w3)
@@ -3855,14 +3856,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw111_w1 = abs(_t7_w3)
                     _ah112_w1 = abs(_t5_w3)
                     _mx113_w1 = max(_aw111_w1, _ah112_w1)
-                    _q114_w1 = (min(_aw111_w1, _ah112_w1)/_mx113_w1 if _mx113_w1 > _f32(0.0) else _f32(0.0))
-                    _n115_w1 = (_f32(1.0)/(max(_mx113_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q114_w1*_q114_w1)) if _mx113_w1 > _f32(0.0) else _f32(0.0))
-                    _t58_w6 = _t57_w6*(math.copysign((_q114_w1 if _aw111_w1 > _ah112_w1 else _f32(1.0)), _t5_w3)*_n115_w1)
+                    _q114_w1 = _sel(_mx113_w1 > _f32(0.0), min(_aw111_w1, _ah112_w1)/_mx113_w1, _f32(0.0))
+                    _n115_w1 = _sel(_mx113_w1 > _f32(0.0), _f32(1.0)/(max(_mx113_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q114_w1*_q114_w1)), _f32(0.0))
+                    _t58_w6 = _t57_w6*(math.copysign(_sel(_aw111_w1 > _ah112_w1, _q114_w1, _f32(1.0)), _t5_w3)*_n115_w1)
                     _t59_w4 = _t56_w6*_t58_w6
                     _t60_w6 = _t58_w6*beta_grad
-                    _t61_w6 = _f32(1.0) if _t15_w6 > _f32(0.0) else _f32(0.0)
+                    _t61_w6 = _sel(_t15_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w6 = inter_w1*_inv3_w3
-                    _t64_w4 = _f32(1.0) if _t14_w6 > _f32(0.0) else _f32(0.0)
+                    _t64_w4 = _sel(_t14_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t65_w4 = _t49_w5 + _t51_w3
                     _t66_w2 = _t32_w3*_t33_w4
                     _t67_w6 = _t66_w2*((_t65_w4 + inter_w1)*_inv3_w3)
@@ -3875,18 +3876,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w6 = _f32(0.5)*_t18_w4
                     _t73_w6 = py1_w1 + _s50_w1
                     _t74_w6 = -_t73_w6
-                    _t75_w6 = _f32(1.0) if _t74_w6 > _f32(0.0) else (_f32(0.5) if _t74_w6 == _f32(0.0) else _f32(0.0))
+                    _t75_w6 = _sel(_t74_w6 > _f32(0.0), _f32(1.0), _sel(_t74_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t76_w6 = _t19_w5*_t22_w6
-                    _t77_w6 = _f32(1.0) if _t73_w6 > _f32(0.0) else (_f32(0.5) if _t73_w6 == _f32(0.0) else _f32(0.0))
-                    _t78_w6 = _f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0)
+                    _t77_w6 = _sel(_t73_w6 > _f32(0.0), _f32(1.0), _sel(_t73_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t78_w6 = _sel(_t31_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t79_w6 = _t10_w3*(_f32(1.0) - _t78_w6)
                     _t80_w6 = _t48_w3 + _t79_w6
                     _t81_w6 = _t17_w5*((-_t36_w5*_t7_w3 + _t43_w3)*_inv1_w3) + eps*(_t38_w3*_inv1_w3)
-                    _t82_w6 = _t57_w6*(math.copysign((_f32(1.0) if _aw111_w1 > _ah112_w1 else _q114_w1), _t7_w3)*_n115_w1)
+                    _t82_w6 = _t57_w6*(math.copysign(_sel(_aw111_w1 > _ah112_w1, _f32(1.0), _q114_w1), _t7_w3)*_n115_w1)
                     _t83_w6 = _t56_w6*_t82_w6
                     _t84_w6 = _t82_w6*beta_grad
-                    _t85_w6 = _f32(1.0) if _t74_w6 > _f32(0.0) else _f32(0.0)
-                    _t86_w6 = _f32(1.0) if _t73_w6 > _f32(0.0) else _f32(0.0)
+                    _t85_w6 = _sel(_t74_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w6 = _sel(_t73_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w6 = _t30_w3*_t7_w3 + _t51_w3
                     _t88_w6 = _t10_w3*_t78_w6
                     _t89_w6 = _t88_w6*((_t87_w6 + inter_w1)*_inv3_w3)
@@ -3894,18 +3895,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w6 = _f32(0.5)*_t88_w6
                     _t92_w6 = _t91_w6*((-_t32_w3*_t48_w3 + _t87_w6)*_inv3_w3)
                     _t93_w6 = px2_w1 - tx2_w1
-                    _t94_w6 = _f32(1.0) if _t93_w6 > _f32(0.0) else (_f32(0.5) if _t93_w6 == _f32(0.0) else _f32(0.0))
+                    _t94_w6 = _sel(_t93_w6 > _f32(0.0), _f32(1.0), _sel(_t93_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t95_w6 = -_t93_w6
-                    _t96_w6 = _f32(1.0) if _t95_w6 > _f32(0.0) else (_f32(0.5) if _t95_w6 == _f32(0.0) else _f32(0.0))
-                    _t97_w6 = _f32(1.0) if _t93_w6 > _f32(0.0) else _f32(0.0)
-                    _t98_w6 = _f32(1.0) if _t95_w6 > _f32(0.0) else _f32(0.0)
+                    _t96_w6 = _sel(_t95_w6 > _f32(0.0), _f32(1.0), _sel(_t95_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t97_w6 = _sel(_t93_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t98_w6 = _sel(_t95_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t99_w6 = -_t97_w6 - _t98_w6 + _f32(1.0)
                     _t100_w6 = py2_w1 - ty2_w1
-                    _t101_w6 = _f32(1.0) if _t100_w6 > _f32(0.0) else (_f32(0.5) if _t100_w6 == _f32(0.0) else _f32(0.0))
+                    _t101_w6 = _sel(_t100_w6 > _f32(0.0), _f32(1.0), _sel(_t100_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t102_w6 = -_t100_w6
-                    _t103_w6 = _f32(1.0) if _t102_w6 > _f32(0.0) else (_f32(0.5) if _t102_w6 == _f32(0.0) else _f32(0.0))
-                    _t104_w6 = _f32(1.0) if _t100_w6 > _f32(0.0) else _f32(0.0)
-                    _t105_w6 = _f32(1.0) if _t102_w6 > _f32(0.0) else _f32(0.0)
+                    _t103_w6 = _sel(_t102_w6 > _f32(0.0), _f32(1.0), _sel(_t102_w6 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t104_w6 = _sel(_t100_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t105_w6 = _sel(_t102_w6 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t106_w6 = -_t104_w6 - _t105_w6 + _f32(1.0)
                     _t107_w6 = -_t13_w6
                     _t108_w6 = _t34_w6 + _t39_w3
@@ -3913,9 +3914,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw118_w1 = abs(_t4_w3)
                     _ah119_w1 = abs(_t6_w3)
                     _mx120_w1 = max(_aw118_w1, _ah119_w1)
-                    _q121_w1 = (min(_aw118_w1, _ah119_w1)/_mx120_w1 if _mx120_w1 > _f32(0.0) else _f32(0.0))
-                    _n122_w1 = (_f32(1.0)/(max(_mx120_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q121_w1*_q121_w1)) if _mx120_w1 > _f32(0.0) else _f32(0.0))
-                    _t110_w6 = _t57_w6*(math.copysign((_q121_w1 if _aw118_w1 > _ah119_w1 else _f32(1.0)), _t6_w3)*_n122_w1)
+                    _q121_w1 = _sel(_mx120_w1 > _f32(0.0), min(_aw118_w1, _ah119_w1)/_mx120_w1, _f32(0.0))
+                    _n122_w1 = _sel(_mx120_w1 > _f32(0.0), _f32(1.0)/(max(_mx120_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q121_w1*_q121_w1)), _f32(0.0))
+                    _t110_w6 = _t57_w6*(math.copysign(_sel(_aw118_w1 > _ah119_w1, _q121_w1, _f32(1.0)), _t6_w3)*_n122_w1)
                     _t111_w6 = _t110_w6*_t56_w6
                     _t112_w6 = _t110_w6*beta_grad
                     _t113_w6 = _t50_w5 + eps
@@ -3925,7 +3926,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t117_w6 = -_t72_w6
                     _t118_w6 = _t41_w3 + _t79_w6
                     _t119_w6 = _t17_w5*((-_t29_w5*_t4_w3 + _t50_w5)*_inv1_w3) + eps*(_t47_w5*_inv1_w3)
-                    _t120_w6 = _t57_w6*(math.copysign((_f32(1.0) if _aw118_w1 > _ah119_w1 else _q121_w1), _t4_w3)*_n122_w1)
+                    _t120_w6 = _t57_w6*(math.copysign(_sel(_aw118_w1 > _ah119_w1, _f32(1.0), _q121_w1), _t4_w3)*_n122_w1)
                     _t121_w6 = _t120_w6*_t56_w6
                     _t122_w6 = _t120_w6*beta_grad
                     _t123_w6 = _t113_w6 + _t39_w3*_t4_w3
@@ -3954,7 +3955,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t13_w1_w1 = _f32(0.5)*_t12_w1_w1
                     _t14_w1_w1 = px1_w1 + _s44_w1
                     _t15_w1_w1 = -_t14_w1_w1
-                    _t16_w1_w1 = _f32(1.0) if _t15_w1_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t16_w1_w1 = _sel(_t15_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t18_w1_w1 = _s98_w1
                     _t21_w1_w1 = (_f32(0.25)*(_t12_w1_w1*_t12_w1_w1) + _f32(0.25)*(_t18_w1_w1*_t18_w1_w1))/_t20_w3
                     _t22_w1_w1 = _f32(2.0)*_t21_w1_w1
@@ -3964,8 +3965,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w1_w1 = _f32(0.5)*form - _f32(1.5)
                     _s133 = math.pow(_t21_w1_w1, alpha - _f32(1.0)) if _t21_w1_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t27_w1_w1 = alpha*(-_t24_w1_w1*_t26_w1_w1 + _t25_w1_w1)*_s133
-                    _t28_w1_w1 = _f32(1.0) if _t14_w1_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1_w1 == _f32(0.0) else _f32(0.0))
-                    _t33_w1_w1 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t28_w1_w1 = _sel(_t14_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t14_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t33_w1_w1 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t34_w1_w1 = _t32_w3*(_f32(1.0) - _t33_w1_w1)
                     _t35_w1_w1 = _t30_w3 + _t34_w1_w1
                     _t44_w1_w1 = _t19_w5*((-_t38_w3*_t5_w3 + _t43_w3)/_t37_w3) + eps*(_t36_w5/_t37_w3)
@@ -3978,14 +3979,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw135 = abs(_t7_w3)
                     _ah136 = abs(_t5_w3)
                     _mx137 = max(_aw135, _ah136)
-                    _q138 = (min(_aw135, _ah136)/_mx137 if _mx137 > _f32(0.0) else _f32(0.0))
-                    _n139 = (_f32(1.0)/(max(_mx137, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q138*_q138)) if _mx137 > _f32(0.0) else _f32(0.0))
-                    _t58_w1_w1 = _t57_w1_w1*(math.copysign((_q138 if _aw135 > _ah136 else _f32(1.0)), _t5_w3)*_n139)
+                    _q138 = _sel(_mx137 > _f32(0.0), min(_aw135, _ah136)/_mx137, _f32(0.0))
+                    _n139 = _sel(_mx137 > _f32(0.0), _f32(1.0)/(max(_mx137, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q138*_q138)), _f32(0.0))
+                    _t58_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw135 > _ah136, _q138, _f32(1.0)), _t5_w3)*_n139)
                     _t59_w1_w1 = _t56_w1_w1*_t58_w1_w1
                     _t60_w1_w1 = _t58_w1_w1*beta_grad
-                    _t61_w1_w1 = _f32(1.0) if _t15_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t61_w1_w1 = _sel(_t15_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w1_w1 = inter_w1/_t62_w5
-                    _t64_w1_w1 = _f32(1.0) if _t14_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t64_w1_w1 = _sel(_t14_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t65_w1_w1 = _t49_w5 + _t51_w3
                     _t66_w1 = _t32_w3*_t33_w1_w1
                     _t67_w1_w1 = _t66_w1*((_t65_w1_w1 + inter_w1)/_t62_w5)
@@ -3998,18 +3999,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w1_w1 = _f32(0.5)*_t18_w1_w1
                     _t73_w1_w1 = py1_w1 + _s50_w1
                     _t74_w1_w1 = -_t73_w1_w1
-                    _t75_w1_w1 = _f32(1.0) if _t74_w1_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t75_w1_w1 = _sel(_t74_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t74_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t76_w1_w1 = _t19_w5*_t22_w1_w1
-                    _t77_w1_w1 = _f32(1.0) if _t73_w1_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1_w1 == _f32(0.0) else _f32(0.0))
-                    _t78_w1_w1 = _f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0)
+                    _t77_w1_w1 = _sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t78_w1_w1 = _sel(_t31_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t79_w1_w1 = _t10_w3*(_f32(1.0) - _t78_w1_w1)
                     _t80_w1_w1 = _t48_w3 + _t79_w1_w1
                     _t81_w1_w1 = _t17_w5*((-_t36_w5*_t7_w3 + _t43_w3)/_t37_w3) + eps*(_t38_w3/_t37_w3)
-                    _t82_w1_w1 = _t57_w1_w1*(math.copysign((_f32(1.0) if _aw135 > _ah136 else _q138), _t7_w3)*_n139)
+                    _t82_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw135 > _ah136, _f32(1.0), _q138), _t7_w3)*_n139)
                     _t83_w1_w1 = _t56_w1_w1*_t82_w1_w1
                     _t84_w1_w1 = _t82_w1_w1*beta_grad
-                    _t85_w1_w1 = _f32(1.0) if _t74_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t86_w1_w1 = _f32(1.0) if _t73_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t85_w1_w1 = _sel(_t74_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w1_w1 = _sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w1_w1 = _t30_w3*_t7_w3 + _t51_w3
                     _t88_w1_w1 = _t10_w3*_t78_w1_w1
                     _t89_w1_w1 = _t88_w1_w1*((_t87_w1_w1 + inter_w1)/_t62_w5)
@@ -4017,18 +4018,18 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w1_w1 = _f32(0.5)*_t88_w1_w1
                     _t92_w1_w1 = _t91_w1_w1*((-_t32_w3*_t48_w3 + _t87_w1_w1)/_t62_w5)
                     _t93_w1_w1 = px2_w1 - tx2_w1
-                    _t94_w1_w1 = _f32(1.0) if _t93_w1_w1 > _f32(0.0) else (_f32(0.5) if _t93_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t94_w1_w1 = _sel(_t93_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t93_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t95_w1_w1 = -_t93_w1_w1
-                    _t96_w1_w1 = _f32(1.0) if _t95_w1_w1 > _f32(0.0) else (_f32(0.5) if _t95_w1_w1 == _f32(0.0) else _f32(0.0))
-                    _t97_w1_w1 = _f32(1.0) if _t93_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t98_w1_w1 = _f32(1.0) if _t95_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t96_w1_w1 = _sel(_t95_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t95_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t97_w1_w1 = _sel(_t93_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t98_w1_w1 = _sel(_t95_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t99_w1_w1 = -_t97_w1_w1 - _t98_w1_w1 + _f32(1.0)
                     _t100_w1_w1 = py2_w1 - ty2_w1
-                    _t101_w1_w1 = _f32(1.0) if _t100_w1_w1 > _f32(0.0) else (_f32(0.5) if _t100_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t101_w1_w1 = _sel(_t100_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t100_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t102_w1_w1 = -_t100_w1_w1
-                    _t103_w1_w1 = _f32(1.0) if _t102_w1_w1 > _f32(0.0) else (_f32(0.5) if _t102_w1_w1 == _f32(0.0) else _f32(0.0))
-                    _t104_w1_w1 = _f32(1.0) if _t100_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t105_w1_w1 = _f32(1.0) if _t102_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t103_w1_w1 = _sel(_t102_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t102_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t104_w1_w1 = _sel(_t100_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t105_w1_w1 = _sel(_t102_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t106_w1_w1 = -_t104_w1_w1 - _t105_w1_w1 + _f32(1.0)
                     _t107_w1_w1 = -_t13_w1_w1
                     _t108_w1_w1 = _t34_w1_w1 + _t39_w3
@@ -4036,9 +4037,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw142 = abs(_t4_w3)
                     _ah143 = abs(_t6_w3)
                     _mx144 = max(_aw142, _ah143)
-                    _q145 = (min(_aw142, _ah143)/_mx144 if _mx144 > _f32(0.0) else _f32(0.0))
-                    _n146 = (_f32(1.0)/(max(_mx144, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q145*_q145)) if _mx144 > _f32(0.0) else _f32(0.0))
-                    _t110_w1_w1 = _t57_w1_w1*(math.copysign((_q145 if _aw142 > _ah143 else _f32(1.0)), _t6_w3)*_n146)
+                    _q145 = _sel(_mx144 > _f32(0.0), min(_aw142, _ah143)/_mx144, _f32(0.0))
+                    _n146 = _sel(_mx144 > _f32(0.0), _f32(1.0)/(max(_mx144, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q145*_q145)), _f32(0.0))
+                    _t110_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw142 > _ah143, _q145, _f32(1.0)), _t6_w3)*_n146)
                     _t111_w1_w1 = _t110_w1_w1*_t56_w1_w1
                     _t112_w1_w1 = _t110_w1_w1*beta_grad
                     _t113_w1_w1 = _t50_w5 + eps
@@ -4048,7 +4049,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t117_w1_w1 = -_t72_w1_w1
                     _t118_w1_w1 = _t41_w3 + _t79_w1_w1
                     _t119_w1_w1 = _t17_w5*((-_t29_w5*_t4_w3 + _t50_w5)/_t37_w3) + eps*(_t47_w5/_t37_w3)
-                    _t120_w1_w1 = _t57_w1_w1*(math.copysign((_f32(1.0) if _aw142 > _ah143 else _q145), _t4_w3)*_n146)
+                    _t120_w1_w1 = _t57_w1_w1*(math.copysign(_sel(_aw142 > _ah143, _f32(1.0), _q145), _t4_w3)*_n146)
                     _t121_w1_w1 = _t120_w1_w1*_t56_w1_w1
                     _t122_w1_w1 = _t120_w1_w1*beta_grad
                     _t123_w1_w1 = _t113_w1_w1 + _t39_w3*_t4_w3
@@ -4122,12 +4123,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw193 = abs(_s191)
                 _ah194 = abs(_s192)
                 _mx195 = max(_aw193, _ah194)
-                _q196 = (min(_aw193, _ah194)/_mx195 if _mx195 > _f32(0.0) else _f32(0.0))
+                _q196 = _sel(_mx195 > _f32(0.0), min(_aw193, _ah194)/_mx195, _f32(0.0))
                 _big197 = _q196 > _f32(0.5)
                 _d198 = _q196 + _f32(1.0)
                 _r199 = (_q196 - _f32(1.0))/_d198
                 _e200 = _q196 - (_d198 - _f32(1.0))
-                _r201 = (_r199 - _r199*(_e200/_d198) if _big197 else _q196)
+                _r201 = _sel(_big197, _r199 - _r199*(_e200/_d198), _q196)
                 _s202 = _r201*_r201
                 _e203 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s202
                 _e204 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s202
@@ -4137,10 +4138,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x208 = _x206*_x206
                 _e209 = _e207_w1 + _e205*_x208
                 _p210 = _r201 + _r201*(_s202*_e209)
-                _k211 = (_f32(1.0) if _big197 else _f32(0.0))
-                _k212 = (_f32(2.0) - _k211 if _aw193 > _ah194 else _k211)
-                _k213 = (_f32(4.0) - _k212 if math.copysign(_f32(1.0), _s192) < _f32(0.0) else _k212)
-                _p214 = (_p210 if (_aw193 > _ah194) == (math.copysign(_f32(1.0), _s192) < _f32(0.0)) else -_p210)
+                _k211 = _sel(_big197, _f32(1.0), _f32(0.0))
+                _k212 = _sel(_aw193 > _ah194, _f32(2.0) - _k211, _k211)
+                _k213 = _sel(math.copysign(_f32(1.0), _s192) < _f32(0.0), _f32(4.0) - _k212, _k212)
+                _p214 = _sel((_aw193 > _ah194) == (math.copysign(_f32(1.0), _s192) < _f32(0.0)), _p210, -_p210)
                 _u215 = _k213*_f32(0.785398006439209) + (_p214 + _k213*_f32(1.5695823663008923e-07))
                 _t10_w1_w1 = math.copysign(_u215, _s191)
                 _t11_w1_w1 = _f32(0.40528473258018494)*(_t10_w1_w1*_t10_w1_w1)
@@ -4148,20 +4149,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s217_w1 = _t8_w1_w1*min(_t5_w1_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
                 _s218 = _t5_w1_w1*min(_t4_w1_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                 _t12_w2_w1 = _s218 + _s216_w1 + _s217_w1 + _t8_w1_w1*min(_t7_w1_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + eps
-                _s219 = _t11_w1_w1 + _t12_w2_w1/(_t12_w2_w1 + inter_w1) + eps + (_f32(1.0) - (_f32(1.0) if _t11_w1_w1 > _f32(0.0) else _f32(0.0)))
+                _s219 = _t11_w1_w1 + _t12_w2_w1/(_t12_w2_w1 + inter_w1) + eps + (_f32(1.0) - _sel(_t11_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
                 _s220 = math.pow(_f32(0.16425572335720062)*(_t10_w1_w1*_t10_w1_w1*_t10_w1_w1*_t10_w1_w1)/_s219, alpha)
                 _b221 = _s5_w1 - px2_w1
                 _b222 = _s6_w1 - tx1_w1
                 _e223 = (px2_w1 - (_s5_w1 - _b221)) - (tx2_w1 + _b221)
                 _e224 = (tx1_w1 - (_s6_w1 - _b222)) - (px1_w1 + _b222)
                 _c225 = _e223 - _e224
-                _s226 = (_s5_w1 - _s6_w1) + _c225 if _c225 == _c225 else _s5_w1 - _s6_w1
+                _s226 = _sel(_c225 == _c225, (_s5_w1 - _s6_w1) + _c225, _s5_w1 - _s6_w1)
                 _b227 = _s10_w1 - py2_w1
                 _b228 = _s11_w1 - ty1_w1
                 _e229 = (py2_w1 - (_s10_w1 - _b227)) - (ty2_w1 + _b227)
                 _e230 = (ty1_w1 - (_s11_w1 - _b228)) - (py1_w1 + _b228)
                 _c231 = _e229 - _e230
-                _s232 = (_s10_w1 - _s11_w1) + _c231 if _c231 == _c231 else _s10_w1 - _s11_w1
+                _s232 = _sel(_c231 == _c231, (_s10_w1 - _s11_w1) + _c231, _s10_w1 - _s11_w1)
                 _s233 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s234 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s235 = (_f32(0.25)*(_s226*_s226) + _f32(0.25)*(_s232*_s232))/(eps + (_s233*_s233) + (_s234*_s234))
@@ -4191,7 +4192,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54_w2_w1 = _t44_w2_w1 + eps
                 _t59_w2_w1 = _t31_w1_w1*_t8_w1_w1
                 _t64_w2_w1 = _t53_w2 + _t59_w2_w1
-                _s239_w1 = _f32(1.0) - (_f32(1.0) if _t11_w1_w1 > _f32(0.0) else _f32(0.0))
+                _s239_w1 = _f32(1.0) - _sel(_t11_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t65_w2_w1 = _t11_w1_w1 + eps + _s239_w1 + (_t12_w2_w1/(_t54_w2_w1 + _t64_w2_w1 + inter_w1))
                 _a240 = abs(_t21_w2_w1)
                 _a241 = abs(_t38_w1_w1)
@@ -4207,7 +4208,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w2_w1 = _f32(0.5)*_t13_w2_w1
                     _t15_w2_w1 = px1_w1 + _s176
                     _t16_w2_w1 = -_t15_w2_w1
-                    _t17_w1_w1 = _f32(1.0) if _t16_w2_w1 > _f32(0.0) else (_f32(0.5) if _t16_w2_w1 == _f32(0.0) else _f32(0.0))
+                    _t17_w1_w1 = _sel(_t16_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t16_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t19_w1_w1 = _s232
                     _t22_w2_w1 = (_f32(0.25)*(_t13_w2_w1*_t13_w2_w1) + _f32(0.25)*(_t19_w1_w1*_t19_w1_w1))*_inv0_w1_w1
                     _t23_w2_w1 = _f32(2.0)*_t22_w2_w1
@@ -4217,16 +4218,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w2_w1 = _f32(0.5)*form - _f32(1.5)
                     _s244_w1 = math.pow(_t22_w2_w1, alpha - _f32(1.0)) if _t22_w2_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t28_w2_w1 = alpha*(-_t25_w2_w1*_t27_w2_w1 + _t26_w2_w1)*_s244_w1
-                    _t29_w1_w1 = _f32(1.0) if _t15_w2_w1 > _f32(0.0) else (_f32(0.5) if _t15_w2_w1 == _f32(0.0) else _f32(0.0))
-                    _t34_w2_w1 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t29_w1_w1 = _sel(_t15_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t34_w2_w1 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w2_w1 = _t33_w2_w1*(_f32(1.0) - _t34_w2_w1)
                     _t36_w1_w1 = _t31_w1_w1 + _t35_w2_w1
                     _t45_w2_w1 = _t20_w1_w1*((-_t39_w1_w1*_t5_w1_w1 + _t44_w2_w1)*_inv1_w1_w1) + eps*(_t37_w1_w1*_inv1_w1_w1)
                     _s245_w1 = math.pow(giou_penalty_w1, alpha - _f32(1.0)) if giou_penalty_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t46_w1_w1 = _t0_w1_w1*_t27_w2_w1*alpha*form*_s245_w1
-                    _t47_w1_w1 = _f32(1.0) if _t16_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t47_w1_w1 = _sel(_t16_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w1_w1 = inter_w1*_inv2_w1_w1
-                    _t50_w1_w1 = _f32(1.0) if _t15_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t50_w1_w1 = _sel(_t15_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w2_w1 = _t53_w2 + _t54_w2_w1
                     _t56_w2_w1 = _t33_w2_w1*_t34_w2_w1
                     _t57_w2_w1 = _t56_w2_w1*((_t55_w2_w1 + inter_w1)*_inv2_w1_w1)
@@ -4242,9 +4243,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw246 = abs(_t4_w1_w1)
                     _ah247 = abs(_t5_w1_w1)
                     _mx248 = max(_aw246, _ah247)
-                    _q249 = (min(_aw246, _ah247)/_mx248 if _mx248 > _f32(0.0) else _f32(0.0))
-                    _n250 = (_f32(1.0)/(max(_mx248, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q249*_q249)) if _mx248 > _f32(0.0) else _f32(0.0))
-                    _t71_w2_w1 = _t70_w2_w1*(math.copysign((_q249 if _aw246 > _ah247 else _f32(1.0)), _t5_w1_w1)*_n250)
+                    _q249 = _sel(_mx248 > _f32(0.0), min(_aw246, _ah247)/_mx248, _f32(0.0))
+                    _n250 = _sel(_mx248 > _f32(0.0), _f32(1.0)/(max(_mx248, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q249*_q249)), _f32(0.0))
+                    _t71_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw246 > _ah247, _q249, _f32(1.0)), _t5_w1_w1)*_n250)
                     _t72_w2_w1 = _t69_w2_w1*_t71_w2_w1
                     _t73_w2_w1 = _t71_w2_w1*beta_grad
                     _s251 = _t67_w2_w1*_t69_w2_w1
@@ -4253,15 +4254,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w2_w1 = _f32(0.5)*_t19_w1_w1
                     _t76_w2_w1 = py1_w1 + _s173
                     _t77_w2_w1 = -_t76_w2_w1
-                    _t78_w2_w1 = _f32(1.0) if _t77_w2_w1 > _f32(0.0) else (_f32(0.5) if _t77_w2_w1 == _f32(0.0) else _f32(0.0))
+                    _t78_w2_w1 = _sel(_t77_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t77_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w2_w1 = _t20_w1_w1*_t23_w2_w1
-                    _t80_w2_w1 = _f32(1.0) if _t76_w2_w1 > _f32(0.0) else (_f32(0.5) if _t76_w2_w1 == _f32(0.0) else _f32(0.0))
-                    _t81_w2_w1 = _f32(1.0) if _t32_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w2_w1 = _sel(_t76_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t81_w2_w1 = _sel(_t32_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w2_w1 = _t8_w1_w1*(_f32(1.0) - _t81_w2_w1)
                     _t83_w2_w1 = _t52_w1_w1 + _t82_w2_w1
                     _t84_w2_w1 = _t18_w2_w1*((-_t37_w1_w1*_t4_w1_w1 + _t44_w2_w1)*_inv1_w1_w1) + eps*(_t39_w1_w1*_inv1_w1_w1)
-                    _t85_w2_w1 = _f32(1.0) if _t77_w2_w1 > _f32(0.0) else _f32(0.0)
-                    _t86_w2_w1 = _f32(1.0) if _t76_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t85_w2_w1 = _sel(_t77_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w2_w1 = _sel(_t76_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w2_w1 = _t31_w1_w1*_t4_w1_w1 + _t54_w2_w1
                     _t88_w2_w1 = _t8_w1_w1*_t81_w2_w1
                     _t89_w2_w1 = _t88_w2_w1*((_t87_w2_w1 + inter_w1)*_inv2_w1_w1)
@@ -4269,23 +4270,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w2_w1 = _f32(0.5)*_t88_w2_w1
                     _t92_w2_w1 = _t91_w2_w1*((-_t33_w2_w1*_t52_w1_w1 + _t87_w2_w1)*_inv2_w1_w1)
                     _t93_w2_w1 = (_t4_w1_w1*_t49_w1_w1*_t85_w2_w1 - _t86_w2_w1*_t89_w2_w1 - _t90_w2_w1*_t92_w2_w1)*_inv2_w1_w1
-                    _t94_w2_w1 = _t70_w2_w1*(math.copysign((_f32(1.0) if _aw246 > _ah247 else _q249), _t4_w1_w1)*_n250)
+                    _t94_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw246 > _ah247, _f32(1.0), _q249), _t4_w1_w1)*_n250)
                     _t95_w2_w1 = _t69_w2_w1*_t94_w2_w1
                     _t96_w2_w1 = _t94_w2_w1*beta_grad
                     _t97_w2_w1 = px2_w1 - tx2_w1
-                    _t98_w2_w1 = _f32(1.0) if _t97_w2_w1 > _f32(0.0) else (_f32(0.5) if _t97_w2_w1 == _f32(0.0) else _f32(0.0))
+                    _t98_w2_w1 = _sel(_t97_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t97_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w2_w1 = -_t97_w2_w1
-                    _t100_w2_w1 = _f32(1.0) if _t99_w2_w1 > _f32(0.0) else (_f32(0.5) if _t99_w2_w1 == _f32(0.0) else _f32(0.0))
-                    _t101_w2_w1 = _f32(1.0) if _t97_w2_w1 > _f32(0.0) else _f32(0.0)
-                    _t102_w2_w1 = _f32(1.0) if _t99_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t100_w2_w1 = _sel(_t99_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t99_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t101_w2_w1 = _sel(_t97_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t102_w2_w1 = _sel(_t99_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w2_w1 = -_t101_w2_w1 - _t102_w2_w1 + _f32(1.0)
                     _t104_w2_w1 = (-_t101_w2_w1*_t49_w1_w1*_t5_w1_w1 + _t102_w2_w1*_t57_w2_w1 + _t103_w2_w1*_t61_w2_w1)*_inv2_w1_w1
                     _t105_w2_w1 = py2_w1 - ty2_w1
-                    _t106_w2_w1 = _f32(1.0) if _t105_w2_w1 > _f32(0.0) else (_f32(0.5) if _t105_w2_w1 == _f32(0.0) else _f32(0.0))
+                    _t106_w2_w1 = _sel(_t105_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t105_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t107_w2_w1 = -_t105_w2_w1
-                    _t108_w2_w1 = _f32(1.0) if _t107_w2_w1 > _f32(0.0) else (_f32(0.5) if _t107_w2_w1 == _f32(0.0) else _f32(0.0))
-                    _t109_w2_w1 = _f32(1.0) if _t105_w2_w1 > _f32(0.0) else _f32(0.0)
-                    _t110_w2_w1 = _f32(1.0) if _t107_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t108_w2_w1 = _sel(_t107_w2_w1 > _f32(0.0), _f32(1.0), _sel(_t107_w2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t109_w2_w1 = _sel(_t105_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t110_w2_w1 = _sel(_t107_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w2_w1 = -_t109_w2_w1 - _t110_w2_w1 + _f32(1.0)
                     _t112_w2_w1 = (-_t109_w2_w1*_t4_w1_w1*_t49_w1_w1 + _t110_w2_w1*_t89_w2_w1 + _t111_w2_w1*_t92_w2_w1)*_inv2_w1_w1
                     _t113_w2_w1 = -_t14_w2_w1
@@ -4299,9 +4300,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw253 = abs(_t6_w1_w1)
                     _ah254 = abs(_t7_w1_w1)
                     _mx255 = max(_aw253, _ah254)
-                    _q256 = (min(_aw253, _ah254)/_mx255 if _mx255 > _f32(0.0) else _f32(0.0))
-                    _n257 = (_f32(1.0)/(max(_mx255, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q256*_q256)) if _mx255 > _f32(0.0) else _f32(0.0))
-                    _t121_w2_w1 = _t70_w2_w1*(math.copysign((_q256 if _aw253 > _ah254 else _f32(1.0)), _t7_w1_w1)*_n257)
+                    _q256 = _sel(_mx255 > _f32(0.0), min(_aw253, _ah254)/_mx255, _f32(0.0))
+                    _n257 = _sel(_mx255 > _f32(0.0), _f32(1.0)/(max(_mx255, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q256*_q256)), _f32(0.0))
+                    _t121_w2_w1 = _t70_w2_w1*(math.copysign(_sel(_aw253 > _ah254, _q256, _f32(1.0)), _t7_w1_w1)*_n257)
                     _t122_w2_w1 = _t121_w2_w1*_t69_w2_w1
                     _t123_w2_w1 = _t121_w2_w1*beta_grad
                     _t124_w2_w1 = -_t75_w2_w1
@@ -4311,7 +4312,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w4 = _t88_w2_w1*((_t127_w4 + inter_w1)*_inv2_w1_w1)
                     _t129_w4 = _t91_w2_w1*((_t127_w4 - _t33_w2_w1*_t40_w1_w1)*_inv2_w1_w1)
                     _t130_w4 = (-_t128_w4*_t85_w2_w1 - _t129_w4*_t90_w2_w1 + _t49_w1_w1*_t6_w1_w1*_t86_w2_w1)*_inv2_w1_w1
-                    _t131_w4 = _t70_w2_w1*(math.copysign((_f32(1.0) if _aw253 > _ah254 else _q256), _t6_w1_w1)*_n257)
+                    _t131_w4 = _t70_w2_w1*(math.copysign(_sel(_aw253 > _ah254, _f32(1.0), _q256), _t6_w1_w1)*_n257)
                     _t132_w4 = _t131_w4*_t69_w2_w1
                     _t133_w4 = _t131_w4*beta_grad
                     _t134_w4 = (_t101_w2_w1*_t118_w2_w1 - _t102_w2_w1*_t49_w1_w1*_t7_w1_w1 + _t103_w2_w1*_t119_w2_w1)*_inv2_w1_w1
@@ -4337,7 +4338,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w3 = _f32(0.5)*_t13_w3
                     _t15_w3 = px1_w1 + _s176
                     _t16_w3 = -_t15_w3
-                    _t17_w2_w1 = _f32(1.0) if _t16_w3 > _f32(0.0) else (_f32(0.5) if _t16_w3 == _f32(0.0) else _f32(0.0))
+                    _t17_w2_w1 = _sel(_t16_w3 > _f32(0.0), _f32(1.0), _sel(_t16_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t19_w2_w1 = _s232
                     _t22_w3 = (_f32(0.25)*(_t13_w3*_t13_w3) + _f32(0.25)*(_t19_w2_w1*_t19_w2_w1))/_t21_w2_w1
                     _t23_w3 = _f32(2.0)*_t22_w3
@@ -4347,16 +4348,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w3 = _f32(0.5)*form - _f32(1.5)
                     _s266 = math.pow(_t22_w3, alpha - _f32(1.0)) if _t22_w3 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t28_w3 = alpha*(-_t25_w3*_t27_w3 + _t26_w3)*_s266
-                    _t29_w2_w1 = _f32(1.0) if _t15_w3 > _f32(0.0) else (_f32(0.5) if _t15_w3 == _f32(0.0) else _f32(0.0))
-                    _t34_w3 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t29_w2_w1 = _sel(_t15_w3 > _f32(0.0), _f32(1.0), _sel(_t15_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t34_w3 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w3 = _t33_w2_w1*(_f32(1.0) - _t34_w3)
                     _t36_w2_w1 = _t31_w1_w1 + _t35_w3
                     _t45_w3 = _t20_w1_w1*((-_t39_w1_w1*_t5_w1_w1 + _t44_w2_w1)/_t38_w1_w1) + eps*(_t37_w1_w1/_t38_w1_w1)
                     _s267 = math.pow(giou_penalty_w1, alpha - _f32(1.0)) if giou_penalty_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t46_w2_w1 = _t0_w1_w1*_t27_w3*alpha*form*_s267
-                    _t47_w2_w1 = _f32(1.0) if _t16_w3 > _f32(0.0) else _f32(0.0)
+                    _t47_w2_w1 = _sel(_t16_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w2_w1 = inter_w1/_t48_w1_w1
-                    _t50_w2_w1 = _f32(1.0) if _t15_w3 > _f32(0.0) else _f32(0.0)
+                    _t50_w2_w1 = _sel(_t15_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w3 = _t53_w2 + _t54_w2_w1
                     _t56_w3 = _t33_w2_w1*_t34_w3
                     _t57_w3 = _t56_w3*((_t55_w3 + inter_w1)/_t48_w1_w1)
@@ -4372,9 +4373,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw268 = abs(_t4_w1_w1)
                     _ah269 = abs(_t5_w1_w1)
                     _mx270 = max(_aw268, _ah269)
-                    _q271 = (min(_aw268, _ah269)/_mx270 if _mx270 > _f32(0.0) else _f32(0.0))
-                    _n272 = (_f32(1.0)/(max(_mx270, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q271*_q271)) if _mx270 > _f32(0.0) else _f32(0.0))
-                    _t71_w3 = _t70_w3*(math.copysign((_q271 if _aw268 > _ah269 else _f32(1.0)), _t5_w1_w1)*_n272)
+                    _q271 = _sel(_mx270 > _f32(0.0), min(_aw268, _ah269)/_mx270, _f32(0.0))
+                    _n272 = _sel(_mx270 > _f32(0.0), _f32(1.0)/(max(_mx270, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q271*_q271)), _f32(0.0))
+                    _t71_w3 = _t70_w3*(math.copysign(_sel(_aw268 > _ah269, _q271, _f32(1.0)), _t5_w1_w1)*_n272)
                     _t72_w3 = _t69_w3*_t71_w3
                     _t73_w3 = _t71_w3*beta_grad
                     _s273 = _t67_w3*_t69_w3
@@ -4383,15 +4384,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w3 = _f32(0.5)*_t19_w2_w1
                     _t76_w3 = py1_w1 + _s173
                     _t77_w3 = -_t76_w3
-                    _t78_w3 = _f32(1.0) if _t77_w3 > _f32(0.0) else (_f32(0.5) if _t77_w3 == _f32(0.0) else _f32(0.0))
+                    _t78_w3 = _sel(_t77_w3 > _f32(0.0), _f32(1.0), _sel(_t77_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w3 = _t20_w1_w1*_t23_w3
-                    _t80_w3 = _f32(1.0) if _t76_w3 > _f32(0.0) else (_f32(0.5) if _t76_w3 == _f32(0.0) else _f32(0.0))
-                    _t81_w3 = _f32(1.0) if _t32_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _sel(_t76_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t81_w3 = _sel(_t32_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w3 = _t8_w1_w1*(_f32(1.0) - _t81_w3)
                     _t83_w3 = _t52_w1_w1 + _t82_w3
                     _t84_w3 = _t18_w2_w1*((-_t37_w1_w1*_t4_w1_w1 + _t44_w2_w1)/_t38_w1_w1) + eps*(_t39_w1_w1/_t38_w1_w1)
-                    _t85_w3 = _f32(1.0) if _t77_w3 > _f32(0.0) else _f32(0.0)
-                    _t86_w3 = _f32(1.0) if _t76_w3 > _f32(0.0) else _f32(0.0)
+                    _t85_w3 = _sel(_t77_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w3 = _t31_w1_w1*_t4_w1_w1 + _t54_w2_w1
                     _t88_w3 = _t8_w1_w1*_t81_w3
                     _t89_w3 = _t88_w3*((_t87_w3 + inter_w1)/_t48_w1_w1)
@@ -4399,23 +4400,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w3 = _f32(0.5)*_t88_w3
                     _t92_w3 = _t91_w3*((-_t33_w2_w1*_t52_w1_w1 + _t87_w3)/_t48_w1_w1)
                     _t93_w3 = (_t4_w1_w1*_t49_w2_w1*_t85_w3 - _t86_w3*_t89_w3 - _t90_w3*_t92_w3)/_t48_w1_w1
-                    _t94_w3 = _t70_w3*(math.copysign((_f32(1.0) if _aw268 > _ah269 else _q271), _t4_w1_w1)*_n272)
+                    _t94_w3 = _t70_w3*(math.copysign(_sel(_aw268 > _ah269, _f32(1.0), _q271), _t4_w1_w1)*_n272)
                     _t95_w3 = _t69_w3*_t94_w3
                     _t96_w3 = _t94_w3*beta_grad
                     _t97_w3 = px2_w1 - tx2_w1
-                    _t98_w3 = _f32(1.0) if _t97_w3 > _f32(0.0) else (_f32(0.5) if _t97_w3 == _f32(0.0) else _f32(0.0))
+                    _t98_w3 = _sel(_t97_w3 > _f32(0.0), _f32(1.0), _sel(_t97_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w3 = -_t97_w3
-                    _t100_w3 = _f32(1.0) if _t99_w3 > _f32(0.0) else (_f32(0.5) if _t99_w3 == _f32(0.0) else _f32(0.0))
-                    _t101_w3 = _f32(1.0) if _t97_w3 > _f32(0.0) else _f32(0.0)
-                    _t102_w3 = _f32(1.0) if _t99_w3 > _f32(0.0) else _f32(0.0)
+                    _t100_w3 = _sel(_t99_w3 > _f32(0.0), _f32(1.0), _sel(_t99_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t101_w3 = _sel(_t97_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t102_w3 = _sel(_t99_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w3 = -_t101_w3 - _t102_w3 + _f32(1.0)
                     _t104_w3 = (-_t101_w3*_t49_w2_w1*_t5_w1_w1 + _t102_w3*_t57_w3 + _t103_w3*_t61_w3)/_t48_w1_w1
                     _t105_w3 = py2_w1 - ty2_w1
-                    _t106_w3 = _f32(1.0) if _t105_w3 > _f32(0.0) else (_f32(0.5) if _t105_w3 == _f32(0.0) else _f32(0.0))
+                    _t106_w3 = _sel(_t105_w3 > _f32(0.0), _f32(1.0), _sel(_t105_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t107_w3 = -_t105_w3
-                    _t108_w3 = _f32(1.0) if _t107_w3 > _f32(0.0) else (_f32(0.5) if _t107_w3 == _f32(0.0) else _f32(0.0))
-                    _t109_w3 = _f32(1.0) if _t105_w3 > _f32(0.0) else _f32(0.0)
-                    _t110_w3 = _f32(1.0) if _t107_w3 > _f32(0.0) else _f32(0.0)
+                    _t108_w3 = _sel(_t107_w3 > _f32(0.0), _f32(1.0), _sel(_t107_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t109_w3 = _sel(_t105_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t110_w3 = _sel(_t107_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w3 = -_t109_w3 - _t110_w3 + _f32(1.0)
                     _t112_w3 = (-_t109_w3*_t4_w1_w1*_t49_w2_w1 + _t110_w3*_t89_w3 + _t111_w3*_t92_w3)/_t48_w1_w1
                     _t113_w3 = -_t14_w3
@@ -4429,9 +4430,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw275 = abs(_t6_w1_w1)
                     _ah276 = abs(_t7_w1_w1)
                     _mx277 = max(_aw275, _ah276)
-                    _q278 = (min(_aw275, _ah276)/_mx277 if _mx277 > _f32(0.0) else _f32(0.0))
-                    _n279 = (_f32(1.0)/(max(_mx277, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q278*_q278)) if _mx277 > _f32(0.0) else _f32(0.0))
-                    _t121_w3 = _t70_w3*(math.copysign((_q278 if _aw275 > _ah276 else _f32(1.0)), _t7_w1_w1)*_n279)
+                    _q278 = _sel(_mx277 > _f32(0.0), min(_aw275, _ah276)/_mx277, _f32(0.0))
+                    _n279 = _sel(_mx277 > _f32(0.0), _f32(1.0)/(max(_mx277, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q278*_q278)), _f32(0.0))
+                    _t121_w3 = _t70_w3*(math.copysign(_sel(_aw275 > _ah276, _q278, _f32(1.0)), _t7_w1_w1)*_n279)
                     _t122_w3 = _t121_w3*_t69_w3
                     _t123_w3 = _t121_w3*beta_grad
                     _t124_w3 = -_t75_w3
@@ -4441,7 +4442,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w1_w1 = _t88_w3*((_t127_w1_w1 + inter_w1)/_t48_w1_w1)
                     _t129_w1_w1 = _t91_w3*((_t127_w1_w1 - _t33_w2_w1*_t40_w1_w1)/_t48_w1_w1)
                     _t130_w1_w1 = (-_t128_w1_w1*_t85_w3 - _t129_w1_w1*_t90_w3 + _t49_w2_w1*_t6_w1_w1*_t86_w3)/_t48_w1_w1
-                    _t131_w1_w1 = _t70_w3*(math.copysign((_f32(1.0) if _aw275 > _ah276 else _q278), _t6_w1_w1)*_n279)
+                    _t131_w1_w1 = _t70_w3*(math.copysign(_sel(_aw275 > _ah276, _f32(1.0), _q278), _t6_w1_w1)*_n279)
                     _t132_w1_w1 = _t131_w1_w1*_t69_w3
                     _t133_w1_w1 = _t131_w1_w1*beta_grad
                     _t134_w1_w1 = (_t101_w3*_t118_w3 - _t102_w3*_t49_w2_w1*_t7_w1_w1 + _t103_w3*_t119_w3)/_t48_w1_w1
@@ -4518,12 +4519,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _aw329 = abs(_s327_w1)
                 _ah330 = abs(_s328)
                 _mx331 = max(_aw329, _ah330)
-                _q332 = (min(_aw329, _ah330)/_mx331 if _mx331 > _f32(0.0) else _f32(0.0))
+                _q332 = _sel(_mx331 > _f32(0.0), min(_aw329, _ah330)/_mx331, _f32(0.0))
                 _big333 = _q332 > _f32(0.5)
                 _d334 = _q332 + _f32(1.0)
                 _r335 = (_q332 - _f32(1.0))/_d334
                 _e336 = _q332 - (_d334 - _f32(1.0))
-                _r337 = (_r335 - _r335*(_e336/_d334) if _big333 else _q332)
+                _r337 = _sel(_big333, _r335 - _r335*(_e336/_d334), _q332)
                 _s338 = _r337*_r337
                 _e339 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s338
                 _e340 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s338
@@ -4533,27 +4534,27 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _x344 = _x342*_x342
                 _e345 = _e343 + _e341*_x344
                 _p346 = _r337 + _r337*(_s338*_e345)
-                _k347 = (_f32(1.0) if _big333 else _f32(0.0))
-                _k348 = (_f32(2.0) - _k347 if _aw329 > _ah330 else _k347)
-                _k349 = (_f32(4.0) - _k348 if math.copysign(_f32(1.0), _s328) < _f32(0.0) else _k348)
-                _p350 = (_p346 if (_aw329 > _ah330) == (math.copysign(_f32(1.0), _s328) < _f32(0.0)) else -_p346)
+                _k347 = _sel(_big333, _f32(1.0), _f32(0.0))
+                _k348 = _sel(_aw329 > _ah330, _f32(2.0) - _k347, _k347)
+                _k349 = _sel(math.copysign(_f32(1.0), _s328) < _f32(0.0), _f32(4.0) - _k348, _k348)
+                _p350 = _sel((_aw329 > _ah330) == (math.copysign(_f32(1.0), _s328) < _f32(0.0)), _p346, -_p346)
                 _u351 = _k349*_f32(0.785398006439209) + (_p350 + _k349*_f32(1.5695823663008923e-07))
                 _t11_w2_w1 = math.copysign(_u351, _s327_w1)
                 _t12_w3 = _f32(0.40528473258018494)*(_t11_w2_w1*_t11_w2_w1)
-                _s352_w1 = _t10_w2_w1 + _t12_w3 + eps + (_f32(1.0) - (_f32(1.0) if _t12_w3 > _f32(0.0) else _f32(0.0)))
+                _s352_w1 = _t10_w2_w1 + _t12_w3 + eps + (_f32(1.0) - _sel(_t12_w3 > _f32(0.0), _f32(1.0), _f32(0.0)))
                 _s353_w1 = math.pow(_f32(0.16425572335720062)*(_t11_w2_w1*_t11_w2_w1*_t11_w2_w1*_t11_w2_w1)/_s352_w1, alpha)
                 _b354 = _s5_w1 - px2_w1
                 _b355 = _s6_w1 - tx1_w1
                 _e356 = (px2_w1 - (_s5_w1 - _b354)) - (tx2_w1 + _b354)
                 _e357 = (tx1_w1 - (_s6_w1 - _b355)) - (px1_w1 + _b355)
                 _c358 = _e356 - _e357
-                _s359 = (_s5_w1 - _s6_w1) + _c358 if _c358 == _c358 else _s5_w1 - _s6_w1
+                _s359 = _sel(_c358 == _c358, (_s5_w1 - _s6_w1) + _c358, _s5_w1 - _s6_w1)
                 _b360 = _s10_w1 - py2_w1
                 _b361 = _s11_w1 - ty1_w1
                 _e362 = (py2_w1 - (_s10_w1 - _b360)) - (ty2_w1 + _b360)
                 _e363 = (ty1_w1 - (_s11_w1 - _b361)) - (py1_w1 + _b361)
                 _c364 = _e362 - _e363
-                _s365 = (_s10_w1 - _s11_w1) + _c364 if _c364 == _c364 else _s10_w1 - _s11_w1
+                _s365 = _sel(_c364 == _c364, (_s10_w1 - _s11_w1) + _c364, _s10_w1 - _s11_w1)
                 _s366 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s367 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s368 = (_f32(0.25)*(_s359*_s359) + _f32(0.25)*(_s365*_s365))/(eps + (_s366*_s366) + (_s367*_s367))
@@ -4582,7 +4583,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t54_w3 = _t44_w3 + eps
                 _t59_w3 = _t31_w2_w1*_t8_w2_w1
                 _t64_w3 = _t53_w1_w1 + _t59_w3
-                _s371 = _f32(1.0) - (_f32(1.0) if _t12_w3 > _f32(0.0) else _f32(0.0))
+                _s371 = _f32(1.0) - _sel(_t12_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t65_w3 = _t12_w3 + eps + _s371 + (_t9_w2_w1/(_t54_w3 + _t64_w3 + inter_w1))
                 _a372 = abs(_t21_w3)
                 _a373 = abs(_t38_w2_w1)
@@ -4598,7 +4599,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w4 = _f32(0.5)*_t13_w4
                     _t15_w4 = px1_w1 + _s309_w1
                     _t16_w4 = -_t15_w4
-                    _t17_w3 = _f32(1.0) if _t16_w4 > _f32(0.0) else (_f32(0.5) if _t16_w4 == _f32(0.0) else _f32(0.0))
+                    _t17_w3 = _sel(_t16_w4 > _f32(0.0), _f32(1.0), _sel(_t16_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t19_w3 = _s365
                     _t22_w4 = (_f32(0.25)*(_t13_w4*_t13_w4) + _f32(0.25)*(_t19_w3*_t19_w3))*_inv0_w2_w1
                     _t23_w4 = _f32(2.0)*_t22_w4
@@ -4608,16 +4609,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w4 = _f32(0.5)*form - _f32(1.5)
                     _s376 = math.pow(_t22_w4, alpha - _f32(1.0)) if _t22_w4 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t28_w4 = alpha*(-_t25_w4*_t27_w4 + _t26_w4)*_s376
-                    _t29_w3 = _f32(1.0) if _t15_w4 > _f32(0.0) else (_f32(0.5) if _t15_w4 == _f32(0.0) else _f32(0.0))
-                    _t34_w4 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t29_w3 = _sel(_t15_w4 > _f32(0.0), _f32(1.0), _sel(_t15_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t34_w4 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w4 = _t33_w3*(_f32(1.0) - _t34_w4)
                     _t36_w3 = _t31_w2_w1 + _t35_w4
                     _t45_w4 = _t20_w2_w1*((-_t39_w2_w1*_t4_w2_w1 + _t44_w3)*_inv1_w2_w1) + eps*(_t37_w2_w1*_inv1_w2_w1)
                     _s377 = math.pow(giou_penalty_w1, alpha - _f32(1.0)) if giou_penalty_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t46_w3 = _t0_w2_w1*_t27_w4*alpha*form*_s377
-                    _t47_w3 = _f32(1.0) if _t16_w4 > _f32(0.0) else _f32(0.0)
+                    _t47_w3 = _sel(_t16_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w3 = inter_w1*_inv2_w2_w1
-                    _t50_w3 = _f32(1.0) if _t15_w4 > _f32(0.0) else _f32(0.0)
+                    _t50_w3 = _sel(_t15_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w4 = _t53_w1_w1 + _t54_w3
                     _t56_w4 = _t33_w3*_t34_w4
                     _t57_w4 = _t56_w4*((_t55_w4 + inter_w1)*_inv2_w2_w1)
@@ -4633,9 +4634,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw378 = abs(_t5_w2_w1)
                     _ah379 = abs(_t4_w2_w1)
                     _mx380 = max(_aw378, _ah379)
-                    _q381 = (min(_aw378, _ah379)/_mx380 if _mx380 > _f32(0.0) else _f32(0.0))
-                    _n382 = (_f32(1.0)/(max(_mx380, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q381*_q381)) if _mx380 > _f32(0.0) else _f32(0.0))
-                    _t71_w4 = _t70_w4*(math.copysign((_q381 if _aw378 > _ah379 else _f32(1.0)), _t4_w2_w1)*_n382)
+                    _q381 = _sel(_mx380 > _f32(0.0), min(_aw378, _ah379)/_mx380, _f32(0.0))
+                    _n382 = _sel(_mx380 > _f32(0.0), _f32(1.0)/(max(_mx380, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q381*_q381)), _f32(0.0))
+                    _t71_w4 = _t70_w4*(math.copysign(_sel(_aw378 > _ah379, _q381, _f32(1.0)), _t4_w2_w1)*_n382)
                     _t72_w4 = _t69_w4*_t71_w4
                     _t73_w4 = _t71_w4*beta_grad
                     _s383 = _t67_w4*_t69_w4
@@ -4644,15 +4645,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w4 = _f32(0.5)*_t19_w3
                     _t76_w4 = py1_w1 + _s312
                     _t77_w4 = -_t76_w4
-                    _t78_w4 = _f32(1.0) if _t77_w4 > _f32(0.0) else (_f32(0.5) if _t77_w4 == _f32(0.0) else _f32(0.0))
+                    _t78_w4 = _sel(_t77_w4 > _f32(0.0), _f32(1.0), _sel(_t77_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w4 = _t20_w2_w1*_t23_w4
-                    _t80_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else (_f32(0.5) if _t76_w4 == _f32(0.0) else _f32(0.0))
-                    _t81_w4 = _f32(1.0) if _t32_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _sel(_t76_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t81_w4 = _sel(_t32_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w4 = _t8_w2_w1*(_f32(1.0) - _t81_w4)
                     _t83_w4 = _t52_w2_w1 + _t82_w4
                     _t84_w4 = _t18_w3*((-_t37_w2_w1*_t5_w2_w1 + _t44_w3)*_inv1_w2_w1) + eps*(_t39_w2_w1*_inv1_w2_w1)
-                    _t85_w4 = _f32(1.0) if _t77_w4 > _f32(0.0) else _f32(0.0)
-                    _t86_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else _f32(0.0)
+                    _t85_w4 = _sel(_t77_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w4 = _t31_w2_w1*_t5_w2_w1 + _t54_w3
                     _t88_w4 = _t8_w2_w1*_t81_w4
                     _t89_w4 = _t88_w4*((_t87_w4 + inter_w1)*_inv2_w2_w1)
@@ -4660,23 +4661,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w4 = _f32(0.5)*_t88_w4
                     _t92_w4 = _t91_w4*((-_t33_w3*_t52_w2_w1 + _t87_w4)*_inv2_w2_w1)
                     _t93_w4 = (_t49_w3*_t5_w2_w1*_t85_w4 - _t86_w4*_t89_w4 - _t90_w4*_t92_w4)*_inv2_w2_w1
-                    _t94_w4 = _t70_w4*(math.copysign((_f32(1.0) if _aw378 > _ah379 else _q381), _t5_w2_w1)*_n382)
+                    _t94_w4 = _t70_w4*(math.copysign(_sel(_aw378 > _ah379, _f32(1.0), _q381), _t5_w2_w1)*_n382)
                     _t95_w4 = _t69_w4*_t94_w4
                     _t96_w4 = _t94_w4*beta_grad
                     _t97_w4 = px2_w1 - tx2_w1
-                    _t98_w4 = _f32(1.0) if _t97_w4 > _f32(0.0) else (_f32(0.5) if _t97_w4 == _f32(0.0) else _f32(0.0))
+                    _t98_w4 = _sel(_t97_w4 > _f32(0.0), _f32(1.0), _sel(_t97_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w4 = -_t97_w4
-                    _t100_w4 = _f32(1.0) if _t99_w4 > _f32(0.0) else (_f32(0.5) if _t99_w4 == _f32(0.0) else _f32(0.0))
-                    _t101_w4 = _f32(1.0) if _t97_w4 > _f32(0.0) else _f32(0.0)
-                    _t102_w4 = _f32(1.0) if _t99_w4 > _f32(0.0) else _f32(0.0)
+                    _t100_w4 = _sel(_t99_w4 > _f32(0.0), _f32(1.0), _sel(_t99_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t101_w4 = _sel(_t97_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t102_w4 = _sel(_t99_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w4 = -_t101_w4 - _t102_w4 + _f32(1.0)
                     _t104_w4 = (-_t101_w4*_t4_w2_w1*_t49_w3 + _t102_w4*_t57_w4 + _t103_w4*_t61_w4)*_inv2_w2_w1
                     _t105_w4 = py2_w1 - ty2_w1
-                    _t106_w4 = _f32(1.0) if _t105_w4 > _f32(0.0) else (_f32(0.5) if _t105_w4 == _f32(0.0) else _f32(0.0))
+                    _t106_w4 = _sel(_t105_w4 > _f32(0.0), _f32(1.0), _sel(_t105_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t107_w4 = -_t105_w4
-                    _t108_w4 = _f32(1.0) if _t107_w4 > _f32(0.0) else (_f32(0.5) if _t107_w4 == _f32(0.0) else _f32(0.0))
-                    _t109_w4 = _f32(1.0) if _t105_w4 > _f32(0.0) else _f32(0.0)
-                    _t110_w4 = _f32(1.0) if _t107_w4 > _f32(0.0) else _f32(0.0)
+                    _t108_w4 = _sel(_t107_w4 > _f32(0.0), _f32(1.0), _sel(_t107_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t109_w4 = _sel(_t105_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t110_w4 = _sel(_t107_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w4 = -_t109_w4 - _t110_w4 + _f32(1.0)
                     _t112_w4 = (-_t109_w4*_t49_w3*_t5_w2_w1 + _t110_w4*_t89_w4 + _t111_w4*_t92_w4)*_inv2_w2_w1
                     _t113_w4 = -_t14_w4
@@ -4690,9 +4691,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw385 = abs(_t7_w2_w1)
                     _ah386 = abs(_t6_w2_w1)
                     _mx387 = max(_aw385, _ah386)
-                    _q388 = (min(_aw385, _ah386)/_mx387 if _mx387 > _f32(0.0) else _f32(0.0))
-                    _n389 = (_f32(1.0)/(max(_mx387, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q388*_q388)) if _mx387 > _f32(0.0) else _f32(0.0))
-                    _t121_w4 = _t70_w4*(math.copysign((_q388 if _aw385 > _ah386 else _f32(1.0)), _t6_w2_w1)*_n389)
+                    _q388 = _sel(_mx387 > _f32(0.0), min(_aw385, _ah386)/_mx387, _f32(0.0))
+                    _n389 = _sel(_mx387 > _f32(0.0), _f32(1.0)/(max(_mx387, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q388*_q388)), _f32(0.0))
+                    _t121_w4 = _t70_w4*(math.copysign(_sel(_aw385 > _ah386, _q388, _f32(1.0)), _t6_w2_w1)*_n389)
                     _t122_w4 = _t121_w4*_t69_w4
                     _t123_w4 = _t121_w4*beta_grad
                     _t124_w4 = -_t75_w4
@@ -4702,7 +4703,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w2 = _t88_w4*((_t127_w2 + inter_w1)*_inv2_w2_w1)
                     _t129_w2 = _t91_w4*((_t127_w2 - _t33_w3*_t40_w2_w1)*_inv2_w2_w1)
                     _t130_w2 = (-_t128_w2*_t85_w4 - _t129_w2*_t90_w4 + _t49_w3*_t7_w2_w1*_t86_w4)*_inv2_w2_w1
-                    _t131_w2 = _t70_w4*(math.copysign((_f32(1.0) if _aw385 > _ah386 else _q388), _t7_w2_w1)*_n389)
+                    _t131_w2 = _t70_w4*(math.copysign(_sel(_aw385 > _ah386, _f32(1.0), _q388), _t7_w2_w1)*_n389)
                     _t132_w2 = _t131_w2*_t69_w4
                     _t133_w2 = _t131_w2*beta_grad
                     _t134_w2 = (_t101_w4*_t118_w4 - _t102_w4*_t49_w3*_t6_w2_w1 + _t103_w4*_t119_w4)*_inv2_w2_w1
@@ -4728,7 +4729,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w5 = _f32(0.5)*_t13_w5
                     _t15_w5 = px1_w1 + _s309_w1
                     _t16_w5 = -_t15_w5
-                    _t17_w4 = _f32(1.0) if _t16_w5 > _f32(0.0) else (_f32(0.5) if _t16_w5 == _f32(0.0) else _f32(0.0))
+                    _t17_w4 = _sel(_t16_w5 > _f32(0.0), _f32(1.0), _sel(_t16_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t19_w4 = _s365
                     _t22_w5 = (_f32(0.25)*(_t13_w5*_t13_w5) + _f32(0.25)*(_t19_w4*_t19_w4))/_t21_w3
                     _t23_w5 = _f32(2.0)*_t22_w5
@@ -4738,16 +4739,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w5 = _f32(0.5)*form - _f32(1.5)
                     _s398 = math.pow(_t22_w5, alpha - _f32(1.0)) if _t22_w5 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t28_w5 = alpha*(-_t25_w5*_t27_w5 + _t26_w5)*_s398
-                    _t29_w4 = _f32(1.0) if _t15_w5 > _f32(0.0) else (_f32(0.5) if _t15_w5 == _f32(0.0) else _f32(0.0))
-                    _t34_w5 = _f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0)
+                    _t29_w4 = _sel(_t15_w5 > _f32(0.0), _f32(1.0), _sel(_t15_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t34_w5 = _sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w5 = _t33_w3*(_f32(1.0) - _t34_w5)
                     _t36_w4 = _t31_w2_w1 + _t35_w5
                     _t45_w5 = _t20_w2_w1*((-_t39_w2_w1*_t4_w2_w1 + _t44_w3)/_t38_w2_w1) + eps*(_t37_w2_w1/_t38_w2_w1)
                     _s399 = math.pow(giou_penalty_w1, alpha - _f32(1.0)) if giou_penalty_w1 > _f32(0.0) and alpha != _f32(0.0) else _f32(0.0)
                     _t46_w4 = _t0_w2_w1*_t27_w5*alpha*form*_s399
-                    _t47_w4 = _f32(1.0) if _t16_w5 > _f32(0.0) else _f32(0.0)
+                    _t47_w4 = _sel(_t16_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w4 = inter_w1/_t48_w2_w1
-                    _t50_w4 = _f32(1.0) if _t15_w5 > _f32(0.0) else _f32(0.0)
+                    _t50_w4 = _sel(_t15_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w5 = _t53_w1_w1 + _t54_w3
                     _t56_w5 = _t33_w3*_t34_w5
                     _t57_w5 = _t56_w5*((_t55_w5 + inter_w1)/_t48_w2_w1)
@@ -4763,9 +4764,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw400 = abs(_t5_w2_w1)
                     _ah401 = abs(_t4_w2_w1)
                     _mx402 = max(_aw400, _ah401)
-                    _q403 = (min(_aw400, _ah401)/_mx402 if _mx402 > _f32(0.0) else _f32(0.0))
-                    _n404 = (_f32(1.0)/(max(_mx402, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q403*_q403)) if _mx402 > _f32(0.0) else _f32(0.0))
-                    _t71_w5 = _t70_w5*(math.copysign((_q403 if _aw400 > _ah401 else _f32(1.0)), _t4_w2_w1)*_n404)
+                    _q403 = _sel(_mx402 > _f32(0.0), min(_aw400, _ah401)/_mx402, _f32(0.0))
+                    _n404 = _sel(_mx402 > _f32(0.0), _f32(1.0)/(max(_mx402, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q403*_q403)), _f32(0.0))
+                    _t71_w5 = _t70_w5*(math.copysign(_sel(_aw400 > _ah401, _q403, _f32(1.0)), _t4_w2_w1)*_n404)
                     _t72_w5 = _t69_w5*_t71_w5
                     _t73_w5 = _t71_w5*beta_grad
                     _s405 = _t67_w5*_t69_w5
@@ -4774,15 +4775,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t75_w5 = _f32(0.5)*_t19_w4
                     _t76_w5 = py1_w1 + _s312
                     _t77_w5 = -_t76_w5
-                    _t78_w5 = _f32(1.0) if _t77_w5 > _f32(0.0) else (_f32(0.5) if _t77_w5 == _f32(0.0) else _f32(0.0))
+                    _t78_w5 = _sel(_t77_w5 > _f32(0.0), _f32(1.0), _sel(_t77_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w5 = _t20_w2_w1*_t23_w5
-                    _t80_w5 = _f32(1.0) if _t76_w5 > _f32(0.0) else (_f32(0.5) if _t76_w5 == _f32(0.0) else _f32(0.0))
-                    _t81_w5 = _f32(1.0) if _t32_w2_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w5 = _sel(_t76_w5 > _f32(0.0), _f32(1.0), _sel(_t76_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t81_w5 = _sel(_t32_w2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w5 = _t8_w2_w1*(_f32(1.0) - _t81_w5)
                     _t83_w5 = _t52_w2_w1 + _t82_w5
                     _t84_w5 = _t18_w3*((-_t37_w2_w1*_t5_w2_w1 + _t44_w3)/_t38_w2_w1) + eps*(_t39_w2_w1/_t38_w2_w1)
-                    _t85_w5 = _f32(1.0) if _t77_w5 > _f32(0.0) else _f32(0.0)
-                    _t86_w5 = _f32(1.0) if _t76_w5 > _f32(0.0) else _f32(0.0)
+                    _t85_w5 = _sel(_t77_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t86_w5 = _sel(_t76_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t87_w5 = _t31_w2_w1*_t5_w2_w1 + _t54_w3
                     _t88_w5 = _t8_w2_w1*_t81_w5
                     _t89_w5 = _t88_w5*((_t87_w5 + inter_w1)/_t48_w2_w1)
@@ -4790,23 +4791,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w5 = _f32(0.5)*_t88_w5
                     _t92_w5 = _t91_w5*((-_t33_w3*_t52_w2_w1 + _t87_w5)/_t48_w2_w1)
                     _t93_w5 = (_t49_w4*_t5_w2_w1*_t85_w5 - _t86_w5*_t89_w5 - _t90_w5*_t92_w5)/_t48_w2_w1
-                    _t94_w5 = _t70_w5*(math.copysign((_f32(1.0) if _aw400 > _ah401 else _q403), _t5_w2_w1)*_n404)
+                    _t94_w5 = _t70_w5*(math.copysign(_sel(_aw400 > _ah401, _f32(1.0), _q403), _t5_w2_w1)*_n404)
                     _t95_w5 = _t69_w5*_t94_w5
                     _t96_w5 = _t94_w5*beta_grad
                     _t97_w5 = px2_w1 - tx2_w1
-                    _t98_w5 = _f32(1.0) if _t97_w5 > _f32(0.0) else (_f32(0.5) if _t97_w5 == _f32(0.0) else _f32(0.0))
+                    _t98_w5 = _sel(_t97_w5 > _f32(0.0), _f32(1.0), _sel(_t97_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w5 = -_t97_w5
-                    _t100_w5 = _f32(1.0) if _t99_w5 > _f32(0.0) else (_f32(0.5) if _t99_w5 == _f32(0.0) else _f32(0.0))
-                    _t101_w5 = _f32(1.0) if _t97_w5 > _f32(0.0) else _f32(0.0)
-                    _t102_w5 = _f32(1.0) if _t99_w5 > _f32(0.0) else _f32(0.0)
+                    _t100_w5 = _sel(_t99_w5 > _f32(0.0), _f32(1.0), _sel(_t99_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t101_w5 = _sel(_t97_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t102_w5 = _sel(_t99_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w5 = -_t101_w5 - _t102_w5 + _f32(1.0)
                     _t104_w5 = (-_t101_w5*_t4_w2_w1*_t49_w4 + _t102_w5*_t57_w5 + _t103_w5*_t61_w5)/_t48_w2_w1
                     _t105_w5 = py2_w1 - ty2_w1
-                    _t106_w5 = _f32(1.0) if _t105_w5 > _f32(0.0) else (_f32(0.5) if _t105_w5 == _f32(0.0) else _f32(0.0))
+                    _t106_w5 = _sel(_t105_w5 > _f32(0.0), _f32(1.0), _sel(_t105_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t107_w5 = -_t105_w5
-                    _t108_w5 = _f32(1.0) if _t107_w5 > _f32(0.0) else (_f32(0.5) if _t107_w5 == _f32(0.0) else _f32(0.0))
-                    _t109_w5 = _f32(1.0) if _t105_w5 > _f32(0.0) else _f32(0.0)
-                    _t110_w5 = _f32(1.0) if _t107_w5 > _f32(0.0) else _f32(0.0)
+                    _t108_w5 = _sel(_t107_w5 > _f32(0.0), _f32(1.0), _sel(_t107_w5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t109_w5 = _sel(_t105_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t110_w5 = _sel(_t107_w5 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w5 = -_t109_w5 - _t110_w5 + _f32(1.0)
                     _t112_w5 = (-_t109_w5*_t49_w4*_t5_w2_w1 + _t110_w5*_t89_w5 + _t111_w5*_t92_w5)/_t48_w2_w1
                     _t113_w5 = -_t14_w5
@@ -4820,9 +4821,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _aw407 = abs(_t7_w2_w1)
                     _ah408 = abs(_t6_w2_w1)
                     _mx409 = max(_aw407, _ah408)
-                    _q410 = (min(_aw407, _ah408)/_mx409 if _mx409 > _f32(0.0) else _f32(0.0))
-                    _n411 = (_f32(1.0)/(max(_mx409, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q410*_q410)) if _mx409 > _f32(0.0) else _f32(0.0))
-                    _t121_w5 = _t70_w5*(math.copysign((_q410 if _aw407 > _ah408 else _f32(1.0)), _t6_w2_w1)*_n411)
+                    _q410 = _sel(_mx409 > _f32(0.0), min(_aw407, _ah408)/_mx409, _f32(0.0))
+                    _n411 = _sel(_mx409 > _f32(0.0), _f32(1.0)/(max(_mx409, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q410*_q410)), _f32(0.0))
+                    _t121_w5 = _t70_w5*(math.copysign(_sel(_aw407 > _ah408, _q410, _f32(1.0)), _t6_w2_w1)*_n411)
                     _t122_w5 = _t121_w5*_t69_w5
                     _t123_w5 = _t121_w5*beta_grad
                     _t124_w5 = -_t75_w5
@@ -4832,7 +4833,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t128_w3 = _t88_w5*((_t127_w3 + inter_w1)/_t48_w2_w1)
                     _t129_w3 = _t91_w5*((_t127_w3 - _t33_w3*_t40_w2_w1)/_t48_w2_w1)
                     _t130_w3 = (-_t128_w3*_t85_w5 - _t129_w3*_t90_w5 + _t49_w4*_t7_w2_w1*_t86_w5)/_t48_w2_w1
-                    _t131_w3 = _t70_w5*(math.copysign((_f32(1.0) if _aw407 > _ah408 else _q410), _t7_w2_w1)*_n411)
+                    _t131_w3 = _t70_w5*(math.copysign(_sel(_aw407 > _ah408, _f32(1.0), _q410), _t7_w2_w1)*_n411)
                     _t132_w3 = _t131_w3*_t69_w5
                     _t133_w3 = _t131_w3*beta_grad
                     _t134_w3 = (_t101_w5*_t118_w5 - _t102_w5*_t49_w4*_t6_w2_w1 + _t103_w5*_t119_w5)/_t48_w2_w1
@@ -4869,14 +4870,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

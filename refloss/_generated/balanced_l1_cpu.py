@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -56,7 +57,7 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)) else 0
+        _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0, 1, 0)
     return _bad
 
 
@@ -87,7 +88,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         target = _target[_i]
         x = pred - target
         a = abs(x)
-        sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
         u = a*c_u
         z = u/(u + 2.0)
         if (a >= beta):  # linear
@@ -139,7 +140,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)) else 0
+        _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0, 1, 0)
     return _bad
 
 
@@ -353,7 +354,7 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))) else 0
+        _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0), 1, 0)
     return _bad
 
 
@@ -384,7 +385,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         target = _target[_i]
         x = pred - target
         a = abs(x)
-        sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+        sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
         u = a*c_u
         z = u/(u + _f32(2.0))
         if (a >= beta):  # linear
@@ -598,7 +599,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))) else 0
+        _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0), 1, 0)
     return _bad
 
 

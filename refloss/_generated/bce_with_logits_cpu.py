@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -33,8 +34,8 @@ def _value_block_f64(_logits, _targets, _out):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
-                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
+                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0)), 1, 0)
     return _bad
 
 
@@ -79,8 +80,8 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
-                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
+                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -114,8 +115,8 @@ def _value_block_f32(_logits, _targets, _out):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
-                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
+                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -160,8 +161,8 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
-                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
+                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -38,12 +39,12 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _q6 = _sel(_mx5 > 0.0, min(_aw3, _ah4)/_mx5, 0.0)
         _big7 = _q6 > 0.5
         _d8 = _q6 + 1.0
         _r9 = (_q6 - 1.0)/_d8
         _e10 = _q6 - (_d8 - 1.0)
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -0.3333333333333333 + 0.19999999999999488*_s12
         _e14 = -0.14285714285599188 + 0.11111111100917376*_s12
@@ -61,22 +62,22 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x26 = _x23*_x23
         _e27 = _e24 + _e25*_x26
         _p28 = _r11 + _r11*(_s12*_e27)
-        _k29 = (1.0 if _big7 else 0.0)
-        _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-        _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-        _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+        _k29 = _sel(_big7, 1.0, 0.0)
+        _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+        _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+        _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
         _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
         _s34 = -tx1 + tx2
         _s35 = -ty1 + ty2
         _aw36 = abs(_s34)
         _ah37 = abs(_s35)
         _mx38 = max(_aw36, _ah37)
-        _q39 = (min(_aw36, _ah37)/_mx38 if _mx38 > 0.0 else 0.0)
+        _q39 = _sel(_mx38 > 0.0, min(_aw36, _ah37)/_mx38, 0.0)
         _big40 = _q39 > 0.5
         _d41 = _q39 + 1.0
         _r42 = (_q39 - 1.0)/_d41
         _e43 = _q39 - (_d41 - 1.0)
-        _r44 = (_r42 - _r42*(_e43/_d41) if _big40 else _q39)
+        _r44 = _sel(_big40, _r42 - _r42*(_e43/_d41), _q39)
         _s45 = _r44*_r44
         _e46 = -0.3333333333333333 + 0.19999999999999488*_s45
         _e47 = -0.14285714285599188 + 0.11111111100917376*_s45
@@ -94,10 +95,10 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x59 = _x56*_x56
         _e60 = _e57 + _e58*_x59
         _p61 = _r44 + _r44*(_s45*_e60)
-        _k62 = (1.0 if _big40 else 0.0)
-        _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-        _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-        _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+        _k62 = _sel(_big40, 1.0, 0.0)
+        _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+        _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+        _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
         _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
         d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
         _t0 = px1 - tx1
@@ -122,24 +123,24 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _s74 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s70, _s70 - _s70))
         _s75 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s71, _s71 - _s71))
         _t12 = _s73 + _s74 + _s75 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s72, _s72 - _s72)) + eps
-        _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+        _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0))
         _s77 = 0.5*_t0 + 0.5*_t1
         _s78 = 0.5*_t2 + 0.5*_t3
         _s79 = max(px2, tx2) - min(px1, tx1)
         _s80 = max(py2, ty2) - min(py1, ty1)
-        _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s76
+        _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_sel(-_t10 - alpha_gate > 0.0, 1.0, 0.0)/_s76
         value = -_t10 + _s81 - ((_s77*_s77) + (_s78*_s78))/(eps + (_s79*_s79) + (_s80*_s80))
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -182,12 +183,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _q6 = _sel(_mx5 > 0.0, min(_aw3, _ah4)/_mx5, 0.0)
         _big7 = _q6 > 0.5
         _d8 = _q6 + 1.0
         _r9 = (_q6 - 1.0)/_d8
         _e10 = _q6 - (_d8 - 1.0)
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -0.3333333333333333 + 0.19999999999999488*_s12
         _e14 = -0.14285714285599188 + 0.11111111100917376*_s12
@@ -205,22 +206,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x26 = _x23*_x23
         _e27 = _e24 + _e25*_x26
         _p28 = _r11 + _r11*(_s12*_e27)
-        _k29 = (1.0 if _big7 else 0.0)
-        _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-        _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-        _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+        _k29 = _sel(_big7, 1.0, 0.0)
+        _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+        _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+        _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
         _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
         _s34 = -tx1 + tx2
         _s35 = -ty1 + ty2
         _aw36 = abs(_s34)
         _ah37 = abs(_s35)
         _mx38 = max(_aw36, _ah37)
-        _q39 = (min(_aw36, _ah37)/_mx38 if _mx38 > 0.0 else 0.0)
+        _q39 = _sel(_mx38 > 0.0, min(_aw36, _ah37)/_mx38, 0.0)
         _big40 = _q39 > 0.5
         _d41 = _q39 + 1.0
         _r42 = (_q39 - 1.0)/_d41
         _e43 = _q39 - (_d41 - 1.0)
-        _r44 = (_r42 - _r42*(_e43/_d41) if _big40 else _q39)
+        _r44 = _sel(_big40, _r42 - _r42*(_e43/_d41), _q39)
         _s45 = _r44*_r44
         _e46 = -0.3333333333333333 + 0.19999999999999488*_s45
         _e47 = -0.14285714285599188 + 0.11111111100917376*_s45
@@ -238,10 +239,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x59 = _x56*_x56
         _e60 = _e57 + _e58*_x59
         _p61 = _r44 + _r44*(_s45*_e60)
-        _k62 = (1.0 if _big40 else 0.0)
-        _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-        _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-        _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+        _k62 = _sel(_big40, 1.0, 0.0)
+        _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+        _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+        _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
         _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
         d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
         _t0 = px1 - tx1
@@ -266,12 +267,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s74 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s70, _s70 - _s70))
         _s75 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s71, _s71 - _s71))
         _t12 = _s73 + _s74 + _s75 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s72, _s72 - _s72)) + eps
-        _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+        _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0))
         _s77 = 0.5*_t0 + 0.5*_t1
         _s78 = 0.5*_t2 + 0.5*_t3
         _s79 = max(px2, tx2) - min(px1, tx1)
         _s80 = max(py2, ty2) - min(py1, ty1)
-        _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s76
+        _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_sel(-_t10 - alpha_gate > 0.0, 1.0, 0.0)/_s76
         value = -_t10 + _s81 - ((_s77*_s77) + (_s78*_s78))/(eps + (_s79*_s79) + (_s80*_s80))
         _t17 = _s79
         _t19 = _s80
@@ -290,7 +291,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t43 = _t42*_t5 + eps
         _t44 = _t43 + _t9
         _t45 = _t41 + _t44
-        _t46 = _t11 + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0)) + (_t12/(_t36 + _t45))
+        _t46 = _t11 + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0)) + (_t12/(_t36 + _t45))
         _a82 = abs(_t20)
         _a83 = abs(_t32)
         _a84 = abs(_t46)
@@ -307,19 +308,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t22 = _t17*_t21
         _t23 = 2.0*darknet
         _t24 = 2.0 - 2.0*darknet
-        _n85 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t25 = _t23*_t5 + _t24*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n85)
+        _n85 = _sel(_mx5 > 0.0, 1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)), 0.0)
+        _t25 = _t23*_t5 + _t24*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n85)
         _t27 = 0.4052847345693511
         _t28 = _t27*d_atan
         _t29 = _t25*_t28
         _t33 = _t9*_inv1
-        _t34 = 1.0 if -alpha_gate + _t33 > 0.0 else 0.0
+        _t34 = _sel(-alpha_gate + _t33 > 0.0, 1.0, 0.0)
         _t47 = _t27*(d_atan*d_atan)
         _t48 = _t47*alpha_grad*_inv2
         _t49 = _t34*(_t48 + (1.0 - alpha_grad)*(_t11*_inv2))
-        _t50 = 1.0 if _t16 > 0.0 else 0.0
-        _t51 = 1.0 if _t15 > 0.0 else 0.0
-        _t52 = _t31*(1.0 if _s67 > 0.0 else 0.0)
+        _t50 = _sel(_t16 > 0.0, 1.0, 0.0)
+        _t51 = _sel(_t15 > 0.0, 1.0, 0.0)
+        _t52 = _t31*_sel(_s67 > 0.0, 1.0, 0.0)
         _t53 = _t52*(_t45*_inv1)
         _t54 = -_t50 - _t51 + 1.0
         _t55 = 0.5*_t52
@@ -330,12 +331,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t60 = py1 - ty1
         _t61 = -_t60
         _t62 = _t19*_t21
-        _t63 = _t23*_t4 + _t24*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n85)
+        _t63 = _t23*_t4 + _t24*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n85)
         _t64 = -_t28*_t63
-        _t65 = 1.0 if _t61 > 0.0 else 0.0
-        _t66 = 1.0 if _t60 > 0.0 else 0.0
+        _t65 = _sel(_t61 > 0.0, 1.0, 0.0)
+        _t66 = _sel(_t60 > 0.0, 1.0, 0.0)
         _t67 = _t35*_t4 + _t41 + eps
-        _t68 = _t8*(1.0 if _t30 > 0.0 else 0.0)
+        _t68 = _t8*_sel(_t30 > 0.0, 1.0, 0.0)
         _t69 = _t68*((_t67 + _t9)*_inv1)
         _t70 = -_t65 - _t66 + 1.0
         _t71 = 0.5*_t68
@@ -343,28 +344,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t73 = -((_t33*_t4*_t65 - _t66*_t69 - _t70*_t72)*_inv1)
         _t74 = px2 - tx2
         _t75 = -_t25*_t28
-        _t76 = 1.0 if _t74 > 0.0 else 0.0
+        _t76 = _sel(_t74 > 0.0, 1.0, 0.0)
         _t77 = -_t74
-        _t78 = 1.0 if _t77 > 0.0 else 0.0
+        _t78 = _sel(_t77 > 0.0, 1.0, 0.0)
         _t79 = -_t76 - _t78 + 1.0
         _t80 = -((-_t33*_t5*_t76 + _t53*_t78 + _t56*_t79)*_inv1)
         _t81 = py2 - ty2
         _t82 = _t28*_t63
-        _t83 = 1.0 if _t81 > 0.0 else 0.0
+        _t83 = _sel(_t81 > 0.0, 1.0, 0.0)
         _t84 = -_t81
-        _t85 = 1.0 if _t84 > 0.0 else 0.0
+        _t85 = _sel(_t84 > 0.0, 1.0, 0.0)
         _t86 = -_t83 - _t85 + 1.0
         _t87 = -((-_t33*_t4*_t83 + _t69*_t85 + _t72*_t86)*_inv1)
         _t88 = 0.8105694691387022*d_atan
-        _n86 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t89 = _t88*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n86)
+        _n86 = _sel(_mx38 > 0.0, 1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)), 0.0)
+        _t89 = _t88*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n86)
         _t90 = _t49*_t89
         _t91 = _t36 + _t38
         _t92 = _t52*((_t44 + _t91)*_inv1)
         _t93 = _t55*((-_t40 + _t43 + _t91)*_inv1)
         _t94 = (_t33*_t51*_t7 - _t50*_t92 - _t54*_t93)*_inv1
         _t95 = _t89*alpha_grad
-        _t96 = _t88*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n86)
+        _t96 = _t88*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n86)
         _t97 = _t49*_t96
         _t98 = _t36 + _t39*_t6
         _t99 = _t68*((_t44 + _t98)*_inv1)
@@ -373,21 +374,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t33*_t7*_t78 + _t76*_t92 + _t79*_t93)*_inv1)
         _t104 = (_t100*_t86 - _t33*_t6*_t85 + _t83*_t99)*_inv1
-        _s87 = ((_t14 - -_t22*(1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0))))*_inv0
+        _s87 = ((_t14 - -_t22*_sel(_t16 > 0.0, 1.0, _sel(_t16 == 0.0, 0.5, 0.0))))*_inv0
         d_px1 = -_t29*_t49 - _t57 - _t58*(((_t29*alpha_grad - _t48*(_t29 + _t57)))*_inv2) + _s87
-        _s88 = ((_t59 - -_t62*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0
+        _s88 = ((_t59 - -_t62*_sel(_t61 > 0.0, 1.0, _sel(_t61 == 0.0, 0.5, 0.0))))*_inv0
         d_py1 = -_t49*_t64 - _t58*(((_t64*alpha_grad - _t48*(_t64 + _t73)))*_inv2) - _t73 + _s88
-        _s89 = ((_t14 - _t22*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))*_inv0
+        _s89 = ((_t14 - _t22*_sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))))*_inv0
         d_px2 = -_t49*_t75 - _t58*(((_t75*alpha_grad - _t48*(_t75 + _t80)))*_inv2) - _t80 + _s89
-        _s90 = ((_t59 - _t62*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))*_inv0
+        _s90 = ((_t59 - _t62*_sel(_t81 > 0.0, 1.0, _sel(_t81 == 0.0, 0.5, 0.0))))*_inv0
         d_py2 = -_t49*_t82 - _t58*(((_t82*alpha_grad - _t48*(_t82 + _t87)))*_inv2) - _t87 + _s90
-        _s91 = ((_t13 - -_t22*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))*_inv0
+        _s91 = ((_t13 - -_t22*_sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))))*_inv0
         d_tx1 = -_t58*(((-_t95 - _t48*(-_t89 - _t94)))*_inv2) + _t90 + _t94 + _s91
-        _s92 = ((_t18 - -_t62*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))*_inv0
+        _s92 = ((_t18 - -_t62*_sel(_t60 > 0.0, 1.0, _sel(_t60 == 0.0, 0.5, 0.0))))*_inv0
         d_ty1 = -_t101 - _t58*(((_t102 - _t48*(_t101 + _t96)))*_inv2) - _t97 + _s92
-        _s93 = ((_t13 - _t22*(1.0 if _t77 > 0.0 else (0.5 if _t77 == 0.0 else 0.0))))*_inv0
+        _s93 = ((_t13 - _t22*_sel(_t77 > 0.0, 1.0, _sel(_t77 == 0.0, 0.5, 0.0))))*_inv0
         d_tx2 = -_t103 - _t58*(((_t95 - _t48*(_t103 + _t89)))*_inv2) - _t90 + _s93
-        _s94 = ((_t18 - _t62*(1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0))))*_inv0
+        _s94 = ((_t18 - _t62*_sel(_t84 > 0.0, 1.0, _sel(_t84 == 0.0, 0.5, 0.0))))*_inv0
         d_ty2 = _t104 - _t58*(((-_t102 - _t48*(-_t104 - _t96)))*_inv2) + _t97 + _s94
         _far = _far | (not _ok)
         _out[_i] = value
@@ -414,12 +415,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw3_w1 = abs(_s1_w1)
             _ah4_w1 = abs(_s2_w1)
             _mx5_w1 = max(_aw3_w1, _ah4_w1)
-            _q6_w1 = (min(_aw3_w1, _ah4_w1)/_mx5_w1 if _mx5_w1 > 0.0 else 0.0)
+            _q6_w1 = _sel(_mx5_w1 > 0.0, min(_aw3_w1, _ah4_w1)/_mx5_w1, 0.0)
             _big7_w1 = _q6_w1 > 0.5
             _d8_w1 = _q6_w1 + 1.0
             _r9_w1 = (_q6_w1 - 1.0)/_d8_w1
             _e10_w1 = _q6_w1 - (_d8_w1 - 1.0)
-            _r11_w1 = (_r9_w1 - _r9_w1*(_e10_w1/_d8_w1) if _big7_w1 else _q6_w1)
+            _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
             _s12_w1 = _r11_w1*_r11_w1
             _e13_w1 = -0.3333333333333333 + 0.19999999999999488*_s12_w1
             _e14_w1 = -0.14285714285599188 + 0.11111111100917376*_s12_w1
@@ -437,22 +438,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x26_w1 = _x23_w1*_x23_w1
             _e27_w1 = _e24_w1 + _e25_w1*_x26_w1
             _p28_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e27_w1)
-            _k29_w1 = (1.0 if _big7_w1 else 0.0)
-            _k30_w1 = (2.0 - _k29_w1 if _aw3_w1 > _ah4_w1 else _k29_w1)
-            _k31_w1 = (4.0 - _k30_w1 if math.copysign(1.0, _s2_w1) < 0.0 else _k30_w1)
-            _p32_w1 = (_p28_w1 if (_aw3_w1 > _ah4_w1) == (math.copysign(1.0, _s2_w1) < 0.0) else -_p28_w1)
+            _k29_w1 = _sel(_big7_w1, 1.0, 0.0)
+            _k30_w1 = _sel(_aw3_w1 > _ah4_w1, 2.0 - _k29_w1, _k29_w1)
+            _k31_w1 = _sel(math.copysign(1.0, _s2_w1) < 0.0, 4.0 - _k30_w1, _k30_w1)
+            _p32_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(1.0, _s2_w1) < 0.0), _p28_w1, -_p28_w1)
             _u33_w1 = _k31_w1*0.7853981633974483 + (_p32_w1 + _k31_w1*3.061616997868383e-17)
             _s34_w1 = -tx1_w1 + tx2_w1
             _s35_w1 = -ty1_w1 + ty2_w1
             _aw36_w1 = abs(_s34_w1)
             _ah37_w1 = abs(_s35_w1)
             _mx38_w1 = max(_aw36_w1, _ah37_w1)
-            _q39_w1 = (min(_aw36_w1, _ah37_w1)/_mx38_w1 if _mx38_w1 > 0.0 else 0.0)
+            _q39_w1 = _sel(_mx38_w1 > 0.0, min(_aw36_w1, _ah37_w1)/_mx38_w1, 0.0)
             _big40_w1 = _q39_w1 > 0.5
             _d41_w1 = _q39_w1 + 1.0
             _r42_w1 = (_q39_w1 - 1.0)/_d41_w1
             _e43_w1 = _q39_w1 - (_d41_w1 - 1.0)
-            _r44_w1 = (_r42_w1 - _r42_w1*(_e43_w1/_d41_w1) if _big40_w1 else _q39_w1)
+            _r44_w1 = _sel(_big40_w1, _r42_w1 - _r42_w1*(_e43_w1/_d41_w1), _q39_w1)
             _s45_w1 = _r44_w1*_r44_w1
             _e46_w1 = -0.3333333333333333 + 0.19999999999999488*_s45_w1
             _e47_w1 = -0.14285714285599188 + 0.11111111100917376*_s45_w1
@@ -470,10 +471,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x59_w1 = _x56_w1*_x56_w1
             _e60_w1 = _e57_w1 + _e58_w1*_x59_w1
             _p61_w1 = _r44_w1 + _r44_w1*(_s45_w1*_e60_w1)
-            _k62_w1 = (1.0 if _big40_w1 else 0.0)
-            _k63_w1 = (2.0 - _k62_w1 if _aw36_w1 > _ah37_w1 else _k62_w1)
-            _k64_w1 = (4.0 - _k63_w1 if math.copysign(1.0, _s35_w1) < 0.0 else _k63_w1)
-            _p65_w1 = (_p61_w1 if (_aw36_w1 > _ah37_w1) == (math.copysign(1.0, _s35_w1) < 0.0) else -_p61_w1)
+            _k62_w1 = _sel(_big40_w1, 1.0, 0.0)
+            _k63_w1 = _sel(_aw36_w1 > _ah37_w1, 2.0 - _k62_w1, _k62_w1)
+            _k64_w1 = _sel(math.copysign(1.0, _s35_w1) < 0.0, 4.0 - _k63_w1, _k63_w1)
+            _p65_w1 = _sel((_aw36_w1 > _ah37_w1) == (math.copysign(1.0, _s35_w1) < 0.0), _p61_w1, -_p61_w1)
             _u66_w1 = _k64_w1*0.7853981633974483 + (_p65_w1 + _k64_w1*3.061616997868383e-17)
             d_atan_w1 = -math.copysign(_u33_w1, _s1_w1) + math.copysign(_u66_w1, _s34_w1)
             _t0_w1 = px1_w1 - tx1_w1
@@ -498,12 +499,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s74_w1 = _t7_w1*min(_t6_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s70_w1, _s70_w1 - _s70_w1))
             _s75_w1 = _t8_w1*min(_t5_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
             _t12_w1 = _s73_w1 + _s74_w1 + _s75_w1 + _t8_w1*min(_t7_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s72_w1, _s72_w1 - _s72_w1)) + eps
-            _s76_w1 = _t11_w1 + _t12_w1/(_t12_w1 + _t9_w1) + eps + (1.0 - (1.0 if _t11_w1 > 0.0 else 0.0))
+            _s76_w1 = _t11_w1 + _t12_w1/(_t12_w1 + _t9_w1) + eps + (1.0 - _sel(_t11_w1 > 0.0, 1.0, 0.0))
             _s77_w1 = 0.5*_t0_w1 + 0.5*_t1_w1
             _s78_w1 = 0.5*_t2_w1 + 0.5*_t3_w1
             _s79_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
             _s80_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
-            _s81_w1 = -0.16425571607494938*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)*(1.0 if -_t10_w1 - alpha_gate > 0.0 else 0.0)/_s76_w1
+            _s81_w1 = -0.16425571607494938*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)*_sel(-_t10_w1 - alpha_gate > 0.0, 1.0, 0.0)/_s76_w1
             value_w1 = -_t10_w1 + _s81_w1 - ((_s77_w1*_s77_w1) + (_s78_w1*_s78_w1))/(eps + (_s79_w1*_s79_w1) + (_s80_w1*_s80_w1))
             _t17_w1 = _s79_w1
             _t19_w1 = _s80_w1
@@ -522,7 +523,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t43_w1 = _t42_w1*_t5_w1 + eps
             _t44_w1 = _t43_w1 + _t9_w1
             _t45_w1 = _t41_w1 + _t44_w1
-            _t46_w1 = _t11_w1 + eps + (1.0 - (1.0 if _t11_w1 > 0.0 else 0.0)) + (_t12_w1/(_t36_w1 + _t45_w1))
+            _t46_w1 = _t11_w1 + eps + (1.0 - _sel(_t11_w1 > 0.0, 1.0, 0.0)) + (_t12_w1/(_t36_w1 + _t45_w1))
             _a82_w1 = abs(_t20_w1)
             _a83_w1 = abs(_t32_w1)
             _a84_w1 = abs(_t46_w1)
@@ -540,19 +541,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t22_w2 = _t17_w1*_t21_w2
                 _t23_w2 = 2.0*darknet
                 _t24_w2 = 2.0 - 2.0*darknet
-                _n85_w1 = (1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)) if _mx5_w1 > 0.0 else 0.0)
-                _t25_w2 = _t23_w2*_t5_w1 + _t24_w2*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else 1.0), _s2_w1)*_n85_w1)
+                _n85_w1 = _sel(_mx5_w1 > 0.0, 1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)), 0.0)
+                _t25_w2 = _t23_w2*_t5_w1 + _t24_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, 1.0), _s2_w1)*_n85_w1)
                 _t27_w2 = 0.4052847345693511
                 _t28_w2 = _t27_w2*d_atan_w1
                 _t29_w2 = _t25_w2*_t28_w2
                 _t33_w2 = _t9_w1*_inv1_w1
-                _t34_w2 = 1.0 if -alpha_gate + _t33_w2 > 0.0 else 0.0
+                _t34_w2 = _sel(-alpha_gate + _t33_w2 > 0.0, 1.0, 0.0)
                 _t47_w2 = _t27_w2*(d_atan_w1*d_atan_w1)
                 _t48_w2 = _t47_w2*alpha_grad*_inv2_w1
                 _t49_w2 = _t34_w2*(_t48_w2 + (1.0 - alpha_grad)*(_t11_w1*_inv2_w1))
-                _t50_w2 = 1.0 if _t16_w2 > 0.0 else 0.0
-                _t51_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
-                _t52_w2 = _t31_w1*(1.0 if _s67_w1 > 0.0 else 0.0)
+                _t50_w2 = _sel(_t16_w2 > 0.0, 1.0, 0.0)
+                _t51_w2 = _sel(_t15_w2 > 0.0, 1.0, 0.0)
+                _t52_w2 = _t31_w1*_sel(_s67_w1 > 0.0, 1.0, 0.0)
                 _t53_w2 = _t52_w2*(_t45_w1*_inv1_w1)
                 _t54_w2 = -_t50_w2 - _t51_w2 + 1.0
                 _t55_w2 = 0.5*_t52_w2
@@ -563,12 +564,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t60_w2 = py1_w1 - ty1_w1
                 _t61_w2 = -_t60_w2
                 _t62_w2 = _t19_w1*_t21_w2
-                _t63_w2 = _t23_w2*_t4_w1 + _t24_w2*(math.copysign((1.0 if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n85_w1)
+                _t63_w2 = _t23_w2*_t4_w1 + _t24_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, 1.0, _q6_w1), _s1_w1)*_n85_w1)
                 _t64_w2 = -_t28_w2*_t63_w2
-                _t65_w2 = 1.0 if _t61_w2 > 0.0 else 0.0
-                _t66_w2 = 1.0 if _t60_w2 > 0.0 else 0.0
+                _t65_w2 = _sel(_t61_w2 > 0.0, 1.0, 0.0)
+                _t66_w2 = _sel(_t60_w2 > 0.0, 1.0, 0.0)
                 _t67_w2 = _t35_w1*_t4_w1 + _t41_w1 + eps
-                _t68_w2 = _t8_w1*(1.0 if _t30_w1 > 0.0 else 0.0)
+                _t68_w2 = _t8_w1*_sel(_t30_w1 > 0.0, 1.0, 0.0)
                 _t69_w2 = _t68_w2*((_t67_w2 + _t9_w1)*_inv1_w1)
                 _t70_w2 = -_t65_w2 - _t66_w2 + 1.0
                 _t71_w2 = 0.5*_t68_w2
@@ -576,28 +577,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t73_w2 = -((_t33_w2*_t4_w1*_t65_w2 - _t66_w2*_t69_w2 - _t70_w2*_t72_w2)*_inv1_w1)
                 _t74_w2 = px2_w1 - tx2_w1
                 _t75_w2 = -_t25_w2*_t28_w2
-                _t76_w2 = 1.0 if _t74_w2 > 0.0 else 0.0
+                _t76_w2 = _sel(_t74_w2 > 0.0, 1.0, 0.0)
                 _t77_w2 = -_t74_w2
-                _t78_w2 = 1.0 if _t77_w2 > 0.0 else 0.0
+                _t78_w2 = _sel(_t77_w2 > 0.0, 1.0, 0.0)
                 _t79_w2 = -_t76_w2 - _t78_w2 + 1.0
                 _t80_w2 = -((-_t33_w2*_t5_w1*_t76_w2 + _t53_w2*_t78_w2 + _t56_w2*_t79_w2)*_inv1_w1)
                 _t81_w2 = py2_w1 - ty2_w1
                 _t82_w2 = _t28_w2*_t63_w2
-                _t83_w2 = 1.0 if _t81_w2 > 0.0 else 0.0
+                _t83_w2 = _sel(_t81_w2 > 0.0, 1.0, 0.0)
                 _t84_w2 = -_t81_w2
-                _t85_w2 = 1.0 if _t84_w2 > 0.0 else 0.0
+                _t85_w2 = _sel(_t84_w2 > 0.0, 1.0, 0.0)
                 _t86_w2 = -_t83_w2 - _t85_w2 + 1.0
                 _t87_w2 = -((-_t33_w2*_t4_w1*_t83_w2 + _t69_w2*_t85_w2 + _t72_w2*_t86_w2)*_inv1_w1)
                 _t88_w2 = 0.8105694691387022*d_atan_w1
-                _n86_w1 = (1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)) if _mx38_w1 > 0.0 else 0.0)
-                _t89_w2 = _t88_w2*(math.copysign((_q39_w1 if _aw36_w1 > _ah37_w1 else 1.0), _s35_w1)*_n86_w1)
+                _n86_w1 = _sel(_mx38_w1 > 0.0, 1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)), 0.0)
+                _t89_w2 = _t88_w2*(math.copysign(_sel(_aw36_w1 > _ah37_w1, _q39_w1, 1.0), _s35_w1)*_n86_w1)
                 _t90_w2 = _t49_w2*_t89_w2
                 _t91_w2 = _t36_w1 + _t38_w1
                 _t92_w2 = _t52_w2*((_t44_w1 + _t91_w2)*_inv1_w1)
                 _t93_w2 = _t55_w2*((-_t40_w1 + _t43_w1 + _t91_w2)*_inv1_w1)
                 _t94_w2 = (_t33_w2*_t51_w2*_t7_w1 - _t50_w2*_t92_w2 - _t54_w2*_t93_w2)*_inv1_w1
                 _t95_w2 = _t89_w2*alpha_grad
-                _t96_w2 = _t88_w2*(math.copysign((1.0 if _aw36_w1 > _ah37_w1 else _q39_w1), _s34_w1)*_n86_w1)
+                _t96_w2 = _t88_w2*(math.copysign(_sel(_aw36_w1 > _ah37_w1, 1.0, _q39_w1), _s34_w1)*_n86_w1)
                 _t97_w2 = _t49_w2*_t96_w2
                 _t98_w2 = _t36_w1 + _t39_w1*_t6_w1
                 _t99_w2 = _t68_w2*((_t44_w1 + _t98_w2)*_inv1_w1)
@@ -606,21 +607,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w2 = _t96_w2*alpha_grad
                 _t103_w2 = -((-_t33_w2*_t7_w1*_t78_w2 + _t76_w2*_t92_w2 + _t79_w2*_t93_w2)*_inv1_w1)
                 _t104_w2 = (_t100_w2*_t86_w2 - _t33_w2*_t6_w1*_t85_w2 + _t83_w2*_t99_w2)*_inv1_w1
-                _s87_w1 = ((_t14_w2 - -_t22_w2*(1.0 if _t16_w2 > 0.0 else (0.5 if _t16_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s87_w1 = ((_t14_w2 - -_t22_w2*_sel(_t16_w2 > 0.0, 1.0, _sel(_t16_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_px1_w1 = -_t29_w2*_t49_w2 - _t57_w2 - _t58_w2*(((_t29_w2*alpha_grad - _t48_w2*(_t29_w2 + _t57_w2)))*_inv2_w1) + _s87_w1
-                _s88_w1 = ((_t59_w2 - -_t62_w2*(1.0 if _t61_w2 > 0.0 else (0.5 if _t61_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s88_w1 = ((_t59_w2 - -_t62_w2*_sel(_t61_w2 > 0.0, 1.0, _sel(_t61_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_py1_w1 = -_t49_w2*_t64_w2 - _t58_w2*(((_t64_w2*alpha_grad - _t48_w2*(_t64_w2 + _t73_w2)))*_inv2_w1) - _t73_w2 + _s88_w1
-                _s89_w1 = ((_t14_w2 - _t22_w2*(1.0 if _t74_w2 > 0.0 else (0.5 if _t74_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s89_w1 = ((_t14_w2 - _t22_w2*_sel(_t74_w2 > 0.0, 1.0, _sel(_t74_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_px2_w1 = -_t49_w2*_t75_w2 - _t58_w2*(((_t75_w2*alpha_grad - _t48_w2*(_t75_w2 + _t80_w2)))*_inv2_w1) - _t80_w2 + _s89_w1
-                _s90_w1 = ((_t59_w2 - _t62_w2*(1.0 if _t81_w2 > 0.0 else (0.5 if _t81_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s90_w1 = ((_t59_w2 - _t62_w2*_sel(_t81_w2 > 0.0, 1.0, _sel(_t81_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_py2_w1 = -_t49_w2*_t82_w2 - _t58_w2*(((_t82_w2*alpha_grad - _t48_w2*(_t82_w2 + _t87_w2)))*_inv2_w1) - _t87_w2 + _s90_w1
-                _s91_w1 = ((_t13_w2 - -_t22_w2*(1.0 if _t15_w2 > 0.0 else (0.5 if _t15_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s91_w1 = ((_t13_w2 - -_t22_w2*_sel(_t15_w2 > 0.0, 1.0, _sel(_t15_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_tx1_w1 = -_t58_w2*(((-_t95_w2 - _t48_w2*(-_t89_w2 - _t94_w2)))*_inv2_w1) + _t90_w2 + _t94_w2 + _s91_w1
-                _s92_w1 = ((_t18_w2 - -_t62_w2*(1.0 if _t60_w2 > 0.0 else (0.5 if _t60_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s92_w1 = ((_t18_w2 - -_t62_w2*_sel(_t60_w2 > 0.0, 1.0, _sel(_t60_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_ty1_w1 = -_t101_w2 - _t58_w2*(((_t102_w2 - _t48_w2*(_t101_w2 + _t96_w2)))*_inv2_w1) - _t97_w2 + _s92_w1
-                _s93_w1 = ((_t13_w2 - _t22_w2*(1.0 if _t77_w2 > 0.0 else (0.5 if _t77_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s93_w1 = ((_t13_w2 - _t22_w2*_sel(_t77_w2 > 0.0, 1.0, _sel(_t77_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_tx2_w1 = -_t103_w2 - _t58_w2*(((_t95_w2 - _t48_w2*(_t103_w2 + _t89_w2)))*_inv2_w1) - _t90_w2 + _s93_w1
-                _s94_w1 = ((_t18_w2 - _t62_w2*(1.0 if _t84_w2 > 0.0 else (0.5 if _t84_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s94_w1 = ((_t18_w2 - _t62_w2*_sel(_t84_w2 > 0.0, 1.0, _sel(_t84_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_ty2_w1 = _t104_w2 - _t58_w2*(((-_t102_w2 - _t48_w2*(-_t104_w2 - _t96_w2)))*_inv2_w1) + _t97_w2 + _s94_w1
             else:
                 _t13_w1 = _s77_w1
@@ -632,19 +633,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t22_w1 = _t17_w1*_t21_w1
                 _t23_w1 = 2.0*darknet
                 _t24_w1 = 2.0 - 2.0*darknet
-                _n95 = (1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)) if _mx5_w1 > 0.0 else 0.0)
-                _t25_w1 = _t23_w1*_t5_w1 + _t24_w1*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else 1.0), _s2_w1)*_n95)
+                _n95 = _sel(_mx5_w1 > 0.0, 1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)), 0.0)
+                _t25_w1 = _t23_w1*_t5_w1 + _t24_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, 1.0), _s2_w1)*_n95)
                 _t27_w1 = 0.4052847345693511
                 _t28_w1 = _t27_w1*d_atan_w1
                 _t29_w1 = _t25_w1*_t28_w1
                 _t33_w1 = _t9_w1/_t32_w1
-                _t34_w1 = 1.0 if -alpha_gate + _t33_w1 > 0.0 else 0.0
+                _t34_w1 = _sel(-alpha_gate + _t33_w1 > 0.0, 1.0, 0.0)
                 _t47_w1 = _t27_w1*(d_atan_w1*d_atan_w1)
                 _t48_w1 = _t47_w1*alpha_grad/_t46_w1
                 _t49_w1 = _t34_w1*(_t48_w1 + (1.0 - alpha_grad)*(_t11_w1/_t46_w1))
-                _t50_w1 = 1.0 if _t16_w1 > 0.0 else 0.0
-                _t51_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
-                _t52_w1 = _t31_w1*(1.0 if _s67_w1 > 0.0 else 0.0)
+                _t50_w1 = _sel(_t16_w1 > 0.0, 1.0, 0.0)
+                _t51_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
+                _t52_w1 = _t31_w1*_sel(_s67_w1 > 0.0, 1.0, 0.0)
                 _t53_w1 = _t52_w1*(_t45_w1/_t32_w1)
                 _t54_w1 = -_t50_w1 - _t51_w1 + 1.0
                 _t55_w1 = 0.5*_t52_w1
@@ -655,12 +656,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t60_w1 = py1_w1 - ty1_w1
                 _t61_w1 = -_t60_w1
                 _t62_w1 = _t19_w1*_t21_w1
-                _t63_w1 = _t23_w1*_t4_w1 + _t24_w1*(math.copysign((1.0 if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n95)
+                _t63_w1 = _t23_w1*_t4_w1 + _t24_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, 1.0, _q6_w1), _s1_w1)*_n95)
                 _t64_w1 = -_t28_w1*_t63_w1
-                _t65_w1 = 1.0 if _t61_w1 > 0.0 else 0.0
-                _t66_w1 = 1.0 if _t60_w1 > 0.0 else 0.0
+                _t65_w1 = _sel(_t61_w1 > 0.0, 1.0, 0.0)
+                _t66_w1 = _sel(_t60_w1 > 0.0, 1.0, 0.0)
                 _t67_w1 = _t35_w1*_t4_w1 + _t41_w1 + eps
-                _t68_w1 = _t8_w1*(1.0 if _t30_w1 > 0.0 else 0.0)
+                _t68_w1 = _t8_w1*_sel(_t30_w1 > 0.0, 1.0, 0.0)
                 _t69_w1 = _t68_w1*((_t67_w1 + _t9_w1)/_t32_w1)
                 _t70_w1 = -_t65_w1 - _t66_w1 + 1.0
                 _t71_w1 = 0.5*_t68_w1
@@ -668,28 +669,28 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t73_w1 = -((_t33_w1*_t4_w1*_t65_w1 - _t66_w1*_t69_w1 - _t70_w1*_t72_w1)/_t32_w1)
                 _t74_w1 = px2_w1 - tx2_w1
                 _t75_w1 = -_t25_w1*_t28_w1
-                _t76_w1 = 1.0 if _t74_w1 > 0.0 else 0.0
+                _t76_w1 = _sel(_t74_w1 > 0.0, 1.0, 0.0)
                 _t77_w1 = -_t74_w1
-                _t78_w1 = 1.0 if _t77_w1 > 0.0 else 0.0
+                _t78_w1 = _sel(_t77_w1 > 0.0, 1.0, 0.0)
                 _t79_w1 = -_t76_w1 - _t78_w1 + 1.0
                 _t80_w1 = -((-_t33_w1*_t5_w1*_t76_w1 + _t53_w1*_t78_w1 + _t56_w1*_t79_w1)/_t32_w1)
                 _t81_w1 = py2_w1 - ty2_w1
                 _t82_w1 = _t28_w1*_t63_w1
-                _t83_w1 = 1.0 if _t81_w1 > 0.0 else 0.0
+                _t83_w1 = _sel(_t81_w1 > 0.0, 1.0, 0.0)
                 _t84_w1 = -_t81_w1
-                _t85_w1 = 1.0 if _t84_w1 > 0.0 else 0.0
+                _t85_w1 = _sel(_t84_w1 > 0.0, 1.0, 0.0)
                 _t86_w1 = -_t83_w1 - _t85_w1 + 1.0
                 _t87_w1 = -((-_t33_w1*_t4_w1*_t83_w1 + _t69_w1*_t85_w1 + _t72_w1*_t86_w1)/_t32_w1)
                 _t88_w1 = 0.8105694691387022*d_atan_w1
-                _n96 = (1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)) if _mx38_w1 > 0.0 else 0.0)
-                _t89_w1 = _t88_w1*(math.copysign((_q39_w1 if _aw36_w1 > _ah37_w1 else 1.0), _s35_w1)*_n96)
+                _n96 = _sel(_mx38_w1 > 0.0, 1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)), 0.0)
+                _t89_w1 = _t88_w1*(math.copysign(_sel(_aw36_w1 > _ah37_w1, _q39_w1, 1.0), _s35_w1)*_n96)
                 _t90_w1 = _t49_w1*_t89_w1
                 _t91_w1 = _t36_w1 + _t38_w1
                 _t92_w1 = _t52_w1*((_t44_w1 + _t91_w1)/_t32_w1)
                 _t93_w1 = _t55_w1*((-_t40_w1 + _t43_w1 + _t91_w1)/_t32_w1)
                 _t94_w1 = (_t33_w1*_t51_w1*_t7_w1 - _t50_w1*_t92_w1 - _t54_w1*_t93_w1)/_t32_w1
                 _t95_w1 = _t89_w1*alpha_grad
-                _t96_w1 = _t88_w1*(math.copysign((1.0 if _aw36_w1 > _ah37_w1 else _q39_w1), _s34_w1)*_n96)
+                _t96_w1 = _t88_w1*(math.copysign(_sel(_aw36_w1 > _ah37_w1, 1.0, _q39_w1), _s34_w1)*_n96)
                 _t97_w1 = _t49_w1*_t96_w1
                 _t98_w1 = _t36_w1 + _t39_w1*_t6_w1
                 _t99_w1 = _t68_w1*((_t44_w1 + _t98_w1)/_t32_w1)
@@ -698,21 +699,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w1 = _t96_w1*alpha_grad
                 _t103_w1 = -((-_t33_w1*_t7_w1*_t78_w1 + _t76_w1*_t92_w1 + _t79_w1*_t93_w1)/_t32_w1)
                 _t104_w1 = (_t100_w1*_t86_w1 - _t33_w1*_t6_w1*_t85_w1 + _t83_w1*_t99_w1)/_t32_w1
-                _s97 = ((_t14_w1 - -_t22_w1*(1.0 if _t16_w1 > 0.0 else (0.5 if _t16_w1 == 0.0 else 0.0))))/_t20_w1
+                _s97 = ((_t14_w1 - -_t22_w1*_sel(_t16_w1 > 0.0, 1.0, _sel(_t16_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_px1_w1 = -_t29_w1*_t49_w1 - _t57_w1 - _t58_w1*(((_t29_w1*alpha_grad - _t48_w1*(_t29_w1 + _t57_w1)))/_t46_w1) + _s97
-                _s98 = ((_t59_w1 - -_t62_w1*(1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0))))/_t20_w1
+                _s98 = ((_t59_w1 - -_t62_w1*_sel(_t61_w1 > 0.0, 1.0, _sel(_t61_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_py1_w1 = -_t49_w1*_t64_w1 - _t58_w1*(((_t64_w1*alpha_grad - _t48_w1*(_t64_w1 + _t73_w1)))/_t46_w1) - _t73_w1 + _s98
-                _s99 = ((_t14_w1 - _t22_w1*(1.0 if _t74_w1 > 0.0 else (0.5 if _t74_w1 == 0.0 else 0.0))))/_t20_w1
+                _s99 = ((_t14_w1 - _t22_w1*_sel(_t74_w1 > 0.0, 1.0, _sel(_t74_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_px2_w1 = -_t49_w1*_t75_w1 - _t58_w1*(((_t75_w1*alpha_grad - _t48_w1*(_t75_w1 + _t80_w1)))/_t46_w1) - _t80_w1 + _s99
-                _s100 = ((_t59_w1 - _t62_w1*(1.0 if _t81_w1 > 0.0 else (0.5 if _t81_w1 == 0.0 else 0.0))))/_t20_w1
+                _s100 = ((_t59_w1 - _t62_w1*_sel(_t81_w1 > 0.0, 1.0, _sel(_t81_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_py2_w1 = -_t49_w1*_t82_w1 - _t58_w1*(((_t82_w1*alpha_grad - _t48_w1*(_t82_w1 + _t87_w1)))/_t46_w1) - _t87_w1 + _s100
-                _s101 = ((_t13_w1 - -_t22_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))))/_t20_w1
+                _s101 = ((_t13_w1 - -_t22_w1*_sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_tx1_w1 = -_t58_w1*(((-_t95_w1 - _t48_w1*(-_t89_w1 - _t94_w1)))/_t46_w1) + _t90_w1 + _t94_w1 + _s101
-                _s102 = ((_t18_w1 - -_t62_w1*(1.0 if _t60_w1 > 0.0 else (0.5 if _t60_w1 == 0.0 else 0.0))))/_t20_w1
+                _s102 = ((_t18_w1 - -_t62_w1*_sel(_t60_w1 > 0.0, 1.0, _sel(_t60_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_ty1_w1 = -_t101_w1 - _t58_w1*(((_t102_w1 - _t48_w1*(_t101_w1 + _t96_w1)))/_t46_w1) - _t97_w1 + _s102
-                _s103 = ((_t13_w1 - _t22_w1*(1.0 if _t77_w1 > 0.0 else (0.5 if _t77_w1 == 0.0 else 0.0))))/_t20_w1
+                _s103 = ((_t13_w1 - _t22_w1*_sel(_t77_w1 > 0.0, 1.0, _sel(_t77_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_tx2_w1 = -_t103_w1 - _t58_w1*(((_t95_w1 - _t48_w1*(_t103_w1 + _t89_w1)))/_t46_w1) - _t90_w1 + _s103
-                _s104 = ((_t18_w1 - _t62_w1*(1.0 if _t84_w1 > 0.0 else (0.5 if _t84_w1 == 0.0 else 0.0))))/_t20_w1
+                _s104 = ((_t18_w1 - _t62_w1*_sel(_t84_w1 > 0.0, 1.0, _sel(_t84_w1 == 0.0, 0.5, 0.0))))/_t20_w1
                 d_ty2_w1 = _t104_w1 - _t58_w1*(((-_t102_w1 - _t48_w1*(-_t104_w1 - _t96_w1)))/_t46_w1) + _t97_w1 + _s104
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -730,14 +731,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -783,12 +784,12 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _q6 = _sel(_mx5 > _f32(0.0), min(_aw3, _ah4)/_mx5, _f32(0.0))
         _big7 = _q6 > _f32(0.5)
         _d8 = _q6 + _f32(1.0)
         _r9 = (_q6 - _f32(1.0))/_d8
         _e10 = _q6 - (_d8 - _f32(1.0))
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12
         _e14 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12
@@ -798,22 +799,22 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x18 = _x16*_x16
         _e19 = _e17 + _e15*_x18
         _p20 = _r11 + _r11*(_s12*_e19)
-        _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-        _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-        _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-        _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+        _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+        _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+        _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+        _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
         _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
         _s26 = -tx1 + tx2
         _s27 = -ty1 + ty2
         _aw28 = abs(_s26)
         _ah29 = abs(_s27)
         _mx30 = max(_aw28, _ah29)
-        _q31 = (min(_aw28, _ah29)/_mx30 if _mx30 > _f32(0.0) else _f32(0.0))
+        _q31 = _sel(_mx30 > _f32(0.0), min(_aw28, _ah29)/_mx30, _f32(0.0))
         _big32 = _q31 > _f32(0.5)
         _d33 = _q31 + _f32(1.0)
         _r34 = (_q31 - _f32(1.0))/_d33
         _e35 = _q31 - (_d33 - _f32(1.0))
-        _r36 = (_r34 - _r34*(_e35/_d33) if _big32 else _q31)
+        _r36 = _sel(_big32, _r34 - _r34*(_e35/_d33), _q31)
         _s37 = _r36*_r36
         _e38 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37
         _e39 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37
@@ -823,10 +824,10 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x43 = _x41*_x41
         _e44 = _e42 + _e40*_x43
         _p45 = _r36 + _r36*(_s37*_e44)
-        _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-        _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-        _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-        _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+        _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+        _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+        _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+        _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
         _t0 = px1 - tx1
@@ -851,8 +852,8 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _s58 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s54, _s54 - _s54))
         _s59 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s55, _s55 - _s55))
         _t12 = _s57 + _s58 + _s59 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s56, _s56 - _s56)) + eps
-        _s60 = _t11 + _t12/(_t12 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)))
-        _s61 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s60 = _t11 + _t12/(_t12 + _t9) + eps + (_f32(1.0) - _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s61 = _sel(-_t10 - alpha_gate > _f32(0.0), _f32(1.0), _f32(0.0))
         _s62 = _f32(0.5)*_t0 + _f32(0.5)*_t1
         _s63 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s64 = max(px2, tx2) - min(px1, tx1)
@@ -862,14 +863,14 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -912,12 +913,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _q6 = _sel(_mx5 > _f32(0.0), min(_aw3, _ah4)/_mx5, _f32(0.0))
         _big7 = _q6 > _f32(0.5)
         _d8 = _q6 + _f32(1.0)
         _r9 = (_q6 - _f32(1.0))/_d8
         _e10 = _q6 - (_d8 - _f32(1.0))
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12
         _e14 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12
@@ -927,22 +928,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x18 = _x16*_x16
         _e19 = _e17 + _e15*_x18
         _p20 = _r11 + _r11*(_s12*_e19)
-        _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-        _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-        _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-        _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+        _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+        _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+        _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+        _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
         _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
         _s26 = -tx1 + tx2
         _s27 = -ty1 + ty2
         _aw28 = abs(_s26)
         _ah29 = abs(_s27)
         _mx30 = max(_aw28, _ah29)
-        _q31 = (min(_aw28, _ah29)/_mx30 if _mx30 > _f32(0.0) else _f32(0.0))
+        _q31 = _sel(_mx30 > _f32(0.0), min(_aw28, _ah29)/_mx30, _f32(0.0))
         _big32 = _q31 > _f32(0.5)
         _d33 = _q31 + _f32(1.0)
         _r34 = (_q31 - _f32(1.0))/_d33
         _e35 = _q31 - (_d33 - _f32(1.0))
-        _r36 = (_r34 - _r34*(_e35/_d33) if _big32 else _q31)
+        _r36 = _sel(_big32, _r34 - _r34*(_e35/_d33), _q31)
         _s37 = _r36*_r36
         _e38 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37
         _e39 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37
@@ -952,10 +953,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x43 = _x41*_x41
         _e44 = _e42 + _e40*_x43
         _p45 = _r36 + _r36*(_s37*_e44)
-        _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-        _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-        _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-        _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+        _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+        _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+        _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+        _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
         _t0 = px1 - tx1
@@ -980,8 +981,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s58 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s54, _s54 - _s54))
         _s59 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s55, _s55 - _s55))
         _t12 = _s57 + _s58 + _s59 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s56, _s56 - _s56)) + eps
-        _s60 = _t11 + _t12/(_t12 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)))
-        _s61 = _f32(1.0) if -_t10 - alpha_gate > _f32(0.0) else _f32(0.0)
+        _s60 = _t11 + _t12/(_t12 + _t9) + eps + (_f32(1.0) - _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s61 = _sel(-_t10 - alpha_gate > _f32(0.0), _f32(1.0), _f32(0.0))
         _s62 = _f32(0.5)*_t0 + _f32(0.5)*_t1
         _s63 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s64 = max(px2, tx2) - min(px1, tx1)
@@ -1005,7 +1006,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t43 = _t42*_t5 + eps
         _t44 = _t43 + _t9
         _t45 = _t41 + _t44
-        _t46 = _t11 + eps + (_f32(1.0) - (_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))) + (_t12/(_t36 + _t45))
+        _t46 = _t11 + eps + (_f32(1.0) - _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t12/(_t36 + _t45))
         _a67 = abs(_t20)
         _a68 = abs(_t32)
         _a69 = abs(_t46)
@@ -1022,19 +1023,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t22 = _t17*_t21
         _t23 = _f32(2.0)*darknet
         _t24 = _f32(2.0) - _f32(2.0)*darknet
-        _n70 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t25 = _t23*_t5 + _t24*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n70)
+        _n70 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
+        _t25 = _t23*_t5 + _t24*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n70)
         _t27 = _f32(0.40528473258018494)
         _t28 = _t27*d_atan
         _t29 = _t25*_t28
         _t33 = _t9*_inv1
-        _t34 = _f32(1.0) if -alpha_gate + _t33 > _f32(0.0) else _f32(0.0)
+        _t34 = _sel(-alpha_gate + _t33 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t47 = _t27*(d_atan*d_atan)
         _t48 = _t47*alpha_grad*_inv2
         _t49 = _t34*(_t48 + (_f32(1.0) - alpha_grad)*(_t11*_inv2))
-        _t50 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-        _t51 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-        _t52 = _t31*(_f32(1.0) if _s51 > _f32(0.0) else _f32(0.0))
+        _t50 = _sel(_t16 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t51 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t52 = _t31*_sel(_s51 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t53 = _t52*(_t45*_inv1)
         _t54 = -_t50 - _t51 + _f32(1.0)
         _t55 = _f32(0.5)*_t52
@@ -1045,12 +1046,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t60 = py1 - ty1
         _t61 = -_t60
         _t62 = _t19*_t21
-        _t63 = _t23*_t4 + _t24*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n70)
+        _t63 = _t23*_t4 + _t24*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n70)
         _t64 = -_t28*_t63
-        _t65 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-        _t66 = _f32(1.0) if _t60 > _f32(0.0) else _f32(0.0)
+        _t65 = _sel(_t61 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t66 = _sel(_t60 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67 = _t35*_t4 + _t41 + eps
-        _t68 = _t8*(_f32(1.0) if _t30 > _f32(0.0) else _f32(0.0))
+        _t68 = _t8*_sel(_t30 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t69 = _t68*((_t67 + _t9)*_inv1)
         _t70 = -_t65 - _t66 + _f32(1.0)
         _t71 = _f32(0.5)*_t68
@@ -1058,28 +1059,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t73 = -((_t33*_t4*_t65 - _t66*_t69 - _t70*_t72)*_inv1)
         _t74 = px2 - tx2
         _t75 = -_t25*_t28
-        _t76 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+        _t76 = _sel(_t74 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77 = -_t74
-        _t78 = _f32(1.0) if _t77 > _f32(0.0) else _f32(0.0)
+        _t78 = _sel(_t77 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t79 = -_t76 - _t78 + _f32(1.0)
         _t80 = -((-_t33*_t5*_t76 + _t53*_t78 + _t56*_t79)*_inv1)
         _t81 = py2 - ty2
         _t82 = _t28*_t63
-        _t83 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+        _t83 = _sel(_t81 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84 = -_t81
-        _t85 = _f32(1.0) if _t84 > _f32(0.0) else _f32(0.0)
+        _t85 = _sel(_t84 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t86 = -_t83 - _t85 + _f32(1.0)
         _t87 = -((-_t33*_t4*_t83 + _t69*_t85 + _t72*_t86)*_inv1)
         _t88 = _f32(0.8105694651603699)*d_atan
-        _n71 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t89 = _t88*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n71)
+        _n71 = _sel(_mx30 > _f32(0.0), _f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)), _f32(0.0))
+        _t89 = _t88*(math.copysign(_sel(_aw28 > _ah29, _q31, _f32(1.0)), _s27)*_n71)
         _t90 = _t49*_t89
         _t91 = _t36 + _t38
         _t92 = _t52*((_t44 + _t91)*_inv1)
         _t93 = _t55*((-_t40 + _t43 + _t91)*_inv1)
         _t94 = (_t33*_t51*_t7 - _t50*_t92 - _t54*_t93)*_inv1
         _t95 = _t89*alpha_grad
-        _t96 = _t88*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n71)
+        _t96 = _t88*(math.copysign(_sel(_aw28 > _ah29, _f32(1.0), _q31), _s26)*_n71)
         _t97 = _t49*_t96
         _t98 = _t36 + _t39*_t6
         _t99 = _t68*((_t44 + _t98)*_inv1)
@@ -1088,21 +1089,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t33*_t7*_t78 + _t76*_t92 + _t79*_t93)*_inv1)
         _t104 = (_t100*_t86 - _t33*_t6*_t85 + _t83*_t99)*_inv1
-        _s72 = _t14 - -_t22*(_f32(1.0) if _t16 > _f32(0.0) else (_f32(0.5) if _t16 == _f32(0.0) else _f32(0.0)))
+        _s72 = _t14 - -_t22*_sel(_t16 > _f32(0.0), _f32(1.0), _sel(_t16 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = -_t29*_t49 - _t57 - _t58*(((_t29*alpha_grad - _t48*(_t29 + _t57)))*_inv2) + (_s72*_inv0)
-        _s73 = _t59 - -_t62*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+        _s73 = _t59 - -_t62*_sel(_t61 > _f32(0.0), _f32(1.0), _sel(_t61 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = -_t49*_t64 - _t58*(((_t64*alpha_grad - _t48*(_t64 + _t73)))*_inv2) - _t73 + (_s73*_inv0)
-        _s74 = _t14 - _t22*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+        _s74 = _t14 - _t22*_sel(_t74 > _f32(0.0), _f32(1.0), _sel(_t74 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = -_t49*_t75 - _t58*(((_t75*alpha_grad - _t48*(_t75 + _t80)))*_inv2) - _t80 + (_s74*_inv0)
-        _s75 = _t59 - _t62*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+        _s75 = _t59 - _t62*_sel(_t81 > _f32(0.0), _f32(1.0), _sel(_t81 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = -_t49*_t82 - _t58*(((_t82*alpha_grad - _t48*(_t82 + _t87)))*_inv2) - _t87 + (_s75*_inv0)
-        _s76 = _t13 - -_t22*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _s76 = _t13 - -_t22*_sel(_t15 > _f32(0.0), _f32(1.0), _sel(_t15 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = -_t58*(((-_t95 - _t48*(-_t89 - _t94)))*_inv2) + _t90 + _t94 + (_s76*_inv0)
-        _s77 = _t18 - -_t62*(_f32(1.0) if _t60 > _f32(0.0) else (_f32(0.5) if _t60 == _f32(0.0) else _f32(0.0)))
+        _s77 = _t18 - -_t62*_sel(_t60 > _f32(0.0), _f32(1.0), _sel(_t60 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = -_t101 - _t58*(((_t102 - _t48*(_t101 + _t96)))*_inv2) - _t97 + (_s77*_inv0)
-        _s78 = _t13 - _t22*(_f32(1.0) if _t77 > _f32(0.0) else (_f32(0.5) if _t77 == _f32(0.0) else _f32(0.0)))
+        _s78 = _t13 - _t22*_sel(_t77 > _f32(0.0), _f32(1.0), _sel(_t77 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = -_t103 - _t58*(((_t95 - _t48*(_t103 + _t89)))*_inv2) - _t90 + (_s78*_inv0)
-        _s79 = _t18 - _t62*(_f32(1.0) if _t84 > _f32(0.0) else (_f32(0.5) if _t84 == _f32(0.0) else _f32(0.0)))
+        _s79 = _t18 - _t62*_sel(_t84 > _f32(0.0), _f32(1.0), _sel(_t84 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = _t104 - _t58*(((-_t102 - _t48*(-_t104 - _t96)))*_inv2) + _t97 + (_s79*_inv0)
         _far = _far | (not _ok)
         _out[_i] = value
@@ -1129,12 +1130,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw3_w1 = abs(_s1_w1)
             _ah4_w1 = abs(_s2_w1)
             _mx5_w1 = max(_aw3_w1, _ah4_w1)
-            _q6_w1 = (min(_aw3_w1, _ah4_w1)/_mx5_w1 if _mx5_w1 > _f32(0.0) else _f32(0.0))
+            _q6_w1 = _sel(_mx5_w1 > _f32(0.0), min(_aw3_w1, _ah4_w1)/_mx5_w1, _f32(0.0))
             _big7_w1 = _q6_w1 > _f32(0.5)
             _d8_w1 = _q6_w1 + _f32(1.0)
             _r9_w1 = (_q6_w1 - _f32(1.0))/_d8_w1
             _e10_w1 = _q6_w1 - (_d8_w1 - _f32(1.0))
-            _r11_w1 = (_r9_w1 - _r9_w1*(_e10_w1/_d8_w1) if _big7_w1 else _q6_w1)
+            _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
             _s12_w1 = _r11_w1*_r11_w1
             _e13_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12_w1
             _e14_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12_w1
@@ -1144,22 +1145,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x18_w1 = _x16_w1*_x16_w1
             _e19_w1 = _e17_w1 + _e15_w1*_x18_w1
             _p20_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e19_w1)
-            _k21_w1 = (_f32(1.0) if _big7_w1 else _f32(0.0))
-            _k22_w1 = (_f32(2.0) - _k21_w1 if _aw3_w1 > _ah4_w1 else _k21_w1)
-            _k23_w1 = (_f32(4.0) - _k22_w1 if math.copysign(_f32(1.0), _s2_w1) < _f32(0.0) else _k22_w1)
-            _p24_w1 = (_p20_w1 if (_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)) else -_p20_w1)
+            _k21_w1 = _sel(_big7_w1, _f32(1.0), _f32(0.0))
+            _k22_w1 = _sel(_aw3_w1 > _ah4_w1, _f32(2.0) - _k21_w1, _k21_w1)
+            _k23_w1 = _sel(math.copysign(_f32(1.0), _s2_w1) < _f32(0.0), _f32(4.0) - _k22_w1, _k22_w1)
+            _p24_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)), _p20_w1, -_p20_w1)
             _u25_w1 = _k23_w1*_f32(0.785398006439209) + (_p24_w1 + _k23_w1*_f32(1.5695823663008923e-07))
             _s26_w1 = -tx1_w1 + tx2_w1
             _s27_w1 = -ty1_w1 + ty2_w1
             _aw28_w1 = abs(_s26_w1)
             _ah29_w1 = abs(_s27_w1)
             _mx30_w1 = max(_aw28_w1, _ah29_w1)
-            _q31_w1 = (min(_aw28_w1, _ah29_w1)/_mx30_w1 if _mx30_w1 > _f32(0.0) else _f32(0.0))
+            _q31_w1 = _sel(_mx30_w1 > _f32(0.0), min(_aw28_w1, _ah29_w1)/_mx30_w1, _f32(0.0))
             _big32_w1 = _q31_w1 > _f32(0.5)
             _d33_w1 = _q31_w1 + _f32(1.0)
             _r34_w1 = (_q31_w1 - _f32(1.0))/_d33_w1
             _e35_w1 = _q31_w1 - (_d33_w1 - _f32(1.0))
-            _r36_w1 = (_r34_w1 - _r34_w1*(_e35_w1/_d33_w1) if _big32_w1 else _q31_w1)
+            _r36_w1 = _sel(_big32_w1, _r34_w1 - _r34_w1*(_e35_w1/_d33_w1), _q31_w1)
             _s37_w1 = _r36_w1*_r36_w1
             _e38_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37_w1
             _e39_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37_w1
@@ -1169,10 +1170,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x43_w1 = _x41_w1*_x41_w1
             _e44_w1 = _e42_w1 + _e40_w1*_x43_w1
             _p45_w1 = _r36_w1 + _r36_w1*(_s37_w1*_e44_w1)
-            _k46_w1 = (_f32(1.0) if _big32_w1 else _f32(0.0))
-            _k47_w1 = (_f32(2.0) - _k46_w1 if _aw28_w1 > _ah29_w1 else _k46_w1)
-            _k48_w1 = (_f32(4.0) - _k47_w1 if math.copysign(_f32(1.0), _s27_w1) < _f32(0.0) else _k47_w1)
-            _p49_w1 = (_p45_w1 if (_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)) else -_p45_w1)
+            _k46_w1 = _sel(_big32_w1, _f32(1.0), _f32(0.0))
+            _k47_w1 = _sel(_aw28_w1 > _ah29_w1, _f32(2.0) - _k46_w1, _k46_w1)
+            _k48_w1 = _sel(math.copysign(_f32(1.0), _s27_w1) < _f32(0.0), _f32(4.0) - _k47_w1, _k47_w1)
+            _p49_w1 = _sel((_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)), _p45_w1, -_p45_w1)
             _u50_w1 = _k48_w1*_f32(0.785398006439209) + (_p49_w1 + _k48_w1*_f32(1.5695823663008923e-07))
             d_atan_w1 = -math.copysign(_u25_w1, _s1_w1) + math.copysign(_u50_w1, _s26_w1)
             _t0_w1 = px1_w1 - tx1_w1
@@ -1197,8 +1198,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s58_w1 = _t7_w1*min(_t6_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
             _s59_w1 = _t8_w1*min(_t5_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s55_w1, _s55_w1 - _s55_w1))
             _t12_w1 = _s57_w1 + _s58_w1 + _s59_w1 + _t8_w1*min(_t7_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s56_w1, _s56_w1 - _s56_w1)) + eps
-            _s60_w1 = _t11_w1 + _t12_w1/(_t12_w1 + _t9_w1) + eps + (_f32(1.0) - (_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)))
-            _s61_w1 = _f32(1.0) if -_t10_w1 - alpha_gate > _f32(0.0) else _f32(0.0)
+            _s60_w1 = _t11_w1 + _t12_w1/(_t12_w1 + _t9_w1) + eps + (_f32(1.0) - _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
+            _s61_w1 = _sel(-_t10_w1 - alpha_gate > _f32(0.0), _f32(1.0), _f32(0.0))
             _s62_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
             _s63_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s64_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
@@ -1222,7 +1223,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t43_w1 = _t42_w1*_t5_w1 + eps
             _t44_w1 = _t43_w1 + _t9_w1
             _t45_w1 = _t41_w1 + _t44_w1
-            _t46_w1 = _t11_w1 + eps + (_f32(1.0) - (_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))) + (_t12_w1/(_t36_w1 + _t45_w1))
+            _t46_w1 = _t11_w1 + eps + (_f32(1.0) - _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t12_w1/(_t36_w1 + _t45_w1))
             _a67_w1 = abs(_t20_w1)
             _a68_w1 = abs(_t32_w1)
             _a69_w1 = abs(_t46_w1)
@@ -1240,19 +1241,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t22_w2 = _t17_w1*_t21_w2
                 _t23_w2 = _f32(2.0)*darknet
                 _t24_w2 = _f32(2.0) - _f32(2.0)*darknet
-                _n70_w1 = (_f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)) if _mx5_w1 > _f32(0.0) else _f32(0.0))
-                _t25_w2 = _t23_w2*_t5_w1 + _t24_w2*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else _f32(1.0)), _s2_w1)*_n70_w1)
+                _n70_w1 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                _t25_w2 = _t23_w2*_t5_w1 + _t24_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n70_w1)
                 _t27_w2 = _f32(0.40528473258018494)
                 _t28_w2 = _t27_w2*d_atan_w1
                 _t29_w2 = _t25_w2*_t28_w2
                 _t33_w2 = _t9_w1*_inv1_w1
-                _t34_w2 = _f32(1.0) if -alpha_gate + _t33_w2 > _f32(0.0) else _f32(0.0)
+                _t34_w2 = _sel(-alpha_gate + _t33_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t47_w2 = _t27_w2*(d_atan_w1*d_atan_w1)
                 _t48_w2 = _t47_w2*alpha_grad*_inv2_w1
                 _t49_w2 = _t34_w2*(_t48_w2 + (_f32(1.0) - alpha_grad)*(_t11_w1*_inv2_w1))
-                _t50_w2 = _f32(1.0) if _t16_w2 > _f32(0.0) else _f32(0.0)
-                _t51_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
-                _t52_w2 = _t31_w1*(_f32(1.0) if _s51_w1 > _f32(0.0) else _f32(0.0))
+                _t50_w2 = _sel(_t16_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t51_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t52_w2 = _t31_w1*_sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t53_w2 = _t52_w2*(_t45_w1*_inv1_w1)
                 _t54_w2 = -_t50_w2 - _t51_w2 + _f32(1.0)
                 _t55_w2 = _f32(0.5)*_t52_w2
@@ -1263,12 +1264,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t60_w2 = py1_w1 - ty1_w1
                 _t61_w2 = -_t60_w2
                 _t62_w2 = _t19_w1*_t21_w2
-                _t63_w2 = _t23_w2*_t4_w1 + _t24_w2*(math.copysign((_f32(1.0) if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n70_w1)
+                _t63_w2 = _t23_w2*_t4_w1 + _t24_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n70_w1)
                 _t64_w2 = -_t28_w2*_t63_w2
-                _t65_w2 = _f32(1.0) if _t61_w2 > _f32(0.0) else _f32(0.0)
-                _t66_w2 = _f32(1.0) if _t60_w2 > _f32(0.0) else _f32(0.0)
+                _t65_w2 = _sel(_t61_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t66_w2 = _sel(_t60_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t67_w2 = _t35_w1*_t4_w1 + _t41_w1 + eps
-                _t68_w2 = _t8_w1*(_f32(1.0) if _t30_w1 > _f32(0.0) else _f32(0.0))
+                _t68_w2 = _t8_w1*_sel(_t30_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t69_w2 = _t68_w2*((_t67_w2 + _t9_w1)*_inv1_w1)
                 _t70_w2 = -_t65_w2 - _t66_w2 + _f32(1.0)
                 _t71_w2 = _f32(0.5)*_t68_w2
@@ -1276,28 +1277,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t73_w2 = -((_t33_w2*_t4_w1*_t65_w2 - _t66_w2*_t69_w2 - _t70_w2*_t72_w2)*_inv1_w1)
                 _t74_w2 = px2_w1 - tx2_w1
                 _t75_w2 = -_t25_w2*_t28_w2
-                _t76_w2 = _f32(1.0) if _t74_w2 > _f32(0.0) else _f32(0.0)
+                _t76_w2 = _sel(_t74_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t77_w2 = -_t74_w2
-                _t78_w2 = _f32(1.0) if _t77_w2 > _f32(0.0) else _f32(0.0)
+                _t78_w2 = _sel(_t77_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t79_w2 = -_t76_w2 - _t78_w2 + _f32(1.0)
                 _t80_w2 = -((-_t33_w2*_t5_w1*_t76_w2 + _t53_w2*_t78_w2 + _t56_w2*_t79_w2)*_inv1_w1)
                 _t81_w2 = py2_w1 - ty2_w1
                 _t82_w2 = _t28_w2*_t63_w2
-                _t83_w2 = _f32(1.0) if _t81_w2 > _f32(0.0) else _f32(0.0)
+                _t83_w2 = _sel(_t81_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t84_w2 = -_t81_w2
-                _t85_w2 = _f32(1.0) if _t84_w2 > _f32(0.0) else _f32(0.0)
+                _t85_w2 = _sel(_t84_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t86_w2 = -_t83_w2 - _t85_w2 + _f32(1.0)
                 _t87_w2 = -((-_t33_w2*_t4_w1*_t83_w2 + _t69_w2*_t85_w2 + _t72_w2*_t86_w2)*_inv1_w1)
                 _t88_w2 = _f32(0.8105694651603699)*d_atan_w1
-                _n71_w1 = (_f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)) if _mx30_w1 > _f32(0.0) else _f32(0.0))
-                _t89_w2 = _t88_w2*(math.copysign((_q31_w1 if _aw28_w1 > _ah29_w1 else _f32(1.0)), _s27_w1)*_n71_w1)
+                _n71_w1 = _sel(_mx30_w1 > _f32(0.0), _f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)), _f32(0.0))
+                _t89_w2 = _t88_w2*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _q31_w1, _f32(1.0)), _s27_w1)*_n71_w1)
                 _t90_w2 = _t49_w2*_t89_w2
                 _t91_w2 = _t36_w1 + _t38_w1
                 _t92_w2 = _t52_w2*((_t44_w1 + _t91_w2)*_inv1_w1)
                 _t93_w2 = _t55_w2*((-_t40_w1 + _t43_w1 + _t91_w2)*_inv1_w1)
                 _t94_w2 = (_t33_w2*_t51_w2*_t7_w1 - _t50_w2*_t92_w2 - _t54_w2*_t93_w2)*_inv1_w1
                 _t95_w2 = _t89_w2*alpha_grad
-                _t96_w2 = _t88_w2*(math.copysign((_f32(1.0) if _aw28_w1 > _ah29_w1 else _q31_w1), _s26_w1)*_n71_w1)
+                _t96_w2 = _t88_w2*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _f32(1.0), _q31_w1), _s26_w1)*_n71_w1)
                 _t97_w2 = _t49_w2*_t96_w2
                 _t98_w2 = _t36_w1 + _t39_w1*_t6_w1
                 _t99_w2 = _t68_w2*((_t44_w1 + _t98_w2)*_inv1_w1)
@@ -1306,21 +1307,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w2 = _t96_w2*alpha_grad
                 _t103_w2 = -((-_t33_w2*_t7_w1*_t78_w2 + _t76_w2*_t92_w2 + _t79_w2*_t93_w2)*_inv1_w1)
                 _t104_w2 = (_t100_w2*_t86_w2 - _t33_w2*_t6_w1*_t85_w2 + _t83_w2*_t99_w2)*_inv1_w1
-                _s72_w1 = _t14_w2 - -_t22_w2*(_f32(1.0) if _t16_w2 > _f32(0.0) else (_f32(0.5) if _t16_w2 == _f32(0.0) else _f32(0.0)))
+                _s72_w1 = _t14_w2 - -_t22_w2*_sel(_t16_w2 > _f32(0.0), _f32(1.0), _sel(_t16_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px1_w1 = -_t29_w2*_t49_w2 - _t57_w2 - _t58_w2*(((_t29_w2*alpha_grad - _t48_w2*(_t29_w2 + _t57_w2)))*_inv2_w1) + (_s72_w1*_inv0_w1)
-                _s73_w1 = _t59_w2 - -_t62_w2*(_f32(1.0) if _t61_w2 > _f32(0.0) else (_f32(0.5) if _t61_w2 == _f32(0.0) else _f32(0.0)))
+                _s73_w1 = _t59_w2 - -_t62_w2*_sel(_t61_w2 > _f32(0.0), _f32(1.0), _sel(_t61_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py1_w1 = -_t49_w2*_t64_w2 - _t58_w2*(((_t64_w2*alpha_grad - _t48_w2*(_t64_w2 + _t73_w2)))*_inv2_w1) - _t73_w2 + (_s73_w1*_inv0_w1)
-                _s74_w1 = _t14_w2 - _t22_w2*(_f32(1.0) if _t74_w2 > _f32(0.0) else (_f32(0.5) if _t74_w2 == _f32(0.0) else _f32(0.0)))
+                _s74_w1 = _t14_w2 - _t22_w2*_sel(_t74_w2 > _f32(0.0), _f32(1.0), _sel(_t74_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px2_w1 = -_t49_w2*_t75_w2 - _t58_w2*(((_t75_w2*alpha_grad - _t48_w2*(_t75_w2 + _t80_w2)))*_inv2_w1) - _t80_w2 + (_s74_w1*_inv0_w1)
-                _s75_w1 = _t59_w2 - _t62_w2*(_f32(1.0) if _t81_w2 > _f32(0.0) else (_f32(0.5) if _t81_w2 == _f32(0.0) else _f32(0.0)))
+                _s75_w1 = _t59_w2 - _t62_w2*_sel(_t81_w2 > _f32(0.0), _f32(1.0), _sel(_t81_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py2_w1 = -_t49_w2*_t82_w2 - _t58_w2*(((_t82_w2*alpha_grad - _t48_w2*(_t82_w2 + _t87_w2)))*_inv2_w1) - _t87_w2 + (_s75_w1*_inv0_w1)
-                _s76_w1 = _t13_w2 - -_t22_w2*(_f32(1.0) if _t15_w2 > _f32(0.0) else (_f32(0.5) if _t15_w2 == _f32(0.0) else _f32(0.0)))
+                _s76_w1 = _t13_w2 - -_t22_w2*_sel(_t15_w2 > _f32(0.0), _f32(1.0), _sel(_t15_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx1_w1 = -_t58_w2*(((-_t95_w2 - _t48_w2*(-_t89_w2 - _t94_w2)))*_inv2_w1) + _t90_w2 + _t94_w2 + (_s76_w1*_inv0_w1)
-                _s77_w1 = _t18_w2 - -_t62_w2*(_f32(1.0) if _t60_w2 > _f32(0.0) else (_f32(0.5) if _t60_w2 == _f32(0.0) else _f32(0.0)))
+                _s77_w1 = _t18_w2 - -_t62_w2*_sel(_t60_w2 > _f32(0.0), _f32(1.0), _sel(_t60_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty1_w1 = -_t101_w2 - _t58_w2*(((_t102_w2 - _t48_w2*(_t101_w2 + _t96_w2)))*_inv2_w1) - _t97_w2 + (_s77_w1*_inv0_w1)
-                _s78_w1 = _t13_w2 - _t22_w2*(_f32(1.0) if _t77_w2 > _f32(0.0) else (_f32(0.5) if _t77_w2 == _f32(0.0) else _f32(0.0)))
+                _s78_w1 = _t13_w2 - _t22_w2*_sel(_t77_w2 > _f32(0.0), _f32(1.0), _sel(_t77_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx2_w1 = -_t103_w2 - _t58_w2*(((_t95_w2 - _t48_w2*(_t103_w2 + _t89_w2)))*_inv2_w1) - _t90_w2 + (_s78_w1*_inv0_w1)
-                _s79_w1 = _t18_w2 - _t62_w2*(_f32(1.0) if _t84_w2 > _f32(0.0) else (_f32(0.5) if _t84_w2 == _f32(0.0) else _f32(0.0)))
+                _s79_w1 = _t18_w2 - _t62_w2*_sel(_t84_w2 > _f32(0.0), _f32(1.0), _sel(_t84_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty2_w1 = _t104_w2 - _t58_w2*(((-_t102_w2 - _t48_w2*(-_t104_w2 - _t96_w2)))*_inv2_w1) + _t97_w2 + (_s79_w1*_inv0_w1)
             else:
                 _t13_w1 = _s62_w1
@@ -1332,19 +1333,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t22_w1 = _t17_w1*_t21_w1
                 _t23_w1 = _f32(2.0)*darknet
                 _t24_w1 = _f32(2.0) - _f32(2.0)*darknet
-                _n80 = (_f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)) if _mx5_w1 > _f32(0.0) else _f32(0.0))
-                _t25_w1 = _t23_w1*_t5_w1 + _t24_w1*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else _f32(1.0)), _s2_w1)*_n80)
+                _n80 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                _t25_w1 = _t23_w1*_t5_w1 + _t24_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n80)
                 _t27_w1 = _f32(0.40528473258018494)
                 _t28_w1 = _t27_w1*d_atan_w1
                 _t29_w1 = _t25_w1*_t28_w1
                 _t33_w1 = _t9_w1/_t32_w1
-                _t34_w1 = _f32(1.0) if -alpha_gate + _t33_w1 > _f32(0.0) else _f32(0.0)
+                _t34_w1 = _sel(-alpha_gate + _t33_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t47_w1 = _t27_w1*(d_atan_w1*d_atan_w1)
                 _t48_w1 = _t47_w1*alpha_grad/_t46_w1
                 _t49_w1 = _t34_w1*(_t48_w1 + (_f32(1.0) - alpha_grad)*(_t11_w1/_t46_w1))
-                _t50_w1 = _f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0)
-                _t51_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
-                _t52_w1 = _t31_w1*(_f32(1.0) if _s51_w1 > _f32(0.0) else _f32(0.0))
+                _t50_w1 = _sel(_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t51_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t52_w1 = _t31_w1*_sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t53_w1 = _t52_w1*(_t45_w1/_t32_w1)
                 _t54_w1 = -_t50_w1 - _t51_w1 + _f32(1.0)
                 _t55_w1 = _f32(0.5)*_t52_w1
@@ -1355,12 +1356,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t60_w1 = py1_w1 - ty1_w1
                 _t61_w1 = -_t60_w1
                 _t62_w1 = _t19_w1*_t21_w1
-                _t63_w1 = _t23_w1*_t4_w1 + _t24_w1*(math.copysign((_f32(1.0) if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n80)
+                _t63_w1 = _t23_w1*_t4_w1 + _t24_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n80)
                 _t64_w1 = -_t28_w1*_t63_w1
-                _t65_w1 = _f32(1.0) if _t61_w1 > _f32(0.0) else _f32(0.0)
-                _t66_w1 = _f32(1.0) if _t60_w1 > _f32(0.0) else _f32(0.0)
+                _t65_w1 = _sel(_t61_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t66_w1 = _sel(_t60_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t67_w1 = _t35_w1*_t4_w1 + _t41_w1 + eps
-                _t68_w1 = _t8_w1*(_f32(1.0) if _t30_w1 > _f32(0.0) else _f32(0.0))
+                _t68_w1 = _t8_w1*_sel(_t30_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t69_w1 = _t68_w1*((_t67_w1 + _t9_w1)/_t32_w1)
                 _t70_w1 = -_t65_w1 - _t66_w1 + _f32(1.0)
                 _t71_w1 = _f32(0.5)*_t68_w1
@@ -1368,28 +1369,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t73_w1 = -((_t33_w1*_t4_w1*_t65_w1 - _t66_w1*_t69_w1 - _t70_w1*_t72_w1)/_t32_w1)
                 _t74_w1 = px2_w1 - tx2_w1
                 _t75_w1 = -_t25_w1*_t28_w1
-                _t76_w1 = _f32(1.0) if _t74_w1 > _f32(0.0) else _f32(0.0)
+                _t76_w1 = _sel(_t74_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t77_w1 = -_t74_w1
-                _t78_w1 = _f32(1.0) if _t77_w1 > _f32(0.0) else _f32(0.0)
+                _t78_w1 = _sel(_t77_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t79_w1 = -_t76_w1 - _t78_w1 + _f32(1.0)
                 _t80_w1 = -((-_t33_w1*_t5_w1*_t76_w1 + _t53_w1*_t78_w1 + _t56_w1*_t79_w1)/_t32_w1)
                 _t81_w1 = py2_w1 - ty2_w1
                 _t82_w1 = _t28_w1*_t63_w1
-                _t83_w1 = _f32(1.0) if _t81_w1 > _f32(0.0) else _f32(0.0)
+                _t83_w1 = _sel(_t81_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t84_w1 = -_t81_w1
-                _t85_w1 = _f32(1.0) if _t84_w1 > _f32(0.0) else _f32(0.0)
+                _t85_w1 = _sel(_t84_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t86_w1 = -_t83_w1 - _t85_w1 + _f32(1.0)
                 _t87_w1 = -((-_t33_w1*_t4_w1*_t83_w1 + _t69_w1*_t85_w1 + _t72_w1*_t86_w1)/_t32_w1)
                 _t88_w1 = _f32(0.8105694651603699)*d_atan_w1
-                _n81 = (_f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)) if _mx30_w1 > _f32(0.0) else _f32(0.0))
-                _t89_w1 = _t88_w1*(math.copysign((_q31_w1 if _aw28_w1 > _ah29_w1 else _f32(1.0)), _s27_w1)*_n81)
+                _n81 = _sel(_mx30_w1 > _f32(0.0), _f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)), _f32(0.0))
+                _t89_w1 = _t88_w1*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _q31_w1, _f32(1.0)), _s27_w1)*_n81)
                 _t90_w1 = _t49_w1*_t89_w1
                 _t91_w1 = _t36_w1 + _t38_w1
                 _t92_w1 = _t52_w1*((_t44_w1 + _t91_w1)/_t32_w1)
                 _t93_w1 = _t55_w1*((-_t40_w1 + _t43_w1 + _t91_w1)/_t32_w1)
                 _t94_w1 = (_t33_w1*_t51_w1*_t7_w1 - _t50_w1*_t92_w1 - _t54_w1*_t93_w1)/_t32_w1
                 _t95_w1 = _t89_w1*alpha_grad
-                _t96_w1 = _t88_w1*(math.copysign((_f32(1.0) if _aw28_w1 > _ah29_w1 else _q31_w1), _s26_w1)*_n81)
+                _t96_w1 = _t88_w1*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _f32(1.0), _q31_w1), _s26_w1)*_n81)
                 _t97_w1 = _t49_w1*_t96_w1
                 _t98_w1 = _t36_w1 + _t39_w1*_t6_w1
                 _t99_w1 = _t68_w1*((_t44_w1 + _t98_w1)/_t32_w1)
@@ -1398,21 +1399,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w1 = _t96_w1*alpha_grad
                 _t103_w1 = -((-_t33_w1*_t7_w1*_t78_w1 + _t76_w1*_t92_w1 + _t79_w1*_t93_w1)/_t32_w1)
                 _t104_w1 = (_t100_w1*_t86_w1 - _t33_w1*_t6_w1*_t85_w1 + _t83_w1*_t99_w1)/_t32_w1
-                _s82 = _t14_w1 - -_t22_w1*(_f32(1.0) if _t16_w1 > _f32(0.0) else (_f32(0.5) if _t16_w1 == _f32(0.0) else _f32(0.0)))
+                _s82 = _t14_w1 - -_t22_w1*_sel(_t16_w1 > _f32(0.0), _f32(1.0), _sel(_t16_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px1_w1 = -_t29_w1*_t49_w1 - _t57_w1 - _t58_w1*(((_t29_w1*alpha_grad - _t48_w1*(_t29_w1 + _t57_w1)))/_t46_w1) + (_s82/_t20_w1)
-                _s83 = _t59_w1 - -_t62_w1*(_f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0)))
+                _s83 = _t59_w1 - -_t62_w1*_sel(_t61_w1 > _f32(0.0), _f32(1.0), _sel(_t61_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py1_w1 = -_t49_w1*_t64_w1 - _t58_w1*(((_t64_w1*alpha_grad - _t48_w1*(_t64_w1 + _t73_w1)))/_t46_w1) - _t73_w1 + (_s83/_t20_w1)
-                _s84 = _t14_w1 - _t22_w1*(_f32(1.0) if _t74_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1 == _f32(0.0) else _f32(0.0)))
+                _s84 = _t14_w1 - _t22_w1*_sel(_t74_w1 > _f32(0.0), _f32(1.0), _sel(_t74_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px2_w1 = -_t49_w1*_t75_w1 - _t58_w1*(((_t75_w1*alpha_grad - _t48_w1*(_t75_w1 + _t80_w1)))/_t46_w1) - _t80_w1 + (_s84/_t20_w1)
-                _s85 = _t59_w1 - _t62_w1*(_f32(1.0) if _t81_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1 == _f32(0.0) else _f32(0.0)))
+                _s85 = _t59_w1 - _t62_w1*_sel(_t81_w1 > _f32(0.0), _f32(1.0), _sel(_t81_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py2_w1 = -_t49_w1*_t82_w1 - _t58_w1*(((_t82_w1*alpha_grad - _t48_w1*(_t82_w1 + _t87_w1)))/_t46_w1) - _t87_w1 + (_s85/_t20_w1)
-                _s86 = _t13_w1 - -_t22_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+                _s86 = _t13_w1 - -_t22_w1*_sel(_t15_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx1_w1 = -_t58_w1*(((-_t95_w1 - _t48_w1*(-_t89_w1 - _t94_w1)))/_t46_w1) + _t90_w1 + _t94_w1 + (_s86/_t20_w1)
-                _s87 = _t18_w1 - -_t62_w1*(_f32(1.0) if _t60_w1 > _f32(0.0) else (_f32(0.5) if _t60_w1 == _f32(0.0) else _f32(0.0)))
+                _s87 = _t18_w1 - -_t62_w1*_sel(_t60_w1 > _f32(0.0), _f32(1.0), _sel(_t60_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty1_w1 = -_t101_w1 - _t58_w1*(((_t102_w1 - _t48_w1*(_t101_w1 + _t96_w1)))/_t46_w1) - _t97_w1 + (_s87/_t20_w1)
-                _s88 = _t13_w1 - _t22_w1*(_f32(1.0) if _t77_w1 > _f32(0.0) else (_f32(0.5) if _t77_w1 == _f32(0.0) else _f32(0.0)))
+                _s88 = _t13_w1 - _t22_w1*_sel(_t77_w1 > _f32(0.0), _f32(1.0), _sel(_t77_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx2_w1 = -_t103_w1 - _t58_w1*(((_t95_w1 - _t48_w1*(_t103_w1 + _t89_w1)))/_t46_w1) - _t90_w1 + (_s88/_t20_w1)
-                _s89 = _t18_w1 - _t62_w1*(_f32(1.0) if _t84_w1 > _f32(0.0) else (_f32(0.5) if _t84_w1 == _f32(0.0) else _f32(0.0)))
+                _s89 = _t18_w1 - _t62_w1*_sel(_t84_w1 > _f32(0.0), _f32(1.0), _sel(_t84_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty2_w1 = _t104_w1 - _t58_w1*(((-_t102_w1 - _t48_w1*(-_t104_w1 - _t96_w1)))/_t46_w1) + _t97_w1 + (_s89/_t20_w1)
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -1430,14 +1431,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

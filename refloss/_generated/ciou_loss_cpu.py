@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -38,12 +39,12 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _q6 = _sel(_mx5 > 0.0, min(_aw3, _ah4)/_mx5, 0.0)
         _big7 = _q6 > 0.5
         _d8 = _q6 + 1.0
         _r9 = (_q6 - 1.0)/_d8
         _e10 = _q6 - (_d8 - 1.0)
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -0.3333333333333333 + 0.19999999999999488*_s12
         _e14 = -0.14285714285599188 + 0.11111111100917376*_s12
@@ -61,22 +62,22 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x26 = _x23*_x23
         _e27 = _e24 + _e25*_x26
         _p28 = _r11 + _r11*(_s12*_e27)
-        _k29 = (1.0 if _big7 else 0.0)
-        _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-        _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-        _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+        _k29 = _sel(_big7, 1.0, 0.0)
+        _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+        _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+        _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
         _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
         _s34 = -tx1 + tx2
         _s35 = -ty1 + ty2
         _aw36 = abs(_s34)
         _ah37 = abs(_s35)
         _mx38 = max(_aw36, _ah37)
-        _q39 = (min(_aw36, _ah37)/_mx38 if _mx38 > 0.0 else 0.0)
+        _q39 = _sel(_mx38 > 0.0, min(_aw36, _ah37)/_mx38, 0.0)
         _big40 = _q39 > 0.5
         _d41 = _q39 + 1.0
         _r42 = (_q39 - 1.0)/_d41
         _e43 = _q39 - (_d41 - 1.0)
-        _r44 = (_r42 - _r42*(_e43/_d41) if _big40 else _q39)
+        _r44 = _sel(_big40, _r42 - _r42*(_e43/_d41), _q39)
         _s45 = _r44*_r44
         _e46 = -0.3333333333333333 + 0.19999999999999488*_s45
         _e47 = -0.14285714285599188 + 0.11111111100917376*_s45
@@ -94,10 +95,10 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x59 = _x56*_x56
         _e60 = _e57 + _e58*_x59
         _p61 = _r44 + _r44*(_s45*_e60)
-        _k62 = (1.0 if _big40 else 0.0)
-        _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-        _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-        _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+        _k62 = _sel(_big40, 1.0, 0.0)
+        _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+        _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+        _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
         _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
         d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
         _t0 = px1 - tx1
@@ -122,8 +123,8 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _t10 = _t8*max(_s75, _s75 - _s75)
         _t11 = _t9/(_t10 + _t9)
         _t12 = 0.4052847345693511*(d_atan*d_atan)
-        _s76 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-        _s77 = _t11 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0))
+        _s76 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0, 1.0, 0.0)
+        _s77 = _t11 + _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0))
         _s78 = 0.5*_t0 + 0.5*_t1
         _s79 = 0.5*_t2 + 0.5*_t3
         _s80 = max(px2, tx2) - min(px1, tx1)
@@ -133,14 +134,14 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -183,12 +184,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > 0.0 else 0.0)
+        _q6 = _sel(_mx5 > 0.0, min(_aw3, _ah4)/_mx5, 0.0)
         _big7 = _q6 > 0.5
         _d8 = _q6 + 1.0
         _r9 = (_q6 - 1.0)/_d8
         _e10 = _q6 - (_d8 - 1.0)
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -0.3333333333333333 + 0.19999999999999488*_s12
         _e14 = -0.14285714285599188 + 0.11111111100917376*_s12
@@ -206,22 +207,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x26 = _x23*_x23
         _e27 = _e24 + _e25*_x26
         _p28 = _r11 + _r11*(_s12*_e27)
-        _k29 = (1.0 if _big7 else 0.0)
-        _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-        _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-        _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+        _k29 = _sel(_big7, 1.0, 0.0)
+        _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+        _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+        _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
         _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
         _s34 = -tx1 + tx2
         _s35 = -ty1 + ty2
         _aw36 = abs(_s34)
         _ah37 = abs(_s35)
         _mx38 = max(_aw36, _ah37)
-        _q39 = (min(_aw36, _ah37)/_mx38 if _mx38 > 0.0 else 0.0)
+        _q39 = _sel(_mx38 > 0.0, min(_aw36, _ah37)/_mx38, 0.0)
         _big40 = _q39 > 0.5
         _d41 = _q39 + 1.0
         _r42 = (_q39 - 1.0)/_d41
         _e43 = _q39 - (_d41 - 1.0)
-        _r44 = (_r42 - _r42*(_e43/_d41) if _big40 else _q39)
+        _r44 = _sel(_big40, _r42 - _r42*(_e43/_d41), _q39)
         _s45 = _r44*_r44
         _e46 = -0.3333333333333333 + 0.19999999999999488*_s45
         _e47 = -0.14285714285599188 + 0.11111111100917376*_s45
@@ -239,10 +240,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x59 = _x56*_x56
         _e60 = _e57 + _e58*_x59
         _p61 = _r44 + _r44*(_s45*_e60)
-        _k62 = (1.0 if _big40 else 0.0)
-        _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-        _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-        _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+        _k62 = _sel(_big40, 1.0, 0.0)
+        _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+        _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+        _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
         _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
         d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
         _t0 = px1 - tx1
@@ -267,8 +268,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = _t8*max(_s75, _s75 - _s75)
         _t11 = _t9/(_t10 + _t9)
         _t12 = 0.4052847345693511*(d_atan*d_atan)
-        _s76 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-        _s77 = _t11 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0))
+        _s76 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0, 1.0, 0.0)
+        _s77 = _t11 + _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0))
         _s78 = 0.5*_t0 + 0.5*_t1
         _s79 = 0.5*_t2 + 0.5*_t3
         _s80 = max(px2, tx2) - min(px1, tx1)
@@ -292,7 +293,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t42 = _t4*_t41 + eps
         _t43 = _t10 + _t42
         _t44 = _t40 + _t43
-        _t45 = _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0)) + (_t9/(_t35 + _t44))
+        _t45 = _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0)) + (_t9/(_t35 + _t44))
         _a83 = abs(_t19)
         _a84 = abs(_t31)
         _a85 = abs(_t45)
@@ -308,19 +309,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t16*_t20
         _t22 = 2.0*darknet
         _t23 = 2.0 - 2.0*darknet
-        _n86 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t24 = _t22*_t4 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n86)
+        _n86 = _sel(_mx5 > 0.0, 1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)), 0.0)
+        _t24 = _t22*_t4 + _t23*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n86)
         _t26 = 0.4052847345693511
         _t27 = _t26*d_atan
         _t28 = _t24*_t27
         _t32 = _t10*_inv1
-        _t33 = 1.0 if -alpha_gate + _t32 > 0.0 else 0.0
+        _t33 = _sel(-alpha_gate + _t32 > 0.0, 1.0, 0.0)
         _t46 = _t26*(d_atan*d_atan)
         _t47 = _t46*alpha_grad*_inv2
         _t48 = _t33*(_t47 + (1.0 - alpha_grad)*(_t12*_inv2))
-        _t49 = 1.0 if _t15 > 0.0 else 0.0
-        _t50 = 1.0 if _t14 > 0.0 else 0.0
-        _t51 = _t30*(1.0 if _s67 > 0.0 else 0.0)
+        _t49 = _sel(_t15 > 0.0, 1.0, 0.0)
+        _t50 = _sel(_t14 > 0.0, 1.0, 0.0)
+        _t51 = _t30*_sel(_s67 > 0.0, 1.0, 0.0)
         _t52 = _t51*(_t44*_inv1)
         _t53 = -_t49 - _t50 + 1.0
         _t54 = 0.5*_t51
@@ -330,12 +331,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t18*_t20
-        _t61 = _t22*_t5 + _t23*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n86)
+        _t61 = _t22*_t5 + _t23*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n86)
         _t62 = -_t27*_t61
-        _t63 = 1.0 if _t59 > 0.0 else 0.0
-        _t64 = 1.0 if _t58 > 0.0 else 0.0
+        _t63 = _sel(_t59 > 0.0, 1.0, 0.0)
+        _t64 = _sel(_t58 > 0.0, 1.0, 0.0)
         _t65 = _t34*_t5 + _t40 + eps
-        _t66 = _t8*(1.0 if _t29 > 0.0 else 0.0)
+        _t66 = _t8*_sel(_t29 > 0.0, 1.0, 0.0)
         _t67 = _t66*((_t10 + _t65)*_inv1)
         _t68 = -_t63 - _t64 + 1.0
         _t69 = 0.5*_t66
@@ -343,22 +344,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t71 = -((_t32*_t5*_t63 - _t64*_t67 - _t68*_t70)*_inv1)
         _t72 = px2 - tx2
         _t73 = -_t24*_t27
-        _t74 = 1.0 if _t72 > 0.0 else 0.0
+        _t74 = _sel(_t72 > 0.0, 1.0, 0.0)
         _t75 = -_t72
-        _t76 = 1.0 if _t75 > 0.0 else 0.0
+        _t76 = _sel(_t75 > 0.0, 1.0, 0.0)
         _t77 = -_t74 - _t76 + 1.0
         _t78 = -((-_t32*_t4*_t74 + _t52*_t76 + _t55*_t77)*_inv1)
         _t79 = py2 - ty2
         _t80 = _t27*_t61
-        _t81 = 1.0 if _t79 > 0.0 else 0.0
+        _t81 = _sel(_t79 > 0.0, 1.0, 0.0)
         _t82 = -_t79
-        _t83 = 1.0 if _t82 > 0.0 else 0.0
+        _t83 = _sel(_t82 > 0.0, 1.0, 0.0)
         _t84 = -_t81 - _t83 + 1.0
         _t85 = -((-_t32*_t5*_t81 + _t67*_t83 + _t70*_t84)*_inv1)
         _t86 = -_t13
         _t87 = 0.8105694691387022*d_atan
-        _n87 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t88 = _t87*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n87)
+        _n87 = _sel(_mx38 > 0.0, 1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)), 0.0)
+        _t88 = _t87*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n87)
         _t89 = _t48*_t88
         _t90 = _t35 + _t37
         _t91 = _t51*((_t43 + _t90)*_inv1)
@@ -366,7 +367,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t93 = (_t32*_t50*_t6 - _t49*_t91 - _t53*_t92)*_inv1
         _t94 = _t88*alpha_grad
         _t95 = -_t17
-        _t96 = _t87*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n87)
+        _t96 = _t87*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n87)
         _t97 = _t48*_t96
         _t98 = _t35 + _t38*_t7
         _t99 = _t66*((_t43 + _t98)*_inv1)
@@ -375,21 +376,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t32*_t6*_t76 + _t74*_t91 + _t77*_t92)*_inv1)
         _t104 = (_t100*_t84 - _t32*_t7*_t83 + _t81*_t99)*_inv1
-        _s88 = ((_t13 - -_t21*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))*_inv0
+        _s88 = ((_t13 - -_t21*_sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))))*_inv0
         d_px1 = _t28*_t48 + _t56 + _t57*(((_t28*alpha_grad - _t47*(_t28 + _t56)))*_inv2) + _s88
-        _s89 = ((_t17 - -_t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0
+        _s89 = ((_t17 - -_t60*_sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))))*_inv0
         d_py1 = _t48*_t62 + _t57*(((_t62*alpha_grad - _t47*(_t62 + _t71)))*_inv2) + _t71 + _s89
-        _s90 = ((_t13 - _t21*(1.0 if _t72 > 0.0 else (0.5 if _t72 == 0.0 else 0.0))))*_inv0
+        _s90 = ((_t13 - _t21*_sel(_t72 > 0.0, 1.0, _sel(_t72 == 0.0, 0.5, 0.0))))*_inv0
         d_px2 = _t48*_t73 + _t57*(((_t73*alpha_grad - _t47*(_t73 + _t78)))*_inv2) + _t78 + _s90
-        _s91 = ((_t17 - _t60*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))*_inv0
+        _s91 = ((_t17 - _t60*_sel(_t79 > 0.0, 1.0, _sel(_t79 == 0.0, 0.5, 0.0))))*_inv0
         d_py2 = _t48*_t80 + _t57*(((_t80*alpha_grad - _t47*(_t80 + _t85)))*_inv2) + _t85 + _s91
-        _s92 = ((_t86 - -_t21*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))*_inv0
+        _s92 = ((_t86 - -_t21*_sel(_t14 > 0.0, 1.0, _sel(_t14 == 0.0, 0.5, 0.0))))*_inv0
         d_tx1 = _t57*(((-_t94 - _t47*(-_t88 - _t93)))*_inv2) - _t89 - _t93 + _s92
-        _s93 = ((_t95 - -_t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
+        _s93 = ((_t95 - -_t60*_sel(_t58 > 0.0, 1.0, _sel(_t58 == 0.0, 0.5, 0.0))))*_inv0
         d_ty1 = _t101 + _t57*(((_t102 - _t47*(_t101 + _t96)))*_inv2) + _t97 + _s93
-        _s94 = ((_t86 - _t21*(1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))))*_inv0
+        _s94 = ((_t86 - _t21*_sel(_t75 > 0.0, 1.0, _sel(_t75 == 0.0, 0.5, 0.0))))*_inv0
         d_tx2 = _t103 + _t57*(((_t94 - _t47*(_t103 + _t88)))*_inv2) + _t89 + _s94
-        _s95 = ((_t95 - _t60*(1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0))))*_inv0
+        _s95 = ((_t95 - _t60*_sel(_t82 > 0.0, 1.0, _sel(_t82 == 0.0, 0.5, 0.0))))*_inv0
         d_ty2 = -_t104 + _t57*(((-_t102 - _t47*(-_t104 - _t96)))*_inv2) - _t97 + _s95
         _far = _far | (not _ok)
         _out[_i] = value
@@ -416,12 +417,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw3_w1 = abs(_s1_w1)
             _ah4_w1 = abs(_s2_w1)
             _mx5_w1 = max(_aw3_w1, _ah4_w1)
-            _q6_w1 = (min(_aw3_w1, _ah4_w1)/_mx5_w1 if _mx5_w1 > 0.0 else 0.0)
+            _q6_w1 = _sel(_mx5_w1 > 0.0, min(_aw3_w1, _ah4_w1)/_mx5_w1, 0.0)
             _big7_w1 = _q6_w1 > 0.5
             _d8_w1 = _q6_w1 + 1.0
             _r9_w1 = (_q6_w1 - 1.0)/_d8_w1
             _e10_w1 = _q6_w1 - (_d8_w1 - 1.0)
-            _r11_w1 = (_r9_w1 - _r9_w1*(_e10_w1/_d8_w1) if _big7_w1 else _q6_w1)
+            _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
             _s12_w1 = _r11_w1*_r11_w1
             _e13_w1 = -0.3333333333333333 + 0.19999999999999488*_s12_w1
             _e14_w1 = -0.14285714285599188 + 0.11111111100917376*_s12_w1
@@ -439,22 +440,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x26_w1 = _x23_w1*_x23_w1
             _e27_w1 = _e24_w1 + _e25_w1*_x26_w1
             _p28_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e27_w1)
-            _k29_w1 = (1.0 if _big7_w1 else 0.0)
-            _k30_w1 = (2.0 - _k29_w1 if _aw3_w1 > _ah4_w1 else _k29_w1)
-            _k31_w1 = (4.0 - _k30_w1 if math.copysign(1.0, _s2_w1) < 0.0 else _k30_w1)
-            _p32_w1 = (_p28_w1 if (_aw3_w1 > _ah4_w1) == (math.copysign(1.0, _s2_w1) < 0.0) else -_p28_w1)
+            _k29_w1 = _sel(_big7_w1, 1.0, 0.0)
+            _k30_w1 = _sel(_aw3_w1 > _ah4_w1, 2.0 - _k29_w1, _k29_w1)
+            _k31_w1 = _sel(math.copysign(1.0, _s2_w1) < 0.0, 4.0 - _k30_w1, _k30_w1)
+            _p32_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(1.0, _s2_w1) < 0.0), _p28_w1, -_p28_w1)
             _u33_w1 = _k31_w1*0.7853981633974483 + (_p32_w1 + _k31_w1*3.061616997868383e-17)
             _s34_w1 = -tx1_w1 + tx2_w1
             _s35_w1 = -ty1_w1 + ty2_w1
             _aw36_w1 = abs(_s34_w1)
             _ah37_w1 = abs(_s35_w1)
             _mx38_w1 = max(_aw36_w1, _ah37_w1)
-            _q39_w1 = (min(_aw36_w1, _ah37_w1)/_mx38_w1 if _mx38_w1 > 0.0 else 0.0)
+            _q39_w1 = _sel(_mx38_w1 > 0.0, min(_aw36_w1, _ah37_w1)/_mx38_w1, 0.0)
             _big40_w1 = _q39_w1 > 0.5
             _d41_w1 = _q39_w1 + 1.0
             _r42_w1 = (_q39_w1 - 1.0)/_d41_w1
             _e43_w1 = _q39_w1 - (_d41_w1 - 1.0)
-            _r44_w1 = (_r42_w1 - _r42_w1*(_e43_w1/_d41_w1) if _big40_w1 else _q39_w1)
+            _r44_w1 = _sel(_big40_w1, _r42_w1 - _r42_w1*(_e43_w1/_d41_w1), _q39_w1)
             _s45_w1 = _r44_w1*_r44_w1
             _e46_w1 = -0.3333333333333333 + 0.19999999999999488*_s45_w1
             _e47_w1 = -0.14285714285599188 + 0.11111111100917376*_s45_w1
@@ -472,10 +473,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x59_w1 = _x56_w1*_x56_w1
             _e60_w1 = _e57_w1 + _e58_w1*_x59_w1
             _p61_w1 = _r44_w1 + _r44_w1*(_s45_w1*_e60_w1)
-            _k62_w1 = (1.0 if _big40_w1 else 0.0)
-            _k63_w1 = (2.0 - _k62_w1 if _aw36_w1 > _ah37_w1 else _k62_w1)
-            _k64_w1 = (4.0 - _k63_w1 if math.copysign(1.0, _s35_w1) < 0.0 else _k63_w1)
-            _p65_w1 = (_p61_w1 if (_aw36_w1 > _ah37_w1) == (math.copysign(1.0, _s35_w1) < 0.0) else -_p61_w1)
+            _k62_w1 = _sel(_big40_w1, 1.0, 0.0)
+            _k63_w1 = _sel(_aw36_w1 > _ah37_w1, 2.0 - _k62_w1, _k62_w1)
+            _k64_w1 = _sel(math.copysign(1.0, _s35_w1) < 0.0, 4.0 - _k63_w1, _k63_w1)
+            _p65_w1 = _sel((_aw36_w1 > _ah37_w1) == (math.copysign(1.0, _s35_w1) < 0.0), _p61_w1, -_p61_w1)
             _u66_w1 = _k64_w1*0.7853981633974483 + (_p65_w1 + _k64_w1*3.061616997868383e-17)
             d_atan_w1 = -math.copysign(_u33_w1, _s1_w1) + math.copysign(_u66_w1, _s34_w1)
             _t0_w1 = px1_w1 - tx1_w1
@@ -500,8 +501,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t10_w1 = _t8_w1*max(_s75_w1, _s75_w1 - _s75_w1)
             _t11_w1 = _t9_w1/(_t10_w1 + _t9_w1)
             _t12_w1 = 0.4052847345693511*(d_atan_w1*d_atan_w1)
-            _s76_w1 = 1.0 if -alpha_gate + _t10_w1/(-_t10_w1 + _t4_w1*_t5_w1 + _t6_w1*_t7_w1 + eps) > 0.0 else 0.0
-            _s77_w1 = _t11_w1 + _t12_w1 + eps + (1.0 - (1.0 if _t12_w1 > 0.0 else 0.0))
+            _s76_w1 = _sel(-alpha_gate + _t10_w1/(-_t10_w1 + _t4_w1*_t5_w1 + _t6_w1*_t7_w1 + eps) > 0.0, 1.0, 0.0)
+            _s77_w1 = _t11_w1 + _t12_w1 + eps + (1.0 - _sel(_t12_w1 > 0.0, 1.0, 0.0))
             _s78_w1 = 0.5*_t0_w1 + 0.5*_t1_w1
             _s79_w1 = 0.5*_t2_w1 + 0.5*_t3_w1
             _s80_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
@@ -525,7 +526,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t42_w1 = _t4_w1*_t41_w1 + eps
             _t43_w1 = _t10_w1 + _t42_w1
             _t44_w1 = _t40_w1 + _t43_w1
-            _t45_w1 = _t12_w1 + eps + (1.0 - (1.0 if _t12_w1 > 0.0 else 0.0)) + (_t9_w1/(_t35_w1 + _t44_w1))
+            _t45_w1 = _t12_w1 + eps + (1.0 - _sel(_t12_w1 > 0.0, 1.0, 0.0)) + (_t9_w1/(_t35_w1 + _t44_w1))
             _a83_w1 = abs(_t19_w1)
             _a84_w1 = abs(_t31_w1)
             _a85_w1 = abs(_t45_w1)
@@ -542,19 +543,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w2 = _t16_w1*_t20_w2
                 _t22_w2 = 2.0*darknet
                 _t23_w2 = 2.0 - 2.0*darknet
-                _n86_w1 = (1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)) if _mx5_w1 > 0.0 else 0.0)
-                _t24_w2 = _t22_w2*_t4_w1 + _t23_w2*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else 1.0), _s2_w1)*_n86_w1)
+                _n86_w1 = _sel(_mx5_w1 > 0.0, 1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)), 0.0)
+                _t24_w2 = _t22_w2*_t4_w1 + _t23_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, 1.0), _s2_w1)*_n86_w1)
                 _t26_w2 = 0.4052847345693511
                 _t27_w2 = _t26_w2*d_atan_w1
                 _t28_w2 = _t24_w2*_t27_w2
                 _t32_w2 = _t10_w1*_inv1_w1
-                _t33_w2 = 1.0 if -alpha_gate + _t32_w2 > 0.0 else 0.0
+                _t33_w2 = _sel(-alpha_gate + _t32_w2 > 0.0, 1.0, 0.0)
                 _t46_w2 = _t26_w2*(d_atan_w1*d_atan_w1)
                 _t47_w2 = _t46_w2*alpha_grad*_inv2_w1
                 _t48_w2 = _t33_w2*(_t47_w2 + (1.0 - alpha_grad)*(_t12_w1*_inv2_w1))
-                _t49_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
-                _t50_w2 = 1.0 if _t14_w2 > 0.0 else 0.0
-                _t51_w2 = _t30_w1*(1.0 if _s67_w1 > 0.0 else 0.0)
+                _t49_w2 = _sel(_t15_w2 > 0.0, 1.0, 0.0)
+                _t50_w2 = _sel(_t14_w2 > 0.0, 1.0, 0.0)
+                _t51_w2 = _t30_w1*_sel(_s67_w1 > 0.0, 1.0, 0.0)
                 _t52_w2 = _t51_w2*(_t44_w1*_inv1_w1)
                 _t53_w2 = -_t49_w2 - _t50_w2 + 1.0
                 _t54_w2 = 0.5*_t51_w2
@@ -564,12 +565,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t58_w2 = py1_w1 - ty1_w1
                 _t59_w2 = -_t58_w2
                 _t60_w2 = _t18_w1*_t20_w2
-                _t61_w2 = _t22_w2*_t5_w1 + _t23_w2*(math.copysign((1.0 if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n86_w1)
+                _t61_w2 = _t22_w2*_t5_w1 + _t23_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, 1.0, _q6_w1), _s1_w1)*_n86_w1)
                 _t62_w2 = -_t27_w2*_t61_w2
-                _t63_w2 = 1.0 if _t59_w2 > 0.0 else 0.0
-                _t64_w2 = 1.0 if _t58_w2 > 0.0 else 0.0
+                _t63_w2 = _sel(_t59_w2 > 0.0, 1.0, 0.0)
+                _t64_w2 = _sel(_t58_w2 > 0.0, 1.0, 0.0)
                 _t65_w2 = _t34_w1*_t5_w1 + _t40_w1 + eps
-                _t66_w2 = _t8_w1*(1.0 if _t29_w1 > 0.0 else 0.0)
+                _t66_w2 = _t8_w1*_sel(_t29_w1 > 0.0, 1.0, 0.0)
                 _t67_w2 = _t66_w2*((_t10_w1 + _t65_w2)*_inv1_w1)
                 _t68_w2 = -_t63_w2 - _t64_w2 + 1.0
                 _t69_w2 = 0.5*_t66_w2
@@ -577,22 +578,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t71_w2 = -((_t32_w2*_t5_w1*_t63_w2 - _t64_w2*_t67_w2 - _t68_w2*_t70_w2)*_inv1_w1)
                 _t72_w2 = px2_w1 - tx2_w1
                 _t73_w2 = -_t24_w2*_t27_w2
-                _t74_w2 = 1.0 if _t72_w2 > 0.0 else 0.0
+                _t74_w2 = _sel(_t72_w2 > 0.0, 1.0, 0.0)
                 _t75_w2 = -_t72_w2
-                _t76_w2 = 1.0 if _t75_w2 > 0.0 else 0.0
+                _t76_w2 = _sel(_t75_w2 > 0.0, 1.0, 0.0)
                 _t77_w2 = -_t74_w2 - _t76_w2 + 1.0
                 _t78_w2 = -((-_t32_w2*_t4_w1*_t74_w2 + _t52_w2*_t76_w2 + _t55_w2*_t77_w2)*_inv1_w1)
                 _t79_w2 = py2_w1 - ty2_w1
                 _t80_w2 = _t27_w2*_t61_w2
-                _t81_w2 = 1.0 if _t79_w2 > 0.0 else 0.0
+                _t81_w2 = _sel(_t79_w2 > 0.0, 1.0, 0.0)
                 _t82_w2 = -_t79_w2
-                _t83_w2 = 1.0 if _t82_w2 > 0.0 else 0.0
+                _t83_w2 = _sel(_t82_w2 > 0.0, 1.0, 0.0)
                 _t84_w2 = -_t81_w2 - _t83_w2 + 1.0
                 _t85_w2 = -((-_t32_w2*_t5_w1*_t81_w2 + _t67_w2*_t83_w2 + _t70_w2*_t84_w2)*_inv1_w1)
                 _t86_w2 = -_t13_w2
                 _t87_w2 = 0.8105694691387022*d_atan_w1
-                _n87_w1 = (1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)) if _mx38_w1 > 0.0 else 0.0)
-                _t88_w2 = _t87_w2*(math.copysign((_q39_w1 if _aw36_w1 > _ah37_w1 else 1.0), _s35_w1)*_n87_w1)
+                _n87_w1 = _sel(_mx38_w1 > 0.0, 1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)), 0.0)
+                _t88_w2 = _t87_w2*(math.copysign(_sel(_aw36_w1 > _ah37_w1, _q39_w1, 1.0), _s35_w1)*_n87_w1)
                 _t89_w2 = _t48_w2*_t88_w2
                 _t90_w2 = _t35_w1 + _t37_w1
                 _t91_w2 = _t51_w2*((_t43_w1 + _t90_w2)*_inv1_w1)
@@ -600,7 +601,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t93_w2 = (_t32_w2*_t50_w2*_t6_w1 - _t49_w2*_t91_w2 - _t53_w2*_t92_w2)*_inv1_w1
                 _t94_w2 = _t88_w2*alpha_grad
                 _t95_w2 = -_t17_w2
-                _t96_w2 = _t87_w2*(math.copysign((1.0 if _aw36_w1 > _ah37_w1 else _q39_w1), _s34_w1)*_n87_w1)
+                _t96_w2 = _t87_w2*(math.copysign(_sel(_aw36_w1 > _ah37_w1, 1.0, _q39_w1), _s34_w1)*_n87_w1)
                 _t97_w2 = _t48_w2*_t96_w2
                 _t98_w2 = _t35_w1 + _t38_w1*_t7_w1
                 _t99_w2 = _t66_w2*((_t43_w1 + _t98_w2)*_inv1_w1)
@@ -609,21 +610,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w2 = _t96_w2*alpha_grad
                 _t103_w2 = -((-_t32_w2*_t6_w1*_t76_w2 + _t74_w2*_t91_w2 + _t77_w2*_t92_w2)*_inv1_w1)
                 _t104_w2 = (_t100_w2*_t84_w2 - _t32_w2*_t7_w1*_t83_w2 + _t81_w2*_t99_w2)*_inv1_w1
-                _s88_w1 = ((_t13_w2 - -_t21_w2*(1.0 if _t15_w2 > 0.0 else (0.5 if _t15_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s88_w1 = ((_t13_w2 - -_t21_w2*_sel(_t15_w2 > 0.0, 1.0, _sel(_t15_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_px1_w1 = _t28_w2*_t48_w2 + _t56_w2 + _t57_w2*(((_t28_w2*alpha_grad - _t47_w2*(_t28_w2 + _t56_w2)))*_inv2_w1) + _s88_w1
-                _s89_w1 = ((_t17_w2 - -_t60_w2*(1.0 if _t59_w2 > 0.0 else (0.5 if _t59_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s89_w1 = ((_t17_w2 - -_t60_w2*_sel(_t59_w2 > 0.0, 1.0, _sel(_t59_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_py1_w1 = _t48_w2*_t62_w2 + _t57_w2*(((_t62_w2*alpha_grad - _t47_w2*(_t62_w2 + _t71_w2)))*_inv2_w1) + _t71_w2 + _s89_w1
-                _s90_w1 = ((_t13_w2 - _t21_w2*(1.0 if _t72_w2 > 0.0 else (0.5 if _t72_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s90_w1 = ((_t13_w2 - _t21_w2*_sel(_t72_w2 > 0.0, 1.0, _sel(_t72_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_px2_w1 = _t48_w2*_t73_w2 + _t57_w2*(((_t73_w2*alpha_grad - _t47_w2*(_t73_w2 + _t78_w2)))*_inv2_w1) + _t78_w2 + _s90_w1
-                _s91_w1 = ((_t17_w2 - _t60_w2*(1.0 if _t79_w2 > 0.0 else (0.5 if _t79_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s91_w1 = ((_t17_w2 - _t60_w2*_sel(_t79_w2 > 0.0, 1.0, _sel(_t79_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_py2_w1 = _t48_w2*_t80_w2 + _t57_w2*(((_t80_w2*alpha_grad - _t47_w2*(_t80_w2 + _t85_w2)))*_inv2_w1) + _t85_w2 + _s91_w1
-                _s92_w1 = ((_t86_w2 - -_t21_w2*(1.0 if _t14_w2 > 0.0 else (0.5 if _t14_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s92_w1 = ((_t86_w2 - -_t21_w2*_sel(_t14_w2 > 0.0, 1.0, _sel(_t14_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_tx1_w1 = _t57_w2*(((-_t94_w2 - _t47_w2*(-_t88_w2 - _t93_w2)))*_inv2_w1) - _t89_w2 - _t93_w2 + _s92_w1
-                _s93_w1 = ((_t95_w2 - -_t60_w2*(1.0 if _t58_w2 > 0.0 else (0.5 if _t58_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s93_w1 = ((_t95_w2 - -_t60_w2*_sel(_t58_w2 > 0.0, 1.0, _sel(_t58_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_ty1_w1 = _t101_w2 + _t57_w2*(((_t102_w2 - _t47_w2*(_t101_w2 + _t96_w2)))*_inv2_w1) + _t97_w2 + _s93_w1
-                _s94_w1 = ((_t86_w2 - _t21_w2*(1.0 if _t75_w2 > 0.0 else (0.5 if _t75_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s94_w1 = ((_t86_w2 - _t21_w2*_sel(_t75_w2 > 0.0, 1.0, _sel(_t75_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t47_w2*(_t103_w2 + _t88_w2)))*_inv2_w1) + _t89_w2 + _s94_w1
-                _s95_w1 = ((_t95_w2 - _t60_w2*(1.0 if _t82_w2 > 0.0 else (0.5 if _t82_w2 == 0.0 else 0.0))))*_inv0_w1
+                _s95_w1 = ((_t95_w2 - _t60_w2*_sel(_t82_w2 > 0.0, 1.0, _sel(_t82_w2 == 0.0, 0.5, 0.0))))*_inv0_w1
                 d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t47_w2*(-_t104_w2 - _t96_w2)))*_inv2_w1) - _t97_w2 + _s95_w1
             else:
                 _t13_w1 = _s78_w1
@@ -634,19 +635,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w1 = _t16_w1*_t20_w1
                 _t22_w1 = 2.0*darknet
                 _t23_w1 = 2.0 - 2.0*darknet
-                _n96 = (1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)) if _mx5_w1 > 0.0 else 0.0)
-                _t24_w1 = _t22_w1*_t4_w1 + _t23_w1*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else 1.0), _s2_w1)*_n96)
+                _n96 = _sel(_mx5_w1 > 0.0, 1.0/(max(_mx5_w1, 2.2250738585072014e-308)*(1.0 + _q6_w1*_q6_w1)), 0.0)
+                _t24_w1 = _t22_w1*_t4_w1 + _t23_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, 1.0), _s2_w1)*_n96)
                 _t26_w1 = 0.4052847345693511
                 _t27_w1 = _t26_w1*d_atan_w1
                 _t28_w1 = _t24_w1*_t27_w1
                 _t32_w1 = _t10_w1/_t31_w1
-                _t33_w1 = 1.0 if -alpha_gate + _t32_w1 > 0.0 else 0.0
+                _t33_w1 = _sel(-alpha_gate + _t32_w1 > 0.0, 1.0, 0.0)
                 _t46_w1 = _t26_w1*(d_atan_w1*d_atan_w1)
                 _t47_w1 = _t46_w1*alpha_grad/_t45_w1
                 _t48_w1 = _t33_w1*(_t47_w1 + (1.0 - alpha_grad)*(_t12_w1/_t45_w1))
-                _t49_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
-                _t50_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
-                _t51_w1 = _t30_w1*(1.0 if _s67_w1 > 0.0 else 0.0)
+                _t49_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
+                _t50_w1 = _sel(_t14_w1 > 0.0, 1.0, 0.0)
+                _t51_w1 = _t30_w1*_sel(_s67_w1 > 0.0, 1.0, 0.0)
                 _t52_w1 = _t51_w1*(_t44_w1/_t31_w1)
                 _t53_w1 = -_t49_w1 - _t50_w1 + 1.0
                 _t54_w1 = 0.5*_t51_w1
@@ -656,12 +657,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t58_w1 = py1_w1 - ty1_w1
                 _t59_w1 = -_t58_w1
                 _t60_w1 = _t18_w1*_t20_w1
-                _t61_w1 = _t22_w1*_t5_w1 + _t23_w1*(math.copysign((1.0 if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n96)
+                _t61_w1 = _t22_w1*_t5_w1 + _t23_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, 1.0, _q6_w1), _s1_w1)*_n96)
                 _t62_w1 = -_t27_w1*_t61_w1
-                _t63_w1 = 1.0 if _t59_w1 > 0.0 else 0.0
-                _t64_w1 = 1.0 if _t58_w1 > 0.0 else 0.0
+                _t63_w1 = _sel(_t59_w1 > 0.0, 1.0, 0.0)
+                _t64_w1 = _sel(_t58_w1 > 0.0, 1.0, 0.0)
                 _t65_w1 = _t34_w1*_t5_w1 + _t40_w1 + eps
-                _t66_w1 = _t8_w1*(1.0 if _t29_w1 > 0.0 else 0.0)
+                _t66_w1 = _t8_w1*_sel(_t29_w1 > 0.0, 1.0, 0.0)
                 _t67_w1 = _t66_w1*((_t10_w1 + _t65_w1)/_t31_w1)
                 _t68_w1 = -_t63_w1 - _t64_w1 + 1.0
                 _t69_w1 = 0.5*_t66_w1
@@ -669,22 +670,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t71_w1 = -((_t32_w1*_t5_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t31_w1)
                 _t72_w1 = px2_w1 - tx2_w1
                 _t73_w1 = -_t24_w1*_t27_w1
-                _t74_w1 = 1.0 if _t72_w1 > 0.0 else 0.0
+                _t74_w1 = _sel(_t72_w1 > 0.0, 1.0, 0.0)
                 _t75_w1 = -_t72_w1
-                _t76_w1 = 1.0 if _t75_w1 > 0.0 else 0.0
+                _t76_w1 = _sel(_t75_w1 > 0.0, 1.0, 0.0)
                 _t77_w1 = -_t74_w1 - _t76_w1 + 1.0
                 _t78_w1 = -((-_t32_w1*_t4_w1*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t31_w1)
                 _t79_w1 = py2_w1 - ty2_w1
                 _t80_w1 = _t27_w1*_t61_w1
-                _t81_w1 = 1.0 if _t79_w1 > 0.0 else 0.0
+                _t81_w1 = _sel(_t79_w1 > 0.0, 1.0, 0.0)
                 _t82_w1 = -_t79_w1
-                _t83_w1 = 1.0 if _t82_w1 > 0.0 else 0.0
+                _t83_w1 = _sel(_t82_w1 > 0.0, 1.0, 0.0)
                 _t84_w1 = -_t81_w1 - _t83_w1 + 1.0
                 _t85_w1 = -((-_t32_w1*_t5_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t31_w1)
                 _t86_w1 = -_t13_w1
                 _t87_w1 = 0.8105694691387022*d_atan_w1
-                _n97 = (1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)) if _mx38_w1 > 0.0 else 0.0)
-                _t88_w1 = _t87_w1*(math.copysign((_q39_w1 if _aw36_w1 > _ah37_w1 else 1.0), _s35_w1)*_n97)
+                _n97 = _sel(_mx38_w1 > 0.0, 1.0/(max(_mx38_w1, 2.2250738585072014e-308)*(1.0 + _q39_w1*_q39_w1)), 0.0)
+                _t88_w1 = _t87_w1*(math.copysign(_sel(_aw36_w1 > _ah37_w1, _q39_w1, 1.0), _s35_w1)*_n97)
                 _t89_w1 = _t48_w1*_t88_w1
                 _t90_w1 = _t35_w1 + _t37_w1
                 _t91_w1 = _t51_w1*((_t43_w1 + _t90_w1)/_t31_w1)
@@ -692,7 +693,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t93_w1 = (_t32_w1*_t50_w1*_t6_w1 - _t49_w1*_t91_w1 - _t53_w1*_t92_w1)/_t31_w1
                 _t94_w1 = _t88_w1*alpha_grad
                 _t95_w1 = -_t17_w1
-                _t96_w1 = _t87_w1*(math.copysign((1.0 if _aw36_w1 > _ah37_w1 else _q39_w1), _s34_w1)*_n97)
+                _t96_w1 = _t87_w1*(math.copysign(_sel(_aw36_w1 > _ah37_w1, 1.0, _q39_w1), _s34_w1)*_n97)
                 _t97_w1 = _t48_w1*_t96_w1
                 _t98_w1 = _t35_w1 + _t38_w1*_t7_w1
                 _t99_w1 = _t66_w1*((_t43_w1 + _t98_w1)/_t31_w1)
@@ -701,21 +702,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w1 = _t96_w1*alpha_grad
                 _t103_w1 = -((-_t32_w1*_t6_w1*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t31_w1)
                 _t104_w1 = (_t100_w1*_t84_w1 - _t32_w1*_t7_w1*_t83_w1 + _t81_w1*_t99_w1)/_t31_w1
-                _s98 = ((_t13_w1 - -_t21_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))))/_t19_w1
+                _s98 = ((_t13_w1 - -_t21_w1*_sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_px1_w1 = _t28_w1*_t48_w1 + _t56_w1 + _t57_w1*(((_t28_w1*alpha_grad - _t47_w1*(_t28_w1 + _t56_w1)))/_t45_w1) + _s98
-                _s99 = ((_t17_w1 - -_t60_w1*(1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0))))/_t19_w1
+                _s99 = ((_t17_w1 - -_t60_w1*_sel(_t59_w1 > 0.0, 1.0, _sel(_t59_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_py1_w1 = _t48_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t47_w1*(_t62_w1 + _t71_w1)))/_t45_w1) + _t71_w1 + _s99
-                _s100 = ((_t13_w1 - _t21_w1*(1.0 if _t72_w1 > 0.0 else (0.5 if _t72_w1 == 0.0 else 0.0))))/_t19_w1
+                _s100 = ((_t13_w1 - _t21_w1*_sel(_t72_w1 > 0.0, 1.0, _sel(_t72_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_px2_w1 = _t48_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t47_w1*(_t73_w1 + _t78_w1)))/_t45_w1) + _t78_w1 + _s100
-                _s101 = ((_t17_w1 - _t60_w1*(1.0 if _t79_w1 > 0.0 else (0.5 if _t79_w1 == 0.0 else 0.0))))/_t19_w1
+                _s101 = ((_t17_w1 - _t60_w1*_sel(_t79_w1 > 0.0, 1.0, _sel(_t79_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_py2_w1 = _t48_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t47_w1*(_t80_w1 + _t85_w1)))/_t45_w1) + _t85_w1 + _s101
-                _s102 = ((_t86_w1 - -_t21_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))))/_t19_w1
+                _s102 = ((_t86_w1 - -_t21_w1*_sel(_t14_w1 > 0.0, 1.0, _sel(_t14_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_tx1_w1 = _t57_w1*(((-_t94_w1 - _t47_w1*(-_t88_w1 - _t93_w1)))/_t45_w1) - _t89_w1 - _t93_w1 + _s102
-                _s103 = ((_t95_w1 - -_t60_w1*(1.0 if _t58_w1 > 0.0 else (0.5 if _t58_w1 == 0.0 else 0.0))))/_t19_w1
+                _s103 = ((_t95_w1 - -_t60_w1*_sel(_t58_w1 > 0.0, 1.0, _sel(_t58_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_ty1_w1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t47_w1*(_t101_w1 + _t96_w1)))/_t45_w1) + _t97_w1 + _s103
-                _s104 = ((_t86_w1 - _t21_w1*(1.0 if _t75_w1 > 0.0 else (0.5 if _t75_w1 == 0.0 else 0.0))))/_t19_w1
+                _s104 = ((_t86_w1 - _t21_w1*_sel(_t75_w1 > 0.0, 1.0, _sel(_t75_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_tx2_w1 = _t103_w1 + _t57_w1*(((_t94_w1 - _t47_w1*(_t103_w1 + _t88_w1)))/_t45_w1) + _t89_w1 + _s104
-                _s105 = ((_t95_w1 - _t60_w1*(1.0 if _t82_w1 > 0.0 else (0.5 if _t82_w1 == 0.0 else 0.0))))/_t19_w1
+                _s105 = ((_t95_w1 - _t60_w1*_sel(_t82_w1 > 0.0, 1.0, _sel(_t82_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t47_w1*(-_t104_w1 - _t96_w1)))/_t45_w1) - _t97_w1 + _s105
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -733,14 +734,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -786,12 +787,12 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _q6 = _sel(_mx5 > _f32(0.0), min(_aw3, _ah4)/_mx5, _f32(0.0))
         _big7 = _q6 > _f32(0.5)
         _d8 = _q6 + _f32(1.0)
         _r9 = (_q6 - _f32(1.0))/_d8
         _e10 = _q6 - (_d8 - _f32(1.0))
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12
         _e14 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12
@@ -801,22 +802,22 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x18 = _x16*_x16
         _e19 = _e17 + _e15*_x18
         _p20 = _r11 + _r11*(_s12*_e19)
-        _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-        _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-        _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-        _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+        _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+        _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+        _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+        _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
         _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
         _s26 = -tx1 + tx2
         _s27 = -ty1 + ty2
         _aw28 = abs(_s26)
         _ah29 = abs(_s27)
         _mx30 = max(_aw28, _ah29)
-        _q31 = (min(_aw28, _ah29)/_mx30 if _mx30 > _f32(0.0) else _f32(0.0))
+        _q31 = _sel(_mx30 > _f32(0.0), min(_aw28, _ah29)/_mx30, _f32(0.0))
         _big32 = _q31 > _f32(0.5)
         _d33 = _q31 + _f32(1.0)
         _r34 = (_q31 - _f32(1.0))/_d33
         _e35 = _q31 - (_d33 - _f32(1.0))
-        _r36 = (_r34 - _r34*(_e35/_d33) if _big32 else _q31)
+        _r36 = _sel(_big32, _r34 - _r34*(_e35/_d33), _q31)
         _s37 = _r36*_r36
         _e38 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37
         _e39 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37
@@ -826,10 +827,10 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _x43 = _x41*_x41
         _e44 = _e42 + _e40*_x43
         _p45 = _r36 + _r36*(_s37*_e44)
-        _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-        _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-        _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-        _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+        _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+        _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+        _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+        _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
         _t0 = px1 - tx1
@@ -854,8 +855,8 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _t10 = _t8*max(_s59, _s59 - _s59)
         _t11 = _t9/(_t10 + _t9)
         _t12 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s60 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
-        _s61 = _t11 + _t12 + eps + (_f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)))
+        _s60 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s61 = _t11 + _t12 + eps + (_f32(1.0) - _sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0)))
         _s62 = _f32(0.5)*_t0 + _f32(0.5)*_t1
         _s63 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s64 = max(px2, tx2) - min(px1, tx1)
@@ -865,14 +866,14 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -915,12 +916,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _aw3 = abs(_s1)
         _ah4 = abs(_s2)
         _mx5 = max(_aw3, _ah4)
-        _q6 = (min(_aw3, _ah4)/_mx5 if _mx5 > _f32(0.0) else _f32(0.0))
+        _q6 = _sel(_mx5 > _f32(0.0), min(_aw3, _ah4)/_mx5, _f32(0.0))
         _big7 = _q6 > _f32(0.5)
         _d8 = _q6 + _f32(1.0)
         _r9 = (_q6 - _f32(1.0))/_d8
         _e10 = _q6 - (_d8 - _f32(1.0))
-        _r11 = (_r9 - _r9*(_e10/_d8) if _big7 else _q6)
+        _r11 = _sel(_big7, _r9 - _r9*(_e10/_d8), _q6)
         _s12 = _r11*_r11
         _e13 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12
         _e14 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12
@@ -930,22 +931,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x18 = _x16*_x16
         _e19 = _e17 + _e15*_x18
         _p20 = _r11 + _r11*(_s12*_e19)
-        _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-        _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-        _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-        _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+        _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+        _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+        _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+        _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
         _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
         _s26 = -tx1 + tx2
         _s27 = -ty1 + ty2
         _aw28 = abs(_s26)
         _ah29 = abs(_s27)
         _mx30 = max(_aw28, _ah29)
-        _q31 = (min(_aw28, _ah29)/_mx30 if _mx30 > _f32(0.0) else _f32(0.0))
+        _q31 = _sel(_mx30 > _f32(0.0), min(_aw28, _ah29)/_mx30, _f32(0.0))
         _big32 = _q31 > _f32(0.5)
         _d33 = _q31 + _f32(1.0)
         _r34 = (_q31 - _f32(1.0))/_d33
         _e35 = _q31 - (_d33 - _f32(1.0))
-        _r36 = (_r34 - _r34*(_e35/_d33) if _big32 else _q31)
+        _r36 = _sel(_big32, _r34 - _r34*(_e35/_d33), _q31)
         _s37 = _r36*_r36
         _e38 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37
         _e39 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37
@@ -955,10 +956,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _x43 = _x41*_x41
         _e44 = _e42 + _e40*_x43
         _p45 = _r36 + _r36*(_s37*_e44)
-        _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-        _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-        _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-        _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+        _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+        _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+        _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+        _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
         _t0 = px1 - tx1
@@ -983,8 +984,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t10 = _t8*max(_s59, _s59 - _s59)
         _t11 = _t9/(_t10 + _t9)
         _t12 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s60 = _f32(1.0) if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0) else _f32(0.0)
-        _s61 = _t11 + _t12 + eps + (_f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)))
+        _s60 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s61 = _t11 + _t12 + eps + (_f32(1.0) - _sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0)))
         _s62 = _f32(0.5)*_t0 + _f32(0.5)*_t1
         _s63 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s64 = max(px2, tx2) - min(px1, tx1)
@@ -1008,7 +1009,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t42 = _t4*_t41 + eps
         _t43 = _t10 + _t42
         _t44 = _t40 + _t43
-        _t45 = _t12 + eps + (_f32(1.0) - (_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))) + (_t9/(_t35 + _t44))
+        _t45 = _t12 + eps + (_f32(1.0) - _sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t9/(_t35 + _t44))
         _a67 = abs(_t19)
         _a68 = abs(_t31)
         _a69 = abs(_t45)
@@ -1024,19 +1025,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = _t16*_t20
         _t22 = _f32(2.0)*darknet
         _t23 = _f32(2.0) - _f32(2.0)*darknet
-        _n70 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t24 = _t22*_t4 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n70)
+        _n70 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
+        _t24 = _t22*_t4 + _t23*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n70)
         _t26 = _f32(0.40528473258018494)
         _t27 = _t26*d_atan
         _t28 = _t24*_t27
         _t32 = _t10*_inv1
-        _t33 = _f32(1.0) if -alpha_gate + _t32 > _f32(0.0) else _f32(0.0)
+        _t33 = _sel(-alpha_gate + _t32 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t46 = _t26*(d_atan*d_atan)
         _t47 = _t46*alpha_grad*_inv2
         _t48 = _t33*(_t47 + (_f32(1.0) - alpha_grad)*(_t12*_inv2))
-        _t49 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
-        _t50 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-        _t51 = _t30*(_f32(1.0) if _s51 > _f32(0.0) else _f32(0.0))
+        _t49 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t50 = _sel(_t14 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t51 = _t30*_sel(_s51 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t52 = _t51*(_t44*_inv1)
         _t53 = -_t49 - _t50 + _f32(1.0)
         _t54 = _f32(0.5)*_t51
@@ -1046,12 +1047,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t18*_t20
-        _t61 = _t22*_t5 + _t23*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n70)
+        _t61 = _t22*_t5 + _t23*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n70)
         _t62 = -_t27*_t61
-        _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-        _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+        _t63 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t64 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t65 = _t34*_t5 + _t40 + eps
-        _t66 = _t8*(_f32(1.0) if _t29 > _f32(0.0) else _f32(0.0))
+        _t66 = _t8*_sel(_t29 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67 = _t66*((_t10 + _t65)*_inv1)
         _t68 = -_t63 - _t64 + _f32(1.0)
         _t69 = _f32(0.5)*_t66
@@ -1059,22 +1060,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t71 = -((_t32*_t5*_t63 - _t64*_t67 - _t68*_t70)*_inv1)
         _t72 = px2 - tx2
         _t73 = -_t24*_t27
-        _t74 = _f32(1.0) if _t72 > _f32(0.0) else _f32(0.0)
+        _t74 = _sel(_t72 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t75 = -_t72
-        _t76 = _f32(1.0) if _t75 > _f32(0.0) else _f32(0.0)
+        _t76 = _sel(_t75 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77 = -_t74 - _t76 + _f32(1.0)
         _t78 = -((-_t32*_t4*_t74 + _t52*_t76 + _t55*_t77)*_inv1)
         _t79 = py2 - ty2
         _t80 = _t27*_t61
-        _t81 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+        _t81 = _sel(_t79 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t82 = -_t79
-        _t83 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
+        _t83 = _sel(_t82 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84 = -_t81 - _t83 + _f32(1.0)
         _t85 = -((-_t32*_t5*_t81 + _t67*_t83 + _t70*_t84)*_inv1)
         _t86 = -_t13
         _t87 = _f32(0.8105694651603699)*d_atan
-        _n71 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t88 = _t87*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n71)
+        _n71 = _sel(_mx30 > _f32(0.0), _f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)), _f32(0.0))
+        _t88 = _t87*(math.copysign(_sel(_aw28 > _ah29, _q31, _f32(1.0)), _s27)*_n71)
         _t89 = _t48*_t88
         _t90 = _t35 + _t37
         _t91 = _t51*((_t43 + _t90)*_inv1)
@@ -1082,7 +1083,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t93 = (_t32*_t50*_t6 - _t49*_t91 - _t53*_t92)*_inv1
         _t94 = _t88*alpha_grad
         _t95 = -_t17
-        _t96 = _t87*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n71)
+        _t96 = _t87*(math.copysign(_sel(_aw28 > _ah29, _f32(1.0), _q31), _s26)*_n71)
         _t97 = _t48*_t96
         _t98 = _t35 + _t38*_t7
         _t99 = _t66*((_t43 + _t98)*_inv1)
@@ -1091,21 +1092,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t32*_t6*_t76 + _t74*_t91 + _t77*_t92)*_inv1)
         _t104 = (_t100*_t84 - _t32*_t7*_t83 + _t81*_t99)*_inv1
-        _s72 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _s72 = _t13 - -_t21*_sel(_t15 > _f32(0.0), _f32(1.0), _sel(_t15 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = _t28*_t48 + _t56 + _t57*(((_t28*alpha_grad - _t47*(_t28 + _t56)))*_inv2) + (_s72*_inv0)
-        _s73 = _t17 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        _s73 = _t17 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = _t48*_t62 + _t57*(((_t62*alpha_grad - _t47*(_t62 + _t71)))*_inv2) + _t71 + (_s73*_inv0)
-        _s74 = _t13 - _t21*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
+        _s74 = _t13 - _t21*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = _t48*_t73 + _t57*(((_t73*alpha_grad - _t47*(_t73 + _t78)))*_inv2) + _t78 + (_s74*_inv0)
-        _s75 = _t17 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+        _s75 = _t17 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = _t48*_t80 + _t57*(((_t80*alpha_grad - _t47*(_t80 + _t85)))*_inv2) + _t85 + (_s75*_inv0)
-        _s76 = _t86 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        _s76 = _t86 - -_t21*_sel(_t14 > _f32(0.0), _f32(1.0), _sel(_t14 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = _t57*(((-_t94 - _t47*(-_t88 - _t93)))*_inv2) - _t89 - _t93 + (_s76*_inv0)
-        _s77 = _t95 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        _s77 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = _t101 + _t57*(((_t102 - _t47*(_t101 + _t96)))*_inv2) + _t97 + (_s77*_inv0)
-        _s78 = _t86 - _t21*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        _s78 = _t86 - _t21*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = _t103 + _t57*(((_t94 - _t47*(_t103 + _t88)))*_inv2) + _t89 + (_s78*_inv0)
-        _s79 = _t95 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        _s79 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = -_t104 + _t57*(((-_t102 - _t47*(-_t104 - _t96)))*_inv2) - _t97 + (_s79*_inv0)
         _far = _far | (not _ok)
         _out[_i] = value
@@ -1132,12 +1133,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _aw3_w1 = abs(_s1_w1)
             _ah4_w1 = abs(_s2_w1)
             _mx5_w1 = max(_aw3_w1, _ah4_w1)
-            _q6_w1 = (min(_aw3_w1, _ah4_w1)/_mx5_w1 if _mx5_w1 > _f32(0.0) else _f32(0.0))
+            _q6_w1 = _sel(_mx5_w1 > _f32(0.0), min(_aw3_w1, _ah4_w1)/_mx5_w1, _f32(0.0))
             _big7_w1 = _q6_w1 > _f32(0.5)
             _d8_w1 = _q6_w1 + _f32(1.0)
             _r9_w1 = (_q6_w1 - _f32(1.0))/_d8_w1
             _e10_w1 = _q6_w1 - (_d8_w1 - _f32(1.0))
-            _r11_w1 = (_r9_w1 - _r9_w1*(_e10_w1/_d8_w1) if _big7_w1 else _q6_w1)
+            _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
             _s12_w1 = _r11_w1*_r11_w1
             _e13_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12_w1
             _e14_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12_w1
@@ -1147,22 +1148,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x18_w1 = _x16_w1*_x16_w1
             _e19_w1 = _e17_w1 + _e15_w1*_x18_w1
             _p20_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e19_w1)
-            _k21_w1 = (_f32(1.0) if _big7_w1 else _f32(0.0))
-            _k22_w1 = (_f32(2.0) - _k21_w1 if _aw3_w1 > _ah4_w1 else _k21_w1)
-            _k23_w1 = (_f32(4.0) - _k22_w1 if math.copysign(_f32(1.0), _s2_w1) < _f32(0.0) else _k22_w1)
-            _p24_w1 = (_p20_w1 if (_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)) else -_p20_w1)
+            _k21_w1 = _sel(_big7_w1, _f32(1.0), _f32(0.0))
+            _k22_w1 = _sel(_aw3_w1 > _ah4_w1, _f32(2.0) - _k21_w1, _k21_w1)
+            _k23_w1 = _sel(math.copysign(_f32(1.0), _s2_w1) < _f32(0.0), _f32(4.0) - _k22_w1, _k22_w1)
+            _p24_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)), _p20_w1, -_p20_w1)
             _u25_w1 = _k23_w1*_f32(0.785398006439209) + (_p24_w1 + _k23_w1*_f32(1.5695823663008923e-07))
             _s26_w1 = -tx1_w1 + tx2_w1
             _s27_w1 = -ty1_w1 + ty2_w1
             _aw28_w1 = abs(_s26_w1)
             _ah29_w1 = abs(_s27_w1)
             _mx30_w1 = max(_aw28_w1, _ah29_w1)
-            _q31_w1 = (min(_aw28_w1, _ah29_w1)/_mx30_w1 if _mx30_w1 > _f32(0.0) else _f32(0.0))
+            _q31_w1 = _sel(_mx30_w1 > _f32(0.0), min(_aw28_w1, _ah29_w1)/_mx30_w1, _f32(0.0))
             _big32_w1 = _q31_w1 > _f32(0.5)
             _d33_w1 = _q31_w1 + _f32(1.0)
             _r34_w1 = (_q31_w1 - _f32(1.0))/_d33_w1
             _e35_w1 = _q31_w1 - (_d33_w1 - _f32(1.0))
-            _r36_w1 = (_r34_w1 - _r34_w1*(_e35_w1/_d33_w1) if _big32_w1 else _q31_w1)
+            _r36_w1 = _sel(_big32_w1, _r34_w1 - _r34_w1*(_e35_w1/_d33_w1), _q31_w1)
             _s37_w1 = _r36_w1*_r36_w1
             _e38_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37_w1
             _e39_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37_w1
@@ -1172,10 +1173,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _x43_w1 = _x41_w1*_x41_w1
             _e44_w1 = _e42_w1 + _e40_w1*_x43_w1
             _p45_w1 = _r36_w1 + _r36_w1*(_s37_w1*_e44_w1)
-            _k46_w1 = (_f32(1.0) if _big32_w1 else _f32(0.0))
-            _k47_w1 = (_f32(2.0) - _k46_w1 if _aw28_w1 > _ah29_w1 else _k46_w1)
-            _k48_w1 = (_f32(4.0) - _k47_w1 if math.copysign(_f32(1.0), _s27_w1) < _f32(0.0) else _k47_w1)
-            _p49_w1 = (_p45_w1 if (_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)) else -_p45_w1)
+            _k46_w1 = _sel(_big32_w1, _f32(1.0), _f32(0.0))
+            _k47_w1 = _sel(_aw28_w1 > _ah29_w1, _f32(2.0) - _k46_w1, _k46_w1)
+            _k48_w1 = _sel(math.copysign(_f32(1.0), _s27_w1) < _f32(0.0), _f32(4.0) - _k47_w1, _k47_w1)
+            _p49_w1 = _sel((_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)), _p45_w1, -_p45_w1)
             _u50_w1 = _k48_w1*_f32(0.785398006439209) + (_p49_w1 + _k48_w1*_f32(1.5695823663008923e-07))
             d_atan_w1 = -math.copysign(_u25_w1, _s1_w1) + math.copysign(_u50_w1, _s26_w1)
             _t0_w1 = px1_w1 - tx1_w1
@@ -1200,8 +1201,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t10_w1 = _t8_w1*max(_s59_w1, _s59_w1 - _s59_w1)
             _t11_w1 = _t9_w1/(_t10_w1 + _t9_w1)
             _t12_w1 = _f32(0.40528473258018494)*(d_atan_w1*d_atan_w1)
-            _s60_w1 = _f32(1.0) if -alpha_gate + _t10_w1/(-_t10_w1 + _t4_w1*_t5_w1 + _t6_w1*_t7_w1 + eps) > _f32(0.0) else _f32(0.0)
-            _s61_w1 = _t11_w1 + _t12_w1 + eps + (_f32(1.0) - (_f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0)))
+            _s60_w1 = _sel(-alpha_gate + _t10_w1/(-_t10_w1 + _t4_w1*_t5_w1 + _t6_w1*_t7_w1 + eps) > _f32(0.0), _f32(1.0), _f32(0.0))
+            _s61_w1 = _t11_w1 + _t12_w1 + eps + (_f32(1.0) - _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
             _s62_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
             _s63_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s64_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
@@ -1225,7 +1226,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t42_w1 = _t4_w1*_t41_w1 + eps
             _t43_w1 = _t10_w1 + _t42_w1
             _t44_w1 = _t40_w1 + _t43_w1
-            _t45_w1 = _t12_w1 + eps + (_f32(1.0) - (_f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0))) + (_t9_w1/(_t35_w1 + _t44_w1))
+            _t45_w1 = _t12_w1 + eps + (_f32(1.0) - _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t9_w1/(_t35_w1 + _t44_w1))
             _a67_w1 = abs(_t19_w1)
             _a68_w1 = abs(_t31_w1)
             _a69_w1 = abs(_t45_w1)
@@ -1242,19 +1243,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w2 = _t16_w1*_t20_w2
                 _t22_w2 = _f32(2.0)*darknet
                 _t23_w2 = _f32(2.0) - _f32(2.0)*darknet
-                _n70_w1 = (_f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)) if _mx5_w1 > _f32(0.0) else _f32(0.0))
-                _t24_w2 = _t22_w2*_t4_w1 + _t23_w2*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else _f32(1.0)), _s2_w1)*_n70_w1)
+                _n70_w1 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                _t24_w2 = _t22_w2*_t4_w1 + _t23_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n70_w1)
                 _t26_w2 = _f32(0.40528473258018494)
                 _t27_w2 = _t26_w2*d_atan_w1
                 _t28_w2 = _t24_w2*_t27_w2
                 _t32_w2 = _t10_w1*_inv1_w1
-                _t33_w2 = _f32(1.0) if -alpha_gate + _t32_w2 > _f32(0.0) else _f32(0.0)
+                _t33_w2 = _sel(-alpha_gate + _t32_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t46_w2 = _t26_w2*(d_atan_w1*d_atan_w1)
                 _t47_w2 = _t46_w2*alpha_grad*_inv2_w1
                 _t48_w2 = _t33_w2*(_t47_w2 + (_f32(1.0) - alpha_grad)*(_t12_w1*_inv2_w1))
-                _t49_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
-                _t50_w2 = _f32(1.0) if _t14_w2 > _f32(0.0) else _f32(0.0)
-                _t51_w2 = _t30_w1*(_f32(1.0) if _s51_w1 > _f32(0.0) else _f32(0.0))
+                _t49_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t50_w2 = _sel(_t14_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t51_w2 = _t30_w1*_sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t52_w2 = _t51_w2*(_t44_w1*_inv1_w1)
                 _t53_w2 = -_t49_w2 - _t50_w2 + _f32(1.0)
                 _t54_w2 = _f32(0.5)*_t51_w2
@@ -1264,12 +1265,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t58_w2 = py1_w1 - ty1_w1
                 _t59_w2 = -_t58_w2
                 _t60_w2 = _t18_w1*_t20_w2
-                _t61_w2 = _t22_w2*_t5_w1 + _t23_w2*(math.copysign((_f32(1.0) if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n70_w1)
+                _t61_w2 = _t22_w2*_t5_w1 + _t23_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n70_w1)
                 _t62_w2 = -_t27_w2*_t61_w2
-                _t63_w2 = _f32(1.0) if _t59_w2 > _f32(0.0) else _f32(0.0)
-                _t64_w2 = _f32(1.0) if _t58_w2 > _f32(0.0) else _f32(0.0)
+                _t63_w2 = _sel(_t59_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t64_w2 = _sel(_t58_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t65_w2 = _t34_w1*_t5_w1 + _t40_w1 + eps
-                _t66_w2 = _t8_w1*(_f32(1.0) if _t29_w1 > _f32(0.0) else _f32(0.0))
+                _t66_w2 = _t8_w1*_sel(_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t67_w2 = _t66_w2*((_t10_w1 + _t65_w2)*_inv1_w1)
                 _t68_w2 = -_t63_w2 - _t64_w2 + _f32(1.0)
                 _t69_w2 = _f32(0.5)*_t66_w2
@@ -1277,22 +1278,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t71_w2 = -((_t32_w2*_t5_w1*_t63_w2 - _t64_w2*_t67_w2 - _t68_w2*_t70_w2)*_inv1_w1)
                 _t72_w2 = px2_w1 - tx2_w1
                 _t73_w2 = -_t24_w2*_t27_w2
-                _t74_w2 = _f32(1.0) if _t72_w2 > _f32(0.0) else _f32(0.0)
+                _t74_w2 = _sel(_t72_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t75_w2 = -_t72_w2
-                _t76_w2 = _f32(1.0) if _t75_w2 > _f32(0.0) else _f32(0.0)
+                _t76_w2 = _sel(_t75_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t77_w2 = -_t74_w2 - _t76_w2 + _f32(1.0)
                 _t78_w2 = -((-_t32_w2*_t4_w1*_t74_w2 + _t52_w2*_t76_w2 + _t55_w2*_t77_w2)*_inv1_w1)
                 _t79_w2 = py2_w1 - ty2_w1
                 _t80_w2 = _t27_w2*_t61_w2
-                _t81_w2 = _f32(1.0) if _t79_w2 > _f32(0.0) else _f32(0.0)
+                _t81_w2 = _sel(_t79_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t82_w2 = -_t79_w2
-                _t83_w2 = _f32(1.0) if _t82_w2 > _f32(0.0) else _f32(0.0)
+                _t83_w2 = _sel(_t82_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t84_w2 = -_t81_w2 - _t83_w2 + _f32(1.0)
                 _t85_w2 = -((-_t32_w2*_t5_w1*_t81_w2 + _t67_w2*_t83_w2 + _t70_w2*_t84_w2)*_inv1_w1)
                 _t86_w2 = -_t13_w2
                 _t87_w2 = _f32(0.8105694651603699)*d_atan_w1
-                _n71_w1 = (_f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)) if _mx30_w1 > _f32(0.0) else _f32(0.0))
-                _t88_w2 = _t87_w2*(math.copysign((_q31_w1 if _aw28_w1 > _ah29_w1 else _f32(1.0)), _s27_w1)*_n71_w1)
+                _n71_w1 = _sel(_mx30_w1 > _f32(0.0), _f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)), _f32(0.0))
+                _t88_w2 = _t87_w2*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _q31_w1, _f32(1.0)), _s27_w1)*_n71_w1)
                 _t89_w2 = _t48_w2*_t88_w2
                 _t90_w2 = _t35_w1 + _t37_w1
                 _t91_w2 = _t51_w2*((_t43_w1 + _t90_w2)*_inv1_w1)
@@ -1300,7 +1301,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t93_w2 = (_t32_w2*_t50_w2*_t6_w1 - _t49_w2*_t91_w2 - _t53_w2*_t92_w2)*_inv1_w1
                 _t94_w2 = _t88_w2*alpha_grad
                 _t95_w2 = -_t17_w2
-                _t96_w2 = _t87_w2*(math.copysign((_f32(1.0) if _aw28_w1 > _ah29_w1 else _q31_w1), _s26_w1)*_n71_w1)
+                _t96_w2 = _t87_w2*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _f32(1.0), _q31_w1), _s26_w1)*_n71_w1)
                 _t97_w2 = _t48_w2*_t96_w2
                 _t98_w2 = _t35_w1 + _t38_w1*_t7_w1
                 _t99_w2 = _t66_w2*((_t43_w1 + _t98_w2)*_inv1_w1)
@@ -1309,21 +1310,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w2 = _t96_w2*alpha_grad
                 _t103_w2 = -((-_t32_w2*_t6_w1*_t76_w2 + _t74_w2*_t91_w2 + _t77_w2*_t92_w2)*_inv1_w1)
                 _t104_w2 = (_t100_w2*_t84_w2 - _t32_w2*_t7_w1*_t83_w2 + _t81_w2*_t99_w2)*_inv1_w1
-                _s72_w1 = _t13_w2 - -_t21_w2*(_f32(1.0) if _t15_w2 > _f32(0.0) else (_f32(0.5) if _t15_w2 == _f32(0.0) else _f32(0.0)))
+                _s72_w1 = _t13_w2 - -_t21_w2*_sel(_t15_w2 > _f32(0.0), _f32(1.0), _sel(_t15_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px1_w1 = _t28_w2*_t48_w2 + _t56_w2 + _t57_w2*(((_t28_w2*alpha_grad - _t47_w2*(_t28_w2 + _t56_w2)))*_inv2_w1) + (_s72_w1*_inv0_w1)
-                _s73_w1 = _t17_w2 - -_t60_w2*(_f32(1.0) if _t59_w2 > _f32(0.0) else (_f32(0.5) if _t59_w2 == _f32(0.0) else _f32(0.0)))
+                _s73_w1 = _t17_w2 - -_t60_w2*_sel(_t59_w2 > _f32(0.0), _f32(1.0), _sel(_t59_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py1_w1 = _t48_w2*_t62_w2 + _t57_w2*(((_t62_w2*alpha_grad - _t47_w2*(_t62_w2 + _t71_w2)))*_inv2_w1) + _t71_w2 + (_s73_w1*_inv0_w1)
-                _s74_w1 = _t13_w2 - _t21_w2*(_f32(1.0) if _t72_w2 > _f32(0.0) else (_f32(0.5) if _t72_w2 == _f32(0.0) else _f32(0.0)))
+                _s74_w1 = _t13_w2 - _t21_w2*_sel(_t72_w2 > _f32(0.0), _f32(1.0), _sel(_t72_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px2_w1 = _t48_w2*_t73_w2 + _t57_w2*(((_t73_w2*alpha_grad - _t47_w2*(_t73_w2 + _t78_w2)))*_inv2_w1) + _t78_w2 + (_s74_w1*_inv0_w1)
-                _s75_w1 = _t17_w2 - _t60_w2*(_f32(1.0) if _t79_w2 > _f32(0.0) else (_f32(0.5) if _t79_w2 == _f32(0.0) else _f32(0.0)))
+                _s75_w1 = _t17_w2 - _t60_w2*_sel(_t79_w2 > _f32(0.0), _f32(1.0), _sel(_t79_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py2_w1 = _t48_w2*_t80_w2 + _t57_w2*(((_t80_w2*alpha_grad - _t47_w2*(_t80_w2 + _t85_w2)))*_inv2_w1) + _t85_w2 + (_s75_w1*_inv0_w1)
-                _s76_w1 = _t86_w2 - -_t21_w2*(_f32(1.0) if _t14_w2 > _f32(0.0) else (_f32(0.5) if _t14_w2 == _f32(0.0) else _f32(0.0)))
+                _s76_w1 = _t86_w2 - -_t21_w2*_sel(_t14_w2 > _f32(0.0), _f32(1.0), _sel(_t14_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx1_w1 = _t57_w2*(((-_t94_w2 - _t47_w2*(-_t88_w2 - _t93_w2)))*_inv2_w1) - _t89_w2 - _t93_w2 + (_s76_w1*_inv0_w1)
-                _s77_w1 = _t95_w2 - -_t60_w2*(_f32(1.0) if _t58_w2 > _f32(0.0) else (_f32(0.5) if _t58_w2 == _f32(0.0) else _f32(0.0)))
+                _s77_w1 = _t95_w2 - -_t60_w2*_sel(_t58_w2 > _f32(0.0), _f32(1.0), _sel(_t58_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty1_w1 = _t101_w2 + _t57_w2*(((_t102_w2 - _t47_w2*(_t101_w2 + _t96_w2)))*_inv2_w1) + _t97_w2 + (_s77_w1*_inv0_w1)
-                _s78_w1 = _t86_w2 - _t21_w2*(_f32(1.0) if _t75_w2 > _f32(0.0) else (_f32(0.5) if _t75_w2 == _f32(0.0) else _f32(0.0)))
+                _s78_w1 = _t86_w2 - _t21_w2*_sel(_t75_w2 > _f32(0.0), _f32(1.0), _sel(_t75_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t47_w2*(_t103_w2 + _t88_w2)))*_inv2_w1) + _t89_w2 + (_s78_w1*_inv0_w1)
-                _s79_w1 = _t95_w2 - _t60_w2*(_f32(1.0) if _t82_w2 > _f32(0.0) else (_f32(0.5) if _t82_w2 == _f32(0.0) else _f32(0.0)))
+                _s79_w1 = _t95_w2 - _t60_w2*_sel(_t82_w2 > _f32(0.0), _f32(1.0), _sel(_t82_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t47_w2*(-_t104_w2 - _t96_w2)))*_inv2_w1) - _t97_w2 + (_s79_w1*_inv0_w1)
             else:
                 _t13_w1 = _s62_w1
@@ -1334,19 +1335,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w1 = _t16_w1*_t20_w1
                 _t22_w1 = _f32(2.0)*darknet
                 _t23_w1 = _f32(2.0) - _f32(2.0)*darknet
-                _n80 = (_f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)) if _mx5_w1 > _f32(0.0) else _f32(0.0))
-                _t24_w1 = _t22_w1*_t4_w1 + _t23_w1*(math.copysign((_q6_w1 if _aw3_w1 > _ah4_w1 else _f32(1.0)), _s2_w1)*_n80)
+                _n80 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                _t24_w1 = _t22_w1*_t4_w1 + _t23_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n80)
                 _t26_w1 = _f32(0.40528473258018494)
                 _t27_w1 = _t26_w1*d_atan_w1
                 _t28_w1 = _t24_w1*_t27_w1
                 _t32_w1 = _t10_w1/_t31_w1
-                _t33_w1 = _f32(1.0) if -alpha_gate + _t32_w1 > _f32(0.0) else _f32(0.0)
+                _t33_w1 = _sel(-alpha_gate + _t32_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t46_w1 = _t26_w1*(d_atan_w1*d_atan_w1)
                 _t47_w1 = _t46_w1*alpha_grad/_t45_w1
                 _t48_w1 = _t33_w1*(_t47_w1 + (_f32(1.0) - alpha_grad)*(_t12_w1/_t45_w1))
-                _t49_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
-                _t50_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
-                _t51_w1 = _t30_w1*(_f32(1.0) if _s51_w1 > _f32(0.0) else _f32(0.0))
+                _t49_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t50_w1 = _sel(_t14_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t51_w1 = _t30_w1*_sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t52_w1 = _t51_w1*(_t44_w1/_t31_w1)
                 _t53_w1 = -_t49_w1 - _t50_w1 + _f32(1.0)
                 _t54_w1 = _f32(0.5)*_t51_w1
@@ -1356,12 +1357,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t58_w1 = py1_w1 - ty1_w1
                 _t59_w1 = -_t58_w1
                 _t60_w1 = _t18_w1*_t20_w1
-                _t61_w1 = _t22_w1*_t5_w1 + _t23_w1*(math.copysign((_f32(1.0) if _aw3_w1 > _ah4_w1 else _q6_w1), _s1_w1)*_n80)
+                _t61_w1 = _t22_w1*_t5_w1 + _t23_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n80)
                 _t62_w1 = -_t27_w1*_t61_w1
-                _t63_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
-                _t64_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+                _t63_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t64_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t65_w1 = _t34_w1*_t5_w1 + _t40_w1 + eps
-                _t66_w1 = _t8_w1*(_f32(1.0) if _t29_w1 > _f32(0.0) else _f32(0.0))
+                _t66_w1 = _t8_w1*_sel(_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t67_w1 = _t66_w1*((_t10_w1 + _t65_w1)/_t31_w1)
                 _t68_w1 = -_t63_w1 - _t64_w1 + _f32(1.0)
                 _t69_w1 = _f32(0.5)*_t66_w1
@@ -1369,22 +1370,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t71_w1 = -((_t32_w1*_t5_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t31_w1)
                 _t72_w1 = px2_w1 - tx2_w1
                 _t73_w1 = -_t24_w1*_t27_w1
-                _t74_w1 = _f32(1.0) if _t72_w1 > _f32(0.0) else _f32(0.0)
+                _t74_w1 = _sel(_t72_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t75_w1 = -_t72_w1
-                _t76_w1 = _f32(1.0) if _t75_w1 > _f32(0.0) else _f32(0.0)
+                _t76_w1 = _sel(_t75_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t77_w1 = -_t74_w1 - _t76_w1 + _f32(1.0)
                 _t78_w1 = -((-_t32_w1*_t4_w1*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t31_w1)
                 _t79_w1 = py2_w1 - ty2_w1
                 _t80_w1 = _t27_w1*_t61_w1
-                _t81_w1 = _f32(1.0) if _t79_w1 > _f32(0.0) else _f32(0.0)
+                _t81_w1 = _sel(_t79_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t82_w1 = -_t79_w1
-                _t83_w1 = _f32(1.0) if _t82_w1 > _f32(0.0) else _f32(0.0)
+                _t83_w1 = _sel(_t82_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
                 _t85_w1 = -((-_t32_w1*_t5_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t31_w1)
                 _t86_w1 = -_t13_w1
                 _t87_w1 = _f32(0.8105694651603699)*d_atan_w1
-                _n81 = (_f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)) if _mx30_w1 > _f32(0.0) else _f32(0.0))
-                _t88_w1 = _t87_w1*(math.copysign((_q31_w1 if _aw28_w1 > _ah29_w1 else _f32(1.0)), _s27_w1)*_n81)
+                _n81 = _sel(_mx30_w1 > _f32(0.0), _f32(1.0)/(max(_mx30_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31_w1*_q31_w1)), _f32(0.0))
+                _t88_w1 = _t87_w1*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _q31_w1, _f32(1.0)), _s27_w1)*_n81)
                 _t89_w1 = _t48_w1*_t88_w1
                 _t90_w1 = _t35_w1 + _t37_w1
                 _t91_w1 = _t51_w1*((_t43_w1 + _t90_w1)/_t31_w1)
@@ -1392,7 +1393,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t93_w1 = (_t32_w1*_t50_w1*_t6_w1 - _t49_w1*_t91_w1 - _t53_w1*_t92_w1)/_t31_w1
                 _t94_w1 = _t88_w1*alpha_grad
                 _t95_w1 = -_t17_w1
-                _t96_w1 = _t87_w1*(math.copysign((_f32(1.0) if _aw28_w1 > _ah29_w1 else _q31_w1), _s26_w1)*_n81)
+                _t96_w1 = _t87_w1*(math.copysign(_sel(_aw28_w1 > _ah29_w1, _f32(1.0), _q31_w1), _s26_w1)*_n81)
                 _t97_w1 = _t48_w1*_t96_w1
                 _t98_w1 = _t35_w1 + _t38_w1*_t7_w1
                 _t99_w1 = _t66_w1*((_t43_w1 + _t98_w1)/_t31_w1)
@@ -1401,21 +1402,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t102_w1 = _t96_w1*alpha_grad
                 _t103_w1 = -((-_t32_w1*_t6_w1*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t31_w1)
                 _t104_w1 = (_t100_w1*_t84_w1 - _t32_w1*_t7_w1*_t83_w1 + _t81_w1*_t99_w1)/_t31_w1
-                _s82 = _t13_w1 - -_t21_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+                _s82 = _t13_w1 - -_t21_w1*_sel(_t15_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px1_w1 = _t28_w1*_t48_w1 + _t56_w1 + _t57_w1*(((_t28_w1*alpha_grad - _t47_w1*(_t28_w1 + _t56_w1)))/_t45_w1) + (_s82/_t19_w1)
-                _s83 = _t17_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+                _s83 = _t17_w1 - -_t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py1_w1 = _t48_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t47_w1*(_t62_w1 + _t71_w1)))/_t45_w1) + _t71_w1 + (_s83/_t19_w1)
-                _s84 = _t13_w1 - _t21_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
+                _s84 = _t13_w1 - _t21_w1*_sel(_t72_w1 > _f32(0.0), _f32(1.0), _sel(_t72_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_px2_w1 = _t48_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t47_w1*(_t73_w1 + _t78_w1)))/_t45_w1) + _t78_w1 + (_s84/_t19_w1)
-                _s85 = _t17_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
+                _s85 = _t17_w1 - _t60_w1*_sel(_t79_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_py2_w1 = _t48_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t47_w1*(_t80_w1 + _t85_w1)))/_t45_w1) + _t85_w1 + (_s85/_t19_w1)
-                _s86 = _t86_w1 - -_t21_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+                _s86 = _t86_w1 - -_t21_w1*_sel(_t14_w1 > _f32(0.0), _f32(1.0), _sel(_t14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx1_w1 = _t57_w1*(((-_t94_w1 - _t47_w1*(-_t88_w1 - _t93_w1)))/_t45_w1) - _t89_w1 - _t93_w1 + (_s86/_t19_w1)
-                _s87 = _t95_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+                _s87 = _t95_w1 - -_t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty1_w1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t47_w1*(_t101_w1 + _t96_w1)))/_t45_w1) + _t97_w1 + (_s87/_t19_w1)
-                _s88 = _t86_w1 - _t21_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
+                _s88 = _t86_w1 - _t21_w1*_sel(_t75_w1 > _f32(0.0), _f32(1.0), _sel(_t75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_tx2_w1 = _t103_w1 + _t57_w1*(((_t94_w1 - _t47_w1*(_t103_w1 + _t88_w1)))/_t45_w1) + _t89_w1 + (_s88/_t19_w1)
-                _s89 = _t95_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
+                _s89 = _t95_w1 - _t60_w1*_sel(_t82_w1 > _f32(0.0), _f32(1.0), _sel(_t82_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t47_w1*(-_t104_w1 - _t96_w1)))/_t45_w1) - _t97_w1 + (_s89/_t19_w1)
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -1433,14 +1434,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -61,7 +62,7 @@ def _value_block_f64(_pred, _target, _out, eps):
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = 0.5*_t2 + 0.5*_t3
         _s21 = 0.5*_t4 + 0.5*_t5
         _u22 = px2 - tx2
@@ -71,20 +72,20 @@ def _value_block_f64(_pred, _target, _out, eps):
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -147,7 +148,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = 0.5*_t2 + 0.5*_t3
         _s21 = 0.5*_t4 + 0.5*_t5
         _u22 = px2 - tx2
@@ -157,7 +158,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _t16 = _s1
@@ -186,13 +187,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t14 = px1 - tx1
         _t15 = -_t14
         _t17 = 2.0*_t16
-        _t18 = _t17*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))
+        _t18 = _t17*_sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))
         _t19 = _s20
         _t20 = _s21
         _t23 = ((_t19*_t19) + (_t20*_t20))*_inv1
-        _t24 = 1.0 if _t15 > 0.0 else 0.0
+        _t24 = _sel(_t15 > 0.0, 1.0, 0.0)
         _t32 = _t27*_inv2
-        _t33 = 1.0 if _t14 > 0.0 else 0.0
+        _t33 = _sel(_t14 > 0.0, 1.0, 0.0)
         _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
         _t35 = _t34*_t7
         _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
@@ -201,7 +202,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t40 = _t39*_t6 + eps
         _t41 = _t27 + _t40
-        _t42 = _t26*(1.0 if _s3 > 0.0 else 0.0)
+        _t42 = _t26*_sel(_s3 > 0.0, 1.0, 0.0)
         _t43 = _t42*((_t38 + _t41)*_inv2)
         _t44 = -_t24 - _t33 + 1.0
         _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
@@ -215,39 +216,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t53 = py1 - ty1
         _t54 = -_t53
         _t55 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-        _t56 = _t55*(1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0))
-        _t57 = 1.0 if _t54 > 0.0 else 0.0
-        _t58 = 1.0 if _t53 > 0.0 else 0.0
+        _t56 = _t55*_sel(_t54 > 0.0, 1.0, _sel(_t54 == 0.0, 0.5, 0.0))
+        _t57 = _sel(_t54 > 0.0, 1.0, 0.0)
+        _t58 = _sel(_t53 > 0.0, 1.0, 0.0)
         _t59 = _t28*_t45 + _t38 + eps
-        _t60 = _t8*(1.0 if _t25 > 0.0 else 0.0)
+        _t60 = _t8*_sel(_t25 > 0.0, 1.0, 0.0)
         _t61 = _t60*((_t27 + _t59)*_inv2)
         _t62 = -_t57 - _t58 + 1.0
         _t63 = 0.5*_t60
         _t64 = _t63*((-_t26*_t39 + _t59)*_inv2)
         _t65 = _t29 + px2
-        _t66 = _t17*(1.0 if _t65 > 0.0 else (0.5 if _t65 == 0.0 else 0.0))
-        _t67 = 1.0 if _t65 > 0.0 else 0.0
+        _t66 = _t17*_sel(_t65 > 0.0, 1.0, _sel(_t65 == 0.0, 0.5, 0.0))
+        _t67 = _sel(_t65 > 0.0, 1.0, 0.0)
         _t68 = -_t65
-        _t69 = 1.0 if _t68 > 0.0 else 0.0
+        _t69 = _sel(_t68 > 0.0, 1.0, 0.0)
         _t70 = -_t67 - _t69 + 1.0
         _t71 = py2 - ty2
-        _t72 = _t55*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-        _t73 = 1.0 if _t71 > 0.0 else 0.0
+        _t72 = _t55*_sel(_t71 > 0.0, 1.0, _sel(_t71 == 0.0, 0.5, 0.0))
+        _t73 = _sel(_t71 > 0.0, 1.0, 0.0)
         _t74 = -_t71
-        _t75 = 1.0 if _t74 > 0.0 else 0.0
+        _t75 = _sel(_t74 > 0.0, 1.0, 0.0)
         _t76 = -_t73 - _t75 + 1.0
-        _t77 = _t17*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
+        _t77 = _t17*_sel(_t14 > 0.0, 1.0, _sel(_t14 == 0.0, 0.5, 0.0))
         _t78 = -_t19
         _t79 = _t35 + _t46
         _t80 = _t42*((_t41 + _t79)*_inv2)
         _t81 = _t47*((-_t37 + _t40 + _t79)*_inv2)
-        _t82 = _t55*(1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0))
+        _t82 = _t55*_sel(_t53 > 0.0, 1.0, _sel(_t53 == 0.0, 0.5, 0.0))
         _t83 = -_t20
         _t84 = _t30*_t36 + _t46
         _t85 = _t60*((_t41 + _t84)*_inv2)
         _t86 = _t63*((-_t26*_t34 + _t40 + _t84)*_inv2)
-        _t87 = _t17*(1.0 if _t68 > 0.0 else (0.5 if _t68 == 0.0 else 0.0))
-        _t88 = _t55*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
+        _t87 = _t17*_sel(_t68 > 0.0, 1.0, _sel(_t68 == 0.0, 0.5, 0.0))
+        _t88 = _t55*_sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))
         _s35 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)*_inv2)
         d_px1 = _s35 + (((_t12 - -_t13*_t18))*_inv0) + (((_t19 - -_t18*_t23))*_inv1)
         _s36 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)*_inv2)
@@ -312,7 +313,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
             _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
             _c18_w1 = _e16_w1 - _e17_w1
-            _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+            _s19_w1 = _sel(_c18_w1 == _c18_w1, (_u12_w1 - _u13_w1) + _c18_w1, _u12_w1 - _u13_w1)
             _s20_w1 = 0.5*_t2_w1 + 0.5*_t3_w1
             _s21_w1 = 0.5*_t4_w1 + 0.5*_t5_w1
             _u22_w1 = px2_w1 - tx2_w1
@@ -322,7 +323,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
             _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
             _c28_w1 = _e26_w1 - _e27_w1
-            _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+            _s29_w1 = _sel(_c28_w1 == _c28_w1, (_u22_w1 - _u23_w1) + _c28_w1, _u22_w1 - _u23_w1)
             _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t0_w1 + _t1_w1)
             value_w1 = _t9_w1/(_t8_w1*max(_s11_w1, _s11_w1 - _s11_w1) + _t9_w1) + (_s19_w1*_s19_w1)/(_t1_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t0_w1
             _t16_w1 = _s1_w1
@@ -352,13 +353,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t14_w2 = px1_w1 - tx1_w1
                 _t15_w2 = -_t14_w2
                 _t17_w2 = 2.0*_t16_w1
-                _t18_w2 = _t17_w2*(1.0 if _t15_w2 > 0.0 else (0.5 if _t15_w2 == 0.0 else 0.0))
+                _t18_w2 = _t17_w2*_sel(_t15_w2 > 0.0, 1.0, _sel(_t15_w2 == 0.0, 0.5, 0.0))
                 _t19_w2 = _s20_w1
                 _t20_w2 = _s21_w1
                 _t23_w2 = ((_t19_w2*_t19_w2) + (_t20_w2*_t20_w2))*_inv1_w1
-                _t24_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
+                _t24_w2 = _sel(_t15_w2 > 0.0, 1.0, 0.0)
                 _t32_w2 = _t27_w1*_inv2_w1
-                _t33_w2 = 1.0 if _t14_w2 > 0.0 else 0.0
+                _t33_w2 = _sel(_t14_w2 > 0.0, 1.0, 0.0)
                 _t34_w2 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t35_w2 = _t34_w2*_t7_w1
                 _t36_w2 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -367,7 +368,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t39_w2 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
                 _t40_w2 = _t39_w2*_t6_w1 + eps
                 _t41_w2 = _t27_w1 + _t40_w2
-                _t42_w2 = _t26_w1*(1.0 if _s3_w1 > 0.0 else 0.0)
+                _t42_w2 = _t26_w1*_sel(_s3_w1 > 0.0, 1.0, 0.0)
                 _t43_w2 = _t42_w2*((_t38_w2 + _t41_w2)*_inv2_w1)
                 _t44_w2 = -_t24_w2 - _t33_w2 + 1.0
                 _t45_w2 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
@@ -381,39 +382,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t53_w2 = py1_w1 - ty1_w1
                 _t54_w2 = -_t53_w2
                 _t55_w2 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
-                _t56_w2 = _t55_w2*(1.0 if _t54_w2 > 0.0 else (0.5 if _t54_w2 == 0.0 else 0.0))
-                _t57_w2 = 1.0 if _t54_w2 > 0.0 else 0.0
-                _t58_w2 = 1.0 if _t53_w2 > 0.0 else 0.0
+                _t56_w2 = _t55_w2*_sel(_t54_w2 > 0.0, 1.0, _sel(_t54_w2 == 0.0, 0.5, 0.0))
+                _t57_w2 = _sel(_t54_w2 > 0.0, 1.0, 0.0)
+                _t58_w2 = _sel(_t53_w2 > 0.0, 1.0, 0.0)
                 _t59_w2 = _t28_w1*_t45_w2 + _t38_w2 + eps
-                _t60_w2 = _t8_w1*(1.0 if _t25_w1 > 0.0 else 0.0)
+                _t60_w2 = _t8_w1*_sel(_t25_w1 > 0.0, 1.0, 0.0)
                 _t61_w2 = _t60_w2*((_t27_w1 + _t59_w2)*_inv2_w1)
                 _t62_w2 = -_t57_w2 - _t58_w2 + 1.0
                 _t63_w2 = 0.5*_t60_w2
                 _t64_w2 = _t63_w2*((-_t26_w1*_t39_w2 + _t59_w2)*_inv2_w1)
                 _t65_w2 = _t29_w1 + px2_w1
-                _t66_w2 = _t17_w2*(1.0 if _t65_w2 > 0.0 else (0.5 if _t65_w2 == 0.0 else 0.0))
-                _t67_w2 = 1.0 if _t65_w2 > 0.0 else 0.0
+                _t66_w2 = _t17_w2*_sel(_t65_w2 > 0.0, 1.0, _sel(_t65_w2 == 0.0, 0.5, 0.0))
+                _t67_w2 = _sel(_t65_w2 > 0.0, 1.0, 0.0)
                 _t68_w2 = -_t65_w2
-                _t69_w2 = 1.0 if _t68_w2 > 0.0 else 0.0
+                _t69_w2 = _sel(_t68_w2 > 0.0, 1.0, 0.0)
                 _t70_w2 = -_t67_w2 - _t69_w2 + 1.0
                 _t71_w2 = py2_w1 - ty2_w1
-                _t72_w2 = _t55_w2*(1.0 if _t71_w2 > 0.0 else (0.5 if _t71_w2 == 0.0 else 0.0))
-                _t73_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                _t72_w2 = _t55_w2*_sel(_t71_w2 > 0.0, 1.0, _sel(_t71_w2 == 0.0, 0.5, 0.0))
+                _t73_w2 = _sel(_t71_w2 > 0.0, 1.0, 0.0)
                 _t74_w2 = -_t71_w2
-                _t75_w2 = 1.0 if _t74_w2 > 0.0 else 0.0
+                _t75_w2 = _sel(_t74_w2 > 0.0, 1.0, 0.0)
                 _t76_w2 = -_t73_w2 - _t75_w2 + 1.0
-                _t77_w2 = _t17_w2*(1.0 if _t14_w2 > 0.0 else (0.5 if _t14_w2 == 0.0 else 0.0))
+                _t77_w2 = _t17_w2*_sel(_t14_w2 > 0.0, 1.0, _sel(_t14_w2 == 0.0, 0.5, 0.0))
                 _t78_w2 = -_t19_w2
                 _t79_w2 = _t35_w2 + _t46_w2
                 _t80_w2 = _t42_w2*((_t41_w2 + _t79_w2)*_inv2_w1)
                 _t81_w2 = _t47_w2*((-_t37_w2 + _t40_w2 + _t79_w2)*_inv2_w1)
-                _t82_w2 = _t55_w2*(1.0 if _t53_w2 > 0.0 else (0.5 if _t53_w2 == 0.0 else 0.0))
+                _t82_w2 = _t55_w2*_sel(_t53_w2 > 0.0, 1.0, _sel(_t53_w2 == 0.0, 0.5, 0.0))
                 _t83_w2 = -_t20_w2
                 _t84_w2 = _t30_w1*_t36_w2 + _t46_w2
                 _t85_w2 = _t60_w2*((_t41_w2 + _t84_w2)*_inv2_w1)
                 _t86_w2 = _t63_w2*((-_t26_w1*_t34_w2 + _t40_w2 + _t84_w2)*_inv2_w1)
-                _t87_w2 = _t17_w2*(1.0 if _t68_w2 > 0.0 else (0.5 if _t68_w2 == 0.0 else 0.0))
-                _t88_w2 = _t55_w2*(1.0 if _t74_w2 > 0.0 else (0.5 if _t74_w2 == 0.0 else 0.0))
+                _t87_w2 = _t17_w2*_sel(_t68_w2 > 0.0, 1.0, _sel(_t68_w2 == 0.0, 0.5, 0.0))
+                _t88_w2 = _t55_w2*_sel(_t74_w2 > 0.0, 1.0, _sel(_t74_w2 == 0.0, 0.5, 0.0))
                 _s35_w1 = -((_t24_w2*_t32_w2*_t6_w1 - _t33_w2*_t43_w2 - _t44_w2*_t48_w2)*_inv2_w1)
                 d_px1_w1 = _s35_w1 + (((_t12_w2 - -_t13_w2*_t18_w2))*_inv0_w1) + (((_t19_w2 - -_t18_w2*_t23_w2))*_inv1_w1)
                 _s36_w1 = -((_t28_w1*_t32_w2*_t57_w2 - _t58_w2*_t61_w2 - _t62_w2*_t64_w2)*_inv2_w1)
@@ -438,13 +439,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t14_w1 = px1_w1 - tx1_w1
                 _t15_w1 = -_t14_w1
                 _t17_w1 = 2.0*_t16_w1
-                _t18_w1 = _t17_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))
+                _t18_w1 = _t17_w1*_sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))
                 _t19_w1 = _s20_w1
                 _t20_w1 = _s21_w1
                 _t23_w1 = ((_t19_w1*_t19_w1) + (_t20_w1*_t20_w1))/_t22_w1
-                _t24_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
+                _t24_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
                 _t32_w1 = _t27_w1/_t31_w1
-                _t33_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+                _t33_w1 = _sel(_t14_w1 > 0.0, 1.0, 0.0)
                 _t34_w1 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t35_w1 = _t34_w1*_t7_w1
                 _t36_w1 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -453,7 +454,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t39_w1 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
                 _t40_w1 = _t39_w1*_t6_w1 + eps
                 _t41_w1 = _t27_w1 + _t40_w1
-                _t42_w1 = _t26_w1*(1.0 if _s3_w1 > 0.0 else 0.0)
+                _t42_w1 = _t26_w1*_sel(_s3_w1 > 0.0, 1.0, 0.0)
                 _t43_w1 = _t42_w1*((_t38_w1 + _t41_w1)/_t31_w1)
                 _t44_w1 = -_t24_w1 - _t33_w1 + 1.0
                 _t45_w1 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
@@ -467,39 +468,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t53_w1 = py1_w1 - ty1_w1
                 _t54_w1 = -_t53_w1
                 _t55_w1 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
-                _t56_w1 = _t55_w1*(1.0 if _t54_w1 > 0.0 else (0.5 if _t54_w1 == 0.0 else 0.0))
-                _t57_w1 = 1.0 if _t54_w1 > 0.0 else 0.0
-                _t58_w1 = 1.0 if _t53_w1 > 0.0 else 0.0
+                _t56_w1 = _t55_w1*_sel(_t54_w1 > 0.0, 1.0, _sel(_t54_w1 == 0.0, 0.5, 0.0))
+                _t57_w1 = _sel(_t54_w1 > 0.0, 1.0, 0.0)
+                _t58_w1 = _sel(_t53_w1 > 0.0, 1.0, 0.0)
                 _t59_w1 = _t28_w1*_t45_w1 + _t38_w1 + eps
-                _t60_w1 = _t8_w1*(1.0 if _t25_w1 > 0.0 else 0.0)
+                _t60_w1 = _t8_w1*_sel(_t25_w1 > 0.0, 1.0, 0.0)
                 _t61_w1 = _t60_w1*((_t27_w1 + _t59_w1)/_t31_w1)
                 _t62_w1 = -_t57_w1 - _t58_w1 + 1.0
                 _t63_w1 = 0.5*_t60_w1
                 _t64_w1 = _t63_w1*((-_t26_w1*_t39_w1 + _t59_w1)/_t31_w1)
                 _t65_w1 = _t29_w1 + px2_w1
-                _t66_w1 = _t17_w1*(1.0 if _t65_w1 > 0.0 else (0.5 if _t65_w1 == 0.0 else 0.0))
-                _t67_w1 = 1.0 if _t65_w1 > 0.0 else 0.0
+                _t66_w1 = _t17_w1*_sel(_t65_w1 > 0.0, 1.0, _sel(_t65_w1 == 0.0, 0.5, 0.0))
+                _t67_w1 = _sel(_t65_w1 > 0.0, 1.0, 0.0)
                 _t68_w1 = -_t65_w1
-                _t69_w1 = 1.0 if _t68_w1 > 0.0 else 0.0
+                _t69_w1 = _sel(_t68_w1 > 0.0, 1.0, 0.0)
                 _t70_w1 = -_t67_w1 - _t69_w1 + 1.0
                 _t71_w1 = py2_w1 - ty2_w1
-                _t72_w1 = _t55_w1*(1.0 if _t71_w1 > 0.0 else (0.5 if _t71_w1 == 0.0 else 0.0))
-                _t73_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                _t72_w1 = _t55_w1*_sel(_t71_w1 > 0.0, 1.0, _sel(_t71_w1 == 0.0, 0.5, 0.0))
+                _t73_w1 = _sel(_t71_w1 > 0.0, 1.0, 0.0)
                 _t74_w1 = -_t71_w1
-                _t75_w1 = 1.0 if _t74_w1 > 0.0 else 0.0
+                _t75_w1 = _sel(_t74_w1 > 0.0, 1.0, 0.0)
                 _t76_w1 = -_t73_w1 - _t75_w1 + 1.0
-                _t77_w1 = _t17_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))
+                _t77_w1 = _t17_w1*_sel(_t14_w1 > 0.0, 1.0, _sel(_t14_w1 == 0.0, 0.5, 0.0))
                 _t78_w1 = -_t19_w1
                 _t79_w1 = _t35_w1 + _t46_w1
                 _t80_w1 = _t42_w1*((_t41_w1 + _t79_w1)/_t31_w1)
                 _t81_w1 = _t47_w1*((-_t37_w1 + _t40_w1 + _t79_w1)/_t31_w1)
-                _t82_w1 = _t55_w1*(1.0 if _t53_w1 > 0.0 else (0.5 if _t53_w1 == 0.0 else 0.0))
+                _t82_w1 = _t55_w1*_sel(_t53_w1 > 0.0, 1.0, _sel(_t53_w1 == 0.0, 0.5, 0.0))
                 _t83_w1 = -_t20_w1
                 _t84_w1 = _t30_w1*_t36_w1 + _t46_w1
                 _t85_w1 = _t60_w1*((_t41_w1 + _t84_w1)/_t31_w1)
                 _t86_w1 = _t63_w1*((-_t26_w1*_t34_w1 + _t40_w1 + _t84_w1)/_t31_w1)
-                _t87_w1 = _t17_w1*(1.0 if _t68_w1 > 0.0 else (0.5 if _t68_w1 == 0.0 else 0.0))
-                _t88_w1 = _t55_w1*(1.0 if _t74_w1 > 0.0 else (0.5 if _t74_w1 == 0.0 else 0.0))
+                _t87_w1 = _t17_w1*_sel(_t68_w1 > 0.0, 1.0, _sel(_t68_w1 == 0.0, 0.5, 0.0))
+                _t88_w1 = _t55_w1*_sel(_t74_w1 > 0.0, 1.0, _sel(_t74_w1 == 0.0, 0.5, 0.0))
                 _s43 = -((_t24_w1*_t32_w1*_t6_w1 - _t33_w1*_t43_w1 - _t44_w1*_t48_w1)/_t31_w1)
                 d_px1_w1 = _s43 + (((_t12_w1 - -_t13_w1*_t18_w1))/_t0_w1) + (((_t19_w1 - -_t18_w1*_t23_w1))/_t22_w1)
                 _s44 = -((_t28_w1*_t32_w1*_t57_w1 - _t58_w1*_t61_w1 - _t62_w1*_t64_w1)/_t31_w1)
@@ -532,14 +533,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -603,7 +604,7 @@ def _value_block_f32(_pred, _target, _out, eps):
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s21 = _f32(0.5)*_t4 + _f32(0.5)*_t5
         _u22 = px2 - tx2
@@ -613,20 +614,20 @@ def _value_block_f32(_pred, _target, _out, eps):
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -689,7 +690,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = _f32(0.5)*_t2 + _f32(0.5)*_t3
         _s21 = _f32(0.5)*_t4 + _f32(0.5)*_t5
         _u22 = px2 - tx2
@@ -699,7 +700,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t0 + _t1)
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _t16 = _s1
@@ -728,13 +729,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t14 = px1 - tx1
         _t15 = -_t14
         _t17 = _f32(2.0)*_t16
-        _t18 = _t17*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _t18 = _t17*_sel(_t15 > _f32(0.0), _f32(1.0), _sel(_t15 == _f32(0.0), _f32(0.5), _f32(0.0)))
         _t19 = _s20
         _t20 = _s21
         _t23 = ((_t19*_t19) + (_t20*_t20))*_inv1
-        _t24 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t24 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t32 = _t27*_inv2
-        _t33 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+        _t33 = _sel(_t14 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t34 = min(_t30, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
         _t35 = _t34*_t7
         _t36 = min(_t7, max(_t4, _t4 - _t4) + max(_s7, _s7 - _s7))
@@ -743,7 +744,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t39 = min(_t28, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
         _t40 = _t39*_t6 + eps
         _t41 = _t27 + _t40
-        _t42 = _t26*(_f32(1.0) if _s3 > _f32(0.0) else _f32(0.0))
+        _t42 = _t26*_sel(_s3 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t43 = _t42*((_t38 + _t41)*_inv2)
         _t44 = -_t24 - _t33 + _f32(1.0)
         _t45 = min(_t6, max(_t5, _t5 - _t5) + max(_s6, _s6 - _s6))
@@ -757,39 +758,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t53 = py1 - ty1
         _t54 = -_t53
         _t55 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-        _t56 = _t55*(_f32(1.0) if _t54 > _f32(0.0) else (_f32(0.5) if _t54 == _f32(0.0) else _f32(0.0)))
-        _t57 = _f32(1.0) if _t54 > _f32(0.0) else _f32(0.0)
-        _t58 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
+        _t56 = _t55*_sel(_t54 > _f32(0.0), _f32(1.0), _sel(_t54 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _t57 = _sel(_t54 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t58 = _sel(_t53 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t59 = _t28*_t45 + _t38 + eps
-        _t60 = _t8*(_f32(1.0) if _t25 > _f32(0.0) else _f32(0.0))
+        _t60 = _t8*_sel(_t25 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t61 = _t60*((_t27 + _t59)*_inv2)
         _t62 = -_t57 - _t58 + _f32(1.0)
         _t63 = _f32(0.5)*_t60
         _t64 = _t63*((-_t26*_t39 + _t59)*_inv2)
         _t65 = _t29 + px2
-        _t66 = _t17*(_f32(1.0) if _t65 > _f32(0.0) else (_f32(0.5) if _t65 == _f32(0.0) else _f32(0.0)))
-        _t67 = _f32(1.0) if _t65 > _f32(0.0) else _f32(0.0)
+        _t66 = _t17*_sel(_t65 > _f32(0.0), _f32(1.0), _sel(_t65 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _t67 = _sel(_t65 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t68 = -_t65
-        _t69 = _f32(1.0) if _t68 > _f32(0.0) else _f32(0.0)
+        _t69 = _sel(_t68 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t70 = -_t67 - _t69 + _f32(1.0)
         _t71 = py2 - ty2
-        _t72 = _t55*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-        _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+        _t72 = _t55*_sel(_t71 > _f32(0.0), _f32(1.0), _sel(_t71 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _t73 = _sel(_t71 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t74 = -_t71
-        _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+        _t75 = _sel(_t74 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t76 = -_t73 - _t75 + _f32(1.0)
-        _t77 = _t17*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        _t77 = _t17*_sel(_t14 > _f32(0.0), _f32(1.0), _sel(_t14 == _f32(0.0), _f32(0.5), _f32(0.0)))
         _t78 = -_t19
         _t79 = _t35 + _t46
         _t80 = _t42*((_t41 + _t79)*_inv2)
         _t81 = _t47*((-_t37 + _t40 + _t79)*_inv2)
-        _t82 = _t55*(_f32(1.0) if _t53 > _f32(0.0) else (_f32(0.5) if _t53 == _f32(0.0) else _f32(0.0)))
+        _t82 = _t55*_sel(_t53 > _f32(0.0), _f32(1.0), _sel(_t53 == _f32(0.0), _f32(0.5), _f32(0.0)))
         _t83 = -_t20
         _t84 = _t30*_t36 + _t46
         _t85 = _t60*((_t41 + _t84)*_inv2)
         _t86 = _t63*((-_t26*_t34 + _t40 + _t84)*_inv2)
-        _t87 = _t17*(_f32(1.0) if _t68 > _f32(0.0) else (_f32(0.5) if _t68 == _f32(0.0) else _f32(0.0)))
-        _t88 = _t55*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+        _t87 = _t17*_sel(_t68 > _f32(0.0), _f32(1.0), _sel(_t68 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _t88 = _t55*_sel(_t74 > _f32(0.0), _f32(1.0), _sel(_t74 == _f32(0.0), _f32(0.5), _f32(0.0)))
         _s35 = -((_t24*_t32*_t6 - _t33*_t43 - _t44*_t48)*_inv2)
         d_px1 = _s35 + (((_t12 - -_t13*_t18))*_inv0) + (((_t19 - -_t18*_t23))*_inv1)
         _s36 = -((_t28*_t32*_t57 - _t58*_t61 - _t62*_t64)*_inv2)
@@ -854,7 +855,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
             _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
             _c18_w1 = _e16_w1 - _e17_w1
-            _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+            _s19_w1 = _sel(_c18_w1 == _c18_w1, (_u12_w1 - _u13_w1) + _c18_w1, _u12_w1 - _u13_w1)
             _s20_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s21_w1 = _f32(0.5)*_t4_w1 + _f32(0.5)*_t5_w1
             _u22_w1 = px2_w1 - tx2_w1
@@ -864,7 +865,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
             _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
             _c28_w1 = _e26_w1 - _e27_w1
-            _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+            _s29_w1 = _sel(_c28_w1 == _c28_w1, (_u22_w1 - _u23_w1) + _c28_w1, _u22_w1 - _u23_w1)
             _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t0_w1 + _t1_w1)
             value_w1 = _t9_w1/(_t8_w1*max(_s11_w1, _s11_w1 - _s11_w1) + _t9_w1) + (_s19_w1*_s19_w1)/(_t1_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t0_w1
             _t16_w1 = _s1_w1
@@ -894,13 +895,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t14_w2 = px1_w1 - tx1_w1
                 _t15_w2 = -_t14_w2
                 _t17_w2 = _f32(2.0)*_t16_w1
-                _t18_w2 = _t17_w2*(_f32(1.0) if _t15_w2 > _f32(0.0) else (_f32(0.5) if _t15_w2 == _f32(0.0) else _f32(0.0)))
+                _t18_w2 = _t17_w2*_sel(_t15_w2 > _f32(0.0), _f32(1.0), _sel(_t15_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t19_w2 = _s20_w1
                 _t20_w2 = _s21_w1
                 _t23_w2 = ((_t19_w2*_t19_w2) + (_t20_w2*_t20_w2))*_inv1_w1
-                _t24_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
+                _t24_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t32_w2 = _t27_w1*_inv2_w1
-                _t33_w2 = _f32(1.0) if _t14_w2 > _f32(0.0) else _f32(0.0)
+                _t33_w2 = _sel(_t14_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t34_w2 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t35_w2 = _t34_w2*_t7_w1
                 _t36_w2 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -909,7 +910,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t39_w2 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
                 _t40_w2 = _t39_w2*_t6_w1 + eps
                 _t41_w2 = _t27_w1 + _t40_w2
-                _t42_w2 = _t26_w1*(_f32(1.0) if _s3_w1 > _f32(0.0) else _f32(0.0))
+                _t42_w2 = _t26_w1*_sel(_s3_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t43_w2 = _t42_w2*((_t38_w2 + _t41_w2)*_inv2_w1)
                 _t44_w2 = -_t24_w2 - _t33_w2 + _f32(1.0)
                 _t45_w2 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
@@ -923,39 +924,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t53_w2 = py1_w1 - ty1_w1
                 _t54_w2 = -_t53_w2
                 _t55_w2 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
-                _t56_w2 = _t55_w2*(_f32(1.0) if _t54_w2 > _f32(0.0) else (_f32(0.5) if _t54_w2 == _f32(0.0) else _f32(0.0)))
-                _t57_w2 = _f32(1.0) if _t54_w2 > _f32(0.0) else _f32(0.0)
-                _t58_w2 = _f32(1.0) if _t53_w2 > _f32(0.0) else _f32(0.0)
+                _t56_w2 = _t55_w2*_sel(_t54_w2 > _f32(0.0), _f32(1.0), _sel(_t54_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t57_w2 = _sel(_t54_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t58_w2 = _sel(_t53_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t59_w2 = _t28_w1*_t45_w2 + _t38_w2 + eps
-                _t60_w2 = _t8_w1*(_f32(1.0) if _t25_w1 > _f32(0.0) else _f32(0.0))
+                _t60_w2 = _t8_w1*_sel(_t25_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t61_w2 = _t60_w2*((_t27_w1 + _t59_w2)*_inv2_w1)
                 _t62_w2 = -_t57_w2 - _t58_w2 + _f32(1.0)
                 _t63_w2 = _f32(0.5)*_t60_w2
                 _t64_w2 = _t63_w2*((-_t26_w1*_t39_w2 + _t59_w2)*_inv2_w1)
                 _t65_w2 = _t29_w1 + px2_w1
-                _t66_w2 = _t17_w2*(_f32(1.0) if _t65_w2 > _f32(0.0) else (_f32(0.5) if _t65_w2 == _f32(0.0) else _f32(0.0)))
-                _t67_w2 = _f32(1.0) if _t65_w2 > _f32(0.0) else _f32(0.0)
+                _t66_w2 = _t17_w2*_sel(_t65_w2 > _f32(0.0), _f32(1.0), _sel(_t65_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t67_w2 = _sel(_t65_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t68_w2 = -_t65_w2
-                _t69_w2 = _f32(1.0) if _t68_w2 > _f32(0.0) else _f32(0.0)
+                _t69_w2 = _sel(_t68_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t70_w2 = -_t67_w2 - _t69_w2 + _f32(1.0)
                 _t71_w2 = py2_w1 - ty2_w1
-                _t72_w2 = _t55_w2*(_f32(1.0) if _t71_w2 > _f32(0.0) else (_f32(0.5) if _t71_w2 == _f32(0.0) else _f32(0.0)))
-                _t73_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                _t72_w2 = _t55_w2*_sel(_t71_w2 > _f32(0.0), _f32(1.0), _sel(_t71_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t73_w2 = _sel(_t71_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t74_w2 = -_t71_w2
-                _t75_w2 = _f32(1.0) if _t74_w2 > _f32(0.0) else _f32(0.0)
+                _t75_w2 = _sel(_t74_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t76_w2 = -_t73_w2 - _t75_w2 + _f32(1.0)
-                _t77_w2 = _t17_w2*(_f32(1.0) if _t14_w2 > _f32(0.0) else (_f32(0.5) if _t14_w2 == _f32(0.0) else _f32(0.0)))
+                _t77_w2 = _t17_w2*_sel(_t14_w2 > _f32(0.0), _f32(1.0), _sel(_t14_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t78_w2 = -_t19_w2
                 _t79_w2 = _t35_w2 + _t46_w2
                 _t80_w2 = _t42_w2*((_t41_w2 + _t79_w2)*_inv2_w1)
                 _t81_w2 = _t47_w2*((-_t37_w2 + _t40_w2 + _t79_w2)*_inv2_w1)
-                _t82_w2 = _t55_w2*(_f32(1.0) if _t53_w2 > _f32(0.0) else (_f32(0.5) if _t53_w2 == _f32(0.0) else _f32(0.0)))
+                _t82_w2 = _t55_w2*_sel(_t53_w2 > _f32(0.0), _f32(1.0), _sel(_t53_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t83_w2 = -_t20_w2
                 _t84_w2 = _t30_w1*_t36_w2 + _t46_w2
                 _t85_w2 = _t60_w2*((_t41_w2 + _t84_w2)*_inv2_w1)
                 _t86_w2 = _t63_w2*((-_t26_w1*_t34_w2 + _t40_w2 + _t84_w2)*_inv2_w1)
-                _t87_w2 = _t17_w2*(_f32(1.0) if _t68_w2 > _f32(0.0) else (_f32(0.5) if _t68_w2 == _f32(0.0) else _f32(0.0)))
-                _t88_w2 = _t55_w2*(_f32(1.0) if _t74_w2 > _f32(0.0) else (_f32(0.5) if _t74_w2 == _f32(0.0) else _f32(0.0)))
+                _t87_w2 = _t17_w2*_sel(_t68_w2 > _f32(0.0), _f32(1.0), _sel(_t68_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t88_w2 = _t55_w2*_sel(_t74_w2 > _f32(0.0), _f32(1.0), _sel(_t74_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _s35_w1 = -((_t24_w2*_t32_w2*_t6_w1 - _t33_w2*_t43_w2 - _t44_w2*_t48_w2)*_inv2_w1)
                 d_px1_w1 = _s35_w1 + (((_t12_w2 - -_t13_w2*_t18_w2))*_inv0_w1) + (((_t19_w2 - -_t18_w2*_t23_w2))*_inv1_w1)
                 _s36_w1 = -((_t28_w1*_t32_w2*_t57_w2 - _t58_w2*_t61_w2 - _t62_w2*_t64_w2)*_inv2_w1)
@@ -980,13 +981,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t14_w1 = px1_w1 - tx1_w1
                 _t15_w1 = -_t14_w1
                 _t17_w1 = _f32(2.0)*_t16_w1
-                _t18_w1 = _t17_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+                _t18_w1 = _t17_w1*_sel(_t15_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t19_w1 = _s20_w1
                 _t20_w1 = _s21_w1
                 _t23_w1 = ((_t19_w1*_t19_w1) + (_t20_w1*_t20_w1))/_t22_w1
-                _t24_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
+                _t24_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t32_w1 = _t27_w1/_t31_w1
-                _t33_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+                _t33_w1 = _sel(_t14_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t34_w1 = min(_t30_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t35_w1 = _t34_w1*_t7_w1
                 _t36_w1 = min(_t7_w1, max(_t4_w1, _t4_w1 - _t4_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -995,7 +996,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t39_w1 = min(_t28_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
                 _t40_w1 = _t39_w1*_t6_w1 + eps
                 _t41_w1 = _t27_w1 + _t40_w1
-                _t42_w1 = _t26_w1*(_f32(1.0) if _s3_w1 > _f32(0.0) else _f32(0.0))
+                _t42_w1 = _t26_w1*_sel(_s3_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t43_w1 = _t42_w1*((_t38_w1 + _t41_w1)/_t31_w1)
                 _t44_w1 = -_t24_w1 - _t33_w1 + _f32(1.0)
                 _t45_w1 = min(_t6_w1, max(_t5_w1, _t5_w1 - _t5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
@@ -1009,39 +1010,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t53_w1 = py1_w1 - ty1_w1
                 _t54_w1 = -_t53_w1
                 _t55_w1 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
-                _t56_w1 = _t55_w1*(_f32(1.0) if _t54_w1 > _f32(0.0) else (_f32(0.5) if _t54_w1 == _f32(0.0) else _f32(0.0)))
-                _t57_w1 = _f32(1.0) if _t54_w1 > _f32(0.0) else _f32(0.0)
-                _t58_w1 = _f32(1.0) if _t53_w1 > _f32(0.0) else _f32(0.0)
+                _t56_w1 = _t55_w1*_sel(_t54_w1 > _f32(0.0), _f32(1.0), _sel(_t54_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t57_w1 = _sel(_t54_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t58_w1 = _sel(_t53_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t59_w1 = _t28_w1*_t45_w1 + _t38_w1 + eps
-                _t60_w1 = _t8_w1*(_f32(1.0) if _t25_w1 > _f32(0.0) else _f32(0.0))
+                _t60_w1 = _t8_w1*_sel(_t25_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t61_w1 = _t60_w1*((_t27_w1 + _t59_w1)/_t31_w1)
                 _t62_w1 = -_t57_w1 - _t58_w1 + _f32(1.0)
                 _t63_w1 = _f32(0.5)*_t60_w1
                 _t64_w1 = _t63_w1*((-_t26_w1*_t39_w1 + _t59_w1)/_t31_w1)
                 _t65_w1 = _t29_w1 + px2_w1
-                _t66_w1 = _t17_w1*(_f32(1.0) if _t65_w1 > _f32(0.0) else (_f32(0.5) if _t65_w1 == _f32(0.0) else _f32(0.0)))
-                _t67_w1 = _f32(1.0) if _t65_w1 > _f32(0.0) else _f32(0.0)
+                _t66_w1 = _t17_w1*_sel(_t65_w1 > _f32(0.0), _f32(1.0), _sel(_t65_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t67_w1 = _sel(_t65_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t68_w1 = -_t65_w1
-                _t69_w1 = _f32(1.0) if _t68_w1 > _f32(0.0) else _f32(0.0)
+                _t69_w1 = _sel(_t68_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t70_w1 = -_t67_w1 - _t69_w1 + _f32(1.0)
                 _t71_w1 = py2_w1 - ty2_w1
-                _t72_w1 = _t55_w1*(_f32(1.0) if _t71_w1 > _f32(0.0) else (_f32(0.5) if _t71_w1 == _f32(0.0) else _f32(0.0)))
-                _t73_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                _t72_w1 = _t55_w1*_sel(_t71_w1 > _f32(0.0), _f32(1.0), _sel(_t71_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t73_w1 = _sel(_t71_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t74_w1 = -_t71_w1
-                _t75_w1 = _f32(1.0) if _t74_w1 > _f32(0.0) else _f32(0.0)
+                _t75_w1 = _sel(_t74_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t76_w1 = -_t73_w1 - _t75_w1 + _f32(1.0)
-                _t77_w1 = _t17_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+                _t77_w1 = _t17_w1*_sel(_t14_w1 > _f32(0.0), _f32(1.0), _sel(_t14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t78_w1 = -_t19_w1
                 _t79_w1 = _t35_w1 + _t46_w1
                 _t80_w1 = _t42_w1*((_t41_w1 + _t79_w1)/_t31_w1)
                 _t81_w1 = _t47_w1*((-_t37_w1 + _t40_w1 + _t79_w1)/_t31_w1)
-                _t82_w1 = _t55_w1*(_f32(1.0) if _t53_w1 > _f32(0.0) else (_f32(0.5) if _t53_w1 == _f32(0.0) else _f32(0.0)))
+                _t82_w1 = _t55_w1*_sel(_t53_w1 > _f32(0.0), _f32(1.0), _sel(_t53_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _t83_w1 = -_t20_w1
                 _t84_w1 = _t30_w1*_t36_w1 + _t46_w1
                 _t85_w1 = _t60_w1*((_t41_w1 + _t84_w1)/_t31_w1)
                 _t86_w1 = _t63_w1*((-_t26_w1*_t34_w1 + _t40_w1 + _t84_w1)/_t31_w1)
-                _t87_w1 = _t17_w1*(_f32(1.0) if _t68_w1 > _f32(0.0) else (_f32(0.5) if _t68_w1 == _f32(0.0) else _f32(0.0)))
-                _t88_w1 = _t55_w1*(_f32(1.0) if _t74_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1 == _f32(0.0) else _f32(0.0)))
+                _t87_w1 = _t17_w1*_sel(_t68_w1 > _f32(0.0), _f32(1.0), _sel(_t68_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _t88_w1 = _t55_w1*_sel(_t74_w1 > _f32(0.0), _f32(1.0), _sel(_t74_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 _s43 = -((_t24_w1*_t32_w1*_t6_w1 - _t33_w1*_t43_w1 - _t44_w1*_t48_w1)/_t31_w1)
                 d_px1_w1 = _s43 + (((_t12_w1 - -_t13_w1*_t18_w1))/_t0_w1) + (((_t19_w1 - -_t18_w1*_t23_w1))/_t22_w1)
                 _s44 = -((_t28_w1*_t32_w1*_t57_w1 - _t58_w1*_t61_w1 - _t62_w1*_t64_w1)/_t31_w1)
@@ -1074,14 +1075,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -68,7 +69,7 @@ def _value_block_f64(_pred, _target, _out, eps, gamma, weight_grad):
             _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
             _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
             _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
             _s20 = 0.5*_t10 + 0.5*_t11
             _s21 = 0.5*_t8 + 0.5*_t9
             _u22 = px2 - tx2
@@ -78,21 +79,21 @@ def _value_block_f64(_pred, _target, _out, eps, gamma, weight_grad):
             _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
             _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
             _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
             _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
             _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -173,7 +174,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
             _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
             _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
             _s20 = 0.5*_t10 + 0.5*_t11
             _s21 = 0.5*_t8 + 0.5*_t9
             _u22 = px2 - tx2
@@ -183,7 +184,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
             _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
             _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
             _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
             _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
@@ -204,9 +205,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv3 = 1.0/_t46
             _t13 = px1 - tx1
             _t14 = -_t13
-            _t15 = 1.0 if _t14 > 0.0 else 0.0
+            _t15 = _sel(_t14 > 0.0, 1.0, 0.0)
             _t19 = inter*_inv0
-            _t20 = 1.0 if _t13 > 0.0 else 0.0
+            _t20 = _sel(_t13 > 0.0, 1.0, 0.0)
             _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t22 = _t21*_t3
             _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -215,7 +216,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t27 = _t1*_t26 + eps
             _t28 = _t27 + inter
-            _t29 = _t17*(1.0 if _s1 > 0.0 else 0.0)
+            _t29 = _t17*_sel(_s1 > 0.0, 1.0, 0.0)
             _t30 = _t29*((_t25 + _t28)*_inv0)
             _t31 = -_t15 - _t20 + 1.0
             _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -238,13 +239,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t52 = 2.0*_t38
             _t53 = -_t52
             _t54 = 2.0*_t45
-            _t55 = _t54*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))
+            _t55 = _t54*_sel(_t14 > 0.0, 1.0, _sel(_t14 == 0.0, 0.5, 0.0))
             _t56 = py1 - ty1
             _t57 = -_t56
-            _t58 = 1.0 if _t57 > 0.0 else 0.0
-            _t59 = 1.0 if _t56 > 0.0 else 0.0
+            _t58 = _sel(_t57 > 0.0, 1.0, 0.0)
+            _t59 = _sel(_t56 > 0.0, 1.0, 0.0)
             _t60 = _t0*_t32 + _t25 + eps
-            _t61 = _t4*(1.0 if _t16 > 0.0 else 0.0)
+            _t61 = _t4*_sel(_t16 > 0.0, 1.0, 0.0)
             _t62 = _t61*((_t60 + inter)*_inv0)
             _t63 = -_t58 - _t59 + 1.0
             _t64 = 0.5*_t61
@@ -253,37 +254,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t67 = 2.0*_t40
             _t68 = -_t67
             _t69 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-            _t70 = _t69*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))
+            _t70 = _t69*_sel(_t57 > 0.0, 1.0, _sel(_t57 == 0.0, 0.5, 0.0))
             _t71 = px2 - tx2
-            _t72 = 1.0 if _t71 > 0.0 else 0.0
+            _t72 = _sel(_t71 > 0.0, 1.0, 0.0)
             _t73 = -_t71
-            _t74 = 1.0 if _t73 > 0.0 else 0.0
+            _t74 = _sel(_t73 > 0.0, 1.0, 0.0)
             _t75 = -_t72 - _t74 + 1.0
             _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)*_inv0
-            _t77 = _t54*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
+            _t77 = _t54*_sel(_t71 > 0.0, 1.0, _sel(_t71 == 0.0, 0.5, 0.0))
             _t78 = py2 - ty2
-            _t79 = 1.0 if _t78 > 0.0 else 0.0
+            _t79 = _sel(_t78 > 0.0, 1.0, 0.0)
             _t80 = -_t78
-            _t81 = 1.0 if _t80 > 0.0 else 0.0
+            _t81 = _sel(_t80 > 0.0, 1.0, 0.0)
             _t82 = -_t79 - _t81 + 1.0
             _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)*_inv0
-            _t84 = _t69*(1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0))
+            _t84 = _t69*_sel(_t78 > 0.0, 1.0, _sel(_t78 == 0.0, 0.5, 0.0))
             _t85 = _t22 + _t33
             _t86 = _t29*((_t28 + _t85)*_inv0)
             _t87 = _t34*((-_t24 + _t27 + _t85)*_inv0)
             _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)*_inv0
-            _t89 = _t54*(1.0 if _t13 > 0.0 else (0.5 if _t13 == 0.0 else 0.0))
+            _t89 = _t54*_sel(_t13 > 0.0, 1.0, _sel(_t13 == 0.0, 0.5, 0.0))
             _t90 = -_t44
             _t91 = _t2*_t23 + _t33
             _t92 = _t61*((_t28 + _t91)*_inv0)
             _t93 = _t64*((-_t17*_t21 + _t27 + _t91)*_inv0)
             _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)*_inv0
-            _t95 = _t69*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
+            _t95 = _t69*_sel(_t56 > 0.0, 1.0, _sel(_t56 == 0.0, 0.5, 0.0))
             _t96 = -_t43
             _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)*_inv0
-            _t98 = _t54*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
+            _t98 = _t54*_sel(_t73 > 0.0, 1.0, _sel(_t73 == 0.0, 0.5, 0.0))
             _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)*_inv0
-            _t100 = _t69*(1.0 if _t80 > 0.0 else (0.5 if _t80 == 0.0 else 0.0))
+            _t100 = _t69*_sel(_t80 > 0.0, 1.0, _sel(_t80 == 0.0, 0.5, 0.0))
             d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))*_inv3) + (((_t53 - -_t39*_t55))*_inv1))
             d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))*_inv3) + (((_t68 - -_t42*_t70))*_inv2))
             d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))*_inv3) + (((_t52 - _t39*_t77))*_inv1))
@@ -356,7 +357,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
                 _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
                 _c18_w1 = _e16_w1 - _e17_w1
-                _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+                _s19_w1 = _sel(_c18_w1 == _c18_w1, (_u12_w1 - _u13_w1) + _c18_w1, _u12_w1 - _u13_w1)
                 _s20_w1 = 0.5*_t10_w1 + 0.5*_t11_w1
                 _s21_w1 = 0.5*_t8_w1 + 0.5*_t9_w1
                 _u22_w1 = px2_w1 - tx2_w1
@@ -366,7 +367,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
                 _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
                 _c28_w1 = _e26_w1 - _e27_w1
-                _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+                _s29_w1 = _sel(_c28_w1 == _c28_w1, (_u22_w1 - _u23_w1) + _c28_w1, _u22_w1 - _u23_w1)
                 _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t6_w1 + _t7_w1)
                 _s31_w1 = _t12_w1/(_t12_w1 + inter_w1) + (_s19_w1*_s19_w1)/(_t7_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t6_w1
                 value_w2 = _s31_w1*math.pow(_t5_w1/(_t0_w1*_t1_w1 + _t2_w1*_t3_w1 - _t5_w1 + eps), gamma)
@@ -388,9 +389,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv3_w1 = 1.0/_t46_w1
                     _t13_w2 = px1_w1 - tx1_w1
                     _t14_w2 = -_t13_w2
-                    _t15_w2 = 1.0 if _t14_w2 > 0.0 else 0.0
+                    _t15_w2 = _sel(_t14_w2 > 0.0, 1.0, 0.0)
                     _t19_w2 = inter_w1*_inv0_w1
-                    _t20_w2 = 1.0 if _t13_w2 > 0.0 else 0.0
+                    _t20_w2 = _sel(_t13_w2 > 0.0, 1.0, 0.0)
                     _t21_w2 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t22_w2 = _t21_w2*_t3_w1
                     _t23_w2 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
@@ -399,7 +400,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w2 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                     _t27_w2 = _t1_w1*_t26_w2 + eps
                     _t28_w2 = _t27_w2 + inter_w1
-                    _t29_w2 = _t17_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t29_w2 = _t17_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
                     _t31_w2 = -_t15_w2 - _t20_w2 + 1.0
                     _t32_w2 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -422,13 +423,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t52_w2 = 2.0*_t38_w2
                     _t53_w2 = -_t52_w2
                     _t54_w2 = 2.0*_t45_w1
-                    _t55_w2 = _t54_w2*(1.0 if _t14_w2 > 0.0 else (0.5 if _t14_w2 == 0.0 else 0.0))
+                    _t55_w2 = _t54_w2*_sel(_t14_w2 > 0.0, 1.0, _sel(_t14_w2 == 0.0, 0.5, 0.0))
                     _t56_w2 = py1_w1 - ty1_w1
                     _t57_w2 = -_t56_w2
-                    _t58_w2 = 1.0 if _t57_w2 > 0.0 else 0.0
-                    _t59_w2 = 1.0 if _t56_w2 > 0.0 else 0.0
+                    _t58_w2 = _sel(_t57_w2 > 0.0, 1.0, 0.0)
+                    _t59_w2 = _sel(_t56_w2 > 0.0, 1.0, 0.0)
                     _t60_w2 = _t0_w1*_t32_w2 + _t25_w2 + eps
-                    _t61_w2 = _t4_w1*(1.0 if _t16_w1 > 0.0 else 0.0)
+                    _t61_w2 = _t4_w1*_sel(_t16_w1 > 0.0, 1.0, 0.0)
                     _t62_w2 = _t61_w2*((_t60_w2 + inter_w1)*_inv0_w1)
                     _t63_w2 = -_t58_w2 - _t59_w2 + 1.0
                     _t64_w2 = 0.5*_t61_w2
@@ -437,37 +438,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t67_w2 = 2.0*_t40_w2
                     _t68_w2 = -_t67_w2
                     _t69_w2 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
-                    _t70_w2 = _t69_w2*(1.0 if _t57_w2 > 0.0 else (0.5 if _t57_w2 == 0.0 else 0.0))
+                    _t70_w2 = _t69_w2*_sel(_t57_w2 > 0.0, 1.0, _sel(_t57_w2 == 0.0, 0.5, 0.0))
                     _t71_w2 = px2_w1 - tx2_w1
-                    _t72_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                    _t72_w2 = _sel(_t71_w2 > 0.0, 1.0, 0.0)
                     _t73_w2 = -_t71_w2
-                    _t74_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+                    _t74_w2 = _sel(_t73_w2 > 0.0, 1.0, 0.0)
                     _t75_w2 = -_t72_w2 - _t74_w2 + 1.0
                     _t76_w2 = (-_t1_w1*_t19_w2*_t72_w2 + _t30_w2*_t74_w2 + _t35_w2*_t75_w2)*_inv0_w1
-                    _t77_w2 = _t54_w2*(1.0 if _t71_w2 > 0.0 else (0.5 if _t71_w2 == 0.0 else 0.0))
+                    _t77_w2 = _t54_w2*_sel(_t71_w2 > 0.0, 1.0, _sel(_t71_w2 == 0.0, 0.5, 0.0))
                     _t78_w2 = py2_w1 - ty2_w1
-                    _t79_w2 = 1.0 if _t78_w2 > 0.0 else 0.0
+                    _t79_w2 = _sel(_t78_w2 > 0.0, 1.0, 0.0)
                     _t80_w2 = -_t78_w2
-                    _t81_w2 = 1.0 if _t80_w2 > 0.0 else 0.0
+                    _t81_w2 = _sel(_t80_w2 > 0.0, 1.0, 0.0)
                     _t82_w2 = -_t79_w2 - _t81_w2 + 1.0
                     _t83_w2 = (-_t0_w1*_t19_w2*_t79_w2 + _t62_w2*_t81_w2 + _t65_w2*_t82_w2)*_inv0_w1
-                    _t84_w2 = _t69_w2*(1.0 if _t78_w2 > 0.0 else (0.5 if _t78_w2 == 0.0 else 0.0))
+                    _t84_w2 = _t69_w2*_sel(_t78_w2 > 0.0, 1.0, _sel(_t78_w2 == 0.0, 0.5, 0.0))
                     _t85_w2 = _t22_w2 + _t33_w2
                     _t86_w2 = _t29_w2*((_t28_w2 + _t85_w2)*_inv0_w1)
                     _t87_w2 = _t34_w2*((-_t24_w2 + _t27_w2 + _t85_w2)*_inv0_w1)
                     _t88_w2 = (-_t15_w2*_t86_w2 + _t19_w2*_t20_w2*_t3_w1 - _t31_w2*_t87_w2)*_inv0_w1
-                    _t89_w2 = _t54_w2*(1.0 if _t13_w2 > 0.0 else (0.5 if _t13_w2 == 0.0 else 0.0))
+                    _t89_w2 = _t54_w2*_sel(_t13_w2 > 0.0, 1.0, _sel(_t13_w2 == 0.0, 0.5, 0.0))
                     _t90_w2 = -_t44_w2
                     _t91_w2 = _t2_w1*_t23_w2 + _t33_w2
                     _t92_w2 = _t61_w2*((_t28_w2 + _t91_w2)*_inv0_w1)
                     _t93_w2 = _t64_w2*((-_t17_w1*_t21_w2 + _t27_w2 + _t91_w2)*_inv0_w1)
                     _t94_w2 = (_t19_w2*_t2_w1*_t59_w2 - _t58_w2*_t92_w2 - _t63_w2*_t93_w2)*_inv0_w1
-                    _t95_w2 = _t69_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))
+                    _t95_w2 = _t69_w2*_sel(_t56_w2 > 0.0, 1.0, _sel(_t56_w2 == 0.0, 0.5, 0.0))
                     _t96_w2 = -_t43_w2
                     _t97_w2 = (-_t19_w2*_t3_w1*_t74_w2 + _t72_w2*_t86_w2 + _t75_w2*_t87_w2)*_inv0_w1
-                    _t98_w2 = _t54_w2*(1.0 if _t73_w2 > 0.0 else (0.5 if _t73_w2 == 0.0 else 0.0))
+                    _t98_w2 = _t54_w2*_sel(_t73_w2 > 0.0, 1.0, _sel(_t73_w2 == 0.0, 0.5, 0.0))
                     _t99_w2 = (-_t19_w2*_t2_w1*_t81_w2 + _t79_w2*_t92_w2 + _t82_w2*_t93_w2)*_inv0_w1
-                    _t100_w2 = _t69_w2*(1.0 if _t80_w2 > 0.0 else (0.5 if _t80_w2 == 0.0 else 0.0))
+                    _t100_w2 = _t69_w2*_sel(_t80_w2 > 0.0, 1.0, _sel(_t80_w2 == 0.0, 0.5, 0.0))
                     d_px1_w1 = _t36_w2*_t50_w2 + _t51_w2*(-_t36_w2 + (((_t44_w2 - -_t47_w2*_t55_w2))*_inv3_w1) + (((_t53_w2 - -_t39_w2*_t55_w2))*_inv1_w1))
                     d_py1_w1 = _t50_w2*_t66_w2 + _t51_w2*(-_t66_w2 + (((_t43_w2 - -_t47_w2*_t70_w2))*_inv3_w1) + (((_t68_w2 - -_t42_w2*_t70_w2))*_inv2_w1))
                     d_px2_w1 = _t50_w2*_t76_w2 + _t51_w2*(-_t76_w2 + (((_t44_w2 - _t47_w2*_t77_w2))*_inv3_w1) + (((_t52_w2 - _t39_w2*_t77_w2))*_inv1_w1))
@@ -479,9 +480,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 else:
                     _t13_w1 = px1_w1 - tx1_w1
                     _t14_w1 = -_t13_w1
-                    _t15_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+                    _t15_w1 = _sel(_t14_w1 > 0.0, 1.0, 0.0)
                     _t19_w1 = inter_w1/_t18_w1
-                    _t20_w1 = 1.0 if _t13_w1 > 0.0 else 0.0
+                    _t20_w1 = _sel(_t13_w1 > 0.0, 1.0, 0.0)
                     _t21_w1 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t22_w1 = _t21_w1*_t3_w1
                     _t23_w1 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
@@ -490,7 +491,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                     _t27_w1 = _t1_w1*_t26_w1 + eps
                     _t28_w1 = _t27_w1 + inter_w1
-                    _t29_w1 = _t17_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t29_w1 = _t17_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
                     _t31_w1 = -_t15_w1 - _t20_w1 + 1.0
                     _t32_w1 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -513,13 +514,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t52_w1 = 2.0*_t38_w1
                     _t53_w1 = -_t52_w1
                     _t54_w1 = 2.0*_t45_w1
-                    _t55_w1 = _t54_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))
+                    _t55_w1 = _t54_w1*_sel(_t14_w1 > 0.0, 1.0, _sel(_t14_w1 == 0.0, 0.5, 0.0))
                     _t56_w1 = py1_w1 - ty1_w1
                     _t57_w1 = -_t56_w1
-                    _t58_w1 = 1.0 if _t57_w1 > 0.0 else 0.0
-                    _t59_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
+                    _t58_w1 = _sel(_t57_w1 > 0.0, 1.0, 0.0)
+                    _t59_w1 = _sel(_t56_w1 > 0.0, 1.0, 0.0)
                     _t60_w1 = _t0_w1*_t32_w1 + _t25_w1 + eps
-                    _t61_w1 = _t4_w1*(1.0 if _t16_w1 > 0.0 else 0.0)
+                    _t61_w1 = _t4_w1*_sel(_t16_w1 > 0.0, 1.0, 0.0)
                     _t62_w1 = _t61_w1*((_t60_w1 + inter_w1)/_t18_w1)
                     _t63_w1 = -_t58_w1 - _t59_w1 + 1.0
                     _t64_w1 = 0.5*_t61_w1
@@ -528,37 +529,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t67_w1 = 2.0*_t40_w1
                     _t68_w1 = -_t67_w1
                     _t69_w1 = 2.0*max(py2_w1, ty2_w1) - 2.0*min(py1_w1, ty1_w1)
-                    _t70_w1 = _t69_w1*(1.0 if _t57_w1 > 0.0 else (0.5 if _t57_w1 == 0.0 else 0.0))
+                    _t70_w1 = _t69_w1*_sel(_t57_w1 > 0.0, 1.0, _sel(_t57_w1 == 0.0, 0.5, 0.0))
                     _t71_w1 = px2_w1 - tx2_w1
-                    _t72_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                    _t72_w1 = _sel(_t71_w1 > 0.0, 1.0, 0.0)
                     _t73_w1 = -_t71_w1
-                    _t74_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+                    _t74_w1 = _sel(_t73_w1 > 0.0, 1.0, 0.0)
                     _t75_w1 = -_t72_w1 - _t74_w1 + 1.0
                     _t76_w1 = (-_t1_w1*_t19_w1*_t72_w1 + _t30_w1*_t74_w1 + _t35_w1*_t75_w1)/_t18_w1
-                    _t77_w1 = _t54_w1*(1.0 if _t71_w1 > 0.0 else (0.5 if _t71_w1 == 0.0 else 0.0))
+                    _t77_w1 = _t54_w1*_sel(_t71_w1 > 0.0, 1.0, _sel(_t71_w1 == 0.0, 0.5, 0.0))
                     _t78_w1 = py2_w1 - ty2_w1
-                    _t79_w1 = 1.0 if _t78_w1 > 0.0 else 0.0
+                    _t79_w1 = _sel(_t78_w1 > 0.0, 1.0, 0.0)
                     _t80_w1 = -_t78_w1
-                    _t81_w1 = 1.0 if _t80_w1 > 0.0 else 0.0
+                    _t81_w1 = _sel(_t80_w1 > 0.0, 1.0, 0.0)
                     _t82_w1 = -_t79_w1 - _t81_w1 + 1.0
                     _t83_w1 = (-_t0_w1*_t19_w1*_t79_w1 + _t62_w1*_t81_w1 + _t65_w1*_t82_w1)/_t18_w1
-                    _t84_w1 = _t69_w1*(1.0 if _t78_w1 > 0.0 else (0.5 if _t78_w1 == 0.0 else 0.0))
+                    _t84_w1 = _t69_w1*_sel(_t78_w1 > 0.0, 1.0, _sel(_t78_w1 == 0.0, 0.5, 0.0))
                     _t85_w1 = _t22_w1 + _t33_w1
                     _t86_w1 = _t29_w1*((_t28_w1 + _t85_w1)/_t18_w1)
                     _t87_w1 = _t34_w1*((-_t24_w1 + _t27_w1 + _t85_w1)/_t18_w1)
                     _t88_w1 = (-_t15_w1*_t86_w1 + _t19_w1*_t20_w1*_t3_w1 - _t31_w1*_t87_w1)/_t18_w1
-                    _t89_w1 = _t54_w1*(1.0 if _t13_w1 > 0.0 else (0.5 if _t13_w1 == 0.0 else 0.0))
+                    _t89_w1 = _t54_w1*_sel(_t13_w1 > 0.0, 1.0, _sel(_t13_w1 == 0.0, 0.5, 0.0))
                     _t90_w1 = -_t44_w1
                     _t91_w1 = _t2_w1*_t23_w1 + _t33_w1
                     _t92_w1 = _t61_w1*((_t28_w1 + _t91_w1)/_t18_w1)
                     _t93_w1 = _t64_w1*((-_t17_w1*_t21_w1 + _t27_w1 + _t91_w1)/_t18_w1)
                     _t94_w1 = (_t19_w1*_t2_w1*_t59_w1 - _t58_w1*_t92_w1 - _t63_w1*_t93_w1)/_t18_w1
-                    _t95_w1 = _t69_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))
+                    _t95_w1 = _t69_w1*_sel(_t56_w1 > 0.0, 1.0, _sel(_t56_w1 == 0.0, 0.5, 0.0))
                     _t96_w1 = -_t43_w1
                     _t97_w1 = (-_t19_w1*_t3_w1*_t74_w1 + _t72_w1*_t86_w1 + _t75_w1*_t87_w1)/_t18_w1
-                    _t98_w1 = _t54_w1*(1.0 if _t73_w1 > 0.0 else (0.5 if _t73_w1 == 0.0 else 0.0))
+                    _t98_w1 = _t54_w1*_sel(_t73_w1 > 0.0, 1.0, _sel(_t73_w1 == 0.0, 0.5, 0.0))
                     _t99_w1 = (-_t19_w1*_t2_w1*_t81_w1 + _t79_w1*_t92_w1 + _t82_w1*_t93_w1)/_t18_w1
-                    _t100_w1 = _t69_w1*(1.0 if _t80_w1 > 0.0 else (0.5 if _t80_w1 == 0.0 else 0.0))
+                    _t100_w1 = _t69_w1*_sel(_t80_w1 > 0.0, 1.0, _sel(_t80_w1 == 0.0, 0.5, 0.0))
                     d_px1_w1 = _t36_w1*_t50_w1 + _t51_w1*(-_t36_w1 + (((_t44_w1 - -_t47_w1*_t55_w1))/_t46_w1) + (((_t53_w1 - -_t39_w1*_t55_w1))/_t6_w1))
                     d_py1_w1 = _t50_w1*_t66_w1 + _t51_w1*(-_t66_w1 + (((_t43_w1 - -_t47_w1*_t70_w1))/_t46_w1) + (((_t68_w1 - -_t42_w1*_t70_w1))/_t41_w1))
                     d_px2_w1 = _t50_w1*_t76_w1 + _t51_w1*(-_t76_w1 + (((_t44_w1 - _t47_w1*_t77_w1))/_t46_w1) + (((_t52_w1 - _t39_w1*_t77_w1))/_t6_w1))
@@ -583,14 +584,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -663,7 +664,7 @@ def _value_block_f32(_pred, _target, _out, eps, gamma, weight_grad):
             _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
             _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
             _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
             _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
             _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
             _u22 = px2 - tx2
@@ -673,21 +674,21 @@ def _value_block_f32(_pred, _target, _out, eps, gamma, weight_grad):
             _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
             _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
             _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
             _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
             _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -768,7 +769,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
             _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
             _c18 = _e16 - _e17
-            _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+            _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
             _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
             _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
             _u22 = px2 - tx2
@@ -778,7 +779,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
             _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
             _c28 = _e26 - _e27
-            _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+            _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
             _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
             _s31 = _t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6
             value = _s31*math.pow(_t5/(_t0*_t1 + _t2*_t3 - _t5 + eps), gamma)
@@ -799,9 +800,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv3 = _f32(1.0)/_t46
             _t13 = px1 - tx1
             _t14 = -_t13
-            _t15 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
+            _t15 = _sel(_t14 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t19 = inter*_inv0
-            _t20 = _f32(1.0) if _t13 > _f32(0.0) else _f32(0.0)
+            _t20 = _sel(_t13 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t21 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t22 = _t21*_t3
             _t23 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -810,7 +811,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t27 = _t1*_t26 + eps
             _t28 = _t27 + inter
-            _t29 = _t17*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t29 = _t17*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t30 = _t29*((_t25 + _t28)*_inv0)
             _t31 = -_t15 - _t20 + _f32(1.0)
             _t32 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -833,13 +834,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t52 = _f32(2.0)*_t38
             _t53 = -_t52
             _t54 = _f32(2.0)*_t45
-            _t55 = _t54*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+            _t55 = _t54*_sel(_t14 > _f32(0.0), _f32(1.0), _sel(_t14 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t56 = py1 - ty1
             _t57 = -_t56
-            _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
-            _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
+            _t58 = _sel(_t57 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t59 = _sel(_t56 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t60 = _t0*_t32 + _t25 + eps
-            _t61 = _t4*(_f32(1.0) if _t16 > _f32(0.0) else _f32(0.0))
+            _t61 = _t4*_sel(_t16 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t62 = _t61*((_t60 + inter)*_inv0)
             _t63 = -_t58 - _t59 + _f32(1.0)
             _t64 = _f32(0.5)*_t61
@@ -848,37 +849,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t67 = _f32(2.0)*_t40
             _t68 = -_t67
             _t69 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-            _t70 = _t69*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            _t70 = _t69*_sel(_t57 > _f32(0.0), _f32(1.0), _sel(_t57 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t71 = px2 - tx2
-            _t72 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+            _t72 = _sel(_t71 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t73 = -_t71
-            _t74 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t74 = _sel(_t73 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t75 = -_t72 - _t74 + _f32(1.0)
             _t76 = (-_t1*_t19*_t72 + _t30*_t74 + _t35*_t75)*_inv0
-            _t77 = _t54*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
+            _t77 = _t54*_sel(_t71 > _f32(0.0), _f32(1.0), _sel(_t71 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t78 = py2 - ty2
-            _t79 = _f32(1.0) if _t78 > _f32(0.0) else _f32(0.0)
+            _t79 = _sel(_t78 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t80 = -_t78
-            _t81 = _f32(1.0) if _t80 > _f32(0.0) else _f32(0.0)
+            _t81 = _sel(_t80 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t82 = -_t79 - _t81 + _f32(1.0)
             _t83 = (-_t0*_t19*_t79 + _t62*_t81 + _t65*_t82)*_inv0
-            _t84 = _t69*(_f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0)))
+            _t84 = _t69*_sel(_t78 > _f32(0.0), _f32(1.0), _sel(_t78 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85 = _t22 + _t33
             _t86 = _t29*((_t28 + _t85)*_inv0)
             _t87 = _t34*((-_t24 + _t27 + _t85)*_inv0)
             _t88 = (-_t15*_t86 + _t19*_t20*_t3 - _t31*_t87)*_inv0
-            _t89 = _t54*(_f32(1.0) if _t13 > _f32(0.0) else (_f32(0.5) if _t13 == _f32(0.0) else _f32(0.0)))
+            _t89 = _t54*_sel(_t13 > _f32(0.0), _f32(1.0), _sel(_t13 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t90 = -_t44
             _t91 = _t2*_t23 + _t33
             _t92 = _t61*((_t28 + _t91)*_inv0)
             _t93 = _t64*((-_t17*_t21 + _t27 + _t91)*_inv0)
             _t94 = (_t19*_t2*_t59 - _t58*_t92 - _t63*_t93)*_inv0
-            _t95 = _t69*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
+            _t95 = _t69*_sel(_t56 > _f32(0.0), _f32(1.0), _sel(_t56 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t96 = -_t43
             _t97 = (-_t19*_t3*_t74 + _t72*_t86 + _t75*_t87)*_inv0
-            _t98 = _t54*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
+            _t98 = _t54*_sel(_t73 > _f32(0.0), _f32(1.0), _sel(_t73 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t99 = (-_t19*_t2*_t81 + _t79*_t92 + _t82*_t93)*_inv0
-            _t100 = _t69*(_f32(1.0) if _t80 > _f32(0.0) else (_f32(0.5) if _t80 == _f32(0.0) else _f32(0.0)))
+            _t100 = _t69*_sel(_t80 > _f32(0.0), _f32(1.0), _sel(_t80 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px1 = _t36*_t50 + _t51*(-_t36 + (((_t44 - -_t47*_t55))*_inv3) + (((_t53 - -_t39*_t55))*_inv1))
             d_py1 = _t50*_t66 + _t51*(-_t66 + (((_t43 - -_t47*_t70))*_inv3) + (((_t68 - -_t42*_t70))*_inv2))
             d_px2 = _t50*_t76 + _t51*(-_t76 + (((_t44 - _t47*_t77))*_inv3) + (((_t52 - _t39*_t77))*_inv1))
@@ -951,7 +952,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e16_w1 = (py2_w1 - (_u12_w1 - _b14_w1)) - (ty2_w1 + _b14_w1)
                 _e17_w1 = (py1_w1 - (_u13_w1 - _b15_w1)) - (ty1_w1 + _b15_w1)
                 _c18_w1 = _e16_w1 - _e17_w1
-                _s19_w1 = (_u12_w1 - _u13_w1) + _c18_w1 if _c18_w1 == _c18_w1 else _u12_w1 - _u13_w1
+                _s19_w1 = _sel(_c18_w1 == _c18_w1, (_u12_w1 - _u13_w1) + _c18_w1, _u12_w1 - _u13_w1)
                 _s20_w1 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t11_w1
                 _s21_w1 = _f32(0.5)*_t8_w1 + _f32(0.5)*_t9_w1
                 _u22_w1 = px2_w1 - tx2_w1
@@ -961,7 +962,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e26_w1 = (px2_w1 - (_u22_w1 - _b24_w1)) - (tx2_w1 + _b24_w1)
                 _e27_w1 = (px1_w1 - (_u23_w1 - _b25_w1)) - (tx1_w1 + _b25_w1)
                 _c28_w1 = _e26_w1 - _e27_w1
-                _s29_w1 = (_u22_w1 - _u23_w1) + _c28_w1 if _c28_w1 == _c28_w1 else _u22_w1 - _u23_w1
+                _s29_w1 = _sel(_c28_w1 == _c28_w1, (_u22_w1 - _u23_w1) + _c28_w1, _u22_w1 - _u23_w1)
                 _s30_w1 = ((_s20_w1*_s20_w1) + (_s21_w1*_s21_w1))/(_t6_w1 + _t7_w1)
                 _s31_w1 = _t12_w1/(_t12_w1 + inter_w1) + (_s19_w1*_s19_w1)/(_t7_w1 + eps) + _s30_w1 + (_s29_w1*_s29_w1)/_t6_w1
                 value_w2 = _s31_w1*math.pow(_t5_w1/(_t0_w1*_t1_w1 + _t2_w1*_t3_w1 - _t5_w1 + eps), gamma)
@@ -983,9 +984,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv3_w1 = _f32(1.0)/_t46_w1
                     _t13_w2 = px1_w1 - tx1_w1
                     _t14_w2 = -_t13_w2
-                    _t15_w2 = _f32(1.0) if _t14_w2 > _f32(0.0) else _f32(0.0)
+                    _t15_w2 = _sel(_t14_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t19_w2 = inter_w1*_inv0_w1
-                    _t20_w2 = _f32(1.0) if _t13_w2 > _f32(0.0) else _f32(0.0)
+                    _t20_w2 = _sel(_t13_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t21_w2 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t22_w2 = _t21_w2*_t3_w1
                     _t23_w2 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
@@ -994,7 +995,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w2 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                     _t27_w2 = _t1_w1*_t26_w2 + eps
                     _t28_w2 = _t27_w2 + inter_w1
-                    _t29_w2 = _t17_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t29_w2 = _t17_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
                     _t31_w2 = -_t15_w2 - _t20_w2 + _f32(1.0)
                     _t32_w2 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -1017,13 +1018,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t52_w2 = _f32(2.0)*_t38_w2
                     _t53_w2 = -_t52_w2
                     _t54_w2 = _f32(2.0)*_t45_w1
-                    _t55_w2 = _t54_w2*(_f32(1.0) if _t14_w2 > _f32(0.0) else (_f32(0.5) if _t14_w2 == _f32(0.0) else _f32(0.0)))
+                    _t55_w2 = _t54_w2*_sel(_t14_w2 > _f32(0.0), _f32(1.0), _sel(_t14_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t56_w2 = py1_w1 - ty1_w1
                     _t57_w2 = -_t56_w2
-                    _t58_w2 = _f32(1.0) if _t57_w2 > _f32(0.0) else _f32(0.0)
-                    _t59_w2 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
+                    _t58_w2 = _sel(_t57_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t59_w2 = _sel(_t56_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t60_w2 = _t0_w1*_t32_w2 + _t25_w2 + eps
-                    _t61_w2 = _t4_w1*(_f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0))
+                    _t61_w2 = _t4_w1*_sel(_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t62_w2 = _t61_w2*((_t60_w2 + inter_w1)*_inv0_w1)
                     _t63_w2 = -_t58_w2 - _t59_w2 + _f32(1.0)
                     _t64_w2 = _f32(0.5)*_t61_w2
@@ -1032,37 +1033,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t67_w2 = _f32(2.0)*_t40_w2
                     _t68_w2 = -_t67_w2
                     _t69_w2 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
-                    _t70_w2 = _t69_w2*(_f32(1.0) if _t57_w2 > _f32(0.0) else (_f32(0.5) if _t57_w2 == _f32(0.0) else _f32(0.0)))
+                    _t70_w2 = _t69_w2*_sel(_t57_w2 > _f32(0.0), _f32(1.0), _sel(_t57_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t71_w2 = px2_w1 - tx2_w1
-                    _t72_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                    _t72_w2 = _sel(_t71_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t73_w2 = -_t71_w2
-                    _t74_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+                    _t74_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t75_w2 = -_t72_w2 - _t74_w2 + _f32(1.0)
                     _t76_w2 = (-_t1_w1*_t19_w2*_t72_w2 + _t30_w2*_t74_w2 + _t35_w2*_t75_w2)*_inv0_w1
-                    _t77_w2 = _t54_w2*(_f32(1.0) if _t71_w2 > _f32(0.0) else (_f32(0.5) if _t71_w2 == _f32(0.0) else _f32(0.0)))
+                    _t77_w2 = _t54_w2*_sel(_t71_w2 > _f32(0.0), _f32(1.0), _sel(_t71_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t78_w2 = py2_w1 - ty2_w1
-                    _t79_w2 = _f32(1.0) if _t78_w2 > _f32(0.0) else _f32(0.0)
+                    _t79_w2 = _sel(_t78_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t80_w2 = -_t78_w2
-                    _t81_w2 = _f32(1.0) if _t80_w2 > _f32(0.0) else _f32(0.0)
+                    _t81_w2 = _sel(_t80_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w2 = -_t79_w2 - _t81_w2 + _f32(1.0)
                     _t83_w2 = (-_t0_w1*_t19_w2*_t79_w2 + _t62_w2*_t81_w2 + _t65_w2*_t82_w2)*_inv0_w1
-                    _t84_w2 = _t69_w2*(_f32(1.0) if _t78_w2 > _f32(0.0) else (_f32(0.5) if _t78_w2 == _f32(0.0) else _f32(0.0)))
+                    _t84_w2 = _t69_w2*_sel(_t78_w2 > _f32(0.0), _f32(1.0), _sel(_t78_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t85_w2 = _t22_w2 + _t33_w2
                     _t86_w2 = _t29_w2*((_t28_w2 + _t85_w2)*_inv0_w1)
                     _t87_w2 = _t34_w2*((-_t24_w2 + _t27_w2 + _t85_w2)*_inv0_w1)
                     _t88_w2 = (-_t15_w2*_t86_w2 + _t19_w2*_t20_w2*_t3_w1 - _t31_w2*_t87_w2)*_inv0_w1
-                    _t89_w2 = _t54_w2*(_f32(1.0) if _t13_w2 > _f32(0.0) else (_f32(0.5) if _t13_w2 == _f32(0.0) else _f32(0.0)))
+                    _t89_w2 = _t54_w2*_sel(_t13_w2 > _f32(0.0), _f32(1.0), _sel(_t13_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t90_w2 = -_t44_w2
                     _t91_w2 = _t2_w1*_t23_w2 + _t33_w2
                     _t92_w2 = _t61_w2*((_t28_w2 + _t91_w2)*_inv0_w1)
                     _t93_w2 = _t64_w2*((-_t17_w1*_t21_w2 + _t27_w2 + _t91_w2)*_inv0_w1)
                     _t94_w2 = (_t19_w2*_t2_w1*_t59_w2 - _t58_w2*_t92_w2 - _t63_w2*_t93_w2)*_inv0_w1
-                    _t95_w2 = _t69_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
+                    _t95_w2 = _t69_w2*_sel(_t56_w2 > _f32(0.0), _f32(1.0), _sel(_t56_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t96_w2 = -_t43_w2
                     _t97_w2 = (-_t19_w2*_t3_w1*_t74_w2 + _t72_w2*_t86_w2 + _t75_w2*_t87_w2)*_inv0_w1
-                    _t98_w2 = _t54_w2*(_f32(1.0) if _t73_w2 > _f32(0.0) else (_f32(0.5) if _t73_w2 == _f32(0.0) else _f32(0.0)))
+                    _t98_w2 = _t54_w2*_sel(_t73_w2 > _f32(0.0), _f32(1.0), _sel(_t73_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w2 = (-_t19_w2*_t2_w1*_t81_w2 + _t79_w2*_t92_w2 + _t82_w2*_t93_w2)*_inv0_w1
-                    _t100_w2 = _t69_w2*(_f32(1.0) if _t80_w2 > _f32(0.0) else (_f32(0.5) if _t80_w2 == _f32(0.0) else _f32(0.0)))
+                    _t100_w2 = _t69_w2*_sel(_t80_w2 > _f32(0.0), _f32(1.0), _sel(_t80_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t36_w2*_t50_w2 + _t51_w2*(-_t36_w2 + (((_t44_w2 - -_t47_w2*_t55_w2))*_inv3_w1) + (((_t53_w2 - -_t39_w2*_t55_w2))*_inv1_w1))
                     d_py1_w1 = _t50_w2*_t66_w2 + _t51_w2*(-_t66_w2 + (((_t43_w2 - -_t47_w2*_t70_w2))*_inv3_w1) + (((_t68_w2 - -_t42_w2*_t70_w2))*_inv2_w1))
                     d_px2_w1 = _t50_w2*_t76_w2 + _t51_w2*(-_t76_w2 + (((_t44_w2 - _t47_w2*_t77_w2))*_inv3_w1) + (((_t52_w2 - _t39_w2*_t77_w2))*_inv1_w1))
@@ -1074,9 +1075,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 else:
                     _t13_w1 = px1_w1 - tx1_w1
                     _t14_w1 = -_t13_w1
-                    _t15_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+                    _t15_w1 = _sel(_t14_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t19_w1 = inter_w1/_t18_w1
-                    _t20_w1 = _f32(1.0) if _t13_w1 > _f32(0.0) else _f32(0.0)
+                    _t20_w1 = _sel(_t13_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t21_w1 = min(_t2_w1, max(_t8_w1, _t8_w1 - _t8_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t22_w1 = _t21_w1*_t3_w1
                     _t23_w1 = min(_t3_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
@@ -1085,7 +1086,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                     _t27_w1 = _t1_w1*_t26_w1 + eps
                     _t28_w1 = _t27_w1 + inter_w1
-                    _t29_w1 = _t17_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t29_w1 = _t17_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
                     _t31_w1 = -_t15_w1 - _t20_w1 + _f32(1.0)
                     _t32_w1 = min(_t1_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -1108,13 +1109,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t52_w1 = _f32(2.0)*_t38_w1
                     _t53_w1 = -_t52_w1
                     _t54_w1 = _f32(2.0)*_t45_w1
-                    _t55_w1 = _t54_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+                    _t55_w1 = _t54_w1*_sel(_t14_w1 > _f32(0.0), _f32(1.0), _sel(_t14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t56_w1 = py1_w1 - ty1_w1
                     _t57_w1 = -_t56_w1
-                    _t58_w1 = _f32(1.0) if _t57_w1 > _f32(0.0) else _f32(0.0)
-                    _t59_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
+                    _t58_w1 = _sel(_t57_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t59_w1 = _sel(_t56_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t60_w1 = _t0_w1*_t32_w1 + _t25_w1 + eps
-                    _t61_w1 = _t4_w1*(_f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0))
+                    _t61_w1 = _t4_w1*_sel(_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t62_w1 = _t61_w1*((_t60_w1 + inter_w1)/_t18_w1)
                     _t63_w1 = -_t58_w1 - _t59_w1 + _f32(1.0)
                     _t64_w1 = _f32(0.5)*_t61_w1
@@ -1123,37 +1124,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t67_w1 = _f32(2.0)*_t40_w1
                     _t68_w1 = -_t67_w1
                     _t69_w1 = _f32(2.0)*max(py2_w1, ty2_w1) - _f32(2.0)*min(py1_w1, ty1_w1)
-                    _t70_w1 = _t69_w1*(_f32(1.0) if _t57_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1 == _f32(0.0) else _f32(0.0)))
+                    _t70_w1 = _t69_w1*_sel(_t57_w1 > _f32(0.0), _f32(1.0), _sel(_t57_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t71_w1 = px2_w1 - tx2_w1
-                    _t72_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                    _t72_w1 = _sel(_t71_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t73_w1 = -_t71_w1
-                    _t74_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+                    _t74_w1 = _sel(_t73_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t75_w1 = -_t72_w1 - _t74_w1 + _f32(1.0)
                     _t76_w1 = (-_t1_w1*_t19_w1*_t72_w1 + _t30_w1*_t74_w1 + _t35_w1*_t75_w1)/_t18_w1
-                    _t77_w1 = _t54_w1*(_f32(1.0) if _t71_w1 > _f32(0.0) else (_f32(0.5) if _t71_w1 == _f32(0.0) else _f32(0.0)))
+                    _t77_w1 = _t54_w1*_sel(_t71_w1 > _f32(0.0), _f32(1.0), _sel(_t71_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t78_w1 = py2_w1 - ty2_w1
-                    _t79_w1 = _f32(1.0) if _t78_w1 > _f32(0.0) else _f32(0.0)
+                    _t79_w1 = _sel(_t78_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t80_w1 = -_t78_w1
-                    _t81_w1 = _f32(1.0) if _t80_w1 > _f32(0.0) else _f32(0.0)
+                    _t81_w1 = _sel(_t80_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t82_w1 = -_t79_w1 - _t81_w1 + _f32(1.0)
                     _t83_w1 = (-_t0_w1*_t19_w1*_t79_w1 + _t62_w1*_t81_w1 + _t65_w1*_t82_w1)/_t18_w1
-                    _t84_w1 = _t69_w1*(_f32(1.0) if _t78_w1 > _f32(0.0) else (_f32(0.5) if _t78_w1 == _f32(0.0) else _f32(0.0)))
+                    _t84_w1 = _t69_w1*_sel(_t78_w1 > _f32(0.0), _f32(1.0), _sel(_t78_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t85_w1 = _t22_w1 + _t33_w1
                     _t86_w1 = _t29_w1*((_t28_w1 + _t85_w1)/_t18_w1)
                     _t87_w1 = _t34_w1*((-_t24_w1 + _t27_w1 + _t85_w1)/_t18_w1)
                     _t88_w1 = (-_t15_w1*_t86_w1 + _t19_w1*_t20_w1*_t3_w1 - _t31_w1*_t87_w1)/_t18_w1
-                    _t89_w1 = _t54_w1*(_f32(1.0) if _t13_w1 > _f32(0.0) else (_f32(0.5) if _t13_w1 == _f32(0.0) else _f32(0.0)))
+                    _t89_w1 = _t54_w1*_sel(_t13_w1 > _f32(0.0), _f32(1.0), _sel(_t13_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t90_w1 = -_t44_w1
                     _t91_w1 = _t2_w1*_t23_w1 + _t33_w1
                     _t92_w1 = _t61_w1*((_t28_w1 + _t91_w1)/_t18_w1)
                     _t93_w1 = _t64_w1*((-_t17_w1*_t21_w1 + _t27_w1 + _t91_w1)/_t18_w1)
                     _t94_w1 = (_t19_w1*_t2_w1*_t59_w1 - _t58_w1*_t92_w1 - _t63_w1*_t93_w1)/_t18_w1
-                    _t95_w1 = _t69_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
+                    _t95_w1 = _t69_w1*_sel(_t56_w1 > _f32(0.0), _f32(1.0), _sel(_t56_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t96_w1 = -_t43_w1
                     _t97_w1 = (-_t19_w1*_t3_w1*_t74_w1 + _t72_w1*_t86_w1 + _t75_w1*_t87_w1)/_t18_w1
-                    _t98_w1 = _t54_w1*(_f32(1.0) if _t73_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1 == _f32(0.0) else _f32(0.0)))
+                    _t98_w1 = _t54_w1*_sel(_t73_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t99_w1 = (-_t19_w1*_t2_w1*_t81_w1 + _t79_w1*_t92_w1 + _t82_w1*_t93_w1)/_t18_w1
-                    _t100_w1 = _t69_w1*(_f32(1.0) if _t80_w1 > _f32(0.0) else (_f32(0.5) if _t80_w1 == _f32(0.0) else _f32(0.0)))
+                    _t100_w1 = _t69_w1*_sel(_t80_w1 > _f32(0.0), _f32(1.0), _sel(_t80_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t36_w1*_t50_w1 + _t51_w1*(-_t36_w1 + (((_t44_w1 - -_t47_w1*_t55_w1))/_t46_w1) + (((_t53_w1 - -_t39_w1*_t55_w1))/_t6_w1))
                     d_py1_w1 = _t50_w1*_t66_w1 + _t51_w1*(-_t66_w1 + (((_t43_w1 - -_t47_w1*_t70_w1))/_t46_w1) + (((_t68_w1 - -_t42_w1*_t70_w1))/_t41_w1))
                     d_px2_w1 = _t50_w1*_t76_w1 + _t51_w1*(-_t76_w1 + (((_t44_w1 - _t47_w1*_t77_w1))/_t46_w1) + (((_t52_w1 - _t39_w1*_t77_w1))/_t6_w1))
@@ -1178,14 +1179,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -57,13 +58,13 @@ def _value_block_f64(_pred, _target, _out, eps, ln_b, q, s, c_lin):
         _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
         _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
         _c24 = _e22 - _e23
-        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
         _b26 = _s5 - px2
         _b27 = _s7 - px1
         _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
         _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
         _c30 = _e28 - _e29
-        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
         _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
         _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
         x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -72,14 +73,14 @@ def _value_block_f64(_pred, _target, _out, eps, ln_b, q, s, c_lin):
         elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
             _sub34 = x_e < 2.2250738585072014e-308
             _lx35 = x_e*1.8014398509481984e+16
-            _lx36 = (_lx35 if _sub34 else x_e)
+            _lx36 = _sel(_sub34, _lx35, x_e)
             _lb37 = _f64(_lx36).view(_i64)
             _lm38 = _i64((_lb37 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big39 = _lm38 > 1.4142135623730951
             _lh40 = _lm38*0.5
-            _lf41 = (_lh40 if _big39 else _lm38) - 1.0
+            _lf41 = _sel(_big39, _lh40, _lm38) - 1.0
             _le42 = _i64(_i64(_lb37 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk43 = _le42 + (1.0 if _big39 else 0.0) - (54.0 if _sub34 else 0.0)
+            _lk43 = _le42 + _sel(_big39, 1.0, 0.0) - _sel(_sub34, 54.0, 0.0)
             _ls44 = _lf41/(2.0 + _lf41)
             _lz45 = _ls44*_ls44
             _e46 = 0.6666666666666666 + 0.4000000000000088*_lz45
@@ -94,22 +95,22 @@ def _value_block_f64(_pred, _target, _out, eps, ln_b, q, s, c_lin):
             _hf55 = 0.5*(_lf41*_lf41)
             _lg56 = _lk43*0.6931471805598903 + (_lf41 - (_hf55 - (_ls44*(_hf55 + _lz45*_e54) + (_lk43*5.497923018708371e-14))))
             _lo57 = (-math.inf if x_e == 0.0 else math.nan)
-            _lo58 = (_lg56 if x_e > 0.0 else _lo57)
-            _lo59 = (_lo58 if x_e < math.inf else x_e)
+            _lo58 = _sel(x_e > 0.0, _lg56, _lo57)
+            _lo59 = _sel(x_e < math.inf, _lo58, x_e)
             value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*_lo59 + 1.0)
         else:  # linear: L_EIoU > 1
             value = c_lin + s*x_e
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -170,13 +171,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
         _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
         _c24 = _e22 - _e23
-        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
         _b26 = _s5 - px2
         _b27 = _s7 - px1
         _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
         _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
         _c30 = _e28 - _e29
-        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
         _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
         _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
         x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -194,14 +195,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
             _sub34 = x_e < 2.2250738585072014e-308
             _lx35 = x_e*1.8014398509481984e+16
-            _lx36 = (_lx35 if _sub34 else x_e)
+            _lx36 = _sel(_sub34, _lx35, x_e)
             _lb37 = _f64(_lx36).view(_i64)
             _lm38 = _i64((_lb37 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big39 = _lm38 > 1.4142135623730951
             _lh40 = _lm38*0.5
-            _lf41 = (_lh40 if _big39 else _lm38) - 1.0
+            _lf41 = _sel(_big39, _lh40, _lm38) - 1.0
             _le42 = _i64(_i64(_lb37 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk43 = _le42 + (1.0 if _big39 else 0.0) - (54.0 if _sub34 else 0.0)
+            _lk43 = _le42 + _sel(_big39, 1.0, 0.0) - _sel(_sub34, 54.0, 0.0)
             _ls44 = _lf41/(2.0 + _lf41)
             _lz45 = _ls44*_ls44
             _e46 = 0.6666666666666666 + 0.4000000000000088*_lz45
@@ -216,8 +217,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _hf55 = 0.5*(_lf41*_lf41)
             _lg56 = _lk43*0.6931471805598903 + (_lf41 - (_hf55 - (_ls44*(_hf55 + _lz45*_e54) + (_lk43*5.497923018708371e-14))))
             _lo57 = (-math.inf if x_e == 0.0 else math.nan)
-            _lo58 = (_lg56 if x_e > 0.0 else _lo57)
-            _lo59 = (_lo58 if x_e < math.inf else x_e)
+            _lo58 = _sel(x_e > 0.0, _lg56, _lo57)
+            _lo59 = _sel(x_e < math.inf, _lo58, x_e)
             value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*_lo59 + 1.0)
             _t3 = _s3
             _t4 = (_t3*_t3) + eps
@@ -253,7 +254,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t6 = px1 - tx1
             _t7 = -_t6
             _t8 = 2.0*_t3
-            _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
+            _t9 = _t8*_sel(_t7 > 0.0, 1.0, _sel(_t7 == 0.0, 0.5, 0.0))
             _t10 = ((_t2 - -_t5*_t9))*_inv0
             _t11 = _s7
             _t12 = _s5
@@ -263,9 +264,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16 = 0.5*_t14 + 0.5*_t15
             _t20 = ((_t13*_t13) + (_t16*_t16))*_inv1
             _t21 = ((_t13 - -_t20*_t9))*_inv1
-            _t23 = 1.0 if _t7 > 0.0 else 0.0
+            _t23 = _sel(_t7 > 0.0, 1.0, 0.0)
             _t35 = _t28*_inv2
-            _t36 = 1.0 if _t6 > 0.0 else 0.0
+            _t36 = _sel(_t6 > 0.0, 1.0, 0.0)
             _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
             _t38 = _t33*_t37
             _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
@@ -274,7 +275,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
             _t43 = _t22*_t42 + eps
             _t44 = _t28 + _t43
-            _t45 = _t27*(1.0 if _t24 > 0.0 else 0.0)
+            _t45 = _t27*_sel(_t24 > 0.0, 1.0, 0.0)
             _t46 = _t45*((_t41 + _t44)*_inv2)
             _t47 = -_t23 - _t36 + 1.0
             _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
@@ -292,37 +293,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t61 = py1 - ty1
             _t62 = -_t61
             _t63 = 2.0*_t17
-            _t64 = _t63*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))
+            _t64 = _t63*_sel(_t62 > 0.0, 1.0, _sel(_t62 == 0.0, 0.5, 0.0))
             _t65 = ((_t58 - -_t60*_t64))*_inv3
             _t66 = ((_t16 - -_t20*_t64))*_inv1
-            _t67 = 1.0 if _t62 > 0.0 else 0.0
-            _t68 = 1.0 if _t61 > 0.0 else 0.0
+            _t67 = _sel(_t62 > 0.0, 1.0, 0.0)
+            _t68 = _sel(_t61 > 0.0, 1.0, 0.0)
             _t69 = _t29*_t48 + _t41 + eps
-            _t70 = _t25*(1.0 if _t26 > 0.0 else 0.0)
+            _t70 = _t25*_sel(_t26 > 0.0, 1.0, 0.0)
             _t71 = _t70*((_t28 + _t69)*_inv2)
             _t72 = -_t67 - _t68 + 1.0
             _t73 = 0.5*_t70
             _t74 = _t73*((-_t27*_t42 + _t69)*_inv2)
             _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)*_inv2
             _t76 = _t30 + px2
-            _t77 = _t8*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
+            _t77 = _t8*_sel(_t76 > 0.0, 1.0, _sel(_t76 == 0.0, 0.5, 0.0))
             _t78 = ((_t1 - _t5*_t77))*_inv0
             _t79 = ((_t13 - _t20*_t77))*_inv1
-            _t80 = 1.0 if _t76 > 0.0 else 0.0
+            _t80 = _sel(_t76 > 0.0, 1.0, 0.0)
             _t81 = -_t76
-            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t82 = _sel(_t81 > 0.0, 1.0, 0.0)
             _t83 = -_t80 - _t82 + 1.0
             _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)*_inv2
             _t85 = _t32 + py2
-            _t86 = _t63*(1.0 if _t85 > 0.0 else (0.5 if _t85 == 0.0 else 0.0))
+            _t86 = _t63*_sel(_t85 > 0.0, 1.0, _sel(_t85 == 0.0, 0.5, 0.0))
             _t87 = ((_t57 - _t60*_t86))*_inv3
             _t88 = ((_t16 - _t20*_t86))*_inv1
-            _t89 = 1.0 if _t85 > 0.0 else 0.0
+            _t89 = _sel(_t85 > 0.0, 1.0, 0.0)
             _t90 = -_t85
-            _t91 = 1.0 if _t90 > 0.0 else 0.0
+            _t91 = _sel(_t90 > 0.0, 1.0, 0.0)
             _t92 = -_t89 - _t91 + 1.0
             _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)*_inv2
-            _t94 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
+            _t94 = _t8*_sel(_t6 > 0.0, 1.0, _sel(_t6 == 0.0, 0.5, 0.0))
             _t95 = ((_t1 - -_t5*_t94))*_inv0
             _t96 = -_t13
             _t97 = ((_t96 - -_t20*_t94))*_inv1
@@ -330,7 +331,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t99 = _t45*((_t44 + _t98)*_inv2)
             _t100 = _t50*((-_t40 + _t43 + _t98)*_inv2)
             _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)*_inv2
-            _t102 = _t63*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))
+            _t102 = _t63*_sel(_t61 > 0.0, 1.0, _sel(_t61 == 0.0, 0.5, 0.0))
             _t103 = ((_t57 - -_t102*_t60))*_inv3
             _t104 = -_t16
             _t105 = ((_t104 - -_t102*_t20))*_inv1
@@ -338,11 +339,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t107 = _t70*((_t106 + _t44)*_inv2)
             _t108 = _t73*((_t106 - _t27*_t37 + _t43)*_inv2)
             _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)*_inv2
-            _t110 = _t8*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))
+            _t110 = _t8*_sel(_t81 > 0.0, 1.0, _sel(_t81 == 0.0, 0.5, 0.0))
             _t111 = ((_t2 - _t110*_t5))*_inv0
             _t112 = ((_t96 - _t110*_t20))*_inv1
             _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)*_inv2
-            _t114 = _t63*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))
+            _t114 = _t63*_sel(_t90 > 0.0, 1.0, _sel(_t90 == 0.0, 0.5, 0.0))
             _t115 = ((_t58 - _t114*_t60))*_inv3
             _t116 = ((_t104 - _t114*_t20))*_inv1
             _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)*_inv2
@@ -390,7 +391,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t6_w1 = px1 - tx1
             _t7_w1 = -_t6_w1
             _t8_w1 = 2.0*_t3_w1
-            _t9_w1 = _t8_w1*(1.0 if _t7_w1 > 0.0 else (0.5 if _t7_w1 == 0.0 else 0.0))
+            _t9_w1 = _t8_w1*_sel(_t7_w1 > 0.0, 1.0, _sel(_t7_w1 == 0.0, 0.5, 0.0))
             _t10_w1 = _s7
             _t11_w1 = _s5
             _t12_w1 = 0.5*_t10_w1 + 0.5*_t11_w1
@@ -398,9 +399,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w1 = _s10
             _t15_w1 = 0.5*_t13_w1 + 0.5*_t14_w1
             _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))*_inv1_w1
-            _t21_w1 = 1.0 if _t7_w1 > 0.0 else 0.0
+            _t21_w1 = _sel(_t7_w1 > 0.0, 1.0, 0.0)
             _t33_w1 = _t26_w1*_inv2_w1
-            _t34_w1 = 1.0 if _t6_w1 > 0.0 else 0.0
+            _t34_w1 = _sel(_t6_w1 > 0.0, 1.0, 0.0)
             _t35_w1 = min(_t29_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
             _t36_w1 = _t31_w1*_t35_w1
             _t37_w1 = min(_t31_w1, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
@@ -409,7 +410,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t40_w1 = min(_t27_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
             _t41_w1 = _t20_w1*_t40_w1 + eps
             _t42_w1 = _t26_w1 + _t41_w1
-            _t43_w1 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+            _t43_w1 = _t25_w1*_sel(_t22_w1 > 0.0, 1.0, 0.0)
             _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)*_inv2_w1)
             _t45_w1 = -_t21_w1 - _t34_w1 + 1.0
             _t46_w1 = min(_t20_w1, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
@@ -423,39 +424,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t55_w1 = py1 - ty1
             _t56_w1 = -_t55_w1
             _t57_w1 = 2.0*_t16_w1
-            _t58_w1 = _t57_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))
-            _t59_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
-            _t60_w1 = 1.0 if _t55_w1 > 0.0 else 0.0
+            _t58_w1 = _t57_w1*_sel(_t56_w1 > 0.0, 1.0, _sel(_t56_w1 == 0.0, 0.5, 0.0))
+            _t59_w1 = _sel(_t56_w1 > 0.0, 1.0, 0.0)
+            _t60_w1 = _sel(_t55_w1 > 0.0, 1.0, 0.0)
             _t61_w1 = _t27_w1*_t46_w1 + _t39_w1 + eps
-            _t62_w1 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+            _t62_w1 = _t23_w1*_sel(_t24_w1 > 0.0, 1.0, 0.0)
             _t63_w1 = _t62_w1*((_t26_w1 + _t61_w1)*_inv2_w1)
             _t64_w1 = -_t59_w1 - _t60_w1 + 1.0
             _t65_w1 = 0.5*_t62_w1
             _t66_w1 = _t65_w1*((-_t25_w1*_t40_w1 + _t61_w1)*_inv2_w1)
             _t67_w1 = _t28_w1 + px2
-            _t68_w1 = _t8_w1*(1.0 if _t67_w1 > 0.0 else (0.5 if _t67_w1 == 0.0 else 0.0))
-            _t69_w1 = 1.0 if _t67_w1 > 0.0 else 0.0
+            _t68_w1 = _t8_w1*_sel(_t67_w1 > 0.0, 1.0, _sel(_t67_w1 == 0.0, 0.5, 0.0))
+            _t69_w1 = _sel(_t67_w1 > 0.0, 1.0, 0.0)
             _t70_w1 = -_t67_w1
-            _t71_w1 = 1.0 if _t70_w1 > 0.0 else 0.0
+            _t71_w1 = _sel(_t70_w1 > 0.0, 1.0, 0.0)
             _t72_w1 = -_t69_w1 - _t71_w1 + 1.0
             _t73_w1 = _t30_w1 + py2
-            _t74_w1 = _t57_w1*(1.0 if _t73_w1 > 0.0 else (0.5 if _t73_w1 == 0.0 else 0.0))
-            _t75_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+            _t74_w1 = _t57_w1*_sel(_t73_w1 > 0.0, 1.0, _sel(_t73_w1 == 0.0, 0.5, 0.0))
+            _t75_w1 = _sel(_t73_w1 > 0.0, 1.0, 0.0)
             _t76_w1 = -_t73_w1
-            _t77_w1 = 1.0 if _t76_w1 > 0.0 else 0.0
+            _t77_w1 = _sel(_t76_w1 > 0.0, 1.0, 0.0)
             _t78_w1 = -_t75_w1 - _t77_w1 + 1.0
-            _t79_w1 = _t8_w1*(1.0 if _t6_w1 > 0.0 else (0.5 if _t6_w1 == 0.0 else 0.0))
+            _t79_w1 = _t8_w1*_sel(_t6_w1 > 0.0, 1.0, _sel(_t6_w1 == 0.0, 0.5, 0.0))
             _t80_w1 = -_t12_w1
             _t81_w1 = _t36_w1 + _t47_w1
             _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)*_inv2_w1)
             _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)*_inv2_w1)
-            _t84_w1 = _t57_w1*(1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0))
+            _t84_w1 = _t57_w1*_sel(_t55_w1 > 0.0, 1.0, _sel(_t55_w1 == 0.0, 0.5, 0.0))
             _t85_w1 = -_t15_w1
             _t86_w1 = _t29_w1*_t37_w1 + _t47_w1
             _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)*_inv2_w1)
             _t88_w1 = _t65_w1*((-_t25_w1*_t35_w1 + _t41_w1 + _t86_w1)*_inv2_w1)
-            _t89_w1 = _t8_w1*(1.0 if _t70_w1 > 0.0 else (0.5 if _t70_w1 == 0.0 else 0.0))
-            _t90_w1 = _t57_w1*(1.0 if _t76_w1 > 0.0 else (0.5 if _t76_w1 == 0.0 else 0.0))
+            _t89_w1 = _t8_w1*_sel(_t70_w1 > 0.0, 1.0, _sel(_t70_w1 == 0.0, 0.5, 0.0))
+            _t90_w1 = _t57_w1*_sel(_t76_w1 > 0.0, 1.0, _sel(_t76_w1 == 0.0, 0.5, 0.0))
             _s68 = -((_t20_w1*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)*_inv2_w1)
             d_px1 = s*(_s68 + (((_t12_w1 - -_t19_w1*_t9_w1))*_inv1_w1) + (((_t2_w1 - -_t5_w1*_t9_w1))*_inv0_w1))
             _s69 = -((_t27_w1*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)*_inv2_w1)
@@ -516,13 +517,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
             _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
             _c24_w1 = _e22_w1 - _e23_w1
-            _s25_w1 = (_s10_w1 - _s12_w1) + _c24_w1 if _c24_w1 == _c24_w1 else _s10_w1 - _s12_w1
+            _s25_w1 = _sel(_c24_w1 == _c24_w1, (_s10_w1 - _s12_w1) + _c24_w1, _s10_w1 - _s12_w1)
             _b26_w1 = _s5_w1 - px2_w1
             _b27_w1 = _s7_w1 - px1_w1
             _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
             _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
             _c30_w1 = _e28_w1 - _e29_w1
-            _s31_w1 = (_s5_w1 - _s7_w1) + _c30_w1 if _c30_w1 == _c30_w1 else _s5_w1 - _s7_w1
+            _s31_w1 = _sel(_c30_w1 == _c30_w1, (_s5_w1 - _s7_w1) + _c30_w1, _s5_w1 - _s7_w1)
             _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
             _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
             x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
@@ -540,14 +541,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             elif (x_e_w1 <= 1.0):  # logarithmic: L_EIoU <= 1
                 _sub34_w1 = x_e_w1 < 2.2250738585072014e-308
                 _lx35_w1 = x_e_w1*1.8014398509481984e+16
-                _lx36_w1 = (_lx35_w1 if _sub34_w1 else x_e_w1)
+                _lx36_w1 = _sel(_sub34_w1, _lx35_w1, x_e_w1)
                 _lb37_w1 = _f64(_lx36_w1).view(_i64)
                 _lm38_w1 = _i64((_lb37_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
                 _big39_w1 = _lm38_w1 > 1.4142135623730951
                 _lh40_w1 = _lm38_w1*0.5
-                _lf41_w1 = (_lh40_w1 if _big39_w1 else _lm38_w1) - 1.0
+                _lf41_w1 = _sel(_big39_w1, _lh40_w1, _lm38_w1) - 1.0
                 _le42_w1 = _i64(_i64(_lb37_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-                _lk43_w1 = _le42_w1 + (1.0 if _big39_w1 else 0.0) - (54.0 if _sub34_w1 else 0.0)
+                _lk43_w1 = _le42_w1 + _sel(_big39_w1, 1.0, 0.0) - _sel(_sub34_w1, 54.0, 0.0)
                 _ls44_w1 = _lf41_w1/(2.0 + _lf41_w1)
                 _lz45_w1 = _ls44_w1*_ls44_w1
                 _e46_w1 = 0.6666666666666666 + 0.4000000000000088*_lz45_w1
@@ -562,8 +563,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _hf55_w1 = 0.5*(_lf41_w1*_lf41_w1)
                 _lg56_w1 = _lk43_w1*0.6931471805598903 + (_lf41_w1 - (_hf55_w1 - (_ls44_w1*(_hf55_w1 + _lz45_w1*_e54_w1) + (_lk43_w1*5.497923018708371e-14))))
                 _lo57_w1 = (-math.inf if x_e_w1 == 0.0 else math.nan)
-                _lo58_w1 = (_lg56_w1 if x_e_w1 > 0.0 else _lo57_w1)
-                _lo59_w1 = (_lo58_w1 if x_e_w1 < math.inf else x_e_w1)
+                _lo58_w1 = _sel(x_e_w1 > 0.0, _lg56_w1, _lo57_w1)
+                _lo59_w1 = _sel(x_e_w1 < math.inf, _lo58_w1, x_e_w1)
                 value_w2 = q*(x_e_w1*x_e_w1)*(-2.0*ln_b - 2.0*_lo59_w1 + 1.0)
                 _t3_w2 = _s3_w1
                 _t4_w2 = (_t3_w2*_t3_w2) + eps
@@ -600,7 +601,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w4 = px1_w1 - tx1_w1
                     _t7_w4 = -_t6_w4
                     _t8_w4 = 2.0*_t3_w2
-                    _t9_w4 = _t8_w4*(1.0 if _t7_w4 > 0.0 else (0.5 if _t7_w4 == 0.0 else 0.0))
+                    _t9_w4 = _t8_w4*_sel(_t7_w4 > 0.0, 1.0, _sel(_t7_w4 == 0.0, 0.5, 0.0))
                     _t10_w4 = ((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2
                     _t11_w4 = _s7_w1
                     _t12_w4 = _s5_w1
@@ -610,9 +611,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t16_w3 = 0.5*_t14_w4 + 0.5*_t15_w4
                     _t20_w3 = ((_t13_w4*_t13_w4) + (_t16_w3*_t16_w3))*_inv1_w2
                     _t21_w4 = ((_t13_w4 - -_t20_w3*_t9_w4))*_inv1_w2
-                    _t23_w3 = 1.0 if _t7_w4 > 0.0 else 0.0
+                    _t23_w3 = _sel(_t7_w4 > 0.0, 1.0, 0.0)
                     _t35_w4 = _t28_w2*_inv2_w2
-                    _t36_w4 = 1.0 if _t6_w4 > 0.0 else 0.0
+                    _t36_w4 = _sel(_t6_w4 > 0.0, 1.0, 0.0)
                     _t37_w4 = min(_t31_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t38_w4 = _t33_w3*_t37_w4
                     _t39_w4 = min(_t33_w3, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -621,7 +622,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t42_w4 = min(_t29_w2, max(_t12_w4, _t12_w4 - _t12_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t43_w4 = _t22_w2*_t42_w4 + eps
                     _t44_w4 = _t28_w2 + _t43_w4
-                    _t45_w4 = _t27_w2*(1.0 if _t24_w2 > 0.0 else 0.0)
+                    _t45_w4 = _t27_w2*_sel(_t24_w2 > 0.0, 1.0, 0.0)
                     _t46_w4 = _t45_w4*((_t41_w4 + _t44_w4)*_inv2_w2)
                     _t47_w4 = -_t23_w3 - _t36_w4 + 1.0
                     _t48_w4 = min(_t22_w2, max(_t15_w4, _t15_w4 - _t15_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -639,37 +640,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t61_w4 = py1_w1 - ty1_w1
                     _t62_w4 = -_t61_w4
                     _t63_w4 = 2.0*_t17_w2
-                    _t64_w4 = _t63_w4*(1.0 if _t62_w4 > 0.0 else (0.5 if _t62_w4 == 0.0 else 0.0))
+                    _t64_w4 = _t63_w4*_sel(_t62_w4 > 0.0, 1.0, _sel(_t62_w4 == 0.0, 0.5, 0.0))
                     _t65_w4 = ((_t58_w4 - -_t60_w4*_t64_w4))*_inv3_w2
                     _t66_w4 = ((_t16_w3 - -_t20_w3*_t64_w4))*_inv1_w2
-                    _t67_w4 = 1.0 if _t62_w4 > 0.0 else 0.0
-                    _t68_w4 = 1.0 if _t61_w4 > 0.0 else 0.0
+                    _t67_w4 = _sel(_t62_w4 > 0.0, 1.0, 0.0)
+                    _t68_w4 = _sel(_t61_w4 > 0.0, 1.0, 0.0)
                     _t69_w4 = _t29_w2*_t48_w4 + _t41_w4 + eps
-                    _t70_w4 = _t25_w2*(1.0 if _t26_w2 > 0.0 else 0.0)
+                    _t70_w4 = _t25_w2*_sel(_t26_w2 > 0.0, 1.0, 0.0)
                     _t71_w4 = _t70_w4*((_t28_w2 + _t69_w4)*_inv2_w2)
                     _t72_w4 = -_t67_w4 - _t68_w4 + 1.0
                     _t73_w4 = 0.5*_t70_w4
                     _t74_w4 = _t73_w4*((-_t27_w2*_t42_w4 + _t69_w4)*_inv2_w2)
                     _t75_w4 = (_t29_w2*_t35_w4*_t67_w4 - _t68_w4*_t71_w4 - _t72_w4*_t74_w4)*_inv2_w2
                     _t76_w4 = _t30_w2 + px2_w1
-                    _t77_w4 = _t8_w4*(1.0 if _t76_w4 > 0.0 else (0.5 if _t76_w4 == 0.0 else 0.0))
+                    _t77_w4 = _t8_w4*_sel(_t76_w4 > 0.0, 1.0, _sel(_t76_w4 == 0.0, 0.5, 0.0))
                     _t78_w4 = ((_t1_w4 - _t5_w4*_t77_w4))*_inv0_w2
                     _t79_w4 = ((_t13_w4 - _t20_w3*_t77_w4))*_inv1_w2
-                    _t80_w4 = 1.0 if _t76_w4 > 0.0 else 0.0
+                    _t80_w4 = _sel(_t76_w4 > 0.0, 1.0, 0.0)
                     _t81_w4 = -_t76_w4
-                    _t82_w4 = 1.0 if _t81_w4 > 0.0 else 0.0
+                    _t82_w4 = _sel(_t81_w4 > 0.0, 1.0, 0.0)
                     _t83_w4 = -_t80_w4 - _t82_w4 + 1.0
                     _t84_w4 = (-_t22_w2*_t35_w4*_t80_w4 + _t46_w4*_t82_w4 + _t51_w4*_t83_w4)*_inv2_w2
                     _t85_w4 = _t32_w2 + py2_w1
-                    _t86_w4 = _t63_w4*(1.0 if _t85_w4 > 0.0 else (0.5 if _t85_w4 == 0.0 else 0.0))
+                    _t86_w4 = _t63_w4*_sel(_t85_w4 > 0.0, 1.0, _sel(_t85_w4 == 0.0, 0.5, 0.0))
                     _t87_w4 = ((_t57_w4 - _t60_w4*_t86_w4))*_inv3_w2
                     _t88_w4 = ((_t16_w3 - _t20_w3*_t86_w4))*_inv1_w2
-                    _t89_w4 = 1.0 if _t85_w4 > 0.0 else 0.0
+                    _t89_w4 = _sel(_t85_w4 > 0.0, 1.0, 0.0)
                     _t90_w4 = -_t85_w4
-                    _t91_w2 = 1.0 if _t90_w4 > 0.0 else 0.0
+                    _t91_w2 = _sel(_t90_w4 > 0.0, 1.0, 0.0)
                     _t92_w2 = -_t89_w4 - _t91_w2 + 1.0
                     _t93_w2 = (-_t29_w2*_t35_w4*_t89_w4 + _t71_w4*_t91_w2 + _t74_w4*_t92_w2)*_inv2_w2
-                    _t94_w2 = _t8_w4*(1.0 if _t6_w4 > 0.0 else (0.5 if _t6_w4 == 0.0 else 0.0))
+                    _t94_w2 = _t8_w4*_sel(_t6_w4 > 0.0, 1.0, _sel(_t6_w4 == 0.0, 0.5, 0.0))
                     _t95_w2 = ((_t1_w4 - -_t5_w4*_t94_w2))*_inv0_w2
                     _t96_w2 = -_t13_w4
                     _t97_w2 = ((_t96_w2 - -_t20_w3*_t94_w2))*_inv1_w2
@@ -677,7 +678,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t99_w2 = _t45_w4*((_t44_w4 + _t98_w2)*_inv2_w2)
                     _t100_w2 = _t50_w4*((-_t40_w4 + _t43_w4 + _t98_w2)*_inv2_w2)
                     _t101_w2 = (-_t100_w2*_t47_w4 - _t23_w3*_t99_w2 + _t33_w3*_t35_w4*_t36_w4)*_inv2_w2
-                    _t102_w2 = _t63_w4*(1.0 if _t61_w4 > 0.0 else (0.5 if _t61_w4 == 0.0 else 0.0))
+                    _t102_w2 = _t63_w4*_sel(_t61_w4 > 0.0, 1.0, _sel(_t61_w4 == 0.0, 0.5, 0.0))
                     _t103_w2 = ((_t57_w4 - -_t102_w2*_t60_w4))*_inv3_w2
                     _t104_w2 = -_t16_w3
                     _t105_w2 = ((_t104_w2 - -_t102_w2*_t20_w3))*_inv1_w2
@@ -685,11 +686,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t107_w2 = _t70_w4*((_t106_w2 + _t44_w4)*_inv2_w2)
                     _t108_w2 = _t73_w4*((_t106_w2 - _t27_w2*_t37_w4 + _t43_w4)*_inv2_w2)
                     _t109_w2 = (-_t107_w2*_t67_w4 - _t108_w2*_t72_w4 + _t31_w2*_t35_w4*_t68_w4)*_inv2_w2
-                    _t110_w2 = _t8_w4*(1.0 if _t81_w4 > 0.0 else (0.5 if _t81_w4 == 0.0 else 0.0))
+                    _t110_w2 = _t8_w4*_sel(_t81_w4 > 0.0, 1.0, _sel(_t81_w4 == 0.0, 0.5, 0.0))
                     _t111_w2 = ((_t2_w4 - _t110_w2*_t5_w4))*_inv0_w2
                     _t112_w2 = ((_t96_w2 - _t110_w2*_t20_w3))*_inv1_w2
                     _t113_w2 = (_t100_w2*_t83_w4 - _t33_w3*_t35_w4*_t82_w4 + _t80_w4*_t99_w2)*_inv2_w2
-                    _t114_w2 = _t63_w4*(1.0 if _t90_w4 > 0.0 else (0.5 if _t90_w4 == 0.0 else 0.0))
+                    _t114_w2 = _t63_w4*_sel(_t90_w4 > 0.0, 1.0, _sel(_t90_w4 == 0.0, 0.5, 0.0))
                     _t115_w2 = ((_t58_w4 - _t114_w2*_t60_w4))*_inv3_w2
                     _t116_w2 = ((_t104_w2 - _t114_w2*_t20_w3))*_inv1_w2
                     _t117_w2 = (_t107_w2*_t89_w4 + _t108_w2*_t92_w2 - _t31_w2*_t35_w4*_t91_w2)*_inv2_w2
@@ -709,7 +710,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w1_w1 = px1_w1 - tx1_w1
                     _t7_w1_w1 = -_t6_w1_w1
                     _t8_w1_w1 = 2.0*_t3_w2
-                    _t9_w1_w1 = _t8_w1_w1*(1.0 if _t7_w1_w1 > 0.0 else (0.5 if _t7_w1_w1 == 0.0 else 0.0))
+                    _t9_w1_w1 = _t8_w1_w1*_sel(_t7_w1_w1 > 0.0, 1.0, _sel(_t7_w1_w1 == 0.0, 0.5, 0.0))
                     _t10_w1_w1 = ((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2
                     _t11_w1_w1 = _s7_w1
                     _t12_w1_w1 = _s5_w1
@@ -719,9 +720,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t16_w1_w1 = 0.5*_t14_w1_w1 + 0.5*_t15_w1_w1
                     _t20_w1_w1 = ((_t13_w1_w1*_t13_w1_w1) + (_t16_w1_w1*_t16_w1_w1))/_t19_w3
                     _t21_w1_w1 = ((_t13_w1_w1 - -_t20_w1_w1*_t9_w1_w1))/_t19_w3
-                    _t23_w1_w1 = 1.0 if _t7_w1_w1 > 0.0 else 0.0
+                    _t23_w1_w1 = _sel(_t7_w1_w1 > 0.0, 1.0, 0.0)
                     _t35_w1_w1 = _t28_w2/_t34_w3
-                    _t36_w1_w1 = 1.0 if _t6_w1_w1 > 0.0 else 0.0
+                    _t36_w1_w1 = _sel(_t6_w1_w1 > 0.0, 1.0, 0.0)
                     _t37_w1_w1 = min(_t31_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t38_w1_w1 = _t33_w3*_t37_w1_w1
                     _t39_w1_w1 = min(_t33_w3, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -730,7 +731,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t42_w1_w1 = min(_t29_w2, max(_t12_w1_w1, _t12_w1_w1 - _t12_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t43_w1_w1 = _t22_w2*_t42_w1_w1 + eps
                     _t44_w1_w1 = _t28_w2 + _t43_w1_w1
-                    _t45_w1_w1 = _t27_w2*(1.0 if _t24_w2 > 0.0 else 0.0)
+                    _t45_w1_w1 = _t27_w2*_sel(_t24_w2 > 0.0, 1.0, 0.0)
                     _t46_w1_w1 = _t45_w1_w1*((_t41_w1_w1 + _t44_w1_w1)/_t34_w3)
                     _t47_w1_w1 = -_t23_w1_w1 - _t36_w1_w1 + 1.0
                     _t48_w1_w1 = min(_t22_w2, max(_t15_w1_w1, _t15_w1_w1 - _t15_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -748,37 +749,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t61_w1_w1 = py1_w1 - ty1_w1
                     _t62_w1_w1 = -_t61_w1_w1
                     _t63_w1_w1 = 2.0*_t17_w2
-                    _t64_w1_w1 = _t63_w1_w1*(1.0 if _t62_w1_w1 > 0.0 else (0.5 if _t62_w1_w1 == 0.0 else 0.0))
+                    _t64_w1_w1 = _t63_w1_w1*_sel(_t62_w1_w1 > 0.0, 1.0, _sel(_t62_w1_w1 == 0.0, 0.5, 0.0))
                     _t65_w1_w1 = ((_t58_w1_w1 - -_t60_w1_w1*_t64_w1_w1))/_t59_w3
                     _t66_w1_w1 = ((_t16_w1_w1 - -_t20_w1_w1*_t64_w1_w1))/_t19_w3
-                    _t67_w1_w1 = 1.0 if _t62_w1_w1 > 0.0 else 0.0
-                    _t68_w1_w1 = 1.0 if _t61_w1_w1 > 0.0 else 0.0
+                    _t67_w1_w1 = _sel(_t62_w1_w1 > 0.0, 1.0, 0.0)
+                    _t68_w1_w1 = _sel(_t61_w1_w1 > 0.0, 1.0, 0.0)
                     _t69_w1_w1 = _t29_w2*_t48_w1_w1 + _t41_w1_w1 + eps
-                    _t70_w1_w1 = _t25_w2*(1.0 if _t26_w2 > 0.0 else 0.0)
+                    _t70_w1_w1 = _t25_w2*_sel(_t26_w2 > 0.0, 1.0, 0.0)
                     _t71_w1_w1 = _t70_w1_w1*((_t28_w2 + _t69_w1_w1)/_t34_w3)
                     _t72_w1_w1 = -_t67_w1_w1 - _t68_w1_w1 + 1.0
                     _t73_w1_w1 = 0.5*_t70_w1_w1
                     _t74_w1_w1 = _t73_w1_w1*((-_t27_w2*_t42_w1_w1 + _t69_w1_w1)/_t34_w3)
                     _t75_w1_w1 = (_t29_w2*_t35_w1_w1*_t67_w1_w1 - _t68_w1_w1*_t71_w1_w1 - _t72_w1_w1*_t74_w1_w1)/_t34_w3
                     _t76_w1_w1 = _t30_w2 + px2_w1
-                    _t77_w1_w1 = _t8_w1_w1*(1.0 if _t76_w1_w1 > 0.0 else (0.5 if _t76_w1_w1 == 0.0 else 0.0))
+                    _t77_w1_w1 = _t8_w1_w1*_sel(_t76_w1_w1 > 0.0, 1.0, _sel(_t76_w1_w1 == 0.0, 0.5, 0.0))
                     _t78_w1_w1 = ((_t1_w1_w1 - _t5_w1_w1*_t77_w1_w1))/_t4_w2
                     _t79_w1_w1 = ((_t13_w1_w1 - _t20_w1_w1*_t77_w1_w1))/_t19_w3
-                    _t80_w1_w1 = 1.0 if _t76_w1_w1 > 0.0 else 0.0
+                    _t80_w1_w1 = _sel(_t76_w1_w1 > 0.0, 1.0, 0.0)
                     _t81_w1_w1 = -_t76_w1_w1
-                    _t82_w1_w1 = 1.0 if _t81_w1_w1 > 0.0 else 0.0
+                    _t82_w1_w1 = _sel(_t81_w1_w1 > 0.0, 1.0, 0.0)
                     _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + 1.0
                     _t84_w1_w1 = (-_t22_w2*_t35_w1_w1*_t80_w1_w1 + _t46_w1_w1*_t82_w1_w1 + _t51_w1_w1*_t83_w1_w1)/_t34_w3
                     _t85_w1_w1 = _t32_w2 + py2_w1
-                    _t86_w1_w1 = _t63_w1_w1*(1.0 if _t85_w1_w1 > 0.0 else (0.5 if _t85_w1_w1 == 0.0 else 0.0))
+                    _t86_w1_w1 = _t63_w1_w1*_sel(_t85_w1_w1 > 0.0, 1.0, _sel(_t85_w1_w1 == 0.0, 0.5, 0.0))
                     _t87_w1_w1 = ((_t57_w1_w1 - _t60_w1_w1*_t86_w1_w1))/_t59_w3
                     _t88_w1_w1 = ((_t16_w1_w1 - _t20_w1_w1*_t86_w1_w1))/_t19_w3
-                    _t89_w1_w1 = 1.0 if _t85_w1_w1 > 0.0 else 0.0
+                    _t89_w1_w1 = _sel(_t85_w1_w1 > 0.0, 1.0, 0.0)
                     _t90_w1_w1 = -_t85_w1_w1
-                    _t91_w1 = 1.0 if _t90_w1_w1 > 0.0 else 0.0
+                    _t91_w1 = _sel(_t90_w1_w1 > 0.0, 1.0, 0.0)
                     _t92_w1 = -_t89_w1_w1 - _t91_w1 + 1.0
                     _t93_w1 = (-_t29_w2*_t35_w1_w1*_t89_w1_w1 + _t71_w1_w1*_t91_w1 + _t74_w1_w1*_t92_w1)/_t34_w3
-                    _t94_w1 = _t8_w1_w1*(1.0 if _t6_w1_w1 > 0.0 else (0.5 if _t6_w1_w1 == 0.0 else 0.0))
+                    _t94_w1 = _t8_w1_w1*_sel(_t6_w1_w1 > 0.0, 1.0, _sel(_t6_w1_w1 == 0.0, 0.5, 0.0))
                     _t95_w1 = ((_t1_w1_w1 - -_t5_w1_w1*_t94_w1))/_t4_w2
                     _t96_w1 = -_t13_w1_w1
                     _t97_w1 = ((_t96_w1 - -_t20_w1_w1*_t94_w1))/_t19_w3
@@ -786,7 +787,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t99_w1 = _t45_w1_w1*((_t44_w1_w1 + _t98_w1)/_t34_w3)
                     _t100_w1 = _t50_w1_w1*((-_t40_w1_w1 + _t43_w1_w1 + _t98_w1)/_t34_w3)
                     _t101_w1 = (-_t100_w1*_t47_w1_w1 - _t23_w1_w1*_t99_w1 + _t33_w3*_t35_w1_w1*_t36_w1_w1)/_t34_w3
-                    _t102_w1 = _t63_w1_w1*(1.0 if _t61_w1_w1 > 0.0 else (0.5 if _t61_w1_w1 == 0.0 else 0.0))
+                    _t102_w1 = _t63_w1_w1*_sel(_t61_w1_w1 > 0.0, 1.0, _sel(_t61_w1_w1 == 0.0, 0.5, 0.0))
                     _t103_w1 = ((_t57_w1_w1 - -_t102_w1*_t60_w1_w1))/_t59_w3
                     _t104_w1 = -_t16_w1_w1
                     _t105_w1 = ((_t104_w1 - -_t102_w1*_t20_w1_w1))/_t19_w3
@@ -794,11 +795,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t107_w1 = _t70_w1_w1*((_t106_w1 + _t44_w1_w1)/_t34_w3)
                     _t108_w1 = _t73_w1_w1*((_t106_w1 - _t27_w2*_t37_w1_w1 + _t43_w1_w1)/_t34_w3)
                     _t109_w1 = (-_t107_w1*_t67_w1_w1 - _t108_w1*_t72_w1_w1 + _t31_w2*_t35_w1_w1*_t68_w1_w1)/_t34_w3
-                    _t110_w1 = _t8_w1_w1*(1.0 if _t81_w1_w1 > 0.0 else (0.5 if _t81_w1_w1 == 0.0 else 0.0))
+                    _t110_w1 = _t8_w1_w1*_sel(_t81_w1_w1 > 0.0, 1.0, _sel(_t81_w1_w1 == 0.0, 0.5, 0.0))
                     _t111_w1 = ((_t2_w1_w1 - _t110_w1*_t5_w1_w1))/_t4_w2
                     _t112_w1 = ((_t96_w1 - _t110_w1*_t20_w1_w1))/_t19_w3
                     _t113_w1 = (_t100_w1*_t83_w1_w1 - _t33_w3*_t35_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t99_w1)/_t34_w3
-                    _t114_w1 = _t63_w1_w1*(1.0 if _t90_w1_w1 > 0.0 else (0.5 if _t90_w1_w1 == 0.0 else 0.0))
+                    _t114_w1 = _t63_w1_w1*_sel(_t90_w1_w1 > 0.0, 1.0, _sel(_t90_w1_w1 == 0.0, 0.5, 0.0))
                     _t115_w1 = ((_t58_w1_w1 - _t114_w1*_t60_w1_w1))/_t59_w3
                     _t116_w1 = ((_t104_w1 - _t114_w1*_t20_w1_w1))/_t19_w3
                     _t117_w1 = (_t107_w1*_t89_w1_w1 + _t108_w1*_t92_w1 - _t31_w2*_t35_w1_w1*_t91_w1)/_t34_w3
@@ -847,7 +848,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w2 = px1_w1 - tx1_w1
                     _t7_w2 = -_t6_w2
                     _t8_w2 = 2.0*_t3_w1_w1
-                    _t9_w2 = _t8_w2*(1.0 if _t7_w2 > 0.0 else (0.5 if _t7_w2 == 0.0 else 0.0))
+                    _t9_w2 = _t8_w2*_sel(_t7_w2 > 0.0, 1.0, _sel(_t7_w2 == 0.0, 0.5, 0.0))
                     _t10_w2 = _s7_w1
                     _t11_w2 = _s5_w1
                     _t12_w2 = 0.5*_t10_w2 + 0.5*_t11_w2
@@ -855,9 +856,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w2 = _s10_w1
                     _t15_w2 = 0.5*_t13_w2 + 0.5*_t14_w2
                     _t19_w1_w1 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
-                    _t21_w2 = 1.0 if _t7_w2 > 0.0 else 0.0
+                    _t21_w2 = _sel(_t7_w2 > 0.0, 1.0, 0.0)
                     _t33_w1_w1 = _t26_w1_w1*_inv2_w1_w1
-                    _t34_w1_w1 = 1.0 if _t6_w2 > 0.0 else 0.0
+                    _t34_w1_w1 = _sel(_t6_w2 > 0.0, 1.0, 0.0)
                     _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t36_w2 = _t31_w1_w1*_t35_w2
                     _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -866,7 +867,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t41_w2 = _t20_w2*_t40_w2 + eps
                     _t42_w2 = _t26_w1_w1 + _t41_w2
-                    _t43_w2 = _t25_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else 0.0)
+                    _t43_w2 = _t25_w1_w1*_sel(_t22_w1_w1 > 0.0, 1.0, 0.0)
                     _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
                     _t45_w2 = -_t21_w2 - _t34_w1_w1 + 1.0
                     _t46_w2 = min(_t20_w2, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -880,39 +881,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t55_w2 = py1_w1 - ty1_w1
                     _t56_w2 = -_t55_w2
                     _t57_w2 = 2.0*_t16_w2
-                    _t58_w2 = _t57_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))
-                    _t59_w1_w1 = 1.0 if _t56_w2 > 0.0 else 0.0
-                    _t60_w2 = 1.0 if _t55_w2 > 0.0 else 0.0
+                    _t58_w2 = _t57_w2*_sel(_t56_w2 > 0.0, 1.0, _sel(_t56_w2 == 0.0, 0.5, 0.0))
+                    _t59_w1_w1 = _sel(_t56_w2 > 0.0, 1.0, 0.0)
+                    _t60_w2 = _sel(_t55_w2 > 0.0, 1.0, 0.0)
                     _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
-                    _t62_w2 = _t23_w2*(1.0 if _t24_w1_w1 > 0.0 else 0.0)
+                    _t62_w2 = _t23_w2*_sel(_t24_w1_w1 > 0.0, 1.0, 0.0)
                     _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
                     _t64_w2 = -_t59_w1_w1 - _t60_w2 + 1.0
                     _t65_w2 = 0.5*_t62_w2
                     _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
                     _t67_w2 = _t28_w1_w1 + px2_w1
-                    _t68_w2 = _t8_w2*(1.0 if _t67_w2 > 0.0 else (0.5 if _t67_w2 == 0.0 else 0.0))
-                    _t69_w2 = 1.0 if _t67_w2 > 0.0 else 0.0
+                    _t68_w2 = _t8_w2*_sel(_t67_w2 > 0.0, 1.0, _sel(_t67_w2 == 0.0, 0.5, 0.0))
+                    _t69_w2 = _sel(_t67_w2 > 0.0, 1.0, 0.0)
                     _t70_w2 = -_t67_w2
-                    _t71_w2 = 1.0 if _t70_w2 > 0.0 else 0.0
+                    _t71_w2 = _sel(_t70_w2 > 0.0, 1.0, 0.0)
                     _t72_w2 = -_t69_w2 - _t71_w2 + 1.0
                     _t73_w2 = _t30_w1_w1 + py2_w1
-                    _t74_w2 = _t57_w2*(1.0 if _t73_w2 > 0.0 else (0.5 if _t73_w2 == 0.0 else 0.0))
-                    _t75_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+                    _t74_w2 = _t57_w2*_sel(_t73_w2 > 0.0, 1.0, _sel(_t73_w2 == 0.0, 0.5, 0.0))
+                    _t75_w2 = _sel(_t73_w2 > 0.0, 1.0, 0.0)
                     _t76_w2 = -_t73_w2
-                    _t77_w2 = 1.0 if _t76_w2 > 0.0 else 0.0
+                    _t77_w2 = _sel(_t76_w2 > 0.0, 1.0, 0.0)
                     _t78_w2 = -_t75_w2 - _t77_w2 + 1.0
-                    _t79_w2 = _t8_w2*(1.0 if _t6_w2 > 0.0 else (0.5 if _t6_w2 == 0.0 else 0.0))
+                    _t79_w2 = _t8_w2*_sel(_t6_w2 > 0.0, 1.0, _sel(_t6_w2 == 0.0, 0.5, 0.0))
                     _t80_w2 = -_t12_w2
                     _t81_w2 = _t36_w2 + _t47_w2
                     _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
                     _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
-                    _t84_w2 = _t57_w2*(1.0 if _t55_w2 > 0.0 else (0.5 if _t55_w2 == 0.0 else 0.0))
+                    _t84_w2 = _t57_w2*_sel(_t55_w2 > 0.0, 1.0, _sel(_t55_w2 == 0.0, 0.5, 0.0))
                     _t85_w2 = -_t15_w2
                     _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
                     _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
                     _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
-                    _t89_w2 = _t8_w2*(1.0 if _t70_w2 > 0.0 else (0.5 if _t70_w2 == 0.0 else 0.0))
-                    _t90_w2 = _t57_w2*(1.0 if _t76_w2 > 0.0 else (0.5 if _t76_w2 == 0.0 else 0.0))
+                    _t89_w2 = _t8_w2*_sel(_t70_w2 > 0.0, 1.0, _sel(_t70_w2 == 0.0, 0.5, 0.0))
+                    _t90_w2 = _t57_w2*_sel(_t76_w2 > 0.0, 1.0, _sel(_t76_w2 == 0.0, 0.5, 0.0))
                     _s68_w1 = -((_t20_w2*_t21_w2*_t33_w1_w1 - _t34_w1_w1*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
                     d_px1_w1 = s*(_s68_w1 + (((_t12_w2 - -_t19_w1_w1*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
                     _s69_w1 = -((_t27_w1_w1*_t33_w1_w1*_t59_w1_w1 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
@@ -937,7 +938,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w3 = px1_w1 - tx1_w1
                     _t7_w3 = -_t6_w3
                     _t8_w3 = 2.0*_t3_w1_w1
-                    _t9_w3 = _t8_w3*(1.0 if _t7_w3 > 0.0 else (0.5 if _t7_w3 == 0.0 else 0.0))
+                    _t9_w3 = _t8_w3*_sel(_t7_w3 > 0.0, 1.0, _sel(_t7_w3 == 0.0, 0.5, 0.0))
                     _t10_w3 = _s7_w1
                     _t11_w3 = _s5_w1
                     _t12_w3 = 0.5*_t10_w3 + 0.5*_t11_w3
@@ -945,9 +946,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w3 = _s10_w1
                     _t15_w3 = 0.5*_t13_w3 + 0.5*_t14_w3
                     _t19_w2 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
-                    _t21_w3 = 1.0 if _t7_w3 > 0.0 else 0.0
+                    _t21_w3 = _sel(_t7_w3 > 0.0, 1.0, 0.0)
                     _t33_w2 = _t26_w1_w1/_t32_w1_w1
-                    _t34_w2 = 1.0 if _t6_w3 > 0.0 else 0.0
+                    _t34_w2 = _sel(_t6_w3 > 0.0, 1.0, 0.0)
                     _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t36_w3 = _t31_w1_w1*_t35_w3
                     _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -956,7 +957,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t41_w3 = _t20_w2*_t40_w3 + eps
                     _t42_w3 = _t26_w1_w1 + _t41_w3
-                    _t43_w3 = _t25_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else 0.0)
+                    _t43_w3 = _t25_w1_w1*_sel(_t22_w1_w1 > 0.0, 1.0, 0.0)
                     _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
                     _t45_w3 = -_t21_w3 - _t34_w2 + 1.0
                     _t46_w3 = min(_t20_w2, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -970,39 +971,39 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t55_w3 = py1_w1 - ty1_w1
                     _t56_w3 = -_t55_w3
                     _t57_w3 = 2.0*_t16_w2
-                    _t58_w3 = _t57_w3*(1.0 if _t56_w3 > 0.0 else (0.5 if _t56_w3 == 0.0 else 0.0))
-                    _t59_w2 = 1.0 if _t56_w3 > 0.0 else 0.0
-                    _t60_w3 = 1.0 if _t55_w3 > 0.0 else 0.0
+                    _t58_w3 = _t57_w3*_sel(_t56_w3 > 0.0, 1.0, _sel(_t56_w3 == 0.0, 0.5, 0.0))
+                    _t59_w2 = _sel(_t56_w3 > 0.0, 1.0, 0.0)
+                    _t60_w3 = _sel(_t55_w3 > 0.0, 1.0, 0.0)
                     _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
-                    _t62_w3 = _t23_w2*(1.0 if _t24_w1_w1 > 0.0 else 0.0)
+                    _t62_w3 = _t23_w2*_sel(_t24_w1_w1 > 0.0, 1.0, 0.0)
                     _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
                     _t64_w3 = -_t59_w2 - _t60_w3 + 1.0
                     _t65_w3 = 0.5*_t62_w3
                     _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
                     _t67_w3 = _t28_w1_w1 + px2_w1
-                    _t68_w3 = _t8_w3*(1.0 if _t67_w3 > 0.0 else (0.5 if _t67_w3 == 0.0 else 0.0))
-                    _t69_w3 = 1.0 if _t67_w3 > 0.0 else 0.0
+                    _t68_w3 = _t8_w3*_sel(_t67_w3 > 0.0, 1.0, _sel(_t67_w3 == 0.0, 0.5, 0.0))
+                    _t69_w3 = _sel(_t67_w3 > 0.0, 1.0, 0.0)
                     _t70_w3 = -_t67_w3
-                    _t71_w3 = 1.0 if _t70_w3 > 0.0 else 0.0
+                    _t71_w3 = _sel(_t70_w3 > 0.0, 1.0, 0.0)
                     _t72_w3 = -_t69_w3 - _t71_w3 + 1.0
                     _t73_w3 = _t30_w1_w1 + py2_w1
-                    _t74_w3 = _t57_w3*(1.0 if _t73_w3 > 0.0 else (0.5 if _t73_w3 == 0.0 else 0.0))
-                    _t75_w3 = 1.0 if _t73_w3 > 0.0 else 0.0
+                    _t74_w3 = _t57_w3*_sel(_t73_w3 > 0.0, 1.0, _sel(_t73_w3 == 0.0, 0.5, 0.0))
+                    _t75_w3 = _sel(_t73_w3 > 0.0, 1.0, 0.0)
                     _t76_w3 = -_t73_w3
-                    _t77_w3 = 1.0 if _t76_w3 > 0.0 else 0.0
+                    _t77_w3 = _sel(_t76_w3 > 0.0, 1.0, 0.0)
                     _t78_w3 = -_t75_w3 - _t77_w3 + 1.0
-                    _t79_w3 = _t8_w3*(1.0 if _t6_w3 > 0.0 else (0.5 if _t6_w3 == 0.0 else 0.0))
+                    _t79_w3 = _t8_w3*_sel(_t6_w3 > 0.0, 1.0, _sel(_t6_w3 == 0.0, 0.5, 0.0))
                     _t80_w3 = -_t12_w3
                     _t81_w3 = _t36_w3 + _t47_w3
                     _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
                     _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
-                    _t84_w3 = _t57_w3*(1.0 if _t55_w3 > 0.0 else (0.5 if _t55_w3 == 0.0 else 0.0))
+                    _t84_w3 = _t57_w3*_sel(_t55_w3 > 0.0, 1.0, _sel(_t55_w3 == 0.0, 0.5, 0.0))
                     _t85_w3 = -_t15_w3
                     _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
                     _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
                     _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
-                    _t89_w3 = _t8_w3*(1.0 if _t70_w3 > 0.0 else (0.5 if _t70_w3 == 0.0 else 0.0))
-                    _t90_w3 = _t57_w3*(1.0 if _t76_w3 > 0.0 else (0.5 if _t76_w3 == 0.0 else 0.0))
+                    _t89_w3 = _t8_w3*_sel(_t70_w3 > 0.0, 1.0, _sel(_t70_w3 == 0.0, 0.5, 0.0))
+                    _t90_w3 = _t57_w3*_sel(_t76_w3 > 0.0, 1.0, _sel(_t76_w3 == 0.0, 0.5, 0.0))
                     _s76 = -((_t20_w2*_t21_w3*_t33_w2 - _t34_w2*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
                     d_px1_w1 = s*(_s76 + (((_t12_w3 - -_t19_w2*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
                     _s77 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
@@ -1035,14 +1036,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -1104,13 +1105,13 @@ def _value_block_f32(_pred, _target, _out, eps, ln_b, q, s, c_lin):
         _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
         _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
         _c24 = _e22 - _e23
-        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
         _b26 = _s5 - px2
         _b27 = _s7 - px1
         _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
         _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
         _c30 = _e28 - _e29
-        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
         _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
         _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
         x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -1119,14 +1120,14 @@ def _value_block_f32(_pred, _target, _out, eps, ln_b, q, s, c_lin):
         elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
             _sub34 = x_e < _f32(1.1754943508222875e-38)
             _lx35 = x_e*_f32(33554432.0)
-            _lx36 = (_lx35 if _sub34 else x_e)
+            _lx36 = _sel(_sub34, _lx35, x_e)
             _lb37 = _f32(_lx36).view(_i32)
             _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big39 = _lm38 > _f32(1.4142135381698608)
             _lh40 = _lm38*_f32(0.5)
-            _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
+            _lf41 = _sel(_big39, _lh40, _lm38) - _f32(1.0)
             _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0)) - (_f32(25.0) if _sub34 else _f32(0.0))
+            _lk43 = _le42 + _sel(_big39, _f32(1.0), _f32(0.0)) - _sel(_sub34, _f32(25.0), _f32(0.0))
             _ls44 = _lf41/(_f32(2.0) + _lf41)
             _lz45 = _ls44*_ls44
             _e46 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45
@@ -1136,22 +1137,22 @@ def _value_block_f32(_pred, _target, _out, eps, ln_b, q, s, c_lin):
             _hf50 = _f32(0.5)*(_lf41*_lf41)
             _lg51 = _lk43*_f32(0.693145751953125) + (_lf41 - (_hf50 - (_ls44*(_hf50 + _lz45*_e49) + (_lk43*_f32(1.428606765330187e-06)))))
             _lo52 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-            _lo53 = (_lg51 if x_e > _f32(0.0) else _lo52)
-            _lo54 = (_lo53 if x_e < _f32(math.inf) else x_e)
+            _lo53 = _sel(x_e > _f32(0.0), _lg51, _lo52)
+            _lo54 = _sel(x_e < _f32(math.inf), _lo53, x_e)
             value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
         else:  # linear: L_EIoU > 1
             value = c_lin + s*x_e
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -1212,13 +1213,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
         _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
         _c24 = _e22 - _e23
-        _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+        _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
         _b26 = _s5 - px2
         _b27 = _s7 - px1
         _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
         _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
         _c30 = _e28 - _e29
-        _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+        _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
         _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
         _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
         x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -1236,14 +1237,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
             _sub34 = x_e < _f32(1.1754943508222875e-38)
             _lx35 = x_e*_f32(33554432.0)
-            _lx36 = (_lx35 if _sub34 else x_e)
+            _lx36 = _sel(_sub34, _lx35, x_e)
             _lb37 = _f32(_lx36).view(_i32)
             _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big39 = _lm38 > _f32(1.4142135381698608)
             _lh40 = _lm38*_f32(0.5)
-            _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
+            _lf41 = _sel(_big39, _lh40, _lm38) - _f32(1.0)
             _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0)) - (_f32(25.0) if _sub34 else _f32(0.0))
+            _lk43 = _le42 + _sel(_big39, _f32(1.0), _f32(0.0)) - _sel(_sub34, _f32(25.0), _f32(0.0))
             _ls44 = _lf41/(_f32(2.0) + _lf41)
             _lz45 = _ls44*_ls44
             _e46 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45
@@ -1253,8 +1254,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _hf50 = _f32(0.5)*(_lf41*_lf41)
             _lg51 = _lk43*_f32(0.693145751953125) + (_lf41 - (_hf50 - (_ls44*(_hf50 + _lz45*_e49) + (_lk43*_f32(1.428606765330187e-06)))))
             _lo52 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-            _lo53 = (_lg51 if x_e > _f32(0.0) else _lo52)
-            _lo54 = (_lo53 if x_e < _f32(math.inf) else x_e)
+            _lo53 = _sel(x_e > _f32(0.0), _lg51, _lo52)
+            _lo54 = _sel(x_e < _f32(math.inf), _lo53, x_e)
             value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
             _t3 = _s3
             _t4 = (_t3*_t3) + eps
@@ -1290,7 +1291,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t6 = px1 - tx1
             _t7 = -_t6
             _t8 = _f32(2.0)*_t3
-            _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
+            _t9 = _t8*_sel(_t7 > _f32(0.0), _f32(1.0), _sel(_t7 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10 = ((_t2 - -_t5*_t9))*_inv0
             _t11 = _s7
             _t12 = _s5
@@ -1300,9 +1301,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16 = _f32(0.5)*_t14 + _f32(0.5)*_t15
             _t20 = ((_t13*_t13) + (_t16*_t16))*_inv1
             _t21 = ((_t13 - -_t20*_t9))*_inv1
-            _t23 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
+            _t23 = _sel(_t7 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35 = _t28*_inv2
-            _t36 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+            _t36 = _sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t37 = min(_t31, max(_t11, _t11 - _t11) + max(_s8, _s8 - _s8))
             _t38 = _t33*_t37
             _t39 = min(_t33, max(_t14, _t14 - _t14) + max(_s13, _s13 - _s13))
@@ -1311,7 +1312,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t42 = min(_t29, max(_t12, _t12 - _t12) + max(_s6, _s6 - _s6))
             _t43 = _t22*_t42 + eps
             _t44 = _t28 + _t43
-            _t45 = _t27*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t45 = _t27*_sel(_t24 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t46 = _t45*((_t41 + _t44)*_inv2)
             _t47 = -_t23 - _t36 + _f32(1.0)
             _t48 = min(_t22, max(_t15, _t15 - _t15) + max(_s11, _s11 - _s11))
@@ -1329,37 +1330,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t61 = py1 - ty1
             _t62 = -_t61
             _t63 = _f32(2.0)*_t17
-            _t64 = _t63*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
+            _t64 = _t63*_sel(_t62 > _f32(0.0), _f32(1.0), _sel(_t62 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t65 = ((_t58 - -_t60*_t64))*_inv3
             _t66 = ((_t16 - -_t20*_t64))*_inv1
-            _t67 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
-            _t68 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
+            _t67 = _sel(_t62 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t68 = _sel(_t61 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t69 = _t29*_t48 + _t41 + eps
-            _t70 = _t25*(_f32(1.0) if _t26 > _f32(0.0) else _f32(0.0))
+            _t70 = _t25*_sel(_t26 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t71 = _t70*((_t28 + _t69)*_inv2)
             _t72 = -_t67 - _t68 + _f32(1.0)
             _t73 = _f32(0.5)*_t70
             _t74 = _t73*((-_t27*_t42 + _t69)*_inv2)
             _t75 = (_t29*_t35*_t67 - _t68*_t71 - _t72*_t74)*_inv2
             _t76 = _t30 + px2
-            _t77 = _t8*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            _t77 = _t8*_sel(_t76 > _f32(0.0), _f32(1.0), _sel(_t76 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t78 = ((_t1 - _t5*_t77))*_inv0
             _t79 = ((_t13 - _t20*_t77))*_inv1
-            _t80 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t80 = _sel(_t76 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t81 = -_t76
-            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t82 = _sel(_t81 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t83 = -_t80 - _t82 + _f32(1.0)
             _t84 = (-_t22*_t35*_t80 + _t46*_t82 + _t51*_t83)*_inv2
             _t85 = _t32 + py2
-            _t86 = _t63*(_f32(1.0) if _t85 > _f32(0.0) else (_f32(0.5) if _t85 == _f32(0.0) else _f32(0.0)))
+            _t86 = _t63*_sel(_t85 > _f32(0.0), _f32(1.0), _sel(_t85 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t87 = ((_t57 - _t60*_t86))*_inv3
             _t88 = ((_t16 - _t20*_t86))*_inv1
-            _t89 = _f32(1.0) if _t85 > _f32(0.0) else _f32(0.0)
+            _t89 = _sel(_t85 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t90 = -_t85
-            _t91 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
+            _t91 = _sel(_t90 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t92 = -_t89 - _t91 + _f32(1.0)
             _t93 = (-_t29*_t35*_t89 + _t71*_t91 + _t74*_t92)*_inv2
-            _t94 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+            _t94 = _t8*_sel(_t6 > _f32(0.0), _f32(1.0), _sel(_t6 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t95 = ((_t1 - -_t5*_t94))*_inv0
             _t96 = -_t13
             _t97 = ((_t96 - -_t20*_t94))*_inv1
@@ -1367,7 +1368,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t99 = _t45*((_t44 + _t98)*_inv2)
             _t100 = _t50*((-_t40 + _t43 + _t98)*_inv2)
             _t101 = (-_t100*_t47 - _t23*_t99 + _t33*_t35*_t36)*_inv2
-            _t102 = _t63*(_f32(1.0) if _t61 > _f32(0.0) else (_f32(0.5) if _t61 == _f32(0.0) else _f32(0.0)))
+            _t102 = _t63*_sel(_t61 > _f32(0.0), _f32(1.0), _sel(_t61 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t103 = ((_t57 - -_t102*_t60))*_inv3
             _t104 = -_t16
             _t105 = ((_t104 - -_t102*_t20))*_inv1
@@ -1375,11 +1376,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t107 = _t70*((_t106 + _t44)*_inv2)
             _t108 = _t73*((_t106 - _t27*_t37 + _t43)*_inv2)
             _t109 = (-_t107*_t67 - _t108*_t72 + _t31*_t35*_t68)*_inv2
-            _t110 = _t8*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            _t110 = _t8*_sel(_t81 > _f32(0.0), _f32(1.0), _sel(_t81 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t111 = ((_t2 - _t110*_t5))*_inv0
             _t112 = ((_t96 - _t110*_t20))*_inv1
             _t113 = (_t100*_t83 - _t33*_t35*_t82 + _t80*_t99)*_inv2
-            _t114 = _t63*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
+            _t114 = _t63*_sel(_t90 > _f32(0.0), _f32(1.0), _sel(_t90 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t115 = ((_t58 - _t114*_t60))*_inv3
             _t116 = ((_t104 - _t114*_t20))*_inv1
             _t117 = (_t107*_t89 + _t108*_t92 - _t31*_t35*_t91)*_inv2
@@ -1427,7 +1428,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t6_w1 = px1 - tx1
             _t7_w1 = -_t6_w1
             _t8_w1 = _f32(2.0)*_t3_w1
-            _t9_w1 = _t8_w1*(_f32(1.0) if _t7_w1 > _f32(0.0) else (_f32(0.5) if _t7_w1 == _f32(0.0) else _f32(0.0)))
+            _t9_w1 = _t8_w1*_sel(_t7_w1 > _f32(0.0), _f32(1.0), _sel(_t7_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10_w1 = _s7
             _t11_w1 = _s5
             _t12_w1 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t11_w1
@@ -1435,9 +1436,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t14_w1 = _s10
             _t15_w1 = _f32(0.5)*_t13_w1 + _f32(0.5)*_t14_w1
             _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))*_inv1_w1
-            _t21_w1 = _f32(1.0) if _t7_w1 > _f32(0.0) else _f32(0.0)
+            _t21_w1 = _sel(_t7_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33_w1 = _t26_w1*_inv2_w1
-            _t34_w1 = _f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0)
+            _t34_w1 = _sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w1 = min(_t29_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
             _t36_w1 = _t31_w1*_t35_w1
             _t37_w1 = min(_t31_w1, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
@@ -1446,7 +1447,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t40_w1 = min(_t27_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
             _t41_w1 = _t20_w1*_t40_w1 + eps
             _t42_w1 = _t26_w1 + _t41_w1
-            _t43_w1 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+            _t43_w1 = _t25_w1*_sel(_t22_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)*_inv2_w1)
             _t45_w1 = -_t21_w1 - _t34_w1 + _f32(1.0)
             _t46_w1 = min(_t20_w1, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
@@ -1460,39 +1461,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t55_w1 = py1 - ty1
             _t56_w1 = -_t55_w1
             _t57_w1 = _f32(2.0)*_t16_w1
-            _t58_w1 = _t57_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
-            _t59_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
-            _t60_w1 = _f32(1.0) if _t55_w1 > _f32(0.0) else _f32(0.0)
+            _t58_w1 = _t57_w1*_sel(_t56_w1 > _f32(0.0), _f32(1.0), _sel(_t56_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t59_w1 = _sel(_t56_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t60_w1 = _sel(_t55_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61_w1 = _t27_w1*_t46_w1 + _t39_w1 + eps
-            _t62_w1 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+            _t62_w1 = _t23_w1*_sel(_t24_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63_w1 = _t62_w1*((_t26_w1 + _t61_w1)*_inv2_w1)
             _t64_w1 = -_t59_w1 - _t60_w1 + _f32(1.0)
             _t65_w1 = _f32(0.5)*_t62_w1
             _t66_w1 = _t65_w1*((-_t25_w1*_t40_w1 + _t61_w1)*_inv2_w1)
             _t67_w1 = _t28_w1 + px2
-            _t68_w1 = _t8_w1*(_f32(1.0) if _t67_w1 > _f32(0.0) else (_f32(0.5) if _t67_w1 == _f32(0.0) else _f32(0.0)))
-            _t69_w1 = _f32(1.0) if _t67_w1 > _f32(0.0) else _f32(0.0)
+            _t68_w1 = _t8_w1*_sel(_t67_w1 > _f32(0.0), _f32(1.0), _sel(_t67_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t69_w1 = _sel(_t67_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70_w1 = -_t67_w1
-            _t71_w1 = _f32(1.0) if _t70_w1 > _f32(0.0) else _f32(0.0)
+            _t71_w1 = _sel(_t70_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t72_w1 = -_t69_w1 - _t71_w1 + _f32(1.0)
             _t73_w1 = _t30_w1 + py2
-            _t74_w1 = _t57_w1*(_f32(1.0) if _t73_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1 == _f32(0.0) else _f32(0.0)))
-            _t75_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+            _t74_w1 = _t57_w1*_sel(_t73_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t75_w1 = _sel(_t73_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76_w1 = -_t73_w1
-            _t77_w1 = _f32(1.0) if _t76_w1 > _f32(0.0) else _f32(0.0)
+            _t77_w1 = _sel(_t76_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78_w1 = -_t75_w1 - _t77_w1 + _f32(1.0)
-            _t79_w1 = _t8_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1 == _f32(0.0) else _f32(0.0)))
+            _t79_w1 = _t8_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _sel(_t6_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t80_w1 = -_t12_w1
             _t81_w1 = _t36_w1 + _t47_w1
             _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)*_inv2_w1)
             _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)*_inv2_w1)
-            _t84_w1 = _t57_w1*(_f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0)))
+            _t84_w1 = _t57_w1*_sel(_t55_w1 > _f32(0.0), _f32(1.0), _sel(_t55_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85_w1 = -_t15_w1
             _t86_w1 = _t29_w1*_t37_w1 + _t47_w1
             _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)*_inv2_w1)
             _t88_w1 = _t65_w1*((-_t25_w1*_t35_w1 + _t41_w1 + _t86_w1)*_inv2_w1)
-            _t89_w1 = _t8_w1*(_f32(1.0) if _t70_w1 > _f32(0.0) else (_f32(0.5) if _t70_w1 == _f32(0.0) else _f32(0.0)))
-            _t90_w1 = _t57_w1*(_f32(1.0) if _t76_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1 == _f32(0.0) else _f32(0.0)))
+            _t89_w1 = _t8_w1*_sel(_t70_w1 > _f32(0.0), _f32(1.0), _sel(_t70_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t90_w1 = _t57_w1*_sel(_t76_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s63 = -((_t20_w1*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)*_inv2_w1)
             d_px1 = s*(_s63 + (((_t12_w1 - -_t19_w1*_t9_w1))*_inv1_w1) + (((_t2_w1 - -_t5_w1*_t9_w1))*_inv0_w1))
             _s64 = -((_t27_w1*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)*_inv2_w1)
@@ -1553,13 +1554,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
             _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
             _c24_w1 = _e22_w1 - _e23_w1
-            _s25_w1 = (_s10_w1 - _s12_w1) + _c24_w1 if _c24_w1 == _c24_w1 else _s10_w1 - _s12_w1
+            _s25_w1 = _sel(_c24_w1 == _c24_w1, (_s10_w1 - _s12_w1) + _c24_w1, _s10_w1 - _s12_w1)
             _b26_w1 = _s5_w1 - px2_w1
             _b27_w1 = _s7_w1 - px1_w1
             _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
             _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
             _c30_w1 = _e28_w1 - _e29_w1
-            _s31_w1 = (_s5_w1 - _s7_w1) + _c30_w1 if _c30_w1 == _c30_w1 else _s5_w1 - _s7_w1
+            _s31_w1 = _sel(_c30_w1 == _c30_w1, (_s5_w1 - _s7_w1) + _c30_w1, _s5_w1 - _s7_w1)
             _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
             _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
             x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
@@ -1577,14 +1578,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             elif (x_e_w1 <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
                 _sub34_w1 = x_e_w1 < _f32(1.1754943508222875e-38)
                 _lx35_w1 = x_e_w1*_f32(33554432.0)
-                _lx36_w1 = (_lx35_w1 if _sub34_w1 else x_e_w1)
+                _lx36_w1 = _sel(_sub34_w1, _lx35_w1, x_e_w1)
                 _lb37_w1 = _f32(_lx36_w1).view(_i32)
                 _lm38_w1 = _i32((_lb37_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
                 _big39_w1 = _lm38_w1 > _f32(1.4142135381698608)
                 _lh40_w1 = _lm38_w1*_f32(0.5)
-                _lf41_w1 = (_lh40_w1 if _big39_w1 else _lm38_w1) - _f32(1.0)
+                _lf41_w1 = _sel(_big39_w1, _lh40_w1, _lm38_w1) - _f32(1.0)
                 _le42_w1 = _i32(_i32(_lb37_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-                _lk43_w1 = _le42_w1 + (_f32(1.0) if _big39_w1 else _f32(0.0)) - (_f32(25.0) if _sub34_w1 else _f32(0.0))
+                _lk43_w1 = _le42_w1 + _sel(_big39_w1, _f32(1.0), _f32(0.0)) - _sel(_sub34_w1, _f32(25.0), _f32(0.0))
                 _ls44_w1 = _lf41_w1/(_f32(2.0) + _lf41_w1)
                 _lz45_w1 = _ls44_w1*_ls44_w1
                 _e46_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45_w1
@@ -1594,8 +1595,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _hf50_w1 = _f32(0.5)*(_lf41_w1*_lf41_w1)
                 _lg51_w1 = _lk43_w1*_f32(0.693145751953125) + (_lf41_w1 - (_hf50_w1 - (_ls44_w1*(_hf50_w1 + _lz45_w1*_e49_w1) + (_lk43_w1*_f32(1.428606765330187e-06)))))
                 _lo52_w1 = (-_f32(math.inf) if x_e_w1 == _f32(0.0) else _f32(math.nan))
-                _lo53_w1 = (_lg51_w1 if x_e_w1 > _f32(0.0) else _lo52_w1)
-                _lo54_w1 = (_lo53_w1 if x_e_w1 < _f32(math.inf) else x_e_w1)
+                _lo53_w1 = _sel(x_e_w1 > _f32(0.0), _lg51_w1, _lo52_w1)
+                _lo54_w1 = _sel(x_e_w1 < _f32(math.inf), _lo53_w1, x_e_w1)
                 value_w2 = q*(x_e_w1*x_e_w1)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54_w1 + _f32(1.0))
                 _t3_w2 = _s3_w1
                 _t4_w2 = (_t3_w2*_t3_w2) + eps
@@ -1632,7 +1633,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w4 = px1_w1 - tx1_w1
                     _t7_w4 = -_t6_w4
                     _t8_w4 = _f32(2.0)*_t3_w2
-                    _t9_w4 = _t8_w4*(_f32(1.0) if _t7_w4 > _f32(0.0) else (_f32(0.5) if _t7_w4 == _f32(0.0) else _f32(0.0)))
+                    _t9_w4 = _t8_w4*_sel(_t7_w4 > _f32(0.0), _f32(1.0), _sel(_t7_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w4 = ((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2
                     _t11_w4 = _s7_w1
                     _t12_w4 = _s5_w1
@@ -1642,9 +1643,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t16_w3 = _f32(0.5)*_t14_w4 + _f32(0.5)*_t15_w4
                     _t20_w3 = ((_t13_w4*_t13_w4) + (_t16_w3*_t16_w3))*_inv1_w2
                     _t21_w4 = ((_t13_w4 - -_t20_w3*_t9_w4))*_inv1_w2
-                    _t23_w3 = _f32(1.0) if _t7_w4 > _f32(0.0) else _f32(0.0)
+                    _t23_w3 = _sel(_t7_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w4 = _t28_w2*_inv2_w2
-                    _t36_w4 = _f32(1.0) if _t6_w4 > _f32(0.0) else _f32(0.0)
+                    _t36_w4 = _sel(_t6_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t37_w4 = min(_t31_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t38_w4 = _t33_w3*_t37_w4
                     _t39_w4 = min(_t33_w3, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -1653,7 +1654,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t42_w4 = min(_t29_w2, max(_t12_w4, _t12_w4 - _t12_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t43_w4 = _t22_w2*_t42_w4 + eps
                     _t44_w4 = _t28_w2 + _t43_w4
-                    _t45_w4 = _t27_w2*(_f32(1.0) if _t24_w2 > _f32(0.0) else _f32(0.0))
+                    _t45_w4 = _t27_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t46_w4 = _t45_w4*((_t41_w4 + _t44_w4)*_inv2_w2)
                     _t47_w4 = -_t23_w3 - _t36_w4 + _f32(1.0)
                     _t48_w4 = min(_t22_w2, max(_t15_w4, _t15_w4 - _t15_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -1671,37 +1672,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t61_w4 = py1_w1 - ty1_w1
                     _t62_w4 = -_t61_w4
                     _t63_w4 = _f32(2.0)*_t17_w2
-                    _t64_w4 = _t63_w4*(_f32(1.0) if _t62_w4 > _f32(0.0) else (_f32(0.5) if _t62_w4 == _f32(0.0) else _f32(0.0)))
+                    _t64_w4 = _t63_w4*_sel(_t62_w4 > _f32(0.0), _f32(1.0), _sel(_t62_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t65_w4 = ((_t58_w4 - -_t60_w4*_t64_w4))*_inv3_w2
                     _t66_w4 = ((_t16_w3 - -_t20_w3*_t64_w4))*_inv1_w2
-                    _t67_w4 = _f32(1.0) if _t62_w4 > _f32(0.0) else _f32(0.0)
-                    _t68_w4 = _f32(1.0) if _t61_w4 > _f32(0.0) else _f32(0.0)
+                    _t67_w4 = _sel(_t62_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t68_w4 = _sel(_t61_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t69_w4 = _t29_w2*_t48_w4 + _t41_w4 + eps
-                    _t70_w4 = _t25_w2*(_f32(1.0) if _t26_w2 > _f32(0.0) else _f32(0.0))
+                    _t70_w4 = _t25_w2*_sel(_t26_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t71_w4 = _t70_w4*((_t28_w2 + _t69_w4)*_inv2_w2)
                     _t72_w4 = -_t67_w4 - _t68_w4 + _f32(1.0)
                     _t73_w4 = _f32(0.5)*_t70_w4
                     _t74_w4 = _t73_w4*((-_t27_w2*_t42_w4 + _t69_w4)*_inv2_w2)
                     _t75_w4 = (_t29_w2*_t35_w4*_t67_w4 - _t68_w4*_t71_w4 - _t72_w4*_t74_w4)*_inv2_w2
                     _t76_w4 = _t30_w2 + px2_w1
-                    _t77_w4 = _t8_w4*(_f32(1.0) if _t76_w4 > _f32(0.0) else (_f32(0.5) if _t76_w4 == _f32(0.0) else _f32(0.0)))
+                    _t77_w4 = _t8_w4*_sel(_t76_w4 > _f32(0.0), _f32(1.0), _sel(_t76_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t78_w4 = ((_t1_w4 - _t5_w4*_t77_w4))*_inv0_w2
                     _t79_w4 = ((_t13_w4 - _t20_w3*_t77_w4))*_inv1_w2
-                    _t80_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else _f32(0.0)
+                    _t80_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t81_w4 = -_t76_w4
-                    _t82_w4 = _f32(1.0) if _t81_w4 > _f32(0.0) else _f32(0.0)
+                    _t82_w4 = _sel(_t81_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t83_w4 = -_t80_w4 - _t82_w4 + _f32(1.0)
                     _t84_w4 = (-_t22_w2*_t35_w4*_t80_w4 + _t46_w4*_t82_w4 + _t51_w4*_t83_w4)*_inv2_w2
                     _t85_w4 = _t32_w2 + py2_w1
-                    _t86_w4 = _t63_w4*(_f32(1.0) if _t85_w4 > _f32(0.0) else (_f32(0.5) if _t85_w4 == _f32(0.0) else _f32(0.0)))
+                    _t86_w4 = _t63_w4*_sel(_t85_w4 > _f32(0.0), _f32(1.0), _sel(_t85_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t87_w4 = ((_t57_w4 - _t60_w4*_t86_w4))*_inv3_w2
                     _t88_w4 = ((_t16_w3 - _t20_w3*_t86_w4))*_inv1_w2
-                    _t89_w4 = _f32(1.0) if _t85_w4 > _f32(0.0) else _f32(0.0)
+                    _t89_w4 = _sel(_t85_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t90_w4 = -_t85_w4
-                    _t91_w2 = _f32(1.0) if _t90_w4 > _f32(0.0) else _f32(0.0)
+                    _t91_w2 = _sel(_t90_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t92_w2 = -_t89_w4 - _t91_w2 + _f32(1.0)
                     _t93_w2 = (-_t29_w2*_t35_w4*_t89_w4 + _t71_w4*_t91_w2 + _t74_w4*_t92_w2)*_inv2_w2
-                    _t94_w2 = _t8_w4*(_f32(1.0) if _t6_w4 > _f32(0.0) else (_f32(0.5) if _t6_w4 == _f32(0.0) else _f32(0.0)))
+                    _t94_w2 = _t8_w4*_sel(_t6_w4 > _f32(0.0), _f32(1.0), _sel(_t6_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t95_w2 = ((_t1_w4 - -_t5_w4*_t94_w2))*_inv0_w2
                     _t96_w2 = -_t13_w4
                     _t97_w2 = ((_t96_w2 - -_t20_w3*_t94_w2))*_inv1_w2
@@ -1709,7 +1710,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t99_w2 = _t45_w4*((_t44_w4 + _t98_w2)*_inv2_w2)
                     _t100_w2 = _t50_w4*((-_t40_w4 + _t43_w4 + _t98_w2)*_inv2_w2)
                     _t101_w2 = (-_t100_w2*_t47_w4 - _t23_w3*_t99_w2 + _t33_w3*_t35_w4*_t36_w4)*_inv2_w2
-                    _t102_w2 = _t63_w4*(_f32(1.0) if _t61_w4 > _f32(0.0) else (_f32(0.5) if _t61_w4 == _f32(0.0) else _f32(0.0)))
+                    _t102_w2 = _t63_w4*_sel(_t61_w4 > _f32(0.0), _f32(1.0), _sel(_t61_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t103_w2 = ((_t57_w4 - -_t102_w2*_t60_w4))*_inv3_w2
                     _t104_w2 = -_t16_w3
                     _t105_w2 = ((_t104_w2 - -_t102_w2*_t20_w3))*_inv1_w2
@@ -1717,11 +1718,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t107_w2 = _t70_w4*((_t106_w2 + _t44_w4)*_inv2_w2)
                     _t108_w2 = _t73_w4*((_t106_w2 - _t27_w2*_t37_w4 + _t43_w4)*_inv2_w2)
                     _t109_w2 = (-_t107_w2*_t67_w4 - _t108_w2*_t72_w4 + _t31_w2*_t35_w4*_t68_w4)*_inv2_w2
-                    _t110_w2 = _t8_w4*(_f32(1.0) if _t81_w4 > _f32(0.0) else (_f32(0.5) if _t81_w4 == _f32(0.0) else _f32(0.0)))
+                    _t110_w2 = _t8_w4*_sel(_t81_w4 > _f32(0.0), _f32(1.0), _sel(_t81_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t111_w2 = ((_t2_w4 - _t110_w2*_t5_w4))*_inv0_w2
                     _t112_w2 = ((_t96_w2 - _t110_w2*_t20_w3))*_inv1_w2
                     _t113_w2 = (_t100_w2*_t83_w4 - _t33_w3*_t35_w4*_t82_w4 + _t80_w4*_t99_w2)*_inv2_w2
-                    _t114_w2 = _t63_w4*(_f32(1.0) if _t90_w4 > _f32(0.0) else (_f32(0.5) if _t90_w4 == _f32(0.0) else _f32(0.0)))
+                    _t114_w2 = _t63_w4*_sel(_t90_w4 > _f32(0.0), _f32(1.0), _sel(_t90_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t115_w2 = ((_t58_w4 - _t114_w2*_t60_w4))*_inv3_w2
                     _t116_w2 = ((_t104_w2 - _t114_w2*_t20_w3))*_inv1_w2
                     _t117_w2 = (_t107_w2*_t89_w4 + _t108_w2*_t92_w2 - _t31_w2*_t35_w4*_t91_w2)*_inv2_w2
@@ -1741,7 +1742,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w1_w1 = px1_w1 - tx1_w1
                     _t7_w1_w1 = -_t6_w1_w1
                     _t8_w1_w1 = _f32(2.0)*_t3_w2
-                    _t9_w1_w1 = _t8_w1_w1*(_f32(1.0) if _t7_w1_w1 > _f32(0.0) else (_f32(0.5) if _t7_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t9_w1_w1 = _t8_w1_w1*_sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t7_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w1_w1 = ((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2
                     _t11_w1_w1 = _s7_w1
                     _t12_w1_w1 = _s5_w1
@@ -1751,9 +1752,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t16_w1_w1 = _f32(0.5)*_t14_w1_w1 + _f32(0.5)*_t15_w1_w1
                     _t20_w1_w1 = ((_t13_w1_w1*_t13_w1_w1) + (_t16_w1_w1*_t16_w1_w1))/_t19_w3
                     _t21_w1_w1 = ((_t13_w1_w1 - -_t20_w1_w1*_t9_w1_w1))/_t19_w3
-                    _t23_w1_w1 = _f32(1.0) if _t7_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t23_w1_w1 = _sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w1_w1 = _t28_w2/_t34_w3
-                    _t36_w1_w1 = _f32(1.0) if _t6_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t36_w1_w1 = _sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t37_w1_w1 = min(_t31_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t38_w1_w1 = _t33_w3*_t37_w1_w1
                     _t39_w1_w1 = min(_t33_w3, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -1762,7 +1763,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t42_w1_w1 = min(_t29_w2, max(_t12_w1_w1, _t12_w1_w1 - _t12_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t43_w1_w1 = _t22_w2*_t42_w1_w1 + eps
                     _t44_w1_w1 = _t28_w2 + _t43_w1_w1
-                    _t45_w1_w1 = _t27_w2*(_f32(1.0) if _t24_w2 > _f32(0.0) else _f32(0.0))
+                    _t45_w1_w1 = _t27_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t46_w1_w1 = _t45_w1_w1*((_t41_w1_w1 + _t44_w1_w1)/_t34_w3)
                     _t47_w1_w1 = -_t23_w1_w1 - _t36_w1_w1 + _f32(1.0)
                     _t48_w1_w1 = min(_t22_w2, max(_t15_w1_w1, _t15_w1_w1 - _t15_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -1780,37 +1781,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t61_w1_w1 = py1_w1 - ty1_w1
                     _t62_w1_w1 = -_t61_w1_w1
                     _t63_w1_w1 = _f32(2.0)*_t17_w2
-                    _t64_w1_w1 = _t63_w1_w1*(_f32(1.0) if _t62_w1_w1 > _f32(0.0) else (_f32(0.5) if _t62_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t64_w1_w1 = _t63_w1_w1*_sel(_t62_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t62_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t65_w1_w1 = ((_t58_w1_w1 - -_t60_w1_w1*_t64_w1_w1))/_t59_w3
                     _t66_w1_w1 = ((_t16_w1_w1 - -_t20_w1_w1*_t64_w1_w1))/_t19_w3
-                    _t67_w1_w1 = _f32(1.0) if _t62_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t68_w1_w1 = _f32(1.0) if _t61_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t67_w1_w1 = _sel(_t62_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t68_w1_w1 = _sel(_t61_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t69_w1_w1 = _t29_w2*_t48_w1_w1 + _t41_w1_w1 + eps
-                    _t70_w1_w1 = _t25_w2*(_f32(1.0) if _t26_w2 > _f32(0.0) else _f32(0.0))
+                    _t70_w1_w1 = _t25_w2*_sel(_t26_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t71_w1_w1 = _t70_w1_w1*((_t28_w2 + _t69_w1_w1)/_t34_w3)
                     _t72_w1_w1 = -_t67_w1_w1 - _t68_w1_w1 + _f32(1.0)
                     _t73_w1_w1 = _f32(0.5)*_t70_w1_w1
                     _t74_w1_w1 = _t73_w1_w1*((-_t27_w2*_t42_w1_w1 + _t69_w1_w1)/_t34_w3)
                     _t75_w1_w1 = (_t29_w2*_t35_w1_w1*_t67_w1_w1 - _t68_w1_w1*_t71_w1_w1 - _t72_w1_w1*_t74_w1_w1)/_t34_w3
                     _t76_w1_w1 = _t30_w2 + px2_w1
-                    _t77_w1_w1 = _t8_w1_w1*(_f32(1.0) if _t76_w1_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t77_w1_w1 = _t8_w1_w1*_sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t78_w1_w1 = ((_t1_w1_w1 - _t5_w1_w1*_t77_w1_w1))/_t4_w2
                     _t79_w1_w1 = ((_t13_w1_w1 - _t20_w1_w1*_t77_w1_w1))/_t19_w3
-                    _t80_w1_w1 = _f32(1.0) if _t76_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w1_w1 = _sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t81_w1_w1 = -_t76_w1_w1
-                    _t82_w1_w1 = _f32(1.0) if _t81_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t82_w1_w1 = _sel(_t81_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + _f32(1.0)
                     _t84_w1_w1 = (-_t22_w2*_t35_w1_w1*_t80_w1_w1 + _t46_w1_w1*_t82_w1_w1 + _t51_w1_w1*_t83_w1_w1)/_t34_w3
                     _t85_w1_w1 = _t32_w2 + py2_w1
-                    _t86_w1_w1 = _t63_w1_w1*(_f32(1.0) if _t85_w1_w1 > _f32(0.0) else (_f32(0.5) if _t85_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t86_w1_w1 = _t63_w1_w1*_sel(_t85_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t85_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t87_w1_w1 = ((_t57_w1_w1 - _t60_w1_w1*_t86_w1_w1))/_t59_w3
                     _t88_w1_w1 = ((_t16_w1_w1 - _t20_w1_w1*_t86_w1_w1))/_t19_w3
-                    _t89_w1_w1 = _f32(1.0) if _t85_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t89_w1_w1 = _sel(_t85_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t90_w1_w1 = -_t85_w1_w1
-                    _t91_w1 = _f32(1.0) if _t90_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t91_w1 = _sel(_t90_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t92_w1 = -_t89_w1_w1 - _t91_w1 + _f32(1.0)
                     _t93_w1 = (-_t29_w2*_t35_w1_w1*_t89_w1_w1 + _t71_w1_w1*_t91_w1 + _t74_w1_w1*_t92_w1)/_t34_w3
-                    _t94_w1 = _t8_w1_w1*(_f32(1.0) if _t6_w1_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t94_w1 = _t8_w1_w1*_sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t6_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t95_w1 = ((_t1_w1_w1 - -_t5_w1_w1*_t94_w1))/_t4_w2
                     _t96_w1 = -_t13_w1_w1
                     _t97_w1 = ((_t96_w1 - -_t20_w1_w1*_t94_w1))/_t19_w3
@@ -1818,7 +1819,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t99_w1 = _t45_w1_w1*((_t44_w1_w1 + _t98_w1)/_t34_w3)
                     _t100_w1 = _t50_w1_w1*((-_t40_w1_w1 + _t43_w1_w1 + _t98_w1)/_t34_w3)
                     _t101_w1 = (-_t100_w1*_t47_w1_w1 - _t23_w1_w1*_t99_w1 + _t33_w3*_t35_w1_w1*_t36_w1_w1)/_t34_w3
-                    _t102_w1 = _t63_w1_w1*(_f32(1.0) if _t61_w1_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t102_w1 = _t63_w1_w1*_sel(_t61_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t61_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t103_w1 = ((_t57_w1_w1 - -_t102_w1*_t60_w1_w1))/_t59_w3
                     _t104_w1 = -_t16_w1_w1
                     _t105_w1 = ((_t104_w1 - -_t102_w1*_t20_w1_w1))/_t19_w3
@@ -1826,11 +1827,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t107_w1 = _t70_w1_w1*((_t106_w1 + _t44_w1_w1)/_t34_w3)
                     _t108_w1 = _t73_w1_w1*((_t106_w1 - _t27_w2*_t37_w1_w1 + _t43_w1_w1)/_t34_w3)
                     _t109_w1 = (-_t107_w1*_t67_w1_w1 - _t108_w1*_t72_w1_w1 + _t31_w2*_t35_w1_w1*_t68_w1_w1)/_t34_w3
-                    _t110_w1 = _t8_w1_w1*(_f32(1.0) if _t81_w1_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t110_w1 = _t8_w1_w1*_sel(_t81_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t81_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t111_w1 = ((_t2_w1_w1 - _t110_w1*_t5_w1_w1))/_t4_w2
                     _t112_w1 = ((_t96_w1 - _t110_w1*_t20_w1_w1))/_t19_w3
                     _t113_w1 = (_t100_w1*_t83_w1_w1 - _t33_w3*_t35_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t99_w1)/_t34_w3
-                    _t114_w1 = _t63_w1_w1*(_f32(1.0) if _t90_w1_w1 > _f32(0.0) else (_f32(0.5) if _t90_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _t114_w1 = _t63_w1_w1*_sel(_t90_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t90_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t115_w1 = ((_t58_w1_w1 - _t114_w1*_t60_w1_w1))/_t59_w3
                     _t116_w1 = ((_t104_w1 - _t114_w1*_t20_w1_w1))/_t19_w3
                     _t117_w1 = (_t107_w1*_t89_w1_w1 + _t108_w1*_t92_w1 - _t31_w2*_t35_w1_w1*_t91_w1)/_t34_w3
@@ -1879,7 +1880,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w2 = px1_w1 - tx1_w1
                     _t7_w2 = -_t6_w2
                     _t8_w2 = _f32(2.0)*_t3_w1_w1
-                    _t9_w2 = _t8_w2*(_f32(1.0) if _t7_w2 > _f32(0.0) else (_f32(0.5) if _t7_w2 == _f32(0.0) else _f32(0.0)))
+                    _t9_w2 = _t8_w2*_sel(_t7_w2 > _f32(0.0), _f32(1.0), _sel(_t7_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w2 = _s7_w1
                     _t11_w2 = _s5_w1
                     _t12_w2 = _f32(0.5)*_t10_w2 + _f32(0.5)*_t11_w2
@@ -1887,9 +1888,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w2 = _s10_w1
                     _t15_w2 = _f32(0.5)*_t13_w2 + _f32(0.5)*_t14_w2
                     _t19_w1_w1 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
-                    _t21_w2 = _f32(1.0) if _t7_w2 > _f32(0.0) else _f32(0.0)
+                    _t21_w2 = _sel(_t7_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t33_w1_w1 = _t26_w1_w1*_inv2_w1_w1
-                    _t34_w1_w1 = _f32(1.0) if _t6_w2 > _f32(0.0) else _f32(0.0)
+                    _t34_w1_w1 = _sel(_t6_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t36_w2 = _t31_w1_w1*_t35_w2
                     _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -1898,7 +1899,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t41_w2 = _t20_w2*_t40_w2 + eps
                     _t42_w2 = _t26_w1_w1 + _t41_w2
-                    _t43_w2 = _t25_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t43_w2 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
                     _t45_w2 = -_t21_w2 - _t34_w1_w1 + _f32(1.0)
                     _t46_w2 = min(_t20_w2, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -1912,39 +1913,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t55_w2 = py1_w1 - ty1_w1
                     _t56_w2 = -_t55_w2
                     _t57_w2 = _f32(2.0)*_t16_w2
-                    _t58_w2 = _t57_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
-                    _t59_w1_w1 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
-                    _t60_w2 = _f32(1.0) if _t55_w2 > _f32(0.0) else _f32(0.0)
+                    _t58_w2 = _t57_w2*_sel(_t56_w2 > _f32(0.0), _f32(1.0), _sel(_t56_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t59_w1_w1 = _sel(_t56_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t60_w2 = _sel(_t55_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
-                    _t62_w2 = _t23_w2*(_f32(1.0) if _t24_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t62_w2 = _t23_w2*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
                     _t64_w2 = -_t59_w1_w1 - _t60_w2 + _f32(1.0)
                     _t65_w2 = _f32(0.5)*_t62_w2
                     _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
                     _t67_w2 = _t28_w1_w1 + px2_w1
-                    _t68_w2 = _t8_w2*(_f32(1.0) if _t67_w2 > _f32(0.0) else (_f32(0.5) if _t67_w2 == _f32(0.0) else _f32(0.0)))
-                    _t69_w2 = _f32(1.0) if _t67_w2 > _f32(0.0) else _f32(0.0)
+                    _t68_w2 = _t8_w2*_sel(_t67_w2 > _f32(0.0), _f32(1.0), _sel(_t67_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t69_w2 = _sel(_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t70_w2 = -_t67_w2
-                    _t71_w2 = _f32(1.0) if _t70_w2 > _f32(0.0) else _f32(0.0)
+                    _t71_w2 = _sel(_t70_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t72_w2 = -_t69_w2 - _t71_w2 + _f32(1.0)
                     _t73_w2 = _t30_w1_w1 + py2_w1
-                    _t74_w2 = _t57_w2*(_f32(1.0) if _t73_w2 > _f32(0.0) else (_f32(0.5) if _t73_w2 == _f32(0.0) else _f32(0.0)))
-                    _t75_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+                    _t74_w2 = _t57_w2*_sel(_t73_w2 > _f32(0.0), _f32(1.0), _sel(_t73_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t75_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t76_w2 = -_t73_w2
-                    _t77_w2 = _f32(1.0) if _t76_w2 > _f32(0.0) else _f32(0.0)
+                    _t77_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t78_w2 = -_t75_w2 - _t77_w2 + _f32(1.0)
-                    _t79_w2 = _t8_w2*(_f32(1.0) if _t6_w2 > _f32(0.0) else (_f32(0.5) if _t6_w2 == _f32(0.0) else _f32(0.0)))
+                    _t79_w2 = _t8_w2*_sel(_t6_w2 > _f32(0.0), _f32(1.0), _sel(_t6_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t80_w2 = -_t12_w2
                     _t81_w2 = _t36_w2 + _t47_w2
                     _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
                     _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
-                    _t84_w2 = _t57_w2*(_f32(1.0) if _t55_w2 > _f32(0.0) else (_f32(0.5) if _t55_w2 == _f32(0.0) else _f32(0.0)))
+                    _t84_w2 = _t57_w2*_sel(_t55_w2 > _f32(0.0), _f32(1.0), _sel(_t55_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t85_w2 = -_t15_w2
                     _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
                     _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
                     _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
-                    _t89_w2 = _t8_w2*(_f32(1.0) if _t70_w2 > _f32(0.0) else (_f32(0.5) if _t70_w2 == _f32(0.0) else _f32(0.0)))
-                    _t90_w2 = _t57_w2*(_f32(1.0) if _t76_w2 > _f32(0.0) else (_f32(0.5) if _t76_w2 == _f32(0.0) else _f32(0.0)))
+                    _t89_w2 = _t8_w2*_sel(_t70_w2 > _f32(0.0), _f32(1.0), _sel(_t70_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t90_w2 = _t57_w2*_sel(_t76_w2 > _f32(0.0), _f32(1.0), _sel(_t76_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s63_w1 = -((_t20_w2*_t21_w2*_t33_w1_w1 - _t34_w1_w1*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
                     d_px1_w1 = s*(_s63_w1 + (((_t12_w2 - -_t19_w1_w1*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
                     _s64_w1 = -((_t27_w1_w1*_t33_w1_w1*_t59_w1_w1 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
@@ -1969,7 +1970,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t6_w3 = px1_w1 - tx1_w1
                     _t7_w3 = -_t6_w3
                     _t8_w3 = _f32(2.0)*_t3_w1_w1
-                    _t9_w3 = _t8_w3*(_f32(1.0) if _t7_w3 > _f32(0.0) else (_f32(0.5) if _t7_w3 == _f32(0.0) else _f32(0.0)))
+                    _t9_w3 = _t8_w3*_sel(_t7_w3 > _f32(0.0), _f32(1.0), _sel(_t7_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w3 = _s7_w1
                     _t11_w3 = _s5_w1
                     _t12_w3 = _f32(0.5)*_t10_w3 + _f32(0.5)*_t11_w3
@@ -1977,9 +1978,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t14_w3 = _s10_w1
                     _t15_w3 = _f32(0.5)*_t13_w3 + _f32(0.5)*_t14_w3
                     _t19_w2 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
-                    _t21_w3 = _f32(1.0) if _t7_w3 > _f32(0.0) else _f32(0.0)
+                    _t21_w3 = _sel(_t7_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t33_w2 = _t26_w1_w1/_t32_w1_w1
-                    _t34_w2 = _f32(1.0) if _t6_w3 > _f32(0.0) else _f32(0.0)
+                    _t34_w2 = _sel(_t6_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t36_w3 = _t31_w1_w1*_t35_w3
                     _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
@@ -1988,7 +1989,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t41_w3 = _t20_w2*_t40_w3 + eps
                     _t42_w3 = _t26_w1_w1 + _t41_w3
-                    _t43_w3 = _t25_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t43_w3 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
                     _t45_w3 = -_t21_w3 - _t34_w2 + _f32(1.0)
                     _t46_w3 = min(_t20_w2, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
@@ -2002,39 +2003,39 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t55_w3 = py1_w1 - ty1_w1
                     _t56_w3 = -_t55_w3
                     _t57_w3 = _f32(2.0)*_t16_w2
-                    _t58_w3 = _t57_w3*(_f32(1.0) if _t56_w3 > _f32(0.0) else (_f32(0.5) if _t56_w3 == _f32(0.0) else _f32(0.0)))
-                    _t59_w2 = _f32(1.0) if _t56_w3 > _f32(0.0) else _f32(0.0)
-                    _t60_w3 = _f32(1.0) if _t55_w3 > _f32(0.0) else _f32(0.0)
+                    _t58_w3 = _t57_w3*_sel(_t56_w3 > _f32(0.0), _f32(1.0), _sel(_t56_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t59_w2 = _sel(_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t60_w3 = _sel(_t55_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
-                    _t62_w3 = _t23_w2*(_f32(1.0) if _t24_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t62_w3 = _t23_w2*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
                     _t64_w3 = -_t59_w2 - _t60_w3 + _f32(1.0)
                     _t65_w3 = _f32(0.5)*_t62_w3
                     _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
                     _t67_w3 = _t28_w1_w1 + px2_w1
-                    _t68_w3 = _t8_w3*(_f32(1.0) if _t67_w3 > _f32(0.0) else (_f32(0.5) if _t67_w3 == _f32(0.0) else _f32(0.0)))
-                    _t69_w3 = _f32(1.0) if _t67_w3 > _f32(0.0) else _f32(0.0)
+                    _t68_w3 = _t8_w3*_sel(_t67_w3 > _f32(0.0), _f32(1.0), _sel(_t67_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t69_w3 = _sel(_t67_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t70_w3 = -_t67_w3
-                    _t71_w3 = _f32(1.0) if _t70_w3 > _f32(0.0) else _f32(0.0)
+                    _t71_w3 = _sel(_t70_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t72_w3 = -_t69_w3 - _t71_w3 + _f32(1.0)
                     _t73_w3 = _t30_w1_w1 + py2_w1
-                    _t74_w3 = _t57_w3*(_f32(1.0) if _t73_w3 > _f32(0.0) else (_f32(0.5) if _t73_w3 == _f32(0.0) else _f32(0.0)))
-                    _t75_w3 = _f32(1.0) if _t73_w3 > _f32(0.0) else _f32(0.0)
+                    _t74_w3 = _t57_w3*_sel(_t73_w3 > _f32(0.0), _f32(1.0), _sel(_t73_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t75_w3 = _sel(_t73_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t76_w3 = -_t73_w3
-                    _t77_w3 = _f32(1.0) if _t76_w3 > _f32(0.0) else _f32(0.0)
+                    _t77_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t78_w3 = -_t75_w3 - _t77_w3 + _f32(1.0)
-                    _t79_w3 = _t8_w3*(_f32(1.0) if _t6_w3 > _f32(0.0) else (_f32(0.5) if _t6_w3 == _f32(0.0) else _f32(0.0)))
+                    _t79_w3 = _t8_w3*_sel(_t6_w3 > _f32(0.0), _f32(1.0), _sel(_t6_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t80_w3 = -_t12_w3
                     _t81_w3 = _t36_w3 + _t47_w3
                     _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
                     _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
-                    _t84_w3 = _t57_w3*(_f32(1.0) if _t55_w3 > _f32(0.0) else (_f32(0.5) if _t55_w3 == _f32(0.0) else _f32(0.0)))
+                    _t84_w3 = _t57_w3*_sel(_t55_w3 > _f32(0.0), _f32(1.0), _sel(_t55_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t85_w3 = -_t15_w3
                     _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
                     _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
                     _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
-                    _t89_w3 = _t8_w3*(_f32(1.0) if _t70_w3 > _f32(0.0) else (_f32(0.5) if _t70_w3 == _f32(0.0) else _f32(0.0)))
-                    _t90_w3 = _t57_w3*(_f32(1.0) if _t76_w3 > _f32(0.0) else (_f32(0.5) if _t76_w3 == _f32(0.0) else _f32(0.0)))
+                    _t89_w3 = _t8_w3*_sel(_t70_w3 > _f32(0.0), _f32(1.0), _sel(_t70_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t90_w3 = _t57_w3*_sel(_t76_w3 > _f32(0.0), _f32(1.0), _sel(_t76_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s71 = -((_t20_w2*_t21_w3*_t33_w2 - _t34_w2*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
                     d_px1_w1 = s*(_s71 + (((_t12_w3 - -_t19_w2*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
                     _s72 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
@@ -2067,14 +2068,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -62,14 +63,14 @@ def _value_block_f64(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -140,13 +141,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _inv0 = 1.0/_t7
         _inv1 = 1.0/_t24
         _t11 = px1 - tx1
-        _t12 = 1.0 if _t11 > 0.0 else 0.0
+        _t12 = _sel(_t11 > 0.0, 1.0, 0.0)
         _t13 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
         _t14 = min(_t1, _t13)
         _t15 = -max(py1, ty1) + min(py2, ty2)
         _t16 = max(_t15, _t15 - _t15)
         _t17 = -max(px1, tx1) + min(px2, tx2)
-        _t18 = 1.0 if _t17 > 0.0 else 0.0
+        _t18 = _sel(_t17 > 0.0, 1.0, 0.0)
         _t19 = 1.0 - _t18
         _t20 = _t16*_t19
         _t25 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
@@ -163,7 +164,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t36 = _t31 + _t35
         _t37 = _t16*_t18
         _t38 = (_t37*((_t36 + _t6)*_inv0)*_inv0) + ((_t14 + _t20)*_inv1)
-        _t39 = 1.0 if -_t11 > 0.0 else 0.0
+        _t39 = _sel(-_t11 > 0.0, 1.0, 0.0)
         _t40 = _t6*_inv0
         _t41 = eps*(_t29*_inv1)
         _t42 = _t1*_t25
@@ -180,14 +181,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s18 = 0.5*((_t22*(_t42*_inv1) - _t41)*_inv1)
         _t52 = 0.5*_t45 + 0.5*(_t14*_t47*_inv1) + 0.5*(_t37*(_t35*_inv0)*_inv0) + _s17 + _s18
         _t53 = py1 - ty1
-        _t54 = 1.0 if _t53 > 0.0 else 0.0
-        _t55 = 1.0 if _t15 > 0.0 else 0.0
+        _t54 = _sel(_t53 > 0.0, 1.0, 0.0)
+        _t55 = _sel(_t15 > 0.0, 1.0, 0.0)
         _t56 = 1.0 - _t55
         _t57 = _t28*_t56
         _t58 = _t0*_t14 + eps
         _t59 = _t28*_t55
         _t60 = (_t59*((_t31 + _t58 + _t6)*_inv0)*_inv0) + ((_t33 + _t57)*_inv1)
-        _t61 = 1.0 if -_t53 > 0.0 else 0.0
+        _t61 = _sel(-_t53 > 0.0, 1.0, 0.0)
         _t62 = eps*(_t25*_inv1)
         _t63 = _t0*_t29
         _t64 = (_t0*_t40*_inv0) + ((_t21*((_t31 - _t63)*_inv1) + _t62)*_inv1)
@@ -198,12 +199,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s20 = 0.5*((_t21*(_t63*_inv1) - _t62)*_inv1)
         _t68 = 0.5*_t66 + 0.5*(_t33*_t47*_inv1) + _s19 + 0.5*(_t59*(_t58*_inv0)*_inv0) + _s20
         _t69 = px2 - tx2
-        _t70 = 1.0 if -_t69 > 0.0 else 0.0
-        _t71 = 1.0 if _t69 > 0.0 else 0.0
+        _t70 = _sel(-_t69 > 0.0, 1.0, 0.0)
+        _t71 = _sel(_t69 > 0.0, 1.0, 0.0)
         _t72 = -_t70 - _t71 + 1.0
         _t73 = py2 - ty2
-        _t74 = 1.0 if -_t73 > 0.0 else 0.0
-        _t75 = 1.0 if _t73 > 0.0 else 0.0
+        _t74 = _sel(-_t73 > 0.0, 1.0, 0.0)
+        _t75 = _sel(_t73 > 0.0, 1.0, 0.0)
         _t76 = -_t74 - _t75 + 1.0
         _t77 = _t35 + _t46 + _t6
         _t78 = (_t37*((_t27 + _t77)*_inv0)*_inv0) + ((_t20 + _t30)*_inv1)
@@ -288,13 +289,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _inv0_w1 = 1.0/_t7_w1
                 _inv1_w1 = 1.0/_t24_w1
                 _t11_w2 = px1_w1 - tx1_w1
-                _t12_w2 = 1.0 if _t11_w2 > 0.0 else 0.0
+                _t12_w2 = _sel(_t11_w2 > 0.0, 1.0, 0.0)
                 _t13_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t14_w2 = min(_t1_w1, _t13_w2)
                 _t15_w2 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
                 _t16_w2 = max(_t15_w2, _t15_w2 - _t15_w2)
                 _t17_w2 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-                _t18_w2 = 1.0 if _t17_w2 > 0.0 else 0.0
+                _t18_w2 = _sel(_t17_w2 > 0.0, 1.0, 0.0)
                 _t19_w2 = 1.0 - _t18_w2
                 _t20_w2 = _t16_w2*_t19_w2
                 _t25_w2 = max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1)
@@ -311,7 +312,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t36_w2 = _t31_w2 + _t35_w2
                 _t37_w2 = _t16_w2*_t18_w2
                 _t38_w2 = (_t37_w2*((_t36_w2 + _t6_w1)*_inv0_w1)*_inv0_w1) + ((_t14_w2 + _t20_w2)*_inv1_w1)
-                _t39_w2 = 1.0 if -_t11_w2 > 0.0 else 0.0
+                _t39_w2 = _sel(-_t11_w2 > 0.0, 1.0, 0.0)
                 _t40_w2 = _t6_w1*_inv0_w1
                 _t41_w2 = eps*(_t29_w2*_inv1_w1)
                 _t42_w2 = _t1_w1*_t25_w2
@@ -328,14 +329,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s18_w1 = 0.5*((_t22_w1*(_t42_w2*_inv1_w1) - _t41_w2)*_inv1_w1)
                 _t52_w2 = 0.5*_t45_w2 + 0.5*(_t14_w2*_t47_w2*_inv1_w1) + 0.5*(_t37_w2*(_t35_w2*_inv0_w1)*_inv0_w1) + _s17_w1 + _s18_w1
                 _t53_w2 = py1_w1 - ty1_w1
-                _t54_w2 = 1.0 if _t53_w2 > 0.0 else 0.0
-                _t55_w2 = 1.0 if _t15_w2 > 0.0 else 0.0
+                _t54_w2 = _sel(_t53_w2 > 0.0, 1.0, 0.0)
+                _t55_w2 = _sel(_t15_w2 > 0.0, 1.0, 0.0)
                 _t56_w2 = 1.0 - _t55_w2
                 _t57_w2 = _t28_w2*_t56_w2
                 _t58_w2 = _t0_w1*_t14_w2 + eps
                 _t59_w2 = _t28_w2*_t55_w2
                 _t60_w2 = (_t59_w2*((_t31_w2 + _t58_w2 + _t6_w1)*_inv0_w1)*_inv0_w1) + ((_t33_w2 + _t57_w2)*_inv1_w1)
-                _t61_w2 = 1.0 if -_t53_w2 > 0.0 else 0.0
+                _t61_w2 = _sel(-_t53_w2 > 0.0, 1.0, 0.0)
                 _t62_w2 = eps*(_t25_w2*_inv1_w1)
                 _t63_w2 = _t0_w1*_t29_w2
                 _t64_w2 = (_t0_w1*_t40_w2*_inv0_w1) + ((_t21_w1*((_t31_w2 - _t63_w2)*_inv1_w1) + _t62_w2)*_inv1_w1)
@@ -346,12 +347,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s20_w1 = 0.5*((_t21_w1*(_t63_w2*_inv1_w1) - _t62_w2)*_inv1_w1)
                 _t68_w2 = 0.5*_t66_w2 + 0.5*(_t33_w2*_t47_w2*_inv1_w1) + _s19_w1 + 0.5*(_t59_w2*(_t58_w2*_inv0_w1)*_inv0_w1) + _s20_w1
                 _t69_w2 = px2_w1 - tx2_w1
-                _t70_w2 = 1.0 if -_t69_w2 > 0.0 else 0.0
-                _t71_w2 = 1.0 if _t69_w2 > 0.0 else 0.0
+                _t70_w2 = _sel(-_t69_w2 > 0.0, 1.0, 0.0)
+                _t71_w2 = _sel(_t69_w2 > 0.0, 1.0, 0.0)
                 _t72_w2 = -_t70_w2 - _t71_w2 + 1.0
                 _t73_w2 = py2_w1 - ty2_w1
-                _t74_w2 = 1.0 if -_t73_w2 > 0.0 else 0.0
-                _t75_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+                _t74_w2 = _sel(-_t73_w2 > 0.0, 1.0, 0.0)
+                _t75_w2 = _sel(_t73_w2 > 0.0, 1.0, 0.0)
                 _t76_w2 = -_t74_w2 - _t75_w2 + 1.0
                 _t77_w2 = _t35_w2 + _t46_w2 + _t6_w1
                 _t78_w2 = (_t37_w2*((_t27_w2 + _t77_w2)*_inv0_w1)*_inv0_w1) + ((_t20_w2 + _t30_w2)*_inv1_w1)
@@ -381,13 +382,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = -_t74_w2*_t89_w2 + _t75_w2*_t86_w2 + _t76_w2*_t90_w2
             else:
                 _t11_w1 = px1_w1 - tx1_w1
-                _t12_w1 = 1.0 if _t11_w1 > 0.0 else 0.0
+                _t12_w1 = _sel(_t11_w1 > 0.0, 1.0, 0.0)
                 _t13_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t14_w1 = min(_t1_w1, _t13_w1)
                 _t15_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
                 _t16_w1 = max(_t15_w1, _t15_w1 - _t15_w1)
                 _t17_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-                _t18_w1 = 1.0 if _t17_w1 > 0.0 else 0.0
+                _t18_w1 = _sel(_t17_w1 > 0.0, 1.0, 0.0)
                 _t19_w1 = 1.0 - _t18_w1
                 _t20_w1 = _t16_w1*_t19_w1
                 _t25_w1 = max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1)
@@ -404,7 +405,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t36_w1 = _t31_w1 + _t35_w1
                 _t37_w1 = _t16_w1*_t18_w1
                 _t38_w1 = (_t37_w1*((_t36_w1 + _t6_w1)/_t7_w1)/_t7_w1) + ((_t14_w1 + _t20_w1)/_t24_w1)
-                _t39_w1 = 1.0 if -_t11_w1 > 0.0 else 0.0
+                _t39_w1 = _sel(-_t11_w1 > 0.0, 1.0, 0.0)
                 _t40_w1 = _t6_w1/_t7_w1
                 _t41_w1 = eps*(_t29_w1/_t24_w1)
                 _t42_w1 = _t1_w1*_t25_w1
@@ -421,14 +422,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s26 = 0.5*((_t22_w1*(_t42_w1/_t24_w1) - _t41_w1)/_t24_w1)
                 _t52_w1 = 0.5*_t45_w1 + 0.5*(_t14_w1*_t47_w1/_t24_w1) + 0.5*(_t37_w1*(_t35_w1/_t7_w1)/_t7_w1) + _s25 + _s26
                 _t53_w1 = py1_w1 - ty1_w1
-                _t54_w1 = 1.0 if _t53_w1 > 0.0 else 0.0
-                _t55_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
+                _t54_w1 = _sel(_t53_w1 > 0.0, 1.0, 0.0)
+                _t55_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
                 _t56_w1 = 1.0 - _t55_w1
                 _t57_w1 = _t28_w1*_t56_w1
                 _t58_w1 = _t0_w1*_t14_w1 + eps
                 _t59_w1 = _t28_w1*_t55_w1
                 _t60_w1 = (_t59_w1*((_t31_w1 + _t58_w1 + _t6_w1)/_t7_w1)/_t7_w1) + ((_t33_w1 + _t57_w1)/_t24_w1)
-                _t61_w1 = 1.0 if -_t53_w1 > 0.0 else 0.0
+                _t61_w1 = _sel(-_t53_w1 > 0.0, 1.0, 0.0)
                 _t62_w1 = eps*(_t25_w1/_t24_w1)
                 _t63_w1 = _t0_w1*_t29_w1
                 _t64_w1 = (_t0_w1*_t40_w1/_t7_w1) + ((_t21_w1*((_t31_w1 - _t63_w1)/_t24_w1) + _t62_w1)/_t24_w1)
@@ -439,12 +440,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s28 = 0.5*((_t21_w1*(_t63_w1/_t24_w1) - _t62_w1)/_t24_w1)
                 _t68_w1 = 0.5*_t66_w1 + 0.5*(_t33_w1*_t47_w1/_t24_w1) + _s27 + 0.5*(_t59_w1*(_t58_w1/_t7_w1)/_t7_w1) + _s28
                 _t69_w1 = px2_w1 - tx2_w1
-                _t70_w1 = 1.0 if -_t69_w1 > 0.0 else 0.0
-                _t71_w1 = 1.0 if _t69_w1 > 0.0 else 0.0
+                _t70_w1 = _sel(-_t69_w1 > 0.0, 1.0, 0.0)
+                _t71_w1 = _sel(_t69_w1 > 0.0, 1.0, 0.0)
                 _t72_w1 = -_t70_w1 - _t71_w1 + 1.0
                 _t73_w1 = py2_w1 - ty2_w1
-                _t74_w1 = 1.0 if -_t73_w1 > 0.0 else 0.0
-                _t75_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+                _t74_w1 = _sel(-_t73_w1 > 0.0, 1.0, 0.0)
+                _t75_w1 = _sel(_t73_w1 > 0.0, 1.0, 0.0)
                 _t76_w1 = -_t74_w1 - _t75_w1 + 1.0
                 _t77_w1 = _t35_w1 + _t46_w1 + _t6_w1
                 _t78_w1 = (_t37_w1*((_t27_w1 + _t77_w1)/_t7_w1)/_t7_w1) + ((_t20_w1 + _t30_w1)/_t24_w1)
@@ -488,14 +489,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -560,14 +561,14 @@ def _value_block_f32(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -638,13 +639,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _inv0 = _f32(1.0)/_t7
         _inv1 = _f32(1.0)/_t24
         _t11 = px1 - tx1
-        _t12 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+        _t12 = _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t13 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
         _t14 = min(_t1, _t13)
         _t15 = -max(py1, ty1) + min(py2, ty2)
         _t16 = max(_t15, _t15 - _t15)
         _t17 = -max(px1, tx1) + min(px2, tx2)
-        _t18 = _f32(1.0) if _t17 > _f32(0.0) else _f32(0.0)
+        _t18 = _sel(_t17 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t19 = _f32(1.0) - _t18
         _t20 = _t16*_t19
         _t25 = max(_s10, _s10 - _s10) + max(_s11, _s11 - _s11)
@@ -661,7 +662,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t36 = _t31 + _t35
         _t37 = _t16*_t18
         _t38 = (_t37*((_t36 + _t6)*_inv0)*_inv0) + ((_t14 + _t20)*_inv1)
-        _t39 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
+        _t39 = _sel(-_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t40 = _t6*_inv0
         _t41 = eps*(_t29*_inv1)
         _t42 = _t1*_t25
@@ -678,14 +679,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s18 = _f32(0.5)*((_t22*(_t42*_inv1) - _t41)*_inv1)
         _t52 = _f32(0.5)*_t45 + _f32(0.5)*(_t14*_t47*_inv1) + _f32(0.5)*(_t37*(_t35*_inv0)*_inv0) + _s17 + _s18
         _t53 = py1 - ty1
-        _t54 = _f32(1.0) if _t53 > _f32(0.0) else _f32(0.0)
-        _t55 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t54 = _sel(_t53 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t55 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t56 = _f32(1.0) - _t55
         _t57 = _t28*_t56
         _t58 = _t0*_t14 + eps
         _t59 = _t28*_t55
         _t60 = (_t59*((_t31 + _t58 + _t6)*_inv0)*_inv0) + ((_t33 + _t57)*_inv1)
-        _t61 = _f32(1.0) if -_t53 > _f32(0.0) else _f32(0.0)
+        _t61 = _sel(-_t53 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t62 = eps*(_t25*_inv1)
         _t63 = _t0*_t29
         _t64 = (_t0*_t40*_inv0) + ((_t21*((_t31 - _t63)*_inv1) + _t62)*_inv1)
@@ -696,12 +697,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s20 = _f32(0.5)*((_t21*(_t63*_inv1) - _t62)*_inv1)
         _t68 = _f32(0.5)*_t66 + _f32(0.5)*(_t33*_t47*_inv1) + _s19 + _f32(0.5)*(_t59*(_t58*_inv0)*_inv0) + _s20
         _t69 = px2 - tx2
-        _t70 = _f32(1.0) if -_t69 > _f32(0.0) else _f32(0.0)
-        _t71 = _f32(1.0) if _t69 > _f32(0.0) else _f32(0.0)
+        _t70 = _sel(-_t69 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t71 = _sel(_t69 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t72 = -_t70 - _t71 + _f32(1.0)
         _t73 = py2 - ty2
-        _t74 = _f32(1.0) if -_t73 > _f32(0.0) else _f32(0.0)
-        _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+        _t74 = _sel(-_t73 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t75 = _sel(_t73 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t76 = -_t74 - _t75 + _f32(1.0)
         _t77 = _t35 + _t46 + _t6
         _t78 = (_t37*((_t27 + _t77)*_inv0)*_inv0) + ((_t20 + _t30)*_inv1)
@@ -788,13 +789,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _inv0_w1 = _f32(1.0)/_t7_w1
                 _inv1_w1 = _f32(1.0)/_t24_w1
                 _t11_w2 = px1_w1 - tx1_w1
-                _t12_w2 = _f32(1.0) if _t11_w2 > _f32(0.0) else _f32(0.0)
+                _t12_w2 = _sel(_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t13_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t14_w2 = min(_t1_w1, _t13_w2)
                 _t15_w2 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
                 _t16_w2 = max(_t15_w2, _t15_w2 - _t15_w2)
                 _t17_w2 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-                _t18_w2 = _f32(1.0) if _t17_w2 > _f32(0.0) else _f32(0.0)
+                _t18_w2 = _sel(_t17_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t19_w2 = _f32(1.0) - _t18_w2
                 _t20_w2 = _t16_w2*_t19_w2
                 _t25_w2 = max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1)
@@ -811,7 +812,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t36_w2 = _t31_w2 + _t35_w2
                 _t37_w2 = _t16_w2*_t18_w2
                 _t38_w2 = (_t37_w2*((_t36_w2 + _t6_w1)*_inv0_w1)*_inv0_w1) + ((_t14_w2 + _t20_w2)*_inv1_w1)
-                _t39_w2 = _f32(1.0) if -_t11_w2 > _f32(0.0) else _f32(0.0)
+                _t39_w2 = _sel(-_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t40_w2 = _t6_w1*_inv0_w1
                 _t41_w2 = eps*(_t29_w2*_inv1_w1)
                 _t42_w2 = _t1_w1*_t25_w2
@@ -828,14 +829,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s18_w1 = _f32(0.5)*((_t22_w1*(_t42_w2*_inv1_w1) - _t41_w2)*_inv1_w1)
                 _t52_w2 = _f32(0.5)*_t45_w2 + _f32(0.5)*(_t14_w2*_t47_w2*_inv1_w1) + _f32(0.5)*(_t37_w2*(_t35_w2*_inv0_w1)*_inv0_w1) + _s17_w1 + _s18_w1
                 _t53_w2 = py1_w1 - ty1_w1
-                _t54_w2 = _f32(1.0) if _t53_w2 > _f32(0.0) else _f32(0.0)
-                _t55_w2 = _f32(1.0) if _t15_w2 > _f32(0.0) else _f32(0.0)
+                _t54_w2 = _sel(_t53_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t55_w2 = _sel(_t15_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t56_w2 = _f32(1.0) - _t55_w2
                 _t57_w2 = _t28_w2*_t56_w2
                 _t58_w2 = _t0_w1*_t14_w2 + eps
                 _t59_w2 = _t28_w2*_t55_w2
                 _t60_w2 = (_t59_w2*((_t31_w2 + _t58_w2 + _t6_w1)*_inv0_w1)*_inv0_w1) + ((_t33_w2 + _t57_w2)*_inv1_w1)
-                _t61_w2 = _f32(1.0) if -_t53_w2 > _f32(0.0) else _f32(0.0)
+                _t61_w2 = _sel(-_t53_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t62_w2 = eps*(_t25_w2*_inv1_w1)
                 _t63_w2 = _t0_w1*_t29_w2
                 _t64_w2 = (_t0_w1*_t40_w2*_inv0_w1) + ((_t21_w1*((_t31_w2 - _t63_w2)*_inv1_w1) + _t62_w2)*_inv1_w1)
@@ -846,12 +847,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s20_w1 = _f32(0.5)*((_t21_w1*(_t63_w2*_inv1_w1) - _t62_w2)*_inv1_w1)
                 _t68_w2 = _f32(0.5)*_t66_w2 + _f32(0.5)*(_t33_w2*_t47_w2*_inv1_w1) + _s19_w1 + _f32(0.5)*(_t59_w2*(_t58_w2*_inv0_w1)*_inv0_w1) + _s20_w1
                 _t69_w2 = px2_w1 - tx2_w1
-                _t70_w2 = _f32(1.0) if -_t69_w2 > _f32(0.0) else _f32(0.0)
-                _t71_w2 = _f32(1.0) if _t69_w2 > _f32(0.0) else _f32(0.0)
+                _t70_w2 = _sel(-_t69_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t71_w2 = _sel(_t69_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t72_w2 = -_t70_w2 - _t71_w2 + _f32(1.0)
                 _t73_w2 = py2_w1 - ty2_w1
-                _t74_w2 = _f32(1.0) if -_t73_w2 > _f32(0.0) else _f32(0.0)
-                _t75_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+                _t74_w2 = _sel(-_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t75_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t76_w2 = -_t74_w2 - _t75_w2 + _f32(1.0)
                 _t77_w2 = _t35_w2 + _t46_w2 + _t6_w1
                 _t78_w2 = (_t37_w2*((_t27_w2 + _t77_w2)*_inv0_w1)*_inv0_w1) + ((_t20_w2 + _t30_w2)*_inv1_w1)
@@ -883,13 +884,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = -_t74_w2*_t89_w2 + _t75_w2*_t86_w2 + _t76_w2*_t90_w2
             else:
                 _t11_w1 = px1_w1 - tx1_w1
-                _t12_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
+                _t12_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t13_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t14_w1 = min(_t1_w1, _t13_w1)
                 _t15_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
                 _t16_w1 = max(_t15_w1, _t15_w1 - _t15_w1)
                 _t17_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-                _t18_w1 = _f32(1.0) if _t17_w1 > _f32(0.0) else _f32(0.0)
+                _t18_w1 = _sel(_t17_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t19_w1 = _f32(1.0) - _t18_w1
                 _t20_w1 = _t16_w1*_t19_w1
                 _t25_w1 = max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1)
@@ -906,7 +907,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t36_w1 = _t31_w1 + _t35_w1
                 _t37_w1 = _t16_w1*_t18_w1
                 _t38_w1 = (_t37_w1*((_t36_w1 + _t6_w1)/_t7_w1)/_t7_w1) + ((_t14_w1 + _t20_w1)/_t24_w1)
-                _t39_w1 = _f32(1.0) if -_t11_w1 > _f32(0.0) else _f32(0.0)
+                _t39_w1 = _sel(-_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t40_w1 = _t6_w1/_t7_w1
                 _t41_w1 = eps*(_t29_w1/_t24_w1)
                 _t42_w1 = _t1_w1*_t25_w1
@@ -923,14 +924,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s28 = _f32(0.5)*((_t22_w1*(_t42_w1/_t24_w1) - _t41_w1)/_t24_w1)
                 _t52_w1 = _f32(0.5)*_t45_w1 + _f32(0.5)*(_t14_w1*_t47_w1/_t24_w1) + _f32(0.5)*(_t37_w1*(_t35_w1/_t7_w1)/_t7_w1) + _s27 + _s28
                 _t53_w1 = py1_w1 - ty1_w1
-                _t54_w1 = _f32(1.0) if _t53_w1 > _f32(0.0) else _f32(0.0)
-                _t55_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
+                _t54_w1 = _sel(_t53_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t55_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t56_w1 = _f32(1.0) - _t55_w1
                 _t57_w1 = _t28_w1*_t56_w1
                 _t58_w1 = _t0_w1*_t14_w1 + eps
                 _t59_w1 = _t28_w1*_t55_w1
                 _t60_w1 = (_t59_w1*((_t31_w1 + _t58_w1 + _t6_w1)/_t7_w1)/_t7_w1) + ((_t33_w1 + _t57_w1)/_t24_w1)
-                _t61_w1 = _f32(1.0) if -_t53_w1 > _f32(0.0) else _f32(0.0)
+                _t61_w1 = _sel(-_t53_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t62_w1 = eps*(_t25_w1/_t24_w1)
                 _t63_w1 = _t0_w1*_t29_w1
                 _t64_w1 = (_t0_w1*_t40_w1/_t7_w1) + ((_t21_w1*((_t31_w1 - _t63_w1)/_t24_w1) + _t62_w1)/_t24_w1)
@@ -941,12 +942,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s30 = _f32(0.5)*((_t21_w1*(_t63_w1/_t24_w1) - _t62_w1)/_t24_w1)
                 _t68_w1 = _f32(0.5)*_t66_w1 + _f32(0.5)*(_t33_w1*_t47_w1/_t24_w1) + _s29 + _f32(0.5)*(_t59_w1*(_t58_w1/_t7_w1)/_t7_w1) + _s30
                 _t69_w1 = px2_w1 - tx2_w1
-                _t70_w1 = _f32(1.0) if -_t69_w1 > _f32(0.0) else _f32(0.0)
-                _t71_w1 = _f32(1.0) if _t69_w1 > _f32(0.0) else _f32(0.0)
+                _t70_w1 = _sel(-_t69_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t71_w1 = _sel(_t69_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t72_w1 = -_t70_w1 - _t71_w1 + _f32(1.0)
                 _t73_w1 = py2_w1 - ty2_w1
-                _t74_w1 = _f32(1.0) if -_t73_w1 > _f32(0.0) else _f32(0.0)
-                _t75_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+                _t74_w1 = _sel(-_t73_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t75_w1 = _sel(_t73_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t76_w1 = -_t74_w1 - _t75_w1 + _f32(1.0)
                 _t77_w1 = _t35_w1 + _t46_w1 + _t6_w1
                 _t78_w1 = (_t37_w1*((_t27_w1 + _t77_w1)/_t7_w1)/_t7_w1) + ((_t20_w1 + _t30_w1)/_t24_w1)
@@ -990,14 +991,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

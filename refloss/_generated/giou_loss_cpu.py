@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -64,14 +65,14 @@ def _value_block_f64(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -148,8 +149,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _inv0 = 1.0/_t33
         _inv1 = 1.0/_t26
         _t16 = px1 - tx1
-        _t17 = 1.0 if _t16 > 0.0 else 0.0
-        _t20 = 1.0 if -max(px1, tx1) + min(px2, tx2) > 0.0 else 0.0
+        _t17 = _sel(_t16 > 0.0, 1.0, 0.0)
+        _t20 = _sel(-max(px1, tx1) + min(px2, tx2) > 0.0, 1.0, 0.0)
         _t21 = 1.0 - _t20
         _t22 = _t19*_t21
         _t27 = _t0*_t2
@@ -159,7 +160,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t31 = _t12 + _t30
         _t34 = _t19*_t20
         _t35 = (_t34*((_t28 + _t31)*_inv0)*_inv0) + ((_t22 + _t8)*_inv1)
-        _t36 = 1.0 if -_t16 > 0.0 else 0.0
+        _t36 = _sel(-_t16 > 0.0, 1.0, 0.0)
         _t37 = _t12*_inv0
         _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
         _t39 = eps*(_t38*_inv1)
@@ -177,14 +178,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s15 = 0.5*((_t24*(_t41*_inv1) - _t39)*_inv1)
         _t50 = 0.5*_t44 + 0.5*(_t34*(_t28*_inv0)*_inv0) + 0.5*(_t45*_t8*_inv1) + _s14 + _s15
         _t51 = py1 - ty1
-        _t52 = 1.0 if _t51 > 0.0 else 0.0
-        _t53 = 1.0 if _t18 > 0.0 else 0.0
+        _t52 = _sel(_t51 > 0.0, 1.0, 0.0)
+        _t53 = _sel(_t18 > 0.0, 1.0, 0.0)
         _t54 = 1.0 - _t53
         _t55 = _t54*_t7
         _t56 = _t1*_t8 + eps
         _t57 = _t53*_t7
         _t58 = (_t57*((_t31 + _t56)*_inv0)*_inv0) + ((_t2 + _t55)*_inv1)
-        _t59 = 1.0 if -_t51 > 0.0 else 0.0
+        _t59 = _sel(-_t51 > 0.0, 1.0, 0.0)
         _t60 = eps*(_t40*_inv1)
         _t61 = _t1*_t38
         _t62 = (_t1*_t37*_inv0) + ((_t23*((_t30 - _t61)*_inv1) + _t60)*_inv1)
@@ -195,12 +196,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s17 = 0.5*((_t23*(_t61*_inv1) - _t60)*_inv1)
         _t66 = 0.5*_t64 + 0.5*(_t2*_t45*_inv1) + _s16 + 0.5*(_t57*(_t56*_inv0)*_inv0) + _s17
         _t67 = px2 - tx2
-        _t68 = 1.0 if -_t67 > 0.0 else 0.0
-        _t69 = 1.0 if _t67 > 0.0 else 0.0
+        _t68 = _sel(-_t67 > 0.0, 1.0, 0.0)
+        _t69 = _sel(_t67 > 0.0, 1.0, 0.0)
         _t70 = -_t68 - _t69 + 1.0
         _t71 = py2 - ty2
-        _t72 = 1.0 if -_t71 > 0.0 else 0.0
-        _t73 = 1.0 if _t71 > 0.0 else 0.0
+        _t72 = _sel(-_t71 > 0.0, 1.0, 0.0)
+        _t73 = _sel(_t71 > 0.0, 1.0, 0.0)
         _t74 = -_t72 - _t73 + 1.0
         _t75 = _t7*_t8
         _t76 = _t12 + _t28 + _t75
@@ -294,8 +295,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _inv0_w1 = 1.0/_t33_w1
                 _inv1_w1 = 1.0/_t26_w1
                 _t16_w2 = px1_w1 - tx1_w1
-                _t17_w2 = 1.0 if _t16_w2 > 0.0 else 0.0
-                _t20_w2 = 1.0 if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0 else 0.0
+                _t17_w2 = _sel(_t16_w2 > 0.0, 1.0, 0.0)
+                _t20_w2 = _sel(-max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0, 1.0, 0.0)
                 _t21_w2 = 1.0 - _t20_w2
                 _t22_w2 = _t19_w1*_t21_w2
                 _t27_w2 = _t0_w1*_t2_w1
@@ -305,7 +306,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t31_w2 = _t12_w1 + _t30_w2
                 _t34_w2 = _t19_w1*_t20_w2
                 _t35_w2 = (_t34_w2*((_t28_w2 + _t31_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t8_w1)*_inv1_w1)
-                _t36_w2 = 1.0 if -_t16_w2 > 0.0 else 0.0
+                _t36_w2 = _sel(-_t16_w2 > 0.0, 1.0, 0.0)
                 _t37_w2 = _t12_w1*_inv0_w1
                 _t38_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t39_w2 = eps*(_t38_w2*_inv1_w1)
@@ -323,14 +324,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s15_w1 = 0.5*((_t24_w1*(_t41_w2*_inv1_w1) - _t39_w2)*_inv1_w1)
                 _t50_w2 = 0.5*_t44_w2 + 0.5*(_t34_w2*(_t28_w2*_inv0_w1)*_inv0_w1) + 0.5*(_t45_w2*_t8_w1*_inv1_w1) + _s14_w1 + _s15_w1
                 _t51_w2 = py1_w1 - ty1_w1
-                _t52_w2 = 1.0 if _t51_w2 > 0.0 else 0.0
-                _t53_w2 = 1.0 if _t18_w1 > 0.0 else 0.0
+                _t52_w2 = _sel(_t51_w2 > 0.0, 1.0, 0.0)
+                _t53_w2 = _sel(_t18_w1 > 0.0, 1.0, 0.0)
                 _t54_w2 = 1.0 - _t53_w2
                 _t55_w2 = _t54_w2*_t7_w1
                 _t56_w2 = _t1_w1*_t8_w1 + eps
                 _t57_w2 = _t53_w2*_t7_w1
                 _t58_w2 = (_t57_w2*((_t31_w2 + _t56_w2)*_inv0_w1)*_inv0_w1) + ((_t2_w1 + _t55_w2)*_inv1_w1)
-                _t59_w2 = 1.0 if -_t51_w2 > 0.0 else 0.0
+                _t59_w2 = _sel(-_t51_w2 > 0.0, 1.0, 0.0)
                 _t60_w2 = eps*(_t40_w2*_inv1_w1)
                 _t61_w2 = _t1_w1*_t38_w2
                 _t62_w2 = (_t1_w1*_t37_w2*_inv0_w1) + ((_t23_w1*((_t30_w2 - _t61_w2)*_inv1_w1) + _t60_w2)*_inv1_w1)
@@ -341,12 +342,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s17_w1 = 0.5*((_t23_w1*(_t61_w2*_inv1_w1) - _t60_w2)*_inv1_w1)
                 _t66_w2 = 0.5*_t64_w2 + 0.5*(_t2_w1*_t45_w2*_inv1_w1) + _s16_w1 + 0.5*(_t57_w2*(_t56_w2*_inv0_w1)*_inv0_w1) + _s17_w1
                 _t67_w2 = px2_w1 - tx2_w1
-                _t68_w2 = 1.0 if -_t67_w2 > 0.0 else 0.0
-                _t69_w2 = 1.0 if _t67_w2 > 0.0 else 0.0
+                _t68_w2 = _sel(-_t67_w2 > 0.0, 1.0, 0.0)
+                _t69_w2 = _sel(_t67_w2 > 0.0, 1.0, 0.0)
                 _t70_w2 = -_t68_w2 - _t69_w2 + 1.0
                 _t71_w2 = py2_w1 - ty2_w1
-                _t72_w2 = 1.0 if -_t71_w2 > 0.0 else 0.0
-                _t73_w2 = 1.0 if _t71_w2 > 0.0 else 0.0
+                _t72_w2 = _sel(-_t71_w2 > 0.0, 1.0, 0.0)
+                _t73_w2 = _sel(_t71_w2 > 0.0, 1.0, 0.0)
                 _t74_w2 = -_t72_w2 - _t73_w2 + 1.0
                 _t75_w2 = _t7_w1*_t8_w1
                 _t76_w2 = _t12_w1 + _t28_w2 + _t75_w2
@@ -379,8 +380,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = _t72_w2*_t90_w2 - _t73_w2*_t87_w2 - _t74_w2*_t91_w2
             else:
                 _t16_w1 = px1_w1 - tx1_w1
-                _t17_w1 = 1.0 if _t16_w1 > 0.0 else 0.0
-                _t20_w1 = 1.0 if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0 else 0.0
+                _t17_w1 = _sel(_t16_w1 > 0.0, 1.0, 0.0)
+                _t20_w1 = _sel(-max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > 0.0, 1.0, 0.0)
                 _t21_w1 = 1.0 - _t20_w1
                 _t22_w1 = _t19_w1*_t21_w1
                 _t27_w1 = _t0_w1*_t2_w1
@@ -390,7 +391,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t31_w1 = _t12_w1 + _t30_w1
                 _t34_w1 = _t19_w1*_t20_w1
                 _t35_w1 = (_t34_w1*((_t28_w1 + _t31_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t8_w1)/_t26_w1)
-                _t36_w1 = 1.0 if -_t16_w1 > 0.0 else 0.0
+                _t36_w1 = _sel(-_t16_w1 > 0.0, 1.0, 0.0)
                 _t37_w1 = _t12_w1/_t33_w1
                 _t38_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t39_w1 = eps*(_t38_w1/_t26_w1)
@@ -408,14 +409,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s23 = 0.5*((_t24_w1*(_t41_w1/_t26_w1) - _t39_w1)/_t26_w1)
                 _t50_w1 = 0.5*_t44_w1 + 0.5*(_t34_w1*(_t28_w1/_t33_w1)/_t33_w1) + 0.5*(_t45_w1*_t8_w1/_t26_w1) + _s22 + _s23
                 _t51_w1 = py1_w1 - ty1_w1
-                _t52_w1 = 1.0 if _t51_w1 > 0.0 else 0.0
-                _t53_w1 = 1.0 if _t18_w1 > 0.0 else 0.0
+                _t52_w1 = _sel(_t51_w1 > 0.0, 1.0, 0.0)
+                _t53_w1 = _sel(_t18_w1 > 0.0, 1.0, 0.0)
                 _t54_w1 = 1.0 - _t53_w1
                 _t55_w1 = _t54_w1*_t7_w1
                 _t56_w1 = _t1_w1*_t8_w1 + eps
                 _t57_w1 = _t53_w1*_t7_w1
                 _t58_w1 = (_t57_w1*((_t31_w1 + _t56_w1)/_t33_w1)/_t33_w1) + ((_t2_w1 + _t55_w1)/_t26_w1)
-                _t59_w1 = 1.0 if -_t51_w1 > 0.0 else 0.0
+                _t59_w1 = _sel(-_t51_w1 > 0.0, 1.0, 0.0)
                 _t60_w1 = eps*(_t40_w1/_t26_w1)
                 _t61_w1 = _t1_w1*_t38_w1
                 _t62_w1 = (_t1_w1*_t37_w1/_t33_w1) + ((_t23_w1*((_t30_w1 - _t61_w1)/_t26_w1) + _t60_w1)/_t26_w1)
@@ -426,12 +427,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s25 = 0.5*((_t23_w1*(_t61_w1/_t26_w1) - _t60_w1)/_t26_w1)
                 _t66_w1 = 0.5*_t64_w1 + 0.5*(_t2_w1*_t45_w1/_t26_w1) + _s24 + 0.5*(_t57_w1*(_t56_w1/_t33_w1)/_t33_w1) + _s25
                 _t67_w1 = px2_w1 - tx2_w1
-                _t68_w1 = 1.0 if -_t67_w1 > 0.0 else 0.0
-                _t69_w1 = 1.0 if _t67_w1 > 0.0 else 0.0
+                _t68_w1 = _sel(-_t67_w1 > 0.0, 1.0, 0.0)
+                _t69_w1 = _sel(_t67_w1 > 0.0, 1.0, 0.0)
                 _t70_w1 = -_t68_w1 - _t69_w1 + 1.0
                 _t71_w1 = py2_w1 - ty2_w1
-                _t72_w1 = 1.0 if -_t71_w1 > 0.0 else 0.0
-                _t73_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+                _t72_w1 = _sel(-_t71_w1 > 0.0, 1.0, 0.0)
+                _t73_w1 = _sel(_t71_w1 > 0.0, 1.0, 0.0)
                 _t74_w1 = -_t72_w1 - _t73_w1 + 1.0
                 _t75_w1 = _t7_w1*_t8_w1
                 _t76_w1 = _t12_w1 + _t28_w1 + _t75_w1
@@ -478,14 +479,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -552,14 +553,14 @@ def _value_block_f32(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -636,8 +637,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _inv0 = _f32(1.0)/_t33
         _inv1 = _f32(1.0)/_t26
         _t16 = px1 - tx1
-        _t17 = _f32(1.0) if _t16 > _f32(0.0) else _f32(0.0)
-        _t20 = _f32(1.0) if -max(px1, tx1) + min(px2, tx2) > _f32(0.0) else _f32(0.0)
+        _t17 = _sel(_t16 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t20 = _sel(-max(px1, tx1) + min(px2, tx2) > _f32(0.0), _f32(1.0), _f32(0.0))
         _t21 = _f32(1.0) - _t20
         _t22 = _t19*_t21
         _t27 = _t0*_t2
@@ -647,7 +648,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t31 = _t12 + _t30
         _t34 = _t19*_t20
         _t35 = (_t34*((_t28 + _t31)*_inv0)*_inv0) + ((_t22 + _t8)*_inv1)
-        _t36 = _f32(1.0) if -_t16 > _f32(0.0) else _f32(0.0)
+        _t36 = _sel(-_t16 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t37 = _t12*_inv0
         _t38 = max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9)
         _t39 = eps*(_t38*_inv1)
@@ -665,14 +666,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s15 = _f32(0.5)*((_t24*(_t41*_inv1) - _t39)*_inv1)
         _t50 = _f32(0.5)*_t44 + _f32(0.5)*(_t34*(_t28*_inv0)*_inv0) + _f32(0.5)*(_t45*_t8*_inv1) + _s14 + _s15
         _t51 = py1 - ty1
-        _t52 = _f32(1.0) if _t51 > _f32(0.0) else _f32(0.0)
-        _t53 = _f32(1.0) if _t18 > _f32(0.0) else _f32(0.0)
+        _t52 = _sel(_t51 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t53 = _sel(_t18 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t54 = _f32(1.0) - _t53
         _t55 = _t54*_t7
         _t56 = _t1*_t8 + eps
         _t57 = _t53*_t7
         _t58 = (_t57*((_t31 + _t56)*_inv0)*_inv0) + ((_t2 + _t55)*_inv1)
-        _t59 = _f32(1.0) if -_t51 > _f32(0.0) else _f32(0.0)
+        _t59 = _sel(-_t51 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t60 = eps*(_t40*_inv1)
         _t61 = _t1*_t38
         _t62 = (_t1*_t37*_inv0) + ((_t23*((_t30 - _t61)*_inv1) + _t60)*_inv1)
@@ -683,12 +684,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s17 = _f32(0.5)*((_t23*(_t61*_inv1) - _t60)*_inv1)
         _t66 = _f32(0.5)*_t64 + _f32(0.5)*(_t2*_t45*_inv1) + _s16 + _f32(0.5)*(_t57*(_t56*_inv0)*_inv0) + _s17
         _t67 = px2 - tx2
-        _t68 = _f32(1.0) if -_t67 > _f32(0.0) else _f32(0.0)
-        _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
+        _t68 = _sel(-_t67 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t69 = _sel(_t67 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t70 = -_t68 - _t69 + _f32(1.0)
         _t71 = py2 - ty2
-        _t72 = _f32(1.0) if -_t71 > _f32(0.0) else _f32(0.0)
-        _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+        _t72 = _sel(-_t71 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t73 = _sel(_t71 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t74 = -_t72 - _t73 + _f32(1.0)
         _t75 = _t7*_t8
         _t76 = _t12 + _t28 + _t75
@@ -784,8 +785,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _inv0_w1 = _f32(1.0)/_t33_w1
                 _inv1_w1 = _f32(1.0)/_t26_w1
                 _t16_w2 = px1_w1 - tx1_w1
-                _t17_w2 = _f32(1.0) if _t16_w2 > _f32(0.0) else _f32(0.0)
-                _t20_w2 = _f32(1.0) if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0) else _f32(0.0)
+                _t17_w2 = _sel(_t16_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t20_w2 = _sel(-max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t21_w2 = _f32(1.0) - _t20_w2
                 _t22_w2 = _t19_w1*_t21_w2
                 _t27_w2 = _t0_w1*_t2_w1
@@ -795,7 +796,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t31_w2 = _t12_w1 + _t30_w2
                 _t34_w2 = _t19_w1*_t20_w2
                 _t35_w2 = (_t34_w2*((_t28_w2 + _t31_w2)*_inv0_w1)*_inv0_w1) + ((_t22_w2 + _t8_w1)*_inv1_w1)
-                _t36_w2 = _f32(1.0) if -_t16_w2 > _f32(0.0) else _f32(0.0)
+                _t36_w2 = _sel(-_t16_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t37_w2 = _t12_w1*_inv0_w1
                 _t38_w2 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t39_w2 = eps*(_t38_w2*_inv1_w1)
@@ -813,14 +814,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s15_w1 = _f32(0.5)*((_t24_w1*(_t41_w2*_inv1_w1) - _t39_w2)*_inv1_w1)
                 _t50_w2 = _f32(0.5)*_t44_w2 + _f32(0.5)*(_t34_w2*(_t28_w2*_inv0_w1)*_inv0_w1) + _f32(0.5)*(_t45_w2*_t8_w1*_inv1_w1) + _s14_w1 + _s15_w1
                 _t51_w2 = py1_w1 - ty1_w1
-                _t52_w2 = _f32(1.0) if _t51_w2 > _f32(0.0) else _f32(0.0)
-                _t53_w2 = _f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0)
+                _t52_w2 = _sel(_t51_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t53_w2 = _sel(_t18_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t54_w2 = _f32(1.0) - _t53_w2
                 _t55_w2 = _t54_w2*_t7_w1
                 _t56_w2 = _t1_w1*_t8_w1 + eps
                 _t57_w2 = _t53_w2*_t7_w1
                 _t58_w2 = (_t57_w2*((_t31_w2 + _t56_w2)*_inv0_w1)*_inv0_w1) + ((_t2_w1 + _t55_w2)*_inv1_w1)
-                _t59_w2 = _f32(1.0) if -_t51_w2 > _f32(0.0) else _f32(0.0)
+                _t59_w2 = _sel(-_t51_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t60_w2 = eps*(_t40_w2*_inv1_w1)
                 _t61_w2 = _t1_w1*_t38_w2
                 _t62_w2 = (_t1_w1*_t37_w2*_inv0_w1) + ((_t23_w1*((_t30_w2 - _t61_w2)*_inv1_w1) + _t60_w2)*_inv1_w1)
@@ -831,12 +832,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s17_w1 = _f32(0.5)*((_t23_w1*(_t61_w2*_inv1_w1) - _t60_w2)*_inv1_w1)
                 _t66_w2 = _f32(0.5)*_t64_w2 + _f32(0.5)*(_t2_w1*_t45_w2*_inv1_w1) + _s16_w1 + _f32(0.5)*(_t57_w2*(_t56_w2*_inv0_w1)*_inv0_w1) + _s17_w1
                 _t67_w2 = px2_w1 - tx2_w1
-                _t68_w2 = _f32(1.0) if -_t67_w2 > _f32(0.0) else _f32(0.0)
-                _t69_w2 = _f32(1.0) if _t67_w2 > _f32(0.0) else _f32(0.0)
+                _t68_w2 = _sel(-_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t69_w2 = _sel(_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t70_w2 = -_t68_w2 - _t69_w2 + _f32(1.0)
                 _t71_w2 = py2_w1 - ty2_w1
-                _t72_w2 = _f32(1.0) if -_t71_w2 > _f32(0.0) else _f32(0.0)
-                _t73_w2 = _f32(1.0) if _t71_w2 > _f32(0.0) else _f32(0.0)
+                _t72_w2 = _sel(-_t71_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t73_w2 = _sel(_t71_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t74_w2 = -_t72_w2 - _t73_w2 + _f32(1.0)
                 _t75_w2 = _t7_w1*_t8_w1
                 _t76_w2 = _t12_w1 + _t28_w2 + _t75_w2
@@ -871,8 +872,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = _t72_w2*_t90_w2 - _t73_w2*_t87_w2 - _t74_w2*_t91_w2
             else:
                 _t16_w1 = px1_w1 - tx1_w1
-                _t17_w1 = _f32(1.0) if _t16_w1 > _f32(0.0) else _f32(0.0)
-                _t20_w1 = _f32(1.0) if -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0) else _f32(0.0)
+                _t17_w1 = _sel(_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t20_w1 = _sel(-max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t21_w1 = _f32(1.0) - _t20_w1
                 _t22_w1 = _t19_w1*_t21_w1
                 _t27_w1 = _t0_w1*_t2_w1
@@ -882,7 +883,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t31_w1 = _t12_w1 + _t30_w1
                 _t34_w1 = _t19_w1*_t20_w1
                 _t35_w1 = (_t34_w1*((_t28_w1 + _t31_w1)/_t33_w1)/_t33_w1) + ((_t22_w1 + _t8_w1)/_t26_w1)
-                _t36_w1 = _f32(1.0) if -_t16_w1 > _f32(0.0) else _f32(0.0)
+                _t36_w1 = _sel(-_t16_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t37_w1 = _t12_w1/_t33_w1
                 _t38_w1 = max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1)
                 _t39_w1 = eps*(_t38_w1/_t26_w1)
@@ -900,14 +901,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s25 = _f32(0.5)*((_t24_w1*(_t41_w1/_t26_w1) - _t39_w1)/_t26_w1)
                 _t50_w1 = _f32(0.5)*_t44_w1 + _f32(0.5)*(_t34_w1*(_t28_w1/_t33_w1)/_t33_w1) + _f32(0.5)*(_t45_w1*_t8_w1/_t26_w1) + _s24 + _s25
                 _t51_w1 = py1_w1 - ty1_w1
-                _t52_w1 = _f32(1.0) if _t51_w1 > _f32(0.0) else _f32(0.0)
-                _t53_w1 = _f32(1.0) if _t18_w1 > _f32(0.0) else _f32(0.0)
+                _t52_w1 = _sel(_t51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t53_w1 = _sel(_t18_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t54_w1 = _f32(1.0) - _t53_w1
                 _t55_w1 = _t54_w1*_t7_w1
                 _t56_w1 = _t1_w1*_t8_w1 + eps
                 _t57_w1 = _t53_w1*_t7_w1
                 _t58_w1 = (_t57_w1*((_t31_w1 + _t56_w1)/_t33_w1)/_t33_w1) + ((_t2_w1 + _t55_w1)/_t26_w1)
-                _t59_w1 = _f32(1.0) if -_t51_w1 > _f32(0.0) else _f32(0.0)
+                _t59_w1 = _sel(-_t51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t60_w1 = eps*(_t40_w1/_t26_w1)
                 _t61_w1 = _t1_w1*_t38_w1
                 _t62_w1 = (_t1_w1*_t37_w1/_t33_w1) + ((_t23_w1*((_t30_w1 - _t61_w1)/_t26_w1) + _t60_w1)/_t26_w1)
@@ -918,12 +919,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s27 = _f32(0.5)*((_t23_w1*(_t61_w1/_t26_w1) - _t60_w1)/_t26_w1)
                 _t66_w1 = _f32(0.5)*_t64_w1 + _f32(0.5)*(_t2_w1*_t45_w1/_t26_w1) + _s26 + _f32(0.5)*(_t57_w1*(_t56_w1/_t33_w1)/_t33_w1) + _s27
                 _t67_w1 = px2_w1 - tx2_w1
-                _t68_w1 = _f32(1.0) if -_t67_w1 > _f32(0.0) else _f32(0.0)
-                _t69_w1 = _f32(1.0) if _t67_w1 > _f32(0.0) else _f32(0.0)
+                _t68_w1 = _sel(-_t67_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t69_w1 = _sel(_t67_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t70_w1 = -_t68_w1 - _t69_w1 + _f32(1.0)
                 _t71_w1 = py2_w1 - ty2_w1
-                _t72_w1 = _f32(1.0) if -_t71_w1 > _f32(0.0) else _f32(0.0)
-                _t73_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+                _t72_w1 = _sel(-_t71_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t73_w1 = _sel(_t71_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t74_w1 = -_t72_w1 - _t73_w1 + _f32(1.0)
                 _t75_w1 = _t7_w1*_t8_w1
                 _t76_w1 = _t12_w1 + _t28_w1 + _t75_w1
@@ -970,14 +971,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

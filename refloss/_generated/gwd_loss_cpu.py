@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -63,9 +64,9 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
         _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
         _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
         _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
-        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
         _s27 = max(max(pw, ph), max(tw, th))
-        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _s29 = px - tx
         _s30 = py - ty
         w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
@@ -77,7 +78,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
         elif (fun == 0.0):  # f = log1p
             _t0_w2 = side
-            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3 = _s4
             _e31 = pa + _t3
             _t4 = _e31
@@ -115,7 +116,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             value = (tau - 1.0)/tau
         else:  # f = sqrt
             _t0_w3 = side
-            _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3_w1 = _s4
             _e43 = pa + _t3_w1
             _t4_w1 = _e43
@@ -152,7 +153,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -160,7 +161,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
                 | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
-                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w1 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -224,9 +225,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
         _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
         _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
-        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
         _s27 = max(max(pw, ph), max(tw, th))
-        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _s29 = px - tx
         _s30 = py - ty
         w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
@@ -258,7 +259,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ta = math.nan
         elif (fun == 0.0):  # f = log1p
             _t0_w2 = side
-            _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3 = _s4
             _e31 = pa + _t3
             _t4 = _e31
@@ -400,7 +401,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ta = 0.0
         else:  # f = sqrt
             _t0_w3 = side
-            _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+            _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3_w1 = _s4
             _e50 = pa + _t3_w1
             _t4_w1 = _e50
@@ -545,7 +546,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -553,7 +554,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
                 | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
-                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w3 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -614,14 +615,14 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
         _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
         _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
         _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
-        _s21 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s21 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
         _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
         _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
         _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
         _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
         _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
         _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
-        _s28 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+        _s28 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
         _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
         _s30 = max(max(pw, ph), max(tw, th))
         _s31 = px - tx
@@ -713,7 +714,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -721,7 +722,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -780,14 +781,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
         _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
         _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
-        _s21 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+        _s21 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
         _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
         _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
         _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
         _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
         _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
         _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
-        _s28 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+        _s28 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
         _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
         _s30 = max(max(pw, ph), max(tw, th))
         _s31 = px - tx
@@ -1111,7 +1112,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -1119,7 +1120,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -40,14 +41,14 @@ def _value_block_f64(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -101,9 +102,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _ok = (_a3 >= 4.450147717014403e-308) & (_a3 <= 2.247116418577895e+307)
         _inv0 = 1.0/_t13
         _t2 = px1 - tx1
-        _t3 = 1.0 if -_t2 > 0.0 else 0.0
+        _t3 = _sel(-_t2 > 0.0, 1.0, 0.0)
         _t14 = _t0*_inv0
-        _t15 = 1.0 if _t2 > 0.0 else 0.0
+        _t15 = _sel(_t2 > 0.0, 1.0, 0.0)
         _s4 = px1 - tx1
         _s5 = tx2 - px2
         _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
@@ -118,7 +119,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
         _t22 = _t1*_t21 + eps
         _t23 = _t0 + _t22
-        _t24 = _t12*(1.0 if _t9 > 0.0 else 0.0)
+        _t24 = _t12*_sel(_t9 > 0.0, 1.0, 0.0)
         _t25 = _t24*((_t20 + _t23)*_inv0)
         _t26 = -_t15 - _t3 + 1.0
         _s10 = py2 - ty2
@@ -128,21 +129,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t29 = 0.5*_t24
         _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
         _t31 = py1 - ty1
-        _t32 = 1.0 if -_t31 > 0.0 else 0.0
-        _t33 = 1.0 if _t31 > 0.0 else 0.0
+        _t32 = _sel(-_t31 > 0.0, 1.0, 0.0)
+        _t33 = _sel(_t31 > 0.0, 1.0, 0.0)
         _t34 = _t20 + _t27*_t4 + eps
-        _t35 = _t10*(1.0 if _t11 > 0.0 else 0.0)
+        _t35 = _t10*_sel(_t11 > 0.0, 1.0, 0.0)
         _t36 = _t35*((_t0 + _t34)*_inv0)
         _t37 = -_t32 - _t33 + 1.0
         _t38 = 0.5*_t35
         _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
         _t40 = _t5 + px2
-        _t41 = 1.0 if _t40 > 0.0 else 0.0
-        _t42 = 1.0 if -_t40 > 0.0 else 0.0
+        _t41 = _sel(_t40 > 0.0, 1.0, 0.0)
+        _t42 = _sel(-_t40 > 0.0, 1.0, 0.0)
         _t43 = -_t41 - _t42 + 1.0
         _t44 = _t7 + py2
-        _t45 = 1.0 if _t44 > 0.0 else 0.0
-        _t46 = 1.0 if -_t44 > 0.0 else 0.0
+        _t45 = _sel(_t44 > 0.0, 1.0, 0.0)
+        _t46 = _sel(-_t44 > 0.0, 1.0, 0.0)
         _t47 = -_t45 - _t46 + 1.0
         _t48 = _t17 + _t28
         _t49 = _t24*((_t23 + _t48)*_inv0)
@@ -198,9 +199,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             if _ok_w1:
                 _inv0_w1 = 1.0/_t13_w1
                 _t2_w2 = px1_w1 - tx1_w1
-                _t3_w2 = 1.0 if -_t2_w2 > 0.0 else 0.0
+                _t3_w2 = _sel(-_t2_w2 > 0.0, 1.0, 0.0)
                 _t14_w2 = _t0_w1*_inv0_w1
-                _t15_w2 = 1.0 if _t2_w2 > 0.0 else 0.0
+                _t15_w2 = _sel(_t2_w2 > 0.0, 1.0, 0.0)
                 _s4_w1 = px1_w1 - tx1_w1
                 _s5_w1 = tx2_w1 - px2_w1
                 _t16_w2 = min(_t6_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -215,7 +216,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w2 = min(_t4_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
                 _t22_w2 = _t1_w1*_t21_w2 + eps
                 _t23_w2 = _t0_w1 + _t22_w2
-                _t24_w2 = _t12_w1*(1.0 if _t9_w1 > 0.0 else 0.0)
+                _t24_w2 = _t12_w1*_sel(_t9_w1 > 0.0, 1.0, 0.0)
                 _t25_w2 = _t24_w2*((_t20_w2 + _t23_w2)*_inv0_w1)
                 _t26_w2 = -_t15_w2 - _t3_w2 + 1.0
                 _s10_w1 = py2_w1 - ty2_w1
@@ -225,21 +226,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t29_w2 = 0.5*_t24_w2
                 _t30_w2 = _t29_w2*((_t20_w2 + _t22_w2 - _t28_w2)*_inv0_w1)
                 _t31_w2 = py1_w1 - ty1_w1
-                _t32_w2 = 1.0 if -_t31_w2 > 0.0 else 0.0
-                _t33_w2 = 1.0 if _t31_w2 > 0.0 else 0.0
+                _t32_w2 = _sel(-_t31_w2 > 0.0, 1.0, 0.0)
+                _t33_w2 = _sel(_t31_w2 > 0.0, 1.0, 0.0)
                 _t34_w2 = _t20_w2 + _t27_w2*_t4_w1 + eps
-                _t35_w2 = _t10_w1*(1.0 if _t11_w1 > 0.0 else 0.0)
+                _t35_w2 = _t10_w1*_sel(_t11_w1 > 0.0, 1.0, 0.0)
                 _t36_w2 = _t35_w2*((_t0_w1 + _t34_w2)*_inv0_w1)
                 _t37_w2 = -_t32_w2 - _t33_w2 + 1.0
                 _t38_w2 = 0.5*_t35_w2
                 _t39_w2 = _t38_w2*((-_t12_w1*_t21_w2 + _t34_w2)*_inv0_w1)
                 _t40_w2 = _t5_w1 + px2_w1
-                _t41_w2 = 1.0 if _t40_w2 > 0.0 else 0.0
-                _t42_w2 = 1.0 if -_t40_w2 > 0.0 else 0.0
+                _t41_w2 = _sel(_t40_w2 > 0.0, 1.0, 0.0)
+                _t42_w2 = _sel(-_t40_w2 > 0.0, 1.0, 0.0)
                 _t43_w2 = -_t41_w2 - _t42_w2 + 1.0
                 _t44_w2 = _t7_w1 + py2_w1
-                _t45_w2 = 1.0 if _t44_w2 > 0.0 else 0.0
-                _t46_w2 = 1.0 if -_t44_w2 > 0.0 else 0.0
+                _t45_w2 = _sel(_t44_w2 > 0.0, 1.0, 0.0)
+                _t46_w2 = _sel(-_t44_w2 > 0.0, 1.0, 0.0)
                 _t47_w2 = -_t45_w2 - _t46_w2 + 1.0
                 _t48_w2 = _t17_w2 + _t28_w2
                 _t49_w2 = _t24_w2*((_t23_w2 + _t48_w2)*_inv0_w1)
@@ -257,9 +258,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = (-_t14_w2*_t46_w2*_t6_w1 + _t45_w2*_t52_w2 + _t47_w2*_t53_w2)*_inv0_w1
             else:
                 _t2_w1 = px1_w1 - tx1_w1
-                _t3_w1 = 1.0 if -_t2_w1 > 0.0 else 0.0
+                _t3_w1 = _sel(-_t2_w1 > 0.0, 1.0, 0.0)
                 _t14_w1 = _t0_w1/_t13_w1
-                _t15_w1 = 1.0 if _t2_w1 > 0.0 else 0.0
+                _t15_w1 = _sel(_t2_w1 > 0.0, 1.0, 0.0)
                 _s12 = px1_w1 - tx1_w1
                 _s13 = tx2_w1 - px2_w1
                 _t16_w1 = min(_t6_w1, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
@@ -274,7 +275,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w1 = min(_t4_w1, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
                 _t22_w1 = _t1_w1*_t21_w1 + eps
                 _t23_w1 = _t0_w1 + _t22_w1
-                _t24_w1 = _t12_w1*(1.0 if _t9_w1 > 0.0 else 0.0)
+                _t24_w1 = _t12_w1*_sel(_t9_w1 > 0.0, 1.0, 0.0)
                 _t25_w1 = _t24_w1*((_t20_w1 + _t23_w1)/_t13_w1)
                 _t26_w1 = -_t15_w1 - _t3_w1 + 1.0
                 _s18 = py2_w1 - ty2_w1
@@ -284,21 +285,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t29_w1 = 0.5*_t24_w1
                 _t30_w1 = _t29_w1*((_t20_w1 + _t22_w1 - _t28_w1)/_t13_w1)
                 _t31_w1 = py1_w1 - ty1_w1
-                _t32_w1 = 1.0 if -_t31_w1 > 0.0 else 0.0
-                _t33_w1 = 1.0 if _t31_w1 > 0.0 else 0.0
+                _t32_w1 = _sel(-_t31_w1 > 0.0, 1.0, 0.0)
+                _t33_w1 = _sel(_t31_w1 > 0.0, 1.0, 0.0)
                 _t34_w1 = _t20_w1 + _t27_w1*_t4_w1 + eps
-                _t35_w1 = _t10_w1*(1.0 if _t11_w1 > 0.0 else 0.0)
+                _t35_w1 = _t10_w1*_sel(_t11_w1 > 0.0, 1.0, 0.0)
                 _t36_w1 = _t35_w1*((_t0_w1 + _t34_w1)/_t13_w1)
                 _t37_w1 = -_t32_w1 - _t33_w1 + 1.0
                 _t38_w1 = 0.5*_t35_w1
                 _t39_w1 = _t38_w1*((-_t12_w1*_t21_w1 + _t34_w1)/_t13_w1)
                 _t40_w1 = _t5_w1 + px2_w1
-                _t41_w1 = 1.0 if _t40_w1 > 0.0 else 0.0
-                _t42_w1 = 1.0 if -_t40_w1 > 0.0 else 0.0
+                _t41_w1 = _sel(_t40_w1 > 0.0, 1.0, 0.0)
+                _t42_w1 = _sel(-_t40_w1 > 0.0, 1.0, 0.0)
                 _t43_w1 = -_t41_w1 - _t42_w1 + 1.0
                 _t44_w1 = _t7_w1 + py2_w1
-                _t45_w1 = 1.0 if _t44_w1 > 0.0 else 0.0
-                _t46_w1 = 1.0 if -_t44_w1 > 0.0 else 0.0
+                _t45_w1 = _sel(_t44_w1 > 0.0, 1.0, 0.0)
+                _t46_w1 = _sel(-_t44_w1 > 0.0, 1.0, 0.0)
                 _t47_w1 = -_t45_w1 - _t46_w1 + 1.0
                 _t48_w1 = _t17_w1 + _t28_w1
                 _t49_w1 = _t24_w1*((_t23_w1 + _t48_w1)/_t13_w1)
@@ -330,14 +331,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -380,14 +381,14 @@ def _value_block_f32(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -441,9 +442,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _ok = (_a3 >= _f32(2.350988701644575e-38)) & (_a3 <= _f32(4.253529586511731e+37))
         _inv0 = _f32(1.0)/_t13
         _t2 = px1 - tx1
-        _t3 = _f32(1.0) if -_t2 > _f32(0.0) else _f32(0.0)
+        _t3 = _sel(-_t2 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t14 = _t0*_inv0
-        _t15 = _f32(1.0) if _t2 > _f32(0.0) else _f32(0.0)
+        _t15 = _sel(_t2 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s4 = px1 - tx1
         _s5 = tx2 - px2
         _t16 = min(_t6, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
@@ -458,7 +459,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t21 = min(_t4, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
         _t22 = _t1*_t21 + eps
         _t23 = _t0 + _t22
-        _t24 = _t12*(_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))
+        _t24 = _t12*_sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t25 = _t24*((_t20 + _t23)*_inv0)
         _t26 = -_t15 - _t3 + _f32(1.0)
         _s10 = py2 - ty2
@@ -468,21 +469,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t29 = _f32(0.5)*_t24
         _t30 = _t29*((_t20 + _t22 - _t28)*_inv0)
         _t31 = py1 - ty1
-        _t32 = _f32(1.0) if -_t31 > _f32(0.0) else _f32(0.0)
-        _t33 = _f32(1.0) if _t31 > _f32(0.0) else _f32(0.0)
+        _t32 = _sel(-_t31 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t33 = _sel(_t31 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t34 = _t20 + _t27*_t4 + eps
-        _t35 = _t10*(_f32(1.0) if _t11 > _f32(0.0) else _f32(0.0))
+        _t35 = _t10*_sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t36 = _t35*((_t0 + _t34)*_inv0)
         _t37 = -_t32 - _t33 + _f32(1.0)
         _t38 = _f32(0.5)*_t35
         _t39 = _t38*((-_t12*_t21 + _t34)*_inv0)
         _t40 = _t5 + px2
-        _t41 = _f32(1.0) if _t40 > _f32(0.0) else _f32(0.0)
-        _t42 = _f32(1.0) if -_t40 > _f32(0.0) else _f32(0.0)
+        _t41 = _sel(_t40 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t42 = _sel(-_t40 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t43 = -_t41 - _t42 + _f32(1.0)
         _t44 = _t7 + py2
-        _t45 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
-        _t46 = _f32(1.0) if -_t44 > _f32(0.0) else _f32(0.0)
+        _t45 = _sel(_t44 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t46 = _sel(-_t44 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t47 = -_t45 - _t46 + _f32(1.0)
         _t48 = _t17 + _t28
         _t49 = _t24*((_t23 + _t48)*_inv0)
@@ -538,9 +539,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             if _ok_w1:
                 _inv0_w1 = _f32(1.0)/_t13_w1
                 _t2_w2 = px1_w1 - tx1_w1
-                _t3_w2 = _f32(1.0) if -_t2_w2 > _f32(0.0) else _f32(0.0)
+                _t3_w2 = _sel(-_t2_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t14_w2 = _t0_w1*_inv0_w1
-                _t15_w2 = _f32(1.0) if _t2_w2 > _f32(0.0) else _f32(0.0)
+                _t15_w2 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _s4_w1 = px1_w1 - tx1_w1
                 _s5_w1 = tx2_w1 - px2_w1
                 _t16_w2 = min(_t6_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -555,7 +556,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w2 = min(_t4_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
                 _t22_w2 = _t1_w1*_t21_w2 + eps
                 _t23_w2 = _t0_w1 + _t22_w2
-                _t24_w2 = _t12_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0))
+                _t24_w2 = _t12_w1*_sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t25_w2 = _t24_w2*((_t20_w2 + _t23_w2)*_inv0_w1)
                 _t26_w2 = -_t15_w2 - _t3_w2 + _f32(1.0)
                 _s10_w1 = py2_w1 - ty2_w1
@@ -565,21 +566,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t29_w2 = _f32(0.5)*_t24_w2
                 _t30_w2 = _t29_w2*((_t20_w2 + _t22_w2 - _t28_w2)*_inv0_w1)
                 _t31_w2 = py1_w1 - ty1_w1
-                _t32_w2 = _f32(1.0) if -_t31_w2 > _f32(0.0) else _f32(0.0)
-                _t33_w2 = _f32(1.0) if _t31_w2 > _f32(0.0) else _f32(0.0)
+                _t32_w2 = _sel(-_t31_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t33_w2 = _sel(_t31_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t34_w2 = _t20_w2 + _t27_w2*_t4_w1 + eps
-                _t35_w2 = _t10_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))
+                _t35_w2 = _t10_w1*_sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t36_w2 = _t35_w2*((_t0_w1 + _t34_w2)*_inv0_w1)
                 _t37_w2 = -_t32_w2 - _t33_w2 + _f32(1.0)
                 _t38_w2 = _f32(0.5)*_t35_w2
                 _t39_w2 = _t38_w2*((-_t12_w1*_t21_w2 + _t34_w2)*_inv0_w1)
                 _t40_w2 = _t5_w1 + px2_w1
-                _t41_w2 = _f32(1.0) if _t40_w2 > _f32(0.0) else _f32(0.0)
-                _t42_w2 = _f32(1.0) if -_t40_w2 > _f32(0.0) else _f32(0.0)
+                _t41_w2 = _sel(_t40_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t42_w2 = _sel(-_t40_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t43_w2 = -_t41_w2 - _t42_w2 + _f32(1.0)
                 _t44_w2 = _t7_w1 + py2_w1
-                _t45_w2 = _f32(1.0) if _t44_w2 > _f32(0.0) else _f32(0.0)
-                _t46_w2 = _f32(1.0) if -_t44_w2 > _f32(0.0) else _f32(0.0)
+                _t45_w2 = _sel(_t44_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t46_w2 = _sel(-_t44_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t47_w2 = -_t45_w2 - _t46_w2 + _f32(1.0)
                 _t48_w2 = _t17_w2 + _t28_w2
                 _t49_w2 = _t24_w2*((_t23_w2 + _t48_w2)*_inv0_w1)
@@ -597,9 +598,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = (-_t14_w2*_t46_w2*_t6_w1 + _t45_w2*_t52_w2 + _t47_w2*_t53_w2)*_inv0_w1
             else:
                 _t2_w1 = px1_w1 - tx1_w1
-                _t3_w1 = _f32(1.0) if -_t2_w1 > _f32(0.0) else _f32(0.0)
+                _t3_w1 = _sel(-_t2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t14_w1 = _t0_w1/_t13_w1
-                _t15_w1 = _f32(1.0) if _t2_w1 > _f32(0.0) else _f32(0.0)
+                _t15_w1 = _sel(_t2_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _s12 = px1_w1 - tx1_w1
                 _s13 = tx2_w1 - px2_w1
                 _t16_w1 = min(_t6_w1, max(_s12, _s12 - _s12) + max(_s13, _s13 - _s13))
@@ -614,7 +615,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t21_w1 = min(_t4_w1, max(_s16, _s16 - _s16) + max(_s17, _s17 - _s17))
                 _t22_w1 = _t1_w1*_t21_w1 + eps
                 _t23_w1 = _t0_w1 + _t22_w1
-                _t24_w1 = _t12_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0))
+                _t24_w1 = _t12_w1*_sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t25_w1 = _t24_w1*((_t20_w1 + _t23_w1)/_t13_w1)
                 _t26_w1 = -_t15_w1 - _t3_w1 + _f32(1.0)
                 _s18 = py2_w1 - ty2_w1
@@ -624,21 +625,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t29_w1 = _f32(0.5)*_t24_w1
                 _t30_w1 = _t29_w1*((_t20_w1 + _t22_w1 - _t28_w1)/_t13_w1)
                 _t31_w1 = py1_w1 - ty1_w1
-                _t32_w1 = _f32(1.0) if -_t31_w1 > _f32(0.0) else _f32(0.0)
-                _t33_w1 = _f32(1.0) if _t31_w1 > _f32(0.0) else _f32(0.0)
+                _t32_w1 = _sel(-_t31_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t33_w1 = _sel(_t31_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t34_w1 = _t20_w1 + _t27_w1*_t4_w1 + eps
-                _t35_w1 = _t10_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0))
+                _t35_w1 = _t10_w1*_sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t36_w1 = _t35_w1*((_t0_w1 + _t34_w1)/_t13_w1)
                 _t37_w1 = -_t32_w1 - _t33_w1 + _f32(1.0)
                 _t38_w1 = _f32(0.5)*_t35_w1
                 _t39_w1 = _t38_w1*((-_t12_w1*_t21_w1 + _t34_w1)/_t13_w1)
                 _t40_w1 = _t5_w1 + px2_w1
-                _t41_w1 = _f32(1.0) if _t40_w1 > _f32(0.0) else _f32(0.0)
-                _t42_w1 = _f32(1.0) if -_t40_w1 > _f32(0.0) else _f32(0.0)
+                _t41_w1 = _sel(_t40_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t42_w1 = _sel(-_t40_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t43_w1 = -_t41_w1 - _t42_w1 + _f32(1.0)
                 _t44_w1 = _t7_w1 + py2_w1
-                _t45_w1 = _f32(1.0) if _t44_w1 > _f32(0.0) else _f32(0.0)
-                _t46_w1 = _f32(1.0) if -_t44_w1 > _f32(0.0) else _f32(0.0)
+                _t45_w1 = _sel(_t44_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t46_w1 = _sel(-_t44_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t47_w1 = -_t45_w1 - _t46_w1 + _f32(1.0)
                 _t48_w1 = _t17_w1 + _t28_w1
                 _t49_w1 = _t24_w1*((_t23_w1 + _t48_w1)/_t13_w1)
@@ -670,14 +671,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

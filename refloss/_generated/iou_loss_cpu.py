@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -54,14 +55,14 @@ def _value_block_f64(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -125,9 +126,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _ok = (_a14 >= 4.450147717014403e-308) & (_a14 <= 2.247116418577895e+307)
         _inv0 = 1.0/_t12
         _t4 = px1 - tx1
-        _t5 = 1.0 if -_t4 > 0.0 else 0.0
+        _t5 = _sel(-_t4 > 0.0, 1.0, 0.0)
         _t13 = _t8*_inv0
-        _t14 = 1.0 if _t4 > 0.0 else 0.0
+        _t14 = _sel(_t4 > 0.0, 1.0, 0.0)
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
         _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
@@ -136,7 +137,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
-        _t23 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+        _t23 = _t7*_sel(_s1 > 0.0, 1.0, 0.0)
         _t24 = _t23*((_t19 + _t22)*_inv0)
         _t25 = -_t14 - _t5 + 1.0
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
@@ -144,21 +145,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t28 = 0.5*_t23
         _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
         _t30 = py1 - ty1
-        _t31 = 1.0 if -_t30 > 0.0 else 0.0
-        _t32 = 1.0 if _t30 > 0.0 else 0.0
+        _t31 = _sel(-_t30 > 0.0, 1.0, 0.0)
+        _t32 = _sel(_t30 > 0.0, 1.0, 0.0)
         _t33 = _t19 + _t26*_t9 + eps
-        _t34 = _t2*(1.0 if _t6 > 0.0 else 0.0)
+        _t34 = _t2*_sel(_t6 > 0.0, 1.0, 0.0)
         _t35 = _t34*((_t33 + _t8)*_inv0)
         _t36 = -_t31 - _t32 + 1.0
         _t37 = 0.5*_t34
         _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
         _t39 = _t10 + px2
-        _t40 = 1.0 if _t39 > 0.0 else 0.0
-        _t41 = 1.0 if -_t39 > 0.0 else 0.0
+        _t40 = _sel(_t39 > 0.0, 1.0, 0.0)
+        _t41 = _sel(-_t39 > 0.0, 1.0, 0.0)
         _t42 = -_t40 - _t41 + 1.0
         _t43 = py2 - ty2
-        _t44 = 1.0 if _t43 > 0.0 else 0.0
-        _t45 = 1.0 if -_t43 > 0.0 else 0.0
+        _t44 = _sel(_t43 > 0.0, 1.0, 0.0)
+        _t45 = _sel(-_t43 > 0.0, 1.0, 0.0)
         _t46 = -_t44 - _t45 + 1.0
         _t47 = _t16 + _t27
         _t48 = _t23*((_t22 + _t47)*_inv0)
@@ -224,9 +225,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             if _ok_w1:
                 _inv0_w1 = 1.0/_t12_w1
                 _t4_w2 = px1_w1 - tx1_w1
-                _t5_w2 = 1.0 if -_t4_w2 > 0.0 else 0.0
+                _t5_w2 = _sel(-_t4_w2 > 0.0, 1.0, 0.0)
                 _t13_w2 = _t8_w1*_inv0_w1
-                _t14_w2 = 1.0 if _t4_w2 > 0.0 else 0.0
+                _t14_w2 = _sel(_t4_w2 > 0.0, 1.0, 0.0)
                 _t15_w2 = min(_t11_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t16_w2 = _t1_w1*_t15_w2
                 _t17_w2 = min(_t1_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -235,7 +236,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t20_w2 = min(_t9_w1, max(_s2_w1, _s2_w1 - _s2_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t21_w2 = _t0_w1*_t20_w2 + eps
                 _t22_w2 = _t21_w2 + _t8_w1
-                _t23_w2 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t23_w2 = _t7_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                 _t24_w2 = _t23_w2*((_t19_w2 + _t22_w2)*_inv0_w1)
                 _t25_w2 = -_t14_w2 - _t5_w2 + 1.0
                 _t26_w2 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -243,21 +244,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t28_w2 = 0.5*_t23_w2
                 _t29_w2 = _t28_w2*((_t19_w2 + _t21_w2 - _t27_w2)*_inv0_w1)
                 _t30_w2 = py1_w1 - ty1_w1
-                _t31_w2 = 1.0 if -_t30_w2 > 0.0 else 0.0
-                _t32_w2 = 1.0 if _t30_w2 > 0.0 else 0.0
+                _t31_w2 = _sel(-_t30_w2 > 0.0, 1.0, 0.0)
+                _t32_w2 = _sel(_t30_w2 > 0.0, 1.0, 0.0)
                 _t33_w2 = _t19_w2 + _t26_w2*_t9_w1 + eps
-                _t34_w2 = _t2_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                _t34_w2 = _t2_w1*_sel(_t6_w1 > 0.0, 1.0, 0.0)
                 _t35_w2 = _t34_w2*((_t33_w2 + _t8_w1)*_inv0_w1)
                 _t36_w2 = -_t31_w2 - _t32_w2 + 1.0
                 _t37_w2 = 0.5*_t34_w2
                 _t38_w2 = _t37_w2*((-_t20_w2*_t7_w1 + _t33_w2)*_inv0_w1)
                 _t39_w2 = _t10_w1 + px2_w1
-                _t40_w2 = 1.0 if _t39_w2 > 0.0 else 0.0
-                _t41_w2 = 1.0 if -_t39_w2 > 0.0 else 0.0
+                _t40_w2 = _sel(_t39_w2 > 0.0, 1.0, 0.0)
+                _t41_w2 = _sel(-_t39_w2 > 0.0, 1.0, 0.0)
                 _t42_w2 = -_t40_w2 - _t41_w2 + 1.0
                 _t43_w2 = py2_w1 - ty2_w1
-                _t44_w2 = 1.0 if _t43_w2 > 0.0 else 0.0
-                _t45_w2 = 1.0 if -_t43_w2 > 0.0 else 0.0
+                _t44_w2 = _sel(_t43_w2 > 0.0, 1.0, 0.0)
+                _t45_w2 = _sel(-_t43_w2 > 0.0, 1.0, 0.0)
                 _t46_w2 = -_t44_w2 - _t45_w2 + 1.0
                 _t47_w2 = _t16_w2 + _t27_w2
                 _t48_w2 = _t23_w2*((_t22_w2 + _t47_w2)*_inv0_w1)
@@ -275,9 +276,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = -((-_t11_w1*_t13_w2*_t45_w2 + _t44_w2*_t51_w2 + _t46_w2*_t52_w2)*_inv0_w1)
             else:
                 _t4_w1 = px1_w1 - tx1_w1
-                _t5_w1 = 1.0 if -_t4_w1 > 0.0 else 0.0
+                _t5_w1 = _sel(-_t4_w1 > 0.0, 1.0, 0.0)
                 _t13_w1 = _t8_w1/_t12_w1
-                _t14_w1 = 1.0 if _t4_w1 > 0.0 else 0.0
+                _t14_w1 = _sel(_t4_w1 > 0.0, 1.0, 0.0)
                 _t15_w1 = min(_t11_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t16_w1 = _t1_w1*_t15_w1
                 _t17_w1 = min(_t1_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -286,7 +287,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t20_w1 = min(_t9_w1, max(_s2_w1, _s2_w1 - _s2_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t21_w1 = _t0_w1*_t20_w1 + eps
                 _t22_w1 = _t21_w1 + _t8_w1
-                _t23_w1 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t23_w1 = _t7_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                 _t24_w1 = _t23_w1*((_t19_w1 + _t22_w1)/_t12_w1)
                 _t25_w1 = -_t14_w1 - _t5_w1 + 1.0
                 _t26_w1 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -294,21 +295,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t28_w1 = 0.5*_t23_w1
                 _t29_w1 = _t28_w1*((_t19_w1 + _t21_w1 - _t27_w1)/_t12_w1)
                 _t30_w1 = py1_w1 - ty1_w1
-                _t31_w1 = 1.0 if -_t30_w1 > 0.0 else 0.0
-                _t32_w1 = 1.0 if _t30_w1 > 0.0 else 0.0
+                _t31_w1 = _sel(-_t30_w1 > 0.0, 1.0, 0.0)
+                _t32_w1 = _sel(_t30_w1 > 0.0, 1.0, 0.0)
                 _t33_w1 = _t19_w1 + _t26_w1*_t9_w1 + eps
-                _t34_w1 = _t2_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                _t34_w1 = _t2_w1*_sel(_t6_w1 > 0.0, 1.0, 0.0)
                 _t35_w1 = _t34_w1*((_t33_w1 + _t8_w1)/_t12_w1)
                 _t36_w1 = -_t31_w1 - _t32_w1 + 1.0
                 _t37_w1 = 0.5*_t34_w1
                 _t38_w1 = _t37_w1*((-_t20_w1*_t7_w1 + _t33_w1)/_t12_w1)
                 _t39_w1 = _t10_w1 + px2_w1
-                _t40_w1 = 1.0 if _t39_w1 > 0.0 else 0.0
-                _t41_w1 = 1.0 if -_t39_w1 > 0.0 else 0.0
+                _t40_w1 = _sel(_t39_w1 > 0.0, 1.0, 0.0)
+                _t41_w1 = _sel(-_t39_w1 > 0.0, 1.0, 0.0)
                 _t42_w1 = -_t40_w1 - _t41_w1 + 1.0
                 _t43_w1 = py2_w1 - ty2_w1
-                _t44_w1 = 1.0 if _t43_w1 > 0.0 else 0.0
-                _t45_w1 = 1.0 if -_t43_w1 > 0.0 else 0.0
+                _t44_w1 = _sel(_t43_w1 > 0.0, 1.0, 0.0)
+                _t45_w1 = _sel(-_t43_w1 > 0.0, 1.0, 0.0)
                 _t46_w1 = -_t44_w1 - _t45_w1 + 1.0
                 _t47_w1 = _t16_w1 + _t27_w1
                 _t48_w1 = _t23_w1*((_t22_w1 + _t47_w1)/_t12_w1)
@@ -340,14 +341,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -404,14 +405,14 @@ def _value_block_f32(_pred, _target, _out, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -475,9 +476,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _ok = (_a14 >= _f32(2.350988701644575e-38)) & (_a14 <= _f32(4.253529586511731e+37))
         _inv0 = _f32(1.0)/_t12
         _t4 = px1 - tx1
-        _t5 = _f32(1.0) if -_t4 > _f32(0.0) else _f32(0.0)
+        _t5 = _sel(-_t4 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t13 = _t8*_inv0
-        _t14 = _f32(1.0) if _t4 > _f32(0.0) else _f32(0.0)
+        _t14 = _sel(_t4 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t15 = min(_t11, max(_s4, _s4 - _s4) + max(_s5, _s5 - _s5))
         _t16 = _t1*_t15
         _t17 = min(_t1, max(_s8, _s8 - _s8) + max(_s9, _s9 - _s9))
@@ -486,7 +487,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t20 = min(_t9, max(_s2, _s2 - _s2) + max(_s3, _s3 - _s3))
         _t21 = _t0*_t20 + eps
         _t22 = _t21 + _t8
-        _t23 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t23 = _t7*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t24 = _t23*((_t19 + _t22)*_inv0)
         _t25 = -_t14 - _t5 + _f32(1.0)
         _t26 = min(_t0, max(_s6, _s6 - _s6) + max(_s7, _s7 - _s7))
@@ -494,21 +495,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t28 = _f32(0.5)*_t23
         _t29 = _t28*((_t19 + _t21 - _t27)*_inv0)
         _t30 = py1 - ty1
-        _t31 = _f32(1.0) if -_t30 > _f32(0.0) else _f32(0.0)
-        _t32 = _f32(1.0) if _t30 > _f32(0.0) else _f32(0.0)
+        _t31 = _sel(-_t30 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t32 = _sel(_t30 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t33 = _t19 + _t26*_t9 + eps
-        _t34 = _t2*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+        _t34 = _t2*_sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t35 = _t34*((_t33 + _t8)*_inv0)
         _t36 = -_t31 - _t32 + _f32(1.0)
         _t37 = _f32(0.5)*_t34
         _t38 = _t37*((-_t20*_t7 + _t33)*_inv0)
         _t39 = _t10 + px2
-        _t40 = _f32(1.0) if _t39 > _f32(0.0) else _f32(0.0)
-        _t41 = _f32(1.0) if -_t39 > _f32(0.0) else _f32(0.0)
+        _t40 = _sel(_t39 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t41 = _sel(-_t39 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t42 = -_t40 - _t41 + _f32(1.0)
         _t43 = py2 - ty2
-        _t44 = _f32(1.0) if _t43 > _f32(0.0) else _f32(0.0)
-        _t45 = _f32(1.0) if -_t43 > _f32(0.0) else _f32(0.0)
+        _t44 = _sel(_t43 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t45 = _sel(-_t43 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t46 = -_t44 - _t45 + _f32(1.0)
         _t47 = _t16 + _t27
         _t48 = _t23*((_t22 + _t47)*_inv0)
@@ -574,9 +575,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             if _ok_w1:
                 _inv0_w1 = _f32(1.0)/_t12_w1
                 _t4_w2 = px1_w1 - tx1_w1
-                _t5_w2 = _f32(1.0) if -_t4_w2 > _f32(0.0) else _f32(0.0)
+                _t5_w2 = _sel(-_t4_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t13_w2 = _t8_w1*_inv0_w1
-                _t14_w2 = _f32(1.0) if _t4_w2 > _f32(0.0) else _f32(0.0)
+                _t14_w2 = _sel(_t4_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t15_w2 = min(_t11_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t16_w2 = _t1_w1*_t15_w2
                 _t17_w2 = min(_t1_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -585,7 +586,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t20_w2 = min(_t9_w1, max(_s2_w1, _s2_w1 - _s2_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t21_w2 = _t0_w1*_t20_w2 + eps
                 _t22_w2 = _t21_w2 + _t8_w1
-                _t23_w2 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t23_w2 = _t7_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t24_w2 = _t23_w2*((_t19_w2 + _t22_w2)*_inv0_w1)
                 _t25_w2 = -_t14_w2 - _t5_w2 + _f32(1.0)
                 _t26_w2 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -593,21 +594,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t28_w2 = _f32(0.5)*_t23_w2
                 _t29_w2 = _t28_w2*((_t19_w2 + _t21_w2 - _t27_w2)*_inv0_w1)
                 _t30_w2 = py1_w1 - ty1_w1
-                _t31_w2 = _f32(1.0) if -_t30_w2 > _f32(0.0) else _f32(0.0)
-                _t32_w2 = _f32(1.0) if _t30_w2 > _f32(0.0) else _f32(0.0)
+                _t31_w2 = _sel(-_t30_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t32_w2 = _sel(_t30_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t33_w2 = _t19_w2 + _t26_w2*_t9_w1 + eps
-                _t34_w2 = _t2_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                _t34_w2 = _t2_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t35_w2 = _t34_w2*((_t33_w2 + _t8_w1)*_inv0_w1)
                 _t36_w2 = -_t31_w2 - _t32_w2 + _f32(1.0)
                 _t37_w2 = _f32(0.5)*_t34_w2
                 _t38_w2 = _t37_w2*((-_t20_w2*_t7_w1 + _t33_w2)*_inv0_w1)
                 _t39_w2 = _t10_w1 + px2_w1
-                _t40_w2 = _f32(1.0) if _t39_w2 > _f32(0.0) else _f32(0.0)
-                _t41_w2 = _f32(1.0) if -_t39_w2 > _f32(0.0) else _f32(0.0)
+                _t40_w2 = _sel(_t39_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t41_w2 = _sel(-_t39_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t42_w2 = -_t40_w2 - _t41_w2 + _f32(1.0)
                 _t43_w2 = py2_w1 - ty2_w1
-                _t44_w2 = _f32(1.0) if _t43_w2 > _f32(0.0) else _f32(0.0)
-                _t45_w2 = _f32(1.0) if -_t43_w2 > _f32(0.0) else _f32(0.0)
+                _t44_w2 = _sel(_t43_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t45_w2 = _sel(-_t43_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t46_w2 = -_t44_w2 - _t45_w2 + _f32(1.0)
                 _t47_w2 = _t16_w2 + _t27_w2
                 _t48_w2 = _t23_w2*((_t22_w2 + _t47_w2)*_inv0_w1)
@@ -625,9 +626,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_ty2_w1 = -((-_t11_w1*_t13_w2*_t45_w2 + _t44_w2*_t51_w2 + _t46_w2*_t52_w2)*_inv0_w1)
             else:
                 _t4_w1 = px1_w1 - tx1_w1
-                _t5_w1 = _f32(1.0) if -_t4_w1 > _f32(0.0) else _f32(0.0)
+                _t5_w1 = _sel(-_t4_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t13_w1 = _t8_w1/_t12_w1
-                _t14_w1 = _f32(1.0) if _t4_w1 > _f32(0.0) else _f32(0.0)
+                _t14_w1 = _sel(_t4_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t15_w1 = min(_t11_w1, max(_s4_w1, _s4_w1 - _s4_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
                 _t16_w1 = _t1_w1*_t15_w1
                 _t17_w1 = min(_t1_w1, max(_s8_w1, _s8_w1 - _s8_w1) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -636,7 +637,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t20_w1 = min(_t9_w1, max(_s2_w1, _s2_w1 - _s2_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t21_w1 = _t0_w1*_t20_w1 + eps
                 _t22_w1 = _t21_w1 + _t8_w1
-                _t23_w1 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t23_w1 = _t7_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t24_w1 = _t23_w1*((_t19_w1 + _t22_w1)/_t12_w1)
                 _t25_w1 = -_t14_w1 - _t5_w1 + _f32(1.0)
                 _t26_w1 = min(_t0_w1, max(_s6_w1, _s6_w1 - _s6_w1) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -644,21 +645,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t28_w1 = _f32(0.5)*_t23_w1
                 _t29_w1 = _t28_w1*((_t19_w1 + _t21_w1 - _t27_w1)/_t12_w1)
                 _t30_w1 = py1_w1 - ty1_w1
-                _t31_w1 = _f32(1.0) if -_t30_w1 > _f32(0.0) else _f32(0.0)
-                _t32_w1 = _f32(1.0) if _t30_w1 > _f32(0.0) else _f32(0.0)
+                _t31_w1 = _sel(-_t30_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t32_w1 = _sel(_t30_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t33_w1 = _t19_w1 + _t26_w1*_t9_w1 + eps
-                _t34_w1 = _t2_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                _t34_w1 = _t2_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t35_w1 = _t34_w1*((_t33_w1 + _t8_w1)/_t12_w1)
                 _t36_w1 = -_t31_w1 - _t32_w1 + _f32(1.0)
                 _t37_w1 = _f32(0.5)*_t34_w1
                 _t38_w1 = _t37_w1*((-_t20_w1*_t7_w1 + _t33_w1)/_t12_w1)
                 _t39_w1 = _t10_w1 + px2_w1
-                _t40_w1 = _f32(1.0) if _t39_w1 > _f32(0.0) else _f32(0.0)
-                _t41_w1 = _f32(1.0) if -_t39_w1 > _f32(0.0) else _f32(0.0)
+                _t40_w1 = _sel(_t39_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t41_w1 = _sel(-_t39_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t42_w1 = -_t40_w1 - _t41_w1 + _f32(1.0)
                 _t43_w1 = py2_w1 - ty2_w1
-                _t44_w1 = _f32(1.0) if _t43_w1 > _f32(0.0) else _f32(0.0)
-                _t45_w1 = _f32(1.0) if -_t43_w1 > _f32(0.0) else _f32(0.0)
+                _t44_w1 = _sel(_t43_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t45_w1 = _sel(-_t43_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t46_w1 = -_t44_w1 - _t45_w1 + _f32(1.0)
                 _t47_w1 = _t16_w1 + _t27_w1
                 _t48_w1 = _t23_w1*((_t22_w1 + _t47_w1)/_t12_w1)
@@ -690,14 +691,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

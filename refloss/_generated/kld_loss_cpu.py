@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -58,9 +59,9 @@ def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
         _s21 = ((ty - py))/ph
         _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
         _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
-        _s24 = 0.5*_s13*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s25 = 0.5*_s19*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
-        _s26 = 2.0*_s4*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s24 = 0.5*_s13*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s25 = 0.5*_s19*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s26 = 2.0*_s4*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
         _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
         _s28 = ((px - tx))/tw
         _s29 = ((py - ty))/tw
@@ -84,11 +85,11 @@ def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
         _s47 = ((py - ty))/th
         _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
         _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
-        _s50 = 0.5*_s39*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s51 = 0.5*_s45*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
-        _s52 = 2.0*_s30*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*(1.0 if th - tw > 0.0 else 0.0))*(1.0 - reverse)
-        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*(1.0 if ph - pw > 0.0 else 0.0)) + _s53
+        _s50 = 0.5*_s39*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s51 = 0.5*_s45*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s52 = 2.0*_s30*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*_sel(th - tw > 0.0, 1.0, 0.0))*(1.0 - reverse)
+        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*_sel(ph - pw > 0.0, 1.0, 0.0)) + _s53
         if (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
             value = 1.0
         elif (fun == 0.0):  # f = log1p
@@ -102,7 +103,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -110,7 +111,7 @@ def _value_block_f64(_pred, _target, _out, fun, tau, reverse):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
                 | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
-                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w1 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -170,9 +171,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s21 = ((ty - py))/ph
         _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
         _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
-        _s24 = 0.5*_s13*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s25 = 0.5*_s19*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
-        _s26 = 2.0*_s4*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s24 = 0.5*_s13*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s25 = 0.5*_s19*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s26 = 2.0*_s4*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
         _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
         _s28 = ((px - tx))/tw
         _s29 = ((py - ty))/tw
@@ -196,11 +197,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s47 = ((py - ty))/th
         _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
         _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
-        _s50 = 0.5*_s39*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s51 = 0.5*_s45*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
-        _s52 = 2.0*_s30*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*(1.0 if th - tw > 0.0 else 0.0))*(1.0 - reverse)
-        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*(1.0 if ph - pw > 0.0 else 0.0)) + _s53
+        _s50 = 0.5*_s39*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s51 = 0.5*_s45*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s52 = 2.0*_s30*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+        _s53 = (_s52 + _s50 + _s51 + 2.0*_s49*_sel(th - tw > 0.0, 1.0, 0.0))*(1.0 - reverse)
+        d_kl = reverse*(_s26 + _s24 + _s25 + 2.0*_s23*_sel(ph - pw > 0.0, 1.0, 0.0)) + _s53
         if (ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
             value = 1.0
             d_px = math.nan
@@ -232,7 +233,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t17 = _t12*_t16
             _t18 = _t17*_t7
             _t19 = _t18*_t5 + _t3*_t4
-            _t20 = 1.0 if _t10 > 0.0 else 0.0
+            _t20 = _sel(_t10 > 0.0, 1.0, 0.0)
             _t21 = 2.0*_t20
             _t22 = _t2/pw
             _t23 = -_t10
@@ -262,7 +263,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t51 = _t46*_t50
             _t52 = _t40*_t51
             _t53 = _t36*_t37 + _t38*_t52
-            _t54 = 1.0 if _t44 > 0.0 else 0.0
+            _t54 = _sel(_t44 > 0.0, 1.0, 0.0)
             _t55 = 2.0*_t54
             _t56 = _t35/tw
             _t57 = -_t44
@@ -296,7 +297,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t84 = _t41*_t81
             _t85 = _t57*_t84
             _t86 = _t83*_t85
-            _t87 = 1.0 if _t23*_t57 > 0.0 else 0.0
+            _t87 = _sel(_t23*_t57 > 0.0, 1.0, 0.0)
             _t88 = 0.5*_t87
             _t89 = _t75*_t76
             _t90 = _t77 - _t89
@@ -447,7 +448,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16_w1 = _t11_w1*(_t12_w1*_t15_w1)
             _t17_w1 = _t16_w1*_t7_w1
             _t18_w1 = _t17_w1*_t5_w1 + _t3_w1*_t4_w1
-            _t19_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
+            _t19_w1 = _sel(_t14_w1 > 0.0, 1.0, 0.0)
             _t20_w1 = 2.0*_t19_w1
             _t21_w1 = _t2_w1/pw
             _t22_w1 = -_t14_w1
@@ -476,7 +477,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t49_w1 = _t43_w1*(_t44_w1*_t48_w1)
             _t50_w1 = _t39*_t49_w1
             _t51_w1 = _t35_w1*_t36_w1 + _t37_w1*_t50_w1
-            _t52_w1 = 1.0 if _t47_w1 > 0.0 else 0.0
+            _t52_w1 = _sel(_t47_w1 > 0.0, 1.0, 0.0)
             _t53_w1 = 2.0*_t52_w1
             _t54_w1 = _t34/tw
             _t55_w1 = -_t34*_t40_w1 + _t37_w1*_t41_w1
@@ -520,7 +521,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w1 = _t44_w1*_t88_w1
             _t92_w1 = _t57_w1*_t91_w1
             _t93_w1 = _t92_w1*(_t89_w1 + _t90_w1)
-            _t94_w1 = 1.0 if _t22_w1*_t57_w1 > 0.0 else 0.0
+            _t94_w1 = _sel(_t22_w1*_t57_w1 > 0.0, 1.0, 0.0)
             _t95_w1 = 0.5*_t94_w1
             _t96_w1 = pw + th
             _t97_w1 = _t96_w1/th
@@ -643,7 +644,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -651,7 +652,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
                 | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
-                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w3 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -713,9 +714,9 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
         _s21 = ((ty - py))/ph
         _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
         _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
-        _s24 = _f32(0.5)*_s13*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s25 = _f32(0.5)*_s19*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s26 = _f32(2.0)*_s4*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s24 = _f32(0.5)*_s13*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s25 = _f32(0.5)*_s19*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s26 = _f32(2.0)*_s4*(_f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
         _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
         _s28 = ((px - tx))/tw
         _s29 = ((py - ty))/tw
@@ -739,11 +740,11 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
         _s47 = ((py - ty))/th
         _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
         _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
-        _s50 = _f32(0.5)*_s39*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s51 = _f32(2.0)*_s30*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
-        _s52 = _f32(0.5)*_s45*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
-        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s50 = _f32(0.5)*_s39*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s51 = _f32(2.0)*_s30*(_f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s52 = _f32(0.5)*_s45*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*_sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*_sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
         d_kl = _s54 + _s53*(_f32(1.0) - reverse)
         if (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
             value = _f32(1.0)
@@ -758,7 +759,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -766,7 +767,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -826,9 +827,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s21 = ((ty - py))/ph
         _s22 = (math.sin(pa)*((ty - py)) + math.cos(pa)*((tx - px)))/pw
         _s23 = (_s20*_s20) + (_s21*_s21) + (_s22*_s22)*((ph - pw)*(ph + pw)/(ph*ph))
-        _s24 = _f32(0.5)*_s13*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s25 = _f32(0.5)*_s19*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s26 = _f32(2.0)*_s4*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s24 = _f32(0.5)*_s13*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s25 = _f32(0.5)*_s19*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s26 = _f32(2.0)*_s4*(_f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
         _s27 = (-math.sin(ta)*((px - tx)) + math.cos(ta)*((py - ty)))/th
         _s28 = ((px - tx))/tw
         _s29 = ((py - ty))/tw
@@ -852,11 +853,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s47 = ((py - ty))/th
         _s48 = (math.sin(ta)*((py - ty)) + math.cos(ta)*((px - tx)))/tw
         _s49 = (_s46*_s46) + (_s47*_s47) + (_s48*_s48)*((th - tw)*(th + tw)/(th*th))
-        _s50 = _f32(0.5)*_s39*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s51 = _f32(2.0)*_s30*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
-        _s52 = _f32(0.5)*_s45*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
-        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
+        _s50 = _f32(0.5)*_s39*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s51 = _f32(2.0)*_s30*(_f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s52 = _f32(0.5)*_s45*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s53 = _s51 + _s50 + _s52 + _f32(2.0)*_s49*_sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s54 = reverse*(_s26 + _s24 + _s25 + _f32(2.0)*_s23*_sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
         d_kl = _s54 + _s53*(_f32(1.0) - reverse)
         if (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box (w h = 0): D = inf, L = 1, gradient NaN
             value = _f32(1.0)
@@ -889,7 +890,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t17 = _t12*_t16
             _t18 = _t17*_t7
             _t19 = _t18*_t5 + _t3*_t4
-            _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+            _t20 = _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t21 = _f32(2.0)*_t20
             _t22 = _t2/pw
             _t23 = -_t10
@@ -919,7 +920,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t51 = _t46*_t50
             _t52 = _t40*_t51
             _t53 = _t36*_t37 + _t38*_t52
-            _t54 = _f32(1.0) if _t44 > _f32(0.0) else _f32(0.0)
+            _t54 = _sel(_t44 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t55 = _f32(2.0)*_t54
             _t56 = _t35/tw
             _t57 = -_t44
@@ -953,7 +954,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t84 = _t41*_t81
             _t85 = _t57*_t84
             _t86 = _t83*_t85
-            _t87 = _f32(1.0) if _t23*_t57 > _f32(0.0) else _f32(0.0)
+            _t87 = _sel(_t23*_t57 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t88 = _f32(0.5)*_t87
             _t89 = _t75*_t76
             _t90 = _t77 - _t89
@@ -1104,7 +1105,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16_w1 = _t11_w1*(_t12_w1*_t15_w1)
             _t17_w1 = _t16_w1*_t7_w1
             _t18_w1 = _t17_w1*_t5_w1 + _t3_w1*_t4_w1
-            _t19_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
+            _t19_w1 = _sel(_t14_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t20_w1 = _f32(2.0)*_t19_w1
             _t21_w1 = _t2_w1/pw
             _t22_w1 = -_t14_w1
@@ -1133,7 +1134,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t49_w1 = _t43_w1*(_t44_w1*_t48_w1)
             _t50_w1 = _t39*_t49_w1
             _t51_w1 = _t35_w1*_t36_w1 + _t37_w1*_t50_w1
-            _t52_w1 = _f32(1.0) if _t47_w1 > _f32(0.0) else _f32(0.0)
+            _t52_w1 = _sel(_t47_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t53_w1 = _f32(2.0)*_t52_w1
             _t54_w1 = _t34/tw
             _t55_w1 = -_t34*_t40_w1 + _t37_w1*_t41_w1
@@ -1177,7 +1178,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91_w1 = _t44_w1*_t88_w1
             _t92_w1 = _t57_w1*_t91_w1
             _t93_w1 = _t92_w1*(_t89_w1 + _t90_w1)
-            _t94_w1 = _f32(1.0) if _t22_w1*_t57_w1 > _f32(0.0) else _f32(0.0)
+            _t94_w1 = _sel(_t22_w1*_t57_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t95_w1 = _f32(0.5)*_t94_w1
             _t96_w1 = pw + th
             _t97_w1 = _t96_w1/th
@@ -1300,7 +1301,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -1308,7 +1309,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 

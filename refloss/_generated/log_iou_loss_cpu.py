@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -62,15 +63,15 @@ def _value_block_f64(_pred, _target, _out, eps):
             _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big19 = _lm18 > 1.4142135623730951
             _lh20 = _lm18*0.5
-            _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+            _lf21 = _sel(_big19, _lh20, _lm18) - 1.0
             _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk23 = _le22 + (1.0 if _big19 else 0.0)
-            _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+            _lk23 = _le22 + _sel(_big19, 1.0, 0.0)
+            _lf24 = _sel(_lk23 == 0.0, _a15, _lf21)
             _lc25 = _a15 - (_u16 - 1.0)
             _lc26 = 1.0 - (_u16 - _a15)
-            _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+            _lc27 = _sel(_u16 <= 2.0, _lc25, _lc26)
             _lc28 = _lc27/_u16
-            _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+            _lc29 = _sel(_lk23 == 0.0, 0.0, _lc28)
             _ls30 = _lf24/(2.0 + _lf24)
             _lz31 = _ls30*_ls30
             _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
@@ -84,22 +85,22 @@ def _value_block_f64(_pred, _target, _out, eps):
             _e40 = _e37 + _e38*_x39
             _hf41 = 0.5*(_lf24*_lf24)
             _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
-            _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+            _lo43 = _sel(_a15 != 0.0, _lg42, _a15)
             _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
-            _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
-            _lo46 = (_lo45 if _a15 < math.inf else _a15)
+            _lo45 = _sel(_a15 > -1.0, _lo43, _lo44)
+            _lo46 = _sel(_a15 < math.inf, _lo45, _a15)
             value = _lo46
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -181,15 +182,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big19 = _lm18 > 1.4142135623730951
             _lh20 = _lm18*0.5
-            _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+            _lf21 = _sel(_big19, _lh20, _lm18) - 1.0
             _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk23 = _le22 + (1.0 if _big19 else 0.0)
-            _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+            _lk23 = _le22 + _sel(_big19, 1.0, 0.0)
+            _lf24 = _sel(_lk23 == 0.0, _a15, _lf21)
             _lc25 = _a15 - (_u16 - 1.0)
             _lc26 = 1.0 - (_u16 - _a15)
-            _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+            _lc27 = _sel(_u16 <= 2.0, _lc25, _lc26)
             _lc28 = _lc27/_u16
-            _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+            _lc29 = _sel(_lk23 == 0.0, 0.0, _lc28)
             _ls30 = _lf24/(2.0 + _lf24)
             _lz31 = _ls30*_ls30
             _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
@@ -203,10 +204,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e40 = _e37 + _e38*_x39
             _hf41 = 0.5*(_lf24*_lf24)
             _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
-            _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+            _lo43 = _sel(_a15 != 0.0, _lg42, _a15)
             _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
-            _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
-            _lo46 = (_lo45 if _a15 < math.inf else _a15)
+            _lo45 = _sel(_a15 > -1.0, _lo43, _lo44)
+            _lo46 = _sel(_a15 < math.inf, _lo45, _a15)
             value = _lo46
             _t3 = -px1 + px2
             _t4 = -tx2
@@ -221,8 +222,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
-            _t12 = 1.0 if -_t11 > 0.0 else 0.0
-            _t13 = 1.0 if _t11 > 0.0 else 0.0
+            _t12 = _sel(-_t11 > 0.0, 1.0, 0.0)
+            _t13 = _sel(_t11 > 0.0, 1.0, 0.0)
             _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15 = _t0*_t14
             _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -231,7 +232,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
-            _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+            _t22 = _t7*_sel(_s1 > 0.0, 1.0, 0.0)
             _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + 1.0
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -239,21 +240,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t27 = 0.5*_t22
             _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
-            _t30 = 1.0 if -_t29 > 0.0 else 0.0
-            _t31 = 1.0 if _t29 > 0.0 else 0.0
+            _t30 = _sel(-_t29 > 0.0, 1.0, 0.0)
+            _t31 = _sel(_t29 > 0.0, 1.0, 0.0)
             _t32 = _t18 + _t25*_t3 + eps
-            _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+            _t33 = _t0*_sel(_t6 > 0.0, 1.0, 0.0)
             _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + 1.0
             _t36 = 0.5*_t33
             _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
-            _t39 = 1.0 if _t38 > 0.0 else 0.0
-            _t40 = 1.0 if -_t38 > 0.0 else 0.0
+            _t39 = _sel(_t38 > 0.0, 1.0, 0.0)
+            _t40 = _sel(-_t38 > 0.0, 1.0, 0.0)
             _t41 = -_t39 - _t40 + 1.0
             _t42 = py2 - ty2
-            _t43 = 1.0 if _t42 > 0.0 else 0.0
-            _t44 = 1.0 if -_t42 > 0.0 else 0.0
+            _t43 = _sel(_t42 > 0.0, 1.0, 0.0)
+            _t44 = _sel(-_t42 > 0.0, 1.0, 0.0)
             _t45 = -_t43 - _t44 + 1.0
             _t46 = _t17 + _t26
             _t47 = _t22*((_t21 + _t46)*_inv0)
@@ -336,15 +337,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _lm18_w1 = _i64((_lb17_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
                 _big19_w1 = _lm18_w1 > 1.4142135623730951
                 _lh20_w1 = _lm18_w1*0.5
-                _lf21_w1 = (_lh20_w1 if _big19_w1 else _lm18_w1) - 1.0
+                _lf21_w1 = _sel(_big19_w1, _lh20_w1, _lm18_w1) - 1.0
                 _le22_w1 = _i64(_i64(_lb17_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-                _lk23_w1 = _le22_w1 + (1.0 if _big19_w1 else 0.0)
-                _lf24_w1 = (_a15_w1 if _lk23_w1 == 0.0 else _lf21_w1)
+                _lk23_w1 = _le22_w1 + _sel(_big19_w1, 1.0, 0.0)
+                _lf24_w1 = _sel(_lk23_w1 == 0.0, _a15_w1, _lf21_w1)
                 _lc25_w1 = _a15_w1 - (_u16_w1 - 1.0)
                 _lc26_w1 = 1.0 - (_u16_w1 - _a15_w1)
-                _lc27_w1 = (_lc25_w1 if _u16_w1 <= 2.0 else _lc26_w1)
+                _lc27_w1 = _sel(_u16_w1 <= 2.0, _lc25_w1, _lc26_w1)
                 _lc28_w1 = _lc27_w1/_u16_w1
-                _lc29_w1 = (0.0 if _lk23_w1 == 0.0 else _lc28_w1)
+                _lc29_w1 = _sel(_lk23_w1 == 0.0, 0.0, _lc28_w1)
                 _ls30_w1 = _lf24_w1/(2.0 + _lf24_w1)
                 _lz31_w1 = _ls30_w1*_ls30_w1
                 _e32_w1 = 0.6666666666666666 + 0.4000000000000088*_lz31_w1
@@ -358,10 +359,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e40_w1 = _e37_w1 + _e38_w1*_x39_w1
                 _hf41_w1 = 0.5*(_lf24_w1*_lf24_w1)
                 _lg42_w1 = _lk23_w1*0.6931471805598903 + (_lf24_w1 - (_hf41_w1 - (_ls30_w1*(_hf41_w1 + _lz31_w1*_e40_w1) + (_lk23_w1*5.497923018708371e-14 + _lc29_w1))))
-                _lo43_w1 = (_lg42_w1 if _a15_w1 != 0.0 else _a15_w1)
+                _lo43_w1 = _sel(_a15_w1 != 0.0, _lg42_w1, _a15_w1)
                 _lo44_w1 = (-math.inf if _a15_w1 == -1.0 else math.nan)
-                _lo45_w1 = (_lo43_w1 if _a15_w1 > -1.0 else _lo44_w1)
-                _lo46_w1 = (_lo45_w1 if _a15_w1 < math.inf else _a15_w1)
+                _lo45_w1 = _sel(_a15_w1 > -1.0, _lo43_w1, _lo44_w1)
+                _lo46_w1 = _sel(_a15_w1 < math.inf, _lo45_w1, _a15_w1)
                 value_w3 = _lo46_w1
                 _t3_w1 = -px1_w1 + px2_w1
                 _t4_w1 = -tx2_w1
@@ -377,8 +378,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv0_w1 = 1.0/_t8_w1
                     _inv1_w1 = 1.0/_t9_w1
                     _t11_w2 = px1_w1 - tx1_w1
-                    _t12_w2 = 1.0 if -_t11_w2 > 0.0 else 0.0
-                    _t13_w2 = 1.0 if _t11_w2 > 0.0 else 0.0
+                    _t12_w2 = _sel(-_t11_w2 > 0.0, 1.0, 0.0)
+                    _t13_w2 = _sel(_t11_w2 > 0.0, 1.0, 0.0)
                     _t14_w2 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t15_w2 = _t0_w1*_t14_w2
                     _t16_w2 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
@@ -387,7 +388,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t19_w2 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t20_w2 = _t1_w1*_t19_w2 + eps
                     _t21_w2 = _t20_w2 + inter_w1
-                    _t22_w2 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t22_w2 = _t7_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t23_w2 = _t22_w2*((_t18_w2 + _t21_w2)*_inv0_w1)
                     _t24_w2 = -_t12_w2 - _t13_w2 + 1.0
                     _t25_w2 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -395,21 +396,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w2 = 0.5*_t22_w2
                     _t28_w2 = _t27_w2*((_t18_w2 + _t20_w2 - _t26_w2)*_inv0_w1)
                     _t29_w2 = py1_w1 - ty1_w1
-                    _t30_w2 = 1.0 if -_t29_w2 > 0.0 else 0.0
-                    _t31_w2 = 1.0 if _t29_w2 > 0.0 else 0.0
+                    _t30_w2 = _sel(-_t29_w2 > 0.0, 1.0, 0.0)
+                    _t31_w2 = _sel(_t29_w2 > 0.0, 1.0, 0.0)
                     _t32_w2 = _t18_w2 + _t25_w2*_t3_w1 + eps
-                    _t33_w2 = _t0_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                    _t33_w2 = _t0_w1*_sel(_t6_w1 > 0.0, 1.0, 0.0)
                     _t34_w2 = _t33_w2*((_t32_w2 + inter_w1)*_inv0_w1)
                     _t35_w2 = -_t30_w2 - _t31_w2 + 1.0
                     _t36_w2 = 0.5*_t33_w2
                     _t37_w2 = _t36_w2*((-_t19_w2*_t7_w1 + _t32_w2)*_inv0_w1)
                     _t38_w2 = _t4_w1 + px2_w1
-                    _t39_w2 = 1.0 if _t38_w2 > 0.0 else 0.0
-                    _t40_w2 = 1.0 if -_t38_w2 > 0.0 else 0.0
+                    _t39_w2 = _sel(_t38_w2 > 0.0, 1.0, 0.0)
+                    _t40_w2 = _sel(-_t38_w2 > 0.0, 1.0, 0.0)
                     _t41_w2 = -_t39_w2 - _t40_w2 + 1.0
                     _t42_w2 = py2_w1 - ty2_w1
-                    _t43_w2 = 1.0 if _t42_w2 > 0.0 else 0.0
-                    _t44_w2 = 1.0 if -_t42_w2 > 0.0 else 0.0
+                    _t43_w2 = _sel(_t42_w2 > 0.0, 1.0, 0.0)
+                    _t44_w2 = _sel(-_t42_w2 > 0.0, 1.0, 0.0)
                     _t45_w2 = -_t43_w2 - _t44_w2 + 1.0
                     _t46_w2 = _t17_w2 + _t26_w2
                     _t47_w2 = _t22_w2*((_t21_w2 + _t46_w2)*_inv0_w1)
@@ -427,8 +428,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_ty2_w1 = -_inv1_w1*((_t43_w2*_t50_w2 - _t44_w2*_t5_w1*_t9_w1 + _t45_w2*_t51_w2)*_inv0_w1)
                 else:
                     _t11_w1 = px1_w1 - tx1_w1
-                    _t12_w1 = 1.0 if -_t11_w1 > 0.0 else 0.0
-                    _t13_w1 = 1.0 if _t11_w1 > 0.0 else 0.0
+                    _t12_w1 = _sel(-_t11_w1 > 0.0, 1.0, 0.0)
+                    _t13_w1 = _sel(_t11_w1 > 0.0, 1.0, 0.0)
                     _t14_w1 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t15_w1 = _t0_w1*_t14_w1
                     _t16_w1 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
@@ -437,7 +438,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t19_w1 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t20_w1 = _t1_w1*_t19_w1 + eps
                     _t21_w1 = _t20_w1 + inter_w1
-                    _t22_w1 = _t7_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                    _t22_w1 = _t7_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                     _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8_w1)
                     _t24_w1 = -_t12_w1 - _t13_w1 + 1.0
                     _t25_w1 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -445,21 +446,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w1 = 0.5*_t22_w1
                     _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8_w1)
                     _t29_w1 = py1_w1 - ty1_w1
-                    _t30_w1 = 1.0 if -_t29_w1 > 0.0 else 0.0
-                    _t31_w1 = 1.0 if _t29_w1 > 0.0 else 0.0
+                    _t30_w1 = _sel(-_t29_w1 > 0.0, 1.0, 0.0)
+                    _t31_w1 = _sel(_t29_w1 > 0.0, 1.0, 0.0)
                     _t32_w1 = _t18_w1 + _t25_w1*_t3_w1 + eps
-                    _t33_w1 = _t0_w1*(1.0 if _t6_w1 > 0.0 else 0.0)
+                    _t33_w1 = _t0_w1*_sel(_t6_w1 > 0.0, 1.0, 0.0)
                     _t34_w1 = _t33_w1*((_t32_w1 + inter_w1)/_t8_w1)
                     _t35_w1 = -_t30_w1 - _t31_w1 + 1.0
                     _t36_w1 = 0.5*_t33_w1
                     _t37_w1 = _t36_w1*((-_t19_w1*_t7_w1 + _t32_w1)/_t8_w1)
                     _t38_w1 = _t4_w1 + px2_w1
-                    _t39_w1 = 1.0 if _t38_w1 > 0.0 else 0.0
-                    _t40_w1 = 1.0 if -_t38_w1 > 0.0 else 0.0
+                    _t39_w1 = _sel(_t38_w1 > 0.0, 1.0, 0.0)
+                    _t40_w1 = _sel(-_t38_w1 > 0.0, 1.0, 0.0)
                     _t41_w1 = -_t39_w1 - _t40_w1 + 1.0
                     _t42_w1 = py2_w1 - ty2_w1
-                    _t43_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
-                    _t44_w1 = 1.0 if -_t42_w1 > 0.0 else 0.0
+                    _t43_w1 = _sel(_t42_w1 > 0.0, 1.0, 0.0)
+                    _t44_w1 = _sel(-_t42_w1 > 0.0, 1.0, 0.0)
                     _t45_w1 = -_t43_w1 - _t44_w1 + 1.0
                     _t46_w1 = _t17_w1 + _t26_w1
                     _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8_w1)
@@ -491,14 +492,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -563,15 +564,15 @@ def _value_block_f32(_pred, _target, _out, eps):
             _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big19 = _lm18 > _f32(1.4142135381698608)
             _lh20 = _lm18*_f32(0.5)
-            _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+            _lf21 = _sel(_big19, _lh20, _lm18) - _f32(1.0)
             _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
-            _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+            _lk23 = _le22 + _sel(_big19, _f32(1.0), _f32(0.0))
+            _lf24 = _sel(_lk23 == _f32(0.0), _a15, _lf21)
             _lc25 = _a15 - (_u16 - _f32(1.0))
             _lc26 = _f32(1.0) - (_u16 - _a15)
-            _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+            _lc27 = _sel(_u16 <= _f32(2.0), _lc25, _lc26)
             _lc28 = _lc27/_u16
-            _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+            _lc29 = _sel(_lk23 == _f32(0.0), _f32(0.0), _lc28)
             _ls30 = _lf24/(_f32(2.0) + _lf24)
             _lz31 = _ls30*_ls30
             _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
@@ -580,22 +581,22 @@ def _value_block_f32(_pred, _target, _out, eps):
             _e35 = _e32 + _e33*_x34
             _hf36 = _f32(0.5)*(_lf24*_lf24)
             _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
-            _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+            _lo38 = _sel(_a15 != _f32(0.0), _lg37, _a15)
             _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
-            _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
-            _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+            _lo40 = _sel(_a15 > -_f32(1.0), _lo38, _lo39)
+            _lo41 = _sel(_a15 < _f32(math.inf), _lo40, _a15)
             value = _lo41
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -677,15 +678,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big19 = _lm18 > _f32(1.4142135381698608)
             _lh20 = _lm18*_f32(0.5)
-            _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+            _lf21 = _sel(_big19, _lh20, _lm18) - _f32(1.0)
             _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
-            _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+            _lk23 = _le22 + _sel(_big19, _f32(1.0), _f32(0.0))
+            _lf24 = _sel(_lk23 == _f32(0.0), _a15, _lf21)
             _lc25 = _a15 - (_u16 - _f32(1.0))
             _lc26 = _f32(1.0) - (_u16 - _a15)
-            _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+            _lc27 = _sel(_u16 <= _f32(2.0), _lc25, _lc26)
             _lc28 = _lc27/_u16
-            _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+            _lc29 = _sel(_lk23 == _f32(0.0), _f32(0.0), _lc28)
             _ls30 = _lf24/(_f32(2.0) + _lf24)
             _lz31 = _ls30*_ls30
             _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
@@ -694,10 +695,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e35 = _e32 + _e33*_x34
             _hf36 = _f32(0.5)*(_lf24*_lf24)
             _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
-            _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+            _lo38 = _sel(_a15 != _f32(0.0), _lg37, _a15)
             _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
-            _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
-            _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+            _lo40 = _sel(_a15 > -_f32(1.0), _lo38, _lo39)
+            _lo41 = _sel(_a15 < _f32(math.inf), _lo40, _a15)
             value = _lo41
             _t3 = -px1 + px2
             _t4 = -tx2
@@ -712,8 +713,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
-            _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
-            _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+            _t12 = _sel(-_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t13 = _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15 = _t0*_t14
             _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -722,7 +723,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
-            _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t22 = _t7*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + _f32(1.0)
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -730,21 +731,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t27 = _f32(0.5)*_t22
             _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
-            _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
-            _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
+            _t30 = _sel(-_t29 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t31 = _sel(_t29 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t32 = _t18 + _t25*_t3 + eps
-            _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+            _t33 = _t0*_sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + _f32(1.0)
             _t36 = _f32(0.5)*_t33
             _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
-            _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
-            _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
+            _t39 = _sel(_t38 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t40 = _sel(-_t38 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t41 = -_t39 - _t40 + _f32(1.0)
             _t42 = py2 - ty2
-            _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-            _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
+            _t43 = _sel(_t42 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t44 = _sel(-_t42 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t45 = -_t43 - _t44 + _f32(1.0)
             _t46 = _t17 + _t26
             _t47 = _t22*((_t21 + _t46)*_inv0)
@@ -827,15 +828,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _lm18_w1 = _i32((_lb17_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
                 _big19_w1 = _lm18_w1 > _f32(1.4142135381698608)
                 _lh20_w1 = _lm18_w1*_f32(0.5)
-                _lf21_w1 = (_lh20_w1 if _big19_w1 else _lm18_w1) - _f32(1.0)
+                _lf21_w1 = _sel(_big19_w1, _lh20_w1, _lm18_w1) - _f32(1.0)
                 _le22_w1 = _i32(_i32(_lb17_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-                _lk23_w1 = _le22_w1 + (_f32(1.0) if _big19_w1 else _f32(0.0))
-                _lf24_w1 = (_a15_w1 if _lk23_w1 == _f32(0.0) else _lf21_w1)
+                _lk23_w1 = _le22_w1 + _sel(_big19_w1, _f32(1.0), _f32(0.0))
+                _lf24_w1 = _sel(_lk23_w1 == _f32(0.0), _a15_w1, _lf21_w1)
                 _lc25_w1 = _a15_w1 - (_u16_w1 - _f32(1.0))
                 _lc26_w1 = _f32(1.0) - (_u16_w1 - _a15_w1)
-                _lc27_w1 = (_lc25_w1 if _u16_w1 <= _f32(2.0) else _lc26_w1)
+                _lc27_w1 = _sel(_u16_w1 <= _f32(2.0), _lc25_w1, _lc26_w1)
                 _lc28_w1 = _lc27_w1/_u16_w1
-                _lc29_w1 = (_f32(0.0) if _lk23_w1 == _f32(0.0) else _lc28_w1)
+                _lc29_w1 = _sel(_lk23_w1 == _f32(0.0), _f32(0.0), _lc28_w1)
                 _ls30_w1 = _lf24_w1/(_f32(2.0) + _lf24_w1)
                 _lz31_w1 = _ls30_w1*_ls30_w1
                 _e32_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31_w1
@@ -844,10 +845,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e35_w1 = _e32_w1 + _e33_w1*_x34_w1
                 _hf36_w1 = _f32(0.5)*(_lf24_w1*_lf24_w1)
                 _lg37_w1 = _lk23_w1*_f32(0.693145751953125) + (_lf24_w1 - (_hf36_w1 - (_ls30_w1*(_hf36_w1 + _lz31_w1*_e35_w1) + (_lk23_w1*_f32(1.428606765330187e-06) + _lc29_w1))))
-                _lo38_w1 = (_lg37_w1 if _a15_w1 != _f32(0.0) else _a15_w1)
+                _lo38_w1 = _sel(_a15_w1 != _f32(0.0), _lg37_w1, _a15_w1)
                 _lo39_w1 = (-_f32(math.inf) if _a15_w1 == -_f32(1.0) else _f32(math.nan))
-                _lo40_w1 = (_lo38_w1 if _a15_w1 > -_f32(1.0) else _lo39_w1)
-                _lo41_w1 = (_lo40_w1 if _a15_w1 < _f32(math.inf) else _a15_w1)
+                _lo40_w1 = _sel(_a15_w1 > -_f32(1.0), _lo38_w1, _lo39_w1)
+                _lo41_w1 = _sel(_a15_w1 < _f32(math.inf), _lo40_w1, _a15_w1)
                 value_w3 = _lo41_w1
                 _t3_w1 = -px1_w1 + px2_w1
                 _t4_w1 = -tx2_w1
@@ -863,8 +864,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv0_w1 = _f32(1.0)/_t8_w1
                     _inv1_w1 = _f32(1.0)/_t9_w1
                     _t11_w2 = px1_w1 - tx1_w1
-                    _t12_w2 = _f32(1.0) if -_t11_w2 > _f32(0.0) else _f32(0.0)
-                    _t13_w2 = _f32(1.0) if _t11_w2 > _f32(0.0) else _f32(0.0)
+                    _t12_w2 = _sel(-_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t13_w2 = _sel(_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t14_w2 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t15_w2 = _t0_w1*_t14_w2
                     _t16_w2 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
@@ -873,7 +874,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t19_w2 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t20_w2 = _t1_w1*_t19_w2 + eps
                     _t21_w2 = _t20_w2 + inter_w1
-                    _t22_w2 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t22_w2 = _t7_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t23_w2 = _t22_w2*((_t18_w2 + _t21_w2)*_inv0_w1)
                     _t24_w2 = -_t12_w2 - _t13_w2 + _f32(1.0)
                     _t25_w2 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -881,21 +882,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w2 = _f32(0.5)*_t22_w2
                     _t28_w2 = _t27_w2*((_t18_w2 + _t20_w2 - _t26_w2)*_inv0_w1)
                     _t29_w2 = py1_w1 - ty1_w1
-                    _t30_w2 = _f32(1.0) if -_t29_w2 > _f32(0.0) else _f32(0.0)
-                    _t31_w2 = _f32(1.0) if _t29_w2 > _f32(0.0) else _f32(0.0)
+                    _t30_w2 = _sel(-_t29_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t31_w2 = _sel(_t29_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t32_w2 = _t18_w2 + _t25_w2*_t3_w1 + eps
-                    _t33_w2 = _t0_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                    _t33_w2 = _t0_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t34_w2 = _t33_w2*((_t32_w2 + inter_w1)*_inv0_w1)
                     _t35_w2 = -_t30_w2 - _t31_w2 + _f32(1.0)
                     _t36_w2 = _f32(0.5)*_t33_w2
                     _t37_w2 = _t36_w2*((-_t19_w2*_t7_w1 + _t32_w2)*_inv0_w1)
                     _t38_w2 = _t4_w1 + px2_w1
-                    _t39_w2 = _f32(1.0) if _t38_w2 > _f32(0.0) else _f32(0.0)
-                    _t40_w2 = _f32(1.0) if -_t38_w2 > _f32(0.0) else _f32(0.0)
+                    _t39_w2 = _sel(_t38_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t40_w2 = _sel(-_t38_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t41_w2 = -_t39_w2 - _t40_w2 + _f32(1.0)
                     _t42_w2 = py2_w1 - ty2_w1
-                    _t43_w2 = _f32(1.0) if _t42_w2 > _f32(0.0) else _f32(0.0)
-                    _t44_w2 = _f32(1.0) if -_t42_w2 > _f32(0.0) else _f32(0.0)
+                    _t43_w2 = _sel(_t42_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t44_w2 = _sel(-_t42_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t45_w2 = -_t43_w2 - _t44_w2 + _f32(1.0)
                     _t46_w2 = _t17_w2 + _t26_w2
                     _t47_w2 = _t22_w2*((_t21_w2 + _t46_w2)*_inv0_w1)
@@ -913,8 +914,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_ty2_w1 = -_inv1_w1*((_t43_w2*_t50_w2 - _t44_w2*_t5_w1*_t9_w1 + _t45_w2*_t51_w2)*_inv0_w1)
                 else:
                     _t11_w1 = px1_w1 - tx1_w1
-                    _t12_w1 = _f32(1.0) if -_t11_w1 > _f32(0.0) else _f32(0.0)
-                    _t13_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
+                    _t12_w1 = _sel(-_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t13_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t14_w1 = min(_t2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
                     _t15_w1 = _t0_w1*_t14_w1
                     _t16_w1 = min(_t5_w1, max(_s9_w1, _s9_w1 - _s9_w1) + max(_s10_w1, _s10_w1 - _s10_w1))
@@ -923,7 +924,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t19_w1 = min(_t3_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
                     _t20_w1 = _t1_w1*_t19_w1 + eps
                     _t21_w1 = _t20_w1 + inter_w1
-                    _t22_w1 = _t7_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                    _t22_w1 = _t7_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8_w1)
                     _t24_w1 = -_t12_w1 - _t13_w1 + _f32(1.0)
                     _t25_w1 = min(_t1_w1, max(_s3_w1, _s3_w1 - _s3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -931,21 +932,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t27_w1 = _f32(0.5)*_t22_w1
                     _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8_w1)
                     _t29_w1 = py1_w1 - ty1_w1
-                    _t30_w1 = _f32(1.0) if -_t29_w1 > _f32(0.0) else _f32(0.0)
-                    _t31_w1 = _f32(1.0) if _t29_w1 > _f32(0.0) else _f32(0.0)
+                    _t30_w1 = _sel(-_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t31_w1 = _sel(_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t32_w1 = _t18_w1 + _t25_w1*_t3_w1 + eps
-                    _t33_w1 = _t0_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0))
+                    _t33_w1 = _t0_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t34_w1 = _t33_w1*((_t32_w1 + inter_w1)/_t8_w1)
                     _t35_w1 = -_t30_w1 - _t31_w1 + _f32(1.0)
                     _t36_w1 = _f32(0.5)*_t33_w1
                     _t37_w1 = _t36_w1*((-_t19_w1*_t7_w1 + _t32_w1)/_t8_w1)
                     _t38_w1 = _t4_w1 + px2_w1
-                    _t39_w1 = _f32(1.0) if _t38_w1 > _f32(0.0) else _f32(0.0)
-                    _t40_w1 = _f32(1.0) if -_t38_w1 > _f32(0.0) else _f32(0.0)
+                    _t39_w1 = _sel(_t38_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t40_w1 = _sel(-_t38_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t41_w1 = -_t39_w1 - _t40_w1 + _f32(1.0)
                     _t42_w1 = py2_w1 - ty2_w1
-                    _t43_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
-                    _t44_w1 = _f32(1.0) if -_t42_w1 > _f32(0.0) else _f32(0.0)
+                    _t43_w1 = _sel(_t42_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t44_w1 = _sel(-_t42_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t45_w1 = -_t43_w1 - _t44_w1 + _f32(1.0)
                     _t46_w1 = _t17_w1 + _t26_w1
                     _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8_w1)
@@ -977,14 +978,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

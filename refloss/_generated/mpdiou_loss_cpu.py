@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -54,14 +55,14 @@ def _value_block_f64(_pred, _target, _out, image_size, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -128,9 +129,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t8 = 2.0/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
-        _t11 = 1.0 if -_t10 > 0.0 else 0.0
+        _t11 = _sel(-_t10 > 0.0, 1.0, 0.0)
         _t19 = _t14*_inv0
-        _t20 = 1.0 if _t10 > 0.0 else 0.0
+        _t20 = _sel(_t10 > 0.0, 1.0, 0.0)
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
         _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -139,7 +140,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
-        _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
+        _t29 = _t13*_sel(_s1 > 0.0, 1.0, 0.0)
         _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + 1.0
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -148,23 +149,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
-        _t38 = 1.0 if -_t37 > 0.0 else 0.0
-        _t39 = 1.0 if _t37 > 0.0 else 0.0
+        _t38 = _sel(-_t37 > 0.0, 1.0, 0.0)
+        _t39 = _sel(_t37 > 0.0, 1.0, 0.0)
         _t40 = _t15*_t32 + _t25 + eps
-        _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
+        _t41 = _t6*_sel(_t12 > 0.0, 1.0, 0.0)
         _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + 1.0
         _t44 = 0.5*_t41
         _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
-        _t48 = 1.0 if _t47 > 0.0 else 0.0
-        _t49 = 1.0 if -_t47 > 0.0 else 0.0
+        _t48 = _sel(_t47 > 0.0, 1.0, 0.0)
+        _t49 = _sel(-_t47 > 0.0, 1.0, 0.0)
         _t50 = -_t48 - _t49 + 1.0
         _t51 = _t3*_t8
         _t52 = py2 - ty2
-        _t53 = 1.0 if _t52 > 0.0 else 0.0
-        _t54 = 1.0 if -_t52 > 0.0 else 0.0
+        _t53 = _sel(_t52 > 0.0, 1.0, 0.0)
+        _t54 = _sel(-_t52 > 0.0, 1.0, 0.0)
         _t55 = -_t53 - _t54 + 1.0
         _t56 = _t22 + _t33
         _t57 = _t29*((_t28 + _t56)*_inv0)
@@ -232,9 +233,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8_w2 = 2.0/image_size
                 _t9_w2 = _t0_w1*_t8_w2
                 _t10_w2 = px1_w1 - tx1_w1
-                _t11_w2 = 1.0 if -_t10_w2 > 0.0 else 0.0
+                _t11_w2 = _sel(-_t10_w2 > 0.0, 1.0, 0.0)
                 _t19_w2 = _t14_w1*_inv0_w1
-                _t20_w2 = 1.0 if _t10_w2 > 0.0 else 0.0
+                _t20_w2 = _sel(_t10_w2 > 0.0, 1.0, 0.0)
                 _t21_w2 = min(_t17_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t22_w2 = _t21_w2*_t5_w1
                 _t23_w2 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -243,7 +244,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t26_w2 = min(_t15_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
                 _t27_w2 = _t26_w2*_t4_w1 + eps
                 _t28_w2 = _t14_w1 + _t27_w2
-                _t29_w2 = _t13_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t29_w2 = _t13_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                 _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
                 _t31_w2 = -_t11_w2 - _t20_w2 + 1.0
                 _t32_w2 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -252,23 +253,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t35_w2 = _t34_w2*((_t25_w2 + _t27_w2 - _t33_w2)*_inv0_w1)
                 _t36_w2 = _t2_w1*_t8_w2
                 _t37_w2 = py1_w1 - ty1_w1
-                _t38_w2 = 1.0 if -_t37_w2 > 0.0 else 0.0
-                _t39_w2 = 1.0 if _t37_w2 > 0.0 else 0.0
+                _t38_w2 = _sel(-_t37_w2 > 0.0, 1.0, 0.0)
+                _t39_w2 = _sel(_t37_w2 > 0.0, 1.0, 0.0)
                 _t40_w2 = _t15_w1*_t32_w2 + _t25_w2 + eps
-                _t41_w2 = _t6_w1*(1.0 if _t12_w1 > 0.0 else 0.0)
+                _t41_w2 = _t6_w1*_sel(_t12_w1 > 0.0, 1.0, 0.0)
                 _t42_w2 = _t41_w2*((_t14_w1 + _t40_w2)*_inv0_w1)
                 _t43_w2 = -_t38_w2 - _t39_w2 + 1.0
                 _t44_w2 = 0.5*_t41_w2
                 _t45_w2 = _t44_w2*((-_t13_w1*_t26_w2 + _t40_w2)*_inv0_w1)
                 _t46_w2 = _t1_w1*_t8_w2
                 _t47_w2 = _t16_w1 + px2_w1
-                _t48_w2 = 1.0 if _t47_w2 > 0.0 else 0.0
-                _t49_w2 = 1.0 if -_t47_w2 > 0.0 else 0.0
+                _t48_w2 = _sel(_t47_w2 > 0.0, 1.0, 0.0)
+                _t49_w2 = _sel(-_t47_w2 > 0.0, 1.0, 0.0)
                 _t50_w2 = -_t48_w2 - _t49_w2 + 1.0
                 _t51_w2 = _t3_w1*_t8_w2
                 _t52_w2 = py2_w1 - ty2_w1
-                _t53_w2 = 1.0 if _t52_w2 > 0.0 else 0.0
-                _t54_w2 = 1.0 if -_t52_w2 > 0.0 else 0.0
+                _t53_w2 = _sel(_t52_w2 > 0.0, 1.0, 0.0)
+                _t54_w2 = _sel(-_t52_w2 > 0.0, 1.0, 0.0)
                 _t55_w2 = -_t53_w2 - _t54_w2 + 1.0
                 _t56_w2 = _t22_w2 + _t33_w2
                 _t57_w2 = _t29_w2*((_t28_w2 + _t56_w2)*_inv0_w1)
@@ -288,9 +289,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8_w1 = 2.0/image_size
                 _t9_w1 = _t0_w1*_t8_w1
                 _t10_w1 = px1_w1 - tx1_w1
-                _t11_w1 = 1.0 if -_t10_w1 > 0.0 else 0.0
+                _t11_w1 = _sel(-_t10_w1 > 0.0, 1.0, 0.0)
                 _t19_w1 = _t14_w1/_t18_w1
-                _t20_w1 = 1.0 if _t10_w1 > 0.0 else 0.0
+                _t20_w1 = _sel(_t10_w1 > 0.0, 1.0, 0.0)
                 _t21_w1 = min(_t17_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t22_w1 = _t21_w1*_t5_w1
                 _t23_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -299,7 +300,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t26_w1 = min(_t15_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
                 _t27_w1 = _t26_w1*_t4_w1 + eps
                 _t28_w1 = _t14_w1 + _t27_w1
-                _t29_w1 = _t13_w1*(1.0 if _s1_w1 > 0.0 else 0.0)
+                _t29_w1 = _t13_w1*_sel(_s1_w1 > 0.0, 1.0, 0.0)
                 _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
                 _t31_w1 = -_t11_w1 - _t20_w1 + 1.0
                 _t32_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -308,23 +309,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18_w1)
                 _t36_w1 = _t2_w1*_t8_w1
                 _t37_w1 = py1_w1 - ty1_w1
-                _t38_w1 = 1.0 if -_t37_w1 > 0.0 else 0.0
-                _t39_w1 = 1.0 if _t37_w1 > 0.0 else 0.0
+                _t38_w1 = _sel(-_t37_w1 > 0.0, 1.0, 0.0)
+                _t39_w1 = _sel(_t37_w1 > 0.0, 1.0, 0.0)
                 _t40_w1 = _t15_w1*_t32_w1 + _t25_w1 + eps
-                _t41_w1 = _t6_w1*(1.0 if _t12_w1 > 0.0 else 0.0)
+                _t41_w1 = _t6_w1*_sel(_t12_w1 > 0.0, 1.0, 0.0)
                 _t42_w1 = _t41_w1*((_t14_w1 + _t40_w1)/_t18_w1)
                 _t43_w1 = -_t38_w1 - _t39_w1 + 1.0
                 _t44_w1 = 0.5*_t41_w1
                 _t45_w1 = _t44_w1*((-_t13_w1*_t26_w1 + _t40_w1)/_t18_w1)
                 _t46_w1 = _t1_w1*_t8_w1
                 _t47_w1 = _t16_w1 + px2_w1
-                _t48_w1 = 1.0 if _t47_w1 > 0.0 else 0.0
-                _t49_w1 = 1.0 if -_t47_w1 > 0.0 else 0.0
+                _t48_w1 = _sel(_t47_w1 > 0.0, 1.0, 0.0)
+                _t49_w1 = _sel(-_t47_w1 > 0.0, 1.0, 0.0)
                 _t50_w1 = -_t48_w1 - _t49_w1 + 1.0
                 _t51_w1 = _t3_w1*_t8_w1
                 _t52_w1 = py2_w1 - ty2_w1
-                _t53_w1 = 1.0 if _t52_w1 > 0.0 else 0.0
-                _t54_w1 = 1.0 if -_t52_w1 > 0.0 else 0.0
+                _t53_w1 = _sel(_t52_w1 > 0.0, 1.0, 0.0)
+                _t54_w1 = _sel(-_t52_w1 > 0.0, 1.0, 0.0)
                 _t55_w1 = -_t53_w1 - _t54_w1 + 1.0
                 _t56_w1 = _t22_w1 + _t33_w1
                 _t57_w1 = _t29_w1*((_t28_w1 + _t56_w1)/_t18_w1)
@@ -356,14 +357,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -420,14 +421,14 @@ def _value_block_f32(_pred, _target, _out, image_size, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -494,9 +495,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t8 = _f32(2.0)/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
-        _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
+        _t11 = _sel(-_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t19 = _t14*_inv0
-        _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+        _t20 = _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
         _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -505,7 +506,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
-        _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t29 = _t13*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + _f32(1.0)
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -514,23 +515,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
-        _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
-        _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
+        _t38 = _sel(-_t37 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t39 = _sel(_t37 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t40 = _t15*_t32 + _t25 + eps
-        _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+        _t41 = _t6*_sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + _f32(1.0)
         _t44 = _f32(0.5)*_t41
         _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
-        _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-        _t49 = _f32(1.0) if -_t47 > _f32(0.0) else _f32(0.0)
+        _t48 = _sel(_t47 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t49 = _sel(-_t47 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t50 = -_t48 - _t49 + _f32(1.0)
         _t51 = _t3*_t8
         _t52 = py2 - ty2
-        _t53 = _f32(1.0) if _t52 > _f32(0.0) else _f32(0.0)
-        _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
+        _t53 = _sel(_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t54 = _sel(-_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t55 = -_t53 - _t54 + _f32(1.0)
         _t56 = _t22 + _t33
         _t57 = _t29*((_t28 + _t56)*_inv0)
@@ -598,9 +599,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8_w2 = _f32(2.0)/image_size
                 _t9_w2 = _t0_w1*_t8_w2
                 _t10_w2 = px1_w1 - tx1_w1
-                _t11_w2 = _f32(1.0) if -_t10_w2 > _f32(0.0) else _f32(0.0)
+                _t11_w2 = _sel(-_t10_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t19_w2 = _t14_w1*_inv0_w1
-                _t20_w2 = _f32(1.0) if _t10_w2 > _f32(0.0) else _f32(0.0)
+                _t20_w2 = _sel(_t10_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t21_w2 = min(_t17_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t22_w2 = _t21_w2*_t5_w1
                 _t23_w2 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -609,7 +610,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t26_w2 = min(_t15_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
                 _t27_w2 = _t26_w2*_t4_w1 + eps
                 _t28_w2 = _t14_w1 + _t27_w2
-                _t29_w2 = _t13_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t29_w2 = _t13_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t30_w2 = _t29_w2*((_t25_w2 + _t28_w2)*_inv0_w1)
                 _t31_w2 = -_t11_w2 - _t20_w2 + _f32(1.0)
                 _t32_w2 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -618,23 +619,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t35_w2 = _t34_w2*((_t25_w2 + _t27_w2 - _t33_w2)*_inv0_w1)
                 _t36_w2 = _t2_w1*_t8_w2
                 _t37_w2 = py1_w1 - ty1_w1
-                _t38_w2 = _f32(1.0) if -_t37_w2 > _f32(0.0) else _f32(0.0)
-                _t39_w2 = _f32(1.0) if _t37_w2 > _f32(0.0) else _f32(0.0)
+                _t38_w2 = _sel(-_t37_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t39_w2 = _sel(_t37_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t40_w2 = _t15_w1*_t32_w2 + _t25_w2 + eps
-                _t41_w2 = _t6_w1*(_f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0))
+                _t41_w2 = _t6_w1*_sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t42_w2 = _t41_w2*((_t14_w1 + _t40_w2)*_inv0_w1)
                 _t43_w2 = -_t38_w2 - _t39_w2 + _f32(1.0)
                 _t44_w2 = _f32(0.5)*_t41_w2
                 _t45_w2 = _t44_w2*((-_t13_w1*_t26_w2 + _t40_w2)*_inv0_w1)
                 _t46_w2 = _t1_w1*_t8_w2
                 _t47_w2 = _t16_w1 + px2_w1
-                _t48_w2 = _f32(1.0) if _t47_w2 > _f32(0.0) else _f32(0.0)
-                _t49_w2 = _f32(1.0) if -_t47_w2 > _f32(0.0) else _f32(0.0)
+                _t48_w2 = _sel(_t47_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t49_w2 = _sel(-_t47_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t50_w2 = -_t48_w2 - _t49_w2 + _f32(1.0)
                 _t51_w2 = _t3_w1*_t8_w2
                 _t52_w2 = py2_w1 - ty2_w1
-                _t53_w2 = _f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0)
-                _t54_w2 = _f32(1.0) if -_t52_w2 > _f32(0.0) else _f32(0.0)
+                _t53_w2 = _sel(_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t54_w2 = _sel(-_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t55_w2 = -_t53_w2 - _t54_w2 + _f32(1.0)
                 _t56_w2 = _t22_w2 + _t33_w2
                 _t57_w2 = _t29_w2*((_t28_w2 + _t56_w2)*_inv0_w1)
@@ -654,9 +655,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t8_w1 = _f32(2.0)/image_size
                 _t9_w1 = _t0_w1*_t8_w1
                 _t10_w1 = px1_w1 - tx1_w1
-                _t11_w1 = _f32(1.0) if -_t10_w1 > _f32(0.0) else _f32(0.0)
+                _t11_w1 = _sel(-_t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t19_w1 = _t14_w1/_t18_w1
-                _t20_w1 = _f32(1.0) if _t10_w1 > _f32(0.0) else _f32(0.0)
+                _t20_w1 = _sel(_t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t21_w1 = min(_t17_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s3_w1, _s3_w1 - _s3_w1))
                 _t22_w1 = _t21_w1*_t5_w1
                 _t23_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s5_w1, _s5_w1 - _s5_w1))
@@ -665,7 +666,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t26_w1 = min(_t15_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s2_w1, _s2_w1 - _s2_w1))
                 _t27_w1 = _t26_w1*_t4_w1 + eps
                 _t28_w1 = _t14_w1 + _t27_w1
-                _t29_w1 = _t13_w1*(_f32(1.0) if _s1_w1 > _f32(0.0) else _f32(0.0))
+                _t29_w1 = _t13_w1*_sel(_s1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18_w1)
                 _t31_w1 = -_t11_w1 - _t20_w1 + _f32(1.0)
                 _t32_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s4_w1, _s4_w1 - _s4_w1))
@@ -674,23 +675,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18_w1)
                 _t36_w1 = _t2_w1*_t8_w1
                 _t37_w1 = py1_w1 - ty1_w1
-                _t38_w1 = _f32(1.0) if -_t37_w1 > _f32(0.0) else _f32(0.0)
-                _t39_w1 = _f32(1.0) if _t37_w1 > _f32(0.0) else _f32(0.0)
+                _t38_w1 = _sel(-_t37_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t39_w1 = _sel(_t37_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t40_w1 = _t15_w1*_t32_w1 + _t25_w1 + eps
-                _t41_w1 = _t6_w1*(_f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0))
+                _t41_w1 = _t6_w1*_sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t42_w1 = _t41_w1*((_t14_w1 + _t40_w1)/_t18_w1)
                 _t43_w1 = -_t38_w1 - _t39_w1 + _f32(1.0)
                 _t44_w1 = _f32(0.5)*_t41_w1
                 _t45_w1 = _t44_w1*((-_t13_w1*_t26_w1 + _t40_w1)/_t18_w1)
                 _t46_w1 = _t1_w1*_t8_w1
                 _t47_w1 = _t16_w1 + px2_w1
-                _t48_w1 = _f32(1.0) if _t47_w1 > _f32(0.0) else _f32(0.0)
-                _t49_w1 = _f32(1.0) if -_t47_w1 > _f32(0.0) else _f32(0.0)
+                _t48_w1 = _sel(_t47_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t49_w1 = _sel(-_t47_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t50_w1 = -_t48_w1 - _t49_w1 + _f32(1.0)
                 _t51_w1 = _t3_w1*_t8_w1
                 _t52_w1 = py2_w1 - ty2_w1
-                _t53_w1 = _f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0)
-                _t54_w1 = _f32(1.0) if -_t52_w1 > _f32(0.0) else _f32(0.0)
+                _t53_w1 = _sel(_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _t54_w1 = _sel(-_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t55_w1 = -_t53_w1 - _t54_w1 + _f32(1.0)
                 _t56_w1 = _t22_w1 + _t33_w1
                 _t57_w1 = _t29_w1*((_t28_w1 + _t56_w1)/_t18_w1)
@@ -722,14 +723,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

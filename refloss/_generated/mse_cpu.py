@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -33,7 +34,7 @@ def _value_block_f64(_pred, _target, _out):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)) else 0
+        _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0, 1, 0)
     return _bad
 
 
@@ -62,7 +63,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor)
         target = _target[_i]
         x = pred - target
         a = abs(x)
-        sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
         value = a*a
         _t0 = 2.0*a*sgn
         d_pred = _t0
@@ -77,7 +78,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor)
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)) else 0
+        _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0, 1, 0)
     return _bad
 
 
@@ -111,7 +112,7 @@ def _value_block_f32(_pred, _target, _out):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))) else 0
+        _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0), 1, 0)
     return _bad
 
 
@@ -140,7 +141,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor)
         target = _target[_i]
         x = pred - target
         a = abs(x)
-        sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+        sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
         value = a*a
         _t0 = _f32(2.0)*a*sgn
         d_pred = _t0
@@ -155,7 +156,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor)
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))) else 0
+        _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0), 1, 0)
     return _bad
 
 

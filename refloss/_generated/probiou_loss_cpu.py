@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -52,12 +53,12 @@ def _value_block_f64(_pred, _target, _out, mode):
         _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
         _s16 = tw/max(max(pw, ph), max(tw, th))
         _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
-        _s18 = 3.0*_s14*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-        _s19 = 3.0*_s7*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s18 = 3.0*_s14*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+        _s19 = 3.0*_s7*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
         _s20 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
         _s21 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
-        _s22 = _s21*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s23 = _s20*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s22
+        _s22 = _s21*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s23 = _s20*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + _s22
         _s24 = -ta
         _e25 = pa + _s24
         _e26 = _e25 - pa
@@ -68,10 +69,10 @@ def _value_block_f64(_pred, _target, _out, mode):
         _s31 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
         _s32 = math.sin(_e25) + math.cos(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26))
         _s33 = (_s31*_s31) + (_s32*_s32)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28
-        _s34 = _s30*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s35 = _s19 + 3.0*_s10*(1.0 if ph - pw > 0.0 else 0.0) + _s18 + 3.0*_s17*(1.0 if th - tw > 0.0 else 0.0)
-        _s36 = (_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + 4.0*_s6*_s9*_s13*_s16
-        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))/(_s6*_s9*_s13*_s16)
+        _s34 = _s30*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s35 = _s19 + 3.0*_s10*_sel(ph - pw > 0.0, 1.0, 0.0) + _s18 + 3.0*_s17*_sel(th - tw > 0.0, 1.0, 0.0)
+        _s36 = (_s23*_s23) + _s34 + _s33*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + 4.0*_s6*_s9*_s13*_s16
+        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))/(_s6*_s9*_s13*_s16)
         b_d = _s35/_s36 + 0.5*math.log1p(_s37)
         if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
             value = 1.0
@@ -91,7 +92,7 @@ def _value_block_f64(_pred, _target, _out, mode):
             _t7 = -tw
             _t8 = _t7 + th
             _t9 = -_t8
-            _t10 = 1.0 if _t6*_t9 > 0.0 else 0.0
+            _t10 = _sel(_t6*_t9 > 0.0, 1.0, 0.0)
             _t11 = -th
             _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
             _t13 = _t7 + pw
@@ -117,13 +118,13 @@ def _value_block_f64(_pred, _target, _out, mode):
             _s44 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
             _s45 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s44
             _t27 = _t10*(_t26*(_s40*_s40) + (_s41*_s41)) + _t14*(-_t26*(_s42*_s42) + (_s43*_s43)) + (_s45*_s45)
-            _t28 = 1.0 if _t5 > 0.0 else 0.0
+            _t28 = _sel(_t5 > 0.0, 1.0, 0.0)
             _t29 = _s4
             _t30 = _s5
             _t31 = (_t29*_t29) + (_t30*_t30)
             _t32 = math.sin(pa)
             _t33 = math.cos(pa)
-            _t34 = 1.0 if _t8 > 0.0 else 0.0
+            _t34 = _sel(_t8 > 0.0, 1.0, 0.0)
             _t35 = math.sin(ta)
             _t36 = math.cos(ta)
             _s46 = _t29*_t33 + _t30*_t32
@@ -139,7 +140,7 @@ def _value_block_f64(_pred, _target, _out, mode):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -147,7 +148,7 @@ def _value_block_f64(_pred, _target, _out, mode):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
                 | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
-                | ((_target[5 * _i_w1 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w1 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -200,12 +201,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
         _s16 = tw/max(max(pw, ph), max(tw, th))
         _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
-        _s18 = 3.0*_s14*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-        _s19 = 3.0*_s7*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
+        _s18 = 3.0*_s14*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+        _s19 = 3.0*_s7*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
         _s20 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
         _s21 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
-        _s22 = _s21*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s23 = _s20*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s22
+        _s22 = _s21*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s23 = _s20*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + _s22
         _s24 = -ta
         _e25 = pa + _s24
         _e26 = _e25 - pa
@@ -216,10 +217,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s31 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
         _s32 = math.sin(_e25) + math.cos(_e25)*((pa - (_e25 - _e26)) + (_s24 - _e26))
         _s33 = (_s31*_s31) + (_s32*_s32)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s28
-        _s34 = _s30*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-        _s35 = _s19 + 3.0*_s10*(1.0 if ph - pw > 0.0 else 0.0) + _s18 + 3.0*_s17*(1.0 if th - tw > 0.0 else 0.0)
-        _s36 = (_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + 4.0*_s6*_s9*_s13*_s16
-        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))/(_s6*_s9*_s13*_s16)
+        _s34 = _s30*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s35 = _s19 + 3.0*_s10*_sel(ph - pw > 0.0, 1.0, 0.0) + _s18 + 3.0*_s17*_sel(th - tw > 0.0, 1.0, 0.0)
+        _s36 = (_s23*_s23) + _s34 + _s33*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + 4.0*_s6*_s9*_s13*_s16
+        _s37 = 0.25*((_s23*_s23) + _s34 + _s33*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))/(_s6*_s9*_s13*_s16)
         b_d = _s35/_s36 + 0.5*math.log1p(_s37)
         if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
             value = 1.0
@@ -266,7 +267,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t17 = _t15 + _t16
             _t18 = _t12*_t17
             _t19 = _t18*_t7 + _t2*_t5
-            _t20 = 1.0 if _t8 > 0.0 else 0.0
+            _t20 = _sel(_t8 > 0.0, 1.0, 0.0)
             _t21 = 3.0*_t20
             _t22 = _s16
             _t23 = _t22*_t22
@@ -284,7 +285,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t35 = _t33 + _t34
             _t36 = _t31*_t35
             _t37 = _t23*_t5 + _t25*_t36
-            _t38 = 1.0 if _t27 > 0.0 else 0.0
+            _t38 = _sel(_t27 > 0.0, 1.0, 0.0)
             _t39 = 3.0*_t38
             _t40 = _t10*_t10
             _t41 = _t13*_t4
@@ -307,7 +308,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t58 = -2.0*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
             _t59 = 3.0*(1.0 - _t38)
             _t60 = 4.0*_t10*_t22
-            _t61 = 1.0 if _t42*_t52 > 0.0 else 0.0
+            _t61 = _sel(_t42*_t52 > 0.0, 1.0, 0.0)
             _t62 = -th
             _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
             _t64 = _t1*_t63
@@ -431,7 +432,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7_w1 = -tw
             _t8_w1 = _t7_w1 + th
             _t9_w1 = -_t8_w1
-            _t10_w1 = 1.0 if _t6_w1*_t9_w1 > 0.0 else 0.0
+            _t10_w1 = _sel(_t6_w1*_t9_w1 > 0.0, 1.0, 0.0)
             _t11_w1 = -th
             _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
             _t13_w1 = _t7_w1 + pw
@@ -457,13 +458,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s61 = _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*(_t15_w1/max(max(pw, ph), max(tw, th))))
             _s62 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s61
             _t27_w1 = _t10_w1*(_t26_w1*(_s57*_s57) + (_s58*_s58)) + _t14_w1*(-_t26_w1*(_s59*_s59) + (_s60*_s60)) + (_s62*_s62)
-            _t28_w1 = 1.0 if _t5_w1 > 0.0 else 0.0
+            _t28_w1 = _sel(_t5_w1 > 0.0, 1.0, 0.0)
             _t29_w1 = _s4
             _t30_w1 = _s5
             _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
             _t32_w1 = math.sin(pa)
             _t33_w1 = math.cos(pa)
-            _t34_w1 = 1.0 if _t8_w1 > 0.0 else 0.0
+            _t34_w1 = _sel(_t8_w1 > 0.0, 1.0, 0.0)
             _t35_w1 = math.sin(ta)
             _t36_w1 = math.cos(ta)
             _s63 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
@@ -624,7 +625,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -632,7 +633,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
                 | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
-                | ((_target[5 * _i_w3 + 3] < 0.0))) else 0
+                | ((_target[5 * _i_w3 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -687,13 +688,13 @@ def _value_block_f32(_pred, _target, _out, mode):
         _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
         _s16 = tw/max(max(pw, ph), max(tw, th))
         _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
-        _s18 = _f32(3.0)*_s14*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
-        _s19 = _f32(3.0)*_s7*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
-        _s20 = _f32(3.0)*_s10*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+        _s18 = _f32(3.0)*_s14*(_f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s19 = _f32(3.0)*_s7*(_f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s20 = _f32(3.0)*_s10*_sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
         _s21 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
         _s22 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
-        _s23 = _s22*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s24 = _s21*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s23
+        _s23 = _s22*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s24 = _s21*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)) + _s23
         _s25 = -ta
         _e26 = pa + _s25
         _e27 = _e26 - pa
@@ -704,9 +705,9 @@ def _value_block_f32(_pred, _target, _out, mode):
         _s32 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
         _s33 = math.sin(_e26) + math.cos(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27))
         _s34 = (_s32*_s32) + (_s33*_s33)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29
-        _s35 = _s31*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s36 = _s34*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s35 = _s31*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s36 = _s34*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*_sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
         _s38 = _f32(0.5)*math.log1p(_f32(0.25)*((_s24*_s24) + _s35 + _s36)/(_s6*_s9*_s13*_s16))
         b_d = _s37/((_s24*_s24) + _s35 + _s36 + _f32(4.0)*_s6*_s9*_s13*_s16) + _s38
         if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
@@ -727,7 +728,7 @@ def _value_block_f32(_pred, _target, _out, mode):
             _t7 = -tw
             _t8 = _t7 + th
             _t9 = -_t8
-            _t10 = _f32(1.0) if _t6*_t9 > _f32(0.0) else _f32(0.0)
+            _t10 = _sel(_t6*_t9 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t11 = -th
             _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
             _t13 = _t7 + pw
@@ -753,13 +754,13 @@ def _value_block_f32(_pred, _target, _out, mode):
             _s45 = _t14*(_t16*_t4 + _t2*(_t15/max(max(pw, ph), max(tw, th))))
             _s46 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s45
             _t27 = _t10*(_t26*(_s41*_s41) + (_s42*_s42)) + _t14*(-_t26*(_s43*_s43) + (_s44*_s44)) + (_s46*_s46)
-            _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+            _t28 = _sel(_t5 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t29 = _s4
             _t30 = _s5
             _t31 = (_t29*_t29) + (_t30*_t30)
             _t32 = math.sin(pa)
             _t33 = math.cos(pa)
-            _t34 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+            _t34 = _sel(_t8 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35 = math.sin(ta)
             _t36 = math.cos(ta)
             _s47 = _t29*_t33 + _t30*_t32
@@ -775,7 +776,7 @@ def _value_block_f32(_pred, _target, _out, mode):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
+        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
                 + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
                 + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
                 + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
@@ -783,7 +784,7 @@ def _value_block_f32(_pred, _target, _out, mode):
                 + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
                 + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -836,13 +837,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s15 = math.sin(ta)*_s5 + math.cos(ta)*_s4
         _s16 = tw/max(max(pw, ph), max(tw, th))
         _s17 = (_s15*_s15)*(_s12*((th - tw)/max(max(pw, ph), max(tw, th)))) + ((_s4*_s4) + (_s5*_s5))*(_s16*_s16)
-        _s18 = _f32(3.0)*_s14*(_f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)))
-        _s19 = _f32(3.0)*_s7*(_f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)))
-        _s20 = _f32(3.0)*_s10*(_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+        _s18 = _f32(3.0)*_s14*(_f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s19 = _f32(3.0)*_s7*(_f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s20 = _f32(3.0)*_s10*_sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
         _s21 = _s9*((ph - th)/max(max(pw, ph), max(tw, th))) + _s13*((pw - tw)/max(max(pw, ph), max(tw, th)))
         _s22 = _s9*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s16*((pw - th)/max(max(pw, ph), max(tw, th)))
-        _s23 = _s22*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s24 = _s21*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s23
+        _s23 = _s22*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s24 = _s21*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)) + _s23
         _s25 = -ta
         _e26 = pa + _s25
         _e27 = _e26 - pa
@@ -853,9 +854,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s32 = _s6*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s9*((ph - th)/max(max(pw, ph), max(tw, th)))
         _s33 = math.sin(_e26) + math.cos(_e26)*((pa - (_e26 - _e27)) + (_s25 - _e27))
         _s34 = (_s32*_s32) + (_s33*_s33)*(_s3*((-ph + pw)/max(max(pw, ph), max(tw, th))))*_s29
-        _s35 = _s31*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-        _s36 = _s34*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
-        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*(_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+        _s35 = _s31*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s36 = _s34*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s37 = _s19 + _s20 + _s18 + _f32(3.0)*_s17*_sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
         _s38 = _f32(0.5)*math.log1p(_f32(0.25)*((_s24*_s24) + _s35 + _s36)/(_s6*_s9*_s13*_s16))
         b_d = _s37/((_s24*_s24) + _s35 + _s36 + _f32(4.0)*_s6*_s9*_s13*_s16) + _s38
         if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
@@ -903,7 +904,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t17 = _t15 + _t16
             _t18 = _t12*_t17
             _t19 = _t18*_t7 + _t2*_t5
-            _t20 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+            _t20 = _sel(_t8 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t21 = _f32(3.0)*_t20
             _t22 = _s16
             _t23 = _t22*_t22
@@ -921,7 +922,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t35 = _t33 + _t34
             _t36 = _t31*_t35
             _t37 = _t23*_t5 + _t25*_t36
-            _t38 = _f32(1.0) if _t27 > _f32(0.0) else _f32(0.0)
+            _t38 = _sel(_t27 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t39 = _f32(3.0)*_t38
             _t40 = _t10*_t10
             _t41 = _t13*_t4
@@ -944,7 +945,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t58 = -_f32(2.0)*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
             _t59 = _f32(3.0)*(_f32(1.0) - _t38)
             _t60 = _f32(4.0)*_t10*_t22
-            _t61 = _f32(1.0) if _t42*_t52 > _f32(0.0) else _f32(0.0)
+            _t61 = _sel(_t42*_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t62 = -th
             _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
             _t64 = _t1*_t63
@@ -1068,7 +1069,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t7_w1 = -tw
             _t8_w1 = _t7_w1 + th
             _t9_w1 = -_t8_w1
-            _t10_w1 = _f32(1.0) if _t6_w1*_t9_w1 > _f32(0.0) else _f32(0.0)
+            _t10_w1 = _sel(_t6_w1*_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t11_w1 = -th
             _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
             _t13_w1 = _t7_w1 + pw
@@ -1094,13 +1095,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s62 = _t14_w1*(_t16_w1*_t4_w1 + _t2_w1*(_t15_w1/max(max(pw, ph), max(tw, th))))
             _s63 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s62
             _t27_w1 = _t10_w1*(_t26_w1*(_s58*_s58) + (_s59*_s59)) + _t14_w1*(-_t26_w1*(_s60*_s60) + (_s61*_s61)) + (_s63*_s63)
-            _t28_w1 = _f32(1.0) if _t5_w1 > _f32(0.0) else _f32(0.0)
+            _t28_w1 = _sel(_t5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t29_w1 = _s4
             _t30_w1 = _s5
             _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
             _t32_w1 = math.sin(pa)
             _t33_w1 = math.cos(pa)
-            _t34_w1 = _f32(1.0) if _t8_w1 > _f32(0.0) else _f32(0.0)
+            _t34_w1 = _sel(_t8_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w1 = math.sin(ta)
             _t36_w1 = math.cos(ta)
             _s64 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
@@ -1261,7 +1262,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
+        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
                 + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
                 + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
                 + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
@@ -1269,7 +1270,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
                 + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
                 | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0)))) else 0
+                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 

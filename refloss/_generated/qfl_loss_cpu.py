@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -35,7 +36,7 @@ def _value_block_f64(_logits, _target, _out, beta):
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
             _ap7 = _p6 - _p6*(beta*_c4)
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         elif (target == 1.0):  # hard target 1
             _z8 = -logits
             _a9 = abs(logits)
@@ -45,7 +46,7 @@ def _value_block_f64(_logits, _target, _out, beta):
             _l13 = math.log1p(_e10)
             _p14 = (math.pow(_e10, beta) if _z8 < 0.0 else 1.0)*math.pow(_d11, -beta)
             _ap15 = _p14 - _p14*(beta*_c12)
-            value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+            value = _sel(_z8 < 0.0, _l13, _z8 + _l13)*_ap15
         else:  # soft target
             _s16 = -logits
             _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
@@ -56,8 +57,8 @@ def _value_block_f64(_logits, _target, _out, beta):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
-                | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
+                | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0)), 1, 0)
     return _bad
 
 
@@ -92,7 +93,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
             _ap7 = _p6 - _p6*(beta*_c4)
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
             _c8 = beta*134217728.0 + beta
             _h9 = _c8 - (_c8 - beta)
             _l10 = beta - _h9
@@ -106,7 +107,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _g117 = beta + 1.0
             _p18 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
             _q19 = _p18 - _p18*(_g117*_c4)
-            d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q19
+            d_logits = _sel(logits < 0.0, _e2 + beta*_l5, 1.0 + beta*((logits + _l5)*_e2))*_q19
             d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(-beta - logits)))
         elif (target == 0.0):  # hard target 0
             _a20 = abs(logits)
@@ -116,19 +117,19 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l24 = math.log1p(_e21)
             _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
             _ap26 = _p25 - _p25*(beta*_c23)
-            value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+            value = _sel(logits < 0.0, _l24, logits + _l24)*_ap26
             _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
             _t1 = abs(-_t0_w1)
             _g127 = beta + 1.0
             _p28 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
             _q29 = _p28 - _p28*(_g127*_c23)
-            d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q29
+            d_logits = _sel(logits < 0.0, _e21 + beta*_l24, 1.0 + beta*((logits + _l24)*_e21))*_q29
             _s30 = -logits
             _s31 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
             _s32 = _t0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
             _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
             _s34 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-            _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0))
+            _s35 = -beta*_s32*_s33*_s34*_sel(_t0_w1 > 0.0, 1.0, _sel(_t0_w1 < 0.0, -1.0, 0.0))
             d_target = _s35 - logits*math.pow(_t1, beta)
         elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
             _z36 = -logits
@@ -139,7 +140,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l41 = math.log1p(_e38)
             _p42 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -beta)
             _ap43 = _p42 - _p42*(beta*_c40)
-            value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
+            value = _sel(_z36 < 0.0, _l41, _z36 + _l41)*_ap43
             _t0_w2 = -logits
             _c44 = beta*134217728.0 + beta
             _h45 = _c44 - (_c44 - beta)
@@ -154,7 +155,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _g153 = beta + 1.0
             _p54 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g153)
             _q55 = _p54 - _p54*(_g153*_c40)
-            d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q55
+            d_logits = -_sel(_z36 < 0.0, _e38 + beta*_l41, 1.0 + beta*((_z36 + _l41)*_e38))*_q55
             d_target = _t1_w1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1_w1*(_t0_w2 + beta)))
         elif (target == 1.0):  # hard target 1
             _z56 = -logits
@@ -165,18 +166,18 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l61 = math.log1p(_e58)
             _p62 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -beta)
             _ap63 = _p62 - _p62*(beta*_c60)
-            value = (_l61 if _z56 < 0.0 else _z56 + _l61)*_ap63
+            value = _sel(_z56 < 0.0, _l61, _z56 + _l61)*_ap63
             _t0_w3 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
             _t1_w2 = abs(_t0_w3)
             _g164 = beta + 1.0
             _p65 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -_g164)
             _q66 = _p65 - _p65*(_g164*_c60)
-            d_logits = -(_e58 + beta*_l61 if _z56 < 0.0 else 1.0 + beta*((_z56 + _l61)*_e58))*_q66
+            d_logits = -_sel(_z56 < 0.0, _e58 + beta*_l61, 1.0 + beta*((_z56 + _l61)*_e58))*_q66
             _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
             _s68 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
             _s69 = 1.0*(max(_z56, 0.0) + math.log1p(math.exp(-abs(_z56)))) + (1.0 - 1.0)*_s68
             _s70 = math.pow(_t1_w2, beta - 1.0) if _t1_w2 > 0.0 and beta != 0.0 else 0.0
-            _s71 = beta*(_t0_w3 + _s67)*_s69*_s70*(1.0 if _t0_w3 > 0.0 else (-1.0 if _t0_w3 < 0.0 else 0.0))
+            _s71 = beta*(_t0_w3 + _s67)*_s69*_s70*_sel(_t0_w3 > 0.0, 1.0, _sel(_t0_w3 < 0.0, -1.0, 0.0))
             d_target = _s71 - logits*math.pow(_t1_w2, beta)
         else:  # soft target
             _s72 = -logits
@@ -193,7 +194,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _t5 = abs(_t4)
             _t6 = math.pow(_t5, beta)
             _s77 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
-            _t7 = beta*_s76*_s77*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
+            _t7 = beta*_s76*_s77*_sel(_t4 > 0.0, 1.0, _sel(_t4 < 0.0, -1.0, 0.0))
             d_logits = -_t4*_t6 + _t7*(-_t0_w4*_t2*_t3 - _t1_w3*_t2)
             d_target = -_t6*logits + _t7*(_t0_w4 + _t2)
         _out[_i] = value
@@ -206,8 +207,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
-                | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
+                | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -243,7 +244,7 @@ def _value_block_f32(_logits, _target, _out, beta):
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
             _ap7 = _p6 - _p6*(beta*_c4)
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         elif (target == _f32(1.0)):  # hard target 1
             _z8 = -logits
             _a9 = abs(logits)
@@ -253,7 +254,7 @@ def _value_block_f32(_logits, _target, _out, beta):
             _l13 = math.log1p(_e10)
             _p14 = (math.pow(_e10, beta) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -beta)
             _ap15 = _p14 - _p14*(beta*_c12)
-            value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+            value = _sel(_z8 < _f32(0.0), _l13, _z8 + _l13)*_ap15
         else:  # soft target
             _s16 = -logits
             _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -264,8 +265,8 @@ def _value_block_f32(_logits, _target, _out, beta):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
-                | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
+                | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -300,11 +301,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
             _ap7 = _p6 - _p6*(beta*_c4)
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
             _g18 = beta + _f32(1.0)
             _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
             _q10 = _p9 - _p9*(_g18*_c4)
-            d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
+            d_logits = _sel(logits < _f32(0.0), _e2 + beta*_l5, _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
             _w_logits = _f64(logits)
             _w_beta = _f64(beta)
             _c11 = _w_beta*134217728.0 + _w_beta
@@ -326,11 +327,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l24 = math.log1p(_e21)
             _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
             _ap26 = _p25 - _p25*(beta*_c23)
-            value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+            value = _sel(logits < _f32(0.0), _l24, logits + _l24)*_ap26
             _g127 = beta + _f32(1.0)
             _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
             _q29 = _p28 - _p28*(_g127*_c23)
-            d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
+            d_logits = _sel(logits < _f32(0.0), _e21 + beta*_l24, _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
             _w_logits_w1 = _f64(logits)
             _w_beta_w1 = _f64(beta)
             _w0_w1 = 1.0/(1.0 + math.exp(-_w_logits_w1)) if _w_logits_w1 >= 0.0 else math.exp(_w_logits_w1)/(1.0 + math.exp(_w_logits_w1))
@@ -340,7 +341,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _s32 = _w0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
             _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
             _s34 = math.pow(_w1, _w_beta_w1 - 1.0) if _w1 > 0.0 and _w_beta_w1 != 0.0 else 0.0
-            _s35 = -_w_beta_w1*_s32*_s33*_s34*(1.0 if _w0_w1 > 0.0 else (-1.0 if _w0_w1 < 0.0 else 0.0))
+            _s35 = -_w_beta_w1*_s32*_s33*_s34*_sel(_w0_w1 > 0.0, 1.0, _sel(_w0_w1 < 0.0, -1.0, 0.0))
             d_target = _f32(_s35 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
         elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
             _z36 = -logits
@@ -351,11 +352,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l41 = math.log1p(_e38)
             _p42 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -beta)
             _ap43 = _p42 - _p42*(beta*_c40)
-            value = (_l41 if _z36 < _f32(0.0) else _z36 + _l41)*_ap43
+            value = _sel(_z36 < _f32(0.0), _l41, _z36 + _l41)*_ap43
             _g144 = beta + _f32(1.0)
             _p45 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -_g144)
             _q46 = _p45 - _p45*(_g144*_c40)
-            d_logits = -(_e38 + beta*_l41 if _z36 < _f32(0.0) else _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
+            d_logits = -_sel(_z36 < _f32(0.0), _e38 + beta*_l41, _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
             _w_logits_w2 = _f64(logits)
             _w_beta_w2 = _f64(beta)
             _w0_w2 = -_w_logits_w2
@@ -379,11 +380,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l61 = math.log1p(_e58)
             _p62 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -beta)
             _ap63 = _p62 - _p62*(beta*_c60)
-            value = (_l61 if _z56 < _f32(0.0) else _z56 + _l61)*_ap63
+            value = _sel(_z56 < _f32(0.0), _l61, _z56 + _l61)*_ap63
             _g164 = beta + _f32(1.0)
             _p65 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -_g164)
             _q66 = _p65 - _p65*(_g164*_c60)
-            d_logits = -(_e58 + beta*_l61 if _z56 < _f32(0.0) else _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
+            d_logits = -_sel(_z56 < _f32(0.0), _e58 + beta*_l61, _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
             _w_logits_w3 = _f64(logits)
             _w_beta_w3 = _f64(beta)
             _s67 = -_w_logits_w3
@@ -393,7 +394,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _s69 = max(_w_logits_w3, 0.0) + math.log1p(math.exp(-abs(_w_logits_w3)))
             _s70 = 1.0*(max(_s67, 0.0) + math.log1p(math.exp(-abs(_s67)))) + (1.0 - 1.0)*_s69
             _s71 = math.pow(_w1_w2, _w_beta_w3 - 1.0) if _w1_w2 > 0.0 and _w_beta_w3 != 0.0 else 0.0
-            _s72 = _w_beta_w3*(_w0_w3 + _s68)*_s70*_s71*(1.0 if _w0_w3 > 0.0 else (-1.0 if _w0_w3 < 0.0 else 0.0))
+            _s72 = _w_beta_w3*(_w0_w3 + _s68)*_s70*_s71*_sel(_w0_w3 > 0.0, 1.0, _sel(_w0_w3 < 0.0, -1.0, 0.0))
             d_target = _f32(_s72 - _w_logits_w3*math.pow(_w1_w2, _w_beta_w3))
         else:  # soft target
             _s73 = -logits
@@ -409,7 +410,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _t4 = _t1 - _t2*_t3
             _t5 = abs(_t4)
             _s78 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-            _s79 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
+            _s79 = _sel(_t4 > _f32(0.0), _f32(1.0), _sel(_t4 < _f32(0.0), -_f32(1.0), _f32(0.0)))
             d_logits = -_t4*math.pow(_t5, beta) + beta*(-_t0*_t2*_t3 - _t1*_t2)*_s77*_s78*_s79
             _w_logits_w4 = _f64(logits)
             _w_target = _f64(target)
@@ -422,7 +423,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _s81 = max(_w_logits_w4, 0.0) + math.log1p(math.exp(-abs(_w_logits_w4)))
             _s82 = _w_target*(max(_s80, 0.0) + math.log1p(math.exp(-abs(_s80)))) + (1.0 - _w_target)*_s81
             _s83 = math.pow(_w3, _w_beta_w4 - 1.0) if _w3 > 0.0 and _w_beta_w4 != 0.0 else 0.0
-            _s84 = _w_beta_w4*(_w0_w4 + _w1_w3)*_s82*_s83*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
+            _s84 = _w_beta_w4*(_w0_w4 + _w1_w3)*_s82*_s83*_sel(_w2 > 0.0, 1.0, _sel(_w2 < 0.0, -1.0, 0.0))
             d_target = _f32(_s84 - _w_logits_w4*math.pow(_w3, _w_beta_w4))
         _out[_i] = value
         _d_logits[_i] = d_logits
@@ -434,8 +435,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
-                | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
+                | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -41,7 +42,7 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
             _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
             _c7 = _e5 - _e6
-            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t0 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
             _t1 = -tx1 + tx2
             _u8 = py2 - ty2
             _u9 = py1 - ty1
@@ -50,7 +51,7 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
             _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
             _c14 = _e12 - _e13
-            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t2 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t3 = -ty1 + ty2
             _t4 = px1 - tx1
             _t5 = px2 - tx2
@@ -86,7 +87,7 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
             _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
             _c38 = _e36 - _e37
-            _t1_w1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t1_w1 = _sel(_c38 == _c38, (_u32 - _u33) + _c38, _u32 - _u33)
             _t2_w1 = -ty1 + ty2
             _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
             _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
@@ -98,7 +99,7 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
             _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
             _c45 = _e43 - _e44
-            _t8_w1 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t8_w1 = _sel(_c45 == _c45, (_u39 - _u40) + _c45, _u39 - _u40)
             _t9_w1 = px1 - tx1
             _t10_w1 = px2 - tx2
             _t11 = py1 - ty1
@@ -121,16 +122,16 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
             _s58 = 0.5*_t11 + 0.5*_t12
             _c59 = _e44 - _e37
             _c60 = _e43 - _e36
-            _s61 = 0.5*((_u40 - _u33) + _c59 if _c59 == _c59 else _u40 - _u33)
+            _s61 = 0.5*_sel(_c59 == _c59, (_u40 - _u33) + _c59, _u40 - _u33)
             _b62 = _s47 - tx1
             _e63 = (tx1 - (_s47 - _b62)) - (px1 + _b62)
             _c64 = _e44 - _e63
             _b65 = _s50 - tx2
             _e66 = (tx2 - (_s50 - _b65)) - (px2 + _b65)
             _c67 = _e43 - _e66
-            _s68 = 0.5*((_u40 - _s47) + _c64 if _c64 == _c64 else _u40 - _s47)
-            _s69 = _s61 + 0.5*((_u39 - _u32) + _c60 if _c60 == _c60 else _u39 - _u32)
-            _s70 = _s69*(_s68 + 0.5*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
+            _s68 = 0.5*_sel(_c64 == _c64, (_u40 - _s47) + _c64, _u40 - _s47)
+            _s69 = _s61 + 0.5*_sel(_c60 == _c60, (_u39 - _u32) + _c60, _u39 - _u32)
+            _s70 = _s69*(_s68 + 0.5*_sel(_c67 == _c67, (_u39 - _s50) + _c67, _u39 - _s50))
             _s71 = max(px2, tx2) - min(px1, tx1)
             _s72 = max(py2, ty2) - min(py1, ty1)
             _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
@@ -139,14 +140,14 @@ def _value_block_f64(_pred, _target, _out, scale, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -189,7 +190,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
             _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
             _c7 = _e5 - _e6
-            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t0 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
             _t1 = -tx1 + tx2
             _u8 = py2 - ty2
             _u9 = py1 - ty1
@@ -198,7 +199,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
             _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
             _c14 = _e12 - _e13
-            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t2 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t3 = -ty1 + ty2
             _t4 = px1 - tx1
             _t5 = px2 - tx2
@@ -244,9 +245,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv1 = 1.0/_t27
             _inv2 = 1.0/_t35
             _inv3 = 1.0/_t53
-            _t13 = _inv0*(1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0))
+            _t13 = _inv0*_sel(_t0 > 0.0, 1.0, _sel(_t0 < 0.0, -1.0, 0.0))
             _t14 = -_t13
-            _t15 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+            _t15 = _sel(_t0 > 0.0, 1.0, _sel(_t0 == 0.0, 0.5, 0.0))
             _t16 = abs(_t0)
             _t17 = (_inv0*_inv0)*_t16
             _t18 = _t14 + _t15*_t17
@@ -259,9 +260,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t25 = _s27
             _t28 = 2.0*(((_t21*_t21) + (_t25*_t25))*_inv1)
             _t29 = _t24*_t28
-            _t30 = 1.0 if _t23 > 0.0 else 0.0
+            _t30 = _sel(_t23 > 0.0, 1.0, 0.0)
             _t36 = _t33*_inv2
-            _t37 = 1.0 if _t22 > 0.0 else 0.0
+            _t37 = _sel(_t22 > 0.0, 1.0, 0.0)
             _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
             _t39 = _t3*_t38
             _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
@@ -270,16 +271,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
             _t44 = _t43*_t8 + eps
             _t45 = _t33 + _t44
-            _t46 = _t32*(1.0 if _s15 > 0.0 else 0.0)
+            _t46 = _t32*_sel(_s15 > 0.0, 1.0, 0.0)
             _t47 = _t46*((_t42 + _t45)*_inv2)
             _t48 = -_t30 - _t37 + 1.0
             _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
             _t50 = _t49*_t9
             _t51 = 0.5*_t46
             _t52 = _t51*((_t42 + _t44 - _t50)*_inv2)
-            _t55 = _inv3*(1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0))
+            _t55 = _inv3*_sel(_t2 > 0.0, 1.0, _sel(_t2 < 0.0, -1.0, 0.0))
             _t56 = -_t55
-            _t57 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+            _t57 = _sel(_t2 > 0.0, 1.0, _sel(_t2 == 0.0, 0.5, 0.0))
             _t58 = abs(_t2)
             _t59 = (_inv3*_inv3)*_t58
             _t60 = _t56 + _t57*_t59
@@ -289,23 +290,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t63 = py1 - ty1
             _t64 = -_t63
             _t65 = _t26*_t28
-            _t66 = 1.0 if _t64 > 0.0 else 0.0
-            _t67 = 1.0 if _t63 > 0.0 else 0.0
+            _t66 = _sel(_t64 > 0.0, 1.0, 0.0)
+            _t67 = _sel(_t63 > 0.0, 1.0, 0.0)
             _t68 = _t34*_t49 + _t42 + eps
-            _t69 = _t9*(1.0 if _t31 > 0.0 else 0.0)
+            _t69 = _t9*_sel(_t31 > 0.0, 1.0, 0.0)
             _t70 = _t69*((_t33 + _t68)*_inv2)
             _t71 = -_t66 - _t67 + 1.0
             _t72 = 0.5*_t69
             _t73 = _t72*((-_t32*_t43 + _t68)*_inv2)
             _t74 = px2 - tx2
-            _t75 = 1.0 if _t74 > 0.0 else 0.0
+            _t75 = _sel(_t74 > 0.0, 1.0, 0.0)
             _t76 = -_t74
-            _t77 = 1.0 if _t76 > 0.0 else 0.0
+            _t77 = _sel(_t76 > 0.0, 1.0, 0.0)
             _t78 = -_t75 - _t77 + 1.0
             _t79 = py2 - ty2
-            _t80 = 1.0 if _t79 > 0.0 else 0.0
+            _t80 = _sel(_t79 > 0.0, 1.0, 0.0)
             _t81 = -_t79
-            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t82 = _sel(_t81 > 0.0, 1.0, 0.0)
             _t83 = -_t80 - _t82 + 1.0
             _t84 = _t15 - 1.0
             _t85 = -_t21
@@ -317,21 +318,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91 = _t1*_t40 + _t50
             _t92 = _t69*((_t45 + _t91)*_inv2)
             _t93 = _t72*((-_t32*_t38 + _t44 + _t91)*_inv2)
-            _s38 = ((_t21 - -_t29*(1.0 if _t23 > 0.0 else (0.5 if _t23 == 0.0 else 0.0))))*_inv1
+            _s38 = ((_t21 - -_t29*_sel(_t23 > 0.0, 1.0, _sel(_t23 == 0.0, 0.5, 0.0))))*_inv1
             d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)*_inv2) + _s38
-            _s39 = ((_t25 - -_t65*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv1
+            _s39 = ((_t25 - -_t65*_sel(_t64 > 0.0, 1.0, _sel(_t64 == 0.0, 0.5, 0.0))))*_inv1
             d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)*_inv2) + _s39
-            _s40 = ((_t21 - _t29*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))*_inv1
+            _s40 = ((_t21 - _t29*_sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))))*_inv1
             d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)*_inv2) + _s40
-            _s41 = ((_t25 - _t65*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))*_inv1
+            _s41 = ((_t25 - _t65*_sel(_t79 > 0.0, 1.0, _sel(_t79 == 0.0, 0.5, 0.0))))*_inv1
             d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)*_inv2) + _s41
-            _s42 = ((_t85 - -_t29*(1.0 if _t22 > 0.0 else (0.5 if _t22 == 0.0 else 0.0))))*_inv1
+            _s42 = ((_t85 - -_t29*_sel(_t22 > 0.0, 1.0, _sel(_t22 == 0.0, 0.5, 0.0))))*_inv1
             d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)*_inv2) + _s42
-            _s43 = ((_t90 - -_t65*(1.0 if _t63 > 0.0 else (0.5 if _t63 == 0.0 else 0.0))))*_inv1
+            _s43 = ((_t90 - -_t65*_sel(_t63 > 0.0, 1.0, _sel(_t63 == 0.0, 0.5, 0.0))))*_inv1
             d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)*_inv2) + _s43
-            _s44 = ((_t85 - _t29*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))))*_inv1
+            _s44 = ((_t85 - _t29*_sel(_t76 > 0.0, 1.0, _sel(_t76 == 0.0, 0.5, 0.0))))*_inv1
             d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)*_inv2) + _s44
-            _s45 = ((_t90 - _t65*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))*_inv1
+            _s45 = ((_t90 - _t65*_sel(_t81 > 0.0, 1.0, _sel(_t81 == 0.0, 0.5, 0.0))))*_inv1
             d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + _s45
         else:  # shape weights of the target
             _t0_w1 = -tx1 + tx2
@@ -342,7 +343,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e50 = (px2 - (_u46 - _b48)) - (tx2 + _b48)
             _e51 = (px1 - (_u47 - _b49)) - (tx1 + _b49)
             _c52 = _e50 - _e51
-            _t1_w1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
+            _t1_w1 = _sel(_c52 == _c52, (_u46 - _u47) + _c52, _u46 - _u47)
             _t2_w1 = -ty1 + ty2
             _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
             _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
@@ -354,7 +355,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e57 = (py2 - (_u53 - _b55)) - (ty2 + _b55)
             _e58 = (py1 - (_u54 - _b56)) - (ty1 + _b56)
             _c59 = _e57 - _e58
-            _t8_w1 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
+            _t8_w1 = _sel(_c59 == _c59, (_u53 - _u54) + _c59, _u53 - _u54)
             _t9_w1 = px1 - tx1
             _t10_w1 = px2 - tx2
             _t11_w1 = py1 - ty1
@@ -377,16 +378,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s72 = 0.5*_t11_w1 + 0.5*_t12
             _c73 = _e58 - _e51
             _c74 = _e57 - _e50
-            _s75 = 0.5*((_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47)
+            _s75 = 0.5*_sel(_c73 == _c73, (_u54 - _u47) + _c73, _u54 - _u47)
             _b76 = _s61 - tx1
             _e77 = (tx1 - (_s61 - _b76)) - (px1 + _b76)
             _c78 = _e58 - _e77
             _b79 = _s64 - tx2
             _e80 = (tx2 - (_s64 - _b79)) - (px2 + _b79)
             _c81 = _e57 - _e80
-            _s82 = 0.5*((_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61)
-            _s83 = _s75 + 0.5*((_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46)
-            _s84 = _s83*(_s82 + 0.5*((_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64))
+            _s82 = 0.5*_sel(_c78 == _c78, (_u54 - _s61) + _c78, _u54 - _s61)
+            _s83 = _s75 + 0.5*_sel(_c74 == _c74, (_u53 - _u46) + _c74, _u53 - _u46)
+            _s84 = _s83*(_s82 + 0.5*_sel(_c81 == _c81, (_u53 - _s64) + _c81, _u53 - _s64))
             _s85 = max(px2, tx2) - min(px1, tx1)
             _s86 = max(py2, ty2) - min(py1, ty1)
             _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
@@ -418,8 +419,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv5 = 1.0/max(_t0_w1, _t2_w1)
             _t20_w1 = 2.0*_inv0_w1
             _t21_w1 = _t20_w1*_t4_w1
-            _t22_w1 = _inv1_w1*_t21_w1*(1.0 if _t1_w1 > 0.0 else (-1.0 if _t1_w1 < 0.0 else 0.0))
-            _t23_w1 = 1.0 if _t1_w1 > 0.0 else (0.5 if _t1_w1 == 0.0 else 0.0)
+            _t22_w1 = _inv1_w1*_t21_w1*_sel(_t1_w1 > 0.0, 1.0, _sel(_t1_w1 < 0.0, -1.0, 0.0))
+            _t23_w1 = _sel(_t1_w1 > 0.0, 1.0, _sel(_t1_w1 == 0.0, 0.5, 0.0))
             _t24_w1 = abs(_t1_w1)
             _t25_w1 = (_inv1_w1*_inv1_w1)*_t21_w1*_t24_w1
             _t26_w1 = -_t22_w1 + _t23_w1*_t25_w1
@@ -429,12 +430,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t29_w1 = 2.0*_t28_w1*(_s95*_s95*_s95)
             _t30_w1 = -_t4_w1 + _t5_w1
             _t31_w1 = _inv0_w1*_t30_w1
-            _t32_w1 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
+            _t32_w1 = _sel(_c78 == _c78, (_u54 - _s61) + _c78, _u54 - _s61)
             _t33_w1 = 0.25*_t32_w1
-            _t34_w1 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
+            _t34_w1 = _sel(_c81 == _c81, (_u53 - _s64) + _c81, _u53 - _s64)
             _t35_w1 = 0.25*_t34_w1
-            _t36_w1 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
-            _t37_w1 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
+            _t36_w1 = _sel(_c73 == _c73, (_u54 - _u47) + _c73, _u54 - _u47)
+            _t37_w1 = _sel(_c74 == _c74, (_u53 - _u46) + _c74, _u53 - _u46)
             _t38_w1 = 0.25*_t36_w1 + 0.25*_t37_w1
             _t39_w1 = -_t33_w1 - _t35_w1 + _t38_w1
             _t40_w1 = _s71
@@ -445,9 +446,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46_w1 = (0.5*_t32_w1 + 0.5*_t34_w1)*(0.5*_t36_w1 + 0.5*_t37_w1)
             _t49_w1 = 2.0*((_t31_w1*_t46_w1 + (_t40_w1*_t40_w1) + (_t45_w1*_t45_w1))*_inv2_w1)
             _t50_w1 = _t44_w1*_t49_w1
-            _t51_w1 = 1.0 if _t43_w1 > 0.0 else 0.0
+            _t51_w1 = _sel(_t43_w1 > 0.0, 1.0, 0.0)
             _t57_w1 = _t54*_inv3_w1
-            _t58_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
+            _t58_w1 = _sel(_t42_w1 > 0.0, 1.0, 0.0)
             _t59_w1 = min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
             _t60_w1 = _t14_w1*_t59_w1
             _t61_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64))
@@ -456,7 +457,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t64_w1 = min(_t55_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
             _t65_w1 = _t13_w1*_t64_w1 + eps
             _t66_w1 = _t54 + _t65_w1
-            _t67_w1 = _t53_w1*(1.0 if _s60 > 0.0 else 0.0)
+            _t67_w1 = _t53_w1*_sel(_s60 > 0.0, 1.0, 0.0)
             _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv3_w1)
             _t69_w1 = -_t51_w1 - _t58_w1 + 1.0
             _t70_w1 = min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
@@ -464,8 +465,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72_w1 = 0.5*_t67_w1
             _t73_w1 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv3_w1)
             _t76_w1 = _t20_w1*_t5_w1
-            _t77_w1 = _inv4*_t76_w1*(1.0 if _t8_w1 > 0.0 else (-1.0 if _t8_w1 < 0.0 else 0.0))
-            _t78_w1 = 1.0 if _t8_w1 > 0.0 else (0.5 if _t8_w1 == 0.0 else 0.0)
+            _t77_w1 = _inv4*_t76_w1*_sel(_t8_w1 > 0.0, 1.0, _sel(_t8_w1 < 0.0, -1.0, 0.0))
+            _t78_w1 = _sel(_t8_w1 > 0.0, 1.0, _sel(_t8_w1 == 0.0, 0.5, 0.0))
             _t79_w1 = abs(_t8_w1)
             _t80_w1 = (_inv4*_inv4)*_t76_w1*_t79_w1
             _t81_w1 = -_t77_w1 + _t78_w1*_t80_w1
@@ -478,23 +479,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t87_w1 = py1 - ty1
             _t88_w1 = -_t87_w1
             _t89_w1 = _t47_w1*_t49_w1
-            _t90_w1 = 1.0 if _t88_w1 > 0.0 else 0.0
-            _t91_w1 = 1.0 if _t87_w1 > 0.0 else 0.0
+            _t90_w1 = _sel(_t88_w1 > 0.0, 1.0, 0.0)
+            _t91_w1 = _sel(_t87_w1 > 0.0, 1.0, 0.0)
             _t92_w1 = _t55_w1*_t70_w1 + _t63_w1 + eps
-            _t93_w1 = _t14_w1*(1.0 if _t52_w1 > 0.0 else 0.0)
+            _t93_w1 = _t14_w1*_sel(_t52_w1 > 0.0, 1.0, 0.0)
             _t94 = _t93_w1*((_t54 + _t92_w1)*_inv3_w1)
             _t95 = -_t90_w1 - _t91_w1 + 1.0
             _t96 = 0.5*_t93_w1
             _t97 = _t96*((-_t53_w1*_t64_w1 + _t92_w1)*_inv3_w1)
             _t98 = px2 - tx2
-            _t99 = 1.0 if _t98 > 0.0 else 0.0
+            _t99 = _sel(_t98 > 0.0, 1.0, 0.0)
             _t100 = -_t98
-            _t101 = 1.0 if _t100 > 0.0 else 0.0
+            _t101 = _sel(_t100 > 0.0, 1.0, 0.0)
             _t102 = -_t101 - _t99 + 1.0
             _t103 = py2 - ty2
-            _t104 = 1.0 if _t103 > 0.0 else 0.0
+            _t104 = _sel(_t103 > 0.0, 1.0, 0.0)
             _t105 = -_t103
-            _t106 = 1.0 if _t105 > 0.0 else 0.0
+            _t106 = _sel(_t105 > 0.0, 1.0, 0.0)
             _t107 = -_t104 - _t106 + 1.0
             _s97 = _inv5*_t0_w1
             _t109 = math.pow(_s97, scale - 1.0) if _s97 > 0.0 and scale != 0.0 else 0.0
@@ -524,22 +525,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t132 = _t0_w1*_t59_w1 + _t71_w1
             _t133 = _t93_w1*((_t132 + _t66_w1)*_inv3_w1)
             _t134 = _t96*((_t132 - _t53_w1*_t61_w1 + _t65_w1)*_inv3_w1)
-            _s99 = ((_t41_w1 - -_t50_w1*(1.0 if _t43_w1 > 0.0 else (0.5 if _t43_w1 == 0.0 else 0.0))))*_inv2_w1
+            _s99 = ((_t41_w1 - -_t50_w1*_sel(_t43_w1 > 0.0, 1.0, _sel(_t43_w1 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_px1 = _t26_w1*_t29_w1 - ((_t13_w1*_t51_w1*_t57_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73_w1)*_inv3_w1) + _s99
-            _s100 = ((_t86_w1 - -_t89_w1*(1.0 if _t88_w1 > 0.0 else (0.5 if _t88_w1 == 0.0 else 0.0))))*_inv2_w1
+            _s100 = ((_t86_w1 - -_t89_w1*_sel(_t88_w1 > 0.0, 1.0, _sel(_t88_w1 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_py1 = _t81_w1*_t84_w1 - ((_t55_w1*_t57_w1*_t90_w1 - _t91_w1*_t94 - _t95*_t97)*_inv3_w1) + _s100
-            _s101 = ((_t41_w1 - _t50_w1*(1.0 if _t98 > 0.0 else (0.5 if _t98 == 0.0 else 0.0))))*_inv2_w1
+            _s101 = ((_t41_w1 - _t50_w1*_sel(_t98 > 0.0, 1.0, _sel(_t98 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_px2 = -_t26_w1*_t29_w1 - ((_t101*_t68_w1 + _t102*_t73_w1 - _t13_w1*_t57_w1*_t99)*_inv3_w1) + _s101
-            _s102 = ((_t86_w1 - _t89_w1*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv2_w1
+            _s102 = ((_t86_w1 - _t89_w1*_sel(_t103 > 0.0, 1.0, _sel(_t103 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_py2 = -_t81_w1*_t84_w1 - ((-_t104*_t55_w1*_t57_w1 + _t106*_t94 + _t107*_t97)*_inv3_w1) + _s102
-            _s103 = ((_t120*_t46_w1 - _t121 - -_t50_w1*(1.0 if _t42_w1 > 0.0 else (0.5 if _t42_w1 == 0.0 else 0.0))))*_inv2_w1
+            _s103 = ((_t120*_t46_w1 - _t121 - -_t50_w1*_sel(_t42_w1 > 0.0, 1.0, _sel(_t42_w1 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_tx1 = _t114*_t84_w1 - _t29_w1*(_t115*_t25_w1 - _t117) - ((-_t123*_t51_w1 - _t124*_t69_w1 + _t2_w1*_t57_w1*_t58_w1)*_inv3_w1) + _s103
-            _s104 = ((_t130*_t46_w1 - _t131 - -_t89_w1*(1.0 if _t87_w1 > 0.0 else (0.5 if _t87_w1 == 0.0 else 0.0))))*_inv2_w1
+            _s104 = ((_t130*_t46_w1 - _t131 - -_t89_w1*_sel(_t87_w1 > 0.0, 1.0, _sel(_t87_w1 == 0.0, 0.5, 0.0))))*_inv2_w1
             d_ty1 = _t127*_t29_w1 - _t84_w1*(_t128*_t80_w1 - _t129) - ((_t0_w1*_t57_w1*_t91_w1 - _t133*_t90_w1 - _t134*_t95)*_inv3_w1) + _s104
-            _s105 = ((-_t120*_t46_w1 - _t121 - _t50_w1*(1.0 if _t100 > 0.0 else (0.5 if _t100 == 0.0 else 0.0))))*_inv2_w1
+            _s105 = ((-_t120*_t46_w1 - _t121 - _t50_w1*_sel(_t100 > 0.0, 1.0, _sel(_t100 == 0.0, 0.5, 0.0))))*_inv2_w1
             _s106 = -((-_t101*_t2_w1*_t57_w1 + _t102*_t124 + _t123*_t99)*_inv3_w1)
             d_tx2 = -_t114*_t84_w1 - _t29_w1*(-_t115*_t25_w1 + _t117) + _s106 + _s105
-            _s107 = ((-_t130*_t46_w1 - _t131 - _t89_w1*(1.0 if _t105 > 0.0 else (0.5 if _t105 == 0.0 else 0.0))))*_inv2_w1
+            _s107 = ((-_t130*_t46_w1 - _t131 - _t89_w1*_sel(_t105 > 0.0, 1.0, _sel(_t105 == 0.0, 0.5, 0.0))))*_inv2_w1
             _s108 = -((-_t0_w1*_t106*_t57_w1 + _t104*_t133 + _t107*_t134)*_inv3_w1)
             d_ty2 = -_t127*_t29_w1 - _t84_w1*(-_t128*_t80_w1 + _t129) + _s108 + _s107
         _far = _far | (not _ok)
@@ -570,7 +571,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
                 _e6_w1 = (px1_w1 - (_u2_w1 - _b4_w1)) - (tx1_w1 + _b4_w1)
                 _c7_w1 = _e5_w1 - _e6_w1
-                _t0_w2 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t0_w2 = _sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)
                 _t1_w2 = -tx1_w1 + tx2_w1
                 _u8_w1 = py2_w1 - ty2_w1
                 _u9_w1 = py1_w1 - ty1_w1
@@ -579,7 +580,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
                 _e13_w1 = (py1_w1 - (_u9_w1 - _b11_w1)) - (ty1_w1 + _b11_w1)
                 _c14_w1 = _e12_w1 - _e13_w1
-                _t2_w2 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t2_w2 = _sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1)
                 _t3_w1 = -ty1_w1 + ty2_w1
                 _t4_w2 = px1_w1 - tx1_w1
                 _t5_w2 = px2_w1 - tx2_w1
@@ -626,9 +627,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv1_w2 = 1.0/_t27_w3
                     _inv2_w2 = 1.0/_t35_w3
                     _inv3_w2 = 1.0/_t53_w2
-                    _t13_w3 = _inv0_w2*(1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0))
+                    _t13_w3 = _inv0_w2*_sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))
                     _t14_w3 = -_t13_w3
-                    _t15_w3 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t15_w3 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 == 0.0, 0.5, 0.0))
                     _t16_w3 = abs(_t0_w2)
                     _t17_w2 = (_inv0_w2*_inv0_w2)*_t16_w3
                     _t18_w3 = _t14_w3 + _t15_w3*_t17_w2
@@ -641,9 +642,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w4 = _s27_w1
                     _t28_w4 = 2.0*(((_t21_w4*_t21_w4) + (_t25_w4*_t25_w4))*_inv1_w2)
                     _t29_w4 = _t24_w3*_t28_w4
-                    _t30_w4 = 1.0 if _t23_w4 > 0.0 else 0.0
+                    _t30_w4 = _sel(_t23_w4 > 0.0, 1.0, 0.0)
                     _t36_w4 = _t33_w3*_inv2_w2
-                    _t37_w4 = 1.0 if _t22_w4 > 0.0 else 0.0
+                    _t37_w4 = _sel(_t22_w4 > 0.0, 1.0, 0.0)
                     _t38_w4 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
                     _t39_w4 = _t3_w1*_t38_w4
                     _t40_w4 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
@@ -652,16 +653,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t43_w4 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
                     _t44_w3 = _t43_w4*_t8_w2 + eps
                     _t45_w4 = _t33_w3 + _t44_w3
-                    _t46_w4 = _t32_w3*(1.0 if _s15_w1 > 0.0 else 0.0)
+                    _t46_w4 = _t32_w3*_sel(_s15_w1 > 0.0, 1.0, 0.0)
                     _t47_w3 = _t46_w4*((_t42_w4 + _t45_w4)*_inv2_w2)
                     _t48_w3 = -_t30_w4 - _t37_w4 + 1.0
                     _t49_w4 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
                     _t50_w4 = _t49_w4*_t9_w2
                     _t51_w4 = 0.5*_t46_w4
                     _t52_w3 = _t51_w4*((_t42_w4 + _t44_w3 - _t50_w4)*_inv2_w2)
-                    _t55_w3 = _inv3_w2*(1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0))
+                    _t55_w3 = _inv3_w2*_sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 < 0.0, -1.0, 0.0))
                     _t56_w3 = -_t55_w3
-                    _t57_w4 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t57_w4 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 == 0.0, 0.5, 0.0))
                     _t58_w4 = abs(_t2_w2)
                     _t59_w4 = (_inv3_w2*_inv3_w2)*_t58_w4
                     _t60_w4 = _t56_w3 + _t57_w4*_t59_w4
@@ -671,23 +672,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t63_w4 = py1_w1 - ty1_w1
                     _t64_w4 = -_t63_w4
                     _t65_w4 = _t26_w3*_t28_w4
-                    _t66_w4 = 1.0 if _t64_w4 > 0.0 else 0.0
-                    _t67_w4 = 1.0 if _t63_w4 > 0.0 else 0.0
+                    _t66_w4 = _sel(_t64_w4 > 0.0, 1.0, 0.0)
+                    _t67_w4 = _sel(_t63_w4 > 0.0, 1.0, 0.0)
                     _t68_w4 = _t34_w3*_t49_w4 + _t42_w4 + eps
-                    _t69_w4 = _t9_w2*(1.0 if _t31_w3 > 0.0 else 0.0)
+                    _t69_w4 = _t9_w2*_sel(_t31_w3 > 0.0, 1.0, 0.0)
                     _t70_w4 = _t69_w4*((_t33_w3 + _t68_w4)*_inv2_w2)
                     _t71_w4 = -_t66_w4 - _t67_w4 + 1.0
                     _t72_w4 = 0.5*_t69_w4
                     _t73_w4 = _t72_w4*((-_t32_w3*_t43_w4 + _t68_w4)*_inv2_w2)
                     _t74_w3 = px2_w1 - tx2_w1
-                    _t75_w2 = 1.0 if _t74_w3 > 0.0 else 0.0
+                    _t75_w2 = _sel(_t74_w3 > 0.0, 1.0, 0.0)
                     _t76_w4 = -_t74_w3
-                    _t77_w4 = 1.0 if _t76_w4 > 0.0 else 0.0
+                    _t77_w4 = _sel(_t76_w4 > 0.0, 1.0, 0.0)
                     _t78_w4 = -_t75_w2 - _t77_w4 + 1.0
                     _t79_w4 = py2_w1 - ty2_w1
-                    _t80_w4 = 1.0 if _t79_w4 > 0.0 else 0.0
+                    _t80_w4 = _sel(_t79_w4 > 0.0, 1.0, 0.0)
                     _t81_w4 = -_t79_w4
-                    _t82_w4 = 1.0 if _t81_w4 > 0.0 else 0.0
+                    _t82_w4 = _sel(_t81_w4 > 0.0, 1.0, 0.0)
                     _t83_w4 = -_t80_w4 - _t82_w4 + 1.0
                     _t84_w4 = _t15_w3 - 1.0
                     _t85_w4 = -_t21_w4
@@ -699,26 +700,26 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w4 = _t1_w2*_t40_w4 + _t50_w4
                     _t92_w4 = _t69_w4*((_t45_w4 + _t91_w4)*_inv2_w2)
                     _t93_w4 = _t72_w4*((-_t32_w3*_t38_w4 + _t44_w3 + _t91_w4)*_inv2_w2)
-                    _s38_w1 = ((_t21_w4 - -_t29_w4*(1.0 if _t23_w4 > 0.0 else (0.5 if _t23_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s38_w1 = ((_t21_w4 - -_t29_w4*_sel(_t23_w4 > 0.0, 1.0, _sel(_t23_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_px1_w1 = _t18_w3*_t20_w4 - ((_t30_w4*_t36_w4*_t8_w2 - _t37_w4*_t47_w3 - _t48_w3*_t52_w3)*_inv2_w2) + _s38_w1
-                    _s39_w1 = ((_t25_w4 - -_t65_w4*(1.0 if _t64_w4 > 0.0 else (0.5 if _t64_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s39_w1 = ((_t25_w4 - -_t65_w4*_sel(_t64_w4 > 0.0, 1.0, _sel(_t64_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_py1_w1 = _t60_w4*_t62_w4 - ((_t34_w3*_t36_w4*_t66_w4 - _t67_w4*_t70_w4 - _t71_w4*_t73_w4)*_inv2_w2) + _s39_w1
-                    _s40_w1 = ((_t21_w4 - _t29_w4*(1.0 if _t74_w3 > 0.0 else (0.5 if _t74_w3 == 0.0 else 0.0))))*_inv1_w2
+                    _s40_w1 = ((_t21_w4 - _t29_w4*_sel(_t74_w3 > 0.0, 1.0, _sel(_t74_w3 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_px2_w1 = -_t18_w3*_t20_w4 - ((-_t36_w4*_t75_w2*_t8_w2 + _t47_w3*_t77_w4 + _t52_w3*_t78_w4)*_inv2_w2) + _s40_w1
-                    _s41_w1 = ((_t25_w4 - _t65_w4*(1.0 if _t79_w4 > 0.0 else (0.5 if _t79_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s41_w1 = ((_t25_w4 - _t65_w4*_sel(_t79_w4 > 0.0, 1.0, _sel(_t79_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_py2_w1 = -_t60_w4*_t62_w4 - ((-_t34_w3*_t36_w4*_t80_w4 + _t70_w4*_t82_w4 + _t73_w4*_t83_w4)*_inv2_w2) + _s41_w1
-                    _s42_w1 = ((_t85_w4 - -_t29_w4*(1.0 if _t22_w4 > 0.0 else (0.5 if _t22_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s42_w1 = ((_t85_w4 - -_t29_w4*_sel(_t22_w4 > 0.0, 1.0, _sel(_t22_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_tx1_w1 = -_t20_w4*(-_t13_w3 + _t17_w2*_t84_w4) - ((_t3_w1*_t36_w4*_t37_w4 - _t30_w4*_t87_w4 - _t48_w3*_t88_w4)*_inv2_w2) + _s42_w1
-                    _s43_w1 = ((_t90_w4 - -_t65_w4*(1.0 if _t63_w4 > 0.0 else (0.5 if _t63_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s43_w1 = ((_t90_w4 - -_t65_w4*_sel(_t63_w4 > 0.0, 1.0, _sel(_t63_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_ty1_w1 = -_t62_w4*(-_t55_w3 + _t59_w4*_t89_w4) - ((_t1_w2*_t36_w4*_t67_w4 - _t66_w4*_t92_w4 - _t71_w4*_t93_w4)*_inv2_w2) + _s43_w1
-                    _s44_w1 = ((_t85_w4 - _t29_w4*(1.0 if _t76_w4 > 0.0 else (0.5 if _t76_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s44_w1 = ((_t85_w4 - _t29_w4*_sel(_t76_w4 > 0.0, 1.0, _sel(_t76_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_tx2_w1 = -_t20_w4*(-_t14_w3 - _t17_w2*_t84_w4) - ((-_t3_w1*_t36_w4*_t77_w4 + _t75_w2*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2) + _s44_w1
-                    _s45_w1 = ((_t90_w4 - _t65_w4*(1.0 if _t81_w4 > 0.0 else (0.5 if _t81_w4 == 0.0 else 0.0))))*_inv1_w2
+                    _s45_w1 = ((_t90_w4 - _t65_w4*_sel(_t81_w4 > 0.0, 1.0, _sel(_t81_w4 == 0.0, 0.5, 0.0))))*_inv1_w2
                     d_ty2_w1 = -_t62_w4*(-_t56_w3 - _t59_w4*_t89_w4) - ((-_t1_w2*_t36_w4*_t82_w4 + _t80_w4*_t92_w4 + _t83_w4*_t93_w4)*_inv2_w2) + _s45_w1
                 else:
-                    _t13_w1_w1 = (1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0))/_t11_w2
+                    _t13_w1_w1 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))/_t11_w2
                     _t14_w1_w1 = -_t13_w1_w1
-                    _t15_w1_w1 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t15_w1_w1 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 == 0.0, 0.5, 0.0))
                     _t16_w1_w1 = abs(_t0_w2)
                     _t17_w1 = _t16_w1_w1/(_t11_w2*_t11_w2)
                     _t18_w1_w1 = _t14_w1_w1 + _t15_w1_w1*_t17_w1
@@ -731,9 +732,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w1_w1 = _s27_w1
                     _t28_w1_w1 = 2.0*(((_t21_w1_w1*_t21_w1_w1) + (_t25_w1_w1*_t25_w1_w1))/_t27_w3)
                     _t29_w1_w1 = _t24_w3*_t28_w1_w1
-                    _t30_w1_w1 = 1.0 if _t23_w1_w1 > 0.0 else 0.0
+                    _t30_w1_w1 = _sel(_t23_w1_w1 > 0.0, 1.0, 0.0)
                     _t36_w1_w1 = _t33_w3/_t35_w3
-                    _t37_w1_w1 = 1.0 if _t22_w1_w1 > 0.0 else 0.0
+                    _t37_w1_w1 = _sel(_t22_w1_w1 > 0.0, 1.0, 0.0)
                     _t38_w1_w1 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
                     _t39_w1_w1 = _t3_w1*_t38_w1_w1
                     _t40_w1_w1 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
@@ -742,16 +743,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t43_w1_w1 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
                     _t44_w1_w1 = _t43_w1_w1*_t8_w2 + eps
                     _t45_w1_w1 = _t33_w3 + _t44_w1_w1
-                    _t46_w1_w1 = _t32_w3*(1.0 if _s15_w1 > 0.0 else 0.0)
+                    _t46_w1_w1 = _t32_w3*_sel(_s15_w1 > 0.0, 1.0, 0.0)
                     _t47_w1_w1 = _t46_w1_w1*((_t42_w1_w1 + _t45_w1_w1)/_t35_w3)
                     _t48_w1_w1 = -_t30_w1_w1 - _t37_w1_w1 + 1.0
                     _t49_w1_w1 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
                     _t50_w1_w1 = _t49_w1_w1*_t9_w2
                     _t51_w1_w1 = 0.5*_t46_w1_w1
                     _t52_w1_w1 = _t51_w1_w1*((_t42_w1_w1 + _t44_w1_w1 - _t50_w1_w1)/_t35_w3)
-                    _t55_w1_w1 = (1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0))/_t53_w2
+                    _t55_w1_w1 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 < 0.0, -1.0, 0.0))/_t53_w2
                     _t56_w1_w1 = -_t55_w1_w1
-                    _t57_w1_w1 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t57_w1_w1 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 == 0.0, 0.5, 0.0))
                     _t58_w1_w1 = abs(_t2_w2)
                     _t59_w1_w1 = _t58_w1_w1/(_t53_w2*_t53_w2)
                     _t60_w1_w1 = _t56_w1_w1 + _t57_w1_w1*_t59_w1_w1
@@ -761,23 +762,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t63_w1_w1 = py1_w1 - ty1_w1
                     _t64_w1_w1 = -_t63_w1_w1
                     _t65_w1_w1 = _t26_w3*_t28_w1_w1
-                    _t66_w1_w1 = 1.0 if _t64_w1_w1 > 0.0 else 0.0
-                    _t67_w1_w1 = 1.0 if _t63_w1_w1 > 0.0 else 0.0
+                    _t66_w1_w1 = _sel(_t64_w1_w1 > 0.0, 1.0, 0.0)
+                    _t67_w1_w1 = _sel(_t63_w1_w1 > 0.0, 1.0, 0.0)
                     _t68_w1_w1 = _t34_w3*_t49_w1_w1 + _t42_w1_w1 + eps
-                    _t69_w1_w1 = _t9_w2*(1.0 if _t31_w3 > 0.0 else 0.0)
+                    _t69_w1_w1 = _t9_w2*_sel(_t31_w3 > 0.0, 1.0, 0.0)
                     _t70_w1_w1 = _t69_w1_w1*((_t33_w3 + _t68_w1_w1)/_t35_w3)
                     _t71_w1_w1 = -_t66_w1_w1 - _t67_w1_w1 + 1.0
                     _t72_w1_w1 = 0.5*_t69_w1_w1
                     _t73_w1_w1 = _t72_w1_w1*((-_t32_w3*_t43_w1_w1 + _t68_w1_w1)/_t35_w3)
                     _t74_w1_w1 = px2_w1 - tx2_w1
-                    _t75_w1 = 1.0 if _t74_w1_w1 > 0.0 else 0.0
+                    _t75_w1 = _sel(_t74_w1_w1 > 0.0, 1.0, 0.0)
                     _t76_w1_w1 = -_t74_w1_w1
-                    _t77_w1_w1 = 1.0 if _t76_w1_w1 > 0.0 else 0.0
+                    _t77_w1_w1 = _sel(_t76_w1_w1 > 0.0, 1.0, 0.0)
                     _t78_w1_w1 = -_t75_w1 - _t77_w1_w1 + 1.0
                     _t79_w1_w1 = py2_w1 - ty2_w1
-                    _t80_w1_w1 = 1.0 if _t79_w1_w1 > 0.0 else 0.0
+                    _t80_w1_w1 = _sel(_t79_w1_w1 > 0.0, 1.0, 0.0)
                     _t81_w1_w1 = -_t79_w1_w1
-                    _t82_w1_w1 = 1.0 if _t81_w1_w1 > 0.0 else 0.0
+                    _t82_w1_w1 = _sel(_t81_w1_w1 > 0.0, 1.0, 0.0)
                     _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + 1.0
                     _t84_w1_w1 = _t15_w1_w1 - 1.0
                     _t85_w1_w1 = -_t21_w1_w1
@@ -789,21 +790,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w1_w1 = _t1_w2*_t40_w1_w1 + _t50_w1_w1
                     _t92_w1_w1 = _t69_w1_w1*((_t45_w1_w1 + _t91_w1_w1)/_t35_w3)
                     _t93_w1_w1 = _t72_w1_w1*((-_t32_w3*_t38_w1_w1 + _t44_w1_w1 + _t91_w1_w1)/_t35_w3)
-                    _s48 = ((_t21_w1_w1 - -_t29_w1_w1*(1.0 if _t23_w1_w1 > 0.0 else (0.5 if _t23_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s48 = ((_t21_w1_w1 - -_t29_w1_w1*_sel(_t23_w1_w1 > 0.0, 1.0, _sel(_t23_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_px1_w1 = _t18_w1_w1*_t20_w1_w1 - ((_t30_w1_w1*_t36_w1_w1*_t8_w2 - _t37_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t52_w1_w1)/_t35_w3) + _s48
-                    _s49 = ((_t25_w1_w1 - -_t65_w1_w1*(1.0 if _t64_w1_w1 > 0.0 else (0.5 if _t64_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s49 = ((_t25_w1_w1 - -_t65_w1_w1*_sel(_t64_w1_w1 > 0.0, 1.0, _sel(_t64_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_py1_w1 = _t60_w1_w1*_t62_w1_w1 - ((_t34_w3*_t36_w1_w1*_t66_w1_w1 - _t67_w1_w1*_t70_w1_w1 - _t71_w1_w1*_t73_w1_w1)/_t35_w3) + _s49
-                    _s50 = ((_t21_w1_w1 - _t29_w1_w1*(1.0 if _t74_w1_w1 > 0.0 else (0.5 if _t74_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s50 = ((_t21_w1_w1 - _t29_w1_w1*_sel(_t74_w1_w1 > 0.0, 1.0, _sel(_t74_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_px2_w1 = -_t18_w1_w1*_t20_w1_w1 - ((-_t36_w1_w1*_t75_w1*_t8_w2 + _t47_w1_w1*_t77_w1_w1 + _t52_w1_w1*_t78_w1_w1)/_t35_w3) + _s50
-                    _s51 = ((_t25_w1_w1 - _t65_w1_w1*(1.0 if _t79_w1_w1 > 0.0 else (0.5 if _t79_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s51 = ((_t25_w1_w1 - _t65_w1_w1*_sel(_t79_w1_w1 > 0.0, 1.0, _sel(_t79_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_py2_w1 = -_t60_w1_w1*_t62_w1_w1 - ((-_t34_w3*_t36_w1_w1*_t80_w1_w1 + _t70_w1_w1*_t82_w1_w1 + _t73_w1_w1*_t83_w1_w1)/_t35_w3) + _s51
-                    _s52 = ((_t85_w1_w1 - -_t29_w1_w1*(1.0 if _t22_w1_w1 > 0.0 else (0.5 if _t22_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s52 = ((_t85_w1_w1 - -_t29_w1_w1*_sel(_t22_w1_w1 > 0.0, 1.0, _sel(_t22_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_tx1_w1 = -_t20_w1_w1*(-_t13_w1_w1 + _t17_w1*_t84_w1_w1) - ((_t3_w1*_t36_w1_w1*_t37_w1_w1 - _t30_w1_w1*_t87_w1_w1 - _t48_w1_w1*_t88_w1_w1)/_t35_w3) + _s52
-                    _s53 = ((_t90_w1_w1 - -_t65_w1_w1*(1.0 if _t63_w1_w1 > 0.0 else (0.5 if _t63_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s53 = ((_t90_w1_w1 - -_t65_w1_w1*_sel(_t63_w1_w1 > 0.0, 1.0, _sel(_t63_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_ty1_w1 = -_t62_w1_w1*(-_t55_w1_w1 + _t59_w1_w1*_t89_w1_w1) - ((_t1_w2*_t36_w1_w1*_t67_w1_w1 - _t66_w1_w1*_t92_w1_w1 - _t71_w1_w1*_t93_w1_w1)/_t35_w3) + _s53
-                    _s54 = ((_t85_w1_w1 - _t29_w1_w1*(1.0 if _t76_w1_w1 > 0.0 else (0.5 if _t76_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s54 = ((_t85_w1_w1 - _t29_w1_w1*_sel(_t76_w1_w1 > 0.0, 1.0, _sel(_t76_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_tx2_w1 = -_t20_w1_w1*(-_t14_w1_w1 - _t17_w1*_t84_w1_w1) - ((-_t3_w1*_t36_w1_w1*_t77_w1_w1 + _t75_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t35_w3) + _s54
-                    _s55 = ((_t90_w1_w1 - _t65_w1_w1*(1.0 if _t81_w1_w1 > 0.0 else (0.5 if _t81_w1_w1 == 0.0 else 0.0))))/_t27_w3
+                    _s55 = ((_t90_w1_w1 - _t65_w1_w1*_sel(_t81_w1_w1 > 0.0, 1.0, _sel(_t81_w1_w1 == 0.0, 0.5, 0.0))))/_t27_w3
                     d_ty2_w1 = -_t62_w1_w1*(-_t56_w1_w1 - _t59_w1_w1*_t89_w1_w1) - ((-_t1_w2*_t36_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t92_w1_w1 + _t83_w1_w1*_t93_w1_w1)/_t35_w3) + _s55
             else:  # shape weights of the target
                 _t0_w1_w1 = -tx1_w1 + tx2_w1
@@ -814,7 +815,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e60 = (px2_w1 - (_u56 - _b58)) - (tx2_w1 + _b58)
                 _e61 = (px1_w1 - (_u57 - _b59)) - (tx1_w1 + _b59)
                 _c62 = _e60 - _e61
-                _t1_w1_w1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
+                _t1_w1_w1 = _sel(_c62 == _c62, (_u56 - _u57) + _c62, _u56 - _u57)
                 _t2_w1_w1 = -ty1_w1 + ty2_w1
                 _t4_w1_w1 = math.pow(_t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
                 _t5_w1_w1 = math.pow(_t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
@@ -826,7 +827,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e67 = (py2_w1 - (_u63 - _b65)) - (ty2_w1 + _b65)
                 _e68 = (py1_w1 - (_u64 - _b66)) - (ty1_w1 + _b66)
                 _c69 = _e67 - _e68
-                _t8_w1_w1 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
+                _t8_w1_w1 = _sel(_c69 == _c69, (_u63 - _u64) + _c69, _u63 - _u64)
                 _t9_w1_w1 = px1_w1 - tx1_w1
                 _t10_w1_w1 = px2_w1 - tx2_w1
                 _t11_w1_w1 = py1_w1 - ty1_w1
@@ -849,16 +850,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s82_w1 = 0.5*_t11_w1_w1 + 0.5*_t12_w1
                 _c83 = _e68 - _e61
                 _c84 = _e67 - _e60
-                _s85_w1 = 0.5*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
+                _s85_w1 = 0.5*_sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
                 _b86 = _s71_w1 - tx1_w1
                 _e87 = (tx1_w1 - (_s71_w1 - _b86)) - (px1_w1 + _b86)
                 _c88 = _e68 - _e87
                 _b89 = _s74 - tx2_w1
                 _e90 = (tx2_w1 - (_s74 - _b89)) - (px2_w1 + _b89)
                 _c91 = _e67 - _e90
-                _s92 = 0.5*((_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1)
-                _s93 = _s85_w1 + 0.5*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
-                _s94 = _s93*(_s92 + 0.5*((_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74))
+                _s92 = 0.5*_sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
+                _s93 = _s85_w1 + 0.5*_sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
+                _s94 = _s93*(_s92 + 0.5*_sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74))
                 _s95_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s96_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s97_w1 = ((_s81*_s81) + (_s82_w1*_s82_w1) + ((-_t4_w1_w1 + _t5_w1_w1)/(_t4_w1_w1 + _t5_w1_w1))*_s94)/(eps + (_s95_w1*_s95_w1) + (_s96_w1*_s96_w1))
@@ -891,8 +892,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv5_w1 = 1.0/max(_t0_w1_w1, _t2_w1_w1)
                     _t20_w2 = 2.0*_inv0_w1_w1
                     _t21_w2 = _t20_w2*_t4_w1_w1
-                    _t22_w2 = _inv1_w1_w1*_t21_w2*(1.0 if _t1_w1_w1 > 0.0 else (-1.0 if _t1_w1_w1 < 0.0 else 0.0))
-                    _t23_w2 = 1.0 if _t1_w1_w1 > 0.0 else (0.5 if _t1_w1_w1 == 0.0 else 0.0)
+                    _t22_w2 = _inv1_w1_w1*_t21_w2*_sel(_t1_w1_w1 > 0.0, 1.0, _sel(_t1_w1_w1 < 0.0, -1.0, 0.0))
+                    _t23_w2 = _sel(_t1_w1_w1 > 0.0, 1.0, _sel(_t1_w1_w1 == 0.0, 0.5, 0.0))
                     _t24_w1_w1 = abs(_t1_w1_w1)
                     _t25_w2 = (_inv1_w1_w1*_inv1_w1_w1)*_t21_w2*_t24_w1_w1
                     _t26_w1_w1 = -_t22_w2 + _t23_w2*_t25_w2
@@ -902,12 +903,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w2 = 2.0*_t28_w2*(_s105_w1*_s105_w1*_s105_w1)
                     _t30_w2 = -_t4_w1_w1 + _t5_w1_w1
                     _t31_w1_w1 = _inv0_w1_w1*_t30_w2
-                    _t32_w1_w1 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t32_w1_w1 = _sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
                     _t33_w1_w1 = 0.25*_t32_w1_w1
-                    _t34_w1_w1 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t34_w1_w1 = _sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74)
                     _t35_w1_w1 = 0.25*_t34_w1_w1
-                    _t36_w2 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37_w2 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t36_w2 = _sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
+                    _t37_w2 = _sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
                     _t38_w2 = 0.25*_t36_w2 + 0.25*_t37_w2
                     _t39_w2 = -_t33_w1_w1 - _t35_w1_w1 + _t38_w2
                     _t40_w2 = _s81
@@ -918,9 +919,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w2 = (0.5*_t32_w1_w1 + 0.5*_t34_w1_w1)*(0.5*_t36_w2 + 0.5*_t37_w2)
                     _t49_w2 = 2.0*((_t31_w1_w1*_t46_w2 + (_t40_w2*_t40_w2) + (_t45_w2*_t45_w2))*_inv2_w1_w1)
                     _t50_w2 = _t44_w2*_t49_w2
-                    _t51_w2 = 1.0 if _t43_w2 > 0.0 else 0.0
+                    _t51_w2 = _sel(_t43_w2 > 0.0, 1.0, 0.0)
                     _t57_w2 = _t54_w1*_inv3_w1_w1
-                    _t58_w2 = 1.0 if _t42_w2 > 0.0 else 0.0
+                    _t58_w2 = _sel(_t42_w2 > 0.0, 1.0, 0.0)
                     _t59_w2 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
                     _t60_w2 = _t14_w2*_t59_w2
                     _t61_w2 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
@@ -929,7 +930,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w2 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
                     _t65_w2 = _t13_w2*_t64_w2 + eps
                     _t66_w2 = _t54_w1 + _t65_w2
-                    _t67_w2 = _t53_w1_w1*(1.0 if _s70_w1 > 0.0 else 0.0)
+                    _t67_w2 = _t53_w1_w1*_sel(_s70_w1 > 0.0, 1.0, 0.0)
                     _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv3_w1_w1)
                     _t69_w2 = -_t51_w2 - _t58_w2 + 1.0
                     _t70_w2 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
@@ -937,8 +938,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w2 = 0.5*_t67_w2
                     _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv3_w1_w1)
                     _t76_w2 = _t20_w2*_t5_w1_w1
-                    _t77_w2 = _inv4_w1*_t76_w2*(1.0 if _t8_w1_w1 > 0.0 else (-1.0 if _t8_w1_w1 < 0.0 else 0.0))
-                    _t78_w2 = 1.0 if _t8_w1_w1 > 0.0 else (0.5 if _t8_w1_w1 == 0.0 else 0.0)
+                    _t77_w2 = _inv4_w1*_t76_w2*_sel(_t8_w1_w1 > 0.0, 1.0, _sel(_t8_w1_w1 < 0.0, -1.0, 0.0))
+                    _t78_w2 = _sel(_t8_w1_w1 > 0.0, 1.0, _sel(_t8_w1_w1 == 0.0, 0.5, 0.0))
                     _t79_w2 = abs(_t8_w1_w1)
                     _t80_w2 = (_inv4_w1*_inv4_w1)*_t76_w2*_t79_w2
                     _t81_w2 = -_t77_w2 + _t78_w2*_t80_w2
@@ -951,23 +952,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t87_w2 = py1_w1 - ty1_w1
                     _t88_w2 = -_t87_w2
                     _t89_w2 = _t47_w2*_t49_w2
-                    _t90_w2 = 1.0 if _t88_w2 > 0.0 else 0.0
-                    _t91_w2 = 1.0 if _t87_w2 > 0.0 else 0.0
+                    _t90_w2 = _sel(_t88_w2 > 0.0, 1.0, 0.0)
+                    _t91_w2 = _sel(_t87_w2 > 0.0, 1.0, 0.0)
                     _t92_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
-                    _t93_w2 = _t14_w2*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t93_w2 = _t14_w2*_sel(_t52_w2 > 0.0, 1.0, 0.0)
                     _t94_w2 = _t93_w2*((_t54_w1 + _t92_w2)*_inv3_w1_w1)
                     _t95_w2 = -_t90_w2 - _t91_w2 + 1.0
                     _t96_w2 = 0.5*_t93_w2
                     _t97_w2 = _t96_w2*((-_t53_w1_w1*_t64_w2 + _t92_w2)*_inv3_w1_w1)
                     _t98_w2 = px2_w1 - tx2_w1
-                    _t99_w2 = 1.0 if _t98_w2 > 0.0 else 0.0
+                    _t99_w2 = _sel(_t98_w2 > 0.0, 1.0, 0.0)
                     _t100_w2 = -_t98_w2
-                    _t101_w2 = 1.0 if _t100_w2 > 0.0 else 0.0
+                    _t101_w2 = _sel(_t100_w2 > 0.0, 1.0, 0.0)
                     _t102_w2 = -_t101_w2 - _t99_w2 + 1.0
                     _t103_w2 = py2_w1 - ty2_w1
-                    _t104_w2 = 1.0 if _t103_w2 > 0.0 else 0.0
+                    _t104_w2 = _sel(_t103_w2 > 0.0, 1.0, 0.0)
                     _t105_w2 = -_t103_w2
-                    _t106_w2 = 1.0 if _t105_w2 > 0.0 else 0.0
+                    _t106_w2 = _sel(_t105_w2 > 0.0, 1.0, 0.0)
                     _t107_w2 = -_t104_w2 - _t106_w2 + 1.0
                     _s107_w1 = _inv5_w1*_t0_w1_w1
                     _t109_w2 = math.pow(_s107_w1, scale - 1.0) if _s107_w1 > 0.0 and scale != 0.0 else 0.0
@@ -997,29 +998,29 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t132_w2 = _t0_w1_w1*_t59_w2 + _t71_w2
                     _t133_w2 = _t93_w2*((_t132_w2 + _t66_w2)*_inv3_w1_w1)
                     _t134_w2 = _t96_w2*((_t132_w2 - _t53_w1_w1*_t61_w2 + _t65_w2)*_inv3_w1_w1)
-                    _s109 = ((_t41_w2 - -_t50_w2*(1.0 if _t43_w2 > 0.0 else (0.5 if _t43_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s109 = ((_t41_w2 - -_t50_w2*_sel(_t43_w2 > 0.0, 1.0, _sel(_t43_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_px1_w1 = _t26_w1_w1*_t29_w2 - ((_t13_w2*_t51_w2*_t57_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv3_w1_w1) + _s109
-                    _s110 = ((_t86_w2 - -_t89_w2*(1.0 if _t88_w2 > 0.0 else (0.5 if _t88_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s110 = ((_t86_w2 - -_t89_w2*_sel(_t88_w2 > 0.0, 1.0, _sel(_t88_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_py1_w1 = _t81_w2*_t84_w2 - ((_t55_w2*_t57_w2*_t90_w2 - _t91_w2*_t94_w2 - _t95_w2*_t97_w2)*_inv3_w1_w1) + _s110
-                    _s111 = ((_t41_w2 - _t50_w2*(1.0 if _t98_w2 > 0.0 else (0.5 if _t98_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s111 = ((_t41_w2 - _t50_w2*_sel(_t98_w2 > 0.0, 1.0, _sel(_t98_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_px2_w1 = -_t26_w1_w1*_t29_w2 - ((_t101_w2*_t68_w2 + _t102_w2*_t73_w2 - _t13_w2*_t57_w2*_t99_w2)*_inv3_w1_w1) + _s111
-                    _s112 = ((_t86_w2 - _t89_w2*(1.0 if _t103_w2 > 0.0 else (0.5 if _t103_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s112 = ((_t86_w2 - _t89_w2*_sel(_t103_w2 > 0.0, 1.0, _sel(_t103_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_py2_w1 = -_t81_w2*_t84_w2 - ((-_t104_w2*_t55_w2*_t57_w2 + _t106_w2*_t94_w2 + _t107_w2*_t97_w2)*_inv3_w1_w1) + _s112
-                    _s113 = ((_t120_w2*_t46_w2 - _t121_w2 - -_t50_w2*(1.0 if _t42_w2 > 0.0 else (0.5 if _t42_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s113 = ((_t120_w2*_t46_w2 - _t121_w2 - -_t50_w2*_sel(_t42_w2 > 0.0, 1.0, _sel(_t42_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_tx1_w1 = _t114_w2*_t84_w2 - _t29_w2*(_t115_w2*_t25_w2 - _t117_w2) - ((-_t123_w2*_t51_w2 - _t124_w2*_t69_w2 + _t2_w1_w1*_t57_w2*_t58_w2)*_inv3_w1_w1) + _s113
-                    _s114 = ((_t130_w2*_t46_w2 - _t131_w2 - -_t89_w2*(1.0 if _t87_w2 > 0.0 else (0.5 if _t87_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s114 = ((_t130_w2*_t46_w2 - _t131_w2 - -_t89_w2*_sel(_t87_w2 > 0.0, 1.0, _sel(_t87_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     d_ty1_w1 = _t127_w2*_t29_w2 - _t84_w2*(_t128_w2*_t80_w2 - _t129_w2) - ((_t0_w1_w1*_t57_w2*_t91_w2 - _t133_w2*_t90_w2 - _t134_w2*_t95_w2)*_inv3_w1_w1) + _s114
-                    _s115 = ((-_t120_w2*_t46_w2 - _t121_w2 - _t50_w2*(1.0 if _t100_w2 > 0.0 else (0.5 if _t100_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s115 = ((-_t120_w2*_t46_w2 - _t121_w2 - _t50_w2*_sel(_t100_w2 > 0.0, 1.0, _sel(_t100_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     _s116 = -((-_t101_w2*_t2_w1_w1*_t57_w2 + _t102_w2*_t124_w2 + _t123_w2*_t99_w2)*_inv3_w1_w1)
                     d_tx2_w1 = -_t114_w2*_t84_w2 - _t29_w2*(-_t115_w2*_t25_w2 + _t117_w2) + _s116 + _s115
-                    _s117 = ((-_t130_w2*_t46_w2 - _t131_w2 - _t89_w2*(1.0 if _t105_w2 > 0.0 else (0.5 if _t105_w2 == 0.0 else 0.0))))*_inv2_w1_w1
+                    _s117 = ((-_t130_w2*_t46_w2 - _t131_w2 - _t89_w2*_sel(_t105_w2 > 0.0, 1.0, _sel(_t105_w2 == 0.0, 0.5, 0.0))))*_inv2_w1_w1
                     _s118 = -((-_t0_w1_w1*_t106_w2*_t57_w2 + _t104_w2*_t133_w2 + _t107_w2*_t134_w2)*_inv3_w1_w1)
                     d_ty2_w1 = -_t127_w2*_t29_w2 - _t84_w2*(-_t128_w2*_t80_w2 + _t129_w2) + _s118 + _s117
                 else:
                     _t20_w3 = 2.0/_t18_w2
                     _t21_w3 = _t20_w3*_t4_w1_w1
-                    _t22_w3 = _t21_w3*(1.0 if _t1_w1_w1 > 0.0 else (-1.0 if _t1_w1_w1 < 0.0 else 0.0))/_t16_w2
-                    _t23_w3 = 1.0 if _t1_w1_w1 > 0.0 else (0.5 if _t1_w1_w1 == 0.0 else 0.0)
+                    _t22_w3 = _t21_w3*_sel(_t1_w1_w1 > 0.0, 1.0, _sel(_t1_w1_w1 < 0.0, -1.0, 0.0))/_t16_w2
+                    _t23_w3 = _sel(_t1_w1_w1 > 0.0, 1.0, _sel(_t1_w1_w1 == 0.0, 0.5, 0.0))
                     _t24_w2 = abs(_t1_w1_w1)
                     _t25_w3 = _t21_w3*_t24_w2/(_t16_w2*_t16_w2)
                     _t26_w2 = -_t22_w3 + _t23_w3*_t25_w3
@@ -1029,12 +1030,12 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w3 = 2.0*_t28_w3*(_s119*_s119*_s119)
                     _t30_w3 = -_t4_w1_w1 + _t5_w1_w1
                     _t31_w2 = _t30_w3/_t18_w2
-                    _t32_w2 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t32_w2 = _sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
                     _t33_w2 = 0.25*_t32_w2
-                    _t34_w2 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t34_w2 = _sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74)
                     _t35_w2 = 0.25*_t34_w2
-                    _t36_w3 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37_w3 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t36_w3 = _sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
+                    _t37_w3 = _sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
                     _t38_w3 = 0.25*_t36_w3 + 0.25*_t37_w3
                     _t39_w3 = -_t33_w2 - _t35_w2 + _t38_w3
                     _t40_w3 = _s81
@@ -1045,9 +1046,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w3 = (0.5*_t32_w2 + 0.5*_t34_w2)*(0.5*_t36_w3 + 0.5*_t37_w3)
                     _t49_w3 = 2.0*((_t31_w2*_t46_w3 + (_t40_w3*_t40_w3) + (_t45_w3*_t45_w3))/_t48_w2)
                     _t50_w3 = _t44_w2*_t49_w3
-                    _t51_w3 = 1.0 if _t43_w3 > 0.0 else 0.0
+                    _t51_w3 = _sel(_t43_w3 > 0.0, 1.0, 0.0)
                     _t57_w3 = _t54_w1/_t56_w2
-                    _t58_w3 = 1.0 if _t42_w3 > 0.0 else 0.0
+                    _t58_w3 = _sel(_t42_w3 > 0.0, 1.0, 0.0)
                     _t59_w3 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
                     _t60_w3 = _t14_w2*_t59_w3
                     _t61_w3 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
@@ -1056,7 +1057,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w3 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
                     _t65_w3 = _t13_w2*_t64_w3 + eps
                     _t66_w3 = _t54_w1 + _t65_w3
-                    _t67_w3 = _t53_w1_w1*(1.0 if _s70_w1 > 0.0 else 0.0)
+                    _t67_w3 = _t53_w1_w1*_sel(_s70_w1 > 0.0, 1.0, 0.0)
                     _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
                     _t69_w3 = -_t51_w3 - _t58_w3 + 1.0
                     _t70_w3 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
@@ -1064,8 +1065,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w3 = 0.5*_t67_w3
                     _t73_w3 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
                     _t76_w3 = _t20_w3*_t5_w1_w1
-                    _t77_w3 = _t76_w3*(1.0 if _t8_w1_w1 > 0.0 else (-1.0 if _t8_w1_w1 < 0.0 else 0.0))/_t74_w2
-                    _t78_w3 = 1.0 if _t8_w1_w1 > 0.0 else (0.5 if _t8_w1_w1 == 0.0 else 0.0)
+                    _t77_w3 = _t76_w3*_sel(_t8_w1_w1 > 0.0, 1.0, _sel(_t8_w1_w1 < 0.0, -1.0, 0.0))/_t74_w2
+                    _t78_w3 = _sel(_t8_w1_w1 > 0.0, 1.0, _sel(_t8_w1_w1 == 0.0, 0.5, 0.0))
                     _t79_w3 = abs(_t8_w1_w1)
                     _t80_w3 = _t76_w3*_t79_w3/(_t74_w2*_t74_w2)
                     _t81_w3 = -_t77_w3 + _t78_w3*_t80_w3
@@ -1078,23 +1079,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t87_w3 = py1_w1 - ty1_w1
                     _t88_w3 = -_t87_w3
                     _t89_w3 = _t47_w2*_t49_w3
-                    _t90_w3 = 1.0 if _t88_w3 > 0.0 else 0.0
-                    _t91_w3 = 1.0 if _t87_w3 > 0.0 else 0.0
+                    _t90_w3 = _sel(_t88_w3 > 0.0, 1.0, 0.0)
+                    _t91_w3 = _sel(_t87_w3 > 0.0, 1.0, 0.0)
                     _t92_w3 = _t55_w2*_t70_w3 + _t63_w3 + eps
-                    _t93_w3 = _t14_w2*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t93_w3 = _t14_w2*_sel(_t52_w2 > 0.0, 1.0, 0.0)
                     _t94_w1 = _t93_w3*((_t54_w1 + _t92_w3)/_t56_w2)
                     _t95_w1 = -_t90_w3 - _t91_w3 + 1.0
                     _t96_w1 = 0.5*_t93_w3
                     _t97_w1 = _t96_w1*((-_t53_w1_w1*_t64_w3 + _t92_w3)/_t56_w2)
                     _t98_w1 = px2_w1 - tx2_w1
-                    _t99_w1 = 1.0 if _t98_w1 > 0.0 else 0.0
+                    _t99_w1 = _sel(_t98_w1 > 0.0, 1.0, 0.0)
                     _t100_w1 = -_t98_w1
-                    _t101_w1 = 1.0 if _t100_w1 > 0.0 else 0.0
+                    _t101_w1 = _sel(_t100_w1 > 0.0, 1.0, 0.0)
                     _t102_w1 = -_t101_w1 - _t99_w1 + 1.0
                     _t103_w1 = py2_w1 - ty2_w1
-                    _t104_w1 = 1.0 if _t103_w1 > 0.0 else 0.0
+                    _t104_w1 = _sel(_t103_w1 > 0.0, 1.0, 0.0)
                     _t105_w1 = -_t103_w1
-                    _t106_w1 = 1.0 if _t105_w1 > 0.0 else 0.0
+                    _t106_w1 = _sel(_t105_w1 > 0.0, 1.0, 0.0)
                     _t107_w1 = -_t104_w1 - _t106_w1 + 1.0
                     _s121 = _t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
                     _t109_w1 = math.pow(_s121, scale - 1.0) if _s121 > 0.0 and scale != 0.0 else 0.0
@@ -1124,22 +1125,22 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t132_w1 = _t0_w1_w1*_t59_w3 + _t71_w3
                     _t133_w1 = _t93_w3*((_t132_w1 + _t66_w3)/_t56_w2)
                     _t134_w1 = _t96_w1*((_t132_w1 - _t53_w1_w1*_t61_w3 + _t65_w3)/_t56_w2)
-                    _s123 = ((_t41_w3 - -_t50_w3*(1.0 if _t43_w3 > 0.0 else (0.5 if _t43_w3 == 0.0 else 0.0))))/_t48_w2
+                    _s123 = ((_t41_w3 - -_t50_w3*_sel(_t43_w3 > 0.0, 1.0, _sel(_t43_w3 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_px1_w1 = _t26_w2*_t29_w3 - ((_t13_w2*_t51_w3*_t57_w3 - _t58_w3*_t68_w3 - _t69_w3*_t73_w3)/_t56_w2) + _s123
-                    _s124 = ((_t86_w3 - -_t89_w3*(1.0 if _t88_w3 > 0.0 else (0.5 if _t88_w3 == 0.0 else 0.0))))/_t48_w2
+                    _s124 = ((_t86_w3 - -_t89_w3*_sel(_t88_w3 > 0.0, 1.0, _sel(_t88_w3 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_py1_w1 = _t81_w3*_t84_w3 - ((_t55_w2*_t57_w3*_t90_w3 - _t91_w3*_t94_w1 - _t95_w1*_t97_w1)/_t56_w2) + _s124
-                    _s125 = ((_t41_w3 - _t50_w3*(1.0 if _t98_w1 > 0.0 else (0.5 if _t98_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s125 = ((_t41_w3 - _t50_w3*_sel(_t98_w1 > 0.0, 1.0, _sel(_t98_w1 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_px2_w1 = -_t26_w2*_t29_w3 - ((_t101_w1*_t68_w3 + _t102_w1*_t73_w3 - _t13_w2*_t57_w3*_t99_w1)/_t56_w2) + _s125
-                    _s126 = ((_t86_w3 - _t89_w3*(1.0 if _t103_w1 > 0.0 else (0.5 if _t103_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s126 = ((_t86_w3 - _t89_w3*_sel(_t103_w1 > 0.0, 1.0, _sel(_t103_w1 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_py2_w1 = -_t81_w3*_t84_w3 - ((-_t104_w1*_t55_w2*_t57_w3 + _t106_w1*_t94_w1 + _t107_w1*_t97_w1)/_t56_w2) + _s126
-                    _s127 = ((_t120_w1*_t46_w3 - _t121_w1 - -_t50_w3*(1.0 if _t42_w3 > 0.0 else (0.5 if _t42_w3 == 0.0 else 0.0))))/_t48_w2
+                    _s127 = ((_t120_w1*_t46_w3 - _t121_w1 - -_t50_w3*_sel(_t42_w3 > 0.0, 1.0, _sel(_t42_w3 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_tx1_w1 = _t114_w1*_t84_w3 - _t29_w3*(_t115_w1*_t25_w3 - _t117_w1) - ((-_t123_w1*_t51_w3 - _t124_w1*_t69_w3 + _t2_w1_w1*_t57_w3*_t58_w3)/_t56_w2) + _s127
-                    _s128 = ((_t130_w1*_t46_w3 - _t131_w1 - -_t89_w3*(1.0 if _t87_w3 > 0.0 else (0.5 if _t87_w3 == 0.0 else 0.0))))/_t48_w2
+                    _s128 = ((_t130_w1*_t46_w3 - _t131_w1 - -_t89_w3*_sel(_t87_w3 > 0.0, 1.0, _sel(_t87_w3 == 0.0, 0.5, 0.0))))/_t48_w2
                     d_ty1_w1 = _t127_w1*_t29_w3 - _t84_w3*(_t128_w1*_t80_w3 - _t129_w1) - ((_t0_w1_w1*_t57_w3*_t91_w3 - _t133_w1*_t90_w3 - _t134_w1*_t95_w1)/_t56_w2) + _s128
-                    _s129 = ((-_t120_w1*_t46_w3 - _t121_w1 - _t50_w3*(1.0 if _t100_w1 > 0.0 else (0.5 if _t100_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s129 = ((-_t120_w1*_t46_w3 - _t121_w1 - _t50_w3*_sel(_t100_w1 > 0.0, 1.0, _sel(_t100_w1 == 0.0, 0.5, 0.0))))/_t48_w2
                     _s130 = -((-_t101_w1*_t2_w1_w1*_t57_w3 + _t102_w1*_t124_w1 + _t123_w1*_t99_w1)/_t56_w2)
                     d_tx2_w1 = -_t114_w1*_t84_w3 - _t29_w3*(-_t115_w1*_t25_w3 + _t117_w1) + _s130 + _s129
-                    _s131 = ((-_t130_w1*_t46_w3 - _t131_w1 - _t89_w3*(1.0 if _t105_w1 > 0.0 else (0.5 if _t105_w1 == 0.0 else 0.0))))/_t48_w2
+                    _s131 = ((-_t130_w1*_t46_w3 - _t131_w1 - _t89_w3*_sel(_t105_w1 > 0.0, 1.0, _sel(_t105_w1 == 0.0, 0.5, 0.0))))/_t48_w2
                     _s132 = -((-_t0_w1_w1*_t106_w1*_t57_w3 + _t104_w1*_t133_w1 + _t107_w1*_t134_w1)/_t56_w2)
                     d_ty2_w1 = -_t127_w1*_t29_w3 - _t84_w3*(-_t128_w1*_t80_w3 + _t129_w1) + _s132 + _s131
             if not _ok_w1:
@@ -1158,14 +1159,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -1209,7 +1210,7 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
             _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
             _c7 = _e5 - _e6
-            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t0 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
             _t1 = -tx1 + tx2
             _u8 = py2 - ty2
             _u9 = py1 - ty1
@@ -1218,7 +1219,7 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
             _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
             _c14 = _e12 - _e13
-            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t2 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t3 = -ty1 + ty2
             _t4 = px1 - tx1
             _t5 = px2 - tx2
@@ -1254,7 +1255,7 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e36 = (px2 - (_u32 - _b34)) - (tx2 + _b34)
             _e37 = (px1 - (_u33 - _b35)) - (tx1 + _b35)
             _c38 = _e36 - _e37
-            _t1_w1 = (_u32 - _u33) + _c38 if _c38 == _c38 else _u32 - _u33
+            _t1_w1 = _sel(_c38 == _c38, (_u32 - _u33) + _c38, _u32 - _u33)
             _t2_w1 = -ty1 + ty2
             _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
             _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
@@ -1266,7 +1267,7 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _e43 = (py2 - (_u39 - _b41)) - (ty2 + _b41)
             _e44 = (py1 - (_u40 - _b42)) - (ty1 + _b42)
             _c45 = _e43 - _e44
-            _t8_w1 = (_u39 - _u40) + _c45 if _c45 == _c45 else _u39 - _u40
+            _t8_w1 = _sel(_c45 == _c45, (_u39 - _u40) + _c45, _u39 - _u40)
             _t9_w1 = px1 - tx1
             _t10_w1 = px2 - tx2
             _t11 = py1 - ty1
@@ -1289,16 +1290,16 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
             _s58 = _f32(0.5)*_t11 + _f32(0.5)*_t12
             _c59 = _e44 - _e37
             _c60 = _e43 - _e36
-            _s61 = _f32(0.5)*((_u40 - _u33) + _c59 if _c59 == _c59 else _u40 - _u33)
+            _s61 = _f32(0.5)*_sel(_c59 == _c59, (_u40 - _u33) + _c59, _u40 - _u33)
             _b62 = _s47 - tx1
             _e63 = (tx1 - (_s47 - _b62)) - (px1 + _b62)
             _c64 = _e44 - _e63
             _b65 = _s50 - tx2
             _e66 = (tx2 - (_s50 - _b65)) - (px2 + _b65)
             _c67 = _e43 - _e66
-            _s68 = _f32(0.5)*((_u40 - _s47) + _c64 if _c64 == _c64 else _u40 - _s47)
-            _s69 = _s61 + _f32(0.5)*((_u39 - _u32) + _c60 if _c60 == _c60 else _u39 - _u32)
-            _s70 = _s69*(_s68 + _f32(0.5)*((_u39 - _s50) + _c67 if _c67 == _c67 else _u39 - _s50))
+            _s68 = _f32(0.5)*_sel(_c64 == _c64, (_u40 - _s47) + _c64, _u40 - _s47)
+            _s69 = _s61 + _f32(0.5)*_sel(_c60 == _c60, (_u39 - _u32) + _c60, _u39 - _u32)
+            _s70 = _s69*(_s68 + _f32(0.5)*_sel(_c67 == _c67, (_u39 - _s50) + _c67, _u39 - _s50))
             _s71 = max(px2, tx2) - min(px1, tx1)
             _s72 = max(py2, ty2) - min(py1, ty1)
             _s73 = ((_s57*_s57) + (_s58*_s58) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s70)/(eps + (_s71*_s71) + (_s72*_s72))
@@ -1307,14 +1308,14 @@ def _value_block_f32(_pred, _target, _out, scale, eps):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -1357,7 +1358,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e5 = (px2 - (_u1 - _b3)) - (tx2 + _b3)
             _e6 = (px1 - (_u2 - _b4)) - (tx1 + _b4)
             _c7 = _e5 - _e6
-            _t0 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
+            _t0 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
             _t1 = -tx1 + tx2
             _u8 = py2 - ty2
             _u9 = py1 - ty1
@@ -1366,7 +1367,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
             _e13 = (py1 - (_u9 - _b11)) - (ty1 + _b11)
             _c14 = _e12 - _e13
-            _t2 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t2 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t3 = -ty1 + ty2
             _t4 = px1 - tx1
             _t5 = px2 - tx2
@@ -1412,9 +1413,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv1 = _f32(1.0)/_t27
             _inv2 = _f32(1.0)/_t35
             _inv3 = _f32(1.0)/_t53
-            _t13 = _inv0*(_f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0)))
+            _t13 = _inv0*_sel(_t0 > _f32(0.0), _f32(1.0), _sel(_t0 < _f32(0.0), -_f32(1.0), _f32(0.0)))
             _t14 = -_t13
-            _t15 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+            _t15 = _sel(_t0 > _f32(0.0), _f32(1.0), _sel(_t0 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t16 = abs(_t0)
             _t17 = (_inv0*_inv0)*_t16
             _t18 = _t14 + _t15*_t17
@@ -1427,9 +1428,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t25 = _s27
             _t28 = _f32(2.0)*(((_t21*_t21) + (_t25*_t25))*_inv1)
             _t29 = _t24*_t28
-            _t30 = _f32(1.0) if _t23 > _f32(0.0) else _f32(0.0)
+            _t30 = _sel(_t23 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t36 = _t33*_inv2
-            _t37 = _f32(1.0) if _t22 > _f32(0.0) else _f32(0.0)
+            _t37 = _sel(_t22 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t38 = min(_t1, max(_t4, _t4 - _t4) + max(_s16, _s16 - _s16))
             _t39 = _t3*_t38
             _t40 = min(_t3, max(_t6, _t6 - _t6) + max(_s18, _s18 - _s18))
@@ -1438,16 +1439,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t43 = min(_t34, max(_t5, _t5 - _t5) + max(_s17, _s17 - _s17))
             _t44 = _t43*_t8 + eps
             _t45 = _t33 + _t44
-            _t46 = _t32*(_f32(1.0) if _s15 > _f32(0.0) else _f32(0.0))
+            _t46 = _t32*_sel(_s15 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t47 = _t46*((_t42 + _t45)*_inv2)
             _t48 = -_t30 - _t37 + _f32(1.0)
             _t49 = min(_t8, max(_t7, _t7 - _t7) + max(_s19, _s19 - _s19))
             _t50 = _t49*_t9
             _t51 = _f32(0.5)*_t46
             _t52 = _t51*((_t42 + _t44 - _t50)*_inv2)
-            _t55 = _inv3*(_f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0)))
+            _t55 = _inv3*_sel(_t2 > _f32(0.0), _f32(1.0), _sel(_t2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
             _t56 = -_t55
-            _t57 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+            _t57 = _sel(_t2 > _f32(0.0), _f32(1.0), _sel(_t2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t58 = abs(_t2)
             _t59 = (_inv3*_inv3)*_t58
             _t60 = _t56 + _t57*_t59
@@ -1457,23 +1458,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t63 = py1 - ty1
             _t64 = -_t63
             _t65 = _t26*_t28
-            _t66 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
-            _t67 = _f32(1.0) if _t63 > _f32(0.0) else _f32(0.0)
+            _t66 = _sel(_t64 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t67 = _sel(_t63 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t68 = _t34*_t49 + _t42 + eps
-            _t69 = _t9*(_f32(1.0) if _t31 > _f32(0.0) else _f32(0.0))
+            _t69 = _t9*_sel(_t31 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70 = _t69*((_t33 + _t68)*_inv2)
             _t71 = -_t66 - _t67 + _f32(1.0)
             _t72 = _f32(0.5)*_t69
             _t73 = _t72*((-_t32*_t43 + _t68)*_inv2)
             _t74 = px2 - tx2
-            _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+            _t75 = _sel(_t74 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76 = -_t74
-            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t77 = _sel(_t76 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78 = -_t75 - _t77 + _f32(1.0)
             _t79 = py2 - ty2
-            _t80 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+            _t80 = _sel(_t79 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t81 = -_t79
-            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t82 = _sel(_t81 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t83 = -_t80 - _t82 + _f32(1.0)
             _t84 = _t15 - _f32(1.0)
             _t85 = -_t21
@@ -1485,21 +1486,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t91 = _t1*_t40 + _t50
             _t92 = _t69*((_t45 + _t91)*_inv2)
             _t93 = _t72*((-_t32*_t38 + _t44 + _t91)*_inv2)
-            _s38 = _t21 - -_t29*(_f32(1.0) if _t23 > _f32(0.0) else (_f32(0.5) if _t23 == _f32(0.0) else _f32(0.0)))
+            _s38 = _t21 - -_t29*_sel(_t23 > _f32(0.0), _f32(1.0), _sel(_t23 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px1 = _t18*_t20 - ((_t30*_t36*_t8 - _t37*_t47 - _t48*_t52)*_inv2) + (_s38*_inv1)
-            _s39 = _t25 - -_t65*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+            _s39 = _t25 - -_t65*_sel(_t64 > _f32(0.0), _f32(1.0), _sel(_t64 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py1 = _t60*_t62 - ((_t34*_t36*_t66 - _t67*_t70 - _t71*_t73)*_inv2) + (_s39*_inv1)
-            _s40 = _t21 - _t29*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+            _s40 = _t21 - _t29*_sel(_t74 > _f32(0.0), _f32(1.0), _sel(_t74 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px2 = -_t18*_t20 - ((-_t36*_t75*_t8 + _t47*_t77 + _t52*_t78)*_inv2) + (_s40*_inv1)
-            _s41 = _t25 - _t65*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+            _s41 = _t25 - _t65*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py2 = -_t60*_t62 - ((-_t34*_t36*_t80 + _t70*_t82 + _t73*_t83)*_inv2) + (_s41*_inv1)
-            _s42 = _t85 - -_t29*(_f32(1.0) if _t22 > _f32(0.0) else (_f32(0.5) if _t22 == _f32(0.0) else _f32(0.0)))
+            _s42 = _t85 - -_t29*_sel(_t22 > _f32(0.0), _f32(1.0), _sel(_t22 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx1 = -_t20*(-_t13 + _t17*_t84) - ((_t3*_t36*_t37 - _t30*_t87 - _t48*_t88)*_inv2) + (_s42*_inv1)
-            _s43 = _t90 - -_t65*(_f32(1.0) if _t63 > _f32(0.0) else (_f32(0.5) if _t63 == _f32(0.0) else _f32(0.0)))
+            _s43 = _t90 - -_t65*_sel(_t63 > _f32(0.0), _f32(1.0), _sel(_t63 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty1 = -_t62*(-_t55 + _t59*_t89) - ((_t1*_t36*_t67 - _t66*_t92 - _t71*_t93)*_inv2) + (_s43*_inv1)
-            _s44 = _t85 - _t29*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            _s44 = _t85 - _t29*_sel(_t76 > _f32(0.0), _f32(1.0), _sel(_t76 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx2 = -_t20*(-_t14 - _t17*_t84) - ((-_t3*_t36*_t77 + _t75*_t87 + _t78*_t88)*_inv2) + (_s44*_inv1)
-            _s45 = _t90 - _t65*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            _s45 = _t90 - _t65*_sel(_t81 > _f32(0.0), _f32(1.0), _sel(_t81 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty2 = -_t62*(-_t56 - _t59*_t89) - ((-_t1*_t36*_t82 + _t80*_t92 + _t83*_t93)*_inv2) + (_s45*_inv1)
         else:  # shape weights of the target
             _t0_w1 = -tx1 + tx2
@@ -1510,7 +1511,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e50 = (px2 - (_u46 - _b48)) - (tx2 + _b48)
             _e51 = (px1 - (_u47 - _b49)) - (tx1 + _b49)
             _c52 = _e50 - _e51
-            _t1_w1 = (_u46 - _u47) + _c52 if _c52 == _c52 else _u46 - _u47
+            _t1_w1 = _sel(_c52 == _c52, (_u46 - _u47) + _c52, _u46 - _u47)
             _t2_w1 = -ty1 + ty2
             _t4_w1 = math.pow(_t2_w1/max(_t0_w1, _t2_w1), scale)
             _t5_w1 = math.pow(_t0_w1/max(_t0_w1, _t2_w1), scale)
@@ -1522,7 +1523,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e57 = (py2 - (_u53 - _b55)) - (ty2 + _b55)
             _e58 = (py1 - (_u54 - _b56)) - (ty1 + _b56)
             _c59 = _e57 - _e58
-            _t8_w1 = (_u53 - _u54) + _c59 if _c59 == _c59 else _u53 - _u54
+            _t8_w1 = _sel(_c59 == _c59, (_u53 - _u54) + _c59, _u53 - _u54)
             _t9_w1 = px1 - tx1
             _t10_w1 = px2 - tx2
             _t11_w1 = py1 - ty1
@@ -1545,16 +1546,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s72 = _f32(0.5)*_t11_w1 + _f32(0.5)*_t12
             _c73 = _e58 - _e51
             _c74 = _e57 - _e50
-            _s75 = _f32(0.5)*((_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47)
+            _s75 = _f32(0.5)*_sel(_c73 == _c73, (_u54 - _u47) + _c73, _u54 - _u47)
             _b76 = _s61 - tx1
             _e77 = (tx1 - (_s61 - _b76)) - (px1 + _b76)
             _c78 = _e58 - _e77
             _b79 = _s64 - tx2
             _e80 = (tx2 - (_s64 - _b79)) - (px2 + _b79)
             _c81 = _e57 - _e80
-            _s82 = _f32(0.5)*((_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61)
-            _s83 = _s75 + _f32(0.5)*((_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46)
-            _s84 = _s83*(_s82 + _f32(0.5)*((_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64))
+            _s82 = _f32(0.5)*_sel(_c78 == _c78, (_u54 - _s61) + _c78, _u54 - _s61)
+            _s83 = _s75 + _f32(0.5)*_sel(_c74 == _c74, (_u53 - _u46) + _c74, _u53 - _u46)
+            _s84 = _s83*(_s82 + _f32(0.5)*_sel(_c81 == _c81, (_u53 - _s64) + _c81, _u53 - _s64))
             _s85 = max(px2, tx2) - min(px1, tx1)
             _s86 = max(py2, ty2) - min(py1, ty1)
             _s87 = ((_s71*_s71) + (_s72*_s72) + ((-_t4_w1 + _t5_w1)/(_t4_w1 + _t5_w1))*_s84)/(eps + (_s85*_s85) + (_s86*_s86))
@@ -1586,8 +1587,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv5 = _f32(1.0)/max(_t0_w1, _t2_w1)
             _t20_w1 = _f32(2.0)*_inv0_w1
             _t21_w1 = _t20_w1*_t4_w1
-            _t22_w1 = _inv1_w1*_t21_w1*(_f32(1.0) if _t1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1 < _f32(0.0) else _f32(0.0)))
-            _t23_w1 = _f32(1.0) if _t1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1 == _f32(0.0) else _f32(0.0))
+            _t22_w1 = _inv1_w1*_t21_w1*_sel(_t1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t23_w1 = _sel(_t1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t24_w1 = abs(_t1_w1)
             _t25_w1 = (_inv1_w1*_inv1_w1)*_t21_w1*_t24_w1
             _t26_w1 = -_t22_w1 + _t23_w1*_t25_w1
@@ -1597,12 +1598,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t29_w1 = _f32(2.0)*_t28_w1*(_s95*_s95*_s95)
             _t30_w1 = -_t4_w1 + _t5_w1
             _t31_w1 = _inv0_w1*_t30_w1
-            _t32_w1 = (_u54 - _s61) + _c78 if _c78 == _c78 else _u54 - _s61
+            _t32_w1 = _sel(_c78 == _c78, (_u54 - _s61) + _c78, _u54 - _s61)
             _t33_w1 = _f32(0.25)*_t32_w1
-            _t34_w1 = (_u53 - _s64) + _c81 if _c81 == _c81 else _u53 - _s64
+            _t34_w1 = _sel(_c81 == _c81, (_u53 - _s64) + _c81, _u53 - _s64)
             _t35_w1 = _f32(0.25)*_t34_w1
-            _t36_w1 = (_u54 - _u47) + _c73 if _c73 == _c73 else _u54 - _u47
-            _t37_w1 = (_u53 - _u46) + _c74 if _c74 == _c74 else _u53 - _u46
+            _t36_w1 = _sel(_c73 == _c73, (_u54 - _u47) + _c73, _u54 - _u47)
+            _t37_w1 = _sel(_c74 == _c74, (_u53 - _u46) + _c74, _u53 - _u46)
             _t38_w1 = _f32(0.25)*_t36_w1 + _f32(0.25)*_t37_w1
             _t39_w1 = -_t33_w1 - _t35_w1 + _t38_w1
             _t40_w1 = _s71
@@ -1613,9 +1614,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46_w1 = (_f32(0.5)*_t32_w1 + _f32(0.5)*_t34_w1)*(_f32(0.5)*_t36_w1 + _f32(0.5)*_t37_w1)
             _t49_w1 = _f32(2.0)*((_t31_w1*_t46_w1 + (_t40_w1*_t40_w1) + (_t45_w1*_t45_w1))*_inv2_w1)
             _t50_w1 = _t44_w1*_t49_w1
-            _t51_w1 = _f32(1.0) if _t43_w1 > _f32(0.0) else _f32(0.0)
+            _t51_w1 = _sel(_t43_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t57_w1 = _t54*_inv3_w1
-            _t58_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
+            _t58_w1 = _sel(_t42_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t59_w1 = min(_t2_w1, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s63, _s63 - _s63))
             _t60_w1 = _t14_w1*_t59_w1
             _t61_w1 = min(_t0_w1, max(_t9_w1, _t9_w1 - _t9_w1) + max(_s64, _s64 - _s64))
@@ -1624,7 +1625,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t64_w1 = min(_t55_w1, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s61, _s61 - _s61))
             _t65_w1 = _t13_w1*_t64_w1 + eps
             _t66_w1 = _t54 + _t65_w1
-            _t67_w1 = _t53_w1*(_f32(1.0) if _s60 > _f32(0.0) else _f32(0.0))
+            _t67_w1 = _t53_w1*_sel(_s60 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv3_w1)
             _t69_w1 = -_t51_w1 - _t58_w1 + _f32(1.0)
             _t70_w1 = min(_t13_w1, max(_t12, _t12 - _t12) + max(_s62, _s62 - _s62))
@@ -1632,8 +1633,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72_w1 = _f32(0.5)*_t67_w1
             _t73_w1 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv3_w1)
             _t76_w1 = _t20_w1*_t5_w1
-            _t77_w1 = _inv4*_t76_w1*(_f32(1.0) if _t8_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1 < _f32(0.0) else _f32(0.0)))
-            _t78_w1 = _f32(1.0) if _t8_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1 == _f32(0.0) else _f32(0.0))
+            _t77_w1 = _inv4*_t76_w1*_sel(_t8_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t78_w1 = _sel(_t8_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t79_w1 = abs(_t8_w1)
             _t80_w1 = (_inv4*_inv4)*_t76_w1*_t79_w1
             _t81_w1 = -_t77_w1 + _t78_w1*_t80_w1
@@ -1646,23 +1647,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t87_w1 = py1 - ty1
             _t88_w1 = -_t87_w1
             _t89_w1 = _t47_w1*_t49_w1
-            _t90_w1 = _f32(1.0) if _t88_w1 > _f32(0.0) else _f32(0.0)
-            _t91_w1 = _f32(1.0) if _t87_w1 > _f32(0.0) else _f32(0.0)
+            _t90_w1 = _sel(_t88_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t91_w1 = _sel(_t87_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t92_w1 = _t55_w1*_t70_w1 + _t63_w1 + eps
-            _t93_w1 = _t14_w1*(_f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0))
+            _t93_w1 = _t14_w1*_sel(_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t94 = _t93_w1*((_t54 + _t92_w1)*_inv3_w1)
             _t95 = -_t90_w1 - _t91_w1 + _f32(1.0)
             _t96 = _f32(0.5)*_t93_w1
             _t97 = _t96*((-_t53_w1*_t64_w1 + _t92_w1)*_inv3_w1)
             _t98 = px2 - tx2
-            _t99 = _f32(1.0) if _t98 > _f32(0.0) else _f32(0.0)
+            _t99 = _sel(_t98 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t100 = -_t98
-            _t101 = _f32(1.0) if _t100 > _f32(0.0) else _f32(0.0)
+            _t101 = _sel(_t100 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t102 = -_t101 - _t99 + _f32(1.0)
             _t103 = py2 - ty2
-            _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
+            _t104 = _sel(_t103 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t105 = -_t103
-            _t106 = _f32(1.0) if _t105 > _f32(0.0) else _f32(0.0)
+            _t106 = _sel(_t105 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t107 = -_t104 - _t106 + _f32(1.0)
             _s97 = _inv5*_t0_w1
             _t109 = math.pow(_s97, scale - _f32(1.0)) if _s97 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
@@ -1692,24 +1693,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t132 = _t0_w1*_t59_w1 + _t71_w1
             _t133 = _t93_w1*((_t132 + _t66_w1)*_inv3_w1)
             _t134 = _t96*((_t132 - _t53_w1*_t61_w1 + _t65_w1)*_inv3_w1)
-            _s99 = _t41_w1 - -_t50_w1*(_f32(1.0) if _t43_w1 > _f32(0.0) else (_f32(0.5) if _t43_w1 == _f32(0.0) else _f32(0.0)))
+            _s99 = _t41_w1 - -_t50_w1*_sel(_t43_w1 > _f32(0.0), _f32(1.0), _sel(_t43_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px1 = _t26_w1*_t29_w1 - ((_t13_w1*_t51_w1*_t57_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73_w1)*_inv3_w1) + (_s99*_inv2_w1)
-            _s100 = _t86_w1 - -_t89_w1*(_f32(1.0) if _t88_w1 > _f32(0.0) else (_f32(0.5) if _t88_w1 == _f32(0.0) else _f32(0.0)))
+            _s100 = _t86_w1 - -_t89_w1*_sel(_t88_w1 > _f32(0.0), _f32(1.0), _sel(_t88_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py1 = _t81_w1*_t84_w1 - ((_t55_w1*_t57_w1*_t90_w1 - _t91_w1*_t94 - _t95*_t97)*_inv3_w1) + (_s100*_inv2_w1)
-            _s101 = _t41_w1 - _t50_w1*(_f32(1.0) if _t98 > _f32(0.0) else (_f32(0.5) if _t98 == _f32(0.0) else _f32(0.0)))
+            _s101 = _t41_w1 - _t50_w1*_sel(_t98 > _f32(0.0), _f32(1.0), _sel(_t98 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px2 = -_t26_w1*_t29_w1 - ((_t101*_t68_w1 + _t102*_t73_w1 - _t13_w1*_t57_w1*_t99)*_inv3_w1) + (_s101*_inv2_w1)
-            _s102 = _t86_w1 - _t89_w1*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+            _s102 = _t86_w1 - _t89_w1*_sel(_t103 > _f32(0.0), _f32(1.0), _sel(_t103 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py2 = -_t81_w1*_t84_w1 - ((-_t104*_t55_w1*_t57_w1 + _t106*_t94 + _t107*_t97)*_inv3_w1) + (_s102*_inv2_w1)
-            _s103 = -_t50_w1*(_f32(1.0) if _t42_w1 > _f32(0.0) else (_f32(0.5) if _t42_w1 == _f32(0.0) else _f32(0.0)))
+            _s103 = -_t50_w1*_sel(_t42_w1 > _f32(0.0), _f32(1.0), _sel(_t42_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s104 = -((-_t123*_t51_w1 - _t124*_t69_w1 + _t2_w1*_t57_w1*_t58_w1)*_inv3_w1)
             d_tx1 = _t114*_t84_w1 - _t29_w1*(_t115*_t25_w1 - _t117) + _s104 + (((_t120*_t46_w1 - _t121 - _s103))*_inv2_w1)
-            _s105 = -_t89_w1*(_f32(1.0) if _t87_w1 > _f32(0.0) else (_f32(0.5) if _t87_w1 == _f32(0.0) else _f32(0.0)))
+            _s105 = -_t89_w1*_sel(_t87_w1 > _f32(0.0), _f32(1.0), _sel(_t87_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s106 = -((_t0_w1*_t57_w1*_t91_w1 - _t133*_t90_w1 - _t134*_t95)*_inv3_w1)
             d_ty1 = _t127*_t29_w1 - _t84_w1*(_t128*_t80_w1 - _t129) + _s106 + (((_t130*_t46_w1 - _t131 - _s105))*_inv2_w1)
-            _s107 = _t50_w1*(_f32(1.0) if _t100 > _f32(0.0) else (_f32(0.5) if _t100 == _f32(0.0) else _f32(0.0)))
+            _s107 = _t50_w1*_sel(_t100 > _f32(0.0), _f32(1.0), _sel(_t100 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s108 = -((-_t101*_t2_w1*_t57_w1 + _t102*_t124 + _t123*_t99)*_inv3_w1)
             d_tx2 = -_t114*_t84_w1 - _t29_w1*(-_t115*_t25_w1 + _t117) + _s108 + (((-_t120*_t46_w1 - _t121 - _s107))*_inv2_w1)
-            _s109 = _t89_w1*(_f32(1.0) if _t105 > _f32(0.0) else (_f32(0.5) if _t105 == _f32(0.0) else _f32(0.0)))
+            _s109 = _t89_w1*_sel(_t105 > _f32(0.0), _f32(1.0), _sel(_t105 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s110 = -((-_t0_w1*_t106*_t57_w1 + _t104*_t133 + _t107*_t134)*_inv3_w1)
             d_ty2 = -_t127*_t29_w1 - _t84_w1*(-_t128*_t80_w1 + _t129) + _s110 + (((-_t130*_t46_w1 - _t131 - _s109))*_inv2_w1)
         _far = _far | (not _ok)
@@ -1740,7 +1741,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e5_w1 = (px2_w1 - (_u1_w1 - _b3_w1)) - (tx2_w1 + _b3_w1)
                 _e6_w1 = (px1_w1 - (_u2_w1 - _b4_w1)) - (tx1_w1 + _b4_w1)
                 _c7_w1 = _e5_w1 - _e6_w1
-                _t0_w2 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
+                _t0_w2 = _sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)
                 _t1_w2 = -tx1_w1 + tx2_w1
                 _u8_w1 = py2_w1 - ty2_w1
                 _u9_w1 = py1_w1 - ty1_w1
@@ -1749,7 +1750,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
                 _e13_w1 = (py1_w1 - (_u9_w1 - _b11_w1)) - (ty1_w1 + _b11_w1)
                 _c14_w1 = _e12_w1 - _e13_w1
-                _t2_w2 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t2_w2 = _sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1)
                 _t3_w1 = -ty1_w1 + ty2_w1
                 _t4_w2 = px1_w1 - tx1_w1
                 _t5_w2 = px2_w1 - tx2_w1
@@ -1796,9 +1797,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv1_w2 = _f32(1.0)/_t27_w3
                     _inv2_w2 = _f32(1.0)/_t35_w3
                     _inv3_w2 = _f32(1.0)/_t53_w2
-                    _t13_w3 = _inv0_w2*(_f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0)))
+                    _t13_w3 = _inv0_w2*_sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t14_w3 = -_t13_w3
-                    _t15_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t15_w3 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t16_w3 = abs(_t0_w2)
                     _t17_w2 = (_inv0_w2*_inv0_w2)*_t16_w3
                     _t18_w3 = _t14_w3 + _t15_w3*_t17_w2
@@ -1811,9 +1812,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w4 = _s27_w1
                     _t28_w4 = _f32(2.0)*(((_t21_w4*_t21_w4) + (_t25_w4*_t25_w4))*_inv1_w2)
                     _t29_w4 = _t24_w3*_t28_w4
-                    _t30_w4 = _f32(1.0) if _t23_w4 > _f32(0.0) else _f32(0.0)
+                    _t30_w4 = _sel(_t23_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t36_w4 = _t33_w3*_inv2_w2
-                    _t37_w4 = _f32(1.0) if _t22_w4 > _f32(0.0) else _f32(0.0)
+                    _t37_w4 = _sel(_t22_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t38_w4 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
                     _t39_w4 = _t3_w1*_t38_w4
                     _t40_w4 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
@@ -1822,16 +1823,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t43_w4 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
                     _t44_w3 = _t43_w4*_t8_w2 + eps
                     _t45_w4 = _t33_w3 + _t44_w3
-                    _t46_w4 = _t32_w3*(_f32(1.0) if _s15_w1 > _f32(0.0) else _f32(0.0))
+                    _t46_w4 = _t32_w3*_sel(_s15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t47_w3 = _t46_w4*((_t42_w4 + _t45_w4)*_inv2_w2)
                     _t48_w3 = -_t30_w4 - _t37_w4 + _f32(1.0)
                     _t49_w4 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
                     _t50_w4 = _t49_w4*_t9_w2
                     _t51_w4 = _f32(0.5)*_t46_w4
                     _t52_w3 = _t51_w4*((_t42_w4 + _t44_w3 - _t50_w4)*_inv2_w2)
-                    _t55_w3 = _inv3_w2*(_f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0)))
+                    _t55_w3 = _inv3_w2*_sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t56_w3 = -_t55_w3
-                    _t57_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t57_w4 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t58_w4 = abs(_t2_w2)
                     _t59_w4 = (_inv3_w2*_inv3_w2)*_t58_w4
                     _t60_w4 = _t56_w3 + _t57_w4*_t59_w4
@@ -1841,23 +1842,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t63_w4 = py1_w1 - ty1_w1
                     _t64_w4 = -_t63_w4
                     _t65_w4 = _t26_w3*_t28_w4
-                    _t66_w4 = _f32(1.0) if _t64_w4 > _f32(0.0) else _f32(0.0)
-                    _t67_w4 = _f32(1.0) if _t63_w4 > _f32(0.0) else _f32(0.0)
+                    _t66_w4 = _sel(_t64_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t67_w4 = _sel(_t63_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w4 = _t34_w3*_t49_w4 + _t42_w4 + eps
-                    _t69_w4 = _t9_w2*(_f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0))
+                    _t69_w4 = _t9_w2*_sel(_t31_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t70_w4 = _t69_w4*((_t33_w3 + _t68_w4)*_inv2_w2)
                     _t71_w4 = -_t66_w4 - _t67_w4 + _f32(1.0)
                     _t72_w4 = _f32(0.5)*_t69_w4
                     _t73_w4 = _t72_w4*((-_t32_w3*_t43_w4 + _t68_w4)*_inv2_w2)
                     _t74_w3 = px2_w1 - tx2_w1
-                    _t75_w2 = _f32(1.0) if _t74_w3 > _f32(0.0) else _f32(0.0)
+                    _t75_w2 = _sel(_t74_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t76_w4 = -_t74_w3
-                    _t77_w4 = _f32(1.0) if _t76_w4 > _f32(0.0) else _f32(0.0)
+                    _t77_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t78_w4 = -_t75_w2 - _t77_w4 + _f32(1.0)
                     _t79_w4 = py2_w1 - ty2_w1
-                    _t80_w4 = _f32(1.0) if _t79_w4 > _f32(0.0) else _f32(0.0)
+                    _t80_w4 = _sel(_t79_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t81_w4 = -_t79_w4
-                    _t82_w4 = _f32(1.0) if _t81_w4 > _f32(0.0) else _f32(0.0)
+                    _t82_w4 = _sel(_t81_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t83_w4 = -_t80_w4 - _t82_w4 + _f32(1.0)
                     _t84_w4 = _t15_w3 - _f32(1.0)
                     _t85_w4 = -_t21_w4
@@ -1869,26 +1870,26 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w4 = _t1_w2*_t40_w4 + _t50_w4
                     _t92_w4 = _t69_w4*((_t45_w4 + _t91_w4)*_inv2_w2)
                     _t93_w4 = _t72_w4*((-_t32_w3*_t38_w4 + _t44_w3 + _t91_w4)*_inv2_w2)
-                    _s38_w1 = _t21_w4 - -_t29_w4*(_f32(1.0) if _t23_w4 > _f32(0.0) else (_f32(0.5) if _t23_w4 == _f32(0.0) else _f32(0.0)))
+                    _s38_w1 = _t21_w4 - -_t29_w4*_sel(_t23_w4 > _f32(0.0), _f32(1.0), _sel(_t23_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t18_w3*_t20_w4 - ((_t30_w4*_t36_w4*_t8_w2 - _t37_w4*_t47_w3 - _t48_w3*_t52_w3)*_inv2_w2) + (_s38_w1*_inv1_w2)
-                    _s39_w1 = _t25_w4 - -_t65_w4*(_f32(1.0) if _t64_w4 > _f32(0.0) else (_f32(0.5) if _t64_w4 == _f32(0.0) else _f32(0.0)))
+                    _s39_w1 = _t25_w4 - -_t65_w4*_sel(_t64_w4 > _f32(0.0), _f32(1.0), _sel(_t64_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = _t60_w4*_t62_w4 - ((_t34_w3*_t36_w4*_t66_w4 - _t67_w4*_t70_w4 - _t71_w4*_t73_w4)*_inv2_w2) + (_s39_w1*_inv1_w2)
-                    _s40_w1 = _t21_w4 - _t29_w4*(_f32(1.0) if _t74_w3 > _f32(0.0) else (_f32(0.5) if _t74_w3 == _f32(0.0) else _f32(0.0)))
+                    _s40_w1 = _t21_w4 - _t29_w4*_sel(_t74_w3 > _f32(0.0), _f32(1.0), _sel(_t74_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t18_w3*_t20_w4 - ((-_t36_w4*_t75_w2*_t8_w2 + _t47_w3*_t77_w4 + _t52_w3*_t78_w4)*_inv2_w2) + (_s40_w1*_inv1_w2)
-                    _s41_w1 = _t25_w4 - _t65_w4*(_f32(1.0) if _t79_w4 > _f32(0.0) else (_f32(0.5) if _t79_w4 == _f32(0.0) else _f32(0.0)))
+                    _s41_w1 = _t25_w4 - _t65_w4*_sel(_t79_w4 > _f32(0.0), _f32(1.0), _sel(_t79_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t60_w4*_t62_w4 - ((-_t34_w3*_t36_w4*_t80_w4 + _t70_w4*_t82_w4 + _t73_w4*_t83_w4)*_inv2_w2) + (_s41_w1*_inv1_w2)
-                    _s42_w1 = _t85_w4 - -_t29_w4*(_f32(1.0) if _t22_w4 > _f32(0.0) else (_f32(0.5) if _t22_w4 == _f32(0.0) else _f32(0.0)))
+                    _s42_w1 = _t85_w4 - -_t29_w4*_sel(_t22_w4 > _f32(0.0), _f32(1.0), _sel(_t22_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t20_w4*(-_t13_w3 + _t17_w2*_t84_w4) - ((_t3_w1*_t36_w4*_t37_w4 - _t30_w4*_t87_w4 - _t48_w3*_t88_w4)*_inv2_w2) + (_s42_w1*_inv1_w2)
-                    _s43_w1 = _t90_w4 - -_t65_w4*(_f32(1.0) if _t63_w4 > _f32(0.0) else (_f32(0.5) if _t63_w4 == _f32(0.0) else _f32(0.0)))
+                    _s43_w1 = _t90_w4 - -_t65_w4*_sel(_t63_w4 > _f32(0.0), _f32(1.0), _sel(_t63_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t62_w4*(-_t55_w3 + _t59_w4*_t89_w4) - ((_t1_w2*_t36_w4*_t67_w4 - _t66_w4*_t92_w4 - _t71_w4*_t93_w4)*_inv2_w2) + (_s43_w1*_inv1_w2)
-                    _s44_w1 = _t85_w4 - _t29_w4*(_f32(1.0) if _t76_w4 > _f32(0.0) else (_f32(0.5) if _t76_w4 == _f32(0.0) else _f32(0.0)))
+                    _s44_w1 = _t85_w4 - _t29_w4*_sel(_t76_w4 > _f32(0.0), _f32(1.0), _sel(_t76_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t20_w4*(-_t14_w3 - _t17_w2*_t84_w4) - ((-_t3_w1*_t36_w4*_t77_w4 + _t75_w2*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2) + (_s44_w1*_inv1_w2)
-                    _s45_w1 = _t90_w4 - _t65_w4*(_f32(1.0) if _t81_w4 > _f32(0.0) else (_f32(0.5) if _t81_w4 == _f32(0.0) else _f32(0.0)))
+                    _s45_w1 = _t90_w4 - _t65_w4*_sel(_t81_w4 > _f32(0.0), _f32(1.0), _sel(_t81_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t62_w4*(-_t56_w3 - _t59_w4*_t89_w4) - ((-_t1_w2*_t36_w4*_t82_w4 + _t80_w4*_t92_w4 + _t83_w4*_t93_w4)*_inv2_w2) + (_s45_w1*_inv1_w2)
                 else:
-                    _t13_w1_w1 = (_f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0)))/_t11_w2
+                    _t13_w1_w1 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))/_t11_w2
                     _t14_w1_w1 = -_t13_w1_w1
-                    _t15_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t15_w1_w1 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t16_w1_w1 = abs(_t0_w2)
                     _t17_w1 = _t16_w1_w1/(_t11_w2*_t11_w2)
                     _t18_w1_w1 = _t14_w1_w1 + _t15_w1_w1*_t17_w1
@@ -1901,9 +1902,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t25_w1_w1 = _s27_w1
                     _t28_w1_w1 = _f32(2.0)*(((_t21_w1_w1*_t21_w1_w1) + (_t25_w1_w1*_t25_w1_w1))/_t27_w3)
                     _t29_w1_w1 = _t24_w3*_t28_w1_w1
-                    _t30_w1_w1 = _f32(1.0) if _t23_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t30_w1_w1 = _sel(_t23_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t36_w1_w1 = _t33_w3/_t35_w3
-                    _t37_w1_w1 = _f32(1.0) if _t22_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t37_w1_w1 = _sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t38_w1_w1 = min(_t1_w2, max(_t4_w2, _t4_w2 - _t4_w2) + max(_s16_w1, _s16_w1 - _s16_w1))
                     _t39_w1_w1 = _t3_w1*_t38_w1_w1
                     _t40_w1_w1 = min(_t3_w1, max(_t6_w1, _t6_w1 - _t6_w1) + max(_s18_w1, _s18_w1 - _s18_w1))
@@ -1912,16 +1913,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t43_w1_w1 = min(_t34_w3, max(_t5_w2, _t5_w2 - _t5_w2) + max(_s17_w1, _s17_w1 - _s17_w1))
                     _t44_w1_w1 = _t43_w1_w1*_t8_w2 + eps
                     _t45_w1_w1 = _t33_w3 + _t44_w1_w1
-                    _t46_w1_w1 = _t32_w3*(_f32(1.0) if _s15_w1 > _f32(0.0) else _f32(0.0))
+                    _t46_w1_w1 = _t32_w3*_sel(_s15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t47_w1_w1 = _t46_w1_w1*((_t42_w1_w1 + _t45_w1_w1)/_t35_w3)
                     _t48_w1_w1 = -_t30_w1_w1 - _t37_w1_w1 + _f32(1.0)
                     _t49_w1_w1 = min(_t8_w2, max(_t7_w2, _t7_w2 - _t7_w2) + max(_s19_w1, _s19_w1 - _s19_w1))
                     _t50_w1_w1 = _t49_w1_w1*_t9_w2
                     _t51_w1_w1 = _f32(0.5)*_t46_w1_w1
                     _t52_w1_w1 = _t51_w1_w1*((_t42_w1_w1 + _t44_w1_w1 - _t50_w1_w1)/_t35_w3)
-                    _t55_w1_w1 = (_f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0)))/_t53_w2
+                    _t55_w1_w1 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))/_t53_w2
                     _t56_w1_w1 = -_t55_w1_w1
-                    _t57_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t57_w1_w1 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t58_w1_w1 = abs(_t2_w2)
                     _t59_w1_w1 = _t58_w1_w1/(_t53_w2*_t53_w2)
                     _t60_w1_w1 = _t56_w1_w1 + _t57_w1_w1*_t59_w1_w1
@@ -1931,23 +1932,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t63_w1_w1 = py1_w1 - ty1_w1
                     _t64_w1_w1 = -_t63_w1_w1
                     _t65_w1_w1 = _t26_w3*_t28_w1_w1
-                    _t66_w1_w1 = _f32(1.0) if _t64_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t67_w1_w1 = _f32(1.0) if _t63_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t66_w1_w1 = _sel(_t64_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t67_w1_w1 = _sel(_t63_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w1_w1 = _t34_w3*_t49_w1_w1 + _t42_w1_w1 + eps
-                    _t69_w1_w1 = _t9_w2*(_f32(1.0) if _t31_w3 > _f32(0.0) else _f32(0.0))
+                    _t69_w1_w1 = _t9_w2*_sel(_t31_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t70_w1_w1 = _t69_w1_w1*((_t33_w3 + _t68_w1_w1)/_t35_w3)
                     _t71_w1_w1 = -_t66_w1_w1 - _t67_w1_w1 + _f32(1.0)
                     _t72_w1_w1 = _f32(0.5)*_t69_w1_w1
                     _t73_w1_w1 = _t72_w1_w1*((-_t32_w3*_t43_w1_w1 + _t68_w1_w1)/_t35_w3)
                     _t74_w1_w1 = px2_w1 - tx2_w1
-                    _t75_w1 = _f32(1.0) if _t74_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t75_w1 = _sel(_t74_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t76_w1_w1 = -_t74_w1_w1
-                    _t77_w1_w1 = _f32(1.0) if _t76_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t77_w1_w1 = _sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t78_w1_w1 = -_t75_w1 - _t77_w1_w1 + _f32(1.0)
                     _t79_w1_w1 = py2_w1 - ty2_w1
-                    _t80_w1_w1 = _f32(1.0) if _t79_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t80_w1_w1 = _sel(_t79_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t81_w1_w1 = -_t79_w1_w1
-                    _t82_w1_w1 = _f32(1.0) if _t81_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t82_w1_w1 = _sel(_t81_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t83_w1_w1 = -_t80_w1_w1 - _t82_w1_w1 + _f32(1.0)
                     _t84_w1_w1 = _t15_w1_w1 - _f32(1.0)
                     _t85_w1_w1 = -_t21_w1_w1
@@ -1959,21 +1960,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t91_w1_w1 = _t1_w2*_t40_w1_w1 + _t50_w1_w1
                     _t92_w1_w1 = _t69_w1_w1*((_t45_w1_w1 + _t91_w1_w1)/_t35_w3)
                     _t93_w1_w1 = _t72_w1_w1*((-_t32_w3*_t38_w1_w1 + _t44_w1_w1 + _t91_w1_w1)/_t35_w3)
-                    _s48 = _t21_w1_w1 - -_t29_w1_w1*(_f32(1.0) if _t23_w1_w1 > _f32(0.0) else (_f32(0.5) if _t23_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s48 = _t21_w1_w1 - -_t29_w1_w1*_sel(_t23_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t23_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t18_w1_w1*_t20_w1_w1 - ((_t30_w1_w1*_t36_w1_w1*_t8_w2 - _t37_w1_w1*_t47_w1_w1 - _t48_w1_w1*_t52_w1_w1)/_t35_w3) + (_s48/_t27_w3)
-                    _s49 = _t25_w1_w1 - -_t65_w1_w1*(_f32(1.0) if _t64_w1_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s49 = _t25_w1_w1 - -_t65_w1_w1*_sel(_t64_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t64_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = _t60_w1_w1*_t62_w1_w1 - ((_t34_w3*_t36_w1_w1*_t66_w1_w1 - _t67_w1_w1*_t70_w1_w1 - _t71_w1_w1*_t73_w1_w1)/_t35_w3) + (_s49/_t27_w3)
-                    _s50 = _t21_w1_w1 - _t29_w1_w1*(_f32(1.0) if _t74_w1_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s50 = _t21_w1_w1 - _t29_w1_w1*_sel(_t74_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t74_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t18_w1_w1*_t20_w1_w1 - ((-_t36_w1_w1*_t75_w1*_t8_w2 + _t47_w1_w1*_t77_w1_w1 + _t52_w1_w1*_t78_w1_w1)/_t35_w3) + (_s50/_t27_w3)
-                    _s51 = _t25_w1_w1 - _t65_w1_w1*(_f32(1.0) if _t79_w1_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s51 = _t25_w1_w1 - _t65_w1_w1*_sel(_t79_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t60_w1_w1*_t62_w1_w1 - ((-_t34_w3*_t36_w1_w1*_t80_w1_w1 + _t70_w1_w1*_t82_w1_w1 + _t73_w1_w1*_t83_w1_w1)/_t35_w3) + (_s51/_t27_w3)
-                    _s52 = _t85_w1_w1 - -_t29_w1_w1*(_f32(1.0) if _t22_w1_w1 > _f32(0.0) else (_f32(0.5) if _t22_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s52 = _t85_w1_w1 - -_t29_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t22_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t20_w1_w1*(-_t13_w1_w1 + _t17_w1*_t84_w1_w1) - ((_t3_w1*_t36_w1_w1*_t37_w1_w1 - _t30_w1_w1*_t87_w1_w1 - _t48_w1_w1*_t88_w1_w1)/_t35_w3) + (_s52/_t27_w3)
-                    _s53 = _t90_w1_w1 - -_t65_w1_w1*(_f32(1.0) if _t63_w1_w1 > _f32(0.0) else (_f32(0.5) if _t63_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s53 = _t90_w1_w1 - -_t65_w1_w1*_sel(_t63_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t63_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t62_w1_w1*(-_t55_w1_w1 + _t59_w1_w1*_t89_w1_w1) - ((_t1_w2*_t36_w1_w1*_t67_w1_w1 - _t66_w1_w1*_t92_w1_w1 - _t71_w1_w1*_t93_w1_w1)/_t35_w3) + (_s53/_t27_w3)
-                    _s54 = _t85_w1_w1 - _t29_w1_w1*(_f32(1.0) if _t76_w1_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s54 = _t85_w1_w1 - _t29_w1_w1*_sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t20_w1_w1*(-_t14_w1_w1 - _t17_w1*_t84_w1_w1) - ((-_t3_w1*_t36_w1_w1*_t77_w1_w1 + _t75_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t35_w3) + (_s54/_t27_w3)
-                    _s55 = _t90_w1_w1 - _t65_w1_w1*(_f32(1.0) if _t81_w1_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s55 = _t90_w1_w1 - _t65_w1_w1*_sel(_t81_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t81_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t62_w1_w1*(-_t56_w1_w1 - _t59_w1_w1*_t89_w1_w1) - ((-_t1_w2*_t36_w1_w1*_t82_w1_w1 + _t80_w1_w1*_t92_w1_w1 + _t83_w1_w1*_t93_w1_w1)/_t35_w3) + (_s55/_t27_w3)
             else:  # shape weights of the target
                 _t0_w1_w1 = -tx1_w1 + tx2_w1
@@ -1984,7 +1985,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e60 = (px2_w1 - (_u56 - _b58)) - (tx2_w1 + _b58)
                 _e61 = (px1_w1 - (_u57 - _b59)) - (tx1_w1 + _b59)
                 _c62 = _e60 - _e61
-                _t1_w1_w1 = (_u56 - _u57) + _c62 if _c62 == _c62 else _u56 - _u57
+                _t1_w1_w1 = _sel(_c62 == _c62, (_u56 - _u57) + _c62, _u56 - _u57)
                 _t2_w1_w1 = -ty1_w1 + ty2_w1
                 _t4_w1_w1 = math.pow(_t2_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
                 _t5_w1_w1 = math.pow(_t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1), scale)
@@ -1996,7 +1997,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _e67 = (py2_w1 - (_u63 - _b65)) - (ty2_w1 + _b65)
                 _e68 = (py1_w1 - (_u64 - _b66)) - (ty1_w1 + _b66)
                 _c69 = _e67 - _e68
-                _t8_w1_w1 = (_u63 - _u64) + _c69 if _c69 == _c69 else _u63 - _u64
+                _t8_w1_w1 = _sel(_c69 == _c69, (_u63 - _u64) + _c69, _u63 - _u64)
                 _t9_w1_w1 = px1_w1 - tx1_w1
                 _t10_w1_w1 = px2_w1 - tx2_w1
                 _t11_w1_w1 = py1_w1 - ty1_w1
@@ -2019,16 +2020,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s82_w1 = _f32(0.5)*_t11_w1_w1 + _f32(0.5)*_t12_w1
                 _c83 = _e68 - _e61
                 _c84 = _e67 - _e60
-                _s85_w1 = _f32(0.5)*((_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57)
+                _s85_w1 = _f32(0.5)*_sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
                 _b86 = _s71_w1 - tx1_w1
                 _e87 = (tx1_w1 - (_s71_w1 - _b86)) - (px1_w1 + _b86)
                 _c88 = _e68 - _e87
                 _b89 = _s74 - tx2_w1
                 _e90 = (tx2_w1 - (_s74 - _b89)) - (px2_w1 + _b89)
                 _c91 = _e67 - _e90
-                _s92 = _f32(0.5)*((_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1)
-                _s93 = _s85_w1 + _f32(0.5)*((_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56)
-                _s94 = _s93*(_s92 + _f32(0.5)*((_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74))
+                _s92 = _f32(0.5)*_sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
+                _s93 = _s85_w1 + _f32(0.5)*_sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
+                _s94 = _s93*(_s92 + _f32(0.5)*_sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74))
                 _s95_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
                 _s96_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
                 _s97_w1 = ((_s81*_s81) + (_s82_w1*_s82_w1) + ((-_t4_w1_w1 + _t5_w1_w1)/(_t4_w1_w1 + _t5_w1_w1))*_s94)/(eps + (_s95_w1*_s95_w1) + (_s96_w1*_s96_w1))
@@ -2061,8 +2062,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv5_w1 = _f32(1.0)/max(_t0_w1_w1, _t2_w1_w1)
                     _t20_w2 = _f32(2.0)*_inv0_w1_w1
                     _t21_w2 = _t20_w2*_t4_w1_w1
-                    _t22_w2 = _inv1_w1_w1*_t21_w2*(_f32(1.0) if _t1_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1_w1 < _f32(0.0) else _f32(0.0)))
-                    _t23_w2 = _f32(1.0) if _t1_w1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t22_w2 = _inv1_w1_w1*_t21_w2*_sel(_t1_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t23_w2 = _sel(_t1_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t24_w1_w1 = abs(_t1_w1_w1)
                     _t25_w2 = (_inv1_w1_w1*_inv1_w1_w1)*_t21_w2*_t24_w1_w1
                     _t26_w1_w1 = -_t22_w2 + _t23_w2*_t25_w2
@@ -2072,12 +2073,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w2 = _f32(2.0)*_t28_w2*(_s105_w1*_s105_w1*_s105_w1)
                     _t30_w2 = -_t4_w1_w1 + _t5_w1_w1
                     _t31_w1_w1 = _inv0_w1_w1*_t30_w2
-                    _t32_w1_w1 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t32_w1_w1 = _sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
                     _t33_w1_w1 = _f32(0.25)*_t32_w1_w1
-                    _t34_w1_w1 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t34_w1_w1 = _sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74)
                     _t35_w1_w1 = _f32(0.25)*_t34_w1_w1
-                    _t36_w2 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37_w2 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t36_w2 = _sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
+                    _t37_w2 = _sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
                     _t38_w2 = _f32(0.25)*_t36_w2 + _f32(0.25)*_t37_w2
                     _t39_w2 = -_t33_w1_w1 - _t35_w1_w1 + _t38_w2
                     _t40_w2 = _s81
@@ -2088,9 +2089,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w2 = (_f32(0.5)*_t32_w1_w1 + _f32(0.5)*_t34_w1_w1)*(_f32(0.5)*_t36_w2 + _f32(0.5)*_t37_w2)
                     _t49_w2 = _f32(2.0)*((_t31_w1_w1*_t46_w2 + (_t40_w2*_t40_w2) + (_t45_w2*_t45_w2))*_inv2_w1_w1)
                     _t50_w2 = _t44_w2*_t49_w2
-                    _t51_w2 = _f32(1.0) if _t43_w2 > _f32(0.0) else _f32(0.0)
+                    _t51_w2 = _sel(_t43_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t57_w2 = _t54_w1*_inv3_w1_w1
-                    _t58_w2 = _f32(1.0) if _t42_w2 > _f32(0.0) else _f32(0.0)
+                    _t58_w2 = _sel(_t42_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w2 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
                     _t60_w2 = _t14_w2*_t59_w2
                     _t61_w2 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
@@ -2099,7 +2100,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w2 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
                     _t65_w2 = _t13_w2*_t64_w2 + eps
                     _t66_w2 = _t54_w1 + _t65_w2
-                    _t67_w2 = _t53_w1_w1*(_f32(1.0) if _s70_w1 > _f32(0.0) else _f32(0.0))
+                    _t67_w2 = _t53_w1_w1*_sel(_s70_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv3_w1_w1)
                     _t69_w2 = -_t51_w2 - _t58_w2 + _f32(1.0)
                     _t70_w2 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
@@ -2107,8 +2108,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w2 = _f32(0.5)*_t67_w2
                     _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv3_w1_w1)
                     _t76_w2 = _t20_w2*_t5_w1_w1
-                    _t77_w2 = _inv4_w1*_t76_w2*(_f32(1.0) if _t8_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1_w1 < _f32(0.0) else _f32(0.0)))
-                    _t78_w2 = _f32(1.0) if _t8_w1_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t77_w2 = _inv4_w1*_t76_w2*_sel(_t8_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t78_w2 = _sel(_t8_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w2 = abs(_t8_w1_w1)
                     _t80_w2 = (_inv4_w1*_inv4_w1)*_t76_w2*_t79_w2
                     _t81_w2 = -_t77_w2 + _t78_w2*_t80_w2
@@ -2121,23 +2122,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t87_w2 = py1_w1 - ty1_w1
                     _t88_w2 = -_t87_w2
                     _t89_w2 = _t47_w2*_t49_w2
-                    _t90_w2 = _f32(1.0) if _t88_w2 > _f32(0.0) else _f32(0.0)
-                    _t91_w2 = _f32(1.0) if _t87_w2 > _f32(0.0) else _f32(0.0)
+                    _t90_w2 = _sel(_t88_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t91_w2 = _sel(_t87_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t92_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
-                    _t93_w2 = _t14_w2*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t93_w2 = _t14_w2*_sel(_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t94_w2 = _t93_w2*((_t54_w1 + _t92_w2)*_inv3_w1_w1)
                     _t95_w2 = -_t90_w2 - _t91_w2 + _f32(1.0)
                     _t96_w2 = _f32(0.5)*_t93_w2
                     _t97_w2 = _t96_w2*((-_t53_w1_w1*_t64_w2 + _t92_w2)*_inv3_w1_w1)
                     _t98_w2 = px2_w1 - tx2_w1
-                    _t99_w2 = _f32(1.0) if _t98_w2 > _f32(0.0) else _f32(0.0)
+                    _t99_w2 = _sel(_t98_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t100_w2 = -_t98_w2
-                    _t101_w2 = _f32(1.0) if _t100_w2 > _f32(0.0) else _f32(0.0)
+                    _t101_w2 = _sel(_t100_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t102_w2 = -_t101_w2 - _t99_w2 + _f32(1.0)
                     _t103_w2 = py2_w1 - ty2_w1
-                    _t104_w2 = _f32(1.0) if _t103_w2 > _f32(0.0) else _f32(0.0)
+                    _t104_w2 = _sel(_t103_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t105_w2 = -_t103_w2
-                    _t106_w2 = _f32(1.0) if _t105_w2 > _f32(0.0) else _f32(0.0)
+                    _t106_w2 = _sel(_t105_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t107_w2 = -_t104_w2 - _t106_w2 + _f32(1.0)
                     _s107_w1 = _inv5_w1*_t0_w1_w1
                     _t109_w2 = math.pow(_s107_w1, scale - _f32(1.0)) if _s107_w1 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
@@ -2167,31 +2168,31 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t132_w2 = _t0_w1_w1*_t59_w2 + _t71_w2
                     _t133_w2 = _t93_w2*((_t132_w2 + _t66_w2)*_inv3_w1_w1)
                     _t134_w2 = _t96_w2*((_t132_w2 - _t53_w1_w1*_t61_w2 + _t65_w2)*_inv3_w1_w1)
-                    _s109_w1 = _t41_w2 - -_t50_w2*(_f32(1.0) if _t43_w2 > _f32(0.0) else (_f32(0.5) if _t43_w2 == _f32(0.0) else _f32(0.0)))
+                    _s109_w1 = _t41_w2 - -_t50_w2*_sel(_t43_w2 > _f32(0.0), _f32(1.0), _sel(_t43_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t26_w1_w1*_t29_w2 - ((_t13_w2*_t51_w2*_t57_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv3_w1_w1) + (_s109_w1*_inv2_w1_w1)
-                    _s110_w1 = _t86_w2 - -_t89_w2*(_f32(1.0) if _t88_w2 > _f32(0.0) else (_f32(0.5) if _t88_w2 == _f32(0.0) else _f32(0.0)))
+                    _s110_w1 = _t86_w2 - -_t89_w2*_sel(_t88_w2 > _f32(0.0), _f32(1.0), _sel(_t88_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = _t81_w2*_t84_w2 - ((_t55_w2*_t57_w2*_t90_w2 - _t91_w2*_t94_w2 - _t95_w2*_t97_w2)*_inv3_w1_w1) + (_s110_w1*_inv2_w1_w1)
-                    _s111 = _t41_w2 - _t50_w2*(_f32(1.0) if _t98_w2 > _f32(0.0) else (_f32(0.5) if _t98_w2 == _f32(0.0) else _f32(0.0)))
+                    _s111 = _t41_w2 - _t50_w2*_sel(_t98_w2 > _f32(0.0), _f32(1.0), _sel(_t98_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t26_w1_w1*_t29_w2 - ((_t101_w2*_t68_w2 + _t102_w2*_t73_w2 - _t13_w2*_t57_w2*_t99_w2)*_inv3_w1_w1) + (_s111*_inv2_w1_w1)
-                    _s112 = _t86_w2 - _t89_w2*(_f32(1.0) if _t103_w2 > _f32(0.0) else (_f32(0.5) if _t103_w2 == _f32(0.0) else _f32(0.0)))
+                    _s112 = _t86_w2 - _t89_w2*_sel(_t103_w2 > _f32(0.0), _f32(1.0), _sel(_t103_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t81_w2*_t84_w2 - ((-_t104_w2*_t55_w2*_t57_w2 + _t106_w2*_t94_w2 + _t107_w2*_t97_w2)*_inv3_w1_w1) + (_s112*_inv2_w1_w1)
-                    _s113 = -_t50_w2*(_f32(1.0) if _t42_w2 > _f32(0.0) else (_f32(0.5) if _t42_w2 == _f32(0.0) else _f32(0.0)))
+                    _s113 = -_t50_w2*_sel(_t42_w2 > _f32(0.0), _f32(1.0), _sel(_t42_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s114 = -((-_t123_w2*_t51_w2 - _t124_w2*_t69_w2 + _t2_w1_w1*_t57_w2*_t58_w2)*_inv3_w1_w1)
                     d_tx1_w1 = _t114_w2*_t84_w2 - _t29_w2*(_t115_w2*_t25_w2 - _t117_w2) + _s114 + (((_t120_w2*_t46_w2 - _t121_w2 - _s113))*_inv2_w1_w1)
-                    _s115 = -_t89_w2*(_f32(1.0) if _t87_w2 > _f32(0.0) else (_f32(0.5) if _t87_w2 == _f32(0.0) else _f32(0.0)))
+                    _s115 = -_t89_w2*_sel(_t87_w2 > _f32(0.0), _f32(1.0), _sel(_t87_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s116 = -((_t0_w1_w1*_t57_w2*_t91_w2 - _t133_w2*_t90_w2 - _t134_w2*_t95_w2)*_inv3_w1_w1)
                     d_ty1_w1 = _t127_w2*_t29_w2 - _t84_w2*(_t128_w2*_t80_w2 - _t129_w2) + _s116 + (((_t130_w2*_t46_w2 - _t131_w2 - _s115))*_inv2_w1_w1)
-                    _s117 = _t50_w2*(_f32(1.0) if _t100_w2 > _f32(0.0) else (_f32(0.5) if _t100_w2 == _f32(0.0) else _f32(0.0)))
+                    _s117 = _t50_w2*_sel(_t100_w2 > _f32(0.0), _f32(1.0), _sel(_t100_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s118 = -((-_t101_w2*_t2_w1_w1*_t57_w2 + _t102_w2*_t124_w2 + _t123_w2*_t99_w2)*_inv3_w1_w1)
                     d_tx2_w1 = -_t114_w2*_t84_w2 - _t29_w2*(-_t115_w2*_t25_w2 + _t117_w2) + _s118 + (((-_t120_w2*_t46_w2 - _t121_w2 - _s117))*_inv2_w1_w1)
-                    _s119 = _t89_w2*(_f32(1.0) if _t105_w2 > _f32(0.0) else (_f32(0.5) if _t105_w2 == _f32(0.0) else _f32(0.0)))
+                    _s119 = _t89_w2*_sel(_t105_w2 > _f32(0.0), _f32(1.0), _sel(_t105_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s120 = -((-_t0_w1_w1*_t106_w2*_t57_w2 + _t104_w2*_t133_w2 + _t107_w2*_t134_w2)*_inv3_w1_w1)
                     d_ty2_w1 = -_t127_w2*_t29_w2 - _t84_w2*(-_t128_w2*_t80_w2 + _t129_w2) + _s120 + (((-_t130_w2*_t46_w2 - _t131_w2 - _s119))*_inv2_w1_w1)
                 else:
                     _t20_w3 = _f32(2.0)/_t18_w2
                     _t21_w3 = _t20_w3*_t4_w1_w1
-                    _t22_w3 = _t21_w3*(_f32(1.0) if _t1_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t1_w1_w1 < _f32(0.0) else _f32(0.0)))/_t16_w2
-                    _t23_w3 = _f32(1.0) if _t1_w1_w1 > _f32(0.0) else (_f32(0.5) if _t1_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t22_w3 = _t21_w3*_sel(_t1_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))/_t16_w2
+                    _t23_w3 = _sel(_t1_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t1_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t24_w2 = abs(_t1_w1_w1)
                     _t25_w3 = _t21_w3*_t24_w2/(_t16_w2*_t16_w2)
                     _t26_w2 = -_t22_w3 + _t23_w3*_t25_w3
@@ -2201,12 +2202,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w3 = _f32(2.0)*_t28_w3*(_s121*_s121*_s121)
                     _t30_w3 = -_t4_w1_w1 + _t5_w1_w1
                     _t31_w2 = _t30_w3/_t18_w2
-                    _t32_w2 = (_u64 - _s71_w1) + _c88 if _c88 == _c88 else _u64 - _s71_w1
+                    _t32_w2 = _sel(_c88 == _c88, (_u64 - _s71_w1) + _c88, _u64 - _s71_w1)
                     _t33_w2 = _f32(0.25)*_t32_w2
-                    _t34_w2 = (_u63 - _s74) + _c91 if _c91 == _c91 else _u63 - _s74
+                    _t34_w2 = _sel(_c91 == _c91, (_u63 - _s74) + _c91, _u63 - _s74)
                     _t35_w2 = _f32(0.25)*_t34_w2
-                    _t36_w3 = (_u64 - _u57) + _c83 if _c83 == _c83 else _u64 - _u57
-                    _t37_w3 = (_u63 - _u56) + _c84 if _c84 == _c84 else _u63 - _u56
+                    _t36_w3 = _sel(_c83 == _c83, (_u64 - _u57) + _c83, _u64 - _u57)
+                    _t37_w3 = _sel(_c84 == _c84, (_u63 - _u56) + _c84, _u63 - _u56)
                     _t38_w3 = _f32(0.25)*_t36_w3 + _f32(0.25)*_t37_w3
                     _t39_w3 = -_t33_w2 - _t35_w2 + _t38_w3
                     _t40_w3 = _s81
@@ -2217,9 +2218,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w3 = (_f32(0.5)*_t32_w2 + _f32(0.5)*_t34_w2)*(_f32(0.5)*_t36_w3 + _f32(0.5)*_t37_w3)
                     _t49_w3 = _f32(2.0)*((_t31_w2*_t46_w3 + (_t40_w3*_t40_w3) + (_t45_w3*_t45_w3))/_t48_w2)
                     _t50_w3 = _t44_w2*_t49_w3
-                    _t51_w3 = _f32(1.0) if _t43_w3 > _f32(0.0) else _f32(0.0)
+                    _t51_w3 = _sel(_t43_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t57_w3 = _t54_w1/_t56_w2
-                    _t58_w3 = _f32(1.0) if _t42_w3 > _f32(0.0) else _f32(0.0)
+                    _t58_w3 = _sel(_t42_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w3 = min(_t2_w1_w1, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s73, _s73 - _s73))
                     _t60_w3 = _t14_w2*_t59_w3
                     _t61_w3 = min(_t0_w1_w1, max(_t9_w1_w1, _t9_w1_w1 - _t9_w1_w1) + max(_s74, _s74 - _s74))
@@ -2228,7 +2229,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w3 = min(_t55_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
                     _t65_w3 = _t13_w2*_t64_w3 + eps
                     _t66_w3 = _t54_w1 + _t65_w3
-                    _t67_w3 = _t53_w1_w1*(_f32(1.0) if _s70_w1 > _f32(0.0) else _f32(0.0))
+                    _t67_w3 = _t53_w1_w1*_sel(_s70_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
                     _t69_w3 = -_t51_w3 - _t58_w3 + _f32(1.0)
                     _t70_w3 = min(_t13_w2, max(_t12_w1, _t12_w1 - _t12_w1) + max(_s72_w1, _s72_w1 - _s72_w1))
@@ -2236,8 +2237,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w3 = _f32(0.5)*_t67_w3
                     _t73_w3 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
                     _t76_w3 = _t20_w3*_t5_w1_w1
-                    _t77_w3 = _t76_w3*(_f32(1.0) if _t8_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t8_w1_w1 < _f32(0.0) else _f32(0.0)))/_t74_w2
-                    _t78_w3 = _f32(1.0) if _t8_w1_w1 > _f32(0.0) else (_f32(0.5) if _t8_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t77_w3 = _t76_w3*_sel(_t8_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))/_t74_w2
+                    _t78_w3 = _sel(_t8_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t8_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t79_w3 = abs(_t8_w1_w1)
                     _t80_w3 = _t76_w3*_t79_w3/(_t74_w2*_t74_w2)
                     _t81_w3 = -_t77_w3 + _t78_w3*_t80_w3
@@ -2250,23 +2251,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t87_w3 = py1_w1 - ty1_w1
                     _t88_w3 = -_t87_w3
                     _t89_w3 = _t47_w2*_t49_w3
-                    _t90_w3 = _f32(1.0) if _t88_w3 > _f32(0.0) else _f32(0.0)
-                    _t91_w3 = _f32(1.0) if _t87_w3 > _f32(0.0) else _f32(0.0)
+                    _t90_w3 = _sel(_t88_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t91_w3 = _sel(_t87_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t92_w3 = _t55_w2*_t70_w3 + _t63_w3 + eps
-                    _t93_w3 = _t14_w2*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t93_w3 = _t14_w2*_sel(_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t94_w1 = _t93_w3*((_t54_w1 + _t92_w3)/_t56_w2)
                     _t95_w1 = -_t90_w3 - _t91_w3 + _f32(1.0)
                     _t96_w1 = _f32(0.5)*_t93_w3
                     _t97_w1 = _t96_w1*((-_t53_w1_w1*_t64_w3 + _t92_w3)/_t56_w2)
                     _t98_w1 = px2_w1 - tx2_w1
-                    _t99_w1 = _f32(1.0) if _t98_w1 > _f32(0.0) else _f32(0.0)
+                    _t99_w1 = _sel(_t98_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t100_w1 = -_t98_w1
-                    _t101_w1 = _f32(1.0) if _t100_w1 > _f32(0.0) else _f32(0.0)
+                    _t101_w1 = _sel(_t100_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t102_w1 = -_t101_w1 - _t99_w1 + _f32(1.0)
                     _t103_w1 = py2_w1 - ty2_w1
-                    _t104_w1 = _f32(1.0) if _t103_w1 > _f32(0.0) else _f32(0.0)
+                    _t104_w1 = _sel(_t103_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t105_w1 = -_t103_w1
-                    _t106_w1 = _f32(1.0) if _t105_w1 > _f32(0.0) else _f32(0.0)
+                    _t106_w1 = _sel(_t105_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t107_w1 = -_t104_w1 - _t106_w1 + _f32(1.0)
                     _s123 = _t0_w1_w1/max(_t0_w1_w1, _t2_w1_w1)
                     _t109_w1 = math.pow(_s123, scale - _f32(1.0)) if _s123 > _f32(0.0) and scale != _f32(0.0) else _f32(0.0)
@@ -2296,24 +2297,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t132_w1 = _t0_w1_w1*_t59_w3 + _t71_w3
                     _t133_w1 = _t93_w3*((_t132_w1 + _t66_w3)/_t56_w2)
                     _t134_w1 = _t96_w1*((_t132_w1 - _t53_w1_w1*_t61_w3 + _t65_w3)/_t56_w2)
-                    _s125 = _t41_w3 - -_t50_w3*(_f32(1.0) if _t43_w3 > _f32(0.0) else (_f32(0.5) if _t43_w3 == _f32(0.0) else _f32(0.0)))
+                    _s125 = _t41_w3 - -_t50_w3*_sel(_t43_w3 > _f32(0.0), _f32(1.0), _sel(_t43_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = _t26_w2*_t29_w3 - ((_t13_w2*_t51_w3*_t57_w3 - _t58_w3*_t68_w3 - _t69_w3*_t73_w3)/_t56_w2) + (_s125/_t48_w2)
-                    _s126 = _t86_w3 - -_t89_w3*(_f32(1.0) if _t88_w3 > _f32(0.0) else (_f32(0.5) if _t88_w3 == _f32(0.0) else _f32(0.0)))
+                    _s126 = _t86_w3 - -_t89_w3*_sel(_t88_w3 > _f32(0.0), _f32(1.0), _sel(_t88_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = _t81_w3*_t84_w3 - ((_t55_w2*_t57_w3*_t90_w3 - _t91_w3*_t94_w1 - _t95_w1*_t97_w1)/_t56_w2) + (_s126/_t48_w2)
-                    _s127 = _t41_w3 - _t50_w3*(_f32(1.0) if _t98_w1 > _f32(0.0) else (_f32(0.5) if _t98_w1 == _f32(0.0) else _f32(0.0)))
+                    _s127 = _t41_w3 - _t50_w3*_sel(_t98_w1 > _f32(0.0), _f32(1.0), _sel(_t98_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t26_w2*_t29_w3 - ((_t101_w1*_t68_w3 + _t102_w1*_t73_w3 - _t13_w2*_t57_w3*_t99_w1)/_t56_w2) + (_s127/_t48_w2)
-                    _s128 = _t86_w3 - _t89_w3*(_f32(1.0) if _t103_w1 > _f32(0.0) else (_f32(0.5) if _t103_w1 == _f32(0.0) else _f32(0.0)))
+                    _s128 = _t86_w3 - _t89_w3*_sel(_t103_w1 > _f32(0.0), _f32(1.0), _sel(_t103_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t81_w3*_t84_w3 - ((-_t104_w1*_t55_w2*_t57_w3 + _t106_w1*_t94_w1 + _t107_w1*_t97_w1)/_t56_w2) + (_s128/_t48_w2)
-                    _s129 = -_t50_w3*(_f32(1.0) if _t42_w3 > _f32(0.0) else (_f32(0.5) if _t42_w3 == _f32(0.0) else _f32(0.0)))
+                    _s129 = -_t50_w3*_sel(_t42_w3 > _f32(0.0), _f32(1.0), _sel(_t42_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s130 = -((-_t123_w1*_t51_w3 - _t124_w1*_t69_w3 + _t2_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
                     d_tx1_w1 = _t114_w1*_t84_w3 - _t29_w3*(_t115_w1*_t25_w3 - _t117_w1) + _s130 + (((_t120_w1*_t46_w3 - _t121_w1 - _s129))/_t48_w2)
-                    _s131 = -_t89_w3*(_f32(1.0) if _t87_w3 > _f32(0.0) else (_f32(0.5) if _t87_w3 == _f32(0.0) else _f32(0.0)))
+                    _s131 = -_t89_w3*_sel(_t87_w3 > _f32(0.0), _f32(1.0), _sel(_t87_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s132 = -((_t0_w1_w1*_t57_w3*_t91_w3 - _t133_w1*_t90_w3 - _t134_w1*_t95_w1)/_t56_w2)
                     d_ty1_w1 = _t127_w1*_t29_w3 - _t84_w3*(_t128_w1*_t80_w3 - _t129_w1) + _s132 + (((_t130_w1*_t46_w3 - _t131_w1 - _s131))/_t48_w2)
-                    _s133 = _t50_w3*(_f32(1.0) if _t100_w1 > _f32(0.0) else (_f32(0.5) if _t100_w1 == _f32(0.0) else _f32(0.0)))
+                    _s133 = _t50_w3*_sel(_t100_w1 > _f32(0.0), _f32(1.0), _sel(_t100_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s134 = -((-_t101_w1*_t2_w1_w1*_t57_w3 + _t102_w1*_t124_w1 + _t123_w1*_t99_w1)/_t56_w2)
                     d_tx2_w1 = -_t114_w1*_t84_w3 - _t29_w3*(-_t115_w1*_t25_w3 + _t117_w1) + _s134 + (((-_t120_w1*_t46_w3 - _t121_w1 - _s133))/_t48_w2)
-                    _s135 = _t89_w3*(_f32(1.0) if _t105_w1 > _f32(0.0) else (_f32(0.5) if _t105_w1 == _f32(0.0) else _f32(0.0)))
+                    _s135 = _t89_w3*_sel(_t105_w1 > _f32(0.0), _f32(1.0), _sel(_t105_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s136 = -((-_t0_w1_w1*_t106_w1*_t57_w3 + _t104_w1*_t133_w1 + _t107_w1*_t134_w1)/_t56_w2)
                     d_ty2_w1 = -_t127_w1*_t29_w3 - _t84_w3*(-_t128_w1*_t80_w3 + _t129_w1) + _s136 + (((-_t130_w1*_t46_w3 - _t131_w1 - _s135))/_t48_w2)
             if not _ok_w1:
@@ -2332,14 +2333,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

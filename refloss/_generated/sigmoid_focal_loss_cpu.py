@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -35,7 +36,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
             _z8 = -logits
             _a9 = abs(logits)
@@ -45,7 +46,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l13 = math.log1p(_e10)
             _p14 = (math.pow(_e10, gamma) if _z8 < 0.0 else 1.0)*math.pow(_d11, -gamma)
             _ap15 = _p14 - _p14*(gamma*_c12)
-            value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+            value = _sel(_z8 < 0.0, _l13, _z8 + _l13)*_ap15
         elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
             _s16 = -logits
             _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
@@ -62,7 +63,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l26 = math.log1p(_e23)
             _p27 = (math.pow(_e23, gamma) if logits < 0.0 else 1.0)*math.pow(_d24, -gamma)
             _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
-            value = (_l26 if logits < 0.0 else logits + _l26)*_ap28
+            value = _sel(logits < 0.0, _l26, logits + _l26)*_ap28
         elif (targets == 0.0):  # alpha_t weighting, hard target 0
             _s29 = 1.0 - alpha
             _a30 = abs(logits)
@@ -72,7 +73,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l34 = math.log1p(_e31)
             _p35 = (math.pow(_e31, gamma) if logits < 0.0 else 1.0)*math.pow(_d32, -gamma)
             _ap36 = _s29*(_p35 - _p35*(gamma*_c33))
-            value = (_l34 if logits < 0.0 else logits + _l34)*_ap36
+            value = _sel(logits < 0.0, _l34, logits + _l34)*_ap36
         elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
             _z37 = -logits
             _a38 = abs(logits)
@@ -82,7 +83,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l42 = math.log1p(_e39)
             _p43 = (math.pow(_e39, gamma) if _z37 < 0.0 else 1.0)*math.pow(_d40, -gamma)
             _ap44 = alpha*(_p43 - _p43*(gamma*_c41))
-            value = (_l42 if _z37 < 0.0 else _z37 + _l42)*_ap44
+            value = _sel(_z37 < 0.0, _l42, _z37 + _l42)*_ap44
         elif (targets == 1.0):  # alpha_t weighting, hard target 1
             _z45 = -logits
             _a46 = abs(logits)
@@ -92,7 +93,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             _l50 = math.log1p(_e47)
             _p51 = (math.pow(_e47, gamma) if _z45 < 0.0 else 1.0)*math.pow(_d48, -gamma)
             _ap52 = alpha*(_p51 - _p51*(gamma*_c49))
-            value = (_l50 if _z45 < 0.0 else _z45 + _l50)*_ap52
+            value = _sel(_z45 < 0.0, _l50, _z45 + _l50)*_ap52
         else:  # alpha_t weighting
             _s53 = -logits
             _s54 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
@@ -104,8 +105,8 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
-                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
+                | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0)), 1, 0)
     return _bad
 
 
@@ -141,7 +142,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
             _c8 = gamma*134217728.0 + gamma
             _h9 = _c8 - (_c8 - gamma)
             _l10 = gamma - _h9
@@ -155,7 +156,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g117 = gamma + 1.0
             _p18 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
             _q19 = _p18 - _p18*(_g117*_c4)
-            d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q19
+            d_logits = _sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q19
             d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(gamma - logits)))
         elif (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
             _a20 = abs(logits)
@@ -165,13 +166,13 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l24 = math.log1p(_e21)
             _p25 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -gamma)
             _ap26 = _p25 - _p25*(gamma*_c23)
-            value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+            value = _sel(logits < 0.0, _l24, logits + _l24)*_ap26
             _g127 = gamma + 1.0
             _p28 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
             _q29 = _p28 - _p28*(_g127*_c23)
-            d_logits = (_e21 + gamma*_l24 if logits < 0.0 else 1.0 + gamma*((logits + _l24)*_e21))*_q29
+            d_logits = _sel(logits < 0.0, _e21 + gamma*_l24, 1.0 + gamma*((logits + _l24)*_e21))*_q29
             _om30 = -math.expm1(-_a20)
-            _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > 0.0 else 1.0)*_om30)
+            _rn31 = _a20 + gamma*(_sel(_e21 > 0.0, _l24/_e21, 1.0)*_om30)
             d_targets = -((-math.pow(_e21*math.pow((1.0 - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, 1.0/gamma), gamma) if _e21 > 0.0 and math.pow(_e21, gamma) < 2.2250738585072014e-308 else -_ap26*_rn31) if logits < 0.0 else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
         elif (targets == 1.0) and (-logits > -1.2676506002282294e+30) and (alpha < 0.0) and (-logits < -45.0):  # alpha None or negative: no alpha_t weighting, hard target 1, far tail
             _z32 = -logits
@@ -182,7 +183,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l37 = math.log1p(_e34)
             _p38 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -gamma)
             _ap39 = _p38 - _p38*(gamma*_c36)
-            value = (_l37 if _z32 < 0.0 else _z32 + _l37)*_ap39
+            value = _sel(_z32 < 0.0, _l37, _z32 + _l37)*_ap39
             _t0_w1 = -logits
             _c40 = gamma*134217728.0 + gamma
             _h41 = _c40 - (_c40 - gamma)
@@ -197,7 +198,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g149 = gamma + 1.0
             _p50 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -_g149)
             _q51 = _p50 - _p50*(_g149*_c36)
-            d_logits = -(_e34 + gamma*_l37 if _z32 < 0.0 else 1.0 + gamma*((_z32 + _l37)*_e34))*_q51
+            d_logits = -_sel(_z32 < 0.0, _e34 + gamma*_l37, 1.0 + gamma*((_z32 + _l37)*_e34))*_q51
             d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + 1.0)*(_t1*(-gamma - logits)))
         elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
             _z52 = -logits
@@ -208,13 +209,13 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l57 = math.log1p(_e54)
             _p58 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -gamma)
             _ap59 = _p58 - _p58*(gamma*_c56)
-            value = (_l57 if _z52 < 0.0 else _z52 + _l57)*_ap59
+            value = _sel(_z52 < 0.0, _l57, _z52 + _l57)*_ap59
             _g160 = gamma + 1.0
             _p61 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -_g160)
             _q62 = _p61 - _p61*(_g160*_c56)
-            d_logits = -(_e54 + gamma*_l57 if _z52 < 0.0 else 1.0 + gamma*((_z52 + _l57)*_e54))*_q62
+            d_logits = -_sel(_z52 < 0.0, _e54 + gamma*_l57, 1.0 + gamma*((_z52 + _l57)*_e54))*_q62
             _om63 = -math.expm1(-_a53)
-            _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > 0.0 else 1.0)*_om63)
+            _rn64 = _a53 + gamma*(_sel(_e54 > 0.0, _l57/_e54, 1.0)*_om63)
             d_targets = (-math.pow(_e54*math.pow((1.0 - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, 1.0/gamma), gamma) if _e54 > 0.0 and math.pow(_e54, gamma) < 2.2250738585072014e-308 else -_ap59*_rn64) if _z52 < 0.0 else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
         elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
             _s65 = -logits
@@ -238,11 +239,11 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l79 = math.log1p(_e76)
             _p80 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -gamma)
             _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
-            value = (_l79 if logits < 0.0 else logits + _l79)*_ap81
+            value = _sel(logits < 0.0, _l79, logits + _l79)*_ap81
             _t0_w2 = alpha - 1.0
             _t1_w1 = -_t0_w2
             _ap82 = _p80 - _p80*(gamma*_c78)
-            _t2 = (_l79 if logits < 0.0 else logits + _l79)*_ap82
+            _t2 = _sel(logits < 0.0, _l79, logits + _l79)*_ap82
             _t3 = math.exp(-logits)
             _t4 = math.log1p(_t3)
             _e83 = 3.0 + gamma
@@ -251,7 +252,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g185 = gamma + 1.0
             _p86 = (math.pow(_e76, gamma) if logits < 0.0 else 1.0)*math.pow(_d77, -_g185)
             _q87 = _t1_w1*(_p86 - _p86*(_g185*_c78))
-            d_logits = (_e76 + gamma*_l79 if logits < 0.0 else 1.0 + gamma*((logits + _l79)*_e76))*_q87
+            d_logits = _sel(logits < 0.0, _e76 + gamma*_l79, 1.0 + gamma*((logits + _l79)*_e76))*_q87
             _e88 = _e83 - 3.0
             _c89 = _t1_w1*134217728.0 + _t1_w1
             _h90 = _c89 - (_c89 - _t1_w1)
@@ -273,7 +274,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l104 = math.log1p(_e101)
             _p105 = (math.pow(_e101, gamma) if logits < 0.0 else 1.0)*math.pow(_d102, -gamma)
             _ap106 = _s99*(_p105 - _p105*(gamma*_c103))
-            value = (_l104 if logits < 0.0 else logits + _l104)*_ap106
+            value = _sel(logits < 0.0, _l104, logits + _l104)*_ap106
             _t0_w3 = _s99
             _c107 = gamma*134217728.0 + gamma
             _h108 = _c107 - (_c107 - gamma)
@@ -289,10 +290,10 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1117 = gamma + 1.0
             _p118 = (math.pow(_e101, gamma) if logits < 0.0 else 1.0)*math.pow(_d102, -_g1117)
             _q119 = _t0_w3*(_p118 - _p118*(_g1117*_c103))
-            d_logits = (_e101 + gamma*_l104 if logits < 0.0 else 1.0 + gamma*((logits + _l104)*_e101))*_q119
+            d_logits = _sel(logits < 0.0, _e101 + gamma*_l104, 1.0 + gamma*((logits + _l104)*_e101))*_q119
             _ap120 = _p105 - _p105*(gamma*_c103)
             _s121 = _t0_w3*_t1_w2*((((_p114 - (_p115 - _p113)) + _l109*_l112) + 1.0)*(_t1_w2*(gamma - logits)))
-            d_targets = _s121 + (2.0*alpha - 1.0)*((_l104 if logits < 0.0 else logits + _l104)*_ap120)
+            d_targets = _s121 + (2.0*alpha - 1.0)*(_sel(logits < 0.0, _l104, logits + _l104)*_ap120)
         elif (targets == 0.0):  # alpha_t weighting, hard target 0
             _s122 = 1.0 - alpha
             _a123 = abs(logits)
@@ -302,18 +303,18 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l127 = math.log1p(_e124)
             _p128 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -gamma)
             _ap129 = _s122*(_p128 - _p128*(gamma*_c126))
-            value = (_l127 if logits < 0.0 else logits + _l127)*_ap129
+            value = _sel(logits < 0.0, _l127, logits + _l127)*_ap129
             _t0_w4 = _s122
             _ap130 = _t0_w4*(_p128 - _p128*(gamma*_c126))
             _g1131 = gamma + 1.0
             _p132 = (math.pow(_e124, gamma) if logits < 0.0 else 1.0)*math.pow(_d125, -_g1131)
             _q133 = _t0_w4*(_p132 - _p132*(_g1131*_c126))
-            d_logits = (_e124 + gamma*_l127 if logits < 0.0 else 1.0 + gamma*((logits + _l127)*_e124))*_q133
+            d_logits = _sel(logits < 0.0, _e124 + gamma*_l127, 1.0 + gamma*((logits + _l127)*_e124))*_q133
             _ap134 = _p128 - _p128*(gamma*_c126)
             _om135 = -math.expm1(-_a123)
-            _rn136 = _a123 + gamma*((_l127/_e124 if _e124 > 0.0 else 1.0)*_om135)
+            _rn136 = _a123 + gamma*(_sel(_e124 > 0.0, _l127/_e124, 1.0)*_om135)
             _s137 = -((-math.pow(_e124*math.pow(_t0_w4*(1.0 - gamma*_c126)*math.pow(_d125, -gamma)*_rn136, 1.0/gamma), gamma) if _e124 > 0.0 and math.pow(_e124, gamma) < 2.2250738585072014e-308 else -_ap130*_rn136) if logits < 0.0 else _ap130*logits + gamma*(_ap130*((logits + _l127)*_om135)))
-            d_targets = (2.0*alpha - 1.0)*((_l127 if logits < 0.0 else logits + _l127)*_ap134) + _s137
+            d_targets = (2.0*alpha - 1.0)*(_sel(logits < 0.0, _l127, logits + _l127)*_ap134) + _s137
         elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
             _z138 = -logits
             _a139 = abs(logits)
@@ -323,9 +324,9 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l143 = math.log1p(_e140)
             _p144 = (math.pow(_e140, gamma) if _z138 < 0.0 else 1.0)*math.pow(_d141, -gamma)
             _ap145 = alpha*(_p144 - _p144*(gamma*_c142))
-            value = (_l143 if _z138 < 0.0 else _z138 + _l143)*_ap145
+            value = _sel(_z138 < 0.0, _l143, _z138 + _l143)*_ap145
             _ap146 = _p144 - _p144*(gamma*_c142)
-            _t0_w5 = (_l143 if _z138 < 0.0 else _z138 + _l143)*_ap146
+            _t0_w5 = _sel(_z138 < 0.0, _l143, _z138 + _l143)*_ap146
             _t1_w3 = math.exp(logits)
             _t2_w1 = math.log1p(_t1_w3)
             _e147 = 3.0 + gamma
@@ -333,7 +334,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1148 = gamma + 1.0
             _p149 = (math.pow(_e140, gamma) if _z138 < 0.0 else 1.0)*math.pow(_d141, -_g1148)
             _q150 = alpha*(_p149 - _p149*(_g1148*_c142))
-            d_logits = -(_e140 + gamma*_l143 if _z138 < 0.0 else 1.0 + gamma*((_z138 + _l143)*_e140))*_q150
+            d_logits = -_sel(_z138 < 0.0, _e140 + gamma*_l143, 1.0 + gamma*((_z138 + _l143)*_e140))*_q150
             _e151 = _e147 - 3.0
             _c152 = alpha*134217728.0 + alpha
             _h153 = _c152 - (_c152 - alpha)
@@ -355,7 +356,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l167 = math.log1p(_e164)
             _p168 = (math.pow(_e164, gamma) if _z162 < 0.0 else 1.0)*math.pow(_d165, -gamma)
             _ap169 = alpha*(_p168 - _p168*(gamma*_c166))
-            value = (_l167 if _z162 < 0.0 else _z162 + _l167)*_ap169
+            value = _sel(_z162 < 0.0, _l167, _z162 + _l167)*_ap169
             _t0_w6 = -logits
             _c170 = gamma*134217728.0 + gamma
             _h171 = _c170 - (_c170 - gamma)
@@ -370,10 +371,10 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1179 = gamma + 1.0
             _p180 = (math.pow(_e164, gamma) if _z162 < 0.0 else 1.0)*math.pow(_d165, -_g1179)
             _q181 = alpha*(_p180 - _p180*(_g1179*_c166))
-            d_logits = -(_e164 + gamma*_l167 if _z162 < 0.0 else 1.0 + gamma*((_z162 + _l167)*_e164))*_q181
+            d_logits = -_sel(_z162 < 0.0, _e164 + gamma*_l167, 1.0 + gamma*((_z162 + _l167)*_e164))*_q181
             _ap182 = _p168 - _p168*(gamma*_c166)
             _s183 = _t1_w4*alpha*((((_p177 - (_p178 - _p176)) + _l172*_l175) + 1.0)*(_t1_w4*(-gamma - logits)))
-            d_targets = _s183 + (2.0*alpha - 1.0)*((_l167 if _z162 < 0.0 else _z162 + _l167)*_ap182)
+            d_targets = _s183 + (2.0*alpha - 1.0)*(_sel(_z162 < 0.0, _l167, _z162 + _l167)*_ap182)
         elif (targets == 1.0):  # alpha_t weighting, hard target 1
             _z184 = -logits
             _a185 = abs(logits)
@@ -383,16 +384,16 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _l189 = math.log1p(_e186)
             _p190 = (math.pow(_e186, gamma) if _z184 < 0.0 else 1.0)*math.pow(_d187, -gamma)
             _ap191 = alpha*(_p190 - _p190*(gamma*_c188))
-            value = (_l189 if _z184 < 0.0 else _z184 + _l189)*_ap191
+            value = _sel(_z184 < 0.0, _l189, _z184 + _l189)*_ap191
             _g1192 = gamma + 1.0
             _p193 = (math.pow(_e186, gamma) if _z184 < 0.0 else 1.0)*math.pow(_d187, -_g1192)
             _q194 = alpha*(_p193 - _p193*(_g1192*_c188))
-            d_logits = -(_e186 + gamma*_l189 if _z184 < 0.0 else 1.0 + gamma*((_z184 + _l189)*_e186))*_q194
+            d_logits = -_sel(_z184 < 0.0, _e186 + gamma*_l189, 1.0 + gamma*((_z184 + _l189)*_e186))*_q194
             _ap195 = _p190 - _p190*(gamma*_c188)
             _om196 = -math.expm1(-_a185)
-            _rn197 = _a185 + gamma*((_l189/_e186 if _e186 > 0.0 else 1.0)*_om196)
+            _rn197 = _a185 + gamma*(_sel(_e186 > 0.0, _l189/_e186, 1.0)*_om196)
             _s198 = (-math.pow(_e186*math.pow(alpha*(1.0 - gamma*_c188)*math.pow(_d187, -gamma)*_rn197, 1.0/gamma), gamma) if _e186 > 0.0 and math.pow(_e186, gamma) < 2.2250738585072014e-308 else -_ap191*_rn197) if _z184 < 0.0 else _ap191*_z184 + gamma*(_ap191*((_z184 + _l189)*_om196))
-            d_targets = (2.0*alpha - 1.0)*((_l189 if _z184 < 0.0 else _z184 + _l189)*_ap195) + _s198
+            d_targets = (2.0*alpha - 1.0)*(_sel(_z184 < 0.0, _l189, _z184 + _l189)*_ap195) + _s198
         else:  # alpha_t weighting
             _s199 = -logits
             _s200 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
@@ -417,8 +418,8 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
-                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
+                | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -456,7 +457,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
             _z8 = -logits
             _a9 = abs(logits)
@@ -466,7 +467,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l13 = math.log1p(_e10)
             _p14 = (math.pow(_e10, gamma) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -gamma)
             _ap15 = _p14 - _p14*(gamma*_c12)
-            value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+            value = _sel(_z8 < _f32(0.0), _l13, _z8 + _l13)*_ap15
         elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
             _s16 = -logits
             _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -483,7 +484,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l26 = math.log1p(_e23)
             _p27 = (math.pow(_e23, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d24, -gamma)
             _ap28 = _s21*(_p27 - _p27*(gamma*_c25))
-            value = (_l26 if logits < _f32(0.0) else logits + _l26)*_ap28
+            value = _sel(logits < _f32(0.0), _l26, logits + _l26)*_ap28
         elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
             _s29 = _f32(1.0) - alpha
             _a30 = abs(logits)
@@ -493,7 +494,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l34 = math.log1p(_e31)
             _p35 = (math.pow(_e31, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d32, -gamma)
             _ap36 = _s29*(_p35 - _p35*(gamma*_c33))
-            value = (_l34 if logits < _f32(0.0) else logits + _l34)*_ap36
+            value = _sel(logits < _f32(0.0), _l34, logits + _l34)*_ap36
         elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
             _z37 = -logits
             _a38 = abs(logits)
@@ -503,7 +504,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l42 = math.log1p(_e39)
             _p43 = (math.pow(_e39, gamma) if _z37 < _f32(0.0) else _f32(1.0))*math.pow(_d40, -gamma)
             _ap44 = alpha*(_p43 - _p43*(gamma*_c41))
-            value = (_l42 if _z37 < _f32(0.0) else _z37 + _l42)*_ap44
+            value = _sel(_z37 < _f32(0.0), _l42, _z37 + _l42)*_ap44
         elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
             _z45 = -logits
             _a46 = abs(logits)
@@ -513,7 +514,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             _l50 = math.log1p(_e47)
             _p51 = (math.pow(_e47, gamma) if _z45 < _f32(0.0) else _f32(1.0))*math.pow(_d48, -gamma)
             _ap52 = alpha*(_p51 - _p51*(gamma*_c49))
-            value = (_l50 if _z45 < _f32(0.0) else _z45 + _l50)*_ap52
+            value = _sel(_z45 < _f32(0.0), _l50, _z45 + _l50)*_ap52
         else:  # alpha_t weighting
             _s53 = -logits
             _s54 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -525,8 +526,8 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
-                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
+                | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -562,7 +563,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = _p6 - _p6*(gamma*_c4)
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
             _c8 = gamma*_f32(4096.0) + gamma
             _h9 = _c8 - (_c8 - gamma)
             _l10 = gamma - _h9
@@ -576,7 +577,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g117 = gamma + _f32(1.0)
             _p18 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
             _q19 = _p18 - _p18*(_g117*_c4)
-            d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q19
+            d_logits = _sel(logits < _f32(0.0), _e2 + gamma*_l5, _f32(1.0) + gamma*((logits + _l5)*_e2))*_q19
             d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(gamma - logits)))
         elif (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
             _a20 = abs(logits)
@@ -586,13 +587,13 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l24 = math.log1p(_e21)
             _p25 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -gamma)
             _ap26 = _p25 - _p25*(gamma*_c23)
-            value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+            value = _sel(logits < _f32(0.0), _l24, logits + _l24)*_ap26
             _g127 = gamma + _f32(1.0)
             _p28 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
             _q29 = _p28 - _p28*(_g127*_c23)
-            d_logits = (_e21 + gamma*_l24 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l24)*_e21))*_q29
+            d_logits = _sel(logits < _f32(0.0), _e21 + gamma*_l24, _f32(1.0) + gamma*((logits + _l24)*_e21))*_q29
             _om30 = -math.expm1(-_a20)
-            _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > _f32(0.0) else _f32(1.0))*_om30)
+            _rn31 = _a20 + gamma*(_sel(_e21 > _f32(0.0), _l24/_e21, _f32(1.0))*_om30)
             d_targets = -((-math.pow(_e21*math.pow((_f32(1.0) - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, _f32(1.0)/gamma), gamma) if _e21 > _f32(0.0) and math.pow(_e21, gamma) < _f32(1.1754943508222875e-38) else -_ap26*_rn31) if logits < _f32(0.0) else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
         elif (targets == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (alpha < _f32(0.0)) and (-logits < -_f32(20.0)):  # alpha None or negative: no alpha_t weighting, hard target 1, far tail
             _z32 = -logits
@@ -603,7 +604,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l37 = math.log1p(_e34)
             _p38 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
             _ap39 = _p38 - _p38*(gamma*_c36)
-            value = (_l37 if _z32 < _f32(0.0) else _z32 + _l37)*_ap39
+            value = _sel(_z32 < _f32(0.0), _l37, _z32 + _l37)*_ap39
             _t0_w1 = -logits
             _c40 = gamma*_f32(4096.0) + gamma
             _h41 = _c40 - (_c40 - gamma)
@@ -618,7 +619,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g149 = gamma + _f32(1.0)
             _p50 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -_g149)
             _q51 = _p50 - _p50*(_g149*_c36)
-            d_logits = -(_e34 + gamma*_l37 if _z32 < _f32(0.0) else _f32(1.0) + gamma*((_z32 + _l37)*_e34))*_q51
+            d_logits = -_sel(_z32 < _f32(0.0), _e34 + gamma*_l37, _f32(1.0) + gamma*((_z32 + _l37)*_e34))*_q51
             d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + _f32(1.0))*(_t1*(-gamma - logits)))
         elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
             _z52 = -logits
@@ -629,13 +630,13 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l57 = math.log1p(_e54)
             _p58 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -gamma)
             _ap59 = _p58 - _p58*(gamma*_c56)
-            value = (_l57 if _z52 < _f32(0.0) else _z52 + _l57)*_ap59
+            value = _sel(_z52 < _f32(0.0), _l57, _z52 + _l57)*_ap59
             _g160 = gamma + _f32(1.0)
             _p61 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -_g160)
             _q62 = _p61 - _p61*(_g160*_c56)
-            d_logits = -(_e54 + gamma*_l57 if _z52 < _f32(0.0) else _f32(1.0) + gamma*((_z52 + _l57)*_e54))*_q62
+            d_logits = -_sel(_z52 < _f32(0.0), _e54 + gamma*_l57, _f32(1.0) + gamma*((_z52 + _l57)*_e54))*_q62
             _om63 = -math.expm1(-_a53)
-            _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > _f32(0.0) else _f32(1.0))*_om63)
+            _rn64 = _a53 + gamma*(_sel(_e54 > _f32(0.0), _l57/_e54, _f32(1.0))*_om63)
             d_targets = (-math.pow(_e54*math.pow((_f32(1.0) - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e54 > _f32(0.0) and math.pow(_e54, gamma) < _f32(1.1754943508222875e-38) else -_ap59*_rn64) if _z52 < _f32(0.0) else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
         elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
             _s65 = -logits
@@ -659,11 +660,11 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l79 = math.log1p(_e76)
             _p80 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -gamma)
             _ap81 = _s74*(_p80 - _p80*(gamma*_c78))
-            value = (_l79 if logits < _f32(0.0) else logits + _l79)*_ap81
+            value = _sel(logits < _f32(0.0), _l79, logits + _l79)*_ap81
             _t0_w2 = alpha - _f32(1.0)
             _t1_w1 = -_t0_w2
             _ap82 = _p80 - _p80*(gamma*_c78)
-            _t2 = (_l79 if logits < _f32(0.0) else logits + _l79)*_ap82
+            _t2 = _sel(logits < _f32(0.0), _l79, logits + _l79)*_ap82
             _e83 = _f32(3.0) + gamma
             _t3 = _e83
             _t4 = math.exp(-logits)
@@ -672,7 +673,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g185 = gamma + _f32(1.0)
             _p86 = (math.pow(_e76, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d77, -_g185)
             _q87 = _t1_w1*(_p86 - _p86*(_g185*_c78))
-            d_logits = (_e76 + gamma*_l79 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l79)*_e76))*_q87
+            d_logits = _sel(logits < _f32(0.0), _e76 + gamma*_l79, _f32(1.0) + gamma*((logits + _l79)*_e76))*_q87
             _e90 = _e83 - _f32(3.0)
             _c91 = _t1_w1*_f32(4096.0) + _t1_w1
             _h92 = _c91 - (_c91 - _t1_w1)
@@ -699,7 +700,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _l105 = math.log1p(_e102)
                 _p106 = (math.pow(_e102, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d103, -_w_gamma)
                 _ap107 = _p106 - _p106*(_w_gamma*_c104)
-                _w1 = (_l105 if _w_logits < 0.0 else _w_logits + _l105)*_ap107
+                _w1 = _sel(_w_logits < 0.0, _l105, _w_logits + _l105)*_ap107
                 _w2 = math.exp(-_w_logits)
                 _w3 = math.log1p(_w2)
                 _w4 = -_w0
@@ -726,7 +727,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l125 = math.log1p(_e122)
             _p126 = (math.pow(_e122, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d123, -gamma)
             _ap127 = _s120*(_p126 - _p126*(gamma*_c124))
-            value = (_l125 if logits < _f32(0.0) else logits + _l125)*_ap127
+            value = _sel(logits < _f32(0.0), _l125, logits + _l125)*_ap127
             _t0_w3 = _s120
             _c128 = gamma*_f32(4096.0) + gamma
             _h129 = _c128 - (_c128 - gamma)
@@ -742,9 +743,9 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1138 = gamma + _f32(1.0)
             _p139 = (math.pow(_e122, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d123, -_g1138)
             _q140 = _t0_w3*(_p139 - _p139*(_g1138*_c124))
-            d_logits = (_e122 + gamma*_l125 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l125)*_e122))*_q140
+            d_logits = _sel(logits < _f32(0.0), _e122 + gamma*_l125, _f32(1.0) + gamma*((logits + _l125)*_e122))*_q140
             _ap143 = _p126 - _p126*(gamma*_c124)
-            _u141 = (_f32(2.0)*alpha - _f32(1.0))*((_l125 if logits < _f32(0.0) else logits + _l125)*_ap143)
+            _u141 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(logits < _f32(0.0), _l125, logits + _l125)*_ap143)
             _u142 = _t0_w3*_t1_w2*((((_p135 - (_p136 - _p134)) + _l130*_l133) + _f32(1.0))*(_t1_w2*(gamma - logits)))
             d_targets = _u141 + _u142
             if not abs(d_targets) > _f32(0.5)*(abs(_u141) + abs(_u142)):
@@ -769,7 +770,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _l158 = math.log1p(_e155)
                 _p159 = (math.pow(_e155, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d156, -_w_gamma_w1)
                 _ap160 = _p159 - _p159*(_w_gamma_w1*_c157)
-                _s161 = (2.0*_w_alpha_w1 - 1.0)*((_l158 if _w_logits_w1 < 0.0 else _w_logits_w1 + _l158)*_ap160)
+                _s161 = (2.0*_w_alpha_w1 - 1.0)*(_sel(_w_logits_w1 < 0.0, _l158, _w_logits_w1 + _l158)*_ap160)
                 d_targets = _f32(_w0_w1*(1.0 - _w_alpha_w1)*_s153 + _s161)
         elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
             _s162 = _f32(1.0) - alpha
@@ -780,17 +781,17 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l167 = math.log1p(_e164)
             _p168 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -gamma)
             _ap169 = _s162*(_p168 - _p168*(gamma*_c166))
-            value = (_l167 if logits < _f32(0.0) else logits + _l167)*_ap169
+            value = _sel(logits < _f32(0.0), _l167, logits + _l167)*_ap169
             _t0_w4 = _s162
             _ap170 = _t0_w4*(_p168 - _p168*(gamma*_c166))
             _g1171 = gamma + _f32(1.0)
             _p172 = (math.pow(_e164, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d165, -_g1171)
             _q173 = _t0_w4*(_p172 - _p172*(_g1171*_c166))
-            d_logits = (_e164 + gamma*_l167 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l167)*_e164))*_q173
+            d_logits = _sel(logits < _f32(0.0), _e164 + gamma*_l167, _f32(1.0) + gamma*((logits + _l167)*_e164))*_q173
             _ap176 = _p168 - _p168*(gamma*_c166)
-            _u174 = (_f32(2.0)*alpha - _f32(1.0))*((_l167 if logits < _f32(0.0) else logits + _l167)*_ap176)
+            _u174 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(logits < _f32(0.0), _l167, logits + _l167)*_ap176)
             _om177 = -math.expm1(-_a163)
-            _rn178 = _a163 + gamma*((_l167/_e164 if _e164 > _f32(0.0) else _f32(1.0))*_om177)
+            _rn178 = _a163 + gamma*(_sel(_e164 > _f32(0.0), _l167/_e164, _f32(1.0))*_om177)
             _u175 = -((-math.pow(_e164*math.pow(_t0_w4*(_f32(1.0) - gamma*_c166)*math.pow(_d165, -gamma)*_rn178, _f32(1.0)/gamma), gamma) if _e164 > _f32(0.0) and math.pow(_e164, gamma) < _f32(1.1754943508222875e-38) else -_ap170*_rn178) if logits < _f32(0.0) else _ap170*logits + gamma*(_ap170*((logits + _l167)*_om177)))
             d_targets = _u174 + _u175
             if not abs(d_targets) > _f32(0.5)*(abs(_u174) + abs(_u175)):
@@ -807,9 +808,9 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _s186 = 1.0 - _w_alpha_w2
                 _ap187 = _s186*(_p184 - _p184*(_w_gamma_w2*_c182))
                 _om188 = -math.expm1(-_a179)
-                _rn189 = _a179 + _w_gamma_w2*((_l183/_e180 if _e180 > 0.0 else 1.0)*_om188)
+                _rn189 = _a179 + _w_gamma_w2*(_sel(_e180 > 0.0, _l183/_e180, 1.0)*_om188)
                 _s190 = -((-math.pow(_e180*math.pow(_s186*(1.0 - _w_gamma_w2*_c182)*math.pow(_d181, -_w_gamma_w2)*_rn189, 1.0/_w_gamma_w2), _w_gamma_w2) if _e180 > 0.0 and math.pow(_e180, _w_gamma_w2) < 2.2250738585072014e-308 else -_ap187*_rn189) if _w_logits_w2 < 0.0 else _ap187*_w_logits_w2 + _w_gamma_w2*(_ap187*((_w_logits_w2 + _l183)*_om188)))
-                d_targets = _f32((2.0*_w_alpha_w2 - 1.0)*((_l183 if _w_logits_w2 < 0.0 else _w_logits_w2 + _l183)*_ap185) + _s190)
+                d_targets = _f32((2.0*_w_alpha_w2 - 1.0)*(_sel(_w_logits_w2 < 0.0, _l183, _w_logits_w2 + _l183)*_ap185) + _s190)
         elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
             _z191 = -logits
             _a192 = abs(logits)
@@ -819,9 +820,9 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l196 = math.log1p(_e193)
             _p197 = (math.pow(_e193, gamma) if _z191 < _f32(0.0) else _f32(1.0))*math.pow(_d194, -gamma)
             _ap198 = alpha*(_p197 - _p197*(gamma*_c195))
-            value = (_l196 if _z191 < _f32(0.0) else _z191 + _l196)*_ap198
+            value = _sel(_z191 < _f32(0.0), _l196, _z191 + _l196)*_ap198
             _ap199 = _p197 - _p197*(gamma*_c195)
-            _t0_w5 = (_l196 if _z191 < _f32(0.0) else _z191 + _l196)*_ap199
+            _t0_w5 = _sel(_z191 < _f32(0.0), _l196, _z191 + _l196)*_ap199
             _e200 = _f32(3.0) + gamma
             _t1_w3 = _e200
             _t2_w1 = math.exp(logits)
@@ -829,7 +830,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1201 = gamma + _f32(1.0)
             _p202 = (math.pow(_e193, gamma) if _z191 < _f32(0.0) else _f32(1.0))*math.pow(_d194, -_g1201)
             _q203 = alpha*(_p202 - _p202*(_g1201*_c195))
-            d_logits = -(_e193 + gamma*_l196 if _z191 < _f32(0.0) else _f32(1.0) + gamma*((_z191 + _l196)*_e193))*_q203
+            d_logits = -_sel(_z191 < _f32(0.0), _e193 + gamma*_l196, _f32(1.0) + gamma*((_z191 + _l196)*_e193))*_q203
             _e206 = _e200 - _f32(3.0)
             _c207 = alpha*_f32(4096.0) + alpha
             _h208 = _c207 - (_c207 - alpha)
@@ -856,7 +857,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _l222 = math.log1p(_e219)
                 _p223 = (math.pow(_e219, _w_gamma_w3) if _z217 < 0.0 else 1.0)*math.pow(_d220, -_w_gamma_w3)
                 _ap224 = _p223 - _p223*(_w_gamma_w3*_c221)
-                _w0_w2 = (_l222 if _z217 < 0.0 else _z217 + _l222)*_ap224
+                _w0_w2 = _sel(_z217 < 0.0, _l222, _z217 + _l222)*_ap224
                 _w1_w1 = math.exp(_w_logits_w3)
                 _w2_w1 = math.log1p(_w1_w1)
                 _e225 = 3.0 + _w_gamma_w3
@@ -882,7 +883,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l242 = math.log1p(_e239)
             _p243 = (math.pow(_e239, gamma) if _z237 < _f32(0.0) else _f32(1.0))*math.pow(_d240, -gamma)
             _ap244 = alpha*(_p243 - _p243*(gamma*_c241))
-            value = (_l242 if _z237 < _f32(0.0) else _z237 + _l242)*_ap244
+            value = _sel(_z237 < _f32(0.0), _l242, _z237 + _l242)*_ap244
             _t0_w6 = -logits
             _c245 = gamma*_f32(4096.0) + gamma
             _h246 = _c245 - (_c245 - gamma)
@@ -897,9 +898,9 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _g1254 = gamma + _f32(1.0)
             _p255 = (math.pow(_e239, gamma) if _z237 < _f32(0.0) else _f32(1.0))*math.pow(_d240, -_g1254)
             _q256 = alpha*(_p255 - _p255*(_g1254*_c241))
-            d_logits = -(_e239 + gamma*_l242 if _z237 < _f32(0.0) else _f32(1.0) + gamma*((_z237 + _l242)*_e239))*_q256
+            d_logits = -_sel(_z237 < _f32(0.0), _e239 + gamma*_l242, _f32(1.0) + gamma*((_z237 + _l242)*_e239))*_q256
             _ap259 = _p243 - _p243*(gamma*_c241)
-            _u257 = (_f32(2.0)*alpha - _f32(1.0))*((_l242 if _z237 < _f32(0.0) else _z237 + _l242)*_ap259)
+            _u257 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(_z237 < _f32(0.0), _l242, _z237 + _l242)*_ap259)
             _u258 = _t1_w4*alpha*((((_p252 - (_p253 - _p251)) + _l247*_l250) + _f32(1.0))*(_t1_w4*(-gamma - logits)))
             d_targets = _u257 + _u258
             if not abs(d_targets) > _f32(0.5)*(abs(_u257) + abs(_u258)):
@@ -926,7 +927,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _p275 = (math.pow(_e271, _w_gamma_w4) if _z269 < 0.0 else 1.0)*math.pow(_d272, -_w_gamma_w4)
                 _ap276 = _p275 - _p275*(_w_gamma_w4*_c273)
                 _s277 = _w1_w2*_w_alpha_w4*((((_p267 - (_p268 - _p266)) + _l262*_l265) + 1.0)*(_w1_w2*(-_w_gamma_w4 - _w_logits_w4)))
-                d_targets = _f32(_s277 + (2.0*_w_alpha_w4 - 1.0)*((_l274 if _z269 < 0.0 else _z269 + _l274)*_ap276))
+                d_targets = _f32(_s277 + (2.0*_w_alpha_w4 - 1.0)*(_sel(_z269 < 0.0, _l274, _z269 + _l274)*_ap276))
         elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
             _z278 = -logits
             _a279 = abs(logits)
@@ -936,15 +937,15 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _l283 = math.log1p(_e280)
             _p284 = (math.pow(_e280, gamma) if _z278 < _f32(0.0) else _f32(1.0))*math.pow(_d281, -gamma)
             _ap285 = alpha*(_p284 - _p284*(gamma*_c282))
-            value = (_l283 if _z278 < _f32(0.0) else _z278 + _l283)*_ap285
+            value = _sel(_z278 < _f32(0.0), _l283, _z278 + _l283)*_ap285
             _g1286 = gamma + _f32(1.0)
             _p287 = (math.pow(_e280, gamma) if _z278 < _f32(0.0) else _f32(1.0))*math.pow(_d281, -_g1286)
             _q288 = alpha*(_p287 - _p287*(_g1286*_c282))
-            d_logits = -(_e280 + gamma*_l283 if _z278 < _f32(0.0) else _f32(1.0) + gamma*((_z278 + _l283)*_e280))*_q288
+            d_logits = -_sel(_z278 < _f32(0.0), _e280 + gamma*_l283, _f32(1.0) + gamma*((_z278 + _l283)*_e280))*_q288
             _ap291 = _p284 - _p284*(gamma*_c282)
-            _u289 = (_f32(2.0)*alpha - _f32(1.0))*((_l283 if _z278 < _f32(0.0) else _z278 + _l283)*_ap291)
+            _u289 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(_z278 < _f32(0.0), _l283, _z278 + _l283)*_ap291)
             _om292 = -math.expm1(-_a279)
-            _rn293 = _a279 + gamma*((_l283/_e280 if _e280 > _f32(0.0) else _f32(1.0))*_om292)
+            _rn293 = _a279 + gamma*(_sel(_e280 > _f32(0.0), _l283/_e280, _f32(1.0))*_om292)
             _u290 = (-math.pow(_e280*math.pow(alpha*(_f32(1.0) - gamma*_c282)*math.pow(_d281, -gamma)*_rn293, _f32(1.0)/gamma), gamma) if _e280 > _f32(0.0) and math.pow(_e280, gamma) < _f32(1.1754943508222875e-38) else -_ap285*_rn293) if _z278 < _f32(0.0) else _ap285*_z278 + gamma*(_ap285*((_z278 + _l283)*_om292))
             d_targets = _u289 + _u290
             if not abs(d_targets) > _f32(0.5)*(abs(_u289) + abs(_u290)):
@@ -961,9 +962,9 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
                 _ap301 = _p300 - _p300*(_w_gamma_w5*_c298)
                 _ap302 = _w_alpha_w5*(_p300 - _p300*(_w_gamma_w5*_c298))
                 _om303 = -math.expm1(-_a295)
-                _rn304 = _a295 + _w_gamma_w5*((_l299/_e296 if _e296 > 0.0 else 1.0)*_om303)
+                _rn304 = _a295 + _w_gamma_w5*(_sel(_e296 > 0.0, _l299/_e296, 1.0)*_om303)
                 _s305 = (-math.pow(_e296*math.pow(_w_alpha_w5*(1.0 - _w_gamma_w5*_c298)*math.pow(_d297, -_w_gamma_w5)*_rn304, 1.0/_w_gamma_w5), _w_gamma_w5) if _e296 > 0.0 and math.pow(_e296, _w_gamma_w5) < 2.2250738585072014e-308 else -_ap302*_rn304) if _z294 < 0.0 else _ap302*_z294 + _w_gamma_w5*(_ap302*((_z294 + _l299)*_om303))
-                d_targets = _f32((2.0*_w_alpha_w5 - 1.0)*((_l299 if _z294 < 0.0 else _z294 + _l299)*_ap301) + _s305)
+                d_targets = _f32((2.0*_w_alpha_w5 - 1.0)*(_sel(_z294 < 0.0, _l299, _z294 + _l299)*_ap301) + _s305)
         else:  # alpha_t weighting
             _s306 = -logits
             _s307 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -1006,8 +1007,8 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
             _d_targets[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
-                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
+                | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0))), 1, 0)
     return _bad
 
 

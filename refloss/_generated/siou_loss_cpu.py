@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -47,20 +48,20 @@ def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
         _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
         _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
         _c14 = _e12 - _e13
-        _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-        off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        _s15 = 0.5*abs(_sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9))
+        off = max(0.5*abs(_sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)), _s15)
         if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
             _u16 = px1 - tx1
             _b17 = _u16 - px1
             _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
             _c19 = _e5 - _e18
-            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t0 = _sel(_c19 == _c19, (_u1 - _u16) + _c19, _u1 - _u16)
             _t1 = -tx1 + tx2
             _u20 = py1 - ty1
             _b21 = _u20 - py1
             _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
             _c23 = _e12 - _e22
-            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t2 = _sel(_c23 == _c23, (_u8 - _u20) + _c23, _u8 - _u20)
             _t3 = -ty1 + ty2
             _t4 = -py1 + py2
             _s24 = -max(px1, tx1) + min(px2, tx2)
@@ -80,16 +81,16 @@ def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
             _b34 = _u33 - px1
             _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
             _c36 = _e5 - _e35
-            _t0_w1 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t0_w1 = _sel(_c36 == _c36, (_u1 - _u33) + _c36, _u1 - _u33)
             _t1_w1 = -tx1 + tx2
             _u37 = py1 - ty1
             _b38 = _u37 - py1
             _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
             _c40 = _e12 - _e39
-            _t2_w1 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t2_w1 = _sel(_c40 == _c40, (_u8 - _u37) + _c40, _u8 - _u37)
             _t3_w1 = -ty1 + ty2
-            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t4_w1 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
+            _t5_w1 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t6_w1 = min(0.5*abs(_t4_w1), 0.5*abs(_t5_w1))/off
             _t7 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1/((_t6_w1*_t6_w1) + 1.0) + 2.0)
             _t8 = -py1 + py2
@@ -112,14 +113,14 @@ def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -171,20 +172,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
         _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
         _c14 = _e12 - _e13
-        _s15 = 0.5*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-        off = max(0.5*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        _s15 = 0.5*abs(_sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9))
+        off = max(0.5*abs(_sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)), _s15)
         if (off == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
             _u16 = px1 - tx1
             _b17 = _u16 - px1
             _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
             _c19 = _e5 - _e18
-            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t0 = _sel(_c19 == _c19, (_u1 - _u16) + _c19, _u1 - _u16)
             _t1 = -tx1 + tx2
             _u20 = py1 - ty1
             _b21 = _u20 - py1
             _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
             _c23 = _e12 - _e22
-            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t2 = _sel(_c23 == _c23, (_u8 - _u20) + _c23, _u8 - _u20)
             _t3 = -ty1 + ty2
             _t4 = -py1 + py2
             _s24 = -max(px1, tx1) + min(px2, tx2)
@@ -213,8 +214,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv0 = 1.0/_t9
             _inv1 = 1.0/_t21
             _inv2 = 1.0/_t41
-            _t7 = 1.0 if _t0 > 0.0 else (-1.0 if _t0 < 0.0 else 0.0)
-            _t8 = 1.0 if _t0 > 0.0 else (0.5 if _t0 == 0.0 else 0.0)
+            _t7 = _sel(_t0 > 0.0, 1.0, _sel(_t0 < 0.0, -1.0, 0.0))
+            _t8 = _sel(_t0 > 0.0, 1.0, _sel(_t0 == 0.0, 0.5, 0.0))
             _t10 = (-abs(_t0))*_inv0
             _t11 = _t10*_t8
             _t12 = math.exp(_t10)
@@ -222,9 +223,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s36 = 1.0 - _t12
             _t14 = _t12*_t13*(math.pow(_s36, theta - 1.0) if _s36 > 0.0 and theta != 0.0 else 0.0)
             _t15 = px1 - tx1
-            _t16 = 1.0 if -_t15 > 0.0 else 0.0
+            _t16 = _sel(-_t15 > 0.0, 1.0, 0.0)
             _t22 = _t19*_inv1
-            _t23 = 1.0 if _t15 > 0.0 else 0.0
+            _t23 = _sel(_t15 > 0.0, 1.0, 0.0)
             _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
             _t25 = _t24*_t3
             _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
@@ -233,38 +234,38 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
             _t30 = _t29*_t4 + eps
             _t31 = _t19 + _t30
-            _t32 = _t18*(1.0 if _s24 > 0.0 else 0.0)
+            _t32 = _t18*_sel(_s24 > 0.0, 1.0, 0.0)
             _t33 = _t32*((_t28 + _t31)*_inv1)
             _t34 = -_t16 - _t23 + 1.0
             _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
             _t36 = _t35*_t5
             _t37 = 0.5*_t32
             _t38 = _t37*((_t28 + _t30 - _t36)*_inv1)
-            _t39 = 1.0 if _t2 > 0.0 else (-1.0 if _t2 < 0.0 else 0.0)
-            _t40 = 1.0 if _t2 > 0.0 else (0.5 if _t2 == 0.0 else 0.0)
+            _t39 = _sel(_t2 > 0.0, 1.0, _sel(_t2 < 0.0, -1.0, 0.0))
+            _t40 = _sel(_t2 > 0.0, 1.0, _sel(_t2 == 0.0, 0.5, 0.0))
             _t42 = (-abs(_t2))*_inv2
             _t43 = _t40*_t42
             _t44 = math.exp(_t42)
             _s37 = 1.0 - _t44
             _t45 = _t13*_t44*(math.pow(_s37, theta - 1.0) if _s37 > 0.0 and theta != 0.0 else 0.0)
             _t46 = py1 - ty1
-            _t47 = 1.0 if -_t46 > 0.0 else 0.0
-            _t48 = 1.0 if _t46 > 0.0 else 0.0
+            _t47 = _sel(-_t46 > 0.0, 1.0, 0.0)
+            _t48 = _sel(_t46 > 0.0, 1.0, 0.0)
             _t49 = _t20*_t35 + _t28 + eps
-            _t50 = _t5*(1.0 if _t17 > 0.0 else 0.0)
+            _t50 = _t5*_sel(_t17 > 0.0, 1.0, 0.0)
             _t51 = _t50*((_t19 + _t49)*_inv1)
             _t52 = -_t47 - _t48 + 1.0
             _t53 = 0.5*_t50
             _t54 = _t53*((-_t18*_t29 + _t49)*_inv1)
             _t55 = -_t7
             _t56 = px2 - tx2
-            _t57 = 1.0 if _t56 > 0.0 else 0.0
-            _t58 = 1.0 if -_t56 > 0.0 else 0.0
+            _t57 = _sel(_t56 > 0.0, 1.0, 0.0)
+            _t58 = _sel(-_t56 > 0.0, 1.0, 0.0)
             _t59 = -_t57 - _t58 + 1.0
             _t60 = -_t39
             _t61 = py2 - ty2
-            _t62 = 1.0 if _t61 > 0.0 else 0.0
-            _t63 = 1.0 if -_t61 > 0.0 else 0.0
+            _t62 = _sel(_t61 > 0.0, 1.0, 0.0)
+            _t63 = _sel(-_t61 > 0.0, 1.0, 0.0)
             _t64 = -_t62 - _t63 + 1.0
             _t65 = _t8 - 1.0
             _t66 = _t25 + _t36
@@ -287,16 +288,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _b39 = _u38 - px1
             _e40 = (px1 - (_u38 - _b39)) - (tx1 + _b39)
             _c41 = _e5 - _e40
-            _t0_w1 = (_u1 - _u38) + _c41 if _c41 == _c41 else _u1 - _u38
+            _t0_w1 = _sel(_c41 == _c41, (_u1 - _u38) + _c41, _u1 - _u38)
             _t1_w1 = -tx1 + tx2
             _u42 = py1 - ty1
             _b43 = _u42 - py1
             _e44 = (py1 - (_u42 - _b43)) - (ty1 + _b43)
             _c45 = _e12 - _e44
-            _t2_w1 = (_u8 - _u42) + _c45 if _c45 == _c45 else _u8 - _u42
+            _t2_w1 = _sel(_c45 == _c45, (_u8 - _u42) + _c45, _u8 - _u42)
             _t3_w1 = -ty1 + ty2
-            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t4_w1 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
+            _t5_w1 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t6_w1 = min(0.5*abs(_t4_w1), 0.5*abs(_t5_w1))/off
             _t7_w1 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1/((_t6_w1*_t6_w1) + 1.0) + 2.0)
             _t8_w1 = -py1 + py2
@@ -344,8 +345,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv4 = 1.0/_t47_w1
             _inv5 = 1.0/_t56_w1
             _inv6 = 1.0/_t76
-            _t11_w1 = 1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0)
-            _t12_w1 = 1.0 if _t0_w1 > 0.0 else (0.5 if _t0_w1 == 0.0 else 0.0)
+            _t11_w1 = _sel(_t0_w1 > 0.0, 1.0, _sel(_t0_w1 < 0.0, -1.0, 0.0))
+            _t12_w1 = _sel(_t0_w1 > 0.0, 1.0, _sel(_t0_w1 == 0.0, 0.5, 0.0))
             _t14_w1 = (-abs(_t0_w1))*_inv0_w1
             _t15_w1 = _t12_w1*_t14_w1
             _t16_w1 = math.exp(_t14_w1)
@@ -354,10 +355,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t18_w1 = _t16_w1*_t17_w1*(math.pow(_s66, theta - 1.0) if _s66 > 0.0 and theta != 0.0 else 0.0)
             _t19_w1 = 0.5*abs(_t4_w1) - 0.5*abs(_t5_w1)
             _s67 = -_t19_w1
-            _t20_w1 = 1.0 if _s67 > 0.0 else (0.5 if _s67 == 0.0 else 0.0)
-            _t21_w1 = 0.5*(1.0 if _t4_w1 > 0.0 else (-1.0 if _t4_w1 < 0.0 else 0.0))
+            _t20_w1 = _sel(_s67 > 0.0, 1.0, _sel(_s67 == 0.0, 0.5, 0.0))
+            _t21_w1 = 0.5*_sel(_t4_w1 > 0.0, 1.0, _sel(_t4_w1 < 0.0, -1.0, 0.0))
             _t22_w1 = _t20_w1*_t21_w1
-            _t23_w1 = 1.0 if _t19_w1 > 0.0 else (0.5 if _t19_w1 == 0.0 else 0.0)
+            _t23_w1 = _sel(_t19_w1 > 0.0, 1.0, _sel(_t19_w1 == 0.0, 0.5, 0.0))
             _t24_w1 = _t21_w1*_t23_w1*_t6_w1
             _t25_w1 = ((_t22_w1 - _t24_w1))*_inv1_w1
             _t28_w1 = 2.0*_inv2_w1
@@ -379,9 +380,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48_w1 = _t36_w1*_t42_w1*_inv4
             _t49_w1 = 2.0*_t46_w1*_t48_w1
             _t50_w1 = 0.5*math.exp(_t48_w1)
-            _t51_w1 = 1.0 if _t45_w1 > 0.0 else 0.0
+            _t51_w1 = _sel(_t45_w1 > 0.0, 1.0, 0.0)
             _t57_w1 = _t54_w1*_inv5
-            _t58_w1 = 1.0 if _t44_w1 > 0.0 else 0.0
+            _t58_w1 = _sel(_t44_w1 > 0.0, 1.0, 0.0)
             _t59_w1 = min(_t1_w1, max(_u38, _u38 - _u38) + max(_s47, _s47 - _s47))
             _t60_w1 = _t3_w1*_t59_w1
             _t61_w1 = min(_t3_w1, max(_u42, _u42 - _u42) + max(_s48, _s48 - _s48))
@@ -390,21 +391,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t64_w1 = min(_t55_w1, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
             _t65_w1 = _t64_w1*_t8_w1 + eps
             _t66_w1 = _t54_w1 + _t65_w1
-            _t67_w1 = _t53_w1*(1.0 if _s46 > 0.0 else 0.0)
+            _t67_w1 = _t53_w1*_sel(_s46 > 0.0, 1.0, 0.0)
             _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv5)
             _t69_w1 = -_t51_w1 - _t58_w1 + 1.0
             _t70_w1 = min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
             _t71_w1 = _t70_w1*_t9_w1
             _t72_w1 = 0.5*_t67_w1
             _t73 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv5)
-            _t74 = 1.0 if _t2_w1 > 0.0 else (-1.0 if _t2_w1 < 0.0 else 0.0)
-            _t75 = 1.0 if _t2_w1 > 0.0 else (0.5 if _t2_w1 == 0.0 else 0.0)
+            _t74 = _sel(_t2_w1 > 0.0, 1.0, _sel(_t2_w1 < 0.0, -1.0, 0.0))
+            _t75 = _sel(_t2_w1 > 0.0, 1.0, _sel(_t2_w1 == 0.0, 0.5, 0.0))
             _t77 = (-abs(_t2_w1))*_inv6
             _t78 = _t75*_t77
             _t79 = math.exp(_t77)
             _s68 = 1.0 - _t79
             _t80 = _t17_w1*_t79*(math.pow(_s68, theta - 1.0) if _s68 > 0.0 and theta != 0.0 else 0.0)
-            _t81 = 0.5*(1.0 if _t5_w1 > 0.0 else (-1.0 if _t5_w1 < 0.0 else 0.0))
+            _t81 = 0.5*_sel(_t5_w1 > 0.0, 1.0, _sel(_t5_w1 < 0.0, -1.0, 0.0))
             _t82 = _t23_w1*_t81
             _t83 = _t20_w1*_t6_w1*_t81
             _t84 = ((_t82 - _t83))*_inv1_w1
@@ -415,25 +416,25 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t89 = py1 - ty1
             _t90 = -_t89
             _t91 = 2.0*_t34_w1*_t37_w1
-            _t92 = 1.0 if _t90 > 0.0 else 0.0
-            _t93 = 1.0 if _t89 > 0.0 else 0.0
+            _t92 = _sel(_t90 > 0.0, 1.0, 0.0)
+            _t93 = _sel(_t89 > 0.0, 1.0, 0.0)
             _t94 = _t55_w1*_t70_w1 + _t63_w1 + eps
-            _t95 = _t9_w1*(1.0 if _t52_w1 > 0.0 else 0.0)
+            _t95 = _t9_w1*_sel(_t52_w1 > 0.0, 1.0, 0.0)
             _t96 = _t95*((_t54_w1 + _t94)*_inv5)
             _t97 = -_t92 - _t93 + 1.0
             _t98 = 0.5*_t95
             _t99 = _t98*((-_t53_w1*_t64_w1 + _t94)*_inv5)
             _t100 = -_t11_w1
             _t101 = px2 - tx2
-            _t102 = 1.0 if _t101 > 0.0 else 0.0
+            _t102 = _sel(_t101 > 0.0, 1.0, 0.0)
             _t103 = -_t101
-            _t104 = 1.0 if _t103 > 0.0 else 0.0
+            _t104 = _sel(_t103 > 0.0, 1.0, 0.0)
             _t105 = -_t102 - _t104 + 1.0
             _t106 = -_t74
             _t107 = py2 - ty2
-            _t108 = 1.0 if _t107 > 0.0 else 0.0
+            _t108 = _sel(_t107 > 0.0, 1.0, 0.0)
             _t109 = -_t107
-            _t110 = 1.0 if _t109 > 0.0 else 0.0
+            _t110 = _sel(_t109 > 0.0, 1.0, 0.0)
             _t111 = -_t108 - _t110 + 1.0
             _t112 = _t12_w1 - 1.0
             _t113 = ((-_t22_w1 - -_t24_w1))*_inv1_w1
@@ -451,24 +452,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t125 = _t1_w1*_t61_w1 + _t71_w1
             _t126 = _t95*((_t125 + _t66_w1)*_inv5)
             _t127 = _t98*((_t125 - _t53_w1*_t59_w1 + _t65_w1)*_inv5)
-            _s69 = -_t50_w1*(((_t43_w1 - -_t49_w1*(1.0 if _t45_w1 > 0.0 else (0.5 if _t45_w1 == 0.0 else 0.0))))*_inv4)
+            _s69 = -_t50_w1*(((_t43_w1 - -_t49_w1*_sel(_t45_w1 > 0.0, 1.0, _sel(_t45_w1 == 0.0, 0.5, 0.0))))*_inv4)
             d_px1 = -_t18_w1*(((_t11_w1 - -_t15_w1))*_inv0_w1) - _t39_w1 + _s69 - ((_t51_w1*_t57_w1*_t8_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73)*_inv5)
-            _s70 = -_t38_w1*(((_t88 - -_t91*(1.0 if _t90 > 0.0 else (0.5 if _t90 == 0.0 else 0.0))))*_inv3)
+            _s70 = -_t38_w1*(((_t88 - -_t91*_sel(_t90 > 0.0, 1.0, _sel(_t90 == 0.0, 0.5, 0.0))))*_inv3)
             d_py1 = _s70 - _t80*(((_t74 - -_t78))*_inv6) - _t86 - ((_t55_w1*_t57_w1*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
-            _s71 = -_t50_w1*(((_t43_w1 - _t49_w1*(1.0 if _t101 > 0.0 else (0.5 if _t101 == 0.0 else 0.0))))*_inv4)
+            _s71 = -_t50_w1*(((_t43_w1 - _t49_w1*_sel(_t101 > 0.0, 1.0, _sel(_t101 == 0.0, 0.5, 0.0))))*_inv4)
             d_px2 = -_t18_w1*(((_t100 - _t15_w1))*_inv0_w1) - _t39_w1 + _s71 - ((-_t102*_t57_w1*_t8_w1 + _t104*_t68_w1 + _t105*_t73)*_inv5)
-            _s72 = -_t38_w1*(((_t88 - _t91*(1.0 if _t107 > 0.0 else (0.5 if _t107 == 0.0 else 0.0))))*_inv3)
+            _s72 = -_t38_w1*(((_t88 - _t91*_sel(_t107 > 0.0, 1.0, _sel(_t107 == 0.0, 0.5, 0.0))))*_inv3)
             d_py2 = _s72 - _t80*(((_t106 - _t78))*_inv6) - _t86 - ((-_t108*_t55_w1*_t57_w1 + _t110*_t96 + _t111*_t99)*_inv5)
-            _s73 = -_t50_w1*(((_t116 - -_t49_w1*(1.0 if _t44_w1 > 0.0 else (0.5 if _t44_w1 == 0.0 else 0.0))))*_inv4)
+            _s73 = -_t50_w1*(((_t116 - -_t49_w1*_sel(_t44_w1 > 0.0, 1.0, _sel(_t44_w1 == 0.0, 0.5, 0.0))))*_inv4)
             _s74 = -((-_t118*_t51_w1 - _t119*_t69_w1 + _t3_w1*_t57_w1*_t58_w1)*_inv5)
             d_tx1 = -_t115 - _t18_w1*(((_t100 - _t112*_t14_w1))*_inv0_w1) + _s73 + _s74
-            _s75 = -_t38_w1*(((_t124 - -_t91*(1.0 if _t89 > 0.0 else (0.5 if _t89 == 0.0 else 0.0))))*_inv3)
+            _s75 = -_t38_w1*(((_t124 - -_t91*_sel(_t89 > 0.0, 1.0, _sel(_t89 == 0.0, 0.5, 0.0))))*_inv3)
             _s76 = -((_t1_w1*_t57_w1*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
             d_ty1 = -_t123 + _s75 - _t80*(((_t106 - _t120*_t77))*_inv6) + _s76
-            _s77 = -_t50_w1*(((_t116 - _t49_w1*(1.0 if _t103 > 0.0 else (0.5 if _t103 == 0.0 else 0.0))))*_inv4)
+            _s77 = -_t50_w1*(((_t116 - _t49_w1*_sel(_t103 > 0.0, 1.0, _sel(_t103 == 0.0, 0.5, 0.0))))*_inv4)
             _s78 = -((_t102*_t118 - _t104*_t3_w1*_t57_w1 + _t105*_t119)*_inv5)
             d_tx2 = -_t115 - _t18_w1*(((_t11_w1 - -_t112*_t14_w1))*_inv0_w1) + _s77 + _s78
-            _s79 = -_t38_w1*(((_t124 - _t91*(1.0 if _t109 > 0.0 else (0.5 if _t109 == 0.0 else 0.0))))*_inv3)
+            _s79 = -_t38_w1*(((_t124 - _t91*_sel(_t109 > 0.0, 1.0, _sel(_t109 == 0.0, 0.5, 0.0))))*_inv3)
             _s80 = -((-_t1_w1*_t110*_t57_w1 + _t108*_t126 + _t111*_t127)*_inv5)
             d_ty2 = -_t123 + _s79 - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s80
         _far = _far | (not _ok)
@@ -505,20 +506,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
             _e13_w1 = (ty1_w1 - (_u9_w1 - _b11_w1)) - (py1_w1 + _b11_w1)
             _c14_w1 = _e12_w1 - _e13_w1
-            _s15_w1 = 0.5*abs(((_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1))
-            off_w1 = max(0.5*abs(((_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1)), _s15_w1)
+            _s15_w1 = 0.5*abs(_sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1))
+            off_w1 = max(0.5*abs(_sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)), _s15_w1)
             if (off_w1 == 0.0):  # coincident centres: the distance cost and its gradient are 0 (their limit)
                 _u16_w1 = px1_w1 - tx1_w1
                 _b17_w1 = _u16_w1 - px1_w1
                 _e18_w1 = (px1_w1 - (_u16_w1 - _b17_w1)) - (tx1_w1 + _b17_w1)
                 _c19_w1 = _e5_w1 - _e18_w1
-                _t0_w2 = (_u1_w1 - _u16_w1) + _c19_w1 if _c19_w1 == _c19_w1 else _u1_w1 - _u16_w1
+                _t0_w2 = _sel(_c19_w1 == _c19_w1, (_u1_w1 - _u16_w1) + _c19_w1, _u1_w1 - _u16_w1)
                 _t1_w2 = -tx1_w1 + tx2_w1
                 _u20_w1 = py1_w1 - ty1_w1
                 _b21_w1 = _u20_w1 - py1_w1
                 _e22_w1 = (py1_w1 - (_u20_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
                 _c23_w1 = _e12_w1 - _e22_w1
-                _t2_w2 = (_u8_w1 - _u20_w1) + _c23_w1 if _c23_w1 == _c23_w1 else _u8_w1 - _u20_w1
+                _t2_w2 = _sel(_c23_w1 == _c23_w1, (_u8_w1 - _u20_w1) + _c23_w1, _u8_w1 - _u20_w1)
                 _t3_w2 = -ty1_w1 + ty2_w1
                 _t4_w2 = -py1_w1 + py2_w1
                 _s24_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
@@ -548,8 +549,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv0_w2 = 1.0/_t9_w2
                     _inv1_w2 = 1.0/_t21_w3
                     _inv2_w2 = 1.0/_t41_w3
-                    _t7_w3 = 1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0)
-                    _t8_w3 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t7_w3 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))
+                    _t8_w3 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 == 0.0, 0.5, 0.0))
                     _t10_w3 = (-abs(_t0_w2))*_inv0_w2
                     _t11_w4 = _t10_w3*_t8_w3
                     _t12_w4 = math.exp(_t10_w3)
@@ -557,9 +558,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s36_w1 = 1.0 - _t12_w4
                     _t14_w4 = _t12_w4*_t13_w3*(math.pow(_s36_w1, theta - 1.0) if _s36_w1 > 0.0 and theta != 0.0 else 0.0)
                     _t15_w4 = px1_w1 - tx1_w1
-                    _t16_w4 = 1.0 if -_t15_w4 > 0.0 else 0.0
+                    _t16_w4 = _sel(-_t15_w4 > 0.0, 1.0, 0.0)
                     _t22_w4 = _t19_w3*_inv1_w2
-                    _t23_w4 = 1.0 if _t15_w4 > 0.0 else 0.0
+                    _t23_w4 = _sel(_t15_w4 > 0.0, 1.0, 0.0)
                     _t24_w4 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
                     _t25_w4 = _t24_w4*_t3_w2
                     _t26_w3 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
@@ -568,38 +569,38 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w4 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t30_w4 = _t29_w4*_t4_w2 + eps
                     _t31_w4 = _t19_w3 + _t30_w4
-                    _t32_w4 = _t18_w3*(1.0 if _s24_w1 > 0.0 else 0.0)
+                    _t32_w4 = _t18_w3*_sel(_s24_w1 > 0.0, 1.0, 0.0)
                     _t33_w4 = _t32_w4*((_t28_w4 + _t31_w4)*_inv1_w2)
                     _t34_w3 = -_t16_w4 - _t23_w4 + 1.0
                     _t35_w3 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t36_w4 = _t35_w3*_t5_w2
                     _t37_w4 = 0.5*_t32_w4
                     _t38_w4 = _t37_w4*((_t28_w4 + _t30_w4 - _t36_w4)*_inv1_w2)
-                    _t39_w4 = 1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0)
-                    _t40_w4 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t39_w4 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 < 0.0, -1.0, 0.0))
+                    _t40_w4 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 == 0.0, 0.5, 0.0))
                     _t42_w4 = (-abs(_t2_w2))*_inv2_w2
                     _t43_w4 = _t40_w4*_t42_w4
                     _t44_w4 = math.exp(_t42_w4)
                     _s37_w1 = 1.0 - _t44_w4
                     _t45_w4 = _t13_w3*_t44_w4*(math.pow(_s37_w1, theta - 1.0) if _s37_w1 > 0.0 and theta != 0.0 else 0.0)
                     _t46_w3 = py1_w1 - ty1_w1
-                    _t47_w3 = 1.0 if -_t46_w3 > 0.0 else 0.0
-                    _t48_w4 = 1.0 if _t46_w3 > 0.0 else 0.0
+                    _t47_w3 = _sel(-_t46_w3 > 0.0, 1.0, 0.0)
+                    _t48_w4 = _sel(_t46_w3 > 0.0, 1.0, 0.0)
                     _t49_w4 = _t20_w3*_t35_w3 + _t28_w4 + eps
-                    _t50_w4 = _t5_w2*(1.0 if _t17_w3 > 0.0 else 0.0)
+                    _t50_w4 = _t5_w2*_sel(_t17_w3 > 0.0, 1.0, 0.0)
                     _t51_w4 = _t50_w4*((_t19_w3 + _t49_w4)*_inv1_w2)
                     _t52_w3 = -_t47_w3 - _t48_w4 + 1.0
                     _t53_w3 = 0.5*_t50_w4
                     _t54_w3 = _t53_w3*((-_t18_w3*_t29_w4 + _t49_w4)*_inv1_w2)
                     _t55_w3 = -_t7_w3
                     _t56_w3 = px2_w1 - tx2_w1
-                    _t57_w4 = 1.0 if _t56_w3 > 0.0 else 0.0
-                    _t58_w4 = 1.0 if -_t56_w3 > 0.0 else 0.0
+                    _t57_w4 = _sel(_t56_w3 > 0.0, 1.0, 0.0)
+                    _t58_w4 = _sel(-_t56_w3 > 0.0, 1.0, 0.0)
                     _t59_w4 = -_t57_w4 - _t58_w4 + 1.0
                     _t60_w4 = -_t39_w4
                     _t61_w4 = py2_w1 - ty2_w1
-                    _t62_w4 = 1.0 if _t61_w4 > 0.0 else 0.0
-                    _t63_w4 = 1.0 if -_t61_w4 > 0.0 else 0.0
+                    _t62_w4 = _sel(_t61_w4 > 0.0, 1.0, 0.0)
+                    _t63_w4 = _sel(-_t61_w4 > 0.0, 1.0, 0.0)
                     _t64_w4 = -_t62_w4 - _t63_w4 + 1.0
                     _t65_w4 = _t8_w3 - 1.0
                     _t66_w4 = _t25_w4 + _t36_w4
@@ -618,8 +619,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_tx2_w1 = -_t14_w4*(((_t7_w3 - -_t10_w3*_t65_w4))*_inv0_w2) - ((-_t22_w4*_t3_w2*_t58_w4 + _t57_w4*_t67_w4 + _t59_w4*_t68_w4)*_inv1_w2)
                     d_ty2_w1 = -_t45_w4*(((_t39_w4 - -_t42_w4*_t69_w4))*_inv2_w2) - ((-_t1_w2*_t22_w4*_t63_w4 + _t62_w4*_t71_w4 + _t64_w4*_t72_w4)*_inv1_w2)
                 else:
-                    _t7_w1_w1 = 1.0 if _t0_w2 > 0.0 else (-1.0 if _t0_w2 < 0.0 else 0.0)
-                    _t8_w1_w1 = 1.0 if _t0_w2 > 0.0 else (0.5 if _t0_w2 == 0.0 else 0.0)
+                    _t7_w1_w1 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))
+                    _t8_w1_w1 = _sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 == 0.0, 0.5, 0.0))
                     _t10_w1_w1 = (-abs(_t0_w2))/_t9_w2
                     _t11_w1_w1 = _t10_w1_w1*_t8_w1_w1
                     _t12_w1_w1 = math.exp(_t10_w1_w1)
@@ -627,9 +628,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s38 = 1.0 - _t12_w1_w1
                     _t14_w1_w1 = _t12_w1_w1*_t13_w1_w1*(math.pow(_s38, theta - 1.0) if _s38 > 0.0 and theta != 0.0 else 0.0)
                     _t15_w1_w1 = px1_w1 - tx1_w1
-                    _t16_w1_w1 = 1.0 if -_t15_w1_w1 > 0.0 else 0.0
+                    _t16_w1_w1 = _sel(-_t15_w1_w1 > 0.0, 1.0, 0.0)
                     _t22_w1_w1 = _t19_w3/_t21_w3
-                    _t23_w1_w1 = 1.0 if _t15_w1_w1 > 0.0 else 0.0
+                    _t23_w1_w1 = _sel(_t15_w1_w1 > 0.0, 1.0, 0.0)
                     _t24_w1_w1 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
                     _t25_w1_w1 = _t24_w1_w1*_t3_w2
                     _t26_w1_w1 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
@@ -638,38 +639,38 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w1_w1 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t30_w1_w1 = _t29_w1_w1*_t4_w2 + eps
                     _t31_w1_w1 = _t19_w3 + _t30_w1_w1
-                    _t32_w1_w1 = _t18_w3*(1.0 if _s24_w1 > 0.0 else 0.0)
+                    _t32_w1_w1 = _t18_w3*_sel(_s24_w1 > 0.0, 1.0, 0.0)
                     _t33_w1_w1 = _t32_w1_w1*((_t28_w1_w1 + _t31_w1_w1)/_t21_w3)
                     _t34_w1_w1 = -_t16_w1_w1 - _t23_w1_w1 + 1.0
                     _t35_w1_w1 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t36_w1_w1 = _t35_w1_w1*_t5_w2
                     _t37_w1_w1 = 0.5*_t32_w1_w1
                     _t38_w1_w1 = _t37_w1_w1*((_t28_w1_w1 + _t30_w1_w1 - _t36_w1_w1)/_t21_w3)
-                    _t39_w1_w1 = 1.0 if _t2_w2 > 0.0 else (-1.0 if _t2_w2 < 0.0 else 0.0)
-                    _t40_w1_w1 = 1.0 if _t2_w2 > 0.0 else (0.5 if _t2_w2 == 0.0 else 0.0)
+                    _t39_w1_w1 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 < 0.0, -1.0, 0.0))
+                    _t40_w1_w1 = _sel(_t2_w2 > 0.0, 1.0, _sel(_t2_w2 == 0.0, 0.5, 0.0))
                     _t42_w1_w1 = (-abs(_t2_w2))/_t41_w3
                     _t43_w1_w1 = _t40_w1_w1*_t42_w1_w1
                     _t44_w1_w1 = math.exp(_t42_w1_w1)
                     _s39 = 1.0 - _t44_w1_w1
                     _t45_w1_w1 = _t13_w1_w1*_t44_w1_w1*(math.pow(_s39, theta - 1.0) if _s39 > 0.0 and theta != 0.0 else 0.0)
                     _t46_w1_w1 = py1_w1 - ty1_w1
-                    _t47_w1_w1 = 1.0 if -_t46_w1_w1 > 0.0 else 0.0
-                    _t48_w1_w1 = 1.0 if _t46_w1_w1 > 0.0 else 0.0
+                    _t47_w1_w1 = _sel(-_t46_w1_w1 > 0.0, 1.0, 0.0)
+                    _t48_w1_w1 = _sel(_t46_w1_w1 > 0.0, 1.0, 0.0)
                     _t49_w1_w1 = _t20_w3*_t35_w1_w1 + _t28_w1_w1 + eps
-                    _t50_w1_w1 = _t5_w2*(1.0 if _t17_w3 > 0.0 else 0.0)
+                    _t50_w1_w1 = _t5_w2*_sel(_t17_w3 > 0.0, 1.0, 0.0)
                     _t51_w1_w1 = _t50_w1_w1*((_t19_w3 + _t49_w1_w1)/_t21_w3)
                     _t52_w1_w1 = -_t47_w1_w1 - _t48_w1_w1 + 1.0
                     _t53_w1_w1 = 0.5*_t50_w1_w1
                     _t54_w1_w1 = _t53_w1_w1*((-_t18_w3*_t29_w1_w1 + _t49_w1_w1)/_t21_w3)
                     _t55_w1_w1 = -_t7_w1_w1
                     _t56_w1_w1 = px2_w1 - tx2_w1
-                    _t57_w1_w1 = 1.0 if _t56_w1_w1 > 0.0 else 0.0
-                    _t58_w1_w1 = 1.0 if -_t56_w1_w1 > 0.0 else 0.0
+                    _t57_w1_w1 = _sel(_t56_w1_w1 > 0.0, 1.0, 0.0)
+                    _t58_w1_w1 = _sel(-_t56_w1_w1 > 0.0, 1.0, 0.0)
                     _t59_w1_w1 = -_t57_w1_w1 - _t58_w1_w1 + 1.0
                     _t60_w1_w1 = -_t39_w1_w1
                     _t61_w1_w1 = py2_w1 - ty2_w1
-                    _t62_w1_w1 = 1.0 if _t61_w1_w1 > 0.0 else 0.0
-                    _t63_w1_w1 = 1.0 if -_t61_w1_w1 > 0.0 else 0.0
+                    _t62_w1_w1 = _sel(_t61_w1_w1 > 0.0, 1.0, 0.0)
+                    _t63_w1_w1 = _sel(-_t61_w1_w1 > 0.0, 1.0, 0.0)
                     _t64_w1_w1 = -_t62_w1_w1 - _t63_w1_w1 + 1.0
                     _t65_w1_w1 = _t8_w1_w1 - 1.0
                     _t66_w1_w1 = _t25_w1_w1 + _t36_w1_w1
@@ -692,16 +693,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _b41 = _u40 - px1_w1
                 _e42 = (px1_w1 - (_u40 - _b41)) - (tx1_w1 + _b41)
                 _c43 = _e5_w1 - _e42
-                _t0_w1_w1 = (_u1_w1 - _u40) + _c43 if _c43 == _c43 else _u1_w1 - _u40
+                _t0_w1_w1 = _sel(_c43 == _c43, (_u1_w1 - _u40) + _c43, _u1_w1 - _u40)
                 _t1_w1_w1 = -tx1_w1 + tx2_w1
                 _u44 = py1_w1 - ty1_w1
                 _b45 = _u44 - py1_w1
                 _e46 = (py1_w1 - (_u44 - _b45)) - (ty1_w1 + _b45)
                 _c47 = _e12_w1 - _e46
-                _t2_w1_w1 = (_u8_w1 - _u44) + _c47 if _c47 == _c47 else _u8_w1 - _u44
+                _t2_w1_w1 = _sel(_c47 == _c47, (_u8_w1 - _u44) + _c47, _u8_w1 - _u44)
                 _t3_w1_w1 = -ty1_w1 + ty2_w1
-                _t4_w1_w1 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
-                _t5_w1_w1 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t4_w1_w1 = _sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)
+                _t5_w1_w1 = _sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1)
                 _t6_w1_w1 = min(0.5*abs(_t4_w1_w1), 0.5*abs(_t5_w1_w1))/off_w1
                 _t7_w2 = 0.25*(2.0*positive_exponent - 1.0)*(-2.0*_t6_w1_w1/((_t6_w1_w1*_t6_w1_w1) + 1.0) + 2.0)
                 _t8_w2 = -py1_w1 + py2_w1
@@ -750,8 +751,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv4_w1 = 1.0/_t47_w2
                     _inv5_w1 = 1.0/_t56_w2
                     _inv6_w1 = 1.0/_t76_w1
-                    _t11_w2 = 1.0 if _t0_w1_w1 > 0.0 else (-1.0 if _t0_w1_w1 < 0.0 else 0.0)
-                    _t12_w2 = 1.0 if _t0_w1_w1 > 0.0 else (0.5 if _t0_w1_w1 == 0.0 else 0.0)
+                    _t11_w2 = _sel(_t0_w1_w1 > 0.0, 1.0, _sel(_t0_w1_w1 < 0.0, -1.0, 0.0))
+                    _t12_w2 = _sel(_t0_w1_w1 > 0.0, 1.0, _sel(_t0_w1_w1 == 0.0, 0.5, 0.0))
                     _t14_w2 = (-abs(_t0_w1_w1))*_inv0_w1_w1
                     _t15_w2 = _t12_w2*_t14_w2
                     _t16_w2 = math.exp(_t14_w2)
@@ -760,10 +761,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t18_w1_w1 = _t16_w2*_t17_w1_w1*(math.pow(_s68_w1, theta - 1.0) if _s68_w1 > 0.0 and theta != 0.0 else 0.0)
                     _t19_w1_w1 = 0.5*abs(_t4_w1_w1) - 0.5*abs(_t5_w1_w1)
                     _s69_w1 = -_t19_w1_w1
-                    _t20_w1_w1 = 1.0 if _s69_w1 > 0.0 else (0.5 if _s69_w1 == 0.0 else 0.0)
-                    _t21_w1_w1 = 0.5*(1.0 if _t4_w1_w1 > 0.0 else (-1.0 if _t4_w1_w1 < 0.0 else 0.0))
+                    _t20_w1_w1 = _sel(_s69_w1 > 0.0, 1.0, _sel(_s69_w1 == 0.0, 0.5, 0.0))
+                    _t21_w1_w1 = 0.5*_sel(_t4_w1_w1 > 0.0, 1.0, _sel(_t4_w1_w1 < 0.0, -1.0, 0.0))
                     _t22_w2 = _t20_w1_w1*_t21_w1_w1
-                    _t23_w2 = 1.0 if _t19_w1_w1 > 0.0 else (0.5 if _t19_w1_w1 == 0.0 else 0.0)
+                    _t23_w2 = _sel(_t19_w1_w1 > 0.0, 1.0, _sel(_t19_w1_w1 == 0.0, 0.5, 0.0))
                     _t24_w2 = _t21_w1_w1*_t23_w2*_t6_w1_w1
                     _t25_w2 = ((_t22_w2 - _t24_w2))*_inv1_w1_w1
                     _t28_w2 = 2.0*_inv2_w1_w1
@@ -785,9 +786,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w2 = _t36_w2*_t42_w2*_inv4_w1
                     _t49_w2 = 2.0*_t46_w2*_t48_w2
                     _t50_w2 = 0.5*math.exp(_t48_w2)
-                    _t51_w2 = 1.0 if _t45_w2 > 0.0 else 0.0
+                    _t51_w2 = _sel(_t45_w2 > 0.0, 1.0, 0.0)
                     _t57_w2 = _t54_w2*_inv5_w1
-                    _t58_w2 = 1.0 if _t44_w2 > 0.0 else 0.0
+                    _t58_w2 = _sel(_t44_w2 > 0.0, 1.0, 0.0)
                     _t59_w2 = min(_t1_w1_w1, max(_u40, _u40 - _u40) + max(_s49_w1, _s49_w1 - _s49_w1))
                     _t60_w2 = _t3_w1_w1*_t59_w2
                     _t61_w2 = min(_t3_w1_w1, max(_u44, _u44 - _u44) + max(_s50_w1, _s50_w1 - _s50_w1))
@@ -796,21 +797,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w2 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t65_w2 = _t64_w2*_t8_w2 + eps
                     _t66_w2 = _t54_w2 + _t65_w2
-                    _t67_w2 = _t53_w2*(1.0 if _s48_w1 > 0.0 else 0.0)
+                    _t67_w2 = _t53_w2*_sel(_s48_w1 > 0.0, 1.0, 0.0)
                     _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv5_w1)
                     _t69_w2 = -_t51_w2 - _t58_w2 + 1.0
                     _t70_w2 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t71_w2 = _t70_w2*_t9_w1_w1
                     _t72_w2 = 0.5*_t67_w2
                     _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv5_w1)
-                    _t74_w2 = 1.0 if _t2_w1_w1 > 0.0 else (-1.0 if _t2_w1_w1 < 0.0 else 0.0)
-                    _t75_w2 = 1.0 if _t2_w1_w1 > 0.0 else (0.5 if _t2_w1_w1 == 0.0 else 0.0)
+                    _t74_w2 = _sel(_t2_w1_w1 > 0.0, 1.0, _sel(_t2_w1_w1 < 0.0, -1.0, 0.0))
+                    _t75_w2 = _sel(_t2_w1_w1 > 0.0, 1.0, _sel(_t2_w1_w1 == 0.0, 0.5, 0.0))
                     _t77_w2 = (-abs(_t2_w1_w1))*_inv6_w1
                     _t78_w2 = _t75_w2*_t77_w2
                     _t79_w2 = math.exp(_t77_w2)
                     _s70_w1 = 1.0 - _t79_w2
                     _t80_w2 = _t17_w1_w1*_t79_w2*(math.pow(_s70_w1, theta - 1.0) if _s70_w1 > 0.0 and theta != 0.0 else 0.0)
-                    _t81_w2 = 0.5*(1.0 if _t5_w1_w1 > 0.0 else (-1.0 if _t5_w1_w1 < 0.0 else 0.0))
+                    _t81_w2 = 0.5*_sel(_t5_w1_w1 > 0.0, 1.0, _sel(_t5_w1_w1 < 0.0, -1.0, 0.0))
                     _t82_w2 = _t23_w2*_t81_w2
                     _t83_w2 = _t20_w1_w1*_t6_w1_w1*_t81_w2
                     _t84_w2 = ((_t82_w2 - _t83_w2))*_inv1_w1_w1
@@ -821,25 +822,25 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t89_w2 = py1_w1 - ty1_w1
                     _t90_w2 = -_t89_w2
                     _t91_w2 = 2.0*_t34_w2*_t37_w2
-                    _t92_w2 = 1.0 if _t90_w2 > 0.0 else 0.0
-                    _t93_w2 = 1.0 if _t89_w2 > 0.0 else 0.0
+                    _t92_w2 = _sel(_t90_w2 > 0.0, 1.0, 0.0)
+                    _t93_w2 = _sel(_t89_w2 > 0.0, 1.0, 0.0)
                     _t94_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
-                    _t95_w2 = _t9_w1_w1*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t95_w2 = _t9_w1_w1*_sel(_t52_w2 > 0.0, 1.0, 0.0)
                     _t96_w2 = _t95_w2*((_t54_w2 + _t94_w2)*_inv5_w1)
                     _t97_w2 = -_t92_w2 - _t93_w2 + 1.0
                     _t98_w2 = 0.5*_t95_w2
                     _t99_w2 = _t98_w2*((-_t53_w2*_t64_w2 + _t94_w2)*_inv5_w1)
                     _t100_w2 = -_t11_w2
                     _t101_w2 = px2_w1 - tx2_w1
-                    _t102_w2 = 1.0 if _t101_w2 > 0.0 else 0.0
+                    _t102_w2 = _sel(_t101_w2 > 0.0, 1.0, 0.0)
                     _t103_w2 = -_t101_w2
-                    _t104_w2 = 1.0 if _t103_w2 > 0.0 else 0.0
+                    _t104_w2 = _sel(_t103_w2 > 0.0, 1.0, 0.0)
                     _t105_w2 = -_t102_w2 - _t104_w2 + 1.0
                     _t106_w2 = -_t74_w2
                     _t107_w2 = py2_w1 - ty2_w1
-                    _t108_w2 = 1.0 if _t107_w2 > 0.0 else 0.0
+                    _t108_w2 = _sel(_t107_w2 > 0.0, 1.0, 0.0)
                     _t109_w2 = -_t107_w2
-                    _t110_w2 = 1.0 if _t109_w2 > 0.0 else 0.0
+                    _t110_w2 = _sel(_t109_w2 > 0.0, 1.0, 0.0)
                     _t111_w2 = -_t108_w2 - _t110_w2 + 1.0
                     _t112_w2 = _t12_w2 - 1.0
                     _t113_w2 = ((-_t22_w2 - -_t24_w2))*_inv1_w1_w1
@@ -857,29 +858,29 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t125_w2 = _t1_w1_w1*_t61_w2 + _t71_w2
                     _t126_w2 = _t95_w2*((_t125_w2 + _t66_w2)*_inv5_w1)
                     _t127_w2 = _t98_w2*((_t125_w2 - _t53_w2*_t59_w2 + _t65_w2)*_inv5_w1)
-                    _s71_w1 = -_t50_w2*(((_t43_w2 - -_t49_w2*(1.0 if _t45_w2 > 0.0 else (0.5 if _t45_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s71_w1 = -_t50_w2*(((_t43_w2 - -_t49_w2*_sel(_t45_w2 > 0.0, 1.0, _sel(_t45_w2 == 0.0, 0.5, 0.0))))*_inv4_w1)
                     d_px1_w1 = -_t18_w1_w1*(((_t11_w2 - -_t15_w2))*_inv0_w1_w1) - _t39_w2 + _s71_w1 - ((_t51_w2*_t57_w2*_t8_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv5_w1)
-                    _s72_w1 = -_t38_w2*(((_t88_w2 - -_t91_w2*(1.0 if _t90_w2 > 0.0 else (0.5 if _t90_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s72_w1 = -_t38_w2*(((_t88_w2 - -_t91_w2*_sel(_t90_w2 > 0.0, 1.0, _sel(_t90_w2 == 0.0, 0.5, 0.0))))*_inv3_w1)
                     d_py1_w1 = _s72_w1 - _t80_w2*(((_t74_w2 - -_t78_w2))*_inv6_w1) - _t86_w2 - ((_t55_w2*_t57_w2*_t92_w2 - _t93_w2*_t96_w2 - _t97_w2*_t99_w2)*_inv5_w1)
-                    _s73_w1 = -_t50_w2*(((_t43_w2 - _t49_w2*(1.0 if _t101_w2 > 0.0 else (0.5 if _t101_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s73_w1 = -_t50_w2*(((_t43_w2 - _t49_w2*_sel(_t101_w2 > 0.0, 1.0, _sel(_t101_w2 == 0.0, 0.5, 0.0))))*_inv4_w1)
                     d_px2_w1 = -_t18_w1_w1*(((_t100_w2 - _t15_w2))*_inv0_w1_w1) - _t39_w2 + _s73_w1 - ((-_t102_w2*_t57_w2*_t8_w2 + _t104_w2*_t68_w2 + _t105_w2*_t73_w2)*_inv5_w1)
-                    _s74_w1 = -_t38_w2*(((_t88_w2 - _t91_w2*(1.0 if _t107_w2 > 0.0 else (0.5 if _t107_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s74_w1 = -_t38_w2*(((_t88_w2 - _t91_w2*_sel(_t107_w2 > 0.0, 1.0, _sel(_t107_w2 == 0.0, 0.5, 0.0))))*_inv3_w1)
                     d_py2_w1 = _s74_w1 - _t80_w2*(((_t106_w2 - _t78_w2))*_inv6_w1) - _t86_w2 - ((-_t108_w2*_t55_w2*_t57_w2 + _t110_w2*_t96_w2 + _t111_w2*_t99_w2)*_inv5_w1)
-                    _s75_w1 = -_t50_w2*(((_t116_w2 - -_t49_w2*(1.0 if _t44_w2 > 0.0 else (0.5 if _t44_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s75_w1 = -_t50_w2*(((_t116_w2 - -_t49_w2*_sel(_t44_w2 > 0.0, 1.0, _sel(_t44_w2 == 0.0, 0.5, 0.0))))*_inv4_w1)
                     _s76_w1 = -((-_t118_w2*_t51_w2 - _t119_w2*_t69_w2 + _t3_w1_w1*_t57_w2*_t58_w2)*_inv5_w1)
                     d_tx1_w1 = -_t115_w2 - _t18_w1_w1*(((_t100_w2 - _t112_w2*_t14_w2))*_inv0_w1_w1) + _s75_w1 + _s76_w1
-                    _s77_w1 = -_t38_w2*(((_t124_w2 - -_t91_w2*(1.0 if _t89_w2 > 0.0 else (0.5 if _t89_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s77_w1 = -_t38_w2*(((_t124_w2 - -_t91_w2*_sel(_t89_w2 > 0.0, 1.0, _sel(_t89_w2 == 0.0, 0.5, 0.0))))*_inv3_w1)
                     _s78_w1 = -((_t1_w1_w1*_t57_w2*_t93_w2 - _t126_w2*_t92_w2 - _t127_w2*_t97_w2)*_inv5_w1)
                     d_ty1_w1 = -_t123_w2 + _s77_w1 - _t80_w2*(((_t106_w2 - _t120_w2*_t77_w2))*_inv6_w1) + _s78_w1
-                    _s79_w1 = -_t50_w2*(((_t116_w2 - _t49_w2*(1.0 if _t103_w2 > 0.0 else (0.5 if _t103_w2 == 0.0 else 0.0))))*_inv4_w1)
+                    _s79_w1 = -_t50_w2*(((_t116_w2 - _t49_w2*_sel(_t103_w2 > 0.0, 1.0, _sel(_t103_w2 == 0.0, 0.5, 0.0))))*_inv4_w1)
                     _s80_w1 = -((_t102_w2*_t118_w2 - _t104_w2*_t3_w1_w1*_t57_w2 + _t105_w2*_t119_w2)*_inv5_w1)
                     d_tx2_w1 = -_t115_w2 - _t18_w1_w1*(((_t11_w2 - -_t112_w2*_t14_w2))*_inv0_w1_w1) + _s79_w1 + _s80_w1
-                    _s81 = -_t38_w2*(((_t124_w2 - _t91_w2*(1.0 if _t109_w2 > 0.0 else (0.5 if _t109_w2 == 0.0 else 0.0))))*_inv3_w1)
+                    _s81 = -_t38_w2*(((_t124_w2 - _t91_w2*_sel(_t109_w2 > 0.0, 1.0, _sel(_t109_w2 == 0.0, 0.5, 0.0))))*_inv3_w1)
                     _s82 = -((-_t1_w1_w1*_t110_w2*_t57_w2 + _t108_w2*_t126_w2 + _t111_w2*_t127_w2)*_inv5_w1)
                     d_ty2_w1 = -_t123_w2 + _s81 - _t80_w2*(((_t74_w2 - -_t120_w2*_t77_w2))*_inv6_w1) + _s82
                 else:
-                    _t11_w3 = 1.0 if _t0_w1_w1 > 0.0 else (-1.0 if _t0_w1_w1 < 0.0 else 0.0)
-                    _t12_w3 = 1.0 if _t0_w1_w1 > 0.0 else (0.5 if _t0_w1_w1 == 0.0 else 0.0)
+                    _t11_w3 = _sel(_t0_w1_w1 > 0.0, 1.0, _sel(_t0_w1_w1 < 0.0, -1.0, 0.0))
+                    _t12_w3 = _sel(_t0_w1_w1 > 0.0, 1.0, _sel(_t0_w1_w1 == 0.0, 0.5, 0.0))
                     _t14_w3 = (-abs(_t0_w1_w1))/_t13_w2
                     _t15_w3 = _t12_w3*_t14_w3
                     _t16_w3 = math.exp(_t14_w3)
@@ -888,10 +889,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t18_w2 = _t16_w3*_t17_w2*(math.pow(_s83, theta - 1.0) if _s83 > 0.0 and theta != 0.0 else 0.0)
                     _t19_w2 = 0.5*abs(_t4_w1_w1) - 0.5*abs(_t5_w1_w1)
                     _s84 = -_t19_w2
-                    _t20_w2 = 1.0 if _s84 > 0.0 else (0.5 if _s84 == 0.0 else 0.0)
-                    _t21_w2 = 0.5*(1.0 if _t4_w1_w1 > 0.0 else (-1.0 if _t4_w1_w1 < 0.0 else 0.0))
+                    _t20_w2 = _sel(_s84 > 0.0, 1.0, _sel(_s84 == 0.0, 0.5, 0.0))
+                    _t21_w2 = 0.5*_sel(_t4_w1_w1 > 0.0, 1.0, _sel(_t4_w1_w1 < 0.0, -1.0, 0.0))
                     _t22_w3 = _t20_w2*_t21_w2
-                    _t23_w3 = 1.0 if _t19_w2 > 0.0 else (0.5 if _t19_w2 == 0.0 else 0.0)
+                    _t23_w3 = _sel(_t19_w2 > 0.0, 1.0, _sel(_t19_w2 == 0.0, 0.5, 0.0))
                     _t24_w3 = _t21_w2*_t23_w3*_t6_w1_w1
                     _t25_w3 = ((_t22_w3 - _t24_w3))/off_w1
                     _t28_w3 = 2.0/_t27_w2
@@ -913,9 +914,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w3 = _t36_w3*_t42_w3/_t47_w2
                     _t49_w3 = 2.0*_t46_w2*_t48_w3
                     _t50_w3 = 0.5*math.exp(_t48_w3)
-                    _t51_w3 = 1.0 if _t45_w3 > 0.0 else 0.0
+                    _t51_w3 = _sel(_t45_w3 > 0.0, 1.0, 0.0)
                     _t57_w3 = _t54_w2/_t56_w2
-                    _t58_w3 = 1.0 if _t44_w3 > 0.0 else 0.0
+                    _t58_w3 = _sel(_t44_w3 > 0.0, 1.0, 0.0)
                     _t59_w3 = min(_t1_w1_w1, max(_u40, _u40 - _u40) + max(_s49_w1, _s49_w1 - _s49_w1))
                     _t60_w3 = _t3_w1_w1*_t59_w3
                     _t61_w3 = min(_t3_w1_w1, max(_u44, _u44 - _u44) + max(_s50_w1, _s50_w1 - _s50_w1))
@@ -924,21 +925,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w3 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t65_w3 = _t64_w3*_t8_w2 + eps
                     _t66_w3 = _t54_w2 + _t65_w3
-                    _t67_w3 = _t53_w2*(1.0 if _s48_w1 > 0.0 else 0.0)
+                    _t67_w3 = _t53_w2*_sel(_s48_w1 > 0.0, 1.0, 0.0)
                     _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
                     _t69_w3 = -_t51_w3 - _t58_w3 + 1.0
                     _t70_w3 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t71_w3 = _t70_w3*_t9_w1_w1
                     _t72_w3 = 0.5*_t67_w3
                     _t73_w1 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
-                    _t74_w1 = 1.0 if _t2_w1_w1 > 0.0 else (-1.0 if _t2_w1_w1 < 0.0 else 0.0)
-                    _t75_w1 = 1.0 if _t2_w1_w1 > 0.0 else (0.5 if _t2_w1_w1 == 0.0 else 0.0)
+                    _t74_w1 = _sel(_t2_w1_w1 > 0.0, 1.0, _sel(_t2_w1_w1 < 0.0, -1.0, 0.0))
+                    _t75_w1 = _sel(_t2_w1_w1 > 0.0, 1.0, _sel(_t2_w1_w1 == 0.0, 0.5, 0.0))
                     _t77_w1 = (-abs(_t2_w1_w1))/_t76_w1
                     _t78_w1 = _t75_w1*_t77_w1
                     _t79_w1 = math.exp(_t77_w1)
                     _s85 = 1.0 - _t79_w1
                     _t80_w1 = _t17_w2*_t79_w1*(math.pow(_s85, theta - 1.0) if _s85 > 0.0 and theta != 0.0 else 0.0)
-                    _t81_w1 = 0.5*(1.0 if _t5_w1_w1 > 0.0 else (-1.0 if _t5_w1_w1 < 0.0 else 0.0))
+                    _t81_w1 = 0.5*_sel(_t5_w1_w1 > 0.0, 1.0, _sel(_t5_w1_w1 < 0.0, -1.0, 0.0))
                     _t82_w1 = _t23_w3*_t81_w1
                     _t83_w1 = _t20_w2*_t6_w1_w1*_t81_w1
                     _t84_w1 = ((_t82_w1 - _t83_w1))/off_w1
@@ -949,25 +950,25 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t89_w1 = py1_w1 - ty1_w1
                     _t90_w1 = -_t89_w1
                     _t91_w1 = 2.0*_t34_w2*_t37_w3
-                    _t92_w1 = 1.0 if _t90_w1 > 0.0 else 0.0
-                    _t93_w1 = 1.0 if _t89_w1 > 0.0 else 0.0
+                    _t92_w1 = _sel(_t90_w1 > 0.0, 1.0, 0.0)
+                    _t93_w1 = _sel(_t89_w1 > 0.0, 1.0, 0.0)
                     _t94_w1 = _t55_w2*_t70_w3 + _t63_w3 + eps
-                    _t95_w1 = _t9_w1_w1*(1.0 if _t52_w2 > 0.0 else 0.0)
+                    _t95_w1 = _t9_w1_w1*_sel(_t52_w2 > 0.0, 1.0, 0.0)
                     _t96_w1 = _t95_w1*((_t54_w2 + _t94_w1)/_t56_w2)
                     _t97_w1 = -_t92_w1 - _t93_w1 + 1.0
                     _t98_w1 = 0.5*_t95_w1
                     _t99_w1 = _t98_w1*((-_t53_w2*_t64_w3 + _t94_w1)/_t56_w2)
                     _t100_w1 = -_t11_w3
                     _t101_w1 = px2_w1 - tx2_w1
-                    _t102_w1 = 1.0 if _t101_w1 > 0.0 else 0.0
+                    _t102_w1 = _sel(_t101_w1 > 0.0, 1.0, 0.0)
                     _t103_w1 = -_t101_w1
-                    _t104_w1 = 1.0 if _t103_w1 > 0.0 else 0.0
+                    _t104_w1 = _sel(_t103_w1 > 0.0, 1.0, 0.0)
                     _t105_w1 = -_t102_w1 - _t104_w1 + 1.0
                     _t106_w1 = -_t74_w1
                     _t107_w1 = py2_w1 - ty2_w1
-                    _t108_w1 = 1.0 if _t107_w1 > 0.0 else 0.0
+                    _t108_w1 = _sel(_t107_w1 > 0.0, 1.0, 0.0)
                     _t109_w1 = -_t107_w1
-                    _t110_w1 = 1.0 if _t109_w1 > 0.0 else 0.0
+                    _t110_w1 = _sel(_t109_w1 > 0.0, 1.0, 0.0)
                     _t111_w1 = -_t108_w1 - _t110_w1 + 1.0
                     _t112_w1 = _t12_w3 - 1.0
                     _t113_w1 = ((-_t22_w3 - -_t24_w3))/off_w1
@@ -985,24 +986,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t125_w1 = _t1_w1_w1*_t61_w3 + _t71_w3
                     _t126_w1 = _t95_w1*((_t125_w1 + _t66_w3)/_t56_w2)
                     _t127_w1 = _t98_w1*((_t125_w1 - _t53_w2*_t59_w3 + _t65_w3)/_t56_w2)
-                    _s86 = -_t50_w3*(((_t43_w3 - -_t49_w3*(1.0 if _t45_w3 > 0.0 else (0.5 if _t45_w3 == 0.0 else 0.0))))/_t47_w2)
+                    _s86 = -_t50_w3*(((_t43_w3 - -_t49_w3*_sel(_t45_w3 > 0.0, 1.0, _sel(_t45_w3 == 0.0, 0.5, 0.0))))/_t47_w2)
                     d_px1_w1 = -_t18_w2*(((_t11_w3 - -_t15_w3))/_t13_w2) - _t39_w3 + _s86 - ((_t51_w3*_t57_w3*_t8_w2 - _t58_w3*_t68_w3 - _t69_w3*_t73_w1)/_t56_w2)
-                    _s87 = -_t38_w3*(((_t88_w1 - -_t91_w1*(1.0 if _t90_w1 > 0.0 else (0.5 if _t90_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s87 = -_t38_w3*(((_t88_w1 - -_t91_w1*_sel(_t90_w1 > 0.0, 1.0, _sel(_t90_w1 == 0.0, 0.5, 0.0))))/_t35_w2)
                     d_py1_w1 = _s87 - _t80_w1*(((_t74_w1 - -_t78_w1))/_t76_w1) - _t86_w1 - ((_t55_w2*_t57_w3*_t92_w1 - _t93_w1*_t96_w1 - _t97_w1*_t99_w1)/_t56_w2)
-                    _s88 = -_t50_w3*(((_t43_w3 - _t49_w3*(1.0 if _t101_w1 > 0.0 else (0.5 if _t101_w1 == 0.0 else 0.0))))/_t47_w2)
+                    _s88 = -_t50_w3*(((_t43_w3 - _t49_w3*_sel(_t101_w1 > 0.0, 1.0, _sel(_t101_w1 == 0.0, 0.5, 0.0))))/_t47_w2)
                     d_px2_w1 = -_t18_w2*(((_t100_w1 - _t15_w3))/_t13_w2) - _t39_w3 + _s88 - ((-_t102_w1*_t57_w3*_t8_w2 + _t104_w1*_t68_w3 + _t105_w1*_t73_w1)/_t56_w2)
-                    _s89 = -_t38_w3*(((_t88_w1 - _t91_w1*(1.0 if _t107_w1 > 0.0 else (0.5 if _t107_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s89 = -_t38_w3*(((_t88_w1 - _t91_w1*_sel(_t107_w1 > 0.0, 1.0, _sel(_t107_w1 == 0.0, 0.5, 0.0))))/_t35_w2)
                     d_py2_w1 = _s89 - _t80_w1*(((_t106_w1 - _t78_w1))/_t76_w1) - _t86_w1 - ((-_t108_w1*_t55_w2*_t57_w3 + _t110_w1*_t96_w1 + _t111_w1*_t99_w1)/_t56_w2)
-                    _s90 = -_t50_w3*(((_t116_w1 - -_t49_w3*(1.0 if _t44_w3 > 0.0 else (0.5 if _t44_w3 == 0.0 else 0.0))))/_t47_w2)
+                    _s90 = -_t50_w3*(((_t116_w1 - -_t49_w3*_sel(_t44_w3 > 0.0, 1.0, _sel(_t44_w3 == 0.0, 0.5, 0.0))))/_t47_w2)
                     _s91 = -((-_t118_w1*_t51_w3 - _t119_w1*_t69_w3 + _t3_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
                     d_tx1_w1 = -_t115_w1 - _t18_w2*(((_t100_w1 - _t112_w1*_t14_w3))/_t13_w2) + _s90 + _s91
-                    _s92 = -_t38_w3*(((_t124_w1 - -_t91_w1*(1.0 if _t89_w1 > 0.0 else (0.5 if _t89_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s92 = -_t38_w3*(((_t124_w1 - -_t91_w1*_sel(_t89_w1 > 0.0, 1.0, _sel(_t89_w1 == 0.0, 0.5, 0.0))))/_t35_w2)
                     _s93 = -((_t1_w1_w1*_t57_w3*_t93_w1 - _t126_w1*_t92_w1 - _t127_w1*_t97_w1)/_t56_w2)
                     d_ty1_w1 = -_t123_w1 + _s92 - _t80_w1*(((_t106_w1 - _t120_w1*_t77_w1))/_t76_w1) + _s93
-                    _s94 = -_t50_w3*(((_t116_w1 - _t49_w3*(1.0 if _t103_w1 > 0.0 else (0.5 if _t103_w1 == 0.0 else 0.0))))/_t47_w2)
+                    _s94 = -_t50_w3*(((_t116_w1 - _t49_w3*_sel(_t103_w1 > 0.0, 1.0, _sel(_t103_w1 == 0.0, 0.5, 0.0))))/_t47_w2)
                     _s95 = -((_t102_w1*_t118_w1 - _t104_w1*_t3_w1_w1*_t57_w3 + _t105_w1*_t119_w1)/_t56_w2)
                     d_tx2_w1 = -_t115_w1 - _t18_w2*(((_t11_w3 - -_t112_w1*_t14_w3))/_t13_w2) + _s94 + _s95
-                    _s96 = -_t38_w3*(((_t124_w1 - _t91_w1*(1.0 if _t109_w1 > 0.0 else (0.5 if _t109_w1 == 0.0 else 0.0))))/_t35_w2)
+                    _s96 = -_t38_w3*(((_t124_w1 - _t91_w1*_sel(_t109_w1 > 0.0, 1.0, _sel(_t109_w1 == 0.0, 0.5, 0.0))))/_t35_w2)
                     _s97 = -((-_t1_w1_w1*_t110_w1*_t57_w3 + _t108_w1*_t126_w1 + _t111_w1*_t127_w1)/_t56_w2)
                     d_ty2_w1 = -_t123_w1 + _s96 - _t80_w1*(((_t74_w1 - -_t120_w1*_t77_w1))/_t76_w1) + _s97
             if not _ok_w1:
@@ -1021,14 +1022,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -1081,20 +1082,20 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
         _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
         _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
         _c14 = _e12 - _e13
-        _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-        off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        _s15 = _f32(0.5)*abs(_sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9))
+        off = max(_f32(0.5)*abs(_sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)), _s15)
         if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
             _u16 = px1 - tx1
             _b17 = _u16 - px1
             _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
             _c19 = _e5 - _e18
-            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t0 = _sel(_c19 == _c19, (_u1 - _u16) + _c19, _u1 - _u16)
             _t1 = -tx1 + tx2
             _u20 = py1 - ty1
             _b21 = _u20 - py1
             _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
             _c23 = _e12 - _e22
-            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t2 = _sel(_c23 == _c23, (_u8 - _u20) + _c23, _u8 - _u20)
             _t3 = -ty1 + ty2
             _t4 = -py1 + py2
             _s24 = -max(px1, tx1) + min(px2, tx2)
@@ -1114,16 +1115,16 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
             _b34 = _u33 - px1
             _e35 = (px1 - (_u33 - _b34)) - (tx1 + _b34)
             _c36 = _e5 - _e35
-            _t0_w1 = (_u1 - _u33) + _c36 if _c36 == _c36 else _u1 - _u33
+            _t0_w1 = _sel(_c36 == _c36, (_u1 - _u33) + _c36, _u1 - _u33)
             _t1_w1 = -tx1 + tx2
             _u37 = py1 - ty1
             _b38 = _u37 - py1
             _e39 = (py1 - (_u37 - _b38)) - (ty1 + _b38)
             _c40 = _e12 - _e39
-            _t2_w1 = (_u8 - _u37) + _c40 if _c40 == _c40 else _u8 - _u37
+            _t2_w1 = _sel(_c40 == _c40, (_u8 - _u37) + _c40, _u8 - _u37)
             _t3_w1 = -ty1 + ty2
-            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t4_w1 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
+            _t5_w1 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t6_w1 = min(_f32(0.5)*abs(_t4_w1), _f32(0.5)*abs(_t5_w1))/off
             _s41 = -_f32(2.0)*_t6_w1/((_t6_w1*_t6_w1) + _f32(1.0)) + _f32(2.0)
             _t7 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s41
@@ -1147,14 +1148,14 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -1206,20 +1207,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e12 = (py2 - (_u8 - _b10)) - (ty2 + _b10)
         _e13 = (ty1 - (_u9 - _b11)) - (py1 + _b11)
         _c14 = _e12 - _e13
-        _s15 = _f32(0.5)*abs(((_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9))
-        off = max(_f32(0.5)*abs(((_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2)), _s15)
+        _s15 = _f32(0.5)*abs(_sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9))
+        off = max(_f32(0.5)*abs(_sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)), _s15)
         if (off == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
             _u16 = px1 - tx1
             _b17 = _u16 - px1
             _e18 = (px1 - (_u16 - _b17)) - (tx1 + _b17)
             _c19 = _e5 - _e18
-            _t0 = (_u1 - _u16) + _c19 if _c19 == _c19 else _u1 - _u16
+            _t0 = _sel(_c19 == _c19, (_u1 - _u16) + _c19, _u1 - _u16)
             _t1 = -tx1 + tx2
             _u20 = py1 - ty1
             _b21 = _u20 - py1
             _e22 = (py1 - (_u20 - _b21)) - (ty1 + _b21)
             _c23 = _e12 - _e22
-            _t2 = (_u8 - _u20) + _c23 if _c23 == _c23 else _u8 - _u20
+            _t2 = _sel(_c23 == _c23, (_u8 - _u20) + _c23, _u8 - _u20)
             _t3 = -ty1 + ty2
             _t4 = -py1 + py2
             _s24 = -max(px1, tx1) + min(px2, tx2)
@@ -1248,8 +1249,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv0 = _f32(1.0)/_t9
             _inv1 = _f32(1.0)/_t21
             _inv2 = _f32(1.0)/_t41
-            _t7 = _f32(1.0) if _t0 > _f32(0.0) else (-_f32(1.0) if _t0 < _f32(0.0) else _f32(0.0))
-            _t8 = _f32(1.0) if _t0 > _f32(0.0) else (_f32(0.5) if _t0 == _f32(0.0) else _f32(0.0))
+            _t7 = _sel(_t0 > _f32(0.0), _f32(1.0), _sel(_t0 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t8 = _sel(_t0 > _f32(0.0), _f32(1.0), _sel(_t0 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10 = (-abs(_t0))*_inv0
             _t11 = _t10*_t8
             _t12 = math.exp(_t10)
@@ -1258,9 +1259,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s37 = math.pow(_s36, theta - _f32(1.0)) if _s36 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
             _t14 = _t12*_t13*_s37
             _t15 = px1 - tx1
-            _t16 = _f32(1.0) if -_t15 > _f32(0.0) else _f32(0.0)
+            _t16 = _sel(-_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t22 = _t19*_inv1
-            _t23 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+            _t23 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t24 = min(_t1, max(_u16, _u16 - _u16) + max(_s25, _s25 - _s25))
             _t25 = _t24*_t3
             _t26 = min(_t3, max(_u20, _u20 - _u20) + max(_s26, _s26 - _s26))
@@ -1269,15 +1270,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t29 = min(_t20, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
             _t30 = _t29*_t4 + eps
             _t31 = _t19 + _t30
-            _t32 = _t18*(_f32(1.0) if _s24 > _f32(0.0) else _f32(0.0))
+            _t32 = _t18*_sel(_s24 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33 = _t32*((_t28 + _t31)*_inv1)
             _t34 = -_t16 - _t23 + _f32(1.0)
             _t35 = min(_t4, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
             _t36 = _t35*_t5
             _t37 = _f32(0.5)*_t32
             _t38 = _t37*((_t28 + _t30 - _t36)*_inv1)
-            _t39 = _f32(1.0) if _t2 > _f32(0.0) else (-_f32(1.0) if _t2 < _f32(0.0) else _f32(0.0))
-            _t40 = _f32(1.0) if _t2 > _f32(0.0) else (_f32(0.5) if _t2 == _f32(0.0) else _f32(0.0))
+            _t39 = _sel(_t2 > _f32(0.0), _f32(1.0), _sel(_t2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t40 = _sel(_t2 > _f32(0.0), _f32(1.0), _sel(_t2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t42 = (-abs(_t2))*_inv2
             _t43 = _t40*_t42
             _t44 = math.exp(_t42)
@@ -1285,23 +1286,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s39 = math.pow(_s38, theta - _f32(1.0)) if _s38 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
             _t45 = _t13*_t44*_s39
             _t46 = py1 - ty1
-            _t47 = _f32(1.0) if -_t46 > _f32(0.0) else _f32(0.0)
-            _t48 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+            _t47 = _sel(-_t46 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t48 = _sel(_t46 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t49 = _t20*_t35 + _t28 + eps
-            _t50 = _t5*(_f32(1.0) if _t17 > _f32(0.0) else _f32(0.0))
+            _t50 = _t5*_sel(_t17 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t51 = _t50*((_t19 + _t49)*_inv1)
             _t52 = -_t47 - _t48 + _f32(1.0)
             _t53 = _f32(0.5)*_t50
             _t54 = _t53*((-_t18*_t29 + _t49)*_inv1)
             _t55 = -_t7
             _t56 = px2 - tx2
-            _t57 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-            _t58 = _f32(1.0) if -_t56 > _f32(0.0) else _f32(0.0)
+            _t57 = _sel(_t56 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t58 = _sel(-_t56 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t59 = -_t57 - _t58 + _f32(1.0)
             _t60 = -_t39
             _t61 = py2 - ty2
-            _t62 = _f32(1.0) if _t61 > _f32(0.0) else _f32(0.0)
-            _t63 = _f32(1.0) if -_t61 > _f32(0.0) else _f32(0.0)
+            _t62 = _sel(_t61 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t63 = _sel(-_t61 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t64 = -_t62 - _t63 + _f32(1.0)
             _t65 = _t8 - _f32(1.0)
             _t66 = _t25 + _t36
@@ -1324,16 +1325,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _b41 = _u40 - px1
             _e42 = (px1 - (_u40 - _b41)) - (tx1 + _b41)
             _c43 = _e5 - _e42
-            _t0_w1 = (_u1 - _u40) + _c43 if _c43 == _c43 else _u1 - _u40
+            _t0_w1 = _sel(_c43 == _c43, (_u1 - _u40) + _c43, _u1 - _u40)
             _t1_w1 = -tx1 + tx2
             _u44 = py1 - ty1
             _b45 = _u44 - py1
             _e46 = (py1 - (_u44 - _b45)) - (ty1 + _b45)
             _c47 = _e12 - _e46
-            _t2_w1 = (_u8 - _u44) + _c47 if _c47 == _c47 else _u8 - _u44
+            _t2_w1 = _sel(_c47 == _c47, (_u8 - _u44) + _c47, _u8 - _u44)
             _t3_w1 = -ty1 + ty2
-            _t4_w1 = (_u1 - _u2) + _c7 if _c7 == _c7 else _u1 - _u2
-            _t5_w1 = (_u8 - _u9) + _c14 if _c14 == _c14 else _u8 - _u9
+            _t4_w1 = _sel(_c7 == _c7, (_u1 - _u2) + _c7, _u1 - _u2)
+            _t5_w1 = _sel(_c14 == _c14, (_u8 - _u9) + _c14, _u8 - _u9)
             _t6_w1 = min(_f32(0.5)*abs(_t4_w1), _f32(0.5)*abs(_t5_w1))/off
             _s48 = -_f32(2.0)*_t6_w1/((_t6_w1*_t6_w1) + _f32(1.0)) + _f32(2.0)
             _t7_w1 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s48
@@ -1382,8 +1383,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _inv4 = _f32(1.0)/_t47_w1
             _inv5 = _f32(1.0)/_t56_w1
             _inv6 = _f32(1.0)/_t76
-            _t11_w1 = _f32(1.0) if _t0_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1 < _f32(0.0) else _f32(0.0))
-            _t12_w1 = _f32(1.0) if _t0_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1 == _f32(0.0) else _f32(0.0))
+            _t11_w1 = _sel(_t0_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t12_w1 = _sel(_t0_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t14_w1 = (-abs(_t0_w1))*_inv0_w1
             _t15_w1 = _t12_w1*_t14_w1
             _t16_w1 = math.exp(_t14_w1)
@@ -1393,10 +1394,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t18_w1 = _t16_w1*_t17_w1*_s70
             _t19_w1 = _f32(0.5)*abs(_t4_w1) - _f32(0.5)*abs(_t5_w1)
             _s71 = -_t19_w1
-            _t20_w1 = _f32(1.0) if _s71 > _f32(0.0) else (_f32(0.5) if _s71 == _f32(0.0) else _f32(0.0))
-            _t21_w1 = _f32(0.5)*(_f32(1.0) if _t4_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1 < _f32(0.0) else _f32(0.0)))
+            _t20_w1 = _sel(_s71 > _f32(0.0), _f32(1.0), _sel(_s71 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t21_w1 = _f32(0.5)*_sel(_t4_w1 > _f32(0.0), _f32(1.0), _sel(_t4_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
             _t22_w1 = _t20_w1*_t21_w1
-            _t23_w1 = _f32(1.0) if _t19_w1 > _f32(0.0) else (_f32(0.5) if _t19_w1 == _f32(0.0) else _f32(0.0))
+            _t23_w1 = _sel(_t19_w1 > _f32(0.0), _f32(1.0), _sel(_t19_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t24_w1 = _t21_w1*_t23_w1*_t6_w1
             _t25_w1 = ((_t22_w1 - _t24_w1))*_inv1_w1
             _t28_w1 = _f32(2.0)*_inv2_w1
@@ -1418,9 +1419,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48_w1 = _t36_w1*_t42_w1*_inv4
             _t49_w1 = _f32(2.0)*_t46_w1*_t48_w1
             _t50_w1 = _f32(0.5)*math.exp(_t48_w1)
-            _t51_w1 = _f32(1.0) if _t45_w1 > _f32(0.0) else _f32(0.0)
+            _t51_w1 = _sel(_t45_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t57_w1 = _t54_w1*_inv5
-            _t58_w1 = _f32(1.0) if _t44_w1 > _f32(0.0) else _f32(0.0)
+            _t58_w1 = _sel(_t44_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t59_w1 = min(_t1_w1, max(_u40, _u40 - _u40) + max(_s50, _s50 - _s50))
             _t60_w1 = _t3_w1*_t59_w1
             _t61_w1 = min(_t3_w1, max(_u44, _u44 - _u44) + max(_s51, _s51 - _s51))
@@ -1429,22 +1430,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t64_w1 = min(_t55_w1, max(_u1, _u1 - _u1) + max(_u2, _u2 - _u2))
             _t65_w1 = _t64_w1*_t8_w1 + eps
             _t66_w1 = _t54_w1 + _t65_w1
-            _t67_w1 = _t53_w1*(_f32(1.0) if _s49 > _f32(0.0) else _f32(0.0))
+            _t67_w1 = _t53_w1*_sel(_s49 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t68_w1 = _t67_w1*((_t63_w1 + _t66_w1)*_inv5)
             _t69_w1 = -_t51_w1 - _t58_w1 + _f32(1.0)
             _t70_w1 = min(_t8_w1, max(_u8, _u8 - _u8) + max(_u9, _u9 - _u9))
             _t71_w1 = _t70_w1*_t9_w1
             _t72_w1 = _f32(0.5)*_t67_w1
             _t73 = _t72_w1*((_t63_w1 + _t65_w1 - _t71_w1)*_inv5)
-            _t74 = _f32(1.0) if _t2_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1 < _f32(0.0) else _f32(0.0))
-            _t75 = _f32(1.0) if _t2_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1 == _f32(0.0) else _f32(0.0))
+            _t74 = _sel(_t2_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+            _t75 = _sel(_t2_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t77 = (-abs(_t2_w1))*_inv6
             _t78 = _t75*_t77
             _t79 = math.exp(_t77)
             _s72 = _f32(1.0) - _t79
             _s73 = math.pow(_s72, theta - _f32(1.0)) if _s72 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
             _t80 = _t17_w1*_t79*_s73
-            _t81 = _f32(0.5)*(_f32(1.0) if _t5_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1 < _f32(0.0) else _f32(0.0)))
+            _t81 = _f32(0.5)*_sel(_t5_w1 > _f32(0.0), _f32(1.0), _sel(_t5_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
             _t82 = _t23_w1*_t81
             _t83 = _t20_w1*_t6_w1*_t81
             _t84 = ((_t82 - _t83))*_inv1_w1
@@ -1455,25 +1456,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t89 = py1 - ty1
             _t90 = -_t89
             _t91 = _f32(2.0)*_t34_w1*_t37_w1
-            _t92 = _f32(1.0) if _t90 > _f32(0.0) else _f32(0.0)
-            _t93 = _f32(1.0) if _t89 > _f32(0.0) else _f32(0.0)
+            _t92 = _sel(_t90 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t93 = _sel(_t89 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t94 = _t55_w1*_t70_w1 + _t63_w1 + eps
-            _t95 = _t9_w1*(_f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0))
+            _t95 = _t9_w1*_sel(_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t96 = _t95*((_t54_w1 + _t94)*_inv5)
             _t97 = -_t92 - _t93 + _f32(1.0)
             _t98 = _f32(0.5)*_t95
             _t99 = _t98*((-_t53_w1*_t64_w1 + _t94)*_inv5)
             _t100 = -_t11_w1
             _t101 = px2 - tx2
-            _t102 = _f32(1.0) if _t101 > _f32(0.0) else _f32(0.0)
+            _t102 = _sel(_t101 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t103 = -_t101
-            _t104 = _f32(1.0) if _t103 > _f32(0.0) else _f32(0.0)
+            _t104 = _sel(_t103 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t105 = -_t102 - _t104 + _f32(1.0)
             _t106 = -_t74
             _t107 = py2 - ty2
-            _t108 = _f32(1.0) if _t107 > _f32(0.0) else _f32(0.0)
+            _t108 = _sel(_t107 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t109 = -_t107
-            _t110 = _f32(1.0) if _t109 > _f32(0.0) else _f32(0.0)
+            _t110 = _sel(_t109 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t111 = -_t108 - _t110 + _f32(1.0)
             _t112 = _t12_w1 - _f32(1.0)
             _t113 = ((-_t22_w1 - -_t24_w1))*_inv1_w1
@@ -1491,28 +1492,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t125 = _t1_w1*_t61_w1 + _t71_w1
             _t126 = _t95*((_t125 + _t66_w1)*_inv5)
             _t127 = _t98*((_t125 - _t53_w1*_t59_w1 + _t65_w1)*_inv5)
-            _s74 = _t43_w1 - -_t49_w1*(_f32(1.0) if _t45_w1 > _f32(0.0) else (_f32(0.5) if _t45_w1 == _f32(0.0) else _f32(0.0)))
+            _s74 = _t43_w1 - -_t49_w1*_sel(_t45_w1 > _f32(0.0), _f32(1.0), _sel(_t45_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s75 = -((_t51_w1*_t57_w1*_t8_w1 - _t58_w1*_t68_w1 - _t69_w1*_t73)*_inv5)
             d_px1 = -_t18_w1*(((_t11_w1 - -_t15_w1))*_inv0_w1) - _t39_w1 - _t50_w1*(_s74*_inv4) + _s75
-            _s76 = _t88 - -_t91*(_f32(1.0) if _t90 > _f32(0.0) else (_f32(0.5) if _t90 == _f32(0.0) else _f32(0.0)))
+            _s76 = _t88 - -_t91*_sel(_t90 > _f32(0.0), _f32(1.0), _sel(_t90 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s77 = -((_t55_w1*_t57_w1*_t92 - _t93*_t96 - _t97*_t99)*_inv5)
             d_py1 = -_t38_w1*(_s76*_inv3) - _t80*(((_t74 - -_t78))*_inv6) - _t86 + _s77
-            _s78 = _t43_w1 - _t49_w1*(_f32(1.0) if _t101 > _f32(0.0) else (_f32(0.5) if _t101 == _f32(0.0) else _f32(0.0)))
+            _s78 = _t43_w1 - _t49_w1*_sel(_t101 > _f32(0.0), _f32(1.0), _sel(_t101 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s79 = -((-_t102*_t57_w1*_t8_w1 + _t104*_t68_w1 + _t105*_t73)*_inv5)
             d_px2 = -_t18_w1*(((_t100 - _t15_w1))*_inv0_w1) - _t39_w1 - _t50_w1*(_s78*_inv4) + _s79
-            _s80 = _t88 - _t91*(_f32(1.0) if _t107 > _f32(0.0) else (_f32(0.5) if _t107 == _f32(0.0) else _f32(0.0)))
+            _s80 = _t88 - _t91*_sel(_t107 > _f32(0.0), _f32(1.0), _sel(_t107 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s81 = -((-_t108*_t55_w1*_t57_w1 + _t110*_t96 + _t111*_t99)*_inv5)
             d_py2 = -_t38_w1*(_s80*_inv3) - _t80*(((_t106 - _t78))*_inv6) - _t86 + _s81
-            _s82 = _t116 - -_t49_w1*(_f32(1.0) if _t44_w1 > _f32(0.0) else (_f32(0.5) if _t44_w1 == _f32(0.0) else _f32(0.0)))
+            _s82 = _t116 - -_t49_w1*_sel(_t44_w1 > _f32(0.0), _f32(1.0), _sel(_t44_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s83 = -((-_t118*_t51_w1 - _t119*_t69_w1 + _t3_w1*_t57_w1*_t58_w1)*_inv5)
             d_tx1 = -_t115 - _t18_w1*(((_t100 - _t112*_t14_w1))*_inv0_w1) - _t50_w1*(_s82*_inv4) + _s83
-            _s84 = _t124 - -_t91*(_f32(1.0) if _t89 > _f32(0.0) else (_f32(0.5) if _t89 == _f32(0.0) else _f32(0.0)))
+            _s84 = _t124 - -_t91*_sel(_t89 > _f32(0.0), _f32(1.0), _sel(_t89 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s85 = -((_t1_w1*_t57_w1*_t93 - _t126*_t92 - _t127*_t97)*_inv5)
             d_ty1 = -_t123 - _t38_w1*(_s84*_inv3) - _t80*(((_t106 - _t120*_t77))*_inv6) + _s85
-            _s86 = _t49_w1*(_f32(1.0) if _t103 > _f32(0.0) else (_f32(0.5) if _t103 == _f32(0.0) else _f32(0.0)))
+            _s86 = _t49_w1*_sel(_t103 > _f32(0.0), _f32(1.0), _sel(_t103 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s87 = -((_t102*_t118 - _t104*_t3_w1*_t57_w1 + _t105*_t119)*_inv5)
             d_tx2 = -_t115 - _t18_w1*(((_t11_w1 - -_t112*_t14_w1))*_inv0_w1) - _t50_w1*(((_t116 - _s86))*_inv4) + _s87
-            _s88 = _t91*(_f32(1.0) if _t109 > _f32(0.0) else (_f32(0.5) if _t109 == _f32(0.0) else _f32(0.0)))
+            _s88 = _t91*_sel(_t109 > _f32(0.0), _f32(1.0), _sel(_t109 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s89 = -((-_t1_w1*_t110*_t57_w1 + _t108*_t126 + _t111*_t127)*_inv5)
             d_ty2 = -_t123 - _t38_w1*(((_t124 - _s88))*_inv3) - _t80*(((_t74 - -_t120*_t77))*_inv6) + _s89
         _far = _far | (not _ok)
@@ -1549,20 +1550,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _e12_w1 = (py2_w1 - (_u8_w1 - _b10_w1)) - (ty2_w1 + _b10_w1)
             _e13_w1 = (ty1_w1 - (_u9_w1 - _b11_w1)) - (py1_w1 + _b11_w1)
             _c14_w1 = _e12_w1 - _e13_w1
-            _s15_w1 = _f32(0.5)*abs(((_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1))
-            off_w1 = max(_f32(0.5)*abs(((_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1)), _s15_w1)
+            _s15_w1 = _f32(0.5)*abs(_sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1))
+            off_w1 = max(_f32(0.5)*abs(_sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)), _s15_w1)
             if (off_w1 == _f32(0.0)):  # coincident centres: the distance cost and its gradient are 0 (their limit)
                 _u16_w1 = px1_w1 - tx1_w1
                 _b17_w1 = _u16_w1 - px1_w1
                 _e18_w1 = (px1_w1 - (_u16_w1 - _b17_w1)) - (tx1_w1 + _b17_w1)
                 _c19_w1 = _e5_w1 - _e18_w1
-                _t0_w2 = (_u1_w1 - _u16_w1) + _c19_w1 if _c19_w1 == _c19_w1 else _u1_w1 - _u16_w1
+                _t0_w2 = _sel(_c19_w1 == _c19_w1, (_u1_w1 - _u16_w1) + _c19_w1, _u1_w1 - _u16_w1)
                 _t1_w2 = -tx1_w1 + tx2_w1
                 _u20_w1 = py1_w1 - ty1_w1
                 _b21_w1 = _u20_w1 - py1_w1
                 _e22_w1 = (py1_w1 - (_u20_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
                 _c23_w1 = _e12_w1 - _e22_w1
-                _t2_w2 = (_u8_w1 - _u20_w1) + _c23_w1 if _c23_w1 == _c23_w1 else _u8_w1 - _u20_w1
+                _t2_w2 = _sel(_c23_w1 == _c23_w1, (_u8_w1 - _u20_w1) + _c23_w1, _u8_w1 - _u20_w1)
                 _t3_w2 = -ty1_w1 + ty2_w1
                 _t4_w2 = -py1_w1 + py2_w1
                 _s24_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
@@ -1592,8 +1593,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv0_w2 = _f32(1.0)/_t9_w2
                     _inv1_w2 = _f32(1.0)/_t21_w3
                     _inv2_w2 = _f32(1.0)/_t41_w3
-                    _t7_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0))
-                    _t8_w3 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t7_w3 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t8_w3 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w3 = (-abs(_t0_w2))*_inv0_w2
                     _t11_w4 = _t10_w3*_t8_w3
                     _t12_w4 = math.exp(_t10_w3)
@@ -1602,9 +1603,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s37_w1 = math.pow(_s36_w1, theta - _f32(1.0)) if _s36_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t14_w4 = _t12_w4*_t13_w3*_s37_w1
                     _t15_w4 = px1_w1 - tx1_w1
-                    _t16_w4 = _f32(1.0) if -_t15_w4 > _f32(0.0) else _f32(0.0)
+                    _t16_w4 = _sel(-_t15_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t22_w4 = _t19_w3*_inv1_w2
-                    _t23_w4 = _f32(1.0) if _t15_w4 > _f32(0.0) else _f32(0.0)
+                    _t23_w4 = _sel(_t15_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t24_w4 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
                     _t25_w4 = _t24_w4*_t3_w2
                     _t26_w3 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
@@ -1613,15 +1614,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w4 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t30_w4 = _t29_w4*_t4_w2 + eps
                     _t31_w4 = _t19_w3 + _t30_w4
-                    _t32_w4 = _t18_w3*(_f32(1.0) if _s24_w1 > _f32(0.0) else _f32(0.0))
+                    _t32_w4 = _t18_w3*_sel(_s24_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t33_w4 = _t32_w4*((_t28_w4 + _t31_w4)*_inv1_w2)
                     _t34_w3 = -_t16_w4 - _t23_w4 + _f32(1.0)
                     _t35_w3 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t36_w4 = _t35_w3*_t5_w2
                     _t37_w4 = _f32(0.5)*_t32_w4
                     _t38_w4 = _t37_w4*((_t28_w4 + _t30_w4 - _t36_w4)*_inv1_w2)
-                    _t39_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0))
-                    _t40_w4 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t39_w4 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t40_w4 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t42_w4 = (-abs(_t2_w2))*_inv2_w2
                     _t43_w4 = _t40_w4*_t42_w4
                     _t44_w4 = math.exp(_t42_w4)
@@ -1629,23 +1630,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s39_w1 = math.pow(_s38_w1, theta - _f32(1.0)) if _s38_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t45_w4 = _t13_w3*_t44_w4*_s39_w1
                     _t46_w3 = py1_w1 - ty1_w1
-                    _t47_w3 = _f32(1.0) if -_t46_w3 > _f32(0.0) else _f32(0.0)
-                    _t48_w4 = _f32(1.0) if _t46_w3 > _f32(0.0) else _f32(0.0)
+                    _t47_w3 = _sel(-_t46_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t48_w4 = _sel(_t46_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w4 = _t20_w3*_t35_w3 + _t28_w4 + eps
-                    _t50_w4 = _t5_w2*(_f32(1.0) if _t17_w3 > _f32(0.0) else _f32(0.0))
+                    _t50_w4 = _t5_w2*_sel(_t17_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t51_w4 = _t50_w4*((_t19_w3 + _t49_w4)*_inv1_w2)
                     _t52_w3 = -_t47_w3 - _t48_w4 + _f32(1.0)
                     _t53_w3 = _f32(0.5)*_t50_w4
                     _t54_w3 = _t53_w3*((-_t18_w3*_t29_w4 + _t49_w4)*_inv1_w2)
                     _t55_w3 = -_t7_w3
                     _t56_w3 = px2_w1 - tx2_w1
-                    _t57_w4 = _f32(1.0) if _t56_w3 > _f32(0.0) else _f32(0.0)
-                    _t58_w4 = _f32(1.0) if -_t56_w3 > _f32(0.0) else _f32(0.0)
+                    _t57_w4 = _sel(_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t58_w4 = _sel(-_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w4 = -_t57_w4 - _t58_w4 + _f32(1.0)
                     _t60_w4 = -_t39_w4
                     _t61_w4 = py2_w1 - ty2_w1
-                    _t62_w4 = _f32(1.0) if _t61_w4 > _f32(0.0) else _f32(0.0)
-                    _t63_w4 = _f32(1.0) if -_t61_w4 > _f32(0.0) else _f32(0.0)
+                    _t62_w4 = _sel(_t61_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t63_w4 = _sel(-_t61_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t64_w4 = -_t62_w4 - _t63_w4 + _f32(1.0)
                     _t65_w4 = _t8_w3 - _f32(1.0)
                     _t66_w4 = _t25_w4 + _t36_w4
@@ -1664,8 +1665,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_tx2_w1 = -_t14_w4*(((_t7_w3 - -_t10_w3*_t65_w4))*_inv0_w2) - ((-_t22_w4*_t3_w2*_t58_w4 + _t57_w4*_t67_w4 + _t59_w4*_t68_w4)*_inv1_w2)
                     d_ty2_w1 = -_t45_w4*(((_t39_w4 - -_t42_w4*_t69_w4))*_inv2_w2) - ((-_t1_w2*_t22_w4*_t63_w4 + _t62_w4*_t71_w4 + _t64_w4*_t72_w4)*_inv1_w2)
                 else:
-                    _t7_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (-_f32(1.0) if _t0_w2 < _f32(0.0) else _f32(0.0))
-                    _t8_w1_w1 = _f32(1.0) if _t0_w2 > _f32(0.0) else (_f32(0.5) if _t0_w2 == _f32(0.0) else _f32(0.0))
+                    _t7_w1_w1 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t8_w1_w1 = _sel(_t0_w2 > _f32(0.0), _f32(1.0), _sel(_t0_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t10_w1_w1 = (-abs(_t0_w2))/_t9_w2
                     _t11_w1_w1 = _t10_w1_w1*_t8_w1_w1
                     _t12_w1_w1 = math.exp(_t10_w1_w1)
@@ -1674,9 +1675,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s41 = math.pow(_s40, theta - _f32(1.0)) if _s40 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t14_w1_w1 = _t12_w1_w1*_t13_w1_w1*_s41
                     _t15_w1_w1 = px1_w1 - tx1_w1
-                    _t16_w1_w1 = _f32(1.0) if -_t15_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t16_w1_w1 = _sel(-_t15_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t22_w1_w1 = _t19_w3/_t21_w3
-                    _t23_w1_w1 = _f32(1.0) if _t15_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t23_w1_w1 = _sel(_t15_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t24_w1_w1 = min(_t1_w2, max(_u16_w1, _u16_w1 - _u16_w1) + max(_s25_w1, _s25_w1 - _s25_w1))
                     _t25_w1_w1 = _t24_w1_w1*_t3_w2
                     _t26_w1_w1 = min(_t3_w2, max(_u20_w1, _u20_w1 - _u20_w1) + max(_s26_w1, _s26_w1 - _s26_w1))
@@ -1685,15 +1686,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t29_w1_w1 = min(_t20_w3, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t30_w1_w1 = _t29_w1_w1*_t4_w2 + eps
                     _t31_w1_w1 = _t19_w3 + _t30_w1_w1
-                    _t32_w1_w1 = _t18_w3*(_f32(1.0) if _s24_w1 > _f32(0.0) else _f32(0.0))
+                    _t32_w1_w1 = _t18_w3*_sel(_s24_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t33_w1_w1 = _t32_w1_w1*((_t28_w1_w1 + _t31_w1_w1)/_t21_w3)
                     _t34_w1_w1 = -_t16_w1_w1 - _t23_w1_w1 + _f32(1.0)
                     _t35_w1_w1 = min(_t4_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t36_w1_w1 = _t35_w1_w1*_t5_w2
                     _t37_w1_w1 = _f32(0.5)*_t32_w1_w1
                     _t38_w1_w1 = _t37_w1_w1*((_t28_w1_w1 + _t30_w1_w1 - _t36_w1_w1)/_t21_w3)
-                    _t39_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (-_f32(1.0) if _t2_w2 < _f32(0.0) else _f32(0.0))
-                    _t40_w1_w1 = _f32(1.0) if _t2_w2 > _f32(0.0) else (_f32(0.5) if _t2_w2 == _f32(0.0) else _f32(0.0))
+                    _t39_w1_w1 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t40_w1_w1 = _sel(_t2_w2 > _f32(0.0), _f32(1.0), _sel(_t2_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t42_w1_w1 = (-abs(_t2_w2))/_t41_w3
                     _t43_w1_w1 = _t40_w1_w1*_t42_w1_w1
                     _t44_w1_w1 = math.exp(_t42_w1_w1)
@@ -1701,23 +1702,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s43 = math.pow(_s42, theta - _f32(1.0)) if _s42 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t45_w1_w1 = _t13_w1_w1*_t44_w1_w1*_s43
                     _t46_w1_w1 = py1_w1 - ty1_w1
-                    _t47_w1_w1 = _f32(1.0) if -_t46_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t48_w1_w1 = _f32(1.0) if _t46_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t47_w1_w1 = _sel(-_t46_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t48_w1_w1 = _sel(_t46_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t49_w1_w1 = _t20_w3*_t35_w1_w1 + _t28_w1_w1 + eps
-                    _t50_w1_w1 = _t5_w2*(_f32(1.0) if _t17_w3 > _f32(0.0) else _f32(0.0))
+                    _t50_w1_w1 = _t5_w2*_sel(_t17_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t51_w1_w1 = _t50_w1_w1*((_t19_w3 + _t49_w1_w1)/_t21_w3)
                     _t52_w1_w1 = -_t47_w1_w1 - _t48_w1_w1 + _f32(1.0)
                     _t53_w1_w1 = _f32(0.5)*_t50_w1_w1
                     _t54_w1_w1 = _t53_w1_w1*((-_t18_w3*_t29_w1_w1 + _t49_w1_w1)/_t21_w3)
                     _t55_w1_w1 = -_t7_w1_w1
                     _t56_w1_w1 = px2_w1 - tx2_w1
-                    _t57_w1_w1 = _f32(1.0) if _t56_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t58_w1_w1 = _f32(1.0) if -_t56_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t57_w1_w1 = _sel(_t56_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t58_w1_w1 = _sel(-_t56_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w1_w1 = -_t57_w1_w1 - _t58_w1_w1 + _f32(1.0)
                     _t60_w1_w1 = -_t39_w1_w1
                     _t61_w1_w1 = py2_w1 - ty2_w1
-                    _t62_w1_w1 = _f32(1.0) if _t61_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t63_w1_w1 = _f32(1.0) if -_t61_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t62_w1_w1 = _sel(_t61_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t63_w1_w1 = _sel(-_t61_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t64_w1_w1 = -_t62_w1_w1 - _t63_w1_w1 + _f32(1.0)
                     _t65_w1_w1 = _t8_w1_w1 - _f32(1.0)
                     _t66_w1_w1 = _t25_w1_w1 + _t36_w1_w1
@@ -1740,16 +1741,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _b45_w1 = _u44_w1 - px1_w1
                 _e46_w1 = (px1_w1 - (_u44_w1 - _b45_w1)) - (tx1_w1 + _b45_w1)
                 _c47_w1 = _e5_w1 - _e46_w1
-                _t0_w1_w1 = (_u1_w1 - _u44_w1) + _c47_w1 if _c47_w1 == _c47_w1 else _u1_w1 - _u44_w1
+                _t0_w1_w1 = _sel(_c47_w1 == _c47_w1, (_u1_w1 - _u44_w1) + _c47_w1, _u1_w1 - _u44_w1)
                 _t1_w1_w1 = -tx1_w1 + tx2_w1
                 _u48 = py1_w1 - ty1_w1
                 _b49 = _u48 - py1_w1
                 _e50 = (py1_w1 - (_u48 - _b49)) - (ty1_w1 + _b49)
                 _c51 = _e12_w1 - _e50
-                _t2_w1_w1 = (_u8_w1 - _u48) + _c51 if _c51 == _c51 else _u8_w1 - _u48
+                _t2_w1_w1 = _sel(_c51 == _c51, (_u8_w1 - _u48) + _c51, _u8_w1 - _u48)
                 _t3_w1_w1 = -ty1_w1 + ty2_w1
-                _t4_w1_w1 = (_u1_w1 - _u2_w1) + _c7_w1 if _c7_w1 == _c7_w1 else _u1_w1 - _u2_w1
-                _t5_w1_w1 = (_u8_w1 - _u9_w1) + _c14_w1 if _c14_w1 == _c14_w1 else _u8_w1 - _u9_w1
+                _t4_w1_w1 = _sel(_c7_w1 == _c7_w1, (_u1_w1 - _u2_w1) + _c7_w1, _u1_w1 - _u2_w1)
+                _t5_w1_w1 = _sel(_c14_w1 == _c14_w1, (_u8_w1 - _u9_w1) + _c14_w1, _u8_w1 - _u9_w1)
                 _t6_w1_w1 = min(_f32(0.5)*abs(_t4_w1_w1), _f32(0.5)*abs(_t5_w1_w1))/off_w1
                 _s52_w1 = -_f32(2.0)*_t6_w1_w1/((_t6_w1_w1*_t6_w1_w1) + _f32(1.0)) + _f32(2.0)
                 _t7_w2 = _f32(0.25)*(_f32(2.0)*positive_exponent - _f32(1.0))*_s52_w1
@@ -1799,8 +1800,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _inv4_w1 = _f32(1.0)/_t47_w2
                     _inv5_w1 = _f32(1.0)/_t56_w2
                     _inv6_w1 = _f32(1.0)/_t76_w1
-                    _t11_w2 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1_w1 < _f32(0.0) else _f32(0.0))
-                    _t12_w2 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t11_w2 = _sel(_t0_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t12_w2 = _sel(_t0_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t14_w2 = (-abs(_t0_w1_w1))*_inv0_w1_w1
                     _t15_w2 = _t12_w2*_t14_w2
                     _t16_w2 = math.exp(_t14_w2)
@@ -1810,10 +1811,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t18_w1_w1 = _t16_w2*_t17_w1_w1*_s74_w1
                     _t19_w1_w1 = _f32(0.5)*abs(_t4_w1_w1) - _f32(0.5)*abs(_t5_w1_w1)
                     _s75_w1 = -_t19_w1_w1
-                    _t20_w1_w1 = _f32(1.0) if _s75_w1 > _f32(0.0) else (_f32(0.5) if _s75_w1 == _f32(0.0) else _f32(0.0))
-                    _t21_w1_w1 = _f32(0.5)*(_f32(1.0) if _t4_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t20_w1_w1 = _sel(_s75_w1 > _f32(0.0), _f32(1.0), _sel(_s75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t21_w1_w1 = _f32(0.5)*_sel(_t4_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t4_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t22_w2 = _t20_w1_w1*_t21_w1_w1
-                    _t23_w2 = _f32(1.0) if _t19_w1_w1 > _f32(0.0) else (_f32(0.5) if _t19_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t23_w2 = _sel(_t19_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t19_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t24_w2 = _t21_w1_w1*_t23_w2*_t6_w1_w1
                     _t25_w2 = ((_t22_w2 - _t24_w2))*_inv1_w1_w1
                     _t28_w2 = _f32(2.0)*_inv2_w1_w1
@@ -1835,9 +1836,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w2 = _t36_w2*_t42_w2*_inv4_w1
                     _t49_w2 = _f32(2.0)*_t46_w2*_t48_w2
                     _t50_w2 = _f32(0.5)*math.exp(_t48_w2)
-                    _t51_w2 = _f32(1.0) if _t45_w2 > _f32(0.0) else _f32(0.0)
+                    _t51_w2 = _sel(_t45_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t57_w2 = _t54_w2*_inv5_w1
-                    _t58_w2 = _f32(1.0) if _t44_w2 > _f32(0.0) else _f32(0.0)
+                    _t58_w2 = _sel(_t44_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w2 = min(_t1_w1_w1, max(_u44_w1, _u44_w1 - _u44_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
                     _t60_w2 = _t3_w1_w1*_t59_w2
                     _t61_w2 = min(_t3_w1_w1, max(_u48, _u48 - _u48) + max(_s55_w1, _s55_w1 - _s55_w1))
@@ -1846,22 +1847,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w2 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t65_w2 = _t64_w2*_t8_w2 + eps
                     _t66_w2 = _t54_w2 + _t65_w2
-                    _t67_w2 = _t53_w2*(_f32(1.0) if _s53_w1 > _f32(0.0) else _f32(0.0))
+                    _t67_w2 = _t53_w2*_sel(_s53_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w2 = _t67_w2*((_t63_w2 + _t66_w2)*_inv5_w1)
                     _t69_w2 = -_t51_w2 - _t58_w2 + _f32(1.0)
                     _t70_w2 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t71_w2 = _t70_w2*_t9_w1_w1
                     _t72_w2 = _f32(0.5)*_t67_w2
                     _t73_w2 = _t72_w2*((_t63_w2 + _t65_w2 - _t71_w2)*_inv5_w1)
-                    _t74_w2 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1_w1 < _f32(0.0) else _f32(0.0))
-                    _t75_w2 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t74_w2 = _sel(_t2_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t75_w2 = _sel(_t2_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t77_w2 = (-abs(_t2_w1_w1))*_inv6_w1
                     _t78_w2 = _t75_w2*_t77_w2
                     _t79_w2 = math.exp(_t77_w2)
                     _s76_w1 = _f32(1.0) - _t79_w2
                     _s77_w1 = math.pow(_s76_w1, theta - _f32(1.0)) if _s76_w1 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t80_w2 = _t17_w1_w1*_t79_w2*_s77_w1
-                    _t81_w2 = _f32(0.5)*(_f32(1.0) if _t5_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t81_w2 = _f32(0.5)*_sel(_t5_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t5_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t82_w2 = _t23_w2*_t81_w2
                     _t83_w2 = _t20_w1_w1*_t6_w1_w1*_t81_w2
                     _t84_w2 = ((_t82_w2 - _t83_w2))*_inv1_w1_w1
@@ -1872,25 +1873,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t89_w2 = py1_w1 - ty1_w1
                     _t90_w2 = -_t89_w2
                     _t91_w2 = _f32(2.0)*_t34_w2*_t37_w2
-                    _t92_w2 = _f32(1.0) if _t90_w2 > _f32(0.0) else _f32(0.0)
-                    _t93_w2 = _f32(1.0) if _t89_w2 > _f32(0.0) else _f32(0.0)
+                    _t92_w2 = _sel(_t90_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t93_w2 = _sel(_t89_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t94_w2 = _t55_w2*_t70_w2 + _t63_w2 + eps
-                    _t95_w2 = _t9_w1_w1*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t95_w2 = _t9_w1_w1*_sel(_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t96_w2 = _t95_w2*((_t54_w2 + _t94_w2)*_inv5_w1)
                     _t97_w2 = -_t92_w2 - _t93_w2 + _f32(1.0)
                     _t98_w2 = _f32(0.5)*_t95_w2
                     _t99_w2 = _t98_w2*((-_t53_w2*_t64_w2 + _t94_w2)*_inv5_w1)
                     _t100_w2 = -_t11_w2
                     _t101_w2 = px2_w1 - tx2_w1
-                    _t102_w2 = _f32(1.0) if _t101_w2 > _f32(0.0) else _f32(0.0)
+                    _t102_w2 = _sel(_t101_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w2 = -_t101_w2
-                    _t104_w2 = _f32(1.0) if _t103_w2 > _f32(0.0) else _f32(0.0)
+                    _t104_w2 = _sel(_t103_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t105_w2 = -_t102_w2 - _t104_w2 + _f32(1.0)
                     _t106_w2 = -_t74_w2
                     _t107_w2 = py2_w1 - ty2_w1
-                    _t108_w2 = _f32(1.0) if _t107_w2 > _f32(0.0) else _f32(0.0)
+                    _t108_w2 = _sel(_t107_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t109_w2 = -_t107_w2
-                    _t110_w2 = _f32(1.0) if _t109_w2 > _f32(0.0) else _f32(0.0)
+                    _t110_w2 = _sel(_t109_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w2 = -_t108_w2 - _t110_w2 + _f32(1.0)
                     _t112_w2 = _t12_w2 - _f32(1.0)
                     _t113_w2 = ((-_t22_w2 - -_t24_w2))*_inv1_w1_w1
@@ -1908,33 +1909,33 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t125_w2 = _t1_w1_w1*_t61_w2 + _t71_w2
                     _t126_w2 = _t95_w2*((_t125_w2 + _t66_w2)*_inv5_w1)
                     _t127_w2 = _t98_w2*((_t125_w2 - _t53_w2*_t59_w2 + _t65_w2)*_inv5_w1)
-                    _s78_w1 = _t43_w2 - -_t49_w2*(_f32(1.0) if _t45_w2 > _f32(0.0) else (_f32(0.5) if _t45_w2 == _f32(0.0) else _f32(0.0)))
+                    _s78_w1 = _t43_w2 - -_t49_w2*_sel(_t45_w2 > _f32(0.0), _f32(1.0), _sel(_t45_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s79_w1 = -((_t51_w2*_t57_w2*_t8_w2 - _t58_w2*_t68_w2 - _t69_w2*_t73_w2)*_inv5_w1)
                     d_px1_w1 = -_t18_w1_w1*(((_t11_w2 - -_t15_w2))*_inv0_w1_w1) - _t39_w2 - _t50_w2*(_s78_w1*_inv4_w1) + _s79_w1
-                    _s80_w1 = _t88_w2 - -_t91_w2*(_f32(1.0) if _t90_w2 > _f32(0.0) else (_f32(0.5) if _t90_w2 == _f32(0.0) else _f32(0.0)))
+                    _s80_w1 = _t88_w2 - -_t91_w2*_sel(_t90_w2 > _f32(0.0), _f32(1.0), _sel(_t90_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s81_w1 = -((_t55_w2*_t57_w2*_t92_w2 - _t93_w2*_t96_w2 - _t97_w2*_t99_w2)*_inv5_w1)
                     d_py1_w1 = -_t38_w2*(_s80_w1*_inv3_w1) - _t80_w2*(((_t74_w2 - -_t78_w2))*_inv6_w1) - _t86_w2 + _s81_w1
-                    _s82_w1 = _t43_w2 - _t49_w2*(_f32(1.0) if _t101_w2 > _f32(0.0) else (_f32(0.5) if _t101_w2 == _f32(0.0) else _f32(0.0)))
+                    _s82_w1 = _t43_w2 - _t49_w2*_sel(_t101_w2 > _f32(0.0), _f32(1.0), _sel(_t101_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s83_w1 = -((-_t102_w2*_t57_w2*_t8_w2 + _t104_w2*_t68_w2 + _t105_w2*_t73_w2)*_inv5_w1)
                     d_px2_w1 = -_t18_w1_w1*(((_t100_w2 - _t15_w2))*_inv0_w1_w1) - _t39_w2 - _t50_w2*(_s82_w1*_inv4_w1) + _s83_w1
-                    _s84_w1 = _t88_w2 - _t91_w2*(_f32(1.0) if _t107_w2 > _f32(0.0) else (_f32(0.5) if _t107_w2 == _f32(0.0) else _f32(0.0)))
+                    _s84_w1 = _t88_w2 - _t91_w2*_sel(_t107_w2 > _f32(0.0), _f32(1.0), _sel(_t107_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s85_w1 = -((-_t108_w2*_t55_w2*_t57_w2 + _t110_w2*_t96_w2 + _t111_w2*_t99_w2)*_inv5_w1)
                     d_py2_w1 = -_t38_w2*(_s84_w1*_inv3_w1) - _t80_w2*(((_t106_w2 - _t78_w2))*_inv6_w1) - _t86_w2 + _s85_w1
-                    _s86_w1 = _t116_w2 - -_t49_w2*(_f32(1.0) if _t44_w2 > _f32(0.0) else (_f32(0.5) if _t44_w2 == _f32(0.0) else _f32(0.0)))
+                    _s86_w1 = _t116_w2 - -_t49_w2*_sel(_t44_w2 > _f32(0.0), _f32(1.0), _sel(_t44_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s87_w1 = -((-_t118_w2*_t51_w2 - _t119_w2*_t69_w2 + _t3_w1_w1*_t57_w2*_t58_w2)*_inv5_w1)
                     d_tx1_w1 = -_t115_w2 - _t18_w1_w1*(((_t100_w2 - _t112_w2*_t14_w2))*_inv0_w1_w1) - _t50_w2*(_s86_w1*_inv4_w1) + _s87_w1
-                    _s88_w1 = _t124_w2 - -_t91_w2*(_f32(1.0) if _t89_w2 > _f32(0.0) else (_f32(0.5) if _t89_w2 == _f32(0.0) else _f32(0.0)))
+                    _s88_w1 = _t124_w2 - -_t91_w2*_sel(_t89_w2 > _f32(0.0), _f32(1.0), _sel(_t89_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s89_w1 = -((_t1_w1_w1*_t57_w2*_t93_w2 - _t126_w2*_t92_w2 - _t127_w2*_t97_w2)*_inv5_w1)
                     d_ty1_w1 = -_t123_w2 - _t38_w2*(_s88_w1*_inv3_w1) - _t80_w2*(((_t106_w2 - _t120_w2*_t77_w2))*_inv6_w1) + _s89_w1
-                    _s90 = _t49_w2*(_f32(1.0) if _t103_w2 > _f32(0.0) else (_f32(0.5) if _t103_w2 == _f32(0.0) else _f32(0.0)))
+                    _s90 = _t49_w2*_sel(_t103_w2 > _f32(0.0), _f32(1.0), _sel(_t103_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s91 = -((_t102_w2*_t118_w2 - _t104_w2*_t3_w1_w1*_t57_w2 + _t105_w2*_t119_w2)*_inv5_w1)
                     d_tx2_w1 = -_t115_w2 - _t18_w1_w1*(((_t11_w2 - -_t112_w2*_t14_w2))*_inv0_w1_w1) - _t50_w2*(((_t116_w2 - _s90))*_inv4_w1) + _s91
-                    _s92 = _t91_w2*(_f32(1.0) if _t109_w2 > _f32(0.0) else (_f32(0.5) if _t109_w2 == _f32(0.0) else _f32(0.0)))
+                    _s92 = _t91_w2*_sel(_t109_w2 > _f32(0.0), _f32(1.0), _sel(_t109_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s93 = -((-_t1_w1_w1*_t110_w2*_t57_w2 + _t108_w2*_t126_w2 + _t111_w2*_t127_w2)*_inv5_w1)
                     d_ty2_w1 = -_t123_w2 - _t38_w2*(((_t124_w2 - _s92))*_inv3_w1) - _t80_w2*(((_t74_w2 - -_t120_w2*_t77_w2))*_inv6_w1) + _s93
                 else:
-                    _t11_w3 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t0_w1_w1 < _f32(0.0) else _f32(0.0))
-                    _t12_w3 = _f32(1.0) if _t0_w1_w1 > _f32(0.0) else (_f32(0.5) if _t0_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t11_w3 = _sel(_t0_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t12_w3 = _sel(_t0_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t0_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t14_w3 = (-abs(_t0_w1_w1))/_t13_w2
                     _t15_w3 = _t12_w3*_t14_w3
                     _t16_w3 = math.exp(_t14_w3)
@@ -1944,10 +1945,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t18_w2 = _t16_w3*_t17_w2*_s95
                     _t19_w2 = _f32(0.5)*abs(_t4_w1_w1) - _f32(0.5)*abs(_t5_w1_w1)
                     _s96 = -_t19_w2
-                    _t20_w2 = _f32(1.0) if _s96 > _f32(0.0) else (_f32(0.5) if _s96 == _f32(0.0) else _f32(0.0))
-                    _t21_w2 = _f32(0.5)*(_f32(1.0) if _t4_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t4_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t20_w2 = _sel(_s96 > _f32(0.0), _f32(1.0), _sel(_s96 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    _t21_w2 = _f32(0.5)*_sel(_t4_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t4_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t22_w3 = _t20_w2*_t21_w2
-                    _t23_w3 = _f32(1.0) if _t19_w2 > _f32(0.0) else (_f32(0.5) if _t19_w2 == _f32(0.0) else _f32(0.0))
+                    _t23_w3 = _sel(_t19_w2 > _f32(0.0), _f32(1.0), _sel(_t19_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t24_w3 = _t21_w2*_t23_w3*_t6_w1_w1
                     _t25_w3 = ((_t22_w3 - _t24_w3))/off_w1
                     _t28_w3 = _f32(2.0)/_t27_w2
@@ -1969,9 +1970,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w3 = _t36_w3*_t42_w3/_t47_w2
                     _t49_w3 = _f32(2.0)*_t46_w2*_t48_w3
                     _t50_w3 = _f32(0.5)*math.exp(_t48_w3)
-                    _t51_w3 = _f32(1.0) if _t45_w3 > _f32(0.0) else _f32(0.0)
+                    _t51_w3 = _sel(_t45_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t57_w3 = _t54_w2/_t56_w2
-                    _t58_w3 = _f32(1.0) if _t44_w3 > _f32(0.0) else _f32(0.0)
+                    _t58_w3 = _sel(_t44_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w3 = min(_t1_w1_w1, max(_u44_w1, _u44_w1 - _u44_w1) + max(_s54_w1, _s54_w1 - _s54_w1))
                     _t60_w3 = _t3_w1_w1*_t59_w3
                     _t61_w3 = min(_t3_w1_w1, max(_u48, _u48 - _u48) + max(_s55_w1, _s55_w1 - _s55_w1))
@@ -1980,22 +1981,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t64_w3 = min(_t55_w2, max(_u1_w1, _u1_w1 - _u1_w1) + max(_u2_w1, _u2_w1 - _u2_w1))
                     _t65_w3 = _t64_w3*_t8_w2 + eps
                     _t66_w3 = _t54_w2 + _t65_w3
-                    _t67_w3 = _t53_w2*(_f32(1.0) if _s53_w1 > _f32(0.0) else _f32(0.0))
+                    _t67_w3 = _t53_w2*_sel(_s53_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w3 = _t67_w3*((_t63_w3 + _t66_w3)/_t56_w2)
                     _t69_w3 = -_t51_w3 - _t58_w3 + _f32(1.0)
                     _t70_w3 = min(_t8_w2, max(_u8_w1, _u8_w1 - _u8_w1) + max(_u9_w1, _u9_w1 - _u9_w1))
                     _t71_w3 = _t70_w3*_t9_w1_w1
                     _t72_w3 = _f32(0.5)*_t67_w3
                     _t73_w1 = _t72_w3*((_t63_w3 + _t65_w3 - _t71_w3)/_t56_w2)
-                    _t74_w1 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t2_w1_w1 < _f32(0.0) else _f32(0.0))
-                    _t75_w1 = _f32(1.0) if _t2_w1_w1 > _f32(0.0) else (_f32(0.5) if _t2_w1_w1 == _f32(0.0) else _f32(0.0))
+                    _t74_w1 = _sel(_t2_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
+                    _t75_w1 = _sel(_t2_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t2_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _t77_w1 = (-abs(_t2_w1_w1))/_t76_w1
                     _t78_w1 = _t75_w1*_t77_w1
                     _t79_w1 = math.exp(_t77_w1)
                     _s97 = _f32(1.0) - _t79_w1
                     _s98 = math.pow(_s97, theta - _f32(1.0)) if _s97 > _f32(0.0) and theta != _f32(0.0) else _f32(0.0)
                     _t80_w1 = _t17_w2*_t79_w1*_s98
-                    _t81_w1 = _f32(0.5)*(_f32(1.0) if _t5_w1_w1 > _f32(0.0) else (-_f32(1.0) if _t5_w1_w1 < _f32(0.0) else _f32(0.0)))
+                    _t81_w1 = _f32(0.5)*_sel(_t5_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t5_w1_w1 < _f32(0.0), -_f32(1.0), _f32(0.0)))
                     _t82_w1 = _t23_w3*_t81_w1
                     _t83_w1 = _t20_w2*_t6_w1_w1*_t81_w1
                     _t84_w1 = ((_t82_w1 - _t83_w1))/off_w1
@@ -2006,25 +2007,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t89_w1 = py1_w1 - ty1_w1
                     _t90_w1 = -_t89_w1
                     _t91_w1 = _f32(2.0)*_t34_w2*_t37_w3
-                    _t92_w1 = _f32(1.0) if _t90_w1 > _f32(0.0) else _f32(0.0)
-                    _t93_w1 = _f32(1.0) if _t89_w1 > _f32(0.0) else _f32(0.0)
+                    _t92_w1 = _sel(_t90_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t93_w1 = _sel(_t89_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t94_w1 = _t55_w2*_t70_w3 + _t63_w3 + eps
-                    _t95_w1 = _t9_w1_w1*(_f32(1.0) if _t52_w2 > _f32(0.0) else _f32(0.0))
+                    _t95_w1 = _t9_w1_w1*_sel(_t52_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t96_w1 = _t95_w1*((_t54_w2 + _t94_w1)/_t56_w2)
                     _t97_w1 = -_t92_w1 - _t93_w1 + _f32(1.0)
                     _t98_w1 = _f32(0.5)*_t95_w1
                     _t99_w1 = _t98_w1*((-_t53_w2*_t64_w3 + _t94_w1)/_t56_w2)
                     _t100_w1 = -_t11_w3
                     _t101_w1 = px2_w1 - tx2_w1
-                    _t102_w1 = _f32(1.0) if _t101_w1 > _f32(0.0) else _f32(0.0)
+                    _t102_w1 = _sel(_t101_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t103_w1 = -_t101_w1
-                    _t104_w1 = _f32(1.0) if _t103_w1 > _f32(0.0) else _f32(0.0)
+                    _t104_w1 = _sel(_t103_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t105_w1 = -_t102_w1 - _t104_w1 + _f32(1.0)
                     _t106_w1 = -_t74_w1
                     _t107_w1 = py2_w1 - ty2_w1
-                    _t108_w1 = _f32(1.0) if _t107_w1 > _f32(0.0) else _f32(0.0)
+                    _t108_w1 = _sel(_t107_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t109_w1 = -_t107_w1
-                    _t110_w1 = _f32(1.0) if _t109_w1 > _f32(0.0) else _f32(0.0)
+                    _t110_w1 = _sel(_t109_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t111_w1 = -_t108_w1 - _t110_w1 + _f32(1.0)
                     _t112_w1 = _t12_w3 - _f32(1.0)
                     _t113_w1 = ((-_t22_w3 - -_t24_w3))/off_w1
@@ -2042,28 +2043,28 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t125_w1 = _t1_w1_w1*_t61_w3 + _t71_w3
                     _t126_w1 = _t95_w1*((_t125_w1 + _t66_w3)/_t56_w2)
                     _t127_w1 = _t98_w1*((_t125_w1 - _t53_w2*_t59_w3 + _t65_w3)/_t56_w2)
-                    _s99 = _t43_w3 - -_t49_w3*(_f32(1.0) if _t45_w3 > _f32(0.0) else (_f32(0.5) if _t45_w3 == _f32(0.0) else _f32(0.0)))
+                    _s99 = _t43_w3 - -_t49_w3*_sel(_t45_w3 > _f32(0.0), _f32(1.0), _sel(_t45_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s100 = -((_t51_w3*_t57_w3*_t8_w2 - _t58_w3*_t68_w3 - _t69_w3*_t73_w1)/_t56_w2)
                     d_px1_w1 = -_t18_w2*(((_t11_w3 - -_t15_w3))/_t13_w2) - _t39_w3 - _t50_w3*(_s99/_t47_w2) + _s100
-                    _s101 = _t88_w1 - -_t91_w1*(_f32(1.0) if _t90_w1 > _f32(0.0) else (_f32(0.5) if _t90_w1 == _f32(0.0) else _f32(0.0)))
+                    _s101 = _t88_w1 - -_t91_w1*_sel(_t90_w1 > _f32(0.0), _f32(1.0), _sel(_t90_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s102 = -((_t55_w2*_t57_w3*_t92_w1 - _t93_w1*_t96_w1 - _t97_w1*_t99_w1)/_t56_w2)
                     d_py1_w1 = -_t38_w3*(_s101/_t35_w2) - _t80_w1*(((_t74_w1 - -_t78_w1))/_t76_w1) - _t86_w1 + _s102
-                    _s103 = _t43_w3 - _t49_w3*(_f32(1.0) if _t101_w1 > _f32(0.0) else (_f32(0.5) if _t101_w1 == _f32(0.0) else _f32(0.0)))
+                    _s103 = _t43_w3 - _t49_w3*_sel(_t101_w1 > _f32(0.0), _f32(1.0), _sel(_t101_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s104 = -((-_t102_w1*_t57_w3*_t8_w2 + _t104_w1*_t68_w3 + _t105_w1*_t73_w1)/_t56_w2)
                     d_px2_w1 = -_t18_w2*(((_t100_w1 - _t15_w3))/_t13_w2) - _t39_w3 - _t50_w3*(_s103/_t47_w2) + _s104
-                    _s105 = _t88_w1 - _t91_w1*(_f32(1.0) if _t107_w1 > _f32(0.0) else (_f32(0.5) if _t107_w1 == _f32(0.0) else _f32(0.0)))
+                    _s105 = _t88_w1 - _t91_w1*_sel(_t107_w1 > _f32(0.0), _f32(1.0), _sel(_t107_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s106 = -((-_t108_w1*_t55_w2*_t57_w3 + _t110_w1*_t96_w1 + _t111_w1*_t99_w1)/_t56_w2)
                     d_py2_w1 = -_t38_w3*(_s105/_t35_w2) - _t80_w1*(((_t106_w1 - _t78_w1))/_t76_w1) - _t86_w1 + _s106
-                    _s107 = _t116_w1 - -_t49_w3*(_f32(1.0) if _t44_w3 > _f32(0.0) else (_f32(0.5) if _t44_w3 == _f32(0.0) else _f32(0.0)))
+                    _s107 = _t116_w1 - -_t49_w3*_sel(_t44_w3 > _f32(0.0), _f32(1.0), _sel(_t44_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s108 = -((-_t118_w1*_t51_w3 - _t119_w1*_t69_w3 + _t3_w1_w1*_t57_w3*_t58_w3)/_t56_w2)
                     d_tx1_w1 = -_t115_w1 - _t18_w2*(((_t100_w1 - _t112_w1*_t14_w3))/_t13_w2) - _t50_w3*(_s107/_t47_w2) + _s108
-                    _s109 = _t124_w1 - -_t91_w1*(_f32(1.0) if _t89_w1 > _f32(0.0) else (_f32(0.5) if _t89_w1 == _f32(0.0) else _f32(0.0)))
+                    _s109 = _t124_w1 - -_t91_w1*_sel(_t89_w1 > _f32(0.0), _f32(1.0), _sel(_t89_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s110 = -((_t1_w1_w1*_t57_w3*_t93_w1 - _t126_w1*_t92_w1 - _t127_w1*_t97_w1)/_t56_w2)
                     d_ty1_w1 = -_t123_w1 - _t38_w3*(_s109/_t35_w2) - _t80_w1*(((_t106_w1 - _t120_w1*_t77_w1))/_t76_w1) + _s110
-                    _s111 = _t49_w3*(_f32(1.0) if _t103_w1 > _f32(0.0) else (_f32(0.5) if _t103_w1 == _f32(0.0) else _f32(0.0)))
+                    _s111 = _t49_w3*_sel(_t103_w1 > _f32(0.0), _f32(1.0), _sel(_t103_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s112 = -((_t102_w1*_t118_w1 - _t104_w1*_t3_w1_w1*_t57_w3 + _t105_w1*_t119_w1)/_t56_w2)
                     d_tx2_w1 = -_t115_w1 - _t18_w2*(((_t11_w3 - -_t112_w1*_t14_w3))/_t13_w2) - _t50_w3*(((_t116_w1 - _s111))/_t47_w2) + _s112
-                    _s113 = _t91_w1*(_f32(1.0) if _t109_w1 > _f32(0.0) else (_f32(0.5) if _t109_w1 == _f32(0.0) else _f32(0.0)))
+                    _s113 = _t91_w1*_sel(_t109_w1 > _f32(0.0), _f32(1.0), _sel(_t109_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     _s114 = -((-_t1_w1_w1*_t110_w1*_t57_w3 + _t108_w1*_t126_w1 + _t111_w1*_t127_w1)/_t56_w2)
                     d_ty2_w1 = -_t123_w1 - _t38_w3*(((_t124_w1 - _s113))/_t35_w2) - _t80_w1*(((_t74_w1 - -_t120_w1*_t77_w1))/_t76_w1) + _s114
             if not _ok_w1:
@@ -2082,14 +2083,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -35,7 +36,7 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         else:  # positive (q > 0)
             _s8 = -logits
             _s9 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
@@ -44,8 +45,8 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
-                | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
+                | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0)), 1, 0)
     return _bad
 
 
@@ -82,12 +83,12 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-            value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+            value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
             _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
             _g18 = gamma + 1.0
             _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
             _q10 = alpha*(_p9 - _p9*(_g18*_c4))
-            _s11 = (1.0 - detach_weight)*((_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q10)
+            _s11 = (1.0 - detach_weight)*(_sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q10)
             d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + _s11
             _c12 = gamma*134217728.0 + gamma
             _h13 = _c12 - (_c12 - gamma)
@@ -107,13 +108,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _l25 = math.log1p(_e22)
             _p26 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -gamma)
             _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
-            value = (_l25 if logits < 0.0 else logits + _l25)*_ap27
+            value = _sel(logits < 0.0, _l25, logits + _l25)*_ap27
             _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
             _t1 = alpha*math.pow(_t0_w1, gamma)
             _g128 = gamma + 1.0
             _p29 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -_g128)
             _q30 = alpha*(_p29 - _p29*(_g128*_c24))
-            _s31 = (_e22 + gamma*_l25 if logits < 0.0 else 1.0 + gamma*((logits + _l25)*_e22))*_q30
+            _s31 = _sel(logits < 0.0, _e22 + gamma*_l25, 1.0 + gamma*((logits + _l25)*_e22))*_q30
             d_logits = _t0_w1*_t1*detach_weight + (1.0 - detach_weight)*_s31
             d_target = -_t1*logits
         else:  # positive (q > 0)
@@ -137,8 +138,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
-                | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
+                | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -178,7 +179,7 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         else:  # positive (q > 0)
             _s8 = -logits
             _s9 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
@@ -187,8 +188,8 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
-                | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
+                | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -225,7 +226,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l5 = math.log1p(_e2)
             _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-            value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+            value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
             _w_logits = _f64(logits)
             _w_alpha = _f64(alpha)
             _w_gamma = _f64(gamma)
@@ -241,7 +242,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _g115 = _w_gamma + 1.0
             _p16 = (math.pow(_e9, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d10, -_g115)
             _q17 = _w_alpha*(_p16 - _p16*(_g115*_c11))
-            _s18 = (_e9 + _w_gamma*_l12 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l12)*_e9))*_q17
+            _s18 = _sel(_w_logits < 0.0, _e9 + _w_gamma*_l12, 1.0 + _w_gamma*((_w_logits + _l12)*_e9))*_q17
             d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s18)
             _c19 = _w_gamma*134217728.0 + _w_gamma
             _h20 = _c19 - (_c19 - _w_gamma)
@@ -261,7 +262,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _l32 = math.log1p(_e29)
             _p33 = (math.pow(_e29, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d30, -gamma)
             _ap34 = alpha*(_p33 - _p33*(gamma*_c31))
-            value = (_l32 if logits < _f32(0.0) else logits + _l32)*_ap34
+            value = _sel(logits < _f32(0.0), _l32, logits + _l32)*_ap34
             _w_logits_w1 = _f64(logits)
             _w_alpha_w1 = _f64(alpha)
             _w_gamma_w1 = _f64(gamma)
@@ -278,7 +279,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _g142 = _w_gamma_w1 + 1.0
             _p43 = (math.pow(_e36, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d37, -_g142)
             _q44 = _w_alpha_w1*(_p43 - _p43*(_g142*_c38))
-            _s45 = (_e36 + _w_gamma_w1*_l39 if _w_logits_w1 < 0.0 else 1.0 + _w_gamma_w1*((_w_logits_w1 + _l39)*_e36))*_q44
+            _s45 = _sel(_w_logits_w1 < 0.0, _e36 + _w_gamma_w1*_l39, 1.0 + _w_gamma_w1*((_w_logits_w1 + _l39)*_e36))*_q44
             d_logits = _f32(_w0_w1*_w1*_w_detach_weight_w1 + (1.0 - _w_detach_weight_w1)*_s45)
             d_target = _f32(-_w1*_w_logits_w1)
         else:  # positive (q > 0)
@@ -309,8 +310,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
-                | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0)))) else 0
+        _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
+                | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -90,14 +91,14 @@ def _value_block_f64(_pred, _target, _out, eps, version, iou_mean, gamma, alpha,
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -198,8 +199,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26 = _t21*_inv1
             _t27 = s1*math.exp(_t16)
             _t28 = _t27*(1.0 - _t26)
-            _t29 = 1.0 if _t10 > 0.0 else 0.0
-            _t30 = 1.0 if _t9 > 0.0 else 0.0
+            _t29 = _sel(_t10 > 0.0, 1.0, 0.0)
+            _t30 = _sel(_t9 > 0.0, 1.0, 0.0)
             _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
             _t32 = _t31*_t5
             _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
@@ -208,7 +209,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
             _t37 = _t36*_t4 + eps
             _t38 = _t21 + _t37
-            _t39 = _t20*(1.0 if _s5 > 0.0 else 0.0)
+            _t39 = _t20*_sel(_s5 > 0.0, 1.0, 0.0)
             _t40 = _t39*((_t35 + _t38)*_inv1)
             _t41 = -_t29 - _t30 + 1.0
             _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
@@ -218,23 +219,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46 = py1 - ty1
             _t47 = -_t46
             _t48 = _t13*_t17
-            _t49 = 1.0 if _t47 > 0.0 else 0.0
-            _t50 = 1.0 if _t46 > 0.0 else 0.0
+            _t49 = _sel(_t47 > 0.0, 1.0, 0.0)
+            _t50 = _sel(_t46 > 0.0, 1.0, 0.0)
             _t51 = _t22*_t42 + _t35 + eps
-            _t52 = _t6*(1.0 if _t19 > 0.0 else 0.0)
+            _t52 = _t6*_sel(_t19 > 0.0, 1.0, 0.0)
             _t53 = _t52*((_t21 + _t51)*_inv1)
             _t54 = -_t49 - _t50 + 1.0
             _t55 = 0.5*_t52
             _t56 = _t55*((-_t20*_t36 + _t51)*_inv1)
             _t57 = _t23 + px2
-            _t58 = 1.0 if _t57 > 0.0 else 0.0
+            _t58 = _sel(_t57 > 0.0, 1.0, 0.0)
             _t59 = -_t57
-            _t60 = 1.0 if _t59 > 0.0 else 0.0
+            _t60 = _sel(_t59 > 0.0, 1.0, 0.0)
             _t61 = -_t58 - _t60 + 1.0
             _t62 = py2 - ty2
-            _t63 = 1.0 if _t62 > 0.0 else 0.0
+            _t63 = _sel(_t62 > 0.0, 1.0, 0.0)
             _t64 = -_t62
-            _t65 = 1.0 if _t64 > 0.0 else 0.0
+            _t65 = _sel(_t64 > 0.0, 1.0, 0.0)
             _t66 = -_t63 - _t65 + 1.0
             _t67 = -_t8
             _t68 = _t32 + _t43
@@ -244,21 +245,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = _t24*_t33 + _t43
             _t73 = _t52*((_t38 + _t72)*_inv1)
             _t74 = _t55*((-_t20*_t31 + _t37 + _t72)*_inv1)
-            _s26 = _t28*(((_t8 - -_t18*(1.0 if _t10 > 0.0 else (0.5 if _t10 == 0.0 else 0.0))))*_inv0)
+            _s26 = _t28*(((_t8 - -_t18*_sel(_t10 > 0.0, 1.0, _sel(_t10 == 0.0, 0.5, 0.0))))*_inv0)
             d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)*_inv1) + _s26
-            _s27 = _t28*(((_t12 - -_t48*(1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0))))*_inv0)
+            _s27 = _t28*(((_t12 - -_t48*_sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))))*_inv0)
             d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)*_inv1) + _s27
-            _s28 = _t28*(((_t8 - _t18*(1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0))))*_inv0)
+            _s28 = _t28*(((_t8 - _t18*_sel(_t57 > 0.0, 1.0, _sel(_t57 == 0.0, 0.5, 0.0))))*_inv0)
             d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)*_inv1) + _s28
-            _s29 = _t28*(((_t12 - _t48*(1.0 if _t62 > 0.0 else (0.5 if _t62 == 0.0 else 0.0))))*_inv0)
+            _s29 = _t28*(((_t12 - _t48*_sel(_t62 > 0.0, 1.0, _sel(_t62 == 0.0, 0.5, 0.0))))*_inv0)
             d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)*_inv1) + _s29
-            _s30 = _t28*(((_t67 - -_t18*(1.0 if _t9 > 0.0 else (0.5 if _t9 == 0.0 else 0.0))))*_inv0)
+            _s30 = _t28*(((_t67 - -_t18*_sel(_t9 > 0.0, 1.0, _sel(_t9 == 0.0, 0.5, 0.0))))*_inv0)
             d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)*_inv1) + _s30
-            _s31 = _t28*(((_t71 - -_t48*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))))*_inv0)
+            _s31 = _t28*(((_t71 - -_t48*_sel(_t46 > 0.0, 1.0, _sel(_t46 == 0.0, 0.5, 0.0))))*_inv0)
             d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)*_inv1) + _s31
-            _s32 = _t28*(((_t67 - _t18*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0)
+            _s32 = _t28*(((_t67 - _t18*_sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))))*_inv0)
             d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)*_inv1) + _s32
-            _s33 = _t28*(((_t71 - _t48*(1.0 if _t64 > 0.0 else (0.5 if _t64 == 0.0 else 0.0))))*_inv0)
+            _s33 = _t28*(((_t71 - _t48*_sel(_t64 > 0.0, 1.0, _sel(_t64 == 0.0, 0.5, 0.0))))*_inv0)
             d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _s33
         else:  # r R_WIoU L_IoU
             _t0_w1 = _s3
@@ -317,9 +318,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38_w1 = (_t7_w1/(_t28_w1 + _t37_w1))
             _t39_w1 = math.exp(_t16_w1)*math.exp((-_t38_w1*la3 + c3 + s3*math.log(_t38_w1)))*math.pow(_t38_w1/iou_mean, g2)
             _t40_w1 = _t39_w1*(1.0 - _t26_w1)
-            _t41_w1 = 1.0 if _t10_w1 > 0.0 else 0.0
-            _t42_w1 = 1.0 if _t9_w1 > 0.0 else 0.0
-            _t43_w1 = _t20_w1*(1.0 if _s5 > 0.0 else 0.0)
+            _t41_w1 = _sel(_t10_w1 > 0.0, 1.0, 0.0)
+            _t42_w1 = _sel(_t9_w1 > 0.0, 1.0, 0.0)
+            _t43_w1 = _t20_w1*_sel(_s5 > 0.0, 1.0, 0.0)
             _t44_w1 = _t43_w1*(_t37_w1*_inv1_w1)
             _t45_w1 = -_t41_w1 - _t42_w1 + 1.0
             _t46_w1 = 0.5*_t43_w1
@@ -327,23 +328,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48_w1 = py1 - ty1
             _t49_w1 = -_t48_w1
             _t50_w1 = _t13_w1*_t17_w1
-            _t51_w1 = 1.0 if _t49_w1 > 0.0 else 0.0
-            _t52_w1 = 1.0 if _t48_w1 > 0.0 else 0.0
+            _t51_w1 = _sel(_t49_w1 > 0.0, 1.0, 0.0)
+            _t52_w1 = _sel(_t48_w1 > 0.0, 1.0, 0.0)
             _t53_w1 = _t22_w1*_t27_w1 + _t33_w1 + eps
-            _t54_w1 = _t6_w1*(1.0 if _t19_w1 > 0.0 else 0.0)
+            _t54_w1 = _t6_w1*_sel(_t19_w1 > 0.0, 1.0, 0.0)
             _t55_w1 = _t54_w1*((_t21_w1 + _t53_w1)*_inv1_w1)
             _t56_w1 = -_t51_w1 - _t52_w1 + 1.0
             _t57_w1 = 0.5*_t54_w1
             _t58_w1 = _t57_w1*((-_t20_w1*_t34_w1 + _t53_w1)*_inv1_w1)
             _t59_w1 = _t23_w1 + px2
-            _t60_w1 = 1.0 if _t59_w1 > 0.0 else 0.0
+            _t60_w1 = _sel(_t59_w1 > 0.0, 1.0, 0.0)
             _t61_w1 = -_t59_w1
-            _t62_w1 = 1.0 if _t61_w1 > 0.0 else 0.0
+            _t62_w1 = _sel(_t61_w1 > 0.0, 1.0, 0.0)
             _t63_w1 = -_t60_w1 - _t62_w1 + 1.0
             _t64_w1 = py2 - ty2
-            _t65_w1 = 1.0 if _t64_w1 > 0.0 else 0.0
+            _t65_w1 = _sel(_t64_w1 > 0.0, 1.0, 0.0)
             _t66_w1 = -_t64_w1
-            _t67_w1 = 1.0 if _t66_w1 > 0.0 else 0.0
+            _t67_w1 = _sel(_t66_w1 > 0.0, 1.0, 0.0)
             _t68_w1 = -_t65_w1 - _t67_w1 + 1.0
             _t69_w1 = -_t8_w1
             _t70_w1 = _t28_w1 + _t30_w1
@@ -353,21 +354,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t74_w1 = _t24_w1*_t31_w1 + _t28_w1
             _t75 = _t54_w1*((_t36_w1 + _t74_w1)*_inv1_w1)
             _t76 = _t57_w1*((-_t20_w1*_t29_w1 + _t35_w1 + _t74_w1)*_inv1_w1)
-            _s45 = _t40_w1*(((_t8_w1 - -_t18_w1*(1.0 if _t10_w1 > 0.0 else (0.5 if _t10_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s45 = _t40_w1*(((_t8_w1 - -_t18_w1*_sel(_t10_w1 > 0.0, 1.0, _sel(_t10_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_px1 = -_t39_w1*((_t26_w1*_t4_w1*_t41_w1 - _t42_w1*_t44_w1 - _t45_w1*_t47_w1)*_inv1_w1) + _s45
-            _s46 = _t40_w1*(((_t12_w1 - -_t50_w1*(1.0 if _t49_w1 > 0.0 else (0.5 if _t49_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s46 = _t40_w1*(((_t12_w1 - -_t50_w1*_sel(_t49_w1 > 0.0, 1.0, _sel(_t49_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_py1 = -_t39_w1*((_t22_w1*_t26_w1*_t51_w1 - _t52_w1*_t55_w1 - _t56_w1*_t58_w1)*_inv1_w1) + _s46
-            _s47 = _t40_w1*(((_t8_w1 - _t18_w1*(1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s47 = _t40_w1*(((_t8_w1 - _t18_w1*_sel(_t59_w1 > 0.0, 1.0, _sel(_t59_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_px2 = -_t39_w1*((-_t26_w1*_t4_w1*_t60_w1 + _t44_w1*_t62_w1 + _t47_w1*_t63_w1)*_inv1_w1) + _s47
-            _s48 = _t40_w1*(((_t12_w1 - _t50_w1*(1.0 if _t64_w1 > 0.0 else (0.5 if _t64_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s48 = _t40_w1*(((_t12_w1 - _t50_w1*_sel(_t64_w1 > 0.0, 1.0, _sel(_t64_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_py2 = -_t39_w1*((-_t22_w1*_t26_w1*_t65_w1 + _t55_w1*_t67_w1 + _t58_w1*_t68_w1)*_inv1_w1) + _s48
-            _s49 = _t40_w1*(((_t69_w1 - -_t18_w1*(1.0 if _t9_w1 > 0.0 else (0.5 if _t9_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s49 = _t40_w1*(((_t69_w1 - -_t18_w1*_sel(_t9_w1 > 0.0, 1.0, _sel(_t9_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_tx1 = -_t39_w1*((_t26_w1*_t42_w1*_t5_w1 - _t41_w1*_t71_w1 - _t45_w1*_t72_w1)*_inv1_w1) + _s49
-            _s50 = _t40_w1*(((_t73_w1 - -_t50_w1*(1.0 if _t48_w1 > 0.0 else (0.5 if _t48_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s50 = _t40_w1*(((_t73_w1 - -_t50_w1*_sel(_t48_w1 > 0.0, 1.0, _sel(_t48_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_ty1 = -_t39_w1*((_t24_w1*_t26_w1*_t52_w1 - _t51_w1*_t75 - _t56_w1*_t76)*_inv1_w1) + _s50
-            _s51 = _t40_w1*(((_t69_w1 - _t18_w1*(1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s51 = _t40_w1*(((_t69_w1 - _t18_w1*_sel(_t61_w1 > 0.0, 1.0, _sel(_t61_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_tx2 = -_t39_w1*((-_t26_w1*_t5_w1*_t62_w1 + _t60_w1*_t71_w1 + _t63_w1*_t72_w1)*_inv1_w1) + _s51
-            _s52 = _t40_w1*(((_t73_w1 - _t50_w1*(1.0 if _t66_w1 > 0.0 else (0.5 if _t66_w1 == 0.0 else 0.0))))*_inv0_w1)
+            _s52 = _t40_w1*(((_t73_w1 - _t50_w1*_sel(_t66_w1 > 0.0, 1.0, _sel(_t66_w1 == 0.0, 0.5, 0.0))))*_inv0_w1)
             d_ty2 = -_t39_w1*((-_t24_w1*_t26_w1*_t67_w1 + _t65_w1*_t75 + _t68_w1*_t76)*_inv1_w1) + _s52
         _far = _far | (not _ok)
         _out[_i] = value
@@ -450,8 +451,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w4 = _t21_w2*_inv1_w2
                     _t27_w4 = s1*math.exp(_t16_w4)
                     _t28_w4 = _t27_w4*(1.0 - _t26_w4)
-                    _t29_w4 = 1.0 if _t10_w4 > 0.0 else 0.0
-                    _t30_w4 = 1.0 if _t9_w4 > 0.0 else 0.0
+                    _t29_w4 = _sel(_t10_w4 > 0.0, 1.0, 0.0)
+                    _t30_w4 = _sel(_t9_w4 > 0.0, 1.0, 0.0)
                     _t31_w4 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
                     _t32_w4 = _t31_w4*_t5_w2
                     _t33_w4 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -460,7 +461,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t36_w4 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
                     _t37_w4 = _t36_w4*_t4_w2 + eps
                     _t38_w4 = _t21_w2 + _t37_w4
-                    _t39_w4 = _t20_w2*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t39_w4 = _t20_w2*_sel(_s5_w1 > 0.0, 1.0, 0.0)
                     _t40_w4 = _t39_w4*((_t35_w4 + _t38_w4)*_inv1_w2)
                     _t41_w4 = -_t29_w4 - _t30_w4 + 1.0
                     _t42_w4 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -470,23 +471,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w4 = py1_w1 - ty1_w1
                     _t47_w4 = -_t46_w4
                     _t48_w4 = _t13_w2*_t17_w4
-                    _t49_w4 = 1.0 if _t47_w4 > 0.0 else 0.0
-                    _t50_w4 = 1.0 if _t46_w4 > 0.0 else 0.0
+                    _t49_w4 = _sel(_t47_w4 > 0.0, 1.0, 0.0)
+                    _t50_w4 = _sel(_t46_w4 > 0.0, 1.0, 0.0)
                     _t51_w4 = _t22_w2*_t42_w4 + _t35_w4 + eps
-                    _t52_w4 = _t6_w2*(1.0 if _t19_w2 > 0.0 else 0.0)
+                    _t52_w4 = _t6_w2*_sel(_t19_w2 > 0.0, 1.0, 0.0)
                     _t53_w4 = _t52_w4*((_t21_w2 + _t51_w4)*_inv1_w2)
                     _t54_w4 = -_t49_w4 - _t50_w4 + 1.0
                     _t55_w4 = 0.5*_t52_w4
                     _t56_w4 = _t55_w4*((-_t20_w2*_t36_w4 + _t51_w4)*_inv1_w2)
                     _t57_w4 = _t23_w2 + px2_w1
-                    _t58_w4 = 1.0 if _t57_w4 > 0.0 else 0.0
+                    _t58_w4 = _sel(_t57_w4 > 0.0, 1.0, 0.0)
                     _t59_w4 = -_t57_w4
-                    _t60_w4 = 1.0 if _t59_w4 > 0.0 else 0.0
+                    _t60_w4 = _sel(_t59_w4 > 0.0, 1.0, 0.0)
                     _t61_w4 = -_t58_w4 - _t60_w4 + 1.0
                     _t62_w4 = py2_w1 - ty2_w1
-                    _t63_w4 = 1.0 if _t62_w4 > 0.0 else 0.0
+                    _t63_w4 = _sel(_t62_w4 > 0.0, 1.0, 0.0)
                     _t64_w4 = -_t62_w4
-                    _t65_w4 = 1.0 if _t64_w4 > 0.0 else 0.0
+                    _t65_w4 = _sel(_t64_w4 > 0.0, 1.0, 0.0)
                     _t66_w4 = -_t63_w4 - _t65_w4 + 1.0
                     _t67_w4 = -_t8_w4
                     _t68_w4 = _t32_w4 + _t43_w4
@@ -496,21 +497,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w4 = _t24_w2*_t33_w4 + _t43_w4
                     _t73_w4 = _t52_w4*((_t38_w4 + _t72_w4)*_inv1_w2)
                     _t74_w4 = _t55_w4*((-_t20_w2*_t31_w4 + _t37_w4 + _t72_w4)*_inv1_w2)
-                    _s26_w1 = _t28_w4*(((_t8_w4 - -_t18_w4*(1.0 if _t10_w4 > 0.0 else (0.5 if _t10_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s26_w1 = _t28_w4*(((_t8_w4 - -_t18_w4*_sel(_t10_w4 > 0.0, 1.0, _sel(_t10_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_px1_w1 = -_t27_w4*((_t26_w4*_t29_w4*_t4_w2 - _t30_w4*_t40_w4 - _t41_w4*_t45_w4)*_inv1_w2) + _s26_w1
-                    _s27_w1 = _t28_w4*(((_t12_w4 - -_t48_w4*(1.0 if _t47_w4 > 0.0 else (0.5 if _t47_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s27_w1 = _t28_w4*(((_t12_w4 - -_t48_w4*_sel(_t47_w4 > 0.0, 1.0, _sel(_t47_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_py1_w1 = -_t27_w4*((_t22_w2*_t26_w4*_t49_w4 - _t50_w4*_t53_w4 - _t54_w4*_t56_w4)*_inv1_w2) + _s27_w1
-                    _s28_w1 = _t28_w4*(((_t8_w4 - _t18_w4*(1.0 if _t57_w4 > 0.0 else (0.5 if _t57_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s28_w1 = _t28_w4*(((_t8_w4 - _t18_w4*_sel(_t57_w4 > 0.0, 1.0, _sel(_t57_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_px2_w1 = -_t27_w4*((-_t26_w4*_t4_w2*_t58_w4 + _t40_w4*_t60_w4 + _t45_w4*_t61_w4)*_inv1_w2) + _s28_w1
-                    _s29_w1 = _t28_w4*(((_t12_w4 - _t48_w4*(1.0 if _t62_w4 > 0.0 else (0.5 if _t62_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s29_w1 = _t28_w4*(((_t12_w4 - _t48_w4*_sel(_t62_w4 > 0.0, 1.0, _sel(_t62_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_py2_w1 = -_t27_w4*((-_t22_w2*_t26_w4*_t63_w4 + _t53_w4*_t65_w4 + _t56_w4*_t66_w4)*_inv1_w2) + _s29_w1
-                    _s30_w1 = _t28_w4*(((_t67_w4 - -_t18_w4*(1.0 if _t9_w4 > 0.0 else (0.5 if _t9_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s30_w1 = _t28_w4*(((_t67_w4 - -_t18_w4*_sel(_t9_w4 > 0.0, 1.0, _sel(_t9_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_tx1_w1 = -_t27_w4*((_t26_w4*_t30_w4*_t5_w2 - _t29_w4*_t69_w4 - _t41_w4*_t70_w4)*_inv1_w2) + _s30_w1
-                    _s31_w1 = _t28_w4*(((_t71_w4 - -_t48_w4*(1.0 if _t46_w4 > 0.0 else (0.5 if _t46_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s31_w1 = _t28_w4*(((_t71_w4 - -_t48_w4*_sel(_t46_w4 > 0.0, 1.0, _sel(_t46_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_ty1_w1 = -_t27_w4*((_t24_w2*_t26_w4*_t50_w4 - _t49_w4*_t73_w4 - _t54_w4*_t74_w4)*_inv1_w2) + _s31_w1
-                    _s32_w1 = _t28_w4*(((_t67_w4 - _t18_w4*(1.0 if _t59_w4 > 0.0 else (0.5 if _t59_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s32_w1 = _t28_w4*(((_t67_w4 - _t18_w4*_sel(_t59_w4 > 0.0, 1.0, _sel(_t59_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_tx2_w1 = -_t27_w4*((-_t26_w4*_t5_w2*_t60_w4 + _t58_w4*_t69_w4 + _t61_w4*_t70_w4)*_inv1_w2) + _s32_w1
-                    _s33_w1 = _t28_w4*(((_t71_w4 - _t48_w4*(1.0 if _t64_w4 > 0.0 else (0.5 if _t64_w4 == 0.0 else 0.0))))*_inv0_w2)
+                    _s33_w1 = _t28_w4*(((_t71_w4 - _t48_w4*_sel(_t64_w4 > 0.0, 1.0, _sel(_t64_w4 == 0.0, 0.5, 0.0))))*_inv0_w2)
                     d_ty2_w1 = -_t27_w4*((-_t24_w2*_t26_w4*_t65_w4 + _t63_w4*_t73_w4 + _t66_w4*_t74_w4)*_inv1_w2) + _s33_w1
                 else:
                     _t8_w1_w1 = _s19_w1
@@ -523,8 +524,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w1_w1 = _t21_w2/_t25_w2
                     _t27_w1_w1 = s1*math.exp(_t16_w1_w1)
                     _t28_w1_w1 = _t27_w1_w1*(1.0 - _t26_w1_w1)
-                    _t29_w1_w1 = 1.0 if _t10_w1_w1 > 0.0 else 0.0
-                    _t30_w1_w1 = 1.0 if _t9_w1_w1 > 0.0 else 0.0
+                    _t29_w1_w1 = _sel(_t10_w1_w1 > 0.0, 1.0, 0.0)
+                    _t30_w1_w1 = _sel(_t9_w1_w1 > 0.0, 1.0, 0.0)
                     _t31_w1_w1 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
                     _t32_w1_w1 = _t31_w1_w1*_t5_w2
                     _t33_w1_w1 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -533,7 +534,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t36_w1_w1 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
                     _t37_w1_w1 = _t36_w1_w1*_t4_w2 + eps
                     _t38_w1_w1 = _t21_w2 + _t37_w1_w1
-                    _t39_w1_w1 = _t20_w2*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t39_w1_w1 = _t20_w2*_sel(_s5_w1 > 0.0, 1.0, 0.0)
                     _t40_w1_w1 = _t39_w1_w1*((_t35_w1_w1 + _t38_w1_w1)/_t25_w2)
                     _t41_w1_w1 = -_t29_w1_w1 - _t30_w1_w1 + 1.0
                     _t42_w1_w1 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -543,23 +544,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w1_w1 = py1_w1 - ty1_w1
                     _t47_w1_w1 = -_t46_w1_w1
                     _t48_w1_w1 = _t13_w2*_t17_w1_w1
-                    _t49_w1_w1 = 1.0 if _t47_w1_w1 > 0.0 else 0.0
-                    _t50_w1_w1 = 1.0 if _t46_w1_w1 > 0.0 else 0.0
+                    _t49_w1_w1 = _sel(_t47_w1_w1 > 0.0, 1.0, 0.0)
+                    _t50_w1_w1 = _sel(_t46_w1_w1 > 0.0, 1.0, 0.0)
                     _t51_w1_w1 = _t22_w2*_t42_w1_w1 + _t35_w1_w1 + eps
-                    _t52_w1_w1 = _t6_w2*(1.0 if _t19_w2 > 0.0 else 0.0)
+                    _t52_w1_w1 = _t6_w2*_sel(_t19_w2 > 0.0, 1.0, 0.0)
                     _t53_w1_w1 = _t52_w1_w1*((_t21_w2 + _t51_w1_w1)/_t25_w2)
                     _t54_w1_w1 = -_t49_w1_w1 - _t50_w1_w1 + 1.0
                     _t55_w1_w1 = 0.5*_t52_w1_w1
                     _t56_w1_w1 = _t55_w1_w1*((-_t20_w2*_t36_w1_w1 + _t51_w1_w1)/_t25_w2)
                     _t57_w1_w1 = _t23_w2 + px2_w1
-                    _t58_w1_w1 = 1.0 if _t57_w1_w1 > 0.0 else 0.0
+                    _t58_w1_w1 = _sel(_t57_w1_w1 > 0.0, 1.0, 0.0)
                     _t59_w1_w1 = -_t57_w1_w1
-                    _t60_w1_w1 = 1.0 if _t59_w1_w1 > 0.0 else 0.0
+                    _t60_w1_w1 = _sel(_t59_w1_w1 > 0.0, 1.0, 0.0)
                     _t61_w1_w1 = -_t58_w1_w1 - _t60_w1_w1 + 1.0
                     _t62_w1_w1 = py2_w1 - ty2_w1
-                    _t63_w1_w1 = 1.0 if _t62_w1_w1 > 0.0 else 0.0
+                    _t63_w1_w1 = _sel(_t62_w1_w1 > 0.0, 1.0, 0.0)
                     _t64_w1_w1 = -_t62_w1_w1
-                    _t65_w1_w1 = 1.0 if _t64_w1_w1 > 0.0 else 0.0
+                    _t65_w1_w1 = _sel(_t64_w1_w1 > 0.0, 1.0, 0.0)
                     _t66_w1_w1 = -_t63_w1_w1 - _t65_w1_w1 + 1.0
                     _t67_w1_w1 = -_t8_w1_w1
                     _t68_w1_w1 = _t32_w1_w1 + _t43_w1_w1
@@ -569,21 +570,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w1_w1 = _t24_w2*_t33_w1_w1 + _t43_w1_w1
                     _t73_w1_w1 = _t52_w1_w1*((_t38_w1_w1 + _t72_w1_w1)/_t25_w2)
                     _t74_w1_w1 = _t55_w1_w1*((-_t20_w2*_t31_w1_w1 + _t37_w1_w1 + _t72_w1_w1)/_t25_w2)
-                    _s34_w1 = _t28_w1_w1*(((_t8_w1_w1 - -_t18_w1_w1*(1.0 if _t10_w1_w1 > 0.0 else (0.5 if _t10_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s34_w1 = _t28_w1_w1*(((_t8_w1_w1 - -_t18_w1_w1*_sel(_t10_w1_w1 > 0.0, 1.0, _sel(_t10_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_px1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t29_w1_w1*_t4_w2 - _t30_w1_w1*_t40_w1_w1 - _t41_w1_w1*_t45_w1_w1)/_t25_w2) + _s34_w1
-                    _s35_w1 = _t28_w1_w1*(((_t12_w1_w1 - -_t48_w1_w1*(1.0 if _t47_w1_w1 > 0.0 else (0.5 if _t47_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s35_w1 = _t28_w1_w1*(((_t12_w1_w1 - -_t48_w1_w1*_sel(_t47_w1_w1 > 0.0, 1.0, _sel(_t47_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_py1_w1 = -_t27_w1_w1*((_t22_w2*_t26_w1_w1*_t49_w1_w1 - _t50_w1_w1*_t53_w1_w1 - _t54_w1_w1*_t56_w1_w1)/_t25_w2) + _s35_w1
-                    _s36_w1 = _t28_w1_w1*(((_t8_w1_w1 - _t18_w1_w1*(1.0 if _t57_w1_w1 > 0.0 else (0.5 if _t57_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s36_w1 = _t28_w1_w1*(((_t8_w1_w1 - _t18_w1_w1*_sel(_t57_w1_w1 > 0.0, 1.0, _sel(_t57_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_px2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t4_w2*_t58_w1_w1 + _t40_w1_w1*_t60_w1_w1 + _t45_w1_w1*_t61_w1_w1)/_t25_w2) + _s36_w1
-                    _s37_w1 = _t28_w1_w1*(((_t12_w1_w1 - _t48_w1_w1*(1.0 if _t62_w1_w1 > 0.0 else (0.5 if _t62_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s37_w1 = _t28_w1_w1*(((_t12_w1_w1 - _t48_w1_w1*_sel(_t62_w1_w1 > 0.0, 1.0, _sel(_t62_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_py2_w1 = -_t27_w1_w1*((-_t22_w2*_t26_w1_w1*_t63_w1_w1 + _t53_w1_w1*_t65_w1_w1 + _t56_w1_w1*_t66_w1_w1)/_t25_w2) + _s37_w1
-                    _s38_w1 = _t28_w1_w1*(((_t67_w1_w1 - -_t18_w1_w1*(1.0 if _t9_w1_w1 > 0.0 else (0.5 if _t9_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s38_w1 = _t28_w1_w1*(((_t67_w1_w1 - -_t18_w1_w1*_sel(_t9_w1_w1 > 0.0, 1.0, _sel(_t9_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_tx1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t30_w1_w1*_t5_w2 - _t29_w1_w1*_t69_w1_w1 - _t41_w1_w1*_t70_w1_w1)/_t25_w2) + _s38_w1
-                    _s39_w1 = _t28_w1_w1*(((_t71_w1_w1 - -_t48_w1_w1*(1.0 if _t46_w1_w1 > 0.0 else (0.5 if _t46_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s39_w1 = _t28_w1_w1*(((_t71_w1_w1 - -_t48_w1_w1*_sel(_t46_w1_w1 > 0.0, 1.0, _sel(_t46_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_ty1_w1 = -_t27_w1_w1*((_t24_w2*_t26_w1_w1*_t50_w1_w1 - _t49_w1_w1*_t73_w1_w1 - _t54_w1_w1*_t74_w1_w1)/_t25_w2) + _s39_w1
-                    _s40_w1 = _t28_w1_w1*(((_t67_w1_w1 - _t18_w1_w1*(1.0 if _t59_w1_w1 > 0.0 else (0.5 if _t59_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s40_w1 = _t28_w1_w1*(((_t67_w1_w1 - _t18_w1_w1*_sel(_t59_w1_w1 > 0.0, 1.0, _sel(_t59_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_tx2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t5_w2*_t60_w1_w1 + _t58_w1_w1*_t69_w1_w1 + _t61_w1_w1*_t70_w1_w1)/_t25_w2) + _s40_w1
-                    _s41_w1 = _t28_w1_w1*(((_t71_w1_w1 - _t48_w1_w1*(1.0 if _t64_w1_w1 > 0.0 else (0.5 if _t64_w1_w1 == 0.0 else 0.0))))/_t15_w2)
+                    _s41_w1 = _t28_w1_w1*(((_t71_w1_w1 - _t48_w1_w1*_sel(_t64_w1_w1 > 0.0, 1.0, _sel(_t64_w1_w1 == 0.0, 0.5, 0.0))))/_t15_w2)
                     d_ty2_w1 = -_t27_w1_w1*((-_t24_w2*_t26_w1_w1*_t65_w1_w1 + _t63_w1_w1*_t73_w1_w1 + _t66_w1_w1*_t74_w1_w1)/_t25_w2) + _s41_w1
             else:  # r R_WIoU L_IoU
                 _t0_w1_w1 = _s3_w1
@@ -643,9 +644,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t38_w2 = (_t7_w1_w1/(_t28_w2 + _t37_w2))
                     _t39_w2 = math.exp(_t16_w2)*math.exp((-_t38_w2*la3 + c3 + s3*math.log(_t38_w2)))*math.pow(_t38_w2/iou_mean, g2)
                     _t40_w2 = _t39_w2*(1.0 - _t26_w2)
-                    _t41_w2 = 1.0 if _t10_w2 > 0.0 else 0.0
-                    _t42_w2 = 1.0 if _t9_w2 > 0.0 else 0.0
-                    _t43_w2 = _t20_w1_w1*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t41_w2 = _sel(_t10_w2 > 0.0, 1.0, 0.0)
+                    _t42_w2 = _sel(_t9_w2 > 0.0, 1.0, 0.0)
+                    _t43_w2 = _t20_w1_w1*_sel(_s5_w1 > 0.0, 1.0, 0.0)
                     _t44_w2 = _t43_w2*(_t37_w2*_inv1_w1_w1)
                     _t45_w2 = -_t41_w2 - _t42_w2 + 1.0
                     _t46_w2 = 0.5*_t43_w2
@@ -653,23 +654,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w2 = py1_w1 - ty1_w1
                     _t49_w2 = -_t48_w2
                     _t50_w2 = _t13_w1_w1*_t17_w2
-                    _t51_w2 = 1.0 if _t49_w2 > 0.0 else 0.0
-                    _t52_w2 = 1.0 if _t48_w2 > 0.0 else 0.0
+                    _t51_w2 = _sel(_t49_w2 > 0.0, 1.0, 0.0)
+                    _t52_w2 = _sel(_t48_w2 > 0.0, 1.0, 0.0)
                     _t53_w2 = _t22_w1_w1*_t27_w2 + _t33_w2 + eps
-                    _t54_w2 = _t6_w1_w1*(1.0 if _t19_w1_w1 > 0.0 else 0.0)
+                    _t54_w2 = _t6_w1_w1*_sel(_t19_w1_w1 > 0.0, 1.0, 0.0)
                     _t55_w2 = _t54_w2*((_t21_w1_w1 + _t53_w2)*_inv1_w1_w1)
                     _t56_w2 = -_t51_w2 - _t52_w2 + 1.0
                     _t57_w2 = 0.5*_t54_w2
                     _t58_w2 = _t57_w2*((-_t20_w1_w1*_t34_w2 + _t53_w2)*_inv1_w1_w1)
                     _t59_w2 = _t23_w1_w1 + px2_w1
-                    _t60_w2 = 1.0 if _t59_w2 > 0.0 else 0.0
+                    _t60_w2 = _sel(_t59_w2 > 0.0, 1.0, 0.0)
                     _t61_w2 = -_t59_w2
-                    _t62_w2 = 1.0 if _t61_w2 > 0.0 else 0.0
+                    _t62_w2 = _sel(_t61_w2 > 0.0, 1.0, 0.0)
                     _t63_w2 = -_t60_w2 - _t62_w2 + 1.0
                     _t64_w2 = py2_w1 - ty2_w1
-                    _t65_w2 = 1.0 if _t64_w2 > 0.0 else 0.0
+                    _t65_w2 = _sel(_t64_w2 > 0.0, 1.0, 0.0)
                     _t66_w2 = -_t64_w2
-                    _t67_w2 = 1.0 if _t66_w2 > 0.0 else 0.0
+                    _t67_w2 = _sel(_t66_w2 > 0.0, 1.0, 0.0)
                     _t68_w2 = -_t65_w2 - _t67_w2 + 1.0
                     _t69_w2 = -_t8_w2
                     _t70_w2 = _t28_w2 + _t30_w2
@@ -679,21 +680,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t74_w2 = _t24_w1_w1*_t31_w2 + _t28_w2
                     _t75_w2 = _t54_w2*((_t36_w2 + _t74_w2)*_inv1_w1_w1)
                     _t76_w2 = _t57_w2*((-_t20_w1_w1*_t29_w2 + _t35_w2 + _t74_w2)*_inv1_w1_w1)
-                    _s53 = _t40_w2*(((_t8_w2 - -_t18_w2*(1.0 if _t10_w2 > 0.0 else (0.5 if _t10_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s53 = _t40_w2*(((_t8_w2 - -_t18_w2*_sel(_t10_w2 > 0.0, 1.0, _sel(_t10_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_px1_w1 = -_t39_w2*((_t26_w2*_t4_w1_w1*_t41_w2 - _t42_w2*_t44_w2 - _t45_w2*_t47_w2)*_inv1_w1_w1) + _s53
-                    _s54 = _t40_w2*(((_t12_w2 - -_t50_w2*(1.0 if _t49_w2 > 0.0 else (0.5 if _t49_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s54 = _t40_w2*(((_t12_w2 - -_t50_w2*_sel(_t49_w2 > 0.0, 1.0, _sel(_t49_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_py1_w1 = -_t39_w2*((_t22_w1_w1*_t26_w2*_t51_w2 - _t52_w2*_t55_w2 - _t56_w2*_t58_w2)*_inv1_w1_w1) + _s54
-                    _s55 = _t40_w2*(((_t8_w2 - _t18_w2*(1.0 if _t59_w2 > 0.0 else (0.5 if _t59_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s55 = _t40_w2*(((_t8_w2 - _t18_w2*_sel(_t59_w2 > 0.0, 1.0, _sel(_t59_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_px2_w1 = -_t39_w2*((-_t26_w2*_t4_w1_w1*_t60_w2 + _t44_w2*_t62_w2 + _t47_w2*_t63_w2)*_inv1_w1_w1) + _s55
-                    _s56 = _t40_w2*(((_t12_w2 - _t50_w2*(1.0 if _t64_w2 > 0.0 else (0.5 if _t64_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s56 = _t40_w2*(((_t12_w2 - _t50_w2*_sel(_t64_w2 > 0.0, 1.0, _sel(_t64_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_py2_w1 = -_t39_w2*((-_t22_w1_w1*_t26_w2*_t65_w2 + _t55_w2*_t67_w2 + _t58_w2*_t68_w2)*_inv1_w1_w1) + _s56
-                    _s57 = _t40_w2*(((_t69_w2 - -_t18_w2*(1.0 if _t9_w2 > 0.0 else (0.5 if _t9_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s57 = _t40_w2*(((_t69_w2 - -_t18_w2*_sel(_t9_w2 > 0.0, 1.0, _sel(_t9_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_tx1_w1 = -_t39_w2*((_t26_w2*_t42_w2*_t5_w1_w1 - _t41_w2*_t71_w2 - _t45_w2*_t72_w2)*_inv1_w1_w1) + _s57
-                    _s58 = _t40_w2*(((_t73_w2 - -_t50_w2*(1.0 if _t48_w2 > 0.0 else (0.5 if _t48_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s58 = _t40_w2*(((_t73_w2 - -_t50_w2*_sel(_t48_w2 > 0.0, 1.0, _sel(_t48_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_ty1_w1 = -_t39_w2*((_t24_w1_w1*_t26_w2*_t52_w2 - _t51_w2*_t75_w2 - _t56_w2*_t76_w2)*_inv1_w1_w1) + _s58
-                    _s59 = _t40_w2*(((_t69_w2 - _t18_w2*(1.0 if _t61_w2 > 0.0 else (0.5 if _t61_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s59 = _t40_w2*(((_t69_w2 - _t18_w2*_sel(_t61_w2 > 0.0, 1.0, _sel(_t61_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_tx2_w1 = -_t39_w2*((-_t26_w2*_t5_w1_w1*_t62_w2 + _t60_w2*_t71_w2 + _t63_w2*_t72_w2)*_inv1_w1_w1) + _s59
-                    _s60 = _t40_w2*(((_t73_w2 - _t50_w2*(1.0 if _t66_w2 > 0.0 else (0.5 if _t66_w2 == 0.0 else 0.0))))*_inv0_w1_w1)
+                    _s60 = _t40_w2*(((_t73_w2 - _t50_w2*_sel(_t66_w2 > 0.0, 1.0, _sel(_t66_w2 == 0.0, 0.5, 0.0))))*_inv0_w1_w1)
                     d_ty2_w1 = -_t39_w2*((-_t24_w1_w1*_t26_w2*_t67_w2 + _t65_w2*_t75_w2 + _t68_w2*_t76_w2)*_inv1_w1_w1) + _s60
                 else:
                     _t8_w3 = _s45_w1
@@ -718,9 +719,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t38_w3 = (_t7_w1_w1/(_t28_w3 + _t37_w3))
                     _t39_w3 = math.exp(_t16_w3)*math.exp((-_t38_w3*la3 + c3 + s3*math.log(_t38_w3)))*math.pow(_t38_w3/iou_mean, g2)
                     _t40_w3 = _t39_w3*(1.0 - _t26_w3)
-                    _t41_w3 = 1.0 if _t10_w3 > 0.0 else 0.0
-                    _t42_w3 = 1.0 if _t9_w3 > 0.0 else 0.0
-                    _t43_w3 = _t20_w1_w1*(1.0 if _s5_w1 > 0.0 else 0.0)
+                    _t41_w3 = _sel(_t10_w3 > 0.0, 1.0, 0.0)
+                    _t42_w3 = _sel(_t9_w3 > 0.0, 1.0, 0.0)
+                    _t43_w3 = _t20_w1_w1*_sel(_s5_w1 > 0.0, 1.0, 0.0)
                     _t44_w3 = _t43_w3*(_t37_w3/_t25_w1_w1)
                     _t45_w3 = -_t41_w3 - _t42_w3 + 1.0
                     _t46_w3 = 0.5*_t43_w3
@@ -728,23 +729,23 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w3 = py1_w1 - ty1_w1
                     _t49_w3 = -_t48_w3
                     _t50_w3 = _t13_w1_w1*_t17_w3
-                    _t51_w3 = 1.0 if _t49_w3 > 0.0 else 0.0
-                    _t52_w3 = 1.0 if _t48_w3 > 0.0 else 0.0
+                    _t51_w3 = _sel(_t49_w3 > 0.0, 1.0, 0.0)
+                    _t52_w3 = _sel(_t48_w3 > 0.0, 1.0, 0.0)
                     _t53_w3 = _t22_w1_w1*_t27_w3 + _t33_w3 + eps
-                    _t54_w3 = _t6_w1_w1*(1.0 if _t19_w1_w1 > 0.0 else 0.0)
+                    _t54_w3 = _t6_w1_w1*_sel(_t19_w1_w1 > 0.0, 1.0, 0.0)
                     _t55_w3 = _t54_w3*((_t21_w1_w1 + _t53_w3)/_t25_w1_w1)
                     _t56_w3 = -_t51_w3 - _t52_w3 + 1.0
                     _t57_w3 = 0.5*_t54_w3
                     _t58_w3 = _t57_w3*((-_t20_w1_w1*_t34_w3 + _t53_w3)/_t25_w1_w1)
                     _t59_w3 = _t23_w1_w1 + px2_w1
-                    _t60_w3 = 1.0 if _t59_w3 > 0.0 else 0.0
+                    _t60_w3 = _sel(_t59_w3 > 0.0, 1.0, 0.0)
                     _t61_w3 = -_t59_w3
-                    _t62_w3 = 1.0 if _t61_w3 > 0.0 else 0.0
+                    _t62_w3 = _sel(_t61_w3 > 0.0, 1.0, 0.0)
                     _t63_w3 = -_t60_w3 - _t62_w3 + 1.0
                     _t64_w3 = py2_w1 - ty2_w1
-                    _t65_w3 = 1.0 if _t64_w3 > 0.0 else 0.0
+                    _t65_w3 = _sel(_t64_w3 > 0.0, 1.0, 0.0)
                     _t66_w3 = -_t64_w3
-                    _t67_w3 = 1.0 if _t66_w3 > 0.0 else 0.0
+                    _t67_w3 = _sel(_t66_w3 > 0.0, 1.0, 0.0)
                     _t68_w3 = -_t65_w3 - _t67_w3 + 1.0
                     _t69_w3 = -_t8_w3
                     _t70_w3 = _t28_w3 + _t30_w3
@@ -754,21 +755,21 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t74_w3 = _t24_w1_w1*_t31_w3 + _t28_w3
                     _t75_w1 = _t54_w3*((_t36_w3 + _t74_w3)/_t25_w1_w1)
                     _t76_w1 = _t57_w3*((-_t20_w1_w1*_t29_w3 + _t35_w3 + _t74_w3)/_t25_w1_w1)
-                    _s61 = _t40_w3*(((_t8_w3 - -_t18_w3*(1.0 if _t10_w3 > 0.0 else (0.5 if _t10_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s61 = _t40_w3*(((_t8_w3 - -_t18_w3*_sel(_t10_w3 > 0.0, 1.0, _sel(_t10_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_px1_w1 = -_t39_w3*((_t26_w3*_t4_w1_w1*_t41_w3 - _t42_w3*_t44_w3 - _t45_w3*_t47_w3)/_t25_w1_w1) + _s61
-                    _s62 = _t40_w3*(((_t12_w3 - -_t50_w3*(1.0 if _t49_w3 > 0.0 else (0.5 if _t49_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s62 = _t40_w3*(((_t12_w3 - -_t50_w3*_sel(_t49_w3 > 0.0, 1.0, _sel(_t49_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_py1_w1 = -_t39_w3*((_t22_w1_w1*_t26_w3*_t51_w3 - _t52_w3*_t55_w3 - _t56_w3*_t58_w3)/_t25_w1_w1) + _s62
-                    _s63 = _t40_w3*(((_t8_w3 - _t18_w3*(1.0 if _t59_w3 > 0.0 else (0.5 if _t59_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s63 = _t40_w3*(((_t8_w3 - _t18_w3*_sel(_t59_w3 > 0.0, 1.0, _sel(_t59_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_px2_w1 = -_t39_w3*((-_t26_w3*_t4_w1_w1*_t60_w3 + _t44_w3*_t62_w3 + _t47_w3*_t63_w3)/_t25_w1_w1) + _s63
-                    _s64 = _t40_w3*(((_t12_w3 - _t50_w3*(1.0 if _t64_w3 > 0.0 else (0.5 if _t64_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s64 = _t40_w3*(((_t12_w3 - _t50_w3*_sel(_t64_w3 > 0.0, 1.0, _sel(_t64_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_py2_w1 = -_t39_w3*((-_t22_w1_w1*_t26_w3*_t65_w3 + _t55_w3*_t67_w3 + _t58_w3*_t68_w3)/_t25_w1_w1) + _s64
-                    _s65 = _t40_w3*(((_t69_w3 - -_t18_w3*(1.0 if _t9_w3 > 0.0 else (0.5 if _t9_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s65 = _t40_w3*(((_t69_w3 - -_t18_w3*_sel(_t9_w3 > 0.0, 1.0, _sel(_t9_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_tx1_w1 = -_t39_w3*((_t26_w3*_t42_w3*_t5_w1_w1 - _t41_w3*_t71_w3 - _t45_w3*_t72_w3)/_t25_w1_w1) + _s65
-                    _s66 = _t40_w3*(((_t73_w3 - -_t50_w3*(1.0 if _t48_w3 > 0.0 else (0.5 if _t48_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s66 = _t40_w3*(((_t73_w3 - -_t50_w3*_sel(_t48_w3 > 0.0, 1.0, _sel(_t48_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_ty1_w1 = -_t39_w3*((_t24_w1_w1*_t26_w3*_t52_w3 - _t51_w3*_t75_w1 - _t56_w3*_t76_w1)/_t25_w1_w1) + _s66
-                    _s67 = _t40_w3*(((_t69_w3 - _t18_w3*(1.0 if _t61_w3 > 0.0 else (0.5 if _t61_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s67 = _t40_w3*(((_t69_w3 - _t18_w3*_sel(_t61_w3 > 0.0, 1.0, _sel(_t61_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_tx2_w1 = -_t39_w3*((-_t26_w3*_t5_w1_w1*_t62_w3 + _t60_w3*_t71_w3 + _t63_w3*_t72_w3)/_t25_w1_w1) + _s67
-                    _s68 = _t40_w3*(((_t73_w3 - _t50_w3*(1.0 if _t66_w3 > 0.0 else (0.5 if _t66_w3 == 0.0 else 0.0))))/_t15_w1_w1)
+                    _s68 = _t40_w3*(((_t73_w3 - _t50_w3*_sel(_t66_w3 > 0.0, 1.0, _sel(_t66_w3 == 0.0, 0.5, 0.0))))/_t15_w1_w1)
                     d_ty2_w1 = -_t39_w3*((-_t24_w1_w1*_t26_w3*_t67_w3 + _t65_w3*_t75_w1 + _t68_w3*_t76_w1)/_t25_w1_w1) + _s68
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -786,14 +787,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 
@@ -891,14 +892,14 @@ def _value_block_f32(_pred, _target, _out, eps, version, iou_mean, gamma, alpha,
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))) else 0
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
     return _bad
 
 
@@ -999,8 +1000,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t26 = _t21*_inv1
             _t27 = s1*math.exp(_t16)
             _t28 = _t27*(_f32(1.0) - _t26)
-            _t29 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
-            _t30 = _f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)
+            _t29 = _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t30 = _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t31 = min(_t24, max(_t0, _t0 - _t0) + max(_s4, _s4 - _s4))
             _t32 = _t31*_t5
             _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s9, _s9 - _s9))
@@ -1009,7 +1010,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t36 = min(_t22, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
             _t37 = _t36*_t4 + eps
             _t38 = _t21 + _t37
-            _t39 = _t20*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+            _t39 = _t20*_sel(_s5 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t40 = _t39*((_t35 + _t38)*_inv1)
             _t41 = -_t29 - _t30 + _f32(1.0)
             _t42 = min(_t4, max(_t3, _t3 - _t3) + max(_s7, _s7 - _s7))
@@ -1019,23 +1020,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46 = py1 - ty1
             _t47 = -_t46
             _t48 = _t13*_t17
-            _t49 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-            _t50 = _f32(1.0) if _t46 > _f32(0.0) else _f32(0.0)
+            _t49 = _sel(_t47 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t50 = _sel(_t46 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t51 = _t22*_t42 + _t35 + eps
-            _t52 = _t6*(_f32(1.0) if _t19 > _f32(0.0) else _f32(0.0))
+            _t52 = _t6*_sel(_t19 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t53 = _t52*((_t21 + _t51)*_inv1)
             _t54 = -_t49 - _t50 + _f32(1.0)
             _t55 = _f32(0.5)*_t52
             _t56 = _t55*((-_t20*_t36 + _t51)*_inv1)
             _t57 = _t23 + px2
-            _t58 = _f32(1.0) if _t57 > _f32(0.0) else _f32(0.0)
+            _t58 = _sel(_t57 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t59 = -_t57
-            _t60 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
+            _t60 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61 = -_t58 - _t60 + _f32(1.0)
             _t62 = py2 - ty2
-            _t63 = _f32(1.0) if _t62 > _f32(0.0) else _f32(0.0)
+            _t63 = _sel(_t62 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t64 = -_t62
-            _t65 = _f32(1.0) if _t64 > _f32(0.0) else _f32(0.0)
+            _t65 = _sel(_t64 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t66 = -_t63 - _t65 + _f32(1.0)
             _t67 = -_t8
             _t68 = _t32 + _t43
@@ -1045,21 +1046,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t72 = _t24*_t33 + _t43
             _t73 = _t52*((_t38 + _t72)*_inv1)
             _t74 = _t55*((-_t20*_t31 + _t37 + _t72)*_inv1)
-            _s26 = _t8 - -_t18*(_f32(1.0) if _t10 > _f32(0.0) else (_f32(0.5) if _t10 == _f32(0.0) else _f32(0.0)))
+            _s26 = _t8 - -_t18*_sel(_t10 > _f32(0.0), _f32(1.0), _sel(_t10 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px1 = -_t27*((_t26*_t29*_t4 - _t30*_t40 - _t41*_t45)*_inv1) + _t28*(_s26*_inv0)
-            _s27 = _t12 - -_t48*(_f32(1.0) if _t47 > _f32(0.0) else (_f32(0.5) if _t47 == _f32(0.0) else _f32(0.0)))
+            _s27 = _t12 - -_t48*_sel(_t47 > _f32(0.0), _f32(1.0), _sel(_t47 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py1 = -_t27*((_t22*_t26*_t49 - _t50*_t53 - _t54*_t56)*_inv1) + _t28*(_s27*_inv0)
-            _s28 = _t8 - _t18*(_f32(1.0) if _t57 > _f32(0.0) else (_f32(0.5) if _t57 == _f32(0.0) else _f32(0.0)))
+            _s28 = _t8 - _t18*_sel(_t57 > _f32(0.0), _f32(1.0), _sel(_t57 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px2 = -_t27*((-_t26*_t4*_t58 + _t40*_t60 + _t45*_t61)*_inv1) + _t28*(_s28*_inv0)
-            _s29 = _t12 - _t48*(_f32(1.0) if _t62 > _f32(0.0) else (_f32(0.5) if _t62 == _f32(0.0) else _f32(0.0)))
+            _s29 = _t12 - _t48*_sel(_t62 > _f32(0.0), _f32(1.0), _sel(_t62 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py2 = -_t27*((-_t22*_t26*_t63 + _t53*_t65 + _t56*_t66)*_inv1) + _t28*(_s29*_inv0)
-            _s30 = _t67 - -_t18*(_f32(1.0) if _t9 > _f32(0.0) else (_f32(0.5) if _t9 == _f32(0.0) else _f32(0.0)))
+            _s30 = _t67 - -_t18*_sel(_t9 > _f32(0.0), _f32(1.0), _sel(_t9 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx1 = -_t27*((_t26*_t30*_t5 - _t29*_t69 - _t41*_t70)*_inv1) + _t28*(_s30*_inv0)
-            _s31 = _t71 - -_t48*(_f32(1.0) if _t46 > _f32(0.0) else (_f32(0.5) if _t46 == _f32(0.0) else _f32(0.0)))
+            _s31 = _t71 - -_t48*_sel(_t46 > _f32(0.0), _f32(1.0), _sel(_t46 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty1 = -_t27*((_t24*_t26*_t50 - _t49*_t73 - _t54*_t74)*_inv1) + _t28*(_s31*_inv0)
-            _s32 = _t67 - _t18*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+            _s32 = _t67 - _t18*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx2 = -_t27*((-_t26*_t5*_t60 + _t58*_t69 + _t61*_t70)*_inv1) + _t28*(_s32*_inv0)
-            _s33 = _t71 - _t48*(_f32(1.0) if _t64 > _f32(0.0) else (_f32(0.5) if _t64 == _f32(0.0) else _f32(0.0)))
+            _s33 = _t71 - _t48*_sel(_t64 > _f32(0.0), _f32(1.0), _sel(_t64 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty2 = -_t27*((-_t24*_t26*_t65 + _t63*_t73 + _t66*_t74)*_inv1) + _t28*(_s33*_inv0)
         else:  # r R_WIoU L_IoU
             _t0_w1 = _s3
@@ -1118,9 +1119,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38_w1 = (_t7_w1/(_t28_w1 + _t37_w1))
             _t39_w1 = math.exp(_t16_w1)*math.exp((-_t38_w1*la3 + c3 + s3*math.log(_t38_w1)))*math.pow(_t38_w1/iou_mean, g2)
             _t40_w1 = _t39_w1*(_f32(1.0) - _t26_w1)
-            _t41_w1 = _f32(1.0) if _t10_w1 > _f32(0.0) else _f32(0.0)
-            _t42_w1 = _f32(1.0) if _t9_w1 > _f32(0.0) else _f32(0.0)
-            _t43_w1 = _t20_w1*(_f32(1.0) if _s5 > _f32(0.0) else _f32(0.0))
+            _t41_w1 = _sel(_t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t42_w1 = _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t43_w1 = _t20_w1*_sel(_s5 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44_w1 = _t43_w1*(_t37_w1*_inv1_w1)
             _t45_w1 = -_t41_w1 - _t42_w1 + _f32(1.0)
             _t46_w1 = _f32(0.5)*_t43_w1
@@ -1128,23 +1129,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t48_w1 = py1 - ty1
             _t49_w1 = -_t48_w1
             _t50_w1 = _t13_w1*_t17_w1
-            _t51_w1 = _f32(1.0) if _t49_w1 > _f32(0.0) else _f32(0.0)
-            _t52_w1 = _f32(1.0) if _t48_w1 > _f32(0.0) else _f32(0.0)
+            _t51_w1 = _sel(_t49_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t52_w1 = _sel(_t48_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t53_w1 = _t22_w1*_t27_w1 + _t33_w1 + eps
-            _t54_w1 = _t6_w1*(_f32(1.0) if _t19_w1 > _f32(0.0) else _f32(0.0))
+            _t54_w1 = _t6_w1*_sel(_t19_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t55_w1 = _t54_w1*((_t21_w1 + _t53_w1)*_inv1_w1)
             _t56_w1 = -_t51_w1 - _t52_w1 + _f32(1.0)
             _t57_w1 = _f32(0.5)*_t54_w1
             _t58_w1 = _t57_w1*((-_t20_w1*_t34_w1 + _t53_w1)*_inv1_w1)
             _t59_w1 = _t23_w1 + px2
-            _t60_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
+            _t60_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61_w1 = -_t59_w1
-            _t62_w1 = _f32(1.0) if _t61_w1 > _f32(0.0) else _f32(0.0)
+            _t62_w1 = _sel(_t61_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63_w1 = -_t60_w1 - _t62_w1 + _f32(1.0)
             _t64_w1 = py2 - ty2
-            _t65_w1 = _f32(1.0) if _t64_w1 > _f32(0.0) else _f32(0.0)
+            _t65_w1 = _sel(_t64_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t66_w1 = -_t64_w1
-            _t67_w1 = _f32(1.0) if _t66_w1 > _f32(0.0) else _f32(0.0)
+            _t67_w1 = _sel(_t66_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t68_w1 = -_t65_w1 - _t67_w1 + _f32(1.0)
             _t69_w1 = -_t8_w1
             _t70_w1 = _t28_w1 + _t30_w1
@@ -1154,21 +1155,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t74_w1 = _t24_w1*_t31_w1 + _t28_w1
             _t75 = _t54_w1*((_t36_w1 + _t74_w1)*_inv1_w1)
             _t76 = _t57_w1*((-_t20_w1*_t29_w1 + _t35_w1 + _t74_w1)*_inv1_w1)
-            _s45 = _t8_w1 - -_t18_w1*(_f32(1.0) if _t10_w1 > _f32(0.0) else (_f32(0.5) if _t10_w1 == _f32(0.0) else _f32(0.0)))
+            _s45 = _t8_w1 - -_t18_w1*_sel(_t10_w1 > _f32(0.0), _f32(1.0), _sel(_t10_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px1 = -_t39_w1*((_t26_w1*_t4_w1*_t41_w1 - _t42_w1*_t44_w1 - _t45_w1*_t47_w1)*_inv1_w1) + _t40_w1*(_s45*_inv0_w1)
-            _s46 = _t12_w1 - -_t50_w1*(_f32(1.0) if _t49_w1 > _f32(0.0) else (_f32(0.5) if _t49_w1 == _f32(0.0) else _f32(0.0)))
+            _s46 = _t12_w1 - -_t50_w1*_sel(_t49_w1 > _f32(0.0), _f32(1.0), _sel(_t49_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py1 = -_t39_w1*((_t22_w1*_t26_w1*_t51_w1 - _t52_w1*_t55_w1 - _t56_w1*_t58_w1)*_inv1_w1) + _t40_w1*(_s46*_inv0_w1)
-            _s47 = _t8_w1 - _t18_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+            _s47 = _t8_w1 - _t18_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_px2 = -_t39_w1*((-_t26_w1*_t4_w1*_t60_w1 + _t44_w1*_t62_w1 + _t47_w1*_t63_w1)*_inv1_w1) + _t40_w1*(_s47*_inv0_w1)
-            _s48 = _t12_w1 - _t50_w1*(_f32(1.0) if _t64_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1 == _f32(0.0) else _f32(0.0)))
+            _s48 = _t12_w1 - _t50_w1*_sel(_t64_w1 > _f32(0.0), _f32(1.0), _sel(_t64_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_py2 = -_t39_w1*((-_t22_w1*_t26_w1*_t65_w1 + _t55_w1*_t67_w1 + _t58_w1*_t68_w1)*_inv1_w1) + _t40_w1*(_s48*_inv0_w1)
-            _s49 = _t69_w1 - -_t18_w1*(_f32(1.0) if _t9_w1 > _f32(0.0) else (_f32(0.5) if _t9_w1 == _f32(0.0) else _f32(0.0)))
+            _s49 = _t69_w1 - -_t18_w1*_sel(_t9_w1 > _f32(0.0), _f32(1.0), _sel(_t9_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx1 = -_t39_w1*((_t26_w1*_t42_w1*_t5_w1 - _t41_w1*_t71_w1 - _t45_w1*_t72_w1)*_inv1_w1) + _t40_w1*(_s49*_inv0_w1)
-            _s50 = _t73_w1 - -_t50_w1*(_f32(1.0) if _t48_w1 > _f32(0.0) else (_f32(0.5) if _t48_w1 == _f32(0.0) else _f32(0.0)))
+            _s50 = _t73_w1 - -_t50_w1*_sel(_t48_w1 > _f32(0.0), _f32(1.0), _sel(_t48_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty1 = -_t39_w1*((_t24_w1*_t26_w1*_t52_w1 - _t51_w1*_t75 - _t56_w1*_t76)*_inv1_w1) + _t40_w1*(_s50*_inv0_w1)
-            _s51 = _t69_w1 - _t18_w1*(_f32(1.0) if _t61_w1 > _f32(0.0) else (_f32(0.5) if _t61_w1 == _f32(0.0) else _f32(0.0)))
+            _s51 = _t69_w1 - _t18_w1*_sel(_t61_w1 > _f32(0.0), _f32(1.0), _sel(_t61_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_tx2 = -_t39_w1*((-_t26_w1*_t5_w1*_t62_w1 + _t60_w1*_t71_w1 + _t63_w1*_t72_w1)*_inv1_w1) + _t40_w1*(_s51*_inv0_w1)
-            _s52 = _t73_w1 - _t50_w1*(_f32(1.0) if _t66_w1 > _f32(0.0) else (_f32(0.5) if _t66_w1 == _f32(0.0) else _f32(0.0)))
+            _s52 = _t73_w1 - _t50_w1*_sel(_t66_w1 > _f32(0.0), _f32(1.0), _sel(_t66_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             d_ty2 = -_t39_w1*((-_t24_w1*_t26_w1*_t67_w1 + _t65_w1*_t75 + _t68_w1*_t76)*_inv1_w1) + _t40_w1*(_s52*_inv0_w1)
         _far = _far | (not _ok)
         _out[_i] = value
@@ -1251,8 +1252,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w4 = _t21_w2*_inv1_w2
                     _t27_w4 = s1*math.exp(_t16_w4)
                     _t28_w4 = _t27_w4*(_f32(1.0) - _t26_w4)
-                    _t29_w4 = _f32(1.0) if _t10_w4 > _f32(0.0) else _f32(0.0)
-                    _t30_w4 = _f32(1.0) if _t9_w4 > _f32(0.0) else _f32(0.0)
+                    _t29_w4 = _sel(_t10_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t30_w4 = _sel(_t9_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t31_w4 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
                     _t32_w4 = _t31_w4*_t5_w2
                     _t33_w4 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -1261,7 +1262,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t36_w4 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
                     _t37_w4 = _t36_w4*_t4_w2 + eps
                     _t38_w4 = _t21_w2 + _t37_w4
-                    _t39_w4 = _t20_w2*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t39_w4 = _t20_w2*_sel(_s5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t40_w4 = _t39_w4*((_t35_w4 + _t38_w4)*_inv1_w2)
                     _t41_w4 = -_t29_w4 - _t30_w4 + _f32(1.0)
                     _t42_w4 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -1271,23 +1272,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w4 = py1_w1 - ty1_w1
                     _t47_w4 = -_t46_w4
                     _t48_w4 = _t13_w2*_t17_w4
-                    _t49_w4 = _f32(1.0) if _t47_w4 > _f32(0.0) else _f32(0.0)
-                    _t50_w4 = _f32(1.0) if _t46_w4 > _f32(0.0) else _f32(0.0)
+                    _t49_w4 = _sel(_t47_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t50_w4 = _sel(_t46_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t51_w4 = _t22_w2*_t42_w4 + _t35_w4 + eps
-                    _t52_w4 = _t6_w2*(_f32(1.0) if _t19_w2 > _f32(0.0) else _f32(0.0))
+                    _t52_w4 = _t6_w2*_sel(_t19_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t53_w4 = _t52_w4*((_t21_w2 + _t51_w4)*_inv1_w2)
                     _t54_w4 = -_t49_w4 - _t50_w4 + _f32(1.0)
                     _t55_w4 = _f32(0.5)*_t52_w4
                     _t56_w4 = _t55_w4*((-_t20_w2*_t36_w4 + _t51_w4)*_inv1_w2)
                     _t57_w4 = _t23_w2 + px2_w1
-                    _t58_w4 = _f32(1.0) if _t57_w4 > _f32(0.0) else _f32(0.0)
+                    _t58_w4 = _sel(_t57_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w4 = -_t57_w4
-                    _t60_w4 = _f32(1.0) if _t59_w4 > _f32(0.0) else _f32(0.0)
+                    _t60_w4 = _sel(_t59_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w4 = -_t58_w4 - _t60_w4 + _f32(1.0)
                     _t62_w4 = py2_w1 - ty2_w1
-                    _t63_w4 = _f32(1.0) if _t62_w4 > _f32(0.0) else _f32(0.0)
+                    _t63_w4 = _sel(_t62_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t64_w4 = -_t62_w4
-                    _t65_w4 = _f32(1.0) if _t64_w4 > _f32(0.0) else _f32(0.0)
+                    _t65_w4 = _sel(_t64_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t66_w4 = -_t63_w4 - _t65_w4 + _f32(1.0)
                     _t67_w4 = -_t8_w4
                     _t68_w4 = _t32_w4 + _t43_w4
@@ -1297,21 +1298,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w4 = _t24_w2*_t33_w4 + _t43_w4
                     _t73_w4 = _t52_w4*((_t38_w4 + _t72_w4)*_inv1_w2)
                     _t74_w4 = _t55_w4*((-_t20_w2*_t31_w4 + _t37_w4 + _t72_w4)*_inv1_w2)
-                    _s26_w1 = _t8_w4 - -_t18_w4*(_f32(1.0) if _t10_w4 > _f32(0.0) else (_f32(0.5) if _t10_w4 == _f32(0.0) else _f32(0.0)))
+                    _s26_w1 = _t8_w4 - -_t18_w4*_sel(_t10_w4 > _f32(0.0), _f32(1.0), _sel(_t10_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = -_t27_w4*((_t26_w4*_t29_w4*_t4_w2 - _t30_w4*_t40_w4 - _t41_w4*_t45_w4)*_inv1_w2) + _t28_w4*(_s26_w1*_inv0_w2)
-                    _s27_w1 = _t12_w4 - -_t48_w4*(_f32(1.0) if _t47_w4 > _f32(0.0) else (_f32(0.5) if _t47_w4 == _f32(0.0) else _f32(0.0)))
+                    _s27_w1 = _t12_w4 - -_t48_w4*_sel(_t47_w4 > _f32(0.0), _f32(1.0), _sel(_t47_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = -_t27_w4*((_t22_w2*_t26_w4*_t49_w4 - _t50_w4*_t53_w4 - _t54_w4*_t56_w4)*_inv1_w2) + _t28_w4*(_s27_w1*_inv0_w2)
-                    _s28_w1 = _t8_w4 - _t18_w4*(_f32(1.0) if _t57_w4 > _f32(0.0) else (_f32(0.5) if _t57_w4 == _f32(0.0) else _f32(0.0)))
+                    _s28_w1 = _t8_w4 - _t18_w4*_sel(_t57_w4 > _f32(0.0), _f32(1.0), _sel(_t57_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t27_w4*((-_t26_w4*_t4_w2*_t58_w4 + _t40_w4*_t60_w4 + _t45_w4*_t61_w4)*_inv1_w2) + _t28_w4*(_s28_w1*_inv0_w2)
-                    _s29_w1 = _t12_w4 - _t48_w4*(_f32(1.0) if _t62_w4 > _f32(0.0) else (_f32(0.5) if _t62_w4 == _f32(0.0) else _f32(0.0)))
+                    _s29_w1 = _t12_w4 - _t48_w4*_sel(_t62_w4 > _f32(0.0), _f32(1.0), _sel(_t62_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t27_w4*((-_t22_w2*_t26_w4*_t63_w4 + _t53_w4*_t65_w4 + _t56_w4*_t66_w4)*_inv1_w2) + _t28_w4*(_s29_w1*_inv0_w2)
-                    _s30_w1 = _t67_w4 - -_t18_w4*(_f32(1.0) if _t9_w4 > _f32(0.0) else (_f32(0.5) if _t9_w4 == _f32(0.0) else _f32(0.0)))
+                    _s30_w1 = _t67_w4 - -_t18_w4*_sel(_t9_w4 > _f32(0.0), _f32(1.0), _sel(_t9_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t27_w4*((_t26_w4*_t30_w4*_t5_w2 - _t29_w4*_t69_w4 - _t41_w4*_t70_w4)*_inv1_w2) + _t28_w4*(_s30_w1*_inv0_w2)
-                    _s31_w1 = _t71_w4 - -_t48_w4*(_f32(1.0) if _t46_w4 > _f32(0.0) else (_f32(0.5) if _t46_w4 == _f32(0.0) else _f32(0.0)))
+                    _s31_w1 = _t71_w4 - -_t48_w4*_sel(_t46_w4 > _f32(0.0), _f32(1.0), _sel(_t46_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t27_w4*((_t24_w2*_t26_w4*_t50_w4 - _t49_w4*_t73_w4 - _t54_w4*_t74_w4)*_inv1_w2) + _t28_w4*(_s31_w1*_inv0_w2)
-                    _s32_w1 = _t67_w4 - _t18_w4*(_f32(1.0) if _t59_w4 > _f32(0.0) else (_f32(0.5) if _t59_w4 == _f32(0.0) else _f32(0.0)))
+                    _s32_w1 = _t67_w4 - _t18_w4*_sel(_t59_w4 > _f32(0.0), _f32(1.0), _sel(_t59_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t27_w4*((-_t26_w4*_t5_w2*_t60_w4 + _t58_w4*_t69_w4 + _t61_w4*_t70_w4)*_inv1_w2) + _t28_w4*(_s32_w1*_inv0_w2)
-                    _s33_w1 = _t71_w4 - _t48_w4*(_f32(1.0) if _t64_w4 > _f32(0.0) else (_f32(0.5) if _t64_w4 == _f32(0.0) else _f32(0.0)))
+                    _s33_w1 = _t71_w4 - _t48_w4*_sel(_t64_w4 > _f32(0.0), _f32(1.0), _sel(_t64_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t27_w4*((-_t24_w2*_t26_w4*_t65_w4 + _t63_w4*_t73_w4 + _t66_w4*_t74_w4)*_inv1_w2) + _t28_w4*(_s33_w1*_inv0_w2)
                 else:
                     _t8_w1_w1 = _s19_w1
@@ -1324,8 +1325,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t26_w1_w1 = _t21_w2/_t25_w2
                     _t27_w1_w1 = s1*math.exp(_t16_w1_w1)
                     _t28_w1_w1 = _t27_w1_w1*(_f32(1.0) - _t26_w1_w1)
-                    _t29_w1_w1 = _f32(1.0) if _t10_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t30_w1_w1 = _f32(1.0) if _t9_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t29_w1_w1 = _sel(_t10_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t30_w1_w1 = _sel(_t9_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t31_w1_w1 = min(_t24_w2, max(_t0_w2, _t0_w2 - _t0_w2) + max(_s4_w1, _s4_w1 - _s4_w1))
                     _t32_w1_w1 = _t31_w1_w1*_t5_w2
                     _t33_w1_w1 = min(_t5_w2, max(_t2_w2, _t2_w2 - _t2_w2) + max(_s9_w1, _s9_w1 - _s9_w1))
@@ -1334,7 +1335,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t36_w1_w1 = min(_t22_w2, max(_t1_w2, _t1_w2 - _t1_w2) + max(_s2_w1, _s2_w1 - _s2_w1))
                     _t37_w1_w1 = _t36_w1_w1*_t4_w2 + eps
                     _t38_w1_w1 = _t21_w2 + _t37_w1_w1
-                    _t39_w1_w1 = _t20_w2*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t39_w1_w1 = _t20_w2*_sel(_s5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t40_w1_w1 = _t39_w1_w1*((_t35_w1_w1 + _t38_w1_w1)/_t25_w2)
                     _t41_w1_w1 = -_t29_w1_w1 - _t30_w1_w1 + _f32(1.0)
                     _t42_w1_w1 = min(_t4_w2, max(_t3_w2, _t3_w2 - _t3_w2) + max(_s7_w1, _s7_w1 - _s7_w1))
@@ -1344,23 +1345,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t46_w1_w1 = py1_w1 - ty1_w1
                     _t47_w1_w1 = -_t46_w1_w1
                     _t48_w1_w1 = _t13_w2*_t17_w1_w1
-                    _t49_w1_w1 = _f32(1.0) if _t47_w1_w1 > _f32(0.0) else _f32(0.0)
-                    _t50_w1_w1 = _f32(1.0) if _t46_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t49_w1_w1 = _sel(_t47_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t50_w1_w1 = _sel(_t46_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t51_w1_w1 = _t22_w2*_t42_w1_w1 + _t35_w1_w1 + eps
-                    _t52_w1_w1 = _t6_w2*(_f32(1.0) if _t19_w2 > _f32(0.0) else _f32(0.0))
+                    _t52_w1_w1 = _t6_w2*_sel(_t19_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t53_w1_w1 = _t52_w1_w1*((_t21_w2 + _t51_w1_w1)/_t25_w2)
                     _t54_w1_w1 = -_t49_w1_w1 - _t50_w1_w1 + _f32(1.0)
                     _t55_w1_w1 = _f32(0.5)*_t52_w1_w1
                     _t56_w1_w1 = _t55_w1_w1*((-_t20_w2*_t36_w1_w1 + _t51_w1_w1)/_t25_w2)
                     _t57_w1_w1 = _t23_w2 + px2_w1
-                    _t58_w1_w1 = _f32(1.0) if _t57_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t58_w1_w1 = _sel(_t57_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t59_w1_w1 = -_t57_w1_w1
-                    _t60_w1_w1 = _f32(1.0) if _t59_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t60_w1_w1 = _sel(_t59_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w1_w1 = -_t58_w1_w1 - _t60_w1_w1 + _f32(1.0)
                     _t62_w1_w1 = py2_w1 - ty2_w1
-                    _t63_w1_w1 = _f32(1.0) if _t62_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t63_w1_w1 = _sel(_t62_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t64_w1_w1 = -_t62_w1_w1
-                    _t65_w1_w1 = _f32(1.0) if _t64_w1_w1 > _f32(0.0) else _f32(0.0)
+                    _t65_w1_w1 = _sel(_t64_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t66_w1_w1 = -_t63_w1_w1 - _t65_w1_w1 + _f32(1.0)
                     _t67_w1_w1 = -_t8_w1_w1
                     _t68_w1_w1 = _t32_w1_w1 + _t43_w1_w1
@@ -1370,21 +1371,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t72_w1_w1 = _t24_w2*_t33_w1_w1 + _t43_w1_w1
                     _t73_w1_w1 = _t52_w1_w1*((_t38_w1_w1 + _t72_w1_w1)/_t25_w2)
                     _t74_w1_w1 = _t55_w1_w1*((-_t20_w2*_t31_w1_w1 + _t37_w1_w1 + _t72_w1_w1)/_t25_w2)
-                    _s34_w1 = _t8_w1_w1 - -_t18_w1_w1*(_f32(1.0) if _t10_w1_w1 > _f32(0.0) else (_f32(0.5) if _t10_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s34_w1 = _t8_w1_w1 - -_t18_w1_w1*_sel(_t10_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t10_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t29_w1_w1*_t4_w2 - _t30_w1_w1*_t40_w1_w1 - _t41_w1_w1*_t45_w1_w1)/_t25_w2) + _t28_w1_w1*(_s34_w1/_t15_w2)
-                    _s35_w1 = _t12_w1_w1 - -_t48_w1_w1*(_f32(1.0) if _t47_w1_w1 > _f32(0.0) else (_f32(0.5) if _t47_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s35_w1 = _t12_w1_w1 - -_t48_w1_w1*_sel(_t47_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t47_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = -_t27_w1_w1*((_t22_w2*_t26_w1_w1*_t49_w1_w1 - _t50_w1_w1*_t53_w1_w1 - _t54_w1_w1*_t56_w1_w1)/_t25_w2) + _t28_w1_w1*(_s35_w1/_t15_w2)
-                    _s36_w1 = _t8_w1_w1 - _t18_w1_w1*(_f32(1.0) if _t57_w1_w1 > _f32(0.0) else (_f32(0.5) if _t57_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s36_w1 = _t8_w1_w1 - _t18_w1_w1*_sel(_t57_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t57_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t4_w2*_t58_w1_w1 + _t40_w1_w1*_t60_w1_w1 + _t45_w1_w1*_t61_w1_w1)/_t25_w2) + _t28_w1_w1*(_s36_w1/_t15_w2)
-                    _s37_w1 = _t12_w1_w1 - _t48_w1_w1*(_f32(1.0) if _t62_w1_w1 > _f32(0.0) else (_f32(0.5) if _t62_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s37_w1 = _t12_w1_w1 - _t48_w1_w1*_sel(_t62_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t62_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t27_w1_w1*((-_t22_w2*_t26_w1_w1*_t63_w1_w1 + _t53_w1_w1*_t65_w1_w1 + _t56_w1_w1*_t66_w1_w1)/_t25_w2) + _t28_w1_w1*(_s37_w1/_t15_w2)
-                    _s38_w1 = _t67_w1_w1 - -_t18_w1_w1*(_f32(1.0) if _t9_w1_w1 > _f32(0.0) else (_f32(0.5) if _t9_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s38_w1 = _t67_w1_w1 - -_t18_w1_w1*_sel(_t9_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t9_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t27_w1_w1*((_t26_w1_w1*_t30_w1_w1*_t5_w2 - _t29_w1_w1*_t69_w1_w1 - _t41_w1_w1*_t70_w1_w1)/_t25_w2) + _t28_w1_w1*(_s38_w1/_t15_w2)
-                    _s39_w1 = _t71_w1_w1 - -_t48_w1_w1*(_f32(1.0) if _t46_w1_w1 > _f32(0.0) else (_f32(0.5) if _t46_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s39_w1 = _t71_w1_w1 - -_t48_w1_w1*_sel(_t46_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t46_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t27_w1_w1*((_t24_w2*_t26_w1_w1*_t50_w1_w1 - _t49_w1_w1*_t73_w1_w1 - _t54_w1_w1*_t74_w1_w1)/_t25_w2) + _t28_w1_w1*(_s39_w1/_t15_w2)
-                    _s40_w1 = _t67_w1_w1 - _t18_w1_w1*(_f32(1.0) if _t59_w1_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s40_w1 = _t67_w1_w1 - _t18_w1_w1*_sel(_t59_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t27_w1_w1*((-_t26_w1_w1*_t5_w2*_t60_w1_w1 + _t58_w1_w1*_t69_w1_w1 + _t61_w1_w1*_t70_w1_w1)/_t25_w2) + _t28_w1_w1*(_s40_w1/_t15_w2)
-                    _s41_w1 = _t71_w1_w1 - _t48_w1_w1*(_f32(1.0) if _t64_w1_w1 > _f32(0.0) else (_f32(0.5) if _t64_w1_w1 == _f32(0.0) else _f32(0.0)))
+                    _s41_w1 = _t71_w1_w1 - _t48_w1_w1*_sel(_t64_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t64_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t27_w1_w1*((-_t24_w2*_t26_w1_w1*_t65_w1_w1 + _t63_w1_w1*_t73_w1_w1 + _t66_w1_w1*_t74_w1_w1)/_t25_w2) + _t28_w1_w1*(_s41_w1/_t15_w2)
             else:  # r R_WIoU L_IoU
                 _t0_w1_w1 = _s3_w1
@@ -1444,9 +1445,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t38_w2 = (_t7_w1_w1/(_t28_w2 + _t37_w2))
                     _t39_w2 = math.exp(_t16_w2)*math.exp((-_t38_w2*la3 + c3 + s3*math.log(_t38_w2)))*math.pow(_t38_w2/iou_mean, g2)
                     _t40_w2 = _t39_w2*(_f32(1.0) - _t26_w2)
-                    _t41_w2 = _f32(1.0) if _t10_w2 > _f32(0.0) else _f32(0.0)
-                    _t42_w2 = _f32(1.0) if _t9_w2 > _f32(0.0) else _f32(0.0)
-                    _t43_w2 = _t20_w1_w1*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t41_w2 = _sel(_t10_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t42_w2 = _sel(_t9_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t43_w2 = _t20_w1_w1*_sel(_s5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t44_w2 = _t43_w2*(_t37_w2*_inv1_w1_w1)
                     _t45_w2 = -_t41_w2 - _t42_w2 + _f32(1.0)
                     _t46_w2 = _f32(0.5)*_t43_w2
@@ -1454,23 +1455,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w2 = py1_w1 - ty1_w1
                     _t49_w2 = -_t48_w2
                     _t50_w2 = _t13_w1_w1*_t17_w2
-                    _t51_w2 = _f32(1.0) if _t49_w2 > _f32(0.0) else _f32(0.0)
-                    _t52_w2 = _f32(1.0) if _t48_w2 > _f32(0.0) else _f32(0.0)
+                    _t51_w2 = _sel(_t49_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t52_w2 = _sel(_t48_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t53_w2 = _t22_w1_w1*_t27_w2 + _t33_w2 + eps
-                    _t54_w2 = _t6_w1_w1*(_f32(1.0) if _t19_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t54_w2 = _t6_w1_w1*_sel(_t19_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w2 = _t54_w2*((_t21_w1_w1 + _t53_w2)*_inv1_w1_w1)
                     _t56_w2 = -_t51_w2 - _t52_w2 + _f32(1.0)
                     _t57_w2 = _f32(0.5)*_t54_w2
                     _t58_w2 = _t57_w2*((-_t20_w1_w1*_t34_w2 + _t53_w2)*_inv1_w1_w1)
                     _t59_w2 = _t23_w1_w1 + px2_w1
-                    _t60_w2 = _f32(1.0) if _t59_w2 > _f32(0.0) else _f32(0.0)
+                    _t60_w2 = _sel(_t59_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w2 = -_t59_w2
-                    _t62_w2 = _f32(1.0) if _t61_w2 > _f32(0.0) else _f32(0.0)
+                    _t62_w2 = _sel(_t61_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w2 = -_t60_w2 - _t62_w2 + _f32(1.0)
                     _t64_w2 = py2_w1 - ty2_w1
-                    _t65_w2 = _f32(1.0) if _t64_w2 > _f32(0.0) else _f32(0.0)
+                    _t65_w2 = _sel(_t64_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t66_w2 = -_t64_w2
-                    _t67_w2 = _f32(1.0) if _t66_w2 > _f32(0.0) else _f32(0.0)
+                    _t67_w2 = _sel(_t66_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w2 = -_t65_w2 - _t67_w2 + _f32(1.0)
                     _t69_w2 = -_t8_w2
                     _t70_w2 = _t28_w2 + _t30_w2
@@ -1480,21 +1481,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t74_w2 = _t24_w1_w1*_t31_w2 + _t28_w2
                     _t75_w2 = _t54_w2*((_t36_w2 + _t74_w2)*_inv1_w1_w1)
                     _t76_w2 = _t57_w2*((-_t20_w1_w1*_t29_w2 + _t35_w2 + _t74_w2)*_inv1_w1_w1)
-                    _s53 = _t8_w2 - -_t18_w2*(_f32(1.0) if _t10_w2 > _f32(0.0) else (_f32(0.5) if _t10_w2 == _f32(0.0) else _f32(0.0)))
+                    _s53 = _t8_w2 - -_t18_w2*_sel(_t10_w2 > _f32(0.0), _f32(1.0), _sel(_t10_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = -_t39_w2*((_t26_w2*_t4_w1_w1*_t41_w2 - _t42_w2*_t44_w2 - _t45_w2*_t47_w2)*_inv1_w1_w1) + _t40_w2*(_s53*_inv0_w1_w1)
-                    _s54 = _t12_w2 - -_t50_w2*(_f32(1.0) if _t49_w2 > _f32(0.0) else (_f32(0.5) if _t49_w2 == _f32(0.0) else _f32(0.0)))
+                    _s54 = _t12_w2 - -_t50_w2*_sel(_t49_w2 > _f32(0.0), _f32(1.0), _sel(_t49_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = -_t39_w2*((_t22_w1_w1*_t26_w2*_t51_w2 - _t52_w2*_t55_w2 - _t56_w2*_t58_w2)*_inv1_w1_w1) + _t40_w2*(_s54*_inv0_w1_w1)
-                    _s55 = _t8_w2 - _t18_w2*(_f32(1.0) if _t59_w2 > _f32(0.0) else (_f32(0.5) if _t59_w2 == _f32(0.0) else _f32(0.0)))
+                    _s55 = _t8_w2 - _t18_w2*_sel(_t59_w2 > _f32(0.0), _f32(1.0), _sel(_t59_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t39_w2*((-_t26_w2*_t4_w1_w1*_t60_w2 + _t44_w2*_t62_w2 + _t47_w2*_t63_w2)*_inv1_w1_w1) + _t40_w2*(_s55*_inv0_w1_w1)
-                    _s56 = _t12_w2 - _t50_w2*(_f32(1.0) if _t64_w2 > _f32(0.0) else (_f32(0.5) if _t64_w2 == _f32(0.0) else _f32(0.0)))
+                    _s56 = _t12_w2 - _t50_w2*_sel(_t64_w2 > _f32(0.0), _f32(1.0), _sel(_t64_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t39_w2*((-_t22_w1_w1*_t26_w2*_t65_w2 + _t55_w2*_t67_w2 + _t58_w2*_t68_w2)*_inv1_w1_w1) + _t40_w2*(_s56*_inv0_w1_w1)
-                    _s57 = _t69_w2 - -_t18_w2*(_f32(1.0) if _t9_w2 > _f32(0.0) else (_f32(0.5) if _t9_w2 == _f32(0.0) else _f32(0.0)))
+                    _s57 = _t69_w2 - -_t18_w2*_sel(_t9_w2 > _f32(0.0), _f32(1.0), _sel(_t9_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t39_w2*((_t26_w2*_t42_w2*_t5_w1_w1 - _t41_w2*_t71_w2 - _t45_w2*_t72_w2)*_inv1_w1_w1) + _t40_w2*(_s57*_inv0_w1_w1)
-                    _s58 = _t73_w2 - -_t50_w2*(_f32(1.0) if _t48_w2 > _f32(0.0) else (_f32(0.5) if _t48_w2 == _f32(0.0) else _f32(0.0)))
+                    _s58 = _t73_w2 - -_t50_w2*_sel(_t48_w2 > _f32(0.0), _f32(1.0), _sel(_t48_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t39_w2*((_t24_w1_w1*_t26_w2*_t52_w2 - _t51_w2*_t75_w2 - _t56_w2*_t76_w2)*_inv1_w1_w1) + _t40_w2*(_s58*_inv0_w1_w1)
-                    _s59 = _t69_w2 - _t18_w2*(_f32(1.0) if _t61_w2 > _f32(0.0) else (_f32(0.5) if _t61_w2 == _f32(0.0) else _f32(0.0)))
+                    _s59 = _t69_w2 - _t18_w2*_sel(_t61_w2 > _f32(0.0), _f32(1.0), _sel(_t61_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t39_w2*((-_t26_w2*_t5_w1_w1*_t62_w2 + _t60_w2*_t71_w2 + _t63_w2*_t72_w2)*_inv1_w1_w1) + _t40_w2*(_s59*_inv0_w1_w1)
-                    _s60 = _t73_w2 - _t50_w2*(_f32(1.0) if _t66_w2 > _f32(0.0) else (_f32(0.5) if _t66_w2 == _f32(0.0) else _f32(0.0)))
+                    _s60 = _t73_w2 - _t50_w2*_sel(_t66_w2 > _f32(0.0), _f32(1.0), _sel(_t66_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t39_w2*((-_t24_w1_w1*_t26_w2*_t67_w2 + _t65_w2*_t75_w2 + _t68_w2*_t76_w2)*_inv1_w1_w1) + _t40_w2*(_s60*_inv0_w1_w1)
                 else:
                     _t8_w3 = _s45_w1
@@ -1519,9 +1520,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t38_w3 = (_t7_w1_w1/(_t28_w3 + _t37_w3))
                     _t39_w3 = math.exp(_t16_w3)*math.exp((-_t38_w3*la3 + c3 + s3*math.log(_t38_w3)))*math.pow(_t38_w3/iou_mean, g2)
                     _t40_w3 = _t39_w3*(_f32(1.0) - _t26_w3)
-                    _t41_w3 = _f32(1.0) if _t10_w3 > _f32(0.0) else _f32(0.0)
-                    _t42_w3 = _f32(1.0) if _t9_w3 > _f32(0.0) else _f32(0.0)
-                    _t43_w3 = _t20_w1_w1*(_f32(1.0) if _s5_w1 > _f32(0.0) else _f32(0.0))
+                    _t41_w3 = _sel(_t10_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t42_w3 = _sel(_t9_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t43_w3 = _t20_w1_w1*_sel(_s5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t44_w3 = _t43_w3*(_t37_w3/_t25_w1_w1)
                     _t45_w3 = -_t41_w3 - _t42_w3 + _f32(1.0)
                     _t46_w3 = _f32(0.5)*_t43_w3
@@ -1529,23 +1530,23 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t48_w3 = py1_w1 - ty1_w1
                     _t49_w3 = -_t48_w3
                     _t50_w3 = _t13_w1_w1*_t17_w3
-                    _t51_w3 = _f32(1.0) if _t49_w3 > _f32(0.0) else _f32(0.0)
-                    _t52_w3 = _f32(1.0) if _t48_w3 > _f32(0.0) else _f32(0.0)
+                    _t51_w3 = _sel(_t49_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t52_w3 = _sel(_t48_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t53_w3 = _t22_w1_w1*_t27_w3 + _t33_w3 + eps
-                    _t54_w3 = _t6_w1_w1*(_f32(1.0) if _t19_w1_w1 > _f32(0.0) else _f32(0.0))
+                    _t54_w3 = _t6_w1_w1*_sel(_t19_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t55_w3 = _t54_w3*((_t21_w1_w1 + _t53_w3)/_t25_w1_w1)
                     _t56_w3 = -_t51_w3 - _t52_w3 + _f32(1.0)
                     _t57_w3 = _f32(0.5)*_t54_w3
                     _t58_w3 = _t57_w3*((-_t20_w1_w1*_t34_w3 + _t53_w3)/_t25_w1_w1)
                     _t59_w3 = _t23_w1_w1 + px2_w1
-                    _t60_w3 = _f32(1.0) if _t59_w3 > _f32(0.0) else _f32(0.0)
+                    _t60_w3 = _sel(_t59_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t61_w3 = -_t59_w3
-                    _t62_w3 = _f32(1.0) if _t61_w3 > _f32(0.0) else _f32(0.0)
+                    _t62_w3 = _sel(_t61_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t63_w3 = -_t60_w3 - _t62_w3 + _f32(1.0)
                     _t64_w3 = py2_w1 - ty2_w1
-                    _t65_w3 = _f32(1.0) if _t64_w3 > _f32(0.0) else _f32(0.0)
+                    _t65_w3 = _sel(_t64_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t66_w3 = -_t64_w3
-                    _t67_w3 = _f32(1.0) if _t66_w3 > _f32(0.0) else _f32(0.0)
+                    _t67_w3 = _sel(_t66_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
                     _t68_w3 = -_t65_w3 - _t67_w3 + _f32(1.0)
                     _t69_w3 = -_t8_w3
                     _t70_w3 = _t28_w3 + _t30_w3
@@ -1555,21 +1556,21 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _t74_w3 = _t24_w1_w1*_t31_w3 + _t28_w3
                     _t75_w1 = _t54_w3*((_t36_w3 + _t74_w3)/_t25_w1_w1)
                     _t76_w1 = _t57_w3*((-_t20_w1_w1*_t29_w3 + _t35_w3 + _t74_w3)/_t25_w1_w1)
-                    _s61 = _t8_w3 - -_t18_w3*(_f32(1.0) if _t10_w3 > _f32(0.0) else (_f32(0.5) if _t10_w3 == _f32(0.0) else _f32(0.0)))
+                    _s61 = _t8_w3 - -_t18_w3*_sel(_t10_w3 > _f32(0.0), _f32(1.0), _sel(_t10_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px1_w1 = -_t39_w3*((_t26_w3*_t4_w1_w1*_t41_w3 - _t42_w3*_t44_w3 - _t45_w3*_t47_w3)/_t25_w1_w1) + _t40_w3*(_s61/_t15_w1_w1)
-                    _s62 = _t12_w3 - -_t50_w3*(_f32(1.0) if _t49_w3 > _f32(0.0) else (_f32(0.5) if _t49_w3 == _f32(0.0) else _f32(0.0)))
+                    _s62 = _t12_w3 - -_t50_w3*_sel(_t49_w3 > _f32(0.0), _f32(1.0), _sel(_t49_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py1_w1 = -_t39_w3*((_t22_w1_w1*_t26_w3*_t51_w3 - _t52_w3*_t55_w3 - _t56_w3*_t58_w3)/_t25_w1_w1) + _t40_w3*(_s62/_t15_w1_w1)
-                    _s63 = _t8_w3 - _t18_w3*(_f32(1.0) if _t59_w3 > _f32(0.0) else (_f32(0.5) if _t59_w3 == _f32(0.0) else _f32(0.0)))
+                    _s63 = _t8_w3 - _t18_w3*_sel(_t59_w3 > _f32(0.0), _f32(1.0), _sel(_t59_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_px2_w1 = -_t39_w3*((-_t26_w3*_t4_w1_w1*_t60_w3 + _t44_w3*_t62_w3 + _t47_w3*_t63_w3)/_t25_w1_w1) + _t40_w3*(_s63/_t15_w1_w1)
-                    _s64 = _t12_w3 - _t50_w3*(_f32(1.0) if _t64_w3 > _f32(0.0) else (_f32(0.5) if _t64_w3 == _f32(0.0) else _f32(0.0)))
+                    _s64 = _t12_w3 - _t50_w3*_sel(_t64_w3 > _f32(0.0), _f32(1.0), _sel(_t64_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_py2_w1 = -_t39_w3*((-_t22_w1_w1*_t26_w3*_t65_w3 + _t55_w3*_t67_w3 + _t58_w3*_t68_w3)/_t25_w1_w1) + _t40_w3*(_s64/_t15_w1_w1)
-                    _s65 = _t69_w3 - -_t18_w3*(_f32(1.0) if _t9_w3 > _f32(0.0) else (_f32(0.5) if _t9_w3 == _f32(0.0) else _f32(0.0)))
+                    _s65 = _t69_w3 - -_t18_w3*_sel(_t9_w3 > _f32(0.0), _f32(1.0), _sel(_t9_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx1_w1 = -_t39_w3*((_t26_w3*_t42_w3*_t5_w1_w1 - _t41_w3*_t71_w3 - _t45_w3*_t72_w3)/_t25_w1_w1) + _t40_w3*(_s65/_t15_w1_w1)
-                    _s66 = _t73_w3 - -_t50_w3*(_f32(1.0) if _t48_w3 > _f32(0.0) else (_f32(0.5) if _t48_w3 == _f32(0.0) else _f32(0.0)))
+                    _s66 = _t73_w3 - -_t50_w3*_sel(_t48_w3 > _f32(0.0), _f32(1.0), _sel(_t48_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty1_w1 = -_t39_w3*((_t24_w1_w1*_t26_w3*_t52_w3 - _t51_w3*_t75_w1 - _t56_w3*_t76_w1)/_t25_w1_w1) + _t40_w3*(_s66/_t15_w1_w1)
-                    _s67 = _t69_w3 - _t18_w3*(_f32(1.0) if _t61_w3 > _f32(0.0) else (_f32(0.5) if _t61_w3 == _f32(0.0) else _f32(0.0)))
+                    _s67 = _t69_w3 - _t18_w3*_sel(_t61_w3 > _f32(0.0), _f32(1.0), _sel(_t61_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_tx2_w1 = -_t39_w3*((-_t26_w3*_t5_w1_w1*_t62_w3 + _t60_w3*_t71_w3 + _t63_w3*_t72_w3)/_t25_w1_w1) + _t40_w3*(_s67/_t15_w1_w1)
-                    _s68 = _t73_w3 - _t50_w3*(_f32(1.0) if _t66_w3 > _f32(0.0) else (_f32(0.5) if _t66_w3 == _f32(0.0) else _f32(0.0)))
+                    _s68 = _t73_w3 - _t50_w3*_sel(_t66_w3 > _f32(0.0), _f32(1.0), _sel(_t66_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
                     d_ty2_w1 = -_t39_w3*((-_t24_w1_w1*_t26_w3*_t67_w3 + _t65_w3*_t75_w1 + _t68_w3*_t76_w1)/_t25_w1_w1) + _t40_w3*(_s68/_t15_w1_w1)
             if not _ok_w1:
                 _d_pred[4 * _i_w1] = d_px1_w1
@@ -1587,14 +1588,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w3] /= divisor
     _bad = 0
     for _i_w4 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
+        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
                 + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
                 + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
                 + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
                 + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
                 | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))) else 0
+                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1])), 1, 0)
     return _bad
 
 

@@ -19,6 +19,7 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
+from refloss._select import _sel
 
 
 @njit(**CPU_OPTIONS)
@@ -41,13 +42,13 @@ def _value_block_f64(_pred, _target, _out, lambda_coord):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0) | ((_pred[4 * _i_w1 + 2] < 0.0))
                 | ((_pred[4 * _i_w1 + 3] < 0.0)) | ((_target[4 * _i_w1 + 2] < 0.0))
-                | ((_target[4 * _i_w1 + 3] < 0.0))) else 0
+                | ((_target[4 * _i_w1 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -119,13 +120,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
+        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
                 + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
                 + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
                 + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
                 + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != 0.0) | ((_pred[4 * _i_w3 + 2] < 0.0))
                 | ((_pred[4 * _i_w3 + 3] < 0.0)) | ((_target[4 * _i_w3 + 2] < 0.0))
-                | ((_target[4 * _i_w3 + 3] < 0.0))) else 0
+                | ((_target[4 * _i_w3 + 3] < 0.0)), 1, 0)
     return _bad
 
 
@@ -169,13 +170,13 @@ def _value_block_f32(_pred, _target, _out, lambda_coord):
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
+        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
                 + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
                 + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
                 + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _f32(0.0))) | ((_pred[4 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[4 * _i_w1 + 2] < _f32(0.0))) | ((_target[4 * _i_w1 + 3] < _f32(0.0)))) else 0
+                | ((_target[4 * _i_w1 + 2] < _f32(0.0))) | ((_target[4 * _i_w1 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -247,13 +248,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _d_target[_i_w2] /= divisor
     _bad = 0
     for _i_w3 in range(_m):
-        _bad += 1 if (((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
+        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
                 + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
                 + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
                 + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
                 + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w3 + 2] < _f32(0.0))) | ((_pred[4 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[4 * _i_w3 + 2] < _f32(0.0))) | ((_target[4 * _i_w3 + 3] < _f32(0.0)))) else 0
+                | ((_target[4 * _i_w3 + 2] < _f32(0.0))) | ((_target[4 * _i_w3 + 3] < _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -1,0 +1,28 @@
+"""``_sel(c, a, b)``: ``a if c else b`` as one LLVM ``select``, for the generated CPU kernels.
+
+Both arms are evaluated (the caller passes them as arguments) and no branch is made, so Numba's
+IR of the function gains no block and no variable assigned twice: see
+:mod:`refloss._derive.selects`, which writes the calls, for why that halves the compile time of
+the largest kernels.  ``c`` is taken as a truth value (``bool(c)``); the arms are converted to
+their common type, as the two arms of a conditional expression are.
+
+Numba's on-disk cache of a kernel does not follow changes to this function: a change here must
+come with regenerated kernels (``python -m derivations``), whose new files invalidate the cache.
+"""
+from numba import types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _sel(typingctx, cond, a, b):
+    t = typingctx.unify_types(a, b)
+    if t is None or not isinstance(t, (types.Number, types.Boolean)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        c = context.is_true(builder, sig.args[0], args[0])
+        x = context.cast(builder, args[1], sig.args[1], sig.return_type)
+        y = context.cast(builder, args[2], sig.args[2], sig.return_type)
+        return builder.select(c, x, y)
+
+    return t(cond, a, b), codegen
