@@ -15,6 +15,20 @@ from typing import Callable, NamedTuple, Optional
 # the families: which battery checks a loss, which error measure and bar apply
 FAMILIES = ("elementwise", "box", "classification", "softmax", "distribution", "yolo", "coding", "rotated")
 
+# A box pair whose largest |coordinate| is beyond 2^+-RESCALE_EXPONENT[precision] is counted by the CPU drivers
+# and computed again by Loss._rescale, scaled by a power of two: the kernels keep their scale invariance to
+# 2^+-511 (float64) and 2^+-63 (float32) on ordinary pairs (docs/accuracy.md); the margin is for products of lengths
+RESCALE_EXPONENT = {"f64": 480, "f32": 56}
+
+
+def rescalable(family: str, properties, params) -> bool:
+    """Whether a loss's out-of-range box pairs are computed again scaled (Loss._rescale): a box loss whose value
+    and gradients follow its boxes' scale exactly, with no parameter in the boxes' units (NWD's c, MPDIoU's
+    image size) and an ``eps``, set to 0 for the scaled pairs."""
+    names = [p.name for p in params]
+    return (family == "box" and properties.scale_invariant and not properties.length_params and "eps" in names
+            and not any(p.kind == "size" for p in params))
+
 
 class Variant(NamedTuple):
     """A variant of a loss that peers implement and a diagnosis can name.

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _arrays, _backends, _cpu
-from ._info import LossInfo
+from ._info import RESCALE_EXPONENT, LossInfo, rescalable
 from ._validate import (DTYPES, REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, reject_autograd,
                         result_dtypes)
 
@@ -107,6 +107,11 @@ class Loss:
         self._fast_width = widths.pop() if len(widths) == 1 and None not in widths and not info.indices else None
         self._fast_drivers = {}
         self._default_args = {}
+        # where a NaN value of valid inputs is computed again scaled (_rescale): the box losses whose value and
+        # gradients follow their boxes' scale exactly, with no parameter in the boxes' units (NWD's c, MPDIoU's
+        # image size), and an eps
+        self._eps_at = (list(self._defaults).index("eps") if rescalable(info.family, info.properties, info.params)
+                        else None)
         self.value_and_grad = _ValueAndGrad(self)
 
     def _module(self, which: str):
@@ -252,16 +257,59 @@ class Loss:
         out = np.empty(lead, dt)
         out_flat = out.reshape(-1) if reshape else out
         if not with_grad:
-            if driver(*flat, out_flat, *args) and validate:
-                self._raise_bad_input(inputs)
+            if driver(*flat, out_flat, *args):
+                self._after_bad(inputs, validate, precision, params, flat, out_flat)
             return out if reduction == "none" else _arrays.reduce(out, reduction)
         grads = [np.empty(shape, dt) for a in inputs]
         size = len(out_flat)
         divisor = dt.type(size if reduction == "mean" and size else 1)
-        if driver(*flat, out_flat, *([g.reshape(flat_shape) for g in grads] if reshape else grads), divisor,
-                  *args) and validate:
-            self._raise_bad_input(inputs)
+        flat_grads = [g.reshape(flat_shape) for g in grads] if reshape else grads
+        if driver(*flat, out_flat, *flat_grads, divisor, *args):
+            self._after_bad(inputs, validate, precision, params, flat, out_flat, flat_grads, divisor)
         return (out if reduction == "none" else _arrays.reduce(out, reduction)), tuple(grads)
+
+    def _after_bad(self, inputs, validate, precision, params, flat, out, grads=None, divisor=1) -> None:
+        """A driver counted bad elements: a bad input (raised, naming it, when ``validate``), or a box pair beyond
+        the range where the kernels keep their scale invariance (computed again, scaled: :meth:`_rescale`)."""
+        if validate:
+            self._raise_bad_input(inputs)
+        if self._eps_at is not None:
+            values = params if isinstance(params, tuple) else self._param_values(params) if params else \
+                self._default_values
+            self._rescale(precision, values, flat, out, grads, divisor)
+
+    def _rescale(self, precision, values, flat, out, grads, divisor) -> None:
+        """Box pairs whose largest |coordinate| is beyond 2^+-RESCALE_EXPONENT (480 in float64, 56 in float32),
+        where areas and products of lengths leave the float range: sides beyond about 2^+-512 in float64 and
+        2^+-64 in float32 gave NaN, or lost their digits (docs/accuracy.md).  The loss is a function of the
+        boxes' shapes, L(s p, s t) = L(p, t) and grad L(p, t) = s grad L(s p, s t), and scaling by a power of
+        two is exact: such a pair is computed again at s = 2^-e, e the exponent of its largest |coordinate|, and
+        its gradients scaled back by 2^-e (one rounding, where they are subnormal).  eps is 0 there: at those
+        scales it is below 2^-900 (float64; float32 2^-100) of the areas it is added to, and moves no digit.  A
+        pair of tiny boxes (scaled up) is computed again only where eps is 0: otherwise eps decides its value."""
+        dt = out.dtype
+        big = np.ldexp(1.0, RESCALE_EXPONENT[precision])
+        with np.errstate(invalid="ignore"):
+            top = np.max([np.max(np.abs(f), axis=1) for f in flat], axis=0)  # (NaN where a coordinate is NaN)
+            take = (top > big) & np.isfinite(top)
+            if values[self._eps_at] == 0:
+                take |= (top < 1 / big) & (top > 0)
+        where = np.flatnonzero(take)
+        if not where.size:
+            return
+        e = np.frexp(top[where])[1]  # top = m 2^e, 1/2 <= m < 1
+        scaled = [np.ldexp(np.asarray(f[where]), -e[:, None]).astype(dt) for f in flat]
+        args = self._checked_args(values[:self._eps_at] + (0.0,) + values[self._eps_at + 1:], precision)
+        value = np.empty(len(where), dt)
+        module = self._module("cpu")
+        if grads is None:
+            _cpu.launch(module, f"value_{precision}", scaled, [value], args)
+        else:
+            scaled_grads = [np.empty_like(a) for a in scaled]
+            _cpu.launch(module, f"value_and_grad_{precision}", scaled, [value, *scaled_grads, divisor], args)
+            for g, sg in zip(grads, scaled_grads):
+                g[where] = np.ldexp(sg, -e[:, None]).astype(dt)
+        out[where] = value
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
         # This is the per-call fixed cost (a few microseconds): keep it lean.
@@ -294,12 +342,14 @@ class Loss:
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              args, reduction, self._input_rules, validate, with_grad)
         arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
-        return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate)
+        return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate, values)
 
-    def _cpu_evaluate(self, with_grad, arrays, dt, precision, args, reduction, validate):
+    def _cpu_evaluate(self, with_grad, arrays, dt, precision, args, reduction, validate, values=None):
         """The CPU drivers on ``arrays`` (NumPy arrays of dtype ``dt``, bound and converted) with the
-        kernel arguments ``args`` of ``precision``: what ``_evaluate`` ends with, and what
-        ``refloss.torch`` calls on views of its tensors."""
+        kernel arguments ``args`` of ``precision`` (from the parameter ``values``, a tuple; None: the
+        defaults): what ``_evaluate`` ends with, and what ``refloss.torch`` calls on views of its tensors."""
+        if values is None:
+            values = self._default_values
         info = self._info
         shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
@@ -308,14 +358,14 @@ class Loss:
         drivers = self._module("cpu")
         if not with_grad:
             bad = _cpu.launch(drivers, f"value_{precision}", flat, [out], args)
-            if bad and validate:
-                self._raise_bad_input(arrays)
+            if bad:
+                self._after_bad(arrays, validate, precision, values, flat, out)
             return _arrays.reduce(out.reshape(shape), reduction)
         grads = [np.empty(f.shape, dt) for f in flat]
         divisor = dt.type(size if reduction == "mean" and size else 1)
         bad = _cpu.launch(drivers, f"value_and_grad_{precision}", flat, [out, *grads, divisor], args)
-        if bad and validate:
-            self._raise_bad_input(arrays)
+        if bad:
+            self._after_bad(arrays, validate, precision, values, flat, out, grads, divisor)
         value = _arrays.reduce(out.reshape(shape), reduction)
         return value, tuple([_arrays.sum_to_shape(g.reshape(shape + g.shape[1:]), a.shape)
                              for g, a in zip(grads, arrays)])

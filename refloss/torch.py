@@ -247,7 +247,7 @@ def _numpy_call(loss, arrays, params, reduction, validate, with_grad, fast=True)
     values = loss._param_values(params)
     precision = "f32" if dt == np.float32 else "f64"
     args = loss._checked_args(values, precision)
-    return loss._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate)
+    return loss._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate, values)
 
 
 def _numpy_view(t: torch.Tensor) -> np.ndarray:

@@ -296,3 +296,57 @@ def test_scale_invariance_holds_over_the_documented_scales(dtype):
         lo, hi = row[dtype]
         for k in (lo, lo + 1, hi - 1, hi, *range(9)):
             assert si.invariant_at(name, p, t, k), f"{name} {dtype.__name__}: not scale invariant at 2^{k}"
+
+
+def _rescaled_close(got, want, s, scale, name):
+    """got * s within 64,000 eps of scale of want, or both NaN (log_iou_loss's gradient of disjoint boxes)."""
+    g = got.astype(np.float64) * s
+    ok = (np.abs(g - want) <= 64_000 * np.finfo(got.dtype).eps * scale) | (np.isnan(g) & np.isnan(want)) | (g == want)
+    assert np.all(ok), name
+
+
+@pytest.mark.parametrize("dtype, k", [(np.float64, 600), (np.float64, 1000), (np.float64, -600), (np.float64, -1000),
+                                      (np.float32, 70), (np.float32, 120), (np.float32, -70), (np.float32, -100)])
+def test_pairs_beyond_the_float_range_of_their_areas_are_computed_scaled(dtype, k):
+    """Sides beyond 2^+-512 (float64) or 2^+-64 (float32) overflowed or underflowed the areas: NaN values and
+    gradients, or lost digits, with no error.  Such pairs are now computed again scaled by a power of two
+    (Loss._rescale): equal to the pairs at scale 1 (values, and gradients times 2^k), on the fast path and the
+    general one (strided views, broadcasting, reduction="mean") alike.  (At 2^-120 in float32 a gradient of
+    log_iou_loss, 2^120 times its size at scale 1, overflows to inf: the float32 result, rounded.)"""
+    from benchmarks import scale_invariance as si
+
+    p, t = (a.astype(dtype) for a in si.pairs(16))
+    s = dtype(np.ldexp(1.0, k))
+    for name in si.losses():
+        fn = getattr(rl, name)
+        v0, g0 = fn.value_and_grad(p, t)
+        v, g = fn.value_and_grad(p * s, t * s)
+        assert v.dtype == dtype and np.all(np.isfinite(v)) == np.all(np.isfinite(v0)), name
+        np.testing.assert_allclose(v, v0, rtol=64 * np.finfo(dtype).eps, atol=0, err_msg=name)
+        for a, b in zip(g, g0):
+            _rescaled_close(a, b, s, np.max(np.abs(np.where(np.isfinite(b), b, 0)), axis=1, keepdims=True), name)
+        # the general path (non-contiguous views), broadcasting a target and the mean
+        wide = np.repeat(p * s, 2, axis=0)[::2]
+        vm, gm = fn.value_and_grad(wide, t[0] * s, reduction="mean")
+        vm0, gm0 = fn.value_and_grad(p, t[0], reduction="mean")
+        np.testing.assert_allclose(vm, vm0, rtol=64 * np.finfo(dtype).eps, err_msg=name)
+        _rescaled_close(gm[1], gm0[1], s, np.max(np.abs(np.where(np.isfinite(gm0[1]), gm0[1], 0))), name)
+        np.testing.assert_allclose(fn(p * s, t * s, validate=False), v, rtol=0, err_msg=name)
+
+
+def test_what_the_rescaling_leaves_as_it_was():
+    """A pair at ordinary scale is untouched (its eps kept); tiny pairs with eps > 0 keep the kernel's
+    eps-dominated value; NWD and MPDIoU (a parameter in the boxes' units) are not rescaled; a bad input
+    still raises."""
+    p = np.array([[0.0, 0.0, 2.0, 2.0], [1e300, 1e300, 3e300, 2e300]])
+    t = np.array([[1.0, 1.0, 3.0, 3.0], [2e300, 1e300, 4e300, 3e300]])
+    v = rl.giou_loss(p, t, eps=1e-3)
+    assert v[0] == rl.giou_loss(p[:1], t[:1], eps=1e-3)[0] != rl.giou_loss(p[:1], t[:1])[0]
+    assert abs(v[1] - rl.giou_loss(p[1:] * 1e-300, t[1:] * 1e-300)[0]) < 1e-15  # eps 1e-3 negligible at 1e300
+    tiny = np.ldexp(1.0, -1000)
+    assert rl.iou_loss(p[:1] * tiny, t[:1] * tiny, eps=1e-7)[0] == 1.0  # eps decides: IoU = I/(U + eps) = 0
+    assert rl.iou_loss(p[:1] * tiny, t[:1] * tiny)[0] == rl.iou_loss(p[:1], t[:1])[0]  # eps 0: rescaled
+    with np.errstate(all="ignore"):
+        assert np.isnan(rl.nwd_loss(p[1:], t[1:])[0]) or rl.nwd_loss(p[1:], t[1:])[0] in (0.0, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        rl.giou_loss(np.array([[0.0, 0.0, np.inf, 1.0]]), t[:1])

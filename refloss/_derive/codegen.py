@@ -29,7 +29,7 @@ from mpmath import libmp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
-from refloss._info import Properties
+from refloss._info import RESCALE_EXPONENT, rescalable, Properties
 
 from . import expo
 from .atan import polynomial as atan_polynomial
@@ -1692,6 +1692,16 @@ def _bad_element(kernel: Kernel, precision: str, flat: bool = False, prefix: str
     return " | ".join(checks)
 
 
+def _out_of_range(kernel: Kernel, precision: str) -> str:
+    """True where the element's largest |input| is beyond 2^+-RESCALE_EXPONENT[precision] (0 excepted)."""
+    elems = [_element("_" + n, w, k, True, "_i") for n, w, syms in kernel.arrays for k in range(len(syms))]
+    top = f"max({', '.join(f'abs({e})' for e in elems)})"
+    exponent = RESCALE_EXPONENT[precision]
+    big, small = (f"{2.0 ** x!r}" if precision == "f64" else f"_f32({2.0 ** x!r})" for x in (exponent, -exponent))
+    zero = "0.0" if precision == "f64" else "_f32(0.0)"
+    return f"({top} > {big}) | (({top} < {small}) & ({top} > {zero}))"
+
+
 def _scalar_hash(spec: LossSpec, source: str) -> str:
     """Fingerprint of the scalar module: a driver file must change whenever the kernels it
     inlines change, or Numba's on-disk cache (keyed on the driver file) would serve stale code."""
@@ -1736,7 +1746,9 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines += [scalar_import or f"from refloss._generated import {spec.name} as _scalar", ""]
         lines += _compiled_scalars("njit(**CPU_OPTIONS)")
     for prec, kernel, fn, with_grad in _drivers(spec):
-        lines += _row_driver(kernel, prec, fn, with_grad) if kernel.is_row else _block_driver(kernel, prec, fn, with_grad)
+        lines += (_row_driver(kernel, prec, fn, with_grad) if kernel.is_row else
+                  _block_driver(kernel, prec, fn, with_grad,
+                                rescale=rescalable(spec.family, spec.properties, spec.params)))
     if any("_sel(" in ln for ln in lines):
         options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
         lines.insert(options + 1, "from refloss._select import _sel")
@@ -1787,7 +1799,7 @@ def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set, form: s
     return [ln for ln in body if ln not in returns]
 
 
-def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
+def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: bool = False) -> list:
     """A kernel over elements of fixed width: ``_<fn>_block_<prec>`` runs the scalar kernel,
     written into its loop, over a block of flat arrays, then counts the block's bad elements in a
     loop of its own while the block is in cache; the driver runs blocks of BLOCK elements in
@@ -1835,6 +1847,9 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
                   for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
         lines += ["        " + st for st in stores]
     checks = _bad_element(kernel, prec, flat=True, prefix="_", i="_i")
+    if rescale:  # a box pair beyond the range where the kernel keeps its scale invariance is counted too: the
+        # caller computes it again, scaled by a power of two (Loss._rescale); counted here, it costs no pass of its own
+        checks += " | " + _out_of_range(kernel, prec)
     count = ["    _bad = 0", "    for _i in range(_m):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
     if recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_m):"]
