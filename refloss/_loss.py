@@ -107,9 +107,9 @@ class Loss:
         self._fast_width = widths.pop() if len(widths) == 1 and None not in widths and not info.indices else None
         self._fast_drivers = {}
         self._default_args = {}
-        # where a NaN value of valid inputs is computed again scaled (_rescale): the box losses whose value and
-        # gradients follow their boxes' scale exactly, with no parameter in the boxes' units (NWD's c, MPDIoU's
-        # image size), and an eps
+        # where a box pair beyond 2^+-RESCALE_EXPONENT is computed again scaled (_rescale): the box losses whose
+        # value and gradients follow their boxes' scale exactly, with no parameter in the boxes' units (NWD's c,
+        # MPDIoU's image size), and an eps (the position of eps among the parameter values; None: not rescaled)
         self._eps_at = (list(self._defaults).index("eps") if rescalable(info.family, info.properties, info.params)
                         else None)
         self.value_and_grad = _ValueAndGrad(self)
