@@ -6,12 +6,14 @@ oracle re-checks (refloss sweep --exhaustive).
     python benchmarks/exhaustive_tables.py [--bits LO:HI] [--workers N | --scheduler ADDRESS]
                                            [--only LOSS ...] [--rows K,K,...] [--report] [-o table.md]
                                            [--results DIR]
-    python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [-o boxes.md] ...
+    python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [--rows K,...] [--group K] [-o boxes.md] ...
     python benchmarks/exhaustive_tables.py --report --doc docs/exhaustive.md   # the page's table, in place
 
 ``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
 overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
-against the float64 kernel with the oracle re-checks (refloss sweep --samples N).
+against the float64 kernel with the oracle re-checks (refloss sweep --samples N); the rows run
+together, ``--group K`` at a time (refloss.sweep.run_many: each chunk's boxes drawn once for the
+group), and ``--report`` gives the table from the results already there (rows never swept run then).
 
 Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
@@ -78,23 +80,40 @@ def box_runs(only=None) -> list:
 
 
 def box_table(args) -> list:
-    rows, folder = [], Path(args.results)
-    start = time.perf_counter()
-    for k, (loss, params) in enumerate(box_runs(args.only)):
-        print(f"[{k + 1}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
+    """The box table's lines.  Its rows are swept together, ``--group`` rows at a time (each group
+    one refloss.sweep.run_many: a chunk's boxes are drawn once for all of the group's rows)."""
+    folder, start = Path(args.results), time.perf_counter()
+    todo = [(k, row) for k, row in enumerate(box_runs()) if (not args.only or row[0] in args.only)
+            and (args.rows is None or k in args.rows)]
+    group = args.group or len(todo) or 1
+    times = []
+    path = {k: folder / f"{loss}-{k}-boxes-{args.boxes}.json" for k, (loss, _) in todo}
+    for g in range(0, len(todo) if not args.report else 0, group):
+        part = todo[g:g + group]
+        for k, (loss, params) in part:
+            print(f"[{k}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        r = sweep.run(loss, params, samples=args.boxes, space="boxes", workers=args.workers,
-                      scheduler=args.scheduler, output=folder / f"{loss}-{k}-boxes-{args.boxes}.json")
-        grads = [g for g in r.max_ulp if g != "value"]
-        worst = next((e for e in r.worst), None)
+        specs = [dict(loss=loss, params=params, samples=args.boxes, space="boxes", chunk=args.chunk, output=path[k])
+                 for k, (loss, params) in part]
+        sweep.run_many(specs, workers=args.workers, scheduler=args.scheduler,
+                       progress=sweep.print_progress(len(part) * -(-args.boxes // args.chunk)))
+        times.append(f"{len(part)} rows in {time.perf_counter() - t:.0f} s")
+    rows = []
+    for k, (loss, params) in todo:
+        if not path[k].exists():
+            rows.append(f"| {k} | {loss} | {_params(params)} | pending | | | | |")
+            continue
+        r = json.loads(path[k].read_text())
+        grads = [g for g in r["max_ulp"] if g != "value"]
+        worst = next(iter(r["worst"]), None)
         where = "-" if worst is None else f"{worst['column']}"
-        rows.append(f"| {loss} | {_params(r.params)} | {r.points} | {_fmt(r.max_ulp['value'])} | "
-                    + " / ".join(_fmt(r.max_ulp[g]) for g in grads) + f" | {where} | {r.failures} | "
-                    f"{time.perf_counter() - t:.0f} s |")
-    return [f"{args.boxes} points of the `boxes` space per row; `python benchmarks/exhaustive_tables.py "
-            f"--boxes {args.boxes}`, {time.perf_counter() - start:.0f} s in all.", "",
-            "| loss | parameters | points | max ULP value | max ULP gradients (d_pred / d_target) | worst | "
-            "over the bar | time |", "|---|---|---|---|---|---|---|---|", *rows]
+        rows.append(f"| {k} | {loss} | {_params(r['params'])} | {r['points']} | {_fmt(r['max_ulp']['value'])} | "
+                    + " / ".join(_fmt(r["max_ulp"][g]) for g in grads) + f" | {where} | {r['failures']} |")
+    return [f"{args.boxes} samples of the `boxes` space per row (`python benchmarks/exhaustive_tables.py --boxes "
+            f"{args.boxes}`" + (f"; {', '.join(times)}; {time.perf_counter() - start:.0f} s in all on "
+                                   f"{args.workers or 'all the'} workers" if times else "") + ").", "",
+            "| row | loss | parameters | points | max ULP value | max ULP gradients (d_pred / d_target) | worst | "
+            "over the bar |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def write_into(page: Path, marker: str, text: str) -> None:
@@ -120,6 +139,8 @@ def main(argv=None) -> int:
                     help="only these rows (their indices in the table)")
     ap.add_argument("--report", action="store_true", help="sweep nothing: the table of the results already there")
     ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
+    ap.add_argument("--group", type=int, metavar="K", help="--boxes: sweep K rows at a time (default all)")
+    ap.add_argument("--chunk", type=int, default=2**20, help="--boxes: points per chunk (default 2**20)")
     ap.add_argument("--doc", type=Path, metavar="PAGE", help="write the table into PAGE between its markers")
     args = ap.parse_args(argv)
     if args.boxes:

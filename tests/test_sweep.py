@@ -204,6 +204,65 @@ def test_one_ulp_branch_at_beta_is_the_worst_point():
 
 # ---------------------------------------------------------------- the reference
 
+def test_run_many_gives_each_sweep_alone():
+    """Sweeps run together (interleaved chunk by chunk, each chunk's boxes drawn once) give what
+    each gives alone, bit for bit; a second request resumes every one from its results file."""
+    specs = [dict(loss="giou_loss", samples=3000, chunk=1000, seed=5), dict(loss="ciou_loss", samples=3000, chunk=1000,
+                                                                              seed=5),
+             dict(loss="huber", exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**11)]
+    _spaces._CACHE.clear()
+    many = sweep.run_many(specs, workers=1)
+    assert [r.loss for r in many] == ["giou_loss", "ciou_loss", "huber"]
+    for r, kw in zip(many, specs):
+        _spaces._CACHE.clear()
+        _same(r, sweep.run(workers=1, **kw))
+
+
+def test_run_many_resumes_from_each_results_file(tmp_path):
+    specs = [dict(loss=loss, samples=2000, chunk=500, output=tmp_path / f"{loss}.json") for loss in ("iou_loss",
+                                                                                                  "diou_loss")]
+    first = sweep.run_many(specs, workers=1)
+    calls = []
+    again = sweep.run_many(specs, workers=1, progress=lambda *a: calls.append(a))
+    assert calls == []  # every chunk was recorded: nothing ran
+    for a, b in zip(first, again):
+        _same(a, b)
+    assert [json.loads((tmp_path / f"{loss}.json").read_text())["points"] for loss in ("iou_loss", "diou_loss")] == \
+        [first[0].points, first[1].points]
+
+
+def test_chunk_points_are_drawn_once_and_read_only():
+    task = {"loss": "giou_loss", "params": {}, "dtype": "float32", "kind": "samples", "space": "boxes", "seed": 9,
+            "index": 2, "n": 500, "id": "x"}
+    s = _chunk.setup(task)
+    _spaces._CACHE.clear()
+    first = _spaces.inputs(task, s)
+    assert _spaces.inputs(task, s) is first  # the second sweep over the chunk: no new draw
+    assert not any(a.flags.writeable for a in first[2])
+    fresh = _spaces._draw(task, s)
+    assert all(np.array_equal(a, b) for a, b in zip(first[2], fresh[2]))
+    other = _spaces.inputs({**task, "index": 3}, s)
+    assert not np.array_equal(other[2][0][:10], first[2][0][:10])
+
+
+def test_compiled_box_scale_equals_the_numpy_form():
+    """The compiled gradient scale of axis-aligned pairs equals box_floors's NumPy form (given
+    no gradient arrays), on sampled boxes whose gradients hold NaN, infinities and zeros."""
+    task = {"loss": "giou_loss", "params": {}, "dtype": "float32", "kind": "samples", "space": "boxes", "seed": 1,
+            "index": 0, "n": 5000, "id": "x"}
+    s = _chunk.setup(task)
+    _, _, inputs = _spaces.inputs(task, s)
+    cols, grads = _chunk.kernel(s, inputs, "f64", raw=True)
+    grads = [g.copy() for g in grads]
+    rng = np.random.default_rng(0)
+    for g in grads:
+        g[rng.integers(0, len(g), 50), rng.integers(0, 4, 50)] = rng.choice([np.nan, np.inf, -np.inf, 0.0], 50)
+    cols = [cols[0]] + [g[:, k] for g in grads for k in range(4)]
+    fast = _chunk.box_floors(s, inputs, cols, grads)
+    slow = _chunk.box_floors(s, inputs, cols)
+    assert np.array_equal(fast[1], slow[1]) and all(f is fast[1] for f in fast[1:])
+
+
 def test_box_samples_against_the_oracle():
     """giou_loss on 200 sampled box pairs (every class of the boxes space) in float32: the
     maxima against the float64 kernel equal those against the 50-digit oracle."""

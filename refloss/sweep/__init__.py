@@ -35,7 +35,7 @@ from pathlib import Path
 
 from . import _merge
 
-__all__ = ["run", "Result", "SPACES", "DEFAULT_CHUNK_BITS"]
+__all__ = ["run", "run_many", "Result", "SPACES", "DEFAULT_CHUNK_BITS"]
 
 DEFAULT_CHUNK_BITS = 22  # 2**22 float32 patterns per exhaustive chunk
 DEFAULT_SAMPLE_CHUNK = 2**18
@@ -229,64 +229,105 @@ def run(loss: str, params: dict | None = None, *, dtype: str = "float32", exhaus
     ``<output>.chunks.jsonl`` (``resume``: skip the chunks recorded there).
     progress(done, total, running_max): called after every chunk.
     """
-    from ._chunk import check_task
+    return run_many([dict(loss=loss, params=params, dtype=dtype, exhaustive=exhaustive, bits=bits, target=target,
+                          samples=samples, space=space, seed=seed, impl=impl, impl_params=impl_params,
+                          framework=framework, chunk=chunk, top_k=top_k, oracle=oracle, recheck_top=recheck_top,
+                          recheck_cap=recheck_cap, output=output, resume=resume)],
+                    workers=workers, client=client, scheduler=scheduler, progress=progress)[0]
 
-    params = dict(params or {})
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype: must be float32 or float64, got {dtype!r}")
-    if framework not in ("auto", "numpy", "torch", "jax"):
-        raise ValueError(f"framework: must be auto, numpy, torch or jax, got {framework!r}")
-    from .._generated._index import LOSSES
 
-    if loss not in LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(LOSSES)}")
-    space_desc, chunks = plan(loss, params, dtype, exhaustive, bits, target, samples, space, seed, chunk)
-    if oracle is None:
-        try:
-            import mpmath  # noqa: F401
+def run_many(sweeps: list, *, workers: int | None = None, client=None, scheduler: str | None = None,
+             progress=None) -> list:
+    """Several sweeps at once: ``sweeps`` is a list of dicts of :func:`run`'s keyword arguments
+    (``loss`` included; not ``workers``, ``client``, ``scheduler``, ``progress``), and the
+    result is their :class:`Result` s, in that order, each exactly what :func:`run` gives alone.
 
-            oracle = True
-        except ImportError:
-            oracle = False
-    common = {"loss": loss, "params": params, "dtype": dtype, "impl": impl, "impl_params": dict(impl_params or {}),
-              "framework": framework, "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
-              "recheck_cap": int(recheck_cap)}
-    check_task(common)
-    tasks = [{**common, **c} for c in chunks]
-    header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
-              "impl_params": common["impl_params"], "framework": framework, "space": space_desc, "top_k": int(top_k),
-              "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap),
-              "kernels": _kernels_hash(loss)}
-    start = time.perf_counter()
-    done = {}
-    sidecar = Path(str(output) + ".chunks.jsonl") if output else None
-    if sidecar is not None:
-        done = _read_sidecar(sidecar, header) if resume else {}
-        _write_header(sidecar, header, keep=bool(done))
-    wanted = {t["id"] for t in tasks}
-    done = {k: v for k, v in done.items() if k in wanted}
-    todo = [t for t in tasks if t["id"] not in done]
-    total = _merge.merge_all(done.values(), int(top_k))
+    Their chunks run interleaved, chunk by chunk: sweeps of one sample space, seed, chunk size and
+    dtype (a table of losses over the same points) draw each chunk's points once per worker
+    instead of once per sweep.  progress(done, total, running_max): over all the sweeps' chunks.
+    """
+    pending = [_Pending(**dict(kw)) for kw in sweeps]
+    tasks = sorted(((i, k, t) for k, p in enumerate(pending) for i, t in enumerate(p.tasks) if t["id"] not in p.done),
+                   key=lambda ikt: (ikt[0], ikt[1]))
+    owner = [k for _, k, _ in tasks]
+    todo = [t for _, _, t in tasks]
+    all_chunks = sum(len(p.tasks) for p in pending)
+    running = [max([v for v in p.total["max"].values() if v is not None], default=0.0) for p in pending]
 
-    def finished(summary):
-        nonlocal total
-        if sidecar is not None:
-            with open(sidecar, "a") as f:
-                f.write(_merge.dumps(summary) + "\n")
-        total = _merge.merge(total, summary, int(top_k))
+    def finished(j, summary):
+        p = pending[owner[j]]
+        p.finished(summary)
         if progress is not None:
-            progress(total["chunks"], len(tasks), max([v for v in total["max"].values() if v is not None],
-                                                      default=0.0))
+            running[owner[j]] = max([v for v in p.total["max"].values() if v is not None], default=0.0)
+            progress(sum(q.total["chunks"] for q in pending), all_chunks, max(running))
 
     if todo:
         if client is not None or scheduler is not None:
             _run_dask(todo, client, scheduler, finished)
         else:
             _run_local(todo, workers, finished)
-    result = _result(header, total, time.perf_counter() - start)
-    if output:
-        result.write(output)
-    return result
+    return [p.result() for p in pending]
+
+
+class _Pending:
+    """One sweep of :func:`run_many`: its checked request, its chunk tasks, the chunks already
+    done (its results file), and the running reduction of their summaries."""
+
+    def __init__(self, loss: str, params: dict | None = None, *, dtype: str = "float32", exhaustive: bool = False,
+                 bits=None, target: float = 0.0, samples: int | None = None, space: str | None = None, seed: int = 0,
+                 impl=None, impl_params: dict | None = None, framework: str = "auto", chunk: int | None = None,
+                 top_k: int = 8, oracle: bool | None = None, recheck_top: int = 2, recheck_cap: int = 2,
+                 output=None, resume: bool = True):
+        from ._chunk import check_task
+
+        params = dict(params or {})
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: must be float32 or float64, got {dtype!r}")
+        if framework not in ("auto", "numpy", "torch", "jax"):
+            raise ValueError(f"framework: must be auto, numpy, torch or jax, got {framework!r}")
+        from .._generated._index import LOSSES
+
+        if loss not in LOSSES:
+            raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(LOSSES)}")
+        space_desc, chunks = plan(loss, params, dtype, exhaustive, bits, target, samples, space, seed, chunk)
+        if oracle is None:
+            try:
+                import mpmath  # noqa: F401
+
+                oracle = True
+            except ImportError:
+                oracle = False
+        common = {"loss": loss, "params": params, "dtype": dtype, "impl": impl,
+                  "impl_params": dict(impl_params or {}), "framework": framework, "top_k": int(top_k),
+                  "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap)}
+        check_task(common)
+        self.tasks = [{**common, **c} for c in chunks]
+        self.header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
+                       "impl_params": common["impl_params"], "framework": framework, "space": space_desc,
+                       "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
+                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss)}
+        self.top_k, self.output = int(top_k), output
+        self.start = time.perf_counter()
+        done = {}
+        self.sidecar = Path(str(output) + ".chunks.jsonl") if output else None
+        if self.sidecar is not None:
+            done = _read_sidecar(self.sidecar, self.header) if resume else {}
+            _write_header(self.sidecar, self.header, keep=bool(done))
+        wanted = {t["id"] for t in self.tasks}
+        self.done = {k: v for k, v in done.items() if k in wanted}
+        self.total = _merge.merge_all(self.done.values(), self.top_k)
+
+    def finished(self, summary: dict) -> None:
+        if self.sidecar is not None:
+            with open(self.sidecar, "a") as f:
+                f.write(_merge.dumps(summary) + "\n")
+        self.total = _merge.merge(self.total, summary, self.top_k)
+
+    def result(self) -> Result:
+        result = _result(self.header, self.total, time.perf_counter() - self.start)
+        if self.output:
+            result.write(self.output)
+        return result
 
 
 def _result(header: dict, total: dict, elapsed: float) -> Result:
@@ -362,8 +403,8 @@ def _run_local(tasks, workers, finished) -> None:
 
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers <= 1 or len(tasks) == 1:
-        for t in tasks:
-            finished(run_chunk(t))
+        for j, t in enumerate(tasks):
+            finished(j, run_chunk(t))
         return
     import multiprocessing
     import pickle
@@ -382,12 +423,15 @@ def _run_local(tasks, workers, finished) -> None:
                                initializer=_worker_init)
     try:
         # at most 2 tasks per worker in flight: an interrupted sweep has little work in the air
-        pending, queue = set(), list(tasks)
+        pending, queue, index = set(), list(range(len(tasks)))[::-1], {}
         while queue or pending:
             while queue and len(pending) < 2 * workers:
-                pending.add(pool.submit(run_chunk, queue.pop(0)))
+                j = queue.pop()
+                fut = pool.submit(run_chunk, tasks[j])
+                index[fut] = j
+                pending.add(fut)
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(ready, key=id):
+            for fut in sorted(ready, key=index.get):
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
@@ -396,7 +440,7 @@ def _run_local(tasks, workers, finished) -> None:
                         "'spawn' and import the script that calls refloss.sweep.run: put that call under "
                         "`if __name__ == \"__main__\":`, or pass workers=1 (or the machine ran out of "
                         "memory: fewer workers)") from None
-                finished(result)
+                finished(index.pop(fut), result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -411,11 +455,12 @@ def _run_dask(tasks, client, scheduler, finished) -> None:
     own = client is None
     if own:
         client = Client(scheduler)
-    futures = [client.submit(run_chunk, t, key=f"refloss-sweep-{t['id']}-{os.getpid()}-{time.time_ns()}",
-                             pure=False) for t in tasks]
+    futures = [client.submit(run_chunk, t, key=f"refloss-sweep-{j}-{t['id']}-{os.getpid()}-{time.time_ns()}",
+                             pure=False) for j, t in enumerate(tasks)]
+    index = {f.key: j for j, f in enumerate(futures)}
     try:
         for fut in as_completed(futures):
-            finished(fut.result())
+            finished(index[fut.key], fut.result())
     finally:
         client.cancel(futures)
         if own:

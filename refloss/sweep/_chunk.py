@@ -119,9 +119,10 @@ def setup(task: dict) -> Setup:
 # ------------------------------------------------------------------ evaluation
 
 
-def kernel(s: Setup, inputs: tuple, precision: str) -> list:
+def kernel(s: Setup, inputs: tuple, precision: str, raw: bool = False):
     """refloss's fused value-and-gradient driver of ``precision`` ("f32"/"f64") over the chunk,
-    block by block on this thread; the columns as arrays of that precision."""
+    block by block on this thread; the columns as arrays of that precision (``raw``: also the
+    gradient arrays, one per input, whose columns those are)."""
     dt = np.float32 if precision == "f32" else np.float64
     flat = [read_only(np.ascontiguousarray(a, dt)) for a in inputs]  # (as the API's calls: no second compile)
     n = len(flat[0])
@@ -136,7 +137,7 @@ def kernel(s: Setup, inputs: tuple, precision: str) -> list:
     for name, g in zip(s.info.inputs, grads):
         if name in s.info.grad_inputs:
             cols += [g] if g.ndim == 1 else [g[:, k] for k in range(g.shape[1])]
-    return cols
+    return (cols, grads) if raw else cols
 
 
 def implementation(s: Setup, inputs: tuple) -> list:
@@ -173,9 +174,18 @@ class ImplementationError(Exception):
     """The function under test raised or returned something a sweep cannot measure."""
 
 
-def box_floors(s: Setup, inputs: tuple, ref_cols: list) -> list:
+def box_floors(s: Setup, inputs: tuple, ref_cols: list, ref_grads=None) -> list:
     """Per column, the floor of the ULP measure (refloss._measures.box_errors's scales): 1 for
-    the value (its error is absolute), the pair's gradient scale for the gradients."""
+    the value (its error is absolute), the pair's gradient scale for the gradients.
+    ``ref_grads``: the float64 gradient arrays those columns are (one compiled pass for axis-aligned
+    boxes with gradients with respect to both, the same numbers)."""
+    if (ref_grads is not None and s.family == "box" and len(inputs) == 2 and len(ref_grads) == 2
+            and len(ref_cols) == 9 and all(g.shape == (len(inputs[0]), 4) for g in ref_grads)):
+        from ._fast import box_scale
+
+        scale = np.empty(len(inputs[0]))
+        box_scale(inputs[0], inputs[1], ref_grads[0], ref_grads[1], scale)
+        return [np.ones(1)] + [scale] * 8
     grads = np.stack([np.asarray(c, np.float64) for c in ref_cols[1:]], axis=1)
     with np.errstate(invalid="ignore"):
         scale = np.nanmax(np.abs(np.where(np.isfinite(grads), grads, np.nan)), axis=1, initial=0.0)
@@ -319,7 +329,7 @@ def _mirror(c, measured, got, ref, floors, vbar, gbar):
             continue
         from ._fast import is_negation
 
-        a, b = np.ascontiguousarray(got[c]), np.ascontiguousarray(got[d])
+        a, b = got[c], got[d]
         if a.dtype == b.dtype and is_negation(a, b) and is_negation(ref[c], ref[d]):
             return d
     return None
@@ -351,9 +361,9 @@ def run_chunk(task: dict) -> dict:
     ref = None
     floors = [np.zeros(1)] * ncol
     if not self_f64:
-        ref = kernel(s, inputs, "f64")
+        ref, ref_grads = kernel(s, inputs, "f64", raw=True)
         if s.family in BOXES:
-            floors = box_floors(s, inputs, ref)
+            floors = box_floors(s, inputs, ref, ref_grads)
         for c in measured:
             twin = _mirror(c, measured, got, ref, floors, vbar, gbar)
             if twin is not None:  # -(another column) in both results: the same errors (d_target = -d_pred)
@@ -436,8 +446,7 @@ def run_chunk(task: dict) -> dict:
 def _ulp_errors(got, ref, floor, single, err, near, bar, fail):
     from ._fast import ulp_errors
 
-    ulp_errors(np.ascontiguousarray(got), np.ascontiguousarray(ref, np.float64), np.ascontiguousarray(floor, np.float64),
-               single, HAIR, err, near, bar, fail)
+    ulp_errors(got, np.asarray(ref, np.float64), np.asarray(floor, np.float64), single, HAIR, err, near, bar, fail)
 
 
 def check_task(task: dict) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from .._numba_options import CACHE
 
@@ -27,12 +28,22 @@ def _pow2(k):
     return _POW2[k + 1074]
 
 
+@intrinsic
+def _bits(typingctx, v):
+    """The bit pattern of the float64 v as a uint64 (one LLVM bitcast)."""
+    if v != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint64))
+
+    return types.uint64(types.float64), codegen
+
+
 @njit(**_OPTIONS)
-def _ulp(v, p, emin, scratch, bits):
-    """ulp of the finite v >= 0 (refloss._measures.ulp): 2**(max(floor(log2 v), emin) - p + 1);
-    ``scratch`` a float64 array of one element and ``bits`` its uint64 view."""
-    scratch[0] = v
-    e = int((bits[0] >> np.uint64(52)) & np.uint64(0x7FF)) - 1023  # floor(log2 v) for normal v
+def _ulp(v, p, emin):
+    """ulp of the finite v >= 0 (refloss._measures.ulp): 2**(max(floor(log2 v), emin) - p + 1)."""
+    e = int((_bits(v) >> np.uint64(52)) & np.uint64(0x7FF)) - 1023  # floor(log2 v) for normal v
     top = e if (v > 0 and e > emin) else emin  # (float64 subnormals lie below every emin here)
     return _pow2(top - p + 1)
 
@@ -51,8 +62,6 @@ def ulp_errors(got, ref, floor, single, hair, err, near, bar, fail):
     every point).  Returns the largest error."""
     p, emin = (24, -126) if single else (53, -1022)
     nf = floor.shape[0]
-    scratch = np.empty(1, np.float64)
-    bits = scratch.view(np.uint64)
     top = 0.0
     for i in range(got.shape[0]):
         g = float(got[i])
@@ -70,7 +79,7 @@ def ulp_errors(got, ref, floor, single, hair, err, near, bar, fail):
             e = 0.0 if g == r else math.inf
         else:
             diff = abs(g - h)
-            e = 0.0 if diff == 0 else diff / _ulp(mag if math.isfinite(mag) else 0.0, p, emin, scratch, bits)
+            e = 0.0 if diff == 0 else diff / _ulp(mag if math.isfinite(mag) else 0.0, p, emin)
         err[i] = e
         top = max(top, e)
         if e > bar:
@@ -78,8 +87,8 @@ def ulp_errors(got, ref, floor, single, hair, err, near, bar, fail):
         if single and math.isfinite(h) and math.isfinite(r):
             # the float32 midpoint nearest h: half a float32 spacing from r on h's side (below a
             # power of two r the spacing is the lower binade's); exact in float64
-            half = _ulp(min(abs(r), abs(h)), 24, -126, scratch, bits) / 2
-            if half - abs(h - r) <= hair * _ulp(abs(h), 53, -1022, scratch, bits):
+            half = _ulp(min(abs(r), abs(h)), 24, -126) / 2
+            if half - abs(h - r) <= hair * _ulp(abs(h), 53, -1022):
                 near[i] = True
     return top
 
@@ -125,3 +134,25 @@ def is_negation(a, b):
         if x != -y and not (x != x and y != y):
             return False
     return True
+
+
+@njit(**_OPTIONS)
+def box_scale(p, t, gp, gt, out):
+    """out[i] = the gradient scale of the pair i of (x1, y1, x2, y2) boxes: the largest finite
+    |gradient component| (0 if none), at least 1/(the side of the pair's enclosing box) where that
+    side is positive (refloss.sweep._chunk.box_floors's NumPy form, the same numbers)."""
+    for i in range(p.shape[0]):
+        s = 0.0
+        for k in range(4):
+            a, b = abs(gp[i, k]), abs(gt[i, k])
+            if a > s and a < math.inf:
+                s = a
+            if b > s and b < math.inf:
+                s = b
+        f = np.float64  # (float() of a float32 stays float32 under Numba)
+        w = max(f(p[i, 2]), f(t[i, 2])) - min(f(p[i, 0]), f(t[i, 0]))
+        h = max(f(p[i, 3]), f(t[i, 3])) - min(f(p[i, 1]), f(t[i, 1]))
+        size = max(w, h)
+        if size > 0:
+            s = max(s, 1.0 / size)
+        out[i] = s

@@ -25,6 +25,9 @@
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from .. import box_cases, cases, rotated_cases
@@ -65,8 +68,41 @@ def finite_count(lo: int, hi: int) -> int:
     return sum(max(0, min(hi, b) - max(lo, a)) for a, b in FINITE_BITS)
 
 
+# the last chunks' points, read-only, by what they depend on: a table of sweeps over one space
+# (refloss.sweep.run_many) draws each chunk once per worker process (a lock: dask runs chunks
+# in threads)
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 4
+_LOCK = threading.Lock()
+
+
 def inputs(task: dict, s) -> tuple:
-    """(labels, code per point, input arrays in the sweep's dtype) of one chunk."""
+    """(labels, code per point, input arrays in the sweep's dtype) of one chunk, read-only."""
+    if task["kind"] == "samples" and task["space"] == "residuals":  # (drawn around the loss's kinks)
+        return _read_only(_draw(task, s))
+    key = (task["kind"], task.get("lo"), task.get("hi"), task.get("target"), task.get("space"), task.get("seed"),
+           task.get("index"), task.get("n"), s.dtype.str)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    out = _read_only(_draw(task, s))
+    with _LOCK:
+        _CACHE[key] = out
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return out
+
+
+def _read_only(drawn: tuple) -> tuple:
+    labels, codes, arrays = drawn
+    for a in (codes, *arrays):
+        a.flags.writeable = False
+    return labels, codes, arrays
+
+
+def _draw(task: dict, s) -> tuple:
     dt = s.dtype
     if task["kind"] == "bits":
         x = (np.arange(task["hi"] - task["lo"], dtype=np.uint32) + np.uint32(task["lo"])).view(np.float32)
