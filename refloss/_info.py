@@ -23,11 +23,24 @@ RESCALE_EXPONENT = {"f64": 480, "f32": 56}
 
 def rescalable(family: str, properties, params) -> bool:
     """Whether a loss's out-of-range box pairs are computed again scaled (Loss._rescale): a box loss whose value
-    and gradients follow its boxes' scale exactly, with no parameter in the boxes' units (NWD's c, MPDIoU's
-    image size) and an ``eps``, set to 0 for the scaled pairs."""
-    names = [p.name for p in params]
-    return (family == "box" and properties.scale_invariant and not properties.length_params and "eps" in names
-            and not any(p.kind == "size" for p in params))
+    and gradients follow its boxes' scale exactly, its parameters in the boxes' units (NWD's c, MPDIoU's image
+    size: :func:`length_params`) scaled with them, and an ``eps``, set to 0 for the scaled pairs."""
+    return family == "box" and properties.scale_invariant and "eps" in [p.name for p in params]
+
+
+def cuda_rescaled(family: str, properties, params) -> bool:
+    """Whether the CUDA drivers compute a box pair beyond 2^+-RESCALE_EXPONENT again scaled, in the element's
+    own thread (Loss._rescale's rule, eps 0 there): the losses the CPU path rescales, but for those with a
+    parameter in the boxes' units (NWD, MPDIoU: their kernel arguments would have to be scaled per element).
+    Such a driver takes the kernel's arguments twice, the second time for eps 0, and whether tiny pairs are
+    rescaled (the caller's eps is 0): Loss._cuda_args."""
+    return rescalable(family, properties, params) and not length_params(properties, params)
+
+
+def length_params(properties, params) -> tuple:
+    """The positions of the parameters in the boxes' units: ``properties.length_params`` and the "size"
+    parameters (a (width, height))."""
+    return tuple(k for k, p in enumerate(params) if p.name in properties.length_params or p.kind == "size")
 
 
 class Variant(NamedTuple):

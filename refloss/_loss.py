@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _arrays, _backends, _cpu
-from ._info import RESCALE_EXPONENT, LossInfo, rescalable
+from ._info import RESCALE_EXPONENT, LossInfo, cuda_rescaled, length_params, rescalable
 from ._validate import (DTYPES, REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, reject_autograd,
                         result_dtypes)
 
@@ -108,10 +108,12 @@ class Loss:
         self._fast_drivers = {}
         self._default_args = {}
         # where a box pair beyond 2^+-RESCALE_EXPONENT is computed again scaled (_rescale): the box losses whose
-        # value and gradients follow their boxes' scale exactly, with no parameter in the boxes' units (NWD's c,
-        # MPDIoU's image size), and an eps (the position of eps among the parameter values; None: not rescaled)
+        # value and gradients follow their boxes' scale exactly (with their parameters in the boxes' units, at
+        # _lengths_at), and an eps (the position of eps among the parameter values; None: not rescaled)
         self._eps_at = (list(self._defaults).index("eps") if rescalable(info.family, info.properties, info.params)
                         else None)
+        self._lengths_at = length_params(info.properties, info.params)
+        self._cuda_rescaled = cuda_rescaled(info.family, info.properties, info.params)
         self.value_and_grad = _ValueAndGrad(self)
 
     def _module(self, which: str):
@@ -286,7 +288,9 @@ class Loss:
         two is exact: such a pair is computed again at s = 2^-e, e the exponent of its largest |coordinate|, and
         its gradients scaled back by 2^-e (one rounding, where they are subnormal).  eps is 0 there: at those
         scales it is below 2^-900 (float64; float32 2^-100) of the areas it is added to, and moves no digit.  A
-        pair of tiny boxes (scaled up) is computed again only where eps is 0: otherwise eps decides its value."""
+        pair of tiny boxes (scaled up) is computed again only where eps is 0: otherwise eps decides its value.
+        A parameter in the boxes' units (NWD's c, MPDIoU's image size) is scaled with them, L(p, t; c) =
+        L(s p, s t; s c): one launch a scale, and none where it would leave the normal numbers."""
         dt = out.dtype
         big = np.ldexp(1.0, RESCALE_EXPONENT[precision])
         with np.errstate(invalid="ignore"):
@@ -298,18 +302,50 @@ class Loss:
         if not where.size:
             return
         e = np.frexp(top[where])[1]  # top = m 2^e, 1/2 <= m < 1
-        scaled = [np.ldexp(np.asarray(f[where]), -e[:, None]).astype(dt) for f in flat]
-        args = self._checked_args(values[:self._eps_at] + (0.0,) + values[self._eps_at + 1:], precision)
-        value = np.empty(len(where), dt)
+        values = values[:self._eps_at] + (0.0,) + values[self._eps_at + 1:]
         module = self._module("cpu")
-        if grads is None:
-            _cpu.launch(module, f"value_{precision}", scaled, [value], args)
-        else:
-            scaled_grads = [np.empty_like(a) for a in scaled]
-            _cpu.launch(module, f"value_and_grad_{precision}", scaled, [value, *scaled_grads, divisor], args)
-            for g, sg in zip(grads, scaled_grads):
-                g[where] = np.ldexp(sg, -e[:, None]).astype(dt)
-        out[where] = value
+        # one launch a scale where a parameter is in the boxes' units (scaled with them), else one for all
+        for ex in (np.unique(e) if self._lengths_at else (None,)):
+            at = where if ex is None else where[e == ex]
+            shift = e[:, None] if ex is None else int(ex)
+            args = self._scaled_args(values, precision, ex)
+            if args is None:  # such a parameter leaves the float range at this scale: the pairs stay as computed
+                continue
+            scaled = [np.ldexp(np.asarray(f[at]), -shift).astype(dt) for f in flat]
+            value = np.empty(len(at), dt)
+            if grads is None:
+                _cpu.launch(module, f"value_{precision}", scaled, [value], args)
+            else:
+                scaled_grads = [np.empty_like(a) for a in scaled]
+                _cpu.launch(module, f"value_and_grad_{precision}", scaled, [value, *scaled_grads, divisor], args)
+                for g, sg in zip(grads, scaled_grads):
+                    g[at] = np.ldexp(sg, -shift).astype(dt)
+            out[at] = value
+
+    def _cuda_args(self, values: tuple, precision: str, args: tuple) -> tuple:
+        """The arguments of the CUDA drivers after the outputs: the kernel's ``args``, and where the drivers
+        rescale out-of-range pairs (refloss._info.cuda_rescaled) those of eps 0 and whether tiny pairs are
+        rescaled (eps is 0), as :meth:`_rescale` decides on the CPU."""
+        if not self._cuda_rescaled:
+            return args
+        zero = values[:self._eps_at] + (0.0,) + values[self._eps_at + 1:]
+        return (*args, *self._checked_args(zero, precision), bool(values[self._eps_at] == 0))
+
+    def _scaled_args(self, values: tuple, precision: str, ex):
+        """The kernel arguments with the parameters in the boxes' units scaled by 2^-ex (exactly: None where one
+        would leave the normal numbers of the precision)."""
+        if ex is not None:
+            ft = np.float32 if precision == "f32" else np.float64
+            tiny, top = np.finfo(ft).tiny, np.finfo(ft).max
+            values = list(values)
+            for k in self._lengths_at:
+                v = values[k]
+                scaled = [np.ldexp(float(x), -int(ex)) for x in (v if isinstance(v, (tuple, list)) else (v,))]
+                if not all(x == 0 or tiny <= abs(x) <= top for x in scaled):
+                    return None
+                values[k] = tuple(scaled) if isinstance(v, (tuple, list)) else scaled[0]
+            values = tuple(values)
+        return self._checked_args(values, precision)
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
         # This is the per-call fixed cost (a few microseconds): keep it lean.
@@ -340,7 +376,8 @@ class Loss:
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
-                                             args, reduction, self._input_rules, validate, with_grad)
+                                             self._cuda_args(values, precision, args), reduction, self._input_rules,
+                                             validate, with_grad)
         arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
         return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate, values)
 

@@ -305,7 +305,8 @@ def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
     flat = [t.expand(full).contiguous().reshape((size,) if w == 1 else (size, full[-1]))
             for t, full, w in zip(tensors, shapes.full, info.widths)]
     out = torch.empty(size, dtype=dt, device=tensors[0].device)
-    args = loss.kernel_args(params, precision)
+    values = loss._param_values(params)
+    args = loss._cuda_args(values, precision, loss._checked_args(values, precision))
     if size:
         nstream = cuda.external_stream(stream.cuda_stream)
         blocks = backend._blocks(size)

@@ -1,5 +1,7 @@
 """IoU-family kernels: invariances, finite differences, broadcasting, variants, CUDA simulator,
 bad input (the oracle battery: tests/test_oracle.py, every row of the table)."""
+import os
+
 import numpy as np
 import pytest
 from scipy.differentiate import derivative
@@ -334,10 +336,75 @@ def test_pairs_beyond_the_float_range_of_their_areas_are_computed_scaled(dtype, 
         np.testing.assert_allclose(fn(p * s, t * s, validate=False), v, rtol=0, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype, k", [(np.float64, 600), (np.float64, -1000), (np.float32, 70), (np.float32, -100)])
+def test_cuda_drivers_rescale_as_the_cpu_path(dtype, k):
+    """The CUDA drivers compute a pair beyond 2^+-480 (float32 2^+-56) again scaled, in the element's own
+    thread (refloss._info.cuda_rescaled): the same values and gradients as the CPU path (under the
+    simulator, bit for bit; before, NaN as the CPU path had been).  Every loss the CPU path rescales but NWD
+    and MPDIoU; with eps > 0 tiny pairs are left to eps; reduction="mean" scales after the divisor."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        pytest.skip("bit-for-bit agreement holds under the simulator (a GPU contracts to FMAs)")
+    from benchmarks import scale_invariance as si
+    from refloss._info import cuda_rescaled
+
+    p, t = (a.astype(dtype) for a in si.pairs(4))
+    s = dtype(np.ldexp(1.0, k))
+    names = [n for n in si.losses() if cuda_rescaled(getattr(rl, n).info.family, getattr(rl, n).info.properties,
+                                                             getattr(rl, n).params)]
+    assert len(names) >= 15 and "giou_loss" in names and "nwd_loss" not in names
+    for name in names:
+        fn = getattr(rl, name)
+        # where the simulator and the CPU differ already at scale 1 (alpha-IoU's float32 pow, by 1 ULP), the CUDA
+        # path at scale s is held to its own result at scale 1, as the CPU test above holds the CPU path
+        same = np.array_equal(fn(p, t, device="cuda"), fn(p, t))
+        for kw in ({}, {"reduction": "mean"}):
+            v, g = fn.value_and_grad(p * s, t * s, **kw) if same else fn.value_and_grad(p, t, device="cuda", **kw)
+            vc, gc = fn.value_and_grad(p * s, t * s, device="cuda", **kw)
+            if same:
+                np.testing.assert_array_equal(vc, v, err_msg=name)
+                for a, b in zip(gc, g):
+                    np.testing.assert_array_equal(a, b, err_msg=name)
+            else:
+                np.testing.assert_allclose(vc, v, rtol=64 * np.finfo(dtype).eps, atol=0, err_msg=name)
+                for a, b in zip(gc, g):
+                    _rescaled_close(a, b, s, np.max(np.abs(b), axis=-1, keepdims=True), name)
+        assert np.array_equal(fn(p * s, t * s, device="cuda"), fn.value_and_grad(p * s, t * s, device="cuda")[0]), name
+    if k < 0:
+        assert np.array_equal(rl.iou_loss(p * s, t * s, eps=1e-7, device="cuda"), rl.iou_loss(p * s, t * s, eps=1e-7))
+
+
+@pytest.mark.parametrize("dtype, k", [(np.float64, 600), (np.float64, -600), (np.float64, -1000), (np.float32, 70),
+                                      (np.float32, -70), (np.float32, -100)])
+def test_a_parameter_in_the_boxes_units_is_scaled_with_them(dtype, k):
+    """NWD's c and MPDIoU's image size are lengths: L(s p, s t; s c) = L(p, t; c), gradients times 1/s.
+    Pairs beyond 2^+-480 (float32 2^+-56) are computed again scaled with those parameters (Loss._rescale):
+    before, NWD's gradient of tiny boxes was 0 (its distance's squares underflowed; the exact one is about
+    1/c) and MPDIoU gave NaN."""
+    from benchmarks import scale_invariance as si
+
+    p, t = (a.astype(dtype) for a in si.pairs(16))
+    s = dtype(np.ldexp(1.0, k))
+    for name, param, base in (("nwd_loss", "c", 12.8), ("nwd_loss", "c", 0.5), ("mpdiou_loss", "image_size", (6.0, 4.0))):
+        fn = getattr(rl, name)
+        scaled = tuple(float(x * s) for x in base) if isinstance(base, tuple) else float(base * s)
+        v0, g0 = fn.value_and_grad(p, t, **{param: base})
+        v, g = fn.value_and_grad(p * s, t * s, **{param: scaled})
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g[0])), name
+        np.testing.assert_allclose(v, v0, rtol=64 * np.finfo(dtype).eps, atol=0, err_msg=name)
+        for a, b in zip(g, g0):
+            _rescaled_close(a, b, s, np.max(np.abs(b), axis=1, keepdims=True), name)
+    if k < 0:  # NWD with the user's c at tiny boxes: L(s p, s t; c) = L(p, t; c / s)
+        v, g = rl.nwd_loss.value_and_grad(p * s, t * s, c=12.8)
+        v0, g0 = rl.nwd_loss.value_and_grad(p, t, c=float(12.8 / s))
+        np.testing.assert_allclose(v, v0 * 1, rtol=64 * np.finfo(dtype).eps, err_msg="nwd_loss, c fixed")
+        assert np.max(np.abs(g[0])) > 1e-3  # (it was 0)
+        _rescaled_close(g[0], g0[0], s, np.max(np.abs(g0[0]), axis=1, keepdims=True), "nwd_loss, c fixed")
+
+
 def test_what_the_rescaling_leaves_as_it_was():
     """A pair at ordinary scale is untouched (its eps kept); tiny pairs with eps > 0 keep the kernel's
-    eps-dominated value; NWD and MPDIoU (a parameter in the boxes' units) are not rescaled; a bad input
-    still raises."""
+    eps-dominated value; a pair whose parameter in the boxes' units would leave the float range when scaled
+    with them stays as computed; a bad input still raises."""
     p = np.array([[0.0, 0.0, 2.0, 2.0], [1e300, 1e300, 3e300, 2e300]])
     t = np.array([[1.0, 1.0, 3.0, 3.0], [2e300, 1e300, 4e300, 3e300]])
     v = rl.giou_loss(p, t, eps=1e-3)
@@ -348,5 +415,7 @@ def test_what_the_rescaling_leaves_as_it_was():
     assert rl.iou_loss(p[:1] * tiny, t[:1] * tiny)[0] == rl.iou_loss(p[:1], t[:1])[0]  # eps 0: rescaled
     with np.errstate(all="ignore"):
         assert np.isnan(rl.nwd_loss(p[1:], t[1:])[0]) or rl.nwd_loss(p[1:], t[1:])[0] in (0.0, 1.0)
+    sub = np.ldexp(1.0, -1060)  # c / 2^-1063 overflows: left as the kernel computes it (W's squares underflow: 0)
+    assert rl.nwd_loss.value_and_grad(p[:1] * sub, t[:1] * sub, c=2.0**100)[1][0].tolist() == [[0.0] * 4]
     with pytest.raises(ValueError, match="finite"):
         rl.giou_loss(np.array([[0.0, 0.0, np.inf, 1.0]]), t[:1])

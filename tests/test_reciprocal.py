@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import refloss as rl
-from refloss._info import RESCALE_EXPONENT
+from refloss._info import RESCALE_EXPONENT, length_params
 from refloss._derive.codegen import scalar_function
 from refloss._derive.core import Branch, Kernel
 from refloss._reference import REFERENCES
@@ -75,11 +75,19 @@ def test_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dt
     big = np.ldexp(1.0, RESCALE_EXPONENT[prec])
     rescaled = fn._eps_at is not None
     eps = {**fn._defaults, **params}.get("eps")
-    args0 = fn.kernel_args({**params, "eps": 0.0}, prec) if rescaled else None
+    lengths = {fn.params[k].name for k in length_params(fn.info.properties, fn.params)}  # (NWD's c, MPDIoU's image)
+    full = {**fn._defaults, **params, "eps": 0.0}
     for i in range(len(p)):
         top = float(np.max(np.abs(np.concatenate([p[i], t[i]]))))
-        if rescaled and (top > big or (0 < top < 1 / big and eps == 0)):
-            e = np.frexp(top)[1]
+        e = np.frexp(top)[1]
+        # the parameters in the boxes' units scaled with them, and eps 0; None where one leaves the normal numbers
+        scaled = {k: (tuple(np.ldexp(float(x), -e) for x in v) if isinstance(v, tuple) else np.ldexp(float(v), -e))
+                  if k in lengths else v for k, v in full.items()}
+        finfo = np.finfo(dtype)
+        normal = all(x == 0 or finfo.tiny <= abs(x) <= finfo.max for k in lengths
+                     for x in (scaled[k] if isinstance(scaled[k], tuple) else (scaled[k],)))
+        if rescaled and (top > big or (0 < top < 1 / big and eps == 0)) and normal:
+            args0 = fn.kernel_args(scaled, prec)
             out = scalar(*np.ldexp(p[i], -e).astype(dtype), *np.ldexp(t[i], -e).astype(dtype), *args0)
             out = (out[0], *np.ldexp(np.array(out[1:], np.float64), -e))
         else:

@@ -29,7 +29,7 @@ from mpmath import libmp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
-from refloss._info import RESCALE_EXPONENT, rescalable, Properties
+from refloss._info import RESCALE_EXPONENT, cuda_rescaled, rescalable, Properties
 
 from . import expo
 from .atan import polynomial as atan_polynomial
@@ -1881,12 +1881,44 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     return lines + _dispatch(fn, prec, sig, f"{block}({', '.join(flat + rest)})", parallel)
 
 
+def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: str) -> list:
+    """The loop body of a rescaled CUDA driver: ``_e`` is 0 for a pair within range, else the exponent of
+    its largest |coordinate|; the kernel runs on the inputs times 2^-_e (exact) with the arguments of eps 0
+    (``<arg>_0``) where _e != 0, and the gradients are scaled back by 2^-_e after the divisor, as
+    Loss._rescale does on the CPU."""
+    if len(kernel.value_names) != 1:
+        raise ValueError("a rescaled CUDA driver needs a one-value kernel")
+    lit = (lambda x: repr(x)) if precision == "f64" else (lambda x: f"_f32({x!r})")
+    # the simulator's ldexp returns a Python float, which would divide by zero with an error and float32 inputs in
+    # double precision: back to a NumPy scalar of the precision (on a GPU, no operation)
+    cast = (lambda x: f"_f64({x})") if precision == "f64" else (lambda x: f"_f32({x})")
+    elems = [_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms))]
+    x = RESCALE_EXPONENT[precision]
+    inf = "math.inf" if precision == "f64" else "_f32(math.inf)"
+    body = [f"_top = max({', '.join(f'abs({e})' for e in elems)})",
+            f"_big = (_top > {lit(2.0 ** x)}) and (_top < {inf})",
+            f"_far = _big or ((_top < {lit(2.0 ** -x)}) and (_top > {lit(0.0)}) and tiny_ok)",
+            "_e = math.frexp(_top)[1] if _far else 0"]
+    body += [f"_arg_{a.name} = {a.name}_0 if _far else {a.name}" for a in kernel.args]
+    inputs = ", ".join(cast(f"math.ldexp({e}, -_e)") for e in elems)
+    args = ", ".join(f"_arg_{a.name}" for a in kernel.args)
+    if not with_grad:
+        return body + [f"out[i] = {call}({inputs}, {args})"]
+    grads = [f"g_{a.name}" for _, _, syms in kernel.differentiated for a in syms]
+    body += [f"{', '.join(['v'] + grads)} = {call}({inputs}, {args})", "out[i] = v"]
+    body += [f"{_element('d_' + n, w, k)} = {cast(f'math.ldexp(g_{a.name} / divisor, -_e)')}"
+             for n, w, syms in kernel.differentiated for k, a in enumerate(syms)]
+    return body
+
+
 def cuda_module(spec: LossSpec, source: str) -> str:
     lines = [
         banner(source),
         "# ruff: noqa",
         f"# scalar kernels: sha256 {_scalar_hash(spec, source)}",
         f'"""{spec.title}: numba.cuda device functions and fused grid-stride kernels."""',
+        *(["import math", "", "from numpy import float32 as _f32, float64 as _f64"]
+          if cuda_rescaled(spec.family, spec.properties, spec.params) else []),
         "from numba import cuda",
         "",
         "from refloss._numba_options import CACHE",
@@ -1894,9 +1926,15 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         "",
     ]
     lines += _compiled_scalars("cuda.jit(device=True)")
+    rescaled = cuda_rescaled(spec.family, spec.properties, spec.params)
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += ["", "", "@cuda.jit(cache=CACHE)"]
-        lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}):", "")
+        # a rescaled driver takes the kernel's arguments twice (the second time for eps 0) and whether tiny pairs
+        # are rescaled (the caller's eps is 0): Loss._cuda_args
+        extra = "".join(f", {a.name}_0" for a in kernel.args) + ", tiny_ok" if rescaled else ""
+        lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}{extra}):", "")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
-        lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, " " * 8)]
+        body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec) if rescaled else
+                _loop_body(kernel, f"_{fn}_{prec}", with_grad))
+        lines += [w for s in body for w in _wrap(s, " " * 8)]
     return "\n".join(lines) + "\n"

@@ -6,6 +6,9 @@
 # ruff: noqa
 # scalar kernels: sha256 27df020c21c7cb4a
 """DIoU loss: numba.cuda device functions and fused grid-stride kernels."""
+import math
+
+from numpy import float32 as _f32, float64 as _f64
 from numba import cuda
 
 from refloss._numba_options import CACHE
@@ -18,48 +21,80 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, eps):
+def value_f64(pred, target, out, eps, eps_0, tiny_ok):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > 3.1217485503159922e+144) and (_top < math.inf)
+        _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _arg_eps = eps_0 if _far else eps
+        out[i] = _value_f64(_f64(math.ldexp(pred[i, 0], -_e)), _f64(math.ldexp(pred[i, 1], -_e)),
+                _f64(math.ldexp(pred[i, 2], -_e)), _f64(math.ldexp(pred[i, 3], -_e)),
+                _f64(math.ldexp(target[i, 0], -_e)), _f64(math.ldexp(target[i, 1], -_e)),
+                _f64(math.ldexp(target[i, 2], -_e)), _f64(math.ldexp(target[i, 3], -_e)), _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, eps_0, tiny_ok):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-                pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > 3.1217485503159922e+144) and (_top < math.inf)
+        _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _arg_eps = eps_0 if _far else eps
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(_f64(math.ldexp(pred[i, 0], -_e)),
+                _f64(math.ldexp(pred[i, 1], -_e)), _f64(math.ldexp(pred[i, 2], -_e)),
+                _f64(math.ldexp(pred[i, 3], -_e)), _f64(math.ldexp(target[i, 0], -_e)),
+                _f64(math.ldexp(target[i, 1], -_e)), _f64(math.ldexp(target[i, 2], -_e)),
+                _f64(math.ldexp(target[i, 3], -_e)), _arg_eps)
         out[i] = v
-        d_pred[i, 0] = g_px1 / divisor
-        d_pred[i, 1] = g_py1 / divisor
-        d_pred[i, 2] = g_px2 / divisor
-        d_pred[i, 3] = g_py2 / divisor
-        d_target[i, 0] = g_tx1 / divisor
-        d_target[i, 1] = g_ty1 / divisor
-        d_target[i, 2] = g_tx2 / divisor
-        d_target[i, 3] = g_ty2 / divisor
+        d_pred[i, 0] = _f64(math.ldexp(g_px1 / divisor, -_e))
+        d_pred[i, 1] = _f64(math.ldexp(g_py1 / divisor, -_e))
+        d_pred[i, 2] = _f64(math.ldexp(g_px2 / divisor, -_e))
+        d_pred[i, 3] = _f64(math.ldexp(g_py2 / divisor, -_e))
+        d_target[i, 0] = _f64(math.ldexp(g_tx1 / divisor, -_e))
+        d_target[i, 1] = _f64(math.ldexp(g_ty1 / divisor, -_e))
+        d_target[i, 2] = _f64(math.ldexp(g_tx2 / divisor, -_e))
+        d_target[i, 3] = _f64(math.ldexp(g_ty2 / divisor, -_e))
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, eps):
+def value_f32(pred, target, out, eps, eps_0, tiny_ok):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > _f32(7.205759403792794e+16)) and (_top < _f32(math.inf))
+        _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _arg_eps = eps_0 if _far else eps
+        out[i] = _value_f32(_f32(math.ldexp(pred[i, 0], -_e)), _f32(math.ldexp(pred[i, 1], -_e)),
+                _f32(math.ldexp(pred[i, 2], -_e)), _f32(math.ldexp(pred[i, 3], -_e)),
+                _f32(math.ldexp(target[i, 0], -_e)), _f32(math.ldexp(target[i, 1], -_e)),
+                _f32(math.ldexp(target[i, 2], -_e)), _f32(math.ldexp(target[i, 3], -_e)), _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, eps_0, tiny_ok):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-                pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > _f32(7.205759403792794e+16)) and (_top < _f32(math.inf))
+        _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _arg_eps = eps_0 if _far else eps
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(_f32(math.ldexp(pred[i, 0], -_e)),
+                _f32(math.ldexp(pred[i, 1], -_e)), _f32(math.ldexp(pred[i, 2], -_e)),
+                _f32(math.ldexp(pred[i, 3], -_e)), _f32(math.ldexp(target[i, 0], -_e)),
+                _f32(math.ldexp(target[i, 1], -_e)), _f32(math.ldexp(target[i, 2], -_e)),
+                _f32(math.ldexp(target[i, 3], -_e)), _arg_eps)
         out[i] = v
-        d_pred[i, 0] = g_px1 / divisor
-        d_pred[i, 1] = g_py1 / divisor
-        d_pred[i, 2] = g_px2 / divisor
-        d_pred[i, 3] = g_py2 / divisor
-        d_target[i, 0] = g_tx1 / divisor
-        d_target[i, 1] = g_ty1 / divisor
-        d_target[i, 2] = g_tx2 / divisor
-        d_target[i, 3] = g_ty2 / divisor
+        d_pred[i, 0] = _f32(math.ldexp(g_px1 / divisor, -_e))
+        d_pred[i, 1] = _f32(math.ldexp(g_py1 / divisor, -_e))
+        d_pred[i, 2] = _f32(math.ldexp(g_px2 / divisor, -_e))
+        d_pred[i, 3] = _f32(math.ldexp(g_py2 / divisor, -_e))
+        d_target[i, 0] = _f32(math.ldexp(g_tx1 / divisor, -_e))
+        d_target[i, 1] = _f32(math.ldexp(g_ty1 / divisor, -_e))
+        d_target[i, 2] = _f32(math.ldexp(g_tx2 / divisor, -_e))
+        d_target[i, 3] = _f32(math.ldexp(g_ty2 / divisor, -_e))

@@ -111,7 +111,9 @@ def _value_block_f64(_pred, _target, _out, c, eps):
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
+                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -263,7 +265,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != 0.0)
                 | ((_pred[4 * _i_w3 + 2] < _pred[4 * _i_w3])) | ((_pred[4 * _i_w3 + 3] < _pred[4 * _i_w3 + 1]))
                 | ((_target[4 * _i_w3 + 2] < _target[4 * _i_w3]))
-                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1])), 1, 0)
+                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1]))
+                | (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -370,7 +374,9 @@ def _value_block_f32(_pred, _target, _out, c, eps):
                 + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
                 | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1])), 1, 0)
+                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
+                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -516,7 +522,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != _f32(0.0))
                 | ((_pred[4 * _i_w3 + 2] < _pred[4 * _i_w3])) | ((_pred[4 * _i_w3 + 3] < _pred[4 * _i_w3 + 1]))
                 | ((_target[4 * _i_w3 + 2] < _target[4 * _i_w3]))
-                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1])), 1, 0)
+                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1]))
+                | (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > _f32(0.0))), 1, 0)
     return _bad
 
 
