@@ -218,6 +218,14 @@ def test_run_many_gives_each_sweep_alone():
         _same(r, sweep.run(workers=1, **kw))
 
 
+@pytest.mark.parametrize("sweeps, says", [([{"los": "giou_loss"}], "with a 'loss'"), (["giou_loss"], "with a 'loss'"),
+                                          ([{"loss": "giou_loss", "samples": 10, "workers": 2}], "run_many's own"),
+                                          ([{"loss": "giou_los", "samples": 10}], "unknown 'giou_los'")])
+def test_run_many_says_what_is_wrong_with_a_request(sweeps, says):
+    with pytest.raises(ValueError, match=says):
+        sweep.run_many(sweeps, workers=1)
+
+
 def test_run_many_resumes_from_each_results_file(tmp_path):
     specs = [dict(loss=loss, samples=2000, chunk=500, output=tmp_path / f"{loss}.json") for loss in ("iou_loss",
                                                                                                   "diou_loss")]

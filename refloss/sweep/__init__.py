@@ -246,6 +246,16 @@ def run_many(sweeps: list, *, workers: int | None = None, client=None, scheduler
     dtype (a table of losses over the same points) draw each chunk's points once per worker
     instead of once per sweep.  progress(done, total, running_max): over all the sweeps' chunks.
     """
+    import inspect
+
+    known = [n for n in inspect.signature(_Pending).parameters]
+    for j, kw in enumerate(sweeps):
+        if not isinstance(kw, dict) or "loss" not in kw:
+            raise ValueError(f"sweeps[{j}]: give a dict of refloss.sweep.run's arguments with a 'loss', got {kw!r}")
+        unknown = sorted(set(kw) - set(known))
+        if unknown:
+            raise ValueError(f"sweeps[{j}]: unknown argument(s) {unknown}; a sweep takes {', '.join(known)} "
+                             "(workers, client, scheduler and progress are run_many's own)")
     pending = [_Pending(**dict(kw)) for kw in sweeps]
     tasks = sorted(((i, k, t) for k, p in enumerate(pending) for i, t in enumerate(p.tasks) if t["id"] not in p.done),
                    key=lambda ikt: (ikt[0], ikt[1]))
