@@ -75,11 +75,12 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
 
 
 def _not_an_argument(name: str, options) -> str:
-    """'is not an argument (did you mean X=?)', the guess the closest of ``options`` (an error path
-    only: difflib is imported here)."""
+    """'is not an argument (did you mean X=?)', the guess the one of ``options`` that differs only in case,
+    else the closest (an error path only: difflib is imported here)."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(options), 1)
+    options = list(options)
+    close = [o for o in options if o.lower() == name.lower()] or difflib.get_close_matches(name, options, 1)
     return "is not an argument" + (f" (did you mean {close[0]}=?)" if close else "")
 
 

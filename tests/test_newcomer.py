@@ -221,3 +221,6 @@ def test_a_misspelt_keyword_gets_the_name_it_resembles():
         rl.qfl_loss(x, y, bta=2.0)
     with pytest.raises(TypeError, match=r"traget= is not an argument \(did you mean target=\?\)"):
         rl.giou_loss(pred=np.zeros(4), traget=np.ones(4))
+    # a parameter written in another case (NWD's C, as in its paper): difflib finds no match for one letter
+    with pytest.raises(TypeError, match=r"C= is not an argument \(did you mean c=\?\)"):
+        rl.nwd_loss(np.zeros(4), np.ones(4), C=12.8)
