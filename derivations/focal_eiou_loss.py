@@ -5,6 +5,8 @@ weights IoU^gamma) is applied by refloss's API layer.  Whether the weight carrie
 gradient is not fixed by the paper: weight_grad=False (default) treats it as a
 constant, True is the full product rule.
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _boxes as B
@@ -47,7 +49,7 @@ def derive():
         NAME, "Focal-EIoU loss", "L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of "
         "the weights IoU^gamma (the paper's normalisation).",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)"],
-        PARAMS, {p: k for p in ("f64", "f32")},
+        PARAMS, {"f64": k, "f32": dataclasses.replace(k, wide=tuple(o for o in k.output_names if o != "value"))},
         E.doc_steps("L_{\\mathrm{EIoU}}") + [
             Step("Per element, the EIoU loss weighted by $\\mathrm{IoU}^\\gamma$ (for disjoint boxes, $I = 0$: `inter` "
                  "in the kernel branches below, value and gradient are 0):", "L",

@@ -13,7 +13,8 @@ import sympy as sp
 from . import _boxes as B
 from . import eiou_loss as E
 from . import focal_l1 as F
-from refloss._derive.core import Step, Variant
+from refloss._derive.core import Step, Variant, prove_equal
+from refloss._derive.functions import HAND_RULES, Eval64, HandDiff
 from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"
@@ -29,6 +30,14 @@ ASPECT_NOTE = ("The curves have the shape of the EIoU loss's, flattened near 0: 
                "linear branch.")
 
 
+# L_f'(x) at the EIoU value, evaluated in float64 in the float32 kernel: at beta = 1 it is -alpha x ln(x), 0 at
+# x = 1, and float32's ln of a rounded x near 1 lost its digits (4e-3 of the gradient scale at x = 0.99994;
+# found by the 10^9-point sweep)
+slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(x_e)))
+_RULE = 18  # (keys 1-4 are _boxes', 15-17 inner_iou_loss's, alpha_iou_loss's, obb_angle_loss's)
+HAND_RULES[_RULE] = lambda s: slope * sp.diff(B.stabilised_quotients(E.diff_form), s)
+
+
 def _focal(x, log_x):
     """L_f(x) for 0 < x <= 1 and x > 1, in the constants of focal_l1 (ln(beta x) = ln_b + ln x)."""
     return F.q * x * x * (1 - 2 * (F.ln_b + log_x)), F.s * x + F.c_lin
@@ -38,6 +47,10 @@ def derive():
     checks = []
     inner_v, outer_v = _focal(E.value, sp.log(E.value))
     inner_d, outer_d = _focal(E.diff_form, sp.log(E.diff_form))
+    a = sp.Symbol("a", positive=True)
+    prove_equal(slope.args[0].subs(x_e, a), sp.diff(_focal(a, sp.log(a))[0], a),
+                "the hand rule's slope -4 q x (ln_b + ln x) is d/dx of q x^2 (1 - 2 (ln_b + ln x))", checks)
+    inner_d = HandDiff(inner_d, sp.Integer(_RULE))
     k = B.box_kernel(
         [(sp.Eq(x_e, 0), sp.Integer(0), sp.Integer(0),
           "identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient"),

@@ -3,7 +3,8 @@ float64 literal would silently promote the whole kernel), but in the blocks a ke
 outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the source lines indented
 under ``if not abs(output) > _f32(0.5)*(...)``) and its ``double`` outputs everywhere
 (``Kernel.double``: from the first ``_w_<input> = _f64(<input>)`` outside such a guard to the
-branch's end or ``return``)."""
+branch's end or ``return``), and the float64 decisions (``Decide64``: the lines assigning a name that
+starts with ``_x``)."""
 import numba
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def _float64_lines(typed: str) -> list:
                 double = None
             if wide is None and double is None and stripped.startswith("_w_") and " = _f64(" in stripped:
                 double = indent  # the double outputs, up to the branch's end or return
-            if double is None:
+            if double is None and not stripped.startswith("_x"):  # _x<name>: a float64 decision (Decide64)
                 out.extend(pending)
             pending = []
             continue

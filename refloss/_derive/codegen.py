@@ -36,7 +36,7 @@ from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .selects import selects
 from .webs import unique_names
-from .functions import FocalCE, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
+from .functions import Decide64, Eval64, FocalCE, Step as _Step, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -148,6 +148,7 @@ class KernelPrinter(PythonCodePrinter):
         self.aliases: dict = {}  # a name -> the name it was assigned as a copy of (see _unalias)
         self._children: list | None = None  # subtrees printed directly by the one being printed
         self._chunk = None  # the Add or Mul to print split into prefixes
+        self.prefix = ""  # of the temporaries' names ("x" in a float32 kernel's float64 decisions)
 
     def fresh(self, stem: str) -> str:
         """A new local name, unique within the function being printed (``_t<k>`` are the common
@@ -155,7 +156,7 @@ class KernelPrinter(PythonCodePrinter):
         if stem in ("t", "inv"):
             raise ValueError(f"the stem {stem!r} is taken (_t<k>: the common subexpressions, _inv<k>: reciprocals)")
         self._names += 1
-        return f"_{stem}{self._names}"
+        return f"_{self.prefix}{stem}{self._names}"
 
     def assign(self, stem: str, code: str) -> str:
         """Append ``name = code`` to the pending statements; return the name (the existing
@@ -623,6 +624,12 @@ class KernelPrinter(PythonCodePrinter):
         return f"(({u} - {v}) + {c} if {c} == {c} else {u} - {v})"
 
     def _print_HandDiff(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_Decide64(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_Eval64(self, expr):
         return self._print(expr.args[0])
 
     def _print_Detach(self, expr):
@@ -1096,8 +1103,6 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         unknown = names - set(kernel.output_names) or names & set(kernel.value_names)
         if unknown:
             raise ValueError(f"{name}: {field} names {sorted(unknown)} are not gradient outputs of the kernel")
-    if kernel.reciprocal and (kernel.wide or kernel.double):
-        raise ValueError(f"{name}: a reciprocal kernel cannot have wide or double outputs")
     if set(kernel.wide) & set(kernel.double):
         raise ValueError(f"{name}: {sorted(set(kernel.wide) & set(kernel.double))} are both wide and double")
     wide = [o for o in grads if precision == "f32" and o in kernel.wide]
@@ -1108,6 +1113,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=libm)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     branches = _live_branches(tuple(kernel.branches), outputs)
+    branches, decisions = _decisions(branches, outputs, precision)
     exprs = [b.condition for b in branches if b.condition is not None]
     exprs += [b.outputs[o] for b in branches for o in outputs]
     lines = [f"def {name}({params}):"]
@@ -1122,6 +1128,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
 
     for sym, value in _used_prelude(kernel, exprs):
         emit("    ", sym.name, value)
+    lines.extend(_decision_lines(kernel, printer, "    ", decisions))
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
@@ -1260,6 +1267,61 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
             lines.append(f"{indent}{output} = _f32({code})")
     finally:
         printer.precision = precision
+        printer.restore(scope)
+    return lines
+
+
+def _strip64(e):
+    """``e`` without the marks :class:`Decide64` and :class:`Eval64` (what the float64 kernel evaluates)."""
+    return None if e is None else e.replace(Decide64, lambda x: x).replace(Eval64, lambda x: x)
+
+
+def _decisions(branches: tuple, outputs, precision: str) -> tuple:
+    """(the branches, the float32 kernel's float64 parts): each ``Step`` or ``Heaviside`` whose argument
+    holds a :class:`Decide64`, and each :class:`Eval64`, becomes a symbol ``_xd<k>`` (float32 kernel;
+    float64: the marks are dropped, the code as without them); the parts are [(symbol, expression)], in
+    a fixed order, those the outputs use."""
+    parts = set()
+    if precision == "f32":
+        for b in branches:
+            for e in [b.condition] + [b.outputs[o] for o in outputs]:
+                if e is not None:
+                    parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)} | e.atoms(Eval64)
+    symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
+    out = tuple(type(b)(_strip64(b.condition if b.condition is None else b.condition.xreplace(symbols)),
+                        {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label) for b in branches)
+    return out, [(sym, _strip64(a)) for a, sym in symbols.items()]
+
+
+def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list) -> list:
+    """The statements of a float32 kernel's float64 parts (see :func:`_decisions`): the inputs and arguments
+    they use widened to float64 (exact), the prelude written out, each part evaluated in float64 as the float64
+    kernel evaluates it (a step: its argument), its value rounded to float32 once; every name starts ``_x``
+    (tests/test_float32.py allows float64 on those lines alone)."""
+    if not decisions:
+        return []
+    full = {}
+    for sym, value in kernel.prelude:
+        full[sym] = _strip64(value).xreplace(full)
+    exprs = [a.xreplace(full) for _, a in decisions]
+    used = set().union(*(e.free_symbols for e in exprs))
+    widened = {s: sp.Symbol(f"_xw_{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
+    lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]
+    scope, precision = printer.snapshot(), printer.precision
+    printer.restore(({}, {}))
+    printer.precision, printer.prefix = "f64", "x"
+    try:
+        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix="_xt")
+        for sym, value in subs:
+            code = _unwrap(printer.doprint(value))
+            lines.extend(indent + s for s in printer.take_statements())
+            lines.append(f"{indent}{sym.name} = {code}")
+        for (output, _), expr in zip(decisions, reduced):
+            code = printer.doprint(expr)
+            lines.extend(indent + s for s in printer.take_statements())
+            lines.append(f"{indent}{output.name} = _f32({code})")
+    finally:
+        printer.precision, printer.prefix = precision, ""
         printer.restore(scope)
     return lines
 

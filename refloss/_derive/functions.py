@@ -134,6 +134,38 @@ class TwoSum(sp.Function):
         return x + y if part == 0 else sp.Integer(0)
 
 
+class Decide64(sp.Function):
+    """x itself, marking a decision: a ``Step`` or ``Heaviside`` whose argument holds it is decided in
+    float64 in the float32 kernel (inputs and arguments widened exactly, the argument evaluated as the
+    float64 kernel evaluates it, the step's value rounded to float32), so that both kernels are on the
+    same side of the kink; everywhere else it is x (the float64 kernel never sees it).  For an argument
+    computed from rounded intermediates (an auxiliary box's edge, a rounded IoU against a threshold),
+    whose float32 sign is wrong near 0 and moves the gradient or the value by O(1) there."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
+
+    def _eval_simplify(self, **kwargs):
+        return self.args[0]
+
+
+class Eval64(sp.Function):
+    """x itself, evaluated in float64 in the float32 kernel (inputs and arguments widened exactly, the
+    expression as the float64 kernel evaluates it) and rounded to float32 once (the float64 kernel sees x):
+    for a factor whose float32 evaluation from rounded intermediates loses its digits (a logarithm of a
+    rounded number near 1, a difference of rounded terms that cancel) and multiplies a gradient."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
+
+    def _eval_simplify(self, **kwargs):
+        return self.args[0]
+
+
 class Detach(sp.Function):
     nargs = 1
 
@@ -223,7 +255,7 @@ def plain(expr):
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     expr = focal_plain(expr)
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
-        .replace(Detach, lambda x: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
+        .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \

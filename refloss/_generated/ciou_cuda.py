@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b4325958b09ff128
+# scalar kernels: sha256 1d7aac1f18d71026
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fd967edd9b55bbd1
+# scalar kernels: sha256 917f6ece9a80b8e0
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 82c34e0e52957387
+# scalar kernels: sha256 f48aa9dcff5bfda6
 """Focal-L1 EIoU loss (Focal-EIoU v1): numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5fd0ed67860d5cc4
+# scalar kernels: sha256 e59aacdd23953063
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
