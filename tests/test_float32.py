@@ -140,3 +140,35 @@ def test_the_typed_ir_check_finds_a_float64_literal():
     x, out = np.ones(3, np.float32), np.empty(3, np.float32)
     assert _float64_lines(_typed_ir(_planted, [x, out]))
     assert not _float64_lines(_typed_ir(_clean, [x, out]))
+
+
+def test_decide64_and_eval64_are_float64_in_the_float32_kernel_and_invisible_in_the_float64_one():
+    import math
+    from fractions import Fraction
+
+    import sympy as sp
+    from refloss._derive.codegen import scalar_function
+    from refloss._derive.core import Branch, Kernel
+    from refloss._derive.functions import Decide64, Eval64, Group, Step
+
+    x, z, y = (sp.Symbol(n, real=True) for n in "xzy")
+
+    def kernel(marked):
+        d, e = (Decide64, Eval64) if marked else (lambda a: a, lambda a: a)
+        return Kernel(arrays=(("pred", 1, (x,)), ("target", 1, (y,))), args=(z,), prelude=(),
+                      branches=(Branch(None, {"value": Step(d(Group(x + z) - y)) + e(Group(x + z) - y) * 4, "d_x": 4 * z,
+                                              "d_y": -4 * z}),))
+
+    assert (scalar_function(kernel(True), "f", "f64", ("value",))
+            == scalar_function(kernel(False), "f", "f64", ("value",)))
+    text = scalar_function(kernel(True), "f", "f32", ("value",))
+    assert "_xd0 = _f32(" in text and "_xd1 = _f32(" in text
+    namespace = {"math": math, "_f32": np.float32, "_f64": np.float64}
+    exec(text, namespace)
+    plain = {"math": math, "_f32": np.float32, "_f64": np.float64}
+    exec(scalar_function(kernel(False), "f", "f32", ("value",)), plain)
+    # 1 + 2^-24 rounds to 1 in float32: (x + z) - y is 0 there and 2^-24 exactly
+    args = np.float32(1.0), np.float32(1.0), np.float32(2.0 ** -24)
+    assert plain["f"](*args) == 0
+    got = namespace["f"](*args)
+    assert got.dtype == np.float32 and Fraction(float(got)) == 1 + 4 * Fraction(1, 2 ** 24)

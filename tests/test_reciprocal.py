@@ -6,6 +6,8 @@ element's result does not depend on its neighbours; and across the whole exponen
 1/area overflows or is subnormal) the gradients keep the scale invariance of the exact ones."""
 import functools
 import importlib
+import math
+from fractions import Fraction
 
 import numba
 import numpy as np
@@ -136,14 +138,22 @@ def test_gradients_keep_scale_invariance_across_the_exponent_range(name, dtype):
             assert err <= 8 * eps, (k, err)
 
 
-def test_a_reciprocal_kernel_refuses_float64_fallbacks():
+def test_a_reciprocal_kernel_keeps_its_float64_fallback_where_terms_cancel():
+    # d_x = 1/y - 1/(y + x): its two terms cancel for |x| << |y|, where the float32 kernel's wide output falls
+    # back to float64; y, a denominator used three times, becomes a reciprocal (focal_eiou_loss has both)
     x = sp.Symbol("x", real=True)
     y = sp.Symbol("y", real=True)
     kernel = Kernel(arrays=(("pred", 1, (x,)), ("target", 1, (y,))), args=(), prelude=(),
-                    branches=(Branch(None, {"value": x / y, "d_x": 1 / y, "d_y": -x / y**2}),),
+                    branches=(Branch(None, {"value": x / y, "d_x": 1 / y - 1 / (y + x), "d_y": -x / y**2}),),
                     wide=("d_x",), reciprocal=True)
-    with pytest.raises(ValueError, match="reciprocal"):
-        scalar_function(kernel, "f", "f32", kernel.output_names)
+    text = scalar_function(kernel, "f", "f32", kernel.output_names)
+    assert "if _ok:" in text and "if not abs(d_x) > _f32(0.5)*(" in text
+    namespace = {"math": math, "_f32": np.float32, "_f64": np.float64}
+    exec(text, namespace)
+    xv, yv = np.float32(3e-4), np.float32(1.7)
+    d_x = namespace["f"](xv, yv)[1]
+    exact = 1 / Fraction(float(yv)) - 1 / (Fraction(float(yv)) + Fraction(float(xv)))
+    assert d_x.dtype == np.float32 and abs(Fraction(float(d_x)) - exact) <= abs(exact) * Fraction(2 ** -23)
 
 
 def test_a_denominator_used_once_stays_a_quotient_and_a_repeated_one_becomes_a_product():
