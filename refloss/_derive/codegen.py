@@ -1240,23 +1240,27 @@ def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lin
     return " & ".join(parts)
 
 
-def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list, outputs: list) -> list:
+def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list, outputs: list,
+                names: tuple = ("_w_", "_w", "")) -> list:
     """The statements of a float32 kernel's ``wide`` outputs (see :class:`Kernel`): the inputs and
     arguments they use widened to float64 (``_f64(x)``, exact), the prelude written out in them
     (its float32 values are rounded), common subexpressions and printing in float64 (temporaries
-    ``_w<k>``, a scope of their own: no float32 temporary is reused), each result rounded once."""
+    ``_w<k>``, a scope of their own: no float32 temporary is reused), each result rounded once.
+    ``names``: the prefixes of the widened inputs, of the common subexpressions and of the printer's
+    temporaries (the float64 parts of :func:`_decision_lines` use others)."""
+    widen, temporaries, prefix = names
     full = {}
     for sym, value in kernel.prelude:
-        full[sym] = value.xreplace(full)
+        full[sym] = _strip64(value).xreplace(full)
     exprs = [e.xreplace(full) for e in exprs]
     used = set().union(*(e.free_symbols for e in exprs))
-    widened = {s: sp.Symbol(f"_w_{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
+    widened = {s: sp.Symbol(f"{widen}{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
     lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
     scope, precision = printer.snapshot(), printer.precision
     printer.restore(({}, {}))
-    printer.precision = "f64"
+    printer.precision, printer.prefix = "f64", prefix
     try:
-        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix="_w")
+        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix=temporaries)
         for sym, value in subs:
             code = _unwrap(printer.doprint(value))
             lines.extend(indent + s for s in printer.take_statements())
@@ -1266,7 +1270,7 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
             lines.extend(indent + s for s in printer.take_statements())
             lines.append(f"{indent}{output} = _f32({code})")
     finally:
-        printer.precision = precision
+        printer.precision, printer.prefix = precision, ""
         printer.restore(scope)
     return lines
 
@@ -1294,36 +1298,14 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
 
 
 def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list) -> list:
-    """The statements of a float32 kernel's float64 parts (see :func:`_decisions`): the inputs and arguments
-    they use widened to float64 (exact), the prelude written out, each part evaluated in float64 as the float64
-    kernel evaluates it (a step: its argument), its value rounded to float32 once; every name starts ``_x``
-    (tests/test_float32.py allows float64 on those lines alone)."""
+    """The statements of a float32 kernel's float64 parts (see :func:`_decisions`), as :func:`_wide_lines`
+    writes a wide output's: each part evaluated in float64 as the float64 kernel evaluates it (a step: its
+    argument), its value rounded to float32 once; every name starts ``_x`` (tests/test_float32.py allows
+    float64 on those lines alone)."""
     if not decisions:
         return []
-    full = {}
-    for sym, value in kernel.prelude:
-        full[sym] = _strip64(value).xreplace(full)
-    exprs = [a.xreplace(full) for _, a in decisions]
-    used = set().union(*(e.free_symbols for e in exprs))
-    widened = {s: sp.Symbol(f"_xw_{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
-    lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]
-    scope, precision = printer.snapshot(), printer.precision
-    printer.restore(({}, {}))
-    printer.precision, printer.prefix = "f64", "x"
-    try:
-        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix="_xt")
-        for sym, value in subs:
-            code = _unwrap(printer.doprint(value))
-            lines.extend(indent + s for s in printer.take_statements())
-            lines.append(f"{indent}{sym.name} = {code}")
-        for (output, _), expr in zip(decisions, reduced):
-            code = printer.doprint(expr)
-            lines.extend(indent + s for s in printer.take_statements())
-            lines.append(f"{indent}{output.name} = _f32({code})")
-    finally:
-        printer.precision, printer.prefix = precision, ""
-        printer.restore(scope)
-    return lines
+    return _wide_lines(kernel, printer, indent, [a for _, a in decisions], [s.name for s, _ in decisions],
+                       ("_xw_", "_xt", "x"))
 
 
 def _row_needed(kernel: Kernel, exprs) -> set:
