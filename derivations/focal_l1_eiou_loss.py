@@ -14,7 +14,7 @@ from . import _boxes as B
 from . import eiou_loss as E
 from . import focal_l1 as F
 from refloss._derive.core import Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Eval64, HandDiff
+from refloss._derive.functions import HAND_RULES, Eval64, HandDiff, RealAbs, TMax
 from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"
@@ -30,10 +30,12 @@ ASPECT_NOTE = ("The curves have the shape of the EIoU loss's, flattened near 0: 
                "linear branch.")
 
 
-# L_f'(x) at the EIoU value, evaluated in float64 in the float32 kernel: at beta = 1 it is -alpha x ln(x), 0 at
-# x = 1, and float32's ln of a rounded x near 1 lost its digits (4e-3 of the gradient scale at x = 0.99994;
-# found by the 10^9-point sweep)
-slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(x_e)))
+# L_f'(x) at the EIoU value, evaluated in float64 in the float32 kernel where |ln(beta x)| < 1/8: at beta = 1 it
+# is -alpha x ln(x), 0 at x = 1, and float32's ln of a rounded x near 1 lost its digits (4e-3 of the gradient
+# scale at x = 0.99994; found by the 10^9-point sweep).  Elsewhere x's few ulps of error are at most 80 ulps of
+# ln(beta x) (never at the default beta = 0.8: |ln(beta x)| >= 0.22 for x <= 1)
+slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(x_e)),
+               TMax(RealAbs(F.ln_b + sp.log(x_e)) - sp.Rational(1, 8), x_e - 1))  # (x > 1: the linear branch)
 _RULE = 18  # (keys 1-4 are _boxes', 15-17 inner_iou_loss's, alpha_iou_loss's, obb_angle_loss's)
 HAND_RULES[_RULE] = lambda s: slope * sp.diff(B.stabilised_quotients(E.diff_form), s)
 

@@ -54,7 +54,7 @@ def _axis(p1, p2, t1, t2):
     beyond_t = TMax(-hi, 0) + TMax(lo, 0)
     # the intersection's extent min(p2', t2') - max(p1', t1') from the smaller box, r w_p - beyond_p (or the
     # target's): exactly its width when it lies inside the other (a zero-width box gives 0, no rounding)
-    smaller_p = Above0(Decide64(Sub(t2, t1) - Sub(p2, p1)))
+    smaller_p = Above0(Sub(t2, t1) - Sub(p2, p1))  # (either choice is the width where the widths are near-equal)
     inter = Clamp0(smaller_p * (wp - beyond_p) + (1 - smaller_p) * (wt - beyond_t))
     return wp, wt, inter, TMin(wp, beyond_p), TMin(wt, beyond_t)
 

@@ -1,7 +1,7 @@
 """float32 kernels compute in float32: no float64 value anywhere in their typed IR (a
 float64 literal would silently promote the whole kernel), but in the blocks a kernel's ``wide``
 outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the source lines indented
-under ``if not abs(output) > _f32(0.5)*(...)``) and its ``double`` outputs everywhere
+under ``if not abs(output) > _f32(<margin>)*(...)``) and its ``double`` outputs everywhere
 (``Kernel.double``: from the first ``_w_<input> = _f64(<input>)`` outside such a guard to the
 branch's end or ``return``), and the float64 decisions (``Decide64``: the lines assigning a name that
 starts with ``_x``)."""
@@ -65,7 +65,7 @@ def _float64_lines(typed: str) -> list:
             indent = len(line) - len(stripped)
             if wide is not None and indent <= wide:
                 wide = None
-            if stripped.startswith("if not abs(") and "> _f32(0.5)*(" in stripped:
+            if stripped.startswith("if not abs(") and ") > _f32(" in stripped:
                 wide = indent
             if double is not None and (indent < double or stripped.startswith("return ")):
                 double = None

@@ -36,7 +36,7 @@ from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .selects import selects
 from .webs import unique_names
-from .functions import Decide64, Eval64, FocalCE, Step as _Step, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, Eval64, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -1126,15 +1126,25 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         if _ATOMIC.match(code) and code != target:
             printer.aliases[target] = code
 
-    for sym, value in _used_prelude(kernel, exprs):
+    # _xok: no float64 fallback (a guarded float64 part's, a wide output's) was needed.  The CPU block loops'
+    # vectorised form ("fast") has none: the elements whose _xok is false get the whole scalar kernel's results
+    # in a loop of their own
+    flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
+                                                                 or bool(wide))
+    deferred = flagged and form == "fast"
+    parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
+    for sym, value in _used_prelude(kernel, exprs + parts):
         emit("    ", sym.name, value)
-    lines.extend(_decision_lines(kernel, printer, "    ", decisions))
+    guards = [f"_xg{k}" for k, (_, _, g) in enumerate(decisions) if g is not None]
+    lines.extend(_decision_lines(kernel, printer, "    ", decisions, deferred))
+    checks = []  # the wide outputs' checks (in the branch being printed)
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
         lines.extend("    " + s for s in printer.take_statements())
     top = printer.snapshot()
     for k, branch in enumerate(branches):
+        checks = []
         printer.restore(top)  # the previous branch's temporaries do not exist here
         if branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "
@@ -1212,17 +1222,25 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                 # the terms cancel to half their magnitude or less, or all underflowed to 0 (the
                 # float64 terms may not), or are not finite: float64
                 bound = " + ".join(f"abs({n})" for n in names)
-                lines.append(f"{indent}if not abs({output}) > _f32(0.5)*({bound}):")
-                lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
+                check = f"abs({output}) > {printer._literal(kernel.wide_margin)}*({bound})"
+                if flagged:
+                    checks.append(printer.fresh("xc"))
+                    lines.append(f"{indent}{checks[-1]} = {check}")
+                    check = checks[-1]
+                if not deferred:
+                    lines.append(f"{indent}if not {check}:")
+                    lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
             if double:  # float64 in every branch (see Kernel.double)
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
+        if flagged:
+            lines.append(f"{indent}_xok = {' & '.join(guards + checks) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
     # each branch's temporaries under names of their own; not the outputs, nor _ok: the CPU block loops
     # write the body in without its returns and read them after it, whichever branch assigned them
-    return unique_names("\n".join(lines), keep=(*outputs, "_ok")) + "\n"
+    return unique_names("\n".join(lines), keep=(*outputs, "_ok", "_xok")) + "\n"
 
 
 def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:
@@ -1277,14 +1295,43 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
 
 def _strip64(e):
     """``e`` without the marks :class:`Decide64` and :class:`Eval64` (what the float64 kernel evaluates)."""
-    return None if e is None else e.replace(Decide64, lambda x: x).replace(Eval64, lambda x: x)
+    return None if e is None else e.replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x)
+
+
+# a Decide64 step is decided in float32 where its argument's magnitude is above this fraction of the magnitude
+# of its terms (:func:`_magnitude`): float32's error is an ulp of that an operation (2^-24), 2^-19.7 for 20 of them
+_DECIDE_MARGIN = sp.Rational(1, 2 ** 14)
+
+
+def _magnitude(e):
+    """A bound, up to a few ulps an operation, on the rounding errors of evaluating ``e``, divided by the
+    unit roundoff: the sum of the magnitudes of each sum's terms (recursively), products of factors'."""
+    if e.is_Number or e.is_Symbol:
+        return RealAbs(e) if e.is_Symbol else abs(e)
+    if e.is_Add:
+        return sp.Add(*[_magnitude(a) for a in e.args])
+    if e.is_Mul:
+        return sp.Mul(*[_magnitude(a) for a in e.args])
+    if e.is_Pow and e.exp.is_Integer and e.exp > 0:
+        return _magnitude(e.base) ** e.exp
+    if isinstance(e, (TMaxRow, _TMin)):
+        return sp.Add(*[_magnitude(a) for a in e.args])
+    if isinstance(e, (Clamp0, Group, Decide64)):
+        return _magnitude(e.args[0])
+    if isinstance(e, (sp.Heaviside, _Step)):
+        return sp.Integer(1)
+    if isinstance(e, Quot):
+        return _magnitude(e.args[0]) / RealAbs(e.args[1])
+    return RealAbs(e)
 
 
 def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     """(the branches, the float32 kernel's float64 parts): each ``Step`` or ``Heaviside`` whose argument
     holds a :class:`Decide64`, and each :class:`Eval64`, becomes a symbol ``_xd<k>`` (float32 kernel;
-    float64: the marks are dropped, the code as without them); the parts are [(symbol, expression)], in
-    a fixed order, those the outputs use."""
+    float64: the marks are dropped, the code as without them); the parts are [(symbol, expression, guard)],
+    in a fixed order, those the outputs use.  The guard (None: always float64) holds where the float32
+    evaluation is kept: a step's argument of magnitude above ``_DECIDE_MARGIN`` of its terms' (decided
+    alike in both precisions), an ``Eval64``'s second argument positive."""
     parts = set()
     if precision == "f32":
         for b in branches:
@@ -1294,18 +1341,38 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
     out = tuple(type(b)(_strip64(b.condition if b.condition is None else b.condition.xreplace(symbols)),
                         {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label) for b in branches)
-    return out, [(sym, _strip64(a)) for a, sym in symbols.items()]
+
+    def guard(a):
+        if isinstance(a, Eval64):
+            return None if len(a.args) == 1 else sp.StrictGreaterThan(_strip64(a.args[1]), 0)
+        arg = _strip64(a.args[0])
+        arg = -arg if arg.could_extract_minus_sign() else arg  # (x and -x: one guard)
+        return sp.StrictGreaterThan(RealAbs(arg), _DECIDE_MARGIN * _magnitude(arg))
+
+    return out, [(sym, _strip64(a), guard(a)) for a, sym in symbols.items()]
 
 
-def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list) -> list:
+def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list, deferred: bool) -> list:
     """The statements of a float32 kernel's float64 parts (see :func:`_decisions`), as :func:`_wide_lines`
     writes a wide output's: each part evaluated in float64 as the float64 kernel evaluates it (a step: its
     argument), its value rounded to float32 once; every name starts ``_x`` (tests/test_float32.py allows
-    float64 on those lines alone)."""
-    if not decisions:
-        return []
-    return _wide_lines(kernel, printer, indent, [a for _, a in decisions], [s.name for s, _ in decisions],
-                       ("_xw_", "_xt", "x"))
+    float64 on those lines alone).  A guarded part is evaluated in float32 first, and in float64 where its
+    guard (``_xg<k>``, k the part's index) fails; ``deferred`` (the CPU block loops' vectorised "fast" form):
+    not in float64 there (the element is computed again by the whole scalar kernel)."""
+    lines = []
+    for k, (sym, expr, guard) in enumerate(decisions):
+        f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"))
+        if guard is None:
+            lines += f64
+            continue
+        for target, e in ((sym.name, expr), (f"_xg{k}", guard)):
+            code = _unwrap(printer.doprint(e))
+            lines.extend(indent + st for st in printer.take_statements())
+            lines.append(f"{indent}{target} = {code}")
+        if not deferred:
+            lines.append(f"{indent}if not _xg{k}:")
+            lines += ["    " + ln for ln in f64]
+    return lines
 
 
 def _row_needed(kernel: Kernel, exprs) -> set:
@@ -1579,7 +1646,8 @@ def info_block(spec: LossSpec, source: str) -> str:
 def _has_wide(spec: LossSpec) -> bool:
     """Whether a kernel of the loss (or of a variant's program) has wide or double outputs (they need ``_f64``)."""
     programs = [v.program for v in getattr(spec, "variants", ()) if v.program]
-    return any(k.wide or k.double for kernels in [spec.kernels, *programs] for k in kernels.values())
+    return any(k.wide or k.double or any(o.has(Decide64, Eval64) for b in k.branches for o in b.outputs.values())
+               for kernels in [spec.kernels, *programs] for k in kernels.values())
 
 
 def _numpy_import(spec: LossSpec) -> str:
@@ -1796,6 +1864,8 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
     if any("_sel(" in ln for ln in lines):
         options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
         lines.insert(options + 1, "from refloss._select import _sel")
+    if any("_empty(" in ln for ln in lines):  # the flags of the elements left to the scalar kernel
+        lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import bool_ as _b1, empty as _empty")
     return "\n".join(lines) + "\n"
 
 
@@ -1870,7 +1940,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
     taken = {"_i", "_m", "_bad", "_far", "divisor", *local}
-    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if with_grad and kernel.reciprocal else None
+    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
     block = f"_{fn}_block_{prec}"
@@ -1878,11 +1948,20 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     width = len(kernel.value_names)
     lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}({params}):", "")
     lines += ["    _m = _out.shape[0]" if width == 1 else f"    _m = _out.shape[0] // {width}"]
-    lines += (["    _far = False"] if recip else []) + ["    for _i in range(_m):"]
+    # _xok: a float64 fallback left to the scalar kernel (common enough that only the flagged elements, noted in
+    # _flags, are computed again; a denominator out of range is rare: the block again, those elements stored)
+    deferred = recip and any("_xok" in ln for ln in fast)
+    lines += (["    _far = False"] if recip else []) + (["    _flags = _empty(_m, _b1)"] if deferred else [])
+    lines += ["    for _i in range(_m):"]
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
     lines += loads
-    lines += ["    " + ln for ln in body] + (["        _far = _far | (not _ok)"] if recip else [])
-    lines += [f"        {_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
+    flag = "(_ok & _xok)" if deferred and any(ln.lstrip().startswith("_ok = ") for ln in fast) else "_xok"
+    again = [f"        _flags[_i] = not {flag}", "        _far = _far | _flags[_i]"] if deferred else \
+        ["        _far = _far | (not _ok)"] if recip else []
+    lines += ["    " + ln for ln in body] + again
+    values = [f"{_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
+    lines += ["        " + st for st in values]
+    stores = []
     if with_grad:
         # the gradients as they are, then divided by the divisor in a loop of their own only where it is not 1
         # (reduction="mean"): x / 1 is x, so the results are those of dividing each in the kernel's loop, which
@@ -1895,7 +1974,11 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
         # caller computes it again, scaled by a power of two (Loss._rescale); counted here, it costs no pass of its own
         checks += " | " + _out_of_range(kernel, prec)
     count = ["    _bad = 0", "    for _i in range(_m):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
-    if recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
+    if deferred:  # the flagged elements: the scalar kernel's results, values included (a decision changes them)
+        lines += ["    if _far:", "        for _i in range(_m):", "            if _flags[_i]:"]
+        lines += ["        " + ln for ln in loads] + ["            " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+        lines += ["                " + st for st in values + stores]
+    elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_m):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
         lines += ["            if not _ok:"] + ["                " + st for st in stores]

@@ -155,9 +155,11 @@ class Eval64(sp.Function):
     """x itself, evaluated in float64 in the float32 kernel (inputs and arguments widened exactly, the
     expression as the float64 kernel evaluates it) and rounded to float32 once (the float64 kernel sees x):
     for a factor whose float32 evaluation from rounded intermediates loses its digits (a logarithm of a
-    rounded number near 1, a difference of rounded terms that cancel) and multiplies a gradient."""
+    rounded number near 1, a difference of rounded terms that cancel) and multiplies a gradient.
+    ``Eval64(x, g)``: in float64 only where g <= 0 (g evaluated in float32: where x's float32 value is
+    accurate enough, g > 0, the float32 value is kept)."""
 
-    nargs = 1
+    nargs = (1, 2)
 
     def fdiff(self, argindex=1):
         return sp.Integer(1)
@@ -255,7 +257,7 @@ def plain(expr):
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
     expr = focal_plain(expr)
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
-        .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
+        .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \

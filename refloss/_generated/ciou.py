@@ -504,22 +504,31 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-    _xw_px1 = _f64(px1)
-    _xw_py1 = _f64(py1)
-    _xw_px2 = _f64(px2)
-    _xw_py2 = _f64(py2)
-    _xw_tx1 = _f64(tx1)
-    _xw_ty1 = _f64(ty1)
-    _xw_tx2 = _f64(tx2)
-    _xw_ty2 = _f64(ty2)
-    _xw_eps = _f64(eps)
-    _xw_alpha_gate = _f64(alpha_gate)
-    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-    _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-    _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+    _s55 = -max(px1, tx1) + min(px2, tx2)
+    _s56 = -max(py1, ty1) + min(py2, ty2)
+    _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+    _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+    if not _xg0:
+        _xw_px1 = _f64(px1)
+        _xw_py1 = _f64(py1)
+        _xw_px2 = _f64(px2)
+        _xw_py2 = _f64(py2)
+        _xw_tx1 = _f64(tx1)
+        _xw_ty1 = _f64(ty1)
+        _xw_tx2 = _f64(tx2)
+        _xw_ty2 = _f64(ty2)
+        _xw_eps = _f64(eps)
+        _xw_alpha_gate = _f64(alpha_gate)
+        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+        _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -528,27 +537,26 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _t5 = _s2
     _t6 = _s26
     _t7 = _s27
-    _s55 = -max(px1, tx1) + min(px2, tx2)
     _t8 = max(_s55, _s55 - _s55)
-    _s56 = -max(py1, ty1) + min(py2, ty2)
     _t9 = _t8*max(_s56, _s56 - _s56)
     _t10 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s57 = tx1 - px1
-    _s58 = tx2 - px2
-    _s59 = ty1 - py1
-    _s60 = ty2 - py2
-    _s61 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s57, _s57 - _s57))
-    _s62 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s58, _s58 - _s58))
-    _s63 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s59, _s59 - _s59))
-    _t11 = _s61 + _s62 + _s63 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s60, _s60 - _s60)) + eps
-    _s64 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
-    _s65 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-    _s66 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-    _s67 = max(px2, tx2) - min(px1, tx1)
-    _s68 = max(py2, ty2) - min(py1, ty1)
-    _s69 = -_f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s64
-    _s70 = -((_s65*_s65) + (_s66*_s66))/(eps + (_s67*_s67) + (_s68*_s68))
-    value = _s69 + _s70 + _t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+    _s61 = tx1 - px1
+    _s62 = tx2 - px2
+    _s63 = ty1 - py1
+    _s64 = ty2 - py2
+    _s65 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s61, _s61 - _s61))
+    _s66 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s62, _s62 - _s62))
+    _s67 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s63, _s63 - _s63))
+    _t11 = _s65 + _s66 + _s67 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
+    _s68 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
+    _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s71 = max(px2, tx2) - min(px1, tx1)
+    _s72 = max(py2, ty2) - min(py1, ty1)
+    _s73 = -_f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s68
+    _s74 = -((_s69*_s69) + (_s70*_s70))/(eps + (_s71*_s71) + (_s72*_s72))
+    value = _s73 + _s74 + _t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+    _xok = _xg0
     return value
 
 
@@ -604,23 +612,53 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-    _xw_px1 = _f64(px1)
-    _xw_py1 = _f64(py1)
-    _xw_px2 = _f64(px2)
-    _xw_py2 = _f64(py2)
-    _xw_tx1 = _f64(tx1)
-    _xw_ty1 = _f64(ty1)
-    _xw_tx2 = _f64(tx2)
-    _xw_ty2 = _f64(ty2)
-    _xw_eps = _f64(eps)
-    _xw_alpha_gate = _f64(alpha_gate)
-    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-    _xt1 = -_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2)
-    _xd0 = _f32((1.0 if -_xw_alpha_gate + _xt0/_xt1 > 0.0 else 0.0))
-    _xd1 = _f32((1.0 if -_xw_alpha_gate + (_xt0/_xt1) > 0.0 else 0.0))
+    _s55 = -max(px1, tx1) + min(px2, tx2)
+    _s56 = -max(py1, ty1) + min(py2, ty2)
+    _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+    _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+    if not _xg0:
+        _xw_px1 = _f64(px1)
+        _xw_py1 = _f64(py1)
+        _xw_px2 = _f64(px2)
+        _xw_py2 = _f64(py2)
+        _xw_tx1 = _f64(tx1)
+        _xw_ty1 = _f64(ty1)
+        _xw_tx2 = _f64(tx2)
+        _xw_ty2 = _f64(ty2)
+        _xw_eps = _f64(eps)
+        _xw_alpha_gate = _f64(alpha_gate)
+        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+        _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+    _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xd1 = _f32(1.0) if _s65 > _f32(0.0) else _f32(0.0)
+    _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+    _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+    _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
+    if not _xg1:
+        _xw_px1_w1 = _f64(px1)
+        _xw_py1_w1 = _f64(py1)
+        _xw_px2_w1 = _f64(px2)
+        _xw_py2_w1 = _f64(py2)
+        _xw_tx1_w1 = _f64(tx1)
+        _xw_ty1_w1 = _f64(ty1)
+        _xw_tx2_w1 = _f64(tx2)
+        _xw_ty2_w1 = _f64(ty2)
+        _xw_eps_w1 = _f64(eps)
+        _xw_alpha_gate_w1 = _f64(alpha_gate)
+        _xs61 = -max(_xw_px1_w1, _xw_tx1_w1) + min(_xw_px2_w1, _xw_tx2_w1)
+        _xs62 = -max(_xw_py1_w1, _xw_ty1_w1) + min(_xw_py2_w1, _xw_ty2_w1)
+        _xt0_w1 = max(_xs61, _xs61 - _xs61)*max(_xs62, _xs62 - _xs62)
+        _xs63 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
+        _xs64 = -_xw_alpha_gate_w1 + (_xt0_w1/(-_xt0_w1 + _xw_eps_w1 + _xs63 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)))
+        _xd1 = _f32((1.0 if _xs64 > 0.0 else 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -629,64 +667,62 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t5 = _s2
     _t6 = _s26
     _t7 = _s27
-    _s54 = -max(px1, tx1) + min(px2, tx2)
-    _t8 = max(_s54, _s54 - _s54)
-    _s55 = -max(py1, ty1) + min(py2, ty2)
-    _t9 = _t8*max(_s55, _s55 - _s55)
+    _t8 = max(_s55, _s55 - _s55)
+    _t9 = _t8*max(_s56, _s56 - _s56)
     _t10 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s56 = tx1 - px1
-    _s57 = tx2 - px2
-    _s58 = ty1 - py1
-    _s59 = ty2 - py2
-    _s60 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s56, _s56 - _s56))
-    _s61 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s57, _s57 - _s57))
-    _s62 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s58, _s58 - _s58))
-    _t11 = _s60 + _s61 + _s62 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s59, _s59 - _s59)) + eps
-    _s63 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
-    _s64 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-    _s65 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-    _s66 = max(px2, tx2) - min(px1, tx1)
-    _s67 = max(py2, ty2) - min(py1, ty1)
-    _s68 = -_f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s63
-    _s69 = -((_s64*_s64) + (_s65*_s65))/(eps + (_s66*_s66) + (_s67*_s67))
-    value = _s68 + _s69 + _t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
-    _t16 = _s66
-    _t18 = _s67
+    _s68 = tx1 - px1
+    _s69 = tx2 - px2
+    _s70 = ty1 - py1
+    _s71 = ty2 - py2
+    _s72 = _t5*min(_t4, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
+    _s73 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
+    _s74 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
+    _t11 = _s72 + _s73 + _s74 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
+    _s75 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
+    _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s78 = max(px2, tx2) - min(px1, tx1)
+    _s79 = max(py2, ty2) - min(py1, ty1)
+    _s80 = -_f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s75
+    _s81 = -((_s76*_s76) + (_s77*_s77))/(eps + (_s78*_s78) + (_s79*_s79))
+    value = _s80 + _s81 + _t9/(_t4*_t5 + _t6*_t7 - _t9 + eps)
+    _t16 = _s78
+    _t18 = _s79
     _t19 = (_t16*_t16) + (_t18*_t18) + eps
-    _t29 = min(_t5, max(_t3, _t3 - _t3) + max(_s58, _s58 - _s58))
+    _t29 = min(_t5, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
     _t30 = _t29*_t8
-    _t31 = min(_t6, max(_t0, _t0 - _t0) + max(_s57, _s57 - _s57))
+    _t31 = min(_t6, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
     _t32 = _t31*_t7
-    _t33 = min(_t7, max(_t2, _t2 - _t2) + max(_s59, _s59 - _s59))
+    _t33 = min(_t7, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71))
     _t34 = _t33*_t8
     _t35 = _t32 + _t34
-    _t36 = min(_t4, max(_t1, _t1 - _t1) + max(_s56, _s56 - _s56))
+    _t36 = min(_t4, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
     _t37 = _t36*_t5 + eps
     _t38 = _t37 + _t9
     _t39 = _t35 + _t38
     _t40 = _t10 + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))) + (_t11/(_t30 + _t39))
-    _t45 = _s55
+    _t45 = _s56
     _t46 = max(_t45, _t45 - _t45)
     _t47 = _t4*_t5 - _t46*_t8 + _t6*_t7 + eps
-    _a70 = abs(_t19)
-    _a71 = abs(_t40)
-    _a72 = abs(_t47)
-    _ok = (_a70 >= _f32(2.350988701644575e-38)) & (_a70 <= _f32(4.253529586511731e+37)) & (_a71 >= _f32(2.350988701644575e-38)) & (_a71 <= _f32(4.253529586511731e+37)) & (_a72 >= _f32(2.350988701644575e-38)) & (_a72 <= _f32(4.253529586511731e+37))
+    _a82 = abs(_t19)
+    _a83 = abs(_t40)
+    _a84 = abs(_t47)
+    _ok = (_a82 >= _f32(2.350988701644575e-38)) & (_a82 <= _f32(4.253529586511731e+37)) & (_a83 >= _f32(2.350988701644575e-38)) & (_a83 <= _f32(4.253529586511731e+37)) & (_a84 >= _f32(2.350988701644575e-38)) & (_a84 <= _f32(4.253529586511731e+37))
     if _ok:
         _inv0 = _f32(1.0)/_t19
         _inv1 = _f32(1.0)/_t40
         _inv2 = _f32(1.0)/_t47
-        _t12 = _s64
+        _t12 = _s76
         _t13 = -_t12
         _t14 = px1 - tx1
         _t15 = -_t14
-        _t17 = _s65
+        _t17 = _s77
         _t20 = _f32(2.0)*((-(_t12*_t12) - (_t17*_t17))*_inv0)
         _t21 = _t16*_t20
         _t22 = _f32(2.0)*darknet
         _t23 = _f32(2.0) - _f32(2.0)*darknet
-        _n73 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t24 = _t22*_t5 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n73)
+        _n85 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
+        _t24 = _t22*_t5 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n85)
         _t26 = _f32(0.40528473258018494)
         _t27 = _t26*d_atan
         _t28 = _t24*_t27
@@ -696,7 +732,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
         _t48 = _t9*_inv2
         _t49 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-        _t50 = _t46*(_f32(1.0) if _s54 > _f32(0.0) else _f32(0.0))
+        _t50 = _t46*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
         _t51 = _t50*(_t39*_inv2)
         _t52 = -_t44 - _t49 + _f32(1.0)
         _t53 = _f32(0.5)*_t50
@@ -707,7 +743,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t18*_t20
-        _t61 = _t22*_t4 + _t23*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n73)
+        _t61 = _t22*_t4 + _t23*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n85)
         _t62 = -_t27*_t61
         _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
         _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
@@ -733,15 +769,15 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t84 = -_t81 - _t83 + _f32(1.0)
         _t85 = -((-_t4*_t48*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = _f32(0.8105694651603699)*d_atan
-        _n74 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t87 = _t86*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n74)
+        _n86 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
+        _t87 = _t86*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n86)
         _t88 = _t43*_t87
         _t89 = _t30 + _t32
         _t90 = _t50*((_t38 + _t89)*_inv2)
         _t91 = _t53*((-_t34 + _t37 + _t89)*_inv2)
         _t92 = (-_t44*_t90 + _t48*_t49*_t7 - _t52*_t91)*_inv2
         _t93 = _t87*alpha_grad
-        _t94 = _t86*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n74)
+        _t94 = _t86*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n86)
         _t95 = _t43*_t94
         _t96 = _t30 + _t33*_t6
         _t97 = _t66*((_t38 + _t96)*_inv2)
@@ -750,34 +786,34 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100 = _t94*alpha_grad
         _t101 = -((-_t48*_t7*_t76 + _t74*_t90 + _t77*_t91)*_inv2)
         _t102 = (-_t48*_t6*_t83 + _t81*_t97 + _t84*_t98)*_inv2
-        _s75 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t28*_t43 - _t55 - _t56*(((_t28*alpha_grad - _t42*(_t28 + _t55)))*_inv1) + (_s75*_inv0)
-        _s76 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t43*_t62 - _t56*(((_t62*alpha_grad - _t42*(_t62 + _t71)))*_inv1) - _t71 + (_s76*_inv0)
-        _s77 = _t13 - _t21*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
-        d_px2 = -_t43*_t73 - _t56*(((_t73*alpha_grad - _t42*(_t73 + _t78)))*_inv1) - _t78 + (_s77*_inv0)
-        _s78 = _t57 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t43*_t80 - _t56*(((_t80*alpha_grad - _t42*(_t80 + _t85)))*_inv1) - _t85 + (_s78*_inv0)
-        _s79 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t56*(((-_t93 - _t42*(-_t87 - _t92)))*_inv1) + _t88 + _t92 + (_s79*_inv0)
-        _s80 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t56*(((_t100 - _t42*(_t94 + _t99)))*_inv1) - _t95 - _t99 + (_s80*_inv0)
-        _s81 = _t12 - _t21*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t101 - _t56*(((_t93 - _t42*(_t101 + _t87)))*_inv1) - _t88 + (_s81*_inv0)
-        _s82 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = _t102 - _t56*(((-_t100 - _t42*(-_t102 - _t94)))*_inv1) + _t95 + (_s82*_inv0)
+        _s87 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -_t28*_t43 - _t55 - _t56*(((_t28*alpha_grad - _t42*(_t28 + _t55)))*_inv1) + (_s87*_inv0)
+        _s88 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        d_py1 = -_t43*_t62 - _t56*(((_t62*alpha_grad - _t42*(_t62 + _t71)))*_inv1) - _t71 + (_s88*_inv0)
+        _s89 = _t13 - _t21*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
+        d_px2 = -_t43*_t73 - _t56*(((_t73*alpha_grad - _t42*(_t73 + _t78)))*_inv1) - _t78 + (_s89*_inv0)
+        _s90 = _t57 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+        d_py2 = -_t43*_t80 - _t56*(((_t80*alpha_grad - _t42*(_t80 + _t85)))*_inv1) - _t85 + (_s90*_inv0)
+        _s91 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = -_t56*(((-_t93 - _t42*(-_t87 - _t92)))*_inv1) + _t88 + _t92 + (_s91*_inv0)
+        _s92 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = -_t56*(((_t100 - _t42*(_t94 + _t99)))*_inv1) - _t95 - _t99 + (_s92*_inv0)
+        _s93 = _t12 - _t21*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = -_t101 - _t56*(((_t93 - _t42*(_t101 + _t87)))*_inv1) - _t88 + (_s93*_inv0)
+        _s94 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = _t102 - _t56*(((-_t100 - _t42*(-_t102 - _t94)))*_inv1) + _t95 + (_s94*_inv0)
     else:
-        _t12_w1 = _s64
+        _t12_w1 = _s76
         _t13_w1 = -_t12_w1
         _t14_w1 = px1 - tx1
         _t15_w1 = -_t14_w1
-        _t17_w1 = _s65
+        _t17_w1 = _s77
         _t20_w1 = _f32(2.0)*((-(_t12_w1*_t12_w1) - (_t17_w1*_t17_w1))/_t19)
         _t21_w1 = _t16*_t20_w1
         _t22_w1 = _f32(2.0)*darknet
         _t23_w1 = _f32(2.0) - _f32(2.0)*darknet
-        _n83 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t24_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n83)
+        _n95 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
+        _t24_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n95)
         _t26_w1 = _f32(0.40528473258018494)
         _t27_w1 = _t26_w1*d_atan
         _t28_w1 = _t24_w1*_t27_w1
@@ -787,7 +823,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t44_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
         _t48_w1 = _t9/_t47
         _t49_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
-        _t50_w1 = _t46*(_f32(1.0) if _s54 > _f32(0.0) else _f32(0.0))
+        _t50_w1 = _t46*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
         _t51_w1 = _t50_w1*(_t39/_t47)
         _t52_w1 = -_t44_w1 - _t49_w1 + _f32(1.0)
         _t53_w1 = _f32(0.5)*_t50_w1
@@ -798,7 +834,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58_w1 = py1 - ty1
         _t59_w1 = -_t58_w1
         _t60_w1 = _t18*_t20_w1
-        _t61_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n83)
+        _t61_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n95)
         _t62_w1 = -_t27_w1*_t61_w1
         _t63_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
         _t64_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
@@ -824,15 +860,15 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
         _t85_w1 = -((-_t4*_t48_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t47)
         _t86_w1 = _f32(0.8105694651603699)*d_atan
-        _n84 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t87_w1 = _t86_w1*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n84)
+        _n96 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
+        _t87_w1 = _t86_w1*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n96)
         _t88_w1 = _t43_w1*_t87_w1
         _t89_w1 = _t30 + _t32
         _t90_w1 = _t50_w1*((_t38 + _t89_w1)/_t47)
         _t91_w1 = _t53_w1*((-_t34 + _t37 + _t89_w1)/_t47)
         _t92_w1 = (-_t44_w1*_t90_w1 + _t48_w1*_t49_w1*_t7 - _t52_w1*_t91_w1)/_t47
         _t93_w1 = _t87_w1*alpha_grad
-        _t94_w1 = _t86_w1*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n84)
+        _t94_w1 = _t86_w1*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n96)
         _t95_w1 = _t43_w1*_t94_w1
         _t96_w1 = _t30 + _t33*_t6
         _t97_w1 = _t66_w1*((_t38 + _t96_w1)/_t47)
@@ -841,20 +877,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100_w1 = _t94_w1*alpha_grad
         _t101_w1 = -((-_t48_w1*_t7*_t76_w1 + _t74_w1*_t90_w1 + _t77_w1*_t91_w1)/_t47)
         _t102_w1 = (-_t48_w1*_t6*_t83_w1 + _t81_w1*_t97_w1 + _t84_w1*_t98_w1)/_t47
-        _s85 = _t13_w1 - -_t21_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
-        d_px1 = -_t28_w1*_t43_w1 - _t55_w1 - _t56_w1*(((_t28_w1*alpha_grad - _t42_w1*(_t28_w1 + _t55_w1)))/_t40) + (_s85/_t19)
-        _s86 = _t57_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
-        d_py1 = -_t43_w1*_t62_w1 - _t56_w1*(((_t62_w1*alpha_grad - _t42_w1*(_t62_w1 + _t71_w1)))/_t40) - _t71_w1 + (_s86/_t19)
-        _s87 = _t13_w1 - _t21_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
-        d_px2 = -_t43_w1*_t73_w1 - _t56_w1*(((_t73_w1*alpha_grad - _t42_w1*(_t73_w1 + _t78_w1)))/_t40) - _t78_w1 + (_s87/_t19)
-        _s88 = _t57_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
-        d_py2 = -_t43_w1*_t80_w1 - _t56_w1*(((_t80_w1*alpha_grad - _t42_w1*(_t80_w1 + _t85_w1)))/_t40) - _t85_w1 + (_s88/_t19)
-        _s89 = _t12_w1 - -_t21_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = -_t56_w1*(((-_t93_w1 - _t42_w1*(-_t87_w1 - _t92_w1)))/_t40) + _t88_w1 + _t92_w1 + (_s89/_t19)
-        _s90 = _t17_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = -_t56_w1*(((_t100_w1 - _t42_w1*(_t94_w1 + _t99_w1)))/_t40) - _t95_w1 - _t99_w1 + (_s90/_t19)
-        _s91 = _t12_w1 - _t21_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = -_t101_w1 - _t56_w1*(((_t93_w1 - _t42_w1*(_t101_w1 + _t87_w1)))/_t40) - _t88_w1 + (_s91/_t19)
-        _s92 = _t17_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = _t102_w1 - _t56_w1*(((-_t100_w1 - _t42_w1*(-_t102_w1 - _t94_w1)))/_t40) + _t95_w1 + (_s92/_t19)
+        _s97 = _t13_w1 - -_t21_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+        d_px1 = -_t28_w1*_t43_w1 - _t55_w1 - _t56_w1*(((_t28_w1*alpha_grad - _t42_w1*(_t28_w1 + _t55_w1)))/_t40) + (_s97/_t19)
+        _s98 = _t57_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+        d_py1 = -_t43_w1*_t62_w1 - _t56_w1*(((_t62_w1*alpha_grad - _t42_w1*(_t62_w1 + _t71_w1)))/_t40) - _t71_w1 + (_s98/_t19)
+        _s99 = _t13_w1 - _t21_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
+        d_px2 = -_t43_w1*_t73_w1 - _t56_w1*(((_t73_w1*alpha_grad - _t42_w1*(_t73_w1 + _t78_w1)))/_t40) - _t78_w1 + (_s99/_t19)
+        _s100 = _t57_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
+        d_py2 = -_t43_w1*_t80_w1 - _t56_w1*(((_t80_w1*alpha_grad - _t42_w1*(_t80_w1 + _t85_w1)))/_t40) - _t85_w1 + (_s100/_t19)
+        _s101 = _t12_w1 - -_t21_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = -_t56_w1*(((-_t93_w1 - _t42_w1*(-_t87_w1 - _t92_w1)))/_t40) + _t88_w1 + _t92_w1 + (_s101/_t19)
+        _s102 = _t17_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = -_t56_w1*(((_t100_w1 - _t42_w1*(_t94_w1 + _t99_w1)))/_t40) - _t95_w1 - _t99_w1 + (_s102/_t19)
+        _s103 = _t12_w1 - _t21_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = -_t101_w1 - _t56_w1*(((_t93_w1 - _t42_w1*(_t101_w1 + _t87_w1)))/_t40) - _t88_w1 + (_s103/_t19)
+        _s104 = _t17_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = _t102_w1 - _t56_w1*(((-_t100_w1 - _t42_w1*(-_t102_w1 - _t94_w1)))/_t40) + _t95_w1 + (_s104/_t19)
+    _xok = _xg0 & _xg1
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

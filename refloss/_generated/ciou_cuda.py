@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1d7aac1f18d71026
+# scalar kernels: sha256 75c366c3c24c52c0
 """CIoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -506,48 +506,56 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-    _xw_px1 = _f64(px1)
-    _xw_py1 = _f64(py1)
-    _xw_px2 = _f64(px2)
-    _xw_py2 = _f64(py2)
-    _xw_tx1 = _f64(tx1)
-    _xw_ty1 = _f64(ty1)
-    _xw_tx2 = _f64(tx2)
-    _xw_ty2 = _f64(ty2)
-    _xw_eps = _f64(eps)
-    _xw_alpha_gate = _f64(alpha_gate)
-    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-    _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-    _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+    _s55 = -max(px1, tx1) + min(px2, tx2)
+    _s56 = -max(py1, ty1) + min(py2, ty2)
+    _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+    _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+    if not _xg0:
+        _xw_px1 = _f64(px1)
+        _xw_py1 = _f64(py1)
+        _xw_px2 = _f64(px2)
+        _xw_py2 = _f64(py2)
+        _xw_tx1 = _f64(tx1)
+        _xw_ty1 = _f64(ty1)
+        _xw_tx2 = _f64(tx2)
+        _xw_ty2 = _f64(ty2)
+        _xw_eps = _f64(eps)
+        _xw_alpha_gate = _f64(alpha_gate)
+        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+        _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
     _t3 = py2 - ty2
     _t4 = _s2
     _t5 = _s27
-    _s55 = -max(px1, tx1) + min(px2, tx2)
     _t6 = max(_s55, _s55 - _s55)
-    _s56 = tx1 - px1
-    _s57 = tx2 - px2
-    _s58 = ty1 - py1
-    _s59 = ty2 - py2
-    _s60 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s57, _s57 - _s57))
-    _s61 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s56, _s56 - _s56))
-    _s62 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s58, _s58 - _s58))
-    _t7 = _s61 + _s60 + _s62 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s59, _s59 - _s59)) + eps
-    _s63 = -max(py1, ty1) + min(py2, ty2)
-    _t8 = _t7/(_t6*max(_s63, _s63 - _s63) + _t7)
+    _s61 = tx1 - px1
+    _s62 = tx2 - px2
+    _s63 = ty1 - py1
+    _s64 = ty2 - py2
+    _s65 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s62, _s62 - _s62))
+    _s66 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s61, _s61 - _s61))
+    _s67 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s63, _s63 - _s63))
+    _t7 = _s66 + _s65 + _s67 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
+    _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
     _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s64 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
-    _s65 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-    _s66 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-    _s67 = max(px2, tx2) - min(px1, tx1)
-    _s68 = max(py2, ty2) - min(py1, ty1)
-    _s69 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s64
-    value = _t8 + _s69 + ((_s65*_s65) + (_s66*_s66))/(eps + (_s67*_s67) + (_s68*_s68))
+    _s68 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+    _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s71 = max(px2, tx2) - min(px1, tx1)
+    _s72 = max(py2, ty2) - min(py1, ty1)
+    _s73 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s68
+    value = _t8 + _s73 + ((_s69*_s69) + (_s70*_s70))/(eps + (_s71*_s71) + (_s72*_s72))
+    _xok = _xg0
     return value
 
 
@@ -603,89 +611,117 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-    _xw_px1 = _f64(px1)
-    _xw_py1 = _f64(py1)
-    _xw_px2 = _f64(px2)
-    _xw_py2 = _f64(py2)
-    _xw_tx1 = _f64(tx1)
-    _xw_ty1 = _f64(ty1)
-    _xw_tx2 = _f64(tx2)
-    _xw_ty2 = _f64(ty2)
-    _xw_eps = _f64(eps)
-    _xw_alpha_gate = _f64(alpha_gate)
-    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-    _xt1 = -_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2)
-    _xd0 = _f32((1.0 if -_xw_alpha_gate + _xt0/_xt1 > 0.0 else 0.0))
-    _xd1 = _f32((1.0 if -_xw_alpha_gate + (_xt0/_xt1) > 0.0 else 0.0))
+    _s55 = -max(px1, tx1) + min(px2, tx2)
+    _s56 = -max(py1, ty1) + min(py2, ty2)
+    _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+    _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+    if not _xg0:
+        _xw_px1 = _f64(px1)
+        _xw_py1 = _f64(py1)
+        _xw_px2 = _f64(px2)
+        _xw_py2 = _f64(py2)
+        _xw_tx1 = _f64(tx1)
+        _xw_ty1 = _f64(ty1)
+        _xw_tx2 = _f64(tx2)
+        _xw_ty2 = _f64(ty2)
+        _xw_eps = _f64(eps)
+        _xw_alpha_gate = _f64(alpha_gate)
+        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+        _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+    _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+    _xd1 = _f32(1.0) if _s65 > _f32(0.0) else _f32(0.0)
+    _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+    _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+    _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
+    if not _xg1:
+        _xw_px1_w1 = _f64(px1)
+        _xw_py1_w1 = _f64(py1)
+        _xw_px2_w1 = _f64(px2)
+        _xw_py2_w1 = _f64(py2)
+        _xw_tx1_w1 = _f64(tx1)
+        _xw_ty1_w1 = _f64(ty1)
+        _xw_tx2_w1 = _f64(tx2)
+        _xw_ty2_w1 = _f64(ty2)
+        _xw_eps_w1 = _f64(eps)
+        _xw_alpha_gate_w1 = _f64(alpha_gate)
+        _xs61 = -max(_xw_px1_w1, _xw_tx1_w1) + min(_xw_px2_w1, _xw_tx2_w1)
+        _xs62 = -max(_xw_py1_w1, _xw_ty1_w1) + min(_xw_py2_w1, _xw_ty2_w1)
+        _xt0_w1 = max(_xs61, _xs61 - _xs61)*max(_xs62, _xs62 - _xs62)
+        _xs63 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
+        _xs64 = -_xw_alpha_gate_w1 + (_xt0_w1/(-_xt0_w1 + _xw_eps_w1 + _xs63 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)))
+        _xd1 = _f32((1.0 if _xs64 > 0.0 else 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
     _t3 = py2 - ty2
     _t4 = _s2
     _t5 = _s27
-    _s54 = -max(px1, tx1) + min(px2, tx2)
-    _t6 = max(_s54, _s54 - _s54)
-    _s55 = tx1 - px1
-    _s56 = tx2 - px2
-    _s57 = ty1 - py1
-    _s58 = ty2 - py2
-    _s59 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s56, _s56 - _s56))
-    _s60 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s55, _s55 - _s55))
-    _s61 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s57, _s57 - _s57))
-    _t7 = _s60 + _s59 + _s61 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s58, _s58 - _s58)) + eps
-    _s62 = -max(py1, ty1) + min(py2, ty2)
-    _t8 = _t7/(_t6*max(_s62, _s62 - _s62) + _t7)
+    _t6 = max(_s55, _s55 - _s55)
+    _s68 = tx1 - px1
+    _s69 = tx2 - px2
+    _s70 = ty1 - py1
+    _s71 = ty2 - py2
+    _s72 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
+    _s73 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
+    _s74 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
+    _t7 = _s73 + _s72 + _s74 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
+    _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
     _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s63 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
-    _s64 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-    _s65 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-    _s66 = max(px2, tx2) - min(px1, tx1)
-    _s67 = max(py2, ty2) - min(py1, ty1)
-    _s68 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s63
-    value = _t8 + _s68 + ((_s64*_s64) + (_s65*_s65))/(eps + (_s66*_s66) + (_s67*_s67))
-    _t13 = _s66
-    _t15 = _s67
+    _s75 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+    _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+    _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+    _s78 = max(px2, tx2) - min(px1, tx1)
+    _s79 = max(py2, ty2) - min(py1, ty1)
+    _s80 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s75
+    value = _t8 + _s80 + ((_s76*_s76) + (_s77*_s77))/(eps + (_s78*_s78) + (_s79*_s79))
+    _t13 = _s78
+    _t15 = _s79
     _t16 = (_t13*_t13) + (_t15*_t15) + eps
     _t20 = _s1
-    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s57, _s57 - _s57))
+    _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
     _t28 = _t27*_t6
     _t29 = -tx2
     _t30 = -_t29 - tx1
-    _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s56, _s56 - _s56))
+    _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
     _t32 = _t31*_t5
-    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s58, _s58 - _s58))
+    _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71))
     _t34 = _t33*_t6
     _t35 = _t32 + _t34
-    _t36 = _s62
+    _t36 = _s56
     _t37 = max(_t36, _t36 - _t36)
     _t38 = _t37*_t6
-    _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s55, _s55 - _s55))
+    _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
     _t40 = _t39*_t4 + eps
     _t41 = _t38 + _t40
     _t42 = _t35 + _t41
     _t43 = _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))) + (_t7/(_t28 + _t42))
     _t48 = _t20*_t4 + _t30*_t5 - _t38 + eps
-    _a69 = abs(_t16)
-    _a70 = abs(_t43)
-    _a71 = abs(_t48)
-    _ok = (_a69 >= _f32(2.350988701644575e-38)) & (_a69 <= _f32(4.253529586511731e+37)) & (_a70 >= _f32(2.350988701644575e-38)) & (_a70 <= _f32(4.253529586511731e+37)) & (_a71 >= _f32(2.350988701644575e-38)) & (_a71 <= _f32(4.253529586511731e+37))
+    _a81 = abs(_t16)
+    _a82 = abs(_t43)
+    _a83 = abs(_t48)
+    _ok = (_a81 >= _f32(2.350988701644575e-38)) & (_a81 <= _f32(4.253529586511731e+37)) & (_a82 >= _f32(2.350988701644575e-38)) & (_a82 <= _f32(4.253529586511731e+37)) & (_a83 >= _f32(2.350988701644575e-38)) & (_a83 <= _f32(4.253529586511731e+37))
     if _ok:
         _inv0 = _f32(1.0)/_t16
         _inv1 = _f32(1.0)/_t43
         _inv2 = _f32(1.0)/_t48
-        _t10 = _s64
+        _t10 = _s76
         _t11 = px1 - tx1
         _t12 = -_t11
-        _t14 = _s65
+        _t14 = _s77
         _t17 = _f32(2.0)*(((_t10*_t10) + (_t14*_t14))*_inv0)
         _t18 = _t13*_t17
         _t19 = _f32(2.0)*darknet
         _t21 = _f32(2.0) - _f32(2.0)*darknet
-        _n72 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t22 = _t19*_t4 + _t21*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n72)
+        _n84 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
+        _t22 = _t19*_t4 + _t21*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n84)
         _t24 = _f32(0.40528473258018494)
         _t25 = _t24*d_atan
         _t26 = _t22*_t25
@@ -695,7 +731,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t47 = _f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)
         _t49 = _t38*_inv2
         _t50 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
-        _t51 = _t37*(_f32(1.0) if _s54 > _f32(0.0) else _f32(0.0))
+        _t51 = _t37*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
         _t52 = _t51*(_t42*_inv2)
         _t53 = -_t47 - _t50 + _f32(1.0)
         _t54 = _f32(0.5)*_t51
@@ -705,7 +741,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t15*_t17
-        _t61 = _t19*_t20 + _t21*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n72)
+        _t61 = _t19*_t20 + _t21*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n84)
         _t62 = -_t25*_t61
         _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
         _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
@@ -732,11 +768,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t85 = -((-_t20*_t49*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = -_t10
         _t87 = _f32(0.8105694651603699)*d_atan
-        _aw73 = abs(_t30)
-        _mx74 = max(_aw73, _ah29)
-        _q75 = (min(_aw73, _ah29)/_mx74 if _mx74 > _f32(0.0) else _f32(0.0))
-        _n76 = (_f32(1.0)/(max(_mx74, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q75*_q75)) if _mx74 > _f32(0.0) else _f32(0.0))
-        _t88 = _t87*(math.copysign((_q75 if _aw73 > _ah29 else _f32(1.0)), _s27)*_n76)
+        _aw85 = abs(_t30)
+        _mx86 = max(_aw85, _ah29)
+        _q87 = (min(_aw85, _ah29)/_mx86 if _mx86 > _f32(0.0) else _f32(0.0))
+        _n88 = (_f32(1.0)/(max(_mx86, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87*_q87)) if _mx86 > _f32(0.0) else _f32(0.0))
+        _t88 = _t87*(math.copysign((_q87 if _aw85 > _ah29 else _f32(1.0)), _s27)*_n88)
         _t89 = _t46*_t88
         _t90 = _t28 + _t32
         _t91 = _t51*((_t41 + _t90)*_inv2)
@@ -744,7 +780,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93 = (-_t47*_t91 + _t49*_t5*_t50 - _t53*_t92)*_inv2
         _t94 = _t88*alpha_grad
         _t95 = -_t14
-        _t96 = _t87*(math.copysign((_f32(1.0) if _aw73 > _ah29 else _q75), _t30)*_n76)
+        _t96 = _t87*(math.copysign((_f32(1.0) if _aw85 > _ah29 else _q87), _t30)*_n88)
         _t97 = _t46*_t96
         _t98 = _t28 + _t30*_t33
         _t99 = _t66*((_t41 + _t98)*_inv2)
@@ -753,33 +789,33 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102 = _t96*alpha_grad
         _t103 = -((-_t49*_t5*_t76 + _t74*_t91 + _t77*_t92)*_inv2)
         _t104 = (_t100*_t84 - _t30*_t49*_t83 + _t81*_t99)*_inv2
-        _s77 = _t10 - -_t18*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(0.5) if _t12 == _f32(0.0) else _f32(0.0)))
-        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s77*_inv0)
-        _s78 = _t14 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s78*_inv0)
-        _s79 = _t10 - _t18*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
-        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s79*_inv0)
-        _s80 = _t14 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
-        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s80*_inv0)
-        _s81 = _t86 - -_t18*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s81*_inv0)
-        _s82 = _t95 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s82*_inv0)
-        _s83 = _t86 - _t18*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s83*_inv0)
-        _s84 = _t95 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s84*_inv0)
+        _s89 = _t10 - -_t18*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(0.5) if _t12 == _f32(0.0) else _f32(0.0)))
+        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s89*_inv0)
+        _s90 = _t14 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s90*_inv0)
+        _s91 = _t10 - _t18*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
+        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s91*_inv0)
+        _s92 = _t14 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s92*_inv0)
+        _s93 = _t86 - -_t18*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s93*_inv0)
+        _s94 = _t95 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s94*_inv0)
+        _s95 = _t86 - _t18*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s95*_inv0)
+        _s96 = _t95 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s96*_inv0)
     else:
-        _t10_w1 = _s64
+        _t10_w1 = _s76
         _t11_w1 = px1 - tx1
         _t12_w1 = -_t11_w1
-        _t14_w1 = _s65
+        _t14_w1 = _s77
         _t17_w1 = _f32(2.0)*(((_t10_w1*_t10_w1) + (_t14_w1*_t14_w1))/_t16)
         _t18_w1 = _t13*_t17_w1
         _t19_w1 = _f32(2.0)*darknet
         _t21_w1 = _f32(2.0) - _f32(2.0)*darknet
-        _n85 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t22_w1 = _t19_w1*_t4 + _t21_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n85)
+        _n97 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
+        _t22_w1 = _t19_w1*_t4 + _t21_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n97)
         _t24_w1 = _f32(0.40528473258018494)
         _t25_w1 = _t24_w1*d_atan
         _t26_w1 = _t22_w1*_t25_w1
@@ -789,7 +825,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t47_w1 = _f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0)
         _t49_w1 = _t38/_t48
         _t50_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
-        _t51_w1 = _t37*(_f32(1.0) if _s54 > _f32(0.0) else _f32(0.0))
+        _t51_w1 = _t37*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
         _t52_w1 = _t51_w1*(_t42/_t48)
         _t53_w1 = -_t47_w1 - _t50_w1 + _f32(1.0)
         _t54_w1 = _f32(0.5)*_t51_w1
@@ -799,7 +835,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58_w1 = py1 - ty1
         _t59_w1 = -_t58_w1
         _t60_w1 = _t15*_t17_w1
-        _t61_w1 = _t19_w1*_t20 + _t21_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n85)
+        _t61_w1 = _t19_w1*_t20 + _t21_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n97)
         _t62_w1 = -_t25_w1*_t61_w1
         _t63_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
         _t64_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
@@ -826,11 +862,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t85_w1 = -((-_t20*_t49_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t48)
         _t86_w1 = -_t10_w1
         _t87_w1 = _f32(0.8105694651603699)*d_atan
-        _aw86 = abs(_t30)
-        _mx87 = max(_aw86, _ah29)
-        _q88 = (min(_aw86, _ah29)/_mx87 if _mx87 > _f32(0.0) else _f32(0.0))
-        _n89 = (_f32(1.0)/(max(_mx87, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q88*_q88)) if _mx87 > _f32(0.0) else _f32(0.0))
-        _t88_w1 = _t87_w1*(math.copysign((_q88 if _aw86 > _ah29 else _f32(1.0)), _s27)*_n89)
+        _aw98 = abs(_t30)
+        _mx99 = max(_aw98, _ah29)
+        _q100 = (min(_aw98, _ah29)/_mx99 if _mx99 > _f32(0.0) else _f32(0.0))
+        _n101 = (_f32(1.0)/(max(_mx99, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q100*_q100)) if _mx99 > _f32(0.0) else _f32(0.0))
+        _t88_w1 = _t87_w1*(math.copysign((_q100 if _aw98 > _ah29 else _f32(1.0)), _s27)*_n101)
         _t89_w1 = _t46_w1*_t88_w1
         _t90_w1 = _t28 + _t32
         _t91_w1 = _t51_w1*((_t41 + _t90_w1)/_t48)
@@ -838,7 +874,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93_w1 = (-_t47_w1*_t91_w1 + _t49_w1*_t5*_t50_w1 - _t53_w1*_t92_w1)/_t48
         _t94_w1 = _t88_w1*alpha_grad
         _t95_w1 = -_t14_w1
-        _t96_w1 = _t87_w1*(math.copysign((_f32(1.0) if _aw86 > _ah29 else _q88), _t30)*_n89)
+        _t96_w1 = _t87_w1*(math.copysign((_f32(1.0) if _aw98 > _ah29 else _q100), _t30)*_n101)
         _t97_w1 = _t46_w1*_t96_w1
         _t98_w1 = _t28 + _t30*_t33
         _t99_w1 = _t66_w1*((_t41 + _t98_w1)/_t48)
@@ -847,20 +883,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102_w1 = _t96_w1*alpha_grad
         _t103_w1 = -((-_t49_w1*_t5*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t48)
         _t104_w1 = (_t100_w1*_t84_w1 - _t30*_t49_w1*_t83_w1 + _t81_w1*_t99_w1)/_t48
-        _s90 = _t10_w1 - -_t18_w1*(_f32(1.0) if _t12_w1 > _f32(0.0) else (_f32(0.5) if _t12_w1 == _f32(0.0) else _f32(0.0)))
-        d_px1 = _t26_w1*_t46_w1 + _t56_w1 + _t57_w1*(((_t26_w1*alpha_grad - _t45_w1*(_t26_w1 + _t56_w1)))/_t43) + (_s90/_t16)
-        _s91 = _t14_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
-        d_py1 = _t46_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t45_w1*(_t62_w1 + _t71_w1)))/_t43) + _t71_w1 + (_s91/_t16)
-        _s92 = _t10_w1 - _t18_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
-        d_px2 = _t46_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t45_w1*(_t73_w1 + _t78_w1)))/_t43) + _t78_w1 + (_s92/_t16)
-        _s93 = _t14_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
-        d_py2 = _t46_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t45_w1*(_t80_w1 + _t85_w1)))/_t43) + _t85_w1 + (_s93/_t16)
-        _s94 = _t86_w1 - -_t18_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else (_f32(0.5) if _t11_w1 == _f32(0.0) else _f32(0.0)))
-        d_tx1 = _t57_w1*(((-_t94_w1 - _t45_w1*(-_t88_w1 - _t93_w1)))/_t43) - _t89_w1 - _t93_w1 + (_s94/_t16)
-        _s95 = _t95_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
-        d_ty1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t45_w1*(_t101_w1 + _t96_w1)))/_t43) + _t97_w1 + (_s95/_t16)
-        _s96 = _t86_w1 - _t18_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
-        d_tx2 = _t103_w1 + _t57_w1*(((_t94_w1 - _t45_w1*(_t103_w1 + _t88_w1)))/_t43) + _t89_w1 + (_s96/_t16)
-        _s97 = _t95_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
-        d_ty2 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43) - _t97_w1 + (_s97/_t16)
+        _s102 = _t10_w1 - -_t18_w1*(_f32(1.0) if _t12_w1 > _f32(0.0) else (_f32(0.5) if _t12_w1 == _f32(0.0) else _f32(0.0)))
+        d_px1 = _t26_w1*_t46_w1 + _t56_w1 + _t57_w1*(((_t26_w1*alpha_grad - _t45_w1*(_t26_w1 + _t56_w1)))/_t43) + (_s102/_t16)
+        _s103 = _t14_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+        d_py1 = _t46_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t45_w1*(_t62_w1 + _t71_w1)))/_t43) + _t71_w1 + (_s103/_t16)
+        _s104 = _t10_w1 - _t18_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
+        d_px2 = _t46_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t45_w1*(_t73_w1 + _t78_w1)))/_t43) + _t78_w1 + (_s104/_t16)
+        _s105 = _t14_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
+        d_py2 = _t46_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t45_w1*(_t80_w1 + _t85_w1)))/_t43) + _t85_w1 + (_s105/_t16)
+        _s106 = _t86_w1 - -_t18_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else (_f32(0.5) if _t11_w1 == _f32(0.0) else _f32(0.0)))
+        d_tx1 = _t57_w1*(((-_t94_w1 - _t45_w1*(-_t88_w1 - _t93_w1)))/_t43) - _t89_w1 - _t93_w1 + (_s106/_t16)
+        _s107 = _t95_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+        d_ty1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t45_w1*(_t101_w1 + _t96_w1)))/_t43) + _t97_w1 + (_s107/_t16)
+        _s108 = _t86_w1 - _t18_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
+        d_tx2 = _t103_w1 + _t57_w1*(((_t94_w1 - _t45_w1*(_t103_w1 + _t88_w1)))/_t43) + _t89_w1 + (_s108/_t16)
+        _s109 = _t95_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
+        d_ty2 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43) - _t97_w1 + (_s109/_t16)
+    _xok = _xg0 & _xg1
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 039a410f242ac2a2
+# scalar kernels: sha256 dbcdf0aee8ec598b
 """CIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -777,6 +778,8 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
     _m = _out.shape[0]
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -837,61 +840,167 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-        _xw_px1 = _f64(px1)
-        _xw_py1 = _f64(py1)
-        _xw_px2 = _f64(px2)
-        _xw_py2 = _f64(py2)
-        _xw_tx1 = _f64(tx1)
-        _xw_ty1 = _f64(ty1)
-        _xw_tx2 = _f64(tx2)
-        _xw_ty2 = _f64(ty2)
-        _xw_eps = _f64(eps)
-        _xw_alpha_gate = _f64(alpha_gate)
-        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-        _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-        _xd0 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
+        _s55 = -max(px1, tx1) + min(px2, tx2)
+        _s56 = -max(py1, ty1) + min(py2, ty2)
+        _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+        _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+        _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
         _t0 = px1 - tx1
         _t1 = px2 - tx2
         _t2 = py1 - ty1
         _t3 = py2 - ty2
         _t4 = _s2
         _t5 = _s27
-        _s55 = -max(px1, tx1) + min(px2, tx2)
         _t6 = max(_s55, _s55 - _s55)
-        _s56 = tx1 - px1
-        _s57 = tx2 - px2
-        _s58 = ty1 - py1
-        _s59 = ty2 - py2
-        _s60 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s57, _s57 - _s57))
-        _s61 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s56, _s56 - _s56))
-        _s62 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s58, _s58 - _s58))
-        _t7 = _s61 + _s60 + _s62 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s59, _s59 - _s59)) + eps
-        _s63 = -max(py1, ty1) + min(py2, ty2)
-        _t8 = _t7/(_t6*max(_s63, _s63 - _s63) + _t7)
+        _s61 = tx1 - px1
+        _s62 = tx2 - px2
+        _s63 = ty1 - py1
+        _s64 = ty2 - py2
+        _s65 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s62, _s62 - _s62))
+        _s66 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s61, _s61 - _s61))
+        _s67 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s63, _s63 - _s63))
+        _t7 = _s66 + _s65 + _s67 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
+        _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
         _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s64 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
-        _s65 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s66 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s67 = max(px2, tx2) - min(px1, tx1)
-        _s68 = max(py2, ty2) - min(py1, ty1)
-        _s69 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s64
-        value = _t8 + _s69 + ((_s65*_s65) + (_s66*_s66))/(eps + (_s67*_s67) + (_s68*_s68))
+        _s68 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s71 = max(px2, tx2) - min(px1, tx1)
+        _s72 = max(py2, ty2) - min(py1, ty1)
+        _s73 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s68
+        value = _t8 + _s73 + ((_s69*_s69) + (_s70*_s70))/(eps + (_s71*_s71) + (_s72*_s72))
+        _xok = _xg0
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
+    if _far:
+        for _i_w1 in range(_m):
+            if _flags[_i_w1]:
+                px1_w1 = _pred[4 * _i_w1]
+                py1_w1 = _pred[4 * _i_w1 + 1]
+                px2_w1 = _pred[4 * _i_w1 + 2]
+                py2_w1 = _pred[4 * _i_w1 + 3]
+                tx1_w1 = _target[4 * _i_w1]
+                ty1_w1 = _target[4 * _i_w1 + 1]
+                tx2_w1 = _target[4 * _i_w1 + 2]
+                ty2_w1 = _target[4 * _i_w1 + 3]
+                _s1_w1 = -px1_w1 + px2_w1
+                _s2_w1 = -py1_w1 + py2_w1
+                _aw3_w1 = abs(_s1_w1)
+                _ah4_w1 = abs(_s2_w1)
+                _mx5_w1 = max(_aw3_w1, _ah4_w1)
+                _q6_w1 = _sel(_mx5_w1 > _f32(0.0), min(_aw3_w1, _ah4_w1)/_mx5_w1, _f32(0.0))
+                _big7_w1 = _q6_w1 > _f32(0.5)
+                _d8_w1 = _q6_w1 + _f32(1.0)
+                _r9_w1 = (_q6_w1 - _f32(1.0))/_d8_w1
+                _e10_w1 = _q6_w1 - (_d8_w1 - _f32(1.0))
+                _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
+                _s12_w1 = _r11_w1*_r11_w1
+                _e13_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12_w1
+                _e14_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12_w1
+                _e15_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s12_w1
+                _x16_w1 = _s12_w1*_s12_w1
+                _e17_w1 = _e13_w1 + _e14_w1*_x16_w1
+                _x18_w1 = _x16_w1*_x16_w1
+                _e19_w1 = _e17_w1 + _e15_w1*_x18_w1
+                _p20_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e19_w1)
+                _k21_w1 = _sel(_big7_w1, _f32(1.0), _f32(0.0))
+                _k22_w1 = _sel(_aw3_w1 > _ah4_w1, _f32(2.0) - _k21_w1, _k21_w1)
+                _k23_w1 = _sel(math.copysign(_f32(1.0), _s2_w1) < _f32(0.0), _f32(4.0) - _k22_w1, _k22_w1)
+                _p24_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)), _p20_w1, -_p20_w1)
+                _u25_w1 = _k23_w1*_f32(0.785398006439209) + (_p24_w1 + _k23_w1*_f32(1.5695823663008923e-07))
+                _s26_w1 = -tx1_w1 + tx2_w1
+                _s27_w1 = -ty1_w1 + ty2_w1
+                _aw28_w1 = abs(_s26_w1)
+                _ah29_w1 = abs(_s27_w1)
+                _mx30_w1 = max(_aw28_w1, _ah29_w1)
+                _q31_w1 = _sel(_mx30_w1 > _f32(0.0), min(_aw28_w1, _ah29_w1)/_mx30_w1, _f32(0.0))
+                _big32_w1 = _q31_w1 > _f32(0.5)
+                _d33_w1 = _q31_w1 + _f32(1.0)
+                _r34_w1 = (_q31_w1 - _f32(1.0))/_d33_w1
+                _e35_w1 = _q31_w1 - (_d33_w1 - _f32(1.0))
+                _r36_w1 = _sel(_big32_w1, _r34_w1 - _r34_w1*(_e35_w1/_d33_w1), _q31_w1)
+                _s37_w1 = _r36_w1*_r36_w1
+                _e38_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37_w1
+                _e39_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37_w1
+                _e40_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s37_w1
+                _x41_w1 = _s37_w1*_s37_w1
+                _e42_w1 = _e38_w1 + _e39_w1*_x41_w1
+                _x43_w1 = _x41_w1*_x41_w1
+                _e44_w1 = _e42_w1 + _e40_w1*_x43_w1
+                _p45_w1 = _r36_w1 + _r36_w1*(_s37_w1*_e44_w1)
+                _k46_w1 = _sel(_big32_w1, _f32(1.0), _f32(0.0))
+                _k47_w1 = _sel(_aw28_w1 > _ah29_w1, _f32(2.0) - _k46_w1, _k46_w1)
+                _k48_w1 = _sel(math.copysign(_f32(1.0), _s27_w1) < _f32(0.0), _f32(4.0) - _k47_w1, _k47_w1)
+                _p49_w1 = _sel((_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)), _p45_w1, -_p45_w1)
+                _u50_w1 = _k48_w1*_f32(0.785398006439209) + (_p49_w1 + _k48_w1*_f32(1.5695823663008923e-07))
+                d_atan_w1 = -math.copysign(_u25_w1, _s1_w1) + math.copysign(_u50_w1, _s26_w1)
+                _s55_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _s56_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s57_w1 = eps + _s1_w1*_s2_w1 + _s26_w1*_s27_w1 - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)
+                _s58_w1 = -alpha_gate + max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1
+                _xd0_w1 = _sel(_s58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s59_w1 = _f32(6.103515625e-05)*abs(max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+                _s60_w1 = abs(alpha_gate - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+                _xg0_w1 = _s60_w1 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59_w1
+                if not _xg0_w1:
+                    _xw_px1 = _f64(px1_w1)
+                    _xw_py1 = _f64(py1_w1)
+                    _xw_px2 = _f64(px2_w1)
+                    _xw_py2 = _f64(py2_w1)
+                    _xw_tx1 = _f64(tx1_w1)
+                    _xw_ty1 = _f64(ty1_w1)
+                    _xw_tx2 = _f64(tx2_w1)
+                    _xw_ty2 = _f64(ty2_w1)
+                    _xw_eps = _f64(eps)
+                    _xw_alpha_gate = _f64(alpha_gate)
+                    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+                    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+                    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+                    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+                    _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+                    _xd0_w1 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
+                _t0_w1 = px1_w1 - tx1_w1
+                _t1_w1 = px2_w1 - tx2_w1
+                _t2_w1 = py1_w1 - ty1_w1
+                _t3_w1 = py2_w1 - ty2_w1
+                _t4_w1 = _s2_w1
+                _t5_w1 = _s27_w1
+                _t6_w1 = max(_s55_w1, _s55_w1 - _s55_w1)
+                _s61_w1 = tx1_w1 - px1_w1
+                _s62_w1 = tx2_w1 - px2_w1
+                _s63_w1 = ty1_w1 - py1_w1
+                _s64_w1 = ty2_w1 - py2_w1
+                _s65_w1 = _t5_w1*min(_s26_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s62_w1, _s62_w1 - _s62_w1))
+                _s66_w1 = _t4_w1*min(_s1_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s61_w1, _s61_w1 - _s61_w1))
+                _s67_w1 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s63_w1, _s63_w1 - _s63_w1))
+                _t7_w1 = _s66_w1 + _s65_w1 + _s67_w1 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s64_w1, _s64_w1 - _s64_w1)) + eps
+                _t8_w1 = _t7_w1/(_t6_w1*max(_s56_w1, _s56_w1 - _s56_w1) + _t7_w1)
+                _t9_w1 = _f32(0.40528473258018494)*(d_atan_w1*d_atan_w1)
+                _s68_w1 = _t8_w1 + _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
+                _s69_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
+                _s70_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
+                _s71_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s72_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s73_w1 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s68_w1
+                value_w1 = _t8_w1 + _s73_w1 + ((_s69_w1*_s69_w1) + (_s70_w1*_s70_w1))/(eps + (_s71_w1*_s71_w1) + (_s72_w1*_s72_w1))
+                _xok_w1 = _xg0_w1
+                _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w2 in range(_m):
+        _bad += _sel(((_pred[4 * _i_w2] - _pred[4 * _i_w2]) + (_pred[4 * _i_w2 + 1] - _pred[4 * _i_w2 + 1])
+                + (_pred[4 * _i_w2 + 2] - _pred[4 * _i_w2 + 2]) + (_pred[4 * _i_w2 + 3] - _pred[4 * _i_w2 + 3])
+                + (_target[4 * _i_w2] - _target[4 * _i_w2]) + (_target[4 * _i_w2 + 1] - _target[4 * _i_w2 + 1])
+                + (_target[4 * _i_w2 + 2] - _target[4 * _i_w2 + 2])
+                + (_target[4 * _i_w2 + 3] - _target[4 * _i_w2 + 3]) != _f32(0.0))
+                | ((_pred[4 * _i_w2 + 2] < _pred[4 * _i_w2])) | ((_pred[4 * _i_w2 + 3] < _pred[4 * _i_w2 + 1]))
+                | ((_target[4 * _i_w2 + 2] < _target[4 * _i_w2]))
+                | ((_target[4 * _i_w2 + 3] < _target[4 * _i_w2 + 1]))
+                | (max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -920,6 +1029,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         alpha_gate, darknet):
     _m = _out.shape[0]
     _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -980,88 +1090,82 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
         _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
         d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
-        _xw_px1 = _f64(px1)
-        _xw_py1 = _f64(py1)
-        _xw_px2 = _f64(px2)
-        _xw_py2 = _f64(py2)
-        _xw_tx1 = _f64(tx1)
-        _xw_ty1 = _f64(ty1)
-        _xw_tx2 = _f64(tx2)
-        _xw_ty2 = _f64(ty2)
-        _xw_eps = _f64(eps)
-        _xw_alpha_gate = _f64(alpha_gate)
-        _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-        _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-        _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
-        _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
-        _xt1 = -_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2)
-        _xd0 = _f32(_sel(-_xw_alpha_gate + _xt0/_xt1 > 0.0, 1.0, 0.0))
-        _xd1 = _f32(_sel(-_xw_alpha_gate + (_xt0/_xt1) > 0.0, 1.0, 0.0))
+        _s55 = -max(px1, tx1) + min(px2, tx2)
+        _s56 = -max(py1, ty1) + min(py2, ty2)
+        _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
+        _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+        _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+        _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _xd1 = _sel(_s65 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+        _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+        _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
         _t0 = px1 - tx1
         _t1 = px2 - tx2
         _t2 = py1 - ty1
         _t3 = py2 - ty2
         _t4 = _s2
         _t5 = _s27
-        _s54 = -max(px1, tx1) + min(px2, tx2)
-        _t6 = max(_s54, _s54 - _s54)
-        _s55 = tx1 - px1
-        _s56 = tx2 - px2
-        _s57 = ty1 - py1
-        _s58 = ty2 - py2
-        _s59 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s56, _s56 - _s56))
-        _s60 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s55, _s55 - _s55))
-        _s61 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s57, _s57 - _s57))
-        _t7 = _s60 + _s59 + _s61 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s58, _s58 - _s58)) + eps
-        _s62 = -max(py1, ty1) + min(py2, ty2)
-        _t8 = _t7/(_t6*max(_s62, _s62 - _s62) + _t7)
+        _t6 = max(_s55, _s55 - _s55)
+        _s68 = tx1 - px1
+        _s69 = tx2 - px2
+        _s70 = ty1 - py1
+        _s71 = ty2 - py2
+        _s72 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
+        _s73 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
+        _s74 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
+        _t7 = _s73 + _s72 + _s74 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
+        _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
         _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s63 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
-        _s64 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s65 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s66 = max(px2, tx2) - min(px1, tx1)
-        _s67 = max(py2, ty2) - min(py1, ty1)
-        _s68 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s63
-        value = _t8 + _s68 + ((_s64*_s64) + (_s65*_s65))/(eps + (_s66*_s66) + (_s67*_s67))
-        _t13 = _s66
-        _t15 = _s67
+        _s75 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s78 = max(px2, tx2) - min(px1, tx1)
+        _s79 = max(py2, ty2) - min(py1, ty1)
+        _s80 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s75
+        value = _t8 + _s80 + ((_s76*_s76) + (_s77*_s77))/(eps + (_s78*_s78) + (_s79*_s79))
+        _t13 = _s78
+        _t15 = _s79
         _t16 = (_t13*_t13) + (_t15*_t15) + eps
         _t20 = _s1
-        _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s57, _s57 - _s57))
+        _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
         _t28 = _t27*_t6
         _t29 = -tx2
         _t30 = -_t29 - tx1
-        _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s56, _s56 - _s56))
+        _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
         _t32 = _t31*_t5
-        _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s58, _s58 - _s58))
+        _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71))
         _t34 = _t33*_t6
         _t35 = _t32 + _t34
-        _t36 = _s62
+        _t36 = _s56
         _t37 = max(_t36, _t36 - _t36)
         _t38 = _t37*_t6
-        _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s55, _s55 - _s55))
+        _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
         _t40 = _t39*_t4 + eps
         _t41 = _t38 + _t40
         _t42 = _t35 + _t41
         _t43 = _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7/(_t28 + _t42))
         _t48 = _t20*_t4 + _t30*_t5 - _t38 + eps
-        _a69 = abs(_t16)
-        _a70 = abs(_t43)
-        _a71 = abs(_t48)
-        _ok = (_a69 >= _f32(2.350988701644575e-38)) & (_a69 <= _f32(4.253529586511731e+37)) & (_a70 >= _f32(2.350988701644575e-38)) & (_a70 <= _f32(4.253529586511731e+37)) & (_a71 >= _f32(2.350988701644575e-38)) & (_a71 <= _f32(4.253529586511731e+37))
+        _a81 = abs(_t16)
+        _a82 = abs(_t43)
+        _a83 = abs(_t48)
+        _ok = (_a81 >= _f32(2.350988701644575e-38)) & (_a81 <= _f32(4.253529586511731e+37)) & (_a82 >= _f32(2.350988701644575e-38)) & (_a82 <= _f32(4.253529586511731e+37)) & (_a83 >= _f32(2.350988701644575e-38)) & (_a83 <= _f32(4.253529586511731e+37))
         _inv0 = _f32(1.0)/_t16
         _inv1 = _f32(1.0)/_t43
         _inv2 = _f32(1.0)/_t48
-        _t10 = _s64
+        _t10 = _s76
         _t11 = px1 - tx1
         _t12 = -_t11
-        _t14 = _s65
+        _t14 = _s77
         _t17 = _f32(2.0)*(((_t10*_t10) + (_t14*_t14))*_inv0)
         _t18 = _t13*_t17
         _t19 = _f32(2.0)*darknet
         _t21 = _f32(2.0) - _f32(2.0)*darknet
-        _n72 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
-        _t22 = _t19*_t4 + _t21*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n72)
+        _n84 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
+        _t22 = _t19*_t4 + _t21*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n84)
         _t24 = _f32(0.40528473258018494)
         _t25 = _t24*d_atan
         _t26 = _t22*_t25
@@ -1071,7 +1175,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t47 = _sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t49 = _t38*_inv2
         _t50 = _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
-        _t51 = _t37*_sel(_s54 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t51 = _t37*_sel(_s55 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t52 = _t51*(_t42*_inv2)
         _t53 = -_t47 - _t50 + _f32(1.0)
         _t54 = _f32(0.5)*_t51
@@ -1081,7 +1185,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t15*_t17
-        _t61 = _t19*_t20 + _t21*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n72)
+        _t61 = _t19*_t20 + _t21*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n84)
         _t62 = -_t25*_t61
         _t63 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t64 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -1108,11 +1212,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t85 = -((-_t20*_t49*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = -_t10
         _t87 = _f32(0.8105694651603699)*d_atan
-        _aw73 = abs(_t30)
-        _mx74 = max(_aw73, _ah29)
-        _q75 = _sel(_mx74 > _f32(0.0), min(_aw73, _ah29)/_mx74, _f32(0.0))
-        _n76 = _sel(_mx74 > _f32(0.0), _f32(1.0)/(max(_mx74, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q75*_q75)), _f32(0.0))
-        _t88 = _t87*(math.copysign(_sel(_aw73 > _ah29, _q75, _f32(1.0)), _s27)*_n76)
+        _aw85 = abs(_t30)
+        _mx86 = max(_aw85, _ah29)
+        _q87 = _sel(_mx86 > _f32(0.0), min(_aw85, _ah29)/_mx86, _f32(0.0))
+        _n88 = _sel(_mx86 > _f32(0.0), _f32(1.0)/(max(_mx86, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87*_q87)), _f32(0.0))
+        _t88 = _t87*(math.copysign(_sel(_aw85 > _ah29, _q87, _f32(1.0)), _s27)*_n88)
         _t89 = _t46*_t88
         _t90 = _t28 + _t32
         _t91 = _t51*((_t41 + _t90)*_inv2)
@@ -1120,7 +1224,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t93 = (-_t47*_t91 + _t49*_t5*_t50 - _t53*_t92)*_inv2
         _t94 = _t88*alpha_grad
         _t95 = -_t14
-        _t96 = _t87*(math.copysign(_sel(_aw73 > _ah29, _f32(1.0), _q75), _t30)*_n76)
+        _t96 = _t87*(math.copysign(_sel(_aw85 > _ah29, _f32(1.0), _q87), _t30)*_n88)
         _t97 = _t46*_t96
         _t98 = _t28 + _t30*_t33
         _t99 = _t66*((_t41 + _t98)*_inv2)
@@ -1129,23 +1233,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t49*_t5*_t76 + _t74*_t91 + _t77*_t92)*_inv2)
         _t104 = (_t100*_t84 - _t30*_t49*_t83 + _t81*_t99)*_inv2
-        _s77 = _t10 - -_t18*_sel(_t12 > _f32(0.0), _f32(1.0), _sel(_t12 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s77*_inv0)
-        _s78 = _t14 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s78*_inv0)
-        _s79 = _t10 - _t18*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s79*_inv0)
-        _s80 = _t14 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s80*_inv0)
-        _s81 = _t86 - -_t18*_sel(_t11 > _f32(0.0), _f32(1.0), _sel(_t11 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s81*_inv0)
-        _s82 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s82*_inv0)
-        _s83 = _t86 - _t18*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s83*_inv0)
-        _s84 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s84*_inv0)
-        _far = _far | (not _ok)
+        _s89 = _t10 - -_t18*_sel(_t12 > _f32(0.0), _f32(1.0), _sel(_t12 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s89*_inv0)
+        _s90 = _t14 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s90*_inv0)
+        _s91 = _t10 - _t18*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s91*_inv0)
+        _s92 = _t14 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s92*_inv0)
+        _s93 = _t86 - -_t18*_sel(_t11 > _f32(0.0), _f32(1.0), _sel(_t11 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s93*_inv0)
+        _s94 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s94*_inv0)
+        _s95 = _t86 - _t18*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s95*_inv0)
+        _s96 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s96*_inv0)
+        _xok = _xg0 & _xg1
+        _flags[_i] = not (_ok & _xok)
+        _far = _far | _flags[_i]
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -1157,326 +1263,356 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 3] = d_ty2
     if _far:
         for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
-            _s1_w1 = -px1_w1 + px2_w1
-            _s2_w1 = -py1_w1 + py2_w1
-            _aw3_w1 = abs(_s1_w1)
-            _ah4_w1 = abs(_s2_w1)
-            _mx5_w1 = max(_aw3_w1, _ah4_w1)
-            _q6_w1 = _sel(_mx5_w1 > _f32(0.0), min(_aw3_w1, _ah4_w1)/_mx5_w1, _f32(0.0))
-            _big7_w1 = _q6_w1 > _f32(0.5)
-            _d8_w1 = _q6_w1 + _f32(1.0)
-            _r9_w1 = (_q6_w1 - _f32(1.0))/_d8_w1
-            _e10_w1 = _q6_w1 - (_d8_w1 - _f32(1.0))
-            _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
-            _s12_w1 = _r11_w1*_r11_w1
-            _e13_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12_w1
-            _e14_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12_w1
-            _e15_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s12_w1
-            _x16_w1 = _s12_w1*_s12_w1
-            _e17_w1 = _e13_w1 + _e14_w1*_x16_w1
-            _x18_w1 = _x16_w1*_x16_w1
-            _e19_w1 = _e17_w1 + _e15_w1*_x18_w1
-            _p20_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e19_w1)
-            _k21_w1 = _sel(_big7_w1, _f32(1.0), _f32(0.0))
-            _k22_w1 = _sel(_aw3_w1 > _ah4_w1, _f32(2.0) - _k21_w1, _k21_w1)
-            _k23_w1 = _sel(math.copysign(_f32(1.0), _s2_w1) < _f32(0.0), _f32(4.0) - _k22_w1, _k22_w1)
-            _p24_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)), _p20_w1, -_p20_w1)
-            _u25_w1 = _k23_w1*_f32(0.785398006439209) + (_p24_w1 + _k23_w1*_f32(1.5695823663008923e-07))
-            _s26_w1 = -tx1_w1 + tx2_w1
-            _s27_w1 = -ty1_w1 + ty2_w1
-            _aw28_w1 = abs(_s26_w1)
-            _ah29_w1 = abs(_s27_w1)
-            _mx30_w1 = max(_aw28_w1, _ah29_w1)
-            _q31_w1 = _sel(_mx30_w1 > _f32(0.0), min(_aw28_w1, _ah29_w1)/_mx30_w1, _f32(0.0))
-            _big32_w1 = _q31_w1 > _f32(0.5)
-            _d33_w1 = _q31_w1 + _f32(1.0)
-            _r34_w1 = (_q31_w1 - _f32(1.0))/_d33_w1
-            _e35_w1 = _q31_w1 - (_d33_w1 - _f32(1.0))
-            _r36_w1 = _sel(_big32_w1, _r34_w1 - _r34_w1*(_e35_w1/_d33_w1), _q31_w1)
-            _s37_w1 = _r36_w1*_r36_w1
-            _e38_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37_w1
-            _e39_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37_w1
-            _e40_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s37_w1
-            _x41_w1 = _s37_w1*_s37_w1
-            _e42_w1 = _e38_w1 + _e39_w1*_x41_w1
-            _x43_w1 = _x41_w1*_x41_w1
-            _e44_w1 = _e42_w1 + _e40_w1*_x43_w1
-            _p45_w1 = _r36_w1 + _r36_w1*(_s37_w1*_e44_w1)
-            _k46_w1 = _sel(_big32_w1, _f32(1.0), _f32(0.0))
-            _k47_w1 = _sel(_aw28_w1 > _ah29_w1, _f32(2.0) - _k46_w1, _k46_w1)
-            _k48_w1 = _sel(math.copysign(_f32(1.0), _s27_w1) < _f32(0.0), _f32(4.0) - _k47_w1, _k47_w1)
-            _p49_w1 = _sel((_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)), _p45_w1, -_p45_w1)
-            _u50_w1 = _k48_w1*_f32(0.785398006439209) + (_p49_w1 + _k48_w1*_f32(1.5695823663008923e-07))
-            d_atan_w1 = -math.copysign(_u25_w1, _s1_w1) + math.copysign(_u50_w1, _s26_w1)
-            _xw_px1_w1 = _f64(px1_w1)
-            _xw_py1_w1 = _f64(py1_w1)
-            _xw_px2_w1 = _f64(px2_w1)
-            _xw_py2_w1 = _f64(py2_w1)
-            _xw_tx1_w1 = _f64(tx1_w1)
-            _xw_ty1_w1 = _f64(ty1_w1)
-            _xw_tx2_w1 = _f64(tx2_w1)
-            _xw_ty2_w1 = _f64(ty2_w1)
-            _xw_eps_w1 = _f64(eps)
-            _xw_alpha_gate_w1 = _f64(alpha_gate)
-            _xs51_w1 = -max(_xw_px1_w1, _xw_tx1_w1) + min(_xw_px2_w1, _xw_tx2_w1)
-            _xs52_w1 = -max(_xw_py1_w1, _xw_ty1_w1) + min(_xw_py2_w1, _xw_ty2_w1)
-            _xt0_w1 = max(_xs51_w1, _xs51_w1 - _xs51_w1)*max(_xs52_w1, _xs52_w1 - _xs52_w1)
-            _xs53_w1 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
-            _xt1_w1 = -_xt0_w1 + _xw_eps_w1 + _xs53_w1 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)
-            _xd0_w1 = _f32(_sel(-_xw_alpha_gate_w1 + _xt0_w1/_xt1_w1 > 0.0, 1.0, 0.0))
-            _xd1_w1 = _f32(_sel(-_xw_alpha_gate_w1 + (_xt0_w1/_xt1_w1) > 0.0, 1.0, 0.0))
-            _t0_w1 = px1_w1 - tx1_w1
-            _t1_w1 = px2_w1 - tx2_w1
-            _t2_w1 = py1_w1 - ty1_w1
-            _t3_w1 = py2_w1 - ty2_w1
-            _t4_w1 = _s2_w1
-            _t5_w1 = _s27_w1
-            _s54_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-            _t6_w1 = max(_s54_w1, _s54_w1 - _s54_w1)
-            _s55_w1 = tx1_w1 - px1_w1
-            _s56_w1 = tx2_w1 - px2_w1
-            _s57_w1 = ty1_w1 - py1_w1
-            _s58_w1 = ty2_w1 - py2_w1
-            _s59_w1 = _t5_w1*min(_s26_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s56_w1, _s56_w1 - _s56_w1))
-            _s60_w1 = _t4_w1*min(_s1_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s55_w1, _s55_w1 - _s55_w1))
-            _s61_w1 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s57_w1, _s57_w1 - _s57_w1))
-            _t7_w1 = _s60_w1 + _s59_w1 + _s61_w1 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s58_w1, _s58_w1 - _s58_w1)) + eps
-            _s62_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
-            _t8_w1 = _t7_w1/(_t6_w1*max(_s62_w1, _s62_w1 - _s62_w1) + _t7_w1)
-            _t9_w1 = _f32(0.40528473258018494)*(d_atan_w1*d_atan_w1)
-            _s63_w1 = _t8_w1 + _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
-            _s64_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
-            _s65_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
-            _s66_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
-            _s67_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
-            _s68_w1 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s63_w1
-            value_w1 = _t8_w1 + _s68_w1 + ((_s64_w1*_s64_w1) + (_s65_w1*_s65_w1))/(eps + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1))
-            _t13_w1 = _s66_w1
-            _t15_w1 = _s67_w1
-            _t16_w1 = (_t13_w1*_t13_w1) + (_t15_w1*_t15_w1) + eps
-            _t20_w1 = _s1_w1
-            _t27_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s57_w1, _s57_w1 - _s57_w1))
-            _t28_w1 = _t27_w1*_t6_w1
-            _t29_w1 = -tx2_w1
-            _t30_w1 = -_t29_w1 - tx1_w1
-            _t31_w1 = min(_t30_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s56_w1, _s56_w1 - _s56_w1))
-            _t32_w1 = _t31_w1*_t5_w1
-            _t33_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s58_w1, _s58_w1 - _s58_w1))
-            _t34_w1 = _t33_w1*_t6_w1
-            _t35_w1 = _t32_w1 + _t34_w1
-            _t36_w1 = _s62_w1
-            _t37_w1 = max(_t36_w1, _t36_w1 - _t36_w1)
-            _t38_w1 = _t37_w1*_t6_w1
-            _t39_w1 = min(_t20_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s55_w1, _s55_w1 - _s55_w1))
-            _t40_w1 = _t39_w1*_t4_w1 + eps
-            _t41_w1 = _t38_w1 + _t40_w1
-            _t42_w1 = _t35_w1 + _t41_w1
-            _t43_w1 = _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7_w1/(_t28_w1 + _t42_w1))
-            _t48_w1 = _t20_w1*_t4_w1 + _t30_w1*_t5_w1 - _t38_w1 + eps
-            _a69_w1 = abs(_t16_w1)
-            _a70_w1 = abs(_t43_w1)
-            _a71_w1 = abs(_t48_w1)
-            _ok_w1 = (_a69_w1 >= _f32(2.350988701644575e-38)) & (_a69_w1 <= _f32(4.253529586511731e+37)) & (_a70_w1 >= _f32(2.350988701644575e-38)) & (_a70_w1 <= _f32(4.253529586511731e+37)) & (_a71_w1 >= _f32(2.350988701644575e-38)) & (_a71_w1 <= _f32(4.253529586511731e+37))
-            if _ok_w1:
-                _inv0_w1 = _f32(1.0)/_t16_w1
-                _inv1_w1 = _f32(1.0)/_t43_w1
-                _inv2_w1 = _f32(1.0)/_t48_w1
-                _t10_w2 = _s64_w1
-                _t11_w2 = px1_w1 - tx1_w1
-                _t12_w2 = -_t11_w2
-                _t14_w2 = _s65_w1
-                _t17_w2 = _f32(2.0)*(((_t10_w2*_t10_w2) + (_t14_w2*_t14_w2))*_inv0_w1)
-                _t18_w2 = _t13_w1*_t17_w2
-                _t19_w2 = _f32(2.0)*darknet
-                _t21_w2 = _f32(2.0) - _f32(2.0)*darknet
-                _n72_w1 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
-                _t22_w2 = _t19_w2*_t4_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n72_w1)
-                _t24_w2 = _f32(0.40528473258018494)
-                _t25_w2 = _t24_w2*d_atan_w1
-                _t26_w2 = _t22_w2*_t25_w2
-                _t44_w2 = _t24_w2*(d_atan_w1*d_atan_w1)
-                _t45_w2 = _t44_w2*alpha_grad*_inv1_w1
-                _t46_w2 = _xd1_w1*(_t45_w2 + (_f32(1.0) - alpha_grad)*(_t9_w1*_inv1_w1))
-                _t47_w2 = _sel(_t12_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t49_w2 = _t38_w1*_inv2_w1
-                _t50_w2 = _sel(_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t51_w2 = _t37_w1*_sel(_s54_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t52_w2 = _t51_w2*(_t42_w1*_inv2_w1)
-                _t53_w2 = -_t47_w2 - _t50_w2 + _f32(1.0)
-                _t54_w2 = _f32(0.5)*_t51_w2
-                _t55_w2 = _t54_w2*((-_t28_w1 + _t35_w1 + _t40_w1)*_inv2_w1)
-                _t56_w2 = -((_t4_w1*_t47_w2*_t49_w2 - _t50_w2*_t52_w2 - _t53_w2*_t55_w2)*_inv2_w1)
-                _t57_w2 = _t44_w2*_xd1_w1
-                _t58_w2 = py1_w1 - ty1_w1
-                _t59_w2 = -_t58_w2
-                _t60_w2 = _t15_w1*_t17_w2
-                _t61_w2 = _t19_w2*_t20_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n72_w1)
-                _t62_w2 = -_t25_w2*_t61_w2
-                _t63_w2 = _sel(_t59_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t64_w2 = _sel(_t58_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t65_w2 = _t20_w1*_t27_w1 + _t35_w1 + eps
-                _t66_w2 = _t6_w1*_sel(_t36_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t67_w2 = _t66_w2*((_t38_w1 + _t65_w2)*_inv2_w1)
-                _t68_w2 = -_t63_w2 - _t64_w2 + _f32(1.0)
-                _t69_w2 = _f32(0.5)*_t66_w2
-                _t70_w2 = _t69_w2*((-_t37_w1*_t39_w1 + _t65_w2)*_inv2_w1)
-                _t71_w2 = -((_t20_w1*_t49_w2*_t63_w2 - _t64_w2*_t67_w2 - _t68_w2*_t70_w2)*_inv2_w1)
-                _t72_w2 = _t29_w1 + px2_w1
-                _t73_w2 = -_t22_w2*_t25_w2
-                _t74_w2 = _sel(_t72_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t75_w2 = -_t72_w2
-                _t76_w2 = _sel(_t75_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t77_w2 = -_t74_w2 - _t76_w2 + _f32(1.0)
-                _t78_w2 = -((-_t4_w1*_t49_w2*_t74_w2 + _t52_w2*_t76_w2 + _t55_w2*_t77_w2)*_inv2_w1)
-                _t79_w2 = py2_w1 - ty2_w1
-                _t80_w2 = _t25_w2*_t61_w2
-                _t81_w2 = _sel(_t79_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t82_w2 = -_t79_w2
-                _t83_w2 = _sel(_t82_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t84_w2 = -_t81_w2 - _t83_w2 + _f32(1.0)
-                _t85_w2 = -((-_t20_w1*_t49_w2*_t81_w2 + _t67_w2*_t83_w2 + _t70_w2*_t84_w2)*_inv2_w1)
-                _t86_w2 = -_t10_w2
-                _t87_w2 = _f32(0.8105694651603699)*d_atan_w1
-                _aw73_w1 = abs(_t30_w1)
-                _mx74_w1 = max(_aw73_w1, _ah29_w1)
-                _q75_w1 = _sel(_mx74_w1 > _f32(0.0), min(_aw73_w1, _ah29_w1)/_mx74_w1, _f32(0.0))
-                _n76_w1 = _sel(_mx74_w1 > _f32(0.0), _f32(1.0)/(max(_mx74_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q75_w1*_q75_w1)), _f32(0.0))
-                _t88_w2 = _t87_w2*(math.copysign(_sel(_aw73_w1 > _ah29_w1, _q75_w1, _f32(1.0)), _s27_w1)*_n76_w1)
-                _t89_w2 = _t46_w2*_t88_w2
-                _t90_w2 = _t28_w1 + _t32_w1
-                _t91_w2 = _t51_w2*((_t41_w1 + _t90_w2)*_inv2_w1)
-                _t92_w2 = _t54_w2*((-_t34_w1 + _t40_w1 + _t90_w2)*_inv2_w1)
-                _t93_w2 = (-_t47_w2*_t91_w2 + _t49_w2*_t5_w1*_t50_w2 - _t53_w2*_t92_w2)*_inv2_w1
-                _t94_w2 = _t88_w2*alpha_grad
-                _t95_w2 = -_t14_w2
-                _t96_w2 = _t87_w2*(math.copysign(_sel(_aw73_w1 > _ah29_w1, _f32(1.0), _q75_w1), _t30_w1)*_n76_w1)
-                _t97_w2 = _t46_w2*_t96_w2
-                _t98_w2 = _t28_w1 + _t30_w1*_t33_w1
-                _t99_w2 = _t66_w2*((_t41_w1 + _t98_w2)*_inv2_w1)
-                _t100_w2 = _t69_w2*((-_t31_w1*_t37_w1 + _t40_w1 + _t98_w2)*_inv2_w1)
-                _t101_w2 = -((-_t100_w2*_t68_w2 + _t30_w1*_t49_w2*_t64_w2 - _t63_w2*_t99_w2)*_inv2_w1)
-                _t102_w2 = _t96_w2*alpha_grad
-                _t103_w2 = -((-_t49_w2*_t5_w1*_t76_w2 + _t74_w2*_t91_w2 + _t77_w2*_t92_w2)*_inv2_w1)
-                _t104_w2 = (_t100_w2*_t84_w2 - _t30_w1*_t49_w2*_t83_w2 + _t81_w2*_t99_w2)*_inv2_w1
-                _s77_w1 = _t10_w2 - -_t18_w2*_sel(_t12_w2 > _f32(0.0), _f32(1.0), _sel(_t12_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_px1_w1 = _t26_w2*_t46_w2 + _t56_w2 + _t57_w2*(((_t26_w2*alpha_grad - _t45_w2*(_t26_w2 + _t56_w2)))*_inv1_w1) + (_s77_w1*_inv0_w1)
-                _s78_w1 = _t14_w2 - -_t60_w2*_sel(_t59_w2 > _f32(0.0), _f32(1.0), _sel(_t59_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_py1_w1 = _t46_w2*_t62_w2 + _t57_w2*(((_t62_w2*alpha_grad - _t45_w2*(_t62_w2 + _t71_w2)))*_inv1_w1) + _t71_w2 + (_s78_w1*_inv0_w1)
-                _s79_w1 = _t10_w2 - _t18_w2*_sel(_t72_w2 > _f32(0.0), _f32(1.0), _sel(_t72_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_px2_w1 = _t46_w2*_t73_w2 + _t57_w2*(((_t73_w2*alpha_grad - _t45_w2*(_t73_w2 + _t78_w2)))*_inv1_w1) + _t78_w2 + (_s79_w1*_inv0_w1)
-                _s80_w1 = _t14_w2 - _t60_w2*_sel(_t79_w2 > _f32(0.0), _f32(1.0), _sel(_t79_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_py2_w1 = _t46_w2*_t80_w2 + _t57_w2*(((_t80_w2*alpha_grad - _t45_w2*(_t80_w2 + _t85_w2)))*_inv1_w1) + _t85_w2 + (_s80_w1*_inv0_w1)
-                _s81_w1 = _t86_w2 - -_t18_w2*_sel(_t11_w2 > _f32(0.0), _f32(1.0), _sel(_t11_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_tx1_w1 = _t57_w2*(((-_t94_w2 - _t45_w2*(-_t88_w2 - _t93_w2)))*_inv1_w1) - _t89_w2 - _t93_w2 + (_s81_w1*_inv0_w1)
-                _s82_w1 = _t95_w2 - -_t60_w2*_sel(_t58_w2 > _f32(0.0), _f32(1.0), _sel(_t58_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_ty1_w1 = _t101_w2 + _t57_w2*(((_t102_w2 - _t45_w2*(_t101_w2 + _t96_w2)))*_inv1_w1) + _t97_w2 + (_s82_w1*_inv0_w1)
-                _s83_w1 = _t86_w2 - _t18_w2*_sel(_t75_w2 > _f32(0.0), _f32(1.0), _sel(_t75_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t45_w2*(_t103_w2 + _t88_w2)))*_inv1_w1) + _t89_w2 + (_s83_w1*_inv0_w1)
-                _s84_w1 = _t95_w2 - _t60_w2*_sel(_t82_w2 > _f32(0.0), _f32(1.0), _sel(_t82_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t45_w2*(-_t104_w2 - _t96_w2)))*_inv1_w1) - _t97_w2 + (_s84_w1*_inv0_w1)
-            else:
-                _t10_w1 = _s64_w1
-                _t11_w1 = px1_w1 - tx1_w1
-                _t12_w1 = -_t11_w1
-                _t14_w1 = _s65_w1
-                _t17_w1 = _f32(2.0)*(((_t10_w1*_t10_w1) + (_t14_w1*_t14_w1))/_t16_w1)
-                _t18_w1 = _t13_w1*_t17_w1
-                _t19_w1 = _f32(2.0)*darknet
-                _t21_w1 = _f32(2.0) - _f32(2.0)*darknet
-                _n85 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
-                _t22_w1 = _t19_w1*_t4_w1 + _t21_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n85)
-                _t24_w1 = _f32(0.40528473258018494)
-                _t25_w1 = _t24_w1*d_atan_w1
-                _t26_w1 = _t22_w1*_t25_w1
-                _t44_w1 = _t24_w1*(d_atan_w1*d_atan_w1)
-                _t45_w1 = _t44_w1*alpha_grad/_t43_w1
-                _t46_w1 = _xd1_w1*(_t45_w1 + (_f32(1.0) - alpha_grad)*(_t9_w1/_t43_w1))
-                _t47_w1 = _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t49_w1 = _t38_w1/_t48_w1
-                _t50_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t51_w1 = _t37_w1*_sel(_s54_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t52_w1 = _t51_w1*(_t42_w1/_t48_w1)
-                _t53_w1 = -_t47_w1 - _t50_w1 + _f32(1.0)
-                _t54_w1 = _f32(0.5)*_t51_w1
-                _t55_w1 = _t54_w1*((-_t28_w1 + _t35_w1 + _t40_w1)/_t48_w1)
-                _t56_w1 = -((_t4_w1*_t47_w1*_t49_w1 - _t50_w1*_t52_w1 - _t53_w1*_t55_w1)/_t48_w1)
-                _t57_w1 = _t44_w1*_xd1_w1
-                _t58_w1 = py1_w1 - ty1_w1
-                _t59_w1 = -_t58_w1
-                _t60_w1 = _t15_w1*_t17_w1
-                _t61_w1 = _t19_w1*_t20_w1 + _t21_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n85)
-                _t62_w1 = -_t25_w1*_t61_w1
-                _t63_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t64_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t65_w1 = _t20_w1*_t27_w1 + _t35_w1 + eps
-                _t66_w1 = _t6_w1*_sel(_t36_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t67_w1 = _t66_w1*((_t38_w1 + _t65_w1)/_t48_w1)
-                _t68_w1 = -_t63_w1 - _t64_w1 + _f32(1.0)
-                _t69_w1 = _f32(0.5)*_t66_w1
-                _t70_w1 = _t69_w1*((-_t37_w1*_t39_w1 + _t65_w1)/_t48_w1)
-                _t71_w1 = -((_t20_w1*_t49_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t48_w1)
-                _t72_w1 = _t29_w1 + px2_w1
-                _t73_w1 = -_t22_w1*_t25_w1
-                _t74_w1 = _sel(_t72_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t75_w1 = -_t72_w1
-                _t76_w1 = _sel(_t75_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t77_w1 = -_t74_w1 - _t76_w1 + _f32(1.0)
-                _t78_w1 = -((-_t4_w1*_t49_w1*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t48_w1)
-                _t79_w1 = py2_w1 - ty2_w1
-                _t80_w1 = _t25_w1*_t61_w1
-                _t81_w1 = _sel(_t79_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t82_w1 = -_t79_w1
-                _t83_w1 = _sel(_t82_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
-                _t85_w1 = -((-_t20_w1*_t49_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t48_w1)
-                _t86_w1 = -_t10_w1
-                _t87_w1 = _f32(0.8105694651603699)*d_atan_w1
-                _aw86 = abs(_t30_w1)
-                _mx87 = max(_aw86, _ah29_w1)
-                _q88 = _sel(_mx87 > _f32(0.0), min(_aw86, _ah29_w1)/_mx87, _f32(0.0))
-                _n89 = _sel(_mx87 > _f32(0.0), _f32(1.0)/(max(_mx87, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q88*_q88)), _f32(0.0))
-                _t88_w1 = _t87_w1*(math.copysign(_sel(_aw86 > _ah29_w1, _q88, _f32(1.0)), _s27_w1)*_n89)
-                _t89_w1 = _t46_w1*_t88_w1
-                _t90_w1 = _t28_w1 + _t32_w1
-                _t91_w1 = _t51_w1*((_t41_w1 + _t90_w1)/_t48_w1)
-                _t92_w1 = _t54_w1*((-_t34_w1 + _t40_w1 + _t90_w1)/_t48_w1)
-                _t93_w1 = (-_t47_w1*_t91_w1 + _t49_w1*_t5_w1*_t50_w1 - _t53_w1*_t92_w1)/_t48_w1
-                _t94_w1 = _t88_w1*alpha_grad
-                _t95_w1 = -_t14_w1
-                _t96_w1 = _t87_w1*(math.copysign(_sel(_aw86 > _ah29_w1, _f32(1.0), _q88), _t30_w1)*_n89)
-                _t97_w1 = _t46_w1*_t96_w1
-                _t98_w1 = _t28_w1 + _t30_w1*_t33_w1
-                _t99_w1 = _t66_w1*((_t41_w1 + _t98_w1)/_t48_w1)
-                _t100_w1 = _t69_w1*((-_t31_w1*_t37_w1 + _t40_w1 + _t98_w1)/_t48_w1)
-                _t101_w1 = -((-_t100_w1*_t68_w1 + _t30_w1*_t49_w1*_t64_w1 - _t63_w1*_t99_w1)/_t48_w1)
-                _t102_w1 = _t96_w1*alpha_grad
-                _t103_w1 = -((-_t49_w1*_t5_w1*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t48_w1)
-                _t104_w1 = (_t100_w1*_t84_w1 - _t30_w1*_t49_w1*_t83_w1 + _t81_w1*_t99_w1)/_t48_w1
-                _s90 = _t10_w1 - -_t18_w1*_sel(_t12_w1 > _f32(0.0), _f32(1.0), _sel(_t12_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_px1_w1 = _t26_w1*_t46_w1 + _t56_w1 + _t57_w1*(((_t26_w1*alpha_grad - _t45_w1*(_t26_w1 + _t56_w1)))/_t43_w1) + (_s90/_t16_w1)
-                _s91 = _t14_w1 - -_t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_py1_w1 = _t46_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t45_w1*(_t62_w1 + _t71_w1)))/_t43_w1) + _t71_w1 + (_s91/_t16_w1)
-                _s92 = _t10_w1 - _t18_w1*_sel(_t72_w1 > _f32(0.0), _f32(1.0), _sel(_t72_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_px2_w1 = _t46_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t45_w1*(_t73_w1 + _t78_w1)))/_t43_w1) + _t78_w1 + (_s92/_t16_w1)
-                _s93 = _t14_w1 - _t60_w1*_sel(_t79_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_py2_w1 = _t46_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t45_w1*(_t80_w1 + _t85_w1)))/_t43_w1) + _t85_w1 + (_s93/_t16_w1)
-                _s94 = _t86_w1 - -_t18_w1*_sel(_t11_w1 > _f32(0.0), _f32(1.0), _sel(_t11_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_tx1_w1 = _t57_w1*(((-_t94_w1 - _t45_w1*(-_t88_w1 - _t93_w1)))/_t43_w1) - _t89_w1 - _t93_w1 + (_s94/_t16_w1)
-                _s95 = _t95_w1 - -_t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_ty1_w1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t45_w1*(_t101_w1 + _t96_w1)))/_t43_w1) + _t97_w1 + (_s95/_t16_w1)
-                _s96 = _t86_w1 - _t18_w1*_sel(_t75_w1 > _f32(0.0), _f32(1.0), _sel(_t75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_tx2_w1 = _t103_w1 + _t57_w1*(((_t94_w1 - _t45_w1*(_t103_w1 + _t88_w1)))/_t43_w1) + _t89_w1 + (_s96/_t16_w1)
-                _s97 = _t95_w1 - _t60_w1*_sel(_t82_w1 > _f32(0.0), _f32(1.0), _sel(_t82_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43_w1) - _t97_w1 + (_s97/_t16_w1)
-            if not _ok_w1:
+            if _flags[_i_w1]:
+                px1_w1 = _pred[4 * _i_w1]
+                py1_w1 = _pred[4 * _i_w1 + 1]
+                px2_w1 = _pred[4 * _i_w1 + 2]
+                py2_w1 = _pred[4 * _i_w1 + 3]
+                tx1_w1 = _target[4 * _i_w1]
+                ty1_w1 = _target[4 * _i_w1 + 1]
+                tx2_w1 = _target[4 * _i_w1 + 2]
+                ty2_w1 = _target[4 * _i_w1 + 3]
+                _s1_w1 = -px1_w1 + px2_w1
+                _s2_w1 = -py1_w1 + py2_w1
+                _aw3_w1 = abs(_s1_w1)
+                _ah4_w1 = abs(_s2_w1)
+                _mx5_w1 = max(_aw3_w1, _ah4_w1)
+                _q6_w1 = _sel(_mx5_w1 > _f32(0.0), min(_aw3_w1, _ah4_w1)/_mx5_w1, _f32(0.0))
+                _big7_w1 = _q6_w1 > _f32(0.5)
+                _d8_w1 = _q6_w1 + _f32(1.0)
+                _r9_w1 = (_q6_w1 - _f32(1.0))/_d8_w1
+                _e10_w1 = _q6_w1 - (_d8_w1 - _f32(1.0))
+                _r11_w1 = _sel(_big7_w1, _r9_w1 - _r9_w1*(_e10_w1/_d8_w1), _q6_w1)
+                _s12_w1 = _r11_w1*_r11_w1
+                _e13_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s12_w1
+                _e14_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s12_w1
+                _e15_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s12_w1
+                _x16_w1 = _s12_w1*_s12_w1
+                _e17_w1 = _e13_w1 + _e14_w1*_x16_w1
+                _x18_w1 = _x16_w1*_x16_w1
+                _e19_w1 = _e17_w1 + _e15_w1*_x18_w1
+                _p20_w1 = _r11_w1 + _r11_w1*(_s12_w1*_e19_w1)
+                _k21_w1 = _sel(_big7_w1, _f32(1.0), _f32(0.0))
+                _k22_w1 = _sel(_aw3_w1 > _ah4_w1, _f32(2.0) - _k21_w1, _k21_w1)
+                _k23_w1 = _sel(math.copysign(_f32(1.0), _s2_w1) < _f32(0.0), _f32(4.0) - _k22_w1, _k22_w1)
+                _p24_w1 = _sel((_aw3_w1 > _ah4_w1) == (math.copysign(_f32(1.0), _s2_w1) < _f32(0.0)), _p20_w1, -_p20_w1)
+                _u25_w1 = _k23_w1*_f32(0.785398006439209) + (_p24_w1 + _k23_w1*_f32(1.5695823663008923e-07))
+                _s26_w1 = -tx1_w1 + tx2_w1
+                _s27_w1 = -ty1_w1 + ty2_w1
+                _aw28_w1 = abs(_s26_w1)
+                _ah29_w1 = abs(_s27_w1)
+                _mx30_w1 = max(_aw28_w1, _ah29_w1)
+                _q31_w1 = _sel(_mx30_w1 > _f32(0.0), min(_aw28_w1, _ah29_w1)/_mx30_w1, _f32(0.0))
+                _big32_w1 = _q31_w1 > _f32(0.5)
+                _d33_w1 = _q31_w1 + _f32(1.0)
+                _r34_w1 = (_q31_w1 - _f32(1.0))/_d33_w1
+                _e35_w1 = _q31_w1 - (_d33_w1 - _f32(1.0))
+                _r36_w1 = _sel(_big32_w1, _r34_w1 - _r34_w1*(_e35_w1/_d33_w1), _q31_w1)
+                _s37_w1 = _r36_w1*_r36_w1
+                _e38_w1 = -_f32(0.3333333432674408) + _f32(0.19999875128269196)*_s37_w1
+                _e39_w1 = -_f32(0.14279800653457642) + _f32(0.11006880551576614)*_s37_w1
+                _e40_w1 = -_f32(0.0823550596833229) + _f32(0.042256858199834824)*_s37_w1
+                _x41_w1 = _s37_w1*_s37_w1
+                _e42_w1 = _e38_w1 + _e39_w1*_x41_w1
+                _x43_w1 = _x41_w1*_x41_w1
+                _e44_w1 = _e42_w1 + _e40_w1*_x43_w1
+                _p45_w1 = _r36_w1 + _r36_w1*(_s37_w1*_e44_w1)
+                _k46_w1 = _sel(_big32_w1, _f32(1.0), _f32(0.0))
+                _k47_w1 = _sel(_aw28_w1 > _ah29_w1, _f32(2.0) - _k46_w1, _k46_w1)
+                _k48_w1 = _sel(math.copysign(_f32(1.0), _s27_w1) < _f32(0.0), _f32(4.0) - _k47_w1, _k47_w1)
+                _p49_w1 = _sel((_aw28_w1 > _ah29_w1) == (math.copysign(_f32(1.0), _s27_w1) < _f32(0.0)), _p45_w1, -_p45_w1)
+                _u50_w1 = _k48_w1*_f32(0.785398006439209) + (_p49_w1 + _k48_w1*_f32(1.5695823663008923e-07))
+                d_atan_w1 = -math.copysign(_u25_w1, _s1_w1) + math.copysign(_u50_w1, _s26_w1)
+                _s55_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _s56_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s57_w1 = eps + _s1_w1*_s2_w1 + _s26_w1*_s27_w1 - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)
+                _s58_w1 = -alpha_gate + max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1
+                _xd0_w1 = _sel(_s58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s59_w1 = _f32(6.103515625e-05)*abs(max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+                _s60_w1 = abs(alpha_gate - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+                _xg0_w1 = _s60_w1 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59_w1
+                if not _xg0_w1:
+                    _xw_px1 = _f64(px1_w1)
+                    _xw_py1 = _f64(py1_w1)
+                    _xw_px2 = _f64(px2_w1)
+                    _xw_py2 = _f64(py2_w1)
+                    _xw_tx1 = _f64(tx1_w1)
+                    _xw_ty1 = _f64(ty1_w1)
+                    _xw_tx2 = _f64(tx2_w1)
+                    _xw_ty2 = _f64(ty2_w1)
+                    _xw_eps = _f64(eps)
+                    _xw_alpha_gate = _f64(alpha_gate)
+                    _xs51 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+                    _xs52 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+                    _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
+                    _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
+                    _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
+                    _xd0_w1 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
+                _s65_w1 = -alpha_gate + (max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+                _xd1_w1 = _sel(_s65_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s66_w1 = _f32(6.103515625e-05)*abs((max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1))
+                _s67_w1 = abs(alpha_gate - (max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1))
+                _xg1_w1 = _s67_w1 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66_w1
+                if not _xg1_w1:
+                    _xw_px1_w1 = _f64(px1_w1)
+                    _xw_py1_w1 = _f64(py1_w1)
+                    _xw_px2_w1 = _f64(px2_w1)
+                    _xw_py2_w1 = _f64(py2_w1)
+                    _xw_tx1_w1 = _f64(tx1_w1)
+                    _xw_ty1_w1 = _f64(ty1_w1)
+                    _xw_tx2_w1 = _f64(tx2_w1)
+                    _xw_ty2_w1 = _f64(ty2_w1)
+                    _xw_eps_w1 = _f64(eps)
+                    _xw_alpha_gate_w1 = _f64(alpha_gate)
+                    _xs61 = -max(_xw_px1_w1, _xw_tx1_w1) + min(_xw_px2_w1, _xw_tx2_w1)
+                    _xs62 = -max(_xw_py1_w1, _xw_ty1_w1) + min(_xw_py2_w1, _xw_ty2_w1)
+                    _xt0_w1 = max(_xs61, _xs61 - _xs61)*max(_xs62, _xs62 - _xs62)
+                    _xs63 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
+                    _xs64 = -_xw_alpha_gate_w1 + (_xt0_w1/(-_xt0_w1 + _xw_eps_w1 + _xs63 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)))
+                    _xd1_w1 = _f32(_sel(_xs64 > 0.0, 1.0, 0.0))
+                _t0_w1 = px1_w1 - tx1_w1
+                _t1_w1 = px2_w1 - tx2_w1
+                _t2_w1 = py1_w1 - ty1_w1
+                _t3_w1 = py2_w1 - ty2_w1
+                _t4_w1 = _s2_w1
+                _t5_w1 = _s27_w1
+                _t6_w1 = max(_s55_w1, _s55_w1 - _s55_w1)
+                _s68_w1 = tx1_w1 - px1_w1
+                _s69_w1 = tx2_w1 - px2_w1
+                _s70_w1 = ty1_w1 - py1_w1
+                _s71_w1 = ty2_w1 - py2_w1
+                _s72_w1 = _t5_w1*min(_s26_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s69_w1, _s69_w1 - _s69_w1))
+                _s73_w1 = _t4_w1*min(_s1_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s68_w1, _s68_w1 - _s68_w1))
+                _s74_w1 = _t6_w1*min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s70_w1, _s70_w1 - _s70_w1))
+                _t7_w1 = _s73_w1 + _s72_w1 + _s74_w1 + _t6_w1*min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s71_w1, _s71_w1 - _s71_w1)) + eps
+                _t8_w1 = _t7_w1/(_t6_w1*max(_s56_w1, _s56_w1 - _s56_w1) + _t7_w1)
+                _t9_w1 = _f32(0.40528473258018494)*(d_atan_w1*d_atan_w1)
+                _s75_w1 = _t8_w1 + _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0)))
+                _s76_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
+                _s77_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
+                _s78_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s79_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s80_w1 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s75_w1
+                value_w1 = _t8_w1 + _s80_w1 + ((_s76_w1*_s76_w1) + (_s77_w1*_s77_w1))/(eps + (_s78_w1*_s78_w1) + (_s79_w1*_s79_w1))
+                _t13_w1 = _s78_w1
+                _t15_w1 = _s79_w1
+                _t16_w1 = (_t13_w1*_t13_w1) + (_t15_w1*_t15_w1) + eps
+                _t20_w1 = _s1_w1
+                _t27_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s70_w1, _s70_w1 - _s70_w1))
+                _t28_w1 = _t27_w1*_t6_w1
+                _t29_w1 = -tx2_w1
+                _t30_w1 = -_t29_w1 - tx1_w1
+                _t31_w1 = min(_t30_w1, max(_t0_w1, _t0_w1 - _t0_w1) + max(_s69_w1, _s69_w1 - _s69_w1))
+                _t32_w1 = _t31_w1*_t5_w1
+                _t33_w1 = min(_t5_w1, max(_t2_w1, _t2_w1 - _t2_w1) + max(_s71_w1, _s71_w1 - _s71_w1))
+                _t34_w1 = _t33_w1*_t6_w1
+                _t35_w1 = _t32_w1 + _t34_w1
+                _t36_w1 = _s56_w1
+                _t37_w1 = max(_t36_w1, _t36_w1 - _t36_w1)
+                _t38_w1 = _t37_w1*_t6_w1
+                _t39_w1 = min(_t20_w1, max(_t1_w1, _t1_w1 - _t1_w1) + max(_s68_w1, _s68_w1 - _s68_w1))
+                _t40_w1 = _t39_w1*_t4_w1 + eps
+                _t41_w1 = _t38_w1 + _t40_w1
+                _t42_w1 = _t35_w1 + _t41_w1
+                _t43_w1 = _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7_w1/(_t28_w1 + _t42_w1))
+                _t48_w1 = _t20_w1*_t4_w1 + _t30_w1*_t5_w1 - _t38_w1 + eps
+                _a81_w1 = abs(_t16_w1)
+                _a82_w1 = abs(_t43_w1)
+                _a83_w1 = abs(_t48_w1)
+                _ok_w1 = (_a81_w1 >= _f32(2.350988701644575e-38)) & (_a81_w1 <= _f32(4.253529586511731e+37)) & (_a82_w1 >= _f32(2.350988701644575e-38)) & (_a82_w1 <= _f32(4.253529586511731e+37)) & (_a83_w1 >= _f32(2.350988701644575e-38)) & (_a83_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w1:
+                    _inv0_w1 = _f32(1.0)/_t16_w1
+                    _inv1_w1 = _f32(1.0)/_t43_w1
+                    _inv2_w1 = _f32(1.0)/_t48_w1
+                    _t10_w2 = _s76_w1
+                    _t11_w2 = px1_w1 - tx1_w1
+                    _t12_w2 = -_t11_w2
+                    _t14_w2 = _s77_w1
+                    _t17_w2 = _f32(2.0)*(((_t10_w2*_t10_w2) + (_t14_w2*_t14_w2))*_inv0_w1)
+                    _t18_w2 = _t13_w1*_t17_w2
+                    _t19_w2 = _f32(2.0)*darknet
+                    _t21_w2 = _f32(2.0) - _f32(2.0)*darknet
+                    _n84_w1 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                    _t22_w2 = _t19_w2*_t4_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n84_w1)
+                    _t24_w2 = _f32(0.40528473258018494)
+                    _t25_w2 = _t24_w2*d_atan_w1
+                    _t26_w2 = _t22_w2*_t25_w2
+                    _t44_w2 = _t24_w2*(d_atan_w1*d_atan_w1)
+                    _t45_w2 = _t44_w2*alpha_grad*_inv1_w1
+                    _t46_w2 = _xd1_w1*(_t45_w2 + (_f32(1.0) - alpha_grad)*(_t9_w1*_inv1_w1))
+                    _t47_w2 = _sel(_t12_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t49_w2 = _t38_w1*_inv2_w1
+                    _t50_w2 = _sel(_t11_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t51_w2 = _t37_w1*_sel(_s55_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t52_w2 = _t51_w2*(_t42_w1*_inv2_w1)
+                    _t53_w2 = -_t47_w2 - _t50_w2 + _f32(1.0)
+                    _t54_w2 = _f32(0.5)*_t51_w2
+                    _t55_w2 = _t54_w2*((-_t28_w1 + _t35_w1 + _t40_w1)*_inv2_w1)
+                    _t56_w2 = -((_t4_w1*_t47_w2*_t49_w2 - _t50_w2*_t52_w2 - _t53_w2*_t55_w2)*_inv2_w1)
+                    _t57_w2 = _t44_w2*_xd1_w1
+                    _t58_w2 = py1_w1 - ty1_w1
+                    _t59_w2 = -_t58_w2
+                    _t60_w2 = _t15_w1*_t17_w2
+                    _t61_w2 = _t19_w2*_t20_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n84_w1)
+                    _t62_w2 = -_t25_w2*_t61_w2
+                    _t63_w2 = _sel(_t59_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t64_w2 = _sel(_t58_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t65_w2 = _t20_w1*_t27_w1 + _t35_w1 + eps
+                    _t66_w2 = _t6_w1*_sel(_t36_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t67_w2 = _t66_w2*((_t38_w1 + _t65_w2)*_inv2_w1)
+                    _t68_w2 = -_t63_w2 - _t64_w2 + _f32(1.0)
+                    _t69_w2 = _f32(0.5)*_t66_w2
+                    _t70_w2 = _t69_w2*((-_t37_w1*_t39_w1 + _t65_w2)*_inv2_w1)
+                    _t71_w2 = -((_t20_w1*_t49_w2*_t63_w2 - _t64_w2*_t67_w2 - _t68_w2*_t70_w2)*_inv2_w1)
+                    _t72_w2 = _t29_w1 + px2_w1
+                    _t73_w2 = -_t22_w2*_t25_w2
+                    _t74_w2 = _sel(_t72_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t75_w2 = -_t72_w2
+                    _t76_w2 = _sel(_t75_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t77_w2 = -_t74_w2 - _t76_w2 + _f32(1.0)
+                    _t78_w2 = -((-_t4_w1*_t49_w2*_t74_w2 + _t52_w2*_t76_w2 + _t55_w2*_t77_w2)*_inv2_w1)
+                    _t79_w2 = py2_w1 - ty2_w1
+                    _t80_w2 = _t25_w2*_t61_w2
+                    _t81_w2 = _sel(_t79_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t82_w2 = -_t79_w2
+                    _t83_w2 = _sel(_t82_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t84_w2 = -_t81_w2 - _t83_w2 + _f32(1.0)
+                    _t85_w2 = -((-_t20_w1*_t49_w2*_t81_w2 + _t67_w2*_t83_w2 + _t70_w2*_t84_w2)*_inv2_w1)
+                    _t86_w2 = -_t10_w2
+                    _t87_w2 = _f32(0.8105694651603699)*d_atan_w1
+                    _aw85_w1 = abs(_t30_w1)
+                    _mx86_w1 = max(_aw85_w1, _ah29_w1)
+                    _q87_w1 = _sel(_mx86_w1 > _f32(0.0), min(_aw85_w1, _ah29_w1)/_mx86_w1, _f32(0.0))
+                    _n88_w1 = _sel(_mx86_w1 > _f32(0.0), _f32(1.0)/(max(_mx86_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87_w1*_q87_w1)), _f32(0.0))
+                    _t88_w2 = _t87_w2*(math.copysign(_sel(_aw85_w1 > _ah29_w1, _q87_w1, _f32(1.0)), _s27_w1)*_n88_w1)
+                    _t89_w2 = _t46_w2*_t88_w2
+                    _t90_w2 = _t28_w1 + _t32_w1
+                    _t91_w2 = _t51_w2*((_t41_w1 + _t90_w2)*_inv2_w1)
+                    _t92_w2 = _t54_w2*((-_t34_w1 + _t40_w1 + _t90_w2)*_inv2_w1)
+                    _t93_w2 = (-_t47_w2*_t91_w2 + _t49_w2*_t5_w1*_t50_w2 - _t53_w2*_t92_w2)*_inv2_w1
+                    _t94_w2 = _t88_w2*alpha_grad
+                    _t95_w2 = -_t14_w2
+                    _t96_w2 = _t87_w2*(math.copysign(_sel(_aw85_w1 > _ah29_w1, _f32(1.0), _q87_w1), _t30_w1)*_n88_w1)
+                    _t97_w2 = _t46_w2*_t96_w2
+                    _t98_w2 = _t28_w1 + _t30_w1*_t33_w1
+                    _t99_w2 = _t66_w2*((_t41_w1 + _t98_w2)*_inv2_w1)
+                    _t100_w2 = _t69_w2*((-_t31_w1*_t37_w1 + _t40_w1 + _t98_w2)*_inv2_w1)
+                    _t101_w2 = -((-_t100_w2*_t68_w2 + _t30_w1*_t49_w2*_t64_w2 - _t63_w2*_t99_w2)*_inv2_w1)
+                    _t102_w2 = _t96_w2*alpha_grad
+                    _t103_w2 = -((-_t49_w2*_t5_w1*_t76_w2 + _t74_w2*_t91_w2 + _t77_w2*_t92_w2)*_inv2_w1)
+                    _t104_w2 = (_t100_w2*_t84_w2 - _t30_w1*_t49_w2*_t83_w2 + _t81_w2*_t99_w2)*_inv2_w1
+                    _s89_w1 = _t10_w2 - -_t18_w2*_sel(_t12_w2 > _f32(0.0), _f32(1.0), _sel(_t12_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_px1_w1 = _t26_w2*_t46_w2 + _t56_w2 + _t57_w2*(((_t26_w2*alpha_grad - _t45_w2*(_t26_w2 + _t56_w2)))*_inv1_w1) + (_s89_w1*_inv0_w1)
+                    _s90_w1 = _t14_w2 - -_t60_w2*_sel(_t59_w2 > _f32(0.0), _f32(1.0), _sel(_t59_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_py1_w1 = _t46_w2*_t62_w2 + _t57_w2*(((_t62_w2*alpha_grad - _t45_w2*(_t62_w2 + _t71_w2)))*_inv1_w1) + _t71_w2 + (_s90_w1*_inv0_w1)
+                    _s91_w1 = _t10_w2 - _t18_w2*_sel(_t72_w2 > _f32(0.0), _f32(1.0), _sel(_t72_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_px2_w1 = _t46_w2*_t73_w2 + _t57_w2*(((_t73_w2*alpha_grad - _t45_w2*(_t73_w2 + _t78_w2)))*_inv1_w1) + _t78_w2 + (_s91_w1*_inv0_w1)
+                    _s92_w1 = _t14_w2 - _t60_w2*_sel(_t79_w2 > _f32(0.0), _f32(1.0), _sel(_t79_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_py2_w1 = _t46_w2*_t80_w2 + _t57_w2*(((_t80_w2*alpha_grad - _t45_w2*(_t80_w2 + _t85_w2)))*_inv1_w1) + _t85_w2 + (_s92_w1*_inv0_w1)
+                    _s93_w1 = _t86_w2 - -_t18_w2*_sel(_t11_w2 > _f32(0.0), _f32(1.0), _sel(_t11_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_tx1_w1 = _t57_w2*(((-_t94_w2 - _t45_w2*(-_t88_w2 - _t93_w2)))*_inv1_w1) - _t89_w2 - _t93_w2 + (_s93_w1*_inv0_w1)
+                    _s94_w1 = _t95_w2 - -_t60_w2*_sel(_t58_w2 > _f32(0.0), _f32(1.0), _sel(_t58_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_ty1_w1 = _t101_w2 + _t57_w2*(((_t102_w2 - _t45_w2*(_t101_w2 + _t96_w2)))*_inv1_w1) + _t97_w2 + (_s94_w1*_inv0_w1)
+                    _s95_w1 = _t86_w2 - _t18_w2*_sel(_t75_w2 > _f32(0.0), _f32(1.0), _sel(_t75_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t45_w2*(_t103_w2 + _t88_w2)))*_inv1_w1) + _t89_w2 + (_s95_w1*_inv0_w1)
+                    _s96_w1 = _t95_w2 - _t60_w2*_sel(_t82_w2 > _f32(0.0), _f32(1.0), _sel(_t82_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t45_w2*(-_t104_w2 - _t96_w2)))*_inv1_w1) - _t97_w2 + (_s96_w1*_inv0_w1)
+                else:
+                    _t10_w1 = _s76_w1
+                    _t11_w1 = px1_w1 - tx1_w1
+                    _t12_w1 = -_t11_w1
+                    _t14_w1 = _s77_w1
+                    _t17_w1 = _f32(2.0)*(((_t10_w1*_t10_w1) + (_t14_w1*_t14_w1))/_t16_w1)
+                    _t18_w1 = _t13_w1*_t17_w1
+                    _t19_w1 = _f32(2.0)*darknet
+                    _t21_w1 = _f32(2.0) - _f32(2.0)*darknet
+                    _n97 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                    _t22_w1 = _t19_w1*_t4_w1 + _t21_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n97)
+                    _t24_w1 = _f32(0.40528473258018494)
+                    _t25_w1 = _t24_w1*d_atan_w1
+                    _t26_w1 = _t22_w1*_t25_w1
+                    _t44_w1 = _t24_w1*(d_atan_w1*d_atan_w1)
+                    _t45_w1 = _t44_w1*alpha_grad/_t43_w1
+                    _t46_w1 = _xd1_w1*(_t45_w1 + (_f32(1.0) - alpha_grad)*(_t9_w1/_t43_w1))
+                    _t47_w1 = _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t49_w1 = _t38_w1/_t48_w1
+                    _t50_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t51_w1 = _t37_w1*_sel(_s55_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t52_w1 = _t51_w1*(_t42_w1/_t48_w1)
+                    _t53_w1 = -_t47_w1 - _t50_w1 + _f32(1.0)
+                    _t54_w1 = _f32(0.5)*_t51_w1
+                    _t55_w1 = _t54_w1*((-_t28_w1 + _t35_w1 + _t40_w1)/_t48_w1)
+                    _t56_w1 = -((_t4_w1*_t47_w1*_t49_w1 - _t50_w1*_t52_w1 - _t53_w1*_t55_w1)/_t48_w1)
+                    _t57_w1 = _t44_w1*_xd1_w1
+                    _t58_w1 = py1_w1 - ty1_w1
+                    _t59_w1 = -_t58_w1
+                    _t60_w1 = _t15_w1*_t17_w1
+                    _t61_w1 = _t19_w1*_t20_w1 + _t21_w1*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n97)
+                    _t62_w1 = -_t25_w1*_t61_w1
+                    _t63_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t64_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t65_w1 = _t20_w1*_t27_w1 + _t35_w1 + eps
+                    _t66_w1 = _t6_w1*_sel(_t36_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t67_w1 = _t66_w1*((_t38_w1 + _t65_w1)/_t48_w1)
+                    _t68_w1 = -_t63_w1 - _t64_w1 + _f32(1.0)
+                    _t69_w1 = _f32(0.5)*_t66_w1
+                    _t70_w1 = _t69_w1*((-_t37_w1*_t39_w1 + _t65_w1)/_t48_w1)
+                    _t71_w1 = -((_t20_w1*_t49_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t48_w1)
+                    _t72_w1 = _t29_w1 + px2_w1
+                    _t73_w1 = -_t22_w1*_t25_w1
+                    _t74_w1 = _sel(_t72_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t75_w1 = -_t72_w1
+                    _t76_w1 = _sel(_t75_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t77_w1 = -_t74_w1 - _t76_w1 + _f32(1.0)
+                    _t78_w1 = -((-_t4_w1*_t49_w1*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t48_w1)
+                    _t79_w1 = py2_w1 - ty2_w1
+                    _t80_w1 = _t25_w1*_t61_w1
+                    _t81_w1 = _sel(_t79_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t82_w1 = -_t79_w1
+                    _t83_w1 = _sel(_t82_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                    _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
+                    _t85_w1 = -((-_t20_w1*_t49_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t48_w1)
+                    _t86_w1 = -_t10_w1
+                    _t87_w1 = _f32(0.8105694651603699)*d_atan_w1
+                    _aw98 = abs(_t30_w1)
+                    _mx99 = max(_aw98, _ah29_w1)
+                    _q100 = _sel(_mx99 > _f32(0.0), min(_aw98, _ah29_w1)/_mx99, _f32(0.0))
+                    _n101 = _sel(_mx99 > _f32(0.0), _f32(1.0)/(max(_mx99, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q100*_q100)), _f32(0.0))
+                    _t88_w1 = _t87_w1*(math.copysign(_sel(_aw98 > _ah29_w1, _q100, _f32(1.0)), _s27_w1)*_n101)
+                    _t89_w1 = _t46_w1*_t88_w1
+                    _t90_w1 = _t28_w1 + _t32_w1
+                    _t91_w1 = _t51_w1*((_t41_w1 + _t90_w1)/_t48_w1)
+                    _t92_w1 = _t54_w1*((-_t34_w1 + _t40_w1 + _t90_w1)/_t48_w1)
+                    _t93_w1 = (-_t47_w1*_t91_w1 + _t49_w1*_t5_w1*_t50_w1 - _t53_w1*_t92_w1)/_t48_w1
+                    _t94_w1 = _t88_w1*alpha_grad
+                    _t95_w1 = -_t14_w1
+                    _t96_w1 = _t87_w1*(math.copysign(_sel(_aw98 > _ah29_w1, _f32(1.0), _q100), _t30_w1)*_n101)
+                    _t97_w1 = _t46_w1*_t96_w1
+                    _t98_w1 = _t28_w1 + _t30_w1*_t33_w1
+                    _t99_w1 = _t66_w1*((_t41_w1 + _t98_w1)/_t48_w1)
+                    _t100_w1 = _t69_w1*((-_t31_w1*_t37_w1 + _t40_w1 + _t98_w1)/_t48_w1)
+                    _t101_w1 = -((-_t100_w1*_t68_w1 + _t30_w1*_t49_w1*_t64_w1 - _t63_w1*_t99_w1)/_t48_w1)
+                    _t102_w1 = _t96_w1*alpha_grad
+                    _t103_w1 = -((-_t49_w1*_t5_w1*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t48_w1)
+                    _t104_w1 = (_t100_w1*_t84_w1 - _t30_w1*_t49_w1*_t83_w1 + _t81_w1*_t99_w1)/_t48_w1
+                    _s102 = _t10_w1 - -_t18_w1*_sel(_t12_w1 > _f32(0.0), _f32(1.0), _sel(_t12_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_px1_w1 = _t26_w1*_t46_w1 + _t56_w1 + _t57_w1*(((_t26_w1*alpha_grad - _t45_w1*(_t26_w1 + _t56_w1)))/_t43_w1) + (_s102/_t16_w1)
+                    _s103 = _t14_w1 - -_t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_py1_w1 = _t46_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t45_w1*(_t62_w1 + _t71_w1)))/_t43_w1) + _t71_w1 + (_s103/_t16_w1)
+                    _s104 = _t10_w1 - _t18_w1*_sel(_t72_w1 > _f32(0.0), _f32(1.0), _sel(_t72_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_px2_w1 = _t46_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t45_w1*(_t73_w1 + _t78_w1)))/_t43_w1) + _t78_w1 + (_s104/_t16_w1)
+                    _s105 = _t14_w1 - _t60_w1*_sel(_t79_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_py2_w1 = _t46_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t45_w1*(_t80_w1 + _t85_w1)))/_t43_w1) + _t85_w1 + (_s105/_t16_w1)
+                    _s106 = _t86_w1 - -_t18_w1*_sel(_t11_w1 > _f32(0.0), _f32(1.0), _sel(_t11_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_tx1_w1 = _t57_w1*(((-_t94_w1 - _t45_w1*(-_t88_w1 - _t93_w1)))/_t43_w1) - _t89_w1 - _t93_w1 + (_s106/_t16_w1)
+                    _s107 = _t95_w1 - -_t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_ty1_w1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t45_w1*(_t101_w1 + _t96_w1)))/_t43_w1) + _t97_w1 + (_s107/_t16_w1)
+                    _s108 = _t86_w1 - _t18_w1*_sel(_t75_w1 > _f32(0.0), _f32(1.0), _sel(_t75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_tx2_w1 = _t103_w1 + _t57_w1*(((_t94_w1 - _t45_w1*(_t103_w1 + _t88_w1)))/_t43_w1) + _t89_w1 + (_s108/_t16_w1)
+                    _s109 = _t95_w1 - _t60_w1*_sel(_t82_w1 > _f32(0.0), _f32(1.0), _sel(_t82_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                    d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43_w1) - _t97_w1 + (_s109/_t16_w1)
+                _xok_w1 = _xg0_w1 & _xg1_w1
+                _out[_i_w1] = value_w1
                 _d_pred[4 * _i_w1] = d_px1_w1
                 _d_pred[4 * _i_w1 + 1] = d_py1_w1
                 _d_pred[4 * _i_w1 + 2] = d_px2_w1

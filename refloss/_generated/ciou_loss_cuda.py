@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 039a410f242ac2a2
+# scalar kernels: sha256 dbcdf0aee8ec598b
 """CIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

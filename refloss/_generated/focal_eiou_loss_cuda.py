@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 917f6ece9a80b8e0
+# scalar kernels: sha256 f175cb7c9ead3658
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 4754
+# ops: 4810
 """Focal-L1 EIoU loss (Focal-EIoU v1): constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -718,86 +718,110 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
-    _xw_px1 = _f64(px1)
-    _xw_py1 = _f64(py1)
-    _xw_px2 = _f64(px2)
-    _xw_py2 = _f64(py2)
-    _xw_tx1 = _f64(tx1)
-    _xw_ty1 = _f64(ty1)
-    _xw_tx2 = _f64(tx2)
-    _xw_ty2 = _f64(ty2)
-    _xw_eps = _f64(eps)
-    _xw_ln_b = _f64(ln_b)
-    _xw_q = _f64(q)
-    _xs34 = max(_xw_px2, _xw_tx2) - min(_xw_px1, _xw_tx1)
-    _xt0 = _xw_eps + (_xs34*_xs34)
-    _xs35 = max(_xw_py2, _xw_ty2) - min(_xw_py1, _xw_ty1)
-    _xt1 = _xs35*_xs35
-    _xt2 = _xw_px1 - _xw_tx1
-    _xt3 = _xw_px2 - _xw_tx2
-    _xt4 = _xw_py1 - _xw_ty1
-    _xt5 = _xw_py2 - _xw_ty2
-    _xt6 = -_xw_py1 + _xw_py2
-    _xt7 = -_xw_ty1 + _xw_ty2
-    _xs36 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-    _xt8 = max(_xs36, _xs36 - _xs36)
-    _xs37 = _xw_tx1 - _xw_px1
-    _xs38 = _xw_tx2 - _xw_px2
-    _xs39 = _xw_ty1 - _xw_py1
-    _xs40 = _xw_ty2 - _xw_py2
-    _xs41 = _xt6*min(-_xw_px1 + _xw_px2, max(_xt3, _xt3 - _xt3) + max(_xs37, _xs37 - _xs37))
-    _xs42 = _xt7*min(-_xw_tx1 + _xw_tx2, max(_xt2, _xt2 - _xt2) + max(_xs38, _xs38 - _xs38))
-    _xs43 = _xt8*min(_xt6, max(_xt5, _xt5 - _xt5) + max(_xs39, _xs39 - _xs39))
-    _xt9 = _xs41 + _xs42 + _xs43 + _xt8*min(_xt7, max(_xt4, _xt4 - _xt4) + max(_xs40, _xs40 - _xs40)) + _xw_eps
-    _xs44 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-    _xu45 = _xw_py2 - _xw_ty2
-    _xu46 = _xw_py1 - _xw_ty1
-    _xb47 = _xu45 - _xw_py2
-    _xb48 = _xu46 - _xw_py1
-    _xe49 = (_xw_py2 - (_xu45 - _xb47)) - (_xw_ty2 + _xb47)
-    _xe50 = (_xw_py1 - (_xu46 - _xb48)) - (_xw_ty1 + _xb48)
-    _xc51 = _xe49 - _xe50
-    _xs52 = (_xu45 - _xu46) + _xc51 if _xc51 == _xc51 else _xu45 - _xu46
-    _xs53 = 0.5*_xt2 + 0.5*_xt3
-    _xs54 = 0.5*_xt4 + 0.5*_xt5
-    _xu55 = _xw_px2 - _xw_tx2
-    _xu56 = _xw_px1 - _xw_tx1
-    _xb57 = _xu55 - _xw_px2
-    _xb58 = _xu56 - _xw_px1
-    _xe59 = (_xw_px2 - (_xu55 - _xb57)) - (_xw_tx2 + _xb57)
-    _xe60 = (_xw_px1 - (_xu56 - _xb58)) - (_xw_tx1 + _xb58)
-    _xc61 = _xe59 - _xe60
-    _xs62 = (_xu55 - _xu56) + _xc61 if _xc61 == _xc61 else _xu55 - _xu56
-    _xs63 = ((_xs53*_xs53) + (_xs54*_xs54))/(_xt0 + _xt1)
-    _xs64 = _xt9/(_xt8*max(_xs44, _xs44 - _xs44) + _xt9)
-    _xt10 = _xs64 + (_xs52*_xs52)/(_xt1 + _xw_eps) + _xs63 + (_xs62*_xs62)/_xt0
-    _xsub65 = _xt10 < 2.2250738585072014e-308
-    _xlx66 = _xt10*1.8014398509481984e+16
-    _xlx67 = (_xlx66 if _xsub65 else _xt10)
-    _xlb68 = _f64(_xlx67).view(_i64)
-    _xlm69 = _i64((_xlb68 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
-    _xbig70 = _xlm69 > 1.4142135623730951
-    _xlh71 = _xlm69*0.5
-    _xlf72 = (_xlh71 if _xbig70 else _xlm69) - 1.0
-    _xle73 = _i64(_i64(_xlb68 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _xlk74 = _xle73 + (1.0 if _xbig70 else 0.0) - (54.0 if _xsub65 else 0.0)
-    _xls75 = _xlf72/(2.0 + _xlf72)
-    _xlz76 = _xls75*_xls75
-    _xe77 = 0.6666666666666666 + 0.4000000000000088*_xlz76
-    _xe78 = 0.28571428570803253 + 0.22222222391794727*_xlz76
-    _xe79 = 0.18181795631498243 + 0.15386240172447838*_xlz76
-    _xe80 = 0.13268760562036724 + 0.1308675766695207*_xlz76
-    _xx81 = _xlz76*_xlz76
-    _xe82 = _xe77 + _xe78*_xx81
-    _xe83 = _xe79 + _xe80*_xx81
-    _xx84 = _xx81*_xx81
-    _xe85 = _xe82 + _xe83*_xx84
-    _xhf86 = 0.5*(_xlf72*_xlf72)
-    _xlg87 = _xlk74*0.6931471805598903 + (_xlf72 - (_xhf86 - (_xls75*(_xhf86 + _xlz76*_xe85) + (_xlk74*5.497923018708371e-14))))
-    _xlo88 = (-math.inf if _xt10 == 0.0 else math.nan)
-    _xlo89 = (_xlg87 if _xt10 > 0.0 else _xlo88)
-    _xlo90 = (_xlo89 if _xt10 < math.inf else _xt10)
-    _xd0 = _f32(-4.0*_xt10*_xw_q*(_xw_ln_b + _xlo90))
+    _sub91 = x_e < _f32(1.1754943508222875e-38)
+    _lx92 = x_e*_f32(33554432.0)
+    _lx93 = (_lx92 if _sub91 else x_e)
+    _lb94 = _f32(_lx93).view(_i32)
+    _lm95 = _i32((_lb94 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big96 = _lm95 > _f32(1.4142135381698608)
+    _lh97 = _lm95*_f32(0.5)
+    _lf98 = (_lh97 if _big96 else _lm95) - _f32(1.0)
+    _le99 = _i32(_i32(_lb94 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk100 = _le99 + (_f32(1.0) if _big96 else _f32(0.0)) - (_f32(25.0) if _sub91 else _f32(0.0))
+    _ls101 = _lf98/(_f32(2.0) + _lf98)
+    _lz102 = _ls101*_ls101
+    _e103 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz102
+    _e104 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz102
+    _x105 = _lz102*_lz102
+    _e106 = _e103 + _e104*_x105
+    _hf107 = _f32(0.5)*(_lf98*_lf98)
+    _lg108 = _lk100*_f32(0.693145751953125) + (_lf98 - (_hf107 - (_ls101*(_hf107 + _lz102*_e106) + (_lk100*_f32(1.428606765330187e-06)))))
+    _lo109 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
+    _lo110 = (_lg108 if x_e > _f32(0.0) else _lo109)
+    _lo111 = (_lo110 if x_e < _f32(math.inf) else x_e)
+    _xd0 = -_f32(4.0)*q*x_e*(ln_b + _lo111)
+    _xg0 = max(abs(ln_b + _lo111) - _f32(0.125), x_e - _f32(1.0)) > _f32(0.0)
+    if not _xg0:
+        _xw_px1 = _f64(px1)
+        _xw_py1 = _f64(py1)
+        _xw_px2 = _f64(px2)
+        _xw_py2 = _f64(py2)
+        _xw_tx1 = _f64(tx1)
+        _xw_ty1 = _f64(ty1)
+        _xw_tx2 = _f64(tx2)
+        _xw_ty2 = _f64(ty2)
+        _xw_eps = _f64(eps)
+        _xw_ln_b = _f64(ln_b)
+        _xw_q = _f64(q)
+        _xs34 = max(_xw_px2, _xw_tx2) - min(_xw_px1, _xw_tx1)
+        _xt0 = _xw_eps + (_xs34*_xs34)
+        _xs35 = max(_xw_py2, _xw_ty2) - min(_xw_py1, _xw_ty1)
+        _xt1 = _xs35*_xs35
+        _xt2 = _xw_px1 - _xw_tx1
+        _xt3 = _xw_px2 - _xw_tx2
+        _xt4 = _xw_py1 - _xw_ty1
+        _xt5 = _xw_py2 - _xw_ty2
+        _xt6 = -_xw_py1 + _xw_py2
+        _xt7 = -_xw_ty1 + _xw_ty2
+        _xs36 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+        _xt8 = max(_xs36, _xs36 - _xs36)
+        _xs37 = _xw_tx1 - _xw_px1
+        _xs38 = _xw_tx2 - _xw_px2
+        _xs39 = _xw_ty1 - _xw_py1
+        _xs40 = _xw_ty2 - _xw_py2
+        _xs41 = _xt6*min(-_xw_px1 + _xw_px2, max(_xt3, _xt3 - _xt3) + max(_xs37, _xs37 - _xs37))
+        _xs42 = _xt7*min(-_xw_tx1 + _xw_tx2, max(_xt2, _xt2 - _xt2) + max(_xs38, _xs38 - _xs38))
+        _xs43 = _xt8*min(_xt6, max(_xt5, _xt5 - _xt5) + max(_xs39, _xs39 - _xs39))
+        _xt9 = _xs41 + _xs42 + _xs43 + _xt8*min(_xt7, max(_xt4, _xt4 - _xt4) + max(_xs40, _xs40 - _xs40)) + _xw_eps
+        _xs44 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+        _xu45 = _xw_py2 - _xw_ty2
+        _xu46 = _xw_py1 - _xw_ty1
+        _xb47 = _xu45 - _xw_py2
+        _xb48 = _xu46 - _xw_py1
+        _xe49 = (_xw_py2 - (_xu45 - _xb47)) - (_xw_ty2 + _xb47)
+        _xe50 = (_xw_py1 - (_xu46 - _xb48)) - (_xw_ty1 + _xb48)
+        _xc51 = _xe49 - _xe50
+        _xs52 = (_xu45 - _xu46) + _xc51 if _xc51 == _xc51 else _xu45 - _xu46
+        _xs53 = 0.5*_xt2 + 0.5*_xt3
+        _xs54 = 0.5*_xt4 + 0.5*_xt5
+        _xu55 = _xw_px2 - _xw_tx2
+        _xu56 = _xw_px1 - _xw_tx1
+        _xb57 = _xu55 - _xw_px2
+        _xb58 = _xu56 - _xw_px1
+        _xe59 = (_xw_px2 - (_xu55 - _xb57)) - (_xw_tx2 + _xb57)
+        _xe60 = (_xw_px1 - (_xu56 - _xb58)) - (_xw_tx1 + _xb58)
+        _xc61 = _xe59 - _xe60
+        _xs62 = (_xu55 - _xu56) + _xc61 if _xc61 == _xc61 else _xu55 - _xu56
+        _xs63 = ((_xs53*_xs53) + (_xs54*_xs54))/(_xt0 + _xt1)
+        _xs64 = _xt9/(_xt8*max(_xs44, _xs44 - _xs44) + _xt9)
+        _xt10 = _xs64 + (_xs52*_xs52)/(_xt1 + _xw_eps) + _xs63 + (_xs62*_xs62)/_xt0
+        _xsub65 = _xt10 < 2.2250738585072014e-308
+        _xlx66 = _xt10*1.8014398509481984e+16
+        _xlx67 = (_xlx66 if _xsub65 else _xt10)
+        _xlb68 = _f64(_xlx67).view(_i64)
+        _xlm69 = _i64((_xlb68 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+        _xbig70 = _xlm69 > 1.4142135623730951
+        _xlh71 = _xlm69*0.5
+        _xlf72 = (_xlh71 if _xbig70 else _xlm69) - 1.0
+        _xle73 = _i64(_i64(_xlb68 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+        _xlk74 = _xle73 + (1.0 if _xbig70 else 0.0) - (54.0 if _xsub65 else 0.0)
+        _xls75 = _xlf72/(2.0 + _xlf72)
+        _xlz76 = _xls75*_xls75
+        _xe77 = 0.6666666666666666 + 0.4000000000000088*_xlz76
+        _xe78 = 0.28571428570803253 + 0.22222222391794727*_xlz76
+        _xe79 = 0.18181795631498243 + 0.15386240172447838*_xlz76
+        _xe80 = 0.13268760562036724 + 0.1308675766695207*_xlz76
+        _xx81 = _xlz76*_xlz76
+        _xe82 = _xe77 + _xe78*_xx81
+        _xe83 = _xe79 + _xe80*_xx81
+        _xx84 = _xx81*_xx81
+        _xe85 = _xe82 + _xe83*_xx84
+        _xhf86 = 0.5*(_xlf72*_xlf72)
+        _xlg87 = _xlk74*0.6931471805598903 + (_xlf72 - (_xhf86 - (_xls75*(_xhf86 + _xlz76*_xe85) + (_xlk74*5.497923018708371e-14))))
+        _xlo88 = (-math.inf if _xt10 == 0.0 else math.nan)
+        _xlo89 = (_xlg87 if _xt10 > 0.0 else _xlo88)
+        _xlo90 = (_xlo89 if _xt10 < math.inf else _xt10)
+        _xd0 = _f32(-4.0*_xt10*_xw_q*(_xw_ln_b + _xlo90))
     if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
         value = _f32(0.0)
         d_px1 = _f32(0.0)
@@ -809,29 +833,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         d_tx2 = _f32(0.0)
         d_ty2 = _f32(0.0)
         _ok = True
+        _xok = _xg0
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
-        _sub91 = x_e < _f32(1.1754943508222875e-38)
-        _lx92 = x_e*_f32(33554432.0)
-        _lx93 = (_lx92 if _sub91 else x_e)
-        _lb94 = _f32(_lx93).view(_i32)
-        _lm95 = _i32((_lb94 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-        _big96 = _lm95 > _f32(1.4142135381698608)
-        _lh97 = _lm95*_f32(0.5)
-        _lf98 = (_lh97 if _big96 else _lm95) - _f32(1.0)
-        _le99 = _i32(_i32(_lb94 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk100 = _le99 + (_f32(1.0) if _big96 else _f32(0.0)) - (_f32(25.0) if _sub91 else _f32(0.0))
-        _ls101 = _lf98/(_f32(2.0) + _lf98)
-        _lz102 = _ls101*_ls101
-        _e103 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz102
-        _e104 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz102
-        _x105 = _lz102*_lz102
-        _e106 = _e103 + _e104*_x105
-        _hf107 = _f32(0.5)*(_lf98*_lf98)
-        _lg108 = _lk100*_f32(0.693145751953125) + (_lf98 - (_hf107 - (_ls101*(_hf107 + _lz102*_e106) + (_lk100*_f32(1.428606765330187e-06)))))
-        _lo109 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-        _lo110 = (_lg108 if x_e > _f32(0.0) else _lo109)
-        _lo111 = (_lo110 if x_e < _f32(math.inf) else x_e)
         value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo111 + _f32(1.0))
         _t3 = _s3
         _t4 = (_t3*_t3) + eps
@@ -1040,6 +1044,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             d_tx2 = _xd0*(_s130 + (((_t2_w1 - _t5_w1*_t89_w1))/_t4) + (((_t80_w1 - _t19_w1*_t89_w1))/_t18))
             _s131 = -((-_t29*_t33_w1*_t77_w1 + _t75_w1*_t87_w1 + _t78_w1*_t88_w1)/_t32)
             d_ty2 = _xd0*(_s131 + (((_t52_w1 - _t54_w1*_t90_w1))/_t53) + (((_t85_w1 - _t19_w1*_t90_w1))/_t18))
+        _xok = _xg0
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
     else:  # linear: L_EIoU > 1
         value = c_lin + s*x_e
@@ -1250,4 +1255,5 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             d_tx2 = s*(_s150 + (((_t2_w3 - _t5_w3*_t89_w3))/_t4_w1) + (((_t80_w3 - _t19_w3*_t89_w3))/_t18_w1))
             _s151 = -((-_t29_w1*_t33_w3*_t77_w3 + _t75_w3*_t87_w3 + _t78_w3*_t88_w3)/_t32_w1)
             d_ty2 = s*(_s151 + (((_t52_w3 - _t54_w3*_t90_w3))/_t53_w1) + (((_t85_w3 - _t19_w3*_t90_w3))/_t18_w1))
+        _xok = _xg0
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f48aa9dcff5bfda6
+# scalar kernels: sha256 bb2779a4c4dd37f0
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -1132,6 +1133,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         c_lin):
     _m = _out.shape[0]
     _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -1175,86 +1177,29 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
         _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
         x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
-        _xw_px1 = _f64(px1)
-        _xw_py1 = _f64(py1)
-        _xw_px2 = _f64(px2)
-        _xw_py2 = _f64(py2)
-        _xw_tx1 = _f64(tx1)
-        _xw_ty1 = _f64(ty1)
-        _xw_tx2 = _f64(tx2)
-        _xw_ty2 = _f64(ty2)
-        _xw_eps = _f64(eps)
-        _xw_ln_b = _f64(ln_b)
-        _xw_q = _f64(q)
-        _xs34 = max(_xw_px2, _xw_tx2) - min(_xw_px1, _xw_tx1)
-        _xt0 = _xw_eps + (_xs34*_xs34)
-        _xs35 = max(_xw_py2, _xw_ty2) - min(_xw_py1, _xw_ty1)
-        _xt1 = _xs35*_xs35
-        _xt2 = _xw_px1 - _xw_tx1
-        _xt3 = _xw_px2 - _xw_tx2
-        _xt4 = _xw_py1 - _xw_ty1
-        _xt5 = _xw_py2 - _xw_ty2
-        _xt6 = -_xw_py1 + _xw_py2
-        _xt7 = -_xw_ty1 + _xw_ty2
-        _xs36 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
-        _xt8 = max(_xs36, _xs36 - _xs36)
-        _xs37 = _xw_tx1 - _xw_px1
-        _xs38 = _xw_tx2 - _xw_px2
-        _xs39 = _xw_ty1 - _xw_py1
-        _xs40 = _xw_ty2 - _xw_py2
-        _xs41 = _xt6*min(-_xw_px1 + _xw_px2, max(_xt3, _xt3 - _xt3) + max(_xs37, _xs37 - _xs37))
-        _xs42 = _xt7*min(-_xw_tx1 + _xw_tx2, max(_xt2, _xt2 - _xt2) + max(_xs38, _xs38 - _xs38))
-        _xs43 = _xt8*min(_xt6, max(_xt5, _xt5 - _xt5) + max(_xs39, _xs39 - _xs39))
-        _xt9 = _xs41 + _xs42 + _xs43 + _xt8*min(_xt7, max(_xt4, _xt4 - _xt4) + max(_xs40, _xs40 - _xs40)) + _xw_eps
-        _xs44 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
-        _xu45 = _xw_py2 - _xw_ty2
-        _xu46 = _xw_py1 - _xw_ty1
-        _xb47 = _xu45 - _xw_py2
-        _xb48 = _xu46 - _xw_py1
-        _xe49 = (_xw_py2 - (_xu45 - _xb47)) - (_xw_ty2 + _xb47)
-        _xe50 = (_xw_py1 - (_xu46 - _xb48)) - (_xw_ty1 + _xb48)
-        _xc51 = _xe49 - _xe50
-        _xs52 = _sel(_xc51 == _xc51, (_xu45 - _xu46) + _xc51, _xu45 - _xu46)
-        _xs53 = 0.5*_xt2 + 0.5*_xt3
-        _xs54 = 0.5*_xt4 + 0.5*_xt5
-        _xu55 = _xw_px2 - _xw_tx2
-        _xu56 = _xw_px1 - _xw_tx1
-        _xb57 = _xu55 - _xw_px2
-        _xb58 = _xu56 - _xw_px1
-        _xe59 = (_xw_px2 - (_xu55 - _xb57)) - (_xw_tx2 + _xb57)
-        _xe60 = (_xw_px1 - (_xu56 - _xb58)) - (_xw_tx1 + _xb58)
-        _xc61 = _xe59 - _xe60
-        _xs62 = _sel(_xc61 == _xc61, (_xu55 - _xu56) + _xc61, _xu55 - _xu56)
-        _xs63 = ((_xs53*_xs53) + (_xs54*_xs54))/(_xt0 + _xt1)
-        _xs64 = _xt9/(_xt8*max(_xs44, _xs44 - _xs44) + _xt9)
-        _xt10 = _xs64 + (_xs52*_xs52)/(_xt1 + _xw_eps) + _xs63 + (_xs62*_xs62)/_xt0
-        _xsub65 = _xt10 < 2.2250738585072014e-308
-        _xlx66 = _xt10*1.8014398509481984e+16
-        _xlx67 = _sel(_xsub65, _xlx66, _xt10)
-        _xlb68 = _f64(_xlx67).view(_i64)
-        _xlm69 = _i64((_xlb68 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
-        _xbig70 = _xlm69 > 1.4142135623730951
-        _xlh71 = _xlm69*0.5
-        _xlf72 = _sel(_xbig70, _xlh71, _xlm69) - 1.0
-        _xle73 = _i64(_i64(_xlb68 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _xlk74 = _xle73 + _sel(_xbig70, 1.0, 0.0) - _sel(_xsub65, 54.0, 0.0)
-        _xls75 = _xlf72/(2.0 + _xlf72)
-        _xlz76 = _xls75*_xls75
-        _xe77 = 0.6666666666666666 + 0.4000000000000088*_xlz76
-        _xe78 = 0.28571428570803253 + 0.22222222391794727*_xlz76
-        _xe79 = 0.18181795631498243 + 0.15386240172447838*_xlz76
-        _xe80 = 0.13268760562036724 + 0.1308675766695207*_xlz76
-        _xx81 = _xlz76*_xlz76
-        _xe82 = _xe77 + _xe78*_xx81
-        _xe83 = _xe79 + _xe80*_xx81
-        _xx84 = _xx81*_xx81
-        _xe85 = _xe82 + _xe83*_xx84
-        _xhf86 = 0.5*(_xlf72*_xlf72)
-        _xlg87 = _xlk74*0.6931471805598903 + (_xlf72 - (_xhf86 - (_xls75*(_xhf86 + _xlz76*_xe85) + (_xlk74*5.497923018708371e-14))))
-        _xlo88 = (-math.inf if _xt10 == 0.0 else math.nan)
-        _xlo89 = _sel(_xt10 > 0.0, _xlg87, _xlo88)
-        _xlo90 = _sel(_xt10 < math.inf, _xlo89, _xt10)
-        _xd0 = _f32(-4.0*_xt10*_xw_q*(_xw_ln_b + _xlo90))
+        _sub91 = x_e < _f32(1.1754943508222875e-38)
+        _lx92 = x_e*_f32(33554432.0)
+        _lx93 = _sel(_sub91, _lx92, x_e)
+        _lb94 = _f32(_lx93).view(_i32)
+        _lm95 = _i32((_lb94 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+        _big96 = _lm95 > _f32(1.4142135381698608)
+        _lh97 = _lm95*_f32(0.5)
+        _lf98 = _sel(_big96, _lh97, _lm95) - _f32(1.0)
+        _le99 = _i32(_i32(_lb94 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+        _lk100 = _le99 + _sel(_big96, _f32(1.0), _f32(0.0)) - _sel(_sub91, _f32(25.0), _f32(0.0))
+        _ls101 = _lf98/(_f32(2.0) + _lf98)
+        _lz102 = _ls101*_ls101
+        _e103 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz102
+        _e104 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz102
+        _x105 = _lz102*_lz102
+        _e106 = _e103 + _e104*_x105
+        _hf107 = _f32(0.5)*(_lf98*_lf98)
+        _lg108 = _lk100*_f32(0.693145751953125) + (_lf98 - (_hf107 - (_ls101*(_hf107 + _lz102*_e106) + (_lk100*_f32(1.428606765330187e-06)))))
+        _lo109 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
+        _lo110 = _sel(x_e > _f32(0.0), _lg108, _lo109)
+        _lo111 = _sel(x_e < _f32(math.inf), _lo110, x_e)
+        _xd0 = -_f32(4.0)*q*x_e*(ln_b + _lo111)
+        _xg0 = max(abs(ln_b + _lo111) - _f32(0.125), x_e - _f32(1.0)) > _f32(0.0)
         if (x_e == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
             value = _f32(0.0)
             d_px1 = _f32(0.0)
@@ -1266,28 +1211,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = _f32(0.0)
             d_ty2 = _f32(0.0)
             _ok = True
+            _xok = _xg0
         elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
-            _sub91 = x_e < _f32(1.1754943508222875e-38)
-            _lx92 = x_e*_f32(33554432.0)
-            _lx93 = _sel(_sub91, _lx92, x_e)
-            _lb94 = _f32(_lx93).view(_i32)
-            _lm95 = _i32((_lb94 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-            _big96 = _lm95 > _f32(1.4142135381698608)
-            _lh97 = _lm95*_f32(0.5)
-            _lf98 = _sel(_big96, _lh97, _lm95) - _f32(1.0)
-            _le99 = _i32(_i32(_lb94 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk100 = _le99 + _sel(_big96, _f32(1.0), _f32(0.0)) - _sel(_sub91, _f32(25.0), _f32(0.0))
-            _ls101 = _lf98/(_f32(2.0) + _lf98)
-            _lz102 = _ls101*_ls101
-            _e103 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz102
-            _e104 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz102
-            _x105 = _lz102*_lz102
-            _e106 = _e103 + _e104*_x105
-            _hf107 = _f32(0.5)*(_lf98*_lf98)
-            _lg108 = _lk100*_f32(0.693145751953125) + (_lf98 - (_hf107 - (_ls101*(_hf107 + _lz102*_e106) + (_lk100*_f32(1.428606765330187e-06)))))
-            _lo109 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-            _lo110 = _sel(x_e > _f32(0.0), _lg108, _lo109)
-            _lo111 = _sel(x_e < _f32(math.inf), _lo110, x_e)
             value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo111 + _f32(1.0))
             _t3 = _s3
             _t4 = (_t3*_t3) + eps
@@ -1405,6 +1330,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = _xd0*(_s122 + (((_t2 - _t5*_t89))*_inv0) + (((_t80 - _t19*_t89))*_inv1))
             _s123 = -((-_t29*_t33*_t77 + _t75*_t87 + _t78*_t88)*_inv2)
             d_ty2 = _xd0*(_s123 + (((_t52 - _t54*_t90))*_inv3) + (((_t85 - _t19*_t90))*_inv1))
+            _xok = _xg0
         else:  # linear: L_EIoU > 1
             value = c_lin + s*x_e
             _t3_w1 = _s3
@@ -1523,7 +1449,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = s*(_s134 + (((_t2_w1 - _t5_w1*_t89_w1))*_inv0_w1) + (((_t80_w1 - _t19_w1*_t89_w1))*_inv1_w1))
             _s135 = -((-_t29_w1*_t33_w1*_t77_w1 + _t75_w1*_t87_w1 + _t78_w1*_t88_w1)*_inv2_w1)
             d_ty2 = s*(_s135 + (((_t52_w1 - _t54_w1*_t90_w1))*_inv3_w1) + (((_t85_w1 - _t19_w1*_t90_w1))*_inv1_w1))
-        _far = _far | (not _ok)
+            _xok = _xg0
+        _flags[_i] = not (_ok & _xok)
+        _far = _far | _flags[_i]
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -1535,140 +1463,49 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 3] = d_ty2
     if _far:
         for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
-            _s1_w1 = _f32(0.5)*((px1_w1 - tx1_w1)) + _f32(0.5)*((px2_w1 - tx2_w1))
-            _s2_w1 = _f32(0.5)*((py1_w1 - ty1_w1)) + _f32(0.5)*((py2_w1 - ty2_w1))
-            _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
-            _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
-            _s5_w1 = px2_w1 - tx2_w1
-            _s6_w1 = tx1_w1 - px1_w1
-            _s7_w1 = px1_w1 - tx1_w1
-            _s8_w1 = tx2_w1 - px2_w1
-            _s9_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
-            _s10_w1 = py2_w1 - ty2_w1
-            _s11_w1 = ty1_w1 - py1_w1
-            _s12_w1 = py1_w1 - ty1_w1
-            _s13_w1 = ty2_w1 - py2_w1
-            _s14_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-py1_w1 + py2_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
-            _s15_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-ty1_w1 + ty2_w1, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
-            _s16_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
-            _s17_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
-            _s18_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
-            _s19_w1 = eps + _s16_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + _s14_w1 + _s15_w1
-            _b20_w1 = _s10_w1 - py2_w1
-            _b21_w1 = _s12_w1 - py1_w1
-            _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
-            _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
-            _c24_w1 = _e22_w1 - _e23_w1
-            _s25_w1 = _sel(_c24_w1 == _c24_w1, (_s10_w1 - _s12_w1) + _c24_w1, _s10_w1 - _s12_w1)
-            _b26_w1 = _s5_w1 - px2_w1
-            _b27_w1 = _s7_w1 - px1_w1
-            _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
-            _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
-            _c30_w1 = _e28_w1 - _e29_w1
-            _s31_w1 = _sel(_c30_w1 == _c30_w1, (_s5_w1 - _s7_w1) + _c30_w1, _s5_w1 - _s7_w1)
-            _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
-            _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
-            x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
-            _xw_px1_w1 = _f64(px1_w1)
-            _xw_py1_w1 = _f64(py1_w1)
-            _xw_px2_w1 = _f64(px2_w1)
-            _xw_py2_w1 = _f64(py2_w1)
-            _xw_tx1_w1 = _f64(tx1_w1)
-            _xw_ty1_w1 = _f64(ty1_w1)
-            _xw_tx2_w1 = _f64(tx2_w1)
-            _xw_ty2_w1 = _f64(ty2_w1)
-            _xw_eps_w1 = _f64(eps)
-            _xw_ln_b_w1 = _f64(ln_b)
-            _xw_q_w1 = _f64(q)
-            _xs34_w1 = max(_xw_px2_w1, _xw_tx2_w1) - min(_xw_px1_w1, _xw_tx1_w1)
-            _xt0_w1 = _xw_eps_w1 + (_xs34_w1*_xs34_w1)
-            _xs35_w1 = max(_xw_py2_w1, _xw_ty2_w1) - min(_xw_py1_w1, _xw_ty1_w1)
-            _xt1_w1 = _xs35_w1*_xs35_w1
-            _xt2_w1 = _xw_px1_w1 - _xw_tx1_w1
-            _xt3_w1 = _xw_px2_w1 - _xw_tx2_w1
-            _xt4_w1 = _xw_py1_w1 - _xw_ty1_w1
-            _xt5_w1 = _xw_py2_w1 - _xw_ty2_w1
-            _xt6_w1 = -_xw_py1_w1 + _xw_py2_w1
-            _xt7_w1 = -_xw_ty1_w1 + _xw_ty2_w1
-            _xs36_w1 = -max(_xw_px1_w1, _xw_tx1_w1) + min(_xw_px2_w1, _xw_tx2_w1)
-            _xt8_w1 = max(_xs36_w1, _xs36_w1 - _xs36_w1)
-            _xs37_w1 = _xw_tx1_w1 - _xw_px1_w1
-            _xs38_w1 = _xw_tx2_w1 - _xw_px2_w1
-            _xs39_w1 = _xw_ty1_w1 - _xw_py1_w1
-            _xs40_w1 = _xw_ty2_w1 - _xw_py2_w1
-            _xs41_w1 = _xt6_w1*min(-_xw_px1_w1 + _xw_px2_w1, max(_xt3_w1, _xt3_w1 - _xt3_w1) + max(_xs37_w1, _xs37_w1 - _xs37_w1))
-            _xs42_w1 = _xt7_w1*min(-_xw_tx1_w1 + _xw_tx2_w1, max(_xt2_w1, _xt2_w1 - _xt2_w1) + max(_xs38_w1, _xs38_w1 - _xs38_w1))
-            _xs43_w1 = _xt8_w1*min(_xt6_w1, max(_xt5_w1, _xt5_w1 - _xt5_w1) + max(_xs39_w1, _xs39_w1 - _xs39_w1))
-            _xt9_w1 = _xs41_w1 + _xs42_w1 + _xs43_w1 + _xt8_w1*min(_xt7_w1, max(_xt4_w1, _xt4_w1 - _xt4_w1) + max(_xs40_w1, _xs40_w1 - _xs40_w1)) + _xw_eps_w1
-            _xs44_w1 = -max(_xw_py1_w1, _xw_ty1_w1) + min(_xw_py2_w1, _xw_ty2_w1)
-            _xu45_w1 = _xw_py2_w1 - _xw_ty2_w1
-            _xu46_w1 = _xw_py1_w1 - _xw_ty1_w1
-            _xb47_w1 = _xu45_w1 - _xw_py2_w1
-            _xb48_w1 = _xu46_w1 - _xw_py1_w1
-            _xe49_w1 = (_xw_py2_w1 - (_xu45_w1 - _xb47_w1)) - (_xw_ty2_w1 + _xb47_w1)
-            _xe50_w1 = (_xw_py1_w1 - (_xu46_w1 - _xb48_w1)) - (_xw_ty1_w1 + _xb48_w1)
-            _xc51_w1 = _xe49_w1 - _xe50_w1
-            _xs52_w1 = _sel(_xc51_w1 == _xc51_w1, (_xu45_w1 - _xu46_w1) + _xc51_w1, _xu45_w1 - _xu46_w1)
-            _xs53_w1 = 0.5*_xt2_w1 + 0.5*_xt3_w1
-            _xs54_w1 = 0.5*_xt4_w1 + 0.5*_xt5_w1
-            _xu55_w1 = _xw_px2_w1 - _xw_tx2_w1
-            _xu56_w1 = _xw_px1_w1 - _xw_tx1_w1
-            _xb57_w1 = _xu55_w1 - _xw_px2_w1
-            _xb58_w1 = _xu56_w1 - _xw_px1_w1
-            _xe59_w1 = (_xw_px2_w1 - (_xu55_w1 - _xb57_w1)) - (_xw_tx2_w1 + _xb57_w1)
-            _xe60_w1 = (_xw_px1_w1 - (_xu56_w1 - _xb58_w1)) - (_xw_tx1_w1 + _xb58_w1)
-            _xc61_w1 = _xe59_w1 - _xe60_w1
-            _xs62_w1 = _sel(_xc61_w1 == _xc61_w1, (_xu55_w1 - _xu56_w1) + _xc61_w1, _xu55_w1 - _xu56_w1)
-            _xs63_w1 = ((_xs53_w1*_xs53_w1) + (_xs54_w1*_xs54_w1))/(_xt0_w1 + _xt1_w1)
-            _xs64_w1 = _xt9_w1/(_xt8_w1*max(_xs44_w1, _xs44_w1 - _xs44_w1) + _xt9_w1)
-            _xt10_w1 = _xs64_w1 + (_xs52_w1*_xs52_w1)/(_xt1_w1 + _xw_eps_w1) + _xs63_w1 + (_xs62_w1*_xs62_w1)/_xt0_w1
-            _xsub65_w1 = _xt10_w1 < 2.2250738585072014e-308
-            _xlx66_w1 = _xt10_w1*1.8014398509481984e+16
-            _xlx67_w1 = _sel(_xsub65_w1, _xlx66_w1, _xt10_w1)
-            _xlb68_w1 = _f64(_xlx67_w1).view(_i64)
-            _xlm69_w1 = _i64((_xlb68_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
-            _xbig70_w1 = _xlm69_w1 > 1.4142135623730951
-            _xlh71_w1 = _xlm69_w1*0.5
-            _xlf72_w1 = _sel(_xbig70_w1, _xlh71_w1, _xlm69_w1) - 1.0
-            _xle73_w1 = _i64(_i64(_xlb68_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _xlk74_w1 = _xle73_w1 + _sel(_xbig70_w1, 1.0, 0.0) - _sel(_xsub65_w1, 54.0, 0.0)
-            _xls75_w1 = _xlf72_w1/(2.0 + _xlf72_w1)
-            _xlz76_w1 = _xls75_w1*_xls75_w1
-            _xe77_w1 = 0.6666666666666666 + 0.4000000000000088*_xlz76_w1
-            _xe78_w1 = 0.28571428570803253 + 0.22222222391794727*_xlz76_w1
-            _xe79_w1 = 0.18181795631498243 + 0.15386240172447838*_xlz76_w1
-            _xe80_w1 = 0.13268760562036724 + 0.1308675766695207*_xlz76_w1
-            _xx81_w1 = _xlz76_w1*_xlz76_w1
-            _xe82_w1 = _xe77_w1 + _xe78_w1*_xx81_w1
-            _xe83_w1 = _xe79_w1 + _xe80_w1*_xx81_w1
-            _xx84_w1 = _xx81_w1*_xx81_w1
-            _xe85_w1 = _xe82_w1 + _xe83_w1*_xx84_w1
-            _xhf86_w1 = 0.5*(_xlf72_w1*_xlf72_w1)
-            _xlg87_w1 = _xlk74_w1*0.6931471805598903 + (_xlf72_w1 - (_xhf86_w1 - (_xls75_w1*(_xhf86_w1 + _xlz76_w1*_xe85_w1) + (_xlk74_w1*5.497923018708371e-14))))
-            _xlo88_w1 = (-math.inf if _xt10_w1 == 0.0 else math.nan)
-            _xlo89_w1 = _sel(_xt10_w1 > 0.0, _xlg87_w1, _xlo88_w1)
-            _xlo90_w1 = _sel(_xt10_w1 < math.inf, _xlo89_w1, _xt10_w1)
-            _xd0_w1 = _f32(-4.0*_xt10_w1*_xw_q_w1*(_xw_ln_b_w1 + _xlo90_w1))
-            if (x_e_w1 == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
-                value_w1 = _f32(0.0)
-                d_px1_w1 = _f32(0.0)
-                d_py1_w1 = _f32(0.0)
-                d_px2_w1 = _f32(0.0)
-                d_py2_w1 = _f32(0.0)
-                d_tx1_w1 = _f32(0.0)
-                d_ty1_w1 = _f32(0.0)
-                d_tx2_w1 = _f32(0.0)
-                d_ty2_w1 = _f32(0.0)
-                _ok_w1 = True
-            elif (x_e_w1 <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
+            if _flags[_i_w1]:
+                px1_w1 = _pred[4 * _i_w1]
+                py1_w1 = _pred[4 * _i_w1 + 1]
+                px2_w1 = _pred[4 * _i_w1 + 2]
+                py2_w1 = _pred[4 * _i_w1 + 3]
+                tx1_w1 = _target[4 * _i_w1]
+                ty1_w1 = _target[4 * _i_w1 + 1]
+                tx2_w1 = _target[4 * _i_w1 + 2]
+                ty2_w1 = _target[4 * _i_w1 + 3]
+                _s1_w1 = _f32(0.5)*((px1_w1 - tx1_w1)) + _f32(0.5)*((px2_w1 - tx2_w1))
+                _s2_w1 = _f32(0.5)*((py1_w1 - ty1_w1)) + _f32(0.5)*((py2_w1 - ty2_w1))
+                _s3_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
+                _s4_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+                _s5_w1 = px2_w1 - tx2_w1
+                _s6_w1 = tx1_w1 - px1_w1
+                _s7_w1 = px1_w1 - tx1_w1
+                _s8_w1 = tx2_w1 - px2_w1
+                _s9_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
+                _s10_w1 = py2_w1 - ty2_w1
+                _s11_w1 = ty1_w1 - py1_w1
+                _s12_w1 = py1_w1 - ty1_w1
+                _s13_w1 = ty2_w1 - py2_w1
+                _s14_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-py1_w1 + py2_w1, max(_s10_w1, _s10_w1 - _s10_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                _s15_w1 = max(_s9_w1, _s9_w1 - _s9_w1)*min(-ty1_w1 + ty2_w1, max(_s12_w1, _s12_w1 - _s12_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+                _s16_w1 = (-py1_w1 + py2_w1)*min(-px1_w1 + px2_w1, max(_s5_w1, _s5_w1 - _s5_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                _s17_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
+                _s18_w1 = (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                _s19_w1 = eps + _s16_w1 + (-ty1_w1 + ty2_w1)*min(-tx1_w1 + tx2_w1, max(_s7_w1, _s7_w1 - _s7_w1) + max(_s8_w1, _s8_w1 - _s8_w1)) + _s14_w1 + _s15_w1
+                _b20_w1 = _s10_w1 - py2_w1
+                _b21_w1 = _s12_w1 - py1_w1
+                _e22_w1 = (py2_w1 - (_s10_w1 - _b20_w1)) - (ty2_w1 + _b20_w1)
+                _e23_w1 = (py1_w1 - (_s12_w1 - _b21_w1)) - (ty1_w1 + _b21_w1)
+                _c24_w1 = _e22_w1 - _e23_w1
+                _s25_w1 = _sel(_c24_w1 == _c24_w1, (_s10_w1 - _s12_w1) + _c24_w1, _s10_w1 - _s12_w1)
+                _b26_w1 = _s5_w1 - px2_w1
+                _b27_w1 = _s7_w1 - px1_w1
+                _e28_w1 = (px2_w1 - (_s5_w1 - _b26_w1)) - (tx2_w1 + _b26_w1)
+                _e29_w1 = (px1_w1 - (_s7_w1 - _b27_w1)) - (tx1_w1 + _b27_w1)
+                _c30_w1 = _e28_w1 - _e29_w1
+                _s31_w1 = _sel(_c30_w1 == _c30_w1, (_s5_w1 - _s7_w1) + _c30_w1, _s5_w1 - _s7_w1)
+                _s32_w1 = _s19_w1/(eps + _s16_w1 + _s18_w1 + max(_s9_w1, _s9_w1 - _s9_w1)*max(_s17_w1, _s17_w1 - _s17_w1) + _s14_w1 + _s15_w1)
+                _s33_w1 = ((_s1_w1*_s1_w1) + (_s2_w1*_s2_w1))/(eps + (_s3_w1*_s3_w1) + (_s4_w1*_s4_w1))
+                x_e_w1 = _s33_w1 + _s32_w1 + (_s25_w1*_s25_w1)/(eps + (_s4_w1*_s4_w1)) + (_s31_w1*_s31_w1)/(eps + (_s3_w1*_s3_w1))
                 _sub91_w1 = x_e_w1 < _f32(1.1754943508222875e-38)
                 _lx92_w1 = x_e_w1*_f32(33554432.0)
                 _lx93_w1 = _sel(_sub91_w1, _lx92_w1, x_e_w1)
@@ -1690,424 +1527,522 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _lo109_w1 = (-_f32(math.inf) if x_e_w1 == _f32(0.0) else _f32(math.nan))
                 _lo110_w1 = _sel(x_e_w1 > _f32(0.0), _lg108_w1, _lo109_w1)
                 _lo111_w1 = _sel(x_e_w1 < _f32(math.inf), _lo110_w1, x_e_w1)
-                value_w2 = q*(x_e_w1*x_e_w1)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo111_w1 + _f32(1.0))
-                _t3_w2 = _s3_w1
-                _t4_w2 = (_t3_w2*_t3_w2) + eps
-                _t16_w2 = _s4_w1
-                _t17_w2 = _t16_w2*_t16_w2
-                _t18_w2 = _t17_w2 + _t4_w2
-                _t20_w2 = -py1_w1 + py2_w1
-                _t22_w2 = _s9_w1
-                _t23_w2 = max(_t22_w2, _t22_w2 - _t22_w2)
-                _t24_w2 = _s17_w1
-                _t25_w2 = max(_t24_w2, _t24_w2 - _t24_w2)
-                _t26_w2 = _t23_w2*_t25_w2
-                _t27_w2 = -px1_w1 + px2_w1
-                _t28_w2 = -tx2_w1
-                _t29_w2 = -_t28_w2 - tx1_w1
-                _t30_w2 = -ty2_w1
-                _t31_w2 = -_t30_w2 - ty1_w1
-                _t32_w2 = _t20_w2*_t27_w2 - _t26_w2 + _t29_w2*_t31_w2 + eps
-                _t53_w2 = _t17_w2 + eps
-                _a112_w1 = abs(_t4_w2)
-                _a113_w1 = abs(_t18_w2)
-                _a114_w1 = abs(_t32_w2)
-                _a115_w1 = abs(_t53_w2)
-                _ok_w1 = (_a112_w1 >= _f32(2.350988701644575e-38)) & (_a112_w1 <= _f32(4.253529586511731e+37)) & (_a113_w1 >= _f32(2.350988701644575e-38)) & (_a113_w1 <= _f32(4.253529586511731e+37)) & (_a114_w1 >= _f32(2.350988701644575e-38)) & (_a114_w1 <= _f32(4.253529586511731e+37)) & (_a115_w1 >= _f32(2.350988701644575e-38)) & (_a115_w1 <= _f32(4.253529586511731e+37))
-                if _ok_w1:
-                    _inv0_w2 = _f32(1.0)/_t4_w2
-                    _inv1_w2 = _f32(1.0)/_t18_w2
-                    _inv2_w2 = _f32(1.0)/_t32_w2
-                    _inv3_w2 = _f32(1.0)/_t53_w2
-                    _t0_w4 = _s31_w1
-                    _t1_w4 = _f32(2.0)*_t0_w4
-                    _t2_w4 = -_t1_w4
-                    _t5_w4 = (_t0_w4*_t0_w4)*_inv0_w2
-                    _t6_w4 = px1_w1 - tx1_w1
-                    _t7_w4 = -_t6_w4
-                    _t8_w4 = _f32(2.0)*_t3_w2
-                    _t9_w4 = _t8_w4*_sel(_t7_w4 > _f32(0.0), _f32(1.0), _sel(_t7_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t10_w4 = _s7_w1
-                    _t11_w4 = _s5_w1
-                    _t12_w4 = _f32(0.5)*_t10_w4 + _f32(0.5)*_t11_w4
-                    _t13_w4 = _s12_w1
-                    _t14_w4 = _s10_w1
-                    _t15_w4 = _f32(0.5)*_t13_w4 + _f32(0.5)*_t14_w4
-                    _t19_w4 = ((_t12_w4*_t12_w4) + (_t15_w4*_t15_w4))*_inv1_w2
-                    _t21_w4 = _sel(_t7_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t33_w4 = _t26_w2*_inv2_w2
-                    _t34_w4 = _sel(_t6_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t35_w4 = min(_t29_w2, max(_t10_w4, _t10_w4 - _t10_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
-                    _t36_w4 = _t31_w2*_t35_w4
-                    _t37_w4 = min(_t31_w2, max(_t13_w4, _t13_w4 - _t13_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
-                    _t38_w4 = _t23_w2*_t37_w4
-                    _t39_w4 = _t36_w4 + _t38_w4
-                    _t40_w4 = min(_t27_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
-                    _t41_w4 = _t20_w2*_t40_w4 + eps
-                    _t42_w4 = _t26_w2 + _t41_w4
-                    _t43_w4 = _t25_w2*_sel(_t22_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t44_w4 = _t43_w4*((_t39_w4 + _t42_w4)*_inv2_w2)
-                    _t45_w4 = -_t21_w4 - _t34_w4 + _f32(1.0)
-                    _t46_w4 = min(_t20_w2, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
-                    _t47_w4 = _t23_w2*_t46_w4
-                    _t48_w4 = _f32(0.5)*_t43_w4
-                    _t49_w4 = _t48_w4*((_t39_w4 + _t41_w4 - _t47_w4)*_inv2_w2)
-                    _t50_w4 = _s25_w1
-                    _t51_w4 = _f32(2.0)*_t50_w4
-                    _t52_w4 = -_t51_w4
-                    _t54_w4 = (_t50_w4*_t50_w4)*_inv3_w2
-                    _t55_w4 = py1_w1 - ty1_w1
-                    _t56_w4 = -_t55_w4
-                    _t57_w4 = _f32(2.0)*_t16_w2
-                    _t58_w4 = _t57_w4*_sel(_t56_w4 > _f32(0.0), _f32(1.0), _sel(_t56_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t59_w4 = _sel(_t56_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t60_w4 = _sel(_t55_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t61_w4 = _t27_w2*_t46_w4 + _t39_w4 + eps
-                    _t62_w4 = _t23_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t63_w4 = _t62_w4*((_t26_w2 + _t61_w4)*_inv2_w2)
-                    _t64_w4 = -_t59_w4 - _t60_w4 + _f32(1.0)
-                    _t65_w4 = _f32(0.5)*_t62_w4
-                    _t66_w4 = _t65_w4*((-_t25_w2*_t40_w4 + _t61_w4)*_inv2_w2)
-                    _t67_w4 = _t28_w2 + px2_w1
-                    _t68_w4 = _t8_w4*_sel(_t67_w4 > _f32(0.0), _f32(1.0), _sel(_t67_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t69_w4 = _sel(_t67_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t70_w4 = -_t67_w4
-                    _t71_w4 = _sel(_t70_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t72_w4 = -_t69_w4 - _t71_w4 + _f32(1.0)
-                    _t73_w4 = _t30_w2 + py2_w1
-                    _t74_w4 = _t57_w4*_sel(_t73_w4 > _f32(0.0), _f32(1.0), _sel(_t73_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t75_w4 = _sel(_t73_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t76_w4 = -_t73_w4
-                    _t77_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t78_w4 = -_t75_w4 - _t77_w4 + _f32(1.0)
-                    _t79_w4 = _t8_w4*_sel(_t6_w4 > _f32(0.0), _f32(1.0), _sel(_t6_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t80_w4 = -_t12_w4
-                    _t81_w4 = _t36_w4 + _t47_w4
-                    _t82_w4 = _t43_w4*((_t42_w4 + _t81_w4)*_inv2_w2)
-                    _t83_w4 = _t48_w4*((-_t38_w4 + _t41_w4 + _t81_w4)*_inv2_w2)
-                    _t84_w4 = _t57_w4*_sel(_t55_w4 > _f32(0.0), _f32(1.0), _sel(_t55_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t85_w4 = -_t15_w4
-                    _t86_w4 = _t29_w2*_t37_w4 + _t47_w4
-                    _t87_w4 = _t62_w4*((_t42_w4 + _t86_w4)*_inv2_w2)
-                    _t88_w4 = _t65_w4*((-_t25_w2*_t35_w4 + _t41_w4 + _t86_w4)*_inv2_w2)
-                    _t89_w4 = _t8_w4*_sel(_t70_w4 > _f32(0.0), _f32(1.0), _sel(_t70_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t90_w4 = _t57_w4*_sel(_t76_w4 > _f32(0.0), _f32(1.0), _sel(_t76_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _s116_w1 = -((_t20_w2*_t21_w4*_t33_w4 - _t34_w4*_t44_w4 - _t45_w4*_t49_w4)*_inv2_w2)
-                    d_px1_w1 = _xd0_w1*(_s116_w1 + (((_t12_w4 - -_t19_w4*_t9_w4))*_inv1_w2) + (((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2))
-                    _s117_w1 = -((_t27_w2*_t33_w4*_t59_w4 - _t60_w4*_t63_w4 - _t64_w4*_t66_w4)*_inv2_w2)
-                    d_py1_w1 = _xd0_w1*(_s117_w1 + (((_t15_w4 - -_t19_w4*_t58_w4))*_inv1_w2) + (((_t52_w4 - -_t54_w4*_t58_w4))*_inv3_w2))
-                    _s118_w1 = -((-_t20_w2*_t33_w4*_t69_w4 + _t44_w4*_t71_w4 + _t49_w4*_t72_w4)*_inv2_w2)
-                    d_px2_w1 = _xd0_w1*(_s118_w1 + (((_t1_w4 - _t5_w4*_t68_w4))*_inv0_w2) + (((_t12_w4 - _t19_w4*_t68_w4))*_inv1_w2))
-                    _s119_w1 = -((-_t27_w2*_t33_w4*_t75_w4 + _t63_w4*_t77_w4 + _t66_w4*_t78_w4)*_inv2_w2)
-                    d_py2_w1 = _xd0_w1*(_s119_w1 + (((_t15_w4 - _t19_w4*_t74_w4))*_inv1_w2) + (((_t51_w4 - _t54_w4*_t74_w4))*_inv3_w2))
-                    _s120_w1 = -((-_t21_w4*_t82_w4 + _t31_w2*_t33_w4*_t34_w4 - _t45_w4*_t83_w4)*_inv2_w2)
-                    d_tx1_w1 = _xd0_w1*(_s120_w1 + (((_t1_w4 - -_t5_w4*_t79_w4))*_inv0_w2) + (((_t80_w4 - -_t19_w4*_t79_w4))*_inv1_w2))
-                    _s121_w1 = -((_t29_w2*_t33_w4*_t60_w4 - _t59_w4*_t87_w4 - _t64_w4*_t88_w4)*_inv2_w2)
-                    d_ty1_w1 = _xd0_w1*(_s121_w1 + (((_t51_w4 - -_t54_w4*_t84_w4))*_inv3_w2) + (((_t85_w4 - -_t19_w4*_t84_w4))*_inv1_w2))
-                    _s122_w1 = -((-_t31_w2*_t33_w4*_t71_w4 + _t69_w4*_t82_w4 + _t72_w4*_t83_w4)*_inv2_w2)
-                    d_tx2_w1 = _xd0_w1*(_s122_w1 + (((_t2_w4 - _t5_w4*_t89_w4))*_inv0_w2) + (((_t80_w4 - _t19_w4*_t89_w4))*_inv1_w2))
-                    _s123_w1 = -((-_t29_w2*_t33_w4*_t77_w4 + _t75_w4*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2)
-                    d_ty2_w1 = _xd0_w1*(_s123_w1 + (((_t52_w4 - _t54_w4*_t90_w4))*_inv3_w2) + (((_t85_w4 - _t19_w4*_t90_w4))*_inv1_w2))
-                else:
-                    _t0_w1_w1 = _s31_w1
-                    _t1_w1_w1 = _f32(2.0)*_t0_w1_w1
-                    _t2_w1_w1 = -_t1_w1_w1
-                    _t5_w1_w1 = (_t0_w1_w1*_t0_w1_w1)/_t4_w2
-                    _t6_w1_w1 = px1_w1 - tx1_w1
-                    _t7_w1_w1 = -_t6_w1_w1
-                    _t8_w1_w1 = _f32(2.0)*_t3_w2
-                    _t9_w1_w1 = _t8_w1_w1*_sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t7_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t10_w1_w1 = _s7_w1
-                    _t11_w1_w1 = _s5_w1
-                    _t12_w1_w1 = _f32(0.5)*_t10_w1_w1 + _f32(0.5)*_t11_w1_w1
-                    _t13_w1_w1 = _s12_w1
-                    _t14_w1_w1 = _s10_w1
-                    _t15_w1_w1 = _f32(0.5)*_t13_w1_w1 + _f32(0.5)*_t14_w1_w1
-                    _t19_w1_w1 = ((_t12_w1_w1*_t12_w1_w1) + (_t15_w1_w1*_t15_w1_w1))/_t18_w2
-                    _t21_w1_w1 = _sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t33_w1_w1 = _t26_w2/_t32_w2
-                    _t34_w1_w1 = _sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t35_w1_w1 = min(_t29_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
-                    _t36_w1_w1 = _t31_w2*_t35_w1_w1
-                    _t37_w1_w1 = min(_t31_w2, max(_t13_w1_w1, _t13_w1_w1 - _t13_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
-                    _t38_w1_w1 = _t23_w2*_t37_w1_w1
-                    _t39_w1_w1 = _t36_w1_w1 + _t38_w1_w1
-                    _t40_w1_w1 = min(_t27_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
-                    _t41_w1_w1 = _t20_w2*_t40_w1_w1 + eps
-                    _t42_w1_w1 = _t26_w2 + _t41_w1_w1
-                    _t43_w1_w1 = _t25_w2*_sel(_t22_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t44_w1_w1 = _t43_w1_w1*((_t39_w1_w1 + _t42_w1_w1)/_t32_w2)
-                    _t45_w1_w1 = -_t21_w1_w1 - _t34_w1_w1 + _f32(1.0)
-                    _t46_w1_w1 = min(_t20_w2, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
-                    _t47_w1_w1 = _t23_w2*_t46_w1_w1
-                    _t48_w1_w1 = _f32(0.5)*_t43_w1_w1
-                    _t49_w1_w1 = _t48_w1_w1*((_t39_w1_w1 + _t41_w1_w1 - _t47_w1_w1)/_t32_w2)
-                    _t50_w1_w1 = _s25_w1
-                    _t51_w1_w1 = _f32(2.0)*_t50_w1_w1
-                    _t52_w1_w1 = -_t51_w1_w1
-                    _t54_w1_w1 = (_t50_w1_w1*_t50_w1_w1)/_t53_w2
-                    _t55_w1_w1 = py1_w1 - ty1_w1
-                    _t56_w1_w1 = -_t55_w1_w1
-                    _t57_w1_w1 = _f32(2.0)*_t16_w2
-                    _t58_w1_w1 = _t57_w1_w1*_sel(_t56_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t56_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t59_w1_w1 = _sel(_t56_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t60_w1_w1 = _sel(_t55_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t61_w1_w1 = _t27_w2*_t46_w1_w1 + _t39_w1_w1 + eps
-                    _t62_w1_w1 = _t23_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t63_w1_w1 = _t62_w1_w1*((_t26_w2 + _t61_w1_w1)/_t32_w2)
-                    _t64_w1_w1 = -_t59_w1_w1 - _t60_w1_w1 + _f32(1.0)
-                    _t65_w1_w1 = _f32(0.5)*_t62_w1_w1
-                    _t66_w1_w1 = _t65_w1_w1*((-_t25_w2*_t40_w1_w1 + _t61_w1_w1)/_t32_w2)
-                    _t67_w1_w1 = _t28_w2 + px2_w1
-                    _t68_w1_w1 = _t8_w1_w1*_sel(_t67_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t67_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t69_w1_w1 = _sel(_t67_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t70_w1_w1 = -_t67_w1_w1
-                    _t71_w1_w1 = _sel(_t70_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t72_w1_w1 = -_t69_w1_w1 - _t71_w1_w1 + _f32(1.0)
-                    _t73_w1_w1 = _t30_w2 + py2_w1
-                    _t74_w1_w1 = _t57_w1_w1*_sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t75_w1_w1 = _sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t76_w1_w1 = -_t73_w1_w1
-                    _t77_w1_w1 = _sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t78_w1_w1 = -_t75_w1_w1 - _t77_w1_w1 + _f32(1.0)
-                    _t79_w1_w1 = _t8_w1_w1*_sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t6_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t80_w1_w1 = -_t12_w1_w1
-                    _t81_w1_w1 = _t36_w1_w1 + _t47_w1_w1
-                    _t82_w1_w1 = _t43_w1_w1*((_t42_w1_w1 + _t81_w1_w1)/_t32_w2)
-                    _t83_w1_w1 = _t48_w1_w1*((-_t38_w1_w1 + _t41_w1_w1 + _t81_w1_w1)/_t32_w2)
-                    _t84_w1_w1 = _t57_w1_w1*_sel(_t55_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t55_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t85_w1_w1 = -_t15_w1_w1
-                    _t86_w1_w1 = _t29_w2*_t37_w1_w1 + _t47_w1_w1
-                    _t87_w1_w1 = _t62_w1_w1*((_t42_w1_w1 + _t86_w1_w1)/_t32_w2)
-                    _t88_w1_w1 = _t65_w1_w1*((-_t25_w2*_t35_w1_w1 + _t41_w1_w1 + _t86_w1_w1)/_t32_w2)
-                    _t89_w1_w1 = _t8_w1_w1*_sel(_t70_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t70_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t90_w1_w1 = _t57_w1_w1*_sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _s124 = -((_t20_w2*_t21_w1_w1*_t33_w1_w1 - _t34_w1_w1*_t44_w1_w1 - _t45_w1_w1*_t49_w1_w1)/_t32_w2)
-                    d_px1_w1 = _xd0_w1*(_s124 + (((_t12_w1_w1 - -_t19_w1_w1*_t9_w1_w1))/_t18_w2) + (((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2))
-                    _s125 = -((_t27_w2*_t33_w1_w1*_t59_w1_w1 - _t60_w1_w1*_t63_w1_w1 - _t64_w1_w1*_t66_w1_w1)/_t32_w2)
-                    d_py1_w1 = _xd0_w1*(_s125 + (((_t15_w1_w1 - -_t19_w1_w1*_t58_w1_w1))/_t18_w2) + (((_t52_w1_w1 - -_t54_w1_w1*_t58_w1_w1))/_t53_w2))
-                    _s126 = -((-_t20_w2*_t33_w1_w1*_t69_w1_w1 + _t44_w1_w1*_t71_w1_w1 + _t49_w1_w1*_t72_w1_w1)/_t32_w2)
-                    d_px2_w1 = _xd0_w1*(_s126 + (((_t1_w1_w1 - _t5_w1_w1*_t68_w1_w1))/_t4_w2) + (((_t12_w1_w1 - _t19_w1_w1*_t68_w1_w1))/_t18_w2))
-                    _s127 = -((-_t27_w2*_t33_w1_w1*_t75_w1_w1 + _t63_w1_w1*_t77_w1_w1 + _t66_w1_w1*_t78_w1_w1)/_t32_w2)
-                    d_py2_w1 = _xd0_w1*(_s127 + (((_t15_w1_w1 - _t19_w1_w1*_t74_w1_w1))/_t18_w2) + (((_t51_w1_w1 - _t54_w1_w1*_t74_w1_w1))/_t53_w2))
-                    _s128_w1 = -((-_t21_w1_w1*_t82_w1_w1 + _t31_w2*_t33_w1_w1*_t34_w1_w1 - _t45_w1_w1*_t83_w1_w1)/_t32_w2)
-                    d_tx1_w1 = _xd0_w1*(_s128_w1 + (((_t1_w1_w1 - -_t5_w1_w1*_t79_w1_w1))/_t4_w2) + (((_t80_w1_w1 - -_t19_w1_w1*_t79_w1_w1))/_t18_w2))
-                    _s129_w1 = -((_t29_w2*_t33_w1_w1*_t60_w1_w1 - _t59_w1_w1*_t87_w1_w1 - _t64_w1_w1*_t88_w1_w1)/_t32_w2)
-                    d_ty1_w1 = _xd0_w1*(_s129_w1 + (((_t51_w1_w1 - -_t54_w1_w1*_t84_w1_w1))/_t53_w2) + (((_t85_w1_w1 - -_t19_w1_w1*_t84_w1_w1))/_t18_w2))
-                    _s130_w1 = -((-_t31_w2*_t33_w1_w1*_t71_w1_w1 + _t69_w1_w1*_t82_w1_w1 + _t72_w1_w1*_t83_w1_w1)/_t32_w2)
-                    d_tx2_w1 = _xd0_w1*(_s130_w1 + (((_t2_w1_w1 - _t5_w1_w1*_t89_w1_w1))/_t4_w2) + (((_t80_w1_w1 - _t19_w1_w1*_t89_w1_w1))/_t18_w2))
-                    _s131_w1 = -((-_t29_w2*_t33_w1_w1*_t77_w1_w1 + _t75_w1_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t32_w2)
-                    d_ty2_w1 = _xd0_w1*(_s131_w1 + (((_t52_w1_w1 - _t54_w1_w1*_t90_w1_w1))/_t53_w2) + (((_t85_w1_w1 - _t19_w1_w1*_t90_w1_w1))/_t18_w2))
-            else:  # linear: L_EIoU > 1
-                value_w3 = c_lin + s*x_e_w1
-                _t3_w1_w1 = _s3_w1
-                _t4_w1_w1 = (_t3_w1_w1*_t3_w1_w1) + eps
-                _t16_w1_w1 = _s4_w1
-                _t17_w1_w1 = _t16_w1_w1*_t16_w1_w1
-                _t18_w1_w1 = _t17_w1_w1 + _t4_w1_w1
-                _t20_w1_w1 = -py1_w1 + py2_w1
-                _t22_w1_w1 = _s9_w1
-                _t23_w1_w1 = max(_t22_w1_w1, _t22_w1_w1 - _t22_w1_w1)
-                _t24_w1_w1 = _s17_w1
-                _t25_w1_w1 = max(_t24_w1_w1, _t24_w1_w1 - _t24_w1_w1)
-                _t26_w1_w1 = _t23_w1_w1*_t25_w1_w1
-                _t27_w1_w1 = -px1_w1 + px2_w1
-                _t28_w1_w1 = -tx2_w1
-                _t29_w1_w1 = -_t28_w1_w1 - tx1_w1
-                _t30_w1_w1 = -ty2_w1
-                _t31_w1_w1 = -_t30_w1_w1 - ty1_w1
-                _t32_w1_w1 = _t20_w1_w1*_t27_w1_w1 - _t26_w1_w1 + _t29_w1_w1*_t31_w1_w1 + eps
-                _t53_w1_w1 = _t17_w1_w1 + eps
-                _a132 = abs(_t4_w1_w1)
-                _a133 = abs(_t18_w1_w1)
-                _a134 = abs(_t32_w1_w1)
-                _a135 = abs(_t53_w1_w1)
-                _ok_w1 = (_a132 >= _f32(2.350988701644575e-38)) & (_a132 <= _f32(4.253529586511731e+37)) & (_a133 >= _f32(2.350988701644575e-38)) & (_a133 <= _f32(4.253529586511731e+37)) & (_a134 >= _f32(2.350988701644575e-38)) & (_a134 <= _f32(4.253529586511731e+37)) & (_a135 >= _f32(2.350988701644575e-38)) & (_a135 <= _f32(4.253529586511731e+37))
-                if _ok_w1:
-                    _inv0_w1_w1 = _f32(1.0)/_t4_w1_w1
-                    _inv1_w1_w1 = _f32(1.0)/_t18_w1_w1
-                    _inv2_w1_w1 = _f32(1.0)/_t32_w1_w1
-                    _inv3_w1_w1 = _f32(1.0)/_t53_w1_w1
-                    _t0_w2 = _s31_w1
-                    _t1_w2 = _f32(2.0)*_t0_w2
-                    _t2_w2 = -_t1_w2
-                    _t5_w2 = (_t0_w2*_t0_w2)*_inv0_w1_w1
-                    _t6_w2 = px1_w1 - tx1_w1
-                    _t7_w2 = -_t6_w2
-                    _t8_w2 = _f32(2.0)*_t3_w1_w1
-                    _t9_w2 = _t8_w2*_sel(_t7_w2 > _f32(0.0), _f32(1.0), _sel(_t7_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t10_w2 = _s7_w1
-                    _t11_w2 = _s5_w1
-                    _t12_w2 = _f32(0.5)*_t10_w2 + _f32(0.5)*_t11_w2
-                    _t13_w2 = _s12_w1
-                    _t14_w2 = _s10_w1
-                    _t15_w2 = _f32(0.5)*_t13_w2 + _f32(0.5)*_t14_w2
-                    _t19_w2 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
-                    _t21_w2 = _sel(_t7_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t33_w2 = _t26_w1_w1*_inv2_w1_w1
-                    _t34_w2 = _sel(_t6_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
-                    _t36_w2 = _t31_w1_w1*_t35_w2
-                    _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
-                    _t38_w2 = _t23_w1_w1*_t37_w2
-                    _t39_w2 = _t36_w2 + _t38_w2
-                    _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
-                    _t41_w2 = _t20_w1_w1*_t40_w2 + eps
-                    _t42_w2 = _t26_w1_w1 + _t41_w2
-                    _t43_w2 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
-                    _t45_w2 = -_t21_w2 - _t34_w2 + _f32(1.0)
-                    _t46_w2 = min(_t20_w1_w1, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
-                    _t47_w2 = _t23_w1_w1*_t46_w2
-                    _t48_w2 = _f32(0.5)*_t43_w2
-                    _t49_w2 = _t48_w2*((_t39_w2 + _t41_w2 - _t47_w2)*_inv2_w1_w1)
-                    _t50_w2 = _s25_w1
-                    _t51_w2 = _f32(2.0)*_t50_w2
-                    _t52_w2 = -_t51_w2
-                    _t54_w2 = (_t50_w2*_t50_w2)*_inv3_w1_w1
-                    _t55_w2 = py1_w1 - ty1_w1
-                    _t56_w2 = -_t55_w2
-                    _t57_w2 = _f32(2.0)*_t16_w1_w1
-                    _t58_w2 = _t57_w2*_sel(_t56_w2 > _f32(0.0), _f32(1.0), _sel(_t56_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t59_w2 = _sel(_t56_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t60_w2 = _sel(_t55_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
-                    _t62_w2 = _t23_w1_w1*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
-                    _t64_w2 = -_t59_w2 - _t60_w2 + _f32(1.0)
-                    _t65_w2 = _f32(0.5)*_t62_w2
-                    _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
-                    _t67_w2 = _t28_w1_w1 + px2_w1
-                    _t68_w2 = _t8_w2*_sel(_t67_w2 > _f32(0.0), _f32(1.0), _sel(_t67_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t69_w2 = _sel(_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t70_w2 = -_t67_w2
-                    _t71_w2 = _sel(_t70_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t72_w2 = -_t69_w2 - _t71_w2 + _f32(1.0)
-                    _t73_w2 = _t30_w1_w1 + py2_w1
-                    _t74_w2 = _t57_w2*_sel(_t73_w2 > _f32(0.0), _f32(1.0), _sel(_t73_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t75_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t76_w2 = -_t73_w2
-                    _t77_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t78_w2 = -_t75_w2 - _t77_w2 + _f32(1.0)
-                    _t79_w2 = _t8_w2*_sel(_t6_w2 > _f32(0.0), _f32(1.0), _sel(_t6_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t80_w2 = -_t12_w2
-                    _t81_w2 = _t36_w2 + _t47_w2
-                    _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
-                    _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
-                    _t84_w2 = _t57_w2*_sel(_t55_w2 > _f32(0.0), _f32(1.0), _sel(_t55_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t85_w2 = -_t15_w2
-                    _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
-                    _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
-                    _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
-                    _t89_w2 = _t8_w2*_sel(_t70_w2 > _f32(0.0), _f32(1.0), _sel(_t70_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t90_w2 = _t57_w2*_sel(_t76_w2 > _f32(0.0), _f32(1.0), _sel(_t76_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _s136 = -((_t20_w1_w1*_t21_w2*_t33_w2 - _t34_w2*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
-                    d_px1_w1 = s*(_s136 + (((_t12_w2 - -_t19_w2*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
-                    _s137 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
-                    d_py1_w1 = s*(_s137 + (((_t15_w2 - -_t19_w2*_t58_w2))*_inv1_w1_w1) + (((_t52_w2 - -_t54_w2*_t58_w2))*_inv3_w1_w1))
-                    _s138 = -((-_t20_w1_w1*_t33_w2*_t69_w2 + _t44_w2*_t71_w2 + _t49_w2*_t72_w2)*_inv2_w1_w1)
-                    d_px2_w1 = s*(_s138 + (((_t1_w2 - _t5_w2*_t68_w2))*_inv0_w1_w1) + (((_t12_w2 - _t19_w2*_t68_w2))*_inv1_w1_w1))
-                    _s139 = -((-_t27_w1_w1*_t33_w2*_t75_w2 + _t63_w2*_t77_w2 + _t66_w2*_t78_w2)*_inv2_w1_w1)
-                    d_py2_w1 = s*(_s139 + (((_t15_w2 - _t19_w2*_t74_w2))*_inv1_w1_w1) + (((_t51_w2 - _t54_w2*_t74_w2))*_inv3_w1_w1))
-                    _s140 = -((-_t21_w2*_t82_w2 + _t31_w1_w1*_t33_w2*_t34_w2 - _t45_w2*_t83_w2)*_inv2_w1_w1)
-                    d_tx1_w1 = s*(_s140 + (((_t1_w2 - -_t5_w2*_t79_w2))*_inv0_w1_w1) + (((_t80_w2 - -_t19_w2*_t79_w2))*_inv1_w1_w1))
-                    _s141 = -((_t29_w1_w1*_t33_w2*_t60_w2 - _t59_w2*_t87_w2 - _t64_w2*_t88_w2)*_inv2_w1_w1)
-                    d_ty1_w1 = s*(_s141 + (((_t51_w2 - -_t54_w2*_t84_w2))*_inv3_w1_w1) + (((_t85_w2 - -_t19_w2*_t84_w2))*_inv1_w1_w1))
-                    _s142 = -((-_t31_w1_w1*_t33_w2*_t71_w2 + _t69_w2*_t82_w2 + _t72_w2*_t83_w2)*_inv2_w1_w1)
-                    d_tx2_w1 = s*(_s142 + (((_t2_w2 - _t5_w2*_t89_w2))*_inv0_w1_w1) + (((_t80_w2 - _t19_w2*_t89_w2))*_inv1_w1_w1))
-                    _s143 = -((-_t29_w1_w1*_t33_w2*_t77_w2 + _t75_w2*_t87_w2 + _t78_w2*_t88_w2)*_inv2_w1_w1)
-                    d_ty2_w1 = s*(_s143 + (((_t52_w2 - _t54_w2*_t90_w2))*_inv3_w1_w1) + (((_t85_w2 - _t19_w2*_t90_w2))*_inv1_w1_w1))
-                else:
-                    _t0_w3 = _s31_w1
-                    _t1_w3 = _f32(2.0)*_t0_w3
-                    _t2_w3 = -_t1_w3
-                    _t5_w3 = (_t0_w3*_t0_w3)/_t4_w1_w1
-                    _t6_w3 = px1_w1 - tx1_w1
-                    _t7_w3 = -_t6_w3
-                    _t8_w3 = _f32(2.0)*_t3_w1_w1
-                    _t9_w3 = _t8_w3*_sel(_t7_w3 > _f32(0.0), _f32(1.0), _sel(_t7_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t10_w3 = _s7_w1
-                    _t11_w3 = _s5_w1
-                    _t12_w3 = _f32(0.5)*_t10_w3 + _f32(0.5)*_t11_w3
-                    _t13_w3 = _s12_w1
-                    _t14_w3 = _s10_w1
-                    _t15_w3 = _f32(0.5)*_t13_w3 + _f32(0.5)*_t14_w3
-                    _t19_w3 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
-                    _t21_w3 = _sel(_t7_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t33_w3 = _t26_w1_w1/_t32_w1_w1
-                    _t34_w3 = _sel(_t6_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
-                    _t36_w3 = _t31_w1_w1*_t35_w3
-                    _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
-                    _t38_w3 = _t23_w1_w1*_t37_w3
-                    _t39_w3 = _t36_w3 + _t38_w3
-                    _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
-                    _t41_w3 = _t20_w1_w1*_t40_w3 + eps
-                    _t42_w3 = _t26_w1_w1 + _t41_w3
-                    _t43_w3 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
-                    _t45_w3 = -_t21_w3 - _t34_w3 + _f32(1.0)
-                    _t46_w3 = min(_t20_w1_w1, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
-                    _t47_w3 = _t23_w1_w1*_t46_w3
-                    _t48_w3 = _f32(0.5)*_t43_w3
-                    _t49_w3 = _t48_w3*((_t39_w3 + _t41_w3 - _t47_w3)/_t32_w1_w1)
-                    _t50_w3 = _s25_w1
-                    _t51_w3 = _f32(2.0)*_t50_w3
-                    _t52_w3 = -_t51_w3
-                    _t54_w3 = (_t50_w3*_t50_w3)/_t53_w1_w1
-                    _t55_w3 = py1_w1 - ty1_w1
-                    _t56_w3 = -_t55_w3
-                    _t57_w3 = _f32(2.0)*_t16_w1_w1
-                    _t58_w3 = _t57_w3*_sel(_t56_w3 > _f32(0.0), _f32(1.0), _sel(_t56_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t59_w3 = _sel(_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t60_w3 = _sel(_t55_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
-                    _t62_w3 = _t23_w1_w1*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
-                    _t64_w3 = -_t59_w3 - _t60_w3 + _f32(1.0)
-                    _t65_w3 = _f32(0.5)*_t62_w3
-                    _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
-                    _t67_w3 = _t28_w1_w1 + px2_w1
-                    _t68_w3 = _t8_w3*_sel(_t67_w3 > _f32(0.0), _f32(1.0), _sel(_t67_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t69_w3 = _sel(_t67_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t70_w3 = -_t67_w3
-                    _t71_w3 = _sel(_t70_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t72_w3 = -_t69_w3 - _t71_w3 + _f32(1.0)
-                    _t73_w3 = _t30_w1_w1 + py2_w1
-                    _t74_w3 = _t57_w3*_sel(_t73_w3 > _f32(0.0), _f32(1.0), _sel(_t73_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t75_w3 = _sel(_t73_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t76_w3 = -_t73_w3
-                    _t77_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
-                    _t78_w3 = -_t75_w3 - _t77_w3 + _f32(1.0)
-                    _t79_w3 = _t8_w3*_sel(_t6_w3 > _f32(0.0), _f32(1.0), _sel(_t6_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t80_w3 = -_t12_w3
-                    _t81_w3 = _t36_w3 + _t47_w3
-                    _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
-                    _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
-                    _t84_w3 = _t57_w3*_sel(_t55_w3 > _f32(0.0), _f32(1.0), _sel(_t55_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t85_w3 = -_t15_w3
-                    _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
-                    _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
-                    _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
-                    _t89_w3 = _t8_w3*_sel(_t70_w3 > _f32(0.0), _f32(1.0), _sel(_t70_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _t90_w3 = _t57_w3*_sel(_t76_w3 > _f32(0.0), _f32(1.0), _sel(_t76_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                    _s144 = -((_t20_w1_w1*_t21_w3*_t33_w3 - _t34_w3*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
-                    d_px1_w1 = s*(_s144 + (((_t12_w3 - -_t19_w3*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
-                    _s145 = -((_t27_w1_w1*_t33_w3*_t59_w3 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
-                    d_py1_w1 = s*(_s145 + (((_t15_w3 - -_t19_w3*_t58_w3))/_t18_w1_w1) + (((_t52_w3 - -_t54_w3*_t58_w3))/_t53_w1_w1))
-                    _s146 = -((-_t20_w1_w1*_t33_w3*_t69_w3 + _t44_w3*_t71_w3 + _t49_w3*_t72_w3)/_t32_w1_w1)
-                    d_px2_w1 = s*(_s146 + (((_t1_w3 - _t5_w3*_t68_w3))/_t4_w1_w1) + (((_t12_w3 - _t19_w3*_t68_w3))/_t18_w1_w1))
-                    _s147 = -((-_t27_w1_w1*_t33_w3*_t75_w3 + _t63_w3*_t77_w3 + _t66_w3*_t78_w3)/_t32_w1_w1)
-                    d_py2_w1 = s*(_s147 + (((_t15_w3 - _t19_w3*_t74_w3))/_t18_w1_w1) + (((_t51_w3 - _t54_w3*_t74_w3))/_t53_w1_w1))
-                    _s148 = -((-_t21_w3*_t82_w3 + _t31_w1_w1*_t33_w3*_t34_w3 - _t45_w3*_t83_w3)/_t32_w1_w1)
-                    d_tx1_w1 = s*(_s148 + (((_t1_w3 - -_t5_w3*_t79_w3))/_t4_w1_w1) + (((_t80_w3 - -_t19_w3*_t79_w3))/_t18_w1_w1))
-                    _s149 = -((_t29_w1_w1*_t33_w3*_t60_w3 - _t59_w3*_t87_w3 - _t64_w3*_t88_w3)/_t32_w1_w1)
-                    d_ty1_w1 = s*(_s149 + (((_t51_w3 - -_t54_w3*_t84_w3))/_t53_w1_w1) + (((_t85_w3 - -_t19_w3*_t84_w3))/_t18_w1_w1))
-                    _s150 = -((-_t31_w1_w1*_t33_w3*_t71_w3 + _t69_w3*_t82_w3 + _t72_w3*_t83_w3)/_t32_w1_w1)
-                    d_tx2_w1 = s*(_s150 + (((_t2_w3 - _t5_w3*_t89_w3))/_t4_w1_w1) + (((_t80_w3 - _t19_w3*_t89_w3))/_t18_w1_w1))
-                    _s151 = -((-_t29_w1_w1*_t33_w3*_t77_w3 + _t75_w3*_t87_w3 + _t78_w3*_t88_w3)/_t32_w1_w1)
-                    d_ty2_w1 = s*(_s151 + (((_t52_w3 - _t54_w3*_t90_w3))/_t53_w1_w1) + (((_t85_w3 - _t19_w3*_t90_w3))/_t18_w1_w1))
-            if not _ok_w1:
+                _xd0_w1 = -_f32(4.0)*q*x_e_w1*(ln_b + _lo111_w1)
+                _xg0_w1 = max(abs(ln_b + _lo111_w1) - _f32(0.125), x_e_w1 - _f32(1.0)) > _f32(0.0)
+                if not _xg0_w1:
+                    _xw_px1 = _f64(px1_w1)
+                    _xw_py1 = _f64(py1_w1)
+                    _xw_px2 = _f64(px2_w1)
+                    _xw_py2 = _f64(py2_w1)
+                    _xw_tx1 = _f64(tx1_w1)
+                    _xw_ty1 = _f64(ty1_w1)
+                    _xw_tx2 = _f64(tx2_w1)
+                    _xw_ty2 = _f64(ty2_w1)
+                    _xw_eps = _f64(eps)
+                    _xw_ln_b = _f64(ln_b)
+                    _xw_q = _f64(q)
+                    _xs34 = max(_xw_px2, _xw_tx2) - min(_xw_px1, _xw_tx1)
+                    _xt0 = _xw_eps + (_xs34*_xs34)
+                    _xs35 = max(_xw_py2, _xw_ty2) - min(_xw_py1, _xw_ty1)
+                    _xt1 = _xs35*_xs35
+                    _xt2 = _xw_px1 - _xw_tx1
+                    _xt3 = _xw_px2 - _xw_tx2
+                    _xt4 = _xw_py1 - _xw_ty1
+                    _xt5 = _xw_py2 - _xw_ty2
+                    _xt6 = -_xw_py1 + _xw_py2
+                    _xt7 = -_xw_ty1 + _xw_ty2
+                    _xs36 = -max(_xw_px1, _xw_tx1) + min(_xw_px2, _xw_tx2)
+                    _xt8 = max(_xs36, _xs36 - _xs36)
+                    _xs37 = _xw_tx1 - _xw_px1
+                    _xs38 = _xw_tx2 - _xw_px2
+                    _xs39 = _xw_ty1 - _xw_py1
+                    _xs40 = _xw_ty2 - _xw_py2
+                    _xs41 = _xt6*min(-_xw_px1 + _xw_px2, max(_xt3, _xt3 - _xt3) + max(_xs37, _xs37 - _xs37))
+                    _xs42 = _xt7*min(-_xw_tx1 + _xw_tx2, max(_xt2, _xt2 - _xt2) + max(_xs38, _xs38 - _xs38))
+                    _xs43 = _xt8*min(_xt6, max(_xt5, _xt5 - _xt5) + max(_xs39, _xs39 - _xs39))
+                    _xt9 = _xs41 + _xs42 + _xs43 + _xt8*min(_xt7, max(_xt4, _xt4 - _xt4) + max(_xs40, _xs40 - _xs40)) + _xw_eps
+                    _xs44 = -max(_xw_py1, _xw_ty1) + min(_xw_py2, _xw_ty2)
+                    _xu45 = _xw_py2 - _xw_ty2
+                    _xu46 = _xw_py1 - _xw_ty1
+                    _xb47 = _xu45 - _xw_py2
+                    _xb48 = _xu46 - _xw_py1
+                    _xe49 = (_xw_py2 - (_xu45 - _xb47)) - (_xw_ty2 + _xb47)
+                    _xe50 = (_xw_py1 - (_xu46 - _xb48)) - (_xw_ty1 + _xb48)
+                    _xc51 = _xe49 - _xe50
+                    _xs52 = _sel(_xc51 == _xc51, (_xu45 - _xu46) + _xc51, _xu45 - _xu46)
+                    _xs53 = 0.5*_xt2 + 0.5*_xt3
+                    _xs54 = 0.5*_xt4 + 0.5*_xt5
+                    _xu55 = _xw_px2 - _xw_tx2
+                    _xu56 = _xw_px1 - _xw_tx1
+                    _xb57 = _xu55 - _xw_px2
+                    _xb58 = _xu56 - _xw_px1
+                    _xe59 = (_xw_px2 - (_xu55 - _xb57)) - (_xw_tx2 + _xb57)
+                    _xe60 = (_xw_px1 - (_xu56 - _xb58)) - (_xw_tx1 + _xb58)
+                    _xc61 = _xe59 - _xe60
+                    _xs62 = _sel(_xc61 == _xc61, (_xu55 - _xu56) + _xc61, _xu55 - _xu56)
+                    _xs63 = ((_xs53*_xs53) + (_xs54*_xs54))/(_xt0 + _xt1)
+                    _xs64 = _xt9/(_xt8*max(_xs44, _xs44 - _xs44) + _xt9)
+                    _xt10 = _xs64 + (_xs52*_xs52)/(_xt1 + _xw_eps) + _xs63 + (_xs62*_xs62)/_xt0
+                    _xsub65 = _xt10 < 2.2250738585072014e-308
+                    _xlx66 = _xt10*1.8014398509481984e+16
+                    _xlx67 = _sel(_xsub65, _xlx66, _xt10)
+                    _xlb68 = _f64(_xlx67).view(_i64)
+                    _xlm69 = _i64((_xlb68 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _xbig70 = _xlm69 > 1.4142135623730951
+                    _xlh71 = _xlm69*0.5
+                    _xlf72 = _sel(_xbig70, _xlh71, _xlm69) - 1.0
+                    _xle73 = _i64(_i64(_xlb68 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _xlk74 = _xle73 + _sel(_xbig70, 1.0, 0.0) - _sel(_xsub65, 54.0, 0.0)
+                    _xls75 = _xlf72/(2.0 + _xlf72)
+                    _xlz76 = _xls75*_xls75
+                    _xe77 = 0.6666666666666666 + 0.4000000000000088*_xlz76
+                    _xe78 = 0.28571428570803253 + 0.22222222391794727*_xlz76
+                    _xe79 = 0.18181795631498243 + 0.15386240172447838*_xlz76
+                    _xe80 = 0.13268760562036724 + 0.1308675766695207*_xlz76
+                    _xx81 = _xlz76*_xlz76
+                    _xe82 = _xe77 + _xe78*_xx81
+                    _xe83 = _xe79 + _xe80*_xx81
+                    _xx84 = _xx81*_xx81
+                    _xe85 = _xe82 + _xe83*_xx84
+                    _xhf86 = 0.5*(_xlf72*_xlf72)
+                    _xlg87 = _xlk74*0.6931471805598903 + (_xlf72 - (_xhf86 - (_xls75*(_xhf86 + _xlz76*_xe85) + (_xlk74*5.497923018708371e-14))))
+                    _xlo88 = (-math.inf if _xt10 == 0.0 else math.nan)
+                    _xlo89 = _sel(_xt10 > 0.0, _xlg87, _xlo88)
+                    _xlo90 = _sel(_xt10 < math.inf, _xlo89, _xt10)
+                    _xd0_w1 = _f32(-4.0*_xt10*_xw_q*(_xw_ln_b + _xlo90))
+                if (x_e_w1 == _f32(0.0)):  # identical boxes: L_EIoU = 0, the limit of x^2 ln x is 0, and so is the gradient
+                    value_w1 = _f32(0.0)
+                    d_px1_w1 = _f32(0.0)
+                    d_py1_w1 = _f32(0.0)
+                    d_px2_w1 = _f32(0.0)
+                    d_py2_w1 = _f32(0.0)
+                    d_tx1_w1 = _f32(0.0)
+                    d_ty1_w1 = _f32(0.0)
+                    d_tx2_w1 = _f32(0.0)
+                    d_ty2_w1 = _f32(0.0)
+                    _ok_w1 = True
+                    _xok_w1 = _xg0_w1
+                elif (x_e_w1 <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
+                    value_w1 = q*(x_e_w1*x_e_w1)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo111_w1 + _f32(1.0))
+                    _t3_w2 = _s3_w1
+                    _t4_w2 = (_t3_w2*_t3_w2) + eps
+                    _t16_w2 = _s4_w1
+                    _t17_w2 = _t16_w2*_t16_w2
+                    _t18_w2 = _t17_w2 + _t4_w2
+                    _t20_w2 = -py1_w1 + py2_w1
+                    _t22_w2 = _s9_w1
+                    _t23_w2 = max(_t22_w2, _t22_w2 - _t22_w2)
+                    _t24_w2 = _s17_w1
+                    _t25_w2 = max(_t24_w2, _t24_w2 - _t24_w2)
+                    _t26_w2 = _t23_w2*_t25_w2
+                    _t27_w2 = -px1_w1 + px2_w1
+                    _t28_w2 = -tx2_w1
+                    _t29_w2 = -_t28_w2 - tx1_w1
+                    _t30_w2 = -ty2_w1
+                    _t31_w2 = -_t30_w2 - ty1_w1
+                    _t32_w2 = _t20_w2*_t27_w2 - _t26_w2 + _t29_w2*_t31_w2 + eps
+                    _t53_w2 = _t17_w2 + eps
+                    _a112_w1 = abs(_t4_w2)
+                    _a113_w1 = abs(_t18_w2)
+                    _a114_w1 = abs(_t32_w2)
+                    _a115_w1 = abs(_t53_w2)
+                    _ok_w2 = (_a112_w1 >= _f32(2.350988701644575e-38)) & (_a112_w1 <= _f32(4.253529586511731e+37)) & (_a113_w1 >= _f32(2.350988701644575e-38)) & (_a113_w1 <= _f32(4.253529586511731e+37)) & (_a114_w1 >= _f32(2.350988701644575e-38)) & (_a114_w1 <= _f32(4.253529586511731e+37)) & (_a115_w1 >= _f32(2.350988701644575e-38)) & (_a115_w1 <= _f32(4.253529586511731e+37))
+                    if _ok_w2:
+                        _inv0_w2 = _f32(1.0)/_t4_w2
+                        _inv1_w2 = _f32(1.0)/_t18_w2
+                        _inv2_w2 = _f32(1.0)/_t32_w2
+                        _inv3_w2 = _f32(1.0)/_t53_w2
+                        _t0_w4 = _s31_w1
+                        _t1_w4 = _f32(2.0)*_t0_w4
+                        _t2_w4 = -_t1_w4
+                        _t5_w4 = (_t0_w4*_t0_w4)*_inv0_w2
+                        _t6_w4 = px1_w1 - tx1_w1
+                        _t7_w4 = -_t6_w4
+                        _t8_w4 = _f32(2.0)*_t3_w2
+                        _t9_w4 = _t8_w4*_sel(_t7_w4 > _f32(0.0), _f32(1.0), _sel(_t7_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t10_w4 = _s7_w1
+                        _t11_w4 = _s5_w1
+                        _t12_w4 = _f32(0.5)*_t10_w4 + _f32(0.5)*_t11_w4
+                        _t13_w4 = _s12_w1
+                        _t14_w4 = _s10_w1
+                        _t15_w4 = _f32(0.5)*_t13_w4 + _f32(0.5)*_t14_w4
+                        _t19_w4 = ((_t12_w4*_t12_w4) + (_t15_w4*_t15_w4))*_inv1_w2
+                        _t21_w4 = _sel(_t7_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t33_w4 = _t26_w2*_inv2_w2
+                        _t34_w4 = _sel(_t6_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t35_w4 = min(_t29_w2, max(_t10_w4, _t10_w4 - _t10_w4) + max(_s8_w1, _s8_w1 - _s8_w1))
+                        _t36_w4 = _t31_w2*_t35_w4
+                        _t37_w4 = min(_t31_w2, max(_t13_w4, _t13_w4 - _t13_w4) + max(_s13_w1, _s13_w1 - _s13_w1))
+                        _t38_w4 = _t23_w2*_t37_w4
+                        _t39_w4 = _t36_w4 + _t38_w4
+                        _t40_w4 = min(_t27_w2, max(_t11_w4, _t11_w4 - _t11_w4) + max(_s6_w1, _s6_w1 - _s6_w1))
+                        _t41_w4 = _t20_w2*_t40_w4 + eps
+                        _t42_w4 = _t26_w2 + _t41_w4
+                        _t43_w4 = _t25_w2*_sel(_t22_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t44_w4 = _t43_w4*((_t39_w4 + _t42_w4)*_inv2_w2)
+                        _t45_w4 = -_t21_w4 - _t34_w4 + _f32(1.0)
+                        _t46_w4 = min(_t20_w2, max(_t14_w4, _t14_w4 - _t14_w4) + max(_s11_w1, _s11_w1 - _s11_w1))
+                        _t47_w4 = _t23_w2*_t46_w4
+                        _t48_w4 = _f32(0.5)*_t43_w4
+                        _t49_w4 = _t48_w4*((_t39_w4 + _t41_w4 - _t47_w4)*_inv2_w2)
+                        _t50_w4 = _s25_w1
+                        _t51_w4 = _f32(2.0)*_t50_w4
+                        _t52_w4 = -_t51_w4
+                        _t54_w4 = (_t50_w4*_t50_w4)*_inv3_w2
+                        _t55_w4 = py1_w1 - ty1_w1
+                        _t56_w4 = -_t55_w4
+                        _t57_w4 = _f32(2.0)*_t16_w2
+                        _t58_w4 = _t57_w4*_sel(_t56_w4 > _f32(0.0), _f32(1.0), _sel(_t56_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t59_w4 = _sel(_t56_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t60_w4 = _sel(_t55_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t61_w4 = _t27_w2*_t46_w4 + _t39_w4 + eps
+                        _t62_w4 = _t23_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t63_w4 = _t62_w4*((_t26_w2 + _t61_w4)*_inv2_w2)
+                        _t64_w4 = -_t59_w4 - _t60_w4 + _f32(1.0)
+                        _t65_w4 = _f32(0.5)*_t62_w4
+                        _t66_w4 = _t65_w4*((-_t25_w2*_t40_w4 + _t61_w4)*_inv2_w2)
+                        _t67_w4 = _t28_w2 + px2_w1
+                        _t68_w4 = _t8_w4*_sel(_t67_w4 > _f32(0.0), _f32(1.0), _sel(_t67_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t69_w4 = _sel(_t67_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t70_w4 = -_t67_w4
+                        _t71_w4 = _sel(_t70_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t72_w4 = -_t69_w4 - _t71_w4 + _f32(1.0)
+                        _t73_w4 = _t30_w2 + py2_w1
+                        _t74_w4 = _t57_w4*_sel(_t73_w4 > _f32(0.0), _f32(1.0), _sel(_t73_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t75_w4 = _sel(_t73_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t76_w4 = -_t73_w4
+                        _t77_w4 = _sel(_t76_w4 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t78_w4 = -_t75_w4 - _t77_w4 + _f32(1.0)
+                        _t79_w4 = _t8_w4*_sel(_t6_w4 > _f32(0.0), _f32(1.0), _sel(_t6_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t80_w4 = -_t12_w4
+                        _t81_w4 = _t36_w4 + _t47_w4
+                        _t82_w4 = _t43_w4*((_t42_w4 + _t81_w4)*_inv2_w2)
+                        _t83_w4 = _t48_w4*((-_t38_w4 + _t41_w4 + _t81_w4)*_inv2_w2)
+                        _t84_w4 = _t57_w4*_sel(_t55_w4 > _f32(0.0), _f32(1.0), _sel(_t55_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t85_w4 = -_t15_w4
+                        _t86_w4 = _t29_w2*_t37_w4 + _t47_w4
+                        _t87_w4 = _t62_w4*((_t42_w4 + _t86_w4)*_inv2_w2)
+                        _t88_w4 = _t65_w4*((-_t25_w2*_t35_w4 + _t41_w4 + _t86_w4)*_inv2_w2)
+                        _t89_w4 = _t8_w4*_sel(_t70_w4 > _f32(0.0), _f32(1.0), _sel(_t70_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t90_w4 = _t57_w4*_sel(_t76_w4 > _f32(0.0), _f32(1.0), _sel(_t76_w4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _s116_w1 = -((_t20_w2*_t21_w4*_t33_w4 - _t34_w4*_t44_w4 - _t45_w4*_t49_w4)*_inv2_w2)
+                        d_px1_w1 = _xd0_w1*(_s116_w1 + (((_t12_w4 - -_t19_w4*_t9_w4))*_inv1_w2) + (((_t2_w4 - -_t5_w4*_t9_w4))*_inv0_w2))
+                        _s117_w1 = -((_t27_w2*_t33_w4*_t59_w4 - _t60_w4*_t63_w4 - _t64_w4*_t66_w4)*_inv2_w2)
+                        d_py1_w1 = _xd0_w1*(_s117_w1 + (((_t15_w4 - -_t19_w4*_t58_w4))*_inv1_w2) + (((_t52_w4 - -_t54_w4*_t58_w4))*_inv3_w2))
+                        _s118_w1 = -((-_t20_w2*_t33_w4*_t69_w4 + _t44_w4*_t71_w4 + _t49_w4*_t72_w4)*_inv2_w2)
+                        d_px2_w1 = _xd0_w1*(_s118_w1 + (((_t1_w4 - _t5_w4*_t68_w4))*_inv0_w2) + (((_t12_w4 - _t19_w4*_t68_w4))*_inv1_w2))
+                        _s119_w1 = -((-_t27_w2*_t33_w4*_t75_w4 + _t63_w4*_t77_w4 + _t66_w4*_t78_w4)*_inv2_w2)
+                        d_py2_w1 = _xd0_w1*(_s119_w1 + (((_t15_w4 - _t19_w4*_t74_w4))*_inv1_w2) + (((_t51_w4 - _t54_w4*_t74_w4))*_inv3_w2))
+                        _s120_w1 = -((-_t21_w4*_t82_w4 + _t31_w2*_t33_w4*_t34_w4 - _t45_w4*_t83_w4)*_inv2_w2)
+                        d_tx1_w1 = _xd0_w1*(_s120_w1 + (((_t1_w4 - -_t5_w4*_t79_w4))*_inv0_w2) + (((_t80_w4 - -_t19_w4*_t79_w4))*_inv1_w2))
+                        _s121_w1 = -((_t29_w2*_t33_w4*_t60_w4 - _t59_w4*_t87_w4 - _t64_w4*_t88_w4)*_inv2_w2)
+                        d_ty1_w1 = _xd0_w1*(_s121_w1 + (((_t51_w4 - -_t54_w4*_t84_w4))*_inv3_w2) + (((_t85_w4 - -_t19_w4*_t84_w4))*_inv1_w2))
+                        _s122_w1 = -((-_t31_w2*_t33_w4*_t71_w4 + _t69_w4*_t82_w4 + _t72_w4*_t83_w4)*_inv2_w2)
+                        d_tx2_w1 = _xd0_w1*(_s122_w1 + (((_t2_w4 - _t5_w4*_t89_w4))*_inv0_w2) + (((_t80_w4 - _t19_w4*_t89_w4))*_inv1_w2))
+                        _s123_w1 = -((-_t29_w2*_t33_w4*_t77_w4 + _t75_w4*_t87_w4 + _t78_w4*_t88_w4)*_inv2_w2)
+                        d_ty2_w1 = _xd0_w1*(_s123_w1 + (((_t52_w4 - _t54_w4*_t90_w4))*_inv3_w2) + (((_t85_w4 - _t19_w4*_t90_w4))*_inv1_w2))
+                    else:
+                        _t0_w1_w1 = _s31_w1
+                        _t1_w1_w1 = _f32(2.0)*_t0_w1_w1
+                        _t2_w1_w1 = -_t1_w1_w1
+                        _t5_w1_w1 = (_t0_w1_w1*_t0_w1_w1)/_t4_w2
+                        _t6_w1_w1 = px1_w1 - tx1_w1
+                        _t7_w1_w1 = -_t6_w1_w1
+                        _t8_w1_w1 = _f32(2.0)*_t3_w2
+                        _t9_w1_w1 = _t8_w1_w1*_sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t7_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t10_w1_w1 = _s7_w1
+                        _t11_w1_w1 = _s5_w1
+                        _t12_w1_w1 = _f32(0.5)*_t10_w1_w1 + _f32(0.5)*_t11_w1_w1
+                        _t13_w1_w1 = _s12_w1
+                        _t14_w1_w1 = _s10_w1
+                        _t15_w1_w1 = _f32(0.5)*_t13_w1_w1 + _f32(0.5)*_t14_w1_w1
+                        _t19_w1_w1 = ((_t12_w1_w1*_t12_w1_w1) + (_t15_w1_w1*_t15_w1_w1))/_t18_w2
+                        _t21_w1_w1 = _sel(_t7_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t33_w1_w1 = _t26_w2/_t32_w2
+                        _t34_w1_w1 = _sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t35_w1_w1 = min(_t29_w2, max(_t10_w1_w1, _t10_w1_w1 - _t10_w1_w1) + max(_s8_w1, _s8_w1 - _s8_w1))
+                        _t36_w1_w1 = _t31_w2*_t35_w1_w1
+                        _t37_w1_w1 = min(_t31_w2, max(_t13_w1_w1, _t13_w1_w1 - _t13_w1_w1) + max(_s13_w1, _s13_w1 - _s13_w1))
+                        _t38_w1_w1 = _t23_w2*_t37_w1_w1
+                        _t39_w1_w1 = _t36_w1_w1 + _t38_w1_w1
+                        _t40_w1_w1 = min(_t27_w2, max(_t11_w1_w1, _t11_w1_w1 - _t11_w1_w1) + max(_s6_w1, _s6_w1 - _s6_w1))
+                        _t41_w1_w1 = _t20_w2*_t40_w1_w1 + eps
+                        _t42_w1_w1 = _t26_w2 + _t41_w1_w1
+                        _t43_w1_w1 = _t25_w2*_sel(_t22_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t44_w1_w1 = _t43_w1_w1*((_t39_w1_w1 + _t42_w1_w1)/_t32_w2)
+                        _t45_w1_w1 = -_t21_w1_w1 - _t34_w1_w1 + _f32(1.0)
+                        _t46_w1_w1 = min(_t20_w2, max(_t14_w1_w1, _t14_w1_w1 - _t14_w1_w1) + max(_s11_w1, _s11_w1 - _s11_w1))
+                        _t47_w1_w1 = _t23_w2*_t46_w1_w1
+                        _t48_w1_w1 = _f32(0.5)*_t43_w1_w1
+                        _t49_w1_w1 = _t48_w1_w1*((_t39_w1_w1 + _t41_w1_w1 - _t47_w1_w1)/_t32_w2)
+                        _t50_w1_w1 = _s25_w1
+                        _t51_w1_w1 = _f32(2.0)*_t50_w1_w1
+                        _t52_w1_w1 = -_t51_w1_w1
+                        _t54_w1_w1 = (_t50_w1_w1*_t50_w1_w1)/_t53_w2
+                        _t55_w1_w1 = py1_w1 - ty1_w1
+                        _t56_w1_w1 = -_t55_w1_w1
+                        _t57_w1_w1 = _f32(2.0)*_t16_w2
+                        _t58_w1_w1 = _t57_w1_w1*_sel(_t56_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t56_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t59_w1_w1 = _sel(_t56_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t60_w1_w1 = _sel(_t55_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t61_w1_w1 = _t27_w2*_t46_w1_w1 + _t39_w1_w1 + eps
+                        _t62_w1_w1 = _t23_w2*_sel(_t24_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t63_w1_w1 = _t62_w1_w1*((_t26_w2 + _t61_w1_w1)/_t32_w2)
+                        _t64_w1_w1 = -_t59_w1_w1 - _t60_w1_w1 + _f32(1.0)
+                        _t65_w1_w1 = _f32(0.5)*_t62_w1_w1
+                        _t66_w1_w1 = _t65_w1_w1*((-_t25_w2*_t40_w1_w1 + _t61_w1_w1)/_t32_w2)
+                        _t67_w1_w1 = _t28_w2 + px2_w1
+                        _t68_w1_w1 = _t8_w1_w1*_sel(_t67_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t67_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t69_w1_w1 = _sel(_t67_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t70_w1_w1 = -_t67_w1_w1
+                        _t71_w1_w1 = _sel(_t70_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t72_w1_w1 = -_t69_w1_w1 - _t71_w1_w1 + _f32(1.0)
+                        _t73_w1_w1 = _t30_w2 + py2_w1
+                        _t74_w1_w1 = _t57_w1_w1*_sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t75_w1_w1 = _sel(_t73_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t76_w1_w1 = -_t73_w1_w1
+                        _t77_w1_w1 = _sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t78_w1_w1 = -_t75_w1_w1 - _t77_w1_w1 + _f32(1.0)
+                        _t79_w1_w1 = _t8_w1_w1*_sel(_t6_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t6_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t80_w1_w1 = -_t12_w1_w1
+                        _t81_w1_w1 = _t36_w1_w1 + _t47_w1_w1
+                        _t82_w1_w1 = _t43_w1_w1*((_t42_w1_w1 + _t81_w1_w1)/_t32_w2)
+                        _t83_w1_w1 = _t48_w1_w1*((-_t38_w1_w1 + _t41_w1_w1 + _t81_w1_w1)/_t32_w2)
+                        _t84_w1_w1 = _t57_w1_w1*_sel(_t55_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t55_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t85_w1_w1 = -_t15_w1_w1
+                        _t86_w1_w1 = _t29_w2*_t37_w1_w1 + _t47_w1_w1
+                        _t87_w1_w1 = _t62_w1_w1*((_t42_w1_w1 + _t86_w1_w1)/_t32_w2)
+                        _t88_w1_w1 = _t65_w1_w1*((-_t25_w2*_t35_w1_w1 + _t41_w1_w1 + _t86_w1_w1)/_t32_w2)
+                        _t89_w1_w1 = _t8_w1_w1*_sel(_t70_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t70_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t90_w1_w1 = _t57_w1_w1*_sel(_t76_w1_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _s124 = -((_t20_w2*_t21_w1_w1*_t33_w1_w1 - _t34_w1_w1*_t44_w1_w1 - _t45_w1_w1*_t49_w1_w1)/_t32_w2)
+                        d_px1_w1 = _xd0_w1*(_s124 + (((_t12_w1_w1 - -_t19_w1_w1*_t9_w1_w1))/_t18_w2) + (((_t2_w1_w1 - -_t5_w1_w1*_t9_w1_w1))/_t4_w2))
+                        _s125 = -((_t27_w2*_t33_w1_w1*_t59_w1_w1 - _t60_w1_w1*_t63_w1_w1 - _t64_w1_w1*_t66_w1_w1)/_t32_w2)
+                        d_py1_w1 = _xd0_w1*(_s125 + (((_t15_w1_w1 - -_t19_w1_w1*_t58_w1_w1))/_t18_w2) + (((_t52_w1_w1 - -_t54_w1_w1*_t58_w1_w1))/_t53_w2))
+                        _s126 = -((-_t20_w2*_t33_w1_w1*_t69_w1_w1 + _t44_w1_w1*_t71_w1_w1 + _t49_w1_w1*_t72_w1_w1)/_t32_w2)
+                        d_px2_w1 = _xd0_w1*(_s126 + (((_t1_w1_w1 - _t5_w1_w1*_t68_w1_w1))/_t4_w2) + (((_t12_w1_w1 - _t19_w1_w1*_t68_w1_w1))/_t18_w2))
+                        _s127 = -((-_t27_w2*_t33_w1_w1*_t75_w1_w1 + _t63_w1_w1*_t77_w1_w1 + _t66_w1_w1*_t78_w1_w1)/_t32_w2)
+                        d_py2_w1 = _xd0_w1*(_s127 + (((_t15_w1_w1 - _t19_w1_w1*_t74_w1_w1))/_t18_w2) + (((_t51_w1_w1 - _t54_w1_w1*_t74_w1_w1))/_t53_w2))
+                        _s128_w1 = -((-_t21_w1_w1*_t82_w1_w1 + _t31_w2*_t33_w1_w1*_t34_w1_w1 - _t45_w1_w1*_t83_w1_w1)/_t32_w2)
+                        d_tx1_w1 = _xd0_w1*(_s128_w1 + (((_t1_w1_w1 - -_t5_w1_w1*_t79_w1_w1))/_t4_w2) + (((_t80_w1_w1 - -_t19_w1_w1*_t79_w1_w1))/_t18_w2))
+                        _s129_w1 = -((_t29_w2*_t33_w1_w1*_t60_w1_w1 - _t59_w1_w1*_t87_w1_w1 - _t64_w1_w1*_t88_w1_w1)/_t32_w2)
+                        d_ty1_w1 = _xd0_w1*(_s129_w1 + (((_t51_w1_w1 - -_t54_w1_w1*_t84_w1_w1))/_t53_w2) + (((_t85_w1_w1 - -_t19_w1_w1*_t84_w1_w1))/_t18_w2))
+                        _s130_w1 = -((-_t31_w2*_t33_w1_w1*_t71_w1_w1 + _t69_w1_w1*_t82_w1_w1 + _t72_w1_w1*_t83_w1_w1)/_t32_w2)
+                        d_tx2_w1 = _xd0_w1*(_s130_w1 + (((_t2_w1_w1 - _t5_w1_w1*_t89_w1_w1))/_t4_w2) + (((_t80_w1_w1 - _t19_w1_w1*_t89_w1_w1))/_t18_w2))
+                        _s131_w1 = -((-_t29_w2*_t33_w1_w1*_t77_w1_w1 + _t75_w1_w1*_t87_w1_w1 + _t78_w1_w1*_t88_w1_w1)/_t32_w2)
+                        d_ty2_w1 = _xd0_w1*(_s131_w1 + (((_t52_w1_w1 - _t54_w1_w1*_t90_w1_w1))/_t53_w2) + (((_t85_w1_w1 - _t19_w1_w1*_t90_w1_w1))/_t18_w2))
+                    _xok_w2 = _xg0_w1
+                else:  # linear: L_EIoU > 1
+                    value_w1 = c_lin + s*x_e_w1
+                    _t3_w1_w1 = _s3_w1
+                    _t4_w1_w1 = (_t3_w1_w1*_t3_w1_w1) + eps
+                    _t16_w1_w1 = _s4_w1
+                    _t17_w1_w1 = _t16_w1_w1*_t16_w1_w1
+                    _t18_w1_w1 = _t17_w1_w1 + _t4_w1_w1
+                    _t20_w1_w1 = -py1_w1 + py2_w1
+                    _t22_w1_w1 = _s9_w1
+                    _t23_w1_w1 = max(_t22_w1_w1, _t22_w1_w1 - _t22_w1_w1)
+                    _t24_w1_w1 = _s17_w1
+                    _t25_w1_w1 = max(_t24_w1_w1, _t24_w1_w1 - _t24_w1_w1)
+                    _t26_w1_w1 = _t23_w1_w1*_t25_w1_w1
+                    _t27_w1_w1 = -px1_w1 + px2_w1
+                    _t28_w1_w1 = -tx2_w1
+                    _t29_w1_w1 = -_t28_w1_w1 - tx1_w1
+                    _t30_w1_w1 = -ty2_w1
+                    _t31_w1_w1 = -_t30_w1_w1 - ty1_w1
+                    _t32_w1_w1 = _t20_w1_w1*_t27_w1_w1 - _t26_w1_w1 + _t29_w1_w1*_t31_w1_w1 + eps
+                    _t53_w1_w1 = _t17_w1_w1 + eps
+                    _a132 = abs(_t4_w1_w1)
+                    _a133 = abs(_t18_w1_w1)
+                    _a134 = abs(_t32_w1_w1)
+                    _a135 = abs(_t53_w1_w1)
+                    _ok_w3 = (_a132 >= _f32(2.350988701644575e-38)) & (_a132 <= _f32(4.253529586511731e+37)) & (_a133 >= _f32(2.350988701644575e-38)) & (_a133 <= _f32(4.253529586511731e+37)) & (_a134 >= _f32(2.350988701644575e-38)) & (_a134 <= _f32(4.253529586511731e+37)) & (_a135 >= _f32(2.350988701644575e-38)) & (_a135 <= _f32(4.253529586511731e+37))
+                    if _ok_w3:
+                        _inv0_w1_w1 = _f32(1.0)/_t4_w1_w1
+                        _inv1_w1_w1 = _f32(1.0)/_t18_w1_w1
+                        _inv2_w1_w1 = _f32(1.0)/_t32_w1_w1
+                        _inv3_w1_w1 = _f32(1.0)/_t53_w1_w1
+                        _t0_w2 = _s31_w1
+                        _t1_w2 = _f32(2.0)*_t0_w2
+                        _t2_w2 = -_t1_w2
+                        _t5_w2 = (_t0_w2*_t0_w2)*_inv0_w1_w1
+                        _t6_w2 = px1_w1 - tx1_w1
+                        _t7_w2 = -_t6_w2
+                        _t8_w2 = _f32(2.0)*_t3_w1_w1
+                        _t9_w2 = _t8_w2*_sel(_t7_w2 > _f32(0.0), _f32(1.0), _sel(_t7_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t10_w2 = _s7_w1
+                        _t11_w2 = _s5_w1
+                        _t12_w2 = _f32(0.5)*_t10_w2 + _f32(0.5)*_t11_w2
+                        _t13_w2 = _s12_w1
+                        _t14_w2 = _s10_w1
+                        _t15_w2 = _f32(0.5)*_t13_w2 + _f32(0.5)*_t14_w2
+                        _t19_w2 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1_w1
+                        _t21_w2 = _sel(_t7_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t33_w2 = _t26_w1_w1*_inv2_w1_w1
+                        _t34_w2 = _sel(_t6_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t35_w2 = min(_t29_w1_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8_w1, _s8_w1 - _s8_w1))
+                        _t36_w2 = _t31_w1_w1*_t35_w2
+                        _t37_w2 = min(_t31_w1_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13_w1, _s13_w1 - _s13_w1))
+                        _t38_w2 = _t23_w1_w1*_t37_w2
+                        _t39_w2 = _t36_w2 + _t38_w2
+                        _t40_w2 = min(_t27_w1_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6_w1, _s6_w1 - _s6_w1))
+                        _t41_w2 = _t20_w1_w1*_t40_w2 + eps
+                        _t42_w2 = _t26_w1_w1 + _t41_w2
+                        _t43_w2 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1_w1)
+                        _t45_w2 = -_t21_w2 - _t34_w2 + _f32(1.0)
+                        _t46_w2 = min(_t20_w1_w1, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11_w1, _s11_w1 - _s11_w1))
+                        _t47_w2 = _t23_w1_w1*_t46_w2
+                        _t48_w2 = _f32(0.5)*_t43_w2
+                        _t49_w2 = _t48_w2*((_t39_w2 + _t41_w2 - _t47_w2)*_inv2_w1_w1)
+                        _t50_w2 = _s25_w1
+                        _t51_w2 = _f32(2.0)*_t50_w2
+                        _t52_w2 = -_t51_w2
+                        _t54_w2 = (_t50_w2*_t50_w2)*_inv3_w1_w1
+                        _t55_w2 = py1_w1 - ty1_w1
+                        _t56_w2 = -_t55_w2
+                        _t57_w2 = _f32(2.0)*_t16_w1_w1
+                        _t58_w2 = _t57_w2*_sel(_t56_w2 > _f32(0.0), _f32(1.0), _sel(_t56_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t59_w2 = _sel(_t56_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t60_w2 = _sel(_t55_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t61_w2 = _t27_w1_w1*_t46_w2 + _t39_w2 + eps
+                        _t62_w2 = _t23_w1_w1*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t63_w2 = _t62_w2*((_t26_w1_w1 + _t61_w2)*_inv2_w1_w1)
+                        _t64_w2 = -_t59_w2 - _t60_w2 + _f32(1.0)
+                        _t65_w2 = _f32(0.5)*_t62_w2
+                        _t66_w2 = _t65_w2*((-_t25_w1_w1*_t40_w2 + _t61_w2)*_inv2_w1_w1)
+                        _t67_w2 = _t28_w1_w1 + px2_w1
+                        _t68_w2 = _t8_w2*_sel(_t67_w2 > _f32(0.0), _f32(1.0), _sel(_t67_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t69_w2 = _sel(_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t70_w2 = -_t67_w2
+                        _t71_w2 = _sel(_t70_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t72_w2 = -_t69_w2 - _t71_w2 + _f32(1.0)
+                        _t73_w2 = _t30_w1_w1 + py2_w1
+                        _t74_w2 = _t57_w2*_sel(_t73_w2 > _f32(0.0), _f32(1.0), _sel(_t73_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t75_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t76_w2 = -_t73_w2
+                        _t77_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t78_w2 = -_t75_w2 - _t77_w2 + _f32(1.0)
+                        _t79_w2 = _t8_w2*_sel(_t6_w2 > _f32(0.0), _f32(1.0), _sel(_t6_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t80_w2 = -_t12_w2
+                        _t81_w2 = _t36_w2 + _t47_w2
+                        _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1_w1)
+                        _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1_w1)
+                        _t84_w2 = _t57_w2*_sel(_t55_w2 > _f32(0.0), _f32(1.0), _sel(_t55_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t85_w2 = -_t15_w2
+                        _t86_w2 = _t29_w1_w1*_t37_w2 + _t47_w2
+                        _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1_w1)
+                        _t88_w2 = _t65_w2*((-_t25_w1_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1_w1)
+                        _t89_w2 = _t8_w2*_sel(_t70_w2 > _f32(0.0), _f32(1.0), _sel(_t70_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t90_w2 = _t57_w2*_sel(_t76_w2 > _f32(0.0), _f32(1.0), _sel(_t76_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _s136 = -((_t20_w1_w1*_t21_w2*_t33_w2 - _t34_w2*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1_w1)
+                        d_px1_w1 = s*(_s136 + (((_t12_w2 - -_t19_w2*_t9_w2))*_inv1_w1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1_w1))
+                        _s137 = -((_t27_w1_w1*_t33_w2*_t59_w2 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1_w1)
+                        d_py1_w1 = s*(_s137 + (((_t15_w2 - -_t19_w2*_t58_w2))*_inv1_w1_w1) + (((_t52_w2 - -_t54_w2*_t58_w2))*_inv3_w1_w1))
+                        _s138 = -((-_t20_w1_w1*_t33_w2*_t69_w2 + _t44_w2*_t71_w2 + _t49_w2*_t72_w2)*_inv2_w1_w1)
+                        d_px2_w1 = s*(_s138 + (((_t1_w2 - _t5_w2*_t68_w2))*_inv0_w1_w1) + (((_t12_w2 - _t19_w2*_t68_w2))*_inv1_w1_w1))
+                        _s139 = -((-_t27_w1_w1*_t33_w2*_t75_w2 + _t63_w2*_t77_w2 + _t66_w2*_t78_w2)*_inv2_w1_w1)
+                        d_py2_w1 = s*(_s139 + (((_t15_w2 - _t19_w2*_t74_w2))*_inv1_w1_w1) + (((_t51_w2 - _t54_w2*_t74_w2))*_inv3_w1_w1))
+                        _s140 = -((-_t21_w2*_t82_w2 + _t31_w1_w1*_t33_w2*_t34_w2 - _t45_w2*_t83_w2)*_inv2_w1_w1)
+                        d_tx1_w1 = s*(_s140 + (((_t1_w2 - -_t5_w2*_t79_w2))*_inv0_w1_w1) + (((_t80_w2 - -_t19_w2*_t79_w2))*_inv1_w1_w1))
+                        _s141 = -((_t29_w1_w1*_t33_w2*_t60_w2 - _t59_w2*_t87_w2 - _t64_w2*_t88_w2)*_inv2_w1_w1)
+                        d_ty1_w1 = s*(_s141 + (((_t51_w2 - -_t54_w2*_t84_w2))*_inv3_w1_w1) + (((_t85_w2 - -_t19_w2*_t84_w2))*_inv1_w1_w1))
+                        _s142 = -((-_t31_w1_w1*_t33_w2*_t71_w2 + _t69_w2*_t82_w2 + _t72_w2*_t83_w2)*_inv2_w1_w1)
+                        d_tx2_w1 = s*(_s142 + (((_t2_w2 - _t5_w2*_t89_w2))*_inv0_w1_w1) + (((_t80_w2 - _t19_w2*_t89_w2))*_inv1_w1_w1))
+                        _s143 = -((-_t29_w1_w1*_t33_w2*_t77_w2 + _t75_w2*_t87_w2 + _t78_w2*_t88_w2)*_inv2_w1_w1)
+                        d_ty2_w1 = s*(_s143 + (((_t52_w2 - _t54_w2*_t90_w2))*_inv3_w1_w1) + (((_t85_w2 - _t19_w2*_t90_w2))*_inv1_w1_w1))
+                    else:
+                        _t0_w3 = _s31_w1
+                        _t1_w3 = _f32(2.0)*_t0_w3
+                        _t2_w3 = -_t1_w3
+                        _t5_w3 = (_t0_w3*_t0_w3)/_t4_w1_w1
+                        _t6_w3 = px1_w1 - tx1_w1
+                        _t7_w3 = -_t6_w3
+                        _t8_w3 = _f32(2.0)*_t3_w1_w1
+                        _t9_w3 = _t8_w3*_sel(_t7_w3 > _f32(0.0), _f32(1.0), _sel(_t7_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t10_w3 = _s7_w1
+                        _t11_w3 = _s5_w1
+                        _t12_w3 = _f32(0.5)*_t10_w3 + _f32(0.5)*_t11_w3
+                        _t13_w3 = _s12_w1
+                        _t14_w3 = _s10_w1
+                        _t15_w3 = _f32(0.5)*_t13_w3 + _f32(0.5)*_t14_w3
+                        _t19_w3 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1_w1
+                        _t21_w3 = _sel(_t7_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t33_w3 = _t26_w1_w1/_t32_w1_w1
+                        _t34_w3 = _sel(_t6_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t35_w3 = min(_t29_w1_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8_w1, _s8_w1 - _s8_w1))
+                        _t36_w3 = _t31_w1_w1*_t35_w3
+                        _t37_w3 = min(_t31_w1_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13_w1, _s13_w1 - _s13_w1))
+                        _t38_w3 = _t23_w1_w1*_t37_w3
+                        _t39_w3 = _t36_w3 + _t38_w3
+                        _t40_w3 = min(_t27_w1_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6_w1, _s6_w1 - _s6_w1))
+                        _t41_w3 = _t20_w1_w1*_t40_w3 + eps
+                        _t42_w3 = _t26_w1_w1 + _t41_w3
+                        _t43_w3 = _t25_w1_w1*_sel(_t22_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1_w1)
+                        _t45_w3 = -_t21_w3 - _t34_w3 + _f32(1.0)
+                        _t46_w3 = min(_t20_w1_w1, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11_w1, _s11_w1 - _s11_w1))
+                        _t47_w3 = _t23_w1_w1*_t46_w3
+                        _t48_w3 = _f32(0.5)*_t43_w3
+                        _t49_w3 = _t48_w3*((_t39_w3 + _t41_w3 - _t47_w3)/_t32_w1_w1)
+                        _t50_w3 = _s25_w1
+                        _t51_w3 = _f32(2.0)*_t50_w3
+                        _t52_w3 = -_t51_w3
+                        _t54_w3 = (_t50_w3*_t50_w3)/_t53_w1_w1
+                        _t55_w3 = py1_w1 - ty1_w1
+                        _t56_w3 = -_t55_w3
+                        _t57_w3 = _f32(2.0)*_t16_w1_w1
+                        _t58_w3 = _t57_w3*_sel(_t56_w3 > _f32(0.0), _f32(1.0), _sel(_t56_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t59_w3 = _sel(_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t60_w3 = _sel(_t55_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t61_w3 = _t27_w1_w1*_t46_w3 + _t39_w3 + eps
+                        _t62_w3 = _t23_w1_w1*_sel(_t24_w1_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t63_w3 = _t62_w3*((_t26_w1_w1 + _t61_w3)/_t32_w1_w1)
+                        _t64_w3 = -_t59_w3 - _t60_w3 + _f32(1.0)
+                        _t65_w3 = _f32(0.5)*_t62_w3
+                        _t66_w3 = _t65_w3*((-_t25_w1_w1*_t40_w3 + _t61_w3)/_t32_w1_w1)
+                        _t67_w3 = _t28_w1_w1 + px2_w1
+                        _t68_w3 = _t8_w3*_sel(_t67_w3 > _f32(0.0), _f32(1.0), _sel(_t67_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t69_w3 = _sel(_t67_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t70_w3 = -_t67_w3
+                        _t71_w3 = _sel(_t70_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t72_w3 = -_t69_w3 - _t71_w3 + _f32(1.0)
+                        _t73_w3 = _t30_w1_w1 + py2_w1
+                        _t74_w3 = _t57_w3*_sel(_t73_w3 > _f32(0.0), _f32(1.0), _sel(_t73_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t75_w3 = _sel(_t73_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t76_w3 = -_t73_w3
+                        _t77_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+                        _t78_w3 = -_t75_w3 - _t77_w3 + _f32(1.0)
+                        _t79_w3 = _t8_w3*_sel(_t6_w3 > _f32(0.0), _f32(1.0), _sel(_t6_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t80_w3 = -_t12_w3
+                        _t81_w3 = _t36_w3 + _t47_w3
+                        _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1_w1)
+                        _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1_w1)
+                        _t84_w3 = _t57_w3*_sel(_t55_w3 > _f32(0.0), _f32(1.0), _sel(_t55_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t85_w3 = -_t15_w3
+                        _t86_w3 = _t29_w1_w1*_t37_w3 + _t47_w3
+                        _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1_w1)
+                        _t88_w3 = _t65_w3*((-_t25_w1_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1_w1)
+                        _t89_w3 = _t8_w3*_sel(_t70_w3 > _f32(0.0), _f32(1.0), _sel(_t70_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _t90_w3 = _t57_w3*_sel(_t76_w3 > _f32(0.0), _f32(1.0), _sel(_t76_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                        _s144 = -((_t20_w1_w1*_t21_w3*_t33_w3 - _t34_w3*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1_w1)
+                        d_px1_w1 = s*(_s144 + (((_t12_w3 - -_t19_w3*_t9_w3))/_t18_w1_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1_w1))
+                        _s145 = -((_t27_w1_w1*_t33_w3*_t59_w3 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1_w1)
+                        d_py1_w1 = s*(_s145 + (((_t15_w3 - -_t19_w3*_t58_w3))/_t18_w1_w1) + (((_t52_w3 - -_t54_w3*_t58_w3))/_t53_w1_w1))
+                        _s146 = -((-_t20_w1_w1*_t33_w3*_t69_w3 + _t44_w3*_t71_w3 + _t49_w3*_t72_w3)/_t32_w1_w1)
+                        d_px2_w1 = s*(_s146 + (((_t1_w3 - _t5_w3*_t68_w3))/_t4_w1_w1) + (((_t12_w3 - _t19_w3*_t68_w3))/_t18_w1_w1))
+                        _s147 = -((-_t27_w1_w1*_t33_w3*_t75_w3 + _t63_w3*_t77_w3 + _t66_w3*_t78_w3)/_t32_w1_w1)
+                        d_py2_w1 = s*(_s147 + (((_t15_w3 - _t19_w3*_t74_w3))/_t18_w1_w1) + (((_t51_w3 - _t54_w3*_t74_w3))/_t53_w1_w1))
+                        _s148 = -((-_t21_w3*_t82_w3 + _t31_w1_w1*_t33_w3*_t34_w3 - _t45_w3*_t83_w3)/_t32_w1_w1)
+                        d_tx1_w1 = s*(_s148 + (((_t1_w3 - -_t5_w3*_t79_w3))/_t4_w1_w1) + (((_t80_w3 - -_t19_w3*_t79_w3))/_t18_w1_w1))
+                        _s149 = -((_t29_w1_w1*_t33_w3*_t60_w3 - _t59_w3*_t87_w3 - _t64_w3*_t88_w3)/_t32_w1_w1)
+                        d_ty1_w1 = s*(_s149 + (((_t51_w3 - -_t54_w3*_t84_w3))/_t53_w1_w1) + (((_t85_w3 - -_t19_w3*_t84_w3))/_t18_w1_w1))
+                        _s150 = -((-_t31_w1_w1*_t33_w3*_t71_w3 + _t69_w3*_t82_w3 + _t72_w3*_t83_w3)/_t32_w1_w1)
+                        d_tx2_w1 = s*(_s150 + (((_t2_w3 - _t5_w3*_t89_w3))/_t4_w1_w1) + (((_t80_w3 - _t19_w3*_t89_w3))/_t18_w1_w1))
+                        _s151 = -((-_t29_w1_w1*_t33_w3*_t77_w3 + _t75_w3*_t87_w3 + _t78_w3*_t88_w3)/_t32_w1_w1)
+                        d_ty2_w1 = s*(_s151 + (((_t52_w3 - _t54_w3*_t90_w3))/_t53_w1_w1) + (((_t85_w3 - _t19_w3*_t90_w3))/_t18_w1_w1))
+                    _xok_w3 = _xg0_w1
+                _out[_i_w1] = value_w1
                 _d_pred[4 * _i_w1] = d_px1_w1
                 _d_pred[4 * _i_w1 + 1] = d_py1_w1
                 _d_pred[4 * _i_w1 + 2] = d_px2_w1

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e59aacdd23953063
+# scalar kernels: sha256 b18402183fc963ed
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -527,16 +528,6 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        _xw_px1 = _f64(px1)
-        _xw_py1 = _f64(py1)
-        _xw_px2 = _f64(px2)
-        _xw_py2 = _f64(py2)
-        _xw_tx1 = _f64(tx1)
-        _xw_ty1 = _f64(ty1)
-        _xw_tx2 = _f64(tx2)
-        _xw_ty2 = _f64(ty2)
-        _xd0 = _f32(_sel(-((_xw_px2 - _xw_px1)) + (_xw_tx2 - _xw_tx1) > 0.0, 1.0, 0.0))
-        _xd1 = _f32(_sel(-((_xw_py2 - _xw_py1)) + (_xw_ty2 - _xw_ty1) > 0.0, 1.0, 0.0))
         _t0 = px2 - px1
         _t1 = px2 - tx2
         _t2 = _f32(0.5)*ratio + _f32(0.5)
@@ -556,13 +547,15 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         _t16 = _t14*_t2 + _t15*_t4
         _t17 = _t14*_t4 + _t15*_t2
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
-        _s1 = _xd0*(_t0*ratio - _t7) + (_f32(1.0) - _xd0)*(_t10*ratio - _t11)
-        _t19 = max(_s1, _s1 - _s1)
-        _t20 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
+        _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s1, _s1 - _s1)
+        _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
         _s2 = _t13*min(_t10*ratio, _t11)
-        _t21 = _s2 + _t19*min(_t13, _t20) + _t19*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-        _s3 = _xd1*(-_t18 + _t8*ratio) + (_f32(1.0) - _xd1)*(_t12*ratio - _t20)
-        value = _t21/(_t19*max(_s3, _s3 - _s3) + _t21)
+        _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s3 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_m):
@@ -601,6 +594,7 @@ def value_f32(pred, target, out, ratio, eps):
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
     _m = _out.shape[0]
     _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_m):
         px1 = _pred[4 * _i]
         py1 = _pred[4 * _i + 1]
@@ -610,63 +604,74 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[4 * _i + 1]
         tx2 = _target[4 * _i + 2]
         ty2 = _target[4 * _i + 3]
-        _xw_px1 = _f64(px1)
-        _xw_py1 = _f64(py1)
-        _xw_px2 = _f64(px2)
-        _xw_py2 = _f64(py2)
-        _xw_tx1 = _f64(tx1)
-        _xw_ty1 = _f64(ty1)
-        _xw_tx2 = _f64(tx2)
-        _xw_ty2 = _f64(ty2)
-        _xw_ratio = _f64(ratio)
-        _xt0 = _xw_px2 - _xw_px1
-        _xt1 = _xw_px2 - _xw_tx2
-        _xt2 = 0.5*_xw_ratio + 0.5
-        _xt3 = _xw_px1 - _xw_tx1
-        _xt4 = 0.5 - 0.5*_xw_ratio
-        _xt5 = _xt1*_xt2 + _xt3*_xt4
-        _xt6 = _xt1*_xt4 + _xt2*_xt3
-        _xt7 = -_xt6
-        _xt8 = -_xt0*_xw_ratio + max(_xt5, 0.0) + max(_xt7, 0.0)
-        _xt9 = -_xt8
-        _xt10 = _xw_py2 - _xw_py1
-        _xt11 = _xw_py2 - _xw_ty2
-        _xt12 = _xw_py1 - _xw_ty1
-        _xt13 = _xt11*_xt2 + _xt12*_xt4
-        _xt14 = _xt11*_xt4 + _xt12*_xt2
-        _xt15 = -_xt14
-        _xt16 = -_xt10*_xw_ratio + max(_xt13, 0.0) + max(_xt15, 0.0)
-        _xt17 = -_xt16
-        _xt18 = _xw_tx2 - _xw_tx1
-        _xt19 = -_xt5
-        _xt20 = -_xt18*_xw_ratio + max(_xt19, 0.0) + max(_xt6, 0.0)
-        _xt21 = -_xt20
-        _xt22 = _xw_ty2 - _xw_ty1
-        _xt23 = -_xt13
-        _xt24 = -_xt22*_xw_ratio + max(_xt14, 0.0) + max(_xt23, 0.0)
-        _xt25 = -_xt24
-        _xt26 = _sel(-_xt0 + _xt18 > 0.0, 1.0, 0.0)
-        _xt27 = _sel(-_xt10 + _xt22 > 0.0, 1.0, 0.0)
-        _xd0 = _f32(_sel(_xt8 > 0.0, 1.0, _sel(_xt8 == 0.0, 0.5, 0.0)))
-        _xd1 = _f32(_sel(_xt9 > 0.0, 1.0, _sel(_xt9 == 0.0, 0.5, 0.0)))
-        _xd2 = _f32(_sel(_xt16 > 0.0, 1.0, _sel(_xt16 == 0.0, 0.5, 0.0)))
-        _xd3 = _f32(_sel(_xt17 > 0.0, 1.0, _sel(_xt17 == 0.0, 0.5, 0.0)))
-        _xd4 = _f32(_sel(_xt20 > 0.0, 1.0, _sel(_xt20 == 0.0, 0.5, 0.0)))
-        _xd5 = _f32(_sel(_xt21 > 0.0, 1.0, _sel(_xt21 == 0.0, 0.5, 0.0)))
-        _xd6 = _f32(_sel(_xt24 > 0.0, 1.0, _sel(_xt24 == 0.0, 0.5, 0.0)))
-        _xd7 = _f32(_sel(_xt25 > 0.0, 1.0, _sel(_xt25 == 0.0, 0.5, 0.0)))
-        _xd8 = _f32(_sel(_xt19 > 0.0, 1.0, _sel(_xt19 == 0.0, 0.5, 0.0)))
-        _xd9 = _f32(_sel(_xt5 > 0.0, 1.0, _sel(_xt5 == 0.0, 0.5, 0.0)))
-        _xd10 = _f32(_sel(_xt7 > 0.0, 1.0, _sel(_xt7 == 0.0, 0.5, 0.0)))
-        _xd11 = _f32(_sel(_xt6 > 0.0, 1.0, _sel(_xt6 == 0.0, 0.5, 0.0)))
-        _xd12 = _f32(_sel(_xt23 > 0.0, 1.0, _sel(_xt23 == 0.0, 0.5, 0.0)))
-        _xd13 = _f32(_sel(_xt13 > 0.0, 1.0, _sel(_xt13 == 0.0, 0.5, 0.0)))
-        _xd14 = _f32(_sel(_xt15 > 0.0, 1.0, _sel(_xt15 == 0.0, 0.5, 0.0)))
-        _xd15 = _f32(_sel(_xt14 > 0.0, 1.0, _sel(_xt14 == 0.0, 0.5, 0.0)))
-        _xd16 = _f32(_sel(_xt21*(1.0 - _xt26) + _xt26*_xt9 > 0.0, 1.0, 0.0))
-        _xd17 = _f32(_sel(_xt17*_xt27 + _xt25*(1.0 - _xt27) > 0.0, 1.0, 0.0))
-        _xd18 = _f32(_xt26)
-        _xd19 = _f32(_xt27)
+        _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
+        _xd0 = _sel(_s5 > _f32(0.0), _f32(1.0), _sel(_s5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s6 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _s7 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xg0 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        _s9 = ratio*((px2 - px1)) - max(_s3, _f32(0.0)) - max(_s4, _f32(0.0))
+        _xd1 = _sel(_s9 > _f32(0.0), _f32(1.0), _sel(_s9 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg1 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        _s12 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _s13 = -_f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) - _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
+        _s14 = -ratio*((py2 - py1)) + max(_s12, _f32(0.0)) + max(_s13, _f32(0.0))
+        _xd2 = _sel(_s14 > _f32(0.0), _f32(1.0), _sel(_s14 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s15 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _s16 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _xg2 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        _s18 = ratio*((py2 - py1)) - max(_s12, _f32(0.0)) - max(_s13, _f32(0.0))
+        _xd3 = _sel(_s18 > _f32(0.0), _f32(1.0), _sel(_s18 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg3 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        _s21 = -_f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) - _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _s22 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _s23 = -ratio*((tx2 - tx1)) + max(_s21, _f32(0.0)) + max(_s22, _f32(0.0))
+        _xd4 = _sel(_s23 > _f32(0.0), _f32(1.0), _sel(_s23 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg4 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
+        _s25 = ratio*((tx2 - tx1)) - max(_s21, _f32(0.0)) - max(_s22, _f32(0.0))
+        _xd5 = _sel(_s25 > _f32(0.0), _f32(1.0), _sel(_s25 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg5 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
+        _s28 = -_f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) - _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _s29 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
+        _s30 = -ratio*((ty2 - ty1)) + max(_s28, _f32(0.0)) + max(_s29, _f32(0.0))
+        _xd6 = _sel(_s30 > _f32(0.0), _f32(1.0), _sel(_s30 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg6 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
+        _s32 = ratio*((ty2 - ty1)) - max(_s28, _f32(0.0)) - max(_s29, _f32(0.0))
+        _xd7 = _sel(_s32 > _f32(0.0), _f32(1.0), _sel(_s32 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg7 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
+        _xd8 = _sel(_s21 > _f32(0.0), _f32(1.0), _sel(_s21 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s34 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _xg8 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xd9 = _sel(_s3 > _f32(0.0), _f32(1.0), _sel(_s3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg9 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xd10 = _sel(_s4 > _f32(0.0), _f32(1.0), _sel(_s4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg10 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xd11 = _sel(_s22 > _f32(0.0), _f32(1.0), _sel(_s22 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg11 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xd12 = _sel(_s28 > _f32(0.0), _f32(1.0), _sel(_s28 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s39 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _xg12 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _xd13 = _sel(_s12 > _f32(0.0), _f32(1.0), _sel(_s12 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg13 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _xd14 = _sel(_s13 > _f32(0.0), _f32(1.0), _sel(_s13 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg14 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _xd15 = _sel(_s29 > _f32(0.0), _f32(1.0), _sel(_s29 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg15 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _s44 = (_f32(1.0) - _sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s25
+        _s45 = _s44 + _s9*_sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _xd16 = _sel(_s45 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s46 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _s47 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _s48 = _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        _xg16 = abs(_s45) > _s46 + _s47 + _s48 + _f32(0.0001220703125)*abs(ratio)*abs((tx2 - tx1))
+        _s50 = (_f32(1.0) - _sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s32
+        _s51 = _s50 + _s18*_sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _xd17 = _sel(_s51 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s52 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _s53 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _s54 = _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        _xg17 = abs(_s51) > _s52 + _s53 + _s54 + _f32(0.0001220703125)*abs(ratio)*abs((ty2 - ty1))
         _t0 = px2 - px1
         _t1 = px2 - tx2
         _t2 = _f32(0.5)*ratio + _f32(0.5)
@@ -686,94 +691,98 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t16 = _t14*_t2 + _t15*_t4
         _t17 = _t14*_t4 + _t15*_t2
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
-        _s1 = _xd18*(_t0*ratio - _t7) + (_f32(1.0) - _xd18)*(_t10*ratio - _t11)
-        _t19 = max(_s1, _s1 - _s1)
-        _t20 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
-        _s2 = _t13*min(_t10*ratio, _t11)
-        _t21 = _s2 + _t19*min(_t13, _t20) + _t19*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-        _s3 = _xd19*(-_t18 + _t8*ratio) + (_f32(1.0) - _xd19)*(_t12*ratio - _t20)
-        value = _t21/(_t19*max(_s3, _s3 - _s3) + _t21)
-        _t31 = ratio + _f32(1.0)
-        _t32 = _f32(0.5)*_t15
-        _t33 = _f32(1.0) - ratio
-        _t34 = _f32(0.5)*_t14
-        _t35 = _t31*_t32 + _t33*_t34
-        _t36 = _t31*_t34 + _t32*_t33
-        _t37 = max(_t35, _f32(0.0)) + max(-_t36, _f32(0.0))
-        _t38 = min(_t13, _t37)
-        _t39 = _f32(1.0) - _xd18
-        _t41 = max(-_t35, _f32(0.0)) + max(_t36, _f32(0.0))
-        _t42 = min(_t9, _t41)
-        _t43 = _f32(1.0) - _xd19
-        _s4 = _t43*(_t13 - _t37) + _xd19*(-_t41 + _t9)
-        _t44 = max(_s4, _s4 - _s4)
-        _t45 = _f32(0.5)*_t3
-        _t46 = _f32(0.5)*_t1
-        _t47 = _t31*_t45 + _t33*_t46
-        _t48 = _t31*_t46 + _t33*_t45
-        _t49 = max(-_t47, _f32(0.0)) + max(_t48, _f32(0.0))
-        _t50 = max(_t47, _f32(0.0)) + max(-_t48, _f32(0.0))
-        _s5 = _t39*(_t10*ratio - _t50) + _xd18*(_t0*ratio - _t49)
-        _t51 = max(_s5, _s5 - _s5)
-        _t52 = _t44*_t51
-        _t53 = ratio*min(_t10*ratio, _t50)
-        _t54 = ratio*min(_t0*ratio, _t49)
-        _t55 = _t12*_t53 + _t38*_t51 + _t42*_t51 + _t54*_t8 + eps
-        _t56 = _t52 + _t55
-        _a6 = abs(_t56)
-        _ok = (_a6 >= _f32(2.350988701644575e-38)) & (_a6 <= _f32(4.253529586511731e+37))
-        _inv0 = _f32(1.0)/_t56
-        _t22 = _f32(0.5)*ratio
-        _t23 = _t22 - _f32(0.5)
-        _t24 = _t2*_xd11 + _t23*_xd8
-        _t25 = _t12*ratio
-        _t26 = _t25*_xd5
-        _t27 = _xd0*ratio
-        _t28 = -_t22 - _f32(0.5)
-        _t29 = _t28*_xd10 + _t4*_xd9
-        _t30 = _t8*ratio
-        _t40 = _xd16*(-_t24*_t39 + _xd18*(-_t29 - ratio))
-        _t57 = _t52*_inv0
-        _t58 = _t55*_inv0
-        _t59 = _t44*_t58
-        _t60 = _t2*_xd15 + _t23*_xd12
-        _t61 = _t51*_xd7
-        _t62 = _xd2*ratio
-        _t63 = _t28*_xd14 + _t4*_xd13
-        _t64 = _t51*_t58*_xd17
-        _t65 = _t28*_xd8 + _t4*_xd11
-        _t66 = _t2*_xd9 + _t23*_xd10
-        _t67 = -ratio
-        _t68 = _xd16*(-_t39*_t65 + _xd18*(-_t66 - _t67))
-        _t69 = _t28*_xd12 + _t4*_xd15
-        _t70 = _t2*_xd13 + _t23*_xd14
-        _t71 = _t2*_xd10 + _t23*_xd9
-        _t72 = _t30*_xd1
-        _t73 = _xd4*ratio
-        _t74 = _t28*_xd11 + _t4*_xd8
-        _t75 = _xd16*(_t39*(-_t74 - ratio) - _t71*_xd18)
-        _t76 = _t2*_xd14 + _t23*_xd13
-        _t77 = _t51*_xd3
-        _t78 = _xd6*ratio
-        _t79 = _t28*_xd15 + _t4*_xd12
-        _t80 = _t28*_xd9 + _t4*_xd10
-        _t81 = _t2*_xd8 + _t23*_xd11
-        _t82 = _xd16*(_t39*(-_t67 - _t81) - _t80*_xd18)
-        _t83 = _t28*_xd13 + _t4*_xd14
-        _t84 = _t2*_xd12 + _t23*_xd15
-        d_px1 = -((_t40*_t59 - _t57*(_t24*_t26 + _t30*(-_t27 + _t29*_xd1) + _t38*_t40 + _t40*_t42))*_inv0)
-        _s7 = -_t57*(_t51*(-_t62 + _t63*_xd3) - _t54 + _t60*_t61) + _t64*(-_t43*_t60 + _xd19*(-_t63 - ratio))
-        d_py1 = -(_s7*_inv0)
-        d_px2 = -((-_t57*(_t26*_t65 + _t30*(_t27 + _t66*_xd1) + _t38*_t68 + _t42*_t68) + _t59*_t68)*_inv0)
-        _s8 = -_t57*(_t51*(_t62 + _t70*_xd3) + _t54 + _t61*_t69) + _t64*(-_t43*_t69 + _xd19*(-_t67 - _t70))
-        d_py2 = -(_s8*_inv0)
-        d_tx1 = -((-_t57*(_t25*(-_t73 + _t74*_xd5) + _t38*_t75 + _t42*_t75 + _t71*_t72) + _t59*_t75)*_inv0)
-        _s9 = -_t57*(_t51*(-_t78 + _t79*_xd7) - _t53 + _t76*_t77) + _t64*(_t43*(-_t79 - ratio) - _t76*_xd19)
-        d_ty1 = -(_s9*_inv0)
-        d_tx2 = -((-_t57*(_t25*(_t73 + _t81*_xd5) + _t38*_t82 + _t42*_t82 + _t72*_t80) + _t59*_t82)*_inv0)
-        _s10 = -_t57*(_t51*(_t78 + _t84*_xd7) + _t53 + _t77*_t83) + _t64*(_t43*(-_t67 - _t84) - _t83*_xd19)
-        d_ty2 = -(_s10*_inv0)
-        _far = _far | (not _ok)
+        _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s55, _s55 - _s55)
+        _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
+        _s56 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s56 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
+        _t33 = ratio + _f32(1.0)
+        _t34 = _f32(0.5)*_t15
+        _t35 = _f32(1.0) - ratio
+        _t36 = _f32(0.5)*_t14
+        _t37 = _t33*_t34 + _t35*_t36
+        _t38 = _t33*_t36 + _t34*_t35
+        _t39 = max(_t37, _f32(0.0)) + max(-_t38, _f32(0.0))
+        _t40 = min(_t13, _t39)
+        _t41 = _f32(1.0) - _t19
+        _t43 = max(-_t37, _f32(0.0)) + max(_t38, _f32(0.0))
+        _t44 = min(_t9, _t43)
+        _t45 = _f32(1.0) - _t23
+        _s58 = _t23*(-_t43 + _t9) + _t45*(_t13 - _t39)
+        _t46 = max(_s58, _s58 - _s58)
+        _t47 = _f32(0.5)*_t3
+        _t48 = _f32(0.5)*_t1
+        _t49 = _t33*_t47 + _t35*_t48
+        _t50 = _t33*_t48 + _t35*_t47
+        _t51 = max(-_t49, _f32(0.0)) + max(_t50, _f32(0.0))
+        _t52 = max(_t49, _f32(0.0)) + max(-_t50, _f32(0.0))
+        _s59 = _t19*(_t0*ratio - _t51) + _t41*(_t10*ratio - _t52)
+        _t53 = max(_s59, _s59 - _s59)
+        _t54 = _t46*_t53
+        _t55 = ratio*min(_t10*ratio, _t52)
+        _t56 = ratio*min(_t0*ratio, _t51)
+        _t57 = _t12*_t55 + _t40*_t53 + _t44*_t53 + _t56*_t8 + eps
+        _t58 = _t54 + _t57
+        _a60 = abs(_t58)
+        _ok = (_a60 >= _f32(2.350988701644575e-38)) & (_a60 <= _f32(4.253529586511731e+37))
+        _inv0 = _f32(1.0)/_t58
+        _t24 = _f32(0.5)*ratio
+        _t25 = _t24 - _f32(0.5)
+        _t26 = _t2*_xd11 + _t25*_xd8
+        _t27 = _t12*ratio
+        _t28 = _t27*_xd5
+        _t29 = _xd0*ratio
+        _t30 = -_t24 - _f32(0.5)
+        _t31 = _t30*_xd10 + _t4*_xd9
+        _t32 = _t8*ratio
+        _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
+        _t59 = _t54*_inv0
+        _t60 = _t57*_inv0
+        _t61 = _t46*_t60
+        _t62 = _t2*_xd15 + _t25*_xd12
+        _t63 = _t53*_xd7
+        _t64 = _xd2*ratio
+        _t65 = _t30*_xd14 + _t4*_xd13
+        _t66 = _t53*_t60*_xd17
+        _t67 = _t30*_xd8 + _t4*_xd11
+        _t68 = _t2*_xd9 + _t25*_xd10
+        _t69 = -ratio
+        _t70 = _xd16*(_t19*(-_t68 - _t69) - _t41*_t67)
+        _t71 = _t30*_xd12 + _t4*_xd15
+        _t72 = _t2*_xd13 + _t25*_xd14
+        _t73 = _t2*_xd10 + _t25*_xd9
+        _t74 = _t32*_xd1
+        _t75 = _xd4*ratio
+        _t76 = _t30*_xd11 + _t4*_xd8
+        _t77 = _xd16*(-_t19*_t73 + _t41*(-_t76 - ratio))
+        _t78 = _t2*_xd14 + _t25*_xd13
+        _t79 = _t53*_xd3
+        _t80 = _xd6*ratio
+        _t81 = _t30*_xd15 + _t4*_xd12
+        _t82 = _t30*_xd9 + _t4*_xd10
+        _t83 = _t2*_xd8 + _t25*_xd11
+        _t84 = _xd16*(-_t19*_t82 + _t41*(-_t69 - _t83))
+        _t85 = _t30*_xd13 + _t4*_xd14
+        _t86 = _t2*_xd12 + _t25*_xd15
+        d_px1 = -((_t42*_t61 - _t59*(_t26*_t28 + _t32*(-_t29 + _t31*_xd1) + _t40*_t42 + _t42*_t44))*_inv0)
+        _s61 = -_t59*(_t53*(-_t64 + _t65*_xd3) - _t56 + _t62*_t63) + _t66*(_t23*(-_t65 - ratio) - _t45*_t62)
+        d_py1 = -(_s61*_inv0)
+        d_px2 = -((-_t59*(_t28*_t67 + _t32*(_t29 + _t68*_xd1) + _t40*_t70 + _t44*_t70) + _t61*_t70)*_inv0)
+        _s62 = -_t59*(_t53*(_t64 + _t72*_xd3) + _t56 + _t63*_t71) + _t66*(_t23*(-_t69 - _t72) - _t45*_t71)
+        d_py2 = -(_s62*_inv0)
+        d_tx1 = -((-_t59*(_t27*(-_t75 + _t76*_xd5) + _t40*_t77 + _t44*_t77 + _t73*_t74) + _t61*_t77)*_inv0)
+        _s63 = -_t59*(_t53*(-_t80 + _t81*_xd7) - _t55 + _t78*_t79) + _t66*(-_t23*_t78 + _t45*(-_t81 - ratio))
+        d_ty1 = -(_s63*_inv0)
+        d_tx2 = -((-_t59*(_t27*(_t75 + _t83*_xd5) + _t40*_t84 + _t44*_t84 + _t74*_t82) + _t61*_t84)*_inv0)
+        _s64 = -_t59*(_t53*(_t80 + _t86*_xd7) + _t55 + _t79*_t85) + _t66*(-_t23*_t85 + _t45*(-_t69 - _t86))
+        d_ty2 = -(_s64*_inv0)
+        _xok = _xg0 & _xg1 & _xg2 & _xg3 & _xg4 & _xg5 & _xg6 & _xg7 & _xg8 & _xg9 & _xg10 & _xg11 & _xg12 & _xg13 & _xg14 & _xg15 & _xg16 & _xg17
+        _flags[_i] = not (_ok & _xok)
+        _far = _far | _flags[_i]
         _out[_i] = value
         _d_pred[4 * _i] = d_px1
         _d_pred[4 * _i + 1] = d_py1
@@ -785,230 +794,443 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[4 * _i + 3] = d_ty2
     if _far:
         for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
-            _xw_px1_w1 = _f64(px1_w1)
-            _xw_py1_w1 = _f64(py1_w1)
-            _xw_px2_w1 = _f64(px2_w1)
-            _xw_py2_w1 = _f64(py2_w1)
-            _xw_tx1_w1 = _f64(tx1_w1)
-            _xw_ty1_w1 = _f64(ty1_w1)
-            _xw_tx2_w1 = _f64(tx2_w1)
-            _xw_ty2_w1 = _f64(ty2_w1)
-            _xw_ratio_w1 = _f64(ratio)
-            _xt0_w1 = _xw_px2_w1 - _xw_px1_w1
-            _xt1_w1 = _xw_px2_w1 - _xw_tx2_w1
-            _xt2_w1 = 0.5*_xw_ratio_w1 + 0.5
-            _xt3_w1 = _xw_px1_w1 - _xw_tx1_w1
-            _xt4_w1 = 0.5 - 0.5*_xw_ratio_w1
-            _xt5_w1 = _xt1_w1*_xt2_w1 + _xt3_w1*_xt4_w1
-            _xt6_w1 = _xt1_w1*_xt4_w1 + _xt2_w1*_xt3_w1
-            _xt7_w1 = -_xt6_w1
-            _xt8_w1 = -_xt0_w1*_xw_ratio_w1 + max(_xt5_w1, 0.0) + max(_xt7_w1, 0.0)
-            _xt9_w1 = -_xt8_w1
-            _xt10_w1 = _xw_py2_w1 - _xw_py1_w1
-            _xt11_w1 = _xw_py2_w1 - _xw_ty2_w1
-            _xt12_w1 = _xw_py1_w1 - _xw_ty1_w1
-            _xt13_w1 = _xt11_w1*_xt2_w1 + _xt12_w1*_xt4_w1
-            _xt14_w1 = _xt11_w1*_xt4_w1 + _xt12_w1*_xt2_w1
-            _xt15_w1 = -_xt14_w1
-            _xt16_w1 = -_xt10_w1*_xw_ratio_w1 + max(_xt13_w1, 0.0) + max(_xt15_w1, 0.0)
-            _xt17_w1 = -_xt16_w1
-            _xt18_w1 = _xw_tx2_w1 - _xw_tx1_w1
-            _xt19_w1 = -_xt5_w1
-            _xt20_w1 = -_xt18_w1*_xw_ratio_w1 + max(_xt19_w1, 0.0) + max(_xt6_w1, 0.0)
-            _xt21_w1 = -_xt20_w1
-            _xt22_w1 = _xw_ty2_w1 - _xw_ty1_w1
-            _xt23_w1 = -_xt13_w1
-            _xt24_w1 = -_xt22_w1*_xw_ratio_w1 + max(_xt14_w1, 0.0) + max(_xt23_w1, 0.0)
-            _xt25_w1 = -_xt24_w1
-            _xt26_w1 = _sel(-_xt0_w1 + _xt18_w1 > 0.0, 1.0, 0.0)
-            _xt27_w1 = _sel(-_xt10_w1 + _xt22_w1 > 0.0, 1.0, 0.0)
-            _xd0_w1 = _f32(_sel(_xt8_w1 > 0.0, 1.0, _sel(_xt8_w1 == 0.0, 0.5, 0.0)))
-            _xd1_w1 = _f32(_sel(_xt9_w1 > 0.0, 1.0, _sel(_xt9_w1 == 0.0, 0.5, 0.0)))
-            _xd2_w1 = _f32(_sel(_xt16_w1 > 0.0, 1.0, _sel(_xt16_w1 == 0.0, 0.5, 0.0)))
-            _xd3_w1 = _f32(_sel(_xt17_w1 > 0.0, 1.0, _sel(_xt17_w1 == 0.0, 0.5, 0.0)))
-            _xd4_w1 = _f32(_sel(_xt20_w1 > 0.0, 1.0, _sel(_xt20_w1 == 0.0, 0.5, 0.0)))
-            _xd5_w1 = _f32(_sel(_xt21_w1 > 0.0, 1.0, _sel(_xt21_w1 == 0.0, 0.5, 0.0)))
-            _xd6_w1 = _f32(_sel(_xt24_w1 > 0.0, 1.0, _sel(_xt24_w1 == 0.0, 0.5, 0.0)))
-            _xd7_w1 = _f32(_sel(_xt25_w1 > 0.0, 1.0, _sel(_xt25_w1 == 0.0, 0.5, 0.0)))
-            _xd8_w1 = _f32(_sel(_xt19_w1 > 0.0, 1.0, _sel(_xt19_w1 == 0.0, 0.5, 0.0)))
-            _xd9_w1 = _f32(_sel(_xt5_w1 > 0.0, 1.0, _sel(_xt5_w1 == 0.0, 0.5, 0.0)))
-            _xd10_w1 = _f32(_sel(_xt7_w1 > 0.0, 1.0, _sel(_xt7_w1 == 0.0, 0.5, 0.0)))
-            _xd11_w1 = _f32(_sel(_xt6_w1 > 0.0, 1.0, _sel(_xt6_w1 == 0.0, 0.5, 0.0)))
-            _xd12_w1 = _f32(_sel(_xt23_w1 > 0.0, 1.0, _sel(_xt23_w1 == 0.0, 0.5, 0.0)))
-            _xd13_w1 = _f32(_sel(_xt13_w1 > 0.0, 1.0, _sel(_xt13_w1 == 0.0, 0.5, 0.0)))
-            _xd14_w1 = _f32(_sel(_xt15_w1 > 0.0, 1.0, _sel(_xt15_w1 == 0.0, 0.5, 0.0)))
-            _xd15_w1 = _f32(_sel(_xt14_w1 > 0.0, 1.0, _sel(_xt14_w1 == 0.0, 0.5, 0.0)))
-            _xd16_w1 = _f32(_sel(_xt21_w1*(1.0 - _xt26_w1) + _xt26_w1*_xt9_w1 > 0.0, 1.0, 0.0))
-            _xd17_w1 = _f32(_sel(_xt17_w1*_xt27_w1 + _xt25_w1*(1.0 - _xt27_w1) > 0.0, 1.0, 0.0))
-            _xd18_w1 = _f32(_xt26_w1)
-            _xd19_w1 = _f32(_xt27_w1)
-            _t0_w1 = px2_w1 - px1_w1
-            _t1_w1 = px2_w1 - tx2_w1
-            _t2_w1 = _f32(0.5)*ratio + _f32(0.5)
-            _t3_w1 = px1_w1 - tx1_w1
-            _t4_w1 = _f32(0.5) - _f32(0.5)*ratio
-            _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
-            _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
-            _t7_w1 = max(_t5_w1, _f32(0.0)) + max(-_t6_w1, _f32(0.0))
-            _t8_w1 = py2_w1 - py1_w1
-            _t9_w1 = _t8_w1*ratio
-            _t10_w1 = tx2_w1 - tx1_w1
-            _t11_w1 = max(-_t5_w1, _f32(0.0)) + max(_t6_w1, _f32(0.0))
-            _t12_w1 = ty2_w1 - ty1_w1
-            _t13_w1 = _t12_w1*ratio
-            _t14_w1 = py2_w1 - ty2_w1
-            _t15_w1 = py1_w1 - ty1_w1
-            _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
-            _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
-            _t18_w1 = max(_t16_w1, _f32(0.0)) + max(-_t17_w1, _f32(0.0))
-            _s1_w1 = _xd18_w1*(_t0_w1*ratio - _t7_w1) + (_f32(1.0) - _xd18_w1)*(_t10_w1*ratio - _t11_w1)
-            _t19_w1 = max(_s1_w1, _s1_w1 - _s1_w1)
-            _t20_w1 = max(-_t16_w1, _f32(0.0)) + max(_t17_w1, _f32(0.0))
-            _s2_w1 = _t13_w1*min(_t10_w1*ratio, _t11_w1)
-            _t21_w1 = _s2_w1 + _t19_w1*min(_t13_w1, _t20_w1) + _t19_w1*min(_t9_w1, _t18_w1) + _t9_w1*min(_t0_w1*ratio, _t7_w1) + eps
-            _s3_w1 = _xd19_w1*(-_t18_w1 + _t8_w1*ratio) + (_f32(1.0) - _xd19_w1)*(_t12_w1*ratio - _t20_w1)
-            value_w1 = _t21_w1/(_t19_w1*max(_s3_w1, _s3_w1 - _s3_w1) + _t21_w1)
-            _t31_w1 = ratio + _f32(1.0)
-            _t32_w1 = _f32(0.5)*_t15_w1
-            _t33_w1 = _f32(1.0) - ratio
-            _t34_w1 = _f32(0.5)*_t14_w1
-            _t35_w1 = _t31_w1*_t32_w1 + _t33_w1*_t34_w1
-            _t36_w1 = _t31_w1*_t34_w1 + _t32_w1*_t33_w1
-            _t37_w1 = max(_t35_w1, _f32(0.0)) + max(-_t36_w1, _f32(0.0))
-            _t38_w1 = min(_t13_w1, _t37_w1)
-            _t39_w1 = _f32(1.0) - _xd18_w1
-            _t41_w1 = max(-_t35_w1, _f32(0.0)) + max(_t36_w1, _f32(0.0))
-            _t42_w1 = min(_t9_w1, _t41_w1)
-            _t43_w1 = _f32(1.0) - _xd19_w1
-            _s4_w1 = _t43_w1*(_t13_w1 - _t37_w1) + _xd19_w1*(-_t41_w1 + _t9_w1)
-            _t44_w1 = max(_s4_w1, _s4_w1 - _s4_w1)
-            _t45_w1 = _f32(0.5)*_t3_w1
-            _t46_w1 = _f32(0.5)*_t1_w1
-            _t47_w1 = _t31_w1*_t45_w1 + _t33_w1*_t46_w1
-            _t48_w1 = _t31_w1*_t46_w1 + _t33_w1*_t45_w1
-            _t49_w1 = max(-_t47_w1, _f32(0.0)) + max(_t48_w1, _f32(0.0))
-            _t50_w1 = max(_t47_w1, _f32(0.0)) + max(-_t48_w1, _f32(0.0))
-            _s5_w1 = _t39_w1*(_t10_w1*ratio - _t50_w1) + _xd18_w1*(_t0_w1*ratio - _t49_w1)
-            _t51_w1 = max(_s5_w1, _s5_w1 - _s5_w1)
-            _t52_w1 = _t44_w1*_t51_w1
-            _t53_w1 = ratio*min(_t10_w1*ratio, _t50_w1)
-            _t54_w1 = ratio*min(_t0_w1*ratio, _t49_w1)
-            _t55_w1 = _t12_w1*_t53_w1 + _t38_w1*_t51_w1 + _t42_w1*_t51_w1 + _t54_w1*_t8_w1 + eps
-            _t56_w1 = _t52_w1 + _t55_w1
-            _a6_w1 = abs(_t56_w1)
-            _ok_w1 = (_a6_w1 >= _f32(2.350988701644575e-38)) & (_a6_w1 <= _f32(4.253529586511731e+37))
-            if _ok_w1:
-                _inv0_w1 = _f32(1.0)/_t56_w1
-                _t22_w2 = _f32(0.5)*ratio
-                _t23_w2 = _t22_w2 - _f32(0.5)
-                _t24_w2 = _t2_w1*_xd11_w1 + _t23_w2*_xd8_w1
-                _t25_w2 = _t12_w1*ratio
-                _t26_w2 = _t25_w2*_xd5_w1
-                _t27_w2 = _xd0_w1*ratio
-                _t28_w2 = -_t22_w2 - _f32(0.5)
-                _t29_w2 = _t28_w2*_xd10_w1 + _t4_w1*_xd9_w1
-                _t30_w2 = _t8_w1*ratio
-                _t40_w2 = _xd16_w1*(-_t24_w2*_t39_w1 + _xd18_w1*(-_t29_w2 - ratio))
-                _t57_w2 = _t52_w1*_inv0_w1
-                _t58_w2 = _t55_w1*_inv0_w1
-                _t59_w2 = _t44_w1*_t58_w2
-                _t60_w2 = _t2_w1*_xd15_w1 + _t23_w2*_xd12_w1
-                _t61_w2 = _t51_w1*_xd7_w1
-                _t62_w2 = _xd2_w1*ratio
-                _t63_w2 = _t28_w2*_xd14_w1 + _t4_w1*_xd13_w1
-                _t64_w2 = _t51_w1*_t58_w2*_xd17_w1
-                _t65_w2 = _t28_w2*_xd8_w1 + _t4_w1*_xd11_w1
-                _t66_w2 = _t2_w1*_xd9_w1 + _t23_w2*_xd10_w1
-                _t67_w2 = -ratio
-                _t68_w2 = _xd16_w1*(-_t39_w1*_t65_w2 + _xd18_w1*(-_t66_w2 - _t67_w2))
-                _t69_w2 = _t28_w2*_xd12_w1 + _t4_w1*_xd15_w1
-                _t70_w2 = _t2_w1*_xd13_w1 + _t23_w2*_xd14_w1
-                _t71_w2 = _t2_w1*_xd10_w1 + _t23_w2*_xd9_w1
-                _t72_w2 = _t30_w2*_xd1_w1
-                _t73_w2 = _xd4_w1*ratio
-                _t74_w2 = _t28_w2*_xd11_w1 + _t4_w1*_xd8_w1
-                _t75_w2 = _xd16_w1*(_t39_w1*(-_t74_w2 - ratio) - _t71_w2*_xd18_w1)
-                _t76_w2 = _t2_w1*_xd14_w1 + _t23_w2*_xd13_w1
-                _t77_w2 = _t51_w1*_xd3_w1
-                _t78_w2 = _xd6_w1*ratio
-                _t79_w2 = _t28_w2*_xd15_w1 + _t4_w1*_xd12_w1
-                _t80_w2 = _t28_w2*_xd9_w1 + _t4_w1*_xd10_w1
-                _t81_w2 = _t2_w1*_xd8_w1 + _t23_w2*_xd11_w1
-                _t82_w2 = _xd16_w1*(_t39_w1*(-_t67_w2 - _t81_w2) - _t80_w2*_xd18_w1)
-                _t83_w2 = _t28_w2*_xd13_w1 + _t4_w1*_xd14_w1
-                _t84_w2 = _t2_w1*_xd12_w1 + _t23_w2*_xd15_w1
-                d_px1_w1 = -((_t40_w2*_t59_w2 - _t57_w2*(_t24_w2*_t26_w2 + _t30_w2*(-_t27_w2 + _t29_w2*_xd1_w1) + _t38_w1*_t40_w2 + _t40_w2*_t42_w1))*_inv0_w1)
-                _s7_w1 = -_t57_w2*(_t51_w1*(-_t62_w2 + _t63_w2*_xd3_w1) - _t54_w1 + _t60_w2*_t61_w2) + _t64_w2*(-_t43_w1*_t60_w2 + _xd19_w1*(-_t63_w2 - ratio))
-                d_py1_w1 = -(_s7_w1*_inv0_w1)
-                d_px2_w1 = -((-_t57_w2*(_t26_w2*_t65_w2 + _t30_w2*(_t27_w2 + _t66_w2*_xd1_w1) + _t38_w1*_t68_w2 + _t42_w1*_t68_w2) + _t59_w2*_t68_w2)*_inv0_w1)
-                _s8_w1 = -_t57_w2*(_t51_w1*(_t62_w2 + _t70_w2*_xd3_w1) + _t54_w1 + _t61_w2*_t69_w2) + _t64_w2*(-_t43_w1*_t69_w2 + _xd19_w1*(-_t67_w2 - _t70_w2))
-                d_py2_w1 = -(_s8_w1*_inv0_w1)
-                d_tx1_w1 = -((-_t57_w2*(_t25_w2*(-_t73_w2 + _t74_w2*_xd5_w1) + _t38_w1*_t75_w2 + _t42_w1*_t75_w2 + _t71_w2*_t72_w2) + _t59_w2*_t75_w2)*_inv0_w1)
-                _s9_w1 = -_t57_w2*(_t51_w1*(-_t78_w2 + _t79_w2*_xd7_w1) - _t53_w1 + _t76_w2*_t77_w2) + _t64_w2*(_t43_w1*(-_t79_w2 - ratio) - _t76_w2*_xd19_w1)
-                d_ty1_w1 = -(_s9_w1*_inv0_w1)
-                d_tx2_w1 = -((-_t57_w2*(_t25_w2*(_t73_w2 + _t81_w2*_xd5_w1) + _t38_w1*_t82_w2 + _t42_w1*_t82_w2 + _t72_w2*_t80_w2) + _t59_w2*_t82_w2)*_inv0_w1)
-                _s10_w1 = -_t57_w2*(_t51_w1*(_t78_w2 + _t84_w2*_xd7_w1) + _t53_w1 + _t77_w2*_t83_w2) + _t64_w2*(_t43_w1*(-_t67_w2 - _t84_w2) - _t83_w2*_xd19_w1)
-                d_ty2_w1 = -(_s10_w1*_inv0_w1)
-            else:
-                _t22_w1 = _f32(0.5)*ratio
-                _t23_w1 = _t22_w1 - _f32(0.5)
-                _t24_w1 = _t2_w1*_xd11_w1 + _t23_w1*_xd8_w1
-                _t25_w1 = _t12_w1*ratio
-                _t26_w1 = _t25_w1*_xd5_w1
-                _t27_w1 = _xd0_w1*ratio
-                _t28_w1 = -_t22_w1 - _f32(0.5)
-                _t29_w1 = _t28_w1*_xd10_w1 + _t4_w1*_xd9_w1
-                _t30_w1 = _t8_w1*ratio
-                _t40_w1 = _xd16_w1*(-_t24_w1*_t39_w1 + _xd18_w1*(-_t29_w1 - ratio))
-                _t57_w1 = _t52_w1/_t56_w1
-                _t58_w1 = _t55_w1/_t56_w1
-                _t59_w1 = _t44_w1*_t58_w1
-                _t60_w1 = _t2_w1*_xd15_w1 + _t23_w1*_xd12_w1
-                _t61_w1 = _t51_w1*_xd7_w1
-                _t62_w1 = _xd2_w1*ratio
-                _t63_w1 = _t28_w1*_xd14_w1 + _t4_w1*_xd13_w1
-                _t64_w1 = _t51_w1*_t58_w1*_xd17_w1
-                _t65_w1 = _t28_w1*_xd8_w1 + _t4_w1*_xd11_w1
-                _t66_w1 = _t2_w1*_xd9_w1 + _t23_w1*_xd10_w1
-                _t67_w1 = -ratio
-                _t68_w1 = _xd16_w1*(-_t39_w1*_t65_w1 + _xd18_w1*(-_t66_w1 - _t67_w1))
-                _t69_w1 = _t28_w1*_xd12_w1 + _t4_w1*_xd15_w1
-                _t70_w1 = _t2_w1*_xd13_w1 + _t23_w1*_xd14_w1
-                _t71_w1 = _t2_w1*_xd10_w1 + _t23_w1*_xd9_w1
-                _t72_w1 = _t30_w1*_xd1_w1
-                _t73_w1 = _xd4_w1*ratio
-                _t74_w1 = _t28_w1*_xd11_w1 + _t4_w1*_xd8_w1
-                _t75_w1 = _xd16_w1*(_t39_w1*(-_t74_w1 - ratio) - _t71_w1*_xd18_w1)
-                _t76_w1 = _t2_w1*_xd14_w1 + _t23_w1*_xd13_w1
-                _t77_w1 = _t51_w1*_xd3_w1
-                _t78_w1 = _xd6_w1*ratio
-                _t79_w1 = _t28_w1*_xd15_w1 + _t4_w1*_xd12_w1
-                _t80_w1 = _t28_w1*_xd9_w1 + _t4_w1*_xd10_w1
-                _t81_w1 = _t2_w1*_xd8_w1 + _t23_w1*_xd11_w1
-                _t82_w1 = _xd16_w1*(_t39_w1*(-_t67_w1 - _t81_w1) - _t80_w1*_xd18_w1)
-                _t83_w1 = _t28_w1*_xd13_w1 + _t4_w1*_xd14_w1
-                _t84_w1 = _t2_w1*_xd12_w1 + _t23_w1*_xd15_w1
-                d_px1_w1 = -((_t40_w1*_t59_w1 - _t57_w1*(_t24_w1*_t26_w1 + _t30_w1*(-_t27_w1 + _t29_w1*_xd1_w1) + _t38_w1*_t40_w1 + _t40_w1*_t42_w1))/_t56_w1)
-                _s11 = -_t57_w1*(_t51_w1*(-_t62_w1 + _t63_w1*_xd3_w1) - _t54_w1 + _t60_w1*_t61_w1) + _t64_w1*(-_t43_w1*_t60_w1 + _xd19_w1*(-_t63_w1 - ratio))
-                d_py1_w1 = -(_s11/_t56_w1)
-                d_px2_w1 = -((-_t57_w1*(_t26_w1*_t65_w1 + _t30_w1*(_t27_w1 + _t66_w1*_xd1_w1) + _t38_w1*_t68_w1 + _t42_w1*_t68_w1) + _t59_w1*_t68_w1)/_t56_w1)
-                _s12 = -_t57_w1*(_t51_w1*(_t62_w1 + _t70_w1*_xd3_w1) + _t54_w1 + _t61_w1*_t69_w1) + _t64_w1*(-_t43_w1*_t69_w1 + _xd19_w1*(-_t67_w1 - _t70_w1))
-                d_py2_w1 = -(_s12/_t56_w1)
-                d_tx1_w1 = -((-_t57_w1*(_t25_w1*(-_t73_w1 + _t74_w1*_xd5_w1) + _t38_w1*_t75_w1 + _t42_w1*_t75_w1 + _t71_w1*_t72_w1) + _t59_w1*_t75_w1)/_t56_w1)
-                _s13 = -_t57_w1*(_t51_w1*(-_t78_w1 + _t79_w1*_xd7_w1) - _t53_w1 + _t76_w1*_t77_w1) + _t64_w1*(_t43_w1*(-_t79_w1 - ratio) - _t76_w1*_xd19_w1)
-                d_ty1_w1 = -(_s13/_t56_w1)
-                d_tx2_w1 = -((-_t57_w1*(_t25_w1*(_t73_w1 + _t81_w1*_xd5_w1) + _t38_w1*_t82_w1 + _t42_w1*_t82_w1 + _t72_w1*_t80_w1) + _t59_w1*_t82_w1)/_t56_w1)
-                _s14 = -_t57_w1*(_t51_w1*(_t78_w1 + _t84_w1*_xd7_w1) + _t53_w1 + _t77_w1*_t83_w1) + _t64_w1*(_t43_w1*(-_t67_w1 - _t84_w1) - _t83_w1*_xd19_w1)
-                d_ty2_w1 = -(_s14/_t56_w1)
-            if not _ok_w1:
+            if _flags[_i_w1]:
+                px1_w1 = _pred[4 * _i_w1]
+                py1_w1 = _pred[4 * _i_w1 + 1]
+                px2_w1 = _pred[4 * _i_w1 + 2]
+                py2_w1 = _pred[4 * _i_w1 + 3]
+                tx1_w1 = _target[4 * _i_w1]
+                ty1_w1 = _target[4 * _i_w1 + 1]
+                tx2_w1 = _target[4 * _i_w1 + 2]
+                ty2_w1 = _target[4 * _i_w1 + 3]
+                _s3_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((px1_w1 - tx1_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2_w1 - tx2_w1))
+                _s4_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2_w1 - tx2_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((px1_w1 - tx1_w1))
+                _s5_w1 = -ratio*((px2_w1 - px1_w1)) + max(_s3_w1, _f32(0.0)) + max(_s4_w1, _f32(0.0))
+                _xd0_w1 = _sel(_s5_w1 > _f32(0.0), _f32(1.0), _sel(_s5_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _s6_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
+                _s7_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                _xg0_w1 = abs(_s5_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
+                if not _xg0_w1:
+                    _xw_px1 = _f64(px1_w1)
+                    _xw_px2 = _f64(px2_w1)
+                    _xw_tx1 = _f64(tx1_w1)
+                    _xw_tx2 = _f64(tx2_w1)
+                    _xw_ratio = _f64(ratio)
+                    _xt0 = _xw_px2 - _xw_tx2
+                    _xt1 = 0.5*_xw_ratio + 0.5
+                    _xt2 = _xw_px1 - _xw_tx1
+                    _xt3 = 0.5 - 0.5*_xw_ratio
+                    _xs1 = -_xw_ratio*((_xw_px2 - _xw_px1))
+                    _xs2 = _xs1 + max(_xt0*_xt1 + _xt2*_xt3, 0.0) + max(-_xt0*_xt3 - _xt1*_xt2, 0.0)
+                    _xd0_w1 = _f32(_sel(_xs2 > 0.0, 1.0, _sel(_xs2 == 0.0, 0.5, 0.0)))
+                _s9_w1 = ratio*((px2_w1 - px1_w1)) - max(_s3_w1, _f32(0.0)) - max(_s4_w1, _f32(0.0))
+                _xd1_w1 = _sel(_s9_w1 > _f32(0.0), _f32(1.0), _sel(_s9_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg1_w1 = abs(_s5_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
+                if not _xg1_w1:
+                    _xw_px1_w1 = _f64(px1_w1)
+                    _xw_px2_w1 = _f64(px2_w1)
+                    _xw_tx1_w1 = _f64(tx1_w1)
+                    _xw_tx2_w1 = _f64(tx2_w1)
+                    _xw_ratio_w1 = _f64(ratio)
+                    _xt0_w1 = _xw_px2_w1 - _xw_tx2_w1
+                    _xt1_w1 = 0.5*_xw_ratio_w1 + 0.5
+                    _xt2_w1 = _xw_px1_w1 - _xw_tx1_w1
+                    _xt3_w1 = 0.5 - 0.5*_xw_ratio_w1
+                    _xs8 = _xw_ratio_w1*((_xw_px2_w1 - _xw_px1_w1)) - max(_xt0_w1*_xt1_w1 + _xt2_w1*_xt3_w1, 0.0) - max(-_xt0_w1*_xt3_w1 - _xt1_w1*_xt2_w1, 0.0)
+                    _xd1_w1 = _f32(_sel(_xs8 > 0.0, 1.0, _sel(_xs8 == 0.0, 0.5, 0.0)))
+                _s12_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((py1_w1 - ty1_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2_w1 - ty2_w1))
+                _s13_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((py2_w1 - ty2_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((py1_w1 - ty1_w1))
+                _s14_w1 = -ratio*((py2_w1 - py1_w1)) + max(_s12_w1, _f32(0.0)) + max(_s13_w1, _f32(0.0))
+                _xd2_w1 = _sel(_s14_w1 > _f32(0.0), _f32(1.0), _sel(_s14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _s15_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
+                _s16_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                _xg2_w1 = abs(_s14_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
+                if not _xg2_w1:
+                    _xw_py1 = _f64(py1_w1)
+                    _xw_py2 = _f64(py2_w1)
+                    _xw_ty1 = _f64(ty1_w1)
+                    _xw_ty2 = _f64(ty2_w1)
+                    _xw_ratio_w2 = _f64(ratio)
+                    _xt0_w2 = _xw_py2 - _xw_ty2
+                    _xt1_w2 = 0.5*_xw_ratio_w2 + 0.5
+                    _xt2_w2 = _xw_py1 - _xw_ty1
+                    _xt3_w2 = 0.5 - 0.5*_xw_ratio_w2
+                    _xs10 = -_xw_ratio_w2*((_xw_py2 - _xw_py1))
+                    _xs11 = _xs10 + max(_xt0_w2*_xt1_w2 + _xt2_w2*_xt3_w2, 0.0) + max(-_xt0_w2*_xt3_w2 - _xt1_w2*_xt2_w2, 0.0)
+                    _xd2_w1 = _f32(_sel(_xs11 > 0.0, 1.0, _sel(_xs11 == 0.0, 0.5, 0.0)))
+                _s18_w1 = ratio*((py2_w1 - py1_w1)) - max(_s12_w1, _f32(0.0)) - max(_s13_w1, _f32(0.0))
+                _xd3_w1 = _sel(_s18_w1 > _f32(0.0), _f32(1.0), _sel(_s18_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg3_w1 = abs(_s14_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
+                if not _xg3_w1:
+                    _xw_py1_w1 = _f64(py1_w1)
+                    _xw_py2_w1 = _f64(py2_w1)
+                    _xw_ty1_w1 = _f64(ty1_w1)
+                    _xw_ty2_w1 = _f64(ty2_w1)
+                    _xw_ratio_w3 = _f64(ratio)
+                    _xt0_w3 = _xw_py2_w1 - _xw_ty2_w1
+                    _xt1_w3 = 0.5*_xw_ratio_w3 + 0.5
+                    _xt2_w3 = _xw_py1_w1 - _xw_ty1_w1
+                    _xt3_w3 = 0.5 - 0.5*_xw_ratio_w3
+                    _xs17 = _xw_ratio_w3*((_xw_py2_w1 - _xw_py1_w1)) - max(_xt0_w3*_xt1_w3 + _xt2_w3*_xt3_w3, 0.0) - max(-_xt0_w3*_xt3_w3 - _xt1_w3*_xt2_w3, 0.0)
+                    _xd3_w1 = _f32(_sel(_xs17 > 0.0, 1.0, _sel(_xs17 == 0.0, 0.5, 0.0)))
+                _s21_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((px1_w1 - tx1_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((px2_w1 - tx2_w1))
+                _s22_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2_w1 - tx2_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((px1_w1 - tx1_w1))
+                _s23_w1 = -ratio*((tx2_w1 - tx1_w1)) + max(_s21_w1, _f32(0.0)) + max(_s22_w1, _f32(0.0))
+                _xd4_w1 = _sel(_s23_w1 > _f32(0.0), _f32(1.0), _sel(_s23_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg4_w1 = abs(_s23_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2_w1 - tx1_w1))
+                if not _xg4_w1:
+                    _xw_px1_w2 = _f64(px1_w1)
+                    _xw_px2_w2 = _f64(px2_w1)
+                    _xw_tx1_w2 = _f64(tx1_w1)
+                    _xw_tx2_w2 = _f64(tx2_w1)
+                    _xw_ratio_w4 = _f64(ratio)
+                    _xt0_w4 = _xw_px2_w2 - _xw_tx2_w2
+                    _xt1_w4 = 0.5*_xw_ratio_w4 + 0.5
+                    _xt2_w4 = _xw_px1_w2 - _xw_tx1_w2
+                    _xt3_w4 = 0.5 - 0.5*_xw_ratio_w4
+                    _xs19 = -_xw_ratio_w4*((_xw_tx2_w2 - _xw_tx1_w2))
+                    _xs20 = _xs19 + max(-_xt0_w4*_xt1_w4 - _xt2_w4*_xt3_w4, 0.0) + max(_xt0_w4*_xt3_w4 + _xt1_w4*_xt2_w4, 0.0)
+                    _xd4_w1 = _f32(_sel(_xs20 > 0.0, 1.0, _sel(_xs20 == 0.0, 0.5, 0.0)))
+                _s25_w1 = ratio*((tx2_w1 - tx1_w1)) - max(_s21_w1, _f32(0.0)) - max(_s22_w1, _f32(0.0))
+                _xd5_w1 = _sel(_s25_w1 > _f32(0.0), _f32(1.0), _sel(_s25_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg5_w1 = abs(_s23_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2_w1 - tx1_w1))
+                if not _xg5_w1:
+                    _xw_px1_w3 = _f64(px1_w1)
+                    _xw_px2_w3 = _f64(px2_w1)
+                    _xw_tx1_w3 = _f64(tx1_w1)
+                    _xw_tx2_w3 = _f64(tx2_w1)
+                    _xw_ratio_w5 = _f64(ratio)
+                    _xt0_w5 = _xw_px2_w3 - _xw_tx2_w3
+                    _xt1_w5 = 0.5*_xw_ratio_w5 + 0.5
+                    _xt2_w5 = _xw_px1_w3 - _xw_tx1_w3
+                    _xt3_w5 = 0.5 - 0.5*_xw_ratio_w5
+                    _xs24 = _xw_ratio_w5*((_xw_tx2_w3 - _xw_tx1_w3)) - max(-_xt0_w5*_xt1_w5 - _xt2_w5*_xt3_w5, 0.0) - max(_xt0_w5*_xt3_w5 + _xt1_w5*_xt2_w5, 0.0)
+                    _xd5_w1 = _f32(_sel(_xs24 > 0.0, 1.0, _sel(_xs24 == 0.0, 0.5, 0.0)))
+                _s28_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((py1_w1 - ty1_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((py2_w1 - ty2_w1))
+                _s29_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((py2_w1 - ty2_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((py1_w1 - ty1_w1))
+                _s30_w1 = -ratio*((ty2_w1 - ty1_w1)) + max(_s28_w1, _f32(0.0)) + max(_s29_w1, _f32(0.0))
+                _xd6_w1 = _sel(_s30_w1 > _f32(0.0), _f32(1.0), _sel(_s30_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg6_w1 = abs(_s30_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2_w1 - ty1_w1))
+                if not _xg6_w1:
+                    _xw_py1_w2 = _f64(py1_w1)
+                    _xw_py2_w2 = _f64(py2_w1)
+                    _xw_ty1_w2 = _f64(ty1_w1)
+                    _xw_ty2_w2 = _f64(ty2_w1)
+                    _xw_ratio_w6 = _f64(ratio)
+                    _xt0_w6 = _xw_py2_w2 - _xw_ty2_w2
+                    _xt1_w6 = 0.5*_xw_ratio_w6 + 0.5
+                    _xt2_w6 = _xw_py1_w2 - _xw_ty1_w2
+                    _xt3_w6 = 0.5 - 0.5*_xw_ratio_w6
+                    _xs26 = -_xw_ratio_w6*((_xw_ty2_w2 - _xw_ty1_w2))
+                    _xs27 = _xs26 + max(-_xt0_w6*_xt1_w6 - _xt2_w6*_xt3_w6, 0.0) + max(_xt0_w6*_xt3_w6 + _xt1_w6*_xt2_w6, 0.0)
+                    _xd6_w1 = _f32(_sel(_xs27 > 0.0, 1.0, _sel(_xs27 == 0.0, 0.5, 0.0)))
+                _s32_w1 = ratio*((ty2_w1 - ty1_w1)) - max(_s28_w1, _f32(0.0)) - max(_s29_w1, _f32(0.0))
+                _xd7_w1 = _sel(_s32_w1 > _f32(0.0), _f32(1.0), _sel(_s32_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg7_w1 = abs(_s30_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2_w1 - ty1_w1))
+                if not _xg7_w1:
+                    _xw_py1_w3 = _f64(py1_w1)
+                    _xw_py2_w3 = _f64(py2_w1)
+                    _xw_ty1_w3 = _f64(ty1_w1)
+                    _xw_ty2_w3 = _f64(ty2_w1)
+                    _xw_ratio_w7 = _f64(ratio)
+                    _xt0_w7 = _xw_py2_w3 - _xw_ty2_w3
+                    _xt1_w7 = 0.5*_xw_ratio_w7 + 0.5
+                    _xt2_w7 = _xw_py1_w3 - _xw_ty1_w3
+                    _xt3_w7 = 0.5 - 0.5*_xw_ratio_w7
+                    _xs31 = _xw_ratio_w7*((_xw_ty2_w3 - _xw_ty1_w3)) - max(-_xt0_w7*_xt1_w7 - _xt2_w7*_xt3_w7, 0.0) - max(_xt0_w7*_xt3_w7 + _xt1_w7*_xt2_w7, 0.0)
+                    _xd7_w1 = _f32(_sel(_xs31 > 0.0, 1.0, _sel(_xs31 == 0.0, 0.5, 0.0)))
+                _xd8_w1 = _sel(_s21_w1 > _f32(0.0), _f32(1.0), _sel(_s21_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _s34_w1 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
+                _xg8_w1 = abs(_s3_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                if not _xg8_w1:
+                    _xw_px1_w4 = _f64(px1_w1)
+                    _xw_px2_w4 = _f64(px2_w1)
+                    _xw_tx1_w4 = _f64(tx1_w1)
+                    _xw_tx2_w4 = _f64(tx2_w1)
+                    _xw_ratio_w8 = _f64(ratio)
+                    _xs33 = -0.5*(1.0 - _xw_ratio_w8)*((_xw_px1_w4 - _xw_tx1_w4)) - 0.5*(_xw_ratio_w8 + 1.0)*((_xw_px2_w4 - _xw_tx2_w4))
+                    _xd8_w1 = _f32(_sel(_xs33 > 0.0, 1.0, _sel(_xs33 == 0.0, 0.5, 0.0)))
+                _xd9_w1 = _sel(_s3_w1 > _f32(0.0), _f32(1.0), _sel(_s3_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg9_w1 = abs(_s3_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                if not _xg9_w1:
+                    _xw_px1_w5 = _f64(px1_w1)
+                    _xw_px2_w5 = _f64(px2_w1)
+                    _xw_tx1_w5 = _f64(tx1_w1)
+                    _xw_tx2_w5 = _f64(tx2_w1)
+                    _xw_ratio_w9 = _f64(ratio)
+                    _xs35 = 0.5*(1.0 - _xw_ratio_w9)*((_xw_px1_w5 - _xw_tx1_w5)) + 0.5*(_xw_ratio_w9 + 1.0)*((_xw_px2_w5 - _xw_tx2_w5))
+                    _xd9_w1 = _f32(_sel(_xs35 > 0.0, 1.0, _sel(_xs35 == 0.0, 0.5, 0.0)))
+                _xd10_w1 = _sel(_s4_w1 > _f32(0.0), _f32(1.0), _sel(_s4_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg10_w1 = abs(_s22_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                if not _xg10_w1:
+                    _xw_px1_w6 = _f64(px1_w1)
+                    _xw_px2_w6 = _f64(px2_w1)
+                    _xw_tx1_w6 = _f64(tx1_w1)
+                    _xw_tx2_w6 = _f64(tx2_w1)
+                    _xw_ratio_w10 = _f64(ratio)
+                    _xs36 = -0.5*(1.0 - _xw_ratio_w10)*((_xw_px2_w6 - _xw_tx2_w6)) - 0.5*(_xw_ratio_w10 + 1.0)*((_xw_px1_w6 - _xw_tx1_w6))
+                    _xd10_w1 = _f32(_sel(_xs36 > 0.0, 1.0, _sel(_xs36 == 0.0, 0.5, 0.0)))
+                _xd11_w1 = _sel(_s22_w1 > _f32(0.0), _f32(1.0), _sel(_s22_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg11_w1 = abs(_s22_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                if not _xg11_w1:
+                    _xw_px1_w7 = _f64(px1_w1)
+                    _xw_px2_w7 = _f64(px2_w1)
+                    _xw_tx1_w7 = _f64(tx1_w1)
+                    _xw_tx2_w7 = _f64(tx2_w1)
+                    _xw_ratio_w11 = _f64(ratio)
+                    _xs37 = 0.5*(1.0 - _xw_ratio_w11)*((_xw_px2_w7 - _xw_tx2_w7)) + 0.5*(_xw_ratio_w11 + 1.0)*((_xw_px1_w7 - _xw_tx1_w7))
+                    _xd11_w1 = _f32(_sel(_xs37 > 0.0, 1.0, _sel(_xs37 == 0.0, 0.5, 0.0)))
+                _xd12_w1 = _sel(_s28_w1 > _f32(0.0), _f32(1.0), _sel(_s28_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _s39_w1 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
+                _xg12_w1 = abs(_s12_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                if not _xg12_w1:
+                    _xw_py1_w4 = _f64(py1_w1)
+                    _xw_py2_w4 = _f64(py2_w1)
+                    _xw_ty1_w4 = _f64(ty1_w1)
+                    _xw_ty2_w4 = _f64(ty2_w1)
+                    _xw_ratio_w12 = _f64(ratio)
+                    _xs38 = -0.5*(1.0 - _xw_ratio_w12)*((_xw_py1_w4 - _xw_ty1_w4)) - 0.5*(_xw_ratio_w12 + 1.0)*((_xw_py2_w4 - _xw_ty2_w4))
+                    _xd12_w1 = _f32(_sel(_xs38 > 0.0, 1.0, _sel(_xs38 == 0.0, 0.5, 0.0)))
+                _xd13_w1 = _sel(_s12_w1 > _f32(0.0), _f32(1.0), _sel(_s12_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg13_w1 = abs(_s12_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                if not _xg13_w1:
+                    _xw_py1_w5 = _f64(py1_w1)
+                    _xw_py2_w5 = _f64(py2_w1)
+                    _xw_ty1_w5 = _f64(ty1_w1)
+                    _xw_ty2_w5 = _f64(ty2_w1)
+                    _xw_ratio_w13 = _f64(ratio)
+                    _xs40 = 0.5*(1.0 - _xw_ratio_w13)*((_xw_py1_w5 - _xw_ty1_w5)) + 0.5*(_xw_ratio_w13 + 1.0)*((_xw_py2_w5 - _xw_ty2_w5))
+                    _xd13_w1 = _f32(_sel(_xs40 > 0.0, 1.0, _sel(_xs40 == 0.0, 0.5, 0.0)))
+                _xd14_w1 = _sel(_s13_w1 > _f32(0.0), _f32(1.0), _sel(_s13_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg14_w1 = abs(_s29_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                if not _xg14_w1:
+                    _xw_py1_w6 = _f64(py1_w1)
+                    _xw_py2_w6 = _f64(py2_w1)
+                    _xw_ty1_w6 = _f64(ty1_w1)
+                    _xw_ty2_w6 = _f64(ty2_w1)
+                    _xw_ratio_w14 = _f64(ratio)
+                    _xs41 = -0.5*(1.0 - _xw_ratio_w14)*((_xw_py2_w6 - _xw_ty2_w6)) - 0.5*(_xw_ratio_w14 + 1.0)*((_xw_py1_w6 - _xw_ty1_w6))
+                    _xd14_w1 = _f32(_sel(_xs41 > 0.0, 1.0, _sel(_xs41 == 0.0, 0.5, 0.0)))
+                _xd15_w1 = _sel(_s29_w1 > _f32(0.0), _f32(1.0), _sel(_s29_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                _xg15_w1 = abs(_s29_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                if not _xg15_w1:
+                    _xw_py1_w7 = _f64(py1_w1)
+                    _xw_py2_w7 = _f64(py2_w1)
+                    _xw_ty1_w7 = _f64(ty1_w1)
+                    _xw_ty2_w7 = _f64(ty2_w1)
+                    _xw_ratio_w15 = _f64(ratio)
+                    _xs42 = 0.5*(1.0 - _xw_ratio_w15)*((_xw_py2_w7 - _xw_ty2_w7)) + 0.5*(_xw_ratio_w15 + 1.0)*((_xw_py1_w7 - _xw_ty1_w7))
+                    _xd15_w1 = _f32(_sel(_xs42 > 0.0, 1.0, _sel(_xs42 == 0.0, 0.5, 0.0)))
+                _s44_w1 = (_f32(1.0) - _sel(-((px2_w1 - px1_w1)) + (tx2_w1 - tx1_w1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s25_w1
+                _s45_w1 = _s44_w1 + _s9_w1*_sel(-((px2_w1 - px1_w1)) + (tx2_w1 - tx1_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _xd16_w1 = _sel(_s45_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s46_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
+                _s47_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
+                _s48_w1 = _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
+                _xg16_w1 = abs(_s45_w1) > _s46_w1 + _s47_w1 + _s48_w1 + _f32(0.0001220703125)*abs(ratio)*abs((tx2_w1 - tx1_w1))
+                if not _xg16_w1:
+                    _xw_px1_w8 = _f64(px1_w1)
+                    _xw_px2_w8 = _f64(px2_w1)
+                    _xw_tx1_w8 = _f64(tx1_w1)
+                    _xw_tx2_w8 = _f64(tx2_w1)
+                    _xw_ratio_w16 = _f64(ratio)
+                    _xt0_w8 = _xw_px2_w8 - _xw_px1_w8
+                    _xt1_w8 = _xw_tx2_w8 - _xw_tx1_w8
+                    _xt2_w8 = _sel(-_xt0_w8 + _xt1_w8 > 0.0, 1.0, 0.0)
+                    _xt3_w8 = _xw_px2_w8 - _xw_tx2_w8
+                    _xt4 = 0.5*_xw_ratio_w16 + 0.5
+                    _xt5 = _xw_px1_w8 - _xw_tx1_w8
+                    _xt6 = 0.5 - 0.5*_xw_ratio_w16
+                    _xt7 = _xt3_w8*_xt4 + _xt5*_xt6
+                    _xt8 = _xt3_w8*_xt6 + _xt4*_xt5
+                    _xs43 = (1.0 - _xt2_w8)*(_xt1_w8*_xw_ratio_w16 - max(-_xt7, 0.0) - max(_xt8, 0.0))
+                    _xd16_w1 = _f32(_sel(_xt2_w8*(_xt0_w8*_xw_ratio_w16 - max(_xt7, 0.0) - max(-_xt8, 0.0)) + _xs43 > 0.0, 1.0, 0.0))
+                _s50_w1 = (_f32(1.0) - _sel(-((py2_w1 - py1_w1)) + (ty2_w1 - ty1_w1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s32_w1
+                _s51_w1 = _s50_w1 + _s18_w1*_sel(-((py2_w1 - py1_w1)) + (ty2_w1 - ty1_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _xd17_w1 = _sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s52_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
+                _s53_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
+                _s54_w1 = _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
+                _xg17_w1 = abs(_s51_w1) > _s52_w1 + _s53_w1 + _s54_w1 + _f32(0.0001220703125)*abs(ratio)*abs((ty2_w1 - ty1_w1))
+                if not _xg17_w1:
+                    _xw_py1_w8 = _f64(py1_w1)
+                    _xw_py2_w8 = _f64(py2_w1)
+                    _xw_ty1_w8 = _f64(ty1_w1)
+                    _xw_ty2_w8 = _f64(ty2_w1)
+                    _xw_ratio_w17 = _f64(ratio)
+                    _xt0_w9 = _xw_py2_w8 - _xw_py1_w8
+                    _xt1_w9 = _xw_ty2_w8 - _xw_ty1_w8
+                    _xt2_w9 = _sel(-_xt0_w9 + _xt1_w9 > 0.0, 1.0, 0.0)
+                    _xt3_w9 = _xw_py2_w8 - _xw_ty2_w8
+                    _xt4_w1 = 0.5*_xw_ratio_w17 + 0.5
+                    _xt5_w1 = _xw_py1_w8 - _xw_ty1_w8
+                    _xt6_w1 = 0.5 - 0.5*_xw_ratio_w17
+                    _xt7_w1 = _xt3_w9*_xt4_w1 + _xt5_w1*_xt6_w1
+                    _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
+                    _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
+                    _xd17_w1 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
+                _t0_w1 = px2_w1 - px1_w1
+                _t1_w1 = px2_w1 - tx2_w1
+                _t2_w1 = _f32(0.5)*ratio + _f32(0.5)
+                _t3_w1 = px1_w1 - tx1_w1
+                _t4_w1 = _f32(0.5) - _f32(0.5)*ratio
+                _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
+                _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
+                _t7_w1 = max(_t5_w1, _f32(0.0)) + max(-_t6_w1, _f32(0.0))
+                _t8_w1 = py2_w1 - py1_w1
+                _t9_w1 = _t8_w1*ratio
+                _t10_w1 = tx2_w1 - tx1_w1
+                _t11_w1 = max(-_t5_w1, _f32(0.0)) + max(_t6_w1, _f32(0.0))
+                _t12_w1 = ty2_w1 - ty1_w1
+                _t13_w1 = _t12_w1*ratio
+                _t14_w1 = py2_w1 - ty2_w1
+                _t15_w1 = py1_w1 - ty1_w1
+                _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
+                _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
+                _t18_w1 = max(_t16_w1, _f32(0.0)) + max(-_t17_w1, _f32(0.0))
+                _t19_w1 = _sel(-_t0_w1 + _t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s55_w1 = _t19_w1*(_t0_w1*ratio - _t7_w1) + (_f32(1.0) - _t19_w1)*(_t10_w1*ratio - _t11_w1)
+                _t20_w1 = max(_s55_w1, _s55_w1 - _s55_w1)
+                _t21_w1 = max(-_t16_w1, _f32(0.0)) + max(_t17_w1, _f32(0.0))
+                _s56_w1 = _t13_w1*min(_t10_w1*ratio, _t11_w1)
+                _t22_w1 = _s56_w1 + _t20_w1*min(_t13_w1, _t21_w1) + _t20_w1*min(_t9_w1, _t18_w1) + _t9_w1*min(_t0_w1*ratio, _t7_w1) + eps
+                _t23_w1 = _sel(_t12_w1 - _t8_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s57_w1 = _t23_w1*(-_t18_w1 + _t8_w1*ratio) + (_f32(1.0) - _t23_w1)*(_t12_w1*ratio - _t21_w1)
+                value_w1 = _t22_w1/(_t20_w1*max(_s57_w1, _s57_w1 - _s57_w1) + _t22_w1)
+                _t33_w1 = ratio + _f32(1.0)
+                _t34_w1 = _f32(0.5)*_t15_w1
+                _t35_w1 = _f32(1.0) - ratio
+                _t36_w1 = _f32(0.5)*_t14_w1
+                _t37_w1 = _t33_w1*_t34_w1 + _t35_w1*_t36_w1
+                _t38_w1 = _t33_w1*_t36_w1 + _t34_w1*_t35_w1
+                _t39_w1 = max(_t37_w1, _f32(0.0)) + max(-_t38_w1, _f32(0.0))
+                _t40_w1 = min(_t13_w1, _t39_w1)
+                _t41_w1 = _f32(1.0) - _t19_w1
+                _t43_w1 = max(-_t37_w1, _f32(0.0)) + max(_t38_w1, _f32(0.0))
+                _t44_w1 = min(_t9_w1, _t43_w1)
+                _t45_w1 = _f32(1.0) - _t23_w1
+                _s58_w1 = _t23_w1*(-_t43_w1 + _t9_w1) + _t45_w1*(_t13_w1 - _t39_w1)
+                _t46_w1 = max(_s58_w1, _s58_w1 - _s58_w1)
+                _t47_w1 = _f32(0.5)*_t3_w1
+                _t48_w1 = _f32(0.5)*_t1_w1
+                _t49_w1 = _t33_w1*_t47_w1 + _t35_w1*_t48_w1
+                _t50_w1 = _t33_w1*_t48_w1 + _t35_w1*_t47_w1
+                _t51_w1 = max(-_t49_w1, _f32(0.0)) + max(_t50_w1, _f32(0.0))
+                _t52_w1 = max(_t49_w1, _f32(0.0)) + max(-_t50_w1, _f32(0.0))
+                _s59_w1 = _t19_w1*(_t0_w1*ratio - _t51_w1) + _t41_w1*(_t10_w1*ratio - _t52_w1)
+                _t53_w1 = max(_s59_w1, _s59_w1 - _s59_w1)
+                _t54_w1 = _t46_w1*_t53_w1
+                _t55_w1 = ratio*min(_t10_w1*ratio, _t52_w1)
+                _t56_w1 = ratio*min(_t0_w1*ratio, _t51_w1)
+                _t57_w1 = _t12_w1*_t55_w1 + _t40_w1*_t53_w1 + _t44_w1*_t53_w1 + _t56_w1*_t8_w1 + eps
+                _t58_w1 = _t54_w1 + _t57_w1
+                _a60_w1 = abs(_t58_w1)
+                _ok_w1 = (_a60_w1 >= _f32(2.350988701644575e-38)) & (_a60_w1 <= _f32(4.253529586511731e+37))
+                if _ok_w1:
+                    _inv0_w1 = _f32(1.0)/_t58_w1
+                    _t24_w2 = _f32(0.5)*ratio
+                    _t25_w2 = _t24_w2 - _f32(0.5)
+                    _t26_w2 = _t2_w1*_xd11_w1 + _t25_w2*_xd8_w1
+                    _t27_w2 = _t12_w1*ratio
+                    _t28_w2 = _t27_w2*_xd5_w1
+                    _t29_w2 = _xd0_w1*ratio
+                    _t30_w2 = -_t24_w2 - _f32(0.5)
+                    _t31_w2 = _t30_w2*_xd10_w1 + _t4_w1*_xd9_w1
+                    _t32_w2 = _t8_w1*ratio
+                    _t42_w2 = _xd16_w1*(_t19_w1*(-_t31_w2 - ratio) - _t26_w2*_t41_w1)
+                    _t59_w2 = _t54_w1*_inv0_w1
+                    _t60_w2 = _t57_w1*_inv0_w1
+                    _t61_w2 = _t46_w1*_t60_w2
+                    _t62_w2 = _t2_w1*_xd15_w1 + _t25_w2*_xd12_w1
+                    _t63_w2 = _t53_w1*_xd7_w1
+                    _t64_w2 = _xd2_w1*ratio
+                    _t65_w2 = _t30_w2*_xd14_w1 + _t4_w1*_xd13_w1
+                    _t66_w2 = _t53_w1*_t60_w2*_xd17_w1
+                    _t67_w2 = _t30_w2*_xd8_w1 + _t4_w1*_xd11_w1
+                    _t68_w2 = _t2_w1*_xd9_w1 + _t25_w2*_xd10_w1
+                    _t69_w2 = -ratio
+                    _t70_w2 = _xd16_w1*(_t19_w1*(-_t68_w2 - _t69_w2) - _t41_w1*_t67_w2)
+                    _t71_w2 = _t30_w2*_xd12_w1 + _t4_w1*_xd15_w1
+                    _t72_w2 = _t2_w1*_xd13_w1 + _t25_w2*_xd14_w1
+                    _t73_w2 = _t2_w1*_xd10_w1 + _t25_w2*_xd9_w1
+                    _t74_w2 = _t32_w2*_xd1_w1
+                    _t75_w2 = _xd4_w1*ratio
+                    _t76_w2 = _t30_w2*_xd11_w1 + _t4_w1*_xd8_w1
+                    _t77_w2 = _xd16_w1*(-_t19_w1*_t73_w2 + _t41_w1*(-_t76_w2 - ratio))
+                    _t78_w2 = _t2_w1*_xd14_w1 + _t25_w2*_xd13_w1
+                    _t79_w2 = _t53_w1*_xd3_w1
+                    _t80_w2 = _xd6_w1*ratio
+                    _t81_w2 = _t30_w2*_xd15_w1 + _t4_w1*_xd12_w1
+                    _t82_w2 = _t30_w2*_xd9_w1 + _t4_w1*_xd10_w1
+                    _t83_w2 = _t2_w1*_xd8_w1 + _t25_w2*_xd11_w1
+                    _t84_w2 = _xd16_w1*(-_t19_w1*_t82_w2 + _t41_w1*(-_t69_w2 - _t83_w2))
+                    _t85_w2 = _t30_w2*_xd13_w1 + _t4_w1*_xd14_w1
+                    _t86_w2 = _t2_w1*_xd12_w1 + _t25_w2*_xd15_w1
+                    d_px1_w1 = -((_t42_w2*_t61_w2 - _t59_w2*(_t26_w2*_t28_w2 + _t32_w2*(-_t29_w2 + _t31_w2*_xd1_w1) + _t40_w1*_t42_w2 + _t42_w2*_t44_w1))*_inv0_w1)
+                    _s61_w1 = -_t59_w2*(_t53_w1*(-_t64_w2 + _t65_w2*_xd3_w1) - _t56_w1 + _t62_w2*_t63_w2) + _t66_w2*(_t23_w1*(-_t65_w2 - ratio) - _t45_w1*_t62_w2)
+                    d_py1_w1 = -(_s61_w1*_inv0_w1)
+                    d_px2_w1 = -((-_t59_w2*(_t28_w2*_t67_w2 + _t32_w2*(_t29_w2 + _t68_w2*_xd1_w1) + _t40_w1*_t70_w2 + _t44_w1*_t70_w2) + _t61_w2*_t70_w2)*_inv0_w1)
+                    _s62_w1 = -_t59_w2*(_t53_w1*(_t64_w2 + _t72_w2*_xd3_w1) + _t56_w1 + _t63_w2*_t71_w2) + _t66_w2*(_t23_w1*(-_t69_w2 - _t72_w2) - _t45_w1*_t71_w2)
+                    d_py2_w1 = -(_s62_w1*_inv0_w1)
+                    d_tx1_w1 = -((-_t59_w2*(_t27_w2*(-_t75_w2 + _t76_w2*_xd5_w1) + _t40_w1*_t77_w2 + _t44_w1*_t77_w2 + _t73_w2*_t74_w2) + _t61_w2*_t77_w2)*_inv0_w1)
+                    _s63_w1 = -_t59_w2*(_t53_w1*(-_t80_w2 + _t81_w2*_xd7_w1) - _t55_w1 + _t78_w2*_t79_w2) + _t66_w2*(-_t23_w1*_t78_w2 + _t45_w1*(-_t81_w2 - ratio))
+                    d_ty1_w1 = -(_s63_w1*_inv0_w1)
+                    d_tx2_w1 = -((-_t59_w2*(_t27_w2*(_t75_w2 + _t83_w2*_xd5_w1) + _t40_w1*_t84_w2 + _t44_w1*_t84_w2 + _t74_w2*_t82_w2) + _t61_w2*_t84_w2)*_inv0_w1)
+                    _s64_w1 = -_t59_w2*(_t53_w1*(_t80_w2 + _t86_w2*_xd7_w1) + _t55_w1 + _t79_w2*_t85_w2) + _t66_w2*(-_t23_w1*_t85_w2 + _t45_w1*(-_t69_w2 - _t86_w2))
+                    d_ty2_w1 = -(_s64_w1*_inv0_w1)
+                else:
+                    _t24_w1 = _f32(0.5)*ratio
+                    _t25_w1 = _t24_w1 - _f32(0.5)
+                    _t26_w1 = _t2_w1*_xd11_w1 + _t25_w1*_xd8_w1
+                    _t27_w1 = _t12_w1*ratio
+                    _t28_w1 = _t27_w1*_xd5_w1
+                    _t29_w1 = _xd0_w1*ratio
+                    _t30_w1 = -_t24_w1 - _f32(0.5)
+                    _t31_w1 = _t30_w1*_xd10_w1 + _t4_w1*_xd9_w1
+                    _t32_w1 = _t8_w1*ratio
+                    _t42_w1 = _xd16_w1*(_t19_w1*(-_t31_w1 - ratio) - _t26_w1*_t41_w1)
+                    _t59_w1 = _t54_w1/_t58_w1
+                    _t60_w1 = _t57_w1/_t58_w1
+                    _t61_w1 = _t46_w1*_t60_w1
+                    _t62_w1 = _t2_w1*_xd15_w1 + _t25_w1*_xd12_w1
+                    _t63_w1 = _t53_w1*_xd7_w1
+                    _t64_w1 = _xd2_w1*ratio
+                    _t65_w1 = _t30_w1*_xd14_w1 + _t4_w1*_xd13_w1
+                    _t66_w1 = _t53_w1*_t60_w1*_xd17_w1
+                    _t67_w1 = _t30_w1*_xd8_w1 + _t4_w1*_xd11_w1
+                    _t68_w1 = _t2_w1*_xd9_w1 + _t25_w1*_xd10_w1
+                    _t69_w1 = -ratio
+                    _t70_w1 = _xd16_w1*(_t19_w1*(-_t68_w1 - _t69_w1) - _t41_w1*_t67_w1)
+                    _t71_w1 = _t30_w1*_xd12_w1 + _t4_w1*_xd15_w1
+                    _t72_w1 = _t2_w1*_xd13_w1 + _t25_w1*_xd14_w1
+                    _t73_w1 = _t2_w1*_xd10_w1 + _t25_w1*_xd9_w1
+                    _t74_w1 = _t32_w1*_xd1_w1
+                    _t75_w1 = _xd4_w1*ratio
+                    _t76_w1 = _t30_w1*_xd11_w1 + _t4_w1*_xd8_w1
+                    _t77_w1 = _xd16_w1*(-_t19_w1*_t73_w1 + _t41_w1*(-_t76_w1 - ratio))
+                    _t78_w1 = _t2_w1*_xd14_w1 + _t25_w1*_xd13_w1
+                    _t79_w1 = _t53_w1*_xd3_w1
+                    _t80_w1 = _xd6_w1*ratio
+                    _t81_w1 = _t30_w1*_xd15_w1 + _t4_w1*_xd12_w1
+                    _t82_w1 = _t30_w1*_xd9_w1 + _t4_w1*_xd10_w1
+                    _t83_w1 = _t2_w1*_xd8_w1 + _t25_w1*_xd11_w1
+                    _t84_w1 = _xd16_w1*(-_t19_w1*_t82_w1 + _t41_w1*(-_t69_w1 - _t83_w1))
+                    _t85_w1 = _t30_w1*_xd13_w1 + _t4_w1*_xd14_w1
+                    _t86_w1 = _t2_w1*_xd12_w1 + _t25_w1*_xd15_w1
+                    d_px1_w1 = -((_t42_w1*_t61_w1 - _t59_w1*(_t26_w1*_t28_w1 + _t32_w1*(-_t29_w1 + _t31_w1*_xd1_w1) + _t40_w1*_t42_w1 + _t42_w1*_t44_w1))/_t58_w1)
+                    _s65 = -_t59_w1*(_t53_w1*(-_t64_w1 + _t65_w1*_xd3_w1) - _t56_w1 + _t62_w1*_t63_w1) + _t66_w1*(_t23_w1*(-_t65_w1 - ratio) - _t45_w1*_t62_w1)
+                    d_py1_w1 = -(_s65/_t58_w1)
+                    d_px2_w1 = -((-_t59_w1*(_t28_w1*_t67_w1 + _t32_w1*(_t29_w1 + _t68_w1*_xd1_w1) + _t40_w1*_t70_w1 + _t44_w1*_t70_w1) + _t61_w1*_t70_w1)/_t58_w1)
+                    _s66 = (-_t59_w1*(_t53_w1*(_t64_w1 + _t72_w1*_xd3_w1) + _t56_w1 + _t63_w1*_t71_w1) + _t66_w1*(_t23_w1*(-_t69_w1 - _t72_w1) - _t45_w1*_t71_w1))/_t58_w1
+                    d_py2_w1 = -_s66
+                    d_tx1_w1 = -((-_t59_w1*(_t27_w1*(-_t75_w1 + _t76_w1*_xd5_w1) + _t40_w1*_t77_w1 + _t44_w1*_t77_w1 + _t73_w1*_t74_w1) + _t61_w1*_t77_w1)/_t58_w1)
+                    _s67 = -_t59_w1*(_t53_w1*(-_t80_w1 + _t81_w1*_xd7_w1) - _t55_w1 + _t78_w1*_t79_w1) + _t66_w1*(-_t23_w1*_t78_w1 + _t45_w1*(-_t81_w1 - ratio))
+                    d_ty1_w1 = -(_s67/_t58_w1)
+                    d_tx2_w1 = -((-_t59_w1*(_t27_w1*(_t75_w1 + _t83_w1*_xd5_w1) + _t40_w1*_t84_w1 + _t44_w1*_t84_w1 + _t74_w1*_t82_w1) + _t61_w1*_t84_w1)/_t58_w1)
+                    _s68 = -_t59_w1*(_t53_w1*(_t80_w1 + _t86_w1*_xd7_w1) + _t55_w1 + _t79_w1*_t85_w1) + _t66_w1*(-_t23_w1*_t85_w1 + _t45_w1*(-_t69_w1 - _t86_w1))
+                    d_ty2_w1 = -(_s68/_t58_w1)
+                _xok_w1 = _xg0_w1 & _xg1_w1 & _xg2_w1 & _xg3_w1 & _xg4_w1 & _xg5_w1 & _xg6_w1 & _xg7_w1 & _xg8_w1 & _xg9_w1 & _xg10_w1 & _xg11_w1 & _xg12_w1 & _xg13_w1 & _xg14_w1 & _xg15_w1 & _xg16_w1 & _xg17_w1
+                _out[_i_w1] = value_w1
                 _d_pred[4 * _i_w1] = d_px1_w1
                 _d_pred[4 * _i_w1 + 1] = d_py1_w1
                 _d_pred[4 * _i_w1 + 2] = d_px2_w1

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e59aacdd23953063
+# scalar kernels: sha256 b18402183fc963ed
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
