@@ -1214,15 +1214,21 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                     program(indent + "    " if form is None else indent, {})
                     printer.restore(scope)
             terms = iter(reduced[len(plain):])
+            bounds = {}
             for output, args in sums.items():
                 names = [printer.fresh("u") for _ in args]
                 for name in names:
                     emit(indent, name, next(terms))
                 lines.append(f"{indent}{output} = {' + '.join(names)}")
+                bounds[output] = " + ".join(f"abs({n})" for n in names)
+            if sums and kernel.wide_scale is not None:  # the gradient's scale, its largest component
+                lines.append(f"{indent}_xs = max({', '.join(f'abs({o})' for o in grads)})")
+            for output, bound in bounds.items():
                 # the terms cancel to half their magnitude or less, or all underflowed to 0 (the
                 # float64 terms may not), or are not finite: float64
-                bound = " + ".join(f"abs({n})" for n in names)
                 check = f"abs({output}) > {printer._literal(kernel.wide_margin)}*({bound})"
+                if kernel.wide_scale is not None:  # ... and are large next to the gradient's scale
+                    check = f"({check}) | ({bound} < {printer._literal(kernel.wide_scale)}*_xs)"
                 if flagged:
                     checks.append(printer.fresh("xc"))
                     lines.append(f"{indent}{checks[-1]} = {check}")

@@ -124,7 +124,8 @@ class Kernel:
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
     ``wide`` names gradient outputs whose float32 kernel falls back to float64 where their terms
     cancel: in a branch where such an output is a sum, the float32 kernel evaluates its terms,
-    keeps their float32 sum where its magnitude is more than half the sum of theirs (``wide_margin``), and elsewhere
+    keeps their float32 sum where its magnitude is more than half the sum of theirs (``wide_margin``; or, with
+    ``wide_scale``, where the sum of theirs is below wide_scale times the largest gradient output), and elsewhere
     (where they cancel, or all underflowed to 0, or are not finite) evaluates the output in float64 (inputs and arguments widened exactly, every operation in
     float64, the result rounded to float32 once).  For a difference of transcendental terms that
     crosses zero: float32 loses every digit near the root, float64 keeps 29 bits more than float32
@@ -153,6 +154,7 @@ class Kernel:
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
     wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
     wide_margin: float = 0.5  # ... where |sum| <= wide_margin * (sum of |terms|)
+    wide_scale: float | None = None  # ... and (not None) sum of |terms| >= wide_scale * the largest gradient component
     double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
     reciprocal: bool = False  # gradients multiply by reciprocals of repeated denominators (where safe)
     libm: bool = False  # exp, log, log1p as libm calls (LossSpec.libm), not refloss/_derive/expo.py's forms

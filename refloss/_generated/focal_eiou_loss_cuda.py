@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f175cb7c9ead3658
+# scalar kernels: sha256 3baf414aa7891c93
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
