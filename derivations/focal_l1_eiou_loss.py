@@ -14,7 +14,7 @@ from . import _boxes as B
 from . import eiou_loss as E
 from . import focal_l1 as F
 from refloss._derive.core import Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Eval64, HandDiff, RealAbs, TMax
+from refloss._derive.functions import HAND_RULES, Eval64, HandDiff, RealAbs, TMax, TMin
 from .iou_loss import EPS
 
 NAME = "focal_l1_eiou_loss"
@@ -34,7 +34,10 @@ ASPECT_NOTE = ("The curves have the shape of the EIoU loss's, flattened near 0: 
 # is -alpha x ln(x), 0 at x = 1, and float32's ln of a rounded x near 1 lost its digits (4e-3 of the gradient
 # scale at x = 0.99994; found by the 10^9-point sweep).  Elsewhere x's few ulps of error are at most 80 ulps of
 # ln(beta x) (never at the default beta = 0.8: |ln(beta x)| >= 0.22 for x <= 1)
-slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(x_e)),
+# ln(min(x, 1)): the branch is taken on float32's x, the float64 slope at an x of the linear branch (where float32's
+# rounded x <= 1 but x > 1) is the log branch's at x = 1, -alpha x ln(beta), the linear slope up to ~1e-7 (beta = 1:
+# 0, as the linear branch; ln(x) > 0 had given 2.3e-5 where the gradient is 0, found by the sweep of the fix)
+slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(TMin(x_e, 1))),
                TMax(RealAbs(F.ln_b + sp.log(x_e)) - sp.Rational(1, 8), x_e - 1))  # (x > 1: the linear branch)
 _RULE = 18  # (keys 1-4 are _boxes', 15-17 inner_iou_loss's, alpha_iou_loss's, obb_angle_loss's)
 HAND_RULES[_RULE] = lambda s: slope * sp.diff(B.stabilised_quotients(E.diff_form), s)
@@ -50,7 +53,7 @@ def derive():
     inner_v, outer_v = _focal(E.value, sp.log(E.value))
     inner_d, outer_d = _focal(E.diff_form, sp.log(E.diff_form))
     a = sp.Symbol("a", positive=True)
-    prove_equal(slope.args[0].subs(x_e, a), sp.diff(_focal(a, sp.log(a))[0], a),
+    prove_equal(slope.args[0].subs(x_e, a).replace(TMin, lambda u, v: u), sp.diff(_focal(a, sp.log(a))[0], a),
                 "the hand rule's slope -4 q x (ln_b + ln x) is d/dx of q x^2 (1 - 2 (ln_b + ln x))", checks)
     inner_d = HandDiff(inner_d, sp.Integer(_RULE))
     k = B.box_kernel(

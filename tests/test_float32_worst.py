@@ -402,6 +402,20 @@ def test_float64_at_the_worst_pairs_of_the_box_sweep(loss, params, p, t):
     assert g64 <= 1e-13
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_focal_l1_eiou_where_float32_takes_the_other_branch(dtype):
+    # found by the sweep of the fix above: float32's rounded EIoU value x <= 1 where the exact one is > 1 (the linear
+    # branch: at beta = 1 its slope -alpha ln(beta) is 0); the float64 slope at that x, -alpha x ln x with ln x > 0,
+    # gave 2.3e-5 where the gradient is 0 (12,570 ULP of the natural scale); now ln(min(x, 1))
+    p = [-1.6089287996292114, -16.056289672851562, -1.598272442817688, 15.442322731018066]
+    t = [-1.607134222984314, -36.03664779663086, -1.6010929346084595, 19.52504539489746]
+    P, T = np.float32([p]).astype(dtype), np.float32([t]).astype(dtype)
+    _, egp, egt = box_oracle.focal_l1_eiou_loss(P[0].astype(float), T[0].astype(float), beta=1.0)
+    assert all(float(g) == 0 for g in (*egp, *egt))  # exact: the linear branch
+    _, (gp, gt) = rl.focal_l1_eiou_loss.value_and_grad(P, T, beta=1.0)
+    assert not np.any(gp) and not np.any(gt)
+
+
 # found by the 1e7-point float32 sweeps of the rotated losses: GWD's products of four sides (~1e8) overflowed float32
 # (NaN and inf gradients; now from the sides divided by the largest), and KLD's target-angle derivative
 # 2uv(1/w_t^2 - 1/h_t^2) was two terms that cancel for a nearly square target (8.9e4 ULP of the gradient scale)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bb2779a4c4dd37f0
+# scalar kernels: sha256 26c0693de7bfff25
 """Focal-L1 EIoU loss (Focal-EIoU v1): numba.cuda device functions and fused grid-stride kernels."""
 import math
 
