@@ -1137,14 +1137,13 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         emit("    ", sym.name, value)
     guards = [f"_xg{k}" for k, (_, _, g) in enumerate(decisions) if g is not None]
     lines.extend(_decision_lines(kernel, printer, "    ", decisions, deferred))
-    checks = []  # the wide outputs' checks (in the branch being printed)
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
         lines.extend("    " + s for s in printer.take_statements())
     top = printer.snapshot()
     for k, branch in enumerate(branches):
-        checks = []
+        checks = []  # the wide outputs' checks in this branch
         printer.restore(top)  # the previous branch's temporaries do not exist here
         if branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "
