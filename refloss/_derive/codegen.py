@@ -34,6 +34,7 @@ from refloss._info import RESCALE_EXPONENT, cuda_rescaled, rescalable, Propertie
 from . import expo
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
+from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
 from .functions import Clamp0, Decide64, Eval64, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
@@ -1105,7 +1106,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             raise ValueError(f"{name}: {field} names {sorted(unknown)} are not gradient outputs of the kernel")
     if set(kernel.wide) & set(kernel.double):
         raise ValueError(f"{name}: {sorted(set(kernel.wide) & set(kernel.double))} are both wide and double")
-    wide = [o for o in grads if precision == "f32" and o in kernel.wide]
+    wide = [o for o in grads if o in kernel.wide]  # float64 kernels: in double-double
     double = [o for o in grads if precision == "f32" and o in kernel.double]
     if values != list(kernel.value_names):
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
@@ -1228,13 +1229,14 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                 check = f"abs({output}) > {printer._literal(kernel.wide_margin)}*({bound})"
                 if kernel.wide_scale is not None:  # ... and are large next to the gradient's scale
                     check = f"({check}) | ({bound} < {printer._literal(kernel.wide_scale)}*_xs)"
-                if flagged:
-                    checks.append(printer.fresh("xc"))
-                    lines.append(f"{indent}{checks[-1]} = {check}")
-                    check = checks[-1]
-                if not deferred:
-                    lines.append(f"{indent}if not {check}:")
-                    lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[output]], [output]))
+                checks.append(printer.fresh("xc"))
+                lines.append(f"{indent}{checks[-1]} = {check}")
+            if bounds and not deferred:  # where one output needs it, all of them in one program (shared terms)
+                lines.append(f"{indent}if not ({' & '.join(checks)}):")
+                lines.extend(_wide_lines(kernel, printer, indent + "    ", [branch.outputs[o] for o in bounds],
+                                         list(bounds)))
+            if not flagged:
+                checks = []
             if double:  # float64 in every branch (see Kernel.double)
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
@@ -1276,6 +1278,8 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     for sym, value in kernel.prelude:
         full[sym] = _strip64(value).xreplace(full)
     exprs = [e.xreplace(full) for e in exprs]
+    if printer.precision == "f64":
+        return _double_double_lines(printer, indent, exprs, outputs, temporaries, prefix)
     used = set().union(*(e.free_symbols for e in exprs))
     widened = {s: sp.Symbol(f"{widen}{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
     lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
@@ -1294,6 +1298,30 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
             lines.append(f"{indent}{output} = _f32({code})")
     finally:
         printer.precision, printer.prefix = precision, ""
+        printer.restore(scope)
+    return lines
+
+
+def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outputs: list, temporaries: str,
+                         prefix: str) -> list:
+    """A float64 kernel's wide outputs and ``Eval64`` parts (see :func:`_wide_lines`, one precision up): the
+    expressions in double-double arithmetic (refloss/_derive/double_double.py), each output the pair's high
+    word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996)
+    the output keeps the float64 value it was given before these lines."""
+    scope = printer.snapshot()
+    printer.restore(({}, {}))
+    printer.prefix = prefix
+    try:
+        subs, reduced, _ = _cse(exprs, prefix=temporaries)
+        dd = DoubleDouble(printer)
+        for sym, value in subs:
+            dd.known[sym] = dd.lower(value)
+        his = [dd.lower(e)[0] for e in reduced]
+        lines = [indent + s for s in printer.take_statements()]
+        top = printer._literal(sp.Float(float(np.finfo(np.float64).max), 60))
+        lines += [f"{indent}{o} = {h} if abs({h}) <= {top} else {o}" for o, h in zip(outputs, his)]
+    finally:
+        printer.prefix = ""
         printer.restore(scope)
     return lines
 
@@ -1333,16 +1361,18 @@ def _magnitude(e):
 def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     """(the branches, the float32 kernel's float64 parts): each ``Step`` or ``Heaviside`` whose argument
     holds a :class:`Decide64`, and each :class:`Eval64`, becomes a symbol ``_xd<k>`` (float32 kernel;
-    float64: the marks are dropped, the code as without them); the parts are [(symbol, expression, guard)],
+    float64: each Eval64, evaluated in double-double where its guard fails, and the Decide64 marks are dropped,
+    the code as without them); the parts are [(symbol, expression, guard)],
     in a fixed order, those the outputs use.  The guard (None: always float64) holds where the float32
     evaluation is kept: a step's argument of magnitude above ``_DECIDE_MARGIN`` of its terms' (decided
     alike in both precisions), an ``Eval64``'s second argument positive."""
     parts = set()
-    if precision == "f32":
-        for b in branches:
-            for e in [b.condition] + [b.outputs[o] for o in outputs]:
-                if e is not None:
-                    parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)} | e.atoms(Eval64)
+    for b in branches:
+        for e in [b.condition] + [b.outputs[o] for o in outputs]:
+            if e is not None:
+                parts |= e.atoms(Eval64)
+                if precision == "f32":  # (float64 kernels decide in float64)
+                    parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)}
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
     out = tuple(type(b)(_strip64(b.condition if b.condition is None else b.condition.xreplace(symbols)),
                         {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label) for b in branches)
@@ -1367,6 +1397,8 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
     lines = []
     for k, (sym, expr, guard) in enumerate(decisions):
         f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"))
+        if guard is None and printer.precision == "f64":  # (double-double keeps the float64 value where it overflows)
+            guard = sp.false
         if guard is None:
             lines += f64
             continue

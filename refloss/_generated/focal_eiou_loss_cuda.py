@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3baf414aa7891c93
+# scalar kernels: sha256 90a1ac8f6394204a
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

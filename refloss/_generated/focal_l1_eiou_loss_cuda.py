@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 26c0693de7bfff25
+# scalar kernels: sha256 a727aa290e7681a2
 """Focal-L1 EIoU loss (Focal-EIoU v1): numba.cuda device functions and fused grid-stride kernels."""
 import math
 

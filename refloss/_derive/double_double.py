@@ -1,0 +1,200 @@
+"""Double-double evaluation of an expression in a float64 kernel: what a float32 kernel's float64
+parts (``Kernel.wide``, ``Eval64``) are one precision up.
+
+A float64 kernel whose wide output's terms cancel (Focal-EIoU's two product-rule terms on thin
+boxes, to 1/5000 of their size) or whose ``Eval64`` part is a logarithm of a number near 1 (Focal-L1
+of an EIoU value near 1/beta) loses digits that no float64 form keeps.  There, the expression is
+evaluated in double-double arithmetic: each value a pair (hi, lo) of float64 numbers, hi + lo
+carrying about 106 bits (Dekker, "A floating-point technique for extending the available precision",
+Numer. Math. 18, 1971; the algorithms of Joldes, Muller and Popescu, "Tight and rigorous error
+bounds for basic building blocks of double-word arithmetic", ACM TOMS 44, 2017):
+
+- sums with Knuth's TwoSum, products with Dekker's TwoProd (Veltkamp's split, the printer's
+  ``_split``: the same result when a compiler contracts a product and a sum into an FMA), quotients
+  by one correction step; numbers that are not float64 numbers (1/3) as pairs;
+- comparisons (max, min, steps, |x|, sign) on the pair: a normalised pair has the sign of hi;
+- any other function f (exp, log, pow, ...) as f(hi) + f'(hi) lo, f(hi) printed as the float64
+  kernel prints it: its value has float64's rounding relative to itself (not 106 bits), but its
+  argument's digits are kept (ln x of x = 1 - 6e-5 known to 106 bits: 53 bits of ln x).  So the
+  expression must cancel only in its rational part, a function's value shared by the terms that
+  cancel (SymPy's d(x^g) = g x^g/x does: one pow for both product-rule terms).
+
+The result is hi, float64's rounding of hi + lo.  Veltkamp's split overflows for |x| above ~2^996:
+the caller keeps the float64 result where hi is not finite.
+"""
+import sympy as sp
+
+from .functions import (Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
+                        Times, TMax, TMin, TwoProd, TwoSum)
+
+# functions whose value is their first argument's
+_IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
+# functions of the sign of their argument (0 or 1 or a constant, exact)
+_SIGN = (sp.Heaviside, Step, sp.sign)
+
+
+class DoubleDouble:
+    """Lowers SymPy expressions to double-double statements through a :class:`KernelPrinter` (float64):
+    :meth:`lower` returns the printed names (hi, lo) of an expression's value, lo None where it is 0;
+    the statements are the printer's pending ones (``take_statements``).  ``known``: {symbol: (hi, lo)}
+    of the common subexpressions lowered so far; any other symbol is a float64 input (lo 0)."""
+
+    def __init__(self, printer):
+        if printer.precision != "f64":
+            raise ValueError("double-double evaluation is for float64 kernels")
+        self.p = printer
+        self.known: dict = {}
+
+    # -- the building blocks (names of printed float64 values; lo None: 0)
+    def _a(self, code: str) -> str:
+        return self.p.assign("dd", code)
+
+    def _two_sum(self, a: str, b: str) -> tuple:
+        s = self._a(f"{a} + {b}")
+        v = self._a(f"{s} - {a}")
+        return s, self._a(f"({a} - ({s} - {v})) + ({b} - {v})")
+
+    def _fast(self, a: str, b: str) -> tuple:
+        """(a + b rounded, its error) for |a| >= |b| (Fast2Sum): a normalised pair."""
+        s = self._a(f"{a} + {b}")
+        return s, self._a(f"{b} - ({s} - {a})")
+
+    def _two_prod(self, a: str, b: str) -> tuple:
+        """a*b as a pair, from the split halves (exact partial products; the middle sum's rounding,
+        2^-79 of the product, is the only error)."""
+        (ah, al), (bh, bl) = self.p._split(a), self.p._split(b)
+        p1 = self._a(f"{ah}*{bh}")
+        p2 = self._a(f"{ah}*{bl} + {al}*{bh}")
+        hi = self._a(f"{p1} + {p2}")
+        return hi, self._a(f"({p2} - ({hi} - {p1})) + {al}*{bl}")
+
+    def add(self, x: tuple, y: tuple) -> tuple:
+        (xh, xl), (yh, yl) = x, y
+        s, e = self._two_sum(xh, yh)
+        if xl is None and yl is None:
+            return s, e
+        if xl is None or yl is None:
+            return self._fast(s, self._a(f"{e} + {xl if yl is None else yl}"))
+        t, f = self._two_sum(xl, yl)
+        s, e = self._fast(s, self._a(f"{e} + {t}"))
+        return self._fast(s, self._a(f"{e} + {f}"))
+
+    def neg(self, x: tuple) -> tuple:
+        h, l = x
+        return self._a(f"-{h}"), None if l is None else self._a(f"-{l}")
+
+    def mul(self, x: tuple, y: tuple) -> tuple:
+        (xh, xl), (yh, yl) = x, y
+        h, l = self._two_prod(xh, yh)
+        cross = [f"{xh}*{yl}"] * (yl is not None) + [f"{xl}*{yh}"] * (xl is not None)
+        if not cross:
+            return h, l
+        return self._fast(h, self._a(f"{l} + ({' + '.join(cross)})"))
+
+    def div(self, x: tuple, y: tuple) -> tuple:
+        """x/y: q1 = xh/yh, then q2 = (x - q1 y)/yh (the remainder in double-double)."""
+        q1 = self._a(f"{x[0]}/{y[0]}")
+        r = self.add(x, self.neg(self.mul(y, (q1, None))))
+        return self._fast(q1, self._a(f"{r[0]}/{y[0]}"))
+
+    def select(self, condition: str, x: tuple, y: tuple) -> tuple:
+        zero = self.p._literal(0)
+        h = self._a(f"{x[0]} if {condition} else {y[0]}")
+        if x[1] is None and y[1] is None:
+            return h, None
+        return h, self._a(f"{x[1] or zero} if {condition} else {y[1] or zero}")
+
+    def greater(self, x: tuple, y: tuple) -> str:
+        """x > y for normalised pairs (hi first, then lo)."""
+        zero = self.p._literal(0)
+        if x[1] is None and y[1] is None:
+            return self._a(f"{x[0]} > {y[0]}")
+        return self._a(f"({x[0]} > {y[0]}) | (({x[0]} == {y[0]}) & ({x[1] or zero} > {y[1] or zero}))")
+
+    def number(self, v) -> tuple:
+        hi = sp.Float(v, 60)
+        h = float(hi)
+        lo = float(sp.Float(sp.Rational(v) - sp.Rational(h), 60)) if v.is_Rational else float(hi - sp.Float(h, 60))
+        return self.p._literal(sp.Float(h, 60)), None if lo == 0 else self.p._literal(sp.Float(lo, 60))
+
+    # -- expressions
+    def lower(self, e) -> tuple:
+        if e in self.known:
+            return self.known[e]
+        if e.is_Number or (e.is_number and not e.free_symbols):
+            return self.number(e)
+        if e.is_Symbol:
+            return e.name, None
+        if e.is_Add:
+            out = self.lower(e.args[0])
+            for a in e.args[1:]:
+                out = self.add(out, self.lower(a))
+            return out
+        if e.is_Mul:
+            coeff, factors = e.as_coeff_mul()
+            out = None
+            for f in factors:
+                v = self.lower(f)
+                out = v if out is None else self.mul(out, v)
+            if coeff == -1:
+                return self.neg(out)
+            if coeff != 1:
+                out = self.mul(self.number(coeff), out)
+            return out
+        if e.is_Pow and e.exp.is_Integer:
+            n = int(e.exp)
+            base = self.lower(e.base)
+            out = base
+            for _ in range(abs(n) - 1):
+                out = self.mul(out, base)
+            return self.div(("1.0", None), out) if n < 0 else out
+        if isinstance(e, _IDENTITY):
+            return self.lower(e.args[0])
+        if isinstance(e, Sub):
+            return self.add(self.lower(e.args[0]), self.neg(self.lower(e.args[1])))
+        if isinstance(e, DiffOfDiffs):
+            p1, p2, t1, t2 = (self.lower(a) for a in e.args)
+            return self.add(self.add(p2, self.neg(p1)), self.neg(self.add(t2, self.neg(t1))))
+        if isinstance(e, Quot):
+            return self.div(self.lower(e.args[0]), self.lower(e.args[1]))
+        if isinstance(e, Times):
+            return self.mul(self.lower(e.args[0]), self.lower(e.args[1]))
+        if isinstance(e, (TwoSum, TwoProd)):
+            x, y, part = e.args
+            if part != 0:
+                return self.p._literal(0), None
+            return (self.add if isinstance(e, TwoSum) else self.mul)(self.lower(x), self.lower(y))
+        if isinstance(e, (TMax, TMin)):
+            x, y = self.lower(e.args[0]), self.lower(e.args[1])
+            return self.select(self.greater(x, y) if isinstance(e, TMax) else self.greater(y, x), x, y)
+        if isinstance(e, Clamp0):
+            x = self.lower(e.args[0])
+            zero = (self.p._literal(0), None)
+            return self.select(self.greater(x, zero), x, zero)
+        if isinstance(e, (RealAbs, sp.Abs)):
+            x = self.lower(e.args[0])
+            return self.select(self._a(f"{x[0]} < {self.p._literal(0)}"), self.neg(x), x)
+        if isinstance(e, _SIGN):  # the sign of a normalised pair is hi's
+            arg = sp.Symbol(self.lower(e.args[0])[0], real=True)
+            return self._a(self.p._print(e.func(arg, *e.args[1:]))), None
+        if isinstance(e, sp.Function) or e.is_Pow:
+            return self._function(e)
+        raise ValueError(f"double-double evaluation of {type(e).__name__} is not implemented: {e}")
+
+    def _function(self, e) -> tuple:
+        """f(args) as f(his) + sum_i df/darg_i(his) lo_i (first order: lo_i/hi_i is below 2^-52)."""
+        args = [self.lower(a) for a in e.args]
+        his = [sp.Symbol(h, real=True) for h, _ in args]
+        at = e.func(*his)
+        value = self._a(self.p._print(at))
+        terms = []
+        for sym, (_, lo) in zip(his, args):
+            if lo is None:
+                continue
+            d = at.diff(sym)
+            if d.has(sp.Derivative, sp.Subs):
+                raise ValueError(f"double-double evaluation of {e.func}: no derivative to carry its argument's low part")
+            terms.append(f"({self.p._print(d)})*{lo}")
+        if not terms:
+            return value, None
+        return self._two_sum(value, self._a(" + ".join(terms)))
