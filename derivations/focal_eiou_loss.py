@@ -26,7 +26,8 @@ weight_eff = wg * weight + (1 - wg) * Detach(weight)
 # 1/5000 of their size for thin boxes (6.6e-3 of the gradient scale; found by the 10^9-point sweep): they are wide
 # outputs, evaluated in float64 where the sum is below half its terms and the terms above 16 times the gradient's
 # largest component (their few ulps of error are then beyond the bar, which is relative to that component; half
-# alone sent 71 % of the pairs with weight_grad=True to float64, 1/16 alone 18 %: components near 0)
+# alone sent 71 % of the pairs with weight_grad=True to float64, 1/16 alone 18 %: components near 0).  The float64
+# kernel has the same cancellation (4e-12 of the scale, bar 1e-13): there, the same outputs in double-double)
 
 # what the figures show (gamma = 0.5, weight_grad=False: the defaults)
 SLIDE_NOTE = ("The weight $\\mathrm{IoU}^\\gamma$ is 0 wherever the boxes do not overlap, so there the loss and its "
@@ -54,8 +55,8 @@ def derive():
         NAME, "Focal-EIoU loss", "L = IoU^gamma * EIoU per element; reduction='mean' divides the sum by the sum of "
         "the weights IoU^gamma (the paper's normalisation).",
         ["Y.-F. Zhang et al., Focal and Efficient IOU Loss for Accurate Bounding Box Regression, arXiv:2101.08158 (v2)"],
-        PARAMS, {"f64": k, "f32": dataclasses.replace(k, wide=tuple(o for o in k.output_names if o != "value"),
-                                                      wide_scale=16.0)},
+        PARAMS, {p: dataclasses.replace(k, wide=tuple(o for o in k.output_names if o != "value"), wide_scale=16.0)
+                 for p in ("f64", "f32")},
         E.doc_steps("L_{\\mathrm{EIoU}}") + [
             Step("Per element, the EIoU loss weighted by $\\mathrm{IoU}^\\gamma$ (for disjoint boxes, $I = 0$: `inter` "
                  "in the kernel branches below, value and gradient are 0):", "L",

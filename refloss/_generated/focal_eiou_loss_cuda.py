@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 90a1ac8f6394204a
+# scalar kernels: sha256 344f2996e1d71e52
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
