@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1041a35dd42b8feb
+# scalar kernels: sha256 66c44ef246fe89d1
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
