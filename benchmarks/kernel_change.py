@@ -1,0 +1,103 @@
+"""What a change to a loss's kernels did, against the 50-digit oracle: the same box pairs through this
+checkout's kernels and another checkout's (e.g. a clone at the commit before), the pairs whose gradients
+changed most measured against the oracle, and the share of pairs that changed at all.
+
+    git clone -q . /tmp/before && git -C /tmp/before checkout -q HEAD~1
+    python benchmarks/kernel_change.py --old /tmp/before focal_eiou_loss --param weight_grad=True
+
+Pairs: ``--n`` from the box sweep's space (refloss/sweep/_spaces.py: random, nested, near-identical,
+thin, far-apart classes; float32-valued, as in the float32 sweep, and evaluated in ``--dtype``). Each
+checkout runs in a process of its own (PYTHONPATH), so the two versions of the generated modules never
+meet. Prints, per loss: pairs, pairs changed, the largest change relative to the pair's gradient scale,
+and the errors before and after at the ``--top`` most changed pairs (max and median, relative to the
+exact gradient's largest component, the box bar's measure).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def dump(loss: str, params: dict, n: int, seed: int, dtype: str, out: str) -> None:
+    """(run in the checkout's process) the pairs and this checkout's gradients, to ``out`` (.npz)."""
+    import refloss as rl
+    from refloss.sweep._spaces import _boxes
+
+    _, _, (p, t) = _boxes(np.random.default_rng(seed), n, np.float32)
+    p, t = p.astype(dtype), t.astype(dtype)
+    _, (gp, gt) = getattr(rl, loss).value_and_grad(p, t, reduction="none", **params)
+    np.savez(out, p=p, t=t, g=np.concatenate([gp, gt], axis=1).astype(np.float64))
+
+
+def _run(root: Path, args, out: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, __file__, "--dump", out, args.loss, "--n", str(args.n), "--seed", str(args.seed),
+           "--dtype", args.dtype] + [x for k, v in args.param for x in ("--param", f"{k}={json.dumps(v)}")]
+    subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("loss")
+    ap.add_argument("--old", type=Path, help="the other checkout (its root)")
+    ap.add_argument("--param", action="append", default=[], type=lambda s: (s.split("=", 1)[0], _value(s.split("=", 1)[1])),
+                    metavar="NAME=VALUE")
+    ap.add_argument("--n", type=int, default=1 << 20)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--dump", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    params = dict(args.param)
+    if args.dump:
+        return dump(args.loss, params, args.n, args.seed, args.dtype, args.dump)
+    if args.old is None:
+        ap.error("--old: the checkout to compare with")
+    from refloss.oracle import oracle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for label, root in (("old", args.old.resolve()), ("new", HERE)):
+            files[label] = os.path.join(tmp, f"{label}.npz")
+            _run(root, args, files[label])
+        old, new = np.load(files["old"]), np.load(files["new"])
+        p, t, go, gn = old["p"], old["t"], old["g"], new["g"]
+    if not (np.array_equal(p, new["p"]) and np.array_equal(t, new["t"])):
+        raise SystemExit("the two checkouts drew different pairs (refloss/sweep/_spaces.py differs): compare at one space")
+    scale = np.max(np.abs(go), axis=1)
+    ok = np.isfinite(scale) & (scale > 0)
+    change = np.zeros(len(p))
+    change[ok] = np.max(np.abs(gn[ok] - go[ok]), axis=1) / scale[ok]
+    print(f"{args.loss} {params} {args.dtype}: {len(p):,} pairs, {np.count_nonzero(change):,} changed "
+          f"({np.count_nonzero(change) / len(p):.2%}), largest change {change.max():.3g} of the scale")
+    exact = oracle(args.loss)
+    errors = {"old": [], "new": []}
+    for i in np.argsort(change)[::-1][:args.top]:
+        _, ep, et = exact(p[i].astype(float), t[i].astype(float), **params)
+        ex = np.concatenate([np.ravel(ep), np.ravel(et)]).astype(float)
+        s = np.max(np.abs(ex))
+        for label, g in (("old", go[i]), ("new", gn[i])):
+            errors[label].append(np.max(np.abs(g - ex)) / s)
+    for label, e in errors.items():
+        print(f"  {label}: at the {len(e)} most changed pairs, error max {max(e):.3g}, median {np.median(e):.3g}"
+              " (of the exact gradient's largest component)")
+
+
+if __name__ == "__main__":
+    main()
