@@ -21,7 +21,8 @@ from pathlib import Path
 import sympy
 
 from . import names as derivation_names
-from refloss._derive.codegen import banner, cpu_module, cuda_module, info_block, scalar_module
+from refloss._derive.codegen import (banner, cpu_module, cuda_module, has_reference, info_block, reference_module,
+                                     scalar_module)
 from refloss._derive.core import SYMPY_PIN
 from refloss._derive.docs import figure_name, figures, markdown
 from refloss._info import FAMILIES
@@ -47,6 +48,8 @@ def generate(name: str) -> tuple:
         f"refloss/_generated/{name}_cuda.py": cuda_module(spec, source),
         f"docs/derivations/{name}.md": markdown(spec, source),
     }
+    if has_reference(spec):  # the float64 sweeps' double-double reference
+        files[f"refloss/_generated/{name}_ref.py"] = reference_module(spec, source)
     for k, svg in enumerate(figures(spec, scalar)):
         files[f"docs/img/{figure_name(spec, k)}"] = svg
     entry = f"# ---- {name} ({spec.family}): {spec.title}\n" + info_block(spec, source)

@@ -91,3 +91,26 @@ def test_where_the_pairs_overflow_the_float64_value_is_kept():
                     wide=("d_x",))
     _, f = _compiled(kernel)
     assert f(1e300, 1.5)[1] == 0.0
+
+
+@pytest.mark.parametrize("name, params", [("giou_loss", {}), ("ciou_loss", {"alpha_grad": True})])
+def test_the_float64_sweeps_reference_agrees_with_the_oracle(name, params):
+    # refloss/_generated/<loss>_ref.py: the float64 kernel's branches, every output in double-double; the float64
+    # box sweeps measure every point against it (functions keep float64's rounding: a few ulps of the scale)
+    import refloss as rl
+    from refloss.oracle import oracle
+    from refloss.sweep import _chunk
+    from refloss.sweep._spaces import _boxes
+
+    fn = getattr(rl, name)
+    ref = _chunk.reference_module(fn._module("cpu"))
+    _, _, (p, t) = _boxes(np.random.default_rng(11), 400, np.float64)
+    out = np.empty((len(p), 9))
+    ref.reference(p, t, out, *fn.kernel_args(params, "f64"))
+    exact = oracle(name)
+    for i in range(0, len(p), 10):
+        v, ep, et = exact(p[i], t[i], **params)
+        ex = np.concatenate([np.ravel(ep), np.ravel(et)]).astype(float)
+        scale = max(np.max(np.abs(ex)), 1.0 / max(np.max(p[i, 2:] - p[i, :2]), np.max(t[i, 2:] - t[i, :2])))
+        assert abs(out[i, 0] - float(v)) <= 4 * 2**-52 * max(abs(float(v)), 1.0)
+        assert np.max(np.abs(out[i, 1:] - ex)) <= 16 * 2**-52 * scale, (i, p[i], t[i])

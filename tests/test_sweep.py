@@ -168,7 +168,7 @@ def test_a_sweep_does_not_resume_from_chunks_of_other_kernels(tmp_path, monkeypa
     """A kernel regenerated between two runs: the chunks measured with the old one are refused."""
     kw = dict(exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**11, workers=1, output=tmp_path / "r.json")
     sweep.run("smooth_l1", {"beta": 1.0}, **kw)
-    monkeypatch.setattr(sweep, "_kernels_hash", lambda loss: "0123456789abcdef")
+    monkeypatch.setattr(sweep, "_kernels_hash", lambda loss, dtype=None: "0123456789abcdef")
     with pytest.raises(ValueError, match="kernels regenerated since"):
         sweep.run("smooth_l1", {"beta": 1.0}, **kw)
 
@@ -330,6 +330,15 @@ def test_float64_self_sweep_is_measured_by_the_oracle():
     assert r.points == 2000 and 0 < r.measured == r.oracle_points <= 2 * 2 * 4
     assert all(e["reference"] == "oracle" for e in r.worst)
     assert r.max_ulp["value"] <= 4 and r.max_ulp["d_pred"] <= 4 and r.failures == 0
+
+
+def test_float64_box_sweep_measures_every_point_against_the_double_double_reference():
+    # (the sweep of focal_l1_eiou_loss(beta=1) at 2^20 pairs found 5 pairs over the float64 bar, 3,764 ULP of the
+    # scale, in its kernel before the double-double fix (8330710); the finite-difference screen had found none)
+    r = sweep.run("giou_loss", {}, dtype="float64", samples=4000, chunk=2000, workers=1, top_k=4)
+    assert r.points == r.measured == 4000 and "double-double" in r.reference
+    assert 0 < r.oracle_points and any(e["reference"] == "oracle" for e in r.worst)
+    assert r.failures == 0 and r.max_ulp["d_pred"] <= 100
 
 
 def bce_naive(logits, targets):

@@ -1303,23 +1303,25 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
 
 
 def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outputs: list, temporaries: str,
-                         prefix: str) -> list:
+                         prefix: str, strict: bool = True, fallback: bool = True) -> list:
     """A float64 kernel's wide outputs and ``Eval64`` parts (see :func:`_wide_lines`, one precision up): the
     expressions in double-double arithmetic (refloss/_derive/double_double.py), each output the pair's high
     word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996)
-    the output keeps the float64 value it was given before these lines."""
+    the output keeps the float64 value it was given before these lines (``fallback``; else it is that high
+    word).  ``strict``: see :class:`DoubleDouble`."""
     scope = printer.snapshot()
     printer.restore(({}, {}))
     printer.prefix = prefix
     try:
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
-        dd = DoubleDouble(printer)
+        dd = DoubleDouble(printer, strict)
         for sym, value in subs:
             dd.known[sym] = dd.lower(value)
         his = [dd.lower(e)[0] for e in reduced]
         lines = [indent + s for s in printer.take_statements()]
         top = printer._literal(sp.Float(float(np.finfo(np.float64).max), 60))
-        lines += [f"{indent}{o} = {h} if abs({h}) <= {top} else {o}" for o, h in zip(outputs, his)]
+        lines += [f"{indent}{o} = {h} if abs({h}) <= {top} else {o}" if fallback else f"{indent}{o} = {h}"
+                  for o, h in zip(outputs, his)]
     finally:
         printer.prefix = ""
         printer.restore(scope)
@@ -1735,6 +1737,85 @@ def scalar_module(spec: LossSpec, source: str) -> str:
             parts.append("")
             parts.append(scalar_function(kernel, f"variant_{v.code}_{prec}", prec, kernel.value_names))
     return "\n".join(parts)
+
+
+def reference_function(kernel: Kernel, name: str) -> str:
+    """A float64 kernel's reference twin: its branches, decided as the float64 kernel decides them (conditions
+    and prelude in float64), every output, value and gradients, evaluated in double-double arithmetic from
+    the inputs (refloss/_derive/double_double.py; functions f(hi) + f'(hi) lo, so a function's value keeps
+    float64's rounding relative to itself).  The float64 sweeps' screen (refloss/sweep/_chunk.py): it
+    finds where the float64 kernel loses digits to cancellation, which the oracle then measures."""
+    outputs = kernel.output_names
+    printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"))
+    branches = _live_branches(tuple(kernel.branches), outputs)
+    conditions = [_strip64(b.condition) for b in branches if b.condition is not None]
+    lines = [f"def {name}({', '.join(s.name for s in kernel.inputs + kernel.args)}):"]
+    for sym, value in _used_prelude(kernel, conditions):
+        code = _unwrap(printer.doprint(_strip64(value)))
+        lines.extend("    " + st for st in printer.take_statements())
+        lines.append(f"    {sym.name} = {code}")
+    full = {}
+    for sym, value in kernel.prelude:
+        full[sym] = _strip64(value).xreplace(full)
+    top = printer.snapshot()
+    for k, branch in enumerate(branches):
+        printer.restore(top)
+        if branch.condition is None:
+            indent = "        " if k else "    "
+            if k:
+                lines.append("    else:")
+        else:
+            with printer.inline():
+                condition = printer.doprint(_strip64(branch.condition))
+            lines.append(f"    {'if' if k == 0 else 'elif'} {condition}:")
+            indent = "        "
+        exprs = [_strip64(branch.outputs[o]).xreplace(full) for o in outputs]
+        lines += _double_double_lines(printer, indent, exprs, list(outputs), "_t", "", strict=False, fallback=False)
+        lines.append(f"{indent}return {', '.join(outputs)}")
+    return unique_names("\n".join(lines), keep=outputs) + "\n"
+
+
+def has_reference(spec: LossSpec) -> bool:
+    """Whether the loss gets a reference module: an axis-aligned box loss (two arrays of four coordinates)."""
+    k = spec.kernels["f64"]
+    return spec.family == "box" and not k.is_row and [w for _, w, _ in k.arrays] == [4, 4] and \
+        len(k.differentiated) == 2 and k.value_names == ("value",)
+
+
+def reference_module(spec: LossSpec, source: str) -> str:
+    """``refloss/_generated/<loss>_ref.py``: :func:`reference_function` of the float64 kernel and a compiled
+    driver over (n, 4) arrays, imported by the float64 sweeps only (never by ``import refloss``)."""
+    kernel = spec.kernels["f64"]
+    call = ", ".join([f"pred[i, {k}]" for k in range(4)] + [f"target[i, {k}]" for k in range(4)]
+                     + [s.name for s in kernel.args])
+    args = ", ".join(s.name for s in kernel.args)
+    return "\n".join([
+        banner(source),
+        "# ruff: noqa",
+        f'"""{spec.title}: the float64 kernel\'s branches with every output in double-double arithmetic, the',
+        'float64 sweeps\' reference (refloss/sweep/_chunk.py); never imported by ``import refloss``."""',
+        "import math",
+        "",
+        "from numba import njit",
+        "from numpy import float64 as _f64, int64 as _i64",
+        "",
+        "from refloss._numba_options import CPU_OPTIONS",
+        "",
+        "",
+        reference_function(kernel, "reference_f64"),
+        "",
+        "_reference_f64 = njit(**CPU_OPTIONS)(reference_f64)",
+        "",
+        "",
+        "@njit(**CPU_OPTIONS)",
+        f"def reference(pred, target, out, {args}):" if args else "def reference(pred, target, out):",
+        '    """out[i] = (value, d_pred[4], d_target[4]) of pair i, each the double-double result\'s high word."""',
+        "    for i in range(pred.shape[0]):",
+        f"        r = _reference_f64({call})",
+        "        for k in range(9):",
+        "            out[i, k] = r[k]",
+        "",
+    ])
 
 
 def _element(name: str, width: int | None, k: int, flat: bool = False, i: str = "i") -> str:

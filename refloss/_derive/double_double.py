@@ -24,7 +24,7 @@ the caller keeps the float64 result where hi is not finite.
 """
 import sympy as sp
 
-from .functions import (Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
+from .functions import (AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
                         Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
@@ -39,11 +39,14 @@ class DoubleDouble:
     the statements are the printer's pending ones (``take_statements``).  ``known``: {symbol: (hi, lo)}
     of the common subexpressions lowered so far; any other symbol is a float64 input (lo 0)."""
 
-    def __init__(self, printer):
+    def __init__(self, printer, strict: bool = True):
         if printer.precision != "f64":
             raise ValueError("double-double evaluation is for float64 kernels")
         self.p = printer
         self.known: dict = {}
+        # strict: a function whose derivative SymPy does not know is an error (its argument's low part would be
+        # dropped); otherwise its value is f(hi) (a reference that only screens: a few ulps there)
+        self.strict = strict
 
     # -- the building blocks (names of printed float64 values; lo None: 0)
     def _a(self, code: str) -> str:
@@ -112,15 +115,17 @@ class DoubleDouble:
         return self._a(f"({x[0]} > {y[0]}) | (({x[0]} == {y[0]}) & ({x[1] or zero} > {y[1] or zero}))")
 
     def number(self, v) -> tuple:
-        hi = sp.Float(v, 60)
-        h = float(hi)
-        lo = float(sp.Float(sp.Rational(v) - sp.Rational(h), 60)) if v.is_Rational else float(hi - sp.Float(h, 60))
+        """A constant as (its float64 rounding, the rounding of the rest): 1/3, 4/pi^2 to ~106 bits."""
+        h = float(sp.sympify(v).evalf(60))
+        lo = float((v - sp.Rational(h)).evalf(60))
         return self.p._literal(sp.Float(h, 60)), None if lo == 0 else self.p._literal(sp.Float(lo, 60))
 
     # -- expressions
     def lower(self, e) -> tuple:
         if e in self.known:
             return self.known[e]
+        if e in (sp.nan, sp.oo, -sp.oo, sp.zoo):
+            return self.p._print(e), None
         if e.is_Number or (e.is_number and not e.free_symbols):
             return self.number(e)
         if e.is_Symbol:
@@ -177,6 +182,11 @@ class DoubleDouble:
         if isinstance(e, _SIGN):  # the sign of a normalised pair is hi's
             arg = sp.Symbol(self.lower(e.args[0])[0], real=True)
             return self._a(self.p._print(e.func(arg, *e.args[1:]))), None
+        if isinstance(e, AtanSlope):  # a/(w^2 + h^2), 0 at w = h = 0 (rational: in pairs)
+            a, w, h = (self.lower(v) for v in e.args)
+            d = self.add(self.mul(w, w), self.mul(h, h))
+            zero = (self.p._literal(0), None)
+            return self.select(self._a(f"{d[0]} == {self.p._literal(0)}"), zero, self.div(a, d))
         if isinstance(e, sp.Function) or e.is_Pow:
             return self._function(e)
         raise ValueError(f"double-double evaluation of {type(e).__name__} is not implemented: {e}")
@@ -193,6 +203,8 @@ class DoubleDouble:
                 continue
             d = at.diff(sym)
             if d.has(sp.Derivative, sp.Subs):
+                if not self.strict:
+                    continue
                 raise ValueError(f"double-double evaluation of {e.func}: no derivative to carry its argument's low part")
             terms.append(f"({self.p._print(d)})*{lo}")
         if not terms:

@@ -147,13 +147,16 @@ def _fmt_params(params: dict) -> str:
     return "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")" if params else ""
 
 
-def _reference_text(dtype: str, impl, oracle: bool) -> str:
+def _reference_text(dtype: str, impl, oracle: bool, reference: bool = False) -> str:
     o = "the 50-digit mpmath oracle" if oracle else "nothing (oracle off: mpmath not installed or oracle=False)"
     if dtype == "float32":
         return ("refloss's float64 kernel (its result's error is ~1e-8 ULP32); the worst points of every chunk and "
                 f"the points within a hair of a float32 rounding boundary re-checked with {o}")
     if impl is not None:
         return f"refloss's float64 kernel (within 4 ULP64) as a screen; the worst points of every chunk measured by {o}"
+    if reference:
+        return ("refloss's double-double twin of the float64 kernel (every operation on ~106 bits, functions to a few "
+                f"ulps of themselves), every point; the worst points of every chunk re-checked with {o}")
     return (f"{o} at the points a finite-difference screen flags and an even sample of every chunk (float64 "
             "self-sweep: only those points are measured)")
 
@@ -315,7 +318,7 @@ class _Pending:
         self.header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
                        "impl_params": common["impl_params"], "framework": framework, "space": space_desc,
                        "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
-                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss)}
+                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype if impl is None else None)}
         self.top_k, self.output = int(top_k), output
         self.start = time.perf_counter()
         done = {}
@@ -342,7 +345,7 @@ class _Pending:
 
 def _result(header: dict, total: dict, elapsed: float) -> Result:
     from .._loss import loss_named
-    from ._chunk import bars
+    from ._chunk import bars, reference_module
 
     loss = loss_named(header["loss"])
     full = dict(zip((p.name for p in loss.params), loss._param_values(header["params"])))
@@ -355,19 +358,26 @@ def _result(header: dict, total: dict, elapsed: float) -> Result:
         loss=header["loss"], params=full, dtype=header["dtype"], impl=header["impl"], space=header["space"],
         points=total["points"], measured=total["measured"], failures=total["failures"],
         bar={"value": vbar, "grad": gbar}, max_ulp=dict(total["max"]), worst=worst,
-        reference=_reference_text(header["dtype"], header["impl"], header["oracle"]),
+        reference=_reference_text(header["dtype"], header["impl"], header["oracle"],
+                                  header["dtype"] == "float64" and header["impl"] is None
+                                  and reference_module(loss._module("cpu")) is not None),
         oracle_points=total["oracle"], near_boundary=total["near_boundary"], near_rechecked=total["near_rechecked"],
         oracle_delta=total["oracle_delta"], chunks=total["chunks"], elapsed_s=elapsed, summary=total)
 
 
-def _kernels_hash(loss: str) -> str:
+def _kernels_hash(loss: str, dtype: str | None = None) -> str:
     """sha256 (16 hex digits) of the loss's generated scalar kernels: a sweep resumes only from
     chunks measured with the same kernels (a kernel regenerated since would otherwise be
-    reported with the old kernel's errors)."""
+    reported with the old kernel's errors); for a float64 sweep of refloss's kernel, also of its
+    double-double reference where it has one."""
     spec = importlib.util.find_spec(f"refloss._generated.{loss}")
     if spec is None or spec.origin is None:
         return "none"
-    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+    data = Path(spec.origin).read_bytes()
+    ref = importlib.util.find_spec(f"refloss._generated.{loss}_ref") if dtype == "float64" else None
+    if ref is not None and ref.origin is not None:
+        data += Path(ref.origin).read_bytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _read_sidecar(path: Path, header: dict) -> dict:
