@@ -87,14 +87,15 @@ def box_table(args) -> list:
             and (args.rows is None or k in args.rows)]
     group = args.group or len(todo) or 1
     times = []
-    path = {k: folder / f"{loss}-{k}-boxes-{args.boxes}.json" for k, (loss, _) in todo}
+    f64 = args.dtype == "float64"  # (float64: against the kernels' double-double twins; files of their own)
+    path = {k: folder / f"{loss}-{k}-boxes-{args.boxes}{'-float64' if f64 else ''}.json" for k, (loss, _) in todo}
     for g in range(0, len(todo) if not args.report else 0, group):
         part = todo[g:g + group]
         for k, (loss, params) in part:
             print(f"[{k}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        specs = [dict(loss=loss, params=params, samples=args.boxes, space="boxes", chunk=args.chunk, output=path[k])
-                 for k, (loss, params) in part]
+        specs = [dict(loss=loss, params=params, samples=args.boxes, space="boxes", chunk=args.chunk, output=path[k],
+                      dtype=args.dtype) for k, (loss, params) in part]
         sweep.run_many(specs, workers=args.workers, scheduler=args.scheduler,
                        progress=sweep.print_progress(len(part) * -(-args.boxes // args.chunk)))
         times.append(f"{len(part)} rows in {time.perf_counter() - t:.0f} s")
@@ -107,13 +108,15 @@ def box_table(args) -> list:
         grads = [g for g in r["max_ulp"] if g != "value"]
         worst = next(iter(r["worst"]), None)
         where = "-" if worst is None else f"{worst['column']}"
-        rows.append(f"| {k} | {loss} | {_params(r['params'])} | {r['points']} | {_fmt(r['max_ulp']['value'])} | "
+        points = f"{r['points']}" + (f" ({r['measured']} measured)" if r["measured"] != r["points"] else "")
+        rows.append(f"| {k} | {loss} | {_params(r['params'])} | {points} | {_fmt(r['max_ulp']['value'])} | "
                     + " / ".join(_fmt(r["max_ulp"][g]) for g in grads) + f" | {where} | {r['failures']} |")
-    return [f"{args.boxes} samples of the `boxes` space per row (`python benchmarks/exhaustive_tables.py --boxes "
-            f"{args.boxes}`" + (f"; {', '.join(times)}; {time.perf_counter() - start:.0f} s in all on "
-                                   f"{args.workers or 'all the'} workers" if times else "") + ").", "",
-            "| row | loss | parameters | points | max ULP value | max ULP gradients (d_pred / d_target) | worst | "
-            "over the bar |", "|---|---|---|---|---|---|---|---|", *rows]
+    command = f"python benchmarks/exhaustive_tables.py --boxes {args.boxes}" + (" --dtype float64" if f64 else "")
+    return [f"{args.boxes} samples of the `boxes` space per row, {args.dtype} (`{command}`"
+            + (f"; {', '.join(times)}; {time.perf_counter() - start:.0f} s in all on "
+               f"{args.workers or 'all the'} workers" if times else "") + ").", "",
+            f"| row | loss | parameters | points | max ULP{'64' if f64 else ''} value | max ULP{'64' if f64 else ''} "
+            "gradients (d_pred / d_target) | worst | over the bar |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def write_into(page: Path, marker: str, text: str) -> None:
@@ -141,12 +144,14 @@ def main(argv=None) -> int:
     ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
     ap.add_argument("--group", type=int, metavar="K", help="--boxes: sweep K rows at a time (default all)")
     ap.add_argument("--chunk", type=int, default=2**20, help="--boxes: points per chunk (default 2**20)")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="--boxes: the kernels swept (float64: against their double-double twins; --doc marker box-table-f64)")
     ap.add_argument("--doc", type=Path, metavar="PAGE", help="write the table into PAGE between its markers")
     args = ap.parse_args(argv)
     if args.boxes:
         text = "\n".join(box_table(args)) + "\n"
         if args.doc:
-            write_into(args.doc, "box-table", text)
+            write_into(args.doc, "box-table" if args.dtype == "float32" else "box-table-f64", text)
         if args.output:
             Path(args.output).write_text(text)
         print(text)
