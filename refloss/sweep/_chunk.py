@@ -466,7 +466,8 @@ def run_chunk(task: dict) -> dict:
                 "err": float(e[i]), "column": s.columns[c], "key": row.tolist(),
                 "inputs": {name: np.asarray(a[i]).tolist() for name, a in zip(s.info.inputs, inputs)},
                 "got": float(got[c][i]), "expected": float(ref[c][i]),
-                "reference": "oracle" if int(i) in by_oracle else "float64 kernel",
+                "reference": "oracle" if int(i) in by_oracle else "double-double" if s.reference is not None
+                else "float64 kernel",
                 "case": labels[codes[i]],
             })
         summary["worst"][g] = entries
