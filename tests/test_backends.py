@@ -135,3 +135,22 @@ def test_yolo_rows_of_verify_run_on_the_cuda_backend():
     rows = _verify.run(["yolov1_box_loss", "yolo_decode"], dtypes=("float64",), devices=["cuda"])
     assert [(r.loss, r.backend) for r in rows] == [("yolov1_box_loss", "cuda")] + [("yolo_decode", "cuda")] * 3
     assert all(r.ok for r in rows), [r.worst for r in rows if not r.ok]
+
+
+@pytest.mark.parametrize("loss, params, p, t", [
+    # pairs where the float64 kernels take their double-double parts (tests/test_float32_worst.py); on a real GPU
+    # this checks that NVVM's FMA contraction leaves Dekker's products exact (they are formed from split halves)
+    ("focal_l1_eiou_loss", {"beta": 1.0}, [-16696.490234375, -1682.1939697265625, -11251.564453125, 22920.0859375],
+     [-19289.064453125, -2873.81201171875, -6435.67041015625, 26213.15625]),
+    ("focal_eiou_loss", {"weight_grad": True}, [-42.36159133911133, 2.0617005825042725, 51.01752853393555,
+                                                2.0851142406463623],
+     [-16.79824447631836, 2.0382423400878906, 11.604793548583984, 2.115218162536621]),
+])
+def test_cuda_double_double_parts_equal_cpu(loss, params, p, t):
+    fn = getattr(rl, loss)
+    P, T = np.array([p, p]), np.array([t, t])
+    v_cpu, (gp_cpu, gt_cpu) = fn.value_and_grad(P, T, reduction="none", **params)
+    v_gpu, (gp_gpu, gt_gpu) = fn.value_and_grad(P, T, reduction="none", device="cuda", **params)
+    np.testing.assert_allclose(v_gpu, v_cpu, rtol=4e-16)
+    for a, b in ((gp_gpu, gp_cpu), (gt_gpu, gt_cpu)):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=0, atol=4e-16 * np.max(np.abs(b)))
