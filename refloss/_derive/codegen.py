@@ -1776,17 +1776,20 @@ def reference_function(kernel: Kernel, name: str) -> str:
 
 
 def has_reference(spec: LossSpec) -> bool:
-    """Whether the loss gets a reference module: an axis-aligned box loss (two arrays of four coordinates)."""
+    """Whether the loss gets a reference module: a box or rotated-box loss (two arrays of 4 or 5 numbers, both
+    differentiated, one value)."""
     k = spec.kernels["f64"]
-    return spec.family == "box" and not k.is_row and [w for _, w, _ in k.arrays] == [4, 4] and \
-        len(k.differentiated) == 2 and k.value_names == ("value",)
+    widths = [w for _, w, _ in k.arrays]
+    return (spec.family in ("box", "rotated") and not k.is_row and len(widths) == 2 and widths[0] == widths[1]
+            and widths[0] in (4, 5) and len(k.differentiated) == 2 and k.value_names == ("value",))
 
 
 def reference_module(spec: LossSpec, source: str) -> str:
     """``refloss/_generated/<loss>_ref.py``: :func:`reference_function` of the float64 kernel and a compiled
-    driver over (n, 4) arrays, imported by the float64 sweeps only (never by ``import refloss``)."""
+    driver over (n, 4) or (n, 5) arrays, imported by the float64 sweeps only (never by ``import refloss``)."""
     kernel = spec.kernels["f64"]
-    call = ", ".join([f"pred[i, {k}]" for k in range(4)] + [f"target[i, {k}]" for k in range(4)]
+    w = kernel.arrays[0][1]
+    call = ", ".join([f"pred[i, {k}]" for k in range(w)] + [f"target[i, {k}]" for k in range(w)]
                      + [s.name for s in kernel.args])
     args = ", ".join(s.name for s in kernel.args)
     return "\n".join([
@@ -1809,10 +1812,10 @@ def reference_module(spec: LossSpec, source: str) -> str:
         "",
         "@njit(**CPU_OPTIONS)",
         f"def reference(pred, target, out, {args}):" if args else "def reference(pred, target, out):",
-        '    """out[i] = (value, d_pred[4], d_target[4]) of pair i, each the double-double result\'s high word."""',
+        f'    """out[i] = (value, d_pred[{w}], d_target[{w}]) of pair i, each the double-double result\'s high word."""',
         "    for i in range(pred.shape[0]):",
         f"        r = _reference_f64({call})",
-        "        for k in range(9):",
+        f"        for k in range({1 + 2 * w}):",
         "            out[i, k] = r[k]",
         "",
     ])

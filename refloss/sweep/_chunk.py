@@ -308,12 +308,13 @@ def reference(s: Setup, inputs: tuple) -> tuple:
     gradients of every pair, each the rounding of a ~106-bit result whose functions (exp, log, atan, pow) keep
     float64's own rounding, a few float64 ulps of theirs (the oracle re-checks the worst points)."""
     p, t = (np.ascontiguousarray(a, np.float64) for a in inputs)
-    out = np.empty((len(p), 9))
+    w = p.shape[1]
+    out = np.empty((len(p), 1 + 2 * w))
     for a in range(0, len(p), BLOCK):
         b = min(len(p), a + BLOCK)
         s.reference.reference(p[a:b], t[a:b], out[a:b], *s.args["f64"])
-    grads = [np.ascontiguousarray(out[:, 1:5]), np.ascontiguousarray(out[:, 5:9])]
-    return [out[:, 0].copy()] + [g[:, k] for g in grads for k in range(4)], grads
+    grads = [np.ascontiguousarray(out[:, 1:1 + w]), np.ascontiguousarray(out[:, 1 + w:])]
+    return [out[:, 0].copy()] + [g[:, k] for g in grads for k in range(w)], grads
 
 
 def _exact(s: Setup, inputs: tuple, i: int) -> tuple:
