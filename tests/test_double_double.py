@@ -93,7 +93,8 @@ def test_where_the_pairs_overflow_the_float64_value_is_kept():
     assert f(1e300, 1.5)[1] == 0.0
 
 
-@pytest.mark.parametrize("name, params", [("giou_loss", {}), ("ciou_loss", {"alpha_grad": True})])
+@pytest.mark.parametrize("name, params", [("giou_loss", {}), ("ciou_loss", {"alpha_grad": True}),
+                                          ("ciou_loss", {"darknet": True})])
 def test_the_float64_sweeps_reference_agrees_with_the_oracle(name, params):
     # refloss/_generated/<loss>_ref.py: the float64 kernel's branches, every output in double-double; the float64
     # box sweeps measure every point against it (functions keep float64's rounding: a few ulps of the scale)
@@ -113,4 +114,6 @@ def test_the_float64_sweeps_reference_agrees_with_the_oracle(name, params):
         ex = np.concatenate([np.ravel(ep), np.ravel(et)]).astype(float)
         scale = max(np.max(np.abs(ex)), 1.0 / max(np.max(p[i, 2:] - p[i, :2]), np.max(t[i, 2:] - t[i, :2])))
         assert abs(out[i, 0] - float(v)) <= 4 * 2**-52 * max(abs(float(v)), 1.0)
+        if params.get("darknet"):  # (its gradient convention drops 1/(w^2 + h^2): ill-conditioned; the value is
+            continue               # CIoU's, which the darknet flag's derivative had once made the reference miss)
         assert np.max(np.abs(out[i, 1:] - ex)) <= 16 * 2**-52 * scale, (i, p[i], t[i])

@@ -24,13 +24,17 @@ the caller keeps the float64 result where hi is not finite.
 """
 import sympy as sp
 
-from .functions import (AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
+from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
                         Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
 # functions of the sign of their argument (0 or 1 or a constant, exact)
 _SIGN = (sp.Heaviside, Step, sp.sign)
+
+
+# the partial derivatives of functions whose fdiff is a gradient convention rather than the derivative
+_TRUE_PARTIALS = {AtanRatio: lambda w, h, d: (AtanSlope(h, w, h), -AtanSlope(w, w, h), sp.Integer(0))}
 
 
 class DoubleDouble:
@@ -192,16 +196,18 @@ class DoubleDouble:
         raise ValueError(f"double-double evaluation of {type(e).__name__} is not implemented: {e}")
 
     def _function(self, e) -> tuple:
-        """f(args) as f(his) + sum_i df/darg_i(his) lo_i (first order: lo_i/hi_i is below 2^-52)."""
+        """f(args) as f(his) + sum_i df/darg_i(his) lo_i (first order: lo_i/hi_i is below 2^-52), with f's true
+        partial derivatives (not a gradient convention: AtanRatio's darknet flag changes its derivative only)."""
         args = [self.lower(a) for a in e.args]
         his = [sp.Symbol(h, real=True) for h, _ in args]
         at = e.func(*his)
         value = self._a(self.p._print(at))
+        true = _TRUE_PARTIALS[e.func](*his) if e.func in _TRUE_PARTIALS else None
         terms = []
-        for sym, (_, lo) in zip(his, args):
+        for k, (sym, (_, lo)) in enumerate(zip(his, args)):
             if lo is None:
                 continue
-            d = at.diff(sym)
+            d = true[k] if true is not None else at.diff(sym)
             if d.has(sp.Derivative, sp.Subs):
                 if not self.strict:
                     continue

@@ -504,7 +504,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha
     _u487 = _k485*0.7853981633974483 + (_p486 + _k485*3.061616997868383e-17)
     _dd488 = math.copysign(_u487, _dd288)
     _n489 = (1.0/(max(_mx459, 2.2250738585072014e-308)*(1.0 + _q460*_q460)) if _mx459 > 0.0 else 0.0)
-    _dd490 = (_dd284*darknet + (1.0 - darknet)*(math.copysign((_q460 if _aw457 > _ah458 else 1.0), _dd284)*_n489))*_dd290 + (-_dd288*darknet - (1.0 - darknet)*(math.copysign((1.0 if _aw457 > _ah458 else _q460), _dd288)*_n489))*_dd286
+    _dd490 = ((math.copysign((_q460 if _aw457 > _ah458 else 1.0), _dd284)*_n489))*_dd290 + (-(math.copysign((1.0 if _aw457 > _ah458 else _q460), _dd288)*_n489))*_dd286
     _dd491 = _dd488 + _dd490
     _dd492 = _dd491 - _dd488
     _dd493 = (_dd488 - (_dd491 - _dd492)) + (_dd490 - _dd492)
@@ -543,7 +543,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha
     _u526 = _k524*0.7853981633974483 + (_p525 + _k524*3.061616997868383e-17)
     _dd527 = math.copysign(_u526, _dd175)
     _n528 = (1.0/(max(_mx498, 2.2250738585072014e-308)*(1.0 + _q499*_q499)) if _mx498 > 0.0 else 0.0)
-    _dd529 = (0.0*_dd171 + (1.0 - 0.0)*(math.copysign((_q499 if _aw496 > _ah497 else 1.0), _dd171)*_n528))*_dd177 + (-0.0*_dd175 - (1.0 - 0.0)*(math.copysign((1.0 if _aw496 > _ah497 else _q499), _dd175)*_n528))*_dd173
+    _dd529 = ((math.copysign((_q499 if _aw496 > _ah497 else 1.0), _dd171)*_n528))*_dd177 + (-(math.copysign((1.0 if _aw496 > _ah497 else _q499), _dd175)*_n528))*_dd173
     _dd530 = _dd527 + _dd529
     _dd531 = _dd530 - _dd527
     _dd532 = (_dd527 - (_dd530 - _dd531)) + (_dd529 - _dd531)

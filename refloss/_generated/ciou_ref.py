@@ -366,7 +366,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha
     _u349 = _k347*0.7853981633974483 + (_p348 + _k347*3.061616997868383e-17)
     _dd350 = math.copysign(_u349, _dd171)
     _n351 = (1.0/(max(_mx321, 2.2250738585072014e-308)*(1.0 + _q322*_q322)) if _mx321 > 0.0 else 0.0)
-    _dd352 = (_dd175*darknet + (1.0 - darknet)*(math.copysign((_q322 if _aw319 > _ah320 else 1.0), _dd175)*_n351))*_dd173 + (-_dd171*darknet - (1.0 - darknet)*(math.copysign((1.0 if _aw319 > _ah320 else _q322), _dd171)*_n351))*_dd177
+    _dd352 = ((math.copysign((_q322 if _aw319 > _ah320 else 1.0), _dd175)*_n351))*_dd173 + (-(math.copysign((1.0 if _aw319 > _ah320 else _q322), _dd171)*_n351))*_dd177
     _dd353 = _dd350 + _dd352
     _dd354 = _dd353 - _dd350
     _dd355 = (_dd350 - (_dd353 - _dd354)) + (_dd352 - _dd354)
@@ -405,7 +405,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha
     _u388 = _k386*0.7853981633974483 + (_p387 + _k386*3.061616997868383e-17)
     _dd389 = math.copysign(_u388, _dd179)
     _n390 = (1.0/(max(_mx360, 2.2250738585072014e-308)*(1.0 + _q361*_q361)) if _mx360 > 0.0 else 0.0)
-    _dd391 = (0.0*_dd183 + (1.0 - 0.0)*(math.copysign((_q361 if _aw358 > _ah359 else 1.0), _dd183)*_n390))*_dd181 + (-0.0*_dd179 - (1.0 - 0.0)*(math.copysign((1.0 if _aw358 > _ah359 else _q361), _dd179)*_n390))*_dd185
+    _dd391 = ((math.copysign((_q361 if _aw358 > _ah359 else 1.0), _dd183)*_n390))*_dd181 + (-(math.copysign((1.0 if _aw358 > _ah359 else _q361), _dd179)*_n390))*_dd185
     _dd392 = _dd389 + _dd391
     _dd393 = _dd392 - _dd389
     _dd394 = (_dd389 - (_dd392 - _dd393)) + (_dd391 - _dd393)
