@@ -69,6 +69,8 @@ def main(argv=None) -> None:
         return dump(args.loss, params, args.n, args.seed, args.dtype, args.dump)
     if args.old is None:
         ap.error("--old: the checkout to compare with")
+    if not (args.old / "refloss" / "__init__.py").is_file():
+        ap.error(f"--old {args.old}: not a refloss checkout (no refloss/__init__.py there)")
     from refloss.oracle import oracle
 
     with tempfile.TemporaryDirectory() as tmp:
