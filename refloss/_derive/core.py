@@ -129,7 +129,9 @@ class Kernel:
     (where they cancel, or all underflowed to 0, or are not finite) evaluates the output in float64 (inputs and arguments widened exactly, every operation in
     float64, the result rounded to float32 once).  For a difference of transcendental terms that
     crosses zero: float32 loses every digit near the root, float64 keeps 29 bits more than float32
-    shows, and the rest of the inputs keep float32's speed.
+    shows, and the rest of the inputs keep float32's speed.  In a float64 kernel the same outputs are
+    evaluated in double-double arithmetic there (refloss/_derive/double_double.py); a branch's wide
+    outputs are evaluated in one program where any of them needs it.
     ``double`` names gradient outputs whose float32 kernel evaluates them in float64 in every
     branch (inputs and arguments widened exactly, the result rounded to float32 once): outputs
     whose float32 forms raise a rounded sigmoid to a power, so that its rounding error is
@@ -152,7 +154,7 @@ class Kernel:
     value_names: tuple = ("value",)  # several for a vector function (e.g. a decoded box)
     grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
-    wide: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 where their terms cancel
+    wide: tuple = ()  # gradient outputs evaluated one precision up (float64; double-double) where their terms cancel
     wide_margin: float = 0.5  # ... where |sum| <= wide_margin * (sum of |terms|)
     wide_scale: float | None = None  # ... and (not None) sum of |terms| >= wide_scale * the largest gradient component
     double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
