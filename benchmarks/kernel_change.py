@@ -6,7 +6,7 @@ changed most measured against the oracle, and the share of pairs that changed at
     python benchmarks/kernel_change.py --old /tmp/before focal_eiou_loss --param weight_grad=True
 
 Pairs: ``--n`` from the box sweep's space (refloss/sweep/_spaces.py: random, nested, near-identical,
-thin, far-apart classes; float32-valued, as in the float32 sweep, and evaluated in ``--dtype``). Each
+thin, far-apart classes; for a rotated-box loss the rotated space's; float32-valued, as in the float32 sweep, and evaluated in ``--dtype``). Each
 checkout runs in a process of its own (PYTHONPATH), so the two versions of the generated modules never
 meet. Prints, per loss: pairs, pairs changed, the largest change relative to the pair's gradient scale,
 and the errors before and after at the ``--top`` most changed pairs (max and median, relative to the
@@ -37,9 +37,10 @@ def _value(text: str):
 def dump(loss: str, params: dict, n: int, seed: int, dtype: str, out: str) -> None:
     """(run in the checkout's process) the pairs and this checkout's gradients, to ``out`` (.npz)."""
     import refloss as rl
-    from refloss.sweep._spaces import _boxes
+    from refloss.sweep._spaces import _boxes, _rotated
 
-    _, _, (p, t) = _boxes(np.random.default_rng(seed), n, np.float32)
+    rotated = getattr(rl, loss)._info.family == "rotated"
+    _, _, (p, t) = (_rotated if rotated else _boxes)(np.random.default_rng(seed), n, np.float32)
     p, t = p.astype(dtype), t.astype(dtype)
     _, (gp, gt) = getattr(rl, loss).value_and_grad(p, t, reduction="none", **params)
     np.savez(out, p=p, t=t, g=np.concatenate([gp, gt], axis=1).astype(np.float64))
