@@ -6,6 +6,17 @@ derivations chose for accuracy).
 """
 import os
 
+import llvmlite.binding as _llvm
+
+# LLVM's loop vectoriser gives up on a loop whose run-time alias checks need more than 16 (its default)
+# SCEV predicates ("Too many SCEV assumptions need to be made and checked at runtime"): the rotated-box
+# kernels' gradient loops, which load and store four arrays at a stride of 5, need more, and ran scalar
+# (GWD's value and gradients 3x slower, issue 16).  This raises the limit for the compilations of this
+# process: it only lets the vectoriser version more loops behind checks made at run time, and changes no
+# result (no fast-math: vectorised IEEE operations round as the scalar ones).
+SCEV_CHECK_THRESHOLD = 64
+_llvm.set_option("refloss", f"-vectorize-scev-check-threshold={SCEV_CHECK_THRESHOLD}")
+
 CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
 CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 

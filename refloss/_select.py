@@ -26,3 +26,22 @@ def _sel(typingctx, cond, a, b):
         return builder.select(c, x, y)
 
     return t(cond, a, b), codegen
+
+
+@intrinsic
+def _sqrt(typingctx, x):
+    """``math.sqrt(x)`` of a float as LLVM's ``llvm.sqrt`` intrinsic, which LLVM may evaluate speculatively.
+
+    Numba lowers ``math.sqrt`` to a call of libm's ``sqrt``, which LLVM must not speculate (C's sqrt may set
+    ``errno``): a branch of a kernel's loop that takes a square root then keeps the whole loop from being
+    vectorised (GWD's and ProbIoU's: their if/elif branches could not be made selections).  Both are IEEE
+    754's correctly rounded square root, NaN below 0: the same result bit for bit."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = context.get_value_type(sig.args[0])
+        fn = builder.module.declare_intrinsic("llvm.sqrt", [ty])
+        return builder.call(fn, args)
+
+    return x(x), codegen

@@ -31,7 +31,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from refloss._info import RESCALE_EXPONENT, cuda_rescaled, rescalable, Properties
 
-from . import expo
+from . import expo, trig
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .double_double import DoubleDouble
@@ -136,10 +136,13 @@ class KernelPrinter(PythonCodePrinter):
     temporary, and an identical right-hand side is assigned once.
     """
 
-    def __init__(self, precision: str, width: int | None = None, libm: bool = False):
+    def __init__(self, precision: str, width: int | None = None, libm: bool = False, trig: bool = True):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
         self.precision = precision
         self.libm = libm  # exp, log and log1p as libm calls, not refloss/_derive/expo.py's forms
+        self.trig = trig  # sin and cos as refloss/_derive/trig.py's forms (unless libm)
+        self.deferred_trig = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
+        self._trig_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -173,13 +176,13 @@ class KernelPrinter(PythonCodePrinter):
         return out
 
     def snapshot(self):
-        """The current scope (named subtrees, assigned right-hand sides), for :meth:`restore`."""
-        return dict(self._memo), dict(self._codes)
+        """The current scope (named subtrees, assigned right-hand sides, aliases), for :meth:`restore`."""
+        return dict(self._memo), dict(self._codes), dict(self.aliases)
 
     def restore(self, scope) -> None:
         """Back to a scope from :meth:`snapshot`: what was named since is forgotten (e.g. at the
         start of another branch, where the temporaries of the previous one do not exist)."""
-        self._memo, self._codes = dict(scope[0]), dict(scope[1])
+        self._memo, self._codes, self.aliases = dict(scope[0]), dict(scope[1]), dict(scope[2])
 
     @contextmanager
     def inline(self):
@@ -597,6 +600,15 @@ class KernelPrinter(PythonCodePrinter):
         for k in range(n - 1, 1, -1):
             horner = f"{self._literal(sp.Rational((-1) ** k, k))} + {e}*({horner})"
         lit = self._literal
+        if self._vector_math():  # log1p and log printed (expo.py): every form evaluated, then selected, no libm call
+            inf = self._print(sp.oo)
+            series = self.assign("g", f"{e}*{e}*({horner})")
+            near = self.assign("g", f"{e} - {self._math('log1p', e)}")
+            ratio = self.assign("g", f"{a}/{c}")
+            far = self.assign("g", f"{e} - {lit(2)}*{self._math('log', ratio)}")
+            far = self.assign("g", f"({far} if {a} > {lit(0)} else {inf})")
+            far = self.assign("g", f"({near} if {e} >= {lit(sp.Rational(-1, 2))} else {far})")
+            return self.assign("g", f"({series} if abs({e}) < {lit(sp.Rational(1, 16))} else {far})")
         # (a = 0: g = inf, the limit; math.log(0) would raise where the kernel runs as Python: the CUDA simulator)
         return (f"({e}*{e}*({horner}) if abs({e}) < {lit(sp.Rational(1, 16))} else {e} - math.log1p({e}) "
                 f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}) if {a} > {lit(0)} "
@@ -892,6 +904,88 @@ class KernelPrinter(PythonCodePrinter):
     def _print_atan2(self, expr):
         return self._atan2(*expr.args)
 
+    # -- sin and cos without libm (refloss/_derive/trig.py) -------------------------------------------
+
+    def _two_diff(self, a: str, b: str) -> tuple:
+        """(s, e): s = a - b rounded and its rounding error (TwoSum, whatever the magnitudes)."""
+        s = self.assign("rs", f"{a} - {b}")
+        bb = self.assign("rs", f"{a} - {s}")
+        return s, self.assign("re", f"(({a} - ({s} + {bb})) + ({bb} - {b}))")
+
+    def _sincos_parts(self, x: str) -> tuple:
+        """trig.py's reduction of the printed x and both polynomials: (sin(r + rl), cos(r + rl), the integer
+        j, the guard |x| <= LIMIT), shared (the same assignments) by sin(x) and cos(x)."""
+        lit, (it, ft, _, _) = self._literal, self._int_float()
+        guard = self.assign("tg", f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}")
+        self._trig_guards.add(f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}")
+        # beyond the limit, inf and NaN: 0 (finite nonsense, replaced by libm's result or computed again)
+        xc = self.assign("xc", f"({x} if {guard} else {lit(0)})")
+        shift, bits = self._shifter()
+        t = self.assign("jt", f"{xc}*{lit(2 / sp.pi)} + {shift}")
+        j = self.assign("j", f"{t} - {shift}")
+        ji = self.assign("ji", f"{it}({ft}({t}).view({it}) - {it}({bits}))")
+        c1, c2, c3, c4 = (lit(sp.Float(c, 60)) for c in trig.split_half_pi(self.precision))
+        a = self.assign("ra", f"{xc} - {j}*{c1}")  # exact where it cancels (Sterbenz)
+        b, eb = self._two_diff(a, f"{j}*{c2}")  # j c2 and j c3 are exact
+        c, ec = self._two_diff(b, f"{j}*{c3}")
+        r, er = self._two_diff(c, f"{j}*{c4}")
+        rl = self.assign("rl", f"{er} + ({ec} + {eb})")
+        z = self.assign("z", f"{r}*{r}")
+        coeffs, _ = trig.polynomial("sin", self.precision)
+        ps = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
+        hz = self.assign("hz", f"{lit(sp.Rational(1, 2))}*{z}")
+        s = self.assign("sn", f"{r} + ({rl} + ({r}*{z}*{ps} - {hz}*{rl}))")
+        coeffs, _ = trig.polynomial("cos", self.precision)
+        pc = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
+        w = self.assign("cw", f"{lit(1)} - {hz}")
+        co = self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + ({z}*{z}*{pc} - {r}*{rl}))")
+        return s, co, ji, guard
+
+    def _trig(self, name: str, expr) -> str:
+        """sin or cos of ``expr``: libm's, or trig.py's form; where that is deferred (the CPU block loops'
+        vectorised form) its guard is one of ``_xok``'s, else libm's result is selected beyond the limit."""
+        x = self._print(expr.args[0])
+        if not (self.trig and self._vector_math()):
+            return f"math.{name}({x})"
+        if not _ATOMIC.match(x):
+            x = self.assign("a", _unwrap(x))
+        s, c, ji, guard = self._sincos_parts(self._canonical(x))
+        it = self._int_float()[0]
+        odd = self.assign("jo", f"({ji} & {it}(1)) != {it}(0)")
+        if name == "sin":  # sin(r), cos(r), -sin(r), -cos(r) for j = 0, 1, 2, 3
+            u = self.assign("su", f"({c} if {odd} else {s})")
+            neg = f"({ji} & {it}(2)) != {it}(0)"
+        else:  # cos(r), -sin(r), -cos(r), sin(r)
+            u = self.assign("cu", f"({s} if {odd} else {c})")
+            neg = f"(({ji} + {it}(1)) & {it}(2)) != {it}(0)"
+        v = self.assign(name[0] + "v", f"(-{u} if {neg} else {u})")
+        if name == "sin":  # -0 as itself
+            v = self.assign("sv", f"({v} if {x} != {self._literal(0)} else {x})")
+        if self.deferred_trig:
+            return v
+        return self.assign(name[0] + "v", f"({v} if {guard} else math.{name}({x}))")
+
+    def _canonical(self, name: str) -> str:
+        """The name in scope that holds the same value as ``name``, assigned from the same code once copies
+        are traced back (``_t4 = _e103``, ``_e103 = pa + _t3``, ``_t3 = _s4``: ``_e5 = pa + _s4``), so that a
+        gradient program's sine of the angle difference reuses the value program's reduction."""
+        name = self._unalias(name)
+        code = {v: k for k, v in self._codes.items()}.get(name)
+        if code is None:
+            return name
+        same = re.sub(r"\b_\w+\b", lambda m: self._unalias(m.group(0)), code)
+        return self._codes.get(same, name)
+
+    def trig_guards(self) -> list:
+        """The guards (|x| <= LIMIT) of the sines and cosines printed in the current scope."""
+        return [self._codes[code] for code in sorted(self._trig_guards) if code in self._codes]
+
+    def _print_sin(self, expr):
+        return self._trig("sin", expr)
+
+    def _print_cos(self, expr):
+        return self._trig("cos", expr)
+
     def _print_Piecewise(self, expr):  # not used: branches are explicit
         raise NotImplementedError("write branches as Branch objects, not Piecewise")
 
@@ -1059,6 +1153,19 @@ _LIBM_CALL = re.compile(r"\bmath\.(?!inf\b|nan\b|copysign\b|sqrt\b)\w+")
 _PROBED: dict = {}  # (id(kernel), precision) -> (kernel, whether it keeps libm)
 
 
+def has_trig(kernel: Kernel) -> bool:
+    """Whether the kernel computes a sine or a cosine (printed as refloss/_derive/trig.py's forms unless it keeps
+    libm: then its CPU block loops have a vectorised form, whose elements beyond trig.LIMIT are computed again)."""
+    exprs = [v for _, v in kernel.prelude] + [e for b in kernel.branches for e in b.outputs.values()]
+    exprs += [b.condition for b in kernel.branches if b.condition is not None]
+    return any(isinstance(e, sp.Basic) and e.has(sp.sin, sp.cos) for e in exprs)
+
+
+def _prints_trig(kernel: Kernel, precision: str) -> bool:
+    """Whether the kernel prints sines or cosines as refloss/_derive/trig.py's forms."""
+    return has_trig(kernel) and not _keeps_libm(kernel, precision)
+
+
 def _keeps_libm(kernel: Kernel, precision: str) -> bool:
     """Whether the kernel prints exp, log, log1p and expm1 as libm calls: where the loss says so
     (``LossSpec.libm``), and where, printed with refloss/_derive/expo.py's forms, it would still call libm
@@ -1068,7 +1175,9 @@ def _keeps_libm(kernel: Kernel, precision: str) -> bool:
         return True
     key = (id(kernel), precision)
     if key not in _PROBED:
-        text = scalar_function(kernel, "_probe", precision, kernel.output_names, probe=True)
+        # a kernel with sines or cosines: as its CPU block loop's vectorised form prints them (no libm fallback)
+        text = scalar_function(kernel, "_probe", precision, kernel.output_names, "fast" if has_trig(kernel) else None,
+                               probe=True)
         _PROBED[key] = (kernel, bool(_LIBM_CALL.search(text)))
     return _PROBED[key][1]
 
@@ -1112,6 +1221,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     libm = kernel.libm if probe else _keeps_libm(kernel, precision)
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=libm)
+    printer.deferred_trig = form == "fast"
+    trig_deferred = form == "fast" and not libm and has_trig(kernel)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     branches = _live_branches(tuple(kernel.branches), outputs)
     branches, decisions = _decisions(branches, outputs, precision)
@@ -1132,6 +1243,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # in a loop of their own
     flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
                                                                  or bool(wide))
+    flagged = flagged or trig_deferred  # sines and cosines beyond trig.LIMIT: the scalar kernel's, libm's
     deferred = flagged and form == "fast"
     parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
@@ -1240,7 +1352,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             if double:  # float64 in every branch (see Kernel.double)
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
-            lines.append(f"{indent}_xok = {' & '.join(guards + checks) or 'True'}")
+            trig_guards = printer.trig_guards() if deferred else []
+            lines.append(f"{indent}_xok = {' & '.join(guards + checks + trig_guards) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
@@ -1284,7 +1397,7 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     widened = {s: sp.Symbol(f"{widen}{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
     lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
     scope, precision = printer.snapshot(), printer.precision
-    printer.restore(({}, {}))
+    printer.restore(({}, {}, {}))
     printer.precision, printer.prefix = "f64", prefix
     try:
         subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix=temporaries)
@@ -1310,7 +1423,7 @@ def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outpu
     the output keeps the float64 value it was given before these lines (``fallback``; else it is that high
     word).  ``strict``: see :class:`DoubleDouble`."""
     scope = printer.snapshot()
-    printer.restore(({}, {}))
+    printer.restore(({}, {}, {}))
     printer.prefix = prefix
     try:
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
@@ -1746,7 +1859,7 @@ def reference_function(kernel: Kernel, name: str) -> str:
     float64's rounding relative to itself).  The float64 sweeps' screen (refloss/sweep/_chunk.py): it
     finds where the float64 kernel loses digits to cancellation, which the oracle then measures."""
     outputs = kernel.output_names
-    printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"))
+    printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), trig=False)  # libm's sin, cos
     branches = _live_branches(tuple(kernel.branches), outputs)
     conditions = [_strip64(b.condition) for b in branches if b.condition is not None]
     lines = [f"def {name}({', '.join(s.name for s in kernel.inputs + kernel.args)}):"]
@@ -1830,8 +1943,8 @@ def _element(name: str, width: int | None, k: int, flat: bool = False, i: str = 
         return f"{name}[{i}]"
     if width is None:
         return f"{name}[{i}, j]"
-    if flat:
-        return f"{name}[{width} * {i}]" if k == 0 else f"{name}[{width} * {i} + {k}]"
+    if flat:  # the block loops' index is unsigned (see _block_driver): so is the flat index
+        return f"{name}[_unsigned({width}) * {i}]" if k == 0 else f"{name}[_unsigned({width}) * {i} + _unsigned({k})]"
     return f"{name}[{i}, {k}]"
 
 
@@ -1982,9 +2095,12 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines += (_row_driver(kernel, prec, fn, with_grad) if kernel.is_row else
                   _block_driver(kernel, prec, fn, with_grad,
                                 rescale=rescalable(spec.family, spec.properties, spec.params)))
-    if any("_sel(" in ln for ln in lines):
+    used = [f for f in ("_sel", "_sqrt") if any(f"{f}(" in ln for ln in lines)]
+    if used:
         options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
-        lines.insert(options + 1, "from refloss._select import _sel")
+        lines.insert(options + 1, f"from refloss._select import {', '.join(used)}")
+    if any("_unsigned(" in ln for ln in lines):  # the block loops' unsigned index
+        lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import uint64 as _unsigned")
     if any("_empty(" in ln for ln in lines):  # the flags of the elements left to the scalar kernel
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import bool_ as _b1, empty as _empty")
     return "\n".join(lines) + "\n"
@@ -2044,7 +2160,9 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     run-time value, and its loads become gathers); the kernel is in the loop, not called (a call
     blocks LLVM's loop vectoriser, and Numba's ``inline='always'`` doubles compile times); and
     the count is kept out of the kernel's loop (an int64 sum beside float32 arithmetic halves
-    the vector width).
+    the vector width); the loops' index is unsigned (``range(_unsigned(_m))``, ``_unsigned(5) * _i + _unsigned(4)``),
+    so that Numba emits no wraparound for a negative index, whose select LLVM did not always fold
+    away in a long loop body (GWD's and ProbIoU's: "cannot identify array bounds", the loop scalar).
 
     A ``reciprocal`` kernel's gradient loop multiplies by the reciprocals (the "fast" form of
     :func:`scalar_function`) and notes, in one boolean (an "any of" reduction: a vector of flags, at
@@ -2061,7 +2179,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
     taken = {"_i", "_m", "_bad", "_far", "divisor", *local}
-    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal else None
+    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal or _prints_trig(kernel, prec) else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
     block = f"_{fn}_block_{prec}"
@@ -2073,7 +2191,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     # _flags, are computed again; a denominator out of range is rare: the block again, those elements stored)
     deferred = recip and any("_xok" in ln for ln in fast)
     lines += (["    _far = False"] if recip else []) + (["    _flags = _empty(_m, _b1)"] if deferred else [])
-    lines += ["    for _i in range(_m):"]
+    lines += ["    for _i in range(_unsigned(_m)):"]
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
     lines += loads
     flag = "(_ok & _xok)" if deferred and any(ln.lstrip().startswith("_ok = ") for ln in fast) else "_xok"
@@ -2094,13 +2212,13 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     if rescale:  # a box pair beyond the range where the kernel keeps its scale invariance is counted too: the
         # caller computes it again, scaled by a power of two (Loss._rescale); counted here, it costs no pass of its own
         checks += " | " + _out_of_range(kernel, prec)
-    count = ["    _bad = 0", "    for _i in range(_m):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
+    count = ["    _bad = 0", "    for _i in range(_unsigned(_m)):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
     if deferred:  # the flagged elements: the scalar kernel's results, values included (a decision changes them)
-        lines += ["    if _far:", "        for _i in range(_m):", "            if _flags[_i]:"]
+        lines += ["    if _far:", "        for _i in range(_unsigned(_m)):", "            if _flags[_i]:"]
         lines += ["        " + ln for ln in loads] + ["            " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
         lines += ["                " + st for st in values + stores]
     elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
-        lines += ["    if _far:", "        for _i in range(_m):"]
+        lines += ["    if _far:", "        for _i in range(_unsigned(_m)):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
         lines += ["            if not _ok:"] + ["                " + st for st in stores]
     if with_grad:
@@ -2113,6 +2231,8 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     # the loops' values under names of their own, and the cheap conditional expressions as selections:
     # Numba's compile time grows with the product of the function's blocks and its variables assigned twice
     lines[head - 1:] = selects(unique_names("\n".join(lines[head - 1:]))).split("\n")
+    # square roots as LLVM's intrinsic, which a branch of the loop may take and still be made a selection
+    lines[head - 1:] = [re.sub(r"\bmath\.sqrt\(", "_sqrt(", ln) for ln in lines[head - 1:]]
     parallel = f"_{fn}_blocks_{prec}"
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {parallel}({sig}):", "")

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,7 +26,7 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         pred = _pred[_i]
         target = _target[_i]
         x = pred - target
@@ -56,7 +57,7 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             value = a*(alpha*(math.log(a) - 1.0) + l_cu)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0, 1, 0)
     return _bad
 
@@ -83,7 +84,7 @@ def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         pred = _pred[_i]
         target = _target[_i]
         x = pred - target
@@ -139,7 +140,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0, 1, 0)
     return _bad
 
@@ -169,7 +170,7 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         pred = _pred[_i]
         target = _target[_i]
         x = pred - target
@@ -353,7 +354,7 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             value = a*(alpha*(math.log(a) - _f32(1.0)) + l_cu)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel((_pred[_i_w1] - _pred[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0), 1, 0)
     return _bad
 
@@ -380,7 +381,7 @@ def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         pred = _pred[_i]
         target = _target[_i]
         x = pred - target
@@ -598,7 +599,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel((_pred[_i_w3] - _pred[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0), 1, 0)
     return _bad
 

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,7 +26,7 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_logits, _targets, _out):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         _s1 = -logits
@@ -33,7 +34,7 @@ def _value_block_f64(_logits, _targets, _out):
         value = targets*(max(_s1, 0.0) + math.log1p(math.exp(-abs(_s1)))) + (1.0 - targets)*_s2
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
                 | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0)), 1, 0)
     return _bad
@@ -59,7 +60,7 @@ def value_f64(logits, targets, out):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, divisor):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         _s1 = -logits
@@ -79,7 +80,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
         for _i_w2 in range(_d_targets.shape[0]):
             _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
                 | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0)), 1, 0)
     return _bad
@@ -106,7 +107,7 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_logits, _targets, _out):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         _s1 = -logits
@@ -114,7 +115,7 @@ def _value_block_f32(_logits, _targets, _out):
         value = targets*(max(_s1, _f32(0.0)) + math.log1p(math.exp(-abs(_s1)))) + (_f32(1.0) - targets)*_s2
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
                 | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
@@ -140,7 +141,7 @@ def value_f32(logits, targets, out):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, divisor):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         _s1 = -logits
@@ -160,7 +161,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
         for _i_w2 in range(_d_targets.shape[0]):
             _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
                 | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0))), 1, 0)
     return _bad

@@ -18,6 +18,7 @@ import math
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 from numpy import bool_ as _b1, empty as _empty
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -26,15 +27,15 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -px1 + px2
         _s2 = -py1 + py2
         _aw3 = abs(_s1)
@@ -134,17 +135,21 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         value = _t11 + 0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_s76/_s77 + _s82
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -173,15 +178,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         alpha_gate, darknet):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -px1 + px2
         _s2 = -py1 + py2
         _aw3 = abs(_s1)
@@ -397,24 +402,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_ty2 = -_t104 + _t57*(((-_t102 - _t47*(-_t104 - _t96)))*_inv2) - _t97 + _s95
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _s1_w1 = -px1_w1 + px2_w1
             _s2_w1 = -py1_w1 + py2_w1
             _aw3_w1 = abs(_s1_w1)
@@ -722,31 +727,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s105 = ((_t95_w1 - _t60_w1*_sel(_t82_w1 > 0.0, 1.0, _sel(_t82_w1 == 0.0, 0.5, 0.0))))/_t19_w1
                 d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t47_w1*(-_t104_w1 - _t96_w1)))/_t45_w1) - _t97_w1 + _s105
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -780,15 +789,15 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
     _m = _out.shape[0]
     _far = False
     _flags = _empty(_m, _b1)
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -px1 + px2
         _s2 = -py1 + py2
         _aw3 = abs(_s1)
@@ -877,16 +886,16 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _far = _far | _flags[_i]
         _out[_i] = value
     if _far:
-        for _i_w1 in range(_m):
+        for _i_w1 in range(_unsigned(_m)):
             if _flags[_i_w1]:
-                px1_w1 = _pred[4 * _i_w1]
-                py1_w1 = _pred[4 * _i_w1 + 1]
-                px2_w1 = _pred[4 * _i_w1 + 2]
-                py2_w1 = _pred[4 * _i_w1 + 3]
-                tx1_w1 = _target[4 * _i_w1]
-                ty1_w1 = _target[4 * _i_w1 + 1]
-                tx2_w1 = _target[4 * _i_w1 + 2]
-                ty2_w1 = _target[4 * _i_w1 + 3]
+                px1_w1 = _pred[_unsigned(4) * _i_w1]
+                py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+                px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+                py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+                tx1_w1 = _target[_unsigned(4) * _i_w1]
+                ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+                tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+                ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
                 _s1_w1 = -px1_w1 + px2_w1
                 _s2_w1 = -py1_w1 + py2_w1
                 _aw3_w1 = abs(_s1_w1)
@@ -990,17 +999,21 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
                 _xok_w1 = _xg0_w1
                 _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w2 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w2] - _pred[4 * _i_w2]) + (_pred[4 * _i_w2 + 1] - _pred[4 * _i_w2 + 1])
-                + (_pred[4 * _i_w2 + 2] - _pred[4 * _i_w2 + 2]) + (_pred[4 * _i_w2 + 3] - _pred[4 * _i_w2 + 3])
-                + (_target[4 * _i_w2] - _target[4 * _i_w2]) + (_target[4 * _i_w2 + 1] - _target[4 * _i_w2 + 1])
-                + (_target[4 * _i_w2 + 2] - _target[4 * _i_w2 + 2])
-                + (_target[4 * _i_w2 + 3] - _target[4 * _i_w2 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w2 + 2] < _pred[4 * _i_w2])) | ((_pred[4 * _i_w2 + 3] < _pred[4 * _i_w2 + 1]))
-                | ((_target[4 * _i_w2 + 2] < _target[4 * _i_w2]))
-                | ((_target[4 * _i_w2 + 3] < _target[4 * _i_w2 + 1]))
-                | (max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w2]), abs(_pred[4 * _i_w2 + 1]), abs(_pred[4 * _i_w2 + 2]), abs(_pred[4 * _i_w2 + 3]), abs(_target[4 * _i_w2]), abs(_target[4 * _i_w2 + 1]), abs(_target[4 * _i_w2 + 2]), abs(_target[4 * _i_w2 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w2] - _pred[_unsigned(4) * _i_w2])
+                + (_pred[_unsigned(4) * _i_w2 + _unsigned(1)] - _pred[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w2 + _unsigned(2)] - _pred[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w2 + _unsigned(3)] - _pred[_unsigned(4) * _i_w2 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w2] - _target[_unsigned(4) * _i_w2])
+                + (_target[_unsigned(4) * _i_w2 + _unsigned(1)] - _target[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w2 + _unsigned(2)] - _target[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w2 + _unsigned(3)] - _target[_unsigned(4) * _i_w2 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w2 + _unsigned(2)] < _pred[_unsigned(4) * _i_w2]))
+                | ((_pred[_unsigned(4) * _i_w2 + _unsigned(3)] < _pred[_unsigned(4) * _i_w2 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w2 + _unsigned(2)] < _target[_unsigned(4) * _i_w2]))
+                | ((_target[_unsigned(4) * _i_w2 + _unsigned(3)] < _target[_unsigned(4) * _i_w2 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w2]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w2]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w2]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w2]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w2]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w2 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w2]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w2 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -1030,15 +1043,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
     _m = _out.shape[0]
     _far = False
     _flags = _empty(_m, _b1)
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -px1 + px2
         _s2 = -py1 + py2
         _aw3 = abs(_s1)
@@ -1253,25 +1266,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _flags[_i] = not (_ok & _xok)
         _far = _far | _flags[_i]
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
+        for _i_w1 in range(_unsigned(_m)):
             if _flags[_i_w1]:
-                px1_w1 = _pred[4 * _i_w1]
-                py1_w1 = _pred[4 * _i_w1 + 1]
-                px2_w1 = _pred[4 * _i_w1 + 2]
-                py2_w1 = _pred[4 * _i_w1 + 3]
-                tx1_w1 = _target[4 * _i_w1]
-                ty1_w1 = _target[4 * _i_w1 + 1]
-                tx2_w1 = _target[4 * _i_w1 + 2]
-                ty2_w1 = _target[4 * _i_w1 + 3]
+                px1_w1 = _pred[_unsigned(4) * _i_w1]
+                py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+                px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+                py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+                tx1_w1 = _target[_unsigned(4) * _i_w1]
+                ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+                tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+                ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
                 _s1_w1 = -px1_w1 + px2_w1
                 _s2_w1 = -py1_w1 + py2_w1
                 _aw3_w1 = abs(_s1_w1)
@@ -1613,31 +1626,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_ty2_w1 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43_w1) - _t97_w1 + (_s109/_t16_w1)
                 _xok_w1 = _xg0_w1 & _xg1_w1
                 _out[_i_w1] = value_w1
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,15 +26,15 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = max(px2, tx2) - min(px1, tx1)
         _t0 = eps + (_s1*_s1)
         _s2 = max(py2, ty2) - min(py1, ty1)
@@ -77,17 +78,21 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -113,15 +118,15 @@ def value_f64(pred, target, out, eps):
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = max(px2, tx2) - min(px1, tx1)
         _t0 = eps + (_s1*_s1)
         _s2 = max(py2, ty2) - min(py1, ty1)
@@ -269,24 +274,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_ty2 = _s42 + (((_t51 - _t52*_t88))*_inv3) + (((_t83 - _t23*_t88))*_inv1)
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _s1_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
             _t0_w1 = eps + (_s1_w1*_s1_w1)
             _s2_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
@@ -520,31 +525,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s50 = -((-_t30_w1*_t32_w1*_t75_w1 + _t73_w1*_t85_w1 + _t76_w1*_t86_w1)/_t31_w1)
                 d_ty2_w1 = _s50 + (((_t51_w1 - _t52_w1*_t88_w1))/_t21_w1) + (((_t83_w1 - _t23_w1*_t88_w1))/_t22_w1)
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -571,15 +580,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = max(px2, tx2) - min(px1, tx1)
         _t0 = eps + (_s1*_s1)
         _s2 = max(py2, ty2) - min(py1, ty1)
@@ -623,17 +632,21 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t9/(_t8*max(_s11, _s11 - _s11) + _t9) + (_s19*_s19)/(_t1 + eps) + _s30 + (_s29*_s29)/_t0
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -659,15 +672,15 @@ def value_f32(pred, target, out, eps):
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = max(px2, tx2) - min(px1, tx1)
         _t0 = eps + (_s1*_s1)
         _s2 = max(py2, ty2) - min(py1, ty1)
@@ -815,24 +828,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_ty2 = _s42 + (((_t51 - _t52*_t88))*_inv3) + (((_t83 - _t23*_t88))*_inv1)
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _s1_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
             _t0_w1 = eps + (_s1_w1*_s1_w1)
             _s2_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
@@ -1066,31 +1079,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s50 = -((-_t30_w1*_t32_w1*_t75_w1 + _t73_w1*_t85_w1 + _t76_w1*_t86_w1)/_t31_w1)
                 d_ty2_w1 = _s50 + (((_t51_w1 - _t52_w1*_t88_w1))/_t21_w1) + (((_t83_w1 - _t23_w1*_t88_w1))/_t22_w1)
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,15 +26,15 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _t0 = -py1 + py2
         _t1 = -px1 + px2
         _s1 = px2 - tx2
@@ -64,17 +65,21 @@ def _value_block_f64(_pred, _target, _out, eps):
         value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -100,15 +105,15 @@ def value_f64(pred, target, out, eps):
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _t0 = -py1 + py2
         _t1 = -px1 + px2
         _s1 = px2 - tx2
@@ -236,24 +241,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _t0_w1 = -py1_w1 + py2_w1
             _t1_w1 = -px1_w1 + px2_w1
             _s1_w1 = px2_w1 - tx2_w1
@@ -466,31 +471,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_tx2_w1 = _t68_w1*_t83_w1 - _t69_w1*_t77_w1 - _t70_w1*_t85_w1
                 d_ty2_w1 = _t72_w1*_t90_w1 - _t73_w1*_t87_w1 - _t74_w1*_t91_w1
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -517,15 +526,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _t0 = -py1 + py2
         _t1 = -px1 + px2
         _s1 = px2 - tx2
@@ -556,17 +565,21 @@ def _value_block_f32(_pred, _target, _out, eps):
         value = _t10/(_t10 + _t12) + _t15/(_t0*_t1 - _t12 + _t15 + _t3*_t4 + eps)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -592,15 +605,15 @@ def value_f32(pred, target, out, eps):
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _t0 = -py1 + py2
         _t1 = -px1 + px2
         _s1 = px2 - tx2
@@ -730,24 +743,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_ty2 = _t72*_t90 - _t73*_t87 - _t74*_t91
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _t0_w1 = -py1_w1 + py2_w1
             _t1_w1 = -px1_w1 + px2_w1
             _s1_w1 = px2_w1 - tx2_w1
@@ -962,31 +975,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_tx2_w1 = _t68_w1*_t83_w1 - _t69_w1*_t77_w1 - _t70_w1*_t85_w1
                 d_ty2_w1 = _t72_w1*_t90_w1 - _t73_w1*_t87_w1 - _t74_w1*_t91_w1
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

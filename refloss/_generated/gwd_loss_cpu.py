@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 36c002f5f8ba776b
+# scalar kernels: sha256 53b9f91ad97f5a32
 """GWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,25 +17,29 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss._select import _sel
+from refloss._select import _sel, _sqrt
 
 
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, fun, tau):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    _far = False
+    _flags = _empty(_m, _b1)
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         side = max(max(pw, ph), max(tw, th))
         _s1 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
         _s2 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
@@ -43,51 +47,126 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
         m_gh = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
         _s4 = -ta
         _e5 = pa + _s4
-        _e6 = _e5 - pa
-        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
-        _s8 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s9 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
-        _s10 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s11 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s10
-        f_bures = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10
-        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
-        _s13 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
-        _s14 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
-        _s15 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s2 + _s14
-        _s16 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s15
-        _s17 = ((ph - tw))/max(max(pw, ph), max(tw, th))
-        _s18 = ((pw - th))/max(max(pw, ph), max(tw, th))
-        _s19 = -0.125*(_s7*_s7)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s16
-        _s20 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
-        _s21 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s1 + _s20
-        _s22 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s21
-        _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
-        _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
-        _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
-        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
-        _s27 = max(max(pw, ph), max(tw, th))
-        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
-        _s29 = px - tx
-        _s30 = py - ty
-        w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
+        _tg6 = abs(_e5) <= 1048576.0
+        _xc7 = _sel(_tg6, _e5, 0.0)
+        _jt8 = _xc7*0.6366197723675814 + 6755399441055744.0
+        _j9 = _jt8 - 6755399441055744.0
+        _ji10 = _i64(_f64(_jt8).view(_i64) - _i64(4843621399236968448))
+        _ra11 = _xc7 - _j9*1.5707963267341256
+        _rs12 = _ra11 - _j9*6.077100506303966e-11
+        _rs13 = _ra11 - _rs12
+        _re14 = ((_ra11 - (_rs12 + _rs13)) + (_rs13 - _j9*6.077100506303966e-11))
+        _rs15 = _rs12 - _j9*2.0222662487111665e-21
+        _rs16 = _rs12 - _rs15
+        _re17 = ((_rs12 - (_rs15 + _rs16)) + (_rs16 - _j9*2.0222662487111665e-21))
+        _rs18 = _rs15 - _j9*8.4784276603689e-32
+        _rs19 = _rs15 - _rs18
+        _re20 = ((_rs15 - (_rs18 + _rs19)) + (_rs19 - _j9*8.4784276603689e-32))
+        _rl21 = _re20 + (_re17 + _re14)
+        _z22 = _rs18*_rs18
+        _e23 = -0.16666666666666666 + 0.008333333333333331*_z22
+        _e24 = -0.00019841269841265052 + 2.755731921932962e-06*_z22
+        _e25 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z22
+        _x26 = _z22*_z22
+        _e27 = _e23 + _e24*_x26
+        _e28 = _e25 + -7.586666154587118e-13*_x26
+        _x29 = _x26*_x26
+        _e30 = _e27 + _e28*_x29
+        _hz31 = 0.5*_z22
+        _sn32 = _rs18 + (_rl21 + (_rs18*_z22*_e30 - _hz31*_rl21))
+        _e33 = 0.041666666666666664 + -0.0013888888888887393*_z22
+        _e34 = 2.480158729875989e-05 + -2.755731726872324e-07*_z22
+        _e35 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z22
+        _e36 = _e33 + _e34*_x26
+        _e37 = _e36 + _e35*_x29
+        _cw38 = 1.0 - _hz31
+        _cs39 = _cw38 + (((1.0 - _cw38) - _hz31) + (_z22*_z22*_e37 - _rs18*_rl21))
+        _jo40 = (_ji10 & _i64(1)) != _i64(0)
+        _su41 = _sel(_jo40, _cs39, _sn32)
+        _sv42 = _sel((_ji10 & _i64(2)) != _i64(0), -_su41, _su41)
+        _sv43 = _sel(_e5 != 0.0, _sv42, _e5)
+        _e44 = _e5 - pa
+        _cu45 = _sel(_jo40, _sn32, _cs39)
+        _cv46 = _sel(((_ji10 + _i64(1)) & _i64(2)) != _i64(0), -_cu45, _cu45)
+        _s47 = -_sv43*((pa - (_e5 - _e44)) + (_s4 - _e44)) + _cv46
+        _s48 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s49 = _sv43 + _cv46*((pa - (_e5 - _e44)) + (_s4 - _e44))
+        _s50 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s51 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s50
+        f_bures = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50
+        _s52 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s53 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s54 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s55 = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50 + _s2 + _s54
+        _s56 = (_s53*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s55
+        _s57 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s58 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s59 = -0.125*(_s47*_s47)*(_s52*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s56
+        _s60 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s61 = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50 + _s1 + _s60
+        _s62 = (_s53*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s61
+        _s63 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s64 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s65 = 0.125*(_s49*_s49)*(_s52*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s62
+        _s66 = (_s59 + 0.25*(_s57*_s57) + 0.25*(_s58*_s58))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s67 = max(max(pw, ph), max(tw, th))
+        _s68 = _s66 + (_s65 + 0.25*(_s63*_s63) + 0.25*(_s64*_s64))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s69 = px - tx
+        _s70 = py - ty
+        w2 = _s68*(_s67*_s67) + (_s69*_s69) + (_s70*_s70)
         if (fun == 0.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
-            _t0 = math.log1p(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            _a71 = 0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s69*_s69) + (_s70*_s70)
+            _u72 = 1.0 + _a71
+            _lb73 = _f64(_u72).view(_i64)
+            _lm74 = _i64((_lb73 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big75 = _lm74 > 1.4142135623730951
+            _lh76 = _lm74*0.5
+            _lf77 = _sel(_big75, _lh76, _lm74) - 1.0
+            _le78 = _i64(_i64(_lb73 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk79 = _le78 + _sel(_big75, 1.0, 0.0)
+            _lf80 = _sel(_lk79 == 0.0, _a71, _lf77)
+            _lc81 = _a71 - (_u72 - 1.0)
+            _lc82 = 1.0 - (_u72 - _a71)
+            _lc83 = _sel(_u72 <= 2.0, _lc81, _lc82)
+            _lc84 = _lc83/_u72
+            _lc85 = _sel(_lk79 == 0.0, 0.0, _lc84)
+            _ls86 = _lf80/(2.0 + _lf80)
+            _lz87 = _ls86*_ls86
+            _e88 = 0.6666666666666666 + 0.4000000000000088*_lz87
+            _e89 = 0.28571428570803253 + 0.22222222391794727*_lz87
+            _e90 = 0.18181795631498243 + 0.15386240172447838*_lz87
+            _e91 = 0.13268760562036724 + 0.1308675766695207*_lz87
+            _x92 = _lz87*_lz87
+            _e93 = _e88 + _e89*_x92
+            _e94 = _e90 + _e91*_x92
+            _x95 = _x92*_x92
+            _e96 = _e93 + _e94*_x95
+            _hf97 = 0.5*(_lf80*_lf80)
+            _lg98 = _lk79*0.6931471805598903 + (_lf80 - (_hf97 - (_ls86*(_hf97 + _lz87*_e96) + (_lk79*5.497923018708371e-14 + _lc85))))
+            _lo99 = _sel(_a71 != 0.0, _lg98, _a71)
+            _lo100 = (-math.inf if _a71 == -1.0 else math.nan)
+            _lo101 = _sel(_a71 > -1.0, _lo99, _lo100)
+            _lo102 = _sel(_a71 < math.inf, _lo101, _a71)
+            _t0 = _lo102
             value = (_t0 + (tau - 1.0))/(_t0 + tau)
+            _xok = _tg6
         elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _t0_w1 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            _t0_w1 = _sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s69*_s69) + (_s70*_s70))
             value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
+            _xok = _tg6
         elif (fun == 0.0):  # f = log1p
             _t0_w2 = side
             _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3 = _s4
-            _e31 = pa + _t3
-            _t4 = _e31
-            _t5 = math.sin(_t4)
-            _e32 = _e31 - pa
-            _t6 = (pa - (_e31 - _e32)) + (_t3 - _e32)
-            _t7 = math.cos(_t4)
-            _s33 = _t5 + _t6*_t7
-            _t8 = _s33*_s33
+            _e103 = pa + _t3
+            _t4 = _e103
+            _sv104 = _sel(_t4 != 0.0, _sv42, _t4)
+            _t5 = _sv104
+            _e105 = _e103 - pa
+            _t6 = (pa - (_e103 - _e105)) + (_t3 - _e105)
+            _t7 = _cv46
+            _s106 = _t5 + _t6*_t7
+            _t8 = _s106*_s106
             _t9 = ph/_t0_w2
             _t10 = pw/_t0_w2
             _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
@@ -98,34 +177,69 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
             _t18 = max(_t16, _t17)
-            _s34 = -_t5*_t6 + _t7
-            _t20 = _s34*_s34
-            _s35 = _t16/_t18
-            _s36 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
+            _s107 = -_t5*_t6 + _t7
+            _t20 = _s107*_s107
+            _s108 = _t16/_t18
+            _s109 = _t17/_t18
+            _t21 = _t18*_sqrt(_t20*(_s108*_s108) + _t8*(_s109*_s109))
             _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0_w2))
-            _s37 = ((ph - th))/_t0_w2
-            _s38 = ((pw - tw))/_t0_w2
-            _s39 = ((ph - tw))/_t0_w2
-            _s40 = ((pw - th))/_t0_w2
-            _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
-            _s42 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
-            _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
+            _s110 = ((ph - th))/_t0_w2
+            _s111 = ((pw - tw))/_t0_w2
+            _s112 = ((ph - tw))/_t0_w2
+            _s113 = ((pw - th))/_t0_w2
+            _s114 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s112*_s112) + 0.25*(_s113*_s113))*(1.0 - _t1)
+            _s115 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s110*_s110) + 0.25*(_s111*_s111)) + _s114)
+            _a116 = _s115 + (_s69*_s69) + (_s70*_s70)
+            _u117 = 1.0 + _a116
+            _lb118 = _f64(_u117).view(_i64)
+            _lm119 = _i64((_lb118 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big120 = _lm119 > 1.4142135623730951
+            _lh121 = _lm119*0.5
+            _lf122 = _sel(_big120, _lh121, _lm119) - 1.0
+            _le123 = _i64(_i64(_lb118 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk124 = _le123 + _sel(_big120, 1.0, 0.0)
+            _lf125 = _sel(_lk124 == 0.0, _a116, _lf122)
+            _lc126 = _a116 - (_u117 - 1.0)
+            _lc127 = 1.0 - (_u117 - _a116)
+            _lc128 = _sel(_u117 <= 2.0, _lc126, _lc127)
+            _lc129 = _lc128/_u117
+            _lc130 = _sel(_lk124 == 0.0, 0.0, _lc129)
+            _ls131 = _lf125/(2.0 + _lf125)
+            _lz132 = _ls131*_ls131
+            _e133 = 0.6666666666666666 + 0.4000000000000088*_lz132
+            _e134 = 0.28571428570803253 + 0.22222222391794727*_lz132
+            _e135 = 0.18181795631498243 + 0.15386240172447838*_lz132
+            _e136 = 0.13268760562036724 + 0.1308675766695207*_lz132
+            _x137 = _lz132*_lz132
+            _e138 = _e133 + _e134*_x137
+            _e139 = _e135 + _e136*_x137
+            _x140 = _x137*_x137
+            _e141 = _e138 + _e139*_x140
+            _hf142 = 0.5*(_lf125*_lf125)
+            _lg143 = _lk124*0.6931471805598903 + (_lf125 - (_hf142 - (_ls131*(_hf142 + _lz132*_e141) + (_lk124*5.497923018708371e-14 + _lc130))))
+            _lo144 = _sel(_a116 != 0.0, _lg143, _a116)
+            _lo145 = (-math.inf if _a116 == -1.0 else math.nan)
+            _lo146 = _sel(_a116 > -1.0, _lo144, _lo145)
+            _lo147 = _sel(_a116 < math.inf, _lo146, _a116)
+            _t23 = _lo147
             value = (_t23 + (tau - 1.0))/(_t23 + tau)
+            _xok = _tg6
         elif (fun == 1.0) and (w2 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - 1.0)/tau
+            _xok = _tg6
         else:  # f = sqrt
             _t0_w3 = side
             _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3_w1 = _s4
-            _e43 = pa + _t3_w1
-            _t4_w1 = _e43
-            _t5_w1 = math.sin(_t4_w1)
-            _e44 = _e43 - pa
-            _t6_w1 = (pa - (_e43 - _e44)) + (_t3_w1 - _e44)
-            _t7_w1 = math.cos(_t4_w1)
-            _s45 = _t5_w1 + _t6_w1*_t7_w1
-            _t8_w1 = _s45*_s45
+            _e148 = pa + _t3_w1
+            _t4_w1 = _e148
+            _sv149 = _sel(_t4_w1 != 0.0, _sv42, _t4_w1)
+            _t5_w1 = _sv149
+            _e150 = _e148 - pa
+            _t6_w1 = (pa - (_e148 - _e150)) + (_t3_w1 - _e150)
+            _t7_w1 = _cv46
+            _s151 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s151*_s151
             _t9_w1 = ph/_t0_w3
             _t10_w1 = pw/_t0_w3
             _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
@@ -136,32 +250,280 @@ def _value_block_f64(_pred, _target, _out, fun, tau):
             _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
             _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
             _t18_w1 = max(_t16_w1, _t17_w1)
-            _s46 = -_t5_w1*_t6_w1 + _t7_w1
-            _t20_w1 = _s46*_s46
-            _s47 = _t16_w1/_t18_w1
-            _s48 = _t17_w1/_t18_w1
-            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s47*_s47) + _t8_w1*(_s48*_s48))
+            _s152 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s152*_s152
+            _s153 = _t16_w1/_t18_w1
+            _s154 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*_sqrt(_t20_w1*(_s153*_s153) + _t8_w1*(_s154*_s154))
             _t22_w1 = 0.125*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
-            _s49 = ((ph - th))/_t0_w3
-            _s50 = ((pw - tw))/_t0_w3
-            _s51 = ((ph - tw))/_t0_w3
-            _s52 = ((pw - th))/_t0_w3
-            _s53 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s51*_s51) + 0.25*(_s52*_s52))*(1.0 - _t1_w1)
-            _s54 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s49*_s49) + 0.25*(_s50*_s50)) + _s53)
-            _t23_w1 = math.sqrt(_s54 + (_s29*_s29) + (_s30*_s30))
+            _s155 = ((ph - th))/_t0_w3
+            _s156 = ((pw - tw))/_t0_w3
+            _s157 = ((ph - tw))/_t0_w3
+            _s158 = ((pw - th))/_t0_w3
+            _s159 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s157*_s157) + 0.25*(_s158*_s158))*(1.0 - _t1_w1)
+            _s160 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s155*_s155) + 0.25*(_s156*_s156)) + _s159)
+            _t23_w1 = _sqrt(_s160 + (_s69*_s69) + (_s70*_s70))
             value = (_t23_w1 + (tau - 1.0))/(_t23_w1 + tau)
+            _xok = _tg6
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                side_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s1_w1 = 0.25*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s2_w1 = 0.25*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s3_w1 = _s1_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                m_gh_w1 = max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s4_w1 = -ta_w1
+                _e5_w1 = pa_w1 + _s4_w1
+                _tg6_w1 = abs(_e5_w1) <= 1048576.0
+                _xc7_w1 = _sel(_tg6_w1, _e5_w1, 0.0)
+                _jt8_w1 = _xc7_w1*0.6366197723675814 + 6755399441055744.0
+                _j9_w1 = _jt8_w1 - 6755399441055744.0
+                _ji10_w1 = _i64(_f64(_jt8_w1).view(_i64) - _i64(4843621399236968448))
+                _ra11_w1 = _xc7_w1 - _j9_w1*1.5707963267341256
+                _rs12_w1 = _ra11_w1 - _j9_w1*6.077100506303966e-11
+                _rs13_w1 = _ra11_w1 - _rs12_w1
+                _re14_w1 = ((_ra11_w1 - (_rs12_w1 + _rs13_w1)) + (_rs13_w1 - _j9_w1*6.077100506303966e-11))
+                _rs15_w1 = _rs12_w1 - _j9_w1*2.0222662487111665e-21
+                _rs16_w1 = _rs12_w1 - _rs15_w1
+                _re17_w1 = ((_rs12_w1 - (_rs15_w1 + _rs16_w1)) + (_rs16_w1 - _j9_w1*2.0222662487111665e-21))
+                _rs18_w1 = _rs15_w1 - _j9_w1*8.4784276603689e-32
+                _rs19_w1 = _rs15_w1 - _rs18_w1
+                _re20_w1 = ((_rs15_w1 - (_rs18_w1 + _rs19_w1)) + (_rs19_w1 - _j9_w1*8.4784276603689e-32))
+                _rl21_w1 = _re20_w1 + (_re17_w1 + _re14_w1)
+                _z22_w1 = _rs18_w1*_rs18_w1
+                _e23_w1 = -0.16666666666666666 + 0.008333333333333331*_z22_w1
+                _e24_w1 = -0.00019841269841265052 + 2.755731921932962e-06*_z22_w1
+                _e25_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z22_w1
+                _x26_w1 = _z22_w1*_z22_w1
+                _e27_w1 = _e23_w1 + _e24_w1*_x26_w1
+                _e28_w1 = _e25_w1 + -7.586666154587118e-13*_x26_w1
+                _x29_w1 = _x26_w1*_x26_w1
+                _e30_w1 = _e27_w1 + _e28_w1*_x29_w1
+                _hz31_w1 = 0.5*_z22_w1
+                _sn32_w1 = _rs18_w1 + (_rl21_w1 + (_rs18_w1*_z22_w1*_e30_w1 - _hz31_w1*_rl21_w1))
+                _e33_w1 = 0.041666666666666664 + -0.0013888888888887393*_z22_w1
+                _e34_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z22_w1
+                _e35_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z22_w1
+                _e36_w1 = _e33_w1 + _e34_w1*_x26_w1
+                _e37_w1 = _e36_w1 + _e35_w1*_x29_w1
+                _cw38_w1 = 1.0 - _hz31_w1
+                _cs39_w1 = _cw38_w1 + (((1.0 - _cw38_w1) - _hz31_w1) + (_z22_w1*_z22_w1*_e37_w1 - _rs18_w1*_rl21_w1))
+                _jo40_w1 = (_ji10_w1 & _i64(1)) != _i64(0)
+                _su41_w1 = _sel(_jo40_w1, _cs39_w1, _sn32_w1)
+                _sv42_w1 = _sel((_ji10_w1 & _i64(2)) != _i64(0), -_su41_w1, _su41_w1)
+                _sv43_w1 = _sel(_e5_w1 != 0.0, _sv42_w1, _e5_w1)
+                _sv44 = (_sv43_w1 if _tg6_w1 else math.sin(_e5_w1))
+                _e45 = _e5_w1 - pa_w1
+                _cu46 = _sel(_jo40_w1, _sn32_w1, _cs39_w1)
+                _cv47 = _sel(((_ji10_w1 + _i64(1)) & _i64(2)) != _i64(0), -_cu46, _cu46)
+                _cv48 = (_cv47 if _tg6_w1 else math.cos(_e5_w1))
+                _s49_w1 = -_sv44*((pa_w1 - (_e5_w1 - _e45)) + (_s4_w1 - _e45)) + _cv48
+                _s50_w1 = _s3_w1/max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s51_w1 = _sv44 + _cv48*((pa_w1 - (_e5_w1 - _e45)) + (_s4_w1 - _e45))
+                _s52_w1 = max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s53_w1 = (_s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s52_w1
+                f_bures_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1
+                _s54_w1 = (th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s55_w1 = (ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s56_w1 = 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s57_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1 + _s2_w1 + _s56_w1
+                _s58_w1 = (_s55_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s57_w1
+                _s59_w1 = ((ph_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s60_w1 = ((pw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s61_w1 = -0.125*(_s49_w1*_s49_w1)*(_s54_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s58_w1
+                _s62_w1 = 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s63_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1 + _s1_w1 + _s62_w1
+                _s64_w1 = (_s55_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s63_w1
+                _s65_w1 = ((ph_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s66_w1 = ((pw_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s67_w1 = 0.125*(_s51_w1*_s51_w1)*(_s54_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s64_w1
+                _s68_w1 = (_s61_w1 + 0.25*(_s59_w1*_s59_w1) + 0.25*(_s60_w1*_s60_w1))*(1.0 - _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0))
+                _s69_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s70_w1 = _s68_w1 + (_s67_w1 + 0.25*(_s65_w1*_s65_w1) + 0.25*(_s66_w1*_s66_w1))*_sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                _s71 = px_w1 - tx_w1
+                _s72 = py_w1 - ty_w1
+                w2_w1 = _s70_w1*(_s69_w1*_s69_w1) + (_s71*_s71) + (_s72*_s72)
+                if (fun == 0.0) and ((f_bures_w1 == 0.0) or (m_gh_w1 == 0.0) or (side_w1 == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+                    _a73 = 0.25*(ph_w1*ph_w1) + 0.25*(pw_w1*pw_w1) + 0.25*(th_w1*th_w1) + 0.25*(tw_w1*tw_w1) + (_s71*_s71) + (_s72*_s72)
+                    _u74 = 1.0 + _a73
+                    _lb75 = _f64(_u74).view(_i64)
+                    _lm76 = _i64((_lb75 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big77 = _lm76 > 1.4142135623730951
+                    _lh78 = _lm76*0.5
+                    _lf79 = _sel(_big77, _lh78, _lm76) - 1.0
+                    _le80 = _i64(_i64(_lb75 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk81 = _le80 + _sel(_big77, 1.0, 0.0)
+                    _lf82 = _sel(_lk81 == 0.0, _a73, _lf79)
+                    _lc83_w1 = _a73 - (_u74 - 1.0)
+                    _lc84_w1 = 1.0 - (_u74 - _a73)
+                    _lc85_w1 = _sel(_u74 <= 2.0, _lc83_w1, _lc84_w1)
+                    _lc86 = _lc85_w1/_u74
+                    _lc87 = _sel(_lk81 == 0.0, 0.0, _lc86)
+                    _ls88 = _lf82/(2.0 + _lf82)
+                    _lz89 = _ls88*_ls88
+                    _e90_w1 = 0.6666666666666666 + 0.4000000000000088*_lz89
+                    _e91_w1 = 0.28571428570803253 + 0.22222222391794727*_lz89
+                    _e92 = 0.18181795631498243 + 0.15386240172447838*_lz89
+                    _e93_w1 = 0.13268760562036724 + 0.1308675766695207*_lz89
+                    _x94 = _lz89*_lz89
+                    _e95 = _e90_w1 + _e91_w1*_x94
+                    _e96_w1 = _e92 + _e93_w1*_x94
+                    _x97 = _x94*_x94
+                    _e98 = _e95 + _e96_w1*_x97
+                    _hf99 = 0.5*(_lf82*_lf82)
+                    _lg100 = _lk81*0.6931471805598903 + (_lf82 - (_hf99 - (_ls88*(_hf99 + _lz89*_e98) + (_lk81*5.497923018708371e-14 + _lc87))))
+                    _lo101_w1 = _sel(_a73 != 0.0, _lg100, _a73)
+                    _lo102_w1 = (-math.inf if _a73 == -1.0 else math.nan)
+                    _lo103 = _sel(_a73 > -1.0, _lo101_w1, _lo102_w1)
+                    _lo104 = _sel(_a73 < math.inf, _lo103, _a73)
+                    _t0_w4 = _lo104
+                    value_w1 = (_t0_w4 + (tau - 1.0))/(_t0_w4 + tau)
+                elif (fun == 1.0) and ((f_bures_w1 == 0.0) or (m_gh_w1 == 0.0) or (side_w1 == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+                    _t0_w1_w1 = _sqrt(0.25*(ph_w1*ph_w1) + 0.25*(pw_w1*pw_w1) + 0.25*(th_w1*th_w1) + 0.25*(tw_w1*tw_w1) + (_s71*_s71) + (_s72*_s72))
+                    value_w1 = (_t0_w1_w1 + (tau - 1.0))/(_t0_w1_w1 + tau)
+                elif (fun == 0.0):  # f = log1p
+                    _t0_w2_w1 = side_w1
+                    _t1_w2 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                    _t3_w2 = _s4_w1
+                    _e105_w1 = pa_w1 + _t3_w2
+                    _t4_w2 = _e105_w1
+                    _sv106 = _sel(_t4_w2 != 0.0, _sv42_w1, _t4_w2)
+                    _sv107 = (_sv106 if _tg6_w1 else math.sin(_t4_w2))
+                    _t5_w2 = _sv107
+                    _e108 = _e105_w1 - pa_w1
+                    _t6_w2 = (pa_w1 - (_e105_w1 - _e108)) + (_t3_w2 - _e108)
+                    _cv109 = (_cv47 if _tg6_w1 else math.cos(_t4_w2))
+                    _t7_w2 = _cv109
+                    _s110_w1 = _t5_w2 + _t6_w2*_t7_w2
+                    _t8_w2 = _s110_w1*_s110_w1
+                    _t9_w2 = ph_w1/_t0_w2_w1
+                    _t10_w2 = pw_w1/_t0_w2_w1
+                    _t11_w2 = (_t10_w2 + _t9_w2)*(((pw_w1 - ph_w1))/_t0_w2_w1)
+                    _t12_w2 = th_w1/_t0_w2_w1
+                    _t13_w2 = 0.25*_t9_w2
+                    _t14_w2 = tw_w1/_t0_w2_w1
+                    _t15_w2 = 0.25*_t10_w2
+                    _t16_w2 = _t12_w2*_t13_w2 + _t14_w2*_t15_w2
+                    _t17_w2 = _t12_w2*_t15_w2 + _t13_w2*_t14_w2
+                    _t18_w2 = max(_t16_w2, _t17_w2)
+                    _s111_w1 = -_t5_w2*_t6_w2 + _t7_w2
+                    _t20_w2 = _s111_w1*_s111_w1
+                    _s112_w1 = _t16_w2/_t18_w2
+                    _s113_w1 = _t17_w2/_t18_w2
+                    _t21_w2 = _t18_w2*_sqrt(_t20_w2*(_s112_w1*_s112_w1) + _t8_w2*(_s113_w1*_s113_w1))
+                    _t22_w2 = 0.125*((_t12_w2 + _t14_w2)*(((tw_w1 - th_w1))/_t0_w2_w1))
+                    _s114_w1 = ((ph_w1 - th_w1))/_t0_w2_w1
+                    _s115_w1 = ((pw_w1 - tw_w1))/_t0_w2_w1
+                    _s116 = ((ph_w1 - tw_w1))/_t0_w2_w1
+                    _s117 = ((pw_w1 - th_w1))/_t0_w2_w1
+                    _s118 = (-_t20_w2*_t22_w2*(_t11_w2/(_t17_w2 + _t21_w2)) + 0.25*(_s116*_s116) + 0.25*(_s117*_s117))*(1.0 - _t1_w2)
+                    _s119 = (_t0_w2_w1*_t0_w2_w1)*(_t1_w2*(_t22_w2*_t8_w2*(_t11_w2/(_t16_w2 + _t21_w2)) + 0.25*(_s114_w1*_s114_w1) + 0.25*(_s115_w1*_s115_w1)) + _s118)
+                    _a120 = _s119 + (_s71*_s71) + (_s72*_s72)
+                    _u121 = 1.0 + _a120
+                    _lb122 = _f64(_u121).view(_i64)
+                    _lm123 = _i64((_lb122 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big124 = _lm123 > 1.4142135623730951
+                    _lh125 = _lm123*0.5
+                    _lf126 = _sel(_big124, _lh125, _lm123) - 1.0
+                    _le127 = _i64(_i64(_lb122 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk128 = _le127 + _sel(_big124, 1.0, 0.0)
+                    _lf129 = _sel(_lk128 == 0.0, _a120, _lf126)
+                    _lc130_w1 = _a120 - (_u121 - 1.0)
+                    _lc131 = 1.0 - (_u121 - _a120)
+                    _lc132 = _sel(_u121 <= 2.0, _lc130_w1, _lc131)
+                    _lc133 = _lc132/_u121
+                    _lc134 = _sel(_lk128 == 0.0, 0.0, _lc133)
+                    _ls135 = _lf129/(2.0 + _lf129)
+                    _lz136 = _ls135*_ls135
+                    _e137 = 0.6666666666666666 + 0.4000000000000088*_lz136
+                    _e138_w1 = 0.28571428570803253 + 0.22222222391794727*_lz136
+                    _e139_w1 = 0.18181795631498243 + 0.15386240172447838*_lz136
+                    _e140 = 0.13268760562036724 + 0.1308675766695207*_lz136
+                    _x141 = _lz136*_lz136
+                    _e142 = _e137 + _e138_w1*_x141
+                    _e143 = _e139_w1 + _e140*_x141
+                    _x144 = _x141*_x141
+                    _e145 = _e142 + _e143*_x144
+                    _hf146 = 0.5*(_lf129*_lf129)
+                    _lg147 = _lk128*0.6931471805598903 + (_lf129 - (_hf146 - (_ls135*(_hf146 + _lz136*_e145) + (_lk128*5.497923018708371e-14 + _lc134))))
+                    _lo148 = _sel(_a120 != 0.0, _lg147, _a120)
+                    _lo149 = (-math.inf if _a120 == -1.0 else math.nan)
+                    _lo150 = _sel(_a120 > -1.0, _lo148, _lo149)
+                    _lo151 = _sel(_a120 < math.inf, _lo150, _a120)
+                    _t23_w2 = _lo151
+                    value_w1 = (_t23_w2 + (tau - 1.0))/(_t23_w2 + tau)
+                elif (fun == 1.0) and (w2_w1 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
+                    value_w1 = (tau - 1.0)/tau
+                else:  # f = sqrt
+                    _t0_w3_w1 = side_w1
+                    _t1_w1_w1 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                    _t3_w1_w1 = _s4_w1
+                    _e152 = pa_w1 + _t3_w1_w1
+                    _t4_w1_w1 = _e152
+                    _sv153 = _sel(_t4_w1_w1 != 0.0, _sv42_w1, _t4_w1_w1)
+                    _sv154 = (_sv153 if _tg6_w1 else math.sin(_t4_w1_w1))
+                    _t5_w1_w1 = _sv154
+                    _e155 = _e152 - pa_w1
+                    _t6_w1_w1 = (pa_w1 - (_e152 - _e155)) + (_t3_w1_w1 - _e155)
+                    _cv156 = (_cv47 if _tg6_w1 else math.cos(_t4_w1_w1))
+                    _t7_w1_w1 = _cv156
+                    _s157_w1 = _t5_w1_w1 + _t6_w1_w1*_t7_w1_w1
+                    _t8_w1_w1 = _s157_w1*_s157_w1
+                    _t9_w1_w1 = ph_w1/_t0_w3_w1
+                    _t10_w1_w1 = pw_w1/_t0_w3_w1
+                    _t11_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)*(((pw_w1 - ph_w1))/_t0_w3_w1)
+                    _t12_w1_w1 = th_w1/_t0_w3_w1
+                    _t13_w1_w1 = 0.25*_t9_w1_w1
+                    _t14_w1_w1 = tw_w1/_t0_w3_w1
+                    _t15_w1_w1 = 0.25*_t10_w1_w1
+                    _t16_w1_w1 = _t12_w1_w1*_t13_w1_w1 + _t14_w1_w1*_t15_w1_w1
+                    _t17_w1_w1 = _t12_w1_w1*_t15_w1_w1 + _t13_w1_w1*_t14_w1_w1
+                    _t18_w1_w1 = max(_t16_w1_w1, _t17_w1_w1)
+                    _s158_w1 = -_t5_w1_w1*_t6_w1_w1 + _t7_w1_w1
+                    _t20_w1_w1 = _s158_w1*_s158_w1
+                    _s159_w1 = _t16_w1_w1/_t18_w1_w1
+                    _s160_w1 = _t17_w1_w1/_t18_w1_w1
+                    _t21_w1_w1 = _t18_w1_w1*_sqrt(_t20_w1_w1*(_s159_w1*_s159_w1) + _t8_w1_w1*(_s160_w1*_s160_w1))
+                    _t22_w1_w1 = 0.125*((_t12_w1_w1 + _t14_w1_w1)*(((tw_w1 - th_w1))/_t0_w3_w1))
+                    _s161 = ((ph_w1 - th_w1))/_t0_w3_w1
+                    _s162 = ((pw_w1 - tw_w1))/_t0_w3_w1
+                    _s163 = ((ph_w1 - tw_w1))/_t0_w3_w1
+                    _s164 = ((pw_w1 - th_w1))/_t0_w3_w1
+                    _s165 = (-_t20_w1_w1*_t22_w1_w1*(_t11_w1_w1/(_t17_w1_w1 + _t21_w1_w1)) + 0.25*(_s163*_s163) + 0.25*(_s164*_s164))*(1.0 - _t1_w1_w1)
+                    _s166 = (_t0_w3_w1*_t0_w3_w1)*(_t1_w1_w1*(_t22_w1_w1*_t8_w1_w1*(_t11_w1_w1/(_t16_w1_w1 + _t21_w1_w1)) + 0.25*(_s161*_s161) + 0.25*(_s162*_s162)) + _s165)
+                    _t23_w1_w1 = _sqrt(_s166 + (_s71*_s71) + (_s72*_s72))
+                    value_w1 = (_t23_w1_w1 + (tau - 1.0))/(_t23_w1_w1 + tau)
+                _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
-                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
-                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
-                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
-                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
-                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
-                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
-                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
-                | ((_target[5 * _i_w1 + 3] < 0.0)), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w2] - _pred[_unsigned(5) * _i_w2])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(1)] - _pred[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(2)] - _pred[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(3)] - _pred[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(4)] - _pred[_unsigned(5) * _i_w2 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w2] - _target[_unsigned(5) * _i_w2])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(1)] - _target[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(2)] - _target[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(3)] - _target[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(4)] - _target[_unsigned(5) * _i_w2 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -186,17 +548,19 @@ def value_f64(pred, target, out, fun, tau):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    _far = False
+    _flags = _empty(_m, _b1)
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         side = max(max(pw, ph), max(tw, th))
         _s1 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
         _s2 = 0.25*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
@@ -204,35 +568,107 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         m_gh = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
         _s4 = -ta
         _e5 = pa + _s4
-        _e6 = _e5 - pa
-        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
-        _s8 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s9 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
-        _s10 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s11 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s10
-        f_bures = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10
-        _s12 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
-        _s13 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
-        _s14 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
-        _s15 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s2 + _s14
-        _s16 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s15
-        _s17 = ((ph - tw))/max(max(pw, ph), max(tw, th))
-        _s18 = ((pw - th))/max(max(pw, ph), max(tw, th))
-        _s19 = -0.125*(_s7*_s7)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s16
-        _s20 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
-        _s21 = math.sqrt((_s7*_s7)*(_s8*_s8) + (_s9*_s9)*(_s11*_s11))*_s10 + _s1 + _s20
-        _s22 = (_s13*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s21
-        _s23 = ((ph - th))/max(max(pw, ph), max(tw, th))
-        _s24 = ((pw - tw))/max(max(pw, ph), max(tw, th))
-        _s25 = 0.125*(_s9*_s9)*(_s12*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s22
-        _s26 = (_s19 + 0.25*(_s17*_s17) + 0.25*(_s18*_s18))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
-        _s27 = max(max(pw, ph), max(tw, th))
-        _s28 = _s26 + (_s25 + 0.25*(_s23*_s23) + 0.25*(_s24*_s24))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
-        _s29 = px - tx
-        _s30 = py - ty
-        w2 = _s28*(_s27*_s27) + (_s29*_s29) + (_s30*_s30)
+        _tg6 = abs(_e5) <= 1048576.0
+        _xc7 = _sel(_tg6, _e5, 0.0)
+        _jt8 = _xc7*0.6366197723675814 + 6755399441055744.0
+        _j9 = _jt8 - 6755399441055744.0
+        _ji10 = _i64(_f64(_jt8).view(_i64) - _i64(4843621399236968448))
+        _ra11 = _xc7 - _j9*1.5707963267341256
+        _rs12 = _ra11 - _j9*6.077100506303966e-11
+        _rs13 = _ra11 - _rs12
+        _re14 = ((_ra11 - (_rs12 + _rs13)) + (_rs13 - _j9*6.077100506303966e-11))
+        _rs15 = _rs12 - _j9*2.0222662487111665e-21
+        _rs16 = _rs12 - _rs15
+        _re17 = ((_rs12 - (_rs15 + _rs16)) + (_rs16 - _j9*2.0222662487111665e-21))
+        _rs18 = _rs15 - _j9*8.4784276603689e-32
+        _rs19 = _rs15 - _rs18
+        _re20 = ((_rs15 - (_rs18 + _rs19)) + (_rs19 - _j9*8.4784276603689e-32))
+        _rl21 = _re20 + (_re17 + _re14)
+        _z22 = _rs18*_rs18
+        _e23 = -0.16666666666666666 + 0.008333333333333331*_z22
+        _e24 = -0.00019841269841265052 + 2.755731921932962e-06*_z22
+        _e25 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z22
+        _x26 = _z22*_z22
+        _e27 = _e23 + _e24*_x26
+        _e28 = _e25 + -7.586666154587118e-13*_x26
+        _x29 = _x26*_x26
+        _e30 = _e27 + _e28*_x29
+        _hz31 = 0.5*_z22
+        _sn32 = _rs18 + (_rl21 + (_rs18*_z22*_e30 - _hz31*_rl21))
+        _e33 = 0.041666666666666664 + -0.0013888888888887393*_z22
+        _e34 = 2.480158729875989e-05 + -2.755731726872324e-07*_z22
+        _e35 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z22
+        _e36 = _e33 + _e34*_x26
+        _e37 = _e36 + _e35*_x29
+        _cw38 = 1.0 - _hz31
+        _cs39 = _cw38 + (((1.0 - _cw38) - _hz31) + (_z22*_z22*_e37 - _rs18*_rl21))
+        _jo40 = (_ji10 & _i64(1)) != _i64(0)
+        _su41 = _sel(_jo40, _cs39, _sn32)
+        _sv42 = _sel((_ji10 & _i64(2)) != _i64(0), -_su41, _su41)
+        _sv43 = _sel(_e5 != 0.0, _sv42, _e5)
+        _e44 = _e5 - pa
+        _cu45 = _sel(_jo40, _sn32, _cs39)
+        _cv46 = _sel(((_ji10 + _i64(1)) & _i64(2)) != _i64(0), -_cu45, _cu45)
+        _s47 = -_sv43*((pa - (_e5 - _e44)) + (_s4 - _e44)) + _cv46
+        _s48 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s49 = _sv43 + _cv46*((pa - (_e5 - _e44)) + (_s4 - _e44))
+        _s50 = max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s51 = (_s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s50
+        f_bures = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50
+        _s52 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s53 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s54 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s55 = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50 + _s2 + _s54
+        _s56 = (_s53*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s55
+        _s57 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s58 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s59 = -0.125*(_s47*_s47)*(_s52*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s56
+        _s60 = 0.25*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s61 = _sqrt((_s47*_s47)*(_s48*_s48) + (_s49*_s49)*(_s51*_s51))*_s50 + _s1 + _s60
+        _s62 = (_s53*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s61
+        _s63 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s64 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s65 = 0.125*(_s49*_s49)*(_s52*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s62
+        _s66 = (_s59 + 0.25*(_s57*_s57) + 0.25*(_s58*_s58))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+        _s67 = max(max(pw, ph), max(tw, th))
+        _s68 = _s66 + (_s65 + 0.25*(_s63*_s63) + 0.25*(_s64*_s64))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
+        _s69 = px - tx
+        _s70 = py - ty
+        w2 = _s68*(_s67*_s67) + (_s69*_s69) + (_s70*_s70)
         if (fun == 0.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
-            _t0 = math.log1p(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            _a71 = 0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s69*_s69) + (_s70*_s70)
+            _u72 = 1.0 + _a71
+            _lb73 = _f64(_u72).view(_i64)
+            _lm74 = _i64((_lb73 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big75 = _lm74 > 1.4142135623730951
+            _lh76 = _lm74*0.5
+            _lf77 = _sel(_big75, _lh76, _lm74) - 1.0
+            _le78 = _i64(_i64(_lb73 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk79 = _le78 + _sel(_big75, 1.0, 0.0)
+            _lf80 = _sel(_lk79 == 0.0, _a71, _lf77)
+            _lc81 = _a71 - (_u72 - 1.0)
+            _lc82 = 1.0 - (_u72 - _a71)
+            _lc83 = _sel(_u72 <= 2.0, _lc81, _lc82)
+            _lc84 = _lc83/_u72
+            _lc85 = _sel(_lk79 == 0.0, 0.0, _lc84)
+            _ls86 = _lf80/(2.0 + _lf80)
+            _lz87 = _ls86*_ls86
+            _e88 = 0.6666666666666666 + 0.4000000000000088*_lz87
+            _e89 = 0.28571428570803253 + 0.22222222391794727*_lz87
+            _e90 = 0.18181795631498243 + 0.15386240172447838*_lz87
+            _e91 = 0.13268760562036724 + 0.1308675766695207*_lz87
+            _x92 = _lz87*_lz87
+            _e93 = _e88 + _e89*_x92
+            _e94 = _e90 + _e91*_x92
+            _x95 = _x92*_x92
+            _e96 = _e93 + _e94*_x95
+            _hf97 = 0.5*(_lf80*_lf80)
+            _lg98 = _lk79*0.6931471805598903 + (_lf80 - (_hf97 - (_ls86*(_hf97 + _lz87*_e96) + (_lk79*5.497923018708371e-14 + _lc85))))
+            _lo99 = _sel(_a71 != 0.0, _lg98, _a71)
+            _lo100 = (-math.inf if _a71 == -1.0 else math.nan)
+            _lo101 = _sel(_a71 > -1.0, _lo99, _lo100)
+            _lo102 = _sel(_a71 < math.inf, _lo101, _a71)
+            _t0 = _lo102
             value = (_t0 + (tau - 1.0))/(_t0 + tau)
             d_px = math.nan
             d_py = math.nan
@@ -244,8 +680,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = math.nan
             d_th = math.nan
             d_ta = math.nan
+            _xok = _tg6
         elif (fun == 1.0) and ((f_bures == 0.0) or (m_gh == 0.0) or (side == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _t0_w1 = math.sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s29*_s29) + (_s30*_s30))
+            _t0_w1 = _sqrt(0.25*(ph*ph) + 0.25*(pw*pw) + 0.25*(th*th) + 0.25*(tw*tw) + (_s69*_s69) + (_s70*_s70))
             value = (_t0_w1 + (tau - 1.0))/(_t0_w1 + tau)
             d_px = math.nan
             d_py = math.nan
@@ -257,18 +694,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = math.nan
             d_th = math.nan
             d_ta = math.nan
+            _xok = _tg6
         elif (fun == 0.0):  # f = log1p
             _t0_w2 = side
             _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3 = _s4
-            _e31 = pa + _t3
-            _t4 = _e31
-            _t5 = math.sin(_t4)
-            _e32 = _e31 - pa
-            _t6 = (pa - (_e31 - _e32)) + (_t3 - _e32)
-            _t7 = math.cos(_t4)
-            _s33 = _t5 + _t6*_t7
-            _t8 = _s33*_s33
+            _e103 = pa + _t3
+            _t4 = _e103
+            _sv104 = _sel(_t4 != 0.0, _sv42, _t4)
+            _t5 = _sv104
+            _e105 = _e103 - pa
+            _t6 = (pa - (_e103 - _e105)) + (_t3 - _e105)
+            _t7 = _cv46
+            _s106 = _t5 + _t6*_t7
+            _t8 = _s106*_s106
             _t9 = ph/_t0_w2
             _t10 = pw/_t0_w2
             _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
@@ -279,25 +718,57 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
             _t18 = max(_t16, _t17)
-            _s34 = -_t5*_t6 + _t7
-            _t20 = _s34*_s34
-            _s35 = _t16/_t18
-            _s36 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s35*_s35) + _t8*(_s36*_s36))
+            _s107 = -_t5*_t6 + _t7
+            _t20 = _s107*_s107
+            _s108 = _t16/_t18
+            _s109 = _t17/_t18
+            _t21 = _t18*_sqrt(_t20*(_s108*_s108) + _t8*(_s109*_s109))
             _t22 = 0.125*((_t12 + _t14)*(((tw - th))/_t0_w2))
-            _s37 = ((ph - th))/_t0_w2
-            _s38 = ((pw - tw))/_t0_w2
-            _s39 = ((ph - tw))/_t0_w2
-            _s40 = ((pw - th))/_t0_w2
-            _s41 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s39*_s39) + 0.25*(_s40*_s40))*(1.0 - _t1)
-            _s42 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s37*_s37) + 0.25*(_s38*_s38)) + _s41)
-            _t23 = math.log1p(_s42 + (_s29*_s29) + (_s30*_s30))
+            _s110 = ((ph - th))/_t0_w2
+            _s111 = ((pw - tw))/_t0_w2
+            _s112 = ((ph - tw))/_t0_w2
+            _s113 = ((pw - th))/_t0_w2
+            _s114 = (-_t20*_t22*(_t11/(_t17 + _t21)) + 0.25*(_s112*_s112) + 0.25*(_s113*_s113))*(1.0 - _t1)
+            _s115 = (_t0_w2*_t0_w2)*(_t1*(_t22*_t8*(_t11/(_t16 + _t21)) + 0.25*(_s110*_s110) + 0.25*(_s111*_s111)) + _s114)
+            _a116 = _s115 + (_s69*_s69) + (_s70*_s70)
+            _u117 = 1.0 + _a116
+            _lb118 = _f64(_u117).view(_i64)
+            _lm119 = _i64((_lb118 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big120 = _lm119 > 1.4142135623730951
+            _lh121 = _lm119*0.5
+            _lf122 = _sel(_big120, _lh121, _lm119) - 1.0
+            _le123 = _i64(_i64(_lb118 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk124 = _le123 + _sel(_big120, 1.0, 0.0)
+            _lf125 = _sel(_lk124 == 0.0, _a116, _lf122)
+            _lc126 = _a116 - (_u117 - 1.0)
+            _lc127 = 1.0 - (_u117 - _a116)
+            _lc128 = _sel(_u117 <= 2.0, _lc126, _lc127)
+            _lc129 = _lc128/_u117
+            _lc130 = _sel(_lk124 == 0.0, 0.0, _lc129)
+            _ls131 = _lf125/(2.0 + _lf125)
+            _lz132 = _ls131*_ls131
+            _e133 = 0.6666666666666666 + 0.4000000000000088*_lz132
+            _e134 = 0.28571428570803253 + 0.22222222391794727*_lz132
+            _e135 = 0.18181795631498243 + 0.15386240172447838*_lz132
+            _e136 = 0.13268760562036724 + 0.1308675766695207*_lz132
+            _x137 = _lz132*_lz132
+            _e138 = _e133 + _e134*_x137
+            _e139 = _e135 + _e136*_x137
+            _x140 = _x137*_x137
+            _e141 = _e138 + _e139*_x140
+            _hf142 = 0.5*(_lf125*_lf125)
+            _lg143 = _lk124*0.6931471805598903 + (_lf125 - (_hf142 - (_ls131*(_hf142 + _lz132*_e141) + (_lk124*5.497923018708371e-14 + _lc130))))
+            _lo144 = _sel(_a116 != 0.0, _lg143, _a116)
+            _lo145 = (-math.inf if _a116 == -1.0 else math.nan)
+            _lo146 = _sel(_a116 > -1.0, _lo144, _lo145)
+            _lo147 = _sel(_a116 < math.inf, _lo146, _a116)
+            _t23 = _lo147
             value = (_t23 + (tau - 1.0))/(_t23 + tau)
-            _t24 = _s29
-            _t25 = _s30
+            _t24 = _s69
+            _t25 = _s70
             _t26 = _t0_w2*_t0_w2
-            _t28 = _s37
-            _t29 = _s38
+            _t28 = _s110
+            _t29 = _s111
             _t30 = 0.25*_t10
             _t31 = 0.25*_t9
             _t32 = _t12*_t31 + _t14*_t30 + _t21
@@ -308,15 +779,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38 = 0.125*_t37
             _t39 = _t38*_t8
             _t40 = 1.0 - _t1
-            _t41 = _s39
-            _t42 = _s40
+            _t41 = _s112
+            _t42 = _s113
             _t43 = _t12*_t30 + _t14*_t31 + _t21
             _t45 = _t11/_t43
             _t46 = _t20*_t38
-            _s43 = _t23 + tau
-            _s44 = _t40*(0.25*(_t41*_t41) + 0.25*(_t42*_t42) - _t45*_t46)
-            _s45 = _t26*(_t1*(0.25*(_t28*_t28) + 0.25*(_t29*_t29) + _t34*_t39) + _s44)
-            _t47 = 1.0/((_s43*_s43)*((_t24*_t24) + (_t25*_t25) + _s45 + 1.0))
+            _s148 = _t23 + tau
+            _s149 = _t40*(0.25*(_t41*_t41) + 0.25*(_t42*_t42) - _t45*_t46)
+            _s150 = _t26*(_t1*(0.25*(_t28*_t28) + 0.25*(_t29*_t29) + _t34*_t39) + _s149)
+            _t47 = 1.0/((_s148*_s148)*((_t24*_t24) + (_t25*_t25) + _s150 + 1.0))
             _t48 = 2.0*_t47
             _t49 = _t24*_t48
             _t50 = _t25*_t48
@@ -329,14 +800,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t57 = _t14*_t56
             _t59 = _t12*_t56
             _t60 = _t59/_t18
-            _t61 = _s36
+            _t61 = _s109
             _t62 = _t61*_t8
-            _t63 = _s35
+            _t63 = _s108
             _t64 = _t20*_t63
             _t65 = _t57/_t18
             _t66 = _t63*_t63
             _t67 = _t61*_t61
-            _t68 = _t18/math.sqrt(_t20*_t66 + _t67*_t8)
+            _t68 = _t18/_sqrt(_t20*_t66 + _t67*_t8)
             _t69 = _t68*(_t60*_t62 + _t64*_t65)
             _t70 = _t11/(_t32*_t32)
             _t71 = _t42*_t51
@@ -375,18 +846,19 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
             d_px = _t49
             d_py = _t50
-            _s46 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
-            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s46)
-            _s47 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
-            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s47)
+            _s151 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
+            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s151)
+            _s152 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
+            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s152)
             d_pa = _t73*(_t1*(0.125*_t34*_t37*_t79*_t82 - _t83*_t89) + _t40*(-_t87*_t90 + _t89*_t91))
             d_tx = -_t49
             d_ty = -_t50
-            _s48 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
-            d_tw = _t73*_s48
-            _s49 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
-            d_th = _t73*_s49
+            _s153 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
+            d_tw = _t73*_s153
+            _s154 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
+            d_th = _t73*_s154
             d_ta = _t73*(_t1*(-_t104*_t83 + 0.125*_t34*_t37*_t79*_t81) + _t40*(-_t103*_t90 + _t104*_t91))
+            _xok = _tg6
         elif (fun == 1.0) and (w2 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - 1.0)/tau
             d_px = 0.0
@@ -399,18 +871,20 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = 0.0
             d_th = 0.0
             d_ta = 0.0
+            _xok = _tg6
         else:  # f = sqrt
             _t0_w3 = side
             _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
             _t3_w1 = _s4
-            _e50 = pa + _t3_w1
-            _t4_w1 = _e50
-            _t5_w1 = math.sin(_t4_w1)
-            _e51 = _e50 - pa
-            _t6_w1 = (pa - (_e50 - _e51)) + (_t3_w1 - _e51)
-            _t7_w1 = math.cos(_t4_w1)
-            _s52 = _t5_w1 + _t6_w1*_t7_w1
-            _t8_w1 = _s52*_s52
+            _e155 = pa + _t3_w1
+            _t4_w1 = _e155
+            _sv156 = _sel(_t4_w1 != 0.0, _sv42, _t4_w1)
+            _t5_w1 = _sv156
+            _e157 = _e155 - pa
+            _t6_w1 = (pa - (_e155 - _e157)) + (_t3_w1 - _e157)
+            _t7_w1 = _cv46
+            _s158 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s158*_s158
             _t9_w1 = ph/_t0_w3
             _t10_w1 = pw/_t0_w3
             _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
@@ -421,25 +895,25 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
             _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
             _t18_w1 = max(_t16_w1, _t17_w1)
-            _s53 = -_t5_w1*_t6_w1 + _t7_w1
-            _t20_w1 = _s53*_s53
-            _s54 = _t16_w1/_t18_w1
-            _s55 = _t17_w1/_t18_w1
-            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s54*_s54) + _t8_w1*(_s55*_s55))
+            _s159 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s159*_s159
+            _s160 = _t16_w1/_t18_w1
+            _s161 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*_sqrt(_t20_w1*(_s160*_s160) + _t8_w1*(_s161*_s161))
             _t22_w1 = 0.125*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
-            _s56 = ((ph - th))/_t0_w3
-            _s57 = ((pw - tw))/_t0_w3
-            _s58 = ((ph - tw))/_t0_w3
-            _s59 = ((pw - th))/_t0_w3
-            _s60 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s58*_s58) + 0.25*(_s59*_s59))*(1.0 - _t1_w1)
-            _s61 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s56*_s56) + 0.25*(_s57*_s57)) + _s60)
-            _t23_w1 = math.sqrt(_s61 + (_s29*_s29) + (_s30*_s30))
+            _s162 = ((ph - th))/_t0_w3
+            _s163 = ((pw - tw))/_t0_w3
+            _s164 = ((ph - tw))/_t0_w3
+            _s165 = ((pw - th))/_t0_w3
+            _s166 = (-_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + 0.25*(_s164*_s164) + 0.25*(_s165*_s165))*(1.0 - _t1_w1)
+            _s167 = (_t0_w3*_t0_w3)*(_t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + 0.25*(_s162*_s162) + 0.25*(_s163*_s163)) + _s166)
+            _t23_w1 = _sqrt(_s167 + (_s69*_s69) + (_s70*_s70))
             value = (_t23_w1 + (tau - 1.0))/(_t23_w1 + tau)
-            _t24_w1 = _s29
-            _t25_w1 = _s30
+            _t24_w1 = _s69
+            _t25_w1 = _s70
             _t26_w1 = _t0_w3*_t0_w3
-            _t28_w1 = _s56
-            _t29_w1 = _s57
+            _t28_w1 = _s162
+            _t29_w1 = _s163
             _t30_w1 = 0.25*_t10_w1
             _t31_w1 = 0.25*_t9_w1
             _t32_w1 = _t12_w1*_t31_w1 + _t14_w1*_t30_w1 + _t21_w1
@@ -450,15 +924,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38_w1 = 0.125*_t37_w1
             _t39_w1 = _t38_w1*_t8_w1
             _t40_w1 = 1.0 - _t1_w1
-            _t41_w1 = _s58
-            _t42_w1 = _s59
+            _t41_w1 = _s164
+            _t42_w1 = _s165
             _t43_w1 = _t12_w1*_t30_w1 + _t14_w1*_t31_w1 + _t21_w1
             _t45_w1 = _t11_w1/_t43_w1
             _t46_w1 = _t20_w1*_t38_w1
-            _s62 = _t23_w1 + tau
-            _s63 = _t40_w1*(0.25*(_t41_w1*_t41_w1) + 0.25*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
-            _s64 = (_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _t26_w1*(_t1_w1*(0.25*(_t28_w1*_t28_w1) + 0.25*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s63)
-            _t47_w1 = 1.0/((_s62*_s62)*math.sqrt(_s64))
+            _s168 = _t23_w1 + tau
+            _s169 = _t40_w1*(0.25*(_t41_w1*_t41_w1) + 0.25*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
+            _s170 = (_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _t26_w1*(_t1_w1*(0.25*(_t28_w1*_t28_w1) + 0.25*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s169)
+            _t47_w1 = 1.0/((_s168*_s168)*_sqrt(_s170))
             _t48_w1 = _t24_w1*_t47_w1
             _t49_w1 = _t25_w1*_t47_w1
             _t50_w1 = 0.5/_t0_w3
@@ -470,14 +944,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t56_w1 = _t14_w1*_t55_w1
             _t58 = _t12_w1*_t55_w1
             _t59_w1 = _t58/_t18_w1
-            _t60_w1 = _s55
+            _t60_w1 = _s161
             _t61_w1 = _t60_w1*_t8_w1
-            _t62_w1 = _s54
+            _t62_w1 = _s160
             _t63_w1 = _t20_w1*_t62_w1
             _t64_w1 = _t56_w1/_t18_w1
             _t65_w1 = _t62_w1*_t62_w1
             _t66_w1 = _t60_w1*_t60_w1
-            _t67_w1 = _t18_w1/math.sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
+            _t67_w1 = _t18_w1/_sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
             _t68_w1 = _t67_w1*(_t59_w1*_t61_w1 + _t63_w1*_t64_w1)
             _t69_w1 = _t11_w1/(_t32_w1*_t32_w1)
             _t70_w1 = _t42_w1*_t50_w1
@@ -516,45 +990,520 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t103_w1 = _t67_w1*(_t102_w1*_t87_w1 + _t78_w1*_t80_w1*_t83_w1)
             d_px = _t48_w1
             d_py = _t49_w1
-            _s65 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
-            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s65)
-            _s66 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
-            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s66)
+            _s171 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
+            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s171)
+            _s172 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
+            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s172)
             d_pa = _t72_w1*(_t1_w1*(0.125*_t34_w1*_t37_w1*_t78_w1*_t81_w1 - _t82_w1*_t88_w1) + _t40_w1*(-_t86_w1*_t89_w1 + _t88_w1*_t90_w1))
             d_tx = -_t48_w1
             d_ty = -_t49_w1
-            _s67 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
-            d_tw = _t72_w1*_s67
-            _s68 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
-            d_th = _t72_w1*_s68
+            _s173 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
+            d_tw = _t72_w1*_s173
+            _s174 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
+            d_th = _t72_w1*_s174
             d_ta = _t72_w1*(_t1_w1*(-_t103_w1*_t82_w1 + 0.125*_t34_w1*_t37_w1*_t78_w1*_t80_w1) + _t40_w1*(-_t102_w1*_t89_w1 + _t103_w1*_t90_w1))
+            _xok = _tg6
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
-        _d_pred[5 * _i] = d_px
-        _d_pred[5 * _i + 1] = d_py
-        _d_pred[5 * _i + 2] = d_pw
-        _d_pred[5 * _i + 3] = d_ph
-        _d_pred[5 * _i + 4] = d_pa
-        _d_target[5 * _i] = d_tx
-        _d_target[5 * _i + 1] = d_ty
-        _d_target[5 * _i + 2] = d_tw
-        _d_target[5 * _i + 3] = d_th
-        _d_target[5 * _i + 4] = d_ta
+        _d_pred[_unsigned(5) * _i] = d_px
+        _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
+        _d_pred[_unsigned(5) * _i + _unsigned(2)] = d_pw
+        _d_pred[_unsigned(5) * _i + _unsigned(3)] = d_ph
+        _d_pred[_unsigned(5) * _i + _unsigned(4)] = d_pa
+        _d_target[_unsigned(5) * _i] = d_tx
+        _d_target[_unsigned(5) * _i + _unsigned(1)] = d_ty
+        _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
+        _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
+        _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                side_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s1_w1 = 0.25*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s2_w1 = 0.25*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s3_w1 = _s1_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                m_gh_w1 = max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s4_w1 = -ta_w1
+                _e5_w1 = pa_w1 + _s4_w1
+                _tg6_w1 = abs(_e5_w1) <= 1048576.0
+                _xc7_w1 = _sel(_tg6_w1, _e5_w1, 0.0)
+                _jt8_w1 = _xc7_w1*0.6366197723675814 + 6755399441055744.0
+                _j9_w1 = _jt8_w1 - 6755399441055744.0
+                _ji10_w1 = _i64(_f64(_jt8_w1).view(_i64) - _i64(4843621399236968448))
+                _ra11_w1 = _xc7_w1 - _j9_w1*1.5707963267341256
+                _rs12_w1 = _ra11_w1 - _j9_w1*6.077100506303966e-11
+                _rs13_w1 = _ra11_w1 - _rs12_w1
+                _re14_w1 = ((_ra11_w1 - (_rs12_w1 + _rs13_w1)) + (_rs13_w1 - _j9_w1*6.077100506303966e-11))
+                _rs15_w1 = _rs12_w1 - _j9_w1*2.0222662487111665e-21
+                _rs16_w1 = _rs12_w1 - _rs15_w1
+                _re17_w1 = ((_rs12_w1 - (_rs15_w1 + _rs16_w1)) + (_rs16_w1 - _j9_w1*2.0222662487111665e-21))
+                _rs18_w1 = _rs15_w1 - _j9_w1*8.4784276603689e-32
+                _rs19_w1 = _rs15_w1 - _rs18_w1
+                _re20_w1 = ((_rs15_w1 - (_rs18_w1 + _rs19_w1)) + (_rs19_w1 - _j9_w1*8.4784276603689e-32))
+                _rl21_w1 = _re20_w1 + (_re17_w1 + _re14_w1)
+                _z22_w1 = _rs18_w1*_rs18_w1
+                _e23_w1 = -0.16666666666666666 + 0.008333333333333331*_z22_w1
+                _e24_w1 = -0.00019841269841265052 + 2.755731921932962e-06*_z22_w1
+                _e25_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z22_w1
+                _x26_w1 = _z22_w1*_z22_w1
+                _e27_w1 = _e23_w1 + _e24_w1*_x26_w1
+                _e28_w1 = _e25_w1 + -7.586666154587118e-13*_x26_w1
+                _x29_w1 = _x26_w1*_x26_w1
+                _e30_w1 = _e27_w1 + _e28_w1*_x29_w1
+                _hz31_w1 = 0.5*_z22_w1
+                _sn32_w1 = _rs18_w1 + (_rl21_w1 + (_rs18_w1*_z22_w1*_e30_w1 - _hz31_w1*_rl21_w1))
+                _e33_w1 = 0.041666666666666664 + -0.0013888888888887393*_z22_w1
+                _e34_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z22_w1
+                _e35_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z22_w1
+                _e36_w1 = _e33_w1 + _e34_w1*_x26_w1
+                _e37_w1 = _e36_w1 + _e35_w1*_x29_w1
+                _cw38_w1 = 1.0 - _hz31_w1
+                _cs39_w1 = _cw38_w1 + (((1.0 - _cw38_w1) - _hz31_w1) + (_z22_w1*_z22_w1*_e37_w1 - _rs18_w1*_rl21_w1))
+                _jo40_w1 = (_ji10_w1 & _i64(1)) != _i64(0)
+                _su41_w1 = _sel(_jo40_w1, _cs39_w1, _sn32_w1)
+                _sv42_w1 = _sel((_ji10_w1 & _i64(2)) != _i64(0), -_su41_w1, _su41_w1)
+                _sv43_w1 = _sel(_e5_w1 != 0.0, _sv42_w1, _e5_w1)
+                _sv44 = (_sv43_w1 if _tg6_w1 else math.sin(_e5_w1))
+                _e45 = _e5_w1 - pa_w1
+                _cu46 = _sel(_jo40_w1, _sn32_w1, _cs39_w1)
+                _cv47 = _sel(((_ji10_w1 + _i64(1)) & _i64(2)) != _i64(0), -_cu46, _cu46)
+                _cv48 = (_cv47 if _tg6_w1 else math.cos(_e5_w1))
+                _s49_w1 = -_sv44*((pa_w1 - (_e5_w1 - _e45)) + (_s4_w1 - _e45)) + _cv48
+                _s50_w1 = _s3_w1/max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s51_w1 = _sv44 + _cv48*((pa_w1 - (_e5_w1 - _e45)) + (_s4_w1 - _e45))
+                _s52_w1 = max(_s3_w1, _s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s53_w1 = (_s2_w1 + 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s52_w1
+                f_bures_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1
+                _s54_w1 = (th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s55_w1 = (ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s56_w1 = 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s57_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1 + _s2_w1 + _s56_w1
+                _s58_w1 = (_s55_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s57_w1
+                _s59_w1 = ((ph_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s60_w1 = ((pw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s61_w1 = -0.125*(_s49_w1*_s49_w1)*(_s54_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s58_w1
+                _s62_w1 = 0.25*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s63_w1 = _sqrt((_s49_w1*_s49_w1)*(_s50_w1*_s50_w1) + (_s51_w1*_s51_w1)*(_s53_w1*_s53_w1))*_s52_w1 + _s1_w1 + _s62_w1
+                _s64_w1 = (_s55_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s63_w1
+                _s65_w1 = ((ph_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s66_w1 = ((pw_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s67_w1 = 0.125*(_s51_w1*_s51_w1)*(_s54_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s64_w1
+                _s68_w1 = (_s61_w1 + 0.25*(_s59_w1*_s59_w1) + 0.25*(_s60_w1*_s60_w1))*(1.0 - _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0))
+                _s69_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s70_w1 = _s68_w1 + (_s67_w1 + 0.25*(_s65_w1*_s65_w1) + 0.25*(_s66_w1*_s66_w1))*_sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                _s71 = px_w1 - tx_w1
+                _s72 = py_w1 - ty_w1
+                w2_w1 = _s70_w1*(_s69_w1*_s69_w1) + (_s71*_s71) + (_s72*_s72)
+                if (fun == 0.0) and ((f_bures_w1 == 0.0) or (m_gh_w1 == 0.0) or (side_w1 == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+                    _a73 = 0.25*(ph_w1*ph_w1) + 0.25*(pw_w1*pw_w1) + 0.25*(th_w1*th_w1) + 0.25*(tw_w1*tw_w1) + (_s71*_s71) + (_s72*_s72)
+                    _u74 = 1.0 + _a73
+                    _lb75 = _f64(_u74).view(_i64)
+                    _lm76 = _i64((_lb75 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big77 = _lm76 > 1.4142135623730951
+                    _lh78 = _lm76*0.5
+                    _lf79 = _sel(_big77, _lh78, _lm76) - 1.0
+                    _le80 = _i64(_i64(_lb75 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk81 = _le80 + _sel(_big77, 1.0, 0.0)
+                    _lf82 = _sel(_lk81 == 0.0, _a73, _lf79)
+                    _lc83_w1 = _a73 - (_u74 - 1.0)
+                    _lc84_w1 = 1.0 - (_u74 - _a73)
+                    _lc85_w1 = _sel(_u74 <= 2.0, _lc83_w1, _lc84_w1)
+                    _lc86 = _lc85_w1/_u74
+                    _lc87 = _sel(_lk81 == 0.0, 0.0, _lc86)
+                    _ls88 = _lf82/(2.0 + _lf82)
+                    _lz89 = _ls88*_ls88
+                    _e90_w1 = 0.6666666666666666 + 0.4000000000000088*_lz89
+                    _e91_w1 = 0.28571428570803253 + 0.22222222391794727*_lz89
+                    _e92 = 0.18181795631498243 + 0.15386240172447838*_lz89
+                    _e93_w1 = 0.13268760562036724 + 0.1308675766695207*_lz89
+                    _x94 = _lz89*_lz89
+                    _e95 = _e90_w1 + _e91_w1*_x94
+                    _e96_w1 = _e92 + _e93_w1*_x94
+                    _x97 = _x94*_x94
+                    _e98 = _e95 + _e96_w1*_x97
+                    _hf99 = 0.5*(_lf82*_lf82)
+                    _lg100 = _lk81*0.6931471805598903 + (_lf82 - (_hf99 - (_ls88*(_hf99 + _lz89*_e98) + (_lk81*5.497923018708371e-14 + _lc87))))
+                    _lo101_w1 = _sel(_a73 != 0.0, _lg100, _a73)
+                    _lo102_w1 = (-math.inf if _a73 == -1.0 else math.nan)
+                    _lo103 = _sel(_a73 > -1.0, _lo101_w1, _lo102_w1)
+                    _lo104 = _sel(_a73 < math.inf, _lo103, _a73)
+                    _t0_w4 = _lo104
+                    value_w1 = (_t0_w4 + (tau - 1.0))/(_t0_w4 + tau)
+                    d_px_w1 = math.nan
+                    d_py_w1 = math.nan
+                    d_pw_w1 = math.nan
+                    d_ph_w1 = math.nan
+                    d_pa_w1 = math.nan
+                    d_tx_w1 = math.nan
+                    d_ty_w1 = math.nan
+                    d_tw_w1 = math.nan
+                    d_th_w1 = math.nan
+                    d_ta_w1 = math.nan
+                elif (fun == 1.0) and ((f_bures_w1 == 0.0) or (m_gh_w1 == 0.0) or (side_w1 == 0.0)):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+                    _t0_w1_w1 = _sqrt(0.25*(ph_w1*ph_w1) + 0.25*(pw_w1*pw_w1) + 0.25*(th_w1*th_w1) + 0.25*(tw_w1*tw_w1) + (_s71*_s71) + (_s72*_s72))
+                    value_w1 = (_t0_w1_w1 + (tau - 1.0))/(_t0_w1_w1 + tau)
+                    d_px_w1 = math.nan
+                    d_py_w1 = math.nan
+                    d_pw_w1 = math.nan
+                    d_ph_w1 = math.nan
+                    d_pa_w1 = math.nan
+                    d_tx_w1 = math.nan
+                    d_ty_w1 = math.nan
+                    d_tw_w1 = math.nan
+                    d_th_w1 = math.nan
+                    d_ta_w1 = math.nan
+                elif (fun == 0.0):  # f = log1p
+                    _t0_w2_w1 = side_w1
+                    _t1_w2 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                    _t3_w2 = _s4_w1
+                    _e105_w1 = pa_w1 + _t3_w2
+                    _t4_w2 = _e105_w1
+                    _sv106 = _sel(_t4_w2 != 0.0, _sv42_w1, _t4_w2)
+                    _sv107 = (_sv106 if _tg6_w1 else math.sin(_t4_w2))
+                    _t5_w2 = _sv107
+                    _e108 = _e105_w1 - pa_w1
+                    _t6_w2 = (pa_w1 - (_e105_w1 - _e108)) + (_t3_w2 - _e108)
+                    _cv109 = (_cv47 if _tg6_w1 else math.cos(_t4_w2))
+                    _t7_w2 = _cv109
+                    _s110_w1 = _t5_w2 + _t6_w2*_t7_w2
+                    _t8_w2 = _s110_w1*_s110_w1
+                    _t9_w2 = ph_w1/_t0_w2_w1
+                    _t10_w2 = pw_w1/_t0_w2_w1
+                    _t11_w2 = (_t10_w2 + _t9_w2)*(((pw_w1 - ph_w1))/_t0_w2_w1)
+                    _t12_w2 = th_w1/_t0_w2_w1
+                    _t13_w2 = 0.25*_t9_w2
+                    _t14_w2 = tw_w1/_t0_w2_w1
+                    _t15_w2 = 0.25*_t10_w2
+                    _t16_w2 = _t12_w2*_t13_w2 + _t14_w2*_t15_w2
+                    _t17_w2 = _t12_w2*_t15_w2 + _t13_w2*_t14_w2
+                    _t18_w2 = max(_t16_w2, _t17_w2)
+                    _s111_w1 = -_t5_w2*_t6_w2 + _t7_w2
+                    _t20_w2 = _s111_w1*_s111_w1
+                    _s112_w1 = _t16_w2/_t18_w2
+                    _s113_w1 = _t17_w2/_t18_w2
+                    _t21_w2 = _t18_w2*_sqrt(_t20_w2*(_s112_w1*_s112_w1) + _t8_w2*(_s113_w1*_s113_w1))
+                    _t22_w2 = 0.125*((_t12_w2 + _t14_w2)*(((tw_w1 - th_w1))/_t0_w2_w1))
+                    _s114_w1 = ((ph_w1 - th_w1))/_t0_w2_w1
+                    _s115_w1 = ((pw_w1 - tw_w1))/_t0_w2_w1
+                    _s116 = ((ph_w1 - tw_w1))/_t0_w2_w1
+                    _s117 = ((pw_w1 - th_w1))/_t0_w2_w1
+                    _s118 = (-_t20_w2*_t22_w2*(_t11_w2/(_t17_w2 + _t21_w2)) + 0.25*(_s116*_s116) + 0.25*(_s117*_s117))*(1.0 - _t1_w2)
+                    _s119 = (_t0_w2_w1*_t0_w2_w1)*(_t1_w2*(_t22_w2*_t8_w2*(_t11_w2/(_t16_w2 + _t21_w2)) + 0.25*(_s114_w1*_s114_w1) + 0.25*(_s115_w1*_s115_w1)) + _s118)
+                    _a120 = _s119 + (_s71*_s71) + (_s72*_s72)
+                    _u121 = 1.0 + _a120
+                    _lb122 = _f64(_u121).view(_i64)
+                    _lm123 = _i64((_lb122 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big124 = _lm123 > 1.4142135623730951
+                    _lh125 = _lm123*0.5
+                    _lf126 = _sel(_big124, _lh125, _lm123) - 1.0
+                    _le127 = _i64(_i64(_lb122 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk128 = _le127 + _sel(_big124, 1.0, 0.0)
+                    _lf129 = _sel(_lk128 == 0.0, _a120, _lf126)
+                    _lc130_w1 = _a120 - (_u121 - 1.0)
+                    _lc131 = 1.0 - (_u121 - _a120)
+                    _lc132 = _sel(_u121 <= 2.0, _lc130_w1, _lc131)
+                    _lc133 = _lc132/_u121
+                    _lc134 = _sel(_lk128 == 0.0, 0.0, _lc133)
+                    _ls135 = _lf129/(2.0 + _lf129)
+                    _lz136 = _ls135*_ls135
+                    _e137 = 0.6666666666666666 + 0.4000000000000088*_lz136
+                    _e138_w1 = 0.28571428570803253 + 0.22222222391794727*_lz136
+                    _e139_w1 = 0.18181795631498243 + 0.15386240172447838*_lz136
+                    _e140 = 0.13268760562036724 + 0.1308675766695207*_lz136
+                    _x141 = _lz136*_lz136
+                    _e142 = _e137 + _e138_w1*_x141
+                    _e143 = _e139_w1 + _e140*_x141
+                    _x144 = _x141*_x141
+                    _e145 = _e142 + _e143*_x144
+                    _hf146 = 0.5*(_lf129*_lf129)
+                    _lg147 = _lk128*0.6931471805598903 + (_lf129 - (_hf146 - (_ls135*(_hf146 + _lz136*_e145) + (_lk128*5.497923018708371e-14 + _lc134))))
+                    _lo148 = _sel(_a120 != 0.0, _lg147, _a120)
+                    _lo149 = (-math.inf if _a120 == -1.0 else math.nan)
+                    _lo150 = _sel(_a120 > -1.0, _lo148, _lo149)
+                    _lo151 = _sel(_a120 < math.inf, _lo150, _a120)
+                    _t23_w2 = _lo151
+                    value_w1 = (_t23_w2 + (tau - 1.0))/(_t23_w2 + tau)
+                    _t24_w2 = _s71
+                    _t25_w2 = _s72
+                    _t26_w2 = _t0_w2_w1*_t0_w2_w1
+                    _t28_w2 = _s114_w1
+                    _t29_w2 = _s115_w1
+                    _t30_w2 = 0.25*_t10_w2
+                    _t31_w2 = 0.25*_t9_w2
+                    _t32_w2 = _t12_w2*_t31_w2 + _t14_w2*_t30_w2 + _t21_w2
+                    _t34_w2 = _t11_w2/_t32_w2
+                    _t35_w2 = _t12_w2 + _t14_w2
+                    _t36_w2 = ((tw_w1 - th_w1))/_t0_w2_w1
+                    _t37_w2 = _t35_w2*_t36_w2
+                    _t38_w2 = 0.125*_t37_w2
+                    _t39_w2 = _t38_w2*_t8_w2
+                    _t40_w2 = 1.0 - _t1_w2
+                    _t41_w2 = _s116
+                    _t42_w2 = _s117
+                    _t43_w2 = _t12_w2*_t30_w2 + _t14_w2*_t31_w2 + _t21_w2
+                    _t45_w2 = _t11_w2/_t43_w2
+                    _t46_w2 = _t20_w2*_t38_w2
+                    _s152_w1 = _t23_w2 + tau
+                    _s153_w1 = _t40_w2*(0.25*(_t41_w2*_t41_w2) + 0.25*(_t42_w2*_t42_w2) - _t45_w2*_t46_w2)
+                    _s154_w1 = _t26_w2*(_t1_w2*(0.25*(_t28_w2*_t28_w2) + 0.25*(_t29_w2*_t29_w2) + _t34_w2*_t39_w2) + _s153_w1)
+                    _t47_w2 = 1.0/((_s152_w1*_s152_w1)*((_t24_w2*_t24_w2) + (_t25_w2*_t25_w2) + _s154_w1 + 1.0))
+                    _t48_w2 = 2.0*_t47_w2
+                    _t49_w2 = _t24_w2*_t48_w2
+                    _t50_w2 = _t25_w2*_t48_w2
+                    _t51_w2 = 0.5/_t0_w2_w1
+                    _t52_w2 = _t29_w2*_t51_w2
+                    _t53_w2 = (_t10_w2 + _t9_w2)/_t0_w2_w1
+                    _t54_w2 = ((pw_w1 - ph_w1))/_t0_w2_w1
+                    _t55_w2 = _t53_w2 + _t54_w2/_t0_w2_w1
+                    _t56_w2 = 0.25/_t0_w2_w1
+                    _t57_w1 = _t14_w2*_t56_w2
+                    _t59_w2 = _t12_w2*_t56_w2
+                    _t60_w2 = _t59_w2/_t18_w2
+                    _t61_w2 = _s113_w1
+                    _t62_w2 = _t61_w2*_t8_w2
+                    _t63_w2 = _s112_w1
+                    _t64_w2 = _t20_w2*_t63_w2
+                    _t65_w2 = _t57_w1/_t18_w2
+                    _t66_w2 = _t63_w2*_t63_w2
+                    _t67_w2 = _t61_w2*_t61_w2
+                    _t68_w2 = _t18_w2/_sqrt(_t20_w2*_t66_w2 + _t67_w2*_t8_w2)
+                    _t69_w2 = _t68_w2*(_t60_w2*_t62_w2 + _t64_w2*_t65_w2)
+                    _t70_w2 = _t11_w2/(_t32_w2*_t32_w2)
+                    _t71_w2 = _t42_w2*_t51_w2
+                    _t72_w2 = _t11_w2/(_t43_w2*_t43_w2)
+                    _t73_w2 = _t26_w2*_t47_w2
+                    _t74_w2 = _t28_w2*_t51_w2
+                    _t75_w2 = -_t53_w2 + _t54_w2/_t0_w2_w1
+                    _t76_w2 = _t68_w2*(_t60_w2*_t64_w2 + _t62_w2*_t65_w2)
+                    _t77_w2 = _t41_w2*_t51_w2
+                    _t78_w2 = _t6_w2*_t7_w2
+                    _t79_w2 = _t5_w2 + _t78_w2
+                    _t80_w2 = _t5_w2*_t6_w2
+                    _t81_w2 = -2.0*_t7_w2 + 2.0*_t80_w2
+                    _t82_w2 = -_t81_w2
+                    _t83_w2 = _t39_w2*_t70_w2
+                    _t84_w2 = 0.5*_t67_w2
+                    _t85_w2 = _t7_w2 - _t80_w2
+                    _t86_w2 = 2.0*_t5_w2 + 2.0*_t78_w2
+                    _t87_w2 = -_t85_w2*_t86_w2
+                    _t88_w2 = 0.5*_t66_w2
+                    _t89_w2 = _t68_w2*(_t79_w2*_t82_w2*_t84_w2 + _t87_w2*_t88_w2)
+                    _t90_w2 = _t38_w2*_t45_w2
+                    _t91_w2 = _t46_w2*_t72_w2
+                    _t92_w2 = _t35_w2/_t0_w2_w1
+                    _t93_w2 = 0.125*_t92_w2 + 0.125*_t36_w2/_t0_w2_w1
+                    _t94_w2 = _t34_w2*_t8_w2
+                    _t95_w2 = _t30_w2/_t0_w2_w1
+                    _t96_w2 = _t95_w2/_t18_w2
+                    _t97_w2 = _t31_w2/_t0_w2_w1
+                    _t98_w2 = _t97_w2/_t18_w2
+                    _t99_w2 = _t68_w2*(_t62_w2*_t98_w2 + _t64_w2*_t96_w2)
+                    _t100_w2 = _t20_w2*_t45_w2
+                    _t101_w2 = -0.125*_t92_w2 + 0.125*_t36_w2/_t0_w2_w1
+                    _t102_w2 = _t68_w2*(_t62_w2*_t96_w2 + _t64_w2*_t98_w2)
+                    _t103_w2 = _t85_w2*_t86_w2
+                    _t104_w1 = _t68_w2*(_t103_w2*_t88_w2 + _t79_w2*_t81_w2*_t84_w2)
+                    d_px_w1 = _t49_w2
+                    d_py_w1 = _t50_w2
+                    _s155 = _t40_w2*(-_t46_w2*(_t72_w2*(-_t59_w2 - _t69_w2) + _t55_w2/_t43_w2) + _t71_w2)
+                    d_pw_w1 = _t73_w2*(_t1_w2*(_t39_w2*(_t70_w2*(-_t57_w1 - _t69_w2) + _t55_w2/_t32_w2) + _t52_w2) + _s155)
+                    _s156 = _t40_w2*(-_t46_w2*(_t72_w2*(-_t57_w1 - _t76_w2) + _t75_w2/_t43_w2) + _t77_w2)
+                    d_ph_w1 = _t73_w2*(_t1_w2*(_t39_w2*(_t70_w2*(-_t59_w2 - _t76_w2) + _t75_w2/_t32_w2) + _t74_w2) + _s156)
+                    d_pa_w1 = _t73_w2*(_t1_w2*(0.125*_t34_w2*_t37_w2*_t79_w2*_t82_w2 - _t83_w2*_t89_w2) + _t40_w2*(-_t87_w2*_t90_w2 + _t89_w2*_t91_w2))
+                    d_tx_w1 = -_t49_w2
+                    d_ty_w1 = -_t50_w2
+                    _s157 = _t1_w2*(-_t52_w2 + _t83_w2*(-_t95_w2 - _t99_w2) + _t93_w2*_t94_w2) + _t40_w2*(-_t100_w2*_t93_w2 - _t77_w2 - _t91_w2*(-_t97_w2 - _t99_w2))
+                    d_tw_w1 = _t73_w2*_s157
+                    _s158_w1 = _t1_w2*(_t101_w2*_t94_w2 - _t74_w2 + _t83_w2*(-_t102_w2 - _t97_w2)) + _t40_w2*(-_t100_w2*_t101_w2 - _t71_w2 - _t91_w2*(-_t102_w2 - _t95_w2))
+                    d_th_w1 = _t73_w2*_s158_w1
+                    d_ta_w1 = _t73_w2*(_t1_w2*(-_t104_w1*_t83_w2 + 0.125*_t34_w2*_t37_w2*_t79_w2*_t81_w2) + _t40_w2*(-_t103_w2*_t90_w2 + _t104_w1*_t91_w2))
+                elif (fun == 1.0) and (w2_w1 == 0.0):  # f = sqrt at distance 0: gradient 0 by convention
+                    value_w1 = (tau - 1.0)/tau
+                    d_px_w1 = 0.0
+                    d_py_w1 = 0.0
+                    d_pw_w1 = 0.0
+                    d_ph_w1 = 0.0
+                    d_pa_w1 = 0.0
+                    d_tx_w1 = 0.0
+                    d_ty_w1 = 0.0
+                    d_tw_w1 = 0.0
+                    d_th_w1 = 0.0
+                    d_ta_w1 = 0.0
+                else:  # f = sqrt
+                    _t0_w3_w1 = side_w1
+                    _t1_w1_w1 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > 0.0, 1.0, 0.0)
+                    _t3_w1_w1 = _s4_w1
+                    _e159 = pa_w1 + _t3_w1_w1
+                    _t4_w1_w1 = _e159
+                    _sv160 = _sel(_t4_w1_w1 != 0.0, _sv42_w1, _t4_w1_w1)
+                    _sv161 = (_sv160 if _tg6_w1 else math.sin(_t4_w1_w1))
+                    _t5_w1_w1 = _sv161
+                    _e162 = _e159 - pa_w1
+                    _t6_w1_w1 = (pa_w1 - (_e159 - _e162)) + (_t3_w1_w1 - _e162)
+                    _cv163 = (_cv47 if _tg6_w1 else math.cos(_t4_w1_w1))
+                    _t7_w1_w1 = _cv163
+                    _s164_w1 = _t5_w1_w1 + _t6_w1_w1*_t7_w1_w1
+                    _t8_w1_w1 = _s164_w1*_s164_w1
+                    _t9_w1_w1 = ph_w1/_t0_w3_w1
+                    _t10_w1_w1 = pw_w1/_t0_w3_w1
+                    _t11_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)*(((pw_w1 - ph_w1))/_t0_w3_w1)
+                    _t12_w1_w1 = th_w1/_t0_w3_w1
+                    _t13_w1_w1 = 0.25*_t9_w1_w1
+                    _t14_w1_w1 = tw_w1/_t0_w3_w1
+                    _t15_w1_w1 = 0.25*_t10_w1_w1
+                    _t16_w1_w1 = _t12_w1_w1*_t13_w1_w1 + _t14_w1_w1*_t15_w1_w1
+                    _t17_w1_w1 = _t12_w1_w1*_t15_w1_w1 + _t13_w1_w1*_t14_w1_w1
+                    _t18_w1_w1 = max(_t16_w1_w1, _t17_w1_w1)
+                    _s165_w1 = -_t5_w1_w1*_t6_w1_w1 + _t7_w1_w1
+                    _t20_w1_w1 = _s165_w1*_s165_w1
+                    _s166_w1 = _t16_w1_w1/_t18_w1_w1
+                    _s167_w1 = _t17_w1_w1/_t18_w1_w1
+                    _t21_w1_w1 = _t18_w1_w1*_sqrt(_t20_w1_w1*(_s166_w1*_s166_w1) + _t8_w1_w1*(_s167_w1*_s167_w1))
+                    _t22_w1_w1 = 0.125*((_t12_w1_w1 + _t14_w1_w1)*(((tw_w1 - th_w1))/_t0_w3_w1))
+                    _s168_w1 = ((ph_w1 - th_w1))/_t0_w3_w1
+                    _s169_w1 = ((pw_w1 - tw_w1))/_t0_w3_w1
+                    _s170_w1 = ((ph_w1 - tw_w1))/_t0_w3_w1
+                    _s171_w1 = ((pw_w1 - th_w1))/_t0_w3_w1
+                    _s172_w1 = (-_t20_w1_w1*_t22_w1_w1*(_t11_w1_w1/(_t17_w1_w1 + _t21_w1_w1)) + 0.25*(_s170_w1*_s170_w1) + 0.25*(_s171_w1*_s171_w1))*(1.0 - _t1_w1_w1)
+                    _s173_w1 = (_t0_w3_w1*_t0_w3_w1)*(_t1_w1_w1*(_t22_w1_w1*_t8_w1_w1*(_t11_w1_w1/(_t16_w1_w1 + _t21_w1_w1)) + 0.25*(_s168_w1*_s168_w1) + 0.25*(_s169_w1*_s169_w1)) + _s172_w1)
+                    _t23_w1_w1 = _sqrt(_s173_w1 + (_s71*_s71) + (_s72*_s72))
+                    value_w1 = (_t23_w1_w1 + (tau - 1.0))/(_t23_w1_w1 + tau)
+                    _t24_w1_w1 = _s71
+                    _t25_w1_w1 = _s72
+                    _t26_w1_w1 = _t0_w3_w1*_t0_w3_w1
+                    _t28_w1_w1 = _s168_w1
+                    _t29_w1_w1 = _s169_w1
+                    _t30_w1_w1 = 0.25*_t10_w1_w1
+                    _t31_w1_w1 = 0.25*_t9_w1_w1
+                    _t32_w1_w1 = _t12_w1_w1*_t31_w1_w1 + _t14_w1_w1*_t30_w1_w1 + _t21_w1_w1
+                    _t34_w1_w1 = _t11_w1_w1/_t32_w1_w1
+                    _t35_w1_w1 = _t12_w1_w1 + _t14_w1_w1
+                    _t36_w1_w1 = ((tw_w1 - th_w1))/_t0_w3_w1
+                    _t37_w1_w1 = _t35_w1_w1*_t36_w1_w1
+                    _t38_w1_w1 = 0.125*_t37_w1_w1
+                    _t39_w1_w1 = _t38_w1_w1*_t8_w1_w1
+                    _t40_w1_w1 = 1.0 - _t1_w1_w1
+                    _t41_w1_w1 = _s170_w1
+                    _t42_w1_w1 = _s171_w1
+                    _t43_w1_w1 = _t12_w1_w1*_t30_w1_w1 + _t14_w1_w1*_t31_w1_w1 + _t21_w1_w1
+                    _t45_w1_w1 = _t11_w1_w1/_t43_w1_w1
+                    _t46_w1_w1 = _t20_w1_w1*_t38_w1_w1
+                    _s174_w1 = _t23_w1_w1 + tau
+                    _s175 = _t40_w1_w1*(0.25*(_t41_w1_w1*_t41_w1_w1) + 0.25*(_t42_w1_w1*_t42_w1_w1) - _t45_w1_w1*_t46_w1_w1)
+                    _s176 = (_t24_w1_w1*_t24_w1_w1) + (_t25_w1_w1*_t25_w1_w1) + _t26_w1_w1*(_t1_w1_w1*(0.25*(_t28_w1_w1*_t28_w1_w1) + 0.25*(_t29_w1_w1*_t29_w1_w1) + _t34_w1_w1*_t39_w1_w1) + _s175)
+                    _t47_w1_w1 = 1.0/((_s174_w1*_s174_w1)*_sqrt(_s176))
+                    _t48_w1_w1 = _t24_w1_w1*_t47_w1_w1
+                    _t49_w1_w1 = _t25_w1_w1*_t47_w1_w1
+                    _t50_w1_w1 = 0.5/_t0_w3_w1
+                    _t51_w1_w1 = _t29_w1_w1*_t50_w1_w1
+                    _t52_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)/_t0_w3_w1
+                    _t53_w1_w1 = ((pw_w1 - ph_w1))/_t0_w3_w1
+                    _t54_w1_w1 = _t52_w1_w1 + _t53_w1_w1/_t0_w3_w1
+                    _t55_w1_w1 = 0.25/_t0_w3_w1
+                    _t56_w1_w1 = _t14_w1_w1*_t55_w1_w1
+                    _t58_w1 = _t12_w1_w1*_t55_w1_w1
+                    _t59_w1_w1 = _t58_w1/_t18_w1_w1
+                    _t60_w1_w1 = _s167_w1
+                    _t61_w1_w1 = _t60_w1_w1*_t8_w1_w1
+                    _t62_w1_w1 = _s166_w1
+                    _t63_w1_w1 = _t20_w1_w1*_t62_w1_w1
+                    _t64_w1_w1 = _t56_w1_w1/_t18_w1_w1
+                    _t65_w1_w1 = _t62_w1_w1*_t62_w1_w1
+                    _t66_w1_w1 = _t60_w1_w1*_t60_w1_w1
+                    _t67_w1_w1 = _t18_w1_w1/_sqrt(_t20_w1_w1*_t65_w1_w1 + _t66_w1_w1*_t8_w1_w1)
+                    _t68_w1_w1 = _t67_w1_w1*(_t59_w1_w1*_t61_w1_w1 + _t63_w1_w1*_t64_w1_w1)
+                    _t69_w1_w1 = _t11_w1_w1/(_t32_w1_w1*_t32_w1_w1)
+                    _t70_w1_w1 = _t42_w1_w1*_t50_w1_w1
+                    _t71_w1_w1 = _t11_w1_w1/(_t43_w1_w1*_t43_w1_w1)
+                    _t72_w1_w1 = 0.5*_t26_w1_w1*_t47_w1_w1
+                    _t73_w1_w1 = _t28_w1_w1*_t50_w1_w1
+                    _t74_w1_w1 = -_t52_w1_w1 + _t53_w1_w1/_t0_w3_w1
+                    _t75_w1_w1 = _t67_w1_w1*(_t59_w1_w1*_t63_w1_w1 + _t61_w1_w1*_t64_w1_w1)
+                    _t76_w1_w1 = _t41_w1_w1*_t50_w1_w1
+                    _t77_w1_w1 = _t6_w1_w1*_t7_w1_w1
+                    _t78_w1_w1 = _t5_w1_w1 + _t77_w1_w1
+                    _t79_w1_w1 = _t5_w1_w1*_t6_w1_w1
+                    _t80_w1_w1 = -2.0*_t7_w1_w1 + 2.0*_t79_w1_w1
+                    _t81_w1_w1 = -_t80_w1_w1
+                    _t82_w1_w1 = _t39_w1_w1*_t69_w1_w1
+                    _t83_w1_w1 = 0.5*_t66_w1_w1
+                    _t84_w1_w1 = _t7_w1_w1 - _t79_w1_w1
+                    _t85_w1_w1 = 2.0*_t5_w1_w1 + 2.0*_t77_w1_w1
+                    _t86_w1_w1 = -_t84_w1_w1*_t85_w1_w1
+                    _t87_w1_w1 = 0.5*_t65_w1_w1
+                    _t88_w1_w1 = _t67_w1_w1*(_t78_w1_w1*_t81_w1_w1*_t83_w1_w1 + _t86_w1_w1*_t87_w1_w1)
+                    _t89_w1_w1 = _t38_w1_w1*_t45_w1_w1
+                    _t90_w1_w1 = _t46_w1_w1*_t71_w1_w1
+                    _t91_w1_w1 = _t35_w1_w1/_t0_w3_w1
+                    _t92_w1_w1 = 0.125*_t91_w1_w1 + 0.125*_t36_w1_w1/_t0_w3_w1
+                    _t93_w1_w1 = _t34_w1_w1*_t8_w1_w1
+                    _t94_w1_w1 = _t30_w1_w1/_t0_w3_w1
+                    _t95_w1_w1 = _t94_w1_w1/_t18_w1_w1
+                    _t96_w1_w1 = _t31_w1_w1/_t0_w3_w1
+                    _t97_w1_w1 = _t96_w1_w1/_t18_w1_w1
+                    _t98_w1_w1 = _t67_w1_w1*(_t61_w1_w1*_t97_w1_w1 + _t63_w1_w1*_t95_w1_w1)
+                    _t99_w1_w1 = _t20_w1_w1*_t45_w1_w1
+                    _t100_w1_w1 = -0.125*_t91_w1_w1 + 0.125*_t36_w1_w1/_t0_w3_w1
+                    _t101_w1_w1 = _t67_w1_w1*(_t61_w1_w1*_t95_w1_w1 + _t63_w1_w1*_t97_w1_w1)
+                    _t102_w1_w1 = _t84_w1_w1*_t85_w1_w1
+                    _t103_w1_w1 = _t67_w1_w1*(_t102_w1_w1*_t87_w1_w1 + _t78_w1_w1*_t80_w1_w1*_t83_w1_w1)
+                    d_px_w1 = _t48_w1_w1
+                    d_py_w1 = _t49_w1_w1
+                    _s177 = _t40_w1_w1*(-_t46_w1_w1*(_t71_w1_w1*(-_t58_w1 - _t68_w1_w1) + _t54_w1_w1/_t43_w1_w1) + _t70_w1_w1)
+                    d_pw_w1 = _t72_w1_w1*(_t1_w1_w1*(_t39_w1_w1*(_t69_w1_w1*(-_t56_w1_w1 - _t68_w1_w1) + _t54_w1_w1/_t32_w1_w1) + _t51_w1_w1) + _s177)
+                    _s178 = _t40_w1_w1*(-_t46_w1_w1*(_t71_w1_w1*(-_t56_w1_w1 - _t75_w1_w1) + _t74_w1_w1/_t43_w1_w1) + _t76_w1_w1)
+                    d_ph_w1 = _t72_w1_w1*(_t1_w1_w1*(_t39_w1_w1*(_t69_w1_w1*(-_t58_w1 - _t75_w1_w1) + _t74_w1_w1/_t32_w1_w1) + _t73_w1_w1) + _s178)
+                    d_pa_w1 = _t72_w1_w1*(_t1_w1_w1*(0.125*_t34_w1_w1*_t37_w1_w1*_t78_w1_w1*_t81_w1_w1 - _t82_w1_w1*_t88_w1_w1) + _t40_w1_w1*(-_t86_w1_w1*_t89_w1_w1 + _t88_w1_w1*_t90_w1_w1))
+                    d_tx_w1 = -_t48_w1_w1
+                    d_ty_w1 = -_t49_w1_w1
+                    _s179 = _t1_w1_w1*(-_t51_w1_w1 + _t82_w1_w1*(-_t94_w1_w1 - _t98_w1_w1) + _t92_w1_w1*_t93_w1_w1) + _t40_w1_w1*(-_t76_w1_w1 - _t90_w1_w1*(-_t96_w1_w1 - _t98_w1_w1) - _t92_w1_w1*_t99_w1_w1)
+                    d_tw_w1 = _t72_w1_w1*_s179
+                    _s180 = _t1_w1_w1*(_t100_w1_w1*_t93_w1_w1 - _t73_w1_w1 + _t82_w1_w1*(-_t101_w1_w1 - _t96_w1_w1)) + _t40_w1_w1*(-_t100_w1_w1*_t99_w1_w1 - _t70_w1_w1 - _t90_w1_w1*(-_t101_w1_w1 - _t94_w1_w1))
+                    d_th_w1 = _t72_w1_w1*_s180
+                    d_ta_w1 = _t72_w1_w1*(_t1_w1_w1*(-_t103_w1_w1*_t82_w1_w1 + 0.125*_t34_w1_w1*_t37_w1_w1*_t78_w1_w1*_t80_w1_w1) + _t40_w1_w1*(-_t102_w1_w1*_t89_w1_w1 + _t103_w1_w1*_t90_w1_w1))
+                _out[_i_w1] = value_w1
+                _d_pred[_unsigned(5) * _i_w1] = d_px_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(1)] = d_py_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(2)] = d_pw_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(3)] = d_ph_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(4)] = d_pa_w1
+                _d_target[_unsigned(5) * _i_w1] = d_tx_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(1)] = d_ty_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(2)] = d_tw_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(3)] = d_th_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(4)] = d_ta_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_pred.shape[0]):
-            _d_pred[_i_w1] /= divisor
-        for _i_w2 in range(_d_target.shape[0]):
-            _d_target[_i_w2] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
-                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
-                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
-                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
-                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
-                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
-                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
-                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
-                | ((_target[5 * _i_w3 + 3] < 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w4] - _pred[_unsigned(5) * _i_w4])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(1)] - _pred[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(2)] - _pred[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(3)] - _pred[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(4)] - _pred[_unsigned(5) * _i_w4 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w4] - _target[_unsigned(5) * _i_w4])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(1)] - _target[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(2)] - _target[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(3)] - _target[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(4)] - _target[_unsigned(5) * _i_w4 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -581,17 +1530,19 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, fun, tau):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, fun, tau):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    _far = False
+    _flags = _empty(_m, _b1)
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         side = max(max(pw, ph), max(tw, th))
         _s1 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
         _s2 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
@@ -599,56 +1550,119 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
         m_gh = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
         _s4 = -ta
         _e5 = pa + _s4
-        _e6 = _e5 - pa
-        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
-        _s8 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s9 = _s8
-        _s10 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
-        _s11 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s12 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s11
-        f_bures = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11
-        _s13 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
-        _s14 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
-        _s15 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
-        _s16 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s2 + _s15
-        _s17 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s16
-        _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
-        _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
-        _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
-        _s21 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
-        _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
-        _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
-        _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
-        _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
-        _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
-        _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
-        _s28 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
-        _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
-        _s30 = max(max(pw, ph), max(tw, th))
-        _s31 = px - tx
-        _s32 = py - ty
-        _s33 = (_s29 + (_s27 + _f32(0.25)*(_s25*_s25) + _f32(0.25)*(_s26*_s26))*_s28)*(_s30*_s30)
-        w2 = _s33 + (_s31*_s31) + (_s32*_s32)
+        _tg6 = abs(_e5) <= _f32(1024.0)
+        _xc7 = _sel(_tg6, _e5, _f32(0.0))
+        _jt8 = _xc7*_f32(0.6366197466850281) + _f32(12582912.0)
+        _j9 = _jt8 - _f32(12582912.0)
+        _ji10 = _i32(_f32(_jt8).view(_i32) - _i32(1262485504))
+        _ra11 = _xc7 - _j9*_f32(1.57080078125)
+        _rs12 = _ra11 - _j9*-_f32(4.454515874385834e-06)
+        _rs13 = _ra11 - _rs12
+        _re14 = ((_ra11 - (_rs12 + _rs13)) + (_rs13 - _j9*-_f32(4.454515874385834e-06)))
+        _rs15 = _rs12 - _j9*_f32(6.077272018956137e-11)
+        _rs16 = _rs12 - _rs15
+        _re17 = ((_rs12 - (_rs15 + _rs16)) + (_rs16 - _j9*_f32(6.077272018956137e-11)))
+        _rs18 = _rs15 - _j9*-_f32(1.7151245100058819e-15)
+        _rs19 = _rs15 - _rs18
+        _re20 = ((_rs15 - (_rs18 + _rs19)) + (_rs19 - _j9*-_f32(1.7151245100058819e-15)))
+        _rl21 = _re20 + (_re17 + _re14)
+        _z22 = _rs18*_rs18
+        _e23 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z22
+        _e24 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z22
+        _x25 = _z22*_z22
+        _e26 = _e23 + _e24*_x25
+        _hz27 = _f32(0.5)*_z22
+        _sn28 = _rs18 + (_rl21 + (_rs18*_z22*_e26 - _hz27*_rl21))
+        _e29 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z22
+        _e30 = _e29 + _f32(2.4547813154640608e-05)*_x25
+        _cw31 = _f32(1.0) - _hz27
+        _cs32 = _cw31 + (((_f32(1.0) - _cw31) - _hz27) + (_z22*_z22*_e30 - _rs18*_rl21))
+        _jo33 = (_ji10 & _i32(1)) != _i32(0)
+        _su34 = _sel(_jo33, _cs32, _sn28)
+        _sv35 = _sel((_ji10 & _i32(2)) != _i32(0), -_su34, _su34)
+        _sv36 = _sel(_e5 != _f32(0.0), _sv35, _e5)
+        _e37 = _e5 - pa
+        _cu38 = _sel(_jo33, _sn28, _cs32)
+        _cv39 = _sel(((_ji10 + _i32(1)) & _i32(2)) != _i32(0), -_cu38, _cu38)
+        _s40 = -_sv36*((pa - (_e5 - _e37)) + (_s4 - _e37)) + _cv39
+        _s41 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s42 = _s41
+        _s43 = _sv36 + _cv39*((pa - (_e5 - _e37)) + (_s4 - _e37))
+        _s44 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s45 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s44
+        f_bures = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44
+        _s46 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s47 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s48 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s49 = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44 + _s2 + _s48
+        _s50 = (_s47*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s49
+        _s51 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s52 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s53 = -_f32(0.125)*(_s40*_s40)*(_s46*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s50
+        _s54 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s55 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s56 = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44 + _s1 + _s55
+        _s57 = (_s47*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s56
+        _s58 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s59 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s60 = _f32(0.125)*(_s43*_s43)*(_s46*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s57
+        _s61 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s62 = (_s53 + _f32(0.25)*(_s51*_s51) + _f32(0.25)*(_s52*_s52))*_s54
+        _s63 = max(max(pw, ph), max(tw, th))
+        _s64 = px - tx
+        _s65 = py - ty
+        _s66 = (_s62 + (_s60 + _f32(0.25)*(_s58*_s58) + _f32(0.25)*(_s59*_s59))*_s61)*(_s63*_s63)
+        w2 = _s66 + (_s64*_s64) + (_s65*_s65)
         if (fun == _f32(0.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
-            _s34 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0 = math.log1p(_s34 + (_s32*_s32))
+            _s67 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s64*_s64)
+            _a68 = _s67 + (_s65*_s65)
+            _u69 = _f32(1.0) + _a68
+            _lb70 = _f32(_u69).view(_i32)
+            _lm71 = _i32((_lb70 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big72 = _lm71 > _f32(1.4142135381698608)
+            _lh73 = _lm71*_f32(0.5)
+            _lf74 = _sel(_big72, _lh73, _lm71) - _f32(1.0)
+            _le75 = _i32(_i32(_lb70 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk76 = _le75 + _sel(_big72, _f32(1.0), _f32(0.0))
+            _lf77 = _sel(_lk76 == _f32(0.0), _a68, _lf74)
+            _lc78 = _a68 - (_u69 - _f32(1.0))
+            _lc79 = _f32(1.0) - (_u69 - _a68)
+            _lc80 = _sel(_u69 <= _f32(2.0), _lc78, _lc79)
+            _lc81 = _lc80/_u69
+            _lc82 = _sel(_lk76 == _f32(0.0), _f32(0.0), _lc81)
+            _ls83 = _lf77/(_f32(2.0) + _lf77)
+            _lz84 = _ls83*_ls83
+            _e85 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz84
+            _e86 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz84
+            _x87 = _lz84*_lz84
+            _e88 = _e85 + _e86*_x87
+            _hf89 = _f32(0.5)*(_lf77*_lf77)
+            _lg90 = _lk76*_f32(0.693145751953125) + (_lf77 - (_hf89 - (_ls83*(_hf89 + _lz84*_e88) + (_lk76*_f32(1.428606765330187e-06) + _lc82))))
+            _lo91 = _sel(_a68 != _f32(0.0), _lg90, _a68)
+            _lo92 = (-_f32(math.inf) if _a68 == -_f32(1.0) else _f32(math.nan))
+            _lo93 = _sel(_a68 > -_f32(1.0), _lo91, _lo92)
+            _lo94 = _sel(_a68 < _f32(math.inf), _lo93, _a68)
+            _t0 = _lo94
             value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
+            _xok = _tg6
         elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0_w1 = math.sqrt(_s35 + (_s32*_s32))
+            _s95 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s64*_s64)
+            _t0_w1 = _sqrt(_s95 + (_s65*_s65))
             value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
+            _xok = _tg6
         elif (fun == _f32(0.0)):  # f = log1p
             _t0_w2 = side
-            _t1 = _s28
+            _t1 = _s61
             _t3 = _s4
-            _e36 = pa + _t3
-            _t4 = _e36
-            _t5 = math.sin(_t4)
-            _e37 = _e36 - pa
-            _t6 = (pa - (_e36 - _e37)) + (_t3 - _e37)
-            _t7 = math.cos(_t4)
-            _s38 = _t5 + _t6*_t7
-            _t8 = _s38*_s38
+            _e96 = pa + _t3
+            _t4 = _e96
+            _sv97 = _sel(_t4 != _f32(0.0), _sv35, _t4)
+            _t5 = _sv97
+            _e98 = _e96 - pa
+            _t6 = (pa - (_e96 - _e98)) + (_t3 - _e98)
+            _t7 = _cv39
+            _s99 = _t5 + _t6*_t7
+            _t8 = _s99*_s99
             _t9 = ph/_t0_w2
             _t10 = pw/_t0_w2
             _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
@@ -659,34 +1673,64 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
             _t18 = max(_t16, _t17)
-            _s39 = -_t5*_t6 + _t7
-            _t20 = _s39*_s39
-            _s40 = _t16/_t18
-            _s41 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
+            _s100 = -_t5*_t6 + _t7
+            _t20 = _s100*_s100
+            _s101 = _t16/_t18
+            _s102 = _t17/_t18
+            _t21 = _t18*_sqrt(_t20*(_s101*_s101) + _t8*(_s102*_s102))
             _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0_w2))
-            _s42 = ((ph - th))/_t0_w2
-            _s43 = ((pw - tw))/_t0_w2
-            _s44 = ((ph - tw))/_t0_w2
-            _s45 = ((pw - th))/_t0_w2
-            _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
-            _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
-            _t23 = math.log1p((_t0_w2*_t0_w2)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            _s103 = ((ph - th))/_t0_w2
+            _s104 = ((pw - tw))/_t0_w2
+            _s105 = ((ph - tw))/_t0_w2
+            _s106 = ((pw - th))/_t0_w2
+            _s107 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s105*_s105) + _f32(0.25)*(_s106*_s106)
+            _s108 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s103*_s103) + _f32(0.25)*(_s104*_s104))
+            _a109 = (_t0_w2*_t0_w2)*(_s108 + _s107*(_f32(1.0) - _t1)) + (_s64*_s64) + (_s65*_s65)
+            _u110 = _f32(1.0) + _a109
+            _lb111 = _f32(_u110).view(_i32)
+            _lm112 = _i32((_lb111 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big113 = _lm112 > _f32(1.4142135381698608)
+            _lh114 = _lm112*_f32(0.5)
+            _lf115 = _sel(_big113, _lh114, _lm112) - _f32(1.0)
+            _le116 = _i32(_i32(_lb111 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk117 = _le116 + _sel(_big113, _f32(1.0), _f32(0.0))
+            _lf118 = _sel(_lk117 == _f32(0.0), _a109, _lf115)
+            _lc119 = _a109 - (_u110 - _f32(1.0))
+            _lc120 = _f32(1.0) - (_u110 - _a109)
+            _lc121 = _sel(_u110 <= _f32(2.0), _lc119, _lc120)
+            _lc122 = _lc121/_u110
+            _lc123 = _sel(_lk117 == _f32(0.0), _f32(0.0), _lc122)
+            _ls124 = _lf118/(_f32(2.0) + _lf118)
+            _lz125 = _ls124*_ls124
+            _e126 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz125
+            _e127 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz125
+            _x128 = _lz125*_lz125
+            _e129 = _e126 + _e127*_x128
+            _hf130 = _f32(0.5)*(_lf118*_lf118)
+            _lg131 = _lk117*_f32(0.693145751953125) + (_lf118 - (_hf130 - (_ls124*(_hf130 + _lz125*_e129) + (_lk117*_f32(1.428606765330187e-06) + _lc123))))
+            _lo132 = _sel(_a109 != _f32(0.0), _lg131, _a109)
+            _lo133 = (-_f32(math.inf) if _a109 == -_f32(1.0) else _f32(math.nan))
+            _lo134 = _sel(_a109 > -_f32(1.0), _lo132, _lo133)
+            _lo135 = _sel(_a109 < _f32(math.inf), _lo134, _a109)
+            _t23 = _lo135
             value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
+            _xok = _tg6
         elif (fun == _f32(1.0)) and (w2 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - _f32(1.0))/tau
+            _xok = _tg6
         else:  # f = sqrt
             _t0_w3 = side
-            _t1_w1 = _s28
+            _t1_w1 = _s61
             _t3_w1 = _s4
-            _e48 = pa + _t3_w1
-            _t4_w1 = _e48
-            _t5_w1 = math.sin(_t4_w1)
-            _e49 = _e48 - pa
-            _t6_w1 = (pa - (_e48 - _e49)) + (_t3_w1 - _e49)
-            _t7_w1 = math.cos(_t4_w1)
-            _s50 = _t5_w1 + _t6_w1*_t7_w1
-            _t8_w1 = _s50*_s50
+            _e136 = pa + _t3_w1
+            _t4_w1 = _e136
+            _sv137 = _sel(_t4_w1 != _f32(0.0), _sv35, _t4_w1)
+            _t5_w1 = _sv137
+            _e138 = _e136 - pa
+            _t6_w1 = (pa - (_e136 - _e138)) + (_t3_w1 - _e138)
+            _t7_w1 = _cv39
+            _s139 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s139*_s139
             _t9_w1 = ph/_t0_w3
             _t10_w1 = pw/_t0_w3
             _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
@@ -697,32 +1741,268 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
             _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
             _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
             _t18_w1 = max(_t16_w1, _t17_w1)
-            _s51 = -_t5_w1*_t6_w1 + _t7_w1
-            _t20_w1 = _s51*_s51
-            _s52 = _t16_w1/_t18_w1
-            _s53 = _t17_w1/_t18_w1
-            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s52*_s52) + _t8_w1*(_s53*_s53))
+            _s140 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s140*_s140
+            _s141 = _t16_w1/_t18_w1
+            _s142 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*_sqrt(_t20_w1*(_s141*_s141) + _t8_w1*(_s142*_s142))
             _t22_w1 = _f32(0.125)*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
-            _s54 = ((ph - th))/_t0_w3
-            _s55 = ((pw - tw))/_t0_w3
-            _s56 = ((ph - tw))/_t0_w3
-            _s57 = ((pw - th))/_t0_w3
-            _s58 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s56*_s56) + _f32(0.25)*(_s57*_s57)
-            _s59 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s54*_s54) + _f32(0.25)*(_s55*_s55))
-            _t23_w1 = math.sqrt((_t0_w3*_t0_w3)*(_s59 + _s58*(_f32(1.0) - _t1_w1)) + (_s31*_s31) + (_s32*_s32))
+            _s143 = ((ph - th))/_t0_w3
+            _s144 = ((pw - tw))/_t0_w3
+            _s145 = ((ph - tw))/_t0_w3
+            _s146 = ((pw - th))/_t0_w3
+            _s147 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s145*_s145) + _f32(0.25)*(_s146*_s146)
+            _s148 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s143*_s143) + _f32(0.25)*(_s144*_s144))
+            _t23_w1 = _sqrt((_t0_w3*_t0_w3)*(_s148 + _s147*(_f32(1.0) - _t1_w1)) + (_s64*_s64) + (_s65*_s65))
             value = (_t23_w1 + (tau - _f32(1.0)))/(_t23_w1 + tau)
+            _xok = _tg6
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                side_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s1_w1 = _f32(0.25)*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s2_w1 = _f32(0.25)*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s3_w1 = _s1_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                m_gh_w1 = max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s4_w1 = -ta_w1
+                _e5_w1 = pa_w1 + _s4_w1
+                _tg6_w1 = abs(_e5_w1) <= _f32(1024.0)
+                _xc7_w1 = _sel(_tg6_w1, _e5_w1, _f32(0.0))
+                _jt8_w1 = _xc7_w1*_f32(0.6366197466850281) + _f32(12582912.0)
+                _j9_w1 = _jt8_w1 - _f32(12582912.0)
+                _ji10_w1 = _i32(_f32(_jt8_w1).view(_i32) - _i32(1262485504))
+                _ra11_w1 = _xc7_w1 - _j9_w1*_f32(1.57080078125)
+                _rs12_w1 = _ra11_w1 - _j9_w1*-_f32(4.454515874385834e-06)
+                _rs13_w1 = _ra11_w1 - _rs12_w1
+                _re14_w1 = ((_ra11_w1 - (_rs12_w1 + _rs13_w1)) + (_rs13_w1 - _j9_w1*-_f32(4.454515874385834e-06)))
+                _rs15_w1 = _rs12_w1 - _j9_w1*_f32(6.077272018956137e-11)
+                _rs16_w1 = _rs12_w1 - _rs15_w1
+                _re17_w1 = ((_rs12_w1 - (_rs15_w1 + _rs16_w1)) + (_rs16_w1 - _j9_w1*_f32(6.077272018956137e-11)))
+                _rs18_w1 = _rs15_w1 - _j9_w1*-_f32(1.7151245100058819e-15)
+                _rs19_w1 = _rs15_w1 - _rs18_w1
+                _re20_w1 = ((_rs15_w1 - (_rs18_w1 + _rs19_w1)) + (_rs19_w1 - _j9_w1*-_f32(1.7151245100058819e-15)))
+                _rl21_w1 = _re20_w1 + (_re17_w1 + _re14_w1)
+                _z22_w1 = _rs18_w1*_rs18_w1
+                _e23_w1 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z22_w1
+                _e24_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z22_w1
+                _x25_w1 = _z22_w1*_z22_w1
+                _e26_w1 = _e23_w1 + _e24_w1*_x25_w1
+                _hz27_w1 = _f32(0.5)*_z22_w1
+                _sn28_w1 = _rs18_w1 + (_rl21_w1 + (_rs18_w1*_z22_w1*_e26_w1 - _hz27_w1*_rl21_w1))
+                _e29_w1 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z22_w1
+                _e30_w1 = _e29_w1 + _f32(2.4547813154640608e-05)*_x25_w1
+                _cw31_w1 = _f32(1.0) - _hz27_w1
+                _cs32_w1 = _cw31_w1 + (((_f32(1.0) - _cw31_w1) - _hz27_w1) + (_z22_w1*_z22_w1*_e30_w1 - _rs18_w1*_rl21_w1))
+                _jo33_w1 = (_ji10_w1 & _i32(1)) != _i32(0)
+                _su34_w1 = _sel(_jo33_w1, _cs32_w1, _sn28_w1)
+                _sv35_w1 = _sel((_ji10_w1 & _i32(2)) != _i32(0), -_su34_w1, _su34_w1)
+                _sv36_w1 = _sel(_e5_w1 != _f32(0.0), _sv35_w1, _e5_w1)
+                _sv37 = (_sv36_w1 if _tg6_w1 else math.sin(_e5_w1))
+                _e38 = _e5_w1 - pa_w1
+                _cu39 = _sel(_jo33_w1, _sn28_w1, _cs32_w1)
+                _cv40 = _sel(((_ji10_w1 + _i32(1)) & _i32(2)) != _i32(0), -_cu39, _cu39)
+                _cv41 = (_cv40 if _tg6_w1 else math.cos(_e5_w1))
+                _s42_w1 = -_sv37*((pa_w1 - (_e5_w1 - _e38)) + (_s4_w1 - _e38)) + _cv41
+                _s43_w1 = _s3_w1/max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s44_w1 = _s43_w1
+                _s45_w1 = _sv37 + _cv41*((pa_w1 - (_e5_w1 - _e38)) + (_s4_w1 - _e38))
+                _s46_w1 = max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s47_w1 = (_s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s46_w1
+                f_bures_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1
+                _s48_w1 = (th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s49_w1 = (ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s50_w1 = _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s51_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1 + _s2_w1 + _s50_w1
+                _s52_w1 = (_s49_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s51_w1
+                _s53_w1 = ((ph_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s54_w1 = ((pw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s55_w1 = -_f32(0.125)*(_s42_w1*_s42_w1)*(_s48_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s52_w1
+                _s56_w1 = _f32(1.0) - _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s57_w1 = _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s58_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1 + _s1_w1 + _s57_w1
+                _s59_w1 = (_s49_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s58_w1
+                _s60_w1 = ((ph_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s61_w1 = ((pw_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s62_w1 = _f32(0.125)*(_s45_w1*_s45_w1)*(_s48_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s59_w1
+                _s63_w1 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s64_w1 = (_s55_w1 + _f32(0.25)*(_s53_w1*_s53_w1) + _f32(0.25)*(_s54_w1*_s54_w1))*_s56_w1
+                _s65_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s66_w1 = px_w1 - tx_w1
+                _s67_w1 = py_w1 - ty_w1
+                _s68 = (_s64_w1 + (_s62_w1 + _f32(0.25)*(_s60_w1*_s60_w1) + _f32(0.25)*(_s61_w1*_s61_w1))*_s63_w1)*(_s65_w1*_s65_w1)
+                w2_w1 = _s68 + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1)
+                if (fun == _f32(0.0)) and ((f_bures_w1 == _f32(0.0)) or (m_gh_w1 == _f32(0.0)) or (side_w1 == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+                    _s69 = _f32(0.25)*(ph_w1*ph_w1) + _f32(0.25)*(pw_w1*pw_w1) + _f32(0.25)*(th_w1*th_w1) + _f32(0.25)*(tw_w1*tw_w1) + (_s66_w1*_s66_w1)
+                    _a70 = _s69 + (_s67_w1*_s67_w1)
+                    _u71 = _f32(1.0) + _a70
+                    _lb72 = _f32(_u71).view(_i32)
+                    _lm73 = _i32((_lb72 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big74 = _lm73 > _f32(1.4142135381698608)
+                    _lh75 = _lm73*_f32(0.5)
+                    _lf76 = _sel(_big74, _lh75, _lm73) - _f32(1.0)
+                    _le77 = _i32(_i32(_lb72 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk78 = _le77 + _sel(_big74, _f32(1.0), _f32(0.0))
+                    _lf79 = _sel(_lk78 == _f32(0.0), _a70, _lf76)
+                    _lc80_w1 = _a70 - (_u71 - _f32(1.0))
+                    _lc81_w1 = _f32(1.0) - (_u71 - _a70)
+                    _lc82_w1 = _sel(_u71 <= _f32(2.0), _lc80_w1, _lc81_w1)
+                    _lc83 = _lc82_w1/_u71
+                    _lc84 = _sel(_lk78 == _f32(0.0), _f32(0.0), _lc83)
+                    _ls85 = _lf79/(_f32(2.0) + _lf79)
+                    _lz86 = _ls85*_ls85
+                    _e87 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz86
+                    _e88_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz86
+                    _x89 = _lz86*_lz86
+                    _e90 = _e87 + _e88_w1*_x89
+                    _hf91 = _f32(0.5)*(_lf79*_lf79)
+                    _lg92 = _lk78*_f32(0.693145751953125) + (_lf79 - (_hf91 - (_ls85*(_hf91 + _lz86*_e90) + (_lk78*_f32(1.428606765330187e-06) + _lc84))))
+                    _lo93_w1 = _sel(_a70 != _f32(0.0), _lg92, _a70)
+                    _lo94_w1 = (-_f32(math.inf) if _a70 == -_f32(1.0) else _f32(math.nan))
+                    _lo95 = _sel(_a70 > -_f32(1.0), _lo93_w1, _lo94_w1)
+                    _lo96 = _sel(_a70 < _f32(math.inf), _lo95, _a70)
+                    _t0_w4 = _lo96
+                    value_w1 = (_t0_w4 + (tau - _f32(1.0)))/(_t0_w4 + tau)
+                elif (fun == _f32(1.0)) and ((f_bures_w1 == _f32(0.0)) or (m_gh_w1 == _f32(0.0)) or (side_w1 == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+                    _s97 = _f32(0.25)*(ph_w1*ph_w1) + _f32(0.25)*(pw_w1*pw_w1) + _f32(0.25)*(th_w1*th_w1) + _f32(0.25)*(tw_w1*tw_w1) + (_s66_w1*_s66_w1)
+                    _t0_w1_w1 = _sqrt(_s97 + (_s67_w1*_s67_w1))
+                    value_w1 = (_t0_w1_w1 + (tau - _f32(1.0)))/(_t0_w1_w1 + tau)
+                elif (fun == _f32(0.0)):  # f = log1p
+                    _t0_w2_w1 = side_w1
+                    _t1_w2 = _s63_w1
+                    _t3_w2 = _s4_w1
+                    _e98_w1 = pa_w1 + _t3_w2
+                    _t4_w2 = _e98_w1
+                    _sv99 = _sel(_t4_w2 != _f32(0.0), _sv35_w1, _t4_w2)
+                    _sv100 = (_sv99 if _tg6_w1 else math.sin(_t4_w2))
+                    _t5_w2 = _sv100
+                    _e101 = _e98_w1 - pa_w1
+                    _t6_w2 = (pa_w1 - (_e98_w1 - _e101)) + (_t3_w2 - _e101)
+                    _cv102 = (_cv40 if _tg6_w1 else math.cos(_t4_w2))
+                    _t7_w2 = _cv102
+                    _s103_w1 = _t5_w2 + _t6_w2*_t7_w2
+                    _t8_w2 = _s103_w1*_s103_w1
+                    _t9_w2 = ph_w1/_t0_w2_w1
+                    _t10_w2 = pw_w1/_t0_w2_w1
+                    _t11_w2 = (_t10_w2 + _t9_w2)*(((pw_w1 - ph_w1))/_t0_w2_w1)
+                    _t12_w2 = th_w1/_t0_w2_w1
+                    _t13_w2 = _f32(0.25)*_t9_w2
+                    _t14_w2 = tw_w1/_t0_w2_w1
+                    _t15_w2 = _f32(0.25)*_t10_w2
+                    _t16_w2 = _t12_w2*_t13_w2 + _t14_w2*_t15_w2
+                    _t17_w2 = _t12_w2*_t15_w2 + _t13_w2*_t14_w2
+                    _t18_w2 = max(_t16_w2, _t17_w2)
+                    _s104_w1 = -_t5_w2*_t6_w2 + _t7_w2
+                    _t20_w2 = _s104_w1*_s104_w1
+                    _s105_w1 = _t16_w2/_t18_w2
+                    _s106_w1 = _t17_w2/_t18_w2
+                    _t21_w2 = _t18_w2*_sqrt(_t20_w2*(_s105_w1*_s105_w1) + _t8_w2*(_s106_w1*_s106_w1))
+                    _t22_w2 = _f32(0.125)*((_t12_w2 + _t14_w2)*(((tw_w1 - th_w1))/_t0_w2_w1))
+                    _s107_w1 = ((ph_w1 - th_w1))/_t0_w2_w1
+                    _s108_w1 = ((pw_w1 - tw_w1))/_t0_w2_w1
+                    _s109 = ((ph_w1 - tw_w1))/_t0_w2_w1
+                    _s110 = ((pw_w1 - th_w1))/_t0_w2_w1
+                    _s111 = -_t20_w2*_t22_w2*(_t11_w2/(_t17_w2 + _t21_w2)) + _f32(0.25)*(_s109*_s109) + _f32(0.25)*(_s110*_s110)
+                    _s112 = _t1_w2*(_t22_w2*_t8_w2*(_t11_w2/(_t16_w2 + _t21_w2)) + _f32(0.25)*(_s107_w1*_s107_w1) + _f32(0.25)*(_s108_w1*_s108_w1))
+                    _a113 = (_t0_w2_w1*_t0_w2_w1)*(_s112 + _s111*(_f32(1.0) - _t1_w2)) + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1)
+                    _u114 = _f32(1.0) + _a113
+                    _lb115 = _f32(_u114).view(_i32)
+                    _lm116 = _i32((_lb115 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big117 = _lm116 > _f32(1.4142135381698608)
+                    _lh118 = _lm116*_f32(0.5)
+                    _lf119 = _sel(_big117, _lh118, _lm116) - _f32(1.0)
+                    _le120 = _i32(_i32(_lb115 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk121 = _le120 + _sel(_big117, _f32(1.0), _f32(0.0))
+                    _lf122 = _sel(_lk121 == _f32(0.0), _a113, _lf119)
+                    _lc123_w1 = _a113 - (_u114 - _f32(1.0))
+                    _lc124 = _f32(1.0) - (_u114 - _a113)
+                    _lc125 = _sel(_u114 <= _f32(2.0), _lc123_w1, _lc124)
+                    _lc126 = _lc125/_u114
+                    _lc127 = _sel(_lk121 == _f32(0.0), _f32(0.0), _lc126)
+                    _ls128 = _lf122/(_f32(2.0) + _lf122)
+                    _lz129 = _ls128*_ls128
+                    _e130 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz129
+                    _e131 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz129
+                    _x132 = _lz129*_lz129
+                    _e133 = _e130 + _e131*_x132
+                    _hf134 = _f32(0.5)*(_lf122*_lf122)
+                    _lg135 = _lk121*_f32(0.693145751953125) + (_lf122 - (_hf134 - (_ls128*(_hf134 + _lz129*_e133) + (_lk121*_f32(1.428606765330187e-06) + _lc127))))
+                    _lo136 = _sel(_a113 != _f32(0.0), _lg135, _a113)
+                    _lo137 = (-_f32(math.inf) if _a113 == -_f32(1.0) else _f32(math.nan))
+                    _lo138 = _sel(_a113 > -_f32(1.0), _lo136, _lo137)
+                    _lo139 = _sel(_a113 < _f32(math.inf), _lo138, _a113)
+                    _t23_w2 = _lo139
+                    value_w1 = (_t23_w2 + (tau - _f32(1.0)))/(_t23_w2 + tau)
+                elif (fun == _f32(1.0)) and (w2_w1 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
+                    value_w1 = (tau - _f32(1.0))/tau
+                else:  # f = sqrt
+                    _t0_w3_w1 = side_w1
+                    _t1_w1_w1 = _s63_w1
+                    _t3_w1_w1 = _s4_w1
+                    _e140 = pa_w1 + _t3_w1_w1
+                    _t4_w1_w1 = _e140
+                    _sv141 = _sel(_t4_w1_w1 != _f32(0.0), _sv35_w1, _t4_w1_w1)
+                    _sv142 = (_sv141 if _tg6_w1 else math.sin(_t4_w1_w1))
+                    _t5_w1_w1 = _sv142
+                    _e143 = _e140 - pa_w1
+                    _t6_w1_w1 = (pa_w1 - (_e140 - _e143)) + (_t3_w1_w1 - _e143)
+                    _cv144 = (_cv40 if _tg6_w1 else math.cos(_t4_w1_w1))
+                    _t7_w1_w1 = _cv144
+                    _s145_w1 = _t5_w1_w1 + _t6_w1_w1*_t7_w1_w1
+                    _t8_w1_w1 = _s145_w1*_s145_w1
+                    _t9_w1_w1 = ph_w1/_t0_w3_w1
+                    _t10_w1_w1 = pw_w1/_t0_w3_w1
+                    _t11_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)*(((pw_w1 - ph_w1))/_t0_w3_w1)
+                    _t12_w1_w1 = th_w1/_t0_w3_w1
+                    _t13_w1_w1 = _f32(0.25)*_t9_w1_w1
+                    _t14_w1_w1 = tw_w1/_t0_w3_w1
+                    _t15_w1_w1 = _f32(0.25)*_t10_w1_w1
+                    _t16_w1_w1 = _t12_w1_w1*_t13_w1_w1 + _t14_w1_w1*_t15_w1_w1
+                    _t17_w1_w1 = _t12_w1_w1*_t15_w1_w1 + _t13_w1_w1*_t14_w1_w1
+                    _t18_w1_w1 = max(_t16_w1_w1, _t17_w1_w1)
+                    _s146_w1 = -_t5_w1_w1*_t6_w1_w1 + _t7_w1_w1
+                    _t20_w1_w1 = _s146_w1*_s146_w1
+                    _s147_w1 = _t16_w1_w1/_t18_w1_w1
+                    _s148_w1 = _t17_w1_w1/_t18_w1_w1
+                    _t21_w1_w1 = _t18_w1_w1*_sqrt(_t20_w1_w1*(_s147_w1*_s147_w1) + _t8_w1_w1*(_s148_w1*_s148_w1))
+                    _t22_w1_w1 = _f32(0.125)*((_t12_w1_w1 + _t14_w1_w1)*(((tw_w1 - th_w1))/_t0_w3_w1))
+                    _s149 = ((ph_w1 - th_w1))/_t0_w3_w1
+                    _s150 = ((pw_w1 - tw_w1))/_t0_w3_w1
+                    _s151 = ((ph_w1 - tw_w1))/_t0_w3_w1
+                    _s152 = ((pw_w1 - th_w1))/_t0_w3_w1
+                    _s153 = -_t20_w1_w1*_t22_w1_w1*(_t11_w1_w1/(_t17_w1_w1 + _t21_w1_w1)) + _f32(0.25)*(_s151*_s151) + _f32(0.25)*(_s152*_s152)
+                    _s154 = _t1_w1_w1*(_t22_w1_w1*_t8_w1_w1*(_t11_w1_w1/(_t16_w1_w1 + _t21_w1_w1)) + _f32(0.25)*(_s149*_s149) + _f32(0.25)*(_s150*_s150))
+                    _t23_w1_w1 = _sqrt((_t0_w3_w1*_t0_w3_w1)*(_s154 + _s153*(_f32(1.0) - _t1_w1_w1)) + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1))
+                    value_w1 = (_t23_w1_w1 + (tau - _f32(1.0)))/(_t23_w1_w1 + tau)
+                _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
-                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
-                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
-                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
-                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
-                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
-                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
-                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0))), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w2] - _pred[_unsigned(5) * _i_w2])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(1)] - _pred[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(2)] - _pred[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(3)] - _pred[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(4)] - _pred[_unsigned(5) * _i_w2 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w2] - _target[_unsigned(5) * _i_w2])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(1)] - _target[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(2)] - _target[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(3)] - _target[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(4)] - _target[_unsigned(5) * _i_w2 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -747,17 +2027,19 @@ def value_f32(pred, target, out, fun, tau):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, fun, tau):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    _far = False
+    _flags = _empty(_m, _b1)
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         side = max(max(pw, ph), max(tw, th))
         _s1 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
         _s2 = _f32(0.25)*(ph/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
@@ -765,39 +2047,99 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         m_gh = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
         _s4 = -ta
         _e5 = pa + _s4
-        _e6 = _e5 - pa
-        _s7 = -math.sin(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6)) + math.cos(_e5)
-        _s8 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s9 = _s8
-        _s10 = math.sin(_e5) + math.cos(_e5)*((pa - (_e5 - _e6)) + (_s4 - _e6))
-        _s11 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
-        _s12 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s11
-        f_bures = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11
-        _s13 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
-        _s14 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
-        _s15 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
-        _s16 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s2 + _s15
-        _s17 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s16
-        _s18 = ((ph - tw))/max(max(pw, ph), max(tw, th))
-        _s19 = ((pw - th))/max(max(pw, ph), max(tw, th))
-        _s20 = -_f32(0.125)*(_s7*_s7)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s17
-        _s21 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
-        _s22 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
-        _s23 = math.sqrt((_s7*_s7)*(_s9*_s9) + (_s10*_s10)*(_s12*_s12))*_s11 + _s1 + _s22
-        _s24 = (_s14*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s23
-        _s25 = ((ph - th))/max(max(pw, ph), max(tw, th))
-        _s26 = ((pw - tw))/max(max(pw, ph), max(tw, th))
-        _s27 = _f32(0.125)*(_s10*_s10)*(_s13*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s24
-        _s28 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
-        _s29 = (_s20 + _f32(0.25)*(_s18*_s18) + _f32(0.25)*(_s19*_s19))*_s21
-        _s30 = max(max(pw, ph), max(tw, th))
-        _s31 = px - tx
-        _s32 = py - ty
-        _s33 = (_s29 + (_s27 + _f32(0.25)*(_s25*_s25) + _f32(0.25)*(_s26*_s26))*_s28)*(_s30*_s30)
-        w2 = _s33 + (_s31*_s31) + (_s32*_s32)
+        _tg6 = abs(_e5) <= _f32(1024.0)
+        _xc7 = _sel(_tg6, _e5, _f32(0.0))
+        _jt8 = _xc7*_f32(0.6366197466850281) + _f32(12582912.0)
+        _j9 = _jt8 - _f32(12582912.0)
+        _ji10 = _i32(_f32(_jt8).view(_i32) - _i32(1262485504))
+        _ra11 = _xc7 - _j9*_f32(1.57080078125)
+        _rs12 = _ra11 - _j9*-_f32(4.454515874385834e-06)
+        _rs13 = _ra11 - _rs12
+        _re14 = ((_ra11 - (_rs12 + _rs13)) + (_rs13 - _j9*-_f32(4.454515874385834e-06)))
+        _rs15 = _rs12 - _j9*_f32(6.077272018956137e-11)
+        _rs16 = _rs12 - _rs15
+        _re17 = ((_rs12 - (_rs15 + _rs16)) + (_rs16 - _j9*_f32(6.077272018956137e-11)))
+        _rs18 = _rs15 - _j9*-_f32(1.7151245100058819e-15)
+        _rs19 = _rs15 - _rs18
+        _re20 = ((_rs15 - (_rs18 + _rs19)) + (_rs19 - _j9*-_f32(1.7151245100058819e-15)))
+        _rl21 = _re20 + (_re17 + _re14)
+        _z22 = _rs18*_rs18
+        _e23 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z22
+        _e24 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z22
+        _x25 = _z22*_z22
+        _e26 = _e23 + _e24*_x25
+        _hz27 = _f32(0.5)*_z22
+        _sn28 = _rs18 + (_rl21 + (_rs18*_z22*_e26 - _hz27*_rl21))
+        _e29 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z22
+        _e30 = _e29 + _f32(2.4547813154640608e-05)*_x25
+        _cw31 = _f32(1.0) - _hz27
+        _cs32 = _cw31 + (((_f32(1.0) - _cw31) - _hz27) + (_z22*_z22*_e30 - _rs18*_rl21))
+        _jo33 = (_ji10 & _i32(1)) != _i32(0)
+        _su34 = _sel(_jo33, _cs32, _sn28)
+        _sv35 = _sel((_ji10 & _i32(2)) != _i32(0), -_su34, _su34)
+        _sv36 = _sel(_e5 != _f32(0.0), _sv35, _e5)
+        _e37 = _e5 - pa
+        _cu38 = _sel(_jo33, _sn28, _cs32)
+        _cv39 = _sel(((_ji10 + _i32(1)) & _i32(2)) != _i32(0), -_cu38, _cu38)
+        _s40 = -_sv36*((pa - (_e5 - _e37)) + (_s4 - _e37)) + _cv39
+        _s41 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s42 = _s41
+        _s43 = _sv36 + _cv39*((pa - (_e5 - _e37)) + (_s4 - _e37))
+        _s44 = max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
+        _s45 = (_s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))/_s44
+        f_bures = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44
+        _s46 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
+        _s47 = (ph/max(max(pw, ph), max(tw, th))) + (pw/max(max(pw, ph), max(tw, th)))
+        _s48 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th)))
+        _s49 = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44 + _s2 + _s48
+        _s50 = (_s47*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s49
+        _s51 = ((ph - tw))/max(max(pw, ph), max(tw, th))
+        _s52 = ((pw - th))/max(max(pw, ph), max(tw, th))
+        _s53 = -_f32(0.125)*(_s40*_s40)*(_s46*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s50
+        _s54 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s55 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
+        _s56 = _sqrt((_s40*_s40)*(_s42*_s42) + (_s43*_s43)*(_s45*_s45))*_s44 + _s1 + _s55
+        _s57 = (_s47*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s56
+        _s58 = ((ph - th))/max(max(pw, ph), max(tw, th))
+        _s59 = ((pw - tw))/max(max(pw, ph), max(tw, th))
+        _s60 = _f32(0.125)*(_s43*_s43)*(_s46*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s57
+        _s61 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s62 = (_s53 + _f32(0.25)*(_s51*_s51) + _f32(0.25)*(_s52*_s52))*_s54
+        _s63 = max(max(pw, ph), max(tw, th))
+        _s64 = px - tx
+        _s65 = py - ty
+        _s66 = (_s62 + (_s60 + _f32(0.25)*(_s58*_s58) + _f32(0.25)*(_s59*_s59))*_s61)*(_s63*_s63)
+        w2 = _s66 + (_s64*_s64) + (_s65*_s65)
         if (fun == _f32(0.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
-            _s34 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0 = math.log1p(_s34 + (_s32*_s32))
+            _s67 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s64*_s64)
+            _a68 = _s67 + (_s65*_s65)
+            _u69 = _f32(1.0) + _a68
+            _lb70 = _f32(_u69).view(_i32)
+            _lm71 = _i32((_lb70 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big72 = _lm71 > _f32(1.4142135381698608)
+            _lh73 = _lm71*_f32(0.5)
+            _lf74 = _sel(_big72, _lh73, _lm71) - _f32(1.0)
+            _le75 = _i32(_i32(_lb70 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk76 = _le75 + _sel(_big72, _f32(1.0), _f32(0.0))
+            _lf77 = _sel(_lk76 == _f32(0.0), _a68, _lf74)
+            _lc78 = _a68 - (_u69 - _f32(1.0))
+            _lc79 = _f32(1.0) - (_u69 - _a68)
+            _lc80 = _sel(_u69 <= _f32(2.0), _lc78, _lc79)
+            _lc81 = _lc80/_u69
+            _lc82 = _sel(_lk76 == _f32(0.0), _f32(0.0), _lc81)
+            _ls83 = _lf77/(_f32(2.0) + _lf77)
+            _lz84 = _ls83*_ls83
+            _e85 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz84
+            _e86 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz84
+            _x87 = _lz84*_lz84
+            _e88 = _e85 + _e86*_x87
+            _hf89 = _f32(0.5)*(_lf77*_lf77)
+            _lg90 = _lk76*_f32(0.693145751953125) + (_lf77 - (_hf89 - (_ls83*(_hf89 + _lz84*_e88) + (_lk76*_f32(1.428606765330187e-06) + _lc82))))
+            _lo91 = _sel(_a68 != _f32(0.0), _lg90, _a68)
+            _lo92 = (-_f32(math.inf) if _a68 == -_f32(1.0) else _f32(math.nan))
+            _lo93 = _sel(_a68 > -_f32(1.0), _lo91, _lo92)
+            _lo94 = _sel(_a68 < _f32(math.inf), _lo93, _a68)
+            _t0 = _lo94
             value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
             d_px = _f32(math.nan)
             d_py = _f32(math.nan)
@@ -809,9 +2151,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(math.nan)
             d_th = _f32(math.nan)
             d_ta = _f32(math.nan)
+            _xok = _tg6
         elif (fun == _f32(1.0)) and ((f_bures == _f32(0.0)) or (m_gh == _f32(0.0)) or (side == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
-            _s35 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s31*_s31)
-            _t0_w1 = math.sqrt(_s35 + (_s32*_s32))
+            _s95 = _f32(0.25)*(ph*ph) + _f32(0.25)*(pw*pw) + _f32(0.25)*(th*th) + _f32(0.25)*(tw*tw) + (_s64*_s64)
+            _t0_w1 = _sqrt(_s95 + (_s65*_s65))
             value = (_t0_w1 + (tau - _f32(1.0)))/(_t0_w1 + tau)
             d_px = _f32(math.nan)
             d_py = _f32(math.nan)
@@ -823,18 +2166,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(math.nan)
             d_th = _f32(math.nan)
             d_ta = _f32(math.nan)
+            _xok = _tg6
         elif (fun == _f32(0.0)):  # f = log1p
             _t0_w2 = side
-            _t1 = _s28
+            _t1 = _s61
             _t3 = _s4
-            _e36 = pa + _t3
-            _t4 = _e36
-            _t5 = math.sin(_t4)
-            _e37 = _e36 - pa
-            _t6 = (pa - (_e36 - _e37)) + (_t3 - _e37)
-            _t7 = math.cos(_t4)
-            _s38 = _t5 + _t6*_t7
-            _t8 = _s38*_s38
+            _e96 = pa + _t3
+            _t4 = _e96
+            _sv97 = _sel(_t4 != _f32(0.0), _sv35, _t4)
+            _t5 = _sv97
+            _e98 = _e96 - pa
+            _t6 = (pa - (_e96 - _e98)) + (_t3 - _e98)
+            _t7 = _cv39
+            _s99 = _t5 + _t6*_t7
+            _t8 = _s99*_s99
             _t9 = ph/_t0_w2
             _t10 = pw/_t0_w2
             _t11 = (_t10 + _t9)*(((pw - ph))/_t0_w2)
@@ -845,25 +2190,52 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16 = _t12*_t13 + _t14*_t15
             _t17 = _t12*_t15 + _t13*_t14
             _t18 = max(_t16, _t17)
-            _s39 = -_t5*_t6 + _t7
-            _t20 = _s39*_s39
-            _s40 = _t16/_t18
-            _s41 = _t17/_t18
-            _t21 = _t18*math.sqrt(_t20*(_s40*_s40) + _t8*(_s41*_s41))
+            _s100 = -_t5*_t6 + _t7
+            _t20 = _s100*_s100
+            _s101 = _t16/_t18
+            _s102 = _t17/_t18
+            _t21 = _t18*_sqrt(_t20*(_s101*_s101) + _t8*(_s102*_s102))
             _t22 = _f32(0.125)*((_t12 + _t14)*(((tw - th))/_t0_w2))
-            _s42 = ((ph - th))/_t0_w2
-            _s43 = ((pw - tw))/_t0_w2
-            _s44 = ((ph - tw))/_t0_w2
-            _s45 = ((pw - th))/_t0_w2
-            _s46 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s44*_s44) + _f32(0.25)*(_s45*_s45)
-            _s47 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s42*_s42) + _f32(0.25)*(_s43*_s43))
-            _t23 = math.log1p((_t0_w2*_t0_w2)*(_s47 + _s46*(_f32(1.0) - _t1)) + (_s31*_s31) + (_s32*_s32))
+            _s103 = ((ph - th))/_t0_w2
+            _s104 = ((pw - tw))/_t0_w2
+            _s105 = ((ph - tw))/_t0_w2
+            _s106 = ((pw - th))/_t0_w2
+            _s107 = -_t20*_t22*(_t11/(_t17 + _t21)) + _f32(0.25)*(_s105*_s105) + _f32(0.25)*(_s106*_s106)
+            _s108 = _t1*(_t22*_t8*(_t11/(_t16 + _t21)) + _f32(0.25)*(_s103*_s103) + _f32(0.25)*(_s104*_s104))
+            _a109 = (_t0_w2*_t0_w2)*(_s108 + _s107*(_f32(1.0) - _t1)) + (_s64*_s64) + (_s65*_s65)
+            _u110 = _f32(1.0) + _a109
+            _lb111 = _f32(_u110).view(_i32)
+            _lm112 = _i32((_lb111 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big113 = _lm112 > _f32(1.4142135381698608)
+            _lh114 = _lm112*_f32(0.5)
+            _lf115 = _sel(_big113, _lh114, _lm112) - _f32(1.0)
+            _le116 = _i32(_i32(_lb111 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk117 = _le116 + _sel(_big113, _f32(1.0), _f32(0.0))
+            _lf118 = _sel(_lk117 == _f32(0.0), _a109, _lf115)
+            _lc119 = _a109 - (_u110 - _f32(1.0))
+            _lc120 = _f32(1.0) - (_u110 - _a109)
+            _lc121 = _sel(_u110 <= _f32(2.0), _lc119, _lc120)
+            _lc122 = _lc121/_u110
+            _lc123 = _sel(_lk117 == _f32(0.0), _f32(0.0), _lc122)
+            _ls124 = _lf118/(_f32(2.0) + _lf118)
+            _lz125 = _ls124*_ls124
+            _e126 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz125
+            _e127 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz125
+            _x128 = _lz125*_lz125
+            _e129 = _e126 + _e127*_x128
+            _hf130 = _f32(0.5)*(_lf118*_lf118)
+            _lg131 = _lk117*_f32(0.693145751953125) + (_lf118 - (_hf130 - (_ls124*(_hf130 + _lz125*_e129) + (_lk117*_f32(1.428606765330187e-06) + _lc123))))
+            _lo132 = _sel(_a109 != _f32(0.0), _lg131, _a109)
+            _lo133 = (-_f32(math.inf) if _a109 == -_f32(1.0) else _f32(math.nan))
+            _lo134 = _sel(_a109 > -_f32(1.0), _lo132, _lo133)
+            _lo135 = _sel(_a109 < _f32(math.inf), _lo134, _a109)
+            _t23 = _lo135
             value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
-            _t24 = _s31
-            _t25 = _s32
+            _t24 = _s64
+            _t25 = _s65
             _t26 = _t0_w2*_t0_w2
-            _t28 = _s42
-            _t29 = _s43
+            _t28 = _s103
+            _t29 = _s104
             _t30 = _f32(0.25)*_t10
             _t31 = _f32(0.25)*_t9
             _t32 = _t12*_t31 + _t14*_t30 + _t21
@@ -874,15 +2246,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38 = _f32(0.125)*_t37
             _t39 = _t38*_t8
             _t40 = _f32(1.0) - _t1
-            _t41 = _s44
-            _t42 = _s45
+            _t41 = _s105
+            _t42 = _s106
             _t43 = _t12*_t30 + _t14*_t31 + _t21
             _t45 = _t11/_t43
             _t46 = _t20*_t38
-            _s48 = _t23 + tau
-            _s49 = _t40*(_f32(0.25)*(_t41*_t41) + _f32(0.25)*(_t42*_t42) - _t45*_t46)
-            _s50 = _t26*(_t1*(_f32(0.25)*(_t28*_t28) + _f32(0.25)*(_t29*_t29) + _t34*_t39) + _s49)
-            _t47 = _f32(1.0)/((_s48*_s48)*((_t24*_t24) + (_t25*_t25) + _s50 + _f32(1.0)))
+            _s136 = _t23 + tau
+            _s137 = _t40*(_f32(0.25)*(_t41*_t41) + _f32(0.25)*(_t42*_t42) - _t45*_t46)
+            _s138 = _t26*(_t1*(_f32(0.25)*(_t28*_t28) + _f32(0.25)*(_t29*_t29) + _t34*_t39) + _s137)
+            _t47 = _f32(1.0)/((_s136*_s136)*((_t24*_t24) + (_t25*_t25) + _s138 + _f32(1.0)))
             _t48 = _f32(2.0)*_t47
             _t49 = _t24*_t48
             _t50 = _t25*_t48
@@ -895,14 +2267,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t57 = _t14*_t56
             _t59 = _t12*_t56
             _t60 = _t59/_t18
-            _t61 = _s41
+            _t61 = _s102
             _t62 = _t61*_t8
-            _t63 = _s40
+            _t63 = _s101
             _t64 = _t20*_t63
             _t65 = _t57/_t18
             _t66 = _t63*_t63
             _t67 = _t61*_t61
-            _t68 = _t18/math.sqrt(_t20*_t66 + _t67*_t8)
+            _t68 = _t18/_sqrt(_t20*_t66 + _t67*_t8)
             _t69 = _t68*(_t60*_t62 + _t64*_t65)
             _t70 = _t11/(_t32*_t32)
             _t71 = _t42*_t51
@@ -941,18 +2313,19 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t104 = _t68*(_t103*_t88 + _t79*_t81*_t84)
             d_px = _t49
             d_py = _t50
-            _s51 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
-            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s51)
-            _s52 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
-            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s52)
+            _s139 = _t40*(-_t46*(_t72*(-_t59 - _t69) + _t55/_t43) + _t71)
+            d_pw = _t73*(_t1*(_t39*(_t70*(-_t57 - _t69) + _t55/_t32) + _t52) + _s139)
+            _s140 = _t40*(-_t46*(_t72*(-_t57 - _t76) + _t75/_t43) + _t77)
+            d_ph = _t73*(_t1*(_t39*(_t70*(-_t59 - _t76) + _t75/_t32) + _t74) + _s140)
             d_pa = _t73*(_t1*(_f32(0.125)*_t34*_t37*_t79*_t82 - _t83*_t89) + _t40*(-_t87*_t90 + _t89*_t91))
             d_tx = -_t49
             d_ty = -_t50
-            _s53 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
-            d_tw = _t73*_s53
-            _s54 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
-            d_th = _t73*_s54
+            _s141 = _t1*(-_t52 + _t83*(-_t95 - _t99) + _t93*_t94) + _t40*(-_t100*_t93 - _t77 - _t91*(-_t97 - _t99))
+            d_tw = _t73*_s141
+            _s142 = _t1*(_t101*_t94 - _t74 + _t83*(-_t102 - _t97)) + _t40*(-_t100*_t101 - _t71 - _t91*(-_t102 - _t95))
+            d_th = _t73*_s142
             d_ta = _t73*(_t1*(-_t104*_t83 + _f32(0.125)*_t34*_t37*_t79*_t81) + _t40*(-_t103*_t90 + _t104*_t91))
+            _xok = _tg6
         elif (fun == _f32(1.0)) and (w2 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
             value = (tau - _f32(1.0))/tau
             d_px = _f32(0.0)
@@ -965,18 +2338,20 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(0.0)
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
+            _xok = _tg6
         else:  # f = sqrt
             _t0_w3 = side
-            _t1_w1 = _s28
+            _t1_w1 = _s61
             _t3_w1 = _s4
-            _e55 = pa + _t3_w1
-            _t4_w1 = _e55
-            _t5_w1 = math.sin(_t4_w1)
-            _e56 = _e55 - pa
-            _t6_w1 = (pa - (_e55 - _e56)) + (_t3_w1 - _e56)
-            _t7_w1 = math.cos(_t4_w1)
-            _s57 = _t5_w1 + _t6_w1*_t7_w1
-            _t8_w1 = _s57*_s57
+            _e143 = pa + _t3_w1
+            _t4_w1 = _e143
+            _sv144 = _sel(_t4_w1 != _f32(0.0), _sv35, _t4_w1)
+            _t5_w1 = _sv144
+            _e145 = _e143 - pa
+            _t6_w1 = (pa - (_e143 - _e145)) + (_t3_w1 - _e145)
+            _t7_w1 = _cv39
+            _s146 = _t5_w1 + _t6_w1*_t7_w1
+            _t8_w1 = _s146*_s146
             _t9_w1 = ph/_t0_w3
             _t10_w1 = pw/_t0_w3
             _t11_w1 = (_t10_w1 + _t9_w1)*(((pw - ph))/_t0_w3)
@@ -987,25 +2362,25 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t16_w1 = _t12_w1*_t13_w1 + _t14_w1*_t15_w1
             _t17_w1 = _t12_w1*_t15_w1 + _t13_w1*_t14_w1
             _t18_w1 = max(_t16_w1, _t17_w1)
-            _s58 = -_t5_w1*_t6_w1 + _t7_w1
-            _t20_w1 = _s58*_s58
-            _s59 = _t16_w1/_t18_w1
-            _s60 = _t17_w1/_t18_w1
-            _t21_w1 = _t18_w1*math.sqrt(_t20_w1*(_s59*_s59) + _t8_w1*(_s60*_s60))
+            _s147 = -_t5_w1*_t6_w1 + _t7_w1
+            _t20_w1 = _s147*_s147
+            _s148 = _t16_w1/_t18_w1
+            _s149 = _t17_w1/_t18_w1
+            _t21_w1 = _t18_w1*_sqrt(_t20_w1*(_s148*_s148) + _t8_w1*(_s149*_s149))
             _t22_w1 = _f32(0.125)*((_t12_w1 + _t14_w1)*(((tw - th))/_t0_w3))
-            _s61 = ((ph - th))/_t0_w3
-            _s62 = ((pw - tw))/_t0_w3
-            _s63 = ((ph - tw))/_t0_w3
-            _s64 = ((pw - th))/_t0_w3
-            _s65 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s63*_s63) + _f32(0.25)*(_s64*_s64)
-            _s66 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s61*_s61) + _f32(0.25)*(_s62*_s62))
-            _t23_w1 = math.sqrt((_t0_w3*_t0_w3)*(_s66 + _s65*(_f32(1.0) - _t1_w1)) + (_s31*_s31) + (_s32*_s32))
+            _s150 = ((ph - th))/_t0_w3
+            _s151 = ((pw - tw))/_t0_w3
+            _s152 = ((ph - tw))/_t0_w3
+            _s153 = ((pw - th))/_t0_w3
+            _s154 = -_t20_w1*_t22_w1*(_t11_w1/(_t17_w1 + _t21_w1)) + _f32(0.25)*(_s152*_s152) + _f32(0.25)*(_s153*_s153)
+            _s155 = _t1_w1*(_t22_w1*_t8_w1*(_t11_w1/(_t16_w1 + _t21_w1)) + _f32(0.25)*(_s150*_s150) + _f32(0.25)*(_s151*_s151))
+            _t23_w1 = _sqrt((_t0_w3*_t0_w3)*(_s155 + _s154*(_f32(1.0) - _t1_w1)) + (_s64*_s64) + (_s65*_s65))
             value = (_t23_w1 + (tau - _f32(1.0)))/(_t23_w1 + tau)
-            _t24_w1 = _s31
-            _t25_w1 = _s32
+            _t24_w1 = _s64
+            _t25_w1 = _s65
             _t26_w1 = _t0_w3*_t0_w3
-            _t28_w1 = _s61
-            _t29_w1 = _s62
+            _t28_w1 = _s150
+            _t29_w1 = _s151
             _t30_w1 = _f32(0.25)*_t10_w1
             _t31_w1 = _f32(0.25)*_t9_w1
             _t32_w1 = _t12_w1*_t31_w1 + _t14_w1*_t30_w1 + _t21_w1
@@ -1016,15 +2391,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t38_w1 = _f32(0.125)*_t37_w1
             _t39_w1 = _t38_w1*_t8_w1
             _t40_w1 = _f32(1.0) - _t1_w1
-            _t41_w1 = _s63
-            _t42_w1 = _s64
+            _t41_w1 = _s152
+            _t42_w1 = _s153
             _t43_w1 = _t12_w1*_t30_w1 + _t14_w1*_t31_w1 + _t21_w1
             _t45_w1 = _t11_w1/_t43_w1
             _t46_w1 = _t20_w1*_t38_w1
-            _s67 = _t23_w1 + tau
-            _s68 = _t40_w1*(_f32(0.25)*(_t41_w1*_t41_w1) + _f32(0.25)*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
-            _s69 = _t26_w1*(_t1_w1*(_f32(0.25)*(_t28_w1*_t28_w1) + _f32(0.25)*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s68)
-            _t47_w1 = _f32(1.0)/((_s67*_s67)*math.sqrt((_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _s69))
+            _s156 = _t23_w1 + tau
+            _s157 = _t40_w1*(_f32(0.25)*(_t41_w1*_t41_w1) + _f32(0.25)*(_t42_w1*_t42_w1) - _t45_w1*_t46_w1)
+            _s158 = _t26_w1*(_t1_w1*(_f32(0.25)*(_t28_w1*_t28_w1) + _f32(0.25)*(_t29_w1*_t29_w1) + _t34_w1*_t39_w1) + _s157)
+            _t47_w1 = _f32(1.0)/((_s156*_s156)*_sqrt((_t24_w1*_t24_w1) + (_t25_w1*_t25_w1) + _s158))
             _t48_w1 = _t24_w1*_t47_w1
             _t49_w1 = _t25_w1*_t47_w1
             _t50_w1 = _f32(0.5)/_t0_w3
@@ -1036,14 +2411,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t56_w1 = _t14_w1*_t55_w1
             _t58 = _t12_w1*_t55_w1
             _t59_w1 = _t58/_t18_w1
-            _t60_w1 = _s60
+            _t60_w1 = _s149
             _t61_w1 = _t60_w1*_t8_w1
-            _t62_w1 = _s59
+            _t62_w1 = _s148
             _t63_w1 = _t20_w1*_t62_w1
             _t64_w1 = _t56_w1/_t18_w1
             _t65_w1 = _t62_w1*_t62_w1
             _t66_w1 = _t60_w1*_t60_w1
-            _t67_w1 = _t18_w1/math.sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
+            _t67_w1 = _t18_w1/_sqrt(_t20_w1*_t65_w1 + _t66_w1*_t8_w1)
             _t68_w1 = _t67_w1*(_t59_w1*_t61_w1 + _t63_w1*_t64_w1)
             _t69_w1 = _t11_w1/(_t32_w1*_t32_w1)
             _t70_w1 = _t42_w1*_t50_w1
@@ -1082,45 +2457,508 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t103_w1 = _t67_w1*(_t102_w1*_t87_w1 + _t78_w1*_t80_w1*_t83_w1)
             d_px = _t48_w1
             d_py = _t49_w1
-            _s70 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
-            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s70)
-            _s71 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
-            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s71)
+            _s159 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t58 - _t68_w1) + _t54_w1/_t43_w1) + _t70_w1)
+            d_pw = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t56_w1 - _t68_w1) + _t54_w1/_t32_w1) + _t51_w1) + _s159)
+            _s160 = _t40_w1*(-_t46_w1*(_t71_w1*(-_t56_w1 - _t75_w1) + _t74_w1/_t43_w1) + _t76_w1)
+            d_ph = _t72_w1*(_t1_w1*(_t39_w1*(_t69_w1*(-_t58 - _t75_w1) + _t74_w1/_t32_w1) + _t73_w1) + _s160)
             d_pa = _t72_w1*(_t1_w1*(_f32(0.125)*_t34_w1*_t37_w1*_t78_w1*_t81_w1 - _t82_w1*_t88_w1) + _t40_w1*(-_t86_w1*_t89_w1 + _t88_w1*_t90_w1))
             d_tx = -_t48_w1
             d_ty = -_t49_w1
-            _s72 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
-            d_tw = _t72_w1*_s72
-            _s73 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
-            d_th = _t72_w1*_s73
+            _s161 = _t1_w1*(-_t51_w1 + _t82_w1*(-_t94_w1 - _t98_w1) + _t92_w1*_t93_w1) + _t40_w1*(-_t76_w1 - _t90_w1*(-_t96_w1 - _t98_w1) - _t92_w1*_t99_w1)
+            d_tw = _t72_w1*_s161
+            _s162 = _t1_w1*(_t100_w1*_t93_w1 - _t73_w1 + _t82_w1*(-_t101_w1 - _t96_w1)) + _t40_w1*(-_t100_w1*_t99_w1 - _t70_w1 - _t90_w1*(-_t101_w1 - _t94_w1))
+            d_th = _t72_w1*_s162
             d_ta = _t72_w1*(_t1_w1*(-_t103_w1*_t82_w1 + _f32(0.125)*_t34_w1*_t37_w1*_t78_w1*_t80_w1) + _t40_w1*(-_t102_w1*_t89_w1 + _t103_w1*_t90_w1))
+            _xok = _tg6
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
-        _d_pred[5 * _i] = d_px
-        _d_pred[5 * _i + 1] = d_py
-        _d_pred[5 * _i + 2] = d_pw
-        _d_pred[5 * _i + 3] = d_ph
-        _d_pred[5 * _i + 4] = d_pa
-        _d_target[5 * _i] = d_tx
-        _d_target[5 * _i + 1] = d_ty
-        _d_target[5 * _i + 2] = d_tw
-        _d_target[5 * _i + 3] = d_th
-        _d_target[5 * _i + 4] = d_ta
+        _d_pred[_unsigned(5) * _i] = d_px
+        _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
+        _d_pred[_unsigned(5) * _i + _unsigned(2)] = d_pw
+        _d_pred[_unsigned(5) * _i + _unsigned(3)] = d_ph
+        _d_pred[_unsigned(5) * _i + _unsigned(4)] = d_pa
+        _d_target[_unsigned(5) * _i] = d_tx
+        _d_target[_unsigned(5) * _i + _unsigned(1)] = d_ty
+        _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
+        _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
+        _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                side_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s1_w1 = _f32(0.25)*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s2_w1 = _f32(0.25)*(ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s3_w1 = _s1_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                m_gh_w1 = max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s4_w1 = -ta_w1
+                _e5_w1 = pa_w1 + _s4_w1
+                _tg6_w1 = abs(_e5_w1) <= _f32(1024.0)
+                _xc7_w1 = _sel(_tg6_w1, _e5_w1, _f32(0.0))
+                _jt8_w1 = _xc7_w1*_f32(0.6366197466850281) + _f32(12582912.0)
+                _j9_w1 = _jt8_w1 - _f32(12582912.0)
+                _ji10_w1 = _i32(_f32(_jt8_w1).view(_i32) - _i32(1262485504))
+                _ra11_w1 = _xc7_w1 - _j9_w1*_f32(1.57080078125)
+                _rs12_w1 = _ra11_w1 - _j9_w1*-_f32(4.454515874385834e-06)
+                _rs13_w1 = _ra11_w1 - _rs12_w1
+                _re14_w1 = ((_ra11_w1 - (_rs12_w1 + _rs13_w1)) + (_rs13_w1 - _j9_w1*-_f32(4.454515874385834e-06)))
+                _rs15_w1 = _rs12_w1 - _j9_w1*_f32(6.077272018956137e-11)
+                _rs16_w1 = _rs12_w1 - _rs15_w1
+                _re17_w1 = ((_rs12_w1 - (_rs15_w1 + _rs16_w1)) + (_rs16_w1 - _j9_w1*_f32(6.077272018956137e-11)))
+                _rs18_w1 = _rs15_w1 - _j9_w1*-_f32(1.7151245100058819e-15)
+                _rs19_w1 = _rs15_w1 - _rs18_w1
+                _re20_w1 = ((_rs15_w1 - (_rs18_w1 + _rs19_w1)) + (_rs19_w1 - _j9_w1*-_f32(1.7151245100058819e-15)))
+                _rl21_w1 = _re20_w1 + (_re17_w1 + _re14_w1)
+                _z22_w1 = _rs18_w1*_rs18_w1
+                _e23_w1 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z22_w1
+                _e24_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z22_w1
+                _x25_w1 = _z22_w1*_z22_w1
+                _e26_w1 = _e23_w1 + _e24_w1*_x25_w1
+                _hz27_w1 = _f32(0.5)*_z22_w1
+                _sn28_w1 = _rs18_w1 + (_rl21_w1 + (_rs18_w1*_z22_w1*_e26_w1 - _hz27_w1*_rl21_w1))
+                _e29_w1 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z22_w1
+                _e30_w1 = _e29_w1 + _f32(2.4547813154640608e-05)*_x25_w1
+                _cw31_w1 = _f32(1.0) - _hz27_w1
+                _cs32_w1 = _cw31_w1 + (((_f32(1.0) - _cw31_w1) - _hz27_w1) + (_z22_w1*_z22_w1*_e30_w1 - _rs18_w1*_rl21_w1))
+                _jo33_w1 = (_ji10_w1 & _i32(1)) != _i32(0)
+                _su34_w1 = _sel(_jo33_w1, _cs32_w1, _sn28_w1)
+                _sv35_w1 = _sel((_ji10_w1 & _i32(2)) != _i32(0), -_su34_w1, _su34_w1)
+                _sv36_w1 = _sel(_e5_w1 != _f32(0.0), _sv35_w1, _e5_w1)
+                _sv37 = (_sv36_w1 if _tg6_w1 else math.sin(_e5_w1))
+                _e38 = _e5_w1 - pa_w1
+                _cu39 = _sel(_jo33_w1, _sn28_w1, _cs32_w1)
+                _cv40 = _sel(((_ji10_w1 + _i32(1)) & _i32(2)) != _i32(0), -_cu39, _cu39)
+                _cv41 = (_cv40 if _tg6_w1 else math.cos(_e5_w1))
+                _s42_w1 = -_sv37*((pa_w1 - (_e5_w1 - _e38)) + (_s4_w1 - _e38)) + _cv41
+                _s43_w1 = _s3_w1/max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s44_w1 = _s43_w1
+                _s45_w1 = _sv37 + _cv41*((pa_w1 - (_e5_w1 - _e38)) + (_s4_w1 - _e38))
+                _s46_w1 = max(_s3_w1, _s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))
+                _s47_w1 = (_s2_w1 + _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s46_w1
+                f_bures_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1
+                _s48_w1 = (th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s49_w1 = (ph_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))) + (pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s50_w1 = _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(th_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s51_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1 + _s2_w1 + _s50_w1
+                _s52_w1 = (_s49_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s51_w1
+                _s53_w1 = ((ph_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s54_w1 = ((pw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s55_w1 = -_f32(0.125)*(_s42_w1*_s42_w1)*(_s48_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s52_w1
+                _s56_w1 = _f32(1.0) - _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s57_w1 = _f32(0.25)*(pw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))*(tw_w1/max(max(pw_w1, ph_w1), max(tw_w1, th_w1)))
+                _s58_w1 = _sqrt((_s42_w1*_s42_w1)*(_s44_w1*_s44_w1) + (_s45_w1*_s45_w1)*(_s47_w1*_s47_w1))*_s46_w1 + _s1_w1 + _s57_w1
+                _s59_w1 = (_s49_w1*(((pw_w1 - ph_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))/_s58_w1
+                _s60_w1 = ((ph_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s61_w1 = ((pw_w1 - tw_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s62_w1 = _f32(0.125)*(_s45_w1*_s45_w1)*(_s48_w1*(((tw_w1 - th_w1))/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))))*_s59_w1
+                _s63_w1 = _sel((-ph_w1 + pw_w1)*(-th_w1 + tw_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
+                _s64_w1 = (_s55_w1 + _f32(0.25)*(_s53_w1*_s53_w1) + _f32(0.25)*(_s54_w1*_s54_w1))*_s56_w1
+                _s65_w1 = max(max(pw_w1, ph_w1), max(tw_w1, th_w1))
+                _s66_w1 = px_w1 - tx_w1
+                _s67_w1 = py_w1 - ty_w1
+                _s68 = (_s64_w1 + (_s62_w1 + _f32(0.25)*(_s60_w1*_s60_w1) + _f32(0.25)*(_s61_w1*_s61_w1))*_s63_w1)*(_s65_w1*_s65_w1)
+                w2_w1 = _s68 + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1)
+                if (fun == _f32(0.0)) and ((f_bures_w1 == _f32(0.0)) or (m_gh_w1 == _f32(0.0)) or (side_w1 == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (log1p)
+                    _s69 = _f32(0.25)*(ph_w1*ph_w1) + _f32(0.25)*(pw_w1*pw_w1) + _f32(0.25)*(th_w1*th_w1) + _f32(0.25)*(tw_w1*tw_w1) + (_s66_w1*_s66_w1)
+                    _a70 = _s69 + (_s67_w1*_s67_w1)
+                    _u71 = _f32(1.0) + _a70
+                    _lb72 = _f32(_u71).view(_i32)
+                    _lm73 = _i32((_lb72 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big74 = _lm73 > _f32(1.4142135381698608)
+                    _lh75 = _lm73*_f32(0.5)
+                    _lf76 = _sel(_big74, _lh75, _lm73) - _f32(1.0)
+                    _le77 = _i32(_i32(_lb72 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk78 = _le77 + _sel(_big74, _f32(1.0), _f32(0.0))
+                    _lf79 = _sel(_lk78 == _f32(0.0), _a70, _lf76)
+                    _lc80_w1 = _a70 - (_u71 - _f32(1.0))
+                    _lc81_w1 = _f32(1.0) - (_u71 - _a70)
+                    _lc82_w1 = _sel(_u71 <= _f32(2.0), _lc80_w1, _lc81_w1)
+                    _lc83 = _lc82_w1/_u71
+                    _lc84 = _sel(_lk78 == _f32(0.0), _f32(0.0), _lc83)
+                    _ls85 = _lf79/(_f32(2.0) + _lf79)
+                    _lz86 = _ls85*_ls85
+                    _e87 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz86
+                    _e88_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz86
+                    _x89 = _lz86*_lz86
+                    _e90 = _e87 + _e88_w1*_x89
+                    _hf91 = _f32(0.5)*(_lf79*_lf79)
+                    _lg92 = _lk78*_f32(0.693145751953125) + (_lf79 - (_hf91 - (_ls85*(_hf91 + _lz86*_e90) + (_lk78*_f32(1.428606765330187e-06) + _lc84))))
+                    _lo93_w1 = _sel(_a70 != _f32(0.0), _lg92, _a70)
+                    _lo94_w1 = (-_f32(math.inf) if _a70 == -_f32(1.0) else _f32(math.nan))
+                    _lo95 = _sel(_a70 > -_f32(1.0), _lo93_w1, _lo94_w1)
+                    _lo96 = _sel(_a70 < _f32(math.inf), _lo95, _a70)
+                    _t0_w4 = _lo96
+                    value_w1 = (_t0_w4 + (tau - _f32(1.0)))/(_t0_w4 + tau)
+                    d_px_w1 = _f32(math.nan)
+                    d_py_w1 = _f32(math.nan)
+                    d_pw_w1 = _f32(math.nan)
+                    d_ph_w1 = _f32(math.nan)
+                    d_pa_w1 = _f32(math.nan)
+                    d_tx_w1 = _f32(math.nan)
+                    d_ty_w1 = _f32(math.nan)
+                    d_tw_w1 = _f32(math.nan)
+                    d_th_w1 = _f32(math.nan)
+                    d_ta_w1 = _f32(math.nan)
+                elif (fun == _f32(1.0)) and ((f_bures_w1 == _f32(0.0)) or (m_gh_w1 == _f32(0.0)) or (side_w1 == _f32(0.0))):  # F = 0 (a point box, or two perpendicular segments): W^2 = |Delta|^2 + tr Sigma_p + tr Sigma_t, gradient NaN (sqrt)
+                    _s97 = _f32(0.25)*(ph_w1*ph_w1) + _f32(0.25)*(pw_w1*pw_w1) + _f32(0.25)*(th_w1*th_w1) + _f32(0.25)*(tw_w1*tw_w1) + (_s66_w1*_s66_w1)
+                    _t0_w1_w1 = _sqrt(_s97 + (_s67_w1*_s67_w1))
+                    value_w1 = (_t0_w1_w1 + (tau - _f32(1.0)))/(_t0_w1_w1 + tau)
+                    d_px_w1 = _f32(math.nan)
+                    d_py_w1 = _f32(math.nan)
+                    d_pw_w1 = _f32(math.nan)
+                    d_ph_w1 = _f32(math.nan)
+                    d_pa_w1 = _f32(math.nan)
+                    d_tx_w1 = _f32(math.nan)
+                    d_ty_w1 = _f32(math.nan)
+                    d_tw_w1 = _f32(math.nan)
+                    d_th_w1 = _f32(math.nan)
+                    d_ta_w1 = _f32(math.nan)
+                elif (fun == _f32(0.0)):  # f = log1p
+                    _t0_w2_w1 = side_w1
+                    _t1_w2 = _s63_w1
+                    _t3_w2 = _s4_w1
+                    _e98_w1 = pa_w1 + _t3_w2
+                    _t4_w2 = _e98_w1
+                    _sv99 = _sel(_t4_w2 != _f32(0.0), _sv35_w1, _t4_w2)
+                    _sv100 = (_sv99 if _tg6_w1 else math.sin(_t4_w2))
+                    _t5_w2 = _sv100
+                    _e101 = _e98_w1 - pa_w1
+                    _t6_w2 = (pa_w1 - (_e98_w1 - _e101)) + (_t3_w2 - _e101)
+                    _cv102 = (_cv40 if _tg6_w1 else math.cos(_t4_w2))
+                    _t7_w2 = _cv102
+                    _s103_w1 = _t5_w2 + _t6_w2*_t7_w2
+                    _t8_w2 = _s103_w1*_s103_w1
+                    _t9_w2 = ph_w1/_t0_w2_w1
+                    _t10_w2 = pw_w1/_t0_w2_w1
+                    _t11_w2 = (_t10_w2 + _t9_w2)*(((pw_w1 - ph_w1))/_t0_w2_w1)
+                    _t12_w2 = th_w1/_t0_w2_w1
+                    _t13_w2 = _f32(0.25)*_t9_w2
+                    _t14_w2 = tw_w1/_t0_w2_w1
+                    _t15_w2 = _f32(0.25)*_t10_w2
+                    _t16_w2 = _t12_w2*_t13_w2 + _t14_w2*_t15_w2
+                    _t17_w2 = _t12_w2*_t15_w2 + _t13_w2*_t14_w2
+                    _t18_w2 = max(_t16_w2, _t17_w2)
+                    _s104_w1 = -_t5_w2*_t6_w2 + _t7_w2
+                    _t20_w2 = _s104_w1*_s104_w1
+                    _s105_w1 = _t16_w2/_t18_w2
+                    _s106_w1 = _t17_w2/_t18_w2
+                    _t21_w2 = _t18_w2*_sqrt(_t20_w2*(_s105_w1*_s105_w1) + _t8_w2*(_s106_w1*_s106_w1))
+                    _t22_w2 = _f32(0.125)*((_t12_w2 + _t14_w2)*(((tw_w1 - th_w1))/_t0_w2_w1))
+                    _s107_w1 = ((ph_w1 - th_w1))/_t0_w2_w1
+                    _s108_w1 = ((pw_w1 - tw_w1))/_t0_w2_w1
+                    _s109 = ((ph_w1 - tw_w1))/_t0_w2_w1
+                    _s110 = ((pw_w1 - th_w1))/_t0_w2_w1
+                    _s111 = -_t20_w2*_t22_w2*(_t11_w2/(_t17_w2 + _t21_w2)) + _f32(0.25)*(_s109*_s109) + _f32(0.25)*(_s110*_s110)
+                    _s112 = _t1_w2*(_t22_w2*_t8_w2*(_t11_w2/(_t16_w2 + _t21_w2)) + _f32(0.25)*(_s107_w1*_s107_w1) + _f32(0.25)*(_s108_w1*_s108_w1))
+                    _a113 = (_t0_w2_w1*_t0_w2_w1)*(_s112 + _s111*(_f32(1.0) - _t1_w2)) + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1)
+                    _u114 = _f32(1.0) + _a113
+                    _lb115 = _f32(_u114).view(_i32)
+                    _lm116 = _i32((_lb115 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big117 = _lm116 > _f32(1.4142135381698608)
+                    _lh118 = _lm116*_f32(0.5)
+                    _lf119 = _sel(_big117, _lh118, _lm116) - _f32(1.0)
+                    _le120 = _i32(_i32(_lb115 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk121 = _le120 + _sel(_big117, _f32(1.0), _f32(0.0))
+                    _lf122 = _sel(_lk121 == _f32(0.0), _a113, _lf119)
+                    _lc123_w1 = _a113 - (_u114 - _f32(1.0))
+                    _lc124 = _f32(1.0) - (_u114 - _a113)
+                    _lc125 = _sel(_u114 <= _f32(2.0), _lc123_w1, _lc124)
+                    _lc126 = _lc125/_u114
+                    _lc127 = _sel(_lk121 == _f32(0.0), _f32(0.0), _lc126)
+                    _ls128 = _lf122/(_f32(2.0) + _lf122)
+                    _lz129 = _ls128*_ls128
+                    _e130 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz129
+                    _e131 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz129
+                    _x132 = _lz129*_lz129
+                    _e133 = _e130 + _e131*_x132
+                    _hf134 = _f32(0.5)*(_lf122*_lf122)
+                    _lg135 = _lk121*_f32(0.693145751953125) + (_lf122 - (_hf134 - (_ls128*(_hf134 + _lz129*_e133) + (_lk121*_f32(1.428606765330187e-06) + _lc127))))
+                    _lo136 = _sel(_a113 != _f32(0.0), _lg135, _a113)
+                    _lo137 = (-_f32(math.inf) if _a113 == -_f32(1.0) else _f32(math.nan))
+                    _lo138 = _sel(_a113 > -_f32(1.0), _lo136, _lo137)
+                    _lo139 = _sel(_a113 < _f32(math.inf), _lo138, _a113)
+                    _t23_w2 = _lo139
+                    value_w1 = (_t23_w2 + (tau - _f32(1.0)))/(_t23_w2 + tau)
+                    _t24_w2 = _s66_w1
+                    _t25_w2 = _s67_w1
+                    _t26_w2 = _t0_w2_w1*_t0_w2_w1
+                    _t28_w2 = _s107_w1
+                    _t29_w2 = _s108_w1
+                    _t30_w2 = _f32(0.25)*_t10_w2
+                    _t31_w2 = _f32(0.25)*_t9_w2
+                    _t32_w2 = _t12_w2*_t31_w2 + _t14_w2*_t30_w2 + _t21_w2
+                    _t34_w2 = _t11_w2/_t32_w2
+                    _t35_w2 = _t12_w2 + _t14_w2
+                    _t36_w2 = ((tw_w1 - th_w1))/_t0_w2_w1
+                    _t37_w2 = _t35_w2*_t36_w2
+                    _t38_w2 = _f32(0.125)*_t37_w2
+                    _t39_w2 = _t38_w2*_t8_w2
+                    _t40_w2 = _f32(1.0) - _t1_w2
+                    _t41_w2 = _s109
+                    _t42_w2 = _s110
+                    _t43_w2 = _t12_w2*_t30_w2 + _t14_w2*_t31_w2 + _t21_w2
+                    _t45_w2 = _t11_w2/_t43_w2
+                    _t46_w2 = _t20_w2*_t38_w2
+                    _s140_w1 = _t23_w2 + tau
+                    _s141_w1 = _t40_w2*(_f32(0.25)*(_t41_w2*_t41_w2) + _f32(0.25)*(_t42_w2*_t42_w2) - _t45_w2*_t46_w2)
+                    _s142_w1 = _t26_w2*(_t1_w2*(_f32(0.25)*(_t28_w2*_t28_w2) + _f32(0.25)*(_t29_w2*_t29_w2) + _t34_w2*_t39_w2) + _s141_w1)
+                    _t47_w2 = _f32(1.0)/((_s140_w1*_s140_w1)*((_t24_w2*_t24_w2) + (_t25_w2*_t25_w2) + _s142_w1 + _f32(1.0)))
+                    _t48_w2 = _f32(2.0)*_t47_w2
+                    _t49_w2 = _t24_w2*_t48_w2
+                    _t50_w2 = _t25_w2*_t48_w2
+                    _t51_w2 = _f32(0.5)/_t0_w2_w1
+                    _t52_w2 = _t29_w2*_t51_w2
+                    _t53_w2 = (_t10_w2 + _t9_w2)/_t0_w2_w1
+                    _t54_w2 = ((pw_w1 - ph_w1))/_t0_w2_w1
+                    _t55_w2 = _t53_w2 + _t54_w2/_t0_w2_w1
+                    _t56_w2 = _f32(0.25)/_t0_w2_w1
+                    _t57_w1 = _t14_w2*_t56_w2
+                    _t59_w2 = _t12_w2*_t56_w2
+                    _t60_w2 = _t59_w2/_t18_w2
+                    _t61_w2 = _s106_w1
+                    _t62_w2 = _t61_w2*_t8_w2
+                    _t63_w2 = _s105_w1
+                    _t64_w2 = _t20_w2*_t63_w2
+                    _t65_w2 = _t57_w1/_t18_w2
+                    _t66_w2 = _t63_w2*_t63_w2
+                    _t67_w2 = _t61_w2*_t61_w2
+                    _t68_w2 = _t18_w2/_sqrt(_t20_w2*_t66_w2 + _t67_w2*_t8_w2)
+                    _t69_w2 = _t68_w2*(_t60_w2*_t62_w2 + _t64_w2*_t65_w2)
+                    _t70_w2 = _t11_w2/(_t32_w2*_t32_w2)
+                    _t71_w2 = _t42_w2*_t51_w2
+                    _t72_w2 = _t11_w2/(_t43_w2*_t43_w2)
+                    _t73_w2 = _t26_w2*_t47_w2
+                    _t74_w2 = _t28_w2*_t51_w2
+                    _t75_w2 = -_t53_w2 + _t54_w2/_t0_w2_w1
+                    _t76_w2 = _t68_w2*(_t60_w2*_t64_w2 + _t62_w2*_t65_w2)
+                    _t77_w2 = _t41_w2*_t51_w2
+                    _t78_w2 = _t6_w2*_t7_w2
+                    _t79_w2 = _t5_w2 + _t78_w2
+                    _t80_w2 = _t5_w2*_t6_w2
+                    _t81_w2 = -_f32(2.0)*_t7_w2 + _f32(2.0)*_t80_w2
+                    _t82_w2 = -_t81_w2
+                    _t83_w2 = _t39_w2*_t70_w2
+                    _t84_w2 = _f32(0.5)*_t67_w2
+                    _t85_w2 = _t7_w2 - _t80_w2
+                    _t86_w2 = _f32(2.0)*_t5_w2 + _f32(2.0)*_t78_w2
+                    _t87_w2 = -_t85_w2*_t86_w2
+                    _t88_w2 = _f32(0.5)*_t66_w2
+                    _t89_w2 = _t68_w2*(_t79_w2*_t82_w2*_t84_w2 + _t87_w2*_t88_w2)
+                    _t90_w2 = _t38_w2*_t45_w2
+                    _t91_w2 = _t46_w2*_t72_w2
+                    _t92_w2 = _t35_w2/_t0_w2_w1
+                    _t93_w2 = _f32(0.125)*_t92_w2 + _f32(0.125)*_t36_w2/_t0_w2_w1
+                    _t94_w2 = _t34_w2*_t8_w2
+                    _t95_w2 = _t30_w2/_t0_w2_w1
+                    _t96_w2 = _t95_w2/_t18_w2
+                    _t97_w2 = _t31_w2/_t0_w2_w1
+                    _t98_w2 = _t97_w2/_t18_w2
+                    _t99_w2 = _t68_w2*(_t62_w2*_t98_w2 + _t64_w2*_t96_w2)
+                    _t100_w2 = _t20_w2*_t45_w2
+                    _t101_w2 = -_f32(0.125)*_t92_w2 + _f32(0.125)*_t36_w2/_t0_w2_w1
+                    _t102_w2 = _t68_w2*(_t62_w2*_t96_w2 + _t64_w2*_t98_w2)
+                    _t103_w2 = _t85_w2*_t86_w2
+                    _t104_w1 = _t68_w2*(_t103_w2*_t88_w2 + _t79_w2*_t81_w2*_t84_w2)
+                    d_px_w1 = _t49_w2
+                    d_py_w1 = _t50_w2
+                    _s143 = _t40_w2*(-_t46_w2*(_t72_w2*(-_t59_w2 - _t69_w2) + _t55_w2/_t43_w2) + _t71_w2)
+                    d_pw_w1 = _t73_w2*(_t1_w2*(_t39_w2*(_t70_w2*(-_t57_w1 - _t69_w2) + _t55_w2/_t32_w2) + _t52_w2) + _s143)
+                    _s144 = _t40_w2*(-_t46_w2*(_t72_w2*(-_t57_w1 - _t76_w2) + _t75_w2/_t43_w2) + _t77_w2)
+                    d_ph_w1 = _t73_w2*(_t1_w2*(_t39_w2*(_t70_w2*(-_t59_w2 - _t76_w2) + _t75_w2/_t32_w2) + _t74_w2) + _s144)
+                    d_pa_w1 = _t73_w2*(_t1_w2*(_f32(0.125)*_t34_w2*_t37_w2*_t79_w2*_t82_w2 - _t83_w2*_t89_w2) + _t40_w2*(-_t87_w2*_t90_w2 + _t89_w2*_t91_w2))
+                    d_tx_w1 = -_t49_w2
+                    d_ty_w1 = -_t50_w2
+                    _s145 = _t1_w2*(-_t52_w2 + _t83_w2*(-_t95_w2 - _t99_w2) + _t93_w2*_t94_w2) + _t40_w2*(-_t100_w2*_t93_w2 - _t77_w2 - _t91_w2*(-_t97_w2 - _t99_w2))
+                    d_tw_w1 = _t73_w2*_s145
+                    _s146_w1 = _t1_w2*(_t101_w2*_t94_w2 - _t74_w2 + _t83_w2*(-_t102_w2 - _t97_w2)) + _t40_w2*(-_t100_w2*_t101_w2 - _t71_w2 - _t91_w2*(-_t102_w2 - _t95_w2))
+                    d_th_w1 = _t73_w2*_s146_w1
+                    d_ta_w1 = _t73_w2*(_t1_w2*(-_t104_w1*_t83_w2 + _f32(0.125)*_t34_w2*_t37_w2*_t79_w2*_t81_w2) + _t40_w2*(-_t103_w2*_t90_w2 + _t104_w1*_t91_w2))
+                elif (fun == _f32(1.0)) and (w2_w1 == _f32(0.0)):  # f = sqrt at distance 0: gradient 0 by convention
+                    value_w1 = (tau - _f32(1.0))/tau
+                    d_px_w1 = _f32(0.0)
+                    d_py_w1 = _f32(0.0)
+                    d_pw_w1 = _f32(0.0)
+                    d_ph_w1 = _f32(0.0)
+                    d_pa_w1 = _f32(0.0)
+                    d_tx_w1 = _f32(0.0)
+                    d_ty_w1 = _f32(0.0)
+                    d_tw_w1 = _f32(0.0)
+                    d_th_w1 = _f32(0.0)
+                    d_ta_w1 = _f32(0.0)
+                else:  # f = sqrt
+                    _t0_w3_w1 = side_w1
+                    _t1_w1_w1 = _s63_w1
+                    _t3_w1_w1 = _s4_w1
+                    _e147 = pa_w1 + _t3_w1_w1
+                    _t4_w1_w1 = _e147
+                    _sv148 = _sel(_t4_w1_w1 != _f32(0.0), _sv35_w1, _t4_w1_w1)
+                    _sv149 = (_sv148 if _tg6_w1 else math.sin(_t4_w1_w1))
+                    _t5_w1_w1 = _sv149
+                    _e150 = _e147 - pa_w1
+                    _t6_w1_w1 = (pa_w1 - (_e147 - _e150)) + (_t3_w1_w1 - _e150)
+                    _cv151 = (_cv40 if _tg6_w1 else math.cos(_t4_w1_w1))
+                    _t7_w1_w1 = _cv151
+                    _s152_w1 = _t5_w1_w1 + _t6_w1_w1*_t7_w1_w1
+                    _t8_w1_w1 = _s152_w1*_s152_w1
+                    _t9_w1_w1 = ph_w1/_t0_w3_w1
+                    _t10_w1_w1 = pw_w1/_t0_w3_w1
+                    _t11_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)*(((pw_w1 - ph_w1))/_t0_w3_w1)
+                    _t12_w1_w1 = th_w1/_t0_w3_w1
+                    _t13_w1_w1 = _f32(0.25)*_t9_w1_w1
+                    _t14_w1_w1 = tw_w1/_t0_w3_w1
+                    _t15_w1_w1 = _f32(0.25)*_t10_w1_w1
+                    _t16_w1_w1 = _t12_w1_w1*_t13_w1_w1 + _t14_w1_w1*_t15_w1_w1
+                    _t17_w1_w1 = _t12_w1_w1*_t15_w1_w1 + _t13_w1_w1*_t14_w1_w1
+                    _t18_w1_w1 = max(_t16_w1_w1, _t17_w1_w1)
+                    _s153_w1 = -_t5_w1_w1*_t6_w1_w1 + _t7_w1_w1
+                    _t20_w1_w1 = _s153_w1*_s153_w1
+                    _s154_w1 = _t16_w1_w1/_t18_w1_w1
+                    _s155_w1 = _t17_w1_w1/_t18_w1_w1
+                    _t21_w1_w1 = _t18_w1_w1*_sqrt(_t20_w1_w1*(_s154_w1*_s154_w1) + _t8_w1_w1*(_s155_w1*_s155_w1))
+                    _t22_w1_w1 = _f32(0.125)*((_t12_w1_w1 + _t14_w1_w1)*(((tw_w1 - th_w1))/_t0_w3_w1))
+                    _s156_w1 = ((ph_w1 - th_w1))/_t0_w3_w1
+                    _s157_w1 = ((pw_w1 - tw_w1))/_t0_w3_w1
+                    _s158_w1 = ((ph_w1 - tw_w1))/_t0_w3_w1
+                    _s159_w1 = ((pw_w1 - th_w1))/_t0_w3_w1
+                    _s160_w1 = -_t20_w1_w1*_t22_w1_w1*(_t11_w1_w1/(_t17_w1_w1 + _t21_w1_w1)) + _f32(0.25)*(_s158_w1*_s158_w1) + _f32(0.25)*(_s159_w1*_s159_w1)
+                    _s161_w1 = _t1_w1_w1*(_t22_w1_w1*_t8_w1_w1*(_t11_w1_w1/(_t16_w1_w1 + _t21_w1_w1)) + _f32(0.25)*(_s156_w1*_s156_w1) + _f32(0.25)*(_s157_w1*_s157_w1))
+                    _t23_w1_w1 = _sqrt((_t0_w3_w1*_t0_w3_w1)*(_s161_w1 + _s160_w1*(_f32(1.0) - _t1_w1_w1)) + (_s66_w1*_s66_w1) + (_s67_w1*_s67_w1))
+                    value_w1 = (_t23_w1_w1 + (tau - _f32(1.0)))/(_t23_w1_w1 + tau)
+                    _t24_w1_w1 = _s66_w1
+                    _t25_w1_w1 = _s67_w1
+                    _t26_w1_w1 = _t0_w3_w1*_t0_w3_w1
+                    _t28_w1_w1 = _s156_w1
+                    _t29_w1_w1 = _s157_w1
+                    _t30_w1_w1 = _f32(0.25)*_t10_w1_w1
+                    _t31_w1_w1 = _f32(0.25)*_t9_w1_w1
+                    _t32_w1_w1 = _t12_w1_w1*_t31_w1_w1 + _t14_w1_w1*_t30_w1_w1 + _t21_w1_w1
+                    _t34_w1_w1 = _t11_w1_w1/_t32_w1_w1
+                    _t35_w1_w1 = _t12_w1_w1 + _t14_w1_w1
+                    _t36_w1_w1 = ((tw_w1 - th_w1))/_t0_w3_w1
+                    _t37_w1_w1 = _t35_w1_w1*_t36_w1_w1
+                    _t38_w1_w1 = _f32(0.125)*_t37_w1_w1
+                    _t39_w1_w1 = _t38_w1_w1*_t8_w1_w1
+                    _t40_w1_w1 = _f32(1.0) - _t1_w1_w1
+                    _t41_w1_w1 = _s158_w1
+                    _t42_w1_w1 = _s159_w1
+                    _t43_w1_w1 = _t12_w1_w1*_t30_w1_w1 + _t14_w1_w1*_t31_w1_w1 + _t21_w1_w1
+                    _t45_w1_w1 = _t11_w1_w1/_t43_w1_w1
+                    _t46_w1_w1 = _t20_w1_w1*_t38_w1_w1
+                    _s162_w1 = _t23_w1_w1 + tau
+                    _s163 = _t40_w1_w1*(_f32(0.25)*(_t41_w1_w1*_t41_w1_w1) + _f32(0.25)*(_t42_w1_w1*_t42_w1_w1) - _t45_w1_w1*_t46_w1_w1)
+                    _s164 = _t26_w1_w1*(_t1_w1_w1*(_f32(0.25)*(_t28_w1_w1*_t28_w1_w1) + _f32(0.25)*(_t29_w1_w1*_t29_w1_w1) + _t34_w1_w1*_t39_w1_w1) + _s163)
+                    _t47_w1_w1 = _f32(1.0)/((_s162_w1*_s162_w1)*_sqrt((_t24_w1_w1*_t24_w1_w1) + (_t25_w1_w1*_t25_w1_w1) + _s164))
+                    _t48_w1_w1 = _t24_w1_w1*_t47_w1_w1
+                    _t49_w1_w1 = _t25_w1_w1*_t47_w1_w1
+                    _t50_w1_w1 = _f32(0.5)/_t0_w3_w1
+                    _t51_w1_w1 = _t29_w1_w1*_t50_w1_w1
+                    _t52_w1_w1 = (_t10_w1_w1 + _t9_w1_w1)/_t0_w3_w1
+                    _t53_w1_w1 = ((pw_w1 - ph_w1))/_t0_w3_w1
+                    _t54_w1_w1 = _t52_w1_w1 + _t53_w1_w1/_t0_w3_w1
+                    _t55_w1_w1 = _f32(0.25)/_t0_w3_w1
+                    _t56_w1_w1 = _t14_w1_w1*_t55_w1_w1
+                    _t58_w1 = _t12_w1_w1*_t55_w1_w1
+                    _t59_w1_w1 = _t58_w1/_t18_w1_w1
+                    _t60_w1_w1 = _s155_w1
+                    _t61_w1_w1 = _t60_w1_w1*_t8_w1_w1
+                    _t62_w1_w1 = _s154_w1
+                    _t63_w1_w1 = _t20_w1_w1*_t62_w1_w1
+                    _t64_w1_w1 = _t56_w1_w1/_t18_w1_w1
+                    _t65_w1_w1 = _t62_w1_w1*_t62_w1_w1
+                    _t66_w1_w1 = _t60_w1_w1*_t60_w1_w1
+                    _t67_w1_w1 = _t18_w1_w1/_sqrt(_t20_w1_w1*_t65_w1_w1 + _t66_w1_w1*_t8_w1_w1)
+                    _t68_w1_w1 = _t67_w1_w1*(_t59_w1_w1*_t61_w1_w1 + _t63_w1_w1*_t64_w1_w1)
+                    _t69_w1_w1 = _t11_w1_w1/(_t32_w1_w1*_t32_w1_w1)
+                    _t70_w1_w1 = _t42_w1_w1*_t50_w1_w1
+                    _t71_w1_w1 = _t11_w1_w1/(_t43_w1_w1*_t43_w1_w1)
+                    _t72_w1_w1 = _f32(0.5)*_t26_w1_w1*_t47_w1_w1
+                    _t73_w1_w1 = _t28_w1_w1*_t50_w1_w1
+                    _t74_w1_w1 = -_t52_w1_w1 + _t53_w1_w1/_t0_w3_w1
+                    _t75_w1_w1 = _t67_w1_w1*(_t59_w1_w1*_t63_w1_w1 + _t61_w1_w1*_t64_w1_w1)
+                    _t76_w1_w1 = _t41_w1_w1*_t50_w1_w1
+                    _t77_w1_w1 = _t6_w1_w1*_t7_w1_w1
+                    _t78_w1_w1 = _t5_w1_w1 + _t77_w1_w1
+                    _t79_w1_w1 = _t5_w1_w1*_t6_w1_w1
+                    _t80_w1_w1 = -_f32(2.0)*_t7_w1_w1 + _f32(2.0)*_t79_w1_w1
+                    _t81_w1_w1 = -_t80_w1_w1
+                    _t82_w1_w1 = _t39_w1_w1*_t69_w1_w1
+                    _t83_w1_w1 = _f32(0.5)*_t66_w1_w1
+                    _t84_w1_w1 = _t7_w1_w1 - _t79_w1_w1
+                    _t85_w1_w1 = _f32(2.0)*_t5_w1_w1 + _f32(2.0)*_t77_w1_w1
+                    _t86_w1_w1 = -_t84_w1_w1*_t85_w1_w1
+                    _t87_w1_w1 = _f32(0.5)*_t65_w1_w1
+                    _t88_w1_w1 = _t67_w1_w1*(_t78_w1_w1*_t81_w1_w1*_t83_w1_w1 + _t86_w1_w1*_t87_w1_w1)
+                    _t89_w1_w1 = _t38_w1_w1*_t45_w1_w1
+                    _t90_w1_w1 = _t46_w1_w1*_t71_w1_w1
+                    _t91_w1_w1 = _t35_w1_w1/_t0_w3_w1
+                    _t92_w1_w1 = _f32(0.125)*_t91_w1_w1 + _f32(0.125)*_t36_w1_w1/_t0_w3_w1
+                    _t93_w1_w1 = _t34_w1_w1*_t8_w1_w1
+                    _t94_w1_w1 = _t30_w1_w1/_t0_w3_w1
+                    _t95_w1_w1 = _t94_w1_w1/_t18_w1_w1
+                    _t96_w1_w1 = _t31_w1_w1/_t0_w3_w1
+                    _t97_w1_w1 = _t96_w1_w1/_t18_w1_w1
+                    _t98_w1_w1 = _t67_w1_w1*(_t61_w1_w1*_t97_w1_w1 + _t63_w1_w1*_t95_w1_w1)
+                    _t99_w1_w1 = _t20_w1_w1*_t45_w1_w1
+                    _t100_w1_w1 = -_f32(0.125)*_t91_w1_w1 + _f32(0.125)*_t36_w1_w1/_t0_w3_w1
+                    _t101_w1_w1 = _t67_w1_w1*(_t61_w1_w1*_t95_w1_w1 + _t63_w1_w1*_t97_w1_w1)
+                    _t102_w1_w1 = _t84_w1_w1*_t85_w1_w1
+                    _t103_w1_w1 = _t67_w1_w1*(_t102_w1_w1*_t87_w1_w1 + _t78_w1_w1*_t80_w1_w1*_t83_w1_w1)
+                    d_px_w1 = _t48_w1_w1
+                    d_py_w1 = _t49_w1_w1
+                    _s165 = _t40_w1_w1*(-_t46_w1_w1*(_t71_w1_w1*(-_t58_w1 - _t68_w1_w1) + _t54_w1_w1/_t43_w1_w1) + _t70_w1_w1)
+                    d_pw_w1 = _t72_w1_w1*(_t1_w1_w1*(_t39_w1_w1*(_t69_w1_w1*(-_t56_w1_w1 - _t68_w1_w1) + _t54_w1_w1/_t32_w1_w1) + _t51_w1_w1) + _s165)
+                    _s166 = _t40_w1_w1*(-_t46_w1_w1*(_t71_w1_w1*(-_t56_w1_w1 - _t75_w1_w1) + _t74_w1_w1/_t43_w1_w1) + _t76_w1_w1)
+                    d_ph_w1 = _t72_w1_w1*(_t1_w1_w1*(_t39_w1_w1*(_t69_w1_w1*(-_t58_w1 - _t75_w1_w1) + _t74_w1_w1/_t32_w1_w1) + _t73_w1_w1) + _s166)
+                    d_pa_w1 = _t72_w1_w1*(_t1_w1_w1*(_f32(0.125)*_t34_w1_w1*_t37_w1_w1*_t78_w1_w1*_t81_w1_w1 - _t82_w1_w1*_t88_w1_w1) + _t40_w1_w1*(-_t86_w1_w1*_t89_w1_w1 + _t88_w1_w1*_t90_w1_w1))
+                    d_tx_w1 = -_t48_w1_w1
+                    d_ty_w1 = -_t49_w1_w1
+                    _s167 = _t1_w1_w1*(-_t51_w1_w1 + _t82_w1_w1*(-_t94_w1_w1 - _t98_w1_w1) + _t92_w1_w1*_t93_w1_w1) + _t40_w1_w1*(-_t76_w1_w1 - _t90_w1_w1*(-_t96_w1_w1 - _t98_w1_w1) - _t92_w1_w1*_t99_w1_w1)
+                    d_tw_w1 = _t72_w1_w1*_s167
+                    _s168 = _t1_w1_w1*(_t100_w1_w1*_t93_w1_w1 - _t73_w1_w1 + _t82_w1_w1*(-_t101_w1_w1 - _t96_w1_w1)) + _t40_w1_w1*(-_t100_w1_w1*_t99_w1_w1 - _t70_w1_w1 - _t90_w1_w1*(-_t101_w1_w1 - _t94_w1_w1))
+                    d_th_w1 = _t72_w1_w1*_s168
+                    d_ta_w1 = _t72_w1_w1*(_t1_w1_w1*(-_t103_w1_w1*_t82_w1_w1 + _f32(0.125)*_t34_w1_w1*_t37_w1_w1*_t78_w1_w1*_t80_w1_w1) + _t40_w1_w1*(-_t102_w1_w1*_t89_w1_w1 + _t103_w1_w1*_t90_w1_w1))
+                _out[_i_w1] = value_w1
+                _d_pred[_unsigned(5) * _i_w1] = d_px_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(1)] = d_py_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(2)] = d_pw_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(3)] = d_ph_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(4)] = d_pa_w1
+                _d_target[_unsigned(5) * _i_w1] = d_tx_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(1)] = d_ty_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(2)] = d_tw_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(3)] = d_th_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(4)] = d_ta_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_pred.shape[0]):
-            _d_pred[_i_w1] /= divisor
-        for _i_w2 in range(_d_target.shape[0]):
-            _d_target[_i_w2] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
-                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
-                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
-                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
-                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
-                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
-                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
-                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w4] - _pred[_unsigned(5) * _i_w4])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(1)] - _pred[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(2)] - _pred[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(3)] - _pred[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(4)] - _pred[_unsigned(5) * _i_w4 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w4] - _target[_unsigned(5) * _i_w4])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(1)] - _target[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(2)] - _target[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(3)] - _target[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(4)] - _target[_unsigned(5) * _i_w4 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 

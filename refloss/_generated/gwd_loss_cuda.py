@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 36c002f5f8ba776b
+# scalar kernels: sha256 53b9f91ad97f5a32
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

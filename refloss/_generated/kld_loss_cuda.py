@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b7a743072c07a846
+# scalar kernels: sha256 b22d0110270e1414
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

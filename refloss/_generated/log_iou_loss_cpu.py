@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,15 +26,15 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -max(px1, tx1) + min(px2, tx2)
         _s2 = -max(py1, ty1) + min(py2, ty2)
         inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -92,17 +93,21 @@ def _value_block_f64(_pred, _target, _out, eps):
             value = _lo46
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -128,15 +133,15 @@ def value_f64(pred, target, out, eps):
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -max(px1, tx1) + min(px2, tx2)
         _s2 = -max(py1, ty1) + min(py2, ty2)
         inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -274,24 +279,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
             _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
             inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
@@ -479,31 +484,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
                     d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -530,15 +539,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -max(px1, tx1) + min(px2, tx2)
         _s2 = -max(py1, ty1) + min(py2, ty2)
         inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -592,17 +601,21 @@ def _value_block_f32(_pred, _target, _out, eps):
             value = _lo41
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -628,15 +641,15 @@ def value_f32(pred, target, out, eps):
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, eps):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = -max(px1, tx1) + min(px2, tx2)
         _s2 = -max(py1, ty1) + min(py2, ty2)
         inter = max(_s1, _s1 - _s1)*max(_s2, _s2 - _s2)
@@ -769,24 +782,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _s1_w1 = -max(px1_w1, tx1_w1) + min(px2_w1, tx2_w1)
             _s2_w1 = -max(py1_w1, ty1_w1) + min(py2_w1, ty2_w1)
             inter_w1 = max(_s1_w1, _s1_w1 - _s1_w1)*max(_s2_w1, _s2_w1 - _s2_w1)
@@ -969,31 +982,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     d_tx2_w1 = -((-_t2_w1*_t40_w1*_t9_w1 + _t39_w1*_t47_w1 + _t41_w1*_t48_w1)/_t8_w1)/_t9_w1
                     d_ty2_w1 = -((_t43_w1*_t50_w1 - _t44_w1*_t5_w1*_t9_w1 + _t45_w1*_t51_w1)/_t8_w1)/_t9_w1
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -17,23 +17,24 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss._select import _sel
+from refloss._select import _sel, _sqrt
 
 
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, c, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
         _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
         _u3 = px2 - tx2
@@ -52,7 +53,7 @@ def _value_block_f64(_pred, _target, _out, c, eps):
         _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
         _c17 = _e15 - _e16
         _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
-        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
+        w2 = _sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
         if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = 0.0
         else:  # W2 > 0
@@ -103,17 +104,21 @@ def _value_block_f64(_pred, _target, _out, c, eps):
             value = -_em62
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -138,15 +143,15 @@ def value_f64(pred, target, out, c, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, c, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = 0.5*((px1 - tx1)) + 0.5*((px2 - tx2))
         _s2 = 0.5*((py1 - ty1)) + 0.5*((py2 - ty2))
         _u3 = px2 - tx2
@@ -165,7 +170,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
         _c17 = _e15 - _e16
         _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
-        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
+        w2 = _sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
         _a19 = -w2/c
         _xc20 = _sel(_a19 > -746.0, _a19, -746.0)
         _xc21 = _sel(_xc20 < 710.0, _xc20, 710.0)
@@ -243,31 +248,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = -_t3*_t7
             d_ty2 = -_t3*_t8
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
-                + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
-                + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
-                + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
-                + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != 0.0)
-                | ((_pred[4 * _i_w3 + 2] < _pred[4 * _i_w3])) | ((_pred[4 * _i_w3 + 3] < _pred[4 * _i_w3 + 1]))
-                | ((_target[4 * _i_w3 + 2] < _target[4 * _i_w3]))
-                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1]))
-                | (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > 0.0)), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w3] - _pred[_unsigned(4) * _i_w3])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(1)] - _pred[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(2)] - _pred[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(3)] - _pred[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w3] - _target[_unsigned(4) * _i_w3])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(1)] - _target[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(2)] - _target[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(3)] - _target[_unsigned(4) * _i_w3 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(2)] < _pred[_unsigned(4) * _i_w3]))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(3)] < _pred[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(2)] < _target[_unsigned(4) * _i_w3]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(3)] < _target[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -294,15 +303,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, c, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, c, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
         _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
         _u3 = px2 - tx2
@@ -321,7 +330,7 @@ def _value_block_f32(_pred, _target, _out, c, eps):
         _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
         _c17 = _e15 - _e16
         _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
-        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
+        w2 = _sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
         if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
             value = _f32(0.0)
         else:  # W2 > 0
@@ -366,17 +375,21 @@ def _value_block_f32(_pred, _target, _out, c, eps):
             value = -_em56
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -401,15 +414,15 @@ def value_f32(pred, target, out, c, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, c, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = _f32(0.5)*((px1 - tx1)) + _f32(0.5)*((px2 - tx2))
         _s2 = _f32(0.5)*((py1 - ty1)) + _f32(0.5)*((py2 - ty2))
         _u3 = px2 - tx2
@@ -428,7 +441,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
         _c17 = _e15 - _e16
         _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
-        w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
+        w2 = _sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
         _a19 = -w2/c
         _xc20 = _sel(_a19 > -_f32(104.0), _a19, -_f32(104.0))
         _xc21 = _sel(_xc20 < _f32(89.0), _xc20, _f32(89.0))
@@ -500,31 +513,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tx2 = -_t3*_t7
             d_ty2 = -_t3*_t8
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
-                + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
-                + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
-                + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
-                + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w3 + 2] < _pred[4 * _i_w3])) | ((_pred[4 * _i_w3 + 3] < _pred[4 * _i_w3 + 1]))
-                | ((_target[4 * _i_w3 + 2] < _target[4 * _i_w3]))
-                | ((_target[4 * _i_w3 + 3] < _target[4 * _i_w3 + 1]))
-                | (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w3]), abs(_pred[4 * _i_w3 + 1]), abs(_pred[4 * _i_w3 + 2]), abs(_pred[4 * _i_w3 + 3]), abs(_target[4 * _i_w3]), abs(_target[4 * _i_w3 + 1]), abs(_target[4 * _i_w3 + 2]), abs(_target[4 * _i_w3 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w3] - _pred[_unsigned(4) * _i_w3])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(1)] - _pred[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(2)] - _pred[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(3)] - _pred[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w3] - _target[_unsigned(4) * _i_w3])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(1)] - _target[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(2)] - _target[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(3)] - _target[_unsigned(4) * _i_w3 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(2)] < _pred[_unsigned(4) * _i_w3]))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(3)] < _pred[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(2)] < _target[_unsigned(4) * _i_w3]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(3)] < _target[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

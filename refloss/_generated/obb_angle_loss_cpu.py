@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,17 +26,17 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, lam, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = math.nan
         elif (eps + th == 0.0) or (eps + tw == 0.0) or (((eps + tw)/(eps + th)) == 0.0) or (((eps + tw)/(eps + th)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
@@ -61,16 +62,21 @@ def _value_block_f64(_pred, _target, _out, lam, eps):
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
-                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
-                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
-                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
-                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
-                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
-                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != 0.0) | ((_pred[5 * _i_w1 + 2] < 0.0))
-                | ((_pred[5 * _i_w1 + 3] < 0.0)) | ((_target[5 * _i_w1 + 2] < 0.0))
-                | ((_target[5 * _i_w1 + 3] < 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w1] - _pred[_unsigned(5) * _i_w1])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(1)] - _pred[_unsigned(5) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(2)] - _pred[_unsigned(5) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(3)] - _pred[_unsigned(5) * _i_w1 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(4)] - _pred[_unsigned(5) * _i_w1 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w1] - _target[_unsigned(5) * _i_w1])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(1)] - _target[_unsigned(5) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(2)] - _target[_unsigned(5) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(3)] - _target[_unsigned(5) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(4)] - _target[_unsigned(5) * _i_w1 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w1 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w1 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -95,17 +101,17 @@ def value_f64(pred, target, out, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = math.nan
             d_px = math.nan
@@ -200,32 +206,37 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _t13_w1/(eps + th)
             d_ta = _t12_w1*_t5_w1
         _out[_i] = value
-        _d_pred[5 * _i] = d_px
-        _d_pred[5 * _i + 1] = d_py
-        _d_pred[5 * _i + 2] = d_pw
-        _d_pred[5 * _i + 3] = d_ph
-        _d_pred[5 * _i + 4] = d_pa
-        _d_target[5 * _i] = d_tx
-        _d_target[5 * _i + 1] = d_ty
-        _d_target[5 * _i + 2] = d_tw
-        _d_target[5 * _i + 3] = d_th
-        _d_target[5 * _i + 4] = d_ta
+        _d_pred[_unsigned(5) * _i] = d_px
+        _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
+        _d_pred[_unsigned(5) * _i + _unsigned(2)] = d_pw
+        _d_pred[_unsigned(5) * _i + _unsigned(3)] = d_ph
+        _d_pred[_unsigned(5) * _i + _unsigned(4)] = d_pa
+        _d_target[_unsigned(5) * _i] = d_tx
+        _d_target[_unsigned(5) * _i + _unsigned(1)] = d_ty
+        _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
+        _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
+        _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
-                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
-                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
-                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
-                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
-                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
-                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != 0.0) | ((_pred[5 * _i_w3 + 2] < 0.0))
-                | ((_pred[5 * _i_w3 + 3] < 0.0)) | ((_target[5 * _i_w3 + 2] < 0.0))
-                | ((_target[5 * _i_w3 + 3] < 0.0)), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w3] - _pred[_unsigned(5) * _i_w3])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(1)] - _pred[_unsigned(5) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(2)] - _pred[_unsigned(5) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(3)] - _pred[_unsigned(5) * _i_w3 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(4)] - _pred[_unsigned(5) * _i_w3 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w3] - _target[_unsigned(5) * _i_w3])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(1)] - _target[_unsigned(5) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(2)] - _target[_unsigned(5) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(3)] - _target[_unsigned(5) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(4)] - _target[_unsigned(5) * _i_w3 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w3 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w3 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -252,17 +263,17 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, lam, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = _f32(math.nan)
         elif (eps + th == _f32(0.0)) or (eps + tw == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
@@ -288,16 +299,21 @@ def _value_block_f32(_pred, _target, _out, lam, eps):
             value = (_s7*_s7)*math.exp(-(_s8*_s8))
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w1] - _pred[5 * _i_w1]) + (_pred[5 * _i_w1 + 1] - _pred[5 * _i_w1 + 1])
-                + (_pred[5 * _i_w1 + 2] - _pred[5 * _i_w1 + 2]) + (_pred[5 * _i_w1 + 3] - _pred[5 * _i_w1 + 3])
-                + (_pred[5 * _i_w1 + 4] - _pred[5 * _i_w1 + 4]) + (_target[5 * _i_w1] - _target[5 * _i_w1])
-                + (_target[5 * _i_w1 + 1] - _target[5 * _i_w1 + 1])
-                + (_target[5 * _i_w1 + 2] - _target[5 * _i_w1 + 2])
-                + (_target[5 * _i_w1 + 3] - _target[5 * _i_w1 + 3])
-                + (_target[5 * _i_w1 + 4] - _target[5 * _i_w1 + 4]) != _f32(0.0))
-                | ((_pred[5 * _i_w1 + 2] < _f32(0.0))) | ((_pred[5 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w1 + 2] < _f32(0.0))) | ((_target[5 * _i_w1 + 3] < _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w1] - _pred[_unsigned(5) * _i_w1])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(1)] - _pred[_unsigned(5) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(2)] - _pred[_unsigned(5) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(3)] - _pred[_unsigned(5) * _i_w1 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w1 + _unsigned(4)] - _pred[_unsigned(5) * _i_w1 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w1] - _target[_unsigned(5) * _i_w1])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(1)] - _target[_unsigned(5) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(2)] - _target[_unsigned(5) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(3)] - _target[_unsigned(5) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w1 + _unsigned(4)] - _target[_unsigned(5) * _i_w1 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w1 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w1 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -322,17 +338,17 @@ def value_f32(pred, target, out, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px = _pred[5 * _i]
-        py = _pred[5 * _i + 1]
-        pw = _pred[5 * _i + 2]
-        ph = _pred[5 * _i + 3]
-        pa = _pred[5 * _i + 4]
-        tx = _target[5 * _i]
-        ty = _target[5 * _i + 1]
-        tw = _target[5 * _i + 2]
-        th = _target[5 * _i + 3]
-        ta = _target[5 * _i + 4]
+    for _i in range(_unsigned(_m)):
+        px = _pred[_unsigned(5) * _i]
+        py = _pred[_unsigned(5) * _i + _unsigned(1)]
+        pw = _pred[_unsigned(5) * _i + _unsigned(2)]
+        ph = _pred[_unsigned(5) * _i + _unsigned(3)]
+        pa = _pred[_unsigned(5) * _i + _unsigned(4)]
+        tx = _target[_unsigned(5) * _i]
+        ty = _target[_unsigned(5) * _i + _unsigned(1)]
+        tw = _target[_unsigned(5) * _i + _unsigned(2)]
+        th = _target[_unsigned(5) * _i + _unsigned(3)]
+        ta = _target[_unsigned(5) * _i + _unsigned(4)]
         if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = _f32(math.nan)
             d_px = _f32(math.nan)
@@ -427,32 +443,37 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_th = _t13_w1/(eps + th)
             d_ta = _t12_w1*_t5_w1
         _out[_i] = value
-        _d_pred[5 * _i] = d_px
-        _d_pred[5 * _i + 1] = d_py
-        _d_pred[5 * _i + 2] = d_pw
-        _d_pred[5 * _i + 3] = d_ph
-        _d_pred[5 * _i + 4] = d_pa
-        _d_target[5 * _i] = d_tx
-        _d_target[5 * _i + 1] = d_ty
-        _d_target[5 * _i + 2] = d_tw
-        _d_target[5 * _i + 3] = d_th
-        _d_target[5 * _i + 4] = d_ta
+        _d_pred[_unsigned(5) * _i] = d_px
+        _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
+        _d_pred[_unsigned(5) * _i + _unsigned(2)] = d_pw
+        _d_pred[_unsigned(5) * _i + _unsigned(3)] = d_ph
+        _d_pred[_unsigned(5) * _i + _unsigned(4)] = d_pa
+        _d_target[_unsigned(5) * _i] = d_tx
+        _d_target[_unsigned(5) * _i + _unsigned(1)] = d_ty
+        _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
+        _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
+        _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[5 * _i_w3] - _pred[5 * _i_w3]) + (_pred[5 * _i_w3 + 1] - _pred[5 * _i_w3 + 1])
-                + (_pred[5 * _i_w3 + 2] - _pred[5 * _i_w3 + 2]) + (_pred[5 * _i_w3 + 3] - _pred[5 * _i_w3 + 3])
-                + (_pred[5 * _i_w3 + 4] - _pred[5 * _i_w3 + 4]) + (_target[5 * _i_w3] - _target[5 * _i_w3])
-                + (_target[5 * _i_w3 + 1] - _target[5 * _i_w3 + 1])
-                + (_target[5 * _i_w3 + 2] - _target[5 * _i_w3 + 2])
-                + (_target[5 * _i_w3 + 3] - _target[5 * _i_w3 + 3])
-                + (_target[5 * _i_w3 + 4] - _target[5 * _i_w3 + 4]) != _f32(0.0))
-                | ((_pred[5 * _i_w3 + 2] < _f32(0.0))) | ((_pred[5 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[5 * _i_w3 + 2] < _f32(0.0))) | ((_target[5 * _i_w3 + 3] < _f32(0.0))), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w3] - _pred[_unsigned(5) * _i_w3])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(1)] - _pred[_unsigned(5) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(2)] - _pred[_unsigned(5) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(3)] - _pred[_unsigned(5) * _i_w3 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w3 + _unsigned(4)] - _pred[_unsigned(5) * _i_w3 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w3] - _target[_unsigned(5) * _i_w3])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(1)] - _target[_unsigned(5) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(2)] - _target[_unsigned(5) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(3)] - _target[_unsigned(5) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w3 + _unsigned(4)] - _target[_unsigned(5) * _i_w3 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w3 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w3 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 

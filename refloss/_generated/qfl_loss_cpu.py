@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,7 +26,7 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_logits, _target, _out, beta):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == 0.0):  # hard target 0
@@ -56,7 +57,7 @@ def _value_block_f64(_logits, _target, _out, beta):
             value = _s20*math.pow(abs(_s19 - (1.0 - target)*_s18), beta)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
                 | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0)), 1, 0)
     return _bad
@@ -82,7 +83,7 @@ def value_f64(logits, target, out, beta):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
@@ -206,7 +207,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
                 | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0)), 1, 0)
     return _bad
@@ -233,7 +234,7 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_logits, _target, _out, beta):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == _f32(0.0)):  # hard target 0
@@ -264,7 +265,7 @@ def _value_block_f32(_logits, _target, _out, beta):
             value = _s20*math.pow(abs(target*_s18 - (_f32(1.0) - target)*_s19), beta)
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
                 | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
@@ -290,7 +291,7 @@ def value_f32(logits, target, out, beta):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
@@ -434,7 +435,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
                 | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0))), 1, 0)
     return _bad

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,7 +26,7 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_logits, _targets, _out, alpha, gamma):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         if (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
@@ -104,7 +105,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
             value = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s57*_s58
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != 0.0)
                 | ((_targets[_i_w1] > 1.0)) | ((_targets[_i_w1] < 0.0)), 1, 0)
     return _bad
@@ -131,7 +132,7 @@ def value_f64(logits, targets, out, alpha, gamma):
 def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, divisor, alpha,
         gamma):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         if (targets == 0.0) and (logits > -1.2676506002282294e+30) and (alpha < 0.0) and (logits < -45.0):  # alpha None or negative: no alpha_t weighting, hard target 0, far tail
@@ -417,7 +418,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
         for _i_w2 in range(_d_targets.shape[0]):
             _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != 0.0)
                 | ((_targets[_i_w3] > 1.0)) | ((_targets[_i_w3] < 0.0)), 1, 0)
     return _bad
@@ -446,7 +447,7 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_logits, _targets, _out, alpha, gamma):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         if (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
@@ -525,7 +526,7 @@ def _value_block_f32(_logits, _targets, _out, alpha, gamma):
             value = (alpha*targets + (_f32(1.0) - alpha)*(_f32(1.0) - targets))*_s57*_s58
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_targets[_i_w1] - _targets[_i_w1]) != _f32(0.0))
                 | ((_targets[_i_w1] > _f32(1.0))) | ((_targets[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
@@ -552,7 +553,7 @@ def value_f32(logits, targets, out, alpha, gamma):
 def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, divisor, alpha,
         gamma):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         targets = _targets[_i]
         if (targets == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (alpha < _f32(0.0)) and (logits < -_f32(20.0)):  # alpha None or negative: no alpha_t weighting, hard target 0, far tail
@@ -1013,7 +1014,7 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
         for _i_w2 in range(_d_targets.shape[0]):
             _d_targets[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_targets[_i_w3] - _targets[_i_w3]) != _f32(0.0))
                 | ((_targets[_i_w3] > _f32(1.0))) | ((_targets[_i_w3] < _f32(0.0))), 1, 0)
     return _bad

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,15 +26,15 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _u1 = px2 - tx2
         _u2 = tx1 - px1
         _b3 = _u1 - px2
@@ -112,17 +113,21 @@ def _value_block_f64(_pred, _target, _out, eps, theta, positive_exponent):
             value = _t10/(_t10 + _t9*max(_s47, _s47 - _s47)) + _s50 + _s51 + _s52 + _s53
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0)
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -151,15 +156,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         positive_exponent):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _u1 = px2 - tx2
         _u2 = tx1 - px1
         _b3 = _u1 - px2
@@ -472,24 +477,24 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_t121 + _s79 - _t78*(((_t73 - -_t118*_t76))*_inv6) + _s80
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _u1_w1 = px2_w1 - tx2_w1
             _u2_w1 = tx1_w1 - px1_w1
             _b3_w1 = _u1_w1 - px2_w1
@@ -997,31 +1002,35 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s97 = -((-_t1_w1_w1*_t108_w1*_t56_w3 + _t106_w1*_t124_w1 + _t109_w1*_t125_w1)/_t55_w2)
                     d_ty2_w1 = -_t121_w1 + _s96 - _t78_w1*(((_t73_w1 - -_t118_w1*_t76_w1))/_t75_w1) + _s97
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != 0.0)
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 3.1217485503159922e+144)
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < 3.2033329522929615e-145) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 3.1217485503159922e+144)
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < 3.2033329522929615e-145) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > 0.0)), 1, 0)
     return _bad
 
 
@@ -1051,15 +1060,15 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, theta,
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
     _m = _out.shape[0]
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _u1 = px2 - tx2
         _u2 = tx1 - px1
         _b3 = _u1 - px2
@@ -1139,17 +1148,21 @@ def _value_block_f32(_pred, _target, _out, eps, theta, positive_exponent):
             value = _t10/(_t10 + _t9*max(_s48, _s48 - _s48)) + _s51 + _s52 + _s53 + _s54
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _pred[4 * _i_w1])) | ((_pred[4 * _i_w1 + 3] < _pred[4 * _i_w1 + 1]))
-                | ((_target[4 * _i_w1 + 2] < _target[4 * _i_w1]))
-                | ((_target[4 * _i_w1 + 3] < _target[4 * _i_w1 + 1]))
-                | (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w1]), abs(_pred[4 * _i_w1 + 1]), abs(_pred[4 * _i_w1 + 2]), abs(_pred[4 * _i_w1 + 3]), abs(_target[4 * _i_w1]), abs(_target[4 * _i_w1 + 1]), abs(_target[4 * _i_w1 + 2]), abs(_target[4 * _i_w1 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _pred[_unsigned(4) * _i_w1]))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _pred[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _target[_unsigned(4) * _i_w1]))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _target[_unsigned(4) * _i_w1 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w1]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w1 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w1]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w1 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -1178,15 +1191,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         positive_exponent):
     _m = _out.shape[0]
     _far = False
-    for _i in range(_m):
-        px1 = _pred[4 * _i]
-        py1 = _pred[4 * _i + 1]
-        px2 = _pred[4 * _i + 2]
-        py2 = _pred[4 * _i + 3]
-        tx1 = _target[4 * _i]
-        ty1 = _target[4 * _i + 1]
-        tx2 = _target[4 * _i + 2]
-        ty2 = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
         _u1 = px2 - tx2
         _u2 = tx1 - px1
         _b3 = _u1 - px2
@@ -1508,24 +1521,24 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_ty2 = -_t121 - _t37_w1*(((_t122 - _s88))*_inv3) - _t78*(((_t73 - -_t118*_t76))*_inv6) + _s89
         _far = _far | (not _ok)
         _out[_i] = value
-        _d_pred[4 * _i] = d_px1
-        _d_pred[4 * _i + 1] = d_py1
-        _d_pred[4 * _i + 2] = d_px2
-        _d_pred[4 * _i + 3] = d_py2
-        _d_target[4 * _i] = d_tx1
-        _d_target[4 * _i + 1] = d_ty1
-        _d_target[4 * _i + 2] = d_tx2
-        _d_target[4 * _i + 3] = d_ty2
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
     if _far:
-        for _i_w1 in range(_m):
-            px1_w1 = _pred[4 * _i_w1]
-            py1_w1 = _pred[4 * _i_w1 + 1]
-            px2_w1 = _pred[4 * _i_w1 + 2]
-            py2_w1 = _pred[4 * _i_w1 + 3]
-            tx1_w1 = _target[4 * _i_w1]
-            ty1_w1 = _target[4 * _i_w1 + 1]
-            tx2_w1 = _target[4 * _i_w1 + 2]
-            ty2_w1 = _target[4 * _i_w1 + 3]
+        for _i_w1 in range(_unsigned(_m)):
+            px1_w1 = _pred[_unsigned(4) * _i_w1]
+            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
+            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
+            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
+            tx1_w1 = _target[_unsigned(4) * _i_w1]
+            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
+            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
             _u1_w1 = px2_w1 - tx2_w1
             _u2_w1 = tx1_w1 - px1_w1
             _b3_w1 = _u1_w1 - px2_w1
@@ -2050,31 +2063,35 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                     _s114 = -((-_t1_w1_w1*_t108_w1*_t56_w3 + _t106_w1*_t124_w1 + _t109_w1*_t125_w1)/_t55_w2)
                     d_ty2_w1 = -_t121_w1 - _t37_w3*(((_t122_w1 - _s113))/_t34_w2) - _t78_w1*(((_t73_w1 - -_t118_w1*_t76_w1))/_t75_w1) + _s114
             if not _ok_w1:
-                _d_pred[4 * _i_w1] = d_px1_w1
-                _d_pred[4 * _i_w1 + 1] = d_py1_w1
-                _d_pred[4 * _i_w1 + 2] = d_px2_w1
-                _d_pred[4 * _i_w1 + 3] = d_py2_w1
-                _d_target[4 * _i_w1] = d_tx1_w1
-                _d_target[4 * _i_w1 + 1] = d_ty1_w1
-                _d_target[4 * _i_w1 + 2] = d_tx2_w1
-                _d_target[4 * _i_w1 + 3] = d_ty2_w1
+                _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
+                _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
+                _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
+                _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
     if divisor != 1.0:
         for _i_w2 in range(_d_pred.shape[0]):
             _d_pred[_i_w2] /= divisor
         for _i_w3 in range(_d_target.shape[0]):
             _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w4 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w4] - _pred[4 * _i_w4]) + (_pred[4 * _i_w4 + 1] - _pred[4 * _i_w4 + 1])
-                + (_pred[4 * _i_w4 + 2] - _pred[4 * _i_w4 + 2]) + (_pred[4 * _i_w4 + 3] - _pred[4 * _i_w4 + 3])
-                + (_target[4 * _i_w4] - _target[4 * _i_w4]) + (_target[4 * _i_w4 + 1] - _target[4 * _i_w4 + 1])
-                + (_target[4 * _i_w4 + 2] - _target[4 * _i_w4 + 2])
-                + (_target[4 * _i_w4 + 3] - _target[4 * _i_w4 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w4 + 2] < _pred[4 * _i_w4])) | ((_pred[4 * _i_w4 + 3] < _pred[4 * _i_w4 + 1]))
-                | ((_target[4 * _i_w4 + 2] < _target[4 * _i_w4]))
-                | ((_target[4 * _i_w4 + 3] < _target[4 * _i_w4 + 1]))
-                | (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[4 * _i_w4]), abs(_pred[4 * _i_w4 + 1]), abs(_pred[4 * _i_w4 + 2]), abs(_pred[4 * _i_w4 + 3]), abs(_target[4 * _i_w4]), abs(_target[4 * _i_w4 + 1]), abs(_target[4 * _i_w4 + 2]), abs(_target[4 * _i_w4 + 3])) > _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
+                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
+                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,7 +26,7 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_weighted):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == 0.0):  # negative (q = 0)
@@ -44,7 +45,7 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             value = (iou_weighted*target + (1.0 - iou_weighted))*_s10
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != 0.0)
                 | ((_target[_i_w1] > 1.0)) | ((_target[_i_w1] < 0.0)), 1, 0)
     return _bad
@@ -72,7 +73,7 @@ def value_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
 def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
@@ -137,7 +138,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != 0.0)
                 | ((_target[_i_w3] > 1.0)) | ((_target[_i_w3] < 0.0)), 1, 0)
     return _bad
@@ -168,7 +169,7 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, 
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_weighted):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == _f32(0.0)):  # negative (q = 0)
@@ -187,7 +188,7 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s10
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
+    for _i_w1 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w1] - _logits[_i_w1]) + (_target[_i_w1] - _target[_i_w1]) != _f32(0.0))
                 | ((_target[_i_w1] > _f32(1.0))) | ((_target[_i_w1] < _f32(0.0))), 1, 0)
     return _bad
@@ -215,7 +216,7 @@ def value_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
 def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
     _m = _out.shape[0]
-    for _i in range(_m):
+    for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
         if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
@@ -309,7 +310,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
+    for _i_w3 in range(_unsigned(_m)):
         _bad += _sel(((_logits[_i_w3] - _logits[_i_w3]) + (_target[_i_w3] - _target[_i_w3]) != _f32(0.0))
                 | ((_target[_i_w3] > _f32(1.0))) | ((_target[_i_w3] < _f32(0.0))), 1, 0)
     return _bad

@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._select import _sel
@@ -25,19 +26,19 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
     _m = _out.shape[0] // 4
-    for _i in range(_m):
-        tx = _t[4 * _i]
-        ty = _t[4 * _i + 1]
-        tw = _t[4 * _i + 2]
-        th = _t[4 * _i + 3]
-        pw = _anchors[2 * _i]
-        ph = _anchors[2 * _i + 1]
-        cx = _grid[2 * _i]
-        cy = _grid[2 * _i + 1]
-        ux = _cotangent[4 * _i]
-        uy = _cotangent[4 * _i + 1]
-        uw = _cotangent[4 * _i + 2]
-        uh = _cotangent[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        tx = _t[_unsigned(4) * _i]
+        ty = _t[_unsigned(4) * _i + _unsigned(1)]
+        tw = _t[_unsigned(4) * _i + _unsigned(2)]
+        th = _t[_unsigned(4) * _i + _unsigned(3)]
+        pw = _anchors[_unsigned(2) * _i]
+        ph = _anchors[_unsigned(2) * _i + _unsigned(1)]
+        cx = _grid[_unsigned(2) * _i]
+        cy = _grid[_unsigned(2) * _i + _unsigned(1)]
+        ux = _cotangent[_unsigned(4) * _i]
+        uy = _cotangent[_unsigned(4) * _i + _unsigned(1)]
+        uw = _cotangent[_unsigned(4) * _i + _unsigned(2)]
+        uh = _cotangent[_unsigned(4) * _i + _unsigned(3)]
         if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
             _t0 = 0.5 - 0.5*scale_xy
             _s1 = abs(tx)
@@ -392,22 +393,26 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _ex341 = (_p340*_sc338)*_sc339
             _ex342 = _sel(th == th, _ex341, th)
             bh = ph*_ex342
-        _out[4 * _i] = bx
-        _out[4 * _i + 1] = by
-        _out[4 * _i + 2] = bw
-        _out[4 * _i + 3] = bh
+        _out[_unsigned(4) * _i] = bx
+        _out[_unsigned(4) * _i + _unsigned(1)] = by
+        _out[_unsigned(4) * _i + _unsigned(2)] = bw
+        _out[_unsigned(4) * _i + _unsigned(3)] = bh
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_t[4 * _i_w1] - _t[4 * _i_w1]) + (_t[4 * _i_w1 + 1] - _t[4 * _i_w1 + 1])
-                + (_t[4 * _i_w1 + 2] - _t[4 * _i_w1 + 2]) + (_t[4 * _i_w1 + 3] - _t[4 * _i_w1 + 3])
-                + (_anchors[2 * _i_w1] - _anchors[2 * _i_w1])
-                + (_anchors[2 * _i_w1 + 1] - _anchors[2 * _i_w1 + 1]) + (_grid[2 * _i_w1] - _grid[2 * _i_w1])
-                + (_grid[2 * _i_w1 + 1] - _grid[2 * _i_w1 + 1])
-                + (_cotangent[4 * _i_w1] - _cotangent[4 * _i_w1])
-                + (_cotangent[4 * _i_w1 + 1] - _cotangent[4 * _i_w1 + 1])
-                + (_cotangent[4 * _i_w1 + 2] - _cotangent[4 * _i_w1 + 2])
-                + (_cotangent[4 * _i_w1 + 3] - _cotangent[4 * _i_w1 + 3]) != 0.0)
-                | ((_anchors[2 * _i_w1 + 1] <= 0.0)) | ((_anchors[2 * _i_w1] <= 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w1] - _t[_unsigned(4) * _i_w1])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(1)] - _t[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(2)] - _t[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(3)] - _t[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w1] - _anchors[_unsigned(2) * _i_w1])
+                + (_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w1 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w1] - _grid[_unsigned(2) * _i_w1])
+                + (_grid[_unsigned(2) * _i_w1 + _unsigned(1)] - _grid[_unsigned(2) * _i_w1 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w1] - _cotangent[_unsigned(4) * _i_w1])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] <= 0.0))
+                | ((_anchors[_unsigned(2) * _i_w1] <= 0.0)), 1, 0)
     return _bad
 
 
@@ -435,19 +440,19 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
         scaled_wh, stride):
     _m = _out.shape[0] // 4
-    for _i in range(_m):
-        tx = _t[4 * _i]
-        ty = _t[4 * _i + 1]
-        tw = _t[4 * _i + 2]
-        th = _t[4 * _i + 3]
-        pw = _anchors[2 * _i]
-        ph = _anchors[2 * _i + 1]
-        cx = _grid[2 * _i]
-        cy = _grid[2 * _i + 1]
-        ux = _cotangent[4 * _i]
-        uy = _cotangent[4 * _i + 1]
-        uw = _cotangent[4 * _i + 2]
-        uh = _cotangent[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        tx = _t[_unsigned(4) * _i]
+        ty = _t[_unsigned(4) * _i + _unsigned(1)]
+        tw = _t[_unsigned(4) * _i + _unsigned(2)]
+        th = _t[_unsigned(4) * _i + _unsigned(3)]
+        pw = _anchors[_unsigned(2) * _i]
+        ph = _anchors[_unsigned(2) * _i + _unsigned(1)]
+        cx = _grid[_unsigned(2) * _i]
+        cy = _grid[_unsigned(2) * _i + _unsigned(1)]
+        ux = _cotangent[_unsigned(4) * _i]
+        uy = _cotangent[_unsigned(4) * _i + _unsigned(1)]
+        uw = _cotangent[_unsigned(4) * _i + _unsigned(2)]
+        uh = _cotangent[_unsigned(4) * _i + _unsigned(3)]
         if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
             _t0 = 0.5 - 0.5*scale_xy
             _s1 = abs(tx)
@@ -822,29 +827,33 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             d_ty = _t1_w1*uy*_sel(_s352 >= 0.0, _sg287, _sg288)*_sel(ty >= 0.0, _sg287, _sg288)
             d_tw = pw*uw*_ex319
             d_th = ph*uh*_ex350
-        _out[4 * _i] = bx
-        _out[4 * _i + 1] = by
-        _out[4 * _i + 2] = bw
-        _out[4 * _i + 3] = bh
-        _d_t[4 * _i] = d_tx
-        _d_t[4 * _i + 1] = d_ty
-        _d_t[4 * _i + 2] = d_tw
-        _d_t[4 * _i + 3] = d_th
+        _out[_unsigned(4) * _i] = bx
+        _out[_unsigned(4) * _i + _unsigned(1)] = by
+        _out[_unsigned(4) * _i + _unsigned(2)] = bw
+        _out[_unsigned(4) * _i + _unsigned(3)] = bh
+        _d_t[_unsigned(4) * _i] = d_tx
+        _d_t[_unsigned(4) * _i + _unsigned(1)] = d_ty
+        _d_t[_unsigned(4) * _i + _unsigned(2)] = d_tw
+        _d_t[_unsigned(4) * _i + _unsigned(3)] = d_th
     if divisor != 1.0:
         for _i_w1 in range(_d_t.shape[0]):
             _d_t[_i_w1] /= divisor
     _bad = 0
-    for _i_w2 in range(_m):
-        _bad += _sel(((_t[4 * _i_w2] - _t[4 * _i_w2]) + (_t[4 * _i_w2 + 1] - _t[4 * _i_w2 + 1])
-                + (_t[4 * _i_w2 + 2] - _t[4 * _i_w2 + 2]) + (_t[4 * _i_w2 + 3] - _t[4 * _i_w2 + 3])
-                + (_anchors[2 * _i_w2] - _anchors[2 * _i_w2])
-                + (_anchors[2 * _i_w2 + 1] - _anchors[2 * _i_w2 + 1]) + (_grid[2 * _i_w2] - _grid[2 * _i_w2])
-                + (_grid[2 * _i_w2 + 1] - _grid[2 * _i_w2 + 1])
-                + (_cotangent[4 * _i_w2] - _cotangent[4 * _i_w2])
-                + (_cotangent[4 * _i_w2 + 1] - _cotangent[4 * _i_w2 + 1])
-                + (_cotangent[4 * _i_w2 + 2] - _cotangent[4 * _i_w2 + 2])
-                + (_cotangent[4 * _i_w2 + 3] - _cotangent[4 * _i_w2 + 3]) != 0.0)
-                | ((_anchors[2 * _i_w2 + 1] <= 0.0)) | ((_anchors[2 * _i_w2] <= 0.0)), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
+                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
+                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != 0.0)
+                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= 0.0))
+                | ((_anchors[_unsigned(2) * _i_w2] <= 0.0)), 1, 0)
     return _bad
 
 
@@ -875,19 +884,19 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
     _m = _out.shape[0] // 4
-    for _i in range(_m):
-        tx = _t[4 * _i]
-        ty = _t[4 * _i + 1]
-        tw = _t[4 * _i + 2]
-        th = _t[4 * _i + 3]
-        pw = _anchors[2 * _i]
-        ph = _anchors[2 * _i + 1]
-        cx = _grid[2 * _i]
-        cy = _grid[2 * _i + 1]
-        ux = _cotangent[4 * _i]
-        uy = _cotangent[4 * _i + 1]
-        uw = _cotangent[4 * _i + 2]
-        uh = _cotangent[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        tx = _t[_unsigned(4) * _i]
+        ty = _t[_unsigned(4) * _i + _unsigned(1)]
+        tw = _t[_unsigned(4) * _i + _unsigned(2)]
+        th = _t[_unsigned(4) * _i + _unsigned(3)]
+        pw = _anchors[_unsigned(2) * _i]
+        ph = _anchors[_unsigned(2) * _i + _unsigned(1)]
+        cx = _grid[_unsigned(2) * _i]
+        cy = _grid[_unsigned(2) * _i + _unsigned(1)]
+        ux = _cotangent[_unsigned(4) * _i]
+        uy = _cotangent[_unsigned(4) * _i + _unsigned(1)]
+        uw = _cotangent[_unsigned(4) * _i + _unsigned(2)]
+        uh = _cotangent[_unsigned(4) * _i + _unsigned(3)]
         if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
             _t0 = _f32(0.5) - _f32(0.5)*scale_xy
             _s1 = abs(tx)
@@ -1182,22 +1191,26 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _ex281 = (_p280*_sc278)*_sc279
             _ex282 = _sel(th == th, _ex281, th)
             bh = ph*_ex282
-        _out[4 * _i] = bx
-        _out[4 * _i + 1] = by
-        _out[4 * _i + 2] = bw
-        _out[4 * _i + 3] = bh
+        _out[_unsigned(4) * _i] = bx
+        _out[_unsigned(4) * _i + _unsigned(1)] = by
+        _out[_unsigned(4) * _i + _unsigned(2)] = bw
+        _out[_unsigned(4) * _i + _unsigned(3)] = bh
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_t[4 * _i_w1] - _t[4 * _i_w1]) + (_t[4 * _i_w1 + 1] - _t[4 * _i_w1 + 1])
-                + (_t[4 * _i_w1 + 2] - _t[4 * _i_w1 + 2]) + (_t[4 * _i_w1 + 3] - _t[4 * _i_w1 + 3])
-                + (_anchors[2 * _i_w1] - _anchors[2 * _i_w1])
-                + (_anchors[2 * _i_w1 + 1] - _anchors[2 * _i_w1 + 1]) + (_grid[2 * _i_w1] - _grid[2 * _i_w1])
-                + (_grid[2 * _i_w1 + 1] - _grid[2 * _i_w1 + 1])
-                + (_cotangent[4 * _i_w1] - _cotangent[4 * _i_w1])
-                + (_cotangent[4 * _i_w1 + 1] - _cotangent[4 * _i_w1 + 1])
-                + (_cotangent[4 * _i_w1 + 2] - _cotangent[4 * _i_w1 + 2])
-                + (_cotangent[4 * _i_w1 + 3] - _cotangent[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_anchors[2 * _i_w1 + 1] <= _f32(0.0))) | ((_anchors[2 * _i_w1] <= _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w1] - _t[_unsigned(4) * _i_w1])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(1)] - _t[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(2)] - _t[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w1 + _unsigned(3)] - _t[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w1] - _anchors[_unsigned(2) * _i_w1])
+                + (_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w1 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w1] - _grid[_unsigned(2) * _i_w1])
+                + (_grid[_unsigned(2) * _i_w1 + _unsigned(1)] - _grid[_unsigned(2) * _i_w1 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w1] - _cotangent[_unsigned(4) * _i_w1])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] <= _f32(0.0)))
+                | ((_anchors[_unsigned(2) * _i_w1] <= _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -1225,19 +1238,19 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
         scaled_wh, stride):
     _m = _out.shape[0] // 4
-    for _i in range(_m):
-        tx = _t[4 * _i]
-        ty = _t[4 * _i + 1]
-        tw = _t[4 * _i + 2]
-        th = _t[4 * _i + 3]
-        pw = _anchors[2 * _i]
-        ph = _anchors[2 * _i + 1]
-        cx = _grid[2 * _i]
-        cy = _grid[2 * _i + 1]
-        ux = _cotangent[4 * _i]
-        uy = _cotangent[4 * _i + 1]
-        uw = _cotangent[4 * _i + 2]
-        uh = _cotangent[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        tx = _t[_unsigned(4) * _i]
+        ty = _t[_unsigned(4) * _i + _unsigned(1)]
+        tw = _t[_unsigned(4) * _i + _unsigned(2)]
+        th = _t[_unsigned(4) * _i + _unsigned(3)]
+        pw = _anchors[_unsigned(2) * _i]
+        ph = _anchors[_unsigned(2) * _i + _unsigned(1)]
+        cx = _grid[_unsigned(2) * _i]
+        cy = _grid[_unsigned(2) * _i + _unsigned(1)]
+        ux = _cotangent[_unsigned(4) * _i]
+        uy = _cotangent[_unsigned(4) * _i + _unsigned(1)]
+        uw = _cotangent[_unsigned(4) * _i + _unsigned(2)]
+        uh = _cotangent[_unsigned(4) * _i + _unsigned(3)]
         if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
             _t0 = _f32(0.5) - _f32(0.5)*scale_xy
             _s1 = abs(tx)
@@ -1552,29 +1565,33 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             d_ty = _t1_w1*uy*_sel(_s292 >= _f32(0.0), _sg239, _sg240)*_sel(ty >= _f32(0.0), _sg239, _sg240)
             d_tw = pw*uw*_ex265
             d_th = ph*uh*_ex290
-        _out[4 * _i] = bx
-        _out[4 * _i + 1] = by
-        _out[4 * _i + 2] = bw
-        _out[4 * _i + 3] = bh
-        _d_t[4 * _i] = d_tx
-        _d_t[4 * _i + 1] = d_ty
-        _d_t[4 * _i + 2] = d_tw
-        _d_t[4 * _i + 3] = d_th
+        _out[_unsigned(4) * _i] = bx
+        _out[_unsigned(4) * _i + _unsigned(1)] = by
+        _out[_unsigned(4) * _i + _unsigned(2)] = bw
+        _out[_unsigned(4) * _i + _unsigned(3)] = bh
+        _d_t[_unsigned(4) * _i] = d_tx
+        _d_t[_unsigned(4) * _i + _unsigned(1)] = d_ty
+        _d_t[_unsigned(4) * _i + _unsigned(2)] = d_tw
+        _d_t[_unsigned(4) * _i + _unsigned(3)] = d_th
     if divisor != 1.0:
         for _i_w1 in range(_d_t.shape[0]):
             _d_t[_i_w1] /= divisor
     _bad = 0
-    for _i_w2 in range(_m):
-        _bad += _sel(((_t[4 * _i_w2] - _t[4 * _i_w2]) + (_t[4 * _i_w2 + 1] - _t[4 * _i_w2 + 1])
-                + (_t[4 * _i_w2 + 2] - _t[4 * _i_w2 + 2]) + (_t[4 * _i_w2 + 3] - _t[4 * _i_w2 + 3])
-                + (_anchors[2 * _i_w2] - _anchors[2 * _i_w2])
-                + (_anchors[2 * _i_w2 + 1] - _anchors[2 * _i_w2 + 1]) + (_grid[2 * _i_w2] - _grid[2 * _i_w2])
-                + (_grid[2 * _i_w2 + 1] - _grid[2 * _i_w2 + 1])
-                + (_cotangent[4 * _i_w2] - _cotangent[4 * _i_w2])
-                + (_cotangent[4 * _i_w2 + 1] - _cotangent[4 * _i_w2 + 1])
-                + (_cotangent[4 * _i_w2 + 2] - _cotangent[4 * _i_w2 + 2])
-                + (_cotangent[4 * _i_w2 + 3] - _cotangent[4 * _i_w2 + 3]) != _f32(0.0))
-                | ((_anchors[2 * _i_w2 + 1] <= _f32(0.0))) | ((_anchors[2 * _i_w2] <= _f32(0.0))), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
+                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
+                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != _f32(0.0))
+                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= _f32(0.0)))
+                | ((_anchors[_unsigned(2) * _i_w2] <= _f32(0.0))), 1, 0)
     return _bad
 
 

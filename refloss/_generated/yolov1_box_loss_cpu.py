@@ -17,38 +17,44 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss._select import _sel
+from refloss._select import _sel, _sqrt
 
 
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, lambda_coord):
     _m = _out.shape[0]
-    for _i in range(_m):
-        x = _pred[4 * _i]
-        y = _pred[4 * _i + 1]
-        w = _pred[4 * _i + 2]
-        h = _pred[4 * _i + 3]
-        xt = _target[4 * _i]
-        yt = _target[4 * _i + 1]
-        wt = _target[4 * _i + 2]
-        ht = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        x = _pred[_unsigned(4) * _i]
+        y = _pred[_unsigned(4) * _i + _unsigned(1)]
+        w = _pred[_unsigned(4) * _i + _unsigned(2)]
+        h = _pred[_unsigned(4) * _i + _unsigned(3)]
+        xt = _target[_unsigned(4) * _i]
+        yt = _target[_unsigned(4) * _i + _unsigned(1)]
+        wt = _target[_unsigned(4) * _i + _unsigned(2)]
+        ht = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = x - xt
         _s2 = y - yt
-        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
-        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+        _q3 = ((h - ht)/(_sqrt(h) + _sqrt(ht)) if h != ht else 0.0)
+        _q4 = ((w - wt)/(_sqrt(w) + _sqrt(wt)) if w != wt else 0.0)
         value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != 0.0) | ((_pred[4 * _i_w1 + 2] < 0.0))
-                | ((_pred[4 * _i_w1 + 3] < 0.0)) | ((_target[4 * _i_w1 + 2] < 0.0))
-                | ((_target[4 * _i_w1 + 3] < 0.0)), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -74,27 +80,27 @@ def value_f64(pred, target, out, lambda_coord):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, lambda_coord):
     _m = _out.shape[0]
-    for _i in range(_m):
-        x = _pred[4 * _i]
-        y = _pred[4 * _i + 1]
-        w = _pred[4 * _i + 2]
-        h = _pred[4 * _i + 3]
-        xt = _target[4 * _i]
-        yt = _target[4 * _i + 1]
-        wt = _target[4 * _i + 2]
-        ht = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        x = _pred[_unsigned(4) * _i]
+        y = _pred[_unsigned(4) * _i + _unsigned(1)]
+        w = _pred[_unsigned(4) * _i + _unsigned(2)]
+        h = _pred[_unsigned(4) * _i + _unsigned(3)]
+        xt = _target[_unsigned(4) * _i]
+        yt = _target[_unsigned(4) * _i + _unsigned(1)]
+        wt = _target[_unsigned(4) * _i + _unsigned(2)]
+        ht = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = x - xt
         _s2 = y - yt
-        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else 0.0)
-        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else 0.0)
+        _q3 = ((h - ht)/(_sqrt(h) + _sqrt(ht)) if h != ht else 0.0)
+        _q4 = ((w - wt)/(_sqrt(w) + _sqrt(wt)) if w != wt else 0.0)
         value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
         _t0 = 2.0*x - 2.0*xt
         _t1 = 2.0*y - 2.0*yt
-        _t2 = math.sqrt(w)
-        _t3 = math.sqrt(wt)
+        _t2 = _sqrt(w)
+        _t3 = _sqrt(wt)
         _t4 = lambda_coord*(w - wt)/(_t2 + _t3)
-        _t5 = math.sqrt(h)
-        _t6 = math.sqrt(ht)
+        _t5 = _sqrt(h)
+        _t6 = _sqrt(ht)
         _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
         d_x = _t0*lambda_coord
         d_y = _t1*lambda_coord
@@ -105,28 +111,33 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_wt = -_t4/_t3
         d_ht = -_t7/_t6
         _out[_i] = value
-        _d_pred[4 * _i] = d_x
-        _d_pred[4 * _i + 1] = d_y
-        _d_pred[4 * _i + 2] = d_w
-        _d_pred[4 * _i + 3] = d_h
-        _d_target[4 * _i] = d_xt
-        _d_target[4 * _i + 1] = d_yt
-        _d_target[4 * _i + 2] = d_wt
-        _d_target[4 * _i + 3] = d_ht
+        _d_pred[_unsigned(4) * _i] = d_x
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_y
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_w
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_h
+        _d_target[_unsigned(4) * _i] = d_xt
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_yt
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_wt
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ht
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
-                + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
-                + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
-                + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
-                + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != 0.0) | ((_pred[4 * _i_w3 + 2] < 0.0))
-                | ((_pred[4 * _i_w3 + 3] < 0.0)) | ((_target[4 * _i_w3 + 2] < 0.0))
-                | ((_target[4 * _i_w3 + 3] < 0.0)), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w3] - _pred[_unsigned(4) * _i_w3])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(1)] - _pred[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(2)] - _pred[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(3)] - _pred[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w3] - _target[_unsigned(4) * _i_w3])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(1)] - _target[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(2)] - _target[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(3)] - _target[_unsigned(4) * _i_w3 + _unsigned(3)]) != 0.0)
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -153,30 +164,35 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coor
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, lambda_coord):
     _m = _out.shape[0]
-    for _i in range(_m):
-        x = _pred[4 * _i]
-        y = _pred[4 * _i + 1]
-        w = _pred[4 * _i + 2]
-        h = _pred[4 * _i + 3]
-        xt = _target[4 * _i]
-        yt = _target[4 * _i + 1]
-        wt = _target[4 * _i + 2]
-        ht = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        x = _pred[_unsigned(4) * _i]
+        y = _pred[_unsigned(4) * _i + _unsigned(1)]
+        w = _pred[_unsigned(4) * _i + _unsigned(2)]
+        h = _pred[_unsigned(4) * _i + _unsigned(3)]
+        xt = _target[_unsigned(4) * _i]
+        yt = _target[_unsigned(4) * _i + _unsigned(1)]
+        wt = _target[_unsigned(4) * _i + _unsigned(2)]
+        ht = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = x - xt
         _s2 = y - yt
-        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
-        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+        _q3 = ((h - ht)/(_sqrt(h) + _sqrt(ht)) if h != ht else _f32(0.0))
+        _q4 = ((w - wt)/(_sqrt(w) + _sqrt(wt)) if w != wt else _f32(0.0))
         value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
         _out[_i] = value
     _bad = 0
-    for _i_w1 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w1] - _pred[4 * _i_w1]) + (_pred[4 * _i_w1 + 1] - _pred[4 * _i_w1 + 1])
-                + (_pred[4 * _i_w1 + 2] - _pred[4 * _i_w1 + 2]) + (_pred[4 * _i_w1 + 3] - _pred[4 * _i_w1 + 3])
-                + (_target[4 * _i_w1] - _target[4 * _i_w1]) + (_target[4 * _i_w1 + 1] - _target[4 * _i_w1 + 1])
-                + (_target[4 * _i_w1 + 2] - _target[4 * _i_w1 + 2])
-                + (_target[4 * _i_w1 + 3] - _target[4 * _i_w1 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w1 + 2] < _f32(0.0))) | ((_pred[4 * _i_w1 + 3] < _f32(0.0)))
-                | ((_target[4 * _i_w1 + 2] < _f32(0.0))) | ((_target[4 * _i_w1 + 3] < _f32(0.0))), 1, 0)
+    for _i_w1 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w1] - _pred[_unsigned(4) * _i_w1])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(1)] - _pred[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(2)] - _pred[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w1 + _unsigned(3)] - _pred[_unsigned(4) * _i_w1 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w1] - _target[_unsigned(4) * _i_w1])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(1)] - _target[_unsigned(4) * _i_w1 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(2)] - _target[_unsigned(4) * _i_w1 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w1 + _unsigned(3)] - _target[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(4) * _i_w1 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(4) * _i_w1 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -202,27 +218,27 @@ def value_f32(pred, target, out, lambda_coord):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, lambda_coord):
     _m = _out.shape[0]
-    for _i in range(_m):
-        x = _pred[4 * _i]
-        y = _pred[4 * _i + 1]
-        w = _pred[4 * _i + 2]
-        h = _pred[4 * _i + 3]
-        xt = _target[4 * _i]
-        yt = _target[4 * _i + 1]
-        wt = _target[4 * _i + 2]
-        ht = _target[4 * _i + 3]
+    for _i in range(_unsigned(_m)):
+        x = _pred[_unsigned(4) * _i]
+        y = _pred[_unsigned(4) * _i + _unsigned(1)]
+        w = _pred[_unsigned(4) * _i + _unsigned(2)]
+        h = _pred[_unsigned(4) * _i + _unsigned(3)]
+        xt = _target[_unsigned(4) * _i]
+        yt = _target[_unsigned(4) * _i + _unsigned(1)]
+        wt = _target[_unsigned(4) * _i + _unsigned(2)]
+        ht = _target[_unsigned(4) * _i + _unsigned(3)]
         _s1 = x - xt
         _s2 = y - yt
-        _q3 = ((h - ht)/(math.sqrt(h) + math.sqrt(ht)) if h != ht else _f32(0.0))
-        _q4 = ((w - wt)/(math.sqrt(w) + math.sqrt(wt)) if w != wt else _f32(0.0))
+        _q3 = ((h - ht)/(_sqrt(h) + _sqrt(ht)) if h != ht else _f32(0.0))
+        _q4 = ((w - wt)/(_sqrt(w) + _sqrt(wt)) if w != wt else _f32(0.0))
         value = lambda_coord*((_s1*_s1) + (_s2*_s2) + (_q3*_q3) + (_q4*_q4))
         _t0 = _f32(2.0)*x - _f32(2.0)*xt
         _t1 = _f32(2.0)*y - _f32(2.0)*yt
-        _t2 = math.sqrt(w)
-        _t3 = math.sqrt(wt)
+        _t2 = _sqrt(w)
+        _t3 = _sqrt(wt)
         _t4 = lambda_coord*(w - wt)/(_t2 + _t3)
-        _t5 = math.sqrt(h)
-        _t6 = math.sqrt(ht)
+        _t5 = _sqrt(h)
+        _t6 = _sqrt(ht)
         _t7 = lambda_coord*(h - ht)/(_t5 + _t6)
         d_x = _t0*lambda_coord
         d_y = _t1*lambda_coord
@@ -233,28 +249,33 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         d_wt = -_t4/_t3
         d_ht = -_t7/_t6
         _out[_i] = value
-        _d_pred[4 * _i] = d_x
-        _d_pred[4 * _i + 1] = d_y
-        _d_pred[4 * _i + 2] = d_w
-        _d_pred[4 * _i + 3] = d_h
-        _d_target[4 * _i] = d_xt
-        _d_target[4 * _i + 1] = d_yt
-        _d_target[4 * _i + 2] = d_wt
-        _d_target[4 * _i + 3] = d_ht
+        _d_pred[_unsigned(4) * _i] = d_x
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_y
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_w
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_h
+        _d_target[_unsigned(4) * _i] = d_xt
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_yt
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_wt
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ht
     if divisor != 1.0:
         for _i_w1 in range(_d_pred.shape[0]):
             _d_pred[_i_w1] /= divisor
         for _i_w2 in range(_d_target.shape[0]):
             _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w3 in range(_m):
-        _bad += _sel(((_pred[4 * _i_w3] - _pred[4 * _i_w3]) + (_pred[4 * _i_w3 + 1] - _pred[4 * _i_w3 + 1])
-                + (_pred[4 * _i_w3 + 2] - _pred[4 * _i_w3 + 2]) + (_pred[4 * _i_w3 + 3] - _pred[4 * _i_w3 + 3])
-                + (_target[4 * _i_w3] - _target[4 * _i_w3]) + (_target[4 * _i_w3 + 1] - _target[4 * _i_w3 + 1])
-                + (_target[4 * _i_w3 + 2] - _target[4 * _i_w3 + 2])
-                + (_target[4 * _i_w3 + 3] - _target[4 * _i_w3 + 3]) != _f32(0.0))
-                | ((_pred[4 * _i_w3 + 2] < _f32(0.0))) | ((_pred[4 * _i_w3 + 3] < _f32(0.0)))
-                | ((_target[4 * _i_w3 + 2] < _f32(0.0))) | ((_target[4 * _i_w3 + 3] < _f32(0.0))), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w3] - _pred[_unsigned(4) * _i_w3])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(1)] - _pred[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(2)] - _pred[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(3)] - _pred[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w3] - _target[_unsigned(4) * _i_w3])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(1)] - _target[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(2)] - _target[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(3)] - _target[_unsigned(4) * _i_w3 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
