@@ -30,9 +30,16 @@ LONG = np.finfo(np.longdouble).nmant >= 63  # x87 long double: a reference 11 bi
 
 def _printed(name, precision):
     """The printed function as plain Python, and a Numba loop over arrays."""
+    return _compile(FUNCTIONS[name][0], precision)
+
+
+def _compile(function, precision, deferred_trig=False):
+    """``function`` (a SymPy function of one argument) as the kernels print it, as plain Python and as a
+    Numba loop over arrays (also tests/test_trig.py's; ``deferred_trig``: KernelPrinter.deferred_trig)."""
     x = sp.Symbol("x", real=True)
     printer = KernelPrinter(precision, width=100)
-    code = printer.doprint(FUNCTIONS[name][0](x))
+    printer.deferred_trig = deferred_trig
+    code = printer.doprint(function(x))
     statements = printer.take_statements()
     body = "".join(f"    {s}\n" for s in statements)
     ns = dict(NAMES)

@@ -19,8 +19,8 @@ from mpmath import mp
 
 from refloss._derive import trig
 from refloss._derive.codegen import KernelPrinter
+from test_expo import _compile, _ulp  # noqa: E402  (the printing and ULP helpers of the exp/log tests)
 
-NAMES = {"math": math, "_f32": np.float32, "_f64": np.float64, "_i32": np.int32, "_i64": np.int64}
 LONG = np.finfo(np.longdouble).nmant >= 63  # x87 long double: a reference 11 bits beyond float64
 # ULP against the exact result (float32: against float64 libm's, within 2^-29 of it). Measured (10^6 random points
 # in [-2^20, 2^20], 10^6 in [-4, 4], 66,000 doubles next to multiples of pi/2): float64 sin 0.875, 0.815, 0.5;
@@ -30,23 +30,7 @@ BAR = {"f64": 1.0, "f32": 1.0}
 
 def _printed(name, precision, deferred=False):
     """The printed function as plain Python, and a Numba loop over arrays (the statements in its body)."""
-    x = sp.Symbol("x", real=True)
-    printer = KernelPrinter(precision, width=100)
-    printer.deferred_trig = deferred
-    code = printer.doprint(getattr(sp, name)(x))
-    statements = printer.take_statements()
-    ns = dict(NAMES)
-    exec(f"def f(x):\n{''.join(f'    {s}{chr(10)}' for s in statements)}    return {code}\n", ns)
-    loop = "".join(f"        {s}\n" for s in statements)
-    exec(f"def many(xs, out):\n    for i in range(xs.size):\n        x = xs[i]\n{loop}        out[i] = {code}\n", ns)
-    return ns["f"], numba.njit(error_model="numpy")(ns["many"])
-
-
-def _ulp(got, want, dtype):
-    w = np.asarray(want, np.longdouble)
-    unit = np.spacing(np.abs(w.astype(dtype))).astype(np.longdouble)
-    unit = np.where(unit == 0, np.finfo(dtype).smallest_subnormal, unit)
-    return (np.abs(np.asarray(got, np.longdouble) - w) / unit).astype(float)
+    return _compile(getattr(sp, name), precision, deferred)
 
 
 def _near_quarter_turns(n, rng):
