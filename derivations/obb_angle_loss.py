@@ -63,14 +63,18 @@ def derive():
                 domain={**R.DOMAIN, lam: (1, 4), eps: (0, 1)}, numeric=True)
     zero_w, zero_h = sp.Eq(R.tw + eps, 0), sp.Eq(R.th + eps, 0)
     branches = [
+        # exp(-746) is 0 in float64 (and float32): q**2 > 746 is where the weight underflows; q may be inf (tiny lam).
+        # First, so that its log prints as refloss/_derive/expo.py's statements (a later branch's condition prints
+        # whole, with libm's log, which kept the loop scalar): a ratio of 0 or inf (a side of 0, or w/h beyond the
+        # float range) gives q^2 = inf here, the next branch's result 0; a point target's ratio 0/0 is NaN, the
+        # comparison false, and the next branch gives NaN
+        (Group(LOG_RATIO / lam)**2 > 746, sp.Integer(0), sp.Integer(0),
+         "the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too "
+         "(inf * 0 otherwise, for a tiny lam)"),
         (sp.And(zero_w, zero_h), sp.nan, sp.nan, "a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN"),
-        # the ratio rounded to 0 or inf: |ln(w/h)| > 700, the weight's limit (and no log of 0 in the CUDA simulator)
+        # the ratio rounded to 0 or inf: taken above already; kept for the scalar kernels that print libm's log
         (sp.Or(zero_w, zero_h, sp.Eq(Group(W / H), 0), sp.Eq(Group(W / H), sp.oo)), sp.Integer(0), sp.Integer(0),
          "a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative"),
-        # exp(-746) is 0 in float64 (and float32): q**2 > 746 is where the weight underflows; q may be inf (tiny lam)
-        (Group(LOG_RATIO / lam)**2 > 746, sp.Integer(0), sp.Integer(0),
-         "the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny "
-         "lam)"),
         (NEAR_SQUARE, loss(LOG_RATIO_NEAR), loss(LOG_RATIO_NEAR), "1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)"),
         (None, LOSS, LOSS, "ln(w/h) of the ratio"),
     ]

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f0224bd83c31ce55
+# scalar kernels: sha256 1e1f74e87c5f8148
 """OBB angle loss (ultralytics): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
@@ -26,6 +27,8 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_pred, _target, _out, lam, eps):
     _m = _out.shape[0]
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         px = _pred[_unsigned(5) * _i]
         py = _pred[_unsigned(5) * _i + _unsigned(1)]
@@ -37,46 +40,500 @@ def _value_block_f64(_pred, _target, _out, lam, eps):
         tw = _target[_unsigned(5) * _i + _unsigned(2)]
         th = _target[_unsigned(5) * _i + _unsigned(3)]
         ta = _target[_unsigned(5) * _i + _unsigned(4)]
-        if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+        _a1 = (eps + tw)/(eps + th)
+        _sub2 = _a1 < 2.2250738585072014e-308
+        _lx3 = _a1*1.8014398509481984e+16
+        _lx4 = _sel(_sub2, _lx3, _a1)
+        _lb5 = _f64(_lx4).view(_i64)
+        _lm6 = _i64((_lb5 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+        _big7 = _lm6 > 1.4142135623730951
+        _lh8 = _lm6*0.5
+        _lf9 = _sel(_big7, _lh8, _lm6) - 1.0
+        _le10 = _i64(_i64(_lb5 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+        _lk11 = _le10 + _sel(_big7, 1.0, 0.0) - _sel(_sub2, 54.0, 0.0)
+        _ls12 = _lf9/(2.0 + _lf9)
+        _lz13 = _ls12*_ls12
+        _e14 = 0.6666666666666666 + 0.4000000000000088*_lz13
+        _e15 = 0.28571428570803253 + 0.22222222391794727*_lz13
+        _e16 = 0.18181795631498243 + 0.15386240172447838*_lz13
+        _e17 = 0.13268760562036724 + 0.1308675766695207*_lz13
+        _x18 = _lz13*_lz13
+        _e19 = _e14 + _e15*_x18
+        _e20 = _e16 + _e17*_x18
+        _x21 = _x18*_x18
+        _e22 = _e19 + _e20*_x21
+        _hf23 = 0.5*(_lf9*_lf9)
+        _lg24 = _lk11*0.6931471805598903 + (_lf9 - (_hf23 - (_ls12*(_hf23 + _lz13*_e22) + (_lk11*5.497923018708371e-14))))
+        _lo25 = (-math.inf if _a1 == 0.0 else math.nan)
+        _lo26 = _sel(_a1 > 0.0, _lg24, _lo25)
+        _lo27 = _sel(_a1 < math.inf, _lo26, _a1)
+        _s28 = _lo27/lam
+        if ((_s28*_s28) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = 0.0
+            _xok = True
+        elif (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = math.nan
+            _xok = True
         elif (eps + th == 0.0) or (eps + tw == 0.0) or (((eps + tw)/(eps + th)) == 0.0) or (((eps + tw)/(eps + th)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
             value = 0.0
-        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
-            value = 0.0
+            _xok = True
         elif (((eps + tw)/(eps + th)) >= 0.5) and (((eps + tw)/(eps + th)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
             _t0 = -ta
-            _e1 = pa + _t0
-            _t1 = 2.0*_e1
+            _e29 = pa + _t0
+            _t1 = 2.0*_e29
             _t2 = eps + th
-            _e2 = _e1 - pa
-            _s3 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
-            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
-            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+            _tg30 = abs(_t1) <= 1048576.0
+            _xc31 = _sel(_tg30, _t1, 0.0)
+            _jt32 = _xc31*0.6366197723675814 + 6755399441055744.0
+            _j33 = _jt32 - 6755399441055744.0
+            _ji34 = _i64(_f64(_jt32).view(_i64) - _i64(4843621399236968448))
+            _ra35 = _xc31 - _j33*1.5707963267341256
+            _rs36 = _ra35 - _j33*6.077100506303966e-11
+            _rs37 = _ra35 - _rs36
+            _re38 = ((_ra35 - (_rs36 + _rs37)) + (_rs37 - _j33*6.077100506303966e-11))
+            _rs39 = _rs36 - _j33*2.0222662487111665e-21
+            _rs40 = _rs36 - _rs39
+            _re41 = ((_rs36 - (_rs39 + _rs40)) + (_rs40 - _j33*2.0222662487111665e-21))
+            _rs42 = _rs39 - _j33*8.4784276603689e-32
+            _rs43 = _rs39 - _rs42
+            _re44 = ((_rs39 - (_rs42 + _rs43)) + (_rs43 - _j33*8.4784276603689e-32))
+            _rl45 = _re44 + (_re41 + _re38)
+            _z46 = _rs42*_rs42
+            _e47 = -0.16666666666666666 + 0.008333333333333331*_z46
+            _e48 = -0.00019841269841265052 + 2.755731921932962e-06*_z46
+            _e49 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z46
+            _x50 = _z46*_z46
+            _e51 = _e47 + _e48*_x50
+            _e52 = _e49 + -7.586666154587118e-13*_x50
+            _x53 = _x50*_x50
+            _e54 = _e51 + _e52*_x53
+            _hz55 = 0.5*_z46
+            _sn56 = _rs42 + (_rl45 + (_rs42*_z46*_e54 - _hz55*_rl45))
+            _e57 = 0.041666666666666664 + -0.0013888888888887393*_z46
+            _e58 = 2.480158729875989e-05 + -2.755731726872324e-07*_z46
+            _e59 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z46
+            _e60 = _e57 + _e58*_x50
+            _e61 = _e60 + _e59*_x53
+            _cw62 = 1.0 - _hz55
+            _cs63 = _cw62 + (((1.0 - _cw62) - _hz55) + (_z46*_z46*_e61 - _rs42*_rl45))
+            _jo64 = (_ji34 & _i64(1)) != _i64(0)
+            _su65 = _sel(_jo64, _cs63, _sn56)
+            _sv66 = _sel((_ji34 & _i64(2)) != _i64(0), -_su65, _su65)
+            _sv67 = _sel(_t1 != 0.0, _sv66, _t1)
+            _cu68 = _sel(_jo64, _sn56, _cs63)
+            _cv69 = _sel(((_ji34 + _i64(1)) & _i64(2)) != _i64(0), -_cu68, _cu68)
+            _e70 = _e29 - pa
+            _s71 = _sv67 + 2.0*_cv69*((pa - (_e29 - _e70)) + (_t0 - _e70))
+            _a72 = (((eps + tw) - _t2))/_t2
+            _u73 = 1.0 + _a72
+            _lb74 = _f64(_u73).view(_i64)
+            _lm75 = _i64((_lb74 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big76 = _lm75 > 1.4142135623730951
+            _lh77 = _lm75*0.5
+            _lf78 = _sel(_big76, _lh77, _lm75) - 1.0
+            _le79 = _i64(_i64(_lb74 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk80 = _le79 + _sel(_big76, 1.0, 0.0)
+            _lf81 = _sel(_lk80 == 0.0, _a72, _lf78)
+            _lc82 = _a72 - (_u73 - 1.0)
+            _lc83 = 1.0 - (_u73 - _a72)
+            _lc84 = _sel(_u73 <= 2.0, _lc82, _lc83)
+            _lc85 = _lc84/_u73
+            _lc86 = _sel(_lk80 == 0.0, 0.0, _lc85)
+            _ls87 = _lf81/(2.0 + _lf81)
+            _lz88 = _ls87*_ls87
+            _e89 = 0.6666666666666666 + 0.4000000000000088*_lz88
+            _e90 = 0.28571428570803253 + 0.22222222391794727*_lz88
+            _e91 = 0.18181795631498243 + 0.15386240172447838*_lz88
+            _e92 = 0.13268760562036724 + 0.1308675766695207*_lz88
+            _x93 = _lz88*_lz88
+            _e94 = _e89 + _e90*_x93
+            _e95 = _e91 + _e92*_x93
+            _x96 = _x93*_x93
+            _e97 = _e94 + _e95*_x96
+            _hf98 = 0.5*(_lf81*_lf81)
+            _lg99 = _lk80*0.6931471805598903 + (_lf81 - (_hf98 - (_ls87*(_hf98 + _lz88*_e97) + (_lk80*5.497923018708371e-14 + _lc86))))
+            _lo100 = _sel(_a72 != 0.0, _lg99, _a72)
+            _lo101 = (-math.inf if _a72 == -1.0 else math.nan)
+            _lo102 = _sel(_a72 > -1.0, _lo100, _lo101)
+            _lo103 = _sel(_a72 < math.inf, _lo102, _a72)
+            _s104 = _lo103/lam
+            _a105 = -(_s104*_s104)
+            _xc106 = _sel(_a105 > -746.0, _a105, -746.0)
+            _xc107 = _sel(_xc106 < 710.0, _xc106, 710.0)
+            _kt108 = _xc107*1.4426950408889634 + 6755399441055744.0
+            _k109 = _kt108 - 6755399441055744.0
+            _rh110 = _xc107 - _k109*0.6931471805598903
+            _rl111 = _k109*5.497923018708371e-14
+            _r112 = _rh110 - _rl111
+            _rc113 = (_rh110 - _r112) - _rl111
+            _e114 = 0.5 + 0.1666666666666667*_r112
+            _e115 = 0.04166666666666667 + 0.008333333333326136*_r112
+            _e116 = 0.001388888888888375 + 0.00019841269874815834*_r112
+            _e117 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r112
+            _e118 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r112
+            _x119 = _r112*_r112
+            _e120 = _e114 + _e115*_x119
+            _e121 = _e116 + _e117*_x119
+            _e122 = _e118 + 2.0914685161418067e-09*_x119
+            _x123 = _x119*_x119
+            _e124 = _e120 + _e121*_x123
+            _x125 = _x123*_x123
+            _e126 = _e124 + _e122*_x125
+            _q127 = (_r112*_r112)*_e126 + _rc113
+            _q128 = _r112 + _q127
+            _kt129 = _k109*0.5 + 6755399441055744.0
+            _ki130 = _i64(_f64(_kt108).view(_i64) - _i64(4843621399236968448))
+            _ki131 = _i64(_f64(_kt129).view(_i64) - _i64(4843621399236968448))
+            _sc132 = _i64((_ki131 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc133 = _i64((_ki130 - _ki131 + _i64(1023)) << _i64(52)).view(_f64)
+            _p134 = 1.0 + _q128
+            _ex135 = (_p134*_sc132)*_sc133
+            _ex136 = _sel(_a105 == _a105, _ex135, _a105)
+            value = (_s71*_s71)*_ex136
+            _xok = _tg30
         else:  # ln(w/h) of the ratio
             _t0_w1 = -ta
-            _e5 = pa + _t0_w1
-            _t1_w1 = 2.0*_e5
-            _e6 = _e5 - pa
-            _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
-            _s8 = math.log(((eps + tw)/(eps + th)))/lam
-            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+            _e137 = pa + _t0_w1
+            _t1_w1 = 2.0*_e137
+            _tg138 = abs(_t1_w1) <= 1048576.0
+            _xc139 = _sel(_tg138, _t1_w1, 0.0)
+            _jt140 = _xc139*0.6366197723675814 + 6755399441055744.0
+            _j141 = _jt140 - 6755399441055744.0
+            _ji142 = _i64(_f64(_jt140).view(_i64) - _i64(4843621399236968448))
+            _ra143 = _xc139 - _j141*1.5707963267341256
+            _rs144 = _ra143 - _j141*6.077100506303966e-11
+            _rs145 = _ra143 - _rs144
+            _re146 = ((_ra143 - (_rs144 + _rs145)) + (_rs145 - _j141*6.077100506303966e-11))
+            _rs147 = _rs144 - _j141*2.0222662487111665e-21
+            _rs148 = _rs144 - _rs147
+            _re149 = ((_rs144 - (_rs147 + _rs148)) + (_rs148 - _j141*2.0222662487111665e-21))
+            _rs150 = _rs147 - _j141*8.4784276603689e-32
+            _rs151 = _rs147 - _rs150
+            _re152 = ((_rs147 - (_rs150 + _rs151)) + (_rs151 - _j141*8.4784276603689e-32))
+            _rl153 = _re152 + (_re149 + _re146)
+            _z154 = _rs150*_rs150
+            _e155 = -0.16666666666666666 + 0.008333333333333331*_z154
+            _e156 = -0.00019841269841265052 + 2.755731921932962e-06*_z154
+            _e157 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z154
+            _x158 = _z154*_z154
+            _e159 = _e155 + _e156*_x158
+            _e160 = _e157 + -7.586666154587118e-13*_x158
+            _x161 = _x158*_x158
+            _e162 = _e159 + _e160*_x161
+            _hz163 = 0.5*_z154
+            _sn164 = _rs150 + (_rl153 + (_rs150*_z154*_e162 - _hz163*_rl153))
+            _e165 = 0.041666666666666664 + -0.0013888888888887393*_z154
+            _e166 = 2.480158729875989e-05 + -2.755731726872324e-07*_z154
+            _e167 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z154
+            _e168 = _e165 + _e166*_x158
+            _e169 = _e168 + _e167*_x161
+            _cw170 = 1.0 - _hz163
+            _cs171 = _cw170 + (((1.0 - _cw170) - _hz163) + (_z154*_z154*_e169 - _rs150*_rl153))
+            _jo172 = (_ji142 & _i64(1)) != _i64(0)
+            _su173 = _sel(_jo172, _cs171, _sn164)
+            _sv174 = _sel((_ji142 & _i64(2)) != _i64(0), -_su173, _su173)
+            _sv175 = _sel(_t1_w1 != 0.0, _sv174, _t1_w1)
+            _cu176 = _sel(_jo172, _sn164, _cs171)
+            _cv177 = _sel(((_ji142 + _i64(1)) & _i64(2)) != _i64(0), -_cu176, _cu176)
+            _e178 = _e137 - pa
+            _s179 = _sv175 + 2.0*_cv177*((pa - (_e137 - _e178)) + (_t0_w1 - _e178))
+            _a180 = -(_s28*_s28)
+            _xc181 = _sel(_a180 > -746.0, _a180, -746.0)
+            _xc182 = _sel(_xc181 < 710.0, _xc181, 710.0)
+            _kt183 = _xc182*1.4426950408889634 + 6755399441055744.0
+            _k184 = _kt183 - 6755399441055744.0
+            _rh185 = _xc182 - _k184*0.6931471805598903
+            _rl186 = _k184*5.497923018708371e-14
+            _r187 = _rh185 - _rl186
+            _rc188 = (_rh185 - _r187) - _rl186
+            _e189 = 0.5 + 0.1666666666666667*_r187
+            _e190 = 0.04166666666666667 + 0.008333333333326136*_r187
+            _e191 = 0.001388888888888375 + 0.00019841269874815834*_r187
+            _e192 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r187
+            _e193 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r187
+            _x194 = _r187*_r187
+            _e195 = _e189 + _e190*_x194
+            _e196 = _e191 + _e192*_x194
+            _e197 = _e193 + 2.0914685161418067e-09*_x194
+            _x198 = _x194*_x194
+            _e199 = _e195 + _e196*_x198
+            _x200 = _x198*_x198
+            _e201 = _e199 + _e197*_x200
+            _q202 = (_r187*_r187)*_e201 + _rc188
+            _q203 = _r187 + _q202
+            _kt204 = _k184*0.5 + 6755399441055744.0
+            _ki205 = _i64(_f64(_kt183).view(_i64) - _i64(4843621399236968448))
+            _ki206 = _i64(_f64(_kt204).view(_i64) - _i64(4843621399236968448))
+            _sc207 = _i64((_ki206 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc208 = _i64((_ki205 - _ki206 + _i64(1023)) << _i64(52)).view(_f64)
+            _p209 = 1.0 + _q203
+            _ex210 = (_p209*_sc207)*_sc208
+            _ex211 = _sel(_a180 == _a180, _ex210, _a180)
+            value = (_s179*_s179)*_ex211
+            _xok = _tg138
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                _a1_w1 = (eps + tw_w1)/(eps + th_w1)
+                _sub2_w1 = _a1_w1 < 2.2250738585072014e-308
+                _lx3_w1 = _a1_w1*1.8014398509481984e+16
+                _lx4_w1 = _sel(_sub2_w1, _lx3_w1, _a1_w1)
+                _lb5_w1 = _f64(_lx4_w1).view(_i64)
+                _lm6_w1 = _i64((_lb5_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                _big7_w1 = _lm6_w1 > 1.4142135623730951
+                _lh8_w1 = _lm6_w1*0.5
+                _lf9_w1 = _sel(_big7_w1, _lh8_w1, _lm6_w1) - 1.0
+                _le10_w1 = _i64(_i64(_lb5_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                _lk11_w1 = _le10_w1 + _sel(_big7_w1, 1.0, 0.0) - _sel(_sub2_w1, 54.0, 0.0)
+                _ls12_w1 = _lf9_w1/(2.0 + _lf9_w1)
+                _lz13_w1 = _ls12_w1*_ls12_w1
+                _e14_w1 = 0.6666666666666666 + 0.4000000000000088*_lz13_w1
+                _e15_w1 = 0.28571428570803253 + 0.22222222391794727*_lz13_w1
+                _e16_w1 = 0.18181795631498243 + 0.15386240172447838*_lz13_w1
+                _e17_w1 = 0.13268760562036724 + 0.1308675766695207*_lz13_w1
+                _x18_w1 = _lz13_w1*_lz13_w1
+                _e19_w1 = _e14_w1 + _e15_w1*_x18_w1
+                _e20_w1 = _e16_w1 + _e17_w1*_x18_w1
+                _x21_w1 = _x18_w1*_x18_w1
+                _e22_w1 = _e19_w1 + _e20_w1*_x21_w1
+                _hf23_w1 = 0.5*(_lf9_w1*_lf9_w1)
+                _lg24_w1 = _lk11_w1*0.6931471805598903 + (_lf9_w1 - (_hf23_w1 - (_ls12_w1*(_hf23_w1 + _lz13_w1*_e22_w1) + (_lk11_w1*5.497923018708371e-14))))
+                _lo25_w1 = (-math.inf if _a1_w1 == 0.0 else math.nan)
+                _lo26_w1 = _sel(_a1_w1 > 0.0, _lg24_w1, _lo25_w1)
+                _lo27_w1 = _sel(_a1_w1 < math.inf, _lo26_w1, _a1_w1)
+                _s28_w1 = _lo27_w1/lam
+                if ((_s28_w1*_s28_w1) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+                    value_w1 = 0.0
+                elif (eps + th_w1 == 0.0) and (eps + tw_w1 == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+                    value_w1 = math.nan
+                elif (eps + th_w1 == 0.0) or (eps + tw_w1 == 0.0) or (((eps + tw_w1)/(eps + th_w1)) == 0.0) or (((eps + tw_w1)/(eps + th_w1)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+                    value_w1 = 0.0
+                elif (((eps + tw_w1)/(eps + th_w1)) >= 0.5) and (((eps + tw_w1)/(eps + th_w1)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+                    _t0_w2 = -ta_w1
+                    _e29_w1 = pa_w1 + _t0_w2
+                    _t1_w2 = 2.0*_e29_w1
+                    _t2_w1 = eps + th_w1
+                    _tg30_w1 = abs(_t1_w2) <= 1048576.0
+                    _xc31_w1 = _sel(_tg30_w1, _t1_w2, 0.0)
+                    _jt32_w1 = _xc31_w1*0.6366197723675814 + 6755399441055744.0
+                    _j33_w1 = _jt32_w1 - 6755399441055744.0
+                    _ji34_w1 = _i64(_f64(_jt32_w1).view(_i64) - _i64(4843621399236968448))
+                    _ra35_w1 = _xc31_w1 - _j33_w1*1.5707963267341256
+                    _rs36_w1 = _ra35_w1 - _j33_w1*6.077100506303966e-11
+                    _rs37_w1 = _ra35_w1 - _rs36_w1
+                    _re38_w1 = ((_ra35_w1 - (_rs36_w1 + _rs37_w1)) + (_rs37_w1 - _j33_w1*6.077100506303966e-11))
+                    _rs39_w1 = _rs36_w1 - _j33_w1*2.0222662487111665e-21
+                    _rs40_w1 = _rs36_w1 - _rs39_w1
+                    _re41_w1 = ((_rs36_w1 - (_rs39_w1 + _rs40_w1)) + (_rs40_w1 - _j33_w1*2.0222662487111665e-21))
+                    _rs42_w1 = _rs39_w1 - _j33_w1*8.4784276603689e-32
+                    _rs43_w1 = _rs39_w1 - _rs42_w1
+                    _re44_w1 = ((_rs39_w1 - (_rs42_w1 + _rs43_w1)) + (_rs43_w1 - _j33_w1*8.4784276603689e-32))
+                    _rl45_w1 = _re44_w1 + (_re41_w1 + _re38_w1)
+                    _z46_w1 = _rs42_w1*_rs42_w1
+                    _e47_w1 = -0.16666666666666666 + 0.008333333333333331*_z46_w1
+                    _e48_w1 = -0.00019841269841265052 + 2.755731921932962e-06*_z46_w1
+                    _e49_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z46_w1
+                    _x50_w1 = _z46_w1*_z46_w1
+                    _e51_w1 = _e47_w1 + _e48_w1*_x50_w1
+                    _e52_w1 = _e49_w1 + -7.586666154587118e-13*_x50_w1
+                    _x53_w1 = _x50_w1*_x50_w1
+                    _e54_w1 = _e51_w1 + _e52_w1*_x53_w1
+                    _hz55_w1 = 0.5*_z46_w1
+                    _sn56_w1 = _rs42_w1 + (_rl45_w1 + (_rs42_w1*_z46_w1*_e54_w1 - _hz55_w1*_rl45_w1))
+                    _e57_w1 = 0.041666666666666664 + -0.0013888888888887393*_z46_w1
+                    _e58_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z46_w1
+                    _e59_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z46_w1
+                    _e60_w1 = _e57_w1 + _e58_w1*_x50_w1
+                    _e61_w1 = _e60_w1 + _e59_w1*_x53_w1
+                    _cw62_w1 = 1.0 - _hz55_w1
+                    _cs63_w1 = _cw62_w1 + (((1.0 - _cw62_w1) - _hz55_w1) + (_z46_w1*_z46_w1*_e61_w1 - _rs42_w1*_rl45_w1))
+                    _jo64_w1 = (_ji34_w1 & _i64(1)) != _i64(0)
+                    _su65_w1 = _sel(_jo64_w1, _cs63_w1, _sn56_w1)
+                    _sv66_w1 = _sel((_ji34_w1 & _i64(2)) != _i64(0), -_su65_w1, _su65_w1)
+                    _sv67_w1 = _sel(_t1_w2 != 0.0, _sv66_w1, _t1_w2)
+                    _sv68 = (_sv67_w1 if _tg30_w1 else math.sin(_t1_w2))
+                    _cu69 = _sel(_jo64_w1, _sn56_w1, _cs63_w1)
+                    _cv70 = _sel(((_ji34_w1 + _i64(1)) & _i64(2)) != _i64(0), -_cu69, _cu69)
+                    _cv71 = (_cv70 if _tg30_w1 else math.cos(_t1_w2))
+                    _e72 = _e29_w1 - pa_w1
+                    _s73 = _sv68 + 2.0*_cv71*((pa_w1 - (_e29_w1 - _e72)) + (_t0_w2 - _e72))
+                    _a74 = (((eps + tw_w1) - _t2_w1))/_t2_w1
+                    _u75 = 1.0 + _a74
+                    _lb76 = _f64(_u75).view(_i64)
+                    _lm77 = _i64((_lb76 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big78 = _lm77 > 1.4142135623730951
+                    _lh79 = _lm77*0.5
+                    _lf80 = _sel(_big78, _lh79, _lm77) - 1.0
+                    _le81 = _i64(_i64(_lb76 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk82 = _le81 + _sel(_big78, 1.0, 0.0)
+                    _lf83 = _sel(_lk82 == 0.0, _a74, _lf80)
+                    _lc84_w1 = _a74 - (_u75 - 1.0)
+                    _lc85_w1 = 1.0 - (_u75 - _a74)
+                    _lc86_w1 = _sel(_u75 <= 2.0, _lc84_w1, _lc85_w1)
+                    _lc87 = _lc86_w1/_u75
+                    _lc88 = _sel(_lk82 == 0.0, 0.0, _lc87)
+                    _ls89 = _lf83/(2.0 + _lf83)
+                    _lz90 = _ls89*_ls89
+                    _e91_w1 = 0.6666666666666666 + 0.4000000000000088*_lz90
+                    _e92_w1 = 0.28571428570803253 + 0.22222222391794727*_lz90
+                    _e93 = 0.18181795631498243 + 0.15386240172447838*_lz90
+                    _e94_w1 = 0.13268760562036724 + 0.1308675766695207*_lz90
+                    _x95 = _lz90*_lz90
+                    _e96 = _e91_w1 + _e92_w1*_x95
+                    _e97_w1 = _e93 + _e94_w1*_x95
+                    _x98 = _x95*_x95
+                    _e99 = _e96 + _e97_w1*_x98
+                    _hf100 = 0.5*(_lf83*_lf83)
+                    _lg101 = _lk82*0.6931471805598903 + (_lf83 - (_hf100 - (_ls89*(_hf100 + _lz90*_e99) + (_lk82*5.497923018708371e-14 + _lc88))))
+                    _lo102_w1 = _sel(_a74 != 0.0, _lg101, _a74)
+                    _lo103_w1 = (-math.inf if _a74 == -1.0 else math.nan)
+                    _lo104 = _sel(_a74 > -1.0, _lo102_w1, _lo103_w1)
+                    _lo105 = _sel(_a74 < math.inf, _lo104, _a74)
+                    _s106 = _lo105/lam
+                    _a107 = -(_s106*_s106)
+                    _xc108 = _sel(_a107 > -746.0, _a107, -746.0)
+                    _xc109 = _sel(_xc108 < 710.0, _xc108, 710.0)
+                    _kt110 = _xc109*1.4426950408889634 + 6755399441055744.0
+                    _k111 = _kt110 - 6755399441055744.0
+                    _rh112 = _xc109 - _k111*0.6931471805598903
+                    _rl113 = _k111*5.497923018708371e-14
+                    _r114 = _rh112 - _rl113
+                    _rc115 = (_rh112 - _r114) - _rl113
+                    _e116_w1 = 0.5 + 0.1666666666666667*_r114
+                    _e117_w1 = 0.04166666666666667 + 0.008333333333326136*_r114
+                    _e118_w1 = 0.001388888888888375 + 0.00019841269874815834*_r114
+                    _e119 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r114
+                    _e120_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r114
+                    _x121 = _r114*_r114
+                    _e122_w1 = _e116_w1 + _e117_w1*_x121
+                    _e123 = _e118_w1 + _e119*_x121
+                    _e124_w1 = _e120_w1 + 2.0914685161418067e-09*_x121
+                    _x125_w1 = _x121*_x121
+                    _e126_w1 = _e122_w1 + _e123*_x125_w1
+                    _x127 = _x125_w1*_x125_w1
+                    _e128 = _e126_w1 + _e124_w1*_x127
+                    _q129 = (_r114*_r114)*_e128 + _rc115
+                    _q130 = _r114 + _q129
+                    _kt131 = _k111*0.5 + 6755399441055744.0
+                    _ki132 = _i64(_f64(_kt110).view(_i64) - _i64(4843621399236968448))
+                    _ki133 = _i64(_f64(_kt131).view(_i64) - _i64(4843621399236968448))
+                    _sc134 = _i64((_ki133 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc135 = _i64((_ki132 - _ki133 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p136 = 1.0 + _q130
+                    _ex137 = (_p136*_sc134)*_sc135
+                    _ex138 = _sel(_a107 == _a107, _ex137, _a107)
+                    value_w1 = (_s73*_s73)*_ex138
+                else:  # ln(w/h) of the ratio
+                    _t0_w1_w1 = -ta_w1
+                    _e139 = pa_w1 + _t0_w1_w1
+                    _t1_w1_w1 = 2.0*_e139
+                    _tg140 = abs(_t1_w1_w1) <= 1048576.0
+                    _xc141 = _sel(_tg140, _t1_w1_w1, 0.0)
+                    _jt142 = _xc141*0.6366197723675814 + 6755399441055744.0
+                    _j143 = _jt142 - 6755399441055744.0
+                    _ji144 = _i64(_f64(_jt142).view(_i64) - _i64(4843621399236968448))
+                    _ra145 = _xc141 - _j143*1.5707963267341256
+                    _rs146 = _ra145 - _j143*6.077100506303966e-11
+                    _rs147_w1 = _ra145 - _rs146
+                    _re148 = ((_ra145 - (_rs146 + _rs147_w1)) + (_rs147_w1 - _j143*6.077100506303966e-11))
+                    _rs149 = _rs146 - _j143*2.0222662487111665e-21
+                    _rs150_w1 = _rs146 - _rs149
+                    _re151 = ((_rs146 - (_rs149 + _rs150_w1)) + (_rs150_w1 - _j143*2.0222662487111665e-21))
+                    _rs152 = _rs149 - _j143*8.4784276603689e-32
+                    _rs153 = _rs149 - _rs152
+                    _re154 = ((_rs149 - (_rs152 + _rs153)) + (_rs153 - _j143*8.4784276603689e-32))
+                    _rl155 = _re154 + (_re151 + _re148)
+                    _z156 = _rs152*_rs152
+                    _e157_w1 = -0.16666666666666666 + 0.008333333333333331*_z156
+                    _e158 = -0.00019841269841265052 + 2.755731921932962e-06*_z156
+                    _e159_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z156
+                    _x160 = _z156*_z156
+                    _e161 = _e157_w1 + _e158*_x160
+                    _e162_w1 = _e159_w1 + -7.586666154587118e-13*_x160
+                    _x163 = _x160*_x160
+                    _e164 = _e161 + _e162_w1*_x163
+                    _hz165 = 0.5*_z156
+                    _sn166 = _rs152 + (_rl155 + (_rs152*_z156*_e164 - _hz165*_rl155))
+                    _e167_w1 = 0.041666666666666664 + -0.0013888888888887393*_z156
+                    _e168_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z156
+                    _e169_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z156
+                    _e170 = _e167_w1 + _e168_w1*_x160
+                    _e171 = _e170 + _e169_w1*_x163
+                    _cw172 = 1.0 - _hz165
+                    _cs173 = _cw172 + (((1.0 - _cw172) - _hz165) + (_z156*_z156*_e171 - _rs152*_rl155))
+                    _jo174 = (_ji144 & _i64(1)) != _i64(0)
+                    _su175 = _sel(_jo174, _cs173, _sn166)
+                    _sv176 = _sel((_ji144 & _i64(2)) != _i64(0), -_su175, _su175)
+                    _sv177 = _sel(_t1_w1_w1 != 0.0, _sv176, _t1_w1_w1)
+                    _sv178 = (_sv177 if _tg140 else math.sin(_t1_w1_w1))
+                    _cu179 = _sel(_jo174, _sn166, _cs173)
+                    _cv180 = _sel(((_ji144 + _i64(1)) & _i64(2)) != _i64(0), -_cu179, _cu179)
+                    _cv181 = (_cv180 if _tg140 else math.cos(_t1_w1_w1))
+                    _e182 = _e139 - pa_w1
+                    _s183 = _sv178 + 2.0*_cv181*((pa_w1 - (_e139 - _e182)) + (_t0_w1_w1 - _e182))
+                    _a184 = -(_s28_w1*_s28_w1)
+                    _xc185 = _sel(_a184 > -746.0, _a184, -746.0)
+                    _xc186 = _sel(_xc185 < 710.0, _xc185, 710.0)
+                    _kt187 = _xc186*1.4426950408889634 + 6755399441055744.0
+                    _k188 = _kt187 - 6755399441055744.0
+                    _rh189 = _xc186 - _k188*0.6931471805598903
+                    _rl190 = _k188*5.497923018708371e-14
+                    _r191 = _rh189 - _rl190
+                    _rc192 = (_rh189 - _r191) - _rl190
+                    _e193_w1 = 0.5 + 0.1666666666666667*_r191
+                    _e194 = 0.04166666666666667 + 0.008333333333326136*_r191
+                    _e195_w1 = 0.001388888888888375 + 0.00019841269874815834*_r191
+                    _e196_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r191
+                    _e197_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r191
+                    _x198_w1 = _r191*_r191
+                    _e199_w1 = _e193_w1 + _e194*_x198_w1
+                    _e200 = _e195_w1 + _e196_w1*_x198_w1
+                    _e201_w1 = _e197_w1 + 2.0914685161418067e-09*_x198_w1
+                    _x202 = _x198_w1*_x198_w1
+                    _e203 = _e199_w1 + _e200*_x202
+                    _x204 = _x202*_x202
+                    _e205 = _e203 + _e201_w1*_x204
+                    _q206 = (_r191*_r191)*_e205 + _rc192
+                    _q207 = _r191 + _q206
+                    _kt208 = _k188*0.5 + 6755399441055744.0
+                    _ki209 = _i64(_f64(_kt187).view(_i64) - _i64(4843621399236968448))
+                    _ki210 = _i64(_f64(_kt208).view(_i64) - _i64(4843621399236968448))
+                    _sc211 = _i64((_ki210 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc212 = _i64((_ki209 - _ki210 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p213 = 1.0 + _q207
+                    _ex214 = (_p213*_sc211)*_sc212
+                    _ex215 = _sel(_a184 == _a184, _ex214, _a184)
+                    value_w1 = (_s183*_s183)*_ex215
+                _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w1 in range(_unsigned(_m)):
-        _bad += _sel(((_pred[_unsigned(5) * _i_w1] - _pred[_unsigned(5) * _i_w1])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(1)] - _pred[_unsigned(5) * _i_w1 + _unsigned(1)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(2)] - _pred[_unsigned(5) * _i_w1 + _unsigned(2)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(3)] - _pred[_unsigned(5) * _i_w1 + _unsigned(3)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(4)] - _pred[_unsigned(5) * _i_w1 + _unsigned(4)])
-                + (_target[_unsigned(5) * _i_w1] - _target[_unsigned(5) * _i_w1])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(1)] - _target[_unsigned(5) * _i_w1 + _unsigned(1)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(2)] - _target[_unsigned(5) * _i_w1 + _unsigned(2)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(3)] - _target[_unsigned(5) * _i_w1 + _unsigned(3)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(4)] - _target[_unsigned(5) * _i_w1 + _unsigned(4)]) != 0.0)
-                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(2)] < 0.0))
-                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(3)] < 0.0))
-                | ((_target[_unsigned(5) * _i_w1 + _unsigned(2)] < 0.0))
-                | ((_target[_unsigned(5) * _i_w1 + _unsigned(3)] < 0.0)), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w2] - _pred[_unsigned(5) * _i_w2])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(1)] - _pred[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(2)] - _pred[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(3)] - _pred[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(4)] - _pred[_unsigned(5) * _i_w2 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w2] - _target[_unsigned(5) * _i_w2])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(1)] - _target[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(2)] - _target[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(3)] - _target[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(4)] - _target[_unsigned(5) * _i_w2 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -101,6 +558,8 @@ def value_f64(pred, target, out, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
     _m = _out.shape[0]
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         px = _pred[_unsigned(5) * _i]
         py = _pred[_unsigned(5) * _i + _unsigned(1)]
@@ -112,7 +571,48 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         tw = _target[_unsigned(5) * _i + _unsigned(2)]
         th = _target[_unsigned(5) * _i + _unsigned(3)]
         ta = _target[_unsigned(5) * _i + _unsigned(4)]
-        if (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+        _a1 = (eps + tw)/(eps + th)
+        _sub2 = _a1 < 2.2250738585072014e-308
+        _lx3 = _a1*1.8014398509481984e+16
+        _lx4 = _sel(_sub2, _lx3, _a1)
+        _lb5 = _f64(_lx4).view(_i64)
+        _lm6 = _i64((_lb5 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+        _big7 = _lm6 > 1.4142135623730951
+        _lh8 = _lm6*0.5
+        _lf9 = _sel(_big7, _lh8, _lm6) - 1.0
+        _le10 = _i64(_i64(_lb5 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+        _lk11 = _le10 + _sel(_big7, 1.0, 0.0) - _sel(_sub2, 54.0, 0.0)
+        _ls12 = _lf9/(2.0 + _lf9)
+        _lz13 = _ls12*_ls12
+        _e14 = 0.6666666666666666 + 0.4000000000000088*_lz13
+        _e15 = 0.28571428570803253 + 0.22222222391794727*_lz13
+        _e16 = 0.18181795631498243 + 0.15386240172447838*_lz13
+        _e17 = 0.13268760562036724 + 0.1308675766695207*_lz13
+        _x18 = _lz13*_lz13
+        _e19 = _e14 + _e15*_x18
+        _e20 = _e16 + _e17*_x18
+        _x21 = _x18*_x18
+        _e22 = _e19 + _e20*_x21
+        _hf23 = 0.5*(_lf9*_lf9)
+        _lg24 = _lk11*0.6931471805598903 + (_lf9 - (_hf23 - (_ls12*(_hf23 + _lz13*_e22) + (_lk11*5.497923018708371e-14))))
+        _lo25 = (-math.inf if _a1 == 0.0 else math.nan)
+        _lo26 = _sel(_a1 > 0.0, _lg24, _lo25)
+        _lo27 = _sel(_a1 < math.inf, _lo26, _a1)
+        _s28 = _lo27/lam
+        if ((_s28*_s28) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = 0.0
+            d_px = 0.0
+            d_py = 0.0
+            d_pw = 0.0
+            d_ph = 0.0
+            d_pa = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            d_ta = 0.0
+            _xok = True
+        elif (eps + th == 0.0) and (eps + tw == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = math.nan
             d_px = math.nan
             d_py = math.nan
@@ -124,6 +624,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = math.nan
             d_th = math.nan
             d_ta = math.nan
+            _xok = True
         elif (eps + th == 0.0) or (eps + tw == 0.0) or (((eps + tw)/(eps + th)) == 0.0) or (((eps + tw)/(eps + th)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
             value = 0.0
             d_px = 0.0
@@ -136,35 +637,192 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = 0.0
             d_th = 0.0
             d_ta = 0.0
-        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
-            value = 0.0
-            d_px = 0.0
-            d_py = 0.0
-            d_pw = 0.0
-            d_ph = 0.0
-            d_pa = 0.0
-            d_tx = 0.0
-            d_ty = 0.0
-            d_tw = 0.0
-            d_th = 0.0
-            d_ta = 0.0
+            _xok = True
         elif (((eps + tw)/(eps + th)) >= 0.5) and (((eps + tw)/(eps + th)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
             _t0 = -ta
-            _e1 = pa + _t0
-            _t1 = 2.0*_e1
+            _e29 = pa + _t0
+            _t1 = 2.0*_e29
             _t2 = eps + th
-            _e2 = _e1 - pa
-            _s3 = math.sin(_t1) + 2.0*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
-            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
-            value = (_s3*_s3)*math.exp(-(_s4*_s4))
-            _t3 = math.cos(_t1)
-            _t4 = math.sin(_t1)
-            _t5 = (pa - (_e1 - _e2)) + (_t0 - _e2)
+            _tg30 = abs(_t1) <= 1048576.0
+            _xc31 = _sel(_tg30, _t1, 0.0)
+            _jt32 = _xc31*0.6366197723675814 + 6755399441055744.0
+            _j33 = _jt32 - 6755399441055744.0
+            _ji34 = _i64(_f64(_jt32).view(_i64) - _i64(4843621399236968448))
+            _ra35 = _xc31 - _j33*1.5707963267341256
+            _rs36 = _ra35 - _j33*6.077100506303966e-11
+            _rs37 = _ra35 - _rs36
+            _re38 = ((_ra35 - (_rs36 + _rs37)) + (_rs37 - _j33*6.077100506303966e-11))
+            _rs39 = _rs36 - _j33*2.0222662487111665e-21
+            _rs40 = _rs36 - _rs39
+            _re41 = ((_rs36 - (_rs39 + _rs40)) + (_rs40 - _j33*2.0222662487111665e-21))
+            _rs42 = _rs39 - _j33*8.4784276603689e-32
+            _rs43 = _rs39 - _rs42
+            _re44 = ((_rs39 - (_rs42 + _rs43)) + (_rs43 - _j33*8.4784276603689e-32))
+            _rl45 = _re44 + (_re41 + _re38)
+            _z46 = _rs42*_rs42
+            _e47 = -0.16666666666666666 + 0.008333333333333331*_z46
+            _e48 = -0.00019841269841265052 + 2.755731921932962e-06*_z46
+            _e49 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z46
+            _x50 = _z46*_z46
+            _e51 = _e47 + _e48*_x50
+            _e52 = _e49 + -7.586666154587118e-13*_x50
+            _x53 = _x50*_x50
+            _e54 = _e51 + _e52*_x53
+            _hz55 = 0.5*_z46
+            _sn56 = _rs42 + (_rl45 + (_rs42*_z46*_e54 - _hz55*_rl45))
+            _e57 = 0.041666666666666664 + -0.0013888888888887393*_z46
+            _e58 = 2.480158729875989e-05 + -2.755731726872324e-07*_z46
+            _e59 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z46
+            _e60 = _e57 + _e58*_x50
+            _e61 = _e60 + _e59*_x53
+            _cw62 = 1.0 - _hz55
+            _cs63 = _cw62 + (((1.0 - _cw62) - _hz55) + (_z46*_z46*_e61 - _rs42*_rl45))
+            _jo64 = (_ji34 & _i64(1)) != _i64(0)
+            _su65 = _sel(_jo64, _cs63, _sn56)
+            _sv66 = _sel((_ji34 & _i64(2)) != _i64(0), -_su65, _su65)
+            _sv67 = _sel(_t1 != 0.0, _sv66, _t1)
+            _cu68 = _sel(_jo64, _sn56, _cs63)
+            _cv69 = _sel(((_ji34 + _i64(1)) & _i64(2)) != _i64(0), -_cu68, _cu68)
+            _e70 = _e29 - pa
+            _s71 = _sv67 + 2.0*_cv69*((pa - (_e29 - _e70)) + (_t0 - _e70))
+            _a72 = (((eps + tw) - _t2))/_t2
+            _u73 = 1.0 + _a72
+            _lb74 = _f64(_u73).view(_i64)
+            _lm75 = _i64((_lb74 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big76 = _lm75 > 1.4142135623730951
+            _lh77 = _lm75*0.5
+            _lf78 = _sel(_big76, _lh77, _lm75) - 1.0
+            _le79 = _i64(_i64(_lb74 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk80 = _le79 + _sel(_big76, 1.0, 0.0)
+            _lf81 = _sel(_lk80 == 0.0, _a72, _lf78)
+            _lc82 = _a72 - (_u73 - 1.0)
+            _lc83 = 1.0 - (_u73 - _a72)
+            _lc84 = _sel(_u73 <= 2.0, _lc82, _lc83)
+            _lc85 = _lc84/_u73
+            _lc86 = _sel(_lk80 == 0.0, 0.0, _lc85)
+            _ls87 = _lf81/(2.0 + _lf81)
+            _lz88 = _ls87*_ls87
+            _e89 = 0.6666666666666666 + 0.4000000000000088*_lz88
+            _e90 = 0.28571428570803253 + 0.22222222391794727*_lz88
+            _e91 = 0.18181795631498243 + 0.15386240172447838*_lz88
+            _e92 = 0.13268760562036724 + 0.1308675766695207*_lz88
+            _x93 = _lz88*_lz88
+            _e94 = _e89 + _e90*_x93
+            _e95 = _e91 + _e92*_x93
+            _x96 = _x93*_x93
+            _e97 = _e94 + _e95*_x96
+            _hf98 = 0.5*(_lf81*_lf81)
+            _lg99 = _lk80*0.6931471805598903 + (_lf81 - (_hf98 - (_ls87*(_hf98 + _lz88*_e97) + (_lk80*5.497923018708371e-14 + _lc86))))
+            _lo100 = _sel(_a72 != 0.0, _lg99, _a72)
+            _lo101 = (-math.inf if _a72 == -1.0 else math.nan)
+            _lo102 = _sel(_a72 > -1.0, _lo100, _lo101)
+            _lo103 = _sel(_a72 < math.inf, _lo102, _a72)
+            _s104 = _lo103/lam
+            _a105 = -(_s104*_s104)
+            _xc106 = _sel(_a105 > -746.0, _a105, -746.0)
+            _xc107 = _sel(_xc106 < 710.0, _xc106, 710.0)
+            _kt108 = _xc107*1.4426950408889634 + 6755399441055744.0
+            _k109 = _kt108 - 6755399441055744.0
+            _rh110 = _xc107 - _k109*0.6931471805598903
+            _rl111 = _k109*5.497923018708371e-14
+            _r112 = _rh110 - _rl111
+            _rc113 = (_rh110 - _r112) - _rl111
+            _e114 = 0.5 + 0.1666666666666667*_r112
+            _e115 = 0.04166666666666667 + 0.008333333333326136*_r112
+            _e116 = 0.001388888888888375 + 0.00019841269874815834*_r112
+            _e117 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r112
+            _e118 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r112
+            _x119 = _r112*_r112
+            _e120 = _e114 + _e115*_x119
+            _e121 = _e116 + _e117*_x119
+            _e122 = _e118 + 2.0914685161418067e-09*_x119
+            _x123 = _x119*_x119
+            _e124 = _e120 + _e121*_x123
+            _x125 = _x123*_x123
+            _e126 = _e124 + _e122*_x125
+            _q127 = (_r112*_r112)*_e126 + _rc113
+            _q128 = _r112 + _q127
+            _kt129 = _k109*0.5 + 6755399441055744.0
+            _ki130 = _i64(_f64(_kt108).view(_i64) - _i64(4843621399236968448))
+            _ki131 = _i64(_f64(_kt129).view(_i64) - _i64(4843621399236968448))
+            _sc132 = _i64((_ki131 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc133 = _i64((_ki130 - _ki131 + _i64(1023)) << _i64(52)).view(_f64)
+            _p134 = 1.0 + _q128
+            _ex135 = (_p134*_sc132)*_sc133
+            _ex136 = _sel(_a105 == _a105, _ex135, _a105)
+            value = (_s71*_s71)*_ex136
+            _t3 = _cv69
+            _t4 = _sv67
+            _t5 = (pa - (_e29 - _e70)) + (_t0 - _e70)
             _t6 = -4.0*_t3 + 8.0*_t4*_t5
             _t7 = 2.0*_t3*_t5 + _t4
             _t10 = eps + tw
-            _t11 = math.log1p((((_t10 - _t2))/_t2))/lam
-            _t12 = math.exp(-(_t11*_t11))
+            _a137 = ((_t10 - _t2))/_t2
+            _u138 = 1.0 + _a137
+            _lb139 = _f64(_u138).view(_i64)
+            _lm140 = _i64((_lb139 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big141 = _lm140 > 1.4142135623730951
+            _lh142 = _lm140*0.5
+            _lf143 = _sel(_big141, _lh142, _lm140) - 1.0
+            _le144 = _i64(_i64(_lb139 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk145 = _le144 + _sel(_big141, 1.0, 0.0)
+            _lf146 = _sel(_lk145 == 0.0, _a137, _lf143)
+            _lc147 = _a137 - (_u138 - 1.0)
+            _lc148 = 1.0 - (_u138 - _a137)
+            _lc149 = _sel(_u138 <= 2.0, _lc147, _lc148)
+            _lc150 = _lc149/_u138
+            _lc151 = _sel(_lk145 == 0.0, 0.0, _lc150)
+            _ls152 = _lf146/(2.0 + _lf146)
+            _lz153 = _ls152*_ls152
+            _e154 = 0.6666666666666666 + 0.4000000000000088*_lz153
+            _e155 = 0.28571428570803253 + 0.22222222391794727*_lz153
+            _e156 = 0.18181795631498243 + 0.15386240172447838*_lz153
+            _e157 = 0.13268760562036724 + 0.1308675766695207*_lz153
+            _x158 = _lz153*_lz153
+            _e159 = _e154 + _e155*_x158
+            _e160 = _e156 + _e157*_x158
+            _x161 = _x158*_x158
+            _e162 = _e159 + _e160*_x161
+            _hf163 = 0.5*(_lf146*_lf146)
+            _lg164 = _lk145*0.6931471805598903 + (_lf146 - (_hf163 - (_ls152*(_hf163 + _lz153*_e162) + (_lk145*5.497923018708371e-14 + _lc151))))
+            _lo165 = _sel(_a137 != 0.0, _lg164, _a137)
+            _lo166 = (-math.inf if _a137 == -1.0 else math.nan)
+            _lo167 = _sel(_a137 > -1.0, _lo165, _lo166)
+            _lo168 = _sel(_a137 < math.inf, _lo167, _a137)
+            _t11 = _lo168/lam
+            _a169 = -(_t11*_t11)
+            _xc170 = _sel(_a169 > -746.0, _a169, -746.0)
+            _xc171 = _sel(_xc170 < 710.0, _xc170, 710.0)
+            _kt172 = _xc171*1.4426950408889634 + 6755399441055744.0
+            _k173 = _kt172 - 6755399441055744.0
+            _rh174 = _xc171 - _k173*0.6931471805598903
+            _rl175 = _k173*5.497923018708371e-14
+            _r176 = _rh174 - _rl175
+            _rc177 = (_rh174 - _r176) - _rl175
+            _e178 = 0.5 + 0.1666666666666667*_r176
+            _e179 = 0.04166666666666667 + 0.008333333333326136*_r176
+            _e180 = 0.001388888888888375 + 0.00019841269874815834*_r176
+            _e181 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r176
+            _e182 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r176
+            _x183 = _r176*_r176
+            _e184 = _e178 + _e179*_x183
+            _e185 = _e180 + _e181*_x183
+            _e186 = _e182 + 2.0914685161418067e-09*_x183
+            _x187 = _x183*_x183
+            _e188 = _e184 + _e185*_x187
+            _x189 = _x187*_x187
+            _e190 = _e188 + _e186*_x189
+            _q191 = (_r176*_r176)*_e190 + _rc177
+            _q192 = _r176 + _q191
+            _kt193 = _k173*0.5 + 6755399441055744.0
+            _ki194 = _i64(_f64(_kt172).view(_i64) - _i64(4843621399236968448))
+            _ki195 = _i64(_f64(_kt193).view(_i64) - _i64(4843621399236968448))
+            _sc196 = _i64((_ki195 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc197 = _i64((_ki194 - _ki195 + _i64(1023)) << _i64(52)).view(_f64)
+            _p198 = 1.0 + _q192
+            _ex199 = (_p198*_sc196)*_sc197
+            _ex200 = _sel(_a169 == _a169, _ex199, _a169)
+            _t12 = _ex200
             _t13 = _t12*_t7
             _t14 = 2.0*_t11*_t12*(_t7*_t7)/lam
             d_px = 0.0
@@ -177,22 +835,153 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = -_t14/_t10
             d_th = _t14/_t2
             d_ta = _t13*_t6
+            _xok = _tg30
         else:  # ln(w/h) of the ratio
             _t0_w1 = -ta
-            _e5 = pa + _t0_w1
-            _t1_w1 = 2.0*_e5
-            _e6 = _e5 - pa
-            _s7 = math.sin(_t1_w1) + 2.0*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
-            _s8 = math.log(((eps + tw)/(eps + th)))/lam
-            value = (_s7*_s7)*math.exp(-(_s8*_s8))
-            _t2_w1 = math.cos(_t1_w1)
-            _t3_w1 = math.sin(_t1_w1)
-            _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+            _e201 = pa + _t0_w1
+            _t1_w1 = 2.0*_e201
+            _tg202 = abs(_t1_w1) <= 1048576.0
+            _xc203 = _sel(_tg202, _t1_w1, 0.0)
+            _jt204 = _xc203*0.6366197723675814 + 6755399441055744.0
+            _j205 = _jt204 - 6755399441055744.0
+            _ji206 = _i64(_f64(_jt204).view(_i64) - _i64(4843621399236968448))
+            _ra207 = _xc203 - _j205*1.5707963267341256
+            _rs208 = _ra207 - _j205*6.077100506303966e-11
+            _rs209 = _ra207 - _rs208
+            _re210 = ((_ra207 - (_rs208 + _rs209)) + (_rs209 - _j205*6.077100506303966e-11))
+            _rs211 = _rs208 - _j205*2.0222662487111665e-21
+            _rs212 = _rs208 - _rs211
+            _re213 = ((_rs208 - (_rs211 + _rs212)) + (_rs212 - _j205*2.0222662487111665e-21))
+            _rs214 = _rs211 - _j205*8.4784276603689e-32
+            _rs215 = _rs211 - _rs214
+            _re216 = ((_rs211 - (_rs214 + _rs215)) + (_rs215 - _j205*8.4784276603689e-32))
+            _rl217 = _re216 + (_re213 + _re210)
+            _z218 = _rs214*_rs214
+            _e219 = -0.16666666666666666 + 0.008333333333333331*_z218
+            _e220 = -0.00019841269841265052 + 2.755731921932962e-06*_z218
+            _e221 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z218
+            _x222 = _z218*_z218
+            _e223 = _e219 + _e220*_x222
+            _e224 = _e221 + -7.586666154587118e-13*_x222
+            _x225 = _x222*_x222
+            _e226 = _e223 + _e224*_x225
+            _hz227 = 0.5*_z218
+            _sn228 = _rs214 + (_rl217 + (_rs214*_z218*_e226 - _hz227*_rl217))
+            _e229 = 0.041666666666666664 + -0.0013888888888887393*_z218
+            _e230 = 2.480158729875989e-05 + -2.755731726872324e-07*_z218
+            _e231 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z218
+            _e232 = _e229 + _e230*_x222
+            _e233 = _e232 + _e231*_x225
+            _cw234 = 1.0 - _hz227
+            _cs235 = _cw234 + (((1.0 - _cw234) - _hz227) + (_z218*_z218*_e233 - _rs214*_rl217))
+            _jo236 = (_ji206 & _i64(1)) != _i64(0)
+            _su237 = _sel(_jo236, _cs235, _sn228)
+            _sv238 = _sel((_ji206 & _i64(2)) != _i64(0), -_su237, _su237)
+            _sv239 = _sel(_t1_w1 != 0.0, _sv238, _t1_w1)
+            _cu240 = _sel(_jo236, _sn228, _cs235)
+            _cv241 = _sel(((_ji206 + _i64(1)) & _i64(2)) != _i64(0), -_cu240, _cu240)
+            _e242 = _e201 - pa
+            _s243 = _sv239 + 2.0*_cv241*((pa - (_e201 - _e242)) + (_t0_w1 - _e242))
+            _a244 = -(_s28*_s28)
+            _xc245 = _sel(_a244 > -746.0, _a244, -746.0)
+            _xc246 = _sel(_xc245 < 710.0, _xc245, 710.0)
+            _kt247 = _xc246*1.4426950408889634 + 6755399441055744.0
+            _k248 = _kt247 - 6755399441055744.0
+            _rh249 = _xc246 - _k248*0.6931471805598903
+            _rl250 = _k248*5.497923018708371e-14
+            _r251 = _rh249 - _rl250
+            _rc252 = (_rh249 - _r251) - _rl250
+            _e253 = 0.5 + 0.1666666666666667*_r251
+            _e254 = 0.04166666666666667 + 0.008333333333326136*_r251
+            _e255 = 0.001388888888888375 + 0.00019841269874815834*_r251
+            _e256 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r251
+            _e257 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r251
+            _x258 = _r251*_r251
+            _e259 = _e253 + _e254*_x258
+            _e260 = _e255 + _e256*_x258
+            _e261 = _e257 + 2.0914685161418067e-09*_x258
+            _x262 = _x258*_x258
+            _e263 = _e259 + _e260*_x262
+            _x264 = _x262*_x262
+            _e265 = _e263 + _e261*_x264
+            _q266 = (_r251*_r251)*_e265 + _rc252
+            _q267 = _r251 + _q266
+            _kt268 = _k248*0.5 + 6755399441055744.0
+            _ki269 = _i64(_f64(_kt247).view(_i64) - _i64(4843621399236968448))
+            _ki270 = _i64(_f64(_kt268).view(_i64) - _i64(4843621399236968448))
+            _sc271 = _i64((_ki270 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc272 = _i64((_ki269 - _ki270 + _i64(1023)) << _i64(52)).view(_f64)
+            _p273 = 1.0 + _q267
+            _ex274 = (_p273*_sc271)*_sc272
+            _ex275 = _sel(_a244 == _a244, _ex274, _a244)
+            value = (_s243*_s243)*_ex275
+            _t2_w1 = _cv241
+            _t3_w1 = _sv239
+            _t4_w1 = (pa - (_e201 - _e242)) + (_t0_w1 - _e242)
             _t5_w1 = -4.0*_t2_w1 + 8.0*_t3_w1*_t4_w1
             _t6_w1 = 2.0*_t2_w1*_t4_w1 + _t3_w1
             _t8 = eps + tw
-            _t10_w1 = math.log((_t8/(eps + th)))/lam
-            _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+            _a276 = _t8/(eps + th)
+            _sub277 = _a276 < 2.2250738585072014e-308
+            _lx278 = _a276*1.8014398509481984e+16
+            _lx279 = _sel(_sub277, _lx278, _a276)
+            _lb280 = _f64(_lx279).view(_i64)
+            _lm281 = _i64((_lb280 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+            _big282 = _lm281 > 1.4142135623730951
+            _lh283 = _lm281*0.5
+            _lf284 = _sel(_big282, _lh283, _lm281) - 1.0
+            _le285 = _i64(_i64(_lb280 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+            _lk286 = _le285 + _sel(_big282, 1.0, 0.0) - _sel(_sub277, 54.0, 0.0)
+            _ls287 = _lf284/(2.0 + _lf284)
+            _lz288 = _ls287*_ls287
+            _e289 = 0.6666666666666666 + 0.4000000000000088*_lz288
+            _e290 = 0.28571428570803253 + 0.22222222391794727*_lz288
+            _e291 = 0.18181795631498243 + 0.15386240172447838*_lz288
+            _e292 = 0.13268760562036724 + 0.1308675766695207*_lz288
+            _x293 = _lz288*_lz288
+            _e294 = _e289 + _e290*_x293
+            _e295 = _e291 + _e292*_x293
+            _x296 = _x293*_x293
+            _e297 = _e294 + _e295*_x296
+            _hf298 = 0.5*(_lf284*_lf284)
+            _lg299 = _lk286*0.6931471805598903 + (_lf284 - (_hf298 - (_ls287*(_hf298 + _lz288*_e297) + (_lk286*5.497923018708371e-14))))
+            _lo300 = (-math.inf if _a276 == 0.0 else math.nan)
+            _lo301 = _sel(_a276 > 0.0, _lg299, _lo300)
+            _lo302 = _sel(_a276 < math.inf, _lo301, _a276)
+            _t10_w1 = _lo302/lam
+            _a303 = -(_t10_w1*_t10_w1)
+            _xc304 = _sel(_a303 > -746.0, _a303, -746.0)
+            _xc305 = _sel(_xc304 < 710.0, _xc304, 710.0)
+            _kt306 = _xc305*1.4426950408889634 + 6755399441055744.0
+            _k307 = _kt306 - 6755399441055744.0
+            _rh308 = _xc305 - _k307*0.6931471805598903
+            _rl309 = _k307*5.497923018708371e-14
+            _r310 = _rh308 - _rl309
+            _rc311 = (_rh308 - _r310) - _rl309
+            _e312 = 0.5 + 0.1666666666666667*_r310
+            _e313 = 0.04166666666666667 + 0.008333333333326136*_r310
+            _e314 = 0.001388888888888375 + 0.00019841269874815834*_r310
+            _e315 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r310
+            _e316 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r310
+            _x317 = _r310*_r310
+            _e318 = _e312 + _e313*_x317
+            _e319 = _e314 + _e315*_x317
+            _e320 = _e316 + 2.0914685161418067e-09*_x317
+            _x321 = _x317*_x317
+            _e322 = _e318 + _e319*_x321
+            _x323 = _x321*_x321
+            _e324 = _e322 + _e320*_x323
+            _q325 = (_r310*_r310)*_e324 + _rc311
+            _q326 = _r310 + _q325
+            _kt327 = _k307*0.5 + 6755399441055744.0
+            _ki328 = _i64(_f64(_kt306).view(_i64) - _i64(4843621399236968448))
+            _ki329 = _i64(_f64(_kt327).view(_i64) - _i64(4843621399236968448))
+            _sc330 = _i64((_ki329 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc331 = _i64((_ki328 - _ki329 + _i64(1023)) << _i64(52)).view(_f64)
+            _p332 = 1.0 + _q326
+            _ex333 = (_p332*_sc330)*_sc331
+            _ex334 = _sel(_a303 == _a303, _ex333, _a303)
+            _t11_w1 = _ex334
             _t12_w1 = _t11_w1*_t6_w1
             _t13_w1 = 2.0*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
             d_px = 0.0
@@ -205,6 +994,9 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = -_t13_w1/_t8
             d_th = _t13_w1/(eps + th)
             d_ta = _t12_w1*_t5_w1
+            _xok = _tg202
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
         _d_pred[_unsigned(5) * _i] = d_px
         _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
@@ -216,27 +1008,474 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
         _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
         _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                _a1_w1 = (eps + tw_w1)/(eps + th_w1)
+                _sub2_w1 = _a1_w1 < 2.2250738585072014e-308
+                _lx3_w1 = _a1_w1*1.8014398509481984e+16
+                _lx4_w1 = _sel(_sub2_w1, _lx3_w1, _a1_w1)
+                _lb5_w1 = _f64(_lx4_w1).view(_i64)
+                _lm6_w1 = _i64((_lb5_w1 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                _big7_w1 = _lm6_w1 > 1.4142135623730951
+                _lh8_w1 = _lm6_w1*0.5
+                _lf9_w1 = _sel(_big7_w1, _lh8_w1, _lm6_w1) - 1.0
+                _le10_w1 = _i64(_i64(_lb5_w1 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                _lk11_w1 = _le10_w1 + _sel(_big7_w1, 1.0, 0.0) - _sel(_sub2_w1, 54.0, 0.0)
+                _ls12_w1 = _lf9_w1/(2.0 + _lf9_w1)
+                _lz13_w1 = _ls12_w1*_ls12_w1
+                _e14_w1 = 0.6666666666666666 + 0.4000000000000088*_lz13_w1
+                _e15_w1 = 0.28571428570803253 + 0.22222222391794727*_lz13_w1
+                _e16_w1 = 0.18181795631498243 + 0.15386240172447838*_lz13_w1
+                _e17_w1 = 0.13268760562036724 + 0.1308675766695207*_lz13_w1
+                _x18_w1 = _lz13_w1*_lz13_w1
+                _e19_w1 = _e14_w1 + _e15_w1*_x18_w1
+                _e20_w1 = _e16_w1 + _e17_w1*_x18_w1
+                _x21_w1 = _x18_w1*_x18_w1
+                _e22_w1 = _e19_w1 + _e20_w1*_x21_w1
+                _hf23_w1 = 0.5*(_lf9_w1*_lf9_w1)
+                _lg24_w1 = _lk11_w1*0.6931471805598903 + (_lf9_w1 - (_hf23_w1 - (_ls12_w1*(_hf23_w1 + _lz13_w1*_e22_w1) + (_lk11_w1*5.497923018708371e-14))))
+                _lo25_w1 = (-math.inf if _a1_w1 == 0.0 else math.nan)
+                _lo26_w1 = _sel(_a1_w1 > 0.0, _lg24_w1, _lo25_w1)
+                _lo27_w1 = _sel(_a1_w1 < math.inf, _lo26_w1, _a1_w1)
+                _s28_w1 = _lo27_w1/lam
+                if ((_s28_w1*_s28_w1) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+                    value_w1 = 0.0
+                    d_px_w1 = 0.0
+                    d_py_w1 = 0.0
+                    d_pw_w1 = 0.0
+                    d_ph_w1 = 0.0
+                    d_pa_w1 = 0.0
+                    d_tx_w1 = 0.0
+                    d_ty_w1 = 0.0
+                    d_tw_w1 = 0.0
+                    d_th_w1 = 0.0
+                    d_ta_w1 = 0.0
+                elif (eps + th_w1 == 0.0) and (eps + tw_w1 == 0.0):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+                    value_w1 = math.nan
+                    d_px_w1 = math.nan
+                    d_py_w1 = math.nan
+                    d_pw_w1 = math.nan
+                    d_ph_w1 = math.nan
+                    d_pa_w1 = math.nan
+                    d_tx_w1 = math.nan
+                    d_ty_w1 = math.nan
+                    d_tw_w1 = math.nan
+                    d_th_w1 = math.nan
+                    d_ta_w1 = math.nan
+                elif (eps + th_w1 == 0.0) or (eps + tw_w1 == 0.0) or (((eps + tw_w1)/(eps + th_w1)) == 0.0) or (((eps + tw_w1)/(eps + th_w1)) == math.inf):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+                    value_w1 = 0.0
+                    d_px_w1 = 0.0
+                    d_py_w1 = 0.0
+                    d_pw_w1 = 0.0
+                    d_ph_w1 = 0.0
+                    d_pa_w1 = 0.0
+                    d_tx_w1 = 0.0
+                    d_ty_w1 = 0.0
+                    d_tw_w1 = 0.0
+                    d_th_w1 = 0.0
+                    d_ta_w1 = 0.0
+                elif (((eps + tw_w1)/(eps + th_w1)) >= 0.5) and (((eps + tw_w1)/(eps + th_w1)) <= 2.0):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+                    _t0_w2 = -ta_w1
+                    _e29_w1 = pa_w1 + _t0_w2
+                    _t1_w2 = 2.0*_e29_w1
+                    _t2_w2 = eps + th_w1
+                    _tg30_w1 = abs(_t1_w2) <= 1048576.0
+                    _xc31_w1 = _sel(_tg30_w1, _t1_w2, 0.0)
+                    _jt32_w1 = _xc31_w1*0.6366197723675814 + 6755399441055744.0
+                    _j33_w1 = _jt32_w1 - 6755399441055744.0
+                    _ji34_w1 = _i64(_f64(_jt32_w1).view(_i64) - _i64(4843621399236968448))
+                    _ra35_w1 = _xc31_w1 - _j33_w1*1.5707963267341256
+                    _rs36_w1 = _ra35_w1 - _j33_w1*6.077100506303966e-11
+                    _rs37_w1 = _ra35_w1 - _rs36_w1
+                    _re38_w1 = ((_ra35_w1 - (_rs36_w1 + _rs37_w1)) + (_rs37_w1 - _j33_w1*6.077100506303966e-11))
+                    _rs39_w1 = _rs36_w1 - _j33_w1*2.0222662487111665e-21
+                    _rs40_w1 = _rs36_w1 - _rs39_w1
+                    _re41_w1 = ((_rs36_w1 - (_rs39_w1 + _rs40_w1)) + (_rs40_w1 - _j33_w1*2.0222662487111665e-21))
+                    _rs42_w1 = _rs39_w1 - _j33_w1*8.4784276603689e-32
+                    _rs43_w1 = _rs39_w1 - _rs42_w1
+                    _re44_w1 = ((_rs39_w1 - (_rs42_w1 + _rs43_w1)) + (_rs43_w1 - _j33_w1*8.4784276603689e-32))
+                    _rl45_w1 = _re44_w1 + (_re41_w1 + _re38_w1)
+                    _z46_w1 = _rs42_w1*_rs42_w1
+                    _e47_w1 = -0.16666666666666666 + 0.008333333333333331*_z46_w1
+                    _e48_w1 = -0.00019841269841265052 + 2.755731921932962e-06*_z46_w1
+                    _e49_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z46_w1
+                    _x50_w1 = _z46_w1*_z46_w1
+                    _e51_w1 = _e47_w1 + _e48_w1*_x50_w1
+                    _e52_w1 = _e49_w1 + -7.586666154587118e-13*_x50_w1
+                    _x53_w1 = _x50_w1*_x50_w1
+                    _e54_w1 = _e51_w1 + _e52_w1*_x53_w1
+                    _hz55_w1 = 0.5*_z46_w1
+                    _sn56_w1 = _rs42_w1 + (_rl45_w1 + (_rs42_w1*_z46_w1*_e54_w1 - _hz55_w1*_rl45_w1))
+                    _e57_w1 = 0.041666666666666664 + -0.0013888888888887393*_z46_w1
+                    _e58_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z46_w1
+                    _e59_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z46_w1
+                    _e60_w1 = _e57_w1 + _e58_w1*_x50_w1
+                    _e61_w1 = _e60_w1 + _e59_w1*_x53_w1
+                    _cw62_w1 = 1.0 - _hz55_w1
+                    _cs63_w1 = _cw62_w1 + (((1.0 - _cw62_w1) - _hz55_w1) + (_z46_w1*_z46_w1*_e61_w1 - _rs42_w1*_rl45_w1))
+                    _jo64_w1 = (_ji34_w1 & _i64(1)) != _i64(0)
+                    _su65_w1 = _sel(_jo64_w1, _cs63_w1, _sn56_w1)
+                    _sv66_w1 = _sel((_ji34_w1 & _i64(2)) != _i64(0), -_su65_w1, _su65_w1)
+                    _sv67_w1 = _sel(_t1_w2 != 0.0, _sv66_w1, _t1_w2)
+                    _sv68 = (_sv67_w1 if _tg30_w1 else math.sin(_t1_w2))
+                    _cu69 = _sel(_jo64_w1, _sn56_w1, _cs63_w1)
+                    _cv70 = _sel(((_ji34_w1 + _i64(1)) & _i64(2)) != _i64(0), -_cu69, _cu69)
+                    _cv71 = (_cv70 if _tg30_w1 else math.cos(_t1_w2))
+                    _e72 = _e29_w1 - pa_w1
+                    _s73 = _sv68 + 2.0*_cv71*((pa_w1 - (_e29_w1 - _e72)) + (_t0_w2 - _e72))
+                    _a74 = (((eps + tw_w1) - _t2_w2))/_t2_w2
+                    _u75 = 1.0 + _a74
+                    _lb76 = _f64(_u75).view(_i64)
+                    _lm77 = _i64((_lb76 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big78 = _lm77 > 1.4142135623730951
+                    _lh79 = _lm77*0.5
+                    _lf80 = _sel(_big78, _lh79, _lm77) - 1.0
+                    _le81 = _i64(_i64(_lb76 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk82 = _le81 + _sel(_big78, 1.0, 0.0)
+                    _lf83 = _sel(_lk82 == 0.0, _a74, _lf80)
+                    _lc84_w1 = _a74 - (_u75 - 1.0)
+                    _lc85_w1 = 1.0 - (_u75 - _a74)
+                    _lc86_w1 = _sel(_u75 <= 2.0, _lc84_w1, _lc85_w1)
+                    _lc87 = _lc86_w1/_u75
+                    _lc88 = _sel(_lk82 == 0.0, 0.0, _lc87)
+                    _ls89 = _lf83/(2.0 + _lf83)
+                    _lz90 = _ls89*_ls89
+                    _e91_w1 = 0.6666666666666666 + 0.4000000000000088*_lz90
+                    _e92_w1 = 0.28571428570803253 + 0.22222222391794727*_lz90
+                    _e93 = 0.18181795631498243 + 0.15386240172447838*_lz90
+                    _e94_w1 = 0.13268760562036724 + 0.1308675766695207*_lz90
+                    _x95 = _lz90*_lz90
+                    _e96 = _e91_w1 + _e92_w1*_x95
+                    _e97_w1 = _e93 + _e94_w1*_x95
+                    _x98 = _x95*_x95
+                    _e99 = _e96 + _e97_w1*_x98
+                    _hf100 = 0.5*(_lf83*_lf83)
+                    _lg101 = _lk82*0.6931471805598903 + (_lf83 - (_hf100 - (_ls89*(_hf100 + _lz90*_e99) + (_lk82*5.497923018708371e-14 + _lc88))))
+                    _lo102_w1 = _sel(_a74 != 0.0, _lg101, _a74)
+                    _lo103_w1 = (-math.inf if _a74 == -1.0 else math.nan)
+                    _lo104 = _sel(_a74 > -1.0, _lo102_w1, _lo103_w1)
+                    _lo105 = _sel(_a74 < math.inf, _lo104, _a74)
+                    _s106 = _lo105/lam
+                    _a107 = -(_s106*_s106)
+                    _xc108 = _sel(_a107 > -746.0, _a107, -746.0)
+                    _xc109 = _sel(_xc108 < 710.0, _xc108, 710.0)
+                    _kt110 = _xc109*1.4426950408889634 + 6755399441055744.0
+                    _k111 = _kt110 - 6755399441055744.0
+                    _rh112 = _xc109 - _k111*0.6931471805598903
+                    _rl113 = _k111*5.497923018708371e-14
+                    _r114 = _rh112 - _rl113
+                    _rc115 = (_rh112 - _r114) - _rl113
+                    _e116_w1 = 0.5 + 0.1666666666666667*_r114
+                    _e117_w1 = 0.04166666666666667 + 0.008333333333326136*_r114
+                    _e118_w1 = 0.001388888888888375 + 0.00019841269874815834*_r114
+                    _e119 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r114
+                    _e120_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r114
+                    _x121 = _r114*_r114
+                    _e122_w1 = _e116_w1 + _e117_w1*_x121
+                    _e123 = _e118_w1 + _e119*_x121
+                    _e124_w1 = _e120_w1 + 2.0914685161418067e-09*_x121
+                    _x125_w1 = _x121*_x121
+                    _e126_w1 = _e122_w1 + _e123*_x125_w1
+                    _x127 = _x125_w1*_x125_w1
+                    _e128 = _e126_w1 + _e124_w1*_x127
+                    _q129 = (_r114*_r114)*_e128 + _rc115
+                    _q130 = _r114 + _q129
+                    _kt131 = _k111*0.5 + 6755399441055744.0
+                    _ki132 = _i64(_f64(_kt110).view(_i64) - _i64(4843621399236968448))
+                    _ki133 = _i64(_f64(_kt131).view(_i64) - _i64(4843621399236968448))
+                    _sc134 = _i64((_ki133 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc135 = _i64((_ki132 - _ki133 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p136 = 1.0 + _q130
+                    _ex137 = (_p136*_sc134)*_sc135
+                    _ex138 = _sel(_a107 == _a107, _ex137, _a107)
+                    value_w1 = (_s73*_s73)*_ex138
+                    _t3_w2 = _cv71
+                    _t4_w2 = _sv68
+                    _t5_w2 = (pa_w1 - (_e29_w1 - _e72)) + (_t0_w2 - _e72)
+                    _t6_w2 = -4.0*_t3_w2 + 8.0*_t4_w2*_t5_w2
+                    _t7_w1 = 2.0*_t3_w2*_t5_w2 + _t4_w2
+                    _t10_w2 = eps + tw_w1
+                    _a139 = ((_t10_w2 - _t2_w2))/_t2_w2
+                    _u140 = 1.0 + _a139
+                    _lb141 = _f64(_u140).view(_i64)
+                    _lm142 = _i64((_lb141 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big143 = _lm142 > 1.4142135623730951
+                    _lh144 = _lm142*0.5
+                    _lf145 = _sel(_big143, _lh144, _lm142) - 1.0
+                    _le146 = _i64(_i64(_lb141 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk147 = _le146 + _sel(_big143, 1.0, 0.0)
+                    _lf148 = _sel(_lk147 == 0.0, _a139, _lf145)
+                    _lc149_w1 = _a139 - (_u140 - 1.0)
+                    _lc150_w1 = 1.0 - (_u140 - _a139)
+                    _lc151_w1 = _sel(_u140 <= 2.0, _lc149_w1, _lc150_w1)
+                    _lc152 = _lc151_w1/_u140
+                    _lc153 = _sel(_lk147 == 0.0, 0.0, _lc152)
+                    _ls154 = _lf148/(2.0 + _lf148)
+                    _lz155 = _ls154*_ls154
+                    _e156_w1 = 0.6666666666666666 + 0.4000000000000088*_lz155
+                    _e157_w1 = 0.28571428570803253 + 0.22222222391794727*_lz155
+                    _e158 = 0.18181795631498243 + 0.15386240172447838*_lz155
+                    _e159_w1 = 0.13268760562036724 + 0.1308675766695207*_lz155
+                    _x160 = _lz155*_lz155
+                    _e161 = _e156_w1 + _e157_w1*_x160
+                    _e162_w1 = _e158 + _e159_w1*_x160
+                    _x163 = _x160*_x160
+                    _e164 = _e161 + _e162_w1*_x163
+                    _hf165 = 0.5*(_lf148*_lf148)
+                    _lg166 = _lk147*0.6931471805598903 + (_lf148 - (_hf165 - (_ls154*(_hf165 + _lz155*_e164) + (_lk147*5.497923018708371e-14 + _lc153))))
+                    _lo167_w1 = _sel(_a139 != 0.0, _lg166, _a139)
+                    _lo168_w1 = (-math.inf if _a139 == -1.0 else math.nan)
+                    _lo169 = _sel(_a139 > -1.0, _lo167_w1, _lo168_w1)
+                    _lo170 = _sel(_a139 < math.inf, _lo169, _a139)
+                    _t11_w2 = _lo170/lam
+                    _a171 = -(_t11_w2*_t11_w2)
+                    _xc172 = _sel(_a171 > -746.0, _a171, -746.0)
+                    _xc173 = _sel(_xc172 < 710.0, _xc172, 710.0)
+                    _kt174 = _xc173*1.4426950408889634 + 6755399441055744.0
+                    _k175 = _kt174 - 6755399441055744.0
+                    _rh176 = _xc173 - _k175*0.6931471805598903
+                    _rl177 = _k175*5.497923018708371e-14
+                    _r178 = _rh176 - _rl177
+                    _rc179 = (_rh176 - _r178) - _rl177
+                    _e180_w1 = 0.5 + 0.1666666666666667*_r178
+                    _e181_w1 = 0.04166666666666667 + 0.008333333333326136*_r178
+                    _e182_w1 = 0.001388888888888375 + 0.00019841269874815834*_r178
+                    _e183 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r178
+                    _e184_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r178
+                    _x185 = _r178*_r178
+                    _e186_w1 = _e180_w1 + _e181_w1*_x185
+                    _e187 = _e182_w1 + _e183*_x185
+                    _e188_w1 = _e184_w1 + 2.0914685161418067e-09*_x185
+                    _x189_w1 = _x185*_x185
+                    _e190_w1 = _e186_w1 + _e187*_x189_w1
+                    _x191 = _x189_w1*_x189_w1
+                    _e192 = _e190_w1 + _e188_w1*_x191
+                    _q193 = (_r178*_r178)*_e192 + _rc179
+                    _q194 = _r178 + _q193
+                    _kt195 = _k175*0.5 + 6755399441055744.0
+                    _ki196 = _i64(_f64(_kt174).view(_i64) - _i64(4843621399236968448))
+                    _ki197 = _i64(_f64(_kt195).view(_i64) - _i64(4843621399236968448))
+                    _sc198 = _i64((_ki197 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc199 = _i64((_ki196 - _ki197 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p200 = 1.0 + _q194
+                    _ex201 = (_p200*_sc198)*_sc199
+                    _ex202 = _sel(_a171 == _a171, _ex201, _a171)
+                    _t12_w2 = _ex202
+                    _t13_w2 = _t12_w2*_t7_w1
+                    _t14_w1 = 2.0*_t11_w2*_t12_w2*(_t7_w1*_t7_w1)/lam
+                    d_px_w1 = 0.0
+                    d_py_w1 = 0.0
+                    d_pw_w1 = 0.0
+                    d_ph_w1 = 0.0
+                    d_pa_w1 = -_t13_w2*_t6_w2
+                    d_tx_w1 = 0.0
+                    d_ty_w1 = 0.0
+                    d_tw_w1 = -_t14_w1/_t10_w2
+                    d_th_w1 = _t14_w1/_t2_w2
+                    d_ta_w1 = _t13_w2*_t6_w2
+                else:  # ln(w/h) of the ratio
+                    _t0_w1_w1 = -ta_w1
+                    _e203 = pa_w1 + _t0_w1_w1
+                    _t1_w1_w1 = 2.0*_e203
+                    _tg204 = abs(_t1_w1_w1) <= 1048576.0
+                    _xc205 = _sel(_tg204, _t1_w1_w1, 0.0)
+                    _jt206 = _xc205*0.6366197723675814 + 6755399441055744.0
+                    _j207 = _jt206 - 6755399441055744.0
+                    _ji208 = _i64(_f64(_jt206).view(_i64) - _i64(4843621399236968448))
+                    _ra209 = _xc205 - _j207*1.5707963267341256
+                    _rs210 = _ra209 - _j207*6.077100506303966e-11
+                    _rs211_w1 = _ra209 - _rs210
+                    _re212 = ((_ra209 - (_rs210 + _rs211_w1)) + (_rs211_w1 - _j207*6.077100506303966e-11))
+                    _rs213 = _rs210 - _j207*2.0222662487111665e-21
+                    _rs214_w1 = _rs210 - _rs213
+                    _re215 = ((_rs210 - (_rs213 + _rs214_w1)) + (_rs214_w1 - _j207*2.0222662487111665e-21))
+                    _rs216 = _rs213 - _j207*8.4784276603689e-32
+                    _rs217 = _rs213 - _rs216
+                    _re218 = ((_rs213 - (_rs216 + _rs217)) + (_rs217 - _j207*8.4784276603689e-32))
+                    _rl219 = _re218 + (_re215 + _re212)
+                    _z220 = _rs216*_rs216
+                    _e221_w1 = -0.16666666666666666 + 0.008333333333333331*_z220
+                    _e222 = -0.00019841269841265052 + 2.755731921932962e-06*_z220
+                    _e223_w1 = -2.5052106229132e-08 + 1.6058531093590348e-10*_z220
+                    _x224 = _z220*_z220
+                    _e225 = _e221_w1 + _e222*_x224
+                    _e226_w1 = _e223_w1 + -7.586666154587118e-13*_x224
+                    _x227 = _x224*_x224
+                    _e228 = _e225 + _e226_w1*_x227
+                    _hz229 = 0.5*_z220
+                    _sn230 = _rs216 + (_rl219 + (_rs216*_z220*_e228 - _hz229*_rl219))
+                    _e231_w1 = 0.041666666666666664 + -0.0013888888888887393*_z220
+                    _e232_w1 = 2.480158729875989e-05 + -2.755731726872324e-07*_z220
+                    _e233_w1 = 2.087614564194615e-09 + -1.1382587303030458e-11*_z220
+                    _e234 = _e231_w1 + _e232_w1*_x224
+                    _e235 = _e234 + _e233_w1*_x227
+                    _cw236 = 1.0 - _hz229
+                    _cs237 = _cw236 + (((1.0 - _cw236) - _hz229) + (_z220*_z220*_e235 - _rs216*_rl219))
+                    _jo238 = (_ji208 & _i64(1)) != _i64(0)
+                    _su239 = _sel(_jo238, _cs237, _sn230)
+                    _sv240 = _sel((_ji208 & _i64(2)) != _i64(0), -_su239, _su239)
+                    _sv241 = _sel(_t1_w1_w1 != 0.0, _sv240, _t1_w1_w1)
+                    _sv242 = (_sv241 if _tg204 else math.sin(_t1_w1_w1))
+                    _cu243 = _sel(_jo238, _sn230, _cs237)
+                    _cv244 = _sel(((_ji208 + _i64(1)) & _i64(2)) != _i64(0), -_cu243, _cu243)
+                    _cv245 = (_cv244 if _tg204 else math.cos(_t1_w1_w1))
+                    _e246 = _e203 - pa_w1
+                    _s247 = _sv242 + 2.0*_cv245*((pa_w1 - (_e203 - _e246)) + (_t0_w1_w1 - _e246))
+                    _a248 = -(_s28_w1*_s28_w1)
+                    _xc249 = _sel(_a248 > -746.0, _a248, -746.0)
+                    _xc250 = _sel(_xc249 < 710.0, _xc249, 710.0)
+                    _kt251 = _xc250*1.4426950408889634 + 6755399441055744.0
+                    _k252 = _kt251 - 6755399441055744.0
+                    _rh253 = _xc250 - _k252*0.6931471805598903
+                    _rl254 = _k252*5.497923018708371e-14
+                    _r255 = _rh253 - _rl254
+                    _rc256 = (_rh253 - _r255) - _rl254
+                    _e257_w1 = 0.5 + 0.1666666666666667*_r255
+                    _e258 = 0.04166666666666667 + 0.008333333333326136*_r255
+                    _e259_w1 = 0.001388888888888375 + 0.00019841269874815834*_r255
+                    _e260_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r255
+                    _e261_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r255
+                    _x262_w1 = _r255*_r255
+                    _e263_w1 = _e257_w1 + _e258*_x262_w1
+                    _e264 = _e259_w1 + _e260_w1*_x262_w1
+                    _e265_w1 = _e261_w1 + 2.0914685161418067e-09*_x262_w1
+                    _x266 = _x262_w1*_x262_w1
+                    _e267 = _e263_w1 + _e264*_x266
+                    _x268 = _x266*_x266
+                    _e269 = _e267 + _e265_w1*_x268
+                    _q270 = (_r255*_r255)*_e269 + _rc256
+                    _q271 = _r255 + _q270
+                    _kt272 = _k252*0.5 + 6755399441055744.0
+                    _ki273 = _i64(_f64(_kt251).view(_i64) - _i64(4843621399236968448))
+                    _ki274 = _i64(_f64(_kt272).view(_i64) - _i64(4843621399236968448))
+                    _sc275 = _i64((_ki274 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc276 = _i64((_ki273 - _ki274 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p277 = 1.0 + _q271
+                    _ex278 = (_p277*_sc275)*_sc276
+                    _ex279 = _sel(_a248 == _a248, _ex278, _a248)
+                    value_w1 = (_s247*_s247)*_ex279
+                    _t2_w1_w1 = _cv245
+                    _t3_w1_w1 = _sv242
+                    _t4_w1_w1 = (pa_w1 - (_e203 - _e246)) + (_t0_w1_w1 - _e246)
+                    _t5_w1_w1 = -4.0*_t2_w1_w1 + 8.0*_t3_w1_w1*_t4_w1_w1
+                    _t6_w1_w1 = 2.0*_t2_w1_w1*_t4_w1_w1 + _t3_w1_w1
+                    _t8_w1 = eps + tw_w1
+                    _a280 = _t8_w1/(eps + th_w1)
+                    _sub281 = _a280 < 2.2250738585072014e-308
+                    _lx282 = _a280*1.8014398509481984e+16
+                    _lx283 = _sel(_sub281, _lx282, _a280)
+                    _lb284 = _f64(_lx283).view(_i64)
+                    _lm285 = _i64((_lb284 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
+                    _big286 = _lm285 > 1.4142135623730951
+                    _lh287 = _lm285*0.5
+                    _lf288 = _sel(_big286, _lh287, _lm285) - 1.0
+                    _le289 = _i64(_i64(_lb284 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
+                    _lk290 = _le289 + _sel(_big286, 1.0, 0.0) - _sel(_sub281, 54.0, 0.0)
+                    _ls291 = _lf288/(2.0 + _lf288)
+                    _lz292 = _ls291*_ls291
+                    _e293 = 0.6666666666666666 + 0.4000000000000088*_lz292
+                    _e294_w1 = 0.28571428570803253 + 0.22222222391794727*_lz292
+                    _e295_w1 = 0.18181795631498243 + 0.15386240172447838*_lz292
+                    _e296 = 0.13268760562036724 + 0.1308675766695207*_lz292
+                    _x297 = _lz292*_lz292
+                    _e298 = _e293 + _e294_w1*_x297
+                    _e299 = _e295_w1 + _e296*_x297
+                    _x300 = _x297*_x297
+                    _e301 = _e298 + _e299*_x300
+                    _hf302 = 0.5*(_lf288*_lf288)
+                    _lg303 = _lk290*0.6931471805598903 + (_lf288 - (_hf302 - (_ls291*(_hf302 + _lz292*_e301) + (_lk290*5.497923018708371e-14))))
+                    _lo304 = (-math.inf if _a280 == 0.0 else math.nan)
+                    _lo305 = _sel(_a280 > 0.0, _lg303, _lo304)
+                    _lo306 = _sel(_a280 < math.inf, _lo305, _a280)
+                    _t10_w1_w1 = _lo306/lam
+                    _a307 = -(_t10_w1_w1*_t10_w1_w1)
+                    _xc308 = _sel(_a307 > -746.0, _a307, -746.0)
+                    _xc309 = _sel(_xc308 < 710.0, _xc308, 710.0)
+                    _kt310 = _xc309*1.4426950408889634 + 6755399441055744.0
+                    _k311 = _kt310 - 6755399441055744.0
+                    _rh312 = _xc309 - _k311*0.6931471805598903
+                    _rl313 = _k311*5.497923018708371e-14
+                    _r314 = _rh312 - _rl313
+                    _rc315 = (_rh312 - _r314) - _rl313
+                    _e316_w1 = 0.5 + 0.1666666666666667*_r314
+                    _e317 = 0.04166666666666667 + 0.008333333333326136*_r314
+                    _e318_w1 = 0.001388888888888375 + 0.00019841269874815834*_r314
+                    _e319_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r314
+                    _e320_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r314
+                    _x321_w1 = _r314*_r314
+                    _e322_w1 = _e316_w1 + _e317*_x321_w1
+                    _e323 = _e318_w1 + _e319_w1*_x321_w1
+                    _e324_w1 = _e320_w1 + 2.0914685161418067e-09*_x321_w1
+                    _x325 = _x321_w1*_x321_w1
+                    _e326 = _e322_w1 + _e323*_x325
+                    _x327 = _x325*_x325
+                    _e328 = _e326 + _e324_w1*_x327
+                    _q329 = (_r314*_r314)*_e328 + _rc315
+                    _q330 = _r314 + _q329
+                    _kt331 = _k311*0.5 + 6755399441055744.0
+                    _ki332 = _i64(_f64(_kt310).view(_i64) - _i64(4843621399236968448))
+                    _ki333 = _i64(_f64(_kt331).view(_i64) - _i64(4843621399236968448))
+                    _sc334 = _i64((_ki333 + _i64(1023)) << _i64(52)).view(_f64)
+                    _sc335 = _i64((_ki332 - _ki333 + _i64(1023)) << _i64(52)).view(_f64)
+                    _p336 = 1.0 + _q330
+                    _ex337 = (_p336*_sc334)*_sc335
+                    _ex338 = _sel(_a307 == _a307, _ex337, _a307)
+                    _t11_w1_w1 = _ex338
+                    _t12_w1_w1 = _t11_w1_w1*_t6_w1_w1
+                    _t13_w1_w1 = 2.0*_t10_w1_w1*_t11_w1_w1*(_t6_w1_w1*_t6_w1_w1)/lam
+                    d_px_w1 = 0.0
+                    d_py_w1 = 0.0
+                    d_pw_w1 = 0.0
+                    d_ph_w1 = 0.0
+                    d_pa_w1 = -_t12_w1_w1*_t5_w1_w1
+                    d_tx_w1 = 0.0
+                    d_ty_w1 = 0.0
+                    d_tw_w1 = -_t13_w1_w1/_t8_w1
+                    d_th_w1 = _t13_w1_w1/(eps + th_w1)
+                    d_ta_w1 = _t12_w1_w1*_t5_w1_w1
+                _out[_i_w1] = value_w1
+                _d_pred[_unsigned(5) * _i_w1] = d_px_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(1)] = d_py_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(2)] = d_pw_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(3)] = d_ph_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(4)] = d_pa_w1
+                _d_target[_unsigned(5) * _i_w1] = d_tx_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(1)] = d_ty_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(2)] = d_tw_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(3)] = d_th_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(4)] = d_ta_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_pred.shape[0]):
-            _d_pred[_i_w1] /= divisor
-        for _i_w2 in range(_d_target.shape[0]):
-            _d_target[_i_w2] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w3 in range(_unsigned(_m)):
-        _bad += _sel(((_pred[_unsigned(5) * _i_w3] - _pred[_unsigned(5) * _i_w3])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(1)] - _pred[_unsigned(5) * _i_w3 + _unsigned(1)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(2)] - _pred[_unsigned(5) * _i_w3 + _unsigned(2)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(3)] - _pred[_unsigned(5) * _i_w3 + _unsigned(3)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(4)] - _pred[_unsigned(5) * _i_w3 + _unsigned(4)])
-                + (_target[_unsigned(5) * _i_w3] - _target[_unsigned(5) * _i_w3])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(1)] - _target[_unsigned(5) * _i_w3 + _unsigned(1)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(2)] - _target[_unsigned(5) * _i_w3 + _unsigned(2)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(3)] - _target[_unsigned(5) * _i_w3 + _unsigned(3)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(4)] - _target[_unsigned(5) * _i_w3 + _unsigned(4)]) != 0.0)
-                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(2)] < 0.0))
-                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(3)] < 0.0))
-                | ((_target[_unsigned(5) * _i_w3 + _unsigned(2)] < 0.0))
-                | ((_target[_unsigned(5) * _i_w3 + _unsigned(3)] < 0.0)), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w4] - _pred[_unsigned(5) * _i_w4])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(1)] - _pred[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(2)] - _pred[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(3)] - _pred[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(4)] - _pred[_unsigned(5) * _i_w4 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w4] - _target[_unsigned(5) * _i_w4])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(1)] - _target[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(2)] - _target[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(3)] - _target[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(4)] - _target[_unsigned(5) * _i_w4 + _unsigned(4)]) != 0.0)
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(2)] < 0.0))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(3)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(2)] < 0.0))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(3)] < 0.0)), 1, 0)
     return _bad
 
 
@@ -263,6 +1502,8 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_pred, _target, _out, lam, eps):
     _m = _out.shape[0]
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         px = _pred[_unsigned(5) * _i]
         py = _pred[_unsigned(5) * _i + _unsigned(1)]
@@ -274,46 +1515,428 @@ def _value_block_f32(_pred, _target, _out, lam, eps):
         tw = _target[_unsigned(5) * _i + _unsigned(2)]
         th = _target[_unsigned(5) * _i + _unsigned(3)]
         ta = _target[_unsigned(5) * _i + _unsigned(4)]
-        if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+        _a1 = (eps + tw)/(eps + th)
+        _sub2 = _a1 < _f32(1.1754943508222875e-38)
+        _lx3 = _a1*_f32(33554432.0)
+        _lx4 = _sel(_sub2, _lx3, _a1)
+        _lb5 = _f32(_lx4).view(_i32)
+        _lm6 = _i32((_lb5 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+        _big7 = _lm6 > _f32(1.4142135381698608)
+        _lh8 = _lm6*_f32(0.5)
+        _lf9 = _sel(_big7, _lh8, _lm6) - _f32(1.0)
+        _le10 = _i32(_i32(_lb5 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+        _lk11 = _le10 + _sel(_big7, _f32(1.0), _f32(0.0)) - _sel(_sub2, _f32(25.0), _f32(0.0))
+        _ls12 = _lf9/(_f32(2.0) + _lf9)
+        _lz13 = _ls12*_ls12
+        _e14 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13
+        _e15 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz13
+        _x16 = _lz13*_lz13
+        _e17 = _e14 + _e15*_x16
+        _hf18 = _f32(0.5)*(_lf9*_lf9)
+        _lg19 = _lk11*_f32(0.693145751953125) + (_lf9 - (_hf18 - (_ls12*(_hf18 + _lz13*_e17) + (_lk11*_f32(1.428606765330187e-06)))))
+        _lo20 = (-_f32(math.inf) if _a1 == _f32(0.0) else _f32(math.nan))
+        _lo21 = _sel(_a1 > _f32(0.0), _lg19, _lo20)
+        _lo22 = _sel(_a1 < _f32(math.inf), _lo21, _a1)
+        _s23 = _lo22/lam
+        if ((_s23*_s23) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = _f32(0.0)
+            _xok = True
+        elif (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = _f32(math.nan)
+            _xok = True
         elif (eps + th == _f32(0.0)) or (eps + tw == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
             value = _f32(0.0)
-        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
-            value = _f32(0.0)
+            _xok = True
         elif (((eps + tw)/(eps + th)) >= _f32(0.5)) and (((eps + tw)/(eps + th)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
             _t0 = -ta
-            _e1 = pa + _t0
-            _t1 = _f32(2.0)*_e1
+            _e24 = pa + _t0
+            _t1 = _f32(2.0)*_e24
             _t2 = eps + th
-            _e2 = _e1 - pa
-            _s3 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
-            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
-            value = (_s3*_s3)*math.exp(-(_s4*_s4))
+            _tg25 = abs(_t1) <= _f32(1024.0)
+            _xc26 = _sel(_tg25, _t1, _f32(0.0))
+            _jt27 = _xc26*_f32(0.6366197466850281) + _f32(12582912.0)
+            _j28 = _jt27 - _f32(12582912.0)
+            _ji29 = _i32(_f32(_jt27).view(_i32) - _i32(1262485504))
+            _ra30 = _xc26 - _j28*_f32(1.57080078125)
+            _rs31 = _ra30 - _j28*-_f32(4.454515874385834e-06)
+            _rs32 = _ra30 - _rs31
+            _re33 = ((_ra30 - (_rs31 + _rs32)) + (_rs32 - _j28*-_f32(4.454515874385834e-06)))
+            _rs34 = _rs31 - _j28*_f32(6.077272018956137e-11)
+            _rs35 = _rs31 - _rs34
+            _re36 = ((_rs31 - (_rs34 + _rs35)) + (_rs35 - _j28*_f32(6.077272018956137e-11)))
+            _rs37 = _rs34 - _j28*-_f32(1.7151245100058819e-15)
+            _rs38 = _rs34 - _rs37
+            _re39 = ((_rs34 - (_rs37 + _rs38)) + (_rs38 - _j28*-_f32(1.7151245100058819e-15)))
+            _rl40 = _re39 + (_re36 + _re33)
+            _z41 = _rs37*_rs37
+            _e42 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z41
+            _e43 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z41
+            _x44 = _z41*_z41
+            _e45 = _e42 + _e43*_x44
+            _hz46 = _f32(0.5)*_z41
+            _sn47 = _rs37 + (_rl40 + (_rs37*_z41*_e45 - _hz46*_rl40))
+            _e48 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z41
+            _e49 = _e48 + _f32(2.4547813154640608e-05)*_x44
+            _cw50 = _f32(1.0) - _hz46
+            _cs51 = _cw50 + (((_f32(1.0) - _cw50) - _hz46) + (_z41*_z41*_e49 - _rs37*_rl40))
+            _jo52 = (_ji29 & _i32(1)) != _i32(0)
+            _su53 = _sel(_jo52, _cs51, _sn47)
+            _sv54 = _sel((_ji29 & _i32(2)) != _i32(0), -_su53, _su53)
+            _sv55 = _sel(_t1 != _f32(0.0), _sv54, _t1)
+            _cu56 = _sel(_jo52, _sn47, _cs51)
+            _cv57 = _sel(((_ji29 + _i32(1)) & _i32(2)) != _i32(0), -_cu56, _cu56)
+            _e58 = _e24 - pa
+            _s59 = _sv55 + _f32(2.0)*_cv57*((pa - (_e24 - _e58)) + (_t0 - _e58))
+            _a60 = (((eps + tw) - _t2))/_t2
+            _u61 = _f32(1.0) + _a60
+            _lb62 = _f32(_u61).view(_i32)
+            _lm63 = _i32((_lb62 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big64 = _lm63 > _f32(1.4142135381698608)
+            _lh65 = _lm63*_f32(0.5)
+            _lf66 = _sel(_big64, _lh65, _lm63) - _f32(1.0)
+            _le67 = _i32(_i32(_lb62 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk68 = _le67 + _sel(_big64, _f32(1.0), _f32(0.0))
+            _lf69 = _sel(_lk68 == _f32(0.0), _a60, _lf66)
+            _lc70 = _a60 - (_u61 - _f32(1.0))
+            _lc71 = _f32(1.0) - (_u61 - _a60)
+            _lc72 = _sel(_u61 <= _f32(2.0), _lc70, _lc71)
+            _lc73 = _lc72/_u61
+            _lc74 = _sel(_lk68 == _f32(0.0), _f32(0.0), _lc73)
+            _ls75 = _lf69/(_f32(2.0) + _lf69)
+            _lz76 = _ls75*_ls75
+            _e77 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz76
+            _e78 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz76
+            _x79 = _lz76*_lz76
+            _e80 = _e77 + _e78*_x79
+            _hf81 = _f32(0.5)*(_lf69*_lf69)
+            _lg82 = _lk68*_f32(0.693145751953125) + (_lf69 - (_hf81 - (_ls75*(_hf81 + _lz76*_e80) + (_lk68*_f32(1.428606765330187e-06) + _lc74))))
+            _lo83 = _sel(_a60 != _f32(0.0), _lg82, _a60)
+            _lo84 = (-_f32(math.inf) if _a60 == -_f32(1.0) else _f32(math.nan))
+            _lo85 = _sel(_a60 > -_f32(1.0), _lo83, _lo84)
+            _lo86 = _sel(_a60 < _f32(math.inf), _lo85, _a60)
+            _s87 = _lo86/lam
+            _a88 = -(_s87*_s87)
+            _xc89 = _sel(_a88 > -_f32(104.0), _a88, -_f32(104.0))
+            _xc90 = _sel(_xc89 < _f32(89.0), _xc89, _f32(89.0))
+            _kt91 = _xc90*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k92 = _kt91 - _f32(12582912.0)
+            _rh93 = _xc90 - _k92*_f32(0.693145751953125)
+            _rl94 = _k92*_f32(1.428606765330187e-06)
+            _r95 = _rh93 - _rl94
+            _rc96 = (_rh93 - _r95) - _rl94
+            _e97 = _f32(0.5) + _f32(0.1666666716337204)*_r95
+            _e98 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r95
+            _e99 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r95
+            _x100 = _r95*_r95
+            _e101 = _e97 + _e98*_x100
+            _x102 = _x100*_x100
+            _e103 = _e101 + _e99*_x102
+            _q104 = (_r95*_r95)*_e103 + _rc96
+            _q105 = _r95 + _q104
+            _kt106 = _k92*_f32(0.5) + _f32(12582912.0)
+            _ki107 = _i32(_f32(_kt91).view(_i32) - _i32(1262485504))
+            _ki108 = _i32(_f32(_kt106).view(_i32) - _i32(1262485504))
+            _sc109 = _i32((_ki108 + _i32(127)) << _i32(23)).view(_f32)
+            _sc110 = _i32((_ki107 - _ki108 + _i32(127)) << _i32(23)).view(_f32)
+            _p111 = _f32(1.0) + _q105
+            _ex112 = (_p111*_sc109)*_sc110
+            _ex113 = _sel(_a88 == _a88, _ex112, _a88)
+            value = (_s59*_s59)*_ex113
+            _xok = _tg25
         else:  # ln(w/h) of the ratio
             _t0_w1 = -ta
-            _e5 = pa + _t0_w1
-            _t1_w1 = _f32(2.0)*_e5
-            _e6 = _e5 - pa
-            _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
-            _s8 = math.log(((eps + tw)/(eps + th)))/lam
-            value = (_s7*_s7)*math.exp(-(_s8*_s8))
+            _e114 = pa + _t0_w1
+            _t1_w1 = _f32(2.0)*_e114
+            _tg115 = abs(_t1_w1) <= _f32(1024.0)
+            _xc116 = _sel(_tg115, _t1_w1, _f32(0.0))
+            _jt117 = _xc116*_f32(0.6366197466850281) + _f32(12582912.0)
+            _j118 = _jt117 - _f32(12582912.0)
+            _ji119 = _i32(_f32(_jt117).view(_i32) - _i32(1262485504))
+            _ra120 = _xc116 - _j118*_f32(1.57080078125)
+            _rs121 = _ra120 - _j118*-_f32(4.454515874385834e-06)
+            _rs122 = _ra120 - _rs121
+            _re123 = ((_ra120 - (_rs121 + _rs122)) + (_rs122 - _j118*-_f32(4.454515874385834e-06)))
+            _rs124 = _rs121 - _j118*_f32(6.077272018956137e-11)
+            _rs125 = _rs121 - _rs124
+            _re126 = ((_rs121 - (_rs124 + _rs125)) + (_rs125 - _j118*_f32(6.077272018956137e-11)))
+            _rs127 = _rs124 - _j118*-_f32(1.7151245100058819e-15)
+            _rs128 = _rs124 - _rs127
+            _re129 = ((_rs124 - (_rs127 + _rs128)) + (_rs128 - _j118*-_f32(1.7151245100058819e-15)))
+            _rl130 = _re129 + (_re126 + _re123)
+            _z131 = _rs127*_rs127
+            _e132 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z131
+            _e133 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z131
+            _x134 = _z131*_z131
+            _e135 = _e132 + _e133*_x134
+            _hz136 = _f32(0.5)*_z131
+            _sn137 = _rs127 + (_rl130 + (_rs127*_z131*_e135 - _hz136*_rl130))
+            _e138 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z131
+            _e139 = _e138 + _f32(2.4547813154640608e-05)*_x134
+            _cw140 = _f32(1.0) - _hz136
+            _cs141 = _cw140 + (((_f32(1.0) - _cw140) - _hz136) + (_z131*_z131*_e139 - _rs127*_rl130))
+            _jo142 = (_ji119 & _i32(1)) != _i32(0)
+            _su143 = _sel(_jo142, _cs141, _sn137)
+            _sv144 = _sel((_ji119 & _i32(2)) != _i32(0), -_su143, _su143)
+            _sv145 = _sel(_t1_w1 != _f32(0.0), _sv144, _t1_w1)
+            _cu146 = _sel(_jo142, _sn137, _cs141)
+            _cv147 = _sel(((_ji119 + _i32(1)) & _i32(2)) != _i32(0), -_cu146, _cu146)
+            _e148 = _e114 - pa
+            _s149 = _sv145 + _f32(2.0)*_cv147*((pa - (_e114 - _e148)) + (_t0_w1 - _e148))
+            _a150 = -(_s23*_s23)
+            _xc151 = _sel(_a150 > -_f32(104.0), _a150, -_f32(104.0))
+            _xc152 = _sel(_xc151 < _f32(89.0), _xc151, _f32(89.0))
+            _kt153 = _xc152*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k154 = _kt153 - _f32(12582912.0)
+            _rh155 = _xc152 - _k154*_f32(0.693145751953125)
+            _rl156 = _k154*_f32(1.428606765330187e-06)
+            _r157 = _rh155 - _rl156
+            _rc158 = (_rh155 - _r157) - _rl156
+            _e159 = _f32(0.5) + _f32(0.1666666716337204)*_r157
+            _e160 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r157
+            _e161 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r157
+            _x162 = _r157*_r157
+            _e163 = _e159 + _e160*_x162
+            _x164 = _x162*_x162
+            _e165 = _e163 + _e161*_x164
+            _q166 = (_r157*_r157)*_e165 + _rc158
+            _q167 = _r157 + _q166
+            _kt168 = _k154*_f32(0.5) + _f32(12582912.0)
+            _ki169 = _i32(_f32(_kt153).view(_i32) - _i32(1262485504))
+            _ki170 = _i32(_f32(_kt168).view(_i32) - _i32(1262485504))
+            _sc171 = _i32((_ki170 + _i32(127)) << _i32(23)).view(_f32)
+            _sc172 = _i32((_ki169 - _ki170 + _i32(127)) << _i32(23)).view(_f32)
+            _p173 = _f32(1.0) + _q167
+            _ex174 = (_p173*_sc171)*_sc172
+            _ex175 = _sel(_a150 == _a150, _ex174, _a150)
+            value = (_s149*_s149)*_ex175
+            _xok = _tg115
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                _a1_w1 = (eps + tw_w1)/(eps + th_w1)
+                _sub2_w1 = _a1_w1 < _f32(1.1754943508222875e-38)
+                _lx3_w1 = _a1_w1*_f32(33554432.0)
+                _lx4_w1 = _sel(_sub2_w1, _lx3_w1, _a1_w1)
+                _lb5_w1 = _f32(_lx4_w1).view(_i32)
+                _lm6_w1 = _i32((_lb5_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                _big7_w1 = _lm6_w1 > _f32(1.4142135381698608)
+                _lh8_w1 = _lm6_w1*_f32(0.5)
+                _lf9_w1 = _sel(_big7_w1, _lh8_w1, _lm6_w1) - _f32(1.0)
+                _le10_w1 = _i32(_i32(_lb5_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                _lk11_w1 = _le10_w1 + _sel(_big7_w1, _f32(1.0), _f32(0.0)) - _sel(_sub2_w1, _f32(25.0), _f32(0.0))
+                _ls12_w1 = _lf9_w1/(_f32(2.0) + _lf9_w1)
+                _lz13_w1 = _ls12_w1*_ls12_w1
+                _e14_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13_w1
+                _e15_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz13_w1
+                _x16_w1 = _lz13_w1*_lz13_w1
+                _e17_w1 = _e14_w1 + _e15_w1*_x16_w1
+                _hf18_w1 = _f32(0.5)*(_lf9_w1*_lf9_w1)
+                _lg19_w1 = _lk11_w1*_f32(0.693145751953125) + (_lf9_w1 - (_hf18_w1 - (_ls12_w1*(_hf18_w1 + _lz13_w1*_e17_w1) + (_lk11_w1*_f32(1.428606765330187e-06)))))
+                _lo20_w1 = (-_f32(math.inf) if _a1_w1 == _f32(0.0) else _f32(math.nan))
+                _lo21_w1 = _sel(_a1_w1 > _f32(0.0), _lg19_w1, _lo20_w1)
+                _lo22_w1 = _sel(_a1_w1 < _f32(math.inf), _lo21_w1, _a1_w1)
+                _s23_w1 = _lo22_w1/lam
+                if ((_s23_w1*_s23_w1) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+                    value_w1 = _f32(0.0)
+                elif (eps + th_w1 == _f32(0.0)) and (eps + tw_w1 == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+                    value_w1 = _f32(math.nan)
+                elif (eps + th_w1 == _f32(0.0)) or (eps + tw_w1 == _f32(0.0)) or (((eps + tw_w1)/(eps + th_w1)) == _f32(0.0)) or (((eps + tw_w1)/(eps + th_w1)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+                    value_w1 = _f32(0.0)
+                elif (((eps + tw_w1)/(eps + th_w1)) >= _f32(0.5)) and (((eps + tw_w1)/(eps + th_w1)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+                    _t0_w2 = -ta_w1
+                    _e24_w1 = pa_w1 + _t0_w2
+                    _t1_w2 = _f32(2.0)*_e24_w1
+                    _t2_w1 = eps + th_w1
+                    _tg25_w1 = abs(_t1_w2) <= _f32(1024.0)
+                    _xc26_w1 = _sel(_tg25_w1, _t1_w2, _f32(0.0))
+                    _jt27_w1 = _xc26_w1*_f32(0.6366197466850281) + _f32(12582912.0)
+                    _j28_w1 = _jt27_w1 - _f32(12582912.0)
+                    _ji29_w1 = _i32(_f32(_jt27_w1).view(_i32) - _i32(1262485504))
+                    _ra30_w1 = _xc26_w1 - _j28_w1*_f32(1.57080078125)
+                    _rs31_w1 = _ra30_w1 - _j28_w1*-_f32(4.454515874385834e-06)
+                    _rs32_w1 = _ra30_w1 - _rs31_w1
+                    _re33_w1 = ((_ra30_w1 - (_rs31_w1 + _rs32_w1)) + (_rs32_w1 - _j28_w1*-_f32(4.454515874385834e-06)))
+                    _rs34_w1 = _rs31_w1 - _j28_w1*_f32(6.077272018956137e-11)
+                    _rs35_w1 = _rs31_w1 - _rs34_w1
+                    _re36_w1 = ((_rs31_w1 - (_rs34_w1 + _rs35_w1)) + (_rs35_w1 - _j28_w1*_f32(6.077272018956137e-11)))
+                    _rs37_w1 = _rs34_w1 - _j28_w1*-_f32(1.7151245100058819e-15)
+                    _rs38_w1 = _rs34_w1 - _rs37_w1
+                    _re39_w1 = ((_rs34_w1 - (_rs37_w1 + _rs38_w1)) + (_rs38_w1 - _j28_w1*-_f32(1.7151245100058819e-15)))
+                    _rl40_w1 = _re39_w1 + (_re36_w1 + _re33_w1)
+                    _z41_w1 = _rs37_w1*_rs37_w1
+                    _e42_w1 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z41_w1
+                    _e43_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z41_w1
+                    _x44_w1 = _z41_w1*_z41_w1
+                    _e45_w1 = _e42_w1 + _e43_w1*_x44_w1
+                    _hz46_w1 = _f32(0.5)*_z41_w1
+                    _sn47_w1 = _rs37_w1 + (_rl40_w1 + (_rs37_w1*_z41_w1*_e45_w1 - _hz46_w1*_rl40_w1))
+                    _e48_w1 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z41_w1
+                    _e49_w1 = _e48_w1 + _f32(2.4547813154640608e-05)*_x44_w1
+                    _cw50_w1 = _f32(1.0) - _hz46_w1
+                    _cs51_w1 = _cw50_w1 + (((_f32(1.0) - _cw50_w1) - _hz46_w1) + (_z41_w1*_z41_w1*_e49_w1 - _rs37_w1*_rl40_w1))
+                    _jo52_w1 = (_ji29_w1 & _i32(1)) != _i32(0)
+                    _su53_w1 = _sel(_jo52_w1, _cs51_w1, _sn47_w1)
+                    _sv54_w1 = _sel((_ji29_w1 & _i32(2)) != _i32(0), -_su53_w1, _su53_w1)
+                    _sv55_w1 = _sel(_t1_w2 != _f32(0.0), _sv54_w1, _t1_w2)
+                    _sv56 = (_sv55_w1 if _tg25_w1 else math.sin(_t1_w2))
+                    _cu57 = _sel(_jo52_w1, _sn47_w1, _cs51_w1)
+                    _cv58 = _sel(((_ji29_w1 + _i32(1)) & _i32(2)) != _i32(0), -_cu57, _cu57)
+                    _cv59 = (_cv58 if _tg25_w1 else math.cos(_t1_w2))
+                    _e60 = _e24_w1 - pa_w1
+                    _s61 = _sv56 + _f32(2.0)*_cv59*((pa_w1 - (_e24_w1 - _e60)) + (_t0_w2 - _e60))
+                    _a62 = (((eps + tw_w1) - _t2_w1))/_t2_w1
+                    _u63 = _f32(1.0) + _a62
+                    _lb64 = _f32(_u63).view(_i32)
+                    _lm65 = _i32((_lb64 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big66 = _lm65 > _f32(1.4142135381698608)
+                    _lh67 = _lm65*_f32(0.5)
+                    _lf68 = _sel(_big66, _lh67, _lm65) - _f32(1.0)
+                    _le69 = _i32(_i32(_lb64 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk70 = _le69 + _sel(_big66, _f32(1.0), _f32(0.0))
+                    _lf71 = _sel(_lk70 == _f32(0.0), _a62, _lf68)
+                    _lc72_w1 = _a62 - (_u63 - _f32(1.0))
+                    _lc73_w1 = _f32(1.0) - (_u63 - _a62)
+                    _lc74_w1 = _sel(_u63 <= _f32(2.0), _lc72_w1, _lc73_w1)
+                    _lc75 = _lc74_w1/_u63
+                    _lc76 = _sel(_lk70 == _f32(0.0), _f32(0.0), _lc75)
+                    _ls77 = _lf71/(_f32(2.0) + _lf71)
+                    _lz78 = _ls77*_ls77
+                    _e79 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz78
+                    _e80_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz78
+                    _x81 = _lz78*_lz78
+                    _e82 = _e79 + _e80_w1*_x81
+                    _hf83 = _f32(0.5)*(_lf71*_lf71)
+                    _lg84 = _lk70*_f32(0.693145751953125) + (_lf71 - (_hf83 - (_ls77*(_hf83 + _lz78*_e82) + (_lk70*_f32(1.428606765330187e-06) + _lc76))))
+                    _lo85_w1 = _sel(_a62 != _f32(0.0), _lg84, _a62)
+                    _lo86_w1 = (-_f32(math.inf) if _a62 == -_f32(1.0) else _f32(math.nan))
+                    _lo87 = _sel(_a62 > -_f32(1.0), _lo85_w1, _lo86_w1)
+                    _lo88 = _sel(_a62 < _f32(math.inf), _lo87, _a62)
+                    _s89 = _lo88/lam
+                    _a90 = -(_s89*_s89)
+                    _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+                    _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
+                    _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k94 = _kt93 - _f32(12582912.0)
+                    _rh95 = _xc92 - _k94*_f32(0.693145751953125)
+                    _rl96 = _k94*_f32(1.428606765330187e-06)
+                    _r97 = _rh95 - _rl96
+                    _rc98 = (_rh95 - _r97) - _rl96
+                    _e99_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r97
+                    _e100 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r97
+                    _e101_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r97
+                    _x102_w1 = _r97*_r97
+                    _e103_w1 = _e99_w1 + _e100*_x102_w1
+                    _x104 = _x102_w1*_x102_w1
+                    _e105 = _e103_w1 + _e101_w1*_x104
+                    _q106 = (_r97*_r97)*_e105 + _rc98
+                    _q107 = _r97 + _q106
+                    _kt108 = _k94*_f32(0.5) + _f32(12582912.0)
+                    _ki109 = _i32(_f32(_kt93).view(_i32) - _i32(1262485504))
+                    _ki110 = _i32(_f32(_kt108).view(_i32) - _i32(1262485504))
+                    _sc111 = _i32((_ki110 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
+                    _p113 = _f32(1.0) + _q107
+                    _ex114 = (_p113*_sc111)*_sc112
+                    _ex115 = _sel(_a90 == _a90, _ex114, _a90)
+                    value_w1 = (_s61*_s61)*_ex115
+                else:  # ln(w/h) of the ratio
+                    _t0_w1_w1 = -ta_w1
+                    _e116 = pa_w1 + _t0_w1_w1
+                    _t1_w1_w1 = _f32(2.0)*_e116
+                    _tg117 = abs(_t1_w1_w1) <= _f32(1024.0)
+                    _xc118 = _sel(_tg117, _t1_w1_w1, _f32(0.0))
+                    _jt119 = _xc118*_f32(0.6366197466850281) + _f32(12582912.0)
+                    _j120 = _jt119 - _f32(12582912.0)
+                    _ji121 = _i32(_f32(_jt119).view(_i32) - _i32(1262485504))
+                    _ra122 = _xc118 - _j120*_f32(1.57080078125)
+                    _rs123 = _ra122 - _j120*-_f32(4.454515874385834e-06)
+                    _rs124_w1 = _ra122 - _rs123
+                    _re125 = ((_ra122 - (_rs123 + _rs124_w1)) + (_rs124_w1 - _j120*-_f32(4.454515874385834e-06)))
+                    _rs126 = _rs123 - _j120*_f32(6.077272018956137e-11)
+                    _rs127_w1 = _rs123 - _rs126
+                    _re128 = ((_rs123 - (_rs126 + _rs127_w1)) + (_rs127_w1 - _j120*_f32(6.077272018956137e-11)))
+                    _rs129 = _rs126 - _j120*-_f32(1.7151245100058819e-15)
+                    _rs130 = _rs126 - _rs129
+                    _re131 = ((_rs126 - (_rs129 + _rs130)) + (_rs130 - _j120*-_f32(1.7151245100058819e-15)))
+                    _rl132 = _re131 + (_re128 + _re125)
+                    _z133 = _rs129*_rs129
+                    _e134 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z133
+                    _e135_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z133
+                    _x136 = _z133*_z133
+                    _e137 = _e134 + _e135_w1*_x136
+                    _hz138 = _f32(0.5)*_z133
+                    _sn139 = _rs129 + (_rl132 + (_rs129*_z133*_e137 - _hz138*_rl132))
+                    _e140 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z133
+                    _e141 = _e140 + _f32(2.4547813154640608e-05)*_x136
+                    _cw142 = _f32(1.0) - _hz138
+                    _cs143 = _cw142 + (((_f32(1.0) - _cw142) - _hz138) + (_z133*_z133*_e141 - _rs129*_rl132))
+                    _jo144 = (_ji121 & _i32(1)) != _i32(0)
+                    _su145 = _sel(_jo144, _cs143, _sn139)
+                    _sv146 = _sel((_ji121 & _i32(2)) != _i32(0), -_su145, _su145)
+                    _sv147 = _sel(_t1_w1_w1 != _f32(0.0), _sv146, _t1_w1_w1)
+                    _sv148 = (_sv147 if _tg117 else math.sin(_t1_w1_w1))
+                    _cu149 = _sel(_jo144, _sn139, _cs143)
+                    _cv150 = _sel(((_ji121 + _i32(1)) & _i32(2)) != _i32(0), -_cu149, _cu149)
+                    _cv151 = (_cv150 if _tg117 else math.cos(_t1_w1_w1))
+                    _e152 = _e116 - pa_w1
+                    _s153 = _sv148 + _f32(2.0)*_cv151*((pa_w1 - (_e116 - _e152)) + (_t0_w1_w1 - _e152))
+                    _a154 = -(_s23_w1*_s23_w1)
+                    _xc155 = _sel(_a154 > -_f32(104.0), _a154, -_f32(104.0))
+                    _xc156 = _sel(_xc155 < _f32(89.0), _xc155, _f32(89.0))
+                    _kt157 = _xc156*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k158 = _kt157 - _f32(12582912.0)
+                    _rh159 = _xc156 - _k158*_f32(0.693145751953125)
+                    _rl160 = _k158*_f32(1.428606765330187e-06)
+                    _r161 = _rh159 - _rl160
+                    _rc162 = (_rh159 - _r161) - _rl160
+                    _e163_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r161
+                    _e164 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r161
+                    _e165_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r161
+                    _x166 = _r161*_r161
+                    _e167 = _e163_w1 + _e164*_x166
+                    _x168 = _x166*_x166
+                    _e169 = _e167 + _e165_w1*_x168
+                    _q170 = (_r161*_r161)*_e169 + _rc162
+                    _q171 = _r161 + _q170
+                    _kt172 = _k158*_f32(0.5) + _f32(12582912.0)
+                    _ki173 = _i32(_f32(_kt157).view(_i32) - _i32(1262485504))
+                    _ki174 = _i32(_f32(_kt172).view(_i32) - _i32(1262485504))
+                    _sc175 = _i32((_ki174 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc176 = _i32((_ki173 - _ki174 + _i32(127)) << _i32(23)).view(_f32)
+                    _p177 = _f32(1.0) + _q171
+                    _ex178 = (_p177*_sc175)*_sc176
+                    _ex179 = _sel(_a154 == _a154, _ex178, _a154)
+                    value_w1 = (_s153*_s153)*_ex179
+                _out[_i_w1] = value_w1
     _bad = 0
-    for _i_w1 in range(_unsigned(_m)):
-        _bad += _sel(((_pred[_unsigned(5) * _i_w1] - _pred[_unsigned(5) * _i_w1])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(1)] - _pred[_unsigned(5) * _i_w1 + _unsigned(1)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(2)] - _pred[_unsigned(5) * _i_w1 + _unsigned(2)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(3)] - _pred[_unsigned(5) * _i_w1 + _unsigned(3)])
-                + (_pred[_unsigned(5) * _i_w1 + _unsigned(4)] - _pred[_unsigned(5) * _i_w1 + _unsigned(4)])
-                + (_target[_unsigned(5) * _i_w1] - _target[_unsigned(5) * _i_w1])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(1)] - _target[_unsigned(5) * _i_w1 + _unsigned(1)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(2)] - _target[_unsigned(5) * _i_w1 + _unsigned(2)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(3)] - _target[_unsigned(5) * _i_w1 + _unsigned(3)])
-                + (_target[_unsigned(5) * _i_w1 + _unsigned(4)] - _target[_unsigned(5) * _i_w1 + _unsigned(4)]) != _f32(0.0))
-                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(2)] < _f32(0.0)))
-                | ((_pred[_unsigned(5) * _i_w1 + _unsigned(3)] < _f32(0.0)))
-                | ((_target[_unsigned(5) * _i_w1 + _unsigned(2)] < _f32(0.0)))
-                | ((_target[_unsigned(5) * _i_w1 + _unsigned(3)] < _f32(0.0))), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w2] - _pred[_unsigned(5) * _i_w2])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(1)] - _pred[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(2)] - _pred[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(3)] - _pred[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w2 + _unsigned(4)] - _pred[_unsigned(5) * _i_w2 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w2] - _target[_unsigned(5) * _i_w2])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(1)] - _target[_unsigned(5) * _i_w2 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(2)] - _target[_unsigned(5) * _i_w2 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(3)] - _target[_unsigned(5) * _i_w2 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w2 + _unsigned(4)] - _target[_unsigned(5) * _i_w2 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w2 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w2 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -338,6 +1961,8 @@ def value_f32(pred, target, out, lam, eps):
 @njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, lam, eps):
     _m = _out.shape[0]
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         px = _pred[_unsigned(5) * _i]
         py = _pred[_unsigned(5) * _i + _unsigned(1)]
@@ -349,7 +1974,43 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         tw = _target[_unsigned(5) * _i + _unsigned(2)]
         th = _target[_unsigned(5) * _i + _unsigned(3)]
         ta = _target[_unsigned(5) * _i + _unsigned(4)]
-        if (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+        _a1 = (eps + tw)/(eps + th)
+        _sub2 = _a1 < _f32(1.1754943508222875e-38)
+        _lx3 = _a1*_f32(33554432.0)
+        _lx4 = _sel(_sub2, _lx3, _a1)
+        _lb5 = _f32(_lx4).view(_i32)
+        _lm6 = _i32((_lb5 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+        _big7 = _lm6 > _f32(1.4142135381698608)
+        _lh8 = _lm6*_f32(0.5)
+        _lf9 = _sel(_big7, _lh8, _lm6) - _f32(1.0)
+        _le10 = _i32(_i32(_lb5 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+        _lk11 = _le10 + _sel(_big7, _f32(1.0), _f32(0.0)) - _sel(_sub2, _f32(25.0), _f32(0.0))
+        _ls12 = _lf9/(_f32(2.0) + _lf9)
+        _lz13 = _ls12*_ls12
+        _e14 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13
+        _e15 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz13
+        _x16 = _lz13*_lz13
+        _e17 = _e14 + _e15*_x16
+        _hf18 = _f32(0.5)*(_lf9*_lf9)
+        _lg19 = _lk11*_f32(0.693145751953125) + (_lf9 - (_hf18 - (_ls12*(_hf18 + _lz13*_e17) + (_lk11*_f32(1.428606765330187e-06)))))
+        _lo20 = (-_f32(math.inf) if _a1 == _f32(0.0) else _f32(math.nan))
+        _lo21 = _sel(_a1 > _f32(0.0), _lg19, _lo20)
+        _lo22 = _sel(_a1 < _f32(math.inf), _lo21, _a1)
+        _s23 = _lo22/lam
+        if ((_s23*_s23) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+            value = _f32(0.0)
+            d_px = _f32(0.0)
+            d_py = _f32(0.0)
+            d_pw = _f32(0.0)
+            d_ph = _f32(0.0)
+            d_pa = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            d_ta = _f32(0.0)
+            _xok = True
+        elif (eps + th == _f32(0.0)) and (eps + tw == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
             value = _f32(math.nan)
             d_px = _f32(math.nan)
             d_py = _f32(math.nan)
@@ -361,6 +2022,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(math.nan)
             d_th = _f32(math.nan)
             d_ta = _f32(math.nan)
+            _xok = True
         elif (eps + th == _f32(0.0)) or (eps + tw == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(0.0)) or (((eps + tw)/(eps + th)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
             value = _f32(0.0)
             d_px = _f32(0.0)
@@ -373,35 +2035,163 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(0.0)
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
-        elif (((math.log(((eps + tw)/(eps + th)))/lam)*(math.log(((eps + tw)/(eps + th)))/lam)) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
-            value = _f32(0.0)
-            d_px = _f32(0.0)
-            d_py = _f32(0.0)
-            d_pw = _f32(0.0)
-            d_ph = _f32(0.0)
-            d_pa = _f32(0.0)
-            d_tx = _f32(0.0)
-            d_ty = _f32(0.0)
-            d_tw = _f32(0.0)
-            d_th = _f32(0.0)
-            d_ta = _f32(0.0)
+            _xok = True
         elif (((eps + tw)/(eps + th)) >= _f32(0.5)) and (((eps + tw)/(eps + th)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
             _t0 = -ta
-            _e1 = pa + _t0
-            _t1 = _f32(2.0)*_e1
+            _e24 = pa + _t0
+            _t1 = _f32(2.0)*_e24
             _t2 = eps + th
-            _e2 = _e1 - pa
-            _s3 = math.sin(_t1) + _f32(2.0)*math.cos(_t1)*((pa - (_e1 - _e2)) + (_t0 - _e2))
-            _s4 = math.log1p(((((eps + tw) - _t2))/_t2))/lam
-            value = (_s3*_s3)*math.exp(-(_s4*_s4))
-            _t3 = math.cos(_t1)
-            _t4 = math.sin(_t1)
-            _t5 = (pa - (_e1 - _e2)) + (_t0 - _e2)
+            _tg25 = abs(_t1) <= _f32(1024.0)
+            _xc26 = _sel(_tg25, _t1, _f32(0.0))
+            _jt27 = _xc26*_f32(0.6366197466850281) + _f32(12582912.0)
+            _j28 = _jt27 - _f32(12582912.0)
+            _ji29 = _i32(_f32(_jt27).view(_i32) - _i32(1262485504))
+            _ra30 = _xc26 - _j28*_f32(1.57080078125)
+            _rs31 = _ra30 - _j28*-_f32(4.454515874385834e-06)
+            _rs32 = _ra30 - _rs31
+            _re33 = ((_ra30 - (_rs31 + _rs32)) + (_rs32 - _j28*-_f32(4.454515874385834e-06)))
+            _rs34 = _rs31 - _j28*_f32(6.077272018956137e-11)
+            _rs35 = _rs31 - _rs34
+            _re36 = ((_rs31 - (_rs34 + _rs35)) + (_rs35 - _j28*_f32(6.077272018956137e-11)))
+            _rs37 = _rs34 - _j28*-_f32(1.7151245100058819e-15)
+            _rs38 = _rs34 - _rs37
+            _re39 = ((_rs34 - (_rs37 + _rs38)) + (_rs38 - _j28*-_f32(1.7151245100058819e-15)))
+            _rl40 = _re39 + (_re36 + _re33)
+            _z41 = _rs37*_rs37
+            _e42 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z41
+            _e43 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z41
+            _x44 = _z41*_z41
+            _e45 = _e42 + _e43*_x44
+            _hz46 = _f32(0.5)*_z41
+            _sn47 = _rs37 + (_rl40 + (_rs37*_z41*_e45 - _hz46*_rl40))
+            _e48 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z41
+            _e49 = _e48 + _f32(2.4547813154640608e-05)*_x44
+            _cw50 = _f32(1.0) - _hz46
+            _cs51 = _cw50 + (((_f32(1.0) - _cw50) - _hz46) + (_z41*_z41*_e49 - _rs37*_rl40))
+            _jo52 = (_ji29 & _i32(1)) != _i32(0)
+            _su53 = _sel(_jo52, _cs51, _sn47)
+            _sv54 = _sel((_ji29 & _i32(2)) != _i32(0), -_su53, _su53)
+            _sv55 = _sel(_t1 != _f32(0.0), _sv54, _t1)
+            _cu56 = _sel(_jo52, _sn47, _cs51)
+            _cv57 = _sel(((_ji29 + _i32(1)) & _i32(2)) != _i32(0), -_cu56, _cu56)
+            _e58 = _e24 - pa
+            _s59 = _sv55 + _f32(2.0)*_cv57*((pa - (_e24 - _e58)) + (_t0 - _e58))
+            _a60 = (((eps + tw) - _t2))/_t2
+            _u61 = _f32(1.0) + _a60
+            _lb62 = _f32(_u61).view(_i32)
+            _lm63 = _i32((_lb62 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big64 = _lm63 > _f32(1.4142135381698608)
+            _lh65 = _lm63*_f32(0.5)
+            _lf66 = _sel(_big64, _lh65, _lm63) - _f32(1.0)
+            _le67 = _i32(_i32(_lb62 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk68 = _le67 + _sel(_big64, _f32(1.0), _f32(0.0))
+            _lf69 = _sel(_lk68 == _f32(0.0), _a60, _lf66)
+            _lc70 = _a60 - (_u61 - _f32(1.0))
+            _lc71 = _f32(1.0) - (_u61 - _a60)
+            _lc72 = _sel(_u61 <= _f32(2.0), _lc70, _lc71)
+            _lc73 = _lc72/_u61
+            _lc74 = _sel(_lk68 == _f32(0.0), _f32(0.0), _lc73)
+            _ls75 = _lf69/(_f32(2.0) + _lf69)
+            _lz76 = _ls75*_ls75
+            _e77 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz76
+            _e78 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz76
+            _x79 = _lz76*_lz76
+            _e80 = _e77 + _e78*_x79
+            _hf81 = _f32(0.5)*(_lf69*_lf69)
+            _lg82 = _lk68*_f32(0.693145751953125) + (_lf69 - (_hf81 - (_ls75*(_hf81 + _lz76*_e80) + (_lk68*_f32(1.428606765330187e-06) + _lc74))))
+            _lo83 = _sel(_a60 != _f32(0.0), _lg82, _a60)
+            _lo84 = (-_f32(math.inf) if _a60 == -_f32(1.0) else _f32(math.nan))
+            _lo85 = _sel(_a60 > -_f32(1.0), _lo83, _lo84)
+            _lo86 = _sel(_a60 < _f32(math.inf), _lo85, _a60)
+            _s87 = _lo86/lam
+            _a88 = -(_s87*_s87)
+            _xc89 = _sel(_a88 > -_f32(104.0), _a88, -_f32(104.0))
+            _xc90 = _sel(_xc89 < _f32(89.0), _xc89, _f32(89.0))
+            _kt91 = _xc90*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k92 = _kt91 - _f32(12582912.0)
+            _rh93 = _xc90 - _k92*_f32(0.693145751953125)
+            _rl94 = _k92*_f32(1.428606765330187e-06)
+            _r95 = _rh93 - _rl94
+            _rc96 = (_rh93 - _r95) - _rl94
+            _e97 = _f32(0.5) + _f32(0.1666666716337204)*_r95
+            _e98 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r95
+            _e99 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r95
+            _x100 = _r95*_r95
+            _e101 = _e97 + _e98*_x100
+            _x102 = _x100*_x100
+            _e103 = _e101 + _e99*_x102
+            _q104 = (_r95*_r95)*_e103 + _rc96
+            _q105 = _r95 + _q104
+            _kt106 = _k92*_f32(0.5) + _f32(12582912.0)
+            _ki107 = _i32(_f32(_kt91).view(_i32) - _i32(1262485504))
+            _ki108 = _i32(_f32(_kt106).view(_i32) - _i32(1262485504))
+            _sc109 = _i32((_ki108 + _i32(127)) << _i32(23)).view(_f32)
+            _sc110 = _i32((_ki107 - _ki108 + _i32(127)) << _i32(23)).view(_f32)
+            _p111 = _f32(1.0) + _q105
+            _ex112 = (_p111*_sc109)*_sc110
+            _ex113 = _sel(_a88 == _a88, _ex112, _a88)
+            value = (_s59*_s59)*_ex113
+            _t3 = _cv57
+            _t4 = _sv55
+            _t5 = (pa - (_e24 - _e58)) + (_t0 - _e58)
             _t6 = -_f32(4.0)*_t3 + _f32(8.0)*_t4*_t5
             _t7 = _f32(2.0)*_t3*_t5 + _t4
             _t10 = eps + tw
-            _t11 = math.log1p((((_t10 - _t2))/_t2))/lam
-            _t12 = math.exp(-(_t11*_t11))
+            _a114 = ((_t10 - _t2))/_t2
+            _u115 = _f32(1.0) + _a114
+            _lb116 = _f32(_u115).view(_i32)
+            _lm117 = _i32((_lb116 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big118 = _lm117 > _f32(1.4142135381698608)
+            _lh119 = _lm117*_f32(0.5)
+            _lf120 = _sel(_big118, _lh119, _lm117) - _f32(1.0)
+            _le121 = _i32(_i32(_lb116 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk122 = _le121 + _sel(_big118, _f32(1.0), _f32(0.0))
+            _lf123 = _sel(_lk122 == _f32(0.0), _a114, _lf120)
+            _lc124 = _a114 - (_u115 - _f32(1.0))
+            _lc125 = _f32(1.0) - (_u115 - _a114)
+            _lc126 = _sel(_u115 <= _f32(2.0), _lc124, _lc125)
+            _lc127 = _lc126/_u115
+            _lc128 = _sel(_lk122 == _f32(0.0), _f32(0.0), _lc127)
+            _ls129 = _lf123/(_f32(2.0) + _lf123)
+            _lz130 = _ls129*_ls129
+            _e131 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz130
+            _e132 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz130
+            _x133 = _lz130*_lz130
+            _e134 = _e131 + _e132*_x133
+            _hf135 = _f32(0.5)*(_lf123*_lf123)
+            _lg136 = _lk122*_f32(0.693145751953125) + (_lf123 - (_hf135 - (_ls129*(_hf135 + _lz130*_e134) + (_lk122*_f32(1.428606765330187e-06) + _lc128))))
+            _lo137 = _sel(_a114 != _f32(0.0), _lg136, _a114)
+            _lo138 = (-_f32(math.inf) if _a114 == -_f32(1.0) else _f32(math.nan))
+            _lo139 = _sel(_a114 > -_f32(1.0), _lo137, _lo138)
+            _lo140 = _sel(_a114 < _f32(math.inf), _lo139, _a114)
+            _t11 = _lo140/lam
+            _a141 = -(_t11*_t11)
+            _xc142 = _sel(_a141 > -_f32(104.0), _a141, -_f32(104.0))
+            _xc143 = _sel(_xc142 < _f32(89.0), _xc142, _f32(89.0))
+            _kt144 = _xc143*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k145 = _kt144 - _f32(12582912.0)
+            _rh146 = _xc143 - _k145*_f32(0.693145751953125)
+            _rl147 = _k145*_f32(1.428606765330187e-06)
+            _r148 = _rh146 - _rl147
+            _rc149 = (_rh146 - _r148) - _rl147
+            _e150 = _f32(0.5) + _f32(0.1666666716337204)*_r148
+            _e151 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r148
+            _e152 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r148
+            _x153 = _r148*_r148
+            _e154 = _e150 + _e151*_x153
+            _x155 = _x153*_x153
+            _e156 = _e154 + _e152*_x155
+            _q157 = (_r148*_r148)*_e156 + _rc149
+            _q158 = _r148 + _q157
+            _kt159 = _k145*_f32(0.5) + _f32(12582912.0)
+            _ki160 = _i32(_f32(_kt144).view(_i32) - _i32(1262485504))
+            _ki161 = _i32(_f32(_kt159).view(_i32) - _i32(1262485504))
+            _sc162 = _i32((_ki161 + _i32(127)) << _i32(23)).view(_f32)
+            _sc163 = _i32((_ki160 - _ki161 + _i32(127)) << _i32(23)).view(_f32)
+            _p164 = _f32(1.0) + _q158
+            _ex165 = (_p164*_sc162)*_sc163
+            _ex166 = _sel(_a141 == _a141, _ex165, _a141)
+            _t12 = _ex166
             _t13 = _t12*_t7
             _t14 = _f32(2.0)*_t11*_t12*(_t7*_t7)/lam
             d_px = _f32(0.0)
@@ -414,22 +2204,129 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = -_t14/_t10
             d_th = _t14/_t2
             d_ta = _t13*_t6
+            _xok = _tg25
         else:  # ln(w/h) of the ratio
             _t0_w1 = -ta
-            _e5 = pa + _t0_w1
-            _t1_w1 = _f32(2.0)*_e5
-            _e6 = _e5 - pa
-            _s7 = math.sin(_t1_w1) + _f32(2.0)*math.cos(_t1_w1)*((pa - (_e5 - _e6)) + (_t0_w1 - _e6))
-            _s8 = math.log(((eps + tw)/(eps + th)))/lam
-            value = (_s7*_s7)*math.exp(-(_s8*_s8))
-            _t2_w1 = math.cos(_t1_w1)
-            _t3_w1 = math.sin(_t1_w1)
-            _t4_w1 = (pa - (_e5 - _e6)) + (_t0_w1 - _e6)
+            _e167 = pa + _t0_w1
+            _t1_w1 = _f32(2.0)*_e167
+            _tg168 = abs(_t1_w1) <= _f32(1024.0)
+            _xc169 = _sel(_tg168, _t1_w1, _f32(0.0))
+            _jt170 = _xc169*_f32(0.6366197466850281) + _f32(12582912.0)
+            _j171 = _jt170 - _f32(12582912.0)
+            _ji172 = _i32(_f32(_jt170).view(_i32) - _i32(1262485504))
+            _ra173 = _xc169 - _j171*_f32(1.57080078125)
+            _rs174 = _ra173 - _j171*-_f32(4.454515874385834e-06)
+            _rs175 = _ra173 - _rs174
+            _re176 = ((_ra173 - (_rs174 + _rs175)) + (_rs175 - _j171*-_f32(4.454515874385834e-06)))
+            _rs177 = _rs174 - _j171*_f32(6.077272018956137e-11)
+            _rs178 = _rs174 - _rs177
+            _re179 = ((_rs174 - (_rs177 + _rs178)) + (_rs178 - _j171*_f32(6.077272018956137e-11)))
+            _rs180 = _rs177 - _j171*-_f32(1.7151245100058819e-15)
+            _rs181 = _rs177 - _rs180
+            _re182 = ((_rs177 - (_rs180 + _rs181)) + (_rs181 - _j171*-_f32(1.7151245100058819e-15)))
+            _rl183 = _re182 + (_re179 + _re176)
+            _z184 = _rs180*_rs180
+            _e185 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z184
+            _e186 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z184
+            _x187 = _z184*_z184
+            _e188 = _e185 + _e186*_x187
+            _hz189 = _f32(0.5)*_z184
+            _sn190 = _rs180 + (_rl183 + (_rs180*_z184*_e188 - _hz189*_rl183))
+            _e191 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z184
+            _e192 = _e191 + _f32(2.4547813154640608e-05)*_x187
+            _cw193 = _f32(1.0) - _hz189
+            _cs194 = _cw193 + (((_f32(1.0) - _cw193) - _hz189) + (_z184*_z184*_e192 - _rs180*_rl183))
+            _jo195 = (_ji172 & _i32(1)) != _i32(0)
+            _su196 = _sel(_jo195, _cs194, _sn190)
+            _sv197 = _sel((_ji172 & _i32(2)) != _i32(0), -_su196, _su196)
+            _sv198 = _sel(_t1_w1 != _f32(0.0), _sv197, _t1_w1)
+            _cu199 = _sel(_jo195, _sn190, _cs194)
+            _cv200 = _sel(((_ji172 + _i32(1)) & _i32(2)) != _i32(0), -_cu199, _cu199)
+            _e201 = _e167 - pa
+            _s202 = _sv198 + _f32(2.0)*_cv200*((pa - (_e167 - _e201)) + (_t0_w1 - _e201))
+            _a203 = -(_s23*_s23)
+            _xc204 = _sel(_a203 > -_f32(104.0), _a203, -_f32(104.0))
+            _xc205 = _sel(_xc204 < _f32(89.0), _xc204, _f32(89.0))
+            _kt206 = _xc205*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k207 = _kt206 - _f32(12582912.0)
+            _rh208 = _xc205 - _k207*_f32(0.693145751953125)
+            _rl209 = _k207*_f32(1.428606765330187e-06)
+            _r210 = _rh208 - _rl209
+            _rc211 = (_rh208 - _r210) - _rl209
+            _e212 = _f32(0.5) + _f32(0.1666666716337204)*_r210
+            _e213 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r210
+            _e214 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r210
+            _x215 = _r210*_r210
+            _e216 = _e212 + _e213*_x215
+            _x217 = _x215*_x215
+            _e218 = _e216 + _e214*_x217
+            _q219 = (_r210*_r210)*_e218 + _rc211
+            _q220 = _r210 + _q219
+            _kt221 = _k207*_f32(0.5) + _f32(12582912.0)
+            _ki222 = _i32(_f32(_kt206).view(_i32) - _i32(1262485504))
+            _ki223 = _i32(_f32(_kt221).view(_i32) - _i32(1262485504))
+            _sc224 = _i32((_ki223 + _i32(127)) << _i32(23)).view(_f32)
+            _sc225 = _i32((_ki222 - _ki223 + _i32(127)) << _i32(23)).view(_f32)
+            _p226 = _f32(1.0) + _q220
+            _ex227 = (_p226*_sc224)*_sc225
+            _ex228 = _sel(_a203 == _a203, _ex227, _a203)
+            value = (_s202*_s202)*_ex228
+            _t2_w1 = _cv200
+            _t3_w1 = _sv198
+            _t4_w1 = (pa - (_e167 - _e201)) + (_t0_w1 - _e201)
             _t5_w1 = -_f32(4.0)*_t2_w1 + _f32(8.0)*_t3_w1*_t4_w1
             _t6_w1 = _f32(2.0)*_t2_w1*_t4_w1 + _t3_w1
             _t8 = eps + tw
-            _t10_w1 = math.log((_t8/(eps + th)))/lam
-            _t11_w1 = math.exp(-(_t10_w1*_t10_w1))
+            _a229 = _t8/(eps + th)
+            _sub230 = _a229 < _f32(1.1754943508222875e-38)
+            _lx231 = _a229*_f32(33554432.0)
+            _lx232 = _sel(_sub230, _lx231, _a229)
+            _lb233 = _f32(_lx232).view(_i32)
+            _lm234 = _i32((_lb233 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big235 = _lm234 > _f32(1.4142135381698608)
+            _lh236 = _lm234*_f32(0.5)
+            _lf237 = _sel(_big235, _lh236, _lm234) - _f32(1.0)
+            _le238 = _i32(_i32(_lb233 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk239 = _le238 + _sel(_big235, _f32(1.0), _f32(0.0)) - _sel(_sub230, _f32(25.0), _f32(0.0))
+            _ls240 = _lf237/(_f32(2.0) + _lf237)
+            _lz241 = _ls240*_ls240
+            _e242 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz241
+            _e243 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz241
+            _x244 = _lz241*_lz241
+            _e245 = _e242 + _e243*_x244
+            _hf246 = _f32(0.5)*(_lf237*_lf237)
+            _lg247 = _lk239*_f32(0.693145751953125) + (_lf237 - (_hf246 - (_ls240*(_hf246 + _lz241*_e245) + (_lk239*_f32(1.428606765330187e-06)))))
+            _lo248 = (-_f32(math.inf) if _a229 == _f32(0.0) else _f32(math.nan))
+            _lo249 = _sel(_a229 > _f32(0.0), _lg247, _lo248)
+            _lo250 = _sel(_a229 < _f32(math.inf), _lo249, _a229)
+            _t10_w1 = _lo250/lam
+            _a251 = -(_t10_w1*_t10_w1)
+            _xc252 = _sel(_a251 > -_f32(104.0), _a251, -_f32(104.0))
+            _xc253 = _sel(_xc252 < _f32(89.0), _xc252, _f32(89.0))
+            _kt254 = _xc253*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k255 = _kt254 - _f32(12582912.0)
+            _rh256 = _xc253 - _k255*_f32(0.693145751953125)
+            _rl257 = _k255*_f32(1.428606765330187e-06)
+            _r258 = _rh256 - _rl257
+            _rc259 = (_rh256 - _r258) - _rl257
+            _e260 = _f32(0.5) + _f32(0.1666666716337204)*_r258
+            _e261 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r258
+            _e262 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r258
+            _x263 = _r258*_r258
+            _e264 = _e260 + _e261*_x263
+            _x265 = _x263*_x263
+            _e266 = _e264 + _e262*_x265
+            _q267 = (_r258*_r258)*_e266 + _rc259
+            _q268 = _r258 + _q267
+            _kt269 = _k255*_f32(0.5) + _f32(12582912.0)
+            _ki270 = _i32(_f32(_kt254).view(_i32) - _i32(1262485504))
+            _ki271 = _i32(_f32(_kt269).view(_i32) - _i32(1262485504))
+            _sc272 = _i32((_ki271 + _i32(127)) << _i32(23)).view(_f32)
+            _sc273 = _i32((_ki270 - _ki271 + _i32(127)) << _i32(23)).view(_f32)
+            _p274 = _f32(1.0) + _q268
+            _ex275 = (_p274*_sc272)*_sc273
+            _ex276 = _sel(_a251 == _a251, _ex275, _a251)
+            _t11_w1 = _ex276
             _t12_w1 = _t11_w1*_t6_w1
             _t13_w1 = _f32(2.0)*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
             d_px = _f32(0.0)
@@ -442,6 +2339,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = -_t13_w1/_t8
             d_th = _t13_w1/(eps + th)
             d_ta = _t12_w1*_t5_w1
+            _xok = _tg168
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_i] = value
         _d_pred[_unsigned(5) * _i] = d_px
         _d_pred[_unsigned(5) * _i + _unsigned(1)] = d_py
@@ -453,27 +2353,416 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _d_target[_unsigned(5) * _i + _unsigned(2)] = d_tw
         _d_target[_unsigned(5) * _i + _unsigned(3)] = d_th
         _d_target[_unsigned(5) * _i + _unsigned(4)] = d_ta
+    if _far:
+        for _i_w1 in range(_unsigned(_m)):
+            if _flags[_i_w1]:
+                px_w1 = _pred[_unsigned(5) * _i_w1]
+                py_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(1)]
+                pw_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(2)]
+                ph_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(3)]
+                pa_w1 = _pred[_unsigned(5) * _i_w1 + _unsigned(4)]
+                tx_w1 = _target[_unsigned(5) * _i_w1]
+                ty_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(1)]
+                tw_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(2)]
+                th_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(3)]
+                ta_w1 = _target[_unsigned(5) * _i_w1 + _unsigned(4)]
+                _a1_w1 = (eps + tw_w1)/(eps + th_w1)
+                _sub2_w1 = _a1_w1 < _f32(1.1754943508222875e-38)
+                _lx3_w1 = _a1_w1*_f32(33554432.0)
+                _lx4_w1 = _sel(_sub2_w1, _lx3_w1, _a1_w1)
+                _lb5_w1 = _f32(_lx4_w1).view(_i32)
+                _lm6_w1 = _i32((_lb5_w1 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                _big7_w1 = _lm6_w1 > _f32(1.4142135381698608)
+                _lh8_w1 = _lm6_w1*_f32(0.5)
+                _lf9_w1 = _sel(_big7_w1, _lh8_w1, _lm6_w1) - _f32(1.0)
+                _le10_w1 = _i32(_i32(_lb5_w1 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                _lk11_w1 = _le10_w1 + _sel(_big7_w1, _f32(1.0), _f32(0.0)) - _sel(_sub2_w1, _f32(25.0), _f32(0.0))
+                _ls12_w1 = _lf9_w1/(_f32(2.0) + _lf9_w1)
+                _lz13_w1 = _ls12_w1*_ls12_w1
+                _e14_w1 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13_w1
+                _e15_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz13_w1
+                _x16_w1 = _lz13_w1*_lz13_w1
+                _e17_w1 = _e14_w1 + _e15_w1*_x16_w1
+                _hf18_w1 = _f32(0.5)*(_lf9_w1*_lf9_w1)
+                _lg19_w1 = _lk11_w1*_f32(0.693145751953125) + (_lf9_w1 - (_hf18_w1 - (_ls12_w1*(_hf18_w1 + _lz13_w1*_e17_w1) + (_lk11_w1*_f32(1.428606765330187e-06)))))
+                _lo20_w1 = (-_f32(math.inf) if _a1_w1 == _f32(0.0) else _f32(math.nan))
+                _lo21_w1 = _sel(_a1_w1 > _f32(0.0), _lg19_w1, _lo20_w1)
+                _lo22_w1 = _sel(_a1_w1 < _f32(math.inf), _lo21_w1, _a1_w1)
+                _s23_w1 = _lo22_w1/lam
+                if ((_s23_w1*_s23_w1) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
+                    value_w1 = _f32(0.0)
+                    d_px_w1 = _f32(0.0)
+                    d_py_w1 = _f32(0.0)
+                    d_pw_w1 = _f32(0.0)
+                    d_ph_w1 = _f32(0.0)
+                    d_pa_w1 = _f32(0.0)
+                    d_tx_w1 = _f32(0.0)
+                    d_ty_w1 = _f32(0.0)
+                    d_tw_w1 = _f32(0.0)
+                    d_th_w1 = _f32(0.0)
+                    d_ta_w1 = _f32(0.0)
+                elif (eps + th_w1 == _f32(0.0)) and (eps + tw_w1 == _f32(0.0)):  # a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN
+                    value_w1 = _f32(math.nan)
+                    d_px_w1 = _f32(math.nan)
+                    d_py_w1 = _f32(math.nan)
+                    d_pw_w1 = _f32(math.nan)
+                    d_ph_w1 = _f32(math.nan)
+                    d_pa_w1 = _f32(math.nan)
+                    d_tx_w1 = _f32(math.nan)
+                    d_ty_w1 = _f32(math.nan)
+                    d_tw_w1 = _f32(math.nan)
+                    d_th_w1 = _f32(math.nan)
+                    d_ta_w1 = _f32(math.nan)
+                elif (eps + th_w1 == _f32(0.0)) or (eps + tw_w1 == _f32(0.0)) or (((eps + tw_w1)/(eps + th_w1)) == _f32(0.0)) or (((eps + tw_w1)/(eps + th_w1)) == _f32(math.inf)):  # a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative
+                    value_w1 = _f32(0.0)
+                    d_px_w1 = _f32(0.0)
+                    d_py_w1 = _f32(0.0)
+                    d_pw_w1 = _f32(0.0)
+                    d_ph_w1 = _f32(0.0)
+                    d_pa_w1 = _f32(0.0)
+                    d_tx_w1 = _f32(0.0)
+                    d_ty_w1 = _f32(0.0)
+                    d_tw_w1 = _f32(0.0)
+                    d_th_w1 = _f32(0.0)
+                    d_ta_w1 = _f32(0.0)
+                elif (((eps + tw_w1)/(eps + th_w1)) >= _f32(0.5)) and (((eps + tw_w1)/(eps + th_w1)) <= _f32(2.0)):  # 1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)
+                    _t0_w2 = -ta_w1
+                    _e24_w1 = pa_w1 + _t0_w2
+                    _t1_w2 = _f32(2.0)*_e24_w1
+                    _t2_w2 = eps + th_w1
+                    _tg25_w1 = abs(_t1_w2) <= _f32(1024.0)
+                    _xc26_w1 = _sel(_tg25_w1, _t1_w2, _f32(0.0))
+                    _jt27_w1 = _xc26_w1*_f32(0.6366197466850281) + _f32(12582912.0)
+                    _j28_w1 = _jt27_w1 - _f32(12582912.0)
+                    _ji29_w1 = _i32(_f32(_jt27_w1).view(_i32) - _i32(1262485504))
+                    _ra30_w1 = _xc26_w1 - _j28_w1*_f32(1.57080078125)
+                    _rs31_w1 = _ra30_w1 - _j28_w1*-_f32(4.454515874385834e-06)
+                    _rs32_w1 = _ra30_w1 - _rs31_w1
+                    _re33_w1 = ((_ra30_w1 - (_rs31_w1 + _rs32_w1)) + (_rs32_w1 - _j28_w1*-_f32(4.454515874385834e-06)))
+                    _rs34_w1 = _rs31_w1 - _j28_w1*_f32(6.077272018956137e-11)
+                    _rs35_w1 = _rs31_w1 - _rs34_w1
+                    _re36_w1 = ((_rs31_w1 - (_rs34_w1 + _rs35_w1)) + (_rs35_w1 - _j28_w1*_f32(6.077272018956137e-11)))
+                    _rs37_w1 = _rs34_w1 - _j28_w1*-_f32(1.7151245100058819e-15)
+                    _rs38_w1 = _rs34_w1 - _rs37_w1
+                    _re39_w1 = ((_rs34_w1 - (_rs37_w1 + _rs38_w1)) + (_rs38_w1 - _j28_w1*-_f32(1.7151245100058819e-15)))
+                    _rl40_w1 = _re39_w1 + (_re36_w1 + _re33_w1)
+                    _z41_w1 = _rs37_w1*_rs37_w1
+                    _e42_w1 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z41_w1
+                    _e43_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z41_w1
+                    _x44_w1 = _z41_w1*_z41_w1
+                    _e45_w1 = _e42_w1 + _e43_w1*_x44_w1
+                    _hz46_w1 = _f32(0.5)*_z41_w1
+                    _sn47_w1 = _rs37_w1 + (_rl40_w1 + (_rs37_w1*_z41_w1*_e45_w1 - _hz46_w1*_rl40_w1))
+                    _e48_w1 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z41_w1
+                    _e49_w1 = _e48_w1 + _f32(2.4547813154640608e-05)*_x44_w1
+                    _cw50_w1 = _f32(1.0) - _hz46_w1
+                    _cs51_w1 = _cw50_w1 + (((_f32(1.0) - _cw50_w1) - _hz46_w1) + (_z41_w1*_z41_w1*_e49_w1 - _rs37_w1*_rl40_w1))
+                    _jo52_w1 = (_ji29_w1 & _i32(1)) != _i32(0)
+                    _su53_w1 = _sel(_jo52_w1, _cs51_w1, _sn47_w1)
+                    _sv54_w1 = _sel((_ji29_w1 & _i32(2)) != _i32(0), -_su53_w1, _su53_w1)
+                    _sv55_w1 = _sel(_t1_w2 != _f32(0.0), _sv54_w1, _t1_w2)
+                    _sv56 = (_sv55_w1 if _tg25_w1 else math.sin(_t1_w2))
+                    _cu57 = _sel(_jo52_w1, _sn47_w1, _cs51_w1)
+                    _cv58 = _sel(((_ji29_w1 + _i32(1)) & _i32(2)) != _i32(0), -_cu57, _cu57)
+                    _cv59 = (_cv58 if _tg25_w1 else math.cos(_t1_w2))
+                    _e60 = _e24_w1 - pa_w1
+                    _s61 = _sv56 + _f32(2.0)*_cv59*((pa_w1 - (_e24_w1 - _e60)) + (_t0_w2 - _e60))
+                    _a62 = (((eps + tw_w1) - _t2_w2))/_t2_w2
+                    _u63 = _f32(1.0) + _a62
+                    _lb64 = _f32(_u63).view(_i32)
+                    _lm65 = _i32((_lb64 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big66 = _lm65 > _f32(1.4142135381698608)
+                    _lh67 = _lm65*_f32(0.5)
+                    _lf68 = _sel(_big66, _lh67, _lm65) - _f32(1.0)
+                    _le69 = _i32(_i32(_lb64 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk70 = _le69 + _sel(_big66, _f32(1.0), _f32(0.0))
+                    _lf71 = _sel(_lk70 == _f32(0.0), _a62, _lf68)
+                    _lc72_w1 = _a62 - (_u63 - _f32(1.0))
+                    _lc73_w1 = _f32(1.0) - (_u63 - _a62)
+                    _lc74_w1 = _sel(_u63 <= _f32(2.0), _lc72_w1, _lc73_w1)
+                    _lc75 = _lc74_w1/_u63
+                    _lc76 = _sel(_lk70 == _f32(0.0), _f32(0.0), _lc75)
+                    _ls77 = _lf71/(_f32(2.0) + _lf71)
+                    _lz78 = _ls77*_ls77
+                    _e79 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz78
+                    _e80_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz78
+                    _x81 = _lz78*_lz78
+                    _e82 = _e79 + _e80_w1*_x81
+                    _hf83 = _f32(0.5)*(_lf71*_lf71)
+                    _lg84 = _lk70*_f32(0.693145751953125) + (_lf71 - (_hf83 - (_ls77*(_hf83 + _lz78*_e82) + (_lk70*_f32(1.428606765330187e-06) + _lc76))))
+                    _lo85_w1 = _sel(_a62 != _f32(0.0), _lg84, _a62)
+                    _lo86_w1 = (-_f32(math.inf) if _a62 == -_f32(1.0) else _f32(math.nan))
+                    _lo87 = _sel(_a62 > -_f32(1.0), _lo85_w1, _lo86_w1)
+                    _lo88 = _sel(_a62 < _f32(math.inf), _lo87, _a62)
+                    _s89 = _lo88/lam
+                    _a90 = -(_s89*_s89)
+                    _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+                    _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
+                    _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k94 = _kt93 - _f32(12582912.0)
+                    _rh95 = _xc92 - _k94*_f32(0.693145751953125)
+                    _rl96 = _k94*_f32(1.428606765330187e-06)
+                    _r97 = _rh95 - _rl96
+                    _rc98 = (_rh95 - _r97) - _rl96
+                    _e99_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r97
+                    _e100 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r97
+                    _e101_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r97
+                    _x102_w1 = _r97*_r97
+                    _e103_w1 = _e99_w1 + _e100*_x102_w1
+                    _x104 = _x102_w1*_x102_w1
+                    _e105 = _e103_w1 + _e101_w1*_x104
+                    _q106 = (_r97*_r97)*_e105 + _rc98
+                    _q107 = _r97 + _q106
+                    _kt108 = _k94*_f32(0.5) + _f32(12582912.0)
+                    _ki109 = _i32(_f32(_kt93).view(_i32) - _i32(1262485504))
+                    _ki110 = _i32(_f32(_kt108).view(_i32) - _i32(1262485504))
+                    _sc111 = _i32((_ki110 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
+                    _p113 = _f32(1.0) + _q107
+                    _ex114 = (_p113*_sc111)*_sc112
+                    _ex115 = _sel(_a90 == _a90, _ex114, _a90)
+                    value_w1 = (_s61*_s61)*_ex115
+                    _t3_w2 = _cv59
+                    _t4_w2 = _sv56
+                    _t5_w2 = (pa_w1 - (_e24_w1 - _e60)) + (_t0_w2 - _e60)
+                    _t6_w2 = -_f32(4.0)*_t3_w2 + _f32(8.0)*_t4_w2*_t5_w2
+                    _t7_w1 = _f32(2.0)*_t3_w2*_t5_w2 + _t4_w2
+                    _t10_w2 = eps + tw_w1
+                    _a116 = ((_t10_w2 - _t2_w2))/_t2_w2
+                    _u117 = _f32(1.0) + _a116
+                    _lb118 = _f32(_u117).view(_i32)
+                    _lm119 = _i32((_lb118 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big120 = _lm119 > _f32(1.4142135381698608)
+                    _lh121 = _lm119*_f32(0.5)
+                    _lf122 = _sel(_big120, _lh121, _lm119) - _f32(1.0)
+                    _le123 = _i32(_i32(_lb118 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk124 = _le123 + _sel(_big120, _f32(1.0), _f32(0.0))
+                    _lf125 = _sel(_lk124 == _f32(0.0), _a116, _lf122)
+                    _lc126_w1 = _a116 - (_u117 - _f32(1.0))
+                    _lc127_w1 = _f32(1.0) - (_u117 - _a116)
+                    _lc128_w1 = _sel(_u117 <= _f32(2.0), _lc126_w1, _lc127_w1)
+                    _lc129 = _lc128_w1/_u117
+                    _lc130 = _sel(_lk124 == _f32(0.0), _f32(0.0), _lc129)
+                    _ls131 = _lf125/(_f32(2.0) + _lf125)
+                    _lz132 = _ls131*_ls131
+                    _e133 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz132
+                    _e134_w1 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz132
+                    _x135 = _lz132*_lz132
+                    _e136 = _e133 + _e134_w1*_x135
+                    _hf137 = _f32(0.5)*(_lf125*_lf125)
+                    _lg138 = _lk124*_f32(0.693145751953125) + (_lf125 - (_hf137 - (_ls131*(_hf137 + _lz132*_e136) + (_lk124*_f32(1.428606765330187e-06) + _lc130))))
+                    _lo139_w1 = _sel(_a116 != _f32(0.0), _lg138, _a116)
+                    _lo140_w1 = (-_f32(math.inf) if _a116 == -_f32(1.0) else _f32(math.nan))
+                    _lo141 = _sel(_a116 > -_f32(1.0), _lo139_w1, _lo140_w1)
+                    _lo142 = _sel(_a116 < _f32(math.inf), _lo141, _a116)
+                    _t11_w2 = _lo142/lam
+                    _a143 = -(_t11_w2*_t11_w2)
+                    _xc144 = _sel(_a143 > -_f32(104.0), _a143, -_f32(104.0))
+                    _xc145 = _sel(_xc144 < _f32(89.0), _xc144, _f32(89.0))
+                    _kt146 = _xc145*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k147 = _kt146 - _f32(12582912.0)
+                    _rh148 = _xc145 - _k147*_f32(0.693145751953125)
+                    _rl149 = _k147*_f32(1.428606765330187e-06)
+                    _r150 = _rh148 - _rl149
+                    _rc151 = (_rh148 - _r150) - _rl149
+                    _e152_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r150
+                    _e153 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r150
+                    _e154_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r150
+                    _x155_w1 = _r150*_r150
+                    _e156_w1 = _e152_w1 + _e153*_x155_w1
+                    _x157 = _x155_w1*_x155_w1
+                    _e158 = _e156_w1 + _e154_w1*_x157
+                    _q159 = (_r150*_r150)*_e158 + _rc151
+                    _q160 = _r150 + _q159
+                    _kt161 = _k147*_f32(0.5) + _f32(12582912.0)
+                    _ki162 = _i32(_f32(_kt146).view(_i32) - _i32(1262485504))
+                    _ki163 = _i32(_f32(_kt161).view(_i32) - _i32(1262485504))
+                    _sc164 = _i32((_ki163 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc165 = _i32((_ki162 - _ki163 + _i32(127)) << _i32(23)).view(_f32)
+                    _p166 = _f32(1.0) + _q160
+                    _ex167 = (_p166*_sc164)*_sc165
+                    _ex168 = _sel(_a143 == _a143, _ex167, _a143)
+                    _t12_w2 = _ex168
+                    _t13_w2 = _t12_w2*_t7_w1
+                    _t14_w1 = _f32(2.0)*_t11_w2*_t12_w2*(_t7_w1*_t7_w1)/lam
+                    d_px_w1 = _f32(0.0)
+                    d_py_w1 = _f32(0.0)
+                    d_pw_w1 = _f32(0.0)
+                    d_ph_w1 = _f32(0.0)
+                    d_pa_w1 = -_t13_w2*_t6_w2
+                    d_tx_w1 = _f32(0.0)
+                    d_ty_w1 = _f32(0.0)
+                    d_tw_w1 = -_t14_w1/_t10_w2
+                    d_th_w1 = _t14_w1/_t2_w2
+                    d_ta_w1 = _t13_w2*_t6_w2
+                else:  # ln(w/h) of the ratio
+                    _t0_w1_w1 = -ta_w1
+                    _e169 = pa_w1 + _t0_w1_w1
+                    _t1_w1_w1 = _f32(2.0)*_e169
+                    _tg170 = abs(_t1_w1_w1) <= _f32(1024.0)
+                    _xc171 = _sel(_tg170, _t1_w1_w1, _f32(0.0))
+                    _jt172 = _xc171*_f32(0.6366197466850281) + _f32(12582912.0)
+                    _j173 = _jt172 - _f32(12582912.0)
+                    _ji174 = _i32(_f32(_jt172).view(_i32) - _i32(1262485504))
+                    _ra175 = _xc171 - _j173*_f32(1.57080078125)
+                    _rs176 = _ra175 - _j173*-_f32(4.454515874385834e-06)
+                    _rs177_w1 = _ra175 - _rs176
+                    _re178 = ((_ra175 - (_rs176 + _rs177_w1)) + (_rs177_w1 - _j173*-_f32(4.454515874385834e-06)))
+                    _rs179 = _rs176 - _j173*_f32(6.077272018956137e-11)
+                    _rs180_w1 = _rs176 - _rs179
+                    _re181 = ((_rs176 - (_rs179 + _rs180_w1)) + (_rs180_w1 - _j173*_f32(6.077272018956137e-11)))
+                    _rs182 = _rs179 - _j173*-_f32(1.7151245100058819e-15)
+                    _rs183 = _rs179 - _rs182
+                    _re184 = ((_rs179 - (_rs182 + _rs183)) + (_rs183 - _j173*-_f32(1.7151245100058819e-15)))
+                    _rl185 = _re184 + (_re181 + _re178)
+                    _z186 = _rs182*_rs182
+                    _e187 = -_f32(0.1666666716337204) + _f32(0.008333331905305386)*_z186
+                    _e188_w1 = -_f32(0.00019840085587929934) + _f32(2.724976866375073e-06)*_z186
+                    _x189 = _z186*_z186
+                    _e190 = _e187 + _e188_w1*_x189
+                    _hz191 = _f32(0.5)*_z186
+                    _sn192 = _rs182 + (_rl185 + (_rs182*_z186*_e190 - _hz191*_rl185))
+                    _e193 = _f32(0.0416666641831398) + -_f32(0.001388830249197781)*_z186
+                    _e194 = _e193 + _f32(2.4547813154640608e-05)*_x189
+                    _cw195 = _f32(1.0) - _hz191
+                    _cs196 = _cw195 + (((_f32(1.0) - _cw195) - _hz191) + (_z186*_z186*_e194 - _rs182*_rl185))
+                    _jo197 = (_ji174 & _i32(1)) != _i32(0)
+                    _su198 = _sel(_jo197, _cs196, _sn192)
+                    _sv199 = _sel((_ji174 & _i32(2)) != _i32(0), -_su198, _su198)
+                    _sv200 = _sel(_t1_w1_w1 != _f32(0.0), _sv199, _t1_w1_w1)
+                    _sv201 = (_sv200 if _tg170 else math.sin(_t1_w1_w1))
+                    _cu202 = _sel(_jo197, _sn192, _cs196)
+                    _cv203 = _sel(((_ji174 + _i32(1)) & _i32(2)) != _i32(0), -_cu202, _cu202)
+                    _cv204 = (_cv203 if _tg170 else math.cos(_t1_w1_w1))
+                    _e205 = _e169 - pa_w1
+                    _s206 = _sv201 + _f32(2.0)*_cv204*((pa_w1 - (_e169 - _e205)) + (_t0_w1_w1 - _e205))
+                    _a207 = -(_s23_w1*_s23_w1)
+                    _xc208 = _sel(_a207 > -_f32(104.0), _a207, -_f32(104.0))
+                    _xc209 = _sel(_xc208 < _f32(89.0), _xc208, _f32(89.0))
+                    _kt210 = _xc209*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k211 = _kt210 - _f32(12582912.0)
+                    _rh212 = _xc209 - _k211*_f32(0.693145751953125)
+                    _rl213 = _k211*_f32(1.428606765330187e-06)
+                    _r214 = _rh212 - _rl213
+                    _rc215 = (_rh212 - _r214) - _rl213
+                    _e216_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r214
+                    _e217 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r214
+                    _e218_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r214
+                    _x219 = _r214*_r214
+                    _e220 = _e216_w1 + _e217*_x219
+                    _x221 = _x219*_x219
+                    _e222 = _e220 + _e218_w1*_x221
+                    _q223 = (_r214*_r214)*_e222 + _rc215
+                    _q224 = _r214 + _q223
+                    _kt225 = _k211*_f32(0.5) + _f32(12582912.0)
+                    _ki226 = _i32(_f32(_kt210).view(_i32) - _i32(1262485504))
+                    _ki227 = _i32(_f32(_kt225).view(_i32) - _i32(1262485504))
+                    _sc228 = _i32((_ki227 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc229 = _i32((_ki226 - _ki227 + _i32(127)) << _i32(23)).view(_f32)
+                    _p230 = _f32(1.0) + _q224
+                    _ex231 = (_p230*_sc228)*_sc229
+                    _ex232 = _sel(_a207 == _a207, _ex231, _a207)
+                    value_w1 = (_s206*_s206)*_ex232
+                    _t2_w1_w1 = _cv204
+                    _t3_w1_w1 = _sv201
+                    _t4_w1_w1 = (pa_w1 - (_e169 - _e205)) + (_t0_w1_w1 - _e205)
+                    _t5_w1_w1 = -_f32(4.0)*_t2_w1_w1 + _f32(8.0)*_t3_w1_w1*_t4_w1_w1
+                    _t6_w1_w1 = _f32(2.0)*_t2_w1_w1*_t4_w1_w1 + _t3_w1_w1
+                    _t8_w1 = eps + tw_w1
+                    _a233 = _t8_w1/(eps + th_w1)
+                    _sub234 = _a233 < _f32(1.1754943508222875e-38)
+                    _lx235 = _a233*_f32(33554432.0)
+                    _lx236 = _sel(_sub234, _lx235, _a233)
+                    _lb237 = _f32(_lx236).view(_i32)
+                    _lm238 = _i32((_lb237 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+                    _big239 = _lm238 > _f32(1.4142135381698608)
+                    _lh240 = _lm238*_f32(0.5)
+                    _lf241 = _sel(_big239, _lh240, _lm238) - _f32(1.0)
+                    _le242 = _i32(_i32(_lb237 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+                    _lk243 = _le242 + _sel(_big239, _f32(1.0), _f32(0.0)) - _sel(_sub234, _f32(25.0), _f32(0.0))
+                    _ls244 = _lf241/(_f32(2.0) + _lf241)
+                    _lz245 = _ls244*_ls244
+                    _e246 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz245
+                    _e247 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz245
+                    _x248 = _lz245*_lz245
+                    _e249 = _e246 + _e247*_x248
+                    _hf250 = _f32(0.5)*(_lf241*_lf241)
+                    _lg251 = _lk243*_f32(0.693145751953125) + (_lf241 - (_hf250 - (_ls244*(_hf250 + _lz245*_e249) + (_lk243*_f32(1.428606765330187e-06)))))
+                    _lo252 = (-_f32(math.inf) if _a233 == _f32(0.0) else _f32(math.nan))
+                    _lo253 = _sel(_a233 > _f32(0.0), _lg251, _lo252)
+                    _lo254 = _sel(_a233 < _f32(math.inf), _lo253, _a233)
+                    _t10_w1_w1 = _lo254/lam
+                    _a255 = -(_t10_w1_w1*_t10_w1_w1)
+                    _xc256 = _sel(_a255 > -_f32(104.0), _a255, -_f32(104.0))
+                    _xc257 = _sel(_xc256 < _f32(89.0), _xc256, _f32(89.0))
+                    _kt258 = _xc257*_f32(1.4426950216293335) + _f32(12582912.0)
+                    _k259 = _kt258 - _f32(12582912.0)
+                    _rh260 = _xc257 - _k259*_f32(0.693145751953125)
+                    _rl261 = _k259*_f32(1.428606765330187e-06)
+                    _r262 = _rh260 - _rl261
+                    _rc263 = (_rh260 - _r262) - _rl261
+                    _e264_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r262
+                    _e265 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r262
+                    _e266_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r262
+                    _x267 = _r262*_r262
+                    _e268 = _e264_w1 + _e265*_x267
+                    _x269 = _x267*_x267
+                    _e270 = _e268 + _e266_w1*_x269
+                    _q271 = (_r262*_r262)*_e270 + _rc263
+                    _q272 = _r262 + _q271
+                    _kt273 = _k259*_f32(0.5) + _f32(12582912.0)
+                    _ki274 = _i32(_f32(_kt258).view(_i32) - _i32(1262485504))
+                    _ki275 = _i32(_f32(_kt273).view(_i32) - _i32(1262485504))
+                    _sc276 = _i32((_ki275 + _i32(127)) << _i32(23)).view(_f32)
+                    _sc277 = _i32((_ki274 - _ki275 + _i32(127)) << _i32(23)).view(_f32)
+                    _p278 = _f32(1.0) + _q272
+                    _ex279 = (_p278*_sc276)*_sc277
+                    _ex280 = _sel(_a255 == _a255, _ex279, _a255)
+                    _t11_w1_w1 = _ex280
+                    _t12_w1_w1 = _t11_w1_w1*_t6_w1_w1
+                    _t13_w1_w1 = _f32(2.0)*_t10_w1_w1*_t11_w1_w1*(_t6_w1_w1*_t6_w1_w1)/lam
+                    d_px_w1 = _f32(0.0)
+                    d_py_w1 = _f32(0.0)
+                    d_pw_w1 = _f32(0.0)
+                    d_ph_w1 = _f32(0.0)
+                    d_pa_w1 = -_t12_w1_w1*_t5_w1_w1
+                    d_tx_w1 = _f32(0.0)
+                    d_ty_w1 = _f32(0.0)
+                    d_tw_w1 = -_t13_w1_w1/_t8_w1
+                    d_th_w1 = _t13_w1_w1/(eps + th_w1)
+                    d_ta_w1 = _t12_w1_w1*_t5_w1_w1
+                _out[_i_w1] = value_w1
+                _d_pred[_unsigned(5) * _i_w1] = d_px_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(1)] = d_py_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(2)] = d_pw_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(3)] = d_ph_w1
+                _d_pred[_unsigned(5) * _i_w1 + _unsigned(4)] = d_pa_w1
+                _d_target[_unsigned(5) * _i_w1] = d_tx_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(1)] = d_ty_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(2)] = d_tw_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(3)] = d_th_w1
+                _d_target[_unsigned(5) * _i_w1 + _unsigned(4)] = d_ta_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_pred.shape[0]):
-            _d_pred[_i_w1] /= divisor
-        for _i_w2 in range(_d_target.shape[0]):
-            _d_target[_i_w2] /= divisor
+        for _i_w2 in range(_d_pred.shape[0]):
+            _d_pred[_i_w2] /= divisor
+        for _i_w3 in range(_d_target.shape[0]):
+            _d_target[_i_w3] /= divisor
     _bad = 0
-    for _i_w3 in range(_unsigned(_m)):
-        _bad += _sel(((_pred[_unsigned(5) * _i_w3] - _pred[_unsigned(5) * _i_w3])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(1)] - _pred[_unsigned(5) * _i_w3 + _unsigned(1)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(2)] - _pred[_unsigned(5) * _i_w3 + _unsigned(2)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(3)] - _pred[_unsigned(5) * _i_w3 + _unsigned(3)])
-                + (_pred[_unsigned(5) * _i_w3 + _unsigned(4)] - _pred[_unsigned(5) * _i_w3 + _unsigned(4)])
-                + (_target[_unsigned(5) * _i_w3] - _target[_unsigned(5) * _i_w3])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(1)] - _target[_unsigned(5) * _i_w3 + _unsigned(1)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(2)] - _target[_unsigned(5) * _i_w3 + _unsigned(2)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(3)] - _target[_unsigned(5) * _i_w3 + _unsigned(3)])
-                + (_target[_unsigned(5) * _i_w3 + _unsigned(4)] - _target[_unsigned(5) * _i_w3 + _unsigned(4)]) != _f32(0.0))
-                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(2)] < _f32(0.0)))
-                | ((_pred[_unsigned(5) * _i_w3 + _unsigned(3)] < _f32(0.0)))
-                | ((_target[_unsigned(5) * _i_w3 + _unsigned(2)] < _f32(0.0)))
-                | ((_target[_unsigned(5) * _i_w3 + _unsigned(3)] < _f32(0.0))), 1, 0)
+    for _i_w4 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(5) * _i_w4] - _pred[_unsigned(5) * _i_w4])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(1)] - _pred[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(2)] - _pred[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(3)] - _pred[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_pred[_unsigned(5) * _i_w4 + _unsigned(4)] - _pred[_unsigned(5) * _i_w4 + _unsigned(4)])
+                + (_target[_unsigned(5) * _i_w4] - _target[_unsigned(5) * _i_w4])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(1)] - _target[_unsigned(5) * _i_w4 + _unsigned(1)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(2)] - _target[_unsigned(5) * _i_w4 + _unsigned(2)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(3)] - _target[_unsigned(5) * _i_w4 + _unsigned(3)])
+                + (_target[_unsigned(5) * _i_w4 + _unsigned(4)] - _target[_unsigned(5) * _i_w4 + _unsigned(4)]) != _f32(0.0))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(2)] < _f32(0.0)))
+                | ((_pred[_unsigned(5) * _i_w4 + _unsigned(3)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(2)] < _f32(0.0)))
+                | ((_target[_unsigned(5) * _i_w4 + _unsigned(3)] < _f32(0.0))), 1, 0)
     return _bad
 
 
