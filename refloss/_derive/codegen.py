@@ -2178,7 +2178,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     rest = (["divisor"] if with_grad else []) + [s.name for s in kernel.args]  # as in the driver's signature
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
-    taken = {"_i", "_m", "_bad", "_far", "divisor", *local}
+    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", *local}
     fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal or _prints_trig(kernel, prec) else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
@@ -2213,10 +2213,15 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
         # caller computes it again, scaled by a power of two (Loss._rescale); counted here, it costs no pass of its own
         checks += " | " + _out_of_range(kernel, prec)
     count = ["    _bad = 0", "    for _i in range(_unsigned(_m)):"] + _wrap(f"_bad += 1 if ({checks}) else 0", " " * 8)
-    if deferred:  # the flagged elements: the scalar kernel's results, values included (a decision changes them)
-        lines += ["    if _far:", "        for _i in range(_unsigned(_m)):", "            if _flags[_i]:"]
-        lines += ["        " + ln for ln in loads] + ["            " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
-        lines += ["                " + st for st in values + stores]
+    if deferred:  # the flagged elements: the scalar kernel's results, values included (a decision changes them).
+        # Their indices first (a loop LLVM leaves scalar), then the kernel over those alone: a loop over the block
+        # testing each flag was vectorised with masks, the whole kernel for every element of a block holding one
+        # flagged element (Inner-IoU's float32 gradients: 28.4 -> 14.4 ns a pair, 0.04 % of its pairs flagged)
+        lines += ["    if _far:", "        _idx = _empty(_m, _unsigned)", "        _k = 0",
+                  "        for _q in range(_unsigned(_m)):", "            if _flags[_q]:", "                _idx[_k] = _q",
+                  "                _k += 1", "        for _j in range(_k):", "            _i = _idx[_j]"]
+        lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+        lines += ["            " + st for st in values + stores]
     elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_unsigned(_m)):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
