@@ -916,8 +916,9 @@ class KernelPrinter(PythonCodePrinter):
         """trig.py's reduction of the printed x and both polynomials: (sin(r + rl), cos(r + rl), the integer
         j, the guard |x| <= LIMIT), shared (the same assignments) by sin(x) and cos(x)."""
         lit, (it, ft, _, _) = self._literal, self._int_float()
-        guard = self.assign("tg", f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}")
-        self._trig_guards.add(f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}")
+        code = f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}"
+        guard = self.assign("tg", code)
+        self._trig_guards.add(code)
         # beyond the limit, inf and NaN: 0 (finite nonsense, replaced by libm's result or computed again)
         xc = self.assign("xc", f"({x} if {guard} else {lit(0)})")
         shift, bits = self._shifter()
