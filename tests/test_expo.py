@@ -33,12 +33,12 @@ def _printed(name, precision):
     return _compile(FUNCTIONS[name][0], precision)
 
 
-def _compile(function, precision, deferred_trig=False):
+def _compile(function, precision, deferred_libm=False):
     """``function`` (a SymPy function of one argument) as the kernels print it, as plain Python and as a
-    Numba loop over arrays (also tests/test_trig.py's; ``deferred_trig``: KernelPrinter.deferred_trig)."""
+    Numba loop over arrays (also tests/test_trig.py's; ``deferred_libm``: KernelPrinter.deferred_libm)."""
     x = sp.Symbol("x", real=True)
     printer = KernelPrinter(precision, width=100)
-    printer.deferred_trig = deferred_trig
+    printer.deferred_libm = deferred_libm
     code = printer.doprint(function(x))
     statements = printer.take_statements()
     body = "".join(f"    {s}\n" for s in statements)

@@ -116,11 +116,11 @@ def test_beyond_the_limit_and_special_values_are_libms(name, precision):
 def test_deferred_form_has_no_libm_call_and_records_its_guard():
     x = sp.Symbol("x", real=True)
     printer = KernelPrinter("f64", width=100)
-    printer.deferred_trig = True
+    printer.deferred_libm = True
     code = printer.doprint(sp.sin(x) + sp.cos(x))
     text = "\n".join(printer.take_statements()) + code
     assert "math.sin" not in text and "math.cos" not in text
-    guards = printer.trig_guards()
+    guards = printer.libm_guards()
     assert len(guards) == 1 and f"{guards[0]} = abs(x) <= " in text  # sin and cos share one reduction
 
 

@@ -37,7 +37,7 @@ from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
-from .functions import Clamp0, Decide64, Eval64, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, Sigmoid, Softplus, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, Eval64, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, Sigmoid, Softplus, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -136,13 +136,13 @@ class KernelPrinter(PythonCodePrinter):
     temporary, and an identical right-hand side is assigned once.
     """
 
-    def __init__(self, precision: str, width: int | None = None, libm: bool = False, trig: bool = True):
+    def __init__(self, precision: str, width: int | None = None, libm: bool = False, special: bool = True):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
         self.precision = precision
         self.libm = libm  # exp, log and log1p as libm calls, not refloss/_derive/expo.py's forms
-        self.trig = trig  # sin and cos as refloss/_derive/trig.py's forms (unless libm)
-        self.deferred_trig = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
-        self._trig_guards: set = set()  # the guards' code (named in a scope's _codes)
+        self.special = special  # sin, cos (refloss/_derive/trig.py) and pow (_pow) printed, unless libm
+        self.deferred_libm = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
+        self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -368,7 +368,9 @@ class KernelPrinter(PythonCodePrinter):
             return f"math.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):
             return f"{self._literal(1)}/math.sqrt({self._print(base)})"
-        return f"math.pow({self._print(base)}, {self._print(exp)})"
+        if exp.is_Integer:  # no such power in the losses: libm's (a negative base is defined)
+            return f"math.pow({self._print(base)}, {self._print(exp)})"
+        return self._pow(self._print(base), self._print(exp))
 
     def _print_sign(self, expr):
         v = self._once(expr.args[0])
@@ -438,14 +440,16 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_TwoProd(self, expr):
         x, y, part = expr.args
-        (xh, xl), (yh, yl) = self._split(self._once(x)), self._split(self._once(y))
+        return self._two_prod(self._once(x), self._once(y))[int(part)]
+
+    def _two_prod(self, x: str, y: str) -> tuple:
+        """(hi, lo) with hi + lo = x y (Dekker, no FMA; lo's last rounding aside), for printed x and y."""
+        (xh, xl), (yh, yl) = self._split(x), self._split(y)
         p1 = self.assign("p", f"{xh}*{yh}")
         p2 = self.assign("p", f"{xh}*{yl} + {xl}*{yh}")
         hi = self.assign("p", f"{p1} + {p2}")
-        if part == 0:
-            return hi
         # Fast2Sum error of p1 + p2 (|p1| >= |p2|), plus the last partial product
-        return f"(({p2} - ({hi} - {p1})) + {xl}*{yl})"
+        return hi, f"(({p2} - ({hi} - {p1})) + {xl}*{yl})"
 
     def _print_TwoSum(self, expr):
         x, y, part = expr.args
@@ -615,14 +619,18 @@ class KernelPrinter(PythonCodePrinter):
                 f"else {self._print(sp.oo)})")
 
     def _print_PowG(self, expr):
-        return f"math.pow({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._pow(self._print(expr.args[0]), self._print(expr.args[1]))
 
     def _print_PowGm1(self, expr):
         m = self._once(expr.args[0])
+        zero, one = self._literal(0), self._literal(1)
+        if self.special and self._vector_math():  # evaluated everywhere, then selected
+            g = self._once(expr.args[1])
+            gm1 = self.assign("g", f"{g} - {one}")
+            return self.assign("pw", f"({self._pow(m, gm1)} if ({m} > {zero}) & ({g} != {zero}) else {zero})")
         with self.inline():  # the exponent is evaluated only where m > 0: no temporaries
             g = self._print(expr.args[1])
-        zero = self._literal(0)
-        return f"(math.pow({m}, {g} - {self._literal(1)}) if {m} > {zero} and {g} != {zero} else {zero})"
+        return f"(math.pow({m}, {g} - {one}) if {m} > {zero} and {g} != {zero} else {zero})"
 
     def _print_DiffOfDiffs(self, expr):
         # (p2 - t2) - (p1 - t1) with the rounding errors of both offsets (TwoSum, additions only: no FMA
@@ -736,9 +744,10 @@ class KernelPrinter(PythonCodePrinter):
             np.int64 if ft == "_f64" else np.int32))
         return self._literal(sp.Float(value, 40)), bits
 
-    def _exp_parts(self, x: str) -> tuple:
+    def _exp_parts(self, x: str, x_lo: str | None = None) -> tuple:
         """exp's reduction of the printed x: (q = exp(r) - 1, 2^k1, 2^k2, k as a float) with
-        exp(x) = (1 + q) 2^k1 2^k2 (refloss/_derive/expo.py)."""
+        exp(x) = (1 + q) 2^k1 2^k2 (refloss/_derive/expo.py); ``x_lo``: a small addend of x (the low
+        part of pow's y log x, up to half an ulp of x), added to r with r's rounding error c."""
         lit, (it, ft, mb, bias) = self._literal, self._int_float()
         lo, hi = (lit(sp.Float(v, 40)) for v in expo.CLAMP[self.precision])
         # NaN compares False: it takes lo (k stays an integer) and is put back at the end
@@ -754,6 +763,8 @@ class KernelPrinter(PythonCodePrinter):
         l_ = self.assign("rl", f"{k}*{lit(sp.Float(ln2_lo, 60))}")
         r = self.assign("r", f"{h} - {l_}")
         c = self.assign("rc", f"({h} - {r}) - {l_}")
+        if x_lo:  # r + (c + x_lo) again as a rounded sum and its error (x_lo is too large for exp(r) + c)
+            r, c = self._two_diff(r, f"-({c} + {x_lo})")
         coeffs, _ = expo.polynomial("exp", self.precision)
         poly = self._estrin([lit(sp.Float(c_, 40)) for c_ in reversed(coeffs)], r)
         t_ = self.assign("q", f"({r}*{r})*{poly} + {c}")
@@ -796,6 +807,50 @@ class KernelPrinter(PythonCodePrinter):
         v = self.assign("em", f"({q} if {k} == {lit(0)} else {v})")
         v = self.assign("em", f"({v} if {x} != {lit(0)} else {x})")  # -0 as itself, as C's expm1
         return self.assign("em", f"({v} if {x} == {x} else {x})")
+
+    def _pow(self, x: str, y: str) -> str:
+        """x^y (``math.pow``'s) without libm, for x > 0 and x = +0, finite |y| below expo.POW_Y_LIMIT (else libm's result
+        is selected, or, deferred, the element is computed again): exp(y log x) with log x in double-word precision
+        (L + l, relative error about 2^-58, float32 2^-29: fdlibm's log(1 + f) = f - f^2/2 + s (f^2/2 + R) with
+        f - f^2/2 exact as a pair (TwoProd, TwoSum), the error of the small third term left), y (L + l) as a pair
+        (TwoProd), its low part added to exp's reduced argument (refloss/_derive/expo.py).  The error: exp's
+        (0.9 ulp), plus |y| times 2^-58 (float32 2^-29) of an ulp-relative unit from log, measured in
+        tests/test_pow.py.  x = +0: 0, 1 or inf for y > 0, y = 0, y < 0."""
+        lit, inf = self._literal, self._print(sp.oo)
+        if not (self.special and self._vector_math()):
+            return f"math.pow({x}, {y})"
+        x, y = (v if _ATOMIC.match(v) else self.assign("a", _unwrap(v)) for v in (x, y))
+        limit = lit(sp.Float(expo.POW_Y_LIMIT[self.precision], 40))
+        code = f"({x} >= {lit(0)}) & ({x} < {inf}) & (abs({y}) < {limit}) & (math.copysign({lit(1)}, {x}) > {lit(0)})"
+        guard = self.assign("pg", code)
+        self._libm_guards.add(code)
+        pos = self.assign("pp", f"{x} > {lit(0)}")
+        xs = self.assign("px", f"({x} if {pos} else {lit(1)})")  # x > 0 (or NaN): finite nonsense replaced below
+        k, f = self._split_exponent(xs, subnormal=True)
+        s = self.assign("ls", f"{f}/({lit(2)} + {f})")
+        z = self.assign("lz", f"{s}*{s}")
+        coeffs, _ = expo.polynomial("log", self.precision)
+        q = self._estrin([lit(sp.Float(c_, 40)) for c_ in reversed(coeffs)], z)
+        h, hl = self._two_prod(f, self.assign("hf", f"{lit(sp.Rational(1, 2))}*{f}"))  # f^2/2 = h + hl
+        hl = self.assign("hl", hl)
+        d, dl = self._two_diff(f, h)  # f - f^2/2 = d + dl
+        ln2_hi, ln2_lo = expo.split_ln2(self.precision)
+        kh = self.assign("kh", f"{k}*{lit(sp.Float(ln2_hi, 60))}")  # exact
+        tail = self.assign("lt", f"({k}*{lit(sp.Float(ln2_lo, 60))} + ({dl} - {hl})) + {s}*({h} + {z}*{q})")
+        big, e = self._two_diff(kh, f"-{d}")  # k ln2_hi + d = big + e
+        small = self.assign("ll", f"{e} + {tail}")
+        hi = self.assign("lw", f"{big} + {small}")  # normalised (Fast2Sum: |small| < |big|/20)
+        lo = self.assign("lw", f"{small} - ({hi} - {big})")
+        p, pl = self._two_prod(y, hi)
+        p_lo = self.assign("pl", f"{pl} + {y}*{lo}")
+        qe, s1, s2, _, _ = self._exp_parts(p, p_lo)
+        v = self.assign("pw", f"(({lit(1)} + {qe})*{s1})*{s2}")
+        zero = self.assign("pz", f"({lit(0)} if {y} > {lit(0)} else {inf})")
+        zero = self.assign("pz", f"({lit(1)} if {y} == {lit(0)} else {zero})")
+        v = self.assign("pw", f"({v} if {pos} else {zero})")
+        if self.deferred_libm:
+            return v
+        return self.assign("pw", f"({v} if {guard} else math.pow({x}, {y}))")
 
     def _split_exponent(self, x: str, subnormal: bool) -> tuple:
         """(k as a float, f) with x = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), for x > 0 finite (other
@@ -918,7 +973,7 @@ class KernelPrinter(PythonCodePrinter):
         lit, (it, ft, _, _) = self._literal, self._int_float()
         code = f"abs({x}) <= {lit(sp.Float(trig.LIMIT[self.precision], 40))}"
         guard = self.assign("tg", code)
-        self._trig_guards.add(code)
+        self._libm_guards.add(code)
         # beyond the limit, inf and NaN: 0 (finite nonsense, replaced by libm's result or computed again)
         xc = self.assign("xc", f"({x} if {guard} else {lit(0)})")
         shift, bits = self._shifter()
@@ -946,7 +1001,7 @@ class KernelPrinter(PythonCodePrinter):
         """sin or cos of ``expr``: libm's, or trig.py's form; where that is deferred (the CPU block loops'
         vectorised form) its guard is one of ``_xok``'s, else libm's result is selected beyond the limit."""
         x = self._print(expr.args[0])
-        if not (self.trig and self._vector_math()):
+        if not (self.special and self._vector_math()):
             return f"math.{name}({x})"
         if not _ATOMIC.match(x):
             x = self.assign("a", _unwrap(x))
@@ -962,7 +1017,7 @@ class KernelPrinter(PythonCodePrinter):
         v = self.assign(name[0] + "v", f"(-{u} if {neg} else {u})")
         if name == "sin":  # -0 as itself
             v = self.assign("sv", f"({v} if {x} != {self._literal(0)} else {x})")
-        if self.deferred_trig:
+        if self.deferred_libm:
             return v
         return self.assign(name[0] + "v", f"({v} if {guard} else math.{name}({x}))")
 
@@ -977,9 +1032,9 @@ class KernelPrinter(PythonCodePrinter):
         same = re.sub(r"\b_\w+\b", lambda m: self._unalias(m.group(0)), code)
         return self._codes.get(same, name)
 
-    def trig_guards(self) -> list:
+    def libm_guards(self) -> list:
         """The guards (|x| <= LIMIT) of the sines and cosines printed in the current scope."""
-        return [self._codes[code] for code in sorted(self._trig_guards) if code in self._codes]
+        return [self._codes[code] for code in sorted(self._libm_guards) if code in self._codes]
 
     def _print_sin(self, expr):
         return self._trig("sin", expr)
@@ -1154,17 +1209,27 @@ _LIBM_CALL = re.compile(r"\bmath\.(?!inf\b|nan\b|copysign\b|sqrt\b)\w+")
 _PROBED: dict = {}  # (id(kernel), precision) -> (kernel, whether it keeps libm)
 
 
-def has_trig(kernel: Kernel) -> bool:
-    """Whether the kernel computes a sine or a cosine (printed as refloss/_derive/trig.py's forms unless it keeps
-    libm: then its CPU block loops have a vectorised form, whose elements beyond trig.LIMIT are computed again)."""
+def _is_pow(expr) -> bool:
+    """Whether the subtree prints as pow (KernelPrinter._pow): PowG, PowGm1, or a power to a non-integer
+    exponent other than +-1/2."""
+    if isinstance(expr, (PowG, PowGm1)):
+        return True
+    return isinstance(expr, sp.Pow) and not expr.exp.is_Integer and expr.exp not in (sp.S.Half, -sp.S.Half)
+
+
+def has_libm_fallback(kernel: Kernel) -> bool:
+    """Whether the kernel computes a sine, a cosine or a pow (printed as refloss/_derive/trig.py's and
+    KernelPrinter._pow's forms unless it keeps libm: then its CPU block loops have a vectorised form, whose
+    elements beyond their ranges (trig.LIMIT; pow's x < 0, inf, NaN) are computed again)."""
     exprs = [v for _, v in kernel.prelude] + [e for b in kernel.branches for e in b.outputs.values()]
     exprs += [b.condition for b in kernel.branches if b.condition is not None]
-    return any(isinstance(e, sp.Basic) and e.has(sp.sin, sp.cos) for e in exprs)
+    exprs = [e for e in exprs if isinstance(e, sp.Basic)]
+    return any(e.has(sp.sin, sp.cos) or any(_is_pow(a) for a in e.atoms(sp.Pow, PowG, PowGm1)) for e in exprs)
 
 
-def _prints_trig(kernel: Kernel, precision: str) -> bool:
-    """Whether the kernel prints sines or cosines as refloss/_derive/trig.py's forms."""
-    return has_trig(kernel) and not _keeps_libm(kernel, precision)
+def _prints_fallback(kernel: Kernel, precision: str) -> bool:
+    """Whether the kernel prints sines, cosines or pows as forms with a libm fallback."""
+    return has_libm_fallback(kernel) and not _keeps_libm(kernel, precision)
 
 
 def _keeps_libm(kernel: Kernel, precision: str) -> bool:
@@ -1177,7 +1242,7 @@ def _keeps_libm(kernel: Kernel, precision: str) -> bool:
     key = (id(kernel), precision)
     if key not in _PROBED:
         # a kernel with sines or cosines: as its CPU block loop's vectorised form prints them (no libm fallback)
-        text = scalar_function(kernel, "_probe", precision, kernel.output_names, "fast" if has_trig(kernel) else None,
+        text = scalar_function(kernel, "_probe", precision, kernel.output_names, "fast" if has_libm_fallback(kernel) else None,
                                probe=True)
         _PROBED[key] = (kernel, bool(_LIBM_CALL.search(text)))
     return _PROBED[key][1]
@@ -1222,8 +1287,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     libm = kernel.libm if probe else _keeps_libm(kernel, precision)
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=libm)
-    printer.deferred_trig = form == "fast"
-    trig_deferred = form == "fast" and not libm and has_trig(kernel)
+    printer.deferred_libm = form == "fast"
+    libm_deferred = form == "fast" and not libm and has_libm_fallback(kernel)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     branches = _live_branches(tuple(kernel.branches), outputs)
     branches, decisions = _decisions(branches, outputs, precision)
@@ -1244,7 +1309,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # in a loop of their own
     flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
                                                                  or bool(wide))
-    flagged = flagged or trig_deferred  # sines and cosines beyond trig.LIMIT: the scalar kernel's, libm's
+    flagged = flagged or libm_deferred  # sines and cosines beyond trig.LIMIT: the scalar kernel's, libm's
     deferred = flagged and form == "fast"
     parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
@@ -1353,8 +1418,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             if double:  # float64 in every branch (see Kernel.double)
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
-            trig_guards = printer.trig_guards() if deferred else []
-            lines.append(f"{indent}_xok = {' & '.join(guards + checks + trig_guards) or 'True'}")
+            libm_guards = printer.libm_guards() if deferred else []
+            lines.append(f"{indent}_xok = {' & '.join(guards + checks + libm_guards) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
@@ -1860,7 +1925,7 @@ def reference_function(kernel: Kernel, name: str) -> str:
     float64's rounding relative to itself).  The float64 sweeps' screen (refloss/sweep/_chunk.py): it
     finds where the float64 kernel loses digits to cancellation, which the oracle then measures."""
     outputs = kernel.output_names
-    printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), trig=False)  # libm's sin, cos
+    printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), special=False)  # libm's sin, cos, pow
     branches = _live_branches(tuple(kernel.branches), outputs)
     conditions = [_strip64(b.condition) for b in branches if b.condition is not None]
     lines = [f"def {name}({', '.join(s.name for s in kernel.inputs + kernel.args)}):"]
@@ -2180,7 +2245,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
     taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", *local}
-    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal or _prints_trig(kernel, prec) else None
+    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal or _prints_fallback(kernel, prec) else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
     block = f"_{fn}_block_{prec}"

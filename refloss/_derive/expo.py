@@ -1,5 +1,5 @@
-"""The exponential and logarithms the code generator prints for ``exp``, ``expm1``, ``log`` and
-``log1p``: argument reduction, a polynomial and the power of two put into the exponent bits, so
+"""The exponential and logarithms the code generator prints for ``exp``, ``expm1``, ``log``,
+``log1p`` and ``pow``: argument reduction, a polynomial and the power of two put into the exponent bits, so
 that a kernel's loop has no libm call and LLVM can vectorise it (issue 16; atan2 is done the same
 way in refloss/_derive/atan.py).  A kernel keeps libm's functions where these would not make it
 call-free: a loss whose float32 maxima docs/exhaustive.md states over every input
@@ -37,6 +37,13 @@ log1p(x): u = 1 + x; where u is in [sqrt(1/2), sqrt(2)) f = x itself (exact, k =
 k and f and the rounding error of u, c = (x - (u - 1))/u (u <= 2) or (1 - (u - x))/u (u > 2),
 both differences exact, added with k ln2_lo.
 
+pow(x, y) = exp(y log x) for x > 0 (x = +0 by its rule: 0, 1 or inf), |y| < POW_Y_LIMIT: log x as a
+pair L + l (fdlibm's form above, with f - f^2/2 kept exactly as a pair: f^2/2 by TwoProd, the difference
+by TwoSum, k ln2_hi + that by TwoSum; only the third term s (f^2/2 + R), below 1/20 of the result, is
+rounded: about 2^-58 relative, float32 2^-29), y (L + l) as a pair (TwoProd), and exp of it with the low
+part added to r's rounding error.  x < 0, -0, inf and NaN, and |y| >= POW_Y_LIMIT (where Dekker's split
+of y could overflow) take libm's result (or, in the CPU block loops' vectorised form, are computed again).
+
 The fits are Chebyshev fits (mpmath ``chebyfit`` at 40 digits); :func:`polynomial` returns the
 coefficients and the largest error they leave, measured at 40 digits on a grid of 4,001 points
 (an error curve of a Chebyshev fit oscillates smoothly: its extrema lie between grid points a
@@ -62,6 +69,8 @@ Z_MAX = mp.mpf("0.02944")
 
 #: exp's input range: below LO the result rounds to 0, above HI it is inf (the clamp keeps k defined)
 CLAMP = {"f64": (-746.0, 710.0), "f32": (-104.0, 89.0)}
+#: |y| below which pow(x, y) is printed (Dekker's split of y and y log x stay finite)
+POW_Y_LIMIT = {"f64": 2.0**500, "f32": 2.0**60}
 #: the number of bits of ln2_hi (so that k ln2_hi is exact: |k| < 2^11, float32 2^8)
 LN2_HI_BITS = {"f64": 42, "f32": 16}
 

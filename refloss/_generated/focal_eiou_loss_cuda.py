@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 344f2996e1d71e52
+# scalar kernels: sha256 baed4c0d008c2c14
 """Focal-EIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

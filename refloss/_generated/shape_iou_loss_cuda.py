@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a38e92a72cea9d27
+# scalar kernels: sha256 aa7c80575d39bf23
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 66c44ef246fe89d1
+# scalar kernels: sha256 24e2a90b70621b6a
 """SIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f890e0584013a3bc
+# scalar kernels: sha256 519c0b7ed51ff53f
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
