@@ -144,3 +144,27 @@ def test_deferred_form_has_no_libm_call_and_records_its_guard():
     assert "math.pow" not in text
     guards = printer.libm_guards()
     assert len(guards) == 1 and f"{guards[0]} = (x >= 0.0) & (x < math.inf)" in text
+
+
+@pytest.mark.parametrize("loss", ["alpha_iou_loss", "siou_loss"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_loss_kernels_with_deferred_pows_do_not_depend_on_their_neighbours(loss, dtype):
+    """Pairs whose pow falls back to libm (a NaN coordinate: its base is NaN) among ordinary ones in the same
+    block: the CPU block loop leaves those elements to the scalar kernel, so each element's result is the one it
+    has alone (bit for bit), whatever its neighbours."""
+    import refloss as rl
+
+    rng = np.random.default_rng(4)
+    n = 64
+    lo = rng.uniform(-2, 2, (n, 2))
+    p = np.column_stack([lo, lo + rng.uniform(0.5, 3, (n, 2))]).astype(dtype)
+    lo = lo + rng.uniform(-1, 1, (n, 2))
+    t = np.column_stack([lo, lo + rng.uniform(0.5, 3, (n, 2))]).astype(dtype)
+    p[::7, 2] = np.nan
+    fn = getattr(rl, loss)
+    v, (gp, gt) = fn.value_and_grad(p, t, reduction="none", validate=False)
+    assert np.isnan(v[::7]).all() and np.isfinite(v[1::7]).all()
+    for i in range(n):
+        vi, (gpi, gti) = fn.value_and_grad(p[i:i + 1], t[i:i + 1], reduction="none", validate=False)
+        got = np.concatenate([v[i:i + 1], gp[i], gt[i]])
+        assert np.array_equal(got, np.concatenate([vi, gpi[0], gti[0]]), equal_nan=True), i
