@@ -21,7 +21,7 @@ from pathlib import Path
 import sympy
 
 from . import names as derivation_names
-from refloss._derive.codegen import (banner, cpu_module, cuda_module, has_reference, info_block, reference_module,
+from refloss._derive.codegen import (banner, cpu_module, pow_module, cuda_module, has_reference, info_block, reference_module,
                                      scalar_module)
 from refloss._derive.core import SYMPY_PIN
 from refloss._derive.docs import figure_name, figures, markdown
@@ -29,6 +29,7 @@ from refloss._info import FAMILIES
 
 REPO = Path(__file__).resolve().parent.parent
 INDEX = "refloss/_generated/_index.py"
+POW = "refloss/_generated/_pow_cpu.py"  # x**y for the CPU modules (refloss/_derive/codegen.py's pow_module)
 # each loss's entry in the index starts with this line (so that --only can replace one entry)
 _MARKER = re.compile(r"^# ---- (?P<name>\S+) \((?P<family>\S+)\): (?P<title>.*)$", re.M)
 
@@ -115,6 +116,7 @@ def main(argv=None) -> int:
             files.update(generated)
             entries[name] = entry
     files[INDEX] = index_module(entries)
+    files[POW] = pow_module()
     files["docs/derivations/README.md"] = index_page(entries)
     for rel, text in files.items():
         path = args.out / rel

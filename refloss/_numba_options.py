@@ -17,6 +17,13 @@ import llvmlite.binding as _llvm
 SCEV_CHECK_THRESHOLD = 64
 _llvm.set_option("refloss", f"-vectorize-scev-check-threshold={SCEV_CHECK_THRESHOLD}")
 
+# The CPU modules call x**y as a function of refloss/_generated/_pow_cpu.py (one copy for Numba to compile, not
+# one per pow of every kernel), and the loops vectorise only where LLVM inlines it: it costs more than LLVM's
+# default threshold at -O3 (275; a loop calling it ran 4-7x slower, scalar).  This raises the threshold for the
+# compilations of this process; inlining changes no result, and the kernels' block functions stay far above it.
+INLINE_THRESHOLD = 1500
+_llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
+
 CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
 CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 

@@ -8,6 +8,7 @@ the sign of zero included)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numba
 import numpy as np
@@ -168,3 +169,41 @@ def test_loss_kernels_with_deferred_pows_do_not_depend_on_their_neighbours(loss,
         vi, (gpi, gti) = fn.value_and_grad(p[i:i + 1], t[i:i + 1], reduction="none", validate=False)
         got = np.concatenate([v[i:i + 1], gp[i], gt[i]])
         assert np.array_equal(got, np.concatenate([vi, gpi[0], gti[0]]), equal_nan=True), i
+
+
+@pytest.mark.parametrize("precision", ["f64", "f32"])
+def test_cpu_modules_pow_functions_are_the_printed_statements(precision):
+    """refloss/_generated/_pow_cpu.py, which the CPU modules call, computes what the scalar kernels (CUDA, plain
+    Python) write in: bit for bit, on ordinary and special values, with and without libm's fallback."""
+    from refloss._generated import _pow_cpu
+
+    dt = np.float64 if precision == "f64" else np.float32
+    rng = np.random.default_rng(9)
+    xs = np.concatenate([np.exp(rng.uniform(-30, 30, 5000)), [0.0, -0.0, 1.0, -2.0, np.inf, np.nan, 1e-320]]).astype(dt)
+    ys = np.concatenate([rng.uniform(-8, 8, 5000), [2.0, 3.0, np.nan, 3.0, -1.0, 0.0, 0.5]]).astype(dt)
+    for deferred, fn in ((False, getattr(_pow_cpu, f"pow_{precision}")), (True, getattr(_pow_cpu, f"pow_fast_{precision}"))):
+        _, many, *_ = _compile(precision, deferred)
+        want = np.empty_like(xs)
+        many(xs, ys, want)
+        got = np.array([fn(a, b) for a, b in zip(xs, ys)], dt)
+        assert np.array_equal(got, want, equal_nan=True), deferred
+
+
+def test_a_loop_calling_the_cpu_modules_pow_vectorises():
+    """LLVM inlines pow_fast_<p> into the loops that call it (refloss/_numba_options.py's inlining threshold):
+    the loop's machine code has packed multiplies (with LLVM's default threshold, 225 here, it has none, and
+    such a loop ran 4-7x slower)."""
+    from refloss._generated import _pow_cpu
+
+    fast = _pow_cpu.pow_fast_f64
+
+    @numba.njit(error_model="numpy")
+    def loop(xs, ys, out):
+        for i in range(xs.size):
+            out[i] = fast(xs[i], ys[i])
+
+    xs = np.linspace(0.1, 2.0, 64)
+    out = np.empty_like(xs)
+    loop(xs, xs, out)
+    asm = loop.inspect_asm(loop.signatures[0])
+    assert re.search(r"\bv?mulpd\b", asm), "no packed multiply: the loop calling pow did not vectorise"

@@ -142,6 +142,7 @@ class KernelPrinter(PythonCodePrinter):
         self.libm = libm  # exp, log and log1p as libm calls, not refloss/_derive/expo.py's forms
         self.special = special  # sin, cos (refloss/_derive/trig.py) and pow (_pow) printed, unless libm
         self.deferred_libm = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
+        self.pow_call = False  # pow as a call of refloss/_generated/_pow_cpu.py's functions (the CPU modules)
         self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.width = width
         self.statements: list[str] = []
@@ -822,6 +823,11 @@ class KernelPrinter(PythonCodePrinter):
         x, y = (v if _ATOMIC.match(v) else self.assign("a", _unwrap(v)) for v in (x, y))
         limit = lit(sp.Float(expo.POW_Y_LIMIT[self.precision], 40))
         code = f"({x} >= {lit(0)}) & ({x} < {inf}) & (abs({y}) < {limit}) & (math.copysign({lit(1)}, {x}) > {lit(0)})"
+        if self.pow_call:  # the same statements in a function LLVM inlines (pow_module): one copy to compile
+            if self.deferred_libm:
+                self.assign("pg", code)
+                self._libm_guards.add(code)
+            return self.assign("pw", f"_pow_{'fast_' if self.deferred_libm else ''}{self.precision}({x}, {y})")
         guard = self.assign("pg", code)
         self._libm_guards.add(code)
         pos = self.assign("pp", f"{x} > {lit(0)}")
@@ -1249,7 +1255,7 @@ def _keeps_libm(kernel: Kernel, precision: str) -> bool:
 
 
 def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
-                    form: str | None = None, probe: bool = False) -> str:
+                    form: str | None = None, probe: bool = False, pow_call: bool = False) -> str:
     """Source of ``def name(inputs..., args...)`` returning the named outputs.
 
     Each output is assigned to a local of its name (``value``, ``d_px1``, ...) before the
@@ -1287,6 +1293,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         raise ValueError(f"{name}: outputs {outputs} must start with the values {kernel.value_names}")
     libm = kernel.libm if probe else _keeps_libm(kernel, precision)
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=libm)
+    printer.pow_call = pow_call
     printer.deferred_libm = form == "fast"
     libm_deferred = form == "fast" and not libm and has_libm_fallback(kernel)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
@@ -2162,13 +2169,39 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
                   _block_driver(kernel, prec, fn, with_grad,
                                 rescale=rescalable(spec.family, spec.properties, spec.params)))
     used = [f for f in ("_sel", "_sqrt") if any(f"{f}(" in ln for ln in lines)]
+    options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
     if used:
-        options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
         lines.insert(options + 1, f"from refloss._select import {', '.join(used)}")
+    pows = sorted({m for ln in lines for m in re.findall(r"\b_pow_(?:fast_)?f(?:64|32)\b", ln)})
+    if pows:
+        lines.insert(options + 1, f"from refloss._generated._pow_cpu import {', '.join(f'{p[1:]} as {p}' for p in pows)}")
     if any("_unsigned(" in ln for ln in lines):  # the block loops' unsigned index
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import uint64 as _unsigned")
     if any("_empty(" in ln for ln in lines):  # the flags of the elements left to the scalar kernel
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import bool_ as _b1, empty as _empty")
+    return "\n".join(lines) + "\n"
+
+
+def pow_module() -> str:
+    """``refloss/_generated/_pow_cpu.py``: x**y as KernelPrinter._pow prints it, as Numba functions the CPU modules
+    call (``pow_<p>``, with libm's result beyond its range; ``pow_fast_<p>``, without: the CPU block loops'
+    vectorised form, whose guard is printed beside the call).  LLVM inlines them into the loops
+    (refloss/_numba_options.py raises its inlining threshold for it), so the loops vectorise as with the
+    statements written in; Numba compiles one copy instead of one per pow of every kernel (alpha-IoU's CPU
+    module has 146: with them written in, its first calls took 2.9x as long to compile)."""
+    x, y = sp.symbols("x y", real=True)
+    lines = [banner("derivations/__main__.py"), "# ruff: noqa",
+             '"""x**y without libm for the CPU kernels (refloss/_derive/expo.py, KernelPrinter._pow)."""',
+             "import math", "", "from numba import njit",
+             "from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64", "",
+             "from refloss._numba_options import CPU_OPTIONS"]
+    for prec in ("f64", "f32"):
+        for deferred in (False, True):
+            printer = KernelPrinter(prec, width=_EXPR_WIDTH)
+            printer.deferred_libm = deferred
+            code = printer.doprint(sp.Pow(x, y, evaluate=False))
+            lines += ["", "", "@njit(**CPU_OPTIONS)", f"def pow_{'fast_' if deferred else ''}{prec}(x, y):"]
+            lines += ["    " + st for st in printer.take_statements()] + [f"    return {code}"]
     return "\n".join(lines) + "\n"
 
 
@@ -2205,7 +2238,7 @@ def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set, form: s
     and its ``return`` lines: each branch ends with the outputs assigned to
     locals of their names.  ``taken``: the names of the loop around it, which the kernel's locals
     must not reuse."""
-    text = scalar_function(kernel, "_", prec, outputs, form)
+    text = scalar_function(kernel, "_", prec, outputs, form, pow_call=True)
     body = text.splitlines()[1:]
     returns = [ln for ln in body if ln.lstrip().startswith("return ")]
     if any(ln.strip() != f"return {', '.join(outputs)}" for ln in returns):
