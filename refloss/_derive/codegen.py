@@ -1316,7 +1316,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # in a loop of their own
     flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
                                                                  or bool(wide))
-    flagged = flagged or libm_deferred  # sines and cosines beyond trig.LIMIT: the scalar kernel's, libm's
+    flagged = flagged or libm_deferred  # sines, cosines and pows beyond their ranges: the scalar kernel's, libm's
     deferred = flagged and form == "fast"
     parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
