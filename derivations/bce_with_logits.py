@@ -26,7 +26,6 @@ def derive() -> LossSpec:
     k = C.logits_kernel([(None, value, value, "")], args=(), checks=checks)
     return LossSpec(
         name=NAME, title="Binary cross-entropy with logits",
-        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = y*softplus(-x) + (1-y)*softplus(x) = -[y ln sigmoid(x) + (1-y) ln(1-sigmoid(x))] for logits x "
         "and (soft) targets y in [0, 1].",
         references=["PyTorch torch.nn.functional.binary_cross_entropy_with_logits"], params=[], constants=[],

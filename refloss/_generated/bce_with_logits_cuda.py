@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ea9b2672941eb254
+# scalar kernels: sha256 5eed350ab0e1535b
 """Binary cross-entropy with logits: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
