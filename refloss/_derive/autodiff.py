@@ -16,7 +16,7 @@ from .functions import plain
 def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=None, domain=None,
                       grad_arrays=None, numeric_proof=False, in_gradients=(), proved=(),
                       reciprocal=False) -> Kernel:
-    """``branches = [(condition or None, value form, differentiation form, label)]``; the
+    """``branches = [(condition or None, value form, differentiation form, label[, rare])]`` (rare: see Branch); the
     gradients are taken w.r.t. the symbols of ``grad_arrays`` (default: every array).
     ``numeric_proof=True``: prove the forms equal at 60 digits only (no ``sympy.simplify``).
     ``in_gradients = ((expr, sym), ...)``: after differentiating, ``expr`` (a differentiation
@@ -31,7 +31,7 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
     :class:`~refloss._derive.core.Kernel`."""
     inputs = tuple(s for n, _, syms in arrays for s in syms if grad_arrays is None or n in grad_arrays)
     out = []
-    for cond, value, diff_form, label in branches:
+    for cond, value, diff_form, label, *rare in branches:  # (rare: see Branch)
         if checks is not None and value.is_finite is not False and not value.has(sp.nan) and diff_form is not sp.nan:
             prove_equal(plain(value.xreplace(dict(proved))), plain(diff_form.xreplace(dict(proved))),
                         f"evaluation form equals the definition ({label or 'all'})",
@@ -42,6 +42,6 @@ def kernel_from_forms(arrays, branches, args, prelude=(), invalid=None, checks=N
         for sym, expr in prelude:  # reuse the prelude's values inside the branches
             outputs = {k: g.xreplace({expr: sym}) for k, g in outputs.items()}
             cond = cond.xreplace({expr: sym}) if cond is not None else None
-        out.append(Branch(cond, outputs, label))
+        out.append(Branch(cond, outputs, label, *rare))
     return Kernel(arrays=tuple(arrays), args=tuple(args), prelude=tuple(prelude), branches=tuple(out), invalid=invalid,
                   grad_arrays=grad_arrays, reciprocal=reciprocal)

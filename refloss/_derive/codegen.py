@@ -1317,6 +1317,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
                                                                  or bool(wide))
     flagged = flagged or libm_deferred  # sines, cosines and pows beyond their ranges: the scalar kernel's, libm's
+    rare = form == "fast" and any(b.rare for b in branches)  # the rare branches' elements: the scalar kernel's
+    flagged = flagged or rare
     deferred = flagged and form == "fast"
     parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
@@ -1328,10 +1330,23 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         first = printer.doprint(first)
         lines.extend("    " + s for s in printer.take_statements())
     top = printer.snapshot()
+    # where only rare branches follow the last common one, that one is the else, and its condition a flag: the
+    # elements it does not hold for are computed again (an if-converted chain one level shorter, whose last and
+    # costly branch LLVM's cost model then weighs fully: with balanced_l1's a = 0 branch after it, its loop stayed scalar)
+    last = max((k for k, b in enumerate(branches) if not b.rare), default=0) if rare else 0
+    tail = rare and last > 0 and branches[last].condition is not None
     for k, branch in enumerate(branches):
         checks = []  # the wide outputs' checks in this branch
         printer.restore(top)  # the previous branch's temporaries do not exist here
-        if branch.condition is None:
+        held = []  # the condition of a branch printed as the else, as a flag
+        if tail and k > last:
+            break
+        if tail and k == last:
+            with printer.inline():
+                held = [f"({printer.doprint(c)})" for c in (branch.condition.args if isinstance(branch.condition, sp.And)
+                                                             else (branch.condition,))]
+            head, indent = "else:", "        "
+        elif branch.condition is None:
             head, indent = ("else:" if k else None), "        " if k else "    "
         else:
             if k == 0:
@@ -1344,6 +1359,10 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             head, indent = f"{'if' if k == 0 else 'elif'} {condition}:", "        "
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
+        if rare and branch.rare:  # no statements: the element is flagged, and computed again by the scalar kernel
+            lines.extend(f"{indent}{o} = {printer._literal(0)}" for o in outputs)
+            lines.extend([f"{indent}_xok = False", f"{indent}return {', '.join(outputs)}"])
+            continue
         # the value program: the same statements in value_<p> and value_and_grad_<p>
         vsubs, vreduced, start = _cse([branch.outputs[o] for o in values])
         if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
@@ -1426,7 +1445,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
             libm_guards = printer.libm_guards() if deferred else []
-            lines.append(f"{indent}_xok = {' & '.join(guards + checks + libm_guards) or 'True'}")
+            lines.append(f"{indent}_xok = {' & '.join(held + guards + checks + libm_guards) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
@@ -1563,7 +1582,7 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
                     parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)}
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
     out = tuple(type(b)(_strip64(b.condition if b.condition is None else b.condition.xreplace(symbols)),
-                        {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label) for b in branches)
+                        {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label, b.rare) for b in branches)
 
     def guard(a):
         if isinstance(a, Eval64):
@@ -2278,7 +2297,8 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
     taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", *local}
-    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if kernel.reciprocal or _prints_fallback(kernel, prec) else None
+    deferring = kernel.reciprocal or _prints_fallback(kernel, prec) or any(b.rare for b in kernel.branches)
+    fast = _inlined_body(kernel, prec, outputs, taken, "fast") if deferring else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
     block = f"_{fn}_block_{prec}"

@@ -83,6 +83,10 @@ class Branch:
     condition: sp.Basic | None
     outputs: dict  # "value" and "d_<input>" -> expression
     label: str = ""
+    # taken by few inputs (operands beyond a range, overflow): the CPU block loops' vectorised form leaves such an
+    # element to the scalar kernel (flagged, then computed again alone), so that LLVM does not weigh the branch's
+    # statements on every element of the loop (an if-converted loop evaluates every branch)
+    rare: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,14 @@ PRELUDE = ((x, pred - target), (a, sp.Abs(x)), (sgn, sp.sign(x)))
 
 
 def kernel(pieces, args, prelude=()) -> Kernel:
-    """Kernel program from ``pieces = [(condition on a or None, f(a), g(a), label)]``.
+    """Kernel program from ``pieces = [(condition on a or None, f(a), g(a), label[, rare])]``
+    (``rare``: see :class:`Branch`).
 
     ``prelude`` adds assignments after x, a, sgn (e.g. a scaled residual used by
     several branches and their conditions)."""
     branches = tuple(
-        Branch(cond, {"value": f, "d_pred": g * sgn, "d_target": -g * sgn}, label)
-        for cond, f, g, label in pieces
+        Branch(cond, {"value": f, "d_pred": g * sgn, "d_target": -g * sgn}, label, *rest)
+        for cond, f, g, label, *rest in pieces
     )
     arrays = (("pred", 1, (pred,)), ("target", 1, (target,)))
     return Kernel(arrays=arrays, args=tuple(args), prelude=PRELUDE + tuple(prelude), branches=branches)

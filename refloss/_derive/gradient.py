@@ -329,13 +329,15 @@ class GradientLoss:
     def spec(self, name: str, *, title: str, formula: str | None = None, kernels: dict | None = None,
              constants: list | None = None, steps: list | None = None, plots: list | None = None,
              references: list = (), conventions: str | None = None, accuracy: str | None = None,
-             variants: list = (), labels=None) -> LossSpec:
+             variants: list = (), labels=None, libm: bool = True) -> LossSpec:
         """The LossSpec of this loss (family "elementwise", kinks at the breakpoints).
 
         ``kernels``: ``{"f64": Kernel, "f32": Kernel}`` of the derivation's own evaluation program
         with its ``constants``; default: :meth:`kernel` (with ``labels`` for its pieces) and the
         integration constants it takes.  Either way the programs are checked against the derived
-        loss (:meth:`check_kernels`).  The defaults of the other fields describe the method."""
+        loss (:meth:`check_kernels`).  The defaults of the other fields describe the method.
+        ``libm=False``: the kernels print exp, log and log1p as refloss/_derive/expo.py's forms (the loss's
+        exhaustive float32 rows swept with them), not libm's calls, so that the CPU loops vectorise."""
         if kernels is None:
             program = self.kernel(labels)
             kernels = {"f64": program, "f32": program}
@@ -357,7 +359,9 @@ class GradientLoss:
             accuracy=accuracy or self.accuracy(),
             checks=checks,
             family="elementwise",
-            libm=True,  # every element-wise loss's float32 maxima are stated over all inputs (docs/exhaustive.md)
+            # every element-wise loss's float32 maxima are stated over all inputs (docs/exhaustive.md): libm's exp and
+            # log where its rows were swept with them (libm=False: refloss/_derive/expo.py's forms, swept with those)
+            libm=libm,
             variants=list(variants),
             kinks=self.breakpoints,
         )
