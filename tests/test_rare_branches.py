@@ -2,12 +2,9 @@
 the CPU block loops' vectorised form; its elements are flagged and computed again by the scalar kernel.  Where
 only rare branches follow the last common one, that one is printed as the loop's ``else`` and its condition is
 the flag.  The block loops give what the scalar kernel gives element by element, bit for bit, whatever an
-element's neighbours, and balanced_l1's loops (the first loss with rare branches) vectorise."""
+element's neighbours (tests/test_vectorisation.py: balanced_l1's loops, the first with rare branches, vectorise)."""
 import functools
 import importlib
-import subprocess
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -18,7 +15,6 @@ import refloss as rl
 from refloss._derive.codegen import scalar_function
 from refloss._derive.core import Branch, Kernel
 
-ROOT = Path(__file__).resolve().parent.parent
 x, y, c = sp.symbols("x y c", real=True)
 
 
@@ -89,16 +85,3 @@ def test_balanced_l1_block_loops_equal_the_scalar_kernel_element_by_element(para
         got = np.array([value[i], dp[i], dt[i]])
         assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got), np.signbit(want)), \
             (i, r[i], got, want)
-
-
-def test_balanced_l1_kernel_loops_vectorise():
-    """Before the printed log1p and the rare branches, its loops kept LLVM's cost model from vectorising them
-    (25 packed arithmetic instructions against 97 scalar in float64, 404 in float32: the counting loop's)."""
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vectorisation.py"), "--loss", "balanced_l1"],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
-    row = next(line for line in run.stdout.splitlines() if line.startswith("| balanced_l1 |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    for prec, cell in zip(("f64", "f32"), cells[3:5]):
-        packed, _ = (int(v) for v in cell.split(" / "))
-        assert packed >= 100, f"balanced_l1's {prec} kernel loop did not vectorise: {row}"
