@@ -68,9 +68,10 @@ Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
 # float32 only: its pairs' series for z <= Z_SERIES_F32 (more terms), as the log form
 # l + l/u - 1 (l = log1p u) would amplify log1p's rounding up to 2.5-fold just above z = 1/2
 Z_SERIES_F32 = sp.Rational(3, 4)
-# float32 only: the error-free forms split operands up to this size (Veltkamp's split of x
-# computes 4097 x, which overflows above ~2^115); beyond it the plain forms are used
+# the error-free forms split operands up to this size (Veltkamp's split of x computes 4097 x in float32, which
+# overflows above ~2^115, (2^27 + 1) x in float64, above ~2^996); beyond it the plain forms are used
 SPLIT_MAX_F32 = sp.Integer(2) ** 100
+SPLIT_MAX_F64 = sp.Integer(2) ** 900  # (float64's log form only: its series stays plain)
 
 
 def series_terms(precision: str, z_max=Z_SERIES) -> int:
@@ -83,12 +84,14 @@ def series_terms(precision: str, z_max=Z_SERIES) -> int:
     return n
 
 
-def _f32_forms(n_terms: int):
-    """float32 evaluation forms of the inner piece, L = alpha a f(u) with
+def _f32_forms(n_terms: int, exact_quotient: bool = False):
+    """float32 evaluation forms of the inner piece (the log form also float64's above z = 1/2), L = alpha a f(u) with
     f(u) = (1 + 1/u) ln(1+u) - 1 = z (1 + (1+z) z S(z^2)) (z = u/(2+u), S(w) = sum w^k/(2k+3)),
     carried as a float32 pair (high, low) where a rounding would count: u = c_u a and alpha a
     error-free (TwoProd), z = u/(2+u) with its division's residual, and the last product
-    error-free.  Returns (series form with n_terms terms, log form l + l/u - 1, l = log1p u)."""
+    error-free.  ``exact_quotient``: the log form also takes q = l/u's rounding error, (l - q u)/u with q u
+    error-free (float64's log form, used from z = 1/2 where its terms cancel 2.5-fold).  Returns (series form with
+    n_terms terms, log form l + l/u - 1, l = log1p u)."""
     u_h, u_l = TwoProd(a, c_u, 0), TwoProd(a, c_u, 1)
     a_h, a_l = TwoProd(alpha, a, 0), TwoProd(alpha, a, 1)
 
@@ -110,7 +113,10 @@ def _f32_forms(n_terms: int):
     l_h = log1p(u_h)
     l_l = u_l / Group(1 + u_h)
     q = l_h / u_h
-    logf = times_alpha_a(TwoSum(l_h - 1, q, 0), Group(TwoSum(l_h - 1, q, 1) + Group(l_l + Group(l_l - q * u_l) / u_h)))
+    low = Group(l_l + Group(l_l - q * u_l) / u_h)
+    if exact_quotient:  # l_h - q u_h: q u_h error-free, and l_h - its high word exact (Sterbenz)
+        low = Group(low + Group(Group(l_h - TwoProd(q, u_h, 0)) - TwoProd(q, u_h, 1)) / u_h)
+    logf = times_alpha_a(TwoSum(l_h - 1, q, 0), Group(TwoSum(l_h - 1, q, 1) + low))
     return series, logf
 
 
@@ -222,27 +228,36 @@ def derive() -> LossSpec:
                 (None, a * (l_cu + alpha * (sp.log(a) - 1)), l_cu + alpha * sp.log(a),
                  "log, c_u a overflows: alpha ln u = l_cu + alpha ln a", True)]
         linear = (a >= beta, gamma * a + c_lin, gamma, "linear")
+        # the plain forms chain the roundings of u, z and the series, or amplify log1p's just above z = 1/2 (where
+        # log1p(u)/2 - z cancels 11-fold): float32 7.49 ULP exhaustive at beta = 1/9, float64 6.58 at beta = 0.11
+        # (against the oracle, `refloss sweep --dtype float64` with the double-double reference) and up to 3.6 in the
+        # series; these forms carry the roundings that count as pairs.  float32: one series (the terms up to
+        # z = 3/4) for every z below 3/4: a second, shorter one below z = 1/2 made the vectorised loop evaluate both
+        # (19.1 against 25.4 ms at N = 10^6); float64: the series below z = 1/2 (62 terms would reach 3/4), the log
+        # form (2.5-fold there) with q = l/u's rounding error too.  The plain forms are left rare (split range).
         if precision == "f32":
-            # float32: the plain forms chain the roundings of u, z and the series, or amplify
-            # log1p's just above z = 1/2 (7.49 ULP exhaustive at beta = 1/9); these carry the
-            # roundings that count as float32 pairs.  One series (the terms up to z = 3/4) for every z below 3/4: a
-            # second, shorter one below z = 1/2 made the vectorised loop evaluate both (19.1 against 25.4 ms at N = 10^6)
-            n2 = series_terms(precision, Z_SERIES_F32)
+            n2, z_max, split, tag = series_terms(precision, Z_SERIES_F32), Z_SERIES_F32, SPLIT_MAX_F32, "float32 pairs"
             mid, logf = _f32_forms(n2)
-            fits = sp.And(pos, a <= SPLIT_MAX_F32, c_u <= SPLIT_MAX_F32, alpha <= SPLIT_MAX_F32)
-            branches = [
-                linear,
-                (sp.And(z <= Z_SERIES_F32, fits), mid, sg, f"log, series ({n2} terms), float32 pairs"),
-                (sp.And(u <= U_BIG[precision], fits), logf, sg, "log, l + l/u - 1 with l = log1p(u), float32 pairs"),
-                zero, (*series, True), (*log_form, True), *huge,
-            ]
         else:
-            branches = [linear, (sp.And(pos, series[0]), *series[1:]), (sp.And(pos, log_form[0]), *log_form[1:]),
-                        zero, *huge]
+            n2, z_max, split, tag = n, Z_SERIES, SPLIT_MAX_F64, "float64 pairs"
+            mid, logf = _f32_forms(n2)[0], _f32_forms(1, exact_quotient=True)[1]
+        fits = sp.And(pos, a <= split, c_u <= split, alpha <= split)
+        branches = [
+            linear,
+            (sp.And(z <= z_max, fits), mid, sg, f"log, series ({n2} terms), {tag}"),
+            (sp.And(u <= U_BIG[precision], fits), logf, sg, f"log, l + l/u - 1 with l = log1p(u), {tag}"),
+            zero, (*series, True), (*log_form, True), *huge,
+        ]
+        # the inner piece's value, about alpha b a^2 / (2 beta) for small a, doubles the relative rounding error of
+        # a = |pred - target| (float64 4.06 ULP at beta = 1, (pred, target) = (-9.2117, -9.3252)): its value is
+        # corrected by g(a) a_lo, a_lo the subtraction's rounding error (0 where target is 0)
+        inner = [b_[3] for b_ in branches if b_[3].startswith("log,") and "u > U_BIG" not in b_[3]
+                 and "overflows" not in b_[3]]
         return kernel(
             branches,
             args=(beta, alpha, gamma, c_u, k_2, c_lin, l_cu),
             prelude=((u, c_u * a), (z, u / (2 + u))),
+            corrected=inner,
         )
 
     # the large-u branches: L = (alpha beta/b)((1+u) ln(1+u) - u) = alpha a ((1 + 1/u) ln(1+u) - 1), and
@@ -275,6 +290,9 @@ def derive() -> LossSpec:
     prove_equal(plain(log_f).subs(ex), alpha * a * f_u, "float32 log form: alpha a (l + l/u - 1), l = ln(1+u), "
                 "with the error terms 0", checks, domain={alpha: (sp.Rational(1, 10), 2), a: (sp.Rational(1, 100), 3),
                                                           u: (sp.Rational(1, 10), 50)})
+    prove_equal(plain(_f32_forms(1, exact_quotient=True)[1]).subs(ex), alpha * a * f_u, "float64 log form (the "
+                "float32 one with q = l/u's rounding error added): alpha a (l + l/u - 1) with the error terms 0", checks,
+                domain={alpha: (sp.Rational(1, 10), 2), a: (sp.Rational(1, 100), 3), u: (sp.Rational(1, 10), 50)})
     prove_equal(plain(series_f).subs(ex), (alpha * a * z * (1 + (1 + z) * z * (sp.Rational(1, 3) + z**2 / 5 + z**4 / 7))).subs(z, u / (2 + u)),
                 "float32 series form: alpha a z (1 + (1+z) z S(z^2)) with the error terms 0", checks,
                 domain={alpha: (sp.Rational(1, 10), 2), a: (sp.Rational(1, 100), 3), u: (sp.Rational(1, 10), 50)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .core import Branch, DerivationError, Kernel, prove_equal
+from .functions import TwoSum
 
 pred, target = sp.symbols("pred target", real=True)
 x = sp.Symbol("x", real=True)  # residual pred - target
@@ -18,20 +19,32 @@ a = sp.Symbol("a", nonnegative=True)  # |x|
 sgn = sp.Symbol("sgn", real=True)  # sign(x), 0 at x = 0
 
 PRELUDE = ((x, pred - target), (a, sp.Abs(x)), (sgn, sp.sign(x)))
+a_lo = sp.Symbol("a_lo", real=True)  # the rounding error of a = |pred - target|: |pred - target| - a, exactly
+RESIDUAL_ERROR = ((a_lo, sgn * TwoSum(pred, -target, 1)),)
 
 
-def kernel(pieces, args, prelude=()) -> Kernel:
+def kernel(pieces, args, prelude=(), corrected=()) -> Kernel:
     """Kernel program from ``pieces = [(condition on a or None, f(a), g(a), label[, rare])]``
     (``rare``: see :class:`Branch`).
 
     ``prelude`` adds assignments after x, a, sgn (e.g. a scaled residual used by
-    several branches and their conditions)."""
+    several branches and their conditions).  ``corrected``: the labels of the pieces whose value
+    takes the residual's rounding into account, f(a) + g(a) a_lo with a_lo the rounding error of
+    a = |pred - target| (Knuth's TwoSum: 0 where the subtraction is exact, e.g. target 0): the
+    value at the exact residual to first order, where the rounding of pred - target (half an ulp
+    of a) would otherwise cost up to twice the value's condition number in ulps.  Only pieces
+    where a is finite (g(a) a_lo is NaN at a = inf); in exact arithmetic (the proofs) a_lo is 0."""
+    unknown = set(corrected) - {p[3] for p in pieces}
+    if unknown:
+        raise DerivationError(f"corrected names pieces that do not exist: {sorted(unknown)}")
     branches = tuple(
-        Branch(cond, {"value": f, "d_pred": g * sgn, "d_target": -g * sgn}, label, *rest)
+        Branch(cond, {"value": f + g * a_lo if label in corrected else f, "d_pred": g * sgn, "d_target": -g * sgn},
+               label, *rest)
         for cond, f, g, label, *rest in pieces
     )
     arrays = (("pred", 1, (pred,)), ("target", 1, (target,)))
-    return Kernel(arrays=arrays, args=tuple(args), prelude=PRELUDE + tuple(prelude), branches=branches)
+    prelude = PRELUDE + (RESIDUAL_ERROR if corrected else ()) + tuple(prelude)
+    return Kernel(arrays=arrays, args=tuple(args), prelude=prelude, branches=branches)
 
 
 def check_gradient(f, g, where: str, checks, **kw):

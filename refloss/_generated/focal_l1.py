@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 25
+# ops: 56
 """Focal-L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -49,11 +49,41 @@ def constants(beta):
 def value_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
+    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    _s1 = -target
+    _e2 = pred + _s1
+    _e3 = _e2 - pred
+    a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = 0.0
         return value
-    elif (a <= 1.0):  # logarithmic
-        value = a*(a*q*(c_v - 2.0*math.log(a)))
+    elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+        _t0 = math.log(a)
+        _c4 = a*134217728.0 + a
+        _h5 = _c4 - (_c4 - a)
+        _l6 = a - _h5
+        _c7 = q*134217728.0 + q
+        _h8 = _c7 - (_c7 - q)
+        _l9 = q - _h8
+        _p10 = _h5*_h8
+        _p11 = _h5*_l9 + _l6*_h8
+        _p12 = _p10 + _p11
+        _t1 = _p12
+        _t2 = -2.0*_t0
+        _e13 = c_v + _t2
+        _t3 = _e13
+        _e14 = _e13 - c_v
+        _c15 = _t1*134217728.0 + _t1
+        _h16 = _c15 - (_c15 - _t1)
+        _l17 = _t1 - _h16
+        _c18 = _t3*134217728.0 + _t3
+        _h19 = _c18 - (_c18 - _t3)
+        _l20 = _t3 - _h19
+        _p21 = _h16*_h19
+        _p22 = _h16*_l20 + _l17*_h19
+        _p23 = _p21 + _p22
+        _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
+        value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
         return value
     else:  # linear
         value = a*s + c_lin
@@ -64,16 +94,45 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    _s1 = -target
+    _e2 = pred + _s1
+    _e3 = _e2 - pred
+    a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = 0.0
         d_pred = 0.0
         d_target = 0.0
         return value, d_pred, d_target
-    elif (a <= 1.0):  # logarithmic
-        value = a*(a*q*(c_v - 2.0*math.log(a)))
-        _t0 = a*sgn*(alpha*(ln_b + math.log(a)))
-        d_pred = -_t0
-        d_target = _t0
+    elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+        _t0 = math.log(a)
+        _c4 = a*134217728.0 + a
+        _h5 = _c4 - (_c4 - a)
+        _l6 = a - _h5
+        _c7 = q*134217728.0 + q
+        _h8 = _c7 - (_c7 - q)
+        _l9 = q - _h8
+        _p10 = _h5*_h8
+        _p11 = _h5*_l9 + _l6*_h8
+        _p12 = _p10 + _p11
+        _t1 = _p12
+        _t2 = -2.0*_t0
+        _e13 = c_v + _t2
+        _t3 = _e13
+        _e14 = _e13 - c_v
+        _c15 = _t1*134217728.0 + _t1
+        _h16 = _c15 - (_c15 - _t1)
+        _l17 = _t1 - _h16
+        _c18 = _t3*134217728.0 + _t3
+        _h19 = _c18 - (_c18 - _t3)
+        _l20 = _t3 - _h19
+        _p21 = _h16*_h19
+        _p22 = _h16*_l20 + _l17*_h19
+        _p23 = _p21 + _p22
+        _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
+        value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
+        _t4 = a*sgn*(alpha*(_t0 + ln_b))
+        d_pred = -_t4
+        d_target = _t4
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin
@@ -86,35 +145,41 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
 def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
+    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    _s1 = -target
+    _e2 = pred + _s1
+    _e3 = _e2 - pred
+    a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = _f32(0.0)
         return value
     elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
-        _c1 = a*_f32(4096.0) + a
-        _h2 = _c1 - (_c1 - a)
-        _l3 = a - _h2
-        _c4 = q*_f32(4096.0) + q
-        _h5 = _c4 - (_c4 - q)
-        _l6 = q - _h5
-        _p7 = _h2*_h5
-        _p8 = _h2*_l6 + _l3*_h5
-        _p9 = _p7 + _p8
-        _t0 = _p9
-        _t1 = -_f32(2.0)*math.log(a)
-        _e10 = c_v + _t1
-        _t2 = _e10
-        _e11 = _e10 - c_v
-        _c12 = _t0*_f32(4096.0) + _t0
-        _h13 = _c12 - (_c12 - _t0)
-        _l14 = _t0 - _h13
-        _c15 = _t2*_f32(4096.0) + _t2
-        _h16 = _c15 - (_c15 - _t2)
-        _l17 = _t2 - _h16
-        _p18 = _h13*_h16
-        _p19 = _h13*_l17 + _l14*_h16
-        _p20 = _p18 + _p19
-        _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
-        value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
+        _t0 = math.log(a)
+        _c4 = a*_f32(4096.0) + a
+        _h5 = _c4 - (_c4 - a)
+        _l6 = a - _h5
+        _c7 = q*_f32(4096.0) + q
+        _h8 = _c7 - (_c7 - q)
+        _l9 = q - _h8
+        _p10 = _h5*_h8
+        _p11 = _h5*_l9 + _l6*_h8
+        _p12 = _p10 + _p11
+        _t1 = _p12
+        _t2 = -_f32(2.0)*_t0
+        _e13 = c_v + _t2
+        _t3 = _e13
+        _e14 = _e13 - c_v
+        _c15 = _t1*_f32(4096.0) + _t1
+        _h16 = _c15 - (_c15 - _t1)
+        _l17 = _t1 - _h16
+        _c18 = _t3*_f32(4096.0) + _t3
+        _h19 = _c18 - (_c18 - _t3)
+        _l20 = _t3 - _h19
+        _p21 = _h16*_h19
+        _p22 = _h16*_l20 + _l17*_h19
+        _p23 = _p21 + _p22
+        _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
+        value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
         return value
     else:  # linear
         value = a*s + c_lin
@@ -125,40 +190,45 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
     sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    _s1 = -target
+    _e2 = pred + _s1
+    _e3 = _e2 - pred
+    a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = _f32(0.0)
         d_pred = _f32(0.0)
         d_target = _f32(0.0)
         return value, d_pred, d_target
     elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
-        _c1 = a*_f32(4096.0) + a
-        _h2 = _c1 - (_c1 - a)
-        _l3 = a - _h2
-        _c4 = q*_f32(4096.0) + q
-        _h5 = _c4 - (_c4 - q)
-        _l6 = q - _h5
-        _p7 = _h2*_h5
-        _p8 = _h2*_l6 + _l3*_h5
-        _p9 = _p7 + _p8
-        _t0 = _p9
-        _t1 = -_f32(2.0)*math.log(a)
-        _e10 = c_v + _t1
-        _t2 = _e10
-        _e11 = _e10 - c_v
-        _c12 = _t0*_f32(4096.0) + _t0
-        _h13 = _c12 - (_c12 - _t0)
-        _l14 = _t0 - _h13
-        _c15 = _t2*_f32(4096.0) + _t2
-        _h16 = _c15 - (_c15 - _t2)
-        _l17 = _t2 - _h16
-        _p18 = _h13*_h16
-        _p19 = _h13*_l17 + _l14*_h16
-        _p20 = _p18 + _p19
-        _s21 = _t0*((c_v - (_e10 - _e11)) + (_t1 - _e11)) + _t2*((_p8 - (_p9 - _p7)) + _l3*_l6)
-        value = a*((_s21 + ((_p19 - (_p20 - _p18)) + _l14*_l17)) + _p20)
-        _t3 = a*sgn*(alpha*(ln_b + math.log(a)))
-        d_pred = -_t3
-        d_target = _t3
+        _t0 = math.log(a)
+        _c4 = a*_f32(4096.0) + a
+        _h5 = _c4 - (_c4 - a)
+        _l6 = a - _h5
+        _c7 = q*_f32(4096.0) + q
+        _h8 = _c7 - (_c7 - q)
+        _l9 = q - _h8
+        _p10 = _h5*_h8
+        _p11 = _h5*_l9 + _l6*_h8
+        _p12 = _p10 + _p11
+        _t1 = _p12
+        _t2 = -_f32(2.0)*_t0
+        _e13 = c_v + _t2
+        _t3 = _e13
+        _e14 = _e13 - c_v
+        _c15 = _t1*_f32(4096.0) + _t1
+        _h16 = _c15 - (_c15 - _t1)
+        _l17 = _t1 - _h16
+        _c18 = _t3*_f32(4096.0) + _t3
+        _h19 = _c18 - (_c18 - _t3)
+        _l20 = _t3 - _h19
+        _p21 = _h16*_h19
+        _p22 = _h16*_l20 + _l17*_h19
+        _p23 = _p21 + _p22
+        _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
+        value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
+        _t4 = a*sgn*(alpha*(_t0 + ln_b))
+        d_pred = -_t4
+        d_target = _t4
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin

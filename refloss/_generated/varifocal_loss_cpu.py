@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a3119c43b0ebbe13
+# scalar kernels: sha256 5577bf040824e2b5
 """Varifocal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -76,7 +76,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
     for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
-        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -708.0):  # negative, sigma(x) subnormal or 0
+        if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # negative, far from the optimum
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = 1.0 + _e2
@@ -86,21 +86,22 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
             value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
             _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-            _g18 = gamma + 1.0
-            _p9 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g18)
-            _q10 = alpha*(_p9 - _p9*(_g18*_c4))
-            _s11 = (1.0 - detach_weight)*(_sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q10)
-            d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + _s11
-            _c12 = gamma*134217728.0 + gamma
-            _h13 = _c12 - (_c12 - gamma)
-            _l14 = gamma - _h13
-            _c15 = logits*134217728.0 + logits
-            _h16 = _c15 - (_c15 - logits)
-            _l17 = logits - _h16
-            _p18 = _h13*_h16
-            _p19 = _h13*_l17 + _l14*_h16
-            _p20 = _p18 + _p19
-            d_target = -alpha*logits*(((_p19 - (_p20 - _p18)) + _l14*_l17) + 1.0)*math.exp(_p20)
+            _c8 = gamma*134217728.0 + gamma
+            _h9 = _c8 - (_c8 - gamma)
+            _l10 = gamma - _h9
+            _c11 = logits*134217728.0 + logits
+            _h12 = _c11 - (_c11 - logits)
+            _l13 = logits - _h12
+            _p14 = _h9*_h12
+            _p15 = _h9*_l13 + _l10*_h12
+            _p16 = _p14 + _p15
+            _t1 = math.exp(0.5*_p16)
+            _g117 = gamma + 1.0
+            _p18 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
+            _q19 = alpha*(_p18 - _p18*(_g117*_c4))
+            _s20 = (1.0 - detach_weight)*(_sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q19)
+            d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + _s20
+            d_target = _t1*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(-_t1*alpha*logits))
         elif (target == 0.0):  # negative (q = 0)
             _a21 = abs(logits)
             _e22 = math.exp(-_a21)
@@ -111,24 +112,24 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
             value = _sel(logits < 0.0, _l25, logits + _l25)*_ap27
             _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-            _t1 = alpha*math.pow(_t0_w1, gamma)
+            _t1_w1 = alpha*math.pow(_t0_w1, gamma)
             _g128 = gamma + 1.0
             _p29 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -_g128)
             _q30 = alpha*(_p29 - _p29*(_g128*_c24))
             _s31 = _sel(logits < 0.0, _e22 + gamma*_l25, 1.0 + gamma*((logits + _l25)*_e22))*_q30
-            d_logits = _t0_w1*_t1*detach_weight + (1.0 - detach_weight)*_s31
-            d_target = -_t1*logits
+            d_logits = _t0_w1*_t1_w1*detach_weight + (1.0 - detach_weight)*_s31
+            d_target = -_t1_w1*logits
         else:  # positive (q > 0)
             _s32 = -logits
             _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
             _s34 = target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33
             value = (iou_weighted*target + (1.0 - iou_weighted))*_s34
             _t0_w2 = iou_weighted*target + (1.0 - iou_weighted)
-            _t1_w1 = _t0_w2*logits
+            _t1_w2 = _t0_w2*logits
             _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
             _s36 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
             d_logits = _t0_w2*(_s36 + (1.0 - target)*_s35)
-            d_target = -_t1_w1*detach_weight + (1.0 - detach_weight)*(-_t1_w1 + iou_weighted*_s34)
+            d_target = -_t1_w2*detach_weight + (1.0 - detach_weight)*(-_t1_w2 + iou_weighted*_s34)
         _out[_i] = value
         _d_logits[_i] = d_logits
         _d_target[_i] = d_target
