@@ -8,12 +8,16 @@ oracle re-checks (refloss sweep --exhaustive).
                                            [--results DIR]
     python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [--rows K,...] [--group K] [-o boxes.md] ...
     python benchmarks/exhaustive_tables.py --report --doc docs/exhaustive.md   # the page's table, in place
+    python benchmarks/exhaustive_tables.py --samples N [--rows K,...] ...     # element-wise, classification: float64
 
 ``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
 overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
 against the float64 kernel with the oracle re-checks (refloss sweep --samples N); the rows run
 together, ``--group K`` at a time (refloss.sweep.run_many: each chunk's boxes drawn once for the
 group), and ``--report`` gives the table from the results already there (rows never swept run then).
+``--samples N``: the float64 kernels of the element-wise and classification losses, N points of each loss's
+space per parameter set, against their double-double twins (refloss/_generated/<loss>_ref.py) with the oracle
+re-checks (refloss sweep --dtype float64 --samples N).
 
 Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
@@ -79,25 +83,41 @@ def box_runs(only=None) -> list:
             if (not only or loss in only) and loss in REFERENCES for params in REFERENCES[loss].param_sets]
 
 
+def sampled_runs() -> list:
+    """(loss, params) of every row of the sampled float64 table of the element-wise and classification losses:
+    ``runs()`` without its targets (each loss's space draws them)."""
+    out = []
+    for loss, params, _ in runs():
+        if (loss, params) not in out:
+            out.append((loss, params))
+    return out
+
+
 def box_table(args) -> list:
-    """The box table's lines.  Its rows are swept together, ``--group`` rows at a time (each group
-    one refloss.sweep.run_many: a chunk's boxes are drawn once for all of the group's rows)."""
+    """The box table's lines (``--boxes N``), or with ``--samples N`` the float64 table of the element-wise and
+    classification losses.  Its rows are swept together, ``--group`` rows at a time (each group one
+    refloss.sweep.run_many: a chunk's boxes are drawn once for all of the group's rows)."""
     folder, start = Path(args.results), time.perf_counter()
-    todo = [(k, row) for k, row in enumerate(box_runs()) if (not args.only or row[0] in args.only)
-            and (args.rows is None or k in args.rows)]
+    boxes = args.boxes is not None
+    n, space = (args.boxes, "boxes") if boxes else (args.samples, None)
+    todo = [(k, row) for k, row in enumerate(box_runs() if boxes else sampled_runs())
+            if (not args.only or row[0] in args.only) and (args.rows is None or k in args.rows)]
     group = args.group or len(todo) or 1
     times = []
     f64 = args.dtype == "float64"  # (float64: against the kernels' double-double twins; files of their own)
-    path = {k: folder / f"{loss}-{k}-boxes-{args.boxes}{'-float64' if f64 else ''}.json" for k, (loss, _) in todo}
+    path = {k: folder / (f"{loss}-{k}-boxes-{n}{'-float64' if f64 else ''}.json" if boxes
+                         else f"{loss}-{k}-samples-{n}-{args.dtype}.json") for k, (loss, _) in todo}
+    chunk = args.chunk if boxes else min(args.chunk, sweep.DEFAULT_SAMPLE_CHUNK)
     for g in range(0, len(todo) if not args.report else 0, group):
         part = todo[g:g + group]
         for k, (loss, params) in part:
-            print(f"[{k}] {loss} ({_params(params)}), {args.boxes} boxes", file=sys.stderr, flush=True)
+            print(f"[{k}] {loss} ({_params(params)}), {n} {'boxes' if boxes else 'samples'}", file=sys.stderr,
+                  flush=True)
         t = time.perf_counter()
-        specs = [dict(loss=loss, params=params, samples=args.boxes, space="boxes", chunk=args.chunk, output=path[k],
+        specs = [dict(loss=loss, params=params, samples=n, space=space, chunk=chunk, output=path[k],
                       dtype=args.dtype) for k, (loss, params) in part]
         sweep.run_many(specs, workers=args.workers, scheduler=args.scheduler,
-                       progress=sweep.print_progress(len(part) * -(-args.boxes // args.chunk)))
+                       progress=sweep.print_progress(len(part) * -(-n // chunk)))
         times.append(f"{len(part)} rows in {time.perf_counter() - t:.0f} s")
     rows = []
     for k, (loss, params) in todo:
@@ -111,12 +131,15 @@ def box_table(args) -> list:
         points = f"{r['points']}" + (f" ({r['measured']} measured)" if r["measured"] != r["points"] else "")
         rows.append(f"| {k} | {loss} | {_params(r['params'])} | {points} | {_fmt(r['max_ulp']['value'])} | "
                     + " / ".join(_fmt(r["max_ulp"][g]) for g in grads) + f" | {where} | {r['failures']} |")
-    command = f"python benchmarks/exhaustive_tables.py --boxes {args.boxes}" + (" --dtype float64" if f64 else "")
-    return [f"{args.boxes} samples of the `boxes` space per row, {args.dtype} (`{command}`"
+    command = (f"python benchmarks/exhaustive_tables.py {'--boxes' if boxes else '--samples'} {n}"
+               + (" --dtype float64" if f64 else ""))
+    what = "the `boxes` space" if boxes else "each loss's space (`residuals`, `logits`)"
+    grads = "d_pred / d_target" if boxes else "d_pred / d_target, d_logits / d_target(s)"
+    return [f"{n} samples of {what} per row, {args.dtype} (`{command}`"
             + (f"; {', '.join(times)}; {time.perf_counter() - start:.0f} s in all on "
                f"{args.workers or 'all the'} workers" if times else "") + ").", "",
             f"| row | loss | parameters | points | max ULP{'64' if f64 else ''} value | max ULP{'64' if f64 else ''} "
-            "gradients (d_pred / d_target) | worst | over the bar |", "|---|---|---|---|---|---|---|---|", *rows]
+            f"gradients ({grads}) | worst | over the bar |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def write_into(page: Path, marker: str, text: str) -> None:
@@ -144,14 +167,22 @@ def main(argv=None) -> int:
     ap.add_argument("--boxes", type=int, metavar="N", help="the sampled box-loss table, N points per row")
     ap.add_argument("--group", type=int, metavar="K", help="--boxes: sweep K rows at a time (default all)")
     ap.add_argument("--chunk", type=int, default=2**20, help="--boxes: points per chunk (default 2**20)")
+    ap.add_argument("--samples", type=int, metavar="N", help="the sampled float64 table of the element-wise and "
+                    "classification losses, N points per row (against their double-double twins; --doc marker "
+                    "sampled-table-f64)")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                     help="--boxes: the kernels swept (float64: against their double-double twins; --doc marker box-table-f64)")
     ap.add_argument("--doc", type=Path, metavar="PAGE", help="write the table into PAGE between its markers")
     args = ap.parse_args(argv)
-    if args.boxes:
+    if args.samples is not None:
+        if args.boxes is not None:
+            ap.error("--samples and --boxes are two tables: give one")
+        args.dtype = "float64"
+    if args.boxes is not None or args.samples is not None:
         text = "\n".join(box_table(args)) + "\n"
         if args.doc:
-            write_into(args.doc, "box-table" if args.dtype == "float32" else "box-table-f64", text)
+            write_into(args.doc, "sampled-table-f64" if args.samples is not None else
+                       "box-table" if args.dtype == "float32" else "box-table-f64", text)
         if args.output:
             Path(args.output).write_text(text)
         print(text)

@@ -325,7 +325,13 @@ def test_rotated_samples_against_the_oracle():
     assert r.failures == 0
 
 
-def test_float64_self_sweep_is_measured_by_the_oracle():
+def test_float64_self_sweep_is_measured_by_the_oracle(monkeypatch):
+    # the fallback of a float64 sweep of a loss without a double-double twin (every sweepable loss of refloss has
+    # one now): the finite-difference screen, the oracle measuring where it points
+    from refloss.sweep import _chunk
+
+    monkeypatch.setattr(_chunk, "reference_module", lambda drivers: None)
+    monkeypatch.setattr(_chunk, "_SETUPS", {})
     r = sweep.run("balanced_l1", {"beta": 1 / 9}, dtype="float64", samples=2000, chunk=1000, workers=1, top_k=4)
     assert r.points == 2000 and 0 < r.measured == r.oracle_points <= 2 * 2 * 4
     assert all(e["reference"] == "oracle" for e in r.worst)

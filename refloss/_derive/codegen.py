@@ -1508,18 +1508,18 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
 
 
 def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outputs: list, temporaries: str,
-                         prefix: str, strict: bool = True, fallback: bool = True) -> list:
+                         prefix: str, strict: bool = True, fallback: bool = True, accurate: bool = False) -> list:
     """A float64 kernel's wide outputs and ``Eval64`` parts (see :func:`_wide_lines`, one precision up): the
     expressions in double-double arithmetic (refloss/_derive/double_double.py), each output the pair's high
     word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996)
     the output keeps the float64 value it was given before these lines (``fallback``; else it is that high
-    word).  ``strict``: see :class:`DoubleDouble`."""
+    word).  ``strict``, ``accurate``: see :class:`DoubleDouble`."""
     scope = printer.snapshot()
     printer.restore(({}, {}, {}))
     printer.prefix = prefix
     try:
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
-        dd = DoubleDouble(printer, strict)
+        dd = DoubleDouble(printer, strict, accurate)
         for sym, value in subs:
             dd.known[sym] = dd.lower(value)
         his = [dd.lower(e)[0] for e in reduced]
@@ -1944,12 +1944,14 @@ def scalar_module(spec: LossSpec, source: str) -> str:
     return "\n".join(parts)
 
 
-def reference_function(kernel: Kernel, name: str) -> str:
+def reference_function(kernel: Kernel, name: str, accurate: bool = False) -> str:
     """A float64 kernel's reference twin: its branches, decided as the float64 kernel decides them (conditions
     and prelude in float64), every output, value and gradients, evaluated in double-double arithmetic from
     the inputs (refloss/_derive/double_double.py; functions f(hi) + f'(hi) lo, so a function's value keeps
     float64's rounding relative to itself).  The float64 sweeps' screen (refloss/sweep/_chunk.py): it
-    finds where the float64 kernel loses digits to cancellation, which the oracle then measures."""
+    finds where the float64 kernel loses digits to cancellation, which the oracle then measures.  ``accurate``:
+    exp, log, log1p and powers to ~100 bits too (refloss/_dd_functions.py), so that the reference is within a
+    hair of the correctly rounded result wherever the kernel's functions are those (element-wise losses)."""
     outputs = kernel.output_names
     printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), special=False)  # libm's sin, cos, pow
     branches = _live_branches(tuple(kernel.branches), outputs)
@@ -1975,27 +1977,49 @@ def reference_function(kernel: Kernel, name: str) -> str:
             lines.append(f"    {'if' if k == 0 else 'elif'} {condition}:")
             indent = "        "
         exprs = [_strip64(branch.outputs[o]).xreplace(full) for o in outputs]
-        lines += _double_double_lines(printer, indent, exprs, list(outputs), "_t", "", strict=False, fallback=False)
+        lines += _double_double_lines(printer, indent, exprs, list(outputs), "_t", "", strict=False, fallback=False,
+                                      accurate=accurate)
         lines.append(f"{indent}return {', '.join(outputs)}")
     return unique_names("\n".join(lines), keep=outputs) + "\n"
 
 
+# the families whose float64 kernels get a double-double reference, and the width of their two inputs
+REFERENCE_WIDTHS = {"box": (4,), "rotated": (5,), "elementwise": (1,), "classification": (1,)}
+# the families whose bars are a few ulps of the value: their references evaluate exp, log, log1p and powers to
+# ~100 bits (refloss/_dd_functions.py); the box references keep f(hi) + f'(hi) lo (within a few ulps of each
+# function, far inside the box bars, and ten times faster)
+ACCURATE_FUNCTIONS = ("elementwise", "classification")
+
+
 def has_reference(spec: LossSpec) -> bool:
-    """Whether the loss gets a reference module: a box or rotated-box loss (two arrays of 4 or 5 numbers, both
-    differentiated, one value)."""
+    """Whether the loss gets a reference module: a box or rotated-box loss (two arrays of 4 or 5 numbers), an
+    element-wise or a classification loss (two numbers: pred and target, logit and target); both inputs
+    differentiated, one value."""
     k = spec.kernels["f64"]
     widths = [w for _, w, _ in k.arrays]
-    return (spec.family in ("box", "rotated") and not k.is_row and len(widths) == 2 and widths[0] == widths[1]
-            and widths[0] in (4, 5) and len(k.differentiated) == 2 and k.value_names == ("value",))
+    return (spec.family in REFERENCE_WIDTHS and not k.is_row and len(widths) == 2 and widths[0] == widths[1]
+            and widths[0] in REFERENCE_WIDTHS[spec.family] and len(k.differentiated) == 2
+            and k.value_names == ("value",))
+
+
+def _dd_functions_hash() -> str:
+    """The first 16 hex digits of refloss/_dd_functions.py's sha256: the reference modules that call it name it, so
+    that a change to it changes them (the drift test asks for them to be generated again, and Numba's cache of
+    them, which does not track the functions they call from another module, is invalidated)."""
+    from pathlib import Path
+
+    return hashlib.sha256((Path(__file__).resolve().parent.parent / "_dd_functions.py").read_bytes()).hexdigest()[:16]
 
 
 def reference_module(spec: LossSpec, source: str) -> str:
     """``refloss/_generated/<loss>_ref.py``: :func:`reference_function` of the float64 kernel and a compiled
-    driver over (n, 4) or (n, 5) arrays, imported by the float64 sweeps only (never by ``import refloss``)."""
+    driver over (n, 4) or (n, 5) arrays (box losses) or (n,) arrays (element-wise and classification losses:
+    ``pred`` and ``target`` stand for the loss's two inputs), imported by the float64 sweeps only (never by
+    ``import refloss``)."""
     kernel = spec.kernels["f64"]
     w = kernel.arrays[0][1]
-    call = ", ".join([f"pred[i, {k}]" for k in range(w)] + [f"target[i, {k}]" for k in range(w)]
-                     + [s.name for s in kernel.args])
+    call = ", ".join(([f"pred[i, {k}]" for k in range(w)] + [f"target[i, {k}]" for k in range(w)] if w > 1
+                      else ["pred[i]", "target[i]"]) + [s.name for s in kernel.args])
     args = ", ".join(s.name for s in kernel.args)
     return "\n".join([
         banner(source),
@@ -2008,16 +2032,19 @@ def reference_module(spec: LossSpec, source: str) -> str:
         "from numpy import float64 as _f64, int64 as _i64",
         "",
         "from refloss._numba_options import CPU_OPTIONS",
+        *([f"from refloss import _dd_functions as _ddf  # sha256 {_dd_functions_hash()}: regenerated when it changes "
+           "(Numba's cache of this module does not see that file)"] if spec.family in ACCURATE_FUNCTIONS else []),
         "",
         "",
-        reference_function(kernel, "reference_f64"),
+        reference_function(kernel, "reference_f64", accurate=spec.family in ACCURATE_FUNCTIONS),
         "",
         "_reference_f64 = njit(**CPU_OPTIONS)(reference_f64)",
         "",
         "",
         "@njit(**CPU_OPTIONS)",
         f"def reference(pred, target, out, {args}):" if args else "def reference(pred, target, out):",
-        f'    """out[i] = (value, d_pred[{w}], d_target[{w}]) of pair i, each the double-double result\'s high word."""',
+        f'    """out[i] = (value, d_pred[{w}], d_target[{w}]) of pair i, each the double-double result\'s high word."""'
+        if w > 1 else '    """out[i] = (value, d_pred, d_target) of point i, each the double-double result\'s high word."""',
         "    for i in range(pred.shape[0]):",
         f"        r = _reference_f64({call})",
         f"        for k in range({1 + 2 * w}):",

@@ -24,8 +24,10 @@ the caller keeps the float64 result where hi is not finite.
 """
 import sympy as sp
 
-from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, Quot, RealAbs, Step, Sub,
-                        Times, TMax, TMin, TwoProd, TwoSum)
+from sympy.codegen.cfunctions import log1p
+
+from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, PowG, PowGm1,
+                        Quot, RealAbs, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -43,7 +45,7 @@ class DoubleDouble:
     the statements are the printer's pending ones (``take_statements``).  ``known``: {symbol: (hi, lo)}
     of the common subexpressions lowered so far; any other symbol is a float64 input (lo 0)."""
 
-    def __init__(self, printer, strict: bool = True):
+    def __init__(self, printer, strict: bool = True, accurate: bool = False):
         if printer.precision != "f64":
             raise ValueError("double-double evaluation is for float64 kernels")
         self.p = printer
@@ -51,6 +53,10 @@ class DoubleDouble:
         # strict: a function whose derivative SymPy does not know is an error (its argument's low part would be
         # dropped); otherwise its value is f(hi) (a reference that only screens: a few ulps there)
         self.strict = strict
+        # accurate: exp, log, log1p and non-integer powers to ~100 bits (refloss/_dd_functions.py, called as
+        # ``_ddf.<name>``), not f(hi) + f'(hi) lo with f's float64 rounding (the reference kernels of losses whose
+        # bars are a few ulps of the value)
+        self.accurate = accurate
 
     # -- the building blocks (names of printed float64 values; lo None: 0)
     def _a(self, code: str) -> str:
@@ -195,9 +201,30 @@ class DoubleDouble:
             return self._function(e)
         raise ValueError(f"double-double evaluation of {type(e).__name__} is not implemented: {e}")
 
+    def _accurate(self, e):
+        """(name in refloss/_dd_functions.py, its arguments) where ``e`` is one of its functions, else None."""
+        if e.func in (sp.exp, sp.log, log1p) and len(e.args) == 1:
+            return e.func.__name__, e.args
+        if e.is_Pow:
+            return "pow", (e.base, e.exp)
+        if isinstance(e, PowG):
+            return "pow", e.args
+        if isinstance(e, PowGm1):
+            return "pow", (e.args[0], e.args[1] - 1)
+        return None
+
+    def _call(self, name: str, args: list) -> tuple:
+        zero = self.p._literal(0)
+        pair = self._a(f"_ddf.{name}({', '.join(f'{h}, {l or zero}' for h, l in args)})")
+        return self._a(f"{pair}[0]"), self._a(f"{pair}[1]")
+
     def _function(self, e) -> tuple:
         """f(args) as f(his) + sum_i df/darg_i(his) lo_i (first order: lo_i/hi_i is below 2^-52), with f's true
-        partial derivatives (not a gradient convention: AtanRatio's darknet flag changes its derivative only)."""
+        partial derivatives (not a gradient convention: AtanRatio's darknet flag changes its derivative only);
+        with ``accurate``, exp, log, log1p and powers in double-double (:meth:`_accurate`)."""
+        call = self._accurate(e) if self.accurate else None
+        if call is not None:
+            return self._call(call[0], [self.lower(a) for a in call[1]])
         args = [self.lower(a) for a in e.args]
         his = [sp.Symbol(h, real=True) for h, _ in args]
         at = e.func(*his)

@@ -65,13 +65,14 @@ class Setup:
 
             self.oracle = oracle_function(REFERENCES[loss.name].oracle)
         self.bar = bars(loss.name, task["dtype"])
-        # a float64 sweep of refloss's own box kernel: its double-double twin is the reference (_reference)
+        # a float64 sweep of refloss's own kernel: its double-double twin is the reference (:func:`reference`), where
+        # one is generated (box, rotated-box, element-wise and classification losses)
         self.reference = reference_module(self.drivers) if not self.single and self.impl is None else None
 
 
 def reference_module(drivers):
     """The double-double reference module (refloss/_generated/<loss>_ref.py, codegen's reference_module) of a
-    loss's CPU drivers, or None (not an axis-aligned box loss, or a refloss.design loss: none generated)."""
+    loss's CPU drivers, or None (a row or distribution loss, a metric, or a refloss.design loss: none generated)."""
     import importlib
 
     name = drivers.__name__
@@ -308,12 +309,15 @@ def reference(s: Setup, inputs: tuple) -> tuple:
     gradients of every pair, each the rounding of a ~106-bit result whose functions (exp, log, atan, pow) keep
     float64's own rounding, a few float64 ulps of theirs (the oracle re-checks the worst points)."""
     p, t = (np.ascontiguousarray(a, np.float64) for a in inputs)
-    w = p.shape[1]
+    w = p.shape[1] if p.ndim == 2 else 1  # (element-wise and classification losses: one number each)
     out = np.empty((len(p), 1 + 2 * w))
     for a in range(0, len(p), BLOCK):
         b = min(len(p), a + BLOCK)
         s.reference.reference(p[a:b], t[a:b], out[a:b], *s.args["f64"])
     grads = [np.ascontiguousarray(out[:, 1:1 + w]), np.ascontiguousarray(out[:, 1 + w:])]
+    if p.ndim == 1:
+        grads = [g[:, 0] for g in grads]
+        return [out[:, 0].copy()] + grads, grads
     return [out[:, 0].copy()] + [g[:, k] for g in grads for k in range(w)], grads
 
 

@@ -1,0 +1,194 @@
+"""exp, log, log1p and pow of double-double numbers, to about 100 bits: the functions of the float64
+sweeps' reference kernels (``refloss/_generated/<loss>_ref.py``, codegen's ``reference_function``).
+
+A double-double number is a pair (hi, lo) of float64 numbers with |lo| <= ulp(hi)/2, carrying about
+106 bits (refloss/_derive/double_double.py).  A reference that evaluated each function as f(hi) +
+f'(hi) lo would keep the function's float64 rounding (up to an ulp of its value), and where the
+kernel's evaluation form cancels function values (Balanced L1's l + l/u - 1 just above z = 1/2) that
+rounding is amplified in the reference as in the kernel: the reference would miss, and misreport,
+exactly the errors a sweep looks for.  These functions are accurate to about 2^-100 relative instead
+(tests/test_dd_functions.py measures them against mpmath), so a float64 kernel is measured against a
+value within a hair of its correctly rounded result.
+
+- exp(x): k = round(x / ln 2), r = x - k ln 2 with ln 2 to 159 bits (three float64 words), r/2^10,
+  its Taylor series to degree 12 in double-double (|r/2^10| < 3.4e-4: the first term left out is below
+  2^-147), squared ten times, times 2^k (in two steps, so that the scaling is exact for results down
+  to the subnormal range).
+- log(x): y0 = log(hi) (libm, within an ulp), then one Newton step y0 + (x exp(-y0) - 1), in
+  double-double: the error squares (2^-104 relative).  Near x = 1 (|x - 1| < 2^-5) log1p(x - 1)
+  instead (x - 1 exact in double-double there).
+- log1p(x): |x| < 2^-5: the series x - x^2/2 + x^3/3 - ... to degree 26 (2^-5 to the 27th is below
+  2^-130); else log(1 + x) with 1 + x in double-double.
+- pow(x, y) for x > 0: exp(y log x).
+
+Arguments beyond each function's range (exp beyond +-708, log of x <= 0, NaN, infinities) give the
+float64 function of hi with lo = 0: the reference is then float64's value there, as before.  Results below
+2^-969 keep hi correctly rounded but lo, subnormal, fewer bits (the pair's relative accuracy falls to 2^-70 at
+exp(-700)).
+Never imported by ``import refloss``: the reference kernels and their tests only.
+"""
+import math
+from fractions import Fraction
+
+import numpy as np
+from numba import njit
+
+from ._numba_options import CPU_OPTIONS
+
+_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's split of a float64
+# ln 2 as three float64 words (hi has 32 significant bits: k * hi is exact for |k| < 2^21)
+_LN2_HI = 0.6931471803691238
+_LN2_MID = 1.9082149292705877e-10
+_LN2_LO = 1.1612227229362532e-26  # (ln 2 - hi - mid, rounded; the three words within 6e-43 of ln 2)
+_SQUARINGS = 10
+_EXP_TERMS = 12
+_LOG1P_TERMS = 26
+_NEAR_ONE = 2.0**-5
+
+
+def _pairs(values) -> np.ndarray:
+    """Rationals as double-double numbers: rows (hi, lo), hi + lo within 2^-106 relative."""
+    out = np.empty((len(values), 2))
+    for k, v in enumerate(values):
+        out[k, 0] = float(v)
+        out[k, 1] = float(v - Fraction(out[k, 0]))
+    return out
+
+
+_INV_FACTORIAL = _pairs([Fraction(1, math.factorial(n)) for n in range(_EXP_TERMS + 1)])  # row n: 1/n!
+_INV = _pairs([Fraction(1, max(n, 1)) for n in range(_LOG1P_TERMS + 1)])  # row n: 1/n
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def _two_sum(a, b):
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def _fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def _split(a):
+    c = _SPLIT * a
+    h = c - (c - a)
+    return h, a - h
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def _two_prod(a, b):
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    p = a * b
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def add(xh, xl, yh, yl):
+    """(xh + xl) + (yh + yl), double-double (the accurate sum of Joldes, Muller and Popescu)."""
+    s, e = _two_sum(xh, yh)
+    t, f = _two_sum(xl, yl)
+    s, e = _fast_two_sum(s, e + t)
+    return _fast_two_sum(s, e + f)
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def mul(xh, xl, yh, yl):
+    p, e = _two_prod(xh, yh)
+    return _fast_two_sum(p, e + (xh * yl + xl * yh))
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def div(xh, xl, yh, yl):
+    q1 = xh / yh
+    rh, rl = mul(yh, yl, q1, 0.0)
+    rh, rl = add(xh, xl, -rh, -rl)
+    q2 = rh / yh
+    rh2, rl2 = mul(yh, yl, q2, 0.0)
+    rh, rl = add(rh, rl, -rh2, -rl2)
+    q3 = rh / yh
+    q, e = _fast_two_sum(q1, q2)
+    return _fast_two_sum(q, e + q3)
+
+
+@njit(**CPU_OPTIONS)
+def exp(xh, xl):
+    """exp(xh + xl) as a double-double number."""
+    if not (abs(xh) <= 708.0):  # (NaN, infinities, and results beyond float64's normal range)
+        return math.exp(xh), 0.0
+    k = math.floor(xh / _LN2_HI + 0.5)
+    # r = x - k ln 2: k * hi exact, the rest in double-double
+    rh, rl = add(xh, xl, -k * _LN2_HI, 0.0)
+    ph, pl = _two_prod(k, _LN2_MID)
+    rh, rl = add(rh, rl, -ph, -(pl + k * _LN2_LO))
+    scale = 2.0**-_SQUARINGS
+    rh, rl = rh * scale, rl * scale
+    # exp(r) - 1 = r + r^2/2 + ... (Horner, in double-double)
+    sh, sl = _INV_FACTORIAL[_EXP_TERMS, 0], _INV_FACTORIAL[_EXP_TERMS, 1]
+    for n in range(_EXP_TERMS - 1, 0, -1):
+        sh, sl = mul(sh, sl, rh, rl)
+        sh, sl = add(sh, sl, _INV_FACTORIAL[n, 0], _INV_FACTORIAL[n, 1])
+    sh, sl = mul(sh, sl, rh, rl)  # e = exp(r) - 1, kept apart from the 1 while squaring: (1 + e)^2 = 1 + (2e + e^2)
+    for _ in range(_SQUARINGS):
+        th, tl = mul(sh, sl, sh, sl)
+        sh, sl = add(2.0 * sh, 2.0 * sl, th, tl)
+    eh, el = add(1.0, 0.0, sh, sl)
+    k1 = math.floor(k / 2.0)
+    f1, f2 = 2.0**k1, 2.0 ** (k - k1)
+    return (eh * f1) * f2, (el * f1) * f2
+
+
+@njit(**CPU_OPTIONS)
+def log1p(xh, xl):
+    """log(1 + (xh + xl)) as a double-double number."""
+    if not (xh > -1.0 and xh < math.inf):
+        return math.log1p(xh), 0.0
+    if abs(xh) < _NEAR_ONE:
+        # x - x^2/2 + x^3/3 - ... = x (1 - x (1/2 - x (1/3 - ...)))
+        sh, sl = _INV[_LOG1P_TERMS, 0], _INV[_LOG1P_TERMS, 1]
+        for n in range(_LOG1P_TERMS - 1, 0, -1):
+            sh, sl = mul(sh, sl, -xh, -xl)
+            sh, sl = add(sh, sl, _INV[n, 0], _INV[n, 1])
+        return mul(sh, sl, xh, xl)
+    uh, ul = add(1.0, 0.0, xh, xl)
+    return _log_newton(uh, ul)
+
+
+@njit(**CPU_OPTIONS)
+def _log_newton(xh, xl):
+    y0 = math.log(xh)
+    eh, el = exp(-y0, 0.0)
+    th, tl = mul(xh, xl, eh, el)
+    th, tl = add(th, tl, -1.0, 0.0)
+    return add(y0, 0.0, th, tl)
+
+
+@njit(**CPU_OPTIONS)
+def log(xh, xl):
+    """log(xh + xl) as a double-double number."""
+    if not (xh > 0.0 and xh < math.inf):
+        return math.log(xh), 0.0
+    if abs(xh - 1.0) < _NEAR_ONE:
+        mh, ml = add(xh, xl, -1.0, 0.0)
+        return log1p(mh, ml)
+    if xh < 2.0**-900 or xh > 2.0**900:  # scaled by 2^(+-200) first: Veltkamp's split of x or of exp(-y0) would
+        e = 200.0 if xh < 1.0 else -200.0  # overflow beyond ~2^996
+        yh, yl = _log_newton(xh * 2.0**e, xl * 2.0**e)
+        ph, pl = _two_prod(e, _LN2_MID)  # e ln 2: e * hi exact
+        ph, pl = add(e * _LN2_HI, 0.0, ph, pl + e * _LN2_LO)
+        return add(yh, yl, -ph, -pl)
+    return _log_newton(xh, xl)
+
+
+@njit(**CPU_OPTIONS)
+def pow(xh, xl, yh, yl):
+    """(xh + xl) ** (yh + yl) for x > 0, as a double-double number (float64's pow elsewhere)."""
+    if not (xh > 0.0 and xh < math.inf) or not (abs(yh) < math.inf):
+        return math.pow(xh, yh), 0.0
+    lh, ll = log(xh, xl)
+    ph, pl = mul(lh, ll, yh, yl)
+    return exp(ph, pl)

@@ -1,0 +1,102 @@
+"""Float64 sweeps of the element-wise and classification losses against their double-double twins
+(refloss/_generated/<loss>_ref.py, exp/log/log1p/pow to ~100 bits for the element-wise ones), and the float64
+kernel defects that those sweeps found, each at its point against the 50-digit oracle."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss import sweep
+from refloss.oracle import oracle
+from refloss.oracle.rounding import ulp_error
+from refloss.sweep import _chunk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _errors(name, params, points):
+    """Per point, the float64 kernel's (value, gradient...) errors in ULPs against the oracle."""
+    fn = getattr(rl, name)
+    exact = oracle(name)
+    full = dict(zip([p.name for p in fn.info.params], fn._param_values(params)))
+    out = []
+    for p, t in points:
+        v, grads = fn.value_and_grad(np.array([p]), np.array([t]), **params)
+        ev, *eg = exact(p, t, **full)
+        out.append([float(ulp_error(float(g[0]), e, np.float64)) for g, e in zip([v, *grads], [ev, *eg])])
+    return out
+
+
+@pytest.mark.parametrize("name, params, points, before", [
+    # balanced_l1: log1p(u)/2 - z cancels just above z = 1/2 (now the pairs' log form), and the residual's rounding
+    ("balanced_l1", {"beta": 0.11}, [(-0.011954709146678904, -0.02364258825745935)], 6.58),
+    ("balanced_l1", {"beta": 1 / 9}, [(-3.3992236431467293, -3.387405825875316)], 6.24),
+    ("balanced_l1", {"beta": 1.0}, [(-9.211684617707174, -9.325240191903772), (0.0017562766916753942, 0.0)], 4.06),
+    # focal_l1: a product of five rounded results (now float32's error-free form)
+    ("focal_l1", {"beta": 0.5}, [(-0.031083873043906095, -0.0310838250195129)], 4.11),
+    # varifocal_loss: d/dq on the negatives, subnormal: a rounded subnormal sigma^gamma times alpha x
+    ("varifocal_loss", {}, [(-362.3616983114373, 0.0), (-50.0, 0.0), (-1000.0, 0.0)], 315.0),
+])
+def test_the_float64_defects_the_sweeps_found_are_fixed(name, params, points, before):
+    bar = rl._reference.REFERENCES[name].bar.at("float64")
+    for (p, t), errs in zip(points, _errors(name, params, points)):
+        assert errs[0] <= bar[0] and max(errs[1:]) <= bar[1], (name, params, p, t, errs, f"was {before} ULP")
+
+
+# the element-wise references: rounded once (0.5 ULP) but from the kernel's float64 constants (focal_l1's
+# alpha = e beta and ln beta: their roundings, about an ULP of the gradient)
+@pytest.mark.parametrize("name, params, tol", [
+    ("balanced_l1", {"beta": 0.11}, 2.0), ("balanced_l1", {"beta": 2.0, "alpha": 1.0, "gamma": 1.0}, 2.0),
+    ("focal_l1", {"beta": 0.5}, 2.0), ("smooth_l1", {"beta": 1 / 9}, 2.0), ("mse", {}, 2.0),
+    # the classification references keep float64's rounding of softplus and the focal forms: a screen
+    ("bce_with_logits", {}, 4.0), ("varifocal_loss", {}, 16.0),
+])
+def test_the_references_agree_with_the_oracle(name, params, tol):
+    fn = getattr(rl, name)
+    ref = _chunk.reference_module(fn._module("cpu"))
+    rng = np.random.default_rng(5)
+    n = 200
+    if fn.info.family == "classification":
+        p = rng.normal(0, 6, n)
+        t = rng.choice([0.0, 1.0, 0.3], n)
+    else:
+        t = rng.normal(0, 3, n) * 10.0 ** rng.integers(-3, 2, n)
+        p = t + rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-9, 1, n)
+    out = np.empty((n, 3))
+    ref.reference(p, t, out, *fn.kernel_args(params, "f64"))
+    exact = oracle(name)
+    full = dict(zip([q.name for q in fn.info.params], fn._param_values(params)))
+    for i in range(n):
+        ev, *eg = exact(p[i], t[i], **full)
+        for k, e in enumerate([ev, *eg]):
+            assert float(ulp_error(out[i, k], e, np.float64)) <= tol, (name, p[i], t[i], k)
+
+
+@pytest.mark.parametrize("name, params", [("balanced_l1", {"beta": 0.11}), ("focal_l1", {"beta": 0.5}),
+                                          ("huber", {"delta": 1.0}), ("bce_with_logits", {})])
+def test_a_float64_sweep_measures_every_point_against_the_reference(name, params):
+    r = sweep.run(name, params, dtype="float64", samples=1 << 14, workers=1)
+    assert r.measured == r.points == 1 << 14
+    assert r.failures == 0 and max(r.max_ulp.values()) <= 4.0, r.max_ulp
+    assert all(e["reference"] in ("double-double", "oracle") for e in r.worst)
+    assert r.oracle_delta <= (2.0 if getattr(rl, name).info.family == "elementwise" else 8.0)
+
+
+def test_the_sampled_float64_table(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import exhaustive_tables
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    k = next(i for i, (loss, params) in enumerate(exhaustive_tables.sampled_runs())
+             if loss == "smooth_l1" and params == {"beta": 1.0})
+    out = tmp_path / "table.md"
+    exhaustive_tables.main(["--samples", "4096", "--rows", str(k), "--workers", "1", "--results", str(tmp_path),
+                            "-o", str(out)])
+    row = next(line for line in out.read_text().splitlines() if line.startswith(f"| {k} | smooth_l1 |"))
+    result = json.loads((tmp_path / f"smooth_l1-{k}-samples-4096-float64.json").read_text())
+    assert result["dtype"] == "float64" and result["points"] == result["measured"] == 4096
+    assert f"| {result['points']} |" in row and row.endswith(f"| {result['failures']} |")
