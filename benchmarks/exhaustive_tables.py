@@ -49,6 +49,8 @@ def _bits(text: str) -> tuple:
 def _fmt(v) -> str:
     if v is None:
         return "-"
+    if isinstance(v, str):  # (the JSON's "inf" and "nan")
+        return v
     return "inf" if v == float("inf") else f"{v:.3g}"
 
 

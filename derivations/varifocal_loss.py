@@ -15,7 +15,9 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
-from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, Sigmoid, TwoProd, plain
+from sympy.codegen.cfunctions import log1p
+
+from refloss._derive.functions import Clamp0, FocalCE, Group, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, TwoSum, plain
 from refloss._info import Properties
 
 C = _logits.inputs("target")
@@ -82,15 +84,40 @@ def derive() -> LossSpec:
     prove_equal(plain(deep_f64), plain(-deep_weight * x), "float64 deep d/dq: -alpha x e^(gamma x), the exponential "
                 "halved and squared with the factor between", checks, domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)},
                 numeric=True)
+    # float64, the weight held: dL/dx = alpha sigma^(gamma+1), a rounded sigma raised to a power, kept 8.95 ULP at
+    # logit -11.69 (bar 8, against the oracle).  As alpha e^s, s = (gamma+1) min(x, 0) - (gamma+1) log1p(e^-|x|):
+    # the first product error-free (TwoProd), s's rounding error kept (TwoSum), so that only log1p(e^-|x|) <= ln 2,
+    # its product and the exponential round (x >= -45; beyond, alpha e^((gamma+1) x) as d/dq's deep form)
+    g1 = Group(gamma + 1)
+    below = x - Clamp0(x)  # min(x, 0), exact
+    m = g1 * log1p(sp.exp(-RealAbs(x)))
+    t_h, t_l = TwoProd(g1, below, 0), TwoProd(g1, below, 1)
+    held_f64 = alpha * sp.exp(TwoSum(t_h, -m, 0)) * (1 + Group(TwoSum(t_h, -m, 1) + t_l))
+    prove_equal(plain(held_f64), plain(d_neg_held), "float64 held dL/dx: alpha sigma^(gamma+1) = alpha e^((gamma+1) "
+                "(min(x, 0) - log1p(e^-|x|)))", checks, domain={x: (-30, 30), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
+    deep_held = _logits.exp_scaled(g1, x, alpha)
+    prove_equal(plain(deep_held) * (1 + sp.exp(x)) ** -(gamma + 1), plain(d_neg_held), "float64 deep held dL/dx: "
+                "alpha e^((gamma+1) x) (1 + e^x)^-(gamma+1), the last factor 1 to float64's precision below -45", checks,
+                domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
     kernels = {}
     for prec, deep in (("f64", -45), ("f32", -87)):
-        branches = (
-            Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
-                   {**neg_out, "d_target": deep_f64 if prec == "f64" else -deep_weight * x},
-                   "negative, far from the optimum" if prec == "f64" else "negative, sigma(x) subnormal or 0"),
-            Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative (q = 0)"),
-            Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
-        )
+        if prec == "f64":
+            branches = (
+                Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
+                       {"value": neg, "d_logits": det * deep_held + (1 - det) * d_neg_exact, "d_target": deep_f64},
+                       "negative, far from the optimum"),
+                Branch(sp.And(sp.Eq(q, 0), x >= deep), {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact,
+                                                        "d_target": d_neg_q}, "negative (q = 0)"),
+                Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative, logit below -2^100 (or NaN)"),
+                Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
+            )
+        else:  # (as swept exhaustively: the float32 kernel evaluates both gradients in float64)
+            branches = (
+                Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100), {**neg_out, "d_target": -deep_weight * x},
+                       "negative, sigma(x) subnormal or 0"),
+                Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative (q = 0)"),
+                Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
+            )
         # the held weight's dL/dx = alpha sigma^(gamma+1) and dL/dq = -alpha sigma^gamma x raise a rounded sigma to a
         # power (float32 9.5 ULP at logit -6.15, gamma 2, bar 8): float64 in the float32 kernel
         kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det, iw), prelude=(), branches=branches,
@@ -152,10 +179,16 @@ def derive() -> LossSpec:
         accuracy="Positives: q (q softplus(-x) + (1 - q) softplus(x)); negatives: alpha l e^g d^-g (x < 0) or "
         "alpha (x + l) d^-g (x >= 0), e = exp(-|x|), d = 1 + e, l = log1p(e), as the sigmoid focal loss at "
         "the target 0: no overflow and no cancellation for logits of any magnitude. dL/dq on the negatives, "
-        "-alpha x sigma(x)^gamma, takes sigma(x)^gamma as e^(gamma x) (gamma x error-free) where sigma(x) is subnormal "
-        "(x < -708 in float64, -87 in float32), which it stays representable beyond. With the weight held, dL/dx on "
-        "the negatives is alpha sigma(x)^(gamma + 1), a rounded sigma raised to a power whose error the power "
-        "multiplies (float32 9.5 ULP at logit -6.15, gamma = 2): the float32 kernel evaluates both gradients in "
-        "float64 (inputs widened exactly, each result rounded once), at the cost of float64's speed for them.",
+        "-alpha x sigma(x)^gamma, takes sigma(x)^gamma as e^(gamma x) (gamma x error-free) below x = -45 in float64 "
+        "(where it is subnormal long before sigma is; the exponential halved and squared, -alpha x between, so that "
+        "the result is rounded once: 315 ULP at x = -362 before) and below -87 in float32, which it stays "
+        "representable beyond. With the weight held, dL/dx on the negatives is alpha sigma(x)^(gamma + 1), a rounded "
+        "sigma raised to a power whose error the power multiplies (float32 9.5 ULP at logit -6.15, gamma = 2; "
+        "float64 8.95 at -11.69): the float32 kernel evaluates both gradients in float64 (inputs widened exactly, "
+        "each result rounded once), at the cost of float64's speed for them, and the float64 kernel as alpha e^s, "
+        "s = (gamma + 1) min(x, 0) - (gamma + 1) log1p(e^-|x|) with the first product error-free and s's rounding "
+        "kept. At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
+        "terms that each keep their digits: near it the error in ULPs of the result is unbounded (absolute, about "
+        "an ulp of softplus(-x)), as for the focal losses' dL/dtarget.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification",
         properties=Properties(true_derivative={"detach_weight": False}))

@@ -26,8 +26,8 @@ import sympy as sp
 
 from sympy.codegen.cfunctions import log1p
 
-from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, PowG, PowGm1,
-                        Quot, RealAbs, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, LogitCE, PowG,
+                        PowGm1, Quot, RealAbs, Sigmoid, Softplus, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -53,9 +53,9 @@ class DoubleDouble:
         # strict: a function whose derivative SymPy does not know is an error (its argument's low part would be
         # dropped); otherwise its value is f(hi) (a reference that only screens: a few ulps there)
         self.strict = strict
-        # accurate: exp, log, log1p and non-integer powers to ~100 bits (refloss/_dd_functions.py, called as
-        # ``_ddf.<name>``), not f(hi) + f'(hi) lo with f's float64 rounding (the reference kernels of losses whose
-        # bars are a few ulps of the value)
+        # accurate: exp, log, log1p, non-integer powers, sigmoid, softplus and the cross-entropy on logits to
+        # ~100 bits (refloss/_dd_functions.py, called as ``_ddf.<name>``), not f(hi) + f'(hi) lo with f's float64
+        # rounding (the reference kernels of losses whose bars are a few ulps of the value)
         self.accurate = accurate
 
     # -- the building blocks (names of printed float64 values; lo None: 0)
@@ -209,9 +209,25 @@ class DoubleDouble:
             return "pow", (e.base, e.exp)
         if isinstance(e, PowG):
             return "pow", e.args
-        if isinstance(e, PowGm1):
+        if isinstance(e, PowGm1):  # (0 where m = 0 or g = 0: see _function)
             return "pow", (e.args[0], e.args[1] - 1)
         return None
+
+    def _logistic(self, e) -> tuple:
+        """sigma(x), softplus(x) and the cross-entropy on logits with accurate exp and log1p, in forms that neither
+        overflow nor cancel: softplus(x) = max(x, 0) + log1p(e^-|x|), sigma(x) = 1/(1 + e^-x) (x >= 0) or
+        e^x/(1 + e^x), LogitCE(x, y) = y softplus(-x) + (1 - y) softplus(x)."""
+        if isinstance(e, LogitCE):
+            x, y = e.args
+            return self.lower(y * Softplus(-x) + (1 - y) * Softplus(x))
+        zero = (self.p._literal(0), None)
+        x = self.lower(e.args[0])
+        pos = self._a(f"{x[0]} >= {zero[0]}")
+        ex = self._call("exp", [self.select(pos, self.neg(x), x)])  # e^-|x|
+        if isinstance(e, Softplus):
+            return self.add(self.select(pos, x, zero), self._call("log1p", [ex]))
+        one = (self.p._literal(1), None)
+        return self.div(self.select(pos, one, ex), self.add(one, ex))
 
     def _call(self, name: str, args: list) -> tuple:
         zero = self.p._literal(0)
@@ -222,9 +238,16 @@ class DoubleDouble:
         """f(args) as f(his) + sum_i df/darg_i(his) lo_i (first order: lo_i/hi_i is below 2^-52), with f's true
         partial derivatives (not a gradient convention: AtanRatio's darknet flag changes its derivative only);
         with ``accurate``, exp, log, log1p and powers in double-double (:meth:`_accurate`)."""
+        if self.accurate and isinstance(e, (Sigmoid, Softplus, LogitCE)):
+            return self._logistic(e)
         call = self._accurate(e) if self.accurate else None
         if call is not None:
-            return self._call(call[0], [self.lower(a) for a in call[1]])
+            value = self._call(call[0], [self.lower(a) for a in call[1]])
+            if isinstance(e, PowGm1):  # its convention: 0 where m = 0 or g = 0 (PowG's derivative g m^(g-1) is 0 there)
+                (m, _), (g, _) = self.lower(e.args[0]), self.lower(e.args[1])
+                zero = self.p._literal(0)
+                value = self.select(self._a(f"({m} > {zero}) & ({g} != {zero})"), value, (zero, None))
+            return value
         args = [self.lower(a) for a in e.args]
         his = [sp.Symbol(h, real=True) for h, _ in args]
         at = e.func(*his)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 77
+# ops: 141
 """Varifocal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -44,7 +44,7 @@ def constants(alpha, gamma, detach_weight, iou_weighted):
 
 
 def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
-    if (target == 0.0):  # negative (q = 0)
+    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # negative, far from the optimum
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -54,11 +54,21 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
         return value
+    elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
+        _a8 = abs(logits)
+        _e9 = math.exp(-_a8)
+        _d10 = 1.0 + _e9
+        _c11 = (_e9 - (_d10 - 1.0))/_d10
+        _l12 = math.log1p(_e9)
+        _p13 = (math.pow(_e9, gamma) if logits < 0.0 else 1.0)*math.pow(_d10, -gamma)
+        _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
+        value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
+        return value
     else:  # positive (q > 0)
-        _s8 = -logits
-        _s9 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s10 = target*(max(_s8, 0.0) + math.log1p(math.exp(-abs(_s8)))) + (1.0 - target)*_s9
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s10
+        _s15 = -logits
+        _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
         return value
 
 
@@ -72,10 +82,10 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
         value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-        _t0 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _c8 = gamma*134217728.0 + gamma
-        _h9 = _c8 - (_c8 - gamma)
-        _l10 = gamma - _h9
+        _t0 = gamma + 1.0
+        _c8 = _t0*134217728.0 + _t0
+        _h9 = _c8 - (_c8 - _t0)
+        _l10 = _t0 - _h9
         _c11 = logits*134217728.0 + logits
         _h12 = _c11 - (_c11 - logits)
         _l13 = logits - _h12
@@ -83,42 +93,82 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p15 = _h9*_l13 + _l10*_h12
         _p16 = _p14 + _p15
         _t1 = math.exp(0.5*_p16)
-        _g117 = gamma + 1.0
-        _p18 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
-        _q19 = alpha*(_p18 - _p18*(_g117*_c4))
-        _s20 = (1.0 - detach_weight)*((_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q19)
-        d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + _s20
-        d_target = _t1*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(-_t1*alpha*logits))
+        _c17 = gamma*134217728.0 + gamma
+        _h18 = _c17 - (_c17 - gamma)
+        _l19 = gamma - _h18
+        _p20 = _h18*_h12
+        _p21 = _h18*_l13 + _l19*_h12
+        _p22 = _p20 + _p21
+        _t2 = math.exp(0.5*_p22)
+        _g123 = gamma + 1.0
+        _p24 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g123)
+        _q25 = alpha*(_p24 - _p24*(_g123*_c4))
+        _s26 = (1.0 - detach_weight)*((_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q25)
+        d_logits = _t1*detach_weight*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t1*alpha)) + _s26
+        d_target = _t2*((((_p21 - (_p22 - _p20)) + _l19*_l13) + 1.0)*(-_t2*alpha*logits))
         return value, d_logits, d_target
-    elif (target == 0.0):  # negative (q = 0)
-        _a21 = abs(logits)
-        _e22 = math.exp(-_a21)
-        _d23 = 1.0 + _e22
-        _c24 = (_e22 - (_d23 - 1.0))/_d23
-        _l25 = math.log1p(_e22)
-        _p26 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -gamma)
-        _ap27 = alpha*(_p26 - _p26*(gamma*_c24))
-        value = (_l25 if logits < 0.0 else logits + _l25)*_ap27
-        _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _t1_w1 = alpha*math.pow(_t0_w1, gamma)
-        _g128 = gamma + 1.0
-        _p29 = (math.pow(_e22, gamma) if logits < 0.0 else 1.0)*math.pow(_d23, -_g128)
-        _q30 = alpha*(_p29 - _p29*(_g128*_c24))
-        _s31 = (_e22 + gamma*_l25 if logits < 0.0 else 1.0 + gamma*((logits + _l25)*_e22))*_q30
-        d_logits = _t0_w1*_t1_w1*detach_weight + (1.0 - detach_weight)*_s31
-        d_target = -_t1_w1*logits
+    elif (target == 0.0) and (logits >= -45.0):  # negative (q = 0)
+        _a27 = abs(logits)
+        _e28 = math.exp(-_a27)
+        _d29 = 1.0 + _e28
+        _c30 = (_e28 - (_d29 - 1.0))/_d29
+        _l31 = math.log1p(_e28)
+        _p32 = (math.pow(_e28, gamma) if logits < 0.0 else 1.0)*math.pow(_d29, -gamma)
+        _ap33 = alpha*(_p32 - _p32*(gamma*_c30))
+        value = (_l31 if logits < 0.0 else logits + _l31)*_ap33
+        _t0_w1 = gamma + 1.0
+        _t1_w1 = logits - max(logits, logits - logits)
+        _c34 = _t0_w1*134217728.0 + _t0_w1
+        _h35 = _c34 - (_c34 - _t0_w1)
+        _l36 = _t0_w1 - _h35
+        _c37 = _t1_w1*134217728.0 + _t1_w1
+        _h38 = _c37 - (_c37 - _t1_w1)
+        _l39 = _t1_w1 - _h38
+        _p40 = _h35*_h38
+        _p41 = _h35*_l39 + _l36*_h38
+        _p42 = _p40 + _p41
+        _t2_w1 = _p42
+        _t3 = -_t0_w1*math.log1p(math.exp(-abs(logits)))
+        _e43 = _t2_w1 + _t3
+        _e44 = _e43 - _t2_w1
+        _s45 = (((_p41 - (_p42 - _p40)) + _l36*_l39) + ((_t2_w1 - (_e43 - _e44)) + (_t3 - _e44))) + 1.0
+        _g146 = gamma + 1.0
+        _p47 = (math.pow(_e28, gamma) if logits < 0.0 else 1.0)*math.pow(_d29, -_g146)
+        _q48 = alpha*(_p47 - _p47*(_g146*_c30))
+        _s49 = (_e28 + gamma*_l31 if logits < 0.0 else 1.0 + gamma*((logits + _l31)*_e28))*_q48
+        d_logits = alpha*detach_weight*_s45*math.exp(_e43) + (1.0 - detach_weight)*_s49
+        _s50 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        d_target = -alpha*logits*math.pow(_s50, gamma)
+        return value, d_logits, d_target
+    elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
+        _a51 = abs(logits)
+        _e52 = math.exp(-_a51)
+        _d53 = 1.0 + _e52
+        _c54 = (_e52 - (_d53 - 1.0))/_d53
+        _l55 = math.log1p(_e52)
+        _p56 = (math.pow(_e52, gamma) if logits < 0.0 else 1.0)*math.pow(_d53, -gamma)
+        _ap57 = alpha*(_p56 - _p56*(gamma*_c54))
+        value = (_l55 if logits < 0.0 else logits + _l55)*_ap57
+        _t0_w2 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _t1_w2 = alpha*math.pow(_t0_w2, gamma)
+        _g158 = gamma + 1.0
+        _p59 = (math.pow(_e52, gamma) if logits < 0.0 else 1.0)*math.pow(_d53, -_g158)
+        _q60 = alpha*(_p59 - _p59*(_g158*_c54))
+        _s61 = (_e52 + gamma*_l55 if logits < 0.0 else 1.0 + gamma*((logits + _l55)*_e52))*_q60
+        d_logits = _t0_w2*_t1_w2*detach_weight + (1.0 - detach_weight)*_s61
+        d_target = -_t1_w2*logits
         return value, d_logits, d_target
     else:  # positive (q > 0)
-        _s32 = -logits
-        _s33 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s34 = target*(max(_s32, 0.0) + math.log1p(math.exp(-abs(_s32)))) + (1.0 - target)*_s33
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s34
-        _t0_w2 = iou_weighted*target + (1.0 - iou_weighted)
-        _t1_w2 = _t0_w2*logits
-        _s35 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s36 = -target*(1.0/(1.0 + math.exp(-_s32)) if _s32 >= 0.0 else math.exp(_s32)/(1.0 + math.exp(_s32)))
-        d_logits = _t0_w2*(_s36 + (1.0 - target)*_s35)
-        d_target = -_t1_w2*detach_weight + (1.0 - detach_weight)*(-_t1_w2 + iou_weighted*_s34)
+        _s62 = -logits
+        _s63 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _s64 = target*(max(_s62, 0.0) + math.log1p(math.exp(-abs(_s62)))) + (1.0 - target)*_s63
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s64
+        _t0_w3 = iou_weighted*target + (1.0 - iou_weighted)
+        _t1_w3 = _t0_w3*logits
+        _s65 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _s66 = -target*(1.0/(1.0 + math.exp(-_s62)) if _s62 >= 0.0 else math.exp(_s62)/(1.0 + math.exp(_s62)))
+        d_logits = _t0_w3*(_s66 + (1.0 - target)*_s65)
+        d_target = -_t1_w3*detach_weight + (1.0 - detach_weight)*(-_t1_w3 + iou_weighted*_s64)
         return value, d_logits, d_target
 
 

@@ -416,6 +416,8 @@ def run_chunk(task: dict) -> dict:
         recheck.update(np.linspace(0, n - 1, min(n, k)).astype(int).tolist() if n else [])
     else:
         r = int(task.get("recheck_top", 2))
+        if s.reference is not None and n:  # and an even sample: the oracle looks even where the twin agrees with
+            recheck.update(np.linspace(0, n - 1, min(n, r)).astype(int).tolist())  # the kernel everywhere
         seen = {}  # id -> array (kept alive, so that an id is never reused here)
         for cols in groups.values():
             e = _group_max([err[c] for c in cols]) if cols else None
