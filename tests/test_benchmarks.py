@@ -52,3 +52,29 @@ def test_float32_benchmark_names_an_unknown_loss():
 
     with pytest.raises(SystemExit):
         float32.main(["--loss", "giou_los"])
+
+
+def test_same_float32_finds_a_changed_bit_and_passes_the_same_kernel(tmp_path):
+    # benchmarks/same_float32.py: whether a kernel change leaves docs/exhaustive.md's float32 rows as swept
+    from pathlib import Path
+
+    import numpy as np
+
+    import refloss as rl
+    from benchmarks.same_float32 import differing, main
+
+    root = Path(__file__).resolve().parent.parent
+    new = rl.smooth_l1._module("cpu")
+    args = rl.smooth_l1.kernel_args({"beta": 1.0}, "f32")
+    lo, hi = 0x3f000000, 0x3f100000  # residuals in [0.5, 0.5625)
+
+    class OneUlpOff:  # the same driver, its value one ulp up where the residual's last bit is set
+        @staticmethod
+        def value_and_grad_f32(x, t, out, dp, dt, divisor, *a):
+            new.value_and_grad_f32(x, t, out, dp, dt, divisor, *a)
+            odd = (x.view(np.uint32) & 1) == 1
+            out[odd] = np.nextafter(out[odd], np.float32(np.inf))
+
+    assert differing(new, new, args, lo, hi) == 0
+    assert differing(OneUlpOff, new, args, lo, hi) == (hi - lo) // 2
+    assert main(["--old", str(root), "smooth_l1", "--bits", f"{lo:#x}:{hi:#x}"]) == 0  # this checkout against itself

@@ -1,0 +1,84 @@
+"""Are this checkout's float32 element-wise kernels bit for bit another checkout's, over every float32 residual?
+
+    git clone -q . /tmp/before && git -C /tmp/before checkout -q HEAD~1
+    python benchmarks/same_float32.py --old /tmp/before balanced_l1 focal_l1 [--bits LO:HI]
+
+docs/exhaustive.md's float32 rows were swept at target 0 over all 2**32 bit patterns (about 5 minutes a row on
+2 cores, and 15 for the classification losses).  A change to a kernel that cannot move those outputs (a term
+that is 0 at target 0, a renamed temporary) need not be swept again if its outputs are the same, bit for bit:
+this compares value and both gradients of the two checkouts' ``value_and_grad_f32`` drivers at target 0 for
+every parameter set of refloss/_reference.py, and exits 1 if any bit pattern differs (NaN payloads and the sign
+of zero included).  The other checkout's CPU module is loaded from its file under another name; its imports
+(refloss._numba_options, refloss._select, ...) resolve to this checkout, and its kernel arguments are this
+checkout's ``kernel_args`` (a change to the arguments is not a change this tool can judge).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import refloss as rl
+from refloss._reference import REFERENCES
+
+STEP = 1 << 24
+
+
+def _bits(text: str) -> tuple:
+    lo, _, hi = text.partition(":")
+    return int(lo, 0), int(hi, 0)
+
+
+def old_module(checkout: Path, loss: str):
+    path = checkout / "refloss" / "_generated" / f"{loss}_cpu.py"
+    spec = importlib.util.spec_from_file_location(f"_old_{loss}_cpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def differing(old, new, args, lo: int, hi: int) -> int:
+    """How many bit patterns in [lo, hi) give a different value or gradient (target 0)."""
+    count = 0
+    for start in range(lo, hi, STEP):
+        x = np.arange(start, min(hi, start + STEP), dtype=np.uint64).astype(np.uint32).view(np.float32)
+        t = np.zeros_like(x)
+        outs = []
+        for m in (old, new):
+            o = [np.empty_like(x) for _ in range(3)]
+            m.value_and_grad_f32(x, t, o[0], o[1], o[2], np.float32(1), *args)
+            outs.append(o)
+        diff = np.zeros(len(x), bool)
+        for a, b in zip(*outs):
+            diff |= a.view(np.uint32) != b.view(np.uint32)
+        count += int(diff.sum())
+    return count
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--old", type=Path, required=True, help="the other checkout (its repository root)")
+    ap.add_argument("losses", nargs="+", help="element-wise losses (their drivers take pred and target)")
+    ap.add_argument("--bits", type=_bits, default=(0, 2**32), metavar="LO:HI")
+    args = ap.parse_args(argv)
+    unknown = [n for n in args.losses if n not in rl.ELEMENTWISE_LOSSES]
+    if unknown:
+        ap.error(f"not element-wise losses: {unknown}; element-wise: {', '.join(rl.ELEMENTWISE_LOSSES)}")
+    total = 0
+    for loss in args.losses:
+        old, fn = old_module(args.old, loss), getattr(rl, loss)
+        for params in REFERENCES[loss].param_sets:
+            t0 = time.perf_counter()
+            n = differing(old, fn._module("cpu"), fn.kernel_args(params, "f32"), *args.bits)
+            total += n
+            print(f"{loss} {params}: {n} of {args.bits[1] - args.bits[0]} bit patterns differ "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
