@@ -72,7 +72,8 @@ class Setup:
 
 def reference_module(drivers):
     """The double-double reference module (refloss/_generated/<loss>_ref.py, codegen's reference_module) of a
-    loss's CPU drivers, or None (a row or distribution loss, a metric, or a refloss.design loss: none generated)."""
+    loss's CPU drivers, or None (a row loss, softmax cross-entropy or DFL, a box coding, or a refloss.design loss:
+    none generated)."""
     import importlib
 
     name = drivers.__name__
@@ -306,8 +307,9 @@ def flat_rows(inputs: tuple):
 
 def reference(s: Setup, inputs: tuple) -> tuple:
     """(columns, gradient arrays) as :func:`kernel` with ``raw``, from the double-double reference: value and
-    gradients of every pair, each the rounding of a ~106-bit result whose functions (exp, log, atan, pow) keep
-    float64's own rounding, a few float64 ulps of theirs (the oracle re-checks the worst points)."""
+    gradients of every point, each the rounding of a ~106-bit result; the box twins' functions (exp, log, atan, pow)
+    keep float64's own rounding, a few float64 ulps of theirs, the element-wise and classification twins' exp, log,
+    log1p, powers, sigmoid and softplus are accurate to ~100 bits (the oracle re-checks the worst points)."""
     p, t = (np.ascontiguousarray(a, np.float64) for a in inputs)
     w = p.shape[1] if p.ndim == 2 else 1  # (element-wise and classification losses: one number each)
     out = np.empty((len(p), 1 + 2 * w))
