@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d412d9aad1f29893
+# scalar kernels: sha256 013875fb93268d87
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
