@@ -1,4 +1,4 @@
-"""exp, log, log1p and pow of double-double numbers, to about 100 bits: the functions of the float64
+"""exp, expm1, log, log1p and pow of double-double numbers, to about 100 bits: the functions of the float64
 sweeps' reference kernels (``refloss/_generated/<loss>_ref.py``, codegen's ``reference_function``).
 
 A double-double number is a pair (hi, lo) of float64 numbers with |lo| <= ulp(hi)/2, carrying about
@@ -19,6 +19,8 @@ value within a hair of its correctly rounded result.
   instead (x - 1 exact in double-double there).
 - log1p(x): |x| < 2^-5: the series x - x^2/2 + x^3/3 - ... to degree 26 (2^-5 to the 27th is below
   2^-130); else log(1 + x) with 1 + x in double-double.
+- expm1(x): its series to degree 12 for |x| < 2^-10; the reduced exp(r) - 1 of exp where x is within ln 2 / 2
+  of 0 (no 1 added); else exp(x) - 1.
 - pow(x, y) for x > 0: exp(y log x).
 
 Arguments beyond each function's range (exp beyond +-708, log of x <= 0, NaN, infinities) give the
@@ -115,11 +117,9 @@ def div(xh, xl, yh, yl):
     return _fast_two_sum(q, e + q3)
 
 
-@njit(**CPU_OPTIONS)
-def exp(xh, xl):
-    """exp(xh + xl) as a double-double number."""
-    if not (abs(xh) <= 708.0):  # (NaN, infinities, and results beyond float64's normal range)
-        return math.exp(xh), 0.0
+@njit(inline="always", **CPU_OPTIONS)
+def _exp_parts(xh, xl):
+    """(k, exp(r) - 1) with x = k ln 2 + r, |r| <= ln 2 / 2, exp(r) - 1 as a double-double number."""
     k = math.floor(xh / _LN2_HI + 0.5)
     # r = x - k ln 2: k * hi exact, the rest in double-double
     rh, rl = add(xh, xl, -k * _LN2_HI, 0.0)
@@ -136,10 +136,38 @@ def exp(xh, xl):
     for _ in range(_SQUARINGS):
         th, tl = mul(sh, sl, sh, sl)
         sh, sl = add(2.0 * sh, 2.0 * sl, th, tl)
+    return k, sh, sl
+
+
+@njit(**CPU_OPTIONS)
+def exp(xh, xl):
+    """exp(xh + xl) as a double-double number."""
+    if not (abs(xh) <= 708.0):  # (NaN, infinities, and results beyond float64's normal range)
+        return math.exp(xh), 0.0
+    k, sh, sl = _exp_parts(xh, xl)
     eh, el = add(1.0, 0.0, sh, sl)
     k1 = math.floor(k / 2.0)
     f1, f2 = 2.0**k1, 2.0 ** (k - k1)
     return (eh * f1) * f2, (el * f1) * f2
+
+
+@njit(**CPU_OPTIONS)
+def expm1(xh, xl):
+    """exp(xh + xl) - 1 as a double-double number: for |x| <= ln 2 / 2 the reduced exp(r) - 1 itself (no 1
+    added and taken away), else exp(x) - 1 (at most a factor 2.5 of cancellation)."""
+    if not (abs(xh) <= 708.0):
+        return math.expm1(xh), 0.0
+    if abs(xh) < 2.0**-10:  # the series itself (x^13/13! is below 2^-150 of x), without exp's scaling by 2^-10,
+        sh, sl = _INV_FACTORIAL[_EXP_TERMS, 0], _INV_FACTORIAL[_EXP_TERMS, 1]  # whose low words would be subnormal
+        for n in range(_EXP_TERMS - 1, 0, -1):  # for tiny x
+            sh, sl = mul(sh, sl, xh, xl)
+            sh, sl = add(sh, sl, _INV_FACTORIAL[n, 0], _INV_FACTORIAL[n, 1])
+        return mul(sh, sl, xh, xl)
+    k, sh, sl = _exp_parts(xh, xl)
+    if k == 0.0:
+        return sh, sl
+    eh, el = exp(xh, xl)
+    return add(eh, el, -1.0, 0.0)
 
 
 @njit(**CPU_OPTIONS)

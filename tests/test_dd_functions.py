@@ -1,4 +1,4 @@
-"""exp, log, log1p and pow of double-double numbers (refloss/_dd_functions.py), the functions of the float64
+"""exp, expm1, log, log1p and pow of double-double numbers (refloss/_dd_functions.py), the functions of the float64
 element-wise sweeps' reference kernels: about 100 bits against mpmath, float64's function beyond their ranges."""
 import math
 
@@ -29,6 +29,7 @@ def _points(rng, n, make):
 
 @pytest.mark.parametrize("name, make, exact, bound", [
     ("exp", lambda r: r.uniform(-700, 700) * r.choice([1, 1e-3, 1e-9, 1e-18]), mp.exp, 2.0**-100),
+    ("expm1", lambda r: r.uniform(-1, 1) * 10.0 ** r.uniform(-300, 2.8), mp.expm1, 2.0**-99),
     ("log", lambda r: 10.0 ** r.uniform(-307, 307), mp.log, 2.0**-97),
     ("log", lambda r: 1 + r.uniform(-0.1, 0.1) * r.choice([1, 1e-7, 1e-15]), mp.log, 2.0**-88),
     ("log1p", lambda r: r.uniform(-1, 1) * 10.0 ** r.uniform(-300, 0), mp.log1p, 2.0**-88),

@@ -72,18 +72,21 @@ def test_the_float64_box_defect_the_sweep_found_is_fixed():
 @pytest.mark.parametrize("name, params, tol", [
     ("balanced_l1", {"beta": 0.11}, 2.0), ("balanced_l1", {"beta": 2.0, "alpha": 1.0, "gamma": 1.0}, 2.0),
     ("focal_l1", {"beta": 0.5}, 2.0), ("smooth_l1", {"beta": 1 / 9}, 2.0), ("mse", {}, 2.0),
-    # the classification references: sigmoid, softplus and the cross-entropy accurate; the focal forms keep float64's
-    # rounding (a screen there)
-    ("bce_with_logits", {}, 2.0), ("varifocal_loss", {}, 16.0),
+    # the classification references: sigmoid, softplus, the cross-entropy and the focal forms accurate
+    # (correctly rounded at every point here: within 0.5 ULP)
+    ("bce_with_logits", {}, 1.0), ("varifocal_loss", {}, 1.0), ("varifocal_loss", {"detach_weight": True}, 1.0),
+    ("sigmoid_focal_loss", {}, 1.0), ("sigmoid_focal_loss", {"alpha": None, "gamma": 0.5}, 1.0),
+    ("qfl_loss", {}, 1.0), ("qfl_loss", {"beta": 3.5}, 1.0),
 ])
 def test_the_references_agree_with_the_oracle(name, params, tol):
     fn = getattr(rl, name)
     ref = _chunk.reference_module(fn._module("cpu"))
     rng = np.random.default_rng(5)
     n = 200
-    if fn.info.family == "classification":
-        p = rng.normal(0, 6, n)
-        t = rng.choice([0.0, 1.0, 0.3], n)
+    if fn.info.family == "classification":  # (tiny and far logits among them)
+        p = np.concatenate([rng.normal(0, 6, n - 40), rng.choice([-1, 1], 20) * 10.0 ** rng.uniform(-12, 0, 20),
+                            rng.choice([-1, 1], 20) * rng.uniform(20, 700, 20)])
+        t = rng.choice([0.0, 1.0, 0.3, 0.999, 1e-6], n)
     else:
         t = rng.normal(0, 3, n) * 10.0 ** rng.integers(-3, 2, n)
         p = t + rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-9, 1, n)

@@ -1950,8 +1950,9 @@ def reference_function(kernel: Kernel, name: str, accurate: bool = False) -> str
     the inputs (refloss/_derive/double_double.py; functions f(hi) + f'(hi) lo, so a function's value keeps
     float64's rounding relative to itself).  The float64 sweeps' screen (refloss/sweep/_chunk.py): it
     finds where the float64 kernel loses digits to cancellation, which the oracle then measures.  ``accurate``:
-    exp, log, log1p and powers to ~100 bits too (refloss/_dd_functions.py), so that the reference is within a
-    hair of the correctly rounded result wherever the kernel's functions are those (element-wise losses)."""
+    exp, expm1, log, log1p, powers, tanh and the logistic and focal forms to ~100 bits too
+    (refloss/_dd_functions.py), so that the reference is within a hair of the correctly rounded result (the
+    element-wise and classification losses)."""
     outputs = kernel.output_names
     printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), special=False)  # libm's sin, cos, pow
     branches = _live_branches(tuple(kernel.branches), outputs)

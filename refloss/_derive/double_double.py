@@ -26,8 +26,8 @@ import sympy as sp
 
 from sympy.codegen.cfunctions import log1p
 
-from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, Group, HandDiff, LogitCE, PowG,
-                        PowGm1, Quot, RealAbs, Sigmoid, Softplus, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, FocalCE, FocalCEDx,
+                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, Sigmoid, Softplus, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -53,7 +53,8 @@ class DoubleDouble:
         # strict: a function whose derivative SymPy does not know is an error (its argument's low part would be
         # dropped); otherwise its value is f(hi) (a reference that only screens: a few ulps there)
         self.strict = strict
-        # accurate: exp, log, log1p, non-integer powers, sigmoid, softplus and the cross-entropy on logits to
+        # accurate: exp, expm1, log, log1p, non-integer powers, tanh, sigmoid, softplus, the cross-entropy on logits
+        # and the focal forms (FocalCE, its derivatives, 1 - p_t) to
         # ~100 bits (refloss/_dd_functions.py, called as ``_ddf.<name>``), not f(hi) + f'(hi) lo with f's float64
         # rounding (the reference kernels of losses whose bars are a few ulps of the value)
         self.accurate = accurate
@@ -229,6 +230,34 @@ class DoubleDouble:
         one = (self.p._literal(1), None)
         return self.div(self.select(pos, one, ex), self.add(one, ex))
 
+    @staticmethod
+    def _focal(e):
+        """The focal forms (FocalCE, its derivatives, 1 - p_t) as compositions of the accurate logistic functions
+        and powers, each a sum of terms of one sign at hard targets: with CE = LogitCE(x, y), q = 1 - p_t =
+        y sigma(-x) + (1 - y) sigma(x) (dq/dx = sigma(x) sigma(-x) (1 - 2y), dq/dy = -tanh(x/2)),
+        FocalCE = a CE q^g, d/dx = a ((1 - y) sigma(x) - y sigma(-x)) q^g + a g CE q^(g-1) dq/dx,
+        d/dy = -a x q^g + a g CE q^(g-1) dq/dy (q^(g-1) taken as 0 where q = 0 or g = 0, PowGm1)."""
+        x, y = e.args[:2]
+        q = y * Sigmoid(-x) + (1 - y) * Sigmoid(x)
+        if isinstance(e, OneMinusPt):
+            return q
+        a, g = e.args[2:]
+        ce, qg, qg1 = LogitCE(x, y), PowG(q, g), g * LogitCE(x, y) * PowGm1(q, g)
+        if isinstance(e, FocalCE):
+            return a * ce * qg
+        if isinstance(e, FocalCEDx):
+            return a * (((1 - y) * Sigmoid(x) - y * Sigmoid(-x)) * qg + qg1 * Sigmoid(x) * Sigmoid(-x) * (1 - 2 * y))
+        return a * (-x * qg - qg1 * sp.tanh(x / 2))
+
+    def _tanh(self, e) -> tuple:
+        """tanh(u) = -expm1(-2|u|)/(2 + expm1(-2|u|)) with u's sign: no cancellation for small u."""
+        u = self.lower(e.args[0])
+        zero = self.p._literal(0)
+        pos = self._a(f"{u[0]} >= {zero}")
+        m = self._call("expm1", [self.mul(self.number(-2), self.select(pos, u, self.neg(u)))])
+        t = self.div(self.neg(m), self.add(self.number(2), m))
+        return self.select(pos, t, self.neg(t))
+
     def _call(self, name: str, args: list) -> tuple:
         zero = self.p._literal(0)
         pair = self._a(f"_ddf.{name}({', '.join(f'{h}, {l or zero}' for h, l in args)})")
@@ -240,6 +269,10 @@ class DoubleDouble:
         with ``accurate``, exp, log, log1p and powers in double-double (:meth:`_accurate`)."""
         if self.accurate and isinstance(e, (Sigmoid, Softplus, LogitCE)):
             return self._logistic(e)
+        if self.accurate and isinstance(e, (FocalCE, FocalCEDx, FocalCEDy, OneMinusPt)):
+            return self.lower(self._focal(e))
+        if self.accurate and e.func == sp.tanh:
+            return self._tanh(e)
         call = self._accurate(e) if self.accurate else None
         if call is not None:
             value = self._call(call[0], [self.lower(a) for a in call[1]])

@@ -308,8 +308,9 @@ def flat_rows(inputs: tuple):
 def reference(s: Setup, inputs: tuple) -> tuple:
     """(columns, gradient arrays) as :func:`kernel` with ``raw``, from the double-double reference: value and
     gradients of every point, each the rounding of a ~106-bit result; the box twins' functions (exp, log, atan, pow)
-    keep float64's own rounding, a few float64 ulps of theirs, the element-wise and classification twins' exp, log,
-    log1p, powers, sigmoid and softplus are accurate to ~100 bits (the oracle re-checks the worst points)."""
+    keep float64's own rounding, a few float64 ulps of theirs, the element-wise and classification twins' exp, expm1, log,
+    log1p, powers, tanh, sigmoid, softplus and focal forms are accurate to ~100 bits (the oracle re-checks the worst
+    points)."""
     p, t = (np.ascontiguousarray(a, np.float64) for a in inputs)
     w = p.shape[1] if p.ndim == 2 else 1  # (element-wise and classification losses: one number each)
     out = np.empty((len(p), 1 + 2 * w))
