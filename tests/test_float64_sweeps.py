@@ -100,14 +100,15 @@ def test_the_references_agree_with_the_oracle(name, params, tol):
             assert float(ulp_error(out[i, k], e, np.float64)) <= tol, (name, p[i], t[i], k)
 
 
-@pytest.mark.parametrize("name, params", [("balanced_l1", {"beta": 0.11}), ("focal_l1", {"beta": 0.5}),
-                                          ("huber", {"delta": 1.0}), ("bce_with_logits", {})])
-def test_a_float64_sweep_measures_every_point_against_the_reference(name, params):
+@pytest.mark.parametrize("name, params, bar", [
+    ("balanced_l1", {"beta": 0.11}, 4.0), ("focal_l1", {"beta": 0.5}, 4.0), ("huber", {"delta": 1.0}, 4.0),
+    ("bce_with_logits", {}, 4.0), ("sigmoid_focal_loss", {"alpha": None}, 8.0), ("qfl_loss", {"beta": 0.0}, 8.0)])
+def test_a_float64_sweep_measures_every_point_against_the_reference(name, params, bar):
     r = sweep.run(name, params, dtype="float64", samples=1 << 14, workers=1)
     assert r.measured == r.points == 1 << 14
-    assert r.failures == 0 and max(r.max_ulp.values()) <= 4.0, r.max_ulp
+    assert r.failures == 0 and max(r.max_ulp.values()) <= bar, r.max_ulp
     assert all(e["reference"] in ("double-double", "oracle") for e in r.worst)
-    assert r.oracle_delta <= (2.0 if getattr(rl, name).info.family == "elementwise" else 8.0)
+    assert r.oracle_delta <= 2.0  # (the focal forms' twins too: accurate since they are compositions of accurate parts)
 
 
 def test_the_sampled_float64_table(tmp_path):
