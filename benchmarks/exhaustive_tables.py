@@ -9,6 +9,7 @@ oracle re-checks (refloss sweep --exhaustive).
     python benchmarks/exhaustive_tables.py --boxes N [--only LOSS ...] [--rows K,...] [--group K] [-o boxes.md] ...
     python benchmarks/exhaustive_tables.py --report --doc docs/exhaustive.md   # the page's table, in place
     python benchmarks/exhaustive_tables.py --samples N [--rows K,...] ...     # element-wise, classification: float64
+    python benchmarks/exhaustive_tables.py --samples N --space soft_logits [--dtype float32|float64] ...  # soft targets
 
 ``--boxes N``: the box-loss table instead, N points of the ``boxes`` space (sizes 1e-6..1e6,
 overlap classes, near-identical pairs) per box loss, metric and parameter set, float32 kernel
@@ -17,7 +18,10 @@ together, ``--group K`` at a time (refloss.sweep.run_many: each chunk's boxes dr
 group), and ``--report`` gives the table from the results already there (rows never swept run then).
 ``--samples N``: the float64 kernels of the element-wise and classification losses, N points of each loss's
 space per parameter set, against their double-double twins (refloss/_generated/<loss>_ref.py) with the oracle
-re-checks (refloss sweep --dtype float64 --samples N).
+re-checks (refloss sweep --dtype float64 --samples N).  With ``--space soft_logits``: the classification losses'
+rows at soft targets (the float64 kernels against their twins, or with ``--dtype float32`` the float32 kernels
+against the float64 ones), measured against the cancelling terms where the gradients cancel
+(refloss/sweep/_floors.py); doc markers sampled-table-soft-float64 and sampled-table-soft-float32.
 
 Classification losses run at the hard targets 0 and 1.  Each sweep's JSON (with its
 ``.chunks.jsonl``, so an interrupted run resumes) goes to ``--results`` (default
@@ -101,14 +105,17 @@ def box_table(args) -> list:
     refloss.sweep.run_many: a chunk's boxes are drawn once for all of the group's rows)."""
     folder, start = Path(args.results), time.perf_counter()
     boxes = args.boxes is not None
-    n, space = (args.boxes, "boxes") if boxes else (args.samples, None)
+    n, space = (args.boxes, "boxes") if boxes else (args.samples, args.space)
+    soft = space == "soft_logits"
     todo = [(k, row) for k, row in enumerate(box_runs() if boxes else sampled_runs())
-            if (not args.only or row[0] in args.only) and (args.rows is None or k in args.rows)]
+            if (not args.only or row[0] in args.only) and (args.rows is None or k in args.rows)
+            and (not soft or row[0] in CLASSIFICATION_LOSSES)]
     group = args.group or len(todo) or 1
     times = []
     f64 = args.dtype == "float64"  # (float64: against the kernels' double-double twins; files of their own)
     path = {k: folder / (f"{loss}-{k}-boxes-{n}{'-float64' if f64 else ''}.json" if boxes
-                         else f"{loss}-{k}-samples-{n}-{args.dtype}.json") for k, (loss, _) in todo}
+                         else f"{loss}-{k}-{'soft-' if soft else ''}samples-{n}-{args.dtype}.json")
+            for k, (loss, _) in todo}
     chunk = args.chunk if boxes else min(args.chunk, sweep.DEFAULT_SAMPLE_CHUNK)
     for g in range(0, len(todo) if not args.report else 0, group):
         part = todo[g:g + group]
@@ -134,8 +141,9 @@ def box_table(args) -> list:
         rows.append(f"| {k} | {loss} | {_params(r['params'])} | {points} | {_fmt(r['max_ulp']['value'])} | "
                     + " / ".join(_fmt(r["max_ulp"][g]) for g in grads) + f" | {where} | {r['failures']} |")
     command = (f"python benchmarks/exhaustive_tables.py {'--boxes' if boxes else '--samples'} {n}"
-               + (" --dtype float64" if f64 else ""))
-    what = "the `boxes` space" if boxes else "each loss's space (`residuals`, `logits`)"
+               + (" --space soft_logits" if soft else "") + (f" --dtype {args.dtype}" if f64 or soft else ""))
+    what = ("the `boxes` space" if boxes else "the `soft_logits` space (soft targets)" if soft
+            else "each loss's space (`residuals`, `logits`)")
     grads = "d_pred / d_target" if boxes else "d_pred / d_target, d_logits / d_target(s)"
     return [f"{n} samples of {what} per row, {args.dtype} (`{command}`"
             + (f"; {', '.join(times)}; {time.perf_counter() - start:.0f} s in all on "
@@ -172,18 +180,28 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, metavar="N", help="the sampled float64 table of the element-wise and "
                     "classification losses, N points per row (against their double-double twins; --doc marker "
                     "sampled-table-f64)")
-    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                    help="--boxes: the kernels swept (float64: against their double-double twins; --doc marker box-table-f64)")
+    ap.add_argument("--dtype", choices=("float32", "float64"),
+                    help="--boxes (default float32): the kernels swept (float64: against their double-double twins; "
+                    "--doc marker box-table-f64); --samples --space soft_logits (default float64): either")
+    ap.add_argument("--space", choices=("soft_logits",), help="--samples: the classification losses at soft targets "
+                    "(--doc marker sampled-table-soft-<dtype>)")
     ap.add_argument("--doc", type=Path, metavar="PAGE", help="write the table into PAGE between its markers")
     args = ap.parse_args(argv)
+    if args.space and args.samples is None:
+        ap.error("--space applies to --samples")
     if args.samples is not None:
         if args.boxes is not None:
             ap.error("--samples and --boxes are two tables: give one")
-        args.dtype = "float64"
+        if args.dtype == "float32" and not args.space:
+            ap.error("--samples --dtype float32: only with --space soft_logits (the float32 kernels' table at hard "
+                     "targets is the exhaustive one)")
+        args.dtype = args.dtype or "float64"
+    args.dtype = args.dtype or "float32"
     if args.boxes is not None or args.samples is not None:
         text = "\n".join(box_table(args)) + "\n"
         if args.doc:
-            write_into(args.doc, "sampled-table-f64" if args.samples is not None else
+            write_into(args.doc, f"sampled-table-soft-{args.dtype}" if args.space else
+                       "sampled-table-f64" if args.samples is not None else
                        "box-table" if args.dtype == "float32" else "box-table-f64", text)
         if args.output:
             Path(args.output).write_text(text)

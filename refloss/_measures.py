@@ -58,7 +58,9 @@ def ulp_error(got, hi, lo, dtype, floor=None) -> np.ndarray:
     hi, lo = np.broadcast_arrays(np.asarray(hi, np.float64), np.asarray(lo, np.float64))
     rounded = round_pair(hi, lo, dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        ref = np.abs(rounded) if floor is None else np.maximum(np.abs(rounded), round_pair(floor, 0.0, dtype))
+        # (a finite floor beyond the dtype's range counts as its largest number, not as inf)
+        ref = np.abs(rounded) if floor is None else np.maximum(
+            np.abs(rounded), np.minimum(round_pair(floor, 0.0, dtype), float(np.finfo(dtype).max)))
         diff = np.abs((got - hi) - lo)
         err = diff / ulp(np.where(np.isfinite(ref), ref, 0.0), dtype)
         err = np.where(diff == 0, 0.0, err)

@@ -367,7 +367,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--target", type=float, default=None,
                    help="with --exhaustive: the fixed target (default 0; classification: e.g. 0 or 1)")
     w.add_argument("--samples", type=int, metavar="N", help="N points drawn from --space")
-    w.add_argument("--space", help="residuals (element-wise), boxes, logits (default: the loss family's)")
+    w.add_argument("--space", help="residuals (element-wise), boxes, rotated, logits (hard targets), soft_logits (soft "
+                   "targets, measured against the cancelling terms where they cancel) (default: the loss family's)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--impl", metavar="MODULE:FUNCTION", help="sweep your function instead of refloss's kernel "
                                                              "(module:function or file.py:function)")

@@ -542,8 +542,20 @@ class KernelPrinter(PythonCodePrinter):
         others held fixed: differentiated in placeholders, as the arguments may be expressions (alpha_t
         depends on y; its own derivative is FocalCE's fdiff, not this one's)."""
         d = [sp.Dummy(n) for n in "xyag"]
-        form = d[2] * LogitCE(d[0], d[1]) * PowG(OneMinusPt(d[0], d[1]), d[3])
-        if argindex:
+        x, y, a, g = d
+        ce, q = LogitCE(x, y), OneMinusPt(x, y)
+        form = a * ce * PowG(q, g)
+        if argindex in (1, 2):
+            # a (dCE q^g + g CE q^(g-1) dq), the second term's factors multiplied from CE down through the
+            # factors below 1, then a, then g: g CE first overflowed float32 for logits beyond 1.7e38 at a soft
+            # target, and inf times sigma(-x) = 0 gave NaN where d/dx is about 0.72 (found by the soft-target sweep)
+            if argindex == 1:  # dq/dx = sigma(x) sigma(-x) (1 - 2y)
+                second = Times(Times(Times(Times(ce, Sigmoid(-x)), Sigmoid(x)), PowGm1(q, g)), 1 - 2 * y)
+            else:  # dq/dy = -tanh(x/2)
+                second = Times(Times(ce, PowGm1(q, g)), -sp.tanh(x / 2))
+            second = Times(Times(second, a), g)
+            form = Times(a, Times(sp.diff(ce, d[argindex - 1]), PowG(q, g))) + second
+        elif argindex:
             form = sp.diff(form, d[argindex - 1])
         return self._print(form.xreplace(dict(zip(d, expr.args))))
 

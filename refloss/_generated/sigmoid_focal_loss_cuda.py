@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ef8f3478012bfd92
+# scalar kernels: sha256 42b1b8639af290b8
 """Sigmoid focal loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -182,13 +182,17 @@ def qfl_gradient_scale(logit, target, dtype, beta=2.0):
     non-negative terms y sigma(-x) and (1 - y) sigma(x) (near the optimum sigma = y it cancels in
     any evaluation from the inputs), so the gradients are measured against their value with |D|
     replaced by the sum T of those terms (and the cross-entropy's own derivatives by their
-    terms' magnitudes, as for BCE).  The value too: its relative error is beta times that of D,
-    eps T/|D|, so it is measured against beta T |D|^(beta-1) CE."""
+    terms' magnitudes, as for BCE).  The value too: D's error is about u T (u the dtype's unit
+    roundoff), and the value's is beta |D|^(beta-1) u T CE to first order and (u T)^beta CE where |D|
+    is below u T (a soft target within an ulp of sigma(x): the first order alone, 0 at D = 0, then
+    asks for more than the inputs hold), so it is measured against beta T (|D| + u T)^(beta-1) CE."""
+    import numpy as np
+
     with mp.workdps(DPS):
         x, y, b = exact_mpf(logit), exact_mpf(target), exact_mpf(beta)
         s, sn = _sigmoid(x), _sigmoid(-x)
         t = y * sn + (1 - y) * s
-        ad = abs(y * sn - (1 - y) * s)
+        ad = abs(y * sn - (1 - y) * s) + exact_mpf(float(np.finfo(dtype).eps) / 2) * t
         ce = _bce(x, y)[0]
         w = t**b
         dw = b * t ** (b - 1) if b != 0 else mp.zero

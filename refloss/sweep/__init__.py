@@ -48,7 +48,7 @@ def _space_module():
     return module
 
 
-SPACES = ("residuals", "boxes", "logits")
+SPACES = ("residuals", "boxes", "rotated", "logits", "soft_logits")
 
 
 @dataclass

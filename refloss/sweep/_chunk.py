@@ -217,6 +217,14 @@ def box_floors(s: Setup, inputs: tuple, ref_cols: list, ref_grads=None) -> list:
     return [np.ones(1)] + [scale] * (len(ref_cols) - 1)
 
 
+def classification_floors(s: Setup, inputs: tuple) -> list | None:
+    """Per column, the floor of the ULP measure at soft targets (refloss/sweep/_floors.py: the loss's floor
+    of refloss/_reference.py in float64), 0 at hard targets; None where every target of the chunk is hard."""
+    from ._floors import floors
+
+    return floors(REFERENCES[s.loss.name].floor, inputs[0], inputs[1], s.dtype, s.full_params)
+
+
 def _screen(s: Setup, inputs: tuple, got: list) -> np.ndarray:
     """float64 self-sweeps: per point, the largest relative disagreement of the analytic
     gradient with a central difference of the kernel's own value (a cheap screen for the
@@ -402,6 +410,8 @@ def run_chunk(task: dict) -> dict:
         ref, ref_grads = reference(s, inputs) if s.reference is not None else kernel(s, inputs, "f64", raw=True)
         if s.family in BOXES:
             floors = box_floors(s, inputs, ref, ref_grads)
+        elif s.family == "classification":  # soft targets: the oracle's floors (refloss/sweep/_floors.py)
+            floors = classification_floors(s, inputs) or floors
         for c in measured:
             twin = _mirror(c, measured, got, ref, floors, vbar, gbar)
             if twin is not None:  # -(another column) in both results: the same errors (d_target = -d_pred)

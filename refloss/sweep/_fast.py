@@ -69,8 +69,8 @@ def ulp_errors(got, ref, floor, single, hair, err, near, bar, fail):
         f = floor[i if nf > 1 else 0]
         r = _round(h, single)
         mag = abs(r)
-        if f > 0:
-            mag = max(mag, _round(f, single))
+        if f > 0:  # (a finite floor beyond the dtype's range counts as its largest number, not as inf)
+            mag = max(mag, min(_round(f, single), 3.4028234663852886e38 if single else 1.7976931348623157e308))
         if math.isnan(g) or math.isnan(h):
             e = 0.0 if (math.isnan(g) and math.isnan(h)) else math.inf
         elif math.isinf(f):

@@ -19,9 +19,13 @@
     (identical boxes, zero sides), in equal parts: generic, nearly identical, angle differences alone,
     w/h-swapped, squares, thin, far apart, small boxes far from the origin, tiny, huge, large angles;
   * ``logits`` (classification): logits ``+-10**U(-8, 38.5)`` (to float32's largest finite
-    number) at the hard targets 0 and 1 (half each).  Soft targets are left out: there the
-    gradient cancels near sigma(x) = y and ``refloss verify`` measures it against the
-    cancelling terms' scale, which a sweep does not compute.
+    number) at the hard targets 0 and 1 (half each), measured relative to the result itself.
+  * ``soft_logits`` (classification): soft targets.  Half the points: targets ``U(0, 1)`` at logits
+    as ``logits``' for half of them and ``N(0, 4)`` for the rest; the other half near the optimum,
+    where the gradients cancel: logits ``+-10**U(-8, 1.6)`` and the target sigma(x) rounded to the
+    dtype, moved by up to 4 of its ulps.  There the gradients are measured, as ``refloss verify``
+    measures them, in ULPs of the cancelling terms' magnitude (the loss's floor,
+    :mod:`refloss.sweep._floors`); a target that rounds to 0 or 1 is a hard one, measured plainly.
 """
 from __future__ import annotations
 
@@ -32,8 +36,9 @@ import numpy as np
 
 from .. import box_cases, cases, rotated_cases
 
-SPACES = {"residuals": "elementwise", "boxes": "box", "rotated": "rotated", "logits": "classification"}
-DEFAULT_SPACE = {family: space for space, family in SPACES.items()}
+SPACES = {"residuals": "elementwise", "boxes": "box", "rotated": "rotated", "logits": "classification",
+          "soft_logits": "classification"}
+DEFAULT_SPACE = {"elementwise": "residuals", "box": "boxes", "rotated": "rotated", "classification": "logits"}
 # the finite float32 bit patterns: non-negative, then negative numbers
 FINITE_BITS = ((0, 0x7F800000), (0x80000000, 0xFF800000))
 
@@ -116,6 +121,8 @@ def _draw(task: dict, s) -> tuple:
         return _boxes(rng, n, dt)
     if space == "logits":
         return _logits(rng, n, dt)
+    if space == "soft_logits":
+        return _soft_logits(rng, n, dt)
     if space == "rotated":
         return _rotated(rng, n, dt)
     raise ValueError(f"unknown space {space!r}")
@@ -182,3 +189,26 @@ def _logits(rng, n, dt):
     x = np.clip(x, -float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)).astype(dt)
     y = (rng.random(n) < 0.5).astype(dt)
     return ["hard_target"], np.zeros(n, np.uint8), (x, y)
+
+
+def _soft_logits(rng, n, dt):
+    top = np.log10(float(np.finfo(np.float32).max))
+    big = float(np.finfo(np.float32).max)
+    m = n // 2
+    k = m // 2
+    x = np.concatenate([rng.choice([-1.0, 1.0], k) * 10.0 ** rng.uniform(-8, top, k), rng.normal(0.0, 4.0, m - k)])
+    x = np.clip(x, -big, big).astype(dt)
+    y = rng.random(m).astype(dt)
+    # near the optimum: y = sigma(x) in dt, a few of its ulps away
+    xo = (rng.choice([-1.0, 1.0], n - m) * 10.0 ** rng.uniform(-8, 1.6, n - m)).astype(dt)
+    s = 1.0 / (1.0 + np.exp(-xo.astype(np.float64)))
+    yo = s.astype(dt)
+    steps = rng.integers(-4, 5, n - m)
+    for _ in range(4):  # (nextafter one ulp at a time toward the side of the step)
+        go = steps != 0
+        yo = np.where(go, np.nextafter(yo, np.where(steps > 0, dt.type(2), dt.type(-1))), yo)
+        steps = steps - np.sign(steps)
+    yo = np.clip(yo, 0, 1).astype(dt)
+    codes = np.concatenate([np.zeros(m, np.uint8), np.ones(n - m, np.uint8)])
+    return ["soft_uniform", "near_optimum"], codes, (np.concatenate([x, xo]), np.concatenate([y, yo]))
+
