@@ -130,11 +130,13 @@ def _wrong_side(kernel, alpha_t, checks):
     return dataclasses.replace(kernel, branches=tuple(branches))
 
 
-def _soft_in_float64(kernel):
-    """``kernel`` (float32) with the outputs of its soft-target branches evaluated in float64 and rounded once
-    (Eval64): there the general form rounds sigma(x) and 1 - p_t and raises them to the power gamma, and the
-    soft-target sweep found d/dlogits 8.86 ULP32 at logit 9.5006, target 0.26215 (bar 8; 8.02 before the
-    product's order was changed for the far logits).  The hard targets keep their float32 forms."""
+def _soft_one_precision_up(kernel):
+    """``kernel`` with the outputs of its soft-target branches evaluated one precision up and rounded once
+    (Eval64: float64 in the float32 kernel, double-double in the float64 one): there the general form rounds
+    sigma(x) and 1 - p_t and raises them to the power gamma, and the soft-target sweep found d/dlogits 8.86
+    ULP32 at logit 9.5006, target 0.26215 (bar 8; 8.02 before the product's order was changed for the far
+    logits), and 8.86 ULP64 at -7.0717, target 0.28854 (the value 8.52 at 1.7225, 0.99851).  The hard targets
+    keep their forms."""
     return dataclasses.replace(kernel, branches=tuple(
         b if "hard target" in b.label else dataclasses.replace(b, outputs={o: Eval64(v) for o, v in b.outputs.items()})
         for b in kernel.branches))
@@ -187,9 +189,9 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _far_tail(sides, alpha_t, 45, checks),
+        constants=[], kernels={"f64": _soft_one_precision_up(_far_tail(sides, alpha_t, 45, checks)),
                                # (the same claims again: not recorded twice)
-                               "f32": _soft_in_float64(dataclasses.replace(_far_tail(sides, alpha_t, 20, []),
+                               "f32": _soft_one_precision_up(dataclasses.replace(_far_tail(sides, alpha_t, 20, []),
                                                                            wide=("d_targets",)))},
         steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
                     "target $y$:", "L",
@@ -230,5 +232,11 @@ def derive() -> LossSpec:
         "rounding for gamma up to 3.8e3 (float32 29). On the wrong side (z > 1) d/dtargets is F (c1 - k (l/(z + l) + "
         "gamma e^-z)), F the unweighted loss, k = -s alpha_t, c1 = -s (alpha_t (3 + gamma) - 1) from 3 + gamma and "
         "alpha_t (3 + gamma) split error-free: the leading parts of its terms, of size z F, cancel exactly where "
-        "alpha_t (3 + gamma) = 1 (alpha 0.25, gamma 1, target 1: float64 7e15 ULP at logit -40 before).",
+        "alpha_t (3 + gamma) = 1 (alpha 0.25, gamma 1, target 1: float64 7e15 ULP at logit -40 before). At soft "
+        "targets (the general form) the outputs are evaluated one precision up and rounded once (float32 kernel: "
+        "float64; float64 kernel: double-double): the general form rounds sigma(x) and 1 - p_t and raises them to the "
+        "power gamma, and the soft-target sweep (refloss sweep --space soft_logits) found d/dlogits 8.86 ULP in both "
+        "dtypes (bar 8) before; and the derivative of the power is multiplied out from CE through the factors "
+        "below 1 before gamma (g CE first overflowed float32 for logits beyond 1.7e38, and inf times sigma(-x) = 0 "
+        "gave a NaN d/dlogits where it is 0.72).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

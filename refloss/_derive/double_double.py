@@ -36,7 +36,9 @@ _SIGN = (sp.Heaviside, Step, sp.sign)
 
 
 # the partial derivatives of functions whose fdiff is a gradient convention rather than the derivative
-_TRUE_PARTIALS = {AtanRatio: lambda w, h, d: (AtanSlope(h, w, h), -AtanSlope(w, w, h), sp.Integer(0))}
+_TRUE_PARTIALS = {AtanRatio: lambda w, h, d: (AtanSlope(h, w, h), -AtanSlope(w, w, h), sp.Integer(0)),
+                  # m^(g-1), 0 where m = 0 or g = 0: d/dm (g - 1) m^(g-2) (the exponent a parameter, no low part)
+                  PowGm1: lambda m, g: ((g - 1) * PowGm1(m, g - 1), sp.Integer(0))}
 
 
 class DoubleDouble:
@@ -269,7 +271,7 @@ class DoubleDouble:
         with ``accurate``, exp, log, log1p and powers in double-double (:meth:`_accurate`)."""
         if self.accurate and isinstance(e, (Sigmoid, Softplus, LogitCE)):
             return self._logistic(e)
-        if self.accurate and isinstance(e, (FocalCE, FocalCEDx, FocalCEDy, OneMinusPt)):
+        if isinstance(e, (FocalCE, FocalCEDx, FocalCEDy, OneMinusPt)):  # (their parts first-order without accurate)
             return self.lower(self._focal(e))
         if self.accurate and e.func == sp.tanh:
             return self._tanh(e)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 185
+# ops: 188
 """Quality Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -41,324 +41,809 @@ def constants(beta):
 
 
 def value_f64(logits, target, beta):
+    _s70 = -logits
+    _s71 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+    _s72 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+    _s73 = target*(1.0/(1.0 + math.exp(-_s70)) if _s70 >= 0.0 else math.exp(_s70)/(1.0 + math.exp(_s70)))
+    _s74 = target*(max(_s70, 0.0) + math.log1p(math.exp(-abs(_s70)))) + (1.0 - target)*_s71
+    _xd0 = _s74*math.pow(abs(_s73 - (1.0 - target)*_s72), beta)
+    _xg0 = False
+    if not _xg0:
+        _xs1 = -logits
+        _xs2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _xdd3 = (target*(max(_xs1, 0.0) + math.log1p(math.exp(-abs(_xs1)))) + (1.0 - target)*_xs2)
+        _xdd4 = (1.0/(1.0 + math.exp(-_xs1)) if _xs1 >= 0.0 else math.exp(_xs1)/(1.0 + math.exp(_xs1)))
+        _xc5 = target*134217728.0 + target
+        _xh6 = _xc5 - (_xc5 - target)
+        _xl7 = target - _xh6
+        _xc8 = _xdd4*134217728.0 + _xdd4
+        _xh9 = _xc8 - (_xc8 - _xdd4)
+        _xl10 = _xdd4 - _xh9
+        _xdd11 = _xh6*_xh9
+        _xdd12 = _xh6*_xl10 + _xl7*_xh9
+        _xdd13 = _xdd11 + _xdd12
+        _xdd14 = (_xdd12 - (_xdd13 - _xdd11)) + _xl7*_xl10
+        _xdd15 = -target
+        _xdd16 = 1.0 + _xdd15
+        _xdd17 = _xdd16 - 1.0
+        _xdd18 = (1.0 - (_xdd16 - _xdd17)) + (_xdd15 - _xdd17)
+        _xdd19 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
+        _xc20 = _xdd16*134217728.0 + _xdd16
+        _xh21 = _xc20 - (_xc20 - _xdd16)
+        _xl22 = _xdd16 - _xh21
+        _xc23 = _xdd19*134217728.0 + _xdd19
+        _xh24 = _xc23 - (_xc23 - _xdd19)
+        _xl25 = _xdd19 - _xh24
+        _xdd26 = _xh21*_xh24
+        _xdd27 = _xh21*_xl25 + _xl22*_xh24
+        _xdd28 = _xdd26 + _xdd27
+        _xdd29 = (_xdd27 - (_xdd28 - _xdd26)) + _xl22*_xl25
+        _xdd30 = _xdd29 + (_xdd18*_xdd19)
+        _xdd31 = _xdd28 + _xdd30
+        _xdd32 = _xdd30 - (_xdd31 - _xdd28)
+        _xdd33 = -_xdd31
+        _xdd34 = -_xdd32
+        _xdd35 = _xdd13 + _xdd33
+        _xdd36 = _xdd35 - _xdd13
+        _xdd37 = (_xdd13 - (_xdd35 - _xdd36)) + (_xdd33 - _xdd36)
+        _xdd38 = _xdd14 + _xdd34
+        _xdd39 = _xdd38 - _xdd14
+        _xdd40 = (_xdd14 - (_xdd38 - _xdd39)) + (_xdd34 - _xdd39)
+        _xdd41 = _xdd37 + _xdd38
+        _xdd42 = _xdd35 + _xdd41
+        _xdd43 = _xdd41 - (_xdd42 - _xdd35)
+        _xdd44 = _xdd43 + _xdd40
+        _xdd45 = _xdd42 + _xdd44
+        _xdd46 = _xdd44 - (_xdd45 - _xdd42)
+        _xdd47 = _xdd45 < 0.0
+        _xdd48 = -_xdd45
+        _xdd49 = -_xdd46
+        _xdd50 = _xdd48 if _xdd47 else _xdd45
+        _xdd51 = _xdd49 if _xdd47 else _xdd46
+        _xdd52 = math.pow(_xdd50, beta)
+        _xdd53 = (beta*(math.pow(_xdd50, beta - 1.0) if _xdd50 > 0.0 and beta != 0.0 else 0.0))*_xdd51
+        _xdd54 = _xdd52 + _xdd53
+        _xdd55 = _xdd54 - _xdd52
+        _xdd56 = (_xdd52 - (_xdd54 - _xdd55)) + (_xdd53 - _xdd55)
+        _xc57 = _xdd3*134217728.0 + _xdd3
+        _xh58 = _xc57 - (_xc57 - _xdd3)
+        _xl59 = _xdd3 - _xh58
+        _xc60 = _xdd54*134217728.0 + _xdd54
+        _xh61 = _xc60 - (_xc60 - _xdd54)
+        _xl62 = _xdd54 - _xh61
+        _xdd63 = _xh58*_xh61
+        _xdd64 = _xh58*_xl62 + _xl59*_xh61
+        _xdd65 = _xdd63 + _xdd64
+        _xdd66 = (_xdd64 - (_xdd65 - _xdd63)) + _xl59*_xl62
+        _xdd67 = _xdd66 + (_xdd3*_xdd56)
+        _xdd68 = _xdd65 + _xdd67
+        _xdd69 = _xdd67 - (_xdd68 - _xdd65)
+        _xd0 = _xdd68 if abs(_xdd68) <= 1.7976931348623157e+308 else _xd0
     if (target == 0.0):  # hard target 0
-        _a1 = abs(logits)
-        _e2 = math.exp(-_a1)
-        _d3 = 1.0 + _e2
-        _c4 = (_e2 - (_d3 - 1.0))/_d3
-        _l5 = math.log1p(_e2)
-        _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
-        _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        _a75 = abs(logits)
+        _e76 = math.exp(-_a75)
+        _d77 = 1.0 + _e76
+        _c78 = (_e76 - (_d77 - 1.0))/_d77
+        _l79 = math.log1p(_e76)
+        _p80 = (math.pow(_e76, beta) if logits < 0.0 else 1.0)*math.pow(_d77, -beta)
+        _ap81 = _p80 - _p80*(beta*_c78)
+        value = (_l79 if logits < 0.0 else logits + _l79)*_ap81
         return value
     elif (target == 1.0):  # hard target 1
-        _z8 = -logits
-        _a9 = abs(logits)
-        _e10 = math.exp(-_a9)
-        _d11 = 1.0 + _e10
-        _c12 = (_e10 - (_d11 - 1.0))/_d11
-        _l13 = math.log1p(_e10)
-        _p14 = (math.pow(_e10, beta) if _z8 < 0.0 else 1.0)*math.pow(_d11, -beta)
-        _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        _a82 = abs(logits)
+        _e83 = math.exp(-_a82)
+        _d84 = 1.0 + _e83
+        _c85 = (_e83 - (_d84 - 1.0))/_d84
+        _l86 = math.log1p(_e83)
+        _p87 = (math.pow(_e83, beta) if _s70 < 0.0 else 1.0)*math.pow(_d84, -beta)
+        _ap88 = _p87 - _p87*(beta*_c85)
+        value = (_l86 if _s70 < 0.0 else _s70 + _l86)*_ap88
         return value
     else:  # soft target
-        _s16 = -logits
-        _s17 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s18 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s19 = target*(1.0/(1.0 + math.exp(-_s16)) if _s16 >= 0.0 else math.exp(_s16)/(1.0 + math.exp(_s16)))
-        _s20 = target*(max(_s16, 0.0) + math.log1p(math.exp(-abs(_s16)))) + (1.0 - target)*_s17
-        value = _s20*math.pow(abs(_s19 - (1.0 - target)*_s18), beta)
+        value = _xd0
         return value
 
 
 def value_and_grad_f64(logits, target, beta):
+    _s70 = -logits
+    _s71 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+    _s72 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+    _s73 = target*(1.0/(1.0 + math.exp(-_s70)) if _s70 >= 0.0 else math.exp(_s70)/(1.0 + math.exp(_s70)))
+    _s74 = target*(max(_s70, 0.0) + math.log1p(math.exp(-abs(_s70)))) + (1.0 - target)*_s71
+    _xd0 = _s74*math.pow(abs(_s73 - (1.0 - target)*_s72), beta)
+    _xg0 = False
+    if not _xg0:
+        _xs1 = -logits
+        _xs2 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _xdd3 = (target*(max(_xs1, 0.0) + math.log1p(math.exp(-abs(_xs1)))) + (1.0 - target)*_xs2)
+        _xdd4 = (1.0/(1.0 + math.exp(-_xs1)) if _xs1 >= 0.0 else math.exp(_xs1)/(1.0 + math.exp(_xs1)))
+        _xc5 = target*134217728.0 + target
+        _xh6 = _xc5 - (_xc5 - target)
+        _xl7 = target - _xh6
+        _xc8 = _xdd4*134217728.0 + _xdd4
+        _xh9 = _xc8 - (_xc8 - _xdd4)
+        _xl10 = _xdd4 - _xh9
+        _xdd11 = _xh6*_xh9
+        _xdd12 = _xh6*_xl10 + _xl7*_xh9
+        _xdd13 = _xdd11 + _xdd12
+        _xdd14 = (_xdd12 - (_xdd13 - _xdd11)) + _xl7*_xl10
+        _xdd15 = -target
+        _xdd16 = 1.0 + _xdd15
+        _xdd17 = _xdd16 - 1.0
+        _xdd18 = (1.0 - (_xdd16 - _xdd17)) + (_xdd15 - _xdd17)
+        _xdd19 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
+        _xc20 = _xdd16*134217728.0 + _xdd16
+        _xh21 = _xc20 - (_xc20 - _xdd16)
+        _xl22 = _xdd16 - _xh21
+        _xc23 = _xdd19*134217728.0 + _xdd19
+        _xh24 = _xc23 - (_xc23 - _xdd19)
+        _xl25 = _xdd19 - _xh24
+        _xdd26 = _xh21*_xh24
+        _xdd27 = _xh21*_xl25 + _xl22*_xh24
+        _xdd28 = _xdd26 + _xdd27
+        _xdd29 = (_xdd27 - (_xdd28 - _xdd26)) + _xl22*_xl25
+        _xdd30 = _xdd29 + (_xdd18*_xdd19)
+        _xdd31 = _xdd28 + _xdd30
+        _xdd32 = _xdd30 - (_xdd31 - _xdd28)
+        _xdd33 = -_xdd31
+        _xdd34 = -_xdd32
+        _xdd35 = _xdd13 + _xdd33
+        _xdd36 = _xdd35 - _xdd13
+        _xdd37 = (_xdd13 - (_xdd35 - _xdd36)) + (_xdd33 - _xdd36)
+        _xdd38 = _xdd14 + _xdd34
+        _xdd39 = _xdd38 - _xdd14
+        _xdd40 = (_xdd14 - (_xdd38 - _xdd39)) + (_xdd34 - _xdd39)
+        _xdd41 = _xdd37 + _xdd38
+        _xdd42 = _xdd35 + _xdd41
+        _xdd43 = _xdd41 - (_xdd42 - _xdd35)
+        _xdd44 = _xdd43 + _xdd40
+        _xdd45 = _xdd42 + _xdd44
+        _xdd46 = _xdd44 - (_xdd45 - _xdd42)
+        _xdd47 = _xdd45 < 0.0
+        _xdd48 = -_xdd45
+        _xdd49 = -_xdd46
+        _xdd50 = _xdd48 if _xdd47 else _xdd45
+        _xdd51 = _xdd49 if _xdd47 else _xdd46
+        _xdd52 = math.pow(_xdd50, beta)
+        _xdd53 = (beta*(math.pow(_xdd50, beta - 1.0) if _xdd50 > 0.0 and beta != 0.0 else 0.0))*_xdd51
+        _xdd54 = _xdd52 + _xdd53
+        _xdd55 = _xdd54 - _xdd52
+        _xdd56 = (_xdd52 - (_xdd54 - _xdd55)) + (_xdd53 - _xdd55)
+        _xc57 = _xdd3*134217728.0 + _xdd3
+        _xh58 = _xc57 - (_xc57 - _xdd3)
+        _xl59 = _xdd3 - _xh58
+        _xc60 = _xdd54*134217728.0 + _xdd54
+        _xh61 = _xc60 - (_xc60 - _xdd54)
+        _xl62 = _xdd54 - _xh61
+        _xdd63 = _xh58*_xh61
+        _xdd64 = _xh58*_xl62 + _xl59*_xh61
+        _xdd65 = _xdd63 + _xdd64
+        _xdd66 = (_xdd64 - (_xdd65 - _xdd63)) + _xl59*_xl62
+        _xdd67 = _xdd66 + (_xdd3*_xdd56)
+        _xdd68 = _xdd65 + _xdd67
+        _xdd69 = _xdd67 - (_xdd68 - _xdd65)
+        _xd0 = _xdd68 if abs(_xdd68) <= 1.7976931348623157e+308 else _xd0
+    _s256 = 1.0/(1.0 + math.exp(-_s70)) if _s70 >= 0.0 else math.exp(_s70)/(1.0 + math.exp(_s70))
+    _s257 = -target*(1.0/(1.0 + math.exp(-_s70)) if _s70 >= 0.0 else math.exp(_s70)/(1.0 + math.exp(_s70)))*_s72
+    _s258 = abs(_s73 - (1.0 - target)*_s72)
+    _s259 = _s73 - (1.0 - target)*_s72
+    _s260 = math.pow(_s258, beta - 1.0) if _s258 > 0.0 and beta != 0.0 else 0.0
+    _s261 = 1.0 if _s259 > 0.0 else (-1.0 if _s259 < 0.0 else 0.0)
+    _s262 = (-target*_s256 + (1.0 - target)*_s72)*math.pow(abs(_s73 - (1.0 - target)*_s72), beta)
+    _xd1 = beta*(_s257 - (1.0 - target)*_s256*_s72)*_s74*_s260*_s261 + _s262
+    _xg1 = False
+    if not _xg1:
+        _xdd75 = -logits
+        _xdd76 = (1.0/(1.0 + math.exp(-_xdd75)) if _xdd75 >= 0.0 else math.exp(_xdd75)/(1.0 + math.exp(_xdd75)))
+        _xc77 = _xdd76*134217728.0 + _xdd76
+        _xh78 = _xc77 - (_xc77 - _xdd76)
+        _xl79 = _xdd76 - _xh78
+        _xc80 = target*134217728.0 + target
+        _xh81 = _xc80 - (_xc80 - target)
+        _xl82 = target - _xh81
+        _xdd83 = _xh78*_xh81
+        _xdd84 = _xh78*_xl82 + _xl79*_xh81
+        _xdd85 = _xdd83 + _xdd84
+        _xdd86 = (_xdd84 - (_xdd85 - _xdd83)) + _xl79*_xl82
+        _xdd87 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
+        _xdd88 = -target
+        _xdd89 = 1.0 + _xdd88
+        _xdd90 = _xdd89 - 1.0
+        _xdd91 = (1.0 - (_xdd89 - _xdd90)) + (_xdd88 - _xdd90)
+        _xc92 = _xdd87*134217728.0 + _xdd87
+        _xh93 = _xc92 - (_xc92 - _xdd87)
+        _xl94 = _xdd87 - _xh93
+        _xc95 = _xdd89*134217728.0 + _xdd89
+        _xh96 = _xc95 - (_xc95 - _xdd89)
+        _xl97 = _xdd89 - _xh96
+        _xdd98 = _xh93*_xh96
+        _xdd99 = _xh93*_xl97 + _xl94*_xh96
+        _xdd100 = _xdd98 + _xdd99
+        _xdd101 = (_xdd99 - (_xdd100 - _xdd98)) + _xl94*_xl97
+        _xdd102 = _xdd101 + (_xdd87*_xdd91)
+        _xdd103 = _xdd100 + _xdd102
+        _xdd104 = _xdd102 - (_xdd103 - _xdd100)
+        _xdd105 = -_xdd103
+        _xdd106 = -_xdd104
+        _xdd107 = _xdd85 + _xdd105
+        _xdd108 = _xdd107 - _xdd85
+        _xdd109 = (_xdd85 - (_xdd107 - _xdd108)) + (_xdd105 - _xdd108)
+        _xdd110 = _xdd86 + _xdd106
+        _xdd111 = _xdd110 - _xdd86
+        _xdd112 = (_xdd86 - (_xdd110 - _xdd111)) + (_xdd106 - _xdd111)
+        _xdd113 = _xdd109 + _xdd110
+        _xdd114 = _xdd107 + _xdd113
+        _xdd115 = _xdd113 - (_xdd114 - _xdd107)
+        _xdd116 = _xdd115 + _xdd112
+        _xdd117 = _xdd114 + _xdd116
+        _xdd118 = _xdd116 - (_xdd117 - _xdd114)
+        _xdd119 = _xdd117 < 0.0
+        _xdd120 = -_xdd117
+        _xdd121 = -_xdd118
+        _xdd122 = _xdd120 if _xdd119 else _xdd117
+        _xdd123 = _xdd121 if _xdd119 else _xdd118
+        _xdd124 = math.pow(_xdd122, beta)
+        _xdd125 = (beta*(math.pow(_xdd122, beta - 1.0) if _xdd122 > 0.0 and beta != 0.0 else 0.0))*_xdd123
+        _xdd126 = _xdd124 + _xdd125
+        _xdd127 = _xdd126 - _xdd124
+        _xdd128 = (_xdd124 - (_xdd126 - _xdd127)) + (_xdd125 - _xdd127)
+        _xc129 = _xdd117*134217728.0 + _xdd117
+        _xh130 = _xc129 - (_xc129 - _xdd117)
+        _xl131 = _xdd117 - _xh130
+        _xc132 = _xdd126*134217728.0 + _xdd126
+        _xh133 = _xc132 - (_xc132 - _xdd126)
+        _xl134 = _xdd126 - _xh133
+        _xdd135 = _xh130*_xh133
+        _xdd136 = _xh130*_xl134 + _xl131*_xh133
+        _xdd137 = _xdd135 + _xdd136
+        _xdd138 = (_xdd136 - (_xdd137 - _xdd135)) + _xl131*_xl134
+        _xdd139 = _xdd138 + (_xdd117*_xdd128 + _xdd118*_xdd126)
+        _xdd140 = _xdd137 + _xdd139
+        _xdd141 = _xdd139 - (_xdd140 - _xdd137)
+        _xdd142 = -_xdd140
+        _xdd143 = -_xdd141
+        _xc144 = _xdd85*134217728.0 + _xdd85
+        _xh145 = _xc144 - (_xc144 - _xdd85)
+        _xl146 = _xdd85 - _xh145
+        _xdd147 = _xh145*_xh93
+        _xdd148 = _xh145*_xl94 + _xl146*_xh93
+        _xdd149 = _xdd147 + _xdd148
+        _xdd150 = (_xdd148 - (_xdd149 - _xdd147)) + _xl146*_xl94
+        _xdd151 = _xdd150 + (_xdd86*_xdd87)
+        _xdd152 = _xdd149 + _xdd151
+        _xdd153 = _xdd151 - (_xdd152 - _xdd149)
+        _xdd154 = -_xdd152
+        _xdd155 = -_xdd153
+        _xdd156 = _xh78*_xh93
+        _xdd157 = _xh78*_xl94 + _xl79*_xh93
+        _xdd158 = _xdd156 + _xdd157
+        _xdd159 = (_xdd157 - (_xdd158 - _xdd156)) + _xl79*_xl94
+        _xc160 = _xdd158*134217728.0 + _xdd158
+        _xh161 = _xc160 - (_xc160 - _xdd158)
+        _xl162 = _xdd158 - _xh161
+        _xdd163 = _xh161*_xh96
+        _xdd164 = _xh161*_xl97 + _xl162*_xh96
+        _xdd165 = _xdd163 + _xdd164
+        _xdd166 = (_xdd164 - (_xdd165 - _xdd163)) + _xl162*_xl97
+        _xdd167 = _xdd166 + (_xdd158*_xdd91 + _xdd159*_xdd89)
+        _xdd168 = _xdd165 + _xdd167
+        _xdd169 = _xdd167 - (_xdd168 - _xdd165)
+        _xdd170 = -_xdd168
+        _xdd171 = -_xdd169
+        _xdd172 = _xdd154 + _xdd170
+        _xdd173 = _xdd172 - _xdd154
+        _xdd174 = (_xdd154 - (_xdd172 - _xdd173)) + (_xdd170 - _xdd173)
+        _xdd175 = _xdd155 + _xdd171
+        _xdd176 = _xdd175 - _xdd155
+        _xdd177 = (_xdd155 - (_xdd175 - _xdd176)) + (_xdd171 - _xdd176)
+        _xdd178 = _xdd174 + _xdd175
+        _xdd179 = _xdd172 + _xdd178
+        _xdd180 = _xdd178 - (_xdd179 - _xdd172)
+        _xdd181 = _xdd180 + _xdd177
+        _xdd182 = _xdd179 + _xdd181
+        _xdd183 = _xdd181 - (_xdd182 - _xdd179)
+        _xc184 = beta*134217728.0 + beta
+        _xh185 = _xc184 - (_xc184 - beta)
+        _xl186 = beta - _xh185
+        _xc187 = _xdd182*134217728.0 + _xdd182
+        _xh188 = _xc187 - (_xc187 - _xdd182)
+        _xl189 = _xdd182 - _xh188
+        _xdd190 = _xh185*_xh188
+        _xdd191 = _xh185*_xl189 + _xl186*_xh188
+        _xdd192 = _xdd190 + _xdd191
+        _xdd193 = (_xdd191 - (_xdd192 - _xdd190)) + _xl186*_xl189
+        _xdd194 = _xdd193 + (beta*_xdd183)
+        _xdd195 = _xdd192 + _xdd194
+        _xdd196 = _xdd194 - (_xdd195 - _xdd192)
+        _xs197 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
+        _xdd198 = (target*(max(_xdd75, 0.0) + math.log1p(math.exp(-abs(_xdd75)))) + (1.0 - target)*_xs197)
+        _xc199 = _xdd195*134217728.0 + _xdd195
+        _xh200 = _xc199 - (_xc199 - _xdd195)
+        _xl201 = _xdd195 - _xh200
+        _xc202 = _xdd198*134217728.0 + _xdd198
+        _xh203 = _xc202 - (_xc202 - _xdd198)
+        _xl204 = _xdd198 - _xh203
+        _xdd205 = _xh200*_xh203
+        _xdd206 = _xh200*_xl204 + _xl201*_xh203
+        _xdd207 = _xdd205 + _xdd206
+        _xdd208 = (_xdd206 - (_xdd207 - _xdd205)) + _xl201*_xl204
+        _xdd209 = _xdd208 + (_xdd196*_xdd198)
+        _xdd210 = _xdd207 + _xdd209
+        _xdd211 = _xdd209 - (_xdd210 - _xdd207)
+        _xdd212 = (math.pow(_xdd122, beta - 1.0) if _xdd122 > 0.0 and beta != 0.0 else 0.0)
+        _xdd213 = ((beta - 1.0)*(math.pow(_xdd122, beta - 1.0 - 1.0) if _xdd122 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd123
+        _xdd214 = _xdd212 + _xdd213
+        _xdd215 = _xdd214 - _xdd212
+        _xdd216 = (_xdd212 - (_xdd214 - _xdd215)) + (_xdd213 - _xdd215)
+        _xc217 = _xdd210*134217728.0 + _xdd210
+        _xh218 = _xc217 - (_xc217 - _xdd210)
+        _xl219 = _xdd210 - _xh218
+        _xc220 = _xdd214*134217728.0 + _xdd214
+        _xh221 = _xc220 - (_xc220 - _xdd214)
+        _xl222 = _xdd214 - _xh221
+        _xdd223 = _xh218*_xh221
+        _xdd224 = _xh218*_xl222 + _xl219*_xh221
+        _xdd225 = _xdd223 + _xdd224
+        _xdd226 = (_xdd224 - (_xdd225 - _xdd223)) + _xl219*_xl222
+        _xdd227 = _xdd226 + (_xdd210*_xdd216 + _xdd211*_xdd214)
+        _xdd228 = _xdd225 + _xdd227
+        _xdd229 = _xdd227 - (_xdd228 - _xdd225)
+        _xdd230 = (1.0 if _xdd117 > 0.0 else (-1.0 if _xdd117 < 0.0 else 0.0))
+        _xc231 = _xdd228*134217728.0 + _xdd228
+        _xh232 = _xc231 - (_xc231 - _xdd228)
+        _xl233 = _xdd228 - _xh232
+        _xc234 = _xdd230*134217728.0 + _xdd230
+        _xh235 = _xc234 - (_xc234 - _xdd230)
+        _xl236 = _xdd230 - _xh235
+        _xdd237 = _xh232*_xh235
+        _xdd238 = _xh232*_xl236 + _xl233*_xh235
+        _xdd239 = _xdd237 + _xdd238
+        _xdd240 = (_xdd238 - (_xdd239 - _xdd237)) + _xl233*_xl236
+        _xdd241 = _xdd240 + (_xdd229*_xdd230)
+        _xdd242 = _xdd239 + _xdd241
+        _xdd243 = _xdd241 - (_xdd242 - _xdd239)
+        _xdd244 = _xdd142 + _xdd242
+        _xdd245 = _xdd244 - _xdd142
+        _xdd246 = (_xdd142 - (_xdd244 - _xdd245)) + (_xdd242 - _xdd245)
+        _xdd247 = _xdd143 + _xdd243
+        _xdd248 = _xdd247 - _xdd143
+        _xdd249 = (_xdd143 - (_xdd247 - _xdd248)) + (_xdd243 - _xdd248)
+        _xdd250 = _xdd246 + _xdd247
+        _xdd251 = _xdd244 + _xdd250
+        _xdd252 = _xdd250 - (_xdd251 - _xdd244)
+        _xdd253 = _xdd252 + _xdd249
+        _xdd254 = _xdd251 + _xdd253
+        _xdd255 = _xdd253 - (_xdd254 - _xdd251)
+        _xd1 = _xdd254 if abs(_xdd254) <= 1.7976931348623157e+308 else _xd1
+    _xd2 = beta*(_s256 + _s72)*_s74*_s260*_s261 - logits*math.pow(abs(_s73 - (1.0 - target)*_s72), beta)
+    _xg2 = False
+    if not _xg2:
+        _xdd263 = -logits
+        _xdd264 = (1.0/(1.0 + math.exp(-_xdd263)) if _xdd263 >= 0.0 else math.exp(_xdd263)/(1.0 + math.exp(_xdd263)))
+        _xdd265 = (1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits)))
+        _xc266 = _xdd264*134217728.0 + _xdd264
+        _xh267 = _xc266 - (_xc266 - _xdd264)
+        _xl268 = _xdd264 - _xh267
+        _xc269 = target*134217728.0 + target
+        _xh270 = _xc269 - (_xc269 - target)
+        _xl271 = target - _xh270
+        _xdd272 = _xh267*_xh270
+        _xdd273 = _xh267*_xl271 + _xl268*_xh270
+        _xdd274 = _xdd272 + _xdd273
+        _xdd275 = (_xdd273 - (_xdd274 - _xdd272)) + _xl268*_xl271
+        _xdd276 = -target
+        _xdd277 = 1.0 + _xdd276
+        _xdd278 = _xdd277 - 1.0
+        _xdd279 = (1.0 - (_xdd277 - _xdd278)) + (_xdd276 - _xdd278)
+        _xc280 = _xdd265*134217728.0 + _xdd265
+        _xh281 = _xc280 - (_xc280 - _xdd265)
+        _xl282 = _xdd265 - _xh281
+        _xc283 = _xdd277*134217728.0 + _xdd277
+        _xh284 = _xc283 - (_xc283 - _xdd277)
+        _xl285 = _xdd277 - _xh284
+        _xdd286 = _xh281*_xh284
+        _xdd287 = _xh281*_xl285 + _xl282*_xh284
+        _xdd288 = _xdd286 + _xdd287
+        _xdd289 = (_xdd287 - (_xdd288 - _xdd286)) + _xl282*_xl285
+        _xdd290 = _xdd289 + (_xdd265*_xdd279)
+        _xdd291 = _xdd288 + _xdd290
+        _xdd292 = _xdd290 - (_xdd291 - _xdd288)
+        _xdd293 = -_xdd291
+        _xdd294 = -_xdd292
+        _xdd295 = _xdd274 + _xdd293
+        _xdd296 = _xdd295 - _xdd274
+        _xdd297 = (_xdd274 - (_xdd295 - _xdd296)) + (_xdd293 - _xdd296)
+        _xdd298 = _xdd275 + _xdd294
+        _xdd299 = _xdd298 - _xdd275
+        _xdd300 = (_xdd275 - (_xdd298 - _xdd299)) + (_xdd294 - _xdd299)
+        _xdd301 = _xdd297 + _xdd298
+        _xdd302 = _xdd295 + _xdd301
+        _xdd303 = _xdd301 - (_xdd302 - _xdd295)
+        _xdd304 = _xdd303 + _xdd300
+        _xdd305 = _xdd302 + _xdd304
+        _xdd306 = _xdd304 - (_xdd305 - _xdd302)
+        _xdd307 = _xdd305 < 0.0
+        _xdd308 = -_xdd305
+        _xdd309 = -_xdd306
+        _xdd310 = _xdd308 if _xdd307 else _xdd305
+        _xdd311 = _xdd309 if _xdd307 else _xdd306
+        _xdd312 = math.pow(_xdd310, beta)
+        _xdd313 = (beta*(math.pow(_xdd310, beta - 1.0) if _xdd310 > 0.0 and beta != 0.0 else 0.0))*_xdd311
+        _xdd314 = _xdd312 + _xdd313
+        _xdd315 = _xdd314 - _xdd312
+        _xdd316 = (_xdd312 - (_xdd314 - _xdd315)) + (_xdd313 - _xdd315)
+        _xc317 = logits*134217728.0 + logits
+        _xh318 = _xc317 - (_xc317 - logits)
+        _xl319 = logits - _xh318
+        _xc320 = _xdd314*134217728.0 + _xdd314
+        _xh321 = _xc320 - (_xc320 - _xdd314)
+        _xl322 = _xdd314 - _xh321
+        _xdd323 = _xh318*_xh321
+        _xdd324 = _xh318*_xl322 + _xl319*_xh321
+        _xdd325 = _xdd323 + _xdd324
+        _xdd326 = (_xdd324 - (_xdd325 - _xdd323)) + _xl319*_xl322
+        _xdd327 = _xdd326 + (logits*_xdd316)
+        _xdd328 = _xdd325 + _xdd327
+        _xdd329 = _xdd327 - (_xdd328 - _xdd325)
+        _xdd330 = -_xdd328
+        _xdd331 = -_xdd329
+        _xdd332 = _xdd264 + _xdd265
+        _xdd333 = _xdd332 - _xdd264
+        _xdd334 = (_xdd264 - (_xdd332 - _xdd333)) + (_xdd265 - _xdd333)
+        _xc335 = beta*134217728.0 + beta
+        _xh336 = _xc335 - (_xc335 - beta)
+        _xl337 = beta - _xh336
+        _xc338 = _xdd332*134217728.0 + _xdd332
+        _xh339 = _xc338 - (_xc338 - _xdd332)
+        _xl340 = _xdd332 - _xh339
+        _xdd341 = _xh336*_xh339
+        _xdd342 = _xh336*_xl340 + _xl337*_xh339
+        _xdd343 = _xdd341 + _xdd342
+        _xdd344 = (_xdd342 - (_xdd343 - _xdd341)) + _xl337*_xl340
+        _xdd345 = _xdd344 + (beta*_xdd334)
+        _xdd346 = _xdd343 + _xdd345
+        _xdd347 = _xdd345 - (_xdd346 - _xdd343)
+        _xs348 = max(_xdd263, 0.0) + math.log1p(math.exp(-abs(_xdd263)))
+        _xdd349 = (target*_xs348 + (1.0 - target)*(max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))))
+        _xc350 = _xdd346*134217728.0 + _xdd346
+        _xh351 = _xc350 - (_xc350 - _xdd346)
+        _xl352 = _xdd346 - _xh351
+        _xc353 = _xdd349*134217728.0 + _xdd349
+        _xh354 = _xc353 - (_xc353 - _xdd349)
+        _xl355 = _xdd349 - _xh354
+        _xdd356 = _xh351*_xh354
+        _xdd357 = _xh351*_xl355 + _xl352*_xh354
+        _xdd358 = _xdd356 + _xdd357
+        _xdd359 = (_xdd357 - (_xdd358 - _xdd356)) + _xl352*_xl355
+        _xdd360 = _xdd359 + (_xdd347*_xdd349)
+        _xdd361 = _xdd358 + _xdd360
+        _xdd362 = _xdd360 - (_xdd361 - _xdd358)
+        _xdd363 = (math.pow(_xdd310, beta - 1.0) if _xdd310 > 0.0 and beta != 0.0 else 0.0)
+        _xdd364 = ((beta - 1.0)*(math.pow(_xdd310, beta - 1.0 - 1.0) if _xdd310 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd311
+        _xdd365 = _xdd363 + _xdd364
+        _xdd366 = _xdd365 - _xdd363
+        _xdd367 = (_xdd363 - (_xdd365 - _xdd366)) + (_xdd364 - _xdd366)
+        _xc368 = _xdd361*134217728.0 + _xdd361
+        _xh369 = _xc368 - (_xc368 - _xdd361)
+        _xl370 = _xdd361 - _xh369
+        _xc371 = _xdd365*134217728.0 + _xdd365
+        _xh372 = _xc371 - (_xc371 - _xdd365)
+        _xl373 = _xdd365 - _xh372
+        _xdd374 = _xh369*_xh372
+        _xdd375 = _xh369*_xl373 + _xl370*_xh372
+        _xdd376 = _xdd374 + _xdd375
+        _xdd377 = (_xdd375 - (_xdd376 - _xdd374)) + _xl370*_xl373
+        _xdd378 = _xdd377 + (_xdd361*_xdd367 + _xdd362*_xdd365)
+        _xdd379 = _xdd376 + _xdd378
+        _xdd380 = _xdd378 - (_xdd379 - _xdd376)
+        _xdd381 = (1.0 if _xdd305 > 0.0 else (-1.0 if _xdd305 < 0.0 else 0.0))
+        _xc382 = _xdd379*134217728.0 + _xdd379
+        _xh383 = _xc382 - (_xc382 - _xdd379)
+        _xl384 = _xdd379 - _xh383
+        _xc385 = _xdd381*134217728.0 + _xdd381
+        _xh386 = _xc385 - (_xc385 - _xdd381)
+        _xl387 = _xdd381 - _xh386
+        _xdd388 = _xh383*_xh386
+        _xdd389 = _xh383*_xl387 + _xl384*_xh386
+        _xdd390 = _xdd388 + _xdd389
+        _xdd391 = (_xdd389 - (_xdd390 - _xdd388)) + _xl384*_xl387
+        _xdd392 = _xdd391 + (_xdd380*_xdd381)
+        _xdd393 = _xdd390 + _xdd392
+        _xdd394 = _xdd392 - (_xdd393 - _xdd390)
+        _xdd395 = _xdd330 + _xdd393
+        _xdd396 = _xdd395 - _xdd330
+        _xdd397 = (_xdd330 - (_xdd395 - _xdd396)) + (_xdd393 - _xdd396)
+        _xdd398 = _xdd331 + _xdd394
+        _xdd399 = _xdd398 - _xdd331
+        _xdd400 = (_xdd331 - (_xdd398 - _xdd399)) + (_xdd394 - _xdd399)
+        _xdd401 = _xdd397 + _xdd398
+        _xdd402 = _xdd395 + _xdd401
+        _xdd403 = _xdd401 - (_xdd402 - _xdd395)
+        _xdd404 = _xdd403 + _xdd400
+        _xdd405 = _xdd402 + _xdd404
+        _xdd406 = _xdd404 - (_xdd405 - _xdd402)
+        _xd2 = _xdd405 if abs(_xdd405) <= 1.7976931348623157e+308 else _xd2
     if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # hard target 0, |y - sigma| subnormal or 0
-        _a1 = abs(logits)
-        _e2 = math.exp(-_a1)
-        _d3 = 1.0 + _e2
-        _c4 = (_e2 - (_d3 - 1.0))/_d3
-        _l5 = math.log1p(_e2)
-        _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
-        _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
-        _c8 = beta*134217728.0 + beta
-        _h9 = _c8 - (_c8 - beta)
-        _l10 = beta - _h9
-        _c11 = logits*134217728.0 + logits
-        _h12 = _c11 - (_c11 - logits)
-        _l13 = logits - _h12
-        _p14 = _h9*_h12
-        _p15 = _h9*_l13 + _l10*_h12
-        _p16 = _p14 + _p15
-        _t0 = math.exp(0.5*_p16)
-        _g117 = beta + 1.0
-        _p18 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
-        _q19 = _p18 - _p18*(_g117*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q19
-        d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(-beta - logits)))
+        _a407 = abs(logits)
+        _e408 = math.exp(-_a407)
+        _d409 = 1.0 + _e408
+        _c410 = (_e408 - (_d409 - 1.0))/_d409
+        _l411 = math.log1p(_e408)
+        _p412 = (math.pow(_e408, beta) if logits < 0.0 else 1.0)*math.pow(_d409, -beta)
+        _ap413 = _p412 - _p412*(beta*_c410)
+        value = (_l411 if logits < 0.0 else logits + _l411)*_ap413
+        _c414 = beta*134217728.0 + beta
+        _h415 = _c414 - (_c414 - beta)
+        _l416 = beta - _h415
+        _c417 = logits*134217728.0 + logits
+        _h418 = _c417 - (_c417 - logits)
+        _l419 = logits - _h418
+        _p420 = _h415*_h418
+        _p421 = _h415*_l419 + _l416*_h418
+        _p422 = _p420 + _p421
+        _t0 = math.exp(0.5*_p422)
+        _g1423 = beta + 1.0
+        _p424 = (math.pow(_e408, beta) if logits < 0.0 else 1.0)*math.pow(_d409, -_g1423)
+        _q425 = _p424 - _p424*(_g1423*_c410)
+        d_logits = (_e408 + beta*_l411 if logits < 0.0 else 1.0 + beta*((logits + _l411)*_e408))*_q425
+        d_target = _t0*((((_p421 - (_p422 - _p420)) + _l416*_l419) + 1.0)*(_t0*(-beta + _s70)))
         return value, d_logits, d_target
     elif (target == 0.0):  # hard target 0
-        _a20 = abs(logits)
-        _e21 = math.exp(-_a20)
-        _d22 = 1.0 + _e21
-        _c23 = (_e21 - (_d22 - 1.0))/_d22
-        _l24 = math.log1p(_e21)
-        _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
-        _ap26 = _p25 - _p25*(beta*_c23)
-        value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
-        _t0_w1 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _a426 = abs(logits)
+        _e427 = math.exp(-_a426)
+        _d428 = 1.0 + _e427
+        _c429 = (_e427 - (_d428 - 1.0))/_d428
+        _l430 = math.log1p(_e427)
+        _p431 = (math.pow(_e427, beta) if logits < 0.0 else 1.0)*math.pow(_d428, -beta)
+        _ap432 = _p431 - _p431*(beta*_c429)
+        value = (_l430 if logits < 0.0 else logits + _l430)*_ap432
+        _t0_w1 = _s72
         _t1 = abs(-_t0_w1)
-        _g127 = beta + 1.0
-        _p28 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
-        _q29 = _p28 - _p28*(_g127*_c23)
-        d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q29
-        _s30 = -logits
-        _s31 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s32 = _t0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
-        _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
-        _s34 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s35 = -beta*_s32*_s33*_s34*(1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0))
-        d_target = _s35 - logits*math.pow(_t1, beta)
+        _g1433 = beta + 1.0
+        _p434 = (math.pow(_e427, beta) if logits < 0.0 else 1.0)*math.pow(_d428, -_g1433)
+        _q435 = _p434 - _p434*(_g1433*_c429)
+        d_logits = (_e427 + beta*_l430 if logits < 0.0 else 1.0 + beta*((logits + _l430)*_e427))*_q435
+        _s436 = 0.0*(max(_s70, 0.0) + math.log1p(math.exp(-abs(_s70)))) + (1.0 - 0.0)*_s71
+        _s437 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
+        _s438 = -beta*(_t0_w1 + _s256)*_s436*_s437*(1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0))
+        d_target = _s438 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
-    elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
-        _z36 = -logits
-        _a37 = abs(logits)
-        _e38 = math.exp(-_a37)
-        _d39 = 1.0 + _e38
-        _c40 = (_e38 - (_d39 - 1.0))/_d39
-        _l41 = math.log1p(_e38)
-        _p42 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -beta)
-        _ap43 = _p42 - _p42*(beta*_c40)
-        value = (_l41 if _z36 < 0.0 else _z36 + _l41)*_ap43
-        _t0_w2 = -logits
-        _c44 = beta*134217728.0 + beta
-        _h45 = _c44 - (_c44 - beta)
-        _l46 = beta - _h45
-        _c47 = _t0_w2*134217728.0 + _t0_w2
-        _h48 = _c47 - (_c47 - _t0_w2)
-        _l49 = _t0_w2 - _h48
-        _p50 = _h45*_h48
-        _p51 = _h45*_l49 + _l46*_h48
-        _p52 = _p50 + _p51
-        _t1_w1 = math.exp(0.5*_p52)
-        _g153 = beta + 1.0
-        _p54 = (math.pow(_e38, beta) if _z36 < 0.0 else 1.0)*math.pow(_d39, -_g153)
-        _q55 = _p54 - _p54*(_g153*_c40)
-        d_logits = -(_e38 + beta*_l41 if _z36 < 0.0 else 1.0 + beta*((_z36 + _l41)*_e38))*_q55
-        d_target = _t1_w1*((((_p51 - (_p52 - _p50)) + _l46*_l49) + 1.0)*(_t1_w1*(_t0_w2 + beta)))
+    elif (target == 1.0) and (_s70 > -1.2676506002282294e+30) and (_s70 < -45.0):  # hard target 1, |y - sigma| subnormal or 0
+        _a439 = abs(logits)
+        _e440 = math.exp(-_a439)
+        _d441 = 1.0 + _e440
+        _c442 = (_e440 - (_d441 - 1.0))/_d441
+        _l443 = math.log1p(_e440)
+        _p444 = (math.pow(_e440, beta) if _s70 < 0.0 else 1.0)*math.pow(_d441, -beta)
+        _ap445 = _p444 - _p444*(beta*_c442)
+        value = (_l443 if _s70 < 0.0 else _s70 + _l443)*_ap445
+        _t0_w2 = _s70
+        _c446 = beta*134217728.0 + beta
+        _h447 = _c446 - (_c446 - beta)
+        _l448 = beta - _h447
+        _c449 = _t0_w2*134217728.0 + _t0_w2
+        _h450 = _c449 - (_c449 - _t0_w2)
+        _l451 = _t0_w2 - _h450
+        _p452 = _h447*_h450
+        _p453 = _h447*_l451 + _l448*_h450
+        _p454 = _p452 + _p453
+        _t1_w1 = math.exp(0.5*_p454)
+        _g1455 = beta + 1.0
+        _p456 = (math.pow(_e440, beta) if _s70 < 0.0 else 1.0)*math.pow(_d441, -_g1455)
+        _q457 = _p456 - _p456*(_g1455*_c442)
+        d_logits = -(_e440 + beta*_l443 if _s70 < 0.0 else 1.0 + beta*((_s70 + _l443)*_e440))*_q457
+        d_target = _t1_w1*((((_p453 - (_p454 - _p452)) + _l448*_l451) + 1.0)*(_t1_w1*(_t0_w2 + beta)))
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
-        _z56 = -logits
-        _a57 = abs(logits)
-        _e58 = math.exp(-_a57)
-        _d59 = 1.0 + _e58
-        _c60 = (_e58 - (_d59 - 1.0))/_d59
-        _l61 = math.log1p(_e58)
-        _p62 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -beta)
-        _ap63 = _p62 - _p62*(beta*_c60)
-        value = (_l61 if _z56 < 0.0 else _z56 + _l61)*_ap63
-        _t0_w3 = 1.0/(1.0 + math.exp(-_z56)) if _z56 >= 0.0 else math.exp(_z56)/(1.0 + math.exp(_z56))
+        _a458 = abs(logits)
+        _e459 = math.exp(-_a458)
+        _d460 = 1.0 + _e459
+        _c461 = (_e459 - (_d460 - 1.0))/_d460
+        _l462 = math.log1p(_e459)
+        _p463 = (math.pow(_e459, beta) if _s70 < 0.0 else 1.0)*math.pow(_d460, -beta)
+        _ap464 = _p463 - _p463*(beta*_c461)
+        value = (_l462 if _s70 < 0.0 else _s70 + _l462)*_ap464
+        _t0_w3 = _s256
         _t1_w2 = abs(_t0_w3)
-        _g164 = beta + 1.0
-        _p65 = (math.pow(_e58, beta) if _z56 < 0.0 else 1.0)*math.pow(_d59, -_g164)
-        _q66 = _p65 - _p65*(_g164*_c60)
-        d_logits = -(_e58 + beta*_l61 if _z56 < 0.0 else 1.0 + beta*((_z56 + _l61)*_e58))*_q66
-        _s67 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s68 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s69 = 1.0*(max(_z56, 0.0) + math.log1p(math.exp(-abs(_z56)))) + (1.0 - 1.0)*_s68
-        _s70 = math.pow(_t1_w2, beta - 1.0) if _t1_w2 > 0.0 and beta != 0.0 else 0.0
-        _s71 = beta*(_t0_w3 + _s67)*_s69*_s70*(1.0 if _t0_w3 > 0.0 else (-1.0 if _t0_w3 < 0.0 else 0.0))
-        d_target = _s71 - logits*math.pow(_t1_w2, beta)
+        _g1465 = beta + 1.0
+        _p466 = (math.pow(_e459, beta) if _s70 < 0.0 else 1.0)*math.pow(_d460, -_g1465)
+        _q467 = _p466 - _p466*(_g1465*_c461)
+        d_logits = -(_e459 + beta*_l462 if _s70 < 0.0 else 1.0 + beta*((_s70 + _l462)*_e459))*_q467
+        _s468 = 1.0*(max(_s70, 0.0) + math.log1p(math.exp(-abs(_s70)))) + (1.0 - 1.0)*_s71
+        _s469 = math.pow(_t1_w2, beta - 1.0) if _t1_w2 > 0.0 and beta != 0.0 else 0.0
+        _s470 = beta*(_t0_w3 + _s72)*_s468*_s469*(1.0 if _t0_w3 > 0.0 else (-1.0 if _t0_w3 < 0.0 else 0.0))
+        d_target = _s470 - logits*math.pow(_t1_w2, beta)
         return value, d_logits, d_target
     else:  # soft target
-        _s72 = -logits
-        _s73 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s74 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s75 = target*(1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72)))
-        _s76 = target*(max(_s72, 0.0) + math.log1p(math.exp(-abs(_s72)))) + (1.0 - target)*_s73
-        value = _s76*math.pow(abs(_s75 - (1.0 - target)*_s74), beta)
-        _t0_w4 = 1.0/(1.0 + math.exp(-_s72)) if _s72 >= 0.0 else math.exp(_s72)/(1.0 + math.exp(_s72))
-        _t1_w3 = _t0_w4*target
-        _t2 = _s74
-        _t3 = 1.0 - target
-        _t4 = _t1_w3 - _t2*_t3
-        _t5 = abs(_t4)
-        _t6 = math.pow(_t5, beta)
-        _s77 = math.pow(_t5, beta - 1.0) if _t5 > 0.0 and beta != 0.0 else 0.0
-        _t7 = beta*_s76*_s77*(1.0 if _t4 > 0.0 else (-1.0 if _t4 < 0.0 else 0.0))
-        d_logits = -_t4*_t6 + _t7*(-_t0_w4*_t2*_t3 - _t1_w3*_t2)
-        d_target = -_t6*logits + _t7*(_t0_w4 + _t2)
+        value = _xd0
+        d_logits = _xd1
+        d_target = _xd2
         return value, d_logits, d_target
 
 
 def value_f32(logits, target, beta):
+    _xw_logits = _f64(logits)
+    _xw_target = _f64(target)
+    _xw_beta = _f64(beta)
+    _xs1 = -_xw_logits
+    _xs2 = max(_xw_logits, 0.0) + math.log1p(math.exp(-abs(_xw_logits)))
+    _xs3 = 1.0/(1.0 + math.exp(-_xw_logits)) if _xw_logits >= 0.0 else math.exp(_xw_logits)/(1.0 + math.exp(_xw_logits))
+    _xs4 = _xw_target*(1.0/(1.0 + math.exp(-_xs1)) if _xs1 >= 0.0 else math.exp(_xs1)/(1.0 + math.exp(_xs1)))
+    _xs5 = _xw_target*(max(_xs1, 0.0) + math.log1p(math.exp(-abs(_xs1)))) + (1.0 - _xw_target)*_xs2
+    _xd0 = _f32(_xs5*math.pow(abs(_xs4 - (1.0 - _xw_target)*_xs3), _xw_beta))
     if (target == _f32(0.0)):  # hard target 0
-        _a1 = abs(logits)
-        _e2 = math.exp(-_a1)
-        _d3 = _f32(1.0) + _e2
-        _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
-        _l5 = math.log1p(_e2)
-        _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
-        _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        _a6 = abs(logits)
+        _e7 = math.exp(-_a6)
+        _d8 = _f32(1.0) + _e7
+        _c9 = (_e7 - (_d8 - _f32(1.0)))/_d8
+        _l10 = math.log1p(_e7)
+        _p11 = (math.pow(_e7, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d8, -beta)
+        _ap12 = _p11 - _p11*(beta*_c9)
+        value = (_l10 if logits < _f32(0.0) else logits + _l10)*_ap12
         return value
     elif (target == _f32(1.0)):  # hard target 1
-        _z8 = -logits
-        _a9 = abs(logits)
-        _e10 = math.exp(-_a9)
-        _d11 = _f32(1.0) + _e10
-        _c12 = (_e10 - (_d11 - _f32(1.0)))/_d11
-        _l13 = math.log1p(_e10)
-        _p14 = (math.pow(_e10, beta) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -beta)
-        _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        _z13 = -logits
+        _a14 = abs(logits)
+        _e15 = math.exp(-_a14)
+        _d16 = _f32(1.0) + _e15
+        _c17 = (_e15 - (_d16 - _f32(1.0)))/_d16
+        _l18 = math.log1p(_e15)
+        _p19 = (math.pow(_e15, beta) if _z13 < _f32(0.0) else _f32(1.0))*math.pow(_d16, -beta)
+        _ap20 = _p19 - _p19*(beta*_c17)
+        value = (_l18 if _z13 < _f32(0.0) else _z13 + _l18)*_ap20
         return value
     else:  # soft target
-        _s16 = -logits
-        _s17 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s18 = _f32(1.0)/(_f32(1.0) + math.exp(-_s16)) if _s16 >= _f32(0.0) else math.exp(_s16)/(_f32(1.0) + math.exp(_s16))
-        _s19 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s20 = target*(max(_s16, _f32(0.0)) + math.log1p(math.exp(-abs(_s16)))) + (_f32(1.0) - target)*_s17
-        value = _s20*math.pow(abs(target*_s18 - (_f32(1.0) - target)*_s19), beta)
+        value = _xd0
         return value
 
 
 def value_and_grad_f32(logits, target, beta):
+    _xw_logits = _f64(logits)
+    _xw_target = _f64(target)
+    _xw_beta = _f64(beta)
+    _xs1 = -_xw_logits
+    _xs2 = max(_xw_logits, 0.0) + math.log1p(math.exp(-abs(_xw_logits)))
+    _xs3 = 1.0/(1.0 + math.exp(-_xw_logits)) if _xw_logits >= 0.0 else math.exp(_xw_logits)/(1.0 + math.exp(_xw_logits))
+    _xs4 = _xw_target*(1.0/(1.0 + math.exp(-_xs1)) if _xs1 >= 0.0 else math.exp(_xs1)/(1.0 + math.exp(_xs1)))
+    _xs5 = _xw_target*(max(_xs1, 0.0) + math.log1p(math.exp(-abs(_xs1)))) + (1.0 - _xw_target)*_xs2
+    _xd0 = _f32(_xs5*math.pow(abs(_xs4 - (1.0 - _xw_target)*_xs3), _xw_beta))
+    _xw_logits_w1 = _f64(logits)
+    _xw_target_w1 = _f64(target)
+    _xw_beta_w1 = _f64(beta)
+    _xs6 = -_xw_logits_w1
+    _xt0 = 1.0/(1.0 + math.exp(-_xs6)) if _xs6 >= 0.0 else math.exp(_xs6)/(1.0 + math.exp(_xs6))
+    _xt1 = _xt0*_xw_target_w1
+    _xt2 = 1.0/(1.0 + math.exp(-_xw_logits_w1)) if _xw_logits_w1 >= 0.0 else math.exp(_xw_logits_w1)/(1.0 + math.exp(_xw_logits_w1))
+    _xt3 = 1.0 - _xw_target_w1
+    _xt4 = _xt1 - _xt2*_xt3
+    _xt5 = abs(_xt4)
+    _xs7 = max(_xw_logits_w1, 0.0) + math.log1p(math.exp(-abs(_xw_logits_w1)))
+    _xs8 = _xw_target_w1*(max(_xs6, 0.0) + math.log1p(math.exp(-abs(_xs6)))) + (1.0 - _xw_target_w1)*_xs7
+    _xs9 = math.pow(_xt5, _xw_beta_w1 - 1.0) if _xt5 > 0.0 and _xw_beta_w1 != 0.0 else 0.0
+    _xs10 = 1.0 if _xt4 > 0.0 else (-1.0 if _xt4 < 0.0 else 0.0)
+    _xd1 = _f32(-_xt4*math.pow(_xt5, _xw_beta_w1) + _xw_beta_w1*(-_xt0*_xt2*_xt3 - _xt1*_xt2)*_xs8*_xs9*_xs10)
+    _xw_logits_w2 = _f64(logits)
+    _xw_target_w2 = _f64(target)
+    _xw_beta_w2 = _f64(beta)
+    _xs11 = -_xw_logits_w2
+    _xt0_w1 = 1.0/(1.0 + math.exp(-_xs11)) if _xs11 >= 0.0 else math.exp(_xs11)/(1.0 + math.exp(_xs11))
+    _xt1_w1 = 1.0/(1.0 + math.exp(-_xw_logits_w2)) if _xw_logits_w2 >= 0.0 else math.exp(_xw_logits_w2)/(1.0 + math.exp(_xw_logits_w2))
+    _xt2_w1 = _xt0_w1*_xw_target_w2 - _xt1_w1*(1.0 - _xw_target_w2)
+    _xt3_w1 = abs(_xt2_w1)
+    _xs12 = max(_xw_logits_w2, 0.0) + math.log1p(math.exp(-abs(_xw_logits_w2)))
+    _xs13 = _xw_target_w2*(max(_xs11, 0.0) + math.log1p(math.exp(-abs(_xs11)))) + (1.0 - _xw_target_w2)*_xs12
+    _xs14 = math.pow(_xt3_w1, _xw_beta_w2 - 1.0) if _xt3_w1 > 0.0 and _xw_beta_w2 != 0.0 else 0.0
+    _xs15 = _xw_beta_w2*(_xt0_w1 + _xt1_w1)*_xs13*_xs14*(1.0 if _xt2_w1 > 0.0 else (-1.0 if _xt2_w1 < 0.0 else 0.0))
+    _xd2 = _f32(_xs15 - _xw_logits_w2*math.pow(_xt3_w1, _xw_beta_w2))
     if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(20.0)):  # hard target 0, |y - sigma| subnormal or 0
-        _a1 = abs(logits)
-        _e2 = math.exp(-_a1)
-        _d3 = _f32(1.0) + _e2
-        _c4 = (_e2 - (_d3 - _f32(1.0)))/_d3
-        _l5 = math.log1p(_e2)
-        _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
-        _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
-        _g18 = beta + _f32(1.0)
-        _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
-        _q10 = _p9 - _p9*(_g18*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
+        _a16 = abs(logits)
+        _e17 = math.exp(-_a16)
+        _d18 = _f32(1.0) + _e17
+        _c19 = (_e17 - (_d18 - _f32(1.0)))/_d18
+        _l20 = math.log1p(_e17)
+        _p21 = (math.pow(_e17, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d18, -beta)
+        _ap22 = _p21 - _p21*(beta*_c19)
+        value = (_l20 if logits < _f32(0.0) else logits + _l20)*_ap22
+        _g123 = beta + _f32(1.0)
+        _p24 = (math.pow(_e17, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d18, -_g123)
+        _q25 = _p24 - _p24*(_g123*_c19)
+        d_logits = (_e17 + beta*_l20 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l20)*_e17))*_q25
         _w_logits = _f64(logits)
         _w_beta = _f64(beta)
-        _c11 = _w_beta*134217728.0 + _w_beta
-        _h12 = _c11 - (_c11 - _w_beta)
-        _l13 = _w_beta - _h12
-        _c14 = _w_logits*134217728.0 + _w_logits
-        _h15 = _c14 - (_c14 - _w_logits)
-        _l16 = _w_logits - _h15
-        _p17 = _h12*_h15
-        _p18 = _h12*_l16 + _l13*_h15
-        _p19 = _p17 + _p18
-        _w0 = math.exp(0.5*_p19)
-        d_target = _f32(_w0*((((_p18 - (_p19 - _p17)) + _l13*_l16) + 1.0)*(_w0*(-_w_beta - _w_logits))))
+        _c26 = _w_beta*134217728.0 + _w_beta
+        _h27 = _c26 - (_c26 - _w_beta)
+        _l28 = _w_beta - _h27
+        _c29 = _w_logits*134217728.0 + _w_logits
+        _h30 = _c29 - (_c29 - _w_logits)
+        _l31 = _w_logits - _h30
+        _p32 = _h27*_h30
+        _p33 = _h27*_l31 + _l28*_h30
+        _p34 = _p32 + _p33
+        _w0 = math.exp(0.5*_p34)
+        d_target = _f32(_w0*((((_p33 - (_p34 - _p32)) + _l28*_l31) + 1.0)*(_w0*(-_w_beta - _w_logits))))
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # hard target 0
-        _a20 = abs(logits)
-        _e21 = math.exp(-_a20)
-        _d22 = _f32(1.0) + _e21
-        _c23 = (_e21 - (_d22 - _f32(1.0)))/_d22
-        _l24 = math.log1p(_e21)
-        _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
-        _ap26 = _p25 - _p25*(beta*_c23)
-        value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
-        _g127 = beta + _f32(1.0)
-        _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
-        _q29 = _p28 - _p28*(_g127*_c23)
-        d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
+        _a35 = abs(logits)
+        _e36 = math.exp(-_a35)
+        _d37 = _f32(1.0) + _e36
+        _c38 = (_e36 - (_d37 - _f32(1.0)))/_d37
+        _l39 = math.log1p(_e36)
+        _p40 = (math.pow(_e36, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d37, -beta)
+        _ap41 = _p40 - _p40*(beta*_c38)
+        value = (_l39 if logits < _f32(0.0) else logits + _l39)*_ap41
+        _g142 = beta + _f32(1.0)
+        _p43 = (math.pow(_e36, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d37, -_g142)
+        _q44 = _p43 - _p43*(_g142*_c38)
+        d_logits = (_e36 + beta*_l39 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l39)*_e36))*_q44
         _w_logits_w1 = _f64(logits)
         _w_beta_w1 = _f64(beta)
         _w0_w1 = 1.0/(1.0 + math.exp(-_w_logits_w1)) if _w_logits_w1 >= 0.0 else math.exp(_w_logits_w1)/(1.0 + math.exp(_w_logits_w1))
         _w1 = abs(-_w0_w1)
-        _s30 = -_w_logits_w1
-        _s31 = max(_w_logits_w1, 0.0) + math.log1p(math.exp(-abs(_w_logits_w1)))
-        _s32 = _w0_w1 + (1.0/(1.0 + math.exp(-_s30)) if _s30 >= 0.0 else math.exp(_s30)/(1.0 + math.exp(_s30)))
-        _s33 = 0.0*(max(_s30, 0.0) + math.log1p(math.exp(-abs(_s30)))) + (1.0 - 0.0)*_s31
-        _s34 = math.pow(_w1, _w_beta_w1 - 1.0) if _w1 > 0.0 and _w_beta_w1 != 0.0 else 0.0
-        _s35 = -_w_beta_w1*_s32*_s33*_s34*(1.0 if _w0_w1 > 0.0 else (-1.0 if _w0_w1 < 0.0 else 0.0))
-        d_target = _f32(_s35 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
+        _s45 = -_w_logits_w1
+        _s46 = max(_w_logits_w1, 0.0) + math.log1p(math.exp(-abs(_w_logits_w1)))
+        _s47 = _w0_w1 + (1.0/(1.0 + math.exp(-_s45)) if _s45 >= 0.0 else math.exp(_s45)/(1.0 + math.exp(_s45)))
+        _s48 = 0.0*(max(_s45, 0.0) + math.log1p(math.exp(-abs(_s45)))) + (1.0 - 0.0)*_s46
+        _s49 = math.pow(_w1, _w_beta_w1 - 1.0) if _w1 > 0.0 and _w_beta_w1 != 0.0 else 0.0
+        _s50 = -_w_beta_w1*_s47*_s48*_s49*(1.0 if _w0_w1 > 0.0 else (-1.0 if _w0_w1 < 0.0 else 0.0))
+        d_target = _f32(_s50 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
         return value, d_logits, d_target
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
-        _z36 = -logits
-        _a37 = abs(logits)
-        _e38 = math.exp(-_a37)
-        _d39 = _f32(1.0) + _e38
-        _c40 = (_e38 - (_d39 - _f32(1.0)))/_d39
-        _l41 = math.log1p(_e38)
-        _p42 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -beta)
-        _ap43 = _p42 - _p42*(beta*_c40)
-        value = (_l41 if _z36 < _f32(0.0) else _z36 + _l41)*_ap43
-        _g144 = beta + _f32(1.0)
-        _p45 = (math.pow(_e38, beta) if _z36 < _f32(0.0) else _f32(1.0))*math.pow(_d39, -_g144)
-        _q46 = _p45 - _p45*(_g144*_c40)
-        d_logits = -(_e38 + beta*_l41 if _z36 < _f32(0.0) else _f32(1.0) + beta*((_z36 + _l41)*_e38))*_q46
+        _z51 = -logits
+        _a52 = abs(logits)
+        _e53 = math.exp(-_a52)
+        _d54 = _f32(1.0) + _e53
+        _c55 = (_e53 - (_d54 - _f32(1.0)))/_d54
+        _l56 = math.log1p(_e53)
+        _p57 = (math.pow(_e53, beta) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -beta)
+        _ap58 = _p57 - _p57*(beta*_c55)
+        value = (_l56 if _z51 < _f32(0.0) else _z51 + _l56)*_ap58
+        _g159 = beta + _f32(1.0)
+        _p60 = (math.pow(_e53, beta) if _z51 < _f32(0.0) else _f32(1.0))*math.pow(_d54, -_g159)
+        _q61 = _p60 - _p60*(_g159*_c55)
+        d_logits = -(_e53 + beta*_l56 if _z51 < _f32(0.0) else _f32(1.0) + beta*((_z51 + _l56)*_e53))*_q61
         _w_logits_w2 = _f64(logits)
         _w_beta_w2 = _f64(beta)
         _w0_w2 = -_w_logits_w2
-        _c47 = _w_beta_w2*134217728.0 + _w_beta_w2
-        _h48 = _c47 - (_c47 - _w_beta_w2)
-        _l49 = _w_beta_w2 - _h48
-        _c50 = _w0_w2*134217728.0 + _w0_w2
-        _h51 = _c50 - (_c50 - _w0_w2)
-        _l52 = _w0_w2 - _h51
-        _p53 = _h48*_h51
-        _p54 = _h48*_l52 + _l49*_h51
-        _p55 = _p53 + _p54
-        _w1_w1 = math.exp(0.5*_p55)
-        d_target = _f32(_w1_w1*((((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*(_w1_w1*(_w0_w2 + _w_beta_w2))))
+        _c62 = _w_beta_w2*134217728.0 + _w_beta_w2
+        _h63 = _c62 - (_c62 - _w_beta_w2)
+        _l64 = _w_beta_w2 - _h63
+        _c65 = _w0_w2*134217728.0 + _w0_w2
+        _h66 = _c65 - (_c65 - _w0_w2)
+        _l67 = _w0_w2 - _h66
+        _p68 = _h63*_h66
+        _p69 = _h63*_l67 + _l64*_h66
+        _p70 = _p68 + _p69
+        _w1_w1 = math.exp(0.5*_p70)
+        d_target = _f32(_w1_w1*((((_p69 - (_p70 - _p68)) + _l64*_l67) + 1.0)*(_w1_w1*(_w0_w2 + _w_beta_w2))))
         return value, d_logits, d_target
     elif (target == _f32(1.0)):  # hard target 1
-        _z56 = -logits
-        _a57 = abs(logits)
-        _e58 = math.exp(-_a57)
-        _d59 = _f32(1.0) + _e58
-        _c60 = (_e58 - (_d59 - _f32(1.0)))/_d59
-        _l61 = math.log1p(_e58)
-        _p62 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -beta)
-        _ap63 = _p62 - _p62*(beta*_c60)
-        value = (_l61 if _z56 < _f32(0.0) else _z56 + _l61)*_ap63
-        _g164 = beta + _f32(1.0)
-        _p65 = (math.pow(_e58, beta) if _z56 < _f32(0.0) else _f32(1.0))*math.pow(_d59, -_g164)
-        _q66 = _p65 - _p65*(_g164*_c60)
-        d_logits = -(_e58 + beta*_l61 if _z56 < _f32(0.0) else _f32(1.0) + beta*((_z56 + _l61)*_e58))*_q66
+        _z71 = -logits
+        _a72 = abs(logits)
+        _e73 = math.exp(-_a72)
+        _d74 = _f32(1.0) + _e73
+        _c75 = (_e73 - (_d74 - _f32(1.0)))/_d74
+        _l76 = math.log1p(_e73)
+        _p77 = (math.pow(_e73, beta) if _z71 < _f32(0.0) else _f32(1.0))*math.pow(_d74, -beta)
+        _ap78 = _p77 - _p77*(beta*_c75)
+        value = (_l76 if _z71 < _f32(0.0) else _z71 + _l76)*_ap78
+        _g179 = beta + _f32(1.0)
+        _p80 = (math.pow(_e73, beta) if _z71 < _f32(0.0) else _f32(1.0))*math.pow(_d74, -_g179)
+        _q81 = _p80 - _p80*(_g179*_c75)
+        d_logits = -(_e73 + beta*_l76 if _z71 < _f32(0.0) else _f32(1.0) + beta*((_z71 + _l76)*_e73))*_q81
         _w_logits_w3 = _f64(logits)
         _w_beta_w3 = _f64(beta)
-        _s67 = -_w_logits_w3
-        _w0_w3 = 1.0/(1.0 + math.exp(-_s67)) if _s67 >= 0.0 else math.exp(_s67)/(1.0 + math.exp(_s67))
+        _s82 = -_w_logits_w3
+        _w0_w3 = 1.0/(1.0 + math.exp(-_s82)) if _s82 >= 0.0 else math.exp(_s82)/(1.0 + math.exp(_s82))
         _w1_w2 = abs(_w0_w3)
-        _s68 = 1.0/(1.0 + math.exp(-_w_logits_w3)) if _w_logits_w3 >= 0.0 else math.exp(_w_logits_w3)/(1.0 + math.exp(_w_logits_w3))
-        _s69 = max(_w_logits_w3, 0.0) + math.log1p(math.exp(-abs(_w_logits_w3)))
-        _s70 = 1.0*(max(_s67, 0.0) + math.log1p(math.exp(-abs(_s67)))) + (1.0 - 1.0)*_s69
-        _s71 = math.pow(_w1_w2, _w_beta_w3 - 1.0) if _w1_w2 > 0.0 and _w_beta_w3 != 0.0 else 0.0
-        _s72 = _w_beta_w3*(_w0_w3 + _s68)*_s70*_s71*(1.0 if _w0_w3 > 0.0 else (-1.0 if _w0_w3 < 0.0 else 0.0))
-        d_target = _f32(_s72 - _w_logits_w3*math.pow(_w1_w2, _w_beta_w3))
+        _s83 = 1.0/(1.0 + math.exp(-_w_logits_w3)) if _w_logits_w3 >= 0.0 else math.exp(_w_logits_w3)/(1.0 + math.exp(_w_logits_w3))
+        _s84 = max(_w_logits_w3, 0.0) + math.log1p(math.exp(-abs(_w_logits_w3)))
+        _s85 = 1.0*(max(_s82, 0.0) + math.log1p(math.exp(-abs(_s82)))) + (1.0 - 1.0)*_s84
+        _s86 = math.pow(_w1_w2, _w_beta_w3 - 1.0) if _w1_w2 > 0.0 and _w_beta_w3 != 0.0 else 0.0
+        _s87 = _w_beta_w3*(_w0_w3 + _s83)*_s85*_s86*(1.0 if _w0_w3 > 0.0 else (-1.0 if _w0_w3 < 0.0 else 0.0))
+        d_target = _f32(_s87 - _w_logits_w3*math.pow(_w1_w2, _w_beta_w3))
         return value, d_logits, d_target
     else:  # soft target
-        _s73 = -logits
-        _s74 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s75 = _f32(1.0)/(_f32(1.0) + math.exp(-_s73)) if _s73 >= _f32(0.0) else math.exp(_s73)/(_f32(1.0) + math.exp(_s73))
-        _s76 = _f32(1.0)/(_f32(1.0) + math.exp(-logits)) if logits >= _f32(0.0) else math.exp(logits)/(_f32(1.0) + math.exp(logits))
-        _s77 = target*(max(_s73, _f32(0.0)) + math.log1p(math.exp(-abs(_s73)))) + (_f32(1.0) - target)*_s74
-        value = _s77*math.pow(abs(target*_s75 - (_f32(1.0) - target)*_s76), beta)
-        _t0 = _s75
-        _t1 = _t0*target
-        _t2 = _s76
-        _t3 = _f32(1.0) - target
-        _t4 = _t1 - _t2*_t3
-        _t5 = abs(_t4)
-        _s78 = math.pow(_t5, beta - _f32(1.0)) if _t5 > _f32(0.0) and beta != _f32(0.0) else _f32(0.0)
-        _s79 = _f32(1.0) if _t4 > _f32(0.0) else (-_f32(1.0) if _t4 < _f32(0.0) else _f32(0.0))
-        d_logits = -_t4*math.pow(_t5, beta) + beta*(-_t0*_t2*_t3 - _t1*_t2)*_s77*_s78*_s79
-        _w_logits_w4 = _f64(logits)
-        _w_target = _f64(target)
-        _w_beta_w4 = _f64(beta)
-        _s80 = -_w_logits_w4
-        _w0_w4 = 1.0/(1.0 + math.exp(-_s80)) if _s80 >= 0.0 else math.exp(_s80)/(1.0 + math.exp(_s80))
-        _w1_w3 = 1.0/(1.0 + math.exp(-_w_logits_w4)) if _w_logits_w4 >= 0.0 else math.exp(_w_logits_w4)/(1.0 + math.exp(_w_logits_w4))
-        _w2 = _w0_w4*_w_target - _w1_w3*(1.0 - _w_target)
-        _w3 = abs(_w2)
-        _s81 = max(_w_logits_w4, 0.0) + math.log1p(math.exp(-abs(_w_logits_w4)))
-        _s82 = _w_target*(max(_s80, 0.0) + math.log1p(math.exp(-abs(_s80)))) + (1.0 - _w_target)*_s81
-        _s83 = math.pow(_w3, _w_beta_w4 - 1.0) if _w3 > 0.0 and _w_beta_w4 != 0.0 else 0.0
-        _s84 = _w_beta_w4*(_w0_w4 + _w1_w3)*_s82*_s83*(1.0 if _w2 > 0.0 else (-1.0 if _w2 < 0.0 else 0.0))
-        d_target = _f32(_s84 - _w_logits_w4*math.pow(_w3, _w_beta_w4))
+        value = _xd0
+        d_logits = _xd1
+        d_target = _f32(_xd2)
         return value, d_logits, d_target

@@ -185,18 +185,25 @@ def qfl_gradient_scale(logit, target, dtype, beta=2.0):
     terms' magnitudes, as for BCE).  The value too: D's error is about u T (u the dtype's unit
     roundoff), and the value's is beta |D|^(beta-1) u T CE to first order and (u T)^beta CE where |D|
     is below u T (a soft target within an ulp of sigma(x): the first order alone, 0 at D = 0, then
-    asks for more than the inputs hold), so it is measured against beta T (|D| + u T)^(beta-1) CE."""
+    asks for more than the inputs hold), so it is measured against beta T (|D| + u T)^(beta-1) CE.
+    For 0 < beta <= 1 the gradients are not measured (inf) where |D| <= 4 u T: there D's sign is not
+    determined by an evaluation from a rounded sigma, and beta |D|^(beta-1) sign(D) jumps (beta = 1) or
+    is unbounded (beta < 1) at D = 0 (the documented limit of the loss's accuracy notes)."""
     import numpy as np
 
     with mp.workdps(DPS):
         x, y, b = exact_mpf(logit), exact_mpf(target), exact_mpf(beta)
         s, sn = _sigmoid(x), _sigmoid(-x)
         t = y * sn + (1 - y) * s
-        ad = abs(y * sn - (1 - y) * s) + exact_mpf(float(np.finfo(dtype).eps) / 2) * t
+        u = exact_mpf(float(np.finfo(dtype).eps) / 2)
+        d = abs(y * sn - (1 - y) * s)
+        ad = d + u * t
         ce = _bce(x, y)[0]
         w = t**b
         dw = b * t ** (b - 1) if b != 0 else mp.zero
         value = b * t * ad ** (b - 1) * ce if b != 0 and ad > 0 else mp.zero
+        if 0 < b <= 1 and d <= 4 * u * t:
+            return value, mp.inf, mp.inf
         return value, dw * s * sn * ce + w * t, dw * ce + w * abs(x)
 
 

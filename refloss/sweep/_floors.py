@@ -94,15 +94,20 @@ def _qfl(x, y, dtype, beta=2.0):
     s, sn = _sigmoids(x)
     b = float(beta)
     t = y * sn + (1 - y) * s
-    ad = np.empty_like(x)
-    _abs_y_minus_sigmoid(np.ascontiguousarray(x), np.ascontiguousarray(y), ad)
-    ad = ad + float(np.finfo(dtype).eps) / 2 * t  # (|D| + u T: D's own error, see the oracle's)
+    d = np.empty_like(x)
+    _abs_y_minus_sigmoid(np.ascontiguousarray(x), np.ascontiguousarray(y), d)
+    u = float(np.finfo(dtype).eps) / 2
+    ad = d + u * t  # (|D| + u T: D's own error, see the oracle's)
     ce = _ce(x, y)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         w = t**b
         dw = b * t ** (b - 1) if b != 0 else np.zeros_like(x)
         value = np.where((ad > 0) & (b != 0), b * t * ad ** (b - 1) * ce, 0.0)
-        return [value, dw * s * sn * ce + w * t, dw * ce + w * np.abs(x)]
+        out = [value, dw * s * sn * ce + w * t, dw * ce + w * np.abs(x)]
+    if 0 < b <= 1:  # (the documented limit: D's sign undetermined within its own error, see the oracle's)
+        limit = d <= 4 * u * t
+        out[1:] = [np.where(limit, np.inf, c) for c in out[1:]]
+    return out
 
 
 def _varifocal(x, q, dtype, alpha=0.75, gamma=2.0, detach_weight=False, iou_weighted=True):
