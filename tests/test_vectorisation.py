@@ -34,11 +34,29 @@ def test_giou_kernel_loop_vectorises():
 # after, 524 (float64).  balanced_l1: before its printed log1p and its rare branches (tests/test_rare_branches.py),
 # 10 against 96 scalar (float64) and 402 (float32), the counting loop's; after, 138 and 279
 PACKED = {"gwd_loss": 200, "balanced_l1": 100}
+# LLVM's cost model, not the generated code: since balanced_l1's float64 kernel corrects the residual's rounding
+# (df14ace), its float64 loop vectorises on an AVX-512 CPU (the suite passed there) and stays scalar on an AVX2-only
+# one (AMD EPYC, 2026-12-04: 17 packed / 988 scalar, the code unchanged); float32 vectorises on both (289 packed)
+MACHINE_DEPENDENT = {("balanced_l1", "f64")}
+
+
+def _avx512() -> bool:
+    try:
+        return "avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
 
 
 @pytest.mark.parametrize("loss", sorted(PACKED))
 def test_kernel_loop_vectorises(loss):
     cells = _row(loss)
+    scalar_here = []
     for prec, cell in zip(("f64", "f32"), cells[3:5]):
         packed, _ = (int(v) for v in cell.split(" / "))
+        if packed < PACKED[loss] and (loss, prec) in MACHINE_DEPENDENT and not _avx512():
+            scalar_here.append(prec)
+            continue
         assert packed >= PACKED[loss], f"{loss}'s {prec} kernel loop did not vectorise: {cells}"
+    if scalar_here:
+        pytest.xfail(f"{loss}'s {', '.join(scalar_here)} loop stays scalar on this AVX2-only CPU (LLVM's cost model): "
+                     f"{cells}")

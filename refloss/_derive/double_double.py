@@ -36,9 +36,7 @@ _SIGN = (sp.Heaviside, Step, sp.sign)
 
 
 # the partial derivatives of functions whose fdiff is a gradient convention rather than the derivative
-_TRUE_PARTIALS = {AtanRatio: lambda w, h, d: (AtanSlope(h, w, h), -AtanSlope(w, w, h), sp.Integer(0)),
-                  # m^(g-1), 0 where m = 0 or g = 0: d/dm (g - 1) m^(g-2) (the exponent a parameter, no low part)
-                  PowGm1: lambda m, g: ((g - 1) * PowGm1(m, g - 1), sp.Integer(0))}
+_TRUE_PARTIALS = {AtanRatio: lambda w, h, d: (AtanSlope(h, w, h), -AtanSlope(w, w, h), sp.Integer(0))}
 
 
 class DoubleDouble:
@@ -260,6 +258,19 @@ class DoubleDouble:
         t = self.div(self.neg(m), self.add(self.number(2), m))
         return self.select(pos, t, self.neg(t))
 
+    def _pow_gm1(self, e) -> tuple:
+        """m^(g-1) (0 where m = 0 or g = 0, PowGm1's convention) to first order in m's low part, as
+        v + v (g - 1) (lo/m), v the float64 power: no second power m^(g-2), which overflows (and raises in the
+        CUDA simulator's Python math) for a tiny m where v does not."""
+        (m, lo), (g, g_lo) = self.lower(e.args[0]), self.lower(e.args[1])
+        if g_lo is not None:
+            raise ValueError("double-double evaluation of PowGm1: the exponent must be a float64 number")
+        value = self._a(self.p._print(PowGm1(sp.Symbol(m, real=True), sp.Symbol(g, real=True))))
+        if lo is None:
+            return value, None
+        zero, one = self.p._literal(0), self.p._literal(1)
+        return self._two_sum(value, self._a(f"{value}*(({g} - {one})*({lo}/{m})) if {m} > {zero} else {zero}"))
+
     def _call(self, name: str, args: list) -> tuple:
         zero = self.p._literal(0)
         pair = self._a(f"_ddf.{name}({', '.join(f'{h}, {l or zero}' for h, l in args)})")
@@ -275,6 +286,8 @@ class DoubleDouble:
             return self.lower(self._focal(e))
         if self.accurate and e.func == sp.tanh:
             return self._tanh(e)
+        if isinstance(e, PowGm1) and not self.accurate:
+            return self._pow_gm1(e)
         call = self._accurate(e) if self.accurate else None
         if call is not None:
             value = self._call(call[0], [self.lower(a) for a in call[1]])

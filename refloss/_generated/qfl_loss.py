@@ -371,7 +371,7 @@ def value_and_grad_f64(logits, target, beta):
         _xdd210 = _xdd207 + _xdd209
         _xdd211 = _xdd209 - (_xdd210 - _xdd207)
         _xdd212 = (math.pow(_xdd122, beta - 1.0) if _xdd122 > 0.0 and beta != 0.0 else 0.0)
-        _xdd213 = ((beta - 1.0)*(math.pow(_xdd122, beta - 1.0 - 1.0) if _xdd122 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd123
+        _xdd213 = _xdd212*((beta - 1.0)*(_xdd123/_xdd122)) if _xdd122 > 0.0 else 0.0
         _xdd214 = _xdd212 + _xdd213
         _xdd215 = _xdd214 - _xdd212
         _xdd216 = (_xdd212 - (_xdd214 - _xdd215)) + (_xdd213 - _xdd215)
@@ -519,7 +519,7 @@ def value_and_grad_f64(logits, target, beta):
         _xdd361 = _xdd358 + _xdd360
         _xdd362 = _xdd360 - (_xdd361 - _xdd358)
         _xdd363 = (math.pow(_xdd310, beta - 1.0) if _xdd310 > 0.0 and beta != 0.0 else 0.0)
-        _xdd364 = ((beta - 1.0)*(math.pow(_xdd310, beta - 1.0 - 1.0) if _xdd310 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd311
+        _xdd364 = _xdd363*((beta - 1.0)*(_xdd311/_xdd310)) if _xdd310 > 0.0 else 0.0
         _xdd365 = _xdd363 + _xdd364
         _xdd366 = _xdd365 - _xdd363
         _xdd367 = (_xdd363 - (_xdd365 - _xdd366)) + (_xdd364 - _xdd366)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 fdd2a35fc5008f9c
+# scalar kernels: sha256 a46dd3d8355b1f45
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -384,7 +384,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _xdd210 = _xdd207 + _xdd209
             _xdd211 = _xdd209 - (_xdd210 - _xdd207)
             _xdd212 = (math.pow(_xdd122, beta - 1.0) if _xdd122 > 0.0 and beta != 0.0 else 0.0)
-            _xdd213 = ((beta - 1.0)*(math.pow(_xdd122, beta - 1.0 - 1.0) if _xdd122 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd123
+            _xdd213 = _sel(_xdd122 > 0.0, _xdd212*((beta - 1.0)*(_xdd123/_xdd122)), 0.0)
             _xdd214 = _xdd212 + _xdd213
             _xdd215 = _xdd214 - _xdd212
             _xdd216 = (_xdd212 - (_xdd214 - _xdd215)) + (_xdd213 - _xdd215)
@@ -532,7 +532,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _xdd361 = _xdd358 + _xdd360
             _xdd362 = _xdd360 - (_xdd361 - _xdd358)
             _xdd363 = (math.pow(_xdd310, beta - 1.0) if _xdd310 > 0.0 and beta != 0.0 else 0.0)
-            _xdd364 = ((beta - 1.0)*(math.pow(_xdd310, beta - 1.0 - 1.0) if _xdd310 > 0.0 and beta - 1.0 != 0.0 else 0.0))*_xdd311
+            _xdd364 = _sel(_xdd310 > 0.0, _xdd363*((beta - 1.0)*(_xdd311/_xdd310)), 0.0)
             _xdd365 = _xdd363 + _xdd364
             _xdd366 = _xdd365 - _xdd363
             _xdd367 = (_xdd363 - (_xdd365 - _xdd366)) + (_xdd364 - _xdd366)
