@@ -1335,8 +1335,13 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
         emit("    ", sym.name, value)
-    guards = [f"_xg{k}" for k, (_, _, g) in enumerate(decisions) if g is not None]
-    lines.extend(_decision_lines(kernel, printer, "    ", decisions, deferred))
+    # a part that one branch alone uses is evaluated in that branch (a soft-target branch's outputs one precision up
+    # cost every element of the loop when evaluated before the branches); the others before the branches
+    users = {sym: [k for k, b in enumerate(branches) if any(b.outputs[o].has(sym) for o in outputs)
+                   or (b.condition is not None and b.condition.has(sym))] for sym, _, _ in decisions}
+    local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
+    shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) != 1]
+    lines.extend(_decision_lines(kernel, printer, "    ", shared, deferred))
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
@@ -1348,6 +1353,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     last = max((k for k, b in enumerate(branches) if not b.rare), default=0) if rare else 0
     tail = rare and last > 0 and branches[last].condition is not None
     for k, branch in enumerate(branches):
+        here = shared + local[k]  # the parts this branch may use (k is reused below)
         checks = []  # the wide outputs' checks in this branch
         printer.restore(top)  # the previous branch's temporaries do not exist here
         held = []  # the condition of a branch printed as the else, as a flag
@@ -1375,6 +1381,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             lines.extend(f"{indent}{o} = {printer._literal(0)}" for o in outputs)
             lines.extend([f"{indent}_xok = False", f"{indent}return {', '.join(outputs)}"])
             continue
+        lines.extend(_decision_lines(kernel, printer, indent, local[k], deferred))
         # the value program: the same statements in value_<p> and value_and_grad_<p>
         vsubs, vreduced, start = _cse([branch.outputs[o] for o in values])
         if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
@@ -1457,7 +1464,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
             libm_guards = printer.libm_guards() if deferred else []
-            lines.append(f"{indent}_xok = {' & '.join(held + guards + checks + libm_guards) or 'True'}")
+            mine = [f"_xg{i}" for i, (_, _, g) in here if g is not None]  # (this branch's and the shared)
+            lines.append(f"{indent}_xok = {' & '.join(held + mine + checks + libm_guards) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
@@ -1612,9 +1620,10 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
     argument), its value rounded to float32 once; every name starts ``_x`` (tests/test_float32.py allows
     float64 on those lines alone).  A guarded part is evaluated in float32 first, and in float64 where its
     guard (``_xg<k>``, k the part's index) fails; ``deferred`` (the CPU block loops' vectorised "fast" form):
-    not in float64 there (the element is computed again by the whole scalar kernel)."""
+    not in float64 there (the element is computed again by the whole scalar kernel).  ``decisions``: (index,
+    part) pairs, the index the part's in :func:`_decisions`' list."""
     lines = []
-    for k, (sym, expr, guard) in enumerate(decisions):
+    for k, (sym, expr, guard) in decisions:
         f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"))
         if guard is None and printer.precision == "f64":  # (double-double keeps the float64 value where it overflows)
             guard = sp.false
