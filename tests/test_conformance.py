@@ -1,7 +1,7 @@
 """The conformance matrix of the built-in peers, pinned: agreements must agree, and every
 documented discrepancy must still be detected, with the same diagnosis (docs/conformance.md,
 docs/peers.md).  A peer that is not installed is skipped; CI installs torch, torchvision,
-fvcore, jax, optax, ultralytics and mmdetection (the ``peers`` extra, .ci/run)."""
+fvcore, jax, optax, ultralytics, mmdetection and mmrotate (the ``peers`` extra, .ci/run)."""
 import pytest
 
 from refloss import cli, peers
@@ -72,6 +72,12 @@ EXPECTED = {
         # alpha |sigma - q|^gamma: d/dq at q = 0
         "varifocal_loss": (D, D, N), "varifocal_loss(iou_weighted=False)": (D, D, N),
     },
+    # mmrotate 1.0.0rc1's Gaussian losses (refloss.peers._mmrotate loads them beside mmdet 3.3.0): its clamps (box
+    # sides, the divergence, det products) differ wherever they bind; test_mmrotate_clamps_are_the_cause
+    "mmrotate": {f: (D, D, D) for f in (
+        "GDLoss kld_loss(fun='log1p', tau=1.0, sqrt=False)", "GDLoss kld_loss(fun='sqrt', tau=2.0, sqrt=False)",
+        "GDLoss gwd_loss(fun='none', tau=1.0, normalize=False)", "GDLoss_v1 gwd_loss(fun='sqrt', tau=2.0)",
+        "GDLoss_v1 gwd_loss(fun='log1p', tau=1.0)")},
 }
 
 DIAGNOSES = {
@@ -127,6 +133,14 @@ CODES = {
     # optax: JAX's logsumexp drops a zero weight's derivative (no recogniser: known, not diagnosed)
     "losses.sigmoid_focal_loss(alpha=0.25)": (["unexplained"], ["unexplained"], []),
     "losses.sigmoid_focal_loss (alpha=None)": (["unexplained"], ["unexplained"], []),
+    # mmrotate/models/losses/gaussian_dist_loss{,_v1}.py: clamps no refloss parameter reproduces (no recogniser:
+    # traced by test_mmrotate_clamps_are_the_cause); in float32 the KLD's matrix inverse of a thin box rounds to a
+    # NaN gradient with a right value
+    **{f: (["unexplained"], ["nan_gradient_from_where", "unexplained"], ["unexplained"])
+       for f in EXPECTED["mmrotate"] if "kld" in f},
+    **{f: (["unexplained"],) * 3 for f in EXPECTED["mmrotate"] if "gwd" in f},
+    # its log1p form: float32 rounding of the cancelling matrix form reads as float32 arithmetic at some points
+    "GDLoss_v1 gwd_loss(fun='log1p', tau=1.0)": (["float32_inside", "unexplained"], ["unexplained"], ["float32_inside"]),
     # NaN gradients at zero-area or zero-height boxes, a convention point (see CONVENTION_CASES)
     "ops.complete_box_iou_loss": ([], [], ["convention_only"]),
     "ops.box_iou(...).diagonal()": ([], [], ["convention_only"]),
@@ -207,6 +221,39 @@ def test_ultralytics_vfl_adapter_sums_to_the_peers_own_reduction():
         v.backward()
         grads.append((v.detach(), p.grad))
     assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6) and torch.allclose(grads[0][1], grads[1][1], rtol=1e-6)
+
+
+# mmrotate check -> (divergence bound, W^2 bound, det-product bound) below which its clamps bind (0: none)
+MMROTATE_CLAMPS = {
+    "GDLoss kld_loss(fun='log1p', tau=1.0, sqrt=False)": (0, 0, 0),
+    "GDLoss kld_loss(fun='sqrt', tau=2.0, sqrt=False)": (1e-7, 0, 0),
+    "GDLoss gwd_loss(fun='none', tau=1.0, normalize=False)": (0, 1e-7, 1e-7),
+    "GDLoss_v1 gwd_loss(fun='sqrt', tau=2.0)": (0, 1e-6, 0),
+    "GDLoss_v1 gwd_loss(fun='log1p', tau=1.0)": (0, 1e-6, 0),
+}
+
+
+def test_mmrotate_clamps_are_the_cause():
+    """Every float64 difference of mmrotate's Gaussian losses lies where one of its clamps binds: a side outside
+    [1e-7, 1e7] (xy_wh_r_2_xy_sigma), the divergence below 1e-7 (postprocess's sqrt), W^2 below 1e-7 (GDLoss) or
+    1e-6 (GDLoss_v1), det(Sigma_p) det(Sigma_t) below 1e-7 (GDLoss's GWD); refloss's exact D and W^2 decide."""
+    if not peers.available("mmrotate"):
+        pytest.skip("mmrotate not installed")
+    import numpy as np
+
+    import refloss
+
+    for res in peers.run("mmrotate"):
+        d_bound, w_bound, det_bound = MMROTATE_CLAMPS[res.check.function]
+        failures = res.reports["float64"].failures
+        assert failures, res.check.function
+        for f in failures:
+            p, t = np.array(f.inputs[0]), np.array(f.inputs[1])
+            sides = np.r_[p[2:4], t[2:4]]
+            d = (1 / (1 - refloss.kld_loss(p, t, reverse=True, fun="sqrt", tau=1.0)) - 1) ** 2
+            w2 = (1 / (1 - refloss.gwd_loss(p, t, fun="sqrt", tau=1.0)) - 1) ** 2
+            det = np.prod(sides) ** 2 / 256
+            assert (sides.min() < 1e-7 or sides.max() > 1e7 or d < d_bound or w2 < w_bound or det < det_bound), f
 
 
 @pytest.fixture(scope="module", params=list(EXPECTED))

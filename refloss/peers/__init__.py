@@ -40,6 +40,7 @@ PEERS = {
     "optax": ("refloss.peers._optax", "optax", "jax optax"),
     "ultralytics": ("refloss.peers._ultralytics", "ultralytics", "torch ultralytics"),
     "mmdetection": ("refloss.peers._mmdet", "mmdet", 'torch mmdet==3.3.0 mmengine "mmcv-lite<2.2"'),
+    "mmrotate": ("refloss.peers._mmrotate", "mmrotate", 'torch mmrotate==1.0.0rc1 mmdet==3.3.0 mmengine "mmcv-lite<2.2"'),
 }
 
 # tried, and not built in: why (shown in docs/conformance.md)

@@ -15,6 +15,8 @@ sigmoid_focal_loss``) and is not checked.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 
@@ -35,27 +37,39 @@ def require():
 def losses(name: str):
     """The module ``mmdet.models.losses.<name>``, imported normally where mmcv has its ops, else on its own
     (module docstring)."""
-    full = f"mmdet.models.losses.{name}"
+    def overlaps():  # what iou_loss imports from the package
+        bbox = sys.modules["mmdet.structures.bbox"]
+        if not hasattr(bbox, "bbox_overlaps"):
+            bbox.bbox_overlaps = importlib.import_module("mmdet.structures.bbox.bbox_overlaps").bbox_overlaps
+
+    return import_without_inits(f"mmdet.models.losses.{name}", _SKIPPED_INITS, overlaps)
+
+
+def import_without_inits(full: str, skipped, prepare=None, errors=(ImportError,)):
+    """Import the module ``full``: normally if that works (an exception in ``errors`` if not), else with each
+    package of ``skipped`` put in ``sys.modules`` as its directory alone (its ``__init__`` not run), ``prepare()``
+    called before the import. The packages' root (``skipped[0]``'s first name) must import."""
     if full in sys.modules:
         return sys.modules[full]
     try:
         return importlib.import_module(full)
-    except ImportError:
+    except errors:
         pass
     import types
 
-    import mmdet
-
-    root = os.path.dirname(mmdet.__file__)
-    for package in _SKIPPED_INITS:
+    top = full.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    root = spec.submodule_search_locations[0]
+    for package in skipped:
         stale = sys.modules.get(package)
         if stale is None or not hasattr(stale, "__file__"):  # absent, or left half-imported by the failure above
-            module = types.ModuleType(package, "(refloss.peers._mmdet: directory only, __init__ not run)")
+            module = types.ModuleType(package, "(refloss.peers: directory only, __init__ not run)")
             module.__path__ = [os.path.join(root, *package.split(".")[1:])]
+            module.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+            module.__spec__.submodule_search_locations = module.__path__
             sys.modules[package] = module
-    bbox = sys.modules["mmdet.structures.bbox"]
-    if not hasattr(bbox, "bbox_overlaps"):  # what iou_loss imports from the package
-        bbox.bbox_overlaps = importlib.import_module("mmdet.structures.bbox.bbox_overlaps").bbox_overlaps
+    if prepare is not None:
+        prepare()
     return importlib.import_module(full)
 
 
