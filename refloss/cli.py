@@ -4,7 +4,7 @@
 simulator is present) against the 50-digit oracle's exact results and finite
 differences and print a table; exit status 1 on any failure.
 
-``refloss verify PEER`` (torch, torchvision, fvcore, optax, ultralytics, mmdetection): check that library's
+``refloss verify PEER`` (torch, torchvision, fvcore, optax, ultralytics, mmdetection, mmrotate): check that library's
 losses against refloss (torchvision: also RetinaNet's and SSD's compute_loss and its Matcher, on
 detection batches); ``refloss verify module:function --loss NAME [--param k=v]
 [--impl-param k=v]``: check your own function. Exit status 0 when everything agrees, 1
