@@ -471,13 +471,15 @@ class KernelPrinter(PythonCodePrinter):
         return "math.nan" if self.precision == "f64" else "_f32(math.nan)"
 
     def _exp_neg_abs(self, arg) -> str:
-        """exp(-|arg|), assigned once for arg and -arg (sigmoid and softplus of both share it)."""
-        return self._math("exp", self.assign("na", f"-{self._once(sp.Abs(arg), PRECEDENCE['Mul'])}"))
+        """exp(-|arg|), assigned once for arg and -arg (sigmoid and softplus of both share it; libm's exp
+        too)."""
+        na = self.assign("na", f"-{self._once(sp.Abs(arg), PRECEDENCE['Mul'])}")
+        return self.assign("e", f"math.exp({na})") if self.libm else self._math("exp", na)
 
     def _print_Sigmoid(self, expr):
         x = self._once(expr.args[0], PRECEDENCE["Mul"])
         one, zero = self._literal(1), self._literal(0)
-        if self._vector_math():  # exp(-x) for x >= 0, exp(x) for x < 0: one exp(-|x|), the same values
+        if not self._inline:  # exp(-x) for x >= 0, exp(x) for x < 0: one exp(-|x|), the same values
             e = self._exp_neg_abs(expr.args[0])
             d = self.assign("d", f"{one} + {e}")
             # both arms named: a conditional between names is a select, which the loop vectoriser takes
@@ -488,7 +490,7 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_Softplus(self, expr):
         x = self._once(expr.args[0], PRECEDENCE["Mul"])
-        if self._vector_math():
+        if not self._inline:
             return f"(max({x}, {self._literal(0)}) + {self._math('log1p', self._exp_neg_abs(expr.args[0]))})"
         return f"(max({x}, {self._literal(0)}) + math.log1p(math.exp(-abs({x}))))"
 
@@ -1618,11 +1620,18 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
     """The statements of a float32 kernel's float64 parts (see :func:`_decisions`), as :func:`_wide_lines`
     writes a wide output's: each part evaluated in float64 as the float64 kernel evaluates it (a step: its
     argument), its value rounded to float32 once; every name starts ``_x`` (tests/test_float32.py allows
-    float64 on those lines alone).  A guarded part is evaluated in float32 first, and in float64 where its
+    float64 on those lines alone); the float32 kernel's unguarded parts are evaluated together, sharing their
+    common subexpressions.  A guarded part is evaluated in float32 first, and in float64 where its
     guard (``_xg<k>``, k the part's index) fails; ``deferred`` (the CPU block loops' vectorised "fast" form):
     not in float64 there (the element is computed again by the whole scalar kernel).  ``decisions``: (index,
     part) pairs, the index the part's in :func:`_decisions`' list."""
     lines = []
+    if printer.precision == "f32":  # the parts always in float64 together: common subexpressions shared
+        always = [(sym, expr) for _, (sym, expr, guard) in decisions if guard is None]
+        if always:
+            lines += _wide_lines(kernel, printer, indent, [e for _, e in always], [s_.name for s_, _ in always],
+                                 ("_xw_", "_xt", "x"))
+        decisions = [(k, d) for k, d in decisions if d[2] is not None]
     for k, (sym, expr, guard) in decisions:
         f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"))
         if guard is None and printer.precision == "f64":  # (double-double keeps the float64 value where it overflows)

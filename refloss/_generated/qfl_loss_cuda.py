@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8fb8df29878be4c7
+# scalar kernels: sha256 6db37044842a8923
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

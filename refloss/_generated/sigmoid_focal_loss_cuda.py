@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 49641972fa340406
+# scalar kernels: sha256 adb3b1a4da678a09
 """Sigmoid focal loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -65,10 +65,12 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
         return value
     else:  # positive (q > 0)
-        _s15 = -logits
-        _s16 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s17 = target*(max(_s15, 0.0) + math.log1p(math.exp(-abs(_s15)))) + (1.0 - target)*_s16
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s17
+        _s15 = abs(logits)
+        _na16 = -_s15
+        _e17 = math.exp(_na16)
+        _s18 = -logits
+        _s19 = target*(max(_s18, 0.0) + math.log1p(_e17)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e17))
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s19
         return value
 
 
@@ -137,38 +139,50 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _q48 = alpha*(_p47 - _p47*(_g146*_c30))
         _s49 = (_e28 + gamma*_l31 if logits < 0.0 else 1.0 + gamma*((logits + _l31)*_e28))*_q48
         d_logits = alpha*detach_weight*_s45*math.exp(_e43) + (1.0 - detach_weight)*_s49
-        _s50 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        d_target = -alpha*logits*math.pow(_s50, gamma)
+        _na50 = -_a27
+        _e51 = math.exp(_na50)
+        _d52 = 1.0 + _e51
+        _sg53 = 1.0/_d52
+        _sg54 = _e51/_d52
+        d_target = -alpha*logits*math.pow((_sg53 if logits >= 0.0 else _sg54), gamma)
         return value, d_logits, d_target
     elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
-        _a51 = abs(logits)
-        _e52 = math.exp(-_a51)
-        _d53 = 1.0 + _e52
-        _c54 = (_e52 - (_d53 - 1.0))/_d53
-        _l55 = math.log1p(_e52)
-        _p56 = (math.pow(_e52, gamma) if logits < 0.0 else 1.0)*math.pow(_d53, -gamma)
-        _ap57 = alpha*(_p56 - _p56*(gamma*_c54))
-        value = (_l55 if logits < 0.0 else logits + _l55)*_ap57
-        _t0_w2 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
+        _a55 = abs(logits)
+        _e56 = math.exp(-_a55)
+        _d57 = 1.0 + _e56
+        _c58 = (_e56 - (_d57 - 1.0))/_d57
+        _l59 = math.log1p(_e56)
+        _p60 = (math.pow(_e56, gamma) if logits < 0.0 else 1.0)*math.pow(_d57, -gamma)
+        _ap61 = alpha*(_p60 - _p60*(gamma*_c58))
+        value = (_l59 if logits < 0.0 else logits + _l59)*_ap61
+        _na62 = -_a55
+        _e63 = math.exp(_na62)
+        _d64 = 1.0 + _e63
+        _sg65 = 1.0/_d64
+        _sg66 = _e63/_d64
+        _t0_w2 = _sg65 if logits >= 0.0 else _sg66
         _t1_w2 = alpha*math.pow(_t0_w2, gamma)
-        _g158 = gamma + 1.0
-        _p59 = (math.pow(_e52, gamma) if logits < 0.0 else 1.0)*math.pow(_d53, -_g158)
-        _q60 = alpha*(_p59 - _p59*(_g158*_c54))
-        _s61 = (_e52 + gamma*_l55 if logits < 0.0 else 1.0 + gamma*((logits + _l55)*_e52))*_q60
-        d_logits = _t0_w2*_t1_w2*detach_weight + (1.0 - detach_weight)*_s61
+        _g167 = gamma + 1.0
+        _p68 = (math.pow(_e56, gamma) if logits < 0.0 else 1.0)*math.pow(_d57, -_g167)
+        _q69 = alpha*(_p68 - _p68*(_g167*_c58))
+        _s70 = (_e56 + gamma*_l59 if logits < 0.0 else 1.0 + gamma*((logits + _l59)*_e56))*_q69
+        d_logits = _t0_w2*_t1_w2*detach_weight + (1.0 - detach_weight)*_s70
         d_target = -_t1_w2*logits
         return value, d_logits, d_target
     else:  # positive (q > 0)
-        _s62 = -logits
-        _s63 = max(logits, 0.0) + math.log1p(math.exp(-abs(logits)))
-        _s64 = target*(max(_s62, 0.0) + math.log1p(math.exp(-abs(_s62)))) + (1.0 - target)*_s63
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s64
+        _s71 = abs(logits)
+        _na72 = -_s71
+        _e73 = math.exp(_na72)
+        _s74 = -logits
+        _s75 = target*(max(_s74, 0.0) + math.log1p(_e73)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e73))
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s75
         _t0_w3 = iou_weighted*target + (1.0 - iou_weighted)
         _t1_w3 = _t0_w3*logits
-        _s65 = 1.0/(1.0 + math.exp(-logits)) if logits >= 0.0 else math.exp(logits)/(1.0 + math.exp(logits))
-        _s66 = -target*(1.0/(1.0 + math.exp(-_s62)) if _s62 >= 0.0 else math.exp(_s62)/(1.0 + math.exp(_s62)))
-        d_logits = _t0_w3*(_s66 + (1.0 - target)*_s65)
-        d_target = -_t1_w3*detach_weight + (1.0 - detach_weight)*(-_t1_w3 + iou_weighted*_s64)
+        _d76 = 1.0 + _e73
+        _sg77 = 1.0/_d76
+        _sg78 = _e73/_d76
+        d_logits = _t0_w3*(-target*(_sg77 if _s74 >= 0.0 else _sg78) + (1.0 - target)*(_sg77 if logits >= 0.0 else _sg78))
+        d_target = -_t1_w3*detach_weight + (1.0 - detach_weight)*(-_t1_w3 + iou_weighted*_s75)
         return value, d_logits, d_target
 
 
@@ -184,10 +198,13 @@ def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
         value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
         return value
     else:  # positive (q > 0)
-        _s8 = -logits
-        _s9 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s10 = target*(max(_s8, _f32(0.0)) + math.log1p(math.exp(-abs(_s8)))) + (_f32(1.0) - target)*_s9
-        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s10
+        _s8 = abs(logits)
+        _na9 = -_s8
+        _e10 = math.exp(_na9)
+        _s11 = -logits
+        _s12 = max(logits, _f32(0.0)) + math.log1p(_e10)
+        _s13 = target*(max(_s11, _f32(0.0)) + math.log1p(_e10)) + (_f32(1.0) - target)*_s12
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s13
         return value
 
 
@@ -205,75 +222,93 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _w_alpha = _f64(alpha)
         _w_gamma = _f64(gamma)
         _w_detach_weight = _f64(detach_weight)
-        _w0 = 1.0/(1.0 + math.exp(-_w_logits)) if _w_logits >= 0.0 else math.exp(_w_logits)/(1.0 + math.exp(_w_logits))
-        _a8 = abs(_w_logits)
-        _e9 = math.exp(-_a8)
-        _d10 = 1.0 + _e9
-        _c11 = (_e9 - (_d10 - 1.0))/_d10
-        _l12 = math.log1p(_e9)
-        _p13 = (math.pow(_e9, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d10, -_w_gamma)
-        _ap14 = _w_alpha*(_p13 - _p13*(_w_gamma*_c11))
-        _g115 = _w_gamma + 1.0
-        _p16 = (math.pow(_e9, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d10, -_g115)
-        _q17 = _w_alpha*(_p16 - _p16*(_g115*_c11))
-        _s18 = (_e9 + _w_gamma*_l12 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l12)*_e9))*_q17
-        d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s18)
-        _c19 = _w_gamma*134217728.0 + _w_gamma
-        _h20 = _c19 - (_c19 - _w_gamma)
-        _l21 = _w_gamma - _h20
-        _c22 = _w_logits*134217728.0 + _w_logits
-        _h23 = _c22 - (_c22 - _w_logits)
-        _l24 = _w_logits - _h23
-        _p25 = _h20*_h23
-        _p26 = _h20*_l24 + _l21*_h23
-        _p27 = _p25 + _p26
-        d_target = _f32(-_w_alpha*_w_logits*(((_p26 - (_p27 - _p25)) + _l21*_l24) + 1.0)*math.exp(_p27))
+        _s8 = abs(_w_logits)
+        _na9 = -_s8
+        _e10 = math.exp(_na9)
+        _d11 = 1.0 + _e10
+        _sg12 = 1.0/_d11
+        _sg13 = _e10/_d11
+        _w0 = _sg12 if _w_logits >= 0.0 else _sg13
+        _e14 = math.exp(-_s8)
+        _d15 = 1.0 + _e14
+        _c16 = (_e14 - (_d15 - 1.0))/_d15
+        _l17 = math.log1p(_e14)
+        _p18 = (math.pow(_e14, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d15, -_w_gamma)
+        _ap19 = _w_alpha*(_p18 - _p18*(_w_gamma*_c16))
+        _g120 = _w_gamma + 1.0
+        _p21 = (math.pow(_e14, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d15, -_g120)
+        _q22 = _w_alpha*(_p21 - _p21*(_g120*_c16))
+        _s23 = (_e14 + _w_gamma*_l17 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l17)*_e14))*_q22
+        d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s23)
+        _c24 = _w_gamma*134217728.0 + _w_gamma
+        _h25 = _c24 - (_c24 - _w_gamma)
+        _l26 = _w_gamma - _h25
+        _c27 = _w_logits*134217728.0 + _w_logits
+        _h28 = _c27 - (_c27 - _w_logits)
+        _l29 = _w_logits - _h28
+        _p30 = _h25*_h28
+        _p31 = _h25*_l29 + _l26*_h28
+        _p32 = _p30 + _p31
+        d_target = _f32(-_w_alpha*_w_logits*(((_p31 - (_p32 - _p30)) + _l26*_l29) + 1.0)*math.exp(_p32))
         return value, d_logits, d_target
     elif (target == _f32(0.0)):  # negative (q = 0)
-        _a28 = abs(logits)
-        _e29 = math.exp(-_a28)
-        _d30 = _f32(1.0) + _e29
-        _c31 = (_e29 - (_d30 - _f32(1.0)))/_d30
-        _l32 = math.log1p(_e29)
-        _p33 = (math.pow(_e29, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d30, -gamma)
-        _ap34 = alpha*(_p33 - _p33*(gamma*_c31))
-        value = (_l32 if logits < _f32(0.0) else logits + _l32)*_ap34
+        _a33 = abs(logits)
+        _e34 = math.exp(-_a33)
+        _d35 = _f32(1.0) + _e34
+        _c36 = (_e34 - (_d35 - _f32(1.0)))/_d35
+        _l37 = math.log1p(_e34)
+        _p38 = (math.pow(_e34, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
+        _ap39 = alpha*(_p38 - _p38*(gamma*_c36))
+        value = (_l37 if logits < _f32(0.0) else logits + _l37)*_ap39
         _w_logits_w1 = _f64(logits)
         _w_alpha_w1 = _f64(alpha)
         _w_gamma_w1 = _f64(gamma)
         _w_detach_weight_w1 = _f64(detach_weight)
-        _w0_w1 = 1.0/(1.0 + math.exp(-_w_logits_w1)) if _w_logits_w1 >= 0.0 else math.exp(_w_logits_w1)/(1.0 + math.exp(_w_logits_w1))
+        _s40 = abs(_w_logits_w1)
+        _na41 = -_s40
+        _e42 = math.exp(_na41)
+        _d43 = 1.0 + _e42
+        _sg44 = 1.0/_d43
+        _sg45 = _e42/_d43
+        _w0_w1 = _sg44 if _w_logits_w1 >= 0.0 else _sg45
         _w1 = _w_alpha_w1*math.pow(_w0_w1, _w_gamma_w1)
-        _a35 = abs(_w_logits_w1)
-        _e36 = math.exp(-_a35)
-        _d37 = 1.0 + _e36
-        _c38 = (_e36 - (_d37 - 1.0))/_d37
-        _l39 = math.log1p(_e36)
-        _p40 = (math.pow(_e36, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d37, -_w_gamma_w1)
-        _ap41 = _w_alpha_w1*(_p40 - _p40*(_w_gamma_w1*_c38))
-        _g142 = _w_gamma_w1 + 1.0
-        _p43 = (math.pow(_e36, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d37, -_g142)
-        _q44 = _w_alpha_w1*(_p43 - _p43*(_g142*_c38))
-        _s45 = (_e36 + _w_gamma_w1*_l39 if _w_logits_w1 < 0.0 else 1.0 + _w_gamma_w1*((_w_logits_w1 + _l39)*_e36))*_q44
-        d_logits = _f32(_w0_w1*_w1*_w_detach_weight_w1 + (1.0 - _w_detach_weight_w1)*_s45)
+        _e46 = math.exp(-_s40)
+        _d47 = 1.0 + _e46
+        _c48 = (_e46 - (_d47 - 1.0))/_d47
+        _l49 = math.log1p(_e46)
+        _p50 = (math.pow(_e46, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d47, -_w_gamma_w1)
+        _ap51 = _w_alpha_w1*(_p50 - _p50*(_w_gamma_w1*_c48))
+        _g152 = _w_gamma_w1 + 1.0
+        _p53 = (math.pow(_e46, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d47, -_g152)
+        _q54 = _w_alpha_w1*(_p53 - _p53*(_g152*_c48))
+        _s55 = (_e46 + _w_gamma_w1*_l49 if _w_logits_w1 < 0.0 else 1.0 + _w_gamma_w1*((_w_logits_w1 + _l49)*_e46))*_q54
+        d_logits = _f32(_w0_w1*_w1*_w_detach_weight_w1 + (1.0 - _w_detach_weight_w1)*_s55)
         d_target = _f32(-_w1*_w_logits_w1)
         return value, d_logits, d_target
     else:  # positive (q > 0)
-        _s46 = -logits
-        _s47 = max(logits, _f32(0.0)) + math.log1p(math.exp(-abs(logits)))
-        _s48 = target*(max(_s46, _f32(0.0)) + math.log1p(math.exp(-abs(_s46)))) + (_f32(1.0) - target)*_s47
-        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s48
+        _s56 = abs(logits)
+        _na57 = -_s56
+        _e58 = math.exp(_na57)
+        _s59 = -logits
+        _s60 = max(logits, _f32(0.0)) + math.log1p(_e58)
+        _s61 = target*(max(_s59, _f32(0.0)) + math.log1p(_e58)) + (_f32(1.0) - target)*_s60
+        value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s61
         _w_logits_w2 = _f64(logits)
         _w_target = _f64(target)
         _w_detach_weight_w2 = _f64(detach_weight)
         _w_iou_weighted = _f64(iou_weighted)
         _w0_w2 = _w_iou_weighted*_w_target + (1.0 - _w_iou_weighted)
         _w1_w1 = _w0_w2*_w_logits_w2
-        _s49 = -_w_logits_w2
-        _s50 = 1.0/(1.0 + math.exp(-_w_logits_w2)) if _w_logits_w2 >= 0.0 else math.exp(_w_logits_w2)/(1.0 + math.exp(_w_logits_w2))
-        _s51 = -_w_target*(1.0/(1.0 + math.exp(-_s49)) if _s49 >= 0.0 else math.exp(_s49)/(1.0 + math.exp(_s49)))
-        d_logits = _f32(_w0_w2*(_s51 + (1.0 - _w_target)*_s50))
-        _s52 = max(_w_logits_w2, 0.0) + math.log1p(math.exp(-abs(_w_logits_w2)))
-        _s53 = _w_target*(max(_s49, 0.0) + math.log1p(math.exp(-abs(_s49)))) + (1.0 - _w_target)*_s52
-        d_target = _f32(-_w1_w1*_w_detach_weight_w2 + (1.0 - _w_detach_weight_w2)*(-_w1_w1 + _w_iou_weighted*_s53))
+        _s62 = -_w_logits_w2
+        _s63 = abs(_w_logits_w2)
+        _na64 = -_s63
+        _e65 = math.exp(_na64)
+        _d66 = 1.0 + _e65
+        _sg67 = 1.0/_d66
+        _sg68 = _e65/_d66
+        _s69 = (1.0 - _w_target)*(_sg67 if _w_logits_w2 >= 0.0 else _sg68)
+        d_logits = _f32(_w0_w2*(-_w_target*(_sg67 if _s62 >= 0.0 else _sg68) + _s69))
+        _s70 = max(_w_logits_w2, 0.0) + math.log1p(_e65)
+        _s71 = -_w1_w1 + _w_iou_weighted*(_w_target*(max(_s62, 0.0) + math.log1p(_e65)) + (1.0 - _w_target)*_s70)
+        d_target = _f32(-_w1_w1*_w_detach_weight_w2 + (1.0 - _w_detach_weight_w2)*_s71)
         return value, d_logits, d_target

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 885b7d018af462f5
+# scalar kernels: sha256 a6d4044446e42119
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
