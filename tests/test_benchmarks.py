@@ -68,13 +68,22 @@ def test_same_float32_finds_a_changed_bit_and_passes_the_same_kernel(tmp_path):
     args = rl.smooth_l1.kernel_args({"beta": 1.0}, "f32")
     lo, hi = 0x3f000000, 0x3f100000  # residuals in [0.5, 0.5625)
 
-    class OneUlpOff:  # the same driver, its value one ulp up where the residual's last bit is set
-        @staticmethod
-        def value_and_grad_f32(x, t, out, dp, dt, divisor, *a):
-            new.value_and_grad_f32(x, t, out, dp, dt, divisor, *a)
-            odd = (x.view(np.uint32) & 1) == 1
-            out[odd] = np.nextafter(out[odd], np.float32(np.inf))
+    def one_ulp_off(module):
+        class OneUlpOff:  # the same driver, its value one ulp up where the input's last bit is set
+            @staticmethod
+            def value_and_grad_f32(x, t, out, dp, dt, divisor, *a):
+                module.value_and_grad_f32(x, t, out, dp, dt, divisor, *a)
+                odd = (x.view(np.uint32) & 1) == 1
+                out[odd] = np.nextafter(out[odd], np.float32(np.inf))
+        return OneUlpOff
+
+    OneUlpOff = one_ulp_off(new)
 
     assert differing(new, new, args, lo, hi) == 0
     assert differing(OneUlpOff, new, args, lo, hi) == (hi - lo) // 2
     assert main(["--old", str(root), "smooth_l1", "--bits", f"{lo:#x}:{hi:#x}"]) == 0  # this checkout against itself
+    # a classification loss's rows (targets 0 and 1), picked by the table's numbers
+    assert main(["--old", str(root), "qfl_loss", "--rows", "27,28", "--bits", f"{lo:#x}:{hi:#x}"]) == 0
+    qfl = rl.qfl_loss._module("cpu")
+    assert differing(one_ulp_off(qfl), qfl, rl.qfl_loss.kernel_args({"beta": 2.0}, "f32"), lo, hi,
+                     target=1.0) == (hi - lo) // 2
