@@ -50,11 +50,13 @@ def old_module(checkout: Path, loss: str):
     return module
 
 
-def differing(old, new, args, lo: int, hi: int, target: float = 0.0) -> int:
-    """How many bit patterns in [lo, hi) give a different value or gradient (at ``target``)."""
+def differing(old, new, args, lo: int, hi: int, target: float = 0.0, stride: int = 1, nan_inputs: bool = True) -> int:
+    """How many bit patterns in [lo, hi) (every ``stride``-th) give a different value or gradient (at
+    ``target``); ``nan_inputs=False``: NaN inputs count only where one checkout's value is NaN and the other's
+    not (the table's rows are the finite inputs)."""
     count = 0
-    for start in range(lo, hi, STEP):
-        x = np.arange(start, min(hi, start + STEP), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    for start in range(lo, hi, STEP * stride):
+        x = np.arange(start, min(hi, start + STEP * stride), stride, dtype=np.uint64).astype(np.uint32).view(np.float32)
         t = np.full_like(x, target)
         outs = []
         for m in (old, new):
@@ -64,6 +66,8 @@ def differing(old, new, args, lo: int, hi: int, target: float = 0.0) -> int:
         diff = np.zeros(len(x), bool)
         for a, b in zip(*outs):
             diff |= a.view(np.uint32) != b.view(np.uint32)
+        if not nan_inputs:  # a NaN input's NaN outputs may differ in sign or payload (NaN in both: the same result)
+            diff &= np.isfinite(x) | (np.isnan(outs[0][0]) != np.isnan(outs[1][0]))
         count += int(diff.sum())
     return count
 
@@ -78,6 +82,10 @@ def main(argv=None) -> int:
                                               "inputs)")
     ap.add_argument("--bits", type=_bits, default=(0, 2**32), metavar="LO:HI")
     ap.add_argument("--rows", default=None, metavar="K,K,...", help="only these rows of the exhaustive table")
+    ap.add_argument("--finite", action="store_true", help="NaN inputs differ only where one value is NaN and the "
+                                                               "other not (the sign and payload of a NaN result aside)")
+    ap.add_argument("--stride", type=int, default=1, help="every K-th bit pattern only (a quick screen, not the "
+                                                          "whole row)")
     args = ap.parse_args(argv)
     allowed = tuple(rl.ELEMENTWISE_LOSSES) + tuple(rl.CLASSIFICATION_LOSSES)
     unknown = [n for n in args.losses if n not in allowed]
@@ -91,10 +99,12 @@ def main(argv=None) -> int:
             if name != loss or (rows is not None and k not in rows):
                 continue
             t0 = time.perf_counter()
-            n = differing(old, fn._module("cpu"), fn.kernel_args(params, "f32"), *args.bits, target=target)
+            n = differing(old, fn._module("cpu"), fn.kernel_args(params, "f32"), *args.bits, target=target,
+                          stride=args.stride, nan_inputs=not args.finite)
             total += n
-            print(f"row {k}: {loss} {params} target {target:g}: {n} of {args.bits[1] - args.bits[0]} bit patterns "
-                  f"differ ({time.perf_counter() - t0:.0f} s)", flush=True)
+            count = len(range(args.bits[0], args.bits[1], args.stride))
+            print(f"row {k}: {loss} {params} target {target:g}: {n} of {count} bit patterns differ "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return 1 if total else 0
 
 
