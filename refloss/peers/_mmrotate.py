@@ -15,6 +15,8 @@ are described in docs/peers.md.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from . import PeerCheck
 from ._mmdet import import_without_inits
 from ._mmdet import losses as mmdet_losses
@@ -62,8 +64,7 @@ def _gaussian(module: str, name: str, **kw):
     return make
 
 
-def _check(function, loss, params, make, note="", known=""):
-    return PeerCheck("mmrotate", function, loss, params, make, note=note, known=known)
+_check = partial(PeerCheck, "mmrotate")  # (function, loss, params, make, note=..., known=...)
 
 
 SIDES = ("xy_wh_r_2_xy_sigma clamps w and h to [1e-7, 1e7] before forming the covariance: boxes with a side outside "
@@ -82,15 +83,15 @@ CLAMP_GWD_V1 = (SIDES + "; W² from the matrices as GDLoss's (the inner square r
 CHECKS = (
     _check("GDLoss kld_loss(fun='log1p', tau=1.0, sqrt=False)", "kld_loss", {"reverse": True},
            _gaussian("gaussian_dist_loss", "kld_loss", fun="log1p", tau=1.0, sqrt=False),
-           "KL(N_t ‖ N_p): the prediction's covariance inverted; the 'stable' configs", known=KLD_MATRIX),
+           note="KL(N_t ‖ N_p): the prediction's covariance inverted; the 'stable' configs", known=KLD_MATRIX),
     _check("GDLoss kld_loss(fun='sqrt', tau=2.0, sqrt=False)", "kld_loss", {"reverse": True, "fun": "sqrt", "tau": 2.0},
            _gaussian("gaussian_dist_loss", "kld_loss", fun="sqrt", tau=2.0, sqrt=False),
-           "the KLD authors' DOTA setting (√, τ = 2)", known=CLAMP_KLD),
+           note="the KLD authors' DOTA setting (√, τ = 2)", known=CLAMP_KLD),
     _check("GDLoss gwd_loss(fun='none', tau=1.0, normalize=False)", "gwd_loss", {"fun": "sqrt", "tau": 1.0},
            _gaussian("gaussian_dist_loss", "gwd_loss", fun="none", tau=1.0, normalize=False),
-           "1 − 1/(τ + W₂): GDLoss takes √ of W² itself, so fun='none' is the paper's √", known=CLAMP_GWD),
+           note="1 − 1/(τ + W₂): GDLoss takes √ of W² itself, so fun='none' is the paper's √", known=CLAMP_GWD),
     _check("GDLoss_v1 gwd_loss(fun='sqrt', tau=2.0)", "gwd_loss", {"fun": "sqrt", "tau": 2.0},
-           _gaussian("gaussian_dist_loss_v1", "gwd_loss", fun="sqrt", tau=2.0), "GDLoss_v1's defaults",
+           _gaussian("gaussian_dist_loss_v1", "gwd_loss", fun="sqrt", tau=2.0), note="GDLoss_v1's defaults",
            known=CLAMP_GWD_V1),
     _check("GDLoss_v1 gwd_loss(fun='log1p', tau=1.0)", "gwd_loss", {},
            _gaussian("gaussian_dist_loss_v1", "gwd_loss", fun="log1p", tau=1.0), known=CLAMP_GWD_V1),
