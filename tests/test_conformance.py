@@ -445,3 +445,15 @@ def test_cli_verify_torchvision_detectors_and_the_page(detector_results, capsys)
     assert "| `SSD.compute_loss` | `ssd_loss(mining='torchvision')` | 5 of 5 batches |" in page
     assert "| `det_utils.Matcher(0.5, 0.4)` | `match_by_iou(high_threshold=0.5, low_threshold=0.4, " \
            "allow_low_quality_matches=False)` | 7 of 10 images equal |" in page
+
+
+def test_mmrotate_missing_names_its_install(monkeypatch):
+    """Without mmrotate, `refloss verify mmrotate` says what to install (mmrotate's line, not mmdetection's)."""
+    import importlib.util
+
+    from refloss.peers import _mmrotate
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mmrotate" else real(name, *a))
+    with pytest.raises(ImportError, match="pip install torch mmrotate==1.0.0rc1"):
+        _mmrotate.require()

@@ -25,13 +25,17 @@ _SKIPPED_INITS = ("mmrotate", "mmrotate.models", "mmrotate.models.losses")
 
 
 def require():
-    from ._mmdet import require as mmdet_require
-
-    mmdet_require()
+    import importlib
     import importlib.util
 
-    if importlib.util.find_spec("mmrotate") is None:
-        raise ImportError('peer mmrotate: pip install torch mmrotate==1.0.0rc1 mmdet==3.3.0 mmengine "mmcv-lite<2.2"')
+    try:
+        for name in ("torch", "mmengine", "mmdet"):
+            importlib.import_module(name)
+        if importlib.util.find_spec("mmrotate") is None:
+            raise ImportError("mmrotate")
+    except ImportError as e:
+        raise ImportError('peer mmrotate: pip install torch mmrotate==1.0.0rc1 mmdet==3.3.0 mmengine '
+                          '"mmcv-lite<2.2"') from e
 
 
 def losses(name: str):
