@@ -110,7 +110,7 @@ def test_the_soft_target_defects_the_sweeps_found_are_fixed(name, params, dtype,
     assert max(errs) <= 8.0
 
 
-def test_qfl_beta_1_within_d_s_own_error_of_the_optimum_is_not_measured():
+def test_qfl_beta_1_within_d_s_own_error_of_the_optimum_is_not_measured():  # (float64)
     """beta = 1: the gradient jumps at y = sigma(x), and within D's own error (a few ulps of sigma) its side is not
     determined by a rounded sigma: the documented limit, not measured (the sweep found 530,482 such points)."""
     x, y = -30.908962667744593, 3.770579239818531e-14
@@ -119,3 +119,38 @@ def test_qfl_beta_1_within_d_s_own_error_of_the_optimum_is_not_measured():
     f = _floors.floors(REFERENCES["qfl_loss"].floor, np.array([x, 0.0, 2.0]), np.array([y, 0.0, 0.5]), np.float64,
                        {"beta": 1.0})
     assert np.isinf(f[1][0]) and f[1][1] == 0 and np.isfinite(f[1][2])
+
+
+def test_qfl_beta_1_float32_within_d_s_own_error_of_the_optimum_is_measured():
+    """float32 at beta = 1: the float32 kernel forms D = y - sigma(x) in float64 from the float32 inputs, so D's
+    side is the exact one (unless |D| < ~2^-52 T), and the jump of the gradient is bounded: targets within a few
+    float32 ulps of sigma(x) are measured, within the bar, against the oracle; the other side's one-sided
+    derivative (a sign error of D) would be far over it."""
+    floor_fn = oracle_function(REFERENCES["qfl_loss"].floor)
+    rng = np.random.default_rng(7)
+    xs = (rng.choice([-1.0, 1.0], 40) * 10.0 ** rng.uniform(-6, 1.3, 40)).astype(np.float32)
+    within = 0
+    for i, x in enumerate(xs):
+        s = np.float32(1 / (1 + np.exp(-float(x))))
+        y = s
+        for _ in range(i % 5):  # 0..4 float32 ulps away, toward 1 or 0
+            y = np.nextafter(y, np.float32(1 if i % 2 else 0))
+        if y in (0, 1):
+            continue
+        x64, y64 = float(x), float(y)
+        floors = [float(f) for f in floor_fn(x64, y64, np.dtype(np.float32), beta=1.0)]
+        assert all(np.isfinite(floors))
+        u = 2.0 ** -24
+        t = y64 * (1 - 1 / (1 + np.exp(-x64))) + (1 - y64) / (1 + np.exp(-x64))
+        within += abs(y64 - 1 / (1 + np.exp(-x64))) <= 4 * u * t  # (the region this is about)
+        v, (gx, gy) = rl.qfl_loss.value_and_grad(np.array([x]), np.array([y]), beta=1.0)
+        exact = oracle("qfl_loss")(x64, y64, beta=1.0)
+        for got, e, f in zip((v[0], gx[0], gy[0]), exact, floors):
+            assert float(ulp_error(got, *split(e), np.float32, floor=f or None)) <= 12.0, (x, y)
+        # the other side: d/dlogits with D's sign flipped differs by the jump 2 sigma sigma' CE, far over the bar
+        p = 1 / (1 + np.exp(-x64))
+        ce = -(y64 * np.log(p) + (1 - y64) * np.log1p(-p))
+        jump = 2 * p * (1 - p) * ce
+        wrong = float(gx[0]) + (jump if float(gx[0]) < float(exact[1]) + jump / 2 else -jump)
+        assert float(ulp_error(np.float32(wrong), *split(exact[1]), np.float32, floor=floors[1])) > 1e5
+    assert within >= 15, within
