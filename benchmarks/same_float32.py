@@ -8,8 +8,8 @@ float32 input of docs/exhaustive.md's rows?
 docs/exhaustive.md's float32 rows were swept at target 0 over all 2**32 bit patterns (about 5 minutes a row on
 2 cores, and 15 for the classification losses).  A change to a kernel that cannot move those outputs (a term
 that is 0 at target 0, a renamed temporary) need not be swept again if its outputs are the same, bit for bit:
-this compares value and both gradients of the two checkouts' ``value_and_grad_f32`` drivers at target 0 for
-every parameter set of refloss/_reference.py (the classification losses: every logit at the targets 0 and 1, the
+this compares value and both gradients of the two checkouts' ``value_and_grad_f32`` drivers at target 0 (the
+element-wise losses) for every parameter set of refloss/_reference.py (the classification losses: every logit at the targets 0 and 1, the
 table's rows; ``--rows`` picks rows by the table's numbers), and exits 1 if any bit pattern differs (NaN payloads
 and the sign of zero included).  The other checkout's CPU module is loaded from its file under another name; its imports
 (refloss._numba_options, refloss._select, ...) resolve to this checkout, and its kernel arguments are this
