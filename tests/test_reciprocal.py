@@ -28,7 +28,7 @@ def _cpu(name):
 
 
 RECIPROCAL = [n for n in BOXES if "_far" in open(_cpu(n).__file__).read()]
-CASES = [(n, p, d) for n in RECIPROCAL for p in REFERENCES[n].param_sets[:2] for d in ("float64", "float32")]
+CASES = [(n, d) for n in RECIPROCAL for d in ("float64", "float32")]
 
 
 def test_the_box_losses_use_reciprocals():
@@ -58,44 +58,61 @@ def _pairs(dtype, n=600, seed=0):
 
 @functools.cache
 def _scalar_kernel(name, prec):
-    """The scalar kernel compiled by itself (once a loss and precision: the parameter sets share it)."""
-    return numba.njit(error_model="numpy")(getattr(importlib.import_module(f"refloss._generated.{name}"),
-                                                   f"value_and_grad_{prec}"))
+    """The scalar kernel (the CUDA kernels' device function).  float32: compiled by itself (once a loss, with
+    Numba's disk cache).  float64: run by Python on NumPy float64 scalars, as the CUDA simulator runs it (the
+    same IEEE operations; Python's math and the CPU's libm agree, tests/test_properties.py::test_cuda_equals_cpu):
+    Numba's SSA pass is quadratic in a kernel's conditional expressions, and compiling alpha-IoU's 547 took
+    100 s a precision here (2026-12-04), a third of this file's CI time."""
+    kernel = getattr(importlib.import_module(f"refloss._generated.{name}"), f"value_and_grad_{prec}")
+    return numba.njit(error_model="numpy", cache=True)(kernel) if prec == "f32" else kernel
 
 
-@pytest.mark.parametrize("name,params,dtype", CASES, ids=repr)
-def test_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dtype):
+def _scalar_at(scalar, dtype, p, t, args):
+    """The scalar kernel at one pair: float64 inputs as NumPy scalars (x/0 gives inf as in Numba's numpy error
+    model, not ZeroDivisionError), its outputs as an array of ``dtype``."""
+    if dtype == "float64":
+        p, t = map(np.float64, p), map(np.float64, t)
+        args = tuple(np.float64(a) if isinstance(a, float) else a for a in args)
+    with np.errstate(all="ignore"):
+        return np.array(scalar(*p, *t, *args), np.float64)
+
+
+@pytest.mark.parametrize("name,dtype", CASES, ids=repr)
+def test_block_loops_equal_the_scalar_kernel_element_by_element(name, dtype):
+    """The first two parameter sets of the loss's reference table, 600 pairs each (_pairs)."""
     fn = getattr(rl, name)
     p, t = _pairs(dtype)
-    with np.errstate(all="ignore"):
-        value, (dp, dt) = fn.value_and_grad(p, t, dtype=dtype, **params)
     prec = "f64" if dtype == "float64" else "f32"
     scalar = _scalar_kernel(name, prec)
-    args = fn.kernel_args(params, prec)
-    # a pair beyond 2^+-RESCALE_EXPONENT is computed scaled by 2^-e (Loss._rescale): the scalar kernel at the scaled
-    # pair, eps 0, its gradients scaled back
-    big = np.ldexp(1.0, RESCALE_EXPONENT[prec])
-    rescaled = fn._eps_at is not None
-    eps = {**fn._defaults, **params}.get("eps")
-    lengths = {fn.params[k].name for k in length_params(fn.info.properties, fn.params)}  # (NWD's c, MPDIoU's image)
-    full = {**fn._defaults, **params, "eps": 0.0}
-    for i in range(len(p)):
-        top = float(np.max(np.abs(np.concatenate([p[i], t[i]]))))
-        e = np.frexp(top)[1]
-        # the parameters in the boxes' units scaled with them, and eps 0; None where one leaves the normal numbers
-        scaled = {k: (tuple(np.ldexp(float(x), -e) for x in v) if isinstance(v, tuple) else np.ldexp(float(v), -e))
-                  if k in lengths else v for k, v in full.items()}
+    for params in REFERENCES[name].param_sets[:2]:
+        with np.errstate(all="ignore"):
+            value, (dp, dt) = fn.value_and_grad(p, t, dtype=dtype, **params)
+        args = fn.kernel_args(params, prec)
+        # a pair beyond 2^+-RESCALE_EXPONENT is computed scaled by 2^-e (Loss._rescale): the scalar kernel at the
+        # scaled pair, eps 0, its gradients scaled back
+        big = np.ldexp(1.0, RESCALE_EXPONENT[prec])
+        rescaled = fn._eps_at is not None
+        eps = {**fn._defaults, **params}.get("eps")
+        lengths = {fn.params[k].name for k in length_params(fn.info.properties, fn.params)}  # (NWD's c, MPDIoU's)
+        full = {**fn._defaults, **params, "eps": 0.0}
         finfo = np.finfo(dtype)
-        normal = all(x == 0 or finfo.tiny <= abs(x) <= finfo.max for k in lengths
-                     for x in (scaled[k] if isinstance(scaled[k], tuple) else (scaled[k],)))
-        if rescaled and (top > big or (0 < top < 1 / big and eps == 0)) and normal:
-            args0 = fn.kernel_args(scaled, prec)
-            out = scalar(*np.ldexp(p[i], -e).astype(dtype), *np.ldexp(t[i], -e).astype(dtype), *args0)
-            out = (out[0], *np.ldexp(np.array(out[1:], np.float64), -e))
-        else:
-            out = scalar(*p[i], *t[i], *args)
-        got = np.concatenate([[value[i]], dp[i], dt[i]])
-        np.testing.assert_array_equal(got, np.array(out, dtype), err_msg=f"element {i}: {p[i]} {t[i]}")
+        for i in range(len(p)):
+            top = float(np.max(np.abs(np.concatenate([p[i], t[i]]))))
+            e = np.frexp(top)[1]
+            # the parameters in the boxes' units scaled with them, and eps 0; None where one leaves the normals
+            scaled = {k: (tuple(np.ldexp(float(x), -e) for x in v) if isinstance(v, tuple)
+                          else np.ldexp(float(v), -e)) if k in lengths else v for k, v in full.items()}
+            normal = all(x == 0 or finfo.tiny <= abs(x) <= finfo.max for k in lengths
+                         for x in (scaled[k] if isinstance(scaled[k], tuple) else (scaled[k],)))
+            if rescaled and (top > big or (0 < top < 1 / big and eps == 0)) and normal:
+                args0 = fn.kernel_args(scaled, prec)
+                out = _scalar_at(scalar, dtype, np.ldexp(p[i], -e).astype(dtype), np.ldexp(t[i], -e).astype(dtype),
+                                 args0)
+                out = np.concatenate([out[:1], np.ldexp(out[1:], -e)])
+            else:
+                out = _scalar_at(scalar, dtype, p[i], t[i], args)
+            got = np.concatenate([[value[i]], dp[i], dt[i]])
+            np.testing.assert_array_equal(got, out.astype(dtype), err_msg=f"{params} element {i}: {p[i]} {t[i]}")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
