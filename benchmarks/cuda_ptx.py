@@ -1,0 +1,137 @@
+"""Compile every generated CUDA kernel to PTX, with no GPU: the compile errors and compile times a GPU
+session would meet first.
+
+    python benchmarks/cuda_ptx.py [--loss giou_loss,ciou_loss] [--cc 9.0] [--json out.json]
+
+The CUDA kernels run in CI only under Numba's simulator, which runs their Python and never compiles
+them.  This script compiles them as a GPU would (numba-cuda's front end, then NVVM to PTX for the
+compute capability ``--cc``; an H100/H200 is 9.0), on any machine with CUDA's NVVM library
+(``libnvvm``; the ``cuda`` extra's toolkit packages, or a CUDA install) and no device.
+
+The kernels' argument types are the ones the drivers launch them with: a first pass runs each loss
+once under the simulator (a subprocess with ``NUMBA_ENABLE_CUDASIM=1``: value and value_and_grad,
+float64 and float32, the loss's first parameter set of ``benchmarks/float32.py``'s inputs) and
+records every launch; the second compiles each launched kernel once for its recorded types.  It
+prints a line a kernel (seconds to PTX) and exits 1 if any kernel fails to compile.
+
+A kernel's first call on a GPU costs about this time (Numba's front end, NVVM, then the driver's
+PTX-to-cubin step, not measured here) unless numba-cuda's disk cache already holds it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _record(names: list[str], path: str) -> None:
+    """Under the simulator: every kernel launch of ``names``' CUDA paths, as (module, kernel, arg types)."""
+    import numba
+    import numpy as np
+    from numba.cuda.simulator import kernel as sim
+
+    import refloss as rl
+    sys.path.insert(0, str(HERE))
+    from float32 import inputs
+
+    seen: dict = {}
+    call = sim.FakeCUDAKernel.__call__
+
+    def recording(self, *args):
+        if not (self._device or sim._kernel_context):
+            types = []
+            for a in args:
+                a = getattr(a, "_ary", a)  # a simulator device array: its host array
+                types.append(numba.typeof(a))
+            seen.setdefault((self.fn.__module__, self.fn.__name__, tuple(types)), None)
+        return call(self, *args)
+
+    sim.FakeCUDAKernel.__call__ = recording
+    for name in names:
+        fn = getattr(rl, name)
+        (p, t), params = inputs(name, 4)
+        for dtype in (np.float64, np.float32):
+            with np.errstate(all="ignore"):
+                fn(p, t, dtype=dtype, device="cuda", **params)
+                fn.value_and_grad(p, t, dtype=dtype, device="cuda", **params)
+    with open(path, "wb") as f:
+        pickle.dump(list(seen), f)
+
+
+def _launches(names: list[str]) -> list:
+    """The recorded launches, from a subprocess under the simulator."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"refloss_cuda_launches_{os.getpid()}.pkl"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import cuda_ptx; "
+            f"cuda_ptx._record({names!r}, {str(path)!r})")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def compile_all(names: list[str], cc: tuple) -> list[dict]:
+    """Each launched kernel of ``names`` compiled to PTX for ``cc``: one row a kernel."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise SystemExit("cuda_ptx.py compiles for a GPU: run it without NUMBA_ENABLE_CUDASIM=1")
+    from numba import cuda
+    from numba.cuda import dispatcher
+
+    class _Device:  # what a device function's compile asks of the current device: its compute capability
+        compute_capability = cc
+
+    dispatcher.get_current_device = lambda: _Device  # no GPU here to ask
+    rows = []
+    for module, kernel, types in _launches(names):
+        py_func = getattr(importlib.import_module(module), kernel).py_func
+        start = time.perf_counter()
+        try:
+            ptx, _ = cuda.compile_ptx(py_func, types, cc=cc)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - every failure is a finding, reported with its type
+            ptx, error = "", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        seconds = time.perf_counter() - start
+        row = {"module": module.rsplit(".", 1)[-1], "kernel": kernel, "seconds": round(seconds, 2),
+               "ptx_lines": ptx.count("\n"), "error": error}
+        rows.append(row)
+        print(f"{row['module']:32s} {kernel:22s} {seconds:7.1f} s  {row['ptx_lines']:7d} PTX lines"
+              + (f"  FAILED {error}" if error else ""), flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loss", help="comma-separated loss names (default: every loss, metric and coding)")
+    parser.add_argument("--cc", default="9.0", help="compute capability to compile for (default 9.0: H100/H200)")
+    parser.add_argument("--json", help="write the rows to this file")
+    args = parser.parse_args(argv)
+    import refloss as rl
+
+    names = args.loss.split(",") if args.loss else [n for n in rl.ALL_LOSSES if n != "yolo_decode"]
+    unknown = [n for n in names if not hasattr(rl, n)]
+    if unknown:
+        parser.error(f"unknown loss {unknown[0]!r}; the losses: {', '.join(rl.ALL_LOSSES)}")
+    cc = tuple(int(x) for x in args.cc.split("."))
+    start = time.perf_counter()
+    rows = compile_all(names, cc)
+    failed = [r for r in rows if r["error"]]
+    total = sum(r["seconds"] for r in rows)
+    print(f"{len(rows)} kernels, {len(failed)} failed, {total:.0f} s compiling "
+          f"({time.perf_counter() - start:.0f} s in all)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
