@@ -2,10 +2,16 @@
 boxes (else the speed comparison would be against a wrong kernel), and a small run prints its
 tables and writes its JSON. No timing is asserted: speed is the benchmark's, not the tests'."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("numba")
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_command_checks_its_baselines_and_writes_json(tmp_path, capsys):
@@ -87,3 +93,28 @@ def test_same_float32_finds_a_changed_bit_and_passes_the_same_kernel(tmp_path):
     qfl = rl.qfl_loss._module("cpu")
     assert differing(one_ulp_off(qfl), qfl, rl.qfl_loss.kernel_args({"beta": 2.0}, "f32"), lo, hi,
                      target=1.0) == (hi - lo) // 2
+
+
+def _without_simulator() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+
+
+def test_cuda_kernels_compile_to_ptx_without_a_gpu(tmp_path):
+    """benchmarks/cuda_ptx.py compiles CUDA kernels as a GPU would (numba-cuda's front end and NVVM), with no
+    device: the simulator, which runs the kernels in CI, never compiles them.  One loss of each family's kernel
+    form (a rescaling box loss, an element-wise, a classification, a row and a rotated loss), float64 and float32,
+    value and value_and_grad; every kernel: `python benchmarks/cuda_ptx.py`."""
+    env = _without_simulator()
+    probe = subprocess.run([sys.executable, "-c", "from numba.cuda.cudadrv import nvvm; nvvm.NVVM()"],
+                           env=env, capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("no libNVVM here (CUDA's NVVM library): " + (probe.stderr.strip().splitlines() or ["?"])[-1])
+    out = tmp_path / "ptx.json"
+    names = "giou_loss,smooth_l1,bce_with_logits,softmax_cross_entropy,gwd_loss"
+    run = subprocess.run([sys.executable, "benchmarks/cuda_ptx.py", "--loss", names, "--json", str(out)],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert {(r["module"], r["kernel"]) for r in rows} >= {
+        (f"{n}_cuda", f"{k}_{p}") for n in names.split(",") for k in ("value", "value_and_grad") for p in ("f64", "f32")}
+    assert all(r["error"] is None and r["ptx_lines"] > 100 for r in rows)
